@@ -1,0 +1,25 @@
+# `make demo` and `make test` build .venv from pinned versions on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench clean
+
+$(STAMP): Testing/requirements.txt Resources/requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r Testing/requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/mmreg demo --output-dir demo-output
+
+test: $(STAMP)
+	$(BIN)/python -m pytest Testing/Python -q
+
+bench: $(STAMP)
+	$(BIN)/python Testing/Benchmarks/run_benchmarks.py
+
+clean:
+	rm -rf $(VENV) demo-output bench-output

@@ -1,0 +1,63 @@
+"""Registration engines behind one call. Each engine module imports its package lazily."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import SimpleITK as sitk
+
+from ..errors import EngineError, InputError
+from ..transforms import Transform
+from .output import EngineOutput
+from .presets import Preset
+
+
+def run_engine(
+    engine: str,
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    preset: Preset,
+    fixed_mask: sitk.Image | None,
+    moving_mask: sitk.Image | None,
+    initial: Transform,
+    seed: int,
+    threads: int | None,
+    workdir: Path,
+    progress: Callable[[float, str], None],
+) -> EngineOutput:
+    """Run ``preset`` with ``engine``, starting from ``initial`` (fixed -> moving)."""
+    if engine == "elastix":
+        from . import elastix as module
+    elif engine == "ants":
+        from . import ants as module
+    else:
+        raise InputError(f"unknown engine '{engine}': choose elastix or ants")
+    try:
+        return module.run(fixed, moving, preset, fixed_mask, moving_mask, initial, seed, threads, workdir, progress)
+    except (InputError, EngineError):
+        raise
+    except ImportError as error:
+        package = {"elastix": "itk-elastix", "ants": "antspyx"}[engine]
+        raise EngineError(
+            f"{engine} is not installed ({error})",
+            hint=f"pip install -r Resources/requirements.txt (or pip install {package})",
+        ) from None
+    except RuntimeError as error:
+        message = str(error).strip()
+        raise EngineError(f"{engine} failed: {message[-2000:]}", hint=engine_hint(message)) from None
+
+
+def engine_hint(message: str) -> str:
+    """Turn an engine's error text into advice a user can act on."""
+    lowered = message.lower()
+    if "too many samples map outside" in lowered or "joint pdf summed to zero" in lowered:
+        return (
+            "the images barely overlap after initialisation: prealign with landmarks (mmreg prealign), "
+            "crop both to the common region, or use --init any-pose"
+        )
+    if "could not find enough image samples" in lowered or "mask" in lowered:
+        return "the mask is too small for the sampler: crop the image instead of masking, or enlarge the mask"
+    if "memory" in lowered or "bad_alloc" in lowered:
+        return "not enough memory: downsample the larger image (mmreg prep --downsample-to MM)"
+    return "check the engine log; try the rigid preset first, or prealign with landmarks"

@@ -1,0 +1,17 @@
+"""What an engine hands back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..transforms import Transform
+
+
+@dataclass
+class EngineOutput:
+    transform: Transform  # fixed -> moving (LPS mm), initial transform included
+    inverse: Transform | None  # moving -> fixed, when the engine gives one
+    log: str
+    version: str
+    threads: int
+    timings: dict = field(default_factory=dict)

@@ -1,0 +1,201 @@
+"""The one registration entry point, whichever engine runs it."""
+
+from __future__ import annotations
+
+import platform
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import SimpleITK as sitk
+
+from . import __version__
+from .engines import run_engine
+from .engines.presets import load_preset
+from .errors import EngineError, InputError
+from .images import mask_coverage, validate_image, validate_mask
+from .initialize import initial_alignment
+from .metrics import mutual_information, overlap_fraction
+from .transforms import Transform
+
+DEFAULT_SEED = 20251121
+Progress = Callable[[float, str], None]
+
+# Below this fraction of the fixed image mapping into the moving image, no metric can work.
+MIN_OVERLAP = 0.02
+MIN_MASK_COVERAGE = 0.10
+
+
+@dataclass
+class RegistrationResult:
+    """A registration's outcome. ``transform`` maps fixed to moving points (LPS mm), initial transform included."""
+
+    transform: Transform
+    inverse: Transform | None
+    metric_before: float  # Mattes mutual information (nats, higher is better) at the start
+    metric_after: float
+    seconds: float
+    log: str
+    provenance: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        """A JSON-ready record of the result and how it was made."""
+        transform = {"kind": self.transform.kind}
+        if self.transform.is_linear:
+            transform["matrix_lps"] = np.round(self.transform.matrix, 9).tolist()
+        return {
+            "transform": transform,
+            "has_inverse": self.inverse is not None,
+            "metric": {"name": "mattes_mutual_information", "before": self.metric_before, "after": self.metric_after},
+            "seconds": round(self.seconds, 3),
+            "warnings": self.warnings,
+            "provenance": self.provenance,
+        }
+
+
+def _describe_image(image: sitk.Image, source: str | None) -> dict:
+    return {
+        "source": source,
+        "size": list(image.GetSize()),
+        "spacing_mm": [round(s, 6) for s in image.GetSpacing()],
+        "origin_lps_mm": [round(o, 4) for o in image.GetOrigin()],
+        "pixel_type": image.GetPixelIDTypeAsString(),
+    }
+
+
+def check_linear_result(transform: Transform, preset_name: str) -> None:
+    """Refuse a mirrored or collapsed linear result: an engine can return one (ANTs Affine)."""
+    if not transform.is_linear:
+        return
+    singular = np.linalg.svd(transform.matrix[:3, :3], compute_uv=False)
+    determinant = float(np.linalg.det(transform.matrix[:3, :3]))
+    if determinant <= 0:
+        raise EngineError(
+            f"the {preset_name} result is mirrored (determinant {determinant:.3f})",
+            hint="use the rigid preset, or prealign with landmarks so the engine starts closer",
+        )
+    if singular.min() < 0.2 or singular.max() > 5.0:
+        raise EngineError(
+            f"the {preset_name} result collapsed or exploded (scales {np.round(singular, 3).tolist()})",
+            hint="use the rigid preset, mask the anatomy, or prealign with landmarks",
+        )
+
+
+def register(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    engine: str = "elastix",
+    preset: str = "rigid",
+    fixed_mask: sitk.Image | None = None,
+    moving_mask: sitk.Image | None = None,
+    initial_transform: Transform | None = None,
+    init: str = "auto",
+    seed: int = DEFAULT_SEED,
+    threads: int | None = None,
+    progress: Progress | None = None,
+    sources: dict | None = None,
+    workdir: str | Path | None = None,
+) -> RegistrationResult:
+    """Register ``moving`` to ``fixed`` (LPS images) and return the fixed -> moving transform.
+
+    ``initial_transform`` (fixed -> moving) is where the search starts and is part of the result.
+    ``sources`` names where the inputs came from, for provenance only.
+    """
+    report = progress or (lambda fraction, stage: None)
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    warnings: list[str] = []
+
+    def lap(name: str, since: float) -> float:
+        now = time.perf_counter()
+        timings[name] = round(now - since, 3)
+        return now
+
+    report(0.0, "checking inputs")
+    recipe = load_preset(engine, preset)
+    validate_image(fixed, "fixed image")
+    validate_image(moving, "moving image")
+    masks = {}
+    for role, mask, image in (("fixed mask", fixed_mask, fixed), ("moving mask", moving_mask, moving)):
+        if mask is None:
+            continue
+        masks[role] = validate_mask(mask, image, role)
+        coverage = mask_coverage(masks[role])
+        if coverage < MIN_MASK_COVERAGE:
+            warnings.append(
+                f"{role} covers {coverage:.0%} of the image: crop the image to the region instead, "
+                "or the sampler may not find enough samples"
+            )
+    start = initial_alignment(fixed, moving, initial_transform, init)
+    overlap = overlap_fraction(fixed, moving, start)
+    if overlap < MIN_OVERLAP:
+        raise InputError(
+            "images do not overlap: prealign with landmarks or use --init geometry "
+            f"(only {overlap:.0%} of the fixed image maps into the moving image)"
+        )
+    clock = lap("checks_s", started)
+
+    report(0.02, "metric before")
+    metric_before = mutual_information(fixed, moving, start, masks.get("fixed mask"))
+    clock = lap("metric_before_s", clock)
+
+    def engine_progress(fraction: float, stage: str) -> None:
+        report(0.05 + 0.9 * fraction, stage)
+
+    with tempfile.TemporaryDirectory(prefix="mmreg-", dir=workdir) as scratch:
+        output = run_engine(
+            engine,
+            fixed,
+            moving,
+            recipe,
+            fixed_mask=masks.get("fixed mask"),
+            moving_mask=masks.get("moving mask"),
+            initial=start,
+            seed=seed,
+            threads=threads,
+            workdir=Path(scratch),
+            progress=engine_progress,
+        )
+    clock = lap("engine_s", clock)
+    timings.update(output.timings)
+    check_linear_result(output.transform, recipe.name)
+
+    report(0.96, "metric after")
+    metric_after = mutual_information(fixed, moving, output.transform, masks.get("fixed mask"))
+    lap("metric_after_s", clock)
+    seconds = time.perf_counter() - started
+    sources = sources or {}
+    provenance = {
+        "engine": engine,
+        "engine_version": output.version,
+        "preset": recipe.name,
+        "preset_files": recipe.files,
+        "library_version": __version__,
+        "simpleitk_version": sitk.Version.VersionString(),
+        "python_version": platform.python_version(),
+        "seed": seed,
+        "threads": output.threads,
+        "init": init,
+        "initial_transform": sources.get("initial_transform"),
+        "start_matrix_lps": np.round(start.matrix, 9).tolist() if start.is_linear else None,
+        "fixed": _describe_image(fixed, sources.get("fixed")),
+        "moving": _describe_image(moving, sources.get("moving")),
+        "fixed_mask": sources.get("fixed_mask") if fixed_mask is not None else None,
+        "moving_mask": sources.get("moving_mask") if moving_mask is not None else None,
+        "timings_s": timings,
+    }
+    report(1.0, "done")
+    return RegistrationResult(
+        transform=output.transform,
+        inverse=output.inverse,
+        metric_before=metric_before,
+        metric_after=metric_after,
+        seconds=seconds,
+        log=output.log,
+        provenance=provenance,
+        warnings=warnings,
+    )
