@@ -31,17 +31,26 @@ def mutual_information(
     """
     fixed_small = sitk.Cast(shrink_to_spacing(fixed, spacing_mm), sitk.sitkFloat32)
     moving_small = sitk.Cast(shrink_to_spacing(moving, spacing_mm), sitk.sitkFloat32)
+    # Resample first so that any transform works (ITK's metric cannot take displacement-field composites);
+    # a mask of the voxels that landed inside the moving image keeps the metric to the overlap.
+    warped = sitk.Resample(moving_small, fixed_small, transform.sitk, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    inside = sitk.Resample(
+        sitk.Cast(moving_small * 0 + 1, sitk.sitkUInt8), fixed_small, transform.sitk, sitk.sitkNearestNeighbor, 0
+    )
+    if fixed_mask is not None:
+        inside = inside * sitk.Resample(fixed_mask, fixed_small, sitk.Transform(), sitk.sitkNearestNeighbor)
+    if sitk.GetArrayViewFromImage(inside).sum() < 100:
+        return 0.0
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMattesMutualInformation(bins)
     method.SetMetricSamplingStrategy(method.NONE)
     method.SetInterpolator(sitk.sitkLinear)
-    if fixed_mask is not None:
-        method.SetMetricFixedMask(sitk.Resample(fixed_mask, fixed_small, sitk.Transform(), sitk.sitkNearestNeighbor))
-    method.SetInitialTransform(transform.sitk, inPlace=False)
+    method.SetMetricFixedMask(inside)
+    method.SetInitialTransform(sitk.TranslationTransform(3), inPlace=False)
     try:
-        return float(-method.MetricEvaluate(fixed_small, moving_small))
+        return float(-method.MetricEvaluate(fixed_small, warped))
     except RuntimeError:
-        # ITK raises when too few samples map inside the moving image: no overlap, no information.
+        # ITK raises when too few samples remain: no overlap, no information.
         return 0.0
 
 

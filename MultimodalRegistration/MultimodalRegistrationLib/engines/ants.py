@@ -24,8 +24,15 @@ def _join(values) -> str:
     return "x".join(str(v) for v in values)
 
 
-def stage_arguments(stage: dict, fixed: str, moving: str) -> list[str]:
-    """antsRegistration arguments for one preset stage."""
+def shrink_factors(stage: dict, voxel_mm: float) -> list[int]:
+    """Per-level shrink factors: given, or derived from ``level_spacing_mm`` and the fixed voxel size (mm)."""
+    if "level_spacing_mm" in stage:
+        return [max(1, int(round(level / voxel_mm))) for level in stage["level_spacing_mm"]]
+    return stage.get("shrink_factors", [1] * len(stage["iterations"]))
+
+
+def stage_arguments(stage: dict, fixed: str, moving: str, voxel_mm: float = 1.0) -> list[str]:
+    """antsRegistration arguments for one preset stage; ``voxel_mm`` is the fixed image's finest spacing."""
     transform = stage["transform"]
     step = stage.get("gradient_step", 0.1)
     if transform in _LINEAR:
@@ -39,7 +46,7 @@ def stage_arguments(stage: dict, fixed: str, moving: str) -> list[str]:
         raise InputError(f"ANTs preset metric '{metric}' is not multimodal: use Mattes or MI")
     sampling = f"{stage.get('sampling', 'Regular')},{stage.get('sampling_percentage', 0.25)}"
     iterations = stage["iterations"]
-    shrink = stage.get("shrink_factors", [1] * len(iterations))
+    shrink = shrink_factors(stage, voxel_mm)
     sigmas = stage.get("smoothing_sigmas", [0] * len(iterations))
     if not (len(iterations) == len(shrink) == len(sigmas)):
         raise InputError("ANTs preset: iterations, shrink_factors and smoothing_sigmas need the same length")
@@ -55,7 +62,7 @@ def stage_arguments(stage: dict, fixed: str, moving: str) -> list[str]:
 
 def registration_arguments(
     preset: Preset, fixed: str, moving: str, initial: str, output_prefix: str, seed: int,
-    fixed_mask: str | None = None, moving_mask: str | None = None,
+    voxel_mm: float = 1.0, fixed_mask: str | None = None, moving_mask: str | None = None,
 ) -> list[str]:  # fmt: skip
     """The whole antsRegistration command line (without the program name)."""
     recipe = preset.ants
@@ -76,7 +83,7 @@ def registration_arguments(
     if fixed_mask or moving_mask:
         arguments += ["--masks", f"[{fixed_mask or 'NULL'},{moving_mask or 'NULL'}]"]
     for stage in recipe["stages"]:
-        arguments += stage_arguments(stage, fixed, moving)
+        arguments += stage_arguments(stage, fixed, moving, voxel_mm)
     return arguments
 
 
@@ -123,7 +130,8 @@ def run(fixed, moving, preset: Preset, fixed_mask, moving_mask, initial: Transfo
     initial.write(initial_path)
     prefix = str(workdir / "ants_")
     arguments = registration_arguments(
-        preset, str(paths["fixed"]), str(paths["moving"]), str(initial_path), prefix, seed, **masks
+        preset, str(paths["fixed"]), str(paths["moving"]), str(initial_path), prefix, seed,
+        voxel_mm=min(fixed.GetSpacing()), **masks,
     )
     log_path = workdir / "ants.log"
     progress(0.05, f"ANTs {preset.name}")

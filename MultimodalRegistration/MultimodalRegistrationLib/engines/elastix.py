@@ -25,6 +25,42 @@ def _to_itk(image: sitk.Image, pixel=np.float32):
     return result
 
 
+def _native_affine(transform: Transform, fixed: sitk.Image):
+    """A linear transform as an elastix AffineTransform parameter map.
+
+    elastix's own transform supports every stage; an external ITK transform cannot precede a
+    B-spline stage with a bending-energy penalty ("Not implemented for AdvancedTransformAdapter").
+    """
+    import itk
+
+    matrix = transform.matrix
+
+    def numbers(values):
+        return [repr(float(v)) for v in values]
+
+    parameters = {
+        "Transform": ["AffineTransform"],
+        "NumberOfParameters": ["12"],
+        "TransformParameters": numbers(list(matrix[:3, :3].ravel()) + list(matrix[:3, 3])),
+        "CenterOfRotationPoint": ["0", "0", "0"],
+        "InitialTransformParameterFileName": ["NoInitialTransform"],
+        "HowToCombineTransforms": ["Compose"],
+        "FixedImageDimension": ["3"],
+        "MovingImageDimension": ["3"],
+        "FixedInternalImagePixelType": ["float"],
+        "MovingInternalImagePixelType": ["float"],
+        "Size": [str(s) for s in fixed.GetSize()],
+        "Index": ["0", "0", "0"],
+        "Spacing": numbers(fixed.GetSpacing()),
+        "Origin": numbers(fixed.GetOrigin()),
+        "Direction": numbers(fixed.GetDirection()),
+        "UseDirectionCosines": ["true"],
+    }
+    parameter_object = itk.ParameterObject.New()
+    parameter_object.AddParameterMap(parameters)
+    return parameter_object
+
+
 def _itk_transform(transform: Transform, workdir: Path):
     """The library transform as an ITK (double) transform, through an .h5 file for the general case."""
     import itk
@@ -54,6 +90,15 @@ def _parameter_maps(preset: Preset, seed: int) -> list[dict[str, list[str]]]:
     return maps
 
 
+def _errors_in(log: str) -> str:
+    """The lines of an elastix log that explain a failure."""
+    lines = log.splitlines()
+    keep = [i for i, line in enumerate(lines) if "ERROR" in line or "Description:" in line or "xception" in line]
+    if not keep:
+        return "\n".join(lines[-12:])
+    return "\n".join(lines[max(keep[0] - 2, 0) : keep[-1] + 3])
+
+
 def version() -> str:
     from importlib.metadata import version as package_version
 
@@ -79,18 +124,24 @@ def run(fixed, moving, preset: Preset, fixed_mask, moving_mask, initial: Transfo
     for parameters in _parameter_maps(preset, seed):
         parameter_object.AddParameterMap(parameters)
     method.SetParameterObject(parameter_object)
-    method.SetExternalInitialTransform(_itk_transform(initial, workdir))
-    method.SetNumberOfThreads(threads)
+    if initial.is_linear:
+        method.SetInitialTransformParameterObject(_native_affine(initial, fixed))
+    else:
+        method.SetExternalInitialTransform(_itk_transform(initial, workdir))
+    # The global default, not method.SetNumberOfThreads: the latter crashes B-spline runs (itk-elastix 0.25.4).
+    itk.MultiThreaderBase.SetGlobalDefaultNumberOfThreads(threads)
     method.SetOutputDirectory(str(workdir))
     method.SetLogToConsole(False)
     method.SetLogToFile(True)
     method.SetLogFileName("elastix.log")
     progress(0.05, f"elastix {preset.name}")
+    log_path = workdir / "elastix.log"
     try:
         method.UpdateLargestPossibleRegion()
-    finally:
-        log_path = workdir / "elastix.log"
+    except RuntimeError:
         log = log_path.read_text(errors="replace") if log_path.exists() else ""
+        raise RuntimeError(_errors_in(log) or "elastix stopped without a message in its log") from None
+    log = log_path.read_text(errors="replace")
     registered = time.perf_counter()
     stages = [Transform.read(workdir / f"TransformParameters.{i}.h5") for i in range(len(preset.elastix_maps))]
     # elastix applies its initial transform first, then each stage in turn (HowToCombineTransforms Compose).
