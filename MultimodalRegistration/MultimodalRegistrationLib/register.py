@@ -22,7 +22,7 @@ from .metrics import mutual_information, overlap_fraction
 from .transforms import Transform
 
 DEFAULT_SEED = 20251121
-Progress = Callable[[float, str], None]
+Progress = Callable[..., None]  # (fraction 0..1, stage name, **details)
 
 # Below this fraction of the fixed image mapping into the moving image, no metric can work.
 MIN_OVERLAP = 0.02
@@ -105,7 +105,7 @@ def register(
     ``initial_transform`` (fixed -> moving) is where the search starts and is part of the result.
     ``sources`` names where the inputs came from, for provenance only.
     """
-    report = progress or (lambda fraction, stage: None)
+    report = progress or (lambda fraction, stage, **details: None)
     started = time.perf_counter()
     timings: dict[str, float] = {}
     warnings: list[str] = []
@@ -143,8 +143,11 @@ def register(
     metric_before = mutual_information(fixed, moving, start, masks.get("fixed mask"))
     clock = lap("metric_before_s", clock)
 
-    def engine_progress(fraction: float, stage: str) -> None:
-        report(0.05 + 0.9 * fraction, stage)
+    def engine_progress(fraction: float, stage: str, **details) -> None:
+        # ``details`` (log path, planned iterations) let a parent process follow the engine's log.
+        if details:
+            details["span"] = [0.05 + 0.9 * fraction, 0.95]
+        report(0.05 + 0.9 * fraction, stage, **details)
 
     with tempfile.TemporaryDirectory(prefix="mmreg-", dir=workdir) as scratch:
         output = run_engine(

@@ -57,8 +57,8 @@ def run_job(job: dict, emit: Callable[[dict], None]) -> dict:
     initial = Transform.read(job["initial_transform"]) if job.get("initial_transform") else None
     read_seconds = time.perf_counter() - read_started
 
-    def progress(fraction: float, stage: str) -> None:
-        emit({"event": "progress", "fraction": round(min(max(fraction, 0.0), 1.0), 4), "stage": stage})
+    def progress(fraction: float, stage: str, **details) -> None:
+        emit({"event": "progress", "fraction": round(min(max(fraction, 0.0), 1.0), 4), "stage": stage, **details})
 
     result = register(
         fixed,
@@ -174,6 +174,7 @@ class WorkerJob:
         self.fraction, self.stage = 0.0, "starting"
         self._process: subprocess.Popen | None = None
         self._cancelled = False
+        self._log_generation = 0
         self._scratch = Path(tempfile.mkdtemp(prefix="mmreg-job-"))
         self.job.setdefault("workdir", str(self._scratch))
         self._started = time.time()
@@ -184,19 +185,26 @@ class WorkerJob:
             [str(library_root())] + [p for p in environment.get("PYTHONPATH", "").split(os.pathsep) if p]
         )
         environment.setdefault("PYTHONUNBUFFERED", "1")
-        self._stderr = open(self._scratch / "worker-stderr.log", "w+b")
         self._process = subprocess.Popen(
             [self.python, "-m", "MultimodalRegistrationLib.worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=self._stderr,
+            stderr=self._stderr_file(),
             env=environment,
             cwd=str(self._scratch),
         )
         self._process.stdin.write(json.dumps(self.job).encode())
         self._process.stdin.close()
-        threading.Thread(target=self._read, daemon=True).start()
+        self._start_reader()
         return self
+
+    def _stderr_file(self):
+        """The worker's stderr goes to a file: it is shown only if the worker dies."""
+        self._stderr = open(self._scratch / "worker-stderr.log", "w+b")
+        return self._stderr
+
+    def _start_reader(self) -> None:
+        threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
         for raw in self._process.stdout:
@@ -253,10 +261,38 @@ class WorkerJob:
             self.error = WorkerFailure("cancelled", "the registration was cancelled; nothing was written")
         self._finish()
 
+    def _follow_log(self, event: dict) -> None:
+        """Turn the engine's growing log into progress events until the engine reports again."""
+        from .progress import log_fraction
+
+        engine = "elastix" if event["stage"].startswith("elastix") else "ants"
+        path, plan, (low, high) = Path(event["log"]), event["iterations"], event["span"]
+        generation = self._log_generation
+
+        def follow() -> None:
+            while self.running and generation == self._log_generation:
+                try:
+                    text = path.read_text(errors="replace")
+                except OSError:
+                    text = ""
+                fraction, level = log_fraction(engine, text, plan)
+                if level:
+                    stage = f"{event['stage']}: level {level} of {len(plan)}"
+                    self.events.put(
+                        {"event": "progress", "fraction": low + (high - low) * fraction, "stage": stage, "from_log": True}
+                    )
+                time.sleep(0.3)
+
+        threading.Thread(target=follow, daemon=True).start()
+
     def _handle(self, event: dict) -> None:
         kind = event.get("event")
         if kind == "progress":
-            self.fraction, self.stage = event["fraction"], event["stage"]
+            if not event.get("from_log"):
+                self._log_generation += 1  # the worker spoke again: stop following the old log
+            if "log" in event:
+                self._follow_log(event)
+            self.fraction, self.stage = max(self.fraction, event["fraction"]), event["stage"]
             if self.on_progress:
                 self.on_progress(self.fraction, self.stage)
         elif kind == "result":

@@ -24,7 +24,7 @@ def run_engine(
     seed: int,
     threads: int | None,
     workdir: Path,
-    progress: Callable[[float, str], None],
+    progress: Callable[..., None],
 ) -> EngineOutput:
     """Run ``preset`` with ``engine``, starting from ``initial`` (fixed -> moving)."""
     if engine == "elastix":

@@ -134,7 +134,8 @@ def run(fixed, moving, preset: Preset, fixed_mask, moving_mask, initial: Transfo
         voxel_mm=min(fixed.GetSpacing()), **masks,
     )
     log_path = workdir / "ants.log"
-    progress(0.05, f"ANTs {preset.name}")
+    plan = [count for stage in preset.ants["stages"] for count in stage["iterations"]]
+    progress(0.05, f"ANTs {preset.name}", log=str(log_path), iterations=plan)
     with _stdout_to(log_path):
         status = get_lib_fn("antsRegistration")(arguments)
     log = log_path.read_text(errors="replace")

@@ -120,8 +120,9 @@ def run(fixed, moving, preset: Preset, fixed_mask, moving_mask, initial: Transfo
         method.SetFixedMask(_to_itk(fixed_mask, np.uint8))
     if moving_mask is not None:
         method.SetMovingMask(_to_itk(moving_mask, np.uint8))
+    maps = _parameter_maps(preset, seed)
     parameter_object = itk.ParameterObject.New()
-    for parameters in _parameter_maps(preset, seed):
+    for parameters in maps:
         parameter_object.AddParameterMap(parameters)
     method.SetParameterObject(parameter_object)
     if initial.is_linear:
@@ -134,7 +135,12 @@ def run(fixed, moving, preset: Preset, fixed_mask, moving_mask, initial: Transfo
     method.SetLogToConsole(False)
     method.SetLogToFile(True)
     method.SetLogFileName("elastix.log")
-    progress(0.05, f"elastix {preset.name}")
+    plan = [
+        int(m.get("MaximumNumberOfIterations", ["500"])[0])
+        for m in maps
+        for _ in range(int(m.get("NumberOfResolutions", ["4"])[0]))
+    ]
+    progress(0.05, f"elastix {preset.name}", log=str(workdir / "elastix.log"), iterations=plan)
     log_path = workdir / "elastix.log"
     try:
         method.UpdateLargestPossibleRegion()

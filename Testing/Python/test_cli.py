@@ -1,0 +1,90 @@
+"""`mmreg register` and `mmreg demo` end to end, with their exit codes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from MultimodalRegistrationLib.images import write_image
+from MultimodalRegistrationLib.phantom import mean_error_mm
+from MultimodalRegistrationLib.transforms import Transform
+from MultimodalRegistrationLib.worker import library_root
+
+
+def mmreg(*arguments, cwd=None):
+    environment = dict(os.environ, PYTHONPATH=str(library_root()))
+    return subprocess.run(
+        [sys.executable, "-m", "MultimodalRegistrationLib.cli", *map(str, arguments)],
+        capture_output=True, text=True, env=environment, cwd=cwd, timeout=600,
+    )  # fmt: skip
+
+
+def test_register_writes_a_transform_that_simpleitk_resamples_with(small_pair, tmp_path):
+    write_image(small_pair.fixed, tmp_path / "ct.nrrd")
+    write_image(small_pair.moving, tmp_path / "mr.nii.gz")
+    run = mmreg(
+        "register", "--fixed", tmp_path / "ct.nrrd", "--moving", tmp_path / "mr.nii.gz",
+        "--output-transform", tmp_path / "T.h5", "--output-volume", tmp_path / "R.nrrd", "--json", tmp_path / "s.json",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "wrote transform" in run.stdout and "%" in run.stderr  # plain progress lines off a terminal
+    transform = sitk.ReadTransform(str(tmp_path / "T.h5"))
+    error = mean_error_mm(Transform(transform), small_pair.truth, small_pair.head_points)
+    assert error < 0.5
+    # The contract: Resample(moving, fixed, ReadTransform(T)) puts the moving image on the fixed one.
+    expected = sitk.Resample(sitk.ReadImage(str(tmp_path / "mr.nii.gz")), small_pair.fixed, transform, sitk.sitkLinear, 0.0)
+    written = sitk.ReadImage(str(tmp_path / "R.nrrd"))
+    assert written.GetSize() == small_pair.fixed.GetSize()
+    inside = sitk.GetArrayViewFromImage(expected) > 0
+    assert np.allclose(sitk.GetArrayViewFromImage(written)[inside], sitk.GetArrayViewFromImage(expected)[inside], atol=1e-3)
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["metric"]["after"] > summary["metric"]["before"]
+    assert summary["provenance"]["fixed"]["source"] == str(tmp_path / "ct.nrrd")
+
+
+def test_bad_input_exits_2_with_the_fix(tmp_path):
+    flat = sitk.Image([2160, 8, 8], sitk.sitkUInt8)
+    flat[0, 0, 0] = 1
+    write_image(flat, tmp_path / "stack.nrrd")
+    run = mmreg("register", "--fixed", tmp_path / "stack.nrrd", "--moving", tmp_path / "stack.nrrd", "--output-transform", tmp_path / "T.h5")
+    assert run.returncode == 2
+    assert "set the true spacing" in run.stderr
+    assert not (tmp_path / "T.h5").exists()
+    missing = mmreg("register", "--fixed", tmp_path / "nope.nrrd", "--moving", tmp_path / "stack.nrrd", "--output-transform", tmp_path / "T.h5")
+    assert missing.returncode == 2 and "not found" in missing.stderr
+
+
+def test_engine_failure_exits_1_with_a_hint(small_pair, tmp_path):
+    write_image(small_pair.fixed, tmp_path / "ct.nrrd")
+    write_image(small_pair.moving, tmp_path / "mr.nrrd")
+    broken = tmp_path / "broken.txt"
+    broken.write_text('(Transform "NoSuchTransform")\n')
+    run = mmreg("register", "--fixed", tmp_path / "ct.nrrd", "--moving", tmp_path / "mr.nrrd", "--preset", broken, "--output-transform", tmp_path / "T.h5")
+    assert run.returncode == 1, run.stderr
+    assert "elastix failed" in run.stderr and "hint:" in run.stderr
+    assert not (tmp_path / "T.h5").exists()
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    run = mmreg("demo", "--output-dir", tmp_path / "demo")
+    assert run.returncode == 0, run.stderr
+    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    assert summary["demo"]["mean_error_mm"] < 0.5 and summary["demo"]["start_mean_error_mm"] > 30
+    picture = sitk.ReadImage(str(tmp_path / "demo" / "checkerboard_before_after.png"))
+    assert picture.GetWidth() > 300 and picture.GetHeight() > 200
+    assert "mean error" in run.stdout
+
+
+def test_presets_are_listed_with_descriptions():
+    run = mmreg("presets")
+    assert run.returncode == 0
+    lines = run.stdout.strip().splitlines()
+    assert {line.split()[0] + " " + line.split()[1] for line in lines} >= {
+        "elastix rigid", "elastix affine", "elastix deformable", "ants rigid", "ants affine", "ants deformable",
+    }  # fmt: skip
+    assert all(len(line.split()) > 4 for line in lines)

@@ -1,0 +1,107 @@
+"""The worker process protocol: progress lines, cancel, crashes, exit codes."""
+
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from MultimodalRegistrationLib.images import write_image
+from MultimodalRegistrationLib.metrics import shrink_to_spacing
+from MultimodalRegistrationLib.phantom import mean_error_mm
+from MultimodalRegistrationLib.progress import log_fraction
+from MultimodalRegistrationLib.transforms import Transform
+from MultimodalRegistrationLib.worker import EXIT_INPUT, WorkerFailure, WorkerJob, library_root
+
+
+@pytest.fixture(scope="module")
+def pair_files(small_pair, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pair")
+    write_image(small_pair.fixed, folder / "ct.nrrd")
+    write_image(small_pair.moving, folder / "mr.nrrd")
+    return folder
+
+
+def test_progress_streams_and_the_result_arrives(pair_files, small_pair, tmp_path):
+    seen = []
+    job = {
+        "fixed": str(pair_files / "ct.nrrd"),
+        "moving": str(pair_files / "mr.nrrd"),
+        "output_transform": str(tmp_path / "t.h5"),
+        "summary": str(tmp_path / "s.json"),
+    }
+    result = WorkerJob(job, on_progress=lambda f, s: seen.append((f, s))).start().wait(timeout=300)
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    stages = {s for _, s in seen}
+    assert {"checking inputs", "metric before", "metric after", "done"} <= stages
+    assert any("level" in s for s in stages), "no progress from inside the engine"
+    error = mean_error_mm(Transform.read(tmp_path / "t.h5"), small_pair.truth, small_pair.head_points)
+    assert error < 0.5
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["provenance"]["engine"] == "elastix" and summary == result["summary"] | {"outputs": summary["outputs"]}
+
+
+def test_cancel_stops_within_a_second_and_writes_nothing(pair_files, tmp_path):
+    job = {
+        "fixed": str(pair_files / "ct.nrrd"),
+        "moving": str(pair_files / "mr.nrrd"),
+        "engine": "ants",
+        "output_transform": str(tmp_path / "t.h5"),
+        "output_volume": str(tmp_path / "r.nrrd"),
+    }
+    worker = WorkerJob(job).start()
+    deadline = time.monotonic() + 120
+    # Cancel while antsRegistration is iterating, not before it starts.
+    while worker.poll() and "level" not in worker.stage and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "ANTs rigid: level" in worker.stage
+    started = time.monotonic()
+    worker.cancel()
+    assert time.monotonic() - started < 1.5
+    with pytest.raises(WorkerFailure, match="cancelled"):
+        worker.wait()
+    assert list(tmp_path.iterdir()) == []
+    assert not worker._scratch.exists()
+
+
+def test_bad_input_comes_back_as_an_input_error(tmp_path):
+    import SimpleITK as sitk
+
+    flat = sitk.Image([16, 16, 16], sitk.sitkFloat32)
+    write_image(flat, tmp_path / "flat.nrrd")
+    job = {"fixed": str(tmp_path / "flat.nrrd"), "moving": str(tmp_path / "flat.nrrd"), "output_transform": str(tmp_path / "t.h5")}
+    with pytest.raises(WorkerFailure) as failure:
+        WorkerJob(job).start().wait(timeout=120)
+    assert failure.value.kind == "input" and failure.value.exit_code == EXIT_INPUT
+    assert "constant" in failure.value.message
+    assert not (tmp_path / "t.h5").exists()
+
+
+def test_a_crashing_worker_gives_a_clear_error(tmp_path):
+    # A worker killed by a signal (as by the out-of-memory killer) must not hang or pass silently.
+    script = tmp_path / "crash.py"
+    script.write_text("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    job = WorkerJob({"fixed": "x", "moving": "y"}, python=sys.executable)
+    job._process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=job._stderr_file())
+    job._start_reader()
+    with pytest.raises(WorkerFailure) as failure:
+        job.wait(timeout=60)
+    assert failure.value.kind == "internal" and "stopped unexpectedly" in failure.value.message
+
+
+def test_engine_log_parsing():
+    text = "1:ItNr\t2:Metric\n0\t-0.1\n1\t-0.2\nResolution: 1\n1:ItNr\t2:Metric\n0\t-0.3\n"
+    fraction, level = log_fraction("elastix", text, [4, 4])
+    assert level == 2 and fraction == pytest.approx((1 + 0.25) / 2)
+    ants = "DIAGNOSTIC,Iteration,metricValue\n 2DIAGNOSTIC,     1, -3.8e-01\n 2DIAGNOSTIC,     2, -3.9e-01\n"
+    assert log_fraction("ants", ants, [4, 2]) == (pytest.approx(0.25), 1)
+    assert log_fraction("ants", "", [4]) == (0.0, 0)
+
+
+def test_the_worker_module_imports_no_engine_in_the_parent():
+    code = "import sys; import MultimodalRegistrationLib.worker, MultimodalRegistrationLib.cli; print(sorted(m for m in sys.modules if m.split('.')[0] in ('itk', 'ants', 'SimpleITK')))"
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=library_root(), check=True)
+    assert output.stdout.strip() == "[]"
