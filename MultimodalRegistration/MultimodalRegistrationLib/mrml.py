@@ -87,6 +87,32 @@ def volume_node_from_image(scene, image: sitk.Image, name: str = "volume", label
     return node
 
 
+def mask_image(mask_node, reference_volume_node) -> sitk.Image:
+    """A labelmap or segmentation node as a binary mask image (LPS) on the reference volume's grid."""
+    if mask_node.IsA("vtkMRMLSegmentationNode"):
+        import slicer
+
+        segmentation = mask_node.GetSegmentation()
+        segment_ids = [segmentation.GetNthSegmentID(i) for i in range(segmentation.GetNumberOfSegments())]
+        if not segment_ids:
+            raise InputError(f"segmentation '{mask_node.GetName()}' has no segments: add a segment or drop the mask")
+        scene = mask_node.GetScene()
+        labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "mask export")
+        try:
+            if not slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
+                mask_node, segment_ids, labelmap, reference_volume_node
+            ):
+                raise InputError(f"segmentation '{mask_node.GetName()}' could not be exported as a labelmap")
+            image = image_from_volume_node(labelmap)
+        finally:
+            scene.RemoveNode(labelmap)
+    elif mask_node.IsA("vtkMRMLVolumeNode"):
+        image = image_from_volume_node(mask_node)
+    else:
+        raise InputError(f"'{mask_node.GetName()}' is not a labelmap or segmentation: select a mask node")
+    return sitk.Cast(image != 0, sitk.sitkUInt8)
+
+
 def read_volume_node(scene, path: str | Path, labelmap: bool = False, name: str | None = None):
     """Read a volume file into a new node with Slicer's own storage node."""
     class_name = "vtkMRMLLabelMapVolumeNode" if labelmap else "vtkMRMLScalarVolumeNode"

@@ -35,11 +35,19 @@ def _display_grid(fixed: sitk.Image, pixel_mm: float | None = None) -> sitk.Imag
 
 
 def _to_uint8(image: sitk.Image) -> np.ndarray:
+    """Rank-based grey levels inside the foreground (black outside), so that CT soft tissue and
+    MR contrast both show in one picture."""
+    otsu = sitk.OtsuThresholdImageFilter()
+    otsu.Execute(sitk.Cast(image, sitk.sitkFloat32))
     array = sitk.GetArrayFromImage(image).astype(np.float32)
-    low, high = np.percentile(array, [1, 99.5])
-    if high <= low:
-        high = low + 1
-    return (np.clip((array - low) / (high - low), 0, 1) * 255).astype(np.uint8)
+    foreground = array[array > otsu.GetThreshold()]
+    if foreground.size < 10:
+        foreground = array.ravel()
+    levels = np.percentile(foreground, np.linspace(0, 100, 101))
+    levels = np.maximum.accumulate(levels + np.arange(101) * 1e-6)
+    grey = np.interp(array, levels, np.linspace(20, 255, 101))
+    grey[array <= otsu.GetThreshold()] = 0
+    return grey.astype(np.uint8)
 
 
 def _three_planes(volume: np.ndarray) -> np.ndarray:

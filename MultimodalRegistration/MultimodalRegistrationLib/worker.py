@@ -241,6 +241,11 @@ class WorkerJob:
             except queue.Empty:
                 self.cancel()
                 raise WorkerFailure("cancelled", f"the registration took longer than {timeout} s and was stopped")
+        if self._process is not None:
+            try:
+                self._process.wait(timeout=10)  # reap the worker: no zombie, and its resources are accounted
+            except subprocess.TimeoutExpired:
+                pass
         if self.error is not None:
             raise self.error
         return self.result

@@ -1,0 +1,110 @@
+"""Registering MRML volume nodes (the module's Logic) on real slicer-core scenes."""
+
+import time
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
+
+from MultimodalRegistrationLib import mrml  # noqa: E402
+from MultimodalRegistrationLib.metrics import shrink_to_spacing  # noqa: E402
+from MultimodalRegistrationLib.nodes import ATTRIBUTE_PREFIX, register_nodes  # noqa: E402
+from MultimodalRegistrationLib.phantom import mean_error_mm, rigid_transform  # noqa: E402
+from MultimodalRegistrationLib.worker import WorkerFailure  # noqa: E402
+
+
+@pytest.fixture
+def volumes(scene, small_pair):
+    fixed = mrml.volume_node_from_image(scene, small_pair.fixed, "CT")
+    moving = mrml.volume_node_from_image(scene, small_pair.moving, "MR")
+    return fixed, moving
+
+
+def head_mask(image):
+    return sitk.Cast(sitk.BinaryDilate(sitk.OtsuThreshold(image, 0, 1), [2, 2, 2]), sitk.sitkUInt8)
+
+
+def test_unhardened_parent_transform_is_kept_and_combined(scene, small_pair, volumes):
+    fixed, moving = volumes
+    # The user prealigned the MR by hand (unhardened): 10 degrees and 8 mm away from the truth.
+    prealignment = small_pair.truth @ rigid_transform(10, (0, 1, 1), (8, 0, 0))
+    parent = mrml.transform_to_node(scene, prealignment.inverse(), name="manual prealignment")
+    # A transform node above a volume maps its local space to world: ToParent = inverse of FromParent.
+    parent.Inverse()
+    moving.SetAndObserveTransformNodeID(parent.GetID())
+    assert mean_error_mm(mrml.world_transform(moving), small_pair.truth, small_pair.head_points) > 8
+    mask = mrml.volume_node_from_image(scene, head_mask(small_pair.fixed), "head", labelmap=True)
+    output_volume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "MR registered")
+    before = (moving.GetImageData().GetMTime(), parent.GetMTime(), moving.GetParentTransformNode().GetID())
+
+    registration = register_nodes(fixed, moving, fixed_mask_node=mask, output_volume_node=output_volume)
+
+    node = registration.output_transform_node
+    assert node.IsLinear() and node.IsA("vtkMRMLLinearTransformNode")
+    error = mean_error_mm(mrml.transform_from_node(node), small_pair.truth, small_pair.head_points)
+    assert error < 0.5, f"node-level result error {error:.3f} mm"
+    assert (moving.GetImageData().GetMTime(), parent.GetMTime(), moving.GetParentTransformNode().GetID()) == before
+    assert node.GetAttribute(ATTRIBUTE_PREFIX + "engine") == "elastix"
+    assert node.GetAttribute(ATTRIBUTE_PREFIX + "movingNodeID") == moving.GetID()
+    assert float(node.GetAttribute(ATTRIBUTE_PREFIX + "seconds")) > 0
+    assert float(node.GetAttribute(ATTRIBUTE_PREFIX + "metricAfter")) > float(node.GetAttribute(ATTRIBUTE_PREFIX + "metricBefore"))
+    resampled = mrml.image_from_volume_node(output_volume)
+    assert resampled.GetSize() == small_pair.fixed.GetSize()
+    assert np.allclose(resampled.GetOrigin(), small_pair.fixed.GetOrigin(), atol=1e-4)
+
+    # Invert: FromParent becomes ToParent; the moving volume goes under the result to be shown aligned.
+    from_parent = mrml.transform_from_node(node).matrix
+    node.Inverse()
+    assert np.allclose(mrml.transform_from_node(node).matrix, np.linalg.inv(from_parent), atol=1e-9)
+
+
+def test_segmentation_mask_equals_its_labelmap(scene, small_pair, volumes):
+    import slicer
+
+    fixed, _ = volumes
+    mask = head_mask(small_pair.fixed)
+    labelmap = mrml.volume_node_from_image(scene, mask, "head", labelmap=True)
+    segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "head segmentation")
+    assert slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, segmentation)
+    from_segmentation = mrml.mask_image(segmentation, fixed)
+    assert from_segmentation.GetSize() == mask.GetSize()
+    assert np.array_equal(sitk.GetArrayFromImage(from_segmentation), sitk.GetArrayFromImage(mask))
+
+
+def test_a_failed_run_leaves_the_scene_as_it_was(scene):
+    flat = sitk.Image([20, 20, 20], sitk.sitkFloat32)
+    fixed = mrml.volume_node_from_image(scene, flat, "flat")
+    moving = mrml.volume_node_from_image(scene, flat + 1, "flat too")
+    count = scene.GetNumberOfNodes()
+    with pytest.raises(WorkerFailure, match="constant"):
+        register_nodes(fixed, moving)
+    assert scene.GetNumberOfNodes() == count
+
+
+def test_cancel_leaves_the_scene_as_it_was(scene, small_pair):
+    fixed = mrml.volume_node_from_image(scene, shrink_to_spacing(small_pair.fixed, 3), "CT")
+    moving = mrml.volume_node_from_image(scene, shrink_to_spacing(small_pair.moving, 3), "MR")
+    count = scene.GetNumberOfNodes()
+    done = []
+    registration = register_nodes(fixed, moving, engine="ants", blocking=False, on_done=done.append)
+    deadline = time.monotonic() + 120
+    while registration.poll() and "level" not in registration.stage and time.monotonic() < deadline:
+        time.sleep(0.05)
+    registration.cancel()
+    assert done == [registration] and registration.error.kind == "cancelled"
+    assert registration.output_transform_node is None
+    assert scene.GetNumberOfNodes() == count
+
+
+def test_nodes_are_checked_before_any_work(scene, volumes):
+    fixed, moving = volumes
+    from MultimodalRegistrationLib.errors import InputError
+
+    with pytest.raises(InputError, match="same node"):
+        register_nodes(fixed, fixed)
+    shift = mrml.transform_to_node(scene, rigid_transform(0, (0, 0, 1), (5, 0, 0)))
+    fixed.SetAndObserveTransformNodeID(shift.GetID())
+    with pytest.raises(InputError, match="harden it first"):
+        register_nodes(fixed, moving)
