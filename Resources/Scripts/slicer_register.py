@@ -1,0 +1,86 @@
+"""Batch registration inside Slicer, on files:
+
+    Slicer --no-main-window --python-script Resources/Scripts/slicer_register.py -- \
+        --fixed ct.nrrd --moving mr.nii.gz --output-transform T.h5 [--output-volume R.nrrd] [--json s.json] \
+        [--engine elastix|ants] [--preset rigid|affine|deformable] [--fixed-mask FM] [--moving-mask MM] ...
+
+Takes the same options as `mmreg register`, loads the volumes into the scene, registers them with
+the module's logic (worker process, PythonSlicer), saves the transform and the resampled volume,
+prints the JSON summary and exits with the same codes: 0 success, 2 bad input, 1 engine failure.
+It also runs with plain Python where `slicer-core` provides MRML (as the tests do).
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import slicer
+
+HERE = Path(__file__).resolve()
+for candidate in (HERE.parents[2] / "MultimodalRegistration", HERE.parents[1]):
+    if (candidate / "MultimodalRegistrationLib").is_dir() and str(candidate) not in sys.path:
+        sys.path.insert(0, str(candidate))
+
+from MultimodalRegistrationLib import mrml  # noqa: E402
+from MultimodalRegistrationLib.cli import _add_register_arguments  # noqa: E402
+from MultimodalRegistrationLib.errors import InputError  # noqa: E402
+from MultimodalRegistrationLib.nodes import register_nodes  # noqa: E402
+from MultimodalRegistrationLib.register import DEFAULT_SEED  # noqa: E402
+from MultimodalRegistrationLib.worker import EXIT_INPUT, EXIT_OK, WorkerFailure  # noqa: E402
+
+
+def worker_python():
+    try:
+        from MultimodalRegistration import MultimodalRegistrationLogic
+
+        return MultimodalRegistrationLogic.workerPython()
+    except ImportError:  # outside Slicer
+        return None
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(prog="slicer_register.py", description=__doc__.splitlines()[0])
+    _add_register_arguments(parser)
+    arguments = parser.parse_args(argv)
+    scene = getattr(slicer, "mrmlScene", None) or slicer.vtkMRMLScene()
+    try:
+        fixed = mrml.read_volume_node(scene, arguments.fixed)
+        moving = mrml.read_volume_node(scene, arguments.moving)
+        masks = [
+            mrml.read_volume_node(scene, path, labelmap=True) if path else None
+            for path in (arguments.fixed_mask, arguments.moving_mask)
+        ]
+        initial = None
+        if arguments.initial_transform:
+            from MultimodalRegistrationLib.transforms import Transform
+
+            initial = mrml.transform_to_node(scene, Transform.read(arguments.initial_transform), name="initial")
+        output_volume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "registered") if arguments.output_volume else None
+        registration = register_nodes(
+            fixed, moving, engine=arguments.engine, preset=arguments.preset, fixed_mask_node=masks[0],
+            moving_mask_node=masks[1], initial_transform_node=initial, output_volume_node=output_volume,
+            init=arguments.init, seed=DEFAULT_SEED if arguments.seed is None else arguments.seed,
+            threads=arguments.threads, python=worker_python(),
+        )  # fmt: skip
+        mrml.transform_from_node(registration.output_transform_node).write(arguments.output_transform)
+        if output_volume is not None:
+            mrml.write_volume_node(scene, output_volume, arguments.output_volume)
+        summary = registration.summary
+        if arguments.summary:
+            Path(arguments.summary).write_text(json.dumps(summary, indent=2))
+        print(json.dumps(summary))
+        return EXIT_OK
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INPUT
+    except WorkerFailure as failure:
+        print(f"error: {failure}", file=sys.stderr)
+        return failure.exit_code
+
+
+if __name__ == "__main__":
+    status = main([a for a in sys.argv[1:] if a != "--"])
+    if hasattr(slicer, "app") and hasattr(slicer.util, "exit"):
+        slicer.util.exit(status)
+    sys.exit(status)
