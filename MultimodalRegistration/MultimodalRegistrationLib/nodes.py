@@ -36,6 +36,7 @@ class NodeRegistration:
         self.on_done = on_done
         self.output_transform_node = None
         self.output_volume_node = None
+        self.inverse_transform_node = None
         self.summary: dict | None = None
         self.error: WorkerFailure | None = None
         self._worker = WorkerJob(job, python=python, on_progress=on_progress).start()
@@ -115,6 +116,12 @@ class NodeRegistration:
         for key, value in attributes.items():
             node.SetAttribute(ATTRIBUTE_PREFIX + key, str(value))
         self.output_transform_node = node
+        self.inverse_transform_node = None
+        if not transform.is_linear and "inverse" in result["outputs"]:
+            # A linear node inverts exactly by itself; a nonlinear one keeps the engine's own inverse beside it.
+            inverse = Transform.read(result["outputs"]["inverse"])
+            self.inverse_transform_node = mrml.transform_to_node(self.scene, inverse, name=f"{node.GetName()} inverse")
+            node.SetNodeReferenceID(ATTRIBUTE_PREFIX + "inverse", self.inverse_transform_node.GetID())
         if targets["output_volume"] is not None:
             from .images import read_image
 
@@ -197,6 +204,7 @@ def register_nodes(
             start.write(folder / "initial.h5")
             job["initial_transform"] = str(folder / "initial.h5")
         job["output_transform"] = str(folder / "result.h5")
+        job["output_inverse"] = str(folder / "inverse.h5")
         if output_volume_node is not None:
             job["output_volume"] = str(folder / "resampled.nrrd")
     except BaseException:

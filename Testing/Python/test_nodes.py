@@ -108,3 +108,16 @@ def test_nodes_are_checked_before_any_work(scene, volumes):
     fixed.SetAndObserveTransformNodeID(shift.GetID())
     with pytest.raises(InputError, match="harden it first"):
         register_nodes(fixed, moving)
+
+
+def test_a_nonlinear_result_keeps_the_engines_inverse(scene, small_pair):
+    fixed = mrml.volume_node_from_image(scene, shrink_to_spacing(small_pair.fixed, 4), "CT")
+    moving = mrml.volume_node_from_image(scene, shrink_to_spacing(small_pair.moving, 4), "MR")
+    registration = register_nodes(fixed, moving, engine="ants", preset="deformable")
+    forward = registration.output_transform_node
+    inverse = registration.inverse_transform_node
+    assert not forward.IsLinear() and inverse is not None
+    assert forward.GetNodeReferenceID(ATTRIBUTE_PREFIX + "inverse") == inverse.GetID()
+    points = small_pair.head_points[:40]
+    round_trip = mrml.transform_from_node(inverse).transform_points(mrml.transform_from_node(forward).transform_points(points))
+    assert np.abs(round_trip - points).max() < 0.5
