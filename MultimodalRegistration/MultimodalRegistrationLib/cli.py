@@ -6,10 +6,10 @@ Exit codes: 0 success, 2 bad input (with the message), 1 engine failure (with th
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+from .cli_prealign import add_prealign_parser
 from .worker import EXIT_ENGINE, EXIT_INPUT, EXIT_OK, WorkerFailure, WorkerJob
 
 ENGINES = ("elastix", "ants")
@@ -129,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     presets = commands.add_parser("presets", help="list the presets")
     presets.add_argument("--engine", choices=ENGINES)
     presets.set_defaults(handler=command_presets)
+    add_prealign_parser(commands)
     return parser
 
 

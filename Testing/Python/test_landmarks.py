@@ -1,0 +1,502 @@
+"""Landmark prealignment: each transform type recovered from synthetic pairs, leave-one-out against the
+true target error, every sanity check on a crafted input, the point-file readers and `prealign`."""
+
+import argparse
+import json
+import re
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from MultimodalRegistrationLib.cli_prealign import TYPES, add_prealign_parser, command_prealign
+from MultimodalRegistrationLib.errors import InputError
+from MultimodalRegistrationLib.images import write_image
+from MultimodalRegistrationLib.landmarks import KINDS, fit_landmarks
+from MultimodalRegistrationLib.phantom import mean_error_mm, rigid_transform
+from MultimodalRegistrationLib.points_io import read_points, write_points_csv
+from MultimodalRegistrationLib.transforms import Transform, lps_ras_points
+
+TRUTH = rigid_transform(20.0, (1.0, 2.0, 3.0), (10.0, -5.0, 8.0))  # fixed -> moving, LPS mm
+TARGETS = np.random.default_rng(99).uniform(-50, 50, size=(300, 3))  # held-out fixed points, LPS mm
+
+
+def fixed_points(count=10, seed=0, half_width=60.0):
+    """Random fixed landmarks, LPS mm."""
+    return np.random.default_rng(seed).uniform(-half_width, half_width, size=(count, 3))
+
+
+def pairs(truth, count=10, noise=0.0, seed=0):
+    """(fixed RAS, moving RAS, fixed LPS, moving LPS) with ``moving = truth(fixed) + noise`` (mm)."""
+    fixed = fixed_points(count, seed)
+    moving = truth.transform_points(fixed) + np.random.default_rng(seed + 1000).normal(0, noise, fixed.shape)
+    return lps_ras_points(fixed), lps_ras_points(moving), fixed, moving
+
+
+def scaled(scale, center=(0.0, 0.0, 0.0)):
+    matrix = np.eye(4)
+    matrix[:3, :3] *= scale
+    matrix[:3, 3] = np.asarray(center) * (1 - scale)
+    return Transform.from_matrix(matrix)
+
+
+def random_affine(seed=3):
+    rng = np.random.default_rng(seed)
+    matrix = np.eye(4)
+    matrix[:3, :3] += rng.normal(0, 0.08, (3, 3))
+    matrix[:3, 3] = rng.normal(0, 15, 3)
+    return Transform.from_matrix(matrix)
+
+
+def bent(points_lps):
+    """A smooth nonlinear fixed -> moving map (LPS mm): affine plus ~6 mm of bending."""
+    x = np.asarray(points_lps, float)
+    bend = np.stack([6 * np.sin(x[:, 1] / 35), 5 * np.cos(x[:, 0] / 45), 4 * np.sin((x[:, 0] + x[:, 2]) / 40)], axis=1)
+    return random_affine(5).transform_points(x) + bend
+
+
+def box_image(low=-80.0, high=80.0, spacing=4.0):
+    size = round((high - low) / spacing) + 1
+    image = sitk.Image([size] * 3, sitk.sitkFloat32)
+    image.SetSpacing([spacing] * 3)
+    image.SetOrigin([low] * 3)
+    return image
+
+
+def warnings_about(fit, text):
+    return [warning for warning in fit.warnings if text in warning]
+
+
+# --------------------------------------------------------------------------- each type recovered
+@pytest.mark.parametrize(
+    "kind, truth",
+    [
+        (
+            "translation",
+            Transform.from_matrix(np.array([[1, 0, 0, 5.0], [0, 1, 0, -7.0], [0, 0, 1, 12.0], [0, 0, 0, 1]])),
+        ),
+        ("rigid", TRUTH),
+        ("similarity", TRUTH @ scaled(1.12, (10, 20, -5))),
+        ("affine", random_affine()),
+    ],
+)
+def test_linear_types_recover_the_exact_matrix_and_stay_linear(kind, truth):
+    fixed_ras, moving_ras, fixed, moving = pairs(truth)
+    fit = fit_landmarks(fixed_ras, moving_ras, kind)
+    assert fit.transform.is_linear and fit.kind == kind
+    assert np.abs(fit.transform.matrix - truth.matrix).max() < 1e-9
+    assert np.abs(fit.transform.matrix_ras - truth.matrix_ras).max() < 1e-9
+    ras = fit.transform.matrix_ras  # Slicer's TransformFromParent: fixed RAS -> moving RAS
+    assert np.allclose(fixed_ras @ ras[:3, :3].T + ras[:3, 3], moving_ras, atol=1e-9)
+    assert fit.fre_max_mm < 1e-9 and fit.loo_rms_mm < 1e-9
+    # Fixed -> moving: the fixed points land on the moving points.
+    assert np.allclose(fit.transform.transform_points(fixed), moving, atol=1e-9)
+    assert fit.warnings == []
+
+
+@pytest.mark.parametrize("kind", ["rigid", "similarity", "affine"])
+def test_noisy_points_give_a_transform_close_to_the_truth(kind):
+    fixed_ras, moving_ras, _, _ = pairs(TRUTH, count=15, noise=0.5, seed=1)
+    fit = fit_landmarks(fixed_ras, moving_ras, kind)
+    assert mean_error_mm(fit.transform, TRUTH, TARGETS) < 0.6
+    assert 0.3 < fit.fre_rms_mm < 0.9  # three coordinates of 0.5 mm noise, less what the fit absorbs
+    assert fit.fre_mean_mm <= fit.fre_rms_mm <= fit.fre_max_mm
+
+
+def test_rigid_excludes_reflections_and_similarity_finds_the_scale():
+    fixed_ras, moving_ras, _, _ = pairs(TRUTH @ scaled(1.3), noise=0.2)
+    rigid = fit_landmarks(fixed_ras, moving_ras, "rigid").transform.matrix[:3, :3]
+    assert np.allclose(rigid @ rigid.T, np.eye(3), atol=1e-9) and np.linalg.det(rigid) > 0
+    similarity = fit_landmarks(fixed_ras, moving_ras, "similarity").transform.matrix[:3, :3]
+    assert abs(np.cbrt(np.linalg.det(similarity)) - 1.3) < 0.01
+
+
+def test_tps_passes_through_the_points_and_leave_one_out_measures_it(tmp_path):
+    fixed = fixed_points(30, seed=2)
+    moving = bent(fixed)
+    reference = box_image()
+    fit = fit_landmarks(lps_ras_points(fixed), lps_ras_points(moving), "tps", reference_image=reference)
+    assert fit.transform.kind == "displacement"
+    assert fit.fre_max_mm < 0.1  # exact by construction, up to sampling the spline on a 4 mm grid
+    assert any("near zero by construction" in note and "leave-one-out" in note for note in fit.notes)
+    # The transform file written is fixed -> moving.
+    fit.transform.write(tmp_path / "tps.h5")
+    assert np.abs(Transform.read(tmp_path / "tps.h5").transform_points(fixed) - moving).max() < 0.1
+    # Leave-one-out is meaningful: it tracks the true error between the points, unlike FRE.
+    inner = TARGETS * 0.8
+    true_error = np.sqrt(np.mean(np.sum((fit.transform.transform_points(inner) - bent(inner)) ** 2, axis=1)))
+    assert 0.3 < true_error < 3.0
+    assert true_error / 3 < fit.loo_rms_mm < true_error * 3
+    affine = fit_landmarks(lps_ras_points(fixed), lps_ras_points(moving), "affine")
+    assert affine.loo_rms_mm > 1.3 * fit.loo_rms_mm  # the bending is real, and leave-one-out sees it
+
+
+def test_tps_without_a_reference_samples_a_box_around_the_points():
+    fixed = fixed_points(8, seed=4, half_width=30)
+    fit = fit_landmarks(lps_ras_points(fixed), lps_ras_points(bent(fixed)), "tps")
+    field = fit.transform.displacement_field()
+    assert np.allclose(field.GetSpacing(), 2.0)
+    low = np.asarray(field.GetOrigin())
+    high = low + (np.asarray(field.GetSize()) - 1) * 2.0
+    assert np.all(low <= fixed.min(0) - 20) and np.all(high >= fixed.max(0) + 20)
+    assert fit.fre_max_mm < 0.2
+
+
+def test_tps_points_outside_the_reference_grid_are_named():
+    fixed = fixed_points(8, seed=4, half_width=30)
+    fixed[3] = [70.0, 0.0, 0.0]
+    fit = fit_landmarks(lps_ras_points(fixed), lps_ras_points(bent(fixed)), "tps", reference_image=box_image(-50, 50))
+    (warning,) = warnings_about(fit, "outside the reference image")
+    assert warning.startswith("fixed points 'P4' lie outside") and "does not move them" in warning
+    errors = [row.error_mm for row in fit.residuals]
+    assert errors[3] > 10 and max(errors[:3] + errors[4:]) < 0.1  # honest: the table shows it
+    assert warnings_about(fit, "departs up to") == []
+
+
+@pytest.mark.parametrize("noise", [0.5, 1.0, 2.0, 4.0])
+def test_leave_one_out_tracks_the_true_target_error(noise):
+    """LOO vs the error a user would measure at independent landmarks placed with the same noise."""
+    ratios = []
+    for seed in range(5):
+        fixed_ras, moving_ras, _, _ = pairs(TRUTH, count=10, noise=noise, seed=10 + seed)
+        fit = fit_landmarks(fixed_ras, moving_ras, "rigid")
+        noisy_targets = TRUTH.transform_points(TARGETS) + np.random.default_rng(seed).normal(0, noise, TARGETS.shape)
+        true_error = np.sqrt(np.mean(np.sum((fit.transform.transform_points(TARGETS) - noisy_targets) ** 2, axis=1)))
+        ratios.append(fit.loo_rms_mm / true_error)
+        assert len(fit.loo_errors_mm) == 10 and all(e is not None and e > 0 for e in fit.loo_errors_mm)
+    assert 0.7 < min(ratios) and max(ratios) < 1.6, ratios
+    assert abs(np.mean(ratios) - 1) < 0.25
+
+
+def test_leave_one_out_is_absent_when_too_few_points_remain():
+    fixed_ras, moving_ras, _, _ = pairs(TRUTH, count=3, noise=0.5)
+    fit = fit_landmarks(fixed_ras, moving_ras, "rigid")
+    assert fit.loo_rms_mm is None and fit.loo_errors_mm == [None, None, None]
+    assert any("leave-one-out" in note and "3 of 3" in note for note in fit.notes)
+
+
+# --------------------------------------------------------------------------- sanity checks
+def test_unequal_counts_and_too_few_points_raise_with_the_fix():
+    fixed_ras, moving_ras, _, _ = pairs(TRUTH, count=6)
+    with pytest.raises(InputError, match="6 fixed points but 5 moving points.*add the missing"):
+        fit_landmarks(fixed_ras, moving_ras[:5])
+    for kind, count in (("translation", 0), ("rigid", 2), ("similarity", 2), ("affine", 3), ("tps", 3)):
+        with pytest.raises(InputError, match=f"needs at least .* got {count}: add points"):
+            fit_landmarks(fixed_ras[:count], moving_ras[:count], kind)
+    assert fit_landmarks(fixed_ras[:1], moving_ras[:1], "translation").fre_max_mm == 0.0
+    with pytest.raises(InputError, match="unknown transform type 'bspline'"):
+        fit_landmarks(fixed_ras, moving_ras, "bspline")
+
+
+def test_collinear_and_coplanar_points():
+    line = np.outer(np.linspace(-50, 50, 5), [1.0, 0.5, 0.2])
+    with pytest.raises(InputError, match="lie on one line.*add a point off the line"):
+        fit_landmarks(line, line + 3, "rigid")
+    plane = np.c_[fixed_points(6, seed=5)[:, :2], np.zeros(6)]
+    with pytest.raises(InputError, match="not all in one plane.*add a point off the plane"):
+        fit_landmarks(plane, plane + 3, "affine")
+    with pytest.raises(InputError, match="not all in one plane"):
+        fit_landmarks(plane, plane + 3, "tps")
+    # A rigid fit to coplanar points is determined, with a warning; nearly collinear points warn too.
+    fit = fit_landmarks(plane, plane + 3, "rigid")
+    assert np.allclose(fit.transform.matrix[:3, 3], [-3, -3, 3])  # RAS +3 is LPS (-3, -3, +3)
+    assert len(warnings_about(fit, "almost in one plane (only 0.0 mm RMS off it")) == 1
+    near_line = line + np.random.default_rng(0).normal(0, 1.0, line.shape)
+    assert warnings_about(fit_landmarks(near_line, near_line + 3, "rigid"), "almost on one line")
+
+
+def test_duplicated_points_are_named():
+    fixed_ras, moving_ras, _, _ = pairs(TRUTH, count=8, noise=0.3)
+    fixed_ras[5] = fixed_ras[2] + [0.2, 0.0, 0.0]
+    labels = [f"L{i}" for i in range(8)]
+    fit = fit_landmarks(fixed_ras, moving_ras, "rigid", fixed_labels=labels, moving_labels=labels)
+    (warning,) = warnings_about(fit, "placed twice")
+    assert warning.startswith("fixed points 'L2' and 'L5' are 0.20 mm apart")
+
+
+def test_a_swapped_pair_is_named_and_a_clean_fit_stays_quiet():
+    fixed_ras, moving_ras, _, _ = pairs(TRUTH, count=8, noise=0.5, seed=3)
+    labels = [f"L{i}" for i in range(8)]
+    assert fit_landmarks(fixed_ras, moving_ras, "rigid", labels).warnings == []
+    swapped = moving_ras.copy()
+    swapped[[2, 6]] = swapped[[6, 2]]
+    fit = fit_landmarks(fixed_ras, swapped, "rigid", labels)
+    (warning,) = warnings_about(fit, "look swapped")
+    assert "'L2' and 'L6'" in warning and "check their order" in warning
+    before, after = map(float, re.search(r"RMS from ([\d.]+) mm to ([\d.]+) mm", warning).groups())
+    assert before == pytest.approx(fit.fre_rms_mm, abs=0.01) and after < 0.9 and before > 2 * after
+    tps = fit_landmarks(fixed_ras, swapped, "tps", labels, reference_image=box_image())
+    assert warnings_about(tps, "'L2' and 'L6' look swapped")  # checked with the TPS's affine part
+
+
+def test_mirrored_lists_warn_and_rigid_still_fits_a_proper_rotation():
+    fixed_ras, _, fixed, _ = pairs(TRUTH, count=8, seed=6)
+    mirror = Transform.from_matrix(np.diag([-1.0, 1.0, 1.0, 1.0]))  # left <-> right
+    moving_ras = lps_ras_points((TRUTH @ mirror).transform_points(fixed))
+    fit = fit_landmarks(fixed_ras, moving_ras, "rigid")
+    (warning,) = warnings_about(fit, "lists may be left/right swapped or from mirrored sides")
+    assert "best reflection 0.00 mm" in warning and fit.fre_rms_mm > 10
+    assert np.linalg.det(fit.transform.matrix[:3, :3]) > 0
+    affine = fit_landmarks(fixed_ras, moving_ras, "affine")  # an affine fit can mirror: still a warning
+    assert affine.fre_max_mm < 1e-9 and np.linalg.det(affine.transform.matrix[:3, :3]) < 0
+    assert warnings_about(affine, "left/right swapped")
+
+
+@pytest.mark.parametrize("kind, scale", [("similarity", 2.0), ("similarity", 0.5), ("affine", 1.8), ("tps", 0.1)])
+def test_implausible_scale_asks_to_check_spacing_or_units(kind, scale):
+    fixed_ras, moving_ras, _, _ = pairs(TRUTH @ scaled(scale), count=8, noise=0.2, seed=7)
+    reference = box_image(spacing=8.0) if kind == "tps" else None
+    fit = fit_landmarks(fixed_ras, moving_ras, kind, reference_image=reference)
+    (warning,) = warnings_about(fit, "check image spacing or units")
+    assert f"{scale:.2f}" in warning and "0.67-1.5" in warning
+    plausible = fit_landmarks(
+        *pairs(TRUTH @ scaled(1.2), count=8, noise=0.2, seed=7)[:2], kind, reference_image=reference
+    )
+    assert warnings_about(plausible, "check image spacing") == []
+
+
+def test_points_outside_the_images_are_named():
+    fixed_ras, moving_ras, _, _ = pairs(TRUTH, count=6, noise=0.3, seed=8)
+    fixed_ras[4] = lps_ras_points([[0.0, 0.0, 75.0]])[0]  # 15 mm above a box that ends at +60 mm
+    labels = list("ABCDEF")
+    fit = fit_landmarks(
+        fixed_ras, moving_ras, "rigid", labels, labels,
+        fixed_image=box_image(-60, 60, 4.0), moving_image=box_image(-200, 200, 8.0),
+    )  # fmt: skip
+    (warning,) = warnings_about(fit, "outside the")
+    assert warning.startswith("fixed points 'E' lie outside the fixed image (up to 13.0 mm beyond its edge)")
+    # (the voxel box reaches half a voxel past the last voxel centre: 75 - 62 = 13 mm)
+    fit = fit_landmarks(fixed_ras, moving_ras, "rigid", labels, labels, moving_image=box_image(-20, 20, 4.0))
+    assert warnings_about(fit, "moving points 'A'")
+    roomy = {"fixed_image": box_image(-100, 100, 4.0), "moving_image": box_image(-200, 200, 8.0)}
+    assert warnings_about(fit_landmarks(fixed_ras, moving_ras, "rigid", **roomy), "outside the") == []
+
+
+def test_near_symmetric_points_explain_why_rms_can_mislead():
+    corners = np.array([[x, y, z] for x in (-50, 50) for y in (-35, 35) for z in (-20, 20)], float)
+    corners += np.random.default_rng(9).normal(0, 0.5, corners.shape)
+    moving = TRUTH.transform_points(corners)
+    fit = fit_landmarks(lps_ras_points(corners), lps_ras_points(moving), "rigid")
+    (warning,) = warnings_about(fit, "nearly symmetric")
+    assert "180 degrees" in warning and "a low FRE does not show the pairing is right" in warning
+    assert "P1<->P" in warning and float(re.search(r"within ([\d.]+) mm RMS", warning).group(1)) < 1.5
+    assert fit_landmarks(*pairs(TRUTH, count=8, seed=11)[:2], "rigid").warnings == []
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_clean_fits_raise_no_warning(kind):
+    for seed in range(4):
+        fixed = fixed_points(10, seed=20 + seed)
+        moving = bent(fixed) if kind == "tps" else TRUTH.transform_points(fixed)
+        moving = moving + np.random.default_rng(seed).normal(0, 0.7, fixed.shape)
+        reference = box_image(spacing=8.0) if kind == "tps" else None
+        fit = fit_landmarks(lps_ras_points(fixed), lps_ras_points(moving), kind, reference_image=reference)
+        assert fit.warnings == [], (seed, fit.warnings)
+
+
+# --------------------------------------------------------------------------- pairing
+def test_pairing_by_label_reorders_the_moving_points():
+    fixed_ras, moving_ras, _, _ = pairs(TRUTH, count=7, noise=0.4, seed=12)
+    labels = ["nasion", "inion", "tragus L", "tragus R", "vertex", "canthus L", "canthus R"]
+    order = np.random.default_rng(0).permutation(7)
+    fit = fit_landmarks(fixed_ras, moving_ras[order], "rigid", labels, [labels[i] for i in order])
+    reference = fit_landmarks(fixed_ras, moving_ras, "rigid")
+    assert fit.paired_by == "label" and fit.warnings == []
+    assert np.allclose(fit.transform.matrix, reference.transform.matrix)
+    assert [row.label for row in fit.residuals] == labels
+    assert [row.moving_label for row in fit.residuals] == labels
+    assert np.allclose([row.moving_ras for row in fit.residuals], moving_ras)
+
+
+def test_pairing_falls_back_to_order_and_says_why():
+    fixed_ras, moving_ras, _, _ = pairs(TRUTH, count=5, noise=0.4, seed=13)
+    fit = fit_landmarks(fixed_ras, moving_ras, "rigid", ["a", "b", "c", "d", "e"], ["a", "b", "c", "d", "x"])
+    assert fit.paired_by == "order"
+    (warning,) = warnings_about(fit, "paired by order")
+    assert "fixed only: ['e'], moving only: ['x']" in warning
+    unrelated = fit_landmarks(fixed_ras, moving_ras, "rigid", list("FFFFF"), ["M-1", "M-2", "M-3", "M-4", "M-5"])
+    assert unrelated.paired_by == "order" and warnings_about(unrelated, "paired") == []  # nothing in common: quietly
+    with pytest.raises(InputError, match="4 moving labels for 5 moving points"):
+        fit_landmarks(fixed_ras, moving_ras, "rigid", None, list("abcd"))
+
+
+# --------------------------------------------------------------------------- residual table and JSON
+def test_residual_table_reports_where_the_fixed_points_land(tmp_path):
+    fixed_ras, moving_ras, fixed, _ = pairs(TRUTH, count=6, noise=1.0, seed=14)
+    fit = fit_landmarks(fixed_ras, moving_ras, "rigid", [f"p{i}" for i in range(6)])
+    mapped = lps_ras_points(fit.transform.transform_points(fixed))
+    for i, row in enumerate(fit.residuals):
+        assert np.allclose(row.fixed_ras, fixed_ras[i]) and np.allclose(row.moving_ras, moving_ras[i])
+        assert np.allclose(row.mapped_ras, mapped[i])
+        assert row.error_mm == pytest.approx(np.linalg.norm(mapped[i] - moving_ras[i]))
+    errors = np.array([row.error_mm for row in fit.residuals])
+    assert fit.fre_rms_mm == pytest.approx(np.sqrt(np.mean(errors**2)))
+    assert fit.fre_mean_mm == pytest.approx(errors.mean()) and fit.fre_max_mm == pytest.approx(errors.max())
+    assert fit.loo_rms_mm == pytest.approx(np.sqrt(np.mean(np.square(fit.loo_errors_mm))))
+    assert all(loo > err for loo, err in zip(fit.loo_errors_mm, errors))  # a point left out fits worse
+    fit.residuals_csv(tmp_path / "r.csv")
+    lines = (tmp_path / "r.csv").read_text().splitlines()
+    assert lines[0].startswith("label,moving_label,fixed_r,fixed_a,fixed_s,moving_r") and len(lines) == 7
+    assert float(lines[1].split(",")[-2]) == pytest.approx(errors[0], abs=1e-4)
+    summary = json.loads(json.dumps(fit.to_dict()))
+    assert np.allclose(summary["transform"]["matrix_ras"], fit.transform.matrix_ras, atol=1e-8)
+    assert summary["fre_mm"]["rms"] == pytest.approx(fit.fre_rms_mm) and len(summary["points"]) == 6
+    assert "FRE rms" in fit.report() and "p5" in fit.report()
+
+
+# --------------------------------------------------------------------------- point files
+def markups_json(points, labels, system):
+    control = [
+        {"id": str(i), "label": label, "position": list(map(float, p))}
+        for i, (p, label) in enumerate(zip(points, labels))
+    ]
+    return json.dumps({
+        "@schema": "https://raw.githubusercontent.com/slicer/slicer/master/Modules/Loadable/Markups/Resources/Schema/markups-schema-v1.0.3.json#",
+        "markups": [{"type": "Fiducial", "coordinateSystem": system, "coordinateUnits": "mm", "controlPoints": control}],
+    })  # fmt: skip
+
+
+POINTS_RAS = np.array([[10.5, -20.25, 30.0], [-4.0, 5.0, 6.125], [0.0, 1.0, -2.0]])
+LABELS = ["F-1", "tip, nose", "F-3"]
+
+
+@pytest.mark.parametrize("system", ["LPS", "RAS"])
+def test_markups_json_is_read_in_ras(tmp_path, system):
+    stored = lps_ras_points(POINTS_RAS) if system == "LPS" else POINTS_RAS
+    (tmp_path / "p.mrk.json").write_text(markups_json(stored, LABELS, system))
+    points, labels = read_points(tmp_path / "p.mrk.json")
+    assert np.allclose(points, POINTS_RAS) and labels == LABELS
+
+
+def test_markups_json_refuses_unplaced_points_and_other_units(tmp_path):
+    document = json.loads(markups_json(POINTS_RAS, LABELS, "LPS"))
+    document["markups"][0]["controlPoints"][1]["positionStatus"] = "undefined"
+    (tmp_path / "p.mrk.json").write_text(json.dumps(document))
+    with pytest.raises(InputError, match="'tip, nose' has no position.*place it or delete it"):
+        read_points(tmp_path / "p.mrk.json")
+    document["markups"][0]["controlPoints"][1]["positionStatus"] = "defined"
+    document["markups"][0]["coordinateUnits"] = "um"
+    (tmp_path / "p.mrk.json").write_text(json.dumps(document))
+    with pytest.raises(InputError, match="convert them to mm"):
+        read_points(tmp_path / "p.mrk.json")
+
+
+@pytest.mark.parametrize("system", ["LPS", "RAS", "0", "1", None])
+def test_fcsv_is_read_in_ras(tmp_path, system):
+    lps = system in ("LPS", "1")
+    stored = lps_ras_points(POINTS_RAS) if lps else POINTS_RAS
+    header = ["# Markups fiducial file version = 4.11"]
+    if system is not None:
+        header.append(f"# CoordinateSystem = {system}")
+    header.append("# columns = id,x,y,z,ow,ox,oy,oz,vis,sel,lock,label,desc,associatedNodeID")
+    rows = [
+        f'vtkMRMLMarkupsFiducialNode_{i},{p[0]},{p[1]},{p[2]},0,0,0,1,1,1,0,"{label}",,'
+        for i, (p, label) in enumerate(zip(stored, LABELS))
+    ]
+    (tmp_path / "p.fcsv").write_text("\n".join(header + rows) + "\n")
+    points, labels = read_points(tmp_path / "p.fcsv")
+    assert np.allclose(points, POINTS_RAS) and labels == LABELS
+
+
+def test_csv_round_trip_and_clear_errors(tmp_path):
+    write_points_csv(tmp_path / "p.csv", POINTS_RAS, LABELS)
+    assert (tmp_path / "p.csv").read_text().splitlines()[0] == "label,x,y,z"
+    points, labels = read_points(tmp_path / "p.csv")
+    assert np.allclose(points, POINTS_RAS) and labels == LABELS
+    (tmp_path / "lps.csv").write_text("label,l,p,s\na,1,2,3\n")
+    assert np.allclose(read_points(tmp_path / "lps.csv")[0], [[-1, -2, 3]])
+    (tmp_path / "bad.csv").write_text("1,2,3\n")
+    with pytest.raises(InputError, match="label,x,y,z"):
+        read_points(tmp_path / "bad.csv")
+    with pytest.raises(InputError, match="not found"):
+        read_points(tmp_path / "missing.fcsv")
+    (tmp_path / "p.txt").write_text("x")
+    with pytest.raises(InputError, match=r"\.mrk\.json, \.fcsv or \.csv"):
+        read_points(tmp_path / "p.txt")
+
+
+# --------------------------------------------------------------------------- prealign subcommand
+def prealign_arguments(*argv):
+    parser = argparse.ArgumentParser(prog="mmreg")
+    add_prealign_parser(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(["prealign", *map(str, argv)])
+
+
+def test_prealign_writes_a_fixed_to_moving_transform_and_reports(tmp_path, capsys):
+    _, moving_ras, fixed, moving = pairs(TRUTH, count=8, noise=0.5, seed=15)
+    labels = [f"L{i}" for i in range(8)]
+    (tmp_path / "fixed.mrk.json").write_text(markups_json(fixed, labels, "LPS"))
+    write_points_csv(tmp_path / "moving.csv", moving_ras[::-1], labels[::-1])  # other order: paired by label
+    arguments = prealign_arguments(
+        "--fixed-points", tmp_path / "fixed.mrk.json", "--moving-points", tmp_path / "moving.csv",
+        "--output-transform", tmp_path / "T.h5", "--report", tmp_path / "r.csv", "--json", tmp_path / "s.json",
+    )  # fmt: skip
+    assert arguments.handler is command_prealign and arguments.type == "rigid"
+    assert command_prealign(arguments) == 0
+    written = Transform.read(tmp_path / "T.h5")
+    assert written.is_linear
+    assert np.sqrt(np.mean(np.sum((written.transform_points(fixed) - moving) ** 2, axis=1))) < 0.9
+    assert mean_error_mm(written, TRUTH, TARGETS) < 0.6
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["paired_by"] == "label" and summary["type"] == "rigid"
+    assert np.allclose(summary["transform"]["matrix_lps"], written.matrix, atol=1e-8)
+    assert summary["loo_rms_mm"] > summary["fre_mm"]["rms"] > 0.3
+    assert len((tmp_path / "r.csv").read_text().splitlines()) == 9
+    out = capsys.readouterr().out
+    assert "FRE rms" in out and "leave-one-out" in out and "wrote transform" in out
+
+
+def test_prealign_tps_on_a_reference_image_and_warnings_on_stderr(tmp_path, capsys):
+    fixed = fixed_points(12, seed=16)
+    moving = bent(fixed)
+    write_points_csv(tmp_path / "f.csv", lps_ras_points(fixed))
+    write_points_csv(tmp_path / "m.csv", lps_ras_points(moving))
+    write_image(box_image(spacing=8.0), tmp_path / "ref.nrrd")
+    write_image(box_image(-40, 40, 8.0), tmp_path / "small.nrrd")
+    arguments = argparse.Namespace(
+        fixed_points=tmp_path / "f.csv", moving_points=tmp_path / "m.csv", type="tps",
+        output_transform=tmp_path / "T.h5", reference_image=tmp_path / "ref.nrrd", moving_image=tmp_path / "small.nrrd",
+        summary=tmp_path / "s.json",
+    )  # fmt: skip
+    assert command_prealign(arguments) == 0
+    written = Transform.read(tmp_path / "T.h5")
+    assert written.kind == "displacement" and written.displacement_field().GetSize() == (21, 21, 21)
+    assert np.abs(written.transform_points(fixed) - moving).max() < 0.1
+    captured = capsys.readouterr()
+    assert "warning: moving points '1'" in captured.err and "lie outside the moving image" in captured.err
+    assert "near zero by construction" in captured.out
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["transform"]["kind"] == "displacement" and summary["loo_rms_mm"] > 0.5
+    assert (
+        summary["inputs"]["reference_image"] == str(tmp_path / "ref.nrrd") and summary["inputs"]["fixed_image"] is None
+    )
+
+
+def test_a_sharply_bending_tps_on_a_coarse_grid_warns():
+    fixed = fixed_points(12, seed=16)
+    moving = bent(fixed)
+    moving[[1, 7]] = moving[[7, 1]]
+    fit = fit_landmarks(lps_ras_points(fixed), lps_ras_points(moving), "tps", reference_image=box_image(spacing=8.0))
+    (warning,) = warnings_about(fit, "departs up to")
+    assert fit.fre_max_mm > 0.5 and f"{fit.fre_max_mm:.2f} mm" in warning
+    assert warnings_about(fit, "'P2' and 'P8' look swapped")
+    assert fit.loo_rms_mm > 20  # leave-one-out exposes the wrong pair that the spline absorbed
+
+
+def test_prealign_bad_input_raises_before_writing(tmp_path):
+    write_points_csv(tmp_path / "f.csv", POINTS_RAS)
+    write_points_csv(tmp_path / "m.csv", POINTS_RAS[:2])
+    arguments = prealign_arguments(
+        "--fixed-points",
+        tmp_path / "f.csv",
+        "--moving-points",
+        tmp_path / "m.csv",
+        "--output-transform",
+        tmp_path / "T.h5",
+    )
+    with pytest.raises(InputError, match="3 fixed points but 2 moving points"):
+        command_prealign(arguments)
+    assert not (tmp_path / "T.h5").exists()
+    arguments.moving_points, arguments.type, arguments.output_transform = tmp_path / "f.csv", "tps", tmp_path / "T.tfm"
+    with pytest.raises(InputError, match="write it to .h5"):
+        command_prealign(arguments)
+    assert TYPES == KINDS
