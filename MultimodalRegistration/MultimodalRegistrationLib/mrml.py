@@ -127,25 +127,29 @@ def read_volume_node(scene, path: str | Path, labelmap: bool = False, name: str 
     return node
 
 
-def write_volume_node(scene, node, path: str | Path) -> None:
-    storage = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
+def _with_storage_node(scene, storage_class: str, path, operation: str, node, failure: str) -> None:
+    """Read or write ``node`` at ``path`` through a temporary storage node of Slicer's own."""
+    storage = scene.AddNewNodeByClass(storage_class)
     try:
         storage.SetFileName(str(path))
-        if not storage.WriteData(node):
-            raise InputError(f"Slicer could not write {path}: check the folder and the file extension")
+        if not getattr(storage, operation)(node):
+            raise InputError(failure)
     finally:
         scene.RemoveNode(storage)
+
+
+def write_volume_node(scene, node, path: str | Path) -> None:
+    _with_storage_node(
+        scene, "vtkMRMLVolumeArchetypeStorageNode", path, "WriteData", node,
+        f"Slicer could not write {path}: check the folder and the file extension",
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- transforms
 def _read_transform_file_into(scene, node, path: Path) -> None:
-    storage = scene.AddNewNodeByClass("vtkMRMLTransformStorageNode")
-    try:
-        storage.SetFileName(str(path))
-        if not storage.ReadData(node):
-            raise InputError(f"Slicer could not read the transform file {path}")
-    finally:
-        scene.RemoveNode(storage)
+    _with_storage_node(
+        scene, "vtkMRMLTransformStorageNode", path, "ReadData", node, f"Slicer could not read the transform file {path}"
+    )
     _use_linear_grid_interpolation(node.GetTransformFromParent())
 
 
@@ -191,13 +195,10 @@ def transform_from_node(node) -> Transform:
         raise InputError(f"transform '{node.GetName()}' is not in a scene: add it to the scene first")
     with tempfile.TemporaryDirectory(prefix="mmreg-node-") as folder:
         path = Path(folder) / "transform.h5"
-        storage = scene.AddNewNodeByClass("vtkMRMLTransformStorageNode")
-        try:
-            storage.SetFileName(str(path))
-            if not storage.WriteData(node):
-                raise InputError(f"Slicer could not export transform '{node.GetName()}' to ITK format")
-        finally:
-            scene.RemoveNode(storage)
+        _with_storage_node(
+            scene, "vtkMRMLTransformStorageNode", path, "WriteData", node,
+            f"Slicer could not export transform '{node.GetName()}' to ITK format",
+        )  # fmt: skip
         return Transform.read(path)
 
 
