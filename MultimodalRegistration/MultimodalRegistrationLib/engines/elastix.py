@@ -90,6 +90,15 @@ def _parameter_maps(preset: Preset, seed: int) -> list[dict[str, list[str]]]:
     return maps
 
 
+def _log_timings(log: str) -> dict:
+    """Seconds elastix spent building image pyramids and iterating, read from its log."""
+    import re
+
+    pyramids = sum(float(ms) for ms in re.findall(r"Preparation of the image pyramids took: ([\d.]+) ms", log)) / 1000
+    iterating = sum(float(s) for s in re.findall(r"Time spent in resolution \d+ \(ITK initialization and iterating\): ([\d.]+)", log))
+    return {"engine_pyramids_s": round(pyramids, 3), "engine_optimizer_s": round(iterating, 3)}
+
+
 def _errors_in(log: str) -> str:
     """The lines of an elastix log that explain a failure."""
     lines = log.splitlines()
@@ -163,5 +172,5 @@ def _output(transform, log, threads, import_s, register_s):
         log=log,
         version=version(),
         threads=threads,
-        timings={"engine_import_s": round(import_s, 3), "engine_register_s": round(register_s, 3)},
+        timings={"engine_import_s": round(import_s, 3), "engine_register_s": round(register_s, 3), **_log_timings(log)},
     )
