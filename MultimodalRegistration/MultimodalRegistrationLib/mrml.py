@@ -173,6 +173,8 @@ def transform_to_node(scene, transform: Transform, node=None, name: str = "Regis
         class_name = "vtkMRMLLinearTransformNode" if transform.is_linear else "vtkMRMLTransformNode"
         node = scene.AddNewNodeByClass(class_name, name)
     if transform.is_linear:
+        if not node.IsLinear():
+            node.SetAndObserveTransformFromParent(None)  # a node holding a field refuses a matrix otherwise
         node.SetMatrixTransformFromParent(_vtk_matrix(transform.matrix_ras))
         return node
     with tempfile.TemporaryDirectory(prefix="mmreg-node-") as folder:

@@ -118,3 +118,14 @@ def test_markups_are_read_in_world_ras_through_parents(scene):
     world, labels = mrml.points_from_markups(points)
     assert labels == ["a", "b"]
     assert np.allclose(world, [[11, 2, 3], [14, 5, 6]])
+
+
+def test_a_nonlinear_node_can_take_a_linear_result(scene):
+    from test_transforms import smooth_field
+
+    node = mrml.transform_to_node(scene, smooth_field())
+    assert not node.IsLinear()
+    rigid = rigid_transform(12, (0, 0, 1), (1, 2, 3))
+    mrml.transform_to_node(scene, rigid, node)
+    assert node.IsLinear()
+    assert np.allclose(mrml.transform_from_node(node).matrix, rigid.matrix, atol=1e-9)

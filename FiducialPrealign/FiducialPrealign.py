@@ -1,0 +1,268 @@
+"""FiducialPrealign: a fixed -> moving transform from two point lists, refitted as the points move.
+
+A thin module: the Widget binds the GUI to the parameter node and refits when points change; the
+work is done by MultimodalRegistrationLib.landmark_nodes.fit_markups.
+"""
+
+import os
+import sys
+from typing import Annotated, Optional
+
+import qt
+import slicer
+import vtk
+from slicer import (
+    vtkMRMLMarkupsFiducialNode,
+    vtkMRMLScalarVolumeNode,
+    vtkMRMLTableNode,
+    vtkMRMLTransformNode,
+)
+from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+
+try:
+    from MultimodalRegistrationLib import landmark_nodes
+except ModuleNotFoundError:
+    # From a source tree, the shared library is in the sibling MultimodalRegistration folder, which
+    # Slicer may not have put on sys.path yet when this module loads.
+    sys.path.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "MultimodalRegistration"))
+    from MultimodalRegistrationLib import landmark_nodes
+from MultimodalRegistrationLib.errors import InputError
+from MultimodalRegistrationLib.landmark_models import KINDS
+
+POINT_EVENTS = (
+    slicer.vtkMRMLMarkupsNode.PointModifiedEvent,
+    slicer.vtkMRMLMarkupsNode.PointAddedEvent,
+    slicer.vtkMRMLMarkupsNode.PointRemovedEvent,
+    slicer.vtkMRMLTransformableNode.TransformModifiedEvent,  # a parent transform moved the points
+)
+REFIT_DELAY_MS = 150  # coalesces the stream of events while a point is dragged
+
+
+class FiducialPrealign(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = "Fiducial Prealign"
+        self.parent.categories = ["Registration"]
+        self.parent.dependencies = ["MultimodalRegistration"]
+        self.parent.contributors = ["MultimodalRegistration developers"]
+        self.parent.helpText = (
+            "Fit a translation, rigid, similarity, affine or thin-plate-spline transform to two point lists "
+            "(the same landmarks on the fixed and on the moving image, paired by label, else by order). The "
+            "result is a transform node (fixed to moving, TransformFromParent): put the moving volume under it, "
+            "or send it to Multimodal Registration as the initial transform. The table lists each pair's error "
+            "and leave-one-out error; trust the leave-one-out error, not FRE. The pair to check first is the "
+            "only selected point in both lists."
+        )
+        self.parent.acknowledgementText = "See the MultimodalRegistration extension README."
+
+
+@parameterNodeWrapper
+class FiducialPrealignParameterNode:
+    fixedPoints: vtkMRMLMarkupsFiducialNode
+    movingPoints: vtkMRMLMarkupsFiducialNode
+    transformType: Annotated[str, Choice(list(KINDS))] = "rigid"
+    outputTransform: Optional[vtkMRMLTransformNode]
+    referenceVolume: Optional[vtkMRMLScalarVolumeNode]
+    residualTable: Optional[vtkMRMLTableNode]
+    autoUpdate: bool = True
+
+
+class FiducialPrealignWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._observedPoints = []
+        self._fitting = False
+        self._refitTimer = qt.QTimer()
+        self._refitTimer.setSingleShot(True)
+        self._refitTimer.setInterval(REFIT_DELAY_MS)
+        self._refitTimer.timeout.connect(self.refit)
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/FiducialPrealign.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = FiducialPrealignLogic()
+        self.ui.fitButton.clicked.connect(self.refit)
+        self.ui.sendButton.clicked.connect(self.onSendButton)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        self._refitTimer.stop()
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        self.setParameterNode(None)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.fixedPoints:
+            lists = slicer.util.getNodesByClass("vtkMRMLMarkupsFiducialNode")
+            if len(lists) >= 2:
+                self._parameterNode.fixedPoints, self._parameterNode.movingPoints = lists[0], lists[1]
+
+    def setParameterNode(self, inputParameterNode) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterChanged)
+        self._refitTimer.stop()
+        self._parameterNode = inputParameterNode
+        self._observePoints()
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterChanged)
+            self._onParameterChanged()
+
+    def _observePoints(self) -> None:
+        for node in self._observedPoints:
+            for event in POINT_EVENTS:
+                self.removeObserver(node, event, self._onPointsChanged)
+        node = self._parameterNode
+        self._observedPoints = [p for p in (node.fixedPoints, node.movingPoints) if p] if node else []
+        for points in self._observedPoints:
+            for event in POINT_EVENTS:
+                self.addObserver(points, event, self._onPointsChanged)
+
+    def _onParameterChanged(self, caller=None, event=None) -> None:
+        if self._fitting:  # the fit itself stores its output nodes
+            return
+        self._observePoints()
+        node = self._parameterNode
+        self.ui.residualTableView.setMRMLTableNode(node.residualTable)
+        self._updateButtons()
+        if node.autoUpdate:
+            self._refitTimer.start()
+
+    def _onPointsChanged(self, caller, event) -> None:
+        if not self._fitting and self._parameterNode and self._parameterNode.autoUpdate:
+            self._refitTimer.start()
+
+    def _updateButtons(self) -> None:
+        node = self._parameterNode
+        self.ui.fitButton.enabled = bool(node and node.fixedPoints and node.movingPoints)
+        self.ui.sendButton.enabled = bool(node and node.outputTransform)
+
+    def refit(self) -> None:
+        node = self._parameterNode
+        if not (node and node.fixedPoints and node.movingPoints):
+            self.ui.statusLabel.text = "Select the fixed and the moving point lists."
+            return
+        self._fitting = True
+        try:
+            fit, output, table = self.logic.fit(
+                node.fixedPoints, node.movingPoints, node.transformType, node.outputTransform,
+                node.referenceVolume, node.residualTable,
+            )  # fmt: skip
+            node.outputTransform, node.residualTable = output, table
+            self.ui.residualTableView.setMRMLTableNode(table)
+            worst = landmark_nodes.worst_point(fit)
+            if worst is not None:
+                self.ui.residualTableView.selectRow(worst)
+            self.ui.statusLabel.text = landmark_nodes.status_text(fit)
+        except InputError as error:
+            self.ui.statusLabel.text = f"Not fitted: {error}"
+        finally:
+            self._fitting = False
+        self._updateButtons()
+
+    def onSendButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay("Could not hand the transform to Multimodal Registration."):
+            self.ui.statusLabel.text = self.logic.sendToRegistration(self._parameterNode.outputTransform)
+
+
+class FiducialPrealignLogic(ScriptedLoadableModuleLogic):
+    """Node-level landmark fits; the work is done by MultimodalRegistrationLib.landmark_nodes."""
+
+    def getParameterNode(self):
+        return FiducialPrealignParameterNode(super().getParameterNode())
+
+    @staticmethod
+    def fit(fixedPoints, movingPoints, transformType="rigid", outputTransform=None, referenceVolume=None,
+            residualTable=None):  # fmt: skip
+        """Returns (LandmarkFit, output transform node, residual table node); see fit_markups."""
+        return landmark_nodes.fit_markups(
+            fixedPoints, movingPoints, transformType, output_transform_node=outputTransform,
+            reference_volume_node=referenceVolume, table_node=residualTable,
+        )  # fmt: skip
+
+    @staticmethod
+    def sendToRegistration(transformNode) -> str:
+        """Make ``transformNode`` Multimodal Registration's initial transform and open that module."""
+        registration = slicer.util.getModuleLogic("MultimodalRegistration").getParameterNode()
+        moving = registration.movingVolume
+        if moving is not None and landmark_nodes.is_under(moving, transformNode):
+            # register_nodes already starts from the moving volume's parent transforms: counting it twice
+            # would apply the prealignment twice.
+            registration.initialTransform = None
+            message = (
+                f"'{moving.GetName()}' is under '{transformNode.GetName()}': Multimodal Registration starts "
+                "from that parent transform."
+            )
+        else:
+            registration.initialTransform = transformNode
+            message = f"'{transformNode.GetName()}' is Multimodal Registration's initial transform."
+        slicer.util.selectModule("MultimodalRegistration")
+        return message
+
+
+class FiducialPrealignTest(ScriptedLoadableModuleTest):
+    """Runs inside Slicer: four phantom landmarks, one list under a parent transform, fitted rigidly."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_rigid_fit_of_phantom_landmarks()
+
+    def test_rigid_fit_of_phantom_landmarks(self):
+        import numpy as np
+        from MultimodalRegistrationLib import mrml
+        from MultimodalRegistrationLib.phantom import rigid_transform
+        from MultimodalRegistrationLib.transforms import lps_ras_points
+
+        self.delayDisplay("Fitting a rigid transform to four phantom landmarks with 1 mm noise")
+        truth = rigid_transform(90.0, (1.0, 0.0, 0.0), (60.0, -50.0, 60.0))
+        fixed_lps = np.array([[-31.0, -72.0, -22.0], [31.0, -72.0, -22.0], [28.0, -30.0, 22.0], [0.0, 30.0, -90.0]])
+        moving_lps = truth.transform_points(fixed_lps) + np.random.default_rng(0).normal(0, 1.0, fixed_lps.shape)
+        labels = ["right eye", "left eye", "lesion", "spinal canal"]
+        # The fixed list sits under a 10 mm shift: its world positions are what counts.
+        parent = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "fixed parent")
+        shift = vtk.vtkMatrix4x4()
+        shift.SetElement(2, 3, 10.0)
+        parent.SetMatrixTransformToParent(shift)
+        local_ras = lps_ras_points(fixed_lps) - [0.0, 0.0, 10.0]
+        fixed = mrml.markups_from_points(slicer.mrmlScene, local_ras, labels, "fixed")
+        fixed.SetAndObserveTransformNodeID(parent.GetID())
+        moving = mrml.markups_from_points(slicer.mrmlScene, lps_ras_points(moving_lps), labels, "moving")
+        fit, output, table = FiducialPrealignLogic.fit(fixed, moving, "rigid")
+        self.assertTrue(output.IsLinear())
+        self.assertEqual(table.GetNumberOfRows(), 4)
+        self.assertLess(np.abs(fit.transform.matrix[:3, :3] - truth.matrix[:3, :3]).max(), 0.05)
+        self.assertGreater(fit.loo_rms_mm, fit.fre_rms_mm)
+        self.delayDisplay(f"FRE RMS {fit.fre_rms_mm:.2f} mm, leave-one-out RMS {fit.loo_rms_mm:.2f} mm")

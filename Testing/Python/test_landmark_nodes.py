@@ -1,0 +1,196 @@
+"""Landmark prealignment on MRML nodes (the FiducialPrealign module's logic) on real slicer-core scenes."""
+
+import math
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
+import vtk  # noqa: E402
+
+from MultimodalRegistrationLib import mrml  # noqa: E402
+from MultimodalRegistrationLib.errors import InputError  # noqa: E402
+from MultimodalRegistrationLib.landmark_nodes import (  # noqa: E402
+    ATTRIBUTE_PREFIX,
+    RESIDUAL_COLUMNS,
+    WORST_BY_LOO,
+    fit_markups,
+    status_text,
+    worst_point,
+)
+from MultimodalRegistrationLib.phantom import rigid_transform  # noqa: E402
+from MultimodalRegistrationLib.transforms import Transform, lps_ras_points  # noqa: E402
+
+TRUTH = rigid_transform(30.0, (1.0, -2.0, 0.5), (12.0, -7.0, 15.0))  # fixed -> moving, LPS mm
+FIXED_LPS = np.random.default_rng(5).uniform(-50, 50, size=(7, 3))
+LABELS = [f"L{i}" for i in range(7)]
+
+
+def moving_lps(noise=0.0, seed=1):
+    return TRUTH.transform_points(FIXED_LPS) + np.random.default_rng(seed).normal(0, noise, FIXED_LPS.shape)
+
+
+def slicer_maps(node, points_ras):
+    """Where Slicer itself sends RAS points through the node's TransformFromParent."""
+    from_parent = node.GetTransformFromParent()
+    return np.array([from_parent.TransformPoint(*map(float, p)) for p in points_ras])
+
+
+def linear_parent(scene, transform: Transform, name):
+    """A transform node whose ToParent (local -> world) is ``transform`` (LPS)."""
+    return mrml.transform_to_node(scene, transform.inverse(), name=name)  # FromParent = inverse of ToParent
+
+
+def column(table_node, name):
+    table = table_node.GetTable()
+    array = table.GetColumnByName(name)
+    return [array.GetValue(row) for row in range(table.GetNumberOfRows())]
+
+
+def box_volume(scene, low=-80.0, high=80.0, spacing=4.0):
+    size = round((high - low) / spacing) + 1
+    image = sitk.Image([size] * 3, sitk.sitkInt16)
+    image.SetSpacing([spacing] * 3)
+    image.SetOrigin([low] * 3)
+    return mrml.volume_node_from_image(scene, image, "reference"), image
+
+
+def test_markups_under_parent_transforms_are_read_in_world_ras(scene):
+    fixed_parent = rigid_transform(40.0, (0, 0, 1), (20.0, 5.0, -10.0))
+    moving_parent = rigid_transform(-15.0, (1, 1, 0), (-30.0, 0.0, 8.0))
+    # Local positions chosen so that the world positions are FIXED_LPS and TRUTH(FIXED_LPS).
+    fixed = mrml.markups_from_points(scene, lps_ras_points(fixed_parent.inverse().transform_points(FIXED_LPS)), LABELS)
+    moving_local = moving_parent.inverse().transform_points(moving_lps())
+    moving = mrml.markups_from_points(scene, lps_ras_points(moving_local), LABELS)
+    fixed.SetAndObserveTransformNodeID(linear_parent(scene, fixed_parent, "fixed parent").GetID())
+    moving.SetAndObserveTransformNodeID(linear_parent(scene, moving_parent, "moving parent").GetID())
+    fit, node, _ = fit_markups(fixed, moving, "rigid")
+    assert np.allclose([row.fixed_ras for row in fit.residuals], lps_ras_points(FIXED_LPS), atol=1e-6)
+    assert np.abs(fit.transform.matrix - TRUTH.matrix).max() < 1e-6 and fit.fre_max_mm < 1e-6
+    assert np.allclose(slicer_maps(node, lps_ras_points(FIXED_LPS)), lps_ras_points(moving_lps()), atol=1e-6)
+    # Moving a parent moves the points: the next fit sees the new world positions.
+    shift = np.eye(4)
+    shift[:3, 3] = [0.0, 0.0, 5.0]
+    mrml.transform_to_node(scene, fixed_parent.inverse() @ Transform.from_matrix(np.linalg.inv(shift)),
+                           fixed.GetParentTransformNode())  # fmt: skip
+    moved, _, _ = fit_markups(fixed, moving, "rigid", node)
+    assert np.allclose([row.fixed_ras for row in moved.residuals], lps_ras_points(FIXED_LPS + [0, 0, 5]), atol=1e-6)
+
+
+def test_rigid_output_node_is_linear_and_holds_the_fit(scene):
+    fixed = mrml.markups_from_points(scene, lps_ras_points(FIXED_LPS), LABELS, "fixed")
+    moving = mrml.markups_from_points(scene, lps_ras_points(moving_lps(noise=1.0)), LABELS, "moving")
+    fit, node, table = fit_markups(fixed, moving, "rigid")
+    assert node.IsA("vtkMRMLLinearTransformNode") and node.IsLinear()
+    from_parent = vtk.vtkMatrix4x4()
+    node.GetMatrixTransformFromParent(from_parent)
+    matrix = np.array([[from_parent.GetElement(r, c) for c in range(4)] for r in range(4)])
+    assert np.abs(matrix - fit.transform.matrix_ras).max() < 1e-9
+    assert np.abs(fit.transform.matrix - TRUTH.matrix).max() > 1e-4  # noisy: the fit, not the truth
+    assert node.GetAttribute(ATTRIBUTE_PREFIX + "type") == "rigid"
+    assert float(node.GetAttribute(ATTRIBUTE_PREFIX + "freRmsMm")) == pytest.approx(fit.fre_rms_mm, abs=1e-4)
+    assert node.GetAttribute(ATTRIBUTE_PREFIX + "fixedPointsNodeID") == fixed.GetID()
+    # A refit reuses the nodes it is given: a field first, then a matrix again in the same node.
+    count = scene.GetNumberOfNodes()
+    tps, same, same_table = fit_markups(fixed, moving, "tps", node, table_node=table)
+    assert same is node and same_table is table and not node.IsLinear()
+    assert np.abs(slicer_maps(node, lps_ras_points(FIXED_LPS)) - lps_ras_points(moving_lps(noise=1.0))).max() < 0.1
+    again, same, _ = fit_markups(fixed, moving, "similarity", node, table_node=table)
+    assert same is node and node.IsLinear() and scene.GetNumberOfNodes() == count
+    node.GetMatrixTransformFromParent(from_parent)
+    assert abs(from_parent.GetElement(0, 3) - again.transform.matrix_ras[0, 3]) < 1e-9
+
+
+def test_residual_table_has_one_row_per_pair_and_marks_the_worst(scene):
+    moving = moving_lps(noise=0.5, seed=2)
+    moving[4] += [0.0, 6.0, 0.0]  # L4 was placed 6 mm off
+    order = [3, 6, 0, 4, 1, 5, 2]  # the moving list in another order: paired by label
+    fixed_node = mrml.markups_from_points(scene, lps_ras_points(FIXED_LPS), LABELS, "fixed")
+    moving_node = mrml.markups_from_points(scene, lps_ras_points(moving[order]), [LABELS[i] for i in order], "moving")
+    fit, _, table = fit_markups(fixed_node, moving_node, "rigid")
+    assert fit.paired_by == "label"
+    assert [table.GetColumnName(i) for i in range(table.GetNumberOfColumns())] == [n for n, _ in RESIDUAL_COLUMNS]
+    assert table.GetNumberOfRows() == 7 and column(table, "label") == LABELS
+    assert np.allclose(column(table, "error"), [row.error_mm for row in fit.residuals], atol=1e-3)
+    assert np.allclose(column(table, "leave-one-out"), fit.loo_errors_mm, atol=1e-3)
+    assert np.allclose(
+        np.c_[column(table, "fixed R"), column(table, "fixed A"), column(table, "fixed S")],
+        lps_ras_points(FIXED_LPS), atol=1e-3,
+    )  # fmt: skip
+    mapped = lps_ras_points(fit.transform.transform_points(FIXED_LPS))
+    assert np.allclose(np.c_[column(table, "mapped R"), column(table, "mapped A"), column(table, "mapped S")],
+                       mapped, atol=1e-3)  # fmt: skip
+    assert table.GetColumnUnitLabel("error") == "mm" and table.GetColumnTitle("error") == "error (mm)"
+    assert table.GetUseColumnTitleAsColumnHeader()
+    # The misplaced pair is the worst, marked in the table and the only selected point of each list.
+    assert column(table, "check") == [WORST_BY_LOO if label == "L4" else "" for label in LABELS]
+    assert fit.loo_errors_mm[4] > 4 and fit.loo_errors_mm[4] == max(fit.loo_errors_mm)
+    selected_fixed = [fixed_node.GetNthControlPointSelected(i) for i in range(7)]
+    selected_moving = [moving_node.GetNthControlPointSelected(i) for i in range(7)]
+    assert selected_fixed == [i == 4 for i in range(7)]
+    assert selected_moving == [order[i] == 4 for i in range(7)]  # L4 is third from last in the moving list
+    # Fixing the point refits into the same table: no extra columns, a new worst pair.
+    moving_node.SetNthControlPointPositionWorld(order.index(4), *lps_ras_points([moving[4] - [0, 6, 0]])[0])
+    refit, _, same = fit_markups(fixed_node, moving_node, "rigid", table_node=table)
+    assert same is table and table.GetNumberOfColumns() == len(RESIDUAL_COLUMNS) and table.GetNumberOfRows() == 7
+    assert column(table, "error")[4] == pytest.approx(refit.residuals[4].error_mm, abs=1e-3)
+    assert refit.residuals[4].error_mm < 2.0 and refit.loo_errors_mm[4] < 3.0
+    assert column(table, "check").count(WORST_BY_LOO) == 1 and column(table, "check")[4] == ""
+
+
+def test_tps_on_a_reference_volume_is_a_field_mapping_fixed_to_moving(scene):
+    fixed_lps = np.random.default_rng(8).uniform(-50, 50, size=(12, 3))
+    bend = np.c_[6 * np.sin(fixed_lps[:, 1] / 30), 5 * np.cos(fixed_lps[:, 0] / 40), 4 * np.sin(fixed_lps[:, 2] / 35)]
+    moving = TRUTH.transform_points(fixed_lps) + bend
+    fixed_node = mrml.markups_from_points(scene, lps_ras_points(fixed_lps), name="fixed")
+    moving_node = mrml.markups_from_points(scene, lps_ras_points(moving), name="moving")
+    reference, image = box_volume(scene)
+    fit, node, table = fit_markups(fixed_node, moving_node, "tps", reference_volume_node=reference)
+    assert not node.IsLinear() and fit.transform.kind == "displacement"
+    # Slicer's own evaluation of the node sends the fixed points onto the moving points.
+    assert np.abs(slicer_maps(node, lps_ras_points(fixed_lps)) - lps_ras_points(moving)).max() < 0.1
+    field = mrml.transform_from_node(node).displacement_field()
+    assert field.GetSize() == image.GetSize() and np.allclose(field.GetOrigin(), image.GetOrigin())
+    assert np.allclose(field.GetSpacing(), image.GetSpacing())
+    assert max(column(table, "error")) < 0.1 and min(column(table, "leave-one-out")) > 0.1
+    assert "FRE ~0 by construction" in status_text(fit)
+
+
+def test_a_spline_without_leave_one_out_highlights_nothing(scene):
+    fixed_node = mrml.markups_from_points(scene, lps_ras_points(FIXED_LPS[:4]), LABELS[:4], "fixed")
+    moving_node = mrml.markups_from_points(scene, lps_ras_points(moving_lps(1.0)[:4]), LABELS[:4], "moving")
+    fixed_node.SetNthControlPointSelected(2, False)
+    fit, _, table = fit_markups(fixed_node, moving_node, "tps")
+    assert worst_point(fit) is None and fit.loo_rms_mm is None
+    assert all(math.isnan(value) for value in column(table, "leave-one-out")) and set(column(table, "check")) == {""}
+    assert all(fixed_node.GetNthControlPointSelected(i) for i in range(4))
+    assert "leave-one-out RMS not available" in status_text(fit)
+
+
+def test_bad_inputs_raise_with_the_fix_and_change_nothing(scene):
+    fixed = mrml.markups_from_points(scene, lps_ras_points(FIXED_LPS), LABELS, "fixed")
+    moving = mrml.markups_from_points(scene, lps_ras_points(moving_lps()), LABELS, "moving")
+    output = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "output")
+    reference, _ = box_volume(scene)
+    count = scene.GetNumberOfNodes()
+    with pytest.raises(InputError, match="same node: select two different lists"):
+        fit_markups(fixed, fixed)
+    with pytest.raises(InputError, match="select the moving point list"):
+        fit_markups(fixed, None)
+    moving.SetAndObserveTransformNodeID(output.GetID())
+    with pytest.raises(InputError, match="'moving' is under the output transform 'output'.*take the list out"):
+        fit_markups(fixed, moving, "rigid", output)
+    moving.SetAndObserveTransformNodeID(None)
+    reference.SetAndObserveTransformNodeID(output.GetID())
+    with pytest.raises(InputError, match="reference volume 'reference' is under a transform"):
+        fit_markups(fixed, moving, "tps", output, reference)
+    moving.UnsetNthControlPointPosition(2)  # as 'Unset position' in the Markups module
+    with pytest.raises(InputError, match="moving point 'L2' in 'moving' is not placed: place it or delete it"):
+        fit_markups(fixed, moving, "rigid", output)
+    moving.RemoveNthControlPoint(2)
+    with pytest.raises(InputError, match="7 fixed points but 6 moving points"):
+        fit_markups(fixed, moving, "rigid", output)
+    assert scene.GetNumberOfNodes() == count  # no output, table or storage node left behind
+    assert output.GetAttribute(ATTRIBUTE_PREFIX + "type") is None
+    assert all(fixed.GetNthControlPointSelected(i) for i in range(7))
