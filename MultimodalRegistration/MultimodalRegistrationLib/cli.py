@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from .cli_prealign import add_prealign_parser
+from .cli_qa import add_qa_parser
 from .worker import EXIT_ENGINE, EXIT_INPUT, EXIT_OK, WorkerFailure, WorkerJob
 
 ENGINES = ("elastix", "ants")
@@ -130,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     presets.add_argument("--engine", choices=ENGINES)
     presets.set_defaults(handler=command_presets)
     add_prealign_parser(commands)
+    add_qa_parser(commands)
     return parser
 
 

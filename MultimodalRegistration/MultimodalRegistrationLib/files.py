@@ -19,6 +19,10 @@ def write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> N
     os.close(fd)
     try:
         write(tmp)
+        # mkstemp makes owner-only files; give the result the usual permissions.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -34,7 +34,7 @@ def _display_grid(fixed: sitk.Image, pixel_mm: float | None = None) -> sitk.Imag
     return reference
 
 
-def _to_uint8(image: sitk.Image) -> np.ndarray:
+def display_grey(image: sitk.Image) -> np.ndarray:
     """Rank-based grey levels inside the foreground (black outside), so that CT soft tissue and
     MR contrast both show in one picture."""
     otsu = sitk.OtsuThresholdImageFilter()
@@ -65,8 +65,8 @@ def checkerboard_montage(
 ) -> np.ndarray:
     """Three-plane checkerboard of fixed and resampled moving, as a uint8 array."""
     grid = _display_grid(fixed)
-    fixed_display = _to_uint8(resample(fixed, grid, Transform.identity()))
-    moving_display = _to_uint8(resample(moving, grid, transform))
+    fixed_display = display_grey(resample(fixed, grid, Transform.identity()))
+    moving_display = display_grey(resample(moving, grid, transform))
     zz, yy, xx = np.indices(fixed_display.shape)
     block = max(fixed_display.shape) // squares or 1
     board = ((zz // block + yy // block + xx // block) % 2).astype(bool)

@@ -246,6 +246,7 @@ class WorkerJob:
                 self._process.wait(timeout=10)  # reap the worker: no zombie, and its resources are accounted
             except subprocess.TimeoutExpired:
                 pass
+            self._finish()  # now that it has exited, its scratch folder can go
         if self.error is not None:
             raise self.error
         return self.result
