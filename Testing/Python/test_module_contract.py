@@ -11,7 +11,19 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULES = [path.parent for path in ROOT.glob("*/CMakeLists.txt") if (path.parent / f"{path.parent.name}.py").exists()]
+
+
+def _modules() -> list[tuple[Path, str]]:
+    """(folder, module name) for each scripted module: the folder's CMake names the module."""
+    found = []
+    for cmake in sorted(ROOT.glob("*/CMakeLists.txt")):
+        name = re.search(r"set\(MODULE_NAME (\w+)\)", cmake.read_text())
+        if name:
+            found.append((cmake.parent, name.group(1)))
+    return found
+
+
+MODULES = _modules()
 
 
 def parameter_fields(source: str) -> set[str]:
@@ -23,15 +35,15 @@ def parameter_fields(source: str) -> set[str]:
 
 
 def test_there_is_a_module():
-    assert [m.name for m in MODULES] and "MultimodalRegistration" in [m.name for m in MODULES]
+    assert "MultimodalRegistration" in [name for _, name in MODULES]
 
 
-@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.name)
-def test_ui_matches_the_module_code(module):
-    ui_path = module / "Resources" / "UI" / f"{module.name}.ui"
+@pytest.mark.parametrize("folder, name", MODULES, ids=[name for _, name in MODULES])
+def test_ui_matches_the_module_code(folder, name):
+    ui_path = folder / "Resources" / "UI" / f"{name}.ui"
     tree = ElementTree.parse(ui_path)
     widgets = {w.get("name") for w in tree.iter("widget")}
-    source = (module / f"{module.name}.py").read_text()
+    source = (folder / f"{name}.py").read_text()
     used = set(re.findall(r"self\.ui\.(\w+)", source))
     assert used and used <= widgets, f"widgets used in code but missing from the .ui: {sorted(used - widgets)}"
     fields = parameter_fields(source)
@@ -57,14 +69,18 @@ def test_cmake_lists_files_that_exist(cmake):
         assert (folder / sub / "CMakeLists.txt").exists()
 
 
-@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.name)
-def test_every_library_file_is_listed(module):
+def test_every_library_file_is_listed():
+    module = ROOT / "MultimodalRegistration"
     cmake = (module / "CMakeLists.txt").read_text()
-    library = module / f"{module.name}Lib"
-    if not library.exists():
-        pytest.skip(f"{module.name} has no library folder of its own")
+    library = module / "MultimodalRegistrationLib"
     missing = [str(p.relative_to(module)) for p in library.rglob("*.py") if str(p.relative_to(module)) not in cmake]
-    assert not missing, f"add to {module.name}/CMakeLists.txt: {missing}"
+    assert not missing, f"add to MultimodalRegistration/CMakeLists.txt: {missing}"
+
+
+def test_every_module_folder_is_built():
+    top = (ROOT / "CMakeLists.txt").read_text()
+    for folder, _ in MODULES:
+        assert f"add_subdirectory({folder.name})" in top
 
 
 def test_library_never_imports_gui_code():
