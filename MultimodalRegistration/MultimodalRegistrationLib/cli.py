@@ -10,10 +10,15 @@ import sys
 from pathlib import Path
 
 from .cli_prealign import add_prealign_parser
+from .cli_prep import add_prep_arguments, add_prep_parser, prep_options, wants_prep
 from .cli_qa import add_qa_parser
 from .worker import EXIT_ENGINE, EXIT_INPUT, EXIT_OK, WorkerFailure, WorkerJob
 
 ENGINES = ("elastix", "ants")
+PATH_KEYS = (
+    "fixed", "moving", "fixed_mask", "moving_mask", "initial_transform",
+    "output_transform", "output_inverse", "output_volume", "summary",
+)  # fmt: skip
 INIT_CHOICES = ("auto", "geometry", "moments", "none")
 
 
@@ -52,6 +57,7 @@ def _add_register_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-inverse", help="also write the inverse transform (.h5)")
     parser.add_argument("--output-volume", help="moving image resampled onto the fixed grid")
     parser.add_argument("--json", dest="summary", help="write a JSON summary of the result and its provenance")
+    add_prep_arguments(parser, for_register=True)
 
 
 def job_from_arguments(arguments: argparse.Namespace) -> dict:
@@ -67,6 +73,12 @@ def job_from_arguments(arguments: argparse.Namespace) -> dict:
         value = getattr(arguments, key, None)
         if value is not None:
             job[key] = value
+    # The worker runs in its own scratch folder: give it absolute paths.
+    for key in PATH_KEYS:
+        if key in job:
+            job[key] = str(Path(job[key]).expanduser().resolve())
+    if wants_prep(arguments):
+        job["prep"] = prep_options(arguments)
     for key in ("fixed", "moving", "fixed_mask", "moving_mask", "initial_transform"):
         if key in job and not Path(job[key]).exists():
             raise WorkerFailure("input", f"{key.replace('_', ' ')} file not found: {job[key]}: check the path", exit_code=EXIT_INPUT)
@@ -127,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--engine", choices=ENGINES, default="elastix")
     demo.add_argument("--preset", default="rigid")
     demo.set_defaults(handler=command_demo)
+    add_prep_parser(commands)
     presets = commands.add_parser("presets", help="list the presets")
     presets.add_argument("--engine", choices=ENGINES)
     presets.set_defaults(handler=command_presets)

@@ -33,7 +33,7 @@ from typing import Callable
 EXIT_OK, EXIT_ENGINE, EXIT_INPUT = 0, 1, 2
 JOB_KEYS = {
     "fixed", "moving", "fixed_mask", "moving_mask", "initial_transform", "engine", "preset", "init", "seed",
-    "threads", "output_transform", "output_inverse", "output_volume", "summary", "workdir",
+    "threads", "output_transform", "output_inverse", "output_volume", "summary", "workdir", "prep",
 }  # fmt: skip
 
 
@@ -50,11 +50,25 @@ def run_job(job: dict, emit: Callable[[dict], None]) -> dict:
     if unknown:
         raise InputError(f"unknown job keys {sorted(unknown)}: check the job against worker.JOB_KEYS")
     read_started = time.perf_counter()
-    fixed = read_image(job["fixed"], "fixed image")
-    moving = read_image(job["moving"], "moving image")
+    initial = Transform.read(job["initial_transform"]) if job.get("initial_transform") else None
+    prepared = None
+    if job.get("prep") is not None:
+        from .prep import PrepOptions, prepare
+
+        def prep_progress(fraction: float, stage: str) -> None:
+            emit({"event": "progress", "fraction": 0.0, "stage": stage})
+
+        options = PrepOptions.from_dict(job["prep"])
+        prepared = prepare(job["fixed"], job["moving"], options, initial_transform=initial, progress=prep_progress)
+        fixed, moving = prepared.fixed, prepared.moving
+    else:
+        fixed = read_image(job["fixed"], "fixed image")
+        moving = read_image(job["moving"], "moving image")
     fixed_mask = read_image(job["fixed_mask"], "fixed mask") if job.get("fixed_mask") else None
     moving_mask = read_image(job["moving_mask"], "moving mask") if job.get("moving_mask") else None
-    initial = Transform.read(job["initial_transform"]) if job.get("initial_transform") else None
+    if prepared is not None:  # masks given to the registration win over the prepared ones
+        fixed_mask = fixed_mask if fixed_mask is not None else prepared.fixed_mask
+        moving_mask = moving_mask if moving_mask is not None else prepared.moving_mask
     read_seconds = time.perf_counter() - read_started
 
     def progress(fraction: float, stage: str, **details) -> None:
@@ -84,12 +98,16 @@ def run_job(job: dict, emit: Callable[[dict], None]) -> dict:
         result.inverse.write(job["output_inverse"])
         outputs["inverse"] = job["output_inverse"]
     if job.get("output_volume"):
-        write_image(resample(moving, fixed, result.transform), job["output_volume"])
+        volume = prepared.resample_moving(result.transform) if prepared else resample(moving, fixed, result.transform)
+        write_image(volume, job["output_volume"])
         outputs["volume"] = job["output_volume"]
     summary = result.summary()
     summary["provenance"]["timings_s"]["read_s"] = round(read_seconds, 3)
     summary["provenance"]["timings_s"]["write_s"] = round(time.perf_counter() - write_started, 3)
     summary["outputs"] = outputs
+    if prepared is not None:
+        summary["prep"] = prepared.summary()
+        summary["warnings"] = prepared.warnings + summary["warnings"]
     if job.get("summary"):
         text = json.dumps(summary, indent=2)
         write_atomically(job["summary"], lambda tmp: Path(tmp).write_text(text))

@@ -88,3 +88,20 @@ def test_presets_are_listed_with_descriptions():
         "elastix rigid", "elastix affine", "elastix deformable", "ants rigid", "ants affine", "ants deformable",
     }  # fmt: skip
     assert all(len(line.split()) > 4 for line in lines)
+
+
+def test_register_with_prep_crops_on_the_fly_and_resamples_onto_the_full_fixed_grid(small_pair, tmp_path):
+    from test_prep import _whole_body_ct
+
+    ct = _whole_body_ct()
+    write_image(ct, tmp_path / "body_ct.nrrd")
+    write_image(small_pair.moving, tmp_path / "head_mr.nrrd")
+    run = mmreg(
+        "register", "--fixed", "body_ct.nrrd", "--moving", "head_mr.nrrd", "--prep",
+        "--output-transform", "T.h5", "--output-volume", "R.nrrd", "--json", "s.json", cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert mean_error_mm(Transform.read(tmp_path / "T.h5"), small_pair.truth, small_pair.head_points) < 1.0
+    assert sitk.ReadImage(str(tmp_path / "R.nrrd")).GetSize() == ct.GetSize()
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["prep"]["steps"][0]["step"] == "crop"
