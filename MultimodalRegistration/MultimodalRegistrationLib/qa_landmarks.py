@@ -170,7 +170,7 @@ class LandmarkErrors:
         }
 
 
-def _pair(
+def pair_landmarks(
     fixed: np.ndarray, moving: np.ndarray, fixed_labels: list[str] | None, moving_labels: list[str] | None
 ) -> tuple[np.ndarray, np.ndarray, list[str], str, list[str]]:
     """Pair landmarks: by label where labels match (extra ones dropped with a warning), else by order."""
@@ -226,7 +226,7 @@ def landmark_errors(
             raise InputError(f"{len(labels)} {role} labels for {len(points)} {role} points: give one label per point")
     fixed_labels = None if fixed_labels is None else [str(label) for label in fixed_labels]
     moving_labels = None if moving_labels is None else [str(label) for label in moving_labels]
-    fixed, moving, labels, paired_by, warnings = _pair(fixed, moving, fixed_labels, moving_labels)
+    fixed, moving, labels, paired_by, warnings = pair_landmarks(fixed, moving, fixed_labels, moving_labels)
 
     fit = {str(label) for label in fit_labels or []}
     unknown = sorted(fit - set(labels))

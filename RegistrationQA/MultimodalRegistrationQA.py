@@ -1,0 +1,329 @@
+"""MultimodalRegistrationQA: how good is this registration? Landmark errors (FRE and TRE apart), Dice,
+image agreement, Jacobian statistics and a stability check, as a table and an HTML report.
+
+A thin module: the Widget binds the GUI to the parameter node; the work is done by
+MultimodalRegistrationLib.qa_nodes. Named MultimodalRegistrationQA (its folder is RegistrationQA)
+because an older extension already has a module called RegistrationQA.
+"""
+
+import os
+import sys
+from typing import Optional, Union
+
+import qt
+import slicer
+import vtk
+from slicer import (
+    vtkMRMLLabelMapVolumeNode,
+    vtkMRMLMarkupsFiducialNode,
+    vtkMRMLScalarVolumeNode,
+    vtkMRMLSegmentationNode,
+    vtkMRMLTableNode,
+    vtkMRMLTransformNode,
+)
+from slicer.parameterNodeWrapper import parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+
+try:
+    from MultimodalRegistrationLib import qa_nodes
+except ModuleNotFoundError:
+    # From a source tree, the shared library is in the sibling MultimodalRegistration folder, which
+    # Slicer may not have put on sys.path yet when this module loads.
+    sys.path.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "MultimodalRegistration"))
+    from MultimodalRegistrationLib import qa_nodes
+from MultimodalRegistrationLib.errors import EngineError, InputError
+
+
+class MultimodalRegistrationQA(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = "Registration QA"
+        self.parent.categories = ["Registration"]
+        self.parent.dependencies = ["MultimodalRegistration"]
+        self.parent.contributors = ["MultimodalRegistration developers"]
+        self.parent.helpText = (
+            "How good is a registration? Select the result transform (fixed to moving), the fixed and moving "
+            "volumes and whatever you have: target landmarks (TRE, the number to trust), the landmarks the "
+            "transform was fitted to (FRE, kept apart: it flatters), segmentations of the same structures "
+            "(Dice per segment) and, with no ground truth at all, the stability check, which re-runs the "
+            "registration from perturbed starts. Compute fills the table and shows the moving volume under the "
+            "transform over the fixed one; Export writes an HTML report with checkerboard, difference and "
+            "fusion pictures. Moving-side lists and segmentations are read in the moving image's own frame: "
+            "keep them under the same transform as the moving volume, or under none."
+        )
+        self.parent.acknowledgementText = "See the MultimodalRegistration extension README."
+
+
+@parameterNodeWrapper
+class MultimodalRegistrationQAParameterNode:
+    transform: Optional[vtkMRMLTransformNode]
+    fixedVolume: vtkMRMLScalarVolumeNode
+    movingVolume: vtkMRMLScalarVolumeNode
+    fixedFitPoints: Optional[vtkMRMLMarkupsFiducialNode]
+    movingFitPoints: Optional[vtkMRMLMarkupsFiducialNode]
+    fixedTargetPoints: Optional[vtkMRMLMarkupsFiducialNode]
+    movingTargetPoints: Optional[vtkMRMLMarkupsFiducialNode]
+    fixedSegmentation: Optional[Union[vtkMRMLLabelMapVolumeNode, vtkMRMLSegmentationNode]]
+    movingSegmentation: Optional[Union[vtkMRMLLabelMapVolumeNode, vtkMRMLSegmentationNode]]
+    stability: bool = False
+    stabilityRestarts: int = 5
+    metricsTable: Optional[vtkMRMLTableNode]
+    reportPath: str = ""
+
+
+class MultimodalRegistrationQAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._computing = False
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/MultimodalRegistrationQA.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = MultimodalRegistrationQALogic()
+        self.ui.computeButton.clicked.connect(self.onComputeButton)
+        self.ui.exportButton.clicked.connect(self.onExportButton)
+        self.ui.compareButton.clicked.connect(self.onCompareButton)
+        self.ui.progressBar.visible = False
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        self.setParameterNode(None)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.setParameterNode(None)
+        self.logic.forget()
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+        node = self._parameterNode
+        if node.fixedVolume:
+            return
+        # Start from what Multimodal Registration just registered, else from the first two volumes.
+        registration = slicer.util.getModuleLogic("MultimodalRegistration").getParameterNode()
+        if registration.fixedVolume and registration.movingVolume:
+            node.fixedVolume, node.movingVolume = registration.fixedVolume, registration.movingVolume
+            if registration.outputTransform and not node.transform:
+                node.transform = registration.outputTransform
+            return
+        volumes = slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode")
+        volumes = [v for v in volumes if not v.IsA("vtkMRMLLabelMapVolumeNode")]
+        if len(volumes) >= 2:
+            node.fixedVolume, node.movingVolume = volumes[0], volumes[1]
+
+    def setParameterNode(self, inputParameterNode) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+            self.ui.metricsTableView.setMRMLTableNode(self._parameterNode.metricsTable)
+            self._updateButtons()
+
+    def _updateButtons(self, caller=None, event=None) -> None:
+        node = self._parameterNode
+        ready = bool(node and node.fixedVolume and node.movingVolume and node.fixedVolume != node.movingVolume)
+        self.ui.computeButton.enabled = ready and not self._computing
+        self.ui.exportButton.enabled = self.logic.hasResult() and not self._computing
+        self.ui.compareButton.enabled = ready
+        self.ui.stabilityRestartsSpinBox.enabled = bool(node and node.stability)
+
+    def _onProgress(self, fraction: float, stage: str) -> None:
+        self.ui.progressBar.value = int(100 * fraction)
+        self.ui.progressBar.format = f"%p% {stage}"
+        slicer.app.processEvents()  # the stability restarts run in worker processes: keep the panel alive
+
+    def onComputeButton(self) -> None:
+        node = self._parameterNode
+        self._computing = True
+        self._updateButtons()
+        self.ui.progressBar.value = 0
+        self.ui.progressBar.visible = True
+        self.ui.statusLabel.text = "Measuring..."
+        try:
+            with slicer.util.tryWithErrorDisplay("Registration QA failed.", waitCursor=True):
+                try:
+                    restarts = node.stabilityRestarts if node.stability else 0
+                    if restarts:
+                        registration = slicer.util.getModuleLogic("MultimodalRegistration")
+                        registration.ensureEngine(qa_nodes.restart_engine(node.transform))
+                    metrics, table = self.logic.compute(
+                        node.transform, node.fixedVolume, node.movingVolume,
+                        node.fixedFitPoints, node.movingFitPoints, node.fixedTargetPoints, node.movingTargetPoints,
+                        node.fixedSegmentation, node.movingSegmentation,
+                        stabilityRestarts=restarts, table=node.metricsTable, onProgress=self._onProgress,
+                    )  # fmt: skip
+                except (InputError, EngineError) as error:
+                    self.ui.statusLabel.text = f"Not measured: {error}"
+                    return
+                node.metricsTable = table
+                self.ui.metricsTableView.setMRMLTableNode(table)
+                self.ui.statusLabel.text = qa_nodes.summary_text(metrics)
+                movingNodes = [node.movingFitPoints, node.movingTargetPoints, node.movingSegmentation]
+                self.logic.showAlignment(node.fixedVolume, node.movingVolume, node.transform, movingNodes)
+        finally:
+            self._computing = False
+            self.ui.progressBar.visible = False
+            self._updateButtons()
+
+    def onExportButton(self) -> None:
+        path = self._parameterNode.reportPath
+        if not path:
+            self.ui.statusLabel.text = "Choose where to write the report (an .html file) first."
+            return
+        with slicer.util.tryWithErrorDisplay("The report could not be written.", waitCursor=True):
+            outputs = self.logic.export(path)
+            self.ui.statusLabel.text = f"Wrote {outputs['report']} (pictures in {outputs['figures']})."
+            qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(outputs["report"]))
+
+    def onCompareButton(self) -> None:
+        node = self._parameterNode
+        self.logic.showCompareViews(node.fixedVolume, node.movingVolume)
+
+
+class MultimodalRegistrationQALogic(ScriptedLoadableModuleLogic):
+    """Node-level QA; the work is done by MultimodalRegistrationLib.qa_nodes. Keeps the last inputs and
+    metrics so that the exported report shows exactly what was measured."""
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+        self.forget()
+
+    def getParameterNode(self):
+        return MultimodalRegistrationQAParameterNode(super().getParameterNode())
+
+    def forget(self) -> None:
+        self.inputs = None
+        self.metrics = None
+
+    def hasResult(self) -> bool:
+        return self.metrics is not None
+
+    @staticmethod
+    def workerPython() -> str:
+        return slicer.util.getModuleLogic("MultimodalRegistration").workerPython()
+
+    def compute(
+        self, transform, fixedVolume, movingVolume, fixedFitPoints=None, movingFitPoints=None,
+        fixedTargetPoints=None, movingTargetPoints=None, fixedSegmentation=None, movingSegmentation=None,
+        stabilityRestarts=0, table=None, onProgress=None,
+    ):  # fmt: skip
+        """Returns (metrics dict, table node); see qa_nodes.assess_nodes."""
+        self.forget()
+        inputs = qa_nodes.gather_inputs(
+            transform, fixedVolume, movingVolume, fixedFitPoints, movingFitPoints, fixedTargetPoints,
+            movingTargetPoints, fixedSegmentation, movingSegmentation, python=self.workerPython(),
+        )  # fmt: skip
+        metrics = qa_nodes.assess_inputs(inputs, stabilityRestarts, progress=onProgress)
+        if table is None:
+            name = slicer.mrmlScene.GenerateUniqueName(f"{(transform or movingVolume).GetName()} QA")
+            table = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTableNode", name)
+        qa_nodes.fill_metrics_table(table, metrics)
+        self.inputs, self.metrics = inputs, metrics
+        return metrics, table
+
+    def export(self, reportPath, jsonPath=None) -> dict:
+        """Write the HTML report (and JSON) of the last computation."""
+        if self.metrics is None:
+            raise InputError("nothing measured yet: press Compute first")
+        return qa_nodes.export_report(self.metrics, self.inputs, reportPath, jsonPath)
+
+    @staticmethod
+    def showAlignment(fixedVolume, movingVolume, transform, movingNodes=()) -> None:
+        """Fixed as background, the moving volume under the transform as foreground at 50% opacity."""
+        qa_nodes.show_moving_under(transform, movingVolume, movingNodes)
+        slicer.util.setSliceViewerLayers(background=fixedVolume, foreground=movingVolume, foregroundOpacity=0.5)
+
+    @staticmethod
+    def showCompareViews(fixedVolume, movingVolume) -> None:
+        """Compare layout: the fused views on top, fixed and moving side by side below, all linked."""
+        layoutManager = slicer.app.layoutManager()
+        if layoutManager is None:  # no main window (batch, tests)
+            return
+        slicer.util.setSliceViewerLayers(background=fixedVolume, foreground=movingVolume, foregroundOpacity=0.5)
+        layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutCompareView)
+        compare = [name for name in layoutManager.sliceViewNames() if name.startswith("Compare")]
+        for index, name in enumerate(sorted(compare)):
+            composite = layoutManager.sliceWidget(name).mrmlSliceCompositeNode()
+            volume = fixedVolume if index % 2 == 0 else movingVolume
+            composite.SetBackgroundVolumeID(volume.GetID() if volume else None)
+            composite.SetForegroundVolumeID(None)
+            composite.SetLinkedControl(True)
+
+
+class MultimodalRegistrationQATest(ScriptedLoadableModuleTest):
+    """Runs inside Slicer: registers the built-in phantom, then measures the result against landmarks."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_phantom_registration_qa()
+
+    def test_phantom_registration_qa(self):
+        import tempfile
+
+        from MultimodalRegistrationLib import mrml
+        from MultimodalRegistrationLib.phantom import make_phantom_pair
+        from MultimodalRegistrationLib.transforms import lps_ras_points
+
+        self.delayDisplay("Registering the built-in CT/MR phantom (25 degrees, 31 mm)")
+        pair = make_phantom_pair(ct_spacing=(2.0, 2.0, 3.0), mr_spacing=(2.5, 2.5, 2.5))
+        fixed = mrml.volume_node_from_image(slicer.mrmlScene, pair.fixed, "phantom CT")
+        moving = mrml.volume_node_from_image(slicer.mrmlScene, pair.moving, "phantom MR")
+        registration = slicer.util.getModuleLogic("MultimodalRegistration")
+        registration.ensureEngine("elastix", confirm=False)
+        result = registration.register(fixed, moving).output_transform_node
+
+        self.delayDisplay("Measuring the result at ten target landmarks")
+        targets = pair.head_points[:10]
+        fixedTargets = mrml.markups_from_points(slicer.mrmlScene, lps_ras_points(targets), name="CT targets")
+        movingTargets = mrml.markups_from_points(
+            slicer.mrmlScene, lps_ras_points(pair.truth.transform_points(targets)), name="MR targets"
+        )
+        logic = MultimodalRegistrationQALogic()
+        metrics, table = logic.compute(result, fixed, moving, fixedTargetPoints=fixedTargets,
+                                       movingTargetPoints=movingTargets)  # fmt: skip
+        tre = metrics["landmarks"]["tre"]
+        self.assertEqual(tre["after"]["count"], 10)
+        self.assertGreater(tre["before"]["mean_mm"], 20.0)
+        self.assertLess(tre["after"]["mean_mm"], 1.0)
+        self.assertLess(tre["after"]["max_mm"], 2.0)
+        values = qa_nodes.table_values(table)
+        self.assertAlmostEqual(float(values["TRE mean after"]), tre["after"]["mean_mm"], places=3)
+        self.assertGreater(float(values["MI after"]), float(values["MI before"]))
+
+        logic.showAlignment(fixed, moving, result, [movingTargets])
+        self.assertEqual(moving.GetTransformNodeID(), result.GetID())
+        with tempfile.TemporaryDirectory() as folder:
+            outputs = logic.export(os.path.join(folder, "qa.html"))
+            self.assertTrue(os.path.exists(outputs["report"]))
+        self.delayDisplay(f"TRE {tre['after']['mean_mm']:.2f} mm mean (was {tre['before']['mean_mm']:.1f} mm)")

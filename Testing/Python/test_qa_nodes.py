@@ -1,0 +1,317 @@
+"""Registration QA on MRML nodes (the MultimodalRegistrationQA module's logic) on real slicer-core scenes:
+known transforms give known TRE, FRE and TRE stay apart, Dice from labelmaps and segmentations, and
+unhardened transforms on the moving side are read the way the module documents."""
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
+
+from MultimodalRegistrationLib import mrml  # noqa: E402
+from MultimodalRegistrationLib.errors import InputError  # noqa: E402
+from MultimodalRegistrationLib.metrics import shrink_to_spacing  # noqa: E402
+from MultimodalRegistrationLib.nodes import ATTRIBUTE_PREFIX as REGISTRATION_PREFIX  # noqa: E402
+from MultimodalRegistrationLib.phantom import rigid_transform  # noqa: E402
+from MultimodalRegistrationLib.qa_nodes import (  # noqa: E402
+    assess_inputs,
+    assess_nodes,
+    export_report,
+    gather_inputs,
+    show_moving_under,
+    summary_text,
+    table_values,
+)
+from MultimodalRegistrationLib.transforms import Transform, lps_ras_points  # noqa: E402
+
+SHIFT_2MM = np.array([1.0, 2.0, 2.0]) / 3.0 * 2.0  # a 2 mm shift in fixed space (LPS)
+
+
+def shifted(transform: Transform, shift_lps=SHIFT_2MM) -> Transform:
+    matrix = np.eye(4)
+    matrix[:3, 3] = shift_lps
+    return transform @ Transform.from_matrix(matrix)
+
+
+def point_list(scene, points_lps, name, labels=None):
+    return mrml.markups_from_points(scene, lps_ras_points(np.asarray(points_lps)), labels, name)
+
+
+def linear_parent(scene, to_parent: Transform, name):
+    """A transform node whose ToParent (local -> world) is ``to_parent`` (LPS)."""
+    return mrml.transform_to_node(scene, to_parent.inverse(), name=name)
+
+
+@pytest.fixture
+def volumes(scene, small_pair):
+    fixed = mrml.volume_node_from_image(scene, small_pair.fixed, "CT")
+    moving = mrml.volume_node_from_image(scene, small_pair.moving, "MR")
+    return fixed, moving
+
+
+@pytest.fixture
+def targets(scene, small_pair):
+    """Eight target landmarks placed in fixed space and their exact partners on the moving image."""
+    fixed_lps = small_pair.head_points[:8]
+    fixed = point_list(scene, fixed_lps, "CT targets")
+    moving = point_list(scene, small_pair.truth.transform_points(fixed_lps), "MR targets")
+    return fixed, moving
+
+
+@pytest.fixture
+def segment_rules():
+    """Slicer's Segmentations module registers these converter rules at start-up; slicer-core does not."""
+    import slicer
+
+    factory = slicer.vtkSegmentationConverterFactory.GetInstance()
+    if not factory.GetConverterRules():
+        factory.RegisterConverterRule(slicer.vtkBinaryLabelmapToClosedSurfaceConversionRule())
+        factory.RegisterConverterRule(slicer.vtkClosedSurfaceToBinaryLabelmapConversionRule())
+
+
+def value(table, metric) -> float:
+    return float(table_values(table)[metric])
+
+
+def test_the_truth_gives_zero_tre_and_a_2mm_shift_gives_2mm(scene, small_pair, volumes, targets):
+    fixed, moving = volumes
+    truth = mrml.transform_to_node(scene, small_pair.truth, name="truth")
+    metrics, table = assess_nodes(truth, fixed, moving, None, None, targets[0], targets[1])
+    tre = metrics["landmarks"]["tre"]
+    assert tre["after"]["count"] == 8 and tre["after"]["max_mm"] < 1e-3
+    assert tre["before"]["mean_mm"] > 20.0  # the phantom starts 25 degrees and 31 mm off: the test can fail
+    assert metrics["landmarks"]["fre"]["after"] is None
+    assert value(table, "TRE max after") < 1e-3 and value(table, "TRE mean before") > 20.0
+    assert "FRE mean after" not in table_values(table)
+    assert table.GetAttribute("MultimodalRegistrationQA.transformNodeID") == truth.GetID()
+
+    off = mrml.transform_to_node(scene, shifted(small_pair.truth), name="2 mm off")
+    metrics, table = assess_nodes(off, fixed, moving, fixed_target_markups=targets[0],
+                                  moving_target_markups=targets[1])  # fmt: skip
+    for statistic in ("mean", "median", "rms", "max"):
+        assert metrics["landmarks"]["tre"]["after"][f"{statistic}_mm"] == pytest.approx(2.0, abs=1e-3)
+    assert value(table, "TRE mean after") == pytest.approx(2.0, abs=1e-3)
+    assert value(table, "TRE max after") == pytest.approx(2.0, abs=1e-3)
+    assert value(table, "MI after") > value(table, "MI before") + 0.3
+    assert "the number to trust" in summary_text(metrics)
+
+
+def test_fre_and_tre_are_separate_rows_even_with_the_same_labels(scene, small_pair, volumes):
+    fixed, moving = volumes
+    truth = mrml.transform_to_node(scene, small_pair.truth, name="truth")
+    fit_lps, target_lps = small_pair.head_points[:4], small_pair.head_points[10:16]
+    # The target partners are 3 mm off on the moving image (a rigid truth keeps the 3 mm in fixed space).
+    moving_targets = small_pair.truth.transform_points(target_lps) + [0.0, 3.0, 0.0]
+    # Both pairs of lists use Slicer-style default labels, so the fit and target labels collide.
+    labels = [[f"F-{i + 1}" for i in range(n)] for n in (4, 6)]
+    fixed_fit = point_list(scene, fit_lps, "fit on CT", labels[0])
+    moving_fit = point_list(scene, small_pair.truth.transform_points(fit_lps)[::-1], "fit on MR", labels[0][::-1])
+    fixed_targets = point_list(scene, target_lps, "targets on CT", labels[1])
+    moving_targets_node = point_list(scene, moving_targets, "targets on MR", [f"M-{i + 1}" for i in range(6)])
+
+    metrics, table = assess_nodes(
+        truth, fixed, moving, fixed_fit, moving_fit, fixed_targets, moving_targets_node
+    )  # fmt: skip
+    landmarks = metrics["landmarks"]
+    assert landmarks["fre"]["after"]["count"] == 4 and landmarks["fre"]["after"]["max_mm"] < 1e-3
+    assert landmarks["tre"]["after"]["count"] == 6
+    assert landmarks["tre"]["after"]["mean_mm"] == pytest.approx(3.0, abs=1e-3)
+    assert landmarks["paired_by"] == "fit points by label; target points by order"
+    values = table_values(table)
+    assert float(values["FRE mean after"]) < 1e-3 and float(values["TRE mean after"]) == pytest.approx(3.0, abs=1e-3)
+    assert values["FRE points"] == "4" and values["TRE points"] == "6"
+    assert [p["label"] for p in landmarks["points"]][:2] == ["fit F-1", "fit F-2"]
+    assert "flatters" in summary_text(metrics)
+
+
+def skull_labels(pair):
+    """Skull labelmaps (label 1) on both images; the moving one carried there by the truth."""
+    fixed = sitk.Cast(pair.fixed > 500, sitk.sitkUInt8)
+    moving = sitk.Resample(fixed, pair.moving, pair.truth.inverse().sitk, sitk.sitkNearestNeighbor, 0)
+    return fixed, moving
+
+
+def test_dice_from_labelmaps(scene, small_pair, volumes):
+    fixed, moving = volumes
+    fixed_labels, moving_labels = skull_labels(small_pair)
+    fixed_node = mrml.volume_node_from_image(scene, fixed_labels, "CT skull", labelmap=True)
+    moving_node = mrml.volume_node_from_image(scene, moving_labels, "MR skull", labelmap=True)
+    truth = mrml.transform_to_node(scene, small_pair.truth, name="truth")
+    metrics, table = assess_nodes(truth, fixed, moving, fixed_segmentation=fixed_node, moving_segmentation=moving_node)
+    after = metrics["segmentation"]["after"][0]
+    assert after["label"] == 1 and after["dice"] > 0.9 > metrics["segmentation"]["before"][0]["dice"]
+    assert value(table, "Dice 1 after") == pytest.approx(after["dice"], abs=5e-4)
+    assert value(table, "Dice 1 before") < 0.2
+    # The same labelmaps under a 2 mm error: the skull is ~7 mm thick, so Dice drops clearly.
+    off = mrml.transform_to_node(scene, shifted(small_pair.truth, [0.0, 0.0, 2.0]), name="2 mm off")
+    worse, _ = assess_nodes(off, fixed, moving, fixed_segmentation=fixed_node, moving_segmentation=moving_node)
+    assert worse["segmentation"]["after"][0]["dice"] < after["dice"] - 0.05
+
+
+def test_segmentations_are_matched_by_segment_name(scene, small_pair, volumes, segment_rules):
+    import slicer
+
+    fixed, moving = volumes
+    skull, _ = skull_labels(small_pair)
+    brain = sitk.Cast((small_pair.fixed > 20) & (small_pair.fixed < 50), sitk.sitkUInt8)
+    fixed_labels = sitk.Cast(skull + 2 * brain * (skull == 0), sitk.sitkUInt8)  # 1 skull, 2 soft tissue
+    moving_labels = sitk.Resample(
+        fixed_labels, small_pair.moving, small_pair.truth.inverse().sitk, sitk.sitkNearestNeighbor, 0
+    )
+    # The moving segmentation lists the segments in the other order, with swapped label values.
+    moving_swapped = sitk.Cast((moving_labels == 1) * 2 + (moving_labels == 2), sitk.sitkUInt8)
+    nodes = []
+    for name, labels, segment_names in (
+        ("CT seg", fixed_labels, {1: "skull", 2: "soft tissue"}),
+        ("MR seg", moving_swapped, {1: "soft tissue", 2: "skull"}),
+    ):
+        labelmap = mrml.volume_node_from_image(scene, labels, f"{name} labels", labelmap=True)
+        segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
+        assert slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, segmentation)
+        inner = segmentation.GetSegmentation()
+        for index in range(inner.GetNumberOfSegments()):
+            segment = inner.GetSegment(inner.GetNthSegmentID(index))
+            segment.SetName(segment_names[segment.GetLabelValue()])
+        nodes.append(segmentation)
+    truth = mrml.transform_to_node(scene, small_pair.truth, name="truth")
+    metrics, table = assess_nodes(truth, fixed, moving, fixed_segmentation=nodes[0], moving_segmentation=nodes[1])
+    rows = {row["name"]: row for row in metrics["segmentation"]["after"]}
+    assert set(rows) == {"skull", "soft tissue"}
+    assert rows["skull"]["dice"] > 0.9 and rows["soft tissue"]["dice"] > 0.9
+    assert value(table, "Dice skull after") > 0.9 > value(table, "Dice skull before")
+
+
+def test_moving_volume_under_transforms(scene, small_pair, volumes, targets):
+    fixed, moving = volumes
+    fixed_targets, moving_targets = targets
+    truth = mrml.transform_to_node(scene, small_pair.truth, name="truth")
+
+    # 1. The volume is shown under the result: T is what is shown; the list (no transform) holds
+    #    moving-image coordinates, as when loaded from a file.
+    moving.SetAndObserveTransformNodeID(truth.GetID())
+    metrics, _ = assess_nodes(truth, fixed, moving, fixed_target_markups=fixed_targets,
+                              moving_target_markups=moving_targets)  # fmt: skip
+    tre = metrics["landmarks"]["tre"]
+    assert tre["after"]["max_mm"] < 1e-3 and tre["before"]["mean_mm"] > 20
+
+    # 2. The list moves with the volume: its own coordinates count, not where it is shown.
+    moving_targets.SetAndObserveTransformNodeID(truth.GetID())
+    metrics, _ = assess_nodes(None, fixed, moving, fixed_target_markups=fixed_targets,
+                              moving_target_markups=moving_targets)  # fmt: skip
+    assert metrics["landmarks"]["tre"]["after"]["max_mm"] < 1e-3
+    assert "as shown" in metrics["inputs"]["measured_transform"]
+
+    # 3. The volume sits under a prealignment P that the result already contains: T is the result,
+    #    and "before" is P, 10 degrees and 8 mm from the truth.
+    moving_targets.SetAndObserveTransformNodeID(None)
+    prealignment = small_pair.truth @ rigid_transform(10, (0, 1, 1), (8, 0, 0))
+    parent = linear_parent(scene, prealignment.inverse(), "prealignment")
+    moving.SetAndObserveTransformNodeID(parent.GetID())
+    metrics, _ = assess_nodes(truth, fixed, moving, fixed_target_markups=fixed_targets,
+                              moving_target_markups=moving_targets)  # fmt: skip
+    tre = metrics["landmarks"]["tre"]
+    assert tre["after"]["max_mm"] < 1e-3 and 5.0 < tre["before"]["mean_mm"] < 20.0
+
+    # 4. A list under another transform than its volume is ambiguous: refused, with the fix.
+    other = linear_parent(scene, rigid_transform(5, (0, 0, 1), (0, 0, 0)), "other")
+    moving_targets.SetAndObserveTransformNodeID(other.GetID())
+    with pytest.raises(InputError, match="same transform as the moving volume"):
+        assess_nodes(truth, fixed, moving, fixed_target_markups=fixed_targets, moving_target_markups=moving_targets)
+    fixed.SetAndObserveTransformNodeID(other.GetID())
+    with pytest.raises(InputError, match="harden"):
+        assess_nodes(truth, fixed, moving)
+
+
+def test_showing_the_result_takes_the_lists_of_the_volume_along(scene, small_pair, volumes, targets):
+    fixed, moving = volumes
+    fixed_targets, moving_targets = targets
+    truth = mrml.transform_to_node(scene, small_pair.truth, name="truth")
+    loose = point_list(scene, small_pair.head_points[20:23], "loose")
+    parent = linear_parent(scene, rigid_transform(3, (1, 0, 0), (0, 0, 0)), "elsewhere")
+    loose.SetAndObserveTransformNodeID(parent.GetID())
+    moved = show_moving_under(truth, moving, [moving_targets, loose, None])
+    assert [node.GetID() for node in moved] == [moving.GetID(), moving_targets.GetID()]
+    assert moving.GetTransformNodeID() == truth.GetID() and moving_targets.GetTransformNodeID() == truth.GetID()
+    assert loose.GetTransformNodeID() == parent.GetID()
+    assert show_moving_under(truth, moving, [moving_targets]) == []  # already shown: nothing changes
+    metrics, _ = assess_nodes(truth, fixed, moving, fixed_target_markups=fixed_targets,
+                              moving_target_markups=moving_targets)  # fmt: skip
+    assert metrics["landmarks"]["tre"]["after"]["max_mm"] < 1e-3
+
+
+def bump_field(spacing=6.0, half_width=150.0):
+    """A smooth displacement of up to ~4 mm (LPS) around a point in the brain, on a coarse grid."""
+    size = int(2 * half_width / spacing) + 1
+    grid = sitk.Image([size] * 3, sitk.sitkFloat32)
+    grid.SetSpacing([spacing] * 3)
+    grid.SetOrigin([-half_width] * 3)
+    axes = -half_width + spacing * np.arange(size)
+    z, y, x = np.meshgrid(axes, axes, axes, indexing="ij")
+    gauss = np.exp(-((x - 10) ** 2 + (y + 5) ** 2 + (z - 15) ** 2) / (2 * 25.0**2))
+    field = np.stack([3.0 * gauss, -2.0 * gauss, 1.5 * gauss], axis=-1)
+    image = sitk.GetImageFromArray(field, isVector=True)
+    image.CopyInformation(grid)
+    return Transform.from_displacement_field(image)
+
+
+def test_a_nonlinear_transform_gets_jacobian_rows_and_exact_tre(scene, small_pair, volumes):
+    fixed, moving = volumes
+    warp = small_pair.truth @ bump_field()
+    node = mrml.transform_to_node(scene, warp, name="warp")
+    assert not node.IsLinear()
+    fixed_lps = small_pair.head_points[:6]
+    fixed_targets = point_list(scene, fixed_lps, "CT targets")
+    moving_targets = point_list(scene, warp.transform_points(fixed_lps), "MR targets")
+    metrics, table = assess_nodes(node, fixed, moving, fixed_target_markups=fixed_targets,
+                                  moving_target_markups=moving_targets)  # fmt: skip
+    assert metrics["landmarks"]["tre"]["after"]["max_mm"] < 0.01
+    values = table_values(table)
+    assert 0.8 < float(values["Jacobian det. min"]) < 1.0 < float(values["Jacobian det. max"]) < 1.2
+    assert float(values["folding (det. <= 0)"]) == 0.0
+    # A linear transform has one determinant everywhere: no Jacobian rows.
+    truth = mrml.transform_to_node(scene, small_pair.truth, name="truth")
+    _, linear_table = assess_nodes(truth, fixed, moving)
+    assert not any(name.startswith("Jacobian") for name in table_values(linear_table))
+
+
+def test_stability_restarts_with_the_engine_that_made_the_result(scene, small_pair):
+    fixed = mrml.volume_node_from_image(scene, shrink_to_spacing(small_pair.fixed, 4.0), "CT 4 mm")
+    moving = mrml.volume_node_from_image(scene, shrink_to_spacing(small_pair.moving, 4.0), "MR 4 mm")
+    truth = mrml.transform_to_node(scene, small_pair.truth, name="truth")
+    truth.SetAttribute(REGISTRATION_PREFIX + "engine", "ants")
+    truth.SetAttribute(REGISTRATION_PREFIX + "preset", "rigid")
+    metrics, table = assess_nodes(truth, fixed, moving, stability_restarts=2)
+    stability = metrics["stability"]
+    assert stability["engine"] == "ants" and stability["preset"] == "rigid" and stability["restarts"] == 2
+    assert stability["verdict"] == "stable" and stability["spread_p95_mm"] < 1.5
+    values = table_values(table)
+    assert values["stability verdict"] == "stable"
+    assert float(values["stability spread p95"]) == pytest.approx(stability["spread_p95_mm"], abs=5e-4)
+
+
+def test_export_writes_the_report_of_what_was_measured(scene, small_pair, volumes, targets, tmp_path):
+    fixed, moving = volumes
+    fixed_labels, moving_labels = skull_labels(small_pair)
+    fixed_node = mrml.volume_node_from_image(scene, fixed_labels, "CT skull", labelmap=True)
+    moving_node = mrml.volume_node_from_image(scene, moving_labels, "MR skull", labelmap=True)
+    truth = mrml.transform_to_node(scene, small_pair.truth, name="truth")
+    inputs = gather_inputs(truth, fixed, moving, None, None, targets[0], targets[1], fixed_node, moving_node)
+    metrics = assess_inputs(inputs)
+    outputs = export_report(metrics, inputs, tmp_path / "qa.html", tmp_path / "qa.json")
+    text = (tmp_path / "qa.html").read_text()
+    assert "Landmark errors" in text and "Segmentation overlap" in text and "&#x27;truth&#x27;" in text
+    assert (tmp_path / "qa_figures" / "fusion_after.png").exists() and set(outputs) == {"report", "figures", "json"}
+
+
+def test_incomplete_inputs_are_refused_with_the_fix(scene, small_pair, volumes, targets):
+    fixed, moving = volumes
+    truth = mrml.transform_to_node(scene, small_pair.truth, name="truth")
+    with pytest.raises(InputError, match="select the moving target point list"):
+        assess_nodes(truth, fixed, moving, fixed_target_markups=targets[0])
+    with pytest.raises(InputError, match="select the moving segmentation"):
+        assess_nodes(truth, fixed, moving, fixed_segmentation=fixed)
+    with pytest.raises(InputError, match="same node"):
+        assess_nodes(truth, fixed, fixed)
+    empty = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "empty")
+    with pytest.raises(InputError, match="has no points"):
+        assess_nodes(truth, fixed, moving, fixed_target_markups=targets[0], moving_target_markups=empty)
