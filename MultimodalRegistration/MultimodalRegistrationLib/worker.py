@@ -115,8 +115,11 @@ def run_job(job: dict, emit: Callable[[dict], None]) -> dict:
     return {"event": "result", "summary": summary, "outputs": outputs}
 
 
-def main() -> int:
-    """Entry point of the worker process: job JSON on stdin, JSON lines on stdout."""
+def main(run: Callable[[dict, Callable[[dict], None]], dict] | None = None) -> int:
+    """Entry point of a worker process: job JSON on stdin, JSON lines on stdout.
+
+    ``run`` executes the job (default: :func:`run_job`, a registration) and returns the result event.
+    """
     # Engines print to C-level stdout; keep the protocol on a private copy of it.
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
@@ -130,7 +133,7 @@ def main() -> int:
 
     try:
         job = json.loads(sys.stdin.read())
-        emit(run_job(job, emit))
+        emit((run or run_job)(job, emit))
         return EXIT_OK
     except InputError as error:
         emit({"event": "error", "kind": "input", "message": str(error), "hint": ""})
@@ -182,8 +185,10 @@ class WorkerJob:
         job: dict,
         python: str | None = None,
         on_progress: Callable[[float, str], None] | None = None,
+        module: str = "MultimodalRegistrationLib.worker",
     ):
         self.job = dict(job)
+        self.module = module  # the child's entry point (``python -m module``)
         self.python = python or os.environ.get("MMREG_PYTHON") or sys.executable
         self.on_progress = on_progress
         self.events: queue.Queue = queue.Queue()
@@ -204,7 +209,7 @@ class WorkerJob:
         )
         environment.setdefault("PYTHONUNBUFFERED", "1")
         self._process = subprocess.Popen(
-            [self.python, "-m", "MultimodalRegistrationLib.worker"],
+            [self.python, "-m", self.module],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr_file(),
@@ -247,6 +252,8 @@ class WorkerJob:
             except queue.Empty:
                 break
             self._handle(event)
+        if not self.running:
+            self._reap()
         return self.running
 
     def wait(self, timeout: float | None = None) -> dict:
@@ -259,15 +266,19 @@ class WorkerJob:
             except queue.Empty:
                 self.cancel()
                 raise WorkerFailure("cancelled", f"the registration took longer than {timeout} s and was stopped")
-        if self._process is not None:
-            try:
-                self._process.wait(timeout=10)  # reap the worker: no zombie, and its resources are accounted
-            except subprocess.TimeoutExpired:
-                pass
-            self._finish()  # now that it has exited, its scratch folder can go
+        self._reap()
         if self.error is not None:
             raise self.error
         return self.result
+
+    def _reap(self) -> None:
+        """Wait for the finished worker to exit (no zombie, resources accounted), then clean up."""
+        if self._process is not None:
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        self._finish()
 
     def cancel(self) -> None:
         """Kill the worker (within about a second) and remove anything it had started to write."""

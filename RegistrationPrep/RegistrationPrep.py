@@ -1,0 +1,362 @@
+"""RegistrationPrep: crop to the common region, mask, bias-correct and fix the spacing before registering.
+
+A thin module: the Widget binds the GUI to the parameter node; the work is done by
+MultimodalRegistrationLib.prep_nodes, which runs the preparation in a worker process (so the
+application stays responsive and Cancel stops it at once) and never modifies the original volumes.
+"""
+
+import os
+import sys
+from typing import Optional
+
+import qt
+import slicer
+import vtk
+from slicer import (
+    vtkMRMLLabelMapVolumeNode,
+    vtkMRMLMarkupsROINode,
+    vtkMRMLScalarVolumeNode,
+    vtkMRMLTransformNode,
+)
+from slicer.parameterNodeWrapper import parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+
+try:
+    from MultimodalRegistrationLib import prep_nodes
+except ModuleNotFoundError:
+    # From a source tree, the shared library is in the sibling MultimodalRegistration folder, which
+    # Slicer may not have put on sys.path yet when this module loads.
+    sys.path.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "MultimodalRegistration"))
+    from MultimodalRegistrationLib import prep_nodes
+from MultimodalRegistrationLib.errors import InputError
+from MultimodalRegistrationLib.prep import PrepOptions
+
+POLL_MS = 200
+
+
+class RegistrationPrep(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = "Registration Prep"
+        self.parent.categories = ["Registration"]
+        self.parent.dependencies = ["MultimodalRegistration"]
+        self.parent.contributors = ["MultimodalRegistration developers"]
+        self.parent.helpText = (
+            "Prepare a fixed and a moving volume for registration: crop both to the region they have in common, "
+            "make automatic masks (and leave CT metal out of them), correct MR intensity bias (N4), set a missing "
+            "or wrong moving spacing, and downsample very fine images. The results are new volume and labelmap "
+            "nodes; the originals are never modified, and crops keep their physical position, so a transform "
+            "found on the prepared volumes applies to the originals. 'Preview common region' shows the crop as "
+            "an ROI. 'Send to MultimodalRegistration' makes the prepared volumes and masks that module's inputs."
+        )
+        self.parent.acknowledgementText = "See the MultimodalRegistration extension README."
+
+
+@parameterNodeWrapper
+class RegistrationPrepParameterNode:
+    fixedVolume: vtkMRMLScalarVolumeNode
+    movingVolume: vtkMRMLScalarVolumeNode
+    currentTransform: Optional[vtkMRMLTransformNode]
+    cropCommon: bool = True
+    marginMm: float = 10.0
+    maskFixed: bool = False
+    maskMoving: bool = False
+    excludeAbove: bool = False
+    excludeAboveHu: float = 2500.0
+    n4Fixed: bool = False
+    n4Moving: bool = False
+    setMovingSpacing: bool = False
+    movingSpacingX: float = 1.0
+    movingSpacingY: float = 1.0
+    movingSpacingZ: float = 1.0
+    downsample: bool = False
+    downsampleMm: float = 1.0
+    commonRegion: Optional[vtkMRMLMarkupsROINode]
+    outputFixed: Optional[vtkMRMLScalarVolumeNode]
+    outputMoving: Optional[vtkMRMLScalarVolumeNode]
+    outputFixedMask: Optional[vtkMRMLLabelMapVolumeNode]
+    outputMovingMask: Optional[vtkMRMLLabelMapVolumeNode]
+
+
+class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._prep = None
+        self._prepParameterNode = None  # where the running preparation's outputs go, even if the GUI moves on
+        self._movingVolumeID = None
+        self._timer = qt.QTimer()
+        self._timer.setInterval(POLL_MS)
+        self._timer.timeout.connect(self._poll)
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/RegistrationPrep.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = RegistrationPrepLogic()
+        self.ui.applyButton.clicked.connect(self.onApplyButton)
+        self.ui.previewButton.clicked.connect(self.onPreviewButton)
+        self.ui.sendButton.clicked.connect(self.onSendButton)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        self.removeObservers()
+        if self._prep is not None:
+            self._prep.cancel()
+        self._timer.stop()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        self.setParameterNode(None)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        if self._prep is not None and self._prep.running:
+            self._prep.cancel()  # its outputs would land in a closed scene
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.fixedVolume:
+            volumes = [v for v in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode")
+                       if not v.IsA("vtkMRMLLabelMapVolumeNode")]  # fmt: skip
+            if len(volumes) >= 2:
+                self._parameterNode.fixedVolume, self._parameterNode.movingVolume = volumes[0], volumes[1]
+
+    def setParameterNode(self, inputParameterNode) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterChanged)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterChanged)
+            self._onParameterChanged()
+
+    def _onParameterChanged(self, caller=None, event=None) -> None:
+        node = self._parameterNode
+        moving = node.movingVolume if node else None
+        movingID = moving.GetID() if moving else None
+        if movingID != self._movingVolumeID:
+            self._movingVolumeID = movingID
+            if moving is not None and not node.setMovingSpacing:
+                # Start the spacing boxes from the volume's own spacing: the usual fix changes one unit.
+                node.movingSpacingX, node.movingSpacingY, node.movingSpacingZ = moving.GetSpacing()
+        self._updateButtons()
+
+    def _updateButtons(self) -> None:
+        node = self._parameterNode
+        running = self._prep is not None and self._prep.running
+        ready = bool(node and node.fixedVolume and node.movingVolume and node.fixedVolume != node.movingVolume)
+        self.ui.applyButton.enabled = ready or running
+        self.ui.applyButton.text = "Cancel" if running else "Prepare"
+        self.ui.previewButton.enabled = ready and not running
+        self.ui.sendButton.enabled = bool(node and node.outputFixed and node.outputMoving) and not running
+
+    def onApplyButton(self) -> None:
+        if self._prep is not None and self._prep.running:
+            self._prep.cancel()
+            return
+        node = self._parameterNode
+        with slicer.util.tryWithErrorDisplay("Preparation could not start.", waitCursor=True):
+            self.ui.statusLabel.text = ""
+            self._prepParameterNode = node
+            self._prep = self.logic.prepare(
+                node.fixedVolume, node.movingVolume, self.logic.optionsFromParameters(node),
+                currentTransform=node.currentTransform, outputFixed=node.outputFixed,
+                outputMoving=node.outputMoving, outputFixedMask=node.outputFixedMask,
+                outputMovingMask=node.outputMovingMask, blocking=False, onProgress=self._onProgress,
+            )  # fmt: skip
+            self.ui.progressBar.value = 0
+            self.ui.progressBar.format = "%p% starting"
+            self.ui.progressBar.visible = True
+            self._timer.start()
+        self._updateButtons()
+
+    def _onProgress(self, fraction: float, stage: str) -> None:
+        self.ui.progressBar.value = int(100 * fraction)
+        self.ui.progressBar.format = f"%p% {stage}"
+
+    def _poll(self) -> None:
+        prep = self._prep
+        if prep is None or prep.poll():
+            return
+        self._timer.stop()
+        self.ui.progressBar.visible = False
+        self.ui.statusLabel.text = prep_nodes.status_text(prep)
+        if prep.error is not None:
+            if prep.error.kind != "cancelled":
+                slicer.util.errorDisplay(str(prep.error), windowTitle="Preparation failed")
+        else:
+            node = self._prepParameterNode
+            node.outputFixed, node.outputMoving = prep.fixed_node, prep.moving_node
+            # Masks not made this time are cleared: an older mask would not match the new volumes.
+            node.outputFixedMask, node.outputMovingMask = prep.fixed_mask_node, prep.moving_mask_node
+            self.logic.showResult(prep)
+        self._updateButtons()
+
+    def onPreviewButton(self) -> None:
+        node = self._parameterNode
+        with slicer.util.tryWithErrorDisplay("Could not show the common region.", waitCursor=True):
+            spacing = (node.movingSpacingX, node.movingSpacingY, node.movingSpacingZ) if node.setMovingSpacing else None
+            node.commonRegion = self.logic.previewCommonRegion(
+                node.fixedVolume, node.movingVolume, node.currentTransform, node.marginMm, node.commonRegion, spacing
+            )
+
+    def onSendButton(self) -> None:
+        node = self._parameterNode
+        with slicer.util.tryWithErrorDisplay("Could not hand the prepared volumes to Multimodal Registration."):
+            self.ui.statusLabel.text = self.logic.sendToRegistration(
+                node.outputFixed, node.outputMoving, node.outputFixedMask, node.outputMovingMask
+            )
+
+
+class RegistrationPrepLogic(ScriptedLoadableModuleLogic):
+    """Node-level preparation; the work is done by MultimodalRegistrationLib.prep_nodes."""
+
+    def getParameterNode(self):
+        return RegistrationPrepParameterNode(super().getParameterNode())
+
+    @staticmethod
+    def optionsFromParameters(node) -> PrepOptions:
+        """The GUI's independent choices as library options."""
+        spacing = (node.movingSpacingX, node.movingSpacingY, node.movingSpacingZ)
+        return PrepOptions(
+            crop_common=node.cropCommon,
+            margin_mm=node.marginMm,
+            mask_fixed="auto" if node.maskFixed else None,
+            mask_moving="auto" if node.maskMoving else None,
+            exclude_above=node.excludeAboveHu if node.excludeAbove else None,
+            n4=prep_nodes.n4_target(node.n4Fixed, node.n4Moving),
+            spacing_moving=spacing if node.setMovingSpacing else None,
+            downsample_to=node.downsampleMm if node.downsample else None,
+        )
+
+    @staticmethod
+    def prepare(
+        fixedVolume, movingVolume, options: PrepOptions, currentTransform=None, outputFixed=None, outputMoving=None,
+        outputFixedMask=None, outputMovingMask=None, blocking=True, onProgress=None, onDone=None,
+    ):  # fmt: skip
+        """Prepare two volume nodes in a worker process; see MultimodalRegistrationLib.prep_nodes.prepare_nodes."""
+        python = slicer.util.getModuleLogic("MultimodalRegistration").workerPython()
+        return prep_nodes.prepare_nodes(
+            fixedVolume, movingVolume, options, currentTransform, output_fixed_node=outputFixed,
+            output_moving_node=outputMoving, output_fixed_mask_node=outputFixedMask,
+            output_moving_mask_node=outputMovingMask, python=python, blocking=blocking, on_progress=onProgress,
+            on_done=onDone,
+        )  # fmt: skip
+
+    @staticmethod
+    def previewCommonRegion(fixedVolume, movingVolume, currentTransform=None, marginMm=10.0, roiNode=None,
+                            movingSpacing=None):  # fmt: skip
+        """Create or update the ROI node showing what a crop keeps, and centre the slice views on it."""
+        roi = prep_nodes.common_region_roi(
+            fixedVolume, movingVolume, currentTransform, marginMm, roiNode, spacing_moving=movingSpacing
+        )
+        center = [0.0, 0.0, 0.0]
+        roi.GetCenter(center)
+        slicer.vtkMRMLSliceNode.JumpAllSlices(slicer.mrmlScene, *center, slicer.vtkMRMLSliceNode.CenteredJumpSlice)
+        return roi
+
+    @staticmethod
+    def showResult(prep) -> None:
+        """Prepared fixed as background, prepared moving as foreground at 50%, the fixed mask as labels."""
+        slicer.util.setSliceViewerLayers(
+            background=prep.fixed_node, foreground=prep.moving_node, label=prep.fixed_mask_node,
+            foregroundOpacity=0.5, fit=True,
+        )  # fmt: skip
+
+    @staticmethod
+    def sendToRegistration(fixedVolume, movingVolume, fixedMask=None, movingMask=None) -> str:
+        """Make the prepared volumes and masks Multimodal Registration's inputs and open that module.
+
+        The current transform the preparation used (recorded on the prepared moving volume) becomes the
+        initial transform, so the registration starts from the pose the crop assumed; none clears it.
+        """
+        if fixedVolume is None or movingVolume is None:
+            raise InputError("prepare the volumes first: there are no prepared volumes to send")
+        registration = slicer.util.getModuleLogic("MultimodalRegistration").getParameterNode()
+        registration.fixedVolume, registration.movingVolume = fixedVolume, movingVolume
+        registration.fixedMask, registration.movingMask = fixedMask, movingMask
+        currentID = movingVolume.GetAttribute(prep_nodes.ATTRIBUTE_PREFIX + "currentTransformNodeID") or ""
+        current = slicer.mrmlScene.GetNodeByID(currentID) if currentID else None
+        registration.initialTransform = current
+        masks = [mask.GetName() for mask in (fixedMask, movingMask) if mask is not None]
+        message = f"Multimodal Registration will register '{movingVolume.GetName()}' to '{fixedVolume.GetName()}'"
+        message += f" with the masks {', '.join(masks)}" if masks else " without masks"
+        message += f", starting from '{current.GetName()}'." if current is not None else "."
+        slicer.util.selectModule("MultimodalRegistration")
+        return message
+
+
+class RegistrationPrepTest(ScriptedLoadableModuleTest):
+    """Runs inside Slicer: the phantom CT and half of the phantom MR, cropped, masked and bias-corrected."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_phantom_prep()
+
+    def test_phantom_prep(self):
+        import numpy as np
+        import SimpleITK as sitk
+        from MultimodalRegistrationLib import mrml
+        from MultimodalRegistrationLib.images import corner_points, inside_fraction
+        from MultimodalRegistrationLib.phantom import make_phantom_pair
+
+        self.delayDisplay("Preparing the built-in CT/MR phantom: crop, masks, N4 on the MR")
+        pair = make_phantom_pair(ct_spacing=(2.0, 2.0, 3.0), mr_spacing=(2.5, 2.5, 2.5))
+        size = np.array(pair.moving.GetSize())
+        half = sitk.RegionOfInterest(pair.moving, [int(s) for s in size // 2], [int(i) for i in size // 4])
+        fixed = mrml.volume_node_from_image(slicer.mrmlScene, pair.fixed, "phantom CT")
+        moving = mrml.volume_node_from_image(slicer.mrmlScene, half, "phantom MR")
+        truth = mrml.transform_to_node(slicer.mrmlScene, pair.truth, name="phantom placement")
+        moving.SetAndObserveTransformNodeID(truth.GetID())
+        originals = {node.GetID(): (node.GetImageData(), node.GetImageData().GetMTime()) for node in (fixed, moving)}
+
+        logic = RegistrationPrepLogic()
+        roi = logic.previewCommonRegion(fixed, moving, None, 5.0)
+        options = PrepOptions(crop_common=True, margin_mm=5.0, mask_fixed="auto", mask_moving="auto", n4="moving")
+        prep = logic.prepare(fixed, moving, options)
+
+        for node in (fixed, moving):
+            self.assertEqual((node.GetImageData(), node.GetImageData().GetMTime()), originals[node.GetID()])
+        fixed_out = mrml.image_from_volume_node(prep.fixed_node)
+        self.assertLess(fixed_out.GetNumberOfPixels(), 0.6 * pair.fixed.GetNumberOfPixels())
+        self.assertEqual(inside_fraction(corner_points(fixed_out), pair.fixed), 1.0)
+        self.assertTrue(prep.fixed_mask_node.IsA("vtkMRMLLabelMapVolumeNode"))
+        self.assertTrue(prep.moving_mask_node.IsA("vtkMRMLLabelMapVolumeNode"))
+        self.assertEqual(prep.moving_node.GetTransformNodeID(), truth.GetID())
+        self.assertIn("bias correction (moving)", prep_nodes.status_text(prep))
+        # The ROI shows the region the fixed crop keeps (the crop adds at most one voxel per side).
+        extent = np.array(fixed_out.GetSize()) * np.array(fixed_out.GetSpacing())
+        self.assertTrue(np.all(np.abs(np.array(roi.GetSize()) - extent) <= 2 * np.array(fixed_out.GetSpacing())))
+
+        outputs = (prep.fixed_node, prep.moving_node, prep.fixed_mask_node, prep.moving_mask_node)
+        message = logic.sendToRegistration(*outputs)
+        registration = slicer.util.getModuleLogic("MultimodalRegistration").getParameterNode()
+        self.assertEqual(registration.movingVolume, prep.moving_node)
+        self.assertEqual(registration.fixedMask, prep.fixed_mask_node)
+        self.assertIsNone(registration.initialTransform)  # the placement is the prepared volume's parent
+        self.delayDisplay(f"{prep_nodes.status_text(prep)}\n{message}")

@@ -1,0 +1,279 @@
+"""Registration preparation on MRML nodes (the RegistrationPrep module's logic) on real slicer-core scenes."""
+
+import time
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
+import vtk  # noqa: E402
+from test_prep import box_image, phantom_truth  # noqa: E402
+
+from MultimodalRegistrationLib import mrml  # noqa: E402
+from MultimodalRegistrationLib.crop import common_region, crop_common  # noqa: E402
+from MultimodalRegistrationLib.errors import InputError  # noqa: E402
+from MultimodalRegistrationLib.images import corner_points, inside_fraction  # noqa: E402
+from MultimodalRegistrationLib.masks import foreground_mask  # noqa: E402
+from MultimodalRegistrationLib.phantom import rigid_transform  # noqa: E402
+from MultimodalRegistrationLib.prep import PrepOptions  # noqa: E402
+from MultimodalRegistrationLib.prep_nodes import (  # noqa: E402
+    ATTRIBUTE_PREFIX,
+    common_region_roi,
+    n4_target,
+    placement,
+    prepare_nodes,
+    status_text,
+)
+from MultimodalRegistrationLib.transforms import lps_ras_points  # noqa: E402
+from MultimodalRegistrationLib.worker import WorkerFailure  # noqa: E402
+
+MARGIN_MM = 5.0
+
+
+def half_moving(pair) -> sitk.Image:
+    """The phantom MR's central half along each axis: a smaller field of view than the CT's."""
+    size = np.array(pair.moving.GetSize())
+    return sitk.RegionOfInterest(pair.moving, [int(s) for s in size // 2], [int(i) for i in size // 4])
+
+
+def fingerprint(node) -> dict:
+    """What must not change on an input node: its voxels object, their modification time, size and geometry."""
+    ijk_to_ras = vtk.vtkMatrix4x4()
+    node.GetIJKToRASMatrix(ijk_to_ras)
+    data = node.GetImageData()
+    return {"data": data, "mtime": data.GetMTime(), "dimensions": data.GetDimensions(),
+            "ijk_to_ras": [ijk_to_ras.GetElement(r, c) for r in range(4) for c in range(4)],
+            "parent": node.GetTransformNodeID()}  # fmt: skip
+
+
+def same_grid(a: sitk.Image, b: sitk.Image) -> bool:
+    return (a.GetSize() == b.GetSize() and np.allclose(a.GetSpacing(), b.GetSpacing())
+            and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=1e-4)
+            and np.allclose(a.GetDirection(), b.GetDirection(), atol=1e-9))  # fmt: skip
+
+
+def white_matter_cv(image: sitk.Image, head_from_image) -> float:
+    white = phantom_truth(image, head_from_image, "white") > 0.95
+    values = sitk.GetArrayViewFromImage(image)[white].astype(float)
+    return float(values.std() / values.mean())
+
+
+@pytest.fixture
+def phantom_nodes(scene, small_pair):
+    """CT (fixed) and half of the MR (moving) as volume nodes; the MR under the true fixed -> moving transform."""
+    moving = half_moving(small_pair)
+    fixed_node = mrml.volume_node_from_image(scene, small_pair.fixed, "CT")
+    moving_node = mrml.volume_node_from_image(scene, moving, "MR")
+    truth_node = mrml.transform_to_node(scene, small_pair.truth, name="truth")
+    return fixed_node, moving_node, truth_node, moving
+
+
+def test_prepare_nodes_crops_masks_and_corrects_bias_into_new_nodes(scene, small_pair, phantom_nodes):
+    fixed_node, moving_node, truth_node, moving = phantom_nodes
+    moving_node.SetAndObserveTransformNodeID(truth_node.GetID())  # the placement: an unhardened parent
+    before = {"fixed": fingerprint(fixed_node), "moving": fingerprint(moving_node)}
+    options = PrepOptions(crop_common=True, margin_mm=MARGIN_MM, mask_fixed="auto", mask_moving="auto", n4="moving")
+    fractions = []
+    prep = prepare_nodes(fixed_node, moving_node, options, on_progress=lambda fraction, _: fractions.append(fraction))
+
+    # Originals untouched: same voxel objects, not modified since, same size, geometry and parent.
+    assert fingerprint(fixed_node) == before["fixed"] and fingerprint(moving_node) == before["moving"]
+
+    # Crops: exactly the library's crop of the same images under the parent transform.
+    fixed_crop, moving_crop = crop_common(small_pair.fixed, moving, small_pair.truth, MARGIN_MM)
+    fixed_out = mrml.image_from_volume_node(prep.fixed_node)
+    moving_out = mrml.image_from_volume_node(prep.moving_node)
+    assert same_grid(fixed_out, fixed_crop.image) and same_grid(moving_out, moving_crop.image)
+    assert fixed_crop.fraction < 0.6  # the CT's field of view is much larger than the half MR's
+    assert np.array_equal(sitk.GetArrayViewFromImage(fixed_out), sitk.GetArrayViewFromImage(fixed_crop.image))
+    for output, original in ((fixed_out, small_pair.fixed), (moving_out, moving)):
+        assert inside_fraction(corner_points(output), original) == 1.0  # within the input's physical bounds
+
+    # Masks: labelmap nodes on their volume's grid, the automatic mask of the cropped image.
+    for mask_node, volume_image, cropped in ((prep.fixed_mask_node, fixed_out, fixed_crop.image),
+                                             (prep.moving_mask_node, moving_out, moving_crop.image)):  # fmt: skip
+        assert mask_node.IsA("vtkMRMLLabelMapVolumeNode")
+        mask = mrml.image_from_volume_node(mask_node)
+        assert same_grid(mask, volume_image)
+        expected, _ = foreground_mask(cropped)
+        assert np.array_equal(sitk.GetArrayViewFromImage(mask), sitk.GetArrayViewFromImage(expected))
+        assert 0.2 < sitk.GetArrayViewFromImage(mask).mean() < 0.99
+
+    # N4 on the MR only: float voxels, white matter more uniform than in the cropped input.
+    assert prep.moving_node.GetImageData().GetScalarType() == vtk.VTK_FLOAT
+    assert [step["image"] for step in prep.steps if step["step"] == "bias correction"] == ["moving"]
+    head_from_moving = small_pair.truth.inverse()
+    cv_before = white_matter_cv(moving_crop.image, head_from_moving)
+    cv_after = white_matter_cv(moving_out, head_from_moving)
+    assert cv_after < 0.7 * cv_before, (cv_before, cv_after)
+
+    # The moving outputs sit where the original sits; each output records its source.
+    assert prep.moving_node.GetTransformNodeID() == truth_node.GetID()
+    assert prep.moving_mask_node.GetTransformNodeID() == truth_node.GetID()
+    assert prep.fixed_node.GetTransformNodeID() is None
+    assert prep.moving_node.GetAttribute(ATTRIBUTE_PREFIX + "sourceNodeID") == moving_node.GetID()
+    assert not prep.moving_node.IsA("vtkMRMLLabelMapVolumeNode")
+    assert fractions and fractions == sorted(fractions) and fractions[-1] >= 0.9
+    text = status_text(prep)
+    assert "crop (fixed)" in text and "bias correction (moving)" in text and "MR prep mask" in text
+
+    # The preview ROI is the box the fixed crop keeps before rounding out to whole voxels (under one a side).
+    center, size, axes = _roi_frame(common_region_roi(fixed_node, moving_node, None, MARGIN_MM))
+    assert np.allclose(axes, np.eye(3))  # the CT is axis-aligned
+    edges = [fixed_out.TransformContinuousIndexToPhysicalPoint(list(index)) for index in
+             (np.full(3, -0.5), np.array(fixed_out.GetSize()) - 0.5)]  # fmt: skip
+    edges_ras = lps_ras_points(np.array(edges))
+    crop_low, crop_high = edges_ras.min(axis=0), edges_ras.max(axis=0)
+    spacing = np.array(fixed_out.GetSpacing())
+    for gap in ((center - size / 2) - crop_low, crop_high - (center + size / 2)):
+        assert np.all(gap >= -1e-6) and np.all(gap < spacing), gap
+
+
+def test_placement_counts_the_current_transform_once(scene, small_pair, phantom_nodes):
+    fixed_node, moving_node, truth_node, moving = phantom_nodes
+    transform, to_hand_on = placement(moving_node, truth_node)  # a separate node: applied, and kept for registration
+    assert np.allclose(transform.matrix, small_pair.truth.matrix) and to_hand_on is truth_node
+    moving_node.SetAndObserveTransformNodeID(truth_node.GetID())
+    transform, to_hand_on = placement(moving_node, truth_node)  # also the parent: counted once
+    assert np.allclose(transform.matrix, small_pair.truth.matrix) and to_hand_on is None
+    moving_node.SetAndObserveTransformNodeID(None)
+
+    prep = prepare_nodes(fixed_node, moving_node, PrepOptions(crop_common=True, margin_mm=MARGIN_MM), truth_node)
+    fixed_crop, moving_crop = crop_common(small_pair.fixed, moving, small_pair.truth, MARGIN_MM)
+    assert same_grid(mrml.image_from_volume_node(prep.fixed_node), fixed_crop.image)
+    assert same_grid(mrml.image_from_volume_node(prep.moving_node), moving_crop.image)
+    assert prep.moving_node.GetTransformNodeID() is None  # like the original moving volume
+    assert prep.fixed_mask_node is None and prep.moving_mask_node is None
+    assert prep.moving_node.GetAttribute(ATTRIBUTE_PREFIX + "currentTransformNodeID") == truth_node.GetID()
+
+
+def _roi_frame(roi):
+    """(center RAS, size, axes RAS as columns) of an ROI node."""
+    center = [0.0, 0.0, 0.0]
+    roi.GetCenter(center)
+    matrix = roi.GetObjectToNodeMatrix()
+    axes = np.array([[matrix.GetElement(r, c) for c in range(3)] for r in range(3)])
+    return np.array(center), np.array(roi.GetSize()), axes
+
+
+def test_common_region_roi_shows_the_common_region(scene):
+    moving_image = box_image((50, 70, 45), (1.5, 1.2, 2.0), (-20, -40, -30))
+    placement_truth = rigid_transform(30.0, (0.3, 0.5, 0.8), (25.0, -10.0, 15.0))
+    moving_node = mrml.volume_node_from_image(scene, moving_image, "moving")
+    current = mrml.transform_to_node(scene, placement_truth, name="current")
+
+    # Axis-aligned fixed volume: the ROI is the region's bounding box in RAS.
+    straight = box_image((60, 50, 40), (2.0, 2.0, 3.0), (-60, -50, -60))
+    straight_node = mrml.volume_node_from_image(scene, straight, "straight")
+    roi = common_region_roi(straight_node, moving_node, current, margin_mm=0.0)
+    region_ras = lps_ras_points(common_region(straight, moving_image, placement_truth))
+    center, size, axes = _roi_frame(roi)
+    assert np.allclose(axes, np.eye(3))
+    assert np.allclose(center, (region_ras.min(0) + region_ras.max(0)) / 2, atol=1e-6)
+    assert np.allclose(size, region_ras.max(0) - region_ras.min(0), atol=1e-6)
+    assert roi.GetLocked() and roi.GetTransformNodeID() is None
+
+    # Oblique fixed volume: the ROI turns with it and bounds the region tightly along its axes.
+    oblique = rigid_transform(20.0, (1, 1, 0), (0, 0, 0)).matrix[:3, :3]
+    fixed = box_image((60, 50, 40), (2.0, 2.0, 3.0), (-60, -50, -60), oblique)
+    fixed_node = mrml.volume_node_from_image(scene, fixed, "oblique")
+    same = common_region_roi(fixed_node, moving_node, current, margin_mm=0.0, roi_node=roi)
+    assert same is roi and scene.GetNumberOfNodesByClass("vtkMRMLMarkupsROINode") == 1
+    center, size, axes = _roi_frame(roi)
+    fixed_axes_ras = lps_ras_points(oblique.T).T
+    assert np.allclose(np.abs(axes.T @ fixed_axes_ras), np.eye(3), atol=1e-9)  # the fixed axes, up to sign
+    region_ras = lps_ras_points(common_region(fixed, moving_image, placement_truth))
+    along = (region_ras - center) @ axes
+    assert np.allclose(along.max(0), size / 2, atol=1e-6) and np.allclose(along.min(0), -size / 2, atol=1e-6)
+
+    # A margin widens the ROI, but never beyond the fixed volume.
+    common_region_roi(fixed_node, moving_node, current, margin_mm=10.0, roi_node=roi)
+    wide_center, wide_size, _ = _roi_frame(roi)
+    extent = np.abs(axes.T @ fixed_axes_ras) @ (np.array(fixed.GetSize()) * fixed.GetSpacing())
+    assert np.all(wide_size <= extent + 1e-6) and np.all(wide_size > size)
+    assert np.all(wide_size <= size + 20.0 + 1e-6)
+    corners = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)]) * wide_size / 2
+    corners_lps = lps_ras_points(wide_center + corners @ axes.T)
+    middle = np.asarray(fixed.TransformContinuousIndexToPhysicalPoint([29.5, 24.5, 19.5]))
+    inward = corners_lps + (middle - corners_lps) * 1e-6  # a micrometre in: corners on the fixed box's faces count
+    assert inside_fraction(inward, fixed) == 1.0
+
+    with pytest.raises(InputError, match="do not overlap"):
+        far = box_image((20, 20, 20), (1, 1, 1), (0, 0, 900))
+        common_region_roi(straight_node, mrml.volume_node_from_image(scene, far, "far"), None, 0.0)
+
+
+def test_chosen_outputs_spacing_and_downsampling(scene, small_pair, phantom_nodes):
+    fixed_node, moving_node, _, moving = phantom_nodes
+    chosen = mrml.volume_node_from_image(scene, small_pair.fixed, "chosen output")
+    options = PrepOptions(spacing_moving=(2.0, 2.0, 2.0), downsample_to=3.0)
+    prep = prepare_nodes(fixed_node, moving_node, options, output_fixed_node=chosen)
+    assert prep.fixed_node is chosen
+    fixed_out, moving_out = (mrml.image_from_volume_node(n) for n in (prep.fixed_node, prep.moving_node))
+    assert np.allclose(fixed_out.GetSpacing(), 3.0) and np.allclose(moving_out.GetSpacing(), 3.0)
+    # 2 mm voxels instead of 2.5: the MR is 80% as wide, downsampled to 3 mm (same physical box).
+    extent = np.array(moving.GetSize()) * 2.0
+    assert np.allclose(np.array(moving_out.GetSize()) * 3.0, extent, atol=3.0)
+    assert [step["step"] for step in prep.steps] == ["set spacing", "downsample", "downsample"]
+
+
+def test_unusable_nodes_are_refused_before_anything_runs(scene, small_pair, phantom_nodes):
+    fixed_node, moving_node, truth_node, _ = phantom_nodes
+    crop = PrepOptions(crop_common=True)
+    count = scene.GetNumberOfNodes()
+    label = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "label")
+    chosen = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "chosen")
+    cases = [
+        (dict(options=PrepOptions()), "no preparation step"),
+        (dict(options=crop, output_moving_node=moving_node), "originals are never modified"),
+        (dict(options=crop, output_fixed_node=label), "not a scalar volume"),
+        (dict(options=crop, output_fixed_mask_node=chosen), "not a labelmap"),
+        (dict(options=PrepOptions(n4="sideways")), "unknown N4 target"),
+    ]
+    for arguments, message in cases:
+        with pytest.raises(InputError, match=message):
+            prepare_nodes(fixed_node, moving_node, **arguments)
+    with pytest.raises(InputError, match="same node"):
+        prepare_nodes(fixed_node, fixed_node, crop)
+    fixed_node.SetAndObserveTransformNodeID(truth_node.GetID())
+    with pytest.raises(InputError, match="harden it first"):
+        prepare_nodes(fixed_node, moving_node, crop)
+    assert scene.GetNumberOfNodes() == count + 2  # only the two nodes added above
+    assert n4_target(True, True) == "both" and n4_target(False, True) == "moving" and n4_target(False, False) is None
+
+
+def test_a_failed_or_cancelled_run_leaves_the_scene_unchanged(scene):
+    fixed_node = mrml.volume_node_from_image(scene, box_image((20, 20, 20), (2, 2, 2), (0, 0, 0)), "fixed")
+    far_node = mrml.volume_node_from_image(scene, box_image((20, 20, 20), (2, 2, 2), (0, 0, 600)), "far")
+    count = scene.GetNumberOfNodes()
+    with pytest.raises(WorkerFailure, match="do not overlap") as failure:
+        prepare_nodes(fixed_node, far_node, PrepOptions(crop_common=True))
+    assert failure.value.kind == "input"
+    assert scene.GetNumberOfNodes() == count
+
+    done = []
+    prep = prepare_nodes(fixed_node, far_node, PrepOptions(mask_fixed="auto"), blocking=False, on_done=done.append)
+    prep.cancel()
+    assert prep.error.kind == "cancelled" and "unchanged" in str(prep.error) and done == [prep]
+    assert prep.fixed_node is None and scene.GetNumberOfNodes() == count
+    assert status_text(prep).startswith("Not prepared")
+
+
+def test_a_polled_run_fills_the_nodes_and_leaves_no_scratch_files(scene):
+    """The GUI's path: start without blocking, poll from a timer until done."""
+    fixed, moving = box_image((30, 30, 30), (2, 2, 2), (0, 0, 0)), box_image((20, 20, 20), (2, 2, 2), (21, 1, 1))
+    fixed_node = mrml.volume_node_from_image(scene, fixed, "fixed")
+    moving_node = mrml.volume_node_from_image(scene, moving, "moving")
+    done = []
+    prep = prepare_nodes(fixed_node, moving_node, PrepOptions(crop_common=True, margin_mm=0.0), blocking=False,
+                         on_done=done.append)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while prep.poll() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert done == [prep] and prep.error is None
+    fixed_crop, moving_crop = crop_common(fixed, moving, None, 0.0)
+    assert same_grid(mrml.image_from_volume_node(prep.fixed_node), fixed_crop.image)
+    assert same_grid(mrml.image_from_volume_node(prep.moving_node), moving_crop.image)
+    assert fixed_crop.fraction < 0.4
+    assert not prep.folder.exists() and not prep._worker._scratch.exists()
