@@ -15,6 +15,7 @@ from typing import Callable
 from . import mrml
 from .errors import InputError
 from .images import write_image
+from .node_jobs import NodeJob
 from .register import DEFAULT_SEED
 from .transforms import Transform
 from .worker import WorkerFailure, WorkerJob
@@ -22,7 +23,7 @@ from .worker import WorkerFailure, WorkerJob
 ATTRIBUTE_PREFIX = "MultimodalRegistration."
 
 
-class NodeRegistration:
+class NodeRegistration(NodeJob):
     """A registration of volume nodes, running in a worker process.
 
     :meth:`poll` (non-blocking, for a GUI timer) and :meth:`wait` (blocking) apply the result to the
@@ -40,41 +41,6 @@ class NodeRegistration:
         self.summary: dict | None = None
         self.error: WorkerFailure | None = None
         self._worker = WorkerJob(job, python=python, on_progress=on_progress).start()
-
-    @property
-    def running(self) -> bool:
-        return self.summary is None and self.error is None
-
-    @property
-    def fraction(self) -> float:
-        return self._worker.fraction
-
-    @property
-    def stage(self) -> str:
-        return self._worker.stage
-
-    def poll(self) -> bool:
-        """Handle what the worker sent; True while it still runs. Never blocks."""
-        if self.running and not self._worker.poll():
-            self._complete()
-        return self.running
-
-    def wait(self, timeout: float | None = None) -> dict:
-        """Block until done; return the JSON summary or raise :class:`WorkerFailure`."""
-        if self.running:
-            try:
-                self._worker.wait(timeout)
-            except WorkerFailure:
-                pass
-            self._complete()
-        if self.error is not None:
-            raise self.error
-        return self.summary
-
-    def cancel(self) -> None:
-        if self.running:
-            self._worker.cancel()
-            self._complete()
 
     def _complete(self) -> None:
         try:

@@ -33,6 +33,7 @@ from .crop import DEFAULT_MARGIN_MM, common_region
 from .errors import InputError
 from .images import index_to_physical_matrix, read_image
 from .landmark_nodes import is_under
+from .node_jobs import NodeJob
 from .nodes import initial_transform_of
 from .prep import ROLES, PrepOptions
 from .prep_worker import PrepWorkerJob
@@ -160,7 +161,7 @@ def common_region_roi(
 
 
 # --------------------------------------------------------------------------- preparation
-class NodePrep:
+class NodePrep(NodeJob):
     """A preparation of volume nodes running in a worker process.
 
     :meth:`poll` (non-blocking, for a GUI timer) and :meth:`wait` (blocking) put the result into
@@ -181,47 +182,12 @@ class NodePrep:
         self._worker = PrepWorkerJob(job, python=python, on_progress=on_progress).start()
 
     @property
-    def running(self) -> bool:
-        return self.summary is None and self.error is None
-
-    @property
-    def fraction(self) -> float:
-        return self._worker.fraction
-
-    @property
-    def stage(self) -> str:
-        return self._worker.stage
-
-    @property
     def steps(self) -> list[dict]:
         return self.summary["steps"] if self.summary else []
 
     @property
     def warnings(self) -> list[str]:
         return self.summary["warnings"] if self.summary else []
-
-    def poll(self) -> bool:
-        """Handle what the worker sent; True while it still runs. Never blocks."""
-        if self.running and not self._worker.poll():
-            self._complete()
-        return self.running
-
-    def wait(self, timeout: float | None = None) -> dict:
-        """Block until done; return the summary or raise :class:`.worker.WorkerFailure`."""
-        if self.running:
-            try:
-                self._worker.wait(timeout)
-            except WorkerFailure:
-                pass
-            self._complete()
-        if self.error is not None:
-            raise self.error
-        return self.summary
-
-    def cancel(self) -> None:
-        if self.running:
-            self._worker.cancel()
-            self._complete()
 
     def _complete(self) -> None:
         try:
