@@ -17,6 +17,7 @@ def run_demo(output_dir: Path, engine: str = "elastix", preset: str = "rigid", q
     """Generate the pair, register it in a worker process, and write the transform, image and picture."""
     from .cli import run_registration
 
+    output_dir = output_dir.resolve()  # the worker runs in its own folder
     output_dir.mkdir(parents=True, exist_ok=True)
     say = (lambda *a: None) if quiet else print
     say("generating a CT-like and an MR-like head phantom (bone bright on CT, dark on MR) ...")

@@ -71,7 +71,7 @@ def test_engine_failure_exits_1_with_a_hint(small_pair, tmp_path):
 
 
 def test_demo_runs_end_to_end(tmp_path):
-    run = mmreg("demo", "--output-dir", tmp_path / "demo")
+    run = mmreg("demo", "--output-dir", "demo", cwd=tmp_path)  # relative, as `make demo` gives it
     assert run.returncode == 0, run.stderr
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert summary["demo"]["mean_error_mm"] < 0.5 and summary["demo"]["start_mean_error_mm"] > 30
