@@ -13,7 +13,7 @@ import qt
 import slicer
 import vtk
 from slicer import vtkMRMLLabelMapVolumeNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode, vtkMRMLTransformNode
-from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -22,7 +22,9 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
+from MultimodalRegistrationLib.choices import DEFAULT_INIT, ENGINES, FULL_ROTATION_DEG, INIT_METHODS
 from MultimodalRegistrationLib.register import DEFAULT_SEED
+from MultimodalRegistrationLib.summary_text import describe_result
 
 ENGINE_PACKAGES = {"elastix": ("itk", "itk-elastix"), "ants": ("ants", "antspyx")}
 
@@ -55,9 +57,10 @@ class MultimodalRegistrationParameterNode:
     initialTransform: Optional[vtkMRMLTransformNode]
     outputTransform: Optional[vtkMRMLTransformNode]
     outputVolume: Optional[vtkMRMLScalarVolumeNode]
-    engine: Annotated[str, Choice(["elastix", "ants"])] = "elastix"
+    engine: Annotated[str, Choice(list(ENGINES))] = "elastix"
     preset: str = "rigid"
-    init: Annotated[str, Choice(["auto", "geometry", "moments", "none"])] = "auto"
+    init: Annotated[str, Choice(list(INIT_METHODS))] = DEFAULT_INIT
+    maxRotationDeg: Annotated[float, WithinRange(1.0, FULL_ROTATION_DEG)] = FULL_ROTATION_DEG
     threads: int = 0
     seed: int = DEFAULT_SEED
     customPresetFile: str = ""
@@ -82,8 +85,8 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = MultimodalRegistrationLogic()
-        self.ui.engineComboBox.addItems(["elastix", "ants"])
-        self.ui.initComboBox.addItems(["auto", "geometry", "moments", "none"])
+        self.ui.engineComboBox.addItems(list(ENGINES))
+        self.ui.initComboBox.addItems(list(INIT_METHODS))
         self.ui.engineComboBox.currentTextChanged.connect(self._fillPresets)
         self.ui.presetComboBox.currentTextChanged.connect(self._onPresetChanged)
         self.ui.applyButton.clicked.connect(self.onApplyButton)
@@ -157,6 +160,7 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
         has_result = bool(node and node.outputTransform)
         self.ui.invertButton.enabled = has_result and not running
         self.ui.hardenButton.enabled = has_result and not running
+        self.ui.maxRotationSpinBox.enabled = bool(node) and node.init in ("auto", "any-pose")
 
     def onApplyButton(self) -> None:
         if self._registration is not None and self._registration.running:
@@ -179,6 +183,7 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
                 outputTransform=node.outputTransform,
                 outputVolume=node.outputVolume,
                 init=node.init,
+                maxRotationDeg=node.maxRotationDeg,
                 seed=node.seed,
                 threads=node.threads or None,
                 blocking=False,
@@ -202,12 +207,8 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
             if registration.error.kind != "cancelled":
                 slicer.util.errorDisplay(str(registration.error), windowTitle="Registration failed")
         else:
-            summary = registration.summary
-            metric = summary["metric"]
             self._parameterNode.outputTransform = registration.output_transform_node
-            self.ui.statusLabel.text = (
-                f"Done in {summary['seconds']:.1f} s: mutual information {metric['before']:.3f} -> {metric['after']:.3f}"
-            )
+            self.ui.statusLabel.text = describe_result(registration.summary)
             self.logic.showResult(self._parameterNode.fixedVolume, self._parameterNode.movingVolume, registration)
         self._updateButtons()
 
@@ -264,8 +265,8 @@ class MultimodalRegistrationLogic(ScriptedLoadableModuleLogic):
 
     def register(
         self, fixedVolume, movingVolume, engine="elastix", preset="rigid", fixedMask=None, movingMask=None,
-        initialTransform=None, outputTransform=None, outputVolume=None, init="auto", seed=DEFAULT_SEED,
-        threads=None, blocking=True, onProgress=None, onDone=None,
+        initialTransform=None, outputTransform=None, outputVolume=None, init=DEFAULT_INIT,
+        maxRotationDeg=FULL_ROTATION_DEG, seed=DEFAULT_SEED, threads=None, blocking=True, onProgress=None, onDone=None,
     ):  # fmt: skip
         """Register two volume nodes; see MultimodalRegistrationLib.nodes.register_nodes."""
         from MultimodalRegistrationLib.nodes import register_nodes
@@ -273,7 +274,8 @@ class MultimodalRegistrationLogic(ScriptedLoadableModuleLogic):
         return register_nodes(
             fixedVolume, movingVolume, engine=engine, preset=preset, fixed_mask_node=fixedMask,
             moving_mask_node=movingMask, initial_transform_node=initialTransform,
-            output_transform_node=outputTransform, output_volume_node=outputVolume, init=init, seed=seed,
+            output_transform_node=outputTransform, output_volume_node=outputVolume, init=init,
+            max_rotation_deg=maxRotationDeg, seed=seed,
             threads=threads, python=self.workerPython(), blocking=blocking, on_progress=onProgress, on_done=onDone,
         )  # fmt: skip
 

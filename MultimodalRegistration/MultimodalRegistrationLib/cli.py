@@ -9,17 +9,17 @@ import argparse
 import sys
 from pathlib import Path
 
+from .choices import DEFAULT_INIT, ENGINES, FULL_ROTATION_DEG, INIT_METHODS
 from .cli_prealign import add_prealign_parser
 from .cli_prep import add_prep_arguments, add_prep_parser, prep_options, wants_prep
 from .cli_qa import add_qa_parser
+from .summary_text import describe_result
 from .worker import EXIT_ENGINE, EXIT_INPUT, EXIT_OK, WorkerFailure, WorkerJob
 
-ENGINES = ("elastix", "ants")
 PATH_KEYS = (
     "fixed", "moving", "fixed_mask", "moving_mask", "initial_transform",
     "output_transform", "output_inverse", "output_volume", "summary",
 )  # fmt: skip
-INIT_CHOICES = ("auto", "geometry", "moments", "none")
 
 
 class ProgressPrinter:
@@ -50,7 +50,14 @@ def _add_register_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fixed-mask", help="label image: nonzero voxels of the fixed image drive the metric")
     parser.add_argument("--moving-mask", help="label image for the moving image")
     parser.add_argument("--initial-transform", help="ITK transform file (fixed -> moving), e.g. from mmreg prealign")
-    parser.add_argument("--init", choices=INIT_CHOICES, default="auto", help="how to find the starting pose")
+    parser.add_argument(
+        "--init", choices=INIT_METHODS, default=DEFAULT_INIT,
+        help="how to find the starting pose: auto (default) searches all poses, unless --initial-transform is given",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-rotation-deg", type=float, default=FULL_ROTATION_DEG,
+        help="search only rotations up to this angle (degrees) from the start: faster for images known to be close",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, help="random seed (default: fixed, so runs repeat)")
     parser.add_argument("--threads", type=int, help="engine threads (ANTs repeats results only with 1)")
     parser.add_argument("--output-transform", required=True, help="ITK transform file to write (.h5, .tfm, .txt)")
@@ -67,6 +74,7 @@ def job_from_arguments(arguments: argparse.Namespace) -> dict:
         "engine": arguments.engine,
         "preset": arguments.preset,
         "init": arguments.init,
+        "max_rotation_deg": arguments.max_rotation_deg,
         "output_transform": arguments.output_transform,
     }
     for key in ("fixed_mask", "moving_mask", "initial_transform", "seed", "threads", "output_inverse", "output_volume", "summary"):
@@ -98,10 +106,7 @@ def run_registration(job: dict, quiet: bool = False) -> dict:
 
 def _print_result(result: dict) -> None:
     summary = result["summary"]
-    metric = summary["metric"]
-    print(
-        f"registered in {summary['seconds']:.1f} s: mutual information {metric['before']:.3f} -> {metric['after']:.3f}"
-    )
+    print(describe_result(summary))
     for warning in summary.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
     for name, path in result["outputs"].items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .choices import ENGINES
 from .worker import EXIT_OK
 
 # qa_stability.DEFAULT_*, repeated so that building the parser does not import numpy and SimpleITK
@@ -47,7 +48,7 @@ def add_qa_parser(subparsers) -> argparse.ArgumentParser:
         metavar="K",
         help=f"re-run the registration from K perturbed starts (default K={DEFAULT_RESTARTS}) and report the spread",
     )
-    parser.add_argument("--engine", choices=("elastix", "ants"), default="elastix", help="engine of the restarts")
+    parser.add_argument("--engine", choices=ENGINES, default="elastix", help="engine of the restarts")
     parser.add_argument(
         "--preset", help="preset of the restarts (default: rigid, affine or deformable, as the transform)"
     )

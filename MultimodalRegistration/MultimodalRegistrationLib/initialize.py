@@ -1,22 +1,45 @@
-"""Where a registration starts: the user's initial transform and centre alignment."""
+"""Where a registration starts: the user's initial transform, centre alignment, or a search over all poses.
+
+``init`` methods (all transforms map fixed to moving points, LPS mm):
+
+* ``auto`` (default): without an initial transform, search all poses (:mod:`.anypose`) and also
+  keep the image-centre start when it leads elsewhere, so that the engine can run from both and
+  keep the better; with an initial transform, start from it as it is.
+* ``any-pose``: only the search over all poses (on top of the initial transform, if given).
+* ``geometry``: align the centres of the image boxes; ``moments``: the centres of the foregrounds;
+  ``none``: the initial transform (or identity) as it is.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import SimpleITK as sitk
 
+from .choices import DEFAULT_INIT, FULL_ROTATION_DEG, INIT_METHODS
 from .errors import InputError
 from .images import physical_center
 from .metrics import shrink_to_spacing
+from .rotations import pose_difference
 from .transforms import Transform
 
-INIT_METHODS = ("auto", "geometry", "moments", "none")
+if TYPE_CHECKING:
+    from .anypose import AnyPoseResult
+
+# Two starts closer than this lead the engine to the same result: run it once.
+SAME_START_DEG, SAME_START_MM = 10.0, 10.0
+
+
+def foreground_mask(image: sitk.Image) -> sitk.Image:
+    """The image's foreground (uint8 0/1 on its grid): voxels above an Otsu threshold."""
+    return sitk.OtsuThreshold(sitk.Cast(image, sitk.sitkFloat32), 0, 1, 128)
 
 
 def foreground_center(image: sitk.Image) -> np.ndarray:
     """Centre (LPS mm) of the image's foreground, found by Otsu thresholding at ~4 mm."""
-    small = sitk.Cast(shrink_to_spacing(image, 4.0), sitk.sitkFloat32)
-    foreground = sitk.OtsuThreshold(small, 0, 1, 128)
+    foreground = foreground_mask(shrink_to_spacing(image, 4.0))
     statistics = sitk.LabelShapeStatisticsImageFilter()
     statistics.Execute(foreground)
     if not statistics.HasLabel(1):
@@ -24,23 +47,28 @@ def foreground_center(image: sitk.Image) -> np.ndarray:
     return np.asarray(statistics.GetCentroid(1))
 
 
+def _check_method(method: str) -> None:
+    if method not in INIT_METHODS:
+        raise InputError(f"unknown initialisation '{method}': choose one of {', '.join(INIT_METHODS)}")
+
+
 def initial_alignment(
     fixed: sitk.Image,
     moving: sitk.Image,
     initial_transform: Transform | None = None,
-    method: str = "auto",
+    method: str = "geometry",
 ) -> Transform:
-    """The fixed -> moving transform a registration starts from (LPS mm).
+    """The one fixed -> moving transform a registration starts from (LPS mm).
 
-    ``auto`` keeps a given initial transform as it is and otherwise aligns the image centres;
-    ``geometry`` aligns the centres of the image boxes, ``moments`` the centres of the foreground,
-    and ``none`` starts from the initial transform (or identity). Centre alignment is applied on
-    top of the initial transform, as a translation in fixed space.
+    ``geometry``, ``moments`` and ``none`` as in the module notes; centre alignment is applied on
+    top of the initial transform, as a translation in fixed space. ``auto`` and ``any-pose``
+    return the first of :func:`starting_poses`.
     """
-    if method not in INIT_METHODS:
-        raise InputError(f"unknown initialisation '{method}': choose one of {', '.join(INIT_METHODS)}")
+    _check_method(method)
+    if method in ("auto", "any-pose"):
+        return starting_poses(fixed, moving, initial_transform, method).poses[0][1]
     start = initial_transform if initial_transform is not None else Transform.identity()
-    if method == "none" or (method == "auto" and initial_transform is not None):
+    if method == "none":
         return start
     if method == "moments":
         fixed_center, moving_center = foreground_center(fixed), foreground_center(moving)
@@ -50,3 +78,58 @@ def initial_alignment(
     shift = np.eye(4)
     shift[:3, 3] = target - fixed_center
     return start @ Transform.from_matrix(shift)
+
+
+@dataclass
+class StartingPoses:
+    """The poses an engine runs from, best guess first; with two, keep the result with the higher metric."""
+
+    # (name, fixed -> moving): "any-pose", "centre", "initial" (kept as given), or the init method
+    poses: list[tuple[str, Transform]]
+    before: Transform  # the pose the images are in before any search, for the metric before
+    search: "AnyPoseResult | None" = None  # when a search ran
+
+
+def same_start(a: Transform, b: Transform, center: np.ndarray) -> bool:
+    """Whether two linear starts differ by less than SAME_START_DEG and SAME_START_MM (at ``center``)."""
+    angle, shift = pose_difference(a.matrix, b.matrix, np.asarray(center, float))
+    return angle < SAME_START_DEG and shift < SAME_START_MM
+
+
+def starting_poses(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    initial_transform: Transform | None = None,
+    method: str = DEFAULT_INIT,
+    fixed_mask: sitk.Image | None = None,
+    moving_mask: sitk.Image | None = None,
+    max_rotation_deg: float = FULL_ROTATION_DEG,
+    seed: int = 0,
+) -> StartingPoses:
+    """Where the engine should start (see the module notes); runs the any-pose search when asked.
+
+    ``max_rotation_deg`` keeps the search within that rotation (degrees), for images known to be
+    roughly aligned: faster.
+    Raises :class:`InputError` for an unknown method or images that look mirrored.
+    """
+    _check_method(method)
+    if not 0.0 < max_rotation_deg <= 180.0:
+        raise InputError(f"max_rotation_deg {max_rotation_deg:g} is out of range: give 0 < degrees <= 180")
+    if method in ("geometry", "moments", "none") or (method == "auto" and initial_transform is not None):
+        start = initial_alignment(fixed, moving, initial_transform, "none" if method == "auto" else method)
+        return StartingPoses(poses=[("initial" if method == "auto" else method, start)], before=start)
+    from .anypose import search_any_pose
+
+    search = search_any_pose(
+        fixed, moving, fixed_mask, moving_mask, prior=initial_transform,
+        max_rotation_deg=max_rotation_deg, seed=seed,
+    )  # fmt: skip
+    before = initial_transform if initial_transform is not None else initial_alignment(fixed, moving, None, "geometry")
+    poses = [("any-pose", search.transform)]
+    if method == "auto":
+        center = foreground_center(fixed)
+        # The search refined the centre start too: if it joined the winner, so would the engine.
+        joined = same_start(search.transform, search.centre_transform, center)
+        if not (joined or same_start(search.transform, before, center)):
+            poses.append(("centre", before))
+    return StartingPoses(poses=poses, before=before, search=search)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import mrml
+from .choices import DEFAULT_INIT, FULL_ROTATION_DEG
 from .errors import InputError
 from .images import write_image
 from .node_jobs import NodeJob
@@ -72,6 +73,8 @@ class NodeRegistration(NodeJob):
             "seed": provenance["seed"],
             "threads": provenance["threads"],
             "init": provenance["init"],
+            "start": provenance.get("start") or "",
+            "initSeconds": provenance["timings_s"].get("init_s", 0.0),
             "fixedNodeID": targets["fixed"].GetID(),
             "movingNodeID": targets["moving"].GetID(),
             "initialTransformNodeID": targets["initial"].GetID() if targets["initial"] else "",
@@ -122,7 +125,8 @@ def register_nodes(
     initial_transform_node=None,
     output_transform_node=None,
     output_volume_node=None,
-    init: str = "auto",
+    init: str = DEFAULT_INIT,
+    max_rotation_deg: float = FULL_ROTATION_DEG,
     seed: int = DEFAULT_SEED,
     threads: int | None = None,
     python: str | None = None,
@@ -152,7 +156,7 @@ def register_nodes(
     scene = fixed_node.GetScene()
     folder = Path(tempfile.mkdtemp(prefix="mmreg-nodes-"))
     try:
-        job = {"engine": engine, "preset": preset, "init": init, "seed": seed}
+        job = {"engine": engine, "preset": preset, "init": init, "max_rotation_deg": max_rotation_deg, "seed": seed}
         if threads:
             job["threads"] = threads
         write_image(mrml.image_from_volume_node(fixed_node), folder / "fixed.nrrd")

@@ -30,6 +30,7 @@ import SimpleITK as sitk
 import vtk
 
 from . import mrml
+from .choices import ENGINES
 from .errors import InputError
 from .landmark_nodes import placed_points
 from .nodes import ATTRIBUTE_PREFIX as REGISTRATION_PREFIX
@@ -39,7 +40,6 @@ from .transforms import Transform
 
 ATTRIBUTE_PREFIX = "MultimodalRegistrationQA."
 TABLE_COLUMNS = ("metric", "value", "unit")
-ENGINES = ("elastix", "ants")
 
 Progress = Callable[[float, str], None]
 

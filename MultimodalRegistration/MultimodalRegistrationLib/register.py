@@ -13,11 +13,12 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import __version__
+from .choices import DEFAULT_INIT, FULL_ROTATION_DEG
 from .engines import run_engine
 from .engines.presets import load_preset
 from .errors import EngineError, InputError
 from .images import mask_coverage, validate_image, validate_mask
-from .initialize import initial_alignment
+from .initialize import starting_poses
 from .metrics import mutual_information, overlap_fraction
 from .transforms import Transform
 
@@ -93,7 +94,8 @@ def register(
     fixed_mask: sitk.Image | None = None,
     moving_mask: sitk.Image | None = None,
     initial_transform: Transform | None = None,
-    init: str = "auto",
+    init: str = DEFAULT_INIT,
+    max_rotation_deg: float = FULL_ROTATION_DEG,
     seed: int = DEFAULT_SEED,
     threads: int | None = None,
     progress: Progress | None = None,
@@ -103,6 +105,10 @@ def register(
     """Register ``moving`` to ``fixed`` (LPS images) and return the fixed -> moving transform.
 
     ``initial_transform`` (fixed -> moving) is where the search starts and is part of the result.
+    ``init`` is auto, any-pose, geometry, moments or none (see :mod:`.initialize`); ``auto`` runs
+    the engine from the any-pose start and, if it differs, from the image-centre start too, and
+    keeps the result with the higher metric. ``max_rotation_deg`` (degrees) narrows the any-pose
+    search for images known to be roughly aligned.
     ``sources`` names where the inputs came from, for provenance only.
     """
     report = progress or (lambda fraction, stage, **details: None)
@@ -112,7 +118,7 @@ def register(
 
     def lap(name: str, since: float) -> float:
         now = time.perf_counter()
-        timings[name] = round(now - since, 3)
+        timings[name] = round(timings.get(name, 0.0) + now - since, 3)  # runs from two starts add up
         return now
 
     report(0.0, "checking inputs")
@@ -130,46 +136,72 @@ def register(
                 f"{role} covers {coverage:.0%} of the image: crop the image to the region instead, "
                 "or the sampler may not find enough samples"
             )
-    start = initial_alignment(fixed, moving, initial_transform, init)
-    overlap = overlap_fraction(fixed, moving, start)
-    if overlap < MIN_OVERLAP:
-        raise InputError(
-            "images do not overlap: prealign with landmarks or use --init geometry "
-            f"(only {overlap:.0%} of the fixed image maps into the moving image)"
-        )
     clock = lap("checks_s", started)
 
-    report(0.02, "metric before")
-    metric_before = mutual_information(fixed, moving, start, masks.get("fixed mask"))
+    report(0.01, "finding the starting pose")
+    starts = starting_poses(
+        fixed, moving, initial_transform, init, masks.get("fixed mask"), masks.get("moving mask"),
+        max_rotation_deg=max_rotation_deg, seed=seed,
+    )  # fmt: skip
+    # A start that leaves the images apart makes every engine fail; a second-choice start is skipped instead.
+    overlaps = [overlap_fraction(fixed, moving, pose) for _, pose in starts.poses]
+    if overlaps[0] < MIN_OVERLAP:
+        raise InputError(
+            "images do not overlap: prealign with landmarks or use --init any-pose "
+            f"(only {overlaps[0]:.0%} of the fixed image maps into the moving image)"
+        )
+    runs = [(name, pose) for (name, pose), overlap in zip(starts.poses, overlaps) if overlap >= MIN_OVERLAP]
+    clock = lap("init_s", clock)
+
+    report(0.04, "metric before")
+    metric_before = mutual_information(fixed, moving, starts.before, masks.get("fixed mask"))
     clock = lap("metric_before_s", clock)
 
-    def engine_progress(fraction: float, stage: str, **details) -> None:
-        # ``details`` (log path, planned iterations) let a parent process follow the engine's log.
-        if details:
-            details["span"] = [0.05 + 0.9 * fraction, 0.95]
-        report(0.05 + 0.9 * fraction, stage, **details)
+    tried: list[dict] = []
+    best, failure = None, None
+    for number, (name, start) in enumerate(runs):
+        low, high = 0.05 + 0.9 * number / len(runs), 0.05 + 0.9 * (number + 1) / len(runs)
 
-    with tempfile.TemporaryDirectory(prefix="mmreg-", dir=workdir) as scratch:
-        output = run_engine(
-            engine,
-            fixed,
-            moving,
-            recipe,
-            fixed_mask=masks.get("fixed mask"),
-            moving_mask=masks.get("moving mask"),
-            initial=start,
-            seed=seed,
-            threads=threads,
-            workdir=Path(scratch),
-            progress=engine_progress,
-        )
-    clock = lap("engine_s", clock)
+        def engine_progress(fraction: float, stage: str, low=low, high=high, **details) -> None:
+            # ``details`` (log path, planned iterations) let a parent process follow the engine's log.
+            if details:
+                details["span"] = [low + (high - low) * fraction, high]
+            report(low + (high - low) * fraction, stage, **details)
+
+        try:
+            with tempfile.TemporaryDirectory(prefix="mmreg-", dir=workdir) as scratch:
+                output = run_engine(
+                    engine,
+                    fixed,
+                    moving,
+                    recipe,
+                    fixed_mask=masks.get("fixed mask"),
+                    moving_mask=masks.get("moving mask"),
+                    initial=start,
+                    seed=seed,
+                    threads=threads,
+                    workdir=Path(scratch),
+                    progress=engine_progress,
+                )
+            check_linear_result(output.transform, recipe.name)
+        except EngineError as error:
+            # With two starts, one failing run does not spoil the other's result.
+            tried.append({"start": name, "error": str(error).splitlines()[0]})
+            failure = failure or error
+            clock = lap("engine_s", clock)
+            continue
+        clock = lap("engine_s", clock)
+        report(high, "metric after")
+        metric = mutual_information(fixed, moving, output.transform, masks.get("fixed mask"))
+        clock = lap("metric_after_s", clock)
+        tried.append({"start": name, "metric_after": round(metric, 6)})
+        if best is None or metric > best[0]:
+            best = (metric, name, start, output)
+    if best is None:
+        raise failure
+    metric_after, start_name, start, output = best
+    warnings += [f"the engine failed from the {run['start']} start: {run['error']}" for run in tried if "error" in run]
     timings.update(output.timings)
-    check_linear_result(output.transform, recipe.name)
-
-    report(0.96, "metric after")
-    metric_after = mutual_information(fixed, moving, output.transform, masks.get("fixed mask"))
-    lap("metric_after_s", clock)
     seconds = time.perf_counter() - started
     sources = sources or {}
     provenance = {
@@ -183,8 +215,12 @@ def register(
         "seed": seed,
         "threads": output.threads,
         "init": init,
+        "max_rotation_deg": max_rotation_deg,
         "initial_transform": sources.get("initial_transform"),
+        "start": start_name,
         "start_matrix_lps": np.round(start.matrix, 9).tolist() if start.is_linear else None,
+        "starts_tried": tried,
+        "any_pose": starts.search.summary() if starts.search is not None else None,
         "fixed": _describe_image(fixed, sources.get("fixed")),
         "moving": _describe_image(moving, sources.get("moving")),
         "fixed_mask": sources.get("fixed_mask") if fixed_mask is not None else None,

@@ -32,7 +32,7 @@ from typing import Callable
 
 EXIT_OK, EXIT_ENGINE, EXIT_INPUT = 0, 1, 2
 JOB_KEYS = {
-    "fixed", "moving", "fixed_mask", "moving_mask", "initial_transform", "engine", "preset", "init", "seed",
+    "fixed", "moving", "fixed_mask", "moving_mask", "initial_transform", "engine", "preset", "init", "max_rotation_deg", "seed",
     "threads", "output_transform", "output_inverse", "output_volume", "summary", "workdir", "prep",
 }  # fmt: skip
 
@@ -40,6 +40,7 @@ JOB_KEYS = {
 # --------------------------------------------------------------------------- worker side
 def run_job(job: dict, emit: Callable[[dict], None]) -> dict:
     """Run one job in this process and write its outputs. Returns the result event."""
+    from .choices import DEFAULT_INIT, FULL_ROTATION_DEG
     from .errors import InputError
     from .files import write_atomically
     from .images import read_image, write_image
@@ -82,7 +83,8 @@ def run_job(job: dict, emit: Callable[[dict], None]) -> dict:
         fixed_mask=fixed_mask,
         moving_mask=moving_mask,
         initial_transform=initial,
-        init=job.get("init", "auto"),
+        init=job.get("init", DEFAULT_INIT),
+        max_rotation_deg=float(job.get("max_rotation_deg", FULL_ROTATION_DEG)),
         seed=int(job.get("seed", DEFAULT_SEED)),
         threads=job.get("threads"),
         progress=progress,

@@ -60,7 +60,7 @@ def main(argv):
         registration = register_nodes(
             fixed, moving, engine=arguments.engine, preset=arguments.preset, fixed_mask_node=masks[0],
             moving_mask_node=masks[1], initial_transform_node=initial, output_volume_node=output_volume,
-            init=arguments.init, seed=DEFAULT_SEED if arguments.seed is None else arguments.seed,
+            init=arguments.init, max_rotation_deg=arguments.max_rotation_deg, seed=DEFAULT_SEED if arguments.seed is None else arguments.seed,
             threads=arguments.threads, python=worker_python(),
         )  # fmt: skip
         mrml.transform_from_node(registration.output_transform_node).write(arguments.output_transform)

@@ -24,33 +24,6 @@ from MultimodalRegistrationLib.transforms import Transform  # noqa: E402
 
 OUT = ROOT / "bench-output"
 
-BASELINE = r"""
-import sys, time
-import SimpleITK as sitk
-started = time.perf_counter()
-import itk
-method_type = itk.ElastixRegistrationMethod[itk.Image[itk.F, 3], itk.Image[itk.F, 3]]
-imported = time.perf_counter()
-fixed = itk.imread(sys.argv[1], itk.F)
-moving = itk.imread(sys.argv[2], itk.F)
-parameters = itk.ParameterObject.New()
-rigid = parameters.GetDefaultParameterMap("rigid")
-rigid["AutomaticTransformInitialization"] = ["true"]
-rigid["AutomaticTransformInitializationMethod"] = ["GeometricalCenter"]
-rigid["ITKTransformOutputFileNameExtension"] = ["h5"]
-rigid["WriteResultImage"] = ["false"]
-parameters.AddParameterMap(rigid)
-method = method_type.New()
-method.SetFixedImage(fixed)
-method.SetMovingImage(moving)
-method.SetParameterObject(parameters)
-method.SetOutputDirectory(sys.argv[3])
-method.SetLogToConsole(False)
-read = time.perf_counter()
-method.UpdateLargestPossibleRegion()
-done = time.perf_counter()
-print(f"{imported - started:.3f} {read - imported:.3f} {done - read:.3f}")
-"""
 
 # Runs a command and reports its wall time and the peak RSS of it and its children.
 MEASURE = r"""
@@ -88,7 +61,7 @@ def main() -> int:
 
     baseline_dir = OUT / "elastix-default"
     baseline_dir.mkdir(exist_ok=True)
-    seconds, peak, output = measured([sys.executable, "-c", BASELINE, str(fixed), str(moving), str(baseline_dir)])
+    seconds, peak, output = measured([sys.executable, str(Path(__file__).with_name("peer_baselines.py")), str(fixed), str(moving), str(baseline_dir)])
     imported, read, registered = map(float, output.split()[:3])
     error = mean_error_mm(Transform.read(baseline_dir / "TransformParameters.0.h5"), pair.truth, pair.head_points)
     rows.append(("itk-elastix default rigid (baseline)", registered, seconds, peak, error, f"import {imported:.1f} s, read {read:.1f} s"))
@@ -118,6 +91,9 @@ def main() -> int:
         print(f"- {name}: {detail}")
     print()
     print("Targets (issue): registration <= 3 s, whole process <= 8 s, peak <= 0.8 GB, error <= 0.15 mm.")
+    for script in ("bench_prep.py", "bench_anypose.py"):
+        print(f"\n--- {script}\n", flush=True)
+        subprocess.run([sys.executable, str(Path(__file__).with_name(script))], check=False)
     return 0
 
 

@@ -33,6 +33,7 @@ def test_register_writes_a_transform_that_simpleitk_resamples_with(small_pair, t
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert "wrote transform" in run.stdout and "%" in run.stderr  # plain progress lines off a terminal
+    assert "started from the pose search (search" in run.stdout
     transform = sitk.ReadTransform(str(tmp_path / "T.h5"))
     error = mean_error_mm(Transform(transform), small_pair.truth, small_pair.head_points)
     assert error < 0.5
@@ -45,6 +46,22 @@ def test_register_writes_a_transform_that_simpleitk_resamples_with(small_pair, t
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["metric"]["after"] > summary["metric"]["before"]
     assert summary["provenance"]["fixed"]["source"] == str(tmp_path / "ct.nrrd")
+    assert summary["provenance"]["init"] == "auto" and summary["provenance"]["any_pose"]["candidates"] >= 800
+
+
+def test_init_options_reach_the_worker_job(tmp_path):
+    from MultimodalRegistrationLib.choices import INIT_METHODS
+    from MultimodalRegistrationLib.cli import build_parser, job_from_arguments
+
+    for name in ("fixed.nrrd", "moving.nrrd"):
+        (tmp_path / name).write_bytes(b"")
+    common = ["register", "--fixed", tmp_path / "fixed.nrrd", "--moving", tmp_path / "moving.nrrd", "--output-transform", "T.h5"]
+    job = job_from_arguments(build_parser().parse_args(map(str, common + ["--init", "any-pose", "--max-rotation-deg", "30"])))
+    assert job["init"] == "any-pose" and job["max_rotation_deg"] == 30.0
+    assert job_from_arguments(build_parser().parse_args(map(str, common)))["init"] == "auto"
+    assert set(INIT_METHODS) == {"auto", "any-pose", "moments", "geometry", "none"}
+    run = mmreg(*common, "--init", "everywhere")
+    assert run.returncode == 2 and "any-pose" in run.stderr
 
 
 def test_bad_input_exits_2_with_the_fix(tmp_path):

@@ -47,6 +47,8 @@ def test_unhardened_parent_transform_is_kept_and_combined(scene, small_pair, vol
     assert error < 0.5, f"node-level result error {error:.3f} mm"
     assert (moving.GetImageData().GetMTime(), parent.GetMTime(), moving.GetParentTransformNode().GetID()) == before
     assert node.GetAttribute(ATTRIBUTE_PREFIX + "engine") == "elastix"
+    # The parent transform is a prealignment: auto starts from it instead of searching.
+    assert node.GetAttribute(ATTRIBUTE_PREFIX + "start") == "initial"
     assert node.GetAttribute(ATTRIBUTE_PREFIX + "movingNodeID") == moving.GetID()
     assert float(node.GetAttribute(ATTRIBUTE_PREFIX + "seconds")) > 0
     assert float(node.GetAttribute(ATTRIBUTE_PREFIX + "metricAfter")) > float(node.GetAttribute(ATTRIBUTE_PREFIX + "metricBefore"))

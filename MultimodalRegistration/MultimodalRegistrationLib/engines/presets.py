@@ -12,9 +12,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..choices import ENGINES
 from ..errors import InputError
 
-ENGINES = ("elastix", "ants")
 _MANIFEST = "presets.json"
 _ENTRY = re.compile(r"^\s*\((\w+)\s+(.*)\)\s*$")
 _TOKEN = re.compile(r'"[^"]*"|[^\s"]+')

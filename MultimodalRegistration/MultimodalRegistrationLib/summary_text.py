@@ -1,0 +1,38 @@
+"""One-line, human-readable descriptions of a registration's JSON summary, for the command line
+and the Slicer modules (no heavy imports: the parent process only reads JSON)."""
+
+from __future__ import annotations
+
+START_NAMES = {
+    "any-pose": "the pose search",
+    "centre": "the image centres",
+    "geometry": "the image centres",
+    "moments": "the foreground centres",
+    "none": "the initial pose",
+    "initial": "the initial transform",
+}
+
+
+def describe_start(summary: dict) -> str:
+    """Where the registration started and what finding that start cost, e.g.
+    "started from the pose search (1.3 s, 1 024 poses; also tried the image centres)"."""
+    provenance = summary.get("provenance", {})
+    start = provenance.get("start") or provenance.get("init", "")
+    text = f"started from {START_NAMES.get(start, start)}"
+    details = []
+    search = provenance.get("any_pose")
+    if search:
+        details.append(f"search {search['seconds']:.1f} s over {search['candidates']} poses")
+    others = [run["start"] for run in provenance.get("starts_tried", []) if run["start"] != start]
+    if others:
+        details.append("also tried " + ", ".join(START_NAMES.get(name, name) for name in others))
+    return text + (f" ({'; '.join(details)})" if details else "")
+
+
+def describe_result(summary: dict) -> str:
+    """The registration's time, metric before and after, and its start, in one line."""
+    metric = summary["metric"]
+    return (
+        f"registered in {summary['seconds']:.1f} s: mutual information {metric['before']:.3f} -> "
+        f"{metric['after']:.3f}, {describe_start(summary)}"
+    )

@@ -1,0 +1,172 @@
+"""Any-pose initialisation: far poses, mirrored images, cropped fields of view, both engines from anywhere."""
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from conftest import SMALL
+
+from MultimodalRegistrationLib.anypose import search_any_pose
+from MultimodalRegistrationLib.errors import InputError
+from MultimodalRegistrationLib.initialize import starting_poses
+from MultimodalRegistrationLib.phantom import make_phantom_pair, mean_error_mm, rigid_transform
+from MultimodalRegistrationLib.register import register
+from MultimodalRegistrationLib.summary_text import describe_start
+from MultimodalRegistrationLib.rotations import quaternion_matrices, rotation_angle_deg, rotation_grid
+from MultimodalRegistrationLib.transforms import Transform
+
+HEAD_CENTER = (0.0, 0.0, -15.0)  # where the phantom's head and neck are centred (fixed space, mm)
+
+
+def far_pair(angle_deg, axis, translation_mm):
+    return make_phantom_pair(truth=rigid_transform(angle_deg, axis, translation_mm, center=HEAD_CENTER), **SMALL)
+
+
+@pytest.fixture(scope="module")
+def far_pairs():
+    """Starts of 90 degrees / 100 mm and 180 degrees / 150 mm."""
+    return {
+        90: far_pair(90, (0.3, 1.0, -0.2), (60.0, -50.0, 62.9)),
+        180: far_pair(180, (1.0, 0.4, 0.7), (-90.0, 80.0, 87.6)),
+    }
+
+
+def posed(image: sitk.Image, pose: Transform) -> sitk.Image:
+    """The image moved by a rigid ``pose`` through its header alone: exact, no resampling."""
+    rotation, translation = pose.matrix[:3, :3], pose.matrix[:3, 3]
+    result = sitk.Image(image)
+    result.SetDirection((rotation @ np.asarray(image.GetDirection()).reshape(3, 3)).ravel().tolist())
+    result.SetOrigin((rotation @ np.asarray(image.GetOrigin()) + translation).tolist())
+    return result
+
+
+def mirrored_left_right(image: sitk.Image) -> sitk.Image:
+    """The voxels flipped along image axis 0 under an unchanged header: a wrong header's mirror image."""
+    result = sitk.GetImageFromArray(sitk.GetArrayFromImage(image)[:, :, ::-1].copy())
+    result.CopyInformation(image)
+    return result
+
+
+def test_rotation_grid_leaves_no_rotation_farther_than_28_degrees():
+    grid = rotation_grid(400)
+    assert np.allclose(grid @ grid.transpose(0, 2, 1), np.eye(3), atol=1e-9)
+    assert np.allclose(np.linalg.det(grid), 1.0)
+    probes = quaternion_matrices(np.random.default_rng(5).normal(size=(1000, 4)))
+    nearest = rotation_angle_deg(np.einsum("pji,gjk->pgik", probes, grid)).min(axis=1)
+    assert nearest.max() < 28.0, f"farthest rotation is {nearest.max():.1f} degrees from the grid"
+
+
+@pytest.mark.parametrize(
+    "angle, axis, translation",
+    [(60, (1, 0, 0), (40, 0, 0)), (120, (0.2, -0.5, 1), (0, 70, -70)), (175, (-1, 1, 1), (90, 90, 70))],
+)
+def test_search_alone_lands_within_3_mm_of_far_poses(angle, axis, translation):
+    pair = far_pair(angle, axis, translation)
+    start = mean_error_mm(Transform.identity(), pair.truth, pair.head_points)
+    result = search_any_pose(pair.fixed, pair.moving)
+    error = mean_error_mm(result.transform, pair.truth, pair.head_points)
+    assert start > 60
+    assert error < 3.0, f"search error {error:.2f} mm from {angle} degrees"
+    assert result.candidates >= 800 and result.evaluations > result.candidates
+    assert result.metric > result.mirrored_metric
+
+
+@pytest.mark.parametrize("engine", ["elastix", "ants"])
+@pytest.mark.parametrize("angle", [90, 180])
+def test_both_engines_recover_far_starts_below_1_mm(far_pairs, engine, angle):
+    pair = far_pairs[angle]
+    result = register(pair.fixed, pair.moving, engine=engine, preset="rigid")
+    error = mean_error_mm(result.transform, pair.truth, pair.head_points)
+    assert error < 1.0, f"{engine} mean error {error:.3f} mm from {angle} degrees"
+    provenance = result.provenance
+    # The image-centre start leads elsewhere, so the engine also ran from it, and lost.
+    assert provenance["start"] == "any-pose"
+    tried = {run["start"]: run["metric_after"] for run in provenance["starts_tried"]}
+    assert tried["any-pose"] == pytest.approx(result.metric_after) and tried["centre"] < result.metric_after - 0.1
+    assert provenance["any_pose"]["candidates"] >= 800 and provenance["any_pose"]["seconds"] > 0
+    assert np.allclose(provenance["start_matrix_lps"], provenance["any_pose"]["matrix_lps"], atol=1e-5)
+    assert provenance["timings_s"]["init_s"] >= provenance["any_pose"]["seconds"]
+    assert "started from the pose search" in describe_start(result.summary())
+    assert describe_start(result.summary()).endswith("also tried the image centres)")
+
+
+@pytest.mark.parametrize("engine", ["elastix", "ants"])
+def test_small_misalignment_is_as_accurate_as_without_the_initialiser(small_pair, rigid_results, engine):
+    with_search = rigid_results[engine]  # init="auto", the default
+    without = register(small_pair.fixed, small_pair.moving, engine=engine, preset="rigid", init="geometry")
+    error = mean_error_mm(with_search.transform, small_pair.truth, small_pair.head_points)
+    reference = mean_error_mm(without.transform, small_pair.truth, small_pair.head_points)
+    assert error < reference + 0.05, f"{engine}: {error:.3f} mm with the search, {reference:.3f} mm without"
+    # The centre start refines into the same pose: the engine ran once.
+    assert [run["start"] for run in with_search.provenance["starts_tried"]] == ["any-pose"]
+
+
+def test_left_right_mirrored_moving_image_is_refused_naming_the_axis(small_pair):
+    with pytest.raises(InputError, match=r"mirrored .* left-right axis \(image axis 0\).*image orientation"):
+        register(small_pair.fixed, mirrored_left_right(small_pair.moving), engine="elastix")
+
+
+def test_mirrored_image_passes_when_the_check_is_off(small_pair):
+    # Geometry initialisation does not search, so it does not judge either.
+    result = starting_poses(small_pair.fixed, mirrored_left_right(small_pair.moving), method="geometry")
+    assert result.search is None and len(result.poses) == 1
+
+
+@pytest.fixture(scope="module")
+def head_aligned():
+    """The phantom with CT and MR in the same frame (the MR grid centred on the head)."""
+    return make_phantom_pair(truth=Transform.identity(), mr_offset_mm=(0, 0, 0), **SMALL)
+
+
+def crop_z(image: sitk.Image, low_mm: float, high_mm: float) -> sitk.Image:
+    first = int(round((low_mm - image.GetOrigin()[2]) / image.GetSpacing()[2]))
+    last = int(round((high_mm - image.GetOrigin()[2]) / image.GetSpacing()[2]))
+    return image[:, :, max(first, 0) : min(last, image.GetSize()[2])]
+
+
+@pytest.mark.parametrize("case", ["CT cropped top and bottom", "head-only MR, neck-to-vertex CT"])
+def test_search_copes_with_differing_fields_of_view(head_aligned, case):
+    truth = rigid_transform(125, (0.5, -1, 0.3), (-60, 40, 100), center=HEAD_CENTER)
+    fixed, moving = head_aligned.fixed, head_aligned.moving
+    if case.startswith("CT cropped"):
+        fixed = crop_z(fixed, -40, 40)  # 80 mm of a 250 mm field of view
+    else:
+        moving = crop_z(moving, -60, 200)  # the MR stops at the chin; the CT goes down the neck
+    result = search_any_pose(fixed, posed(moving, truth))
+    error = mean_error_mm(result.transform, truth, head_aligned.head_points)
+    assert error < 5.0, f"{case}: search error {error:.2f} mm"
+
+
+def test_search_keeps_to_the_masks():
+    pair = far_pair(130, (0.3, 1, 0.2), (40, -60, 30))
+    mask = sitk.Image(pair.fixed.GetSize(), sitk.sitkUInt8)
+    mask.CopyInformation(pair.fixed)
+    size = pair.fixed.GetSize()
+    mask[10 : size[0] - 10, 10 : size[1] - 10, size[2] // 3 :] = 1  # the head, most of the neck left out
+    moving_mask = sitk.Cast(pair.moving > 100, sitk.sitkUInt8)
+    result = search_any_pose(pair.fixed, pair.moving, mask, moving_mask)
+    assert mean_error_mm(result.transform, pair.truth, pair.head_points) < 3.0
+
+
+def test_any_pose_searches_on_top_of_an_initial_transform(small_pair):
+    # A prealignment that is 100 degrees off: the search starts from it and still finds the truth.
+    initial = small_pair.truth @ rigid_transform(100, (0, 1, 0), (0, 0, 0), center=HEAD_CENTER)
+    starts = starting_poses(small_pair.fixed, small_pair.moving, initial, method="any-pose")
+    assert [name for name, _ in starts.poses] == ["any-pose"]
+    assert mean_error_mm(starts.poses[0][1], small_pair.truth, small_pair.head_points) < 3.0
+    # With auto, an initial transform is kept as it is.
+    kept = starting_poses(small_pair.fixed, small_pair.moving, initial, method="auto")
+    assert kept.search is None and np.allclose(kept.poses[0][1].matrix, initial.matrix)
+
+
+def test_max_rotation_scores_fewer_poses_and_stays_accurate(small_pair):
+    full = search_any_pose(small_pair.fixed, small_pair.moving)
+    near = search_any_pose(small_pair.fixed, small_pair.moving, max_rotation_deg=40)
+    assert near.candidates < full.candidates / 4 and near.evaluations < full.evaluations
+    assert mean_error_mm(near.transform, small_pair.truth, small_pair.head_points) < 3.0
+
+
+def test_init_choices_are_checked(small_pair):
+    with pytest.raises(InputError, match="any-pose"):
+        starting_poses(small_pair.fixed, small_pair.moving, method="everywhere")
+    with pytest.raises(InputError, match="max_rotation_deg 0 is out of range"):
+        starting_poses(small_pair.fixed, small_pair.moving, method="auto", max_rotation_deg=0)
