@@ -160,7 +160,9 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
         has_result = bool(node and node.outputTransform)
         self.ui.invertButton.enabled = has_result and not running
         self.ui.hardenButton.enabled = has_result and not running
-        self.ui.maxRotationSpinBox.enabled = bool(node) and node.init in ("auto", "any-pose")
+        # auto keeps a given start (an initial transform, or one on the moving volume) instead of searching.
+        given_start = bool(node and (node.initialTransform or (node.movingVolume and node.movingVolume.GetParentTransformNode())))
+        self.ui.maxRotationSpinBox.enabled = bool(node) and (node.init == "any-pose" or (node.init == "auto" and not given_start))
 
     def onApplyButton(self) -> None:
         if self._registration is not None and self._registration.running:

@@ -6,7 +6,7 @@
    bottom, a head MR against a neck-to-vertex CT), also slide it along that axis.
 2. Refine the best few distinct poses, and the image-centre start, by a pattern search at 7 mm.
 3. Polish the best two at 4 mm on samples in and around the fixed foreground; the best proper
-   pose is the start.
+   pose is the start. The users' masks count from here on (steps 1 and 2 see whole images).
 Mirrored (improper) poses go through the same steps, and each side also tries the other's best
 pose reflected through the fixed anatomy's planes (a nearly symmetric head fits both). When a
 mirrored pose still explains the images clearly better than every rotation, an image header is
@@ -58,6 +58,10 @@ SLAB_MM, SLAB_ROTATION_DEG = 40.0, 30.0
 # A pose turned more than max_rotation_deg plus this is not chosen (refinement may turn a little further).
 ROTATION_SLACK_DEG = 15.0
 AXIS_NAMES = ("left-right", "anterior-posterior", "superior-inferior")
+# The users' masks count only in the polish, and only when they hold this many 4 mm voxels
+# (128 ml): a region of interest without the outline of the anatomy around it leaves too few
+# samples to tell far poses, or a mirror image, apart (a 15 mm sphere led the search 100 mm off).
+MASK_MIN_SAMPLES = 2000
 
 
 @dataclass
@@ -98,6 +102,7 @@ class _Coarse:
 
     @classmethod
     def of(cls, image: sitk.Image, spacing_mm: float, mask: sitk.Image | None) -> "_Coarse":
+        """``image`` at about ``spacing_mm`` voxels, its foreground within ``mask`` if given."""
         small = sitk.Cast(shrink_to_spacing(image, spacing_mm), sitk.sitkFloat32)
         foreground = sitk.GetArrayFromImage(foreground_mask(small)).astype(bool)
         if mask is not None:
@@ -332,8 +337,8 @@ def search_any_pose(
     def total(poses: np.ndarray) -> np.ndarray:
         return base @ poses
 
-    fixed_coarse = _Coarse.of(fixed, SEARCH_SPACING_MM, fixed_mask)
-    moving_coarse = _Coarse.of(moving, SEARCH_SPACING_MM, moving_mask)
+    fixed_coarse = _Coarse.of(fixed, SEARCH_SPACING_MM, None)
+    moving_coarse = _Coarse.of(moving, SEARCH_SPACING_MM, None)
     # A slab is its own mirror image through its plane: mirrored and proper poses fit it alike, so
     # mirrored poses still serve the search (through their proper twins) but prove nothing.
     slab = min(fixed_coarse.thickness(), moving_coarse.thickness()) < SLAB_MM
@@ -358,12 +363,16 @@ def search_any_pose(
     starts = np.concatenate([proper_starts, mirrored_starts, centre[None]])
     refined, refined_values = local_search(lambda p: score(total(p)), starts, fixed_center, radius, 16.0, 2.0)
     proper_count = len(proper_starts)
-    chosen = _distinct(refined[:proper_count], refined_values[:proper_count], POLISH_PROPER, fixed_center, 5.0, 5.0)
+    proper_rows = np.r_[0:proper_count, len(refined) - 1]  # the proper starts and the centre start
+    chosen = proper_rows[_distinct(refined[proper_rows], refined_values[proper_rows], POLISH_PROPER, fixed_center, 5.0, 5.0)]
 
     # 3. Polish at 4 mm on the fixed foreground and a rim of background, where mirror images differ.
     fine_fixed = _Coarse.of(fixed, POLISH_SPACING_MM, fixed_mask)
     fine_moving = _Coarse.of(moving, POLISH_SPACING_MM, moving_mask)
     fine_score = fine_fixed.scorer(fine_moving, fine_fixed.dilated(2), samples=POLISH_SAMPLES, bins=24, seed=seed)
+    if len(fine_score.points) < MASK_MIN_SAMPLES and (fixed_mask is not None or moving_mask is not None):
+        fine_fixed, fine_moving = _Coarse.of(fixed, POLISH_SPACING_MM, None), _Coarse.of(moving, POLISH_SPACING_MM, None)
+        fine_score = fine_fixed.scorer(fine_moving, fine_fixed.dilated(2), samples=POLISH_SAMPLES, bins=24, seed=seed)
 
     def polish(poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return local_search(lambda p: fine_score(total(p)), poses, fixed_center, radius, 3.0, 0.5)

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -55,8 +55,8 @@ def _check_method(method: str) -> None:
 def initial_alignment(
     fixed: sitk.Image,
     moving: sitk.Image,
-    initial_transform: Transform | None = None,
-    method: str = "geometry",
+    initial_transform: Transform | None,
+    method: str,
 ) -> Transform:
     """The one fixed -> moving transform a registration starts from (LPS mm).
 
@@ -88,6 +88,7 @@ class StartingPoses:
     poses: list[tuple[str, Transform]]
     before: Transform  # the pose the images are in before any search, for the metric before
     search: "AnyPoseResult | None" = None  # when a search ran
+    warnings: list[str] = field(default_factory=list)
 
 
 def same_start(a: Transform, b: Transform, center: np.ndarray) -> bool:
@@ -120,11 +121,26 @@ def starting_poses(
         return StartingPoses(poses=[("initial" if method == "auto" else method, start)], before=start)
     from .anypose import search_any_pose
 
-    search = search_any_pose(
-        fixed, moving, fixed_mask, moving_mask, prior=initial_transform,
-        max_rotation_deg=max_rotation_deg, seed=seed,
-    )  # fmt: skip
     before = initial_transform if initial_transform is not None else initial_alignment(fixed, moving, None, "geometry")
+    try:
+        search = search_any_pose(
+            fixed, moving, fixed_mask, moving_mask, prior=initial_transform,
+            max_rotation_deg=max_rotation_deg, seed=seed,
+        )  # fmt: skip
+    except InputError:
+        raise  # a verdict on the images (mirrored), not a failure of the search
+    except (RuntimeError, ValueError, np.linalg.LinAlgError) as error:
+        # The search is a help, not a condition: under auto, an image it cannot handle (too few
+        # voxels, no foreground) still registers from the centres, as without it.
+        reason = str(error).strip().splitlines()[-1][:200] if str(error).strip() else type(error).__name__
+        if method != "auto":
+            raise InputError(
+                f"the any-pose search failed ({reason}): use --init geometry, or prealign with landmarks"
+            ) from error
+        return StartingPoses(
+            poses=[("centre", before)], before=before,
+            warnings=[f"the any-pose search failed ({reason}); started from the image centres instead"],
+        )  # fmt: skip
     poses = [("any-pose", search.transform)]
     if method == "auto":
         center = foreground_center(fixed)

@@ -9,8 +9,9 @@ from .transforms import Transform
 
 
 def shrink_to_spacing(image: sitk.Image, spacing_mm: float) -> sitk.Image:
-    """Block-average ``image`` so that its voxels are about ``spacing_mm`` wide (never finer than now)."""
-    factors = [max(1, int(round(spacing_mm / s))) for s in image.GetSpacing()]
+    """Block-average ``image`` so that its voxels are about ``spacing_mm`` wide (never finer than now;
+    an axis with fewer voxels than the factor keeps one)."""
+    factors = [max(1, min(n, int(round(spacing_mm / s)))) for s, n in zip(image.GetSpacing(), image.GetSize())]
     if all(f == 1 for f in factors):
         return image
     return sitk.BinShrink(image, factors)

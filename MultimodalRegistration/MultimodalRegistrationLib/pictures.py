@@ -81,9 +81,15 @@ def save_before_after(
     after: Transform,
 ) -> None:
     """Write a PNG: checkerboard before registration (top) and after (bottom)."""
-    top = checkerboard_montage(fixed, moving, before)
-    bottom = checkerboard_montage(fixed, moving, after)
-    width = max(top.shape[1], bottom.shape[1])
-    rows = [np.pad(a, ((0, 6), (0, width - a.shape[1]))) for a in (top, bottom)]
+    save_checkerboard_rows(path, fixed, moving, [before, after])
+
+
+def save_checkerboard_rows(
+    path: str | os.PathLike, fixed: sitk.Image, moving: sitk.Image, transforms: list[Transform]
+) -> None:
+    """Write a PNG with one three-plane checkerboard row per fixed -> moving transform, top to bottom."""
+    rows = [checkerboard_montage(fixed, moving, transform) for transform in transforms]
+    width = max(row.shape[1] for row in rows)
+    rows = [np.pad(row, ((0, 6), (0, width - row.shape[1]))) for row in rows]
     picture = sitk.GetImageFromArray(np.concatenate(rows, axis=0))
     write_atomically(path, lambda tmp: sitk.WriteImage(picture, tmp))

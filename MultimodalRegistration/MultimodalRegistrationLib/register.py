@@ -143,14 +143,21 @@ def register(
         fixed, moving, initial_transform, init, masks.get("fixed mask"), masks.get("moving mask"),
         max_rotation_deg=max_rotation_deg, seed=seed,
     )  # fmt: skip
-    # A start that leaves the images apart makes every engine fail; a second-choice start is skipped instead.
+    warnings += starts.warnings
+    # A start that leaves the images apart makes every engine fail: skip it, and stop if none is left.
     overlaps = [overlap_fraction(fixed, moving, pose) for _, pose in starts.poses]
-    if overlaps[0] < MIN_OVERLAP:
-        raise InputError(
-            "images do not overlap: prealign with landmarks or use --init any-pose "
-            f"(only {overlaps[0]:.0%} of the fixed image maps into the moving image)"
-        )
     runs = [(name, pose) for (name, pose), overlap in zip(starts.poses, overlaps) if overlap >= MIN_OVERLAP]
+    if not runs:
+        fix = "prealign with landmarks (FiducialPrealign or mmreg prealign)"
+        if starts.search is None:
+            fix += " or use --init any-pose"
+        raise InputError(
+            f"images do not overlap: {fix} (only {max(overlaps):.0%} of the fixed image maps into the moving image)"
+        )
+    warnings += [
+        f"skipped the {name} start: only {overlap:.0%} of the fixed image maps into the moving image there"
+        for (name, _), overlap in zip(starts.poses, overlaps) if overlap < MIN_OVERLAP
+    ]  # fmt: skip
     clock = lap("init_s", clock)
 
     report(0.04, "metric before")

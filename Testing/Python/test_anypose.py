@@ -170,3 +170,42 @@ def test_init_choices_are_checked(small_pair):
         starting_poses(small_pair.fixed, small_pair.moving, method="everywhere")
     with pytest.raises(InputError, match="max_rotation_deg 0 is out of range"):
         starting_poses(small_pair.fixed, small_pair.moving, method="auto", max_rotation_deg=0)
+
+
+def sphere_mask(image: sitk.Image, center_mm, radius_mm: float) -> sitk.Image:
+    index = np.indices(image.GetSize()[::-1]).reshape(3, -1)[::-1].T.astype(float)  # x, y, z
+    to_physical = np.asarray(image.GetDirection()).reshape(3, 3) * np.asarray(image.GetSpacing())
+    points = index @ to_physical.T + np.asarray(image.GetOrigin())
+    inside = np.linalg.norm(points - np.asarray(center_mm), axis=1) < radius_mm
+    mask = sitk.GetImageFromArray(inside.reshape(image.GetSize()[::-1]).astype(np.uint8))
+    mask.CopyInformation(image)
+    return mask
+
+
+@pytest.mark.parametrize("radius_mm", [8, 15])
+def test_a_small_region_of_interest_on_the_fixed_image_alone_does_not_mislead_the_search(radius_mm):
+    # A fixed mask without the head's outline once led the search 100 mm off, or to a false mirror verdict.
+    pair = far_pair(130, (0.3, 1, 0.2), (40, -60, 30))
+    result = search_any_pose(pair.fixed, pair.moving, sphere_mask(pair.fixed, (0, 0, 0), radius_mm))
+    assert mean_error_mm(result.transform, pair.truth, pair.head_points) < 3.0
+
+
+def test_a_slab_of_two_slices_still_gets_a_start(small_pair):
+    slab = small_pair.fixed[:, :, 40:42]  # 6 mm thick: fewer voxels than the search's shrink factor
+    starts = starting_poses(slab, small_pair.moving)
+    assert starts.search is not None and not starts.search.mirror_checked
+    assert [name for name, _ in starts.poses][0] == "any-pose"
+
+
+def test_auto_falls_back_to_the_centres_when_the_search_fails(small_pair, monkeypatch):
+    import MultimodalRegistrationLib.anypose as anypose
+
+    def broken(*arguments, **options):
+        raise RuntimeError("itk::ERROR: InputImage is too small")
+
+    monkeypatch.setattr(anypose, "search_any_pose", broken)
+    starts = starting_poses(small_pair.fixed, small_pair.moving)
+    assert [name for name, _ in starts.poses] == ["centre"]
+    assert "any-pose search failed (itk::ERROR: InputImage is too small)" in starts.warnings[0]
+    with pytest.raises(InputError, match="use --init geometry, or prealign with landmarks"):
+        starting_poses(small_pair.fixed, small_pair.moving, method="any-pose")

@@ -76,7 +76,7 @@ def test_mask_on_another_grid_is_resampled_onto_the_image():
 def test_images_that_do_not_overlap_are_refused_before_any_engine_runs():
     fixed, moving = volume(), volume()
     far_away = Transform.from_matrix(np.array([[1, 0, 0, 500.0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]))
-    with pytest.raises(InputError, match="images do not overlap: prealign with landmarks or use --init any-pose"):
+    with pytest.raises(InputError, match=r"images do not overlap: prealign with landmarks \(FiducialPrealign or mmreg prealign\) or use --init any-pose"):
         register(fixed, moving, initial_transform=far_away, init="none")
 
 
