@@ -55,6 +55,8 @@ def _three_planes(volume: np.ndarray) -> np.ndarray:
     z, y, x = (n // 2 for n in volume.shape)
     # Flip so that superior is up in coronal and sagittal views.
     planes = [volume[z], volume[:, y, :][::-1], volume[:, :, x][::-1]]
+    # A thin slab (a few CT slices, a histology section) shows nothing edge-on: keep its face only.
+    planes = [plane for plane in planes if min(plane.shape) >= 16] or planes
     height = max(p.shape[0] for p in planes)
     padded = [np.pad(p, ((0, height - p.shape[0]), (0, 4))) for p in planes]
     return np.concatenate(padded, axis=1)
