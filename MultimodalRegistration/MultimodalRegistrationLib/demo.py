@@ -9,6 +9,7 @@ from pathlib import Path
 from .images import read_image, write_image
 from .phantom import make_phantom_pair, mean_error_mm
 from .pictures import save_before_after
+from .summary_text import describe_start
 from .transforms import Transform
 from .worker import EXIT_OK
 
@@ -47,7 +48,7 @@ def run_demo(output_dir: Path, engine: str = "elastix", preset: str = "rigid", q
     summary["demo"] = {"mean_error_mm": error, "start_mean_error_mm": start_error, "truth": str(paths["truth.h5"])}
     Path(job["summary"]).write_text(json.dumps(summary, indent=2))
     say(f"{engine} {preset}: mean error {error:.3f} mm at points in the head (was {start_error:.1f} mm), "
-        f"{summary['seconds']:.1f} s")  # fmt: skip
+        f"{summary['seconds']:.1f} s, {describe_start(summary)}")  # fmt: skip
     say(f"wrote transform: {job['output_transform']}")
     say(f"wrote resampled MR: {job['output_volume']}")
     say(f"wrote checkerboard (top: before, bottom: after): {picture}")
