@@ -118,8 +118,9 @@ def common_region(
     if len(points) == 0:
         what = "the region of interest" if roi is not None and not require_moving else "the images"
         raise InputError(
-            f"{what} do not overlap in physical space: give an initial transform (for example from "
-            "mmreg prealign) or check the region of interest"
+            f"{what} do not overlap in physical space: give an initial transform (from mmreg prealign, or the "
+            "result of a first mmreg register without cropping, whose pose search finds images far apart), "
+            "or check the region of interest"
         )
     return points
 
