@@ -18,6 +18,7 @@ from .errors import InputError
 from .images import write_image
 from .node_jobs import NodeJob
 from .register import DEFAULT_SEED
+from .summary_text import describe_start
 from .transforms import Transform
 from .worker import WorkerFailure, WorkerJob
 
@@ -75,6 +76,7 @@ class NodeRegistration(NodeJob):
             "init": provenance["init"],
             "start": provenance.get("start") or "",
             "initSeconds": provenance["timings_s"].get("init_s", 0.0),
+            "startDescription": describe_start(summary),
             "fixedNodeID": targets["fixed"].GetID(),
             "movingNodeID": targets["moving"].GetID(),
             "initialTransformNodeID": targets["initial"].GetID() if targets["initial"] else "",

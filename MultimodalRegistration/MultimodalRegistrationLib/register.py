@@ -17,9 +17,10 @@ from .choices import DEFAULT_INIT, FULL_ROTATION_DEG
 from .engines import run_engine
 from .engines.presets import load_preset
 from .errors import EngineError, InputError
-from .images import mask_coverage, validate_image, validate_mask
+from .images import mask_coverage, physical_center, validate_image, validate_mask
 from .initialize import starting_poses
 from .metrics import mutual_information, overlap_fraction
+from .rotations import pose_difference
 from .transforms import Transform
 
 DEFAULT_SEED = 20251121
@@ -66,6 +67,15 @@ def _describe_image(image: sitk.Image, source: str | None) -> dict:
         "origin_lps_mm": [round(o, 4) for o in image.GetOrigin()],
         "pixel_type": image.GetPixelIDTypeAsString(),
     }
+
+
+def _start_offset(start: Transform, before: Transform, fixed: sitk.Image, initial_given: bool) -> dict | None:
+    """How far the chosen start lies from the pose before any search (degrees, and mm at the fixed image's centre)."""
+    if not (start.is_linear and before.is_linear):
+        return None
+    angle, shift = pose_difference(start.matrix, before.matrix, physical_center(fixed))
+    reference = "initial transform" if initial_given else "image centres"
+    return {"from": reference, "rotation_deg": round(angle, 2), "shift_mm": round(shift, 2)}
 
 
 def check_linear_result(transform: Transform, preset_name: str) -> None:
@@ -228,6 +238,7 @@ def register(
         "start_matrix_lps": np.round(start.matrix, 9).tolist() if start.is_linear else None,
         "starts_tried": tried,
         "any_pose": starts.search.summary() if starts.search is not None else None,
+        "start_offset": _start_offset(start, starts.before, fixed, initial_transform is not None),
         "fixed": _describe_image(fixed, sources.get("fixed")),
         "moving": _describe_image(moving, sources.get("moving")),
         "fixed_mask": sources.get("fixed_mask") if fixed_mask is not None else None,

@@ -20,6 +20,9 @@ def describe_start(summary: dict) -> str:
     start = provenance.get("start") or provenance.get("init", "")
     text = f"started from {START_NAMES.get(start, start)}"
     details = []
+    offset = provenance.get("start_offset")
+    if offset and (offset["rotation_deg"] >= 1.0 or offset["shift_mm"] >= 1.0):
+        details.append(f"{offset['rotation_deg']:.0f} deg and {offset['shift_mm']:.0f} mm from the {offset['from']}")
     search = provenance.get("any_pose")
     if search:
         details.append(f"search {search['seconds']:.1f} s over {search['candidates']} poses")

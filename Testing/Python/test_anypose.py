@@ -88,6 +88,10 @@ def test_both_engines_recover_far_starts_below_1_mm(far_pairs, engine, angle):
     assert provenance["timings_s"]["init_s"] >= provenance["any_pose"]["seconds"]
     assert "started from the pose search" in describe_start(result.summary())
     assert describe_start(result.summary()).endswith("also tried the image centres)")
+    # How far the search moved the start: about the true rotation away from the image centres.
+    offset = provenance["start_offset"]
+    assert offset["from"] == "image centres" and abs(offset["rotation_deg"] - angle) < 5.0
+    assert f"{offset['rotation_deg']:.0f} deg and" in describe_start(result.summary())
 
 
 @pytest.mark.parametrize("engine", ["elastix", "ants"])

@@ -49,6 +49,7 @@ def test_unhardened_parent_transform_is_kept_and_combined(scene, small_pair, vol
     assert node.GetAttribute(ATTRIBUTE_PREFIX + "engine") == "elastix"
     # The parent transform is a prealignment: auto starts from it instead of searching.
     assert node.GetAttribute(ATTRIBUTE_PREFIX + "start") == "initial"
+    assert node.GetAttribute(ATTRIBUTE_PREFIX + "startDescription") == "started from the initial transform"
     assert node.GetAttribute(ATTRIBUTE_PREFIX + "movingNodeID") == moving.GetID()
     assert float(node.GetAttribute(ATTRIBUTE_PREFIX + "seconds")) > 0
     assert float(node.GetAttribute(ATTRIBUTE_PREFIX + "metricAfter")) > float(node.GetAttribute(ATTRIBUTE_PREFIX + "metricBefore"))
