@@ -114,7 +114,7 @@ def starting_poses(
     Raises :class:`InputError` for an unknown method or images that look mirrored.
     """
     _check_method(method)
-    if not 0.0 < max_rotation_deg <= 180.0:
+    if not 0.0 < max_rotation_deg <= FULL_ROTATION_DEG:
         raise InputError(f"max_rotation_deg {max_rotation_deg:g} is out of range: give 0 < degrees <= 180")
     if method in ("geometry", "moments", "none") or (method == "auto" and initial_transform is not None):
         start = initial_alignment(fixed, moving, initial_transform, "none" if method == "auto" else method)
