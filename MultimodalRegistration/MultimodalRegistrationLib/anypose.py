@@ -367,12 +367,14 @@ def search_any_pose(
     chosen = proper_rows[_distinct(refined[proper_rows], refined_values[proper_rows], POLISH_PROPER, fixed_center, 5.0, 5.0)]
 
     # 3. Polish at 4 mm on the fixed foreground and a rim of background, where mirror images differ.
-    fine_fixed = _Coarse.of(fixed, POLISH_SPACING_MM, fixed_mask)
-    fine_moving = _Coarse.of(moving, POLISH_SPACING_MM, moving_mask)
-    fine_score = fine_fixed.scorer(fine_moving, fine_fixed.dilated(2), samples=POLISH_SAMPLES, bins=24, seed=seed)
+    def polish_scorer(fixed_region: sitk.Image | None, moving_region: sitk.Image | None) -> PoseScorer:
+        fine_fixed = _Coarse.of(fixed, POLISH_SPACING_MM, fixed_region)
+        fine_moving = _Coarse.of(moving, POLISH_SPACING_MM, moving_region)
+        return fine_fixed.scorer(fine_moving, fine_fixed.dilated(2), samples=POLISH_SAMPLES, bins=24, seed=seed)
+
+    fine_score = polish_scorer(fixed_mask, moving_mask)
     if len(fine_score.points) < MASK_MIN_SAMPLES and (fixed_mask is not None or moving_mask is not None):
-        fine_fixed, fine_moving = _Coarse.of(fixed, POLISH_SPACING_MM, None), _Coarse.of(moving, POLISH_SPACING_MM, None)
-        fine_score = fine_fixed.scorer(fine_moving, fine_fixed.dilated(2), samples=POLISH_SAMPLES, bins=24, seed=seed)
+        fine_score = polish_scorer(None, None)
 
     def polish(poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return local_search(lambda p: fine_score(total(p)), poses, fixed_center, radius, 3.0, 0.5)
