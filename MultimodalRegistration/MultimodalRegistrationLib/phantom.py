@@ -141,7 +141,8 @@ def rigid_transform(angle_deg: float, axis, translation_mm, center=(0.0, 0.0, 0.
     return Transform(euler)
 
 
-def _bias_and_noise(image: sitk.Image, seed: int, bias: float, noise: float) -> sitk.Image:
+def add_bias_and_noise(image: sitk.Image, seed: int, bias: float, noise: float) -> sitk.Image:
+    """``image`` times a smooth field (1 +- ``bias`` across it) plus Gaussian noise (standard deviation ``noise``)."""
     array = sitk.GetArrayFromImage(image)
     shape = np.array(array.shape, float)
     z, y, x = np.meshgrid(*[np.linspace(-1, 1, int(n)) for n in shape], indexing="ij", sparse=True)
@@ -182,7 +183,7 @@ def make_phantom_pair(
     moving_center = truth.transform_points([center])[0] + np.asarray(mr_offset_mm, float)
     mr_grid = centered_grid(mr_spacing, moving_center)
     mr = _sample(mr_grid, truth.inverse(), modality=1)
-    mr = _bias_and_noise(mr, seed, bias=0.25, noise=6.0)
+    mr = add_bias_and_noise(mr, seed, bias=0.25, noise=6.0)
     rng = np.random.default_rng(seed + 1)
     candidates = rng.uniform(-1, 1, size=(4000, 3)) * HEAD_RADII
     inside = tissue_fractions(candidates)["air"] < 0.5

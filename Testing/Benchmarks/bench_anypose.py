@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from MultimodalRegistrationLib.errors import EngineError, InputError  # noqa: E402
 from MultimodalRegistrationLib.phantom import (  # noqa: E402
-    _bias_and_noise,
+    add_bias_and_noise,
     make_phantom_pair,
     mean_error_mm,
     rigid_transform,
@@ -124,7 +124,7 @@ def pseudo_pair(ct: sitk.Image, mr: sitk.Image, truth: Transform, seed: int, spa
     grid.SetDirection(mr.GetDirection())
     grid.SetOrigin(mr.TransformContinuousIndexToPhysicalPoint([0.37, 0.61, 0.23]))
     moving = sitk.Resample(sitk.SmoothingRecursiveGaussian(mr, 0.7), grid, sitk.Transform(), sitk.sitkLinear, 0.0)
-    moving = _bias_and_noise(moving, seed, bias=0.2, noise=4.0)
+    moving = add_bias_and_noise(moving, seed, bias=0.2, noise=4.0)
     rotation, translation = truth.matrix[:3, :3], truth.matrix[:3, 3]
     moving.SetDirection((rotation @ np.asarray(moving.GetDirection()).reshape(3, 3)).ravel().tolist())
     moving.SetOrigin((rotation @ np.asarray(moving.GetOrigin()) + translation).tolist())
@@ -139,9 +139,9 @@ def run_ours(fixed, moving, workdir):
 
 
 def run_elastix_default(fixed, moving, workdir):
-    from MultimodalRegistrationLib.engines.elastix import _to_itk
+    from MultimodalRegistrationLib.engines.elastix import to_itk_image
 
-    return Transform.read(elastix_default_rigid(_to_itk(fixed), _to_itk(moving), workdir)), {}
+    return Transform.read(elastix_default_rigid(to_itk_image(fixed), to_itk_image(moving), workdir)), {}
 
 
 def run_ants_default(fixed, moving, workdir):

@@ -14,7 +14,8 @@ from .output import EngineOutput
 from .presets import Preset
 
 
-def _to_itk(image: sitk.Image, pixel=np.float32):
+def to_itk_image(image: sitk.Image, pixel=np.float32):
+    """A SimpleITK image as an itk image of ``pixel`` type, with the same geometry (LPS)."""
     import itk
 
     array = sitk.GetArrayViewFromImage(image).astype(pixel, copy=False)
@@ -123,12 +124,12 @@ def run(fixed, moving, preset: Preset, fixed_mask, moving_mask, initial: Transfo
     loaded = time.perf_counter()
     threads = threads or os.cpu_count() or 1
     method = method_type.New()
-    method.SetFixedImage(_to_itk(fixed))
-    method.SetMovingImage(_to_itk(moving))
+    method.SetFixedImage(to_itk_image(fixed))
+    method.SetMovingImage(to_itk_image(moving))
     if fixed_mask is not None:
-        method.SetFixedMask(_to_itk(fixed_mask, np.uint8))
+        method.SetFixedMask(to_itk_image(fixed_mask, np.uint8))
     if moving_mask is not None:
-        method.SetMovingMask(_to_itk(moving_mask, np.uint8))
+        method.SetMovingMask(to_itk_image(moving_mask, np.uint8))
     maps = _parameter_maps(preset, seed)
     parameter_object = itk.ParameterObject.New()
     for parameters in maps:
