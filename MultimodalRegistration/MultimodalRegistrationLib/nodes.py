@@ -44,19 +44,6 @@ class NodeRegistration(NodeJob):
         self.error: WorkerFailure | None = None
         self._worker = WorkerJob(job, python=python, on_progress=on_progress).start()
 
-    def _complete(self) -> None:
-        try:
-            if self._worker.error is not None:
-                self.error = self._worker.error
-            else:
-                self._apply(self._worker.result)
-        except InputError as error:
-            self.error = WorkerFailure("input", str(error))
-        finally:
-            shutil.rmtree(self.folder, ignore_errors=True)
-        if self.on_done:
-            self.on_done(self)
-
     def _apply(self, result: dict) -> None:
         summary = result["summary"]
         transform = Transform.read(result["outputs"]["transform"])

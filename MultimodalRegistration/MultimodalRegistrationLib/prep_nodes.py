@@ -170,6 +170,9 @@ class NodePrep(NodeJob):
     hold the outputs (a mask node is None when no mask was made) and ``summary`` says what was done.
     """
 
+    cancelled_message = "the preparation was cancelled; the scene is unchanged"
+    reap_worker = True
+
     def __init__(self, scene, job: dict, folder: Path, targets: dict, python, on_progress, on_done):
         self.scene = scene
         self.folder = folder
@@ -188,27 +191,6 @@ class NodePrep(NodeJob):
     @property
     def warnings(self) -> list[str]:
         return self.summary["warnings"] if self.summary else []
-
-    def _complete(self) -> None:
-        try:
-            # The outcome is in; this reaps the exiting worker, which removes its scratch folder (poll alone
-            # can see the result before the exit and would leave the folder behind).
-            self._worker.wait()
-        except WorkerFailure:
-            pass
-        try:
-            if self._worker.error is not None:
-                self.error = self._worker.error
-                if self.error.kind == "cancelled":
-                    self.error = WorkerFailure("cancelled", "the preparation was cancelled; the scene is unchanged")
-            else:
-                self._apply(self._worker.result)
-        except InputError as error:
-            self.error = WorkerFailure("input", str(error))
-        finally:
-            shutil.rmtree(self.folder, ignore_errors=True)
-        if self.on_done:
-            self.on_done(self)
 
     def _apply(self, result: dict) -> None:
         images = {name: read_image(path, f"prepared {name}") for name, path in result["outputs"].items()}
