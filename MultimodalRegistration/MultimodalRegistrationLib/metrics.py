@@ -17,6 +17,22 @@ def shrink_to_spacing(image: sitk.Image, spacing_mm: float) -> sitk.Image:
     return sitk.BinShrink(image, factors)
 
 
+def warped_on_fixed(
+    fixed: sitk.Image, moving: sitk.Image, transform: Transform, spacing_mm: float
+) -> tuple[sitk.Image, sitk.Image, sitk.Image]:
+    """Both images block-averaged to about ``spacing_mm``: the fixed one (float), the moving one
+    resampled onto it through ``transform`` (fixed -> moving, linear, 0 outside), and the uint8
+    mask of the fixed voxels whose centres map inside the moving image (the overlap)."""
+    fixed_small = sitk.Cast(shrink_to_spacing(fixed, spacing_mm), sitk.sitkFloat32)
+    moving_small = sitk.Cast(shrink_to_spacing(moving, spacing_mm), sitk.sitkFloat32)
+    # Resampling first lets any transform through (ITK's metric cannot take displacement-field composites).
+    warped = sitk.Resample(moving_small, fixed_small, transform.sitk, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    inside = sitk.Resample(
+        sitk.Cast(moving_small * 0 + 1, sitk.sitkUInt8), fixed_small, transform.sitk, sitk.sitkNearestNeighbor, 0
+    )
+    return fixed_small, warped, inside
+
+
 def mutual_information(
     fixed: sitk.Image,
     moving: sitk.Image,
@@ -30,14 +46,7 @@ def mutual_information(
     Evaluated on every voxel of the fixed image shrunk to ``spacing_mm``, so it is deterministic.
     Returns 0 where the images do not overlap.
     """
-    fixed_small = sitk.Cast(shrink_to_spacing(fixed, spacing_mm), sitk.sitkFloat32)
-    moving_small = sitk.Cast(shrink_to_spacing(moving, spacing_mm), sitk.sitkFloat32)
-    # Resample first so that any transform works (ITK's metric cannot take displacement-field composites);
-    # a mask of the voxels that landed inside the moving image keeps the metric to the overlap.
-    warped = sitk.Resample(moving_small, fixed_small, transform.sitk, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-    inside = sitk.Resample(
-        sitk.Cast(moving_small * 0 + 1, sitk.sitkUInt8), fixed_small, transform.sitk, sitk.sitkNearestNeighbor, 0
-    )
+    fixed_small, warped, inside = warped_on_fixed(fixed, moving, transform, spacing_mm)
     if fixed_mask is not None:
         inside = inside * sitk.Resample(fixed_mask, fixed_small, sitk.Transform(), sitk.sitkNearestNeighbor)
     if sitk.GetArrayViewFromImage(inside).sum() < 100:

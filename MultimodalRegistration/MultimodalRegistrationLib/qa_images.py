@@ -13,7 +13,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import InputError
-from .metrics import shrink_to_spacing
+from .metrics import warped_on_fixed
 from .transforms import Transform
 
 MIN_OVERLAP_VOXELS = 100
@@ -90,13 +90,7 @@ def image_agreement(
     """
     if bins < 2:
         raise InputError(f"{bins} histogram bins: use at least 2 (32 is usual)")
-    fixed_small = sitk.Cast(shrink_to_spacing(fixed, spacing_mm), sitk.sitkFloat32)
-    moving_float = sitk.Cast(shrink_to_spacing(moving, spacing_mm), sitk.sitkFloat32)
-    warped = sitk.Resample(moving_float, fixed_small, transform.sitk, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-    # Voxels whose centre maps inside the moving image's voxel box form the overlap.
-    inside_image = sitk.Resample(
-        sitk.Cast(moving_float * 0 + 1, sitk.sitkUInt8), fixed_small, transform.sitk, sitk.sitkNearestNeighbor, 0
-    )
+    fixed_small, warped, inside_image = warped_on_fixed(fixed, moving, transform, spacing_mm)
     inside = sitk.GetArrayFromImage(inside_image) != 0
     region = np.ones_like(inside)
     if fixed_mask is not None:
