@@ -1,7 +1,7 @@
 """FiducialPrealign: a fixed -> moving transform from two point lists, refitted as the points move.
 
 A thin module: the Widget binds the GUI to the parameter node and refits when points change; the
-work is done by MultimodalRegistrationLib.landmark_nodes.fit_markups.
+work is done by MultimodalRegistrationLib.nodes.landmarks.fit_markups.
 """
 
 import os
@@ -27,14 +27,14 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 
 try:
-    from MultimodalRegistrationLib import landmark_nodes
+    from MultimodalRegistrationLib.nodes import landmarks as landmark_nodes
 except ModuleNotFoundError:
     # From a source tree, the shared library is in the sibling MultimodalRegistration folder, which
     # Slicer may not have put on sys.path yet when this module loads.
     sys.path.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "MultimodalRegistration"))
-    from MultimodalRegistrationLib import landmark_nodes
-from MultimodalRegistrationLib.errors import InputError
-from MultimodalRegistrationLib.landmark_models import KINDS
+    from MultimodalRegistrationLib.nodes import landmarks as landmark_nodes
+from MultimodalRegistrationLib.core.errors import InputError
+from MultimodalRegistrationLib.landmarks.models import KINDS
 
 POINT_EVENTS = (
     slicer.vtkMRMLMarkupsNode.PointModifiedEvent,
@@ -196,7 +196,7 @@ class FiducialPrealignWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 
 class FiducialPrealignLogic(ScriptedLoadableModuleLogic):
-    """Node-level landmark fits; the work is done by MultimodalRegistrationLib.landmark_nodes."""
+    """Node-level landmark fits; the work is done by MultimodalRegistrationLib.nodes.landmarks."""
 
     def getParameterNode(self):
         return FiducialPrealignParameterNode(super().getParameterNode())
@@ -242,9 +242,9 @@ class FiducialPrealignTest(ScriptedLoadableModuleTest):
 
     def test_rigid_fit_of_phantom_landmarks(self):
         import numpy as np
-        from MultimodalRegistrationLib import mrml
-        from MultimodalRegistrationLib.phantom import rigid_transform
-        from MultimodalRegistrationLib.transforms import lps_ras_points
+        from MultimodalRegistrationLib.core.phantom import rigid_transform
+        from MultimodalRegistrationLib.core.transforms import lps_ras_points
+        from MultimodalRegistrationLib.nodes import mrml
 
         self.delayDisplay("Fitting a rigid transform to four phantom landmarks with 1 mm noise")
         truth = rigid_transform(90.0, (1.0, 0.0, 0.0), (60.0, -50.0, 60.0))

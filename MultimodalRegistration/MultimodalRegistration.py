@@ -12,6 +12,9 @@ from typing import Annotated, Optional, Union
 import qt
 import slicer
 import vtk
+from MultimodalRegistrationLib.core.choices import DEFAULT_INIT, ENGINES, FULL_ROTATION_DEG, INIT_METHODS
+from MultimodalRegistrationLib.registration.describe import describe_result
+from MultimodalRegistrationLib.registration.register import DEFAULT_SEED
 from slicer import vtkMRMLLabelMapVolumeNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode, vtkMRMLTransformNode
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
@@ -21,10 +24,6 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
-
-from MultimodalRegistrationLib.choices import DEFAULT_INIT, ENGINES, FULL_ROTATION_DEG, INIT_METHODS
-from MultimodalRegistrationLib.register import DEFAULT_SEED
-from MultimodalRegistrationLib.summary_text import describe_result
 
 ENGINE_PACKAGES = {"elastix": ("itk", "itk-elastix"), "ants": ("ants", "antspyx")}
 
@@ -227,7 +226,7 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
 
 
 class MultimodalRegistrationLogic(ScriptedLoadableModuleLogic):
-    """Node-level registration; the work is done by MultimodalRegistrationLib.nodes.register_nodes."""
+    """Node-level registration; the work is done by MultimodalRegistrationLib.nodes.registration.register_nodes."""
 
     def getParameterNode(self):
         return MultimodalRegistrationParameterNode(super().getParameterNode())
@@ -270,8 +269,8 @@ class MultimodalRegistrationLogic(ScriptedLoadableModuleLogic):
         initialTransform=None, outputTransform=None, outputVolume=None, init=DEFAULT_INIT,
         maxRotationDeg=FULL_ROTATION_DEG, seed=DEFAULT_SEED, threads=None, blocking=True, onProgress=None, onDone=None,
     ):  # fmt: skip
-        """Register two volume nodes; see MultimodalRegistrationLib.nodes.register_nodes."""
-        from MultimodalRegistrationLib.nodes import register_nodes
+        """Register two volume nodes; see MultimodalRegistrationLib.nodes.registration.register_nodes."""
+        from MultimodalRegistrationLib.nodes.registration import register_nodes
 
         return register_nodes(
             fixedVolume, movingVolume, engine=engine, preset=preset, fixed_mask_node=fixedMask,
@@ -305,8 +304,8 @@ class MultimodalRegistrationTest(ScriptedLoadableModuleTest):
         self.test_sample_data_perturbation()
 
     def test_phantom_rigid(self):
-        from MultimodalRegistrationLib import mrml
-        from MultimodalRegistrationLib.phantom import make_phantom_pair, mean_error_mm, rigid_transform
+        from MultimodalRegistrationLib.core.phantom import make_phantom_pair, mean_error_mm, rigid_transform
+        from MultimodalRegistrationLib.nodes import mrml
 
         logic = MultimodalRegistrationLogic()
         logic.ensureEngine("elastix", confirm=False)
@@ -327,9 +326,9 @@ class MultimodalRegistrationTest(ScriptedLoadableModuleTest):
 
     def test_sample_data_perturbation(self):
         """CTMRBrain (needs the network): a known 10 degree / 10 mm nudge of the MR must be undone."""
-        from MultimodalRegistrationLib import mrml
-        from MultimodalRegistrationLib.images import sample_grid_points
-        from MultimodalRegistrationLib.phantom import mean_error_mm, rigid_transform
+        from MultimodalRegistrationLib.core.images import sample_grid_points
+        from MultimodalRegistrationLib.core.phantom import mean_error_mm, rigid_transform
+        from MultimodalRegistrationLib.nodes import mrml
 
         try:
             import SampleData

@@ -1,7 +1,7 @@
 """RegistrationPrep: crop to the common region, mask, bias-correct and fix the spacing before registering.
 
 A thin module: the Widget binds the GUI to the parameter node; the work is done by
-MultimodalRegistrationLib.prep_nodes, which runs the preparation in a worker process (so the
+MultimodalRegistrationLib.nodes.prep, which runs the preparation in a worker process (so the
 application stays responsive and Cancel stops it at once) and never modifies the original volumes.
 """
 
@@ -28,14 +28,14 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 
 try:
-    from MultimodalRegistrationLib import prep_nodes
+    from MultimodalRegistrationLib.nodes import prep as prep_nodes
 except ModuleNotFoundError:
     # From a source tree, the shared library is in the sibling MultimodalRegistration folder, which
     # Slicer may not have put on sys.path yet when this module loads.
     sys.path.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "MultimodalRegistration"))
-    from MultimodalRegistrationLib import prep_nodes
-from MultimodalRegistrationLib.errors import InputError
-from MultimodalRegistrationLib.prep import PrepOptions
+    from MultimodalRegistrationLib.nodes import prep as prep_nodes
+from MultimodalRegistrationLib.core.errors import InputError
+from MultimodalRegistrationLib.prep.pipeline import PrepOptions
 
 POLL_MS = 200
 
@@ -231,7 +231,7 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 
 class RegistrationPrepLogic(ScriptedLoadableModuleLogic):
-    """Node-level preparation; the work is done by MultimodalRegistrationLib.prep_nodes."""
+    """Node-level preparation; the work is done by MultimodalRegistrationLib.nodes.prep."""
 
     def getParameterNode(self):
         return RegistrationPrepParameterNode(super().getParameterNode())
@@ -256,7 +256,7 @@ class RegistrationPrepLogic(ScriptedLoadableModuleLogic):
         fixedVolume, movingVolume, options: PrepOptions, currentTransform=None, outputFixed=None, outputMoving=None,
         outputFixedMask=None, outputMovingMask=None, blocking=True, onProgress=None, onDone=None,
     ):  # fmt: skip
-        """Prepare two volume nodes in a worker process; see MultimodalRegistrationLib.prep_nodes.prepare_nodes."""
+        """Prepare two volume nodes in a worker process; see MultimodalRegistrationLib.nodes.prep.prepare_nodes."""
         python = slicer.util.getModuleLogic("MultimodalRegistration").workerPython()
         return prep_nodes.prepare_nodes(
             fixedVolume, movingVolume, options, currentTransform, output_fixed_node=outputFixed,
@@ -321,9 +321,9 @@ class RegistrationPrepTest(ScriptedLoadableModuleTest):
     def test_phantom_prep(self):
         import numpy as np
         import SimpleITK as sitk
-        from MultimodalRegistrationLib import mrml
-        from MultimodalRegistrationLib.images import corner_points, inside_fraction
-        from MultimodalRegistrationLib.phantom import make_phantom_pair
+        from MultimodalRegistrationLib.core.images import corner_points, inside_fraction
+        from MultimodalRegistrationLib.core.phantom import make_phantom_pair
+        from MultimodalRegistrationLib.nodes import mrml
 
         self.delayDisplay("Preparing the built-in CT/MR phantom: crop, masks, N4 on the MR")
         pair = make_phantom_pair(ct_spacing=(2.0, 2.0, 3.0), mr_spacing=(2.5, 2.5, 2.5))

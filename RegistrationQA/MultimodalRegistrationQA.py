@@ -2,7 +2,7 @@
 image agreement, Jacobian statistics and a stability check, as a table and an HTML report.
 
 A thin module: the Widget binds the GUI to the parameter node; the work is done by
-MultimodalRegistrationLib.qa_nodes. Named MultimodalRegistrationQA (its folder is RegistrationQA)
+MultimodalRegistrationLib.nodes.qa. Named MultimodalRegistrationQA (its folder is RegistrationQA)
 because an older extension already has a module called RegistrationQA.
 """
 
@@ -31,13 +31,13 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 
 try:
-    from MultimodalRegistrationLib import qa_nodes
+    from MultimodalRegistrationLib.nodes import qa as qa_nodes
 except ModuleNotFoundError:
     # From a source tree, the shared library is in the sibling MultimodalRegistration folder, which
     # Slicer may not have put on sys.path yet when this module loads.
     sys.path.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "MultimodalRegistration"))
-    from MultimodalRegistrationLib import qa_nodes
-from MultimodalRegistrationLib.errors import EngineError, InputError
+    from MultimodalRegistrationLib.nodes import qa as qa_nodes
+from MultimodalRegistrationLib.core.errors import EngineError, InputError
 
 
 class MultimodalRegistrationQA(ScriptedLoadableModule):
@@ -209,7 +209,7 @@ class MultimodalRegistrationQAWidget(ScriptedLoadableModuleWidget, VTKObservatio
 
 
 class MultimodalRegistrationQALogic(ScriptedLoadableModuleLogic):
-    """Node-level QA; the work is done by MultimodalRegistrationLib.qa_nodes. Keeps the last inputs and
+    """Node-level QA; the work is done by MultimodalRegistrationLib.nodes.qa. Keeps the last inputs and
     metrics so that the exported report shows exactly what was measured."""
 
     def __init__(self) -> None:
@@ -291,9 +291,9 @@ class MultimodalRegistrationQATest(ScriptedLoadableModuleTest):
     def test_phantom_registration_qa(self):
         import tempfile
 
-        from MultimodalRegistrationLib import mrml
-        from MultimodalRegistrationLib.phantom import make_phantom_pair
-        from MultimodalRegistrationLib.transforms import lps_ras_points
+        from MultimodalRegistrationLib.core.phantom import make_phantom_pair
+        from MultimodalRegistrationLib.core.transforms import lps_ras_points
+        from MultimodalRegistrationLib.nodes import mrml
 
         self.delayDisplay("Registering the built-in CT/MR phantom (25 degrees, 31 mm)")
         pair = make_phantom_pair(ct_spacing=(2.0, 2.0, 3.0), mr_spacing=(2.5, 2.5, 2.5))

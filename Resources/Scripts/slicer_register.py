@@ -22,12 +22,12 @@ for candidate in (HERE.parents[2] / "MultimodalRegistration", HERE.parents[1]):
     if (candidate / "MultimodalRegistrationLib").is_dir() and str(candidate) not in sys.path:
         sys.path.insert(0, str(candidate))
 
-from MultimodalRegistrationLib import mrml  # noqa: E402
-from MultimodalRegistrationLib.cli import _add_register_arguments  # noqa: E402
-from MultimodalRegistrationLib.errors import InputError  # noqa: E402
-from MultimodalRegistrationLib.nodes import register_nodes  # noqa: E402
-from MultimodalRegistrationLib.register import DEFAULT_SEED  # noqa: E402
-from MultimodalRegistrationLib.worker import EXIT_INPUT, EXIT_OK, WorkerFailure  # noqa: E402
+from MultimodalRegistrationLib.nodes import mrml  # noqa: E402
+from MultimodalRegistrationLib.cli.main import _add_register_arguments  # noqa: E402
+from MultimodalRegistrationLib.core.errors import InputError  # noqa: E402
+from MultimodalRegistrationLib.nodes.registration import register_nodes  # noqa: E402
+from MultimodalRegistrationLib.process.worker import EXIT_INPUT, EXIT_OK, WorkerFailure  # noqa: E402
+from MultimodalRegistrationLib.registration.register import DEFAULT_SEED  # noqa: E402
 
 
 def worker_python():
@@ -53,7 +53,7 @@ def main(argv):
         ]
         initial = None
         if arguments.initial_transform:
-            from MultimodalRegistrationLib.transforms import Transform
+            from MultimodalRegistrationLib.core.transforms import Transform
 
             initial = mrml.transform_to_node(scene, Transform.read(arguments.initial_transform), name="initial")
         output_volume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "registered") if arguments.output_volume else None

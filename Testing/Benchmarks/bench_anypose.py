@@ -40,16 +40,16 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "MultimodalRegistration"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from MultimodalRegistrationLib.errors import EngineError, InputError  # noqa: E402
-from MultimodalRegistrationLib.phantom import (  # noqa: E402
+from MultimodalRegistrationLib.core.errors import EngineError, InputError  # noqa: E402
+from MultimodalRegistrationLib.core.phantom import (  # noqa: E402
     add_bias_and_noise,
     make_phantom_pair,
     mean_error_mm,
     rigid_transform,
 )
-from MultimodalRegistrationLib.pictures import save_before_after  # noqa: E402
-from MultimodalRegistrationLib.register import register  # noqa: E402
-from MultimodalRegistrationLib.transforms import Transform  # noqa: E402
+from MultimodalRegistrationLib.core.transforms import Transform  # noqa: E402
+from MultimodalRegistrationLib.qa.checkerboard import save_before_after  # noqa: E402
+from MultimodalRegistrationLib.registration.register import register  # noqa: E402
 from peer_baselines import ants_default_rigid, elastix_default_rigid  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -201,7 +201,7 @@ def table(records, labels, methods, spacing_mm) -> str:
 def initialiser_cost() -> str:
     """What the any-pose search adds to a rigid run of a 256 x 256 x 180, 1 mm pair (the issue's target)."""
     pair = make_phantom_pair(ct_spacing=(1, 1, 1), mr_spacing=(1, 1, 1), field_of_view_mm=(256, 256, 180))
-    from MultimodalRegistrationLib.anypose import search_any_pose
+    from MultimodalRegistrationLib.registration.anypose import search_any_pose
 
     searches = [search_any_pose(pair.fixed, pair.moving).seconds for _ in range(3)]
     runs = {}
@@ -246,8 +246,8 @@ def visible_human() -> str:
 def far_start_figure(path: Path) -> str:
     """The README's picture: the demo phantom 150 degrees and ~130 mm away; checkerboards from the
     image-centre start (where the peers begin), the itk-elastix default result, and ours."""
-    from MultimodalRegistrationLib.initialize import initial_alignment
-    from MultimodalRegistrationLib.pictures import save_checkerboard_rows
+    from MultimodalRegistrationLib.qa.checkerboard import save_checkerboard_rows
+    from MultimodalRegistrationLib.registration.initialize import initial_alignment
 
     truth = rigid_transform(150, (0.3, 1.0, -0.4), (60.0, -80.0, 90.0), center=(0.0, 0.0, -15.0))
     pair = make_phantom_pair(truth=truth)

@@ -47,7 +47,7 @@ if sys.argv[1] == "simpleitk-shrink4":
     n4.Execute(sitk.Shrink(image, [4] * 3), sitk.Shrink(mask, [4] * 3))
     corrected = image / sitk.Exp(n4.GetLogBiasFieldAsImage(image))
 else:
-    from MultimodalRegistrationLib.bias import correct_bias
+    from MultimodalRegistrationLib.prep.bias import correct_bias
     corrected = correct_bias(image).corrected
 seconds, cpu_seconds = time.perf_counter() - started, cpu() - cpu_started
 values = sitk.GetArrayViewFromImage(corrected)[wm]
@@ -60,11 +60,11 @@ import SimpleITK as sitk
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started = time.perf_counter()
 if sys.argv[1] == "whole":
-    from MultimodalRegistrationLib.downsample import downsample
+    from MultimodalRegistrationLib.prep.downsample import downsample
     image = downsample(sitk.ReadImage(sys.argv[2]), float(sys.argv[3]))
     how = "sitk.ReadImage (whole file), then downsample"
 else:
-    from MultimodalRegistrationLib.downsample import read_downsampled
+    from MultimodalRegistrationLib.prep.downsample import read_downsampled
     image, record = read_downsampled(sys.argv[2], float(sys.argv[3]))
     how = record["read"]
 seconds = time.perf_counter() - started

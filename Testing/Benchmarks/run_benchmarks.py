@@ -20,9 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "MultimodalRegistration"))
 
-from MultimodalRegistrationLib.images import write_image  # noqa: E402
-from MultimodalRegistrationLib.phantom import make_phantom_pair, mean_error_mm  # noqa: E402
-from MultimodalRegistrationLib.transforms import Transform  # noqa: E402
+from MultimodalRegistrationLib.core.images import write_image  # noqa: E402
+from MultimodalRegistrationLib.core.phantom import make_phantom_pair, mean_error_mm  # noqa: E402
+from MultimodalRegistrationLib.core.transforms import Transform  # noqa: E402
 
 OUT = ROOT / "bench-output"
 
@@ -71,7 +71,7 @@ def main() -> int:
     for engine in ("elastix", "ants"):
         transform, summary_path = OUT / f"{engine}.h5", OUT / f"{engine}.json"
         seconds, peak, _ = measured(
-            [sys.executable, "-m", "MultimodalRegistrationLib.cli", "register", "--fixed", str(fixed), "--moving", str(moving),
+            [sys.executable, "-m", "MultimodalRegistrationLib.cli.main", "register", "--fixed", str(fixed), "--moving", str(moving),
              "--engine", engine, "--output-transform", str(transform), "--json", str(summary_path)]
         )  # fmt: skip
         summary = json.loads(summary_path.read_text())

@@ -4,16 +4,15 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from conftest import SMALL
-
-from MultimodalRegistrationLib.anypose import search_any_pose
-from MultimodalRegistrationLib.errors import InputError
-from MultimodalRegistrationLib.initialize import starting_poses
-from MultimodalRegistrationLib.metrics import mutual_information
-from MultimodalRegistrationLib.phantom import make_phantom_pair, mean_error_mm, rigid_transform
-from MultimodalRegistrationLib.register import register
-from MultimodalRegistrationLib.summary_text import describe_start
-from MultimodalRegistrationLib.rotations import quaternion_matrices, rotation_angle_deg, rotation_grid
-from MultimodalRegistrationLib.transforms import Transform
+from MultimodalRegistrationLib.core.errors import InputError
+from MultimodalRegistrationLib.core.metric import mutual_information
+from MultimodalRegistrationLib.core.phantom import make_phantom_pair, mean_error_mm, rigid_transform
+from MultimodalRegistrationLib.core.rotations import quaternion_matrices, rotation_angle_deg, rotation_grid
+from MultimodalRegistrationLib.core.transforms import Transform
+from MultimodalRegistrationLib.registration.anypose import search_any_pose
+from MultimodalRegistrationLib.registration.describe import describe_start
+from MultimodalRegistrationLib.registration.initialize import starting_poses
+from MultimodalRegistrationLib.registration.register import register
 
 HEAD_CENTER = (0.0, 0.0, -15.0)  # where the phantom's head and neck are centred (fixed space, mm)
 
@@ -205,7 +204,7 @@ def test_a_slab_of_two_slices_still_gets_a_start(small_pair):
 
 
 def test_auto_falls_back_to_the_centres_when_the_search_fails(small_pair, monkeypatch):
-    import MultimodalRegistrationLib.anypose as anypose
+    import MultimodalRegistrationLib.registration.anypose as anypose
 
     def broken(*arguments, **options):
         raise RuntimeError("itk::ERROR: InputImage is too small")

@@ -9,9 +9,9 @@ import pytest
 
 pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
 
-from MultimodalRegistrationLib.images import write_image  # noqa: E402
-from MultimodalRegistrationLib.phantom import mean_error_mm  # noqa: E402
-from MultimodalRegistrationLib.transforms import Transform  # noqa: E402
+from MultimodalRegistrationLib.core.images import write_image  # noqa: E402
+from MultimodalRegistrationLib.core.phantom import mean_error_mm  # noqa: E402
+from MultimodalRegistrationLib.core.transforms import Transform  # noqa: E402
 
 SCRIPT = Path(__file__).resolve().parents[2] / "Resources" / "Scripts" / "slicer_register.py"
 

@@ -10,17 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
-from MultimodalRegistrationLib.images import write_image
-from MultimodalRegistrationLib.phantom import mean_error_mm
-from MultimodalRegistrationLib.transforms import Transform
-from MultimodalRegistrationLib.worker import library_root
+from MultimodalRegistrationLib.core.images import write_image
+from MultimodalRegistrationLib.core.phantom import mean_error_mm
+from MultimodalRegistrationLib.core.transforms import Transform
+from MultimodalRegistrationLib.process.worker import library_root
 
 
 def mmreg(*arguments, cwd=None):
     environment = dict(os.environ, PYTHONPATH=str(library_root()))
     return subprocess.run(
-        [sys.executable, "-m", "MultimodalRegistrationLib.cli", *map(str, arguments)],
+        [sys.executable, "-m", "MultimodalRegistrationLib.cli.main", *map(str, arguments)],
         capture_output=True, text=True, env=environment, cwd=cwd, timeout=600,
     )  # fmt: skip
 
@@ -51,8 +50,8 @@ def test_register_writes_a_transform_that_simpleitk_resamples_with(small_pair, t
 
 
 def test_init_options_reach_the_worker_job(tmp_path):
-    from MultimodalRegistrationLib.choices import INIT_METHODS
-    from MultimodalRegistrationLib.cli import build_parser, job_from_arguments
+    from MultimodalRegistrationLib.cli.main import build_parser, job_from_arguments
+    from MultimodalRegistrationLib.core.choices import INIT_METHODS
 
     for name in ("fixed.nrrd", "moving.nrrd"):
         (tmp_path / name).write_bytes(b"")

@@ -2,12 +2,11 @@
 
 import numpy as np
 import pytest
-
-from MultimodalRegistrationLib.errors import EngineError
-from MultimodalRegistrationLib.metrics import shrink_to_spacing
-from MultimodalRegistrationLib.phantom import mean_error_mm, rigid_transform
-from MultimodalRegistrationLib.register import DEFAULT_SEED, check_linear_result, register
-from MultimodalRegistrationLib.transforms import Transform
+from MultimodalRegistrationLib.core.errors import EngineError
+from MultimodalRegistrationLib.core.metric import shrink_to_spacing
+from MultimodalRegistrationLib.core.phantom import mean_error_mm, rigid_transform
+from MultimodalRegistrationLib.core.transforms import Transform
+from MultimodalRegistrationLib.registration.register import DEFAULT_SEED, check_linear_result, register
 
 LIMIT_MM = {"elastix": 0.5, "ants": 1.0}
 

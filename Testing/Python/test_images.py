@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
-from MultimodalRegistrationLib.errors import InputError
-from MultimodalRegistrationLib.images import (
+from MultimodalRegistrationLib.core.errors import InputError
+from MultimodalRegistrationLib.core.images import (
     corner_points,
     physical_center,
     read_image,
@@ -13,8 +12,8 @@ from MultimodalRegistrationLib.images import (
     validate_mask,
     write_image,
 )
-from MultimodalRegistrationLib.register import register
-from MultimodalRegistrationLib.transforms import Transform
+from MultimodalRegistrationLib.core.transforms import Transform
+from MultimodalRegistrationLib.registration.register import register
 
 
 def volume(size=(20, 20, 20), spacing=(1.0, 1.0, 1.0), value=None):

@@ -8,10 +8,11 @@ import SimpleITK as sitk
 
 pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
 import vtk  # noqa: E402
-
-from MultimodalRegistrationLib import mrml  # noqa: E402
-from MultimodalRegistrationLib.errors import InputError  # noqa: E402
-from MultimodalRegistrationLib.landmark_nodes import (  # noqa: E402
+from MultimodalRegistrationLib.nodes import mrml  # noqa: E402
+from MultimodalRegistrationLib.core.errors import InputError  # noqa: E402
+from MultimodalRegistrationLib.core.phantom import rigid_transform  # noqa: E402
+from MultimodalRegistrationLib.core.transforms import Transform, lps_ras_points  # noqa: E402
+from MultimodalRegistrationLib.nodes.landmarks import (  # noqa: E402
     ATTRIBUTE_PREFIX,
     RESIDUAL_COLUMNS,
     WORST_BY_LOO,
@@ -19,8 +20,6 @@ from MultimodalRegistrationLib.landmark_nodes import (  # noqa: E402
     status_text,
     worst_point,
 )
-from MultimodalRegistrationLib.phantom import rigid_transform  # noqa: E402
-from MultimodalRegistrationLib.transforms import Transform, lps_ras_points  # noqa: E402
 
 TRUTH = rigid_transform(30.0, (1.0, -2.0, 0.5), (12.0, -7.0, 15.0))  # fixed -> moving, LPS mm
 FIXED_LPS = np.random.default_rng(5).uniform(-50, 50, size=(7, 3))

@@ -8,13 +8,13 @@ import re
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from MultimodalRegistrationLib.cli_prealign import TYPES, add_prealign_parser, command_prealign
-from MultimodalRegistrationLib.errors import InputError
-from MultimodalRegistrationLib.images import write_image
-from MultimodalRegistrationLib.landmarks import KINDS, fit_landmarks
-from MultimodalRegistrationLib.phantom import mean_error_mm, rigid_transform
-from MultimodalRegistrationLib.points_io import read_points, write_points_csv
-from MultimodalRegistrationLib.transforms import Transform, lps_ras_points
+from MultimodalRegistrationLib.cli.prealign import TYPES, add_prealign_parser, command_prealign
+from MultimodalRegistrationLib.core.errors import InputError
+from MultimodalRegistrationLib.core.images import write_image
+from MultimodalRegistrationLib.core.phantom import mean_error_mm, rigid_transform
+from MultimodalRegistrationLib.core.transforms import Transform, lps_ras_points
+from MultimodalRegistrationLib.landmarks.fit import KINDS, fit_landmarks
+from MultimodalRegistrationLib.landmarks.points_io import read_points, write_points_csv
 
 TRUTH = rigid_transform(20.0, (1.0, 2.0, 3.0), (10.0, -5.0, 8.0))  # fixed -> moving, LPS mm
 TARGETS = np.random.default_rng(99).uniform(-50, 50, size=(300, 3))  # held-out fixed points, LPS mm

@@ -69,12 +69,14 @@ def test_cmake_lists_files_that_exist(cmake):
         assert (folder / sub / "CMakeLists.txt").exists()
 
 
-def test_every_library_file_is_listed():
-    module = ROOT / "MultimodalRegistration"
-    cmake = (module / "CMakeLists.txt").read_text()
-    library = module / "MultimodalRegistrationLib"
-    missing = [str(p.relative_to(module)) for p in library.rglob("*.py") if str(p.relative_to(module)) not in cmake]
-    assert not missing, f"add to MultimodalRegistration/CMakeLists.txt: {missing}"
+def test_the_whole_library_is_packaged():
+    """The module's CMake file collects every library file with a glob, so moving a file cannot break packaging."""
+    cmake = (ROOT / "MultimodalRegistration" / "CMakeLists.txt").read_text()
+    glob = re.search(r"file\(GLOB_RECURSE (\w+) RELATIVE \$\{CMAKE_CURRENT_SOURCE_DIR\}\s+"
+                     r"\$\{CMAKE_CURRENT_SOURCE_DIR\}/MultimodalRegistrationLib/\*\.py\)", cmake)
+    assert glob, "MultimodalRegistration/CMakeLists.txt must collect MultimodalRegistrationLib/*.py with GLOB_RECURSE"
+    scripts = re.search(r"set\(MODULE_PYTHON_SCRIPTS([^)]*)\)", cmake).group(1)
+    assert "${" + glob.group(1) + "}" in scripts, "the globbed library must be part of MODULE_PYTHON_SCRIPTS"
 
 
 def test_every_module_folder_is_built():
@@ -91,3 +93,103 @@ def test_library_never_imports_gui_code():
         assert "ScriptedLoadableModule" not in text, path
         if path.name != "mrml.py":
             assert not re.search(r"^\s*import slicer\b", text, re.M), f"{path.name} imports MRML: only mrml.py may"
+
+
+# --------------------------------------------------------------------------- layers
+LIBRARY = ROOT / "MultimodalRegistration" / "MultimodalRegistrationLib"
+# A package may import its own files and the layers below it, never a layer above nor a peer.
+LAYERS = {
+    "core": 0,
+    "engines": 1,
+    "registration": 2,
+    "prep": 2,
+    "landmarks": 2,
+    "qa": 3,
+    "process": 4,
+    "nodes": 5,
+    "cli": 5,
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(LIBRARY.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def library_imports() -> dict[str, set[str]]:
+    """Every library module and the library modules it imports, at the top or inside functions."""
+    graph: dict[str, set[str]] = {}
+    for path in sorted(LIBRARY.rglob("*.py")):
+        name = _module_name(path)
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                    module = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    module = node.module or ""
+                if not module.startswith(LIBRARY.name):
+                    continue
+                for alias in node.names:  # "from . import mrml" imports a module
+                    candidate = f"{module}.{alias.name}"
+                    found = LIBRARY.parent.joinpath(*candidate.split("."))
+                    targets.add(candidate if found.with_suffix(".py").exists() or found.is_dir() else module)
+            elif isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names if alias.name.startswith(LIBRARY.name))
+        graph[name] = targets - {name}
+    return graph
+
+
+def _layer(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in LAYERS else None
+
+
+def test_every_library_file_sits_in_a_layer():
+    loose = [p.name for p in LIBRARY.glob("*.py") if p.name != "__init__.py"]
+    assert not loose, f"put these in a layer package ({', '.join(LAYERS)}): {loose}"
+    unknown = [p.name for p in LIBRARY.iterdir() if p.is_dir() and p.name not in LAYERS and p.name != "__pycache__"]
+    assert not unknown, f"packages without a layer: {unknown}; add them to LAYERS with their rank"
+
+
+def test_imports_go_one_way():
+    wrong = []
+    for module, targets in library_imports().items():
+        source = _layer(module)
+        for target in targets:
+            destination = _layer(target)
+            if destination is None or destination == source:
+                # The top package only re-exports core names.
+                if source is None and destination is None and target != LIBRARY.name:
+                    wrong.append(f"{module} -> {target}")
+                continue
+            if source is None:
+                if destination != "core":
+                    wrong.append(f"{module} -> {target} (the top package may import core only)")
+            elif LAYERS[destination] >= LAYERS[source]:
+                wrong.append(f"{module} ({source}) -> {target} ({destination})")
+    assert not wrong, "imports against the layers:\n" + "\n".join(sorted(wrong))
+
+
+def test_no_import_cycles():
+    graph = library_imports()
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(module: str, trail: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(graph.get(module, ())):
+            if state.get(target) == 1:
+                cycles.append(" -> ".join(trail[trail.index(target):] + [target]))
+            elif target in graph and not state.get(target):
+                visit(target, trail + [target])
+        state[module] = 2
+
+    for module in graph:
+        if not state.get(module):
+            visit(module, [module])
+    # A package's __init__ importing its own files is not a cycle that matters.
+    cycles = [c for c in cycles if not all(part.startswith(c.split(" -> ")[0]) for part in c.split(" -> "))]
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)

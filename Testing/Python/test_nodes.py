@@ -8,11 +8,11 @@ import SimpleITK as sitk
 
 pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
 
-from MultimodalRegistrationLib import mrml  # noqa: E402
-from MultimodalRegistrationLib.metrics import shrink_to_spacing  # noqa: E402
-from MultimodalRegistrationLib.nodes import ATTRIBUTE_PREFIX, register_nodes  # noqa: E402
-from MultimodalRegistrationLib.phantom import mean_error_mm, rigid_transform  # noqa: E402
-from MultimodalRegistrationLib.worker import WorkerFailure  # noqa: E402
+from MultimodalRegistrationLib.nodes import mrml  # noqa: E402
+from MultimodalRegistrationLib.core.metric import shrink_to_spacing  # noqa: E402
+from MultimodalRegistrationLib.core.phantom import mean_error_mm, rigid_transform  # noqa: E402
+from MultimodalRegistrationLib.nodes.registration import ATTRIBUTE_PREFIX, register_nodes  # noqa: E402
+from MultimodalRegistrationLib.process.worker import WorkerFailure  # noqa: E402
 
 
 @pytest.fixture
@@ -103,7 +103,7 @@ def test_cancel_leaves_the_scene_as_it_was(scene, small_pair):
 
 def test_nodes_are_checked_before_any_work(scene, volumes):
     fixed, moving = volumes
-    from MultimodalRegistrationLib.errors import InputError
+    from MultimodalRegistrationLib.core.errors import InputError
 
     with pytest.raises(InputError, match="same node"):
         register_nodes(fixed, fixed)

@@ -3,10 +3,10 @@ turn plus ~100 mm) is recovered once four roughly placed landmarks give the engi
 
 import numpy as np
 import pytest
-from MultimodalRegistrationLib.landmarks import fit_landmarks
-from MultimodalRegistrationLib.phantom import make_phantom_pair, mean_error_mm, rigid_transform
-from MultimodalRegistrationLib.register import register
-from MultimodalRegistrationLib.transforms import lps_ras_points
+from MultimodalRegistrationLib.core.phantom import make_phantom_pair, mean_error_mm, rigid_transform
+from MultimodalRegistrationLib.core.transforms import lps_ras_points
+from MultimodalRegistrationLib.landmarks.fit import fit_landmarks
+from MultimodalRegistrationLib.registration.register import register
 
 TRUTH = rigid_transform(90.0, (1.0, 0.0, 0.0), (60.0, -50.0, 60.0))  # fixed -> moving, LPS mm; 98 mm shift
 # Anatomical landmarks in the fixed (CT) image, from phantom.tissue_fractions' geometry (LPS mm): the

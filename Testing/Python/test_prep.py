@@ -13,26 +13,25 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from conftest import SMALL, shared_data
-
-from MultimodalRegistrationLib.bias import correct_bias
-from MultimodalRegistrationLib.cli_prep import add_prep_parser, prep_options, wants_prep
-from MultimodalRegistrationLib.crop import box_halfspaces, common_region, crop_common
-from MultimodalRegistrationLib.downsample import downsample, read_downsampled
-from MultimodalRegistrationLib.errors import EngineError, InputError
-from MultimodalRegistrationLib.images import index_to_physical_matrix, inside_fraction, write_image
-from MultimodalRegistrationLib.masks import (
+from MultimodalRegistrationLib.cli.prep import add_prep_parser, prep_options, wants_prep
+from MultimodalRegistrationLib.core.errors import EngineError, InputError
+from MultimodalRegistrationLib.core.images import index_to_physical_matrix, inside_fraction, write_image
+from MultimodalRegistrationLib.core.phantom import make_phantom_pair, mean_error_mm, rigid_transform, tissue_fractions
+from MultimodalRegistrationLib.core.transforms import Transform, resample
+from MultimodalRegistrationLib.prep.bias import correct_bias
+from MultimodalRegistrationLib.prep.crop import box_halfspaces, common_region, crop_common
+from MultimodalRegistrationLib.prep.downsample import downsample, read_downsampled
+from MultimodalRegistrationLib.prep.masks import (
     combine,
     coverage_warning,
     exclusion_mask,
     foreground_mask,
     mask_from_labelmap,
 )
-from MultimodalRegistrationLib.phantom import make_phantom_pair, mean_error_mm, rigid_transform, tissue_fractions
-from MultimodalRegistrationLib.prep import PrepOptions, prepare
-from MultimodalRegistrationLib.register import register
-from MultimodalRegistrationLib.spacing import check_spacing, resolution_mismatch, set_spacing
-from MultimodalRegistrationLib.transforms import Transform, resample
-from MultimodalRegistrationLib.worker import library_root
+from MultimodalRegistrationLib.prep.pipeline import PrepOptions, prepare
+from MultimodalRegistrationLib.prep.spacing import check_spacing, resolution_mismatch, set_spacing
+from MultimodalRegistrationLib.process.worker import library_root
+from MultimodalRegistrationLib.registration.register import register
 
 
 def voxel_points(image: sitk.Image) -> np.ndarray:
@@ -306,7 +305,7 @@ MEMORY_PROBE = textwrap.dedent(
     """
     import json, resource, sys
     import SimpleITK as sitk
-    from MultimodalRegistrationLib.downsample import read_downsampled
+    from MultimodalRegistrationLib.prep.downsample import read_downsampled
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     image, record = read_downsampled(sys.argv[1], float(sys.argv[2]))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -424,7 +423,7 @@ def test_mmreg_prep_writes_images_masks_and_the_reasons(small_pair, tmp_path, ca
 
 def test_register_prep_options_make_a_worker_job_record():
     parser = argparse.ArgumentParser()
-    from MultimodalRegistrationLib.cli_prep import add_prep_arguments
+    from MultimodalRegistrationLib.cli.prep import add_prep_arguments
 
     add_prep_arguments(parser, for_register=True)
     alone = parser.parse_args(["--prep"])

@@ -8,16 +8,12 @@ import SimpleITK as sitk
 
 pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
 import vtk  # noqa: E402
-from test_prep import box_image, phantom_truth  # noqa: E402
-
-from MultimodalRegistrationLib import mrml  # noqa: E402
-from MultimodalRegistrationLib.crop import common_region, crop_common  # noqa: E402
-from MultimodalRegistrationLib.errors import InputError  # noqa: E402
-from MultimodalRegistrationLib.images import corner_points, inside_fraction  # noqa: E402
-from MultimodalRegistrationLib.masks import foreground_mask  # noqa: E402
-from MultimodalRegistrationLib.phantom import rigid_transform  # noqa: E402
-from MultimodalRegistrationLib.prep import PrepOptions  # noqa: E402
-from MultimodalRegistrationLib.prep_nodes import (  # noqa: E402
+from MultimodalRegistrationLib.nodes import mrml  # noqa: E402
+from MultimodalRegistrationLib.core.errors import InputError  # noqa: E402
+from MultimodalRegistrationLib.core.images import corner_points, inside_fraction  # noqa: E402
+from MultimodalRegistrationLib.core.phantom import rigid_transform  # noqa: E402
+from MultimodalRegistrationLib.core.transforms import lps_ras_points  # noqa: E402
+from MultimodalRegistrationLib.nodes.prep import (  # noqa: E402
     ATTRIBUTE_PREFIX,
     common_region_roi,
     n4_target,
@@ -25,8 +21,11 @@ from MultimodalRegistrationLib.prep_nodes import (  # noqa: E402
     prepare_nodes,
     status_text,
 )
-from MultimodalRegistrationLib.transforms import lps_ras_points  # noqa: E402
-from MultimodalRegistrationLib.worker import WorkerFailure  # noqa: E402
+from MultimodalRegistrationLib.prep.crop import common_region, crop_common  # noqa: E402
+from MultimodalRegistrationLib.prep.masks import foreground_mask  # noqa: E402
+from MultimodalRegistrationLib.prep.pipeline import PrepOptions  # noqa: E402
+from MultimodalRegistrationLib.process.worker import WorkerFailure  # noqa: E402
+from test_prep import box_image, phantom_truth  # noqa: E402
 
 MARGIN_MM = 5.0
 

@@ -10,20 +10,21 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from MultimodalRegistrationLib.cli_qa import add_qa_parser, command_qa
-from MultimodalRegistrationLib.errors import EngineError, InputError
-from MultimodalRegistrationLib.images import write_image
-from MultimodalRegistrationLib.metrics import shrink_to_spacing
-from MultimodalRegistrationLib.phantom import mean_error_mm, rigid_transform
-from MultimodalRegistrationLib.points_io import write_points_csv
-from MultimodalRegistrationLib.qa import assess_registration, write_qa_outputs
-from MultimodalRegistrationLib.qa_images import image_agreement
-from MultimodalRegistrationLib.qa_jacobian import inverse_consistency, jacobian_statistics
-from MultimodalRegistrationLib.qa_landmarks import landmark_errors, moving_points_to_fixed
-from MultimodalRegistrationLib.qa_overlap import segmentation_overlap
-from MultimodalRegistrationLib.qa_stability import infer_preset, restart_pose, stability_check
-from MultimodalRegistrationLib.register import register
-from MultimodalRegistrationLib.transforms import Transform, lps_ras_points
+from MultimodalRegistrationLib.cli.qa import add_qa_parser, command_qa
+from MultimodalRegistrationLib.core.errors import EngineError, InputError
+from MultimodalRegistrationLib.core.images import write_image
+from MultimodalRegistrationLib.core.metric import shrink_to_spacing
+from MultimodalRegistrationLib.core.phantom import mean_error_mm, rigid_transform
+from MultimodalRegistrationLib.core.transforms import Transform, lps_ras_points
+from MultimodalRegistrationLib.landmarks.points_io import write_points_csv
+from MultimodalRegistrationLib.process.stability import stability_check
+from MultimodalRegistrationLib.qa.assess import assess_registration, write_qa_outputs
+from MultimodalRegistrationLib.qa.images import image_agreement
+from MultimodalRegistrationLib.qa.jacobian import inverse_consistency, jacobian_statistics
+from MultimodalRegistrationLib.qa.landmarks import landmark_errors, moving_points_to_fixed
+from MultimodalRegistrationLib.qa.overlap import segmentation_overlap
+from MultimodalRegistrationLib.qa.stability import infer_preset, restart_pose
+from MultimodalRegistrationLib.registration.register import register
 
 RIGID = rigid_transform(20.0, (1.0, 2.0, 3.0), (10.0, -8.0, 6.0))  # fixed -> moving, LPS mm
 

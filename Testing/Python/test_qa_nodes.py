@@ -8,12 +8,12 @@ import SimpleITK as sitk
 
 pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
 
-from MultimodalRegistrationLib import mrml  # noqa: E402
-from MultimodalRegistrationLib.errors import InputError  # noqa: E402
-from MultimodalRegistrationLib.metrics import shrink_to_spacing  # noqa: E402
-from MultimodalRegistrationLib.nodes import ATTRIBUTE_PREFIX as REGISTRATION_PREFIX  # noqa: E402
-from MultimodalRegistrationLib.phantom import rigid_transform  # noqa: E402
-from MultimodalRegistrationLib.qa_nodes import (  # noqa: E402
+from MultimodalRegistrationLib.nodes import mrml  # noqa: E402
+from MultimodalRegistrationLib.core.errors import InputError  # noqa: E402
+from MultimodalRegistrationLib.core.metric import shrink_to_spacing  # noqa: E402
+from MultimodalRegistrationLib.core.phantom import rigid_transform  # noqa: E402
+from MultimodalRegistrationLib.core.transforms import Transform, lps_ras_points  # noqa: E402
+from MultimodalRegistrationLib.nodes.qa import (  # noqa: E402
     assess_inputs,
     assess_nodes,
     export_report,
@@ -22,7 +22,7 @@ from MultimodalRegistrationLib.qa_nodes import (  # noqa: E402
     summary_text,
     table_values,
 )
-from MultimodalRegistrationLib.transforms import Transform, lps_ras_points  # noqa: E402
+from MultimodalRegistrationLib.nodes.registration import ATTRIBUTE_PREFIX as REGISTRATION_PREFIX  # noqa: E402
 
 SHIFT_2MM = np.array([1.0, 2.0, 2.0]) / 3.0 * 2.0  # a 2 mm shift in fixed space (LPS)
 

@@ -3,10 +3,9 @@
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
-from MultimodalRegistrationLib.errors import InputError
-from MultimodalRegistrationLib.phantom import rigid_transform
-from MultimodalRegistrationLib.transforms import F, Transform, lps_ras_flip
+from MultimodalRegistrationLib.core.errors import InputError
+from MultimodalRegistrationLib.core.phantom import rigid_transform
+from MultimodalRegistrationLib.core.transforms import F, Transform, lps_ras_flip
 
 POINTS = np.random.default_rng(1).uniform(-80, 80, size=(50, 3))
 

@@ -7,13 +7,12 @@ import time
 
 import numpy as np
 import pytest
-
-from MultimodalRegistrationLib.images import write_image
-from MultimodalRegistrationLib.metrics import shrink_to_spacing
-from MultimodalRegistrationLib.phantom import mean_error_mm
-from MultimodalRegistrationLib.progress import log_fraction
-from MultimodalRegistrationLib.transforms import Transform
-from MultimodalRegistrationLib.worker import EXIT_INPUT, WorkerFailure, WorkerJob, library_root
+from MultimodalRegistrationLib.core.images import write_image
+from MultimodalRegistrationLib.core.metric import shrink_to_spacing
+from MultimodalRegistrationLib.core.phantom import mean_error_mm
+from MultimodalRegistrationLib.core.progress import log_fraction
+from MultimodalRegistrationLib.core.transforms import Transform
+from MultimodalRegistrationLib.process.worker import EXIT_INPUT, WorkerFailure, WorkerJob, library_root
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +101,6 @@ def test_engine_log_parsing():
 
 
 def test_the_worker_module_imports_no_engine_in_the_parent():
-    code = "import sys; import MultimodalRegistrationLib.worker, MultimodalRegistrationLib.cli; print(sorted(m for m in sys.modules if m.split('.')[0] in ('itk', 'ants', 'SimpleITK')))"
+    code = "import sys; import MultimodalRegistrationLib.process.worker, MultimodalRegistrationLib.cli.main; print(sorted(m for m in sys.modules if m.split('.')[0] in ('itk', 'ants', 'SimpleITK')))"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=library_root(), check=True)
     assert output.stdout.strip() == "[]"

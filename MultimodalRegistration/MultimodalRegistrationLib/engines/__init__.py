@@ -7,8 +7,8 @@ from typing import Callable
 
 import SimpleITK as sitk
 
-from ..errors import EngineError, InputError
-from ..transforms import Transform
+from ..core.errors import EngineError, InputError
+from ..core.transforms import Transform
 from .output import EngineOutput
 from .presets import Preset
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from ..errors import InputError
-from ..transforms import Transform
+from ..core.errors import InputError
+from ..core.transforms import Transform
 from .output import EngineOutput
 from .presets import Preset
 

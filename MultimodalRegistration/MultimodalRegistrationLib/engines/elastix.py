@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ..transforms import Transform
+from ..core.transforms import Transform
 from .output import EngineOutput
 from .presets import Preset
 

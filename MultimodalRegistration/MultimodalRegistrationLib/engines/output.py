@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..transforms import Transform
+from ..core.transforms import Transform
 
 
 @dataclass

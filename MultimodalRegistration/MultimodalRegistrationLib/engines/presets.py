@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..choices import ENGINES
-from ..errors import InputError
+from ..core.choices import ENGINES
+from ..core.errors import InputError
 
 _MANIFEST = "presets.json"
 _ENTRY = re.compile(r"^\s*\((\w+)\s+(.*)\)\s*$")

@@ -1,8 +1,0 @@
-"""Names a user chooses from, in one place, free of heavy imports so that ``mmreg`` starts fast."""
-
-ENGINES = ("elastix", "ants")
-# How a registration finds its starting pose: see initialize.py.
-INIT_METHODS = ("auto", "any-pose", "geometry", "moments", "none")
-DEFAULT_INIT = "auto"
-# The any-pose search's widest rotation (degrees): the whole sphere.
-FULL_ROTATION_DEG = 180.0

@@ -1,0 +1,148 @@
+"""``mmreg``: the extension's registration workflow without Slicer.
+
+Exit codes: 0 success, 2 bad input (with the message), 1 engine failure (with the engine's error and a hint).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..core.choices import DEFAULT_INIT, ENGINES, FULL_ROTATION_DEG, INIT_METHODS
+from ..process.worker import EXIT_ENGINE, EXIT_INPUT, EXIT_OK, WorkerFailure
+from ..registration.describe import describe_result
+from .prealign import add_prealign_parser
+from .prep import add_prep_arguments, add_prep_parser, prep_options, wants_prep
+from .qa import add_qa_parser
+from .run import run_registration
+
+PATH_KEYS = (
+    "fixed", "moving", "fixed_mask", "moving_mask", "initial_transform",
+    "output_transform", "output_inverse", "output_volume", "summary",
+)  # fmt: skip
+
+
+def _add_register_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fixed", required=True, help="fixed (reference) image file")
+    parser.add_argument("--moving", required=True, help="moving image file, resampled onto the fixed one")
+    parser.add_argument("--engine", choices=ENGINES, default="elastix")
+    parser.add_argument("--preset", default="rigid", help="rigid, affine, deformable, or a preset file path")
+    parser.add_argument("--fixed-mask", help="label image: nonzero voxels of the fixed image drive the metric")
+    parser.add_argument("--moving-mask", help="label image for the moving image")
+    parser.add_argument("--initial-transform", help="ITK transform file (fixed -> moving), e.g. from mmreg prealign")
+    parser.add_argument(
+        "--init", choices=INIT_METHODS, default=DEFAULT_INIT,
+        help="how to find the starting pose: auto (default) searches all poses, unless --initial-transform is given",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-rotation-deg", type=float, default=FULL_ROTATION_DEG,
+        help="search only rotations up to this angle (degrees) from the start: faster for images known to be close",
+    )  # fmt: skip
+    parser.add_argument("--seed", type=int, help="random seed (default: fixed, so runs repeat)")
+    parser.add_argument("--threads", type=int, help="engine threads (ANTs repeats results only with 1)")
+    parser.add_argument("--output-transform", required=True, help="ITK transform file to write (.h5, .tfm, .txt)")
+    parser.add_argument("--output-inverse", help="also write the inverse transform (.h5)")
+    parser.add_argument("--output-volume", help="moving image resampled onto the fixed grid")
+    parser.add_argument("--json", dest="summary", help="write a JSON summary of the result and its provenance")
+    add_prep_arguments(parser, for_register=True)
+
+
+def job_from_arguments(arguments: argparse.Namespace) -> dict:
+    job = {
+        "fixed": arguments.fixed,
+        "moving": arguments.moving,
+        "engine": arguments.engine,
+        "preset": arguments.preset,
+        "init": arguments.init,
+        "max_rotation_deg": arguments.max_rotation_deg,
+        "output_transform": arguments.output_transform,
+    }
+    for key in ("fixed_mask", "moving_mask", "initial_transform", "seed", "threads", "output_inverse", "output_volume", "summary"):
+        value = getattr(arguments, key, None)
+        if value is not None:
+            job[key] = value
+    # The worker runs in its own scratch folder: give it absolute paths.
+    for key in PATH_KEYS:
+        if key in job:
+            job[key] = str(Path(job[key]).expanduser().resolve())
+    if wants_prep(arguments):
+        job["prep"] = prep_options(arguments)
+    for key in ("fixed", "moving", "fixed_mask", "moving_mask", "initial_transform"):
+        if key in job and not Path(job[key]).exists():
+            raise WorkerFailure("input", f"{key.replace('_', ' ')} file not found: {job[key]}: check the path", exit_code=EXIT_INPUT)
+    return job
+
+
+def _print_result(result: dict) -> None:
+    summary = result["summary"]
+    print(describe_result(summary))
+    for warning in summary.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
+    for name, path in result["outputs"].items():
+        print(f"wrote {name}: {path}")
+
+
+def command_register(arguments: argparse.Namespace) -> int:
+    result = run_registration(job_from_arguments(arguments))
+    _print_result(result)
+    return EXIT_OK
+
+
+def command_presets(arguments: argparse.Namespace) -> int:
+    from ..engines.presets import list_presets
+
+    for preset in list_presets(arguments.engine):
+        print(f"{preset.engine:8s} {preset.name:11s} {preset.description}")
+    return EXIT_OK
+
+
+def command_demo(arguments: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(Path(arguments.output_dir), engine=arguments.engine, preset=arguments.preset)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mmreg", description="Multimodal image registration (CT, MR, histology).")
+    commands = parser.add_subparsers(dest="command", required=True)
+    register = commands.add_parser("register", help="register a moving image to a fixed image")
+    _add_register_arguments(register)
+    register.set_defaults(handler=command_register)
+    demo = commands.add_parser("demo", help="register a generated CT/MR phantom pair and report the error in mm")
+    demo.add_argument("--output-dir", default="demo-output")
+    demo.add_argument("--engine", choices=ENGINES, default="elastix")
+    demo.add_argument("--preset", default="rigid")
+    demo.set_defaults(handler=command_demo)
+    add_prep_parser(commands)
+    presets = commands.add_parser("presets", help="list the presets")
+    presets.add_argument("--engine", choices=ENGINES)
+    presets.set_defaults(handler=command_presets)
+    add_prealign_parser(commands)
+    add_qa_parser(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    try:
+        return arguments.handler(arguments)
+    except WorkerFailure as failure:
+        print(f"error: {failure.message}", file=sys.stderr)
+        if failure.hint:
+            print(f"hint: {failure.hint}", file=sys.stderr)
+        return failure.exit_code
+    except Exception as error:  # library errors raised in this process
+        from ..core.errors import EngineError, InputError
+
+        if isinstance(error, InputError):
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_INPUT
+        if isinstance(error, EngineError):
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_ENGINE
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""``mmreg prealign``: fit a fixed -> moving transform to paired landmark files and report its quality."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..process.worker import EXIT_OK
+
+# landmarks.KINDS, repeated so that building the parser does not import numpy and SimpleITK
+TYPES = ("translation", "rigid", "similarity", "affine", "tps")
+
+
+def add_prealign_parser(subparsers) -> argparse.ArgumentParser:
+    """Register the ``prealign`` subcommand on ``subparsers`` (from ``add_subparsers``)."""
+    parser = subparsers.add_parser(
+        "prealign",
+        help="fit a transform to paired landmarks (fixed -> moving), with residuals and leave-one-out error",
+    )
+    parser.add_argument("--fixed-points", required=True, help="landmarks on the fixed image (.mrk.json, .fcsv, .csv)")
+    parser.add_argument("--moving-points", required=True, help="the same landmarks on the moving image")
+    parser.add_argument("--type", choices=TYPES, default="rigid", help="transform type (default rigid)")
+    parser.add_argument("--output-transform", required=True, help="ITK transform file to write; tps needs .h5")
+    parser.add_argument("--reference-image", help="grid for the tps displacement field (default: the fixed image)")
+    parser.add_argument("--fixed-image", help="fixed image: warn about fixed points outside it")
+    parser.add_argument("--moving-image", help="moving image: warn about moving points outside it")
+    parser.add_argument("--report", help="write the residual table as CSV (RAS mm)")
+    parser.add_argument("--json", dest="summary", help="write a JSON summary of the fit")
+    parser.set_defaults(handler=command_prealign)
+    return parser
+
+
+def command_prealign(arguments: argparse.Namespace) -> int:
+    """Fit, write the outputs and print the residuals; an InputError propagates (cli.main exits 2)."""
+    from ..core.errors import InputError
+    from ..core.files import write_atomically
+    from ..core.images import read_image
+    from ..landmarks.fit import fit_landmarks
+    from ..landmarks.points_io import read_points
+
+    kind = getattr(arguments, "type", None) or "rigid"
+    if kind == "tps" and not str(arguments.output_transform).lower().endswith((".h5", ".hdf5")):
+        raise InputError(f"a tps result is a displacement field: write it to .h5, not {arguments.output_transform}")
+    fixed, fixed_labels = read_points(arguments.fixed_points)
+    moving, moving_labels = read_points(arguments.moving_points)
+    images = {}
+    for key, role in (
+        ("reference_image", "reference image"),
+        ("fixed_image", "fixed image"),
+        ("moving_image", "moving image"),
+    ):
+        path = getattr(arguments, key, None)
+        images[key] = read_image(path, role) if path else None
+    fit = fit_landmarks(
+        fixed,
+        moving,
+        kind=kind,
+        fixed_labels=fixed_labels,
+        moving_labels=moving_labels,
+        **images,
+    )
+    fit.transform.write(arguments.output_transform)
+    outputs = {"transform": str(arguments.output_transform)}
+    if getattr(arguments, "report", None):
+        fit.residuals_csv(arguments.report)
+        outputs["report"] = str(arguments.report)
+    if getattr(arguments, "summary", None):
+        summary = fit.to_dict()
+        summary["inputs"] = {
+            "fixed_points": str(arguments.fixed_points),
+            "moving_points": str(arguments.moving_points),
+            **{key: str(getattr(arguments, key)) if images[key] is not None else None for key in images},
+        }
+        summary["outputs"] = dict(outputs, summary=str(arguments.summary))
+        text = json.dumps(summary, indent=2)
+        write_atomically(arguments.summary, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        outputs["summary"] = str(arguments.summary)
+    print(fit.report())
+    for warning in fit.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for name, path in outputs.items():
+        print(f"wrote {name}: {path}")
+    return EXIT_OK

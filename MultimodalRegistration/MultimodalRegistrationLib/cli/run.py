@@ -1,0 +1,38 @@
+"""Running a registration job from the command line: a worker process with a progress display."""
+
+from __future__ import annotations
+
+import sys
+
+from ..process.worker import EXIT_ENGINE, WorkerFailure, WorkerJob
+
+
+class ProgressPrinter:
+    """A progress bar on a terminal, plain lines (one per stage) otherwise."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last_stage = None
+
+    def __call__(self, fraction: float, stage: str) -> None:
+        if self.tty:
+            filled = int(fraction * 30)
+            self.stream.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%} {stage:<30}")
+            if fraction >= 1.0:
+                self.stream.write("\n")
+        elif stage != self.last_stage:
+            self.stream.write(f"{fraction:4.0%} {stage}\n")
+        self.stream.flush()
+        self.last_stage = stage
+
+
+def run_registration(job: dict, quiet: bool = False) -> dict:
+    """Run a registration job in a worker process, showing progress; returns the result event."""
+    progress = None if quiet else ProgressPrinter()
+    worker = WorkerJob(job, on_progress=progress).start()
+    try:
+        return worker.wait()
+    except KeyboardInterrupt:
+        worker.cancel()
+        raise WorkerFailure("cancelled", "cancelled by the user; nothing was written", exit_code=EXIT_ENGINE) from None

@@ -1,0 +1,160 @@
+"""Images: reading, writing, validation and geometry. Images are SimpleITK images in LPS mm."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from .errors import InputError
+from .files import write_atomically
+
+# Largest plausible physical extent of a medical or microscopy image along one axis (mm).
+# A whole-body CT is about 2 m long; anything wider almost always means wrong spacing units.
+MAX_PLAUSIBLE_EXTENT_MM = 2000.0
+# A mask covering less of its image than this starves the sampler: crop instead.
+MIN_MASK_COVERAGE = 0.10
+
+
+def read_image(path: str | os.PathLike, role: str = "image") -> sitk.Image:
+    """Read an image file (NRRD, NIfTI, MHA, ...) as a SimpleITK image in LPS."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{role} file not found: {path}: check the path")
+    try:
+        return sitk.ReadImage(str(path))
+    except RuntimeError as error:
+        first_line = str(error).strip().splitlines()[-1] if str(error).strip() else ""
+        raise InputError(
+            f"{role} file {path} could not be read ({first_line}): "
+            "save it as NRRD, NIfTI or MHA"
+        ) from None
+
+
+def write_image(image: sitk.Image, path: str | os.PathLike) -> None:
+    """Write an image atomically: a cancelled or failed run leaves no half-written file."""
+    write_atomically(path, lambda tmp: sitk.WriteImage(image, tmp, True))
+
+
+def physical_extent_mm(image: sitk.Image) -> np.ndarray:
+    """Physical length of each image axis (mm): size x spacing."""
+    return np.asarray(image.GetSize(), float) * np.asarray(image.GetSpacing(), float)
+
+
+def index_to_physical_matrix(image: sitk.Image) -> np.ndarray:
+    """4x4 matrix mapping continuous voxel index (i, j, k, 1) to LPS mm."""
+    dim = image.GetDimension()
+    direction = np.asarray(image.GetDirection(), float).reshape(dim, dim)
+    matrix = np.eye(4)
+    matrix[:3, :3] = direction @ np.diag(image.GetSpacing())
+    matrix[:3, 3] = image.GetOrigin()
+    return matrix
+
+
+def corner_points(image: sitk.Image) -> np.ndarray:
+    """The 8 corners of the image's voxel-centre box, as an (8, 3) array in LPS mm."""
+    size = np.asarray(image.GetSize(), float) - 1.0
+    corners = np.array([[i, j, k] for i in (0, size[0]) for j in (0, size[1]) for k in (0, size[2])])
+    matrix = index_to_physical_matrix(image)
+    return corners @ matrix[:3, :3].T + matrix[:3, 3]
+
+
+def physical_center(image: sitk.Image) -> np.ndarray:
+    """Centre of the image's voxel-centre box (LPS mm)."""
+    return corner_points(image).mean(axis=0)
+
+
+def sample_grid_points(image: sitk.Image, per_axis: int = 12) -> np.ndarray:
+    """A regular grid of points spread over the image box, (N, 3) in LPS mm."""
+    size = np.asarray(image.GetSize(), float) - 1.0
+    axes = [np.linspace(0.0, s, per_axis) for s in size]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    matrix = index_to_physical_matrix(image)
+    return grid @ matrix[:3, :3].T + matrix[:3, 3]
+
+
+def inside_fraction(points_lps: np.ndarray, image: sitk.Image) -> float:
+    """Fraction of the points (LPS mm) that fall inside the image's voxel box."""
+    if len(points_lps) == 0:
+        return 0.0
+    inverse = np.linalg.inv(index_to_physical_matrix(image))
+    index = points_lps @ inverse[:3, :3].T + inverse[:3, 3]
+    upper = np.asarray(image.GetSize(), float) - 0.5
+    inside = np.all((index >= -0.5) & (index <= upper), axis=1)
+    return float(inside.mean())
+
+
+def validate_image(image: sitk.Image, role: str = "image") -> None:
+    """Check that an image can be registered: 3D, scalar, sane spacing, not constant.
+
+    Raises :class:`InputError` naming the fix.
+    """
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(
+            f"{role} has {image.GetNumberOfComponentsPerPixel()} components per voxel "
+            "(a vector, RGB or multi-volume image): pick one component or volume first, "
+            "for example with sitk.VectorIndexSelectionCast(image, 0)"
+        )
+    if image.GetDimension() == 4:
+        raise InputError(
+            f"{role} is 4D ({image.GetSize()[3]} volumes, a multi-volume or time series): "
+            "pick one volume first, for example image[:, :, :, 0]"
+        )
+    if image.GetDimension() != 3:
+        raise InputError(
+            f"{role} is {image.GetDimension()}D: registration needs a 3D volume; "
+            "stack 2D slices into a volume with a slice spacing first"
+        )
+    spacing = np.asarray(image.GetSpacing(), float)
+    if not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
+        raise InputError(
+            f"{role} spacing {tuple(spacing)} is not finite and positive: set the true voxel spacing in mm"
+        )
+    direction = np.asarray(image.GetDirection(), float).reshape(3, 3)
+    if not np.all(np.isfinite(direction)) or abs(np.linalg.det(direction)) < 1e-6:
+        raise InputError(f"{role} has a degenerate direction matrix: fix the image orientation in its header")
+    if not np.all(np.isfinite(image.GetOrigin())):
+        raise InputError(f"{role} origin {image.GetOrigin()} is not finite: fix the image origin in its header")
+    extent = physical_extent_mm(image)
+    worst = int(np.argmax(extent))
+    if extent[worst] > MAX_PLAUSIBLE_EXTENT_MM:
+        raise InputError(
+            f"{role}: spacing {spacing[worst]:g} mm gives a {extent[worst] / 1000:.2f} m wide image "
+            f"({image.GetSize()[worst]} voxels along axis {worst}): set the true spacing"
+        )
+    statistics = sitk.MinimumMaximumImageFilter()
+    statistics.Execute(image)
+    low, high = statistics.GetMinimum(), statistics.GetMaximum()
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise InputError(f"{role} contains NaN or infinite voxels: replace them (for example by 0) first")
+    if high <= low:
+        raise InputError(f"{role} is constant (every voxel is {low:g}): load the right image")
+
+
+def validate_mask(mask: sitk.Image, image: sitk.Image, role: str = "mask") -> sitk.Image:
+    """Check a mask against its image and return it as a uint8 image on the image's grid.
+
+    A mask on another grid is resampled (nearest neighbour) onto the image grid.
+    """
+    if mask.GetDimension() != 3 or mask.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(f"{role} must be a 3D scalar label image: export the segment as a labelmap")
+    binary = sitk.Cast(mask != 0, sitk.sitkUInt8)
+    same_grid = (
+        mask.GetSize() == image.GetSize()
+        and np.allclose(mask.GetSpacing(), image.GetSpacing(), atol=1e-6)
+        and np.allclose(mask.GetOrigin(), image.GetOrigin(), atol=1e-4)
+        and np.allclose(mask.GetDirection(), image.GetDirection(), atol=1e-6)
+    )
+    if not same_grid:
+        binary = sitk.Resample(binary, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    coverage = float(sitk.GetArrayViewFromImage(binary).mean())
+    if coverage == 0.0:
+        raise InputError(f"{role} is empty (no voxel inside the image is set): draw the mask or drop it")
+    return binary
+
+
+def mask_coverage(mask: sitk.Image) -> float:
+    """Fraction of the mask's voxels that are set."""
+    return float((sitk.GetArrayViewFromImage(mask) != 0).mean())

@@ -1,0 +1,275 @@
+"""Sanity checks on paired landmarks (LPS mm): too few or flat points, duplicates, swapped pairs,
+mirrored lists, implausible scales, symmetric layouts and points outside their images.
+
+:func:`check_shape` raises :class:`~.errors.InputError` when no fit is possible; every other check
+returns plain-language warnings that name the points and the fix.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..core.errors import InputError
+from .models import (
+    MIN_POINTS,
+    apply_model,
+    distance_outside,
+    fit_rms,
+    linear_part,
+    orthogonal_fit,
+    pairwise_distances,
+    rms,
+)
+
+# Principal spread (RMS mm about the centre) across a line or plane, as a fraction of the largest:
+FLAT_RATIO = 0.1  # below this the points are nearly collinear / coplanar (warning)
+DEGENERATE_RATIO = 1e-6  # below this they are exactly so and the fit is undetermined (error)
+DUPLICATE_MM = 1.0  # two points of one list closer than this are probably one point placed twice
+SCALE_RANGE = (0.67, 1.5)  # plausible landmark scale between two scans of one subject
+MIN_GAIN_MM = 1.0  # a swap or a mirror must also improve the RMS by this much to be reported
+# A rotation mapping the fixed points onto one another within this fraction of their RMS radius, and
+# within SYMMETRY_MM, means a wrong pairing would fit about as well as a manual placement error.
+SYMMETRY_RATIO = 0.1
+SYMMETRY_MM = 3.0
+MAX_SWAP_POINTS = 100  # the swap search refits every pair: skipped above this many points
+MIRROR_MESSAGE = "the lists may be left/right swapped or from mirrored sides"
+
+
+# --------------------------------------------------------------------------- geometry
+def principal_spreads(points: np.ndarray) -> np.ndarray:
+    """RMS distance (mm) of the points from their centre along each principal axis, largest first."""
+    centred = points - points.mean(axis=0)
+    spreads = np.zeros(3)
+    values = np.linalg.svd(centred, compute_uv=False) / np.sqrt(len(points))
+    spreads[: len(values)] = values
+    return spreads
+
+
+def flatness(points: np.ndarray, ratio: float) -> str | None:
+    """'collinear' or 'coplanar' when the points' spread across a line or plane is below ``ratio``
+    of their largest spread, else None."""
+    spreads = principal_spreads(points)
+    limit = ratio * spreads[0] + 1e-9
+    if spreads[1] < limit:
+        return "collinear"
+    if spreads[2] < limit:
+        return "coplanar"
+    return None
+
+
+def undetermined(kind: str, points: np.ndarray) -> str | None:
+    """Why a ``kind`` fit to these fixed points has no unique answer ('collinear', 'coplanar'), or None."""
+    shape = flatness(points, DEGENERATE_RATIO)
+    if kind == "translation" or shape is None:
+        return None
+    if shape == "coplanar" and kind not in ("affine", "tps"):
+        return None
+    return shape
+
+
+# --------------------------------------------------------------------------- checks before the fit
+def check_shape(kind: str, fixed: np.ndarray) -> list[str]:
+    """Raise when the fit is undetermined; return warnings when it is poorly determined."""
+    count = len(fixed)
+    if count < MIN_POINTS[kind]:
+        extra = " not all in one plane" if kind in ("affine", "tps") else ""
+        instead = ", or use translation" if kind != "translation" else ""
+        raise InputError(
+            f"a {kind} fit needs at least {MIN_POINTS[kind]} point pairs{extra}, got {count}: add points{instead}"
+        )
+    shape = undetermined(kind, fixed)
+    if shape == "collinear":
+        raise InputError(
+            f"the {count} fixed points lie on one line: the rotation about that line is undetermined; "
+            "add a point off the line, or use translation"
+        )
+    if shape == "coplanar":
+        raise InputError(
+            f"a {kind} fit needs points not all in one plane, and these {count} are: "
+            "add a point off the plane, or use rigid or similarity"
+        )
+    if kind == "translation":
+        return []
+    spreads = principal_spreads(fixed)
+    near = flatness(fixed, FLAT_RATIO)
+    if near == "collinear":
+        return [
+            (
+                f"the fixed points lie almost on one line (only {spreads[1]:.1f} mm RMS off it, {spreads[0]:.1f} mm "
+                "along it): the rotation about that line is poorly determined; add a point well off the line"
+            )
+        ]
+    if near == "coplanar" and (kind in ("affine", "tps") or count > 3):
+        consequence = (
+            "the out-of-plane part of the fit is poorly determined"
+            if kind in ("affine", "tps")
+            else "errors grow with distance from that plane"
+        )
+        return [
+            (
+                f"the fixed points lie almost in one plane (only {spreads[2]:.1f} mm RMS off it, {spreads[0]:.1f} mm "
+                f"across it): {consequence}; add a point well off the plane"
+            )
+        ]
+    return []
+
+
+def duplicate_warnings(points: np.ndarray, labels: list[str], role: str) -> list[str]:
+    """Name points of one list closer than ``DUPLICATE_MM``."""
+    warnings = []
+    distances = pairwise_distances(points, points)
+    for i, j in combinations(range(len(points)), 2):
+        if distances[i, j] < DUPLICATE_MM:
+            warnings.append(
+                f"{role} points '{labels[i]}' and '{labels[j]}' are {distances[i, j]:.2f} mm apart: "
+                "probably one point placed twice; delete one, or move it to its own landmark"
+            )
+    return warnings
+
+
+# --------------------------------------------------------------------------- checks after the fit
+def swap_warnings(kind: str, fixed: np.ndarray, moving: np.ndarray, labels: list[str], paired_by: str) -> list[str]:
+    """Name pairs whose swap cuts the RMS by at least half (greedy, up to three swaps)."""
+    check_kind = "affine" if kind == "tps" else kind
+    if len(fixed) < 2 or len(fixed) > MAX_SWAP_POINTS:
+        return []
+    moving = moving.copy()
+    warnings = []
+    for _ in range(3):
+        base = fit_rms(check_kind, fixed, moving)
+        best = None
+        for i, j in combinations(range(len(fixed)), 2):
+            moving[[i, j]] = moving[[j, i]]
+            value = fit_rms(check_kind, fixed, moving)
+            moving[[i, j]] = moving[[j, i]]
+            if value <= 0.5 * base and base - value >= MIN_GAIN_MM and (best is None or value < best[0]):
+                best = (value, i, j)
+        if best is None:
+            break
+        value, i, j = best
+        warnings.append(
+            f"points '{labels[i]}' and '{labels[j]}' look swapped: pairing each with the other's moving point "
+            f"cuts the {check_kind} RMS from {base:.2f} mm to {value:.2f} mm; check their "
+            f"{'labels' if paired_by == 'label' else 'order'} in the two lists"
+        )
+        moving[[i, j]] = moving[[j, i]]
+    return warnings
+
+
+def mirror_warnings(kind: str, model, fixed: np.ndarray, moving: np.ndarray) -> list[str]:
+    """Warn when only a reflection fits the points (a registration can never mirror)."""
+    if len(fixed) >= 4 and flatness(fixed, FLAT_RATIO) is None:
+        proper = orthogonal_fit(fixed, moving, scale=True, sign=1)
+        mirrored = orthogonal_fit(fixed, moving, scale=True, sign=-1)
+        rms_proper = rms(np.linalg.norm(apply_model(proper, fixed) - moving, axis=1))
+        rms_mirrored = rms(np.linalg.norm(apply_model(mirrored, fixed) - moving, axis=1))
+        if rms_mirrored <= 0.5 * rms_proper and rms_proper - rms_mirrored >= MIN_GAIN_MM:
+            return [
+                (
+                    f"only a mirror image fits these points (best rotation {rms_proper:.2f} mm RMS, best reflection "
+                    f"{rms_mirrored:.2f} mm): {MIRROR_MESSAGE}; check which side each list was placed on"
+                )
+            ]
+    if kind in ("affine", "tps") and np.linalg.det(linear_part(model)[:3, :3]) < 0:
+        return [f"the {kind} fit mirrors space (negative determinant): {MIRROR_MESSAGE}"]
+    return []
+
+
+def scale_warnings(kind: str, model) -> list[str]:
+    """Warn when the fitted scale is outside ``SCALE_RANGE`` (wrong spacing or units)."""
+    if kind not in ("similarity", "affine", "tps"):
+        return []
+    scales = np.linalg.svd(linear_part(model)[:3, :3], compute_uv=False)
+    low, high = SCALE_RANGE
+    if scales.min() >= low and scales.max() <= high:
+        return []
+    if kind == "similarity":
+        described = f"the fitted scale is {scales[0]:.2f}"
+    else:
+        described = f"the fitted scales along its principal directions are {', '.join(f'{s:.2f}' for s in scales)}"
+    return [
+        (
+            f"{described}, outside {low}-{high}: check image spacing or units "
+            "(a wrong voxel size in a header, or points in cm or um instead of mm)"
+        )
+    ]
+
+
+def _rotation(axis: np.ndarray, degrees: float) -> np.ndarray:
+    axis = axis / np.linalg.norm(axis)
+    cross = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    angle = np.deg2rad(degrees)
+    return np.eye(3) + np.sin(angle) * cross + (1 - np.cos(angle)) * cross @ cross
+
+
+def symmetry_warnings(kind: str, fixed: np.ndarray, labels: list[str]) -> list[str]:
+    """Warn when a rotation maps the fixed points onto one another (a wrong pairing would fit as well)."""
+    if kind == "translation" or len(fixed) < 3:
+        return []
+    centred = fixed - fixed.mean(axis=0)
+    radius = rms(np.linalg.norm(centred, axis=1))
+    _, singular, axes = np.linalg.svd(centred, full_matrices=False)
+    spreads = np.zeros(3)
+    spreads[: len(singular)] = singular
+    if len(axes) < 3:
+        return []
+    candidates = [(axis, 180.0) for axis in axes]
+    for k in range(3):
+        a, b = [spreads[i] for i in range(3) if i != k]
+        if abs(a - b) <= 0.15 * max(a, b):  # round about axis k: turns by 1/n also fit
+            candidates += [(axes[k], 360.0 / n) for n in (3, 4, 5, 6)]
+    best = None
+    for axis, degrees in candidates:
+        turned = centred @ _rotation(axis, degrees).T
+        nearest = np.argmin(pairwise_distances(turned, centred), axis=1)
+        if len(set(nearest.tolist())) < len(fixed) or np.all(nearest == np.arange(len(fixed))):
+            continue
+        value = fit_rms("rigid", centred, centred[nearest])
+        if best is None or value < best[0]:
+            best = (value, degrees, nearest)
+    if best is None or best[0] > min(SYMMETRY_RATIO * radius, SYMMETRY_MM):
+        return []
+    value, degrees, nearest = best
+    return [
+        (
+            f"the fixed points are nearly symmetric: turning them {degrees:.0f} degrees about an axis through their "
+            f"centre maps them onto one another within {value:.1f} mm RMS ({_cycles(nearest, labels)}); paired up "
+            f"that wrong way they would still fit within about {value:.1f} mm RMS, so a low FRE does not show the "
+            "pairing is right: check every pair, or add a point that breaks the symmetry"
+        )
+    ]
+
+
+def _cycles(permutation: np.ndarray, labels: list[str]) -> str:
+    """'A<->B, C->D->E->C' for the points a permutation moves."""
+    seen, parts = set(), []
+    for start in range(len(permutation)):
+        if start in seen or permutation[start] == start:
+            continue
+        cycle, index = [], start
+        while index not in seen:
+            seen.add(index)
+            cycle.append(labels[index])
+            index = int(permutation[index])
+        parts.append(f"{cycle[0]}<->{cycle[1]}" if len(cycle) == 2 else "->".join(cycle + [cycle[0]]))
+    return ", ".join(parts)
+
+
+def bounds_warnings(points_lps: np.ndarray, image: sitk.Image | None, labels: list[str], role: str) -> list[str]:
+    """Name the points outside ``image`` (when given): probably placed on another volume."""
+    if image is None:
+        return []
+    distance = distance_outside(points_lps, image)
+    outside = np.flatnonzero(distance > 0)
+    if not len(outside):
+        return []
+    names = ", ".join(f"'{labels[i]}'" for i in outside)
+    return [
+        (
+            f"{role} points {names} lie outside the {role} image (up to {distance.max():.1f} mm beyond its edge): "
+            f"they were probably placed on another volume, or the volume moved after placing; check the {role} list"
+        )
+    ]

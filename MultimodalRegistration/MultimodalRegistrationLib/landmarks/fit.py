@@ -1,0 +1,356 @@
+"""Landmark prealignment: fit a fixed -> moving transform to paired points and say how far to trust it.
+
+Points come in as world RAS mm (what Slicer shows). The fit runs in LPS mm and returns a library
+:class:`~.transforms.Transform` in the resampling direction, so ``transform(fixed_i) ~= moving_i``.
+
+Types: ``translation``; ``rigid`` (closed-form least squares, reflections excluded); ``similarity``
+(rigid plus one uniform scale); ``affine``; ``tps``, a thin-plate spline (kernel ``r^2 log r``, SciPy's
+``thin_plate_spline``) exported as a displacement field. Every fit comes with its residuals, the
+fiducial registration error (FRE) and a leave-one-out target error, plus plain-language warnings.
+
+The models live in :mod:`.landmark_models`, the sanity checks in :mod:`.landmark_checks`; this file
+pairs the points, runs the fit and the checks, and reports residuals and leave-one-out errors.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..core.errors import InputError
+from ..core.files import write_atomically
+from ..core.transforms import Transform, lps_ras_points
+from .checks import (
+    bounds_warnings,
+    check_shape,
+    duplicate_warnings,
+    mirror_warnings,
+    scale_warnings,
+    swap_warnings,
+    symmetry_warnings,
+    undetermined,
+)
+from .models import (
+    KINDS,
+    MIN_POINTS,
+    ThinPlateSpline,
+    apply_model,
+    distance_outside,
+    field_grid,
+    fit_model,
+    rms,
+    tps_displacement_field,
+)
+
+__all__ = ["KINDS", "LandmarkFit", "PointResidual", "fit_landmarks", "pair_points"]
+
+FIELD_TOLERANCE_MM = 0.5  # warn when the sampled field departs more than this from the spline at a point
+
+TPS_NOTE = (
+    "thin-plate spline: it passes through every point, so its residuals are near zero by construction "
+    "and FRE says nothing about accuracy; the leave-one-out error is the number to trust"
+)
+LINEAR_NOTE = (
+    "FRE shows how well the points agree with the transform type, not the accuracy elsewhere; "
+    "the leave-one-out error estimates the error at a point that was not used in the fit"
+)
+
+
+# --------------------------------------------------------------------------- result
+@dataclass
+class PointResidual:
+    """One pair: positions in world RAS mm; ``mapped_ras`` is where the transform sends the fixed point."""
+
+    label: str
+    moving_label: str
+    fixed_ras: np.ndarray
+    moving_ras: np.ndarray
+    mapped_ras: np.ndarray
+    error_mm: float  # |mapped - moving|
+    loo_error_mm: float | None  # the same, for a fit made without this pair (None: too few points left)
+
+    def to_dict(self) -> dict:
+        return {
+            "label": self.label,
+            "moving_label": self.moving_label,
+            "fixed_ras_mm": _rounded(self.fixed_ras),
+            "moving_ras_mm": _rounded(self.moving_ras),
+            "mapped_ras_mm": _rounded(self.mapped_ras),
+            "error_mm": round(self.error_mm, 4),
+            "loo_error_mm": None if self.loo_error_mm is None else round(self.loo_error_mm, 4),
+        }
+
+
+@dataclass
+class LandmarkFit:
+    """A landmark fit: ``transform`` maps fixed to moving points (LPS mm), plus its quality numbers (mm)."""
+
+    transform: Transform
+    kind: str
+    residuals: list[PointResidual]
+    fre_rms_mm: float
+    fre_mean_mm: float
+    fre_max_mm: float
+    loo_rms_mm: float | None  # RMS of the leave-one-out errors that could be computed
+    paired_by: str  # "label" or "order"
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def loo_errors_mm(self) -> list[float | None]:
+        return [row.loo_error_mm for row in self.residuals]
+
+    def to_dict(self) -> dict:
+        """A JSON-ready record: linear matrices in LPS and RAS (Slicer's TransformFromParent)."""
+        transform = {"kind": self.transform.kind, "direction": "fixed -> moving (resampling; TransformFromParent)"}
+        if self.transform.is_linear:
+            transform["matrix_lps"] = np.round(self.transform.matrix, 9).tolist()
+            transform["matrix_ras"] = np.round(self.transform.matrix_ras, 9).tolist()
+        return {
+            "type": self.kind,
+            "paired_by": self.paired_by,
+            "transform": transform,
+            "fre_mm": {"rms": self.fre_rms_mm, "mean": self.fre_mean_mm, "max": self.fre_max_mm},
+            "loo_rms_mm": self.loo_rms_mm,
+            "points": [row.to_dict() for row in self.residuals],
+            "warnings": list(self.warnings),
+            "notes": list(self.notes),
+        }
+
+    def residuals_csv(self, path: str | os.PathLike) -> None:
+        """Write the residual table (world RAS mm) as CSV."""
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        axes = ("r", "a", "s")
+        writer.writerow(
+            ["label", "moving_label"]
+            + [f"{role}_{axis}" for role in ("fixed", "moving", "mapped") for axis in axes]
+            + ["error_mm", "loo_error_mm"]
+        )
+        for row in self.residuals:
+            positions = [f"{v:.4f}" for v in np.concatenate([row.fixed_ras, row.moving_ras, row.mapped_ras])]
+            loo = "" if row.loo_error_mm is None else f"{row.loo_error_mm:.4f}"
+            writer.writerow([row.label, row.moving_label, *positions, f"{row.error_mm:.4f}", loo])
+        write_atomically(path, lambda tmp: Path(tmp).write_text(text.getvalue(), encoding="utf-8"))
+
+    def report(self) -> str:
+        """The residual table and summary numbers as plain text (mm, world RAS)."""
+        width = max([5] + [len(row.label) for row in self.residuals])
+        lines = [f"{'label':<{width}}  {'fixed R A S':>23}  {'mapped R A S':>23}  {'error':>7}  {'LOO':>7}"]
+        for row in self.residuals:
+            loo = "-" if row.loo_error_mm is None else f"{row.loo_error_mm:.2f}"
+            lines.append(
+                f"{row.label:<{width}}  {_triple(row.fixed_ras)}  {_triple(row.mapped_ras)}  "
+                f"{row.error_mm:7.2f}  {loo:>7}"
+            )
+        lines.append(
+            f"{self.kind}: FRE rms {self.fre_rms_mm:.2f} mm, mean {self.fre_mean_mm:.2f} mm, max {self.fre_max_mm:.2f} mm"
+        )
+        loo = "not available" if self.loo_rms_mm is None else f"{self.loo_rms_mm:.2f} mm"
+        lines.append(f"leave-one-out target error rms: {loo}")
+        lines.extend(f"note: {note}" for note in self.notes)
+        return "\n".join(lines)
+
+
+def _rounded(vector: np.ndarray) -> list[float]:
+    return [round(float(v), 4) for v in vector]
+
+
+def _triple(vector: np.ndarray) -> str:
+    return " ".join(f"{v:7.2f}" for v in vector)
+
+
+# --------------------------------------------------------------------------- the entry point
+def _as_points(values, role: str) -> np.ndarray:
+    points = np.asarray(values, float)
+    if points.size == 0:
+        points = points.reshape(0, 3)
+    if points.ndim != 2 or points.shape[1] != 3:
+        raise InputError(f"{role} points must be an (N, 3) array of R, A, S mm, got shape {points.shape}")
+    if not np.all(np.isfinite(points)):
+        raise InputError(f"{role} points contain NaN or infinite coordinates: place or delete those points")
+    return points
+
+
+def _labels(labels: Sequence[str] | None, count: int, role: str) -> list[str] | None:
+    if labels is None:
+        return None
+    labels = [str(label) for label in labels]
+    if len(labels) != count:
+        raise InputError(f"{len(labels)} {role} labels for {count} {role} points: give one label per point")
+    return labels
+
+
+def pair_points(
+    moving: np.ndarray, fixed_labels: list[str] | None, moving_labels: list[str] | None
+) -> tuple[np.ndarray, list[str] | None, str, list[str]]:
+    """Reorder the moving points to match the fixed ones by label when every label matches, else keep order.
+
+    Returns (moving points, moving labels, "label" or "order", warnings).
+    """
+    if fixed_labels is None or moving_labels is None:
+        return moving, moving_labels, "order", []
+    unique = len(set(fixed_labels)) == len(fixed_labels) and len(set(moving_labels)) == len(moving_labels)
+    if unique and set(fixed_labels) == set(moving_labels):
+        position = {label: index for index, label in enumerate(moving_labels)}
+        order = [position[label] for label in fixed_labels]
+        return moving[order], [moving_labels[i] for i in order], "label", []
+    common = set(fixed_labels) & set(moving_labels)
+    if not common:
+        return moving, moving_labels, "order", []
+    if not unique:
+        reason = "a label appears twice in one list"
+    else:
+        only_fixed = sorted(set(fixed_labels) - common)
+        only_moving = sorted(set(moving_labels) - common)
+        reason = f"fixed only: {only_fixed}, moving only: {only_moving}"
+    return (
+        moving,
+        moving_labels,
+        "order",
+        [
+            (
+                f"points are paired by order because the labels do not all match ({reason}): "
+                "rename them so every label appears once in each list, or check the order"
+            )
+        ],
+    )
+
+
+def fit_landmarks(
+    fixed_ras: np.ndarray | Sequence[Sequence[float]],
+    moving_ras: np.ndarray | Sequence[Sequence[float]],
+    kind: str = "rigid",
+    fixed_labels: Sequence[str] | None = None,
+    moving_labels: Sequence[str] | None = None,
+    reference_image: sitk.Image | None = None,
+    fixed_image: sitk.Image | None = None,
+    moving_image: sitk.Image | None = None,
+) -> LandmarkFit:
+    """Fit a fixed -> moving transform to paired landmarks given in world RAS mm.
+
+    The transform satisfies ``transform(fixed_i) ~= moving_i`` in LPS (the resampling direction).
+    Pairs match by label when both label lists hold the same unique labels, else by order.
+    ``reference_image`` (default ``fixed_image``) is the grid a ``tps`` field is sampled on; without
+    either, a grid around the fixed points at 2 mm. Outside its grid the TPS field is the identity.
+    ``fixed_image``/``moving_image`` (LPS, optional) only serve to warn about points outside them.
+    Raises :class:`InputError` when no fit is possible; everything else is a warning.
+    """
+    if kind not in KINDS:
+        raise InputError(f"unknown transform type '{kind}': choose one of {', '.join(KINDS)}")
+    fixed = _as_points(fixed_ras, "fixed")
+    moving = _as_points(moving_ras, "moving")
+    if len(fixed) != len(moving):
+        raise InputError(
+            f"{len(fixed)} fixed points but {len(moving)} moving points: every fixed landmark needs its moving "
+            "counterpart; add the missing ones or delete the extra ones"
+        )
+    given_fixed_labels = _labels(fixed_labels, len(fixed), "fixed")
+    given_moving_labels = _labels(moving_labels, len(moving), "moving")
+    moving, given_moving_labels, paired_by, warnings = pair_points(moving, given_fixed_labels, given_moving_labels)
+    labels = given_fixed_labels or given_moving_labels or [f"P{i + 1}" for i in range(len(fixed))]
+    moving_names = given_moving_labels or labels
+
+    warnings += check_shape(kind, fixed)
+    warnings += duplicate_warnings(fixed, labels, "fixed") + duplicate_warnings(moving, moving_names, "moving")
+    fixed_lps, moving_lps = lps_ras_points(fixed), lps_ras_points(moving)
+
+    model = fit_model(kind, fixed_lps, moving_lps)
+    notes = []
+    if isinstance(model, ThinPlateSpline):
+        reference = reference_image if reference_image is not None else fixed_image
+        transform, export_warnings, export_notes = _tps_transform(model, reference, fixed_lps, labels)
+        warnings += export_warnings
+        notes += export_notes
+    else:
+        transform = Transform.from_matrix(model)
+        notes.append(LINEAR_NOTE)
+
+    mapped_lps = transform.transform_points(fixed_lps)
+    errors = np.linalg.norm(mapped_lps - moving_lps, axis=1)
+    loo = _leave_one_out(kind, fixed_lps, moving_lps)
+    available = [e for e in loo if e is not None]
+    if len(available) < len(loo):
+        notes.append(
+            f"leave-one-out needs a {kind} fit from the remaining points; it was not possible for "
+            f"{len(loo) - len(available)} of {len(loo)} points: add points for a trustworthy estimate"
+        )
+
+    warnings += swap_warnings(kind, fixed_lps, moving_lps, labels, paired_by)
+    warnings += mirror_warnings(kind, model, fixed_lps, moving_lps)
+    warnings += scale_warnings(kind, model)
+    warnings += symmetry_warnings(kind, fixed_lps, labels)
+    warnings += bounds_warnings(fixed_lps, fixed_image, labels, "fixed")
+    warnings += bounds_warnings(moving_lps, moving_image, moving_names, "moving")
+
+    mapped_ras = lps_ras_points(mapped_lps)
+    residuals = [
+        PointResidual(labels[i], moving_names[i], fixed[i], moving[i], mapped_ras[i], float(errors[i]), loo[i])
+        for i in range(len(fixed))
+    ]
+    return LandmarkFit(
+        transform=transform,
+        kind=kind,
+        residuals=residuals,
+        fre_rms_mm=rms(errors),
+        fre_mean_mm=float(errors.mean()),
+        fre_max_mm=float(errors.max()),
+        loo_rms_mm=rms(np.array(available)) if available else None,
+        paired_by=paired_by,
+        warnings=warnings,
+        notes=notes,
+    )
+
+
+def _leave_one_out(kind: str, fixed: np.ndarray, moving: np.ndarray) -> list[float | None]:
+    """Per pair: the distance (mm) between the moving point and where a fit without that pair sends it."""
+    errors: list[float | None] = []
+    for i in range(len(fixed)):
+        keep = np.arange(len(fixed)) != i
+        if keep.sum() < MIN_POINTS[kind] or undetermined(kind, fixed[keep]):
+            errors.append(None)
+            continue
+        model = fit_model(kind, fixed[keep], moving[keep])
+        errors.append(float(np.linalg.norm(apply_model(model, fixed[i : i + 1])[0] - moving[i])))
+    return errors
+
+
+def _tps_transform(
+    spline: ThinPlateSpline, reference: sitk.Image | None, fixed_lps: np.ndarray, labels: list[str]
+) -> tuple[Transform, list[str], list[str]]:
+    """The spline sampled as a displacement field on the reference grid, with (warnings, notes) on how
+    faithful that field is at the fixed points."""
+    grid = field_grid(reference, fixed_lps)
+    transform = Transform.from_displacement_field(tps_displacement_field(spline, grid))
+    inside = distance_outside(fixed_lps, grid) == 0
+    departure = np.linalg.norm(transform.transform_points(fixed_lps) - spline(fixed_lps), axis=1)
+    sampling = float(departure[inside].max()) if inside.any() else 0.0
+    spacing = max(grid.GetSpacing())
+    warnings = []
+    if not inside.all():
+        names = ", ".join(f"'{labels[i]}'" for i in np.flatnonzero(~inside))
+        warnings.append(
+            f"fixed points {names} lie outside the reference image that the spline is sampled on, and the "
+            "field does not move them: give a reference image that covers every fixed point"
+        )
+    notes = [
+        TPS_NOTE,
+        (
+            f"the spline is stored as a displacement field on a {'x'.join(map(str, grid.GetSize()))} grid at "
+            f"{spacing:.2f} mm (identity outside it), within {sampling:.2f} mm of the exact spline at the points "
+            "inside it"
+        ),
+    ]
+    if sampling > FIELD_TOLERANCE_MM:
+        warnings.append(
+            f"the displacement field ({spacing:.2f} mm grid) departs up to {sampling:.2f} mm from the spline at "
+            "the points because the spline bends sharply: check the pairs, or give a finer reference image"
+        )
+    return transform, warnings, notes

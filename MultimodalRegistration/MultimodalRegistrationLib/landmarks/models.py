@@ -1,0 +1,187 @@
+"""The transforms a landmark fit can produce, fitted to paired points in LPS mm, and the export of a
+thin-plate spline as a displacement field sampled on a grid.
+
+Every model maps fixed points to moving points (the resampling direction): a 4x4 LPS matrix for the
+linear types, a :class:`ThinPlateSpline` for ``tps``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..core.images import index_to_physical_matrix
+
+KINDS = ("translation", "rigid", "similarity", "affine", "tps")
+MIN_POINTS = {"translation": 1, "rigid": 3, "similarity": 3, "affine": 4, "tps": 4}
+FIELD_SPACING_MM = 2.0  # TPS field spacing when no reference image is given
+FIELD_MARGIN_MM = 20.0
+MAX_FIELD_VOXELS = 4_000_000  # a finer reference grid is coarsened (integer factors) to stay under this
+
+
+# --------------------------------------------------------------------------- linear fits
+def orthogonal_fit(fixed: np.ndarray, moving: np.ndarray, scale: bool, sign: int = 1) -> np.ndarray:
+    """Closed-form least squares (Umeyama): rotation with det = ``sign``, optional uniform scale (4x4)."""
+    fixed_centre, moving_centre = fixed.mean(axis=0), moving.mean(axis=0)
+    a, b = fixed - fixed_centre, moving - moving_centre
+    u, singular, vt = np.linalg.svd(b.T @ a)
+    d = np.array([1.0, 1.0, sign * np.linalg.det(u) * np.linalg.det(vt)])
+    rotation = u @ np.diag(d) @ vt
+    factor = float((singular * d).sum() / max((a**2).sum(), 1e-300)) if scale else 1.0
+    matrix = np.eye(4)
+    matrix[:3, :3] = factor * rotation
+    matrix[:3, 3] = moving_centre - factor * rotation @ fixed_centre
+    return matrix
+
+
+def affine_fit(fixed: np.ndarray, moving: np.ndarray) -> np.ndarray:
+    """Least-squares affine map fixed -> moving (4x4)."""
+    design = np.hstack([fixed, np.ones((len(fixed), 1))])
+    solution = np.linalg.lstsq(design, moving, rcond=None)[0]
+    matrix = np.eye(4)
+    matrix[:3, :3] = solution[:3].T
+    matrix[:3, 3] = solution[3]
+    return matrix
+
+
+# --------------------------------------------------------------------------- thin-plate spline
+def pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) Euclidean distances (mm)."""
+    squared = (a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2.0 * a @ b.T
+    return np.sqrt(np.maximum(squared, 0.0))
+
+
+def _kernel(distances: np.ndarray) -> np.ndarray:
+    """The thin-plate kernel ``r^2 log r`` (0 at r = 0). Smooth at the points, unlike ``|r|``, so the
+    spline survives sampling on a grid; with the affine part, the result does not depend on the unit."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(distances > 0, distances**2 * np.log(distances), 0.0)
+
+
+class ThinPlateSpline:
+    """Thin-plate spline through paired points, fixed LPS -> moving LPS (mm).
+
+    ``f(x) = A x + t + sum_i w_i U(|x - p_i|)`` with ``U(r) = r^2 log r``: exact at the points, smooth
+    between them. Needs 4 points not all in one plane.
+    """
+
+    def __init__(self, fixed: np.ndarray, moving: np.ndarray):
+        self.centre = fixed.mean(axis=0)
+        self.points = fixed - self.centre
+        count = len(fixed)
+        system = np.zeros((count + 4, count + 4))
+        system[:count, :count] = _kernel(pairwise_distances(self.points, self.points))
+        polynomial = np.hstack([np.ones((count, 1)), self.points])
+        system[:count, count:] = polynomial
+        system[count:, :count] = polynomial.T
+        right = np.zeros((count + 4, 3))
+        right[:count] = moving
+        solution = np.linalg.solve(system, right)
+        self.weights, self.polynomial = solution[:count], solution[count:]
+
+    def __call__(self, points_lps: np.ndarray, chunk_values: int = 2_000_000) -> np.ndarray:
+        x = np.asarray(points_lps, float).reshape(-1, 3) - self.centre
+        out = np.empty_like(x)
+        step = max(1, chunk_values // len(self.points))
+        for start in range(0, len(x), step):
+            part = x[start : start + step]
+            out[start : start + step] = (
+                _kernel(pairwise_distances(part, self.points)) @ self.weights
+                + self.polynomial[0]
+                + part @ self.polynomial[1:]
+            )
+        return out
+
+    @property
+    def affine(self) -> np.ndarray:
+        """The affine part as a 4x4 LPS matrix."""
+        matrix = np.eye(4)
+        matrix[:3, :3] = self.polynomial[1:].T
+        matrix[:3, 3] = self.polynomial[0] - matrix[:3, :3] @ self.centre
+        return matrix
+
+
+# --------------------------------------------------------------------------- any model
+def fit_model(kind: str, fixed_lps: np.ndarray, moving_lps: np.ndarray) -> np.ndarray | ThinPlateSpline:
+    """Fit ``kind`` mapping fixed to moving points (LPS mm): a 4x4 matrix, or a spline for ``tps``."""
+    if kind == "translation":
+        matrix = np.eye(4)
+        matrix[:3, 3] = (moving_lps - fixed_lps).mean(axis=0)
+        return matrix
+    if kind in ("rigid", "similarity"):
+        return orthogonal_fit(fixed_lps, moving_lps, scale=kind == "similarity")
+    if kind == "affine":
+        return affine_fit(fixed_lps, moving_lps)
+    return ThinPlateSpline(fixed_lps, moving_lps)
+
+
+def apply_model(model: np.ndarray | ThinPlateSpline, points: np.ndarray) -> np.ndarray:
+    """Where the model sends (N, 3) LPS points."""
+    if isinstance(model, ThinPlateSpline):
+        return model(points)
+    return points @ model[:3, :3].T + model[:3, 3]
+
+
+def linear_part(model: np.ndarray | ThinPlateSpline) -> np.ndarray:
+    """The model's 4x4 matrix; for a spline, its affine part."""
+    return model.affine if isinstance(model, ThinPlateSpline) else model
+
+
+def rms(values: np.ndarray) -> float:
+    """Root mean square (0 for no values)."""
+    return float(np.sqrt(np.mean(np.square(values)))) if len(values) else 0.0
+
+
+def fit_rms(kind: str, fixed: np.ndarray, moving: np.ndarray) -> float:
+    """RMS residual (mm) of a ``kind`` fit to these pairs."""
+    model = fit_model(kind, fixed, moving)
+    return rms(np.linalg.norm(apply_model(model, fixed) - moving, axis=1))
+
+
+# --------------------------------------------------------------------------- TPS export
+def distance_outside(points_lps: np.ndarray, image: sitk.Image) -> np.ndarray:
+    """Distance (mm) of each point outside the image's voxel box (0 inside)."""
+    inverse = np.linalg.inv(index_to_physical_matrix(image))
+    index = points_lps @ inverse[:3, :3].T + inverse[:3, 3]
+    upper = np.asarray(image.GetSize(), float) - 0.5
+    beyond = np.maximum(np.maximum(-0.5 - index, index - upper), 0.0) * np.asarray(image.GetSpacing())
+    return np.linalg.norm(beyond, axis=1)
+
+
+def field_grid(reference: sitk.Image | None, points_lps: np.ndarray) -> sitk.Image:
+    """The grid a TPS field is sampled on: the reference's grid (coarsened if huge), else a box
+    around the points with a margin, at ``FIELD_SPACING_MM``."""
+    if reference is None:
+        low, high = points_lps.min(axis=0), points_lps.max(axis=0)
+        margin = max(FIELD_MARGIN_MM, 0.25 * float((high - low).max()))
+        size = np.ceil((high - low + 2 * margin) / FIELD_SPACING_MM).astype(int) + 1
+        grid = sitk.Image([int(s) for s in size], sitk.sitkUInt8)
+        grid.SetSpacing([FIELD_SPACING_MM] * 3)
+        grid.SetOrigin(tuple(float(v) for v in low - margin))
+        return grid
+    size = np.asarray(reference.GetSize()[:3], int)
+    spacing = np.asarray(reference.GetSpacing()[:3], float)
+    factors = np.ones(3, int)
+    shrunk = size
+    while np.prod(shrunk.astype(float)) > MAX_FIELD_VOXELS:
+        axis = int(np.argmin(spacing * factors))
+        factors[axis] += 1
+        shrunk = (size - 1 + factors - 1) // factors + 1  # nodes still reach the last voxel centre
+    grid = sitk.Image([int(s) for s in shrunk], sitk.sitkUInt8)
+    grid.SetSpacing(tuple(float(s) for s in spacing * factors))
+    grid.SetOrigin(reference.GetOrigin()[:3])
+    grid.SetDirection(tuple(np.asarray(reference.GetDirection(), float).reshape(-1)[:9]))
+    return grid
+
+
+def tps_displacement_field(spline: ThinPlateSpline, grid: sitk.Image) -> sitk.Image:
+    """Sample ``spline(x) - x`` (LPS mm) at every node of ``grid``: a vector image for a displacement field."""
+    size = grid.GetSize()
+    k, j, i = np.meshgrid(*[np.arange(n, dtype=float) for n in size[::-1]], indexing="ij")
+    index = np.stack([i.ravel(), j.ravel(), k.ravel()], axis=1)
+    matrix = index_to_physical_matrix(grid)
+    physical = index @ matrix[:3, :3].T + matrix[:3, 3]
+    displacement = (spline(physical) - physical).reshape(*size[::-1], 3)
+    field_image = sitk.GetImageFromArray(displacement, isVector=True)
+    field_image.CopyInformation(grid)
+    return field_image

@@ -1,0 +1,150 @@
+"""Landmark files without MRML: Slicer markups JSON (.mrk.json), Slicer fiducial CSV (.fcsv) and plain CSV.
+
+Every reader returns ``(points_ras, labels)``: an (N, 3) array of world RAS mm and one label per point.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..core.errors import InputError
+from ..core.files import write_atomically
+from ..core.transforms import lps_ras_points
+
+# vtkMRMLStorageNode's coordinate-system codes, as written in older .fcsv headers
+FCSV_SYSTEMS = {"ras": "RAS", "0": "RAS", "lps": "LPS", "1": "LPS"}
+FCSV_COLUMNS = ["id", "x", "y", "z", "ow", "ox", "oy", "oz", "vis", "sel", "lock", "label", "desc", "associatednodeid"]
+
+
+def read_points(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
+    """Read landmarks from .mrk.json, .fcsv or .csv; returns (N, 3) world RAS mm and labels."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"points file not found: {path}: check the path")
+    name = path.name.lower()
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(f"points file {path} is not text: give a .mrk.json, .fcsv or .csv file") from None
+    if name.endswith(".json"):
+        points, labels = _read_markups_json(text, path)
+    elif name.endswith(".fcsv"):
+        points, labels = _read_fcsv(text, path)
+    elif name.endswith(".csv"):
+        points, labels = _read_csv(text, path)
+    else:
+        raise InputError(f"unknown points file type '{path.name}': save the points as .mrk.json, .fcsv or .csv")
+    if not len(points):
+        raise InputError(f"points file {path} holds no points: place points and save the list again")
+    return points, labels
+
+
+def _system(value: str, path: Path) -> str:
+    system = FCSV_SYSTEMS.get(str(value).strip().lower())
+    if system is None:
+        raise InputError(f"{path}: unknown coordinate system '{value}': it must be RAS or LPS")
+    return system
+
+
+def _to_ras(points: list[list[float]], system: str) -> np.ndarray:
+    array = np.asarray(points, float).reshape(-1, 3)
+    return lps_ras_points(array) if system == "LPS" else array
+
+
+def _read_markups_json(text: str, path: Path) -> tuple[np.ndarray, list[str]]:
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InputError(
+            f"{path} is not valid JSON ({error.msg}, line {error.lineno}): save it again from Slicer"
+        ) from None
+    markups = [m for m in document.get("markups", []) if m.get("controlPoints")] if isinstance(document, dict) else []
+    if len(markups) != 1:
+        found = "no point list" if not markups else f"{len(markups)} point lists"
+        raise InputError(f"{path} holds {found}: save exactly one markups point list per file")
+    markup = markups[0]
+    units = markup.get("coordinateUnits", "mm")
+    if units != "mm":
+        raise InputError(f"{path}: coordinates are in '{units}': convert them to mm")
+    system = _system(markup.get("coordinateSystem") or "LPS", path)  # Slicer's default is LPS
+    points, labels = [], []
+    for index, control in enumerate(markup["controlPoints"]):
+        label = str(control.get("label", f"{index + 1}"))
+        position = control.get("position")
+        if control.get("positionStatus") in ("undefined", "missing") or position is None or len(position) != 3:
+            raise InputError(f"{path}: point '{label}' has no position (not placed): place it or delete it")
+        points.append(position)
+        labels.append(label)
+    return _to_ras(points, system), labels
+
+
+def _read_fcsv(text: str, path: Path) -> tuple[np.ndarray, list[str]]:
+    system, columns = "RAS", FCSV_COLUMNS
+    rows = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            key, _, value = stripped.lstrip("#").partition("=")
+            if key.strip().lower() == "coordinatesystem":
+                system = _system(value, path)
+            elif key.strip().lower() == "columns":
+                columns = [c.strip().lower() for c in value.split(",")]
+        elif stripped:
+            rows.append(line)
+    missing = {"x", "y", "z"} - set(columns)
+    if missing:
+        raise InputError(f"{path}: the '# columns' header lacks {sorted(missing)}: save the file again from Slicer")
+    x, y, z = (columns.index(c) for c in "xyz")
+    label_column = columns.index("label") if "label" in columns else None
+    points, labels = [], []
+    for number, row in enumerate(csv.reader(rows), start=1):
+        try:
+            points.append([float(row[x]), float(row[y]), float(row[z])])
+        except (IndexError, ValueError):
+            raise InputError(f"{path}: point line {number} has no x, y, z numbers: fix or delete that line") from None
+        label = row[label_column] if label_column is not None and label_column < len(row) else ""
+        labels.append(label or f"{number}")
+    return _to_ras(points, system), labels
+
+
+def _read_csv(text: str, path: Path) -> tuple[np.ndarray, list[str]]:
+    reader = csv.reader(io.StringIO(text))
+    header = [c.strip().lower() for c in next(reader, [])]
+    for names, system in ((("x", "y", "z"), "RAS"), (("r", "a", "s"), "RAS"), (("l", "p", "s"), "LPS")):
+        if all(name in header for name in names):
+            break
+    else:
+        raise InputError(f"{path}: the first line must name the columns, e.g. 'label,x,y,z' (RAS mm)")
+    columns = [header.index(name) for name in names]
+    label_column = header.index("label") if "label" in header else None
+    points, labels = [], []
+    for number, row in enumerate(reader, start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        try:
+            points.append([float(row[c]) for c in columns])
+        except (IndexError, ValueError):
+            raise InputError(f"{path}: line {number} has no {', '.join(names)} numbers: fix or delete it") from None
+        labels.append(row[label_column].strip() if label_column is not None else f"{len(labels) + 1}")
+    return _to_ras(points, system), labels
+
+
+def write_points_csv(path: str | os.PathLike, points_ras: np.ndarray, labels: Sequence[str] | None = None) -> None:
+    """Write points as CSV with header ``label,x,y,z`` (world RAS mm), readable by :func:`read_points`."""
+    points = np.asarray(points_ras, float).reshape(-1, 3)
+    labels = list(labels) if labels is not None else [f"{i + 1}" for i in range(len(points))]
+    if len(labels) != len(points):
+        raise InputError(f"{len(labels)} labels for {len(points)} points: give one label per point")
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["label", "x", "y", "z"])
+    for label, point in zip(labels, points):
+        writer.writerow([label, *(repr(float(v)) for v in point)])
+    write_atomically(path, lambda tmp: Path(tmp).write_text(text.getvalue(), encoding="utf-8"))

@@ -1,0 +1,88 @@
+"""A node-level job (registration, preparation) whose work runs in a worker process."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Callable
+
+from ..core.errors import InputError
+from ..process.worker import WorkerFailure, WorkerJob
+
+
+class NodeJob:
+    """Progress, blocking wait, non-blocking poll and cancel around a :class:`.worker.WorkerJob`.
+
+    Subclasses set ``self._worker``, ``folder`` (removed when done) and ``on_done``, and implement
+    :meth:`_apply`, which puts a successful result in the scene and sets ``summary``.
+    """
+
+    _worker: WorkerJob
+    folder: Path
+    on_done: Callable | None = None
+    summary: dict | None = None
+    error: WorkerFailure | None = None
+    # Said instead of the worker's own words when the job is cancelled (None keeps them).
+    cancelled_message: str | None = None
+    # Wait for the worker to exit before applying, so that it removes its own scratch folder.
+    reap_worker: bool = False
+
+    @property
+    def running(self) -> bool:
+        return self.summary is None and self.error is None
+
+    @property
+    def fraction(self) -> float:
+        return self._worker.fraction
+
+    @property
+    def stage(self) -> str:
+        return self._worker.stage
+
+    def poll(self) -> bool:
+        """Handle what the worker sent; True while it still runs. Never blocks."""
+        if self.running and not self._worker.poll():
+            self._complete()
+        return self.running
+
+    def wait(self, timeout: float | None = None) -> dict:
+        """Block until done; return the JSON summary or raise :class:`.worker.WorkerFailure`."""
+        if self.running:
+            try:
+                self._worker.wait(timeout)
+            except WorkerFailure:
+                pass
+            self._complete()
+        if self.error is not None:
+            raise self.error
+        return self.summary
+
+    def cancel(self) -> None:
+        """Stop the worker; the scene stays as it was."""
+        if self.running:
+            self._worker.cancel()
+            self._complete()
+
+    def _complete(self) -> None:
+        if self.reap_worker:
+            try:
+                # The outcome is in; this reaps the exiting worker (poll alone can see the result before the exit).
+                self._worker.wait()
+            except WorkerFailure:
+                pass
+        try:
+            if self._worker.error is not None:
+                self.error = self._worker.error
+                if self.error.kind == "cancelled" and self.cancelled_message:
+                    self.error = WorkerFailure("cancelled", self.cancelled_message)
+            else:
+                self._apply(self._worker.result)
+        except InputError as error:
+            self.error = WorkerFailure("input", str(error))
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+        if self.on_done:
+            self.on_done(self)
+
+    def _apply(self, result: dict) -> None:
+        raise NotImplementedError

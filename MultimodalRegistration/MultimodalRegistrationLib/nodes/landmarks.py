@@ -1,0 +1,206 @@
+"""Landmark prealignment on MRML nodes: two markups point lists in, a transform node and a residual
+table node out. The call behind the FiducialPrealign module and the Python console.
+
+Points are read in world RAS (parent transforms applied). The output node's TransformFromParent is
+the fit (fixed -> moving, like every result of this extension): put the moving volume under it to
+see it on the fixed volume, or use it as MultimodalRegistration's initial transform.
+Only node methods are used here; :mod:`.mrml` is the one file that imports MRML.
+"""
+
+from __future__ import annotations
+
+import math
+
+import vtk
+
+from ..core.errors import InputError
+from ..landmarks.fit import LandmarkFit, fit_landmarks
+from . import mrml
+
+ATTRIBUTE_PREFIX = "FiducialPrealign."
+# (name, unit) of the residual table's columns; positions are world RAS.
+RESIDUAL_COLUMNS = (
+    ("label", ""),
+    ("fixed R", "mm"),
+    ("fixed A", "mm"),
+    ("fixed S", "mm"),
+    ("mapped R", "mm"),
+    ("mapped A", "mm"),
+    ("mapped S", "mm"),
+    ("error", "mm"),
+    ("leave-one-out", "mm"),
+    ("check", ""),
+)
+DECIMALS = 3  # table values are rounded to 0.001 mm so that the table view shows short numbers
+WORST_BY_LOO = "largest leave-one-out error"
+WORST_BY_ERROR = "largest error"
+
+
+def fit_markups(
+    fixed_markups,
+    moving_markups,
+    kind: str = "rigid",
+    output_transform_node=None,
+    reference_volume_node=None,
+    table_node=None,
+    highlight_worst: bool = True,
+):
+    """Fit a ``kind`` transform (see :func:`.landmarks.fit_landmarks`) to two point lists.
+
+    Returns ``(fit, output_transform_node, table_node)``; the nodes are created when not given. The
+    output's TransformFromParent maps fixed to moving (RAS). ``reference_volume_node`` is the grid a
+    ``tps`` field is sampled on (default: a box around the fixed points at 2 mm). With
+    ``highlight_worst``, the worst pair is the only selected point in both lists. Raises
+    :class:`InputError` (nothing is changed) when no fit is possible.
+    """
+    for role, node in (("fixed", fixed_markups), ("moving", moving_markups)):
+        if node is None or not node.IsA("vtkMRMLMarkupsNode"):
+            raise InputError(f"select the {role} point list: a markups point list is needed")
+    if fixed_markups is moving_markups:
+        raise InputError("the fixed and moving point lists are the same node: select two different lists")
+    scene = fixed_markups.GetScene()
+    if scene is None:
+        raise InputError(f"point list '{fixed_markups.GetName()}' is not in a scene: add it to the scene first")
+    if output_transform_node is not None:
+        for role, node in (("fixed", fixed_markups), ("moving", moving_markups)):
+            if is_under(node, output_transform_node):
+                raise InputError(
+                    f"the {role} point list '{node.GetName()}' is under the output transform "
+                    f"'{output_transform_node.GetName()}', so the result would move its own points: take the list "
+                    "out of that transform (Data module), or choose another output transform"
+                )
+    reference = None
+    if reference_volume_node is not None:
+        if reference_volume_node.GetParentTransformNode() is not None:
+            raise InputError(
+                f"the reference volume '{reference_volume_node.GetName()}' is under a transform: choose the fixed "
+                "volume, or harden that transform first"
+            )
+        reference = mrml.image_from_volume_node(reference_volume_node)
+
+    fixed_ras, fixed_labels = placed_points(fixed_markups, "fixed")
+    moving_ras, moving_labels = placed_points(moving_markups, "moving")
+    fit = fit_landmarks(fixed_ras, moving_ras, kind, fixed_labels, moving_labels, reference_image=reference)
+
+    if output_transform_node is None:
+        name = scene.GenerateUniqueName(f"{moving_markups.GetName()} to {fixed_markups.GetName()} prealign")
+        output_transform_node = mrml.transform_to_node(scene, fit.transform, name=name)
+    else:
+        if fit.transform.is_linear and not output_transform_node.IsLinear():
+            # A node holding a field refuses a matrix (only logging an error) until its transform is reset.
+            output_transform_node.SetAndObserveTransformFromParent(None)
+        mrml.transform_to_node(scene, fit.transform, output_transform_node)
+    attributes = {
+        "type": fit.kind,
+        "pairedBy": fit.paired_by,
+        "fixedPointsNodeID": fixed_markups.GetID(),
+        "movingPointsNodeID": moving_markups.GetID(),
+        "freRmsMm": round(fit.fre_rms_mm, 4),
+        "looRmsMm": "" if fit.loo_rms_mm is None else round(fit.loo_rms_mm, 4),
+    }
+    for key, value in attributes.items():
+        output_transform_node.SetAttribute(ATTRIBUTE_PREFIX + key, str(value))
+
+    if table_node is None:
+        table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{output_transform_node.GetName()} residuals")
+    worst = worst_point(fit)
+    fill_residual_table(table_node, fit, worst)
+    if highlight_worst:
+        moving_index = None
+        if worst is not None:
+            moving_index = moving_labels.index(fit.residuals[worst].moving_label) if fit.paired_by == "label" else worst
+        highlight_point(fixed_markups, worst)
+        highlight_point(moving_markups, moving_index)
+    return fit, output_transform_node, table_node
+
+
+def status_text(fit: LandmarkFit) -> str:
+    """One paragraph for a status line: FRE and leave-one-out RMS (mm), which to trust, the warnings."""
+    loo = "not available (too few points)" if fit.loo_rms_mm is None else f"{fit.loo_rms_mm:.2f} mm"
+    lines = [f"{fit.kind}: FRE RMS {fit.fre_rms_mm:.2f} mm, leave-one-out RMS {loo}."]
+    if fit.kind == "tps":
+        lines.append("The spline passes through every point (FRE ~0 by construction): trust the leave-one-out error.")
+    else:
+        lines.append("The leave-one-out error estimates the error away from the points; FRE does not.")
+    lines.extend(f"Warning: {warning}" for warning in fit.warnings)
+    return "\n".join(lines)
+
+
+def placed_points(markups, role: str):
+    """World RAS positions (mm) and labels; refuses points that are not placed yet."""
+    for index in range(markups.GetNumberOfControlPoints()):
+        if markups.GetNthControlPointPositionStatus(index) != markups.PositionDefined:
+            raise InputError(
+                f"{role} point '{markups.GetNthControlPointLabel(index)}' in '{markups.GetName()}' is not placed: "
+                "place it or delete it"
+            )
+    return mrml.points_from_markups(markups)
+
+
+def is_under(node, transform_node) -> bool:
+    """True when ``transform_node`` is in ``node``'s parent-transform chain."""
+    parent = node.GetParentTransformNode()
+    while parent is not None:
+        if parent is transform_node:
+            return True
+        parent = parent.GetParentTransformNode()
+    return False
+
+
+def worst_point(fit: LandmarkFit) -> int | None:
+    """Index of the pair to check first: the largest leave-one-out error, else the largest residual.
+
+    None when neither says anything: a single pair, or a spline (exact at every point) without
+    leave-one-out errors.
+    """
+    loo = fit.loo_errors_mm
+    if any(value is not None for value in loo):
+        return max((value, index) for index, value in enumerate(loo) if value is not None)[1]
+    if fit.kind == "tps" or len(fit.residuals) < 2:
+        return None
+    errors = [row.error_mm for row in fit.residuals]
+    return errors.index(max(errors)) if max(errors) > 0 else None
+
+
+def fill_residual_table(table_node, fit: LandmarkFit, worst: int | None = None) -> None:
+    """One row per pair (columns :data:`RESIDUAL_COLUMNS`, world RAS mm); the worst pair is marked in
+    the 'check' column. A leave-one-out error that could not be computed is NaN."""
+    why = WORST_BY_LOO if any(value is not None for value in fit.loo_errors_mm) else WORST_BY_ERROR
+    rows = []
+    for index, row in enumerate(fit.residuals):
+        loo = math.nan if row.loo_error_mm is None else row.loo_error_mm
+        numbers = [*row.fixed_ras, *row.mapped_ras, row.error_mm, loo]
+        rows.append([row.label, *(round(float(v), DECIMALS) for v in numbers), why if index == worst else ""])
+    was_modifying = table_node.StartModify()
+    table_node.RemoveAllColumns()
+    for column, (name, unit) in enumerate(RESIDUAL_COLUMNS):
+        textual = column in (0, len(RESIDUAL_COLUMNS) - 1)
+        array = vtk.vtkStringArray() if textual else vtk.vtkDoubleArray()
+        array.SetName(name)
+        for values in rows:
+            array.InsertNextValue(values[column])
+        table_node.AddColumn(array)
+        if unit:
+            table_node.SetColumnUnitLabel(name, unit)
+    table_node.SetColumnDescription("mapped R", "where the fit sends the fixed point (world RAS)")
+    table_node.SetColumnDescription("error", "distance between the mapped fixed point and the moving point")
+    table_node.SetColumnDescription(
+        "leave-one-out", "the same distance for a fit made without this pair (NaN: too few points left)"
+    )
+    if hasattr(table_node, "SetUseColumnTitleAsColumnHeader"):
+        for name, unit in RESIDUAL_COLUMNS:
+            table_node.SetColumnTitle(name, f"{name} ({unit})" if unit else name)
+        table_node.SetUseColumnTitleAsColumnHeader(True)
+    else:  # Slicer versions before column titles
+        table_node.SetUseColumnNameAsColumnHeader(True)
+    table_node.SetLocked(True)  # results, not input: edits would be overwritten at the next fit
+    table_node.EndModify(was_modifying)
+
+
+def highlight_point(markups, index: int | None) -> None:
+    """Make ``index`` the only selected control point (drawn in the selected colour); None selects all,
+    Slicer's default look. Only changed states are set, so unchanged lists fire no events."""
+    for point in range(markups.GetNumberOfControlPoints()):
+        selected = index is None or point == index
+        if bool(markups.GetNthControlPointSelected(point)) != selected:
+            markups.SetNthControlPointSelected(point, selected)

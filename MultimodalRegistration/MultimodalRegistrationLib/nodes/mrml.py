@@ -1,0 +1,246 @@
+"""The bridge to Slicer's MRML: the only module of the library that touches MRML nodes.
+
+Works inside Slicer and with PyPI's ``slicer-core`` (real MRML without Qt).
+
+Conventions: a library :class:`~.transforms.Transform` (fixed -> moving, LPS) is stored as the node's
+*TransformFromParent* (RAS). A moving volume placed under that node is shown aligned with the fixed
+volume. Nonlinear transforms cross over through an ITK ``.h5`` file read or written by Slicer's own
+``vtkMRMLTransformStorageNode``, so Slicer's converter is the only one for them.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import vtk
+from vtk.util import numpy_support
+
+from ..core.errors import InputError
+from ..core.transforms import Transform
+
+_FLIP3 = np.diag([-1.0, -1.0, 1.0])
+
+
+def _vtk_matrix(array: np.ndarray) -> vtk.vtkMatrix4x4:
+    matrix = vtk.vtkMatrix4x4()
+    for row in range(4):
+        for column in range(4):
+            matrix.SetElement(row, column, float(array[row, column]))
+    return matrix
+
+
+def _array(matrix: vtk.vtkMatrix4x4) -> np.ndarray:
+    return np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
+
+
+# --------------------------------------------------------------------------- volumes
+def image_from_volume_node(node) -> sitk.Image:
+    """The volume's voxels and geometry as a SimpleITK image (LPS); parent transforms are not applied."""
+    image_data = node.GetImageData() if node is not None else None
+    if image_data is None:
+        raise InputError(f"volume '{node.GetName() if node else None}' has no image data: load or select a volume")
+    if image_data.GetNumberOfScalarComponents() != 1:
+        raise InputError(
+            f"volume '{node.GetName()}' has {image_data.GetNumberOfScalarComponents()} components per voxel: "
+            "pick one component first (Vector to Scalar Volume module)"
+        )
+    dimensions = image_data.GetDimensions()
+    scalars = numpy_support.vtk_to_numpy(image_data.GetPointData().GetScalars())
+    image = sitk.GetImageFromArray(scalars.reshape(dimensions[::-1]).copy())
+    ijk_to_ras = vtk.vtkMatrix4x4()
+    node.GetIJKToRASMatrix(ijk_to_ras)
+    matrix = _array(ijk_to_ras)
+    spacing = np.asarray(node.GetSpacing(), float)
+    direction_lps = _FLIP3 @ matrix[:3, :3] / spacing
+    image.SetSpacing(tuple(spacing))
+    image.SetDirection(tuple(direction_lps.ravel()))
+    image.SetOrigin(tuple(_FLIP3 @ matrix[:3, 3]))
+    return image
+
+
+def update_volume_node_from_image(node, image: sitk.Image):
+    """Put ``image`` (LPS) into an existing volume node: voxels and exact geometry."""
+    array = sitk.GetArrayFromImage(image)
+    image_data = vtk.vtkImageData()
+    image_data.SetDimensions(image.GetSize())
+    vtk_array = numpy_support.numpy_to_vtk(array.ravel(), deep=True)
+    image_data.GetPointData().SetScalars(vtk_array)
+    spacing = np.asarray(image.GetSpacing(), float)
+    direction_ras = _FLIP3 @ np.asarray(image.GetDirection(), float).reshape(3, 3)
+    ijk_to_ras = np.eye(4)
+    ijk_to_ras[:3, :3] = direction_ras * spacing
+    ijk_to_ras[:3, 3] = _FLIP3 @ np.asarray(image.GetOrigin(), float)
+    node.SetIJKToRASMatrix(_vtk_matrix(ijk_to_ras))
+    node.SetAndObserveImageData(image_data)
+    return node
+
+
+def volume_node_from_image(scene, image: sitk.Image, name: str = "volume", labelmap: bool = False):
+    """Add a new scalar (or labelmap) volume node holding ``image``, with a display node."""
+    class_name = "vtkMRMLLabelMapVolumeNode" if labelmap else "vtkMRMLScalarVolumeNode"
+    node = scene.AddNewNodeByClass(class_name, name)
+    update_volume_node_from_image(node, image)
+    node.CreateDefaultDisplayNodes()
+    return node
+
+
+def mask_image(mask_node, reference_volume_node) -> sitk.Image:
+    """A labelmap or segmentation node as a binary mask image (LPS) on the reference volume's grid."""
+    if mask_node.IsA("vtkMRMLSegmentationNode"):
+        import slicer
+
+        segmentation = mask_node.GetSegmentation()
+        segment_ids = [segmentation.GetNthSegmentID(i) for i in range(segmentation.GetNumberOfSegments())]
+        if not segment_ids:
+            raise InputError(f"segmentation '{mask_node.GetName()}' has no segments: add a segment or drop the mask")
+        scene = mask_node.GetScene()
+        labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "mask export")
+        try:
+            if not slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
+                mask_node, segment_ids, labelmap, reference_volume_node
+            ):
+                raise InputError(f"segmentation '{mask_node.GetName()}' could not be exported as a labelmap")
+            image = image_from_volume_node(labelmap)
+        finally:
+            scene.RemoveNode(labelmap)
+    elif mask_node.IsA("vtkMRMLVolumeNode"):
+        image = image_from_volume_node(mask_node)
+    else:
+        raise InputError(f"'{mask_node.GetName()}' is not a labelmap or segmentation: select a mask node")
+    return sitk.Cast(image != 0, sitk.sitkUInt8)
+
+
+def read_volume_node(scene, path: str | Path, labelmap: bool = False, name: str | None = None):
+    """Read a volume file into a new node with Slicer's own storage node."""
+    class_name = "vtkMRMLLabelMapVolumeNode" if labelmap else "vtkMRMLScalarVolumeNode"
+    node = scene.AddNewNodeByClass(class_name, name or Path(path).name.split(".")[0])
+    storage = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
+    storage.SetFileName(str(path))
+    if not storage.ReadData(node):
+        scene.RemoveNode(node)
+        scene.RemoveNode(storage)
+        raise InputError(f"Slicer could not read {path}: save it as NRRD, NIfTI or MHA")
+    node.SetAndObserveStorageNodeID(storage.GetID())
+    return node
+
+
+def _with_storage_node(scene, storage_class: str, path, operation: str, node, failure: str) -> None:
+    """Read or write ``node`` at ``path`` through a temporary storage node of Slicer's own."""
+    storage = scene.AddNewNodeByClass(storage_class)
+    try:
+        storage.SetFileName(str(path))
+        if not getattr(storage, operation)(node):
+            raise InputError(failure)
+    finally:
+        scene.RemoveNode(storage)
+
+
+def write_volume_node(scene, node, path: str | Path) -> None:
+    _with_storage_node(
+        scene, "vtkMRMLVolumeArchetypeStorageNode", path, "WriteData", node,
+        f"Slicer could not write {path}: check the folder and the file extension",
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- transforms
+def _read_transform_file_into(scene, node, path: Path) -> None:
+    _with_storage_node(
+        scene, "vtkMRMLTransformStorageNode", path, "ReadData", node, f"Slicer could not read the transform file {path}"
+    )
+    _use_linear_grid_interpolation(node.GetTransformFromParent())
+
+
+def _use_linear_grid_interpolation(transform) -> None:
+    # ITK interpolates displacement fields linearly; Slicer's default is cubic.
+    if transform is None:
+        return
+    if transform.IsA("vtkGridTransform"):
+        transform.SetInterpolationModeToLinear()
+    if transform.IsA("vtkGeneralTransform"):
+        for index in range(transform.GetNumberOfConcatenatedTransforms()):
+            _use_linear_grid_interpolation(transform.GetConcatenatedTransform(index))
+
+
+def transform_to_node(scene, transform: Transform, node=None, name: str = "Registration transform"):
+    """Store ``transform`` (fixed -> moving, LPS) as a node's TransformFromParent (RAS).
+
+    A linear transform stays a linear matrix; others go through Slicer's transform storage node.
+    """
+    if node is None:
+        class_name = "vtkMRMLLinearTransformNode" if transform.is_linear else "vtkMRMLTransformNode"
+        node = scene.AddNewNodeByClass(class_name, name)
+    if transform.is_linear:
+        if not node.IsLinear():
+            node.SetAndObserveTransformFromParent(None)  # a node holding a field refuses a matrix otherwise
+        node.SetMatrixTransformFromParent(_vtk_matrix(transform.matrix_ras))
+        return node
+    with tempfile.TemporaryDirectory(prefix="mmreg-node-") as folder:
+        path = Path(folder) / "transform.h5"
+        transform.write(path)
+        _read_transform_file_into(scene, node, path)
+    return node
+
+
+def transform_from_node(node) -> Transform:
+    """The node's TransformFromParent as a library transform (fixed -> moving, LPS)."""
+    if node is None:
+        return Transform.identity()
+    if node.IsLinear():
+        from_parent = vtk.vtkMatrix4x4()
+        node.GetMatrixTransformFromParent(from_parent)
+        return Transform.from_matrix_ras(_array(from_parent))
+    scene = node.GetScene()
+    if scene is None:
+        raise InputError(f"transform '{node.GetName()}' is not in a scene: add it to the scene first")
+    with tempfile.TemporaryDirectory(prefix="mmreg-node-") as folder:
+        path = Path(folder) / "transform.h5"
+        _with_storage_node(
+            scene, "vtkMRMLTransformStorageNode", path, "WriteData", node,
+            f"Slicer could not export transform '{node.GetName()}' to ITK format",
+        )  # fmt: skip
+        return Transform.read(path)
+
+
+def world_transform(node) -> Transform:
+    """Where a transformable node's parent chain sends world points: FromWorld (world -> local, LPS).
+
+    For a moving volume under unhardened transforms this is the initial fixed -> moving transform.
+    """
+    parents = []
+    parent = node.GetParentTransformNode()
+    while parent is not None:
+        parents.append(parent)
+        parent = parent.GetParentTransformNode()
+    if not parents:
+        return Transform.identity()
+    if parents[0].IsTransformToWorldLinear():
+        to_world = vtk.vtkMatrix4x4()
+        parents[0].GetMatrixTransformToWorld(to_world)
+        return Transform.from_matrix_ras(np.linalg.inv(_array(to_world)))
+    # World points pass the outermost parent first: FromWorld = P1.FromParent @ P2.FromParent @ ...
+    return Transform.chain([transform_from_node(p) for p in parents])
+
+
+# --------------------------------------------------------------------------- markups
+def points_from_markups(node) -> tuple[np.ndarray, list[str]]:
+    """Control points in world RAS (mm), following parent transforms, and their labels."""
+    count = node.GetNumberOfControlPoints()
+    points = np.zeros((count, 3))
+    labels = []
+    for index in range(count):
+        position = [0.0, 0.0, 0.0]
+        node.GetNthControlPointPositionWorld(index, position)
+        points[index] = position
+        labels.append(node.GetNthControlPointLabel(index))
+    return points, labels
+
+
+def markups_from_points(scene, points_ras: np.ndarray, labels: list[str] | None = None, name: str = "points"):
+    """A new point list with the given world RAS positions (mm)."""
+    node = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", name)
+    for index, point in enumerate(np.asarray(points_ras, float)):
+        node.AddControlPoint(vtk.vtkVector3d(*point), labels[index] if labels else f"{name}-{index + 1}")
+    return node

@@ -1,0 +1,338 @@
+"""Registration preparation on MRML nodes: the call behind the RegistrationPrep module and the console.
+
+Two volume nodes in; new (or chosen) volume and labelmap nodes out, holding the prepared images
+and masks (:func:`.prep.prepare`: spacing, downsampling, common-region crop, masks, N4). The
+originals are never modified. The preparation runs in a worker process (:mod:`.prep_worker`);
+output nodes are created or filled only when it succeeds, so a failed or cancelled run leaves
+the scene as it was.
+
+Placement: the moving volume's unhardened parent transforms, then the optional current transform
+node, place the moving image on the fixed one (fixed -> moving, like every transform here; see
+:func:`.nodes.initial_transform_of`). The prepared moving volume and mask are put under the same
+parent transform as the original, so they show where it shows and a registration of the prepared
+pair starts from the same pose. Crops keep their physical position, so a transform found on the
+prepared pair applies to the originals. Only node methods are used here; :mod:`.mrml` is the one
+file that imports MRML.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import SimpleITK as sitk
+import vtk
+
+from ..core.errors import InputError
+from ..core.images import index_to_physical_matrix, read_image
+from ..core.transforms import Transform, lps_ras_points
+from ..prep.crop import DEFAULT_MARGIN_MM, common_region
+from ..prep.pipeline import ROLES, PrepOptions
+from ..prep.spacing import set_spacing
+from ..process.prep_job import PrepWorkerJob
+from ..process.worker import WorkerFailure
+from . import mrml
+from .job import NodeJob
+from .landmarks import is_under
+from .registration import initial_transform_of
+
+ATTRIBUTE_PREFIX = "RegistrationPrep."
+ROI_NAME = "Common region"
+# The PrepOptions fields that switch a step on.
+STEP_FIELDS = ("crop_common", "roi_lps", "mask_fixed", "mask_moving", "exclude_above", "n4", "spacing_fixed",
+               "spacing_moving", "downsample_to")  # fmt: skip
+OUTPUT_SUFFIXES = {"fixed": "prep", "moving": "prep", "fixed_mask": "prep mask", "moving_mask": "prep mask"}
+
+
+# --------------------------------------------------------------------------- inputs
+def check_volumes(fixed_volume, moving_volume) -> None:
+    """Raise :class:`InputError` naming the fix unless both are distinct scalar volumes, the fixed one untransformed."""
+    for role, node in (("fixed", fixed_volume), ("moving", moving_volume)):
+        if node is None or not node.IsA("vtkMRMLScalarVolumeNode") or node.IsA("vtkMRMLLabelMapVolumeNode"):
+            raise InputError(f"select the {role} volume: a scalar (not a labelmap) volume node is needed")
+    if fixed_volume is moving_volume:
+        raise InputError("the fixed and moving volumes are the same node: select two different volumes")
+    if fixed_volume.GetParentTransformNode() is not None:
+        raise InputError(
+            f"the fixed volume '{fixed_volume.GetName()}' is under a transform: harden it first "
+            "(Data module, right-click the transform, 'Harden transform'), or put the transform on the moving volume"
+        )
+
+
+def placement(moving_volume, current_transform_node=None) -> tuple[Transform, object | None]:
+    """The fixed -> moving placement (LPS) and the transform node a registration must still be given.
+
+    The moving volume's parent transforms count first; ``current_transform_node`` is added unless it
+    is one of those parents (then it is counted once and None is returned for it).
+    """
+    if current_transform_node is not None and is_under(moving_volume, current_transform_node):
+        current_transform_node = None
+    return initial_transform_of(moving_volume, current_transform_node), current_transform_node
+
+
+def n4_target(fixed: bool, moving: bool) -> str | None:
+    """PrepOptions.n4 from two independent choices."""
+    return {(True, True): "both", (True, False): "fixed", (False, True): "moving"}.get((bool(fixed), bool(moving)))
+
+
+def _is_identity(transform: Transform) -> bool:
+    return transform.is_linear and float(np.abs(transform.matrix - np.eye(4)).max()) < 1e-12
+
+
+def _volume_image(node, spacing=None) -> sitk.Image:
+    image = mrml.image_from_volume_node(node)
+    return set_spacing(image, spacing) if spacing is not None else image
+
+
+# --------------------------------------------------------------------------- common-region preview
+def region_box(fixed: sitk.Image, region_lps: np.ndarray, margin_mm: float = 0.0):
+    """The box a crop of ``fixed`` to ``region_lps`` keeps, before rounding to whole voxels.
+
+    The box is aligned with the fixed image's axes: the region's bounds along them, widened by
+    ``margin_mm`` and clipped to the image's voxel-edge box. Returns ``(center_ras, size_mm,
+    axes_ras)``: centre (RAS mm), edge lengths (mm) along the columns of ``axes_ras``, a rotation
+    whose columns are the image axes in RAS, reordered and signed to be closest to R, A, S.
+    """
+    matrix = index_to_physical_matrix(fixed)
+    to_index = np.linalg.inv(matrix)
+    index = np.asarray(region_lps, float) @ to_index[:3, :3].T + to_index[:3, 3]
+    spacing = np.asarray(fixed.GetSpacing(), float)
+    low = np.maximum(index.min(axis=0) - margin_mm / spacing, -0.5)
+    high = np.minimum(index.max(axis=0) + margin_mm / spacing, np.asarray(fixed.GetSize(), float) - 0.5)
+    center_lps = matrix[:3, :3] @ ((low + high) / 2) + matrix[:3, 3]
+    size_mm = (high - low) * spacing
+    axes = lps_ras_points(np.asarray(fixed.GetDirection(), float).reshape(3, 3).T).T  # columns: image axes, RAS
+    order = np.argmax(np.abs(axes), axis=1)  # for R, A and S: the image axis closest to it
+    if sorted(order) == [0, 1, 2]:
+        axes, size_mm = axes[:, order], size_mm[order]
+    axes = axes * np.where(np.diag(axes) < 0, -1.0, 1.0)  # flipping an axis leaves the box unchanged
+    if np.linalg.det(axes) < 0:
+        axes[:, 2] *= -1.0
+    return lps_ras_points(center_lps[None])[0], size_mm, axes
+
+
+def common_region_roi(
+    fixed_volume,
+    moving_volume,
+    current_transform_node=None,
+    margin_mm: float = DEFAULT_MARGIN_MM,
+    roi_node=None,
+    spacing_fixed=None,
+    spacing_moving=None,
+):
+    """Show the region both volumes cover (plus ``margin_mm``, within the fixed volume) as an ROI node.
+
+    The region is :func:`.crop.common_region` with the moving volume placed by its parent
+    transforms and ``current_transform_node``; ``spacing_fixed``/``spacing_moving`` (mm) preview a
+    spacing change. The ROI (world RAS) is aligned with the fixed volume's axes, oblique when they
+    are, and locked: it shows what a crop keeps, it is not an input. ``roi_node`` is updated, or a
+    new one is created. Raises :class:`InputError` when the volumes do not overlap.
+    """
+    check_volumes(fixed_volume, moving_volume)
+    if margin_mm < 0:
+        raise InputError(f"margin {margin_mm} mm is negative: give 0 or more")
+    fixed = _volume_image(fixed_volume, spacing_fixed)
+    moving = _volume_image(moving_volume, spacing_moving)
+    transform, _ = placement(moving_volume, current_transform_node)
+    center_ras, size_mm, axes_ras = region_box(fixed, common_region(fixed, moving, transform), margin_mm)
+    if roi_node is None:
+        scene = fixed_volume.GetScene()
+        roi_node = scene.AddNewNodeByClass("vtkMRMLMarkupsROINode", scene.GenerateUniqueName(ROI_NAME))
+        roi_node.CreateDefaultDisplayNodes()
+    object_to_node = np.eye(4)
+    object_to_node[:3, :3], object_to_node[:3, 3] = axes_ras, center_ras
+    was_modifying = roi_node.StartModify()
+    roi_node.SetAndObserveTransformNodeID(None)  # world RAS, like the fixed volume
+    matrix = vtk.vtkMatrix4x4()
+    matrix.DeepCopy(object_to_node.ravel().tolist())
+    roi_node.SetAndObserveObjectToNodeMatrix(matrix)
+    roi_node.SetSize(*(float(s) for s in size_mm))
+    roi_node.SetLocked(True)
+    for key, value in (("fixedNodeID", fixed_volume.GetID()), ("movingNodeID", moving_volume.GetID()),
+                       ("marginMm", f"{margin_mm:g}")):  # fmt: skip
+        roi_node.SetAttribute(ATTRIBUTE_PREFIX + key, value)
+    roi_node.EndModify(was_modifying)
+    return roi_node
+
+
+# --------------------------------------------------------------------------- preparation
+class NodePrep(NodeJob):
+    """A preparation of volume nodes running in a worker process.
+
+    :meth:`poll` (non-blocking, for a GUI timer) and :meth:`wait` (blocking) put the result into
+    the output nodes when it arrives; :meth:`cancel` stops the worker and leaves the scene untouched.
+    After success, ``fixed_node``, ``moving_node``, ``fixed_mask_node`` and ``moving_mask_node``
+    hold the outputs (a mask node is None when no mask was made) and ``summary`` says what was done.
+    """
+
+    cancelled_message = "the preparation was cancelled; the scene is unchanged"
+    reap_worker = True
+
+    def __init__(self, scene, job: dict, folder: Path, targets: dict, python, on_progress, on_done):
+        self.scene = scene
+        self.folder = folder
+        self.targets = targets
+        self.on_done = on_done
+        self.fixed_node = self.moving_node = self.fixed_mask_node = self.moving_mask_node = None
+        self.summary: dict | None = None
+        self.error: WorkerFailure | None = None
+        self._started = time.perf_counter()
+        self._worker = PrepWorkerJob(job, python=python, on_progress=on_progress).start()
+
+    @property
+    def steps(self) -> list[dict]:
+        return self.summary["steps"] if self.summary else []
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.summary["warnings"] if self.summary else []
+
+    def _apply(self, result: dict) -> None:
+        images = {name: read_image(path, f"prepared {name}") for name, path in result["outputs"].items()}
+        targets = self.targets
+        done = ", ".join(dict.fromkeys(step["step"] for step in result["summary"]["steps"]))
+        for name, image in images.items():
+            role = name.split("_")[0]
+            source = targets[role]
+            node = targets[f"output_{name}"]
+            if node is None:
+                node_name = self.scene.GenerateUniqueName(f"{source.GetName()} {OUTPUT_SUFFIXES[name]}")
+                node = mrml.volume_node_from_image(self.scene, image, node_name, labelmap=name.endswith("mask"))
+            else:
+                mrml.update_volume_node_from_image(node, image)
+                if node.GetDisplayNode() is None:
+                    node.CreateDefaultDisplayNodes()
+            # The moving outputs sit where the original moving volume sits; the fixed ones in world space.
+            node.SetAndObserveTransformNodeID(source.GetTransformNodeID() if role == "moving" else None)
+            current = targets["current_transform"]
+            attributes = {"sourceNodeID": source.GetID(), "steps": done,
+                          "currentTransformNodeID": current.GetID() if current is not None else ""}  # fmt: skip
+            for key, value in attributes.items():
+                node.SetAttribute(ATTRIBUTE_PREFIX + key, value)
+            setattr(self, f"{name}_node", node)
+        self.summary = dict(result["summary"], seconds=round(time.perf_counter() - self._started, 2))
+
+
+def _check_outputs(fixed_volume, moving_volume, outputs: dict) -> None:
+    given = [node for node in outputs.values() if node is not None]
+    for name, node in outputs.items():
+        if node is None:
+            continue
+        what = name.replace("_", " ")
+        if node is fixed_volume or node is moving_volume:
+            raise InputError(
+                f"the output {what} is the input volume '{node.GetName()}': the originals are never modified, "
+                "choose another output node or create a new one"
+            )
+        if name.endswith("mask") != bool(node.IsA("vtkMRMLLabelMapVolumeNode")):
+            kind = "a labelmap volume" if name.endswith("mask") else "a scalar volume (not a labelmap)"
+            raise InputError(f"the output {what} '{node.GetName()}' is not {kind}: choose {kind} or create a new one")
+        if sum(other is node for other in given) > 1:
+            raise InputError(f"'{node.GetName()}' is chosen for two outputs: choose a different node for each")
+
+
+def _job_mask(option, role: str, folder: Path):
+    """A mask option the worker can read: an image is written to the job folder."""
+    if isinstance(option, sitk.Image):
+        path = folder / f"{role}_mask_input.nrrd"
+        sitk.WriteImage(option, str(path), False)
+        return str(path)
+    if option is None or option == "auto":
+        return option
+    return str(Path(option).resolve())  # the worker runs in another folder
+
+
+def prepare_nodes(
+    fixed_volume,
+    moving_volume,
+    options: PrepOptions,
+    current_transform_node=None,
+    output_fixed_node=None,
+    output_moving_node=None,
+    output_fixed_mask_node=None,
+    output_moving_mask_node=None,
+    python: str | None = None,
+    blocking: bool = True,
+    on_progress: Callable[[float, str], None] | None = None,
+    on_done: Callable[[NodePrep], None] | None = None,
+) -> NodePrep:
+    """Prepare two volume nodes for registration (see :func:`.prep.prepare`) into new or given nodes.
+
+    ``options`` says which steps run; at least one must. The moving volume is placed by its
+    unhardened parent transforms and ``current_transform_node`` (fixed -> moving). Outputs: scalar
+    volume nodes for the images, labelmap nodes for the masks; those not given are created. With
+    ``blocking`` (default) this returns the finished :class:`NodePrep` (raising
+    :class:`.worker.WorkerFailure` on failure); otherwise it returns at once and
+    :meth:`NodePrep.poll` must be called (for example from a timer). ``python`` is the worker's
+    interpreter (``PythonSlicer`` inside Slicer). Raises :class:`InputError` for unusable nodes.
+    """
+    check_volumes(fixed_volume, moving_volume)
+    options.check()
+    if all(getattr(options, name) is None or getattr(options, name) is False for name in STEP_FIELDS):
+        raise InputError("no preparation step is switched on: choose one or more (crop, mask, N4, spacing, downsample)")
+    outputs = {"fixed": output_fixed_node, "moving": output_moving_node,
+               "fixed_mask": output_fixed_mask_node, "moving_mask": output_moving_mask_node}  # fmt: skip
+    _check_outputs(fixed_volume, moving_volume, outputs)
+    transform, current_transform_node = placement(moving_volume, current_transform_node)
+    scene = fixed_volume.GetScene()
+    folder = Path(tempfile.mkdtemp(prefix="mmreg-prep-"))
+    try:
+        job = {"output_dir": str(folder / "out")}
+        for role, node in (("fixed", fixed_volume), ("moving", moving_volume)):
+            # Uncompressed: fast to write, and a raw NRRD is streamed when it is downsampled.
+            sitk.WriteImage(mrml.image_from_volume_node(node), str(folder / f"{role}.nrrd"), False)
+            job[role] = str(folder / f"{role}.nrrd")
+        masks = {f"mask_{role}": _job_mask(getattr(options, f"mask_{role}"), role, folder) for role in ROLES}
+        job["prep"] = replace(options, **masks).to_dict()
+        if not _is_identity(transform):
+            transform.write(folder / "placement.h5")
+            job["initial_transform"] = str(folder / "placement.h5")
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    targets = {"fixed": fixed_volume, "moving": moving_volume, "current_transform": current_transform_node}
+    targets.update({f"output_{name}": node for name, node in outputs.items()})
+    prep = NodePrep(scene, job, folder, targets, python, on_progress, on_done)
+    if blocking:
+        prep.wait()
+    return prep
+
+
+# --------------------------------------------------------------------------- reporting
+def _detail(step: dict) -> str:
+    kind = step["step"]
+    if kind == "crop":
+        return f"{step['voxels_kept']:.0%} of the voxels kept ({' x '.join(map(str, step['size']))})"
+    if kind == "mask" and "coverage" in step:
+        return f"covers {step['coverage']:.0%} of the image"
+    if kind == "exclude":
+        return f"{step['voxels_excluded']} voxels left out"
+    if kind == "bias correction":
+        low, high = step["bias_range"]
+        return f"bias {low:.2f} to {high:.2f} removed in {step['seconds']:.1f} s"
+    if kind == "downsample":
+        return f"to {step['to_mm']:g} mm"
+    if kind == "set spacing":
+        return "to " + " x ".join(f"{s:g}" for s in step["to_mm"]) + " mm"
+    return ""
+
+
+def status_text(prep: NodePrep) -> str:
+    """What was done and why, one line per step, then the warnings."""
+    if prep.error is not None:
+        return f"Not prepared: {prep.error}"
+    if prep.summary is None:
+        return f"Preparing: {prep.stage}"
+    made = [node.GetName() for node in (prep.fixed_node, prep.moving_node, prep.fixed_mask_node, prep.moving_mask_node)
+            if node is not None]  # fmt: skip
+    lines = [f"Prepared in {prep.summary['seconds']:.1f} s: {', '.join(made)}."]
+    for step in prep.steps:
+        detail = _detail(step)
+        lines.append(f"{step['step']} ({step['image']}): {step['why']}" + (f"; {detail}" if detail else ""))
+    lines.extend(f"Warning: {warning}" for warning in prep.warnings)
+    return "\n".join(lines)

@@ -1,0 +1,221 @@
+"""Registration QA on MRML nodes: volumes, a transform node, point lists and segmentations in, the
+metrics (:func:`.qa.assess_registration`) and a metric/value/unit table node out. The call behind the
+MultimodalRegistrationQA module and the Python console. Only node methods are used here; :mod:`.mrml`
+is the one file that imports MRML.
+
+What is measured. The QA measures T, the mapping from the fixed volume's space to the moving volume's
+own (untransformed) voxel space, fixed -> moving like every transform of this extension:
+
+* moving volume not under ``transform_node``: T is the node's TransformFromParent. A registration
+  started from the moving volume's unhardened parent transforms already includes them (see
+  :func:`.nodes.register_nodes`), so they are not added again; they are the "before" pose.
+* moving volume under ``transform_node`` (directly or higher up its chain): T is the whole chain the
+  volume is shown through, i.e. what the slice views show; "before" is that chain without the node.
+* no ``transform_node``: T is the moving volume as it is shown now; "before" is the identity.
+
+Fixed-side nodes are read where they are shown (world RAS); the fixed volume must not be transformed.
+Moving-side point lists and labelmaps belong to the moving image: one under the same transform as the
+moving volume moves with it (its own coordinates are used); one under no transform holds moving-image
+coordinates (loaded from a file, or placed before the volume was moved); one under another transform
+is refused as ambiguous.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import SimpleITK as sitk
+
+from ..core.choices import ENGINES
+from ..core.errors import InputError
+from ..core.transforms import Transform
+from ..process.stability import assess_with_restarts
+from ..qa.assess import write_qa_outputs
+from . import mrml
+from .qa_frames import _parents, registration_pose, show_moving_under  # noqa: F401 (the module's API)
+from .qa_labels import label_values, labels_image
+from .qa_points import landmark_arguments
+from .qa_table import TABLE_COLUMNS, fill_metrics_table, metric_rows, summary_text, table_values  # noqa: F401
+from .registration import ATTRIBUTE_PREFIX as REGISTRATION_PREFIX
+
+ATTRIBUTE_PREFIX = "MultimodalRegistrationQA."
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class QAInputs:
+    """The nodes converted for :func:`.qa.assess_registration` (images LPS, points world RAS mm)."""
+
+    fixed: sitk.Image
+    moving: sitk.Image
+    transform: Transform  # fixed -> moving voxel space (LPS)
+    before: Transform
+    pose: str  # how T and "before" were read from the scene, in words
+    inverse: Transform | None = None
+    points: dict = field(default_factory=dict)  # landmark keyword arguments of assess_registration
+    paired_by: str | None = None
+    fixed_labels: sitk.Image | None = None
+    moving_labels: sitk.Image | None = None
+    sources: dict = field(default_factory=dict)  # node names, for the report
+    stability_options: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- inputs
+def restart_engine(transform_node) -> str:
+    """The engine the stability restarts use: the one that made the transform, else elastix."""
+    engine = transform_node.GetAttribute(REGISTRATION_PREFIX + "engine") if transform_node else None
+    return engine if engine in ENGINES else "elastix"
+
+
+def gather_inputs(
+    transform_node,
+    fixed_volume,
+    moving_volume,
+    fixed_fit_markups=None,
+    moving_fit_markups=None,
+    fixed_target_markups=None,
+    moving_target_markups=None,
+    fixed_segmentation=None,
+    moving_segmentation=None,
+    python: str | None = None,
+) -> QAInputs:
+    """Convert the nodes (see the module docstring for the frames); raises :class:`InputError`."""
+    for role, node in (("fixed volume", fixed_volume), ("moving volume", moving_volume)):
+        if node is None or not node.IsA("vtkMRMLScalarVolumeNode") or node.IsA("vtkMRMLLabelMapVolumeNode"):
+            raise InputError(f"select a {role}: a scalar volume node is needed")
+    if fixed_volume is moving_volume:
+        raise InputError("the fixed and moving volumes are the same node: select two different volumes")
+    if fixed_volume.GetParentTransformNode() is not None:
+        raise InputError(
+            f"the fixed volume '{fixed_volume.GetName()}' is under a transform: harden it first (Data module, "
+            "right-click the transform, 'Harden transform'), or take it out of the transform"
+        )
+    if transform_node is not None and not transform_node.IsA("vtkMRMLTransformNode"):
+        raise InputError(f"'{transform_node.GetName()}' is not a transform node: select the registration result")
+    transform, before, pose = registration_pose(transform_node, moving_volume)
+    inputs = QAInputs(
+        fixed=mrml.image_from_volume_node(fixed_volume),
+        moving=mrml.image_from_volume_node(moving_volume),
+        transform=transform,
+        before=before,
+        pose=pose,
+    )
+    inverse_node = transform_node.GetNodeReference(REGISTRATION_PREFIX + "inverse") if transform_node else None
+    if inverse_node is not None and not transform.is_linear:
+        chain = [p.GetID() for p in _parents(moving_volume)]
+        if transform_node.GetID() not in chain or chain == [transform_node.GetID()]:  # T is the node itself
+            inputs.inverse = mrml.transform_from_node(inverse_node)  # the engine's own inverse (ANTs SyN)
+    arguments, paired_by, warnings, point_sources = landmark_arguments(
+        moving_volume,
+        (fixed_fit_markups, moving_fit_markups),
+        (fixed_target_markups, moving_target_markups),
+    )
+    inputs.points, inputs.paired_by, inputs.warnings = arguments, paired_by, warnings
+    if (fixed_segmentation is None) != (moving_segmentation is None):
+        side = "fixed" if fixed_segmentation is None else "moving"
+        raise InputError(f"segmentation overlap needs both: select the {side} segmentation, or clear the other")
+    if fixed_segmentation is not None:
+        if fixed_segmentation is moving_segmentation:
+            raise InputError("the fixed and moving segmentations are the same node: select one for each image")
+        values = label_values(fixed_segmentation, moving_segmentation)
+        inputs.fixed_labels = labels_image(fixed_segmentation, values[0], fixed_volume, "fixed")
+        inputs.moving_labels = labels_image(moving_segmentation, values[1], moving_volume, "moving")
+    inputs.sources = {
+        "fixed_volume": fixed_volume.GetName(),
+        "moving_volume": moving_volume.GetName(),
+        "transform_node": transform_node.GetName() if transform_node else "",
+        "measured_transform": pose,
+        **point_sources,
+        "fixed_segmentation": fixed_segmentation.GetName() if fixed_segmentation else "",
+        "moving_segmentation": moving_segmentation.GetName() if moving_segmentation else "",
+    }
+    # Node names are not files: an empty "sources" keeps the restarts from taking them for paths.
+    inputs.stability_options = {"sources": {}, "engine": restart_engine(transform_node)}
+    preset = transform_node.GetAttribute(REGISTRATION_PREFIX + "preset") if transform_node else None
+    if preset and transform_node.GetAttribute(REGISTRATION_PREFIX + "engine") in ENGINES:
+        inputs.stability_options["preset"] = preset  # the preset that made it, with the engine that made it
+    if python:
+        inputs.stability_options["python"] = python
+    return inputs
+
+
+# --------------------------------------------------------------------------- measuring
+def assess_inputs(
+    inputs: QAInputs,
+    stability_restarts: int = 0,
+    stability_options: dict | None = None,
+    progress: Progress | None = None,
+) -> dict:
+    """Run :func:`.qa.assess_registration` on gathered inputs; returns the JSON-ready metrics."""
+    metrics = assess_with_restarts(
+        inputs.fixed,
+        inputs.moving,
+        inputs.transform,
+        before=inputs.before,
+        inverse=inputs.inverse,
+        fixed_labels=inputs.fixed_labels,
+        moving_labels=inputs.moving_labels,
+        stability_restarts=stability_restarts,
+        stability_options={**inputs.stability_options, **(stability_options or {})},
+        sources={key: value for key, value in inputs.sources.items() if value},
+        progress=progress,
+        **inputs.points,
+    )
+    if "landmarks" in metrics:
+        metrics["landmarks"]["paired_by"] = inputs.paired_by
+        metrics["landmarks"]["warnings"] = inputs.warnings + metrics["landmarks"]["warnings"]
+    metrics["warnings"] = inputs.warnings + metrics["warnings"]
+    return metrics
+
+
+def assess_nodes(
+    transform_node,
+    fixed_volume,
+    moving_volume,
+    fixed_fit_markups=None,
+    moving_fit_markups=None,
+    fixed_target_markups=None,
+    moving_target_markups=None,
+    fixed_segmentation=None,
+    moving_segmentation=None,
+    stability_restarts: int = 0,
+    table_node=None,
+    python: str | None = None,
+    stability_options: dict | None = None,
+    progress: Progress | None = None,
+):
+    """Measure a registration given as nodes; returns ``(metrics, table_node)``.
+
+    ``transform_node`` maps fixed to moving (TransformFromParent, RAS), or is None for the moving volume
+    as shown; see the module docstring for unhardened parent transforms. Fit lists give FRE, target
+    lists TRE (world RAS mm; each pair of lists is matched by label, else by order). Segmentations
+    (labelmap or segmentation nodes) give Dice and surface distances per label. ``stability_restarts``
+    > 0 re-runs the registration from perturbed starts (with the engine and preset recorded on the
+    transform node; ``python`` is the worker's interpreter). The table node (created when not given)
+    gets one row per number (:data:`TABLE_COLUMNS`).
+    """
+    inputs = gather_inputs(
+        transform_node, fixed_volume, moving_volume, fixed_fit_markups, moving_fit_markups,
+        fixed_target_markups, moving_target_markups, fixed_segmentation, moving_segmentation, python,
+    )  # fmt: skip
+    metrics = assess_inputs(inputs, stability_restarts, stability_options, progress)
+    if table_node is None:
+        name = transform_node.GetName() if transform_node else moving_volume.GetName()
+        table_node = fixed_volume.GetScene().AddNewNodeByClass("vtkMRMLTableNode", f"{name} QA")
+    fill_metrics_table(table_node, metrics)
+    for key, node in (("fixed", fixed_volume), ("moving", moving_volume), ("transform", transform_node)):
+        table_node.SetAttribute(f"{ATTRIBUTE_PREFIX}{key}NodeID", node.GetID() if node else "")
+    return metrics, table_node
+
+
+def export_report(metrics: dict, inputs: QAInputs, report_path, json_path=None) -> dict[str, str]:
+    """Write the HTML report (pictures beside it) and optionally the JSON, for metrics from ``inputs``."""
+    return write_qa_outputs(
+        metrics, inputs.fixed, inputs.moving, inputs.transform, report_path, json_path,
+        before=inputs.before, fixed_labels=inputs.fixed_labels,
+    )  # fmt: skip
+
+

@@ -1,0 +1,90 @@
+"""Where QA reads each node: the transform under test, its "before" pose, and moving-side nodes in the
+moving volume's own frame (see :mod:`.qa` for the rules)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.errors import InputError
+from ..core.transforms import Transform
+from . import mrml
+from .landmarks import placed_points
+
+
+def _parents(node) -> list:
+    """The node's parent transform nodes, the direct parent first."""
+    parents = []
+    parent = node.GetParentTransformNode()
+    while parent is not None:
+        parents.append(parent)
+        parent = parent.GetParentTransformNode()
+    return parents
+
+
+def _same_frame(node, volume) -> bool:
+    return node.GetTransformNodeID() == volume.GetTransformNodeID()
+
+
+def registration_pose(transform_node, moving_volume) -> tuple[Transform, Transform, str]:
+    """(T, before, description): T maps fixed space to the moving volume's voxel space (LPS); see the
+    module docstring for how unhardened parent transforms of the moving volume are read."""
+    parents = _parents(moving_volume)
+    names = " -> ".join(f"'{p.GetName()}'" for p in parents)
+    if transform_node is None:
+        return mrml.world_transform(moving_volume), Transform.identity(), (
+            f"the moving volume as shown ({names or 'no transform'}); before: no transform"
+        )
+    ids = [p.GetID() for p in parents]
+    if transform_node.GetID() in ids:
+        others = [p for p in parents if p.GetID() != transform_node.GetID()]
+        before = Transform.chain([mrml.transform_from_node(p) for p in others])
+        rest = " -> ".join(f"'{p.GetName()}'" for p in others) or "no transform"
+        return mrml.world_transform(moving_volume), before, (
+            f"the moving volume as shown, through {names}; before: without '{transform_node.GetName()}' ({rest})"
+        )
+    description = f"'{transform_node.GetName()}' (TransformFromParent, fixed -> moving)"
+    if parents:
+        description += f"; before: the moving volume's own parent transforms ({names})"
+    else:
+        description += "; before: no transform"
+    return mrml.transform_from_node(transform_node), mrml.world_transform(moving_volume), description
+
+
+def _check_moving_frame(node, moving_volume, role: str) -> None:
+    if node.GetParentTransformNode() is not None and not _same_frame(node, moving_volume):
+        volume_parent = moving_volume.GetParentTransformNode()
+        where = f"under '{volume_parent.GetName()}'" if volume_parent else "under no transform"
+        raise InputError(
+            f"the {role} '{node.GetName()}' is under transform '{node.GetParentTransformNode().GetName()}' but the "
+            f"moving volume is {where}, so it is unclear where its points are on the moving image: put it under "
+            "the same transform as the moving volume, or take it out of its transform (Data module)"
+        )
+
+
+def moving_points(markups, moving_volume, role: str = "moving points") -> tuple[np.ndarray, list[str]]:
+    """A moving-side list's points in the moving volume's own frame (RAS mm) and their labels."""
+    world, labels = placed_points(markups, role)
+    _check_moving_frame(markups, moving_volume, f"{role} list")
+    if markups.GetParentTransformNode() is None:
+        return world, labels
+    local = np.zeros_like(world)
+    for index in range(len(local)):
+        position = [0.0, 0.0, 0.0]
+        markups.GetNthControlPointPosition(index, position)  # its own coordinates: it moves with the volume
+        local[index] = position
+    return local, labels
+
+
+def show_moving_under(transform_node, moving_volume, moving_nodes=()) -> list:
+    """Put the moving volume under ``transform_node`` to show what was measured; moving-side nodes in
+    the volume's frame (same parent transform) go with it, so that they keep meaning the same points.
+
+    Nothing changes when the volume is already under the node (or no node is given). Returns the
+    nodes that were moved.
+    """
+    if transform_node is None or transform_node.GetID() in [p.GetID() for p in _parents(moving_volume)]:
+        return []
+    moved = [moving_volume] + [node for node in moving_nodes if node is not None and _same_frame(node, moving_volume)]
+    for node in moved:
+        node.SetAndObserveTransformNodeID(transform_node.GetID())
+    return moved

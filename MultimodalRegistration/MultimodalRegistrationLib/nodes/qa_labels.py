@@ -1,0 +1,102 @@
+"""Segmentations and labelmaps for QA: segments paired by name, exported on their volume's grid (LPS)."""
+
+from __future__ import annotations
+
+import SimpleITK as sitk
+
+from ..core.errors import InputError
+from . import mrml
+from .qa_frames import _check_moving_frame
+
+
+def _segments(node) -> list[tuple[str, str]]:
+    segmentation = node.GetSegmentation()
+    ids = [segmentation.GetNthSegmentID(i) for i in range(segmentation.GetNumberOfSegments())]
+    if not ids:
+        raise InputError(f"segmentation '{node.GetName()}' has no segments: add segments or clear the selection")
+    return [(segment_id, segmentation.GetSegment(segment_id).GetName()) for segment_id in ids]
+
+
+def label_values(fixed_node, moving_node) -> tuple[dict[str, int], dict[str, int]]:
+    """Label value of each segment (by segment ID) on both sides: two segmentations are matched by
+    segment name; a segmentation beside a labelmap keeps its segments' own label values."""
+    values: tuple[dict[str, int], dict[str, int]] = ({}, {})
+    both = [node.IsA("vtkMRMLSegmentationNode") for node in (fixed_node, moving_node)]
+    if all(both):
+        names: list[str] = []
+        for node in (fixed_node, moving_node):
+            names += [name for _, name in _segments(node) if name not in names]
+        for side, node in enumerate((fixed_node, moving_node)):
+            values[side].update({segment_id: names.index(name) + 1 for segment_id, name in _segments(node)})
+        return values
+    for side, node in enumerate((fixed_node, moving_node)):
+        if both[side]:
+            segmentation = node.GetSegmentation()
+            for index, (segment_id, _) in enumerate(_segments(node)):
+                own = segmentation.GetSegment(segment_id).GetLabelValue()
+                values[side][segment_id] = own if own > 0 else index + 1
+    return values
+
+
+def _name_labels(image: sitk.Image, names: dict[int, str]) -> sitk.Image:
+    """Store label names the way Slicer's .seg.nrrd does, so that the overlap rows and report show them."""
+    for index, (value, name) in enumerate(sorted(names.items())):
+        image.SetMetaData(f"Segment{index}_Name", name)
+        image.SetMetaData(f"Segment{index}_LabelValue", str(value))
+    return image
+
+
+def _segmentation_image(node, values: dict[str, int], reference_volume) -> sitk.Image:
+    """A segmentation's segments as one labelmap on the reference volume's grid, one export per segment."""
+    scene = node.GetScene()
+    labels = None
+    names = {}
+    for segment_id, name in _segments(node):
+        single = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "qa segment export")
+        try:
+            single.SetAndObserveTransformNodeID(node.GetTransformNodeID())
+            if not single.GetSegmentation().CopySegmentFromSegmentation(node.GetSegmentation(), segment_id):
+                raise InputError(f"segment '{name}' of '{node.GetName()}' could not be read: check the segmentation")
+            mask = mrml.mask_image(single, reference_volume)
+        finally:
+            scene.RemoveNode(single)
+        if labels is None:
+            labels = sitk.Image(mask.GetSize(), sitk.sitkUInt16)
+            labels.CopyInformation(mask)
+        array = sitk.GetArrayViewFromImage(mask) != 0
+        merged = sitk.GetArrayFromImage(labels)
+        merged[array] = values[segment_id]  # a later segment wins where segments overlap
+        result = sitk.GetImageFromArray(merged)
+        result.CopyInformation(labels)
+        labels = result
+        names[values[segment_id]] = name
+    return _name_labels(labels, names)
+
+
+def _untransformed_reference(moving_volume):
+    """A temporary labelmap node with the moving volume's geometry and no parent transform."""
+    geometry = mrml.image_from_volume_node(moving_volume)
+    empty = sitk.Image(geometry.GetSize(), sitk.sitkUInt8)
+    empty.CopyInformation(geometry)
+    return mrml.volume_node_from_image(moving_volume.GetScene(), empty, "qa reference", labelmap=True)
+
+
+def labels_image(node, values: dict[str, int], volume, side: str) -> sitk.Image:
+    """A labelmap or segmentation node as a label image (LPS) in its volume's frame."""
+    if not (node.IsA("vtkMRMLSegmentationNode") or node.IsA("vtkMRMLLabelMapVolumeNode")):
+        raise InputError(f"'{node.GetName()}' is not a labelmap or segmentation: select one, or clear the selection")
+    if side == "moving":
+        _check_moving_frame(node, volume, "moving segmentation")
+    if node.IsA("vtkMRMLLabelMapVolumeNode"):
+        if side == "fixed" and node.GetParentTransformNode() is not None:
+            raise InputError(
+                f"the fixed labelmap '{node.GetName()}' is under a transform: harden it first (Data module)"
+            )
+        return mrml.image_from_volume_node(node)
+    if side == "moving" and node.GetParentTransformNode() is None and volume.GetParentTransformNode() is not None:
+        reference = _untransformed_reference(volume)  # export in the moving image's own frame
+        try:
+            return _segmentation_image(node, values, reference)
+        finally:
+            volume.GetScene().RemoveNode(reference)
+    return _segmentation_image(node, values, volume)

@@ -1,0 +1,67 @@
+"""Landmark lists for QA: fit and target lists paired separately, then joined for the assessment."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.errors import InputError
+from ..qa.landmarks import pair_landmarks
+from .landmarks import placed_points
+from .qa_frames import moving_points
+
+
+def _unique(labels: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    result = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        result.append(label if seen[label] == 1 else f"{label} ({seen[label]})")
+    return result
+
+
+def landmark_arguments(
+    moving_volume, fit_lists: tuple, target_lists: tuple
+) -> tuple[dict, str | None, list[str], dict]:
+    """Pair the fit lists and the target lists separately, then join them for assess_registration.
+
+    Returns (keyword arguments, how the pairs were matched, pairing warnings, source names).
+    """
+    joined = {"fixed": [], "moving": [], "labels": [], "roles": []}
+    paired, warnings, sources = [], [], {}
+    for role, (fixed_node, moving_node) in (("fit", fit_lists), ("target", target_lists)):
+        if fixed_node is None and moving_node is None:
+            continue
+        if fixed_node is None or moving_node is None:
+            side = "fixed" if fixed_node is None else "moving"
+            raise InputError(f"{role} landmarks need two lists: select the {side} {role} point list, or neither")
+        if fixed_node is moving_node:
+            raise InputError(f"the fixed and moving {role} point lists are the same node: select two lists")
+        fixed, fixed_labels = placed_points(fixed_node, f"fixed {role}")
+        moving, moving_labels = moving_points(moving_node, moving_volume, f"moving {role}")
+        for side, node, points in (("fixed", fixed_node, fixed), ("moving", moving_node, moving)):
+            if len(points) == 0:
+                raise InputError(f"the {side} {role} list '{node.GetName()}' has no points: place them or clear it")
+        fixed, moving, labels, how, notes = pair_landmarks(fixed, moving, fixed_labels, moving_labels)
+        joined["fixed"].append(fixed)
+        joined["moving"].append(moving)
+        joined["labels"] += [str(label) for label in labels]
+        joined["roles"] += [role] * len(labels)
+        paired.append(f"{role} points by {how}")
+        warnings += notes
+        sources[f"fixed_{role}_points"] = fixed_node.GetName()
+        sources[f"moving_{role}_points"] = moving_node.GetName()
+    if not paired:
+        return {}, None, [], {}
+    labels = joined["labels"]
+    fit_names = {label for label, role in zip(labels, joined["roles"]) if role == "fit"}
+    if fit_names & {label for label, role in zip(labels, joined["roles"]) if role == "target"}:
+        labels = [f"{role} {label}" for label, role in zip(labels, joined["roles"])]
+    labels = _unique(labels)  # already paired: identical unique labels keep the pairs as they are
+    arguments = {
+        "fixed_points_ras": np.vstack(joined["fixed"]),
+        "moving_points_ras": np.vstack(joined["moving"]),
+        "fixed_point_labels": labels,
+        "moving_point_labels": labels,
+        "fit_labels": [label for label, role in zip(labels, joined["roles"]) if role == "fit"],
+    }
+    return arguments, "; ".join(paired), warnings, sources

@@ -1,0 +1,294 @@
+"""Preparing a fixed/moving pair for registration: spacing, downsampling, cropping, masks, bias.
+
+``prepare(fixed, moving, options)`` is used by ``mmreg prep`` (which writes the results) and by
+``mmreg register --prep`` (which registers them on the fly). Every output is a new image; the
+originals are untouched. Crops and downsampled copies keep their physical placement, so the
+transform found on them (fixed -> moving, LPS mm) applies to the full-resolution originals.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable, Union
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..core.errors import InputError
+from ..core.images import read_image, validate_image
+from ..core.transforms import Transform, resample
+from .bias import correct_bias
+from .crop import DEFAULT_MARGIN_MM, crop_common, oriented_box_halfspaces
+from .downsample import downsample, read_downsampled, read_header
+from .masks import coverage_warning, exclusion_mask, foreground_mask, mask_from_labelmap, resolve_modality
+from .spacing import check_spacing, parse_spacing, resolution_mismatch, set_spacing
+
+N4_CHOICES = ("fixed", "moving", "both")
+ROLES = ("fixed", "moving")
+
+
+@dataclass
+class PrepOptions:
+    """What to do; every field off by default. Lengths in mm, points in LPS mm (fixed space)."""
+
+    crop_common: bool = False
+    margin_mm: float = DEFAULT_MARGIN_MM
+    roi_lps: tuple | None = None  # two opposite corners of a box in fixed space, ((x, y, z), (x, y, z))
+    mask_fixed: str | sitk.Image | None = None  # "auto", a labelmap (file or image), or None
+    mask_moving: str | sitk.Image | None = None
+    modality_fixed: str = "auto"  # auto, ct or mr: picks the mask rule and where N4 and exclusion apply
+    modality_moving: str = "auto"
+    exclude_above: float | None = None  # HU: leave out CT voxels above this (metal), dilated by exclude_margin_mm
+    exclude_margin_mm: float = 3.0
+    n4: str | None = None  # fixed, moving or both (MR images only)
+    n4_shrink: int | None = None  # default: voxels of about 6 mm
+    spacing_fixed: tuple | None = None  # replaces the header's spacing (no resampling)
+    spacing_moving: tuple | None = None
+    downsample_to: float | str | None = None  # mm for both images, or "auto": the finer toward the coarser
+
+    def to_dict(self) -> dict:
+        """JSON-ready (for a worker job); image masks cannot be sent, give files."""
+        record = asdict(self)
+        for key in ("mask_fixed", "mask_moving"):
+            if isinstance(record[key], sitk.Image):
+                raise InputError(f"{key} is an image: give it as a file to send it to the worker")
+        return record
+
+    @classmethod
+    def from_dict(cls, record: dict) -> "PrepOptions":
+        known = {f.name for f in fields(cls)}
+        unknown = set(record) - known
+        if unknown:
+            raise InputError(f"unknown prep options {sorted(unknown)}: use {', '.join(sorted(known))}")
+        return cls(**record)
+
+    def check(self) -> None:
+        if self.n4 not in (None,) + N4_CHOICES:
+            raise InputError(f"unknown N4 target '{self.n4}': choose fixed, moving or both")
+        if self.margin_mm < 0:
+            raise InputError(f"margin {self.margin_mm} mm is negative: give 0 or more")
+        if isinstance(self.downsample_to, str) and self.downsample_to != "auto":
+            self.downsample_to = float(self.downsample_to)
+        if self.downsample_to is not None and self.downsample_to != "auto" and not float(self.downsample_to) > 0:
+            raise InputError(f"downsample target {self.downsample_to} mm is not positive")
+
+
+@dataclass
+class PreparedPair:
+    """The prepared images, masks and what was done. Transforms found on them apply to the originals."""
+
+    fixed: sitk.Image
+    moving: sitk.Image
+    fixed_mask: sitk.Image | None = None
+    moving_mask: sitk.Image | None = None
+    # Full-resolution originals (with spacing fixes), None when read straight into a downsampled copy.
+    fixed_original: sitk.Image | None = None
+    moving_original: sitk.Image | None = None
+    steps: list[dict] = field(default_factory=list)  # {"step", "image", "why", ...}
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        def describe(image):
+            return None if image is None else {
+                "size": list(image.GetSize()), "spacing_mm": [round(s, 6) for s in image.GetSpacing()],
+                "origin_lps_mm": [round(o, 4) for o in image.GetOrigin()],
+            }  # fmt: skip
+
+        return {"steps": self.steps, "warnings": self.warnings,
+                "fixed": describe(self.fixed), "moving": describe(self.moving),
+                "fixed_mask": describe(self.fixed_mask), "moving_mask": describe(self.moving_mask)}  # fmt: skip
+
+    def resample_moving(self, transform: Transform) -> sitk.Image:
+        """The moving image (full resolution when held) on the fixed grid (original when held) through ``transform``."""
+        fixed = self.fixed_original if self.fixed_original is not None else self.fixed
+        moving = self.moving_original if self.moving_original is not None else self.moving
+        return resample(moving, fixed, transform)
+
+
+Source = Union[str, os.PathLike, sitk.Image]
+
+
+def _spacing_of(source, role: str) -> tuple[tuple, tuple]:
+    if isinstance(source, sitk.Image):
+        if source.GetDimension() != 3 or source.GetNumberOfComponentsPerPixel() != 1:
+            validate_image(source, role)  # raises: 4D, vector or 2D, with how to pick one volume
+        return source.GetSize(), source.GetSpacing()
+    header = read_header(source, role)
+    if header.dimension != 3 or header.components != 1:
+        validate_image(read_image(source, role), role)
+    return header.size, header.spacing
+
+
+def _downsample_targets(options: PrepOptions, spacings: dict, pair: PreparedPair) -> dict:
+    """Which image goes to which spacing (mm), with the reason recorded."""
+    mismatch = resolution_mismatch(spacings["fixed"], spacings["moving"])
+    targets = {}
+    if options.downsample_to == "auto":
+        if mismatch is not None:
+            targets[mismatch.finer] = (mismatch.target_mm, mismatch.message.split(":")[0])
+    elif options.downsample_to is not None:
+        for role in ROLES:
+            if min(spacings[role]) < float(options.downsample_to) - 1e-9:
+                targets[role] = (float(options.downsample_to), f"asked for {float(options.downsample_to):g} mm voxels")
+    if mismatch is not None and mismatch.finer not in targets:
+        pair.warnings.append(mismatch.message)
+    return targets
+
+
+def _load(source, role: str, spacing, target, pair_steps: list) -> tuple[sitk.Image, sitk.Image | None]:
+    """The working image and the full-resolution original (None when streamed straight to ``target``)."""
+    if target is not None and not isinstance(source, sitk.Image):
+        image, record = read_downsampled(source, target[0], spacing, role)
+        pair_steps.append({"step": "downsample", "image": role, "why": target[1], "to_mm": target[0], **record})
+        return image, None
+    original = source if isinstance(source, sitk.Image) else read_image(source, role)
+    if spacing is not None:
+        original = set_spacing(original, spacing)
+    if target is None:
+        return original, original
+    image = downsample(original, target[0])
+    pair_steps.append({"step": "downsample", "image": role, "why": target[1], "to_mm": target[0],
+                       "size": list(image.GetSize()), "read": "in memory"})  # fmt: skip
+    return image, original
+
+
+def _mask(option, image: sitk.Image, role: str, modality: str, steps: list) -> sitk.Image | None:
+    if option is None:
+        return None
+    if isinstance(option, str) and option == "auto":
+        mask, record = foreground_mask(image, modality)
+        why = "automatic foreground: the metric sees the anatomy, not the air"
+        steps.append({"step": "mask", "image": role, "why": why, **record})
+        return mask
+    labelmap = option if isinstance(option, sitk.Image) else read_image(option, f"{role} mask")
+    mask = mask_from_labelmap(labelmap, image)
+    steps.append({"step": "mask", "image": role, "why": "from the given labelmap (all nonzero labels)",
+                  "source": None if isinstance(option, sitk.Image) else str(option)})  # fmt: skip
+    return mask
+
+
+def prepare(
+    fixed: Source,
+    moving: Source,
+    options: PrepOptions | None = None,
+    initial_transform: Transform | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> PreparedPair:
+    """Prepare a pair: set spacing, downsample, crop to the common region, build masks, correct bias.
+
+    ``fixed`` and ``moving`` are SimpleITK images or file paths (a path lets a large image be read
+    slab by slab straight into its downsampled copy). ``initial_transform`` (fixed -> moving)
+    places the images for the common region; without it their physical placement is used.
+    Raises :class:`InputError` with the fix for 4D or vector input, an implausible size without a
+    spacing given, or images that do not overlap.
+    """
+    options = options or PrepOptions()
+    options.check()
+    report = progress or (lambda fraction, stage: None)
+    pair = PreparedPair(fixed=None, moving=None)  # type: ignore[arg-type]
+    sources = {"fixed": fixed, "moving": moving}
+    given_spacing = {"fixed": options.spacing_fixed, "moving": options.spacing_moving}
+
+    report(0.0, "prep: checking spacing")
+    spacings = {}
+    for role in ROLES:
+        size, header_spacing = _spacing_of(sources[role], f"{role} image")
+        spacing = parse_spacing(given_spacing[role]) if given_spacing[role] else None
+        if spacing is not None:
+            pair.steps.append({"step": "set spacing", "image": role, "why": "given by the user (no resampling)",
+                               "from_mm": list(header_spacing), "to_mm": list(spacing)})  # fmt: skip
+        check = check_spacing(size, spacing or header_spacing, role=f"{role} image")
+        if not check.plausible:
+            raise InputError(f"{check.message} (--spacing-{role} sx,sy,sz)")
+        given_spacing[role] = spacing
+        spacings[role] = spacing or header_spacing
+
+    report(0.05, "prep: reading")
+    targets = _downsample_targets(options, spacings, pair)
+    images, originals = {}, {}
+    for role in ROLES:
+        images[role], originals[role] = _load(sources[role], role, given_spacing[role], targets.get(role), pair.steps)
+        validate_image(images[role], f"{role} image")
+
+    if options.crop_common or options.roi_lps is not None:
+        report(0.3, "prep: cropping")
+        roi = oriented_box_halfspaces(*options.roi_lps) if options.roi_lps is not None else None
+        fixed_crop, moving_crop = crop_common(
+            images["fixed"], images["moving"], initial_transform, options.margin_mm, roi, options.crop_common
+        )
+        why = "both images cover only this region" if options.crop_common else "the region of interest"
+        if options.crop_common and roi is not None:
+            why += ", within the region of interest"
+        placement = "the initial transform" if initial_transform is not None else "their own physical coordinates"
+        for role, crop in (("fixed", fixed_crop), ("moving", moving_crop)):
+            images[role] = crop.image
+            pair.steps.append({"step": "crop", "image": role, "why": f"{why} (placed by {placement}), "
+                               f"with a {options.margin_mm:g} mm margin", **crop.describe()})  # fmt: skip
+
+    report(0.45, "prep: masks")
+    modality = {role: resolve_modality(images[role], getattr(options, f"modality_{role}")) for role in ROLES}
+    masks = {
+        role: _mask(getattr(options, f"mask_{role}"), images[role], role, modality[role], pair.steps) for role in ROLES
+    }
+    if options.exclude_above is not None:
+        ct_roles = [role for role in ROLES if modality[role] == "ct"]
+        if not ct_roles:
+            pair.warnings.append("--exclude-above is for CT, and neither image looks like CT: nothing excluded")
+        for role in ct_roles:
+            excluded = exclusion_mask(images[role], options.exclude_above, options.exclude_margin_mm)
+            count = int(sitk.GetArrayViewFromImage(excluded).sum())
+            base = masks[role] if masks[role] is not None else sitk.Cast(images[role] * 0 + 1, sitk.sitkUInt8)
+            masks[role] = sitk.Cast(base & (1 - excluded), sitk.sitkUInt8)
+            pair.steps.append({"step": "exclude", "image": role, "why": f"voxels above {options.exclude_above:g} HU "
+                               f"(metal) and {options.exclude_margin_mm:g} mm around them mislead the metric",
+                               "voxels_excluded": count})  # fmt: skip
+    for role in ROLES:
+        if masks[role] is not None:
+            warning = coverage_warning(masks[role], f"{role} mask")
+            if warning:
+                pair.warnings.append(warning)
+
+    if options.n4:
+        report(0.6, "prep: bias correction")
+        for role in ROLES if options.n4 == "both" else (options.n4,):
+            if modality[role] == "ct":
+                pair.warnings.append(f"N4 corrects MR bias fields: skipped on the {role} image, which looks like CT")
+                continue
+            result = correct_bias(images[role], masks[role], options.n4_shrink)
+            images[role] = result.corrected
+            why = "a smooth MR intensity bias makes one tissue look like several"
+            pair.steps.append({"step": "bias correction", "image": role, "why": why, **result.describe()})
+
+    report(1.0, "prep: done")
+    pair.fixed, pair.moving = images["fixed"], images["moving"]
+    pair.fixed_mask, pair.moving_mask = masks["fixed"], masks["moving"]
+    pair.fixed_original, pair.moving_original = originals["fixed"], originals["moving"]
+    return pair
+
+
+def write_prepared(pair: PreparedPair, output_dir: str | os.PathLike, suffix: str = ".nrrd") -> dict[str, str]:
+    """Write the prepared images and masks into ``output_dir``; returns {name: path}."""
+    from ..core.images import write_image
+
+    output_dir = Path(output_dir)
+    written = {}
+    for name in ("fixed", "moving", "fixed_mask", "moving_mask"):
+        image = getattr(pair, name)
+        if image is not None:
+            path = output_dir / f"{name}{suffix}"
+            write_image(image, path)
+            written[name] = str(path)
+    return written
+
+
+def roi_from_ras_corners(values) -> tuple:
+    """Six numbers (R1, A1, S1, R2, A2, S2: two opposite corners in RAS mm, as Slicer shows them) as LPS corners."""
+    from ..core.transforms import lps_ras_points
+
+    values = np.asarray([float(v) for v in values], float)
+    if values.shape != (6,):
+        raise InputError("a region of interest needs 6 numbers: R1,A1,S1,R2,A2,S2 (two opposite corners, RAS mm)")
+    corners = lps_ras_points(values.reshape(2, 3))
+    return tuple(map(tuple, corners))

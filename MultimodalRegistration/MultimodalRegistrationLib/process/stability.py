@@ -1,0 +1,252 @@
+"""The stability restarts (see :mod:`..qa.stability`), each in its own worker process.
+
+Engines hold the GIL, so threads would not help: as many restarts run at once as there are cores,
+each with its share of the cores, and a restart costs one registration's time.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..core.choices import DEFAULT_SEED
+from ..core.errors import EngineError, InputError
+from ..core.images import write_image
+from ..core.transforms import Transform
+from ..engines.presets import load_preset
+from ..qa.assess import assess_registration
+from ..qa.stability import (
+    DEFAULT_RESTARTS,
+    DEFAULT_ROTATION_DEG,
+    DEFAULT_SHIFT_MM,
+    DEFAULT_THRESHOLD_MM,
+    StabilityResult,
+    StabilityRun,
+    foreground_points,
+    infer_preset,
+    perturbations,
+    restart_pose,
+    spread,
+)
+from ..registration.centres import foreground_center
+from .worker import WorkerFailure, WorkerJob
+
+
+def _input_file(image: sitk.Image | None, source: str | None, folder: Path, name: str) -> str | None:
+    """A file holding ``image`` for the workers: the caller's own file when given, else a fresh copy."""
+    if image is None:
+        return None
+    if source and Path(source).exists():
+        return str(source)
+    path = folder / f"{name}.nrrd"
+    write_image(image, path)
+    return str(path)
+
+
+def _run_jobs(
+    jobs: list[dict],
+    parallel: int,
+    timeout_s: float | None,
+    python: str | None,
+    progress: Callable[[float, str], None],
+) -> list[tuple[dict | None, WorkerFailure | None, float]]:
+    """Run worker jobs, ``parallel`` at a time; per job (result event or None, failure or None, seconds)."""
+    outcomes: list = [None] * len(jobs)
+    waiting = list(range(len(jobs)))
+    running: dict[int, tuple[WorkerJob, float]] = {}
+    try:
+        while waiting or running:
+            while waiting and len(running) < parallel:
+                index = waiting.pop(0)
+                running[index] = (WorkerJob(jobs[index], python=python).start(), time.monotonic())
+            for index, (job, started) in list(running.items()):
+                elapsed = time.monotonic() - started
+                if job.poll():
+                    if timeout_s is None or elapsed <= timeout_s:
+                        continue
+                    job.cancel()
+                    message = f"stopped after {timeout_s:g} s, the time budget of one restart"
+                    outcomes[index] = (None, WorkerFailure("cancelled", message), elapsed)
+                else:
+                    try:
+                        outcomes[index] = (job.wait(), None, elapsed)  # wait() also reaps the process
+                    except WorkerFailure as failure:
+                        outcomes[index] = (None, failure, elapsed)
+                del running[index]
+            done = sum(outcome is not None for outcome in outcomes)
+            fractions = [job.fraction for job, _ in running.values()]
+            progress((done + sum(fractions)) / len(jobs), f"restarts: {done} of {len(jobs)} done")
+            time.sleep(0.1)
+    except BaseException:
+        for job, _ in running.values():
+            job.cancel()
+        raise
+    return outcomes
+
+
+def stability_check(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    transform: Transform,
+    restarts: int = DEFAULT_RESTARTS,
+    engine: str = "elastix",
+    preset: str | None = None,
+    start: Transform | None = None,
+    fixed_mask: sitk.Image | None = None,
+    moving_mask: sitk.Image | None = None,
+    shift_mm: float = DEFAULT_SHIFT_MM,
+    rotation_deg: float = DEFAULT_ROTATION_DEG,
+    threshold_mm: float = DEFAULT_THRESHOLD_MM,
+    seed: int = 0,
+    max_parallel: int | None = None,
+    timeout_s: float | None = None,
+    python: str | None = None,
+    sources: dict | None = None,
+    points_lps: np.ndarray | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> StabilityResult:
+    """Re-run the registration from ``restarts`` perturbed starts and measure how far the results disagree.
+
+    ``transform`` (fixed -> moving, LPS) is the result under test; restarts begin at ``start`` (default
+    :func:`restart_pose`) moved by :func:`perturbations` and run ``preset`` (default :func:`infer_preset`)
+    with ``engine``. The spread is, per point of ``points_lps`` (default :func:`foreground_points` of the
+    fixed image), the largest distance between any two of the transform under test and the restarts'
+    results (mm); the result is ``unstable`` when its 95th percentile exceeds ``threshold_mm``.
+    ``sources`` may name existing files for fixed, moving, fixed_mask and moving_mask, to spare copies.
+    ``timeout_s`` bounds each restart; ``python`` is the worker's interpreter (PythonSlicer in Slicer).
+    """
+    if restarts < 1:
+        raise InputError(f"{restarts} restarts: the stability check needs at least 1 (5 is usual)")
+    if shift_mm < 0 or rotation_deg < 0 or shift_mm + rotation_deg == 0:
+        raise InputError("the perturbation is zero: give a shift (mm) or a rotation (degrees) above 0")
+    report = progress or (lambda fraction, stage: None)
+    preset = preset or infer_preset(transform)
+    load_preset(engine, preset)  # an unknown engine or preset fails here, not in every worker
+    start = start if start is not None else restart_pose(transform, fixed, moving)
+    points = foreground_points(fixed) if points_lps is None else np.asarray(points_lps, float).reshape(-1, 3)
+    center = foreground_center(fixed)
+    cores = os.cpu_count() or 1
+    parallel = max(1, min(restarts, max_parallel or cores, cores))
+    threads = max(1, cores // parallel)
+    sources = sources or {}
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="mmreg-stability-") as scratch:
+        folder = Path(scratch)
+        files = {
+            name: _input_file(image, sources.get(name), folder, name)
+            for name, image in (
+                ("fixed", fixed),
+                ("moving", moving),
+                ("fixed_mask", fixed_mask),
+                ("moving_mask", moving_mask),
+            )
+        }
+        jobs = []
+        for index, perturbation in enumerate(perturbations(restarts, center, shift_mm, rotation_deg, seed)):
+            initial = folder / f"start-{index}.h5"
+            (start @ perturbation).write(initial)
+            job = {
+                "fixed": files["fixed"],
+                "moving": files["moving"],
+                "engine": engine,
+                "preset": preset,
+                "init": "none",
+                "initial_transform": str(initial),
+                "seed": DEFAULT_SEED + 1 + index,
+                "threads": threads,
+                "output_transform": str(folder / f"result-{index}.h5"),
+            }
+            job.update({key: files[key] for key in ("fixed_mask", "moving_mask") if files[key]})
+            jobs.append(job)
+        outcomes = _run_jobs(jobs, parallel, timeout_s, python, report)
+        results = [
+            Transform.read(job["output_transform"]) if result else None for job, (result, _, _) in zip(jobs, outcomes)
+        ]
+    wall = time.perf_counter() - started
+
+    reference = transform.transform_points(points)
+    positions = [reference]
+    runs, warnings = [], []
+    for index, ((_, failure, seconds), result) in enumerate(zip(outcomes, results)):
+        if result is None:
+            runs.append(StabilityRun(index, jobs[index]["seed"], seconds, None, None, failure.message))
+            warnings.append(f"restart {index + 1} failed: {failure.message.splitlines()[0]}")
+            continue
+        moved = result.transform_points(points)
+        distance = np.linalg.norm(moved - reference, axis=1)
+        positions.append(moved)
+        runs.append(
+            StabilityRun(index, jobs[index]["seed"], seconds, float(np.percentile(distance, 95)), float(distance.max()))
+        )
+    if len(positions) == 1:
+        first = outcomes[0][1]
+        if first.kind == "input":
+            raise InputError(f"the restarts cannot run: {first.message}")
+        raise EngineError(
+            f"all {restarts} restarts failed ({first.message.splitlines()[0]})",
+            hint=first.hint or "check that the registration itself runs (mmreg register) with this engine and preset",
+        )
+    largest = spread(positions)
+    p95 = float(np.percentile(largest, 95))
+    report(1.0, "restarts done")
+    return StabilityResult(
+        engine=engine,
+        preset=preset,
+        restarts=restarts,
+        shift_mm=shift_mm,
+        rotation_deg=rotation_deg,
+        threshold_mm=threshold_mm,
+        spread_p95_mm=p95,
+        spread_max_mm=float(largest.max()),
+        unstable=p95 > threshold_mm,
+        runs=runs,
+        points=len(points),
+        parallel=parallel,
+        threads_per_run=threads,
+        wall_seconds=wall,
+        warnings=warnings,
+    )
+
+
+def assess_with_restarts(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    transform: Transform,
+    stability_restarts: int = 0,
+    stability_options: dict | None = None,
+    progress: Callable[[float, str], None] | None = None,
+    **assess_options,
+) -> dict:
+    """:func:`..qa.assess.assess_registration`, after ``stability_restarts`` perturbed restarts when asked.
+
+    ``stability_options`` are keyword arguments of :func:`stability_check`; the masks in
+    ``assess_options`` are passed to the restarts too. Returns the JSON-ready metrics.
+    """
+    report = progress or (lambda fraction, stage: None)
+    stability = None
+    share = 0.6 if stability_restarts else 0.0
+    if stability_restarts:
+        stability = stability_check(
+            fixed,
+            moving,
+            transform,
+            stability_restarts,
+            fixed_mask=assess_options.get("fixed_mask"),
+            moving_mask=assess_options.get("moving_mask"),
+            progress=lambda fraction, stage: report(share * fraction, stage),
+            **{"sources": assess_options.get("sources") or {}, **(stability_options or {})},
+        )
+    return assess_registration(
+        fixed,
+        moving,
+        transform,
+        stability=stability,
+        progress=lambda fraction, stage: report(share + (1 - share) * fraction, stage),
+        **assess_options,
+    )

@@ -1,0 +1,194 @@
+"""Registration QA for one case: every measure that applies to the inputs given, in one JSON-ready dictionary.
+
+The parts live in their own modules: :mod:`.qa_landmarks` (FRE/TRE), :mod:`.qa_overlap` (Dice and
+surface distances), :mod:`.qa_images` (MI, NMI, NCC), :mod:`.qa_jacobian` (Jacobian determinant,
+inverse consistency), :mod:`.qa_stability` (perturbed restarts), :mod:`.qa_pictures` and
+:mod:`.qa_report` (PNG pictures and the HTML report). ``transform`` always maps fixed to moving
+points (LPS mm); ``before`` (default identity) is the pose the "before" numbers use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..core.errors import InputError
+from ..core.files import write_atomically
+from ..core.images import validate_image, validate_mask
+from ..core.transforms import Transform
+from ..core.version import __version__
+from .images import image_agreement
+from .jacobian import inverse_consistency, jacobian_statistics
+from .landmarks import landmark_errors
+from .overlap import segmentation_overlap
+from .pictures import write_qa_pictures
+from .report import write_html_report
+from .stability import StabilityResult, foreground_points
+
+Progress = Callable[[float, str], None]
+
+
+def _inverse_consistency(transform: Transform, inverse: Transform | None, fixed: sitk.Image) -> dict:
+    if inverse is None and not transform.is_linear and transform.has_exact_inverse():
+        inverse = transform.inverse()  # the engine's own inverse (ANTs SyN), not a numerical one
+    if inverse is None:
+        reason = (
+            "exact: a linear transform's inverse is its matrix inverse"
+            if transform.is_linear
+            else "no inverse given: pass the inverse transform (mmreg register --output-inverse) to measure it"
+        )
+        return {"mean_mm": None, "reason": reason}
+    return inverse_consistency(transform, inverse, foreground_points(fixed))
+
+
+def assess_registration(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    transform: Transform,
+    *,
+    before: Transform | None = None,
+    inverse: Transform | None = None,
+    fixed_points_ras: np.ndarray | None = None,
+    moving_points_ras: np.ndarray | None = None,
+    fixed_point_labels: Sequence[str] | None = None,
+    moving_point_labels: Sequence[str] | None = None,
+    fit_labels: Sequence[str] | None = None,
+    fixed_labels: sitk.Image | None = None,
+    moving_labels: sitk.Image | None = None,
+    label_interpolation: str = "nearest",
+    fixed_mask: sitk.Image | None = None,
+    moving_mask: sitk.Image | None = None,
+    metric_spacing_mm: float = 2.0,
+    jacobian_spacing_mm: float = 2.0,
+    stability: StabilityResult | None = None,
+    sources: dict | None = None,
+    progress: Progress | None = None,
+) -> dict:
+    """Measure the quality of ``transform`` (fixed -> moving, LPS) and return a JSON-ready dictionary.
+
+    Landmarks (world RAS mm) give FRE for ``fit_labels`` and TRE for the others; labelmaps give Dice,
+    mean surface distance and HD95 per label; the images give MI, NMI and NCC; the transform gives
+    Jacobian determinant statistics and, with an inverse, the inverse-consistency error (mm).
+    ``stability`` is the outcome of the perturbed restarts (:func:`..process.stability.stability_check`),
+    reported with its verdict when given. ``sources`` names the input files.
+    """
+    report = progress or (lambda fraction, stage: None)
+    validate_image(fixed, "fixed image")
+    validate_image(moving, "moving image")
+    if (fixed_points_ras is None) != (moving_points_ras is None):
+        raise InputError("landmarks need both lists: give fixed and moving points, or neither")
+    if (fixed_labels is None) != (moving_labels is None):
+        raise InputError("segmentation overlap needs both labelmaps: give fixed and moving labels, or neither")
+    if fit_labels and fixed_points_ras is None:
+        raise InputError("fit points were named but no landmarks given: add fixed and moving points")
+    fixed_mask = validate_mask(fixed_mask, fixed, "fixed mask") if fixed_mask is not None else None
+    moving_mask = validate_mask(moving_mask, moving, "moving mask") if moving_mask is not None else None
+    before = before or Transform.identity()
+    timings: dict[str, float] = {}
+    metrics: dict = {
+        "inputs": dict(sources or {}),
+        "transform": {
+            "kind": transform.kind,
+            "direction": "fixed -> moving (LPS mm, resampling direction); points move by its inverse",
+        },
+        "library_version": __version__,
+        "warnings": [],
+    }
+    if transform.is_linear:
+        metrics["transform"]["matrix_lps"] = np.round(transform.matrix, 9).tolist()
+
+    @contextmanager
+    def step(name: str, fraction: float):
+        report(fraction, name)
+        started = time.perf_counter()
+        yield
+        timings[f"{name}_s"] = round(time.perf_counter() - started, 3)
+
+    if fixed_points_ras is not None:
+        with step("landmarks", 0.0):
+            landmarks = landmark_errors(
+                fixed_points_ras,
+                moving_points_ras,
+                transform,
+                fixed_point_labels,
+                moving_point_labels,
+                fit_labels,
+                before,
+            )
+        metrics["landmarks"] = landmarks.to_dict()
+        metrics["warnings"] += landmarks.warnings
+    if fixed_labels is not None:
+        with step("segmentation", 0.05):
+            overlap = segmentation_overlap(fixed_labels, moving_labels, transform, before, label_interpolation)
+        metrics["segmentation"] = overlap.to_dict()
+        metrics["warnings"] += overlap.warnings
+    with step("images", 0.15):
+        metrics["images"] = {
+            stage: image_agreement(fixed, moving, pose, fixed_mask, metric_spacing_mm).to_dict()
+            for stage, pose in (("before", before), ("after", transform))
+        }
+    with step("jacobian", 0.25):
+        jacobian = jacobian_statistics(transform, fixed, jacobian_spacing_mm, fixed_mask)
+    metrics["jacobian"] = jacobian.to_dict()
+    if jacobian.folding_percent > 0:
+        metrics["warnings"].append(
+            f"the transform folds: {jacobian.folding_percent:.3g}% of the fixed image has a Jacobian determinant "
+            "<= 0: use a stiffer preset (stronger bending penalty, coarser grid) or check the inputs"
+        )
+    with step("inverse_consistency", 0.3):
+        metrics["inverse_consistency"] = _inverse_consistency(transform, inverse, fixed)
+    if stability is not None:
+        timings["stability_s"] = round(stability.wall_seconds, 3)
+        metrics["stability"] = stability.to_dict()
+        metrics["warnings"] += stability.warnings
+        if stability.unstable:
+            metrics["warnings"].append(
+                f"unstable: restarts from perturbed starts disagree by {stability.spread_p95_mm:.1f} mm "
+                f"(95th percentile, threshold {stability.threshold_mm:g} mm): the result may be a wrong optimum; "
+                "prealign with landmarks, mask the anatomy or try the other engine"
+            )
+    metrics["seconds"] = timings
+    report(1.0, "measured")
+    return metrics
+
+
+def write_qa_outputs(
+    metrics: dict,
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    transform: Transform,
+    report_path: str | os.PathLike | None = None,
+    json_path: str | os.PathLike | None = None,
+    before: Transform | None = None,
+    fixed_labels: sitk.Image | None = None,
+    fixed_mask: sitk.Image | None = None,
+) -> dict[str, str]:
+    """Write the metrics as JSON and/or the HTML report with its pictures; returns what was written.
+
+    The pictures go to ``<report name>_figures/`` beside the report and are also embedded in it.
+    """
+    outputs: dict[str, str] = {}
+    if report_path is not None:
+        report_path = Path(report_path)
+        name = report_path.name.split(".")[0] or "report"
+        folder = report_path.parent / f"{name}_figures"
+        pictures = write_qa_pictures(folder, fixed, moving, transform, before, fixed_labels, fixed_mask)
+        metrics["pictures"] = {
+            kind: {stage: os.path.relpath(path, report_path.parent) for stage, path in stages.items()}
+            for kind, stages in pictures.items()
+        }
+        write_html_report(report_path, metrics, pictures)
+        outputs["report"] = str(report_path)
+        outputs["figures"] = str(folder)
+    if json_path is not None:
+        text = json.dumps(metrics, indent=2)
+        write_atomically(json_path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        outputs["json"] = str(json_path)
+    return outputs

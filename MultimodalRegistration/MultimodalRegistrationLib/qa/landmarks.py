@@ -1,0 +1,275 @@
+"""Landmark errors of a registration: FRE for the points the transform was fitted to, TRE for the others.
+
+Direction: a library :class:`~.transforms.Transform` ``T`` maps fixed points to moving points (the
+resampling direction). Points move the other way: a landmark placed on the *moving* image lands in
+fixed space at ``T.inverse()(p)`` (Slicer's ToParent / modeling direction). Errors are measured in
+fixed space, in mm, between that point and the fixed landmark. Input and output points are world RAS
+mm (what Slicer shows); the computation runs in LPS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from ..core.errors import InputError
+from ..core.transforms import Transform, lps_ras_points
+from ..landmarks.fit import pair_points
+
+# A nonlinear transform is inverted point by point (Newton on T) down to INVERSION_TOLERANCE_MM; a point
+# left with more than INVERSION_WARNING_MM did not converge, usually because the transform folds there.
+INVERSION_TOLERANCE_MM = 1e-4
+INVERSION_WARNING_MM = 0.1
+_STEP_MM = 0.25  # central-difference step for the Jacobian of T
+
+
+@dataclass
+class ErrorStatistics:
+    """Summary of a set of point errors (mm)."""
+
+    count: int
+    mean_mm: float
+    median_mm: float
+    rms_mm: float
+    max_mm: float
+
+    def to_dict(self) -> dict:
+        return {
+            "count": self.count,
+            "mean_mm": round(self.mean_mm, 4),
+            "median_mm": round(self.median_mm, 4),
+            "rms_mm": round(self.rms_mm, 4),
+            "max_mm": round(self.max_mm, 4),
+        }
+
+
+def error_statistics(errors_mm: Sequence[float]) -> ErrorStatistics | None:
+    """Mean, median, RMS and max of point errors (mm); None for no points."""
+    values = np.asarray(errors_mm, float)
+    if values.size == 0:
+        return None
+    return ErrorStatistics(
+        count=int(values.size),
+        mean_mm=float(values.mean()),
+        median_mm=float(np.median(values)),
+        rms_mm=float(np.sqrt(np.mean(values**2))),
+        max_mm=float(values.max()),
+    )
+
+
+def _jacobians(transform: Transform, points: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) central-difference Jacobians of ``transform`` at ``points`` (LPS mm)."""
+    jacobians = np.empty((len(points), 3, 3))
+    for axis in range(3):
+        step = np.zeros(3)
+        step[axis] = _STEP_MM
+        forward = transform.transform_points(points + step)
+        backward = transform.transform_points(points - step)
+        jacobians[:, :, axis] = (forward - backward) / (2 * _STEP_MM)
+    return jacobians
+
+
+def moving_points_to_fixed(
+    points_moving_lps: np.ndarray, transform: Transform, iterations: int = 50
+) -> tuple[np.ndarray, np.ndarray]:
+    """Map moving-space points (LPS mm) to fixed space through ``transform.inverse()``.
+
+    ``transform`` maps fixed to moving points. Linear transforms are inverted exactly. Nonlinear ones
+    (grid, B-spline, composite chains) are inverted point by point: Newton's method on ``T(x) = p``,
+    started from the transform's own inverse when it carries one (ANTs SyN), so that the answer is the
+    exact inverse of the transform that resampled the image. Returns the fixed-space points and, per
+    point, the residual ``|T(x) - p|`` in mm (0 for linear transforms).
+    """
+    targets = np.asarray(points_moving_lps, float).reshape(-1, 3)
+    if transform.is_linear:
+        return transform.inverse().transform_points(targets), np.zeros(len(targets))
+    estimate = transform.inverse().transform_points(targets) if transform.has_exact_inverse() else targets.copy()
+    residual = transform.transform_points(estimate) - targets
+    size = np.linalg.norm(residual, axis=1)
+    for _ in range(iterations):
+        active = np.flatnonzero(size > INVERSION_TOLERANCE_MM)
+        if active.size == 0:
+            break
+        # pinv, not solve: a singular Jacobian (a fold) must not stop the other points.
+        steps = (np.linalg.pinv(_jacobians(transform, estimate[active])) @ residual[active][:, :, None])[:, :, 0]
+        start = estimate[active]
+        scale = np.ones(len(active))
+        improved = np.zeros(len(active), bool)
+        for _ in range(8):  # damped Newton: halve a step until it reduces the residual
+            candidate = start - scale[:, None] * steps
+            candidate_residual = transform.transform_points(candidate) - targets[active]
+            candidate_size = np.linalg.norm(candidate_residual, axis=1)
+            better = ~improved & (candidate_size < size[active])
+            chosen = active[better]
+            estimate[chosen], residual[chosen] = candidate[better], candidate_residual[better]
+            size[chosen] = candidate_size[better]
+            improved |= better
+            if improved.all():
+                break
+            scale = np.where(improved, scale, scale / 2)
+        if not improved.any():
+            break
+    return estimate, size
+
+
+@dataclass
+class LandmarkRow:
+    """One landmark pair (world RAS mm). ``mapped_ras`` is the moving landmark carried into fixed space."""
+
+    label: str
+    role: str  # "fit" (reported as FRE) or "target" (TRE)
+    fixed_ras: np.ndarray
+    moving_ras: np.ndarray
+    mapped_before_ras: np.ndarray
+    mapped_ras: np.ndarray
+    error_before_mm: float
+    error_after_mm: float
+    inversion_residual_mm: float
+
+    def to_dict(self) -> dict:
+        def rounded(vector):
+            return [round(float(v), 4) for v in vector]
+
+        return {
+            "label": self.label,
+            "role": self.role,
+            "fixed_ras_mm": rounded(self.fixed_ras),
+            "moving_ras_mm": rounded(self.moving_ras),
+            "mapped_ras_mm": rounded(self.mapped_ras),
+            "error_before_mm": round(self.error_before_mm, 4),
+            "error_after_mm": round(self.error_after_mm, 4),
+            "inversion_residual_mm": round(self.inversion_residual_mm, 6),
+        }
+
+
+@dataclass
+class LandmarkErrors:
+    """Per-point errors and their statistics, kept apart: FRE (fit points) and TRE (target points), in mm."""
+
+    rows: list[LandmarkRow]
+    fre_before: ErrorStatistics | None
+    fre_after: ErrorStatistics | None
+    tre_before: ErrorStatistics | None
+    tre_after: ErrorStatistics | None
+    paired_by: str
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        def stats(value):
+            return None if value is None else value.to_dict()
+
+        return {
+            "direction": "moving landmarks mapped to fixed space by T.inverse() (T: fixed -> moving)",
+            "paired_by": self.paired_by,
+            "fre": {"before": stats(self.fre_before), "after": stats(self.fre_after)},
+            "tre": {"before": stats(self.tre_before), "after": stats(self.tre_after)},
+            "points": [row.to_dict() for row in self.rows],
+            "warnings": list(self.warnings),
+        }
+
+
+def pair_landmarks(
+    fixed: np.ndarray, moving: np.ndarray, fixed_labels: list[str] | None, moving_labels: list[str] | None
+) -> tuple[np.ndarray, np.ndarray, list[str], str, list[str]]:
+    """Pair landmarks: by label where labels match (extra ones dropped with a warning), else by order."""
+    if len(fixed) == len(moving):
+        moving, _, paired_by, warnings = pair_points(moving, fixed_labels, moving_labels)
+        labels = fixed_labels or moving_labels or [f"P{i + 1}" for i in range(len(fixed))]
+        return fixed, moving, labels, paired_by, warnings
+    common = set(fixed_labels or []) & set(moving_labels or [])
+    unique = fixed_labels and moving_labels and len(set(fixed_labels)) == len(fixed_labels)
+    unique = unique and len(set(moving_labels)) == len(moving_labels)
+    if not common or not unique:
+        raise InputError(
+            f"{len(fixed)} fixed landmarks but {len(moving)} moving landmarks, and they cannot be paired by label: "
+            "give both lists the same unique labels, or the same number of points in the same order"
+        )
+    labels = [label for label in fixed_labels if label in common]
+    position = {label: index for index, label in enumerate(moving_labels)}
+    fixed_index = {label: index for index, label in enumerate(fixed_labels)}
+    unmatched = sorted(set(fixed_labels) ^ set(moving_labels))
+    warnings = [f"landmarks without a partner were left out: {', '.join(unmatched)}"]
+    return (
+        fixed[[fixed_index[label] for label in labels]],
+        moving[[position[label] for label in labels]],
+        labels,
+        "label",
+        warnings,
+    )
+
+
+def landmark_errors(
+    fixed_ras: np.ndarray | Sequence[Sequence[float]],
+    moving_ras: np.ndarray | Sequence[Sequence[float]],
+    transform: Transform,
+    fixed_labels: Sequence[str] | None = None,
+    moving_labels: Sequence[str] | None = None,
+    fit_labels: Sequence[str] | None = None,
+    before: Transform | None = None,
+) -> LandmarkErrors:
+    """Errors (mm, fixed space) between fixed landmarks and moving landmarks mapped by ``transform.inverse()``.
+
+    Points are world RAS mm. ``transform`` maps fixed to moving points (LPS). ``fit_labels`` names the
+    landmarks the transform was fitted to: their errors are the FRE, all others the TRE; the two are
+    never pooled. ``before`` (default identity) is the pose before registration.
+    """
+    fixed = np.asarray(fixed_ras, float).reshape(-1, 3)
+    moving = np.asarray(moving_ras, float).reshape(-1, 3)
+    if len(fixed) == 0 or len(moving) == 0:
+        raise InputError("a landmark list is empty: place landmarks on both images or leave them out")
+    if not (np.all(np.isfinite(fixed)) and np.all(np.isfinite(moving))):
+        raise InputError("landmarks contain NaN or infinite coordinates: place or delete those points")
+    for role, labels, points in (("fixed", fixed_labels, fixed), ("moving", moving_labels, moving)):
+        if labels is not None and len(labels) != len(points):
+            raise InputError(f"{len(labels)} {role} labels for {len(points)} {role} points: give one label per point")
+    fixed_labels = None if fixed_labels is None else [str(label) for label in fixed_labels]
+    moving_labels = None if moving_labels is None else [str(label) for label in moving_labels]
+    fixed, moving, labels, paired_by, warnings = pair_landmarks(fixed, moving, fixed_labels, moving_labels)
+
+    fit = {str(label) for label in fit_labels or []}
+    unknown = sorted(fit - set(labels))
+    if unknown:
+        raise InputError(
+            f"fit points {', '.join(unknown)} are not among the paired landmarks ({', '.join(labels)}): check the names"
+        )
+    roles = ["fit" if label in fit else "target" for label in labels]
+
+    fixed_lps, moving_lps = lps_ras_points(fixed), lps_ras_points(moving)
+    before = before or Transform.identity()
+    mapped_before, _ = moving_points_to_fixed(moving_lps, before)
+    mapped, residual = moving_points_to_fixed(moving_lps, transform)
+    errors_before = np.linalg.norm(mapped_before - fixed_lps, axis=1)
+    errors_after = np.linalg.norm(mapped - fixed_lps, axis=1)
+    for label, value in zip(labels, residual):
+        if value > INVERSION_WARNING_MM:
+            warnings.append(
+                f"landmark {label}: the transform could not be inverted there (residual {value:.2f} mm), "
+                "it may fold: check the Jacobian determinant"
+            )
+    mapped_before_ras, mapped_ras = lps_ras_points(mapped_before), lps_ras_points(mapped)
+    rows = [
+        LandmarkRow(
+            labels[i],
+            roles[i],
+            fixed[i],
+            moving[i],
+            mapped_before_ras[i],
+            mapped_ras[i],
+            float(errors_before[i]),
+            float(errors_after[i]),
+            float(residual[i]),
+        )
+        for i in range(len(labels))
+    ]
+    is_fit = np.array([role == "fit" for role in roles])
+    return LandmarkErrors(
+        rows=rows,
+        fre_before=error_statistics(errors_before[is_fit]),
+        fre_after=error_statistics(errors_after[is_fit]),
+        tre_before=error_statistics(errors_before[~is_fit]),
+        tre_after=error_statistics(errors_after[~is_fit]),
+        paired_by=paired_by,
+        warnings=warnings,
+    )

@@ -1,0 +1,288 @@
+"""The QA report of one case: one self-contained HTML file with the metrics tables and the pictures.
+
+It is rendered from the same JSON-ready metrics dictionary that ``mmreg qa --json`` writes (see
+:func:`.qa.assess_registration`), so the two never disagree. Pictures are embedded as PNG data URIs;
+each ``<img>`` also names its file (``data-file``), written beside the report.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+from pathlib import Path
+
+from ..core.files import write_atomically
+
+STYLE = """
+body { font-family: sans-serif; margin: 2em; color: #222; max-width: 1400px; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; margin: 0.5em 0; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
+th { background: #f2f2f2; } td.text, th.text { text-align: left; }
+.unstable { color: #b00; font-weight: bold; } .stable { color: #070; font-weight: bold; }
+.warning { color: #a60; } figure { margin: 0.5em; display: inline-block; vertical-align: top; }
+img { max-width: 100%; image-rendering: pixelated; border: 1px solid #ccc; }
+.note { color: #666; font-size: 0.9em; }
+"""
+
+
+def _number(value, digits: int = 2) -> str:
+    if value is None:
+        return "&ndash;"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.{digits}f}"
+
+
+def _table(header: list[str], rows: list[list[str]], text_columns: int = 1) -> str:
+    def cells(values, tag):
+        return "".join(
+            f'<{tag} class="text">{value}</{tag}>' if index < text_columns else f"<{tag}>{value}</{tag}>"
+            for index, value in enumerate(values)
+        )
+
+    body = "".join(f"<tr>{cells(row, 'td')}</tr>" for row in rows)
+    return f"<table><tr>{cells(header, 'th')}</tr>{body}</table>"
+
+
+def _escape(value) -> str:
+    return html.escape(str(value))
+
+
+def _landmarks(section: dict) -> str:
+    parts = [
+        "<h2>Landmark errors</h2>",
+        (
+            f'<p class="note">{_escape(section["direction"])}; '
+            f"pairs matched by {_escape(section['paired_by'])}. FRE: landmarks used to fit the transform; "
+            "TRE: all others. The two are never pooled.</p>"
+        ),
+    ]
+    rows = []
+    for name in ("fre", "tre"):
+        for stage in ("before", "after"):
+            stats = section[name][stage]
+            if stats is None:
+                continue
+            rows.append(
+                [
+                    f"{name.upper()} {stage}",
+                    _number(stats["count"]),
+                    _number(stats["mean_mm"]),
+                    _number(stats["median_mm"]),
+                    _number(stats["rms_mm"]),
+                    _number(stats["max_mm"]),
+                ]
+            )
+    parts.append(_table(["", "points", "mean (mm)", "median (mm)", "RMS (mm)", "max (mm)"], rows))
+    point_rows = [
+        [
+            _escape(p["label"]),
+            "FRE" if p["role"] == "fit" else "TRE",
+            " ".join(_number(v, 1) for v in p["fixed_ras_mm"]),
+            " ".join(_number(v, 1) for v in p["mapped_ras_mm"]),
+            _number(p["error_before_mm"]),
+            _number(p["error_after_mm"]),
+        ]
+        for p in section["points"]
+    ]
+    parts.append(
+        _table(
+            ["label", "kind", "fixed R A S (mm)", "moving mapped to fixed R A S (mm)", "before (mm)", "after (mm)"],
+            point_rows,
+            text_columns=4,
+        )
+    )
+    return "".join(parts)
+
+
+def _segmentation(section: dict) -> str:
+    rows = []
+    for before, after in zip(section["before"], section["after"]):
+        rows.append(
+            [
+                _escape(after["name"]),
+                _number(before["dice"], 3),
+                _number(after["dice"], 3),
+                _number(before["mean_surface_distance_mm"]),
+                _number(after["mean_surface_distance_mm"]),
+                _number(before["hausdorff95_mm"]),
+                _number(after["hausdorff95_mm"]),
+                _number(after["fixed_volume_ml"]),
+                _number(after["moving_volume_ml"]),
+            ]
+        )
+    header = [
+        "label",
+        "Dice before",
+        "Dice after",
+        "MSD before (mm)",
+        "MSD after (mm)",
+        "HD95 before (mm)",
+        "HD95 after (mm)",
+        "fixed (mL)",
+        "warped moving (mL)",
+    ]
+    note = (
+        f'<p class="note">moving labelmap warped with {_escape(section["interpolation"])} interpolation; '
+        "MSD: mean symmetric surface distance; HD95: 95% Hausdorff distance.</p>"
+    )
+    return "<h2>Segmentation overlap</h2>" + note + _table(header, rows)
+
+
+def _images(section: dict) -> str:
+    names = [
+        ("mutual_information", "mutual information (nats)", 4),
+        ("normalized_mutual_information", "normalised mutual information", 4),
+        ("normalized_cross_correlation", "normalised cross-correlation", 4),
+        ("overlap_fraction", "overlap fraction", 3),
+    ]
+    rows = [
+        [label, _number(section["before"][key], digits), _number(section["after"][key], digits)]
+        for key, label, digits in names
+    ]
+    note = (
+        f'<p class="note">over the overlap of the images, at {section["after"]["spacing_mm"]} mm, '
+        f"{section['after']['bins']} histogram bins; higher is better.</p>"
+    )
+    return "<h2>Image agreement</h2>" + note + _table(["", "before", "after"], rows)
+
+
+def _deformation(jacobian: dict, consistency: dict) -> str:
+    rows = [
+        [label, _number(jacobian[key], 4)]
+        for key, label in (
+            ("minimum", "minimum"),
+            ("percentile_1", "1st percentile"),
+            ("mean", "mean"),
+            ("percentile_99", "99th percentile"),
+            ("maximum", "maximum"),
+            ("folding_percent", "% &le; 0 (folding)"),
+        )
+    ]
+    spacing = jacobian["spacing_mm"]
+    where = "constant (linear transform)" if spacing is None else f"sampled every {spacing:.2f} mm over the fixed image"
+    smallest = " ".join(_number(v, 1) for v in jacobian["minimum_at_ras_mm"])
+    parts = [
+        "<h2>Deformation sanity</h2>",
+        f'<p class="note">Jacobian determinant of fixed &rarr; moving, {where}; smallest at R A S {smallest} mm.</p>',
+        _table(["Jacobian determinant", ""], rows),
+    ]
+    if consistency.get("mean_mm") is not None:
+        parts.append(
+            _table(
+                ["inverse consistency", "mm"],
+                [
+                    ["mean", _number(consistency["mean_mm"], 3)],
+                    ["95th percentile", _number(consistency["p95_mm"], 3)],
+                    ["max", _number(consistency["max_mm"], 3)],
+                ],
+            )
+        )
+    else:
+        parts.append(f'<p class="note">inverse consistency: {_escape(consistency.get("reason", "not measured"))}</p>')
+    return "".join(parts)
+
+
+def _stability(section: dict) -> str:
+    verdict = section["verdict"]
+    perturbation = section["perturbation"]
+    summary = (
+        f"<p>Restarted {section['restarts']} times ({_escape(section['engine'])} {_escape(section['preset'])}) "
+        f"from {perturbation['rotation_deg']:g}&deg; and {perturbation['shift_mm']:g} mm perturbations: results "
+        f"disagree by {section['spread_p95_mm']:.2f} mm (95th percentile) and {section['spread_max_mm']:.2f} mm "
+        f'(max) over {section["points"]} foreground points: <span class="{verdict}">{verdict}</span> '
+        f"(threshold {section['threshold_mm']:g} mm).</p>"
+    )
+    rows = [
+        [
+            str(run["index"] + 1),
+            _number(run["distance_p95_mm"]),
+            _number(run["distance_max_mm"]),
+            _number(run["seconds"], 1),
+            _escape(run["error"] or ""),
+        ]
+        for run in section["runs"]
+    ]
+    note = (
+        f'<p class="note">{section["parallel"]} at a time, {section["threads_per_run"]} thread(s) each, '
+        f"{section['wall_seconds']:.1f} s in all.</p>"
+    )
+    table = _table(["restart", "p95 from result (mm)", "max from result (mm)", "seconds", "error"], rows)
+    return "<h2>Stability (no ground truth needed)</h2>" + summary + table + note
+
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def _pictures(pictures: dict[str, dict[str, Path]], base: Path) -> str:
+    captions = {
+        "checkerboard": "checkerboard of fixed and moving",
+        "difference": "difference of rank-normalised grey levels (dark: agreement)",
+        "fusion": "fixed in magenta, moving in green (grey: agreement)",
+    }
+    parts = [
+        "<h2>Pictures</h2>",
+        (
+            '<p class="note">axial, coronal and sagittal planes through the region of interest; '
+            "before registration (left) and after (right).</p>"
+        ),
+    ]
+    for kind, stages in pictures.items():
+        parts.append(f"<h3>{_escape(captions.get(kind, kind))}</h3><div>")
+        for stage in ("before", "after"):
+            if stage not in stages:
+                continue
+            path = Path(stages[stage])
+            name = os.path.relpath(path, base)
+            parts.append(
+                f'<figure><img src="{_data_uri(path)}" alt="{_escape(kind)} {stage}" data-file="{_escape(name)}">'
+                f"<figcaption>{stage}</figcaption></figure>"
+            )
+        parts.append("</div>")
+    return "".join(parts)
+
+
+def render_html(metrics: dict, pictures: dict[str, dict[str, Path]] | None = None, base: Path | None = None) -> str:
+    """The report as HTML text, from a metrics dictionary (and picture files, embedded)."""
+    inputs = metrics.get("inputs", {})
+    title = "Registration QA"
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{title}</h1>",
+    ]
+    rows = [[_escape(key.replace("_", " ")), _escape(value)] for key, value in inputs.items() if value]
+    transform = metrics.get("transform", {})
+    rows.append(["transform kind", _escape(transform.get("kind", ""))])
+    rows.append(["direction", _escape(transform.get("direction", ""))])
+    parts.append(_table(["input", ""], rows, text_columns=2))
+    if metrics.get("warnings"):
+        parts.append("<ul>" + "".join(f'<li class="warning">{_escape(w)}</li>' for w in metrics["warnings"]) + "</ul>")
+    if metrics.get("landmarks"):
+        parts.append(_landmarks(metrics["landmarks"]))
+    if metrics.get("segmentation"):
+        parts.append(_segmentation(metrics["segmentation"]))
+    if metrics.get("images"):
+        parts.append(_images(metrics["images"]))
+    if metrics.get("jacobian"):
+        parts.append(_deformation(metrics["jacobian"], metrics.get("inverse_consistency") or {}))
+    if metrics.get("stability"):
+        parts.append(_stability(metrics["stability"]))
+    if pictures:
+        parts.append(_pictures(pictures, base or Path.cwd()))
+    parts.append(f'<p class="note">MultimodalRegistrationLib {_escape(metrics.get("library_version", ""))}</p>')
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_html_report(
+    path: str | os.PathLike, metrics: dict, pictures: dict[str, dict[str, Path]] | None = None
+) -> None:
+    """Write the self-contained HTML report (pictures embedded) atomically."""
+    path = Path(path)
+    text = render_html(metrics, pictures, base=path.parent)
+    write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

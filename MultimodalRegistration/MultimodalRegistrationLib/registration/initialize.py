@@ -1,0 +1,120 @@
+"""Where a registration starts: the user's initial transform, centre alignment, or a search over all poses.
+
+``init`` methods (all transforms map fixed to moving points, LPS mm):
+
+* ``auto`` (default): without an initial transform, search all poses (:mod:`.anypose`) and also
+  keep the image-centre start when it leads elsewhere, so that the engine can run from both and
+  keep the better; with an initial transform, start from it as it is.
+* ``any-pose``: only the search over all poses (on top of the initial transform, if given).
+* ``geometry``: align the centres of the image boxes; ``moments``: the centres of the foregrounds;
+  ``none``: the initial transform (or identity) as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..core.choices import DEFAULT_INIT, FULL_ROTATION_DEG, INIT_METHODS
+from ..core.errors import InputError
+from ..core.rotations import pose_difference
+from ..core.transforms import Transform
+from . import anypose
+from .anypose import AnyPoseResult
+from .centres import centre_alignment, foreground_center
+
+# Two starts closer than this lead the engine to the same result: run it once.
+SAME_START_DEG, SAME_START_MM = 10.0, 10.0
+
+
+def _check_method(method: str) -> None:
+    if method not in INIT_METHODS:
+        raise InputError(f"unknown initialisation '{method}': choose one of {', '.join(INIT_METHODS)}")
+
+
+def initial_alignment(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    initial_transform: Transform | None,
+    method: str,
+) -> Transform:
+    """The one fixed -> moving transform a registration starts from (LPS mm).
+
+    ``geometry``, ``moments`` and ``none`` as in the module notes (see :func:`.centres.centre_alignment`);
+    ``auto`` and ``any-pose`` return the first of :func:`starting_poses`.
+    """
+    _check_method(method)
+    if method in ("auto", "any-pose"):
+        return starting_poses(fixed, moving, initial_transform, method).poses[0][1]
+    return centre_alignment(fixed, moving, initial_transform, method)
+
+
+@dataclass
+class StartingPoses:
+    """The poses an engine runs from, best guess first; with two, keep the result with the higher metric."""
+
+    # (name, fixed -> moving): "any-pose", "centre", "initial" (kept as given), or the init method
+    poses: list[tuple[str, Transform]]
+    before: Transform  # the pose the images are in before any search, for the metric before
+    search: AnyPoseResult | None = None  # when a search ran
+    warnings: list[str] = field(default_factory=list)
+
+
+def same_start(a: Transform, b: Transform, center: np.ndarray) -> bool:
+    """Whether two linear starts differ by less than SAME_START_DEG and SAME_START_MM (at ``center``)."""
+    angle, shift = pose_difference(a.matrix, b.matrix, np.asarray(center, float))
+    return angle < SAME_START_DEG and shift < SAME_START_MM
+
+
+def starting_poses(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    initial_transform: Transform | None = None,
+    method: str = DEFAULT_INIT,
+    fixed_mask: sitk.Image | None = None,
+    moving_mask: sitk.Image | None = None,
+    max_rotation_deg: float = FULL_ROTATION_DEG,
+    seed: int = 0,
+) -> StartingPoses:
+    """Where the engine should start (see the module notes); runs the any-pose search when asked.
+
+    ``max_rotation_deg`` keeps the search within that rotation (degrees), for images known to be
+    roughly aligned: faster.
+    Raises :class:`InputError` for an unknown method or images that look mirrored.
+    """
+    _check_method(method)
+    if not 0.0 < max_rotation_deg <= FULL_ROTATION_DEG:
+        raise InputError(f"max_rotation_deg {max_rotation_deg:g} is out of range: give 0 < degrees <= 180")
+    if method in ("geometry", "moments", "none") or (method == "auto" and initial_transform is not None):
+        start = initial_alignment(fixed, moving, initial_transform, "none" if method == "auto" else method)
+        return StartingPoses(poses=[("initial" if method == "auto" else method, start)], before=start)
+    before = initial_transform if initial_transform is not None else centre_alignment(fixed, moving, None, "geometry")
+    try:
+        search = anypose.search_any_pose(
+            fixed, moving, fixed_mask, moving_mask, prior=initial_transform,
+            max_rotation_deg=max_rotation_deg, seed=seed,
+        )  # fmt: skip
+    except InputError:
+        raise  # a verdict on the images (mirrored), not a failure of the search
+    except (RuntimeError, ValueError, np.linalg.LinAlgError) as error:
+        # The search is a help, not a condition: under auto, an image it cannot handle (too few
+        # voxels, no foreground) still registers from the centres, as without it.
+        reason = str(error).strip().splitlines()[-1][:200] if str(error).strip() else type(error).__name__
+        if method != "auto":
+            raise InputError(
+                f"the any-pose search failed ({reason}): use --init geometry, or prealign with landmarks"
+            ) from error
+        return StartingPoses(
+            poses=[("centre", before)], before=before,
+            warnings=[f"the any-pose search failed ({reason}); started from the image centres instead"],
+        )  # fmt: skip
+    poses = [("any-pose", search.transform)]
+    if method == "auto":
+        center = foreground_center(fixed)
+        # The search refined the centre start too: if it joined the winner, so would the engine.
+        joined = same_start(search.transform, search.centre_transform, center)
+        if not (joined or same_start(search.transform, before, center)):
+            poses.append(("centre", before))
+    return StartingPoses(poses=poses, before=before, search=search)

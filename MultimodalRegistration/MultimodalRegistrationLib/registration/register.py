@@ -1,0 +1,256 @@
+"""The one registration entry point, whichever engine runs it."""
+
+from __future__ import annotations
+
+import platform
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..core.choices import DEFAULT_ENGINE, DEFAULT_INIT, DEFAULT_PRESET, DEFAULT_SEED, FULL_ROTATION_DEG
+from ..core.errors import EngineError, InputError
+from ..core.images import MIN_MASK_COVERAGE, mask_coverage, physical_center, validate_image, validate_mask
+from ..core.metric import mutual_information, overlap_fraction
+from ..core.rotations import pose_difference
+from ..core.transforms import Transform
+from ..core.version import __version__
+from ..engines import run_engine
+from ..engines.presets import load_preset
+from .initialize import starting_poses
+
+Progress = Callable[..., None]  # (fraction 0..1, stage name, **details)
+
+# Below this fraction of the fixed image mapping into the moving image, no metric can work.
+MIN_OVERLAP = 0.02
+
+
+@dataclass
+class RegistrationResult:
+    """A registration's outcome. ``transform`` maps fixed to moving points (LPS mm), initial transform included."""
+
+    transform: Transform
+    inverse: Transform | None
+    metric_before: float  # Mattes mutual information (nats, higher is better) at the start
+    metric_after: float
+    seconds: float
+    log: str
+    provenance: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        """A JSON-ready record of the result and how it was made."""
+        transform = {"kind": self.transform.kind}
+        if self.transform.is_linear:
+            transform["matrix_lps"] = np.round(self.transform.matrix, 9).tolist()
+        return {
+            "transform": transform,
+            "has_inverse": self.inverse is not None,
+            "metric": {"name": "mattes_mutual_information", "before": self.metric_before, "after": self.metric_after},
+            "seconds": round(self.seconds, 3),
+            "warnings": self.warnings,
+            "provenance": self.provenance,
+        }
+
+
+def _describe_image(image: sitk.Image, source: str | None) -> dict:
+    return {
+        "source": source,
+        "size": list(image.GetSize()),
+        "spacing_mm": [round(s, 6) for s in image.GetSpacing()],
+        "origin_lps_mm": [round(o, 4) for o in image.GetOrigin()],
+        "pixel_type": image.GetPixelIDTypeAsString(),
+    }
+
+
+def _start_offset(start: Transform, before: Transform, fixed: sitk.Image, initial_given: bool) -> dict | None:
+    """How far the chosen start lies from the pose before any search (degrees, and mm at the fixed image's centre)."""
+    if not (start.is_linear and before.is_linear):
+        return None
+    angle, shift = pose_difference(start.matrix, before.matrix, physical_center(fixed))
+    reference = "initial transform" if initial_given else "image centres"
+    return {"from": reference, "rotation_deg": round(angle, 2), "shift_mm": round(shift, 2)}
+
+
+def check_linear_result(transform: Transform, preset_name: str) -> None:
+    """Refuse a mirrored or collapsed linear result: an engine can return one (ANTs Affine)."""
+    if not transform.is_linear:
+        return
+    singular = np.linalg.svd(transform.matrix[:3, :3], compute_uv=False)
+    determinant = float(np.linalg.det(transform.matrix[:3, :3]))
+    if determinant <= 0:
+        raise EngineError(
+            f"the {preset_name} result is mirrored (determinant {determinant:.3f})",
+            hint="use the rigid preset, or prealign with landmarks so the engine starts closer",
+        )
+    if singular.min() < 0.2 or singular.max() > 5.0:
+        raise EngineError(
+            f"the {preset_name} result collapsed or exploded (scales {np.round(singular, 3).tolist()})",
+            hint="use the rigid preset, mask the anatomy, or prealign with landmarks",
+        )
+
+
+def register(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    engine: str = DEFAULT_ENGINE,
+    preset: str = DEFAULT_PRESET,
+    fixed_mask: sitk.Image | None = None,
+    moving_mask: sitk.Image | None = None,
+    initial_transform: Transform | None = None,
+    init: str = DEFAULT_INIT,
+    max_rotation_deg: float = FULL_ROTATION_DEG,
+    seed: int = DEFAULT_SEED,
+    threads: int | None = None,
+    progress: Progress | None = None,
+    sources: dict | None = None,
+    workdir: str | Path | None = None,
+) -> RegistrationResult:
+    """Register ``moving`` to ``fixed`` (LPS images) and return the fixed -> moving transform.
+
+    ``initial_transform`` (fixed -> moving) is where the search starts and is part of the result.
+    ``init`` is auto, any-pose, geometry, moments or none (see :mod:`.initialize`); ``auto`` runs
+    the engine from the any-pose start and, if it differs, from the image-centre start too, and
+    keeps the result with the higher metric. ``max_rotation_deg`` (degrees) narrows the any-pose
+    search for images known to be roughly aligned.
+    ``sources`` names where the inputs came from, for provenance only.
+    """
+    report = progress or (lambda fraction, stage, **details: None)
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    warnings: list[str] = []
+
+    def lap(name: str, since: float) -> float:
+        now = time.perf_counter()
+        timings[name] = round(timings.get(name, 0.0) + now - since, 3)  # runs from two starts add up
+        return now
+
+    report(0.0, "checking inputs")
+    recipe = load_preset(engine, preset)
+    validate_image(fixed, "fixed image")
+    validate_image(moving, "moving image")
+    masks = {}
+    for role, mask, image in (("fixed mask", fixed_mask, fixed), ("moving mask", moving_mask, moving)):
+        if mask is None:
+            continue
+        masks[role] = validate_mask(mask, image, role)
+        coverage = mask_coverage(masks[role])
+        if coverage < MIN_MASK_COVERAGE:
+            warnings.append(
+                f"{role} covers {coverage:.0%} of the image: crop the image to the region instead, "
+                "or the sampler may not find enough samples"
+            )
+    clock = lap("checks_s", started)
+
+    report(0.01, "finding the starting pose")
+    starts = starting_poses(
+        fixed, moving, initial_transform, init, masks.get("fixed mask"), masks.get("moving mask"),
+        max_rotation_deg=max_rotation_deg, seed=seed,
+    )  # fmt: skip
+    warnings += starts.warnings
+    # A start that leaves the images apart makes every engine fail: skip it, and stop if none is left.
+    overlaps = [overlap_fraction(fixed, moving, pose) for _, pose in starts.poses]
+    runs = [(name, pose) for (name, pose), overlap in zip(starts.poses, overlaps) if overlap >= MIN_OVERLAP]
+    if not runs:
+        fix = "prealign with landmarks (FiducialPrealign or mmreg prealign)"
+        if starts.search is None:
+            fix += " or use --init any-pose"
+        raise InputError(
+            f"images do not overlap: {fix} (only {max(overlaps):.0%} of the fixed image maps into the moving image)"
+        )
+    warnings += [
+        f"skipped the {name} start: only {overlap:.0%} of the fixed image maps into the moving image there"
+        for (name, _), overlap in zip(starts.poses, overlaps) if overlap < MIN_OVERLAP
+    ]  # fmt: skip
+    clock = lap("init_s", clock)
+
+    report(0.04, "metric before")
+    metric_before = mutual_information(fixed, moving, starts.before, masks.get("fixed mask"))
+    clock = lap("metric_before_s", clock)
+
+    tried: list[dict] = []
+    best, failure = None, None
+    for number, (name, start) in enumerate(runs):
+        low, high = 0.05 + 0.9 * number / len(runs), 0.05 + 0.9 * (number + 1) / len(runs)
+
+        def engine_progress(fraction: float, stage: str, low=low, high=high, **details) -> None:
+            # ``details`` (log path, planned iterations) let a parent process follow the engine's log.
+            if details:
+                details["span"] = [low + (high - low) * fraction, high]
+            report(low + (high - low) * fraction, stage, **details)
+
+        try:
+            with tempfile.TemporaryDirectory(prefix="mmreg-", dir=workdir) as scratch:
+                output = run_engine(
+                    engine,
+                    fixed,
+                    moving,
+                    recipe,
+                    fixed_mask=masks.get("fixed mask"),
+                    moving_mask=masks.get("moving mask"),
+                    initial=start,
+                    seed=seed,
+                    threads=threads,
+                    workdir=Path(scratch),
+                    progress=engine_progress,
+                )
+            check_linear_result(output.transform, recipe.name)
+        except EngineError as error:
+            # With two starts, one failing run does not spoil the other's result.
+            tried.append({"start": name, "error": str(error).splitlines()[0]})
+            failure = failure or error
+            clock = lap("engine_s", clock)
+            continue
+        clock = lap("engine_s", clock)
+        report(high, "metric after")
+        metric = mutual_information(fixed, moving, output.transform, masks.get("fixed mask"))
+        clock = lap("metric_after_s", clock)
+        tried.append({"start": name, "metric_after": round(metric, 6)})
+        if best is None or metric > best[0]:
+            best = (metric, name, start, output)
+    if best is None:
+        raise failure
+    metric_after, start_name, start, output = best
+    warnings += [f"the engine failed from the {run['start']} start: {run['error']}" for run in tried if "error" in run]
+    timings.update(output.timings)
+    seconds = time.perf_counter() - started
+    sources = sources or {}
+    provenance = {
+        "engine": engine,
+        "engine_version": output.version,
+        "preset": recipe.name,
+        "preset_files": recipe.files,
+        "library_version": __version__,
+        "simpleitk_version": sitk.Version.VersionString(),
+        "python_version": platform.python_version(),
+        "seed": seed,
+        "threads": output.threads,
+        "init": init,
+        "max_rotation_deg": max_rotation_deg,
+        "initial_transform": sources.get("initial_transform"),
+        "start": start_name,
+        "start_matrix_lps": np.round(start.matrix, 9).tolist() if start.is_linear else None,
+        "starts_tried": tried,
+        "any_pose": starts.search.summary() if starts.search is not None else None,
+        "start_offset": _start_offset(start, starts.before, fixed, initial_transform is not None),
+        "fixed": _describe_image(fixed, sources.get("fixed")),
+        "moving": _describe_image(moving, sources.get("moving")),
+        "fixed_mask": sources.get("fixed_mask") if fixed_mask is not None else None,
+        "moving_mask": sources.get("moving_mask") if moving_mask is not None else None,
+        "timings_s": timings,
+    }
+    report(1.0, "done")
+    return RegistrationResult(
+        transform=output.transform,
+        inverse=output.inverse,
+        metric_before=metric_before,
+        metric_after=metric_after,
+        seconds=seconds,
+        log=output.log,
+        provenance=provenance,
+        warnings=warnings,
+    )
