@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from ..core.choices import ENGINES
-from ..process.worker import EXIT_OK
+from ..core.choices import (
+    DEFAULT_ENGINE,
+    DEFAULT_RESTARTS,
+    DEFAULT_ROTATION_DEG,
+    DEFAULT_SHIFT_MM,
+    DEFAULT_THRESHOLD_MM,
+    ENGINES,
+)
+from ..core.errors import EXIT_OK
 
-# qa_stability.DEFAULT_*, repeated so that building the parser does not import numpy and SimpleITK
-DEFAULT_RESTARTS = 5
-DEFAULT_THRESHOLD_MM = 2.0
-DEFAULT_SHIFT_MM = 5.0
-DEFAULT_ROTATION_DEG = 5.0
+if TYPE_CHECKING:  # building the parser imports neither numpy nor SimpleITK
+    from ..qa.report_types import QAReport
+
 
 
 def add_qa_parser(subparsers) -> argparse.ArgumentParser:
@@ -48,7 +54,7 @@ def add_qa_parser(subparsers) -> argparse.ArgumentParser:
         metavar="K",
         help=f"re-run the registration from K perturbed starts (default K={DEFAULT_RESTARTS}) and report the spread",
     )
-    parser.add_argument("--engine", choices=ENGINES, default="elastix", help="engine of the restarts")
+    parser.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE, help="engine of the restarts")
     parser.add_argument(
         "--preset", help="preset of the restarts (default: rigid, affine or deformable, as the transform)"
     )
@@ -86,45 +92,45 @@ def _fit_names(values: list[str] | None) -> list[str] | None:
     return [name.strip() for value in values for name in value.split(",") if name.strip()]
 
 
-def _print_summary(metrics: dict) -> None:
-    landmarks = metrics.get("landmarks")
-    if landmarks:
-        for name in ("fre", "tre"):
-            before, after = landmarks[name]["before"], landmarks[name]["after"]
+def _print_summary(report: QAReport) -> None:
+    landmarks = report.landmarks
+    if landmarks is not None:
+        for name, before, after in (
+            ("FRE", landmarks.fre_before, landmarks.fre_after),
+            ("TRE", landmarks.tre_before, landmarks.tre_after),
+        ):
             if after is not None:
                 print(
-                    f"{name.upper()} ({after['count']} points): mean {before['mean_mm']:.2f} -> "
-                    f"{after['mean_mm']:.2f} mm, RMS {after['rms_mm']:.2f} mm, max {after['max_mm']:.2f} mm"
+                    f"{name} ({after.count} points): mean {before.mean_mm:.2f} -> "
+                    f"{after.mean_mm:.2f} mm, RMS {after.rms_mm:.2f} mm, max {after.max_mm:.2f} mm"
                 )
-    segmentation = metrics.get("segmentation")
-    if segmentation:
-        for before, after in zip(segmentation["before"], segmentation["after"]):
-            hd95 = "-" if after["hausdorff95_mm"] is None else f"{after['hausdorff95_mm']:.2f} mm"
-            print(f"label {after['name']}: Dice {before['dice']:.3f} -> {after['dice']:.3f}, HD95 {hd95}")
-    images = metrics["images"]
+    if report.segmentation is not None:
+        for before, after in zip(report.segmentation.before, report.segmentation.after):
+            hd95 = "-" if after.hausdorff95_mm is None else f"{after.hausdorff95_mm:.2f} mm"
+            print(f"label {after.name}: Dice {before.dice:.3f} -> {after.dice:.3f}, HD95 {hd95}")
 
-    def value(stage, key):
-        number = images[stage][key]
-        return "-" if number is None else f"{number:.3f}"
+    def change(before: float | None, after: float | None) -> str:
+        return " -> ".join("-" if number is None else f"{number:.3f}" for number in (before, after))
 
+    before, after = report.images_before, report.images_after
     print(
-        f"MI {value('before', 'mutual_information')} -> {value('after', 'mutual_information')} nats, "
-        f"NMI {value('before', 'normalized_mutual_information')} -> {value('after', 'normalized_mutual_information')}, "
-        f"NCC {value('before', 'normalized_cross_correlation')} -> {value('after', 'normalized_cross_correlation')}"
+        f"MI {change(before.mutual_information, after.mutual_information)} nats, "
+        f"NMI {change(before.normalized_mutual_information, after.normalized_mutual_information)}, "
+        f"NCC {change(before.normalized_cross_correlation, after.normalized_cross_correlation)}"
     )
-    jacobian = metrics["jacobian"]
+    jacobian = report.jacobian
     print(
-        f"Jacobian determinant: min {jacobian['minimum']:.3f}, 1%-99% {jacobian['percentile_1']:.3f}-"
-        f"{jacobian['percentile_99']:.3f}, folding {jacobian['folding_percent']:.3g}%"
+        f"Jacobian determinant: min {jacobian.minimum:.3f}, 1%-99% {jacobian.percentile_1:.3f}-"
+        f"{jacobian.percentile_99:.3f}, folding {jacobian.folding_percent:.3g}%"
     )
-    consistency = metrics.get("inverse_consistency") or {}
-    if consistency.get("mean_mm") is not None:
-        print(f"inverse consistency: mean {consistency['mean_mm']:.3f} mm, max {consistency['max_mm']:.3f} mm")
-    stability = metrics.get("stability")
-    if stability:
+    consistency = report.inverse_consistency
+    if consistency.mean_mm is not None:
+        print(f"inverse consistency: mean {consistency.mean_mm:.3f} mm, max {consistency.max_mm:.3f} mm")
+    stability = report.stability
+    if stability is not None:
         print(
-            f"stability ({stability['restarts']} restarts): spread {stability['spread_p95_mm']:.2f} mm (p95), "
-            f"{stability['spread_max_mm']:.2f} mm (max): {stability['verdict']}"
+            f"stability ({stability.restarts} restarts): spread {stability.spread_p95_mm:.2f} mm (p95), "
+            f"{stability.spread_max_mm:.2f} mm (max): {stability.verdict}"
         )
 
 
@@ -180,7 +186,7 @@ def command_qa(arguments: argparse.Namespace) -> int:
         progress = ProgressPrinter()
     fixed_labels = optional(arguments.fixed_labels, "fixed labelmap")
     fixed_mask = optional(arguments.fixed_mask, "fixed mask")
-    metrics = assess_with_restarts(
+    report = assess_with_restarts(
         fixed,
         moving,
         transform,
@@ -198,7 +204,7 @@ def command_qa(arguments: argparse.Namespace) -> int:
         **points,
     )
     outputs = write_qa_outputs(
-        metrics,
+        report,
         fixed,
         moving,
         transform,
@@ -207,8 +213,8 @@ def command_qa(arguments: argparse.Namespace) -> int:
         fixed_labels=fixed_labels,
         fixed_mask=fixed_mask,
     )
-    _print_summary(metrics)
-    for warning in metrics["warnings"]:
+    _print_summary(report)
+    for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     for name, path in outputs.items():
         print(f"wrote {name}: {path}")

@@ -1,11 +1,27 @@
-"""Image-agreement metrics that are the same whichever engine ran."""
+"""The one mutual information: the registration summary's metric and the QA report's MI are this number.
+
+The moving image is resampled through the fixed -> moving transform (LPS mm) onto the fixed image
+block-averaged to about ``spacing_mm``; every fixed voxel that lands inside the moving image (and
+inside the optional fixed mask) is a sample, so the number is deterministic. MI and NMI come from one
+``bins`` x ``bins`` joint histogram of those samples, each axis spanning its samples' range.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import SimpleITK as sitk
 
 from .images import inside_fraction, sample_grid_points
 from .transforms import Transform
+
+# Measured on the phantoms and on MNI T1 against a T2-like contrast: at 2 mm one value takes 60-120 ms
+# (the former 3 mm Mattes metric 70-150 ms, 3 mm here 20-35 ms), and half a millimetre off the truth
+# lowers it by 0.012-0.024 nats (at 3 mm 0.011-0.014): finer tells near poses apart better.
+METRIC_SPACING_MM = 2.0
+METRIC_BINS = 32
+MIN_OVERLAP_VOXELS = 100  # fewer overlapping samples carry no information
 
 
 def shrink_to_spacing(image: sitk.Image, spacing_mm: float) -> sitk.Image:
@@ -17,20 +33,83 @@ def shrink_to_spacing(image: sitk.Image, spacing_mm: float) -> sitk.Image:
     return sitk.BinShrink(image, factors)
 
 
-def warped_on_fixed(
-    fixed: sitk.Image, moving: sitk.Image, transform: Transform, spacing_mm: float
-) -> tuple[sitk.Image, sitk.Image, sitk.Image]:
-    """Both images block-averaged to about ``spacing_mm``: the fixed one (float), the moving one
-    resampled onto it through ``transform`` (fixed -> moving, linear, 0 outside), and the uint8
-    mask of the fixed voxels whose centres map inside the moving image (the overlap)."""
+@dataclass(frozen=True)
+class OverlapSamples:
+    """Paired grey levels at the fixed voxels (about ``spacing_mm`` wide) that map inside the moving image
+    and the fixed mask; ``region_voxels`` counts the voxels inside the mask (all voxels without one)."""
+
+    fixed: np.ndarray
+    moving: np.ndarray
+    region_voxels: int
+
+    @property
+    def count(self) -> int:
+        return len(self.fixed)
+
+    @property
+    def fraction(self) -> float:
+        """Fraction of the region that overlaps the moving image (0..1)."""
+        return self.count / self.region_voxels if self.region_voxels else 0.0
+
+
+def overlap_samples(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    transform: Transform,
+    fixed_mask: sitk.Image | None = None,
+    spacing_mm: float = METRIC_SPACING_MM,
+) -> OverlapSamples:
+    """The samples every image-agreement number uses: see :class:`OverlapSamples`. Both images are
+    block-averaged to about ``spacing_mm``; the moving one is resampled (linear) through ``transform``."""
     fixed_small = sitk.Cast(shrink_to_spacing(fixed, spacing_mm), sitk.sitkFloat32)
     moving_small = sitk.Cast(shrink_to_spacing(moving, spacing_mm), sitk.sitkFloat32)
-    # Resampling first lets any transform through (ITK's metric cannot take displacement-field composites).
-    warped = sitk.Resample(moving_small, fixed_small, transform.sitk, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-    inside = sitk.Resample(
-        sitk.Cast(moving_small * 0 + 1, sitk.sitkUInt8), fixed_small, transform.sitk, sitk.sitkNearestNeighbor, 0
+    # Resampling first lets any transform through (displacement-field composites included); NaN marks
+    # the voxels that map outside the moving image, which spares a second (nearest-neighbour) resampling.
+    warped = sitk.Resample(moving_small, fixed_small, transform.sitk, sitk.sitkLinear, float("nan"), sitk.sitkFloat32)
+    moving_values = sitk.GetArrayViewFromImage(warped)
+    overlap = ~np.isnan(moving_values)
+    region_voxels = overlap.size
+    if fixed_mask is not None:
+        mask = sitk.Resample(fixed_mask, fixed_small, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+        region = sitk.GetArrayViewFromImage(mask) != 0
+        region_voxels = int(region.sum())
+        overlap = overlap & region
+    return OverlapSamples(
+        sitk.GetArrayViewFromImage(fixed_small)[overlap].astype(float),
+        moving_values[overlap].astype(float),
+        region_voxels,
     )
-    return fixed_small, warped, inside
+
+
+def _bin_indices(values: np.ndarray, bins: int) -> np.ndarray:
+    """Equal-width bin of each value over the values' own range (the top edge belongs to the last bin)."""
+    low, high = float(values.min()), float(values.max())
+    if high <= low:
+        return np.zeros(len(values), np.int64)
+    return np.minimum(((values - low) * (bins / (high - low))).astype(np.int64), bins - 1)
+
+
+def _entropy(probabilities: np.ndarray) -> float:
+    nonzero = probabilities[probabilities > 0]
+    return float(-(nonzero * np.log(nonzero)).sum())
+
+
+def histogram_information(
+    fixed_values: np.ndarray, moving_values: np.ndarray, bins: int = METRIC_BINS
+) -> tuple[float, float]:
+    """(mutual information in nats, normalised MI) of paired samples, from one ``bins`` x ``bins`` joint histogram.
+
+    MI = H(F) + H(M) - H(F, M) is 0 for independent images; NMI = (H(F) + H(M)) / H(F, M) runs from
+    1 (independent) to 2 (identical).
+    """
+    joint = np.bincount(
+        _bin_indices(fixed_values, bins) * bins + _bin_indices(moving_values, bins), minlength=bins * bins
+    ).reshape(bins, bins) / len(fixed_values)
+    fixed_entropy, moving_entropy = _entropy(joint.sum(axis=1)), _entropy(joint.sum(axis=0))
+    joint_entropy = _entropy(joint)
+    mutual = fixed_entropy + moving_entropy - joint_entropy
+    normalized = (fixed_entropy + moving_entropy) / joint_entropy if joint_entropy > 0 else 2.0
+    return float(max(mutual, 0.0)), float(normalized)
 
 
 def mutual_information(
@@ -38,34 +117,15 @@ def mutual_information(
     moving: sitk.Image,
     transform: Transform,
     fixed_mask: sitk.Image | None = None,
-    spacing_mm: float = 3.0,
-    bins: int = 32,
+    spacing_mm: float = METRIC_SPACING_MM,
+    bins: int = METRIC_BINS,
 ) -> float:
-    """Mattes mutual information (nats, higher is better) of ``moving`` seen through ``transform``.
-
-    Evaluated on every voxel of the fixed image shrunk to ``spacing_mm``, so it is deterministic.
-    Returns 0 where the images do not overlap.
-    """
-    fixed_small, warped, inside = warped_on_fixed(fixed, moving, transform, spacing_mm)
-    if fixed_mask is not None:
-        inside = inside * sitk.Resample(fixed_mask, fixed_small, sitk.Transform(), sitk.sitkNearestNeighbor)
-    if sitk.GetArrayViewFromImage(inside).sum() < 100:
+    """Mutual information (nats, higher agrees better, 0 for independent images) of ``moving`` seen
+    through ``transform`` (fixed -> moving) over the overlap; 0 where the images do not overlap."""
+    samples = overlap_samples(fixed, moving, transform, fixed_mask, spacing_mm)
+    if samples.count < MIN_OVERLAP_VOXELS:
         return 0.0
-    method = sitk.ImageRegistrationMethod()
-    method.SetMetricAsMattesMutualInformation(bins)
-    method.SetMetricSamplingStrategy(method.NONE)
-    method.SetInterpolator(sitk.sitkLinear)
-    method.SetMetricFixedMask(inside)
-    method.SetInitialTransform(sitk.TranslationTransform(3), inPlace=False)
-    # Only the value is needed: without the gradient filters (which need 4 voxels along every
-    # axis) a thin slab, such as 8 CT slices shrunk to 2, is measured too.
-    method.SetMetricUseFixedImageGradientFilter(False)
-    method.SetMetricUseMovingImageGradientFilter(False)
-    try:
-        return float(-method.MetricEvaluate(fixed_small, warped))
-    except RuntimeError:
-        # ITK raises when too few samples remain: no overlap, no information.
-        return 0.0
+    return histogram_information(samples.fixed, samples.moving, bins)[0]
 
 
 def overlap_fraction(fixed: sitk.Image, moving: sitk.Image, transform: Transform, per_axis: int = 10) -> float:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import vtk
 
+from ..qa.report_types import QAReport
+
 TABLE_COLUMNS = ("metric", "value", "unit")
 
 
@@ -17,72 +19,71 @@ def _format(value, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
-def metric_rows(metrics: dict) -> list[tuple[str, str, str]]:
+def metric_rows(report: QAReport) -> list[tuple[str, str, str]]:
     """(metric, value, unit) rows: TRE and FRE apart, Dice per label, MI before/after, the Jacobian of
     a nonlinear transform, inverse consistency and the stability verdict when measured."""
     rows: list[tuple[str, str, str]] = []
-    landmarks = metrics.get("landmarks")
-    if landmarks:
-        for name in ("tre", "fre"):
-            before, after = landmarks[name]["before"], landmarks[name]["after"]
+    landmarks = report.landmarks
+    if landmarks is not None:
+        for title, before, after in (
+            ("TRE", landmarks.tre_before, landmarks.tre_after),
+            ("FRE", landmarks.fre_before, landmarks.fre_after),
+        ):
             if after is None:
                 continue
-            title = name.upper()
             rows += [
-                (f"{title} points", _format(after["count"]), ""),
-                (f"{title} mean before", _format(before["mean_mm"]), "mm"),
-                (f"{title} mean after", _format(after["mean_mm"]), "mm"),
-                (f"{title} RMS after", _format(after["rms_mm"]), "mm"),
-                (f"{title} max after", _format(after["max_mm"]), "mm"),
+                (f"{title} points", _format(after.count), ""),
+                (f"{title} mean before", _format(before.mean_mm), "mm"),
+                (f"{title} mean after", _format(after.mean_mm), "mm"),
+                (f"{title} RMS after", _format(after.rms_mm), "mm"),
+                (f"{title} max after", _format(after.max_mm), "mm"),
             ]
-    segmentation = metrics.get("segmentation")
-    if segmentation:
-        for before, after in zip(segmentation["before"], segmentation["after"]):
+    if report.segmentation is not None:
+        for before, after in zip(report.segmentation.before, report.segmentation.after):
             rows += [
-                (f"Dice {after['name']} before", _format(before["dice"]), ""),
-                (f"Dice {after['name']} after", _format(after["dice"]), ""),
-                (f"HD95 {after['name']} after", _format(after["hausdorff95_mm"]), "mm"),
+                (f"Dice {after.name} before", _format(before.dice), ""),
+                (f"Dice {after.name} after", _format(after.dice), ""),
+                (f"HD95 {after.name} after", _format(after.hausdorff95_mm), "mm"),
             ]
-    images = metrics.get("images", {})
-    for key, label, unit in (
-        ("mutual_information", "MI", "nats"),
-        ("normalized_mutual_information", "NMI", ""),
-        ("normalized_cross_correlation", "NCC", ""),
+    before, after = report.images_before, report.images_after
+    for label, unit, values in (
+        ("MI", "nats", (before.mutual_information, after.mutual_information)),
+        ("NMI", "", (before.normalized_mutual_information, after.normalized_mutual_information)),
+        ("NCC", "", (before.normalized_cross_correlation, after.normalized_cross_correlation)),
     ):
-        values = [images.get(stage, {}).get(key) for stage in ("before", "after")]
         if any(value is not None for value in values):
             rows += [(f"{label} {stage}", _format(value), unit) for stage, value in zip(("before", "after"), values)]
-    jacobian = metrics.get("jacobian")
-    if jacobian and jacobian.get("spacing_mm") is not None:  # nonlinear: it varies over the image
+    jacobian = report.jacobian
+    if jacobian.spacing_mm is not None:  # nonlinear: it varies over the image
         rows += [
-            ("Jacobian det. min", _format(jacobian["minimum"]), ""),
-            ("Jacobian det. 1st percentile", _format(jacobian["percentile_1"]), ""),
-            ("Jacobian det. 99th percentile", _format(jacobian["percentile_99"]), ""),
-            ("Jacobian det. max", _format(jacobian["maximum"]), ""),
-            ("folding (det. <= 0)", _format(jacobian["folding_percent"], 4), "%"),
+            ("Jacobian det. min", _format(jacobian.minimum), ""),
+            ("Jacobian det. 1st percentile", _format(jacobian.percentile_1), ""),
+            ("Jacobian det. 99th percentile", _format(jacobian.percentile_99), ""),
+            ("Jacobian det. max", _format(jacobian.maximum), ""),
+            ("folding (det. <= 0)", _format(jacobian.folding_percent, 4), "%"),
         ]
-    consistency = metrics.get("inverse_consistency") or {}
-    if consistency.get("mean_mm") is not None:
+    consistency = report.inverse_consistency
+    if consistency.mean_mm is not None:
         rows += [
-            ("inverse consistency mean", _format(consistency["mean_mm"]), "mm"),
-            ("inverse consistency max", _format(consistency["max_mm"]), "mm"),
+            ("inverse consistency mean", _format(consistency.mean_mm), "mm"),
+            ("inverse consistency max", _format(consistency.max_mm), "mm"),
         ]
-    stability = metrics.get("stability")
-    if stability:
+    stability = report.stability
+    if stability is not None:
         rows += [
-            ("stability restarts", _format(stability["restarts"]), ""),
-            ("stability spread p95", _format(stability["spread_p95_mm"]), "mm"),
-            ("stability spread max", _format(stability["spread_max_mm"]), "mm"),
-            ("stability verdict", stability["verdict"], ""),
+            ("stability restarts", _format(stability.restarts), ""),
+            ("stability spread p95", _format(stability.spread_p95_mm), "mm"),
+            ("stability spread max", _format(stability.spread_max_mm), "mm"),
+            ("stability verdict", stability.verdict, ""),
         ]
-    if metrics.get("warnings"):
-        rows.append(("warnings", _format(len(metrics["warnings"])), ""))
+    if report.warnings:
+        rows.append(("warnings", _format(len(report.warnings)), ""))
     return rows
 
 
-def fill_metrics_table(table_node, metrics: dict) -> None:
+def fill_metrics_table(table_node, report: QAReport) -> None:
     """Replace the table's content with :func:`metric_rows` (three string columns, locked)."""
-    rows = metric_rows(metrics)
+    rows = metric_rows(report)
     was_modifying = table_node.StartModify()
     table_node.RemoveAllColumns()
     for column, name in enumerate(TABLE_COLUMNS):
@@ -107,34 +108,33 @@ def table_values(table_node) -> dict[str, str]:
     return {metric.GetValue(row): value.GetValue(row) for row in range(table.GetNumberOfRows())}
 
 
-def summary_text(metrics: dict) -> str:
+def summary_text(report: QAReport) -> str:
     """A few lines for a status label: the numbers that matter, which to trust, and the warnings."""
     lines = []
-    landmarks = metrics.get("landmarks")
-    if landmarks:
-        tre, fre = landmarks["tre"], landmarks["fre"]
-        if tre["after"]:
+    landmarks = report.landmarks
+    if landmarks is not None:
+        tre_before, tre, fre = landmarks.tre_before, landmarks.tre_after, landmarks.fre_after
+        if tre is not None:
             lines.append(
-                f"TRE {tre['after']['mean_mm']:.2f} mm mean, {tre['after']['max_mm']:.2f} mm max over "
-                f"{tre['after']['count']} target landmarks (before {tre['before']['mean_mm']:.2f} mm): "
-                "the number to trust."
+                f"TRE {tre.mean_mm:.2f} mm mean, {tre.max_mm:.2f} mm max over {tre.count} target landmarks "
+                f"(before {tre_before.mean_mm:.2f} mm): the number to trust."
             )
-        if fre["after"]:
+        if fre is not None:
             lines.append(
-                f"FRE {fre['after']['mean_mm']:.2f} mm mean over {fre['after']['count']} fit landmarks: the "
-                "transform was fitted to them, so it flatters; it says nothing about accuracy elsewhere."
+                f"FRE {fre.mean_mm:.2f} mm mean over {fre.count} fit landmarks: the transform was fitted to "
+                "them, so it flatters; it says nothing about accuracy elsewhere."
             )
-    for before, after in zip(*(metrics.get("segmentation", {}).get(stage, []) for stage in ("before", "after"))):
-        lines.append(f"Dice {after['name']}: {before['dice']:.3f} -> {after['dice']:.3f}.")
-    images = metrics.get("images", {})
-    mi = [images.get(stage, {}).get("mutual_information") for stage in ("before", "after")]
+    if report.segmentation is not None:
+        for before, after in zip(report.segmentation.before, report.segmentation.after):
+            lines.append(f"Dice {after.name}: {before.dice:.3f} -> {after.dice:.3f}.")
+    mi = (report.images_before.mutual_information, report.images_after.mutual_information)
     if None not in mi:
         lines.append(f"Mutual information {mi[0]:.3f} -> {mi[1]:.3f} nats (higher agrees better; not in mm).")
-    stability = metrics.get("stability")
-    if stability:
+    stability = report.stability
+    if stability is not None:
         lines.append(
-            f"Stability: {stability['verdict']} ({stability['restarts']} restarts agree within "
-            f"{stability['spread_p95_mm']:.2f} mm, 95th percentile)."
+            f"Stability: {stability.verdict} ({stability.restarts} restarts agree within "
+            f"{stability.spread_p95_mm:.2f} mm, 95th percentile)."
         )
-    lines += [f"Warning: {warning}" for warning in metrics.get("warnings", [])]
+    lines += [f"Warning: {warning}" for warning in report.warnings]
     return "\n".join(lines)

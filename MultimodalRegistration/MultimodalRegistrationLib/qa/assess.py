@@ -1,9 +1,9 @@
-"""Registration QA for one case: every measure that applies to the inputs given, in one JSON-ready dictionary.
+"""Registration QA for one case: every measure that applies to the inputs given, in one :class:`.QAReport`.
 
-The parts live in their own modules: :mod:`.qa_landmarks` (FRE/TRE), :mod:`.qa_overlap` (Dice and
-surface distances), :mod:`.qa_images` (MI, NMI, NCC), :mod:`.qa_jacobian` (Jacobian determinant,
-inverse consistency), :mod:`.qa_stability` (perturbed restarts), :mod:`.qa_pictures` and
-:mod:`.qa_report` (PNG pictures and the HTML report). ``transform`` always maps fixed to moving
+The parts live in their own modules: :mod:`.landmarks` (FRE/TRE), :mod:`.overlap` (Dice and
+surface distances), :mod:`.images` (MI, NMI, NCC), :mod:`.jacobian` (Jacobian determinant,
+inverse consistency), :mod:`.stability` (perturbed restarts), :mod:`.pictures` and
+:mod:`.report` (PNG pictures and the HTML report). ``transform`` always maps fixed to moving
 points (LPS mm); ``before`` (default identity) is the pose the "before" numbers use.
 """
 
@@ -22,20 +22,21 @@ import SimpleITK as sitk
 from ..core.errors import InputError
 from ..core.files import write_atomically
 from ..core.images import validate_image, validate_mask
+from ..core.metric import METRIC_SPACING_MM
 from ..core.transforms import Transform
-from ..core.version import __version__
 from .images import image_agreement
-from .jacobian import inverse_consistency, jacobian_statistics
+from .jacobian import InverseConsistency, inverse_consistency, jacobian_statistics
 from .landmarks import landmark_errors
 from .overlap import segmentation_overlap
 from .pictures import write_qa_pictures
 from .report import write_html_report
+from .report_types import QAReport, TransformDescription
 from .stability import StabilityResult, foreground_points
 
 Progress = Callable[[float, str], None]
 
 
-def _inverse_consistency(transform: Transform, inverse: Transform | None, fixed: sitk.Image) -> dict:
+def _inverse_consistency(transform: Transform, inverse: Transform | None, fixed: sitk.Image) -> InverseConsistency:
     if inverse is None and not transform.is_linear and transform.has_exact_inverse():
         inverse = transform.inverse()  # the engine's own inverse (ANTs SyN), not a numerical one
     if inverse is None:
@@ -44,7 +45,7 @@ def _inverse_consistency(transform: Transform, inverse: Transform | None, fixed:
             if transform.is_linear
             else "no inverse given: pass the inverse transform (mmreg register --output-inverse) to measure it"
         )
-        return {"mean_mm": None, "reason": reason}
+        return InverseConsistency(None, reason=reason)
     return inverse_consistency(transform, inverse, foreground_points(fixed))
 
 
@@ -65,21 +66,22 @@ def assess_registration(
     label_interpolation: str = "nearest",
     fixed_mask: sitk.Image | None = None,
     moving_mask: sitk.Image | None = None,
-    metric_spacing_mm: float = 2.0,
+    metric_spacing_mm: float = METRIC_SPACING_MM,
     jacobian_spacing_mm: float = 2.0,
     stability: StabilityResult | None = None,
     sources: dict | None = None,
     progress: Progress | None = None,
-) -> dict:
-    """Measure the quality of ``transform`` (fixed -> moving, LPS) and return a JSON-ready dictionary.
+) -> QAReport:
+    """Measure the quality of ``transform`` (fixed -> moving, LPS) and return the :class:`.QAReport`.
 
     Landmarks (world RAS mm) give FRE for ``fit_labels`` and TRE for the others; labelmaps give Dice,
-    mean surface distance and HD95 per label; the images give MI, NMI and NCC; the transform gives
-    Jacobian determinant statistics and, with an inverse, the inverse-consistency error (mm).
-    ``stability`` is the outcome of the perturbed restarts (:func:`..process.stability.stability_check`),
-    reported with its verdict when given. ``sources`` names the input files.
+    mean surface distance and HD95 per label; the images give MI (nats, the registration summary's
+    number), NMI and NCC; the transform gives Jacobian determinant statistics and, with an inverse, the
+    inverse-consistency error (mm). ``stability`` is the outcome of the perturbed restarts
+    (:func:`..process.stability.stability_check`), reported with its verdict when given. ``sources``
+    names the input files.
     """
-    report = progress or (lambda fraction, stage: None)
+    notify = progress or (lambda fraction, stage: None)
     validate_image(fixed, "fixed image")
     validate_image(moving, "moving image")
     if (fixed_points_ras is None) != (moving_points_ras is None):
@@ -92,21 +94,12 @@ def assess_registration(
     moving_mask = validate_mask(moving_mask, moving, "moving mask") if moving_mask is not None else None
     before = before or Transform.identity()
     timings: dict[str, float] = {}
-    metrics: dict = {
-        "inputs": dict(sources or {}),
-        "transform": {
-            "kind": transform.kind,
-            "direction": "fixed -> moving (LPS mm, resampling direction); points move by its inverse",
-        },
-        "library_version": __version__,
-        "warnings": [],
-    }
-    if transform.is_linear:
-        metrics["transform"]["matrix_lps"] = np.round(transform.matrix, 9).tolist()
+    warnings: list[str] = []
+    landmarks = overlap = None
 
     @contextmanager
     def step(name: str, fraction: float):
-        report(fraction, name)
+        notify(fraction, name)
         started = time.perf_counter()
         yield
         timings[f"{name}_s"] = round(time.perf_counter() - started, 3)
@@ -122,45 +115,49 @@ def assess_registration(
                 fit_labels,
                 before,
             )
-        metrics["landmarks"] = landmarks.to_dict()
-        metrics["warnings"] += landmarks.warnings
+        warnings += landmarks.warnings
     if fixed_labels is not None:
         with step("segmentation", 0.05):
             overlap = segmentation_overlap(fixed_labels, moving_labels, transform, before, label_interpolation)
-        metrics["segmentation"] = overlap.to_dict()
-        metrics["warnings"] += overlap.warnings
+        warnings += overlap.warnings
     with step("images", 0.15):
-        metrics["images"] = {
-            stage: image_agreement(fixed, moving, pose, fixed_mask, metric_spacing_mm).to_dict()
-            for stage, pose in (("before", before), ("after", transform))
-        }
+        images = [image_agreement(fixed, moving, pose, fixed_mask, metric_spacing_mm) for pose in (before, transform)]
     with step("jacobian", 0.25):
         jacobian = jacobian_statistics(transform, fixed, jacobian_spacing_mm, fixed_mask)
-    metrics["jacobian"] = jacobian.to_dict()
     if jacobian.folding_percent > 0:
-        metrics["warnings"].append(
+        warnings.append(
             f"the transform folds: {jacobian.folding_percent:.3g}% of the fixed image has a Jacobian determinant "
             "<= 0: use a stiffer preset (stronger bending penalty, coarser grid) or check the inputs"
         )
     with step("inverse_consistency", 0.3):
-        metrics["inverse_consistency"] = _inverse_consistency(transform, inverse, fixed)
+        consistency = _inverse_consistency(transform, inverse, fixed)
     if stability is not None:
         timings["stability_s"] = round(stability.wall_seconds, 3)
-        metrics["stability"] = stability.to_dict()
-        metrics["warnings"] += stability.warnings
+        warnings += stability.warnings
         if stability.unstable:
-            metrics["warnings"].append(
+            warnings.append(
                 f"unstable: restarts from perturbed starts disagree by {stability.spread_p95_mm:.1f} mm "
                 f"(95th percentile, threshold {stability.threshold_mm:g} mm): the result may be a wrong optimum; "
                 "prealign with landmarks, mask the anatomy or try the other engine"
             )
-    metrics["seconds"] = timings
-    report(1.0, "measured")
-    return metrics
+    notify(1.0, "measured")
+    return QAReport(
+        transform=TransformDescription.of(transform),
+        images_before=images[0],
+        images_after=images[1],
+        jacobian=jacobian,
+        inverse_consistency=consistency,
+        landmarks=landmarks,
+        segmentation=overlap,
+        stability=stability,
+        inputs=dict(sources or {}),
+        warnings=warnings,
+        timings=timings,
+    )
 
 
 def write_qa_outputs(
-    metrics: dict,
+    report: QAReport,
     fixed: sitk.Image,
     moving: sitk.Image,
     transform: Transform,
@@ -170,9 +167,8 @@ def write_qa_outputs(
     fixed_labels: sitk.Image | None = None,
     fixed_mask: sitk.Image | None = None,
 ) -> dict[str, str]:
-    """Write the metrics as JSON and/or the HTML report with its pictures; returns what was written.
-
-    The pictures go to ``<report name>_figures/`` beside the report and are also embedded in it.
+    """Write the report as JSON (:meth:`.QAReport.to_dict`) and/or as HTML with its pictures; returns what
+    was written. The pictures go to ``<report name>_figures/`` beside the report and are also embedded in it.
     """
     outputs: dict[str, str] = {}
     if report_path is not None:
@@ -180,15 +176,15 @@ def write_qa_outputs(
         name = report_path.name.split(".")[0] or "report"
         folder = report_path.parent / f"{name}_figures"
         pictures = write_qa_pictures(folder, fixed, moving, transform, before, fixed_labels, fixed_mask)
-        metrics["pictures"] = {
+        report.pictures = {
             kind: {stage: os.path.relpath(path, report_path.parent) for stage, path in stages.items()}
             for kind, stages in pictures.items()
         }
-        write_html_report(report_path, metrics, pictures)
+        write_html_report(report_path, report, pictures)
         outputs["report"] = str(report_path)
         outputs["figures"] = str(folder)
     if json_path is not None:
-        text = json.dumps(metrics, indent=2)
+        text = json.dumps(report.to_dict(), indent=2)
         write_atomically(json_path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
         outputs["json"] = str(json_path)
     return outputs

@@ -1,8 +1,9 @@
 """Image agreement in the overlap region: mutual information, normalised MI and normalised cross-correlation.
 
-The moving image is resampled through the fixed -> moving transform onto the fixed grid coarsened
-to ``spacing_mm``; only fixed voxels that land inside the moving image (and inside the optional
-fixed mask) count. Entropies come from one joint histogram, so MI and NMI agree with each other.
+The samples and the MI are :mod:`..core.metric`'s, the same number the registration summary reports:
+the moving image resampled through the fixed -> moving transform onto the fixed grid coarsened to
+``spacing_mm``, over the fixed voxels that land inside the moving image (and inside the optional
+fixed mask). MI and NMI come from one joint histogram, so they agree with each other.
 """
 
 from __future__ import annotations
@@ -13,10 +14,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import InputError
-from ..core.metric import warped_on_fixed
+from ..core.metric import METRIC_BINS, METRIC_SPACING_MM, MIN_OVERLAP_VOXELS, histogram_information, overlap_samples
 from ..core.transforms import Transform
-
-MIN_OVERLAP_VOXELS = 100
 
 
 @dataclass
@@ -52,22 +51,6 @@ class ImageAgreement:
         }
 
 
-def _entropy(probabilities: np.ndarray) -> float:
-    nonzero = probabilities[probabilities > 0]
-    return float(-(nonzero * np.log(nonzero)).sum())
-
-
-def histogram_agreement(fixed_values: np.ndarray, moving_values: np.ndarray, bins: int = 32) -> tuple[float, float]:
-    """(mutual information in nats, normalised MI) of paired samples, from a ``bins`` x ``bins`` joint histogram."""
-    joint, _, _ = np.histogram2d(fixed_values, moving_values, bins=bins)
-    joint /= joint.sum()
-    fixed_entropy, moving_entropy = _entropy(joint.sum(axis=1)), _entropy(joint.sum(axis=0))
-    joint_entropy = _entropy(joint)
-    mutual = fixed_entropy + moving_entropy - joint_entropy
-    normalized = (fixed_entropy + moving_entropy) / joint_entropy if joint_entropy > 0 else 2.0
-    return float(max(mutual, 0.0)), float(normalized)
-
-
 def correlation(fixed_values: np.ndarray, moving_values: np.ndarray) -> float | None:
     """Normalised cross-correlation (Pearson's r) of paired samples; None if either is constant."""
     a = fixed_values - fixed_values.mean()
@@ -81,31 +64,25 @@ def image_agreement(
     moving: sitk.Image,
     transform: Transform,
     fixed_mask: sitk.Image | None = None,
-    spacing_mm: float = 2.0,
-    bins: int = 32,
+    spacing_mm: float = METRIC_SPACING_MM,
+    bins: int = METRIC_BINS,
 ) -> ImageAgreement:
-    """MI, NMI and NCC of ``moving`` seen through ``transform`` (fixed -> moving) over the overlap region.
-
-    Both images are block-averaged to about ``spacing_mm`` first, so the numbers are deterministic and fast.
-    """
+    """MI (nats), NMI and NCC of ``moving`` seen through ``transform`` (fixed -> moving, LPS) over the
+    overlap region; None for each where fewer than :data:`MIN_OVERLAP_VOXELS` voxels overlap."""
     if bins < 2:
         raise InputError(f"{bins} histogram bins: use at least 2 (32 is usual)")
-    fixed_small, warped, inside_image = warped_on_fixed(fixed, moving, transform, spacing_mm)
-    inside = sitk.GetArrayFromImage(inside_image) != 0
-    region = np.ones_like(inside)
-    if fixed_mask is not None:
-        mask = sitk.Resample(fixed_mask, fixed_small, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
-        region = sitk.GetArrayFromImage(mask) != 0
-        if not region.any():
-            raise InputError("the fixed mask is empty on the fixed image: draw the mask or leave it out")
-    overlap = inside & region
-    fraction = float(overlap.sum() / region.sum())
-    count = int(overlap.sum())
-    if count < MIN_OVERLAP_VOXELS:
-        return ImageAgreement(None, None, None, fraction, count, spacing_mm, bins)
-    fixed_values = sitk.GetArrayFromImage(fixed_small)[overlap].astype(float)
-    moving_values = sitk.GetArrayFromImage(warped)[overlap].astype(float)
-    mutual, normalized = histogram_agreement(fixed_values, moving_values, bins)
+    samples = overlap_samples(fixed, moving, transform, fixed_mask, spacing_mm)
+    if samples.region_voxels == 0:
+        raise InputError("the fixed mask is empty on the fixed image: draw the mask or leave it out")
+    if samples.count < MIN_OVERLAP_VOXELS:
+        return ImageAgreement(None, None, None, samples.fraction, samples.count, spacing_mm, bins)
+    mutual, normalized = histogram_information(samples.fixed, samples.moving, bins)
     return ImageAgreement(
-        mutual, normalized, correlation(fixed_values, moving_values), fraction, count, spacing_mm, bins
+        mutual,
+        normalized,
+        correlation(samples.fixed, samples.moving),
+        samples.fraction,
+        samples.count,
+        spacing_mm,
+        bins,
     )

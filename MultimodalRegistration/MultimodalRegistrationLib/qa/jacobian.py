@@ -15,6 +15,7 @@ import SimpleITK as sitk
 
 from ..core.errors import InputError
 from ..core.images import corner_points
+from ..core.records import Record
 from ..core.transforms import Transform, lps_ras_points
 
 MAX_GRID_VOXELS = 8_000_000  # a finer grid is coarsened to keep the displacement field under ~200 MB
@@ -116,15 +117,32 @@ def jacobian_statistics(
     return _statistics(values, minimum_at, float(grid.GetSpacing()[0]))
 
 
-def inverse_consistency(transform: Transform, inverse: Transform, points_lps: np.ndarray) -> dict:
+@dataclass
+class InverseConsistency(Record):
+    """How far ``inverse(transform(x))`` lands from ``x`` (mm) at fixed-space points (LPS), or, with
+    ``mean_mm`` None, the ``reason`` it was not measured."""
+
+    mean_mm: float | None
+    p95_mm: float | None = None
+    max_mm: float | None = None
+    points: int = 0
+    reason: str | None = None
+
+    def to_dict(self) -> dict:
+        if self.mean_mm is None:
+            return {"mean_mm": None, "reason": self.reason}
+        return {
+            "mean_mm": round(self.mean_mm, 6),
+            "p95_mm": round(self.p95_mm, 6),
+            "max_mm": round(self.max_mm, 6),
+            "points": self.points,
+        }
+
+
+def inverse_consistency(transform: Transform, inverse: Transform, points_lps: np.ndarray) -> InverseConsistency:
     """How far ``inverse(transform(x))`` lands from ``x`` (mm) at fixed-space points: mean, 95th percentile, max."""
     points = np.asarray(points_lps, float).reshape(-1, 3)
     if len(points) == 0:
         raise InputError("no points to measure inverse consistency at: give points inside the fixed image")
     errors = np.linalg.norm(inverse.transform_points(transform.transform_points(points)) - points, axis=1)
-    return {
-        "mean_mm": round(float(errors.mean()), 6),
-        "p95_mm": round(float(np.percentile(errors, 95)), 6),
-        "max_mm": round(float(errors.max()), 6),
-        "points": len(points),
-    }
+    return InverseConsistency(float(errors.mean()), float(np.percentile(errors, 95)), float(errors.max()), len(points))

@@ -10,7 +10,7 @@ mm (what Slicer shows); the computation runs in LPS.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import numpy as np
 
@@ -156,12 +156,14 @@ class LandmarkErrors:
     paired_by: str
     warnings: list[str] = field(default_factory=list)
 
+    direction: ClassVar[str] = "moving landmarks mapped to fixed space by T.inverse() (T: fixed -> moving)"
+
     def to_dict(self) -> dict:
         def stats(value):
             return None if value is None else value.to_dict()
 
         return {
-            "direction": "moving landmarks mapped to fixed space by T.inverse() (T: fixed -> moving)",
+            "direction": self.direction,
             "paired_by": self.paired_by,
             "fre": {"before": stats(self.fre_before), "after": stats(self.fre_after)},
             "tre": {"before": stats(self.tre_before), "after": stats(self.tre_after)},

@@ -1,7 +1,7 @@
 """The QA report of one case: one self-contained HTML file with the metrics tables and the pictures.
 
-It is rendered from the same JSON-ready metrics dictionary that ``mmreg qa --json`` writes (see
-:func:`.qa.assess_registration`), so the two never disagree. Pictures are embedded as PNG data URIs;
+It is rendered from the :class:`.QAReport` whose :meth:`~.QAReport.to_dict` ``mmreg qa --json``
+writes (see :func:`.assess.assess_registration`), so the two never disagree. Pictures are embedded as PNG data URIs;
 each ``<img>`` also names its file (``data-file``), written beside the report.
 """
 
@@ -13,6 +13,12 @@ import os
 from pathlib import Path
 
 from ..core.files import write_atomically
+from .images import ImageAgreement
+from .jacobian import InverseConsistency, JacobianStatistics
+from .landmarks import LandmarkErrors
+from .overlap import SegmentationOverlap
+from .report_types import QAReport
+from .stability import StabilityResult
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #222; max-width: 1400px; }
@@ -52,42 +58,43 @@ def _escape(value) -> str:
     return html.escape(str(value))
 
 
-def _landmarks(section: dict) -> str:
+def _landmarks(landmarks: LandmarkErrors) -> str:
     parts = [
         "<h2>Landmark errors</h2>",
         (
-            f'<p class="note">{_escape(section["direction"])}; '
-            f"pairs matched by {_escape(section['paired_by'])}. FRE: landmarks used to fit the transform; "
+            f'<p class="note">{_escape(landmarks.direction)}; '
+            f"pairs matched by {_escape(landmarks.paired_by)}. FRE: landmarks used to fit the transform; "
             "TRE: all others. The two are never pooled.</p>"
         ),
     ]
-    rows = []
-    for name in ("fre", "tre"):
-        for stage in ("before", "after"):
-            stats = section[name][stage]
-            if stats is None:
-                continue
-            rows.append(
-                [
-                    f"{name.upper()} {stage}",
-                    _number(stats["count"]),
-                    _number(stats["mean_mm"]),
-                    _number(stats["median_mm"]),
-                    _number(stats["rms_mm"]),
-                    _number(stats["max_mm"]),
-                ]
-            )
+    rows = [
+        [
+            label,
+            _number(stats.count),
+            _number(stats.mean_mm),
+            _number(stats.median_mm),
+            _number(stats.rms_mm),
+            _number(stats.max_mm),
+        ]
+        for label, stats in (
+            ("FRE before", landmarks.fre_before),
+            ("FRE after", landmarks.fre_after),
+            ("TRE before", landmarks.tre_before),
+            ("TRE after", landmarks.tre_after),
+        )
+        if stats is not None
+    ]
     parts.append(_table(["", "points", "mean (mm)", "median (mm)", "RMS (mm)", "max (mm)"], rows))
     point_rows = [
         [
-            _escape(p["label"]),
-            "FRE" if p["role"] == "fit" else "TRE",
-            " ".join(_number(v, 1) for v in p["fixed_ras_mm"]),
-            " ".join(_number(v, 1) for v in p["mapped_ras_mm"]),
-            _number(p["error_before_mm"]),
-            _number(p["error_after_mm"]),
+            _escape(row.label),
+            "FRE" if row.role == "fit" else "TRE",
+            " ".join(_number(float(v), 1) for v in row.fixed_ras),
+            " ".join(_number(float(v), 1) for v in row.mapped_ras),
+            _number(row.error_before_mm),
+            _number(row.error_after_mm),
         ]
-        for p in section["points"]
+        for row in landmarks.rows
     ]
     parts.append(
         _table(
@@ -99,22 +106,21 @@ def _landmarks(section: dict) -> str:
     return "".join(parts)
 
 
-def _segmentation(section: dict) -> str:
-    rows = []
-    for before, after in zip(section["before"], section["after"]):
-        rows.append(
-            [
-                _escape(after["name"]),
-                _number(before["dice"], 3),
-                _number(after["dice"], 3),
-                _number(before["mean_surface_distance_mm"]),
-                _number(after["mean_surface_distance_mm"]),
-                _number(before["hausdorff95_mm"]),
-                _number(after["hausdorff95_mm"]),
-                _number(after["fixed_volume_ml"]),
-                _number(after["moving_volume_ml"]),
-            ]
-        )
+def _segmentation(segmentation: SegmentationOverlap) -> str:
+    rows = [
+        [
+            _escape(after.name),
+            _number(before.dice, 3),
+            _number(after.dice, 3),
+            _number(before.mean_surface_distance_mm),
+            _number(after.mean_surface_distance_mm),
+            _number(before.hausdorff95_mm),
+            _number(after.hausdorff95_mm),
+            _number(after.fixed_volume_ml),
+            _number(after.moving_volume_ml),
+        ]
+        for before, after in zip(segmentation.before, segmentation.after)
+    ]
     header = [
         "label",
         "Dice before",
@@ -127,89 +133,95 @@ def _segmentation(section: dict) -> str:
         "warped moving (mL)",
     ]
     note = (
-        f'<p class="note">moving labelmap warped with {_escape(section["interpolation"])} interpolation; '
+        f'<p class="note">moving labelmap warped with {_escape(segmentation.interpolation)} interpolation; '
         "MSD: mean symmetric surface distance; HD95: 95% Hausdorff distance.</p>"
     )
     return "<h2>Segmentation overlap</h2>" + note + _table(header, rows)
 
 
-def _images(section: dict) -> str:
-    names = [
-        ("mutual_information", "mutual information (nats)", 4),
-        ("normalized_mutual_information", "normalised mutual information", 4),
-        ("normalized_cross_correlation", "normalised cross-correlation", 4),
-        ("overlap_fraction", "overlap fraction", 3),
-    ]
+def _images(before: ImageAgreement, after: ImageAgreement) -> str:
     rows = [
-        [label, _number(section["before"][key], digits), _number(section["after"][key], digits)]
-        for key, label, digits in names
+        [label, _number(values[0], digits), _number(values[1], digits)]
+        for label, values, digits in (
+            ("mutual information (nats)", (before.mutual_information, after.mutual_information), 4),
+            (
+                "normalised mutual information",
+                (before.normalized_mutual_information, after.normalized_mutual_information),
+                4,
+            ),
+            (
+                "normalised cross-correlation",
+                (before.normalized_cross_correlation, after.normalized_cross_correlation),
+                4,
+            ),
+            ("overlap fraction", (before.overlap_fraction, after.overlap_fraction), 3),
+        )
     ]
     note = (
-        f'<p class="note">over the overlap of the images, at {section["after"]["spacing_mm"]} mm, '
-        f"{section['after']['bins']} histogram bins; higher is better.</p>"
+        f'<p class="note">over the overlap of the images, at {after.spacing_mm} mm, '
+        f"{after.bins} histogram bins; higher is better.</p>"
     )
     return "<h2>Image agreement</h2>" + note + _table(["", "before", "after"], rows)
 
 
-def _deformation(jacobian: dict, consistency: dict) -> str:
+def _deformation(jacobian: JacobianStatistics, consistency: InverseConsistency) -> str:
     rows = [
-        [label, _number(jacobian[key], 4)]
-        for key, label in (
-            ("minimum", "minimum"),
-            ("percentile_1", "1st percentile"),
-            ("mean", "mean"),
-            ("percentile_99", "99th percentile"),
-            ("maximum", "maximum"),
-            ("folding_percent", "% &le; 0 (folding)"),
+        [label, _number(value, 4)]
+        for label, value in (
+            ("minimum", jacobian.minimum),
+            ("1st percentile", jacobian.percentile_1),
+            ("mean", jacobian.mean),
+            ("99th percentile", jacobian.percentile_99),
+            ("maximum", jacobian.maximum),
+            ("% &le; 0 (folding)", jacobian.folding_percent),
         )
     ]
-    spacing = jacobian["spacing_mm"]
+    spacing = jacobian.spacing_mm
     where = "constant (linear transform)" if spacing is None else f"sampled every {spacing:.2f} mm over the fixed image"
-    smallest = " ".join(_number(v, 1) for v in jacobian["minimum_at_ras_mm"])
+    smallest = " ".join(_number(v, 1) for v in jacobian.minimum_at_ras)
     parts = [
         "<h2>Deformation sanity</h2>",
         f'<p class="note">Jacobian determinant of fixed &rarr; moving, {where}; smallest at R A S {smallest} mm.</p>',
         _table(["Jacobian determinant", ""], rows),
     ]
-    if consistency.get("mean_mm") is not None:
+    if consistency.mean_mm is not None:
         parts.append(
             _table(
                 ["inverse consistency", "mm"],
                 [
-                    ["mean", _number(consistency["mean_mm"], 3)],
-                    ["95th percentile", _number(consistency["p95_mm"], 3)],
-                    ["max", _number(consistency["max_mm"], 3)],
+                    ["mean", _number(consistency.mean_mm, 3)],
+                    ["95th percentile", _number(consistency.p95_mm, 3)],
+                    ["max", _number(consistency.max_mm, 3)],
                 ],
             )
         )
     else:
-        parts.append(f'<p class="note">inverse consistency: {_escape(consistency.get("reason", "not measured"))}</p>')
+        parts.append(f'<p class="note">inverse consistency: {_escape(consistency.reason or "not measured")}</p>')
     return "".join(parts)
 
 
-def _stability(section: dict) -> str:
-    verdict = section["verdict"]
-    perturbation = section["perturbation"]
+def _stability(stability: StabilityResult) -> str:
+    verdict = stability.verdict
     summary = (
-        f"<p>Restarted {section['restarts']} times ({_escape(section['engine'])} {_escape(section['preset'])}) "
-        f"from {perturbation['rotation_deg']:g}&deg; and {perturbation['shift_mm']:g} mm perturbations: results "
-        f"disagree by {section['spread_p95_mm']:.2f} mm (95th percentile) and {section['spread_max_mm']:.2f} mm "
-        f'(max) over {section["points"]} foreground points: <span class="{verdict}">{verdict}</span> '
-        f"(threshold {section['threshold_mm']:g} mm).</p>"
+        f"<p>Restarted {stability.restarts} times ({_escape(stability.engine)} {_escape(stability.preset)}) "
+        f"from {stability.rotation_deg:g}&deg; and {stability.shift_mm:g} mm perturbations: results "
+        f"disagree by {stability.spread_p95_mm:.2f} mm (95th percentile) and {stability.spread_max_mm:.2f} mm "
+        f'(max) over {stability.points} foreground points: <span class="{verdict}">{verdict}</span> '
+        f"(threshold {stability.threshold_mm:g} mm).</p>"
     )
     rows = [
         [
-            str(run["index"] + 1),
-            _number(run["distance_p95_mm"]),
-            _number(run["distance_max_mm"]),
-            _number(run["seconds"], 1),
-            _escape(run["error"] or ""),
+            str(run.index + 1),
+            _number(run.distance_p95_mm),
+            _number(run.distance_max_mm),
+            _number(run.seconds, 1),
+            _escape(run.error or ""),
         ]
-        for run in section["runs"]
+        for run in stability.runs
     ]
     note = (
-        f'<p class="note">{section["parallel"]} at a time, {section["threads_per_run"]} thread(s) each, '
-        f"{section['wall_seconds']:.1f} s in all.</p>"
+        f'<p class="note">{stability.parallel} at a time, {stability.threads_per_run} thread(s) each, '
+        f"{stability.wall_seconds:.1f} s in all.</p>"
     )
     table = _table(["restart", "p95 from result (mm)", "max from result (mm)", "seconds", "error"], rows)
     return "<h2>Stability (no ground truth needed)</h2>" + summary + table + note
@@ -247,42 +259,38 @@ def _pictures(pictures: dict[str, dict[str, Path]], base: Path) -> str:
     return "".join(parts)
 
 
-def render_html(metrics: dict, pictures: dict[str, dict[str, Path]] | None = None, base: Path | None = None) -> str:
-    """The report as HTML text, from a metrics dictionary (and picture files, embedded)."""
-    inputs = metrics.get("inputs", {})
+def render_html(report: QAReport, pictures: dict[str, dict[str, Path]] | None = None, base: Path | None = None) -> str:
+    """The report as HTML text (picture files embedded)."""
     title = "Registration QA"
     parts = [
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title><style>{STYLE}</style></head><body>",
         f"<h1>{title}</h1>",
     ]
-    rows = [[_escape(key.replace("_", " ")), _escape(value)] for key, value in inputs.items() if value]
-    transform = metrics.get("transform", {})
-    rows.append(["transform kind", _escape(transform.get("kind", ""))])
-    rows.append(["direction", _escape(transform.get("direction", ""))])
+    rows = [[_escape(key.replace("_", " ")), _escape(value)] for key, value in report.inputs.items() if value]
+    rows.append(["transform kind", _escape(report.transform.kind)])
+    rows.append(["direction", _escape(report.transform.direction)])
     parts.append(_table(["input", ""], rows, text_columns=2))
-    if metrics.get("warnings"):
-        parts.append("<ul>" + "".join(f'<li class="warning">{_escape(w)}</li>' for w in metrics["warnings"]) + "</ul>")
-    if metrics.get("landmarks"):
-        parts.append(_landmarks(metrics["landmarks"]))
-    if metrics.get("segmentation"):
-        parts.append(_segmentation(metrics["segmentation"]))
-    if metrics.get("images"):
-        parts.append(_images(metrics["images"]))
-    if metrics.get("jacobian"):
-        parts.append(_deformation(metrics["jacobian"], metrics.get("inverse_consistency") or {}))
-    if metrics.get("stability"):
-        parts.append(_stability(metrics["stability"]))
+    if report.warnings:
+        parts.append("<ul>" + "".join(f'<li class="warning">{_escape(w)}</li>' for w in report.warnings) + "</ul>")
+    if report.landmarks is not None:
+        parts.append(_landmarks(report.landmarks))
+    if report.segmentation is not None:
+        parts.append(_segmentation(report.segmentation))
+    parts.append(_images(report.images_before, report.images_after))
+    parts.append(_deformation(report.jacobian, report.inverse_consistency))
+    if report.stability is not None:
+        parts.append(_stability(report.stability))
     if pictures:
         parts.append(_pictures(pictures, base or Path.cwd()))
-    parts.append(f'<p class="note">MultimodalRegistrationLib {_escape(metrics.get("library_version", ""))}</p>')
+    parts.append(f'<p class="note">MultimodalRegistrationLib {_escape(report.library_version)}</p>')
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
 def write_html_report(
-    path: str | os.PathLike, metrics: dict, pictures: dict[str, dict[str, Path]] | None = None
+    path: str | os.PathLike, report: QAReport, pictures: dict[str, dict[str, Path]] | None = None
 ) -> None:
     """Write the self-contained HTML report (pictures embedded) atomically."""
     path = Path(path)
-    text = render_html(metrics, pictures, base=path.parent)
+    text = render_html(report, pictures, base=path.parent)
     write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

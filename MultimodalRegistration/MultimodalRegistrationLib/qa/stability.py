@@ -22,10 +22,6 @@ from ..core.metric import shrink_to_spacing
 from ..core.transforms import Transform, rigid_transform
 from ..registration.centres import centre_alignment
 
-DEFAULT_RESTARTS = 5
-DEFAULT_SHIFT_MM = 5.0
-DEFAULT_ROTATION_DEG = 5.0
-DEFAULT_THRESHOLD_MM = 2.0  # 95th-percentile spread above this flags the result as unstable
 FOREGROUND_SPACING_MM = 4.0
 MAX_POINTS = 2000
 
@@ -126,6 +122,10 @@ class StabilityResult:
     wall_seconds: float
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def verdict(self) -> str:
+        return "unstable" if self.unstable else "stable"
+
     def to_dict(self) -> dict:
         return {
             "engine": self.engine,
@@ -136,7 +136,7 @@ class StabilityResult:
             "spread_p95_mm": round(self.spread_p95_mm, 4),
             "spread_max_mm": round(self.spread_max_mm, 4),
             "unstable": self.unstable,
-            "verdict": "unstable" if self.unstable else "stable",
+            "verdict": self.verdict,
             "points": self.points,
             "parallel": self.parallel,
             "threads_per_run": self.threads_per_run,

@@ -1,0 +1,53 @@
+"""One mutual information: the registration summary's metric and the QA report's MI are the same number."""
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from MultimodalRegistrationLib.core.metric import mutual_information, shrink_to_spacing
+from MultimodalRegistrationLib.core.transforms import Transform, rigid_transform
+from MultimodalRegistrationLib.qa.assess import assess_registration
+from MultimodalRegistrationLib.qa.images import image_agreement
+from MultimodalRegistrationLib.registration.register import register
+
+
+def central_mask(image: sitk.Image) -> sitk.Image:
+    """The middle 80% of the image along each axis (a fixed mask that changes the samples)."""
+    array = np.zeros(image.GetSize()[::-1], np.uint8)
+    z, y, x = (slice(n // 10, n - n // 10) for n in array.shape)
+    array[z, y, x] = 1
+    mask = sitk.GetImageFromArray(array)
+    mask.CopyInformation(image)
+    return mask
+
+
+@pytest.mark.slow
+def test_the_registration_summary_and_the_qa_report_give_the_same_mi(small_pair):
+    fixed, moving = shrink_to_spacing(small_pair.fixed, 4), shrink_to_spacing(small_pair.moving, 4)
+    mask = central_mask(fixed)
+    # With an initial transform, the summary's "before" is that pose, which the QA is given as its "before".
+    initial = small_pair.truth @ rigid_transform(8, (1, -1, 0.5), (6, 0, 0))
+    result = register(fixed, moving, engine="elastix", preset="rigid", fixed_mask=mask, initial_transform=initial)
+    report = assess_registration(fixed, moving, result.transform, before=initial, fixed_mask=mask)
+    images = report["images"]  # as the JSON and the HTML report give it
+    assert images["before"]["mutual_information"] == pytest.approx(result.metric_before, abs=1e-6)
+    assert images["after"]["mutual_information"] == pytest.approx(result.metric_after, abs=1e-6)
+    assert result.metric_after > result.metric_before + 0.05
+
+
+def test_one_mi_for_every_caller_with_and_without_a_mask(small_pair):
+    fixed, moving = small_pair.fixed, small_pair.moving
+    for mask in (None, central_mask(fixed)):
+        for pose in (Transform.identity(), small_pair.truth):
+            agreement = image_agreement(fixed, moving, pose, mask)
+            assert mutual_information(fixed, moving, pose, mask) == agreement.mutual_information
+
+
+def test_mi_is_near_zero_for_independent_images_and_zero_without_overlap(small_pair):
+    rng = np.random.default_rng(0)
+    noise = [sitk.GetImageFromArray(rng.uniform(0, 1000, (64, 64, 64)).astype(np.float32)) for _ in range(2)]
+    for image in noise:
+        image.SetSpacing((2.0, 2.0, 2.0))
+    assert 0.0 <= mutual_information(noise[0], noise[1], Transform.identity()) < 0.01
+    far = Transform.from_matrix(np.array([[1, 0, 0, 1000.0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]))
+    assert mutual_information(small_pair.fixed, small_pair.moving, far) == 0.0
+    assert image_agreement(small_pair.fixed, small_pair.moving, far).mutual_information is None
