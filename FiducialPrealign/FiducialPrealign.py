@@ -35,6 +35,7 @@ except ModuleNotFoundError:
     from MultimodalRegistrationLib.nodes import landmarks as landmark_nodes
 from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.landmarks.models import KINDS
+from MultimodalRegistrationLib.nodes import mrml
 
 POINT_EVENTS = (
     slicer.vtkMRMLMarkupsNode.PointModifiedEvent,
@@ -215,7 +216,7 @@ class FiducialPrealignLogic(ScriptedLoadableModuleLogic):
         """Make ``transformNode`` Multimodal Registration's initial transform and open that module."""
         registration = slicer.util.getModuleLogic("MultimodalRegistration").getParameterNode()
         moving = registration.movingVolume
-        if moving is not None and landmark_nodes.is_under(moving, transformNode):
+        if moving is not None and mrml.is_under(moving, transformNode):
             # register_nodes already starts from the moving volume's parent transforms: counting it twice
             # would apply the prealignment twice.
             registration.initialTransform = None
@@ -244,7 +245,6 @@ class FiducialPrealignTest(ScriptedLoadableModuleTest):
         import numpy as np
         from MultimodalRegistrationLib.core.phantom import rigid_transform
         from MultimodalRegistrationLib.core.transforms import lps_ras_points
-        from MultimodalRegistrationLib.nodes import mrml
 
         self.delayDisplay("Fitting a rigid transform to four phantom landmarks with 1 mm noise")
         truth = rigid_transform(90.0, (1.0, 0.0, 0.0), (60.0, -50.0, 60.0))

@@ -12,9 +12,16 @@ from typing import Annotated, Optional, Union
 import qt
 import slicer
 import vtk
-from MultimodalRegistrationLib.core.choices import DEFAULT_INIT, ENGINES, FULL_ROTATION_DEG, INIT_METHODS
+from MultimodalRegistrationLib.core.choices import (
+    DEFAULT_ENGINE,
+    DEFAULT_INIT,
+    DEFAULT_PRESET,
+    DEFAULT_SEED,
+    ENGINES,
+    FULL_ROTATION_DEG,
+    INIT_METHODS,
+)
 from MultimodalRegistrationLib.registration.describe import describe_result
-from MultimodalRegistrationLib.registration.register import DEFAULT_SEED
 from slicer import vtkMRMLLabelMapVolumeNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode, vtkMRMLTransformNode
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
@@ -56,8 +63,8 @@ class MultimodalRegistrationParameterNode:
     initialTransform: Optional[vtkMRMLTransformNode]
     outputTransform: Optional[vtkMRMLTransformNode]
     outputVolume: Optional[vtkMRMLScalarVolumeNode]
-    engine: Annotated[str, Choice(list(ENGINES))] = "elastix"
-    preset: str = "rigid"
+    engine: Annotated[str, Choice(list(ENGINES))] = DEFAULT_ENGINE
+    preset: str = DEFAULT_PRESET
     init: Annotated[str, Choice(list(INIT_METHODS))] = DEFAULT_INIT
     maxRotationDeg: Annotated[float, WithinRange(1.0, FULL_ROTATION_DEG)] = FULL_ROTATION_DEG
     threads: int = 0
@@ -73,9 +80,6 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._registration = None
-        self._timer = qt.QTimer()
-        self._timer.setInterval(200)
-        self._timer.timeout.connect(self._poll)
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -189,19 +193,16 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
                 threads=node.threads or None,
                 blocking=False,
                 onProgress=self._onProgress,
+                onDone=self._onDone,
             )
-            self._timer.start()
+            self._registration.follow(qt.QTimer.singleShot)
         self._updateButtons()
 
     def _onProgress(self, fraction: float, stage: str) -> None:
         self.ui.progressBar.value = int(100 * fraction)
         self.ui.progressBar.format = f"%p% {stage}"
 
-    def _poll(self) -> None:
-        registration = self._registration
-        if registration is None or registration.poll():
-            return
-        self._timer.stop()
+    def _onDone(self, registration) -> None:
         self.ui.progressBar.visible = False
         if registration.error is not None:
             self.ui.statusLabel.text = f"Not registered: {registration.error}"

@@ -35,9 +35,7 @@ except ModuleNotFoundError:
     sys.path.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "MultimodalRegistration"))
     from MultimodalRegistrationLib.nodes import prep as prep_nodes
 from MultimodalRegistrationLib.core.errors import InputError
-from MultimodalRegistrationLib.prep.pipeline import PrepOptions
-
-POLL_MS = 200
+from MultimodalRegistrationLib.prep.options import PrepOptions
 
 
 class RegistrationPrep(ScriptedLoadableModule):
@@ -94,9 +92,6 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._prep = None
         self._prepParameterNode = None  # where the running preparation's outputs go, even if the GUI moves on
         self._movingVolumeID = None
-        self._timer = qt.QTimer()
-        self._timer.setInterval(POLL_MS)
-        self._timer.timeout.connect(self._poll)
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -116,7 +111,6 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.removeObservers()
         if self._prep is not None:
             self._prep.cancel()
-        self._timer.stop()
 
     def enter(self) -> None:
         self.initializeParameterNode()
@@ -185,22 +179,19 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 currentTransform=node.currentTransform, outputFixed=node.outputFixed,
                 outputMoving=node.outputMoving, outputFixedMask=node.outputFixedMask,
                 outputMovingMask=node.outputMovingMask, blocking=False, onProgress=self._onProgress,
+                onDone=self._onDone,
             )  # fmt: skip
             self.ui.progressBar.value = 0
             self.ui.progressBar.format = "%p% starting"
             self.ui.progressBar.visible = True
-            self._timer.start()
+            self._prep.follow(qt.QTimer.singleShot)
         self._updateButtons()
 
     def _onProgress(self, fraction: float, stage: str) -> None:
         self.ui.progressBar.value = int(100 * fraction)
         self.ui.progressBar.format = f"%p% {stage}"
 
-    def _poll(self) -> None:
-        prep = self._prep
-        if prep is None or prep.poll():
-            return
-        self._timer.stop()
+    def _onDone(self, prep) -> None:
         self.ui.progressBar.visible = False
         self.ui.statusLabel.text = prep_nodes.status_text(prep)
         if prep.error is not None:

@@ -235,17 +235,13 @@ class MultimodalRegistrationQALogic(ScriptedLoadableModuleLogic):
         fixedTargetPoints=None, movingTargetPoints=None, fixedSegmentation=None, movingSegmentation=None,
         stabilityRestarts=0, table=None, onProgress=None,
     ):  # fmt: skip
-        """Returns (metrics dict, table node); see qa_nodes.assess_nodes."""
+        """Returns (QA report, table node); see qa_nodes.assess_nodes."""
         self.forget()
-        inputs = qa_nodes.gather_inputs(
+        metrics, table, inputs = qa_nodes.assess_nodes(
             transform, fixedVolume, movingVolume, fixedFitPoints, movingFitPoints, fixedTargetPoints,
-            movingTargetPoints, fixedSegmentation, movingSegmentation, python=self.workerPython(),
+            movingTargetPoints, fixedSegmentation, movingSegmentation, stability_restarts=stabilityRestarts,
+            table_node=table, python=self.workerPython(), progress=onProgress, with_inputs=True,
         )  # fmt: skip
-        metrics = qa_nodes.assess_inputs(inputs, stabilityRestarts, progress=onProgress)
-        if table is None:
-            name = slicer.mrmlScene.GenerateUniqueName(f"{(transform or movingVolume).GetName()} QA")
-            table = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTableNode", name)
-        qa_nodes.fill_metrics_table(table, metrics)
         self.inputs, self.metrics = inputs, metrics
         return metrics, table
 

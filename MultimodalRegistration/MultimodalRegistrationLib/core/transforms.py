@@ -3,7 +3,7 @@
 Direction contract: a :class:`Transform` maps points of the *fixed* image to points of the
 *moving* image, in LPS mm. This is the resampling direction of ITK, elastix and ANTs, so
 ``sitk.Resample(moving, fixed, t.sitk)`` puts the moving image onto the fixed grid. In Slicer
-the same mapping is the node's *TransformFromParent* (see :mod:`.mrml`), expressed in RAS.
+the same mapping is the node's *TransformFromParent* (see :mod:`..nodes.mrml`), expressed in RAS.
 
 LPS <-> RAS: ``M_ras = F @ M_lps @ F`` with ``F = diag(-1, -1, 1, 1)``; this module holds the
 only implementation (:func:`lps_ras_flip`).
@@ -160,6 +160,11 @@ class Transform:
     def matrix_ras(self) -> np.ndarray:
         """4x4 homogeneous matrix in RAS mm: Slicer's TransformFromParent (linear only)."""
         return lps_ras_flip(self.matrix)
+
+    def is_identity(self, tolerance: float = 1e-12) -> bool:
+        """True for a linear transform whose 4x4 LPS matrix is within ``tolerance`` of the identity in every
+        element (mm for the translation)."""
+        return self._linear and float(np.abs(self.matrix - np.eye(4)).max()) < tolerance
 
     @property
     def kind(self) -> str:

@@ -3,15 +3,33 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from ..core.errors import InputError
 from ..process.worker import WorkerFailure, WorkerJob
 
+POLL_INTERVAL_MS = 200  # how often a GUI polls a running job: often enough for a smooth progress bar
+
+
+@contextmanager
+def job_folder(prefix: str) -> Iterator[Path]:
+    """A new temporary folder for a job's files, removed again if filling it (or starting the job) fails.
+
+    Once the job runs, the folder is the job's: :class:`NodeJob` removes it when the job is done.
+    """
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield folder
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
 
 class NodeJob:
-    """Progress, blocking wait, non-blocking poll and cancel around a :class:`.worker.WorkerJob`.
+    """Progress, blocking wait, non-blocking poll and cancel around a :class:`..process.worker.WorkerJob`.
 
     Subclasses set ``self._worker``, ``folder`` (removed when done) and ``on_done``, and implement
     :meth:`_apply`, which puts a successful result in the scene and sets ``summary``.
@@ -45,8 +63,15 @@ class NodeJob:
             self._complete()
         return self.running
 
+    def follow(self, schedule: Callable[[int, Callable[[], None]], None], interval_ms: int = POLL_INTERVAL_MS) -> None:
+        """Poll now and, while the worker runs, again through ``schedule(interval_ms, callback)``, which calls
+        ``callback`` once after ``interval_ms`` (a GUI passes ``qt.QTimer.singleShot``). Never blocks;
+        ``on_done`` reports the finished job."""
+        if self.poll():
+            schedule(interval_ms, lambda: self.follow(schedule, interval_ms))
+
     def wait(self, timeout: float | None = None) -> dict:
-        """Block until done; return the JSON summary or raise :class:`.worker.WorkerFailure`."""
+        """Block until done; return the JSON summary or raise :class:`..process.worker.WorkerFailure`."""
         if self.running:
             try:
                 self._worker.wait(timeout)

@@ -63,7 +63,7 @@ def fit_markups(
         raise InputError(f"point list '{fixed_markups.GetName()}' is not in a scene: add it to the scene first")
     if output_transform_node is not None:
         for role, node in (("fixed", fixed_markups), ("moving", moving_markups)):
-            if is_under(node, output_transform_node):
+            if mrml.is_under(node, output_transform_node):
                 raise InputError(
                     f"the {role} point list '{node.GetName()}' is under the output transform "
                     f"'{output_transform_node.GetName()}', so the result would move its own points: take the list "
@@ -135,16 +135,6 @@ def placed_points(markups, role: str):
                 "place it or delete it"
             )
     return mrml.points_from_markups(markups)
-
-
-def is_under(node, transform_node) -> bool:
-    """True when ``transform_node`` is in ``node``'s parent-transform chain."""
-    parent = node.GetParentTransformNode()
-    while parent is not None:
-        if parent is transform_node:
-            return True
-        parent = parent.GetParentTransformNode()
-    return False
 
 
 def worst_point(fit: LandmarkFit) -> int | None:

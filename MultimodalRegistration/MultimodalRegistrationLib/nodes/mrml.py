@@ -19,9 +19,8 @@ import vtk
 from vtk.util import numpy_support
 
 from ..core.errors import InputError
-from ..core.transforms import Transform
-
-_FLIP3 = np.diag([-1.0, -1.0, 1.0])
+from ..core.images import index_to_physical_matrix
+from ..core.transforms import F, Transform
 
 
 def _vtk_matrix(array: np.ndarray) -> vtk.vtkMatrix4x4:
@@ -52,12 +51,11 @@ def image_from_volume_node(node) -> sitk.Image:
     image = sitk.GetImageFromArray(scalars.reshape(dimensions[::-1]).copy())
     ijk_to_ras = vtk.vtkMatrix4x4()
     node.GetIJKToRASMatrix(ijk_to_ras)
-    matrix = _array(ijk_to_ras)
+    ijk_to_lps = F @ _array(ijk_to_ras)  # only the physical side flips: voxel indices have no LPS or RAS
     spacing = np.asarray(node.GetSpacing(), float)
-    direction_lps = _FLIP3 @ matrix[:3, :3] / spacing
     image.SetSpacing(tuple(spacing))
-    image.SetDirection(tuple(direction_lps.ravel()))
-    image.SetOrigin(tuple(_FLIP3 @ matrix[:3, 3]))
+    image.SetDirection(tuple((ijk_to_lps[:3, :3] / spacing).ravel()))
+    image.SetOrigin(tuple(ijk_to_lps[:3, 3]))
     return image
 
 
@@ -68,12 +66,7 @@ def update_volume_node_from_image(node, image: sitk.Image):
     image_data.SetDimensions(image.GetSize())
     vtk_array = numpy_support.numpy_to_vtk(array.ravel(), deep=True)
     image_data.GetPointData().SetScalars(vtk_array)
-    spacing = np.asarray(image.GetSpacing(), float)
-    direction_ras = _FLIP3 @ np.asarray(image.GetDirection(), float).reshape(3, 3)
-    ijk_to_ras = np.eye(4)
-    ijk_to_ras[:3, :3] = direction_ras * spacing
-    ijk_to_ras[:3, 3] = _FLIP3 @ np.asarray(image.GetOrigin(), float)
-    node.SetIJKToRASMatrix(_vtk_matrix(ijk_to_ras))
+    node.SetIJKToRASMatrix(_vtk_matrix(F @ index_to_physical_matrix(image)))
     node.SetAndObserveImageData(image_data)
     return node
 
@@ -204,16 +197,27 @@ def transform_from_node(node) -> Transform:
         return Transform.read(path)
 
 
-def world_transform(node) -> Transform:
-    """Where a transformable node's parent chain sends world points: FromWorld (world -> local, LPS).
-
-    For a moving volume under unhardened transforms this is the initial fixed -> moving transform.
-    """
+def parent_transforms(node) -> list:
+    """The transformable node's parent transform nodes, the direct parent first."""
     parents = []
     parent = node.GetParentTransformNode()
     while parent is not None:
         parents.append(parent)
         parent = parent.GetParentTransformNode()
+    return parents
+
+
+def is_under(node, transform_node) -> bool:
+    """True when ``transform_node`` is in ``node``'s parent-transform chain."""
+    return any(parent is transform_node for parent in parent_transforms(node))
+
+
+def world_transform(node) -> Transform:
+    """Where a transformable node's parent chain sends world points: FromWorld (world -> local, LPS).
+
+    For a moving volume under unhardened transforms this is the initial fixed -> moving transform.
+    """
+    parents = parent_transforms(node)
     if not parents:
         return Transform.identity()
     if parents[0].IsTransformToWorldLinear():

@@ -1,14 +1,14 @@
 """Registration preparation on MRML nodes: the call behind the RegistrationPrep module and the console.
 
 Two volume nodes in; new (or chosen) volume and labelmap nodes out, holding the prepared images
-and masks (:func:`.prep.prepare`: spacing, downsampling, common-region crop, masks, N4). The
-originals are never modified. The preparation runs in a worker process (:mod:`.prep_worker`);
+and masks (:func:`..prep.pipeline.prepare`: spacing, downsampling, common-region crop, masks, N4). The
+originals are never modified. The preparation runs in a worker process (:mod:`..process.prep_job`);
 output nodes are created or filled only when it succeeds, so a failed or cancelled run leaves
 the scene as it was.
 
 Placement: the moving volume's unhardened parent transforms, then the optional current transform
 node, place the moving image on the fixed one (fixed -> moving, like every transform here; see
-:func:`.nodes.initial_transform_of`). The prepared moving volume and mask are put under the same
+:func:`.registration.initial_transform_of`). The prepared moving volume and mask are put under the same
 parent transform as the original, so they show where it shows and a registration of the prepared
 pair starts from the same pose. Crops keep their physical position, so a transform found on the
 prepared pair applies to the originals. Only node methods are used here; :mod:`.mrml` is the one
@@ -17,8 +17,6 @@ file that imports MRML.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -32,36 +30,25 @@ from ..core.errors import InputError
 from ..core.images import index_to_physical_matrix, read_image
 from ..core.transforms import Transform, lps_ras_points
 from ..prep.crop import DEFAULT_MARGIN_MM, common_region
-from ..prep.pipeline import ROLES, PrepOptions
+from ..prep.options import ROLES, PrepOptions
 from ..prep.spacing import set_spacing
+from ..process.jobs import PrepJob
 from ..process.prep_job import PrepWorkerJob
 from ..process.worker import WorkerFailure
 from . import mrml
-from .job import NodeJob
-from .landmarks import is_under
+from .checks import check_volume_pair
+from .job import NodeJob, job_folder
 from .registration import initial_transform_of
 
 ATTRIBUTE_PREFIX = "RegistrationPrep."
 ROI_NAME = "Common region"
-# The PrepOptions fields that switch a step on.
-STEP_FIELDS = ("crop_common", "roi_lps", "mask_fixed", "mask_moving", "exclude_above", "n4", "spacing_fixed",
-               "spacing_moving", "downsample_to")  # fmt: skip
 OUTPUT_SUFFIXES = {"fixed": "prep", "moving": "prep", "fixed_mask": "prep mask", "moving_mask": "prep mask"}
 
 
 # --------------------------------------------------------------------------- inputs
 def check_volumes(fixed_volume, moving_volume) -> None:
     """Raise :class:`InputError` naming the fix unless both are distinct scalar volumes, the fixed one untransformed."""
-    for role, node in (("fixed", fixed_volume), ("moving", moving_volume)):
-        if node is None or not node.IsA("vtkMRMLScalarVolumeNode") or node.IsA("vtkMRMLLabelMapVolumeNode"):
-            raise InputError(f"select the {role} volume: a scalar (not a labelmap) volume node is needed")
-    if fixed_volume is moving_volume:
-        raise InputError("the fixed and moving volumes are the same node: select two different volumes")
-    if fixed_volume.GetParentTransformNode() is not None:
-        raise InputError(
-            f"the fixed volume '{fixed_volume.GetName()}' is under a transform: harden it first "
-            "(Data module, right-click the transform, 'Harden transform'), or put the transform on the moving volume"
-        )
+    check_volume_pair(fixed_volume, moving_volume, otherwise="put the transform on the moving volume")
 
 
 def placement(moving_volume, current_transform_node=None) -> tuple[Transform, object | None]:
@@ -70,7 +57,7 @@ def placement(moving_volume, current_transform_node=None) -> tuple[Transform, ob
     The moving volume's parent transforms count first; ``current_transform_node`` is added unless it
     is one of those parents (then it is counted once and None is returned for it).
     """
-    if current_transform_node is not None and is_under(moving_volume, current_transform_node):
+    if current_transform_node is not None and mrml.is_under(moving_volume, current_transform_node):
         current_transform_node = None
     return initial_transform_of(moving_volume, current_transform_node), current_transform_node
 
@@ -78,10 +65,6 @@ def placement(moving_volume, current_transform_node=None) -> tuple[Transform, ob
 def n4_target(fixed: bool, moving: bool) -> str | None:
     """PrepOptions.n4 from two independent choices."""
     return {(True, True): "both", (True, False): "fixed", (False, True): "moving"}.get((bool(fixed), bool(moving)))
-
-
-def _is_identity(transform: Transform) -> bool:
-    return transform.is_linear and float(np.abs(transform.matrix - np.eye(4)).max()) < 1e-12
 
 
 def _volume_image(node, spacing=None) -> sitk.Image:
@@ -127,7 +110,7 @@ def common_region_roi(
 ):
     """Show the region both volumes cover (plus ``margin_mm``, within the fixed volume) as an ROI node.
 
-    The region is :func:`.crop.common_region` with the moving volume placed by its parent
+    The region is :func:`..prep.crop.common_region` with the moving volume placed by its parent
     transforms and ``current_transform_node``; ``spacing_fixed``/``spacing_moving`` (mm) preview a
     spacing change. The ROI (world RAS) is aligned with the fixed volume's axes, oblique when they
     are, and locked: it shows what a crop keeps, it is not an input. ``roi_node`` is updated, or a
@@ -164,7 +147,7 @@ def common_region_roi(
 class NodePrep(NodeJob):
     """A preparation of volume nodes running in a worker process.
 
-    :meth:`poll` (non-blocking, for a GUI timer) and :meth:`wait` (blocking) put the result into
+    :meth:`poll` or :meth:`follow` (non-blocking, for a GUI) and :meth:`wait` (blocking) put the result into
     the output nodes when it arrives; :meth:`cancel` stops the worker and leaves the scene untouched.
     After success, ``fixed_node``, ``moving_node``, ``fixed_mask_node`` and ``moving_mask_node``
     hold the outputs (a mask node is None when no mask was made) and ``summary`` says what was done.
@@ -173,7 +156,7 @@ class NodePrep(NodeJob):
     cancelled_message = "the preparation was cancelled; the scene is unchanged"
     reap_worker = True
 
-    def __init__(self, scene, job: dict, folder: Path, targets: dict, python, on_progress, on_done):
+    def __init__(self, scene, job: PrepJob, folder: Path, targets: dict, python, on_progress, on_done):
         self.scene = scene
         self.folder = folder
         self.targets = targets
@@ -261,43 +244,44 @@ def prepare_nodes(
     on_progress: Callable[[float, str], None] | None = None,
     on_done: Callable[[NodePrep], None] | None = None,
 ) -> NodePrep:
-    """Prepare two volume nodes for registration (see :func:`.prep.prepare`) into new or given nodes.
+    """Prepare two volume nodes for registration (see :func:`..prep.pipeline.prepare`) into new or given nodes.
 
     ``options`` says which steps run; at least one must. The moving volume is placed by its
     unhardened parent transforms and ``current_transform_node`` (fixed -> moving). Outputs: scalar
     volume nodes for the images, labelmap nodes for the masks; those not given are created. With
     ``blocking`` (default) this returns the finished :class:`NodePrep` (raising
-    :class:`.worker.WorkerFailure` on failure); otherwise it returns at once and
-    :meth:`NodePrep.poll` must be called (for example from a timer). ``python`` is the worker's
+    :class:`..process.worker.WorkerFailure` on failure); otherwise it returns at once and
+    :meth:`NodePrep.follow` (or :meth:`~NodePrep.poll`, from a timer) must be called. ``python`` is the worker's
     interpreter (``PythonSlicer`` inside Slicer). Raises :class:`InputError` for unusable nodes.
     """
     check_volumes(fixed_volume, moving_volume)
     options.check()
-    if all(getattr(options, name) is None or getattr(options, name) is False for name in STEP_FIELDS):
+    if not options.steps_on():
         raise InputError("no preparation step is switched on: choose one or more (crop, mask, N4, spacing, downsample)")
     outputs = {"fixed": output_fixed_node, "moving": output_moving_node,
                "fixed_mask": output_fixed_mask_node, "moving_mask": output_moving_mask_node}  # fmt: skip
     _check_outputs(fixed_volume, moving_volume, outputs)
     transform, current_transform_node = placement(moving_volume, current_transform_node)
     scene = fixed_volume.GetScene()
-    folder = Path(tempfile.mkdtemp(prefix="mmreg-prep-"))
-    try:
-        job = {"output_dir": str(folder / "out")}
+    targets = {"fixed": fixed_volume, "moving": moving_volume, "current_transform": current_transform_node}
+    targets.update({f"output_{name}": node for name, node in outputs.items()})
+    with job_folder("mmreg-prep-") as folder:
         for role, node in (("fixed", fixed_volume), ("moving", moving_volume)):
             # Uncompressed: fast to write, and a raw NRRD is streamed when it is downsampled.
             sitk.WriteImage(mrml.image_from_volume_node(node), str(folder / f"{role}.nrrd"), False)
-            job[role] = str(folder / f"{role}.nrrd")
         masks = {f"mask_{role}": _job_mask(getattr(options, f"mask_{role}"), role, folder) for role in ROLES}
-        job["prep"] = replace(options, **masks).to_dict()
-        if not _is_identity(transform):
-            transform.write(folder / "placement.h5")
-            job["initial_transform"] = str(folder / "placement.h5")
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    targets = {"fixed": fixed_volume, "moving": moving_volume, "current_transform": current_transform_node}
-    targets.update({f"output_{name}": node for name, node in outputs.items()})
-    prep = NodePrep(scene, job, folder, targets, python, on_progress, on_done)
+        placement_file = None
+        if not transform.is_identity():
+            placement_file = str(folder / "placement.h5")
+            transform.write(placement_file)
+        job = PrepJob(
+            fixed=str(folder / "fixed.nrrd"),
+            moving=str(folder / "moving.nrrd"),
+            output_dir=str(folder / "out"),
+            prep=replace(options, **masks).to_dict(),
+            initial_transform=placement_file,
+        )
+        prep = NodePrep(scene, job, folder, targets, python, on_progress, on_done)
     if blocking:
         prep.wait()
     return prep

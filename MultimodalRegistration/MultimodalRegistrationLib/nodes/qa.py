@@ -1,5 +1,5 @@
 """Registration QA on MRML nodes: volumes, a transform node, point lists and segmentations in, the
-metrics (:func:`.qa.assess_registration`) and a metric/value/unit table node out. The call behind the
+metrics (:func:`..qa.assess.assess_registration`) and a metric/value/unit table node out. The call behind the
 MultimodalRegistrationQA module and the Python console. Only node methods are used here; :mod:`.mrml`
 is the one file that imports MRML.
 
@@ -8,7 +8,7 @@ own (untransformed) voxel space, fixed -> moving like every transform of this ex
 
 * moving volume not under ``transform_node``: T is the node's TransformFromParent. A registration
   started from the moving volume's unhardened parent transforms already includes them (see
-  :func:`.nodes.register_nodes`), so they are not added again; they are the "before" pose.
+  :func:`.registration.register_nodes`), so they are not added again; they are the "before" pose.
 * moving volume under ``transform_node`` (directly or higher up its chain): T is the whole chain the
   volume is shown through, i.e. what the slice views show; "before" is that chain without the node.
 * no ``transform_node``: T is the moving volume as it is shown now; "before" is the identity.
@@ -27,13 +27,15 @@ from typing import Callable
 
 import SimpleITK as sitk
 
-from ..core.choices import ENGINES
+from ..core.choices import DEFAULT_ENGINE, ENGINES
 from ..core.errors import InputError
 from ..core.transforms import Transform
 from ..process.stability import assess_with_restarts
 from ..qa.assess import write_qa_outputs
+from ..qa.report_types import QAReport
 from . import mrml
-from .qa_frames import _parents, registration_pose, show_moving_under  # noqa: F401 (the module's API)
+from .checks import check_volume_pair
+from .qa_frames import registration_pose, show_moving_under  # noqa: F401 (the module's API)
 from .qa_labels import label_values, labels_image
 from .qa_points import landmark_arguments
 from .qa_table import TABLE_COLUMNS, fill_metrics_table, metric_rows, summary_text, table_values  # noqa: F401
@@ -46,7 +48,7 @@ Progress = Callable[[float, str], None]
 
 @dataclass
 class QAInputs:
-    """The nodes converted for :func:`.qa.assess_registration` (images LPS, points world RAS mm)."""
+    """The nodes converted for :func:`..qa.assess.assess_registration` (images LPS, points world RAS mm)."""
 
     fixed: sitk.Image
     moving: sitk.Image
@@ -67,7 +69,7 @@ class QAInputs:
 def restart_engine(transform_node) -> str:
     """The engine the stability restarts use: the one that made the transform, else elastix."""
     engine = transform_node.GetAttribute(REGISTRATION_PREFIX + "engine") if transform_node else None
-    return engine if engine in ENGINES else "elastix"
+    return engine if engine in ENGINES else DEFAULT_ENGINE
 
 
 def gather_inputs(
@@ -83,16 +85,7 @@ def gather_inputs(
     python: str | None = None,
 ) -> QAInputs:
     """Convert the nodes (see the module docstring for the frames); raises :class:`InputError`."""
-    for role, node in (("fixed volume", fixed_volume), ("moving volume", moving_volume)):
-        if node is None or not node.IsA("vtkMRMLScalarVolumeNode") or node.IsA("vtkMRMLLabelMapVolumeNode"):
-            raise InputError(f"select a {role}: a scalar volume node is needed")
-    if fixed_volume is moving_volume:
-        raise InputError("the fixed and moving volumes are the same node: select two different volumes")
-    if fixed_volume.GetParentTransformNode() is not None:
-        raise InputError(
-            f"the fixed volume '{fixed_volume.GetName()}' is under a transform: harden it first (Data module, "
-            "right-click the transform, 'Harden transform'), or take it out of the transform"
-        )
+    check_volume_pair(fixed_volume, moving_volume)
     if transform_node is not None and not transform_node.IsA("vtkMRMLTransformNode"):
         raise InputError(f"'{transform_node.GetName()}' is not a transform node: select the registration result")
     transform, before, pose = registration_pose(transform_node, moving_volume)
@@ -105,7 +98,7 @@ def gather_inputs(
     )
     inverse_node = transform_node.GetNodeReference(REGISTRATION_PREFIX + "inverse") if transform_node else None
     if inverse_node is not None and not transform.is_linear:
-        chain = [p.GetID() for p in _parents(moving_volume)]
+        chain = [p.GetID() for p in mrml.parent_transforms(moving_volume)]
         if transform_node.GetID() not in chain or chain == [transform_node.GetID()]:  # T is the node itself
             inputs.inverse = mrml.transform_from_node(inverse_node)  # the engine's own inverse (ANTs SyN)
     arguments, paired_by, warnings, point_sources = landmark_arguments(
@@ -148,9 +141,9 @@ def assess_inputs(
     stability_restarts: int = 0,
     stability_options: dict | None = None,
     progress: Progress | None = None,
-) -> dict:
-    """Run :func:`.qa.assess_registration` on gathered inputs; returns the JSON-ready metrics."""
-    metrics = assess_with_restarts(
+) -> QAReport:
+    """Run :func:`..qa.assess.assess_registration` on gathered inputs; returns the :class:`.QAReport`."""
+    report = assess_with_restarts(
         inputs.fixed,
         inputs.moving,
         inputs.transform,
@@ -164,11 +157,11 @@ def assess_inputs(
         progress=progress,
         **inputs.points,
     )
-    if "landmarks" in metrics:
-        metrics["landmarks"]["paired_by"] = inputs.paired_by
-        metrics["landmarks"]["warnings"] = inputs.warnings + metrics["landmarks"]["warnings"]
-    metrics["warnings"] = inputs.warnings + metrics["warnings"]
-    return metrics
+    if report.landmarks is not None:  # the lists were paired here, before the landmarks reached the library
+        report.landmarks.paired_by = inputs.paired_by
+        report.landmarks.warnings = inputs.warnings + report.landmarks.warnings
+    report.warnings = inputs.warnings + report.warnings
+    return report
 
 
 def assess_nodes(
@@ -186,8 +179,10 @@ def assess_nodes(
     python: str | None = None,
     stability_options: dict | None = None,
     progress: Progress | None = None,
-):
-    """Measure a registration given as nodes; returns ``(metrics, table_node)``.
+    with_inputs: bool = False,
+) -> tuple:
+    """Measure a registration given as nodes; returns ``(metrics, table_node)``, and with ``with_inputs``
+    ``(metrics, table_node, inputs)``: the gathered :class:`QAInputs`, for :func:`export_report`.
 
     ``transform_node`` maps fixed to moving (TransformFromParent, RAS), or is None for the moving volume
     as shown; see the module docstring for unhardened parent transforms. Fit lists give FRE, target
@@ -204,17 +199,18 @@ def assess_nodes(
     metrics = assess_inputs(inputs, stability_restarts, stability_options, progress)
     if table_node is None:
         name = transform_node.GetName() if transform_node else moving_volume.GetName()
-        table_node = fixed_volume.GetScene().AddNewNodeByClass("vtkMRMLTableNode", f"{name} QA")
+        scene = fixed_volume.GetScene()
+        table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(f"{name} QA"))
     fill_metrics_table(table_node, metrics)
     for key, node in (("fixed", fixed_volume), ("moving", moving_volume), ("transform", transform_node)):
         table_node.SetAttribute(f"{ATTRIBUTE_PREFIX}{key}NodeID", node.GetID() if node else "")
-    return metrics, table_node
+    return (metrics, table_node, inputs) if with_inputs else (metrics, table_node)
 
 
-def export_report(metrics: dict, inputs: QAInputs, report_path, json_path=None) -> dict[str, str]:
-    """Write the HTML report (pictures beside it) and optionally the JSON, for metrics from ``inputs``."""
+def export_report(report: QAReport, inputs: QAInputs, report_path, json_path=None) -> dict[str, str]:
+    """Write the HTML report (pictures beside it) and optionally the JSON, for a report measured from ``inputs``."""
     return write_qa_outputs(
-        metrics, inputs.fixed, inputs.moving, inputs.transform, report_path, json_path,
+        report, inputs.fixed, inputs.moving, inputs.transform, report_path, json_path,
         before=inputs.before, fixed_labels=inputs.fixed_labels,
     )  # fmt: skip
 

@@ -11,16 +11,6 @@ from . import mrml
 from .landmarks import placed_points
 
 
-def _parents(node) -> list:
-    """The node's parent transform nodes, the direct parent first."""
-    parents = []
-    parent = node.GetParentTransformNode()
-    while parent is not None:
-        parents.append(parent)
-        parent = parent.GetParentTransformNode()
-    return parents
-
-
 def _same_frame(node, volume) -> bool:
     return node.GetTransformNodeID() == volume.GetTransformNodeID()
 
@@ -28,15 +18,14 @@ def _same_frame(node, volume) -> bool:
 def registration_pose(transform_node, moving_volume) -> tuple[Transform, Transform, str]:
     """(T, before, description): T maps fixed space to the moving volume's voxel space (LPS); see the
     module docstring for how unhardened parent transforms of the moving volume are read."""
-    parents = _parents(moving_volume)
+    parents = mrml.parent_transforms(moving_volume)
     names = " -> ".join(f"'{p.GetName()}'" for p in parents)
     if transform_node is None:
         return mrml.world_transform(moving_volume), Transform.identity(), (
             f"the moving volume as shown ({names or 'no transform'}); before: no transform"
         )
-    ids = [p.GetID() for p in parents]
-    if transform_node.GetID() in ids:
-        others = [p for p in parents if p.GetID() != transform_node.GetID()]
+    if mrml.is_under(moving_volume, transform_node):
+        others = [p for p in parents if p is not transform_node]
         before = Transform.chain([mrml.transform_from_node(p) for p in others])
         rest = " -> ".join(f"'{p.GetName()}'" for p in others) or "no transform"
         return mrml.world_transform(moving_volume), before, (
@@ -82,7 +71,7 @@ def show_moving_under(transform_node, moving_volume, moving_nodes=()) -> list:
     Nothing changes when the volume is already under the node (or no node is given). Returns the
     nodes that were moved.
     """
-    if transform_node is None or transform_node.GetID() in [p.GetID() for p in _parents(moving_volume)]:
+    if transform_node is None or mrml.is_under(moving_volume, transform_node):
         return []
     moved = [moving_volume] + [node for node in moving_nodes if node is not None and _same_frame(node, moving_volume)]
     for node in moved:

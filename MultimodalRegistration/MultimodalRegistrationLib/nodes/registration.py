@@ -1,26 +1,25 @@
 """Registration of MRML volume nodes: the call behind the Slicer module, the console and batch runs.
 
-The engines run in a worker process (:mod:`.worker`). Input nodes are never modified; the output
+The engines run in a worker process (:mod:`..process.worker`). Input nodes are never modified; the output
 transform (and volume) nodes are created or filled only when the run succeeds, so a failed or
 cancelled run leaves the scene as it was.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable
 
-from ..core.choices import DEFAULT_INIT, FULL_ROTATION_DEG
-from ..core.errors import InputError
+from ..core.choices import DEFAULT_ENGINE, DEFAULT_INIT, DEFAULT_PRESET, DEFAULT_SEED, FULL_ROTATION_DEG
 from ..core.images import write_image
 from ..core.transforms import Transform
+from ..process.jobs import RegistrationJob
 from ..process.worker import WorkerFailure, WorkerJob
 from ..registration.describe import describe_start
-from ..registration.register import DEFAULT_SEED
+from ..registration.summary import RegistrationSummary
 from . import mrml
-from .job import NodeJob
+from .checks import check_volume_pair
+from .job import NodeJob, job_folder
 
 ATTRIBUTE_PREFIX = "MultimodalRegistration."
 
@@ -28,11 +27,11 @@ ATTRIBUTE_PREFIX = "MultimodalRegistration."
 class NodeRegistration(NodeJob):
     """A registration of volume nodes, running in a worker process.
 
-    :meth:`poll` (non-blocking, for a GUI timer) and :meth:`wait` (blocking) apply the result to the
-    scene when it arrives; :meth:`cancel` stops the worker and leaves the scene untouched.
+    :meth:`poll` or :meth:`follow` (non-blocking, for a GUI) and :meth:`wait` (blocking) apply the result
+    to the scene when it arrives; :meth:`cancel` stops the worker and leaves the scene untouched.
     """
 
-    def __init__(self, scene, job: dict, folder: Path, targets: dict, python, on_progress, on_done):
+    def __init__(self, scene, job: RegistrationJob, folder: Path, targets: dict, python, on_progress, on_done):
         self.scene = scene
         self.folder = folder
         self.targets = targets
@@ -40,36 +39,36 @@ class NodeRegistration(NodeJob):
         self.output_transform_node = None
         self.output_volume_node = None
         self.inverse_transform_node = None
-        self.summary: dict | None = None
+        self.summary: RegistrationSummary | None = None
         self.error: WorkerFailure | None = None
         self._worker = WorkerJob(job, python=python, on_progress=on_progress).start()
 
     def _apply(self, result: dict) -> None:
-        summary = result["summary"]
+        summary = RegistrationSummary.from_dict(result["summary"])
         transform = Transform.read(result["outputs"]["transform"])
         targets = self.targets
         node = targets["output_transform"]
         if node is None:
             name = self.scene.GenerateUniqueName(f"{targets['moving'].GetName()} to {targets['fixed'].GetName()}")
         node = mrml.transform_to_node(self.scene, transform, node, name=node.GetName() if node else name)
-        provenance = summary["provenance"]
+        provenance = summary.provenance
         attributes = {
-            "engine": provenance["engine"],
-            "engineVersion": provenance["engine_version"],
-            "preset": provenance["preset"],
-            "libraryVersion": provenance["library_version"],
-            "seed": provenance["seed"],
-            "threads": provenance["threads"],
-            "init": provenance["init"],
-            "start": provenance.get("start") or "",
-            "initSeconds": provenance["timings_s"].get("init_s", 0.0),
+            "engine": provenance.engine,
+            "engineVersion": provenance.engine_version,
+            "preset": provenance.preset,
+            "libraryVersion": provenance.library_version,
+            "seed": provenance.seed,
+            "threads": provenance.threads,
+            "init": provenance.init,
+            "start": provenance.start or "",
+            "initSeconds": provenance.timings_s.get("init_s", 0.0),
             "startDescription": describe_start(summary),
             "fixedNodeID": targets["fixed"].GetID(),
             "movingNodeID": targets["moving"].GetID(),
             "initialTransformNodeID": targets["initial"].GetID() if targets["initial"] else "",
-            "seconds": summary["seconds"],
-            "metricBefore": round(summary["metric"]["before"], 6),
-            "metricAfter": round(summary["metric"]["after"], 6),
+            "seconds": summary.seconds,
+            "metricBefore": round(summary.metric_before, 6),
+            "metricAfter": round(summary.metric_after, 6),
         }
         for key, value in attributes.items():
             node.SetAttribute(ATTRIBUTE_PREFIX + key, str(value))
@@ -107,8 +106,8 @@ def initial_transform_of(moving_node, initial_transform_node=None) -> Transform:
 def register_nodes(
     fixed_node,
     moving_node,
-    engine: str = "elastix",
-    preset: str = "rigid",
+    engine: str = DEFAULT_ENGINE,
+    preset: str = DEFAULT_PRESET,
     fixed_mask_node=None,
     moving_mask_node=None,
     initial_transform_node=None,
@@ -122,53 +121,22 @@ def register_nodes(
     blocking: bool = True,
     on_progress: Callable[[float, str], None] | None = None,
     on_done: Callable[[NodeRegistration], None] | None = None,
+    prep: dict | None = None,
+    log: str | None = None,
 ):
     """Register ``moving_node`` to ``fixed_node``; the result goes in ``output_transform_node``.
 
     The result node's TransformFromParent maps fixed to moving (RAS): put the moving volume under
     it to see the two aligned. An unhardened parent transform on the moving volume, and
     ``initial_transform_node``, are the starting pose and are part of the result. Masks may be
-    labelmap or segmentation nodes. With ``blocking`` (default) this returns the finished
-    :class:`NodeRegistration`; otherwise it returns at once and :meth:`NodeRegistration.poll`
-    must be called (for example from a timer).
+    labelmap or segmentation nodes; the volumes may not be labelmaps. With ``blocking`` (default) this
+    returns the finished :class:`NodeRegistration`; otherwise it returns at once and
+    :meth:`NodeRegistration.follow` (or :meth:`~NodeRegistration.poll`, from a timer) must be called.
+    ``prep`` (a :class:`..prep.options.PrepOptions` record, with mask files) prepares the pair in the
+    worker first; ``log`` is a file for the engine's log, written on success and on failure.
     """
-    for role, node in (("fixed volume", fixed_node), ("moving volume", moving_node)):
-        if node is None or not node.IsA("vtkMRMLScalarVolumeNode"):
-            raise InputError(f"select a {role}: a scalar volume node is needed")
-    if fixed_node is moving_node:
-        raise InputError("the fixed and moving volumes are the same node: select two different volumes")
-    if fixed_node.GetParentTransformNode() is not None:
-        raise InputError(
-            f"the fixed volume '{fixed_node.GetName()}' is under a transform: harden it first "
-            "(Data module, right-click the transform, 'Harden transform'), or register to another volume"
-        )
+    check_volume_pair(fixed_node, moving_node, otherwise="register to another volume")
     scene = fixed_node.GetScene()
-    folder = Path(tempfile.mkdtemp(prefix="mmreg-nodes-"))
-    try:
-        job = {"engine": engine, "preset": preset, "init": init, "max_rotation_deg": max_rotation_deg, "seed": seed}
-        if threads:
-            job["threads"] = threads
-        write_image(mrml.image_from_volume_node(fixed_node), folder / "fixed.nrrd")
-        write_image(mrml.image_from_volume_node(moving_node), folder / "moving.nrrd")
-        job.update(fixed=str(folder / "fixed.nrrd"), moving=str(folder / "moving.nrrd"))
-        for key, mask, reference in (
-            ("fixed_mask", fixed_mask_node, fixed_node),
-            ("moving_mask", moving_mask_node, moving_node),
-        ):
-            if mask is not None:
-                write_image(mrml.mask_image(mask, reference), folder / f"{key}.nrrd")
-                job[key] = str(folder / f"{key}.nrrd")
-        start = initial_transform_of(moving_node, initial_transform_node)
-        if not (start.is_linear and (abs(start.matrix - Transform.identity().matrix).max() < 1e-12)):
-            start.write(folder / "initial.h5")
-            job["initial_transform"] = str(folder / "initial.h5")
-        job["output_transform"] = str(folder / "result.h5")
-        job["output_inverse"] = str(folder / "inverse.h5")
-        if output_volume_node is not None:
-            job["output_volume"] = str(folder / "resampled.nrrd")
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
     targets = {
         "fixed": fixed_node,
         "moving": moving_node,
@@ -176,7 +144,36 @@ def register_nodes(
         "output_transform": output_transform_node,
         "output_volume": output_volume_node,
     }
-    registration = NodeRegistration(scene, job, folder, targets, python, on_progress, on_done)
+    with job_folder("mmreg-nodes-") as folder:
+        files = {"fixed": folder / "fixed.nrrd", "moving": folder / "moving.nrrd"}
+        write_image(mrml.image_from_volume_node(fixed_node), files["fixed"])
+        write_image(mrml.image_from_volume_node(moving_node), files["moving"])
+        for key, mask, reference in (
+            ("fixed_mask", fixed_mask_node, fixed_node),
+            ("moving_mask", moving_mask_node, moving_node),
+        ):
+            if mask is not None:
+                files[key] = folder / f"{key}.nrrd"
+                write_image(mrml.mask_image(mask, reference), files[key])
+        start = initial_transform_of(moving_node, initial_transform_node)
+        if not start.is_identity():
+            files["initial_transform"] = folder / "initial.h5"
+            start.write(files["initial_transform"])
+        job = RegistrationJob(
+            **{name: str(path) for name, path in files.items()},
+            engine=engine,
+            preset=preset,
+            init=init,
+            max_rotation_deg=max_rotation_deg,
+            seed=seed,
+            threads=threads or None,
+            output_transform=str(folder / "result.h5"),
+            output_inverse=str(folder / "inverse.h5"),
+            output_volume=str(folder / "resampled.nrrd") if output_volume_node is not None else None,
+            prep=prep,
+            log=log,
+        ).resolved()
+        registration = NodeRegistration(scene, job, folder, targets, python, on_progress, on_done)
     if blocking:
         registration.wait()
     return registration
