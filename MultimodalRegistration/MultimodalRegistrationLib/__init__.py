@@ -6,7 +6,7 @@ Conventions (the only place they are stated):
 * A :class:`~MultimodalRegistrationLib.core.transforms.Transform` maps *fixed-space* points to
   *moving-space* points (the resampling direction used by ITK, elastix and ANTs).
   In Slicer this is the node's *TransformFromParent*; the moving volume goes under it.
-* LPS <-> RAS is ``F @ T @ F`` with ``F = diag(-1, -1, 1, 1)`` (see :mod:`.transforms`).
+* LPS <-> RAS is ``F @ T @ F`` with ``F = diag(-1, -1, 1, 1)`` (see :mod:`.core.transforms`).
 
 Heavy engines (itk-elastix, antspyx) are imported lazily, only inside the worker.
 """

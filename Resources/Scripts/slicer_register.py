@@ -4,9 +4,10 @@
         --fixed ct.nrrd --moving mr.nii.gz --output-transform T.h5 [--output-volume R.nrrd] [--json s.json] \
         [--engine elastix|ants] [--preset rigid|affine|deformable] [--fixed-mask FM] [--moving-mask MM] ...
 
-Takes the same options as `mmreg register`, loads the volumes into the scene, registers them with
-the module's logic (worker process, PythonSlicer), saves the transform and the resampled volume,
-prints the JSON summary and exits with the same codes: 0 success, 2 bad input, 1 engine failure.
+Takes the same options as `mmreg register` (preparation steps, --output-inverse and --keep-log
+included), loads the volumes into the scene, registers them with the module's logic (worker
+process, PythonSlicer), saves the transform, its inverse and the resampled volume, prints the JSON
+summary and exits with the same codes: 0 success, 2 bad input, 1 engine failure.
 It also runs with plain Python where `slicer-core` provides MRML (as the tests do).
 """
 
@@ -22,12 +23,14 @@ for candidate in (HERE.parents[2] / "MultimodalRegistration", HERE.parents[1]):
     if (candidate / "MultimodalRegistrationLib").is_dir() and str(candidate) not in sys.path:
         sys.path.insert(0, str(candidate))
 
-from MultimodalRegistrationLib.nodes import mrml  # noqa: E402
 from MultimodalRegistrationLib.cli.main import _add_register_arguments  # noqa: E402
-from MultimodalRegistrationLib.core.errors import InputError  # noqa: E402
+from MultimodalRegistrationLib.cli.prep import prep_options, wants_prep  # noqa: E402
+from MultimodalRegistrationLib.core.choices import DEFAULT_SEED  # noqa: E402
+from MultimodalRegistrationLib.core.errors import EXIT_INPUT, EXIT_OK, InputError  # noqa: E402
+from MultimodalRegistrationLib.nodes import mrml  # noqa: E402
 from MultimodalRegistrationLib.nodes.registration import register_nodes  # noqa: E402
-from MultimodalRegistrationLib.process.worker import EXIT_INPUT, EXIT_OK, WorkerFailure  # noqa: E402
-from MultimodalRegistrationLib.registration.register import DEFAULT_SEED  # noqa: E402
+from MultimodalRegistrationLib.process.jobs import log_beside  # noqa: E402
+from MultimodalRegistrationLib.process.worker import WorkerFailure  # noqa: E402
 
 
 def worker_python():
@@ -37,6 +40,19 @@ def worker_python():
         return MultimodalRegistrationLogic.workerPython()
     except ImportError:  # outside Slicer
         return None
+
+
+def _write_inverse(registration, transform, path: str, summary) -> None:
+    """The moving -> fixed transform: the engine's own for a nonlinear result, the exact inverse of a linear one."""
+    if registration.inverse_transform_node is not None:
+        mrml.transform_from_node(registration.inverse_transform_node).write(path)
+    elif transform.is_linear:
+        transform.inverse().write(path)
+    else:
+        summary.warnings.append(f"no inverse written to {path}: this engine and preset give none (ANTs deformable does)")
+        print(f"warning: {summary.warnings[-1]}", file=sys.stderr)
+        return
+    summary.outputs["inverse"] = path
 
 
 def main(argv):
@@ -62,20 +78,25 @@ def main(argv):
             moving_mask_node=masks[1], initial_transform_node=initial, output_volume_node=output_volume,
             init=arguments.init, max_rotation_deg=arguments.max_rotation_deg, seed=DEFAULT_SEED if arguments.seed is None else arguments.seed,
             threads=arguments.threads, python=worker_python(),
+            prep=prep_options(arguments) if wants_prep(arguments) else None,
+            log=log_beside(arguments.output_transform) if arguments.keep_log else None,
         )  # fmt: skip
-        mrml.transform_from_node(registration.output_transform_node).write(arguments.output_transform)
+        transform = mrml.transform_from_node(registration.output_transform_node)
+        transform.write(arguments.output_transform)
+        summary = registration.summary
+        if arguments.output_inverse:
+            _write_inverse(registration, transform, arguments.output_inverse, summary)
         if output_volume is not None:
             mrml.write_volume_node(scene, output_volume, arguments.output_volume)
-        summary = registration.summary
         if arguments.summary:
-            Path(arguments.summary).write_text(json.dumps(summary, indent=2))
-        print(json.dumps(summary))
+            Path(arguments.summary).write_text(json.dumps(summary.to_dict(), indent=2))
+        print(json.dumps(summary.to_dict()))
         return EXIT_OK
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INPUT
     except WorkerFailure as failure:
-        print(f"error: {failure}", file=sys.stderr)
+        print(f"error: {failure}", file=sys.stderr)  # message, hint and the engine log's place, one per line
         return failure.exit_code
 
 

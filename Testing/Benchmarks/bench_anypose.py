@@ -235,7 +235,7 @@ def visible_human() -> str:
     shift = np.linalg.norm(result.transform.matrix[:3, 3])
     return (
         f"Visible Human CT (fixed, {ct.GetSize()[2]} slices) and MR (moving), ~450 mm apart, no truth: "
-        f"metric {result.metric_before:.3f} -> {result.metric_after:.3f} (Mattes MI, nats), "
+        f"metric {result.metric_before:.3f} -> {result.metric_after:.3f} (mutual information, nats), "
         f"start '{result.provenance['start']}' "
         f"of {[run['start'] for run in result.provenance['starts_tried']]}, search {search['seconds']:.2f} s over "
         f"{search['candidates']} poses (its own 4 mm metric {search['metric']:.3f}), translation {shift:.0f} mm, "

@@ -70,6 +70,7 @@ def test_search_alone_lands_within_3_mm_of_far_poses(angle, axis, translation):
     assert result.metric > result.mirrored_metric
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["elastix", "ants"])
 @pytest.mark.parametrize("angle", [90, 180])
 def test_both_engines_recover_far_starts_below_1_mm(far_pairs, engine, angle):
@@ -93,6 +94,7 @@ def test_both_engines_recover_far_starts_below_1_mm(far_pairs, engine, angle):
     assert f"{offset['rotation_deg']:.0f} deg and" in describe_start(result.summary())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["elastix", "ants"])
 def test_small_misalignment_is_as_accurate_as_without_the_initialiser(small_pair, rigid_results, engine):
     with_search = rigid_results[engine]  # init="auto", the default

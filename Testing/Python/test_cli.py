@@ -24,6 +24,7 @@ def mmreg(*arguments, cwd=None):
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_register_writes_a_transform_that_simpleitk_resamples_with(small_pair, tmp_path):
     write_image(small_pair.fixed, tmp_path / "ct.nrrd")
     write_image(small_pair.moving, tmp_path / "mr.nii.gz")
@@ -76,6 +77,7 @@ def test_bad_input_exits_2_with_the_fix(tmp_path):
     assert missing.returncode == 2 and "not found" in missing.stderr
 
 
+@pytest.mark.slow
 def test_engine_failure_exits_1_with_a_hint(small_pair, tmp_path):
     write_image(small_pair.fixed, tmp_path / "ct.nrrd")
     write_image(small_pair.moving, tmp_path / "mr.nrrd")
@@ -87,6 +89,22 @@ def test_engine_failure_exits_1_with_a_hint(small_pair, tmp_path):
     assert not (tmp_path / "T.h5").exists()
 
 
+@pytest.mark.slow
+def test_a_failed_run_keeps_the_engine_log_when_asked(small_pair, tmp_path):
+    write_image(small_pair.fixed, tmp_path / "ct.nrrd")
+    write_image(small_pair.moving, tmp_path / "mr.nrrd")
+    broken = tmp_path / "broken.txt"
+    broken.write_text('(Transform "NoSuchTransform")\n')
+    run = mmreg("register", "--fixed", tmp_path / "ct.nrrd", "--moving", tmp_path / "mr.nrrd", "--preset", broken,
+                "--output-transform", tmp_path / "T.h5", "--keep-log")  # fmt: skip
+    assert run.returncode == 1, run.stderr
+    assert f"engine log: {tmp_path / 'T.log'}" in run.stderr
+    log = (tmp_path / "T.log").read_text()
+    assert "NoSuchTransform" in log and "(failed)" in log
+    assert not (tmp_path / "T.h5").exists()
+
+
+@pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path):
     run = mmreg("demo", "--output-dir", "demo", cwd=tmp_path)  # relative, as `make demo` gives it
     assert run.returncode == 0, run.stderr
@@ -107,6 +125,7 @@ def test_presets_are_listed_with_descriptions():
     assert all(len(line.split()) > 4 for line in lines)
 
 
+@pytest.mark.slow
 def test_register_with_prep_crops_on_the_fly_and_resamples_onto_the_full_fixed_grid(small_pair, tmp_path):
     from test_prep import _whole_body_ct
 

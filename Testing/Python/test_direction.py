@@ -29,6 +29,7 @@ def interior(reference, margin=3):
     return mask & (reference > 0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["elastix", "ants"])
 def test_hardening_the_result_matches_simpleitk_and_the_inverse_restores(scene, small_pair, rigid_results, engine):
     result = rigid_results[engine]

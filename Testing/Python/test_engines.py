@@ -11,6 +11,7 @@ from MultimodalRegistrationLib.registration.register import DEFAULT_SEED, check_
 LIMIT_MM = {"elastix": 0.5, "ants": 1.0}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["elastix", "ants"])
 def test_rigid_recovers_25_degrees_and_31_mm(small_pair, rigid_results, engine):
     result = rigid_results[engine]
@@ -24,6 +25,7 @@ def test_rigid_recovers_25_degrees_and_31_mm(small_pair, rigid_results, engine):
     assert result.provenance["engine_version"].startswith({"elastix": "itk-elastix", "ants": "antspyx"}[engine])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["elastix", "ants"])
 def test_initial_transform_is_part_of_the_result(small_pair, engine):
     # Start 8 degrees and 6 mm off the truth: only a correct composition order lands on the truth.
@@ -35,6 +37,7 @@ def test_initial_transform_is_part_of_the_result(small_pair, engine):
     assert error < LIMIT_MM[engine], f"{engine} mean error {error:.3f} mm from an initial transform"
 
 
+@pytest.mark.slow
 def test_elastix_repeats_exactly_with_the_same_seed(small_pair):
     fixed, moving = shrink_to_spacing(small_pair.fixed, 4), shrink_to_spacing(small_pair.moving, 4)
     first = register(fixed, moving, engine="elastix", seed=7)
@@ -42,6 +45,7 @@ def test_elastix_repeats_exactly_with_the_same_seed(small_pair):
     assert np.array_equal(first.transform.matrix, second.transform.matrix)
 
 
+@pytest.mark.slow
 def test_ants_repeats_exactly_with_the_same_seed(small_pair):
     fixed, moving = shrink_to_spacing(small_pair.fixed, 4), shrink_to_spacing(small_pair.moving, 4)
     first = register(fixed, moving, engine="ants", seed=7)
@@ -49,6 +53,7 @@ def test_ants_repeats_exactly_with_the_same_seed(small_pair):
     assert np.array_equal(first.transform.matrix, second.transform.matrix)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["elastix", "ants"])
 @pytest.mark.parametrize("preset", ["affine", "deformable"])
 def test_affine_and_deformable_improve_the_metric(small_pair, engine, preset):

@@ -26,6 +26,7 @@ def head_mask(image):
     return sitk.Cast(sitk.BinaryDilate(sitk.OtsuThreshold(image, 0, 1), [2, 2, 2]), sitk.sitkUInt8)
 
 
+@pytest.mark.slow
 def test_unhardened_parent_transform_is_kept_and_combined(scene, small_pair, volumes):
     fixed, moving = volumes
     # The user prealigned the MR by hand (unhardened): 10 degrees and 8 mm away from the truth.
@@ -86,6 +87,7 @@ def test_a_failed_run_leaves_the_scene_as_it_was(scene):
     assert scene.GetNumberOfNodes() == count
 
 
+@pytest.mark.slow
 def test_cancel_leaves_the_scene_as_it_was(scene, small_pair):
     fixed = mrml.volume_node_from_image(scene, shrink_to_spacing(small_pair.fixed, 3), "CT")
     moving = mrml.volume_node_from_image(scene, shrink_to_spacing(small_pair.moving, 3), "MR")
@@ -113,6 +115,7 @@ def test_nodes_are_checked_before_any_work(scene, volumes):
         register_nodes(fixed, moving)
 
 
+@pytest.mark.slow
 def test_a_nonlinear_result_keeps_the_engines_inverse(scene, small_pair):
     fixed = mrml.volume_node_from_image(scene, shrink_to_spacing(small_pair.fixed, 4), "CT")
     moving = mrml.volume_node_from_image(scene, shrink_to_spacing(small_pair.moving, 4), "MR")

@@ -169,6 +169,7 @@ def _inside(mask: sitk.Image, region: np.ndarray) -> float:
     return float(sitk.GetArrayViewFromImage(mask)[region].astype(bool).mean())
 
 
+@pytest.mark.slow
 def test_automatic_masks_keep_the_anatomy_of_real_images():
     """On real CT and MR the mask holds every voxel with clear signal, and the manual cord segmentations."""
     t1 = sitk.ReadImage(str(shared_data("mni_icbm152", "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz")))
@@ -225,6 +226,7 @@ def test_small_masks_warn_to_crop_instead():
 
 
 # --------------------------------------------------------------------------- bias
+@pytest.mark.slow
 def test_n4_removes_most_of_a_synthetic_bias_field():
     pair = make_phantom_pair(ct_spacing=(5.0, 5.0, 5.0), mr_spacing=(3.0, 3.0, 3.0), seed=3)
     mr = pair.moving
@@ -376,6 +378,7 @@ def _whole_body_ct() -> sitk.Image:
     return body
 
 
+@pytest.mark.slow
 def test_a_3x_field_of_view_difference_registers_only_after_prep(small_pair):
     ct = _whole_body_ct()
     assert ct.GetSize()[2] * ct.GetSpacing()[2] >= 3 * 250 - 3

@@ -68,6 +68,7 @@ def phantom_nodes(scene, small_pair):
     return fixed_node, moving_node, truth_node, moving
 
 
+@pytest.mark.slow
 def test_prepare_nodes_crops_masks_and_corrects_bias_into_new_nodes(scene, small_pair, phantom_nodes):
     fixed_node, moving_node, truth_node, moving = phantom_nodes
     moving_node.SetAndObserveTransformNodeID(truth_node.GetID())  # the placement: an unhardened parent

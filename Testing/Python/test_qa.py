@@ -275,6 +275,7 @@ def coarse_pair(small_pair):
     return shrink_to_spacing(small_pair.fixed, 4.0), shrink_to_spacing(small_pair.moving, 4.0)
 
 
+@pytest.mark.slow
 def test_stability_separates_a_correct_registration_from_a_wrong_optimum(small_pair, coarse_pair):
     fixed, moving = coarse_pair
     correct = register(fixed, moving, engine="ants", init="geometry", threads=1).transform

@@ -274,6 +274,7 @@ def test_a_nonlinear_transform_gets_jacobian_rows_and_exact_tre(scene, small_pai
     assert not any(name.startswith("Jacobian") for name in table_values(linear_table))
 
 
+@pytest.mark.slow
 def test_stability_restarts_with_the_engine_that_made_the_result(scene, small_pair):
     fixed = mrml.volume_node_from_image(scene, shrink_to_spacing(small_pair.fixed, 4.0), "CT 4 mm")
     moving = mrml.volume_node_from_image(scene, shrink_to_spacing(small_pair.moving, 4.0), "MR 4 mm")

@@ -23,6 +23,7 @@ def pair_files(small_pair, tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_progress_streams_and_the_result_arrives(pair_files, small_pair, tmp_path):
     seen = []
     job = {
@@ -43,6 +44,7 @@ def test_progress_streams_and_the_result_arrives(pair_files, small_pair, tmp_pat
     assert summary["provenance"]["engine"] == "elastix" and summary == result["summary"] | {"outputs": summary["outputs"]}
 
 
+@pytest.mark.slow
 def test_cancel_stops_within_a_second_and_writes_nothing(pair_files, tmp_path):
     job = {
         "fixed": str(pair_files / "ct.nrrd"),

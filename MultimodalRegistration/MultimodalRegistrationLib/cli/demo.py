@@ -6,15 +6,18 @@ import json
 import sys
 from pathlib import Path
 
+from ..core.choices import DEFAULT_ENGINE, DEFAULT_PRESET
+from ..core.errors import EXIT_OK
 from ..core.images import read_image, write_image
 from ..core.phantom import make_phantom_pair, mean_error_mm
 from ..core.transforms import Transform
-from ..process.worker import EXIT_OK
+from ..process.jobs import RegistrationJob
 from ..qa.checkerboard import save_before_after
 from ..registration.describe import describe_start
+from ..registration.summary import RegistrationSummary
 
 
-def run_demo(output_dir: Path, engine: str = "elastix", preset: str = "rigid", quiet: bool = False) -> int:
+def run_demo(output_dir: Path, engine: str = DEFAULT_ENGINE, preset: str = DEFAULT_PRESET, quiet: bool = False) -> int:
     """Generate the pair, register it in a worker process, and write the transform, image and picture."""
     from .run import run_registration
 
@@ -29,30 +32,30 @@ def run_demo(output_dir: Path, engine: str = "elastix", preset: str = "rigid", q
     pair.truth.write(paths["truth.h5"])
     angle, shift = _rotation_and_shift(pair.truth)
     say(f"known misalignment: {angle:.1f} degrees and {shift:.1f} mm (fixed -> moving, LPS)")
-    job = {
-        "fixed": str(paths["fixed_ct.nrrd"]),
-        "moving": str(paths["moving_mr.nrrd"]),
-        "engine": engine,
-        "preset": preset,
-        "output_transform": str(output_dir / "transform.h5"),
-        "output_volume": str(output_dir / "registered_mr.nrrd"),
-        "summary": str(output_dir / "summary.json"),
-    }
+    job = RegistrationJob(
+        fixed=str(paths["fixed_ct.nrrd"]),
+        moving=str(paths["moving_mr.nrrd"]),
+        engine=engine,
+        preset=preset,
+        output_transform=str(output_dir / "transform.h5"),
+        output_volume=str(output_dir / "registered_mr.nrrd"),
+        summary=str(output_dir / "summary.json"),
+    )
     result = run_registration(job, quiet=quiet)
-    transform = Transform.read(job["output_transform"])
+    transform = Transform.read(job.output_transform)
     error = mean_error_mm(transform, pair.truth, pair.head_points)
     start_error = mean_error_mm(Transform.identity(), pair.truth, pair.head_points)
     picture = output_dir / "checkerboard_before_after.png"
-    save_before_after(picture, pair.fixed, read_image(job["moving"]), Transform.identity(), transform)
-    summary = result["summary"]
-    summary["demo"] = {"mean_error_mm": error, "start_mean_error_mm": start_error, "truth": str(paths["truth.h5"])}
-    Path(job["summary"]).write_text(json.dumps(summary, indent=2))
+    save_before_after(picture, pair.fixed, read_image(job.moving), Transform.identity(), transform)
+    summary = RegistrationSummary.from_dict(result["summary"])
+    summary.demo = {"mean_error_mm": error, "start_mean_error_mm": start_error, "truth": str(paths["truth.h5"])}
+    Path(job.summary).write_text(json.dumps(summary.to_dict(), indent=2))
     say(f"{engine} {preset}: mean error {error:.3f} mm at points in the head (was {start_error:.1f} mm), "
-        f"{summary['seconds']:.1f} s, {describe_start(summary)}")  # fmt: skip
-    say(f"wrote transform: {job['output_transform']}")
-    say(f"wrote resampled MR: {job['output_volume']}")
+        f"{summary.seconds:.1f} s, {describe_start(summary)}")  # fmt: skip
+    say(f"wrote transform: {job.output_transform}")
+    say(f"wrote resampled MR: {job.output_volume}")
     say(f"wrote checkerboard (top: before, bottom: after): {picture}")
-    say(f"wrote summary: {job['summary']}")
+    say(f"wrote summary: {job.summary}")
     if error > 1.0:
         print(f"demo registration error {error:.2f} mm is larger than expected (< 1 mm)", file=sys.stderr)
         return 1

@@ -9,25 +9,23 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..core.choices import DEFAULT_INIT, ENGINES, FULL_ROTATION_DEG, INIT_METHODS
-from ..process.worker import EXIT_ENGINE, EXIT_INPUT, EXIT_OK, WorkerFailure
+from ..core.choices import DEFAULT_ENGINE, DEFAULT_INIT, DEFAULT_PRESET, ENGINES, FULL_ROTATION_DEG, INIT_METHODS
+from ..core.errors import EXIT_ENGINE, EXIT_INPUT, EXIT_OK, EngineError, InputError
+from ..process.jobs import RegistrationJob, log_beside
+from ..process.worker import WorkerFailure
 from ..registration.describe import describe_result
+from ..registration.summary import RegistrationSummary
 from .prealign import add_prealign_parser
 from .prep import add_prep_arguments, add_prep_parser, prep_options, wants_prep
 from .qa import add_qa_parser
 from .run import run_registration
 
-PATH_KEYS = (
-    "fixed", "moving", "fixed_mask", "moving_mask", "initial_transform",
-    "output_transform", "output_inverse", "output_volume", "summary",
-)  # fmt: skip
-
 
 def _add_register_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fixed", required=True, help="fixed (reference) image file")
     parser.add_argument("--moving", required=True, help="moving image file, resampled onto the fixed one")
-    parser.add_argument("--engine", choices=ENGINES, default="elastix")
-    parser.add_argument("--preset", default="rigid", help="rigid, affine, deformable, or a preset file path")
+    parser.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE)
+    parser.add_argument("--preset", default=DEFAULT_PRESET, help="rigid, affine, deformable, or a preset file path")
     parser.add_argument("--fixed-mask", help="label image: nonzero voxels of the fixed image drive the metric")
     parser.add_argument("--moving-mask", help="label image for the moving image")
     parser.add_argument("--initial-transform", help="ITK transform file (fixed -> moving), e.g. from mmreg prealign")
@@ -45,39 +43,38 @@ def _add_register_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-inverse", help="also write the inverse transform (.h5)")
     parser.add_argument("--output-volume", help="moving image resampled onto the fixed grid")
     parser.add_argument("--json", dest="summary", help="write a JSON summary of the result and its provenance")
+    parser.add_argument(
+        "--keep-log", action="store_true",
+        help="write the engine's log beside the output transform (T.h5 -> T.log), also when the engine fails",
+    )  # fmt: skip
     add_prep_arguments(parser, for_register=True)
 
 
-def job_from_arguments(arguments: argparse.Namespace) -> dict:
-    job = {
-        "fixed": arguments.fixed,
-        "moving": arguments.moving,
-        "engine": arguments.engine,
-        "preset": arguments.preset,
-        "init": arguments.init,
-        "max_rotation_deg": arguments.max_rotation_deg,
-        "output_transform": arguments.output_transform,
-    }
-    for key in ("fixed_mask", "moving_mask", "initial_transform", "seed", "threads", "output_inverse", "output_volume", "summary"):
-        value = getattr(arguments, key, None)
-        if value is not None:
-            job[key] = value
-    # The worker runs in its own scratch folder: give it absolute paths.
-    for key in PATH_KEYS:
-        if key in job:
-            job[key] = str(Path(job[key]).expanduser().resolve())
-    if wants_prep(arguments):
-        job["prep"] = prep_options(arguments)
-    for key in ("fixed", "moving", "fixed_mask", "moving_mask", "initial_transform"):
-        if key in job and not Path(job[key]).exists():
-            raise WorkerFailure("input", f"{key.replace('_', ' ')} file not found: {job[key]}: check the path", exit_code=EXIT_INPUT)
+def job_from_arguments(arguments: argparse.Namespace) -> RegistrationJob:
+    """The registration job the arguments ask for, with absolute paths (the worker runs in its own folder)."""
+    given = {name: getattr(arguments, name, None) for name in ("fixed_mask", "moving_mask", "initial_transform", "seed",
+                                                              "threads", "output_inverse", "output_volume", "summary")}
+    job = RegistrationJob(
+        fixed=arguments.fixed,
+        moving=arguments.moving,
+        engine=arguments.engine,
+        preset=arguments.preset,
+        init=arguments.init,
+        max_rotation_deg=arguments.max_rotation_deg,
+        output_transform=arguments.output_transform,
+        log=log_beside(arguments.output_transform) if getattr(arguments, "keep_log", False) else None,
+        prep=prep_options(arguments) if wants_prep(arguments) else None,
+        **{name: value for name, value in given.items() if value is not None},
+    ).resolved()
+    for name, path in job.missing_inputs():
+        raise InputError(f"{name.replace('_', ' ')} file not found: {path}: check the path")
     return job
 
 
 def _print_result(result: dict) -> None:
-    summary = result["summary"]
+    summary = RegistrationSummary.from_dict(result["summary"])
     print(describe_result(summary))
-    for warning in summary.get("warnings", []):
+    for warning in summary.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     for name, path in result["outputs"].items():
         print(f"wrote {name}: {path}")
@@ -111,8 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     register.set_defaults(handler=command_register)
     demo = commands.add_parser("demo", help="register a generated CT/MR phantom pair and report the error in mm")
     demo.add_argument("--output-dir", default="demo-output")
-    demo.add_argument("--engine", choices=ENGINES, default="elastix")
-    demo.add_argument("--preset", default="rigid")
+    demo.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE)
+    demo.add_argument("--preset", default=DEFAULT_PRESET)
     demo.set_defaults(handler=command_demo)
     add_prep_parser(commands)
     presets = commands.add_parser("presets", help="list the presets")
@@ -128,20 +125,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return arguments.handler(arguments)
     except WorkerFailure as failure:
-        print(f"error: {failure.message}", file=sys.stderr)
-        if failure.hint:
-            print(f"hint: {failure.hint}", file=sys.stderr)
-        return failure.exit_code
-    except Exception as error:  # library errors raised in this process
-        from ..core.errors import EngineError, InputError
+        return _report(failure.message, failure.hint, failure.log, failure.exit_code)
+    except InputError as error:  # library errors raised in this process
+        return _report(str(error), "", None, EXIT_INPUT)
+    except EngineError as error:
+        return _report(str(error), error.hint, None, EXIT_ENGINE)
 
-        if isinstance(error, InputError):
-            print(f"error: {error}", file=sys.stderr)
-            return EXIT_INPUT
-        if isinstance(error, EngineError):
-            print(f"error: {error}", file=sys.stderr)
-            return EXIT_ENGINE
-        raise
+
+def _report(message: str, hint: str, log: str | None, code: int) -> int:
+    """Print a failure as ``error:``, ``hint:`` and ``engine log:`` lines; returns the exit code."""
+    print(f"error: {message}", file=sys.stderr)
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr)
+    if log:
+        print(f"engine log: {log}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

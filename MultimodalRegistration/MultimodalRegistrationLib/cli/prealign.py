@@ -7,10 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-from ..process.worker import EXIT_OK
+from ..core.choices import LANDMARK_TRANSFORMS
+from ..core.errors import EXIT_OK
 
-# landmarks.KINDS, repeated so that building the parser does not import numpy and SimpleITK
-TYPES = ("translation", "rigid", "similarity", "affine", "tps")
+TYPES = LANDMARK_TRANSFORMS  # the transform types a landmark fit offers
 
 
 def add_prealign_parser(subparsers) -> argparse.ArgumentParser:

@@ -10,12 +10,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..process.worker import EXIT_OK
-
-N4_CHOICES = ("fixed", "moving", "both")  # prep.N4_CHOICES, repeated so that parsing imports no numpy
-MODALITIES = ("auto", "ct", "mr")
-STEP_OPTIONS = ("crop_common", "roi", "mask_fixed", "mask_moving", "exclude_above", "n4", "spacing_fixed",
-                "spacing_moving", "downsample_to")  # fmt: skip
+from ..core.errors import EXIT_OK
+from ..prep.options import DEFAULT_MARGIN_MM, MODALITIES, N4_CHOICES, PrepOptions
 
 
 def add_prep_arguments(parser: argparse.ArgumentParser, for_register: bool = False) -> None:
@@ -28,7 +24,8 @@ def add_prep_arguments(parser: argparse.ArgumentParser, for_register: bool = Fal
     group.add_argument("--crop-common", action="store_true",
                        help="crop both images to the physical region both cover (placed by --initial-transform, "
                             "else by their own coordinates)")  # fmt: skip
-    group.add_argument("--margin", type=float, default=10.0, help="margin around the common region, mm (default 10)")
+    group.add_argument("--margin", type=float, default=DEFAULT_MARGIN_MM,
+                       help=f"margin around the common region, mm (default {DEFAULT_MARGIN_MM:g})")  # fmt: skip
     group.add_argument("--roi", help="crop to a box in fixed space: R1,A1,S1,R2,A2,S2 (two opposite corners, RAS mm)")
     for role in ("fixed", "moving"):
         group.add_argument(f"--mask-{role}", metavar="auto|FILE", help=f"{role} mask: automatic, or a labelmap file")
@@ -61,33 +58,39 @@ def add_prep_parser(subparsers) -> argparse.ArgumentParser:
 
 def wants_prep(arguments: argparse.Namespace) -> bool:
     """True when ``mmreg register`` was asked to prepare: --prep or any step option."""
-    return bool(getattr(arguments, "prep", False)) or any(getattr(arguments, key, None) for key in STEP_OPTIONS)
+    return bool(getattr(arguments, "prep", False)) or bool(_options(arguments).steps_on())
 
 
 def prep_options(arguments: argparse.Namespace) -> dict:
     """The parsed step options as a JSON-ready ``PrepOptions`` record (for a worker job's ``prep`` key)."""
-    record = {
-        "crop_common": bool(arguments.crop_common),
-        "margin_mm": float(arguments.margin),
-        "mask_fixed": _mask_option(arguments.mask_fixed),
-        "mask_moving": _mask_option(arguments.mask_moving),
-        "modality_fixed": arguments.modality_fixed,
-        "modality_moving": arguments.modality_moving,
-        "exclude_above": arguments.exclude_above,
-        "exclude_margin_mm": float(arguments.exclude_margin),
-        "n4": arguments.n4,
-        "n4_shrink": arguments.n4_shrink,
-        "spacing_fixed": _spacing(arguments.spacing_fixed),
-        "spacing_moving": _spacing(arguments.spacing_moving),
-        "downsample_to": _downsample(arguments.downsample_to),
-    }
+    options = _options(arguments)
+    if getattr(arguments, "prep", False) and not options.steps_on():
+        options.crop_common = True  # --prep alone: the step that needs no choices
+    return options.to_dict()
+
+
+def _options(arguments: argparse.Namespace) -> PrepOptions:
+    roi = None
     if arguments.roi:
         from ..prep.pipeline import roi_from_ras_corners
 
-        record["roi_lps"] = [list(corner) for corner in roi_from_ras_corners(arguments.roi.split(","))]
-    if getattr(arguments, "prep", False) and not any(getattr(arguments, key, None) for key in STEP_OPTIONS):
-        record["crop_common"] = True  # --prep alone: the step that needs no choices
-    return record
+        roi = roi_from_ras_corners(arguments.roi.split(","))
+    return PrepOptions(
+        crop_common=bool(arguments.crop_common),
+        margin_mm=float(arguments.margin),
+        roi_lps=roi,
+        mask_fixed=_mask_option(arguments.mask_fixed),
+        mask_moving=_mask_option(arguments.mask_moving),
+        modality_fixed=arguments.modality_fixed,
+        modality_moving=arguments.modality_moving,
+        exclude_above=arguments.exclude_above,
+        exclude_margin_mm=float(arguments.exclude_margin),
+        n4=arguments.n4,
+        n4_shrink=arguments.n4_shrink,
+        spacing_fixed=_spacing(arguments.spacing_fixed),
+        spacing_moving=_spacing(arguments.spacing_moving),
+        downsample_to=_downsample(arguments.downsample_to),
+    )
 
 
 def _mask_option(value: str | None) -> str | None:
@@ -124,11 +127,9 @@ def command_prep(arguments: argparse.Namespace) -> int:
     """Prepare, write the images, masks and prep.json; an InputError propagates (cli.main exits 2)."""
     from ..core.files import write_atomically
     from ..core.transforms import Transform
-    from ..prep.pipeline import PrepOptions, prepare, write_prepared
+    from ..prep.pipeline import prepare, write_prepared
 
-    options = PrepOptions.from_dict(prep_options(arguments))
-    if options.roi_lps is not None:
-        options.roi_lps = tuple(tuple(corner) for corner in options.roi_lps)
+    options = _options(arguments)
     initial = Transform.read(arguments.initial_transform) if arguments.initial_transform else None
 
     def progress(fraction: float, stage: str) -> None:
@@ -139,7 +140,7 @@ def command_prep(arguments: argparse.Namespace) -> int:
     written = write_prepared(pair, output_dir)
     summary = pair.summary()
     summary["inputs"] = {key: getattr(arguments, key) for key in ("fixed", "moving", "initial_transform")}
-    summary["options"] = prep_options(arguments)
+    summary["options"] = options.to_dict()
     summary["outputs"] = dict(written, summary=str(output_dir / "prep.json"))
     text = json.dumps(summary, indent=2)
     write_atomically(output_dir / "prep.json", lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

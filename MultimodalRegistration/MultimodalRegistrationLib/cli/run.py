@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from ..process.worker import EXIT_ENGINE, WorkerFailure, WorkerJob
+from ..core.errors import EXIT_ENGINE
+from ..process.jobs import RegistrationJob
+from ..process.worker import WorkerFailure, WorkerJob
 
 
 class ProgressPrinter:
@@ -27,7 +29,7 @@ class ProgressPrinter:
         self.last_stage = stage
 
 
-def run_registration(job: dict, quiet: bool = False) -> dict:
+def run_registration(job: RegistrationJob, quiet: bool = False) -> dict:
     """Run a registration job in a worker process, showing progress; returns the result event."""
     progress = None if quiet else ProgressPrinter()
     worker = WorkerJob(job, on_progress=progress).start()

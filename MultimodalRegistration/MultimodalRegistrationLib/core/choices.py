@@ -12,3 +12,13 @@ DEFAULT_ENGINE = "elastix"
 DEFAULT_PRESET = "rigid"
 # A fixed seed by default, so that the same inputs give the same transform.
 DEFAULT_SEED = 20251121
+
+# Landmark fits (FiducialPrealign, mmreg prealign), simplest first.
+LANDMARK_TRANSFORMS = ("translation", "rigid", "similarity", "affine", "tps")
+
+# The stability check's restarts: how many, how far each start is perturbed, and the verdict's
+# threshold on the 95th-percentile spread (mm) above which a result is called unstable.
+DEFAULT_RESTARTS = 5
+DEFAULT_SHIFT_MM = 5.0
+DEFAULT_ROTATION_DEG = 5.0
+DEFAULT_THRESHOLD_MM = 2.0

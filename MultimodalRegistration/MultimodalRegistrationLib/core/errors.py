@@ -1,4 +1,9 @@
-"""The exception types of the library. Every message names the fix."""
+"""The exception types of the library and the exit codes every entry point uses. Every message names the fix."""
+
+from __future__ import annotations
+
+# Exit codes of mmreg, the worker processes and the Slicer batch script.
+EXIT_OK, EXIT_ENGINE, EXIT_INPUT = 0, 1, 2
 
 
 class InputError(ValueError):
@@ -6,9 +11,13 @@ class InputError(ValueError):
 
 
 class EngineError(RuntimeError):
-    """The registration engine failed: carries the engine's own error and a hint (exit code 1)."""
+    """The registration engine failed (exit code 1).
+
+    ``str(error)`` is the engine's own error; ``hint`` is advice a user can act on and ``log`` the
+    engine's log text, each kept as a field from the engine to the user.
+    """
 
     def __init__(self, message: str, hint: str = "", log: str = ""):
+        super().__init__(message)
         self.hint = hint
         self.log = log
-        super().__init__(f"{message}\nhint: {hint}" if hint else message)

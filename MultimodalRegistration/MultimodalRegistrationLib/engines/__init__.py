@@ -45,7 +45,12 @@ def run_engine(
         ) from None
     except RuntimeError as error:
         message = str(error).strip()
-        raise EngineError(f"{engine} failed: {message[-2000:]}", hint=engine_hint(message)) from None
+        raise EngineError(f"{engine} failed: {message[-2000:]}", hint=engine_hint(message), log=_logs_in(workdir)) from None
+
+
+def _logs_in(workdir: Path) -> str:
+    """The logs an engine left in its folder, for the user to read after a failure."""
+    return "\n".join(path.read_text(errors="replace") for path in sorted(Path(workdir).glob("*.log")))
 
 
 def engine_hint(message: str) -> str:

@@ -135,7 +135,7 @@ def run(fixed, moving, preset: Preset, fixed_mask, moving_mask, initial: Transfo
     )
     log_path = workdir / "ants.log"
     plan = [count for stage in preset.ants["stages"] for count in stage["iterations"]]
-    progress(0.05, f"ANTs {preset.name}", log=str(log_path), iterations=plan)
+    progress(0.05, f"ANTs {preset.name}", engine="ants", log=str(log_path), iterations=plan)
     with _stdout_to(log_path):
         status = get_lib_fn("antsRegistration")(arguments)
     log = log_path.read_text(errors="replace")

@@ -150,7 +150,7 @@ def run(fixed, moving, preset: Preset, fixed_mask, moving_mask, initial: Transfo
         for m in maps
         for _ in range(int(m.get("NumberOfResolutions", ["4"])[0]))
     ]
-    progress(0.05, f"elastix {preset.name}", log=str(workdir / "elastix.log"), iterations=plan)
+    progress(0.05, f"elastix {preset.name}", engine="elastix", log=str(workdir / "elastix.log"), iterations=plan)
     log_path = workdir / "elastix.log"
     try:
         method.UpdateLargestPossibleRegion()

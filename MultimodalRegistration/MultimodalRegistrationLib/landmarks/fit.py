@@ -8,7 +8,7 @@ Types: ``translation``; ``rigid`` (closed-form least squares, reflections exclud
 ``thin_plate_spline``) exported as a displacement field. Every fit comes with its residuals, the
 fiducial registration error (FRE) and a leave-one-out target error, plus plain-language warnings.
 
-The models live in :mod:`.landmark_models`, the sanity checks in :mod:`.landmark_checks`; this file
+The models live in :mod:`.models`, the sanity checks in :mod:`.checks`; this file
 pairs the points, runs the fit and the checks, and reports residuals and leave-one-out errors.
 """
 

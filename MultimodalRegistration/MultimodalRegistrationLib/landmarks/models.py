@@ -10,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
+from ..core.choices import LANDMARK_TRANSFORMS
 from ..core.images import index_to_physical_matrix
 
-KINDS = ("translation", "rigid", "similarity", "affine", "tps")
+KINDS = LANDMARK_TRANSFORMS
 MIN_POINTS = {"translation": 1, "rigid": 3, "similarity": 3, "affine": 4, "tps": 4}
 FIELD_SPACING_MM = 2.0  # TPS field spacing when no reference image is given
 FIELD_MARGIN_MM = 20.0

@@ -17,8 +17,7 @@ import SimpleITK as sitk
 from ..core.errors import InputError
 from ..core.images import index_to_physical_matrix
 from ..core.transforms import Transform
-
-DEFAULT_MARGIN_MM = 10.0
+from .options import DEFAULT_MARGIN_MM
 
 
 @dataclass

@@ -12,11 +12,11 @@ import SimpleITK as sitk
 
 from ..core.errors import InputError
 from ..core.images import MIN_MASK_COVERAGE, mask_coverage, validate_mask
+from .options import MODALITIES
 
 CT_BODY_HU = -500.0  # between air (-1000) and fat (-100): the body's outline on CT
 CT_STORAGE_OFFSET = 1024.0  # CT stored without its rescale intercept: air reads about 0 instead of -1000
 CLOSING_MM = 3.0
-MODALITIES = ("auto", "ct", "mr")
 # Above this many voxels the mask is computed on a block-averaged copy (about 2 mm voxels are plenty for a mask).
 MAX_MASK_VOXELS = 24_000_000
 

@@ -9,7 +9,7 @@ transform found on them (fixed -> moving, LPS mm) applies to the full-resolution
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Union
 
@@ -20,59 +20,11 @@ from ..core.errors import InputError
 from ..core.images import read_image, validate_image
 from ..core.transforms import Transform, resample
 from .bias import correct_bias
-from .crop import DEFAULT_MARGIN_MM, crop_common, oriented_box_halfspaces
+from .crop import crop_common, oriented_box_halfspaces
 from .downsample import downsample, read_downsampled, read_header
 from .masks import coverage_warning, exclusion_mask, foreground_mask, mask_from_labelmap, resolve_modality
+from .options import ROLES, PrepOptions  # noqa: F401 (PrepOptions is part of this module's API)
 from .spacing import check_spacing, parse_spacing, resolution_mismatch, set_spacing
-
-N4_CHOICES = ("fixed", "moving", "both")
-ROLES = ("fixed", "moving")
-
-
-@dataclass
-class PrepOptions:
-    """What to do; every field off by default. Lengths in mm, points in LPS mm (fixed space)."""
-
-    crop_common: bool = False
-    margin_mm: float = DEFAULT_MARGIN_MM
-    roi_lps: tuple | None = None  # two opposite corners of a box in fixed space, ((x, y, z), (x, y, z))
-    mask_fixed: str | sitk.Image | None = None  # "auto", a labelmap (file or image), or None
-    mask_moving: str | sitk.Image | None = None
-    modality_fixed: str = "auto"  # auto, ct or mr: picks the mask rule and where N4 and exclusion apply
-    modality_moving: str = "auto"
-    exclude_above: float | None = None  # HU: leave out CT voxels above this (metal), dilated by exclude_margin_mm
-    exclude_margin_mm: float = 3.0
-    n4: str | None = None  # fixed, moving or both (MR images only)
-    n4_shrink: int | None = None  # default: voxels of about 6 mm
-    spacing_fixed: tuple | None = None  # replaces the header's spacing (no resampling)
-    spacing_moving: tuple | None = None
-    downsample_to: float | str | None = None  # mm for both images, or "auto": the finer toward the coarser
-
-    def to_dict(self) -> dict:
-        """JSON-ready (for a worker job); image masks cannot be sent, give files."""
-        record = asdict(self)
-        for key in ("mask_fixed", "mask_moving"):
-            if isinstance(record[key], sitk.Image):
-                raise InputError(f"{key} is an image: give it as a file to send it to the worker")
-        return record
-
-    @classmethod
-    def from_dict(cls, record: dict) -> "PrepOptions":
-        known = {f.name for f in fields(cls)}
-        unknown = set(record) - known
-        if unknown:
-            raise InputError(f"unknown prep options {sorted(unknown)}: use {', '.join(sorted(known))}")
-        return cls(**record)
-
-    def check(self) -> None:
-        if self.n4 not in (None,) + N4_CHOICES:
-            raise InputError(f"unknown N4 target '{self.n4}': choose fixed, moving or both")
-        if self.margin_mm < 0:
-            raise InputError(f"margin {self.margin_mm} mm is negative: give 0 or more")
-        if isinstance(self.downsample_to, str) and self.downsample_to != "auto":
-            self.downsample_to = float(self.downsample_to)
-        if self.downsample_to is not None and self.downsample_to != "auto" and not float(self.downsample_to) > 0:
-            raise InputError(f"downsample target {self.downsample_to} mm is not positive")
 
 
 @dataclass

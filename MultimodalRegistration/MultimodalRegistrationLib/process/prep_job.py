@@ -1,12 +1,10 @@
-"""The preparation worker: runs :func:`.prep.prepare` for one job in a child process.
+"""The preparation worker: runs :func:`..prep.pipeline.prepare` for one job in a child process.
 
 The same protocol as :mod:`.worker` (job JSON on standard input, JSON lines on standard output,
 exit codes 0 / 2 / 1), so a GUI stays responsive and can cancel a slow preparation (masks and N4
-on large volumes take tens of seconds). Job keys:
-
-``fixed``, ``moving`` (image files), ``prep`` (a :class:`.prep.PrepOptions` record),
-``initial_transform`` (optional file, fixed -> moving, LPS) and ``output_dir``, where the prepared
-images are written as ``fixed.nrrd``, ``moving.nrrd``, ``fixed_mask.nrrd`` and ``moving_mask.nrrd``.
+on large volumes take tens of seconds). The job is a :class:`.jobs.PrepJob`; the prepared images
+are written into its ``output_dir`` as ``fixed.nrrd``, ``moving.nrrd``, ``fixed_mask.nrrd`` and
+``moving_mask.nrrd``.
 
 Standard library only at the top, like :mod:`.worker`, so the parent side stays light.
 """
@@ -17,33 +15,29 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from .jobs import PrepJob
 from .worker import WorkerJob
+from .worker import main as worker_main
 
-MODULE = "MultimodalRegistrationLib.process.prep_job"
-PREP_JOB_KEYS = {"fixed", "moving", "prep", "initial_transform", "output_dir", "workdir"}
 OUTPUT_NAMES = ("fixed", "moving", "fixed_mask", "moving_mask")
 PREP_SHARE = 0.95  # of the progress bar; reading the outputs back takes the rest
 
 
-def run_prep_job(job: dict, emit: Callable[[dict], None]) -> dict:
+def run_prep_job(job: PrepJob, emit: Callable[[dict], None]) -> dict:
     """Prepare the pair in this process, write the images into ``output_dir``; returns the result event."""
     import SimpleITK as sitk
 
-    from ..core.errors import InputError
     from ..core.transforms import Transform
     from ..prep.pipeline import PrepOptions, prepare
 
-    unknown = set(job) - PREP_JOB_KEYS
-    if unknown:
-        raise InputError(f"unknown prep job keys {sorted(unknown)}: check the job against prep_worker.PREP_JOB_KEYS")
-    options = PrepOptions.from_dict(job.get("prep") or {})
-    initial = Transform.read(job["initial_transform"]) if job.get("initial_transform") else None
+    options = PrepOptions.from_dict(job.prep or {})
+    initial = Transform.read(job.initial_transform) if job.initial_transform else None
 
     def progress(fraction: float, stage: str) -> None:
         emit({"event": "progress", "fraction": round(PREP_SHARE * fraction, 4), "stage": stage})
 
-    pair = prepare(job["fixed"], job["moving"], options, initial_transform=initial, progress=progress)
-    output_dir = Path(job["output_dir"])
+    pair = prepare(job.fixed, job.moving, options, initial_transform=initial, progress=progress)
+    output_dir = Path(job.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     outputs = {}
     for name in OUTPUT_NAMES:
@@ -59,16 +53,14 @@ def run_prep_job(job: dict, emit: Callable[[dict], None]) -> dict:
 
 def main() -> int:
     """Entry point of the prep worker process: the registration worker's protocol, running a prep job."""
-    from . import worker
-
-    return worker.main(run=run_prep_job)
+    return worker_main(PrepJob, run_prep_job)
 
 
 class PrepWorkerJob(WorkerJob):
     """One preparation running in a child process; progress, wait and cancel as :class:`.worker.WorkerJob`."""
 
-    def __init__(self, job: dict, python: str | None = None, on_progress=None):
-        super().__init__(job, python=python, on_progress=on_progress, module=MODULE)
+    def __init__(self, job: PrepJob | dict, python: str | None = None, on_progress=None):
+        super().__init__(job, python=python, on_progress=on_progress, job_type=PrepJob)
 
 
 if __name__ == "__main__":

@@ -15,17 +15,21 @@ from typing import Callable
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.choices import DEFAULT_SEED
+from ..core.choices import (
+    DEFAULT_ENGINE,
+    DEFAULT_RESTARTS,
+    DEFAULT_ROTATION_DEG,
+    DEFAULT_SEED,
+    DEFAULT_SHIFT_MM,
+    DEFAULT_THRESHOLD_MM,
+)
 from ..core.errors import EngineError, InputError
 from ..core.images import write_image
 from ..core.transforms import Transform
 from ..engines.presets import load_preset
 from ..qa.assess import assess_registration
+from ..qa.report_types import QAReport
 from ..qa.stability import (
-    DEFAULT_RESTARTS,
-    DEFAULT_ROTATION_DEG,
-    DEFAULT_SHIFT_MM,
-    DEFAULT_THRESHOLD_MM,
     StabilityResult,
     StabilityRun,
     foreground_points,
@@ -35,6 +39,7 @@ from ..qa.stability import (
     spread,
 )
 from ..registration.centres import foreground_center
+from .jobs import RegistrationJob
 from .worker import WorkerFailure, WorkerJob
 
 
@@ -50,7 +55,7 @@ def _input_file(image: sitk.Image | None, source: str | None, folder: Path, name
 
 
 def _run_jobs(
-    jobs: list[dict],
+    jobs: list[RegistrationJob],
     parallel: int,
     timeout_s: float | None,
     python: str | None,
@@ -95,7 +100,7 @@ def stability_check(
     moving: sitk.Image,
     transform: Transform,
     restarts: int = DEFAULT_RESTARTS,
-    engine: str = "elastix",
+    engine: str = DEFAULT_ENGINE,
     preset: str | None = None,
     start: Transform | None = None,
     fixed_mask: sitk.Image | None = None,
@@ -151,22 +156,24 @@ def stability_check(
         for index, perturbation in enumerate(perturbations(restarts, center, shift_mm, rotation_deg, seed)):
             initial = folder / f"start-{index}.h5"
             (start @ perturbation).write(initial)
-            job = {
-                "fixed": files["fixed"],
-                "moving": files["moving"],
-                "engine": engine,
-                "preset": preset,
-                "init": "none",
-                "initial_transform": str(initial),
-                "seed": DEFAULT_SEED + 1 + index,
-                "threads": threads,
-                "output_transform": str(folder / f"result-{index}.h5"),
-            }
-            job.update({key: files[key] for key in ("fixed_mask", "moving_mask") if files[key]})
-            jobs.append(job)
+            jobs.append(
+                RegistrationJob(
+                    fixed=files["fixed"],
+                    moving=files["moving"],
+                    fixed_mask=files["fixed_mask"],
+                    moving_mask=files["moving_mask"],
+                    engine=engine,
+                    preset=preset,
+                    init="none",
+                    initial_transform=str(initial),
+                    seed=DEFAULT_SEED + 1 + index,
+                    threads=threads,
+                    output_transform=str(folder / f"result-{index}.h5"),
+                )
+            )
         outcomes = _run_jobs(jobs, parallel, timeout_s, python, report)
         results = [
-            Transform.read(job["output_transform"]) if result else None for job, (result, _, _) in zip(jobs, outcomes)
+            Transform.read(job.output_transform) if result else None for job, (result, _, _) in zip(jobs, outcomes)
         ]
     wall = time.perf_counter() - started
 
@@ -175,14 +182,14 @@ def stability_check(
     runs, warnings = [], []
     for index, ((_, failure, seconds), result) in enumerate(zip(outcomes, results)):
         if result is None:
-            runs.append(StabilityRun(index, jobs[index]["seed"], seconds, None, None, failure.message))
+            runs.append(StabilityRun(index, jobs[index].seed, seconds, None, None, failure.message))
             warnings.append(f"restart {index + 1} failed: {failure.message.splitlines()[0]}")
             continue
         moved = result.transform_points(points)
         distance = np.linalg.norm(moved - reference, axis=1)
         positions.append(moved)
         runs.append(
-            StabilityRun(index, jobs[index]["seed"], seconds, float(np.percentile(distance, 95)), float(distance.max()))
+            StabilityRun(index, jobs[index].seed, seconds, float(np.percentile(distance, 95)), float(distance.max()))
         )
     if len(positions) == 1:
         first = outcomes[0][1]
@@ -222,11 +229,11 @@ def assess_with_restarts(
     stability_options: dict | None = None,
     progress: Callable[[float, str], None] | None = None,
     **assess_options,
-) -> dict:
+) -> QAReport:
     """:func:`..qa.assess.assess_registration`, after ``stability_restarts`` perturbed restarts when asked.
 
     ``stability_options`` are keyword arguments of :func:`stability_check`; the masks in
-    ``assess_options`` are passed to the restarts too. Returns the JSON-ready metrics.
+    ``assess_options`` are passed to the restarts too. Returns the report.
     """
     report = progress or (lambda fraction, stage: None)
     stability = None

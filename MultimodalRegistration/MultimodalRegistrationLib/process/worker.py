@@ -1,12 +1,13 @@
-"""The worker process: runs one registration job and streams JSON lines.
+"""The worker protocol: one job in a child process, streaming JSON lines.
 
 elastix and ANTs hold the Python GIL while they run, so a GUI must not run them in a thread.
-It starts ``python -m MultimodalRegistrationLib.process.worker`` instead (``PythonSlicer`` in Slicer),
-writes the job as JSON to its standard input and reads one JSON object per output line:
+It starts ``python -m <the job type's module>`` instead (``PythonSlicer`` in Slicer; see
+:mod:`.registration_job` and :mod:`.prep_job`), writes the job (:mod:`.jobs`) as JSON to its
+standard input and reads one JSON object per output line:
 
-``{"event": "progress", "fraction": 0.42, "stage": "elastix rigid"}``
+``{"event": "progress", "fraction": 0.42, "stage": "elastix rigid", "engine": "elastix"}``
 ``{"event": "result", "summary": {...}, "outputs": {"transform": "T.h5", ...}}``
-``{"event": "error", "kind": "input" | "engine" | "internal", "message": "...", "hint": "..."}``
+``{"event": "error", "kind": "input" | "engine" | "internal", "message": "...", "hint": "...", "log": "T.log"}``
 
 The exit code is 0 for success, 2 for bad input and 1 for an engine failure. Cancel with
 ``terminate()``: outputs are written atomically, so nothing half-written is left behind.
@@ -30,97 +31,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-EXIT_OK, EXIT_ENGINE, EXIT_INPUT = 0, 1, 2
-JOB_KEYS = {
-    "fixed", "moving", "fixed_mask", "moving_mask", "initial_transform", "engine", "preset", "init", "max_rotation_deg", "seed",
-    "threads", "output_transform", "output_inverse", "output_volume", "summary", "workdir", "prep",
-}  # fmt: skip
+from ..core.errors import EXIT_ENGINE, EXIT_INPUT, EXIT_OK, EngineError, InputError
+from .jobs import Job, RegistrationJob
+
+__all__ = ["EXIT_OK", "EXIT_ENGINE", "EXIT_INPUT", "WorkerFailure", "WorkerJob", "library_root", "main"]
 
 
 # --------------------------------------------------------------------------- worker side
-def run_job(job: dict, emit: Callable[[dict], None]) -> dict:
-    """Run one job in this process and write its outputs. Returns the result event."""
-    from ..core.choices import DEFAULT_INIT, FULL_ROTATION_DEG
-    from ..core.errors import InputError
-    from ..core.files import write_atomically
-    from ..core.images import read_image, write_image
-    from ..core.transforms import Transform, resample
-    from ..registration.register import DEFAULT_SEED, register
+def main(job_type: type[Job], run: Callable[[Job, Callable[[dict], None]], dict]) -> int:
+    """Entry point of a worker process: a ``job_type`` job as JSON on stdin, JSON lines on stdout.
 
-    unknown = set(job) - JOB_KEYS
-    if unknown:
-        raise InputError(f"unknown job keys {sorted(unknown)}: check the job against worker.JOB_KEYS")
-    read_started = time.perf_counter()
-    initial = Transform.read(job["initial_transform"]) if job.get("initial_transform") else None
-    prepared = None
-    if job.get("prep") is not None:
-        from ..prep.pipeline import PrepOptions, prepare
-
-        def prep_progress(fraction: float, stage: str) -> None:
-            emit({"event": "progress", "fraction": 0.0, "stage": stage})
-
-        options = PrepOptions.from_dict(job["prep"])
-        prepared = prepare(job["fixed"], job["moving"], options, initial_transform=initial, progress=prep_progress)
-        fixed, moving = prepared.fixed, prepared.moving
-    else:
-        fixed = read_image(job["fixed"], "fixed image")
-        moving = read_image(job["moving"], "moving image")
-    fixed_mask = read_image(job["fixed_mask"], "fixed mask") if job.get("fixed_mask") else None
-    moving_mask = read_image(job["moving_mask"], "moving mask") if job.get("moving_mask") else None
-    if prepared is not None:  # masks given to the registration win over the prepared ones
-        fixed_mask = fixed_mask if fixed_mask is not None else prepared.fixed_mask
-        moving_mask = moving_mask if moving_mask is not None else prepared.moving_mask
-    read_seconds = time.perf_counter() - read_started
-
-    def progress(fraction: float, stage: str, **details) -> None:
-        emit({"event": "progress", "fraction": round(min(max(fraction, 0.0), 1.0), 4), "stage": stage, **details})
-
-    result = register(
-        fixed,
-        moving,
-        engine=job.get("engine", "elastix"),
-        preset=job.get("preset", "rigid"),
-        fixed_mask=fixed_mask,
-        moving_mask=moving_mask,
-        initial_transform=initial,
-        init=job.get("init", DEFAULT_INIT),
-        max_rotation_deg=float(job.get("max_rotation_deg", FULL_ROTATION_DEG)),
-        seed=int(job.get("seed", DEFAULT_SEED)),
-        threads=job.get("threads"),
-        progress=progress,
-        sources={k: job.get(k) for k in ("fixed", "moving", "fixed_mask", "moving_mask", "initial_transform")},
-        workdir=job.get("workdir"),
-    )
-    write_started = time.perf_counter()
-    outputs = {}
-    if job.get("output_transform"):
-        result.transform.write(job["output_transform"])
-        outputs["transform"] = job["output_transform"]
-    if job.get("output_inverse") and result.inverse is not None:
-        result.inverse.write(job["output_inverse"])
-        outputs["inverse"] = job["output_inverse"]
-    if job.get("output_volume"):
-        volume = prepared.resample_moving(result.transform) if prepared else resample(moving, fixed, result.transform)
-        write_image(volume, job["output_volume"])
-        outputs["volume"] = job["output_volume"]
-    summary = result.summary()
-    summary["provenance"]["timings_s"]["read_s"] = round(read_seconds, 3)
-    summary["provenance"]["timings_s"]["write_s"] = round(time.perf_counter() - write_started, 3)
-    summary["outputs"] = outputs
-    if prepared is not None:
-        summary["prep"] = prepared.summary()
-        summary["warnings"] = prepared.warnings + summary["warnings"]
-    if job.get("summary"):
-        text = json.dumps(summary, indent=2)
-        write_atomically(job["summary"], lambda tmp: Path(tmp).write_text(text))
-        outputs["summary"] = job["summary"]
-    return {"event": "result", "summary": summary, "outputs": outputs}
-
-
-def main(run: Callable[[dict, Callable[[dict], None]], dict] | None = None) -> int:
-    """Entry point of a worker process: job JSON on stdin, JSON lines on stdout.
-
-    ``run`` executes the job (default: :func:`run_job`, a registration) and returns the result event.
+    ``run(job, emit)`` does the work and returns the result event; errors become error events
+    whose message, hint and log path are separate fields.
     """
     # Engines print to C-level stdout; keep the protocol on a private copy of it.
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
@@ -131,17 +53,16 @@ def main(run: Callable[[dict, Callable[[dict], None]], dict] | None = None) -> i
         protocol.write(json.dumps(event) + "\n")
         protocol.flush()
 
-    from ..core.errors import EngineError, InputError
-
     try:
-        job = json.loads(sys.stdin.read())
-        emit((run or run_job)(job, emit))
+        job = job_type.from_json(json.loads(sys.stdin.read()))
+        emit(run(job, emit))
         return EXIT_OK
     except InputError as error:
         emit({"event": "error", "kind": "input", "message": str(error), "hint": ""})
         return EXIT_INPUT
     except EngineError as error:
-        emit({"event": "error", "kind": "engine", "message": str(error).split("\nhint:")[0], "hint": error.hint})
+        log = getattr(error, "log_path", None)
+        emit({"event": "error", "kind": "engine", "message": str(error), "hint": error.hint, "log": log})
         return EXIT_ENGINE
     except Exception as error:  # a crash must still reach the parent as a clear error
         emit(
@@ -165,9 +86,16 @@ class WorkerFailure(Exception):
     message: str
     hint: str = ""
     exit_code: int = EXIT_ENGINE
+    log: str | None = None  # the engine's log file, when it was kept
 
     def __str__(self) -> str:
-        return f"{self.message}\nhint: {self.hint}" if self.hint else self.message
+        """The message, the hint and where the log is, one per line, for a status label or a terminal."""
+        lines = [self.message]
+        if self.hint:
+            lines.append(f"hint: {self.hint}")
+        if self.log:
+            lines.append(f"engine log: {self.log}")
+        return "\n".join(lines)
 
 
 def library_root() -> Path:
@@ -176,21 +104,23 @@ def library_root() -> Path:
 
 
 class WorkerJob:
-    """One registration running in a child process, with progress, wait and cancel.
+    """One job (a registration by default) running in a child process, with progress, wait and cancel.
 
-    ``python`` is the interpreter to start (``PythonSlicer`` inside Slicer); ``on_progress``
-    and ``on_done`` are called from :meth:`poll` or :meth:`wait`, in the caller's thread.
+    ``job`` is a :class:`.jobs.Job`, or its JSON form for a ``job_type`` job. ``python`` is the
+    interpreter to start (``PythonSlicer`` inside Slicer); ``on_progress`` is called from
+    :meth:`poll` or :meth:`wait`, in the caller's thread.
     """
 
     def __init__(
         self,
-        job: dict,
+        job: Job | dict,
         python: str | None = None,
         on_progress: Callable[[float, str], None] | None = None,
-        module: str = "MultimodalRegistrationLib.process.worker",
+        job_type: type[Job] = RegistrationJob,
     ):
-        self.job = dict(job)
-        self.module = module  # the child's entry point (``python -m module``)
+        self.job_type = type(job) if isinstance(job, Job) else job_type
+        self.job = job.to_json() if isinstance(job, Job) else dict(job)
+        self.module = self.job_type.module  # the child's entry point (``python -m module``)
         self.python = python or os.environ.get("MMREG_PYTHON") or sys.executable
         self.on_progress = on_progress
         self.events: queue.Queue = queue.Queue()
@@ -302,7 +232,7 @@ class WorkerJob:
         """Turn the engine's growing log into progress events until the engine reports again."""
         from ..core.progress import log_fraction
 
-        engine = "elastix" if event["stage"].startswith("elastix") else "ants"
+        engine = event["engine"]
         path, plan, (low, high) = Path(event["log"]), event["iterations"], event["span"]
         generation = self._log_generation
 
@@ -337,7 +267,8 @@ class WorkerJob:
             self._finish()
         elif kind == "error":
             codes = {"input": EXIT_INPUT}
-            self.error = WorkerFailure(event["kind"], event["message"], event.get("hint", ""), codes.get(event["kind"], EXIT_ENGINE))
+            code = codes.get(event["kind"], EXIT_ENGINE)
+            self.error = WorkerFailure(event["kind"], event["message"], event.get("hint", ""), code, event.get("log"))
             self.traceback = event.get("traceback", "")
             self._finish()
         elif kind == "exit" and self.running:
@@ -360,14 +291,10 @@ class WorkerJob:
         shutil.rmtree(self._scratch, ignore_errors=True)
 
     def _remove_partial_outputs(self) -> None:
-        for key in ("output_transform", "output_inverse", "output_volume", "summary"):
-            if not self.job.get(key):
-                continue
-            folder = Path(self.job[key]).parent
+        folders = {Path(self.job[key]).parent for key in self.job_type.paths("output") if self.job.get(key)}
+        for folder in folders:
             for partial in folder.glob(".partial-*"):
                 if partial.stat().st_mtime >= self._started - 1:
                     partial.unlink(missing_ok=True)
 
 
-if __name__ == "__main__":
-    sys.exit(main())

@@ -22,7 +22,10 @@ from ..core.version import __version__
 from ..engines import run_engine
 from ..engines.presets import load_preset
 from .initialize import starting_poses
+from .summary import Provenance, RegistrationSummary
 
+# What the summary calls the metric: the one mutual information of core/metric.py.
+METRIC_NAME = "mutual_information"
 Progress = Callable[..., None]  # (fraction 0..1, stage name, **details)
 
 # Below this fraction of the fixed image mapping into the moving image, no metric can work.
@@ -35,26 +38,27 @@ class RegistrationResult:
 
     transform: Transform
     inverse: Transform | None
-    metric_before: float  # Mattes mutual information (nats, higher is better) at the start
+    metric_before: float  # mutual information (nats, higher is better) at the start
     metric_after: float
     seconds: float
-    log: str
-    provenance: dict = field(default_factory=dict)
+    log: str  # the engine's log of every run, each under a header naming its start
+    provenance: Provenance
     warnings: list[str] = field(default_factory=list)
 
-    def summary(self) -> dict:
-        """A JSON-ready record of the result and how it was made."""
-        transform = {"kind": self.transform.kind}
-        if self.transform.is_linear:
-            transform["matrix_lps"] = np.round(self.transform.matrix, 9).tolist()
-        return {
-            "transform": transform,
-            "has_inverse": self.inverse is not None,
-            "metric": {"name": "mattes_mutual_information", "before": self.metric_before, "after": self.metric_after},
-            "seconds": round(self.seconds, 3),
-            "warnings": self.warnings,
-            "provenance": self.provenance,
-        }
+    def summary(self) -> RegistrationSummary:
+        """The record of the result and how it was made (JSON-ready through ``to_dict``)."""
+        linear = self.transform.is_linear
+        return RegistrationSummary(
+            transform_kind=self.transform.kind,
+            matrix_lps=np.round(self.transform.matrix, 9).tolist() if linear else None,
+            has_inverse=self.inverse is not None,
+            metric_name=METRIC_NAME,
+            metric_before=self.metric_before,
+            metric_after=self.metric_after,
+            seconds=round(self.seconds, 3),
+            warnings=list(self.warnings),
+            provenance=self.provenance,
+        )
 
 
 def _describe_image(image: sitk.Image, source: str | None) -> dict:
@@ -173,6 +177,7 @@ def register(
     clock = lap("metric_before_s", clock)
 
     tried: list[dict] = []
+    logs: list[str] = []
     best, failure = None, None
     for number, (name, start) in enumerate(runs):
         low, high = 0.05 + 0.9 * number / len(runs), 0.05 + 0.9 * (number + 1) / len(runs)
@@ -198,9 +203,12 @@ def register(
                     workdir=Path(scratch),
                     progress=engine_progress,
                 )
+            logs.append(f"=== {engine} {recipe.name} from the {name} start ===\n{output.log}")
             check_linear_result(output.transform, recipe.name)
         except EngineError as error:
             # With two starts, one failing run does not spoil the other's result.
+            if error.log:
+                logs.append(f"=== {engine} {recipe.name} from the {name} start (failed) ===\n{error.log}")
             tried.append({"start": name, "error": str(error).splitlines()[0]})
             failure = failure or error
             clock = lap("engine_s", clock)
@@ -213,36 +221,37 @@ def register(
         if best is None or metric > best[0]:
             best = (metric, name, start, output)
     if best is None:
+        failure.log = "\n".join(logs)
         raise failure
     metric_after, start_name, start, output = best
     warnings += [f"the engine failed from the {run['start']} start: {run['error']}" for run in tried if "error" in run]
     timings.update(output.timings)
     seconds = time.perf_counter() - started
     sources = sources or {}
-    provenance = {
-        "engine": engine,
-        "engine_version": output.version,
-        "preset": recipe.name,
-        "preset_files": recipe.files,
-        "library_version": __version__,
-        "simpleitk_version": sitk.Version.VersionString(),
-        "python_version": platform.python_version(),
-        "seed": seed,
-        "threads": output.threads,
-        "init": init,
-        "max_rotation_deg": max_rotation_deg,
-        "initial_transform": sources.get("initial_transform"),
-        "start": start_name,
-        "start_matrix_lps": np.round(start.matrix, 9).tolist() if start.is_linear else None,
-        "starts_tried": tried,
-        "any_pose": starts.search.summary() if starts.search is not None else None,
-        "start_offset": _start_offset(start, starts.before, fixed, initial_transform is not None),
-        "fixed": _describe_image(fixed, sources.get("fixed")),
-        "moving": _describe_image(moving, sources.get("moving")),
-        "fixed_mask": sources.get("fixed_mask") if fixed_mask is not None else None,
-        "moving_mask": sources.get("moving_mask") if moving_mask is not None else None,
-        "timings_s": timings,
-    }
+    provenance = Provenance(
+        engine=engine,
+        engine_version=output.version,
+        preset=recipe.name,
+        preset_files=recipe.files,
+        library_version=__version__,
+        simpleitk_version=sitk.Version.VersionString(),
+        python_version=platform.python_version(),
+        seed=seed,
+        threads=output.threads,
+        init=init,
+        max_rotation_deg=max_rotation_deg,
+        initial_transform=sources.get("initial_transform"),
+        start=start_name,
+        start_matrix_lps=np.round(start.matrix, 9).tolist() if start.is_linear else None,
+        starts_tried=tried,
+        any_pose=starts.search.summary() if starts.search is not None else None,
+        start_offset=_start_offset(start, starts.before, fixed, initial_transform is not None),
+        fixed=_describe_image(fixed, sources.get("fixed")),
+        moving=_describe_image(moving, sources.get("moving")),
+        fixed_mask=sources.get("fixed_mask") if fixed_mask is not None else None,
+        moving_mask=sources.get("moving_mask") if moving_mask is not None else None,
+        timings_s=timings,
+    )
     report(1.0, "done")
     return RegistrationResult(
         transform=output.transform,
@@ -250,7 +259,7 @@ def register(
         metric_before=metric_before,
         metric_after=metric_after,
         seconds=seconds,
-        log=output.log,
+        log="\n".join(logs),
         provenance=provenance,
         warnings=warnings,
     )

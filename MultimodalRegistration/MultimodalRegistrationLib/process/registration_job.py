@@ -1,0 +1,115 @@
+"""The registration worker: runs one :class:`.jobs.RegistrationJob` in a child process.
+
+``python -m MultimodalRegistrationLib.process.registration_job`` reads the job on standard input
+and streams the protocol of :mod:`.worker`. It reads the inputs (preparing them first when the job
+asks), registers, writes the outputs atomically and returns the summary with its outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from ..core.errors import EngineError
+from ..core.files import write_atomically
+from .jobs import RegistrationJob
+from .worker import main as worker_main
+
+
+def _write_log(job: RegistrationJob, text: str) -> str | None:
+    """The engine's log, where the job asks for it; returns its path."""
+    if not (job.log and text):
+        return None
+    write_atomically(job.log, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return job.log
+
+
+def run_registration_job(job: RegistrationJob, emit: Callable[[dict], None]) -> dict:
+    """Run one registration in this process and write its outputs. Returns the result event."""
+    from ..core.images import read_image, write_image
+    from ..core.transforms import Transform, resample
+    from ..registration.register import register
+
+    read_started = time.perf_counter()
+    initial = Transform.read(job.initial_transform) if job.initial_transform else None
+    prepared = None
+    if job.prep is not None:
+        from ..prep.pipeline import PrepOptions, prepare
+
+        def prep_progress(fraction: float, stage: str) -> None:
+            emit({"event": "progress", "fraction": 0.0, "stage": stage})
+
+        options = PrepOptions.from_dict(job.prep)
+        prepared = prepare(job.fixed, job.moving, options, initial_transform=initial, progress=prep_progress)
+        fixed, moving = prepared.fixed, prepared.moving
+    else:
+        fixed = read_image(job.fixed, "fixed image")
+        moving = read_image(job.moving, "moving image")
+    fixed_mask = read_image(job.fixed_mask, "fixed mask") if job.fixed_mask else None
+    moving_mask = read_image(job.moving_mask, "moving mask") if job.moving_mask else None
+    if prepared is not None:  # masks given to the registration win over the prepared ones
+        fixed_mask = fixed_mask if fixed_mask is not None else prepared.fixed_mask
+        moving_mask = moving_mask if moving_mask is not None else prepared.moving_mask
+    read_seconds = time.perf_counter() - read_started
+
+    def progress(fraction: float, stage: str, **details) -> None:
+        emit({"event": "progress", "fraction": round(min(max(fraction, 0.0), 1.0), 4), "stage": stage, **details})
+
+    try:
+        result = register(
+            fixed,
+            moving,
+            engine=job.engine,
+            preset=job.preset,
+            fixed_mask=fixed_mask,
+            moving_mask=moving_mask,
+            initial_transform=initial,
+            init=job.init,
+            max_rotation_deg=float(job.max_rotation_deg),
+            seed=int(job.seed),
+            threads=job.threads,
+            progress=progress,
+            sources=job.sources(),
+            workdir=job.workdir,
+        )
+    except EngineError as error:
+        error.log_path = _write_log(job, error.log)
+        raise
+    write_started = time.perf_counter()
+    outputs = {}
+    if job.output_transform:
+        result.transform.write(job.output_transform)
+        outputs["transform"] = job.output_transform
+    if job.output_inverse and result.inverse is not None:
+        result.inverse.write(job.output_inverse)
+        outputs["inverse"] = job.output_inverse
+    if job.output_volume:
+        volume = prepared.resample_moving(result.transform) if prepared else resample(moving, fixed, result.transform)
+        write_image(volume, job.output_volume)
+        outputs["volume"] = job.output_volume
+    log = _write_log(job, result.log)
+    if log:
+        outputs["log"] = log
+    summary = result.summary()
+    summary.provenance.timings_s["read_s"] = round(read_seconds, 3)
+    summary.provenance.timings_s["write_s"] = round(time.perf_counter() - write_started, 3)
+    summary.outputs = outputs
+    if prepared is not None:
+        summary.prep = prepared.summary()
+        summary.warnings = prepared.warnings + summary.warnings
+    if job.summary:
+        text = json.dumps(summary.to_dict(), indent=2)
+        write_atomically(job.summary, lambda tmp: Path(tmp).write_text(text))
+        outputs["summary"] = job.summary
+    return {"event": "result", "summary": summary.to_dict(), "outputs": outputs}
+
+
+def main() -> int:
+    return worker_main(RegistrationJob, run_registration_job)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
