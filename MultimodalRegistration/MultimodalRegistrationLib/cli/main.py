@@ -6,11 +6,22 @@ Exit codes: 0 success, 2 bad input (with the message), 1 engine failure (with th
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from ..core.choices import DEFAULT_ENGINE, DEFAULT_INIT, DEFAULT_PRESET, ENGINES, FULL_ROTATION_DEG, INIT_METHODS
-from ..core.errors import EXIT_ENGINE, EXIT_INPUT, EXIT_OK, EngineError, InputError
+from ..core.errors import (
+    EXIT_ENGINE,
+    EXIT_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    EngineError,
+    InputError,
+    Terminated,
+)
 from ..process.jobs import RegistrationJob, log_beside
 from ..process.worker import WorkerFailure
 from ..registration.describe import describe_result
@@ -120,10 +131,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum, frame) -> None:
+    raise Terminated(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        for name in ("SIGTERM", "SIGHUP"):
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), _terminate)
     try:
         return arguments.handler(arguments)
+    except KeyboardInterrupt:
+        return _report("interrupted; nothing was written", "", None, EXIT_INTERRUPTED)
+    except Terminated:
+        return _report("terminated; nothing was written", "", None, EXIT_TERMINATED)
     except WorkerFailure as failure:
         return _report(failure.message, failure.hint, failure.log, failure.exit_code)
     except InputError as error:  # library errors raised in this process

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from ..core.errors import EXIT_ENGINE
+from ..core.errors import Terminated
 from ..process.jobs import RegistrationJob
-from ..process.worker import WorkerFailure, WorkerJob
+from ..process.worker import WorkerJob
 
 
 class ProgressPrinter:
@@ -35,6 +35,6 @@ def run_registration(job: RegistrationJob, quiet: bool = False) -> dict:
     worker = WorkerJob(job, on_progress=progress).start()
     try:
         return worker.wait()
-    except KeyboardInterrupt:
-        worker.cancel()
-        raise WorkerFailure("cancelled", "cancelled by the user; nothing was written", exit_code=EXIT_ENGINE) from None
+    except (KeyboardInterrupt, Terminated):
+        worker.cancel()  # the worker stops within a second; its scratch folder and partial files go
+        raise

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 # Exit codes of mmreg, the worker processes and the Slicer batch script.
 EXIT_OK, EXIT_ENGINE, EXIT_INPUT = 0, 1, 2
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # Ctrl-C (SIGINT); SIGTERM or SIGHUP
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived (a scheduler, ``timeout``, a closed terminal): stop and clean up like Ctrl-C."""
 
 
 class InputError(ValueError):

@@ -21,6 +21,7 @@ import json
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..core.errors import EXIT_ENGINE, EXIT_INPUT, EXIT_OK, EngineError, InputError
+from ..core.errors import EXIT_ENGINE, EXIT_INPUT, EXIT_OK, EXIT_TERMINATED, EngineError, InputError
 from .jobs import Job, RegistrationJob
 
 __all__ = ["EXIT_OK", "EXIT_ENGINE", "EXIT_INPUT", "WorkerFailure", "WorkerJob", "library_root", "main"]
@@ -44,6 +45,7 @@ def main(job_type: type[Job], run: Callable[[Job, Callable[[dict], None]], dict]
     ``run(job, emit)`` does the work and returns the result event; errors become error events
     whose message, hint and log path are separate fields.
     """
+    _stop_with_parent()
     # Engines print to C-level stdout; keep the protocol on a private copy of it.
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
@@ -75,6 +77,28 @@ def main(job_type: type[Job], run: Callable[[Job, Callable[[dict], None]], dict]
             }
         )
         return EXIT_ENGINE
+
+
+def _stop_with_parent() -> None:
+    """Die with the parent, and leave Ctrl-C to it.
+
+    Engines hold the GIL, so no Python handler or watcher thread would run in time: on Linux the
+    kernel sends this process SIGTERM (default action: exit at once) when the parent dies (strictly: when
+    the parent's thread that started it ends, so start workers from a long-lived thread). Ctrl-C
+    reaches the whole process group; the parent then cancels this worker and cleans up after it.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = int(os.environ.get("MMREG_PARENT_PID") or os.getppid())
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        except (OSError, AttributeError):
+            return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(EXIT_TERMINATED)
 
 
 # --------------------------------------------------------------------------- parent side
@@ -140,6 +164,7 @@ class WorkerJob:
             [str(library_root())] + [p for p in environment.get("PYTHONPATH", "").split(os.pathsep) if p]
         )
         environment.setdefault("PYTHONUNBUFFERED", "1")
+        environment["MMREG_PARENT_PID"] = str(os.getpid())
         self._process = subprocess.Popen(
             [self.python, "-m", self.module],
             stdin=subprocess.PIPE,

@@ -1,0 +1,83 @@
+"""Signals: mmreg stops its worker within a second, leaves no scratch folder and no output, and exits
+130 after Ctrl-C (SIGINT) and 143 after SIGTERM or SIGHUP; a worker whose parent is killed stops too."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from MultimodalRegistrationLib.core.images import write_image
+from MultimodalRegistrationLib.process.worker import library_root
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to find the worker")
+
+
+@pytest.fixture(scope="module")
+def pair_files(small_pair, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pair")
+    write_image(small_pair.fixed, folder / "ct.nrrd")
+    write_image(small_pair.moving, folder / "mr.nrrd")
+    return folder
+
+
+def workers_in(folder: Path) -> list[int]:
+    """Processes whose working folder lies under ``folder`` (the worker runs in its scratch folder)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.readlink(entry / "cwd").startswith(str(folder)):
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def start_and_wait_for_the_engine(pair_files, tmp_path):
+    """mmreg register with ANTs (slow enough to interrupt), returned once ANTs iterates."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    environment = dict(os.environ, PYTHONPATH=str(library_root()), TMPDIR=str(scratch))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "MultimodalRegistrationLib.cli.main", "register", "--engine", "ants",
+         "--fixed", str(pair_files / "ct.nrrd"), "--moving", str(pair_files / "mr.nrrd"),
+         "--output-transform", str(tmp_path / "out" / "T.h5"), "--json", str(tmp_path / "out" / "s.json")],
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=environment,
+    )  # fmt: skip
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True).start()
+    deadline = time.monotonic() + 180
+    while not any("level" in line for line in lines) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert any("ANTs rigid: level" in line for line in lines), "".join(lines)[-2000:]
+    return process, scratch, lines
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signal_number, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 143), (signal.SIGINT, 130)])
+def test_a_signal_stops_mmreg_and_its_worker_within_a_second(pair_files, tmp_path, signal_number, code):
+    process, scratch, lines = start_and_wait_for_the_engine(pair_files, tmp_path)
+    assert workers_in(scratch), "the worker is not running"
+    started = time.monotonic()
+    process.send_signal(signal_number)
+    assert process.wait(timeout=10) == code, "".join(lines)[-2000:]
+    assert time.monotonic() - started < 1.5
+    assert workers_in(scratch) == []
+    assert list(scratch.iterdir()) == [], "a scratch folder was left behind"
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_worker_whose_parent_is_killed_stops_by_itself(pair_files, tmp_path):
+    process, scratch, _ = start_and_wait_for_the_engine(pair_files, tmp_path)
+    process.kill()  # SIGKILL: the parent cannot clean up
+    process.wait(timeout=10)
+    deadline = time.monotonic() + 2.0
+    while workers_in(scratch) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert workers_in(scratch) == []
+    assert not (tmp_path / "out" / "T.h5").exists()
