@@ -9,6 +9,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import InputError
+from .file_checks import check_compressed_data_complete, check_spacing_as_written, unreadable_advice
 from .files import write_atomically
 
 # Largest plausible physical extent of a medical or microscopy image along one axis (mm).
@@ -23,14 +24,13 @@ def read_image(path: str | os.PathLike, role: str = "image") -> sitk.Image:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{role} file not found: {path}: check the path")
+    check_spacing_as_written(path, role)
+    check_compressed_data_complete(path, role)
     try:
         return sitk.ReadImage(str(path))
     except RuntimeError as error:
         first_line = str(error).strip().splitlines()[-1] if str(error).strip() else ""
-        raise InputError(
-            f"{role} file {path} could not be read ({first_line}): "
-            "save it as NRRD, NIfTI or MHA"
-        ) from None
+        raise InputError(f"{role} file {path} could not be read ({first_line}): {unreadable_advice(path)}") from None
 
 
 def write_image(image: sitk.Image, path: str | os.PathLike) -> None:

@@ -19,6 +19,7 @@ import vtk
 from vtk.util import numpy_support
 
 from ..core.errors import InputError
+from ..core.file_checks import check_compressed_data_complete, check_spacing_as_written, unreadable_advice
 from ..core.images import index_to_physical_matrix
 from ..core.transforms import F, Transform
 
@@ -107,7 +108,12 @@ def mask_image(mask_node, reference_volume_node) -> sitk.Image:
 
 
 def read_volume_node(scene, path: str | Path, labelmap: bool = False, name: str | None = None):
-    """Read a volume file into a new node with Slicer's own storage node."""
+    """Read a volume file into a new node with Slicer's own storage node (after the library's file checks)."""
+    path = Path(path)
+    if path.exists():
+        role = "labelmap" if labelmap else "volume"
+        check_spacing_as_written(path, role)
+        check_compressed_data_complete(path, role)
     class_name = "vtkMRMLLabelMapVolumeNode" if labelmap else "vtkMRMLScalarVolumeNode"
     node = scene.AddNewNodeByClass(class_name, name or Path(path).name.split(".")[0])
     storage = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
@@ -115,7 +121,8 @@ def read_volume_node(scene, path: str | Path, labelmap: bool = False, name: str 
     if not storage.ReadData(node):
         scene.RemoveNode(node)
         scene.RemoveNode(storage)
-        raise InputError(f"Slicer could not read {path}: save it as NRRD, NIfTI or MHA")
+        advice = unreadable_advice(path) if path.exists() else "check the path"
+        raise InputError(f"Slicer could not read {path}: {advice}")
     node.SetAndObserveStorageNodeID(storage.GetID())
     return node
 
