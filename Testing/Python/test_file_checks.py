@@ -60,3 +60,29 @@ def test_mmreg_refuses_a_truncated_file_with_exit_2_and_writes_nothing(volume, t
     assert run.returncode == 2 and "truncated" in run.stderr
     assert (tmp_path / "mr.nii.gz").read_bytes() == before
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command, output, fragment", [
+    (["register", "--output-transform", "{folder}/T.xyz"], None, "cannot write the output transform to 'T.xyz': use one of .h5"),
+    (["register", "--output-transform", "{blocker}/T.h5"], None, "is a file, not a folder"),
+    (["prealign", "--output-transform", "{blocker}/sub/T.h5"], None, "is a file, not a folder"),
+    (["qa", "--report", "{blocker}/qa.html"], None, "is a file, not a folder"),
+    (["prep", "--crop-common", "--output-dir", "{blocker}/out"], None, "is a file, not a folder"),
+])  # fmt: skip
+def test_outputs_that_cannot_be_written_are_refused_before_any_work(volume, tmp_path, command, output, fragment):
+    sitk.WriteImage(volume, str(tmp_path / "ct.nrrd"))
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    names = {"folder": tmp_path, "blocker": tmp_path / "blocker"}
+    arguments = [part.format(**names) for part in command]
+    inputs = {"register": ["--fixed", "ct.nrrd", "--moving", "ct.nrrd"], "prep": ["--fixed", "ct.nrrd", "--moving", "ct.nrrd"],
+              "qa": ["--fixed", "ct.nrrd", "--moving", "ct.nrrd", "--transform", "T0.tfm"],
+              "prealign": ["--fixed-points", "p.csv", "--moving-points", "p.csv"]}[command[0]]  # fmt: skip
+    (tmp_path / "p.csv").write_text("a,0,0,0\nb,10,0,0\nc,0,10,0\nd,0,0,10\n")
+    sitk.WriteTransform(sitk.Euler3DTransform(), str(tmp_path / "T0.tfm"))
+    run = subprocess.run(
+        [sys.executable, "-m", "MultimodalRegistrationLib.cli.main", arguments[0], *inputs, *arguments[1:]],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(library_root())),
+    )  # fmt: skip
+    assert run.returncode == 2, run.stderr
+    assert fragment in run.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["T0.tfm", "blocker", "ct.nrrd", "p.csv"]

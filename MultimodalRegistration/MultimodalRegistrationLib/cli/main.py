@@ -79,6 +79,7 @@ def job_from_arguments(arguments: argparse.Namespace) -> RegistrationJob:
     ).resolved()
     for name, path in job.missing_inputs():
         raise InputError(f"{name.replace('_', ' ')} file not found: {path}: check the path")
+    job.check_outputs()
     return job
 
 

@@ -35,6 +35,12 @@ def add_prealign_parser(subparsers) -> argparse.ArgumentParser:
 def command_prealign(arguments: argparse.Namespace) -> int:
     """Fit, write the outputs and print the residuals; an InputError propagates (cli.main exits 2)."""
     from ..core.errors import InputError
+    from ..core.file_checks import TRANSFORM_SUFFIXES, check_output_path
+
+    check_output_path(arguments.output_transform, "output transform", TRANSFORM_SUFFIXES)
+    for name, suffixes in (("report", (".csv",)), ("summary", (".json",))):
+        if getattr(arguments, name, None):
+            check_output_path(getattr(arguments, name), name, suffixes)
     from ..core.files import write_atomically
     from ..core.images import read_image
     from ..landmarks.fit import fit_landmarks

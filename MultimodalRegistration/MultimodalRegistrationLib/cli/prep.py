@@ -125,7 +125,10 @@ def _downsample(value: str | None):
 
 def command_prep(arguments: argparse.Namespace) -> int:
     """Prepare, write the images, masks and prep.json; an InputError propagates (cli.main exits 2)."""
+    from ..core.file_checks import check_output_path
     from ..core.files import write_atomically
+
+    check_output_path(Path(arguments.output_dir) / "prep.json", "prepared images")
     from ..core.transforms import Transform
     from ..prep.pipeline import prepare, write_prepared
 

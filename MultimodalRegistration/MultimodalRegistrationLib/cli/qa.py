@@ -137,6 +137,11 @@ def _print_summary(report: QAReport) -> None:
 def command_qa(arguments: argparse.Namespace) -> int:
     """Measure, write the report (and JSON) and print a summary; InputError and EngineError propagate."""
     from ..core.errors import InputError
+    from ..core.file_checks import check_output_path
+
+    check_output_path(arguments.report, "report", (".html", ".htm"))
+    if arguments.summary:
+        check_output_path(arguments.summary, "summary", (".json",))
     from ..core.images import read_image
     from ..core.transforms import Transform
     from ..landmarks.points_io import read_points

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -13,6 +14,8 @@ from pathlib import Path
 from .errors import InputError
 
 SUPPORTED = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
+LINEAR_SUFFIXES = (".tfm", ".txt", ".mat")
+TRANSFORM_SUFFIXES = (".h5", ".hdf5") + LINEAR_SUFFIXES
 _CHUNK = 1 << 22
 
 
@@ -100,3 +103,20 @@ def unreadable_advice(path: Path) -> str:
     if _suffix(path) in SUPPORTED:
         return "the file is damaged or not what its name says: export it again from the scanner or from Slicer"
     return "save it as NRRD, NIfTI or MHA"
+
+
+def check_output_path(path: str | os.PathLike, role: str, suffixes: tuple[str, ...] = ()) -> None:
+    """Refuse, before any work, an output whose extension cannot be written or whose folder cannot be made.
+
+    Nothing is created: the nearest existing folder must be a writable folder.
+    """
+    path = Path(path)
+    if suffixes and _suffix(path) not in suffixes:
+        raise InputError(f"cannot write the {role} to '{path.name}': use one of {', '.join(suffixes)}")
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(f"cannot write the {role} {path}: {folder} is a file, not a folder: choose another path")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write the {role} {path}: {folder} is not writable: choose another folder")

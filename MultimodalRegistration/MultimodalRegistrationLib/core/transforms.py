@@ -19,11 +19,10 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import InputError
+from .file_checks import LINEAR_SUFFIXES, TRANSFORM_SUFFIXES
 from .files import write_atomically
 
 F = np.diag([-1.0, -1.0, 1.0, 1.0])
-LINEAR_SUFFIXES = (".tfm", ".txt", ".mat")
-TRANSFORM_SUFFIXES = (".h5", ".hdf5") + LINEAR_SUFFIXES
 DISPLACEMENT_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 
 

@@ -14,12 +14,14 @@ from typing import ClassVar
 
 from ..core.choices import DEFAULT_ENGINE, DEFAULT_INIT, DEFAULT_PRESET, DEFAULT_SEED, FULL_ROTATION_DEG
 from ..core.errors import InputError
+from ..core.file_checks import SUPPORTED, TRANSFORM_SUFFIXES, check_output_path
 from ..core.records import Record, build
 
 
-def _path(kind: str, required: bool = False):
-    """A field holding an input or output path; a required one must be given (its default None is a placeholder)."""
-    return field(default=None, metadata={"path": kind, "required": required})
+def _path(kind: str, required: bool = False, suffixes: tuple[str, ...] = ()):
+    """A field holding an input or output path; a required one must be given (its default None is a
+    placeholder); an output's ``suffixes`` are the extensions it can be written to."""
+    return field(default=None, metadata={"path": kind, "required": required, "suffixes": suffixes})
 
 
 @dataclass
@@ -62,6 +64,12 @@ class Job(Record):
         return [(name, getattr(self, name)) for name in self.paths("input")
                 if getattr(self, name) and not Path(getattr(self, name)).exists()]  # fmt: skip
 
+    def check_outputs(self) -> None:
+        """Refuse, before the run, an output with an unsupported extension or a folder that cannot be made."""
+        for f in fields(self):
+            if f.metadata.get("path") == "output" and getattr(self, f.name):
+                check_output_path(getattr(self, f.name), f.name.replace("_", " "), f.metadata["suffixes"])
+
     def output_folders(self) -> list[Path]:
         """The folders the job writes into (where a cancelled run's partial files are looked for)."""
         return sorted({Path(getattr(self, name)).parent for name in self.paths("output") if getattr(self, name)})
@@ -89,10 +97,10 @@ class RegistrationJob(Job):
     max_rotation_deg: float = FULL_ROTATION_DEG
     seed: int = DEFAULT_SEED
     threads: int | None = None
-    output_transform: str | None = _path("output")
-    output_inverse: str | None = _path("output")
-    output_volume: str | None = _path("output")
-    summary: str | None = _path("output")
+    output_transform: str | None = _path("output", suffixes=TRANSFORM_SUFFIXES)
+    output_inverse: str | None = _path("output", suffixes=TRANSFORM_SUFFIXES)
+    output_volume: str | None = _path("output", suffixes=SUPPORTED)
+    summary: str | None = _path("output", suffixes=(".json",))
     log: str | None = _path("output")
     prep: dict | None = None
     workdir: str | None = None
