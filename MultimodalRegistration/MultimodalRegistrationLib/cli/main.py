@@ -145,25 +145,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return arguments.handler(arguments)
     except KeyboardInterrupt:
-        return _report("interrupted; nothing was written", "", None, EXIT_INTERRUPTED)
+        failure = WorkerFailure("cancelled", "interrupted; nothing was written", exit_code=EXIT_INTERRUPTED)
     except Terminated:
-        return _report("terminated; nothing was written", "", None, EXIT_TERMINATED)
-    except WorkerFailure as failure:
-        return _report(failure.message, failure.hint, failure.log, failure.exit_code)
+        failure = WorkerFailure("cancelled", "terminated; nothing was written", exit_code=EXIT_TERMINATED)
+    except WorkerFailure as error:
+        failure = error
     except InputError as error:  # library errors raised in this process
-        return _report(str(error), "", None, EXIT_INPUT)
+        failure = WorkerFailure("input", str(error), exit_code=EXIT_INPUT)
     except EngineError as error:
-        return _report(str(error), error.hint, None, EXIT_ENGINE)
-
-
-def _report(message: str, hint: str, log: str | None, code: int) -> int:
-    """Print a failure as ``error:``, ``hint:`` and ``engine log:`` lines; returns the exit code."""
-    print(f"error: {message}", file=sys.stderr)
-    if hint:
-        print(f"hint: {hint}", file=sys.stderr)
-    if log:
-        print(f"engine log: {log}", file=sys.stderr)
-    return code
+        failure = WorkerFailure("engine", str(error), error.hint, EXIT_ENGINE, error.log_path)
+    print(f"error: {failure}", file=sys.stderr)  # the message, then its hint and log lines
+    return failure.exit_code
 
 
 if __name__ == "__main__":

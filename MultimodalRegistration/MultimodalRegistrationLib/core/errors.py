@@ -18,11 +18,12 @@ class InputError(ValueError):
 class EngineError(RuntimeError):
     """The registration engine failed (exit code 1).
 
-    ``str(error)`` is the engine's own error; ``hint`` is advice a user can act on and ``log`` the
-    engine's log text, each kept as a field from the engine to the user.
+    ``str(error)`` is the engine's own error; ``hint`` is advice a user can act on, ``log`` the
+    engine's log text and ``log_path`` the file it was kept in, each a field from the engine to the user.
     """
 
-    def __init__(self, message: str, hint: str = "", log: str = ""):
+    def __init__(self, message: str, hint: str = "", log: str = "", log_path: str | None = None):
         super().__init__(message)
         self.hint = hint
         self.log = log
+        self.log_path = log_path

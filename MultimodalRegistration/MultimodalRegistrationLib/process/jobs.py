@@ -70,10 +70,6 @@ class Job(Record):
             if f.metadata.get("path") == "output" and getattr(self, f.name):
                 check_output_path(getattr(self, f.name), f.name.replace("_", " "), f.metadata["suffixes"])
 
-    def output_folders(self) -> list[Path]:
-        """The folders the job writes into (where a cancelled run's partial files are looked for)."""
-        return sorted({Path(getattr(self, name)).parent for name in self.paths("output") if getattr(self, name)})
-
 
 @dataclass
 class RegistrationJob(Job):

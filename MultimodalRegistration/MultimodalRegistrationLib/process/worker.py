@@ -63,8 +63,7 @@ def main(job_type: type[Job], run: Callable[[Job, Callable[[dict], None]], dict]
         emit({"event": "error", "kind": "input", "message": str(error), "hint": ""})
         return EXIT_INPUT
     except EngineError as error:
-        log = getattr(error, "log_path", None)
-        emit({"event": "error", "kind": "engine", "message": str(error), "hint": error.hint, "log": log})
+        emit({"event": "error", "kind": "engine", "message": str(error), "hint": error.hint, "log": error.log_path})
         return EXIT_ENGINE
     except Exception as error:  # a crash must still reach the parent as a clear error
         emit(
