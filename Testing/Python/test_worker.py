@@ -83,14 +83,15 @@ def test_bad_input_comes_back_as_an_input_error(tmp_path):
 
 def test_a_crashing_worker_gives_a_clear_error(tmp_path):
     # A worker killed by a signal (as by the out-of-memory killer) must not hang or pass silently.
-    script = tmp_path / "crash.py"
-    script.write_text("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
-    job = WorkerJob({"fixed": "x", "moving": "y"}, python=sys.executable)
-    job._process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=job._stderr_file())
-    job._start_reader()
+    python = tmp_path / "crashing-python"
+    python.write_text("#!/bin/sh\necho 'about to be killed' >&2\nkill -9 $$\n")
+    python.chmod(0o755)
+    job = WorkerJob({"fixed": "x", "moving": "y"}, python=str(python)).start()
     with pytest.raises(WorkerFailure) as failure:
         job.wait(timeout=60)
-    assert failure.value.kind == "internal" and "stopped unexpectedly" in failure.value.message
+    assert failure.value.kind == "internal" and "stopped unexpectedly (exit code -9)" in failure.value.message
+    assert "about to be killed" in failure.value.message
+    assert not job._scratch.exists()
 
 
 def test_engine_log_parsing():

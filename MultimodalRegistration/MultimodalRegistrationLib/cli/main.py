@@ -23,6 +23,7 @@ from ..core.errors import (
     Terminated,
 )
 from ..process.jobs import RegistrationJob, log_beside
+from ..process.preflight import preflight_registration
 from ..process.worker import WorkerFailure
 from ..registration.describe import describe_result
 from ..registration.summary import RegistrationSummary
@@ -76,11 +77,8 @@ def job_from_arguments(arguments: argparse.Namespace) -> RegistrationJob:
         log=log_beside(arguments.output_transform) if getattr(arguments, "keep_log", False) else None,
         prep=prep_options(arguments) if wants_prep(arguments) else None,
         **{name: value for name, value in given.items() if value is not None},
-    ).resolved()
-    for name, path in job.missing_inputs():
-        raise InputError(f"{name.replace('_', ' ')} file not found: {path}: check the path")
-    job.check_outputs()
-    return job
+    )
+    return preflight_registration(job)
 
 
 def _print_result(result: dict) -> None:

@@ -1,21 +1,70 @@
-"""Writing files so that a failed or cancelled run leaves nothing half-written."""
+"""Writing files so that a failed, cancelled or killed run leaves nothing half-written behind.
+
+Scratch folders and partial files carry the id of the process that made them. A process killed
+with SIGKILL cannot clean up after itself, so the next run removes what dead processes left.
+"""
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable
+
+_PARTIAL = ".partial-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _owner(name: str, prefix: str) -> int | None:
+    match = re.match(re.escape(prefix) + r"(\d+)-", name)
+    return int(match.group(1)) if match else None
+
+
+def remove_orphans(folder: str | os.PathLike, prefix: str) -> list[Path]:
+    """Remove the entries of ``folder`` named ``<prefix><pid>-...`` whose process has died; returns them."""
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        pid = _owner(entry.name, prefix)
+        if pid is None or pid == os.getpid() or _alive(pid):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+def scratch_folder(prefix: str) -> Path:
+    """A new temporary folder ``<prefix><pid>-xxxx``, after removing those of dead processes."""
+    remove_orphans(tempfile.gettempdir(), prefix)
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
 
 
 def write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """Call ``write(tmp_path)`` and move the finished file onto ``path`` in one step."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_orphans(path.parent, _PARTIAL)
     name = path.name.lower()
     # Keep the full suffix (.nii.gz) so the writer picks the right format.
     suffix = ".nii.gz" if name.endswith(".nii.gz") else (path.suffix or ".tmp")
-    fd, tmp = tempfile.mkstemp(prefix=".partial-", suffix=suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{_PARTIAL}{os.getpid()}-", suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
         write(tmp)

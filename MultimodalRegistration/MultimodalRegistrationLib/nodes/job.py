@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
 from ..core.errors import InputError
+from ..core.files import scratch_folder
 from ..process.worker import WorkerFailure, WorkerJob
 
 POLL_INTERVAL_MS = 200  # how often a GUI polls a running job: often enough for a smooth progress bar
@@ -20,7 +20,7 @@ def job_folder(prefix: str) -> Iterator[Path]:
 
     Once the job runs, the folder is the job's: :class:`NodeJob` removes it when the job is done.
     """
-    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    folder = scratch_folder(prefix)
     try:
         yield folder
     except BaseException:

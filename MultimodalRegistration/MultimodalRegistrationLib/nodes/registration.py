@@ -14,6 +14,7 @@ from ..core.choices import DEFAULT_ENGINE, DEFAULT_INIT, DEFAULT_PRESET, DEFAULT
 from ..core.images import write_image
 from ..core.transforms import Transform
 from ..process.jobs import RegistrationJob
+from ..process.preflight import preflight_registration
 from ..process.worker import WorkerFailure, WorkerJob
 from ..registration.describe import describe_start
 from ..registration.summary import RegistrationSummary
@@ -172,7 +173,8 @@ def register_nodes(
             output_volume=str(folder / "resampled.nrrd") if output_volume_node is not None else None,
             prep=prep,
             log=log,
-        ).resolved()
+        )
+        job = preflight_registration(job)
         registration = NodeRegistration(scene, job, folder, targets, python, on_progress, on_done)
     if blocking:
         registration.wait()

@@ -101,6 +101,14 @@ class RegistrationJob(Job):
     prep: dict | None = None
     workdir: str | None = None
 
+    def resolved(self) -> "RegistrationJob":
+        """A copy with absolute paths, a custom preset file's included (the worker runs in its own folder)."""
+        job = super().resolved()
+        preset = Path(self.preset).expanduser()
+        if preset.suffix in (".txt", ".json") and preset.is_file():
+            job.preset = str(preset.resolve())
+        return job
+
     def sources(self) -> dict:
         """Where the inputs came from, for provenance."""
         return {name: getattr(self, name) for name in self.paths("input")}

@@ -51,6 +51,10 @@ def run_prep_job(job: PrepJob, emit: Callable[[dict], None]) -> dict:
     return {"event": "result", "summary": pair.summary(), "outputs": outputs}
 
 
+# What a warm worker (:mod:`.warm_worker`) runs for a job of this module.
+WORKER = (PrepJob, run_prep_job)
+
+
 def main() -> int:
     """Entry point of the prep worker process: the registration worker's protocol, running a prep job."""
     return worker_main(PrepJob, run_prep_job)

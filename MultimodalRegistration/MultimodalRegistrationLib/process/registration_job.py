@@ -16,6 +16,7 @@ from typing import Callable
 from ..core.errors import EngineError
 from ..core.files import write_atomically
 from .jobs import RegistrationJob
+from .preflight import preflight_registration
 from .worker import main as worker_main
 
 
@@ -33,6 +34,7 @@ def run_registration_job(job: RegistrationJob, emit: Callable[[dict], None]) -> 
     from ..core.transforms import Transform, resample
     from ..registration.register import register
 
+    job = preflight_registration(job)
     read_started = time.perf_counter()
     initial = Transform.read(job.initial_transform) if job.initial_transform else None
     prepared = None
@@ -105,6 +107,10 @@ def run_registration_job(job: RegistrationJob, emit: Callable[[dict], None]) -> 
         write_atomically(job.summary, lambda tmp: Path(tmp).write_text(text))
         outputs["summary"] = job.summary
     return {"event": "result", "summary": summary.to_dict(), "outputs": outputs}
+
+
+# What a warm worker (:mod:`.warm_worker`) runs for a job of this module.
+WORKER = (RegistrationJob, run_registration_job)
 
 
 def main() -> int:

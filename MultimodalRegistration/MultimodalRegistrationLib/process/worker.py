@@ -24,7 +24,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -33,30 +32,32 @@ from pathlib import Path
 from typing import Callable
 
 from ..core.errors import EXIT_ENGINE, EXIT_INPUT, EXIT_OK, EXIT_TERMINATED, EngineError, InputError
+from ..core.files import scratch_folder
 from .jobs import Job, RegistrationJob
 
-__all__ = ["EXIT_OK", "EXIT_ENGINE", "EXIT_INPUT", "WorkerFailure", "WorkerJob", "library_root", "main"]
+__all__ = ["EXIT_OK", "EXIT_ENGINE", "EXIT_INPUT", "WorkerFailure", "WorkerJob", "WorkerProcess", "library_root", "main"]
 
 
 # --------------------------------------------------------------------------- worker side
-def main(job_type: type[Job], run: Callable[[Job, Callable[[dict], None]], dict]) -> int:
-    """Entry point of a worker process: a ``job_type`` job as JSON on stdin, JSON lines on stdout.
-
-    ``run(job, emit)`` does the work and returns the result event; errors become error events
-    whose message, hint and log path are separate fields.
-    """
-    _stop_with_parent()
-    # Engines print to C-level stdout; keep the protocol on a private copy of it.
-    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+def protocol() -> Callable[[dict], None]:
+    """The event writer of a worker process. Engines print to C-level stdout, so the protocol keeps
+    a private copy of stdout and everything else printed goes to stderr."""
+    stream = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
 
     def emit(event: dict) -> None:
-        protocol.write(json.dumps(event) + "\n")
-        protocol.flush()
+        stream.write(json.dumps(event) + "\n")
+        stream.flush()
 
+    return emit
+
+
+def run_one(job_type: type[Job], run: Callable[[Job, Callable[[dict], None]], dict], record: dict, emit) -> int:
+    """Run one job from its JSON record; errors become error events whose message, hint and log path
+    are separate fields. Returns the exit code the job ends with."""
     try:
-        job = job_type.from_json(json.loads(sys.stdin.read()))
+        job = job_type.from_json(record)
         emit(run(job, emit))
         return EXIT_OK
     except InputError as error:
@@ -78,7 +79,14 @@ def main(job_type: type[Job], run: Callable[[Job, Callable[[dict], None]], dict]
         return EXIT_ENGINE
 
 
-def _stop_with_parent() -> None:
+def main(job_type: type[Job], run: Callable[[Job, Callable[[dict], None]], dict]) -> int:
+    """Entry point of a one-job worker process: a ``job_type`` job as JSON on stdin, JSON lines on stdout."""
+    stop_with_parent()
+    emit = protocol()
+    return run_one(job_type, run, json.loads(sys.stdin.read()), emit)
+
+
+def stop_with_parent() -> None:
     """Die with the parent, and leave Ctrl-C to it.
 
     Engines hold the GIL, so no Python handler or watcher thread would run in time: on Linux the
@@ -126,12 +134,103 @@ def library_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
+class WorkerProcess:
+    """A child Python running ``python -m module``; its JSON-lines output becomes events on ``route``.
+
+    A one-job worker gets its job on stdin, which is then closed; a warm worker's stdin stays open for
+    job after job (see :mod:`.warm_worker`). Its stderr goes to a file in ``folder``, its working folder,
+    and is shown only if the process dies.
+    """
+
+    def __init__(self, module: str, python: str | None, folder: Path, arguments: tuple[str, ...] = ()):
+        self.module, self.folder, self.arguments = module, folder, arguments
+        self.python = python or os.environ.get("MMREG_PYTHON") or sys.executable
+        self.route: queue.Queue = queue.Queue()  # where events go; a warm worker points it at the current job
+        self.popen: subprocess.Popen | None = None
+        self._stderr = None
+
+    def start(self, job: dict | None = None) -> "WorkerProcess":
+        """Start the process; with ``job``, write it and close stdin (a one-job worker)."""
+        environment = dict(os.environ)
+        environment["PYTHONPATH"] = os.pathsep.join(
+            [str(library_root())] + [p for p in environment.get("PYTHONPATH", "").split(os.pathsep) if p]
+        )
+        environment.setdefault("PYTHONUNBUFFERED", "1")
+        environment["MMREG_PARENT_PID"] = str(os.getpid())
+        self._stderr = open(self.folder / "worker-stderr.log", "w+b")  # noqa: SIM115 (closed in close())
+        self.popen = subprocess.Popen(
+            [self.python, "-m", self.module, *self.arguments],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env=environment,
+            cwd=str(self.folder),
+        )
+        if job is not None:
+            self.popen.stdin.write(json.dumps(job).encode())
+            self.popen.stdin.close()
+        threading.Thread(target=self._read, daemon=True).start()
+        return self
+
+    def _read(self) -> None:
+        for raw in self.popen.stdout:
+            line = raw.decode(errors="replace").strip()
+            if line.startswith("{"):
+                try:
+                    self.route.put(json.loads(line))
+                except json.JSONDecodeError:
+                    pass
+        self.popen.wait()
+        self.route.put({"event": "exit", "code": self.popen.returncode})
+
+    def send(self, record: dict) -> None:
+        """Write one JSON line to the process (a warm worker's next job)."""
+        self.popen.stdin.write((json.dumps(record) + "\n").encode())
+        self.popen.stdin.flush()
+
+    @property
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def terminate(self) -> None:
+        """Stop the process within about a second (engines hold the GIL: only a signal stops them)."""
+        if not self.alive:
+            return
+        self.popen.terminate()
+        try:
+            self.popen.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+
+    def wait_exit(self, timeout: float) -> None:
+        if self.popen is not None:
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+
+    def stderr_tail(self, characters: int = 1500) -> str:
+        if self._stderr is None or self._stderr.closed:
+            return ""
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace").strip()[-characters:]
+
+    def close(self) -> None:
+        """Release the stderr file (the process must have ended) and remove the working folder."""
+        if self._stderr is not None and not self._stderr.closed:
+            self._stderr.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 class WorkerJob:
     """One job (a registration by default) running in a child process, with progress, wait and cancel.
 
     ``job`` is a :class:`.jobs.Job`, or its JSON form for a ``job_type`` job. ``python`` is the
     interpreter to start (``PythonSlicer`` inside Slicer); ``on_progress`` is called from
-    :meth:`poll` or :meth:`wait`, in the caller's thread.
+    :meth:`poll` or :meth:`wait`, in the caller's thread. With ``warm`` (a
+    :class:`.warm_worker.WarmWorker`), the job runs in that long-lived process instead of a new one;
+    cancelling it stops that process.
     """
 
     def __init__(
@@ -140,61 +239,35 @@ class WorkerJob:
         python: str | None = None,
         on_progress: Callable[[float, str], None] | None = None,
         job_type: type[Job] = RegistrationJob,
+        warm=None,
     ):
         self.job_type = type(job) if isinstance(job, Job) else job_type
         self.job = job.to_json() if isinstance(job, Job) else dict(job)
         self.module = self.job_type.module  # the child's entry point (``python -m module``)
-        self.python = python or os.environ.get("MMREG_PYTHON") or sys.executable
+        self.python = python
         self.on_progress = on_progress
+        self.warm = warm
         self.events: queue.Queue = queue.Queue()
         self.result: dict | None = None
         self.error: WorkerFailure | None = None
+        self.worker_info: dict = {}  # what a warm worker says about itself with the result
         self.fraction, self.stage = 0.0, "starting"
-        self._process: subprocess.Popen | None = None
+        self._process: WorkerProcess | None = None
         self._cancelled = False
         self._log_generation = 0
-        self._scratch = Path(tempfile.mkdtemp(prefix="mmreg-job-"))
+        self._scratch = scratch_folder("mmreg-job-")
         self.job.setdefault("workdir", str(self._scratch))
         self._started = time.time()
 
     def start(self) -> "WorkerJob":
-        environment = dict(os.environ)
-        environment["PYTHONPATH"] = os.pathsep.join(
-            [str(library_root())] + [p for p in environment.get("PYTHONPATH", "").split(os.pathsep) if p]
-        )
-        environment.setdefault("PYTHONUNBUFFERED", "1")
-        environment["MMREG_PARENT_PID"] = str(os.getpid())
-        self._process = subprocess.Popen(
-            [self.python, "-m", self.module],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr_file(),
-            env=environment,
-            cwd=str(self._scratch),
-        )
-        self._process.stdin.write(json.dumps(self.job).encode())
-        self._process.stdin.close()
-        self._start_reader()
+        if self.warm is None:
+            self._process = WorkerProcess(self.module, self.python, self._scratch)
+            self._process.route = self.events
+            self._process.start(self.job)
+        else:
+            self._process = self.warm.take(self)
+            self._process.send({"module": self.module, "job": self.job})
         return self
-
-    def _stderr_file(self):
-        """The worker's stderr goes to a file: it is shown only if the worker dies."""
-        self._stderr = open(self._scratch / "worker-stderr.log", "w+b")
-        return self._stderr
-
-    def _start_reader(self) -> None:
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for raw in self._process.stdout:
-            line = raw.decode(errors="replace").strip()
-            if line.startswith("{"):
-                try:
-                    self.events.put(json.loads(line))
-                except json.JSONDecodeError:
-                    pass
-        self._process.wait()
-        self.events.put({"event": "exit", "code": self._process.returncode})
 
     @property
     def running(self) -> bool:
@@ -228,26 +301,18 @@ class WorkerJob:
         return self.result
 
     def _reap(self) -> None:
-        """Wait for the finished worker to exit (no zombie, resources accounted), then clean up."""
-        if self._process is not None:
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
+        """Wait for a finished one-job worker to exit (no zombie, resources accounted), then clean up."""
+        if self.warm is None and self._process is not None:
+            self._process.wait_exit(timeout=10)
         self._finish()
 
     def cancel(self) -> None:
-        """Kill the worker (within about a second) and remove anything it had started to write."""
-        if self._process is None or self._process.poll() is not None:
+        """Stop the worker (within about a second) and remove anything it had started to write."""
+        if self._process is None or not self._process.alive:
             self._finish()
             return
         self._cancelled = True
         self._process.terminate()
-        try:
-            self._process.wait(timeout=1.0)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
         if self.running:
             self.error = WorkerFailure("cancelled", "the registration was cancelled; nothing was written")
         self._finish()
@@ -287,17 +352,18 @@ class WorkerJob:
             if self.on_progress:
                 self.on_progress(self.fraction, self.stage)
         elif kind == "result":
+            self.worker_info = event.pop("worker", {})
             self.result = event
             self._finish()
         elif kind == "error":
+            self.worker_info = event.pop("worker", {})
             codes = {"input": EXIT_INPUT}
             code = codes.get(event["kind"], EXIT_ENGINE)
             self.error = WorkerFailure(event["kind"], event["message"], event.get("hint", ""), code, event.get("log"))
             self.traceback = event.get("traceback", "")
             self._finish()
         elif kind == "exit" and self.running:
-            self._stderr.seek(0)
-            tail = self._stderr.read().decode(errors="replace").strip()[-1500:]
+            tail = self._process.stderr_tail() if self._process is not None else ""
             self.error = WorkerFailure(
                 "internal",
                 f"the registration worker stopped unexpectedly (exit code {event['code']}): {tail or 'no message'}",
@@ -308,10 +374,14 @@ class WorkerJob:
     def _finish(self) -> None:
         if self._cancelled or self.error is not None:
             self._remove_partial_outputs()
-        if self._process is not None and self._process.poll() is None:
+        if self.warm is not None:
+            self.warm.release(self)
+            shutil.rmtree(self._scratch, ignore_errors=True)
             return
-        if getattr(self, "_stderr", None) is not None and not self._stderr.closed:
-            self._stderr.close()
+        if self._process is not None and self._process.alive:
+            return
+        if self._process is not None:
+            self._process.close()  # the job's scratch folder is the process's working folder
         shutil.rmtree(self._scratch, ignore_errors=True)
 
     def _remove_partial_outputs(self) -> None:
@@ -320,5 +390,3 @@ class WorkerJob:
             for partial in folder.glob(".partial-*"):
                 if partial.stat().st_mtime >= self._started - 1:
                     partial.unlink(missing_ok=True)
-
-

@@ -1,0 +1,145 @@
+"""A warm worker: one long-lived process that imports the engines once and runs job after job.
+
+Most of a short registration is start-up (ITK's elastix modules take 7 s to import, and 0.8 GB), so
+a batch, a Slicer session or a cluster worker keeps one process per worker alive. The protocol is
+that of :mod:`.worker`, one job at a time: the parent writes one line per job,
+``{"module": "<job type's worker module>", "job": {...}}``, and reads the job's events up to its
+``result`` or ``error``, which carries ``"worker": {"pid", "jobs", "engines_loaded", "imported_now"}``.
+Cancelling a job stops the whole process (engines hold the GIL); the next job gets a fresh one.
+
+``python -m MultimodalRegistrationLib.process.warm_worker elastix ants`` imports those engines
+before the first job, so a worker started ahead of time is warm when the job comes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import time
+from typing import Callable
+
+from ..core.files import scratch_folder
+from .worker import WorkerJob, WorkerProcess, protocol, run_one, stop_with_parent
+
+MODULE = "MultimodalRegistrationLib.process.warm_worker"
+# The module each engine's import loads; in sys.modules once the engine has been used.
+ENGINE_MODULES = {"elastix": "itk", "ants": "ants"}
+
+
+# --------------------------------------------------------------------------- worker side
+def engines_loaded() -> list[str]:
+    return [engine for engine, module in ENGINE_MODULES.items() if module in sys.modules]
+
+
+def _import_engines(engines: list[str]) -> None:
+    for engine in engines:
+        if engine == "elastix":
+            import itk
+
+            itk.ElastixRegistrationMethod  # noqa: B018 (itk loads lazily: touch it to load elastix)
+        elif engine == "ants":
+            import ants  # noqa: F401
+
+
+def serve(engines: list[str]) -> int:
+    """The warm worker's loop: import ``engines``, then run one job per stdin line until stdin closes."""
+    stop_with_parent()
+    emit = protocol()
+    started = time.perf_counter()
+    _import_engines(engines)
+    emit({"event": "ready", "engines_loaded": engines_loaded(), "seconds": round(time.perf_counter() - started, 3)})
+    jobs = 0
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        module = importlib.import_module(record["module"])
+        job_type, run = module.WORKER
+        before = set(engines_loaded())
+        jobs += 1
+
+        def emit_job(event: dict, jobs=jobs, before=before) -> None:
+            if event.get("event") in ("result", "error"):
+                loaded = engines_loaded()
+                event["worker"] = {
+                    "pid": os.getpid(), "jobs": jobs, "engines_loaded": loaded,
+                    "imported_now": sorted(set(loaded) - before),
+                }  # fmt: skip
+            emit(event)
+
+        run_one(job_type, run, record["job"], emit_job)
+    return 0
+
+
+# --------------------------------------------------------------------------- parent side
+class WarmWorker:
+    """A long-lived worker process, started at once; :meth:`run` hands it one job at a time.
+
+    ``engines`` are imported ahead of the first job. The worker dies with its parent, with a
+    cancelled job, or with :meth:`stop`; check :attr:`alive` and start a new one then.
+    """
+
+    def __init__(self, python: str | None = None, engines: tuple[str, ...] = ("elastix",)):
+        self.process = WorkerProcess(MODULE, python, scratch_folder("mmreg-warm-"), tuple(engines))
+        self.process.start()
+        self.current: WorkerJob | None = None
+        self.jobs = 0
+
+    @property
+    def alive(self) -> bool:
+        return self.process.alive
+
+    @property
+    def busy(self) -> bool:
+        return self.current is not None
+
+    def run(self, job, on_progress: Callable[[float, str], None] | None = None, **options) -> WorkerJob:
+        """Start ``job`` (a :class:`.jobs.Job` or its JSON) in this worker; returns the running :class:`WorkerJob`."""
+        return WorkerJob(job, on_progress=on_progress, warm=self, **options).start()
+
+    def take(self, job: WorkerJob) -> WorkerProcess:
+        """Route the process's events to ``job`` (called by :meth:`WorkerJob.start`)."""
+        if self.busy:
+            raise RuntimeError("this warm worker is running another job: wait for it or start another worker")
+        if not self.alive:
+            raise RuntimeError("this warm worker has stopped: start a new one")
+        self._drain_into(job)
+        self.current = job
+        self.jobs += 1
+        self.process.route = job.events
+        return self.process
+
+    def _drain_into(self, job: WorkerJob) -> None:
+        """Events that arrived between jobs (the ``ready`` event) are not the job's; keep what they say."""
+        while not self.process.route.empty():
+            event = self.process.route.get_nowait()
+            if event.get("event") == "ready":
+                self.ready = event
+
+    def release(self, job: WorkerJob) -> None:
+        """The job has ended: the worker is free (or dead, if the job was cancelled or crashed it)."""
+        if self.current is job:
+            self.current = None
+            if not self.alive:
+                self.stop()
+
+    def stop(self) -> None:
+        """Let the worker finish (it exits when its stdin closes), or stop it after a second."""
+        if self.process.popen is not None and self.process.popen.stdin and not self.process.popen.stdin.closed:
+            try:
+                self.process.popen.stdin.close()
+            except OSError:
+                pass
+        self.process.wait_exit(timeout=1.0)
+        self.process.terminate()
+        self.process.close()
+
+
+def main() -> int:
+    return serve(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

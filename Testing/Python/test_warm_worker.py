@@ -1,0 +1,82 @@
+"""The warm worker: engines imported once for job after job; a cancelled job costs only its worker."""
+
+import time
+
+import pytest
+from MultimodalRegistrationLib.core.images import write_image
+from MultimodalRegistrationLib.core.phantom import make_phantom_pair, mean_error_mm
+from MultimodalRegistrationLib.core.transforms import Transform
+from MultimodalRegistrationLib.process.jobs import RegistrationJob
+from MultimodalRegistrationLib.process.warm_worker import WarmWorker
+from MultimodalRegistrationLib.process.worker import WorkerFailure
+
+
+@pytest.fixture(scope="module")
+def coarse_pair(tmp_path_factory):
+    pair = make_phantom_pair(ct_spacing=(3.0, 3.0, 3.0), mr_spacing=(3.0, 3.0, 3.0))
+    folder = tmp_path_factory.mktemp("coarse")
+    write_image(pair.fixed, folder / "ct.nrrd")
+    write_image(pair.moving, folder / "mr.nrrd")
+    return pair, folder
+
+
+def _job(folder, out, name, **options) -> RegistrationJob:
+    return RegistrationJob(
+        fixed=str(folder / "ct.nrrd"), moving=str(folder / "mr.nrrd"), init="geometry",
+        output_transform=str(out / f"{name}.h5"), **options,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_three_jobs_in_a_row_import_the_engine_once(coarse_pair, tmp_path):
+    pair, folder = coarse_pair
+    worker = WarmWorker(engines=())
+    try:
+        infos, errors = [], []
+        for name in ("a", "b", "c"):
+            job = worker.run(_job(folder, tmp_path, name))
+            job.wait(timeout=300)
+            infos.append(job.worker_info)
+            errors.append(mean_error_mm(Transform.read(tmp_path / f"{name}.h5"), pair.truth, pair.head_points))
+        assert [info["imported_now"] for info in infos] == [["elastix"], [], []]
+        assert len({info["pid"] for info in infos}) == 1 and [info["jobs"] for info in infos] == [1, 2, 3]
+        assert max(errors) < 1.0, errors
+        assert errors[0] == errors[1] == errors[2], "the same job in a warm worker must give the same transform"
+    finally:
+        worker.stop()
+    assert not worker.process.folder.exists()
+
+
+@pytest.mark.slow
+def test_a_cancelled_job_stops_its_worker_and_the_next_worker_runs(coarse_pair, tmp_path):
+    pair, folder = coarse_pair
+    worker = WarmWorker(engines=())
+    job = worker.run(_job(folder, tmp_path, "cancelled", engine="ants"))
+    deadline = time.monotonic() + 120
+    while job.poll() and "level" not in job.stage and time.monotonic() < deadline:
+        time.sleep(0.05)
+    job.cancel()
+    with pytest.raises(WorkerFailure, match="cancelled"):
+        job.wait()
+    assert not worker.alive and not worker.process.folder.exists()
+    assert not (tmp_path / "cancelled.h5").exists()
+
+    fresh = WarmWorker(engines=())
+    try:
+        fresh.run(_job(folder, tmp_path, "next")).wait(timeout=300)
+    finally:
+        fresh.stop()
+    assert mean_error_mm(Transform.read(tmp_path / "next.h5"), pair.truth, pair.head_points) < 1.0
+
+
+def test_bad_input_leaves_the_warm_worker_ready_for_the_next_job(coarse_pair, tmp_path):
+    _, folder = coarse_pair
+    worker = WarmWorker(engines=())
+    try:
+        with pytest.raises(WorkerFailure, match="not found"):
+            worker.run(_job(tmp_path, tmp_path, "missing")).wait(timeout=60)
+        with pytest.raises(WorkerFailure, match="unknown elastix preset"):
+            worker.run(_job(folder, tmp_path, "bad", preset="nonsense")).wait(timeout=60)
+        assert worker.alive and not worker.busy and worker.jobs == 2
+    finally:
+        worker.stop()
