@@ -82,7 +82,7 @@ def test_engine_failure_exits_1_with_a_hint(small_pair, tmp_path):
     write_image(small_pair.fixed, tmp_path / "ct.nrrd")
     write_image(small_pair.moving, tmp_path / "mr.nrrd")
     broken = tmp_path / "broken.txt"
-    broken.write_text('(Transform "NoSuchTransform")\n')
+    broken.write_text('(Transform "EulerTransform")\n(Metric "NoSuchMetric")\n')
     run = mmreg("register", "--fixed", tmp_path / "ct.nrrd", "--moving", tmp_path / "mr.nrrd", "--preset", broken, "--output-transform", tmp_path / "T.h5")
     assert run.returncode == 1, run.stderr
     assert "elastix failed" in run.stderr and "hint:" in run.stderr
@@ -94,13 +94,13 @@ def test_a_failed_run_keeps_the_engine_log_when_asked(small_pair, tmp_path):
     write_image(small_pair.fixed, tmp_path / "ct.nrrd")
     write_image(small_pair.moving, tmp_path / "mr.nrrd")
     broken = tmp_path / "broken.txt"
-    broken.write_text('(Transform "NoSuchTransform")\n')
+    broken.write_text('(Transform "EulerTransform")\n(Metric "NoSuchMetric")\n')
     run = mmreg("register", "--fixed", tmp_path / "ct.nrrd", "--moving", tmp_path / "mr.nrrd", "--preset", broken,
                 "--output-transform", tmp_path / "T.h5", "--keep-log")  # fmt: skip
     assert run.returncode == 1, run.stderr
     assert f"engine log: {tmp_path / 'T.log'}" in run.stderr
     log = (tmp_path / "T.log").read_text()
-    assert "NoSuchTransform" in log and "(failed)" in log
+    assert "NoSuchMetric" in log and "(failed)" in log
     assert not (tmp_path / "T.h5").exists()
 
 

@@ -1,7 +1,8 @@
 """Presets are data files under ``Resources/Presets``: elastix parameter files and ANTs JSON.
 
 ``presets.json`` names each engine's presets, their descriptions and files. A custom preset is a
-path to one elastix parameter file (``.txt``) or one ANTs JSON file.
+path to one elastix parameter file (``.txt``) or one ANTs JSON file. Every preset is checked as it
+loads (``preset_checks``): a misspelled name is refused with a "did you mean" before any engine runs.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from ..core.choices import ENGINES
 from ..core.errors import InputError
+from .preset_checks import check_ants_recipe, check_elastix_entries
 
 _MANIFEST = "presets.json"
 _ENTRY = re.compile(r"^\s*\((\w+)\s+(.*)\)\s*$")
@@ -59,43 +61,53 @@ def _manifest() -> dict:
     return json.loads((presets_dir() / _MANIFEST).read_text())
 
 
-def parse_elastix_parameters(text: str) -> tuple[dict[str, list[str]], str]:
-    """Parse an elastix parameter file into ``{key: [values]}`` and its ``// Description:`` line."""
-    parameters: dict[str, list[str]] = {}
-    description = ""
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("//"):
-            match = re.match(r"//\s*Description:\s*(.*)", stripped, re.IGNORECASE)
-            if match and not description:
-                description = match.group(1).strip()
-            continue
-        stripped = stripped.split("//")[0].strip()
+def elastix_entries(text: str) -> list[tuple[int, str, list[str]]]:
+    """The ``(Key value ...)`` lines of an elastix parameter file as (line number from 1, key, values)."""
+    entries = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.split("//")[0].strip()
         if not stripped:
             continue
         match = _ENTRY.match(stripped)
         if not match:
-            raise InputError(f"elastix parameter line is not '(Key value ...)': {stripped!r}: fix the preset file")
-        parameters[match.group(1)] = [token.strip('"') for token in _TOKEN.findall(match.group(2))]
-    return parameters, description
+            raise InputError(
+                f"elastix parameter line is not '(Key value ...)': {stripped!r} (line {number}): fix the preset file"
+            )
+        entries.append((number, match.group(1), [token.strip('"') for token in _TOKEN.findall(match.group(2))]))
+    return entries
+
+
+def parse_elastix_parameters(text: str) -> tuple[dict[str, list[str]], str]:
+    """Parse an elastix parameter file into ``{key: [values]}`` and its ``// Description:`` line."""
+    description = ""
+    for line in text.splitlines():
+        match = re.match(r"//\s*Description:\s*(.*)", line.strip(), re.IGNORECASE)
+        if match:
+            description = match.group(1).strip()
+            break
+    return {key: values for _, key, values in elastix_entries(text)}, description
 
 
 def _elastix_preset(name: str, description: str, files: list[Path]) -> Preset:
     maps = []
     for path in files:
-        parameters, file_description = parse_elastix_parameters(path.read_text())
+        text = path.read_text()
+        parameters, file_description = parse_elastix_parameters(text)
         if "Transform" not in parameters:
             raise InputError(f"elastix preset {path} has no (Transform ...) line: add one")
+        check_elastix_entries(elastix_entries(text), f"elastix preset {path}", presets_dir())
         maps.append(parameters)
         description = description or file_description
     return Preset("elastix", name, description, elastix_maps=maps, files=[str(p) for p in files])
 
 
 def _ants_preset(name: str, description: str, path: Path) -> Preset:
+    text = path.read_text()
     try:
-        recipe = json.loads(path.read_text())
+        recipe = json.loads(text)
     except json.JSONDecodeError as error:
         raise InputError(f"ANTs preset {path} is not valid JSON ({error}): fix the file") from None
+    check_ants_recipe(recipe, text, f"ANTs preset {path}", presets_dir())
     if not isinstance(recipe.get("stages"), list) or not recipe["stages"]:
         raise InputError(f"ANTs preset {path} needs a non-empty 'stages' list: see Resources/Presets/ants/rigid.json")
     return Preset("ants", name, description or recipe.get("description", ""), ants=recipe, files=[str(path)])
