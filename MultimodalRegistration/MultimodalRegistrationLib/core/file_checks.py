@@ -1,122 +1,254 @@
-"""Checks of an image file before its voxels are trusted: a header's spacing as written, and a
-compressed file read to its end. ITK would otherwise fill a truncated ``.nii.gz`` with zeros, turn a
-negative spacing into a flipped axis, and report NaN spacing as spacing 0."""
+"""Checks of an image file before its voxels are trusted or any engine starts (issue 14).
+
+``check_image_file(path, role)`` is the one entry point for a file: it exists, its spacing as written
+is a positive number, its direction is a rotation, it holds the voxel bytes its header promises
+(a compressed file read to its end where ITK would zero-fill it), and it returns what the header
+says (:class:`ImageFileInfo`). ``check_images_fit_in_memory`` then refuses a registration this
+machine cannot hold, from the headers alone. Every refusal is an :class:`InputError` that names the
+file, the problem and the fix. Units: bytes, mm, LPS.
+"""
 
 from __future__ import annotations
 
-import gzip
 import math
 import os
-import struct
-import zlib
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from . import memory
 from .errors import InputError
+from .file_bytes import check_compressed_data_complete, check_voxel_bytes
+from .file_headers import (
+    check_spacing_as_written,
+    file_suffix,
+    header_spacing,  # noqa: F401 (re-exported: part of this module's API)
+    spacing_error,
+)
+from .memory import HEADROOM_BYTES, check_memory, estimate_run_bytes, item_bytes
 
 SUPPORTED = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
 LINEAR_SUFFIXES = (".tfm", ".txt", ".mat")
 TRANSFORM_SUFFIXES = (".h5", ".hdf5") + LINEAR_SUFFIXES
-_CHUNK = 1 << 22
+# Largest deviation of a direction matrix from a rotation (column length 1, columns at 90°) accepted.
+DIRECTION_TOLERANCE = 1e-3
+# Voxel sizes (mm) offered when an image is too large for this machine.
+_DOWNSAMPLE_CHOICES_MM = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
+
+_NAMES = ("UInt8", "Int8", "UInt16", "Int16", "UInt32", "Int32", "UInt64", "Int64", "Float32", "Float64")
 
 
-def _suffix(path: Path) -> str:
-    name = path.name.lower()
-    return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
+def _pixel_type(sitk, pixel_id: int) -> str:
+    """One component of a SimpleITK pixel ID, named like numpy ("uint16"); "float64" if unknown."""
+    for name in _NAMES:
+        if pixel_id in (getattr(sitk, "sitk" + name), getattr(sitk, "sitkVector" + name)):
+            return name.lower()
+    return {sitk.sitkComplexFloat32: "complex64", sitk.sitkComplexFloat64: "complex128"}.get(pixel_id, "float64")
 
 
-def _text_header(path: Path, limit: int = 65536) -> str:
-    with open(path, "rb") as file:
-        return file.read(limit).split(b"\n\n", 1)[0].decode("latin-1", errors="replace")
+@dataclass(frozen=True)
+class ImageFileInfo:
+    """What an image file's header says, read without its voxels (through ITK, so in LPS)."""
+
+    path: Path
+    role: str  # "fixed image", "moving mask", ...: how messages name the file
+    size: tuple[int, ...]  # voxels per axis (x, y, z[, t])
+    spacing: tuple[float, ...]  # mm
+    origin: tuple[float, ...]  # LPS mm
+    direction: tuple[float, ...]  # row-major direction cosines, LPS
+    pixel_type: str  # one component as ITK will hold it, named like numpy: "uint16", "float32"
+    components: int  # per voxel: 1 for a scalar image, 3 for RGB
+    pixel_id: int  # SimpleITK pixel ID
+
+    @property
+    def dimension(self) -> int:
+        return len(self.size)
+
+    @property
+    def voxels(self) -> int:
+        return math.prod(int(n) for n in self.size)
+
+    @property
+    def bytes_in_memory(self) -> int:
+        """Bytes the whole image takes once read by ITK."""
+        return self.voxels * self.components * item_bytes(self.pixel_type)
+
+    def describe(self) -> str:
+        """'4000×4000×4000 uint16' (with '× 3 components' for a vector image)."""
+        parts = "×".join(str(n) for n in self.size) + f" {self.pixel_type}"
+        return parts + (f" × {self.components} components" if self.components != 1 else "")
 
 
-def _numbers(text: str) -> list[float]:
-    values = []
-    for token in text.replace("(", " ").replace(")", " ").replace(",", " ").split():
-        try:
-            values.append(float(token))
-        except ValueError:
-            values.append(math.nan)
-    return values
-
-
-def header_spacing(path: Path) -> list[float] | None:
-    """The spacing (mm) exactly as the header writes it, for MetaImage, NRRD ``spacings`` and NIfTI; else None."""
-    suffix = _suffix(path)
-    if suffix in (".mha", ".mhd"):
-        for line in _text_header(path).splitlines():
-            key, _, value = line.partition("=")
-            if key.strip() in ("ElementSpacing", "ElementSize"):
-                return _numbers(value)
-    elif suffix in (".nrrd", ".nhdr"):
-        for line in _text_header(path).splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "spacings":
-                return [v for v in _numbers(value)]
-    elif suffix in (".nii", ".nii.gz"):
-        opener = gzip.open if suffix == ".nii.gz" else open
-        try:
-            with opener(path, "rb") as file:
-                header = file.read(348)
-        except (OSError, EOFError):
-            return None
-        if len(header) < 348:
-            return None
-        order = "<" if struct.unpack("<i", header[:4])[0] == 348 else ">"
-        dimensions = struct.unpack(order + "8h", header[40:56])[0]
-        pixdim = struct.unpack(order + "8f", header[76:108])
-        return list(pixdim[1 : 1 + max(1, min(dimensions, 3))])
+def direction_problem(direction: Sequence[float]) -> str | None:
+    """Why a direction matrix (row-major, as ITK stores it) is not a rotation or reflection; None if it is one."""
+    values = np.asarray(direction, float)
+    matrix = values.reshape(round(math.sqrt(values.size)), -1)
+    if not np.all(np.isfinite(matrix)):
+        return "it holds values that are not numbers"
+    lengths = np.linalg.norm(matrix, axis=0)
+    if np.any(np.abs(lengths - 1) > DIRECTION_TOLERANCE):
+        return "its columns have lengths " + ", ".join(f"{v:.4g}" for v in lengths) + " instead of 1"
+    cosines = np.abs(np.triu(matrix.T @ matrix, 1))
+    if cosines.max(initial=0.0) > DIRECTION_TOLERANCE:
+        i, j = np.unravel_index(int(np.argmax(cosines)), cosines.shape)
+        angle = math.degrees(math.acos(min(1.0, float(np.dot(matrix[:, i], matrix[:, j])))))
+        return f"its axes {i} and {j} are {angle:.2f}° apart instead of 90° (a sheared grid)"
     return None
 
 
-def check_spacing_as_written(path: Path, role: str) -> None:
-    """Refuse a header spacing that is NaN, infinite, zero or negative, naming the value and the axis."""
-    spacing = header_spacing(path)
-    # NIfTI readers take the size of pixdim (its sign belongs to the orientation); MetaImage and NRRD do not.
-    signed = _suffix(path) not in (".nii", ".nii.gz")
-    for axis, value in enumerate(spacing or []):
-        if not math.isfinite(value) or value == 0 or (signed and value < 0):
-            kind = "negative (ITK would flip that axis without a word)" if value < 0 else "not a positive number"
-            raise InputError(
-                f"{role} file {path} gives spacing {value:g} along axis {axis}, which is {kind}: "
-                "correct the spacing in the file's header (or set it with mmreg prep --spacing-fixed/--spacing-moving)"
-            )
-
-
-def check_compressed_data_complete(path: Path, role: str) -> None:
-    """Read a gzip-compressed file to its end: a truncated one is refused instead of zero-filled."""
-    with open(path, "rb") as file:
-        if file.read(2) != b"\x1f\x8b":
-            return
-    try:
-        with gzip.open(path, "rb") as stream:
-            while stream.read(_CHUNK):
-                pass
-    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
-        raise InputError(
-            f"{role} file {path} is truncated or damaged: its compressed data ends early ({error}); "
-            "copy or download the file again"
-        ) from None
+def direction_error(subject: str, problem: str) -> InputError:
+    """The refusal of a direction that is not a rotation; ``subject`` is 'fixed image' or 'fixed image file X'."""
+    return InputError(
+        f"{subject} has a direction matrix that is not a rotation: {problem}: Slicer and ITK assume orthonormal "
+        "axes; reset the orientation in the header (or export the image again from the scanner or from Slicer)"
+    )
 
 
 def unreadable_advice(path: Path) -> str:
     """What to do with a file ITK cannot read: convert an unsupported format, or replace a damaged file."""
-    if _suffix(path) in SUPPORTED:
+    if file_suffix(Path(path)) in SUPPORTED:
         return "the file is damaged or not what its name says: export it again from the scanner or from Slicer"
     return "save it as NRRD, NIfTI or MHA"
+
+
+def unreadable_error(path: Path, role: str, error: Exception) -> InputError:
+    """The refusal of a file ITK could not read, with ITK's last line and what to do."""
+    text = str(error).strip()
+    last_line = text.splitlines()[-1] if text else ""
+    return InputError(f"{role} file {path} could not be read ({last_line}): {unreadable_advice(path)}")
+
+
+def read_image_file_info(path: str | os.PathLike, role: str = "image", spacing_given: bool = False) -> ImageFileInfo:
+    """The header checks, reading no voxel: the file exists, spacing and direction are sane; returns the header.
+
+    ``spacing_given``: the caller replaces the header's spacing (``--spacing-fixed``), so it is not checked.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{role} file not found: {path}: check the path")
+    if path.is_dir():
+        raise InputError(f"{role} {path} is a folder, not an image file: give the image file (NRRD, NIfTI or MHA)")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{role} file {path} cannot be opened (permission denied): check the file's permissions")
+    if not spacing_given:
+        check_spacing_as_written(path, role)
+    import SimpleITK as sitk  # here: the parent process of a worker imports this module without ITK
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as error:
+        if "orthonormal" in str(error):
+            raise direction_error(f"{role} file {path}", "its axes are not at right angles") from None
+        check_image_data(path, role)  # a file cut inside its header: say so rather than 'damaged'
+        raise unreadable_error(path, role, error) from None
+    for axis, value in enumerate(reader.GetSpacing()):
+        if not spacing_given and (not math.isfinite(value) or value <= 0):
+            raise spacing_error(path, role, axis, value)
+    problem = direction_problem(reader.GetDirection())
+    if problem:
+        raise direction_error(f"{role} file {path}", problem)
+    return ImageFileInfo(path, role, tuple(reader.GetSize()), tuple(reader.GetSpacing()), tuple(reader.GetOrigin()),
+                         tuple(reader.GetDirection()), _pixel_type(sitk, reader.GetPixelID()),
+                         int(reader.GetNumberOfComponents()), int(reader.GetPixelID()))  # fmt: skip
+
+
+def check_image_data(path: str | os.PathLike, role: str = "image") -> None:
+    """The voxel checks: as many bytes as the header promises, compressed data complete (see ``file_bytes``)."""
+    path = Path(path)
+    try:
+        layout = check_voxel_bytes(path, role)
+    except OSError:
+        layout = None  # unreadable data: ITK's reader says what is wrong
+    if layout is None:
+        check_compressed_data_complete(path, role)
+
+
+def check_image_file(path: str | os.PathLike, role: str = "image", spacing_given: bool = False) -> ImageFileInfo:
+    """Every check of one image file before its voxels are trusted; returns what its header says.
+
+    Raises :class:`InputError` (problem: fix, naming the file) for a missing or unreadable file, a
+    spacing that is NaN, zero or negative as written, a direction that is not a rotation, a file (or
+    its detached data file) shorter than its header says, or compressed data that ends early. Reads
+    only the header, except for compressed files that must be decompressed to be checked.
+    ``spacing_given``: the caller replaces the header's spacing, so it is not checked.
+    """
+    info = read_image_file_info(path, role, spacing_given)
+    check_image_data(path, role)
+    return info
+
+
+def _downsampled(info: ImageFileInfo, voxel_mm: float) -> tuple[tuple[int, ...], str]:
+    """Size and pixel type of ``info`` read with ``mmreg prep --downsample-to voxel_mm`` (float32, same box)."""
+    if min(info.spacing[:3]) >= voxel_mm:
+        return info.size, info.pixel_type
+    size = [max(1, round(n * min(s / voxel_mm, 1.0))) for n, s in zip(info.size[:3], info.spacing[:3])]
+    return tuple(size) + tuple(info.size[3:]), "float32"
+
+
+def suggest_voxel_mm(
+    images: Sequence[ImageFileInfo], masks: Sequence[ImageFileInfo] = (), deformable: bool = False
+) -> float | None:
+    """The finest ``--downsample-to`` (mm) with which a registration of these images fits in free memory."""
+    free = memory.available_bytes()
+    if free is None:
+        return None
+    for voxel_mm in _DOWNSAMPLE_CHOICES_MM:
+        needed = estimate_run_bytes([_downsampled(i, voxel_mm) for i in images],
+                                    [(_downsampled(m, voxel_mm)[0], "uint8") for m in masks], deformable)  # fmt: skip
+        if needed <= free - HEADROOM_BYTES:
+            return voxel_mm
+    return None
+
+
+def _memory_fix(images: Sequence[ImageFileInfo], masks: Sequence[ImageFileInfo], subject: str,
+                deformable: bool = False) -> str:  # fmt: skip
+    voxel_mm = suggest_voxel_mm(images, masks, deformable)
+    if voxel_mm is None:
+        return f"crop {subject} to the region that matters first (mmreg prep --roi), or use a machine with more memory"
+    return f"crop or downsample {subject} first (mmreg prep --downsample-to {voxel_mm:g} reads a file slab by slab)"
+
+
+def check_image_fits_in_memory(info: ImageFileInfo) -> None:
+    """Refuse, from the header alone, reading a whole image that this machine's free memory cannot hold."""
+    check_memory(info.bytes_in_memory, info.role, _memory_fix([info], (), "it"), info.describe())
+
+
+def check_images_fit_in_memory(
+    images: Sequence[ImageFileInfo],
+    what: str = "the registration",
+    masks: Sequence[ImageFileInfo] = (),
+    deformable: bool = False,
+) -> None:
+    """Refuse, from the headers alone, a registration of ``images`` (fixed, moving) with ``masks`` that
+    needs more memory than this machine has free (``core.memory.estimate_run_bytes``; ``deformable``
+    for a deformable preset), suggesting a ``--downsample-to`` voxel size that fits."""
+    sizes = [(i.size, i.pixel_type) for i in images]
+    needed = estimate_run_bytes(sizes, [(m.size, m.pixel_type) for m in masks], deformable)
+    detail = ", ".join(f"{i.role} {i.describe()}" for i in images)
+    check_memory(needed, what, _memory_fix(images, masks, "the images", deformable), detail)
 
 
 def check_output_path(path: str | os.PathLike, role: str, suffixes: tuple[str, ...] = ()) -> None:
     """Refuse, before any work, an output whose extension cannot be written or whose folder cannot be made.
 
-    Nothing is created: the nearest existing folder must be a writable folder.
+    Nothing is left behind: a file is made and removed in the nearest existing folder, because
+    permission bits do not tell (root writes into read-only folders, nobody into /proc).
     """
     path = Path(path)
-    if suffixes and _suffix(path) not in suffixes:
+    if suffixes and file_suffix(path) not in suffixes:
         raise InputError(f"cannot write the {role} to '{path.name}': use one of {', '.join(suffixes)}")
     folder = path.parent
     while not folder.exists():
         folder = folder.parent
     if not folder.is_dir():
         raise InputError(f"cannot write the {role} {path}: {folder} is a file, not a folder: choose another path")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"cannot write the {role} {path}: {folder} is not writable: choose another folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError:
+        raise InputError(f"cannot write the {role} {path}: {folder} is not writable: choose another folder") from None

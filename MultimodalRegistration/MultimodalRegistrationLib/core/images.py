@@ -9,7 +9,14 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import InputError
-from .file_checks import check_compressed_data_complete, check_spacing_as_written, unreadable_advice
+from .file_checks import (
+    check_image_data,
+    check_image_fits_in_memory,
+    direction_error,
+    direction_problem,
+    read_image_file_info,
+    unreadable_error,
+)
 from .files import write_atomically
 
 # Largest plausible physical extent of a medical or microscopy image along one axis (mm).
@@ -19,18 +26,21 @@ MAX_PLAUSIBLE_EXTENT_MM = 2000.0
 MIN_MASK_COVERAGE = 0.10
 
 
-def read_image(path: str | os.PathLike, role: str = "image") -> sitk.Image:
-    """Read an image file (NRRD, NIfTI, MHA, ...) as a SimpleITK image in LPS."""
+def read_image(path: str | os.PathLike, role: str = "image", spacing_given: bool = False) -> sitk.Image:
+    """Read an image file (NRRD, NIfTI, MHA, ...) as a SimpleITK image in LPS.
+
+    The checks of ``file_checks.check_image_file`` run first, and a whole image larger than this
+    machine's free memory is refused from its header, before anything is allocated.
+    ``spacing_given``: the caller sets the spacing afterwards, so the header's is not checked.
+    """
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{role} file not found: {path}: check the path")
-    check_spacing_as_written(path, role)
-    check_compressed_data_complete(path, role)
+    info = read_image_file_info(path, role, spacing_given)
+    check_image_fits_in_memory(info)
+    check_image_data(path, role)
     try:
         return sitk.ReadImage(str(path))
     except RuntimeError as error:
-        first_line = str(error).strip().splitlines()[-1] if str(error).strip() else ""
-        raise InputError(f"{role} file {path} could not be read ({first_line}): {unreadable_advice(path)}") from None
+        raise unreadable_error(path, role, error) from None
 
 
 def write_image(image: sitk.Image, path: str | os.PathLike) -> None:
@@ -112,9 +122,9 @@ def validate_image(image: sitk.Image, role: str = "image") -> None:
         raise InputError(
             f"{role} spacing {tuple(spacing)} is not finite and positive: set the true voxel spacing in mm"
         )
-    direction = np.asarray(image.GetDirection(), float).reshape(3, 3)
-    if not np.all(np.isfinite(direction)) or abs(np.linalg.det(direction)) < 1e-6:
-        raise InputError(f"{role} has a degenerate direction matrix: fix the image orientation in its header")
+    problem = direction_problem(image.GetDirection())
+    if problem:
+        raise direction_error(role, problem)
     if not np.all(np.isfinite(image.GetOrigin())):
         raise InputError(f"{role} origin {image.GetOrigin()} is not finite: fix the image origin in its header")
     extent = physical_extent_mm(image)

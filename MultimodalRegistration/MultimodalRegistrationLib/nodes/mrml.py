@@ -19,7 +19,7 @@ import vtk
 from vtk.util import numpy_support
 
 from ..core.errors import InputError
-from ..core.file_checks import check_compressed_data_complete, check_spacing_as_written, unreadable_advice
+from ..core.file_checks import check_image_file, unreadable_advice
 from ..core.images import index_to_physical_matrix
 from ..core.transforms import F, Transform
 
@@ -112,8 +112,7 @@ def read_volume_node(scene, path: str | Path, labelmap: bool = False, name: str 
     path = Path(path)
     if path.exists():
         role = "labelmap" if labelmap else "volume"
-        check_spacing_as_written(path, role)
-        check_compressed_data_complete(path, role)
+        check_image_file(path, role)
     class_name = "vtkMRMLLabelMapVolumeNode" if labelmap else "vtkMRMLScalarVolumeNode"
     node = scene.AddNewNodeByClass(class_name, name or Path(path).name.split(".")[0])
     storage = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")

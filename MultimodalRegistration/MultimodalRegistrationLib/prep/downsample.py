@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import gzip
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import InputError
+from ..core.file_checks import check_image_data, read_image_file_info, unreadable_error
 from ..core.images import read_image, validate_image
 
 CHUNK_BYTES = 64 * 1024**2
@@ -54,20 +55,16 @@ class Header:
         return int(np.prod(self.size, dtype=float) * self.components * item)
 
 
-def read_header(path: str | os.PathLike, role: str = "image") -> Header:
-    """The header of an image file (size, spacing, ...) without reading its voxels."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{role} file not found: {path}: check the path")
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError:
-        read_image(path, role)  # raises the library's message for unreadable files
-        raise
-    return Header(path, reader.GetSize(), reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection(),
-                  reader.GetPixelID(), reader.GetNumberOfComponents(), reader.GetDimension())  # fmt: skip
+def read_header(path: str | os.PathLike, role: str = "image", spacing_given: bool = False) -> Header:
+    """The header of an image file (size, spacing, ...) without reading its voxels.
+
+    Runs the header checks of ``core.file_checks`` (file exists and is readable, spacing as written,
+    direction a rotation); the voxel bytes are checked by whoever reads them. ``spacing_given``: the
+    caller replaces the header's spacing, so it is not checked.
+    """
+    info = read_image_file_info(path, role, spacing_given)
+    return Header(info.path, info.size, info.spacing, info.origin, info.direction,
+                  info.pixel_id, info.components, info.dimension)  # fmt: skip
 
 
 def factors_for(spacing, target_mm: float, size=None) -> np.ndarray:
@@ -241,19 +238,25 @@ def read_downsampled(
     ``spacing_mm`` replaces the header's spacing first (the file stores none or a wrong one).
     Returns the downsampled float32 image and a record of how it was read.
     """
-    header = read_header(path, role)
+    given = spacing_mm is not None
+    header = read_header(path, role, given)
     if header.dimension != 3 or header.components != 1:
-        validate_image(read_image(path, role), role)  # raises the 4D / vector / 2D message with its fix
+        validate_image(read_image(path, role, given), role)  # raises the 4D / vector / 2D message with its fix
     spacing = tuple(float(s) for s in (spacing_mm if spacing_mm is not None else header.spacing))
     factors = factors_for(spacing, target_mm, header.size)
     chunks, how = streaming_reader(header)
     record = {"source": str(path), "input_bytes": header.bytes, "factors": factors.tolist(), "read": how}
     if np.all(np.asarray(spacing) >= target_mm - 1e-9) or chunks is None:
-        image = read_image(path, role)
+        image = read_image(path, role, given)
         if spacing_mm is not None:
             image.SetSpacing(spacing)
         record["read"] = "whole file" + ("" if chunks is None else " (no downsampling needed)") + f": {how}"
         return downsample(image, target_mm), record
-    sums = _bin_chunks(chunks(), header.size, factors)
+    # A file shorter than its header says would stream zeros (NIfTI) or fail inside ITK with a stray
+    # "No such file or directory" (MetaImage): count its bytes before the first slab.
+    check_image_data(path, role)
+    try:
+        sums = _bin_chunks(chunks(), header.size, factors)
+    except RuntimeError as error:  # ITK failing part-way through a file that passed the checks
+        raise unreadable_error(Path(path), role, error) from None
     return _finish(sums, header.origin, spacing, header.direction, factors, target_mm), record
-

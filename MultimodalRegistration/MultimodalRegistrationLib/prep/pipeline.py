@@ -62,14 +62,14 @@ class PreparedPair:
 Source = Union[str, os.PathLike, sitk.Image]
 
 
-def _spacing_of(source, role: str) -> tuple[tuple, tuple]:
+def _spacing_of(source, role: str, spacing_given: bool = False) -> tuple[tuple, tuple]:
     if isinstance(source, sitk.Image):
         if source.GetDimension() != 3 or source.GetNumberOfComponentsPerPixel() != 1:
             validate_image(source, role)  # raises: 4D, vector or 2D, with how to pick one volume
         return source.GetSize(), source.GetSpacing()
-    header = read_header(source, role)
+    header = read_header(source, role, spacing_given=spacing_given)
     if header.dimension != 3 or header.components != 1:
-        validate_image(read_image(source, role), role)
+        validate_image(read_image(source, role, spacing_given=spacing_given), role)
     return header.size, header.spacing
 
 
@@ -95,7 +95,7 @@ def _load(source, role: str, spacing, target, pair_steps: list) -> tuple[sitk.Im
         image, record = read_downsampled(source, target[0], spacing, role)
         pair_steps.append({"step": "downsample", "image": role, "why": target[1], "to_mm": target[0], **record})
         return image, None
-    original = source if isinstance(source, sitk.Image) else read_image(source, role)
+    original = source if isinstance(source, sitk.Image) else read_image(source, role, spacing_given=spacing is not None)
     if spacing is not None:
         original = set_spacing(original, spacing)
     if target is None:
@@ -146,7 +146,7 @@ def prepare(
     report(0.0, "prep: checking spacing")
     spacings = {}
     for role in ROLES:
-        size, header_spacing = _spacing_of(sources[role], f"{role} image")
+        size, header_spacing = _spacing_of(sources[role], f"{role} image", bool(given_spacing[role]))
         spacing = parse_spacing(given_spacing[role]) if given_spacing[role] else None
         if spacing is not None:
             pair.steps.append({"step": "set spacing", "image": role, "why": "given by the user (no resampling)",

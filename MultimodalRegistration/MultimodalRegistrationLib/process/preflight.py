@@ -8,18 +8,32 @@ from __future__ import annotations
 from ..core.errors import InputError
 from .jobs import RegistrationJob
 
+IMAGES = (("fixed", "fixed image"), ("moving", "moving image"))
+MASKS = (("fixed_mask", "fixed mask"), ("moving_mask", "moving mask"))
+
 
 def preflight_registration(job: RegistrationJob) -> RegistrationJob:
     """Refuse a job whose inputs, preset or outputs are wrong; return it with absolute paths.
 
-    Checks, in order: every input file exists; every output can be written (extension, folder);
-    the preset loads and names only parameters its engine knows.
+    Checks, in order: every input file exists; every output can be written (extension, folder); the
+    preset loads and names only parameters its engine knows; each image and mask file is sound as
+    written (header spacing and direction, all its bytes present); and, unless the job prepares
+    (and so may downsample) the images first, the run fits in the memory this machine has free.
     """
-    from ..engines.presets import load_preset  # SimpleITK, not needed to build a job
+    # Imported here: SimpleITK is not needed to build a job, and the parent side stays light.
+    from ..core.file_checks import check_image_file, check_images_fit_in_memory
+    from ..engines.presets import load_preset
 
     job = job.resolved()
     for name, path in job.missing_inputs():
         raise InputError(f"{name.replace('_', ' ')} file not found: {path}: check the path")
     job.check_outputs()
-    load_preset(job.engine, job.preset)
+    preset = load_preset(job.engine, job.preset)
+    spacing_given = dict.fromkeys(("fixed", "moving"), False)
+    if job.prep:
+        spacing_given = {"fixed": bool(job.prep.get("spacing_fixed")), "moving": bool(job.prep.get("spacing_moving"))}
+    images = [check_image_file(getattr(job, name), role, spacing_given[name]) for name, role in IMAGES]
+    masks = [check_image_file(getattr(job, name), role) for name, role in MASKS if getattr(job, name)]
+    if not job.prep:
+        check_images_fit_in_memory(images, masks=masks, deformable=not preset.is_linear)
     return job

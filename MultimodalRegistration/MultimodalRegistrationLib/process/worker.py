@@ -111,7 +111,7 @@ def stop_with_parent() -> None:
 # --------------------------------------------------------------------------- parent side
 @dataclass
 class WorkerFailure(Exception):
-    """The worker reported an error (or died); ``kind`` is input, engine, internal or cancelled."""
+    """The worker reported an error (or died); ``kind`` is input, engine, internal, cancelled or timeout."""
 
     kind: str
     message: str
@@ -167,8 +167,11 @@ class WorkerProcess:
             cwd=str(self.folder),
         )
         if job is not None:
-            self.popen.stdin.write(json.dumps(job).encode())
-            self.popen.stdin.close()
+            try:
+                self.popen.stdin.write(json.dumps(job).encode())
+                self.popen.stdin.close()
+            except BrokenPipeError:  # it died at once: its exit event says how
+                pass
         threading.Thread(target=self._read, daemon=True).start()
         return self
 
@@ -294,7 +297,7 @@ class WorkerJob:
                 self._handle(self.events.get(timeout=remaining))
             except queue.Empty:
                 self.cancel()
-                raise WorkerFailure("cancelled", f"the registration took longer than {timeout} s and was stopped")
+                raise WorkerFailure("timeout", f"the job took longer than {timeout:g} s and was stopped")
         self._reap()
         if self.error is not None:
             raise self.error

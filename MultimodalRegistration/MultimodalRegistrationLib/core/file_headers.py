@@ -1,0 +1,153 @@
+"""Image file headers exactly as written: the text fields of MetaImage and NRRD, the binary NIfTI header.
+
+No voxel is read. ITK reports some of these values changed (NaN spacing as 0, a negative spacing as a
+flipped axis), so the checks that must see the written value read it here.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InputError
+
+_HEADER_LIMIT = 1 << 20  # no image header is longer than 1 MB; stop before reading voxels as text
+_LINE_LIMIT = 1 << 16
+
+
+def file_suffix(path: Path) -> str:
+    """The lower-case extension, ``.nii.gz`` counted as one."""
+    name = path.name.lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
+
+
+def _lines(path: Path, stop) -> tuple[list[str], int]:
+    """Header lines up to and including the one ``stop(line)`` accepts (or EOF), and the byte offset after it."""
+    lines, offset = [], 0
+    with open(path, "rb") as handle:
+        while offset < _HEADER_LIMIT:
+            raw = handle.readline(_LINE_LIMIT)
+            if not raw:
+                break
+            offset += len(raw)
+            text = raw.decode("latin-1").rstrip("\r\n")
+            lines.append(text)
+            if stop(text):
+                break
+    return lines, offset
+
+
+def metaimage_header(path: Path) -> tuple[dict[str, str], int]:
+    """MetaImage fields (``Key = Value``, keys as written) and the byte offset just after ``ElementDataFile``,
+    where the voxels of ``ElementDataFile = LOCAL`` begin."""
+    lines, offset = _lines(path, lambda line: line.split("=", 1)[0].strip() == "ElementDataFile")
+    fields = {}
+    for line in lines:
+        key, equals, value = line.partition("=")
+        if equals:
+            fields[key.strip()] = value.strip()
+    return fields, offset
+
+
+def nrrd_header(path: Path) -> tuple[dict[str, str], int] | None:
+    """NRRD fields (lower-case keys) and the byte offset after the blank line ending the header; None if not NRRD."""
+    with open(path, "rb") as handle:
+        if handle.read(4) != b"NRRD":
+            return None
+    lines, offset = _lines(path, lambda line: line == "")
+    fields = {}
+    for line in lines[1:]:
+        key, colon, value = line.partition(":")
+        if line.startswith("#") or not colon or value.startswith("="):
+            continue  # comments and key/value pairs (key:=value)
+        fields[key.strip().lower()] = value.strip()
+    return fields, offset
+
+
+@dataclass
+class NiftiHeader:
+    """The fields of a NIfTI-1 or NIfTI-2 header that say where the voxels are and how many."""
+
+    dims: list[int]  # voxels per axis, dim[1..dim[0]]
+    bitpix: int  # bits per voxel
+    vox_offset: int  # bytes before the voxels (in the decompressed stream for .nii.gz)
+    pixdim: list[float]  # spacing of the first three axes, mm as written (sign included)
+
+
+def nifti_header(path: Path) -> NiftiHeader | None:
+    """The NIfTI header of a ``.nii`` or ``.nii.gz`` file; None if it is not one or is cut inside the header."""
+    opener = gzip.open if file_suffix(path) == ".nii.gz" else open
+    try:
+        with opener(path, "rb") as file:
+            header = file.read(540)
+    except (OSError, EOFError):
+        return None
+    for order in "<>":
+        if len(header) >= 348 and struct.unpack(order + "i", header[:4])[0] == 348:
+            ndim = struct.unpack(order + "8h", header[40:56])
+            bitpix = struct.unpack(order + "h", header[72:74])[0]
+            offset = struct.unpack(order + "f", header[108:112])[0]
+            pixdim = struct.unpack(order + "8f", header[76:108])
+            break
+        if len(header) >= 540 and struct.unpack(order + "i", header[:4])[0] == 540:
+            bitpix = struct.unpack(order + "h", header[14:16])[0]
+            ndim = struct.unpack(order + "8q", header[16:80])
+            pixdim = struct.unpack(order + "8d", header[104:168])
+            offset = struct.unpack(order + "q", header[168:176])[0]
+            break
+    else:
+        return None
+    count = max(1, min(int(ndim[0]), 7))
+    vox_offset = int(offset) if math.isfinite(offset) else 0
+    return NiftiHeader(list(ndim[1 : 1 + count]), int(bitpix), vox_offset, list(pixdim[1 : 1 + min(count, 3)]))
+
+
+def numbers(text: str) -> list[float]:
+    """The numbers of a header value; a token that is not a number becomes NaN (it stays visible)."""
+    values = []
+    for token in text.replace("(", " ").replace(")", " ").replace(",", " ").split():
+        try:
+            values.append(float(token))
+        except ValueError:
+            values.append(math.nan)
+    return values
+
+
+def header_spacing(path: Path) -> list[float] | None:
+    """The spacing (mm) exactly as the header writes it, for MetaImage, NRRD ``spacings`` and NIfTI; else None."""
+    suffix = file_suffix(path)
+    if suffix in (".mha", ".mhd"):
+        fields, _ = metaimage_header(path)
+        value = fields.get("ElementSpacing", fields.get("ElementSize"))
+        return None if value is None else numbers(value)
+    if suffix in (".nrrd", ".nhdr"):
+        parsed = nrrd_header(path)
+        if parsed is None or "spacings" not in parsed[0]:
+            return None
+        return numbers(parsed[0]["spacings"])
+    if suffix in (".nii", ".nii.gz"):
+        header = nifti_header(path)
+        return None if header is None else header.pixdim
+    return None
+
+
+def spacing_error(path: Path, role: str, axis: int, value: float) -> InputError:
+    """The refusal of one bad spacing value, naming the axis and the fix."""
+    kind = "negative (ITK would flip that axis without a word)" if value < 0 else "not a positive number"
+    return InputError(
+        f"{role} file {path} gives spacing {value:g} along axis {axis}, which is {kind}: "
+        "correct the spacing in the file's header (or set it with mmreg prep --spacing-fixed/--spacing-moving)"
+    )
+
+
+def check_spacing_as_written(path: Path, role: str) -> None:
+    """Refuse a header spacing that is NaN, infinite, zero or negative, naming the value and the axis."""
+    spacing = header_spacing(Path(path))
+    # NIfTI readers take the size of pixdim (its sign belongs to the orientation); MetaImage and NRRD do not.
+    signed = file_suffix(Path(path)) not in (".nii", ".nii.gz")
+    for axis, value in enumerate(spacing or []):
+        if not math.isfinite(value) or value == 0 or (signed and value < 0):
+            raise spacing_error(path, role, axis, value)

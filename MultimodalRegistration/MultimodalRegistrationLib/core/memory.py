@@ -1,0 +1,127 @@
+"""Memory: what this machine has free, what reading or registering images needs, and a refusal before
+the allocation instead of a machine that swaps for an hour or a process the kernel kills without a word.
+
+All sizes are bytes (decimal kB, MB and GB in messages, like a system monitor).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from .errors import InputError
+
+# Peak memory of one registration per voxel, in float32 copies of the images (4 bytes per voxel each).
+# Measured with register() in a fresh process: peak RSS (resource.getrusage) after the run minus the
+# peak after a warm-up run on a 4x shrunk pair (so the engines' imports and libraries are not counted),
+# for the phantom CT/MR pair at 160x160x112 and 256x256x180 float32 voxels (47 MB per image at the
+# larger size), on this 2-core machine:
+#   rigid, --init auto:  elastix 5.2 and 4.3 copies, ANTs 5.8 and 5.2 (the images as read included)
+#   deformable:          elastix 6.5 (160x160x112); ANTs SyN 14.1 and 14.0 (its displacement fields)
+# Rounded up, with room for the resampled output volume.
+RUN_FLOAT32_COPIES = 6.0
+DEFORMABLE_FLOAT32_COPIES = 15.0
+# A mask is held as read (uint8) plus about one float32 copy by the engine.
+MASK_FLOAT32_COPIES = 1.0
+# Leave this much of the free memory to everything else (the OS, Slicer, the page cache).
+HEADROOM_BYTES = 256 * 1024**2
+
+_ITEM_BYTES = {"uint8": 1, "int8": 1, "uint16": 2, "int16": 2, "uint32": 4, "int32": 4, "uint64": 8, "int64": 8,
+               "float32": 4, "float64": 8, "complex64": 8, "complex128": 16}  # fmt: skip
+
+
+def item_bytes(pixel_type: str) -> int:
+    """Bytes of one component of a pixel type named like numpy (``uint16``, ``float32``); 8 if unknown."""
+    return _ITEM_BYTES.get(str(pixel_type), 8)
+
+
+def format_bytes(count: float) -> str:
+    """A byte count for people, in decimal units like a system monitor: '128 GB', '1.3 GB', '240 kB'."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= scale:
+            value = count / scale
+            return f"{value:.0f} {unit}" if value >= 10 else f"{value:.1f} {unit}"
+    return f"{int(count)} bytes"
+
+
+def _meminfo_available() -> int | None:
+    try:
+        text = Path("/proc/meminfo").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
+def _cgroup_room() -> int | None:
+    """Memory left under a container's limit (cgroup v2 or v1), None without a limit."""
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):  # fmt: skip
+        try:
+            limit = Path(limit_file).read_text().strip()
+            usage = int(Path(usage_file).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if limit.isdigit() and int(limit) < 2**60:
+            return max(int(limit) - usage, 0)
+    return None
+
+
+def available_bytes() -> int | None:
+    """Memory this process can still take without swapping (bytes), or None if the system does not say.
+
+    Linux: ``MemAvailable`` of /proc/meminfo, lowered to a container's remaining cgroup limit.
+    Elsewhere: free physical pages from ``os.sysconf`` where the system has them (not on macOS or Windows).
+    """
+    free = _meminfo_available()
+    if free is None:
+        try:
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return None
+    room = _cgroup_room()
+    return free if room is None else min(free, room)
+
+
+def estimate_run_bytes(
+    sizes_and_types: Iterable[tuple[Sequence[int], str]],
+    masks: Iterable[tuple[Sequence[int], str]] = (),
+    deformable: bool = False,
+) -> int:
+    """Peak memory (bytes) of registering images of these sizes (voxels per axis) and pixel types
+    (numpy names such as ``uint16``), with these masks.
+
+    Each image is held as read, and the engines hold float32 copies, pyramids and the resampled moving
+    image: ``RUN_FLOAT32_COPIES`` float32 copies in all (the copy as read replaced by the native type),
+    ``DEFORMABLE_FLOAT32_COPIES`` for a deformable preset (ANTs SyN keeps displacement fields).
+    """
+    copies = DEFORMABLE_FLOAT32_COPIES if deformable else RUN_FLOAT32_COPIES
+    total = 0.0
+    for size, pixel_type in sizes_and_types:
+        voxels = float(math.prod(int(s) for s in size))
+        total += voxels * (item_bytes(pixel_type) + 4 * (copies - 1))
+    for size, pixel_type in masks:
+        voxels = float(math.prod(int(s) for s in size))
+        total += voxels * (item_bytes(pixel_type) + 4 * MASK_FLOAT32_COPIES)
+    return int(total)
+
+
+def check_memory(needed_bytes: int, what: str, fix: str, detail: str = "") -> None:
+    """Refuse work needing more memory than this machine has free, before anything is allocated.
+
+    ``what`` names who needs it ("fixed image", "the registration"), ``detail`` what it is
+    ("4000×4000×4000 uint16"), ``fix`` what to do. Does nothing when free memory cannot be known.
+    """
+    free = available_bytes()
+    if free is None or needed_bytes <= max(free - HEADROOM_BYTES, 0):
+        return
+    shown = f" ({detail})" if detail else ""
+    raise InputError(
+        f"{what} needs about {format_bytes(needed_bytes)} in memory{shown}, more than the {format_bytes(free)} "
+        f"this machine has free: {fix}"
+    )
