@@ -27,6 +27,7 @@ from ..process.preflight import preflight_registration
 from ..process.worker import WorkerFailure
 from ..registration.describe import describe_result
 from ..registration.summary import RegistrationSummary
+from .batch import add_batch_parser
 from .prealign import add_prealign_parser
 from .prep import add_prep_arguments, add_prep_parser, prep_options, wants_prep
 from .qa import add_qa_parser
@@ -127,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     presets.set_defaults(handler=command_presets)
     add_prealign_parser(commands)
     add_qa_parser(commands)
+    add_batch_parser(commands)
     return parser
 
 

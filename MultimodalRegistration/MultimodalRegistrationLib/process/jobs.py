@@ -114,6 +114,25 @@ class RegistrationJob(Job):
         return {name: getattr(self, name) for name in self.paths("input")}
 
 
+@dataclass
+class CaseJob(RegistrationJob):
+    """One case of a cohort (``mmreg batch``): a registration, then its QA, in one worker call.
+
+    ``qa`` is the QA JSON to write, ``checkerboard`` a PNG of fixed and moving before and after;
+    ``fixed_points``/``moving_points`` (landmark files) give the target registration error;
+    ``stability`` is the number of perturbed restarts the QA runs (0: none).
+    """
+
+    module: ClassVar[str] = "MultimodalRegistrationLib.process.case_job"
+
+    case: str = ""
+    fixed_points: str | None = _path("input")
+    moving_points: str | None = _path("input")
+    qa: str | None = _path("output", suffixes=(".json",))
+    checkerboard: str | None = _path("output", suffixes=(".png",))
+    stability: int = 0
+
+
 def log_beside(output_transform: str) -> str:
     """Where ``--keep-log`` puts the engine's log: beside the output transform (``T.h5`` -> ``T.log``)."""
     transform = Path(output_transform)

@@ -1,0 +1,259 @@
+"""A cohort run: every case of a manifest in warm workers, locally or on a Dask cluster, with resume.
+
+One function runs a case, wherever it runs (:func:`execute_case`): in a thread of this process that
+keeps its own warm worker (:class:`.warm_worker.WarmWorker`), or in a Dask worker, which keeps one the
+same way. It writes the case's ``case.json`` last, atomically, so a case is done only when that file
+exists; a re-run skips the done cases whose inputs and options hash the same (:func:`.manifest.case_hash`).
+A crashed worker is replaced and its case retried once; a case over its time limit is stopped.
+The cohort's verdicts (:mod:`..qa.triage`), ``batch.csv`` and ``report.html`` come last.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..core.errors import InputError
+from ..core.files import write_atomically
+from .jobs import CaseJob
+from .manifest import CASE_FILES, DONE, CaseRecord, case_hash, read_done, read_manifest
+from .warm_worker import WarmWorker
+from .worker import WorkerFailure
+
+# Failures that a re-run would repeat (the inputs or the engine's answer); the others are retried.
+REPEATABLE = ("input", "engine")
+CSV_COLUMNS = ("case", "status", "verdict", "reasons", "seconds", "metric_before", "metric_after",
+               "tre_median_mm", "kind", "message", "attempts")  # fmt: skip
+
+_local = threading.local()  # the warm worker of this thread: a batch thread or a Dask worker's thread
+_workers: set[WarmWorker] = set()
+_workers_lock = threading.Lock()
+
+
+def _warm_worker(python: str | None) -> WarmWorker:
+    worker = getattr(_local, "worker", None)
+    if worker is None or not worker.alive:
+        # No engine imported ahead: the first case imports its own at once, and a bad one fails fast.
+        worker = WarmWorker(python=python, engines=())
+        with _workers_lock:
+            _workers.add(worker)
+        _local.worker = worker
+    return worker
+
+
+def stop_workers() -> None:
+    """Stop every warm worker this process started (at the end of a batch, or when it is interrupted)."""
+    with _workers_lock:
+        workers = list(_workers)
+        _workers.clear()
+    for worker in workers:
+        worker.stop()
+
+
+def _clear(folder: Path) -> None:
+    """Remove what an earlier run of this case wrote, so that no stale file outlives a changed case."""
+    for name in [*CASE_FILES.values(), "resampled.nrrd", DONE]:
+        (folder / name).unlink(missing_ok=True)
+
+
+def execute_case(job: dict, timeout_s: float | None = None, python: str | None = None) -> dict:
+    """Run one case (a :class:`.jobs.CaseJob` as JSON) in this thread's warm worker; returns its
+    :class:`.manifest.CaseRecord` as a dictionary, also written as the case's ``case.json``."""
+    from ..qa.triage import triage_case
+
+    case = CaseJob.from_json(job)
+    folder = Path(case.output_transform).parent
+    digest = case_hash(case)
+    folder.mkdir(parents=True, exist_ok=True)
+    _clear(folder)
+    started = time.monotonic()
+    attempts = 0
+    while True:
+        attempts += 1
+        worker = _warm_worker(python)
+        try:
+            result = worker.run(case).wait(timeout=timeout_s)
+        except WorkerFailure as failure:
+            crashed = failure.kind == "internal" and not worker.alive
+            if crashed and attempts < 2:
+                continue  # a crashed worker gets one more try, in a fresh worker
+            verdict = triage_case(None, None, failure.message)
+            record = CaseRecord(case.case, "failed", digest, round(time.monotonic() - started, 3), failure.kind,
+                                str(failure), attempts, verdict=verdict.to_dict())  # fmt: skip
+            break
+        record = CaseRecord(
+            case.case, "ok", digest, round(time.monotonic() - started, 3), attempts=attempts,
+            outputs={name: os.path.relpath(path, folder) for name, path in result["outputs"].items()},
+            summary=result["summary"], qa=result["qa"], verdict=result["verdict"],
+        )  # fmt: skip
+        break
+    text = json.dumps(record.to_dict(), indent=2)
+    write_atomically(folder / DONE, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return record.to_dict()
+
+
+def _is_done(job: CaseJob) -> CaseRecord | None:
+    record = read_done(Path(job.output_transform).parent)
+    if record is None or record.hash != case_hash(job):
+        return None
+    if record.status == "failed" and record.kind not in REPEATABLE:
+        return None  # a crash or a time-out may not happen again
+    return record
+
+
+@dataclass
+class BatchResult:
+    """A finished batch: one record per case (manifest order), the final verdicts, what was written."""
+
+    records: list[CaseRecord]
+    verdicts: dict[str, dict]
+    skipped: list[str] = field(default_factory=list)
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[str]:
+        return [record.case for record in self.records if record.status == "failed"]
+
+
+def _run_local(jobs: list[CaseJob], workers: int, timeout_s, python, on_case) -> None:
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mmreg-batch")
+    try:
+        futures = [pool.submit(execute_case, job.to_json(), timeout_s, python) for job in jobs]
+        for future in as_completed(futures):
+            on_case(CaseRecord.from_dict(future.result()))
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        stop_workers()  # engines hold the GIL: only stopping their processes ends the running cases
+        raise
+    pool.shutdown(wait=True)
+    stop_workers()
+
+
+def _dask_client(address: str):
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise InputError("--dask needs the distributed package: pip install distributed") from None
+    if address.startswith("local:"):
+        count = int(address.split(":", 1)[1] or 2)
+        cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True, dashboard_address=None)
+        return Client(cluster), cluster
+    return Client(address), None
+
+
+def _run_dask(jobs: list[CaseJob], address: str, timeout_s, python, on_case) -> None:
+    from distributed import as_completed as dask_completed
+
+    client, cluster = _dask_client(address)
+    try:
+        futures = [
+            client.submit(execute_case, job.to_json(), timeout_s, python,
+                          key=f"mmreg-{job.case}-{case_hash(job)}", pure=False)  # fmt: skip
+            for job in jobs
+        ]
+        for future in dask_completed(futures):
+            on_case(CaseRecord.from_dict(future.result()))
+        client.run(stop_workers)  # each Dask worker stops the warm worker it kept
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def run_batch(
+    manifest: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    defaults: dict | None = None,
+    workers: int | None = None,
+    timeout_s: float | None = None,
+    dask: str | None = None,
+    python: str | None = None,
+    on_case: Callable[[CaseRecord], None] | None = None,
+) -> BatchResult:
+    """Run every case of ``manifest`` into ``output_dir/<case>/``; skip the cases already done.
+
+    ``defaults`` are :func:`.manifest.read_manifest`'s; ``workers`` warm local workers (default: one
+    per two cores, at least one); ``timeout_s`` limits each case; ``dask`` is a scheduler address or
+    ``local:N``. ``on_case`` hears each case as it ends (also the skipped ones, first).
+    """
+    output_dir = Path(output_dir)
+    jobs = read_manifest(manifest, output_dir, defaults)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    notify = on_case or (lambda record: None)
+    records: dict[str, CaseRecord] = {}
+    todo = []
+    for job in jobs:
+        done = _is_done(job)
+        if done is None:
+            todo.append(job)
+        else:
+            records[job.case] = done
+            notify(done)
+    skipped = list(records)
+
+    def finished(record: CaseRecord) -> None:
+        records[record.case] = record
+        notify(record)
+
+    if todo:
+        if dask:
+            _run_dask(todo, dask, timeout_s, python, finished)
+        else:
+            count = workers or max(1, (os.cpu_count() or 2) // 2)
+            _run_local(todo, min(count, len(todo)), timeout_s, python, finished)
+    ordered = [records[job.case] for job in jobs]
+    verdicts = cohort_verdicts(ordered)
+    outputs = write_cohort_results(ordered, verdicts, output_dir)
+    return BatchResult(ordered, verdicts, skipped, outputs)
+
+
+def cohort_verdicts(records: list[CaseRecord]) -> dict[str, dict]:
+    """Each case's final verdict: its own, plus the cohort's outlier reasons (:mod:`..qa.triage`)."""
+    from ..qa.triage import CohortRow, Verdict, apply_cohort, cohort_outliers
+    from ..registration.summary import RegistrationSummary
+
+    verdicts = {record.case: Verdict.from_dict(record.verdict or {"verdict": "failed"}) for record in records}
+    rows = [CohortRow.from_summary(r.case, RegistrationSummary.from_dict(r.summary)) for r in records if r.summary]
+    return {case: verdict.to_dict() for case, verdict in apply_cohort(verdicts, cohort_outliers(rows)).items()}
+
+
+def csv_rows(records: list[CaseRecord], verdicts: dict[str, dict]) -> list[dict]:
+    """One row per case, as ``batch.csv`` holds it (MI in nats, TRE in mm)."""
+    rows = []
+    for record in records:
+        summary, qa = record.summary or {}, record.qa or {}
+        metric = summary.get("metric") or {}
+        tre = ((qa.get("landmarks") or {}).get("tre") or {}).get("after") or {}
+        verdict = verdicts[record.case]
+        rows.append({
+            "case": record.case, "status": record.status, "verdict": verdict["verdict"],
+            "reasons": "; ".join(verdict["reasons"]), "seconds": record.seconds,
+            "metric_before": metric.get("before"), "metric_after": metric.get("after"),
+            "tre_median_mm": tre.get("median_mm"), "kind": record.kind or "",
+            "message": (record.message or "").splitlines()[0] if record.message else "", "attempts": record.attempts,
+        })  # fmt: skip
+    return rows
+
+
+def write_cohort_results(records: list[CaseRecord], verdicts: dict[str, dict], output_dir: Path) -> dict[str, str]:
+    """Write ``batch.csv`` and ``report.html`` into ``output_dir``; returns their paths."""
+    from ..qa.cohort_report import write_cohort_report
+
+    rows = csv_rows(records, verdicts)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    table = output_dir / "batch.csv"
+    write_atomically(table, lambda tmp: Path(tmp).write_text(buffer.getvalue(), encoding="utf-8"))
+    report = output_dir / "report.html"
+    write_cohort_report(report, rows, {r.case: {k: str(output_dir / r.case / v) for k, v in r.outputs.items()} for r in records})
+    return {"table": str(table), "report": str(report)}

@@ -1,0 +1,82 @@
+"""The worker side of one cohort case (:class:`.jobs.CaseJob`): register, then measure the result.
+
+The registration is :func:`.registration_job.run_registration_job`; the QA is
+:func:`.stability.assess_with_restarts` on the same inputs, written as JSON with one checkerboard PNG
+(the moving image before registration on top, after below). Progress: registration to 80%, QA after. The result
+event carries the QA report and the case's own triage verdict (:func:`..qa.triage.triage_case`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+from ..core.files import write_atomically
+from .jobs import CaseJob
+from .registration_job import run_registration_job
+from .worker import main as worker_main
+
+REGISTRATION_SHARE = 0.8
+
+
+def run_case_job(job: CaseJob, emit: Callable[[dict], None]) -> dict:
+    """Register and assess one case in this process; returns the registration's result event with ``qa``."""
+    from ..core.images import read_image
+    from ..core.transforms import Transform
+    from ..landmarks.points_io import read_points
+    from ..qa.checkerboard import save_before_after
+    from ..qa.triage import triage_case
+    from ..registration.summary import RegistrationSummary
+    from .stability import assess_with_restarts
+
+    def scaled(event: dict) -> None:
+        if event.get("event") == "progress":
+            event = {**event, "fraction": round(REGISTRATION_SHARE * event["fraction"], 4)}
+            event.pop("log", None)  # the case's progress comes from its stages, not the engine log
+        emit(event)
+
+    result = run_registration_job(job, scaled)
+    emit({"event": "progress", "fraction": REGISTRATION_SHARE, "stage": "quality"})
+    fixed = read_image(job.fixed, "fixed image")
+    moving = read_image(job.moving, "moving image")
+    transform = Transform.read(job.output_transform)
+    inverse = Transform.read(job.output_inverse) if result["outputs"].get("inverse") else None
+    points = {}
+    if job.fixed_points and job.moving_points:
+        points["fixed_points_ras"], points["fixed_point_labels"] = read_points(job.fixed_points)
+        points["moving_points_ras"], points["moving_point_labels"] = read_points(job.moving_points)
+    masks = {
+        name: read_image(path, name.replace("_", " ")) if path else None
+        for name, path in (("fixed_mask", job.fixed_mask), ("moving_mask", job.moving_mask))
+    }
+    sources = {name: getattr(job, name) for name in ("fixed", "moving", "fixed_points", "moving_points") if getattr(job, name)}
+    report = assess_with_restarts(
+        fixed, moving, transform, inverse=inverse, stability_restarts=job.stability,
+        stability_options={"engine": job.engine, "preset": job.preset},
+        sources={**sources, "transform": job.output_transform}, **masks, **points,
+    )  # fmt: skip
+    qa = report.to_dict()
+    verdict = triage_case(RegistrationSummary.from_dict(result["summary"]), report)
+    outputs = result["outputs"]
+    if job.qa:
+        write_atomically(job.qa, lambda tmp: Path(tmp).write_text(json.dumps(qa, indent=2), encoding="utf-8"))
+        outputs["qa"] = job.qa
+    if job.checkerboard:
+        save_before_after(job.checkerboard, fixed, moving, Transform.identity(), transform)
+        outputs["checkerboard"] = job.checkerboard
+    emit({"event": "progress", "fraction": 1.0, "stage": "done"})
+    return {**result, "qa": qa, "verdict": verdict.to_dict(), "outputs": outputs}
+
+
+# What a warm worker (:mod:`.warm_worker`) runs for a job of this module.
+WORKER = (CaseJob, run_case_job)
+
+
+def main() -> int:
+    return worker_main(CaseJob, run_case_job)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

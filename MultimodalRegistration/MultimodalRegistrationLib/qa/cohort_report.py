@@ -1,0 +1,64 @@
+"""The cohort's HTML report: one self-contained page, worst cases first, a thumbnail per case."""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+from pathlib import Path
+
+from ..core.files import write_atomically
+
+_ORDER = {"failed": 0, "check": 1, "ok": 2}
+_COLOUR = {"failed": "#c62828", "check": "#ef6c00", "ok": "#2e7d32"}
+
+
+def _thumbnail(path: str | None) -> str:
+    if not path or not Path(path).is_file():
+        return ""
+    data = base64.b64encode(Path(path).read_bytes()).decode()
+    return f'<img src="data:image/png;base64,{data}" style="max-width:360px">'
+
+
+def _number(value, digits: int = 3) -> str:
+    return "" if value in (None, "") else f"{float(value):.{digits}f}"
+
+
+def write_cohort_report(path: str | os.PathLike, rows: list[dict], outputs: dict[str, dict[str, str]]) -> None:
+    """Write ``path``: a table of the cases (rows as in ``batch.csv``), failed first, then check, then ok;
+    within each, the smallest metric gain first. ``outputs`` maps case -> output name -> file path."""
+    path = Path(path)
+
+    def gain(row: dict) -> float:
+        if row["metric_after"] is None or row["metric_before"] is None:
+            return float("-inf")
+        return float(row["metric_after"]) - float(row["metric_before"])
+
+    ordered = sorted(rows, key=lambda row: (_ORDER[row["verdict"]], gain(row)))
+    counts = {verdict: sum(row["verdict"] == verdict for row in rows) for verdict in _ORDER}
+    lines = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>mmreg batch</title>",
+        "<style>body{font-family:sans-serif;margin:1.5em}td,th{border-bottom:1px solid #ddd;padding:6px;"
+        "vertical-align:top;text-align:left}table{border-collapse:collapse}</style></head><body>",
+        f"<h1>Cohort: {len(rows)} cases</h1>",
+        f"<p>{counts['failed']} failed, {counts['check']} to check, {counts['ok']} ok. Mutual information in nats "
+        "(higher agrees better); TRE in mm at the landmarks. Thumbnails: checkerboard before (top) and after.</p>",
+        "<table><tr><th>case</th><th>verdict</th><th>reasons</th><th>MI before → after</th><th>TRE median</th>"
+        "<th>seconds</th><th>checkerboard</th></tr>",
+    ]
+    for row in ordered:
+        case = row["case"]
+        files = outputs.get(case, {})
+        qa = files.get("qa")
+        link = f' <a href="{html.escape(os.path.relpath(qa, path.parent))}">QA</a>' if qa else ""
+        reasons = html.escape(row["reasons"] or row["message"] or "")
+        lines.append(
+            f"<tr><td>{html.escape(case)}{link}</td>"
+            f"<td style='color:{_COLOUR[row['verdict']]};font-weight:bold'>{row['verdict']}</td>"
+            f"<td>{reasons}</td><td>{_number(row['metric_before'])} → {_number(row['metric_after'])}</td>"
+            f"<td>{_number(row['tre_median_mm'], 2)}</td><td>{_number(row['seconds'], 1)}</td>"
+            f"<td>{_thumbnail(files.get('checkerboard'))}</td></tr>"
+        )
+    lines.append("</table></body></html>")
+    text = "\n".join(lines)
+    write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

@@ -1,0 +1,135 @@
+"""mmreg batch on a generated cohort: good cases land under 1 mm and stay unflagged, broken cases are
+flagged for the right reason, a batch killed with SIGKILL resumes without redoing finished cases, and
+the same manifest on a Dask LocalCluster gives identical transforms and verdicts."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from cohort_data import write_cohort
+from MultimodalRegistrationLib.core.phantom import mean_error_mm
+from MultimodalRegistrationLib.core.transforms import Transform
+from MultimodalRegistrationLib.process.batch import run_batch
+from MultimodalRegistrationLib.process.manifest import DONE
+from MultimodalRegistrationLib.process.worker import library_root
+
+GOOD = 6
+EXPECTED = {  # broken case -> (verdict, a fragment of one of its reasons)
+    "mirrored": ("failed", "looks mirrored"),
+    "other_anatomy": ("check", "did not improve"),
+    "unreadable": ("failed", "could not be read"),
+}
+
+
+def _table(folder: Path) -> list[dict]:
+    with open(folder / "batch.csv", newline="") as file:
+        return [{key: value for key, value in row.items() if key != "seconds"} for row in csv.DictReader(file)]
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cohort")
+    manifest, truths = write_cohort(folder / "inputs", GOOD)
+    return folder, manifest, truths
+
+
+@pytest.fixture(scope="module")
+def resumed(cohort):
+    """The cohort run by ``mmreg batch`` killed (SIGKILL to its process group) after two finished cases,
+    then run again to the end. Returns (output folder, cases done before the kill, the re-run's result)."""
+    folder, manifest, _ = cohort
+    output, scratch = folder / "local", folder / "tmp"
+    scratch.mkdir()
+    environment = dict(os.environ, PYTHONPATH=str(library_root()), TMPDIR=str(scratch))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "MultimodalRegistrationLib.cli.main", "batch", str(manifest),
+         "--output-dir", str(output), "--workers", "2"],
+        env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 600
+    while len(list(output.glob(f"*/{DONE}"))) < 2 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    done_before = {path.parent.name: json.loads(path.read_text()) for path in output.glob(f"*/{DONE}")}
+    tempfile.tempdir = str(scratch)
+    try:
+        result = run_batch(manifest, output, workers=2)
+    finally:
+        tempfile.tempdir = None
+    leftovers = [entry.name for entry in scratch.iterdir() if entry.name.startswith(f"mmreg-job-{process.pid}-")]
+    return output, done_before, result, leftovers
+
+
+@pytest.mark.slow
+def test_good_cases_land_under_a_millimetre_and_broken_ones_are_flagged(cohort, resumed):
+    _, _, truths = cohort
+    output, _, result, _ = resumed
+    verdicts = result.verdicts
+    for case, truth in truths.items():
+        if truth is None:
+            verdict, fragment = EXPECTED[case]
+            assert verdicts[case]["verdict"] == verdict, (case, verdicts[case])
+            assert any(fragment in reason for reason in verdicts[case]["reasons"]), (case, verdicts[case])
+            continue
+        transform, points = truth
+        error = mean_error_mm(Transform.read(output / case / "transform.h5"), transform, points)
+        assert error < 1.0, (case, error)
+        assert verdicts[case] == {"verdict": "ok", "reasons": [], "measures": verdicts[case]["measures"]}, case
+        for name in ("summary.json", "qa.json", "checkerboard.png", DONE):
+            assert (output / case / name).is_file(), (case, name)
+    assert result.failed == ["mirrored", "unreadable"]
+    report = (output / "report.html").read_text()
+    assert report.index("mirrored") < report.index("pose00") and "data:image/png;base64," in report
+
+
+@pytest.mark.slow
+def test_a_killed_batch_resumes_without_redoing_finished_cases(cohort, resumed):
+    output, done_before, result, leftovers = resumed
+    assert len(done_before) >= 2
+    assert set(done_before) <= set(result.skipped), "a case finished before the kill was run again"
+    for case, record in done_before.items():
+        assert json.loads((output / case / DONE).read_text()) == record, f"{case} was rewritten"
+    assert len(result.records) == GOOD + len(EXPECTED)
+    assert leftovers == [], "the killed batch's scratch folders outlived the next run"
+    again = run_batch(cohort[1], output, workers=2)
+    assert sorted(again.skipped) == sorted(record.case for record in again.records if record.kind != "internal")
+
+
+@pytest.mark.slow
+def test_the_same_manifest_on_dask_gives_the_same_transforms_and_verdicts(cohort, resumed):
+    pytest.importorskip("distributed", reason="dask.distributed is an optional extra: pip install distributed")
+    folder, manifest, truths = cohort
+    local, _, local_result, _ = resumed
+    output = folder / "dask"
+    result = run_batch(manifest, output, dask="local:2")
+    assert result.verdicts == local_result.verdicts
+    assert _table(output) == _table(local)
+    for case, truth in truths.items():
+        if truth is not None:
+            ours = Transform.read(output / case / "transform.h5").matrix
+            assert (ours == Transform.read(local / case / "transform.h5").matrix).all(), case
+
+
+def test_the_slicer_batch_script_writes_the_same_files(tmp_path):
+    script = Path(__file__).resolve().parents[2] / "Resources" / "Scripts" / "slicer_batch.py"
+    (tmp_path / "broken.nrrd").write_bytes(b"not an image")
+    (tmp_path / "m.csv").write_text("case,fixed,moving\nbroken,broken.nrrd,broken.nrrd\n")
+    run = subprocess.run([sys.executable, str(script), "--", str(tmp_path / "m.csv"), "--output-dir", str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 1, run.stderr
+    rows = list(csv.DictReader(open(tmp_path / "out" / "batch.csv")))
+    assert [(row["case"], row["status"], row["verdict"], row["kind"]) for row in rows] == [("broken", "failed", "failed", "input")]
+    assert "could not be read" in rows[0]["message"] and (tmp_path / "out" / "report.html").is_file()
+    bad = subprocess.run([sys.executable, str(script), str(tmp_path / "none.csv"), "--output-dir", str(tmp_path / "x")],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert bad.returncode == 2 and "manifest not found" in bad.stderr
