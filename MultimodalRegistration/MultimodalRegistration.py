@@ -104,6 +104,7 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
         self.removeObservers()
         if self._registration is not None:
             self._registration.cancel()
+        self.logic.stopWarmWorker()  # a reloaded module starts its own
 
     def enter(self) -> None:
         self.initializeParameterNode()
@@ -229,8 +230,28 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
 class MultimodalRegistrationLogic(ScriptedLoadableModuleLogic):
     """Node-level registration; the work is done by MultimodalRegistrationLib.nodes.registration.register_nodes."""
 
+    # One warm engine process per Slicer session, shared by every instance of the logic.
+    _warmSlot = None
+
     def getParameterNode(self):
         return MultimodalRegistrationParameterNode(super().getParameterNode())
+
+    @classmethod
+    def warmSlot(cls):
+        """The session's warm worker slot; stopped when Slicer quits (and by the widget's cleanup on reload)."""
+        if cls._warmSlot is None:
+            from MultimodalRegistrationLib.process.warm_worker import WarmSlot
+
+            cls._warmSlot = WarmSlot(python=cls.workerPython())
+            if hasattr(slicer, "app") and hasattr(slicer.app, "aboutToQuit"):
+                slicer.app.aboutToQuit.connect(cls.stopWarmWorker)
+        return cls._warmSlot
+
+    @classmethod
+    def stopWarmWorker(cls) -> None:
+        if cls._warmSlot is not None:
+            cls._warmSlot.stop()
+            cls._warmSlot = None
 
     @staticmethod
     def workerPython() -> str:
@@ -273,13 +294,22 @@ class MultimodalRegistrationLogic(ScriptedLoadableModuleLogic):
         """Register two volume nodes; see MultimodalRegistrationLib.nodes.registration.register_nodes."""
         from MultimodalRegistrationLib.nodes.registration import register_nodes
 
-        return register_nodes(
+        slot = self.warmSlot()
+
+        def done(registration):
+            slot.refill()  # the next click finds an engine process already warm
+            if onDone is not None:
+                onDone(registration)
+
+        registration = register_nodes(
             fixedVolume, movingVolume, engine=engine, preset=preset, fixed_mask_node=fixedMask,
             moving_mask_node=movingMask, initial_transform_node=initialTransform,
             output_transform_node=outputTransform, output_volume_node=outputVolume, init=init,
             max_rotation_deg=maxRotationDeg, seed=seed,
-            threads=threads, python=self.workerPython(), blocking=blocking, on_progress=onProgress, on_done=onDone,
+            threads=threads, python=self.workerPython(), blocking=blocking, on_progress=onProgress, on_done=done,
+            warm=slot.take(),
         )  # fmt: skip
+        return registration
 
     @staticmethod
     def showResult(fixedVolume, movingVolume, registration) -> None:

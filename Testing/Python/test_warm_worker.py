@@ -80,3 +80,25 @@ def test_bad_input_leaves_the_warm_worker_ready_for_the_next_job(coarse_pair, tm
         assert worker.alive and not worker.busy and worker.jobs == 2
     finally:
         worker.stop()
+
+
+def test_a_session_slot_hands_out_its_worker_once_and_refills_after_a_cancel(coarse_pair, tmp_path):
+    from MultimodalRegistrationLib.process.warm_worker import WarmSlot
+
+    _, folder = coarse_pair
+    slot = WarmSlot(engines=())
+    try:
+        worker = slot.take()
+        job = worker.run(_job(folder, tmp_path, "a", engine="ants"))
+        assert slot.take() is None, "a busy worker must not take a second job"
+        job.cancel()
+        assert not worker.alive
+        slot.refill()
+        fresh = slot.take()
+        assert fresh is not None and fresh is not worker and fresh.alive
+        with pytest.raises(WorkerFailure, match="unknown elastix preset"):
+            fresh.run(_job(folder, tmp_path, "bad", preset="nonsense")).wait(timeout=60)
+        assert slot.take() is fresh
+    finally:
+        slot.stop()
+    assert not fresh.alive

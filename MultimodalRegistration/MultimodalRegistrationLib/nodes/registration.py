@@ -32,7 +32,7 @@ class NodeRegistration(NodeJob):
     to the scene when it arrives; :meth:`cancel` stops the worker and leaves the scene untouched.
     """
 
-    def __init__(self, scene, job: RegistrationJob, folder: Path, targets: dict, python, on_progress, on_done):
+    def __init__(self, scene, job: RegistrationJob, folder: Path, targets: dict, python, on_progress, on_done, warm=None):
         self.scene = scene
         self.folder = folder
         self.targets = targets
@@ -42,7 +42,7 @@ class NodeRegistration(NodeJob):
         self.inverse_transform_node = None
         self.summary: RegistrationSummary | None = None
         self.error: WorkerFailure | None = None
-        self._worker = WorkerJob(job, python=python, on_progress=on_progress).start()
+        self._worker = WorkerJob(job, python=python, on_progress=on_progress, warm=warm).start()
 
     def _apply(self, result: dict) -> None:
         summary = RegistrationSummary.from_dict(result["summary"])
@@ -124,6 +124,7 @@ def register_nodes(
     on_done: Callable[[NodeRegistration], None] | None = None,
     prep: dict | None = None,
     log: str | None = None,
+    warm=None,
 ):
     """Register ``moving_node`` to ``fixed_node``; the result goes in ``output_transform_node``.
 
@@ -135,6 +136,8 @@ def register_nodes(
     :meth:`NodeRegistration.follow` (or :meth:`~NodeRegistration.poll`, from a timer) must be called.
     ``prep`` (a :class:`..prep.options.PrepOptions` record, with mask files) prepares the pair in the
     worker first; ``log`` is a file for the engine's log, written on success and on failure.
+    ``warm`` (a free :class:`..process.warm_worker.WarmWorker`) runs the job in that process, engines
+    already imported; without it a new worker process starts.
     """
     check_volume_pair(fixed_node, moving_node, otherwise="register to another volume")
     scene = fixed_node.GetScene()
@@ -175,7 +178,7 @@ def register_nodes(
             log=log,
         )
         job = preflight_registration(job)
-        registration = NodeRegistration(scene, job, folder, targets, python, on_progress, on_done)
+        registration = NodeRegistration(scene, job, folder, targets, python, on_progress, on_done, warm)
     if blocking:
         registration.wait()
     return registration

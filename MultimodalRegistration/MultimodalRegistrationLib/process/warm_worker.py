@@ -143,3 +143,33 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+class WarmSlot:
+    """One warm worker kept ready for a session (the Slicer module's): :meth:`take` hands it out when it
+    is free, :meth:`refill` starts a fresh one ahead of time once a job has ended (a cancelled job stops
+    its worker), and :meth:`stop` ends it (Slicer exits, the module is reloaded).
+
+    Nothing starts before the first :meth:`take`: a session that never registers pays nothing.
+    """
+
+    def __init__(self, python: str | None = None, engines: tuple[str, ...] = ("elastix",)):
+        self.python, self.engines = python, tuple(engines)
+        self.worker: WarmWorker | None = None
+
+    def take(self) -> WarmWorker | None:
+        """The warm worker, started now if there is none; None while it runs another job (use a one-job worker)."""
+        if self.worker is None or not self.worker.alive:
+            self.worker = WarmWorker(self.python, self.engines)
+        return None if self.worker.busy else self.worker
+
+    def refill(self) -> None:
+        """After a job: start the next worker in the background if the last one stopped."""
+        if self.worker is not None and not self.worker.alive:
+            self.worker.stop()
+            self.worker = WarmWorker(self.python, self.engines)
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
