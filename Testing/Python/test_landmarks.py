@@ -265,8 +265,11 @@ def test_points_outside_the_images_are_named():
     (warning,) = warnings_about(fit, "outside the")
     assert warning.startswith("fixed points 'E' lie outside the fixed image (up to 13.0 mm beyond its edge)")
     # (the voxel box reaches half a voxel past the last voxel centre: 75 - 62 = 13 mm)
-    fit = fit_landmarks(fixed_ras, moving_ras, "rigid", labels, labels, moving_image=box_image(-20, 20, 4.0))
+    fit = fit_landmarks(fixed_ras, moving_ras, "rigid", labels, labels, moving_image=box_image(-45, 45, 4.0))
     assert warnings_about(fit, "moving points 'A'")
+    # Every point outside: the wrong file or the wrong convention, refused before the fit.
+    with pytest.raises(InputError, match="all 6 moving points lie outside the moving image .*belong together"):
+        fit_landmarks(fixed_ras, moving_ras, "rigid", labels, labels, moving_image=box_image(-5, 5, 2.0))
     roomy = {"fixed_image": box_image(-100, 100, 4.0), "moving_image": box_image(-200, 200, 8.0)}
     assert warnings_about(fit_landmarks(fixed_ras, moving_ras, "rigid", **roomy), "outside the") == []
 

@@ -24,8 +24,12 @@ def add_prealign_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--type", choices=TYPES, default="rigid", help="transform type (default rigid)")
     parser.add_argument("--output-transform", required=True, help="ITK transform file to write; tps needs .h5")
     parser.add_argument("--reference-image", help="grid for the tps displacement field (default: the fixed image)")
-    parser.add_argument("--fixed-image", help="fixed image: warn about fixed points outside it")
-    parser.add_argument("--moving-image", help="moving image: warn about moving points outside it")
+    parser.add_argument(
+        "--fixed-image", help="fixed image: refuse fixed points that all lie outside it, warn about some outside"
+    )
+    parser.add_argument(
+        "--moving-image", help="moving image: refuse moving points that all lie outside it, warn about some outside"
+    )
     parser.add_argument("--report", help="write the residual table as CSV (RAS mm)")
     parser.add_argument("--json", dest="summary", help="write a JSON summary of the fit")
     parser.set_defaults(handler=command_prealign)
@@ -44,13 +48,13 @@ def command_prealign(arguments: argparse.Namespace) -> int:
     from ..core.files import write_atomically
     from ..core.images import read_image
     from ..landmarks.fit import fit_landmarks
-    from ..landmarks.points_io import read_points
+    from ..landmarks.points_io import read_points_file
 
     kind = getattr(arguments, "type", None) or "rigid"
     if kind == "tps" and not str(arguments.output_transform).lower().endswith((".h5", ".hdf5")):
         raise InputError(f"a tps result is a displacement field: write it to .h5, not {arguments.output_transform}")
-    fixed, fixed_labels = read_points(arguments.fixed_points)
-    moving, moving_labels = read_points(arguments.moving_points)
+    fixed = read_points_file(arguments.fixed_points)
+    moving = read_points_file(arguments.moving_points)
     images = {}
     for key, role in (
         ("reference_image", "reference image"),
@@ -59,12 +63,14 @@ def command_prealign(arguments: argparse.Namespace) -> int:
     ):
         path = getattr(arguments, key, None)
         images[key] = read_image(path, role) if path else None
-    fit = fit_landmarks(
-        fixed,
-        moving,
+    fit = fit_landmarks(  # refuses points that all lie outside their image, before anything is written
+        fixed.points_ras,
+        moving.points_ras,
         kind=kind,
-        fixed_labels=fixed_labels,
-        moving_labels=moving_labels,
+        fixed_labels=fixed.labels,
+        moving_labels=moving.labels,
+        fixed_system=fixed.system,
+        moving_system=moving.system,
         **images,
     )
     fit.transform.write(arguments.output_transform)

@@ -20,7 +20,6 @@ if TYPE_CHECKING:  # building the parser imports neither numpy nor SimpleITK
     from ..qa.report_types import QAReport
 
 
-
 def add_qa_parser(subparsers) -> argparse.ArgumentParser:
     """Register the ``qa`` subcommand on ``subparsers`` (from ``add_subparsers``)."""
     parser = subparsers.add_parser(
@@ -31,7 +30,10 @@ def add_qa_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--moving", required=True, help="moving image file")
     parser.add_argument("--transform", required=True, help="the registration result (fixed -> moving), e.g. T.h5")
     parser.add_argument("--inverse", help="its inverse (mmreg register --output-inverse): inverse-consistency error")
-    parser.add_argument("--fixed-points", help="landmarks on the fixed image (.mrk.json, .fcsv, .csv label,x,y,z RAS)")
+    parser.add_argument(
+        "--fixed-points",
+        help="landmarks on the fixed image (.mrk.json, .fcsv, .csv label,x,y,z RAS); refused when all lie outside it",
+    )
     parser.add_argument("--moving-points", help="the same landmarks on the moving image")
     parser.add_argument(
         "--fit-points",
@@ -143,8 +145,9 @@ def command_qa(arguments: argparse.Namespace) -> int:
     if arguments.summary:
         check_output_path(arguments.summary, "summary", (".json",))
     from ..core.images import read_image
-    from ..core.transforms import Transform
-    from ..landmarks.points_io import read_points
+    from ..core.transforms import Transform, lps_ras_points
+    from ..landmarks.checks import check_points_inside
+    from ..landmarks.points_io import read_points_file
     from ..process.stability import assess_with_restarts
     from ..qa.assess import write_qa_outputs
 
@@ -156,11 +159,17 @@ def command_qa(arguments: argparse.Namespace) -> int:
     transform = Transform.read(arguments.transform)
     inverse = Transform.read(arguments.inverse) if getattr(arguments, "inverse", None) else None
     points = {}
+    outside: list[str] = []  # points outside their image: all of a list refused here, before any work
     if bool(arguments.fixed_points) != bool(arguments.moving_points):
         raise InputError("landmarks need both --fixed-points and --moving-points")
     if arguments.fixed_points:
-        points["fixed_points_ras"], points["fixed_point_labels"] = read_points(arguments.fixed_points)
-        points["moving_points_ras"], points["moving_point_labels"] = read_points(arguments.moving_points)
+        for role, path, image in (
+            ("fixed", arguments.fixed_points, fixed),
+            ("moving", arguments.moving_points, moving),
+        ):
+            read = read_points_file(path)
+            outside += check_points_inside(lps_ras_points(read.points_ras), image, read.labels, role, read.system)
+            points[f"{role}_points_ras"], points[f"{role}_point_labels"] = read.points_ras, read.labels
     sources = {
         key: getattr(arguments, key, None)
         for key in (
@@ -208,6 +217,7 @@ def command_qa(arguments: argparse.Namespace) -> int:
         progress=progress,
         **points,
     )
+    report.warnings[:0] = outside
     outputs = write_qa_outputs(
         report,
         fixed,

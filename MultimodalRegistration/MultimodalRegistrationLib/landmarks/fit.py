@@ -28,12 +28,10 @@ from ..core.errors import InputError
 from ..core.files import write_atomically
 from ..core.transforms import Transform, lps_ras_points
 from .checks import (
-    bounds_warnings,
+    check_points_inside,
     check_shape,
     duplicate_warnings,
-    mirror_warnings,
-    scale_warnings,
-    swap_warnings,
+    pairing_warnings,
     symmetry_warnings,
     undetermined,
 )
@@ -48,6 +46,7 @@ from .models import (
     rms,
     tps_displacement_field,
 )
+from .points_io import PointsSystem
 
 __all__ = ["KINDS", "LandmarkFit", "PointResidual", "fit_landmarks", "pair_points"]
 
@@ -233,6 +232,8 @@ def fit_landmarks(
     reference_image: sitk.Image | None = None,
     fixed_image: sitk.Image | None = None,
     moving_image: sitk.Image | None = None,
+    fixed_system: PointsSystem | None = None,
+    moving_system: PointsSystem | None = None,
 ) -> LandmarkFit:
     """Fit a fixed -> moving transform to paired landmarks given in world RAS mm.
 
@@ -240,7 +241,9 @@ def fit_landmarks(
     Pairs match by label when both label lists hold the same unique labels, else by order.
     ``reference_image`` (default ``fixed_image``) is the grid a ``tps`` field is sampled on; without
     either, a grid around the fixed points at 2 mm. Outside its grid the TPS field is the identity.
-    ``fixed_image``/``moving_image`` (LPS, optional) only serve to warn about points outside them.
+    ``fixed_image``/``moving_image`` (LPS, optional) serve to check the points lie inside them: all of a
+    list outside is refused (with the RAS/LPS fix for the file ``fixed_system``/``moving_system`` from
+    :func:`.points_io.read_points_file` describes, when flipping brings them inside), some outside warn.
     Raises :class:`InputError` when no fit is possible; everything else is a warning.
     """
     if kind not in KINDS:
@@ -257,10 +260,12 @@ def fit_landmarks(
     moving, given_moving_labels, paired_by, warnings = pair_points(moving, given_fixed_labels, given_moving_labels)
     labels = given_fixed_labels or given_moving_labels or [f"P{i + 1}" for i in range(len(fixed))]
     moving_names = given_moving_labels or labels
+    fixed_lps, moving_lps = lps_ras_points(fixed), lps_ras_points(moving)
+    outside = check_points_inside(fixed_lps, fixed_image, labels, "fixed", fixed_system)
+    outside += check_points_inside(moving_lps, moving_image, moving_names, "moving", moving_system)
 
     warnings += check_shape(kind, fixed)
     warnings += duplicate_warnings(fixed, labels, "fixed") + duplicate_warnings(moving, moving_names, "moving")
-    fixed_lps, moving_lps = lps_ras_points(fixed), lps_ras_points(moving)
 
     model = fit_model(kind, fixed_lps, moving_lps)
     notes = []
@@ -283,12 +288,9 @@ def fit_landmarks(
             f"{len(loo) - len(available)} of {len(loo)} points: add points for a trustworthy estimate"
         )
 
-    warnings += swap_warnings(kind, fixed_lps, moving_lps, labels, paired_by)
-    warnings += mirror_warnings(kind, model, fixed_lps, moving_lps)
-    warnings += scale_warnings(kind, model)
+    warnings += pairing_warnings(kind, model, fixed_lps, moving_lps, labels, paired_by)
     warnings += symmetry_warnings(kind, fixed_lps, labels)
-    warnings += bounds_warnings(fixed_lps, fixed_image, labels, "fixed")
-    warnings += bounds_warnings(moving_lps, moving_image, moving_names, "moving")
+    warnings += outside
 
     mapped_ras = lps_ras_points(mapped_lps)
     residuals = [

@@ -1,6 +1,8 @@
 """Landmark files without MRML: Slicer markups JSON (.mrk.json), Slicer fiducial CSV (.fcsv) and plain CSV.
 
-Every reader returns ``(points_ras, labels)``: an (N, 3) array of world RAS mm and one label per point.
+:func:`read_points` returns ``(points_ras, labels)``: an (N, 3) array of world RAS mm and one label per
+point. :func:`read_points_file` also says which coordinate system the file declared and how (a
+:class:`PointsSystem`), so a check that finds the points mirrored through RAS<->LPS can name the fix.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import io
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +26,38 @@ FCSV_SYSTEMS = {"ras": "RAS", "0": "RAS", "lps": "LPS", "1": "LPS"}
 FCSV_COLUMNS = ["id", "x", "y", "z", "ow", "ox", "oy", "oz", "vis", "sel", "lock", "label", "desc", "associatednodeid"]
 
 
+@dataclass(frozen=True)
+class PointsSystem:
+    """How a points file declared its coordinates: ``system`` ("RAS" or "LPS") as read, ``declared`` in
+    words (what in the file says so), ``fix`` how to make the file say the other system instead."""
+
+    name: str  # the file's name, as the user knows it
+    system: str
+    declared: str
+    fix: str
+
+    @property
+    def other(self) -> str:
+        return "LPS" if self.system == "RAS" else "RAS"
+
+
+@dataclass(frozen=True)
+class PointsFile:
+    """A points file read: world RAS mm, one label per point, and how the file declared its coordinates."""
+
+    points_ras: np.ndarray
+    labels: list[str]
+    system: PointsSystem
+
+
 def read_points(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
     """Read landmarks from .mrk.json, .fcsv or .csv; returns (N, 3) world RAS mm and labels."""
+    read = read_points_file(path)
+    return read.points_ras, read.labels
+
+
+def read_points_file(path: str | os.PathLike) -> PointsFile:
+    """Read landmarks from .mrk.json, .fcsv or .csv, with the coordinate system the file declared."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"points file not found: {path}: check the path")
@@ -34,16 +67,16 @@ def read_points(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
     except UnicodeDecodeError:
         raise InputError(f"points file {path} is not text: give a .mrk.json, .fcsv or .csv file") from None
     if name.endswith(".json"):
-        points, labels = _read_markups_json(text, path)
+        points, labels, system = _read_markups_json(text, path)
     elif name.endswith(".fcsv"):
-        points, labels = _read_fcsv(text, path)
+        points, labels, system = _read_fcsv(text, path)
     elif name.endswith(".csv"):
-        points, labels = _read_csv(text, path)
+        points, labels, system = _read_csv(text, path)
     else:
         raise InputError(f"unknown points file type '{path.name}': save the points as .mrk.json, .fcsv or .csv")
     if not len(points):
         raise InputError(f"points file {path} holds no points: place points and save the list again")
-    return points, labels
+    return PointsFile(points, labels, system)
 
 
 def _system(value: str, path: Path) -> str:
@@ -58,7 +91,7 @@ def _to_ras(points: list[list[float]], system: str) -> np.ndarray:
     return lps_ras_points(array) if system == "LPS" else array
 
 
-def _read_markups_json(text: str, path: Path) -> tuple[np.ndarray, list[str]]:
+def _read_markups_json(text: str, path: Path) -> tuple[np.ndarray, list[str], PointsSystem]:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
@@ -73,7 +106,11 @@ def _read_markups_json(text: str, path: Path) -> tuple[np.ndarray, list[str]]:
     units = markup.get("coordinateUnits", "mm")
     if units != "mm":
         raise InputError(f"{path}: coordinates are in '{units}': convert them to mm")
-    system = _system(markup.get("coordinateSystem") or "LPS", path)  # Slicer's default is LPS
+    given = markup.get("coordinateSystem")
+    system = _system(given or "LPS", path)  # Slicer's default is LPS
+    other = "RAS" if system == "LPS" else "LPS"
+    declared = f'its "coordinateSystem": "{given}"' if given else 'it has no "coordinateSystem" (LPS assumed)'
+    described = PointsSystem(path.name, system, declared, f'set "coordinateSystem": "{other}" in {path.name}')
     points, labels = [], []
     for index, control in enumerate(markup["controlPoints"]):
         label = str(control.get("label", f"{index + 1}"))
@@ -82,18 +119,18 @@ def _read_markups_json(text: str, path: Path) -> tuple[np.ndarray, list[str]]:
             raise InputError(f"{path}: point '{label}' has no position (not placed): place it or delete it")
         points.append(position)
         labels.append(label)
-    return _to_ras(points, system), labels
+    return _to_ras(points, system), labels, described
 
 
-def _read_fcsv(text: str, path: Path) -> tuple[np.ndarray, list[str]]:
-    system, columns = "RAS", FCSV_COLUMNS
+def _read_fcsv(text: str, path: Path) -> tuple[np.ndarray, list[str], PointsSystem]:
+    system, columns, given = "RAS", FCSV_COLUMNS, None
     rows = []
     for line in text.splitlines():
         stripped = line.strip()
         if stripped.startswith("#"):
             key, _, value = stripped.lstrip("#").partition("=")
             if key.strip().lower() == "coordinatesystem":
-                system = _system(value, path)
+                system, given = _system(value, path), value.strip()
             elif key.strip().lower() == "columns":
                 columns = [c.strip().lower() for c in value.split(",")]
         elif stripped:
@@ -111,10 +148,15 @@ def _read_fcsv(text: str, path: Path) -> tuple[np.ndarray, list[str]]:
             raise InputError(f"{path}: point line {number} has no x, y, z numbers: fix or delete that line") from None
         label = row[label_column] if label_column is not None and label_column < len(row) else ""
         labels.append(label or f"{number}")
-    return _to_ras(points, system), labels
+    other = "RAS" if system == "LPS" else "LPS"
+    declared = (
+        f"its '# CoordinateSystem = {given}' line" if given else "it has no '# CoordinateSystem' line (RAS assumed)"
+    )
+    fix = f"{'change' if given else 'add'} the line '# CoordinateSystem = {other}' in {path.name}"
+    return _to_ras(points, system), labels, PointsSystem(path.name, system, declared, fix)
 
 
-def _read_csv(text: str, path: Path) -> tuple[np.ndarray, list[str]]:
+def _read_csv(text: str, path: Path) -> tuple[np.ndarray, list[str], PointsSystem]:
     reader = csv.reader(io.StringIO(text))
     header = [c.strip().lower() for c in next(reader, [])]
     for names, system in ((("x", "y", "z"), "RAS"), (("r", "a", "s"), "RAS"), (("l", "p", "s"), "LPS")):
@@ -133,7 +175,10 @@ def _read_csv(text: str, path: Path) -> tuple[np.ndarray, list[str]]:
         except (IndexError, ValueError):
             raise InputError(f"{path}: line {number} has no {', '.join(names)} numbers: fix or delete it") from None
         labels.append(row[label_column].strip() if label_column is not None else f"{len(labels) + 1}")
-    return _to_ras(points, system), labels
+    declared = f"its columns {','.join(names)}"
+    instead = "l,p,s" if system == "RAS" else "x,y,z"
+    fix = f"name the columns {instead} instead of {','.join(names)} in {path.name}"
+    return _to_ras(points, system), labels, PointsSystem(path.name, system, declared, fix)
 
 
 def write_points_csv(path: str | os.PathLike, points_ras: np.ndarray, labels: Sequence[str] | None = None) -> None:
