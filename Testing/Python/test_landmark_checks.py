@@ -12,9 +12,10 @@ from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.core.images import write_image
 from MultimodalRegistrationLib.core.phantom import rigid_transform
 from MultimodalRegistrationLib.core.transforms import Transform, lps_ras_points
-from MultimodalRegistrationLib.landmarks.checks import check_points_inside, swapped_rms
+from MultimodalRegistrationLib.landmarks.bounds import check_points_inside
 from MultimodalRegistrationLib.landmarks.fit import fit_landmarks
 from MultimodalRegistrationLib.landmarks.models import fit_rms
+from MultimodalRegistrationLib.landmarks.pairing import swapped_rms
 from MultimodalRegistrationLib.landmarks.points_io import read_points_file, write_points_csv
 
 TRUTH = rigid_transform(20.0, (1.0, 2.0, 3.0), (10.0, -5.0, 8.0))  # fixed -> moving, LPS mm

@@ -146,7 +146,7 @@ def command_qa(arguments: argparse.Namespace) -> int:
         check_output_path(arguments.summary, "summary", (".json",))
     from ..core.images import read_image
     from ..core.transforms import Transform, lps_ras_points
-    from ..landmarks.checks import check_points_inside
+    from ..landmarks.bounds import check_points_inside
     from ..landmarks.points_io import read_points_file
     from ..process.stability import assess_with_restarts
     from ..qa.assess import write_qa_outputs

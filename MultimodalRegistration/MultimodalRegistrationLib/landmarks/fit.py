@@ -8,7 +8,8 @@ Types: ``translation``; ``rigid`` (closed-form least squares, reflections exclud
 ``thin_plate_spline``) exported as a displacement field. Every fit comes with its residuals, the
 fiducial registration error (FRE) and a leave-one-out target error, plus plain-language warnings.
 
-The models live in :mod:`.models`, the sanity checks in :mod:`.checks`; this file
+The models live in :mod:`.models`, the sanity checks in :mod:`.checks` (the points' geometry),
+:mod:`.pairing` (swaps, mirror, outliers, scale) and :mod:`.bounds` (points inside their image); this file
 pairs the points, runs the fit and the checks, and reports residuals and leave-one-out errors.
 """
 
@@ -27,14 +28,8 @@ import SimpleITK as sitk
 from ..core.errors import InputError
 from ..core.files import write_atomically
 from ..core.transforms import Transform, lps_ras_points
-from .checks import (
-    check_points_inside,
-    check_shape,
-    duplicate_warnings,
-    pairing_warnings,
-    symmetry_warnings,
-    undetermined,
-)
+from .bounds import check_points_inside
+from .checks import check_shape, duplicate_warnings, symmetry_warnings, undetermined
 from .models import (
     KINDS,
     MIN_POINTS,
@@ -46,6 +41,7 @@ from .models import (
     rms,
     tps_displacement_field,
 )
+from .pairing import pairing_warnings
 from .points_io import PointsSystem
 
 __all__ = ["KINDS", "LandmarkFit", "PointResidual", "fit_landmarks", "pair_points"]

@@ -1,0 +1,72 @@
+"""Points inside their image (LPS mm): refuse a list that lies wholly outside, name the points that lie
+outside, and say when flipping RAS<->LPS would bring them inside, with the fix for the points file.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..core.errors import InputError
+from .models import distance_outside
+from .points_io import PointsSystem
+
+RAS_LPS_FLIP = np.array([-1.0, -1.0, 1.0])  # RAS <-> LPS
+
+
+def check_points_inside(
+    points_lps: np.ndarray,
+    image: sitk.Image | None,
+    labels: list[str],
+    role: str,
+    system: PointsSystem | None = None,
+) -> list[str]:
+    """Refuse points that all lie outside their image; name those outside (a warning) when only some do.
+
+    Every point outside is the classic wrong-file or RAS/LPS mistake, and nothing computed from such
+    points means anything: :class:`InputError`. When the points would lie inside after flipping RAS<->LPS
+    (negating x and y), the message says so, with the fix for the file that ``system`` describes (how
+    the points file declared its coordinates, from :func:`.points_io.read_points_file`). ``image``
+    None, or not 3D: no check.
+    """
+    points_lps = np.asarray(points_lps, float).reshape(-1, 3)
+    if image is None or image.GetDimension() != 3 or not len(points_lps):
+        return []
+    distance = distance_outside(points_lps, image)
+    outside = np.flatnonzero(distance > 0)
+    if not len(outside):
+        return []
+    flip_fits = not np.any(distance_outside(points_lps * RAS_LPS_FLIP, image) > 0)
+    if len(outside) == len(points_lps):
+        problem = (
+            f"all {len(points_lps)} {role} points lie outside the {role} image "
+            f"(the nearest {distance.min():.1f} mm beyond its edge)"
+        )
+        if flip_fits:
+            raise InputError(
+                f"{problem}, but inside it after flipping RAS<->LPS (negating x and y): {_flip_fix(system)}"
+            )
+        raise InputError(
+            f"{problem}: the points were placed on another image, or on this one while a transform moved it; "
+            f"check that the {role} points and the {role} image belong together, and harden any transform in "
+            "Slicer before exporting the points"
+        )
+    names = ", ".join(f"'{labels[i]}'" for i in outside)
+    message = f"{role} points {names} lie outside the {role} image (up to {distance.max():.1f} mm beyond its edge): "
+    if flip_fits:
+        return [message + f"all of them lie inside it after flipping RAS<->LPS (negating x and y): {_flip_fix(system)}"]
+    return [
+        message + "they were probably placed on another volume, or the volume moved after placing; "
+        f"check the {role} list"
+    ]
+
+
+def _flip_fix(system: PointsSystem | None) -> str:
+    """The cause and the fix of points mirrored through RAS<->LPS, for the file ``system`` describes."""
+    export = "export the points from Slicer as .mrk.json or .fcsv, which record their coordinate system"
+    if system is None:
+        return f"the coordinates are probably LPS read as RAS, or the reverse; {export}"
+    return (
+        f"the coordinates are {system.other} but {system.name} says {system.system} ({system.declared}); "
+        f"{system.fix}, or {export}"
+    )
