@@ -10,15 +10,17 @@
    pose is the start. The users' masks count from here on (steps 1 and 2 see whole images).
 Mirrored (improper) poses go through the same steps, and each side also tries the other's best
 pose reflected through the fixed anatomy's planes (a nearly symmetric head fits both). When a
-mirrored pose still explains the images clearly better than every rotation, an image header is
-probably flipped: the search stops and says which axis (:mod:`.mirror`). A slab (thinner than 40 mm) is exempt,
+mirrored pose still explains the images better than every rotation by a margin well above this
+pair's metric noise, an image header is probably flipped: the search stops and says which axis
+(:mod:`.mirror`); within the noise (a low-information pair: ultrasound, a small field of view), it
+warns and goes on with the best rotation. A slab (thinner than 40 mm) is exempt,
 and its search keeps near the images' own orientation, since intensities cannot fix its tilt.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import SimpleITK as sitk
@@ -29,7 +31,7 @@ from ..core.rotations import rotation_angle_deg
 from ..core.transforms import Transform
 from .centres import centre_alignment
 from .coarse import CoarseImage
-from .mirror import mirror_twins, raise_if_mirrored
+from .mirror import MirrorMargin, mirror_margin, mirror_twins, mirror_verdict
 from .pose_grid import candidate_poses
 from .pose_scorer import PoseScorer
 from .pose_search import distinct_poses, local_search
@@ -61,6 +63,8 @@ class AnyPoseResult:
     evaluations: int  # metric evaluations in all
     seconds: float
     mirror_checked: bool = True  # False when asked, or for a slab
+    mirror: MirrorMargin | None = None  # the mirrored pose's margin over the best rotation, when judged
+    warnings: list[str] = field(default_factory=list)  # e.g. a mirrored pose winning within the noise
 
     def summary(self) -> dict:
         """JSON-ready numbers for provenance."""
@@ -72,6 +76,8 @@ class AnyPoseResult:
             "evaluations": self.evaluations,
             "seconds": round(self.seconds, 3),
             "mirror_checked": self.mirror_checked,
+            "mirror": self.mirror.summary() if self.mirror is not None else None,
+            "warnings": list(self.warnings),
         }
 
 
@@ -90,9 +96,11 @@ def search_any_pose(
     ``prior`` (linear, fixed -> moving) is applied after the searched pose: the result is
     ``prior @ pose``. ``max_rotation_deg`` (degrees, relative to the prior) keeps the search to
     rotations within that angle, for images known to be roughly aligned: fewer poses to score.
-    Raises :class:`InputError` when a mirrored pose explains the images clearly better than any
-    rotation (``check_mirror``; never for a slab thinner than SLAB_MM, which fits its mirror
-    image as well; a slab's search also keeps within SLAB_ROTATION_DEG).
+    Raises :class:`InputError` when a mirrored pose explains the images better than any rotation
+    by a margin well above this pair's metric noise (``check_mirror``; never for a slab thinner
+    than SLAB_MM, which fits its mirror image as well; a slab's search also keeps within
+    SLAB_ROTATION_DEG). A mirrored pose that wins within the noise leaves a warning in the
+    result's ``warnings``, and the best rotation is the start.
     """
     started = time.perf_counter()
     if prior is not None and not prior.is_linear:
@@ -175,7 +183,10 @@ def search_any_pose(
         seconds=time.perf_counter() - started,
         mirror_checked=judge_mirror,
     )
-    if judge_mirror:
-        mirrored_pose = None if mirrored is None else total(mirrored[None])[0]
-        raise_if_mirrored(result.mirrored_metric, result.metric, mirrored_pose, moving)
+    if judge_mirror and mirrored is not None:
+        mirrored_pose = total(mirrored[None])[0]
+        result.mirror = mirror_margin(
+            fine_score, mirrored_pose, result.transform.matrix, mirrored_metric, result.metric
+        )
+        result.warnings += mirror_verdict(result.mirror, mirrored_pose, moving)
     return result
