@@ -226,8 +226,5 @@ def test_the_low_information_pair_registers_from_the_rotation(ultrasound_case, u
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False, reason="registration/initialize.py does not yet pass the search's warnings on to StartingPoses"
-)
 def test_the_warning_reaches_the_registration_summary(ultrasound_registered):
     assert any("a mirrored pose scores" in warning for warning in ultrasound_registered.summary().warnings)

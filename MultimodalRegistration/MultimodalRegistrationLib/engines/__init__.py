@@ -56,12 +56,13 @@ def _logs_in(workdir: Path) -> str:
 def engine_hint(message: str) -> str:
     """Turn an engine's error text into advice a user can act on."""
     lowered = message.lower()
-    if "too many samples map outside" in lowered or "joint pdf summed to zero" in lowered:
+    if any(text in lowered for text in ("too many samples map outside", "joint pdf summed to zero",
+                                        "all samples map outside")):  # fmt: skip
         return (
-            "the images barely overlap after initialisation: prealign with landmarks (mmreg prealign), "
-            "crop both to the common region, or use --init any-pose"
+            "the images, or their masks, barely overlap during the run: prealign with landmarks (mmreg prealign), "
+            "crop both to the common region, or give masks that cover the same anatomy"
         )
-    if "could not find enough image samples" in lowered or "mask" in lowered:
+    if any(text in lowered for text in ("could not find enough image samples", "sampledpointset")):
         return "the mask is too small for the sampler: crop the image instead of masking, or enlarge the mask"
     if "memory" in lowered or "bad_alloc" in lowered:
         return "not enough memory: downsample the larger image (mmreg prep --downsample-to MM)"

@@ -141,6 +141,11 @@ def run(fixed, moving, preset: Preset, fixed_mask, moving_mask, initial: Transfo
     log = log_path.read_text(errors="replace")
     if status != 0:
         raise RuntimeError(f"antsRegistration exited with {status}: {log.strip()[-1500:]}")
+    if "Exception caught" in log:
+        # antsRegistration reports some failures (no samples in the mask, none inside the moving image)
+        # only in its log, exits 0 and leaves its start as the result: never pass that off as a result.
+        caught = log[log.index("Exception caught"):].strip()
+        raise RuntimeError(f"antsRegistration stopped: {caught[:1500]}")
     registered = time.perf_counter()
     # The composite already holds the initial transform (antsRegistration folds it in).
     transform = Transform.read(f"{prefix}Composite.h5")

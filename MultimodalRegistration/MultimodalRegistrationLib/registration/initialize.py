@@ -117,4 +117,4 @@ def starting_poses(
         joined = same_start(search.transform, search.centre_transform, center)
         if not (joined or same_start(search.transform, before, center)):
             poses.append(("centre", before))
-    return StartingPoses(poses=poses, before=before, search=search)
+    return StartingPoses(poses=poses, before=before, search=search, warnings=list(search.warnings))

@@ -21,7 +21,8 @@ from ..core.transforms import Transform
 from ..core.version import __version__
 from ..engines import run_engine
 from ..engines.presets import load_preset
-from .initialize import starting_poses
+from .initialize import same_start, starting_poses
+from .mask_start import check_fixed_mask_size, mask_aware_starts, mask_centroid
 from .summary import Provenance, RegistrationSummary
 
 # What the summary calls the metric: the one mutual information of core/metric.py.
@@ -98,6 +99,48 @@ def check_linear_result(transform: Transform, preset_name: str) -> None:
         )
 
 
+def _reason(error: Exception) -> str:
+    """The line of an engine error that says what went wrong (ITK's "Description:"), else its first line."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
+    described = [line.split("Description:", 1)[1].strip() for line in lines if "Description:" in line]
+    return described[0] if described else lines[0]
+
+
+def _runs_that_overlap(starts, fixed: sitk.Image, moving: sitk.Image, warnings: list[str]) -> list:
+    """The starts at which the images overlap: one that leaves them apart makes every engine fail;
+    skip it (with a warning), and stop if none is left."""
+    overlaps = [overlap_fraction(fixed, moving, pose) for _, pose in starts.poses]
+    runs = [(name, pose) for (name, pose), overlap in zip(starts.poses, overlaps) if overlap >= MIN_OVERLAP]
+    if not runs:
+        fix = "prealign with landmarks (FiducialPrealign or mmreg prealign)"
+        if starts.search is None:
+            fix += " or use --init any-pose"
+        raise InputError(
+            f"images do not overlap: {fix} (only {max(overlaps):.0%} of the fixed image maps into the moving image)"
+        )
+    warnings += [
+        f"skipped the {name} start: only {overlap:.0%} of the fixed image maps into the moving image there"
+        for (name, _), overlap in zip(starts.poses, overlaps) if overlap < MIN_OVERLAP
+    ]  # fmt: skip
+    return runs
+
+
+def _runs_for_masks(poses, fixed, moving, recipe, masks: dict, warnings: list[str], seed: int) -> list:
+    """With masks, the engine samples the fixed mask (the whole fixed image without one) and counts
+    a sample only inside the moving image and mask: the starts where enough of them land, moved
+    onto the mask centroids where too few did (see :mod:`.mask_start`); two that became one run once."""
+    checked = mask_aware_starts(poses, fixed, moving, recipe, masks.get("fixed mask"), masks.get("moving mask"), seed)
+    warnings += checked.warnings
+    fixed_mask = masks.get("fixed mask")
+    center = mask_centroid(fixed_mask) if fixed_mask is not None else physical_center(fixed)
+    runs: list = []
+    for name, pose in checked.runs:
+        if any(pose.is_linear and kept.is_linear and same_start(pose, kept, center) for _, kept in runs):
+            continue
+        runs.append((name, pose))
+    return runs
+
+
 def register(
     fixed: sitk.Image,
     moving: sitk.Image,
@@ -145,9 +188,10 @@ def register(
         coverage = mask_coverage(masks[role])
         if coverage < MIN_MASK_COVERAGE:
             warnings.append(
-                f"{role} covers {coverage:.0%} of the image: crop the image to the region instead, "
+                f"{role} covers {coverage:.1%} of the image: crop the image to the region instead, "
                 "or the sampler may not find enough samples"
             )
+    check_fixed_mask_size(recipe, fixed, masks.get("fixed mask"))  # before the search: refused at once
     clock = lap("checks_s", started)
 
     report(0.01, "finding the starting pose")
@@ -156,20 +200,10 @@ def register(
         max_rotation_deg=max_rotation_deg, seed=seed,
     )  # fmt: skip
     warnings += starts.warnings
-    # A start that leaves the images apart makes every engine fail: skip it, and stop if none is left.
-    overlaps = [overlap_fraction(fixed, moving, pose) for _, pose in starts.poses]
-    runs = [(name, pose) for (name, pose), overlap in zip(starts.poses, overlaps) if overlap >= MIN_OVERLAP]
-    if not runs:
-        fix = "prealign with landmarks (FiducialPrealign or mmreg prealign)"
-        if starts.search is None:
-            fix += " or use --init any-pose"
-        raise InputError(
-            f"images do not overlap: {fix} (only {max(overlaps):.0%} of the fixed image maps into the moving image)"
-        )
-    warnings += [
-        f"skipped the {name} start: only {overlap:.0%} of the fixed image maps into the moving image there"
-        for (name, _), overlap in zip(starts.poses, overlaps) if overlap < MIN_OVERLAP
-    ]  # fmt: skip
+    if masks:
+        runs = _runs_for_masks(starts.poses, fixed, moving, recipe, masks, warnings, seed)
+    else:
+        runs = _runs_that_overlap(starts, fixed, moving, warnings)
     clock = lap("init_s", clock)
 
     report(0.04, "metric before")
@@ -209,7 +243,7 @@ def register(
             # With two starts, one failing run does not spoil the other's result.
             if error.log:
                 logs.append(f"=== {engine} {recipe.name} from the {name} start (failed) ===\n{error.log}")
-            tried.append({"start": name, "error": str(error).splitlines()[0]})
+            tried.append({"start": name, "error": _reason(error)})
             failure = failure or error
             clock = lap("engine_s", clock)
             continue
