@@ -70,6 +70,8 @@ class NodeRegistration(NodeJob):
             "seconds": summary.seconds,
             "metricBefore": round(summary.metric_before, 6),
             "metricAfter": round(summary.metric_after, 6),
+            "kept": provenance.kept or "result",
+            "keptReason": provenance.kept_reason or "",
         }
         for key, value in attributes.items():
             node.SetAttribute(ATTRIBUTE_PREFIX + key, str(value))

@@ -32,6 +32,14 @@ Progress = Callable[..., None]  # (fraction 0..1, stage name, **details)
 # Below this fraction of the fixed image mapping into the moving image, no metric can work.
 MIN_OVERLAP = 0.02
 
+# "Never worse than the start": a result whose mutual information falls more than this (nats) below
+# that of the start it ran from is not kept. The same value as QA's triage tolerance (qa/triage.py
+# METRIC_TOLERANCE_NATS, not imported: registration does not depend on qa), which is about what a
+# fraction of a millimetre off the truth costs (see core/metric.py).
+KEEP_TOLERANCE_NATS = 0.005
+# Grid (mm) on which a nonlinear result's Jacobian determinant is checked for folding: coarse, cheap.
+FOLDING_CHECK_SPACING_MM = 4.0
+
 
 @dataclass
 class RegistrationResult:
@@ -97,6 +105,52 @@ def check_linear_result(transform: Transform, preset_name: str) -> None:
             f"the {preset_name} result collapsed or exploded (scales {np.round(singular, 3).tolist()})",
             hint="use the rigid preset, mask the anatomy, or prealign with landmarks",
         )
+
+
+def minimum_jacobian(transform: Transform, fixed: sitk.Image, spacing_mm: float = FOLDING_CHECK_SPACING_MM) -> float:
+    """The smallest Jacobian determinant of ``transform`` (fixed -> moving) over the fixed image's extent,
+    sampled on a grid about ``spacing_mm`` wide; a value <= 0 means the transform folds space there."""
+    size = np.asarray(fixed.GetSize())
+    extent = (size - 1) * np.asarray(fixed.GetSpacing())
+    grid_size = np.maximum(np.ceil(extent / spacing_mm).astype(int) + 1, 3)
+    grid_spacing = np.where(extent > 0, extent / np.maximum(grid_size - 1, 1), spacing_mm)
+    field = sitk.TransformToDisplacementField(
+        transform.sitk,
+        sitk.sitkVectorFloat64,
+        [int(n) for n in grid_size],
+        fixed.GetOrigin(),
+        [float(s) for s in grid_spacing],
+        fixed.GetDirection(),
+    )
+    determinant = sitk.DisplacementFieldJacobianDeterminant(field)
+    return float(sitk.GetArrayViewFromImage(determinant).min())
+
+
+def _keep_or_start(
+    output, metric_after: float, metric_start: float, fixed: sitk.Image, recipe, engine: str
+) -> tuple[str, str]:
+    """("result", "") when the result is no worse than its start; else ("start", the reason).
+
+    The rule holds for every result, linear or not: its mutual information may not fall more than
+    KEEP_TOLERANCE_NATS below the start's, and a nonlinear one must not fold (Jacobian determinant > 0).
+    Falling back to an earlier stage of a multi-stage preset (its rigid stage before the B-spline) is
+    not done here: the engines return only the final transform, so the fallback is the start itself.
+    """
+    what = f"the {engine} {recipe.name} result"
+    hint = "try the rigid preset or landmarks" if not recipe.is_linear else "try another start, a mask or landmarks"
+    if metric_after < metric_start - KEEP_TOLERANCE_NATS:
+        return "start", (
+            f"{what} agrees less than its start (mutual information {metric_after:.3f} < {metric_start:.3f} nats): "
+            f"kept the start; {hint}"
+        )
+    if not output.transform.is_linear:
+        smallest = minimum_jacobian(output.transform, fixed)
+        if smallest <= 0:
+            return "start", (
+                f"{what} folds space (Jacobian determinant down to {smallest:.3f} <= 0 on a "
+                f"{FOLDING_CHECK_SPACING_MM:g} mm grid): kept the start; {hint}"
+            )
+    return "result", ""
 
 
 def _reason(error: Exception) -> str:
@@ -259,6 +313,15 @@ def register(
         raise failure
     metric_after, start_name, start, output = best
     warnings += [f"the engine failed from the {run['start']} start: {run['error']}" for run in tried if "error" in run]
+    # Never worse than the start: the chosen run's result against the pose it started from.
+    metric_start = mutual_information(fixed, moving, start, masks.get("fixed mask"))
+    kept, kept_reason = _keep_or_start(output, metric_after, metric_start, fixed, recipe, engine)
+    transform, inverse = output.transform, output.inverse
+    if kept == "start":
+        warnings.append(kept_reason)
+        transform, metric_after = start, metric_start
+        inverse = start.inverse() if start.is_linear else None
+    clock = lap("keep_check_s", clock)
     timings.update(output.timings)
     seconds = time.perf_counter() - started
     sources = sources or {}
@@ -285,11 +348,13 @@ def register(
         fixed_mask=sources.get("fixed_mask") if fixed_mask is not None else None,
         moving_mask=sources.get("moving_mask") if moving_mask is not None else None,
         timings_s=timings,
+        kept=kept,
+        kept_reason=kept_reason,
     )
     report(1.0, "done")
     return RegistrationResult(
-        transform=output.transform,
-        inverse=output.inverse,
+        transform=transform,
+        inverse=inverse,
         metric_before=metric_before,
         metric_after=metric_after,
         seconds=seconds,

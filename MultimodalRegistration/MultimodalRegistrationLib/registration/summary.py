@@ -9,7 +9,7 @@ attributes, terminal). Its JSON form, written by ``mmreg register --json``, keep
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 
 from ..core.records import Record
 
@@ -19,7 +19,8 @@ class Provenance(Record):
     """How a result was made: engine and versions, choices, where it started, inputs, timings (s).
 
     Matrices are fixed -> moving in LPS mm; ``fixed`` and ``moving`` describe the images (size,
-    spacing in mm, origin in LPS mm, pixel type, source file).
+    spacing in mm, origin in LPS mm, pixel type, source file). ``kept`` is "result", or "start" when
+    the result agreed less than its start or folded (``kept_reason`` says which, with the numbers).
     """
 
     engine: str
@@ -44,13 +45,16 @@ class Provenance(Record):
     fixed_mask: str | None
     moving_mask: str | None
     timings_s: dict[str, float] = field(default_factory=dict)
+    kept: str = "result"
+    kept_reason: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, record: dict) -> "Provenance":
-        return cls(**{f.name: record.get(f.name) for f in fields(cls)})
+        # A key missing from an older record takes its field's default (``kept``: "result"), else None.
+        return cls(**{f.name: record.get(f.name, None if f.default is MISSING else f.default) for f in fields(cls)})
 
 
 @dataclass
