@@ -128,7 +128,9 @@ def test_the_slicer_batch_script_writes_the_same_files(tmp_path):
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert run.returncode == 1, run.stderr
     rows = list(csv.DictReader(open(tmp_path / "out" / "batch.csv")))
-    assert [(row["case"], row["status"], row["verdict"], row["kind"]) for row in rows] == [("broken", "failed", "failed", "input")]
+    assert [(row["case"], row["status"], row["verdict"], row["kind"]) for row in rows] == [
+        ("broken", "failed", "failed", "input")
+    ]
     assert "could not be read" in rows[0]["message"] and (tmp_path / "out" / "report.html").is_file()
     bad = subprocess.run([sys.executable, str(script), str(tmp_path / "none.csv"), "--output-dir", str(tmp_path / "x")],
                          capture_output=True, text=True, timeout=120)  # fmt: skip

@@ -18,15 +18,20 @@ def add_batch_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "batch", help="register every case of a CSV manifest (case,fixed,moving,...) with QA and triage; resumable"
     )
-    parser.add_argument("manifest", help="CSV: case,fixed,moving[,fixed_mask,moving_mask,initial_transform,"
-                                         "fixed_points,moving_points,engine,preset,init]; paths relative to it")  # fmt: skip
+    parser.add_argument(
+        "manifest",
+        help="CSV: case,fixed,moving[,fixed_mask,moving_mask,initial_transform,fixed_points,moving_points,"
+        "engine,preset,init]; paths relative to it",
+    )
     parser.add_argument("--output-dir", required=True, help="one folder per case, batch.csv and report.html")
     parser.add_argument("--engine", choices=ENGINES, help="default engine for rows that name none")
     parser.add_argument("--preset", help=f"default preset (default {DEFAULT_PRESET})")
     parser.add_argument("--init", choices=INIT_METHODS, help=f"default start (default {DEFAULT_INIT})")
     parser.add_argument("--seed", type=int, help="random seed for every case (default: fixed)")
     parser.add_argument("--workers", type=int, help="warm local workers (default: one per two cores)")
-    parser.add_argument("--threads", type=int, help="engine threads per worker")
+    parser.add_argument(
+        "--threads", type=int, help="engine threads per worker (default: the cores shared among the workers; 1 on Dask)"
+    )
     parser.add_argument("--timeout", type=float, metavar="S", help="stop a case after S seconds")
     parser.add_argument("--stability", type=int, default=0, metavar="K", help="K perturbed restarts per case (QA)")
     parser.add_argument("--output-volume", action="store_true", help="also write each resampled moving image")

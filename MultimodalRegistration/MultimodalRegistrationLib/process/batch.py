@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -79,20 +79,23 @@ def execute_case(job: dict, timeout_s: float | None = None, python: str | None =
     while True:
         attempts += 1
         worker = _warm_worker(python)
+        running = worker.run(case)
         try:
-            result = worker.run(case).wait(timeout=timeout_s)
+            result = running.wait(timeout=timeout_s)
         except WorkerFailure as failure:
             crashed = failure.kind == "internal" and not worker.alive
             if crashed and attempts < 2:
                 continue  # a crashed worker gets one more try, in a fresh worker
             verdict = triage_case(None, None, failure.message)
-            record = CaseRecord(case.case, "failed", digest, round(time.monotonic() - started, 3), failure.kind,
-                                str(failure), attempts, verdict=verdict.to_dict())  # fmt: skip
+            record = CaseRecord(
+                case.case, "failed", digest, round(time.monotonic() - started, 3), failure.kind, str(failure),
+                attempts, verdict=verdict.to_dict(), worker=running.worker_info,
+            )  # fmt: skip
             break
         record = CaseRecord(
             case.case, "ok", digest, round(time.monotonic() - started, 3), attempts=attempts,
             outputs={name: os.path.relpath(path, folder) for name, path in result["outputs"].items()},
-            summary=result["summary"], qa=result["qa"], verdict=result["verdict"],
+            summary=result["summary"], qa=result["qa"], verdict=result["verdict"], worker=running.worker_info,
         )  # fmt: skip
         break
     text = json.dumps(record.to_dict(), indent=2)
@@ -155,8 +158,9 @@ def _run_dask(jobs: list[CaseJob], address: str, timeout_s, python, on_case) -> 
     client, cluster = _dask_client(address)
     try:
         futures = [
-            client.submit(execute_case, job.to_json(), timeout_s, python,
-                          key=f"mmreg-{job.case}-{case_hash(job)}", pure=False)  # fmt: skip
+            client.submit(
+                execute_case, job.to_json(), timeout_s, python, key=f"mmreg-{job.case}-{case_hash(job)}", pure=False
+            )  # fmt: skip
             for job in jobs
         ]
         for future in dask_completed(futures):
@@ -186,6 +190,12 @@ def run_batch(
     """
     output_dir = Path(output_dir)
     jobs = read_manifest(manifest, output_dir, defaults)
+    count = workers or max(1, (os.cpu_count() or 2) // 2)
+    if (defaults or {}).get("threads") is None:
+        # Share the cores: N engines each using every core oversubscribe the machine (a Dask worker runs
+        # one case per thread: one engine thread each). Set before the resume check: threads are in the hash.
+        share = 1 if dask else max(1, (os.cpu_count() or 1) // count)
+        jobs = [replace(job, threads=job.threads or share) for job in jobs]
     output_dir.mkdir(parents=True, exist_ok=True)
     notify = on_case or (lambda record: None)
     records: dict[str, CaseRecord] = {}
@@ -207,7 +217,6 @@ def run_batch(
         if dask:
             _run_dask(todo, dask, timeout_s, python, finished)
         else:
-            count = workers or max(1, (os.cpu_count() or 2) // 2)
             _run_local(todo, min(count, len(todo)), timeout_s, python, finished)
     ordered = [records[job.case] for job in jobs]
     verdicts = cohort_verdicts(ordered)
@@ -255,5 +264,7 @@ def write_cohort_results(records: list[CaseRecord], verdicts: dict[str, dict], o
     table = output_dir / "batch.csv"
     write_atomically(table, lambda tmp: Path(tmp).write_text(buffer.getvalue(), encoding="utf-8"))
     report = output_dir / "report.html"
-    write_cohort_report(report, rows, {r.case: {k: str(output_dir / r.case / v) for k, v in r.outputs.items()} for r in records})
+    write_cohort_report(
+        report, rows, {r.case: {k: str(output_dir / r.case / v) for k, v in r.outputs.items()} for r in records}
+    )
     return {"table": str(table), "report": str(report)}

@@ -19,6 +19,8 @@ from .registration_job import run_registration_job
 from .worker import main as worker_main
 
 REGISTRATION_SHARE = 0.8
+# The cohort report's thumbnail: 2 mm pixels cost an eighth of a 1 mm montage and show a misregistration.
+THUMBNAIL_PIXEL_MM = 2.0
 
 
 def run_case_job(job: CaseJob, emit: Callable[[dict], None]) -> dict:
@@ -51,7 +53,9 @@ def run_case_job(job: CaseJob, emit: Callable[[dict], None]) -> dict:
         name: read_image(path, name.replace("_", " ")) if path else None
         for name, path in (("fixed_mask", job.fixed_mask), ("moving_mask", job.moving_mask))
     }
-    sources = {name: getattr(job, name) for name in ("fixed", "moving", "fixed_points", "moving_points") if getattr(job, name)}
+    sources = {
+        name: getattr(job, name) for name in ("fixed", "moving", "fixed_points", "moving_points") if getattr(job, name)
+    }
     report = assess_with_restarts(
         fixed, moving, transform, inverse=inverse, stability_restarts=job.stability,
         stability_options={"engine": job.engine, "preset": job.preset},
@@ -64,7 +68,7 @@ def run_case_job(job: CaseJob, emit: Callable[[dict], None]) -> dict:
         write_atomically(job.qa, lambda tmp: Path(tmp).write_text(json.dumps(qa, indent=2), encoding="utf-8"))
         outputs["qa"] = job.qa
     if job.checkerboard:
-        save_before_after(job.checkerboard, fixed, moving, Transform.identity(), transform)
+        save_before_after(job.checkerboard, fixed, moving, Transform.identity(), transform, THUMBNAIL_PIXEL_MM)
         outputs["checkerboard"] = job.checkerboard
     emit({"event": "progress", "fraction": 1.0, "stage": "done"})
     return {**result, "qa": qa, "verdict": verdict.to_dict(), "outputs": outputs}

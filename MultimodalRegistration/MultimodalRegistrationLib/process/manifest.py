@@ -48,6 +48,7 @@ class CaseRecord(Record):
     summary: dict | None = None
     qa: dict | None = None
     verdict: dict | None = None  # the case's own triage (:class:`..qa.triage.Verdict` as a dictionary)
+    worker: dict | None = None  # the warm worker that ran it: pid, jobs, engines it imported for this case
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -57,7 +58,9 @@ class CaseRecord(Record):
         return cls(**{f.name: record.get(f.name) for f in fields(cls) if f.name in record})
 
 
-def read_manifest(path: str | os.PathLike, output_dir: str | os.PathLike, defaults: dict | None = None) -> list[CaseJob]:
+def read_manifest(
+    path: str | os.PathLike, output_dir: str | os.PathLike, defaults: dict | None = None
+) -> list[CaseJob]:
     """One :class:`CaseJob` per row of the manifest, writing into ``output_dir/<case>/``.
 
     ``defaults`` (engine, preset, init, seed, threads, stability, output_volume: bool) apply to every
@@ -72,7 +75,9 @@ def read_manifest(path: str | os.PathLike, output_dir: str | os.PathLike, defaul
         rows = [{key.strip(): (value or "").strip() for key, value in row.items() if key} for row in reader]
     missing = [name for name in REQUIRED if name not in header]
     if missing:
-        raise InputError(f"manifest {path.name} lacks the column(s) {', '.join(missing)}: its header needs case,fixed,moving")
+        raise InputError(
+            f"manifest {path.name} lacks the column(s) {', '.join(missing)}: its header needs case,fixed,moving"
+        )
     unknown = [name for name in header if name not in COLUMNS]
     if unknown:
         raise InputError(f"manifest {path.name} has unknown column(s) {', '.join(unknown)}: use {', '.join(COLUMNS)}")
@@ -84,13 +89,19 @@ def read_manifest(path: str | os.PathLike, output_dir: str | os.PathLike, defaul
     for line, row in enumerate(rows, start=2):
         name = row.get("case", "")
         if not _CASE_NAME.match(name):
-            raise InputError(f"manifest {path.name} line {line}: case name '{name}' must be letters, digits, '.', '_' or '-'")
+            raise InputError(
+                f"manifest {path.name} line {line}: case name '{name}' must be letters, digits, '.', '_' or '-'"
+            )
         if name in seen:
-            raise InputError(f"manifest {path.name} line {line}: case '{name}' appears twice: give each case its own name")
+            raise InputError(
+                f"manifest {path.name} line {line}: case '{name}' appears twice: give each case its own name"
+            )
         seen.add(name)
         for required in ("fixed", "moving"):
             if not row.get(required):
-                raise InputError(f"manifest {path.name} line {line}: case '{name}' has no {required} image: fill the cell")
+                raise InputError(
+                    f"manifest {path.name} line {line}: case '{name}' has no {required} image: fill the cell"
+                )
         folder = Path(output_dir) / name
         options = {key: value for key, value in defaults.items() if value is not None}
         options.update({key: row[key] for key in CHOICES if row.get(key)})

@@ -86,6 +86,7 @@ class WarmWorker:
         self.process.start()
         self.current: WorkerJob | None = None
         self.jobs = 0
+        self.ready: dict | None = None  # the worker's "ready" event, once it has arrived
 
     @property
     def alive(self) -> bool:

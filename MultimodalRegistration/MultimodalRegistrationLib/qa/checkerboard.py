@@ -63,10 +63,10 @@ def _three_planes(volume: np.ndarray) -> np.ndarray:
 
 
 def checkerboard_montage(
-    fixed: sitk.Image, moving: sitk.Image, transform: Transform, squares: int = 8
+    fixed: sitk.Image, moving: sitk.Image, transform: Transform, squares: int = 8, pixel_mm: float | None = None
 ) -> np.ndarray:
-    """Three-plane checkerboard of fixed and resampled moving, as a uint8 array."""
-    grid = _display_grid(fixed)
+    """Three-plane checkerboard of fixed and resampled moving, as a uint8 array (``pixel_mm``: display pixel, mm)."""
+    grid = _display_grid(fixed, pixel_mm)
     fixed_display = display_grey(resample(fixed, grid, Transform.identity()))
     moving_display = display_grey(resample(moving, grid, transform))
     zz, yy, xx = np.indices(fixed_display.shape)
@@ -81,16 +81,21 @@ def save_before_after(
     moving: sitk.Image,
     before: Transform,
     after: Transform,
+    pixel_mm: float | None = None,
 ) -> None:
-    """Write a PNG: checkerboard before registration (top) and after (bottom)."""
-    save_checkerboard_rows(path, fixed, moving, [before, after])
+    """Write a PNG: checkerboard before registration (top) and after (bottom); ``pixel_mm`` coarsens a thumbnail."""
+    save_checkerboard_rows(path, fixed, moving, [before, after], pixel_mm)
 
 
 def save_checkerboard_rows(
-    path: str | os.PathLike, fixed: sitk.Image, moving: sitk.Image, transforms: list[Transform]
+    path: str | os.PathLike,
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    transforms: list[Transform],
+    pixel_mm: float | None = None,
 ) -> None:
     """Write a PNG with one three-plane checkerboard row per fixed -> moving transform, top to bottom."""
-    rows = [checkerboard_montage(fixed, moving, transform) for transform in transforms]
+    rows = [checkerboard_montage(fixed, moving, transform, pixel_mm=pixel_mm) for transform in transforms]
     width = max(row.shape[1] for row in rows)
     rows = [np.pad(row, ((0, 6), (0, width - row.shape[1]))) for row in rows]
     picture = sitk.GetImageFromArray(np.concatenate(rows, axis=0))
