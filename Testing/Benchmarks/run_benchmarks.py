@@ -95,7 +95,7 @@ def main() -> int:
     print("Targets (issue): registration <= 3 s, whole process <= 8 s, peak <= 0.8 GB, error <= 0.15 mm.")
     if "--core" in sys.argv[1:]:  # only the table above
         return 0
-    for script in ("bench_prep.py", "bench_anypose.py"):
+    for script in ("bench_prep.py", "bench_anypose.py", "bench_batch.py"):
         print(f"\n--- {script}\n", flush=True)
         subprocess.run([sys.executable, str(Path(__file__).with_name(script))], check=False)
     return 0
