@@ -65,30 +65,27 @@ def missing_moving(inputs: Path, out: Path) -> list[str]:
     return _register(fixed, inputs / "nope.nrrd", out)
 
 
+def _cut_short(path: Path, keep: Callable[[int], int]) -> Path:
+    """Write a valid moving image to ``path``, then keep only ``keep(length)`` of its bytes."""
+    write_image(_volume(seed=1), path)
+    data = path.read_bytes()
+    path.write_bytes(data[: keep(len(data))])
+    return path
+
+
 def truncated_nii_gz(inputs: Path, out: Path) -> list[str]:
-    fixed, moving = _pair(inputs)
-    whole = inputs / "moving.nii.gz"
-    write_image(_volume(seed=1), whole)
-    data = whole.read_bytes()
-    whole.write_bytes(data[: len(data) // 2])
-    return _register(fixed, whole, out)
+    fixed, _ = _pair(inputs)
+    return _register(fixed, _cut_short(inputs / "moving.nii.gz", lambda n: n // 2), out)
 
 
 def truncated_nii(inputs: Path, out: Path) -> list[str]:
     fixed, _ = _pair(inputs)
-    moving = inputs / "moving.nii"
-    write_image(_volume(seed=1), moving)
-    data = moving.read_bytes()
-    moving.write_bytes(data[: len(data) // 2])
-    return _register(fixed, moving, out)
+    return _register(fixed, _cut_short(inputs / "moving.nii", lambda n: n // 2), out)
 
 
 def downsample_truncated(inputs: Path, out: Path) -> list[str]:
     fixed, _ = _pair(inputs)
-    moving = inputs / "moving.mha"
-    write_image(_volume(seed=1), moving)
-    data = moving.read_bytes()
-    moving.write_bytes(data[: len(data) - 20000])
+    moving = _cut_short(inputs / "moving.mha", lambda n: n - 20000)
     return ["prep", "--fixed", str(fixed), "--moving", str(moving), "--downsample-to", "4", "--output-dir", str(out)]
 
 

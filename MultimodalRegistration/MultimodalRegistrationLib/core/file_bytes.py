@@ -195,24 +195,28 @@ def check_voxel_bytes(path: Path, role: str) -> VoxelBytes | None:
     sizes = "×".join(str(s) for s in layout.sizes)
     holder = "the header" if layout.data == path else layout.data.name
     stored = layout.data.stat().st_size - layout.start
+
+    def after(found: str) -> str:
+        return f"only {found} follow the header" if layout.data == path else f"{holder} holds only {found}"
+
     if layout.encoding == "raw":
         present = stored if layout.at_end else stored - layout.skip
         if present < layout.expected:
             promised, found = _amounts(layout.expected, present)
-            after = f"only {found} follow the header" if layout.data == path else f"{holder} holds only {found}"
             raise InputError(
                 f"{role} file {path} is shorter than its header says: the header describes {sizes} voxels "
-                f"({promised}) but {after}: the file was cut short in a copy or download (or by a failed export); "
+                f"({promised}) but {after(found)}: the file was cut short in a copy or download "
+                "(or by a failed export); "
                 "copy or export it again"
             )
         return layout
     if layout.encoding == "zlib" and layout.compressed_size is not None:
         if stored < layout.compressed_size:
             promised, found = _amounts(layout.compressed_size, stored)
-            after = f"only {found} follow the header" if layout.data == path else f"{holder} holds only {found}"
             raise InputError(
                 f"{role} file {path} is shorter than its header says: the header promises {promised} of compressed "
-                f"voxels but {after}: the file was cut short in a copy or download; copy or download the file again"
+                f"voxels but {after(found)}: the file was cut short in a copy or download; "
+                "copy or download the file again"
             )
         return layout
     wanted = layout.skip + layout.expected

@@ -16,6 +16,7 @@ import json
 import os
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -159,7 +160,12 @@ def _run_dask(jobs: list[CaseJob], address: str, timeout_s, python, on_case) -> 
     try:
         futures = [
             client.submit(
-                execute_case, job.to_json(), timeout_s, python, key=f"mmreg-{job.case}-{case_hash(job)}", pure=False
+                execute_case,
+                job.to_json(),
+                timeout_s,
+                python,
+                key=f"mmreg-{job.case}-{uuid.uuid4().hex[:8]}",
+                pure=False,
             )  # fmt: skip
             for job in jobs
         ]
