@@ -62,7 +62,7 @@ def write_cohort(folder: Path, good: int, broken: bool = True, **phantom) -> tup
         write_image(no_anatomy(pair.moving), folder / "noise.nrrd")
         rows.append(f"other_anatomy,pose{good - 1:02d}_ct.nrrd,noise.nrrd")
         (folder / "unreadable.nrrd").write_bytes(b"NRRD0004\nthis is not an image\n")
-        rows.append(f"unreadable,pose00_ct.nrrd,unreadable.nrrd")
+        rows.append("unreadable,pose00_ct.nrrd,unreadable.nrrd")
         truths.update({"mirrored": None, "other_anatomy": None, "unreadable": None})
     manifest = folder / "manifest.csv"
     manifest.write_text("\n".join(rows) + "\n")

@@ -25,6 +25,17 @@ def small_pair():
 
 
 @pytest.fixture(scope="session")
+def pair_files(small_pair, tmp_path_factory):
+    """The small phantom pair as files: ct.nrrd (fixed) and mr.nrrd (moving)."""
+    from MultimodalRegistrationLib.core.images import write_image
+
+    folder = tmp_path_factory.mktemp("pair")
+    write_image(small_pair.fixed, folder / "ct.nrrd")
+    write_image(small_pair.moving, folder / "mr.nrrd")
+    return folder
+
+
+@pytest.fixture(scope="session")
 def rigid_results(small_pair):
     """One rigid registration per engine, shared by the tests that inspect results."""
     return {

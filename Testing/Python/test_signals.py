@@ -10,18 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from MultimodalRegistrationLib.core.images import write_image
 from MultimodalRegistrationLib.process.worker import library_root
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to find the worker")
-
-
-@pytest.fixture(scope="module")
-def pair_files(small_pair, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("pair")
-    write_image(small_pair.fixed, folder / "ct.nrrd")
-    write_image(small_pair.moving, folder / "mr.nrrd")
-    return folder
 
 
 def workers_in(folder: Path) -> list[int]:

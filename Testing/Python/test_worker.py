@@ -5,22 +5,12 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 from MultimodalRegistrationLib.core.images import write_image
-from MultimodalRegistrationLib.core.metric import shrink_to_spacing
 from MultimodalRegistrationLib.core.phantom import mean_error_mm
 from MultimodalRegistrationLib.core.progress import log_fraction
 from MultimodalRegistrationLib.core.transforms import Transform
 from MultimodalRegistrationLib.process.worker import EXIT_INPUT, WorkerFailure, WorkerJob, library_root
-
-
-@pytest.fixture(scope="module")
-def pair_files(small_pair, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("pair")
-    write_image(small_pair.fixed, folder / "ct.nrrd")
-    write_image(small_pair.moving, folder / "mr.nrrd")
-    return folder
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-_PARTIAL = ".partial-"
+PARTIAL_PREFIX = ".partial-"  # then the writing process id: <prefix><pid>-xxxx
 
 
 def _alive(pid: int) -> bool:
@@ -60,11 +60,11 @@ def write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> N
     """Call ``write(tmp_path)`` and move the finished file onto ``path`` in one step."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_orphans(path.parent, _PARTIAL)
+    remove_orphans(path.parent, PARTIAL_PREFIX)
     name = path.name.lower()
     # Keep the full suffix (.nii.gz) so the writer picks the right format.
     suffix = ".nii.gz" if name.endswith(".nii.gz") else (path.suffix or ".tmp")
-    fd, tmp = tempfile.mkstemp(prefix=f"{_PARTIAL}{os.getpid()}-", suffix=suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{PARTIAL_PREFIX}{os.getpid()}-", suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
         write(tmp)

@@ -65,14 +65,14 @@ def _clear(folder: Path) -> None:
         (folder / name).unlink(missing_ok=True)
 
 
-def execute_case(job: dict, timeout_s: float | None = None, python: str | None = None) -> dict:
+def execute_case(job: dict, digest: str, timeout_s: float | None = None, python: str | None = None) -> dict:
     """Run one case (a :class:`.jobs.CaseJob` as JSON) in this thread's warm worker; returns its
-    :class:`.manifest.CaseRecord` as a dictionary, also written as the case's ``case.json``."""
+    :class:`.manifest.CaseRecord` as a dictionary, also written as the case's ``case.json``. ``digest`` is
+    the job's :func:`.manifest.case_hash`, taken once by the batch for its resume check."""
     from ..qa.triage import triage_case
 
     case = CaseJob.from_json(job)
     folder = Path(case.output_transform).parent
-    digest = case_hash(case)
     folder.mkdir(parents=True, exist_ok=True)
     _clear(folder)
     started = time.monotonic()
@@ -104,9 +104,9 @@ def execute_case(job: dict, timeout_s: float | None = None, python: str | None =
     return record.to_dict()
 
 
-def _is_done(job: CaseJob) -> CaseRecord | None:
+def _is_done(job: CaseJob, digest: str) -> CaseRecord | None:
     record = read_done(Path(job.output_transform).parent)
-    if record is None or record.hash != case_hash(job):
+    if record is None or record.hash != digest:
         return None
     if record.status == "failed" and record.kind not in REPEATABLE:
         return None  # a crash or a time-out may not happen again
@@ -127,10 +127,10 @@ class BatchResult:
         return [record.case for record in self.records if record.status == "failed"]
 
 
-def _run_local(jobs: list[CaseJob], workers: int, timeout_s, python, on_case) -> None:
+def _run_local(jobs: list[tuple[CaseJob, str]], workers: int, timeout_s, python, on_case) -> None:
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mmreg-batch")
     try:
-        futures = [pool.submit(execute_case, job.to_json(), timeout_s, python) for job in jobs]
+        futures = [pool.submit(execute_case, job.to_json(), digest, timeout_s, python) for job, digest in jobs]
         for future in as_completed(futures):
             on_case(CaseRecord.from_dict(future.result()))
     except BaseException:
@@ -153,7 +153,7 @@ def _dask_client(address: str):
     return Client(address), None
 
 
-def _run_dask(jobs: list[CaseJob], address: str, timeout_s, python, on_case) -> None:
+def _run_dask(jobs: list[tuple[CaseJob, str]], address: str, timeout_s, python, on_case) -> None:
     from distributed import as_completed as dask_completed
 
     client, cluster = _dask_client(address)
@@ -162,12 +162,13 @@ def _run_dask(jobs: list[CaseJob], address: str, timeout_s, python, on_case) -> 
             client.submit(
                 execute_case,
                 job.to_json(),
+                digest,
                 timeout_s,
                 python,
                 key=f"mmreg-{job.case}-{uuid.uuid4().hex[:8]}",
                 pure=False,
             )  # fmt: skip
-            for job in jobs
+            for job, digest in jobs
         ]
         for future in dask_completed(futures):
             on_case(CaseRecord.from_dict(future.result()))
@@ -205,11 +206,12 @@ def run_batch(
     output_dir.mkdir(parents=True, exist_ok=True)
     notify = on_case or (lambda record: None)
     records: dict[str, CaseRecord] = {}
-    todo = []
+    todo = []  # (job, its hash), hashed once: the inputs' bytes are read for it
     for job in jobs:
-        done = _is_done(job)
+        digest = case_hash(job)
+        done = _is_done(job, digest)
         if done is None:
-            todo.append(job)
+            todo.append((job, digest))
         else:
             records[job.case] = done
             notify(done)

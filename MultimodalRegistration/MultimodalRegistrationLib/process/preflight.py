@@ -12,16 +12,18 @@ IMAGES = (("fixed", "fixed image"), ("moving", "moving image"))
 MASKS = (("fixed_mask", "fixed mask"), ("moving_mask", "moving mask"))
 
 
-def preflight_registration(job: RegistrationJob) -> RegistrationJob:
+def preflight_registration(job: RegistrationJob, data: bool = True) -> RegistrationJob:
     """Refuse a job whose inputs, preset or outputs are wrong; return it with absolute paths.
 
     Checks, in order: every input file exists; every output can be written (extension, folder); the
     preset loads and names only parameters its engine knows; each image and mask file is sound as
     written (header spacing and direction, all its bytes present); and, unless the job prepares
     (and so may downsample) the images first, the run fits in the memory this machine has free.
+    ``data=False`` checks the headers only: for the worker, whose reader checks every file's bytes
+    anyway, so that a compressed file is not decompressed once more just to be checked.
     """
     # Imported here: SimpleITK is not needed to build a job, and the parent side stays light.
-    from ..core.file_checks import check_image_file, check_images_fit_in_memory
+    from ..core.file_checks import check_image_file, check_images_fit_in_memory, read_image_file_info
     from ..engines.presets import load_preset
 
     job = job.resolved()
@@ -32,8 +34,9 @@ def preflight_registration(job: RegistrationJob) -> RegistrationJob:
     spacing_given = dict.fromkeys(("fixed", "moving"), False)
     if job.prep:
         spacing_given = {"fixed": bool(job.prep.get("spacing_fixed")), "moving": bool(job.prep.get("spacing_moving"))}
-    images = [check_image_file(getattr(job, name), role, spacing_given[name]) for name, role in IMAGES]
-    masks = [check_image_file(getattr(job, name), role) for name, role in MASKS if getattr(job, name)]
+    check = check_image_file if data else read_image_file_info
+    images = [check(getattr(job, name), role, spacing_given[name]) for name, role in IMAGES]
+    masks = [check(getattr(job, name), role) for name, role in MASKS if getattr(job, name)]
     if not job.prep:
         check_images_fit_in_memory(images, masks=masks, deformable=not preset.is_linear)
     return job

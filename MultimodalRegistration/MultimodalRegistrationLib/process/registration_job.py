@@ -34,7 +34,7 @@ def run_registration_job(job: RegistrationJob, emit: Callable[[dict], None]) -> 
     from ..core.transforms import Transform, resample
     from ..registration.register import register
 
-    job = preflight_registration(job)
+    job = preflight_registration(job, data=False)  # read_image below checks the bytes
     read_started = time.perf_counter()
     initial = Transform.read(job.initial_transform) if job.initial_transform else None
     prepared = None

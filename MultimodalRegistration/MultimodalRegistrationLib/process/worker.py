@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..core.errors import EXIT_ENGINE, EXIT_INPUT, EXIT_OK, EXIT_TERMINATED, EngineError, InputError
-from ..core.files import scratch_folder
+from ..core.files import PARTIAL_PREFIX, remove_orphans, scratch_folder
 from .jobs import Job, RegistrationJob
 
 __all__ = ["EXIT_OK", "EXIT_ENGINE", "EXIT_INPUT", "WorkerFailure", "WorkerJob", "WorkerProcess", "library_root", "main"]
@@ -263,7 +263,6 @@ class WorkerJob:
         self._log_generation = 0
         self._scratch = scratch_folder("mmreg-job-")
         self.job.setdefault("workdir", str(self._scratch))
-        self._started = time.time()
 
     def start(self) -> "WorkerJob":
         if self.warm is None:
@@ -391,8 +390,7 @@ class WorkerJob:
         shutil.rmtree(self._scratch, ignore_errors=True)
 
     def _remove_partial_outputs(self) -> None:
+        """A stopped worker's partial files: its process has died, so ``remove_orphans`` takes them."""
         folders = {Path(self.job[key]).parent for key in self.job_type.paths("output") if self.job.get(key)}
         for folder in folders:
-            for partial in folder.glob(".partial-*"):
-                if partial.stat().st_mtime >= self._started - 1:
-                    partial.unlink(missing_ok=True)
+            remove_orphans(folder, PARTIAL_PREFIX)
