@@ -19,10 +19,17 @@ from MultimodalRegistrationLib.core.choices import (
     DEFAULT_SEED,
     ENGINES,
     FULL_ROTATION_DEG,
+    GUIDANCE_METRICS,
     INIT_METHODS,
 )
-from MultimodalRegistrationLib.registration.describe import describe_result
-from slicer import vtkMRMLLabelMapVolumeNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode, vtkMRMLTransformNode
+from MultimodalRegistrationLib.registration.describe import describe_guidance, describe_result
+from slicer import (
+    vtkMRMLLabelMapVolumeNode,
+    vtkMRMLMarkupsFiducialNode,
+    vtkMRMLScalarVolumeNode,
+    vtkMRMLSegmentationNode,
+    vtkMRMLTransformNode,
+)
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
@@ -70,6 +77,14 @@ class MultimodalRegistrationParameterNode:
     threads: int = 0
     seed: int = DEFAULT_SEED
     customPresetFile: str = ""
+    # Guidance (all optional): segment and landmark pairs that must line up.
+    fixedSegmentation: Optional[Union[vtkMRMLSegmentationNode, vtkMRMLLabelMapVolumeNode]]
+    movingSegmentation: Optional[Union[vtkMRMLSegmentationNode, vtkMRMLLabelMapVolumeNode]]
+    segments: str = ""  # comma-separated segment names; empty: every segment in both
+    fixedLandmarks: Optional[vtkMRMLMarkupsFiducialNode]
+    movingLandmarks: Optional[vtkMRMLMarkupsFiducialNode]
+    guidanceWeight: Annotated[float, WithinRange(0.0, 100.0)] = 0.0  # 0: the engine's default (guidance.json)
+    metric: Annotated[str, Choice(list(GUIDANCE_METRICS))] = "intensity"
 
 
 class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -165,8 +180,10 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
         self.ui.invertButton.enabled = has_result and not running
         self.ui.hardenButton.enabled = has_result and not running
         # auto keeps a given start (an initial transform, or one on the moving volume) instead of searching.
-        given_start = bool(node and (node.initialTransform or (node.movingVolume and node.movingVolume.GetParentTransformNode())))
-        self.ui.maxRotationSpinBox.enabled = bool(node) and (node.init == "any-pose" or (node.init == "auto" and not given_start))
+        parent = node.movingVolume.GetParentTransformNode() if node and node.movingVolume else None
+        given_start = bool(node and (node.initialTransform or parent))
+        searches = bool(node) and (node.init == "any-pose" or (node.init == "auto" and not given_start))
+        self.ui.maxRotationSpinBox.enabled = searches
 
     def onApplyButton(self) -> None:
         if self._registration is not None and self._registration.running:
@@ -192,6 +209,13 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
                 maxRotationDeg=node.maxRotationDeg,
                 seed=node.seed,
                 threads=node.threads or None,
+                fixedSegmentation=node.fixedSegmentation,
+                movingSegmentation=node.movingSegmentation,
+                segments=node.segments.split(",") if node.segments.strip() else None,
+                fixedLandmarks=node.fixedLandmarks,
+                movingLandmarks=node.movingLandmarks,
+                guidanceWeight=node.guidanceWeight or None,
+                metric=node.metric,
                 blocking=False,
                 onProgress=self._onProgress,
                 onDone=self._onDone,
@@ -211,7 +235,8 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
                 slicer.util.errorDisplay(str(registration.error), windowTitle="Registration failed")
         else:
             self._parameterNode.outputTransform = registration.output_transform_node
-            self.ui.statusLabel.text = describe_result(registration.summary)
+            lines = [describe_result(registration.summary), describe_guidance(registration.summary.provenance.guidance)]
+            self.ui.statusLabel.text = "\n".join(line for line in lines if line)
             self.logic.showResult(self._parameterNode.fixedVolume, self._parameterNode.movingVolume, registration)
         self._updateButtons()
 
@@ -290,8 +315,16 @@ class MultimodalRegistrationLogic(ScriptedLoadableModuleLogic):
         self, fixedVolume, movingVolume, engine="elastix", preset="rigid", fixedMask=None, movingMask=None,
         initialTransform=None, outputTransform=None, outputVolume=None, init=DEFAULT_INIT,
         maxRotationDeg=FULL_ROTATION_DEG, seed=DEFAULT_SEED, threads=None, blocking=True, onProgress=None, onDone=None,
+        fixedSegmentation=None, movingSegmentation=None, segments=None, fixedLandmarks=None, movingLandmarks=None,
+        guidanceWeight=None, metric="intensity",
     ):  # fmt: skip
-        """Register two volume nodes; see MultimodalRegistrationLib.nodes.registration.register_nodes."""
+        """Register two volume nodes; see MultimodalRegistrationLib.nodes.registration.register_nodes.
+
+        Guidance: ``fixedSegmentation``/``movingSegmentation`` (segmentation or labelmap nodes, segments paired
+        by name), ``segments`` (names, None: all paired), ``fixedLandmarks``/``movingLandmarks`` (point lists,
+        paired by label), ``guidanceWeight`` (None: the engine's default from guidance.json) and ``metric``
+        ("intensity", or "segments" to ignore the image intensities).
+        """
         from MultimodalRegistrationLib.nodes.registration import register_nodes
 
         slot = self.warmSlot()
@@ -306,6 +339,9 @@ class MultimodalRegistrationLogic(ScriptedLoadableModuleLogic):
             moving_mask_node=movingMask, initial_transform_node=initialTransform,
             output_transform_node=outputTransform, output_volume_node=outputVolume, init=init,
             max_rotation_deg=maxRotationDeg, seed=seed,
+            fixed_segmentation_node=fixedSegmentation, moving_segmentation_node=movingSegmentation, segments=segments,
+            fixed_points_node=fixedLandmarks, moving_points_node=movingLandmarks, guidance_weight=guidanceWeight,
+            metric=metric,
             threads=threads, python=self.workerPython(), blocking=blocking, on_progress=onProgress, on_done=done,
             warm=slot.take(),
         )  # fmt: skip
@@ -342,7 +378,9 @@ class MultimodalRegistrationTest(ScriptedLoadableModuleTest):
         logic.ensureEngine("elastix", confirm=False)
         starts = {
             "25 degrees, 31 mm": None,
-            "120 degrees, 100 mm (the pose search)": rigid_transform(120, (0.3, 1, -0.2), (60, -50, 62), center=(0, 0, -15)),
+            "120 degrees, 100 mm (the pose search)": rigid_transform(
+                120, (0.3, 1, -0.2), (60, -50, 62), center=(0, 0, -15)
+            ),
         }
         for label, truth in starts.items():
             self.delayDisplay(f"Registering the built-in CT/MR phantom from {label}")
@@ -350,7 +388,8 @@ class MultimodalRegistrationTest(ScriptedLoadableModuleTest):
             fixed = mrml.volume_node_from_image(slicer.mrmlScene, pair.fixed, "phantom CT")
             moving = mrml.volume_node_from_image(slicer.mrmlScene, pair.moving, "phantom MR")
             registration = logic.register(fixed, moving)
-            error = mean_error_mm(mrml.transform_from_node(registration.output_transform_node), pair.truth, pair.head_points)
+            result = mrml.transform_from_node(registration.output_transform_node)
+            error = mean_error_mm(result, pair.truth, pair.head_points)
             self.assertLess(error, 1.0)
             self.assertTrue(registration.output_transform_node.IsLinear())
             self.delayDisplay(f"Phantom recovered from {label} with a mean error of {error:.2f} mm")

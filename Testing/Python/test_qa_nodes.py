@@ -58,17 +58,6 @@ def targets(scene, small_pair):
     return fixed, moving
 
 
-@pytest.fixture
-def segment_rules():
-    """Slicer's Segmentations module registers these converter rules at start-up; slicer-core does not."""
-    import slicer
-
-    factory = slicer.vtkSegmentationConverterFactory.GetInstance()
-    if not factory.GetConverterRules():
-        factory.RegisterConverterRule(slicer.vtkBinaryLabelmapToClosedSurfaceConversionRule())
-        factory.RegisterConverterRule(slicer.vtkClosedSurfaceToBinaryLabelmapConversionRule())
-
-
 def value(table, metric) -> float:
     return float(table_values(table)[metric])
 

@@ -11,7 +11,15 @@ import sys
 import threading
 from pathlib import Path
 
-from ..core.choices import DEFAULT_ENGINE, DEFAULT_INIT, DEFAULT_PRESET, ENGINES, FULL_ROTATION_DEG, INIT_METHODS
+from ..core.choices import (
+    DEFAULT_ENGINE,
+    DEFAULT_INIT,
+    DEFAULT_PRESET,
+    ENGINES,
+    FULL_ROTATION_DEG,
+    GUIDANCE_METRICS,
+    INIT_METHODS,
+)
 from ..core.errors import (
     EXIT_ENGINE,
     EXIT_INPUT,
@@ -60,13 +68,37 @@ def _add_register_arguments(parser: argparse.ArgumentParser) -> None:
         "--keep-log", action="store_true",
         help="write the engine's log beside the output transform (T.h5 -> T.log), also when the engine fails",
     )  # fmt: skip
+    _add_guidance_arguments(parser)
     add_prep_arguments(parser, for_register=True)
+
+
+def _add_guidance_arguments(parser: argparse.ArgumentParser) -> None:
+    guide = parser.add_argument_group(
+        "guidance", "segmentations and landmarks that guide the registration beside the intensities"
+    )
+    guide.add_argument("--fixed-segmentation", help="labelmap on the fixed image (.nrrd, .seg.nrrd, .nii.gz)")
+    guide.add_argument("--moving-segmentation", help="labelmap on the moving image: segments pair by name, else value")
+    guide.add_argument("--segments", metavar="A,B", help="only these segments guide (names or label values)")
+    guide.add_argument("--fixed-points", help="landmarks on the fixed image (.mrk.json, .fcsv, .csv)")
+    guide.add_argument("--moving-points", help="the same landmarks on the moving image, paired by label")
+    guide.add_argument(
+        "--guidance-weight", type=float, metavar="W",
+        help="weight of the segment and landmark terms against the image term (1); default: Presets/guidance.json",
+    )  # fmt: skip
+    guide.add_argument(
+        "--metric", choices=GUIDANCE_METRICS, default="intensity",
+        help="intensity (default): mutual information plus the guidance; segments: the guidance only, "
+        "for images whose intensities do not correspond (ultrasound, histology)",
+    )  # fmt: skip
 
 
 def job_from_arguments(arguments: argparse.Namespace) -> RegistrationJob:
     """The registration job the arguments ask for, with absolute paths (the worker runs in its own folder)."""
-    given = {name: getattr(arguments, name, None) for name in ("fixed_mask", "moving_mask", "initial_transform", "seed",
-                                                              "threads", "output_inverse", "output_volume", "summary")}
+    names = ("fixed_mask", "moving_mask", "initial_transform", "seed", "threads", "output_inverse", "output_volume",
+             "summary", "fixed_segmentation", "moving_segmentation", "segments", "guidance_weight")  # fmt: skip
+    given = {name: getattr(arguments, name, None) for name in names}
+    given["guidance_fixed_points"] = getattr(arguments, "fixed_points", None)
+    given["guidance_moving_points"] = getattr(arguments, "moving_points", None)
     job = RegistrationJob(
         fixed=arguments.fixed,
         moving=arguments.moving,
@@ -77,6 +109,7 @@ def job_from_arguments(arguments: argparse.Namespace) -> RegistrationJob:
         output_transform=arguments.output_transform,
         log=log_beside(arguments.output_transform) if getattr(arguments, "keep_log", False) else None,
         prep=prep_options(arguments) if wants_prep(arguments) else None,
+        metric=getattr(arguments, "metric", "intensity"),
         **{name: value for name, value in given.items() if value is not None},
     )
     return preflight_registration(job)

@@ -7,6 +7,10 @@ DEFAULT_INIT = "auto"
 # The any-pose search's widest rotation (degrees): the whole sphere.
 FULL_ROTATION_DEG = 180.0
 
+# What the metric compares: the intensities (mutual information) plus any guidance, or only the
+# guidance (segments and landmarks) for modalities whose intensities do not correspond.
+GUIDANCE_METRICS = ("intensity", "segments")
+
 # The defaults of every entry point (CLI, worker jobs, node-level calls, the modules).
 DEFAULT_ENGINE = "elastix"
 DEFAULT_PRESET = "rigid"

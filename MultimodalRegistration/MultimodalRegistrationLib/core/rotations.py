@@ -73,3 +73,17 @@ def reflection_matrix(normal: np.ndarray, point: np.ndarray) -> np.ndarray:
     matrix[:3, :3] -= 2 * np.outer(normal, normal)
     matrix[:3, 3] = 2 * normal * (normal @ np.asarray(point, float))
     return matrix
+
+
+def orthogonal_fit(fixed: np.ndarray, moving: np.ndarray, scale: bool, sign: int = 1) -> np.ndarray:
+    """Closed-form least squares (Umeyama): rotation with det = ``sign``, optional uniform scale (4x4)."""
+    fixed_centre, moving_centre = fixed.mean(axis=0), moving.mean(axis=0)
+    a, b = fixed - fixed_centre, moving - moving_centre
+    u, singular, vt = np.linalg.svd(b.T @ a)
+    d = np.array([1.0, 1.0, sign * np.linalg.det(u) * np.linalg.det(vt)])
+    rotation = u @ np.diag(d) @ vt
+    factor = float((singular * d).sum() / max((a**2).sum(), 1e-300)) if scale else 1.0
+    matrix = np.eye(4)
+    matrix[:3, :3] = factor * rotation
+    matrix[:3, 3] = moving_centre - factor * rotation @ fixed_centre
+    return matrix

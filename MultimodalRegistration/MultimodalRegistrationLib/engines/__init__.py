@@ -9,6 +9,7 @@ import SimpleITK as sitk
 
 from ..core.errors import EngineError, InputError
 from ..core.transforms import Transform
+from .guidance_terms import EngineGuidance
 from .output import EngineOutput
 from .presets import Preset
 
@@ -25,16 +26,24 @@ def run_engine(
     threads: int | None,
     workdir: Path,
     progress: Callable[..., None],
+    guidance: EngineGuidance | None = None,
 ) -> EngineOutput:
-    """Run ``preset`` with ``engine``, starting from ``initial`` (fixed -> moving)."""
+    """Run ``preset`` with ``engine``, starting from ``initial`` (fixed -> moving).
+
+    ``guidance`` adds segment channels and corresponding points (LPS mm) to the image metric; None
+    runs the preset unchanged.
+    """
     if engine == "elastix":
         from . import elastix as module
     elif engine == "ants":
         from . import ants as module
     else:
         raise InputError(f"unknown engine '{engine}': choose elastix or ants")
+    if guidance is not None:
+        guidance.check()
+    arguments = (fixed, moving, preset, fixed_mask, moving_mask, initial, seed, threads, workdir, progress)
     try:
-        return module.run(fixed, moving, preset, fixed_mask, moving_mask, initial, seed, threads, workdir, progress)
+        return module.run(*arguments, guidance=guidance)
     except (InputError, EngineError):
         raise
     except ImportError as error:
@@ -45,7 +54,8 @@ def run_engine(
         ) from None
     except RuntimeError as error:
         message = str(error).strip()
-        raise EngineError(f"{engine} failed: {message[-2000:]}", hint=engine_hint(message), log=_logs_in(workdir)) from None
+        hint, log = engine_hint(message), _logs_in(workdir)
+        raise EngineError(f"{engine} failed: {message[-2000:]}", hint=hint, log=log) from None
 
 
 def _logs_in(workdir: Path) -> str:

@@ -1,20 +1,30 @@
 """The ANTs engine (antspyx), driven by antsRegistration arguments built from a JSON preset.
 
 ANTs repeats a result only with one thread and a fixed seed, so one thread is the default.
+
+With guidance every stage gets one more ``--metric MeanSquares[...]`` term per segment channel and
+one for the landmarks, drawn as Gaussian blobs (:mod:`.point_blobs`): antsRegistration has no
+reliable corresponding-point metric. The terms of one stage are weighed against each other after
+ANTs scales each term's gradient to unit length, so the weights do not depend on each metric's scale.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import InputError
 from ..core.transforms import Transform
+from .guidance_terms import EngineGuidance
 from .output import EngineOutput
+from .point_blobs import BLOB_SIGMA_MM, render_point_blobs
 from .presets import Preset
 
 _LINEAR = ("Translation", "Rigid", "Similarity", "Affine")
@@ -31,14 +41,44 @@ def shrink_factors(stage: dict, voxel_mm: float) -> list[int]:
     return stage.get("shrink_factors", [1] * len(stage["iterations"]))
 
 
-def stage_arguments(stage: dict, fixed: str, moving: str, voxel_mm: float = 1.0) -> list[str]:
-    """antsRegistration arguments for one preset stage; ``voxel_mm`` is the fixed image's finest spacing."""
+@dataclass(frozen=True)
+class ImageTerm:
+    """One extra MeanSquares term of every stage: fixed and moving image files, a weight, and a sampling.
+
+    ``sampling`` is antsRegistration's ``strategy,percentage``; None takes the stage's own.
+    """
+
+    fixed: str
+    moving: str
+    weight: float
+    sampling: str | None = None
+    name: str = ""
+
+
+def intensity_leads(terms: Sequence[ImageTerm], intensity_weight: float) -> bool:
+    """Whether the intensity metric comes first in each stage rather than the heaviest guidance term.
+
+    ANTs judges a stage by its first metric alone (line search, convergence, parameter scales), so the
+    intensities lead only when they outweigh all guidance terms together.
+    """
+    return not terms or intensity_weight > sum(term.weight for term in terms)
+
+
+def stage_arguments(
+    stage: dict, fixed: str, moving: str, voxel_mm: float = 1.0,
+    terms: Sequence[ImageTerm] = (), intensity_weight: float = 1.0,
+) -> list[str]:  # fmt: skip
+    """antsRegistration arguments for one preset stage; ``voxel_mm`` is the fixed image's finest spacing.
+
+    ``terms`` are guidance terms added to the stage's own metric; ``intensity_weight`` 0 drops that metric.
+    """
     transform = stage["transform"]
     step = stage.get("gradient_step", 0.1)
     if transform in _LINEAR:
         transform_argument = f"{transform}[{step}]"
     elif transform == "SyN":
-        transform_argument = f"SyN[{step},{stage.get('update_field_variance', 3)},{stage.get('total_field_variance', 0)}]"
+        variances = f"{stage.get('update_field_variance', 3)},{stage.get('total_field_variance', 0)}"
+        transform_argument = f"SyN[{step},{variances}]"
     else:
         raise InputError(f"ANTs preset stage transform '{transform}' is not supported: use {', '.join(_LINEAR)} or SyN")
     metric = stage.get("metric", "Mattes")
@@ -50,8 +90,14 @@ def stage_arguments(stage: dict, fixed: str, moving: str, voxel_mm: float = 1.0)
     sigmas = stage.get("smoothing_sigmas", [0] * len(iterations))
     if not (len(iterations) == len(shrink) == len(sigmas)):
         raise InputError("ANTs preset: iterations, shrink_factors and smoothing_sigmas need the same length")
-    return [
-        "--metric", f"{metric}[{fixed},{moving},1,{stage.get('bins', 32)},{sampling}]",
+    guides = [
+        f"MeanSquares[{term.fixed},{term.moving},{term.weight},1,{term.sampling or sampling}]" for term in terms
+    ]
+    weight = 1 if intensity_weight == 1 else intensity_weight
+    own = [f"{metric}[{fixed},{moving},{weight},{stage.get('bins', 32)},{sampling}]"] if intensity_weight > 0 else []
+    ordered = own + guides if intensity_leads(terms, intensity_weight) else guides + own
+    metrics = [argument for term in ordered for argument in ("--metric", term)]
+    return metrics + [
         "--transform", transform_argument,
         "--convergence",
         f"[{_join(iterations)},{stage.get('convergence_threshold', 1e-6)},{stage.get('convergence_window', 10)}]",
@@ -63,10 +109,16 @@ def stage_arguments(stage: dict, fixed: str, moving: str, voxel_mm: float = 1.0)
 def registration_arguments(
     preset: Preset, fixed: str, moving: str, initial: str, output_prefix: str, seed: int,
     voxel_mm: float = 1.0, fixed_mask: str | None = None, moving_mask: str | None = None,
+    terms: Sequence[ImageTerm] = (), intensity_weight: float = 1.0,
 ) -> list[str]:  # fmt: skip
-    """The whole antsRegistration command line (without the program name)."""
+    """The whole antsRegistration command line (without the program name).
+
+    With guidance ``terms`` ANTs must not winsorize: it would clip every image of every term at the
+    preset's quantiles, which wipes out a small segment or a landmark blob. The caller winsorizes the
+    intensities itself (:func:`winsorized`).
+    """
     recipe = preset.ants
-    low, high = recipe.get("winsorize", [0.005, 0.995])
+    low, high = recipe.get("winsorize", [0.005, 0.995]) if not terms else (0.0, 1.0)
     arguments = [
         "--dimensionality", "3",
         "--float", "1",
@@ -83,8 +135,59 @@ def registration_arguments(
     if fixed_mask or moving_mask:
         arguments += ["--masks", f"[{fixed_mask or 'NULL'},{moving_mask or 'NULL'}]"]
     for stage in recipe["stages"]:
-        arguments += stage_arguments(stage, fixed, moving, voxel_mm)
+        arguments += stage_arguments(stage, fixed, moving, voxel_mm, terms, intensity_weight)
     return arguments
+
+
+def winsorized(image: sitk.Image, low: float, high: float) -> sitk.Image:
+    """``image`` clipped to its ``low`` and ``high`` intensity quantiles (0 to 1), as float32."""
+    array = sitk.GetArrayFromImage(image).astype(np.float32)
+    lower, upper = np.quantile(array, [low, high])
+    result = sitk.GetImageFromArray(np.clip(array, lower, upper))
+    result.CopyInformation(image)
+    return result
+
+
+def pinned_pair(fixed: sitk.Image, moving: sitk.Image) -> tuple[sitk.Image, sitk.Image]:
+    """Both images with their first and last voxels set to the pair's joint minimum and maximum.
+
+    antsRegistration rescales every image to [0, 1] by its own range before comparing; mean squares
+    needs the two images of a term on one scale, so both get the same range (two voxels change).
+    """
+    arrays = [sitk.GetArrayFromImage(image).astype(np.float32) for image in (fixed, moving)]
+    low, high = min(a.min() for a in arrays), max(a.max() for a in arrays)
+    pinned = []
+    for array, image in zip(arrays, (fixed, moving)):
+        array.flat[0], array.flat[-1] = low, high
+        result = sitk.GetImageFromArray(array)
+        result.CopyInformation(image)
+        pinned.append(result)
+    return pinned[0], pinned[1]
+
+
+def guidance_terms(
+    guidance: EngineGuidance, fixed: sitk.Image, moving: sitk.Image, workdir: Path, blob_sigma_mm: float = BLOB_SIGMA_MM
+) -> list[ImageTerm]:
+    """Write each channel and the landmark blobs to ``workdir`` as .nrrd pairs; one term per pair.
+
+    Heaviest first, channels before blobs on a tie (the first may lead each stage, see
+    :func:`intensity_leads`; a clamped distance map keeps changing while its segment moves, where
+    mutual information of unrelated intensities, or blobs that do not overlap yet, stay flat).
+    Blobs are sampled densely: a sparse sampler sees few voxels of a blob.
+    """
+    pairs = [(c.name, c.fixed, c.moving, c.weight, None) for c in guidance.active_channels]
+    if guidance.has_points:
+        fixed_blobs = render_point_blobs(guidance.fixed_points_lps, fixed, blob_sigma_mm)
+        moving_blobs = render_point_blobs(guidance.moving_points_lps, moving, blob_sigma_mm)
+        pairs.append(("points", fixed_blobs, moving_blobs, guidance.points_weight, "None,1"))
+    pairs.sort(key=lambda pair: -pair[3])  # stable: channels stay before the blobs on a tie
+    terms = []
+    for number, (name, fixed_image, moving_image, weight, sampling) in enumerate(pairs):
+        paths = [workdir / f"guide{number}_{role}.nrrd" for role in ("fixed", "moving")]
+        for path, image in zip(paths, pinned_pair(fixed_image, moving_image)):
+            sitk.WriteImage(image, str(path))
+        terms.append(ImageTerm(str(paths[0]), str(paths[1]), weight, sampling, name))
+    return terms
 
 
 @contextmanager
@@ -109,7 +212,10 @@ def version() -> str:
     return f"antspyx {package_version('antspyx')}"
 
 
-def run(fixed, moving, preset: Preset, fixed_mask, moving_mask, initial: Transform, seed, threads, workdir: Path, progress):
+def run(
+    fixed, moving, preset: Preset, fixed_mask, moving_mask, initial: Transform, seed, threads, workdir: Path, progress,
+    guidance: EngineGuidance | None = None,
+):  # fmt: skip
     progress(0.0, "loading ANTs")
     started = time.perf_counter()
     threads = threads or 1
@@ -118,9 +224,16 @@ def run(fixed, moving, preset: Preset, fixed_mask, moving_mask, initial: Transfo
     from ants.internal import get_lib_fn
 
     loaded = time.perf_counter()
+    terms: list[ImageTerm] = []
+    intensities = (fixed, moving)
+    if guidance is not None:
+        terms = guidance_terms(guidance, fixed, moving, workdir)
+    if terms:  # ANTs then leaves the images as they are (see registration_arguments)
+        low, high = preset.ants.get("winsorize", [0.005, 0.995])
+        intensities = (winsorized(fixed, low, high), winsorized(moving, low, high))
     paths = {"fixed": workdir / "fixed.nrrd", "moving": workdir / "moving.nrrd"}
-    sitk.WriteImage(sitk.Cast(fixed, sitk.sitkFloat32), str(paths["fixed"]))
-    sitk.WriteImage(sitk.Cast(moving, sitk.sitkFloat32), str(paths["moving"]))
+    sitk.WriteImage(sitk.Cast(intensities[0], sitk.sitkFloat32), str(paths["fixed"]))
+    sitk.WriteImage(sitk.Cast(intensities[1], sitk.sitkFloat32), str(paths["moving"]))
     masks = {}
     for role, mask in (("fixed_mask", fixed_mask), ("moving_mask", moving_mask)):
         if mask is not None:
@@ -132,7 +245,8 @@ def run(fixed, moving, preset: Preset, fixed_mask, moving_mask, initial: Transfo
     arguments = registration_arguments(
         preset, str(paths["fixed"]), str(paths["moving"]), str(initial_path), prefix, seed,
         voxel_mm=min(fixed.GetSpacing()), **masks,
-    )
+        terms=terms, intensity_weight=guidance.intensity_weight if guidance is not None else 1.0,
+    )  # fmt: skip
     log_path = workdir / "ants.log"
     plan = [count for stage in preset.ants["stages"] for count in stage["iterations"]]
     progress(0.05, f"ANTs {preset.name}", engine="ants", log=str(log_path), iterations=plan)
@@ -161,4 +275,17 @@ def run(fixed, moving, preset: Preset, fixed_mask, moving_mask, initial: Transfo
         version=version(),
         threads=threads,
         timings={"engine_import_s": round(loaded - started, 3), "engine_register_s": round(registered - loaded, 3)},
+        guidance=None if guidance is None else {**guidance.describe(), **_guidance_notes(guidance, terms)},
     )
+
+
+def _guidance_notes(guidance: EngineGuidance, terms: list[ImageTerm]) -> dict:
+    """How ANTs combined the terms, for provenance."""
+    notes = {
+        "engine_weights": "relative: ANTs scales each term's gradient to unit length, then weighs the terms of a stage",
+        "engine_winsorize": "done before ANTs, on the intensities only",
+        "stage_led_by": "intensities" if intensity_leads(terms, guidance.intensity_weight) else terms[0].name,
+    }
+    if guidance.has_points:
+        notes["points_as"] = f"Gaussian blobs, sigma {BLOB_SIGMA_MM} mm, compared by MeanSquares"
+    return notes

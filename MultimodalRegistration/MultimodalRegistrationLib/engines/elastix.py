@@ -1,4 +1,8 @@
-"""The elastix engine (itk-elastix). Imported only when elastix runs: loading ITK takes seconds."""
+"""The elastix engine (itk-elastix). Imported only when elastix runs: loading ITK takes seconds.
+
+With guidance the parameter maps take elastix's multi-metric form (:mod:`.elastix_guidance`):
+extra fixed/moving image pairs for the segment channels, point files for the landmarks.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.transforms import Transform
+from . import elastix_guidance as guided
+from .guidance_terms import EngineGuidance
 from .output import EngineOutput
 from .presets import Preset
 
@@ -96,7 +102,8 @@ def _log_timings(log: str) -> dict:
     import re
 
     pyramids = sum(float(ms) for ms in re.findall(r"Preparation of the image pyramids took: ([\d.]+) ms", log)) / 1000
-    iterating = sum(float(s) for s in re.findall(r"Time spent in resolution \d+ \(ITK initialization and iterating\): ([\d.]+)", log))
+    per_resolution = r"Time spent in resolution \d+ \(ITK initialization and iterating\): ([\d.]+)"
+    iterating = sum(float(s) for s in re.findall(per_resolution, log))
     return {"engine_pyramids_s": round(pyramids, 3), "engine_optimizer_s": round(iterating, 3)}
 
 
@@ -115,7 +122,10 @@ def version() -> str:
     return f"itk-elastix {package_version('itk-elastix')}"
 
 
-def run(fixed, moving, preset: Preset, fixed_mask, moving_mask, initial: Transform, seed, threads, workdir: Path, progress):
+def run(
+    fixed, moving, preset: Preset, fixed_mask, moving_mask, initial: Transform, seed, threads, workdir: Path, progress,
+    guidance: EngineGuidance | None = None,
+):  # fmt: skip
     progress(0.0, "loading elastix")
     started = time.perf_counter()
     import itk
@@ -124,13 +134,12 @@ def run(fixed, moving, preset: Preset, fixed_mask, moving_mask, initial: Transfo
     loaded = time.perf_counter()
     threads = threads or os.cpu_count() or 1
     method = method_type.New()
-    method.SetFixedImage(to_itk_image(fixed))
-    method.SetMovingImage(to_itk_image(moving))
-    if fixed_mask is not None:
-        method.SetFixedMask(to_itk_image(fixed_mask, np.uint8))
-    if moving_mask is not None:
-        method.SetMovingMask(to_itk_image(moving_mask, np.uint8))
     maps = _parameter_maps(preset, seed)
+    if guidance is None:
+        _set_images(method, fixed, moving, fixed_mask, moving_mask)
+    else:
+        maps = guided.guided_maps(maps, guidance)
+        _set_guided_inputs(method, fixed, moving, fixed_mask, moving_mask, guidance, maps, workdir)
     parameter_object = itk.ParameterObject.New()
     for parameters in maps:
         parameter_object.AddParameterMap(parameters)
@@ -163,7 +172,42 @@ def run(fixed, moving, preset: Preset, fixed_mask, moving_mask, initial: Transfo
     # elastix applies its initial transform first, then each stage in turn (HowToCombineTransforms Compose).
     transform = Transform.chain(list(reversed(stages)) + [initial])
     progress(1.0, "elastix done")
-    return _output(transform, log, threads, loaded - started, registered - loaded)
+    output = _output(transform, log, threads, loaded - started, registered - loaded)
+    if guidance is not None:
+        output.guidance = {**guidance.describe(), **guided.notes(maps)}
+    return output
+
+
+def _set_images(method, fixed, moving, fixed_mask, moving_mask) -> None:
+    method.SetFixedImage(to_itk_image(fixed))
+    method.SetMovingImage(to_itk_image(moving))
+    if fixed_mask is not None:
+        method.SetFixedMask(to_itk_image(fixed_mask, np.uint8))
+    if moving_mask is not None:
+        method.SetMovingMask(to_itk_image(moving_mask, np.uint8))
+
+
+def _set_guided_inputs(method, fixed, moving, fixed_mask, moving_mask, guidance, maps, workdir: Path) -> None:
+    """The image pairs in slot order (see :mod:`.elastix_guidance`), the landmark files and the masks.
+
+    Each mask goes in once per metric, so that every term, the landmarks too, counts only what lies
+    inside the masks, whichever way elastix hands masks to metrics.
+    """
+    pairs = [(fixed, moving)] + [(channel.fixed, channel.moving) for channel in guidance.active_channels]
+    itk_pairs = [(to_itk_image(f), to_itk_image(m)) for f, m in pairs]
+    for slot, pair in enumerate(guided.slot_pairs(maps, len(pairs))):
+        (method.SetFixedImage if slot == 0 else method.AddFixedImage)(itk_pairs[pair][0])
+        (method.SetMovingImage if slot == 0 else method.AddMovingImage)(itk_pairs[pair][1])
+    if guidance.has_points:
+        fixed_file = guided.write_points(guidance.fixed_points_lps, workdir / "fixed_points.txt")
+        moving_file = guided.write_points(guidance.moving_points_lps, workdir / "moving_points.txt")
+        method.SetFixedPointSetFileName(str(fixed_file))
+        method.SetMovingPointSetFileName(str(moving_file))
+    for mask, add in ((fixed_mask, method.AddFixedMask), (moving_mask, method.AddMovingMask)):
+        if mask is not None:
+            itk_mask = to_itk_image(mask, np.uint8)
+            for _ in range(guided.mask_count(maps)):
+                add(itk_mask)
 
 
 def _output(transform, log, threads, import_s, register_s):

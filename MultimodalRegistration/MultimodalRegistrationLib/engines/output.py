@@ -15,3 +15,4 @@ class EngineOutput:
     version: str
     threads: int
     timings: dict = field(default_factory=dict)
+    guidance: dict | None = None  # what guided the run (EngineGuidance.describe() and engine notes); None: unguided

@@ -141,3 +141,16 @@ def list_presets(engine: str | None = None) -> list[Preset]:
     engines = [engine] if engine else list(ENGINES)
     manifest = _manifest()
     return [load_preset(name, preset) for name in engines for preset in manifest.get(name, {})]
+
+
+def guidance_defaults(engine: str) -> dict:
+    """The default guidance weights of ``engine`` ({"segments": w, "points": w}, relative to the image
+    term's 1) and the signed-distance clamp (``distance_clamp_mm``, mm), from ``guidance.json``."""
+    if engine not in ENGINES:
+        raise InputError(f"unknown engine '{engine}': choose one of {', '.join(ENGINES)}")
+    path = presets_dir() / "guidance.json"
+    try:
+        record = json.loads(path.read_text())
+        return {**record[engine], "distance_clamp_mm": float(record["distance_clamp_mm"])}
+    except (OSError, KeyError, json.JSONDecodeError) as error:
+        raise InputError(f"{path} is missing or damaged ({error}): reinstall the extension") from None

@@ -12,6 +12,7 @@ import SimpleITK as sitk
 
 from ..core.choices import LANDMARK_TRANSFORMS
 from ..core.images import index_to_physical_matrix
+from ..core.rotations import orthogonal_fit
 
 KINDS = LANDMARK_TRANSFORMS
 MIN_POINTS = {"translation": 1, "rigid": 3, "similarity": 3, "affine": 4, "tps": 4}
@@ -21,20 +22,6 @@ MAX_FIELD_VOXELS = 4_000_000  # a finer reference grid is coarsened (integer fac
 
 
 # --------------------------------------------------------------------------- linear fits
-def orthogonal_fit(fixed: np.ndarray, moving: np.ndarray, scale: bool, sign: int = 1) -> np.ndarray:
-    """Closed-form least squares (Umeyama): rotation with det = ``sign``, optional uniform scale (4x4)."""
-    fixed_centre, moving_centre = fixed.mean(axis=0), moving.mean(axis=0)
-    a, b = fixed - fixed_centre, moving - moving_centre
-    u, singular, vt = np.linalg.svd(b.T @ a)
-    d = np.array([1.0, 1.0, sign * np.linalg.det(u) * np.linalg.det(vt)])
-    rotation = u @ np.diag(d) @ vt
-    factor = float((singular * d).sum() / max((a**2).sum(), 1e-300)) if scale else 1.0
-    matrix = np.eye(4)
-    matrix[:3, :3] = factor * rotation
-    matrix[:3, 3] = moving_centre - factor * rotation @ fixed_centre
-    return matrix
-
-
 def affine_fit(fixed: np.ndarray, moving: np.ndarray) -> np.ndarray:
     """Least-squares affine map fixed -> moving (4x4)."""
     design = np.hstack([fixed, np.ones((len(fixed), 1))])

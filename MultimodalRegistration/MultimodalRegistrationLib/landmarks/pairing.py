@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.rotations import orthogonal_fit
 from .checks import FLAT_RATIO, flatness, undetermined
-from .models import MIN_POINTS, apply_model, fit_model, fit_rms, linear_part, orthogonal_fit, rms
+from .models import MIN_POINTS, apply_model, fit_model, fit_rms, linear_part, rms
 
 SCALE_RANGE = (0.67, 1.5)  # plausible landmark scale between two scans of one subject
 MIN_GAIN_MM = 1.0  # a mirror (or a swap too few pairs can confirm) must also improve the RMS by this much

@@ -81,6 +81,23 @@ def volume_node_from_image(scene, image: sitk.Image, name: str = "volume", label
     return node
 
 
+def remove_node(scene, node) -> None:
+    """Remove a temporary node with the display and storage nodes it made, so that nothing is left behind."""
+    helpers = []
+    if node.IsA("vtkMRMLDisplayableNode"):
+        helpers += [node.GetNthDisplayNode(i) for i in range(node.GetNumberOfDisplayNodes())]
+    # Exporting a segmentation to a labelmap makes a color table named after the segmentation.
+    tables = scene.GetNodesByClass("vtkMRMLColorTableNode")
+    helpers += [tables.GetItemAsObject(i) for i in range(tables.GetNumberOfItems())
+                if tables.GetItemAsObject(i).GetName().startswith(f"{node.GetName()}_ColorTable")]  # fmt: skip
+    if node.IsA("vtkMRMLStorableNode"):
+        helpers += [node.GetNthStorageNode(i) for i in range(node.GetNumberOfStorageNodes())]
+    scene.RemoveNode(node)
+    for helper in helpers:
+        if helper is not None and scene.IsNodePresent(helper):
+            scene.RemoveNode(helper)
+
+
 def mask_image(mask_node, reference_volume_node) -> sitk.Image:
     """A labelmap or segmentation node as a binary mask image (LPS) on the reference volume's grid."""
     if mask_node.IsA("vtkMRMLSegmentationNode"):
@@ -99,7 +116,7 @@ def mask_image(mask_node, reference_volume_node) -> sitk.Image:
                 raise InputError(f"segmentation '{mask_node.GetName()}' could not be exported as a labelmap")
             image = image_from_volume_node(labelmap)
         finally:
-            scene.RemoveNode(labelmap)
+            remove_node(scene, labelmap)
     elif mask_node.IsA("vtkMRMLVolumeNode"):
         image = image_from_volume_node(mask_node)
     else:

@@ -59,7 +59,7 @@ def _segmentation_image(node, values: dict[str, int], reference_volume) -> sitk.
                 raise InputError(f"segment '{name}' of '{node.GetName()}' could not be read: check the segmentation")
             mask = mrml.mask_image(single, reference_volume)
         finally:
-            scene.RemoveNode(single)
+            mrml.remove_node(scene, single)
         if labels is None:
             labels = sitk.Image(mask.GetSize(), sitk.sitkUInt16)
             labels.CopyInformation(mask)
@@ -98,5 +98,5 @@ def labels_image(node, values: dict[str, int], volume, side: str) -> sitk.Image:
         try:
             return _segmentation_image(node, values, reference)
         finally:
-            volume.GetScene().RemoveNode(reference)
+            mrml.remove_node(volume.GetScene(), reference)
     return _segmentation_image(node, values, volume)

@@ -7,10 +7,12 @@ cancelled run leaves the scene as it was.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Callable
 
 from ..core.choices import DEFAULT_ENGINE, DEFAULT_INIT, DEFAULT_PRESET, DEFAULT_SEED, FULL_ROTATION_DEG
+from ..core.errors import InputError
 from ..core.images import write_image
 from ..core.transforms import Transform
 from ..process.jobs import RegistrationJob
@@ -32,7 +34,9 @@ class NodeRegistration(NodeJob):
     to the scene when it arrives; :meth:`cancel` stops the worker and leaves the scene untouched.
     """
 
-    def __init__(self, scene, job: RegistrationJob, folder: Path, targets: dict, python, on_progress, on_done, warm=None):
+    def __init__(
+        self, scene, job: RegistrationJob, folder: Path, targets: dict, python, on_progress, on_done, warm=None
+    ):
         self.scene = scene
         self.folder = folder
         self.targets = targets
@@ -73,6 +77,7 @@ class NodeRegistration(NodeJob):
             "kept": provenance.kept or "result",
             "keptReason": provenance.kept_reason or "",
         }
+        attributes.update(guidance_attributes(provenance.guidance))
         for key, value in attributes.items():
             node.SetAttribute(ATTRIBUTE_PREFIX + key, str(value))
         self.output_transform_node = node
@@ -92,6 +97,57 @@ class NodeRegistration(NodeJob):
                 volume.CreateDefaultDisplayNodes()
             self.output_volume_node = volume
         self.summary = summary
+
+
+def guidance_attributes(guidance: dict | None) -> dict:
+    """The guidance's record as node attributes: the metric, the segments and the scores before and after."""
+    if not guidance:
+        return {}
+    start, result = guidance["score_start"], guidance["score_result"]
+    attributes = {
+        "guidanceMetric": guidance["metric"],
+        "guidanceSegments": ",".join(segment["name"] for segment in guidance["segments"]),
+        "guidancePoints": guidance["points"],
+        "guidance": json.dumps(guidance),
+    }
+    names = {"mean_dice": "DiceMean", "mean_surface_mm": "SurfaceMeanMm", "points_rms_mm": "PointsRmsMm"}
+    for key, name in names.items():
+        if start.get(key) is not None:
+            attributes[f"guidance{name}Start"] = start[key]
+            attributes[f"guidance{name}Result"] = result[key]
+    return attributes
+
+
+def _guidance_files(folder: Path, fixed_node, moving_node, segmentations: tuple, points: tuple) -> dict[str, Path]:
+    """Write the guidance nodes as files for the worker: labelmaps (segments named, in each volume's own
+    frame) and landmark lists (RAS; the moving list in the moving volume's own frame)."""
+    from ..landmarks.points_io import write_points_csv
+    from .landmarks import placed_points
+    from .qa_frames import moving_points
+    from .qa_labels import label_values, labels_image
+
+    files: dict[str, Path] = {}
+    fixed_segmentation, moving_segmentation = segmentations
+    if (fixed_segmentation is None) != (moving_segmentation is None):
+        side = "fixed" if fixed_segmentation is None else "moving"
+        raise InputError(f"segment guidance needs two segmentations: select the {side} segmentation, or neither")
+    if fixed_segmentation is not None:
+        values = label_values(fixed_segmentation, moving_segmentation)
+        sides = (("fixed", fixed_segmentation, fixed_node, 0), ("moving", moving_segmentation, moving_node, 1))
+        for side, node, volume, index in sides:
+            files[f"{side}_segmentation"] = folder / f"{side}_segmentation.nrrd"
+            write_image(labels_image(node, values[index], volume, side), files[f"{side}_segmentation"])
+    fixed_points, moving_points_node = points
+    if (fixed_points is None) != (moving_points_node is None):
+        side = "fixed" if fixed_points is None else "moving"
+        raise InputError(f"landmark guidance needs two point lists: select the {side} list, or neither")
+    if fixed_points is not None:
+        fixed_ras, fixed_labels = placed_points(fixed_points, "fixed guidance")
+        moving_ras, moving_labels = moving_points(moving_points_node, moving_node, "moving guidance")
+        for side, points_ras, labels in (("fixed", fixed_ras, fixed_labels), ("moving", moving_ras, moving_labels)):
+            files[f"guidance_{side}_points"] = folder / f"{side}_points.csv"
+            write_points_csv(files[f"guidance_{side}_points"], points_ras, labels)
+    return files
 
 
 def initial_transform_of(moving_node, initial_transform_node=None) -> Transform:
@@ -127,6 +183,13 @@ def register_nodes(
     prep: dict | None = None,
     log: str | None = None,
     warm=None,
+    fixed_segmentation_node=None,
+    moving_segmentation_node=None,
+    segments: list[str] | None = None,
+    fixed_points_node=None,
+    moving_points_node=None,
+    guidance_weight: float | None = None,
+    metric: str = "intensity",
 ):
     """Register ``moving_node`` to ``fixed_node``; the result goes in ``output_transform_node``.
 
@@ -140,6 +203,10 @@ def register_nodes(
     worker first; ``log`` is a file for the engine's log, written on success and on failure.
     ``warm`` (a free :class:`..process.warm_worker.WarmWorker`) runs the job in that process, engines
     already imported; without it a new worker process starts.
+    Guidance (see :mod:`..registration.guidance`): ``fixed_segmentation_node``/``moving_segmentation_node``
+    (segmentation or labelmap nodes; segments pair by name), ``segments`` (names that guide, default all),
+    ``fixed_points_node``/``moving_points_node`` (markups, paired by label), ``guidance_weight`` and
+    ``metric`` ("intensity", or "segments" to ignore the intensities).
     """
     check_volume_pair(fixed_node, moving_node, otherwise="register to another volume")
     scene = fixed_node.GetScene()
@@ -161,6 +228,10 @@ def register_nodes(
             if mask is not None:
                 files[key] = folder / f"{key}.nrrd"
                 write_image(mrml.mask_image(mask, reference), files[key])
+        files |= _guidance_files(
+            folder, fixed_node, moving_node, (fixed_segmentation_node, moving_segmentation_node),
+            (fixed_points_node, moving_points_node),
+        )  # fmt: skip
         start = initial_transform_of(moving_node, initial_transform_node)
         if not start.is_identity():
             files["initial_transform"] = folder / "initial.h5"
@@ -178,6 +249,9 @@ def register_nodes(
             output_volume=str(folder / "resampled.nrrd") if output_volume_node is not None else None,
             prep=prep,
             log=log,
+            segments=",".join(segments) if segments else None,
+            guidance_weight=guidance_weight,
+            metric=metric,
         )
         job = preflight_registration(job)
         registration = NodeRegistration(scene, job, folder, targets, python, on_progress, on_done, warm)

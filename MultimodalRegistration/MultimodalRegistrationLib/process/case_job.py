@@ -53,13 +53,17 @@ def run_case_job(job: CaseJob, emit: Callable[[dict], None]) -> dict:
         name: read_image(path, name.replace("_", " ")) if path else None
         for name, path in (("fixed_mask", job.fixed_mask), ("moving_mask", job.moving_mask))
     }
+    labels = {}
+    if job.fixed_segmentation and job.moving_segmentation:  # QA reports each guiding segment's overlap
+        labels["fixed_labels"] = read_image(job.fixed_segmentation, "fixed segmentation")
+        labels["moving_labels"] = read_image(job.moving_segmentation, "moving segmentation")
     sources = {
         name: getattr(job, name) for name in ("fixed", "moving", "fixed_points", "moving_points") if getattr(job, name)
     }
     report = assess_with_restarts(
         fixed, moving, transform, inverse=inverse, stability_restarts=job.stability,
         stability_options={"engine": job.engine, "preset": job.preset},
-        sources={**sources, "transform": job.output_transform}, **masks, **points,
+        sources={**sources, "transform": job.output_transform}, **masks, **points, **labels,
     )  # fmt: skip
     qa = report.to_dict()
     verdict = triage_case(RegistrationSummary.from_dict(result["summary"]), report)

@@ -100,6 +100,15 @@ class RegistrationJob(Job):
     log: str | None = _path("output")
     prep: dict | None = None
     workdir: str | None = None
+    # Guidance (see registration/guidance.py): labelmaps, the segments that guide (comma-separated
+    # names or label values), landmark files, the guidance weight and "intensity" or "segments".
+    fixed_segmentation: str | None = _path("input")
+    moving_segmentation: str | None = _path("input")
+    segments: str | None = None
+    guidance_fixed_points: str | None = _path("input")
+    guidance_moving_points: str | None = _path("input")
+    guidance_weight: float | None = None
+    metric: str = "intensity"
 
     def resolved(self) -> "RegistrationJob":
         """A copy with absolute paths, a custom preset file's included (the worker runs in its own folder)."""

@@ -2,7 +2,9 @@
 inputs hash to, so that a re-run skips the cases that are done and redoes those whose inputs changed.
 
 Columns: ``case``, ``fixed``, ``moving`` (required), and ``fixed_mask``, ``moving_mask``,
-``initial_transform``, ``fixed_points``, ``moving_points``, ``engine``, ``preset``, ``init``.
+``initial_transform``, ``fixed_points``, ``moving_points`` (QA's target points), ``engine``, ``preset``,
+``init``; guidance: ``fixed_segmentation``, ``moving_segmentation``, ``segments``, ``metric``,
+``guidance_weight``, ``guidance_fixed_points``, ``guidance_moving_points``.
 Relative paths are read from the manifest's folder. An empty cell takes the batch's default.
 """
 
@@ -22,8 +24,9 @@ from ..core.version import __version__
 from .jobs import CaseJob
 
 REQUIRED = ("case", "fixed", "moving")
-PATHS = ("fixed", "moving", "fixed_mask", "moving_mask", "initial_transform", "fixed_points", "moving_points")
-CHOICES = ("engine", "preset", "init")
+PATHS = ("fixed", "moving", "fixed_mask", "moving_mask", "initial_transform", "fixed_points", "moving_points",
+         "fixed_segmentation", "moving_segmentation", "guidance_fixed_points", "guidance_moving_points")  # fmt: skip
+CHOICES = ("engine", "preset", "init", "segments", "metric", "guidance_weight")
 COLUMNS = REQUIRED + tuple(name for name in PATHS + CHOICES if name not in REQUIRED)
 # What a case folder holds; ``case.json`` is written last, so a case is done only when it exists.
 CASE_FILES = {"output_transform": "transform.h5", "summary": "summary.json", "qa": "qa.json",
@@ -105,12 +108,23 @@ def read_manifest(
         folder = Path(output_dir) / name
         options = {key: value for key, value in defaults.items() if value is not None}
         options.update({key: row[key] for key in CHOICES if row.get(key)})
+        if "guidance_weight" in options:
+            options["guidance_weight"] = _number(options["guidance_weight"], path.name, line)
         inputs = {key: str((path.parent / row[key]).resolve()) for key in PATHS if row.get(key)}
         outputs = {key: str(folder / file) for key, file in CASE_FILES.items()}
         if output_volume:
             outputs["output_volume"] = str(folder / "resampled.nrrd")
         jobs.append(CaseJob(case=name, **inputs, **outputs, **options).resolved())
     return jobs
+
+
+def _number(text, manifest: str, line: int) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"manifest {manifest} line {line}: guidance_weight '{text}' is not a number: give e.g. 1"
+        ) from None
 
 
 def _file_digest(path: str) -> str:

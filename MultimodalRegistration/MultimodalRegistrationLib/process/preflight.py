@@ -9,7 +9,12 @@ from ..core.errors import InputError
 from .jobs import RegistrationJob
 
 IMAGES = (("fixed", "fixed image"), ("moving", "moving image"))
-MASKS = (("fixed_mask", "fixed mask"), ("moving_mask", "moving mask"))
+MASKS = (
+    ("fixed_mask", "fixed mask"),
+    ("moving_mask", "moving mask"),
+    ("fixed_segmentation", "fixed segmentation"),
+    ("moving_segmentation", "moving segmentation"),
+)
 
 
 def preflight_registration(job: RegistrationJob, data: bool = True) -> RegistrationJob:

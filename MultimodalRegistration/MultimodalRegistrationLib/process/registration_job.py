@@ -33,6 +33,7 @@ def run_registration_job(job: RegistrationJob, emit: Callable[[dict], None]) -> 
     from ..core.images import read_image, write_image
     from ..core.transforms import Transform, resample
     from ..registration.register import register
+    from .guidance_inputs import guidance_from_job
 
     job = preflight_registration(job, data=False)  # read_image below checks the bytes
     read_started = time.perf_counter()
@@ -55,6 +56,7 @@ def run_registration_job(job: RegistrationJob, emit: Callable[[dict], None]) -> 
     if prepared is not None:  # masks given to the registration win over the prepared ones
         fixed_mask = fixed_mask if fixed_mask is not None else prepared.fixed_mask
         moving_mask = moving_mask if moving_mask is not None else prepared.moving_mask
+    guidance, guidance_warnings = guidance_from_job(job, fixed, moving)
     read_seconds = time.perf_counter() - read_started
 
     def progress(fraction: float, stage: str, **details) -> None:
@@ -76,6 +78,7 @@ def run_registration_job(job: RegistrationJob, emit: Callable[[dict], None]) -> 
             progress=progress,
             sources=job.sources(),
             workdir=job.workdir,
+            guidance=guidance,
         )
     except EngineError as error:
         error.log_path = _write_log(job, error.log)
@@ -99,6 +102,7 @@ def run_registration_job(job: RegistrationJob, emit: Callable[[dict], None]) -> 
     summary.provenance.timings_s["read_s"] = round(read_seconds, 3)
     summary.provenance.timings_s["write_s"] = round(time.perf_counter() - write_started, 3)
     summary.outputs = outputs
+    summary.warnings = guidance_warnings + summary.warnings
     if prepared is not None:
         summary.prep = prepared.summary()
         summary.warnings = prepared.warnings + summary.warnings

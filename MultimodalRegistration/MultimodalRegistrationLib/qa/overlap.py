@@ -14,50 +14,10 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import InputError
+from ..core.labels import as_labelmap, label_names, relabel_by_name, surface_distances
 from ..core.transforms import Transform
 
 INTERPOLATIONS = {"nearest": sitk.sitkNearestNeighbor, "gaussian": sitk.sitkLabelGaussian}
-INTEGER_TYPES = {
-    sitk.sitkUInt8,
-    sitk.sitkInt8,
-    sitk.sitkUInt16,
-    sitk.sitkInt16,
-    sitk.sitkUInt32,
-    sitk.sitkInt32,
-    sitk.sitkUInt64,
-    sitk.sitkInt64,
-}
-
-
-def as_labelmap(image: sitk.Image, role: str = "labelmap") -> sitk.Image:
-    """Check that ``image`` is a 3D labelmap; a float image holding whole numbers is cast to integers."""
-    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError(
-            f"{role} must be a 3D scalar label image (one label value per voxel): export the segmentation "
-            "as a labelmap volume (a multi-layer .seg.nrrd holds overlapping segments)"
-        )
-    if image.GetPixelID() in INTEGER_TYPES:
-        return image
-    values = sitk.GetArrayViewFromImage(image)
-    if not np.all(np.isfinite(values)) or not np.array_equal(values, np.round(values)):
-        raise InputError(f"{role} holds fractional values: it looks like an intensity image, give a labelmap")
-    return sitk.Cast(image, sitk.sitkInt32)
-
-
-def label_names(image: sitk.Image) -> dict[int, str]:
-    """Segment names stored by Slicer in a single-layer .seg.nrrd header (``SegmentN_Name``), if any."""
-    names = {}
-    keys = set(image.GetMetaDataKeys())
-    index = 0
-    while f"Segment{index}_Name" in keys:
-        value_key = f"Segment{index}_LabelValue"
-        if value_key in keys:
-            try:
-                names[int(image.GetMetaData(value_key))] = image.GetMetaData(f"Segment{index}_Name")
-            except ValueError:
-                pass
-        index += 1
-    return names
 
 
 def warp_labels(
@@ -101,49 +61,6 @@ class LabelOverlap:
             "fixed_volume_ml": round(self.fixed_volume_ml, 4),
             "moving_volume_ml": round(self.moving_volume_ml, 4),
         }
-
-
-def _bounding_slices(mask: np.ndarray) -> tuple[slice, slice, slice]:
-    """Array (z, y, x) slices around the set voxels, one voxel wider on each side."""
-    slices = []
-    for axis in range(3):
-        other = tuple(a for a in range(3) if a != axis)
-        present = np.flatnonzero(mask.any(axis=other))
-        slices.append(slice(max(present[0] - 1, 0), min(present[-1] + 2, mask.shape[axis])))
-    return tuple(slices)
-
-
-def _directed_distances(source: sitk.Image, target: sitk.Image) -> np.ndarray:
-    """Distances (mm) from each contour voxel of ``source`` to the nearest contour voxel of ``target``."""
-    # Distances to the target's contour (not to the target object), clipped at 0 on the contour itself,
-    # so that identical masks give exactly 0 whatever connectivity defines the contour.
-    signed = sitk.SignedMaurerDistanceMap(
-        sitk.LabelContour(target), insideIsPositive=False, squaredDistance=False, useImageSpacing=True
-    )
-    contour = sitk.GetArrayFromImage(sitk.LabelContour(source)) != 0
-    return np.maximum(sitk.GetArrayFromImage(signed)[contour].astype(float), 0.0)
-
-
-def surface_distances(fixed_mask: np.ndarray, moving_mask: np.ndarray, reference: sitk.Image) -> tuple[float, float]:
-    """(mean symmetric surface distance, 95% Hausdorff distance) in mm between two boolean masks (z, y, x).
-
-    The mean pools the distances of both contours to each other; the 95% Hausdorff distance is the
-    larger of the two directed 95th percentiles.
-    """
-    z, y, x = _bounding_slices(fixed_mask | moving_mask)
-    spacing = reference.GetSpacing()
-
-    def crop(mask: np.ndarray) -> sitk.Image:
-        image = sitk.GetImageFromArray(mask[z, y, x].astype(np.uint8))
-        image.SetSpacing(spacing)  # distances need the spacing only: orientation does not change them
-        return image
-
-    fixed_image, moving_image = crop(fixed_mask), crop(moving_mask)
-    forward = _directed_distances(fixed_image, moving_image)
-    backward = _directed_distances(moving_image, fixed_image)
-    mean = float(np.concatenate([forward, backward]).mean())
-    hausdorff95 = float(max(np.percentile(forward, 95), np.percentile(backward, 95)))
-    return mean, hausdorff95
 
 
 def label_overlap(
@@ -212,10 +129,11 @@ def segmentation_overlap(
     """Dice, mean surface distance and 95% Hausdorff distance (mm) per label, before and after registration.
 
     ``transform`` maps fixed to moving points (LPS); ``before`` (default identity) is the pose before
-    registration. Labels are the non-zero values of either labelmap.
+    registration. Labels are the non-zero values of either labelmap; when both carry Slicer's segment
+    names, segments pair by name whatever their values.
     """
     fixed_labels = as_labelmap(fixed_labels, "fixed labelmap")
-    moving_labels = as_labelmap(moving_labels, "moving labelmap")
+    moving_labels = relabel_by_name(as_labelmap(moving_labels, "moving labelmap"), fixed_labels)
     fixed_values = set(np.unique(sitk.GetArrayViewFromImage(fixed_labels)).tolist()) - {0}
     moving_values = set(np.unique(sitk.GetArrayViewFromImage(moving_labels)).tolist()) - {0}
     if not fixed_values or not moving_values:

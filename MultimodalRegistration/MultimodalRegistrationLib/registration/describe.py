@@ -40,3 +40,20 @@ def describe_result(summary: RegistrationSummary) -> str:
         f"registered in {summary.seconds:.1f} s: mutual information {summary.metric_before:.3f} -> "
         f"{summary.metric_after:.3f}, {describe_start(summary)}"
     )
+
+
+def describe_guidance(guidance: dict | None) -> str:
+    """A guided run's scores at its start and its result (a summary's ``provenance.guidance``) in one line,
+    e.g. "guidance: Dice 0.62 -> 0.91, landmarks 7.4 -> 1.2 mm RMS"; "" for a run without guidance."""
+    if not guidance:
+        return ""
+    start, result = guidance.get("score_start") or {}, guidance.get("score_result") or {}
+    parts = []
+    if start.get("mean_dice") is not None and result.get("mean_dice") is not None:
+        parts.append(f"Dice {start['mean_dice']:.2f} -> {result['mean_dice']:.2f}")
+    if start.get("points_rms_mm") is not None and result.get("points_rms_mm") is not None:
+        parts.append(f"landmarks {start['points_rms_mm']:.1f} -> {result['points_rms_mm']:.1f} mm RMS")
+    if not parts:
+        return ""
+    label = "guidance (intensities ignored)" if guidance.get("metric") == "segments" else "guidance"
+    return f"{label}: {', '.join(parts)}"

@@ -21,7 +21,11 @@ from ..core.transforms import Transform
 from ..core.version import __version__
 from ..engines import run_engine
 from ..engines.presets import load_preset
-from .initialize import same_start, starting_poses
+from .centres import centre_alignment
+from .guidance import Guidance, PreparedGuidance, prepare_guidance
+from .guided_score import guidance_score, worse_than
+from .guided_start import guided_start
+from .initialize import StartingPoses, same_start, starting_poses
 from .mask_start import check_fixed_mask_size, mask_aware_starts, mask_centroid
 from .summary import Provenance, RegistrationSummary
 
@@ -127,18 +131,26 @@ def minimum_jacobian(transform: Transform, fixed: sitk.Image, spacing_mm: float 
 
 
 def _keep_or_start(
-    output, metric_after: float, metric_start: float, fixed: sitk.Image, recipe, engine: str
+    output, metric_after: float, metric_start: float, fixed: sitk.Image, recipe, engine: str, guided: dict | None = None
 ) -> tuple[str, str]:
     """("result", "") when the result is no worse than its start; else ("start", the reason).
 
     The rule holds for every result, linear or not: its mutual information may not fall more than
     KEEP_TOLERANCE_NATS below the start's, and a nonlinear one must not fold (Jacobian determinant > 0).
+    A guided result (``guided``: its "worse" reason from :func:`.guided_score.worse_than` and whether
+    the image term drove it) must also agree no less with the segments and landmarks; under
+    ``--metric segments`` the intensities do not judge it.
     Falling back to an earlier stage of a multi-stage preset (its rigid stage before the B-spline) is
     not done here: the engines return only the final transform, so the fallback is the start itself.
     """
     what = f"the {engine} {recipe.name} result"
     hint = "try the rigid preset or landmarks" if not recipe.is_linear else "try another start, a mask or landmarks"
-    if metric_after < metric_start - KEEP_TOLERANCE_NATS:
+    if guided and guided["worse"]:
+        return "start", (
+            f"{what} agrees less with the guidance than its start ({guided['worse']}): kept the start; {hint}"
+        )
+    judged_by_metric = guided is None or guided["intensity"]
+    if judged_by_metric and metric_after < metric_start - KEEP_TOLERANCE_NATS:
         return "start", (
             f"{what} agrees less than its start (mutual information {metric_after:.3f} < {metric_start:.3f} nats): "
             f"kept the start; {hint}"
@@ -195,6 +207,38 @@ def _runs_for_masks(poses, fixed, moving, recipe, masks: dict, warnings: list[st
     return runs
 
 
+def _guided_starts(
+    fixed: sitk.Image, moving: sitk.Image, prepared: PreparedGuidance, initial_transform: Transform | None
+) -> tuple[StartingPoses, list[dict]]:
+    """The one start the guidance suggests (see :mod:`.guided_start`), and the candidates it weighed."""
+    chosen = guided_start(prepared, initial_transform)
+    before = initial_transform if initial_transform is not None else centre_alignment(fixed, moving, None, "geometry")
+    return StartingPoses(poses=[(f"guided ({chosen.name})", chosen.transform)], before=before), chosen.candidates
+
+
+def _guided_rank(prepared: PreparedGuidance, transform: Transform) -> float:
+    """Which of several guided runs agrees best with the guidance: mean Dice, else minus the landmark RMS (mm)."""
+    score = guidance_score(prepared, transform)
+    return score.mean_dice if score.mean_dice is not None else -score.points_rms_mm
+
+
+def _guided_record(
+    prepared: PreparedGuidance | None, start: Transform, result: Transform, candidates: list[dict] | None
+) -> tuple[dict | None, dict | None]:
+    """The guidance's provenance (scores at the start and the result) and the keep rule's verdict on it."""
+    if prepared is None:
+        return None, None
+    at_start, at_result = guidance_score(prepared, start), guidance_score(prepared, result)
+    record = prepared.describe() | {
+        "start_candidates": candidates,
+        "score_start": at_start.to_dict(),
+        "score_result": at_result.to_dict(),
+    }
+    voxel_mm = max(prepared.fixed_masks[0].GetSpacing()) if prepared.fixed_masks else 0.0
+    worse = worse_than(at_result, at_start, voxel_mm)
+    return record, {"worse": worse, "intensity": prepared.guidance.metric == "intensity"}
+
+
 def register(
     fixed: sitk.Image,
     moving: sitk.Image,
@@ -210,6 +254,7 @@ def register(
     progress: Progress | None = None,
     sources: dict | None = None,
     workdir: str | Path | None = None,
+    guidance: Guidance | None = None,
 ) -> RegistrationResult:
     """Register ``moving`` to ``fixed`` (LPS images) and return the fixed -> moving transform.
 
@@ -219,6 +264,9 @@ def register(
     keeps the result with the higher metric. ``max_rotation_deg`` (degrees) narrows the any-pose
     search for images known to be roughly aligned.
     ``sources`` names where the inputs came from, for provenance only.
+    ``guidance`` (segmentations, landmarks; see :mod:`.guidance`) adds segment and landmark terms to the
+    metric, gives the start under ``init`` auto (:mod:`.guided_start`), and must not get worse for the
+    result to be kept.
     """
     report = progress or (lambda fraction, stage, **details: None)
     started = time.perf_counter()
@@ -246,13 +294,17 @@ def register(
                 "or the sampler may not find enough samples"
             )
     check_fixed_mask_size(recipe, fixed, masks.get("fixed mask"))  # before the search: refused at once
+    prepared = prepare_guidance(fixed, moving, guidance, engine) if guidance and not guidance.is_empty else None
     clock = lap("checks_s", started)
 
     report(0.01, "finding the starting pose")
-    starts = starting_poses(
-        fixed, moving, initial_transform, init, masks.get("fixed mask"), masks.get("moving mask"),
-        max_rotation_deg=max_rotation_deg, seed=seed,
-    )  # fmt: skip
+    if prepared is not None and init == "auto" and (prepared.pairs or prepared.guidance.has_points):
+        starts, guided_candidates = _guided_starts(fixed, moving, prepared, initial_transform)
+    else:
+        starts, guided_candidates = starting_poses(
+            fixed, moving, initial_transform, init, masks.get("fixed mask"), masks.get("moving mask"),
+            max_rotation_deg=max_rotation_deg, seed=seed,
+        ), None  # fmt: skip
     warnings += starts.warnings
     if masks:
         runs = _runs_for_masks(starts.poses, fixed, moving, recipe, masks, warnings, seed)
@@ -290,6 +342,7 @@ def register(
                     threads=threads,
                     workdir=Path(scratch),
                     progress=engine_progress,
+                    guidance=prepared.engine_terms if prepared is not None else None,
                 )
             logs.append(f"=== {engine} {recipe.name} from the {name} start ===\n{output.log}")
             check_linear_result(output.transform, recipe.name)
@@ -306,16 +359,18 @@ def register(
         metric = mutual_information(fixed, moving, output.transform, masks.get("fixed mask"))
         clock = lap("metric_after_s", clock)
         tried.append({"start": name, "metric_after": round(metric, 6)})
-        if best is None or metric > best[0]:
-            best = (metric, name, start, output)
+        rank = (_guided_rank(prepared, output.transform), metric) if prepared is not None else (metric,)
+        if best is None or rank > best[0]:
+            best = (rank, metric, name, start, output)
     if best is None:
         failure.log = "\n".join(logs)
         raise failure
-    metric_after, start_name, start, output = best
+    _, metric_after, start_name, start, output = best
     warnings += [f"the engine failed from the {run['start']} start: {run['error']}" for run in tried if "error" in run]
     # Never worse than the start: the chosen run's result against the pose it started from.
     metric_start = mutual_information(fixed, moving, start, masks.get("fixed mask"))
-    kept, kept_reason = _keep_or_start(output, metric_after, metric_start, fixed, recipe, engine)
+    guided, judge = _guided_record(prepared, start, output.transform, guided_candidates)
+    kept, kept_reason = _keep_or_start(output, metric_after, metric_start, fixed, recipe, engine, judge)
     transform, inverse = output.transform, output.inverse
     if kept == "start":
         warnings.append(kept_reason)
@@ -350,6 +405,7 @@ def register(
         timings_s=timings,
         kept=kept,
         kept_reason=kept_reason,
+        guidance=guided,
     )
     report(1.0, "done")
     return RegistrationResult(

@@ -21,6 +21,8 @@ class Provenance(Record):
     Matrices are fixed -> moving in LPS mm; ``fixed`` and ``moving`` describe the images (size,
     spacing in mm, origin in LPS mm, pixel type, source file). ``kept`` is "result", or "start" when
     the result agreed less than its start or folded (``kept_reason`` says which, with the numbers).
+    ``guidance`` (guided runs only) records the segments, landmark count, weights, the start candidates
+    and the guidance scores (Dice, surface distance and landmark distance in mm) at the start and the result.
     """
 
     engine: str
@@ -47,6 +49,7 @@ class Provenance(Record):
     timings_s: dict[str, float] = field(default_factory=dict)
     kept: str = "result"
     kept_reason: str = ""
+    guidance: dict | None = None  # segments, landmarks, weights and their scores at the start and the result
 
     def to_dict(self) -> dict:
         return asdict(self)

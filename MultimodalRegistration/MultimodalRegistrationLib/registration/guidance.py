@@ -1,0 +1,209 @@
+"""What guides a registration besides intensities: paired segmentations and landmarks.
+
+Segments are paired by name when both labelmaps carry Slicer's segment names, else by label value.
+Each paired segment becomes one pair of clamped signed distance maps (mm, scaled to [-1, 1]) that the
+engine compares by mean squares beside mutual information; landmarks become a corresponding-points
+term. The same segments and points give the starting pose (:mod:`.guided_start`) and the scores by
+which a guided result is kept or refused (:mod:`.guided_score`). All coordinates are LPS mm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..core.choices import GUIDANCE_METRICS
+from ..core.errors import InputError
+from ..core.labels import as_labelmap, label_names
+from ..engines.guidance_terms import Channel, EngineGuidance
+from ..engines.presets import guidance_defaults
+
+
+@dataclass
+class Guidance:
+    """The user's guidance for one registration.
+
+    ``fixed_points_lps``/``moving_points_lps`` are paired (row i with row i) landmarks in LPS mm.
+    ``segments`` names the segments (or label values) that guide; None means every paired one.
+    ``weight`` (None: the engine's default from ``Resources/Presets/guidance.json``) is the weight of
+    the segment and landmark terms against the image term's 1. ``metric`` "segments" drops the image
+    term, for modalities whose intensities do not correspond (ultrasound, histology).
+    """
+
+    fixed_segmentation: sitk.Image | None = None
+    moving_segmentation: sitk.Image | None = None
+    segments: list[str] | None = None
+    fixed_points_lps: np.ndarray | None = None
+    moving_points_lps: np.ndarray | None = None
+    weight: float | None = None
+    metric: str = "intensity"
+
+    @property
+    def has_segments(self) -> bool:
+        return self.fixed_segmentation is not None
+
+    @property
+    def has_points(self) -> bool:
+        return self.fixed_points_lps is not None and len(self.fixed_points_lps) > 0
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.has_segments or self.has_points) and self.metric == "intensity"
+
+
+@dataclass
+class SegmentPair:
+    """One segment present in both labelmaps: its name and its label value on each side."""
+
+    name: str
+    fixed_value: int
+    moving_value: int
+
+
+@dataclass
+class PreparedGuidance:
+    """The checked guidance: the paired segments as masks on each image's grid, and the engine's terms."""
+
+    guidance: Guidance
+    pairs: list[SegmentPair]
+    fixed_masks: list[sitk.Image]  # UInt8, on the fixed image's grid, one per pair
+    moving_masks: list[sitk.Image]  # UInt8, on the moving image's grid
+    engine_terms: EngineGuidance
+
+    def describe(self) -> dict:
+        """For provenance: the segments, the landmark count, the metric and the weights."""
+        return {
+            "metric": self.guidance.metric,
+            "segments": [{"name": p.name, "fixed_value": p.fixed_value, "moving_value": p.moving_value}
+                         for p in self.pairs],  # fmt: skip
+            "points": int(len(self.guidance.fixed_points_lps)) if self.guidance.has_points else 0,
+            "engine_terms": self.engine_terms.describe(),
+        }
+
+
+def _values_and_names(labels: sitk.Image) -> dict[int, str]:
+    values = set(np.unique(sitk.GetArrayViewFromImage(labels)).tolist()) - {0}
+    names = label_names(labels)
+    return {int(value): names.get(int(value), str(int(value))) for value in sorted(values)}
+
+
+def pair_segments(
+    fixed_segmentation: sitk.Image, moving_segmentation: sitk.Image, wanted: list[str] | None = None
+) -> list[SegmentPair]:
+    """The segments of both labelmaps, paired by name when both carry names, else by label value.
+
+    ``wanted`` keeps only the named segments (names or label values as text), in that order.
+    """
+    fixed_found = _values_and_names(as_labelmap(fixed_segmentation, "fixed segmentation"))
+    moving_found = _values_and_names(as_labelmap(moving_segmentation, "moving segmentation"))
+    for role, found in (("fixed", fixed_found), ("moving", moving_found)):
+        if not found:
+            raise InputError(
+                f"the {role} segmentation is empty (every voxel is 0): give the labelmap with the segments"
+            )
+    named = bool(label_names(fixed_segmentation)) and bool(label_names(moving_segmentation))
+    if named:
+        by_name = {name: value for value, name in moving_found.items()}
+        pairs = [SegmentPair(name, value, by_name[name]) for value, name in fixed_found.items() if name in by_name]
+    else:
+        pairs = [SegmentPair(name, value, value) for value, name in fixed_found.items() if value in moving_found]
+    if not pairs:
+        key = "name" if named else "label value"
+        raise InputError(
+            f"no segment is in both segmentations (fixed {sorted(fixed_found.values())}, moving "
+            f"{sorted(moving_found.values())}): give the same structure the same {key} in both"
+        )
+    if wanted:
+        chosen = {str(p.fixed_value): p for p in pairs} | {p.name: p for p in pairs}
+        unknown = [name for name in wanted if name not in chosen]
+        if unknown:
+            raise InputError(
+                f"segments {unknown} are not in both segmentations: choose from {[p.name for p in pairs]}"
+            )
+        pairs = [chosen[name] for name in dict.fromkeys(wanted)]
+    return pairs
+
+
+def segment_mask(segmentation: sitk.Image, value: int, image: sitk.Image, role: str, name: str) -> sitk.Image:
+    """The voxels of label ``value`` on ``image``'s grid (UInt8 0/1), resampled if the grids differ."""
+    mask = sitk.Cast(sitk.BinaryThreshold(segmentation, value, value, 1, 0), sitk.sitkUInt8)
+    same_grid = (
+        segmentation.GetSize() == image.GetSize()
+        and np.allclose(segmentation.GetSpacing(), image.GetSpacing())
+        and np.allclose(segmentation.GetOrigin(), image.GetOrigin())
+        and np.allclose(segmentation.GetDirection(), image.GetDirection())
+    )
+    if not same_grid:
+        mask = sitk.Resample(mask, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    if not np.any(sitk.GetArrayViewFromImage(mask)):
+        raise InputError(
+            f"segment '{name}' of the {role} segmentation lies outside the {role} image: "
+            f"give the segmentation made on the {role} image (check that fixed and moving are not swapped)"
+        )
+    return mask
+
+
+def distance_channel(mask: sitk.Image, clamp_mm: float) -> sitk.Image:
+    """The signed distance to the mask's surface (negative inside), clamped at ``clamp_mm`` and divided
+    by it: a float32 image in [-1, 1] whose mean squares pull surfaces together from up to ``clamp_mm`` away."""
+    distance = sitk.SignedMaurerDistanceMap(mask, insideIsPositive=False, squaredDistance=False, useImageSpacing=True)
+    clamped = sitk.Clamp(distance, sitk.sitkFloat32, -clamp_mm, clamp_mm)
+    return sitk.Cast(clamped / clamp_mm, sitk.sitkFloat32)
+
+
+def _check_points(guidance: Guidance) -> None:
+    fixed, moving = guidance.fixed_points_lps, guidance.moving_points_lps
+    if (fixed is None) != (moving is None):
+        raise InputError("landmark guidance needs both lists: give --fixed-points and --moving-points, or neither")
+    if fixed is None:
+        return
+    fixed, moving = np.asarray(fixed, float), np.asarray(moving, float)
+    if fixed.ndim != 2 or fixed.shape[1] != 3 or fixed.shape != moving.shape:
+        raise InputError(
+            f"landmark lists do not pair up ({len(fixed)} fixed, {len(moving)} moving points): "
+            "give the same landmarks, with the same labels, in both lists"
+        )
+
+
+def _check_choices(guidance: Guidance) -> None:
+    if guidance.metric not in GUIDANCE_METRICS:
+        raise InputError(f"unknown metric '{guidance.metric}': choose one of {', '.join(GUIDANCE_METRICS)}")
+    if (guidance.fixed_segmentation is None) != (guidance.moving_segmentation is None):
+        raise InputError("segment guidance needs both segmentations: give fixed and moving segmentations, or neither")
+    if guidance.segments and not guidance.has_segments:
+        raise InputError(
+            "segments were named but no segmentations given: add --fixed-segmentation and --moving-segmentation"
+        )
+    if guidance.metric == "segments" and not (guidance.has_segments or guidance.has_points):
+        raise InputError("--metric segments needs segmentations or landmarks: give both segmentations")
+    if guidance.weight is not None and not (np.isfinite(guidance.weight) and guidance.weight > 0):
+        raise InputError(f"guidance weight {guidance.weight} is not a positive number: give e.g. --guidance-weight 1")
+
+
+def prepare_guidance(fixed: sitk.Image, moving: sitk.Image, guidance: Guidance, engine: str) -> PreparedGuidance:
+    """Check the guidance against the images (LPS) and build the engine's terms; refuses bad input with the fix."""
+    _check_choices(guidance)
+    _check_points(guidance)
+    defaults = guidance_defaults(engine)
+    pairs, fixed_masks, moving_masks, channels = [], [], [], []
+    if guidance.has_segments:
+        pairs = pair_segments(guidance.fixed_segmentation, guidance.moving_segmentation, guidance.segments)
+        weight = guidance.weight if guidance.weight is not None else float(defaults["segments"])
+        for pair in pairs:
+            fixed_mask = segment_mask(guidance.fixed_segmentation, pair.fixed_value, fixed, "fixed", pair.name)
+            moving_mask = segment_mask(guidance.moving_segmentation, pair.moving_value, moving, "moving", pair.name)
+            fixed_masks.append(fixed_mask)
+            moving_masks.append(moving_mask)
+            clamp = defaults["distance_clamp_mm"]
+            channels.append(
+                Channel(pair.name, distance_channel(fixed_mask, clamp), distance_channel(moving_mask, clamp),
+                        weight / len(pairs))
+            )  # fmt: skip
+    terms = EngineGuidance(channels=channels, intensity_weight=0.0 if guidance.metric == "segments" else 1.0)
+    if guidance.has_points:
+        terms.fixed_points_lps = np.asarray(guidance.fixed_points_lps, float)
+        terms.moving_points_lps = np.asarray(guidance.moving_points_lps, float)
+        terms.points_weight = guidance.weight if guidance.weight is not None else float(defaults["points"])
+    return PreparedGuidance(guidance, pairs, fixed_masks, moving_masks, terms)

@@ -1,0 +1,97 @@
+"""How well a pose agrees with the guidance, measurable without ground truth: per-segment Dice and
+mean surface distance (mm), and the distance (mm) between each mapped fixed landmark and its moving one.
+
+A guided result is kept only if none of these got worse than at its start by more than its tolerance.
+The tolerances are about one voxel's worth: a rigid result cannot follow a deformed organ exactly,
+and trading a fraction of a voxel of surface for closer landmarks is not a failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..core.labels import surface_distances
+from ..core.transforms import Transform
+from .guidance import PreparedGuidance
+
+# A result may lose this much and still count as no worse than its start. Dice only catches gross
+# losses (0.05 is about 1 mm of shift on a 35 mm organ); surfaces and landmarks are judged in mm,
+# to the larger of MIN_TOLERANCE_MM and the fixed image's coarsest voxel.
+DICE_TOLERANCE = 0.05
+MIN_TOLERANCE_MM = 0.5
+
+
+@dataclass
+class GuidanceScore:
+    """Agreement of one pose (fixed -> moving, LPS) with the guidance: per segment and per landmark."""
+
+    dice: dict[str, float] = field(default_factory=dict)
+    surface_mm: dict[str, float | None] = field(default_factory=dict)  # mean symmetric surface distance
+    points_mm: list[float] = field(default_factory=list)
+
+    @property
+    def mean_dice(self) -> float | None:
+        return float(np.mean(list(self.dice.values()))) if self.dice else None
+
+    @property
+    def mean_surface_mm(self) -> float | None:
+        known = [value for value in self.surface_mm.values() if value is not None]
+        return float(np.mean(known)) if known else None
+
+    @property
+    def points_rms_mm(self) -> float | None:
+        return float(np.sqrt(np.mean(np.square(self.points_mm)))) if self.points_mm else None
+
+    def to_dict(self) -> dict:
+        def rounded(value):
+            return None if value is None else round(float(value), 4)
+
+        return {
+            "dice": {name: rounded(value) for name, value in self.dice.items()},
+            "surface_mm": {name: rounded(value) for name, value in self.surface_mm.items()},
+            "points_mm": [rounded(value) for value in self.points_mm],
+            "mean_dice": rounded(self.mean_dice),
+            "mean_surface_mm": rounded(self.mean_surface_mm),
+            "points_rms_mm": rounded(self.points_rms_mm),
+        }
+
+
+def guidance_score(prepared: PreparedGuidance, transform: Transform) -> GuidanceScore:
+    """Score ``transform`` (fixed -> moving, LPS) against the prepared guidance."""
+    score = GuidanceScore()
+    for pair, fixed_mask, moving_mask in zip(prepared.pairs, prepared.fixed_masks, prepared.moving_masks):
+        warped = sitk.Resample(moving_mask, fixed_mask, transform.sitk, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        fixed_array = sitk.GetArrayViewFromImage(fixed_mask) != 0
+        warped_array = sitk.GetArrayViewFromImage(warped) != 0
+        total = int(fixed_array.sum()) + int(warped_array.sum())
+        score.dice[pair.name] = 2.0 * int(np.count_nonzero(fixed_array & warped_array)) / total if total else 0.0
+        score.surface_mm[pair.name] = (
+            surface_distances(fixed_array, warped_array, fixed_mask)[0] if warped_array.any() else None
+        )
+    terms = prepared.engine_terms
+    if terms.fixed_points_lps is not None:
+        mapped = transform.transform_points(terms.fixed_points_lps)
+        score.points_mm = np.linalg.norm(mapped - terms.moving_points_lps, axis=1).tolist()
+    return score
+
+
+def worse_than(after: GuidanceScore, before: GuidanceScore, voxel_mm: float = 0.0) -> str:
+    """Why ``after`` agrees less with the guidance than ``before`` ("" when it does not), with the numbers.
+
+    ``voxel_mm`` (the fixed image's coarsest spacing) widens the mm tolerances to one voxel.
+    """
+    tolerance = max(MIN_TOLERANCE_MM, voxel_mm)
+    reasons = []
+    if after.mean_dice is not None and after.mean_dice < before.mean_dice - DICE_TOLERANCE:
+        reasons.append(f"segment Dice {after.mean_dice:.3f} < {before.mean_dice:.3f}")
+    if before.mean_surface_mm is not None and (
+        after.mean_surface_mm is None or after.mean_surface_mm > before.mean_surface_mm + tolerance
+    ):
+        shown = "none" if after.mean_surface_mm is None else f"{after.mean_surface_mm:.2f} mm"
+        reasons.append(f"segment surface distance {shown} > {before.mean_surface_mm:.2f} mm")
+    if after.points_rms_mm is not None and after.points_rms_mm > before.points_rms_mm + tolerance:
+        reasons.append(f"landmark distance {after.points_rms_mm:.2f} mm > {before.points_rms_mm:.2f} mm (RMS)")
+    return "; ".join(reasons)

@@ -1,0 +1,129 @@
+"""Guidance without an engine: pairing segments, distance channels, the guided start and the scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from MultimodalRegistrationLib.core.errors import InputError
+from MultimodalRegistrationLib.core.transforms import Transform, rigid_transform
+from MultimodalRegistrationLib.registration.guidance import (
+    Guidance,
+    distance_channel,
+    pair_segments,
+    prepare_guidance,
+)
+from MultimodalRegistrationLib.registration.guided_score import guidance_score, worse_than
+from MultimodalRegistrationLib.registration.guided_start import guided_start
+
+
+def _grid(size=48, spacing=2.0, origin=-47.0) -> sitk.Image:
+    image = sitk.Image([size] * 3, sitk.sitkFloat32)
+    image.SetSpacing([spacing] * 3)
+    image.SetOrigin([origin] * 3)
+    return image
+
+
+def _points(image: sitk.Image) -> np.ndarray:
+    """LPS mm of every voxel, (z, y, x, 3)."""
+    z, y, x = np.meshgrid(*[np.arange(n) for n in image.GetSize()[::-1]], indexing="ij")
+    index = np.stack([x, y, z], -1).astype(float)
+    return index * image.GetSpacing()[0] + np.asarray(image.GetOrigin())
+
+
+def _labels(image: sitk.Image, transform: Transform, names: dict[int, str] | None = None) -> sitk.Image:
+    """Two ellipsoids (labels 1 and 2) placed through ``transform`` (fixed -> moving): drawn where the
+    inverse maps a voxel into the fixed-space ellipsoids."""
+    points = _points(image).reshape(-1, 3)
+    body = transform.inverse().transform_points(points)
+    values = np.zeros(len(points), np.uint8)
+    values[(((body - [0, 0, 0]) / [30, 18, 12]) ** 2).sum(1) < 1] = 1
+    values[(((body - [16, 6, 0]) / [6, 6, 6]) ** 2).sum(1) < 1] = 2
+    labels = sitk.GetImageFromArray(values.reshape(image.GetSize()[::-1]))
+    labels.CopyInformation(image)
+    for index, (value, name) in enumerate(sorted((names or {}).items())):
+        labels.SetMetaData(f"Segment{index}_Name", name)
+        labels.SetMetaData(f"Segment{index}_LabelValue", str(value))
+    return labels
+
+
+TRUTH = rigid_transform(35.0, [0.3, 1.0, 0.2], [6.0, -4.0, 3.0])
+
+
+def _guidance(**extra) -> tuple[sitk.Image, sitk.Image, Guidance]:
+    fixed, moving = _grid(), _grid()
+    guidance = Guidance(_labels(fixed, Transform.identity()), _labels(moving, TRUTH), **extra)
+    return fixed, moving, guidance
+
+
+def test_segments_pair_by_name_when_both_sides_name_them_else_by_value():
+    fixed = _labels(_grid(), Transform.identity(), {1: "gland", 2: "nodule"})
+    moving = _labels(_grid(), Transform.identity(), {1: "nodule", 2: "gland"})  # same shapes, swapped names
+    by_name = pair_segments(fixed, moving)
+    assert [(p.name, p.fixed_value, p.moving_value) for p in by_name] == [("gland", 1, 2), ("nodule", 2, 1)]
+    by_value = pair_segments(_labels(_grid(), Transform.identity()), moving)
+    assert [(p.name, p.fixed_value, p.moving_value) for p in by_value] == [("1", 1, 1), ("2", 2, 2)]
+    assert [p.name for p in pair_segments(fixed, moving, ["nodule"])] == ["nodule"]
+    with pytest.raises(InputError, match=r"segments \['prostate'\] are not in both segmentations: choose from"):
+        pair_segments(fixed, moving, ["prostate"])
+
+
+def test_one_sided_or_empty_guidance_is_refused_with_the_fix():
+    fixed, moving, guidance = _guidance()
+    with pytest.raises(InputError, match="needs both segmentations"):
+        prepare_guidance(fixed, moving, Guidance(fixed_segmentation=guidance.fixed_segmentation), "elastix")
+    with pytest.raises(InputError, match="--metric segments needs segmentations or landmarks"):
+        prepare_guidance(fixed, moving, Guidance(metric="segments"), "elastix")
+    empty = sitk.Image(guidance.moving_segmentation.GetSize(), sitk.sitkUInt8)
+    empty.CopyInformation(guidance.moving_segmentation)
+    with pytest.raises(InputError, match="the moving segmentation is empty"):
+        prepare_guidance(fixed, moving, Guidance(guidance.fixed_segmentation, empty), "elastix")
+    elsewhere = _grid(origin=400.0)
+    with pytest.raises(InputError, match="lies outside the moving image"):
+        prepare_guidance(fixed, elsewhere, guidance, "elastix")
+
+
+def test_distance_channel_is_the_clamped_signed_distance_in_mm():
+    fixed, _, guidance = _guidance()
+    mask = sitk.Cast(guidance.fixed_segmentation == 1, sitk.sitkUInt8)
+    channel = sitk.GetArrayFromImage(distance_channel(mask, 20.0))
+    inside = sitk.GetArrayViewFromImage(mask) != 0
+    # The deepest voxel lies about 10 mm inside: between the nodule (label 2) carved out of the gland and its z edge.
+    assert channel.min() == pytest.approx(-10.0 / 20.0, abs=0.06)
+    assert channel.max() == pytest.approx(1.0)
+    assert np.all(channel[inside] <= 0) and np.all(channel[~inside] > 0)
+
+
+def test_guided_start_recovers_a_35_degree_pose_from_the_segments_alone():
+    fixed, moving, guidance = _guidance()
+    prepared = prepare_guidance(fixed, moving, guidance, "elastix")
+    start = guided_start(prepared)
+    probe = np.array([[x, y, z] for x in (-20, 0, 20) for y in (-10, 10) for z in (-8, 8)], float)
+    error = np.linalg.norm(start.transform.transform_points(probe) - TRUTH.transform_points(probe), axis=1)
+    assert start.name.startswith("segment axes")
+    assert error.max() < 2.5, error  # the 2 mm voxels limit the moments
+    assert {c["name"] for c in start.candidates} >= {"segment centroids", "segment axes +1+1"}
+
+
+def test_landmarks_alone_give_their_rigid_fit_as_the_start():
+    fixed, moving = _grid(), _grid()
+    fixed_points = np.array([[20, 0, 0], [-20, 5, 0], [0, 15, -10], [5, -12, 12]], float)
+    guidance = Guidance(fixed_points_lps=fixed_points, moving_points_lps=TRUTH.transform_points(fixed_points))
+    start = guided_start(prepare_guidance(fixed, moving, guidance, "ants"))
+    assert start.name == "landmarks"
+    np.testing.assert_allclose(start.transform.matrix, TRUTH.matrix, atol=1e-6)
+
+
+def test_scores_measure_dice_surface_and_landmark_distance_and_judge_a_worse_result():
+    fixed_points = np.array([[20, 0, 0], [-20, 5, 0], [0, 15, -10]], float)
+    fixed, moving, guidance = _guidance(
+        fixed_points_lps=fixed_points, moving_points_lps=TRUTH.transform_points(fixed_points)
+    )
+    prepared = prepare_guidance(fixed, moving, guidance, "elastix")
+    right, wrong = guidance_score(prepared, TRUTH), guidance_score(prepared, Transform.identity())
+    assert right.mean_dice > 0.9 and wrong.mean_dice < 0.6
+    assert right.mean_surface_mm < 1.5 < 3.0 < wrong.mean_surface_mm
+    assert right.points_rms_mm < 1e-6 and wrong.points_rms_mm > 10.0
+    assert worse_than(right, wrong) == ""
+    reason = worse_than(wrong, right)
+    assert "segment Dice" in reason and "surface distance" in reason and "landmark distance" in reason

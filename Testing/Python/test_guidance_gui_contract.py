@@ -1,0 +1,286 @@
+"""The Guidance section of the MultimodalRegistration module: its .ui widgets, their binding to the parameter
+node, the Logic's forwarding to register_nodes, and the one-line score description the widget shows.
+
+Slicer cannot run here, so like test_module_contract this reads the module's code (ast) and its .ui (xml).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from MultimodalRegistrationLib.core import choices
+from MultimodalRegistrationLib.core.transforms import Transform, rigid_transform
+from MultimodalRegistrationLib.registration.describe import describe_guidance
+from MultimodalRegistrationLib.registration.guidance import Guidance, prepare_guidance
+from MultimodalRegistrationLib.registration.guided_score import guidance_score
+from MultimodalRegistrationLib.registration.summary import Provenance
+
+ROOT = Path(__file__).resolve().parents[2]
+MODULE = ROOT / "MultimodalRegistration"
+SOURCE = (MODULE / "MultimodalRegistration.py").read_text()
+UI = ElementTree.parse(MODULE / "Resources" / "UI" / "MultimodalRegistration.ui")
+
+SEGMENTATION_TYPES = {"vtkMRMLSegmentationNode", "vtkMRMLLabelMapVolumeNode"}
+# widget name -> (class, SlicerParameterName, node types of a selector)
+GUIDANCE_WIDGETS = {
+    "fixedSegmentationSelector": ("qMRMLNodeComboBox", "fixedSegmentation", SEGMENTATION_TYPES),
+    "movingSegmentationSelector": ("qMRMLNodeComboBox", "movingSegmentation", SEGMENTATION_TYPES),
+    "segmentsLineEdit": ("QLineEdit", "segments", None),
+    "fixedLandmarksSelector": ("qMRMLNodeComboBox", "fixedLandmarks", {"vtkMRMLMarkupsFiducialNode"}),
+    "movingLandmarksSelector": ("qMRMLNodeComboBox", "movingLandmarks", {"vtkMRMLMarkupsFiducialNode"}),
+    "guidanceWeightSpinBox": ("QDoubleSpinBox", "guidanceWeight", None),
+    "metricComboBox": ("QComboBox", "metric", None),
+}
+# parameter-node field -> register_nodes keyword it must reach
+GUIDANCE_KEYWORDS = {
+    "fixedSegmentation": "fixed_segmentation_node",
+    "movingSegmentation": "moving_segmentation_node",
+    "segments": "segments",
+    "fixedLandmarks": "fixed_points_node",
+    "movingLandmarks": "moving_points_node",
+    "guidanceWeight": "guidance_weight",
+    "metric": "metric",
+}
+
+
+# --------------------------------------------------------------------------- reading the .ui and the code
+def _widgets() -> dict[str, ElementTree.Element]:
+    return {widget.get("name"): widget for widget in UI.iter("widget")}
+
+
+def _property(widget: ElementTree.Element, name: str):
+    """A widget's property as text, a list (stringlist) or None."""
+    for prop in widget.findall("property"):
+        if prop.get("name") == name:
+            value = prop[0]
+            if value.tag == "stringlist":
+                return [item.text for item in value.findall("string")]
+            return value.text
+    return None
+
+
+def _bound_widgets() -> dict[str, ElementTree.Element]:
+    """SlicerParameterName -> the widget bound to it."""
+    return {_property(w, "SlicerParameterName"): w for w in UI.iter("widget") if _property(w, "SlicerParameterName")}
+
+
+def _class(name: str) -> ast.ClassDef:
+    return next(n for n in ast.parse(SOURCE).body if isinstance(n, ast.ClassDef) and n.name == name)
+
+
+def _wrapper() -> ast.ClassDef:
+    classes = [n for n in ast.parse(SOURCE).body if isinstance(n, ast.ClassDef)]
+    return next(n for n in classes if any(getattr(d, "id", None) == "parameterNodeWrapper" for d in n.decorator_list))
+
+
+def _fields() -> dict[str, ast.expr]:
+    """Parameter-node field -> its annotation."""
+    return {item.target.id: item.annotation for item in _wrapper().body if isinstance(item, ast.AnnAssign)}
+
+
+def _names(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def _call_of(function: ast.AST, name: str) -> ast.Call:
+    """The call of ``name`` (a function or method) inside ``function``."""
+    return next(
+        n for n in ast.walk(function)
+        if isinstance(n, ast.Call) and name in (getattr(n.func, "id", None), getattr(n.func, "attr", None))
+    )  # fmt: skip
+
+
+def _method(cls: str, name: str) -> ast.FunctionDef:
+    return next(n for n in _class(cls).body if isinstance(n, ast.FunctionDef) and n.name == name)
+
+
+def _value(node: ast.expr):
+    """A literal, or a name from core.choices (the module's constants)."""
+    if isinstance(node, ast.Name):
+        return getattr(choices, node.id)
+    return ast.literal_eval(node)
+
+
+# --------------------------------------------------------------------------- the .ui
+def test_guidance_section_is_a_collapsed_collapsible_button_holding_every_guidance_widget():
+    widgets = _widgets()
+    section = widgets.get("guidanceCollapsibleButton")
+    assert section is not None and section.get("class") == "ctkCollapsibleButton"
+    assert _property(section, "text") == "Guidance"
+    assert _property(section, "collapsed") == "true", "the Guidance section must start collapsed"
+    inside = {w.get("name") for w in section.iter("widget")}
+    for name, (widget_class, parameter, node_types) in GUIDANCE_WIDGETS.items():
+        assert name in inside, f"{name} is missing from the Guidance section"
+        widget = widgets[name]
+        assert widget.get("class") == widget_class, name
+        assert _property(widget, "SlicerParameterName") == parameter, name
+        assert _property(widget, "toolTip"), f"{name} needs a tooltip"
+        if node_types is not None:
+            assert set(_property(widget, "nodeTypes")) == node_types, name
+            assert _property(widget, "noneEnabled") == "true", f"{name}: guidance is optional, None must be allowed"
+    # The labels follow the file's naming: <section>Label<row>.
+    labels = [w.get("name") for w in section.iter("widget") if w.get("class") == "QLabel"]
+    assert labels == [f"guidanceCollapsibleButtonLabel{row}" for row in range(len(GUIDANCE_WIDGETS))]
+
+
+def test_every_node_selector_gets_the_scene():
+    """A qMRMLNodeComboBox lists nothing unless the module widget's scene reaches it through a connection."""
+    selectors = {w.get("name") for w in UI.iter("widget") if w.get("class") == "qMRMLNodeComboBox"}
+    scene = ("mrmlSceneChanged(vtkMRMLScene*)", "setMRMLScene(vtkMRMLScene*)")
+    connected = {
+        c.findtext("receiver") for c in UI.iter("connection") if (c.findtext("signal"), c.findtext("slot")) == scene
+    }
+    assert selectors <= connected, f"selectors without a scene: {sorted(selectors - connected)}"
+
+
+def test_metric_choices_and_the_tooltip_that_says_when_to_choose_segments():
+    assert choices.GUIDANCE_METRICS == ("intensity", "segments")
+    tooltip = _property(_widgets()["metricComboBox"], "toolTip")
+    assert "intensity" in tooltip and "segments" in tooltip
+    assert "ultrasound" in tooltip and "histology" in tooltip
+
+
+def test_weight_tooltip_states_the_shipped_defaults_and_where_they_come_from():
+    """0 means the engine's default: the tooltip must name guidance.json and give its current values."""
+    record = json.loads((ROOT / "Resources" / "Presets" / "guidance.json").read_text())
+    widget = _widgets()["guidanceWeightSpinBox"]
+    tooltip = _property(widget, "toolTip")
+    assert "Resources/Presets/guidance.json" in tooltip
+    for engine in choices.ENGINES:
+        weights = record[engine]
+        stated = f"{engine}: segments {float(weights['segments'])}, landmarks {float(weights['points'])}"
+        assert stated in tooltip, f"the tooltip no longer matches guidance.json: expected '{stated}'"
+    assert float(_property(widget, "minimum")) == 0.0 and float(_property(widget, "value")) == 0.0
+    assert _property(widget, "specialValueText") == "default"
+
+
+# --------------------------------------------------------------------------- the parameter node
+def test_every_parameter_node_field_has_a_widget_or_is_set_by_the_widget_code():
+    fields, bound = set(_fields()), set(_bound_widgets())
+    set_in_code = set(re.findall(r"self\._parameterNode\.(\w+)\s*=[^=]", SOURCE))
+    unbound = set(GUIDANCE_KEYWORDS) - bound
+    assert not unbound, f"guidance fields without a widget: {sorted(unbound)}"
+    missing = fields - bound - set_in_code
+    assert not missing, f"parameter-node fields no widget shows: {sorted(missing)}"
+
+
+def test_node_fields_are_typed_as_their_selectors_node_types():
+    """The wrapper's MRML classes are the selector's nodeTypes; Optional fields are the ones that allow None."""
+    bound = _bound_widgets()
+    checked = 0
+    for field, annotation in _fields().items():
+        widget = bound.get(field)
+        if widget is None or widget.get("class") != "qMRMLNodeComboBox":
+            continue
+        typed = {name for name in _names(annotation) if name.startswith("vtkMRML")}
+        assert typed == set(_property(widget, "nodeTypes")), field
+        optional = "Optional" in _names(annotation)
+        assert optional == (_property(widget, "noneEnabled") == "true"), f"{field}: Optional must match noneEnabled"
+        checked += 1
+    assert checked >= 4 + 7  # the guidance selectors and the existing ones
+
+
+def test_guidance_scalars_use_the_wrappers_validators():
+    fields = _fields()
+    assert ast.unparse(fields["segments"]) == "str"
+    weight = fields["guidanceWeight"]
+    assert "float" in _names(weight) and "WithinRange" in _names(weight)
+    metric = fields["metric"]
+    assert "str" in _names(metric) and "Choice" in _names(metric) and "GUIDANCE_METRICS" in _names(metric)
+    # Every WithinRange matches its spin box's limits (connectGui sets them, the .ui should agree).
+    bound = _bound_widgets()
+    for field, annotation in fields.items():
+        calls = [n for n in ast.walk(annotation) if isinstance(n, ast.Call)]
+        for call in (c for c in calls if getattr(c.func, "id", "") == "WithinRange"):
+            low, high = (_value(arg) for arg in call.args)
+            widget = bound[field]
+            assert (float(_property(widget, "minimum")), float(_property(widget, "maximum"))) == (low, high), field
+
+
+# --------------------------------------------------------------------------- widget -> logic -> library
+def test_apply_passes_every_parameter_node_field_to_the_logic():
+    apply = _method("MultimodalRegistrationWidget", "onApplyButton")
+    call = _call_of(apply, "register")
+    read = {n.attr for n in ast.walk(call) if isinstance(n, ast.Attribute) and getattr(n.value, "id", "") == "node"}
+    assert set(_fields()) <= read, f"fields the Register button ignores: {sorted(set(_fields()) - read)}"
+
+
+def test_the_logic_forwards_the_guidance_to_register_nodes():
+    register = _method("MultimodalRegistrationLogic", "register")
+    parameters = {a.arg for a in register.args.args}
+    call = _call_of(register, "register_nodes")
+    forwarded = {k.arg: getattr(k.value, "id", None) for k in call.keywords}
+    for field, keyword in GUIDANCE_KEYWORDS.items():
+        assert field in parameters, f"Logic.register has no {field} parameter"
+        assert forwarded.get(keyword) == field, f"Logic.register must pass {field} on as {keyword}"
+    library = ast.parse((MODULE / "MultimodalRegistrationLib" / "nodes" / "registration.py").read_text())
+    register_nodes = next(n for n in library.body if isinstance(n, ast.FunctionDef) and n.name == "register_nodes")
+    accepted = {a.arg for a in register_nodes.args.args + register_nodes.args.kwonlyargs}
+    assert set(forwarded) <= accepted, f"keywords register_nodes does not take: {sorted(set(forwarded) - accepted)}"
+
+
+def test_the_status_line_includes_the_guidance_description():
+    done = _method("MultimodalRegistrationWidget", "_onDone")
+    assert "describe_guidance" in _names(done)
+
+
+# --------------------------------------------------------------------------- describe_guidance
+def test_describe_guidance_gives_dice_and_landmark_rms_at_start_and_result():
+    guidance = {
+        "metric": "intensity",
+        "segments": [{"name": "gland", "fixed_value": 1, "moving_value": 1}],
+        "points": 5,
+        "score_start": {"mean_dice": 0.6213, "mean_surface_mm": 4.1, "points_rms_mm": 7.4321},
+        "score_result": {"mean_dice": 0.9087, "mean_surface_mm": 0.7, "points_rms_mm": 1.2468},
+    }
+    assert describe_guidance(guidance) == "guidance: Dice 0.62 -> 0.91, landmarks 7.4 -> 1.2 mm RMS"
+    only_points = guidance | {
+        "metric": "segments",
+        "score_start": {"mean_dice": None, "points_rms_mm": 7.4},
+        "score_result": {"mean_dice": None, "points_rms_mm": 1.2},
+    }
+    assert describe_guidance(only_points) == "guidance (intensities ignored): landmarks 7.4 -> 1.2 mm RMS"
+    assert describe_guidance(None) == "" and describe_guidance({}) == ""
+
+
+def _ball(centre_lps, image: sitk.Image) -> sitk.Image:
+    z, y, x = np.meshgrid(*[np.arange(n) for n in image.GetSize()[::-1]], indexing="ij")
+    points = np.stack([x, y, z], -1) * image.GetSpacing()[0] + np.asarray(image.GetOrigin())
+    inside = np.linalg.norm(points - centre_lps, axis=-1) < 12.0
+    labels = sitk.GetImageFromArray(inside.astype(np.uint8))
+    labels.CopyInformation(image)
+    labels.SetMetaData("Segment0_Name", "gland")
+    labels.SetMetaData("Segment0_LabelValue", "1")
+    return labels
+
+
+def test_describe_guidance_reads_the_record_a_guided_run_writes():
+    """The provenance record built from real scores (as the registration writes it), through its JSON."""
+    grid = sitk.Image([32] * 3, sitk.sitkFloat32)
+    grid.SetSpacing([2.0] * 3)
+    grid.SetOrigin([-31.0] * 3)
+    shift = rigid_transform(0.0, [0, 0, 1], [6.0, -4.0, 2.0])
+    landmarks = np.array([[10, 0, 0], [-10, 5, 0], [0, 10, -8], [4, -9, 9]], float)
+    guidance = Guidance(
+        fixed_segmentation=_ball([0, 0, 0], grid),
+        moving_segmentation=_ball(shift.transform_points([[0, 0, 0]])[0], grid),
+        fixed_points_lps=landmarks,
+        moving_points_lps=shift.transform_points(landmarks),
+    )
+    prepared = prepare_guidance(grid, grid, guidance, "elastix")
+    at_start, at_result = guidance_score(prepared, Transform.identity()), guidance_score(prepared, shift)
+    record = prepared.describe() | {"score_start": at_start.to_dict(), "score_result": at_result.to_dict()}
+    provenance = Provenance.from_dict(json.loads(json.dumps({"engine": "elastix", "guidance": record})))
+    line = describe_guidance(provenance.guidance)
+    assert line == (
+        f"guidance: Dice {at_start.mean_dice:.2f} -> {at_result.mean_dice:.2f}, "
+        f"landmarks {at_start.points_rms_mm:.1f} -> {at_result.points_rms_mm:.1f} mm RMS"
+    )
+    assert at_start.mean_dice < 0.8 < at_result.mean_dice and at_result.points_rms_mm == pytest.approx(0.0, abs=1e-3)

@@ -1,0 +1,307 @@
+"""Piecewise registration: the polyrigid blend alone (no engine), the per-segment rules (engine replaced),
+and end to end on the pelvis-like pair with the elastix engine (slow).
+
+Every transform maps fixed points to moving points (LPS mm).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from guided_data import pelvis_like_pair
+from MultimodalRegistrationLib.core.errors import InputError
+from MultimodalRegistrationLib.core.transforms import Transform, rigid_transform
+from MultimodalRegistrationLib.engines.presets import load_preset
+from MultimodalRegistrationLib.registration import piecewise, polyrigid
+from MultimodalRegistrationLib.registration.guidance import Guidance
+from MultimodalRegistrationLib.registration.mask_start import check_fixed_mask_size
+from MultimodalRegistrationLib.registration.piecewise import register_piecewise
+from MultimodalRegistrationLib.registration.polyrigid import RigidPiece, polyrigid_field
+from MultimodalRegistrationLib.registration.register import minimum_jacobian
+from MultimodalRegistrationLib.registration.summary import Provenance
+
+GLOBAL = rigid_transform(8.0, [0.2, 1.0, 0.3], [5.0, -3.0, 2.0])
+
+
+def _image(size=48, spacing=2.0) -> sitk.Image:
+    image = sitk.Image([size] * 3, sitk.sitkFloat32)
+    image.SetSpacing([spacing] * 3)
+    image.SetOrigin([-(size - 1) * spacing / 2] * 3)
+    return image
+
+
+def _voxel_points(image: sitk.Image) -> np.ndarray:
+    """LPS mm of every voxel centre, (z, y, x, 3)."""
+    z, y, x = np.meshgrid(*[np.arange(n) for n in image.GetSize()[::-1]], indexing="ij")
+    return np.stack([x, y, z], -1) * image.GetSpacing()[0] + np.asarray(image.GetOrigin())
+
+
+def _mask(image: sitk.Image, inside: np.ndarray) -> sitk.Image:
+    mask = sitk.GetImageFromArray(inside.astype(np.uint8))
+    mask.CopyInformation(image)
+    return mask
+
+
+def _errors(field: Transform, truth: Transform, points: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(field.transform_points(points) - truth.transform_points(points), axis=1)
+
+
+def _two_spheres():
+    """Two balls (radius 12 mm, 16 mm apart) turning opposite ways on top of GLOBAL."""
+    image = _image()
+    points = _voxel_points(image)
+    centres = {"left": np.array([20.0, 0.0, 0.0]), "right": np.array([-20.0, 0.0, 0.0])}
+    motions = {
+        "left": GLOBAL @ rigid_transform(6.0, [0.0, 0.3, 1.0], [2.0, -1.5, 1.0], centres["left"]),
+        "right": GLOBAL @ rigid_transform(-6.0, [0.0, 0.3, 1.0], [-2.0, 1.0, -1.0], centres["right"]),
+    }
+    inside = {name: np.linalg.norm(points - centre, axis=-1) <= 12.0 for name, centre in centres.items()}
+    pieces = [RigidPiece(name, _mask(image, inside[name]), motions[name]) for name in centres]
+    return image, points, inside, motions, pieces
+
+
+def test_blend_is_each_rigid_motion_inside_its_segment_smooth_between_and_global_far_away(tmp_path):
+    image, points, inside, motions, pieces = _two_spheres()
+    blend = polyrigid_field(image, GLOBAL, pieces, spacing_mm=2.0)
+    field = blend.transform
+    assert field.kind == "displacement"
+    for name, motion in motions.items():
+        error = _errors(field, motion, points[inside[name]]).max()
+        print(f"{name}: largest error inside {error:.2e} mm over {inside[name].sum()} voxels")
+        assert error < 0.1  # measured ~1e-12 mm: the nodes around the segment hold its exact motion
+        assert blend.exact_error_mm[name] < 1e-6
+    print(f"minimum Jacobian determinant {blend.minimum_jacobian:.3f}, {blend.squarings} squarings")
+    assert blend.minimum_jacobian > 0.5  # measured 0.80: 16 mm between the balls leave room to blend
+    assert minimum_jacobian(field, image) > 0.5  # register's own folding check agrees
+
+    # Between the balls the displacement changes smoothly: no cell takes much more than its share of the change.
+    line = np.stack([np.linspace(-8.0, 8.0, 33), np.zeros(33), np.zeros(33)], axis=1)
+    steps = np.linalg.norm(np.diff(field.transform_points(line) - line, axis=0), axis=1)
+    print(f"between the balls: {steps.sum():.2f} mm of change, at most {steps.max():.2f} mm per 0.5 mm step")
+    assert steps.max() < 3 * steps.mean()  # measured 0.29 mm against a mean of 0.13 mm
+
+    # Away from both (up to the grid's edge, 47 mm out) the field tends to the global transform.
+    away = [_errors(field, GLOBAL, [[0.0, y, 0.0]])[0] for y in (10.0, 25.0, 46.0)]
+    print(f"from the global transform at 10, 25 and 46 mm out: {np.round(away, 2).tolist()} mm")
+    assert away[0] > away[1] > away[2]
+
+    # It saves as an ITK transform and as a displacement image, and reads back the same.
+    field.write(tmp_path / "field.h5")
+    sitk.WriteImage(blend.field, str(tmp_path / "field.nii.gz"))
+    probe = points[inside["left"]][:50]
+    for name in ("field.h5", "field.nii.gz"):
+        again = Transform.read(tmp_path / name).transform_points(probe)
+        assert np.abs(again - field.transform_points(probe)).max() < 1e-4
+
+
+def test_close_segments_turning_opposite_ways_do_not_fold(monkeypatch):
+    """Two slabs 4 mm apart (6 mm between their outermost voxel centres), each turned 12 degrees the other way
+    about an axis along the gap: one end of the gap closes by 5.4 mm, the other opens. Holding both exact
+    motions up to the rim would fold; the field gives way at the rim instead."""
+    image = _image(size=40)
+    points = _voxel_points(image)
+    x = points[..., 0]
+    box = (np.abs(points[..., 1]) <= 14.0) & (np.abs(points[..., 2]) <= 14.0)
+    slabs = {"upper": box & (x >= 2.0) & (x <= 22.0), "lower": box & (x <= -2.0) & (x >= -22.0)}
+    motions = {
+        "upper": GLOBAL @ rigid_transform(12.0, [0.0, 1.0, 0.0], [0.0, 0.0, 0.0], [12.0, 0.0, 0.0]),
+        "lower": GLOBAL @ rigid_transform(-12.0, [0.0, 1.0, 0.0], [0.0, 0.0, 0.0], [-12.0, 0.0, 0.0]),
+    }
+    pieces = [RigidPiece(name, _mask(image, slabs[name]), motions[name]) for name in slabs]
+    with monkeypatch.context() as patch:
+        patch.setattr(polyrigid, "MAX_RELAX_ROUNDS", 0)
+        rigid_to_the_rim = polyrigid_field(image, GLOBAL, pieces, spacing_mm=2.0)
+    blend = polyrigid_field(image, GLOBAL, pieces, spacing_mm=2.0)
+    print(f"minimum Jacobian determinant {blend.minimum_jacobian:.3f} after {blend.relax_rounds} rounds of giving way")
+    print(
+        f"(exact to the rim {rigid_to_the_rim.minimum_jacobian:.3f}, the flow alone {blend.flow_minimum_jacobian:.3f})"
+    )
+    print(f"largest error inside: {blend.exact_error_mm} mm")
+    assert rigid_to_the_rim.minimum_jacobian < 0  # measured -0.18
+    assert blend.minimum_jacobian > 0.1  # measured 0.21
+    assert minimum_jacobian(blend.transform, image, spacing_mm=2.0) > 0
+    for name, motion in motions.items():
+        assert blend.exact_error_mm[name] < 1.0  # measured 0.44 mm, at the closing end of the rim
+        deep = slabs[name] & (np.abs(x) >= 6.0)  # 4 mm and more from the slab's face
+        error = _errors(blend.transform, motion, points[deep]).max()
+        print(f"{name}: largest error 4 mm or more inside {error:.2e} mm")
+        assert error < 0.1
+
+
+@pytest.mark.slow  # ~3 s: a 2 mm field over the whole pelvis
+def test_blend_of_the_pelvis_truth_puts_every_target_on_its_bone():
+    """The blend alone, fed the pelvis-like pair's true bone motions: every target lands within 0.1 mm and the
+    field does not fold, although the femoral head sits 5.5 mm inside its cup."""
+    pair = pelvis_like_pair()
+    pieces = [
+        RigidPiece(name, sitk.Cast(pair.fixed_labels == value, sitk.sitkUInt8), pair.bone_truths[name])
+        for value, name in pair.names.items()
+    ]
+    blend = polyrigid_field(pair.fixed, pair.global_truth, pieces)
+    print(f"minimum Jacobian determinant {blend.minimum_jacobian:.3f}; largest error inside {blend.exact_error_mm} mm")
+    assert blend.minimum_jacobian > 0.05  # measured 0.14
+    for name in pair.names.values():
+        error = np.linalg.norm(
+            blend.transform.transform_points(pair.targets_fixed[name]) - pair.targets_moving[name], axis=1
+        )
+        print(f"{name}: targets within {error.max():.3f} mm")
+        assert error.max() < 0.1  # measured at most 0.02 mm
+
+
+def test_blend_refuses_what_it_cannot_blend():
+    image, _, _, _, pieces = _two_spheres()
+    with pytest.raises(InputError, match="at least one segment"):
+        polyrigid_field(image, GLOBAL, [])
+    empty = RigidPiece("empty", _mask(image, np.zeros(image.GetSize()[::-1], bool)), GLOBAL)
+    with pytest.raises(InputError, match="segment 'empty' is empty"):
+        polyrigid_field(image, GLOBAL, [empty])
+    with pytest.raises(InputError, match="positive spacing"):
+        polyrigid_field(image, GLOBAL, pieces, spacing_mm=0.0)
+
+
+# the per-segment rules, with the engine replaced --------------------------------------------------------
+@pytest.fixture(scope="module")
+def pelvis():
+    return pelvis_like_pair()
+
+
+def _fake_register(offsets: dict[str, Transform], calls: list):
+    """A stand-in for register(): the start moved by the named segment's offset (applied in fixed space)."""
+
+    def fake(fixed, moving, **options):
+        calls.append(options)
+        name = options["guidance"].segments[0] if options.get("guidance") and options.get("fixed_mask") else None
+        start = options.get("initial_transform") or Transform.identity()
+        transform = start @ offsets.get(name, Transform.identity())
+        return _result(transform)
+
+    return fake
+
+
+def _result(transform: Transform) -> piecewise.RegistrationResult:
+    provenance = Provenance.from_dict({"engine": "fake", "start": "none", "starts_tried": []})
+    return piecewise.RegistrationResult(transform, None, 0.0, 0.0, 0.0, "", provenance=provenance, warnings=[])
+
+
+def test_segments_run_from_the_global_result_in_their_own_grown_masks_and_far_results_are_refused(pelvis, monkeypatch):
+    guidance = Guidance(pelvis.fixed_labels, pelvis.moving_labels)
+    offsets = {
+        "sacrum": rigid_transform(3.0, [1.0, 0.0, 0.0], [1.0, 2.0, 0.0], [0.0, 36.0, 8.0]),
+        "left_hip": rigid_transform(0.0, [1.0, 0.0, 0.0], [25.0, 0.0, 0.0]),  # 25 mm: not plausible
+    }
+    calls: list[dict] = []
+    monkeypatch.setattr(piecewise, "register", _fake_register(offsets, calls))
+    result = register_piecewise(
+        pelvis.fixed, pelvis.moving, guidance, ["sacrum", "left_hip"], global_result=_result(pelvis.global_truth)
+    )
+    assert [call["init"] for call in calls] == ["none", "none"]
+    assert all(call["initial_transform"] is pelvis.global_truth for call in calls)
+    assert [call["guidance"].segments for call in calls] == [["sacrum"], ["left_hip"]]
+    sacrum, hip = result.segments["sacrum"], result.segments["left_hip"]
+    # At 3.5 mm voxels the rigid preset's coarsest level is 14 mm: the margin grows to it.
+    assert sacrum.margin_mm == pytest.approx(14.0)
+    fixed_mask = calls[0]["fixed_mask"]
+    grown = int(np.count_nonzero(sitk.GetArrayViewFromImage(fixed_mask)))
+    bone = int(np.count_nonzero(sitk.GetArrayViewFromImage(pelvis.fixed_labels) == 1))
+    assert grown > 3 * bone
+    assert sacrum.kept and sacrum.rotation_deg == pytest.approx(3.0, abs=0.01)
+    assert np.allclose(sacrum.transform.matrix, (pelvis.global_truth @ offsets["sacrum"]).matrix)
+    assert not hip.kept and "25.0 mm from the global one" in hip.reason
+    assert np.allclose(hip.transform.matrix, pelvis.global_truth.matrix)
+    assert any("kept the global transform for 'left_hip'" in warning for warning in result.warnings)
+    # QA before (global) and after (own) per segment; the refused one is unchanged.
+    assert hip.score_after.dice == hip.score_before.dice
+    record = json.loads(json.dumps(result.to_dict()))
+    assert [segment["name"] for segment in record["segments"]] == ["sacrum", "left_hip"]
+    assert record["segments"][1]["kept"] is False
+    assert record["minimum_jacobian"] > 0
+
+
+def test_piecewise_refuses_missing_or_unknown_segments(pelvis):
+    with pytest.raises(InputError, match="needs segmentations"):
+        register_piecewise(pelvis.fixed, pelvis.moving, Guidance(), ["sacrum"])
+    with pytest.raises(InputError, match=r"segments \['spine'\] are not in both segmentations"):
+        register_piecewise(pelvis.fixed, pelvis.moving, Guidance(pelvis.fixed_labels, pelvis.moving_labels), ["spine"])
+    with pytest.raises(InputError, match="needs the segments"):
+        register_piecewise(pelvis.fixed, pelvis.moving, Guidance(pelvis.fixed_labels, pelvis.moving_labels), [])
+
+
+def test_a_segment_is_guided_by_itself_and_the_landmarks_inside_its_grown_mask(pelvis):
+    sacrum = sitk.Cast(pelvis.fixed_labels == 1, sitk.sitkUInt8)
+    top = np.argwhere(sitk.GetArrayViewFromImage(sacrum))[:, ::-1].tolist()[-1]  # highest voxel (x, y, z)
+    highest = np.asarray(sacrum.TransformIndexToPhysicalPoint([int(i) for i in top]))
+    fixed_points = np.array([[0.0, 36.0, 8.0], highest + [0.0, 0.0, 8.0], [90.0, -60.0, -50.0]])  # in, 8 mm out, far
+    guidance = Guidance(
+        pelvis.fixed_labels, pelvis.moving_labels, ["sacrum", "left_hip"], fixed_points, fixed_points + 1
+    )
+    own = piecewise.segment_guidance(guidance, "sacrum", piecewise.grow_mask(sacrum, 14.0))
+    assert own.segments == ["sacrum"]
+    assert np.array_equal(own.fixed_points_lps, fixed_points[:2])
+    assert np.array_equal(own.moving_points_lps, fixed_points[:2] + 1)
+    alone = piecewise.segment_guidance(guidance, "sacrum", sacrum)
+    assert np.array_equal(alone.fixed_points_lps, fixed_points[:1])
+
+
+def test_a_segment_too_small_for_the_sampler_gets_a_wider_margin_and_says_so(pelvis):
+    dot = sitk.Image(pelvis.fixed.GetSize(), sitk.sitkUInt8)
+    dot.CopyInformation(pelvis.fixed)
+    dot[30, 20, 15] = 1  # one 3.5 mm voxel
+    recipe = load_preset("elastix", "rigid")
+    margin, mask, warnings = piecewise._grown_fixed_mask(recipe, pelvis.fixed, dot, 10.0, "dot")
+    assert margin > piecewise.coarsest_voxel_mm(recipe, pelvis.fixed) == pytest.approx(14.0)
+    assert warnings == [f"grew the margin around 'dot' to {margin:.0f} mm: the segment was too small for the sampler"]
+    check_fixed_mask_size(recipe, pelvis.fixed, mask)  # accepted
+
+
+# end to end ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def pelvis_piecewise(pelvis):
+    guidance = Guidance(pelvis.fixed_labels, pelvis.moving_labels)
+    return register_piecewise(pelvis.fixed, pelvis.moving, guidance, list(pelvis.names.values()))
+
+
+def _target_errors(pair, name: str, transform: Transform) -> np.ndarray:
+    return np.linalg.norm(transform.transform_points(pair.targets_fixed[name]) - pair.targets_moving[name], axis=1)
+
+
+@pytest.mark.slow
+def test_every_bone_lands_under_a_millimetre_with_its_own_transform_and_the_field(pelvis, pelvis_piecewise):
+    result = pelvis_piecewise
+    print(f"\n{'bone':11s} {'global':>13s} {'own':>13s} {'field':>13s}  (mean / max mm)")
+    for name in pelvis.names.values():
+        rows = [
+            _target_errors(pelvis, name, t)
+            for t in (result.global_result.transform, result.segments[name].transform, result.field)
+        ]
+        print(f"{name:11s} " + " ".join(f"{e.mean():6.2f}/{e.max():5.2f}" for e in rows))
+        global_error, own_error, field_error = rows
+        assert result.segments[name].kept
+        assert own_error.max() < 1.0  # measured 0.43 to 0.72 mm at 3.5 mm voxels
+        assert field_error.max() < 1.0  # the field holds each bone's own motion at its targets
+        assert global_error.mean() > 1.5 and global_error.mean() > 3 * own_error.mean()  # measured 2.0 to 3.1 mm
+        after, before = result.segments[name].score_after, result.segments[name].score_before
+        assert after.mean_dice > before.mean_dice
+    print(f"minimum Jacobian determinant {result.minimum_jacobian:.3f}; {result.seconds:.1f} s")
+    print("\n".join(result.table()))
+    assert result.minimum_jacobian > 0.05  # measured 0.13
+    assert minimum_jacobian(result.field, pelvis.fixed) > 0
+
+
+@pytest.mark.slow
+def test_the_piecewise_result_records_each_segment_and_writes_its_field(pelvis, pelvis_piecewise, tmp_path):
+    record = json.loads(json.dumps(pelvis_piecewise.to_dict()))
+    assert record["global"]["provenance"]["guidance"] is not None
+    for segment in record["segments"]:
+        assert segment["registration"]["start"] == "none"  # init none: the global result as it is
+        assert segment["registration"]["engine_kept"] == "result"
+        assert segment["qa"]["after"]["mean_dice"] > segment["qa"]["before"]["mean_dice"]
+        assert segment["seconds"] > 0
+    assert record["field"]["grid_spacing_mm"] == 2.0
+    points = np.concatenate(list(pelvis.targets_fixed.values()))
+    for name in ("field.h5", "field.nii.gz"):
+        pelvis_piecewise.write_field(tmp_path / name)
+        again = Transform.read(tmp_path / name).transform_points(points)
+        assert np.abs(again - pelvis_piecewise.field.transform_points(points)).max() < 1e-3
