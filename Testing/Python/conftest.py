@@ -71,3 +71,23 @@ def segment_rules():
     if not factory.GetConverterRules():
         factory.RegisterConverterRule(slicer.vtkBinaryLabelmapToClosedSurfaceConversionRule())
         factory.RegisterConverterRule(slicer.vtkClosedSurfaceToBinaryLabelmapConversionRule())
+
+
+@pytest.fixture
+def make_segmentation(scene, segment_rules):
+    """Build a segmentation node from a labelmap image and {label value: segment name}, as a user would
+    after importing a labelmap in Slicer's Segmentations module."""
+    import slicer
+    from MultimodalRegistrationLib.nodes import mrml
+
+    def build(labels, names: dict[int, str], node_name: str):
+        labelmap = mrml.volume_node_from_image(scene, labels, f"{node_name} labels", labelmap=True)
+        segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", node_name)
+        assert slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, segmentation)
+        inner = segmentation.GetSegmentation()
+        for index in range(inner.GetNumberOfSegments()):
+            segment = inner.GetSegment(inner.GetNthSegmentID(index))
+            segment.SetName(names[segment.GetLabelValue()])
+        return segmentation
+
+    return build

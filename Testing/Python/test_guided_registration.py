@@ -89,23 +89,17 @@ def test_cli_refuses_one_sided_guidance_before_any_engine(us_pair, tmp_path):
 
 
 @pytest.mark.slow
-def test_node_level_guidance_from_segmentation_nodes_and_markups(scene, us_pair, segment_rules):
-    slicer = pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")  # noqa: E501
+def test_node_level_guidance_from_segmentation_nodes_and_markups(scene, us_pair, make_segmentation):
+    pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
     from MultimodalRegistrationLib.nodes import mrml
     from MultimodalRegistrationLib.nodes.registration import ATTRIBUTE_PREFIX, register_nodes
 
     fixed = mrml.volume_node_from_image(scene, us_pair.fixed, "MR")
     moving = mrml.volume_node_from_image(scene, us_pair.moving, "US")
-    segmentations = []
-    for name, labels in (("MR gland", us_pair.fixed_labels), ("US gland", us_pair.moving_labels)):
-        labelmap = mrml.volume_node_from_image(scene, labels, f"{name} labels", labelmap=True)
-        segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
-        assert slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, segmentation)
-        inner = segmentation.GetSegmentation()
-        for index in range(inner.GetNumberOfSegments()):
-            segment = inner.GetSegment(inner.GetNthSegmentID(index))
-            segment.SetName(us_pair.names[segment.GetLabelValue()])
-        segmentations.append(segmentation)
+    segmentations = [
+        make_segmentation(us_pair.fixed_labels, us_pair.names, "MR gland"),
+        make_segmentation(us_pair.moving_labels, us_pair.names, "US gland"),
+    ]
     labels = list(us_pair.landmark_labels)
     fixed_points = mrml.markups_from_points(scene, lps_ras_points(us_pair.landmarks_fixed), labels, "MR points")
     moving_points = mrml.markups_from_points(scene, lps_ras_points(us_pair.landmarks_moving)[::-1], labels[::-1], "US")
@@ -130,3 +124,25 @@ def test_node_level_guidance_from_segmentation_nodes_and_markups(scene, us_pair,
     added = [scene.GetNthNode(i) for i in range(nodes_before, scene.GetNumberOfNodes())]
     added = [n for n in added if not n.IsA("vtkMRMLSubjectHierarchyNode")]  # the scene's one hierarchy
     assert [n.GetClassName() for n in added] == ["vtkMRMLLinearTransformNode"], [n.GetName() for n in added]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--piecewise", "gland"], "--piecewise needs segmentations"),
+        (["--piecewise", "gland", "--fixed-segmentation", "{fixed_labels}", "--moving-segmentation", "{moving_labels}",
+          "--preset", "deformable"], "--piecewise starts from a linear global registration"),
+        (["--fixed-segmentation", "{fixed_labels}", "--moving-segmentation", "{moving_labels}", "--segments", "liver"],
+         "segments ['liver'] are not in both segmentations: choose from ['gland', 'urethra']"),
+    ],
+)  # fmt: skip
+def test_cli_refuses_piecewise_or_segments_it_cannot_do(us_pair, tmp_path, extra, message):
+    files = write_pair(us_pair, tmp_path / "case")
+    command = [
+        sys.executable, "-m", "MultimodalRegistrationLib.cli", "register",
+        "--fixed", str(files["fixed"]), "--moving", str(files["moving"]), "--output-transform", str(tmp_path / "T.h5"),
+    ] + [argument.format(**{k: str(v) for k, v in files.items()}) for argument in extra]  # fmt: skip
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2, run.stderr
+    assert message in run.stderr
+    assert not (tmp_path / "T.h5").exists()

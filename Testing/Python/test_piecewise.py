@@ -305,3 +305,38 @@ def test_the_piecewise_result_records_each_segment_and_writes_its_field(pelvis, 
         pelvis_piecewise.write_field(tmp_path / name)
         again = Transform.read(tmp_path / name).transform_points(points)
         assert np.abs(again - pelvis_piecewise.field.transform_points(points)).max() < 1e-3
+
+
+@pytest.mark.slow
+def test_node_level_piecewise_gives_a_field_node_and_a_folder_of_segment_nodes(scene, pelvis, make_segmentation):
+    pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
+    import slicer
+    from MultimodalRegistrationLib.nodes import mrml
+    from MultimodalRegistrationLib.nodes.registration import ATTRIBUTE_PREFIX, register_nodes
+
+    fixed = mrml.volume_node_from_image(scene, pelvis.fixed, "CT")
+    moving = mrml.volume_node_from_image(scene, pelvis.moving, "MR")
+    fixed_labels = make_segmentation(pelvis.fixed_labels, pelvis.names, "CT bones")
+    moving_labels = make_segmentation(pelvis.moving_labels, pelvis.names, "MR bones")
+    bones = ["left_hip", "right_hip"]
+
+    registration = register_nodes(
+        fixed, moving, fixed_segmentation_node=fixed_labels, moving_segmentation_node=moving_labels, piecewise=bones
+    )
+
+    field = registration.output_transform_node
+    assert not field.IsLinear()
+    assert float(field.GetAttribute(ATTRIBUTE_PREFIX + "piecewiseMinimumJacobian")) > 0.05
+    hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    folder = hierarchy.GetItemParent(hierarchy.GetItemByDataNode(registration.segment_transform_nodes["left_hip"]))
+    assert hierarchy.GetItemName(folder) == f"{field.GetName()} segments"
+    assert hierarchy.GetNumberOfItemChildren(folder) == 2
+    for name in bones:
+        node = registration.segment_transform_nodes[name]
+        assert node.IsLinear() and node.GetAttribute(ATTRIBUTE_PREFIX + "segment") == name
+        own = _target_errors(pelvis, name, mrml.transform_from_node(node))
+        blended = _target_errors(pelvis, name, mrml.transform_from_node(field))
+        assert own.max() < 1.0 and blended.max() < 1.0, (name, own, blended)
+        assert float(node.GetAttribute(ATTRIBUTE_PREFIX + "diceAfter")) > float(
+            node.GetAttribute(ATTRIBUTE_PREFIX + "diceBefore")
+        )

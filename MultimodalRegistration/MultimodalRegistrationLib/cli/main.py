@@ -33,7 +33,7 @@ from ..core.errors import (
 from ..process.jobs import RegistrationJob, log_beside
 from ..process.preflight import preflight_registration
 from ..process.worker import WorkerFailure
-from ..registration.describe import describe_result
+from ..registration.describe import describe_piecewise, describe_result
 from ..registration.summary import RegistrationSummary
 from .batch import add_batch_parser
 from .prealign import add_prealign_parser
@@ -86,6 +86,11 @@ def _add_guidance_arguments(parser: argparse.ArgumentParser) -> None:
         help="weight of the segment and landmark terms against the image term (1); default: Presets/guidance.json",
     )  # fmt: skip
     guide.add_argument(
+        "--piecewise", metavar="A,B",
+        help="after the global registration, register these segments (bones) rigidly on their own; the output "
+        "transform becomes their blended displacement field and each segment's transform goes beside it (T_A.h5)",
+    )  # fmt: skip
+    guide.add_argument(
         "--metric", choices=GUIDANCE_METRICS, default="intensity",
         help="intensity (default): mutual information plus the guidance; segments: the guidance only, "
         "for images whose intensities do not correspond (ultrasound, histology)",
@@ -95,7 +100,8 @@ def _add_guidance_arguments(parser: argparse.ArgumentParser) -> None:
 def job_from_arguments(arguments: argparse.Namespace) -> RegistrationJob:
     """The registration job the arguments ask for, with absolute paths (the worker runs in its own folder)."""
     names = ("fixed_mask", "moving_mask", "initial_transform", "seed", "threads", "output_inverse", "output_volume",
-             "summary", "fixed_segmentation", "moving_segmentation", "segments", "guidance_weight")  # fmt: skip
+             "summary", "fixed_segmentation", "moving_segmentation", "segments", "guidance_weight",
+             "piecewise")  # fmt: skip
     given = {name: getattr(arguments, name, None) for name in names}
     given["guidance_fixed_points"] = getattr(arguments, "fixed_points", None)
     given["guidance_moving_points"] = getattr(arguments, "moving_points", None)
@@ -118,6 +124,8 @@ def job_from_arguments(arguments: argparse.Namespace) -> RegistrationJob:
 def _print_result(result: dict) -> None:
     summary = RegistrationSummary.from_dict(result["summary"])
     print(describe_result(summary))
+    if summary.piecewise:
+        print(describe_piecewise(summary.piecewise))
     for warning in summary.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     for name, path in result["outputs"].items():

@@ -98,6 +98,21 @@ def remove_node(scene, node) -> None:
             scene.RemoveNode(helper)
 
 
+def put_in_folder(scene, nodes: list, folder_name: str) -> int:
+    """Put ``nodes`` in a new subject-hierarchy folder (Data module) named ``folder_name``; returns its item ID."""
+    import slicer
+
+    hierarchy = slicer.vtkMRMLSubjectHierarchyNode.ResolveSubjectHierarchy(scene)
+    folder = hierarchy.CreateFolderItem(hierarchy.GetSceneItemID(), folder_name)
+    for node in nodes:
+        item = hierarchy.GetItemByDataNode(node)
+        if item:
+            hierarchy.SetItemParent(item, folder)
+        else:  # without Slicer's subject-hierarchy plugins a new node has no item yet
+            hierarchy.CreateItem(folder, node)
+    return folder
+
+
 def mask_image(mask_node, reference_volume_node) -> sitk.Image:
     """A labelmap or segmentation node as a binary mask image (LPS) on the reference volume's grid."""
     if mask_node.IsA("vtkMRMLSegmentationNode"):

@@ -44,6 +44,7 @@ class NodeRegistration(NodeJob):
         self.output_transform_node = None
         self.output_volume_node = None
         self.inverse_transform_node = None
+        self.segment_transform_nodes: dict = {}  # piecewise runs: segment name -> its rigid transform node
         self.summary: RegistrationSummary | None = None
         self.error: WorkerFailure | None = None
         self._worker = WorkerJob(job, python=python, on_progress=on_progress, warm=warm).start()
@@ -81,6 +82,8 @@ class NodeRegistration(NodeJob):
         for key, value in attributes.items():
             node.SetAttribute(ATTRIBUTE_PREFIX + key, str(value))
         self.output_transform_node = node
+        if summary.piecewise:
+            self.segment_transform_nodes = _segment_nodes_of(self.scene, result["outputs"], summary, node)
         self.inverse_transform_node = None
         if not transform.is_linear and "inverse" in result["outputs"]:
             # A linear node inverts exactly by itself; a nonlinear one keeps the engine's own inverse beside it.
@@ -97,6 +100,33 @@ class NodeRegistration(NodeJob):
                 volume.CreateDefaultDisplayNodes()
             self.output_volume_node = volume
         self.summary = summary
+
+
+def _segment_nodes_of(scene, outputs: dict, summary: RegistrationSummary, field_node) -> dict:
+    """A piecewise run's per-segment rigid transforms as nodes in a subject-hierarchy folder named after
+    the result; each records its segment's QA before (global) and after (own) as attributes."""
+    nodes = {}
+    for segment in summary.piecewise["segments"]:
+        name = segment["name"]
+        transform = Transform.read(outputs[f"transform_{name}"])
+        node = mrml.transform_to_node(scene, transform, name=f"{name} ({field_node.GetName()})")
+        before, after = segment["qa"]["before"], segment["qa"]["after"]
+        attributes = {
+            "segment": name,
+            "kept": segment["kept"],
+            "reason": segment["reason"],
+            "fieldNodeID": field_node.GetID(),
+            "diceBefore": before["mean_dice"],
+            "diceAfter": after["mean_dice"],
+            "surfaceMmBefore": before["mean_surface_mm"],
+            "surfaceMmAfter": after["mean_surface_mm"],
+        }
+        for key, value in attributes.items():
+            node.SetAttribute(ATTRIBUTE_PREFIX + key, str(value))
+        nodes[name] = node
+    mrml.put_in_folder(scene, list(nodes.values()), f"{field_node.GetName()} segments")
+    field_node.SetAttribute(ATTRIBUTE_PREFIX + "piecewiseMinimumJacobian", str(summary.piecewise["minimum_jacobian"]))
+    return nodes
 
 
 def guidance_attributes(guidance: dict | None) -> dict:
@@ -190,6 +220,7 @@ def register_nodes(
     moving_points_node=None,
     guidance_weight: float | None = None,
     metric: str = "intensity",
+    piecewise: list[str] | None = None,
 ):
     """Register ``moving_node`` to ``fixed_node``; the result goes in ``output_transform_node``.
 
@@ -206,7 +237,9 @@ def register_nodes(
     Guidance (see :mod:`..registration.guidance`): ``fixed_segmentation_node``/``moving_segmentation_node``
     (segmentation or labelmap nodes; segments pair by name), ``segments`` (names that guide, default all),
     ``fixed_points_node``/``moving_points_node`` (markups, paired by label), ``guidance_weight`` and
-    ``metric`` ("intensity", or "segments" to ignore the intensities).
+    ``metric`` ("intensity", or "segments" to ignore the intensities). ``piecewise`` (segment names) registers
+    those segments rigidly on their own after the global registration: the result node then holds their
+    blended displacement field, and one transform node per segment goes in a subject-hierarchy folder.
     """
     check_volume_pair(fixed_node, moving_node, otherwise="register to another volume")
     scene = fixed_node.GetScene()
@@ -252,6 +285,7 @@ def register_nodes(
             segments=",".join(segments) if segments else None,
             guidance_weight=guidance_weight,
             metric=metric,
+            piecewise=",".join(piecewise) if piecewise else None,
         )
         job = preflight_registration(job)
         registration = NodeRegistration(scene, job, folder, targets, python, on_progress, on_done, warm)

@@ -109,6 +109,9 @@ class RegistrationJob(Job):
     guidance_moving_points: str | None = _path("input")
     guidance_weight: float | None = None
     metric: str = "intensity"
+    # Piecewise (registration/piecewise.py): these segments (comma-separated) are registered rigidly on
+    # their own after the global registration; the output transform is then their blended field.
+    piecewise: str | None = None
 
     def resolved(self) -> "RegistrationJob":
         """A copy with absolute paths, a custom preset file's included (the worker runs in its own folder)."""

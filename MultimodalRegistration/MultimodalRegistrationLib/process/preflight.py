@@ -36,6 +36,14 @@ def preflight_registration(job: RegistrationJob, data: bool = True) -> Registrat
         raise InputError(f"{name.replace('_', ' ')} file not found: {path}: check the path")
     job.check_outputs()
     preset = load_preset(job.engine, job.preset)
+    if job.piecewise:
+        if not (job.fixed_segmentation and job.moving_segmentation):
+            raise InputError("--piecewise needs segmentations: add --fixed-segmentation and --moving-segmentation")
+        if not preset.is_linear:
+            raise InputError(
+                f"--piecewise starts from a linear global registration, not the {job.preset} preset: "
+                "use --preset rigid or affine (the segments then move on their own)"
+            )
     spacing_given = dict.fromkeys(("fixed", "moving"), False)
     if job.prep:
         spacing_given = {"fixed": bool(job.prep.get("spacing_fixed")), "moving": bool(job.prep.get("spacing_moving"))}

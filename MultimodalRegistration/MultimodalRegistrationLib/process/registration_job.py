@@ -28,6 +28,34 @@ def _write_log(job: RegistrationJob, text: str) -> str | None:
     return job.log
 
 
+def _register_piecewise(job: RegistrationJob, fixed, moving, options: dict):
+    """The global registration, then each named segment on its own, blended (see registration/piecewise.py)."""
+    from ..core.errors import InputError
+    from ..registration.piecewise import register_piecewise
+
+    guidance = options.pop("guidance")
+    if guidance is None or not guidance.has_segments:
+        raise InputError("--piecewise needs segmentations: add --fixed-segmentation and --moving-segmentation")
+    segments = [name.strip() for name in job.piecewise.split(",") if name.strip()]
+    return register_piecewise(fixed, moving, guidance, segments, preset=job.preset, **options)
+
+
+def _write_segment_transforms(output_transform: str, piecewise) -> dict[str, str]:
+    """Each segment's rigid transform (fixed -> moving) beside the field: ``T.h5`` -> ``T_<segment>.h5``."""
+    path = Path(output_transform)
+    stem = path.name[: -len(".nii.gz")] if path.name.endswith(".nii.gz") else path.stem
+    written = {}
+    for name, segment in piecewise.segments.items():
+        target = path.with_name(f"{stem}_{_safe(name)}.h5")
+        segment.transform.write(target)
+        written[f"transform_{name}"] = str(target)
+    return written
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
 def run_registration_job(job: RegistrationJob, emit: Callable[[dict], None]) -> dict:
     """Run one registration in this process and write its outputs. Returns the result event."""
     from ..core.images import read_image, write_image
@@ -62,37 +90,44 @@ def run_registration_job(job: RegistrationJob, emit: Callable[[dict], None]) -> 
     def progress(fraction: float, stage: str, **details) -> None:
         emit({"event": "progress", "fraction": round(min(max(fraction, 0.0), 1.0), 4), "stage": stage, **details})
 
+    options = dict(
+        engine=job.engine,
+        fixed_mask=fixed_mask,
+        moving_mask=moving_mask,
+        initial_transform=initial,
+        init=job.init,
+        max_rotation_deg=float(job.max_rotation_deg),
+        seed=int(job.seed),
+        threads=job.threads,
+        progress=progress,
+        sources=job.sources(),
+        workdir=job.workdir,
+        guidance=guidance,
+    )
+    piecewise = None
     try:
-        result = register(
-            fixed,
-            moving,
-            engine=job.engine,
-            preset=job.preset,
-            fixed_mask=fixed_mask,
-            moving_mask=moving_mask,
-            initial_transform=initial,
-            init=job.init,
-            max_rotation_deg=float(job.max_rotation_deg),
-            seed=int(job.seed),
-            threads=job.threads,
-            progress=progress,
-            sources=job.sources(),
-            workdir=job.workdir,
-            guidance=guidance,
-        )
+        if job.piecewise:
+            piecewise = _register_piecewise(job, fixed, moving, options)
+            result = piecewise.global_result
+        else:
+            result = register(fixed, moving, preset=job.preset, **options)
     except EngineError as error:
         error.log_path = _write_log(job, error.log)
         raise
     write_started = time.perf_counter()
+    final = piecewise.field if piecewise is not None else result.transform
+    inverse = None if piecewise is not None else result.inverse
     outputs = {}
     if job.output_transform:
-        result.transform.write(job.output_transform)
+        final.write(job.output_transform)
         outputs["transform"] = job.output_transform
-    if job.output_inverse and result.inverse is not None:
-        result.inverse.write(job.output_inverse)
+        if piecewise is not None:
+            outputs |= _write_segment_transforms(job.output_transform, piecewise)
+    if job.output_inverse and inverse is not None:
+        inverse.write(job.output_inverse)
         outputs["inverse"] = job.output_inverse
     if job.output_volume:
-        volume = prepared.resample_moving(result.transform) if prepared else resample(moving, fixed, result.transform)
+        volume = prepared.resample_moving(final) if prepared else resample(moving, fixed, final)
         write_image(volume, job.output_volume)
         outputs["volume"] = job.output_volume
     log = _write_log(job, result.log)
@@ -103,6 +138,10 @@ def run_registration_job(job: RegistrationJob, emit: Callable[[dict], None]) -> 
     summary.provenance.timings_s["write_s"] = round(time.perf_counter() - write_started, 3)
     summary.outputs = outputs
     summary.warnings = guidance_warnings + summary.warnings
+    if piecewise is not None:
+        summary.transform_kind, summary.matrix_lps, summary.has_inverse = final.kind, None, False
+        summary.piecewise = piecewise.to_dict()
+        summary.warnings = guidance_warnings + piecewise.warnings
     if prepared is not None:
         summary.prep = prepared.summary()
         summary.warnings = prepared.warnings + summary.warnings

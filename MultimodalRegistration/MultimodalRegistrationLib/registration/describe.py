@@ -57,3 +57,27 @@ def describe_guidance(guidance: dict | None) -> str:
         return ""
     label = "guidance (intensities ignored)" if guidance.get("metric") == "segments" else "guidance"
     return f"{label}: {', '.join(parts)}"
+
+
+def _number(value, digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def describe_piecewise(piecewise: dict) -> str:
+    """A piecewise result (a summary's ``piecewise``) as one line per segment, QA before (the global
+    result) -> after (its own), then the blended field's smallest Jacobian determinant."""
+    lines = []
+    for segment in piecewise["segments"]:
+        before, after = segment["qa"]["before"], segment["qa"]["after"]
+        text = f"{segment['name']}: Dice {_number(before['mean_dice'], 3)} -> {_number(after['mean_dice'], 3)}"
+        text += f", surface {_number(before['mean_surface_mm'], 2)} -> {_number(after['mean_surface_mm'], 2)} mm"
+        if after.get("points_mm"):
+            text += f", landmarks {_number(before['points_rms_mm'], 2)} -> {_number(after['points_rms_mm'], 2)} mm RMS"
+        if segment["kept"]:
+            moved = segment["from_global"]
+            text += f"; {_number(moved['rotation_deg'], 1)} deg, {_number(moved['shift_mm'], 1)} mm from global"
+        else:
+            text += "; kept the global transform"
+        lines.append(text)
+    lines.append(f"field: minimum Jacobian determinant {piecewise['minimum_jacobian']:.3f}")
+    return "\n".join(lines)

@@ -31,6 +31,7 @@ from ..core.records import Record
 from ..core.rotations import pose_difference
 from ..core.transforms import DISPLACEMENT_SUFFIXES, Transform
 from ..engines.presets import Preset, load_preset
+from .describe import describe_piecewise
 from .guidance import Guidance, PreparedGuidance, SegmentPair, pair_segments, prepare_guidance, segment_mask
 from .guided_score import GuidanceScore, guidance_score
 from .mask_start import check_fixed_mask_size, mask_centroid, stage_sampling
@@ -163,20 +164,7 @@ class PiecewiseResult:
 
     def table(self) -> list[str]:
         """One line per segment: QA before (global) -> after (own), and the distance from the global result."""
-        lines = []
-        for segment in self.segments.values():
-            before, after = segment.score_before, segment.score_after
-            text = f"{segment.name}: Dice {_number(before.mean_dice, 3)} -> {_number(after.mean_dice, 3)}"
-            text += f", surface {_number(before.mean_surface_mm, 2)} -> {_number(after.mean_surface_mm, 2)} mm"
-            if after.points_mm:
-                text += f", landmarks {_number(before.points_rms_mm, 2)} -> {_number(after.points_rms_mm, 2)} mm RMS"
-            if segment.kept:
-                text += f"; {_number(segment.rotation_deg, 1)} deg, {_number(segment.shift_mm, 1)} mm from global"
-            else:
-                text += "; kept the global transform"
-            lines.append(text)
-        lines.append(f"field: minimum Jacobian determinant {self.minimum_jacobian:.3f}")
-        return lines
+        return describe_piecewise(self.to_dict()).splitlines()
 
     def write_field(self, path: str | Path) -> None:
         """Write the field: an ITK transform (.h5) or a displacement image (.nii.gz, .nrrd, .mha; LPS mm)."""
@@ -185,10 +173,6 @@ class PiecewiseResult:
             write_image(self.blend.field, path)
         else:
             self.field.write(path)
-
-
-def _number(value: float | None, digits: int) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def _span(report: Progress, low: float, high: float, prefix: str) -> Progress:

@@ -4,7 +4,7 @@
 and write times, outputs, the preparation) and read by every renderer (status line, node
 attributes, terminal). Its JSON form, written by ``mmreg register --json``, keeps these keys:
 ``transform``, ``has_inverse``, ``metric``, ``seconds``, ``warnings``, ``provenance``, then
-``outputs``, ``prep`` and ``demo`` when present. Standard library only: the parent side reads it.
+``outputs``, ``prep``, ``demo`` and ``piecewise`` when present. Standard library only: the parent side reads it.
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ class RegistrationSummary(Record):
     outputs: dict[str, str] | None = None
     prep: dict | None = None
     demo: dict | None = None
+    piecewise: dict | None = None  # per-segment results and the blended field (registration/piecewise.py)
 
     def to_dict(self) -> dict:
         transform: dict = {"kind": self.transform_kind}
@@ -90,7 +91,7 @@ class RegistrationSummary(Record):
             "warnings": list(self.warnings),
             "provenance": self.provenance.to_dict(),
         }
-        for name in ("outputs", "prep", "demo"):
+        for name in ("outputs", "prep", "demo", "piecewise"):
             if getattr(self, name) is not None:
                 record[name] = getattr(self, name)
         return record
@@ -111,4 +112,5 @@ class RegistrationSummary(Record):
             outputs=record.get("outputs"),
             prep=record.get("prep"),
             demo=record.get("demo"),
+            piecewise=record.get("piecewise"),
         )
