@@ -1,0 +1,415 @@
+"""Guided registration (segmentations and landmarks): accuracy against exact truth, printed as tables.
+
+Tables (one run each; about 10 minutes on 2 cores):
+
+1. MR -> ultrasound-like (Testing/Python/guided_data.ultrasound_like_pair): an MR with an inserted gland and a
+   transrectal-ultrasound-like image of it, moved by a rigid pose and a 5 mm probe push. Built from the MNI
+   T1 (../shared/data/mni_icbm152) at guided_data.BENCH_ULTRASOUND size when present, else from the
+   analytic phantom at the small default size (with a note). Rows: the centre alignment (start), unguided
+   rigid and deformable, guided rigid (segments; segments + landmarks), --metric segments, guided
+   deformable; columns: median and 95th-percentile target error (mm) at 20 targets in and on the gland,
+   % of targets within 5 and 2 mm, seconds, and whether the keep rule kept the result or the start.
+2. SCT spinal cord, T1w (fixed) -> T2w (moving) (../shared/data/sct, real MRI, no ground truth): cord Dice
+   and mean surface distance before and after, unguided and guided by the cord segmentation; held out:
+   guided by the upper half of the cord only, scored on the lower half.
+3. Pelvis-like CT -> MR (guided_data.pelvis_like_pair at BENCH_PELVIS size), each bone moved on its own:
+   per bone, the target error (mm) of the global guided rigid result and of the piecewise field; the field's
+   smallest Jacobian determinant; seconds.
+4. The guidance weights (Resources/Presets/guidance.json): the chosen weights against a third and three
+   times them, on three seeds of the small ultrasound-like pair (rigid, segments + landmarks).
+
+``--sweep`` runs instead the full weights sweep that chose the defaults (about an hour per engine on one
+core; see ``sweep`` and Testing/Benchmarks/guided_results.md) and prints its summary; ``--picture``
+writes the README's before/after picture (Resources/Screenshots/guided_before_after.png).
+
+Usage: python Testing/Benchmarks/bench_guided.py [--parts us,sct,pelvis,weights] [--engines elastix,ants]
+       python Testing/Benchmarks/bench_guided.py --sweep [--engines ants] [--seeds 6] [--presets rigid]
+       python Testing/Benchmarks/bench_guided.py --picture
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "MultimodalRegistration"))
+sys.path.insert(0, str(ROOT / "Testing" / "Python"))
+
+from guided_data import (  # noqa: E402
+    BENCH_PELVIS,
+    BENCH_ULTRASOUND,
+    mni_source,
+    pelvis_like_pair,
+    ultrasound_like_pair,
+)
+from MultimodalRegistrationLib.core.errors import EngineError, InputError  # noqa: E402
+from MultimodalRegistrationLib.core.labels import surface_distances  # noqa: E402
+from MultimodalRegistrationLib.core.rotations import orthogonal_fit  # noqa: E402
+from MultimodalRegistrationLib.core.transforms import Transform  # noqa: E402
+from MultimodalRegistrationLib.engines.ants import intensity_leads  # noqa: E402
+from MultimodalRegistrationLib.engines.presets import guidance_defaults  # noqa: E402
+from MultimodalRegistrationLib.registration.centres import centre_alignment  # noqa: E402
+from MultimodalRegistrationLib.registration.guidance import Guidance  # noqa: E402
+from MultimodalRegistrationLib.registration.piecewise import register_piecewise  # noqa: E402
+from MultimodalRegistrationLib.registration.register import minimum_jacobian, register  # noqa: E402
+
+PRESETS = ROOT / "Resources" / "Presets"
+OUT = ROOT / "bench-output" / "guided"
+SCT = ROOT.parent / "shared" / "data" / "sct"
+PICTURE = ROOT / "Resources" / "Screenshots" / "guided_before_after.png"
+ENGINES = ("elastix", "ants")
+GUIDES = ("segments", "landmarks", "both")
+SWEEP_WEIGHTS = (0.3, 1.0, 3.0, 10.0)
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+def target_errors(pair, transform: Transform) -> np.ndarray:
+    """Distances (mm) between the mapped fixed targets and their true moving positions."""
+    return np.linalg.norm(transform.transform_points(pair.targets_fixed) - pair.targets_moving, axis=1)
+
+
+def error_stats(errors: np.ndarray) -> dict:
+    return {
+        "median_mm": float(np.median(errors)),
+        "p95_mm": float(np.percentile(errors, 95)),
+        "within_5mm": float(np.mean(errors < 5.0)),
+        "within_2mm": float(np.mean(errors < 2.0)),
+    }
+
+
+def guidance_of(pair, guide: str, metric: str = "intensity", weight: float | None = None) -> Guidance | None:
+    """The ultrasound-like pair's guidance: its gland and urethra segments, its six clicked landmarks, or both."""
+    if guide == "none":
+        return None
+    segments = guide in ("segments", "both")
+    points = guide in ("landmarks", "both")
+    return Guidance(
+        fixed_segmentation=pair.fixed_labels if segments else None,
+        moving_segmentation=pair.moving_labels if segments else None,
+        fixed_points_lps=pair.landmarks_fixed if points else None,
+        moving_points_lps=pair.landmarks_moving if points else None,
+        weight=weight,
+        metric=metric,
+    )
+
+
+@contextlib.contextmanager
+def guidance_weights(weights: dict[str, dict[str, float]] | None):
+    """Run with other default guidance weights ({engine: {"segments": w, "points": w}}): a copy of the preset
+    folder whose guidance.json holds them, through MMREG_PRESETS_DIR (what a user's own folder would do)."""
+    if not weights:
+        yield
+        return
+    saved = os.environ.get("MMREG_PRESETS_DIR")
+    with tempfile.TemporaryDirectory(prefix="mmreg-weights-") as folder:
+        for entry in PRESETS.iterdir():
+            if entry.name != "guidance.json":
+                os.symlink(entry, Path(folder) / entry.name)
+        record = json.loads((PRESETS / "guidance.json").read_text())
+        for engine, pair in weights.items():
+            record[engine] = dict(pair)
+        (Path(folder) / "guidance.json").write_text(json.dumps(record))
+        os.environ["MMREG_PRESETS_DIR"] = folder
+        try:
+            yield
+        finally:
+            if saved is None:
+                os.environ.pop("MMREG_PRESETS_DIR", None)
+            else:
+                os.environ["MMREG_PRESETS_DIR"] = saved
+
+
+def led_by(engine: str, guide: str, metric: str, segments_weight: float, points_weight: float, segments: int) -> str:
+    """Which term leads each ANTs stage (its first metric): the intensities or a guidance term."""
+    if engine != "ants" or guide == "none":
+        return ""
+    weights = []
+    if guide in ("segments", "both"):
+        weights += [segments_weight / segments] * segments
+    if guide in ("landmarks", "both"):
+        weights.append(points_weight)
+
+    class Term:  # what intensity_leads reads
+        def __init__(self, weight):
+            self.weight = weight
+
+    leads = intensity_leads([Term(w) for w in weights], 0.0 if metric == "segments" else 1.0)
+    return "intensity" if leads else "guidance"
+
+
+def run_guided(pair, engine: str, preset: str, guide: str, metric: str = "intensity", threads: int | None = None,
+               **options) -> dict:  # fmt: skip
+    """One register() call on an ultrasound-like pair, scored at the targets; a failure is recorded, not raised."""
+    started = time.perf_counter()
+    record = {"engine": engine, "preset": preset, "guide": guide, "metric": metric}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = register(
+                pair.fixed, pair.moving, engine=engine, preset=preset, guidance=guidance_of(pair, guide, metric),
+                threads=threads, **options,
+            )  # fmt: skip
+    except (EngineError, InputError) as error:
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        described = [line.split("Description:", 1)[1].strip() for line in lines if "Description:" in line]
+        record.update(failed=(described or lines or ["failed"])[0][:300], seconds=time.perf_counter() - started)
+        return record
+    provenance = result.provenance
+    start = Transform.from_matrix(np.asarray(provenance.start_matrix_lps)) if provenance.start_matrix_lps else None
+    record.update(error_stats(target_errors(pair, result.transform)))
+    record.update(
+        seconds=time.perf_counter() - started,
+        kept=provenance.kept,
+        kept_reason=provenance.kept_reason,
+        start=provenance.start,
+        start_median_mm=float(np.median(target_errors(pair, start))) if start is not None else None,
+        transform=result.transform,
+    )
+    return record
+
+
+def best_rigid_floor(pair) -> dict:
+    """The rigid transform closest to the truth at the targets (least squares): what no rigid result can beat."""
+    fit = Transform.from_matrix(orthogonal_fit(pair.targets_fixed, pair.targets_moving, scale=False))
+    return error_stats(target_errors(pair, fit))
+
+
+# ------------------------------------------------------------------------------------ MR -> ultrasound-like
+# (label, preset, guide, metric): the rows of the MR -> ultrasound-like table after the centre alignment.
+US_ROWS = (
+    ("unguided rigid", "rigid", "none", "intensity"),
+    ("unguided deformable", "deformable", "none", "intensity"),
+    ("guided rigid (segments)", "rigid", "segments", "intensity"),
+    ("guided rigid (segments + landmarks)", "rigid", "both", "intensity"),
+    ("--metric segments, rigid (segments + landmarks)", "rigid", "both", "segments"),
+    ("guided deformable (segments + landmarks)", "deformable", "both", "intensity"),
+)
+ROI_MARGIN_MM = 20.0
+
+
+def region_of_interest(pair, margin_mm: float = ROI_MARGIN_MM) -> sitk.Image:
+    """A fixed mask: the fixed gland segmentation grown by ``margin_mm`` (what a user would outline in the MR)."""
+    gland = sitk.Cast(pair.fixed_labels > 0, sitk.sitkUInt8)
+    distance = sitk.SignedMaurerDistanceMap(gland, insideIsPositive=False, squaredDistance=False, useImageSpacing=True)
+    return sitk.Cast(distance <= margin_mm, sitk.sitkUInt8)
+
+
+def ultrasound_pair_for_bench():
+    """The MNI-based pair at BENCH_ULTRASOUND size when the MNI T1 is present, else the small phantom pair."""
+    source = mni_source()
+    if source is not None:
+        return ultrasound_like_pair(source=source, seed=0, **BENCH_ULTRASOUND), "MNI T1 source, BENCH_ULTRASOUND size"
+    return ultrasound_like_pair(seed=0), "analytic phantom source, small test size (../shared/data/mni_icbm152 absent)"
+
+
+def ultrasound_table(engines, rows=US_ROWS, roi_engines=("elastix",)) -> tuple[list[str], dict]:
+    """The MR -> ultrasound-like table; ``roi_engines`` also run with a fixed region of interest."""
+    started = time.perf_counter()
+    pair, described = ultrasound_pair_for_bench()
+    made = time.perf_counter() - started
+    centre = centre_alignment(pair.fixed, pair.moving, None, "geometry")
+    lines = [
+        f"MR -> ultrasound-like ({described}): fixed {pair.fixed.GetSize()} at {pair.fixed.GetSpacing()[0]:g} mm, "
+        f"moving {pair.moving.GetSize()} at {'/'.join(f'{v:g}' for v in pair.moving.GetSpacing())} mm; made in "
+        f"{made:.0f} s. Target error at {len(pair.targets_fixed)} targets in and on the gland (exact truth: rigid "
+        "pose + 5 mm probe push); guidance: gland and urethra segments, 6 landmarks clicked with 1 mm noise; "
+        "default weights (Resources/Presets/guidance.json).",
+        "",
+        "| engine | row | median mm | 95th pct mm | < 5 mm | < 2 mm | seconds | kept |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    stats = error_stats(target_errors(pair, centre))
+    lines.append(_us_line("-", "centre alignment (start)", stats, None, ""))
+    lines.append(_us_line("-", "best rigid fit to the truth at the targets (floor)", best_rigid_floor(pair), None, ""))
+    results = {"pair": pair, "centre": centre}
+    variants = [(engine, None) for engine in engines]
+    variants += [(engine, "roi") for engine in engines if engine in roi_engines]
+    for engine, variant in variants:
+        options = {"fixed_mask": region_of_interest(pair)} if variant == "roi" else {}
+        for label, preset, guide, metric in rows:
+            record = run_guided(pair, engine, preset, guide, metric, **options)
+            name = f"{engine} + fixed ROI" if variant else engine
+            results[(name, label)] = record
+            lines.append(_us_line(name, label, record, record["seconds"], record.get("kept", "")))
+            print(f"  ({name}: {label} done in {record['seconds']:.0f} s)", file=sys.stderr, flush=True)
+    if any(engine in roi_engines for engine in engines):
+        lines += ["", f"fixed ROI: the fixed gland segmentation grown by {ROI_MARGIN_MM:g} mm, given as the fixed mask."]
+    return lines, results
+
+
+def _us_line(engine: str, label: str, record: dict, seconds, kept) -> str:
+    if "failed" in record:
+        return f"| {engine} | {label} | failed: {record['failed'][:120]} | | | | {seconds:.1f} | |"
+    timing = "" if seconds is None else f"{seconds:.1f}"
+    return (
+        f"| {engine} | {label} | {record['median_mm']:.2f} | {record['p95_mm']:.2f} | {100 * record['within_5mm']:.0f}% "
+        f"| {100 * record['within_2mm']:.0f}% | {timing} | {kept} |"
+    )
+
+
+# ------------------------------------------------------------------------------------------ weights sweep
+def sweep_cases(weights=SWEEP_WEIGHTS) -> list[tuple[str, float, float]]:
+    """(guide, segments weight, points weight): each kind alone at each weight, both at every combination."""
+    cases = [("segments", w, 0.0) for w in weights] + [("landmarks", 0.0, w) for w in weights]
+    return cases + [("both", s, p) for s, p in itertools.product(weights, weights)]
+
+
+def sweep(engines, seeds, presets, metrics, out: Path, cases=None, threads: int = 1) -> None:
+    """Every engine x preset x seed x metric x case on the small phantom ultrasound-like pair, one JSON line per
+    run appended to ``out`` (runs already there are skipped, so an interrupted sweep resumes)."""
+    done = set()
+    if out.exists():
+        for line in out.read_text().splitlines():
+            r = json.loads(line)
+            done.add((r["engine"], r["preset"], r["seed"], r["metric"], r["guide"], r["segments_weight"], r["points_weight"]))
+    cases = cases or sweep_cases()
+    for seed in seeds:
+        pair = ultrasound_like_pair(seed=seed)
+        centre = float(np.median(target_errors(pair, centre_alignment(pair.fixed, pair.moving, None, "geometry"))))
+        floor = best_rigid_floor(pair)["median_mm"]
+        for engine, preset, metric, (guide, ws, wp) in itertools.product(engines, presets, metrics, cases):
+            key = (engine, preset, seed, metric, guide, ws, wp)
+            if key in done:
+                continue
+            weights = {engine: {"segments": ws or 1.0, "points": wp or 1.0}}
+            with guidance_weights(weights):
+                record = run_guided(pair, engine, preset, guide, metric, threads=threads)
+            record.pop("transform", None)
+            record.update(
+                seed=seed, segments_weight=ws, points_weight=wp, centre_median_mm=centre, rigid_floor_mm=floor,
+                led_by=led_by(engine, guide, metric, ws, wp, len(pair.names)),
+            )  # fmt: skip
+            with out.open("a") as stream:
+                stream.write(json.dumps(record) + "\n")
+            shown = record.get("failed") or f"{record['median_mm']:.2f} mm ({record['kept']})"
+            print(f"{engine} {preset} seed {seed} {metric} {guide} s{ws:g} p{wp:g}: {shown}, "
+                  f"{record['seconds']:.1f} s", flush=True)  # fmt: skip
+
+
+def worse_than_start(record: dict, tolerance_mm: float = 0.25) -> bool:
+    """A run that failed, or whose median target error ends above its start's (guided start) by more than
+    ``tolerance_mm``."""
+    if "failed" in record:
+        return True
+    return record["median_mm"] > record["start_median_mm"] + tolerance_mm
+
+
+def choose_weights(records: list[dict], engine: str, preset: str = "rigid", metrics=("intensity", "segments")):
+    """Score every (segments, points) weight pair of ``engine``: the runs it decides are segments alone at its
+    segments weight, landmarks alone at its points weight and both at the pair, over every seed and metric.
+    Returns rows sorted best first: (segments weight, points weight, median over those runs of the median target
+    error (mm), their mean, worst (mm), runs worse than their start, runs that kept the start, runs)."""
+    chosen = [r for r in records if r["engine"] == engine and r["preset"] == preset and r["metric"] in metrics]
+    weights_s = sorted({r["segments_weight"] for r in chosen if r["guide"] == "segments"})
+    weights_p = sorted({r["points_weight"] for r in chosen if r["guide"] == "landmarks"})
+    rows = []
+    for ws, wp in itertools.product(weights_s, weights_p):
+        runs = [
+            r for r in chosen
+            if (r["guide"] == "segments" and r["segments_weight"] == ws)
+            or (r["guide"] == "landmarks" and r["points_weight"] == wp)
+            or (r["guide"] == "both" and r["segments_weight"] == ws and r["points_weight"] == wp)
+        ]  # fmt: skip
+        if not runs:
+            continue
+        medians = [r.get("median_mm", float("inf")) for r in runs]
+        rows.append((
+            ws, wp, float(np.median(medians)), float(np.mean(medians)), float(np.max(medians)),
+            sum(worse_than_start(r) for r in runs), sum(r.get("kept") == "start" for r in runs), len(runs),
+        ))  # fmt: skip
+    # No run worse than its start first, then the median, then the mean.
+    return sorted(rows, key=lambda row: (row[5] > 0, round(row[2], 2), row[3]))
+
+
+def sweep_summary(records: list[dict], engines=ENGINES) -> list[str]:
+    """The sweep as tables: per engine, metric, guide and weight(s), median over seeds of the median target
+    error (mm), worst seed, kept start counts; then the weight pairs ranked."""
+    lines = []
+    for engine in engines:
+        mine = [r for r in records if r["engine"] == engine]
+        if not mine:
+            continue
+        for preset in sorted({r["preset"] for r in mine}):
+            runs = [r for r in mine if r["preset"] == preset]
+            seeds = sorted({r["seed"] for r in runs})
+            lines += ["", f"{engine} {preset}, seeds {seeds}: median over seeds of the median target error (mm), "
+                      "[worst seed], kept the start / worse than the start (of the seeds)", ""]  # fmt: skip
+            lines += ["| guidance | weights (segments, points) | ANTs stage led by | metric intensity | metric segments |",
+                      "|---|---|---|---|---|"]  # fmt: skip
+            for guide in GUIDES:
+                pairs = sorted({(r["segments_weight"], r["points_weight"]) for r in runs if r["guide"] == guide})
+                for ws, wp in pairs:
+                    cells = []
+                    for metric in ("intensity", "segments"):
+                        group = [r for r in runs if r["guide"] == guide and r["metric"] == metric
+                                 and (r["segments_weight"], r["points_weight"]) == (ws, wp)]  # fmt: skip
+                        if not group:
+                            cells.append("-")
+                            continue
+                        medians = [r.get("median_mm", float("inf")) for r in group]
+                        kept = sum(r.get("kept") == "start" for r in group)
+                        worse = sum(worse_than_start(r) for r in group)
+                        failed = sum("failed" in r for r in group)
+                        cell = f"{statistics.median(medians):.2f} [{max(medians):.2f}] {kept}/{worse}"
+                        cells.append(cell + (f" ({failed} failed)" if failed else ""))
+                    shown = {"segments": f"{ws:g}, -", "landmarks": f"-, {wp:g}", "both": f"{ws:g}, {wp:g}"}[guide]
+                    led = {r["led_by"] for r in runs if r["guide"] == guide and r["metric"] == "intensity"
+                           and (r["segments_weight"], r["points_weight"]) == (ws, wp)}  # fmt: skip
+                    lines.append(f"| {guide} | {shown} | {'/'.join(sorted(led - {''})) or '-'} | {cells[0]} | {cells[1]} |")
+            ranked = choose_weights(records, engine, preset)
+            if ranked:
+                lines += ["", f"{engine} {preset}: weight pairs ranked (runs: segments alone, landmarks alone and both, "
+                          "both metrics, every seed)", "",
+                          "| segments | points | median mm | mean mm | worst mm | worse than start | kept start | runs |",
+                          "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+                for ws, wp, median, mean, worst, worse, kept, count in ranked[:8]:
+                    lines.append(f"| {ws:g} | {wp:g} | {median:.2f} | {mean:.2f} | {worst:.2f} | {worse} | {kept} | {count} |")
+    return lines
+
+
+def read_records(paths) -> list[dict]:
+    records = []
+    for path in paths:
+        if Path(path).exists():
+            records += [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    return records
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", default="us,sct,pelvis,weights")
+    parser.add_argument("--engines", default="elastix,ants")
+    parser.add_argument("--sweep", action="store_true", help="run the full weights sweep (long) and print its summary")
+    parser.add_argument("--seeds", type=int, default=6)
+    parser.add_argument("--presets", default="rigid")
+    parser.add_argument("--summary", action="store_true", help="print the stored sweep's summary only")
+    parser.add_argument("--picture", action="store_true")
+    args = parser.parse_args()
+    engines = [e for e in args.engines.split(",") if e]
+    OUT.mkdir(parents=True, exist_ok=True)
+    if args.sweep or args.summary:
+        paths = [OUT / f"sweep_{engine}.jsonl" for engine in engines]
+        if args.sweep:
+            for engine, path in zip(engines, paths):
+                sweep([engine], range(args.seeds), args.presets.split(","), ("intensity", "segments"), path)
+        print("\n".join(sweep_summary(read_records(paths), engines)))
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
