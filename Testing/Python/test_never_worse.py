@@ -1,5 +1,6 @@
 """Never worse than the start: register() keeps an engine's result only if its mutual information is
-not lower than the start's (beyond a small tolerance) and, for a nonlinear result, it does not fold."""
+not lower than the start's (beyond a small tolerance) and, for a nonlinear result, it does not fold;
+otherwise the latest earlier stage that passes, or the start."""
 
 import re
 from pathlib import Path
@@ -99,3 +100,36 @@ def test_old_summaries_without_the_decision_still_load():
     provenance = Provenance.from_dict(record)
     assert provenance.kept == "result"
     assert provenance.kept_reason == ""
+
+
+def _folding_field(reference: sitk.Image) -> Transform:
+    """A displacement field that folds space at the reference's centre (LPS mm)."""
+    size = reference.GetSize()
+    centre = np.asarray(reference.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in size]))
+    x = np.arange(size[0]) * reference.GetSpacing()[0] + reference.GetOrigin()[0] - centre[0]
+    displacement = np.zeros(tuple(reversed(size)) + (3,))
+    displacement[..., 0] = (-2.0 * x * np.exp(-((x / 12.0) ** 2)))[None, None, :]
+    field = sitk.GetImageFromArray(displacement, isVector=True)
+    field.CopyInformation(reference)
+    return Transform.from_displacement_field(field)
+
+
+def test_a_folding_deformable_result_falls_back_to_the_linear_stage_before_it(pair, monkeypatch):
+    from MultimodalRegistrationLib.engines.output import EngineOutput
+    from MultimodalRegistrationLib.registration import register as module
+
+    def engine(name, fixed, moving, recipe, initial, **options):
+        # What a B-spline preset returns when its last stage folds: the affine stage was right.
+        folded = pair.truth @ _folding_field(fixed)
+        stages = [("rigid", pair.truth), ("affine", pair.truth), ("bspline", folded)]
+        return EngineOutput(folded, None, "log", "fake 1", 1, stages=stages)
+
+    monkeypatch.setattr(module, "run_engine", engine)
+    start = rigid_transform(4.0, (1.0, 0.2, 0.1), (3.0, -3.0, 2.0)) @ pair.truth
+    result = register(pair.fixed, pair.moving, preset="deformable", initial_transform=start, init="none")
+    assert result.provenance.kept == "affine stage"
+    assert "folds space" in result.provenance.kept_reason
+    assert "kept its affine stage instead" in result.provenance.kept_reason
+    assert result.transform.is_linear and np.allclose(result.transform.matrix, pair.truth.matrix)
+    assert result.inverse is not None
+    assert result.metric_after > result.metric_before

@@ -276,7 +276,34 @@ def run(
         threads=threads,
         timings={"engine_import_s": round(loaded - started, 3), "engine_register_s": round(registered - loaded, 3)},
         guidance=None if guidance is None else {**guidance.describe(), **_guidance_notes(guidance, terms)},
+        stages=cumulative_stages(preset, transform),
     )
+
+
+def cumulative_stages(preset: Preset, transform: Transform) -> list[tuple[str, Transform]]:
+    """(stage name, cumulative fixed -> moving transform after it) from the collapsed composite ``transform``.
+
+    Names are the stages' ``transform`` lowercased ("rigid", "affine", "syn"). ``--collapse-output-transforms``
+    merges the initial transform and consecutive linear stages into one affine, so those stages appear once,
+    under the name of the last of them: after "rigid" then "affine" only "affine" is reported, holding both
+    (and the initial transform). The composite's components run outermost first (ITK applies the last-added
+    first): ``[initial and linear stages, SyN field]``, so the cumulative transform after the linear stages
+    is the composite without its trailing displacement field. The last entry is ``transform`` itself.
+    """
+    names = [stage["transform"].lower() for stage in preset.ants["stages"]]
+    groups: list[tuple[str, bool]] = []  # (name, linear) per run of linear or of SyN stages, as ANTs collapses them
+    for name, stage in zip(names, preset.ants["stages"]):
+        linear = stage["transform"] in _LINEAR
+        if groups and groups[-1][1] == linear:
+            groups[-1] = (name, linear)
+        else:
+            groups.append((name, linear))
+    if len(groups) == 2 and groups[0][1] and not transform.is_linear:
+        parts = transform.components()
+        if parts[-1].kind == "displacement":
+            return [(groups[0][0], Transform.chain(parts[:-1])), (groups[1][0], transform)]
+    # One group, or an order the composite does not split cleanly: only the final transform is known.
+    return [(groups[-1][0], transform)] if groups else []
 
 
 def _guidance_notes(guidance: EngineGuidance, terms: list[ImageTerm]) -> dict:

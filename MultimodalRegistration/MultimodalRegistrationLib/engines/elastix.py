@@ -173,9 +173,29 @@ def run(
     transform = Transform.chain(list(reversed(stages)) + [initial])
     progress(1.0, "elastix done")
     output = _output(transform, log, threads, loaded - started, registered - loaded)
+    output.stages = _cumulative_stages(preset, stages, initial, transform)
     if guidance is not None:
         output.guidance = {**guidance.describe(), **guided.notes(maps)}
     return output
+
+
+_STAGE_NAMES = {"EulerTransform": "rigid", "AffineTransform": "affine", "BSplineTransform": "bspline"}
+
+
+def stage_name(parameters: dict[str, list[str]]) -> str:
+    """A short name for an elastix stage from its Transform: EulerTransform -> "rigid", AffineTransform ->
+    "affine", BSplineTransform -> "bspline"; any other loses "Transform" and is lowercased."""
+    kind = parameters.get("Transform", [""])[0]
+    return _STAGE_NAMES.get(kind, kind.removesuffix("Transform").lower() or "stage")
+
+
+def _cumulative_stages(
+    preset: Preset, stages: list[Transform], initial: Transform, final: Transform
+) -> list[tuple[str, Transform]]:
+    """(name, fixed -> moving after stages 0..k with the initial transform) for each stage k; the last is ``final``."""
+    names = [stage_name(parameters) for parameters in preset.elastix_maps]
+    cumulative = [Transform.chain(list(reversed(stages[: k + 1])) + [initial]) for k in range(len(stages) - 1)]
+    return list(zip(names, cumulative + [final]))
 
 
 def _set_images(method, fixed, moving, fixed_mask, moving_mask) -> None:

@@ -130,39 +130,45 @@ def minimum_jacobian(transform: Transform, fixed: sitk.Image, spacing_mm: float 
     return float(sitk.GetArrayViewFromImage(determinant).min())
 
 
-def _keep_or_start(
-    output, metric_after: float, metric_start: float, fixed: sitk.Image, recipe, engine: str, guided: dict | None = None
-) -> tuple[str, str]:
-    """("result", "") when the result is no worse than its start; else ("start", the reason).
+def _why_not_kept(
+    transform: Transform, metric_after: float, metric_start: float, fixed: sitk.Image, guided: dict | None = None
+) -> str:
+    """"" when a result is no worse than its start; else why it is, with the numbers.
 
     The rule holds for every result, linear or not: its mutual information may not fall more than
     KEEP_TOLERANCE_NATS below the start's, and a nonlinear one must not fold (Jacobian determinant > 0).
     A guided result (``guided``: its "worse" reason from :func:`.guided_score.worse_than` and whether
     the image term drove it) must also agree no less with the segments and landmarks; under
     ``--metric segments`` the intensities do not judge it.
-    Falling back to an earlier stage of a multi-stage preset (its rigid stage before the B-spline) is
-    not done here: the engines return only the final transform, so the fallback is the start itself.
     """
-    what = f"the {engine} {recipe.name} result"
-    hint = "try the rigid preset or landmarks" if not recipe.is_linear else "try another start, a mask or landmarks"
     if guided and guided["worse"]:
-        return "start", (
-            f"{what} agrees less with the guidance than its start ({guided['worse']}): kept the start; {hint}"
-        )
+        return f"agrees less with the guidance than its start ({guided['worse']})"
     judged_by_metric = guided is None or guided["intensity"]
     if judged_by_metric and metric_after < metric_start - KEEP_TOLERANCE_NATS:
-        return "start", (
-            f"{what} agrees less than its start (mutual information {metric_after:.3f} < {metric_start:.3f} nats): "
-            f"kept the start; {hint}"
-        )
-    if not output.transform.is_linear:
-        smallest = minimum_jacobian(output.transform, fixed)
+        return f"agrees less than its start (mutual information {metric_after:.3f} < {metric_start:.3f} nats)"
+    if not transform.is_linear:
+        smallest = minimum_jacobian(transform, fixed)
         if smallest <= 0:
-            return "start", (
-                f"{what} folds space (Jacobian determinant down to {smallest:.3f} <= 0 on a "
-                f"{FOLDING_CHECK_SPACING_MM:g} mm grid): kept the start; {hint}"
+            return (
+                f"folds space (Jacobian determinant down to {smallest:.3f} <= 0 on a "
+                f"{FOLDING_CHECK_SPACING_MM:g} mm grid)"
             )
-    return "result", ""
+    return ""
+
+
+def _earlier_stage(output, fixed, moving, fixed_mask, metric_start, prepared, score_start) -> tuple | None:
+    """The latest earlier stage of a multi-stage result (its affine before the B-spline, say) that is no
+    worse than the start: (stage name, transform, mutual information), or None."""
+    for name, transform in reversed(getattr(output, "stages", [])[:-1]):
+        metric = mutual_information(fixed, moving, transform, fixed_mask)
+        judge = None
+        if prepared is not None:
+            voxel_mm = max(prepared.fixed_masks[0].GetSpacing()) if prepared.fixed_masks else 0.0
+            worse = worse_than(guidance_score(prepared, transform), score_start, voxel_mm)
+            judge = {"worse": worse, "intensity": prepared.guidance.metric == "intensity"}
+        if not _why_not_kept(transform, metric, metric_start, fixed, judge):
+            return name, transform, metric
+    return None
 
 
 def _reason(error: Exception) -> str:
@@ -370,12 +376,21 @@ def register(
     # Never worse than the start: the chosen run's result against the pose it started from.
     metric_start = mutual_information(fixed, moving, start, masks.get("fixed mask"))
     guided, judge = _guided_record(prepared, start, output.transform, guided_candidates)
-    kept, kept_reason = _keep_or_start(output, metric_after, metric_start, fixed, recipe, engine, judge)
-    transform, inverse = output.transform, output.inverse
-    if kept == "start":
+    transform, inverse, kept, kept_reason = output.transform, output.inverse, "result", ""
+    reason = _why_not_kept(output.transform, metric_after, metric_start, fixed, judge)
+    if reason:
+        what = f"the {engine} {recipe.name} result {reason}"
+        hint = "try the rigid preset or landmarks" if not recipe.is_linear else "try another start, a mask or landmarks"
+        score_start = guidance_score(prepared, start) if prepared is not None else None
+        stage = _earlier_stage(output, fixed, moving, masks.get("fixed mask"), metric_start, prepared, score_start)
+        if stage is not None:
+            kept, transform, metric_after = f"{stage[0]} stage", stage[1], stage[2]
+            kept_reason = f"{what}: kept its {stage[0]} stage instead; {hint}"
+        else:
+            kept, transform, metric_after = "start", start, metric_start
+            kept_reason = f"{what}: kept the start; {hint}"
+        inverse = transform.inverse() if transform.is_linear else None
         warnings.append(kept_reason)
-        transform, metric_after = start, metric_start
-        inverse = start.inverse() if start.is_linear else None
     clock = lap("keep_check_s", clock)
     timings.update(output.timings)
     seconds = time.perf_counter() - started

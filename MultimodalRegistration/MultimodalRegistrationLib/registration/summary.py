@@ -19,8 +19,9 @@ class Provenance(Record):
     """How a result was made: engine and versions, choices, where it started, inputs, timings (s).
 
     Matrices are fixed -> moving in LPS mm; ``fixed`` and ``moving`` describe the images (size,
-    spacing in mm, origin in LPS mm, pixel type, source file). ``kept`` is "result", or "start" when
-    the result agreed less than its start or folded (``kept_reason`` says which, with the numbers).
+    spacing in mm, origin in LPS mm, pixel type, source file). ``kept`` is "result"; or, when the result
+    agreed less than its start or folded (``kept_reason`` says which, with the numbers), the latest
+    earlier stage that did not ("affine stage") or else "start".
     ``guidance`` (guided runs only) records the segments, landmark count, weights, the start candidates
     and the guidance scores (Dice, surface distance and landmark distance in mm) at the start and the result.
     """
