@@ -168,3 +168,22 @@ def validate_mask(mask: sitk.Image, image: sitk.Image, role: str = "mask") -> si
 def mask_coverage(mask: sitk.Image) -> float:
     """Fraction of the mask's voxels that are set."""
     return float((sitk.GetArrayViewFromImage(mask) != 0).mean())
+
+
+def box_grid(image: sitk.Image, spacing_mm: float, max_nodes: int, role: str = "grid") -> sitk.Image:
+    """An empty axis-aligned grid (identity direction, LPS) every ``spacing_mm`` mm over ``image``'s box,
+    centred on it; the spacing grows by 25% steps until the grid holds at most ``max_nodes`` nodes."""
+    if not spacing_mm > 0:
+        raise InputError(f"{role} spacing {spacing_mm} mm: give a positive spacing, e.g. 2")
+    corners = corner_points(image)
+    low, high = corners.min(axis=0), corners.max(axis=0)
+    spacing = float(spacing_mm)
+    while True:
+        size = np.maximum(np.ceil((high - low) / spacing).astype(int) + 1, 3)
+        if np.prod(size) <= max_nodes:
+            break
+        spacing *= 1.25
+    grid = sitk.Image([int(s) for s in size], sitk.sitkUInt8)
+    grid.SetSpacing((spacing,) * 3)
+    grid.SetOrigin(tuple(float(v) for v in (low + high) / 2 - (size - 1) * spacing / 2))
+    return grid

@@ -14,7 +14,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import InputError
-from ..core.images import corner_points
+from ..core.images import box_grid, corner_points
 from ..core.records import Record
 from ..core.transforms import Transform, lps_ras_points
 
@@ -51,20 +51,7 @@ class JacobianStatistics:
 
 def jacobian_grid(fixed: sitk.Image, spacing_mm: float = 2.0) -> sitk.Image:
     """An axis-aligned grid (identity direction, LPS) at ``spacing_mm`` over the fixed image's box."""
-    if spacing_mm <= 0:
-        raise InputError(f"Jacobian grid spacing {spacing_mm} mm: give a positive spacing")
-    corners = corner_points(fixed)
-    low, high = corners.min(axis=0), corners.max(axis=0)
-    spacing = float(spacing_mm)
-    while True:
-        size = np.maximum(np.floor((high - low) / spacing).astype(int) + 1, 3)
-        if np.prod(size) <= MAX_GRID_VOXELS:
-            break
-        spacing *= 1.25
-    grid = sitk.Image([int(s) for s in size], sitk.sitkUInt8)
-    grid.SetSpacing((spacing,) * 3)
-    grid.SetOrigin(tuple(low + (high - low - (size - 1) * spacing) / 2))
-    return grid
+    return box_grid(fixed, spacing_mm, MAX_GRID_VOXELS, "Jacobian grid")
 
 
 def jacobian_determinant(transform: Transform, grid: sitk.Image) -> sitk.Image:

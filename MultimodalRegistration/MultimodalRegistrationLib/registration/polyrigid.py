@@ -38,7 +38,7 @@ from scipy.linalg import logm
 from scipy.ndimage import map_coordinates
 
 from ..core.errors import InputError
-from ..core.images import corner_points
+from ..core.images import box_grid
 from ..core.transforms import Transform
 
 DEFAULT_SPACING_MM = 2.0
@@ -107,20 +107,7 @@ class PolyrigidField:
 def blend_grid(reference: sitk.Image, spacing_mm: float = DEFAULT_SPACING_MM) -> sitk.Image:
     """An empty axis-aligned grid (identity direction, LPS) every ``spacing_mm`` mm over ``reference``'s box;
     coarsened if it would hold more than MAX_GRID_NODES nodes."""
-    if not spacing_mm > 0:
-        raise InputError(f"field spacing {spacing_mm} mm: give a positive spacing, e.g. 2")
-    corners = corner_points(reference)
-    low, high = corners.min(axis=0), corners.max(axis=0)
-    spacing = float(spacing_mm)
-    while True:
-        size = np.maximum(np.ceil((high - low) / spacing).astype(int) + 1, 3)
-        if np.prod(size) <= MAX_GRID_NODES:
-            break
-        spacing *= 1.25
-    grid = sitk.Image([int(s) for s in size], sitk.sitkUInt8)
-    grid.SetSpacing((spacing,) * 3)
-    grid.SetOrigin(tuple(float(v) for v in (low + high) / 2 - (size - 1) * spacing / 2))
-    return grid
+    return box_grid(reference, spacing_mm, MAX_GRID_NODES, "field")
 
 
 def _grid_points(grid: sitk.Image) -> np.ndarray:
