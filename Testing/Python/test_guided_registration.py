@@ -3,7 +3,6 @@ exact truth (Testing/Python/guided_data.py): the library, the CLI and MRML nodes
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -52,27 +51,6 @@ def test_landmarks_alone_guide_ants(us_pair):
     assert result.provenance.start == "guided (landmarks)"
     assert np.median(errors) < 3.0, errors  # six clicks with 1 mm noise, against a 5 mm push
     assert result.provenance.guidance["score_result"]["points_rms_mm"] < 3.0
-
-
-@pytest.mark.slow
-def test_cli_register_with_segmentation_files_and_points(us_pair, tmp_path):
-    files = write_pair(us_pair, tmp_path / "case")
-    out = tmp_path / "out"
-    command = [
-        sys.executable, "-m", "MultimodalRegistrationLib.cli", "register",
-        "--fixed", str(files["fixed"]), "--moving", str(files["moving"]),
-        "--fixed-segmentation", str(files["fixed_labels"]), "--moving-segmentation", str(files["moving_labels"]),
-        "--segments", "gland", "--metric", "segments",
-        "--fixed-points", str(files["landmarks_fixed"]), "--moving-points", str(files["landmarks_moving"]),
-        "--output-transform", str(out / "T.h5"), "--json", str(out / "T.json"),
-    ]  # fmt: skip
-    run = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr
-    summary = json.loads((out / "T.json").read_text())
-    guidance = summary["provenance"]["guidance"]
-    assert [s["name"] for s in guidance["segments"]] == ["gland"] and guidance["points"] == 6
-    errors = target_errors(us_pair, Transform.read(out / "T.h5"))
-    assert np.median(errors) < 2.0, errors
 
 
 def test_cli_refuses_one_sided_guidance_before_any_engine(us_pair, tmp_path):
