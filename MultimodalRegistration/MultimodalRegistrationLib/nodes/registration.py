@@ -77,6 +77,7 @@ class NodeRegistration(NodeJob):
             "metricAfter": round(summary.metric_after, 6),
             "kept": provenance.kept or "result",
             "keptReason": provenance.kept_reason or "",
+            "fixedSampling": provenance.fixed_sampling or "whole fixed image or its mask",
         }
         attributes.update(guidance_attributes(provenance.guidance))
         for key, value in attributes.items():

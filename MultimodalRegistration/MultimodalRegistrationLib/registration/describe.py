@@ -31,6 +31,8 @@ def describe_start(summary: RegistrationSummary) -> str:
     others = [run["start"] for run in provenance.starts_tried or [] if run["start"] != start]
     if others:
         details.append("also tried " + ", ".join(START_NAMES.get(name, name) for name in others))
+    if provenance.fixed_sampling:
+        details.append(provenance.fixed_sampling)
     return text + (f" ({'; '.join(details)})" if details else "")
 
 

@@ -26,7 +26,7 @@ from .guidance import Guidance, PreparedGuidance, prepare_guidance
 from .guided_score import guidance_score, worse_than
 from .guided_start import guided_start
 from .initialize import StartingPoses, same_start, starting_poses
-from .mask_start import check_fixed_mask_size, mask_aware_starts, mask_centroid
+from .mask_start import check_fixed_mask_size, mask_aware_starts, mask_centroid, sampling_regions
 from .summary import Provenance, RegistrationSummary
 
 # What the summary calls the metric: the one mutual information of core/metric.py.
@@ -316,6 +316,9 @@ def register(
         runs = _runs_for_masks(starts.poses, fixed, moving, recipe, masks, warnings, seed)
     else:
         runs = _runs_that_overlap(starts, fixed, moving, warnings)
+    regions = {}
+    if "fixed mask" not in masks:  # without one, sample only where the moving image lies if too little of it did
+        regions = sampling_regions(runs, fixed, moving, recipe, masks.get("moving mask"), seed)
     clock = lap("init_s", clock)
 
     report(0.04, "metric before")
@@ -341,7 +344,7 @@ def register(
                     fixed,
                     moving,
                     recipe,
-                    fixed_mask=masks.get("fixed mask"),
+                    fixed_mask=regions[name].mask if name in regions else masks.get("fixed mask"),
                     moving_mask=masks.get("moving mask"),
                     initial=start,
                     seed=seed,
@@ -357,6 +360,8 @@ def register(
             if error.log:
                 logs.append(f"=== {engine} {recipe.name} from the {name} start (failed) ===\n{error.log}")
             tried.append({"start": name, "error": _reason(error)})
+            if name in regions:
+                tried[-1]["fixed_sampling"] = regions[name].describe()
             failure = failure or error
             clock = lap("engine_s", clock)
             continue
@@ -365,6 +370,8 @@ def register(
         metric = mutual_information(fixed, moving, output.transform, masks.get("fixed mask"))
         clock = lap("metric_after_s", clock)
         tried.append({"start": name, "metric_after": round(metric, 6)})
+        if name in regions:
+            tried[-1]["fixed_sampling"] = regions[name].describe()
         rank = (_guided_rank(prepared, output.transform), metric) if prepared is not None else (metric,)
         if best is None or rank > best[0]:
             best = (rank, metric, name, start, output)
@@ -416,6 +423,7 @@ def register(
         fixed=_describe_image(fixed, sources.get("fixed")),
         moving=_describe_image(moving, sources.get("moving")),
         fixed_mask=sources.get("fixed_mask") if fixed_mask is not None else None,
+        fixed_sampling=regions[start_name].describe() if start_name in regions else None,
         moving_mask=sources.get("moving_mask") if moving_mask is not None else None,
         timings_s=timings,
         kept=kept,

@@ -24,6 +24,8 @@ class Provenance(Record):
     earlier stage that did not ("affine stage") or else "start".
     ``guidance`` (guided runs only) records the segments, landmark count, weights, the start candidates
     and the guidance scores (Dice, surface distance and landmark distance in mm) at the start and the result.
+    ``fixed_sampling`` says where the engine sampled the fixed image when no fixed mask was given and
+    too little of it lay inside the moving image at the start (see :mod:`.mask_start`).
     """
 
     engine: str
@@ -51,6 +53,7 @@ class Provenance(Record):
     kept: str = "result"
     kept_reason: str = ""
     guidance: dict | None = None  # segments, landmarks, weights and their scores at the start and the result
+    fixed_sampling: str | None = None  # without a fixed mask: where the engine sampled, if not everywhere
 
     def to_dict(self) -> dict:
         return asdict(self)
