@@ -8,7 +8,9 @@ Tables (one run each; about 10 minutes on 2 cores):
    analytic phantom at the small default size (with a note). Rows: the centre alignment (start), unguided
    rigid and deformable, guided rigid (segments; segments + landmarks), --metric segments, guided
    deformable; columns: median and 95th-percentile target error (mm) at 20 targets in and on the gland,
-   % of targets within 5 and 2 mm, seconds, and whether the keep rule kept the result or the start.
+   % of targets within 5 and 2 mm, seconds, whether the keep rule kept the result or the start, and where
+   the engine sampled the fixed image (provenance.fixed_sampling: without a fixed mask, elastix samples only
+   where the moving image lies at the start when too little of the fixed image lies inside it).
 2. SCT spinal cord, T1w (fixed) -> T2w (moving) (../shared/data/sct, real MRI, no ground truth): cord Dice
    and mean surface distance before and after, unguided and guided by the cord segmentation; held out:
    guided by the upper half of the cord only, scored on the lower half.
@@ -34,6 +36,7 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -176,6 +179,7 @@ def run_guided(pair, engine: str, preset: str, guide: str, metric: str = "intens
         kept_reason=provenance.kept_reason,
         start=provenance.start,
         start_median_mm=float(np.median(target_errors(pair, start))) if start is not None else None,
+        fixed_sampling=provenance.fixed_sampling,
         transform=result.transform,
     )
     return record
@@ -217,8 +221,9 @@ def ultrasound_pair_for_bench():
 
 def ultrasound_table(engines, full: bool = False, roi_engines=("elastix",)) -> tuple[list[str], dict]:
     """The MR -> ultrasound-like table; ``roi_engines`` also run with a fixed region of interest. Without
-    ``full`` (make bench's time budget) an engine that fails without the region of interest runs only its
-    first guided row."""
+    ``full`` (make bench's time budget) an engine that fails on the whole images stops after its first failing
+    row (a safeguard: since elastix samples the fixed image only where the moving image lies when too little of
+    it does, registration/mask_start.sampling_regions, no row fails here)."""
     started = time.perf_counter()
     pair, described = ultrasound_pair_for_bench()
     made = time.perf_counter() - started
@@ -232,8 +237,8 @@ def ultrasound_table(engines, full: bool = False, roi_engines=("elastix",)) -> t
             "default weights (Resources/Presets/guidance.json)."
         ),
         "",
-        "| engine | row | median mm | 95th pct mm | < 5 mm | < 2 mm | seconds | kept |",
-        "|---|---|---|---|---|---|---|---|",
+        "| engine | row | median mm | 95th pct mm | < 5 mm | < 2 mm | seconds | kept | fixed sampling |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     stats = error_stats(target_errors(pair, centre))
     lines.append(_us_line("-", "centre alignment (start)", stats, None, ""))
@@ -245,32 +250,50 @@ def ultrasound_table(engines, full: bool = False, roi_engines=("elastix",)) -> t
     for engine, variant in variants:
         options = {"fixed_mask": region_of_interest(pair)} if variant == "roi" else {}
         name = f"{engine} + fixed ROI" if variant else engine
-        rows = list(US_ROWS)
-        if not full and engine in roi_engines and variant is None:
-            rows = rows[2:3] + rows[:2] + rows[3:]  # the quick guided row first: does it run at all?
-        for label, preset, guide, metric in rows:
+        for label, preset, guide, metric in US_ROWS:
             record = run_guided(pair, engine, preset, guide, metric, **options)
             results[(name, label)] = record
-            lines.append(_us_line(name, label, record, record["seconds"], record.get("kept", "")))
-            print(f"  ({name}: {label} done in {record['seconds']:.0f} s)", file=sys.stderr, flush=True)
+            sampling = "fixed ROI" if variant == "roi" else _sampling(record)
+            lines.append(_us_line(name, label, record, record["seconds"], record.get("kept", ""), sampling))
+            start = record.get("start_median_mm")
+            print(
+                f"  ({name}: {label} done in {record['seconds']:.0f} s"
+                + (f"; start {record.get('start')} {start:.2f} mm" if start is not None else "") + ")",
+                file=sys.stderr, flush=True,
+            )  # fmt: skip
             if not full and variant is None and engine in roi_engines and "failed" in record:
                 notes.append(
-                    f"{engine} on the whole fixed image: its other rows fail the same way (--full runs them); "
-                    "the fixed MR is much larger than the ultrasound box, so too few samples land in it."
+                    f"{engine} on the whole fixed image: stopped after its first failing row (--full runs them all)."
                 )
                 break
     if any(engine in roi_engines for engine in engines):
         notes.append(f"fixed ROI: the fixed gland segmentation grown by {ROI_MARGIN_MM:g} mm, given as the fixed mask.")
+    notes.append(
+        "fixed sampling: whole = the engine sampled the whole fixed image; moving footprint (n%) = no fixed mask and "
+        "too little of the fixed image inside the moving image at the start, so the engine sampled only where the "
+        "moving image lies (n% of the fixed image; provenance.fixed_sampling); fixed ROI = the mask given."
+    )
     return lines + [""] + notes, results
 
 
-def _us_line(engine: str, label: str, record: dict, seconds, kept) -> str:
+def _sampling(record: dict) -> str:
+    """The fixed sampling column: whole, or the moving image's footprint (and its share of the fixed image)."""
     if "failed" in record:
-        return f"| {engine} | {label} | failed: {record['failed'][:120]} | | | | {seconds:.1f} | |"
+        return ""
+    described = record.get("fixed_sampling")
+    if not described:
+        return "whole"
+    share = re.search(r"\((\d+%) of the fixed image\)", described)
+    return f"moving footprint ({share.group(1)})" if share else described
+
+
+def _us_line(engine: str, label: str, record: dict, seconds, kept, sampling: str = "") -> str:
+    if "failed" in record:
+        return f"| {engine} | {label} | failed: {record['failed'][:120]} | | | | {seconds:.1f} | | {sampling} |"
     timing = "" if seconds is None else f"{seconds:.1f}"
     return (
-        f"| {engine} | {label} | {record['median_mm']:.2f} | {record['p95_mm']:.2f} | {100 * record['within_5mm']:.0f}% "
-        f"| {100 * record['within_2mm']:.0f}% | {timing} | {kept} |"
+        f"| {engine} | {label} | {record['median_mm']:.2f} | {record['p95_mm']:.2f} "
+        f"| {100 * record['within_5mm']:.0f}% | {100 * record['within_2mm']:.0f}% | {timing} | {kept} | {sampling} |"
     )
 
 
@@ -396,10 +419,10 @@ def pelvis_table(engines, full: bool = False) -> list[str]:
         (
             f"Pelvis-like CT {pair.fixed.GetSize()} at {pair.fixed.GetSpacing()[0]:g} mm (fixed) -> MR "
             f"{pair.moving.GetSize()} at {'/'.join(f'{v:g}' for v in pair.moving.GetSpacing())} mm (moving), made in "
-            f"{made:.0f} s; one global pose (5-10 deg, 8-15 mm), then each bone its own 2-5 deg, 1.5-4 mm. Target error "
-            f"(mean / max mm at {len(pair.targets_fixed[bones[0]])} targets per bone, exact truth per bone) of the "
-            "global rigid registration guided by all bone segments, and of register_piecewise's field (one rigid "
-            "registration per bone, blended without folding)."
+            f"{made:.0f} s; one global pose (5-10 deg, 8-15 mm), then each bone its own 2-5 deg, 1.5-4 mm. "
+            f"Target error (mean / max mm at {len(pair.targets_fixed[bones[0]])} targets per bone, exact truth per "
+            "bone) of the global rigid registration guided by all bone segments, and of register_piecewise's field "
+            "(one rigid registration per bone, blended without folding)."
         ),
         "",
         "| engine | bone | centre alignment | global rigid (guided) | piecewise field | bone's own rigid |",
@@ -628,11 +651,11 @@ def sweep_summary(records: list[dict], engines=ENGINES) -> list[str]:
         for preset in sorted({r["preset"] for r in mine}):
             runs = [r for r in mine if r["preset"] == preset]
             seeds = sorted({r["seed"] for r in runs})
-            lines += ["", (f"{engine} {preset}, seeds {seeds}: median over the runs (seeds, and sampler seeds where repeated) of "
-                      "the median target error (mm) [worst run], runs that kept the start / ended > 0.5 mm worse than "
-                      "it"), ""]  # fmt: skip
-            lines += ["| guidance | weights (segments, points) | ANTs stage led by | metric intensity | metric segments |",
-                      "|---|---|---|---|---|"]  # fmt: skip
+            lines += ["", (f"{engine} {preset}, seeds {seeds}: median over the runs (seeds, and sampler seeds where "
+                      "repeated) of the median target error (mm) [worst run], runs that kept the start / ended "
+                      "> 0.5 mm worse than it"), ""]  # fmt: skip
+            lines += [("| guidance | weights (segments, points) | ANTs stage led by | metric intensity "
+                       "| metric segments |"), "|---|---|---|---|---|"]  # fmt: skip
             for guide in GUIDES:
                 pairs = sorted({(r["segments_weight"], r["points_weight"]) for r in runs if r["guide"] == guide})
                 for ws, wp in pairs:
@@ -700,8 +723,8 @@ def weights_table(engines, full: bool = False) -> list[str]:
     lines = [
         (
             f"Guidance weights (Resources/Presets/guidance.json) on the small phantom ultrasound-like pair, seeds "
-            f"{list(seeds)}, rigid, gland + urethra + 6 landmarks, metric intensity: median over the seeds of the median "
-            "target error (mm) [worst seed]; runs that kept their start; runs that failed."
+            f"{list(seeds)}, rigid, gland + urethra + 6 landmarks, metric intensity: median over the seeds of the "
+            "median target error (mm) [worst seed]; runs that kept their start; runs that failed."
         ),
         "",
         "| engine | weights (segments, points) | median mm [worst] | kept start | failed | ANTs stage led by |",
