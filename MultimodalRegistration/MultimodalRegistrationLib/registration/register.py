@@ -213,6 +213,27 @@ def _runs_for_masks(poses, fixed, moving, recipe, masks: dict, warnings: list[st
     return runs
 
 
+def _pick_run(finished: list[tuple], warnings: list[str]) -> tuple | None:
+    """The run (rank, metric, start name, start, output) with the highest rank. Unguided runs whose
+    mutual information ends within KEEP_TOLERANCE_NATS of the best are a tie the metric cannot break
+    (a nearly symmetric head's 180-degree twin can score 0.0013 nats above the truth): the run from
+    the any-pose search's start wins it, as that pose beat the whole sphere at the search's levels."""
+    if not finished:
+        return None
+    best = max(finished, key=lambda run: run[0])
+    if len(best[0]) > 1 or best[2] == "any-pose":
+        return best
+    searched = [run for run in finished if run[2] == "any-pose" and best[1] - run[1] <= KEEP_TOLERANCE_NATS]
+    if not searched:
+        return best
+    warnings.append(
+        f"the runs from the {best[2]} and the any-pose starts ended within {KEEP_TOLERANCE_NATS} nats of each "
+        f"other ({best[1]:.4f} and {searched[0][1]:.4f}), too close for the metric to choose: kept the any-pose "
+        "start's result; check the result (QA's --stability) if the anatomy is nearly symmetric"
+    )
+    return searched[0]
+
+
 def _guided_starts(
     fixed: sitk.Image, moving: sitk.Image, prepared: PreparedGuidance, initial_transform: Transform | None
 ) -> tuple[StartingPoses, list[dict]]:
@@ -327,7 +348,7 @@ def register(
 
     tried: list[dict] = []
     logs: list[str] = []
-    best, failure = None, None
+    finished, failure = [], None
     for number, (name, start) in enumerate(runs):
         low, high = 0.05 + 0.9 * number / len(runs), 0.05 + 0.9 * (number + 1) / len(runs)
 
@@ -373,8 +394,8 @@ def register(
         if name in regions:
             tried[-1]["fixed_sampling"] = regions[name].describe()
         rank = (_guided_rank(prepared, output.transform), metric) if prepared is not None else (metric,)
-        if best is None or rank > best[0]:
-            best = (rank, metric, name, start, output)
+        finished.append((rank, metric, name, start, output))
+    best = _pick_run(finished, warnings)
     if best is None:
         failure.log = "\n".join(logs)
         raise failure
