@@ -19,12 +19,11 @@ from MultimodalRegistrationLib.registration.guidance import Guidance
 from MultimodalRegistrationLib.registration.mask_start import (
     check_fixed_mask_size,
     mask_centroid,
-    moving_footprint,
     needed_valid_fraction,
-    sampling_regions,
     valid_fraction,
 )
 from MultimodalRegistrationLib.registration.register import register
+from MultimodalRegistrationLib.registration.sampling_region import moving_footprint, sampling_regions
 
 # An organ in the phantom's head (fixed LPS mm): the lesion's edge and the white-matter border,
 # a 27 cm³ ellipsoid, a prostate's size. The moving image is a 90 mm box of the MR around it,

@@ -26,7 +26,8 @@ from .guidance import Guidance, PreparedGuidance, prepare_guidance
 from .guided_score import guidance_score, worse_than
 from .guided_start import guided_start
 from .initialize import StartingPoses, same_start, starting_poses
-from .mask_start import check_fixed_mask_size, mask_aware_starts, mask_centroid, sampling_regions
+from .mask_start import check_fixed_mask_size, mask_aware_starts, mask_centroid
+from .sampling_region import sampling_regions
 from .summary import Provenance, RegistrationSummary
 
 # What the summary calls the metric: the one mutual information of core/metric.py.
