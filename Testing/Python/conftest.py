@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import pickle
 import sys
+import traceback
 from pathlib import Path
 
 import pytest
@@ -42,6 +45,68 @@ def rigid_results(small_pair):
         engine: register(small_pair.fixed, small_pair.moving, engine=engine, preset="rigid")
         for engine in ("elastix", "ants")
     }
+
+
+def _call_into(path: str, function, arguments: dict) -> None:
+    try:
+        outcome = ("result", function(**arguments))
+    except BaseException as error:  # noqa: BLE001 (the parent re-raises it, with this traceback)
+        outcome = ("error", f"{type(error).__name__}: {error}\n{traceback.format_exc()}")
+    Path(path).write_bytes(pickle.dumps(outcome))
+
+
+class Background:
+    """``function(**arguments)`` (a library function, such as register) in a process of its own, started at once;
+    :meth:`result` waits for it and returns what the call returned, or raises with the call's traceback.
+
+    ANTs runs one thread (by default, so that its results repeat): an ANTs registration running there beside the
+    tests here uses the core they leave idle. The call, its inputs, engine, preset and seed are those the test
+    would make itself; only the process differs. (A process, not a thread: the engines hold the GIL, and ITK's
+    file writers are not safe to use from two threads at once.)
+    """
+
+    def __init__(self, folder: Path, function, **arguments):
+        self.path = Path(folder) / f"{function.__name__}-{id(self)}.pickle"
+        # spawn: a fresh interpreter, like a worker, not a fork of this one with its engines' threads.
+        context = multiprocessing.get_context("spawn")
+        self.process = context.Process(target=_call_into, args=(str(self.path), function, arguments), daemon=True)
+        self.process.start()  # the arguments are handed over here, so the child does not wait for this process
+
+    def result(self):
+        self.process.join()
+        if not self.path.exists():
+            raise RuntimeError(f"the background call ended with exit code {self.process.exitcode} and no result")
+        kind, value = pickle.loads(self.path.read_bytes())
+        if kind == "error":
+            raise RuntimeError(f"the background call failed: {value}")
+        return value
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            self.process.terminate()
+        self.process.join()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _warm_slot(request):
+    """The session's warm worker slot for :func:`warm_elastix`: if any selected test uses one, its worker starts
+    with the first test, so that its import of elastix (one thread) overlaps the tests before the first user."""
+    from MultimodalRegistrationLib.process.warm_worker import WarmSlot
+
+    slot = WarmSlot(engines=("elastix",))
+    if any("warm_elastix" in item.fixturenames for item in request.session.items):
+        slot.take()
+    yield slot
+    slot.stop()
+
+
+@pytest.fixture
+def warm_elastix(_warm_slot):
+    """A warm worker process with elastix imported, for register_nodes(warm=...): the node-level tests that
+    register with elastix share one, as the Slicer module's Logic shares one per session (its warmSlot), instead
+    of each paying the ~7 s import in a new worker. A fresh one if the last stopped; None (a one-job worker then)
+    if it is still busy. The one-job path of register_nodes is tested in test_nodes.py and test_batch.py."""
+    return _warm_slot.take()
 
 
 @pytest.fixture

@@ -24,14 +24,98 @@ def mmreg(*arguments, cwd=None):
     )  # fmt: skip
 
 
-@pytest.mark.slow
-def test_register_writes_a_transform_that_simpleitk_resamples_with(small_pair, tmp_path):
-    write_image(small_pair.fixed, tmp_path / "ct.nrrd")
-    write_image(small_pair.moving, tmp_path / "mr.nii.gz")
-    run = mmreg(
-        "register", "--fixed", tmp_path / "ct.nrrd", "--moving", tmp_path / "mr.nii.gz",
-        "--output-transform", tmp_path / "T.h5", "--output-volume", tmp_path / "R.nrrd", "--json", tmp_path / "s.json",
+class Started:
+    """``mmreg`` started in the background (its output to files, so that no pipe fills); :meth:`wait` gives what
+    :func:`mmreg` gives."""
+
+    def __init__(self, folder: Path, *arguments, cwd=None):
+        self.command = [sys.executable, "-m", "MultimodalRegistrationLib.cli.main", *map(str, arguments)]
+        self.stdout, self.stderr = folder / "mmreg-stdout.txt", folder / "mmreg-stderr.txt"
+        environment = dict(os.environ, PYTHONPATH=str(library_root()))
+        with open(self.stdout, "w") as out, open(self.stderr, "w") as err:
+            self.process = subprocess.Popen(self.command, stdout=out, stderr=err, env=environment, cwd=cwd)
+
+    def wait(self) -> subprocess.CompletedProcess:
+        self.process.wait(timeout=600)
+        return subprocess.CompletedProcess(
+            self.command, self.process.returncode, self.stdout.read_text(), self.stderr.read_text()
+        )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def _start_register(folder: Path, small_pair) -> Started:
+    write_image(small_pair.fixed, folder / "ct.nrrd")
+    write_image(small_pair.moving, folder / "mr.nii.gz")
+    return Started(
+        folder, "register", "--fixed", folder / "ct.nrrd", "--moving", folder / "mr.nii.gz",
+        "--output-transform", folder / "T.h5", "--output-volume", folder / "R.nrrd", "--json", folder / "s.json",
     )  # fmt: skip
+
+
+def _start_failing(folder: Path, small_pair) -> Started:
+    """A preset that elastix refuses, with the log kept: two tests read this one run."""
+    write_image(small_pair.fixed, folder / "ct.nrrd")
+    write_image(small_pair.moving, folder / "mr.nrrd")
+    broken = folder / "broken.txt"
+    broken.write_text('(Transform "EulerTransform")\n(Metric "NoSuchMetric")\n')
+    return Started(
+        folder, "register", "--fixed", folder / "ct.nrrd", "--moving", folder / "mr.nrrd", "--preset", broken,
+        "--output-transform", folder / "T.h5", "--keep-log",
+    )  # fmt: skip
+
+
+def _start_demo(folder: Path, small_pair) -> Started:
+    return Started(folder, "demo", "--output-dir", "demo", cwd=folder)  # relative, as `make demo` gives it
+
+
+def _start_prep(folder: Path, small_pair) -> Started:
+    from test_prep import _whole_body_ct
+
+    write_image(_whole_body_ct(), folder / "body_ct.nrrd")
+    write_image(small_pair.moving, folder / "head_mr.nrrd")
+    return Started(
+        folder, "register", "--fixed", "body_ct.nrrd", "--moving", "head_mr.nrrd", "--prep",
+        "--output-transform", "T.h5", "--output-volume", "R.nrrd", "--json", "s.json", cwd=folder,
+    )  # fmt: skip
+
+
+# The runs that register, and the tests that read them.
+RUNS = {
+    "register": (_start_register, ["test_register_writes_a_transform_that_simpleitk_resamples_with"]),
+    "failing": (
+        _start_failing, ["test_engine_failure_exits_1_with_a_hint", "test_a_failed_run_keeps_the_engine_log_when_asked"]
+    ),
+    "demo": (_start_demo, ["test_demo_runs_end_to_end"]),
+    "prep": (_start_prep, ["test_register_with_prep_crops_on_the_fly_and_resamples_onto_the_full_fixed_grid"]),
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def runs(request, small_pair, tmp_path_factory):
+    """Every run of RUNS whose tests are to run, started together with the first of them: each is mostly its
+    worker's import of elastix (~7 s, one thread) and a short registration, so they go side by side, not one
+    after the other. Returns {run: (its folder, the run)}; each test waits for its own."""
+    selected = {item.originalname for item in request.session.items if item.module is request.module}
+    started = {}
+    try:
+        for name, (start, tests) in RUNS.items():
+            if selected & set(tests):
+                folder = tmp_path_factory.mktemp(name)
+                started[name] = (folder, start(folder, small_pair))
+        yield started
+    finally:
+        for _, run in started.values():
+            run.stop()
+
+
+@pytest.mark.slow
+def test_register_writes_a_transform_that_simpleitk_resamples_with(small_pair, runs):
+    tmp_path, run = runs["register"]
+    run = run.wait()
     assert run.returncode == 0, run.stderr
     assert "wrote transform" in run.stdout and "%" in run.stderr  # plain progress lines off a terminal
     assert re.search(r"started from the pose search \(\d+ deg and \d+ mm from the image centres; search [\d.]+ s over \d+ poses\)", run.stdout)
@@ -80,35 +164,29 @@ def test_bad_input_exits_2_with_the_fix(tmp_path):
 
 
 @pytest.mark.slow
-def test_engine_failure_exits_1_with_a_hint(small_pair, tmp_path):
-    write_image(small_pair.fixed, tmp_path / "ct.nrrd")
-    write_image(small_pair.moving, tmp_path / "mr.nrrd")
-    broken = tmp_path / "broken.txt"
-    broken.write_text('(Transform "EulerTransform")\n(Metric "NoSuchMetric")\n')
-    run = mmreg("register", "--fixed", tmp_path / "ct.nrrd", "--moving", tmp_path / "mr.nrrd", "--preset", broken, "--output-transform", tmp_path / "T.h5")
+def test_engine_failure_exits_1_with_a_hint(runs):
+    folder, run = runs["failing"]
+    run = run.wait()
     assert run.returncode == 1, run.stderr
     assert "elastix failed" in run.stderr and "hint:" in run.stderr
-    assert not (tmp_path / "T.h5").exists()
+    assert not (folder / "T.h5").exists()
 
 
 @pytest.mark.slow
-def test_a_failed_run_keeps_the_engine_log_when_asked(small_pair, tmp_path):
-    write_image(small_pair.fixed, tmp_path / "ct.nrrd")
-    write_image(small_pair.moving, tmp_path / "mr.nrrd")
-    broken = tmp_path / "broken.txt"
-    broken.write_text('(Transform "EulerTransform")\n(Metric "NoSuchMetric")\n')
-    run = mmreg("register", "--fixed", tmp_path / "ct.nrrd", "--moving", tmp_path / "mr.nrrd", "--preset", broken,
-                "--output-transform", tmp_path / "T.h5", "--keep-log")  # fmt: skip
+def test_a_failed_run_keeps_the_engine_log_when_asked(runs):
+    folder, run = runs["failing"]
+    run = run.wait()
     assert run.returncode == 1, run.stderr
-    assert f"engine log: {tmp_path / 'T.log'}" in run.stderr
-    log = (tmp_path / "T.log").read_text()
+    assert f"engine log: {folder / 'T.log'}" in run.stderr
+    log = (folder / "T.log").read_text()
     assert "NoSuchMetric" in log and "(failed)" in log
-    assert not (tmp_path / "T.h5").exists()
+    assert not (folder / "T.h5").exists()
 
 
 @pytest.mark.slow
-def test_demo_runs_end_to_end(tmp_path):
-    run = mmreg("demo", "--output-dir", "demo", cwd=tmp_path)  # relative, as `make demo` gives it
+def test_demo_runs_end_to_end(runs):
+    tmp_path, run = runs["demo"]  # mmreg demo --output-dir demo, run in tmp_path
+    run = run.wait()
     assert run.returncode == 0, run.stderr
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert summary["demo"]["mean_error_mm"] < 0.5 and summary["demo"]["start_mean_error_mm"] > 30
@@ -128,18 +206,12 @@ def test_presets_are_listed_with_descriptions():
 
 
 @pytest.mark.slow
-def test_register_with_prep_crops_on_the_fly_and_resamples_onto_the_full_fixed_grid(small_pair, tmp_path):
-    from test_prep import _whole_body_ct
-
-    ct = _whole_body_ct()
-    write_image(ct, tmp_path / "body_ct.nrrd")
-    write_image(small_pair.moving, tmp_path / "head_mr.nrrd")
-    run = mmreg(
-        "register", "--fixed", "body_ct.nrrd", "--moving", "head_mr.nrrd", "--prep",
-        "--output-transform", "T.h5", "--output-volume", "R.nrrd", "--json", "s.json", cwd=tmp_path,
-    )  # fmt: skip
+def test_register_with_prep_crops_on_the_fly_and_resamples_onto_the_full_fixed_grid(small_pair, runs):
+    tmp_path, run = runs["prep"]  # registers body_ct.nrrd (the whole-body CT of test_prep) and head_mr.nrrd
+    run = run.wait()
     assert run.returncode == 0, run.stderr[-2000:]
     assert mean_error_mm(Transform.read(tmp_path / "T.h5"), small_pair.truth, small_pair.head_points) < 1.0
+    ct = sitk.ReadImage(str(tmp_path / "body_ct.nrrd"))
     assert sitk.ReadImage(str(tmp_path / "R.nrrd")).GetSize() == ct.GetSize()
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["prep"]["steps"][0]["step"] == "crop"

@@ -67,7 +67,7 @@ def test_cli_refuses_one_sided_guidance_before_any_engine(us_pair, tmp_path):
 
 
 @pytest.mark.slow
-def test_node_level_guidance_from_segmentation_nodes_and_markups(scene, us_pair, make_segmentation):
+def test_node_level_guidance_from_segmentation_nodes_and_markups(scene, us_pair, make_segmentation, warm_elastix):
     pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
     from MultimodalRegistrationLib.nodes import mrml
     from MultimodalRegistrationLib.nodes.registration import ATTRIBUTE_PREFIX, register_nodes
@@ -85,7 +85,7 @@ def test_node_level_guidance_from_segmentation_nodes_and_markups(scene, us_pair,
 
     registration = register_nodes(
         fixed, moving, fixed_segmentation_node=segmentations[0], moving_segmentation_node=segmentations[1],
-        fixed_points_node=fixed_points, moving_points_node=moving_points, metric="segments",
+        fixed_points_node=fixed_points, moving_points_node=moving_points, metric="segments", warm=warm_elastix,
     )  # fmt: skip
 
     node = registration.output_transform_node

@@ -1,5 +1,6 @@
 """Registering MRML volume nodes (the module's Logic) on real slicer-core scenes."""
 
+import json
 import time
 
 import numpy as np
@@ -8,9 +9,10 @@ import SimpleITK as sitk
 
 pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
 
-from MultimodalRegistrationLib.nodes import mrml  # noqa: E402
 from MultimodalRegistrationLib.core.metric import shrink_to_spacing  # noqa: E402
 from MultimodalRegistrationLib.core.phantom import mean_error_mm, rigid_transform  # noqa: E402
+from MultimodalRegistrationLib.engines.presets import presets_dir  # noqa: E402
+from MultimodalRegistrationLib.nodes import mrml  # noqa: E402
 from MultimodalRegistrationLib.nodes.registration import ATTRIBUTE_PREFIX, register_nodes  # noqa: E402
 from MultimodalRegistrationLib.process.worker import WorkerFailure  # noqa: E402
 
@@ -27,7 +29,7 @@ def head_mask(image):
 
 
 @pytest.mark.slow
-def test_unhardened_parent_transform_is_kept_and_combined(scene, small_pair, volumes):
+def test_unhardened_parent_transform_is_kept_and_combined(scene, small_pair, volumes, warm_elastix):
     fixed, moving = volumes
     # The user prealigned the MR by hand (unhardened): 10 degrees and 8 mm away from the truth.
     prealignment = small_pair.truth @ rigid_transform(10, (0, 1, 1), (8, 0, 0))
@@ -40,7 +42,9 @@ def test_unhardened_parent_transform_is_kept_and_combined(scene, small_pair, vol
     output_volume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "MR registered")
     before = (moving.GetImageData().GetMTime(), parent.GetMTime(), moving.GetParentTransformNode().GetID())
 
-    registration = register_nodes(fixed, moving, fixed_mask_node=mask, output_volume_node=output_volume)
+    registration = register_nodes(
+        fixed, moving, fixed_mask_node=mask, output_volume_node=output_volume, warm=warm_elastix
+    )
 
     node = registration.output_transform_node
     assert node.IsLinear() and node.IsA("vtkMRMLLinearTransformNode")
@@ -115,11 +119,26 @@ def test_nodes_are_checked_before_any_work(scene, volumes):
         register_nodes(fixed, moving)
 
 
+def quick_ants_deformable(folder) -> str:
+    """The shipped ANTs deformable preset made short, as a custom preset file: its linear stages without the
+    2 mm level (the same as 4 mm on these 4 mm images), SyN at 4 mm alone for 10 iterations. This test is
+    about the nodes a nonlinear result makes; the full preset's accuracy is test_engines.py's
+    test_affine_and_deformable_improve_the_metric[deformable-ants]."""
+    recipe = json.loads((presets_dir() / "ants" / "deformable.json").read_text())
+    assert [stage["transform"] for stage in recipe["stages"]] == ["Rigid", "Affine", "SyN"]
+    for stage in recipe["stages"][:2]:
+        stage.update(iterations=[100, 50], level_spacing_mm=[8, 4], smoothing_sigmas=[4, 2])
+    recipe["stages"][2].update(iterations=[10], level_spacing_mm=[4], smoothing_sigmas=[2])
+    path = folder / "quick_deformable.json"
+    path.write_text(json.dumps(recipe))
+    return str(path)
+
+
 @pytest.mark.slow
-def test_a_nonlinear_result_keeps_the_engines_inverse(scene, small_pair):
+def test_a_nonlinear_result_keeps_the_engines_inverse(scene, small_pair, tmp_path):
     fixed = mrml.volume_node_from_image(scene, shrink_to_spacing(small_pair.fixed, 4), "CT")
     moving = mrml.volume_node_from_image(scene, shrink_to_spacing(small_pair.moving, 4), "MR")
-    registration = register_nodes(fixed, moving, engine="ants", preset="deformable")
+    registration = register_nodes(fixed, moving, engine="ants", preset=quick_ants_deformable(tmp_path))
     forward = registration.output_transform_node
     inverse = registration.inverse_transform_node
     assert not forward.IsLinear() and inverse is not None

@@ -262,7 +262,9 @@ def _target_errors(pair, name: str, transform: Transform) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_every_bone_lands_under_a_millimetre_in_its_own_node_and_in_the_field(scene, pelvis, make_segmentation):
+def test_every_bone_lands_under_a_millimetre_in_its_own_node_and_in_the_field(
+    scene, pelvis, make_segmentation, warm_elastix
+):
     pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
     import slicer
     from MultimodalRegistrationLib.nodes import mrml
@@ -273,7 +275,7 @@ def test_every_bone_lands_under_a_millimetre_in_its_own_node_and_in_the_field(sc
     bones = list(pelvis.names.values())
 
     registration = register_nodes(
-        fixed, moving, piecewise=bones,
+        fixed, moving, piecewise=bones, warm=warm_elastix,
         fixed_segmentation_node=make_segmentation(pelvis.fixed_labels, pelvis.names, "CT bones"),
         moving_segmentation_node=make_segmentation(pelvis.moving_labels, pelvis.names, "MR bones"),
     )  # fmt: skip
