@@ -71,15 +71,19 @@ def test_a_cancelled_job_stops_its_worker_and_the_next_worker_runs(coarse_pair, 
 
 def test_bad_input_leaves_the_warm_worker_ready_for_the_next_job(coarse_pair, tmp_path):
     _, folder = coarse_pair
-    worker = WarmWorker(engines=())
+    worker = WarmWorker(engines=("elastix",))  # elastix imports in the background (seconds)
     try:
+        missing = worker.run(_job(tmp_path, tmp_path, "missing"))
         with pytest.raises(WorkerFailure, match="not found"):
-            worker.run(_job(tmp_path, tmp_path, "missing")).wait(timeout=60)
+            missing.wait(timeout=60)
+        # The job did not wait for the engine's import: its error came back while elastix was still loading.
+        assert missing.worker_info["engines_loaded"] == [] and missing.worker_info["jobs"] == 1
         with pytest.raises(WorkerFailure, match="unknown elastix preset"):
             worker.run(_job(folder, tmp_path, "bad", preset="nonsense")).wait(timeout=60)
         assert worker.alive and not worker.busy and worker.jobs == 2
     finally:
         worker.stop()
+    assert not worker.alive
 
 
 def test_a_session_slot_hands_out_its_worker_once_and_refills_after_a_cancel(coarse_pair, tmp_path):

@@ -16,6 +16,7 @@ import SimpleITK as sitk
 from ..core.transforms import Transform
 from . import elastix_guidance as guided
 from .guidance_terms import EngineGuidance
+from .loading import require
 from .output import EngineOutput
 from .presets import Preset
 
@@ -128,6 +129,7 @@ def run(
 ):  # fmt: skip
     progress(0.0, "loading elastix")
     started = time.perf_counter()
+    require("elastix")
     import itk
 
     method_type = itk.ElastixRegistrationMethod[itk.Image[itk.F, 3], itk.Image[itk.F, 3]]

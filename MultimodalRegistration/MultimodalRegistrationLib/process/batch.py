@@ -36,18 +36,32 @@ CSV_COLUMNS = ("case", "status", "verdict", "reasons", "seconds", "metric_before
 
 _local = threading.local()  # the warm worker of this thread: a batch thread or a Dask worker's thread
 _workers: set[WarmWorker] = set()
+_spares: list[WarmWorker] = []  # started ahead by start_workers, not yet taken by a thread
 _workers_lock = threading.Lock()
 
 
-def _warm_worker(python: str | None) -> WarmWorker:
+def _warm_worker(python: str | None, engine: str) -> WarmWorker:
     worker = getattr(_local, "worker", None)
     if worker is None or not worker.alive:
-        # No engine imported ahead: the first case imports its own at once, and a bad one fails fast.
-        worker = WarmWorker(python=python, engines=())
         with _workers_lock:
-            _workers.add(worker)
+            worker = _spares.pop() if _spares else None
+        if worker is None or not worker.alive:
+            # Its engine imports in the background while the case reads its images and searches its start;
+            # a case with bad input still fails at once.
+            worker = WarmWorker(python=python, engines=(engine,))
+            with _workers_lock:
+                _workers.add(worker)
         _local.worker = worker
     return worker
+
+
+def start_workers(count: int, engine: str, python: str | None = None) -> None:
+    """Start ``count`` warm workers now, importing ``engine``, for the batch's threads to take at their
+    first case: their import overlaps the batch's own start (hashing the inputs, the resume check)."""
+    started = [WarmWorker(python=python, engines=(engine,)) for _ in range(count)]
+    with _workers_lock:
+        _workers.update(started)
+        _spares.extend(started)
 
 
 def stop_workers() -> None:
@@ -55,6 +69,7 @@ def stop_workers() -> None:
     with _workers_lock:
         workers = list(_workers)
         _workers.clear()
+        _spares.clear()
     for worker in workers:
         worker.stop()
 
@@ -79,7 +94,7 @@ def execute_case(job: dict, digest: str, timeout_s: float | None = None, python:
     attempts = 0
     while True:
         attempts += 1
-        worker = _warm_worker(python)
+        worker = _warm_worker(python, case.engine)
         running = worker.run(case)
         try:
             result = running.wait(timeout=timeout_s)
@@ -206,26 +221,30 @@ def run_batch(
     output_dir.mkdir(parents=True, exist_ok=True)
     notify = on_case or (lambda record: None)
     records: dict[str, CaseRecord] = {}
-    todo = []  # (job, its hash), hashed once: the inputs' bytes are read for it
-    for job in jobs:
-        digest = case_hash(job)
-        done = _is_done(job, digest)
-        if done is None:
-            todo.append((job, digest))
-        else:
-            records[job.case] = done
-            notify(done)
-    skipped = list(records)
 
     def finished(record: CaseRecord) -> None:
         records[record.case] = record
         notify(record)
 
-    if todo:
-        if dask:
-            _run_dask(todo, dask, timeout_s, python, finished)
-        else:
-            _run_local(todo, min(count, len(todo)), timeout_s, python, finished)
+    try:
+        todo = []  # (job, its hash), hashed once: the inputs' bytes are read for it
+        for job in jobs:
+            digest = case_hash(job)
+            done = _is_done(job, digest)
+            if done is None:
+                if not todo and not dask:
+                    start_workers(min(count, len(jobs) - len(records)), job.engine, python)
+                todo.append((job, digest))
+            else:
+                finished(done)
+        skipped = list(records)
+        if todo:
+            if dask:
+                _run_dask(todo, dask, timeout_s, python, finished)
+            else:
+                _run_local(todo, min(count, len(todo)), timeout_s, python, finished)
+    finally:
+        stop_workers()
     ordered = [records[job.case] for job in jobs]
     verdicts = cohort_verdicts(ordered)
     outputs = write_cohort_results(ordered, verdicts, output_dir)

@@ -7,8 +7,9 @@ that of :mod:`.worker`, one job at a time: the parent writes one line per job,
 ``result`` or ``error``, which carries ``"worker": {"pid", "jobs", "engines_loaded", "imported_now"}``.
 Cancelling a job stops the whole process (engines hold the GIL); the next job gets a fresh one.
 
-``python -m MultimodalRegistrationLib.process.warm_worker elastix ants`` imports those engines
-before the first job, so a worker started ahead of time is warm when the job comes.
+``python -m MultimodalRegistrationLib.process.warm_worker elastix ants`` starts importing those engines
+at once, in a background thread (:func:`..engines.loading.preload`): a worker started ahead of time is
+warm when the job comes, and a job that comes sooner reads its images and searches its start meanwhile.
 """
 
 from __future__ import annotations
@@ -17,39 +18,22 @@ import importlib
 import json
 import os
 import sys
-import time
 from typing import Callable
 
 from ..core.files import scratch_folder
 from .worker import WorkerJob, WorkerProcess, protocol, run_one, stop_with_parent
 
 MODULE = "MultimodalRegistrationLib.process.warm_worker"
-# The module each engine's import loads; in sys.modules once the engine has been used.
-ENGINE_MODULES = {"elastix": "itk", "ants": "ants"}
-
-
-# --------------------------------------------------------------------------- worker side
-def engines_loaded() -> list[str]:
-    return [engine for engine, module in ENGINE_MODULES.items() if module in sys.modules]
-
-
-def _import_engines(engines: list[str]) -> None:
-    for engine in engines:
-        if engine == "elastix":
-            import itk
-
-            itk.ElastixRegistrationMethod  # noqa: B018 (itk loads lazily: touch it to load elastix)
-        elif engine == "ants":
-            import ants  # noqa: F401
 
 
 def serve(engines: list[str]) -> int:
-    """The warm worker's loop: import ``engines``, then run one job per stdin line until stdin closes."""
+    """The warm worker's loop: start importing ``engines``, run one job per stdin line until stdin closes."""
+    from ..engines.loading import loaded, preload  # not at the top: the parent side imports this module too
+
     stop_with_parent()
     emit = protocol()
-    started = time.perf_counter()
-    _import_engines(engines)
-    emit({"event": "ready", "engines_loaded": engines_loaded(), "seconds": round(time.perf_counter() - started, 3)})
+    preload(engines)
+    emit({"event": "ready", "engines_loaded": loaded(), "preloading": [e for e in engines if e not in loaded()]})
     jobs = 0
     for line in sys.stdin:
         if not line.strip():
@@ -57,15 +41,15 @@ def serve(engines: list[str]) -> int:
         record = json.loads(line)
         module = importlib.import_module(record["module"])
         job_type, run = module.WORKER
-        before = set(engines_loaded())
+        before = set(loaded())
         jobs += 1
 
         def emit_job(event: dict, jobs=jobs, before=before) -> None:
             if event.get("event") in ("result", "error"):
-                loaded = engines_loaded()
+                now = loaded()
                 event["worker"] = {
-                    "pid": os.getpid(), "jobs": jobs, "engines_loaded": loaded,
-                    "imported_now": sorted(set(loaded) - before),
+                    "pid": os.getpid(), "jobs": jobs, "engines_loaded": now,
+                    "imported_now": sorted(set(now) - before),
                 }  # fmt: skip
             emit(event)
 
@@ -77,7 +61,7 @@ def serve(engines: list[str]) -> int:
 class WarmWorker:
     """A long-lived worker process, started at once; :meth:`run` hands it one job at a time.
 
-    ``engines`` are imported ahead of the first job. The worker dies with its parent, with a
+    ``engines`` start importing at once, ahead of the first job. The worker dies with its parent, with a
     cancelled job, or with :meth:`stop`; check :attr:`alive` and start a new one then.
     """
 
