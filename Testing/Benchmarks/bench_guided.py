@@ -66,8 +66,9 @@ from MultimodalRegistrationLib.engines.ants import intensity_leads  # noqa: E402
 from MultimodalRegistrationLib.engines.presets import guidance_defaults  # noqa: E402
 from MultimodalRegistrationLib.registration.centres import centre_alignment  # noqa: E402
 from MultimodalRegistrationLib.registration.guidance import Guidance  # noqa: E402
+from MultimodalRegistrationLib.registration.keep import minimum_jacobian  # noqa: E402
 from MultimodalRegistrationLib.registration.piecewise import register_piecewise  # noqa: E402
-from MultimodalRegistrationLib.registration.register import minimum_jacobian, register  # noqa: E402
+from MultimodalRegistrationLib.registration.register import register  # noqa: E402
 
 PRESETS = ROOT / "Resources" / "Presets"
 OUT = ROOT / "bench-output" / "guided"

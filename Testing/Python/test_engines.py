@@ -7,7 +7,8 @@ from MultimodalRegistrationLib.core.errors import EngineError
 from MultimodalRegistrationLib.core.metric import shrink_to_spacing
 from MultimodalRegistrationLib.core.phantom import mean_error_mm, rigid_transform
 from MultimodalRegistrationLib.core.transforms import Transform
-from MultimodalRegistrationLib.registration.register import DEFAULT_SEED, check_linear_result, register
+from MultimodalRegistrationLib.registration.keep import check_linear_result
+from MultimodalRegistrationLib.registration.register import DEFAULT_SEED, register
 
 LIMIT_MM = {"elastix": 0.5, "ants": 1.0}
 

@@ -48,7 +48,7 @@ OVERLAP_CHECK = 0.20
 # pushed out of the fixed field of view, which a correct result for images of the same anatomy rarely does.
 FOV_LOSS_RATIO = 0.5
 # A linear result scaling any axis by less than this or more than that is a collapse or an explosion, not
-# anatomy: the bounds register.check_linear_result refuses, repeated here for results made elsewhere.
+# anatomy: the bounds keep.check_linear_result refuses, repeated here for results made elsewhere.
 MIN_SCALE, MAX_SCALE = 0.2, 5.0
 # Cohort: a robust z-score below -3.5 (Iglewicz and Hoaglin's cut-off for the MAD-based modified z-score)
 # is an outlier; a high one is a better-than-usual case, not a suspicious one.
