@@ -25,18 +25,17 @@ import SimpleITK as sitk
 
 from ..core.choices import DEFAULT_ENGINE, DEFAULT_SEED
 from ..core.errors import EngineError, InputError
-from ..core.images import index_to_physical_matrix, write_image
+from ..core.images import index_to_physical_matrix
 from ..core.metric import mutual_information
-from ..core.records import Record
 from ..core.rotations import pose_difference
-from ..core.transforms import DISPLACEMENT_SUFFIXES, Transform
+from ..core.transforms import Transform
 from ..engines.presets import Preset, load_preset
-from .describe import describe_piecewise
 from .guidance import Guidance, PreparedGuidance, SegmentPair, pair_segments, prepare_guidance, segment_mask
-from .guided_score import GuidanceScore, guidance_score
+from .guided_score import guidance_score
 from .mask_start import check_fixed_mask_size, mask_centroid, stage_sampling
+from .piecewise_records import PiecewiseResult, SegmentResult
 from .polyrigid import DEFAULT_REACH_MM, DEFAULT_SPACING_MM, PolyrigidField, RigidPiece, polyrigid_field
-from .register import METRIC_NAME, RegistrationResult, register
+from .register import RegistrationResult, register
 
 Progress = Callable[..., None]  # (fraction 0..1, stage name, **details)
 
@@ -50,129 +49,6 @@ MARGIN_GROWTH = 1.5
 MARGIN_GROWTHS = 3
 # The field may leave a segment's rigid motion by this much (mm) before a warning says where.
 EXACT_TOLERANCE_MM = 0.1
-
-
-@dataclass
-class SegmentResult:
-    """One segment's own rigid registration, scored against the global result it started from.
-
-    ``transform`` (fixed -> moving, LPS mm) is the segment's result, or the global transform when the
-    result was not ``kept`` (``reason`` says why). ``rotation_deg``/``shift_mm`` are how far the result
-    lies from the global one (degrees; mm at the segment's centroid). ``metric_before``/``metric_after``
-    are mutual information (nats) inside the grown fixed segment at the global and at the kept
-    transform; ``score_before``/``score_after`` the segment's Dice, mean surface distance (mm) and
-    landmark distances (mm) at the same two.
-    """
-
-    name: str
-    transform: Transform
-    kept: bool
-    reason: str
-    rotation_deg: float | None
-    shift_mm: float | None
-    margin_mm: float
-    metric_before: float
-    metric_after: float
-    score_before: GuidanceScore
-    score_after: GuidanceScore
-    seconds: float
-    registration: RegistrationResult | None
-    warnings: list[str]
-
-    def to_dict(self) -> dict:
-        registration = self.registration
-        provenance = None
-        if registration is not None:
-            record = registration.provenance
-            provenance = {
-                "start": record.start,
-                "starts_tried": record.starts_tried,
-                "engine_kept": record.kept,
-                "engine_kept_reason": record.kept_reason,
-                "timings_s": record.timings_s,
-            }
-        return {
-            "name": self.name,
-            "kept": self.kept,
-            "reason": self.reason,
-            "matrix_lps": np.round(self.transform.matrix, 9).tolist(),
-            "from_global": {
-                "rotation_deg": None if self.rotation_deg is None else round(self.rotation_deg, 3),
-                "shift_mm": None if self.shift_mm is None else round(self.shift_mm, 3),
-            },
-            "metric": {
-                "name": METRIC_NAME,
-                "before": round(self.metric_before, 6),
-                "after": round(self.metric_after, 6),
-            },
-            "qa": {"before": self.score_before.to_dict(), "after": self.score_after.to_dict()},
-            "seconds": round(self.seconds, 3),
-            "margin_mm": round(self.margin_mm, 3),
-            "registration": provenance,
-            "warnings": list(self.warnings),
-        }
-
-
-@dataclass
-class PiecewiseSummary(Record):
-    """The JSON-ready record of a piecewise registration: the global summary, each segment's result,
-    provenance and QA (before = global, after = own), and the field's grid and Jacobian determinant."""
-
-    global_summary: dict
-    segments: list[dict]
-    field: dict
-    minimum_jacobian: float
-    seconds: float
-    warnings: list[str]
-
-    def to_dict(self) -> dict:
-        return {
-            "global": self.global_summary,
-            "segments": self.segments,
-            "field": self.field,
-            "minimum_jacobian": round(self.minimum_jacobian, 6),
-            "seconds": round(self.seconds, 3),
-            "warnings": list(self.warnings),
-        }
-
-
-@dataclass
-class PiecewiseResult:
-    """A piecewise registration. ``field`` (fixed -> moving, LPS mm) is the blended displacement field;
-    ``minimum_jacobian`` its smallest Jacobian determinant (> 0: it does not fold)."""
-
-    global_result: RegistrationResult
-    segments: dict[str, SegmentResult]
-    field: Transform
-    minimum_jacobian: float
-    blend: PolyrigidField
-    seconds: float
-    warnings: list[str]
-
-    def summary(self) -> PiecewiseSummary:
-        return PiecewiseSummary(
-            global_summary=self.global_result.summary().to_dict(),
-            segments=[segment.to_dict() for segment in self.segments.values()],
-            field=self.blend.to_dict(),
-            minimum_jacobian=self.minimum_jacobian,
-            seconds=self.seconds,
-            warnings=list(self.warnings),
-        )
-
-    def to_dict(self) -> dict:
-        return self.summary().to_dict()
-
-    def table(self) -> list[str]:
-        """One line per segment: QA before (global) -> after (own), and the distance from the global result."""
-        return describe_piecewise(self.to_dict()).splitlines()
-
-    def write_field(self, path: str | Path) -> None:
-        """Write the field: an ITK transform (.h5) or a displacement image (.nii.gz, .nrrd, .mha; LPS mm)."""
-        name = Path(path).name.lower()
-        if any(name.endswith(suffix) for suffix in DISPLACEMENT_SUFFIXES):
-            write_image(self.blend.field, path)
-        else:
-            self.field.write(path)
 
 
 def _span(report: Progress, low: float, high: float, prefix: str) -> Progress:
