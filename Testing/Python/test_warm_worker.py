@@ -71,12 +71,12 @@ def test_a_cancelled_job_stops_its_worker_and_the_next_worker_runs(coarse_pair, 
 
 def test_bad_input_leaves_the_warm_worker_ready_for_the_next_job(coarse_pair, tmp_path):
     _, folder = coarse_pair
-    worker = WarmWorker(engines=("elastix",))  # elastix imports in the background (seconds)
+    worker = WarmWorker(engines=())
     try:
         missing = worker.run(_job(tmp_path, tmp_path, "missing"))
         with pytest.raises(WorkerFailure, match="not found"):
             missing.wait(timeout=60)
-        # The job did not wait for the engine's import: its error came back while elastix was still loading.
+        # Refused before the engine: the job did not pay for its import.
         assert missing.worker_info["engines_loaded"] == [] and missing.worker_info["jobs"] == 1
         with pytest.raises(WorkerFailure, match="unknown elastix preset"):
             worker.run(_job(folder, tmp_path, "bad", preset="nonsense")).wait(timeout=60)

@@ -23,7 +23,7 @@ import SimpleITK as sitk
 from ..core.errors import InputError
 from ..core.transforms import Transform
 from .guidance_terms import EngineGuidance
-from .loading import require
+from .loading import load
 from .output import EngineOutput
 from .point_blobs import BLOB_SIGMA_MM, render_point_blobs
 from .presets import Preset
@@ -222,7 +222,7 @@ def run(
     threads = threads or 1
     # ITK reads this once, when ANTs first starts a thread pool.
     os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(threads)
-    require("ants")
+    load("ants")
     from ants.internal import get_lib_fn
 
     loaded = time.perf_counter()

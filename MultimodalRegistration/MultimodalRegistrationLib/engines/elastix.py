@@ -16,7 +16,7 @@ import SimpleITK as sitk
 from ..core.transforms import Transform
 from . import elastix_guidance as guided
 from .guidance_terms import EngineGuidance
-from .loading import require
+from .loading import load
 from .output import EngineOutput
 from .presets import Preset
 
@@ -129,7 +129,7 @@ def run(
 ):  # fmt: skip
     progress(0.0, "loading elastix")
     started = time.perf_counter()
-    require("elastix")
+    load("elastix")
     import itk
 
     method_type = itk.ElastixRegistrationMethod[itk.Image[itk.F, 3], itk.Image[itk.F, 3]]

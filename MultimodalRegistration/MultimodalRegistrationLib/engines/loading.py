@@ -1,21 +1,19 @@
-"""Importing the engines' packages, which takes seconds: ITK's elastix modules 7-15 s, ANTs 4-6 s.
+"""Importing the engines' packages, which takes seconds: ITK's elastix modules 7-16 s, ANTs 4-6 s.
 
-:func:`require` imports an engine in the calling thread, or waits for its :func:`preload`. A warm worker
-preloads its engines in a background thread, so that a job's reading, checks and pose search (SimpleITK
-and numpy, which release the GIL) run on another core while ITK's modules load.
+The import cannot overlap other work in the same process: ITK spends it initialising its SWIG modules
+(C code that holds the GIL), so a thread doing the job meanwhile waits for the GIL. A process that has to
+wait for it (a warm worker started ahead of its first job) imports in its main thread; everything else
+imports when the engine first runs, so that a job with bad input fails before paying for it.
 """
 
 from __future__ import annotations
 
-import threading
+import gc
 import time
-from collections.abc import Iterable
 
 ENGINES = ("elastix", "ants")
 
 _loaded: set[str] = set()
-_preloads: dict[str, threading.Thread] = {}
-_lock = threading.Lock()
 
 
 def _import(engine: str) -> None:
@@ -28,39 +26,22 @@ def _import(engine: str) -> None:
         from ants.internal import get_lib_fn  # noqa: F401
     else:
         raise ValueError(f"unknown engine '{engine}': choose elastix or ants")
-    _loaded.add(engine)
 
 
-def _preload(engines: tuple[str, ...]) -> None:
-    for engine in engines:
-        try:
-            _import(engine)
-        except Exception:  # noqa: BLE001 (require() imports it again in its caller's thread and raises there)
-            pass
-
-
-def preload(engines: Iterable[str]) -> None:
-    """Start importing ``engines`` (in turn, in one daemon thread) and return at once."""
-    with _lock:
-        wanted = tuple(e for e in dict.fromkeys(engines) if e in ENGINES and e not in _loaded and e not in _preloads)
-        if not wanted:
-            return
-        thread = threading.Thread(target=_preload, args=(wanted,), name="mmreg-engine-import", daemon=True)
-        for engine in wanted:
-            _preloads[engine] = thread
-        thread.start()
-
-
-def require(engine: str) -> float:
-    """Make ``engine`` importable now: wait for its preload, or import it here. Returns the seconds it took
-    (0 when it was loaded already). Raises the import's own error if the package is missing."""
+def load(engine: str) -> float:
+    """Import ``engine``'s package in this thread if it is not yet; returns the seconds it took (0 if loaded).
+    Raises the import's own error if the package is missing."""
+    if engine in _loaded:
+        return 0.0
     started = time.perf_counter()
-    with _lock:
-        preloading = _preloads.get(engine)
-    if preloading is not None:
-        preloading.join()
-    if engine not in _loaded:
+    collecting = gc.isenabled()
+    gc.disable()  # ITK creates ~100k long-lived objects: collections during the import cost ~5% of it
+    try:
         _import(engine)
+    finally:
+        if collecting:
+            gc.enable()
+    _loaded.add(engine)
     return time.perf_counter() - started
 
 

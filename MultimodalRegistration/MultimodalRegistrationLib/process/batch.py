@@ -46,9 +46,8 @@ def _warm_worker(python: str | None, engine: str) -> WarmWorker:
         with _workers_lock:
             worker = _spares.pop() if _spares else None
         if worker is None or not worker.alive:
-            # Its engine imports in the background while the case reads its images and searches its start;
-            # a case with bad input still fails at once.
-            worker = WarmWorker(python=python, engines=(engine,))
+            # No engine imported ahead: the case imports its own when it needs it, and a bad one fails fast.
+            worker = WarmWorker(python=python, engines=())
             with _workers_lock:
                 _workers.add(worker)
         _local.worker = worker
@@ -56,8 +55,9 @@ def _warm_worker(python: str | None, engine: str) -> WarmWorker:
 
 
 def start_workers(count: int, engine: str, python: str | None = None) -> None:
-    """Start ``count`` warm workers now, importing ``engine``, for the batch's threads to take at their
-    first case: their import overlaps the batch's own start (hashing the inputs, the resume check)."""
+    """Start ``count`` warm workers now, each importing ``engine``, for the batch's threads to take at their
+    first case: the import (other processes) overlaps the batch's own start, hashing the inputs for the
+    resume check. A case handed to a worker still importing waits for it."""
     started = [WarmWorker(python=python, engines=(engine,)) for _ in range(count)]
     with _workers_lock:
         _workers.update(started)

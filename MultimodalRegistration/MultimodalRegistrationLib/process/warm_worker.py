@@ -7,9 +7,9 @@ that of :mod:`.worker`, one job at a time: the parent writes one line per job,
 ``result`` or ``error``, which carries ``"worker": {"pid", "jobs", "engines_loaded", "imported_now"}``.
 Cancelling a job stops the whole process (engines hold the GIL); the next job gets a fresh one.
 
-``python -m MultimodalRegistrationLib.process.warm_worker elastix ants`` starts importing those engines
-at once, in a background thread (:func:`..engines.loading.preload`): a worker started ahead of time is
-warm when the job comes, and a job that comes sooner reads its images and searches its start meanwhile.
+``python -m MultimodalRegistrationLib.process.warm_worker elastix ants`` imports those engines
+before the first job, so a worker started ahead of time is warm when the job comes; a job sent sooner
+waits in the pipe (the import holds the GIL: a thread could do nothing meanwhile).
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ MODULE = "MultimodalRegistrationLib.process.warm_worker"
 
 
 def serve(engines: list[str]) -> int:
-    """The warm worker's loop: start importing ``engines``, run one job per stdin line until stdin closes."""
-    from ..engines.loading import loaded, preload  # not at the top: the parent side imports this module too
+    """The warm worker's loop: import ``engines``, then run one job per stdin line until stdin closes."""
+    from ..engines.loading import load, loaded  # not at the top: the parent side imports this module too
 
     stop_with_parent()
     emit = protocol()
-    preload(engines)
-    emit({"event": "ready", "engines_loaded": loaded(), "preloading": [e for e in engines if e not in loaded()]})
+    seconds = sum(load(engine) for engine in engines)
+    emit({"event": "ready", "engines_loaded": loaded(), "seconds": round(seconds, 3)})
     jobs = 0
     for line in sys.stdin:
         if not line.strip():
@@ -61,7 +61,7 @@ def serve(engines: list[str]) -> int:
 class WarmWorker:
     """A long-lived worker process, started at once; :meth:`run` hands it one job at a time.
 
-    ``engines`` start importing at once, ahead of the first job. The worker dies with its parent, with a
+    ``engines`` are imported ahead of the first job. The worker dies with its parent, with a
     cancelled job, or with :meth:`stop`; check :attr:`alive` and start a new one then.
     """
 

@@ -81,14 +81,9 @@ def run_one(job_type: type[Job], run: Callable[[Job, Callable[[dict], None]], di
 
 def main(job_type: type[Job], run: Callable[[Job, Callable[[dict], None]], dict]) -> int:
     """Entry point of a one-job worker process: a ``job_type`` job as JSON on stdin, JSON lines on stdout."""
-    from ..engines.loading import preload  # not at the top: the parent side imports this module too
-
     stop_with_parent()
     emit = protocol()
-    record = json.loads(sys.stdin.read())
-    # The engine imports in the background while the job reads its images and searches its start.
-    preload([record.get("engine") or getattr(job_type, "engine", "")])
-    return run_one(job_type, run, record, emit)
+    return run_one(job_type, run, json.loads(sys.stdin.read()), emit)
 
 
 def stop_with_parent() -> None:
