@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(BIN)/mmreg demo --output-dir demo-output
 
 test: $(STAMP)
-	$(BIN)/python -m pytest Testing/Python -q
+	$(BIN)/python -m pytest Testing/Python -q -n 2 --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python Testing/Benchmarks/run_benchmarks.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import pickle
 import sys
 import traceback
@@ -90,11 +91,13 @@ class Background:
 @pytest.fixture(scope="session", autouse=True)
 def _warm_slot(request):
     """The session's warm worker slot for :func:`warm_elastix`: if any selected test uses one, its worker starts
-    with the first test, so that its import of elastix (one thread) overlaps the tests before the first user."""
+    with the first test, so that its import of elastix (one thread) overlaps the tests before the first user.
+    Under pytest-xdist each process collects every test but runs only some, so there it starts at first use."""
     from MultimodalRegistrationLib.process.warm_worker import WarmSlot
 
     slot = WarmSlot(engines=("elastix",))
-    if any("warm_elastix" in item.fixturenames for item in request.session.items):
+    one_process = "PYTEST_XDIST_WORKER" not in os.environ
+    if one_process and any("warm_elastix" in item.fixturenames for item in request.session.items):
         slot.take()
     yield slot
     slot.stop()
