@@ -167,7 +167,7 @@ def _guidance_files(folder: Path, fixed_node, moving_node, segmentations: tuple,
         sides = (("fixed", fixed_segmentation, fixed_node, 0), ("moving", moving_segmentation, moving_node, 1))
         for side, node, volume, index in sides:
             files[f"{side}_segmentation"] = folder / f"{side}_segmentation.nrrd"
-            write_image(labels_image(node, values[index], volume, side), files[f"{side}_segmentation"])
+            write_image(labels_image(node, values[index], volume, side), files[f"{side}_segmentation"], compress=False)
     fixed_points, moving_points_node = points
     if (fixed_points is None) != (moving_points_node is None):
         side = "fixed" if fixed_points is None else "moving"
@@ -253,15 +253,15 @@ def register_nodes(
     }
     with job_folder("mmreg-nodes-") as folder:
         files = {"fixed": folder / "fixed.nrrd", "moving": folder / "moving.nrrd"}
-        write_image(mrml.image_from_volume_node(fixed_node), files["fixed"])
-        write_image(mrml.image_from_volume_node(moving_node), files["moving"])
+        write_image(mrml.image_from_volume_node(fixed_node), files["fixed"], compress=False)
+        write_image(mrml.image_from_volume_node(moving_node), files["moving"], compress=False)
         for key, mask, reference in (
             ("fixed_mask", fixed_mask_node, fixed_node),
             ("moving_mask", moving_mask_node, moving_node),
         ):
             if mask is not None:
                 files[key] = folder / f"{key}.nrrd"
-                write_image(mrml.mask_image(mask, reference), files[key])
+                write_image(mrml.mask_image(mask, reference), files[key], compress=False)
         files |= _guidance_files(
             folder, fixed_node, moving_node, (fixed_segmentation_node, moving_segmentation_node),
             (fixed_points_node, moving_points_node),
