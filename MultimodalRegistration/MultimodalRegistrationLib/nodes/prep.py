@@ -27,7 +27,7 @@ import SimpleITK as sitk
 import vtk
 
 from ..core.errors import InputError
-from ..core.images import index_to_physical_matrix, read_image
+from ..core.images import index_to_physical_matrix, read_image, write_image
 from ..core.transforms import Transform, lps_ras_points
 from ..prep.crop import DEFAULT_MARGIN_MM, common_region
 from ..prep.options import ROLES, PrepOptions
@@ -223,7 +223,7 @@ def _job_mask(option, role: str, folder: Path):
     """A mask option the worker can read: an image is written to the job folder."""
     if isinstance(option, sitk.Image):
         path = folder / f"{role}_mask_input.nrrd"
-        sitk.WriteImage(option, str(path), False)
+        write_image(option, path, compress=False)
         return str(path)
     if option is None or option == "auto":
         return option
@@ -268,7 +268,7 @@ def prepare_nodes(
     with job_folder("mmreg-prep-") as folder:
         for role, node in (("fixed", fixed_volume), ("moving", moving_volume)):
             # Uncompressed: fast to write, and a raw NRRD is streamed when it is downsampled.
-            sitk.WriteImage(mrml.image_from_volume_node(node), str(folder / f"{role}.nrrd"), False)
+            write_image(mrml.image_from_volume_node(node), folder / f"{role}.nrrd", compress=False)
         masks = {f"mask_{role}": _job_mask(getattr(options, f"mask_{role}"), role, folder) for role in ROLES}
         placement_file = None
         if not transform.is_identity():

@@ -40,7 +40,7 @@ _spares: list[WarmWorker] = []  # started ahead by start_workers, not yet taken 
 _workers_lock = threading.Lock()
 
 
-def _warm_worker(python: str | None, engine: str) -> WarmWorker:
+def _warm_worker(python: str | None) -> WarmWorker:
     worker = getattr(_local, "worker", None)
     if worker is None or not worker.alive:
         with _workers_lock:
@@ -94,7 +94,7 @@ def execute_case(job: dict, digest: str, timeout_s: float | None = None, python:
     attempts = 0
     while True:
         attempts += 1
-        worker = _warm_worker(python, case.engine)
+        worker = _warm_worker(python)
         running = worker.run(case)
         try:
             result = running.wait(timeout=timeout_s)
@@ -149,11 +149,9 @@ def _run_local(jobs: list[tuple[CaseJob, str]], workers: int, timeout_s, python,
         for future in as_completed(futures):
             on_case(CaseRecord.from_dict(future.result()))
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        stop_workers()  # engines hold the GIL: only stopping their processes ends the running cases
+        pool.shutdown(wait=False, cancel_futures=True)  # run_batch then stops the workers
         raise
     pool.shutdown(wait=True)
-    stop_workers()
 
 
 def _dask_client(address: str):
@@ -232,8 +230,8 @@ def run_batch(
             digest = case_hash(job)
             done = _is_done(job, digest)
             if done is None:
-                if not todo and not dask:
-                    start_workers(min(count, len(jobs) - len(records)), job.engine, python)
+                if not dask and len(todo) < count:
+                    start_workers(1, job.engine, python)  # one per case to run, up to the thread count
                 todo.append((job, digest))
             else:
                 finished(done)
@@ -244,7 +242,7 @@ def run_batch(
             else:
                 _run_local(todo, min(count, len(todo)), timeout_s, python, finished)
     finally:
-        stop_workers()
+        stop_workers()  # engines hold the GIL: only stopping their processes ends the running cases
     ordered = [records[job.case] for job in jobs]
     verdicts = cohort_verdicts(ordered)
     outputs = write_cohort_results(ordered, verdicts, output_dir)
