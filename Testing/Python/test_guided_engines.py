@@ -188,10 +188,10 @@ def test_a_fixed_mask_still_applies_with_guidance(pair, tmp_path, engine):
 
 @pytest.mark.slow
 def test_elastix_hands_every_metric_its_images_and_the_masks(pair, tmp_path):
-    import itk
     from MultimodalRegistrationLib.engines.elastix import _set_guided_inputs
+    from MultimodalRegistrationLib.engines.itk_elastix import classes
 
-    method = itk.ElastixRegistrationMethod[itk.Image[itk.F, 3], itk.Image[itk.F, 3]].New()
+    method = classes().registration_method.New()
     guidance = replace(_points(), channels=pair.channels)
     maps = guided.guided_maps(load_preset("elastix", "rigid").elastix_maps, guidance)
     _set_guided_inputs(method, pair.fixed, pair.moving, pair.fixed_body, pair.fixed_body, guidance, maps, tmp_path)

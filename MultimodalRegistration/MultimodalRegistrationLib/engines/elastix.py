@@ -16,6 +16,7 @@ import SimpleITK as sitk
 from ..core.transforms import Transform
 from . import elastix_guidance as guided
 from .guidance_terms import EngineGuidance
+from .itk_elastix import classes
 from .loading import load
 from .output import EngineOutput
 from .presets import Preset
@@ -39,8 +40,6 @@ def _native_affine(transform: Transform, fixed: sitk.Image):
     elastix's own transform supports every stage; an external ITK transform cannot precede a
     B-spline stage with a bending-energy penalty ("Not implemented for AdvancedTransformAdapter").
     """
-    import itk
-
     matrix = transform.matrix
 
     def numbers(values):
@@ -64,7 +63,7 @@ def _native_affine(transform: Transform, fixed: sitk.Image):
         "Direction": numbers(fixed.GetDirection()),
         "UseDirectionCosines": ["true"],
     }
-    parameter_object = itk.ParameterObject.New()
+    parameter_object = classes().parameter_object.New()
     parameter_object.AddParameterMap(parameters)
     return parameter_object
 
@@ -132,17 +131,17 @@ def run(
     load("elastix")
     import itk
 
-    method_type = itk.ElastixRegistrationMethod[itk.Image[itk.F, 3], itk.Image[itk.F, 3]]
+    elastix_classes = classes()
     loaded = time.perf_counter()
     threads = threads or os.cpu_count() or 1
-    method = method_type.New()
+    method = elastix_classes.registration_method.New()
     maps = _parameter_maps(preset, seed)
     if guidance is None:
         _set_images(method, fixed, moving, fixed_mask, moving_mask)
     else:
         maps = guided.guided_maps(maps, guidance)
         _set_guided_inputs(method, fixed, moving, fixed_mask, moving_mask, guidance, maps, workdir)
-    parameter_object = itk.ParameterObject.New()
+    parameter_object = elastix_classes.parameter_object.New()
     for parameters in maps:
         parameter_object.AddParameterMap(parameters)
     method.SetParameterObject(parameter_object)

@@ -1,4 +1,4 @@
-"""Importing the engines' packages, which takes seconds: ITK's elastix modules 7-16 s, ANTs 4-6 s.
+"""Importing the engines' packages, which takes seconds: elastix 1-2 s (:mod:`.itk_elastix`), ANTs 4-6 s.
 
 The import cannot overlap other work in the same process: ITK spends it initialising its SWIG modules
 (C code that holds the GIL), so a thread doing the job meanwhile waits for the GIL. A process that has to
@@ -18,9 +18,9 @@ _loaded: set[str] = set()
 
 def _import(engine: str) -> None:
     if engine == "elastix":
-        import itk
+        from .itk_elastix import classes
 
-        itk.ElastixRegistrationMethod  # noqa: B018 (itk loads lazily: touching it loads elastix's modules)
+        classes()
     elif engine == "ants":
         import ants  # noqa: F401
         from ants.internal import get_lib_fn  # noqa: F401
