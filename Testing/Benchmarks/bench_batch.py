@@ -78,7 +78,7 @@ How the columns are measured:
   Per case, from its hand-off (the loop: the `mmreg register` process start; the batch: the job written to
   the warm worker, whose process is started just before for its first case) to the engine's first
   iteration stage, minus the work done meanwhile (reading the images, checks, the any-pose search, the
-  metric before: summary.json's timings_s): interpreter start, imports (ITK/elastix's, 7-30 s), the
+  metric before: summary.json's timings_s): interpreter start, imports (elastix's about 1 s, 13-30 s through ITK's lazy loader), the
   child process's start, the engine's own set-up (image conversion, ~0.1 s), messaging. Times come from
   the progress lines `mmreg register` prints (the loop) and from the worker events, time-stamped where the
   batch hears them (the batch: a probe in the batch process, in each Dask worker through a preload).

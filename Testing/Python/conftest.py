@@ -107,7 +107,7 @@ def _warm_slot(request):
 def warm_elastix(_warm_slot):
     """A warm worker process with elastix imported, for register_nodes(warm=...): the node-level tests that
     register with elastix share one, as the Slicer module's Logic shares one per session (its warmSlot), instead
-    of each paying the ~7 s import in a new worker. A fresh one if the last stopped; None (a one-job worker then)
+    of each paying the start of a new worker. A fresh one if the last stopped; None (a one-job worker then)
     if it is still busy. The one-job path of register_nodes is tested in test_nodes.py and test_batch.py."""
     return _warm_slot.take()
 

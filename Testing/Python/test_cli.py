@@ -97,7 +97,7 @@ RUNS = {
 @pytest.fixture(scope="module")
 def runs(request, small_pair, tmp_path_factory):
     """Every run of RUNS whose tests are to run, started together with the first of them: each is mostly its
-    worker's import of elastix (~7 s, one thread) and a short registration, so they go side by side, not one
+    worker's start (interpreter, library and elastix imports, one thread) and a short registration, so they go side by side, not one
     after the other. Returns {run: (its folder, the run)}; each test waits for its own."""
     selected = {item.originalname for item in request.session.items if item.module is request.module}
     started = {}

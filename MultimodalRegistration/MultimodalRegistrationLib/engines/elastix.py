@@ -1,4 +1,4 @@
-"""The elastix engine (itk-elastix). Imported only when elastix runs: loading ITK takes seconds.
+"""The elastix engine (itk-elastix). Imported only when elastix runs: loading ITK takes a second (:mod:`.itk_elastix`).
 
 With guidance the parameter maps take elastix's multi-metric form (:mod:`.elastix_guidance`):
 extra fixed/moving image pairs for the segment channels, point files for the landmarks.
@@ -69,7 +69,10 @@ def _native_affine(transform: Transform, fixed: sitk.Image):
 
 
 def _itk_transform(transform: Transform, workdir: Path):
-    """The library transform as an ITK (double) transform, through an .h5 file for the general case."""
+    """The library transform as an ITK (double) transform, through an .h5 file for the general case.
+
+    Reading the file (``itk.transformread``) goes through ITK's lazy loader: the first nonlinear starting
+    transform in a process pays ITK's full import (13-16 s) that :mod:`.itk_elastix` otherwise avoids."""
     import itk
 
     if transform.is_linear:

@@ -1,7 +1,7 @@
 """The two itk-elastix classes the engine uses, loaded without the rest of ITK's wrapping.
 
 ``itk.ElastixRegistrationMethod`` goes through ITK's lazy loader, which first initialises every ITK
-module that elastix's wrapping lists as a dependency: 30 modules, 13-16 s on a 2-core machine, 5 s of
+module that elastix's wrapping lists as a dependency: 29 modules, 13-16 s on a 2-core machine, 5 s of
 it ITKImageIntensity alone (SWIG type registration, C code that holds the GIL). The engine needs only
 the registration method for float 3D images and the parameter object. Their SWIG wrapper modules
 import just what their C++ signatures use (ITKCommon's images and filters, ITKTransform's
@@ -9,6 +9,7 @@ transforms): 1-2 s. The C++ code that runs is the same, so the transforms are id
 against the lazy loader in test_itk_elastix.py).
 
 If an itk-elastix release renames those wrapper modules, the lazy loader is used instead: slower, never wrong.
+Other ITK names the engine touches (``itk.transformread`` for a nonlinear start) still load lazily.
 """
 
 from __future__ import annotations
