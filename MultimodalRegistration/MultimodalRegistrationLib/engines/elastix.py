@@ -16,7 +16,7 @@ import SimpleITK as sitk
 from ..core.transforms import Transform
 from . import elastix_guidance as guided
 from .guidance_terms import EngineGuidance
-from .itk_elastix import classes
+from .itk_elastix import classes, read_transform
 from .loading import load
 from .output import EngineOutput
 from .presets import Preset
@@ -68,22 +68,11 @@ def _native_affine(transform: Transform, fixed: sitk.Image):
     return parameter_object
 
 
-def _itk_transform(transform: Transform, workdir: Path):
-    """The library transform as an ITK (double) transform, through an .h5 file for the general case.
-
-    Reading the file (``itk.transformread``) goes through ITK's lazy loader: the first nonlinear starting
-    transform in a process pays ITK's full import (13-16 s) that :mod:`.itk_elastix` otherwise avoids."""
-    import itk
-
-    if transform.is_linear:
-        affine = itk.AffineTransform[itk.D, 3].New()
-        matrix = transform.matrix
-        affine.SetMatrix(itk.matrix_from_array(matrix[:3, :3].copy()))
-        affine.SetTranslation(matrix[:3, 3].tolist())
-        return affine
+def _external_initial(transform: Transform, workdir: Path):
+    """A nonlinear library transform as an ITK Transform<double, 3, 3>, through an .h5 file."""
     path = workdir / "initial.h5"
     transform.write(path)
-    return itk.transformread(str(path))[0]
+    return read_transform(path)
 
 
 def _parameter_maps(preset: Preset, seed: int) -> list[dict[str, list[str]]]:
@@ -151,7 +140,7 @@ def run(
     if initial.is_linear:
         method.SetInitialTransformParameterObject(_native_affine(initial, fixed))
     else:
-        method.SetExternalInitialTransform(_itk_transform(initial, workdir))
+        method.SetExternalInitialTransform(_external_initial(initial, workdir))
     # The global default, not method.SetNumberOfThreads: the latter crashes B-spline runs (itk-elastix 0.25.4).
     itk.MultiThreaderBase.SetGlobalDefaultNumberOfThreads(threads)
     method.SetOutputDirectory(str(workdir))

@@ -8,14 +8,18 @@ import just what their C++ signatures use (ITKCommon's images and filters, ITKTr
 transforms): 1-2 s. The C++ code that runs is the same, so the transforms are identical (tested
 against the lazy loader in test_itk_elastix.py).
 
-If an itk-elastix release renames those wrapper modules, the lazy loader is used instead: slower, never wrong.
-Other ITK names the engine touches (``itk.transformread`` for a nonlinear start) still load lazily.
+A nonlinear start reaches elastix as an ITK transform read from an .h5 file; :func:`read_transform`
+reads it the same direct way (``itk.transformread`` would load the lazy loader's 29 modules).
+
+If an itk-elastix or ITK release renames those wrapper modules, the lazy loader is used instead: slower,
+never wrong.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -51,3 +55,32 @@ def classes() -> ElastixClasses:
         return _direct()
     except (ImportError, AttributeError, KeyError):
         return _lazy()
+
+
+@cache
+def _transform_reader() -> tuple[type, type]:
+    """ITK's transform file reader (double) with the HDF5 transform IO registered, and Transform<double, 3, 3>."""
+    from itk.itkHDF5TransformIOPython import itkHDF5TransformIOFactory
+    from itk.itkTransformBasePython import itkTransformD33
+    from itk.itkTransformFileReaderPython import itkTransformFileReaderTemplateD
+
+    itkHDF5TransformIOFactory.RegisterOneFactory()
+    return itkTransformFileReaderTemplateD, itkTransformD33
+
+
+def read_transform(path: Path):
+    """The first transform of an ITK .h5 file as ITK's Transform<double, 3, 3> (what elastix takes as an
+    external initial transform; points in LPS, mm)."""
+    try:
+        reader_type, transform_type = _transform_reader()
+    except (ImportError, AttributeError):
+        import itk
+
+        return itk.transformread(str(path))[0]
+    reader = reader_type.New()
+    reader.SetFileName(str(path))
+    reader.Update()
+    transforms = reader.GetModifiableTransformList()
+    while transforms.size() > 1:
+        transforms.pop()  # pops from the back: the first one stays
+    return transform_type.cast(transforms.pop())
