@@ -2,15 +2,19 @@
 
 * itk-elastix's default rigid parameter map with geometrical-centre initialisation (what
   SlicerElastix's rigid preset does);
-* ants.registration(type_of_transform="Rigid") with its default initialisation.
+* ants.registration(type_of_transform="Rigid") with its default initialisation;
+* Greedy (picsl-greedy, a fast C++ tool) with its documented rigid recipe: normalised mutual
+  information, image-centre initialisation, 100 x 50 x 10 iterations over three levels.
 
-Run as a script to time the elastix baseline in a fresh process (import, read, register):
-    python peer_baselines.py fixed.nrrd moving.nrrd output_folder
-It prints "import_s read_s register_s" and writes output_folder/TransformParameters.0.h5.
+Run as a script to time a baseline in a fresh process (import, read, register):
+    python peer_baselines.py elastix|greedy fixed.nrrd moving.nrrd output_folder
+It prints "import_s read_s register_s" and writes output_folder/TransformParameters.0.h5 (elastix) or
+output_folder/greedy_rigid.mat (Greedy).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -48,8 +52,35 @@ def ants_default_rigid(fixed_path: str, moving_path: str, output_folder) -> Path
     return Path(output["fwdtransforms"][0])
 
 
-def main(fixed_path: str, moving_path: str, output_folder: str) -> None:
+def greedy_rigid(fixed_path, moving_path, output_folder, threads: int | None = None) -> Path:
+    """Greedy's rigid recipe on two image files; returns the written matrix file: 4 x 4, RAS, fixed -> moving
+    (read it with Transform.from_matrix_ras). Greedy reads the files itself, so its read time is inside."""
+    from picsl_greedy import Greedy3D
+
+    output = Path(output_folder) / "greedy_rigid.mat"
+    command = f"-d 3 -a -dof 6 -i {fixed_path} {moving_path} -o {output} -ia-image-centers -m NMI -n 100x50x10"
+    sys.stdout.flush()
+    stdout = os.dup(1)
+    silent = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(silent, 1)  # Greedy prints every iteration (C++ stdout), into the benchmark's tables otherwise
+    try:
+        Greedy3D().execute(command + (f" -threads {threads}" if threads else ""))
+    finally:
+        os.dup2(stdout, 1)
+        os.close(silent)
+        os.close(stdout)
+    return output
+
+
+def main(peer: str, fixed_path: str, moving_path: str, output_folder: str) -> None:
     started = time.perf_counter()
+    if peer == "greedy":
+        import picsl_greedy  # noqa: F401
+
+        imported = time.perf_counter()
+        greedy_rigid(fixed_path, moving_path, output_folder)
+        print(f"{imported - started:.3f} 0.000 {time.perf_counter() - imported:.3f}")
+        return
     import itk
 
     itk.ElastixRegistrationMethod[itk.Image[itk.F, 3], itk.Image[itk.F, 3]]
@@ -62,4 +93,4 @@ def main(fixed_path: str, moving_path: str, output_folder: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])
