@@ -265,7 +265,10 @@ def run(
     registered = time.perf_counter()
     # The composite already holds the initial transform (antsRegistration folds it in).
     transform = Transform.read(f"{prefix}Composite.h5")
-    inverse = Transform.read(f"{prefix}InverseComposite.h5")
+    # antsRegistration writes the inverse only when every part can be inverted: not after a nonlinear
+    # start such as a thin-plate landmark fit, which is a displacement field.
+    inverse_path = Path(f"{prefix}InverseComposite.h5")
+    inverse = Transform.read(inverse_path) if inverse_path.exists() else None
     if transform.is_linear:
         inverse = transform.inverse()
     transform = Transform(transform.sitk, inverse=inverse)
