@@ -15,15 +15,17 @@ import pytest
 from MultimodalRegistrationLib.process.worker import library_root
 
 # Prints what loading elastix brought in, then registers a small masked phantom pair with the rigid preset
-# from 20 degrees off and prints the fixed -> moving matrix (LPS, mm) and its mean error (mm); then again
-# from a nonlinear start, printing where the result sends the head points (LPS, mm), and how far the
-# start read back by itk_elastix.read_transform lands from the library's own (mm).
+# from 20 degrees off and prints the fixed -> moving matrix (LPS, mm) and its mean error (mm); then how far
+# a nonlinear start read back by itk_elastix.read_transform lands from the library's own (mm).
 SCRIPT = """
 import json, sys, tempfile
 from pathlib import Path
 from MultimodalRegistrationLib.engines import itk_elastix, loading
 if sys.argv[1] == "lazy":
+    def unavailable():
+        raise ImportError("as if the wrapper modules had other names")
     itk_elastix._direct = itk_elastix._lazy
+    itk_elastix._transform_reader = unavailable  # read_transform falls back to itk.transformread
 loading.load("elastix")
 loaded = {"direct": itk_elastix.classes().direct,
           "itk_modules": sorted(name for name in sys.modules if name.startswith("itk._ITK"))}
@@ -38,7 +40,8 @@ with tempfile.TemporaryDirectory() as folder:
 loaded["matrix"] = output.transform.matrix.tolist()
 loaded["error_mm"] = mean_error_mm(output.transform, pair.truth, pair.head_points)
 
-# A nonlinear start (a smooth bulge of up to 1 mm, then the rigid start): it reaches elastix read from an .h5 file.
+# A nonlinear start (a smooth bulge of up to 1 mm, then the rigid start), written and read back as elastix
+# gets it with guidance (engines/elastix.py _external_initial).
 import numpy as np, SimpleITK as sitk
 from MultimodalRegistrationLib.core.transforms import Transform
 grid = sitk.Image([24, 26, 26], sitk.sitkVectorFloat64, 3)
@@ -49,11 +52,6 @@ bulge = 1.0 * np.exp(-((x - 12) ** 2 + (y - 13) ** 2 + (z - 13) ** 2) / 40.0)
 field = sitk.GetImageFromArray(np.stack([bulge, 0 * bulge, 0 * bulge], axis=-1), isVector=True)
 field.CopyInformation(grid)
 nonlinear = Transform.chain([start, Transform.from_displacement_field(field)])
-with tempfile.TemporaryDirectory() as folder:
-    output = elastix.run(pair.fixed, pair.moving, load_preset("elastix", "rigid"), pair.fixed > 20, None, nonlinear,
-                         7, 2, Path(folder), lambda *a, **k: None)
-loaded["nonlinear_points"] = output.transform.transform_points(pair.head_points).tolist()
-loaded["nonlinear_error_mm"] = [mean_error_mm(t, pair.truth, pair.head_points) for t in (nonlinear, output.transform)]
 with tempfile.TemporaryDirectory() as folder:
     nonlinear.write(Path(folder) / "start.h5")
     read = itk_elastix.read_transform(Path(folder) / "start.h5")
@@ -101,13 +99,10 @@ def test_direct_loading_skips_itks_other_modules_and_gives_the_lazy_loaders_tran
     assert direct["error_mm"] < 0.5, direct["error_mm"]
 
 
-def test_a_nonlinear_start_is_read_directly_and_gives_the_lazy_loaders_result(runs):
+def test_a_nonlinear_start_is_read_directly(runs):
     direct, lazy = runs
     # The .h5 reader comes with the HDF5 transform IO, not with the lazy loader's modules.
     assert "itk._ITKImageIntensityPython" not in direct["itk_modules_at_end"]
-    assert np.array_equal(np.array(direct["nonlinear_points"]), np.array(lazy["nonlinear_points"]))
-    # read_transform gives ITK the transform the library wrote: the same points.
+    # read_transform gives ITK the transform the library wrote: the same points, directly and through the fallback.
     assert direct["read_distance_mm"] < 1e-6, direct["read_distance_mm"]
-    # Measured: 18.5 mm at the start, 0.23 mm after (the best rigid fit over the bulge: 0.15 mm).
-    start_error, error = direct["nonlinear_error_mm"]
-    assert start_error > 15.0 and error < 0.5, direct["nonlinear_error_mm"]
+    assert lazy["read_distance_mm"] < 1e-6, lazy["read_distance_mm"]

@@ -17,6 +17,7 @@ from ..core.transforms import Transform
 from . import elastix_guidance as guided
 from .guidance_terms import EngineGuidance
 from .itk_elastix import classes, read_transform
+from .nonlinear_start import warp_through
 from .loading import load
 from .output import EngineOutput
 from .presets import Preset
@@ -128,6 +129,10 @@ def run(
     threads = threads or os.cpu_count() or 1
     method = elastix_classes.registration_method.New()
     maps = _parameter_maps(preset, seed)
+    warped = None
+    if guidance is None and not initial.is_linear:
+        warped = warp_through(initial, fixed, moving, moving_mask)
+        moving, moving_mask, initial = warped.moving, warped.moving_mask, Transform.identity()
     if guidance is None:
         _set_images(method, fixed, moving, fixed_mask, moving_mask)
     else:
@@ -139,7 +144,7 @@ def run(
     method.SetParameterObject(parameter_object)
     if initial.is_linear:
         method.SetInitialTransformParameterObject(_native_affine(initial, fixed))
-    else:
+    else:  # only with guidance, whose moving channels and points are not resampled (nonlinear_start.py)
         method.SetExternalInitialTransform(_external_initial(initial, workdir))
     # The global default, not method.SetNumberOfThreads: the latter crashes B-spline runs (itk-elastix 0.25.4).
     itk.MultiThreaderBase.SetGlobalDefaultNumberOfThreads(threads)
@@ -164,9 +169,13 @@ def run(
     stages = [Transform.read(workdir / f"TransformParameters.{i}.h5") for i in range(len(preset.elastix_maps))]
     # elastix applies its initial transform first, then each stage in turn (HowToCombineTransforms Compose).
     transform = Transform.chain(list(reversed(stages)) + [initial])
+    cumulative = _cumulative_stages(preset, stages, initial, transform)
+    if warped is not None:
+        transform = warped.after(transform)
+        cumulative = [(name, warped.after(stage)) for name, stage in cumulative]
     progress(1.0, "elastix done")
     output = _output(transform, log, threads, loaded - started, registered - loaded)
-    output.stages = _cumulative_stages(preset, stages, initial, transform)
+    output.stages = cumulative
     if guidance is not None:
         output.guidance = {**guidance.describe(), **guided.notes(maps)}
     return output
