@@ -53,21 +53,24 @@ def ants_default_rigid(fixed_path: str, moving_path: str, output_folder) -> Path
 
 
 def greedy_rigid(fixed_path, moving_path, output_folder, threads: int | None = None) -> Path:
-    """Greedy's rigid recipe on two image files; returns the written matrix file: 4 x 4, RAS, fixed -> moving
-    (read it with Transform.from_matrix_ras). Greedy reads the files itself, so its read time is inside."""
+    """Greedy's rigid recipe on two image files (paths without spaces: Greedy splits its command on them); returns
+    the written matrix file: 4 x 4, RAS, fixed -> moving (read it with Transform.from_matrix_ras). Greedy reads
+    the files itself, so its read time is inside."""
     from picsl_greedy import Greedy3D
 
     output = Path(output_folder) / "greedy_rigid.mat"
     command = f"-d 3 -a -dof 6 -i {fixed_path} {moving_path} -o {output} -ia-image-centers -m NMI -n 100x50x10"
     sys.stdout.flush()
     stdout = os.dup(1)
-    silent = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(silent, 1)  # Greedy prints every iteration (C++ stdout), into the benchmark's tables otherwise
     try:
-        Greedy3D().execute(command + (f" -threads {threads}" if threads else ""))
+        silent = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(silent, 1)  # Greedy prints every iteration (C++ stdout), into the benchmark's tables otherwise
+            Greedy3D().execute(command + (f" -threads {threads}" if threads else ""))
+        finally:
+            os.dup2(stdout, 1)
+            os.close(silent)
     finally:
-        os.dup2(stdout, 1)
-        os.close(silent)
         os.close(stdout)
     return output
 

@@ -22,6 +22,21 @@ from MultimodalRegistrationLib.registration.register import register  # noqa: E4
 SMALL = dict(ct_spacing=(2.0, 2.0, 3.0), mr_spacing=(2.5, 2.5, 2.5))
 
 
+def bulge(amplitude_mm: float):
+    """A smooth displacement along L of up to ``amplitude_mm`` (Gaussian, 45 mm wide) over the phantom head: a
+    nonlinear transform like a thin-plate landmark fit, stored as a displacement field on a 10 mm grid (LPS)."""
+    import numpy as np
+    import SimpleITK as sitk
+    from MultimodalRegistrationLib.core.transforms import Transform
+
+    z, y, x = np.meshgrid(np.arange(26), np.arange(26), np.arange(24), indexing="ij")
+    displacement = amplitude_mm * np.exp(-((x - 12) ** 2 + (y - 13) ** 2 + (z - 13) ** 2) / 40.0)
+    field = sitk.GetImageFromArray(np.stack([displacement, 0 * displacement, 0 * displacement], axis=-1), isVector=True)
+    field.SetSpacing((10.0, 10.0, 10.0))
+    field.SetOrigin((-115.0, -125.0, -140.0))
+    return Transform.from_displacement_field(field)
+
+
 @pytest.fixture(scope="session")
 def small_pair():
     """CT/MR phantom misaligned by 25 degrees and 31 mm (the default truth)."""

@@ -72,7 +72,7 @@ def _start(how: str) -> subprocess.Popen:
 
 
 def _result(process: subprocess.Popen) -> dict:
-    out, err = process.communicate()
+    out, err = process.communicate(timeout=300)
     assert process.returncode == 0, err[-3000:]
     return json.loads(out.strip().splitlines()[-1])
 
@@ -82,7 +82,13 @@ def runs():
     """The script's report with the direct import and with the lazy loader, run side by side (the lazy
     import alone takes 13-16 s)."""
     direct_run, lazy_run = _start("direct"), _start("lazy")
-    return _result(direct_run), _result(lazy_run)
+    try:
+        return _result(direct_run), _result(lazy_run)
+    finally:
+        for process in (direct_run, lazy_run):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
 
 
 def test_direct_loading_skips_itks_other_modules_and_gives_the_lazy_loaders_transform(runs):

@@ -131,8 +131,8 @@ def run(
     maps = _parameter_maps(preset, seed)
     warped = None
     if guidance is None and not initial.is_linear:
-        warped = warp_through(initial, fixed, moving, moving_mask)
-        moving, moving_mask, initial = warped.moving, warped.moving_mask, Transform.identity()
+        warped = warp_through(initial, fixed, moving, fixed_mask, moving_mask)
+        moving, fixed_mask, moving_mask, initial = warped.moving, warped.fixed_mask, None, Transform.identity()
     if guidance is None:
         _set_images(method, fixed, moving, fixed_mask, moving_mask)
     else:

@@ -8,8 +8,9 @@ import just what their C++ signatures use (ITKCommon's images and filters, ITKTr
 transforms): 1-2 s. The C++ code that runs is the same, so the transforms are identical (tested
 against the lazy loader in test_itk_elastix.py).
 
-A nonlinear start reaches elastix as an ITK transform read from an .h5 file; :func:`read_transform`
-reads it the same direct way (``itk.transformread`` would load the lazy loader's 29 modules).
+A nonlinear start that elastix takes as its initial transform (with guidance; see nonlinear_start.py)
+is an ITK transform read from an .h5 file; :func:`read_transform` reads it the same direct way
+(``itk.transformread`` would load the lazy loader's 29 modules).
 
 If an itk-elastix or ITK release renames those wrapper modules, the lazy loader is used instead: slower,
 never wrong.
@@ -54,7 +55,11 @@ def classes() -> ElastixClasses:
     try:
         return _direct()
     except (ImportError, AttributeError, KeyError):
+        pass
+    try:
         return _lazy()
+    except AttributeError as error:  # itk without itk-elastix: the lazy loader knows no ElastixRegistrationMethod
+        raise ImportError(f"itk-elastix is not installed ({error})") from error
 
 
 @cache
