@@ -146,18 +146,20 @@ def run_elastix_default(fixed, moving, workdir):
     return Transform.read(elastix_default_rigid(to_itk_image(fixed), to_itk_image(moving), workdir)), {}
 
 
-def run_ants_default(fixed, moving, workdir):
+def _as_files(fixed, moving, workdir) -> list[Path]:
+    """The pair as float NIfTI files in ``workdir``, for the peers that read files."""
     paths = [Path(workdir) / name for name in ("fixed.nii.gz", "moving.nii.gz")]
-    sitk.WriteImage(sitk.Cast(fixed, sitk.sitkFloat32), str(paths[0]))
-    sitk.WriteImage(sitk.Cast(moving, sitk.sitkFloat32), str(paths[1]))
-    return Transform.read(ants_default_rigid(*paths, workdir)), {}
+    for image, path in zip((fixed, moving), paths):
+        sitk.WriteImage(sitk.Cast(image, sitk.sitkFloat32), str(path))
+    return paths
+
+
+def run_ants_default(fixed, moving, workdir):
+    return Transform.read(ants_default_rigid(*_as_files(fixed, moving, workdir), workdir)), {}
 
 
 def run_greedy(fixed, moving, workdir):
-    paths = [Path(workdir) / name for name in ("fixed.nii.gz", "moving.nii.gz")]
-    sitk.WriteImage(sitk.Cast(fixed, sitk.sitkFloat32), str(paths[0]))
-    sitk.WriteImage(sitk.Cast(moving, sitk.sitkFloat32), str(paths[1]))
-    return Transform.from_matrix_ras(np.loadtxt(greedy_rigid(*paths, workdir))), {}
+    return Transform.from_matrix_ras(np.loadtxt(greedy_rigid(*_as_files(fixed, moving, workdir), workdir))), {}
 
 
 RUNNERS = {"ours": run_ours, "elastix": run_elastix_default, "ants": run_ants_default, "greedy": run_greedy}

@@ -40,18 +40,12 @@ with tempfile.TemporaryDirectory() as folder:
 loaded["matrix"] = output.transform.matrix.tolist()
 loaded["error_mm"] = mean_error_mm(output.transform, pair.truth, pair.head_points)
 
-# A nonlinear start (a smooth bulge of up to 1 mm, then the rigid start), written and read back as elastix
-# gets it with guidance (engines/elastix.py _external_initial).
-import numpy as np, SimpleITK as sitk
+# A nonlinear start (a 3-degree turn sampled as a displacement field on the fixed grid, then the rigid start),
+# written and read back as elastix gets it with guidance (engines/elastix.py _external_initial).
+import numpy as np
 from MultimodalRegistrationLib.core.transforms import Transform
-grid = sitk.Image([24, 26, 26], sitk.sitkVectorFloat64, 3)
-grid.SetSpacing((10.0, 10.0, 10.0))
-grid.SetOrigin((-115.0, -125.0, -140.0))
-z, y, x = np.meshgrid(*[np.arange(n) for n in (26, 26, 24)], indexing="ij")
-bulge = 1.0 * np.exp(-((x - 12) ** 2 + (y - 13) ** 2 + (z - 13) ** 2) / 40.0)
-field = sitk.GetImageFromArray(np.stack([bulge, 0 * bulge, 0 * bulge], axis=-1), isVector=True)
-field.CopyInformation(grid)
-nonlinear = Transform.chain([start, Transform.from_displacement_field(field)])
+turn = rigid_transform(3.0, (0.0, 0.3, 1.0), (1.0, 0.0, 0.0)).displacement_field(pair.fixed)
+nonlinear = Transform.chain([start, Transform.from_displacement_field(turn)])
 with tempfile.TemporaryDirectory() as folder:
     nonlinear.write(Path(folder) / "start.h5")
     read = itk_elastix.read_transform(Path(folder) / "start.h5")

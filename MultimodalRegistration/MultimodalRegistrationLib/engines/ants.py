@@ -268,9 +268,10 @@ def run(
     # antsRegistration writes the inverse only when every part can be inverted: not after a nonlinear
     # start such as a thin-plate landmark fit, which is a displacement field.
     inverse_path = Path(f"{prefix}InverseComposite.h5")
-    inverse = Transform.read(inverse_path) if inverse_path.exists() else None
     if transform.is_linear:
         inverse = transform.inverse()
+    else:
+        inverse = Transform.read(inverse_path) if inverse_path.exists() else None
     transform = Transform(transform.sitk, inverse=inverse)
     progress(1.0, "ANTs done")
     return EngineOutput(

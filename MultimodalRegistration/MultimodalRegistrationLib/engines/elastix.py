@@ -17,8 +17,8 @@ from ..core.transforms import Transform
 from . import elastix_guidance as guided
 from .guidance_terms import EngineGuidance
 from .itk_elastix import classes, read_transform
-from .nonlinear_start import warp_through
 from .loading import load
+from .nonlinear_start import warp_through
 from .output import EngineOutput
 from .presets import Preset
 
