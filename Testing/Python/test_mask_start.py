@@ -14,12 +14,12 @@ from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.core.phantom import make_phantom_pair, rigid_transform
 from MultimodalRegistrationLib.core.transforms import Transform
 from MultimodalRegistrationLib.engines.presets import load_preset
+from MultimodalRegistrationLib.engines.sampling import needed_valid_fraction
 from MultimodalRegistrationLib.registration.centres import centre_alignment
 from MultimodalRegistrationLib.registration.guidance import Guidance
 from MultimodalRegistrationLib.registration.mask_start import (
     check_fixed_mask_size,
     mask_centroid,
-    needed_valid_fraction,
     valid_fraction,
 )
 from MultimodalRegistrationLib.registration.register import register

@@ -6,14 +6,8 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from ..core.choices import (
-    DEFAULT_ENGINE,
-    DEFAULT_RESTARTS,
-    DEFAULT_ROTATION_DEG,
-    DEFAULT_SHIFT_MM,
-    DEFAULT_THRESHOLD_MM,
-    ENGINES,
-)
+from ..core.choices import DEFAULT_RESTARTS, DEFAULT_ROTATION_DEG, DEFAULT_SHIFT_MM, DEFAULT_THRESHOLD_MM
+from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from ..core.errors import EXIT_OK
 
 if TYPE_CHECKING:  # building the parser imports neither numpy nor SimpleITK
@@ -56,7 +50,7 @@ def add_qa_parser(subparsers) -> argparse.ArgumentParser:
         metavar="K",
         help=f"re-run the registration from K perturbed starts (default K={DEFAULT_RESTARTS}) and report the spread",
     )
-    parser.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE, help="engine of the restarts")
+    parser.add_argument("--engine", choices=ENGINE_NAMES, default=DEFAULT_ENGINE, help="engine of the restarts")
     parser.add_argument(
         "--preset", help="preset of the restarts (default: rigid, affine or deformable, as the transform)"
     )

@@ -27,7 +27,7 @@ from typing import Callable
 
 import SimpleITK as sitk
 
-from ..core.choices import DEFAULT_ENGINE, ENGINES
+from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from ..core.errors import InputError
 from ..core.transforms import Transform
 from ..process.stability import assess_with_restarts
@@ -69,7 +69,7 @@ class QAInputs:
 def restart_engine(transform_node) -> str:
     """The engine the stability restarts use: the one that made the transform, else elastix."""
     engine = transform_node.GetAttribute(REGISTRATION_PREFIX + "engine") if transform_node else None
-    return engine if engine in ENGINES else DEFAULT_ENGINE
+    return engine if engine in ENGINE_NAMES else DEFAULT_ENGINE
 
 
 def gather_inputs(
@@ -128,7 +128,7 @@ def gather_inputs(
     # Node names are not files: an empty "sources" keeps the restarts from taking them for paths.
     inputs.stability_options = {"sources": {}, "engine": restart_engine(transform_node)}
     preset = transform_node.GetAttribute(REGISTRATION_PREFIX + "preset") if transform_node else None
-    if preset and transform_node.GetAttribute(REGISTRATION_PREFIX + "engine") in ENGINES:
+    if preset and transform_node.GetAttribute(REGISTRATION_PREFIX + "engine") in ENGINE_NAMES:
         inputs.stability_options["preset"] = preset  # the preset that made it, with the engine that made it
     if python:
         inputs.stability_options["python"] = python

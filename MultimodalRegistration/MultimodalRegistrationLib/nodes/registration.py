@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from ..core.choices import DEFAULT_ENGINE, DEFAULT_INIT, DEFAULT_PRESET, DEFAULT_SEED, FULL_ROTATION_DEG
+from ..core.choices import DEFAULT_INIT, DEFAULT_PRESET, DEFAULT_SEED, FULL_ROTATION_DEG
+from ..engines.registry import DEFAULT_ENGINE
 from ..core.errors import InputError
 from ..core.images import write_image
 from ..core.transforms import Transform

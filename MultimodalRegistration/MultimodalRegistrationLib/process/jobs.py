@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import ClassVar
 
-from ..core.choices import DEFAULT_ENGINE, DEFAULT_INIT, DEFAULT_PRESET, DEFAULT_SEED, FULL_ROTATION_DEG
+from ..core.choices import DEFAULT_INIT, DEFAULT_PRESET, DEFAULT_SEED, FULL_ROTATION_DEG
+from ..engines.registry import DEFAULT_ENGINE
 from ..core.errors import InputError
 from ..core.file_checks import SUPPORTED, TRANSFORM_SUFFIXES, check_output_path
 from ..core.records import Record, build

@@ -16,13 +16,13 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.choices import (
-    DEFAULT_ENGINE,
     DEFAULT_RESTARTS,
     DEFAULT_ROTATION_DEG,
     DEFAULT_SEED,
     DEFAULT_SHIFT_MM,
     DEFAULT_THRESHOLD_MM,
 )
+from ..engines.registry import DEFAULT_ENGINE
 from ..core.errors import EngineError, InputError
 from ..core.images import write_image
 from ..core.transforms import Transform

@@ -5,7 +5,7 @@ It starts ``python -m <the job type's module>`` instead (``PythonSlicer`` in Sli
 :mod:`.registration_job` and :mod:`.prep_job`), writes the job (:mod:`.jobs`) as JSON to its
 standard input and reads one JSON object per output line:
 
-``{"event": "progress", "fraction": 0.42, "stage": "elastix rigid", "engine": "elastix"}``
+``{"event": "progress", "fraction": 0.42, "stage": "<engine> rigid", "engine": "<engine>"}``
 ``{"event": "result", "summary": {...}, "outputs": {"transform": "T.h5", ...}}``
 ``{"event": "error", "kind": "input" | "engine" | "internal", "message": "...", "hint": "...", "log": "T.log"}``
 
@@ -324,7 +324,7 @@ class WorkerJob:
 
     def _follow_log(self, event: dict) -> None:
         """Turn the engine's growing log into progress events until the engine reports again."""
-        from ..core.progress import log_fraction
+        from ..engines.progress import log_fraction
 
         engine = event["engine"]
         path, plan, (low, high) = Path(event["log"]), event["iterations"], event["span"]

@@ -12,14 +12,16 @@ from typing import Callable
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.choices import DEFAULT_ENGINE, DEFAULT_INIT, DEFAULT_PRESET, DEFAULT_SEED, FULL_ROTATION_DEG
+from ..core.choices import DEFAULT_INIT, DEFAULT_PRESET, DEFAULT_SEED, FULL_ROTATION_DEG
+from ..engines.registry import DEFAULT_ENGINE
 from ..core.errors import EngineError, InputError
 from ..core.images import MIN_MASK_COVERAGE, mask_coverage, physical_center, validate_image, validate_mask
 from ..core.metric import mutual_information, overlap_fraction
 from ..core.rotations import pose_difference
 from ..core.transforms import Transform
 from ..core.version import __version__
-from ..engines import run_engine
+from ..engines.request import EngineRequest
+from ..engines.run import run_engine
 from ..engines.presets import load_preset
 from .centres import centre_alignment
 from .guidance import Guidance, PreparedGuidance, prepare_guidance
@@ -277,18 +279,19 @@ def register(
         try:
             with tempfile.TemporaryDirectory(prefix="mmreg-", dir=workdir) as scratch:
                 output = run_engine(
-                    engine,
-                    fixed,
-                    moving,
-                    recipe,
-                    fixed_mask=regions[name].mask if name in regions else masks.get("fixed mask"),
-                    moving_mask=masks.get("moving mask"),
-                    initial=start,
-                    seed=seed,
-                    threads=threads,
-                    workdir=Path(scratch),
-                    progress=engine_progress,
-                    guidance=prepared.engine_terms if prepared is not None else None,
+                    EngineRequest(
+                        fixed,
+                        moving,
+                        recipe,
+                        initial=start,
+                        workdir=Path(scratch),
+                        fixed_mask=regions[name].mask if name in regions else masks.get("fixed mask"),
+                        moving_mask=masks.get("moving mask"),
+                        seed=seed,
+                        threads=threads,
+                        progress=engine_progress,
+                        guidance=prepared.engine_terms if prepared is not None else None,
+                    )
                 )
             logs.append(f"=== {engine} {recipe.name} from the {name} start ===\n{output.log}")
             check_linear_result(output.transform, recipe.name)

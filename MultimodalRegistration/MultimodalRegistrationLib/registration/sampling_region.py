@@ -12,7 +12,8 @@ import SimpleITK as sitk
 from ..core.errors import InputError
 from ..core.transforms import Transform
 from ..engines.presets import Preset
-from .mask_start import START_MARGIN, check_fixed_mask_size, needed_valid_fraction, valid_fraction
+from ..engines.sampling import needed_valid_fraction
+from .mask_start import START_MARGIN, check_fixed_mask_size, valid_fraction
 
 
 def moving_footprint(
