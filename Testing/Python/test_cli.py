@@ -135,10 +135,9 @@ def test_register_writes_a_transform_that_simpleitk_resamples_with(small_pair, r
 
 
 def test_init_options_reach_the_worker_job(tmp_path):
+    import SimpleITK as sitk
     from MultimodalRegistrationLib.cli.main import build_parser, job_from_arguments
     from MultimodalRegistrationLib.core.choices import INIT_METHODS
-
-    import SimpleITK as sitk
 
     for name in ("fixed.nrrd", "moving.nrrd"):  # the pre-flight reads the headers
         sitk.WriteImage(sitk.Image([8, 8, 8], sitk.sitkFloat32), str(tmp_path / name))

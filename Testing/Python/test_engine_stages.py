@@ -8,11 +8,11 @@ import SimpleITK as sitk
 from MultimodalRegistrationLib.core.metric import shrink_to_spacing
 from MultimodalRegistrationLib.core.phantom import mean_error_mm, rigid_transform
 from MultimodalRegistrationLib.core.transforms import Transform
-from MultimodalRegistrationLib.engines.request import EngineRequest
-from MultimodalRegistrationLib.engines.run import run_engine
 from MultimodalRegistrationLib.engines.ants import cumulative_stages
 from MultimodalRegistrationLib.engines.elastix import stage_name
 from MultimodalRegistrationLib.engines.presets import load_preset
+from MultimodalRegistrationLib.engines.request import EngineRequest
+from MultimodalRegistrationLib.engines.run import run_engine
 
 SEED = 1
 

@@ -8,10 +8,10 @@ from MultimodalRegistrationLib.core.errors import EngineError
 from MultimodalRegistrationLib.core.metric import shrink_to_spacing
 from MultimodalRegistrationLib.core.phantom import mean_error_mm, rigid_transform
 from MultimodalRegistrationLib.core.transforms import Transform
-from MultimodalRegistrationLib.engines.request import EngineRequest
-from MultimodalRegistrationLib.engines.run import run_engine
 from MultimodalRegistrationLib.engines.guidance_terms import EngineGuidance
 from MultimodalRegistrationLib.engines.presets import load_preset
+from MultimodalRegistrationLib.engines.request import EngineRequest
+from MultimodalRegistrationLib.engines.run import run_engine
 from MultimodalRegistrationLib.registration.keep import check_linear_result
 from MultimodalRegistrationLib.registration.register import DEFAULT_SEED, register
 

@@ -17,13 +17,13 @@ from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.core.phantom import mean_error_mm
 from MultimodalRegistrationLib.core.transforms import Transform, rigid_transform
 from MultimodalRegistrationLib.engines import elastix_guidance as guided
-from MultimodalRegistrationLib.engines.request import EngineRequest
-from MultimodalRegistrationLib.engines.run import run_engine
 from MultimodalRegistrationLib.engines.ants import pinned_pair, registration_arguments
 from MultimodalRegistrationLib.engines.guidance_terms import Channel, EngineGuidance
 from MultimodalRegistrationLib.engines.point_blobs import render_point_blobs
 from MultimodalRegistrationLib.engines.preset_checks import check_elastix_entries
 from MultimodalRegistrationLib.engines.presets import load_preset, presets_dir
+from MultimodalRegistrationLib.engines.request import EngineRequest
+from MultimodalRegistrationLib.engines.run import run_engine
 
 SIZE, SPACING_MM = 40, 2.0
 TRUTH = rigid_transform(8, (1, -1, 0.5), (6, 0, 0))  # fixed -> moving, LPS mm

@@ -8,11 +8,11 @@ import SimpleITK as sitk
 
 pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
 
-from MultimodalRegistrationLib.nodes import mrml  # noqa: E402
 from MultimodalRegistrationLib.core.errors import InputError  # noqa: E402
 from MultimodalRegistrationLib.core.metric import shrink_to_spacing  # noqa: E402
 from MultimodalRegistrationLib.core.phantom import rigid_transform  # noqa: E402
 from MultimodalRegistrationLib.core.transforms import Transform, lps_ras_points  # noqa: E402
+from MultimodalRegistrationLib.nodes import mrml  # noqa: E402
 from MultimodalRegistrationLib.nodes.qa import (  # noqa: E402
     assess_inputs,
     assess_nodes,

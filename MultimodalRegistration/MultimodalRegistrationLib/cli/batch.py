@@ -10,8 +10,8 @@ import argparse
 import sys
 
 from ..core.choices import DEFAULT_INIT, DEFAULT_PRESET, INIT_METHODS
-from ..engines.registry import ENGINE_NAMES
 from ..core.errors import EXIT_ENGINE, EXIT_OK
+from ..engines.registry import ENGINE_NAMES
 
 
 def add_batch_parser(subparsers) -> argparse.ArgumentParser:

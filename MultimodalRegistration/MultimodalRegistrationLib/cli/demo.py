@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 
 from ..core.choices import DEFAULT_PRESET
-from ..engines.registry import DEFAULT_ENGINE
 from ..core.errors import EXIT_OK
 from ..core.images import read_image, write_image
 from ..core.phantom import make_phantom_pair, mean_error_mm
 from ..core.transforms import Transform
+from ..engines.registry import DEFAULT_ENGINE
 from ..process.jobs import RegistrationJob
 from ..qa.checkerboard import save_before_after
 from ..registration.describe import describe_start

@@ -12,7 +12,6 @@ import threading
 from pathlib import Path
 
 from ..core.choices import DEFAULT_INIT, DEFAULT_PRESET, FULL_ROTATION_DEG, GUIDANCE_METRICS, INIT_METHODS
-from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from ..core.errors import (
     EXIT_ENGINE,
     EXIT_INPUT,
@@ -23,6 +22,7 @@ from ..core.errors import (
     InputError,
     Terminated,
 )
+from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from ..process.jobs import RegistrationJob, log_beside
 from ..process.preflight import preflight_registration
 from ..process.worker import WorkerFailure

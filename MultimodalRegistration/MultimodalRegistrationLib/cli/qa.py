@@ -7,8 +7,8 @@ import sys
 from typing import TYPE_CHECKING
 
 from ..core.choices import DEFAULT_RESTARTS, DEFAULT_ROTATION_DEG, DEFAULT_SHIFT_MM, DEFAULT_THRESHOLD_MM
-from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from ..core.errors import EXIT_OK
+from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
 
 if TYPE_CHECKING:  # building the parser imports neither numpy nor SimpleITK
     from ..qa.report_types import QAReport

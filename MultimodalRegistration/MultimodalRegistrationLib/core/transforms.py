@@ -20,7 +20,7 @@ import SimpleITK as sitk
 
 from .errors import InputError
 from .file_checks import LINEAR_SUFFIXES, TRANSFORM_SUFFIXES
-from .files import write_atomically
+from .files import suffix_of, write_atomically
 
 F = np.diag([-1.0, -1.0, 1.0, 1.0])
 DISPLACEMENT_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -34,11 +34,6 @@ def lps_ras_flip(matrix: np.ndarray) -> np.ndarray:
 def lps_ras_points(points: np.ndarray) -> np.ndarray:
     """Convert (N, 3) points between LPS and RAS (its own inverse)."""
     return np.asarray(points, float) * np.array([-1.0, -1.0, 1.0])
-
-
-def _suffix(path: str | os.PathLike) -> str:
-    name = Path(path).name.lower()
-    return ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix
 
 
 def _affine_from_matrix(matrix: np.ndarray) -> sitk.AffineTransform:
@@ -119,7 +114,7 @@ class Transform:
         path = Path(path)
         if not path.exists():
             raise InputError(f"transform file not found: {path}: check the path")
-        suffix = _suffix(path)
+        suffix = suffix_of(path)
         try:
             if suffix in DISPLACEMENT_SUFFIXES:
                 return cls.from_displacement_field(sitk.ReadImage(str(path)))
@@ -225,7 +220,7 @@ class Transform:
 
     def write(self, path: str | os.PathLike) -> None:
         """Write an ITK transform file; nonlinear transforms need ``.h5``."""
-        suffix = _suffix(path)
+        suffix = suffix_of(path)
         if suffix not in TRANSFORM_SUFFIXES:
             raise InputError(f"cannot write a transform to '{suffix}': use .h5, .tfm, .txt or .mat")
         if not self._linear and suffix in LINEAR_SUFFIXES:

@@ -22,9 +22,9 @@ import SimpleITK as sitk
 
 from ..core.errors import InputError
 from ..core.transforms import Transform
-from .guidance_terms import EngineGuidance
 from .ants_recipe import LINEAR as _LINEAR
 from .ants_recipe import shrink_factors
+from .guidance_terms import EngineGuidance
 from .loading import load
 from .output import EngineOutput
 from .point_blobs import BLOB_SIGMA_MM, render_point_blobs

@@ -15,7 +15,6 @@ import SimpleITK as sitk
 
 from ..core.transforms import Transform
 from . import elastix_guidance as guided
-from .guidance_terms import EngineGuidance
 from .itk_elastix import classes, read_transform
 from .loading import load
 from .nonlinear_start import warp_through

@@ -27,9 +27,10 @@ from typing import Callable
 
 import SimpleITK as sitk
 
-from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from ..core.errors import InputError
+from ..core.pairs import check_pair
 from ..core.transforms import Transform
+from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from ..process.stability import assess_with_restarts
 from ..qa.assess import write_qa_outputs
 from ..qa.report_types import QAReport
@@ -107,9 +108,8 @@ def gather_inputs(
         (fixed_target_markups, moving_target_markups),
     )
     inputs.points, inputs.paired_by, inputs.warnings = arguments, paired_by, warnings
-    if (fixed_segmentation is None) != (moving_segmentation is None):
-        side = "fixed" if fixed_segmentation is None else "moving"
-        raise InputError(f"segmentation overlap needs both: select the {side} segmentation, or clear the other")
+    check_pair(fixed_segmentation, moving_segmentation, "segmentation overlap", "the fixed segmentation",
+               "the moving segmentation")  # fmt: skip
     if fixed_segmentation is not None:
         if fixed_segmentation is moving_segmentation:
             raise InputError("the fixed and moving segmentations are the same node: select one for each image")

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Callable
 
 from ..core.choices import DEFAULT_INIT, DEFAULT_PRESET, DEFAULT_SEED, FULL_ROTATION_DEG
-from ..engines.registry import DEFAULT_ENGINE
 from ..core.errors import InputError
 from ..core.images import write_image
 from ..core.transforms import Transform
+from ..engines.registry import DEFAULT_ENGINE
 from ..process.jobs import RegistrationJob
 from ..process.preflight import preflight_registration
 from ..process.worker import WorkerFailure, WorkerJob

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..core.errors import EngineError
-from ..core.files import write_atomically
+from ..core.files import stem_of, write_atomically
 from .jobs import RegistrationJob
 from .preflight import preflight_registration
 from .worker import main as worker_main
@@ -43,7 +43,7 @@ def _register_piecewise(job: RegistrationJob, fixed, moving, options: dict):
 def _write_segment_transforms(output_transform: str, piecewise) -> dict[str, str]:
     """Each segment's rigid transform (fixed -> moving) beside the field: ``T.h5`` -> ``T_<segment>.h5``."""
     path = Path(output_transform)
-    stem = path.name[: -len(".nii.gz")] if path.name.endswith(".nii.gz") else path.stem
+    stem = stem_of(path)
     written = {}
     for name, segment in piecewise.segments.items():
         target = path.with_name(f"{stem}_{_safe(name)}.h5")

@@ -22,11 +22,11 @@ from ..core.choices import (
     DEFAULT_SHIFT_MM,
     DEFAULT_THRESHOLD_MM,
 )
-from ..engines.registry import DEFAULT_ENGINE
 from ..core.errors import EngineError, InputError
 from ..core.images import write_image
 from ..core.transforms import Transform
 from ..engines.presets import load_preset
+from ..engines.registry import DEFAULT_ENGINE
 from ..qa.assess import assess_registration
 from ..qa.report_types import QAReport
 from ..qa.stability import (

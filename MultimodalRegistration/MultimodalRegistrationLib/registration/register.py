@@ -13,16 +13,16 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.choices import DEFAULT_INIT, DEFAULT_PRESET, DEFAULT_SEED, FULL_ROTATION_DEG
-from ..engines.registry import DEFAULT_ENGINE
 from ..core.errors import EngineError, InputError
 from ..core.images import MIN_MASK_COVERAGE, mask_coverage, physical_center, validate_image, validate_mask
 from ..core.metric import mutual_information, overlap_fraction
 from ..core.rotations import pose_difference
 from ..core.transforms import Transform
 from ..core.version import __version__
+from ..engines.presets import load_preset
+from ..engines.registry import DEFAULT_ENGINE
 from ..engines.request import EngineRequest
 from ..engines.run import run_engine
-from ..engines.presets import load_preset
 from .centres import centre_alignment
 from .guidance import Guidance, PreparedGuidance, prepare_guidance
 from .guided_score import guidance_score, worse_than
