@@ -212,7 +212,7 @@ def table(records, labels, methods, spacing_mm) -> str:
 def initialiser_cost() -> str:
     """What the any-pose search adds to a rigid run of a 256 x 256 x 180, 1 mm pair (the issue's target)."""
     pair = make_phantom_pair(ct_spacing=(1, 1, 1), mr_spacing=(1, 1, 1), field_of_view_mm=(256, 256, 180))
-    from MultimodalRegistrationLib.registration.anypose import search_any_pose
+    from MultimodalRegistrationLib.registration.pose.anypose import search_any_pose
 
     searches = [search_any_pose(pair.fixed, pair.moving).seconds for _ in range(3)]
     runs = {}
@@ -258,7 +258,7 @@ def far_start_figure(path: Path) -> str:
     """The README's picture: the demo phantom 150 degrees and ~130 mm away; checkerboards from the
     image-centre start (where the peers begin), the itk-elastix default result, and ours."""
     from MultimodalRegistrationLib.qa.checkerboard import save_checkerboard_rows
-    from MultimodalRegistrationLib.registration.initialize import initial_alignment
+    from MultimodalRegistrationLib.registration.pose.initialize import initial_alignment
 
     truth = rigid_transform(150, (0.3, 1.0, -0.4), (60.0, -80.0, 90.0), center=(0.0, 0.0, -15.0))
     pair = make_phantom_pair(truth=truth)

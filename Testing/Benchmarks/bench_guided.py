@@ -64,11 +64,11 @@ from MultimodalRegistrationLib.core.rotations import orthogonal_fit  # noqa: E40
 from MultimodalRegistrationLib.core.transforms import Transform  # noqa: E402
 from MultimodalRegistrationLib.engines.ants import intensity_leads  # noqa: E402
 from MultimodalRegistrationLib.engines.presets import guidance_defaults  # noqa: E402
-from MultimodalRegistrationLib.registration.centres import centre_alignment  # noqa: E402
-from MultimodalRegistrationLib.registration.guidance import Guidance  # noqa: E402
-from MultimodalRegistrationLib.registration.keep import minimum_jacobian  # noqa: E402
-from MultimodalRegistrationLib.registration.piecewise import register_piecewise  # noqa: E402
+from MultimodalRegistrationLib.registration.guided.guidance import Guidance  # noqa: E402
+from MultimodalRegistrationLib.registration.piecewise.segments import register_piecewise  # noqa: E402
+from MultimodalRegistrationLib.registration.pose.centres import centre_alignment  # noqa: E402
 from MultimodalRegistrationLib.registration.register import register  # noqa: E402
+from MultimodalRegistrationLib.registration.rules.keep import minimum_jacobian  # noqa: E402
 
 PRESETS = ROOT / "Resources" / "Presets"
 OUT = ROOT / "bench-output" / "guided"

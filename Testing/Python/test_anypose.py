@@ -9,9 +9,9 @@ from MultimodalRegistrationLib.core.metric import mutual_information
 from MultimodalRegistrationLib.core.phantom import make_phantom_pair, mean_error_mm, rigid_transform
 from MultimodalRegistrationLib.core.rotations import quaternion_matrices, rotation_angle_deg, rotation_grid
 from MultimodalRegistrationLib.core.transforms import Transform
-from MultimodalRegistrationLib.registration.anypose import search_any_pose
 from MultimodalRegistrationLib.registration.describe import describe_start
-from MultimodalRegistrationLib.registration.initialize import starting_poses
+from MultimodalRegistrationLib.registration.pose.anypose import search_any_pose
+from MultimodalRegistrationLib.registration.pose.initialize import starting_poses
 from MultimodalRegistrationLib.registration.register import register
 
 HEAD_CENTER = (0.0, 0.0, -15.0)  # where the phantom's head and neck are centred (fixed space, mm)
@@ -228,7 +228,7 @@ def test_a_slab_of_two_slices_still_gets_a_start(small_pair):
 
 
 def test_auto_falls_back_to_the_centres_when_the_search_fails(small_pair, monkeypatch):
-    import MultimodalRegistrationLib.registration.anypose as anypose
+    import MultimodalRegistrationLib.registration.pose.anypose as anypose
 
     def broken(*arguments, **options):
         raise RuntimeError("itk::ERROR: InputImage is too small")

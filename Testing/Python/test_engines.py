@@ -12,8 +12,8 @@ from MultimodalRegistrationLib.engines.guidance_terms import EngineGuidance
 from MultimodalRegistrationLib.engines.presets import load_preset
 from MultimodalRegistrationLib.engines.request import EngineRequest
 from MultimodalRegistrationLib.engines.run import run_engine
-from MultimodalRegistrationLib.registration.keep import check_linear_result
 from MultimodalRegistrationLib.registration.register import DEFAULT_SEED, register
+from MultimodalRegistrationLib.registration.rules.keep import check_linear_result
 
 LIMIT_MM = {"elastix": 0.5, "ants": 1.0}
 

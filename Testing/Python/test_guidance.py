@@ -7,14 +7,14 @@ import pytest
 import SimpleITK as sitk
 from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.core.transforms import Transform, rigid_transform
-from MultimodalRegistrationLib.registration.guidance import (
+from MultimodalRegistrationLib.registration.guided.guidance import (
     Guidance,
     distance_channel,
     pair_segments,
     prepare_guidance,
 )
-from MultimodalRegistrationLib.registration.guided_score import guidance_score, worse_than
-from MultimodalRegistrationLib.registration.guided_start import guided_start
+from MultimodalRegistrationLib.registration.guided.score import guidance_score, worse_than
+from MultimodalRegistrationLib.registration.guided.start import guided_start
 
 
 def _grid(size=48, spacing=2.0, origin=-47.0) -> sitk.Image:

@@ -18,8 +18,8 @@ import SimpleITK as sitk
 from MultimodalRegistrationLib.core import choices
 from MultimodalRegistrationLib.core.transforms import Transform, rigid_transform
 from MultimodalRegistrationLib.registration.describe import describe_guidance
-from MultimodalRegistrationLib.registration.guidance import Guidance, prepare_guidance
-from MultimodalRegistrationLib.registration.guided_score import guidance_score
+from MultimodalRegistrationLib.registration.guided.guidance import Guidance, prepare_guidance
+from MultimodalRegistrationLib.registration.guided.score import guidance_score
 from MultimodalRegistrationLib.registration.summary import Provenance
 
 ROOT = Path(__file__).resolve().parents[2]

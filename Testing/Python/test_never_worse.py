@@ -11,8 +11,8 @@ import SimpleITK as sitk
 from MultimodalRegistrationLib.core.metric import mutual_information
 from MultimodalRegistrationLib.core.phantom import make_phantom_pair, rigid_transform
 from MultimodalRegistrationLib.core.transforms import Transform
-from MultimodalRegistrationLib.registration.keep import KEEP_TOLERANCE_NATS, minimum_jacobian
 from MultimodalRegistrationLib.registration.register import register
+from MultimodalRegistrationLib.registration.rules.keep import KEEP_TOLERANCE_NATS, minimum_jacobian
 from MultimodalRegistrationLib.registration.summary import Provenance, RegistrationSummary
 
 PRESETS = Path(__file__).resolve().parents[2] / "Resources" / "Presets" / "elastix"

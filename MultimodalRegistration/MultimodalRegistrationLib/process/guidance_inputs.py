@@ -13,7 +13,7 @@ from ..core.transforms import lps_ras_points
 from ..landmarks.bounds import check_points_inside
 from ..landmarks.fit import pair_points
 from ..landmarks.points_io import read_points_file
-from ..registration.guidance import Guidance
+from ..registration.guided.guidance import Guidance
 from .jobs import RegistrationJob
 
 

@@ -31,7 +31,7 @@ def _write_log(job: RegistrationJob, text: str) -> str | None:
 def _register_piecewise(job: RegistrationJob, fixed, moving, options: dict):
     """The global registration, then each named segment on its own, blended (see registration/piecewise.py)."""
     from ..core.errors import InputError
-    from ..registration.piecewise import register_piecewise
+    from ..registration.piecewise.segments import register_piecewise
 
     guidance = options.pop("guidance")
     if guidance is None or not guidance.has_segments:

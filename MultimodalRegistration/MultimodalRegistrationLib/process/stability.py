@@ -38,7 +38,7 @@ from ..qa.stability import (
     restart_pose,
     spread,
 )
-from ..registration.centres import foreground_center
+from ..registration.pose.centres import foreground_center
 from .jobs import RegistrationJob
 from .worker import WorkerFailure, WorkerJob
 

@@ -23,14 +23,14 @@ from ..engines.presets import load_preset
 from ..engines.registry import DEFAULT_ENGINE
 from ..engines.request import EngineRequest
 from ..engines.run import run_engine
-from .centres import centre_alignment
-from .guidance import Guidance, PreparedGuidance, prepare_guidance
-from .guided_score import guidance_score, worse_than
-from .guided_start import guided_start
-from .initialize import StartingPoses, same_start, starting_poses
-from .keep import KEEP_TOLERANCE_NATS, _earlier_stage, _why_not_kept, check_linear_result
-from .mask_start import check_fixed_mask_size, mask_aware_starts, mask_centroid
-from .sampling_region import sampling_regions
+from .guided.guidance import Guidance, PreparedGuidance, prepare_guidance
+from .guided.score import guidance_score, worse_than
+from .guided.start import guided_start
+from .pose.centres import centre_alignment
+from .pose.initialize import StartingPoses, same_start, starting_poses
+from .rules.keep import KEEP_TOLERANCE_NATS, _earlier_stage, _why_not_kept, check_linear_result
+from .rules.masks import check_fixed_mask_size, mask_aware_starts, mask_centroid
+from .rules.sampling_region import sampling_regions
 from .summary import Provenance, RegistrationSummary
 
 # What the summary calls the metric: the one mutual information of core/metric.py.

@@ -32,12 +32,12 @@ from statistics import NormalDist
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.errors import InputError
-from ..core.images import index_to_physical_matrix
-from ..core.transforms import Transform
-from ..engines.presets import Preset
-from ..engines.registry import DEFAULT_ENGINE, engine_spec
-from ..engines.sampling import StageSampling, needed_valid_fraction, stage_sampling
+from ...core.errors import InputError
+from ...core.images import index_to_physical_matrix
+from ...core.transforms import Transform
+from ...engines.presets import Preset
+from ...engines.registry import DEFAULT_ENGINE, engine_spec
+from ...engines.sampling import StageSampling, needed_valid_fraction, stage_sampling
 
 # Accepted chance that a whole run fails for want of samples; the sample rules below follow from it.
 RISK = 0.01

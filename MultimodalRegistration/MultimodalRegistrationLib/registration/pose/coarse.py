@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.metric import shrink_to_spacing
+from ...core.metric import shrink_to_spacing
 from .centres import foreground_mask
-from .pose_scorer import PoseScorer
+from .scorer import PoseScorer
 
 # A face of the image holding this fraction of the largest cross-section cuts the anatomy.
 CUT_FRACTION = 0.2

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.choices import GUIDANCE_METRICS
-from ..core.errors import InputError
-from ..core.labels import as_labelmap, label_names
-from ..core.pairs import check_pair
-from ..engines.guidance_terms import Channel, EngineGuidance
-from ..engines.presets import guidance_defaults
+from ...core.choices import GUIDANCE_METRICS
+from ...core.errors import InputError
+from ...core.labels import as_labelmap, label_names
+from ...core.pairs import check_pair
+from ...engines.guidance_terms import Channel, EngineGuidance
+from ...engines.presets import guidance_defaults
 
 
 @dataclass
