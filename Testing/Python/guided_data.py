@@ -325,7 +325,7 @@ class Fan:
     shape: tuple[int, int, int]
 
     @classmethod
-    def covering(cls, apex, r_min, box: sitk.Image, lateral_deg, elevation_deg, dr, d_angle) -> "Fan":
+    def covering(cls, apex, r_min, box: sitk.Image, lateral_deg, elevation_deg, dr, d_angle) -> Fan:
         """The fan from ``apex`` reaching every corner of ``box``, sampled every ``dr`` mm and ``d_angle`` rad."""
         corners = corner_points(box)
         r_max = float(np.linalg.norm(corners - apex, axis=1).max())
@@ -449,7 +449,7 @@ class Waves:
     phases: np.ndarray  # (K,)
 
     @classmethod
-    def random(cls, rng: np.random.Generator, count: int = 8, wavelengths_mm=(10.0, 25.0)) -> "Waves":
+    def random(cls, rng: np.random.Generator, count: int = 8, wavelengths_mm=(10.0, 25.0)) -> Waves:
         directions = rng.normal(size=(count, 3))
         directions /= np.linalg.norm(directions, axis=1, keepdims=True)
         vectors = directions * (2 * np.pi / rng.uniform(*wavelengths_mm, (count, 1)))

@@ -143,8 +143,8 @@ def test_init_options_reach_the_worker_job(tmp_path):
         sitk.WriteImage(sitk.Image([8, 8, 8], sitk.sitkFloat32), str(tmp_path / name))
     common = ["register", "--fixed", tmp_path / "fixed.nrrd", "--moving", tmp_path / "moving.nrrd", "--output-transform", "T.h5"]
     job = job_from_arguments(build_parser().parse_args(map(str, common + ["--init", "any-pose", "--max-rotation-deg", "30"])))
-    assert job["init"] == "any-pose" and job["max_rotation_deg"] == 30.0
-    assert job_from_arguments(build_parser().parse_args(map(str, common)))["init"] == "auto"
+    assert job.init == "any-pose" and job.max_rotation_deg == 30.0
+    assert job_from_arguments(build_parser().parse_args(map(str, common))).init == "auto"
     assert set(INIT_METHODS) == {"auto", "any-pose", "moments", "geometry", "none"}
     run = mmreg(*common, "--init", "everywhere")
     assert run.returncode == 2 and "any-pose" in run.stderr

@@ -28,8 +28,8 @@ def test_rigid_recovers_25_degrees_and_31_mm(small_pair, rigid_results, engine):
     assert error < LIMIT_MM[engine], f"{engine} rigid mean error {error:.3f} mm"
     assert result.transform.is_linear
     assert result.metric_after > result.metric_before
-    assert result.provenance["engine"] == engine and result.provenance["seed"] == DEFAULT_SEED
-    assert result.provenance["engine_version"].startswith({"elastix": "itk-elastix", "ants": "antspyx"}[engine])
+    assert result.provenance.engine == engine and result.provenance.seed == DEFAULT_SEED
+    assert result.provenance.engine_version.startswith({"elastix": "itk-elastix", "ants": "antspyx"}[engine])
 
 
 # The ANTs cases of a test come first in this module: they run one thread each, beside the ANTs deformable

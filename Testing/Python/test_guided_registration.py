@@ -62,7 +62,7 @@ def test_cli_refuses_one_sided_guidance_before_any_engine(us_pair, tmp_path):
     ]  # fmt: skip
     run = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert run.returncode == 2
-    assert "landmark guidance needs both lists" in run.stderr
+    assert "landmark guidance needs both --fixed-points and --moving-points: give --moving-points too" in run.stderr
     assert not (tmp_path / "T.h5").exists()
 
 

@@ -16,9 +16,10 @@ from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.core.transforms import Transform, rigid_transform
 from MultimodalRegistrationLib.engines.presets import load_preset
 from MultimodalRegistrationLib.registration.guided.guidance import Guidance
+from MultimodalRegistrationLib.registration.piecewise import polyrigid
+from MultimodalRegistrationLib.registration.piecewise import segments as piecewise
 from MultimodalRegistrationLib.registration.piecewise.polyrigid import RigidPiece, polyrigid_field
-from MultimodalRegistrationLib.registration.piecewise.segments import polyrigid, register_piecewise
-from MultimodalRegistrationLib.registration.piecewise.segments import segments as piecewise
+from MultimodalRegistrationLib.registration.piecewise.segments import register_piecewise
 from MultimodalRegistrationLib.registration.rules.keep import minimum_jacobian
 from MultimodalRegistrationLib.registration.rules.masks import check_fixed_mask_size
 from MultimodalRegistrationLib.registration.summary import Provenance

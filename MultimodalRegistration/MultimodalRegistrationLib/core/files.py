@@ -10,8 +10,8 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 PARTIAL_PREFIX = ".partial-"  # then the writing process id: <prefix><pid>-xxxx
 # Extensions of two parts that name one format.

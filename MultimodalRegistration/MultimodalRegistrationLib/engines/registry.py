@@ -68,7 +68,7 @@ class EngineSpec:
 
     @property
     def log_patterns(self) -> tuple[re.Pattern, re.Pattern]:
-        return re.compile(self.log_level_pattern, re.M), re.compile(self.log_iteration_pattern, re.M)
+        return re.compile(self.log_level_pattern, re.MULTILINE), re.compile(self.log_iteration_pattern, re.MULTILINE)
 
 
 _SPECS = (

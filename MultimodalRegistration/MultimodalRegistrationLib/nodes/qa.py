@@ -22,8 +22,8 @@ is refused as ambiguous.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import SimpleITK as sitk
 
@@ -109,7 +109,7 @@ def gather_inputs(
     )
     inputs.points, inputs.paired_by, inputs.warnings = arguments, paired_by, warnings
     check_pair(fixed_segmentation, moving_segmentation, "segmentation overlap", "the fixed segmentation",
-               "the moving segmentation")  # fmt: skip
+               "the moving segmentation", verb="select")  # fmt: skip
     if fixed_segmentation is not None:
         if fixed_segmentation is moving_segmentation:
             raise InputError("the fixed and moving segmentations are the same node: select one for each image")

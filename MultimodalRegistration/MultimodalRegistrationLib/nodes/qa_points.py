@@ -33,7 +33,7 @@ def landmark_arguments(
         if fixed_node is None and moving_node is None:
             continue
         check_pair(fixed_node, moving_node, f"{role} landmarks", f"the fixed {role} point list",
-                   f"the moving {role} point list")  # fmt: skip
+                   f"the moving {role} point list", verb="select")  # fmt: skip
         if fixed_node is moving_node:
             raise InputError(f"the fixed and moving {role} point lists are the same node: select two lists")
         fixed, fixed_labels = placed_points(fixed_node, f"fixed {role}")

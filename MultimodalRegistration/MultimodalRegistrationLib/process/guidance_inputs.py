@@ -50,7 +50,7 @@ def guidance_from_job(job: RegistrationJob, fixed: sitk.Image, moving: sitk.Imag
         moving_segmentation=read_image(job.moving_segmentation, "moving segmentation")
         if job.moving_segmentation
         else None,
-        segments=[name.strip() for name in job.segments.split(",") if name.strip()] if job.segments else None,
+        segments=list(job.segments) if job.segments else None,
         weight=job.guidance_weight,
         metric=job.metric,
     )

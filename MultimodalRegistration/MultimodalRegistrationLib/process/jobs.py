@@ -61,7 +61,7 @@ class Job(Record):
         return self.to_json()
 
     @classmethod
-    def from_json(cls, record: dict) -> "Job":
+    def from_json(cls, record: dict) -> Job:
         if not isinstance(record, dict):
             raise InputError(f"a job must be a JSON object, not {type(record).__name__}")
         required = [f.name for f in fields(cls) if f.metadata.get("required")]
@@ -70,7 +70,7 @@ class Job(Record):
             raise InputError(f"the job lacks {', '.join(missing)}: give {' and '.join(missing)}")
         return cls.from_dict(record, strict=True)
 
-    def resolved(self) -> "Job":
+    def resolved(self) -> Job:
         """A copy whose path fields are absolute (the worker runs in its own folder)."""
         changes = {
             name: str(Path(getattr(self, name)).expanduser().resolve())
@@ -133,7 +133,14 @@ class RegistrationJob(Job):
     metric: str = _choice("intensity", "metric")
     piecewise: list[str] | None = _choice(None, "piecewise", unset=[])
 
-    def resolved(self) -> "RegistrationJob":
+    def __post_init__(self) -> None:
+        # A comma-separated string (as 0.1.0 wrote it, or typed on a command line) is the same list.
+        for name in ("segments", "piecewise"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                setattr(self, name, [part.strip() for part in value.split(",") if part.strip()] or None)
+
+    def resolved(self) -> RegistrationJob:
         """A copy with absolute paths, a custom preset file's included (the worker runs in its own folder)."""
         job = super().resolved()
         preset = Path(self.preset).expanduser()

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..core.errors import EngineError
 from ..core.files import stem_of, write_atomically
@@ -36,7 +36,7 @@ def _register_piecewise(job: RegistrationJob, fixed, moving, options: dict):
     guidance = options.pop("guidance")
     if guidance is None or not guidance.has_segments:
         raise InputError("--piecewise needs segmentations: add --fixed-segmentation and --moving-segmentation")
-    segments = [name.strip() for name in job.piecewise.split(",") if name.strip()]
+    segments = list(job.piecewise)
     return register_piecewise(fixed, moving, guidance, segments, preset=job.preset, **options)
 
 
@@ -68,13 +68,12 @@ def run_registration_job(job: RegistrationJob, emit: Callable[[dict], None]) -> 
     initial = Transform.read(job.initial_transform) if job.initial_transform else None
     prepared = None
     if job.prep is not None:
-        from ..prep.pipeline import PrepOptions, prepare
+        from ..prep.pipeline import prepare
 
         def prep_progress(fraction: float, stage: str) -> None:
             emit({"event": "progress", "fraction": 0.0, "stage": stage})
 
-        options = PrepOptions.from_dict(job.prep)
-        prepared = prepare(job.fixed, job.moving, options, initial_transform=initial, progress=prep_progress)
+        prepared = prepare(job.fixed, job.moving, job.prep, initial_transform=initial, progress=prep_progress)
         fixed, moving = prepared.fixed, prepared.moving
     else:
         fixed = read_image(job.fixed, "fixed image")

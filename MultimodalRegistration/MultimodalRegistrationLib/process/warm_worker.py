@@ -18,7 +18,7 @@ import importlib
 import json
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from ..core.files import scratch_folder
 from ..engines.registry import DEFAULT_ENGINE

@@ -79,7 +79,7 @@ class PreparedGuidance:
             "metric": self.guidance.metric,
             "segments": [{"name": p.name, "fixed_value": p.fixed_value, "moving_value": p.moving_value}
                          for p in self.pairs],  # fmt: skip
-            "points": int(len(self.guidance.fixed_points_lps)) if self.guidance.has_points else 0,
+            "points": len(self.guidance.fixed_points_lps) if self.guidance.has_points else 0,
             "engine_terms": self.engine_terms.describe(),
         }
 

@@ -16,9 +16,9 @@ Every transform maps fixed points to moving points (LPS mm).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import SimpleITK as sitk
