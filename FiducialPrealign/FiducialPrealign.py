@@ -34,7 +34,7 @@ except ModuleNotFoundError:
     sys.path.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "MultimodalRegistration"))
     from MultimodalRegistrationLib.nodes import landmarks as landmark_nodes
 from MultimodalRegistrationLib.core.errors import InputError
-from MultimodalRegistrationLib.landmarks.models import KINDS
+from MultimodalRegistrationLib.nodes.panels import LANDMARK_MODELS as KINDS
 from MultimodalRegistrationLib.nodes import mrml
 
 POINT_EVENTS = (

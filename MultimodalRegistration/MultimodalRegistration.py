@@ -20,9 +20,7 @@ from MultimodalRegistrationLib.core.choices import (
     GUIDANCE_METRICS,
     INIT_METHODS,
 )
-from MultimodalRegistrationLib.engines.registry import DEFAULT_ENGINE
-from MultimodalRegistrationLib.engines.registry import ENGINE_NAMES as ENGINES
-from MultimodalRegistrationLib.registration.describe import describe_guidance, describe_result
+from MultimodalRegistrationLib.nodes.panels import DEFAULT_ENGINE, ENGINE_NAMES, describe_guidance, describe_result
 from slicer import (
     vtkMRMLLabelMapVolumeNode,
     vtkMRMLMarkupsFiducialNode,
@@ -70,7 +68,7 @@ class MultimodalRegistrationParameterNode:
     initialTransform: Optional[vtkMRMLTransformNode]
     outputTransform: Optional[vtkMRMLTransformNode]
     outputVolume: Optional[vtkMRMLScalarVolumeNode]
-    engine: Annotated[str, Choice(list(ENGINES))] = DEFAULT_ENGINE
+    engine: Annotated[str, Choice(list(ENGINE_NAMES))] = DEFAULT_ENGINE
     preset: str = DEFAULT_PRESET
     init: Annotated[str, Choice(list(INIT_METHODS))] = DEFAULT_INIT
     maxRotationDeg: Annotated[float, WithinRange(1.0, FULL_ROTATION_DEG)] = FULL_ROTATION_DEG
@@ -103,7 +101,7 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = MultimodalRegistrationLogic()
-        self.ui.engineComboBox.addItems(list(ENGINES))
+        self.ui.engineComboBox.addItems(list(ENGINE_NAMES))
         self.ui.initComboBox.addItems(list(INIT_METHODS))
         self.ui.engineComboBox.currentTextChanged.connect(self._fillPresets)
         self.ui.presetComboBox.currentTextChanged.connect(self._onPresetChanged)
@@ -156,7 +154,7 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
             self._updateButtons()
 
     def _fillPresets(self, engine: str) -> None:
-        from MultimodalRegistrationLib.engines.presets import list_presets
+        from MultimodalRegistrationLib.nodes.panels import list_presets
 
         self._presets = {preset.name: preset for preset in list_presets(engine)}
         wanted = self._parameterNode.preset if self._parameterNode else "rigid"
@@ -195,31 +193,7 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
             self.ui.statusLabel.text = ""
             self.ui.progressBar.visible = True
             self.ui.progressBar.value = 0
-            self._registration = self.logic.register(
-                node.fixedVolume,
-                node.movingVolume,
-                engine=node.engine,
-                preset=node.customPresetFile or node.preset,
-                fixedMask=node.fixedMask,
-                movingMask=node.movingMask,
-                initialTransform=node.initialTransform,
-                outputTransform=node.outputTransform,
-                outputVolume=node.outputVolume,
-                init=node.init,
-                maxRotationDeg=node.maxRotationDeg,
-                seed=node.seed,
-                threads=node.threads or None,
-                fixedSegmentation=node.fixedSegmentation,
-                movingSegmentation=node.movingSegmentation,
-                segments=node.segments.split(",") if node.segments.strip() else None,
-                fixedLandmarks=node.fixedLandmarks,
-                movingLandmarks=node.movingLandmarks,
-                guidanceWeight=node.guidanceWeight or None,
-                metric=node.metric,
-                blocking=False,
-                onProgress=self._onProgress,
-                onDone=self._onDone,
-            )
+            self._registration = self.logic.register(node, onProgress=self._onProgress, onDone=self._onDone)
             self._registration.follow(qt.QTimer.singleShot)
         self._updateButtons()
 
@@ -265,7 +239,7 @@ class MultimodalRegistrationLogic(ScriptedLoadableModuleLogic):
     def warmSlot(cls):
         """The session's warm worker slot; stopped when Slicer quits (and by the widget's cleanup on reload)."""
         if cls._warmSlot is None:
-            from MultimodalRegistrationLib.process.warm_worker import WarmSlot
+            from MultimodalRegistrationLib.nodes.panels import WarmSlot
 
             cls._warmSlot = WarmSlot(python=cls.workerPython())
             if hasattr(slicer, "app") and hasattr(slicer.app, "aboutToQuit"):
@@ -311,20 +285,10 @@ class MultimodalRegistrationLogic(ScriptedLoadableModuleLogic):
         else:
             slicer.util.pip_install(requirement)
 
-    def register(
-        self, fixedVolume, movingVolume, engine="elastix", preset="rigid", fixedMask=None, movingMask=None,
-        initialTransform=None, outputTransform=None, outputVolume=None, init=DEFAULT_INIT,
-        maxRotationDeg=FULL_ROTATION_DEG, seed=DEFAULT_SEED, threads=None, blocking=True, onProgress=None, onDone=None,
-        fixedSegmentation=None, movingSegmentation=None, segments=None, fixedLandmarks=None, movingLandmarks=None,
-        guidanceWeight=None, metric="intensity",
-    ):  # fmt: skip
-        """Register two volume nodes; see MultimodalRegistrationLib.nodes.registration.register_nodes.
-
-        Guidance: ``fixedSegmentation``/``movingSegmentation`` (segmentation or labelmap nodes, segments paired
-        by name), ``segments`` (names, None: all paired), ``fixedLandmarks``/``movingLandmarks`` (point lists,
-        paired by label), ``guidanceWeight`` (None: the engine's default from guidance.json) and ``metric``
-        ("intensity", or "segments" to ignore the image intensities).
-        """
+    def register(self, parameterNode, onProgress=None, onDone=None):
+        """Register as the parameter node says (the panel's, or ``registration_parameters(...)`` from
+        MultimodalRegistrationLib.nodes.registration in a script). Without ``onDone`` this blocks and returns
+        the finished registration; with it, it returns at once and the caller follows the run."""
         from MultimodalRegistrationLib.nodes.registration import register_nodes
 
         slot = self.warmSlot()
@@ -334,18 +298,9 @@ class MultimodalRegistrationLogic(ScriptedLoadableModuleLogic):
             if onDone is not None:
                 onDone(registration)
 
-        registration = register_nodes(
-            fixedVolume, movingVolume, engine=engine, preset=preset, fixed_mask_node=fixedMask,
-            moving_mask_node=movingMask, initial_transform_node=initialTransform,
-            output_transform_node=outputTransform, output_volume_node=outputVolume, init=init,
-            max_rotation_deg=maxRotationDeg, seed=seed,
-            fixed_segmentation_node=fixedSegmentation, moving_segmentation_node=movingSegmentation, segments=segments,
-            fixed_points_node=fixedLandmarks, moving_points_node=movingLandmarks, guidance_weight=guidanceWeight,
-            metric=metric,
-            threads=threads, python=self.workerPython(), blocking=blocking, on_progress=onProgress, on_done=done,
-            warm=slot.take(),
-        )  # fmt: skip
-        return registration
+        return register_nodes(
+            parameterNode, onProgress, done, blocking=onDone is None, python=self.workerPython(), warm=slot.take()
+        )
 
     @staticmethod
     def showResult(fixedVolume, movingVolume, registration) -> None:
@@ -387,7 +342,7 @@ class MultimodalRegistrationTest(ScriptedLoadableModuleTest):
             pair = make_phantom_pair(truth=truth, ct_spacing=(2.0, 2.0, 3.0), mr_spacing=(2.5, 2.5, 2.5))
             fixed = mrml.volume_node_from_image(slicer.mrmlScene, pair.fixed, "phantom CT")
             moving = mrml.volume_node_from_image(slicer.mrmlScene, pair.moving, "phantom MR")
-            registration = logic.register(fixed, moving)
+            registration = logic.register(_parameters(logic, fixed, moving))
             result = mrml.transform_from_node(registration.output_transform_node)
             error = mean_error_mm(result, pair.truth, pair.head_points)
             self.assertLess(error, 1.0)
@@ -408,12 +363,19 @@ class MultimodalRegistrationTest(ScriptedLoadableModuleTest):
             self.delayDisplay(f"SampleData CTMRBrain not available ({error}); skipped")
             return
         logic = MultimodalRegistrationLogic()
-        reference = logic.register(fixed, moving).output_transform_node
+        reference = logic.register(_parameters(logic, fixed, moving)).output_transform_node
         nudge = mrml.transform_to_node(slicer.mrmlScene, rigid_transform(10, (1, 1, 0), (10, 0, 0)), name="nudge")
         moving.SetAndObserveTransformNodeID(nudge.GetID())
-        nudged = logic.register(fixed, moving).output_transform_node
+        nudged = logic.register(_parameters(logic, fixed, moving)).output_transform_node
         points = sample_grid_points(mrml.image_from_volume_node(fixed), 6)
         # Both results map fixed points to the MR's own voxels: they must agree whatever the start.
         spread = mean_error_mm(mrml.transform_from_node(nudged), mrml.transform_from_node(reference), points)
         self.assertLess(spread, 1.0)
         self.delayDisplay(f"CTMRBrain: results from two starts agree within {spread:.2f} mm")
+
+
+def _parameters(logic, fixed, moving):
+    """The module's parameter node set to register ``moving`` to ``fixed`` into a new transform node."""
+    parameters = logic.getParameterNode()
+    parameters.fixedVolume, parameters.movingVolume, parameters.outputTransform = fixed, moving, None
+    return parameters

@@ -35,7 +35,7 @@ except ModuleNotFoundError:
     sys.path.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "MultimodalRegistration"))
     from MultimodalRegistrationLib.nodes import prep as prep_nodes
 from MultimodalRegistrationLib.core.errors import InputError
-from MultimodalRegistrationLib.prep.options import PrepOptions
+from MultimodalRegistrationLib.nodes.panels import PrepOptions
 
 
 class RegistrationPrep(ScriptedLoadableModule):

@@ -28,7 +28,7 @@ from MultimodalRegistrationLib.cli.prep import prep_options, wants_prep  # noqa:
 from MultimodalRegistrationLib.core.choices import DEFAULT_SEED  # noqa: E402
 from MultimodalRegistrationLib.core.errors import EXIT_INPUT, EXIT_OK, InputError  # noqa: E402
 from MultimodalRegistrationLib.nodes import mrml  # noqa: E402
-from MultimodalRegistrationLib.nodes.registration import register_nodes  # noqa: E402
+from MultimodalRegistrationLib.nodes.registration import register_nodes, registration_parameters  # noqa: E402
 from MultimodalRegistrationLib.process.jobs import log_beside  # noqa: E402
 from MultimodalRegistrationLib.process.worker import WorkerFailure  # noqa: E402
 
@@ -73,14 +73,15 @@ def main(argv):
 
             initial = mrml.transform_to_node(scene, Transform.read(arguments.initial_transform), name="initial")
         output_volume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "registered") if arguments.output_volume else None
-        registration = register_nodes(
-            fixed, moving, engine=arguments.engine, preset=arguments.preset, fixed_mask_node=masks[0],
-            moving_mask_node=masks[1], initial_transform_node=initial, output_volume_node=output_volume,
-            init=arguments.init, max_rotation_deg=arguments.max_rotation_deg, seed=DEFAULT_SEED if arguments.seed is None else arguments.seed,
-            threads=arguments.threads, python=worker_python(),
+        parameters = registration_parameters(
+            fixedVolume=fixed, movingVolume=moving, engine=arguments.engine, preset=arguments.preset,
+            fixedMask=masks[0], movingMask=masks[1], initialTransform=initial, outputVolume=output_volume,
+            init=arguments.init, maxRotationDeg=arguments.max_rotation_deg,
+            seed=DEFAULT_SEED if arguments.seed is None else arguments.seed, threads=arguments.threads or 0,
             prep=prep_options(arguments) if wants_prep(arguments) else None,
             log=log_beside(arguments.output_transform) if arguments.keep_log else None,
         )  # fmt: skip
+        registration = register_nodes(parameters, python=worker_python())
         transform = mrml.transform_from_node(registration.output_transform_node)
         transform.write(arguments.output_transform)
         summary = registration.summary

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "MultimodalRegistration"))
 
 
 def click(scene, fixed, moving, slot) -> dict[str, float]:
-    from MultimodalRegistrationLib.nodes.registration import register_nodes
+    from MultimodalRegistrationLib.nodes.registration import register_nodes, registration_parameters
 
     marks: dict[str, float] = {}
     started = time.perf_counter()
@@ -39,7 +39,7 @@ def click(scene, fixed, moving, slot) -> dict[str, float]:
             marks.setdefault("engine", now)
 
     warm = slot.take()
-    registration = register_nodes(fixed, moving, warm=warm, blocking=False, on_progress=on_progress)
+    registration = register_nodes(registration_parameters(fixedVolume=fixed, movingVolume=moving), on_progress, blocking=False, warm=warm)
     marks["returned"] = time.perf_counter() - started
     registration.wait()
     marks["done"] = time.perf_counter() - started

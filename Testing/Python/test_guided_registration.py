@@ -70,7 +70,7 @@ def test_cli_refuses_one_sided_guidance_before_any_engine(us_pair, tmp_path):
 def test_node_level_guidance_from_segmentation_nodes_and_markups(scene, us_pair, make_segmentation, warm_elastix):
     pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
     from MultimodalRegistrationLib.nodes import mrml
-    from MultimodalRegistrationLib.nodes.registration import ATTRIBUTE_PREFIX, register_nodes
+    from MultimodalRegistrationLib.nodes.registration import ATTRIBUTE_PREFIX, register_nodes, registration_parameters
 
     fixed = mrml.volume_node_from_image(scene, us_pair.fixed, "MR")
     moving = mrml.volume_node_from_image(scene, us_pair.moving, "US")
@@ -83,10 +83,11 @@ def test_node_level_guidance_from_segmentation_nodes_and_markups(scene, us_pair,
     moving_points = mrml.markups_from_points(scene, lps_ras_points(us_pair.landmarks_moving)[::-1], labels[::-1], "US")
     nodes_before = scene.GetNumberOfNodes()
 
-    registration = register_nodes(
-        fixed, moving, fixed_segmentation_node=segmentations[0], moving_segmentation_node=segmentations[1],
-        fixed_points_node=fixed_points, moving_points_node=moving_points, metric="segments", warm=warm_elastix,
+    parameters = registration_parameters(
+        fixedVolume=fixed, movingVolume=moving, fixedSegmentation=segmentations[0], movingSegmentation=segmentations[1],
+        fixedLandmarks=fixed_points, movingLandmarks=moving_points, metric="segments",
     )  # fmt: skip
+    registration = register_nodes(parameters, warm=warm_elastix)
 
     node = registration.output_transform_node
     errors = target_errors(us_pair, mrml.transform_from_node(node))

@@ -13,7 +13,7 @@ from MultimodalRegistrationLib.core.metric import shrink_to_spacing
 from MultimodalRegistrationLib.core.phantom import mean_error_mm, rigid_transform
 from MultimodalRegistrationLib.engines.presets import presets_dir
 from MultimodalRegistrationLib.nodes import mrml
-from MultimodalRegistrationLib.nodes.registration import ATTRIBUTE_PREFIX, register_nodes
+from MultimodalRegistrationLib.nodes.registration import ATTRIBUTE_PREFIX, register_nodes, registration_parameters
 from MultimodalRegistrationLib.process.worker import WorkerFailure
 
 
@@ -42,9 +42,8 @@ def test_unhardened_parent_transform_is_kept_and_combined(scene, small_pair, vol
     output_volume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "MR registered")
     before = (moving.GetImageData().GetMTime(), parent.GetMTime(), moving.GetParentTransformNode().GetID())
 
-    registration = register_nodes(
-        fixed, moving, fixed_mask_node=mask, output_volume_node=output_volume, warm=warm_elastix
-    )
+    parameters = registration_parameters(fixedVolume=fixed, movingVolume=moving, fixedMask=mask, outputVolume=output_volume)
+    registration = register_nodes(parameters, warm=warm_elastix)
 
     node = registration.output_transform_node
     assert node.IsLinear() and node.IsA("vtkMRMLLinearTransformNode")
@@ -87,7 +86,7 @@ def test_a_failed_run_leaves_the_scene_as_it_was(scene):
     moving = mrml.volume_node_from_image(scene, flat + 1, "flat too")
     count = scene.GetNumberOfNodes()
     with pytest.raises(WorkerFailure, match="constant"):
-        register_nodes(fixed, moving)
+        register_nodes(registration_parameters(fixedVolume=fixed, movingVolume=moving))
     assert scene.GetNumberOfNodes() == count
 
 
@@ -97,7 +96,7 @@ def test_cancel_leaves_the_scene_as_it_was(scene, small_pair):
     moving = mrml.volume_node_from_image(scene, shrink_to_spacing(small_pair.moving, 3), "MR")
     count = scene.GetNumberOfNodes()
     done = []
-    registration = register_nodes(fixed, moving, engine="ants", blocking=False, on_done=done.append)
+    registration = register_nodes(registration_parameters(fixedVolume=fixed, movingVolume=moving, engine="ants"), on_done=done.append, blocking=False)
     deadline = time.monotonic() + 120
     while registration.poll() and "level" not in registration.stage and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -112,11 +111,11 @@ def test_nodes_are_checked_before_any_work(scene, volumes):
     from MultimodalRegistrationLib.core.errors import InputError
 
     with pytest.raises(InputError, match="same node"):
-        register_nodes(fixed, fixed)
+        register_nodes(registration_parameters(fixedVolume=fixed, movingVolume=fixed))
     shift = mrml.transform_to_node(scene, rigid_transform(0, (0, 0, 1), (5, 0, 0)))
     fixed.SetAndObserveTransformNodeID(shift.GetID())
     with pytest.raises(InputError, match="harden it first"):
-        register_nodes(fixed, moving)
+        register_nodes(registration_parameters(fixedVolume=fixed, movingVolume=moving))
 
 
 def quick_ants_deformable(folder) -> str:
@@ -138,7 +137,10 @@ def quick_ants_deformable(folder) -> str:
 def test_a_nonlinear_result_keeps_the_engines_inverse(scene, small_pair, tmp_path):
     fixed = mrml.volume_node_from_image(scene, shrink_to_spacing(small_pair.fixed, 4), "CT")
     moving = mrml.volume_node_from_image(scene, shrink_to_spacing(small_pair.moving, 4), "MR")
-    registration = register_nodes(fixed, moving, engine="ants", preset=quick_ants_deformable(tmp_path))
+    parameters = registration_parameters(
+        fixedVolume=fixed, movingVolume=moving, engine="ants", preset=quick_ants_deformable(tmp_path)
+    )
+    registration = register_nodes(parameters)
     forward = registration.output_transform_node
     inverse = registration.inverse_transform_node
     assert not forward.IsLinear() and inverse is not None
@@ -146,3 +148,35 @@ def test_a_nonlinear_result_keeps_the_engines_inverse(scene, small_pair, tmp_pat
     points = small_pair.head_points[:40]
     round_trip = mrml.transform_from_node(inverse).transform_points(mrml.transform_from_node(forward).transform_points(points))
     assert np.abs(round_trip - points).max() < 0.5
+
+
+def test_the_panel_parameters_become_one_job_with_every_node_written(scene, small_pair, volumes, tmp_path):
+    """The one path from a panel to a worker job: nodes written by kind, choices at the panel's unset values
+    left to the job's defaults, a comma list read once, a custom preset file before the chosen preset."""
+    from MultimodalRegistrationLib.core.images import read_image
+    from MultimodalRegistrationLib.core.transforms import Transform
+    from MultimodalRegistrationLib.nodes.panel import job_from_panel
+    from MultimodalRegistrationLib.nodes.registration_inputs import WRITERS
+    from MultimodalRegistrationLib.process.jobs import RegistrationJob
+
+    fixed, moving = volumes
+    mask = mrml.volume_node_from_image(scene, head_mask(small_pair.fixed), "head", labelmap=True)
+    start = rigid_transform(12, (0, 0, 1), (4, -2, 1))
+    initial = mrml.transform_to_node(scene, start, name="start")
+    custom = tmp_path / "my_rigid.txt"
+    custom.write_text((presets_dir() / "elastix" / "rigid.txt").read_text())
+    parameters = registration_parameters(
+        fixedVolume=fixed, movingVolume=moving, fixedMask=mask, initialTransform=initial, preset="affine",
+        customPresetFile=str(custom), threads=0, guidanceWeight=0.0, segments=" skull, brain ", seed=7,
+    )  # fmt: skip
+    job = job_from_panel(RegistrationJob, parameters, tmp_path, WRITERS, output_transform=str(tmp_path / "T.h5"))
+    assert job.preset == str(custom) and job.seed == 7 and job.threads is None and job.guidance_weight is None
+    assert job.segments == ["skull", "brain"] and job.moving_mask is None and job.fixed_segmentation is None
+    assert read_image(job.fixed).GetSize() == small_pair.fixed.GetSize()
+    written_mask = sitk.GetArrayFromImage(read_image(job.fixed_mask))
+    assert written_mask.sum() == sitk.GetArrayFromImage(head_mask(small_pair.fixed)).sum() > 0
+    points = small_pair.head_points[:20]
+    assert np.allclose(Transform.read(job.initial_transform).transform_points(points), start.transform_points(points),
+                       atol=1e-6)  # fmt: skip
+    with pytest.raises(Exception, match="unknown parameters \\['fixedvolume'\\]"):
+        registration_parameters(fixedvolume=fixed)

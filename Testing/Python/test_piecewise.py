@@ -269,17 +269,18 @@ def test_every_bone_lands_under_a_millimetre_in_its_own_node_and_in_the_field(
     pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
     import slicer
     from MultimodalRegistrationLib.nodes import mrml
-    from MultimodalRegistrationLib.nodes.registration import ATTRIBUTE_PREFIX, register_nodes
+    from MultimodalRegistrationLib.nodes.registration import ATTRIBUTE_PREFIX, register_nodes, registration_parameters
 
     fixed = mrml.volume_node_from_image(scene, pelvis.fixed, "CT")
     moving = mrml.volume_node_from_image(scene, pelvis.moving, "MR")
     bones = list(pelvis.names.values())
 
-    registration = register_nodes(
-        fixed, moving, piecewise=bones, warm=warm_elastix,
-        fixed_segmentation_node=make_segmentation(pelvis.fixed_labels, pelvis.names, "CT bones"),
-        moving_segmentation_node=make_segmentation(pelvis.moving_labels, pelvis.names, "MR bones"),
+    parameters = registration_parameters(
+        fixedVolume=fixed, movingVolume=moving, piecewise=bones,
+        fixedSegmentation=make_segmentation(pelvis.fixed_labels, pelvis.names, "CT bones"),
+        movingSegmentation=make_segmentation(pelvis.moving_labels, pelvis.names, "MR bones"),
     )  # fmt: skip
+    registration = register_nodes(parameters, warm=warm_elastix)
 
     field_node = registration.output_transform_node
     field = mrml.transform_from_node(field_node)

@@ -9,6 +9,7 @@ import argparse
 import signal
 import sys
 import threading
+from dataclasses import fields
 from pathlib import Path
 
 from ..core.choices import DEFAULT_INIT, DEFAULT_PRESET, FULL_ROTATION_DEG, GUIDANCE_METRICS, INIT_METHODS
@@ -72,8 +73,12 @@ def _add_guidance_arguments(parser: argparse.ArgumentParser) -> None:
     guide.add_argument("--fixed-segmentation", help="labelmap on the fixed image (.nrrd, .seg.nrrd, .nii.gz)")
     guide.add_argument("--moving-segmentation", help="labelmap on the moving image: segments pair by name, else value")
     guide.add_argument("--segments", metavar="A,B", help="only these segments guide (names or label values)")
-    guide.add_argument("--fixed-points", help="landmarks on the fixed image (.mrk.json, .fcsv, .csv)")
-    guide.add_argument("--moving-points", help="the same landmarks on the moving image, paired by label")
+    guide.add_argument(
+        "--fixed-points", dest="guidance_fixed_points", help="landmarks on the fixed image (.mrk.json, .fcsv, .csv)"
+    )
+    guide.add_argument(
+        "--moving-points", dest="guidance_moving_points", help="the same landmarks on the moving image, paired by label"
+    )
     guide.add_argument(
         "--guidance-weight", type=float, metavar="W",
         help="weight of the segment and landmark terms against the image term (1); default: Presets/guidance.json",
@@ -91,26 +96,13 @@ def _add_guidance_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def job_from_arguments(arguments: argparse.Namespace) -> RegistrationJob:
-    """The registration job the arguments ask for, with absolute paths (the worker runs in its own folder)."""
-    names = ("fixed_mask", "moving_mask", "initial_transform", "seed", "threads", "output_inverse", "output_volume",
-             "summary", "fixed_segmentation", "moving_segmentation", "segments", "guidance_weight",
-             "piecewise")  # fmt: skip
-    given = {name: getattr(arguments, name, None) for name in names}
-    given["guidance_fixed_points"] = getattr(arguments, "fixed_points", None)
-    given["guidance_moving_points"] = getattr(arguments, "moving_points", None)
-    job = RegistrationJob(
-        fixed=arguments.fixed,
-        moving=arguments.moving,
-        engine=arguments.engine,
-        preset=arguments.preset,
-        init=arguments.init,
-        max_rotation_deg=arguments.max_rotation_deg,
-        output_transform=arguments.output_transform,
-        log=log_beside(arguments.output_transform) if getattr(arguments, "keep_log", False) else None,
-        prep=prep_options(arguments) if wants_prep(arguments) else None,
-        metric=getattr(arguments, "metric", "intensity"),
-        **{name: value for name, value in given.items() if value is not None},
-    )
+    """The registration job the arguments ask for: each job field from the argument of the same name
+    (``--fixed-mask`` is ``fixed_mask``), the rest at the job's defaults."""
+    values = {f.name: getattr(arguments, f.name) for f in fields(RegistrationJob) if getattr(arguments, f.name, None) is not None}
+    values["prep"] = prep_options(arguments) if wants_prep(arguments) else None
+    if getattr(arguments, "keep_log", False):
+        values["log"] = log_beside(arguments.output_transform)
+    job = RegistrationJob(**values)
     return preflight_registration(job)
 
 

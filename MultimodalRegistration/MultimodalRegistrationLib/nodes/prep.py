@@ -8,7 +8,7 @@ the scene as it was.
 
 Placement: the moving volume's unhardened parent transforms, then the optional current transform
 node, place the moving image on the fixed one (fixed -> moving, like every transform here; see
-:func:`.registration.initial_transform_of`). The prepared moving volume and mask are put under the same
+:func:`.registration_inputs.initial_transform_of`). The prepared moving volume and mask are put under the same
 parent transform as the original, so they show where it shows and a registration of the prepared
 pair starts from the same pose. Crops keep their physical position, so a transform found on the
 prepared pair applies to the originals. Only node methods are used here; :mod:`.mrml` is the one
@@ -38,7 +38,7 @@ from ..process.worker import WorkerFailure
 from . import mrml
 from .checks import check_volume_pair
 from .job import NodeJob, job_folder
-from .registration import initial_transform_of
+from .registration_inputs import initial_transform_of
 
 ATTRIBUTE_PREFIX = "RegistrationPrep."
 ROI_NAME = "Common region"

@@ -10,12 +10,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
-from ..core.choices import DEFAULT_INIT, DEFAULT_PRESET, DEFAULT_SEED, FULL_ROTATION_DEG
-from ..core.errors import InputError
-from ..core.images import write_image
 from ..core.transforms import Transform
-from ..engines.registry import DEFAULT_ENGINE
 from ..process.jobs import RegistrationJob
 from ..process.preflight import preflight_registration
 from ..process.worker import WorkerFailure, WorkerJob
@@ -24,6 +21,8 @@ from ..registration.summary import RegistrationSummary
 from . import mrml
 from .checks import check_volume_pair
 from .job import NodeJob, job_folder
+from .panel import job_from_panel, node_of, panel_parameters
+from .registration_inputs import WRITERS
 
 ATTRIBUTE_PREFIX = "MultimodalRegistration."
 
@@ -35,12 +34,10 @@ class NodeRegistration(NodeJob):
     to the scene when it arrives; :meth:`cancel` stops the worker and leaves the scene untouched.
     """
 
-    def __init__(
-        self, scene, job: RegistrationJob, folder: Path, targets: dict, python, on_progress, on_done, warm=None
-    ):
-        self.scene = scene
+    def __init__(self, worker: WorkerJob, folder: Path, parameters, on_done=None):
+        self.parameters = parameters
+        self.scene = node_of(parameters, RegistrationJob, "fixed").GetScene()
         self.folder = folder
-        self.targets = targets
         self.on_done = on_done
         self.output_transform_node = None
         self.output_volume_node = None
@@ -48,15 +45,19 @@ class NodeRegistration(NodeJob):
         self.segment_transform_nodes: dict = {}  # piecewise runs: segment name -> its rigid transform node
         self.summary: RegistrationSummary | None = None
         self.error: WorkerFailure | None = None
-        self._worker = WorkerJob(job, python=python, on_progress=on_progress, warm=warm).start()
+        self._worker = worker.start()
+
+    def target(self, field_name: str):
+        """The node the parameters hold for the job field ``field_name`` ("fixed", "output_volume"...)."""
+        return node_of(self.parameters, RegistrationJob, field_name)
 
     def _apply(self, result: dict) -> None:
         summary = RegistrationSummary.from_dict(result["summary"])
         transform = Transform.read(result["outputs"]["transform"])
-        targets = self.targets
-        node = targets["output_transform"]
+        fixed, moving, initial = self.target("fixed"), self.target("moving"), self.target("initial_transform")
+        node = self.target("output_transform")
         if node is None:
-            name = self.scene.GenerateUniqueName(f"{targets['moving'].GetName()} to {targets['fixed'].GetName()}")
+            name = self.scene.GenerateUniqueName(f"{moving.GetName()} to {fixed.GetName()}")
         node = mrml.transform_to_node(self.scene, transform, node, name=node.GetName() if node else name)
         provenance = summary.provenance
         attributes = {
@@ -70,9 +71,9 @@ class NodeRegistration(NodeJob):
             "start": provenance.start or "",
             "initSeconds": provenance.timings_s.get("init_s", 0.0),
             "startDescription": describe_start(summary),
-            "fixedNodeID": targets["fixed"].GetID(),
-            "movingNodeID": targets["moving"].GetID(),
-            "initialTransformNodeID": targets["initial"].GetID() if targets["initial"] else "",
+            "fixedNodeID": fixed.GetID(),
+            "movingNodeID": moving.GetID(),
+            "initialTransformNodeID": initial.GetID() if initial else "",
             "seconds": summary.seconds,
             "metricBefore": round(summary.metric_before, 6),
             "metricAfter": round(summary.metric_after, 6),
@@ -92,10 +93,10 @@ class NodeRegistration(NodeJob):
             inverse = Transform.read(result["outputs"]["inverse"])
             self.inverse_transform_node = mrml.transform_to_node(self.scene, inverse, name=f"{node.GetName()} inverse")
             node.SetNodeReferenceID(ATTRIBUTE_PREFIX + "inverse", self.inverse_transform_node.GetID())
-        if targets["output_volume"] is not None:
+        volume = self.target("output_volume")
+        if volume is not None:
             from ..core.images import read_image
 
-            volume = targets["output_volume"]
             mrml.update_volume_node_from_image(volume, read_image(result["outputs"]["volume"]))
             volume.SetAttribute(ATTRIBUTE_PREFIX + "transformNodeID", node.GetID())
             if volume.GetDisplayNode() is None:
@@ -150,147 +151,42 @@ def guidance_attributes(guidance: dict | None) -> dict:
     return attributes
 
 
-def _guidance_files(folder: Path, fixed_node, moving_node, segmentations: tuple, points: tuple) -> dict[str, Path]:
-    """Write the guidance nodes as files for the worker: labelmaps (segments named, in each volume's own
-    frame) and landmark lists (RAS; the moving list in the moving volume's own frame)."""
-    from ..landmarks.points_io import write_points_csv
-    from .landmarks import placed_points
-    from .qa_frames import moving_points
-    from .qa_labels import label_values, labels_image
-
-    files: dict[str, Path] = {}
-    fixed_segmentation, moving_segmentation = segmentations
-    if (fixed_segmentation is None) != (moving_segmentation is None):
-        side = "fixed" if fixed_segmentation is None else "moving"
-        raise InputError(f"segment guidance needs two segmentations: select the {side} segmentation, or neither")
-    if fixed_segmentation is not None:
-        values = label_values(fixed_segmentation, moving_segmentation)
-        sides = (("fixed", fixed_segmentation, fixed_node, 0), ("moving", moving_segmentation, moving_node, 1))
-        for side, node, volume, index in sides:
-            files[f"{side}_segmentation"] = folder / f"{side}_segmentation.nrrd"
-            write_image(labels_image(node, values[index], volume, side), files[f"{side}_segmentation"], compress=False)
-    fixed_points, moving_points_node = points
-    if (fixed_points is None) != (moving_points_node is None):
-        side = "fixed" if fixed_points is None else "moving"
-        raise InputError(f"landmark guidance needs two point lists: select the {side} list, or neither")
-    if fixed_points is not None:
-        fixed_ras, fixed_labels = placed_points(fixed_points, "fixed guidance")
-        moving_ras, moving_labels = moving_points(moving_points_node, moving_node, "moving guidance")
-        for side, points_ras, labels in (("fixed", fixed_ras, fixed_labels), ("moving", moving_ras, moving_labels)):
-            files[f"guidance_{side}_points"] = folder / f"{side}_points.csv"
-            write_points_csv(files[f"guidance_{side}_points"], points_ras, labels)
-    return files
-
-
-def initial_transform_of(moving_node, initial_transform_node=None) -> Transform:
-    """Fixed -> moving start: the optional initial node, then the moving volume's unhardened parents.
-
-    A fixed-space point goes through ``initial_transform_node`` (its FromParent) into world space,
-    then through the moving volume's parent chain (FromWorld) into the moving image's own space.
-    """
-    start = mrml.world_transform(moving_node)
-    if initial_transform_node is not None:
-        start = start @ mrml.transform_from_node(initial_transform_node)
-    return start
-
-
 def register_nodes(
-    fixed_node,
-    moving_node,
-    engine: str = DEFAULT_ENGINE,
-    preset: str = DEFAULT_PRESET,
-    fixed_mask_node=None,
-    moving_mask_node=None,
-    initial_transform_node=None,
-    output_transform_node=None,
-    output_volume_node=None,
-    init: str = DEFAULT_INIT,
-    max_rotation_deg: float = FULL_ROTATION_DEG,
-    seed: int = DEFAULT_SEED,
-    threads: int | None = None,
-    python: str | None = None,
-    blocking: bool = True,
+    parameters,
     on_progress: Callable[[float, str], None] | None = None,
     on_done: Callable[[NodeRegistration], None] | None = None,
-    prep: dict | None = None,
-    log: str | None = None,
+    blocking: bool = True,
+    python: str | None = None,
     warm=None,
-    fixed_segmentation_node=None,
-    moving_segmentation_node=None,
-    segments: list[str] | None = None,
-    fixed_points_node=None,
-    moving_points_node=None,
-    guidance_weight: float | None = None,
-    metric: str = "intensity",
-    piecewise: list[str] | None = None,
-):
-    """Register ``moving_node`` to ``fixed_node``; the result goes in ``output_transform_node``.
+) -> NodeRegistration:
+    """Register the moving volume to the fixed one as ``parameters`` say; the result goes in its output
+    transform node (a new one if none is given).
 
-    The result node's TransformFromParent maps fixed to moving (RAS): put the moving volume under
-    it to see the two aligned. An unhardened parent transform on the moving volume, and
-    ``initial_transform_node``, are the starting pose and are part of the result. Masks may be
-    labelmap or segmentation nodes; the volumes may not be labelmaps. With ``blocking`` (default) this
-    returns the finished :class:`NodeRegistration`; otherwise it returns at once and
-    :meth:`NodeRegistration.follow` (or :meth:`~NodeRegistration.poll`, from a timer) must be called.
-    ``prep`` (a :class:`..prep.options.PrepOptions` record, with mask files) prepares the pair in the
-    worker first; ``log`` is a file for the engine's log, written on success and on failure.
-    ``warm`` (a free :class:`..process.warm_worker.WarmWorker`) runs the job in that process, engines
-    already imported; without it a new worker process starts.
-    Guidance (see :mod:`..registration.guidance`): ``fixed_segmentation_node``/``moving_segmentation_node``
-    (segmentation or labelmap nodes; segments pair by name), ``segments`` (names that guide, default all),
-    ``fixed_points_node``/``moving_points_node`` (markups, paired by label), ``guidance_weight`` and
-    ``metric`` ("intensity", or "segments" to ignore the intensities). ``piecewise`` (segment names) registers
-    those segments rigidly on their own after the global registration: the result node then holds their
-    blended displacement field, and one transform node per segment goes in a subject-hierarchy folder.
+    ``parameters`` is the module's parameter node, or :func:`registration_parameters` in a script: the same
+    names (``fixedVolume``, ``movingVolume``, ``preset``, ``fixedSegmentation``, ``segments``...). The
+    result node's TransformFromParent maps fixed to moving (RAS): put the moving volume under it to see the
+    two aligned. An unhardened parent transform on the moving volume, and the initial transform node, are
+    the starting pose and are part of the result. With ``blocking`` (default) this returns the finished
+    :class:`NodeRegistration`; otherwise it returns at once and :meth:`NodeRegistration.follow` (or
+    :meth:`~NodeRegistration.poll`, from a timer) must be called. ``warm`` (a free
+    :class:`..process.warm_worker.WarmWorker`) runs the job in that process, engines already imported.
     """
-    check_volume_pair(fixed_node, moving_node, otherwise="register to another volume")
-    scene = fixed_node.GetScene()
-    targets = {
-        "fixed": fixed_node,
-        "moving": moving_node,
-        "initial": initial_transform_node,
-        "output_transform": output_transform_node,
-        "output_volume": output_volume_node,
-    }
+    fixed, moving = (node_of(parameters, RegistrationJob, name) for name in ("fixed", "moving"))
+    check_volume_pair(fixed, moving, otherwise="register to another volume")
     with job_folder("mmreg-nodes-") as folder:
-        files = {"fixed": folder / "fixed.nrrd", "moving": folder / "moving.nrrd"}
-        write_image(mrml.image_from_volume_node(fixed_node), files["fixed"], compress=False)
-        write_image(mrml.image_from_volume_node(moving_node), files["moving"], compress=False)
-        for key, mask, reference in (
-            ("fixed_mask", fixed_mask_node, fixed_node),
-            ("moving_mask", moving_mask_node, moving_node),
-        ):
-            if mask is not None:
-                files[key] = folder / f"{key}.nrrd"
-                write_image(mrml.mask_image(mask, reference), files[key], compress=False)
-        files |= _guidance_files(
-            folder, fixed_node, moving_node, (fixed_segmentation_node, moving_segmentation_node),
-            (fixed_points_node, moving_points_node),
-        )  # fmt: skip
-        start = initial_transform_of(moving_node, initial_transform_node)
-        if not start.is_identity():
-            files["initial_transform"] = folder / "initial.h5"
-            start.write(files["initial_transform"])
-        job = RegistrationJob(
-            **{name: str(path) for name, path in files.items()},
-            engine=engine,
-            preset=preset,
-            init=init,
-            max_rotation_deg=max_rotation_deg,
-            seed=seed,
-            threads=threads or None,
-            output_transform=str(folder / "result.h5"),
-            output_inverse=str(folder / "inverse.h5"),
-            output_volume=str(folder / "resampled.nrrd") if output_volume_node is not None else None,
-            prep=prep,
-            log=log,
-            segments=list(segments) if segments else None,
-            guidance_weight=guidance_weight,
-            metric=metric,
-            piecewise=list(piecewise) if piecewise else None,
-        )
-        job = preflight_registration(job)
-        registration = NodeRegistration(scene, job, folder, targets, python, on_progress, on_done, warm)
+        outputs = {"output_transform": str(folder / "result.h5"), "output_inverse": str(folder / "inverse.h5")}
+        if node_of(parameters, RegistrationJob, "output_volume") is not None:
+            outputs["output_volume"] = str(folder / "resampled.nrrd")
+        job = preflight_registration(job_from_panel(RegistrationJob, parameters, folder, WRITERS, **outputs))
+        worker = WorkerJob(job, python=python, on_progress=on_progress, warm=warm)
+        registration = NodeRegistration(worker, folder, parameters, on_done)
     if blocking:
         registration.wait()
     return registration
+
+
+def registration_parameters(**values) -> SimpleNamespace:
+    """The registration panel's parameters for a script, by the module's parameter-node names, e.g.
+    ``registration_parameters(fixedVolume=ct, movingVolume=mr, preset="affine")``; the rest at the panel's
+    defaults. Unknown names are refused, naming the known ones."""
+    return panel_parameters(RegistrationJob, **values)

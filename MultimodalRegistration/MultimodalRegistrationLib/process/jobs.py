@@ -31,8 +31,8 @@ def _path(kind: str, required: bool = False, suffixes: tuple[str, ...] = (), pan
     return field(default=None, metadata=metadata)
 
 
-def _choice(default: Any, panel: str, unset: Any = None):
-    """A choice a panel sets through its ``panel`` attribute; the panel's ``unset`` value (0, an empty list)
+def _choice(default: Any, panel: str | tuple[str, ...], unset: Any = None):
+    """A choice a panel sets through its ``panel`` attribute (or the first set one of several); the panel's ``unset`` value (0, an empty list)
     means "the default", which is None for a field whose default the engine or its preset decides."""
     return field(default=default, metadata={"panel": panel, "unset": unset})
 
@@ -109,7 +109,7 @@ class RegistrationJob(Job):
     fixed: str = _path("input", required=True, panel="fixedVolume", node="volume")
     moving: str = _path("input", required=True, panel="movingVolume", node="volume")
     engine: str = _choice(DEFAULT_ENGINE, "engine")
-    preset: str = _choice(DEFAULT_PRESET, "preset")
+    preset: str = _choice(DEFAULT_PRESET, ("customPresetFile", "preset"))  # a custom file before the chosen one
     fixed_mask: str | None = _path("input", panel="fixedMask", node="mask")
     moving_mask: str | None = _path("input", panel="movingMask", node="mask")
     initial_transform: str | None = _path("input", panel="initialTransform", node="transform")

@@ -1,0 +1,92 @@
+"""From a panel's parameters to a worker job: the one path the Register button, the console and scripts take.
+
+A job field that a panel sets names its parameter-node attribute (``panel``) and, for a file, the kind
+of node the file is written from (``node``). :func:`job_from_panel` reads those attributes from any
+object that has them (the module's parameter node, or :func:`panel_parameters` in a script), writes
+each input node once by its kind, and fills the choices; nothing lists the fields a second time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import MISSING, Field
+from pathlib import Path
+from types import SimpleNamespace
+
+from ..core.errors import InputError
+from ..core.images import write_image
+from ..process.jobs import Job
+from . import mrml
+
+
+def panel_names(field: Field) -> tuple[str, ...]:
+    """The parameter-node attributes a field reads, first set one first (a custom preset file before the
+    chosen preset)."""
+    names = field.metadata["panel"]
+    return (names,) if isinstance(names, str) else tuple(names)
+
+
+def panel_value(parameters, field: Field):
+    """The field's value in ``parameters``: its first attribute that is set (not the panel's ``unset``
+    value, None or ""), else None."""
+    unset = field.metadata.get("unset")
+    for name in panel_names(field):
+        value = getattr(parameters, name, None)
+        if value is not None and value != "" and value != unset:
+            return value
+    return None
+
+
+def panel_parameters(job_class: type[Job], **values) -> SimpleNamespace:
+    """The parameters a panel holds for ``job_class``, as a script gives them: the module's parameter-node
+    names (``fixedVolume=``, ``preset=``, ``segments=``...), everything else at the panel's default."""
+    defaults: dict = {}
+    for field in job_class.panel_fields():
+        default = None if field.default is MISSING or field.metadata.get("node") else field.default
+        *overrides, name = panel_names(field)  # the last name holds the choice; those before it override it
+        defaults.setdefault(name, default)
+        for override in overrides:
+            defaults.setdefault(override, None)
+    unknown = set(values) - set(defaults)
+    if unknown:
+        raise InputError(f"unknown parameters {sorted(unknown)}: use {', '.join(sorted(defaults))}")
+    return SimpleNamespace(**(defaults | values))
+
+
+def node_of(parameters, job_class: type[Job], field_name: str):
+    """The node the panel holds for the job field ``field_name`` (e.g. "output_transform"), or None."""
+    field = next(f for f in job_class.panel_fields() if f.name == field_name)
+    return panel_value(parameters, field)
+
+
+Writer = Callable[[object, Path, list[Field]], dict[str, str]]
+
+
+def job_from_panel(job_class: type[Job], parameters, folder: Path, writers: dict[str, Writer], **outputs) -> Job:
+    """The job ``parameters`` describe: each kind of input node written into ``folder`` by ``writers[kind]``
+    (given the fields of that kind, it returns field name -> file), the choices read as they are, and
+    ``outputs`` (field name -> file in ``folder``) where the worker writes its results."""
+    fields = job_class.panel_fields()
+    values: dict = {}
+    kinds: dict[str, list[Field]] = {}
+    for field in fields:
+        if field.metadata.get("node"):
+            kinds.setdefault(field.metadata["node"], []).append(field)
+        elif not field.metadata.get("path"):
+            value = panel_value(parameters, field)
+            if value is not None:
+                values[field.name] = value
+    for kind, kind_fields in kinds.items():
+        values |= writers[kind](parameters, folder, kind_fields)
+    return job_class(**values, **outputs)
+
+
+def write_volumes(parameters, folder: Path, fields: list[Field]) -> dict[str, str]:
+    """Each volume node as an uncompressed NRRD (fast to write; streamed when it is downsampled)."""
+    files = {}
+    for field in fields:
+        node = panel_value(parameters, field)
+        if node is not None:
+            files[field.name] = str(folder / f"{field.name}.nrrd")
+            write_image(mrml.image_from_volume_node(node), files[field.name], compress=False)
+    return files

@@ -1,0 +1,113 @@
+"""The registration panel's input nodes as the worker's files: one writer per kind of node.
+
+Each writer takes the panel's parameters, the job folder and the job fields of its kind, and returns
+field name -> file. Masks and segmentations go onto their own volume's grid; landmark lists are written
+in RAS, the moving list in the moving volume's own frame; the start is the initial transform node
+composed with the moving volume's unhardened parents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import Field
+from pathlib import Path
+
+from ..core.images import write_image
+from ..core.pairs import check_pair
+from ..core.transforms import Transform
+from ..process.jobs import RegistrationJob
+from . import mrml
+from .panel import node_of, panel_value, write_volumes
+
+
+def side_volume(parameters, field: Field):
+    """The volume node of the side ("fixed" or "moving") a field belongs to, by its name's first word."""
+    return node_of(parameters, RegistrationJob, field.name.split("_")[0])
+
+
+def write_masks(parameters, folder: Path, fields: list[Field]) -> dict[str, str]:
+    """Each mask (labelmap or segmentation node) as a 0/1 labelmap on its volume's grid."""
+    files = {}
+    for field in fields:
+        mask = panel_value(parameters, field)
+        if mask is not None:
+            files[field.name] = str(folder / f"{field.name}.nrrd")
+            write_image(mrml.mask_image(mask, side_volume(parameters, field)), files[field.name], compress=False)
+    return files
+
+
+def _pair(parameters, fields: list[Field], what: str, names: tuple[str, str]) -> tuple:
+    """The fixed and moving nodes of a pair of fields; both or neither."""
+    fixed, moving = (panel_value(parameters, field) for field in sorted(fields, key=lambda f: "moving" in f.name))
+    check_pair(fixed, moving, what, *names, verb="select")
+    return fixed, moving
+
+
+def write_segmentations(parameters, folder: Path, fields: list[Field]) -> dict[str, str]:
+    """Both segmentations as labelmaps on their volumes' grids, with the same value for the same segment name."""
+    from .qa_labels import label_values, labels_image
+
+    fixed, moving = _pair(parameters, fields, "segment guidance", ("the fixed segmentation", "the moving segmentation"))
+    if fixed is None:
+        return {}
+    values = label_values(fixed, moving)
+    files = {}
+    for field, node, index in zip(sorted(fields, key=lambda f: "moving" in f.name), (fixed, moving), (0, 1)):
+        side = field.name.split("_")[0]
+        files[field.name] = str(folder / f"{field.name}.nrrd")
+        image = labels_image(node, values[index], side_volume(parameters, field), side)
+        write_image(image, files[field.name], compress=False)
+    return files
+
+
+def write_landmarks(parameters, folder: Path, fields: list[Field]) -> dict[str, str]:
+    """Both landmark lists as CSV in RAS (the moving list in the moving volume's own frame), paired by label."""
+    from ..landmarks.points_io import write_points_csv
+    from .landmarks import placed_points
+    from .qa_frames import moving_points
+
+    fixed, moving = _pair(parameters, fields, "landmark guidance", ("the fixed landmarks", "the moving landmarks"))
+    if fixed is None:
+        return {}
+    fixed_field, moving_field = sorted(fields, key=lambda f: "moving" in f.name)
+    moving_volume = node_of(parameters, RegistrationJob, "moving")
+    lists = {
+        fixed_field.name: placed_points(fixed, "fixed guidance"),
+        moving_field.name: moving_points(moving, moving_volume, "moving guidance"),
+    }
+    files = {}
+    for name, (points_ras, labels) in lists.items():
+        files[name] = str(folder / f"{name}.csv")
+        write_points_csv(files[name], points_ras, labels)
+    return files
+
+
+def initial_transform_of(moving_node, initial_transform_node=None) -> Transform:
+    """Fixed -> moving start: the optional initial node, then the moving volume's unhardened parents.
+
+    A fixed-space point goes through ``initial_transform_node`` (its FromParent) into world space,
+    then through the moving volume's parent chain (FromWorld) into the moving image's own space.
+    """
+    start = mrml.world_transform(moving_node)
+    if initial_transform_node is not None:
+        start = start @ mrml.transform_from_node(initial_transform_node)
+    return start
+
+
+def write_start(parameters, folder: Path, fields: list[Field]) -> dict[str, str]:
+    """The start (initial transform node and the moving volume's parents) as an ITK file, unless identity."""
+    (field,) = fields
+    start = initial_transform_of(node_of(parameters, RegistrationJob, "moving"), panel_value(parameters, field))
+    if start.is_identity():
+        return {}
+    path = str(folder / "initial.h5")
+    start.write(path)
+    return {field.name: path}
+
+
+WRITERS = {
+    "volume": write_volumes,
+    "mask": write_masks,
+    "labels": write_segmentations,
+    "points": write_landmarks,
+    "transform": write_start,
+}
