@@ -9,6 +9,7 @@ tested in test_signals.py.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 import tempfile
@@ -305,3 +306,162 @@ def test_inputs_keep_their_permissions(tmp_path, private_tmp, capsys):
         path.chmod(stat.S_IRUSR)
     assert main(argv) == EXIT_INPUT
     assert all(stat.S_IMODE(path.stat().st_mode) == stat.S_IRUSR for path in inputs.iterdir())
+
+
+# =========================================================================== issue 25: reliability findings
+# Bad inputs a new user tried on the landed code that got through (issue 25, "Reliability findings"), each
+# refused before any engine with exit 2 and a message naming the fix, the inputs byte-identical after.
+
+
+def _prep(fixed: Path, moving: Path, out: Path, *extra: str) -> list[str]:
+    return ["prep", "--fixed", str(fixed), "--moving", str(moving), "--output-dir", str(out), *extra]
+
+
+def _rigid_tfm(path: Path, parameters: str = "1 0 0 0 1 0 0 0 1 0 0 0") -> Path:
+    path.write_text("#Insight Transform File V1.0\n#Transform 0\nTransform: AffineTransform_double_3_3\n"
+                    f"Parameters: {parameters}\nFixedParameters: 0 0 0\n")  # fmt: skip
+    return path
+
+
+def _points(path: Path, rows: list[str]) -> Path:
+    path.write_text("label,x,y,z\n" + "".join(row + "\n" for row in rows))
+    return path
+
+
+FOUR_POINTS = ["a,0,0,0", "b,30,0,0", "c,0,30,0", "d,0,0,30"]
+
+
+def _manifest(inputs: Path, header: str, row: str, name: str = "cohort.csv", encoding: str = "utf-8") -> Path:
+    path = inputs / name
+    path.write_bytes((header + "\n" + row + "\n").encode(encoding))
+    return path
+
+
+# --- 1. inputs destroyed
+
+
+def batch_clears_an_input(inputs: Path, out: Path) -> list[str]:
+    _pair(inputs)
+    (inputs / "c1").mkdir()
+    _rigid_tfm(inputs / "c1" / "transform.h5.tfm")
+    (inputs / "c1" / "transform.h5.tfm").rename(inputs / "c1" / "transform.h5")
+    manifest = _manifest(inputs, "case,fixed,moving,initial_transform", "c1,fixed.nrrd,moving.nrrd,c1/transform.h5")
+    return ["batch", str(manifest), "--output-dir", str(inputs)]
+
+
+def prep_output_dir_holds_the_inputs(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    return _prep(fixed, moving, inputs, "--crop-common")
+
+
+def output_volume_is_the_moving_image(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    return _register(fixed, moving, out, "--output-volume", str(moving))
+
+
+def output_volume_is_the_fixed_image_by_another_name(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    (inputs / "link.nrrd").symlink_to(fixed)
+    return _register(fixed, moving, out, "--output-volume", str(inputs / "link.nrrd"))
+
+
+def output_transform_is_the_initial_transform(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    initial = _rigid_tfm(inputs / "initial.tfm")
+    return ["register", "--fixed", str(fixed), "--moving", str(moving), "--initial-transform", str(initial),
+            "--output-transform", str(initial)]  # fmt: skip
+
+
+def prealign_report_is_a_points_file(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _points(inputs / "f.csv", FOUR_POINTS), _points(inputs / "m.csv", FOUR_POINTS)
+    return ["prealign", "--fixed-points", str(fixed), "--moving-points", str(moving),
+            "--output-transform", str(out / "T.tfm"), "--report", str(moving)]  # fmt: skip
+
+
+def prealign_json_is_a_points_file(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _points(inputs / "f.csv", FOUR_POINTS), inputs / "m.json"
+    moving.write_text(json.dumps({"@schema": "x", "markups": []}))
+    return ["prealign", "--fixed-points", str(fixed), "--moving-points", str(moving),
+            "--output-transform", str(out / "T.tfm"), "--json", str(moving)]  # fmt: skip
+
+
+def output_inverse_is_the_output_transform(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    return _register(fixed, moving, out, "--output-inverse", str(out / "T.h5"))
+
+
+def output_nhdr_writes_onto_the_moving_data_file(inputs: Path, out: Path) -> list[str]:
+    fixed, _ = _pair(inputs)
+    moving = inputs / "moving.nhdr"
+    write_image(_volume(seed=1), moving)  # moving.nhdr naming moving.raw.gz: renamed scan.raw.gz
+    (inputs / "moving.raw.gz").rename(inputs / "scan.raw.gz")
+    moving.write_text(moving.read_text().replace("moving.raw.gz", "scan.raw.gz"))
+    return _register(fixed, moving, out, "--output-volume", str(inputs / "scan.nhdr"))  # writes scan.raw.gz
+
+
+def qa_json_is_the_points_file(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    transform = _rigid_tfm(inputs / "T.tfm")
+    points = inputs / "f.mrk.json"
+    points.write_text("{}")
+    return ["qa", "--fixed", str(fixed), "--moving", str(moving), "--transform", str(transform),
+            "--fixed-points", str(points), "--moving-points", str(points),
+            "--report", str(out / "r.html"), "--json", str(points)]  # fmt: skip
+
+
+INPUT_CASES = {
+    "batch would clear a case file the manifest names as input": Case(
+        batch_clears_an_input, "or choose another --output-dir"
+    ),
+    "prep --output-dir is the inputs' folder": Case(prep_output_dir_holds_the_inputs, "choose another --output-dir"),
+    "--output-volume is the moving image": Case(output_volume_is_the_moving_image, "would destroy an input"),
+    "--output-volume is a link to the fixed image": Case(
+        output_volume_is_the_fixed_image_by_another_name, "the fixed image"
+    ),
+    "--output-transform is --initial-transform": Case(
+        output_transform_is_the_initial_transform, "write the output transform to another file"
+    ),
+    "prealign --report is a points file": Case(prealign_report_is_a_points_file, "write the --report to another"),
+    "prealign --json is a points file": Case(prealign_json_is_a_points_file, "write the --json to another"),
+    "--output-inverse is --output-transform": Case(output_inverse_is_the_output_transform, "a name of its own"),
+    "an .nhdr output onto the moving image's data file": Case(
+        output_nhdr_writes_onto_the_moving_data_file, "scan.raw.gz"
+    ),
+    "qa --json is the points file": Case(qa_json_is_the_points_file, "write the --json to another"),
+}
+
+
+def _assert_refused(case: Case, tmp_path: Path, private_tmp: Path, capsys) -> str:
+    inputs, out = tmp_path / "inputs", tmp_path / "out"
+    inputs.mkdir()
+    argv = case.build(inputs, out)
+    before = _snapshot(inputs)
+    code = main(argv)
+    message = capsys.readouterr().err
+    assert code == case.code, message
+    assert case.fragment in message, message
+    assert "\nerror: " in "\n" + message and "Traceback" not in message
+    assert _snapshot(inputs) == before, "an input file changed"
+    assert not out.exists() or not any(out.iterdir()), f"outputs left: {list(out.iterdir())}"
+    assert list(private_tmp.iterdir()) == [], f"scratch left: {list(private_tmp.iterdir())}"
+    return message
+
+
+@pytest.mark.parametrize("name", list(INPUT_CASES))
+def test_issue25_bad_input_is_refused_before_any_work(name, tmp_path, private_tmp, capsys):
+    _assert_refused(INPUT_CASES[name], tmp_path, private_tmp, capsys)
+
+
+def test_issue25_nhdr_and_mhd_outputs_name_their_final_data_file(tmp_path):
+    """A detached header is written with its data file under their final names: it reads back, and the next
+    write into the folder (which removes the partial files of dead runs) leaves it readable."""
+    from MultimodalRegistrationLib.core.images import read_image
+
+    image = _volume(size=(8, 6, 4))
+    for name in ("out.nhdr", "out.mhd"):
+        write_image(image, tmp_path / name)
+        assert ".partial-" not in (tmp_path / name).read_text(errors="replace")
+        write_image(image, tmp_path / "other.nrrd")
+        again = read_image(tmp_path / name)
+        assert np.array_equal(sitk.GetArrayFromImage(again), sitk.GetArrayFromImage(image))
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".partial-")]

@@ -35,6 +35,8 @@ LINEAR_SUFFIXES = (".tfm", ".txt", ".mat")
 TRANSFORM_SUFFIXES = (".h5", ".hdf5") + LINEAR_SUFFIXES
 # Largest deviation of a direction matrix from a rotation (column length 1, columns at 90°) accepted.
 DIRECTION_TOLERANCE = 1e-3
+# Longest file or folder name (bytes) that common file systems (ext4, APFS, NTFS) accept.
+NAME_MAX_BYTES = 255
 # Voxel sizes (mm) offered when an image is too large for this machine.
 _DOWNSAMPLE_CHOICES_MM = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 
@@ -242,6 +244,17 @@ def check_output_path(path: str | os.PathLike, role: str, suffixes: tuple[str, .
     path = Path(path)
     if suffixes and file_suffix(path) not in suffixes:
         raise InputError(f"cannot write the {role} to '{path.name}': use one of {', '.join(suffixes)}")
+    if path.is_dir():
+        raise InputError(
+            f"cannot write the {role} to {path}: it is an existing folder; give a file name inside it "
+            f"(e.g. {path / ('result' + (suffixes[0] if suffixes else ''))})"
+        )
+    long_part = next((part for part in path.parts if len(os.fsencode(part)) > NAME_MAX_BYTES), None)
+    if long_part is not None:
+        raise InputError(
+            f"cannot write the {role}: the name '{long_part[:40]}...' is {len(os.fsencode(long_part))} bytes long, "
+            f"over the {NAME_MAX_BYTES} a file system allows: choose a shorter name"
+        )
     folder = path.parent
     while not folder.exists():
         folder = folder.parent

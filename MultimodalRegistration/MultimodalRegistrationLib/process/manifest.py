@@ -114,8 +114,25 @@ def read_manifest(
         outputs = {key: str(folder / file) for key, file in CASE_FILES.items()}
         if output_volume:
             outputs["output_volume"] = str(folder / "resampled.nrrd")
-        jobs.append(CaseJob(case=name, **inputs, **outputs, **options).resolved())
+        job = CaseJob(case=name, **inputs, **outputs, **options).resolved()
+        _check_case_outputs_apart(job, folder, Path(output_dir), path.name, line)
+        jobs.append(job)
     return jobs
+
+
+def _check_case_outputs_apart(job: CaseJob, folder: Path, output_dir: Path, manifest: str, line: int) -> None:
+    """Refuse a case whose inputs lie where the batch writes (or clears, before the case runs) its files."""
+    from ..core.output_safety import check_outputs_apart
+
+    written = [*CASE_FILES.values(), "resampled.nrrd", DONE]  # what a run of the case removes, then writes
+    outputs = {f"case output {name}": folder / name for name in written}
+    outputs |= {f"cohort file {name}": output_dir / name for name in ("batch.csv", "report.html")}
+    fix = (f"move the input out of {folder} (the batch clears and rewrites it for each run), "
+           "or choose another --output-dir")  # fmt: skip
+    try:
+        check_outputs_apart({key.replace("_", " "): getattr(job, key) for key in CaseJob.paths("input")}, outputs, fix)
+    except InputError as error:
+        raise InputError(f"manifest {manifest} line {line}: case '{job.case}': {error}") from None
 
 
 def _number(text, manifest: str, line: int) -> float:

@@ -6,6 +6,7 @@ is imported, so bad input is refused in about a second with exit code 2 and noth
 from __future__ import annotations
 
 from ..core.errors import InputError
+from ..core.output_safety import check_outputs_apart
 from .jobs import RegistrationJob
 
 IMAGES = (("fixed", "fixed image"), ("moving", "moving image"))
@@ -15,6 +16,12 @@ MASKS = (
     ("fixed_segmentation", "fixed segmentation"),
     ("moving_segmentation", "moving segmentation"),
 )
+
+
+def _named(job: RegistrationJob, kind: str) -> list[tuple[str, str | None]]:
+    """The job's ``kind`` ("input", "output") paths, each named as a message says it ("output volume")."""
+    roles = dict(IMAGES)
+    return [(roles.get(name, name.replace("_", " ")), getattr(job, name)) for name in job.paths(kind)]
 
 
 def preflight_registration(job: RegistrationJob, data: bool = True) -> RegistrationJob:
@@ -35,6 +42,7 @@ def preflight_registration(job: RegistrationJob, data: bool = True) -> Registrat
     for name, path in job.missing_inputs():
         raise InputError(f"{name.replace('_', ' ')} file not found: {path}: check the path")
     job.check_outputs()
+    check_outputs_apart(_named(job, "input"), _named(job, "output"))
     preset = load_preset(job.engine, job.preset)
     if job.piecewise:
         if not (job.fixed_segmentation and job.moving_segmentation):
