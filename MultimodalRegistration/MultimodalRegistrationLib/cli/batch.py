@@ -63,12 +63,13 @@ class CohortProgress:
 
 def command_batch(arguments: argparse.Namespace) -> int:
     from ..process.batch import run_batch
-    from ..process.manifest import read_manifest
+    from ..process.manifest import check_batch_options, read_manifest
 
     options = {"engine": arguments.engine, "preset": arguments.preset, "init": arguments.init,
                "seed": arguments.seed, "threads": arguments.threads, "stability": arguments.stability or None,
                "output_volume": arguments.output_volume}  # fmt: skip
     defaults = {key: value for key, value in options.items() if value is not None}
+    check_batch_options(dict(defaults, stability=arguments.stability), arguments.workers, arguments.timeout)
     total = len(read_manifest(arguments.manifest, arguments.output_dir, defaults))  # refuses a bad manifest at once
     progress = CohortProgress(total)
     try:

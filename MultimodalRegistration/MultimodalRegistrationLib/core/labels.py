@@ -18,6 +18,9 @@ INTEGER_TYPES = {
     sitk.sitkInt64,
 }
 
+# More distinct values than this is an intensity image, not a segmentation (Slicer's colour tables hold 255).
+MAX_LABELS = 255
+
 
 def as_labelmap(image: sitk.Image, role: str = "labelmap") -> sitk.Image:
     """Check that ``image`` is a 3D labelmap; a float image holding whole numbers is cast to integers."""
@@ -26,12 +29,19 @@ def as_labelmap(image: sitk.Image, role: str = "labelmap") -> sitk.Image:
             f"{role} must be a 3D scalar label image (one label value per voxel): export the segmentation "
             "as a labelmap volume (a multi-layer .seg.nrrd holds overlapping segments)"
         )
-    if image.GetPixelID() in INTEGER_TYPES:
-        return image
     values = sitk.GetArrayViewFromImage(image)
-    if not np.all(np.isfinite(values)) or not np.array_equal(values, np.round(values)):
+    fractional = image.GetPixelID() not in INTEGER_TYPES and not (
+        np.all(np.isfinite(values)) and np.array_equal(values, np.round(values))
+    )
+    if fractional:
         raise InputError(f"{role} holds fractional values: it looks like an intensity image, give a labelmap")
-    return sitk.Cast(image, sitk.sitkInt32)
+    count = len(np.unique(values)) - 1  # 0 is the background
+    if count > MAX_LABELS:
+        raise InputError(
+            f"{role} holds {count} distinct label values, more than the {MAX_LABELS} a segmentation holds: it looks like "
+            "an intensity image; give the labelmap (in Slicer: export the segmentation as a labelmap volume)"
+        )
+    return image if image.GetPixelID() in INTEGER_TYPES else sitk.Cast(image, sitk.sitkInt32)
 
 
 def label_names(image: sitk.Image) -> dict[int, str]:

@@ -76,6 +76,13 @@ def read_points_file(path: str | os.PathLike) -> PointsFile:
         raise InputError(f"unknown points file type '{path.name}': save the points as .mrk.json, .fcsv or .csv")
     if not len(points):
         raise InputError(f"points file {path} holds no points: place points and save the list again")
+    finite = np.all(np.isfinite(np.asarray(points, float)), axis=1)
+    if not finite.all():
+        label = labels[int(np.argmin(finite))] if labels else str(int(np.argmin(finite)) + 1)
+        raise InputError(
+            f"points file {path}: point '{label}' has a coordinate that is not a number (NaN or infinity): "
+            "place the point again or delete it"
+        )
     return PointsFile(points, labels, system)
 
 
