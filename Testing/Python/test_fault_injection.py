@@ -730,3 +730,31 @@ MORE_CASES = {
 @pytest.mark.parametrize("name", list(MORE_CASES))
 def test_issue25_more_bad_input_is_refused_before_any_engine(name, tmp_path, private_tmp, capsys):
     _assert_refused(MORE_CASES[name], tmp_path, private_tmp, capsys)
+
+
+# --- handled: manifests as spreadsheets save them
+
+
+@pytest.mark.parametrize(
+    "encoding, separator", [("utf-16", ","), ("utf-8-sig", ";"), ("utf-8", "\t")], ids=["utf-16", "semicolon", "tab"]
+)
+def test_issue25_manifest_in_utf16_or_with_semicolons_reads_as_written(tmp_path, encoding, separator):
+    from MultimodalRegistrationLib.process.manifest import read_manifest
+
+    fixed, moving = _pair(tmp_path)
+    header = separator.join(("case", "fixed", "moving", "guidance_weight"))
+    row = separator.join(("c1", fixed.name, moving.name, "1.5"))
+    manifest = _manifest(tmp_path, header, row, encoding=encoding)  # utf-16 writes its byte-order mark
+    (job,) = read_manifest(manifest, tmp_path / "out")
+    assert (job.case, job.fixed, job.moving, job.guidance_weight) == ("c1", str(fixed), str(moving), 1.5)
+
+
+def test_issue25_an_input_through_a_hard_link_is_refused_as_an_output(tmp_path):
+    from MultimodalRegistrationLib.core.errors import InputError
+    from MultimodalRegistrationLib.core.output_safety import check_outputs_apart
+
+    fixed, _ = _pair(tmp_path)
+    os.link(fixed, tmp_path / "same.nrrd")
+    with pytest.raises(InputError, match="would destroy an input"):
+        check_outputs_apart({"fixed image": fixed}, {"output volume": tmp_path / "same.nrrd"})
+    check_outputs_apart({"fixed image": fixed}, {"output volume": tmp_path / "other.nrrd"})  # no error
