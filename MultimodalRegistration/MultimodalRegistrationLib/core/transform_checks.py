@@ -63,12 +63,9 @@ def check_transform_numbers(transform, path: str | os.PathLike) -> None:
             )
 
 
-def check_initial_transform(path: str | os.PathLike) -> None:
-    """Refuse a starting transform that is a mirror image (negative determinant), flattens an axis (zero or
-    near-zero scale, a singular matrix) or scales by more than ``MAX_SCALE_RATIO``: no search starts from it."""
-    from .transforms import Transform
-
-    transform = Transform.read(path)
+def check_initial_transform(transform, path: str | os.PathLike) -> None:
+    """Refuse a starting transform (a Transform read from ``path``) that is a mirror image (negative determinant),
+    flattens an axis (zero or near-zero scale, a singular matrix) or scales by more than ``MAX_SCALE_RATIO``."""
     if not transform.is_linear:
         return
     matrix = transform.matrix[:3, :3]

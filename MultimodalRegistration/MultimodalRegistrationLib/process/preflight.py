@@ -91,8 +91,9 @@ def preflight_registration(job: RegistrationJob, data: bool = True) -> Registrat
         spacing_given = {"fixed": bool(job.prep.spacing_fixed), "moving": bool(job.prep.spacing_moving)}
     if job.initial_transform:  # a mirrored or singular start, refused before any engine
         from ..core.transform_checks import check_initial_transform
+        from ..core.transforms import Transform
 
-        check_initial_transform(job.initial_transform)
+        check_initial_transform(Transform.read(job.initial_transform), job.initial_transform)
     check = check_image_file if data else read_image_file_info
     images = [check(getattr(job, name), role, spacing_given[name]) for name, role in IMAGES]
     for (name, role), info in zip(IMAGES, images):  # a spacing given (--spacing-fixed) replaces the header's
