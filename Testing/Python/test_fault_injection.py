@@ -670,6 +670,19 @@ def fifo_input(inputs: Path, out: Path) -> list[str]:
     return _register(fixed, inputs / "moving.nrrd", out)
 
 
+def fifo_initial_transform(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    os.mkfifo(inputs / "initial.tfm")
+    return _register(fixed, moving, out, "--initial-transform", str(inputs / "initial.tfm"))
+
+
+def fifo_points(inputs: Path, out: Path) -> list[str]:
+    os.mkfifo(inputs / "f.csv")
+    moving = _points(inputs / "m.csv", FOUR_POINTS)
+    return ["prealign", "--fixed-points", str(inputs / "f.csv"), "--moving-points", str(moving),
+            "--output-transform", str(out / "T.tfm")]  # fmt: skip
+
+
 def segments_without_segmentations(inputs: Path, out: Path) -> list[str]:
     fixed, moving = _pair(inputs)
     return _register(fixed, moving, out, "--segments", "bone")
@@ -720,6 +733,8 @@ MORE_CASES = {
     "2x2x2 image": Case(two_voxel_cube, "at least 4 along each axis"),
     "1e-5 mm spacing": Case(spacing_too_fine, "set the true spacing in mm"),
     "a FIFO as input": Case(fifo_input, "not a regular file"),
+    "a FIFO as initial transform": Case(fifo_initial_transform, "not a regular file"),
+    "a FIFO as points file": Case(fifo_points, "not a regular file"),
     "--segments without segmentations": Case(segments_without_segmentations, "or drop --segments"),
     "--guidance-weight without guidance": Case(guidance_weight_without_segmentations, "or drop --guidance-weight"),
     "prep --exclude-above nan": Case(exclude_above_nan, "give a CT value in HU"),

@@ -115,6 +115,8 @@ class Transform:
         path = Path(path)
         if not path.exists():
             raise InputError(f"transform file not found: {path}: check the path")
+        if not path.is_file():  # a folder, or a pipe that would block the reader with no word
+            raise InputError(f"transform {path} is not a regular file (a folder, pipe or device): give the file")
         suffix = suffix_of(path)
         try:
             if suffix in DISPLACEMENT_SUFFIXES:

@@ -61,6 +61,8 @@ def read_points_file(path: str | os.PathLike) -> PointsFile:
     path = Path(path)
     if not path.exists():
         raise InputError(f"points file not found: {path}: check the path")
+    if not path.is_file():  # a folder, or a pipe that would block the reader with no word
+        raise InputError(f"points {path} is not a regular file (a folder, pipe or device): give the points file")
     name = path.name.lower()
     try:
         text = path.read_text(encoding="utf-8-sig")
