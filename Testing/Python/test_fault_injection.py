@@ -683,6 +683,16 @@ def fifo_points(inputs: Path, out: Path) -> list[str]:
             "--output-transform", str(out / "T.tfm")]  # fmt: skip
 
 
+def max_rotation_nan(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    return _register(fixed, moving, out, "--max-rotation-deg", "nan")
+
+
+def margin_nan(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    return _prep(fixed, moving, out, "--crop-common", "--margin", "nan")
+
+
 def segments_without_segmentations(inputs: Path, out: Path) -> list[str]:
     fixed, moving = _pair(inputs)
     return _register(fixed, moving, out, "--segments", "bone")
@@ -735,6 +745,8 @@ MORE_CASES = {
     "a FIFO as input": Case(fifo_input, "not a regular file"),
     "a FIFO as initial transform": Case(fifo_initial_transform, "not a regular file"),
     "a FIFO as points file": Case(fifo_points, "not a regular file"),
+    "--max-rotation-deg nan": Case(max_rotation_nan, "from 0 to 180 degrees"),
+    "prep --margin nan": Case(margin_nan, "give 0 or more"),
     "--segments without segmentations": Case(segments_without_segmentations, "or drop --segments"),
     "--guidance-weight without guidance": Case(guidance_weight_without_segmentations, "or drop --guidance-weight"),
     "prep --exclude-above nan": Case(exclude_above_nan, "give a CT value in HU"),
