@@ -35,10 +35,12 @@ def as_labelmap(image: sitk.Image, role: str = "labelmap") -> sitk.Image:
     )
     if fractional:
         raise InputError(f"{role} holds fractional values: it looks like an intensity image, give a labelmap")
-    count = len(np.unique(values)) - 1  # 0 is the background
+    # A sample of about 2 million voxels is enough: an intensity image shows hundreds of values in any of them.
+    sample = values.reshape(-1)[:: max(1, values.size // 2_000_000)]
+    count = len(np.unique(sample)) - 1  # 0 is the background
     if count > MAX_LABELS:
         raise InputError(
-            f"{role} holds {count} distinct label values, more than the {MAX_LABELS} a segmentation holds: it looks like "
+            f"{role} holds {count} or more distinct label values, more than the {MAX_LABELS} a segmentation holds: it looks like "
             "an intensity image; give the labelmap (in Slicer: export the segmentation as a labelmap volume)"
         )
     return image if image.GetPixelID() in INTEGER_TYPES else sitk.Cast(image, sitk.sitkInt32)
