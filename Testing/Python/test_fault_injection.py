@@ -9,6 +9,7 @@ tested in test_signals.py.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 import tempfile
@@ -305,3 +306,482 @@ def test_inputs_keep_their_permissions(tmp_path, private_tmp, capsys):
         path.chmod(stat.S_IRUSR)
     assert main(argv) == EXIT_INPUT
     assert all(stat.S_IMODE(path.stat().st_mode) == stat.S_IRUSR for path in inputs.iterdir())
+
+
+# =========================================================================== issue 25: reliability findings
+# Bad inputs a new user tried on the landed code that got through (issue 25, "Reliability findings"), each
+# refused before any engine with exit 2 and a message naming the fix, the inputs byte-identical after.
+
+
+def _prep(fixed: Path, moving: Path, out: Path, *extra: str) -> list[str]:
+    return ["prep", "--fixed", str(fixed), "--moving", str(moving), "--output-dir", str(out), *extra]
+
+
+def _rigid_tfm(path: Path, parameters: str = "1 0 0 0 1 0 0 0 1 0 0 0") -> Path:
+    path.write_text("#Insight Transform File V1.0\n#Transform 0\nTransform: AffineTransform_double_3_3\n"
+                    f"Parameters: {parameters}\nFixedParameters: 0 0 0\n")  # fmt: skip
+    return path
+
+
+def _points(path: Path, rows: list[str]) -> Path:
+    path.write_text("label,x,y,z\n" + "".join(row + "\n" for row in rows))
+    return path
+
+
+FOUR_POINTS = ["a,0,0,0", "b,30,0,0", "c,0,30,0", "d,0,0,30"]
+
+
+def _manifest(inputs: Path, header: str, row: str, name: str = "cohort.csv", encoding: str = "utf-8") -> Path:
+    path = inputs / name
+    path.write_bytes((header + "\n" + row + "\n").encode(encoding))
+    return path
+
+
+# --- 1. inputs destroyed
+
+
+def batch_clears_an_input(inputs: Path, out: Path) -> list[str]:
+    _pair(inputs)
+    (inputs / "c1").mkdir()
+    _rigid_tfm(inputs / "c1" / "transform.h5.tfm")
+    (inputs / "c1" / "transform.h5.tfm").rename(inputs / "c1" / "transform.h5")
+    manifest = _manifest(inputs, "case,fixed,moving,initial_transform", "c1,fixed.nrrd,moving.nrrd,c1/transform.h5")
+    return ["batch", str(manifest), "--output-dir", str(inputs)]
+
+
+def prep_output_dir_holds_the_inputs(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    return _prep(fixed, moving, inputs, "--crop-common")
+
+
+def output_volume_is_the_moving_image(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    return _register(fixed, moving, out, "--output-volume", str(moving))
+
+
+def output_volume_is_the_fixed_image_by_another_name(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    (inputs / "link.nrrd").symlink_to(fixed)
+    return _register(fixed, moving, out, "--output-volume", str(inputs / "link.nrrd"))
+
+
+def output_transform_is_the_initial_transform(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    initial = _rigid_tfm(inputs / "initial.tfm")
+    return ["register", "--fixed", str(fixed), "--moving", str(moving), "--initial-transform", str(initial),
+            "--output-transform", str(initial)]  # fmt: skip
+
+
+def prealign_report_is_a_points_file(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _points(inputs / "f.csv", FOUR_POINTS), _points(inputs / "m.csv", FOUR_POINTS)
+    return ["prealign", "--fixed-points", str(fixed), "--moving-points", str(moving),
+            "--output-transform", str(out / "T.tfm"), "--report", str(moving)]  # fmt: skip
+
+
+def prealign_json_is_a_points_file(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _points(inputs / "f.csv", FOUR_POINTS), inputs / "m.json"
+    moving.write_text(json.dumps({"@schema": "x", "markups": []}))
+    return ["prealign", "--fixed-points", str(fixed), "--moving-points", str(moving),
+            "--output-transform", str(out / "T.tfm"), "--json", str(moving)]  # fmt: skip
+
+
+def output_inverse_is_the_output_transform(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    return _register(fixed, moving, out, "--output-inverse", str(out / "T.h5"))
+
+
+def output_nhdr_writes_onto_the_moving_data_file(inputs: Path, out: Path) -> list[str]:
+    fixed, _ = _pair(inputs)
+    moving = inputs / "moving.nhdr"
+    write_image(_volume(seed=1), moving)  # moving.nhdr naming moving.raw.gz: renamed scan.raw.gz
+    (inputs / "moving.raw.gz").rename(inputs / "scan.raw.gz")
+    moving.write_text(moving.read_text().replace("moving.raw.gz", "scan.raw.gz"))
+    return _register(fixed, moving, out, "--output-volume", str(inputs / "scan.nhdr"))  # writes scan.raw.gz
+
+
+def qa_json_is_the_points_file(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    transform = _rigid_tfm(inputs / "T.tfm")
+    points = inputs / "f.mrk.json"
+    points.write_text("{}")
+    return ["qa", "--fixed", str(fixed), "--moving", str(moving), "--transform", str(transform),
+            "--fixed-points", str(points), "--moving-points", str(points),
+            "--report", str(out / "r.html"), "--json", str(points)]  # fmt: skip
+
+
+INPUT_CASES = {
+    "batch would clear a case file the manifest names as input": Case(
+        batch_clears_an_input, "or choose another --output-dir"
+    ),
+    "prep --output-dir is the inputs' folder": Case(prep_output_dir_holds_the_inputs, "choose another --output-dir"),
+    "--output-volume is the moving image": Case(output_volume_is_the_moving_image, "would destroy an input"),
+    "--output-volume is a link to the fixed image": Case(
+        output_volume_is_the_fixed_image_by_another_name, "the fixed image"
+    ),
+    "--output-transform is --initial-transform": Case(
+        output_transform_is_the_initial_transform, "write the output transform to another file"
+    ),
+    "prealign --report is a points file": Case(prealign_report_is_a_points_file, "write the --report to another"),
+    "prealign --json is a points file": Case(prealign_json_is_a_points_file, "write the --json to another"),
+    "--output-inverse is --output-transform": Case(output_inverse_is_the_output_transform, "a name of its own"),
+    "an .nhdr output onto the moving image's data file": Case(
+        output_nhdr_writes_onto_the_moving_data_file, "scan.raw.gz"
+    ),
+    "qa --json is the points file": Case(qa_json_is_the_points_file, "write the --json to another"),
+}
+
+
+def _assert_refused(case: Case, tmp_path: Path, private_tmp: Path, capsys) -> str:
+    inputs, out = tmp_path / "inputs", tmp_path / "out"
+    inputs.mkdir()
+    argv = case.build(inputs, out)
+    before = _snapshot(inputs)
+    code = main(argv)
+    message = capsys.readouterr().err
+    assert code == case.code, message
+    assert case.fragment in message, message
+    assert "\nerror: " in "\n" + message and "Traceback" not in message
+    assert _snapshot(inputs) == before, "an input file changed"
+    assert not out.exists() or not any(out.iterdir()), f"outputs left: {list(out.iterdir())}"
+    assert list(private_tmp.iterdir()) == [], f"scratch left: {list(private_tmp.iterdir())}"
+    return message
+
+
+@pytest.mark.parametrize("name", list(INPUT_CASES))
+def test_issue25_bad_input_is_refused_before_any_work(name, tmp_path, private_tmp, capsys):
+    _assert_refused(INPUT_CASES[name], tmp_path, private_tmp, capsys)
+
+
+def test_issue25_nhdr_and_mhd_outputs_name_their_final_data_file(tmp_path):
+    """A detached header is written with its data file under their final names: it reads back, and the next
+    write into the folder (which removes the partial files of dead runs) leaves it readable."""
+    from MultimodalRegistrationLib.core.images import read_image
+
+    image = _volume(size=(8, 6, 4))
+    for name in ("out.nhdr", "out.mhd"):
+        write_image(image, tmp_path / name)
+        assert ".partial-" not in (tmp_path / name).read_text(errors="replace")
+        write_image(image, tmp_path / "other.nrrd")
+        again = read_image(tmp_path / name)
+        assert np.array_equal(sitk.GetArrayFromImage(again), sitk.GetArrayFromImage(image))
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".partial-")]
+
+
+# --- 3. silently wrong
+
+
+def _header_field(inputs: Path, key: str, value: str) -> Path:
+    """An MHA moving image whose header line ``key`` is written as ``value``."""
+    path = inputs / "moving.mha"
+    write_image(_volume(seed=1), path)
+    head, _, body = path.read_bytes().partition(b"ElementDataFile = LOCAL\n")
+    lines = [f"{key} = {value}".encode() if line.startswith(key.encode()) else line for line in head.split(b"\n")]
+    path.write_bytes(b"\n".join(lines) + b"ElementDataFile = LOCAL\n" + body)
+    return path
+
+
+def nan_origin(inputs: Path, out: Path) -> list[str]:
+    fixed, _ = _pair(inputs)
+    return _register(fixed, _header_field(inputs, "Offset", "nan 0 0"), out)
+
+
+def nan_background_mask(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    array = np.full((32, 40, 48), np.nan, np.float32)
+    array[8:24, 10:30, 12:36] = 1
+    mask = sitk.GetImageFromArray(array)
+    mask.CopyInformation(_volume())
+    write_image(mask, inputs / "mask.nrrd")
+    return _register(fixed, moving, out, "--fixed-mask", str(inputs / "mask.nrrd"))
+
+
+def decimal_comma_tfm(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    initial = _rigid_tfm(inputs / "initial.tfm", "1 0 0 0 1 0 0 0 1 2,5 0 0")
+    return _register(fixed, moving, out, "--initial-transform", str(initial))
+
+
+def nan_parameter_tfm(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    initial = _rigid_tfm(inputs / "initial.tfm", "1 0 0 0 1 0 0 0 1 nan 0 0")
+    return _register(fixed, moving, out, "--initial-transform", str(initial))
+
+
+def intensity_image_as_segmentation(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    labels = inputs / "labels.nrrd"
+    write_image(sitk.Cast(_volume(seed=2), sitk.sitkInt16), labels)  # about 1000 distinct values
+    return _register(fixed, moving, out, "--fixed-segmentation", str(labels), "--moving-segmentation", str(labels))
+
+
+# --- 4. failures that came after the engine ran
+
+
+def json_is_an_existing_folder(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    (inputs / "results").mkdir()
+    return ["register", "--fixed", str(fixed), "--moving", str(moving), "--init", "none",
+            "--output-transform", str(out / "T.h5"), "--json", str(inputs / "results")]  # fmt: skip
+
+
+def output_volume_is_an_existing_folder(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    (inputs / "results.nrrd").mkdir()
+    return _register(fixed, moving, out, "--output-volume", str(inputs / "results.nrrd"))
+
+
+def output_name_too_long(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    return _register(fixed, moving, out, "--output-volume", str(out / ("r" * 300 + ".nrrd")))
+
+
+def deformable_result_to_mat(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    return ["register", "--fixed", str(fixed), "--moving", str(moving), "--preset", "deformable",
+            "--output-transform", str(out / "T.mat")]  # fmt: skip
+
+
+def mirrored_initial_transform(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    initial = _rigid_tfm(inputs / "initial.tfm", "-1 0 0 0 1 0 0 0 1 0 0 0")
+    return _register(fixed, moving, out, "--initial-transform", str(initial))
+
+
+def zero_scale_initial_transform(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    initial = _rigid_tfm(inputs / "initial.tfm", "0 0 0 0 0 0 0 0 0 0 0 0")
+    return _register(fixed, moving, out, "--initial-transform", str(initial))
+
+
+def seed_out_of_range(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    return _register(fixed, moving, out, "--seed", str(2**70))
+
+
+def _batch(inputs: Path, out: Path, *extra: str) -> list[str]:
+    _pair(inputs)
+    manifest = _manifest(inputs, "case,fixed,moving", "c1,fixed.nrrd,moving.nrrd")
+    return ["batch", str(manifest), "--output-dir", str(out), *extra]
+
+
+def batch_negative_stability(inputs: Path, out: Path) -> list[str]:
+    return _batch(inputs, out, "--stability", "-3")
+
+
+def batch_negative_timeout(inputs: Path, out: Path) -> list[str]:
+    return _batch(inputs, out, "--timeout", "-5")
+
+
+# --- 5. tracebacks or exit 1 where exit 2 is due
+
+
+def nan_voxels(inputs: Path, out: Path) -> list[str]:
+    fixed, _ = _pair(inputs)
+    image = _volume(seed=1)
+    image[3, 4, 5] = float("nan")
+    write_image(image, inputs / "moving.nrrd")
+    return _register(fixed, inputs / "moving.nrrd", out)
+
+
+def complex_pixels(inputs: Path, out: Path) -> list[str]:
+    fixed, _ = _pair(inputs)
+    array = sitk.GetArrayFromImage(_volume(seed=1)).astype(np.complex64)
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing((2.0, 2.0, 2.5))
+    write_image(image, inputs / "moving.nrrd")
+    return _register(fixed, inputs / "moving.nrrd", out)
+
+
+def nan_guidance_points(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    points = _points(inputs / "f.csv", ["a,0,0,0", "b,10,nan,0", "c,0,0,10"])
+    return _register(fixed, moving, out, "--fixed-points", str(points), "--moving-points", str(points))
+
+
+def singular_initial_affine(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    initial = _rigid_tfm(inputs / "initial.tfm", "1 0 0 1 0 0 0 0 1 0 0 0")  # two equal rows
+    return _register(fixed, moving, out, "--initial-transform", str(initial))
+
+
+def negative_threads(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    return _register(fixed, moving, out, "--threads", "-1")
+
+
+def negative_seed(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    return _register(fixed, moving, out, "--seed", "-5")
+
+
+def n4_shrink_zero(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    return _prep(fixed, moving, out, "--n4", "moving", "--n4-shrink", "0")
+
+
+def latin1_manifest(inputs: Path, out: Path) -> list[str]:
+    _pair(inputs)
+    manifest = _manifest(inputs, "case,fixed,moving", "c1,fixed.nrrd,moving-é.nrrd", encoding="latin-1")
+    return ["batch", str(manifest), "--output-dir", str(out)]
+
+
+def batch_negative_workers(inputs: Path, out: Path) -> list[str]:
+    return _batch(inputs, out, "--workers", "-2")
+
+
+def batch_output_dir_is_a_file(inputs: Path, out: Path) -> list[str]:
+    argv = _batch(inputs, out)
+    (inputs / "results").write_text("a file")
+    return argv[:-1] + [str(inputs / "results")]
+
+
+def batch_case_named_like_a_file(inputs: Path, out: Path) -> list[str]:
+    _pair(inputs)
+    manifest = _manifest(inputs, "case,fixed,moving", "fixed.nrrd,fixed.nrrd,moving.nrrd")
+    return ["batch", str(manifest), "--output-dir", str(inputs)]
+
+
+# --- 6. misleading or missing messages
+
+
+def _odd_grid(inputs: Path, out: Path, size, spacing) -> list[str]:
+    fixed, _ = _pair(inputs)
+    write_image(_volume(size=size, spacing=spacing, seed=1), inputs / "moving.nrrd")
+    return _register(fixed, inputs / "moving.nrrd", out)
+
+
+def one_voxel_slab(inputs: Path, out: Path) -> list[str]:
+    return _odd_grid(inputs, out, (48, 40, 1), (2.0, 2.0, 2.5))
+
+
+def two_voxel_cube(inputs: Path, out: Path) -> list[str]:
+    return _odd_grid(inputs, out, (2, 2, 2), (2.0, 2.0, 2.5))
+
+
+def spacing_too_fine(inputs: Path, out: Path) -> list[str]:
+    return _odd_grid(inputs, out, (48, 40, 32), (1e-5, 1e-5, 1e-5))
+
+
+def fifo_input(inputs: Path, out: Path) -> list[str]:
+    fixed, _ = _pair(inputs)
+    os.mkfifo(inputs / "moving.nrrd.fifo")
+    (inputs / "moving.nrrd").unlink()
+    (inputs / "moving.nrrd.fifo").rename(inputs / "moving.nrrd")
+    return _register(fixed, inputs / "moving.nrrd", out)
+
+
+def fifo_initial_transform(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    os.mkfifo(inputs / "initial.tfm")
+    return _register(fixed, moving, out, "--initial-transform", str(inputs / "initial.tfm"))
+
+
+def fifo_points(inputs: Path, out: Path) -> list[str]:
+    os.mkfifo(inputs / "f.csv")
+    moving = _points(inputs / "m.csv", FOUR_POINTS)
+    return ["prealign", "--fixed-points", str(inputs / "f.csv"), "--moving-points", str(moving),
+            "--output-transform", str(out / "T.tfm")]  # fmt: skip
+
+
+def max_rotation_nan(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    return _register(fixed, moving, out, "--max-rotation-deg", "nan")
+
+
+def margin_nan(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    return _prep(fixed, moving, out, "--crop-common", "--margin", "nan")
+
+
+def segments_without_segmentations(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    return _register(fixed, moving, out, "--segments", "bone")
+
+
+def guidance_weight_without_segmentations(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    return _register(fixed, moving, out, "--guidance-weight", "2")
+
+
+def exclude_above_nan(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    return _prep(fixed, moving, out, "--exclude-above", "nan")
+
+
+def exclude_margin_negative(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    return _prep(fixed, moving, out, "--exclude-above", "2000", "--exclude-margin", "-50")
+
+
+MORE_CASES = {
+    "NaN origin": Case(nan_origin, "set the true origin"),
+    "mask with a NaN background": Case(nan_background_mask, "holds NaN voxels"),
+    ".tfm with a decimal comma": Case(decimal_comma_tfm, "write decimal points"),
+    ".tfm with a NaN parameter": Case(nan_parameter_tfm, "not a finite number"),
+    "intensity image as a segmentation": Case(intensity_image_as_segmentation, "export the segmentation as a labelmap"),
+    "--json names an existing folder": Case(json_is_an_existing_folder, "give a file name inside it"),
+    "--output-volume names an existing folder": Case(output_volume_is_an_existing_folder, "existing folder"),
+    "output name over 255 bytes": Case(output_name_too_long, "choose a shorter name"),
+    "deformable result to .mat": Case(deformable_result_to_mat, "write it to .h5"),
+    "mirrored initial transform": Case(mirrored_initial_transform, "flip the image itself"),
+    "zero-scale initial transform": Case(zero_scale_initial_transform, "cannot be a starting pose"),
+    "seed 2^70": Case(seed_out_of_range, "from 0 to 2147483647"),
+    "batch --stability -3": Case(batch_negative_stability, "0 or more"),
+    "batch --timeout -5": Case(batch_negative_timeout, "positive number of seconds"),
+    "NaN voxels": Case(nan_voxels, "replace them"),
+    "complex pixels": Case(complex_pixels, "magnitude"),
+    "NaN guidance points": Case(nan_guidance_points, "place the point again"),
+    "singular initial affine": Case(singular_initial_affine, "cannot be a starting pose"),
+    "--threads -1": Case(negative_threads, "give 1 or more"),
+    "--seed -5": Case(negative_seed, "from 0 to"),
+    "prep --n4-shrink 0": Case(n4_shrink_zero, "give e.g. 4"),
+    "Latin-1 manifest": Case(latin1_manifest, "save it as UTF-8"),
+    "batch --workers -2": Case(batch_negative_workers, "give 1 or more"),
+    "batch --output-dir is a file": Case(batch_output_dir_is_a_file, "choose another --output-dir"),
+    "batch case named like a file": Case(batch_case_named_like_a_file, "rename the case"),
+    "one-voxel slab": Case(one_voxel_slab, "give the whole volume"),
+    "2x2x2 image": Case(two_voxel_cube, "at least 4 along each axis"),
+    "1e-5 mm spacing": Case(spacing_too_fine, "set the true spacing in mm"),
+    "a FIFO as input": Case(fifo_input, "not a regular file"),
+    "a FIFO as initial transform": Case(fifo_initial_transform, "not a regular file"),
+    "a FIFO as points file": Case(fifo_points, "not a regular file"),
+    "--max-rotation-deg nan": Case(max_rotation_nan, "from 0 to 180 degrees"),
+    "prep --margin nan": Case(margin_nan, "give 0 or more"),
+    "--segments without segmentations": Case(segments_without_segmentations, "or drop --segments"),
+    "--guidance-weight without guidance": Case(guidance_weight_without_segmentations, "or drop --guidance-weight"),
+    "prep --exclude-above nan": Case(exclude_above_nan, "give a CT value in HU"),
+    "prep --exclude-margin -50": Case(exclude_margin_negative, "give 0 or more"),
+}
+
+
+@pytest.mark.parametrize("name", list(MORE_CASES))
+def test_issue25_more_bad_input_is_refused_before_any_engine(name, tmp_path, private_tmp, capsys):
+    _assert_refused(MORE_CASES[name], tmp_path, private_tmp, capsys)
+
+
+# --- handled: manifests as spreadsheets save them
+
+
+@pytest.mark.parametrize(
+    "encoding, separator", [("utf-16", ","), ("utf-8-sig", ";"), ("utf-8", "\t")], ids=["utf-16", "semicolon", "tab"]
+)
+def test_issue25_manifest_in_utf16_or_with_semicolons_reads_as_written(tmp_path, encoding, separator):
+    from MultimodalRegistrationLib.process.manifest import read_manifest
+
+    fixed, moving = _pair(tmp_path)
+    header = separator.join(("case", "fixed", "moving", "guidance_weight"))
+    row = separator.join(("c1", fixed.name, moving.name, "1.5"))
+    manifest = _manifest(tmp_path, header, row, encoding=encoding)  # utf-16 writes its byte-order mark
+    (job,) = read_manifest(manifest, tmp_path / "out")
+    assert (job.case, job.fixed, job.moving, job.guidance_weight) == ("c1", str(fixed), str(moving), 1.5)
+
+
+def test_issue25_an_input_through_a_hard_link_is_refused_as_an_output(tmp_path):
+    from MultimodalRegistrationLib.core.errors import InputError
+    from MultimodalRegistrationLib.core.output_safety import check_outputs_apart
+
+    fixed, _ = _pair(tmp_path)
+    os.link(fixed, tmp_path / "same.nrrd")
+    with pytest.raises(InputError, match="would destroy an input"):
+        check_outputs_apart({"fixed image": fixed}, {"output volume": tmp_path / "same.nrrd"})
+    check_outputs_apart({"fixed image": fixed}, {"output volume": tmp_path / "other.nrrd"})  # no error

@@ -72,3 +72,68 @@ def test_a_worker_whose_parent_is_killed_stops_by_itself(pair_files, tmp_path):
         time.sleep(0.05)
     assert workers_in(scratch) == []
     assert not (tmp_path / "out" / "T.h5").exists()
+
+
+# =========================================================================== issue 25: signals in the main process
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signal_number, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_stops_prep_n4_running_in_the_main_process(tmp_path, signal_number, code):
+    """mmreg prep runs N4 in its own process: a signal stops it within an N4 iteration (seconds; the whole
+    correction at this shrink factor takes minutes), exits 130 or 143 and writes nothing."""
+    import numpy as np
+    import SimpleITK as sitk
+    from MultimodalRegistrationLib.core.images import write_image
+
+    z, y, x = np.meshgrid(*[np.linspace(-1, 1, n) for n in (100, 120, 120)], indexing="ij")
+    array = (np.exp(-2 * (x**2 + y**2 + z**2)) * 800 + 100) * (1 + 0.3 * x)
+    image = sitk.GetImageFromArray(array.astype(np.float32))
+    image.SetSpacing((1.5, 1.5, 1.5))
+    for name in ("ct.nrrd", "mr.nrrd"):
+        write_image(image, tmp_path / name)
+    environment = dict(os.environ, PYTHONPATH=str(library_root()))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "MultimodalRegistrationLib.cli.main", "prep", "--fixed", str(tmp_path / "ct.nrrd"),
+         "--moving", str(tmp_path / "mr.nrrd"), "--n4", "moving", "--n4-shrink", "1", "--modality-moving", "mr",
+         "--output-dir", str(tmp_path / "out")],
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=environment,
+    )  # fmt: skip
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True).start()
+    deadline = time.monotonic() + 120
+    while not any("bias correction" in line for line in lines) and process.poll() is None:
+        assert time.monotonic() < deadline, "".join(lines)
+        time.sleep(0.05)
+    time.sleep(1.0)  # inside N4
+    process.send_signal(signal_number)
+    assert process.wait(timeout=60) == code, "".join(lines)[-2000:]
+    assert "nothing was written" in "".join(lines)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_batch_at_once_and_says_what_is_kept(pair_files, tmp_path):
+    """SIGTERM during a batch's only case: the case is stopped, not retried in a new worker (which took
+    a whole case's time), exit 143, and the message says the ended cases are kept and how to resume."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text(f"case,fixed,moving\nc1,{pair_files / 'ct.nrrd'},{pair_files / 'mr.nrrd'}\n")
+    environment = dict(os.environ, PYTHONPATH=str(library_root()), TMPDIR=str(scratch))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "MultimodalRegistrationLib.cli.main", "batch", str(manifest), "--engine", "ants",
+         "--workers", "1", "--output-dir", str(tmp_path / "out")],
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=environment,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not workers_in(scratch) and process.poll() is None:
+        assert time.monotonic() < deadline, "no worker started"
+        time.sleep(0.05)
+    time.sleep(3.0)  # the case is running
+    process.send_signal(signal.SIGTERM)
+    _, error = process.communicate(timeout=30)
+    assert process.returncode == 143, error
+    assert "terminated after 0 of 1 cases" in error and "run the same command again to resume" in error, error
+    assert not (tmp_path / "out" / "batch.csv").exists()
+    assert workers_in(scratch) == []

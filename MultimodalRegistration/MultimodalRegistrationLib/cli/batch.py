@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from ..core.choices import DEFAULT_INIT, DEFAULT_PRESET, INIT_METHODS
-from ..core.errors import EXIT_ENGINE, EXIT_OK
+from ..core.errors import EXIT_ENGINE, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, Terminated
 from ..engines.registry import ENGINE_NAMES
 
 
@@ -48,10 +48,12 @@ class CohortProgress:
         from tqdm import tqdm
 
         self.counts = {"failed": 0, "flagged": 0}
+        self.done = 0  # cases ended (also when the bar is not shown)
         self.bar = tqdm(total=total, unit="case", file=stream, disable=not stream.isatty(), dynamic_ncols=True)
 
     def __call__(self, record) -> None:
         verdict = (record.verdict or {}).get("verdict")
+        self.done += 1
         self.counts["failed"] += record.status == "failed"
         self.counts["flagged"] += record.status == "ok" and verdict != "ok"
         self.bar.set_postfix(self.counts, refresh=False)
@@ -61,19 +63,35 @@ class CohortProgress:
         self.bar.close()
 
 
+def _stopped(stop: BaseException, done: int, total: int, arguments: argparse.Namespace):
+    """What an interrupted batch says: the cases that ended are kept, and the same command resumes."""
+    from ..process.worker import WorkerFailure
+
+    interrupted = isinstance(stop, KeyboardInterrupt)
+    message = (
+        f"{'interrupted' if interrupted else 'terminated'} after {done} of {total} cases: each case that ended is "
+        f"kept in {arguments.output_dir} (with its case.json); the running ones were stopped and batch.csv was not "
+        "written: run the same command again to resume"
+    )
+    return WorkerFailure("cancelled", message, exit_code=EXIT_INTERRUPTED if interrupted else EXIT_TERMINATED)
+
+
 def command_batch(arguments: argparse.Namespace) -> int:
     from ..process.batch import run_batch
-    from ..process.manifest import read_manifest
+    from ..process.manifest import check_batch_options, read_manifest
 
     options = {"engine": arguments.engine, "preset": arguments.preset, "init": arguments.init,
                "seed": arguments.seed, "threads": arguments.threads, "stability": arguments.stability or None,
                "output_volume": arguments.output_volume}  # fmt: skip
     defaults = {key: value for key, value in options.items() if value is not None}
+    check_batch_options(dict(defaults, stability=arguments.stability), arguments.workers, arguments.timeout)
     total = len(read_manifest(arguments.manifest, arguments.output_dir, defaults))  # refuses a bad manifest at once
     progress = CohortProgress(total)
     try:
         result = run_batch(arguments.manifest, arguments.output_dir, defaults, workers=arguments.workers,
                            timeout_s=arguments.timeout, dask=arguments.dask, on_case=progress)  # fmt: skip
+    except (KeyboardInterrupt, Terminated) as stop:
+        raise _stopped(stop, progress.done, total, arguments) from None
     finally:
         progress.close()
     verdicts = [verdict["verdict"] for verdict in result.verdicts.values()]

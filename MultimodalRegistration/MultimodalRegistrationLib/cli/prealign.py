@@ -45,6 +45,14 @@ def command_prealign(arguments: argparse.Namespace) -> int:
     for name, suffixes in (("report", (".csv",)), ("summary", (".json",))):
         if getattr(arguments, name, None):
             check_output_path(getattr(arguments, name), name, suffixes)
+    from ..core.output_safety import check_outputs_apart
+
+    inputs = ("fixed_points", "moving_points", "reference_image", "fixed_image", "moving_image")
+    check_outputs_apart(
+        {f"--{name.replace('_', '-')}": getattr(arguments, name, None) for name in inputs},
+        {"--output-transform": arguments.output_transform, "--report": getattr(arguments, "report", None),
+         "--json": getattr(arguments, "summary", None)},
+    )  # fmt: skip
     from ..core.files import write_atomically
     from ..core.images import read_image
     from ..landmarks.fit import fit_landmarks

@@ -123,16 +123,28 @@ def _downsample(value: str | None):
         raise InputError(f"--downsample-to '{value}' is neither a size in mm nor auto") from None
 
 
+def _file_given(mask: str | None) -> str | None:
+    """A mask option's file (None for 'auto' or none)."""
+    return None if mask in (None, "auto") else mask
+
+
 def command_prep(arguments: argparse.Namespace) -> int:
     """Prepare, write the images, masks and prep.json; an InputError propagates (cli.main exits 2)."""
     from ..core.file_checks import check_output_path
     from ..core.files import write_atomically
 
     check_output_path(Path(arguments.output_dir) / "prep.json", "prepared images")
+    from ..core.output_safety import check_outputs_apart
     from ..core.transforms import Transform
     from ..prep.pipeline import prepare, write_prepared
 
     options = _options(arguments)
+    inputs = {"--fixed": arguments.fixed, "--moving": arguments.moving, "--initial-transform": arguments.initial_transform,
+              "--mask-fixed": _file_given(options.mask_fixed), "--mask-moving": _file_given(options.mask_moving)}  # fmt: skip
+    names = ("fixed.nrrd", "moving.nrrd", "fixed_mask.nrrd", "moving_mask.nrrd", "prep.json")
+    outputs = {f"prepared {name}": Path(arguments.output_dir) / name for name in names}
+    check_outputs_apart(inputs, outputs, "choose another --output-dir (prep writes fixed.nrrd, moving.nrrd, masks and "
+                        "prep.json there)")  # fmt: skip
     initial = Transform.read(arguments.initial_transform) if arguments.initial_transform else None
 
     def progress(fraction: float, stage: str) -> None:

@@ -138,6 +138,12 @@ def command_qa(arguments: argparse.Namespace) -> int:
     check_output_path(arguments.report, "report", (".html", ".htm"))
     if arguments.summary:
         check_output_path(arguments.summary, "summary", (".json",))
+    from ..core.output_safety import check_outputs_apart
+
+    inputs = ("fixed", "moving", "transform", "inverse", "fixed_points", "moving_points", "fixed_labels",
+              "moving_labels", "fixed_mask", "moving_mask")  # fmt: skip
+    check_outputs_apart({f"--{name.replace('_', '-')}": getattr(arguments, name, None) for name in inputs},
+                        {"--report": arguments.report, "--json": arguments.summary})  # fmt: skip
     from ..core.images import read_image
     from ..core.transforms import Transform, lps_ras_points
     from ..landmarks.bounds import check_points_inside

@@ -23,6 +23,7 @@ from . import memory
 from .errors import InputError
 from .file_bytes import check_compressed_data_complete, check_voxel_bytes
 from .file_headers import (
+    check_origin_as_written,
     check_spacing_as_written,
     file_suffix,
     header_spacing,  # noqa: F401 (re-exported: part of this module's API)
@@ -35,6 +36,12 @@ LINEAR_SUFFIXES = (".tfm", ".txt", ".mat")
 TRANSFORM_SUFFIXES = (".h5", ".hdf5") + LINEAR_SUFFIXES
 # Largest deviation of a direction matrix from a rotation (column length 1, columns at 90°) accepted.
 DIRECTION_TOLERANCE = 1e-3
+# Longest file or folder name (bytes) that common file systems (ext4, APFS, NTFS) accept.
+NAME_MAX_BYTES = 255
+# The fewest voxels along an axis that a registration can use (the engines' pyramids halve it twice).
+MIN_VOXELS_PER_AXIS = 4
+# The finest plausible voxel (mm): 0.1 µm, beyond light microscopy; a finer one is a spacing in the wrong units.
+MIN_SPACING_MM = 1e-4
 # Voxel sizes (mm) offered when an image is too large for this machine.
 _DOWNSAMPLE_CHOICES_MM = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 
@@ -107,6 +114,14 @@ def direction_error(subject: str, problem: str) -> InputError:
     )
 
 
+def complex_error(subject: str) -> InputError:
+    """The refusal of complex voxels (raw MR or Fourier data): no metric compares them."""
+    return InputError(
+        f"{subject} holds complex voxels (raw MR or k-space data): save the magnitude image "
+        "(e.g. sitk.ComplexToModulus, or the scanner's magnitude series) and register that"
+    )
+
+
 def unreadable_advice(path: Path) -> str:
     """What to do with a file ITK cannot read: convert an unsupported format, or replace a damaged file."""
     if file_suffix(Path(path)) in SUPPORTED:
@@ -131,10 +146,14 @@ def read_image_file_info(path: str | os.PathLike, role: str = "image", spacing_g
         raise InputError(f"{role} file not found: {path}: check the path")
     if path.is_dir():
         raise InputError(f"{role} {path} is a folder, not an image file: give the image file (NRRD, NIfTI or MHA)")
+    if not path.is_file():  # a pipe would block the reader with no word, a device be read forever
+        raise InputError(f"{role} {path} is not a regular file (a pipe, socket or device): save the image to a file "
+                         "and give that")  # fmt: skip
     if not os.access(path, os.R_OK):
         raise InputError(f"{role} file {path} cannot be opened (permission denied): check the file's permissions")
     if not spacing_given:
         check_spacing_as_written(path, role)
+    check_origin_as_written(path, role)
     import SimpleITK as sitk  # here: the parent process of a worker imports this module without ITK
 
     reader = sitk.ImageFileReader()
@@ -152,6 +171,8 @@ def read_image_file_info(path: str | os.PathLike, role: str = "image", spacing_g
     problem = direction_problem(reader.GetDirection())
     if problem:
         raise direction_error(f"{role} file {path}", problem)
+    if reader.GetPixelID() in (sitk.sitkComplexFloat32, sitk.sitkComplexFloat64):
+        raise complex_error(f"{role} file {path}")
     return ImageFileInfo(path, role, tuple(reader.GetSize()), tuple(reader.GetSpacing()), tuple(reader.GetOrigin()),
                          tuple(reader.GetDirection()), _pixel_type(sitk, reader.GetPixelID()),
                          int(reader.GetNumberOfComponents()), int(reader.GetPixelID()))  # fmt: skip
@@ -233,6 +254,24 @@ def check_images_fit_in_memory(
     check_memory(needed, what, _memory_fix(images, masks, "the images", deformable), detail)
 
 
+def grid_refusal(role: str, size: Sequence[int], spacing: Sequence[float]) -> InputError | None:
+    """Why an image grid cannot be registered (too few voxels along an axis, a spacing too fine to be mm), as
+    the refusal naming the fix; None when it can. Sizes in voxels, spacing in mm, first three axes."""
+    for axis, (count, step) in enumerate(zip(size[:3], spacing[:3])):
+        if count < MIN_VOXELS_PER_AXIS:
+            return InputError(
+                f"{role} is only {count} voxel{'s' if count != 1 else ''} along axis {axis} "
+                f"({'×'.join(str(n) for n in size)}): a registration needs at least {MIN_VOXELS_PER_AXIS} along each "
+                "axis; give the whole volume (a single slice or a thumbnail cannot be registered in 3D)"
+            )
+        if 0 < step < MIN_SPACING_MM:
+            return InputError(
+                f"{role} has spacing {step:g} mm along axis {axis}, finer than {MIN_SPACING_MM * 1000:g} µm: the spacing is "
+                "in the wrong units; set the true spacing in mm (mmreg prep --spacing-fixed/--spacing-moving)"
+            )
+    return None
+
+
 def check_output_path(path: str | os.PathLike, role: str, suffixes: tuple[str, ...] = ()) -> None:
     """Refuse, before any work, an output whose extension cannot be written or whose folder cannot be made.
 
@@ -240,8 +279,19 @@ def check_output_path(path: str | os.PathLike, role: str, suffixes: tuple[str, .
     permission bits do not tell (root writes into read-only folders, nobody into /proc).
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(
+            f"cannot write the {role} to {path}: it is an existing folder; give a file name inside it "
+            f"(e.g. {path / ('result' + (suffixes[0] if suffixes else ''))})"
+        )
     if suffixes and file_suffix(path) not in suffixes:
         raise InputError(f"cannot write the {role} to '{path.name}': use one of {', '.join(suffixes)}")
+    long_part = next((part for part in path.parts if len(os.fsencode(part)) > NAME_MAX_BYTES), None)
+    if long_part is not None:
+        raise InputError(
+            f"cannot write the {role}: the name '{long_part[:40]}...' is {len(os.fsencode(long_part))} bytes long, "
+            f"over the {NAME_MAX_BYTES} a file system allows: choose a shorter name"
+        )
     folder = path.parent
     while not folder.exists():
         folder = folder.parent

@@ -149,3 +149,40 @@ def check_spacing_as_written(path: Path, role: str) -> None:
     for axis, value in enumerate(spacing or []):
         if not math.isfinite(value) or value == 0 or (signed and value < 0):
             raise spacing_error(path, role, axis, value)
+
+
+def header_origin(path: Path) -> list[float] | None:
+    """The origin (mm) exactly as the header writes it: MetaImage ``Offset``, NRRD ``space origin``, NIfTI-1
+    ``qoffset`` and ``srow`` (translations and rows); None when the header gives none."""
+    suffix = file_suffix(path)
+    if suffix in (".mha", ".mhd"):
+        fields, _ = metaimage_header(path)
+        value = next((fields[key] for key in ("Offset", "Origin", "Position") if key in fields), None)
+        return None if value is None else numbers(value)
+    if suffix in (".nrrd", ".nhdr"):
+        parsed = nrrd_header(path)
+        if parsed is None or "space origin" not in parsed[0]:
+            return None
+        return numbers(parsed[0]["space origin"])
+    if suffix in (".nii", ".nii.gz"):
+        opener = gzip.open if suffix == ".nii.gz" else open
+        try:
+            with opener(path, "rb") as file:
+                header = file.read(348)
+        except (OSError, EOFError):
+            return None
+        for order in "<>":
+            if len(header) == 348 and struct.unpack(order + "i", header[:4])[0] == 348:
+                return list(struct.unpack(order + "15f", header[268:328]))
+    return None
+
+
+def check_origin_as_written(path: Path, role: str) -> None:
+    """Refuse a header origin that is NaN or infinite: ITK reads NaN as 0 and the image silently moves."""
+    origin = header_origin(Path(path))
+    if origin and not all(math.isfinite(value) for value in origin):
+        raise InputError(
+            f"{role} file {path} gives origin {' '.join(f'{v:g}' for v in origin[:3])} (or a position row) "
+            "that is not a number: ITK would read it as 0 and place the image wrongly; "
+            "set the true origin in the file's header (or export the image again)"
+        )

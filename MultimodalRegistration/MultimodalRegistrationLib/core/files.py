@@ -16,6 +16,8 @@ from pathlib import Path
 PARTIAL_PREFIX = ".partial-"  # then the writing process id: <prefix><pid>-xxxx
 # Extensions of two parts that name one format.
 DOUBLE_SUFFIXES = (".nii.gz",)
+# Image headers whose voxels are in a data file of their own.
+DETACHED_SUFFIXES = (".nhdr", ".mhd")
 
 
 def suffix_of(path: str | os.PathLike) -> str:
@@ -70,21 +72,46 @@ def scratch_folder(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
 
 
+def _finish(tmp: str) -> None:
+    # mkstemp and mkdtemp make owner-only files; give the result the usual permissions.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+
+
+def _write_detached_atomically(path: Path, write: Callable[[str], None]) -> None:
+    """A header and its data file (``.nhdr`` + ``.raw.gz``, ``.mhd`` + ``.raw``): written under their final
+    names in a partial folder, so that the header names the final data file; data moved first, header last."""
+    folder = tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{os.getpid()}-", dir=path.parent)
+    try:
+        write(str(Path(folder) / path.name))
+        written = sorted(Path(folder).iterdir(), key=lambda entry: entry.name == path.name)
+        for entry in written:
+            _finish(str(entry))
+            os.replace(entry, path.parent / entry.name)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)`` and move the finished file onto ``path`` in one step."""
+    """Call ``write(tmp_path)`` and move the finished file onto ``path`` in one step.
+
+    A detached header (``.nhdr``, ``.mhd``) is written beside its data file under their final names, the
+    data file moved into place first: the header never names a partial file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_orphans(path.parent, PARTIAL_PREFIX)
+    if suffix_of(path) in DETACHED_SUFFIXES:
+        _write_detached_atomically(path, write)
+        return
     # Keep the full suffix (.nii.gz), in its own case, so the writer picks the right format.
     suffix = path.name[len(stem_of(path)) :] or ".tmp"
     fd, tmp = tempfile.mkstemp(prefix=f"{PARTIAL_PREFIX}{os.getpid()}-", suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
-        # mkstemp makes owner-only files; give the result the usual permissions.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        _finish(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

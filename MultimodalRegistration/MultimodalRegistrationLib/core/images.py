@@ -12,8 +12,10 @@ from .errors import InputError
 from .file_checks import (
     check_image_data,
     check_image_fits_in_memory,
+    complex_error,
     direction_error,
     direction_problem,
+    grid_refusal,
     read_image_file_info,
     unreadable_error,
 )
@@ -102,6 +104,8 @@ def validate_image(image: sitk.Image, role: str = "image") -> None:
 
     Raises :class:`InputError` naming the fix.
     """
+    if image.GetPixelID() in (sitk.sitkComplexFloat32, sitk.sitkComplexFloat64):
+        raise complex_error(role)
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(
             f"{role} has {image.GetNumberOfComponentsPerPixel()} components per voxel "
@@ -126,6 +130,9 @@ def validate_image(image: sitk.Image, role: str = "image") -> None:
     problem = direction_problem(image.GetDirection())
     if problem:
         raise direction_error(role, problem)
+    too_small = grid_refusal(role, image.GetSize(), image.GetSpacing())
+    if too_small:
+        raise too_small
     if not np.all(np.isfinite(image.GetOrigin())):
         raise InputError(f"{role} origin {image.GetOrigin()} is not finite: fix the image origin in its header")
     extent = physical_extent_mm(image)
@@ -135,6 +142,8 @@ def validate_image(image: sitk.Image, role: str = "image") -> None:
             f"{role}: spacing {spacing[worst]:g} mm gives a {extent[worst] / 1000:.2f} m wide image "
             f"({image.GetSize()[worst]} voxels along axis {worst}): set the true spacing"
         )
+    if has_nan(image):  # the minimum and maximum skip NaN, so they are looked for here
+        raise InputError(f"{role} contains NaN voxels: replace them (for example by 0) first")
     statistics = sitk.MinimumMaximumImageFilter()
     statistics.Execute(image)
     low, high = statistics.GetMinimum(), statistics.GetMaximum()
@@ -144,6 +153,13 @@ def validate_image(image: sitk.Image, role: str = "image") -> None:
         raise InputError(f"{role} is constant (every voxel is {low:g}): load the right image")
 
 
+def has_nan(image: sitk.Image) -> bool:
+    """True when a floating-point image holds a NaN voxel (an integer image cannot)."""
+    if image.GetPixelID() not in (sitk.sitkFloat32, sitk.sitkFloat64):
+        return False
+    return bool(np.isnan(sitk.GetArrayViewFromImage(image)).any())
+
+
 def validate_mask(mask: sitk.Image, image: sitk.Image, role: str = "mask") -> sitk.Image:
     """Check a mask against its image and return it as a uint8 image on the image's grid.
 
@@ -151,6 +167,8 @@ def validate_mask(mask: sitk.Image, image: sitk.Image, role: str = "mask") -> si
     """
     if mask.GetDimension() != 3 or mask.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(f"{role} must be a 3D scalar label image: export the segment as a labelmap")
+    if has_nan(mask):  # NaN != 0: a NaN background would make the mask the whole image
+        raise InputError(f"{role} holds NaN voxels: set them to 0 outside the mask (or export it again as a labelmap)")
     binary = sitk.Cast(mask != 0, sitk.sitkUInt8)
     same_grid = (
         mask.GetSize() == image.GetSize()

@@ -18,6 +18,9 @@ INTEGER_TYPES = {
     sitk.sitkInt64,
 }
 
+# More distinct values than this is an intensity image, not a segmentation (Slicer's colour tables hold 255).
+MAX_LABELS = 255
+
 
 def as_labelmap(image: sitk.Image, role: str = "labelmap") -> sitk.Image:
     """Check that ``image`` is a 3D labelmap; a float image holding whole numbers is cast to integers."""
@@ -26,12 +29,21 @@ def as_labelmap(image: sitk.Image, role: str = "labelmap") -> sitk.Image:
             f"{role} must be a 3D scalar label image (one label value per voxel): export the segmentation "
             "as a labelmap volume (a multi-layer .seg.nrrd holds overlapping segments)"
         )
-    if image.GetPixelID() in INTEGER_TYPES:
-        return image
     values = sitk.GetArrayViewFromImage(image)
-    if not np.all(np.isfinite(values)) or not np.array_equal(values, np.round(values)):
+    fractional = image.GetPixelID() not in INTEGER_TYPES and not (
+        np.all(np.isfinite(values)) and np.array_equal(values, np.round(values))
+    )
+    if fractional:
         raise InputError(f"{role} holds fractional values: it looks like an intensity image, give a labelmap")
-    return sitk.Cast(image, sitk.sitkInt32)
+    # A sample of about 2 million voxels is enough: an intensity image shows hundreds of values in any of them.
+    sample = values.reshape(-1)[:: max(1, values.size // 2_000_000)]
+    count = len(np.unique(sample)) - 1  # 0 is the background
+    if count > MAX_LABELS:
+        raise InputError(
+            f"{role} holds {count} or more distinct label values, more than the {MAX_LABELS} a segmentation holds: it looks like "
+            "an intensity image; give the labelmap (in Slicer: export the segmentation as a labelmap volume)"
+        )
+    return image if image.GetPixelID() in INTEGER_TYPES else sitk.Cast(image, sitk.sitkInt32)
 
 
 def label_names(image: sitk.Image) -> dict[int, str]:

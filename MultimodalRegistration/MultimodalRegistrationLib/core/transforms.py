@@ -21,6 +21,7 @@ import SimpleITK as sitk
 from .errors import InputError
 from .file_checks import LINEAR_SUFFIXES, TRANSFORM_SUFFIXES
 from .files import suffix_of, write_atomically
+from .transform_checks import check_transform_numbers, check_transform_text
 
 F = np.diag([-1.0, -1.0, 1.0, 1.0])
 DISPLACEMENT_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -114,16 +115,21 @@ class Transform:
         path = Path(path)
         if not path.exists():
             raise InputError(f"transform file not found: {path}: check the path")
+        if not path.is_file():  # a folder, or a pipe that would block the reader with no word
+            raise InputError(f"transform {path} is not a regular file (a folder, pipe or device): give the file")
         suffix = suffix_of(path)
         try:
             if suffix in DISPLACEMENT_SUFFIXES:
                 return cls.from_displacement_field(sitk.ReadImage(str(path)))
-            return cls(sitk.ReadTransform(str(path)))
+            check_transform_text(path)
+            transform = cls(sitk.ReadTransform(str(path)))
         except RuntimeError as error:
             raise InputError(
                 f"transform file {path} could not be read ({str(error).strip().splitlines()[-1]}): "
                 "give an ITK transform (.h5, .tfm, .txt), an ANTs .mat or a displacement-field image"
             ) from None
+        check_transform_numbers(transform, path)
+        return transform
 
     @classmethod
     def chain(cls, transforms: Sequence[Transform]) -> Transform:

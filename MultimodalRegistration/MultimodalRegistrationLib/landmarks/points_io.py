@@ -61,6 +61,8 @@ def read_points_file(path: str | os.PathLike) -> PointsFile:
     path = Path(path)
     if not path.exists():
         raise InputError(f"points file not found: {path}: check the path")
+    if not path.is_file():  # a folder, or a pipe that would block the reader with no word
+        raise InputError(f"points {path} is not a regular file (a folder, pipe or device): give the points file")
     name = path.name.lower()
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -76,6 +78,13 @@ def read_points_file(path: str | os.PathLike) -> PointsFile:
         raise InputError(f"unknown points file type '{path.name}': save the points as .mrk.json, .fcsv or .csv")
     if not len(points):
         raise InputError(f"points file {path} holds no points: place points and save the list again")
+    finite = np.all(np.isfinite(np.asarray(points, float)), axis=1)
+    if not finite.all():
+        label = labels[int(np.argmin(finite))] if labels else str(int(np.argmin(finite)) + 1)
+        raise InputError(
+            f"points file {path}: point '{label}' has a coordinate that is not a number (NaN or infinity): "
+            "place the point again or delete it"
+        )
     return PointsFile(points, labels, system)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import InputError
+from ..core.interruptible import run_interruptibly
 from .masks import foreground_mask
 
 SHRINK_TO_MM = 6.0
@@ -79,7 +80,7 @@ def correct_bias(
     n4.SetConvergenceThreshold(float(convergence))
     if threads:
         n4.SetNumberOfThreads(int(threads))
-    n4.Execute(small_image, small_mask)
+    run_interruptibly(n4, lambda: n4.Execute(small_image, small_mask))  # Ctrl-C and SIGTERM stop it
     log_field = sitk.Cast(n4.GetLogBiasFieldAsImage(image), sitk.sitkFloat32)
     corrected = sitk.Cast(image / sitk.Exp(log_field), sitk.sitkFloat32)
     return BiasCorrection(corrected, log_field, factors, int(n4.GetElapsedIterations()), time.perf_counter() - started)

@@ -6,6 +6,7 @@ Standard library only, so that building the command line imports no image librar
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, fields
 from typing import Any
@@ -61,10 +62,20 @@ class PrepOptions:
         return build(cls, record, "prep options")
 
     def check(self) -> None:
+        """Refuse options no step can use (negative or NaN lengths, a shrink factor below 1)."""
         if self.n4 not in (None,) + N4_CHOICES:
             raise InputError(f"unknown N4 target '{self.n4}': choose fixed, moving or both")
-        if self.margin_mm < 0:
-            raise InputError(f"margin {self.margin_mm} mm is negative: give 0 or more")
+        if not math.isfinite(self.margin_mm) or self.margin_mm < 0:
+            raise InputError(f"margin {self.margin_mm} mm is negative or not a number: give 0 or more")
+        if self.exclude_above is not None and not math.isfinite(self.exclude_above):
+            raise InputError(f"--exclude-above {self.exclude_above} is not a number: give a CT value in HU, e.g. 2000")
+        if not math.isfinite(self.exclude_margin_mm) or self.exclude_margin_mm < 0:
+            raise InputError(
+                f"--exclude-margin {self.exclude_margin_mm} mm is negative or not a number: give 0 or more (default 3)"
+            )
+        if self.n4_shrink is not None and (int(self.n4_shrink) != self.n4_shrink or self.n4_shrink < 1):
+            raise InputError(f"--n4-shrink {self.n4_shrink} is not a whole number of 1 or more: give e.g. 4 (or leave "
+                             "it out: voxels of about 6 mm)")  # fmt: skip
         if isinstance(self.downsample_to, str) and self.downsample_to != "auto":
             self.downsample_to = float(self.downsample_to)
         if self.downsample_to is not None and self.downsample_to != "auto" and not float(self.downsample_to) > 0:

@@ -38,6 +38,7 @@ _local = threading.local()  # the warm worker of this thread: a batch thread or 
 _workers: set[WarmWorker] = set()
 _spares: list[WarmWorker] = []  # started ahead by start_workers, not yet taken by a thread
 _workers_lock = threading.Lock()
+_cancelled = threading.Event()  # a local batch was interrupted: its running cases stop, none is retried
 
 
 def _warm_worker(python: str | None) -> WarmWorker:
@@ -100,7 +101,7 @@ def execute_case(job: dict, digest: str, timeout_s: float | None = None, python:
             result = running.wait(timeout=timeout_s)
         except WorkerFailure as failure:
             crashed = failure.kind == "internal" and not worker.alive
-            if crashed and attempts < 2:
+            if crashed and attempts < 2 and not _cancelled.is_set():
                 continue  # a crashed worker gets one more try, in a fresh worker
             verdict = triage_case(None, None, failure.message)
             record = CaseRecord(
@@ -144,11 +145,13 @@ class BatchResult:
 
 def _run_local(jobs: list[tuple[CaseJob, str]], workers: int, timeout_s, python, on_case) -> None:
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mmreg-batch")
+    _cancelled.clear()
     try:
         futures = [pool.submit(execute_case, job.to_json(), digest, timeout_s, python) for job, digest in jobs]
         for future in as_completed(futures):
             on_case(CaseRecord.from_dict(future.result()))
     except BaseException:
+        _cancelled.set()  # a case whose worker is stopped now is not retried in a new one
         pool.shutdown(wait=False, cancel_futures=True)  # run_batch then stops the workers
         raise
     pool.shutdown(wait=True)

@@ -10,9 +10,12 @@ Relative paths are read from the manifest's folder. An empty cell takes the batc
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
+import io
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field, fields
@@ -72,10 +75,14 @@ def read_manifest(
     path = Path(path)
     if not path.is_file():
         raise InputError(f"manifest not found: {path}: check the path")
-    with open(path, newline="", encoding="utf-8-sig") as file:
-        reader = csv.DictReader(file)
-        header = [name.strip() for name in reader.fieldnames or []]
-        rows = [{key.strip(): (value or "").strip() for key, value in row.items() if key} for row in reader]
+    check_output_folder(output_dir)
+    text = _manifest_text(path)
+    first = text.split("\n", 1)[0]
+    # A spreadsheet set to a comma-decimal locale saves ';' (or tabs): read the separator the header uses.
+    delimiter = next((mark for mark in ";\t" if mark in first and "," not in first), ",")
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = [name.strip() for name in reader.fieldnames or []]
+    rows = [{key.strip(): (value or "").strip() for key, value in row.items() if key} for row in reader]
     missing = [name for name in REQUIRED if name not in header]
     if missing:
         raise InputError(
@@ -106,6 +113,11 @@ def read_manifest(
                     f"manifest {path.name} line {line}: case '{name}' has no {required} image: fill the cell"
                 )
         folder = Path(output_dir) / name
+        if folder.exists() and not folder.is_dir():
+            raise InputError(
+                f"manifest {path.name} line {line}: case '{name}' writes into {folder}, which is a file: "
+                "rename the case (or move the file), or choose another --output-dir"
+            )
         options = {key: value for key, value in defaults.items() if value is not None}
         options.update({key: row[key] for key in CHOICES if row.get(key)})
         if "guidance_weight" in options:
@@ -114,8 +126,65 @@ def read_manifest(
         outputs = {key: str(folder / file) for key, file in CASE_FILES.items()}
         if output_volume:
             outputs["output_volume"] = str(folder / "resampled.nrrd")
-        jobs.append(CaseJob(case=name, **inputs, **outputs, **options).resolved())
+        job = CaseJob(case=name, **inputs, **outputs, **options).resolved()
+        _check_case_outputs_apart(job, folder, Path(output_dir), path.name, line)
+        jobs.append(job)
     return jobs
+
+
+def _check_case_outputs_apart(job: CaseJob, folder: Path, output_dir: Path, manifest: str, line: int) -> None:
+    """Refuse a case whose inputs lie where the batch writes (or clears, before the case runs) its files."""
+    from ..core.output_safety import check_outputs_apart
+
+    written = [*CASE_FILES.values(), "resampled.nrrd", DONE]  # what a run of the case removes, then writes
+    outputs = {f"case output {name}": folder / name for name in written}
+    outputs |= {f"cohort file {name}": output_dir / name for name in ("batch.csv", "report.html")}
+    fix = (f"move the input out of {folder} (the batch clears and rewrites it for each run), "
+           "or choose another --output-dir")  # fmt: skip
+    try:
+        check_outputs_apart({key.replace("_", " "): getattr(job, key) for key in CaseJob.paths("input")}, outputs, fix)
+    except InputError as error:
+        raise InputError(f"manifest {manifest} line {line}: case '{job.case}': {error}") from None
+
+
+def _manifest_text(path: Path) -> str:
+    """The manifest's text: UTF-8 (with or without a byte-order mark) or UTF-16 with its mark; else refused."""
+    data = path.read_bytes()
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InputError(
+            f"manifest {path.name} is not UTF-8 text (byte 0x{data[error.start]:02x} at {error.start}, perhaps Latin-1 "
+            "or Windows-1252): save it as UTF-8 (in Excel: 'CSV UTF-8'), so that accented paths read as written"
+        ) from None
+
+
+def check_output_folder(output_dir: str | os.PathLike) -> None:
+    """Refuse an output folder that is a file, or lies under one."""
+    folder = Path(output_dir)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(f"--output-dir {output_dir}: {folder} is a file, not a folder: choose another --output-dir")
+
+
+def check_batch_options(defaults: dict, workers: int | None = None, timeout_s: float | None = None) -> None:
+    """Refuse batch options no case can use, before any case runs (seed, threads, stability, workers, timeout)."""
+    from .preflight import MAX_SEED
+
+    seed, threads, stability = defaults.get("seed"), defaults.get("threads"), defaults.get("stability")
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise InputError(f"--seed {seed} is out of range: give a whole number from 0 to {MAX_SEED}")
+    if threads is not None and threads < 1:
+        raise InputError(f"--threads {threads}: give 1 or more (or leave it out: the cores shared among the workers)")
+    if stability is not None and stability < 0:
+        raise InputError(f"--stability {stability}: give the number of perturbed restarts, 0 or more (e.g. 5)")
+    if workers is not None and workers < 1:
+        raise InputError(f"--workers {workers}: give 1 or more (or leave it out: one per two cores)")
+    if timeout_s is not None and not (math.isfinite(timeout_s) and timeout_s > 0):
+        raise InputError(f"--timeout {timeout_s} s: give a positive number of seconds (or leave it out: no limit)")
 
 
 def _number(text, manifest: str, line: int) -> float:

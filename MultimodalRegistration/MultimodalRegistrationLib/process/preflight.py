@@ -5,9 +5,15 @@ is imported, so bad input is refused in about a second with exit code 2 and noth
 
 from __future__ import annotations
 
+import math
+
 from ..core.errors import InputError
+from ..core.file_checks import LINEAR_SUFFIXES
+from ..core.files import suffix_of
+from ..core.output_safety import check_outputs_apart
 from .jobs import RegistrationJob
 
+MAX_SEED = 2**31 - 1  # the engines take a 32-bit signed seed
 IMAGES = (("fixed", "fixed image"), ("moving", "moving image"))
 MASKS = (
     ("fixed_mask", "fixed mask"),
@@ -15,6 +21,39 @@ MASKS = (
     ("fixed_segmentation", "fixed segmentation"),
     ("moving_segmentation", "moving segmentation"),
 )
+
+
+def _named(job: RegistrationJob, kind: str) -> list[tuple[str, str | None]]:
+    """The job's ``kind`` ("input", "output") paths, each named as a message says it ("output volume")."""
+    roles = dict(IMAGES)
+    return [(roles.get(name, name.replace("_", " ")), getattr(job, name)) for name in job.paths(kind)]
+
+
+def check_choices(job: RegistrationJob, linear: bool) -> None:
+    """Refuse numbers and combinations no engine can use: they would fail (or be ignored) after the run."""
+    if job.seed is not None and not (isinstance(job.seed, int) and 0 <= job.seed <= MAX_SEED):
+        raise InputError(f"--seed {job.seed} is out of range: give a whole number from 0 to {MAX_SEED}")
+    if job.threads is not None and not (isinstance(job.threads, int) and job.threads >= 1):
+        raise InputError(f"--threads {job.threads}: give 1 or more (or leave it out for the engine's default)")
+    if not (math.isfinite(job.max_rotation_deg) and 0 <= job.max_rotation_deg <= 180):
+        raise InputError(f"--max-rotation-deg {job.max_rotation_deg}: give an angle from 0 to 180 degrees")
+    if job.guidance_weight is not None and not (math.isfinite(job.guidance_weight) and job.guidance_weight >= 0):
+        raise InputError(f"--guidance-weight {job.guidance_weight}: give a number of 0 or more, e.g. 1")
+    segmentations = bool(job.fixed_segmentation and job.moving_segmentation)
+    if job.segments and not segmentations:
+        raise InputError("--segments chooses among segmentations: add --fixed-segmentation and --moving-segmentation, "
+                         "or drop --segments")  # fmt: skip
+    if job.guidance_weight is not None and not (segmentations or job.guidance_fixed_points):
+        raise InputError("--guidance-weight weighs segmentations or landmarks: add --fixed-segmentation and "
+                         "--moving-segmentation (or --fixed-points and --moving-points), or drop --guidance-weight")  # fmt: skip
+    if not linear or job.piecewise:
+        for name in ("output_transform", "output_inverse"):
+            path = getattr(job, name)
+            if path and suffix_of(path) in LINEAR_SUFFIXES:
+                raise InputError(
+                    f"the {name.replace('_', ' ')} {path}: a {'piecewise' if job.piecewise else job.preset} result is "
+                    f"a displacement field, which {suffix_of(path)} cannot hold: write it to .h5"
+                )
 
 
 def preflight_registration(job: RegistrationJob, data: bool = True) -> RegistrationJob:
@@ -28,13 +67,14 @@ def preflight_registration(job: RegistrationJob, data: bool = True) -> Registrat
     anyway, so that a compressed file is not decompressed once more just to be checked.
     """
     # Imported here: SimpleITK is not needed to build a job, and the parent side stays light.
-    from ..core.file_checks import check_image_file, check_images_fit_in_memory, read_image_file_info
+    from ..core.file_checks import check_image_file, check_images_fit_in_memory, grid_refusal, read_image_file_info
     from ..engines.presets import load_preset
 
     job = job.resolved()
     for name, path in job.missing_inputs():
         raise InputError(f"{name.replace('_', ' ')} file not found: {path}: check the path")
     job.check_outputs()
+    check_outputs_apart(_named(job, "input"), _named(job, "output"))
     preset = load_preset(job.engine, job.preset)
     if job.piecewise:
         if not (job.fixed_segmentation and job.moving_segmentation):
@@ -44,11 +84,22 @@ def preflight_registration(job: RegistrationJob, data: bool = True) -> Registrat
                 f"--piecewise starts from a linear global registration, not the {job.preset} preset: "
                 "use --preset rigid or affine (the segments then move on their own)"
             )
+    check_choices(job, preset.is_linear)
     spacing_given = dict.fromkeys(("fixed", "moving"), False)
     if job.prep:
+        job.prep.check()
         spacing_given = {"fixed": bool(job.prep.spacing_fixed), "moving": bool(job.prep.spacing_moving)}
+    if job.initial_transform:  # a mirrored or singular start, refused before any engine
+        from ..core.transform_checks import check_initial_transform
+        from ..core.transforms import Transform
+
+        check_initial_transform(Transform.read(job.initial_transform), job.initial_transform)
     check = check_image_file if data else read_image_file_info
     images = [check(getattr(job, name), role, spacing_given[name]) for name, role in IMAGES]
+    for (name, role), info in zip(IMAGES, images):  # a spacing given (--spacing-fixed) replaces the header's
+        too_small = grid_refusal(role, info.size, (1.0,) * 3 if spacing_given[name] else info.spacing)
+        if too_small:
+            raise too_small
     masks = [check(getattr(job, name), role) for name, role in MASKS if getattr(job, name)]
     if not job.prep:
         check_images_fit_in_memory(images, masks=masks, deformable=not preset.is_linear)

@@ -1,0 +1,93 @@
+"""No output may equal, or be written into the place of, any input (issue 25): the one rule every command applies.
+
+A file is compared by the place it resolves to (symbolic links followed, hard links by device and inode),
+and an image with a detached header (``.nhdr``, ``.mhd``) also by its data file: the one its header names
+for an input, the ones ITK writes beside it (``.raw``, ``.raw.gz``, ``.zraw``) for an output. Two outputs
+in one place are refused too (the second would silently replace the first). Nothing is read but headers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from .errors import InputError
+from .files import stem_of, suffix_of
+
+# The data files ITK writes beside a detached header, by the header's extension.
+_DATA_FILES = {".nhdr": (".raw", ".raw.gz"), ".mhd": (".raw", ".zraw")}
+
+PathLike = str | os.PathLike
+
+
+def _resolved(path: PathLike) -> Path:
+    return Path(path).expanduser().resolve()
+
+
+def _input_places(path: PathLike) -> list[Path]:
+    """Where an input's bytes are: the file and, for a detached header, the data file it names."""
+    places = [_resolved(path)]
+    if suffix_of(path) in _DATA_FILES and places[0].is_file():
+        from .file_bytes import voxel_bytes
+
+        try:
+            layout = voxel_bytes(places[0])
+        except OSError:
+            layout = None
+        if layout is not None and layout.data != places[0]:
+            places.append(_resolved(layout.data))
+    return places
+
+
+def _output_places(path: PathLike) -> list[Path]:
+    """Where an output's bytes go: the file and, for a detached header, the data files ITK may write."""
+    place = _resolved(path)
+    stem = stem_of(place)
+    return [place] + [place.with_name(stem + suffix) for suffix in _DATA_FILES.get(suffix_of(place), ())]
+
+
+def _same(a: Path, b: Path) -> bool:
+    if a == b:
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _given(paths: Mapping[str, PathLike | None] | Iterable[tuple[str, PathLike | None]]) -> list[tuple[str, str]]:
+    items = paths.items() if isinstance(paths, Mapping) else paths
+    return [(role, str(path)) for role, path in items if path not in (None, "")]
+
+
+def check_outputs_apart(
+    inputs: Mapping[str, PathLike | None] | Iterable[tuple[str, PathLike | None]],
+    outputs: Mapping[str, PathLike | None] | Iterable[tuple[str, PathLike | None]],
+    fix: str | None = None,
+) -> None:
+    """Refuse (:class:`InputError`) an output that would overwrite an input or another output.
+
+    ``inputs`` and ``outputs`` map how a message names each file ("moving image", "--output-volume")
+    to its path; None or "" means not given; ``fix`` replaces the advice (default: write it elsewhere).
+    Call it before any work: nothing is written.
+    """
+    given_inputs, given_outputs = _given(inputs), _given(outputs)
+    input_places = [(role, path, place) for role, path in given_inputs for place in _input_places(path)]
+    claimed: list[tuple[str, str, Path]] = []
+    for out_role, out_path in given_outputs:
+        for place in _output_places(out_path):
+            for in_role, in_path, in_place in input_places:
+                if _same(place, in_place):
+                    where = "is" if place == _resolved(out_path) else f"would write {place.name}, a part of"
+                    raise InputError(
+                        f"the {out_role} {out_path} {where} the {in_role} ({in_path}): writing it would destroy "
+                        f"an input; {fix or f'write the {out_role} to another file or folder'}"
+                    )
+            for other_role, other_path, other_place in claimed:
+                if other_role != out_role and _same(place, other_place):
+                    raise InputError(
+                        f"the {out_role} and the {other_role} are the same file ({out_path}): one would replace "
+                        f"the other; give the {out_role} a name of its own"
+                    )
+            claimed.append((out_role, out_path, place))
