@@ -86,3 +86,15 @@ def test_minimum_slicer_version_is_stated_and_matches_python():
     assert requires and int(requires.group(1)) <= 12
     assert "Minimum Slicer version: 5.8" in (ROOT / "CMakeLists.txt").read_text()
     assert "Slicer 5.8" in (ROOT / "README.md").read_text()
+
+
+def test_each_module_registers_its_self_test_with_ctest():
+    """The Slicer factory's dashboard shows a module's self-test only when CTest knows it."""
+    modules = [path for path in sorted(ROOT.glob("*/CMakeLists.txt")) if "set(MODULE_NAME" in path.read_text()]
+    assert len(modules) == 4
+    for cmake in modules:
+        text = cmake.read_text()
+        name = re.search(r"set\(MODULE_NAME (\w+)\)", text).group(1)
+        assert re.search(r"if\(BUILD_TESTING\)\s+slicer_add_python_unittest\(SCRIPT \$\{MODULE_NAME\}\.py\)", text), cmake
+        script = (cmake.parent / f"{name}.py").read_text()
+        assert re.search(rf"^class {name}Test\(ScriptedLoadableModuleTest\):", script, re.MULTILINE), name
