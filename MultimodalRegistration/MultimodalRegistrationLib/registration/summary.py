@@ -26,6 +26,7 @@ class Provenance(Record):
     and the guidance scores (Dice, surface distance and landmark distance in mm) at the start and the result.
     ``fixed_sampling`` says where the engine sampled the fixed image when no fixed mask was given and
     too little of it lay inside the moving image at the start (see :mod:`.mask_start`).
+    ``command`` is the equivalent ``mmreg register`` command line, set by the worker that ran the job.
     """
 
     engine: str
@@ -54,6 +55,7 @@ class Provenance(Record):
     kept_reason: str = ""
     guidance: dict | None = None  # segments, landmarks, weights and their scores at the start and the result
     fixed_sampling: str | None = None  # without a fixed mask: where the engine sampled, if not everywhere
+    command: str | None = None  # the ``mmreg register`` command line that repeats the run (process/command.py)
 
     def to_dict(self) -> dict:
         return asdict(self)
