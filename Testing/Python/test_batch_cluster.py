@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +106,11 @@ def test_mmreg_batch_through_a_pipe_prints_one_line_per_case(pair_files, tmp_pat
     assert f"mmreg batch {manifest}" in page and "itk-elastix" in page and "<th>preset</th><td>rigid" in page
     rows = {row["case"]: row for row in csv.DictReader(open(out / "batch.csv"))}
     assert rows["phantom"]["verdict"] == "ok" and rows["broken"]["verdict"] == "failed"
-    summary = (out / "phantom" / "summary.json").read_text()
-    assert '"command": "mmreg register --fixed' in summary
-    assert Path(out / "phantom" / "qa.json").is_file()
+    summary = json.loads((out / "phantom" / "summary.json").read_text())
+    assert summary["provenance"]["command"].startswith("mmreg register --fixed")
+    # one "MI before": the QA measures it where the registration did (the image centres aligned here)
+    qa = json.loads((out / "phantom" / "qa.json").read_text())
+    before = summary["metric"]["before"]
+    assert qa["images"]["before"]["mutual_information"] == pytest.approx(before, abs=1e-5)
+    assert float(rows["phantom"]["metric_before"]) == before
+    assert f"{before:.3f} →" in page
