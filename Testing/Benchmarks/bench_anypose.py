@@ -255,7 +255,7 @@ def visible_human() -> str:
 
 
 def far_start_figure(path: Path) -> str:
-    """The README's picture: the demo phantom 150 degrees and ~130 mm away; checkerboards from the
+    """The picture in docs/starting-pose.md: the demo phantom 150 degrees and ~130 mm away; checkerboards from the
     image-centre start (where the peers begin), the itk-elastix default result, and ours."""
     from MultimodalRegistrationLib.qa.checkerboard import save_checkerboard_rows
     from MultimodalRegistrationLib.registration.pose.initialize import initial_alignment
@@ -284,7 +284,7 @@ def main() -> int:
         "--methods", default="ours,elastix,ants,greedy", help="comma-separated: ours, elastix, ants, greedy"
     )
     parser.add_argument("--no-visible-human", action="store_true", help="skip the Visible Human pair")
-    parser.add_argument("--figure", type=Path, help="only draw the README's far-start picture to this PNG")
+    parser.add_argument("--figure", type=Path, help="only draw docs/starting-pose.md's far-start picture to this PNG")
     parser.add_argument("--no-timing", action="store_true", help="skip the initialiser's cost on 256 x 256 x 180")
     arguments = parser.parse_args()
     methods = [m for m in arguments.methods.split(",") if m]

@@ -22,7 +22,7 @@ Tables (one run each; about 10 minutes on 2 cores):
 
 ``--sweep`` runs instead the full weights sweep that chose the defaults (about an hour per engine on one
 core; see ``sweep`` and Testing/Benchmarks/guided_results.md) and prints its summary; ``--picture``
-writes the README's before/after picture (Resources/Screenshots/guided_before_after.png).
+writes the before/after picture of docs/guided.md (Resources/Screenshots/guided_before_after.png).
 
 Usage: python Testing/Benchmarks/bench_guided.py [--parts us,sct,pelvis,weights] [--engines elastix,ants]
        python Testing/Benchmarks/bench_guided.py --sweep [--engines ants] [--seeds 6] [--presets rigid]

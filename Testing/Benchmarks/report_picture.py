@@ -1,4 +1,4 @@
-"""The README's picture of `mmreg batch`'s HTML report: Resources/Screenshots/batch_report.png.
+"""The picture of `mmreg batch`'s HTML report in docs/cohorts.md: Resources/Screenshots/batch_report.png.
 
 Runs the test cohort (Testing/Python/cohort_data.py: 6 phantom CT/MR pairs at poses up to 180 degrees,
 a left-right mirrored MR header, an image of no anatomy and an unreadable file) through ``run_batch``

@@ -7,7 +7,9 @@ the manifest itself is wrong.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
+import threading
 
 from ..core.choices import DEFAULT_INIT, DEFAULT_PRESET, INIT_METHODS
 from ..core.errors import EXIT_ENGINE, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, Terminated
@@ -42,22 +44,47 @@ def add_batch_parser(subparsers) -> argparse.ArgumentParser:
 
 
 class CohortProgress:
-    """One live line for the cohort (cases done, failed, flagged, ETA); quiet when not on a terminal."""
+    """The cohort's progress. On a terminal (standard output a tty): one live bar on ``stream`` naming the
+    cases running, with the counts of failed and check cases and an ETA. Otherwise (a pipe, a cluster's log
+    file): one line per finished case on standard output, ``[3/40] case07: check (12.3 s)``, flushed at once.
+    The verdict words are the CSV's and the report's: ok, check, failed."""
 
-    def __init__(self, total: int, stream=sys.stderr):
+    def __init__(self, total: int, stream=sys.stderr, lines="auto"):
+        """``lines``: where the per-case lines go, None for the bar; "auto": standard output unless it is a tty."""
         from tqdm import tqdm
 
-        self.counts = {"failed": 0, "flagged": 0}
-        self.done = 0  # cases ended (also when the bar is not shown)
-        self.bar = tqdm(total=total, unit="case", file=stream, disable=not stream.isatty(), dynamic_ncols=True)
+        self.total, self.done = total, 0
+        self.lines = (None if sys.stdout.isatty() else sys.stdout) if lines == "auto" else lines
+        self.counts = {"failed": 0, "check": 0}
+        self.running: list[str] = []
+        self.lock = threading.Lock()
+        self.bar = tqdm(total=total, unit="case", file=stream, disable=self.lines is not None, dynamic_ncols=True)
+
+    def started(self, case: str) -> None:
+        """A worker began ``case``: the bar names it."""
+        with self.lock:
+            self.running.append(case)
+            self._describe()
 
     def __call__(self, record) -> None:
-        verdict = (record.verdict or {}).get("verdict")
-        self.done += 1
-        self.counts["failed"] += record.status == "failed"
-        self.counts["flagged"] += record.status == "ok" and verdict != "ok"
-        self.bar.set_postfix(self.counts, refresh=False)
-        self.bar.update(1)
+        verdict = "failed" if record.status == "failed" else (record.verdict or {}).get("verdict", "ok")
+        with self.lock:
+            self.done += 1
+            if verdict in self.counts:
+                self.counts[verdict] += 1
+            if record.case in self.running:
+                self.running.remove(record.case)
+            if self.lines is not None:
+                seconds = f"{record.seconds:.1f} s" if record.seconds is not None else "done before"
+                self.lines.write(f"[{self.done}/{self.total}] {record.case}: {verdict} ({seconds})\n")
+                self.lines.flush()
+            self._describe()
+            self.bar.set_postfix(self.counts, refresh=False)
+            self.bar.update(1)
+
+    def _describe(self) -> None:
+        names = ", ".join(self.running[:3]) + (f" +{len(self.running) - 3}" if len(self.running) > 3 else "")
+        self.bar.set_description_str(names, refresh=False)
 
     def close(self) -> None:
         self.bar.close()
@@ -77,8 +104,10 @@ def _stopped(stop: BaseException, done: int, total: int, arguments: argparse.Nam
 
 
 def command_batch(arguments: argparse.Namespace) -> int:
+    """Run the cohort; the command line as typed (``arguments.argv``) heads the report."""
     from ..process.batch import run_batch
     from ..process.manifest import check_batch_options, read_manifest
+    from ..qa.cohort_report import counts_line
 
     options = {"engine": arguments.engine, "preset": arguments.preset, "init": arguments.init,
                "seed": arguments.seed, "threads": arguments.threads, "stability": arguments.stability or None,
@@ -87,18 +116,18 @@ def command_batch(arguments: argparse.Namespace) -> int:
     check_batch_options(dict(defaults, stability=arguments.stability), arguments.workers, arguments.timeout)
     total = len(read_manifest(arguments.manifest, arguments.output_dir, defaults))  # refuses a bad manifest at once
     progress = CohortProgress(total)
+    command = shlex.join(["mmreg", *getattr(arguments, "argv", sys.argv[1:])])
     try:
         result = run_batch(arguments.manifest, arguments.output_dir, defaults, workers=arguments.workers,
-                           timeout_s=arguments.timeout, dask=arguments.dask, on_case=progress)  # fmt: skip
+                           timeout_s=arguments.timeout, dask=arguments.dask, on_case=progress,
+                           on_start=progress.started, command=command)  # fmt: skip
     except (KeyboardInterrupt, Terminated) as stop:
         raise _stopped(stop, progress.done, total, arguments) from None
     finally:
         progress.close()
     verdicts = [verdict["verdict"] for verdict in result.verdicts.values()]
-    print(
-        f"{len(result.records)} cases: {verdicts.count('ok')} ok, {verdicts.count('check')} to check, "
-        f"{verdicts.count('failed')} failed ({len(result.skipped)} done before, skipped)"
-    )
+    counts = {word: verdicts.count(word) for word in ("failed", "check", "ok")}
+    print(f"{len(result.records)} cases: {counts_line(counts)} ({len(result.skipped)} done before, skipped)")
     for name, path in result.outputs.items():
         print(f"wrote {name}: {path}")
     return EXIT_ENGINE if result.failed else EXIT_OK

@@ -30,10 +30,12 @@ from ..process.worker import WorkerFailure
 from ..registration.describe import describe_piecewise, describe_result
 from ..registration.summary import RegistrationSummary
 from .batch import add_batch_parser
+from .json_output import emit_json, file_or_none, human_stream
 from .prealign import add_prealign_parser
 from .prep import add_prep_arguments, add_prep_parser, prep_options, wants_prep
 from .qa import add_qa_parser
 from .run import run_registration
+from .versions import VersionAction
 
 
 def _add_register_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,7 +59,10 @@ def _add_register_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-transform", required=True, help="ITK transform file to write (.h5, .tfm, .txt)")
     parser.add_argument("--output-inverse", help="also write the inverse transform (.h5)")
     parser.add_argument("--output-volume", help="moving image resampled onto the fixed grid")
-    parser.add_argument("--json", dest="summary", help="write a JSON summary of the result and its provenance")
+    parser.add_argument(
+        "--json", dest="summary",
+        help="write a JSON summary of the result and its provenance (- : to standard output, messages to stderr)",
+    )  # fmt: skip
     parser.add_argument(
         "--keep-log", action="store_true",
         help="write the engine's log beside the output transform (T.h5 -> T.log), also when the engine fails",
@@ -102,24 +107,27 @@ def job_from_arguments(arguments: argparse.Namespace) -> RegistrationJob:
     values["prep"] = prep_options(arguments) if wants_prep(arguments) else None
     if getattr(arguments, "keep_log", False):
         values["log"] = log_beside(arguments.output_transform)
+    values["summary"] = file_or_none(values.get("summary"))  # --json -: printed by the command, not the worker
     job = RegistrationJob(**values)
     return preflight_registration(job)
 
 
-def _print_result(result: dict) -> None:
+def _print_result(result: dict, stream=None) -> None:
+    stream = stream or sys.stdout
     summary = RegistrationSummary.from_dict(result["summary"])
-    print(describe_result(summary))
+    print(describe_result(summary), file=stream)
     if summary.piecewise:
-        print(describe_piecewise(summary.piecewise))
+        print(describe_piecewise(summary.piecewise), file=stream)
     for warning in summary.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     for name, path in result["outputs"].items():
-        print(f"wrote {name}: {path}")
+        print(f"wrote {name}: {path}", file=stream)
 
 
 def command_register(arguments: argparse.Namespace) -> int:
     result = run_registration(job_from_arguments(arguments))
-    _print_result(result)
+    _print_result(result, human_stream(arguments.summary))
+    emit_json(arguments.summary, result["summary"])
     return EXIT_OK
 
 
@@ -139,6 +147,7 @@ def command_demo(arguments: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmreg", description="Multimodal image registration (CT, MR, histology).")
+    parser.add_argument("--version", action=VersionAction, help="print the versions of mmreg, its engines and Python")
     commands = parser.add_subparsers(dest="command", required=True)
     register = commands.add_parser("register", help="register a moving image to a fixed image")
     _add_register_arguments(register)
@@ -164,6 +173,7 @@ def _terminate(signum, frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
+    arguments.argv = list(sys.argv[1:] if argv is None else argv)  # as typed, for the records that name it
     if threading.current_thread() is threading.main_thread():
         for name in ("SIGTERM", "SIGHUP"):
             if hasattr(signal, name):

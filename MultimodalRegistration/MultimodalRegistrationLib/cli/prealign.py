@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import redirect_stdout
 from pathlib import Path
 
 from ..core.choices import LANDMARK_TRANSFORMS
 from ..core.errors import EXIT_OK
+from .json_output import emit_json, file_or_none, human_stream
 
 TYPES = LANDMARK_TRANSFORMS  # the transform types a landmark fit offers
 
@@ -31,7 +33,7 @@ def add_prealign_parser(subparsers) -> argparse.ArgumentParser:
         "--moving-image", help="moving image: refuse moving points that all lie outside it, warn about some outside"
     )
     parser.add_argument("--report", help="write the residual table as CSV (RAS mm)")
-    parser.add_argument("--json", dest="summary", help="write a JSON summary of the fit")
+    parser.add_argument("--json", dest="summary", help="write a JSON summary of the fit (- : to standard output)")
     parser.set_defaults(handler=command_prealign)
     return parser
 
@@ -42,16 +44,18 @@ def command_prealign(arguments: argparse.Namespace) -> int:
     from ..core.file_checks import TRANSFORM_SUFFIXES, check_output_path
 
     check_output_path(arguments.output_transform, "output transform", TRANSFORM_SUFFIXES)
-    for name, suffixes in (("report", (".csv",)), ("summary", (".json",))):
-        if getattr(arguments, name, None):
-            check_output_path(getattr(arguments, name), name, suffixes)
+    json_file = file_or_none(getattr(arguments, "summary", None))  # --json -: the fit goes to standard output
+    for name, path, suffixes in (("report", getattr(arguments, "report", None), (".csv",)),
+                                 ("summary", json_file, (".json",))):  # fmt: skip
+        if path:
+            check_output_path(path, name, suffixes)
     from ..core.output_safety import check_outputs_apart
 
     inputs = ("fixed_points", "moving_points", "reference_image", "fixed_image", "moving_image")
     check_outputs_apart(
         {f"--{name.replace('_', '-')}": getattr(arguments, name, None) for name in inputs},
         {"--output-transform": arguments.output_transform, "--report": getattr(arguments, "report", None),
-         "--json": getattr(arguments, "summary", None)},
+         "--json": json_file},
     )  # fmt: skip
     from ..core.files import write_atomically
     from ..core.images import read_image
@@ -94,12 +98,16 @@ def command_prealign(arguments: argparse.Namespace) -> int:
             **{key: str(getattr(arguments, key)) if images[key] is not None else None for key in images},
         }
         summary["outputs"] = dict(outputs, summary=str(arguments.summary))
-        text = json.dumps(summary, indent=2)
-        write_atomically(arguments.summary, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-        outputs["summary"] = str(arguments.summary)
-    print(fit.report())
-    for warning in fit.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    for name, path in outputs.items():
-        print(f"wrote {name}: {path}")
+        if json_file:
+            text = json.dumps(summary, indent=2)
+            write_atomically(json_file, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+            outputs["summary"] = json_file
+    with redirect_stdout(human_stream(getattr(arguments, "summary", None))):
+        print(fit.report())
+        for warning in fit.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        for name, path in outputs.items():
+            print(f"wrote {name}: {path}")
+    if getattr(arguments, "summary", None):
+        emit_json(arguments.summary, summary)
     return EXIT_OK

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import redirect_stdout
 from typing import TYPE_CHECKING
 
 from ..core.choices import DEFAULT_RESTARTS, DEFAULT_ROTATION_DEG, DEFAULT_SHIFT_MM, DEFAULT_THRESHOLD_MM
 from ..core.errors import EXIT_OK
 from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
+from .json_output import emit_json, file_or_none, human_stream
 
 if TYPE_CHECKING:  # building the parser imports neither numpy nor SimpleITK
     from ..qa.report_types import QAReport
@@ -77,7 +79,7 @@ def add_qa_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--stability-timeout", type=float, metavar="S", help="stop a restart after S seconds")
     parser.add_argument("--report", required=True, help="HTML report to write (pictures go beside it)")
-    parser.add_argument("--json", dest="summary", help="also write the metrics as JSON")
+    parser.add_argument("--json", dest="summary", help="also write the metrics as JSON (- : to standard output)")
     parser.set_defaults(handler=command_qa)
     return parser
 
@@ -136,14 +138,15 @@ def command_qa(arguments: argparse.Namespace) -> int:
     from ..core.file_checks import check_output_path
 
     check_output_path(arguments.report, "report", (".html", ".htm"))
-    if arguments.summary:
-        check_output_path(arguments.summary, "summary", (".json",))
+    json_file = file_or_none(arguments.summary)  # --json -: the metrics go to standard output
+    if json_file:
+        check_output_path(json_file, "summary", (".json",))
     from ..core.output_safety import check_outputs_apart
 
     inputs = ("fixed", "moving", "transform", "inverse", "fixed_points", "moving_points", "fixed_labels",
               "moving_labels", "fixed_mask", "moving_mask")  # fmt: skip
     check_outputs_apart({f"--{name.replace('_', '-')}": getattr(arguments, name, None) for name in inputs},
-                        {"--report": arguments.report, "--json": arguments.summary})  # fmt: skip
+                        {"--report": arguments.report, "--json": json_file})  # fmt: skip
     from ..core.images import read_image
     from ..core.transforms import Transform, lps_ras_points
     from ..landmarks.bounds import check_points_inside
@@ -224,13 +227,15 @@ def command_qa(arguments: argparse.Namespace) -> int:
         moving,
         transform,
         arguments.report,
-        arguments.summary,
+        json_file,
         fixed_labels=fixed_labels,
         fixed_mask=fixed_mask,
     )
-    _print_summary(report)
-    for warning in report.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    for name, path in outputs.items():
-        print(f"wrote {name}: {path}")
+    with redirect_stdout(human_stream(arguments.summary)):
+        _print_summary(report)
+        for warning in report.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        for name, path in outputs.items():
+            print(f"wrote {name}: {path}")
+    emit_json(arguments.summary, report.to_dict())
     return EXIT_OK

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..core.errors import InputError
 from ..core.files import write_atomically
+from ..qa.cohort_provenance import CohortProvenance, cohort_provenance
 from .jobs import CaseJob
 from .manifest import CASE_FILES, DONE, CaseRecord, case_hash, read_done, read_manifest
 from .warm_worker import WarmWorker
@@ -77,7 +78,7 @@ def stop_workers() -> None:
 
 def _clear(folder: Path) -> None:
     """Remove what an earlier run of this case wrote, so that no stale file outlives a changed case."""
-    for name in [*CASE_FILES.values(), "resampled.nrrd", DONE]:
+    for name in [*CASE_FILES.values(), "resampled.nrrd", "qa.html", DONE]:
         (folder / name).unlink(missing_ok=True)
 
 
@@ -143,11 +144,18 @@ class BatchResult:
         return [record.case for record in self.records if record.status == "failed"]
 
 
-def _run_local(jobs: list[tuple[CaseJob, str]], workers: int, timeout_s, python, on_case) -> None:
+def _announced(on_start: Callable[[str], None], case: str, *arguments) -> dict:
+    """:func:`execute_case` in a batch thread, telling ``on_start`` first which case the thread begins."""
+    on_start(case)
+    return execute_case(*arguments)
+
+
+def _run_local(jobs: list[tuple[CaseJob, str]], workers: int, timeout_s, python, on_case, on_start) -> None:
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mmreg-batch")
     _cancelled.clear()
     try:
-        futures = [pool.submit(execute_case, job.to_json(), digest, timeout_s, python) for job, digest in jobs]
+        futures = [pool.submit(_announced, on_start, job.case, job.to_json(), digest, timeout_s, python)
+                   for job, digest in jobs]  # fmt: skip
         for future in as_completed(futures):
             on_case(CaseRecord.from_dict(future.result()))
     except BaseException:
@@ -204,12 +212,16 @@ def run_batch(
     dask: str | None = None,
     python: str | None = None,
     on_case: Callable[[CaseRecord], None] | None = None,
+    on_start: Callable[[str], None] | None = None,
+    command: str | None = None,
 ) -> BatchResult:
     """Run every case of ``manifest`` into ``output_dir/<case>/``; skip the cases already done.
 
     ``defaults`` are :func:`.manifest.read_manifest`'s; ``workers`` warm local workers (default: one
     per two cores, at least one); ``timeout_s`` limits each case; ``dask`` is a scheduler address or
-    ``local:N``. ``on_case`` hears each case as it ends (also the skipped ones, first).
+    ``local:N``. ``on_case`` hears each case as it ends (also the skipped ones, first); ``on_start`` hears
+    each case's name as a local worker thread begins it (not on Dask, whose workers run elsewhere).
+    ``command`` is the command line that ran the batch, for the report's provenance.
     """
     output_dir = Path(output_dir)
     jobs = read_manifest(manifest, output_dir, defaults)
@@ -243,12 +255,13 @@ def run_batch(
             if dask:
                 _run_dask(todo, dask, timeout_s, python, finished)
             else:
-                _run_local(todo, min(count, len(todo)), timeout_s, python, finished)
+                _run_local(todo, min(count, len(todo)), timeout_s, python, finished, on_start or (lambda case: None))
     finally:
         stop_workers()  # engines hold the GIL: only stopping their processes ends the running cases
     ordered = [records[job.case] for job in jobs]
     verdicts = cohort_verdicts(ordered)
-    outputs = write_cohort_results(ordered, verdicts, output_dir)
+    provenance = cohort_provenance([job.engine for job in jobs], [job.preset for job in jobs], command, len(jobs))
+    outputs = write_cohort_results(ordered, verdicts, output_dir, provenance)
     return BatchResult(ordered, verdicts, skipped, outputs)
 
 
@@ -280,8 +293,10 @@ def csv_rows(records: list[CaseRecord], verdicts: dict[str, dict]) -> list[dict]
     return rows
 
 
-def write_cohort_results(records: list[CaseRecord], verdicts: dict[str, dict], output_dir: Path) -> dict[str, str]:
-    """Write ``batch.csv`` and ``report.html`` into ``output_dir``; returns their paths."""
+def write_cohort_results(
+    records: list[CaseRecord], verdicts: dict[str, dict], output_dir: Path, provenance: CohortProvenance | None = None
+) -> dict[str, str]:
+    """Write ``batch.csv`` and ``report.html`` (headed by ``provenance``) into ``output_dir``; returns their paths."""
     from ..qa.cohort_report import write_cohort_report
 
     rows = csv_rows(records, verdicts)
@@ -293,6 +308,7 @@ def write_cohort_results(records: list[CaseRecord], verdicts: dict[str, dict], o
     write_atomically(table, lambda tmp: Path(tmp).write_text(buffer.getvalue(), encoding="utf-8"))
     report = output_dir / "report.html"
     write_cohort_report(
-        report, rows, {r.case: {k: str(output_dir / r.case / v) for k, v in r.outputs.items()} for r in records}
-    )
+        report, rows, {r.case: {k: str(output_dir / r.case / v) for k, v in r.outputs.items()} for r in records},
+        provenance,
+    )  # fmt: skip
     return {"table": str(table), "report": str(report)}

@@ -1,19 +1,19 @@
 """The worker side of one cohort case (:class:`.jobs.CaseJob`): register, then measure the result.
 
 The registration is :func:`.registration_job.run_registration_job`; the QA is
-:func:`.stability.assess_with_restarts` on the same inputs, written as JSON with one checkerboard PNG
-(the moving image before registration on top, after below). Progress: registration to 80%, QA after. The result
-event carries the QA report and the case's own triage verdict (:func:`..qa.triage.triage_case`).
+:func:`.stability.assess_with_restarts` on the same inputs, "before" measured where the registration
+measured its metric before (:func:`before_pose`), written as JSON with one checkerboard PNG (before on top,
+after below), and the case's own HTML QA report
+(``qa.html``, as ``mmreg qa`` writes it) with its pictures in ``qa_figures/``. Progress: registration to
+80%, QA after. The result event carries the QA report and the case's own triage verdict (:func:`..qa.triage.triage_case`).
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ..core.files import write_atomically
 from .jobs import CaseJob
 from .registration_job import run_registration_job
 from .worker import main as worker_main
@@ -28,6 +28,7 @@ def run_case_job(job: CaseJob, emit: Callable[[dict], None]) -> dict:
     from ..core.images import read_image
     from ..core.transforms import Transform
     from ..landmarks.points_io import read_points
+    from ..qa.assess import write_qa_outputs
     from ..qa.checkerboard import save_before_after
     from ..qa.triage import triage_case
     from ..registration.summary import RegistrationSummary
@@ -60,22 +61,43 @@ def run_case_job(job: CaseJob, emit: Callable[[dict], None]) -> dict:
     sources = {
         name: getattr(job, name) for name in ("fixed", "moving", "fixed_points", "moving_points") if getattr(job, name)
     }
+    before = before_pose(result["summary"], job)
     report = assess_with_restarts(
-        fixed, moving, transform, inverse=inverse, stability_restarts=job.stability,
+        fixed, moving, transform, before=before, inverse=inverse, stability_restarts=job.stability,
         stability_options={"engine": job.engine, "preset": job.preset},
         sources={**sources, "transform": job.output_transform}, **masks, **points, **labels,
     )  # fmt: skip
-    qa = report.to_dict()
     verdict = triage_case(RegistrationSummary.from_dict(result["summary"]), report)
     outputs = result["outputs"]
-    if job.qa:
-        write_atomically(job.qa, lambda tmp: Path(tmp).write_text(json.dumps(qa, indent=2), encoding="utf-8"))
-        outputs["qa"] = job.qa
+    if job.qa:  # the case's own QA report, as mmreg qa writes it, beside its JSON (qa.json -> qa.html)
+        written = write_qa_outputs(
+            report, fixed, moving, transform, qa_report_path(job.qa), job.qa, before=before,
+            fixed_labels=labels.get("fixed_labels"), fixed_mask=masks["fixed_mask"],
+        )  # fmt: skip
+        outputs |= {"qa": written["json"], "qa_report": written["report"], "qa_figures": written["figures"]}
+    qa = report.to_dict()
     if job.checkerboard:
-        save_before_after(job.checkerboard, fixed, moving, Transform.identity(), transform, THUMBNAIL_PIXEL_MM)
+        save_before_after(job.checkerboard, fixed, moving, before, transform, THUMBNAIL_PIXEL_MM)
         outputs["checkerboard"] = job.checkerboard
     emit({"event": "progress", "fraction": 1.0, "stage": "done"})
     return {**result, "qa": qa, "verdict": verdict.to_dict(), "outputs": outputs}
+
+
+def before_pose(summary: dict, job: CaseJob):
+    """Where the case's QA measures "before": where the registration measured its metric before (the initial
+    transform, else the image centres aligned), so that the summary, qa.json, batch.csv and the report show
+    one "MI before". Identity for a record without that pose (a nonlinear initial transform: the transform)."""
+    from ..core.transforms import Transform
+
+    matrix = (summary.get("provenance") or {}).get("before_matrix_lps")
+    if matrix is not None:
+        return Transform.from_matrix(matrix)
+    return Transform.read(job.initial_transform) if job.initial_transform else Transform.identity()
+
+
+def qa_report_path(qa_json: str) -> str:
+    """Where a case's HTML QA report goes: beside its QA JSON (``qa.json`` -> ``qa.html``)."""
+    return str(Path(qa_json).with_suffix(".html"))
 
 
 # What a warm worker (:mod:`.warm_worker`) runs for a job of this module.

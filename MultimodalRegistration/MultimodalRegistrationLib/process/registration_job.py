@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..core.errors import EngineError
 from ..core.files import stem_of, write_atomically
+from .command import register_command
 from .jobs import RegistrationJob
 from .preflight import preflight_registration
 from .worker import main as worker_main
@@ -136,6 +137,7 @@ def run_registration_job(job: RegistrationJob, emit: Callable[[dict], None]) -> 
     summary.provenance.timings_s["read_s"] = round(read_seconds, 3)
     summary.provenance.timings_s["write_s"] = round(time.perf_counter() - write_started, 3)
     summary.outputs = outputs
+    summary.provenance.command = register_command(job)
     summary.warnings = guidance_warnings + summary.warnings
     if piecewise is not None:
         summary.transform_kind, summary.matrix_lps, summary.has_inverse = final.kind, None, False

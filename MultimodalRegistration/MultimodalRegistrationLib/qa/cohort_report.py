@@ -8,9 +8,15 @@ import os
 from pathlib import Path
 
 from ..core.files import write_atomically
+from .cohort_provenance import CohortProvenance
 
 _ORDER = {"failed": 0, "check": 1, "ok": 2}
 _COLOUR = {"failed": "#c62828", "check": "#ef6c00", "ok": "#2e7d32"}
+
+
+def counts_line(counts: dict[str, int]) -> str:
+    """The cases by verdict in the words the CSV, the progress bar and the report share: failed, check, ok."""
+    return ", ".join(f"{verdict} {counts.get(verdict, 0)}" for verdict in ("failed", "check", "ok"))
 
 
 def _thumbnail(path: str | None) -> str:
@@ -24,9 +30,42 @@ def _number(value, digits: int = 3) -> str:
     return "" if value in (None, "") else f"{float(value):.{digits}f}"
 
 
-def write_cohort_report(path: str | os.PathLike, rows: list[dict], outputs: dict[str, dict[str, str]]) -> None:
-    """Write ``path``: a table of the cases (rows as in ``batch.csv``), failed first, then check, then ok;
-    within each, the smallest metric gain first. ``outputs`` maps case -> output name -> file path."""
+def _provenance_html(provenance: CohortProvenance | None) -> list[str]:
+    """The report's head: when the cohort ran, with which versions, engines, presets and command."""
+    if provenance is None:
+        return []
+    versions = ", ".join(f"{name} {version}" for name, version in provenance.versions.items())
+    items = [
+        ("date (UTC)", provenance.date),
+        ("versions", versions),
+        ("engine", ", ".join(provenance.engines)),
+        ("preset", ", ".join(provenance.presets)),
+    ]
+    lines = ["<table class='provenance'>"]
+    lines += [f"<tr><th>{name}</th><td>{html.escape(value)}</td></tr>" for name, value in items]
+    if provenance.command:
+        lines.append(f"<tr><th>command</th><td><code>{html.escape(provenance.command)}</code></td></tr>")
+    lines.append("<tr><th>each case</th><td>its <code>mmreg register</code> command is in its summary.json "
+                 "(<code>provenance.command</code>)</td></tr></table>")  # fmt: skip
+    return lines
+
+
+def _case_links(files: dict[str, str], folder: Path) -> str:
+    """Links to a case's own QA report (HTML) and its QA JSON, relative to the report's folder."""
+    links = []
+    for key, label in (("qa_report", "QA report"), ("qa", "qa.json")):
+        if files.get(key):
+            links.append(f'<a href="{html.escape(os.path.relpath(files[key], folder))}">{label}</a>')
+    return "<br>" + " · ".join(links) if links else ""
+
+
+def write_cohort_report(
+    path: str | os.PathLike, rows: list[dict], outputs: dict[str, dict[str, str]],
+    provenance: CohortProvenance | None = None,
+) -> None:  # fmt: skip
+    """Write ``path``: how the cohort ran, then a table of the cases (rows as in ``batch.csv``), failed first,
+    then check, then ok; within each, the smallest metric gain first. ``outputs`` maps case -> output name ->
+    file path; each case links its own QA report."""
     path = Path(path)
 
     def gain(row: dict) -> float:
@@ -41,7 +80,8 @@ def write_cohort_report(path: str | os.PathLike, rows: list[dict], outputs: dict
         "<style>body{font-family:sans-serif;margin:1.5em}td,th{border-bottom:1px solid #ddd;padding:6px;"
         "vertical-align:top;text-align:left}table{border-collapse:collapse}</style></head><body>",
         f"<h1>Cohort: {len(rows)} cases</h1>",
-        f"<p>{counts['failed']} failed, {counts['check']} to check, {counts['ok']} ok. Mutual information in nats "
+        *_provenance_html(provenance),
+        f"<p>{counts_line(counts)}. Mutual information in nats "
         "(higher agrees better); TRE in mm at the landmarks. Thumbnails: checkerboard before (top) and after.</p>",
         "<table><tr><th>case</th><th>verdict</th><th>reasons</th><th>MI before → after</th><th>TRE median</th>"
         "<th>seconds</th><th>checkerboard</th></tr>",
@@ -49,8 +89,7 @@ def write_cohort_report(path: str | os.PathLike, rows: list[dict], outputs: dict
     for row in ordered:
         case = row["case"]
         files = outputs.get(case, {})
-        qa = files.get("qa")
-        link = f' <a href="{html.escape(os.path.relpath(qa, path.parent))}">QA</a>' if qa else ""
+        link = _case_links(files, path.parent)
         reasons = html.escape(row["reasons"] or row["message"] or "")
         lines.append(
             f"<tr><td>{html.escape(case)}{link}</td>"

@@ -357,6 +357,7 @@ def register(
         initial_transform=sources.get("initial_transform"),
         start=start_name,
         start_matrix_lps=np.round(start.matrix, 9).tolist() if start.is_linear else None,
+        before_matrix_lps=starts.before.matrix.tolist() if starts.before.is_linear else None,
         starts_tried=tried,
         any_pose=starts.search.summary() if starts.search is not None else None,
         start_offset=_start_offset(start, starts.before, fixed, initial_transform is not None),

@@ -26,6 +26,9 @@ class Provenance(Record):
     and the guidance scores (Dice, surface distance and landmark distance in mm) at the start and the result.
     ``fixed_sampling`` says where the engine sampled the fixed image when no fixed mask was given and
     too little of it lay inside the moving image at the start (see :mod:`.mask_start`).
+    ``command`` is the equivalent ``mmreg register`` command line, set by the worker that ran the job.
+    ``before_matrix_lps`` is the pose of ``metric_before`` (the initial transform, else the image centres
+    aligned), so that a QA of the result can measure "before" where the registration did.
     """
 
     engine: str
@@ -54,6 +57,8 @@ class Provenance(Record):
     kept_reason: str = ""
     guidance: dict | None = None  # segments, landmarks, weights and their scores at the start and the result
     fixed_sampling: str | None = None  # without a fixed mask: where the engine sampled, if not everywhere
+    command: str | None = None  # the ``mmreg register`` command line that repeats the run (process/command.py)
+    before_matrix_lps: list | None = None  # the pose the metric "before" is measured at (fixed -> moving), if linear
 
     def to_dict(self) -> dict:
         return asdict(self)

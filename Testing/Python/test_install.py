@@ -1,0 +1,157 @@
+"""First-use engine install (engines/install.py) with a fake installer: what is asked, installed, refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from MultimodalRegistrationLib.core.errors import InputError
+from MultimodalRegistrationLib.engines import install as engine_install
+from MultimodalRegistrationLib.engines.install import (
+    VERSION_RANGES,
+    EngineInstallError,
+    ensure_engines,
+    in_range,
+    requirement,
+)
+from MultimodalRegistrationLib.engines.registry import ENGINES
+
+ROOT = Path(__file__).resolve().parents[2]
+ELASTIX = "itk-elastix>=0.21.0,<=0.25.4"
+ANTS = "antspyx>=0.4.2,<=0.6.3"
+
+
+class FakeSite:
+    """Installed distributions by name, a pip that installs into it (or fails), and a user who answers."""
+
+    def __init__(self, installed: dict[str, str] | None = None, answer: bool = True, pip_error: Exception | None = None,
+                 pip_installs: bool = True):  # fmt: skip
+        self.installed = dict(installed or {})
+        self.answer, self.pip_error, self.pip_installs = answer, pip_error, pip_installs
+        self.questions: list[str] = []
+        self.pip_calls: list[list[str]] = []
+
+    def version_of(self, distribution: str) -> str | None:
+        return self.installed.get(distribution)
+
+    def ask(self, question: str) -> bool:
+        self.questions.append(question)
+        return self.answer
+
+    def install(self, requirements: list[str]) -> None:
+        self.pip_calls.append(requirements)
+        if self.pip_error is not None:
+            raise self.pip_error
+        if self.pip_installs:
+            for item in requirements:
+                distribution = item.split(">=")[0]
+                self.installed[distribution] = VERSION_RANGES[distribution][1]
+
+    def ensure(self, engines, unattended=False):
+        return ensure_engines(engines, self.ask, self.install, unattended=unattended, version_of=self.version_of)
+
+
+def test_every_engine_has_a_range_and_the_ranges_contain_the_pins_make_test_uses():
+    pins = dict(line.split("==") for line in (ROOT / "Resources/requirements.txt").read_text().split()
+                if "==" in line)  # fmt: skip
+    for spec in ENGINES.values():
+        assert spec.distribution in VERSION_RANGES
+        assert in_range(spec.distribution, pins[spec.distribution]), (spec.distribution, pins[spec.distribution])
+    assert requirement("itk-elastix") == ELASTIX and requirement("antspyx") == ANTS
+
+
+def test_installed_engines_ask_and_install_nothing():
+    site = FakeSite({"itk-elastix": "0.25.4", "antspyx": "0.6.3"})
+    plan = site.ensure(["elastix", "ants"])
+    assert site.questions == [] and site.pip_calls == []
+    assert plan.present == ["itk-elastix 0.25.4", "antspyx 0.6.3"] and plan.installed == []
+
+
+def test_itk_from_another_extension_is_not_itk_elastix():
+    """An `itk` that another extension installed does not count: the distribution itk-elastix is missing."""
+    site = FakeSite({"itk": "5.4.0", "itk-core": "5.4.0"})
+    plan = site.ensure(["elastix"])
+    assert site.pip_calls == [[ELASTIX]]
+    assert plan.installed == [ELASTIX]
+
+
+def test_two_missing_engines_are_one_question_and_one_pip_call():
+    site = FakeSite()
+    plan = site.ensure(["elastix", "ants", "elastix"])
+    assert len(site.questions) == 1
+    assert ELASTIX in site.questions[0] and ANTS in site.questions[0] and "elastix and ANTs" in site.questions[0]
+    assert site.pip_calls == [[ELASTIX, ANTS]]
+    assert plan.asked == site.questions[0]
+    assert site.installed == {"itk-elastix": "0.25.4", "antspyx": "0.6.3"}
+
+
+def test_only_the_missing_engine_is_asked_for():
+    site = FakeSite({"itk-elastix": "0.25.2"})  # the newest with a Linux glibc 2.17 wheel: in range
+    site.ensure(["elastix", "ants"])
+    assert site.pip_calls == [[ANTS]]
+    assert "itk-elastix" not in site.questions[0]
+
+
+def test_a_version_outside_the_range_is_replaced():
+    site = FakeSite({"antspyx": "0.3.8"})
+    site.ensure(["ants"])
+    assert site.pip_calls == [[ANTS]]
+
+
+def test_testing_mode_installs_without_asking():
+    site = FakeSite(answer=False)
+    plan = site.ensure(["ants"], unattended=True)
+    assert site.questions == [] and plan.asked is None
+    assert site.pip_calls == [[ANTS]]
+
+
+def test_no_ask_callable_installs_without_asking():
+    site = FakeSite()
+    ensure_engines(["elastix"], None, site.install, version_of=site.version_of)
+    assert site.pip_calls == [[ELASTIX]]
+
+
+def test_a_refusal_installs_nothing_and_names_the_command():
+    site = FakeSite(answer=False)
+    with pytest.raises(EngineInstallError) as caught:
+        site.ensure(["elastix"])
+    assert site.pip_calls == []
+    message = str(caught.value)
+    assert "declined" in message
+    assert f"slicer.util.pip_install(['{ELASTIX}'])" in message
+    assert f'PythonSlicer -m pip install "{ELASTIX}"' in message
+
+
+def test_a_failing_pip_says_what_failed_and_the_manual_command():
+    site = FakeSite(pip_error=RuntimeError("Could not find a version that satisfies the requirement"))
+    with pytest.raises(EngineInstallError) as caught:
+        site.ensure(["elastix", "ants"])
+    message = str(caught.value)
+    assert "Could not find a version" in message
+    assert f'PythonSlicer -m pip install "{ELASTIX}" "{ANTS}"' in message
+    assert len(site.questions) == 1
+
+
+def test_pip_that_succeeds_without_installing_is_reported():
+    site = FakeSite(pip_installs=False)
+    with pytest.raises(EngineInstallError, match="still not installed.*Restart Slicer"):
+        site.ensure(["ants"])
+
+
+def test_an_unknown_engine_is_refused_before_anything_is_asked():
+    site = FakeSite()
+    with pytest.raises(InputError, match="unknown engine 'greedy'"):
+        site.ensure(["greedy"])
+    assert site.questions == [] and site.pip_calls == []
+
+
+def test_versions_compare_by_release_numbers():
+    assert in_range("itk-elastix", "0.21.0") and in_range("itk-elastix", "0.25.4")
+    assert not in_range("itk-elastix", "0.20.0") and not in_range("itk-elastix", "0.26.0")
+    assert in_range("antspyx", "0.6.3.post1") and not in_range("antspyx", None)
+
+
+def test_the_real_lookup_finds_this_environments_distributions():
+    assert engine_install.installed_version("no-such-distribution-here") is None
+    version = engine_install.installed_version("SimpleITK")
+    assert version is not None and version[0].isdigit()
