@@ -137,7 +137,9 @@ def serial_sections(
                 keep[: rows // 2, : columns // 2] = True
                 rgb[~keep] = glass
             Image.fromarray(rgb).save(path)
-        grid = np.stack(np.meshgrid(np.arange(10, canvas_mm[0] - 10, 5.0), np.arange(10, canvas_mm[1] - 10, 5.0)), -1).reshape(-1, 2)
+        grid = np.stack(
+            np.meshgrid(np.arange(10, canvas_mm[0] - 10, 5.0), np.arange(10, canvas_mm[1] - 10, 5.0)), -1
+        ).reshape(-1, 2)
         head = np.concatenate([grid - center, np.full((len(grid), 1), z)], axis=1)
         inside = tissue_fractions(head.astype(np.float32))["air"] < 0.5
         truths.append(truth)
@@ -146,7 +148,9 @@ def serial_sections(
     return SerialSections(paths, np.stack(truths), damage, pixel_mm, section_mm, points)
 
 
-def residuals_after_global_fit(estimate: np.ndarray, truth: np.ndarray, points: list[np.ndarray], members) -> np.ndarray:
+def residuals_after_global_fit(
+    estimate: np.ndarray, truth: np.ndarray, points: list[np.ndarray], members
+) -> np.ndarray:
     """Per-section mean error (mm, in each section's image) of ``estimate`` after the one rigid change of the
     volume frame ``H`` (least squares over all members' points) that best makes ``estimate[k] @ H`` the truth.
     NaN for sections not in ``members``."""

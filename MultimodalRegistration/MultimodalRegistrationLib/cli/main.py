@@ -33,6 +33,7 @@ from .prealign import add_prealign_parser
 from .prep import add_prep_arguments, add_prep_parser, prep_options, wants_prep
 from .qa import add_qa_parser
 from .run import run_registration
+from .stack import add_stack_parser
 
 
 def _add_register_arguments(parser: argparse.ArgumentParser) -> None:
@@ -163,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_prealign_parser(commands)
     add_qa_parser(commands)
     add_batch_parser(commands)
+    add_stack_parser(commands)
     return parser
 
 

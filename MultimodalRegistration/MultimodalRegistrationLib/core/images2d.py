@@ -88,7 +88,7 @@ def pixel_size_mm(path: str | os.PathLike, image: sitk.Image) -> float | None:
         spacing = 25.4 / dpi if dpi else 1.0
     if not (math.isfinite(spacing) and spacing > 0) or abs(spacing - 1.0) < 1e-9:
         return None
-    if any(abs(spacing - 25.4 / dpi) < 1e-6 for dpi in _SCREEN_DPI):
+    if any(abs(spacing * dpi / 25.4 - 1) < 1e-3 for dpi in _SCREEN_DPI):  # PNG stores dots per metre: 72 reads 71.98
         return None
     return spacing
 

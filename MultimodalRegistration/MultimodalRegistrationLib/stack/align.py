@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.errors import InputError
 from ..core.records import Record
 from .output import write_transforms_csv, write_volume
 from .pairs import PairResult, register_pair
@@ -99,6 +100,10 @@ def align_sections(
     registered = time.perf_counter()
     mark_small(reports)
     usable = [r.status in USABLE for r in reports]
+    if sum(usable) < 2:
+        kinds = ", ".join(sorted({r.status for r in reports if r.status not in USABLE}))
+        raise InputError(f"only {sum(usable)} of {len(reports)} sections hold tissue (the others: {kinds}): "
+                         "check the files and the order, or give the right folder")  # fmt: skip
     pairs = [p for p in pairs if usable[p.i] and usable[p.j]]
     center = (np.asarray(canvas or (1, 1), float) - 1) * pixel_mm / 2
     count = len(paths)

@@ -100,14 +100,30 @@ def _plane_bytes(layout: _Layout, image: sitk.Image | None, pose: np.ndarray, pi
     shape = (layout.size[1], layout.size[0]) + ((layout.components,) if layout.components > 1 else ())
     if image is None:
         glass = layout.glass if layout.components > 1 else layout.glass[0]
-        return np.ascontiguousarray(np.broadcast_to(glass, shape).astype(layout.dtype)).astype("<" + layout.dtype.str[1:]).tobytes()
+        return (
+            np.ascontiguousarray(np.broadcast_to(glass, shape).astype(layout.dtype))
+            .astype("<" + layout.dtype.str[1:])
+            .tobytes()
+        )
     image = layout.convert(image)
     plane = sitk.Image(layout.size, sitk.sitkUInt8)
     plane.SetSpacing((pixel_mm, pixel_mm))
-    channels = [image] if layout.components == 1 else [sitk.VectorIndexSelectionCast(image, c) for c in range(layout.components)]
+    channels = (
+        [image]
+        if layout.components == 1
+        else [sitk.VectorIndexSelectionCast(image, c) for c in range(layout.components)]
+    )
     planes = [
-        sitk.GetArrayFromImage(sitk.Resample(sitk.Cast(channel, sitk.sitkFloat32), plane, _affine(pose), sitk.sitkLinear,
-                                             float(layout.glass[c]), sitk.sitkFloat32))  # fmt: skip
+        sitk.GetArrayFromImage(
+            sitk.Resample(
+                sitk.Cast(channel, sitk.sitkFloat32),
+                plane,
+                _affine(pose),
+                sitk.sitkLinear,
+                float(layout.glass[c]),
+                sitk.sitkFloat32,
+            )
+        )
         for c, channel in enumerate(channels)
     ]
     array = planes[0] if layout.components == 1 else np.stack(planes, axis=-1)

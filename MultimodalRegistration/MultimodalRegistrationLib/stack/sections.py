@@ -53,13 +53,17 @@ def find_sections(where: str) -> list[Path]:
         try:
             candidates = list(folder.iterdir())
         except OSError as error:
-            raise InputError(f"--sections folder {folder} cannot be listed ({error.strerror}): check its permissions") from None
+            raise InputError(
+                f"--sections folder {folder} cannot be listed ({error.strerror}): check its permissions"
+            ) from None
     elif any(char in where for char in "*?["):
         candidates = [Path(p) for p in glob.glob(where)]
     elif folder.exists():
         raise InputError(f"--sections {where} is a file: give the folder of sections or a glob such as 'dir/*.png'")
     else:
-        raise InputError(f"--sections {where} does not exist: give the folder of sections or a glob such as 'dir/*.png'")
+        raise InputError(
+            f"--sections {where} does not exist: give the folder of sections or a glob such as 'dir/*.png'"
+        )
     paths = sorted((p for p in candidates if suffix_of(p) in IMAGE_2D_SUFFIXES and not p.is_dir()), key=_natural_key)
     if len(paths) < 2:
         found = "no" if not paths else "only one"
@@ -99,7 +103,9 @@ def _contrast_image(gray: sitk.Image) -> tuple[np.ndarray, bool]:
     array = sitk.GetArrayFromImage(gray)
     rows, columns = array.shape
     band = max(1, min(rows, columns) // 20)
-    border = np.concatenate([array[:band].ravel(), array[-band:].ravel(), array[:, :band].ravel(), array[:, -band:].ravel()])
+    border = np.concatenate(
+        [array[:band].ravel(), array[-band:].ravel(), array[:, :band].ravel(), array[:, -band:].ravel()]
+    )
     low, high = np.percentile(array, [1, 99])
     bright = float(np.median(border)) > (low + high) / 2
     if bright:
@@ -133,7 +139,7 @@ def read_section(path: Path, index: int, pixel_mm: float) -> tuple[SectionReport
         report.status, report.note = "missing", str(error)[:200]
         return report, None
     report.size = list(read.image.GetSize())
-    factor = max(1, int(round(WORK_MM / pixel_mm)))
+    factor = max(1, round(WORK_MM / pixel_mm))
     gray = to_gray(read.image)
     if factor > 1:
         gray = sitk.BinShrink(gray, [factor, factor])

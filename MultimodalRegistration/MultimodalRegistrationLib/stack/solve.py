@@ -18,6 +18,8 @@ equations are scaled by ``RADIUS_MM`` so every row reads in mm.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.linalg import lsqr
@@ -161,7 +163,7 @@ def sequential_poses(count: int, pairs: list[PairResult]) -> np.ndarray:
     if not members:
         return poses
     poses[members[0]] = np.eye(3)
-    for previous, current in zip(members, members[1:]):
+    for previous, current in pairwise(members):
         pair = by_pair.get((previous, current))
         poses[current] = poses[previous] if pair is None else pair.matrix @ poses[previous]
     return poses
