@@ -19,7 +19,7 @@ import SimpleITK as sitk
 
 from .sections import WorkingSection
 
-START_ANGLES_DEG = (-30.0, -20.0, -10.0, 0.0, 10.0, 20.0, 30.0)
+START_ANGLES_DEG = (-24.0, -12.0, 0.0, 12.0, 24.0)  # 7 angles every 10 deg: 25% slower, no more accurate
 SAMPLING = 0.3
 SEED = 7
 MASK_RATIO = 0.8  # tissue area ratio under which the smaller section's tissue masks the metric
