@@ -71,8 +71,11 @@ def _fine(head: np.ndarray, seed: int) -> np.ndarray:
     return ndimage.map_coordinates(fine_anatomy(seed), index.T, order=1, mode="nearest")
 
 
-def render(truth: np.ndarray, z_mm: float, pixel_mm: float, canvas_mm, seed: int, anatomy_seed: int = 0) -> np.ndarray:
-    """(rows, columns, 3) uint8 H&E-like section of the head at height ``z_mm`` seen through ``truth``."""
+def render(
+    truth: np.ndarray, z_mm: float, pixel_mm: float, canvas_mm, seed: int, anatomy_seed: int = 0, fine: bool = True
+) -> np.ndarray:
+    """(rows, columns, 3) uint8 H&E-like section of the head at height ``z_mm`` seen through ``truth``;
+    ``fine``: with the tubes and the fine 3D structure (False: the phantom's tissues only, as an MR shows them)."""
     columns, rows = (np.asarray(canvas_mm) / pixel_mm).astype(int)
     jj, ii = np.mgrid[0:rows, 0:columns]
     x_in = np.stack([ii * pixel_mm, jj * pixel_mm], axis=-1).reshape(-1, 2)
@@ -83,8 +86,9 @@ def render(truth: np.ndarray, z_mm: float, pixel_mm: float, canvas_mm, seed: int
     h = sum(STAIN[name][0] * fraction for name, fraction in fractions.items())
     e = sum(STAIN[name][1] * fraction for name, fraction in fractions.items())
     inside = 1 - fractions["air"] - fractions["scalp"] - fractions["skull"]
-    h = h * (1 + 0.35 * inside * _fine(head, anatomy_seed).reshape(rows, columns))
-    for x, y, radius, (z_low, z_high), tube_h, tube_e in TUBES:
+    if fine:
+        h = h * (1 + 0.35 * inside * _fine(head, anatomy_seed).reshape(rows, columns))
+    for x, y, radius, (z_low, z_high), tube_h, tube_e in TUBES if fine else ():
         if z_low <= z_mm <= z_high:
             distance = np.hypot(head[:, 0] - x, head[:, 1] - y).reshape(rows, columns)
             tube = np.clip(radius - distance + 0.5, 0, 1) * inside

@@ -32,6 +32,7 @@ from .batch import add_batch_parser
 from .prealign import add_prealign_parser
 from .prep import add_prep_arguments, add_prep_parser, prep_options, wants_prep
 from .qa import add_qa_parser
+from .register2d import add_2d_arguments, command_register_2d, wants_2d
 from .run import run_registration
 from .stack import add_stack_parser
 
@@ -64,6 +65,7 @@ def _add_register_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     _add_guidance_arguments(parser)
     add_prep_arguments(parser, for_register=True)
+    add_2d_arguments(parser)
 
 
 def _add_guidance_arguments(parser: argparse.ArgumentParser) -> None:
@@ -127,6 +129,8 @@ def _print_result(result: dict) -> None:
 
 
 def command_register(arguments: argparse.Namespace) -> int:
+    if wants_2d(arguments):
+        return command_register_2d(arguments)
     result = run_registration(job_from_arguments(arguments))
     _print_result(result)
     return EXIT_OK
