@@ -166,3 +166,30 @@ def test_2d_medical_formats_and_single_slice_volumes(tmp_path):
     for name in ("p.nrrd", "p.nii.gz", "p.mha"):
         read = read_image_2d(tmp_path / name)
         assert read.image.GetDimension() == 2 and abs(read.pixel_mm - 0.3) < 1e-6 and read.pixel_source == "file", name
+
+
+def test_dark_background_uint16_tiffs_stack_into_a_uint16_volume(tmp_path):
+    """Fluorescence-like sections (bright tissue on a dark slide, 16-bit TIFF, pixel size in the file)."""
+    canvas = (200.0, 230.0)
+    data = stack_data.serial_sections(tmp_path / "rgb", 5, 1.0, 1.0, max_deg=0.0, max_mm=0.0, first_z=-5.0)
+    motion = stack_data.rigid(-8.0, (-5.0, 2.0), np.asarray(canvas) / 2)
+    Image.fromarray(stack_data.render(motion, -5.0 + 2, 1.0, canvas, seed=2)).save(data.paths[2])
+    (tmp_path / "tif").mkdir()
+    for k, path in enumerate(data.paths):
+        luminance = np.asarray(Image.open(path), float) @ np.asarray(BT601)
+        Image.fromarray((60 * (255 - luminance)).astype(np.uint16)).save(
+            tmp_path / "tif" / f"f{k}.tif", dpi=(25.4, 25.4)
+        )
+    csv, volume = tmp_path / "T.csv", tmp_path / "V.nrrd"
+    code = main(["stack", "--sections", str(tmp_path / "tif"), "--section-spacing", "2",
+                 "--output-volume", str(volume), "--output-transforms", str(csv)])  # fmt: skip
+    assert code == 0
+    poses = read_transforms_csv(csv)
+    relative = poses[2] @ np.linalg.inv(poses[0])
+    points = np.array([[60.0, 60.0], [140.0, 170.0], [100.0, 115.0]])
+    miss = np.linalg.norm(
+        points @ relative[:2, :2].T + relative[:2, 2] - (points @ motion[:2, :2].T + motion[:2, 2]), axis=1
+    )
+    assert miss.max() < 0.3, miss
+    image = sitk.ReadImage(str(volume))
+    assert image.GetPixelID() == sitk.sitkUInt16 and np.allclose(image.GetSpacing(), (1.0, 1.0, 2.0))

@@ -117,6 +117,9 @@ def align_sections(
     for report in reports:
         if report.status in USABLE and np.isnan(poses[report.section, 0, 0]):
             report.status, report.note = "unaligned", "no registration to a neighbour: placed between its neighbours"
+    for report in reports:
+        if report.status not in USABLE:
+            report.note += "; its pose (CSV row) is interpolated from its neighbours'"
     poses = fill_missing(poses, center)
     bright = bool(np.mean(bright_votes) >= 0.5) if bright_votes else True
     timings = {"register_s": registered - started, "solve_s": time.perf_counter() - registered}
