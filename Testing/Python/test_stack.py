@@ -193,3 +193,11 @@ def test_dark_background_uint16_tiffs_stack_into_a_uint16_volume(tmp_path):
     assert miss.max() < 0.3, miss
     image = sitk.ReadImage(str(volume))
     assert image.GetPixelID() == sitk.sitkUInt16 and np.allclose(image.GetSpacing(), (1.0, 1.0, 2.0))
+
+
+def test_runs_repeat_exactly(tmp_path):
+    from MultimodalRegistrationLib.stack.align import align_sections
+
+    data = stack_data.serial_sections(tmp_path / "s", 5, 1.0, 1.0, first_z=-5.0, seed=4)
+    first, second = (align_sections(data.paths, 1.0, threads=2).poses for _ in range(2))
+    assert np.array_equal(first, second)
