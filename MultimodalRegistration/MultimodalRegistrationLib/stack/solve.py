@@ -3,7 +3,7 @@
 A pose ``P_k`` (3x3, mm) maps a point of the volume's section plane to section k's image:
 ``x_in = P_k x_out``. A pair (i, j) measured ``x_j = M_ij x_i``, so ``P_j = M_ij P_i``. Every section is
 registered to several neighbours, and all these equations are solved together, weighted by each pair's
-correlation and reweighted (Huber) by its residual in mm, so one bad pair (a torn section) is outvoted.
+correlation and reweighted (Huber, then Cauchy) by its residual in mm, so one bad pair (a torn section) is outvoted.
 
 Gauge (the anchor): the volume frame is the sections' mean pose: the rigid solve sets the sum of the angles
 and of the shifts about the canvas centre to 0; the affine solve sets the mean pose to the identity.
@@ -27,7 +27,7 @@ from scipy.sparse.linalg import lsqr
 from .pairs import PairResult
 
 RADIUS_MM = 50.0  # an angle or linear error counts as the displacement it makes at this radius
-ROUNDS = 5
+ROUNDS = 8
 
 
 def _rotation(angle: float) -> np.ndarray:
@@ -46,9 +46,13 @@ def _about(matrix: np.ndarray, center: np.ndarray) -> np.ndarray:
     return np.linalg.inv(shift) @ matrix @ shift
 
 
-def _huber(residual: np.ndarray) -> np.ndarray:
+def _robust(residual: np.ndarray, round_: int) -> np.ndarray:
+    """Weights from the pairs' residuals (mm): Huber for the first two rounds, then Cauchy, which sets a pair
+    far off (a fold, a tear) nearly to 0 even when it had a large weight and pulled the first solution."""
     scale = max(1.4826 * float(np.median(residual)), 0.25)
-    return np.minimum(1.0, 1.5 * scale / np.maximum(residual, 1e-9))
+    if round_ < 2:
+        return np.minimum(1.0, 1.5 * scale / np.maximum(residual, 1e-9))
+    return 1.0 / (1.0 + (residual / (2.385 * scale)) ** 2)
 
 
 def _solve(rows, cols, vals, rhs, shape) -> np.ndarray:
@@ -64,7 +68,7 @@ def solve_rigid(count: int, pairs: list[PairResult], weights: np.ndarray, center
     members = sorted({p.i for p in pairs} | {p.j for p in pairs})
     robust = np.ones(len(pairs))
     theta, shifts = np.zeros(count), np.zeros((count, 2))
-    for _ in range(ROUNDS):
+    for round_ in range(ROUNDS):
         w = np.sqrt(weights * robust)
         rows, cols, vals = [], [], []
         for k, p in enumerate(pairs):
@@ -95,7 +99,7 @@ def solve_rigid(count: int, pairs: list[PairResult], weights: np.ndarray, center
                      RADIUS_MM * abs(_wrap(theta[p.j] - theta[p.i] - angle_ij[k])))
             for k, p in enumerate(pairs)
         ])  # fmt: skip
-        robust = _huber(residual)
+        robust = _robust(residual, round_)
     poses = np.full((count, 3, 3), np.nan)
     for k in members:
         centred_pose = np.eye(3)
@@ -115,7 +119,7 @@ def solve_affine(count: int, pairs: list[PairResult], weights: np.ndarray, cente
     def column(section: int, r: int, c: int) -> int:  # pose entry (row r, column c) of a section
         return 6 * section + 3 * r + c
 
-    for _ in range(ROUNDS):
+    for round_ in range(ROUNDS):
         w = np.sqrt(weights * robust)
         rows, cols, vals, rhs = [], [], [], []
         row = 0
@@ -147,7 +151,7 @@ def solve_affine(count: int, pairs: list[PairResult], weights: np.ndarray, cente
             full_i = np.vstack([poses_c[p.i], [0, 0, 1]])
             difference = poses_c[p.j] - (centred[k] @ full_i)[:2]
             residual.append(np.hypot(np.linalg.norm(difference[:, 2]), RADIUS_MM * np.linalg.norm(difference[:, :2])))
-        robust = _huber(np.asarray(residual))
+        robust = _robust(np.asarray(residual), round_)
     poses = np.full((count, 3, 3), np.nan)
     poses_c = unknown.reshape(count, 2, 3)
     for k in members:
