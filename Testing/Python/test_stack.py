@@ -57,8 +57,7 @@ def test_no_drift_along_the_stack(stacked):
     poses = read_transforms_csv(out["transforms.csv"])
     members = _clean(data)
     error = stack_data.residuals_after_global_fit(poses, data.truth, data.points, members)
-    # The pose error of each section in the volume frame: truth^-1 @ estimate @ H, found from the fit's residual
-    # pattern through its angle and centre shift: fit each section's error as a rigid motion of its points.
+    # Each section's error as a rigid motion (truth^-1 @ estimate): its angle and the shift of the canvas centre.
     angles, shifts = [], []
     for k in members:
         back = np.linalg.inv(data.truth[k]) @ poses[k]
@@ -227,10 +226,9 @@ def test_the_solve_outvotes_a_bad_pair_and_drifts_less_than_chaining():
     for name, pairs in (("noisy", noisy), ("folded", folded)):
         solved = solve_rigid(count, pairs, weights, center)
         for method, poses in (("global", solved), ("chained", sequential_poses(count, pairs))):
-            errors[name, method] = stack_data.residuals_after_global_fit(poses, truth, points, range(count))
-            print(
-                f"{name} {method}: median {np.median(errors[name, method]):.2f} mm, worst {errors[name, method].max():.2f} mm"
-            )
+            error = stack_data.residuals_after_global_fit(poses, truth, points, range(count))
+            errors[name, method] = error
+            print(f"{name} {method}: median {np.median(error):.2f} mm, worst {error.max():.2f} mm")
     assert np.median(errors["noisy", "global"]) < 0.7 * np.median(errors["noisy", "chained"])
     assert errors["noisy", "global"].max() < 0.8 * errors["noisy", "chained"].max()
     assert errors["folded", "global"].max() < 1.1 * errors["noisy", "global"].max()  # the fold is outvoted

@@ -33,7 +33,8 @@ def add_stack_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--output-volume", required=True, help="the stacked volume (.nrrd)")
     parser.add_argument(
         "--output-transforms", required=True,
-        help="CSV section,a11,a12,a21,a22,tx,ty: x_in = A x_out + t (mm), x_out in the volume plane, x_in in the section",
+        help="CSV section,a11,a12,a21,a22,tx,ty: x_in = A x_out + t (mm), x_out in the volume plane, "
+        "x_in in the section",
     )  # fmt: skip
     parser.add_argument("--affine", action="store_true", help="align with affine transforms instead of rigid ones")
     parser.add_argument("--neighbours", type=int, default=None, help="register each section to this many before it (3)")

@@ -35,7 +35,7 @@ class Registration2D:
     seconds: float
 
     def transform(self) -> sitk.AffineTransform:
-        """The result as a 2D SimpleITK/ITK affine transform (fixed -> moving, written as AffineTransform_double_2_2)."""
+        """The result as a 2D ITK affine transform (fixed -> moving; written as AffineTransform_double_2_2)."""
         affine = sitk.AffineTransform(2)
         affine.SetMatrix(self.matrix[:2, :2].ravel().tolist())
         affine.SetTranslation(self.matrix[:2, 2].tolist())

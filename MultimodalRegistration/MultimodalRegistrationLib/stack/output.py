@@ -81,13 +81,14 @@ class _Layout:
 
     def header(self, count: int, pixel_mm: float, section_mm: float) -> bytes:
         vector = self.components > 1
+        directions = f"({pixel_mm:.10g},0,0) (0,{pixel_mm:.10g},0) (0,0,{section_mm:.10g})"
         lines = [
             "NRRD0004",
             f"type: {_NRRD_TYPES[self.dtype]}",
             f"dimension: {4 if vector else 3}",
             "space: left-posterior-superior",
             f"sizes: {f'{self.components} ' if vector else ''}{self.size[0]} {self.size[1]} {count}",
-            f"space directions: {'none ' if vector else ''}({pixel_mm:.10g},0,0) (0,{pixel_mm:.10g},0) (0,0,{section_mm:.10g})",
+            f"space directions: {'none ' if vector else ''}{directions}",
             f"kinds: {'vector ' if vector else ''}domain domain domain",
             "endian: little",
             "encoding: raw",

@@ -6,8 +6,9 @@ The result ``matrix`` (3x3, mm) maps points of section ``i`` to the same anatomy
 Start: two translations (tissue centroids met, and none: a fragment's centroid is not its section's)
 at each of ``START_ANGLES_DEG``; the start with the best correlation goes on. Neighbouring sections
 differ by up to twice the per-section motion (12 deg each: 24 deg apart), which the angles cover.
-Then the correlation metric, sampled in the fixed section's tissue, (the neighbours share one stain and contrast) over three levels, regular
-step gradient descent, a fixed sampling seed, one thread (pairs run in parallel instead).
+Then the correlation metric (the neighbours share one stain and contrast) over three levels, regular step
+gradient descent, a fixed sampling seed, one thread (pairs run in parallel instead). A fragment or a torn
+section is the fixed image with its tissue as the metric's mask (see :func:`register_pair`).
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ as numbers (``s2.png`` before ``s10.png``).
 
 Working image (what the pairwise registration sees, one float channel at about ``WORK_MM`` pixels):
 the BT.601 luminance, turned so that tissue is bright on a zero background. A section whose border is
-nearer its brightest than its darkest values (99th, 1st percentiles) is taken as tissue on a bright slide (histology, bright field) and inverted
-against its glass level (99th percentile); otherwise (fluorescence, MR) the background level
+nearer its brightest than its darkest values (99th, 1st percentiles) is taken as tissue on a bright slide
+(histology, bright field) and inverted against its glass level (99th percentile); otherwise (fluorescence,
+MR) the background level
 (1st percentile) is subtracted. Off-tissue pixels (dust, labels, glass) are set to 0.
 
 Judgement (per section, never fatal):
