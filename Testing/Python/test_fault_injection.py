@@ -785,3 +785,101 @@ def test_issue25_an_input_through_a_hard_link_is_refused_as_an_output(tmp_path):
     with pytest.raises(InputError, match="would destroy an input"):
         check_outputs_apart({"fixed image": fixed}, {"output volume": tmp_path / "same.nrrd"})
     check_outputs_apart({"fixed image": fixed}, {"output volume": tmp_path / "other.nrrd"})  # no error
+
+# --------------------------------------------------------------------------- mmreg stack (issue 23)
+def _sections(inputs: Path, count: int = 2, dpi=None) -> Path:
+    """``count`` small RGB sections (PNG, no pixel size unless ``dpi``) in inputs/sections."""
+    from PIL import Image
+
+    folder = inputs / "sections"
+    folder.mkdir()
+    for index in range(count):
+        array = np.full((40, 50, 3), 240, np.uint8)
+        array[10:30, 12 + index : 35 + index] = (120, 60, 150)
+        Image.fromarray(array).save(folder / f"s{index}.png", **({"dpi": (dpi, dpi)} if dpi else {}))
+    return folder
+
+
+def _stack(sections: str, out: Path, *extra: str, pixel: str | None = "0.5") -> list[str]:
+    return ["stack", "--sections", sections, "--section-spacing", "1", "--output-volume", str(out / "V.nrrd"),
+            "--output-transforms", str(out / "T.csv"), "--json", str(out / "S.json"),
+            *(["--pixel-size", pixel] if pixel is not None else []), *extra]  # fmt: skip
+
+
+def stack_empty_folder(inputs: Path, out: Path) -> list[str]:
+    (inputs / "sections").mkdir()
+    (inputs / "sections" / "notes.txt").write_text("not a section")
+    return _stack(str(inputs / "sections"), out)
+
+
+def stack_one_section(inputs: Path, out: Path) -> list[str]:
+    return _stack(str(_sections(inputs, 1)), out)
+
+
+def stack_missing_folder(inputs: Path, out: Path) -> list[str]:
+    return _stack(str(inputs / "nowhere"), out)
+
+
+def stack_glob_matching_nothing(inputs: Path, out: Path) -> list[str]:
+    _sections(inputs)
+    return _stack(str(inputs / "sections" / "*.tif"), out)
+
+
+def stack_sections_given_as_a_file(inputs: Path, out: Path) -> list[str]:
+    return _stack(str(_sections(inputs) / "s0.png"), out)
+
+
+def stack_negative_pixel_size(inputs: Path, out: Path) -> list[str]:
+    return _stack(str(_sections(inputs)), out, pixel="-0.5")
+
+
+def stack_zero_pixel_size(inputs: Path, out: Path) -> list[str]:
+    return _stack(str(_sections(inputs)), out, pixel="0")
+
+
+def stack_no_pixel_size_anywhere(inputs: Path, out: Path) -> list[str]:
+    return _stack(str(_sections(inputs)), out, pixel=None)
+
+
+def stack_screen_dpi_is_not_a_pixel_size(inputs: Path, out: Path) -> list[str]:
+    return _stack(str(_sections(inputs, dpi=72)), out, pixel=None)
+
+
+def stack_zero_section_spacing(inputs: Path, out: Path) -> list[str]:
+    argv = _stack(str(_sections(inputs)), out)
+    argv[argv.index("--section-spacing") + 1] = "0"
+    return argv
+
+
+def stack_volume_not_nrrd(inputs: Path, out: Path) -> list[str]:
+    argv = _stack(str(_sections(inputs)), out)
+    argv[argv.index("--output-volume") + 1] = str(out / "V.png")
+    return argv
+
+
+def stack_unreadable_folder(inputs: Path, out: Path) -> list[str]:
+    """A folder that cannot be listed: a plain file stands where the folder's parent should be."""
+    (inputs / "archive").write_text("a file, not a folder")
+    return _stack(str(inputs / "archive" / "sections"), out)
+
+
+STACK_CASES = {
+    "stack: folder without sections": Case(stack_empty_folder, "two or more sections"),
+    "stack: one section": Case(stack_one_section, "two or more sections"),
+    "stack: missing folder": Case(stack_missing_folder, "does not exist"),
+    "stack: glob matching nothing": Case(stack_glob_matching_nothing, "two or more sections"),
+    "stack: a file for the folder": Case(stack_sections_given_as_a_file, "give the folder of sections"),
+    "stack: negative pixel size": Case(stack_negative_pixel_size, "give a positive size in mm"),
+    "stack: zero pixel size": Case(stack_zero_pixel_size, "give a positive size in mm"),
+    "stack: no pixel size in the files": Case(stack_no_pixel_size_anywhere, "give it with --pixel-size"),
+    "stack: 72 dpi is not a pixel size": Case(stack_screen_dpi_is_not_a_pixel_size, "give it with --pixel-size"),
+    "stack: zero section spacing": Case(stack_zero_section_spacing, "distance between sections"),
+    "stack: volume not NRRD": Case(stack_volume_not_nrrd, "use one of .nrrd"),
+    "stack: unreadable folder": Case(stack_unreadable_folder, "does not exist"),
+}
+CASES.update(STACK_CASES)
+
+
+@pytest.mark.parametrize("name", list(STACK_CASES))
+def test_bad_stack_input_is_refused_before_any_section_is_registered(name, tmp_path, private_tmp, capsys):
+    test_bad_input_is_refused_early_and_leaves_everything_as_it_was(name, tmp_path, private_tmp, capsys)

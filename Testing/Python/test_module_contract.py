@@ -103,6 +103,7 @@ LAYERS = {
     "engines": 1,
     "registration": 2,
     "prep": 2,
+    "stack": 2,
     "landmarks": 2,
     "qa": 3,
     "process": 4,

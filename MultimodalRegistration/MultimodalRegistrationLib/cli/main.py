@@ -34,7 +34,9 @@ from .json_output import emit_json, file_or_none, human_stream
 from .prealign import add_prealign_parser
 from .prep import add_prep_arguments, add_prep_parser, prep_options, wants_prep
 from .qa import add_qa_parser
+from .register2d import add_2d_arguments, command_register_2d, wants_2d
 from .run import run_registration
+from .stack import add_stack_parser
 from .versions import VersionAction
 
 
@@ -69,6 +71,7 @@ def _add_register_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     _add_guidance_arguments(parser)
     add_prep_arguments(parser, for_register=True)
+    add_2d_arguments(parser)
 
 
 def _add_guidance_arguments(parser: argparse.ArgumentParser) -> None:
@@ -125,6 +128,8 @@ def _print_result(result: dict, stream=None) -> None:
 
 
 def command_register(arguments: argparse.Namespace) -> int:
+    if wants_2d(arguments):
+        return command_register_2d(arguments)
     result = run_registration(job_from_arguments(arguments))
     _print_result(result, human_stream(arguments.summary))
     emit_json(arguments.summary, result["summary"])
@@ -164,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_prealign_parser(commands)
     add_qa_parser(commands)
     add_batch_parser(commands)
+    add_stack_parser(commands)
     return parser
 
 

@@ -1,0 +1,132 @@
+"""2D images (histology, microscopy, photographs, one MR slice): reading, one channel, pixel size.
+
+Formats: PNG, TIFF, JPEG, BMP (read by ITK; Pillow only for a PNG's pHYs resolution), and 2D NRRD,
+NIfTI and MetaImage (a 3D file with one slice counts as 2D).
+
+* **One channel:** an RGB(A) image becomes its luminance with the ITU-R BT.601 weights,
+  ``Y = 0.299 R + 0.587 G + 0.114 B`` (alpha dropped), as float32. A scalar image is cast to float32.
+* **Pixel size (mm):** a size given by the caller wins. Otherwise the file's: NRRD, NIfTI and MetaImage
+  headers are trusted; for raster formats ITK reads TIFF and JPEG resolution tags and Pillow reads a PNG's
+  pHYs chunk, and 1.0 (ITK's default when the file says nothing) or 72/96 dpi (screen defaults written by
+  most editors) count as unknown: :func:`pixel_size_mm` returns None and the caller asks for one.
+* **Geometry:** the returned image has origin (0, 0), identity direction and square pixels, so pixel
+  (column i, row j) has its centre at ``(i * px, j * px)`` mm.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from .errors import InputError
+from .files import suffix_of
+
+RASTER_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
+IMAGE_2D_SUFFIXES = RASTER_SUFFIXES + VOLUME_SUFFIXES
+BT601 = (0.299, 0.587, 0.114)  # luminance weights of R, G, B (ITU-R BT.601)
+_SCREEN_DPI = (72.0, 96.0)
+
+
+@dataclass
+class Image2D:
+    """A 2D image read from ``path``: ``image`` keeps the file's pixels (RGB stays RGB) with the pixel size set."""
+
+    path: Path
+    image: sitk.Image
+    pixel_mm: float
+    pixel_source: str  # "given", "file"
+
+    @property
+    def gray(self) -> sitk.Image:
+        """The one-channel float32 image (BT.601 luminance for RGB)."""
+        return to_gray(self.image)
+
+
+def to_gray(image: sitk.Image) -> sitk.Image:
+    """One float32 channel: BT.601 luminance of an RGB(A) image, the values of a scalar one. Geometry kept."""
+    components = image.GetNumberOfComponentsPerPixel()
+    if components == 1:
+        return sitk.Cast(image, sitk.sitkFloat32)
+    array = sitk.GetArrayViewFromImage(image)
+    if components < 3:  # grey + alpha
+        gray = array[..., 0].astype(np.float32)
+    else:
+        gray = array[..., :3].astype(np.float32) @ np.asarray(BT601, np.float32)
+    result = sitk.GetImageFromArray(gray)
+    result.CopyInformation(image)
+    return result
+
+
+def _png_dpi(path: Path) -> float | None:
+    try:
+        from PIL import Image
+    except ImportError:
+        return None
+    try:
+        with Image.open(path) as opened:
+            dpi = opened.info.get("dpi")
+    except OSError:
+        return None
+    return float(dpi[0]) if dpi and dpi[0] and float(dpi[0]) > 0 else None
+
+
+def pixel_size_mm(path: str | os.PathLike, image: sitk.Image) -> float | None:
+    """The pixel size (mm) the file states, or None when it states none (see the module notes)."""
+    path = Path(path)
+    suffix = suffix_of(path)
+    spacing = float(image.GetSpacing()[0])
+    if suffix in VOLUME_SUFFIXES:
+        return spacing if math.isfinite(spacing) and spacing > 0 else None
+    if suffix == ".png":
+        dpi = _png_dpi(path)
+        spacing = 25.4 / dpi if dpi else 1.0
+    if not (math.isfinite(spacing) and spacing > 0) or abs(spacing - 1.0) < 1e-9:
+        return None
+    if any(abs(spacing * dpi / 25.4 - 1) < 1e-3 for dpi in _SCREEN_DPI):  # PNG stores dots per metre: 72 reads 71.98
+        return None
+    return spacing
+
+
+def check_pixel_size(pixel_mm: float | None, what: str = "--pixel-size") -> float:
+    """``pixel_mm`` as a float if it is a plausible pixel size (0 < px <= 50 mm), else an InputError."""
+    try:
+        value = float(pixel_mm)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputError(f"{what} {pixel_mm!r} is not a number: give the pixel size in mm, e.g. 0.5") from None
+    if not (math.isfinite(value) and 0 < value <= 50):
+        raise InputError(f"{what} {pixel_mm} mm is not a pixel size: give a positive size in mm, e.g. 0.5")
+    return value
+
+
+def read_image_2d(path: str | os.PathLike, pixel_mm: float | None = None, role: str = "section") -> Image2D:
+    """Read a 2D image (see the module notes). ``pixel_mm`` overrides the file's pixel size; without it a
+    file that states none is refused (InputError naming the fix). RuntimeError from ITK for unreadable data
+    is turned into an InputError too."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{role} {path} does not exist: check the path")
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as error:
+        last = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown format"
+        raise InputError(f"{role} {path} cannot be read ({last[:160]}): save it as PNG, TIFF or NRRD") from None
+    if image.GetDimension() == 3 and image.GetSize()[2] == 1:
+        image = image[:, :, 0]
+    if image.GetDimension() != 2:
+        raise InputError(f"{role} {path} is {image.GetDimension()}D {image.GetSize()}: give one 2D image per section")
+    if pixel_mm is not None:
+        size, source = check_pixel_size(pixel_mm), "given"
+    else:
+        size, source = pixel_size_mm(path, image), "file"
+        if size is None:
+            raise InputError(f"{role} {path} does not state its pixel size: give it in mm (--pixel-size)")
+    image.SetSpacing((size, size))
+    image.SetOrigin((0.0, 0.0))
+    image.SetDirection((1.0, 0.0, 0.0, 1.0))
+    return Image2D(path, image, size, source)

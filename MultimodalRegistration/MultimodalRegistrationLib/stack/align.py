@@ -1,0 +1,153 @@
+"""Serial 2D sections aligned into a volume without drift (issue 23): the library entry point.
+
+:func:`align_sections` reads the sections once in order, keeping only the working images of the last
+``neighbours`` sections (memory: a few sections), registers each to the ``neighbours`` sections before it
+(pairs run in ``threads`` parallel workers), then solves all poses together (:mod:`.solve`). Sections that
+are missing or blank get poses interpolated from their neighbours; every section's fate is reported.
+:func:`stack_sections` also writes the CSV and the volume (:mod:`.output`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..core.errors import InputError
+from ..core.records import Record
+from .output import write_transforms_csv, write_volume
+from .pairs import PairResult, register_pair
+from .sections import USABLE, SectionReport, WorkingSection, mark_small, read_section
+from .solve import fill_missing, sequential_poses, solve_affine, solve_rigid
+
+NEIGHBOURS = 3
+SMALL_WEIGHT = 0.25  # a small section's pairs count this much
+MIN_CORRELATION = 0.05
+DISTANCE_POWER = 1.0  # a pair k sections apart counts 1 / k**DISTANCE_POWER: farther sections differ more;
+# 2 let one bad neighbour pair outweigh every other pair across its gap (test_stack: 10 mm off), 0 and 1 tie
+
+
+def _no_progress(items: Iterable, **_) -> Iterable:
+    return items
+
+
+@dataclass
+class StackSummary(Record):
+    """What ``mmreg stack`` did: per-section reports, counts, timings (s) and the outputs."""
+
+    sections: list[SectionReport] = field(default_factory=list)
+    pixel_mm: float = 0.0
+    section_mm: float = 0.0
+    affine: bool = False
+    neighbours: int = NEIGHBOURS
+    pairs: int = 0
+    timings_s: dict[str, float] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    def problems(self) -> list[SectionReport]:
+        return [s for s in self.sections if s.status != "ok"]
+
+
+@dataclass
+class StackAlignment:
+    """Poses (N, 3, 3, ``x_in = poses[k] @ x_out``), the section reports and the pairs measured."""
+
+    poses: np.ndarray
+    sections: list[SectionReport]
+    pairs: list[PairResult]
+    center: np.ndarray  # the canvas centre (mm): the solve's rotation centre
+    bright: bool = True
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+def _pair_weight(pair: PairResult, reports: list[SectionReport]) -> float:
+    weight = max(pair.correlation, MIN_CORRELATION) ** 2 / abs(pair.j - pair.i) ** DISTANCE_POWER
+    if "small" in (reports[pair.i].status, reports[pair.j].status):
+        weight *= SMALL_WEIGHT
+    return weight
+
+
+def align_sections(
+    paths: list[Path], pixel_mm: float, affine: bool = False, neighbours: int = NEIGHBOURS, threads: int = 2,
+    sequential: bool = False, progress: Callable = _no_progress,
+) -> StackAlignment:  # fmt: skip
+    """Align ordered 2D sections (see the module notes). ``progress`` wraps an iterable (e.g. tqdm);
+    ``sequential`` chains neighbouring pairs instead of solving (the drifting baseline, for benchmarks)."""
+    started = time.perf_counter()
+    reports: list[SectionReport] = []
+    window: list[WorkingSection] = []
+    jobs: list[Future] = []
+    pairs: list[PairResult] = []
+    canvas = None
+    bright_votes = []
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        for index in progress(range(len(paths)), desc="aligning sections", unit="section"):
+            report, working = read_section(Path(paths[index]), index, pixel_mm)
+            reports.append(report)
+            if working is None:
+                continue
+            canvas = canvas or report.size
+            bright_votes.append(working.bright)
+            for earlier in window[-(1 if sequential else neighbours) :]:
+                jobs.append(pool.submit(register_pair, earlier, working, affine))
+            window = (window + [working])[-neighbours:]
+            while len(jobs) > 4 * max(1, threads):  # bounded: finished pairs free their images
+                pairs.append(jobs.pop(0).result())
+        pairs += [job.result() for job in jobs]
+    registered = time.perf_counter()
+    mark_small(reports)
+    usable = [r.status in USABLE for r in reports]
+    if sum(usable) < 2:
+        kinds = ", ".join(sorted({r.status for r in reports if r.status not in USABLE}))
+        raise InputError(f"only {sum(usable)} of {len(reports)} sections hold tissue (the others: {kinds}): "
+                         "check the files and the order, or give the right folder")  # fmt: skip
+    pairs = [p for p in pairs if usable[p.i] and usable[p.j]]
+    center = (np.asarray(canvas or (1, 1), float) - 1) * pixel_mm / 2
+    count = len(paths)
+    if sequential:
+        poses = sequential_poses(count, pairs)
+    elif pairs:
+        weights = np.array([_pair_weight(p, reports) for p in pairs])
+        poses = (solve_affine if affine else solve_rigid)(count, pairs, weights, center)
+    else:
+        poses = np.full((count, 3, 3), np.nan)
+    for report in reports:
+        if report.status in USABLE and np.isnan(poses[report.section, 0, 0]):
+            report.status, report.note = "unaligned", "no registration to a neighbour: placed between its neighbours"
+    for report in reports:
+        if report.status not in USABLE:
+            report.note += "; its pose (CSV row) is interpolated from its neighbours'"
+    poses = fill_missing(poses, center)
+    bright = bool(np.mean(bright_votes) >= 0.5) if bright_votes else True
+    timings = {"register_s": registered - started, "solve_s": time.perf_counter() - registered}
+    return StackAlignment(poses, reports, pairs, center, bright, timings)
+
+
+def stack_sections(
+    paths: list[Path], pixel_mm: float, section_mm: float, output_volume: str | Path | None = None,
+    output_transforms: str | Path | None = None, affine: bool = False, neighbours: int = NEIGHBOURS,
+    threads: int = 2, progress: Callable = _no_progress,
+) -> StackSummary:  # fmt: skip
+    """Align the sections and write the CSV and the volume (each optional); the summary says what happened."""
+    alignment = align_sections(paths, pixel_mm, affine, neighbours, threads, progress=progress)
+    outputs = {}
+    if output_transforms:
+        write_transforms_csv(alignment.poses, output_transforms)
+        outputs["transforms"] = str(output_transforms)
+    timings = dict(alignment.timings_s)
+    if output_volume:
+        clock = time.perf_counter()
+        written = [r.status != "missing" for r in alignment.sections]
+        if any(written):
+            write_volume(output_volume, list(paths), alignment.poses, written, pixel_mm, section_mm, alignment.bright,
+                         progress=lambda items: progress(items, desc="writing volume", unit="section"))  # fmt: skip
+            outputs["volume"] = str(output_volume)
+        timings["volume_s"] = time.perf_counter() - clock
+    return StackSummary(
+        sections=alignment.sections, pixel_mm=pixel_mm, section_mm=section_mm, affine=affine, neighbours=neighbours,
+        pairs=len(alignment.pairs), timings_s={k: round(v, 3) for k, v in timings.items()}, outputs=outputs,
+    )  # fmt: skip

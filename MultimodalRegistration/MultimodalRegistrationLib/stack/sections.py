@@ -1,0 +1,177 @@
+"""The sections of a stack: finding them in order, reading each into a small working image, judging it.
+
+Order: the files of a folder (or a glob) with a 2D image extension, sorted by name with numbers compared
+as numbers (``s2.png`` before ``s10.png``).
+
+Working image (what the pairwise registration sees, one float channel at about ``WORK_MM`` pixels):
+the BT.601 luminance, turned so that tissue is bright on a zero background. A section whose border is
+nearer its brightest than its darkest values (99th, 1st percentiles) is taken as tissue on a bright slide
+(histology, bright field) and inverted against its glass level (99th percentile); otherwise (fluorescence,
+MR) the background level
+(1st percentile) is subtracted. Off-tissue pixels (dust, labels, glass) are set to 0.
+
+Judgement (per section, never fatal):
+* ``missing``: the file is absent, empty or unreadable;
+* ``blank``: no tissue: the tissue found by Otsu covers under ``BLANK_FRACTION`` of the slide, or stands
+  less than ``BLANK_CONTRAST`` background noise deviations above the background;
+* ``small``: tissue area under ``SMALL_FRACTION`` of the median of its neighbours' (set by the caller,
+  :func:`mark_small`): registered, its pairs down-weighted;
+* ``unaligned``: usable, but no registration reached it (placed like a missing one).
+
+Missing, blank and unaligned sections get poses interpolated from their neighbours.
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..core.errors import InputError
+from ..core.files import suffix_of
+from ..core.images2d import IMAGE_2D_SUFFIXES, read_image_2d, to_gray
+from ..core.records import Record
+
+WORK_MM = 1.0  # working pixel size (mm) of the pairwise registrations
+BLANK_FRACTION = 0.01
+BLANK_CONTRAST = 5.0
+SMALL_FRACTION = 0.5
+USABLE = ("ok", "small")
+
+
+def _natural_key(path: Path) -> list:
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+def find_sections(where: str) -> list[Path]:
+    """The section files of a folder or glob, in natural name order. InputError when there are none."""
+    folder = Path(where)
+    if folder.is_dir():
+        try:
+            candidates = list(folder.iterdir())
+        except OSError as error:
+            raise InputError(
+                f"--sections folder {folder} cannot be listed ({error.strerror}): check its permissions"
+            ) from None
+    elif any(char in where for char in "*?["):
+        candidates = [Path(p) for p in glob.glob(where)]
+    elif folder.exists():
+        raise InputError(f"--sections {where} is a file: give the folder of sections or a glob such as 'dir/*.png'")
+    else:
+        raise InputError(
+            f"--sections {where} does not exist: give the folder of sections or a glob such as 'dir/*.png'"
+        )
+    paths = sorted((p for p in candidates if suffix_of(p) in IMAGE_2D_SUFFIXES and not p.is_dir()), key=_natural_key)
+    if len(paths) < 2:
+        found = "no" if not paths else "only one"
+        raise InputError(
+            f"--sections {where}: {found} section image found ({', '.join(IMAGE_2D_SUFFIXES)}): "
+            "give a folder or glob holding two or more sections"
+        )
+    return paths
+
+
+@dataclass
+class SectionReport(Record):
+    """What became of one section: ``status`` ok, small, blank or missing, and why (``note``)."""
+
+    section: int
+    file: str
+    status: str = "ok"
+    note: str = ""
+    tissue_mm2: float = 0.0
+    size: list[int] = field(default_factory=list)  # pixels (columns, rows)
+
+
+@dataclass
+class WorkingSection:
+    """A section's working image (float32 at about WORK_MM, tissue bright on 0) and its tissue centroid (mm)."""
+
+    index: int
+    image: sitk.Image
+    centroid: np.ndarray
+    bright: bool = True  # tissue on a bright slide (the luminance was inverted)
+    mask: sitk.Image | None = None  # the tissue (uint8, dilated by 2 working pixels): where the metric samples
+    tissue_pixels: int = 0
+
+
+def _contrast_image(gray: sitk.Image) -> tuple[np.ndarray, bool]:
+    """The gray pixels turned tissue-bright on a zero background; and whether the slide was bright."""
+    array = sitk.GetArrayFromImage(gray)
+    rows, columns = array.shape
+    band = max(1, min(rows, columns) // 20)
+    border = np.concatenate(
+        [array[:band].ravel(), array[-band:].ravel(), array[:, :band].ravel(), array[:, -band:].ravel()]
+    )
+    low, high = np.percentile(array, [1, 99])
+    bright = float(np.median(border)) > (low + high) / 2
+    if bright:
+        return np.clip(np.percentile(array, 99) - array, 0, None).astype(np.float32), True
+    return np.clip(array - np.percentile(array, 1), 0, None).astype(np.float32), False
+
+
+def _tissue(work: np.ndarray) -> tuple[np.ndarray, float]:
+    """Tissue mask (Otsu, holes filled) and its contrast in background noise deviations."""
+    if float(work.max()) - float(work.min()) <= 0:
+        return np.zeros(work.shape, bool), 0.0
+    image = sitk.GetImageFromArray(work)
+    mask = sitk.OtsuThreshold(image, 0, 1, 128)
+    mask = sitk.BinaryFillhole(sitk.BinaryMorphologicalClosing(mask, [2, 2]))
+    tissue = sitk.GetArrayFromImage(mask).astype(bool)
+    if tissue.all() or not tissue.any():
+        return tissue, 0.0
+    background = work[~tissue]
+    noise = max(float(background.std()), 1e-6 * max(float(work.max()), 1e-12))
+    return tissue, float((work[tissue].mean() - background.mean()) / noise)
+
+
+def read_section(path: Path, index: int, pixel_mm: float) -> tuple[SectionReport, WorkingSection | None]:
+    """Read and judge one section (see the module notes); the working section is None unless it is usable."""
+    report = SectionReport(index, Path(path).name)
+    try:
+        if Path(path).stat().st_size == 0:
+            raise InputError("the file is empty")
+        read = read_image_2d(path, pixel_mm)
+    except (InputError, OSError) as error:
+        report.status, report.note = "missing", str(error)[:200]
+        return report, None
+    report.size = list(read.image.GetSize())
+    factor = max(1, round(WORK_MM / pixel_mm))
+    gray = to_gray(read.image)
+    if factor > 1:
+        gray = sitk.BinShrink(gray, [factor, factor])
+    work, bright = _contrast_image(gray)
+    tissue, contrast = _tissue(work)
+    spacing = float(gray.GetSpacing()[0])
+    report.tissue_mm2 = float(tissue.sum() * spacing**2)
+    fraction = float(tissue.mean())
+    if fraction < BLANK_FRACTION or contrast < BLANK_CONTRAST:
+        report.status = "blank"
+        report.note = f"no tissue found (tissue {fraction:.1%} of the slide, contrast {contrast:.1f} noise deviations)"
+        return report, None
+    work[~tissue] = 0.0
+    image = sitk.GetImageFromArray(work)
+    image.CopyInformation(gray)  # origin: the first pixel's centre of the shrunk grid, in the section's mm
+    centroid_index = np.argwhere(tissue)[:, ::-1].mean(axis=0)
+    centroid = np.asarray(image.TransformContinuousIndexToPhysicalPoint(centroid_index.tolist()))
+    mask = sitk.BinaryDilate(sitk.GetImageFromArray(tissue.astype(np.uint8)), [2, 2])
+    mask.CopyInformation(gray)
+    return report, WorkingSection(index, image, centroid, bright, mask, int(tissue.sum()))
+
+
+def mark_small(reports: list[SectionReport], around: int = 3) -> None:
+    """Mark usable sections whose tissue area is under SMALL_FRACTION of their neighbours' median as small."""
+    areas = [r.tissue_mm2 if r.status in USABLE else np.nan for r in reports]
+    for report in reports:
+        if report.status != "ok":
+            continue
+        k = report.section
+        near = [areas[j] for j in range(max(0, k - around), min(len(reports), k + around + 1)) if j != k]
+        near = [a for a in near if np.isfinite(a)]
+        if near and report.tissue_mm2 < SMALL_FRACTION * float(np.median(near)):
+            report.status = "small"
+            report.note = f"tissue {report.tissue_mm2:.0f} mm^2 against {np.median(near):.0f} mm^2 around it"

@@ -1,0 +1,235 @@
+"""`mmreg stack` (issue 23): serial sections of the phantom with known in-plane motions, some damaged.
+
+30 H&E-like RGB sections, 0.5 mm pixels, 1 mm apart, each moved by up to 12 deg and 8 mm (stack_data).
+Run once through the command line; the tests read its CSV, volume and JSON summary.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import stack_data
+from MultimodalRegistrationLib.cli.main import main
+from MultimodalRegistrationLib.core.images2d import BT601, pixel_size_mm, read_image_2d, to_gray
+from MultimodalRegistrationLib.stack.output import read_transforms_csv
+from PIL import Image
+from scipy import ndimage
+
+DAMAGE = {7: "missing", 12: "blank", 18: "torn", 23: "small"}
+PIXEL_MM, SECTION_MM = 0.5, 1.0
+
+
+@pytest.fixture(scope="module")
+def stacked(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("stack")
+    data = stack_data.serial_sections(folder / "sections", 30, PIXEL_MM, SECTION_MM, first_z=-15.0, damage=DAMAGE)
+    out = {name: folder / name for name in ("volume.nrrd", "transforms.csv", "summary.json")}
+    code = main(["stack", "--sections", str(folder / "sections"), "--pixel-size", str(PIXEL_MM),
+                 "--section-spacing", str(SECTION_MM), "--output-volume", str(out["volume.nrrd"]),
+                 "--output-transforms", str(out["transforms.csv"]), "--json", str(out["summary.json"])])  # fmt: skip
+    assert code == 0
+    return data, out
+
+
+def _clean(data) -> list[int]:
+    return [k for k in range(len(data.paths)) if k not in data.damage]
+
+
+def test_sections_meet_the_targets_after_one_global_rigid_fit(stacked):
+    data, out = stacked
+    poses = read_transforms_csv(out["transforms.csv"])
+    error = stack_data.residuals_after_global_fit(poses, data.truth, data.points, _clean(data))
+    clean = error[_clean(data)]
+    print(f"median {np.median(clean):.3f} mm, worst {clean.max():.3f} mm")
+    assert np.median(clean) < 0.5
+    assert clean.max() < 1.5
+    # The torn section and the fragment are aligned too (they are in the CSV like the others).
+    damaged = stack_data.residuals_after_global_fit(poses, data.truth, data.points, [*_clean(data), 18, 23])
+    assert damaged[18] < 1.5 and damaged[23] < 1.5, damaged[[18, 23]]
+
+
+def test_no_drift_along_the_stack(stacked):
+    """The banana effect: after the one global fit, the error's rotation and shift do not grow along the stack."""
+    data, out = stacked
+    poses = read_transforms_csv(out["transforms.csv"])
+    members = _clean(data)
+    error = stack_data.residuals_after_global_fit(poses, data.truth, data.points, members)
+    # Each section's error as a rigid motion (truth^-1 @ estimate): its angle and the shift of the canvas centre.
+    angles, shifts = [], []
+    for k in members:
+        back = np.linalg.inv(data.truth[k]) @ poses[k]
+        angles.append(np.degrees(np.arctan2(back[1, 0], back[0, 0])))
+        shifts.append(back[:2, :2] @ np.array([100.0, 115.0]) + back[:2, 2] - np.array([100.0, 115.0]))
+    angles, shifts = np.unwrap(np.radians(angles)), np.array(shifts)
+    slope_deg = np.degrees(np.polyfit(members, angles, 1)[0]) * (len(data.paths) - 1)
+    slope_mm = np.array([np.polyfit(members, shifts[:, axis], 1)[0] for axis in range(2)]) * (len(data.paths) - 1)
+    print(f"drift over the stack: {slope_deg:.3f} deg, {np.linalg.norm(slope_mm):.3f} mm")
+    assert abs(slope_deg) < 0.5
+    assert np.linalg.norm(slope_mm) < 1.0
+    ends = [error[k] for k in members[:3] + members[-3:]]
+    assert max(ends) < 1.0, ends
+
+
+def test_every_damaged_section_is_reported_and_the_run_goes_on(stacked):
+    data, out = stacked
+    summary = json.loads(out["summary.json"].read_text())
+    status = {s["section"]: s["status"] for s in summary["sections"]}
+    assert status[7] == "missing" and status[12] == "blank" and status[23] == "small"
+    assert all(status[k] == "ok" for k in _clean(data)), status
+    assert summary["pixel_mm"] == PIXEL_MM and summary["section_mm"] == SECTION_MM
+    assert len(read_transforms_csv(out["transforms.csv"])) == 30  # every section has a row, missing ones too
+
+
+def test_csv_contract_maps_volume_points_to_section_pixels(stacked):
+    """x_in = A x_out + t (mm): the volume's voxel at x_out = (i px, j px) of section k holds the section's
+    image at x_in, whose pixel (column c, row r) is at (c px, r px): sampled here independently."""
+    data, out = stacked
+    volume = sitk.ReadImage(str(out["volume.nrrd"]))
+    assert volume.GetSize() == (400, 460, 30) and volume.GetNumberOfComponentsPerPixel() == 3
+    assert np.allclose(volume.GetSpacing(), (PIXEL_MM, PIXEL_MM, SECTION_MM)) and np.allclose(volume.GetOrigin(), 0)
+    array = sitk.GetArrayViewFromImage(volume)  # (k, j, i, rgb)
+    text = out["transforms.csv"].read_text().splitlines()
+    assert text[0] == "section,a11,a12,a21,a22,tx,ty"
+    rng = np.random.default_rng(3)
+    for k in (0, 15, 29):
+        row = [float(v) for v in text[k + 1].split(",")]
+        assert row[0] == k
+        a, t = np.array(row[1:5]).reshape(2, 2), np.array(row[5:7])
+        ij = np.stack([rng.integers(60, 340, 200), rng.integers(60, 400, 200)], axis=1)
+        x_in = (ij * PIXEL_MM) @ a.T + t
+        section = np.asarray(Image.open(data.paths[k]), float)
+        pixel = x_in / PIXEL_MM  # (column, row)
+        expected = np.stack(
+            [ndimage.map_coordinates(section[..., c], [pixel[:, 1], pixel[:, 0]], order=1) for c in range(3)], -1
+        )
+        got = array[k, ij[:, 1], ij[:, 0]].astype(float)
+        assert np.abs(got - expected).max() <= 1.01
+
+
+def test_signs_of_a_known_motion(tmp_path):
+    """Five unmoved sections and one rotated by 10 deg and moved by (4, -3) mm about the canvas centre: its
+    pose relative to the others is that motion (x_in = A x_out + t), rigid or affine."""
+    canvas = (200.0, 230.0)
+    data = stack_data.serial_sections(tmp_path / "s", 6, 1.0, 1.0, max_deg=0.0, max_mm=0.0, first_z=-5.0)
+    motion = stack_data.rigid(10.0, (4.0, -3.0), np.asarray(canvas) / 2)
+    Image.fromarray(stack_data.render(motion, -5.0 + 3, 1.0, canvas, seed=3)).save(data.paths[3])
+    for extra in ([], ["--affine"]):
+        csv = tmp_path / f"T{len(extra)}.csv"
+        code = main(["stack", "--sections", str(tmp_path / "s" / "*.png"), "--pixel-size", "1",
+                     "--section-spacing", "1", "--output-volume", str(tmp_path / "v.nrrd"),
+                     "--output-transforms", str(csv), *extra])  # fmt: skip
+        assert code == 0
+        poses = read_transforms_csv(csv)
+        relative = poses[3] @ np.linalg.inv(poses[0])
+        angle = np.degrees(np.arctan2(relative[1, 0], relative[0, 0]))
+        assert abs(angle - 10.0) < (0.2 if not extra else 1.0), relative
+        points = np.array([[60.0, 60.0], [140.0, 170.0], [100.0, 115.0]])
+        mapped = points @ relative[:2, :2].T + relative[:2, 2]
+        miss = np.linalg.norm(mapped - (points @ motion[:2, :2].T + motion[:2, 2]), axis=1).max()
+        print(f"{'affine' if extra else 'rigid'}: {angle:.3f} deg (10), {miss:.3f} mm from the known motion")
+        assert miss < (0.3 if not extra else 1.0)
+        still = poses[5] @ np.linalg.inv(poses[0])  # two unmoved sections, 5 mm apart: near the identity
+        assert np.linalg.norm(points @ still[:2, :2].T + still[:2, 2] - points, axis=1).max() < 1.0
+
+
+# --------------------------------------------------------------------------- 2D images
+def test_rgb_becomes_bt601_luminance_and_pixel_size_comes_from_the_file(tmp_path):
+    rgb = np.zeros((4, 5, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 200, 100, 50
+    for name, dpi in (("a.png", 254), ("a.tif", 254), ("a.jpg", 254), ("b.png", None), ("c.png", 72), ("c.tif", 96)):
+        Image.fromarray(rgb).save(tmp_path / name, **({"dpi": (dpi, dpi)} if dpi else {}))
+        image = sitk.ReadImage(str(tmp_path / name))
+        expected = 0.1 if dpi == 254 else None
+        found = pixel_size_mm(tmp_path / name, image)
+        assert (found is None) == (expected is None) and (found is None or abs(found - 0.1) < 1e-6), (name, found)
+    gray = sitk.GetArrayFromImage(to_gray(sitk.ReadImage(str(tmp_path / "a.png"))))
+    assert np.allclose(gray, np.dot([200, 100, 50], BT601))
+    read = read_image_2d(tmp_path / "b.png", pixel_mm=0.25)
+    assert (
+        read.image.GetSpacing() == (0.25, 0.25)
+        and read.image.GetOrigin() == (0.0, 0.0)
+        and read.pixel_source == "given"
+    )
+    assert read.gray.GetPixelID() == sitk.sitkFloat32
+
+
+def test_2d_medical_formats_and_single_slice_volumes(tmp_path):
+    plane = sitk.GetImageFromArray(np.arange(20, dtype=np.float32).reshape(4, 5))
+    plane.SetSpacing((0.3, 0.3))
+    sitk.WriteImage(plane, str(tmp_path / "p.nrrd"))
+    sitk.WriteImage(plane, str(tmp_path / "p.nii.gz"))
+    sitk.WriteImage(sitk.JoinSeries([plane]), str(tmp_path / "p.mha"))  # 3D, one slice
+    for name in ("p.nrrd", "p.nii.gz", "p.mha"):
+        read = read_image_2d(tmp_path / name)
+        assert read.image.GetDimension() == 2 and abs(read.pixel_mm - 0.3) < 1e-6 and read.pixel_source == "file", name
+
+
+def test_dark_background_uint16_tiffs_stack_into_a_uint16_volume(tmp_path):
+    """Fluorescence-like sections (bright tissue on a dark slide, 16-bit TIFF, pixel size in the file)."""
+    canvas = (200.0, 230.0)
+    data = stack_data.serial_sections(tmp_path / "rgb", 5, 1.0, 1.0, max_deg=0.0, max_mm=0.0, first_z=-5.0)
+    motion = stack_data.rigid(-8.0, (-5.0, 2.0), np.asarray(canvas) / 2)
+    Image.fromarray(stack_data.render(motion, -5.0 + 2, 1.0, canvas, seed=2)).save(data.paths[2])
+    (tmp_path / "tif").mkdir()
+    for k, path in enumerate(data.paths):
+        luminance = np.asarray(Image.open(path), float) @ np.asarray(BT601)
+        Image.fromarray((60 * (255 - luminance)).astype(np.uint16)).save(
+            tmp_path / "tif" / f"f{k}.tif", dpi=(25.4, 25.4)
+        )
+    csv, volume = tmp_path / "T.csv", tmp_path / "V.nrrd"
+    code = main(["stack", "--sections", str(tmp_path / "tif"), "--section-spacing", "2",
+                 "--output-volume", str(volume), "--output-transforms", str(csv)])  # fmt: skip
+    assert code == 0
+    poses = read_transforms_csv(csv)
+    relative = poses[2] @ np.linalg.inv(poses[0])
+    points = np.array([[60.0, 60.0], [140.0, 170.0], [100.0, 115.0]])
+    miss = np.linalg.norm(
+        points @ relative[:2, :2].T + relative[:2, 2] - (points @ motion[:2, :2].T + motion[:2, 2]), axis=1
+    )
+    assert miss.max() < 0.3, miss
+    image = sitk.ReadImage(str(volume))
+    assert image.GetPixelID() == sitk.sitkUInt16 and np.allclose(image.GetSpacing(), (1.0, 1.0, 2.0))
+
+
+def test_runs_repeat_exactly(tmp_path):
+    from MultimodalRegistrationLib.stack.align import align_sections
+
+    data = stack_data.serial_sections(tmp_path / "s", 5, 1.0, 1.0, first_z=-5.0, seed=4)
+    first, second = (align_sections(data.paths, 1.0, threads=2).poses for _ in range(2))
+    assert np.array_equal(first, second)
+
+
+def test_the_solve_outvotes_a_bad_pair_and_drifts_less_than_chaining():
+    """Pure geometry: 100 sections, pairs to 3 neighbours each off by random 0.3 deg / 0.3 mm (weighted as the
+    stack weighs them), one neighbour pair off by 20 mm (a fold). Chaining carries every pair's error to all later
+    sections; the global solve outvotes the bad pair and drifts less."""
+    from MultimodalRegistrationLib.stack.align import DISTANCE_POWER
+    from MultimodalRegistrationLib.stack.pairs import PairResult
+    from MultimodalRegistrationLib.stack.solve import sequential_poses, solve_rigid
+
+    rng = np.random.default_rng(0)
+    count, center = 100, np.array([100.0, 115.0])
+    truth = np.stack([stack_data.rigid(rng.uniform(-12, 12), rng.uniform(-8, 8, 2), center) for _ in range(count)])
+    noisy, folded = [], []
+    for i in range(count):
+        for j in range(i + 1, min(count, i + 4)):
+            noise = stack_data.rigid(rng.normal(0, 0.3), rng.normal(0, 0.3, 2), center)
+            noisy.append(PairResult(i, j, noise @ truth[j] @ np.linalg.inv(truth[i]), 0.9))
+            bad = stack_data.rigid(0.0, (20.0, 0.0), center) if (i, j) == (50, 51) else noise
+            folded.append(PairResult(i, j, bad @ truth[j] @ np.linalg.inv(truth[i]), 0.9))
+    points = [np.array([[60.0, 60.0], [140.0, 170.0], [100.0, 115.0], [150.0, 80.0]])] * count
+    weights = np.array([1.0 / (p.j - p.i) ** DISTANCE_POWER for p in noisy])
+    errors = {}
+    for name, pairs in (("noisy", noisy), ("folded", folded)):
+        solved = solve_rigid(count, pairs, weights, center)
+        for method, poses in (("global", solved), ("chained", sequential_poses(count, pairs))):
+            error = stack_data.residuals_after_global_fit(poses, truth, points, range(count))
+            errors[name, method] = error
+            print(f"{name} {method}: median {np.median(error):.2f} mm, worst {error.max():.2f} mm")
+    assert np.median(errors["noisy", "global"]) < 0.7 * np.median(errors["noisy", "chained"])
+    assert errors["noisy", "global"].max() < 0.8 * errors["noisy", "chained"].max()
+    assert errors["folded", "global"].max() < 1.1 * errors["noisy", "global"].max()  # the fold is outvoted
+    assert errors["folded", "chained"].max() > 10.0  # the fold bends every later section
