@@ -20,7 +20,13 @@ from MultimodalRegistrationLib.core.choices import (
     GUIDANCE_METRICS,
     INIT_METHODS,
 )
-from MultimodalRegistrationLib.nodes.panels import DEFAULT_ENGINE, ENGINE_NAMES, describe_guidance, describe_result
+from MultimodalRegistrationLib.nodes.panels import (
+    DEFAULT_ENGINE,
+    ENGINE_NAMES,
+    describe_guidance,
+    describe_result,
+    ensure_engines,
+)
 from slicer import (
     vtkMRMLLabelMapVolumeNode,
     vtkMRMLMarkupsFiducialNode,
@@ -36,8 +42,6 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
-
-ENGINE_PACKAGES = {"elastix": ("itk", "itk-elastix"), "ants": ("ants", "antspyx")}
 
 
 class MultimodalRegistration(ScriptedLoadableModule):
@@ -263,27 +267,11 @@ class MultimodalRegistrationLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def ensureEngine(engine: str, confirm: bool = True) -> None:
-        """Install the engine's pinned package on first use (asking first, except in batch or tests)."""
-        import importlib.util
-
-        module, package = ENGINE_PACKAGES[engine]
-        if importlib.util.find_spec(module) is not None:
-            return
-        requirements = os.path.join(os.path.dirname(__file__), "Resources", "requirements.txt")
-        if not os.path.exists(requirements):
-            requirements = os.path.join(os.path.dirname(__file__), "..", "Resources", "requirements.txt")
-        pins = [line.strip() for line in open(requirements) if line.strip().startswith(package + "==")]
-        requirement = pins[0] if pins else package
-        interactive = confirm and slicer.app.commandOptions().noMainWindow is False and not slicer.app.testingEnabled()
-        if interactive and not slicer.util.confirmOkCancelDisplay(
-            f"The {engine} engine needs the Python package {requirement} (several hundred MB). Install it now?"
-        ):
-            raise RuntimeError(f"{engine} is not installed: install {requirement} from the Python console with "
-                               f"slicer.util.pip_install('{requirement}')")  # fmt: skip
-        if hasattr(slicer, "packaging") and hasattr(slicer.packaging, "pip_ensure"):
-            slicer.packaging.pip_ensure([requirement])
-        else:
-            slicer.util.pip_install(requirement)
+        """Install the engine's package on first use: one question, none in testing or batch mode. A refusal
+        or a pip failure raises an error that gives the command to run by hand."""
+        unattended = (not confirm) or slicer.app.testingEnabled() or slicer.app.commandOptions().noMainWindow
+        ensure_engines([engine], ask=slicer.util.confirmOkCancelDisplay, install=slicer.util.pip_install,
+                       unattended=unattended)  # fmt: skip
 
     def register(self, parameterNode, onProgress=None, onDone=None):
         """Register as the parameter node says (the panel's, or ``registration_parameters(...)`` from

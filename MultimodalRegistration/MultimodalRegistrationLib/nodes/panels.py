@@ -4,6 +4,7 @@ status lines, the session's warm worker. Module files import this, the other ``n
 
 from __future__ import annotations
 
+from ..engines.install import EngineInstallError, ensure_engines
 from ..engines.presets import list_presets
 from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from ..landmarks.models import KINDS as LANDMARK_MODELS
@@ -13,11 +14,13 @@ from ..registration.describe import describe_guidance, describe_result
 
 __all__ = [
     "DEFAULT_ENGINE",
+    "EngineInstallError",
     "ENGINE_NAMES",
     "LANDMARK_MODELS",
     "PrepOptions",
     "WarmSlot",
     "describe_guidance",
     "describe_result",
+    "ensure_engines",
     "list_presets",
 ]
