@@ -94,6 +94,17 @@ def _entropy(probabilities: np.ndarray) -> float:
     return float(-(nonzero * np.log(nonzero)).sum())
 
 
+def pointwise_information(joint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The one mutual-information estimator: from joint histograms normalised to sum 1 (shape (..., F, M)),
+    the pointwise information log(p(f, m) / (p(f) p(m))) of each cell (0 where empty) and the mutual
+    information in nats (shape (...)), its mean under the joint. The QA's metric, the pose search's scorer
+    and its mirror check all reduce their histograms with this."""
+    product = joint.sum(-1, keepdims=True) * joint.sum(-2, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pointwise = np.where(joint > 0, np.log(joint / product), 0.0)
+    return pointwise, (joint * pointwise).sum(axis=(-2, -1))
+
+
 def histogram_information(
     fixed_values: np.ndarray, moving_values: np.ndarray, bins: int = METRIC_BINS
 ) -> tuple[float, float]:
@@ -107,7 +118,7 @@ def histogram_information(
     ).reshape(bins, bins) / len(fixed_values)
     fixed_entropy, moving_entropy = _entropy(joint.sum(axis=1)), _entropy(joint.sum(axis=0))
     joint_entropy = _entropy(joint)
-    mutual = fixed_entropy + moving_entropy - joint_entropy
+    mutual = float(pointwise_information(joint)[1])  # = H(F) + H(M) - H(F, M)
     normalized = (fixed_entropy + moving_entropy) / joint_entropy if joint_entropy > 0 else 2.0
     return float(max(mutual, 0.0)), float(normalized)
 

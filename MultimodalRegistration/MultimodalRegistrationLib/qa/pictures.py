@@ -19,7 +19,7 @@ from ..core.files import write_atomically
 from ..core.images import corner_points, index_to_physical_matrix
 from ..core.metric import shrink_to_spacing
 from ..core.transforms import Transform
-from .checkerboard import display_grey
+from .grey import display_grey
 
 KINDS = ("checkerboard", "difference", "fusion")
 MAX_PIXELS = 320  # longest side of one plane
@@ -133,6 +133,22 @@ def _checkerboard_mask(shape: tuple[int, int], squares: int = 8) -> np.ndarray:
     return ((rows // block + columns // block) % 2).astype(bool)
 
 
+def _checkerboard(fixed_grey: np.ndarray, moving_grey: np.ndarray) -> np.ndarray:
+    return np.where(_checkerboard_mask(fixed_grey.shape), fixed_grey, moving_grey).astype(np.uint8)
+
+
+def checkerboard_picture(
+    fixed: sitk.Image, moving: sitk.Image, transform: Transform, pixel_mm: float | None = None
+) -> np.ndarray:
+    """Three-plane checkerboard (uint8) of ``fixed`` and ``moving`` seen through ``transform`` (fixed ->
+    moving) over the whole fixed image; ``pixel_mm`` coarsens a thumbnail."""
+    corners = corner_points(fixed)
+    grids = plane_grids(corners.min(axis=0), corners.max(axis=0), pixel_mm)
+    fixed_grey, _ = _grey(fixed, Transform.identity(), grids)
+    moving_grey, _ = _grey(moving, transform, grids)
+    return _checkerboard(fixed_grey, moving_grey)
+
+
 def overlay_montages(
     fixed: sitk.Image,
     moving: sitk.Image,
@@ -150,12 +166,11 @@ def overlay_montages(
     grids = plane_grids(low, high, pixel_mm)
     fixed_grey, _ = _grey(fixed, Transform.identity(), grids)
     moving_grey, inside = _grey(moving, transform, grids)
-    board = _checkerboard_mask(fixed_grey.shape)
     difference = np.abs(fixed_grey.astype(np.int16) - moving_grey.astype(np.int16)).astype(np.uint8)
     difference[~inside] = 0
     fusion = np.stack([fixed_grey, moving_grey, fixed_grey], axis=-1)
     return {
-        "checkerboard": np.where(board, fixed_grey, moving_grey).astype(np.uint8),
+        "checkerboard": _checkerboard(fixed_grey, moving_grey),
         "difference": difference,
         "fusion": fusion.astype(np.uint8),
     }

@@ -17,6 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ...core.errors import InputError
+from ...core.metric import pointwise_information
 from ...core.rotations import rigid_matrices, rotation_angle_deg
 from .scorer import PoseScorer
 
@@ -81,11 +82,8 @@ def _sample_influence(scorer: PoseScorer, pose: np.ndarray) -> tuple[np.ndarray,
     weight = (moving - low).astype(float)
     cell = scorer.fixed_bins * bins + low
     joint = np.bincount(cell, 1.0 - weight, bins * bins) + np.bincount(cell + 1, weight, bins * bins)
-    joint = joint.reshape(bins, bins) / len(cell)
-    product = joint.sum(1, keepdims=True) * joint.sum(0, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pointwise = np.where(joint > 0, np.log(joint / product), 0.0).ravel()
-    mutual = float(joint.ravel() @ pointwise)
+    pointwise, mutual = pointwise_information(joint.reshape(bins, bins) / len(cell))
+    pointwise, mutual = pointwise.ravel(), float(mutual)
     return (1.0 - weight) * pointwise[cell] + weight * pointwise[cell + 1] - mutual, mutual
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ...core.images import index_to_physical_matrix
+from ...core.metric import pointwise_information
 
 # Mutual information needs the joint histogram to be filled: more bins than this per axis and
 # a few thousand samples leave most cells empty.
@@ -125,8 +126,4 @@ class PoseScorer:
         cell = ((np.arange(count, dtype=np.int32)[:, None] * bins + self.fixed_bins[None]) * bins + low).ravel()
         histogram = np.bincount(cell, (1.0 - weight).ravel(), count * bins * bins)
         histogram += np.bincount(cell + 1, weight.ravel(), count * bins * bins)
-        joint = histogram.reshape(count, bins, bins) / self.fixed_bins.size
-        product = joint.sum(2, keepdims=True) * joint.sum(1, keepdims=True)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            terms = np.where(joint > 0, joint * np.log(joint / product), 0.0)
-        return terms.sum(axis=(1, 2))
+        return pointwise_information(histogram.reshape(count, bins, bins) / self.fixed_bins.size)[1]
