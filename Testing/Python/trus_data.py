@@ -8,14 +8,15 @@ the landmarks). One gland segmentation per image, drawn independently; 4-5 landm
 What makes a pair hard here (every number is drawn per seed, see :func:`trus_pair`):
 
 * the truth is a rigid pose (10-30 degrees about a random axis) composed with a probe push (the TRUS
-  gland is compressed 5-10 mm from behind and bulges sideways) and a smooth random warp (2.5-4 mm RMS,
+  gland is compressed 5-10 mm from behind and bulges sideways) and a smooth random warp (3-5 mm RMS,
   40-80 mm waves: bladder and rectum filling), so no rigid map fits;
 * the gland is a near-symmetric ellipsoid (a slight taper towards the apex, a slightly flat back), so its
   principal axes cannot tell front from back, and two of its radii can be close;
 * the two segmentations differ beyond the deformation: independent smooth boundary noise (1-2 voxels),
   a partial-volume bias (+-1 mm), and different apex and base extents (-5..+3 mm at each end, per image);
-* the TRUS field of view is a fan (zero outside): a narrow elevation sweep cuts the gland's base or apex
-  in some pairs, and the TRUS segmentation stops at the fan's edge;
+* the TRUS field of view is a fan (zero outside) starting at the probe 3-6 mm behind the gland (the rectal
+  wall): a narrow elevation sweep (18-36 degrees half-angle) cuts the gland's base or apex in some pairs,
+  and the TRUS segmentation stops at the fan's edge;
 * the TRUS intensities relate weakly to the MR (echogenicity not monotone in the MR value, speckle,
   shadows behind calcifications, depth loss; guided_data's echo model);
 * 4-5 landmarks (a cyst, calcifications, the urethra at the base or apex), clicked with 1-2 mm noise (RMS,
@@ -307,11 +308,12 @@ def trus_pair(
     angle_deg=(10.0, 30.0),
     compression_mm=(5.0, 10.0),
     boundary_noise_voxels=(1.0, 2.0),
-    end_shift_mm=(-8.0, 4.0),
+    end_shift_mm=(-10.0, 4.0),
     bias_mm=(-1.0, 1.0),
     elevation_deg=(18.0, 36.0),
     click_noise_mm=(1.0, 2.0),
-    warp_mm=(2.5, 4.0),
+    warp_mm=(3.0, 5.0),
+    rectal_wall_mm=(3.0, 6.0),
 ) -> TrusPair:
     """One hard MR -> TRUS pair (fixed TRUS, moving MR), deterministic per ``seed``.
 
@@ -359,7 +361,8 @@ def trus_pair(
 
     # The TRUS fan: apex behind the probe's surface, beams anterior; the elevation sweep may cut the gland.
     elevation = rng.uniform(*elevation_deg)
-    apex = contact + PROBE_RADIUS_MM * POSTERIOR
+    wall = rng.uniform(*rectal_wall_mm)  # the probe's surface lies this far behind the gland
+    apex = contact + (PROBE_RADIUS_MM + wall) * POSTERIOR
     fan = Fan.covering(apex, PROBE_RADIUS_MM, fixed_grid, 50.0, elevation, 0.8 * SPACING_MM, 0.022)
     assert np.allclose(BEAM, -POSTERIOR)
 
@@ -449,6 +452,7 @@ def trus_pair(
         compression_mm=float(compression),
         warp_rms_mm=float(warp_rms),
         elevation_deg=float(elevation),
+        rectal_wall_mm=float(wall),
         header_offset_mm=float(np.linalg.norm(header)),
         radii_mm=[round(float(r), 2) for r in gland.radii],
         click_noise_mm=float(click),
