@@ -305,11 +305,11 @@ def _largest_component(mask: np.ndarray) -> np.ndarray:
 def trus_pair(
     seed: int = 0,
     source: sitk.Image | None | str = "mni",
-    angle_deg=(10.0, 30.0),
+    angle_deg=(15.0, 30.0),
     compression_mm=(5.0, 10.0),
-    boundary_noise_voxels=(1.0, 2.0),
-    end_shift_mm=(-10.0, 4.0),
-    bias_mm=(-1.0, 1.0),
+    boundary_noise_voxels=(0.5, 1.0),
+    end_shift_mm=(-6.0, 3.0),
+    bias_mm=(-0.75, 0.75),
     elevation_deg=(18.0, 36.0),
     click_noise_mm=(1.0, 2.0),
     warp_mm=(3.0, 5.0),
@@ -331,7 +331,7 @@ def trus_pair(
     # offset between the image centres, with 4 mm of scatter per axis: identity then leaves ~19 mm and the
     # image centres ~12 mm, as on the real pairs.
     gland_fixed = fixed_centre + np.array([rng.uniform(-6, 6), rng.uniform(6, 14), rng.uniform(-6, 6)])
-    header = rng.uniform(0.45, 0.8) * (moving_centre - fixed_centre) + rng.normal(0.0, 5.0, 3)
+    header = rng.uniform(0.4, 0.8) * (moving_centre - fixed_centre) + rng.normal(0.0, 5.0, 3)
     gland_moving = gland_fixed + header
     angle = rng.uniform(*angle_deg)
     rotation = _rotation(rng.normal(size=3), angle)
