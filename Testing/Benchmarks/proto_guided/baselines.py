@@ -21,7 +21,7 @@ from common import OUT, Clock, append, centroid_alignment, image_centres, read, 
 from MultimodalRegistrationLib.core.errors import EngineError, InputError
 from MultimodalRegistrationLib.core.rotations import orthogonal_fit, rotation_angle_deg
 from MultimodalRegistrationLib.core.transforms import Transform
-from MultimodalRegistrationLib.registration.guidance import Guidance
+from MultimodalRegistrationLib.registration.guided.guidance import Guidance
 from MultimodalRegistrationLib.registration.register import register
 from trus_data import COHORT_SEEDS, trus_pair
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "Testing" / "Python"))
 
 from MultimodalRegistrationLib.core.images import index_to_physical_matrix  # noqa: E402
 from MultimodalRegistrationLib.core.transforms import Transform  # noqa: E402
-from MultimodalRegistrationLib.registration.centres import centre_alignment  # noqa: E402
+from MultimodalRegistrationLib.registration.pose.centres import centre_alignment  # noqa: E402
 
 OUT = ROOT / "bench-output" / "proto_guided"
 # A pair counts as worse than the centroid alignment when its mean landmark error is this much larger (mm):

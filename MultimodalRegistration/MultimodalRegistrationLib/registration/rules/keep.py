@@ -96,3 +96,12 @@ def _earlier_stage(output, fixed, moving, fixed_mask, metric_start, prepared, sc
         if not _why_not_kept(transform, metric, metric_start, fixed, judge):
             return name, transform, metric
     return None
+
+
+def worse_than_centroids(prepared, transform: Transform, centroids: Transform) -> str:
+    """Why a guided result (fixed -> moving) agrees less with its segments and landmarks than ``centroids``,
+    the segments' centroids brought together ("" when it agrees no less).
+
+    Judged by the guidance only, to MIN_TOLERANCE_MM without widening to a voxel: the centroid alignment
+    needs no engine, so a result must at least match it; mutual information cannot overrule this."""
+    return worse_than(guidance_score(prepared, transform), guidance_score(prepared, centroids), 0.0)
