@@ -12,6 +12,7 @@ from MultimodalRegistrationLib.engines.output import EngineOutput
 from MultimodalRegistrationLib.registration import register as register_module
 from MultimodalRegistrationLib.registration.guided.guidance import Guidance, prepare_guidance
 from MultimodalRegistrationLib.registration.guided.score import guidance_score
+from MultimodalRegistrationLib.registration.rules.keep import worse_beyond_noise
 from MultimodalRegistrationLib.registration.guided.start import (
     _axes_candidates,
     _moments,
@@ -85,3 +86,14 @@ def test_a_run_that_cannot_beat_its_start_returns_the_centroid_alignment_with_a_
     start = Transform.from_matrix(np.asarray(result.provenance.start_matrix_lps))
     assert np.mean(pair.tre(result.transform)) < 6.0
     assert np.mean(pair.tre(start)) > 8.0
+
+
+def test_a_result_worse_than_its_start_beyond_the_noise_is_refused(pair, prepared):
+    # Judged as the start was chosen: the start against itself is no worse; moved 4 mm along the probe's axis
+    # (anterior), its surfaces are worse by 6.4 SD (the limit is 2).
+    start = guided_start(prepared, None, pair.fixed, pair.moving)
+    assert worse_beyond_noise(prepared, pair.fixed, pair.moving, start.transform, start.transform, 0) == ""
+    moved = start.transform.matrix.copy()
+    moved[:3, 3] += [0.0, -4.0, 0.0]
+    reason = worse_beyond_noise(prepared, pair.fixed, pair.moving, start.transform, Transform.from_matrix(moved), 0)
+    assert "surface distance worse by" in reason, reason

@@ -33,6 +33,7 @@ from .rules.keep import (
     _earlier_stage,
     _why_not_kept,
     check_linear_result,
+    worse_beyond_noise,
     worse_than_centroids,
 )
 from .rules.masks import check_fixed_mask_size, mask_aware_starts, mask_centroid
@@ -350,6 +351,9 @@ def register(
     guided, judge = _guided_record(prepared, start, output.transform, guided_candidates)
     transform, inverse, kept, kept_reason = output.transform, output.inverse, "result", ""
     reason = _why_not_kept(output.transform, metric_after, metric_start, fixed, judge)
+    if not reason and prepared is not None:
+        noise = worse_beyond_noise(prepared, fixed, moving, start, output.transform, seed)
+        reason = f"is worse than its start beyond the noise ({noise})" if noise else ""
     if reason:
         what = f"the {engine} {recipe.name} result {reason}"
         hint = "try the rigid preset or landmarks" if not recipe.is_linear else "try another start, a mask or landmarks"

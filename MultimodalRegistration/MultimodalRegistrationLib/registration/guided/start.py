@@ -31,7 +31,7 @@ from ...core.records import Record
 from ...core.rotations import axis_angle_matrices, orthogonal_fit, rotation_angle_deg
 from ...core.transforms import Transform
 from .guidance import PreparedGuidance
-from .start_score import StartScorer
+from .start_score import StartScorer, _z
 
 MAX_DEG = 30.0
 STEP_DEG = 7.5
@@ -178,11 +178,6 @@ class _Judge:
                 "mi": None if mi is None else float(mi[index].mean()),
             })  # fmt: skip
         return out
-
-
-def _z(gain: np.ndarray) -> float:
-    sd = float(gain.std())
-    return float(gain.mean() / sd) if sd > 0 else 0.0
 
 
 def _rounded(value: float | None, digits: int) -> float | None:

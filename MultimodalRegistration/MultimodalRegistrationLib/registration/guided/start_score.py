@@ -75,3 +75,16 @@ class StartScorer:
         rs = block_bootstrap(surface, self.surface_patch, self.rng, count)
         rm = None if mi is None or not mi.shape[1] else block_bootstrap(mi, mi_patch, self.rng, count)
         return rs, rm
+
+
+def paired_z(scorer: StartScorer, reference: np.ndarray, pose: np.ndarray) -> tuple[float, float | None]:
+    """How much better ``pose`` is than ``reference`` (4x4 each), in SDs of the paired bootstrap difference:
+    (surfaces, intensities or None). Positive: closer surfaces, higher mutual information."""
+    surface, mi, patch = scorer.evaluate([reference, pose])
+    rs, rm = scorer.replicates(surface, mi, patch)
+    return _z(rs[:, 0] - rs[:, 1]), None if rm is None else _z(rm[:, 1] - rm[:, 0])
+
+
+def _z(gain: np.ndarray) -> float:
+    sd = float(gain.std())
+    return float(gain.mean() / sd) if sd > 0 else 0.0

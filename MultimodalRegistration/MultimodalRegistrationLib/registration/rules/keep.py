@@ -10,6 +10,7 @@ from ...core.errors import EngineError
 from ...core.metric import mutual_information
 from ...core.transforms import Transform
 from ..guided.score import guidance_score, worse_than
+from ..guided.start_score import StartScorer, paired_z
 
 # "Never worse than the start": a result whose mutual information falls more than this (nats) below
 # that of the start it ran from is not kept. The same value as QA's triage tolerance (qa/triage.py
@@ -105,3 +106,25 @@ def worse_than_centroids(prepared, transform: Transform, centroids: Transform) -
     Judged by the guidance only, to MIN_TOLERANCE_MM without widening to a voxel: the centroid alignment
     needs no engine, so a result must at least match it; mutual information cannot overrule this."""
     return worse_than(guidance_score(prepared, transform), guidance_score(prepared, centroids), 0.0)
+
+
+# A guided result that is worse than its start beyond this many SDs of their paired bootstrap difference,
+# in the surface distance or in the mutual information near the segments, is not kept (guided/start_score.py).
+NOISE_Z = 2.0
+
+
+def worse_beyond_noise(prepared, fixed: sitk.Image, moving: sitk.Image, start: Transform, result: Transform,
+                       seed: int) -> str:  # fmt: skip
+    """Why a linear guided ``result`` is worse than its linear ``start`` beyond the noise ("" when it is not),
+    judged as the start was chosen: field-of-view-aware surface distance and mutual information near the
+    segments, each in SDs of its own block-bootstrap noise. Either one worse by NOISE_Z SDs refuses it: a
+    rigid result can match deformed surfaces better while the anatomy inside them slides away."""
+    if not (prepared.pairs and start.is_linear and result.is_linear):
+        return ""
+    z_surface, z_mi = paired_z(StartScorer(prepared, fixed, moving, seed), start.matrix, result.matrix)
+    reasons = []
+    if z_surface < -NOISE_Z:
+        reasons.append(f"surface distance worse by {-z_surface:.1f} SD")
+    if z_mi is not None and z_mi < -NOISE_Z:
+        reasons.append(f"mutual information near the segments worse by {-z_mi:.1f} SD")
+    return "; ".join(reasons)
