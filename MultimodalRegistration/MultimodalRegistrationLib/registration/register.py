@@ -353,7 +353,7 @@ def register(
     reason = _why_not_kept(output.transform, metric_after, metric_start, fixed, judge)
     if not reason and prepared is not None:
         noise = worse_beyond_noise(prepared, fixed, moving, start, output.transform, seed)
-        reason = f"is worse than its start beyond the noise ({noise})" if noise else ""
+        reason = f"is not better than its start beyond the noise: {noise}" if noise else ""
     if reason:
         what = f"the {engine} {recipe.name} result {reason}"
         hint = "try the rigid preset or landmarks" if not recipe.is_linear else "try another start, a mask or landmarks"

@@ -77,12 +77,18 @@ class StartScorer:
         return rs, rm
 
 
-def paired_z(scorer: StartScorer, reference: np.ndarray, pose: np.ndarray) -> tuple[float, float | None]:
+def paired_z(scorer: StartScorer, reference: np.ndarray, pose: np.ndarray) -> tuple[float, float | None, float]:
     """How much better ``pose`` is than ``reference`` (4x4 each), in SDs of the paired bootstrap difference:
-    (surfaces, intensities or None). Positive: closer surfaces, higher mutual information."""
+    (surfaces, intensities or None, the two together: each gain in units of its own SD, summed).
+    Positive: closer surfaces, higher mutual information."""
     surface, mi, patch = scorer.evaluate([reference, pose])
     rs, rm = scorer.replicates(surface, mi, patch)
-    return _z(rs[:, 0] - rs[:, 1]), None if rm is None else _z(rm[:, 1] - rm[:, 0])
+    gain_s = rs[:, 0] - rs[:, 1]
+    together = gain_s / max(float(gain_s.std()), 1e-12)
+    gain_i = None if rm is None else rm[:, 1] - rm[:, 0]
+    if gain_i is not None:
+        together = together + gain_i / max(float(gain_i.std()), 1e-12)
+    return _z(gain_s), None if gain_i is None else _z(gain_i), _z(together)
 
 
 def _z(gain: np.ndarray) -> float:

@@ -108,23 +108,34 @@ def worse_than_centroids(prepared, transform: Transform, centroids: Transform) -
     return worse_than(guidance_score(prepared, transform), guidance_score(prepared, centroids), 0.0)
 
 
-# A guided result that is worse than its start beyond this many SDs of their paired bootstrap difference,
-# in the surface distance or in the mutual information near the segments, is not kept (guided/start_score.py).
-NOISE_Z = 2.0
+# A linear guided result replaces its start only when better by KEEP_Z SDs of their paired bootstrap difference,
+# the surface distance and the mutual information near the segments together, and neither worse by VETO_Z SDs
+# (guided/start_score.py): the rule by which the start itself beat the prior.
+KEEP_Z = 2.0
+VETO_Z = 1.0
+# A result that moves the fixed segments' surface points less than this (RMS, mm; at least two of the fixed
+# image's voxels) only polishes its start: it needs no evidence beyond the noise, only neither score worse.
+SMALL_MOVE_MM = 2.0
 
 
 def worse_beyond_noise(prepared, fixed: sitk.Image, moving: sitk.Image, start: Transform, result: Transform,
                        seed: int) -> str:  # fmt: skip
-    """Why a linear guided ``result`` is worse than its linear ``start`` beyond the noise ("" when it is not),
-    judged as the start was chosen: field-of-view-aware surface distance and mutual information near the
-    segments, each in SDs of its own block-bootstrap noise. Either one worse by NOISE_Z SDs refuses it: a
-    rigid result can match deformed surfaces better while the anatomy inside them slides away."""
+    """Why a linear guided ``result`` is not better than its linear ``start`` beyond the noise ("" when it
+    is), judged as the start was chosen: field-of-view-aware surface distance and mutual information near
+    the segments, each in SDs of its own block-bootstrap noise. A rigid result can match deformed surfaces
+    better while the anatomy inside them slides away: one that moves them more than a polish must be
+    better beyond the noise, the intensities agreeing."""
     if not (prepared.pairs and start.is_linear and result.is_linear):
         return ""
-    z_surface, z_mi = paired_z(StartScorer(prepared, fixed, moving, seed), start.matrix, result.matrix)
-    reasons = []
-    if z_surface < -NOISE_Z:
-        reasons.append(f"surface distance worse by {-z_surface:.1f} SD")
-    if z_mi is not None and z_mi < -NOISE_Z:
-        reasons.append(f"mutual information near the segments worse by {-z_mi:.1f} SD")
-    return "; ".join(reasons)
+    scorer = StartScorer(prepared, fixed, moving, seed)
+    z_surface, z_mi, z_together = paired_z(scorer, start.matrix, result.matrix)
+    points = np.concatenate(scorer.points)
+    moved = float(np.sqrt(np.mean(np.sum((result.transform_points(points) - start.transform_points(points)) ** 2, 1))))
+    mi_text = "" if z_mi is None else f", mutual information near the segments {z_mi:+.1f} SD"
+    scores = f"together {z_together:+.1f} SD: surface distance {z_surface:+.1f} SD{mi_text}"
+    if z_surface < -VETO_Z or (z_mi is not None and z_mi < -VETO_Z):
+        return f"one score is worse by more than {VETO_Z:g} SD ({scores})"
+    small = max(SMALL_MOVE_MM, 2.0 * max(fixed.GetSpacing()))
+    if z_together < KEEP_Z and moved >= small:
+        return f"moved the segments {moved:.1f} mm (RMS) but is better by less than {KEEP_Z:g} SD ({scores})"
+    return ""
