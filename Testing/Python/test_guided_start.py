@@ -67,7 +67,8 @@ def test_the_start_keeps_the_gland_the_right_way_up(pair, prepared):
     assert record["chosen"] == start.name and record["noise"]["surface_mm"] > 0
     for candidate in record["candidates"]:
         if candidate["name"].startswith("segment axes"):
-            assert "an axes rotation needs" in candidate["reason"]
+            assert "an axes rotation needs" in candidate["reason"] or "not eligible" in candidate["reason"]
+            assert ("not eligible" in candidate["reason"]) == (candidate["rotation_from_prior_deg"] > 60)
 
 
 def test_a_run_that_cannot_beat_its_start_returns_the_centroid_alignment_with_a_warning(pair, monkeypatch):

@@ -11,8 +11,9 @@ a near-symmetric organ's principal axes do not tell front from back. So:
    bootstrap replicates in which it scores best.
 3. The proposal, the mean rotation of the replicate winners, replaces the prior only when better beyond the
    noise: by ``WIN_Z`` SDs on the two scores together, neither of them worse by more than ``VETO_Z`` SDs.
-4. Beyond the lattice: the four principal-axes rotations win only when better than the choice of step 3 by
-   ``FAR_Z`` SDs together and ``WIN_Z`` SDs on the surfaces alone (a tie never turns an organ over); the
+4. Beyond the lattice: the four principal-axes rotations within ``AXES_MAX_DEG`` of the prior win only when
+   better than the choice of step 3 by ``FAR_Z`` SDs together and ``WIN_Z`` SDs on the surfaces alone (a tie
+   never turns an organ over; farther ones are listed, not eligible); the
    rigid fit of three or more landmarks wins unless worse than it beyond ``WIN_Z`` SDs.
 
 Without segments, the landmarks give the start (their rigid fit, else their centroid at the prior rotation).
@@ -38,6 +39,11 @@ STEP_DEG = 7.5
 WIN_Z = 2.0
 VETO_Z = 1.0
 FAR_Z = 3.0
+# Axes rotations farther than this from the prior are listed but cannot win: headers agree on the
+# orientation to tens of degrees, and on a near-symmetric organ every axes rotation, flips included, can
+# fit the surfaces better than a prior that is 30 degrees off (seen on the hard cohort: 86, 95, 169 and
+# 179 degrees, +2.2 to +3.4 SD).
+AXES_MAX_DEG = 2 * MAX_DEG
 MAX_MOMENT_POINTS = 200_000
 PRIOR = "segment centroids"
 
@@ -248,7 +254,10 @@ def _segment_start(prepared, prior, fixed, moving, seed) -> GuidedStart:
         extra = StartCandidate(name, _rounded(rotation_angle_deg(pose[:3, :3] @ prior.T), 1),
                                _rounded(gain["surface_mm"], 3), _rounded(gain["mi"], 5), None,
                                _rounded(gain["confidence"], 3))  # fmt: skip
-        if name.startswith("segment axes"):
+        if name.startswith("segment axes") and extra.rotation_from_prior_deg > AXES_MAX_DEG:
+            wins_here = False
+            rule = f"not eligible: more than {AXES_MAX_DEG:g} degrees from the prior"
+        elif name.startswith("segment axes"):
             wins_here = gain["z"] > FAR_Z and gain["z_surface"] > WIN_Z and (gain["z_mi"] or 0.0) > -VETO_Z
             rule = f"an axes rotation needs > {FAR_Z:g} SD together and > {WIN_Z:g} SD on the surfaces"
         else:
