@@ -192,6 +192,19 @@ def _guided_record(
     return record, {"worse": worse, "intensity": prepared.guidance.metric == "intensity"}
 
 
+def _noise_reason(prepared, fixed, moving, start: Transform, output, seed: int) -> str:
+    """Why a guided result is not better than its start beyond the noise ("" when it is). A nonlinear result
+    is judged by its last linear stage, the pose its deformable stage started from."""
+    judged, what = output.transform, "is"
+    if not judged.is_linear:
+        linear = [transform for _, transform in getattr(output, "stages", []) if transform.is_linear]
+        if not linear:
+            return ""
+        judged, what = linear[-1], "starts its deformable stage from a linear stage that is"
+    noise = worse_beyond_noise(prepared, fixed, moving, start, judged, seed)
+    return f"{what} not better than its start beyond the noise: {noise}" if noise else ""
+
+
 def _judged_by_centroids(prepared, initial_transform, fixed, moving, fixed_mask, outcome: tuple, guided: dict,
                          warnings: list[str]) -> tuple:
     """A guided result no better than the segments' centroids brought together gives way to that alignment,
@@ -351,14 +364,17 @@ def register(
     guided, judge = _guided_record(prepared, start, output.transform, guided_candidates)
     transform, inverse, kept, kept_reason = output.transform, output.inverse, "result", ""
     reason = _why_not_kept(output.transform, metric_after, metric_start, fixed, judge)
+    refused_by_noise = False
     if not reason and prepared is not None:
-        noise = worse_beyond_noise(prepared, fixed, moving, start, output.transform, seed)
-        reason = f"is not better than its start beyond the noise: {noise}" if noise else ""
+        reason = _noise_reason(prepared, fixed, moving, start, output, seed)
+        refused_by_noise = bool(reason)
     if reason:
         what = f"the {engine} {recipe.name} result {reason}"
         hint = "try the rigid preset or landmarks" if not recipe.is_linear else "try another start, a mask or landmarks"
         score_start = guidance_score(prepared, start) if prepared is not None else None
-        stage = _earlier_stage(output, fixed, moving, masks.get("fixed mask"), metric_start, prepared, score_start)
+        stage = None if refused_by_noise else _earlier_stage(
+            output, fixed, moving, masks.get("fixed mask"), metric_start, prepared, score_start
+        )
         if stage is not None:
             kept, transform, metric_after = f"{stage[0]} stage", stage[1], stage[2]
             kept_reason = f"{what}: kept its {stage[0]} stage instead; {hint}"
