@@ -3,8 +3,9 @@
 Cohort: Testing/Python/trus_data.py, 24 pairs (seeds 100-123) shaped like the maintainers' real pairs (grids and
 headers, probe push and smooth warp, independent gland segmentations, a fan that cuts the gland, 4-5 landmarks).
 Guidance = the gland segmentations only, as in the issue's real table. Rows: image centres; segment centroids
-(translation only); the guided start alone (registration/guided/start.py, no engine); elastix and ANTs rigid
-guided (``register()`` as ``mmreg register --fixed-segmentation --moving-segmentation`` calls it); a distance-map
+(translation only); the guided start alone (registration/guided/start.py, no engine); elastix and ANTs rigid and
+deformable guided (``register()`` as ``mmreg register --fixed-segmentation --moving-segmentation`` calls it,
+ANTs on 1 thread; elastix deformable takes most of the run's 15-20 minutes on 2 cores); a distance-map
 baseline written with SimpleITK only (Euler3D from the centroids, mean squares of the two clamped signed
 distance maps, three levels). Columns: median TRE over all landmarks (true positions), share < 5 mm, worst pair
 (its mean TRE), pairs whose mean TRE is more than WORSE_MM above the segment centroids', how often the keep rule
@@ -45,7 +46,7 @@ CLAMP_MM = 20.0
 ENGINES = {"elastix rigid guided": ("elastix", "rigid"), "ANTs rigid guided": ("ants", "rigid"),
            "elastix deformable guided": ("elastix", "deformable"), "ANTs deformable guided": ("ants", "deformable")}  # fmt: skip
 DEFAULT_METHODS = ("image centres", "segment centroids", "guided start", "elastix rigid guided", "ANTs rigid guided",
-                   "SimpleITK distance maps rigid")  # fmt: skip
+                   "ANTs deformable guided", "elastix deformable guided", "SimpleITK distance maps rigid")  # fmt: skip
 
 
 def _distance_map(mask: sitk.Image) -> sitk.Image:
