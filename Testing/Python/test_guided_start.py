@@ -12,7 +12,6 @@ from MultimodalRegistrationLib.engines.output import EngineOutput
 from MultimodalRegistrationLib.registration import register as register_module
 from MultimodalRegistrationLib.registration.guided.guidance import Guidance, prepare_guidance
 from MultimodalRegistrationLib.registration.guided.score import guidance_score
-from MultimodalRegistrationLib.registration.rules.keep import worse_beyond_noise
 from MultimodalRegistrationLib.registration.guided.start import (
     _axes_candidates,
     _moments,
@@ -20,6 +19,7 @@ from MultimodalRegistrationLib.registration.guided.start import (
     lattice,
     segment_centroid_alignment,
 )
+from MultimodalRegistrationLib.registration.rules.keep import worse_beyond_noise
 from trus_data import trus_pair
 
 
