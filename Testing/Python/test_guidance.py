@@ -102,7 +102,7 @@ def test_guided_start_recovers_a_35_degree_pose_from_the_segments_alone():
     error = np.linalg.norm(start.transform.transform_points(probe) - TRUTH.transform_points(probe), axis=1)
     assert start.name.startswith("segment axes")
     assert error.max() < 2.5, error  # the 2 mm voxels limit the moments
-    assert {c["name"] for c in start.candidates} >= {"segment centroids", "segment axes +1+1"}
+    assert {c.name for c in start.candidates} >= {"segment centroids", "segment axes +1+1"}
 
 
 def test_landmarks_alone_give_their_rigid_fit_as_the_start():

@@ -21,9 +21,11 @@ class Provenance(Record):
     Matrices are fixed -> moving in LPS mm; ``fixed`` and ``moving`` describe the images (size,
     spacing in mm, origin in LPS mm, pixel type, source file). ``kept`` is "result"; or, when the result
     agreed less than its start or folded (``kept_reason`` says which, with the numbers), the latest
-    earlier stage that did not ("affine stage") or else "start".
+    earlier stage that did not ("affine stage") or else "start"; a guided run with segments whose result
+    agrees less with them than the segments' centroids brought together keeps "segment centroids".
     ``guidance`` (guided runs only) records the segments, landmark count, weights, the start candidates
-    and the guidance scores (Dice, surface distance and landmark distance in mm) at the start and the result.
+    (each with its score, confidence and reason; ``start_choice`` says which won and why) and the guidance
+    scores (Dice, surface distance and landmark distance in mm) at the start, the result and the centroids.
     ``fixed_sampling`` says where the engine sampled the fixed image when no fixed mask was given and
     too little of it lay inside the moving image at the start (see :mod:`.mask_start`).
     ``command`` is the equivalent ``mmreg register`` command line, set by the worker that ran the job.

@@ -1,35 +1,82 @@
-"""The starting pose of a guided registration, from the paired segments and landmarks (LPS mm).
+"""The starting pose of a guided registration, from the paired segments and landmarks (LPS mm, fixed -> moving).
 
-Candidates: the segments' centroids brought together (keeping the prior rotation), the four proper
-rotations that bring the segments' principal axes together, and the rigid fit of three or more
-landmarks. With segments, the candidate whose warped segments overlap the fixed ones best wins (Dice);
-candidates within ``DICE_TIE`` of the best count as tied and the simpler one (landmarks, then
-centroids, then axes) wins, so a round organ keeps the scanner's orientation.
+The images' own orientation is the prior: medical headers agree on which way is anterior and superior, and
+a near-symmetric organ's principal axes do not tell front from back. So:
+
+1. Prior rotation: the initial transform's (identity: the headers'). Translation: the segments' centroids
+   brought together; every candidate turns about the fixed centroid and lands on the moving one.
+2. Candidates: the prior ("segment centroids") and rotations on a ``STEP_DEG`` lattice within ``MAX_DEG`` of
+   it, each scored by the guidance (surface distance, mm) and the intensities (mutual information), each in
+   units of its own bootstrap noise (:mod:`.start_score`). A candidate's confidence is its share of
+   bootstrap replicates in which it scores best.
+3. The proposal, the mean rotation of the replicate winners, replaces the prior only when better beyond the
+   noise: by ``WIN_Z`` SDs on the two scores together, neither of them worse by more than ``VETO_Z`` SDs.
+4. Beyond the lattice: the four principal-axes rotations within ``AXES_MAX_DEG`` of the prior win only when
+   better than the choice of step 3 by ``FAR_Z`` SDs together and ``WIN_Z`` SDs on the surfaces alone (a tie
+   never turns an organ over; farther ones are listed, not eligible); the
+   rigid fit of three or more landmarks wins unless worse than it beyond ``WIN_Z`` SDs.
+
+Without segments, the landmarks give the start (their rigid fit, else their centroid at the prior rotation).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import SimpleITK as sitk
 
+from ...core.choices import DEFAULT_SEED
 from ...core.images import index_to_physical_matrix
-from ...core.rotations import orthogonal_fit
+from ...core.records import Record
+from ...core.rotations import axis_angle_matrices, orthogonal_fit, rotation_angle_deg
 from ...core.transforms import Transform
 from .guidance import PreparedGuidance
+from .start_score import StartScorer, _z
 
-DICE_TIE = 0.02
+MAX_DEG = 30.0
+STEP_DEG = 7.5
+WIN_Z = 2.0
+VETO_Z = 1.0
+FAR_Z = 3.0
+# Axes rotations farther than this from the prior are listed but cannot win: headers agree on the
+# orientation to tens of degrees, and on a near-symmetric organ every axes rotation, flips included, can
+# fit the surfaces better than a prior that is 30 degrees off (seen on the hard cohort: 86, 95, 169 and
+# 179 degrees, +2.2 to +3.4 SD).
+AXES_MAX_DEG = 2 * MAX_DEG
 MAX_MOMENT_POINTS = 200_000
+PRIOR = "segment centroids"
+
+
+@dataclass
+class StartCandidate(Record):
+    """One candidate start: its rotation from the prior (degrees), mean surface distance (mm), mutual
+    information (nats), advantage over the prior (SDs of its bootstrap noise), confidence (0..1) and why it
+    won or could not."""
+
+    name: str
+    rotation_from_prior_deg: float
+    surface_mm: float | None = None
+    mutual_information: float | None = None
+    z_vs_prior: float | None = None
+    confidence: float = 0.0
+    reason: str = ""
 
 
 @dataclass
 class GuidedStart:
-    """The chosen start (fixed -> moving) and every candidate's name and Dice, for provenance."""
+    """The chosen start (fixed -> moving), why it won, every candidate, and the scores' noise."""
 
     name: str
     transform: Transform
-    candidates: list[dict]
+    candidates: list[StartCandidate]
+    reason: str = ""
+    noise: dict = field(default_factory=dict)
+
+    def record(self) -> dict:
+        """For provenance: the choice, its reason, the noise scales and every candidate."""
+        return {"chosen": self.name, "reason": self.reason, "noise": self.noise,
+                "candidates": [candidate.to_dict() for candidate in self.candidates]}  # fmt: skip
 
 
 def mask_points(mask: sitk.Image, max_points: int = MAX_MOMENT_POINTS) -> np.ndarray:
@@ -45,67 +92,202 @@ def _moments(masks: list[sitk.Image]) -> tuple[np.ndarray, np.ndarray]:
     """Centroid (LPS mm) and principal axes (columns, largest spread first) of the masks' union."""
     points = np.concatenate([mask_points(mask) for mask in masks])
     centroid = points.mean(axis=0)
-    values, vectors = np.linalg.eigh(np.cov((points - centroid).T))
+    _, vectors = np.linalg.eigh(np.cov((points - centroid).T))
     return centroid, vectors[:, ::-1]
 
 
-def _pose(rotation: np.ndarray, fixed_centre: np.ndarray, moving_centre: np.ndarray) -> Transform:
-    """x_moving = rotation (x_fixed - fixed_centre) + moving_centre."""
+def pose_about(rotation: np.ndarray, fixed_centre: np.ndarray, moving_centre: np.ndarray) -> np.ndarray:
+    """x_moving = rotation (x_fixed - fixed_centre) + moving_centre, as a 4x4 matrix."""
     matrix = np.eye(4)
     matrix[:3, :3] = rotation
     matrix[:3, 3] = moving_centre - rotation @ fixed_centre
-    return Transform.from_matrix(matrix)
+    return matrix
 
 
-def _segment_candidates(prepared: PreparedGuidance, prior_rotation: np.ndarray) -> list[tuple[str, Transform]]:
-    fixed_centre, fixed_axes = _moments(prepared.fixed_masks)
-    moving_centre, moving_axes = _moments(prepared.moving_masks)
-    candidates = [("segment centroids", _pose(prior_rotation, fixed_centre, moving_centre))]
+def lattice(max_deg: float = MAX_DEG, step_deg: float = STEP_DEG) -> np.ndarray:
+    """Rotation vectors (degrees) on a cubic lattice inside a ball of ``max_deg``, the zero vector first."""
+    steps = np.arange(-max_deg, max_deg + 1e-9, step_deg)
+    grid = np.array([(a, b, c) for a in steps for b in steps for c in steps if a * a + b * b + c * c <= max_deg**2 + 1e-6])
+    return grid[np.argsort(np.linalg.norm(grid, axis=1), kind="stable")]
+
+
+def _rotation(vector_deg: np.ndarray) -> np.ndarray:
+    return axis_angle_matrices(np.deg2rad(np.asarray(vector_deg, float))[None])[0]
+
+
+def segment_centroid_alignment(prepared: PreparedGuidance, initial_transform: Transform | None = None) -> Transform:
+    """The segments' centroids brought together at the prior rotation (the initial transform's, else none)."""
+    fixed_centre, _ = _moments(prepared.fixed_masks)
+    moving_centre, _ = _moments(prepared.moving_masks)
+    return Transform.from_matrix(pose_about(_prior(initial_transform), fixed_centre, moving_centre))
+
+
+def _prior(initial_transform: Transform | None) -> np.ndarray:
+    linear = initial_transform is not None and initial_transform.is_linear
+    return initial_transform.matrix[:3, :3] if linear else np.eye(3)
+
+
+def _axes_candidates(prepared: PreparedGuidance, fixed_centre, moving_centre) -> list[tuple[str, np.ndarray]]:
+    _, fixed_axes = _moments(prepared.fixed_masks)
+    _, moving_axes = _moments(prepared.moving_masks)
+    out = []
     for signs in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
         flip = np.diag([signs[0], signs[1], 1.0])
         rotation = moving_axes @ flip @ fixed_axes.T
         if np.linalg.det(rotation) < 0:
             rotation = moving_axes @ flip @ np.diag([1.0, 1.0, -1.0]) @ fixed_axes.T
-        candidates.append((f"segment axes {signs[0]:+d}{signs[1]:+d}", _pose(rotation, fixed_centre, moving_centre)))
-    return candidates
+        out.append((f"segment axes {signs[0]:+d}{signs[1]:+d}", pose_about(rotation, fixed_centre, moving_centre)))
+    return out
 
 
-def _points_candidate(prepared: PreparedGuidance, prior_rotation: np.ndarray) -> tuple[str, Transform] | None:
+def _points_candidate(prepared: PreparedGuidance, prior: np.ndarray) -> tuple[str, np.ndarray] | None:
     terms = prepared.engine_terms
     if terms.fixed_points_lps is None:
         return None
     fixed, moving = terms.fixed_points_lps, terms.moving_points_lps
     centred = fixed - fixed.mean(axis=0)
     if len(fixed) >= 3 and np.linalg.matrix_rank(centred, tol=1.0) >= 2:  # not all on one line (1 mm)
-        return "landmarks", Transform.from_matrix(orthogonal_fit(fixed, moving, scale=False))
-    return "landmark centroid", _pose(prior_rotation, fixed.mean(axis=0), moving.mean(axis=0))
+        return "landmarks", orthogonal_fit(fixed, moving, scale=False)
+    return "landmark centroid", pose_about(prior, fixed.mean(axis=0), moving.mean(axis=0))
 
 
-def mean_dice(prepared: PreparedGuidance, transform: Transform) -> float:
-    """Mean Dice of the paired segments with the moving ones warped through ``transform`` (fixed -> moving)."""
-    values = []
-    for fixed_mask, moving_mask in zip(prepared.fixed_masks, prepared.moving_masks):
-        warped = sitk.Resample(moving_mask, fixed_mask, transform.sitk, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
-        a, b = sitk.GetArrayViewFromImage(fixed_mask) != 0, sitk.GetArrayViewFromImage(warped) != 0
-        total = int(a.sum()) + int(b.sum())
-        values.append(2.0 * int(np.count_nonzero(a & b)) / total if total else 0.0)
-    return float(np.mean(values))
+class _Judge:
+    """Paired comparisons of poses on the two scores, in units of their noise (tau_s mm, tau_i nats)."""
+
+    def __init__(self, scorer: StartScorer):
+        self.scorer = scorer
+        self.tau_s, self.tau_i = 1.0, None
+
+    def calibrate(self, rs: np.ndarray, rm: np.ndarray | None) -> None:
+        """Noise scales: the median over candidates of the SD of (candidate - first candidate)."""
+        self.tau_s = max(float(np.median((rs[:, 1:] - rs[:, [0]]).std(axis=0))), 1e-6)
+        if rm is not None:
+            self.tau_i = max(float(np.median((rm[:, 1:] - rm[:, [0]]).std(axis=0))), 1e-9)
+
+    def combined(self, rs: np.ndarray, rm: np.ndarray | None) -> np.ndarray:
+        """Higher is better: -surface / tau_s + MI / tau_i, per replicate and pose."""
+        value = -rs / self.tau_s
+        return value if rm is None or self.tau_i is None else value + rm / self.tau_i
+
+    def gains(self, reference: np.ndarray, others: list[np.ndarray]) -> list[dict]:
+        """Each pose in ``others`` against ``reference``: z overall, z of each score, share of replicates better."""
+        surface, mi, patch = self.scorer.evaluate([reference, *others])
+        rs, rm = self.scorer.replicates(surface, mi, patch)
+        out = []
+        for index in range(1, len(others) + 1):
+            gain_s = -(rs[:, index] - rs[:, 0])
+            gain_i = None if rm is None else rm[:, index] - rm[:, 0]
+            gain = gain_s / self.tau_s + (0.0 if gain_i is None else gain_i / self.tau_i)
+            out.append({
+                "z": _z(gain), "z_surface": _z(gain_s), "z_mi": None if gain_i is None else _z(gain_i),
+                "confidence": float(np.mean(gain > 0)), "surface_mm": float(surface[index].mean()),
+                "mi": None if mi is None else float(mi[index].mean()),
+            })  # fmt: skip
+        return out
 
 
-def guided_start(prepared: PreparedGuidance, initial_transform: Transform | None = None) -> GuidedStart:
-    """The start the guidance suggests; ``initial_transform`` (linear, fixed -> moving) gives the prior rotation."""
-    linear = initial_transform is not None and initial_transform.is_linear
-    prior = initial_transform.matrix[:3, :3] if linear else np.eye(3)
-    candidates = []
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None or not np.isfinite(value) else round(float(value), digits)
+
+
+def _segment_start(prepared, prior, fixed, moving, seed) -> GuidedStart:
+    scorer = StartScorer(prepared, fixed, moving, seed)
+    judge = _Judge(scorer)
+    fixed_centre, _ = _moments(prepared.fixed_masks)
+    moving_centre, _ = _moments(prepared.moving_masks)
+    vectors = lattice()
+    poses = [pose_about(_rotation(v) @ prior, fixed_centre, moving_centre) for v in vectors]
+    surface, mi, patch = scorer.evaluate(poses)
+    rs, rm = scorer.replicates(surface, mi, patch)
+    judge.calibrate(rs, rm)
+    combined = judge.combined(rs, rm)
+    winners = np.argmax(combined, axis=1)
+    wins = np.bincount(winners, minlength=len(poses)) / len(winners)
+    point = judge.combined(surface.mean(axis=1)[None], None if mi is None else mi.mean(axis=1)[None])[0]
+    spread = (combined - combined[:, [0]]).std(axis=0)
+    candidates = [
+        StartCandidate(PRIOR if not v.any() else f"segment surfaces, rotated {np.round(v, 1).tolist()} deg",
+                       _rounded(np.linalg.norm(v), 1), _rounded(surface[i].mean(), 3),
+                       None if mi is None else _rounded(mi[i].mean(), 5),
+                       _rounded((point[i] - point[0]) / spread[i], 2) if spread[i] > 0 else 0.0,
+                       _rounded(wins[i], 3), "scored on the lattice")
+        for i, v in enumerate(vectors)
+    ]  # fmt: skip
+    noise = {"surface_mm": _rounded(judge.tau_s, 4), "mutual_information": _rounded(judge.tau_i, 6),
+             "bootstrap": len(winners), "surface_cut_by_field_of_view": _rounded(scorer.cut_fraction, 3),
+             "intensities": scorer.intensity is not None}  # fmt: skip
+
+    # Step 3: the bagged proposal against the prior.
+    vector = vectors[winners].mean(axis=0)
+    proposal_pose = pose_about(_rotation(vector) @ prior, fixed_centre, moving_centre)
+    angle = float(np.linalg.norm(vector))
+    gain = judge.gains(poses[0], [proposal_pose])[0]
+    proposal = StartCandidate(f"segment surfaces, rotated {angle:.0f} deg", _rounded(angle, 1),
+                              _rounded(gain["surface_mm"], 3), _rounded(gain["mi"], 5), _rounded(gain["z"], 2),
+                              _rounded(gain["confidence"], 3))  # fmt: skip
+    candidates.append(proposal)
+    vetoed = [name for name, z in (("surface distance", gain["z_surface"]), ("mutual information", gain["z_mi"]))
+              if z is not None and z < -VETO_Z]  # fmt: skip
+    if angle < 1.0:
+        reason, chosen, chosen_pose = "no rotation near the prior scores better", candidates[0], poses[0]
+    elif gain["z"] < WIN_Z:
+        reason = f"the proposal {angle:.0f} degrees from the prior is better by only {gain['z']:.1f} SD (< {WIN_Z:g})"
+        chosen, chosen_pose = candidates[0], poses[0]
+    elif vetoed:
+        reason = f"the proposal is better overall ({gain['z']:.1f} SD) but its {vetoed[0]} is worse beyond the noise"
+        chosen, chosen_pose = candidates[0], poses[0]
+    else:
+        mi_text = "" if gain["z_mi"] is None else f", intensities {gain['z_mi']:+.1f}"
+        reason = (f"{angle:.0f} degrees from the prior, better by {gain['z']:.1f} SD (surfaces "
+                  f"{gain['z_surface']:+.1f}{mi_text}); confidence {gain['confidence']:.2f}")  # fmt: skip
+        chosen, chosen_pose = proposal, proposal_pose
+    proposal.reason = ("chosen: " if chosen is proposal else "not chosen: ") + reason
+    if chosen is not proposal:
+        candidates[0].reason = "chosen (the prior): " + reason
+
+    # Step 4: candidates beyond the lattice, against the choice.
+    extras = _axes_candidates(prepared, fixed_centre, moving_centre)
     points = _points_candidate(prepared, prior)
-    if points is not None:
-        candidates.append(points)
+    extras += [points] if points is not None else []
+    winners_beyond = []
+    for (name, pose), gain in zip(extras, judge.gains(chosen_pose, [pose for _, pose in extras])):
+        extra = StartCandidate(name, _rounded(rotation_angle_deg(pose[:3, :3] @ prior.T), 1),
+                               _rounded(gain["surface_mm"], 3), _rounded(gain["mi"], 5), None,
+                               _rounded(gain["confidence"], 3))  # fmt: skip
+        if name.startswith("segment axes") and extra.rotation_from_prior_deg > AXES_MAX_DEG:
+            wins_here = False
+            rule = f"not eligible: more than {AXES_MAX_DEG:g} degrees from the prior"
+        elif name.startswith("segment axes"):
+            wins_here = gain["z"] > FAR_Z and gain["z_surface"] > WIN_Z and (gain["z_mi"] or 0.0) > -VETO_Z
+            rule = f"an axes rotation needs > {FAR_Z:g} SD together and > {WIN_Z:g} SD on the surfaces"
+        else:
+            wins_here = gain["z"] >= -WIN_Z
+            rule = f"the landmarks' fit wins unless worse by > {WIN_Z:g} SD"
+        extra.reason = f"against {chosen.name}: {gain['z']:+.1f} SD, surfaces {gain['z_surface']:+.1f} SD ({rule})"
+        candidates.append(extra)
+        if wins_here:
+            rank = (name.startswith("landmark"), gain["z"])
+            winners_beyond.append((rank, extra, pose))
+    if winners_beyond:
+        _, extra, chosen_pose = max(winners_beyond, key=lambda item: item[0])
+        chosen.reason = "not chosen: " + chosen.reason.split(": ", 1)[1]
+        chosen, reason = extra, extra.reason
+        extra.reason = "chosen: " + extra.reason
+    return GuidedStart(chosen.name, Transform.from_matrix(chosen_pose), candidates, reason, noise)
+
+
+def guided_start(
+    prepared: PreparedGuidance,
+    initial_transform: Transform | None = None,
+    fixed: sitk.Image | None = None,
+    moving: sitk.Image | None = None,
+    seed: int = DEFAULT_SEED,
+) -> GuidedStart:
+    """The start the guidance suggests. ``initial_transform`` (linear, fixed -> moving) gives the prior
+    rotation; ``fixed``/``moving`` add the intensities to the scores (without them the guidance alone decides)."""
+    prior = _prior(initial_transform)
     if prepared.pairs:
-        candidates += _segment_candidates(prepared, prior)
-    if not prepared.pairs:
-        name, transform = candidates[0]
-        return GuidedStart(name, transform, [{"name": name}])
-    scored = [(name, transform, mean_dice(prepared, transform)) for name, transform in candidates]
-    best = max(dice for _, _, dice in scored)
-    name, transform, _ = next(item for item in scored if item[2] >= best - DICE_TIE)
-    return GuidedStart(name, transform, [{"name": n, "dice": round(d, 4)} for n, _, d in scored])
+        return _segment_start(prepared, prior, fixed, moving, seed)
+    name, pose = _points_candidate(prepared, prior)
+    candidate = StartCandidate(name, _rounded(rotation_angle_deg(pose[:3, :3] @ prior.T), 1), reason="the only candidate")
+    return GuidedStart(name, Transform.from_matrix(pose), [candidate], "landmarks alone guide")

@@ -10,6 +10,7 @@ from ...core.errors import EngineError
 from ...core.metric import mutual_information
 from ...core.transforms import Transform
 from ..guided.score import guidance_score, worse_than
+from ..guided.start_score import StartScorer, paired_z
 
 # "Never worse than the start": a result whose mutual information falls more than this (nats) below
 # that of the start it ran from is not kept. The same value as QA's triage tolerance (qa/triage.py
@@ -96,3 +97,45 @@ def _earlier_stage(output, fixed, moving, fixed_mask, metric_start, prepared, sc
         if not _why_not_kept(transform, metric, metric_start, fixed, judge):
             return name, transform, metric
     return None
+
+
+def worse_than_centroids(prepared, transform: Transform, centroids: Transform) -> str:
+    """Why a guided result (fixed -> moving) agrees less with its segments and landmarks than ``centroids``,
+    the segments' centroids brought together ("" when it agrees no less).
+
+    Judged by the guidance only, to MIN_TOLERANCE_MM without widening to a voxel: the centroid alignment
+    needs no engine, so a result must at least match it; mutual information cannot overrule this."""
+    return worse_than(guidance_score(prepared, transform), guidance_score(prepared, centroids), 0.0)
+
+
+# A linear guided result replaces its start only when better by KEEP_Z SDs of their paired bootstrap difference,
+# the surface distance and the mutual information near the segments together, and neither worse by VETO_Z SDs
+# (guided/start_score.py): the rule by which the start itself beat the prior.
+KEEP_Z = 2.0
+VETO_Z = 1.0
+# A result that moves the fixed segments' surface points less than this (RMS, mm; at least two of the fixed
+# image's voxels) only polishes its start: it needs no evidence beyond the noise, only neither score worse.
+SMALL_MOVE_MM = 2.0
+
+
+def worse_beyond_noise(prepared, fixed: sitk.Image, moving: sitk.Image, start: Transform, result: Transform,
+                       seed: int) -> str:  # fmt: skip
+    """Why a linear guided ``result`` is not better than its linear ``start`` beyond the noise ("" when it
+    is), judged as the start was chosen: field-of-view-aware surface distance and mutual information near
+    the segments, each in SDs of its own block-bootstrap noise. A rigid result can match deformed surfaces
+    better while the anatomy inside them slides away: one that moves them more than a polish must be
+    better beyond the noise, the intensities agreeing."""
+    if not (prepared.pairs and start.is_linear and result.is_linear):
+        return ""
+    scorer = StartScorer(prepared, fixed, moving, seed)
+    z_surface, z_mi, z_together = paired_z(scorer, start.matrix, result.matrix)
+    points = np.concatenate(scorer.points)
+    moved = float(np.sqrt(np.mean(np.sum((result.transform_points(points) - start.transform_points(points)) ** 2, 1))))
+    mi_text = "" if z_mi is None else f", mutual information near the segments {z_mi:+.1f} SD"
+    scores = f"together {z_together:+.1f} SD: surface distance {z_surface:+.1f} SD{mi_text}"
+    if z_surface < -VETO_Z or (z_mi is not None and z_mi < -VETO_Z):
+        return f"one score is worse by more than {VETO_Z:g} SD ({scores})"
+    small = max(SMALL_MOVE_MM, 2.0 * max(fixed.GetSpacing()))
+    if z_together < KEEP_Z and moved >= small:
+        return f"moved the segments {moved:.1f} mm (RMS) but is better by less than {KEEP_Z:g} SD ({scores})"
+    return ""

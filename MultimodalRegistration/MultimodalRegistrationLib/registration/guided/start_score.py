@@ -1,0 +1,96 @@
+"""The two scores by which guided start candidates are compared, each with its own noise.
+
+* guidance: the mean distance (mm, clamped at CLAMP_MM) from each paired fixed segment's surface points,
+  mapped by the pose, to the moving segment's surface (its distance map); lower is better;
+* intensities: the mutual information (nats) of fixed samples in and within ``REGION_MM`` of the fixed
+  segments (inside the fixed field of view) with the moving image; higher is better. Left out when the
+  metric is "segments" or when either image has no contrast there.
+
+Their noise is a block bootstrap of both means, paired across candidates (the same patches drawn for every
+candidate), so differences between candidates have their own standard deviations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+from .guidance import PreparedGuidance
+from .intensity import PointwiseMI
+from .surfaces import Surface, apply, block_bootstrap, field_of_view, patches
+
+REGION_MM = 10.0
+BOOTSTRAP = 300
+
+
+class StartScorer:
+    """Surface residuals and pointwise MI of candidate poses (4x4, fixed -> moving), and their replicates."""
+
+    def __init__(self, prepared: PreparedGuidance, fixed: sitk.Image | None, moving: sitk.Image | None, seed: int):
+        like = prepared.fixed_masks[0]
+        fov = field_of_view(fixed, like)
+        self.fixed_surfaces = [Surface.of(mask, fov) for mask in prepared.fixed_masks]
+        self.moving_surfaces = [Surface.of(mask, field_of_view(None, mask)) for mask in prepared.moving_masks]
+        self.points = [surface.points for surface in self.fixed_surfaces]
+        self.surface_patch = np.concatenate(
+            [patches(points) + (index << 20) for index, points in enumerate(self.points)]
+        )
+        self.cut_fraction = float(np.mean([surface.cut_fraction for surface in self.fixed_surfaces]))
+        self.intensity = None
+        if fixed is not None and moving is not None and prepared.guidance.metric == "intensity":
+            union = prepared.fixed_masks[0]
+            for mask in prepared.fixed_masks[1:]:
+                union = sitk.Or(union, mask)
+            distance = sitk.SignedMaurerDistanceMap(union, insideIsPositive=False, squaredDistance=False,
+                                                    useImageSpacing=True)  # fmt: skip
+            region = sitk.And(sitk.Cast(distance <= REGION_MM, sitk.sitkUInt8), fov)
+            scorer = PointwiseMI(fixed, moving, region, seed)
+            self.intensity = scorer if scorer.informative else None
+        self.rng = np.random.default_rng(seed)
+
+    def surface(self, pose: np.ndarray) -> np.ndarray:
+        """Residuals (mm) of every kept fixed surface point under ``pose``, all paired segments in a row."""
+        return np.concatenate(
+            [moving.residuals(apply(pose, points)) for points, moving in zip(self.points, self.moving_surfaces)]
+        )
+
+    def evaluate(self, poses: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Surface residuals (P, Ns); pointwise MI (P, Nm) on the samples every pose maps inside the moving
+        image, and those samples' patches (None without intensities)."""
+        surface = np.stack([self.surface(pose) for pose in poses])
+        if self.intensity is None:
+            return surface, None, None
+        values, seen = [], []
+        for pose in poses:
+            pointwise, inside = self.intensity.pointwise(pose)
+            full = np.zeros(len(inside))
+            full[inside] = pointwise
+            values.append(full)
+            seen.append(inside)
+        common = np.logical_and.reduce(seen)
+        return surface, np.stack(values)[:, common], self.intensity.patch[common]
+
+    def replicates(self, surface, mi, mi_patch, count: int = BOOTSTRAP) -> tuple[np.ndarray, np.ndarray | None]:
+        """Paired bootstrap replicates (count, P) of the mean surface residual and of the MI."""
+        rs = block_bootstrap(surface, self.surface_patch, self.rng, count)
+        rm = None if mi is None or not mi.shape[1] else block_bootstrap(mi, mi_patch, self.rng, count)
+        return rs, rm
+
+
+def paired_z(scorer: StartScorer, reference: np.ndarray, pose: np.ndarray) -> tuple[float, float | None, float]:
+    """How much better ``pose`` is than ``reference`` (4x4 each), in SDs of the paired bootstrap difference:
+    (surfaces, intensities or None, the two together: each gain in units of its own SD, summed).
+    Positive: closer surfaces, higher mutual information."""
+    surface, mi, patch = scorer.evaluate([reference, pose])
+    rs, rm = scorer.replicates(surface, mi, patch)
+    gain_s = rs[:, 0] - rs[:, 1]
+    together = gain_s / max(float(gain_s.std()), 1e-12)
+    gain_i = None if rm is None else rm[:, 1] - rm[:, 0]
+    if gain_i is not None:
+        together = together + gain_i / max(float(gain_i.std()), 1e-12)
+    return _z(gain_s), None if gain_i is None else _z(gain_i), _z(together)
+
+
+def _z(gain: np.ndarray) -> float:
+    sd = float(gain.std())
+    return float(gain.mean() / sd) if sd > 0 else 0.0
