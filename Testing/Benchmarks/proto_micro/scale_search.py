@@ -39,13 +39,14 @@ from MultimodalRegistrationLib.registration.coarse import CoarseImage
 from MultimodalRegistrationLib.registration.pose_grid import candidate_poses
 from MultimodalRegistrationLib.registration.pose_scorer import PoseScorer, _FineLookup
 
-SEARCH_SPACING_MM, POLISH_SPACING_MM = 7.0, 4.0
+SEARCH_SPACING_MM, POLISH_SPACING_MM = 5.0, 4.0
 SCALE_STEP = 2 ** (1 / 8)
 SCALE_LOW, SCALE_HIGH = 0.67, 1.5  # the grid spans [SCALE_LOW x smallest seed, SCALE_HIGH x largest]
+MASK_SCALE_LOW, MASK_SCALE_HIGH = 0.85, 1.2  # with a fixed mask
 KEEP_PER_SCALE, POLISH, TURN_DEG = 1, 3, 20.0
 GRID_TISSUE, GRID_SAMPLES = True, 3000
 DISTINCT_DEG, DISTINCT_MM, DISTINCT_SCALE = 25.0, 25.0, 0.12
-MIN_TISSUE_COVERED = 0.5
+MIN_TISSUE_COVERED = 0.25
 MIN_VALID_FRACTION, MIN_VALID_SAMPLES = 0.05, 150  # a pose keeping fewer samples scores 0
 
 
@@ -105,8 +106,12 @@ class PartialPoseScorer(PoseScorer):
         if self.tissue is not None:
             # The fixed samples must cover at least half of the moving tissue: a pose that blows the
             # fixed region up over a small part of the tissue compares too little to count.
+            # Scaled by the share of the tissue the compared samples stand for (moving mm^3), so that a
+            # pose comparing a small overlap (the fixed anatomy blown up past a partial stack's ends)
+            # cannot win on the noise of few samples.
             covered = totals * self.sample_volume * np.abs(np.linalg.det(matrices[:, :3, :3]))
-            values = np.where(covered >= MIN_TISSUE_COVERED * self.tissue_volume, values, 0.0)
+            share = np.clip(covered / self.tissue_volume, 0.0, 1.0)
+            values = np.where(share >= MIN_TISSUE_COVERED, values * share, 0.0)
         if self.scale_range is not None:
             scale = np.abs(np.linalg.det(matrices[:, :3, :3])) ** (1 / 3)
             values = np.where((scale >= self.scale_range[0]) & (scale <= self.scale_range[1]), values, 0.0)
@@ -172,8 +177,11 @@ def scale_seeds(fixed: CoarseImage, moving: CoarseImage) -> dict:
     }
 
 
-def scale_grid(seeds: dict) -> np.ndarray:
-    low, high = SCALE_LOW * min(seeds.values()), SCALE_HIGH * max(seeds.values())
+def scale_grid(seeds: dict, masked: bool = False) -> np.ndarray:
+    """Scales to search: a wide bracket of the seeds, or a narrow one when the seeds come from a mask
+    of the same anatomy as the moving image's (then they are within ~10%, partial stacks included)."""
+    low_factor, high_factor = (MASK_SCALE_LOW, MASK_SCALE_HIGH) if masked else (SCALE_LOW, SCALE_HIGH)
+    low, high = low_factor * min(seeds.values()), high_factor * max(seeds.values())
     steps = np.arange(np.floor(np.log(low) / np.log(SCALE_STEP)), np.ceil(np.log(high) / np.log(SCALE_STEP)) + 1)
     return SCALE_STEP**steps
 
@@ -279,7 +287,7 @@ def search_similarity(
     fixed_coarse = CoarseImage.of(fixed, SEARCH_SPACING_MM, fixed_mask)
     seeds = scale_seeds(fixed_coarse, CoarseImage.of(moving, SEARCH_SPACING_MM, moving_mask))
     if scales is None:
-        scales = scale_grid(seeds)
+        scales = scale_grid(seeds, fixed_mask is not None or moving_mask is not None)
     # The moving image at the same anatomical resolution as the fixed one: a tissue shrunk to 0.65 is
     # sampled at 0.65 x 7 mm (at 7 mm, each of its voxels would span 11 mm of anatomy).
     typical = float(np.exp(np.mean(np.log(list(seeds.values())))))

@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -64,22 +65,13 @@ def decoys(matrix: np.ndarray, center: np.ndarray) -> list[np.ndarray]:
 
 
 def greedy_affine(fixed: sitk.Image, moving: sitk.Image, workdir: Path) -> np.ndarray:
-    from picsl_greedy import Greedy3D
-
     f, m, out = workdir / "f.nii.gz", workdir / "m.nii.gz", workdir / "affine.mat"
     sitk.WriteImage(fixed, str(f))
     sitk.WriteImage(moving, str(m))
     command = f"-d 3 -a -dof 12 -i {f} {m} -o {out} -ia-image-centers -m NMI -n 100x50x10 -threads 2"
-    sys.stdout.flush()
-    saved = os.dup(1)
-    silent = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(silent, 1)
-        Greedy3D().execute(command)
-    finally:
-        os.dup2(saved, 1)
-        os.close(silent)
-        os.close(saved)
+    # In a child process: Greedy's ITK finds no image IO factories in a process that loaded itk's wrapping.
+    script = f"from picsl_greedy import Greedy3D; Greedy3D().execute({command!r})"
+    subprocess.run([sys.executable, "-c", script], check=True, stdout=subprocess.DEVNULL)
     return Transform.from_matrix_ras(np.loadtxt(out)).matrix
 
 
