@@ -224,3 +224,99 @@ def mean_error(estimate: np.ndarray, truth: np.ndarray, points: np.ndarray) -> f
     back = np.linalg.inv(truth) @ estimate
     difference = points @ back[:3, :3].T + back[:3, 3] - points
     return float(np.linalg.norm(difference, axis=1).mean())
+
+
+# ----------------------------------------------------------------------------------- 2D: one section
+# Ruifrok & Johnston (2001) stain optical-density vectors (RGB), normalised: hematoxylin, eosin, DAB.
+STAINS = {
+    "hematoxylin": np.array([0.650, 0.704, 0.286]),
+    "eosin": np.array([0.072, 0.990, 0.105]),
+    "dab": np.array([0.268, 0.570, 0.776]),
+}
+
+
+def _plane_points(size, spacing, origin, z_mm) -> np.ndarray:
+    """(rows, columns, 3) LPS points of a 2D grid (x along columns, y along rows) at height ``z_mm``."""
+    x = origin[0] + spacing * np.arange(size[0])
+    y = origin[1] + spacing * np.arange(size[1])
+    yy, xx = np.meshgrid(y, x, indexing="ij")
+    return np.stack([xx, yy, np.full_like(xx, z_mm)], axis=-1).astype(np.float32)
+
+
+def _image2d(array: np.ndarray, spacing: float, origin=(0.0, 0.0), vector: bool = False) -> sitk.Image:
+    image = sitk.GetImageFromArray(np.ascontiguousarray(array), isVector=vector)
+    image.SetSpacing([float(spacing)] * 2)
+    image.SetOrigin([float(o) for o in origin])
+    return image
+
+
+def mni_slice(z_mm: float = 10.0, spacing_mm: float = 0.5, seed: int = 0) -> tuple[sitk.Image, np.ndarray]:
+    """A 2D T1-like MR slice of the whole head (brain, CSF, skull, scalp) at LPS height ``z_mm``, on an
+    axis-aligned grid; and 500 in-plane points (x, y mm) inside the brain, for errors."""
+    a = anatomy()
+    ref = a.reference
+    corners = np.array([ref.TransformIndexToPhysicalPoint([int(i), int(j), 0]) for i in (0, ref.GetSize()[0] - 1)
+                        for j in (0, ref.GetSize()[1] - 1)])  # fmt: skip
+    low, high = corners[:, :2].min(axis=0), corners[:, :2].max(axis=0)
+    size = (np.floor((high - low) / spacing_mm) + 1).astype(int)
+    points = _plane_points(size, spacing_mm, low, z_mm)
+    arrays = tuple((ndimage.gaussian_filter(x, 0.4), 0.0) for x in (a.grey, a.white, a.csf))
+    grey, white, csf = a.lookup(points, arrays)
+    (outside,) = a.lookup(points, ((a.outside_mm, 99.0),))
+    t1 = 0.55 * grey + 0.85 * white + 0.15 * csf
+    for lo, hi, value in ((0, 3, 0.12), (3, 9, 0.06), (9, 15, 0.7)):
+        layer = np.clip(np.minimum(outside - lo, hi - outside) + 0.5, 0, 1) * (outside > 0)
+        t1 = t1 * (1 - layer) + value * layer
+    rng = np.random.default_rng(seed)
+    t1 = np.abs(t1 + rng.normal(0, 0.02, t1.shape) + 1j * rng.normal(0, 0.02, t1.shape))
+    inside = np.argwhere(outside <= -2)
+    chosen = inside[rng.choice(len(inside), 500, replace=False)]
+    brain_points = low + chosen[:, ::-1] * spacing_mm
+    return _image2d((1000 * t1).astype(np.float32), spacing_mm, low), brain_points
+
+
+def rigid2d(angle_deg: float, shift, center=(0.0, 0.0), scale=(1.0, 1.0), shear: float = 0.0, mirror=False) -> np.ndarray:
+    """3x3 homogeneous 2D transform x -> R S x + t about ``center`` (then shifted by ``shift``)."""
+    theta = np.radians(angle_deg)
+    rotation = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    linear = rotation @ np.array([[scale[0], shear], [0.0, scale[1]]])
+    if mirror:
+        linear = linear @ np.diag([-1.0, 1.0])
+    matrix = np.eye(3)
+    matrix[:2, :2] = linear
+    matrix[:2, 2] = np.asarray(center) - linear @ np.asarray(center) + np.asarray(shift)
+    return matrix
+
+
+def histology_rgb(
+    truth: np.ndarray, z_mm: float = 10.0, pixel_mm: float = 0.2, size_mm=(150.0, 180.0), seed: int = 0,
+    tear: bool = False,
+) -> sitk.Image:  # fmt: skip
+    """An H&E-like RGB section (uint8, 3 components) of the brain at height ``z_mm``: hematoxylin from cell
+    density (grey matter > white matter), eosin from the tissue (white matter more eosinophilic), glass
+    white outside the brain; uneven illumination, texture and noise. ``truth`` (3x3) maps MR-slice
+    (fixed) points to section (moving) points: the section's pixel (i, j) is at (i, j) * ``pixel_mm``."""
+    a = anatomy()
+    rng = np.random.default_rng(seed)
+    size = (np.asarray(size_mm) / pixel_mm).astype(int)
+    grid = _plane_points(size, pixel_mm, (0.0, 0.0), 0.0)[..., :2].reshape(-1, 2)
+    inverse = np.linalg.inv(truth)
+    fixed_points = grid @ inverse[:2, :2].T + inverse[:2, 2]
+    points = np.concatenate([fixed_points, np.full((len(grid), 1), z_mm)], axis=1).reshape(size[1], size[0], 3)
+    arrays = tuple((ndimage.gaussian_filter(x, 0.3), 0.0) for x in (a.grey, a.white, a.csf))
+    grey, white, csf = a.lookup(points.astype(np.float32), arrays)
+    tissue = np.clip(grey + white + csf, 0, 1)
+    texture = 1 + 0.15 * ndimage.gaussian_filter(rng.normal(size=tissue.shape), 1.0)
+    hematoxylin = (0.75 * grey + 0.25 * white + 0.1 * csf) * texture
+    eosin = (0.35 * grey + 0.6 * white + 0.05 * csf) * texture
+    if tear:  # a torn strip: tissue missing along a random line
+        yy, xx = np.mgrid[0 : size[1], 0 : size[0]]
+        angle = rng.uniform(0, np.pi)
+        distance = (xx - size[0] / 2) * np.cos(angle) + (yy - size[1] / 2) * np.sin(angle) - rng.uniform(-20, 20) / pixel_mm
+        gap = np.abs(distance) < rng.uniform(1.0, 3.0) / pixel_mm
+        hematoxylin[gap], eosin[gap] = 0, 0
+    density = hematoxylin[..., None] * STAINS["hematoxylin"] + eosin[..., None] * STAINS["eosin"]
+    yy, xx = np.mgrid[-1 : 1 : size[1] * 1j, -1 : 1 : size[0] * 1j]
+    light = 245 * (1 - 0.06 * (xx**2 + yy**2))[..., None]
+    rgb = light * np.power(10.0, -density) + rng.normal(0, 3.0, density.shape)
+    return _image2d(np.clip(rgb, 0, 255).astype(np.uint8), pixel_mm, vector=True)

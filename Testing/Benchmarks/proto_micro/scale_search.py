@@ -356,3 +356,20 @@ def search_similarity(
         notes={"refined": [(round(pose_scale(p), 3), round(float(v), 4), round(float(w), 4)) for p, v, w in zip(refined, refined_values, fine_values)],
                "polished": [(round(pose_scale(p), 3), round(float(v), 4)) for p, v in zip(polished, polished_values)]},
     )  # fmt: skip
+
+
+FOOTPRINT_MARGIN_MM = 6.0
+
+
+def footprint_mask(fixed: sitk.Image, moving: sitk.Image, start: np.ndarray, margin_mm: float = FOOTPRINT_MARGIN_MM) -> sitk.Image:
+    """Where the engine should sample the fixed image when no fixed mask is given and the moving image is
+    tissue only: the moving tissue (its Otsu foreground, holes filled) mapped through the start onto the
+    fixed grid, grown by ``margin_mm`` (room for the engine to move). Without it the affine stage keeps
+    matching the tissue's outline to the head's and ends a few percent too large (measured: +3%, 1.7-1.9 mm)."""
+    from MultimodalRegistrationLib.core.transforms import Transform
+    from MultimodalRegistrationLib.registration.centres import foreground_mask
+
+    tissue = sitk.BinaryFillhole(sitk.BinaryMorphologicalClosing(foreground_mask(moving), [2, 2, 2]))
+    region = sitk.Resample(tissue, fixed, Transform.from_matrix(start).sitk, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    radius = [max(1, int(round(margin_mm / s))) for s in fixed.GetSpacing()]
+    return sitk.BinaryDilate(region, radius)

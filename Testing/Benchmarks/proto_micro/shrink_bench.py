@@ -91,6 +91,9 @@ def run(method: str, fixed, moving, mask, workdir: Path) -> tuple[np.ndarray, di
                  "start_scale": round(search.scale, 4), "seeds": {k: round(float(v), 3) for k, v in search.seeds.items()},
                  "start_matrix": search.pose.round(6).tolist()}  # fmt: skip
         engine = "ants" if method == "proto-ants" else "elastix"
+        if mask is None and method != "proto-nofootprint":
+            mask = ss.footprint_mask(fixed, moving, search.pose)
+            extra["footprint_share"] = round(float(sitk.GetArrayViewFromImage(mask).mean()), 3)
         result = register(
             fixed, moving, engine=engine, preset="affine", fixed_mask=mask, workdir=workdir,
             initial_transform=Transform.from_matrix(search.pose), init="none", threads=2,
