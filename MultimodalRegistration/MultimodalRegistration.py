@@ -13,15 +13,15 @@ import qt
 import slicer
 import vtk
 from MultimodalRegistrationLib.core.choices import (
-    DEFAULT_ENGINE,
     DEFAULT_INIT,
     DEFAULT_PRESET,
     DEFAULT_SEED,
-    ENGINES,
     FULL_ROTATION_DEG,
     GUIDANCE_METRICS,
     INIT_METHODS,
 )
+from MultimodalRegistrationLib.engines.registry import DEFAULT_ENGINE
+from MultimodalRegistrationLib.engines.registry import ENGINE_NAMES as ENGINES
 from MultimodalRegistrationLib.registration.describe import describe_guidance, describe_result
 from slicer import (
     vtkMRMLLabelMapVolumeNode,

@@ -14,4 +14,4 @@ Heavy engines (itk-elastix, antspyx) are imported lazily, only inside the worker
 from .core.errors import EngineError, InputError
 from .core.version import __version__
 
-__all__ = ["InputError", "EngineError", "__version__"]
+__all__ = ["EngineError", "InputError", "__version__"]

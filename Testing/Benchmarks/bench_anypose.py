@@ -41,17 +41,17 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "MultimodalRegistration"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from MultimodalRegistrationLib.core.errors import EngineError, InputError  # noqa: E402
-from MultimodalRegistrationLib.core.phantom import (  # noqa: E402
+from MultimodalRegistrationLib.core.errors import EngineError, InputError
+from MultimodalRegistrationLib.core.phantom import (
     add_bias_and_noise,
     make_phantom_pair,
     mean_error_mm,
     rigid_transform,
 )
-from MultimodalRegistrationLib.core.transforms import Transform  # noqa: E402
-from MultimodalRegistrationLib.qa.checkerboard import save_before_after  # noqa: E402
-from MultimodalRegistrationLib.registration.register import register  # noqa: E402
-from peer_baselines import ants_default_rigid, elastix_default_rigid, greedy_rigid  # noqa: E402
+from MultimodalRegistrationLib.core.transforms import Transform
+from MultimodalRegistrationLib.qa.checkerboard import save_before_after
+from MultimodalRegistrationLib.registration.register import register
+from peer_baselines import ants_default_rigid, elastix_default_rigid, greedy_rigid
 
 DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "bench-output" / "anypose"
@@ -136,8 +136,8 @@ def pseudo_pair(ct: sitk.Image, mr: sitk.Image, truth: Transform, seed: int, spa
 # ----------------------------------------------------------------------------- methods
 def run_ours(fixed, moving, workdir):
     result = register(fixed, moving, engine="elastix", preset="rigid", workdir=workdir)
-    return result.transform, {"start": result.provenance["start"], "runs": len(result.provenance["starts_tried"]),
-                              "search_s": result.provenance["any_pose"]["seconds"]}  # fmt: skip
+    return result.transform, {"start": result.provenance.start, "runs": len(result.provenance.starts_tried),
+                              "search_s": result.provenance.any_pose["seconds"]}  # fmt: skip
 
 
 def run_elastix_default(fixed, moving, workdir):
@@ -212,7 +212,7 @@ def table(records, labels, methods, spacing_mm) -> str:
 def initialiser_cost() -> str:
     """What the any-pose search adds to a rigid run of a 256 x 256 x 180, 1 mm pair (the issue's target)."""
     pair = make_phantom_pair(ct_spacing=(1, 1, 1), mr_spacing=(1, 1, 1), field_of_view_mm=(256, 256, 180))
-    from MultimodalRegistrationLib.registration.anypose import search_any_pose
+    from MultimodalRegistrationLib.registration.pose.anypose import search_any_pose
 
     searches = [search_any_pose(pair.fixed, pair.moving).seconds for _ in range(3)]
     runs = {}
@@ -242,13 +242,13 @@ def visible_human() -> str:
     seconds = time.perf_counter() - started
     picture = OUT / "visible_human_before_after.png"
     save_before_after(picture, ct, mr, Transform.identity(), result.transform)
-    search = result.provenance["any_pose"]
+    search = result.provenance.any_pose
     shift = np.linalg.norm(result.transform.matrix[:3, 3])
     return (
         f"Visible Human CT (fixed, {ct.GetSize()[2]} slices) and MR (moving), ~450 mm apart, no truth: "
         f"metric {result.metric_before:.3f} -> {result.metric_after:.3f} (mutual information, nats), "
-        f"start '{result.provenance['start']}' "
-        f"of {[run['start'] for run in result.provenance['starts_tried']]}, search {search['seconds']:.2f} s over "
+        f"start '{result.provenance.start}' "
+        f"of {[run['start'] for run in result.provenance.starts_tried]}, search {search['seconds']:.2f} s over "
         f"{search['candidates']} poses (its own 4 mm metric {search['metric']:.3f}), translation {shift:.0f} mm, "
         f"{seconds:.1f} s in all; checkerboard (top before, bottom after): {picture}"
     )
@@ -258,7 +258,7 @@ def far_start_figure(path: Path) -> str:
     """The README's picture: the demo phantom 150 degrees and ~130 mm away; checkerboards from the
     image-centre start (where the peers begin), the itk-elastix default result, and ours."""
     from MultimodalRegistrationLib.qa.checkerboard import save_checkerboard_rows
-    from MultimodalRegistrationLib.registration.initialize import initial_alignment
+    from MultimodalRegistrationLib.registration.pose.initialize import initial_alignment
 
     truth = rigid_transform(150, (0.3, 1.0, -0.4), (60.0, -80.0, 90.0), center=(0.0, 0.0, -15.0))
     pair = make_phantom_pair(truth=truth)

@@ -51,24 +51,24 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "MultimodalRegistration"))
 sys.path.insert(0, str(ROOT / "Testing" / "Python"))
 
-from guided_data import (  # noqa: E402
+from guided_data import (
     BENCH_PELVIS,
     BENCH_ULTRASOUND,
     mni_source,
     pelvis_like_pair,
     ultrasound_like_pair,
 )
-from MultimodalRegistrationLib.core.errors import EngineError, InputError  # noqa: E402
-from MultimodalRegistrationLib.core.labels import surface_distances  # noqa: E402
-from MultimodalRegistrationLib.core.rotations import orthogonal_fit  # noqa: E402
-from MultimodalRegistrationLib.core.transforms import Transform  # noqa: E402
-from MultimodalRegistrationLib.engines.ants import intensity_leads  # noqa: E402
-from MultimodalRegistrationLib.engines.presets import guidance_defaults  # noqa: E402
-from MultimodalRegistrationLib.registration.centres import centre_alignment  # noqa: E402
-from MultimodalRegistrationLib.registration.guidance import Guidance  # noqa: E402
-from MultimodalRegistrationLib.registration.keep import minimum_jacobian  # noqa: E402
-from MultimodalRegistrationLib.registration.piecewise import register_piecewise  # noqa: E402
-from MultimodalRegistrationLib.registration.register import register  # noqa: E402
+from MultimodalRegistrationLib.core.errors import EngineError, InputError
+from MultimodalRegistrationLib.core.labels import surface_distances
+from MultimodalRegistrationLib.core.rotations import orthogonal_fit
+from MultimodalRegistrationLib.core.transforms import Transform
+from MultimodalRegistrationLib.engines.ants import intensity_leads
+from MultimodalRegistrationLib.engines.presets import guidance_defaults
+from MultimodalRegistrationLib.registration.guided.guidance import Guidance
+from MultimodalRegistrationLib.registration.piecewise.segments import register_piecewise
+from MultimodalRegistrationLib.registration.pose.centres import centre_alignment
+from MultimodalRegistrationLib.registration.register import register
+from MultimodalRegistrationLib.registration.rules.keep import minimum_jacobian
 
 PRESETS = ROOT / "Resources" / "Presets"
 OUT = ROOT / "bench-output" / "guided"

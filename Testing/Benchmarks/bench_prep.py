@@ -138,7 +138,7 @@ def bench_n4(folder: Path) -> None:
             print(f"| {names[method]} | {index} | {before:.4f} | {result['cv']:.4f} | "
                   f"{result['seconds']:.2f} | {result['cpu_seconds']:.2f} |")  # fmt: skip
     for method, results in rows.items():
-        mean = lambda key: sum(r[key] for _, r in results) / len(results)  # noqa: E731
+        mean = lambda key: sum(r[key] for _, r in results) / len(results)
         print(f"mean {names[method]}: WM CV {mean('cv'):.4f}, "
               f"{mean('seconds'):.2f} s wall, {mean('cpu_seconds'):.2f} s CPU")  # fmt: skip
     print("(unbiased template: WM CV 0.026; target: <= 5 s on 2 cores at a WM CV no worse than SimpleITK shrink 4)")

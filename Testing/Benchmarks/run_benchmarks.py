@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +22,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "MultimodalRegistration"))
 
-from MultimodalRegistrationLib.core.images import write_image  # noqa: E402
-from MultimodalRegistrationLib.core.phantom import make_phantom_pair, mean_error_mm  # noqa: E402
-from MultimodalRegistrationLib.core.transforms import Transform  # noqa: E402
+from MultimodalRegistrationLib.core.images import write_image
+from MultimodalRegistrationLib.core.phantom import make_phantom_pair, mean_error_mm
+from MultimodalRegistrationLib.core.transforms import Transform
 
 OUT = ROOT / "bench-output"
 

@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "MultimodalRegistration"))
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
-from MultimodalRegistrationLib.core.phantom import make_phantom_pair  # noqa: E402
-from MultimodalRegistrationLib.registration.register import register  # noqa: E402
+from MultimodalRegistrationLib.core.phantom import make_phantom_pair
+from MultimodalRegistrationLib.registration.register import register
 
 # A coarse phantom keeps the suite fast: CT 2 x 2 x 3 mm, MR 2.5 mm.
 SMALL = dict(ct_spacing=(2.0, 2.0, 3.0), mr_spacing=(2.5, 2.5, 2.5))

@@ -9,9 +9,9 @@ from MultimodalRegistrationLib.core.metric import mutual_information
 from MultimodalRegistrationLib.core.phantom import make_phantom_pair, mean_error_mm, rigid_transform
 from MultimodalRegistrationLib.core.rotations import quaternion_matrices, rotation_angle_deg, rotation_grid
 from MultimodalRegistrationLib.core.transforms import Transform
-from MultimodalRegistrationLib.registration.anypose import search_any_pose
 from MultimodalRegistrationLib.registration.describe import describe_start
-from MultimodalRegistrationLib.registration.initialize import starting_poses
+from MultimodalRegistrationLib.registration.pose.anypose import search_any_pose
+from MultimodalRegistrationLib.registration.pose.initialize import starting_poses
 from MultimodalRegistrationLib.registration.register import register
 
 HEAD_CENTER = (0.0, 0.0, -15.0)  # where the phantom's head and neck are centred (fixed space, mm)
@@ -102,16 +102,16 @@ def test_both_engines_recover_far_starts_below_1_mm(far_pairs, ants_far_runs, en
     assert error < 1.0, f"{engine} mean error {error:.3f} mm from {angle} degrees"
     provenance = result.provenance
     # The image-centre start leads elsewhere, so the engine also ran from it, and lost.
-    assert provenance["start"] == "any-pose"
-    tried = {run["start"]: run["metric_after"] for run in provenance["starts_tried"]}
+    assert provenance.start == "any-pose"
+    tried = {run["start"]: run["metric_after"] for run in provenance.starts_tried}
     assert tried["any-pose"] == pytest.approx(result.metric_after) and tried["centre"] < result.metric_after - 0.1
-    assert provenance["any_pose"]["candidates"] >= 800 and provenance["any_pose"]["seconds"] > 0
-    assert np.allclose(provenance["start_matrix_lps"], provenance["any_pose"]["matrix_lps"], atol=1e-5)
-    assert provenance["timings_s"]["init_s"] >= provenance["any_pose"]["seconds"]
+    assert provenance.any_pose["candidates"] >= 800 and provenance.any_pose["seconds"] > 0
+    assert np.allclose(provenance.start_matrix_lps, provenance.any_pose["matrix_lps"], atol=1e-5)
+    assert provenance.timings_s["init_s"] >= provenance.any_pose["seconds"]
     assert "started from the pose search" in describe_start(result.summary())
     assert describe_start(result.summary()).endswith("also tried the image centres)")
     # How far the search moved the start: about the true rotation away from the image centres.
-    offset = provenance["start_offset"]
+    offset = provenance.start_offset
     assert offset["from"] == "image centres" and abs(offset["rotation_deg"] - angle) < 5.0
     assert f"{offset['rotation_deg']:.0f} deg and" in describe_start(result.summary())
 
@@ -125,7 +125,7 @@ def test_small_misalignment_is_as_accurate_as_without_the_initialiser(small_pair
     reference = mean_error_mm(without.transform, small_pair.truth, small_pair.head_points)
     assert error < reference + 0.05, f"{engine}: {error:.3f} mm with the search, {reference:.3f} mm without"
     # The centre start refines into the same pose: the engine ran once.
-    assert [run["start"] for run in with_search.provenance["starts_tried"]] == ["any-pose"]
+    assert [run["start"] for run in with_search.provenance.starts_tried] == ["any-pose"]
 
 
 def test_left_right_mirrored_moving_image_is_refused_naming_the_axis(small_pair):
@@ -228,7 +228,7 @@ def test_a_slab_of_two_slices_still_gets_a_start(small_pair):
 
 
 def test_auto_falls_back_to_the_centres_when_the_search_fails(small_pair, monkeypatch):
-    import MultimodalRegistrationLib.registration.anypose as anypose
+    from MultimodalRegistrationLib.registration.pose import anypose
 
     def broken(*arguments, **options):
         raise RuntimeError("itk::ERROR: InputImage is too small")

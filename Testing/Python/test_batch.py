@@ -10,9 +10,9 @@ import SimpleITK as sitk
 
 pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
 
-from MultimodalRegistrationLib.core.images import write_image  # noqa: E402
-from MultimodalRegistrationLib.core.phantom import mean_error_mm  # noqa: E402
-from MultimodalRegistrationLib.core.transforms import Transform  # noqa: E402
+from MultimodalRegistrationLib.core.images import write_image
+from MultimodalRegistrationLib.core.phantom import mean_error_mm
+from MultimodalRegistrationLib.core.transforms import Transform
 
 SCRIPT = Path(__file__).resolve().parents[2] / "Resources" / "Scripts" / "slicer_register.py"
 

@@ -135,17 +135,16 @@ def test_register_writes_a_transform_that_simpleitk_resamples_with(small_pair, r
 
 
 def test_init_options_reach_the_worker_job(tmp_path):
+    import SimpleITK as sitk
     from MultimodalRegistrationLib.cli.main import build_parser, job_from_arguments
     from MultimodalRegistrationLib.core.choices import INIT_METHODS
-
-    import SimpleITK as sitk
 
     for name in ("fixed.nrrd", "moving.nrrd"):  # the pre-flight reads the headers
         sitk.WriteImage(sitk.Image([8, 8, 8], sitk.sitkFloat32), str(tmp_path / name))
     common = ["register", "--fixed", tmp_path / "fixed.nrrd", "--moving", tmp_path / "moving.nrrd", "--output-transform", "T.h5"]
     job = job_from_arguments(build_parser().parse_args(map(str, common + ["--init", "any-pose", "--max-rotation-deg", "30"])))
-    assert job["init"] == "any-pose" and job["max_rotation_deg"] == 30.0
-    assert job_from_arguments(build_parser().parse_args(map(str, common)))["init"] == "auto"
+    assert job.init == "any-pose" and job.max_rotation_deg == 30.0
+    assert job_from_arguments(build_parser().parse_args(map(str, common))).init == "auto"
     assert set(INIT_METHODS) == {"auto", "any-pose", "moments", "geometry", "none"}
     run = mmreg(*common, "--init", "everywhere")
     assert run.returncode == 2 and "any-pose" in run.stderr

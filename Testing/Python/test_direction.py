@@ -7,9 +7,9 @@ import SimpleITK as sitk
 
 pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
 
-from MultimodalRegistrationLib.nodes import mrml  # noqa: E402
-from MultimodalRegistrationLib.core.metric import shrink_to_spacing  # noqa: E402
-from MultimodalRegistrationLib.core.phantom import rigid_transform  # noqa: E402
+from MultimodalRegistrationLib.core.metric import shrink_to_spacing
+from MultimodalRegistrationLib.core.phantom import rigid_transform
+from MultimodalRegistrationLib.nodes import mrml
 
 
 def hardened_on_grid(scene, image, transform_node, grid):

@@ -5,6 +5,6 @@ from MultimodalRegistrationLib.engines import loading
 
 
 def test_an_unknown_engine_is_refused_with_the_choices():
-    with pytest.raises(ValueError, match="unknown engine 'nonsense': choose elastix or ants"):
+    with pytest.raises(ValueError, match="unknown engine 'nonsense': choose one of elastix, ants"):
         loading.load("nonsense")
     assert "nonsense" not in loading.loaded()

@@ -8,10 +8,11 @@ import SimpleITK as sitk
 from MultimodalRegistrationLib.core.metric import shrink_to_spacing
 from MultimodalRegistrationLib.core.phantom import mean_error_mm, rigid_transform
 from MultimodalRegistrationLib.core.transforms import Transform
-from MultimodalRegistrationLib.engines import run_engine
 from MultimodalRegistrationLib.engines.ants import cumulative_stages
 from MultimodalRegistrationLib.engines.elastix import stage_name
 from MultimodalRegistrationLib.engines.presets import load_preset
+from MultimodalRegistrationLib.engines.request import EngineRequest
+from MultimodalRegistrationLib.engines.run import run_engine
 
 SEED = 1
 
@@ -21,7 +22,8 @@ def _quiet(*args, **details):
 
 
 def _run(engine, preset, fixed, moving, initial, workdir):
-    return run_engine(engine, fixed, moving, preset, None, None, initial, SEED, None, workdir, _quiet)
+    assert preset.engine == engine
+    return run_engine(EngineRequest(fixed, moving, preset, initial, workdir, seed=SEED, progress=_quiet))
 
 
 def _quick_deformable(engine):
@@ -29,16 +31,16 @@ def _quick_deformable(engine):
     bending-energy penalty, which costs seconds per level): the linear stages stay as they are."""
     preset = load_preset(engine, "deformable")
     if engine == "elastix":
-        maps = [dict(m) for m in preset.elastix_maps]
+        maps = [dict(m) for m in preset.recipe]
         bspline = {k: v for k, v in maps[-1].items() if k not in ("Metric0Weight", "Metric1Weight")}
         bspline.update(
             Metric=["AdvancedMattesMutualInformation"], NumberOfResolutions=["1"], GridSpacingSchedule=["1.0"],
             MaximumNumberOfIterations=["30"],
         )  # fmt: skip
-        return dataclasses.replace(preset, elastix_maps=maps[:-1] + [bspline])
-    stages = [dict(stage) for stage in preset.ants["stages"]]
+        return dataclasses.replace(preset, recipe=maps[:-1] + [bspline])
+    stages = [dict(stage) for stage in preset.recipe["stages"]]
     stages[-1].update(iterations=[10], level_spacing_mm=[8], smoothing_sigmas=[4])
-    return dataclasses.replace(preset, ants={**preset.ants, "stages": stages})
+    return dataclasses.replace(preset, recipe={**preset.recipe, "stages": stages})
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +120,7 @@ def test_ants_deformable_reports_the_collapsed_linear_part_then_syn(small_pair, 
 
 
 def test_stage_names():
-    assert [stage_name(m) for m in load_preset("elastix", "deformable").elastix_maps] == ["rigid", "affine", "bspline"]
+    assert [stage_name(m) for m in load_preset("elastix", "deformable").recipe] == ["rigid", "affine", "bspline"]
     assert stage_name({"Transform": ["SimilarityTransform"]}) == "similarity"
 
 

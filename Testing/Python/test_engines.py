@@ -8,11 +8,12 @@ from MultimodalRegistrationLib.core.errors import EngineError
 from MultimodalRegistrationLib.core.metric import shrink_to_spacing
 from MultimodalRegistrationLib.core.phantom import mean_error_mm, rigid_transform
 from MultimodalRegistrationLib.core.transforms import Transform
-from MultimodalRegistrationLib.engines import run_engine
 from MultimodalRegistrationLib.engines.guidance_terms import EngineGuidance
 from MultimodalRegistrationLib.engines.presets import load_preset
-from MultimodalRegistrationLib.registration.keep import check_linear_result
+from MultimodalRegistrationLib.engines.request import EngineRequest
+from MultimodalRegistrationLib.engines.run import run_engine
 from MultimodalRegistrationLib.registration.register import DEFAULT_SEED, register
+from MultimodalRegistrationLib.registration.rules.keep import check_linear_result
 
 LIMIT_MM = {"elastix": 0.5, "ants": 1.0}
 
@@ -27,8 +28,8 @@ def test_rigid_recovers_25_degrees_and_31_mm(small_pair, rigid_results, engine):
     assert error < LIMIT_MM[engine], f"{engine} rigid mean error {error:.3f} mm"
     assert result.transform.is_linear
     assert result.metric_after > result.metric_before
-    assert result.provenance["engine"] == engine and result.provenance["seed"] == DEFAULT_SEED
-    assert result.provenance["engine_version"].startswith({"elastix": "itk-elastix", "ants": "antspyx"}[engine])
+    assert result.provenance.engine == engine and result.provenance.seed == DEFAULT_SEED
+    assert result.provenance.engine_version.startswith({"elastix": "itk-elastix", "ants": "antspyx"}[engine])
 
 
 # The ANTs cases of a test come first in this module: they run one thread each, beside the ANTs deformable
@@ -84,10 +85,10 @@ def test_guided_elastix_takes_a_nonlinear_start_as_its_initial_transform(small_p
         fixed_points_lps=points, moving_points_lps=small_pair.truth.transform_points(points), points_weight=1.0,
         intensity_weight=1.0,
     )  # fmt: skip
-    output = run_engine(
-        "elastix", small_pair.fixed, small_pair.moving, load_preset("elastix", "rigid"), small_pair.fixed > 20, None,
-        start, seed=7, threads=2, workdir=tmp_path, progress=lambda *args, **kwargs: None, guidance=guidance,
-    )  # fmt: skip
+    output = run_engine(EngineRequest(
+        small_pair.fixed, small_pair.moving, load_preset("elastix", "rigid"), start, tmp_path,
+        fixed_mask=small_pair.fixed > 20, seed=7, threads=2, guidance=guidance,
+    ))  # fmt: skip
     assert not output.transform.is_linear
     error = mean_error_mm(output.transform, small_pair.truth, small_pair.head_points)
     assert error < 0.5, f"guided elastix from a nonlinear start: mean error {error:.3f} mm"

@@ -7,14 +7,14 @@ import pytest
 import SimpleITK as sitk
 from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.core.transforms import Transform, rigid_transform
-from MultimodalRegistrationLib.registration.guidance import (
+from MultimodalRegistrationLib.registration.guided.guidance import (
     Guidance,
     distance_channel,
     pair_segments,
     prepare_guidance,
 )
-from MultimodalRegistrationLib.registration.guided_score import guidance_score, worse_than
-from MultimodalRegistrationLib.registration.guided_start import guided_start
+from MultimodalRegistrationLib.registration.guided.score import guidance_score, worse_than
+from MultimodalRegistrationLib.registration.guided.start import guided_start
 
 
 def _grid(size=48, spacing=2.0, origin=-47.0) -> sitk.Image:
@@ -70,7 +70,7 @@ def test_segments_pair_by_name_when_both_sides_name_them_else_by_value():
 
 def test_one_sided_or_empty_guidance_is_refused_with_the_fix():
     fixed, moving, guidance = _guidance()
-    with pytest.raises(InputError, match="needs both segmentations"):
+    with pytest.raises(InputError, match="needs both the fixed segmentation and the moving segmentation: give the moving segmentation too"):
         prepare_guidance(fixed, moving, Guidance(fixed_segmentation=guidance.fixed_segmentation), "elastix")
     with pytest.raises(InputError, match="--metric segments needs segmentations or landmarks"):
         prepare_guidance(fixed, moving, Guidance(metric="segments"), "elastix")

@@ -9,17 +9,18 @@ from __future__ import annotations
 import ast
 import json
 import re
-import xml.etree.ElementTree as ElementTree
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 from MultimodalRegistrationLib.core import choices
 from MultimodalRegistrationLib.core.transforms import Transform, rigid_transform
+from MultimodalRegistrationLib.engines.registry import ENGINE_NAMES
 from MultimodalRegistrationLib.registration.describe import describe_guidance
-from MultimodalRegistrationLib.registration.guidance import Guidance, prepare_guidance
-from MultimodalRegistrationLib.registration.guided_score import guidance_score
+from MultimodalRegistrationLib.registration.guided.guidance import Guidance, prepare_guidance
+from MultimodalRegistrationLib.registration.guided.score import guidance_score
 from MultimodalRegistrationLib.registration.summary import Provenance
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,7 +154,7 @@ def test_weight_tooltip_states_the_shipped_defaults_and_where_they_come_from():
     widget = _widgets()["guidanceWeightSpinBox"]
     tooltip = _property(widget, "toolTip")
     assert "Resources/Presets/guidance.json" in tooltip
-    for engine in choices.ENGINES:
+    for engine in ENGINE_NAMES:
         weights = record[engine]
         stated = f"{engine}: segments {float(weights['segments'])}, landmarks {float(weights['points'])}"
         assert stated in tooltip, f"the tooltip no longer matches guidance.json: expected '{stated}'"

@@ -17,12 +17,13 @@ from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.core.phantom import mean_error_mm
 from MultimodalRegistrationLib.core.transforms import Transform, rigid_transform
 from MultimodalRegistrationLib.engines import elastix_guidance as guided
-from MultimodalRegistrationLib.engines import run_engine
 from MultimodalRegistrationLib.engines.ants import pinned_pair, registration_arguments
 from MultimodalRegistrationLib.engines.guidance_terms import Channel, EngineGuidance
 from MultimodalRegistrationLib.engines.point_blobs import render_point_blobs
 from MultimodalRegistrationLib.engines.preset_checks import check_elastix_entries
 from MultimodalRegistrationLib.engines.presets import load_preset, presets_dir
+from MultimodalRegistrationLib.engines.request import EngineRequest
+from MultimodalRegistrationLib.engines.run import run_engine
 
 SIZE, SPACING_MM = 40, 2.0
 TRUTH = rigid_transform(8, (1, -1, 0.5), (6, 0, 0))  # fixed -> moving, LPS mm
@@ -107,10 +108,10 @@ def pair() -> GuidedPair:
 
 def _run(engine: str, pair: GuidedPair, workdir: Path, guidance=None, preset=None, fixed_mask=None, initial=None):
     preset = preset or load_preset(engine, "rigid")
-    output = run_engine(
-        engine, pair.fixed, pair.moving, preset, fixed_mask, None, initial or Transform.identity(), seed=1,
-        threads=THREADS[engine], workdir=workdir, progress=lambda *args, **kwargs: None, guidance=guidance,
-    )  # fmt: skip
+    output = run_engine(EngineRequest(
+        pair.fixed, pair.moving, preset, initial or Transform.identity(), workdir, fixed_mask=fixed_mask, seed=1,
+        threads=THREADS[engine], guidance=guidance,
+    ))  # fmt: skip
     error = mean_error_mm(output.transform, TRUTH, pair.error_points)
     print(f"{engine} {workdir.name}: mean error {error:.3f} mm, {output.timings['engine_register_s']:.1f} s")
     return output, error
@@ -193,7 +194,7 @@ def test_elastix_hands_every_metric_its_images_and_the_masks(pair, tmp_path):
 
     method = classes().registration_method.New()
     guidance = replace(_points(), channels=pair.channels)
-    maps = guided.guided_maps(load_preset("elastix", "rigid").elastix_maps, guidance)
+    maps = guided.guided_maps(load_preset("elastix", "rigid").recipe, guidance)
     _set_guided_inputs(method, pair.fixed, pair.moving, pair.fixed_body, pair.fixed_body, guidance, maps, tmp_path)
     assert method.GetNumberOfFixedImages() == method.GetNumberOfMovingImages() == 4  # MI, 2 channels, points
     assert method.GetNumberOfFixedMasks() == method.GetNumberOfMovingMasks() == 4
@@ -218,9 +219,9 @@ def _short_deformable(engine: str):
     preset = load_preset(engine, "deformable")
     if engine == "elastix":
         short = {"MaximumNumberOfIterations": ["40"], "NumberOfResolutions": ["1"], "GridSpacingSchedule": ["1.0"]}
-        return replace(preset, elastix_maps=[{**m, **short} for m in preset.elastix_maps])
-    stages = [{**stage, "iterations": [20, 10, 0]} for stage in preset.ants["stages"]]
-    return replace(preset, ants={**preset.ants, "stages": stages})
+        return replace(preset, recipe=[{**m, **short} for m in preset.recipe])
+    stages = [{**stage, "iterations": [20, 10, 0]} for stage in preset.recipe["stages"]]
+    return replace(preset, recipe={**preset.recipe, "stages": stages})
 
 
 # --- how the guidance is written, without running an engine -----------------------------------------------------
@@ -233,7 +234,7 @@ def _fake_channel(name: str, weight: float = 1.0) -> Channel:
 def test_elastix_maps_take_the_multi_metric_form():
     guidance = EngineGuidance(channels=[_fake_channel("a", 0.5), _fake_channel("b", 2.0)], points_weight=3.0,
                               fixed_points_lps=FIXED_POINTS, moving_points_lps=FIXED_POINTS)  # fmt: skip
-    (rigid,) = guided.guided_maps(load_preset("elastix", "rigid").elastix_maps, guidance)
+    (rigid,) = guided.guided_maps(load_preset("elastix", "rigid").recipe, guidance)
     assert rigid["Registration"] == ["MultiMetricMultiResolutionRegistration"]
     assert rigid["Metric"] == ["AdvancedMattesMutualInformation"] + ["AdvancedMeanSquares"] * 2 + [guided.POINTS_METRIC]
     assert rigid["UseRelativeWeights"] == ["true"]
@@ -247,7 +248,7 @@ def test_elastix_maps_take_the_multi_metric_form():
 
 def test_elastix_deformable_maps_are_padded_and_keep_the_penalty():
     guidance = EngineGuidance(channels=[_fake_channel("a")], intensity_weight=0.0)
-    maps = guided.guided_maps(load_preset("elastix", "deformable").elastix_maps, guidance)
+    maps = guided.guided_maps(load_preset("elastix", "deformable").recipe, guidance)
     assert {len(m["Metric"]) for m in maps} == {3}
     assert maps[0]["Metric"][2] == guided.FILLER_METRIC and maps[0]["Metric2RelativeWeight"] == ["0.0"]
     assert maps[0]["ImageSampler2NumberOfSpatialSamples"] == [str(guided.FILLER_SAMPLES)]
@@ -258,7 +259,7 @@ def test_elastix_deformable_maps_are_padded_and_keep_the_penalty():
 
 
 def test_elastix_with_one_image_pair_keeps_single_components():
-    maps = guided.guided_maps(load_preset("elastix", "deformable").elastix_maps, _points())
+    maps = guided.guided_maps(load_preset("elastix", "deformable").recipe, _points())
     assert [m["Metric"] for m in maps][2] == ["AdvancedMattesMutualInformation", guided.POINTS_METRIC,
                                              "TransformBendingEnergyPenalty"]  # fmt: skip
     assert all(len(m["Interpolator"]) == 1 and len(m["ImageSampler"]) == 1 for m in maps)
@@ -269,9 +270,9 @@ def test_elastix_with_one_image_pair_keeps_single_components():
 @pytest.mark.parametrize("preset", ["rigid", "affine", "deformable"])
 def test_every_elastix_name_written_is_known(preset):
     guidance = replace(_points(), channels=[_fake_channel("a"), _fake_channel("b")])
-    for parameters in guided.guided_maps(load_preset("elastix", preset).elastix_maps, guidance):
+    for parameters in guided.guided_maps(load_preset("elastix", preset).recipe, guidance):
         entries = [(line, key, values) for line, (key, values) in enumerate(parameters.items(), start=1)]
-        check_elastix_entries(entries, f"guided {preset}", presets_dir())
+        check_elastix_entries(entries, f"guided {preset}", presets_dir() / "elastix")
 
 
 def test_elastix_point_file_is_physical_lps(tmp_path):

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from guided_data import ultrasound_like_pair, write_pair
 from MultimodalRegistrationLib.core.transforms import Transform, lps_ras_points
-from MultimodalRegistrationLib.registration.guidance import Guidance
-from MultimodalRegistrationLib.registration.guided_score import DICE_TOLERANCE
+from MultimodalRegistrationLib.registration.guided.guidance import Guidance
+from MultimodalRegistrationLib.registration.guided.score import DICE_TOLERANCE
 from MultimodalRegistrationLib.registration.register import register
 
 
@@ -62,7 +62,7 @@ def test_cli_refuses_one_sided_guidance_before_any_engine(us_pair, tmp_path):
     ]  # fmt: skip
     run = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert run.returncode == 2
-    assert "landmark guidance needs both lists" in run.stderr
+    assert "landmark guidance needs both --fixed-points and --moving-points: give --moving-points too" in run.stderr
     assert not (tmp_path / "T.h5").exists()
 
 
@@ -132,8 +132,8 @@ def test_real_spinal_cord_t1_to_t2_the_cord_guides_ants_where_intensities_mislea
     ground-truth transform, so the cord's Dice and surface distance judge (they are also what guides)."""
     from conftest import shared_data
     from MultimodalRegistrationLib.core.images import read_image
-    from MultimodalRegistrationLib.registration.guidance import prepare_guidance
-    from MultimodalRegistrationLib.registration.guided_score import guidance_score
+    from MultimodalRegistrationLib.registration.guided.guidance import prepare_guidance
+    from MultimodalRegistrationLib.registration.guided.score import guidance_score
 
     fixed, moving = read_image(shared_data("sct", "t2.nii.gz")), read_image(shared_data("sct", "t1w.nii.gz"))
     cords = Guidance(read_image(shared_data("sct", "t2_seg-manual.nii.gz")),

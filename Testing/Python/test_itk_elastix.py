@@ -32,11 +32,12 @@ loaded = {"direct": itk_elastix.classes().direct,
 from MultimodalRegistrationLib.core.phantom import make_phantom_pair, mean_error_mm, rigid_transform
 from MultimodalRegistrationLib.engines import elastix
 from MultimodalRegistrationLib.engines.presets import load_preset
+from MultimodalRegistrationLib.engines.request import EngineRequest
 pair = make_phantom_pair(ct_spacing=(2.0, 2.0, 3.0), mr_spacing=(2.5, 2.5, 2.5))
 start = pair.truth @ rigid_transform(20.0, (0.2, 0.9, 0.3), (6.0, -4.0, 5.0))
 with tempfile.TemporaryDirectory() as folder:
-    output = elastix.run(pair.fixed, pair.moving, load_preset("elastix", "rigid"), pair.fixed > 20, None, start,
-                         7, 2, Path(folder), lambda *a, **k: None)
+    output = elastix.run(EngineRequest(pair.fixed, pair.moving, load_preset("elastix", "rigid"), start, Path(folder),
+                                       fixed_mask=pair.fixed > 20, seed=7, threads=2))
 loaded["matrix"] = output.transform.matrix.tolist()
 loaded["error_mm"] = mean_error_mm(output.transform, pair.truth, pair.head_points)
 

@@ -7,12 +7,12 @@ import pytest
 import SimpleITK as sitk
 
 pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
-import vtk  # noqa: E402
-from MultimodalRegistrationLib.nodes import mrml  # noqa: E402
-from MultimodalRegistrationLib.core.errors import InputError  # noqa: E402
-from MultimodalRegistrationLib.core.phantom import rigid_transform  # noqa: E402
-from MultimodalRegistrationLib.core.transforms import Transform, lps_ras_points  # noqa: E402
-from MultimodalRegistrationLib.nodes.landmarks import (  # noqa: E402
+import vtk
+from MultimodalRegistrationLib.core.errors import InputError
+from MultimodalRegistrationLib.core.phantom import rigid_transform
+from MultimodalRegistrationLib.core.transforms import Transform, lps_ras_points
+from MultimodalRegistrationLib.nodes import mrml
+from MultimodalRegistrationLib.nodes.landmarks import (
     ATTRIBUTE_PREFIX,
     RESIDUAL_COLUMNS,
     WORST_BY_LOO,

@@ -14,16 +14,16 @@ from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.core.phantom import make_phantom_pair, rigid_transform
 from MultimodalRegistrationLib.core.transforms import Transform
 from MultimodalRegistrationLib.engines.presets import load_preset
-from MultimodalRegistrationLib.registration.centres import centre_alignment
-from MultimodalRegistrationLib.registration.guidance import Guidance
-from MultimodalRegistrationLib.registration.mask_start import (
+from MultimodalRegistrationLib.engines.sampling import needed_valid_fraction
+from MultimodalRegistrationLib.registration.guided.guidance import Guidance
+from MultimodalRegistrationLib.registration.pose.centres import centre_alignment
+from MultimodalRegistrationLib.registration.register import register
+from MultimodalRegistrationLib.registration.rules.masks import (
     check_fixed_mask_size,
     mask_centroid,
-    needed_valid_fraction,
     valid_fraction,
 )
-from MultimodalRegistrationLib.registration.register import register
-from MultimodalRegistrationLib.registration.sampling_region import moving_footprint, sampling_regions
+from MultimodalRegistrationLib.registration.rules.sampling_region import moving_footprint, sampling_regions
 
 # An organ in the phantom's head (fixed LPS mm): the lesion's edge and the white-matter border,
 # a 27 cm³ ellipsoid, a prostate's size. The moving image is a 90 mm box of the MR around it,

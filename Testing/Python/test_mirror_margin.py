@@ -11,9 +11,9 @@ from MultimodalRegistrationLib.core.choices import DEFAULT_SEED
 from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.core.phantom import mean_error_mm
 from MultimodalRegistrationLib.core.transforms import Transform, rigid_transform
-from MultimodalRegistrationLib.registration import mirror
-from MultimodalRegistrationLib.registration.anypose import POLISH_SAMPLES, POLISH_SPACING_MM, search_any_pose
-from MultimodalRegistrationLib.registration.coarse import CoarseImage
+from MultimodalRegistrationLib.registration.pose import mirror
+from MultimodalRegistrationLib.registration.pose.anypose import POLISH_SAMPLES, POLISH_SPACING_MM, search_any_pose
+from MultimodalRegistrationLib.registration.pose.coarse import CoarseImage
 from MultimodalRegistrationLib.registration.register import register
 
 GLAND_RADII = np.array([21.0, 15.0, 17.0])  # LR, AP, IS semi-axes (mm) of a prostate-like gland

@@ -5,8 +5,8 @@ Slicer cannot run here, so these checks catch what would otherwise only fail ins
 
 import ast
 import re
-import xml.etree.ElementTree as ElementTree
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -59,13 +59,13 @@ def test_ui_matches_the_module_code(folder, name):
 def test_cmake_lists_files_that_exist(cmake):
     text = cmake.read_text()
     folder = cmake.parent
-    listed = re.findall(r"^\s+([\w${}./-]+\.(?:py|png|ui|txt))\s*$", text, re.M)
+    listed = re.findall(r"^\s+([\w${}./-]+\.(?:py|png|ui|txt))\s*$", text, re.MULTILINE)
     module_name = re.search(r"set\(MODULE_NAME (\w+)\)", text)
     for entry in listed:
         if module_name:
             entry = entry.replace("${MODULE_NAME}", module_name.group(1))
         assert (folder / entry).exists(), f"{cmake.relative_to(ROOT)} lists {entry}, which does not exist"
-    for sub in re.findall(r"^add_subdirectory\((\w+)\)", text, re.M):
+    for sub in re.findall(r"^add_subdirectory\((\w+)\)", text, re.MULTILINE):
         assert (folder / sub / "CMakeLists.txt").exists()
 
 
@@ -89,10 +89,10 @@ def test_library_never_imports_gui_code():
     library = ROOT / "MultimodalRegistration" / "MultimodalRegistrationLib"
     for path in library.rglob("*.py"):
         text = path.read_text()
-        assert not re.search(r"^\s*(import (qt|ctk)\b|from (qt|ctk) import|import slicer\.app|from slicer import app)", text, re.M), path
+        assert not re.search(r"^\s*(import (qt|ctk)\b|from (qt|ctk) import|import slicer\.app|from slicer import app)", text, re.MULTILINE), path
         assert "ScriptedLoadableModule" not in text, path
         if path.name != "mrml.py":
-            assert not re.search(r"^\s*import slicer\b", text, re.M), f"{path.name} imports MRML: only mrml.py may"
+            assert not re.search(r"^\s*import slicer\b", text, re.MULTILINE), f"{path.name} imports MRML: only mrml.py may"
 
 
 # --------------------------------------------------------------------------- layers

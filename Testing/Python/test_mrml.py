@@ -5,11 +5,11 @@ import pytest
 import SimpleITK as sitk
 
 pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
-import vtk  # noqa: E402
-from MultimodalRegistrationLib.nodes import mrml  # noqa: E402
-from MultimodalRegistrationLib.core.images import write_image  # noqa: E402
-from MultimodalRegistrationLib.core.phantom import rigid_transform  # noqa: E402
-from MultimodalRegistrationLib.core.transforms import Transform, lps_ras_points  # noqa: E402
+import vtk
+from MultimodalRegistrationLib.core.images import write_image
+from MultimodalRegistrationLib.core.phantom import rigid_transform
+from MultimodalRegistrationLib.core.transforms import Transform, lps_ras_points
+from MultimodalRegistrationLib.nodes import mrml
 
 POINTS_LPS = np.random.default_rng(2).uniform(-40, 40, size=(30, 3))
 

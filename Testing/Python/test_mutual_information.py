@@ -28,7 +28,7 @@ def test_the_registration_summary_and_the_qa_report_give_the_same_mi(small_pair)
     initial = small_pair.truth @ rigid_transform(8, (1, -1, 0.5), (6, 0, 0))
     result = register(fixed, moving, engine="elastix", preset="rigid", fixed_mask=mask, initial_transform=initial)
     report = assess_registration(fixed, moving, result.transform, before=initial, fixed_mask=mask)
-    images = report["images"]  # as the JSON and the HTML report give it
+    images = report.to_dict()["images"]  # as the JSON and the HTML report give it
     assert images["before"]["mutual_information"] == pytest.approx(result.metric_before, abs=1e-6)
     assert images["after"]["mutual_information"] == pytest.approx(result.metric_after, abs=1e-6)
     assert result.metric_after > result.metric_before + 0.05

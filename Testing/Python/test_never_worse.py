@@ -11,8 +11,8 @@ import SimpleITK as sitk
 from MultimodalRegistrationLib.core.metric import mutual_information
 from MultimodalRegistrationLib.core.phantom import make_phantom_pair, rigid_transform
 from MultimodalRegistrationLib.core.transforms import Transform
-from MultimodalRegistrationLib.registration.keep import KEEP_TOLERANCE_NATS, minimum_jacobian
 from MultimodalRegistrationLib.registration.register import register
+from MultimodalRegistrationLib.registration.rules.keep import KEEP_TOLERANCE_NATS, minimum_jacobian
 from MultimodalRegistrationLib.registration.summary import Provenance, RegistrationSummary
 
 PRESETS = Path(__file__).resolve().parents[2] / "Resources" / "Presets" / "elastix"
@@ -119,9 +119,9 @@ def test_a_folding_deformable_result_falls_back_to_the_linear_stage_before_it(pa
     from MultimodalRegistrationLib.engines.output import EngineOutput
     from MultimodalRegistrationLib.registration import register as module
 
-    def engine(name, fixed, moving, recipe, initial, **options):
+    def engine(request):
         # What a B-spline preset returns when its last stage folds: the affine stage was right.
-        folded = pair.truth @ _folding_field(fixed)
+        folded = pair.truth @ _folding_field(request.fixed)
         stages = [("rigid", pair.truth), ("affine", pair.truth), ("bspline", folded)]
         return EngineOutput(folded, None, "log", "fake 1", 1, stages=stages)
 

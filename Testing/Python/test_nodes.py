@@ -9,12 +9,12 @@ import SimpleITK as sitk
 
 pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
 
-from MultimodalRegistrationLib.core.metric import shrink_to_spacing  # noqa: E402
-from MultimodalRegistrationLib.core.phantom import mean_error_mm, rigid_transform  # noqa: E402
-from MultimodalRegistrationLib.engines.presets import presets_dir  # noqa: E402
-from MultimodalRegistrationLib.nodes import mrml  # noqa: E402
-from MultimodalRegistrationLib.nodes.registration import ATTRIBUTE_PREFIX, register_nodes  # noqa: E402
-from MultimodalRegistrationLib.process.worker import WorkerFailure  # noqa: E402
+from MultimodalRegistrationLib.core.metric import shrink_to_spacing
+from MultimodalRegistrationLib.core.phantom import mean_error_mm, rigid_transform
+from MultimodalRegistrationLib.engines.presets import presets_dir
+from MultimodalRegistrationLib.nodes import mrml
+from MultimodalRegistrationLib.nodes.registration import ATTRIBUTE_PREFIX, register_nodes
+from MultimodalRegistrationLib.process.worker import WorkerFailure
 
 
 @pytest.fixture

@@ -15,12 +15,13 @@ from guided_data import pelvis_like_pair
 from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.core.transforms import Transform, rigid_transform
 from MultimodalRegistrationLib.engines.presets import load_preset
-from MultimodalRegistrationLib.registration import piecewise, polyrigid
-from MultimodalRegistrationLib.registration.guidance import Guidance
-from MultimodalRegistrationLib.registration.keep import minimum_jacobian
-from MultimodalRegistrationLib.registration.mask_start import check_fixed_mask_size
-from MultimodalRegistrationLib.registration.piecewise import register_piecewise
-from MultimodalRegistrationLib.registration.polyrigid import RigidPiece, polyrigid_field
+from MultimodalRegistrationLib.registration.guided.guidance import Guidance
+from MultimodalRegistrationLib.registration.piecewise import polyrigid
+from MultimodalRegistrationLib.registration.piecewise import segments as piecewise
+from MultimodalRegistrationLib.registration.piecewise.polyrigid import RigidPiece, polyrigid_field
+from MultimodalRegistrationLib.registration.piecewise.segments import register_piecewise
+from MultimodalRegistrationLib.registration.rules.keep import minimum_jacobian
+from MultimodalRegistrationLib.registration.rules.masks import check_fixed_mask_size
 from MultimodalRegistrationLib.registration.summary import Provenance
 
 GLOBAL = rigid_transform(8.0, [0.2, 1.0, 0.3], [5.0, -3.0, 2.0])

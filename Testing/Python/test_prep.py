@@ -329,8 +329,7 @@ def _write_stack(path, size, spacing) -> None:
              f"space directions: ({spacing[0]},0,0) (0,{spacing[1]},0) (0,0,{spacing[2]})\n"
              "kinds: domain domain domain\nendian: little\nencoding: raw\nspace origin: (0,0,0)\n\n").encode()
         )  # fmt: skip
-        for z in range(size[2]):
-            handle.write(((x * 7 + y * 13 + z * 17) % 4096).astype("<u2").tobytes())
+        handle.writelines(((x * 7 + y * 13 + z * 17) % 4096).astype("<u2").tobytes() for z in range(size[2]))
 
 
 @pytest.mark.parametrize("suffix", [".nrrd", ".mha"])
@@ -430,10 +429,10 @@ def test_register_prep_options_make_a_worker_job_record():
 
     add_prep_arguments(parser, for_register=True)
     alone = parser.parse_args(["--prep"])
-    assert wants_prep(alone) and prep_options(alone)["crop_common"] is True
+    assert wants_prep(alone) and prep_options(alone).crop_common is True
     assert not wants_prep(parser.parse_args([]))
     arguments = parser.parse_args(["--n4", "moving", "--downsample-to", "auto", "--roi", "10,20,30,-10,-20,-30"])
     record = prep_options(arguments)
-    options = PrepOptions.from_dict(json.loads(json.dumps(record)))
+    options = PrepOptions.from_dict(json.loads(json.dumps(record.to_dict())))  # as a worker reads it
     assert options.n4 == "moving" and options.downsample_to == "auto" and not options.crop_common
     assert np.allclose(options.roi_lps, [[-10, -20, 30], [10, 20, -30]])  # RAS corners become LPS

@@ -7,13 +7,13 @@ import pytest
 import SimpleITK as sitk
 
 pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
-import vtk  # noqa: E402
-from MultimodalRegistrationLib.nodes import mrml  # noqa: E402
-from MultimodalRegistrationLib.core.errors import InputError  # noqa: E402
-from MultimodalRegistrationLib.core.images import corner_points, inside_fraction  # noqa: E402
-from MultimodalRegistrationLib.core.phantom import rigid_transform  # noqa: E402
-from MultimodalRegistrationLib.core.transforms import lps_ras_points  # noqa: E402
-from MultimodalRegistrationLib.nodes.prep import (  # noqa: E402
+import vtk
+from MultimodalRegistrationLib.core.errors import InputError
+from MultimodalRegistrationLib.core.images import corner_points, inside_fraction
+from MultimodalRegistrationLib.core.phantom import rigid_transform
+from MultimodalRegistrationLib.core.transforms import lps_ras_points
+from MultimodalRegistrationLib.nodes import mrml
+from MultimodalRegistrationLib.nodes.prep import (
     ATTRIBUTE_PREFIX,
     common_region_roi,
     n4_target,
@@ -21,11 +21,11 @@ from MultimodalRegistrationLib.nodes.prep import (  # noqa: E402
     prepare_nodes,
     status_text,
 )
-from MultimodalRegistrationLib.prep.crop import common_region, crop_common  # noqa: E402
-from MultimodalRegistrationLib.prep.masks import foreground_mask  # noqa: E402
-from MultimodalRegistrationLib.prep.pipeline import PrepOptions  # noqa: E402
-from MultimodalRegistrationLib.process.worker import WorkerFailure  # noqa: E402
-from test_prep import box_image, phantom_truth  # noqa: E402
+from MultimodalRegistrationLib.prep.crop import common_region, crop_common
+from MultimodalRegistrationLib.prep.masks import foreground_mask
+from MultimodalRegistrationLib.prep.pipeline import PrepOptions
+from MultimodalRegistrationLib.process.worker import WorkerFailure
+from test_prep import box_image, phantom_truth
 
 MARGIN_MM = 5.0
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 from MultimodalRegistrationLib.core.errors import InputError
-from MultimodalRegistrationLib.engines.presets import elastix_entries, load_preset, parse_elastix_parameters
+from MultimodalRegistrationLib.engines.elastix_recipe import elastix_entries, parse_elastix_parameters
+from MultimodalRegistrationLib.engines.presets import load_preset
 
 ROOT = Path(__file__).resolve().parents[2]
 PRESETS = ROOT / "Resources" / "Presets"
@@ -37,14 +38,14 @@ def _line_of(text: str, needle: str) -> int:
 @pytest.mark.parametrize(("preset", "stages"), [("rigid", 1), ("affine", 2), ("deformable", 3)])
 def test_shipped_elastix_presets_pass(preset, stages):
     loaded = load_preset("elastix", preset)
-    assert len(loaded.elastix_maps) == stages
-    assert loaded.elastix_maps[-1]["Transform"][0] in ("EulerTransform", "AffineTransform", "BSplineTransform")
+    assert len(loaded.recipe) == stages
+    assert loaded.recipe[-1]["Transform"][0] in ("EulerTransform", "AffineTransform", "BSplineTransform")
 
 
 @pytest.mark.parametrize("preset", ["rigid", "affine", "deformable"])
 def test_shipped_ants_presets_pass(preset):
     loaded = load_preset("ants", preset)
-    assert loaded.ants["stages"] and all("iterations" in stage for stage in loaded.ants["stages"])
+    assert loaded.recipe["stages"] and all("iterations" in stage for stage in loaded.recipe["stages"])
 
 
 def test_known_parameter_list_is_sorted_and_broad():
@@ -89,7 +90,7 @@ def test_indexed_and_component_names_pass(tmp_path):
 (ImageSampler0NumberOfSpatialSamples 3000)
 """
     preset = load_preset("elastix", _elastix_file(tmp_path, RIGID.read_text() + extra))
-    assert preset.elastix_maps[0]["Metric12Weight"] == ["0.5"]
+    assert preset.recipe[0]["Metric12Weight"] == ["0.5"]
 
 
 def test_misspelled_indexed_names_get_the_index_back(tmp_path):
@@ -159,7 +160,7 @@ def test_ants_top_level_and_value_problems(tmp_path):
 
 
 def test_known_ants_keys_are_the_keys_the_engine_reads():
-    source = ANTS_PY.read_text()
+    source = ANTS_PY.read_text() + ANTS_PY.with_name("ants_recipe.py").read_text()
     read = set(re.findall(r"""stage(?:\.get\(|\[)['"](\w+)['"]""", source))
     top = set(re.findall(r"""recipe(?:\.get\(|\[)['"](\w+)['"]""", source)) | {"description"}
     known = json.loads((PRESETS / "ants" / "known_keys.json").read_text())

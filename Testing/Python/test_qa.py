@@ -250,11 +250,11 @@ def test_the_jacobian_finds_a_planted_fold_and_nothing_in_a_mild_field():
 
 def test_inverse_consistency_measures_a_wrong_inverse():
     points = np.random.default_rng(3).uniform(-30, 30, size=(200, 3))
-    assert inverse_consistency(RIGID, RIGID.inverse(), points)["max_mm"] < 1e-9
+    assert inverse_consistency(RIGID, RIGID.inverse(), points).max_mm < 1e-9
     shift = np.eye(4)
     shift[:3, 3] = [0.0, 0.0, 1.5]
     off = inverse_consistency(RIGID, Transform.from_matrix(shift) @ RIGID.inverse(), points)
-    assert off["mean_mm"] == pytest.approx(1.5, abs=1e-9) and off["max_mm"] == pytest.approx(1.5, abs=1e-9)
+    assert off.mean_mm == pytest.approx(1.5, abs=1e-9) and off.max_mm == pytest.approx(1.5, abs=1e-9)
 
 
 # --------------------------------------------------------------------------- image agreement
@@ -357,11 +357,11 @@ def test_report_holds_the_metrics_and_valid_pictures(small_pair, tmp_path):
         tmp_path / "case.json",
         fixed_labels=fixed_labels,
     )
-    assert metrics["landmarks"]["tre"]["after"]["max_mm"] < 1e-6
-    assert metrics["segmentation"]["after"][0]["dice"] > 0.9 > metrics["segmentation"]["before"][0]["dice"]
+    assert metrics.to_dict()["landmarks"]["tre"]["after"]["max_mm"] < 1e-6
+    assert metrics.to_dict()["segmentation"]["after"][0]["dice"] > 0.9 > metrics.to_dict()["segmentation"]["before"][0]["dice"]
     text = (tmp_path / "case.html").read_text()
     assert "Landmark errors" in text and "Segmentation overlap" in text and "Jacobian determinant" in text
-    assert f"{metrics['segmentation']['after'][0]['dice']:.3f}" in text
+    assert f"{metrics.to_dict()['segmentation']['after'][0]['dice']:.3f}" in text
     parser = _Images()
     parser.feed(text)
     assert len(parser.images) == 6
@@ -377,7 +377,7 @@ def test_report_holds_the_metrics_and_valid_pictures(small_pair, tmp_path):
         expected = 3 if "fusion" in image["alt"] else 1
         assert picture.GetNumberOfComponentsPerPixel() == expected
         assert sitk.GetArrayFromImage(picture).std() > 10  # not blank
-    assert json.loads((tmp_path / "case.json").read_text())["landmarks"] == metrics["landmarks"]
+    assert json.loads((tmp_path / "case.json").read_text())["landmarks"] == metrics.to_dict()["landmarks"]
     assert set(outputs) == {"report", "figures", "json"}
 
 

@@ -8,12 +8,12 @@ import SimpleITK as sitk
 
 pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
 
-from MultimodalRegistrationLib.nodes import mrml  # noqa: E402
-from MultimodalRegistrationLib.core.errors import InputError  # noqa: E402
-from MultimodalRegistrationLib.core.metric import shrink_to_spacing  # noqa: E402
-from MultimodalRegistrationLib.core.phantom import rigid_transform  # noqa: E402
-from MultimodalRegistrationLib.core.transforms import Transform, lps_ras_points  # noqa: E402
-from MultimodalRegistrationLib.nodes.qa import (  # noqa: E402
+from MultimodalRegistrationLib.core.errors import InputError
+from MultimodalRegistrationLib.core.metric import shrink_to_spacing
+from MultimodalRegistrationLib.core.phantom import rigid_transform
+from MultimodalRegistrationLib.core.transforms import Transform, lps_ras_points
+from MultimodalRegistrationLib.nodes import mrml
+from MultimodalRegistrationLib.nodes.qa import (
     assess_inputs,
     assess_nodes,
     export_report,
@@ -22,7 +22,7 @@ from MultimodalRegistrationLib.nodes.qa import (  # noqa: E402
     summary_text,
     table_values,
 )
-from MultimodalRegistrationLib.nodes.registration import ATTRIBUTE_PREFIX as REGISTRATION_PREFIX  # noqa: E402
+from MultimodalRegistrationLib.nodes.registration import ATTRIBUTE_PREFIX as REGISTRATION_PREFIX
 
 SHIFT_2MM = np.array([1.0, 2.0, 2.0]) / 3.0 * 2.0  # a 2 mm shift in fixed space (LPS)
 
@@ -66,10 +66,10 @@ def test_the_truth_gives_zero_tre_and_a_2mm_shift_gives_2mm(scene, small_pair, v
     fixed, moving = volumes
     truth = mrml.transform_to_node(scene, small_pair.truth, name="truth")
     metrics, table = assess_nodes(truth, fixed, moving, None, None, targets[0], targets[1])
-    tre = metrics["landmarks"]["tre"]
+    tre = metrics.to_dict()["landmarks"]["tre"]
     assert tre["after"]["count"] == 8 and tre["after"]["max_mm"] < 1e-3
     assert tre["before"]["mean_mm"] > 20.0  # the phantom starts 25 degrees and 31 mm off: the test can fail
-    assert metrics["landmarks"]["fre"]["after"] is None
+    assert metrics.to_dict()["landmarks"]["fre"]["after"] is None
     assert value(table, "TRE max after") < 1e-3 and value(table, "TRE mean before") > 20.0
     assert "FRE mean after" not in table_values(table)
     assert table.GetAttribute("MultimodalRegistrationQA.transformNodeID") == truth.GetID()
@@ -78,7 +78,7 @@ def test_the_truth_gives_zero_tre_and_a_2mm_shift_gives_2mm(scene, small_pair, v
     metrics, table = assess_nodes(off, fixed, moving, fixed_target_markups=targets[0],
                                   moving_target_markups=targets[1])  # fmt: skip
     for statistic in ("mean", "median", "rms", "max"):
-        assert metrics["landmarks"]["tre"]["after"][f"{statistic}_mm"] == pytest.approx(2.0, abs=1e-3)
+        assert metrics.to_dict()["landmarks"]["tre"]["after"][f"{statistic}_mm"] == pytest.approx(2.0, abs=1e-3)
     assert value(table, "TRE mean after") == pytest.approx(2.0, abs=1e-3)
     assert value(table, "TRE max after") == pytest.approx(2.0, abs=1e-3)
     assert value(table, "MI after") > value(table, "MI before") + 0.3
@@ -101,7 +101,7 @@ def test_fre_and_tre_are_separate_rows_even_with_the_same_labels(scene, small_pa
     metrics, table = assess_nodes(
         truth, fixed, moving, fixed_fit, moving_fit, fixed_targets, moving_targets_node
     )  # fmt: skip
-    landmarks = metrics["landmarks"]
+    landmarks = metrics.to_dict()["landmarks"]
     assert landmarks["fre"]["after"]["count"] == 4 and landmarks["fre"]["after"]["max_mm"] < 1e-3
     assert landmarks["tre"]["after"]["count"] == 6
     assert landmarks["tre"]["after"]["mean_mm"] == pytest.approx(3.0, abs=1e-3)
@@ -127,14 +127,14 @@ def test_dice_from_labelmaps(scene, small_pair, volumes):
     moving_node = mrml.volume_node_from_image(scene, moving_labels, "MR skull", labelmap=True)
     truth = mrml.transform_to_node(scene, small_pair.truth, name="truth")
     metrics, table = assess_nodes(truth, fixed, moving, fixed_segmentation=fixed_node, moving_segmentation=moving_node)
-    after = metrics["segmentation"]["after"][0]
-    assert after["label"] == 1 and after["dice"] > 0.9 > metrics["segmentation"]["before"][0]["dice"]
+    after = metrics.to_dict()["segmentation"]["after"][0]
+    assert after["label"] == 1 and after["dice"] > 0.9 > metrics.to_dict()["segmentation"]["before"][0]["dice"]
     assert value(table, "Dice 1 after") == pytest.approx(after["dice"], abs=5e-4)
     assert value(table, "Dice 1 before") < 0.2
     # The same labelmaps under a 2 mm error: the skull is ~7 mm thick, so Dice drops clearly.
     off = mrml.transform_to_node(scene, shifted(small_pair.truth, [0.0, 0.0, 2.0]), name="2 mm off")
     worse, _ = assess_nodes(off, fixed, moving, fixed_segmentation=fixed_node, moving_segmentation=moving_node)
-    assert worse["segmentation"]["after"][0]["dice"] < after["dice"] - 0.05
+    assert worse.to_dict()["segmentation"]["after"][0]["dice"] < after["dice"] - 0.05
 
 
 def test_segmentations_are_matched_by_segment_name(scene, small_pair, volumes, segment_rules):
@@ -164,7 +164,7 @@ def test_segmentations_are_matched_by_segment_name(scene, small_pair, volumes, s
         nodes.append(segmentation)
     truth = mrml.transform_to_node(scene, small_pair.truth, name="truth")
     metrics, table = assess_nodes(truth, fixed, moving, fixed_segmentation=nodes[0], moving_segmentation=nodes[1])
-    rows = {row["name"]: row for row in metrics["segmentation"]["after"]}
+    rows = {row["name"]: row for row in metrics.to_dict()["segmentation"]["after"]}
     assert set(rows) == {"skull", "soft tissue"}
     assert rows["skull"]["dice"] > 0.9 and rows["soft tissue"]["dice"] > 0.9
     assert value(table, "Dice skull after") > 0.9 > value(table, "Dice skull before")
@@ -180,15 +180,15 @@ def test_moving_volume_under_transforms(scene, small_pair, volumes, targets):
     moving.SetAndObserveTransformNodeID(truth.GetID())
     metrics, _ = assess_nodes(truth, fixed, moving, fixed_target_markups=fixed_targets,
                               moving_target_markups=moving_targets)  # fmt: skip
-    tre = metrics["landmarks"]["tre"]
+    tre = metrics.to_dict()["landmarks"]["tre"]
     assert tre["after"]["max_mm"] < 1e-3 and tre["before"]["mean_mm"] > 20
 
     # 2. The list moves with the volume: its own coordinates count, not where it is shown.
     moving_targets.SetAndObserveTransformNodeID(truth.GetID())
     metrics, _ = assess_nodes(None, fixed, moving, fixed_target_markups=fixed_targets,
                               moving_target_markups=moving_targets)  # fmt: skip
-    assert metrics["landmarks"]["tre"]["after"]["max_mm"] < 1e-3
-    assert "as shown" in metrics["inputs"]["measured_transform"]
+    assert metrics.to_dict()["landmarks"]["tre"]["after"]["max_mm"] < 1e-3
+    assert "as shown" in metrics.to_dict()["inputs"]["measured_transform"]
 
     # 3. The volume sits under a prealignment P that the result already contains: T is the result,
     #    and "before" is P, 10 degrees and 8 mm from the truth.
@@ -198,7 +198,7 @@ def test_moving_volume_under_transforms(scene, small_pair, volumes, targets):
     moving.SetAndObserveTransformNodeID(parent.GetID())
     metrics, _ = assess_nodes(truth, fixed, moving, fixed_target_markups=fixed_targets,
                               moving_target_markups=moving_targets)  # fmt: skip
-    tre = metrics["landmarks"]["tre"]
+    tre = metrics.to_dict()["landmarks"]["tre"]
     assert tre["after"]["max_mm"] < 1e-3 and 5.0 < tre["before"]["mean_mm"] < 20.0
 
     # 4. A list under another transform than its volume is ambiguous: refused, with the fix.
@@ -225,7 +225,7 @@ def test_showing_the_result_takes_the_lists_of_the_volume_along(scene, small_pai
     assert show_moving_under(truth, moving, [moving_targets]) == []  # already shown: nothing changes
     metrics, _ = assess_nodes(truth, fixed, moving, fixed_target_markups=fixed_targets,
                               moving_target_markups=moving_targets)  # fmt: skip
-    assert metrics["landmarks"]["tre"]["after"]["max_mm"] < 1e-3
+    assert metrics.to_dict()["landmarks"]["tre"]["after"]["max_mm"] < 1e-3
 
 
 def bump_field(spacing=6.0, half_width=150.0):
@@ -253,7 +253,7 @@ def test_a_nonlinear_transform_gets_jacobian_rows_and_exact_tre(scene, small_pai
     moving_targets = point_list(scene, warp.transform_points(fixed_lps), "MR targets")
     metrics, table = assess_nodes(node, fixed, moving, fixed_target_markups=fixed_targets,
                                   moving_target_markups=moving_targets)  # fmt: skip
-    assert metrics["landmarks"]["tre"]["after"]["max_mm"] < 0.01
+    assert metrics.to_dict()["landmarks"]["tre"]["after"]["max_mm"] < 0.01
     values = table_values(table)
     assert 0.8 < float(values["Jacobian det. min"]) < 1.0 < float(values["Jacobian det. max"]) < 1.2
     assert float(values["folding (det. <= 0)"]) == 0.0
@@ -271,7 +271,7 @@ def test_stability_restarts_with_the_engine_that_made_the_result(scene, small_pa
     truth.SetAttribute(REGISTRATION_PREFIX + "engine", "ants")
     truth.SetAttribute(REGISTRATION_PREFIX + "preset", "rigid")
     metrics, table = assess_nodes(truth, fixed, moving, stability_restarts=2)
-    stability = metrics["stability"]
+    stability = metrics.to_dict()["stability"]
     assert stability["engine"] == "ants" and stability["preset"] == "rigid" and stability["restarts"] == 2
     assert stability["verdict"] == "stable" and stability["spread_p95_mm"] < 1.5
     values = table_values(table)
@@ -296,7 +296,7 @@ def test_export_writes_the_report_of_what_was_measured(scene, small_pair, volume
 def test_incomplete_inputs_are_refused_with_the_fix(scene, small_pair, volumes, targets):
     fixed, moving = volumes
     truth = mrml.transform_to_node(scene, small_pair.truth, name="truth")
-    with pytest.raises(InputError, match="select the moving target point list"):
+    with pytest.raises(InputError, match="select the moving target point list too"):
         assess_nodes(truth, fixed, moving, fixed_target_markups=targets[0])
     with pytest.raises(InputError, match="select the moving segmentation"):
         assess_nodes(truth, fixed, moving, fixed_segmentation=fixed)

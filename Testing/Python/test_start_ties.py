@@ -5,8 +5,8 @@ Measured on make bench's cohort (20 phantom pairs at 256 x 256 x 180): at 180 de
 ended on the head's 180-degree twin at 0.7686 nats, the any-pose start on the truth at 0.7673 (0.05 mm
 off); the higher metric chose the twin."""
 
-from MultimodalRegistrationLib.registration.keep import KEEP_TOLERANCE_NATS
 from MultimodalRegistrationLib.registration.register import _pick_run
+from MultimodalRegistrationLib.registration.rules.keep import KEEP_TOLERANCE_NATS
 
 
 def run(name: str, metric: float, guided_rank: float | None = None) -> tuple:

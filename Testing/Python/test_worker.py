@@ -8,8 +8,8 @@ import time
 import pytest
 from MultimodalRegistrationLib.core.images import write_image
 from MultimodalRegistrationLib.core.phantom import mean_error_mm
-from MultimodalRegistrationLib.core.progress import log_fraction
 from MultimodalRegistrationLib.core.transforms import Transform
+from MultimodalRegistrationLib.engines.progress import log_fraction
 from MultimodalRegistrationLib.process.worker import EXIT_INPUT, WorkerFailure, WorkerJob, library_root
 
 

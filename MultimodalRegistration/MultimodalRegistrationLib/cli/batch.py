@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..core.choices import DEFAULT_INIT, DEFAULT_PRESET, ENGINES, INIT_METHODS
+from ..core.choices import DEFAULT_INIT, DEFAULT_PRESET, INIT_METHODS
 from ..core.errors import EXIT_ENGINE, EXIT_OK
+from ..engines.registry import ENGINE_NAMES
 
 
 def add_batch_parser(subparsers) -> argparse.ArgumentParser:
@@ -24,7 +25,7 @@ def add_batch_parser(subparsers) -> argparse.ArgumentParser:
         "engine,preset,init]; paths relative to it",
     )
     parser.add_argument("--output-dir", required=True, help="one folder per case, batch.csv and report.html")
-    parser.add_argument("--engine", choices=ENGINES, help="default engine for rows that name none")
+    parser.add_argument("--engine", choices=ENGINE_NAMES, help="default engine for rows that name none")
     parser.add_argument("--preset", help=f"default preset (default {DEFAULT_PRESET})")
     parser.add_argument("--init", choices=INIT_METHODS, help=f"default start (default {DEFAULT_INIT})")
     parser.add_argument("--seed", type=int, help="random seed for every case (default: fixed)")

@@ -6,11 +6,12 @@ import json
 import sys
 from pathlib import Path
 
-from ..core.choices import DEFAULT_ENGINE, DEFAULT_PRESET
+from ..core.choices import DEFAULT_PRESET
 from ..core.errors import EXIT_OK
 from ..core.images import read_image, write_image
 from ..core.phantom import make_phantom_pair, mean_error_mm
 from ..core.transforms import Transform
+from ..engines.registry import DEFAULT_ENGINE
 from ..process.jobs import RegistrationJob
 from ..qa.checkerboard import save_before_after
 from ..registration.describe import describe_start

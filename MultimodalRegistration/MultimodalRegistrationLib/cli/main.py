@@ -11,15 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
-from ..core.choices import (
-    DEFAULT_ENGINE,
-    DEFAULT_INIT,
-    DEFAULT_PRESET,
-    ENGINES,
-    FULL_ROTATION_DEG,
-    GUIDANCE_METRICS,
-    INIT_METHODS,
-)
+from ..core.choices import DEFAULT_INIT, DEFAULT_PRESET, FULL_ROTATION_DEG, GUIDANCE_METRICS, INIT_METHODS
 from ..core.errors import (
     EXIT_ENGINE,
     EXIT_INPUT,
@@ -30,6 +22,7 @@ from ..core.errors import (
     InputError,
     Terminated,
 )
+from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from ..process.jobs import RegistrationJob, log_beside
 from ..process.preflight import preflight_registration
 from ..process.worker import WorkerFailure
@@ -45,7 +38,7 @@ from .run import run_registration
 def _add_register_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fixed", required=True, help="fixed (reference) image file")
     parser.add_argument("--moving", required=True, help="moving image file, resampled onto the fixed one")
-    parser.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE)
+    parser.add_argument("--engine", choices=ENGINE_NAMES, default=DEFAULT_ENGINE)
     parser.add_argument("--preset", default=DEFAULT_PRESET, help="rigid, affine, deformable, or a preset file path")
     parser.add_argument("--fixed-mask", help="label image: nonzero voxels of the fixed image drive the metric")
     parser.add_argument("--moving-mask", help="label image for the moving image")
@@ -160,12 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     register.set_defaults(handler=command_register)
     demo = commands.add_parser("demo", help="register a generated CT/MR phantom pair and report the error in mm")
     demo.add_argument("--output-dir", default="demo-output")
-    demo.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE)
+    demo.add_argument("--engine", choices=ENGINE_NAMES, default=DEFAULT_ENGINE)
     demo.add_argument("--preset", default=DEFAULT_PRESET)
     demo.set_defaults(handler=command_demo)
     add_prep_parser(commands)
     presets = commands.add_parser("presets", help="list the presets")
-    presets.add_argument("--engine", choices=ENGINES)
+    presets.add_argument("--engine", choices=ENGINE_NAMES)
     presets.set_defaults(handler=command_presets)
     add_prealign_parser(commands)
     add_qa_parser(commands)

@@ -61,12 +61,12 @@ def wants_prep(arguments: argparse.Namespace) -> bool:
     return bool(getattr(arguments, "prep", False)) or bool(_options(arguments).steps_on())
 
 
-def prep_options(arguments: argparse.Namespace) -> dict:
-    """The parsed step options as a JSON-ready ``PrepOptions`` record (for a worker job's ``prep`` key)."""
+def prep_options(arguments: argparse.Namespace) -> PrepOptions:
+    """The parsed step options (for a worker job's ``prep``)."""
     options = _options(arguments)
     if getattr(arguments, "prep", False) and not options.steps_on():
         options.crop_common = True  # --prep alone: the step that needs no choices
-    return options.to_dict()
+    return options
 
 
 def _options(arguments: argparse.Namespace) -> PrepOptions:

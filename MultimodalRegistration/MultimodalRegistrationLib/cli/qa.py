@@ -6,15 +6,9 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from ..core.choices import (
-    DEFAULT_ENGINE,
-    DEFAULT_RESTARTS,
-    DEFAULT_ROTATION_DEG,
-    DEFAULT_SHIFT_MM,
-    DEFAULT_THRESHOLD_MM,
-    ENGINES,
-)
+from ..core.choices import DEFAULT_RESTARTS, DEFAULT_ROTATION_DEG, DEFAULT_SHIFT_MM, DEFAULT_THRESHOLD_MM
 from ..core.errors import EXIT_OK
+from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
 
 if TYPE_CHECKING:  # building the parser imports neither numpy nor SimpleITK
     from ..qa.report_types import QAReport
@@ -56,7 +50,7 @@ def add_qa_parser(subparsers) -> argparse.ArgumentParser:
         metavar="K",
         help=f"re-run the registration from K perturbed starts (default K={DEFAULT_RESTARTS}) and report the spread",
     )
-    parser.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE, help="engine of the restarts")
+    parser.add_argument("--engine", choices=ENGINE_NAMES, default=DEFAULT_ENGINE, help="engine of the restarts")
     parser.add_argument(
         "--preset", help="preset of the restarts (default: rigid, affine or deformable, as the transform)"
     )

@@ -1,6 +1,7 @@
-"""Names a user chooses from, in one place, free of heavy imports so that ``mmreg`` starts fast."""
+"""Names a user chooses from, in one place, free of heavy imports so that ``mmreg`` starts fast.
 
-ENGINES = ("elastix", "ants")
+The engines and their default are declared with the engines (``engines/registry.py``)."""
+
 # How a registration finds its starting pose: see initialize.py.
 INIT_METHODS = ("auto", "any-pose", "geometry", "moments", "none")
 DEFAULT_INIT = "auto"
@@ -12,7 +13,6 @@ FULL_ROTATION_DEG = 180.0
 GUIDANCE_METRICS = ("intensity", "segments")
 
 # The defaults of every entry point (CLI, worker jobs, node-level calls, the modules).
-DEFAULT_ENGINE = "elastix"
 DEFAULT_PRESET = "rigid"
 # A fixed seed by default, so that the same inputs give the same transform.
 DEFAULT_SEED = 20251121

@@ -13,15 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
+from .files import suffix_of
 
 _HEADER_LIMIT = 1 << 20  # no image header is longer than 1 MB; stop before reading voxels as text
 _LINE_LIMIT = 1 << 16
 
 
-def file_suffix(path: Path) -> str:
-    """The lower-case extension, ``.nii.gz`` counted as one."""
-    name = path.name.lower()
-    return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
+file_suffix = suffix_of  # the lower-case extension, ``.nii.gz`` counted as one
 
 
 def _lines(path: Path, stop) -> tuple[list[str], int]:

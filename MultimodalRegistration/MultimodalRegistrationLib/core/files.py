@@ -10,10 +10,24 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 PARTIAL_PREFIX = ".partial-"  # then the writing process id: <prefix><pid>-xxxx
+# Extensions of two parts that name one format.
+DOUBLE_SUFFIXES = (".nii.gz",)
+
+
+def suffix_of(path: str | os.PathLike) -> str:
+    """The lower-case extension of ``path``, ``.nii.gz`` counted as one (``""`` for none)."""
+    name = Path(path).name.lower()
+    return next((double for double in DOUBLE_SUFFIXES if name.endswith(double)), Path(name).suffix)
+
+
+def stem_of(path: str | os.PathLike) -> str:
+    """The file name of ``path`` without its extension (``T.nii.gz`` -> ``T``)."""
+    name = Path(path).name
+    return name[: len(name) - len(suffix_of(path))]
 
 
 def _alive(pid: int) -> bool:
@@ -61,9 +75,8 @@ def write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> N
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_orphans(path.parent, PARTIAL_PREFIX)
-    name = path.name.lower()
-    # Keep the full suffix (.nii.gz) so the writer picks the right format.
-    suffix = ".nii.gz" if name.endswith(".nii.gz") else (path.suffix or ".tmp")
+    # Keep the full suffix (.nii.gz), in its own case, so the writer picks the right format.
+    suffix = path.name[len(stem_of(path)) :] or ".tmp"
     fd, tmp = tempfile.mkstemp(prefix=f"{PARTIAL_PREFIX}{os.getpid()}-", suffix=suffix, dir=path.parent)
     os.close(fd)
     try:

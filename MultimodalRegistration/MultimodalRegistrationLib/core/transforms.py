@@ -12,15 +12,15 @@ only implementation (:func:`lps_ras_flip`).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import SimpleITK as sitk
 
 from .errors import InputError
 from .file_checks import LINEAR_SUFFIXES, TRANSFORM_SUFFIXES
-from .files import write_atomically
+from .files import suffix_of, write_atomically
 
 F = np.diag([-1.0, -1.0, 1.0, 1.0])
 DISPLACEMENT_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -34,11 +34,6 @@ def lps_ras_flip(matrix: np.ndarray) -> np.ndarray:
 def lps_ras_points(points: np.ndarray) -> np.ndarray:
     """Convert (N, 3) points between LPS and RAS (its own inverse)."""
     return np.asarray(points, float) * np.array([-1.0, -1.0, 1.0])
-
-
-def _suffix(path: str | os.PathLike) -> str:
-    name = Path(path).name.lower()
-    return ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix
 
 
 def _affine_from_matrix(matrix: np.ndarray) -> sitk.AffineTransform:
@@ -79,7 +74,7 @@ class Transform:
     B-spline or composite transform. ``a @ b`` is the composition "apply ``b``, then ``a``".
     """
 
-    def __init__(self, itk_transform: sitk.Transform, inverse: "Transform | None" = None):
+    def __init__(self, itk_transform: sitk.Transform, inverse: Transform | None = None):
         if itk_transform.GetDimension() != 3:
             raise InputError("only 3D transforms are supported: give a 3D transform file")
         parts = _components(itk_transform)
@@ -93,33 +88,33 @@ class Transform:
 
     # construction -------------------------------------------------------------------
     @classmethod
-    def identity(cls) -> "Transform":
+    def identity(cls) -> Transform:
         return cls.from_matrix(np.eye(4))
 
     @classmethod
-    def from_matrix(cls, matrix_lps: np.ndarray) -> "Transform":
+    def from_matrix(cls, matrix_lps: np.ndarray) -> Transform:
         """Linear transform from a 4x4 LPS matrix mapping fixed points to moving points (mm)."""
         return cls(_affine_from_matrix(matrix_lps))
 
     @classmethod
-    def from_matrix_ras(cls, matrix_ras: np.ndarray) -> "Transform":
+    def from_matrix_ras(cls, matrix_ras: np.ndarray) -> Transform:
         """Linear transform from a 4x4 RAS matrix (Slicer's TransformFromParent)."""
         return cls.from_matrix(lps_ras_flip(matrix_ras))
 
     @classmethod
-    def from_displacement_field(cls, field: sitk.Image) -> "Transform":
+    def from_displacement_field(cls, field: sitk.Image) -> Transform:
         """Transform from a vector image of LPS displacements (mm) on the fixed grid."""
         if field.GetNumberOfComponentsPerPixel() != 3:
             raise InputError("a displacement field needs 3 components per voxel (LPS mm)")
         return cls(sitk.DisplacementFieldTransform(sitk.Cast(field, sitk.sitkVectorFloat64)))
 
     @classmethod
-    def read(cls, path: str | os.PathLike) -> "Transform":
+    def read(cls, path: str | os.PathLike) -> Transform:
         """Read an ITK transform file (.h5, .tfm, .txt), an ANTs .mat, or a displacement-field image."""
         path = Path(path)
         if not path.exists():
             raise InputError(f"transform file not found: {path}: check the path")
-        suffix = _suffix(path)
+        suffix = suffix_of(path)
         try:
             if suffix in DISPLACEMENT_SUFFIXES:
                 return cls.from_displacement_field(sitk.ReadImage(str(path)))
@@ -131,7 +126,7 @@ class Transform:
             ) from None
 
     @classmethod
-    def chain(cls, transforms: Sequence["Transform"]) -> "Transform":
+    def chain(cls, transforms: Sequence[Transform]) -> Transform:
         """Compose ``[a, b, c]`` into ``a @ b @ c`` (``c`` applied first); identity if empty."""
         result = cls.identity()
         for transform in transforms:
@@ -173,7 +168,7 @@ class Transform:
         name = self._sitk.GetName()
         return {"DisplacementFieldTransform": "displacement", "BSplineTransform": "bspline"}.get(name, "composite")
 
-    def components(self) -> list["Transform"]:
+    def components(self) -> list[Transform]:
         """The chain's parts, ``[a, b]`` for ``a @ b`` (the last is applied first)."""
         return [Transform(part) for part in _components(self._sitk)]
 
@@ -186,7 +181,7 @@ class Transform:
             return points @ matrix[:3, :3].T + matrix[:3, 3]
         return np.array([self._sitk.TransformPoint(tuple(p)) for p in points])
 
-    def __matmul__(self, other: "Transform") -> "Transform":
+    def __matmul__(self, other: Transform) -> Transform:
         if not isinstance(other, Transform):
             return NotImplemented
         inverse = None
@@ -197,7 +192,7 @@ class Transform:
         parts = _components(self._sitk) + _components(other._sitk)
         return Transform(sitk.CompositeTransform(parts), inverse=inverse)
 
-    def inverse(self) -> "Transform":
+    def inverse(self) -> Transform:
         """The moving -> fixed transform; exact for linear, iterative for displacement fields."""
         if self._inverse is not None:
             return self._inverse
@@ -225,7 +220,7 @@ class Transform:
 
     def write(self, path: str | os.PathLike) -> None:
         """Write an ITK transform file; nonlinear transforms need ``.h5``."""
-        suffix = _suffix(path)
+        suffix = suffix_of(path)
         if suffix not in TRANSFORM_SUFFIXES:
             raise InputError(f"cannot write a transform to '{suffix}': use .h5, .tfm, .txt or .mat")
         if not self._linear and suffix in LINEAR_SUFFIXES:

@@ -22,24 +22,21 @@ import SimpleITK as sitk
 
 from ..core.errors import InputError
 from ..core.transforms import Transform
+from .ants_recipe import LINEAR as _LINEAR
+from .ants_recipe import shrink_factors
 from .guidance_terms import EngineGuidance
 from .loading import load
 from .output import EngineOutput
 from .point_blobs import BLOB_SIGMA_MM, render_point_blobs
 from .presets import Preset
+from .registry import runner_spec
+from .request import EngineRequest
 
-_LINEAR = ("Translation", "Rigid", "Similarity", "Affine")
+SPEC = runner_spec(__name__)
 
 
 def _join(values) -> str:
     return "x".join(str(v) for v in values)
-
-
-def shrink_factors(stage: dict, voxel_mm: float) -> list[int]:
-    """Per-level shrink factors: given, or derived from ``level_spacing_mm`` and the fixed voxel size (mm)."""
-    if "level_spacing_mm" in stage:
-        return [max(1, int(round(level / voxel_mm))) for level in stage["level_spacing_mm"]]
-    return stage.get("shrink_factors", [1] * len(stage["iterations"]))
 
 
 @dataclass(frozen=True)
@@ -118,7 +115,7 @@ def registration_arguments(
     preset's quantiles, which wipes out a small segment or a landmark blob. The caller winsorizes the
     intensities itself (:func:`winsorized`).
     """
-    recipe = preset.ants
+    recipe = preset.recipe
     low, high = recipe.get("winsorize", [0.005, 0.995]) if not terms else (0.0, 1.0)
     arguments = [
         "--dimensionality", "3",
@@ -207,22 +204,24 @@ def _stdout_to(path: Path):
             os.close(saved)
 
 
-def version() -> str:
-    from importlib.metadata import version as package_version
+def import_engine() -> None:
+    """Import antspyx and its compiled library."""
+    import ants  # noqa: F401
+    from ants.internal import get_lib_fn  # noqa: F401
 
-    return f"antspyx {package_version('antspyx')}"
 
-
-def run(
-    fixed, moving, preset: Preset, fixed_mask, moving_mask, initial: Transform, seed, threads, workdir: Path, progress,
-    guidance: EngineGuidance | None = None,
-):  # fmt: skip
-    progress(0.0, "loading ANTs")
+def run(request: EngineRequest) -> EngineOutput:
+    """One antsRegistration run (see :class:`.request.EngineRequest`); the result maps fixed to moving points (LPS mm)."""
+    fixed, moving, preset, initial = request.fixed, request.moving, request.preset, request.initial
+    fixed_mask, moving_mask, guidance, workdir, progress = (
+        request.fixed_mask, request.moving_mask, request.guidance, Path(request.workdir), request.progress
+    )  # fmt: skip
+    progress(0.0, f"loading {SPEC.label}")
     started = time.perf_counter()
-    threads = threads or 1
+    threads = SPEC.threads(request.threads, os.cpu_count() or 1)
     # ITK reads this once, when ANTs first starts a thread pool.
     os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(threads)
-    load("ants")
+    load(SPEC.name)
     from ants.internal import get_lib_fn
 
     loaded = time.perf_counter()
@@ -231,7 +230,7 @@ def run(
     if guidance is not None:
         terms = guidance_terms(guidance, fixed, moving, workdir)
     if terms:  # ANTs then leaves the images as they are (see registration_arguments)
-        low, high = preset.ants.get("winsorize", [0.005, 0.995])
+        low, high = preset.recipe.get("winsorize", [0.005, 0.995])
         intensities = (winsorized(fixed, low, high), winsorized(moving, low, high))
     paths = {"fixed": workdir / "fixed.nrrd", "moving": workdir / "moving.nrrd"}
     sitk.WriteImage(sitk.Cast(intensities[0], sitk.sitkFloat32), str(paths["fixed"]))
@@ -245,13 +244,13 @@ def run(
     initial.write(initial_path)
     prefix = str(workdir / "ants_")
     arguments = registration_arguments(
-        preset, str(paths["fixed"]), str(paths["moving"]), str(initial_path), prefix, seed,
+        preset, str(paths["fixed"]), str(paths["moving"]), str(initial_path), prefix, request.seed,
         voxel_mm=min(fixed.GetSpacing()), **masks,
         terms=terms, intensity_weight=guidance.intensity_weight if guidance is not None else 1.0,
     )  # fmt: skip
-    log_path = workdir / "ants.log"
-    plan = [count for stage in preset.ants["stages"] for count in stage["iterations"]]
-    progress(0.05, f"ANTs {preset.name}", engine="ants", log=str(log_path), iterations=plan)
+    log_path = workdir / SPEC.log_name
+    plan = [count for stage in preset.recipe["stages"] for count in stage["iterations"]]
+    progress(0.05, f"{SPEC.label} {preset.name}", engine=SPEC.name, log=str(log_path), iterations=plan)
     with _stdout_to(log_path):
         status = get_lib_fn("antsRegistration")(arguments)
     log = log_path.read_text(errors="replace")
@@ -273,12 +272,12 @@ def run(
     else:
         inverse = Transform.read(inverse_path) if inverse_path.exists() else None
     transform = Transform(transform.sitk, inverse=inverse)
-    progress(1.0, "ANTs done")
+    progress(1.0, f"{SPEC.label} done")
     return EngineOutput(
         transform=transform,
         inverse=inverse,
         log=log,
-        version=version(),
+        version=SPEC.version(),
         threads=threads,
         timings={"engine_import_s": round(loaded - started, 3), "engine_register_s": round(registered - loaded, 3)},
         guidance=None if guidance is None else {**guidance.describe(), **_guidance_notes(guidance, terms)},
@@ -296,9 +295,9 @@ def cumulative_stages(preset: Preset, transform: Transform) -> list[tuple[str, T
     first): ``[initial and linear stages, SyN field]``, so the cumulative transform after the linear stages
     is the composite without its trailing displacement field. The last entry is ``transform`` itself.
     """
-    names = [stage["transform"].lower() for stage in preset.ants["stages"]]
+    names = [stage["transform"].lower() for stage in preset.recipe["stages"]]
     groups: list[tuple[str, bool]] = []  # (name, linear) per run of linear or of SyN stages, as ANTs collapses them
-    for name, stage in zip(names, preset.ants["stages"]):
+    for name, stage in zip(names, preset.recipe["stages"]):
         linear = stage["transform"] in _LINEAR
         if groups and groups[-1][1] == linear:
             groups[-1] = (name, linear)

@@ -15,12 +15,15 @@ import SimpleITK as sitk
 
 from ..core.transforms import Transform
 from . import elastix_guidance as guided
-from .guidance_terms import EngineGuidance
 from .itk_elastix import classes, read_transform
 from .loading import load
 from .nonlinear_start import warp_through
 from .output import EngineOutput
 from .presets import Preset
+from .registry import runner_spec
+from .request import EngineRequest
+
+SPEC = runner_spec(__name__)
 
 
 def to_itk_image(image: sitk.Image, pixel=np.float32):
@@ -78,7 +81,7 @@ def _external_initial(transform: Transform, workdir: Path):
 
 def _parameter_maps(preset: Preset, seed: int) -> list[dict[str, list[str]]]:
     maps = []
-    for parameters in preset.elastix_maps:
+    for parameters in preset.recipe:
         parameters = dict(parameters)
         # The library aligns the start itself (initialize.py); elastix must not re-centre on top.
         parameters["AutomaticTransformInitialization"] = ["false"]
@@ -109,26 +112,27 @@ def _errors_in(log: str) -> str:
     return "\n".join(lines[max(keep[0] - 2, 0) : keep[-1] + 3])
 
 
-def version() -> str:
-    from importlib.metadata import version as package_version
+def import_engine() -> None:
+    """Import the elastix classes the engine uses (see :mod:`.itk_elastix`)."""
+    classes()
 
-    return f"itk-elastix {package_version('itk-elastix')}"
 
-
-def run(
-    fixed, moving, preset: Preset, fixed_mask, moving_mask, initial: Transform, seed, threads, workdir: Path, progress,
-    guidance: EngineGuidance | None = None,
-):  # fmt: skip
-    progress(0.0, "loading elastix")
+def run(request: EngineRequest) -> EngineOutput:
+    """One elastix run (see :class:`.request.EngineRequest`); the result maps fixed to moving points (LPS mm)."""
+    fixed, moving, preset, initial = request.fixed, request.moving, request.preset, request.initial
+    fixed_mask, moving_mask, guidance, workdir, progress = (
+        request.fixed_mask, request.moving_mask, request.guidance, Path(request.workdir), request.progress
+    )  # fmt: skip
+    progress(0.0, f"loading {SPEC.label}")
     started = time.perf_counter()
-    load("elastix")
+    load(SPEC.name)
     import itk
 
     elastix_classes = classes()
     loaded = time.perf_counter()
-    threads = threads or os.cpu_count() or 1
+    threads = SPEC.threads(request.threads, os.cpu_count() or 1)
     method = elastix_classes.registration_method.New()
-    maps = _parameter_maps(preset, seed)
+    maps = _parameter_maps(preset, request.seed)
     warped = None
     if guidance is None and not initial.is_linear:
         warped = warp_through(initial, fixed, moving, fixed_mask, moving_mask)
@@ -151,14 +155,14 @@ def run(
     method.SetOutputDirectory(str(workdir))
     method.SetLogToConsole(False)
     method.SetLogToFile(True)
-    method.SetLogFileName("elastix.log")
+    method.SetLogFileName(SPEC.log_name)
     plan = [
         int(m.get("MaximumNumberOfIterations", ["500"])[0])
         for m in maps
         for _ in range(int(m.get("NumberOfResolutions", ["4"])[0]))
     ]
-    progress(0.05, f"elastix {preset.name}", engine="elastix", log=str(workdir / "elastix.log"), iterations=plan)
-    log_path = workdir / "elastix.log"
+    log_path = workdir / SPEC.log_name
+    progress(0.05, f"{SPEC.label} {preset.name}", engine=SPEC.name, log=str(log_path), iterations=plan)
     try:
         method.UpdateLargestPossibleRegion()
     except RuntimeError:
@@ -166,14 +170,14 @@ def run(
         raise RuntimeError(_errors_in(log) or "elastix stopped without a message in its log") from None
     log = log_path.read_text(errors="replace")
     registered = time.perf_counter()
-    stages = [Transform.read(workdir / f"TransformParameters.{i}.h5") for i in range(len(preset.elastix_maps))]
+    stages = [Transform.read(workdir / f"TransformParameters.{i}.h5") for i in range(len(preset.recipe))]
     # elastix applies its initial transform first, then each stage in turn (HowToCombineTransforms Compose).
     transform = Transform.chain(list(reversed(stages)) + [initial])
     cumulative = _cumulative_stages(preset, stages, initial, transform)
     if warped is not None:
         transform = warped.after(transform)
         cumulative = [(name, warped.after(stage)) for name, stage in cumulative]
-    progress(1.0, "elastix done")
+    progress(1.0, f"{SPEC.label} done")
     output = _output(transform, log, threads, loaded - started, registered - loaded)
     output.stages = cumulative
     if guidance is not None:
@@ -195,7 +199,7 @@ def _cumulative_stages(
     preset: Preset, stages: list[Transform], initial: Transform, final: Transform
 ) -> list[tuple[str, Transform]]:
     """(name, fixed -> moving after stages 0..k with the initial transform) for each stage k; the last is ``final``."""
-    names = [stage_name(parameters) for parameters in preset.elastix_maps]
+    names = [stage_name(parameters) for parameters in preset.recipe]
     cumulative = [Transform.chain(list(reversed(stages[: k + 1])) + [initial]) for k in range(len(stages) - 1)]
     return list(zip(names, cumulative + [final]))
 
@@ -237,7 +241,7 @@ def _output(transform, log, threads, import_s, register_s):
         transform=transform,
         inverse=transform.inverse() if transform.is_linear else None,
         log=log,
-        version=version(),
+        version=SPEC.version(),
         threads=threads,
         timings={"engine_import_s": round(import_s, 3), "engine_register_s": round(register_s, 3), **_log_timings(log)},
     )

@@ -78,6 +78,6 @@ class EngineGuidance:
         return {
             "intensity_weight": self.intensity_weight,
             "channels": [{"name": c.name, "weight": c.weight} for c in self.channels],
-            "points": int(len(self.fixed_points_lps)) if self.has_points else 0,
+            "points": len(self.fixed_points_lps) if self.has_points else 0,
             "points_weight": self.points_weight if self.has_points else 0.0,
         }

@@ -38,7 +38,7 @@ def _direct() -> ElastixClasses:
     from itk.elxParameterObjectPython import elastixParameterObject
     from itk.itkElastixRegistrationMethodPython import itkElastixRegistrationMethodIF3IF3
 
-    itk.PyBuffer[itk.Image[itk.F, 3]]  # noqa: B018 (loads the numpy bridge to_itk_image uses: ITKCommon, ITKBridgeNumPy)
+    itk.PyBuffer[itk.Image[itk.F, 3]]
     return ElastixClasses(itkElastixRegistrationMethodIF3IF3, elastixParameterObject, direct=True)
 
 

@@ -11,21 +11,9 @@ from __future__ import annotations
 import gc
 import time
 
-ENGINES = ("elastix", "ants")
+from .registry import ENGINE_NAMES, engine_spec
 
 _loaded: set[str] = set()
-
-
-def _import(engine: str) -> None:
-    if engine == "elastix":
-        from .itk_elastix import classes
-
-        classes()
-    elif engine == "ants":
-        import ants  # noqa: F401
-        from ants.internal import get_lib_fn  # noqa: F401
-    else:
-        raise ValueError(f"unknown engine '{engine}': choose elastix or ants")
 
 
 def load(engine: str) -> float:
@@ -33,11 +21,12 @@ def load(engine: str) -> float:
     Raises the import's own error if the package is missing."""
     if engine in _loaded:
         return 0.0
+    runner = engine_spec(engine).implementation()
     started = time.perf_counter()
     collecting = gc.isenabled()
     gc.disable()  # ITK creates ~100k long-lived objects: collections during the import cost ~5% of it
     try:
-        _import(engine)
+        runner.import_engine()
     finally:
         if collecting:
             gc.enable()
@@ -47,4 +36,4 @@ def load(engine: str) -> float:
 
 def loaded() -> list[str]:
     """The engines whose import has completed in this process."""
-    return [engine for engine in ENGINES if engine in _loaded]
+    return [engine for engine in ENGINE_NAMES if engine in _loaded]

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from ..core.errors import InputError
 
-ELASTIX_NAMES = Path("elastix") / "known_parameters.txt"
-ANTS_KEYS = Path("ants") / "known_keys.json"
+# Beside each engine's presets, in its own folder of Resources/Presets.
+ELASTIX_NAMES = Path("known_parameters.txt")
+ANTS_KEYS = Path("known_keys.json")
 
 # The Transform components elastix 5.x registers (their names in a parameter file).
 ELASTIX_TRANSFORMS = (
@@ -39,8 +40,10 @@ _WHOLE = re.compile(r"\+?\d+")
 
 
 def _data_file(root: Path, relative: Path) -> Path:
-    """``relative`` under the preset folder in use, else under the extension's own Resources/Presets."""
-    candidates = [root / relative] + [parent / "Resources" / "Presets" / relative for parent in Path(__file__).parents]
+    """``relative`` under the engine's preset folder in use (``root``), else under the extension's own
+    Resources/Presets/<engine>."""
+    own = [parent / "Resources" / "Presets" / root.name / relative for parent in Path(__file__).parents]
+    candidates = [root / relative] + own
     for candidate in candidates:
         if candidate.is_file():
             return candidate

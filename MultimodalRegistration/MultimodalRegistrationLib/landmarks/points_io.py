@@ -193,3 +193,23 @@ def write_points_csv(path: str | os.PathLike, points_ras: np.ndarray, labels: Se
     for label, point in zip(labels, points):
         writer.writerow([label, *(repr(float(v)) for v in point)])
     write_atomically(path, lambda tmp: Path(tmp).write_text(text.getvalue(), encoding="utf-8"))
+
+
+MARKUPS_SCHEMA = (
+    "https://raw.githubusercontent.com/slicer/slicer/master/Modules/Loadable/Markups/Resources/Schema/"
+    "markups-schema-v1.0.3.json#"
+)
+
+
+def write_markups_json(path: str | os.PathLike, points_ras: np.ndarray, labels: Sequence[str]) -> None:
+    """Write a Slicer markups point list (.mrk.json, world RAS mm), readable by Slicer and :func:`read_points`."""
+    points = np.asarray(points_ras, float).reshape(-1, 3)
+    if len(labels) != len(points):
+        raise InputError(f"{len(labels)} labels for {len(points)} points: give one label per point")
+    control_points = [
+        {"id": str(i + 1), "label": label, "position": [float(v) for v in point], "positionStatus": "defined"}
+        for i, (label, point) in enumerate(zip(labels, points))
+    ]
+    markups = [{"type": "Fiducial", "coordinateSystem": "RAS", "coordinateUnits": "mm", "controlPoints": control_points}]
+    text = json.dumps({"@schema": MARKUPS_SCHEMA, "markups": markups}, indent=2) + "\n"
+    write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

@@ -18,9 +18,9 @@ file that imports MRML.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import SimpleITK as sitk
@@ -278,7 +278,7 @@ def prepare_nodes(
             fixed=str(folder / "fixed.nrrd"),
             moving=str(folder / "moving.nrrd"),
             output_dir=str(folder / "out"),
-            prep=replace(options, **masks).to_dict(),
+            prep=replace(options, **masks),
             initial_transform=placement_file,
         )
         prep = NodePrep(scene, job, folder, targets, python, on_progress, on_done)

@@ -22,14 +22,15 @@ is refused as ambiguous.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import SimpleITK as sitk
 
-from ..core.choices import DEFAULT_ENGINE, ENGINES
 from ..core.errors import InputError
+from ..core.pairs import check_pair
 from ..core.transforms import Transform
+from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from ..process.stability import assess_with_restarts
 from ..qa.assess import write_qa_outputs
 from ..qa.report_types import QAReport
@@ -69,7 +70,7 @@ class QAInputs:
 def restart_engine(transform_node) -> str:
     """The engine the stability restarts use: the one that made the transform, else elastix."""
     engine = transform_node.GetAttribute(REGISTRATION_PREFIX + "engine") if transform_node else None
-    return engine if engine in ENGINES else DEFAULT_ENGINE
+    return engine if engine in ENGINE_NAMES else DEFAULT_ENGINE
 
 
 def gather_inputs(
@@ -107,9 +108,8 @@ def gather_inputs(
         (fixed_target_markups, moving_target_markups),
     )
     inputs.points, inputs.paired_by, inputs.warnings = arguments, paired_by, warnings
-    if (fixed_segmentation is None) != (moving_segmentation is None):
-        side = "fixed" if fixed_segmentation is None else "moving"
-        raise InputError(f"segmentation overlap needs both: select the {side} segmentation, or clear the other")
+    check_pair(fixed_segmentation, moving_segmentation, "segmentation overlap", "the fixed segmentation",
+               "the moving segmentation", verb="select")  # fmt: skip
     if fixed_segmentation is not None:
         if fixed_segmentation is moving_segmentation:
             raise InputError("the fixed and moving segmentations are the same node: select one for each image")
@@ -128,7 +128,7 @@ def gather_inputs(
     # Node names are not files: an empty "sources" keeps the restarts from taking them for paths.
     inputs.stability_options = {"sources": {}, "engine": restart_engine(transform_node)}
     preset = transform_node.GetAttribute(REGISTRATION_PREFIX + "preset") if transform_node else None
-    if preset and transform_node.GetAttribute(REGISTRATION_PREFIX + "engine") in ENGINES:
+    if preset and transform_node.GetAttribute(REGISTRATION_PREFIX + "engine") in ENGINE_NAMES:
         inputs.stability_options["preset"] = preset  # the preset that made it, with the engine that made it
     if python:
         inputs.stability_options["python"] = python

@@ -5,6 +5,7 @@ from __future__ import annotations
 import SimpleITK as sitk
 
 from ..core.errors import InputError
+from ..core.labels import set_label_names
 from . import mrml
 from .qa_frames import _check_moving_frame
 
@@ -38,14 +39,6 @@ def label_values(fixed_node, moving_node) -> tuple[dict[str, int], dict[str, int
     return values
 
 
-def _name_labels(image: sitk.Image, names: dict[int, str]) -> sitk.Image:
-    """Store label names the way Slicer's .seg.nrrd does, so that the overlap rows and report show them."""
-    for index, (value, name) in enumerate(sorted(names.items())):
-        image.SetMetaData(f"Segment{index}_Name", name)
-        image.SetMetaData(f"Segment{index}_LabelValue", str(value))
-    return image
-
-
 def _segmentation_image(node, values: dict[str, int], reference_volume) -> sitk.Image:
     """A segmentation's segments as one labelmap on the reference volume's grid, one export per segment."""
     scene = node.GetScene()
@@ -70,7 +63,7 @@ def _segmentation_image(node, values: dict[str, int], reference_volume) -> sitk.
         result.CopyInformation(labels)
         labels = result
         names[values[segment_id]] = name
-    return _name_labels(labels, names)
+    return set_label_names(labels, names)
 
 
 def _untransformed_reference(moving_volume):

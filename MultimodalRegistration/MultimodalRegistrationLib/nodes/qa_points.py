@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.errors import InputError
+from ..core.pairs import check_pair
 from ..qa.landmarks import pair_landmarks
 from .landmarks import placed_points
 from .qa_frames import moving_points
@@ -31,9 +32,8 @@ def landmark_arguments(
     for role, (fixed_node, moving_node) in (("fit", fit_lists), ("target", target_lists)):
         if fixed_node is None and moving_node is None:
             continue
-        if fixed_node is None or moving_node is None:
-            side = "fixed" if fixed_node is None else "moving"
-            raise InputError(f"{role} landmarks need two lists: select the {side} {role} point list, or neither")
+        check_pair(fixed_node, moving_node, f"{role} landmarks", f"the fixed {role} point list",
+                   f"the moving {role} point list", verb="select")  # fmt: skip
         if fixed_node is moving_node:
             raise InputError(f"the fixed and moving {role} point lists are the same node: select two lists")
         fixed, fixed_labels = placed_points(fixed_node, f"fixed {role}")

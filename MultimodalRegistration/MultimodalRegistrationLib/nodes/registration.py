@@ -8,13 +8,14 @@ cancelled run leaves the scene as it was.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from ..core.choices import DEFAULT_ENGINE, DEFAULT_INIT, DEFAULT_PRESET, DEFAULT_SEED, FULL_ROTATION_DEG
+from ..core.choices import DEFAULT_INIT, DEFAULT_PRESET, DEFAULT_SEED, FULL_ROTATION_DEG
 from ..core.errors import InputError
 from ..core.images import write_image
 from ..core.transforms import Transform
+from ..engines.registry import DEFAULT_ENGINE
 from ..process.jobs import RegistrationJob
 from ..process.preflight import preflight_registration
 from ..process.worker import WorkerFailure, WorkerJob
@@ -283,10 +284,10 @@ def register_nodes(
             output_volume=str(folder / "resampled.nrrd") if output_volume_node is not None else None,
             prep=prep,
             log=log,
-            segments=",".join(segments) if segments else None,
+            segments=list(segments) if segments else None,
             guidance_weight=guidance_weight,
             metric=metric,
-            piecewise=",".join(piecewise) if piecewise else None,
+            piecewise=list(piecewise) if piecewise else None,
         )
         job = preflight_registration(job)
         registration = NodeRegistration(scene, job, folder, targets, python, on_progress, on_done, warm)

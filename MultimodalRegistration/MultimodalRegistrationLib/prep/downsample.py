@@ -25,6 +25,7 @@ import SimpleITK as sitk
 
 from ..core.errors import InputError
 from ..core.file_checks import check_image_data, read_image_file_info, unreadable_error
+from ..core.files import suffix_of
 from ..core.images import read_image, validate_image
 
 CHUNK_BYTES = 64 * 1024**2
@@ -208,17 +209,17 @@ def _tiff_chunks(header: Header, image_module) -> Iterator[tuple[int, np.ndarray
 
 def streaming_reader(header: Header) -> tuple[Callable[[], Iterator[tuple[int, np.ndarray]]] | None, str]:
     """A function yielding the file's voxels in chunks of slices, and how; (None, why) if it cannot stream."""
-    name = header.path.name.lower()
+    suffix = suffix_of(header.path)
     if header.dimension != 3 or header.components != 1 or header.pixel_id not in NUMPY_TYPES:
         return None, "not a 3D scalar image"
-    if name.endswith((".mha", ".mhd", ".nii", ".nii.gz")):
+    if suffix in (".mha", ".mhd", ".nii", ".nii.gz"):
         return (lambda: _itk_chunks(header)), "streamed by ITK (MetaImage/NIfTI)"
-    if name.endswith((".nrrd", ".nhdr")):
+    if suffix in (".nrrd", ".nhdr"):
         layout = _nrrd_layout(header.path)
         if layout is None:
             return None, "NRRD with an encoding or layout this reader cannot stream"
         return (lambda: _nrrd_chunks(header, layout)), "streamed NRRD (" + ("gzip" if layout["gzip"] else "raw") + ")"
-    if name.endswith((".tif", ".tiff")):
+    if suffix in (".tif", ".tiff"):
         try:
             from PIL import Image as image_module
         except ImportError:

@@ -57,7 +57,7 @@ class PrepOptions:
         return [name for name in STEP_FIELDS if getattr(self, name) not in (None, False)]
 
     @classmethod
-    def from_dict(cls, record: dict) -> "PrepOptions":
+    def from_dict(cls, record: dict) -> PrepOptions:
         return build(cls, record, "prep options")
 
     def check(self) -> None:

@@ -9,9 +9,10 @@ transform found on them (fixed -> moving, LPS mm) applies to the full-resolution
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Union
+from typing import Union
 
 import numpy as np
 import SimpleITK as sitk
@@ -23,7 +24,7 @@ from .bias import correct_bias
 from .crop import crop_common, oriented_box_halfspaces
 from .downsample import downsample, read_downsampled, read_header
 from .masks import coverage_warning, exclusion_mask, foreground_mask, mask_from_labelmap, resolve_modality
-from .options import ROLES, PrepOptions  # noqa: F401 (PrepOptions is part of this module's API)
+from .options import ROLES, PrepOptions
 from .spacing import check_spacing, parse_spacing, resolution_mismatch, set_spacing
 
 

@@ -8,11 +8,12 @@ import SimpleITK as sitk
 
 from ..core.errors import InputError
 from ..core.images import read_image
+from ..core.pairs import check_pair
 from ..core.transforms import lps_ras_points
 from ..landmarks.bounds import check_points_inside
 from ..landmarks.fit import pair_points
 from ..landmarks.points_io import read_points_file
-from ..registration.guidance import Guidance
+from ..registration.guided.guidance import Guidance
 from .jobs import RegistrationJob
 
 
@@ -42,14 +43,14 @@ def guidance_from_job(job: RegistrationJob, fixed: sitk.Image, moving: sitk.Imag
     if not (job.fixed_segmentation or job.moving_segmentation or job.guidance_fixed_points
             or job.guidance_moving_points or job.metric != "intensity"):  # fmt: skip
         return None, []
-    if bool(job.guidance_fixed_points) != bool(job.guidance_moving_points):
-        raise InputError("landmark guidance needs both lists: give --fixed-points and --moving-points, or neither")
+    check_pair(job.guidance_fixed_points, job.guidance_moving_points, "landmark guidance", "--fixed-points",
+               "--moving-points")  # fmt: skip
     guidance = Guidance(
         fixed_segmentation=read_image(job.fixed_segmentation, "fixed segmentation") if job.fixed_segmentation else None,
         moving_segmentation=read_image(job.moving_segmentation, "moving segmentation")
         if job.moving_segmentation
         else None,
-        segments=[name.strip() for name in job.segments.split(",") if name.strip()] if job.segments else None,
+        segments=list(job.segments) if job.segments else None,
         weight=job.guidance_weight,
         metric=job.metric,
     )

@@ -3,30 +3,43 @@
 A job turns itself into the JSON a worker reads (:meth:`Job.to_json`) and back
 (:meth:`Job.from_json`, which refuses unknown keys). Fields marked as input or output paths are
 made absolute before the job leaves its caller (:meth:`Job.resolved`): the worker runs in its own
-folder. Standard library only, so that the parent side stays light.
+folder. A field a Slicer panel sets names its parameter-node attribute (``panel``) and, for a file,
+the kind of node that file is written from (``node``: volume, mask, labels, points, transform); the
+node layer builds the job from a parameter node through these, the command line through the field
+names. Standard library only, so that the parent side stays light.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from ..core.choices import DEFAULT_ENGINE, DEFAULT_INIT, DEFAULT_PRESET, DEFAULT_SEED, FULL_ROTATION_DEG
+from ..core.choices import DEFAULT_INIT, DEFAULT_PRESET, DEFAULT_SEED, FULL_ROTATION_DEG
 from ..core.errors import InputError
 from ..core.file_checks import SUPPORTED, TRANSFORM_SUFFIXES, check_output_path
-from ..core.records import Record, build
+from ..core.files import stem_of
+from ..core.records import Record, to_json
+from ..engines.registry import DEFAULT_ENGINE
+from ..prep.options import PrepOptions
 
 
-def _path(kind: str, required: bool = False, suffixes: tuple[str, ...] = ()):
+def _path(kind: str, required: bool = False, suffixes: tuple[str, ...] = (), panel: str = "", node: str = ""):
     """A field holding an input or output path; a required one must be given (its default None is a
     placeholder); an output's ``suffixes`` are the extensions it can be written to."""
-    return field(default=None, metadata={"path": kind, "required": required, "suffixes": suffixes})
+    metadata = {"path": kind, "required": required, "suffixes": suffixes, "panel": panel, "node": node}
+    return field(default=None, metadata=metadata)
+
+
+def _choice(default: Any, panel: str, unset: Any = None):
+    """A choice a panel sets through its ``panel`` attribute; the panel's ``unset`` value (0, an empty list)
+    means "the default", which is None for a field whose default the engine or its preset decides."""
+    return field(default=default, metadata={"panel": panel, "unset": unset})
 
 
 @dataclass
 class Job(Record):
-    """A worker job; subclasses name the worker module that runs them."""
+    """A worker job; subclasses name the worker module that runs them and the result it returns."""
 
     module: ClassVar[str]
 
@@ -35,22 +48,29 @@ class Job(Record):
         """The names of the fields that hold ``kind`` ("input" or "output") paths."""
         return tuple(f.name for f in fields(cls) if f.metadata.get("path") == kind)
 
+    @classmethod
+    def panel_fields(cls) -> list:
+        """The fields a Slicer panel sets, each naming its parameter-node attribute in ``metadata["panel"]``."""
+        return [f for f in fields(cls) if f.metadata.get("panel")]
+
     def to_json(self) -> dict:
         """The job as the worker reads it: fields left at None are left out."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+        return {f.name: to_json(getattr(self, f.name)) for f in fields(self) if getattr(self, f.name) is not None}
 
     def to_dict(self) -> dict:
         return self.to_json()
 
     @classmethod
-    def from_json(cls, record: dict) -> "Job":
+    def from_json(cls, record: dict) -> Job:
+        if not isinstance(record, dict):
+            raise InputError(f"a job must be a JSON object, not {type(record).__name__}")
         required = [f.name for f in fields(cls) if f.metadata.get("required")]
         missing = [name for name in required if record.get(name) is None]
         if missing:
             raise InputError(f"the job lacks {', '.join(missing)}: give {' and '.join(missing)}")
-        return build(cls, record, f"{cls.__name__} keys")
+        return cls.from_dict(record, strict=True)
 
-    def resolved(self) -> "Job":
+    def resolved(self) -> Job:
         """A copy whose path fields are absolute (the worker runs in its own folder)."""
         changes = {
             name: str(Path(getattr(self, name)).expanduser().resolve())
@@ -76,44 +96,51 @@ class RegistrationJob(Job):
     """One registration: inputs (files), choices, and where the results go.
 
     Transforms map fixed to moving points (LPS mm); ``initial_transform`` is where the search starts.
-    ``prep`` is a :class:`..prep.pipeline.PrepOptions` record (its ``to_dict``): prepare the pair first.
-    ``log`` is where the engine's log is written, on success and on failure (see :func:`log_beside`).
+    ``prep`` prepares the pair first (:func:`..prep.pipeline.prepare`). ``log`` is where the engine's
+    log is written, on success and on failure (see :func:`log_beside`).
+    Guidance (see registration/guidance.py): labelmaps, the ``segments`` that guide (names or label
+    values; None: every paired one), landmark files, the guidance weight (None: the engine's default)
+    and ``metric`` "intensity" or "segments". ``piecewise`` segments are registered rigidly on their own
+    after the global registration; the output transform is then their blended field.
     """
 
     module: ClassVar[str] = "MultimodalRegistrationLib.process.registration_job"
 
-    fixed: str = _path("input", required=True)
-    moving: str = _path("input", required=True)
-    engine: str = DEFAULT_ENGINE
-    preset: str = DEFAULT_PRESET
-    fixed_mask: str | None = _path("input")
-    moving_mask: str | None = _path("input")
-    initial_transform: str | None = _path("input")
-    init: str = DEFAULT_INIT
-    max_rotation_deg: float = FULL_ROTATION_DEG
-    seed: int = DEFAULT_SEED
-    threads: int | None = None
-    output_transform: str | None = _path("output", suffixes=TRANSFORM_SUFFIXES)
+    fixed: str = _path("input", required=True, panel="fixedVolume", node="volume")
+    moving: str = _path("input", required=True, panel="movingVolume", node="volume")
+    engine: str = _choice(DEFAULT_ENGINE, "engine")
+    preset: str = _choice(DEFAULT_PRESET, "preset")
+    fixed_mask: str | None = _path("input", panel="fixedMask", node="mask")
+    moving_mask: str | None = _path("input", panel="movingMask", node="mask")
+    initial_transform: str | None = _path("input", panel="initialTransform", node="transform")
+    init: str = _choice(DEFAULT_INIT, "init")
+    max_rotation_deg: float = _choice(FULL_ROTATION_DEG, "maxRotationDeg")
+    seed: int = _choice(DEFAULT_SEED, "seed")
+    threads: int | None = _choice(None, "threads", unset=0)
+    output_transform: str | None = _path("output", suffixes=TRANSFORM_SUFFIXES, panel="outputTransform")
     output_inverse: str | None = _path("output", suffixes=TRANSFORM_SUFFIXES)
-    output_volume: str | None = _path("output", suffixes=SUPPORTED)
+    output_volume: str | None = _path("output", suffixes=SUPPORTED, panel="outputVolume")
     summary: str | None = _path("output", suffixes=(".json",))
-    log: str | None = _path("output")
-    prep: dict | None = None
+    log: str | None = _path("output", panel="log")
+    prep: PrepOptions | None = _choice(None, "prep")
     workdir: str | None = None
-    # Guidance (see registration/guidance.py): labelmaps, the segments that guide (comma-separated
-    # names or label values), landmark files, the guidance weight and "intensity" or "segments".
-    fixed_segmentation: str | None = _path("input")
-    moving_segmentation: str | None = _path("input")
-    segments: str | None = None
-    guidance_fixed_points: str | None = _path("input")
-    guidance_moving_points: str | None = _path("input")
-    guidance_weight: float | None = None
-    metric: str = "intensity"
-    # Piecewise (registration/piecewise.py): these segments (comma-separated) are registered rigidly on
-    # their own after the global registration; the output transform is then their blended field.
-    piecewise: str | None = None
+    fixed_segmentation: str | None = _path("input", panel="fixedSegmentation", node="labels")
+    moving_segmentation: str | None = _path("input", panel="movingSegmentation", node="labels")
+    segments: list[str] | None = _choice(None, "segments", unset=[])
+    guidance_fixed_points: str | None = _path("input", panel="fixedLandmarks", node="points")
+    guidance_moving_points: str | None = _path("input", panel="movingLandmarks", node="points")
+    guidance_weight: float | None = _choice(None, "guidanceWeight", unset=0.0)
+    metric: str = _choice("intensity", "metric")
+    piecewise: list[str] | None = _choice(None, "piecewise", unset=[])
 
-    def resolved(self) -> "RegistrationJob":
+    def __post_init__(self) -> None:
+        # A comma-separated string (as 0.1.0 wrote it, or typed on a command line) is the same list.
+        for name in ("segments", "piecewise"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                setattr(self, name, [part.strip() for part in value.split(",") if part.strip()] or None)
+
+    def resolved(self) -> RegistrationJob:
         """A copy with absolute paths, a custom preset file's included (the worker runs in its own folder)."""
         job = super().resolved()
         preset = Path(self.preset).expanduser()
@@ -148,16 +175,14 @@ class CaseJob(RegistrationJob):
 def log_beside(output_transform: str) -> str:
     """Where ``--keep-log`` puts the engine's log: beside the output transform (``T.h5`` -> ``T.log``)."""
     transform = Path(output_transform)
-    stem = transform.name[: -len(".nii.gz")] if transform.name.endswith(".nii.gz") else transform.stem
-    return str(transform.with_name(f"{stem}.log"))
+    return str(transform.with_name(f"{stem_of(transform)}.log"))
 
 
 @dataclass
 class PrepJob(Job):
     """One preparation (:func:`..prep.pipeline.prepare`): the prepared images go to ``output_dir``.
 
-    ``prep`` is a :class:`..prep.pipeline.PrepOptions` record; ``initial_transform`` (fixed -> moving,
-    LPS) places the moving image on the fixed one.
+    ``initial_transform`` (fixed -> moving, LPS) places the moving image on the fixed one.
     """
 
     module: ClassVar[str] = "MultimodalRegistrationLib.process.prep_job"
@@ -165,6 +190,6 @@ class PrepJob(Job):
     fixed: str = _path("input", required=True)
     moving: str = _path("input", required=True)
     output_dir: str = _path("output", required=True)
-    prep: dict = field(default_factory=dict)
+    prep: PrepOptions = field(default_factory=PrepOptions)
     initial_transform: str | None = _path("input")
     workdir: str | None = None

@@ -57,7 +57,7 @@ class CaseRecord(Record):
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
-    def from_dict(cls, record: dict) -> "CaseRecord":
+    def from_dict(cls, record: dict) -> CaseRecord:
         return cls(**{f.name: record.get(f.name) for f in fields(cls) if f.name in record})
 
 

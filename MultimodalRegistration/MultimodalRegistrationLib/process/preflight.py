@@ -46,7 +46,7 @@ def preflight_registration(job: RegistrationJob, data: bool = True) -> Registrat
             )
     spacing_given = dict.fromkeys(("fixed", "moving"), False)
     if job.prep:
-        spacing_given = {"fixed": bool(job.prep.get("spacing_fixed")), "moving": bool(job.prep.get("spacing_moving"))}
+        spacing_given = {"fixed": bool(job.prep.spacing_fixed), "moving": bool(job.prep.spacing_moving)}
     check = check_image_file if data else read_image_file_info
     images = [check(getattr(job, name), role, spacing_given[name]) for name, role in IMAGES]
     masks = [check(getattr(job, name), role) for name, role in MASKS if getattr(job, name)]

@@ -12,8 +12,8 @@ Standard library only at the top, like :mod:`.worker`, so the parent side stays 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .jobs import PrepJob
 from .worker import WorkerJob
@@ -28,9 +28,9 @@ def run_prep_job(job: PrepJob, emit: Callable[[dict], None]) -> dict:
     import SimpleITK as sitk
 
     from ..core.transforms import Transform
-    from ..prep.pipeline import PrepOptions, prepare
+    from ..prep.pipeline import prepare
 
-    options = PrepOptions.from_dict(job.prep or {})
+    options = job.prep
     initial = Transform.read(job.initial_transform) if job.initial_transform else None
 
     def progress(fraction: float, stage: str) -> None:

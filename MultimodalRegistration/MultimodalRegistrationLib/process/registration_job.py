@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..core.errors import EngineError
-from ..core.files import write_atomically
+from ..core.files import stem_of, write_atomically
 from .jobs import RegistrationJob
 from .preflight import preflight_registration
 from .worker import main as worker_main
@@ -31,19 +31,19 @@ def _write_log(job: RegistrationJob, text: str) -> str | None:
 def _register_piecewise(job: RegistrationJob, fixed, moving, options: dict):
     """The global registration, then each named segment on its own, blended (see registration/piecewise.py)."""
     from ..core.errors import InputError
-    from ..registration.piecewise import register_piecewise
+    from ..registration.piecewise.segments import register_piecewise
 
     guidance = options.pop("guidance")
     if guidance is None or not guidance.has_segments:
         raise InputError("--piecewise needs segmentations: add --fixed-segmentation and --moving-segmentation")
-    segments = [name.strip() for name in job.piecewise.split(",") if name.strip()]
+    segments = list(job.piecewise)
     return register_piecewise(fixed, moving, guidance, segments, preset=job.preset, **options)
 
 
 def _write_segment_transforms(output_transform: str, piecewise) -> dict[str, str]:
     """Each segment's rigid transform (fixed -> moving) beside the field: ``T.h5`` -> ``T_<segment>.h5``."""
     path = Path(output_transform)
-    stem = path.name[: -len(".nii.gz")] if path.name.endswith(".nii.gz") else path.stem
+    stem = stem_of(path)
     written = {}
     for name, segment in piecewise.segments.items():
         target = path.with_name(f"{stem}_{_safe(name)}.h5")
@@ -68,13 +68,12 @@ def run_registration_job(job: RegistrationJob, emit: Callable[[dict], None]) -> 
     initial = Transform.read(job.initial_transform) if job.initial_transform else None
     prepared = None
     if job.prep is not None:
-        from ..prep.pipeline import PrepOptions, prepare
+        from ..prep.pipeline import prepare
 
         def prep_progress(fraction: float, stage: str) -> None:
             emit({"event": "progress", "fraction": 0.0, "stage": stage})
 
-        options = PrepOptions.from_dict(job.prep)
-        prepared = prepare(job.fixed, job.moving, options, initial_transform=initial, progress=prep_progress)
+        prepared = prepare(job.fixed, job.moving, job.prep, initial_transform=initial, progress=prep_progress)
         fixed, moving = prepared.fixed, prepared.moving
     else:
         fixed = read_image(job.fixed, "fixed image")

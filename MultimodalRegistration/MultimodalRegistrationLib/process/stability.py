@@ -9,14 +9,13 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import SimpleITK as sitk
 
 from ..core.choices import (
-    DEFAULT_ENGINE,
     DEFAULT_RESTARTS,
     DEFAULT_ROTATION_DEG,
     DEFAULT_SEED,
@@ -27,6 +26,7 @@ from ..core.errors import EngineError, InputError
 from ..core.images import write_image
 from ..core.transforms import Transform
 from ..engines.presets import load_preset
+from ..engines.registry import DEFAULT_ENGINE
 from ..qa.assess import assess_registration
 from ..qa.report_types import QAReport
 from ..qa.stability import (
@@ -38,7 +38,7 @@ from ..qa.stability import (
     restart_pose,
     spread,
 )
-from ..registration.centres import foreground_center
+from ..registration.pose.centres import foreground_center
 from .jobs import RegistrationJob
 from .worker import WorkerFailure, WorkerJob
 

@@ -18,9 +18,10 @@ import importlib
 import json
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from ..core.files import scratch_folder
+from ..engines.registry import DEFAULT_ENGINE
 from .worker import WorkerJob, WorkerProcess, protocol, run_one, stop_with_parent
 
 MODULE = "MultimodalRegistrationLib.process.warm_worker"
@@ -65,7 +66,7 @@ class WarmWorker:
     cancelled job, or with :meth:`stop`; check :attr:`alive` and start a new one then.
     """
 
-    def __init__(self, python: str | None = None, engines: tuple[str, ...] = ("elastix",)):
+    def __init__(self, python: str | None = None, engines: tuple[str, ...] = (DEFAULT_ENGINE,)):
         self.process = WorkerProcess(MODULE, python, scratch_folder("mmreg-warm-"), tuple(engines))
         self.process.start()
         self.current: WorkerJob | None = None
@@ -138,7 +139,7 @@ class WarmSlot:
     Nothing starts before the first :meth:`take`: a session that never registers pays nothing.
     """
 
-    def __init__(self, python: str | None = None, engines: tuple[str, ...] = ("elastix",)):
+    def __init__(self, python: str | None = None, engines: tuple[str, ...] = (DEFAULT_ENGINE,)):
         self.python, self.engines = python, tuple(engines)
         self.worker: WarmWorker | None = None
 

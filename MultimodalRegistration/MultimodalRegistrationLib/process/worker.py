@@ -5,7 +5,7 @@ It starts ``python -m <the job type's module>`` instead (``PythonSlicer`` in Sli
 :mod:`.registration_job` and :mod:`.prep_job`), writes the job (:mod:`.jobs`) as JSON to its
 standard input and reads one JSON object per output line:
 
-``{"event": "progress", "fraction": 0.42, "stage": "elastix rigid", "engine": "elastix"}``
+``{"event": "progress", "fraction": 0.42, "stage": "<engine> rigid", "engine": "<engine>"}``
 ``{"event": "result", "summary": {...}, "outputs": {"transform": "T.h5", ...}}``
 ``{"event": "error", "kind": "input" | "engine" | "internal", "message": "...", "hint": "...", "log": "T.log"}``
 
@@ -27,15 +27,15 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..core.errors import EXIT_ENGINE, EXIT_INPUT, EXIT_OK, EXIT_TERMINATED, EngineError, InputError
 from ..core.files import PARTIAL_PREFIX, remove_orphans, scratch_folder
 from .jobs import Job, RegistrationJob
 
-__all__ = ["EXIT_OK", "EXIT_ENGINE", "EXIT_INPUT", "WorkerFailure", "WorkerJob", "WorkerProcess", "library_root", "main"]
+__all__ = ["EXIT_ENGINE", "EXIT_INPUT", "EXIT_OK", "WorkerFailure", "WorkerJob", "WorkerProcess", "library_root", "main"]
 
 
 # --------------------------------------------------------------------------- worker side
@@ -149,7 +149,7 @@ class WorkerProcess:
         self.popen: subprocess.Popen | None = None
         self._stderr = None
 
-    def start(self, job: dict | None = None) -> "WorkerProcess":
+    def start(self, job: dict | None = None) -> WorkerProcess:
         """Start the process; with ``job``, write it and close stdin (a one-job worker)."""
         environment = dict(os.environ)
         environment["PYTHONPATH"] = os.pathsep.join(
@@ -264,7 +264,7 @@ class WorkerJob:
         self._scratch = scratch_folder("mmreg-job-")
         self.job.setdefault("workdir", str(self._scratch))
 
-    def start(self) -> "WorkerJob":
+    def start(self) -> WorkerJob:
         if self.warm is None:
             self._process = WorkerProcess(self.module, self.python, self._scratch)
             self._process.route = self.events
@@ -324,7 +324,7 @@ class WorkerJob:
 
     def _follow_log(self, event: dict) -> None:
         """Turn the engine's growing log into progress events until the engine reports again."""
-        from ..core.progress import log_fraction
+        from ..engines.progress import log_fraction
 
         engine = event["engine"]
         path, plan, (low, high) = Path(event["log"]), event["iterations"], event["span"]

@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -23,6 +23,7 @@ from ..core.errors import InputError
 from ..core.files import write_atomically
 from ..core.images import validate_image, validate_mask
 from ..core.metric import METRIC_SPACING_MM
+from ..core.pairs import check_pair
 from ..core.transforms import Transform
 from .images import image_agreement
 from .jacobian import InverseConsistency, inverse_consistency, jacobian_statistics
@@ -84,10 +85,8 @@ def assess_registration(
     notify = progress or (lambda fraction, stage: None)
     validate_image(fixed, "fixed image")
     validate_image(moving, "moving image")
-    if (fixed_points_ras is None) != (moving_points_ras is None):
-        raise InputError("landmarks need both lists: give fixed and moving points, or neither")
-    if (fixed_labels is None) != (moving_labels is None):
-        raise InputError("segmentation overlap needs both labelmaps: give fixed and moving labels, or neither")
+    check_pair(fixed_points_ras, moving_points_ras, "landmark error", "the fixed points", "the moving points")
+    check_pair(fixed_labels, moving_labels, "segmentation overlap", "the fixed labels", "the moving labels")
     if fit_labels and fixed_points_ras is None:
         raise InputError("fit points were named but no landmarks given: add fixed and moving points")
     fixed_mask = validate_mask(fixed_mask, fixed, "fixed mask") if fixed_mask is not None else None

@@ -5,7 +5,7 @@ HTML report, Slicer table and status text) read its attributes. Its JSON form (`
 is :meth:`QAReport.to_dict`, with these keys: ``inputs``, ``transform``, ``library_version``,
 ``warnings``, then ``landmarks`` and ``segmentation`` when given, ``images``, ``jacobian``,
 ``inverse_consistency``, ``stability`` when run, ``seconds``, and ``pictures`` once written.
-Scripts may also read the report like that dictionary (``report["landmarks"]["tre"]``).
+Scripts read its attributes (``report.landmarks.tre``), or that dictionary.
 """
 
 from __future__ import annotations

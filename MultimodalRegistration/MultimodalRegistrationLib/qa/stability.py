@@ -20,7 +20,7 @@ import SimpleITK as sitk
 from ..core.images import index_to_physical_matrix, sample_grid_points
 from ..core.metric import shrink_to_spacing
 from ..core.transforms import Transform, rigid_transform
-from ..registration.centres import centre_alignment
+from ..registration.pose.centres import centre_alignment
 
 FOREGROUND_SPACING_MM = 4.0
 MAX_POINTS = 2000

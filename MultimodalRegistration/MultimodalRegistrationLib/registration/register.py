@@ -5,30 +5,32 @@ from __future__ import annotations
 import platform
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.choices import DEFAULT_ENGINE, DEFAULT_INIT, DEFAULT_PRESET, DEFAULT_SEED, FULL_ROTATION_DEG
+from ..core.choices import DEFAULT_INIT, DEFAULT_PRESET, DEFAULT_SEED, FULL_ROTATION_DEG
 from ..core.errors import EngineError, InputError
 from ..core.images import MIN_MASK_COVERAGE, mask_coverage, physical_center, validate_image, validate_mask
 from ..core.metric import mutual_information, overlap_fraction
 from ..core.rotations import pose_difference
 from ..core.transforms import Transform
 from ..core.version import __version__
-from ..engines import run_engine
 from ..engines.presets import load_preset
-from .centres import centre_alignment
-from .guidance import Guidance, PreparedGuidance, prepare_guidance
-from .guided_score import guidance_score, worse_than
-from .guided_start import guided_start
-from .initialize import StartingPoses, same_start, starting_poses
-from .keep import KEEP_TOLERANCE_NATS, _earlier_stage, _why_not_kept, check_linear_result
-from .mask_start import check_fixed_mask_size, mask_aware_starts, mask_centroid
-from .sampling_region import sampling_regions
+from ..engines.registry import DEFAULT_ENGINE
+from ..engines.request import EngineRequest
+from ..engines.run import run_engine
+from .guided.guidance import Guidance, PreparedGuidance, prepare_guidance
+from .guided.score import guidance_score, worse_than
+from .guided.start import guided_start
+from .pose.centres import centre_alignment
+from .pose.initialize import StartingPoses, same_start, starting_poses
+from .rules.keep import KEEP_TOLERANCE_NATS, _earlier_stage, _why_not_kept, check_linear_result
+from .rules.masks import check_fixed_mask_size, mask_aware_starts, mask_centroid
+from .rules.sampling_region import sampling_regions
 from .summary import Provenance, RegistrationSummary
 
 # What the summary calls the metric: the one mutual information of core/metric.py.
@@ -277,18 +279,19 @@ def register(
         try:
             with tempfile.TemporaryDirectory(prefix="mmreg-", dir=workdir) as scratch:
                 output = run_engine(
-                    engine,
-                    fixed,
-                    moving,
-                    recipe,
-                    fixed_mask=regions[name].mask if name in regions else masks.get("fixed mask"),
-                    moving_mask=masks.get("moving mask"),
-                    initial=start,
-                    seed=seed,
-                    threads=threads,
-                    workdir=Path(scratch),
-                    progress=engine_progress,
-                    guidance=prepared.engine_terms if prepared is not None else None,
+                    EngineRequest(
+                        fixed,
+                        moving,
+                        recipe,
+                        initial=start,
+                        workdir=Path(scratch),
+                        fixed_mask=regions[name].mask if name in regions else masks.get("fixed mask"),
+                        moving_mask=masks.get("moving mask"),
+                        seed=seed,
+                        threads=threads,
+                        progress=engine_progress,
+                        guidance=prepared.engine_terms if prepared is not None else None,
+                    )
                 )
             logs.append(f"=== {engine} {recipe.name} from the {name} start ===\n{output.log}")
             check_linear_result(output.transform, recipe.name)

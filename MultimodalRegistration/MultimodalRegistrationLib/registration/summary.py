@@ -59,7 +59,7 @@ class Provenance(Record):
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, record: dict) -> "Provenance":
+    def from_dict(cls, record: dict) -> Provenance:
         # A key missing from an older record takes its field's default (``kept``: "result"), else None.
         return cls(**{f.name: record.get(f.name, None if f.default is MISSING else f.default) for f in fields(cls)})
 
@@ -101,7 +101,7 @@ class RegistrationSummary(Record):
         return record
 
     @classmethod
-    def from_dict(cls, record: dict) -> "RegistrationSummary":
+    def from_dict(cls, record: dict) -> RegistrationSummary:
         metric = record["metric"]
         return cls(
             transform_kind=record["transform"]["kind"],

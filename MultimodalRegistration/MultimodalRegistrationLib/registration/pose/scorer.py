@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.images import index_to_physical_matrix
+from ...core.images import index_to_physical_matrix
 
 # Mutual information needs the joint histogram to be filled: more bins than this per axis and
 # a few thousand samples leave most cells empty.

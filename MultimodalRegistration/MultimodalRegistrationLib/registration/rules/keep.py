@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.errors import EngineError
-from ..core.metric import mutual_information
-from ..core.transforms import Transform
-from .guided_score import guidance_score, worse_than
+from ...core.errors import EngineError
+from ...core.metric import mutual_information
+from ...core.transforms import Transform
+from ..guided.score import guidance_score, worse_than
 
 # "Never worse than the start": a result whose mutual information falls more than this (nats) below
 # that of the start it ran from is not kept. The same value as QA's triage tolerance (qa/triage.py

@@ -16,26 +16,28 @@ Every transform maps fixed points to moving points (LPS mm).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.choices import DEFAULT_ENGINE, DEFAULT_SEED
-from ..core.errors import EngineError, InputError
-from ..core.images import index_to_physical_matrix
-from ..core.metric import mutual_information
-from ..core.rotations import pose_difference
-from ..core.transforms import Transform
-from ..engines.presets import Preset, load_preset
-from .guidance import Guidance, PreparedGuidance, SegmentPair, pair_segments, prepare_guidance, segment_mask
-from .guided_score import guidance_score
-from .mask_start import check_fixed_mask_size, mask_centroid, stage_sampling
-from .piecewise_records import PiecewiseResult, SegmentResult
+from ...core.choices import DEFAULT_SEED
+from ...core.errors import EngineError, InputError
+from ...core.images import index_to_physical_matrix
+from ...core.metric import mutual_information
+from ...core.rotations import pose_difference
+from ...core.transforms import Transform
+from ...engines.presets import Preset, load_preset
+from ...engines.registry import DEFAULT_ENGINE
+from ...engines.sampling import stage_sampling
+from ..guided.guidance import Guidance, PreparedGuidance, SegmentPair, pair_segments, prepare_guidance, segment_mask
+from ..guided.score import guidance_score
+from ..register import RegistrationResult, register
+from ..rules.masks import check_fixed_mask_size, mask_centroid
 from .polyrigid import DEFAULT_REACH_MM, DEFAULT_SPACING_MM, PolyrigidField, RigidPiece, polyrigid_field
-from .register import RegistrationResult, register
+from .records import PiecewiseResult, SegmentResult
 
 Progress = Callable[..., None]  # (fraction 0..1, stage name, **details)
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.metric import shrink_to_spacing
+from ...core.metric import shrink_to_spacing
 from .centres import foreground_mask
-from .pose_scorer import PoseScorer
+from .scorer import PoseScorer
 
 # A face of the image holding this fraction of the largest cross-section cuts the anatomy.
 CUT_FRACTION = 0.2
@@ -27,7 +27,7 @@ class CoarseImage:
     points: np.ndarray
 
     @classmethod
-    def of(cls, image: sitk.Image, spacing_mm: float, mask: sitk.Image | None) -> "CoarseImage":
+    def of(cls, image: sitk.Image, spacing_mm: float, mask: sitk.Image | None) -> CoarseImage:
         """``image`` at about ``spacing_mm`` voxels, its foreground within ``mask`` if given."""
         small = sitk.Cast(shrink_to_spacing(image, spacing_mm), sitk.sitkFloat32)
         foreground = sitk.GetArrayFromImage(foreground_mask(small)).astype(bool)
@@ -41,7 +41,7 @@ class CoarseImage:
         to_physical = np.asarray(small.GetDirection()).reshape(3, 3) * np.asarray(small.GetSpacing())
         return cls(small, foreground, mask, index @ to_physical.T + np.asarray(small.GetOrigin()))
 
-    def scorer(self, moving: "CoarseImage", fixed_region: np.ndarray | None, **options) -> PoseScorer:
+    def scorer(self, moving: CoarseImage, fixed_region: np.ndarray | None, **options) -> PoseScorer:
         """A pose scorer with this as the fixed image, sampling ``fixed_region`` (all if None);
         the users' masks restrict the samples and the moving values."""
         region = fixed_region

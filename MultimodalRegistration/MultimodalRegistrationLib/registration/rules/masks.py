@@ -32,19 +32,15 @@ from statistics import NormalDist
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.errors import InputError
-from ..core.images import index_to_physical_matrix
-from ..core.transforms import Transform
-from ..engines.ants import shrink_factors
-from ..engines.presets import Preset
+from ...core.errors import InputError
+from ...core.images import index_to_physical_matrix
+from ...core.transforms import Transform
+from ...engines.presets import Preset
+from ...engines.registry import DEFAULT_ENGINE, engine_spec
+from ...engines.sampling import StageSampling, needed_valid_fraction, stage_sampling
 
 # Accepted chance that a whole run fails for want of samples; the sample rules below follow from it.
 RISK = 0.01
-# elastix's random samplers try at most this many points per sample they need (hard-coded in elastix).
-ELASTIX_TRIES_PER_SAMPLE = 10
-ELASTIX_RANDOM_SAMPLERS = ("RandomCoordinate", "Random", "MultiInputRandomCoordinate")
-# elastix's default RequiredRatioOfValidSamples.
-DEFAULT_VALID_RATIO = 0.25
 # A start should have this multiple of the valid fraction the engine needs: the transform moves
 # during the run, and the coarse levels' smaller moving buffer loses a rim.
 START_MARGIN = 2.0
@@ -52,88 +48,12 @@ START_MARGIN = 2.0
 VALID_POINTS = 20000
 
 
-@dataclass(frozen=True)
-class StageSampling:
-    """How one preset stage samples the fixed image at its coarsest level."""
-
-    label: str  # for messages, e.g. "elastix rigid"
-    voxel_mm: np.ndarray  # the coarsest level's voxel, per fixed image axis (mm)
-    random_box: bool  # elastix random samplers: tries within the mask's box
-    samples: int  # elastix: NumberOfSpatialSamples (the smallest given); 0 for ANTs
-    draws: int  # how often the samples are drawn anew in the run
-    fraction: float  # share of the coarse voxels sampled (ANTs sampling_percentage; elastix voxel samplers 1)
-    valid_ratio: float  # elastix RequiredRatioOfValidSamples; 0 for ANTs (it stops only with none valid)
-
-    def expected_samples(self, volume_mm3: float) -> float:
-        """Samples a region of ``volume_mm3`` yields at the coarsest level (voxel samplers and ANTs)."""
-        return self.fraction * volume_mm3 / float(np.prod(self.voxel_mm))
-
-
-def _number(parameters: dict, key: str, default: float, pick=min) -> float:
-    values = parameters.get(key)
-    return float(pick(float(v) for v in values)) if values else default
-
-
-def _elastix_stage(parameters: dict, spacing: np.ndarray, label: str) -> StageSampling:
-    levels = int(_number(parameters, "NumberOfResolutions", 3))
-    pyramid = parameters.get("FixedImagePyramid", ["FixedSmoothingImagePyramid"])[0]
-    schedule = parameters.get("FixedImagePyramidSchedule") or parameters.get("ImagePyramidSchedule")
-    if "Smoothing" in pyramid:
-        factors = np.ones(3)  # smooths without downsampling
-    elif schedule and len(schedule) >= 3:
-        factors = np.array([float(v) for v in schedule[:3]])  # the first level is the coarsest
-    else:
-        factors = np.full(3, 2.0 ** (levels - 1))
-    sampler = parameters.get("ImageSampler", ["Random"])[0]
-    iterations = int(_number(parameters, "MaximumNumberOfIterations", 500, max))
-    renew = parameters.get("NewSamplesEveryIteration", ["false"])[0].lower() == "true"
-    fraction = 1.0
-    if sampler == "Grid":
-        fraction = 1.0 / float(np.prod([float(v) for v in parameters.get("SampleGridSpacing", ["2"] * 3)[:3]]))
-    return StageSampling(
-        label=label,
-        voxel_mm=spacing * factors,
-        random_box=sampler in ELASTIX_RANDOM_SAMPLERS,
-        samples=int(_number(parameters, "NumberOfSpatialSamples", 5000)),
-        draws=levels * iterations if renew else levels,
-        fraction=fraction,
-        valid_ratio=_number(parameters, "RequiredRatioOfValidSamples", DEFAULT_VALID_RATIO, max),
-    )
-
-
-def stage_sampling(recipe: Preset, fixed: sitk.Image) -> list[StageSampling]:
-    """How each stage of ``recipe`` samples ``fixed`` at its coarsest level, read from the preset."""
-    spacing = np.asarray(fixed.GetSpacing(), float)
-    if recipe.engine == "elastix":
-        return [
-            _elastix_stage(parameters, spacing, f"elastix {recipe.name}")
-            for parameters in recipe.elastix_maps
-        ]  # fmt: skip
-    stages = []
-    for stage in recipe.ants["stages"]:
-        factor = max(shrink_factors(stage, float(spacing.min())))
-        sampling = stage.get("sampling", "Regular")
-        fraction = 1.0 if sampling == "None" else float(stage.get("sampling_percentage", 0.25))
-        stages.append(
-            StageSampling(
-                label=f"ANTs {recipe.name}",
-                voxel_mm=spacing * factor,
-                random_box=False,
-                samples=0,
-                draws=len(stage["iterations"]),
-                fraction=fraction,
-                valid_ratio=0.0,
-            )
-        )
-    return stages
-
-
 def _needed_fill(stage: StageSampling) -> float:
-    """The share of its box the mask must fill for elastix's random sampler to find its samples in
-    every draw of the run but with chance RISK (binomial, normal approximation)."""
+    """The share of its box the mask must fill for a random box sampler (elastix's) to find its samples
+    in every draw of the run but with chance RISK (binomial, normal approximation)."""
     z = NormalDist().inv_cdf(1.0 - RISK / max(stage.draws, 1))
-    tries = ELASTIX_TRIES_PER_SAMPLE * stage.samples
-    base = 1.0 / ELASTIX_TRIES_PER_SAMPLE
+    tries = stage.tries_per_sample * stage.samples
+    base = 1.0 / stage.tries_per_sample
     return base + z * math.sqrt(base * (1.0 - base) / tries)
 
 
@@ -202,7 +122,7 @@ def check_fixed_mask_size(recipe: Preset, fixed: sitk.Image, fixed_mask: sitk.Im
                 continue
             minimum = needed * float(np.prod(stage.voxel_mm)) / stage.fraction
             why = f"it samples {stage.fraction:.0%} of the voxels: {expected:.1f} in this mask, {needed:.1f} needed"
-            alternative = ", or use elastix" if recipe.engine == "ants" else ""
+            alternative = f", or use {DEFAULT_ENGINE}" if recipe.engine != DEFAULT_ENGINE else ""
         raise InputError(
             f"the fixed mask holds {count} voxels ({volume / 1000:.2g} cm³), too few for {stage.label} (at its "
             f"coarsest level, {_millimetres(stage.voxel_mm)} mm voxels, {why}): enlarge the mask to at least "
@@ -279,24 +199,6 @@ def centred_on_masks(start: Transform, fixed_mask: sitk.Image, moving_mask: sitk
     return Transform.from_matrix(shift) @ start
 
 
-def needed_valid_fraction(recipe: Preset, fixed: sitk.Image, fixed_mask: sitk.Image | None) -> float:
-    """The fraction of the fixed samples that must land in the moving image and mask (0..1).
-
-    elastix: RequiredRatioOfValidSamples (the largest over the stages, default 0.25). ANTs stops only
-    when no sample is valid: the fraction that leaves ln(1 / RISK) valid samples at its coarsest level.
-    """
-    stages = stage_sampling(recipe, fixed)
-    if recipe.engine == "elastix":
-        return max(stage.valid_ratio for stage in stages)
-    if fixed_mask is not None:
-        count = int(np.count_nonzero(sitk.GetArrayViewFromImage(fixed_mask)))
-    else:
-        count = int(np.prod(fixed.GetSize()))
-    volume = count * float(np.prod(fixed.GetSpacing()))
-    fewest = min(stage.expected_samples(volume) for stage in stages)
-    return min(1.0, math.log(1.0 / RISK) / max(fewest, 1e-9))
-
-
 @dataclass
 class MaskedStarts:
     """The starts an engine can run from with these masks, and what was done to them."""
@@ -343,7 +245,7 @@ def mask_aware_starts(
         else:
             warnings.append(f"skipped the {name} start: {_shortfall(fraction, fixed_mask, moving_mask)}")
     if not kept:
-        engine = "elastix" if recipe.engine == "elastix" else "ANTs"
+        engine = engine_spec(recipe.engine).label
         after = " even after moving the start to the mask centroids" if moved_any else ""
         raise InputError(
             f"{_shortfall(best, fixed_mask, moving_mask)} ({engine} needs {needed:.0%}){after}: "

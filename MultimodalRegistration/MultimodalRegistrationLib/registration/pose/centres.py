@@ -8,10 +8,10 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.errors import InputError
-from ..core.images import physical_center
-from ..core.metric import shrink_to_spacing
-from ..core.transforms import Transform
+from ...core.errors import InputError
+from ...core.images import physical_center
+from ...core.metric import shrink_to_spacing
+from ...core.transforms import Transform
 
 CENTRE_METHODS = ("geometry", "moments", "none")
 

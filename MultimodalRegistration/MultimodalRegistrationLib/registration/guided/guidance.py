@@ -14,11 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.choices import GUIDANCE_METRICS
-from ..core.errors import InputError
-from ..core.labels import as_labelmap, label_names
-from ..engines.guidance_terms import Channel, EngineGuidance
-from ..engines.presets import guidance_defaults
+from ...core.choices import GUIDANCE_METRICS
+from ...core.errors import InputError
+from ...core.labels import as_labelmap, label_names
+from ...core.pairs import check_pair
+from ...engines.guidance_terms import Channel, EngineGuidance
+from ...engines.presets import guidance_defaults
 
 
 @dataclass
@@ -78,7 +79,7 @@ class PreparedGuidance:
             "metric": self.guidance.metric,
             "segments": [{"name": p.name, "fixed_value": p.fixed_value, "moving_value": p.moving_value}
                          for p in self.pairs],  # fmt: skip
-            "points": int(len(self.guidance.fixed_points_lps)) if self.guidance.has_points else 0,
+            "points": len(self.guidance.fixed_points_lps) if self.guidance.has_points else 0,
             "engine_terms": self.engine_terms.describe(),
         }
 
@@ -155,8 +156,7 @@ def distance_channel(mask: sitk.Image, clamp_mm: float) -> sitk.Image:
 
 def _check_points(guidance: Guidance) -> None:
     fixed, moving = guidance.fixed_points_lps, guidance.moving_points_lps
-    if (fixed is None) != (moving is None):
-        raise InputError("landmark guidance needs both lists: give --fixed-points and --moving-points, or neither")
+    check_pair(fixed, moving, "landmark guidance", "the fixed points", "the moving points")
     if fixed is None:
         return
     fixed, moving = np.asarray(fixed, float), np.asarray(moving, float)
@@ -170,8 +170,8 @@ def _check_points(guidance: Guidance) -> None:
 def _check_choices(guidance: Guidance) -> None:
     if guidance.metric not in GUIDANCE_METRICS:
         raise InputError(f"unknown metric '{guidance.metric}': choose one of {', '.join(GUIDANCE_METRICS)}")
-    if (guidance.fixed_segmentation is None) != (guidance.moving_segmentation is None):
-        raise InputError("segment guidance needs both segmentations: give fixed and moving segmentations, or neither")
+    check_pair(guidance.fixed_segmentation, guidance.moving_segmentation, "segment guidance",
+               "the fixed segmentation", "the moving segmentation")  # fmt: skip
     if guidance.segments and not guidance.has_segments:
         raise InputError(
             "segments were named but no segmentations given: add --fixed-segmentation and --moving-segmentation"

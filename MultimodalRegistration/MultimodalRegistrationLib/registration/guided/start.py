@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.images import index_to_physical_matrix
-from ..core.rotations import orthogonal_fit
-from ..core.transforms import Transform
+from ...core.images import index_to_physical_matrix
+from ...core.rotations import orthogonal_fit
+from ...core.transforms import Transform
 from .guidance import PreparedGuidance
 
 DICE_TIE = 0.02

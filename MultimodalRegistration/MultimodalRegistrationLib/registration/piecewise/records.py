@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.images import write_image
-from ..core.records import Record
-from ..core.transforms import DISPLACEMENT_SUFFIXES, Transform
-from .describe import describe_piecewise
-from .guided_score import GuidanceScore
+from ...core.images import write_image
+from ...core.records import Record
+from ...core.transforms import DISPLACEMENT_SUFFIXES, Transform
+from ..describe import describe_piecewise
+from ..guided.score import GuidanceScore
+from ..register import METRIC_NAME, RegistrationResult
 from .polyrigid import PolyrigidField
-from .register import METRIC_NAME, RegistrationResult
 
 
 @dataclass

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.errors import InputError
-from ..core.rotations import rigid_matrices, rotation_angle_deg
-from .pose_scorer import PoseScorer
+from ...core.errors import InputError
+from ...core.rotations import rigid_matrices, rotation_angle_deg
+from .scorer import PoseScorer
 
 # A mirrored pose must beat every rotation by this fraction of the mutual information (at the
 # polish level) to stop the run. A head is nearly symmetric, so the difference is small: over 40

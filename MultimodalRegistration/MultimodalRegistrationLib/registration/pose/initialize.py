@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.choices import DEFAULT_INIT, FULL_ROTATION_DEG, INIT_METHODS
-from ..core.errors import InputError
-from ..core.rotations import pose_difference
-from ..core.transforms import Transform
+from ...core.choices import DEFAULT_INIT, FULL_ROTATION_DEG, INIT_METHODS
+from ...core.errors import InputError
+from ...core.rotations import pose_difference
+from ...core.transforms import Transform
 from . import anypose
 from .anypose import AnyPoseResult
 from .centres import centre_alignment, foreground_center

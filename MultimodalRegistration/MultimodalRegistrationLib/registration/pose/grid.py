@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.choices import FULL_ROTATION_DEG
-from ..core.rotations import rigid_matrices, rotation_angle_deg, rotation_grid
+from ...core.choices import FULL_ROTATION_DEG
+from ...core.rotations import rigid_matrices, rotation_angle_deg, rotation_grid
 from .coarse import CoarseImage
 
 GRID_ROTATIONS = 400

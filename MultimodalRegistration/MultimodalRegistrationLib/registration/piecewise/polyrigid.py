@@ -37,9 +37,9 @@ import SimpleITK as sitk
 from scipy.linalg import logm
 from scipy.ndimage import map_coordinates
 
-from ..core.errors import InputError
-from ..core.images import box_grid
-from ..core.transforms import Transform
+from ...core.errors import InputError
+from ...core.images import box_grid
+from ...core.transforms import Transform
 
 DEFAULT_SPACING_MM = 2.0
 DEFAULT_REACH_MM = 20.0

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.labels import surface_distances
-from ..core.transforms import Transform
+from ...core.labels import surface_distances
+from ...core.transforms import Transform
 from .guidance import PreparedGuidance
 
 # A result may lose this much and still count as no worse than its start. Dice only catches gross

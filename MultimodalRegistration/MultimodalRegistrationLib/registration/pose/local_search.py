@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.rotations import axis_angle_matrices, pose_difference, rigid_matrices
+from ...core.rotations import axis_angle_matrices, pose_difference, rigid_matrices
 
 DISTINCT_DEG, DISTINCT_MM = 25.0, 25.0
 

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.errors import InputError
-from ..core.transforms import Transform
-from ..engines.presets import Preset
-from .mask_start import START_MARGIN, check_fixed_mask_size, needed_valid_fraction, valid_fraction
+from ...core.errors import InputError
+from ...core.transforms import Transform
+from ...engines.presets import Preset
+from ...engines.sampling import needed_valid_fraction
+from .masks import START_MARGIN, check_fixed_mask_size, valid_fraction
 
 
 def moving_footprint(

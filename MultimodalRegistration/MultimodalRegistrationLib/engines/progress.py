@@ -5,13 +5,7 @@ Standard library only: the GUI side imports this without loading any engine.
 
 from __future__ import annotations
 
-import re
-
-# A new optimisation level starts at a header line; each iteration writes one row.
-_PATTERNS = {
-    "elastix": (re.compile(r"^1:ItNr", re.M), re.compile(r"^\d+\t", re.M)),
-    "ants": (re.compile(r"DIAGNOSTIC,Iteration"), re.compile(r"DIAGNOSTIC,\s+\d+,")),
-}
+from .registry import ENGINES
 
 
 def log_fraction(engine: str, text: str, iterations: list[int]) -> tuple[float, int]:
@@ -20,9 +14,9 @@ def log_fraction(engine: str, text: str, iterations: list[int]) -> tuple[float, 
     ``iterations`` is the planned maximum number of iterations of every level, in order.
     Levels that converge early count as done when the next one starts.
     """
-    if engine not in _PATTERNS or not iterations:
+    if engine not in ENGINES or not iterations:
         return 0.0, 0
-    header, row = _PATTERNS[engine]
+    header, row = ENGINES[engine].log_patterns
     starts = [match.end() for match in header.finditer(text)]
     if not starts:
         return 0.0, 0

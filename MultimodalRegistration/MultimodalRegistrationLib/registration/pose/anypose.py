@@ -25,16 +25,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.choices import FULL_ROTATION_DEG
-from ..core.errors import InputError
-from ..core.rotations import rotation_angle_deg
-from ..core.transforms import Transform
+from ...core.choices import FULL_ROTATION_DEG
+from ...core.errors import InputError
+from ...core.rotations import rotation_angle_deg
+from ...core.transforms import Transform
 from .centres import centre_alignment
 from .coarse import CoarseImage
+from .grid import candidate_poses
+from .local_search import distinct_poses, local_search
 from .mirror import MirrorMargin, mirror_margin, mirror_twins, mirror_verdict
-from .pose_grid import candidate_poses
-from .pose_scorer import PoseScorer
-from .pose_search import distinct_poses, local_search
+from .scorer import PoseScorer
 
 SEARCH_SPACING_MM, POLISH_SPACING_MM = 7.0, 4.0
 KEEP_PROPER, KEEP_MIRRORED, POLISH_PROPER = 6, 2, 2

@@ -1,0 +1,76 @@
+"""ANTs presets: a JSON recipe of antsRegistration stages, and what ANTs's sampler needs. No ANTs here.
+
+ANTs samples ``sampling_percentage`` of the coarse voxels and keeps those inside the fixed mask; with
+none it stops ("VirtualSampledPointSet must have 1 or more points"), and it counts a run as failed
+only when no sample maps inside the moving image.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..core.errors import InputError
+from .preset_checks import check_ants_recipe
+from .presets import Preset, presets_dir
+from .registry import EngineSpec
+from .sampling import StageSampling
+
+LINEAR = ("Translation", "Rigid", "Similarity", "Affine")
+# Accepted chance that a run finds no valid sample (the same risk as registration/masks').
+RISK = 0.01
+
+
+def shrink_factors(stage: dict, voxel_mm: float) -> list[int]:
+    """Per-level shrink factors: given, or derived from ``level_spacing_mm`` and the fixed voxel size (mm)."""
+    if "level_spacing_mm" in stage:
+        return [max(1, int(round(level / voxel_mm))) for level in stage["level_spacing_mm"]]
+    return stage.get("shrink_factors", [1] * len(stage["iterations"]))
+
+
+def read_preset(spec: EngineSpec, name: str, description: str, files: list[Path]) -> Preset:
+    """One JSON file; checked for unknown keys before any engine runs."""
+    (path,) = files
+    text = path.read_text()
+    try:
+        recipe = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InputError(f"ANTs preset {path} is not valid JSON ({error}): fix the file") from None
+    check_ants_recipe(recipe, text, f"ANTs preset {path}", presets_dir() / spec.name)
+    if not isinstance(recipe.get("stages"), list) or not recipe["stages"]:
+        raise InputError(f"ANTs preset {path} needs a non-empty 'stages' list: see Resources/Presets/ants/rigid.json")
+    linear = all(stage.get("transform") in LINEAR for stage in recipe["stages"])
+    description = description or recipe.get("description", "")
+    return Preset(spec.name, name, description, recipe=recipe, files=[str(path)], linear=linear)
+
+
+def stage_sampling(preset: Preset, spacing: np.ndarray) -> list[StageSampling]:
+    """Each stage's sampling at its coarsest level; ``spacing`` is the fixed voxel (mm)."""
+    stages = []
+    for stage in preset.recipe["stages"]:
+        factor = max(shrink_factors(stage, float(spacing.min())))
+        sampling = stage.get("sampling", "Regular")
+        fraction = 1.0 if sampling == "None" else float(stage.get("sampling_percentage", 0.25))
+        stages.append(
+            StageSampling(
+                label=f"ANTs {preset.name}",
+                voxel_mm=spacing * factor,
+                random_box=False,
+                tries_per_sample=0,
+                samples=0,
+                draws=len(stage["iterations"]),
+                fraction=fraction,
+                valid_ratio=0.0,
+            )
+        )
+    return stages
+
+
+def needed_valid_fraction(stages: list[StageSampling], volume_mm3: float) -> float:
+    """ANTs stops only when no sample is valid: the fraction of the region that leaves ln(1 / RISK)
+    valid samples at its coarsest level."""
+    fewest = min(stage.expected_samples(volume_mm3) for stage in stages)
+    return min(1.0, math.log(1.0 / RISK) / max(fewest, 1e-9))

@@ -1,0 +1,119 @@
+"""The registration engines the library knows, each declared once.
+
+An :class:`EngineSpec` holds everything the rest of the library needs to know about an engine: its
+name, how messages call it, the pip distribution that provides it and the module that distribution
+installs, how it runs (its thread default), how its log reports progress, and the two modules of this
+package that implement it:
+
+* ``runner`` (imported only when the engine runs, it loads the engine's package): ``import_engine()``
+  and ``run(...)`` (see :func:`.run.run_engine`);
+* ``recipe`` (light, no engine import): ``read_preset(name, description, files)`` and the sampler's
+  limits, ``stage_sampling(preset, spacing_mm)`` and ``needed_valid_fraction(stages, volume_mm3)``
+  (see :mod:`.sampling`).
+
+Standard library only, so that building a command line or a panel imports no engine.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass
+from importlib import metadata
+from types import ModuleType
+
+from ..core.errors import InputError
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """One engine. Transforms it returns map fixed to moving points (LPS mm)."""
+
+    name: str  # what users choose: ``--engine NAME``, the module's engine box
+    label: str  # how messages name it
+    distribution: str  # the pip distribution that provides it
+    import_name: str  # the top-level module that distribution installs
+    runner: str  # module of this package that runs it
+    recipe: str  # module of this package that reads its presets and states its sampler's limits
+    preset_suffix: str  # a custom preset file's extension
+    default_threads: int | None  # None: every core; ANTs repeats a result only with 1
+    log_name: str  # the log file the runner writes in its work folder
+    log_level_pattern: str  # a log line that starts an optimisation level (regex, multiline)
+    log_iteration_pattern: str  # one iteration's log row (regex, multiline)
+
+    def implementation(self) -> ModuleType:
+        """The runner module (imports the engine's package when its ``run`` or ``import_engine`` is called)."""
+        return importlib.import_module(f"{__package__}.{self.runner}")
+
+    def recipe_module(self) -> ModuleType:
+        return importlib.import_module(f"{__package__}.{self.recipe}")
+
+    def installed_version(self) -> str | None:
+        """The installed version of the engine's own distribution, or None when it is not installed.
+
+        Judged by the distribution, not by ``import_name``: another package's ``itk`` is not itk-elastix.
+        """
+        try:
+            return metadata.version(self.distribution)
+        except metadata.PackageNotFoundError:
+            return None
+
+    def version(self) -> str:
+        """"<distribution> <version>", for provenance."""
+        return f"{self.distribution} {self.installed_version() or 'not installed'}"
+
+    def threads(self, requested: int | None, cores: int) -> int:
+        """The engine threads of a run: as requested, else the engine's default, else every core."""
+        return int(requested or self.default_threads or cores or 1)
+
+    @property
+    def log_patterns(self) -> tuple[re.Pattern, re.Pattern]:
+        return re.compile(self.log_level_pattern, re.MULTILINE), re.compile(self.log_iteration_pattern, re.MULTILINE)
+
+
+_SPECS = (
+    EngineSpec(
+        name="elastix",
+        label="elastix",
+        distribution="itk-elastix",
+        import_name="itk",
+        runner="elastix",
+        recipe="elastix_recipe",
+        preset_suffix=".txt",
+        default_threads=None,
+        log_name="elastix.log",
+        log_level_pattern=r"^1:ItNr",
+        log_iteration_pattern=r"^\d+\t",
+    ),
+    EngineSpec(
+        name="ants",
+        label="ANTs",
+        distribution="antspyx",
+        import_name="ants",
+        runner="ants",
+        recipe="ants_recipe",
+        preset_suffix=".json",
+        default_threads=1,
+        log_name="ants.log",
+        log_level_pattern=r"DIAGNOSTIC,Iteration",
+        log_iteration_pattern=r"DIAGNOSTIC,\s+\d+,",
+    ),
+)
+
+ENGINES: dict[str, EngineSpec] = {spec.name: spec for spec in _SPECS}
+ENGINE_NAMES: tuple[str, ...] = tuple(ENGINES)
+DEFAULT_ENGINE: str = _SPECS[0].name
+
+
+def runner_spec(module: str) -> EngineSpec:
+    """The engine whose runner is the module called ``module`` (its ``__name__``)."""
+    short = module.rpartition(".")[2]
+    return next(spec for spec in _SPECS if spec.runner == short)
+
+
+def engine_spec(name: str) -> EngineSpec:
+    """The engine called ``name``; an unknown name is refused, naming the choices."""
+    try:
+        return ENGINES[name]
+    except (KeyError, TypeError):
+        raise InputError(f"unknown engine '{name}': choose one of {', '.join(ENGINE_NAMES)}") from None

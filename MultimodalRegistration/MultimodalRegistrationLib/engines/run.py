@@ -1,0 +1,55 @@
+"""Any engine behind one call, and the advice a user gets when an engine fails."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..core.errors import EngineError, InputError
+from .output import EngineOutput
+from .registry import engine_spec
+from .request import EngineRequest
+
+
+def run_engine(request: EngineRequest) -> EngineOutput:
+    """Run ``request.preset`` with its engine (see :class:`.request.EngineRequest`).
+
+    An engine that is not installed, or whose run fails, raises :class:`EngineError` with its message,
+    a hint the user can act on and the engine's log.
+    """
+    spec = engine_spec(request.preset.engine)
+    if request.guidance is not None:
+        request.guidance.check()
+    try:
+        return spec.implementation().run(request)
+    except (InputError, EngineError):
+        raise
+    except ImportError as error:
+        raise EngineError(
+            f"{spec.label} is not installed ({error})",
+            hint=f"pip install -r Resources/requirements.txt (or pip install {spec.distribution})",
+        ) from None
+    except RuntimeError as error:
+        message = str(error).strip()
+        hint, log = engine_hint(message), _logs_in(request.workdir)
+        raise EngineError(f"{spec.label} failed: {message[-2000:]}", hint=hint, log=log) from None
+
+
+def _logs_in(workdir: Path) -> str:
+    """The logs an engine left in its folder, for the user to read after a failure."""
+    return "\n".join(path.read_text(errors="replace") for path in sorted(Path(workdir).glob("*.log")))
+
+
+def engine_hint(message: str) -> str:
+    """Turn an engine's error text into advice a user can act on."""
+    lowered = message.lower()
+    if any(text in lowered for text in ("too many samples map outside", "joint pdf summed to zero",
+                                        "all samples map outside")):  # fmt: skip
+        return (
+            "the images, or their masks, barely overlap during the run: prealign with landmarks (mmreg prealign), "
+            "crop both to the common region, or give masks that cover the same anatomy"
+        )
+    if any(text in lowered for text in ("could not find enough image samples", "sampledpointset")):
+        return "the mask is too small for the sampler: crop the image instead of masking, or enlarge the mask"
+    if "memory" in lowered or "bad_alloc" in lowered:
+        return "not enough memory: downsample the larger image (mmreg prep --downsample-to MM)"
+    return "check the engine log; try the rigid preset first, or prealign with landmarks"
