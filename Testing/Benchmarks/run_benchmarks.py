@@ -5,8 +5,9 @@ misaligned by 25 degrees and 31 mm. Every method runs in its own process so that
 time and peak memory (RSS, including child processes) are measured like a user would see them.
 Then bench_prep.py (bias correction, streamed downsampling), bench_anypose.py (starts from any
 pose against the peers' defaults), bench_batch.py (cohorts), bench_click.py (how soon a Register click in a
-Slicer session starts computing) and bench_guided.py (registration guided by
-segmentations and landmarks) print their tables; `--core` stops after the first table.
+Slicer session starts computing), bench_guided.py (registration guided by
+segmentations and landmarks) and bench_shrink.py (shrunken, partly covered tissue against a whole
+head: the scale-aware start) print their tables; `--core` stops after the first table.
 """
 
 from __future__ import annotations
@@ -104,7 +105,9 @@ def main() -> int:
     print("Targets (issue): registration <= 3 s, whole process <= 8 s, peak <= 0.8 GB, error <= 0.15 mm.")
     if "--core" in sys.argv[1:]:  # only the table above
         return 0
-    for script in ("bench_prep.py", "bench_anypose.py", "bench_batch.py", "bench_click.py", "bench_guided.py"):
+    scripts = ("bench_prep.py", "bench_anypose.py", "bench_batch.py", "bench_click.py", "bench_guided.py")
+    scripts += ("bench_shrink.py",)
+    for script in scripts:
         print(f"\n--- {script}\n", flush=True)
         subprocess.run([sys.executable, str(Path(__file__).with_name(script))], check=False)
     return 0

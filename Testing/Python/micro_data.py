@@ -73,6 +73,13 @@ class Anatomy:
         return np.asarray(self.reference.TransformContinuousIndexToPhysicalPoint(index.tolist()))
 
 
+@lru_cache(maxsize=4)
+def smoothed(sigma: float) -> tuple:
+    """The anatomy's (grey, white, csf) smoothed by ``sigma`` voxels, as lookup arrays (cached)."""
+    a = anatomy()
+    return tuple((ndimage.gaussian_filter(x, sigma), 0.0) for x in (a.grey, a.white, a.csf))
+
+
 def _mni(name: str) -> sitk.Image:
     return sitk.Cast(sitk.ReadImage(str(DATA / f"mni_icbm152_{name}_tal_nlin_sym_09a_converted.nii.gz")), sitk.sitkFloat32)
 
@@ -303,8 +310,7 @@ def histology_rgb(
     inverse = np.linalg.inv(truth)
     fixed_points = grid @ inverse[:2, :2].T + inverse[:2, 2]
     points = np.concatenate([fixed_points, np.full((len(grid), 1), z_mm)], axis=1).reshape(size[1], size[0], 3)
-    arrays = tuple((ndimage.gaussian_filter(x, 0.3), 0.0) for x in (a.grey, a.white, a.csf))
-    grey, white, csf = a.lookup(points.astype(np.float32), arrays)
+    grey, white, csf = a.lookup(points.astype(np.float32), smoothed(0.3))
     tissue = np.clip(grey + white + csf, 0, 1)
     texture = 1 + 0.15 * ndimage.gaussian_filter(rng.normal(size=tissue.shape), 1.0)
     hematoxylin = (0.75 * grey + 0.25 * white + 0.1 * csf) * texture
@@ -320,3 +326,80 @@ def histology_rgb(
     light = 245 * (1 - 0.06 * (xx**2 + yy**2))[..., None]
     rgb = light * np.power(10.0, -density) + rng.normal(0, 3.0, density.shape)
     return _image2d(np.clip(rgb, 0, 255).astype(np.uint8), pixel_mm, vector=True)
+
+
+# ----------------------------------------------------------------------------------- serial sections
+@dataclass
+class SectionStack:
+    paths: list  # section files in order (a missing one is an empty file)
+    truth: np.ndarray  # (N, 3, 3): x_in = truth[i] @ x_out (mm), x_out in the volume's section plane
+    damage: dict  # section index -> "missing" | "blank" | "torn" | "small"
+    pixel_mm: float
+    section_mm: float
+    plane_points: np.ndarray  # (N, M, 2) x_out points inside each section's tissue, for errors
+
+
+def section_stack(
+    folder: Path, count: int = 32, pixel_mm: float = 0.5, section_mm: float = 3.0, max_deg: float = 12.0,
+    max_mm: float = 8.0, damaged: bool = True, seed: int = 0, canvas_mm=(190.0, 220.0), first_z: float | None = None,
+) -> SectionStack:  # fmt: skip
+    """Axial sections of the MNI brain every ``section_mm``, each an H&E-like RGB PNG at ``pixel_mm`` on a
+    canvas of ``canvas_mm``, moved in-plane by a random rigid motion (up to ``max_deg`` about the canvas
+    centre and ``max_mm``). With ``damaged``: one missing (an empty file), one blank (glass only), one
+    torn, one much smaller (a fragment). Written one at a time (bounded memory)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    a = anatomy()
+    rng = np.random.default_rng(seed)
+    center_mm = np.asarray(canvas_mm) / 2
+    brain_center = a.brain_center()
+    if first_z is None:
+        first_z = brain_center[2] - section_mm * (count - 1) / 2
+    damage = {}
+    if damaged and count >= 12:
+        picks = rng.choice(np.arange(2, count - 2), 4, replace=False)
+        damage = dict(zip((int(p) for p in picks), ("missing", "blank", "torn", "small")))
+    truths, paths, plane_points = [], [], []
+    size = (np.asarray(canvas_mm) / pixel_mm).astype(int)
+    for index in range(count):
+        angle = rng.uniform(-max_deg, max_deg)
+        shift = rng.uniform(-1, 1, 2)
+        shift = shift / max(np.linalg.norm(shift), 1e-9) * rng.uniform(0, max_mm)
+        truth = rigid2d(angle, shift, center=center_mm)  # x_in = truth @ x_out
+        z = first_z + index * section_mm
+        # The volume plane puts the brain centre at the canvas centre: x_out -> template (x, y) = x_out - c + b.
+        to_template = np.eye(3)
+        to_template[:2, 2] = brain_center[:2] - center_mm
+        section_from_template = truth @ np.linalg.inv(to_template)  # template (x, y) -> section image
+        path = folder / f"section_{index:04d}.png"
+        kind = damage.get(index)
+        if kind == "missing":
+            path.write_bytes(b"")
+        else:
+            image = histology_rgb(section_from_template, z, pixel_mm, size_mm=canvas_mm, seed=seed * 1000 + index,
+                                  tear=kind == "torn")  # fmt: skip
+            array = sitk.GetArrayFromImage(image)
+            if kind == "blank":
+                array[:] = np.clip(array.max(axis=(0, 1)) - rng.integers(0, 4, array.shape), 0, 255).astype(np.uint8)
+            elif kind == "small":  # only a corner fragment of the tissue survived
+                rows, columns = array.shape[:2]
+                keep = np.zeros((rows, columns), bool)
+                keep[: rows // 2, : columns // 2] = True
+                glass = np.percentile(array.reshape(-1, 3), 99, axis=0).astype(np.uint8)
+                array[~keep] = glass
+            from PIL import Image
+
+            Image.fromarray(array).save(path)
+        # Points for errors: inside the brain in this section's plane (volume frame).
+        grid = np.stack(np.meshgrid(np.arange(10, canvas_mm[0] - 10, 4.0), np.arange(10, canvas_mm[1] - 10, 4.0)), -1).reshape(-1, 2)
+        template = grid - center_mm + brain_center[:2]
+        (outside,) = a.lookup(np.concatenate([template, np.full((len(grid), 1), z)], 1).astype(np.float32), ((a.outside_mm, 99.0),))
+        inside = grid[outside <= -1]
+        if len(inside) < 10:
+            inside = grid[np.linalg.norm(grid - center_mm, axis=1) < 40]
+        plane_points.append(inside[:: max(1, len(inside) // 300)][:300])
+        truths.append(truth)
+        paths.append(path)
+    width = max(len(p) for p in plane_points)
+    padded = np.stack([np.concatenate([p, np.repeat(p[-1:], width - len(p), 0)]) for p in plane_points])
+    return SectionStack(paths, np.stack(truths), damage, pixel_mm, section_mm, padded)
