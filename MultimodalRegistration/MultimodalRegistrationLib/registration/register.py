@@ -351,7 +351,7 @@ def register(
     clock = lap("keep_check_s", clock)
     if prepared is None:
         center = mask_centroid(masks["fixed mask"]) if "fixed mask" in masks else foreground_center(fixed)
-        weak = weak_result_warning(fixed, moving, transform, metric_after, metric_before, center, masks.get("fixed mask"))
+        weak = weak_result_warning(fixed, moving, transform, metric_after, metric_before, center)
         warnings += [weak] if weak else []
         clock = lap("weak_check_s", clock)
     timings.update(output.timings)
