@@ -4,9 +4,8 @@ Data: micro_data.py (MNI ICBM152 maps): a whole-head T2-like MRI at 1.5 mm (fixe
 brain-only, light-sheet-like image (moving) shrunk by 0.6-0.7 and turned by 25-34 degrees, whole
 or cut to a 65% stack. Errors are mean distances (mm) over 2000 points inside the brain.
 
-Not every 65% stack is found: with the library's default seed, seeds 12 (no mask) and 15 (brain
-mask) start 70-104 mm off (the overlap rule's basin is narrow at 5 mm; other sampling seeds find
-both). Those cases are in Testing/Benchmarks/bench_shrink.py's table, not here.
+Seeds 12 (65%, no mask) and 15 (65%, brain mask) started 104 and 70 mm off before the search ranked
+its grid by the overlap rule at 10 mm; they are two of the cases here.
 """
 
 import micro_data as md
@@ -62,9 +61,9 @@ def test_pose_difference_reports_rotation_and_scale_apart():
     "seed, coverage, masked, preset",
     [
         (13, 1.0, False, "similarity"),
-        (16, 0.65, False, "affine"),
+        (12, 0.65, False, "affine"),
         (16, 1.0, True, "affine"),
-        (13, 0.65, True, "similarity"),
+        (15, 0.65, True, "similarity"),
     ],
 )
 def test_shrunken_tissue_registers_within_2_mm(head, seed, coverage, masked, preset):
