@@ -9,7 +9,6 @@ import io
 import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from MultimodalRegistrationLib.cli.batch import CohortProgress

@@ -59,11 +59,34 @@ def rigid_matrices(linear: np.ndarray, translation: np.ndarray) -> np.ndarray:
     return matrices
 
 
+def rotation_part(linear: np.ndarray) -> np.ndarray:
+    """The rotation of a 3x3 linear map (the orthogonal factor of its polar decomposition): scale
+    and shear removed, so that an affine pose's turn is measured alone. Orthogonal input is returned as is."""
+    linear = np.asarray(linear, float)
+    if np.allclose(linear.T @ linear, np.eye(3), atol=1e-6):
+        return linear
+    u, _, vt = np.linalg.svd(linear)
+    return u @ vt
+
+
+def isotropic_scale(linear: np.ndarray) -> float:
+    """The mean isotropic scale of a 3x3 linear map: the cube root of its determinant's size."""
+    return float(abs(np.linalg.det(np.asarray(linear, float))) ** (1.0 / 3.0))
+
+
 def pose_difference(a: np.ndarray, b: np.ndarray, center: np.ndarray) -> tuple[float, float]:
-    """Rotation (degrees) and distance between where ``center`` lands (mm) for two 4x4 poses."""
-    angle = float(rotation_angle_deg(a[:3, :3].T @ b[:3, :3]))
+    """Rotation (degrees, scale and shear left out) and distance between where ``center`` lands
+    (mm) for two 4x4 poses. :func:`pose_change` also gives the scale ratio."""
+    angle = float(rotation_angle_deg(rotation_part(a[:3, :3]).T @ rotation_part(b[:3, :3])))
     shift = float(np.linalg.norm((a[:3, :3] - b[:3, :3]) @ center + a[:3, 3] - b[:3, 3]))
     return angle, shift
+
+
+def pose_change(a: np.ndarray, b: np.ndarray, center: np.ndarray) -> tuple[float, float, float]:
+    """How pose ``a`` differs from pose ``b`` (4x4): rotation (degrees), isotropic scale of ``a``
+    relative to ``b`` (1 = same size) and the distance between where ``center`` lands (mm)."""
+    angle, shift = pose_difference(a, b, center)
+    return angle, isotropic_scale(a[:3, :3]) / isotropic_scale(b[:3, :3]), shift
 
 
 def reflection_matrix(normal: np.ndarray, point: np.ndarray) -> np.ndarray:

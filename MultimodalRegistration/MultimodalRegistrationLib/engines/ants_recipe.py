@@ -20,6 +20,7 @@ from .registry import EngineSpec
 from .sampling import StageSampling
 
 LINEAR = ("Translation", "Rigid", "Similarity", "Affine")
+SCALING = ("Similarity", "Affine")  # stages that change size
 # Accepted chance that a run finds no valid sample (the same risk as registration/masks').
 RISK = 0.01
 
@@ -43,8 +44,9 @@ def read_preset(spec: EngineSpec, name: str, description: str, files: list[Path]
     if not isinstance(recipe.get("stages"), list) or not recipe["stages"]:
         raise InputError(f"ANTs preset {path} needs a non-empty 'stages' list: see Resources/Presets/ants/rigid.json")
     linear = all(stage.get("transform") in LINEAR for stage in recipe["stages"])
+    scales = any(stage.get("transform") in SCALING for stage in recipe["stages"])
     description = description or recipe.get("description", "")
-    return Preset(spec.name, name, description, recipe=recipe, files=[str(path)], linear=linear)
+    return Preset(spec.name, name, description, recipe=recipe, files=[str(path)], linear=linear, scales=scales)
 
 
 def stage_sampling(preset: Preset, spacing: np.ndarray) -> list[StageSampling]:

@@ -28,6 +28,7 @@ TRIES_PER_SAMPLE = 10
 _ENTRY = re.compile(r"^\s*\((\w+)\s+(.*)\)\s*$")
 _TOKEN = re.compile(r'"[^"]*"|[^\s"]+')
 _LINEAR = ("EulerTransform", "AffineTransform", "SimilarityTransform", "TranslationTransform")
+_SCALING = ("AffineTransform", "SimilarityTransform")  # stages that change size
 
 
 def elastix_entries(text: str) -> list[tuple[int, str, list[str]]]:
@@ -69,7 +70,10 @@ def read_preset(spec: EngineSpec, name: str, description: str, files: list[Path]
         maps.append(parameters)
         description = description or file_description
     linear = all(m.get("Transform", [""])[0] in _LINEAR for m in maps)
-    return Preset(spec.name, name, description, recipe=maps, files=[str(p) for p in files], linear=linear)
+    scales = any(m.get("Transform", [""])[0] in _SCALING for m in maps)
+    return Preset(
+        spec.name, name, description, recipe=maps, files=[str(p) for p in files], linear=linear, scales=scales
+    )
 
 
 def _stage(parameters: dict, spacing: np.ndarray, label: str) -> StageSampling:

@@ -30,6 +30,7 @@ class Preset:
     recipe: Any = None
     files: list[str] = field(default_factory=list)
     linear: bool = True  # every stage is linear (rigid, similarity, affine)
+    scales: bool = False  # a stage changes size (similarity, affine, or a deformation after them)
 
     @property
     def is_linear(self) -> bool:

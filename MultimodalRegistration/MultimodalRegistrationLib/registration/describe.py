@@ -23,8 +23,12 @@ def describe_start(summary: RegistrationSummary) -> str:
     text = f"started from {START_NAMES.get(start, start)}"
     details = []
     offset = provenance.start_offset
-    if offset and (offset["rotation_deg"] >= 1.0 or offset["shift_mm"] >= 1.0):
-        details.append(f"{offset['rotation_deg']:.0f} deg and {offset['shift_mm']:.0f} mm from the {offset['from']}")
+    scale = offset.get("scale") if offset else None
+    if offset and (offset["rotation_deg"] >= 1.0 or offset["shift_mm"] >= 1.0 or scale is not None):
+        size = f", scale {scale:.2f}" if scale is not None else ""
+        details.append(
+            f"{offset['rotation_deg']:.0f} deg and {offset['shift_mm']:.0f} mm{size} from the {offset['from']}"
+        )
     search = provenance.any_pose
     if search:
         details.append(f"search {search['seconds']:.1f} s over {search['candidates']} poses")

@@ -16,7 +16,7 @@ from ..core.choices import DEFAULT_INIT, DEFAULT_PRESET, DEFAULT_SEED, FULL_ROTA
 from ..core.errors import EngineError, InputError
 from ..core.images import MIN_MASK_COVERAGE, mask_coverage, physical_center, validate_image, validate_mask
 from ..core.metric import mutual_information, overlap_fraction
-from ..core.rotations import pose_difference
+from ..core.rotations import pose_change
 from ..core.transforms import Transform
 from ..core.version import __version__
 from ..engines.presets import load_preset
@@ -26,7 +26,7 @@ from ..engines.run import run_engine
 from .guided.guidance import Guidance, PreparedGuidance, prepare_guidance
 from .guided.score import guidance_score, worse_than
 from .guided.start import guided_start, segment_centroid_alignment
-from .pose.centres import centre_alignment
+from .pose.centres import centre_alignment, foreground_center
 from .pose.initialize import StartingPoses, same_start, starting_poses
 from .rules.keep import (
     KEEP_TOLERANCE_NATS,
@@ -37,7 +37,8 @@ from .rules.keep import (
     worse_than_centroids,
 )
 from .rules.masks import check_fixed_mask_size, mask_aware_starts, mask_centroid
-from .rules.sampling_region import sampling_regions
+from .rules.sampling_region import overlap_regions, sampling_regions
+from .rules.weak_result import weak_result_warning
 from .summary import Provenance, RegistrationSummary
 
 # What the summary calls the metric: the one mutual information of core/metric.py.
@@ -88,12 +89,17 @@ def _describe_image(image: sitk.Image, source: str | None) -> dict:
 
 
 def _start_offset(start: Transform, before: Transform, fixed: sitk.Image, initial_given: bool) -> dict | None:
-    """How far the chosen start lies from the pose before any search (degrees, and mm at the fixed image's centre)."""
+    """How far the chosen start lies from the pose before any search: rotation (degrees, scale and
+    shear left out), mm at the fixed image's centre, and, when it changes size, its isotropic scale
+    relative to that pose (``scale``, 1 = same size)."""
     if not (start.is_linear and before.is_linear):
         return None
-    angle, shift = pose_difference(start.matrix, before.matrix, physical_center(fixed))
+    angle, scale, shift = pose_change(start.matrix, before.matrix, physical_center(fixed))
     reference = "initial transform" if initial_given else "image centres"
-    return {"from": reference, "rotation_deg": round(angle, 2), "shift_mm": round(shift, 2)}
+    offset = {"from": reference, "rotation_deg": round(angle, 2), "shift_mm": round(shift, 2)}
+    if abs(scale - 1.0) > 1e-6:
+        offset["scale"] = round(scale, 4)
+    return offset
 
 
 def _reason(error: Exception) -> str:
@@ -287,7 +293,7 @@ def register(
     else:
         starts, guided_candidates = starting_poses(
             fixed, moving, initial_transform, init, masks.get("fixed mask"), masks.get("moving mask"),
-            max_rotation_deg=max_rotation_deg, seed=seed,
+            max_rotation_deg=max_rotation_deg, seed=seed, scale=recipe.scales and recipe.is_linear,
         ), None  # fmt: skip
     warnings += starts.warnings
     if masks:
@@ -297,6 +303,10 @@ def register(
     regions = {}
     if "fixed mask" not in masks:  # without one, sample only where the moving image lies if too little of it did
         regions = sampling_regions(runs, fixed, moving, recipe, masks.get("moving mask"), seed)
+    if starts.search is not None and starts.search.scale is not None:  # partial tissue: where both exist
+        regions.update(
+            overlap_regions(runs, fixed, moving, recipe, masks.get("fixed mask"), masks.get("moving mask"))
+        )
     clock = lap("init_s", clock)
 
     report(0.04, "metric before")
@@ -389,6 +399,11 @@ def register(
             (transform, inverse, metric_after, kept, kept_reason), guided, warnings,
         )  # fmt: skip
     clock = lap("keep_check_s", clock)
+    if prepared is None:
+        center = mask_centroid(masks["fixed mask"]) if "fixed mask" in masks else foreground_center(fixed)
+        weak = weak_result_warning(fixed, moving, transform, metric_after, metric_before, center)
+        warnings += [weak] if weak else []
+        clock = lap("weak_check_s", clock)
     timings.update(output.timings)
     seconds = time.perf_counter() - started
     sources = sources or {}

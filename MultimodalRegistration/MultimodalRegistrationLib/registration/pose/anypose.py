@@ -65,10 +65,19 @@ class AnyPoseResult:
     mirror_checked: bool = True  # False when asked, or for a slab
     mirror: MirrorMargin | None = None  # the mirrored pose's margin over the best rotation, when judged
     warnings: list[str] = field(default_factory=list)  # e.g. a mirrored pose winning within the noise
+    # The scale-aware search (:mod:`.scale_search`) only: the start's isotropic scale (moving / fixed
+    # size), the seeds it came from and the scales searched; None for the rigid search.
+    scale: float | None = None
+    scale_seeds: dict | None = None
+    scales: list | None = None
 
     def summary(self) -> dict:
         """JSON-ready numbers for provenance."""
+        scaled = {}
+        if self.scale is not None:
+            scaled = {"scale": round(self.scale, 4), "scale_seeds": self.scale_seeds, "scales_searched": self.scales}
         return {
+            **scaled,
             "matrix_lps": np.round(self.transform.matrix, 6).tolist(),
             "metric": round(self.metric, 6),
             "mirrored_metric": round(self.mirrored_metric, 6) if np.isfinite(self.mirrored_metric) else None,

@@ -2,7 +2,8 @@
 
 ``init`` methods (all transforms map fixed to moving points, LPS mm):
 
-* ``auto`` (default): without an initial transform, search all poses (:mod:`.anypose`) and also
+* ``auto`` (default): without an initial transform, search all poses (:mod:`.anypose`; with
+  ``scale``, for presets that scale, all poses and sizes: :mod:`.scale_search`) and also
   keep the image-centre start when it leads elsewhere, so that the engine can run from both and
   keep the better; with an initial transform, start from it as it is.
 * ``any-pose``: only the search over all poses (on top of the initial transform, if given).
@@ -21,7 +22,7 @@ from ...core.choices import DEFAULT_INIT, FULL_ROTATION_DEG, INIT_METHODS
 from ...core.errors import InputError
 from ...core.rotations import pose_difference
 from ...core.transforms import Transform
-from . import anypose
+from . import anypose, scale_search
 from .anypose import AnyPoseResult
 from .centres import centre_alignment, foreground_center
 
@@ -77,11 +78,12 @@ def starting_poses(
     moving_mask: sitk.Image | None = None,
     max_rotation_deg: float = FULL_ROTATION_DEG,
     seed: int = 0,
+    scale: bool = False,
 ) -> StartingPoses:
     """Where the engine should start (see the module notes); runs the any-pose search when asked.
 
     ``max_rotation_deg`` keeps the search within that rotation (degrees), for images known to be
-    roughly aligned: faster.
+    roughly aligned: faster. ``scale`` (a preset that scales) searches isotropic scale too.
     Raises :class:`InputError` for an unknown method or images that look mirrored.
     """
     _check_method(method)
@@ -92,7 +94,8 @@ def starting_poses(
         return StartingPoses(poses=[("initial" if method == "auto" else method, start)], before=start)
     before = initial_transform if initial_transform is not None else centre_alignment(fixed, moving, None, "geometry")
     try:
-        search = anypose.search_any_pose(
+        searcher = scale_search.search_scaled_pose if scale else anypose.search_any_pose
+        search = searcher(
             fixed, moving, fixed_mask, moving_mask, prior=initial_transform,
             max_rotation_deg=max_rotation_deg, seed=seed,
         )  # fmt: skip

@@ -1,0 +1,122 @@
+"""Scale in the start (issue 23): shrunken, rotated, partly covered tissue against a whole head.
+
+Data: micro_data.py (MNI ICBM152 maps): a whole-head T2-like MRI at 1.5 mm (fixed) and a
+brain-only, light-sheet-like image (moving) shrunk by 0.6-0.7 and turned by 25-34 degrees, whole
+or cut to a 65% stack. Errors are mean distances (mm) over 2000 points inside the brain.
+
+Seeds 12 (65%, no mask) and 15 (65%, brain mask) started 104 and 70 mm off before the search ranked
+its grid by the overlap rule at 10 mm; they are two of the cases here.
+"""
+
+import micro_data as md
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from MultimodalRegistrationLib.core.rotations import axis_angle_matrices, pose_change, pose_difference
+from MultimodalRegistrationLib.core.transforms import Transform
+from MultimodalRegistrationLib.engines.presets import load_preset
+from MultimodalRegistrationLib.registration.describe import describe_start
+from MultimodalRegistrationLib.registration.register import register
+from MultimodalRegistrationLib.registration.rules.sampling_region import overlap_regions
+from MultimodalRegistrationLib.registration.rules.weak_result import weak_result_warning
+
+needs_data = pytest.mark.skipif(not md.available(), reason="MNI ICBM152 maps not in ../shared/data")
+
+
+@pytest.fixture(scope="module")
+def head():
+    return md.head_mri(1.5)
+
+
+def shrink_case(head, seed: int, coverage: float) -> md.ShrinkCase:
+    rng = np.random.default_rng(seed)
+    shrink, angle = float(rng.uniform(0.6, 0.7)), float(rng.uniform(15.0, 35.0))
+    return md.light_sheet(shrink, angle, coverage, seed=seed, brain_points=head.brain_points)
+
+
+def test_presets_that_scale_are_flagged():
+    for engine in ("elastix", "ants"):
+        assert not load_preset(engine, "rigid").scales
+        assert load_preset(engine, "similarity").scales and load_preset(engine, "similarity").is_linear
+        assert load_preset(engine, "affine").scales
+
+
+def test_pose_difference_reports_rotation_and_scale_apart():
+    turn = np.eye(4)
+    turn[:3, :3] = axis_angle_matrices(np.array([[0.0, 0.0, np.radians(25.0)]]))[0]
+    shrunk = turn.copy()
+    shrunk[:3, :3] *= 0.62
+    center = np.array([10.0, -20.0, 30.0])
+    angle, scale, _ = pose_change(shrunk, np.eye(4), center)
+    assert angle == pytest.approx(25.0, abs=1e-6)  # the scale no longer reads as a turn (it read 82 deg)
+    assert scale == pytest.approx(0.62, abs=1e-9)
+    assert pose_difference(turn, np.eye(4), center)[0] == pytest.approx(25.0, abs=1e-6)
+    sheared = shrunk.copy()
+    sheared[0, 1] += 0.05
+    assert pose_difference(sheared, turn, center)[0] < 3.0
+
+
+@needs_data
+@pytest.mark.parametrize(
+    "seed, coverage, masked, preset",
+    [
+        (13, 1.0, False, "similarity"),
+        (12, 0.65, False, "affine"),
+        (16, 1.0, True, "affine"),
+        (15, 0.65, True, "similarity"),
+    ],
+)
+def test_shrunken_tissue_registers_within_2_mm(head, seed, coverage, masked, preset):
+    case = shrink_case(head, seed, coverage)
+    result = register(head.image, case.moving, preset=preset, fixed_mask=head.brain_mask if masked else None)
+    error = md.mean_error(result.transform.matrix, case.truth, head.brain_points)
+    assert error < 2.0, f"{preset}, shrink {case.shrink:.3f}, {case.angle_deg:.0f} deg, {coverage:.0%}: {error:.2f} mm"
+    provenance = result.provenance
+    start_scale = provenance.any_pose["scale"]
+    assert start_scale == pytest.approx(case.shrink, rel=0.08), "the start's scale is reported and near the shrink"
+    offset = provenance.start_offset
+    assert offset["scale"] == pytest.approx(start_scale, rel=1e-3)
+    assert abs(offset["rotation_deg"] - case.angle_deg) < 8.0, offset  # the turn alone, not the turn and the size
+    assert f"scale {offset['scale']:.2f}" in describe_start(result.summary())
+    assert not any("probably wrong" in warning for warning in result.warnings)
+
+
+@needs_data
+def test_partial_stack_samples_where_both_images_exist(head):
+    case = shrink_case(head, 12, 0.65)
+    start = Transform.from_matrix(case.truth)
+    regions = overlap_regions([("any-pose", start)], head.image, case.moving, load_preset("elastix", "affine"))
+    region = regions["any-pose"].mask
+    inside = sitk.GetArrayViewFromImage(region).astype(bool)
+    # Covered brain points fall inside the region, brain points beyond the stack's end mostly not.
+    index = np.array([head.image.TransformPhysicalPointToIndex(p.tolist()) for p in head.brain_points])
+    hits = inside[index[:, 2], index[:, 1], index[:, 0]]
+    covered_set = {tuple(point) for point in case.covered_points}
+    covered = np.array([tuple(point) in covered_set for point in head.brain_points])
+    assert hits[covered].mean() > 0.99
+    assert hits[~covered].mean() < 0.35
+    assert "moving tissue" in regions["any-pose"].describe()
+    masked = overlap_regions(
+        [("any-pose", start)], head.image, case.moving, load_preset("elastix", "affine"), fixed_mask=head.brain_mask
+    )
+    assert "within the fixed mask" in masked["any-pose"].describe()
+
+
+@needs_data
+def test_a_result_the_images_do_not_confirm_is_warned_about(head):
+    case = shrink_case(head, 12, 1.0)
+    center = head.brain_points.mean(axis=0)
+    from MultimodalRegistrationLib.core.metric import mutual_information
+
+    truth = Transform.from_matrix(case.truth)
+    right = mutual_information(head.image, case.moving, truth)
+    assert weak_result_warning(head.image, case.moving, truth, right, 0.05, center) is None
+    # What today's rigid start led to: the brain at its own size over the whole head, 40 mm off.
+    wrong_matrix = case.truth.copy()
+    wrong_matrix[:3, :3] /= case.shrink
+    wrong_matrix[:3, 3] += 40.0
+    wrong = Transform.from_matrix(wrong_matrix)
+    metric = mutual_information(head.image, case.moving, wrong)
+    warning = weak_result_warning(head.image, case.moving, wrong, metric, 0.05, center)
+    assert warning is not None and warning.startswith("the result is probably wrong")
+    assert "90 deg away" in warning and "--preset similarity" in warning
