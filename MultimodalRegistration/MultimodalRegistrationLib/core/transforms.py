@@ -294,3 +294,13 @@ def resample(
     if default_value is None:
         default_value = float(sitk.GetArrayViewFromImage(moving).min())
     return sitk.Resample(moving, fixed, transform.sitk, interpolator, default_value, moving.GetPixelID())
+
+
+def matrix_2d_of(transform: sitk.Transform) -> np.ndarray:
+    """The 3x3 homogeneous matrix of a linear 2D SimpleITK transform (probed at the origin and unit vectors, mm)."""
+    origin = np.asarray(transform.TransformPoint((0.0, 0.0)))
+    matrix = np.eye(3)
+    matrix[:2, 0] = np.asarray(transform.TransformPoint((1.0, 0.0))) - origin
+    matrix[:2, 1] = np.asarray(transform.TransformPoint((0.0, 1.0))) - origin
+    matrix[:2, 2] = origin
+    return matrix

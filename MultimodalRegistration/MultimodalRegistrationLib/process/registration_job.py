@@ -31,14 +31,10 @@ def _write_log(job: RegistrationJob, text: str) -> str | None:
 
 def _register_piecewise(job: RegistrationJob, fixed, moving, options: dict):
     """The global registration, then each named segment on its own, blended (see registration/piecewise.py)."""
-    from ..core.errors import InputError
     from ..registration.piecewise.segments import register_piecewise
 
-    guidance = options.pop("guidance")
-    if guidance is None or not guidance.has_segments:
-        raise InputError("--piecewise needs segmentations: add --fixed-segmentation and --moving-segmentation")
-    segments = list(job.piecewise)
-    return register_piecewise(fixed, moving, guidance, segments, preset=job.preset, **options)
+    guidance = options.pop("guidance")  # the library refuses a run without segmentations
+    return register_piecewise(fixed, moving, guidance, list(job.piecewise), preset=job.preset, **options)
 
 
 def _write_segment_transforms(output_transform: str, piecewise) -> dict[str, str]:

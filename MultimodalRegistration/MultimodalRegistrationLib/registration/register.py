@@ -30,9 +30,9 @@ from .pose.centres import centre_alignment, foreground_center
 from .pose.initialize import StartingPoses, same_start, starting_poses
 from .rules.keep import (
     KEEP_TOLERANCE_NATS,
-    _earlier_stage,
-    _why_not_kept,
     check_linear_result,
+    earlier_stage,
+    why_not_kept,
     worse_beyond_noise,
     worse_than_centroids,
 )
@@ -373,7 +373,7 @@ def register(
     metric_start = mutual_information(fixed, moving, start, masks.get("fixed mask"))
     guided, judge = _guided_record(prepared, start, output.transform, guided_candidates)
     transform, inverse, kept, kept_reason = output.transform, output.inverse, "result", ""
-    reason = _why_not_kept(output.transform, metric_after, metric_start, fixed, judge)
+    reason = why_not_kept(output.transform, metric_after, metric_start, fixed, judge)
     refused_by_noise = False
     if not reason and prepared is not None:
         reason = _noise_reason(prepared, fixed, moving, start, output, seed)
@@ -382,7 +382,7 @@ def register(
         what = f"the {engine} {recipe.name} result {reason}"
         hint = "try the rigid preset or landmarks" if not recipe.is_linear else "try another start, a mask or landmarks"
         score_start = guidance_score(prepared, start) if prepared is not None else None
-        stage = None if refused_by_noise else _earlier_stage(
+        stage = None if refused_by_noise else earlier_stage(
             output, fixed, moving, masks.get("fixed mask"), metric_start, prepared, score_start
         )
         if stage is not None:

@@ -20,6 +20,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.images2d import Image2D
+from ..core.transforms import matrix_2d_of
 
 START_STEP_DEG = 15.0
 SEED = 11
@@ -40,15 +41,6 @@ class Registration2D:
         affine.SetMatrix(self.matrix[:2, :2].ravel().tolist())
         affine.SetTranslation(self.matrix[:2, 2].tolist())
         return affine
-
-
-def _matrix_of(transform: sitk.Transform) -> np.ndarray:
-    origin = np.asarray(transform.TransformPoint((0.0, 0.0)))
-    matrix = np.eye(3)
-    matrix[:2, 0] = np.asarray(transform.TransformPoint((1.0, 0.0))) - origin
-    matrix[:2, 1] = np.asarray(transform.TransformPoint((0.0, 1.0))) - origin
-    matrix[:2, 2] = origin
-    return matrix
 
 
 def _method(shrink: list[int], sigmas: list[float], threads: int) -> sitk.ImageRegistrationMethod:
@@ -100,7 +92,7 @@ def register_2d(fixed: Image2D, moving: Image2D, kind: str = "rigid", threads: i
     result = method.Execute(fixed_gray, moving_gray)
     value = method.GetMetricValue()
     if kind == "affine":
-        rigid = _matrix_of(result)
+        rigid = matrix_2d_of(result)
         start = sitk.AffineTransform(2)
         start.SetCenter(fixed_center.tolist())
         start.SetMatrix(rigid[:2, :2].ravel().tolist())
@@ -109,4 +101,4 @@ def register_2d(fixed: Image2D, moving: Image2D, kind: str = "rigid", threads: i
         refine.SetInitialTransform(start, inPlace=False)
         result = refine.Execute(fixed_gray, moving_gray)
         value = refine.GetMetricValue()
-    return Registration2D(_matrix_of(result), float(-value), time.perf_counter() - started)
+    return Registration2D(matrix_2d_of(result), float(-value), time.perf_counter() - started)

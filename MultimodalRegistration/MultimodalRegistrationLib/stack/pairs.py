@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
+from ..core.transforms import matrix_2d_of
 from .sections import WorkingSection
 
 START_ANGLES_DEG = (-24.0, -12.0, 0.0, 12.0, 24.0)  # 7 angles every 10 deg: 25% slower, no more accurate
@@ -34,16 +35,6 @@ class PairResult:
     j: int
     matrix: np.ndarray
     correlation: float
-
-
-def matrix_of(transform: sitk.Transform) -> np.ndarray:
-    """The 3x3 homogeneous matrix of a linear 2D SimpleITK transform (probed at the origin and unit vectors)."""
-    origin = np.asarray(transform.TransformPoint((0.0, 0.0)))
-    matrix = np.eye(3)
-    matrix[:2, 0] = np.asarray(transform.TransformPoint((1.0, 0.0))) - origin
-    matrix[:2, 1] = np.asarray(transform.TransformPoint((0.0, 1.0))) - origin
-    matrix[:2, 2] = origin
-    return matrix
 
 
 def _method(shrink: list[int], sigmas: list[float], iterations: int) -> sitk.ImageRegistrationMethod:
@@ -92,7 +83,7 @@ def _register(fixed: WorkingSection, moving: WorkingSection, affine: bool, maske
     method.SetInitialTransform(best, inPlace=False)
     result = method.Execute(fixed.image, moving.image)
     value = method.GetMetricValue()
-    matrix = matrix_of(result)
+    matrix = matrix_2d_of(result)
     if affine:
         start = sitk.AffineTransform(2)
         start.SetCenter(center)
@@ -104,5 +95,5 @@ def _register(fixed: WorkingSection, moving: WorkingSection, affine: bool, maske
             refine.SetMetricFixedMask(fixed.mask)
         result = refine.Execute(fixed.image, moving.image)
         value = refine.GetMetricValue()
-        matrix = matrix_of(result)
+        matrix = matrix_2d_of(result)
     return matrix, float(-value)

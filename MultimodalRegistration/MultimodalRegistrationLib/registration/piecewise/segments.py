@@ -238,12 +238,12 @@ def _register_segment(
     )
 
 
-def _checked_pairs(guidance: Guidance, segments: list[str]) -> list[SegmentPair]:
+def _checked_pairs(guidance: Guidance | None, segments: list[str]) -> list[SegmentPair]:
     if not segments:
         raise InputError(
             "piecewise registration needs the segments to register one by one: e.g. --piecewise sacrum,left_hip"
         )
-    if not guidance.has_segments:
+    if guidance is None or not guidance.has_segments:
         raise InputError(
             "piecewise registration needs segmentations: add --fixed-segmentation and --moving-segmentation"
         )

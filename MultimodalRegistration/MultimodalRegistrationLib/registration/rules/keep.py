@@ -58,7 +58,7 @@ def minimum_jacobian(transform: Transform, fixed: sitk.Image, spacing_mm: float 
     return float(sitk.GetArrayViewFromImage(determinant).min())
 
 
-def _why_not_kept(
+def why_not_kept(
     transform: Transform, metric_after: float, metric_start: float, fixed: sitk.Image, guided: dict | None = None
 ) -> str:
     """"" when a result is no worse than its start; else why it is, with the numbers.
@@ -84,7 +84,7 @@ def _why_not_kept(
     return ""
 
 
-def _earlier_stage(output, fixed, moving, fixed_mask, metric_start, prepared, score_start) -> tuple | None:
+def earlier_stage(output, fixed, moving, fixed_mask, metric_start, prepared, score_start) -> tuple | None:
     """The latest earlier stage of a multi-stage result (its affine before the B-spline, say) that is no
     worse than the start: (stage name, transform, mutual information), or None."""
     for name, transform in reversed(getattr(output, "stages", [])[:-1]):
@@ -94,7 +94,7 @@ def _earlier_stage(output, fixed, moving, fixed_mask, metric_start, prepared, sc
             voxel_mm = max(prepared.fixed_masks[0].GetSpacing()) if prepared.fixed_masks else 0.0
             worse = worse_than(guidance_score(prepared, transform), score_start, voxel_mm)
             judge = {"worse": worse, "intensity": prepared.guidance.metric == "intensity"}
-        if not _why_not_kept(transform, metric, metric_start, fixed, judge):
+        if not why_not_kept(transform, metric, metric_start, fixed, judge):
             return name, transform, metric
     return None
 
