@@ -17,6 +17,8 @@ from slicer import (
     vtkMRMLTableNode,
     vtkMRMLTransformNode,
 )
+from slicer.i18n import tr as _
+from slicer.i18n import translate
 from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
@@ -49,11 +51,11 @@ REFIT_DELAY_MS = 150  # coalesces the stream of events while a point is dragged
 class FiducialPrealign(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "Fiducial Prealign"
-        self.parent.categories = ["Registration"]
+        self.parent.title = _("Fiducial Prealign")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Registration")]
         self.parent.dependencies = ["MultimodalRegistration"]
         self.parent.contributors = ["MultimodalRegistration developers"]
-        self.parent.helpText = (
+        self.parent.helpText = _(
             "Fit a translation, rigid, similarity, affine or thin-plate-spline transform to two point lists "
             "(the same landmarks on the fixed and on the moving image, paired by label, else by order). The "
             "result is a transform node (fixed to moving, TransformFromParent): put the moving volume under it, "
@@ -61,7 +63,7 @@ class FiducialPrealign(ScriptedLoadableModule):
             "and leave-one-out error; trust the leave-one-out error, not FRE. The pair to check first is the "
             "only selected point in both lists."
         )
-        self.parent.acknowledgementText = "See the MultimodalRegistration extension README."
+        self.parent.acknowledgementText = _("See the MultimodalRegistration extension README.")
 
 
 @parameterNodeWrapper
@@ -171,7 +173,7 @@ class FiducialPrealignWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def refit(self) -> None:
         node = self._parameterNode
         if not (node and node.fixedPoints and node.movingPoints):
-            self.ui.statusLabel.text = "Select the fixed and the moving point lists."
+            self.ui.statusLabel.text = _("Select the fixed and the moving point lists.")
             return
         self._fitting = True
         try:
@@ -186,13 +188,13 @@ class FiducialPrealignWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.ui.residualTableView.selectRow(worst)
             self.ui.statusLabel.text = landmark_nodes.status_text(fit)
         except InputError as error:
-            self.ui.statusLabel.text = f"Not fitted: {error}"
+            self.ui.statusLabel.text = _("Not fitted: {error}").format(error=error)
         finally:
             self._fitting = False
         self._updateButtons()
 
     def onSendButton(self) -> None:
-        with slicer.util.tryWithErrorDisplay("Could not hand the transform to Multimodal Registration."):
+        with slicer.util.tryWithErrorDisplay(_("Could not hand the transform to Multimodal Registration.")):
             self.ui.statusLabel.text = self.logic.sendToRegistration(self._parameterNode.outputTransform)
 
 
@@ -220,13 +222,14 @@ class FiducialPrealignLogic(ScriptedLoadableModuleLogic):
             # register_nodes already starts from the moving volume's parent transforms: counting it twice
             # would apply the prealignment twice.
             registration.initialTransform = None
-            message = (
-                f"'{moving.GetName()}' is under '{transformNode.GetName()}': Multimodal Registration starts "
-                "from that parent transform."
-            )
+            message = _(
+                "'{moving}' is under '{transform}': Multimodal Registration starts from that parent transform."
+            ).format(moving=moving.GetName(), transform=transformNode.GetName())
         else:
             registration.initialTransform = transformNode
-            message = f"'{transformNode.GetName()}' is Multimodal Registration's initial transform."
+            message = _("'{transform}' is Multimodal Registration's initial transform.").format(
+                transform=transformNode.GetName()
+            )
         slicer.util.selectModule("MultimodalRegistration")
         return message
 

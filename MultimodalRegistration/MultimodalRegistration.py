@@ -34,6 +34,8 @@ from slicer import (
     vtkMRMLSegmentationNode,
     vtkMRMLTransformNode,
 )
+from slicer.i18n import tr as _
+from slicer.i18n import translate
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
@@ -47,18 +49,18 @@ from slicer.util import VTKObservationMixin
 class MultimodalRegistration(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "Multimodal Registration"
-        self.parent.categories = ["Registration"]
+        self.parent.title = _("Multimodal Registration")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Registration")]
         self.parent.dependencies = []
         self.parent.contributors = ["MultimodalRegistration developers"]
-        self.parent.helpText = (
+        self.parent.helpText = _(
             "Register a moving volume to a fixed volume of another modality (CT, MRI, PET, microscopy) "
             "with elastix or ANTs presets that use mutual information. The result is a transform node "
             "(fixed to moving, Slicer's TransformFromParent): put the moving volume under it to see the "
             "volumes aligned, harden it to resample, or invert it. An unhardened transform on the moving "
             "volume is used as the starting pose and is included in the result."
         )
-        self.parent.acknowledgementText = (
+        self.parent.acknowledgementText = _(
             "Uses elastix (itk-elastix) and ANTs (antspyx). See the extension README for details."
         )
 
@@ -177,7 +179,7 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
         running = self._registration is not None and self._registration.running
         ready = bool(node and node.fixedVolume and node.movingVolume and node.fixedVolume != node.movingVolume)
         self.ui.applyButton.enabled = ready or running
-        self.ui.applyButton.text = "Cancel" if running else "Register"
+        self.ui.applyButton.text = _("Cancel") if running else _("Register")
         has_result = bool(node and node.outputTransform)
         self.ui.invertButton.enabled = has_result and not running
         self.ui.hardenButton.enabled = has_result and not running
@@ -192,7 +194,7 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
             self._registration.cancel()
             return
         node = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("Registration could not start.", waitCursor=True):
+        with slicer.util.tryWithErrorDisplay(_("Registration could not start."), waitCursor=True):
             self.logic.ensureEngine(node.engine)
             self.ui.statusLabel.text = ""
             self.ui.progressBar.visible = True
@@ -208,9 +210,9 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
     def _onDone(self, registration) -> None:
         self.ui.progressBar.visible = False
         if registration.error is not None:
-            self.ui.statusLabel.text = f"Not registered: {registration.error}"
+            self.ui.statusLabel.text = _("Not registered: {error}").format(error=registration.error)
             if registration.error.kind != "cancelled":
-                slicer.util.errorDisplay(str(registration.error), windowTitle="Registration failed")
+                slicer.util.errorDisplay(str(registration.error), windowTitle=_("Registration failed"))
         else:
             self._parameterNode.outputTransform = registration.output_transform_node
             lines = [describe_result(registration.summary), describe_guidance(registration.summary.provenance.guidance)]

@@ -18,6 +18,8 @@ from slicer import (
     vtkMRMLScalarVolumeNode,
     vtkMRMLTransformNode,
 )
+from slicer.i18n import tr as _
+from slicer.i18n import translate
 from slicer.parameterNodeWrapper import parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
@@ -41,11 +43,11 @@ from MultimodalRegistrationLib.nodes.panels import PrepOptions
 class RegistrationPrep(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "Registration Prep"
-        self.parent.categories = ["Registration"]
+        self.parent.title = _("Registration Prep")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Registration")]
         self.parent.dependencies = ["MultimodalRegistration"]
         self.parent.contributors = ["MultimodalRegistration developers"]
-        self.parent.helpText = (
+        self.parent.helpText = _(
             "Prepare a fixed and a moving volume for registration: crop both to the region they have in common, "
             "make automatic masks (and leave CT metal out of them), correct MR intensity bias (N4), set a missing "
             "or wrong moving spacing, and downsample very fine images. The results are new volume and labelmap "
@@ -53,7 +55,7 @@ class RegistrationPrep(ScriptedLoadableModule):
             "found on the prepared volumes applies to the originals. 'Preview common region' shows the crop as "
             "an ROI. 'Send to MultimodalRegistration' makes the prepared volumes and masks that module's inputs."
         )
-        self.parent.acknowledgementText = "See the MultimodalRegistration extension README."
+        self.parent.acknowledgementText = _("See the MultimodalRegistration extension README.")
 
 
 @parameterNodeWrapper
@@ -162,7 +164,7 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         running = self._prep is not None and self._prep.running
         ready = bool(node and node.fixedVolume and node.movingVolume and node.fixedVolume != node.movingVolume)
         self.ui.applyButton.enabled = ready or running
-        self.ui.applyButton.text = "Cancel" if running else "Prepare"
+        self.ui.applyButton.text = _("Cancel") if running else _("Prepare")
         self.ui.previewButton.enabled = ready and not running
         self.ui.sendButton.enabled = bool(node and node.outputFixed and node.outputMoving) and not running
 
@@ -171,7 +173,7 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._prep.cancel()
             return
         node = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("Preparation could not start.", waitCursor=True):
+        with slicer.util.tryWithErrorDisplay(_("Preparation could not start."), waitCursor=True):
             self.ui.statusLabel.text = ""
             self._prepParameterNode = node
             self._prep = self.logic.prepare(
@@ -182,7 +184,7 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 onDone=self._onDone,
             )  # fmt: skip
             self.ui.progressBar.value = 0
-            self.ui.progressBar.format = "%p% starting"
+            self.ui.progressBar.format = "%p% " + _("starting")
             self.ui.progressBar.visible = True
             self._prep.follow(qt.QTimer.singleShot)
         self._updateButtons()
@@ -196,7 +198,7 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.statusLabel.text = prep_nodes.status_text(prep)
         if prep.error is not None:
             if prep.error.kind != "cancelled":
-                slicer.util.errorDisplay(str(prep.error), windowTitle="Preparation failed")
+                slicer.util.errorDisplay(str(prep.error), windowTitle=_("Preparation failed"))
         else:
             node = self._prepParameterNode
             node.outputFixed, node.outputMoving = prep.fixed_node, prep.moving_node
@@ -207,7 +209,7 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onPreviewButton(self) -> None:
         node = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("Could not show the common region.", waitCursor=True):
+        with slicer.util.tryWithErrorDisplay(_("Could not show the common region."), waitCursor=True):
             spacing = (node.movingSpacingX, node.movingSpacingY, node.movingSpacingZ) if node.setMovingSpacing else None
             node.commonRegion = self.logic.previewCommonRegion(
                 node.fixedVolume, node.movingVolume, node.currentTransform, node.marginMm, node.commonRegion, spacing
@@ -215,7 +217,7 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onSendButton(self) -> None:
         node = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("Could not hand the prepared volumes to Multimodal Registration."):
+        with slicer.util.tryWithErrorDisplay(_("Could not hand the prepared volumes to Multimodal Registration.")):
             self.ui.statusLabel.text = self.logic.sendToRegistration(
                 node.outputFixed, node.outputMoving, node.outputFixedMask, node.outputMovingMask
             )
@@ -292,9 +294,16 @@ class RegistrationPrepLogic(ScriptedLoadableModuleLogic):
         current = slicer.mrmlScene.GetNodeByID(currentID) if currentID else None
         registration.initialTransform = current
         masks = [mask.GetName() for mask in (fixedMask, movingMask) if mask is not None]
-        message = f"Multimodal Registration will register '{movingVolume.GetName()}' to '{fixedVolume.GetName()}'"
-        message += f" with the masks {', '.join(masks)}" if masks else " without masks"
-        message += f", starting from '{current.GetName()}'." if current is not None else "."
+        names = {"moving": movingVolume.GetName(), "fixed": fixedVolume.GetName(), "masks": ", ".join(masks)}
+        if masks:
+            message = _("Multimodal Registration will register '{moving}' to '{fixed}' with the masks {masks}")
+        else:
+            message = _("Multimodal Registration will register '{moving}' to '{fixed}' without masks")
+        message = message.format(**names)
+        if current is not None:
+            message += _(", starting from '{transform}'.").format(transform=current.GetName())
+        else:
+            message += "."
         slicer.util.selectModule("MultimodalRegistration")
         return message
 

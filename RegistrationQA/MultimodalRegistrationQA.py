@@ -21,6 +21,8 @@ from slicer import (
     vtkMRMLTableNode,
     vtkMRMLTransformNode,
 )
+from slicer.i18n import tr as _
+from slicer.i18n import translate
 from slicer.parameterNodeWrapper import parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
@@ -43,11 +45,11 @@ from MultimodalRegistrationLib.core.errors import EngineError, InputError
 class MultimodalRegistrationQA(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "Registration QA"
-        self.parent.categories = ["Registration"]
+        self.parent.title = _("Registration QA")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Registration")]
         self.parent.dependencies = ["MultimodalRegistration"]
         self.parent.contributors = ["MultimodalRegistration developers"]
-        self.parent.helpText = (
+        self.parent.helpText = _(
             "How good is a registration? Select the result transform (fixed to moving), the fixed and moving "
             "volumes and whatever you have: target landmarks (TRE, the number to trust), the landmarks the "
             "transform was fitted to (FRE, kept apart: it flatters), segmentations of the same structures "
@@ -57,7 +59,7 @@ class MultimodalRegistrationQA(ScriptedLoadableModule):
             "fusion pictures. Moving-side lists and segmentations are read in the moving image's own frame: "
             "keep them under the same transform as the moving volume, or under none."
         )
-        self.parent.acknowledgementText = "See the MultimodalRegistration extension README."
+        self.parent.acknowledgementText = _("See the MultimodalRegistration extension README.")
 
 
 @parameterNodeWrapper
@@ -166,9 +168,9 @@ class MultimodalRegistrationQAWidget(ScriptedLoadableModuleWidget, VTKObservatio
         self._updateButtons()
         self.ui.progressBar.value = 0
         self.ui.progressBar.visible = True
-        self.ui.statusLabel.text = "Measuring..."
+        self.ui.statusLabel.text = _("Measuring...")
         try:
-            with slicer.util.tryWithErrorDisplay("Registration QA failed.", waitCursor=True):
+            with slicer.util.tryWithErrorDisplay(_("Registration QA failed."), waitCursor=True):
                 try:
                     restarts = node.stabilityRestarts if node.stability else 0
                     if restarts:
@@ -181,7 +183,7 @@ class MultimodalRegistrationQAWidget(ScriptedLoadableModuleWidget, VTKObservatio
                         stabilityRestarts=restarts, table=node.metricsTable, onProgress=self._onProgress,
                     )  # fmt: skip
                 except (InputError, EngineError) as error:
-                    self.ui.statusLabel.text = f"Not measured: {error}"
+                    self.ui.statusLabel.text = _("Not measured: {error}").format(error=error)
                     return
                 node.metricsTable = table
                 self.ui.metricsTableView.setMRMLTableNode(table)
@@ -196,11 +198,13 @@ class MultimodalRegistrationQAWidget(ScriptedLoadableModuleWidget, VTKObservatio
     def onExportButton(self) -> None:
         path = self._parameterNode.reportPath
         if not path:
-            self.ui.statusLabel.text = "Choose where to write the report (an .html file) first."
+            self.ui.statusLabel.text = _("Choose where to write the report (an .html file) first.")
             return
-        with slicer.util.tryWithErrorDisplay("The report could not be written.", waitCursor=True):
+        with slicer.util.tryWithErrorDisplay(_("The report could not be written."), waitCursor=True):
             outputs = self.logic.export(path)
-            self.ui.statusLabel.text = f"Wrote {outputs['report']} (pictures in {outputs['figures']})."
+            self.ui.statusLabel.text = _("Wrote {report} (pictures in {figures}).").format(
+                report=outputs["report"], figures=outputs["figures"]
+            )
             qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(outputs["report"]))
 
     def onCompareButton(self) -> None:
