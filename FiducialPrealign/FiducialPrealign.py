@@ -4,8 +4,6 @@ A thin module: the Widget binds the GUI to the parameter node and refits when po
 work is done by MultimodalRegistrationLib.nodes.landmarks.fit_markups.
 """
 
-import os
-import sys
 from typing import Annotated, Optional
 
 import qt
@@ -28,13 +26,9 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-try:
-    from MultimodalRegistrationLib.nodes import landmarks as landmark_nodes
-except ModuleNotFoundError:
-    # From a source tree, the shared library is in the sibling MultimodalRegistration folder, which
-    # Slicer may not have put on sys.path yet when this module loads.
-    sys.path.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "MultimodalRegistration"))
-    from MultimodalRegistrationLib.nodes import landmarks as landmark_nodes
+# MultimodalRegistrationLib is installed with the MultimodalRegistration module (a dependency of this one,
+# so it loads first): its folder is a Slicer module path, hence importable, in a build and from a source tree.
+from MultimodalRegistrationLib.nodes import landmarks as landmark_nodes
 from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.nodes.panels import LANDMARK_MODELS as KINDS
 from MultimodalRegistrationLib.nodes import mrml

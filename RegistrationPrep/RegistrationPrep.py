@@ -5,8 +5,6 @@ MultimodalRegistrationLib.nodes.prep, which runs the preparation in a worker pro
 application stays responsive and Cancel stops it at once) and never modifies the original volumes.
 """
 
-import os
-import sys
 from typing import Optional
 
 import qt
@@ -29,13 +27,9 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-try:
-    from MultimodalRegistrationLib.nodes import prep as prep_nodes
-except ModuleNotFoundError:
-    # From a source tree, the shared library is in the sibling MultimodalRegistration folder, which
-    # Slicer may not have put on sys.path yet when this module loads.
-    sys.path.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "MultimodalRegistration"))
-    from MultimodalRegistrationLib.nodes import prep as prep_nodes
+# MultimodalRegistrationLib is installed with the MultimodalRegistration module (a dependency of this one,
+# so it loads first): its folder is a Slicer module path, hence importable, in a build and from a source tree.
+from MultimodalRegistrationLib.nodes import prep as prep_nodes
 from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.nodes.panels import PrepOptions
 

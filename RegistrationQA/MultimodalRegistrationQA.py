@@ -7,7 +7,6 @@ because an older extension already has a module called RegistrationQA.
 """
 
 import os
-import sys
 from typing import Optional, Union
 
 import qt
@@ -32,13 +31,9 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-try:
-    from MultimodalRegistrationLib.nodes import qa as qa_nodes
-except ModuleNotFoundError:
-    # From a source tree, the shared library is in the sibling MultimodalRegistration folder, which
-    # Slicer may not have put on sys.path yet when this module loads.
-    sys.path.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "MultimodalRegistration"))
-    from MultimodalRegistrationLib.nodes import qa as qa_nodes
+# MultimodalRegistrationLib is installed with the MultimodalRegistration module (a dependency of this one,
+# so it loads first): its folder is a Slicer module path, hence importable, in a build and from a source tree.
+from MultimodalRegistrationLib.nodes import qa as qa_nodes
 from MultimodalRegistrationLib.core.errors import EngineError, InputError
 
 # The documentation pages linked from the help text.
