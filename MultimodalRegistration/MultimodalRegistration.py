@@ -81,6 +81,34 @@ class MultimodalRegistration(ScriptedLoadableModule):
             "platform for the Quantitative Imaging Network. Magnetic Resonance Imaging 30(9):1323-1341, 2012.</li>"
             "</ul>"
         )
+        # Registered once Slicer has started, when the SampleData module is there to receive it.
+        slicer.app.connect("startupCompleted()", registerSampleData)
+
+
+# Slicer's public CT-MR Brain pair (the CTBrain and MRBrainT1 files of SampleData's "CTMRBrain"), listed again
+# under this extension's own category so that the tutorial starts from one click. The URLs and checksums are
+# those Slicer's SampleData module uses for the same two files.
+SAMPLE_NAME = "CT-MR Brain pair"  # also the name for SampleDataLogic().downloadSamples(...)
+SAMPLE_DATA_URL = "https://github.com/Slicer/SlicerTestingData/releases/download/SHA256/"
+SAMPLE_CHECKSUMS = (
+    "SHA256:6a5b6caccb76576a863beb095e3bfb910c50ca78f4c9bf043aa42f976cfa53d1",  # CT-brain.nrrd, fixed
+    "SHA256:2da3f655ed20356ee8cdf32aa0f8f9420385de4b6e407d28e67f9974d7ce1593",  # MR-brain-T1.nrrd, moving
+)
+
+
+def registerSampleData() -> None:
+    """Add the CT (fixed) and MR T1 (moving) brain pair to the SampleData module, category Multimodal Registration."""
+    import SampleData
+
+    SampleData.SampleDataLogic.registerCustomSampleDataSource(
+        category=_("Multimodal Registration"),
+        sampleName=SAMPLE_NAME,
+        thumbnailFileName=os.path.join(os.path.dirname(__file__), "Resources", "Icons", "MultimodalRegistration.png"),
+        uris=[SAMPLE_DATA_URL + checksum.split(":", 1)[1] for checksum in SAMPLE_CHECKSUMS],
+        fileNames=["CT-brain.nrrd", "MR-brain-T1.nrrd"],
+        nodeNames=["CTBrain", "MRBrainT1"],
+        checksums=list(SAMPLE_CHECKSUMS),
+    )
 
 
 @parameterNodeWrapper
