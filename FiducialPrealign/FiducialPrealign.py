@@ -34,12 +34,15 @@ from MultimodalRegistrationLib.nodes.panels import LANDMARK_MODELS as KINDS
 from MultimodalRegistrationLib.nodes import mrml
 
 POINT_EVENTS = (
-    slicer.vtkMRMLMarkupsNode.PointModifiedEvent,
+    slicer.vtkMRMLMarkupsNode.PointModifiedEvent,  # a point moved (also while it is dragged)
+    slicer.vtkMRMLMarkupsNode.PointPositionDefinedEvent,  # a point was placed
+    slicer.vtkMRMLMarkupsNode.PointPositionUndefinedEvent,
     slicer.vtkMRMLMarkupsNode.PointAddedEvent,
     slicer.vtkMRMLMarkupsNode.PointRemovedEvent,
     slicer.vtkMRMLTransformableNode.TransformModifiedEvent,  # a parent transform moved the points
 )
 REFIT_DELAY_MS = 150  # coalesces the stream of events while a point is dragged
+PREVIEW_MIN_PAIRS = 3  # the live preview refits once both lists hold this many placed points
 
 # The documentation pages linked from the help text.
 DOCS_URL = "https://github.com/multimodal-registration/SlicerMultimodalRegistration/blob/main/docs/"
@@ -58,7 +61,9 @@ class FiducialPrealign(ScriptedLoadableModule):
             "result is a transform node (fixed to moving, TransformFromParent): put the moving volume under it, "
             "or send it to Multimodal Registration as the initial transform. The table lists each pair's error "
             "and leave-one-out error; trust the leave-one-out error, not FRE. The pair to check first is the "
-            "only selected point in both lists. "
+            "only selected point in both lists. Place and move points in the panel's point tables; with "
+            "'Update automatically' the output transform follows the points (a live preview) once both lists "
+            "hold 3 placed points. "
             'See <a href="{docs}{page}">{title}</a> in the documentation and the other pages linked '
             'there (<a href="{docs}">all pages</a>).'
         ).format(docs=DOCS_URL, page="prealign.md", title=_("Landmark prealignment"))
@@ -103,7 +108,7 @@ class FiducialPrealignWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._refitTimer = qt.QTimer()
         self._refitTimer.setSingleShot(True)
         self._refitTimer.setInterval(REFIT_DELAY_MS)
-        self._refitTimer.timeout.connect(self.refit)
+        self._refitTimer.timeout.connect(self.previewFit)
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -171,6 +176,8 @@ class FiducialPrealignWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._observePoints()
         node = self._parameterNode
         self.ui.residualTableView.setMRMLTableNode(node.residualTable)
+        self.ui.fixedPlaceWidget.setCurrentNode(node.fixedPoints)
+        self.ui.movingPlaceWidget.setCurrentNode(node.movingPoints)
         self._updateButtons()
         if node.autoUpdate:
             self._refitTimer.start()
@@ -183,6 +190,23 @@ class FiducialPrealignWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         node = self._parameterNode
         self.ui.fitButton.enabled = bool(node and node.fixedPoints and node.movingPoints)
         self.ui.sendButton.enabled = bool(node and node.outputTransform)
+
+    def previewFit(self) -> None:
+        """The live preview (throttled by the single-shot timer): refit, updating the output transform, once
+        both lists hold at least PREVIEW_MIN_PAIRS placed points and none is still being placed."""
+        node = self._parameterNode
+        if not (node and node.autoUpdate and node.fixedPoints and node.movingPoints):
+            return
+        counts = [placedPointCount(points) for points in (node.fixedPoints, node.movingPoints)]
+        if None in counts:  # a point is still being placed: wait for its PointPositionDefinedEvent
+            return
+        if min(counts) < PREVIEW_MIN_PAIRS:
+            self.ui.statusLabel.text = _(
+                "Place at least {minimum} points in each list for the live preview "
+                "(now {fixed} fixed, {moving} moving)."
+            ).format(minimum=PREVIEW_MIN_PAIRS, fixed=counts[0], moving=counts[1])
+            return
+        self.refit()
 
     def refit(self) -> None:
         node = self._parameterNode
@@ -210,6 +234,16 @@ class FiducialPrealignWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onSendButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Could not hand the transform to Multimodal Registration.")):
             self.ui.statusLabel.text = self.logic.sendToRegistration(self._parameterNode.outputTransform)
+
+
+def placedPointCount(markups) -> Optional[int]:
+    """How many points of ``markups`` are placed; None while one is being placed or was skipped (the fit would
+    refuse the list then)."""
+    total = markups.GetNumberOfControlPoints()
+    placed = sum(
+        markups.GetNthControlPointPositionStatus(index) == markups.PositionDefined for index in range(total)
+    )  # fmt: skip
+    return placed if placed == total else None
 
 
 class FiducialPrealignLogic(ScriptedLoadableModuleLogic):
@@ -277,6 +311,7 @@ class FiducialPrealignTest(ScriptedLoadableModuleTest):
         fixed = mrml.markups_from_points(slicer.mrmlScene, local_ras, labels, "fixed")
         fixed.SetAndObserveTransformNodeID(parent.GetID())
         moving = mrml.markups_from_points(slicer.mrmlScene, lps_ras_points(moving_lps), labels, "moving")
+        self.assertEqual([placedPointCount(fixed), placedPointCount(moving)], [4, 4])  # the preview would fit
         fit, output, table = FiducialPrealignLogic.fit(fixed, moving, "rigid")
         self.assertTrue(output.IsLinear())
         self.assertEqual(table.GetNumberOfRows(), 4)
