@@ -145,6 +145,7 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._registration = None
+        self._lastCommand = ""  # the mmreg command line recorded by the last successful registration
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -160,6 +161,7 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
         self.ui.applyButton.clicked.connect(self.onApplyButton)
         self.ui.invertButton.clicked.connect(self.onInvertButton)
         self.ui.hardenButton.clicked.connect(self.onHardenButton)
+        self.ui.copyCommandButton.clicked.connect(self.onCopyCommandButton)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.initializeParameterNode()
@@ -229,6 +231,7 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
         has_result = bool(node and node.outputTransform)
         self.ui.invertButton.enabled = has_result and not running
         self.ui.hardenButton.enabled = has_result and not running
+        self.ui.copyCommandButton.enabled = bool(self._lastCommand) and not running
         # auto keeps a given start (an initial transform, or one on the moving volume) instead of searching.
         parent = node.movingVolume.GetParentTransformNode() if node and node.movingVolume else None
         given_start = bool(node and (node.initialTransform or parent))
@@ -260,11 +263,18 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
             if registration.error.kind != "cancelled":
                 slicer.util.errorDisplay(str(registration.error), windowTitle=_("Registration failed"))
         else:
+            self._lastCommand = registration.summary.provenance.command or ""
             self._parameterNode.outputTransform = registration.output_transform_node
             lines = [describe_result(registration.summary), describe_guidance(registration.summary.provenance.guidance)]
             self.ui.statusLabel.text = "\n".join(line for line in lines if line)
             self.logic.showResult(self._parameterNode.fixedVolume, self._parameterNode.movingVolume, registration)
         self._updateButtons()
+
+    def onCopyCommandButton(self) -> None:
+        """Put the last result's recorded ``mmreg register`` command line on the clipboard."""
+        qt.QApplication.clipboard().setText(self._lastCommand)
+        # The status bar, not the panel's status line, which keeps describing the result.
+        slicer.util.showStatusMessage(_("Copied the mmreg command line to the clipboard."), 3000)
 
     def onInvertButton(self) -> None:
         node = self._parameterNode.outputTransform
