@@ -405,3 +405,30 @@ def test_a_ui_without_placement_widgets_is_reported(tmp_path):
             if child.tag == "item" and child.find("widget[@class='qSlicerSimpleMarkupsWidget']") is not None:
                 parent.remove(child)
     assert "0 point placement widgets in the .ui, expected one per list" in placement_problems(SOURCES[FP], ui)
+
+
+# --------------------------------------------------------------------------- .ui strings that are names, not text
+NAME_PROPERTIES = ("SlicerParameterName", "nodeTypes")  # translated, they would break the binding or the filter
+
+
+def ui_name_problems(ui: ElementTree.ElementTree) -> list[str]:
+    """Strings that are names (parameter-node fields, MRML classes) are marked notr="true" for the translators."""
+    return [
+        f"{widget.get('name')}.{prop.get('name')}: {string.text!r} is offered for translation"
+        for widget in ui.iter("widget")
+        for prop in widget.findall("property")
+        if prop.get("name") in NAME_PROPERTIES
+        for string in prop.iter("string")
+        if string.text and prop.find("stringlist[@notr='true']") is None and string.get("notr") != "true"
+    ]
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_ui_names_are_not_translated(name):
+    assert ui_name_problems(_ui(name)) == []
+
+
+def test_a_translatable_parameter_name_is_reported():
+    ui = _ui(FP)
+    next(s for s in ui.iter("string") if s.get("notr") == "true" and s.text == "fixedPoints").attrib.pop("notr")
+    assert ui_name_problems(ui) == ["fixedPointsSelector.SlicerParameterName: 'fixedPoints' is offered for translation"]
