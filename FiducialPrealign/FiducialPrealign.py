@@ -4,8 +4,6 @@ A thin module: the Widget binds the GUI to the parameter node and refits when po
 work is done by MultimodalRegistrationLib.nodes.landmarks.fit_markups.
 """
 
-import os
-import sys
 from typing import Annotated, Optional
 
 import qt
@@ -17,6 +15,8 @@ from slicer import (
     vtkMRMLTableNode,
     vtkMRMLTransformNode,
 )
+from slicer.i18n import tr as _
+from slicer.i18n import translate
 from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
@@ -26,42 +26,63 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-try:
-    from MultimodalRegistrationLib.nodes import landmarks as landmark_nodes
-except ModuleNotFoundError:
-    # From a source tree, the shared library is in the sibling MultimodalRegistration folder, which
-    # Slicer may not have put on sys.path yet when this module loads.
-    sys.path.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "MultimodalRegistration"))
-    from MultimodalRegistrationLib.nodes import landmarks as landmark_nodes
+# MultimodalRegistrationLib is installed with the MultimodalRegistration module (a dependency of this one,
+# so it loads first): its folder is a Slicer module path, hence importable, in a build and from a source tree.
+from MultimodalRegistrationLib.nodes import landmarks as landmark_nodes
 from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.nodes.panels import LANDMARK_MODELS as KINDS
 from MultimodalRegistrationLib.nodes import mrml
 
 POINT_EVENTS = (
-    slicer.vtkMRMLMarkupsNode.PointModifiedEvent,
+    slicer.vtkMRMLMarkupsNode.PointModifiedEvent,  # a point moved (also while it is dragged)
+    slicer.vtkMRMLMarkupsNode.PointPositionDefinedEvent,  # a point was placed
+    slicer.vtkMRMLMarkupsNode.PointPositionUndefinedEvent,
     slicer.vtkMRMLMarkupsNode.PointAddedEvent,
     slicer.vtkMRMLMarkupsNode.PointRemovedEvent,
     slicer.vtkMRMLTransformableNode.TransformModifiedEvent,  # a parent transform moved the points
 )
 REFIT_DELAY_MS = 150  # coalesces the stream of events while a point is dragged
+PREVIEW_MIN_PAIRS = 3  # the live preview refits once both lists hold this many placed points
+
+# The documentation pages linked from the help text.
+DOCS_URL = "https://github.com/multimodal-registration/SlicerMultimodalRegistration/blob/main/docs/"
 
 
 class FiducialPrealign(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "Fiducial Prealign"
-        self.parent.categories = ["Registration"]
+        self.parent.title = _("Fiducial Prealign")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Registration")]
         self.parent.dependencies = ["MultimodalRegistration"]
         self.parent.contributors = ["MultimodalRegistration developers"]
-        self.parent.helpText = (
+        self.parent.helpText = _(
             "Fit a translation, rigid, similarity, affine or thin-plate-spline transform to two point lists "
             "(the same landmarks on the fixed and on the moving image, paired by label, else by order). The "
             "result is a transform node (fixed to moving, TransformFromParent): put the moving volume under it, "
             "or send it to Multimodal Registration as the initial transform. The table lists each pair's error "
             "and leave-one-out error; trust the leave-one-out error, not FRE. The pair to check first is the "
-            "only selected point in both lists."
+            "only selected point in both lists. Place and move points in the panel's point tables; with "
+            "'Update automatically' the output transform follows the points (a live preview) once both lists "
+            "hold 3 placed points. "
+            'See <a href="{docs}{page}">{title}</a> in the documentation and the other pages linked '
+            'there (<a href="{docs}">all pages</a>).'
+        ).format(docs=DOCS_URL, page="prealign.md", title=_("Landmark prealignment"))
+        self.parent.acknowledgementText = _(
+            "Part of the MultimodalRegistration extension (Apache-2.0). If you use it, please cite the engines "
+            "and Slicer:<ul>"
+            "<li>elastix: S. Klein, M. Staring, K. Murphy, M. A. Viergever, J. P. W. Pluim. elastix: a toolbox for "
+            "intensity-based medical image registration. IEEE Transactions on Medical Imaging 29(1):196-205, 2010."
+            "</li>"
+            "<li>elastix: D. P. Shamonin, E. E. Bron, B. P. F. Lelieveldt, M. Smits, S. Klein, M. Staring. Fast "
+            "parallel image registration on CPU and GPU for diagnostic classification of Alzheimer's disease. "
+            "Frontiers in Neuroinformatics 7:50, 2014.</li>"
+            "<li>ANTs: B. B. Avants, C. L. Epstein, M. Grossman, J. C. Gee. Symmetric diffeomorphic image "
+            "registration with cross-correlation: evaluating automated labeling of elderly and neurodegenerative "
+            "brain. Medical Image Analysis 12(1):26-41, 2008.</li>"
+            "<li>3D Slicer: A. Fedorov, R. Beichel, J. Kalpathy-Cramer, et al. 3D Slicer as an image computing "
+            "platform for the Quantitative Imaging Network. Magnetic Resonance Imaging 30(9):1323-1341, 2012.</li>"
+            "</ul>"
         )
-        self.parent.acknowledgementText = "See the MultimodalRegistration extension README."
 
 
 @parameterNodeWrapper
@@ -87,7 +108,7 @@ class FiducialPrealignWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._refitTimer = qt.QTimer()
         self._refitTimer.setSingleShot(True)
         self._refitTimer.setInterval(REFIT_DELAY_MS)
-        self._refitTimer.timeout.connect(self.refit)
+        self._refitTimer.timeout.connect(self.previewFit)
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -155,6 +176,8 @@ class FiducialPrealignWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._observePoints()
         node = self._parameterNode
         self.ui.residualTableView.setMRMLTableNode(node.residualTable)
+        self.ui.fixedPlaceWidget.setCurrentNode(node.fixedPoints)
+        self.ui.movingPlaceWidget.setCurrentNode(node.movingPoints)
         self._updateButtons()
         if node.autoUpdate:
             self._refitTimer.start()
@@ -168,10 +191,27 @@ class FiducialPrealignWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.fitButton.enabled = bool(node and node.fixedPoints and node.movingPoints)
         self.ui.sendButton.enabled = bool(node and node.outputTransform)
 
+    def previewFit(self) -> None:
+        """The live preview (throttled by the single-shot timer): refit, updating the output transform, once
+        both lists hold at least PREVIEW_MIN_PAIRS placed points and none is still being placed."""
+        node = self._parameterNode
+        if not (node and node.autoUpdate and node.fixedPoints and node.movingPoints):
+            return
+        counts = [placedPointCount(points) for points in (node.fixedPoints, node.movingPoints)]
+        if None in counts:  # a point is still being placed: wait for its PointPositionDefinedEvent
+            return
+        if min(counts) < PREVIEW_MIN_PAIRS:
+            self.ui.statusLabel.text = _(
+                "Place at least {minimum} points in each list for the live preview "
+                "(now {fixed} fixed, {moving} moving)."
+            ).format(minimum=PREVIEW_MIN_PAIRS, fixed=counts[0], moving=counts[1])
+            return
+        self.refit()
+
     def refit(self) -> None:
         node = self._parameterNode
         if not (node and node.fixedPoints and node.movingPoints):
-            self.ui.statusLabel.text = "Select the fixed and the moving point lists."
+            self.ui.statusLabel.text = _("Select the fixed and the moving point lists.")
             return
         self._fitting = True
         try:
@@ -186,14 +226,24 @@ class FiducialPrealignWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.ui.residualTableView.selectRow(worst)
             self.ui.statusLabel.text = landmark_nodes.status_text(fit)
         except InputError as error:
-            self.ui.statusLabel.text = f"Not fitted: {error}"
+            self.ui.statusLabel.text = _("Not fitted: {error}").format(error=error)
         finally:
             self._fitting = False
         self._updateButtons()
 
     def onSendButton(self) -> None:
-        with slicer.util.tryWithErrorDisplay("Could not hand the transform to Multimodal Registration."):
+        with slicer.util.tryWithErrorDisplay(_("Could not hand the transform to Multimodal Registration.")):
             self.ui.statusLabel.text = self.logic.sendToRegistration(self._parameterNode.outputTransform)
+
+
+def placedPointCount(markups) -> Optional[int]:
+    """How many points of ``markups`` are placed; None while one is being placed or was skipped (the fit would
+    refuse the list then)."""
+    total = markups.GetNumberOfControlPoints()
+    placed = sum(
+        markups.GetNthControlPointPositionStatus(index) == markups.PositionDefined for index in range(total)
+    )  # fmt: skip
+    return placed if placed == total else None
 
 
 class FiducialPrealignLogic(ScriptedLoadableModuleLogic):
@@ -220,13 +270,14 @@ class FiducialPrealignLogic(ScriptedLoadableModuleLogic):
             # register_nodes already starts from the moving volume's parent transforms: counting it twice
             # would apply the prealignment twice.
             registration.initialTransform = None
-            message = (
-                f"'{moving.GetName()}' is under '{transformNode.GetName()}': Multimodal Registration starts "
-                "from that parent transform."
-            )
+            message = _(
+                "'{moving}' is under '{transform}': Multimodal Registration starts from that parent transform."
+            ).format(moving=moving.GetName(), transform=transformNode.GetName())
         else:
             registration.initialTransform = transformNode
-            message = f"'{transformNode.GetName()}' is Multimodal Registration's initial transform."
+            message = _("'{transform}' is Multimodal Registration's initial transform.").format(
+                transform=transformNode.GetName()
+            )
         slicer.util.selectModule("MultimodalRegistration")
         return message
 
@@ -260,6 +311,7 @@ class FiducialPrealignTest(ScriptedLoadableModuleTest):
         fixed = mrml.markups_from_points(slicer.mrmlScene, local_ras, labels, "fixed")
         fixed.SetAndObserveTransformNodeID(parent.GetID())
         moving = mrml.markups_from_points(slicer.mrmlScene, lps_ras_points(moving_lps), labels, "moving")
+        self.assertEqual([placedPointCount(fixed), placedPointCount(moving)], [4, 4])  # the preview would fit
         fit, output, table = FiducialPrealignLogic.fit(fixed, moving, "rigid")
         self.assertTrue(output.IsLinear())
         self.assertEqual(table.GetNumberOfRows(), 4)

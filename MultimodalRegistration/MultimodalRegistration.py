@@ -34,6 +34,8 @@ from slicer import (
     vtkMRMLSegmentationNode,
     vtkMRMLTransformNode,
 )
+from slicer.i18n import tr as _
+from slicer.i18n import translate
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
@@ -43,24 +45,70 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
+# The documentation pages linked from the help text.
+DOCS_URL = "https://github.com/multimodal-registration/SlicerMultimodalRegistration/blob/main/docs/"
+
 
 class MultimodalRegistration(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "Multimodal Registration"
-        self.parent.categories = ["Registration"]
+        self.parent.title = _("Multimodal Registration")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Registration")]
         self.parent.dependencies = []
         self.parent.contributors = ["MultimodalRegistration developers"]
-        self.parent.helpText = (
+        self.parent.helpText = _(
             "Register a moving volume to a fixed volume of another modality (CT, MRI, PET, microscopy) "
             "with elastix or ANTs presets that use mutual information. The result is a transform node "
             "(fixed to moving, Slicer's TransformFromParent): put the moving volume under it to see the "
             "volumes aligned, harden it to resample, or invert it. An unhardened transform on the moving "
-            "volume is used as the starting pose and is included in the result."
+            "volume is used as the starting pose and is included in the result. "
+            'See <a href="{docs}{page}">{title}</a> in the documentation and the other pages linked '
+            'there (<a href="{docs}">all pages</a>).'
+        ).format(docs=DOCS_URL, page="slicer.md", title=_("In 3D Slicer"))
+        self.parent.acknowledgementText = _(
+            "Part of the MultimodalRegistration extension (Apache-2.0). If you use it, please cite the engines "
+            "and Slicer:<ul>"
+            "<li>elastix: S. Klein, M. Staring, K. Murphy, M. A. Viergever, J. P. W. Pluim. elastix: a toolbox for "
+            "intensity-based medical image registration. IEEE Transactions on Medical Imaging 29(1):196-205, 2010."
+            "</li>"
+            "<li>elastix: D. P. Shamonin, E. E. Bron, B. P. F. Lelieveldt, M. Smits, S. Klein, M. Staring. Fast "
+            "parallel image registration on CPU and GPU for diagnostic classification of Alzheimer's disease. "
+            "Frontiers in Neuroinformatics 7:50, 2014.</li>"
+            "<li>ANTs: B. B. Avants, C. L. Epstein, M. Grossman, J. C. Gee. Symmetric diffeomorphic image "
+            "registration with cross-correlation: evaluating automated labeling of elderly and neurodegenerative "
+            "brain. Medical Image Analysis 12(1):26-41, 2008.</li>"
+            "<li>3D Slicer: A. Fedorov, R. Beichel, J. Kalpathy-Cramer, et al. 3D Slicer as an image computing "
+            "platform for the Quantitative Imaging Network. Magnetic Resonance Imaging 30(9):1323-1341, 2012.</li>"
+            "</ul>"
         )
-        self.parent.acknowledgementText = (
-            "Uses elastix (itk-elastix) and ANTs (antspyx). See the extension README for details."
-        )
+        # Registered once Slicer has started, when the SampleData module is there to receive it.
+        slicer.app.connect("startupCompleted()", registerSampleData)
+
+
+# Slicer's public CT-MR Brain pair (the CTBrain and MRBrainT1 files of SampleData's "CTMRBrain"), listed again
+# under this extension's own category so that the tutorial starts from one click. The URLs and checksums are
+# those Slicer's SampleData module uses for the same two files.
+SAMPLE_NAME = "CT-MR Brain pair"  # also the name for SampleDataLogic().downloadSamples(...)
+SAMPLE_DATA_URL = "https://github.com/Slicer/SlicerTestingData/releases/download/SHA256/"
+SAMPLE_CHECKSUMS = (
+    "SHA256:6a5b6caccb76576a863beb095e3bfb910c50ca78f4c9bf043aa42f976cfa53d1",  # CT-brain.nrrd, fixed
+    "SHA256:2da3f655ed20356ee8cdf32aa0f8f9420385de4b6e407d28e67f9974d7ce1593",  # MR-brain-T1.nrrd, moving
+)
+
+
+def registerSampleData() -> None:
+    """Add the CT (fixed) and MR T1 (moving) brain pair to the SampleData module, category Multimodal Registration."""
+    import SampleData
+
+    SampleData.SampleDataLogic.registerCustomSampleDataSource(
+        category=_("Multimodal Registration"),
+        sampleName=SAMPLE_NAME,
+        thumbnailFileName=os.path.join(os.path.dirname(__file__), "Resources", "Icons", "MultimodalRegistration.png"),
+        uris=[SAMPLE_DATA_URL + checksum.split(":", 1)[1] for checksum in SAMPLE_CHECKSUMS],
+        fileNames=["CT-brain.nrrd", "MR-brain-T1.nrrd"],
+        nodeNames=["CTBrain", "MRBrainT1"],
+        checksums=list(SAMPLE_CHECKSUMS),
+    )
 
 
 @parameterNodeWrapper
@@ -97,6 +145,7 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._registration = None
+        self._lastCommand = ""  # the mmreg command line recorded by the last successful registration
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -112,6 +161,7 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
         self.ui.applyButton.clicked.connect(self.onApplyButton)
         self.ui.invertButton.clicked.connect(self.onInvertButton)
         self.ui.hardenButton.clicked.connect(self.onHardenButton)
+        self.ui.copyCommandButton.clicked.connect(self.onCopyCommandButton)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.initializeParameterNode()
@@ -177,10 +227,11 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
         running = self._registration is not None and self._registration.running
         ready = bool(node and node.fixedVolume and node.movingVolume and node.fixedVolume != node.movingVolume)
         self.ui.applyButton.enabled = ready or running
-        self.ui.applyButton.text = "Cancel" if running else "Register"
+        self.ui.applyButton.text = _("Cancel") if running else _("Register")
         has_result = bool(node and node.outputTransform)
         self.ui.invertButton.enabled = has_result and not running
         self.ui.hardenButton.enabled = has_result and not running
+        self.ui.copyCommandButton.enabled = bool(self._lastCommand) and not running
         # auto keeps a given start (an initial transform, or one on the moving volume) instead of searching.
         parent = node.movingVolume.GetParentTransformNode() if node and node.movingVolume else None
         given_start = bool(node and (node.initialTransform or parent))
@@ -192,7 +243,7 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
             self._registration.cancel()
             return
         node = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("Registration could not start.", waitCursor=True):
+        with slicer.util.tryWithErrorDisplay(_("Registration could not start."), waitCursor=True):
             self.logic.ensureEngine(node.engine)
             self.ui.statusLabel.text = ""
             self.ui.progressBar.visible = True
@@ -208,15 +259,22 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
     def _onDone(self, registration) -> None:
         self.ui.progressBar.visible = False
         if registration.error is not None:
-            self.ui.statusLabel.text = f"Not registered: {registration.error}"
+            self.ui.statusLabel.text = _("Not registered: {error}").format(error=registration.error)
             if registration.error.kind != "cancelled":
-                slicer.util.errorDisplay(str(registration.error), windowTitle="Registration failed")
+                slicer.util.errorDisplay(str(registration.error), windowTitle=_("Registration failed"))
         else:
+            self._lastCommand = registration.summary.provenance.command or ""
             self._parameterNode.outputTransform = registration.output_transform_node
             lines = [describe_result(registration.summary), describe_guidance(registration.summary.provenance.guidance)]
             self.ui.statusLabel.text = "\n".join(line for line in lines if line)
             self.logic.showResult(self._parameterNode.fixedVolume, self._parameterNode.movingVolume, registration)
         self._updateButtons()
+
+    def onCopyCommandButton(self) -> None:
+        """Put the last result's recorded ``mmreg register`` command line on the clipboard."""
+        qt.QApplication.clipboard().setText(self._lastCommand)
+        # The status bar, not the panel's status line, which keeps describing the result.
+        slicer.util.showStatusMessage(_("Copied the mmreg command line to the clipboard."), 3000)
 
     def onInvertButton(self) -> None:
         node = self._parameterNode.outputTransform

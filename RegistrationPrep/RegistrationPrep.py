@@ -5,8 +5,6 @@ MultimodalRegistrationLib.nodes.prep, which runs the preparation in a worker pro
 application stays responsive and Cancel stops it at once) and never modifies the original volumes.
 """
 
-import os
-import sys
 from typing import Optional
 
 import qt
@@ -18,6 +16,8 @@ from slicer import (
     vtkMRMLScalarVolumeNode,
     vtkMRMLTransformNode,
 )
+from slicer.i18n import tr as _
+from slicer.i18n import translate
 from slicer.parameterNodeWrapper import parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
@@ -27,33 +27,49 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-try:
-    from MultimodalRegistrationLib.nodes import prep as prep_nodes
-except ModuleNotFoundError:
-    # From a source tree, the shared library is in the sibling MultimodalRegistration folder, which
-    # Slicer may not have put on sys.path yet when this module loads.
-    sys.path.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "MultimodalRegistration"))
-    from MultimodalRegistrationLib.nodes import prep as prep_nodes
+# MultimodalRegistrationLib is installed with the MultimodalRegistration module (a dependency of this one,
+# so it loads first): its folder is a Slicer module path, hence importable, in a build and from a source tree.
+from MultimodalRegistrationLib.nodes import prep as prep_nodes
 from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.nodes.panels import PrepOptions
+
+# The documentation pages linked from the help text.
+DOCS_URL = "https://github.com/multimodal-registration/SlicerMultimodalRegistration/blob/main/docs/"
 
 
 class RegistrationPrep(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "Registration Prep"
-        self.parent.categories = ["Registration"]
+        self.parent.title = _("Registration Prep")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Registration")]
         self.parent.dependencies = ["MultimodalRegistration"]
         self.parent.contributors = ["MultimodalRegistration developers"]
-        self.parent.helpText = (
+        self.parent.helpText = _(
             "Prepare a fixed and a moving volume for registration: crop both to the region they have in common, "
             "make automatic masks (and leave CT metal out of them), correct MR intensity bias (N4), set a missing "
             "or wrong moving spacing, and downsample very fine images. The results are new volume and labelmap "
             "nodes; the originals are never modified, and crops keep their physical position, so a transform "
             "found on the prepared volumes applies to the originals. 'Preview common region' shows the crop as "
-            "an ROI. 'Send to MultimodalRegistration' makes the prepared volumes and masks that module's inputs."
+            "an ROI. 'Send to MultimodalRegistration' makes the prepared volumes and masks that module's inputs. "
+            'See <a href="{docs}{page}">{title}</a> in the documentation and the other pages linked '
+            'there (<a href="{docs}">all pages</a>).'
+        ).format(docs=DOCS_URL, page="prep.md", title=_("Preparation"))
+        self.parent.acknowledgementText = _(
+            "Part of the MultimodalRegistration extension (Apache-2.0). If you use it, please cite the engines "
+            "and Slicer:<ul>"
+            "<li>elastix: S. Klein, M. Staring, K. Murphy, M. A. Viergever, J. P. W. Pluim. elastix: a toolbox for "
+            "intensity-based medical image registration. IEEE Transactions on Medical Imaging 29(1):196-205, 2010."
+            "</li>"
+            "<li>elastix: D. P. Shamonin, E. E. Bron, B. P. F. Lelieveldt, M. Smits, S. Klein, M. Staring. Fast "
+            "parallel image registration on CPU and GPU for diagnostic classification of Alzheimer's disease. "
+            "Frontiers in Neuroinformatics 7:50, 2014.</li>"
+            "<li>ANTs: B. B. Avants, C. L. Epstein, M. Grossman, J. C. Gee. Symmetric diffeomorphic image "
+            "registration with cross-correlation: evaluating automated labeling of elderly and neurodegenerative "
+            "brain. Medical Image Analysis 12(1):26-41, 2008.</li>"
+            "<li>3D Slicer: A. Fedorov, R. Beichel, J. Kalpathy-Cramer, et al. 3D Slicer as an image computing "
+            "platform for the Quantitative Imaging Network. Magnetic Resonance Imaging 30(9):1323-1341, 2012.</li>"
+            "</ul>"
         )
-        self.parent.acknowledgementText = "See the MultimodalRegistration extension README."
 
 
 @parameterNodeWrapper
@@ -162,7 +178,7 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         running = self._prep is not None and self._prep.running
         ready = bool(node and node.fixedVolume and node.movingVolume and node.fixedVolume != node.movingVolume)
         self.ui.applyButton.enabled = ready or running
-        self.ui.applyButton.text = "Cancel" if running else "Prepare"
+        self.ui.applyButton.text = _("Cancel") if running else _("Prepare")
         self.ui.previewButton.enabled = ready and not running
         self.ui.sendButton.enabled = bool(node and node.outputFixed and node.outputMoving) and not running
 
@@ -171,7 +187,7 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._prep.cancel()
             return
         node = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("Preparation could not start.", waitCursor=True):
+        with slicer.util.tryWithErrorDisplay(_("Preparation could not start."), waitCursor=True):
             self.ui.statusLabel.text = ""
             self._prepParameterNode = node
             self._prep = self.logic.prepare(
@@ -182,7 +198,7 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 onDone=self._onDone,
             )  # fmt: skip
             self.ui.progressBar.value = 0
-            self.ui.progressBar.format = "%p% starting"
+            self.ui.progressBar.format = "%p% " + _("starting")
             self.ui.progressBar.visible = True
             self._prep.follow(qt.QTimer.singleShot)
         self._updateButtons()
@@ -196,7 +212,7 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.statusLabel.text = prep_nodes.status_text(prep)
         if prep.error is not None:
             if prep.error.kind != "cancelled":
-                slicer.util.errorDisplay(str(prep.error), windowTitle="Preparation failed")
+                slicer.util.errorDisplay(str(prep.error), windowTitle=_("Preparation failed"))
         else:
             node = self._prepParameterNode
             node.outputFixed, node.outputMoving = prep.fixed_node, prep.moving_node
@@ -207,7 +223,7 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onPreviewButton(self) -> None:
         node = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("Could not show the common region.", waitCursor=True):
+        with slicer.util.tryWithErrorDisplay(_("Could not show the common region."), waitCursor=True):
             spacing = (node.movingSpacingX, node.movingSpacingY, node.movingSpacingZ) if node.setMovingSpacing else None
             node.commonRegion = self.logic.previewCommonRegion(
                 node.fixedVolume, node.movingVolume, node.currentTransform, node.marginMm, node.commonRegion, spacing
@@ -215,7 +231,7 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onSendButton(self) -> None:
         node = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("Could not hand the prepared volumes to Multimodal Registration."):
+        with slicer.util.tryWithErrorDisplay(_("Could not hand the prepared volumes to Multimodal Registration.")):
             self.ui.statusLabel.text = self.logic.sendToRegistration(
                 node.outputFixed, node.outputMoving, node.outputFixedMask, node.outputMovingMask
             )
@@ -292,9 +308,16 @@ class RegistrationPrepLogic(ScriptedLoadableModuleLogic):
         current = slicer.mrmlScene.GetNodeByID(currentID) if currentID else None
         registration.initialTransform = current
         masks = [mask.GetName() for mask in (fixedMask, movingMask) if mask is not None]
-        message = f"Multimodal Registration will register '{movingVolume.GetName()}' to '{fixedVolume.GetName()}'"
-        message += f" with the masks {', '.join(masks)}" if masks else " without masks"
-        message += f", starting from '{current.GetName()}'." if current is not None else "."
+        names = {"moving": movingVolume.GetName(), "fixed": fixedVolume.GetName(), "masks": ", ".join(masks)}
+        if masks:
+            message = _("Multimodal Registration will register '{moving}' to '{fixed}' with the masks {masks}")
+        else:
+            message = _("Multimodal Registration will register '{moving}' to '{fixed}' without masks")
+        message = message.format(**names)
+        if current is not None:
+            message += _(", starting from '{transform}'.").format(transform=current.GetName())
+        else:
+            message += "."
         slicer.util.selectModule("MultimodalRegistration")
         return message
 

@@ -7,7 +7,6 @@ because an older extension already has a module called RegistrationQA.
 """
 
 import os
-import sys
 from typing import Optional, Union
 
 import qt
@@ -21,6 +20,8 @@ from slicer import (
     vtkMRMLTableNode,
     vtkMRMLTransformNode,
 )
+from slicer.i18n import tr as _
+from slicer.i18n import translate
 from slicer.parameterNodeWrapper import parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
@@ -30,24 +31,23 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-try:
-    from MultimodalRegistrationLib.nodes import qa as qa_nodes
-except ModuleNotFoundError:
-    # From a source tree, the shared library is in the sibling MultimodalRegistration folder, which
-    # Slicer may not have put on sys.path yet when this module loads.
-    sys.path.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "MultimodalRegistration"))
-    from MultimodalRegistrationLib.nodes import qa as qa_nodes
+# MultimodalRegistrationLib is installed with the MultimodalRegistration module (a dependency of this one,
+# so it loads first): its folder is a Slicer module path, hence importable, in a build and from a source tree.
+from MultimodalRegistrationLib.nodes import qa as qa_nodes
 from MultimodalRegistrationLib.core.errors import EngineError, InputError
+
+# The documentation pages linked from the help text.
+DOCS_URL = "https://github.com/multimodal-registration/SlicerMultimodalRegistration/blob/main/docs/"
 
 
 class MultimodalRegistrationQA(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "Registration QA"
-        self.parent.categories = ["Registration"]
+        self.parent.title = _("Registration QA")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Registration")]
         self.parent.dependencies = ["MultimodalRegistration"]
         self.parent.contributors = ["MultimodalRegistration developers"]
-        self.parent.helpText = (
+        self.parent.helpText = _(
             "How good is a registration? Select the result transform (fixed to moving), the fixed and moving "
             "volumes and whatever you have: target landmarks (TRE, the number to trust), the landmarks the "
             "transform was fitted to (FRE, kept apart: it flatters), segmentations of the same structures "
@@ -55,9 +55,26 @@ class MultimodalRegistrationQA(ScriptedLoadableModule):
             "registration from perturbed starts. Compute fills the table and shows the moving volume under the "
             "transform over the fixed one; Export writes an HTML report with checkerboard, difference and "
             "fusion pictures. Moving-side lists and segmentations are read in the moving image's own frame: "
-            "keep them under the same transform as the moving volume, or under none."
+            "keep them under the same transform as the moving volume, or under none. "
+            'See <a href="{docs}{page}">{title}</a> in the documentation and the other pages linked '
+            'there (<a href="{docs}">all pages</a>).'
+        ).format(docs=DOCS_URL, page="qa.md", title=_("Quality assessment"))
+        self.parent.acknowledgementText = _(
+            "Part of the MultimodalRegistration extension (Apache-2.0). If you use it, please cite the engines "
+            "and Slicer:<ul>"
+            "<li>elastix: S. Klein, M. Staring, K. Murphy, M. A. Viergever, J. P. W. Pluim. elastix: a toolbox for "
+            "intensity-based medical image registration. IEEE Transactions on Medical Imaging 29(1):196-205, 2010."
+            "</li>"
+            "<li>elastix: D. P. Shamonin, E. E. Bron, B. P. F. Lelieveldt, M. Smits, S. Klein, M. Staring. Fast "
+            "parallel image registration on CPU and GPU for diagnostic classification of Alzheimer's disease. "
+            "Frontiers in Neuroinformatics 7:50, 2014.</li>"
+            "<li>ANTs: B. B. Avants, C. L. Epstein, M. Grossman, J. C. Gee. Symmetric diffeomorphic image "
+            "registration with cross-correlation: evaluating automated labeling of elderly and neurodegenerative "
+            "brain. Medical Image Analysis 12(1):26-41, 2008.</li>"
+            "<li>3D Slicer: A. Fedorov, R. Beichel, J. Kalpathy-Cramer, et al. 3D Slicer as an image computing "
+            "platform for the Quantitative Imaging Network. Magnetic Resonance Imaging 30(9):1323-1341, 2012.</li>"
+            "</ul>"
         )
-        self.parent.acknowledgementText = "See the MultimodalRegistration extension README."
 
 
 @parameterNodeWrapper
@@ -166,9 +183,9 @@ class MultimodalRegistrationQAWidget(ScriptedLoadableModuleWidget, VTKObservatio
         self._updateButtons()
         self.ui.progressBar.value = 0
         self.ui.progressBar.visible = True
-        self.ui.statusLabel.text = "Measuring..."
+        self.ui.statusLabel.text = _("Measuring...")
         try:
-            with slicer.util.tryWithErrorDisplay("Registration QA failed.", waitCursor=True):
+            with slicer.util.tryWithErrorDisplay(_("Registration QA failed."), waitCursor=True):
                 try:
                     restarts = node.stabilityRestarts if node.stability else 0
                     if restarts:
@@ -181,7 +198,7 @@ class MultimodalRegistrationQAWidget(ScriptedLoadableModuleWidget, VTKObservatio
                         stabilityRestarts=restarts, table=node.metricsTable, onProgress=self._onProgress,
                     )  # fmt: skip
                 except (InputError, EngineError) as error:
-                    self.ui.statusLabel.text = f"Not measured: {error}"
+                    self.ui.statusLabel.text = _("Not measured: {error}").format(error=error)
                     return
                 node.metricsTable = table
                 self.ui.metricsTableView.setMRMLTableNode(table)
@@ -196,11 +213,13 @@ class MultimodalRegistrationQAWidget(ScriptedLoadableModuleWidget, VTKObservatio
     def onExportButton(self) -> None:
         path = self._parameterNode.reportPath
         if not path:
-            self.ui.statusLabel.text = "Choose where to write the report (an .html file) first."
+            self.ui.statusLabel.text = _("Choose where to write the report (an .html file) first.")
             return
-        with slicer.util.tryWithErrorDisplay("The report could not be written.", waitCursor=True):
+        with slicer.util.tryWithErrorDisplay(_("The report could not be written."), waitCursor=True):
             outputs = self.logic.export(path)
-            self.ui.statusLabel.text = f"Wrote {outputs['report']} (pictures in {outputs['figures']})."
+            self.ui.statusLabel.text = _("Wrote {report} (pictures in {figures}).").format(
+                report=outputs["report"], figures=outputs["figures"]
+            )
             qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(outputs["report"]))
 
     def onCompareButton(self) -> None:
