@@ -45,7 +45,7 @@ def test_every_field_reads_back_through_mmregs_own_parser():
                  "max_rotation_deg", "seed", "threads", "output_transform", "output_inverse", "output_volume",
                  "summary", "fixed_segmentation", "moving_segmentation", "guidance_weight", "metric"):  # fmt: skip
         assert getattr(arguments, name) == getattr(job, name), name
-    assert arguments.fixed_points == job.guidance_fixed_points and arguments.moving_points == job.guidance_moving_points
+    assert arguments.guidance_fixed_points == job.guidance_fixed_points and arguments.guidance_moving_points == job.guidance_moving_points
     assert arguments.segments == "bone,liver" and arguments.piecewise == "femur,tibia"
     assert arguments.keep_log  # T.log is beside T.h5
     assert not wants_prep(arguments)

@@ -739,7 +739,7 @@ MORE_CASES = {
     "batch --workers -2": Case(batch_negative_workers, "give 1 or more"),
     "batch --output-dir is a file": Case(batch_output_dir_is_a_file, "choose another --output-dir"),
     "batch case named like a file": Case(batch_case_named_like_a_file, "rename the case"),
-    "one-voxel slab": Case(one_voxel_slab, "give the whole volume"),
+    "one-voxel slab": Case(one_voxel_slab, "the moving image is 2D and the other 3D: register two 2D images, or two volumes"),
     "2x2x2 image": Case(two_voxel_cube, "at least 4 along each axis"),
     "1e-5 mm spacing": Case(spacing_too_fine, "set the true spacing in mm"),
     "a FIFO as input": Case(fifo_input, "not a regular file"),

@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import EXIT_OK, InputError
-from ..core.files import suffix_of
-from ..core.images2d import RASTER_SUFFIXES
+from ..core.files import RASTER_SUFFIXES, suffix_of
 
 _3D_ONLY = ("fixed_mask", "moving_mask", "initial_transform", "fixed_segmentation", "moving_segmentation",
             "fixed_points", "moving_points", "piecewise", "output_inverse")  # fmt: skip

@@ -19,6 +19,9 @@ DOUBLE_SUFFIXES = (".nii.gz",)
 # Image headers whose voxels are in a data file of their own.
 DETACHED_SUFFIXES = (".nhdr", ".mhd")
 
+# Files of one 2D picture (microscopy, histology, photographs); read by core/images2d.py.
+RASTER_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+
 
 def suffix_of(path: str | os.PathLike) -> str:
     """The lower-case extension of ``path``, ``.nii.gz`` counted as one (``""`` for none)."""

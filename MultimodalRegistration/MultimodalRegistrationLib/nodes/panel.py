@@ -72,9 +72,10 @@ def job_from_panel(job_class: type[Job], parameters, folder: Path, writers: dict
     for field in fields:
         if field.metadata.get("node"):
             kinds.setdefault(field.metadata["node"], []).append(field)
-        elif not field.metadata.get("path"):
+        else:
             value = panel_value(parameters, field)
-            if value is not None:
+            # A path field the panel fills with a node (the output transform) gets its file from ``outputs``.
+            if value is not None and (not field.metadata.get("path") or isinstance(value, str)):
                 values[field.name] = value
     for kind, kind_fields in kinds.items():
         values |= writers[kind](parameters, folder, kind_fields)
