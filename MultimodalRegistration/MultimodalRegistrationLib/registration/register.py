@@ -23,18 +23,16 @@ from ..engines.presets import load_preset
 from ..engines.registry import DEFAULT_ENGINE
 from ..engines.request import EngineRequest
 from ..engines.run import run_engine
-from .guided.guidance import Guidance, PreparedGuidance, prepare_guidance
-from .guided.score import guidance_score, worse_than
-from .guided.start import guided_start, segment_centroid_alignment
-from .pose.centres import centre_alignment, foreground_center
-from .pose.initialize import StartingPoses, same_start, starting_poses
+from .guided.guidance import Guidance, prepare_guidance
+from .guided.run import guided_rank, guided_record, guided_starts, judged_by_centroids, noise_reason
+from .guided.score import guidance_score
+from .pose.centres import foreground_center
+from .pose.initialize import same_start, starting_poses
 from .rules.keep import (
     KEEP_TOLERANCE_NATS,
     check_linear_result,
     earlier_stage,
     why_not_kept,
-    worse_beyond_noise,
-    worse_than_centroids,
 )
 from .rules.masks import check_fixed_mask_size, mask_aware_starts, mask_centroid
 from .rules.sampling_region import overlap_regions, sampling_regions
@@ -165,70 +163,6 @@ def _pick_run(finished: list[tuple], warnings: list[str]) -> tuple | None:
     return searched[0]
 
 
-def _guided_starts(
-    fixed: sitk.Image, moving: sitk.Image, prepared: PreparedGuidance, initial_transform: Transform | None, seed: int
-) -> tuple[StartingPoses, dict]:
-    """The one start the guidance suggests (see :mod:`.guided.start`), and the record of the candidates it weighed."""
-    chosen = guided_start(prepared, initial_transform, fixed, moving, seed)
-    before = initial_transform if initial_transform is not None else centre_alignment(fixed, moving, None, "geometry")
-    return StartingPoses(poses=[(f"guided ({chosen.name})", chosen.transform)], before=before), chosen.record()
-
-
-def _guided_rank(prepared: PreparedGuidance, transform: Transform) -> float:
-    """Which of several guided runs agrees best with the guidance: mean Dice, else minus the landmark RMS (mm)."""
-    score = guidance_score(prepared, transform)
-    return score.mean_dice if score.mean_dice is not None else -score.points_rms_mm
-
-
-def _guided_record(
-    prepared: PreparedGuidance | None, start: Transform, result: Transform, choice: dict | None
-) -> tuple[dict | None, dict | None]:
-    """The guidance's provenance (scores at the start and the result) and the keep rule's verdict on it."""
-    if prepared is None:
-        return None, None
-    at_start, at_result = guidance_score(prepared, start), guidance_score(prepared, result)
-    record = prepared.describe() | {
-        "start_candidates": (choice or {}).get("candidates"),
-        "start_choice": {key: value for key, value in (choice or {}).items() if key != "candidates"} or None,
-        "score_start": at_start.to_dict(),
-        "score_result": at_result.to_dict(),
-    }
-    voxel_mm = max(prepared.fixed_masks[0].GetSpacing()) if prepared.fixed_masks else 0.0
-    worse = worse_than(at_result, at_start, voxel_mm)
-    return record, {"worse": worse, "intensity": prepared.guidance.metric == "intensity"}
-
-
-def _noise_reason(prepared, fixed, moving, start: Transform, output, seed: int) -> str:
-    """Why a guided result is not better than its start beyond the noise ("" when it is). A nonlinear result
-    is judged by its last linear stage, the pose its deformable stage started from."""
-    judged, what = output.transform, "is"
-    if not judged.is_linear:
-        linear = [transform for _, transform in getattr(output, "stages", []) if transform.is_linear]
-        if not linear:
-            return ""
-        judged, what = linear[-1], "starts its deformable stage from a linear stage that is"
-    noise = worse_beyond_noise(prepared, fixed, moving, start, judged, seed)
-    return f"{what} not better than its start beyond the noise: {noise}" if noise else ""
-
-
-def _judged_by_centroids(prepared, initial_transform, fixed, moving, fixed_mask, outcome: tuple, guided: dict,
-                         warnings: list[str]) -> tuple:
-    """A guided result no better than the segments' centroids brought together gives way to that alignment,
-    with a warning. ``outcome`` and the return: (transform, inverse, metric_after, kept, kept_reason)."""
-    transform, _, _, kept, _ = outcome
-    centroids = segment_centroid_alignment(prepared, initial_transform)
-    worse = worse_than_centroids(prepared, transform, centroids)
-    guided["score_centroids"] = guidance_score(prepared, centroids).to_dict()
-    if not worse:
-        return outcome
-    what = "result" if kept == "result" else f"result's {kept}"
-    reason = (f"the guided {what} agrees less with the guidance than the segment centroids brought together "
-              f"({worse}): returned the centroid alignment; check the segmentations, or add landmarks")  # fmt: skip
-    warnings.append(reason)
-    metric = mutual_information(fixed, moving, centroids, fixed_mask)
-    return centroids, centroids.inverse(), metric, "segment centroids", reason
-
-
 def register(
     fixed: sitk.Image,
     moving: sitk.Image,
@@ -289,7 +223,7 @@ def register(
 
     report(0.01, "finding the starting pose")
     if prepared is not None and init == "auto" and (prepared.pairs or prepared.guidance.has_points):
-        starts, guided_candidates = _guided_starts(fixed, moving, prepared, initial_transform, seed)
+        starts, guided_candidates = guided_starts(fixed, moving, prepared, initial_transform, seed)
     else:
         starts, guided_candidates = starting_poses(
             fixed, moving, initial_transform, init, masks.get("fixed mask"), masks.get("moving mask"),
@@ -361,7 +295,7 @@ def register(
         tried.append({"start": name, "metric_after": round(metric, 6)})
         if name in regions:
             tried[-1]["fixed_sampling"] = regions[name].describe()
-        rank = (_guided_rank(prepared, output.transform), metric) if prepared is not None else (metric,)
+        rank = (guided_rank(prepared, output.transform), metric) if prepared is not None else (metric,)
         finished.append((rank, metric, name, start, output))
     best = _pick_run(finished, warnings)
     if best is None:
@@ -371,12 +305,12 @@ def register(
     warnings += [f"the engine failed from the {run['start']} start: {run['error']}" for run in tried if "error" in run]
     # Never worse than the start: the chosen run's result against the pose it started from.
     metric_start = mutual_information(fixed, moving, start, masks.get("fixed mask"))
-    guided, judge = _guided_record(prepared, start, output.transform, guided_candidates)
+    guided, judge = guided_record(prepared, start, output.transform, guided_candidates)
     transform, inverse, kept, kept_reason = output.transform, output.inverse, "result", ""
     reason = why_not_kept(output.transform, metric_after, metric_start, fixed, judge)
     refused_by_noise = False
     if not reason and prepared is not None:
-        reason = _noise_reason(prepared, fixed, moving, start, output, seed)
+        reason = noise_reason(prepared, fixed, moving, start, output, seed)
         refused_by_noise = bool(reason)
     if reason:
         what = f"the {engine} {recipe.name} result {reason}"
@@ -394,7 +328,7 @@ def register(
         inverse = transform.inverse() if transform.is_linear else None
         warnings.append(kept_reason)
     if prepared is not None and prepared.pairs:
-        transform, inverse, metric_after, kept, kept_reason = _judged_by_centroids(
+        transform, inverse, metric_after, kept, kept_reason = judged_by_centroids(
             prepared, initial_transform, fixed, moving, masks.get("fixed mask"),
             (transform, inverse, metric_after, kept, kept_reason), guided, warnings,
         )  # fmt: skip

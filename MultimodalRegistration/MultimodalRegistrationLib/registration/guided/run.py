@@ -1,0 +1,80 @@
+"""How :func:`..register.register` treats a guided run: its start, which of several runs agrees best with
+the guidance, the guidance's record, and the two rules that judge a guided result (better than its start
+beyond the noise; better than the segment centroids brought together)."""
+
+from __future__ import annotations
+
+import SimpleITK as sitk
+
+from ...core.metric import mutual_information
+from ...core.transforms import Transform
+from ..pose.centres import centre_alignment
+from ..pose.initialize import StartingPoses
+from ..rules.keep import worse_beyond_noise, worse_than_centroids
+from .guidance import PreparedGuidance
+from .score import guidance_score, worse_than
+from .start import guided_start, segment_centroid_alignment
+
+
+def guided_starts(
+    fixed: sitk.Image, moving: sitk.Image, prepared: PreparedGuidance, initial_transform: Transform | None, seed: int
+) -> tuple[StartingPoses, dict]:
+    """The one start the guidance suggests (see :mod:`.guided.start`), and the record of the candidates it weighed."""
+    chosen = guided_start(prepared, initial_transform, fixed, moving, seed)
+    before = initial_transform if initial_transform is not None else centre_alignment(fixed, moving, None, "geometry")
+    return StartingPoses(poses=[(f"guided ({chosen.name})", chosen.transform)], before=before), chosen.record()
+
+
+def guided_rank(prepared: PreparedGuidance, transform: Transform) -> float:
+    """Which of several guided runs agrees best with the guidance: mean Dice, else minus the landmark RMS (mm)."""
+    score = guidance_score(prepared, transform)
+    return score.mean_dice if score.mean_dice is not None else -score.points_rms_mm
+
+
+def guided_record(
+    prepared: PreparedGuidance | None, start: Transform, result: Transform, choice: dict | None
+) -> tuple[dict | None, dict | None]:
+    """The guidance's provenance (scores at the start and the result) and the keep rule's verdict on it."""
+    if prepared is None:
+        return None, None
+    at_start, at_result = guidance_score(prepared, start), guidance_score(prepared, result)
+    record = prepared.describe() | {
+        "start_candidates": (choice or {}).get("candidates"),
+        "start_choice": {key: value for key, value in (choice or {}).items() if key != "candidates"} or None,
+        "score_start": at_start.to_dict(),
+        "score_result": at_result.to_dict(),
+    }
+    voxel_mm = max(prepared.fixed_masks[0].GetSpacing()) if prepared.fixed_masks else 0.0
+    worse = worse_than(at_result, at_start, voxel_mm)
+    return record, {"worse": worse, "intensity": prepared.guidance.metric == "intensity"}
+
+
+def noise_reason(prepared, fixed, moving, start: Transform, output, seed: int) -> str:
+    """Why a guided result is not better than its start beyond the noise ("" when it is). A nonlinear result
+    is judged by its last linear stage, the pose its deformable stage started from."""
+    judged, what = output.transform, "is"
+    if not judged.is_linear:
+        linear = [transform for _, transform in getattr(output, "stages", []) if transform.is_linear]
+        if not linear:
+            return ""
+        judged, what = linear[-1], "starts its deformable stage from a linear stage that is"
+    noise = worse_beyond_noise(prepared, fixed, moving, start, judged, seed)
+    return f"{what} not better than its start beyond the noise: {noise}" if noise else ""
+
+
+def judged_by_centroids(prepared, initial_transform, fixed, moving, fixed_mask, outcome: tuple, guided: dict,
+                         warnings: list[str]) -> tuple:
+    """A guided result no better than the segments' centroids brought together gives way to that alignment,
+    with a warning. ``outcome`` and the return: (transform, inverse, metric_after, kept, kept_reason)."""
+    transform, _, _, kept, _ = outcome
+    centroids = segment_centroid_alignment(prepared, initial_transform)
+    worse = worse_than_centroids(prepared, transform, centroids)
+    guided["score_centroids"] = guidance_score(prepared, centroids).to_dict()
+    if not worse:
+        return outcome
+    what = "result" if kept == "result" else f"result's {kept}"
+    reason = (f"the guided {what} agrees less with the guidance than the segment centroids brought together "
+              f"({worse}): returned the centroid alignment; check the segmentations, or add landmarks")  # fmt: skip
+    warnings.append(reason)
+    metric = mutual_information(fixed, moving, centroids, fixed_mask)
+    return centroids, centroids.inverse(), metric, "segment centroids", reason
