@@ -9,6 +9,14 @@ from typing import Annotated, Optional
 import qt
 import slicer
 import vtk
+from MultimodalRegistrationLib.core.errors import InputError
+
+# MultimodalRegistrationLib is installed with the MultimodalRegistration module (a dependency of this one,
+# so it loads first): its folder is a Slicer module path, hence importable, in a build and from a source tree.
+from MultimodalRegistrationLib.nodes import landmarks as landmark_nodes
+from MultimodalRegistrationLib.nodes import mrml
+from MultimodalRegistrationLib.nodes.panels import CITATIONS_HTML, DOCS_URL
+from MultimodalRegistrationLib.nodes.panels import LANDMARK_MODELS as KINDS
 from slicer import (
     vtkMRMLMarkupsFiducialNode,
     vtkMRMLScalarVolumeNode,
@@ -26,13 +34,6 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-# MultimodalRegistrationLib is installed with the MultimodalRegistration module (a dependency of this one,
-# so it loads first): its folder is a Slicer module path, hence importable, in a build and from a source tree.
-from MultimodalRegistrationLib.nodes import landmarks as landmark_nodes
-from MultimodalRegistrationLib.core.errors import InputError
-from MultimodalRegistrationLib.nodes.panels import LANDMARK_MODELS as KINDS
-from MultimodalRegistrationLib.nodes import mrml
-
 POINT_EVENTS = (
     slicer.vtkMRMLMarkupsNode.PointModifiedEvent,  # a point moved (also while it is dragged)
     slicer.vtkMRMLMarkupsNode.PointPositionDefinedEvent,  # a point was placed
@@ -45,9 +46,6 @@ REFIT_DELAY_MS = 150  # coalesces the stream of events while a point is dragged
 PREVIEW_MIN_PAIRS = 3  # the live preview refits once both lists hold this many placed points
 
 # The documentation pages linked from the help text.
-DOCS_URL = "https://github.com/multimodal-registration/SlicerMultimodalRegistration/blob/main/docs/"
-
-
 class FiducialPrealign(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
@@ -67,21 +65,12 @@ class FiducialPrealign(ScriptedLoadableModule):
             'See <a href="{docs}{page}">{title}</a> in the documentation and the other pages linked '
             'there (<a href="{docs}">all pages</a>).'
         ).format(docs=DOCS_URL, page="prealign.md", title=_("Landmark prealignment"))
-        self.parent.acknowledgementText = _(
-            "Part of the MultimodalRegistration extension (Apache-2.0). If you use it, please cite the engines "
-            "and Slicer:<ul>"
-            "<li>elastix: S. Klein, M. Staring, K. Murphy, M. A. Viergever, J. P. W. Pluim. elastix: a toolbox for "
-            "intensity-based medical image registration. IEEE Transactions on Medical Imaging 29(1):196-205, 2010."
-            "</li>"
-            "<li>elastix: D. P. Shamonin, E. E. Bron, B. P. F. Lelieveldt, M. Smits, S. Klein, M. Staring. Fast "
-            "parallel image registration on CPU and GPU for diagnostic classification of Alzheimer's disease. "
-            "Frontiers in Neuroinformatics 7:50, 2014.</li>"
-            "<li>ANTs: B. B. Avants, C. L. Epstein, M. Grossman, J. C. Gee. Symmetric diffeomorphic image "
-            "registration with cross-correlation: evaluating automated labeling of elderly and neurodegenerative "
-            "brain. Medical Image Analysis 12(1):26-41, 2008.</li>"
-            "<li>3D Slicer: A. Fedorov, R. Beichel, J. Kalpathy-Cramer, et al. 3D Slicer as an image computing "
-            "platform for the Quantitative Imaging Network. Magnetic Resonance Imaging 30(9):1323-1341, 2012.</li>"
-            "</ul>"
+        self.parent.acknowledgementText = (
+            _(
+                "Part of the MultimodalRegistration extension (Apache-2.0). If you use it, please cite the "
+                "engines and Slicer:"
+            )
+            + CITATIONS_HTML
         )
 
 

@@ -21,7 +21,9 @@ from MultimodalRegistrationLib.core.choices import (
     INIT_METHODS,
 )
 from MultimodalRegistrationLib.nodes.panels import (
+    CITATIONS_HTML,
     DEFAULT_ENGINE,
+    DOCS_URL,
     ENGINE_NAMES,
     describe_guidance,
     describe_result,
@@ -45,10 +47,8 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
+
 # The documentation pages linked from the help text.
-DOCS_URL = "https://github.com/multimodal-registration/SlicerMultimodalRegistration/blob/main/docs/"
-
-
 class MultimodalRegistration(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
@@ -65,21 +65,12 @@ class MultimodalRegistration(ScriptedLoadableModule):
             'See <a href="{docs}{page}">{title}</a> in the documentation and the other pages linked '
             'there (<a href="{docs}">all pages</a>).'
         ).format(docs=DOCS_URL, page="slicer.md", title=_("In 3D Slicer"))
-        self.parent.acknowledgementText = _(
-            "Part of the MultimodalRegistration extension (Apache-2.0). If you use it, please cite the engines "
-            "and Slicer:<ul>"
-            "<li>elastix: S. Klein, M. Staring, K. Murphy, M. A. Viergever, J. P. W. Pluim. elastix: a toolbox for "
-            "intensity-based medical image registration. IEEE Transactions on Medical Imaging 29(1):196-205, 2010."
-            "</li>"
-            "<li>elastix: D. P. Shamonin, E. E. Bron, B. P. F. Lelieveldt, M. Smits, S. Klein, M. Staring. Fast "
-            "parallel image registration on CPU and GPU for diagnostic classification of Alzheimer's disease. "
-            "Frontiers in Neuroinformatics 7:50, 2014.</li>"
-            "<li>ANTs: B. B. Avants, C. L. Epstein, M. Grossman, J. C. Gee. Symmetric diffeomorphic image "
-            "registration with cross-correlation: evaluating automated labeling of elderly and neurodegenerative "
-            "brain. Medical Image Analysis 12(1):26-41, 2008.</li>"
-            "<li>3D Slicer: A. Fedorov, R. Beichel, J. Kalpathy-Cramer, et al. 3D Slicer as an image computing "
-            "platform for the Quantitative Imaging Network. Magnetic Resonance Imaging 30(9):1323-1341, 2012.</li>"
-            "</ul>"
+        self.parent.acknowledgementText = (
+            _(
+                "Part of the MultimodalRegistration extension (Apache-2.0). If you use it, please cite the "
+                "engines and Slicer:"
+            )
+            + CITATIONS_HTML
         )
         # Registered once Slicer has started, when the SampleData module is there to receive it.
         slicer.app.connect("startupCompleted()", registerSampleData)

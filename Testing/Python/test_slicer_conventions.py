@@ -35,6 +35,7 @@ SOURCES = {name: path.read_text() for name, path in MODULES.items()}
 TRANSLATORS = {"_", "translate"}
 PARENT_TEXTS = ("title", "helpText", "acknowledgementText")
 CITATIONS = (("Klein", "2010"), ("Shamonin", "2014"), ("Avants", "2008"), ("Fedorov", "2012"))
+PANELS = (ROOT / "MultimodalRegistration" / "MultimodalRegistrationLib" / "nodes" / "panels.py").read_text()
 HOMEPAGE = re.search(r'set\(EXTENSION_HOMEPAGE "([^"]+)"\)', (ROOT / "CMakeLists.txt").read_text()).group(1)
 
 
@@ -132,10 +133,14 @@ def translation_problems(source: str) -> list[str]:
     return problems
 
 
-def citation_problems(source: str) -> list[str]:
+def citation_problems(source: str, panels: str = PANELS) -> list[str]:
     """The acknowledgement cites elastix (Klein 2010, Shamonin 2014), ANTs (Avants 2008) and Slicer (Fedorov 2012),
-    each author and year in the same list item."""
-    text = _literal_text(_parent_assignments(ast.parse(source)).get("acknowledgementText", ast.Constant("")))
+    each author and year in the same list item: in its own text, or in the shared ``CITATIONS_HTML`` of
+    nodes/panels.py (``panels``) that it appends."""
+    acknowledgement = _parent_assignments(ast.parse(source)).get("acknowledgementText", ast.Constant(""))
+    text = _literal_text(acknowledgement)
+    if any(getattr(node, "id", None) == "CITATIONS_HTML" for node in ast.walk(acknowledgement)):
+        text += _module_constant(ast.parse(panels), "CITATIONS_HTML")
     items = text.split("<li>")
     return [f"no citation of {author} {year}" for author, year in CITATIONS
             if not any(author in item and year in item for item in items)]  # fmt: skip
@@ -152,7 +157,11 @@ def help_link_problems(source: str) -> list[str]:
     try:
         docs_url = _module_constant(tree, "DOCS_URL")
     except KeyError:
-        return ["no DOCS_URL"]
+        imported = any(isinstance(node, ast.ImportFrom) and node.module == "MultimodalRegistrationLib.nodes.panels"
+                       and "DOCS_URL" in {alias.name for alias in node.names} for node in tree.body)  # fmt: skip
+        if not imported:
+            return ["no DOCS_URL"]
+        docs_url = _module_constant(ast.parse(PANELS), "DOCS_URL")
     problems = [] if docs_url == f"{HOMEPAGE}/blob/main/docs/" else [f"DOCS_URL {docs_url} is not {HOMEPAGE}'s docs"]
     pages = [k.value.value for call in ast.walk(help_text) if isinstance(call, ast.Call)
              for k in call.keywords if k.arg == "page" and isinstance(k.value, ast.Constant)]  # fmt: skip
@@ -352,8 +361,7 @@ PLANTED = {
         '"Select the lists."',
     ),
     "bare help": (translation_problems, MR, "helpText = _(", "helpText = str("),
-    "no Shamonin": (citation_problems, MR, "Shamonin", "Someone"),
-    "Avants year": (citation_problems, MR, "26-41, 2008", "26-41, 2009"),
+    "no shared citations": (citation_problems, MR, "+ CITATIONS_HTML", '+ "<ul></ul>"'),
     "dead docs page": (help_link_problems, MR, 'page="slicer.md"', 'page="nowhere.md"'),
     "sys.path": (sys_path_problems, FP, "\nPOINT_EVENTS", "\nimport sys\nsys.path.insert(0, '.')\nPOINT_EVENTS"),
     "short checksum": (sample_data_problems, MR, "SHA256:6a5b6cac", "SHA256:6a5b"),
@@ -385,6 +393,16 @@ PLANTED = {
         "print(self._lastCommand)",
     ),
 }
+
+
+# Violations planted in nodes/panels.py, which holds the citations every acknowledgement appends.
+PLANTED_CITATIONS = {"no Shamonin": ("Shamonin", "Someone"), "Avants year": ("26-41, 2008", "26-41, 2009")}
+
+
+@pytest.mark.parametrize("case", sorted(PLANTED_CITATIONS))
+def test_a_citation_planted_out_of_the_shared_list_is_reported(case):
+    old, new = PLANTED_CITATIONS[case]
+    assert citation_problems(SOURCES[MR], panels=_planted(PANELS, old, new))
 
 
 @pytest.mark.parametrize("case", sorted(PLANTED))
