@@ -82,12 +82,18 @@ def job_from_panel(job_class: type[Job], parameters, folder: Path, writers: dict
     return job_class(**values, **outputs)
 
 
-def write_volumes(parameters, folder: Path, fields: list[Field]) -> dict[str, str]:
-    """Each volume node as an uncompressed NRRD (fast to write; streamed when it is downsampled)."""
+def write_images(parameters, folder: Path, fields: list[Field], image_of: Callable) -> dict[str, str]:
+    """Each field's node as the image ``image_of(node, field)``, an uncompressed NRRD named after the field
+    (fast to write; streamed when it is downsampled)."""
     files = {}
     for field in fields:
         node = panel_value(parameters, field)
         if node is not None:
             files[field.name] = str(folder / f"{field.name}.nrrd")
-            write_image(mrml.image_from_volume_node(node), files[field.name], compress=False)
+            write_image(image_of(node, field), files[field.name], compress=False)
     return files
+
+
+def write_volumes(parameters, folder: Path, fields: list[Field]) -> dict[str, str]:
+    """Each volume node as it is."""
+    return write_images(parameters, folder, fields, lambda node, _: mrml.image_from_volume_node(node))

@@ -16,7 +16,7 @@ from ..core.pairs import check_pair
 from ..core.transforms import Transform
 from ..process.jobs import RegistrationJob
 from . import mrml
-from .panel import node_of, panel_value, write_volumes
+from .panel import node_of, panel_value, write_images, write_volumes
 
 
 def side_volume(parameters, field: Field):
@@ -26,13 +26,9 @@ def side_volume(parameters, field: Field):
 
 def write_masks(parameters, folder: Path, fields: list[Field]) -> dict[str, str]:
     """Each mask (labelmap or segmentation node) as a 0/1 labelmap on its volume's grid."""
-    files = {}
-    for field in fields:
-        mask = panel_value(parameters, field)
-        if mask is not None:
-            files[field.name] = str(folder / f"{field.name}.nrrd")
-            write_image(mrml.mask_image(mask, side_volume(parameters, field)), files[field.name], compress=False)
-    return files
+    return write_images(
+        parameters, folder, fields, lambda mask, field: mrml.mask_image(mask, side_volume(parameters, field))
+    )
 
 
 def _pair(parameters, fields: list[Field], what: str, names: tuple[str, str]) -> tuple:
