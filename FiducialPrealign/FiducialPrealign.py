@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import qt
 import slicer
 import vtk
+from MultimodalRegistrationLib.core.choices import LANDMARK_TRANSFORMS as KINDS
 from MultimodalRegistrationLib.core.errors import InputError
 
 # MultimodalRegistrationLib is installed with the MultimodalRegistration module (a dependency of this one,
@@ -16,7 +17,6 @@ from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.nodes import landmarks as landmark_nodes
 from MultimodalRegistrationLib.nodes import mrml
 from MultimodalRegistrationLib.nodes.panels import CITATIONS_HTML, DOCS_URL
-from MultimodalRegistrationLib.nodes.panels import LANDMARK_MODELS as KINDS
 from slicer import (
     vtkMRMLMarkupsFiducialNode,
     vtkMRMLScalarVolumeNode,

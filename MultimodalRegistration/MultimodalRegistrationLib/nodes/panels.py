@@ -7,7 +7,6 @@ from __future__ import annotations
 from ..engines.install import EngineInstallError, ensure_engines
 from ..engines.presets import list_presets
 from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
-from ..landmarks.models import KINDS as LANDMARK_MODELS
 from ..prep.options import PrepOptions
 from ..process.warm_worker import WarmSlot
 from ..registration.describe import describe_guidance, describe_result
@@ -38,7 +37,6 @@ __all__ = [
     "DEFAULT_ENGINE",
     "EngineInstallError",
     "ENGINE_NAMES",
-    "LANDMARK_MODELS",
     "PrepOptions",
     "WarmSlot",
     "describe_guidance",
