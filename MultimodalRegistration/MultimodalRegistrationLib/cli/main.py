@@ -106,7 +106,8 @@ def _add_guidance_arguments(parser: argparse.ArgumentParser) -> None:
 def job_from_arguments(arguments: argparse.Namespace) -> RegistrationJob:
     """The registration job the arguments ask for: each job field from the argument of the same name
     (``--fixed-mask`` is ``fixed_mask``), the rest at the job's defaults."""
-    values = {f.name: getattr(arguments, f.name) for f in fields(RegistrationJob) if getattr(arguments, f.name, None) is not None}
+    given = {f.name: getattr(arguments, f.name, None) for f in fields(RegistrationJob)}
+    values = {name: value for name, value in given.items() if value is not None}
     values["prep"] = prep_options(arguments) if wants_prep(arguments) else None
     if getattr(arguments, "keep_log", False):
         values["log"] = log_beside(arguments.output_transform)
