@@ -11,7 +11,7 @@ partial stack), the start's error and scale (moving / fixed size; the truth is t
 mutual information before -> after, seconds, and whether the result was warned about
 (rules/weak_result.py). Usage:
 
-    python bench_shrink.py [--seeds 11,12,13] [--presets similarity,affine] [--engines elastix,ants]
+    python bench_shrink.py [--seeds 11,12,13] [--presets similarity,affine] [--engines elastix,ants,greedy]
                            [--coverages 1.0,0.65] [--masks 0,1] [--json out.json]
 """
 
@@ -39,9 +39,30 @@ def case_parameters(seed: int) -> tuple[float, float]:
     return float(rng.uniform(0.6, 0.7)), float(rng.uniform(15.0, 35.0))
 
 
+def greedy_case(head: md.HeadMRI, case: md.ShrinkCase, masked: bool, preset: str) -> dict:
+    """Greedy's affine (or rigid) recipe from the image centres, the peer baseline (no mask option used)."""
+    import SimpleITK as sitk
+    from MultimodalRegistrationLib.core.transforms import Transform
+    from peer_baselines import greedy_rigid
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-shrink-greedy-") as scratch:
+        sitk.WriteImage(head.image, f"{scratch}/fixed.nii.gz")
+        sitk.WriteImage(case.moving, f"{scratch}/moving.nii.gz")
+        dof = 6 if preset == "rigid" else 12
+        matrix = Transform.from_matrix_ras(np.loadtxt(greedy_rigid(f"{scratch}/fixed.nii.gz", f"{scratch}/moving.nii.gz",
+                                                                  scratch, threads=1, dof=dof))).matrix  # fmt: skip
+    return {"error_mm": round(md.mean_error(matrix, case.truth, head.brain_points), 2), "start_error_mm": None,
+            "start_scale": None, "metric_before": float("nan"), "metric_after": float("nan"),
+            "seconds": round(time.perf_counter() - started, 1), "warned": False}  # fmt: skip
+
+
 def run_case(head: md.HeadMRI, seed: int, coverage: float, masked: bool, preset: str, engine: str) -> dict:
     shrink, angle = case_parameters(seed)
     case = md.light_sheet(shrink, angle, coverage, seed=seed, brain_points=head.brain_points)
+    if engine == "greedy":
+        return {"seed": seed, "shrink": round(shrink, 3), "angle_deg": round(angle, 1), "coverage": coverage,
+                "mask": masked, "preset": preset, "engine": engine, **greedy_case(head, case, masked, preset)}  # fmt: skip
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-shrink-") as scratch:
         result = register(

@@ -9,7 +9,7 @@
 Run as a script to time a baseline in a fresh process (import, read, register):
     python peer_baselines.py elastix|greedy fixed.nrrd moving.nrrd output_folder
 It prints "import_s read_s register_s" and writes output_folder/TransformParameters.0.h5 (elastix) or
-output_folder/greedy_rigid.mat (Greedy).
+output_folder/greedy_dof6.mat (Greedy).
 """
 
 from __future__ import annotations
@@ -52,14 +52,14 @@ def ants_default_rigid(fixed_path: str, moving_path: str, output_folder) -> Path
     return Path(output["fwdtransforms"][0])
 
 
-def greedy_rigid(fixed_path, moving_path, output_folder, threads: int | None = None) -> Path:
-    """Greedy's rigid recipe on two image files (paths without spaces: Greedy splits its command on them); returns
-    the written matrix file: 4 x 4, RAS, fixed -> moving (read it with Transform.from_matrix_ras). Greedy reads
-    the files itself, so its read time is inside."""
+def greedy_rigid(fixed_path, moving_path, output_folder, threads: int | None = None, dof: int = 6) -> Path:
+    """Greedy's rigid recipe (``dof`` 12: its affine recipe) on two image files (paths without spaces: Greedy
+    splits its command on them); returns the written matrix file: 4 x 4, RAS, fixed -> moving (read it with
+    Transform.from_matrix_ras). Greedy reads the files itself, so its read time is inside."""
     from picsl_greedy import Greedy3D
 
-    output = Path(output_folder) / "greedy_rigid.mat"
-    command = f"-d 3 -a -dof 6 -i {fixed_path} {moving_path} -o {output} -ia-image-centers -m NMI -n 100x50x10"
+    output = Path(output_folder) / f"greedy_dof{dof}.mat"
+    command = f"-d 3 -a -dof {dof} -i {fixed_path} {moving_path} -o {output} -ia-image-centers -m NMI -n 100x50x10"
     sys.stdout.flush()
     stdout = os.dup(1)
     try:

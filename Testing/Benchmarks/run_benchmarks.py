@@ -75,7 +75,7 @@ def main() -> int:
 
     seconds, peak, output = measured([sys.executable, str(peers), "greedy", str(fixed), str(moving), str(baseline_dir)])
     imported, _, registered = map(float, output.split()[:3])
-    matrix = np.loadtxt(baseline_dir / "greedy_rigid.mat")
+    matrix = np.loadtxt(baseline_dir / "greedy_dof6.mat")
     error = mean_error_mm(Transform.from_matrix_ras(matrix), pair.truth, pair.head_points)
     rows.append(("Greedy rigid, NMI, image centres (peer)", registered, seconds, peak, error, f"import {imported:.1f} s, registration includes reading"))
 
