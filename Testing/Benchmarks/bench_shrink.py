@@ -49,7 +49,7 @@ def greedy_case(head: md.HeadMRI, case: md.ShrinkCase, masked: bool, preset: str
     with tempfile.TemporaryDirectory(prefix="bench-shrink-greedy-") as scratch:
         sitk.WriteImage(head.image, f"{scratch}/fixed.nii.gz")
         sitk.WriteImage(case.moving, f"{scratch}/moving.nii.gz")
-        dof = 6 if preset == "rigid" else 12
+        dof = {"rigid": 6, "similarity": 7}.get(preset, 12)
         matrix = Transform.from_matrix_ras(np.loadtxt(greedy_rigid(f"{scratch}/fixed.nii.gz", f"{scratch}/moving.nii.gz",
                                                                   scratch, threads=1, dof=dof))).matrix  # fmt: skip
     return {"error_mm": round(md.mean_error(matrix, case.truth, head.brain_points), 2), "start_error_mm": None,
