@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -43,15 +44,17 @@ def greedy_case(head: md.HeadMRI, case: md.ShrinkCase, masked: bool, preset: str
     """Greedy's affine (or rigid) recipe from the image centres, the peer baseline (no mask option used)."""
     import SimpleITK as sitk
     from MultimodalRegistrationLib.core.transforms import Transform
-    from peer_baselines import greedy_rigid
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-shrink-greedy-") as scratch:
         sitk.WriteImage(head.image, f"{scratch}/fixed.nii.gz")
         sitk.WriteImage(case.moving, f"{scratch}/moving.nii.gz")
         dof = {"rigid": 6, "similarity": 7}.get(preset, 12)
-        matrix = Transform.from_matrix_ras(np.loadtxt(greedy_rigid(f"{scratch}/fixed.nii.gz", f"{scratch}/moving.nii.gz",
-                                                                  scratch, threads=1, dof=dof))).matrix  # fmt: skip
+        # A process of its own: once elastix's ITK is loaded here, Greedy's ITK finds no NIfTI reader.
+        call = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); from peer_baselines import greedy_rigid; "
+                f"print(greedy_rigid({scratch + '/fixed.nii.gz'!r}, {scratch + '/moving.nii.gz'!r}, {scratch!r}, 1, {dof}))")
+        written = subprocess.run([sys.executable, "-c", call], check=True, capture_output=True, text=True).stdout
+        matrix = Transform.from_matrix_ras(np.loadtxt(written.strip().splitlines()[-1])).matrix
     return {"error_mm": round(md.mean_error(matrix, case.truth, head.brain_points), 2), "start_error_mm": None,
             "start_scale": None, "metric_before": float("nan"), "metric_after": float("nan"),
             "seconds": round(time.perf_counter() - started, 1), "warned": False}  # fmt: skip
