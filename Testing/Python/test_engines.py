@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from conftest import Background, bulge
+from MultimodalRegistrationLib.core.choices import DEFAULT_SEED
 from MultimodalRegistrationLib.core.errors import EngineError
 from MultimodalRegistrationLib.core.metric import shrink_to_spacing
 from MultimodalRegistrationLib.core.phantom import mean_error_mm, rigid_transform
@@ -12,7 +13,7 @@ from MultimodalRegistrationLib.engines.guidance_terms import EngineGuidance
 from MultimodalRegistrationLib.engines.presets import load_preset
 from MultimodalRegistrationLib.engines.request import EngineRequest
 from MultimodalRegistrationLib.engines.run import run_engine
-from MultimodalRegistrationLib.registration.register import DEFAULT_SEED, register
+from MultimodalRegistrationLib.registration.register import register
 from MultimodalRegistrationLib.registration.rules.keep import check_linear_result
 
 LIMIT_MM = {"elastix": 0.5, "ants": 1.0}
