@@ -96,18 +96,11 @@ def test_guided_elastix_takes_a_nonlinear_start_as_its_initial_transform(small_p
 
 
 @pytest.mark.slow
-def test_ants_repeats_exactly_with_the_same_seed(small_pair):
+@pytest.mark.parametrize("engine", ["ants", "elastix"])
+def test_engine_repeats_exactly_with_the_same_seed(small_pair, engine):
     fixed, moving = shrink_to_spacing(small_pair.fixed, 4), shrink_to_spacing(small_pair.moving, 4)
-    first = register(fixed, moving, engine="ants", seed=7)
-    second = register(fixed, moving, engine="ants", seed=7)
-    assert np.array_equal(first.transform.matrix, second.transform.matrix)
-
-
-@pytest.mark.slow
-def test_elastix_repeats_exactly_with_the_same_seed(small_pair):
-    fixed, moving = shrink_to_spacing(small_pair.fixed, 4), shrink_to_spacing(small_pair.moving, 4)
-    first = register(fixed, moving, engine="elastix", seed=7)
-    second = register(fixed, moving, engine="elastix", seed=7)
+    first = register(fixed, moving, engine=engine, seed=7)
+    second = register(fixed, moving, engine=engine, seed=7)
     assert np.array_equal(first.transform.matrix, second.transform.matrix)
 
 
