@@ -8,16 +8,13 @@ looked up (nearest voxel of a 2x finer copy), and binned into a joint histogram 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import SimpleITK as sitk
 
 from ...core.images import index_to_physical_matrix
 from ...core.metric import pointwise_information
-
-if TYPE_CHECKING:
-    from .coarse import CoarseImage
 
 # Mutual information needs the joint histogram to be filled: more bins than this per axis and
 # a few thousand samples leave most cells empty.
@@ -65,6 +62,15 @@ class _FineLookup:
         return self.values[flat]
 
 
+class CoarseGrid(Protocol):
+    """What the scorer reads of a coarse image (:class:`.coarse.CoarseImage`): the image, its foreground
+    and the user's mask on its grid (z, y, x booleans; None if not given)."""
+
+    image: sitk.Image
+    foreground: np.ndarray
+    mask: np.ndarray | None
+
+
 class PoseScorer:
     """Mutual information (nats) of fixed -> moving poses given as (K, 4, 4) LPS matrices, from a
     joint histogram of rank bins (each moving value split linearly between its two nearest bins).
@@ -81,8 +87,8 @@ class PoseScorer:
 
     def __init__(
         self,
-        fixed: CoarseImage,
-        moving: CoarseImage,
+        fixed: CoarseGrid,
+        moving: CoarseGrid,
         fixed_region: np.ndarray | None = None,
         samples: int = 3000,
         bins: int = DEFAULT_BINS,
