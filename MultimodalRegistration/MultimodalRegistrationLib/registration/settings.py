@@ -37,10 +37,15 @@ class RegistrationSettings:
     sources: dict | None = None
 
     def overridden(self, overrides: dict) -> RegistrationSettings:
-        """These settings with ``overrides`` (field name -> value); an unknown name is a TypeError, as a
-        misspelled keyword argument is."""
-        names = {f.name for f in fields(self)}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise TypeError(f"register() got unexpected keyword arguments {unknown}: use {', '.join(sorted(names))}")
+        """These settings with ``overrides`` (field name -> value); see :func:`check_names`."""
+        check_names(overrides, type(self))
         return replace(self, **overrides) if overrides else self
+
+
+def check_names(overrides: dict, *settings: type) -> None:
+    """A TypeError, as for a misspelled keyword argument, naming what in ``overrides`` is no field of
+    the ``settings`` dataclasses, and the fields that are."""
+    names = {f.name for kind in settings for f in fields(kind)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise TypeError(f"unexpected keyword arguments {unknown}: use {', '.join(sorted(names))}")

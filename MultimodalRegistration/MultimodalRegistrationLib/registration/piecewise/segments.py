@@ -34,7 +34,7 @@ from ..guided.guidance import Guidance, PreparedGuidance, SegmentPair, pair_segm
 from ..guided.score import guidance_score
 from ..register import RegistrationResult, register
 from ..rules.masks import check_fixed_mask_size, mask_centroid
-from ..settings import RegistrationSettings
+from ..settings import RegistrationSettings, check_names
 from .polyrigid import DEFAULT_REACH_MM, DEFAULT_SPACING_MM, PolyrigidField, RigidPiece, polyrigid_field
 from .records import PiecewiseResult, SegmentResult
 
@@ -290,6 +290,7 @@ class PiecewiseSettings:
 
     def overridden(self, overrides: dict) -> PiecewiseSettings:
         """These settings with ``overrides``: names of these fields, or of the global registration's settings."""
+        check_names(overrides, type(self), RegistrationSettings)
         own = {name: value for name, value in overrides.items() if name in {f.name for f in fields(self)}}
         others = {name: value for name, value in overrides.items() if name not in own}
         registration = own.pop("registration", self.registration).overridden(others)
@@ -317,8 +318,8 @@ def register_piecewise(
     """
     started = time.perf_counter()
     report = progress or (lambda fraction, stage, **details: None)
-    pairs = _checked_pairs(guidance, segments)
     settings = (settings or PiecewiseSettings()).overridden(overrides)
+    pairs = _checked_pairs(guidance, segments)
     engine, seed, threads = settings.registration.engine, settings.registration.seed, settings.registration.threads
     recipe = load_preset(engine, SEGMENT_PRESET)
     inputs = [_segment_inputs(fixed, moving, guidance, pair, recipe, settings.margin_mm, engine) for pair in pairs]
