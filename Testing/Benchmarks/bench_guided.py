@@ -2,9 +2,9 @@
 
 Tables (one run each; about 10 minutes on 2 cores):
 
-1. MR -> ultrasound-like (Testing/Python/guided_data.ultrasound_like_pair): an MR with an inserted gland and a
+1. MR -> ultrasound-like (Testing/Python/ultrasound_like.py): an MR with an inserted gland and a
    transrectal-ultrasound-like image of it, moved by a rigid pose and a 5 mm probe push. Built from the MNI
-   T1 (../shared/data/mni_icbm152) at guided_data.BENCH_ULTRASOUND size when present, else from the
+   T1 (../shared/data/mni_icbm152) at ultrasound_like.BENCH_ULTRASOUND size when present, else from the
    analytic phantom at the small default size (with a note). Rows: the centre alignment (start), unguided
    rigid and deformable, guided rigid (segments; segments + landmarks), --metric segments, guided
    deformable; columns: median and 95th-percentile target error (mm) at 20 targets in and on the gland,
@@ -14,7 +14,7 @@ Tables (one run each; about 10 minutes on 2 cores):
 2. SCT spinal cord, T1w (fixed) -> T2w (moving) (../shared/data/sct, real MRI, no ground truth): cord Dice
    and mean surface distance before and after, unguided and guided by the cord segmentation; held out:
    guided by the upper half of the cord only, scored on the lower half.
-3. Pelvis-like CT -> MR (guided_data.pelvis_like_pair at BENCH_PELVIS size), each bone moved on its own:
+3. Pelvis-like CT -> MR (pelvis_like.pelvis_like_pair at BENCH_PELVIS size), each bone moved on its own:
    per bone, the target error (mm) of the global guided rigid result and of the piecewise field; the field's
    smallest Jacobian determinant; seconds.
 4. The guidance weights (Resources/Presets/guidance.json): the chosen weights against a third and three
@@ -51,13 +51,6 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "MultimodalRegistration"))
 sys.path.insert(0, str(ROOT / "Testing" / "Python"))
 
-from guided_data import (
-    BENCH_PELVIS,
-    BENCH_ULTRASOUND,
-    mni_source,
-    pelvis_like_pair,
-    ultrasound_like_pair,
-)
 from MultimodalRegistrationLib.core.errors import EngineError, InputError
 from MultimodalRegistrationLib.core.labels import surface_distances
 from MultimodalRegistrationLib.core.rotations import orthogonal_fit
@@ -69,6 +62,9 @@ from MultimodalRegistrationLib.registration.piecewise.segments import register_p
 from MultimodalRegistrationLib.registration.pose.centres import centre_alignment
 from MultimodalRegistrationLib.registration.register import register
 from MultimodalRegistrationLib.registration.rules.keep import minimum_jacobian
+from pelvis_like import BENCH_PELVIS, pelvis_like_pair
+from ultrasound_like import BENCH_ULTRASOUND, ultrasound_like_pair
+from ultrasound_model import mni_source
 
 PRESETS = ROOT / "Resources" / "Presets"
 OUT = ROOT / "bench-output" / "guided"

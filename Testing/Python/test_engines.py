@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from conftest import Background, bulge
+from MultimodalRegistrationLib.core.choices import DEFAULT_SEED
 from MultimodalRegistrationLib.core.errors import EngineError
 from MultimodalRegistrationLib.core.metric import shrink_to_spacing
 from MultimodalRegistrationLib.core.phantom import mean_error_mm, rigid_transform
@@ -12,7 +13,7 @@ from MultimodalRegistrationLib.engines.guidance_terms import EngineGuidance
 from MultimodalRegistrationLib.engines.presets import load_preset
 from MultimodalRegistrationLib.engines.request import EngineRequest
 from MultimodalRegistrationLib.engines.run import run_engine
-from MultimodalRegistrationLib.registration.register import DEFAULT_SEED, register
+from MultimodalRegistrationLib.registration.register import register
 from MultimodalRegistrationLib.registration.rules.keep import check_linear_result
 
 LIMIT_MM = {"elastix": 0.5, "ants": 1.0}
@@ -95,18 +96,11 @@ def test_guided_elastix_takes_a_nonlinear_start_as_its_initial_transform(small_p
 
 
 @pytest.mark.slow
-def test_ants_repeats_exactly_with_the_same_seed(small_pair):
+@pytest.mark.parametrize("engine", ["ants", "elastix"])
+def test_engine_repeats_exactly_with_the_same_seed(small_pair, engine):
     fixed, moving = shrink_to_spacing(small_pair.fixed, 4), shrink_to_spacing(small_pair.moving, 4)
-    first = register(fixed, moving, engine="ants", seed=7)
-    second = register(fixed, moving, engine="ants", seed=7)
-    assert np.array_equal(first.transform.matrix, second.transform.matrix)
-
-
-@pytest.mark.slow
-def test_elastix_repeats_exactly_with_the_same_seed(small_pair):
-    fixed, moving = shrink_to_spacing(small_pair.fixed, 4), shrink_to_spacing(small_pair.moving, 4)
-    first = register(fixed, moving, engine="elastix", seed=7)
-    second = register(fixed, moving, engine="elastix", seed=7)
+    first = register(fixed, moving, engine=engine, seed=7)
+    second = register(fixed, moving, engine=engine, seed=7)
     assert np.array_equal(first.transform.matrix, second.transform.matrix)
 
 

@@ -57,6 +57,43 @@ def _register(fixed: Path, moving: Path, out: Path, *extra: str) -> list[str]:
             "--output-transform", str(out / "T.h5"), "--json", str(out / "T.json"), *extra]  # fmt: skip
 
 
+Builder = Callable[[Path, Path], list[str]]
+
+
+def register_with(*extra: str) -> Builder:
+    """A case: the valid pair registered with the options ``extra``."""
+
+    def build(inputs: Path, out: Path) -> list[str]:
+        fixed, moving = _pair(inputs)
+        return _register(fixed, moving, out, *extra)
+
+    return build
+
+
+def prep_with(*extra: str) -> Builder:
+    """A case: the valid pair prepared (mmreg prep) with the options ``extra``."""
+
+    def build(inputs: Path, out: Path) -> list[str]:
+        fixed, moving = _pair(inputs)
+        return _prep(fixed, moving, out, *extra)
+
+    return build
+
+
+def moving_as(write: Callable[[Path], Path]) -> Builder:
+    """A case: the valid fixed image registered to the moving image that ``write(inputs)`` makes."""
+
+    def build(inputs: Path, out: Path) -> list[str]:
+        fixed, _ = _pair(inputs)
+        return _register(fixed, write(inputs), out)
+
+    return build
+
+
+def _prep(fixed: Path, moving: Path, out: Path, *extra: str) -> list[str]:
+    return ["prep", "--fixed", str(fixed), "--moving", str(moving), "--output-dir", str(out), *extra]
+
+
 # --------------------------------------------------------------------------- the cases
 # Each builder makes its input files in ``inputs``, and returns the argv; outputs go to ``out``.
 
@@ -74,14 +111,9 @@ def _cut_short(path: Path, keep: Callable[[int], int]) -> Path:
     return path
 
 
-def truncated_nii_gz(inputs: Path, out: Path) -> list[str]:
-    fixed, _ = _pair(inputs)
-    return _register(fixed, _cut_short(inputs / "moving.nii.gz", lambda n: n // 2), out)
-
-
-def truncated_nii(inputs: Path, out: Path) -> list[str]:
-    fixed, _ = _pair(inputs)
-    return _register(fixed, _cut_short(inputs / "moving.nii", lambda n: n // 2), out)
+def truncated(name: str) -> Builder:
+    """A case: a moving image ``name`` cut to half its bytes."""
+    return moving_as(lambda inputs: _cut_short(inputs / name, lambda n: n // 2))
 
 
 def downsample_truncated(inputs: Path, out: Path) -> list[str]:
@@ -97,28 +129,19 @@ def garbage_nrrd(inputs: Path, out: Path) -> list[str]:
     return _register(fixed, moving, out)
 
 
-def _header_spacing(inputs: Path, spacing: str) -> Path:
-    """An MHA whose header writes ``spacing`` as given."""
+def _header_field(inputs: Path, key: str, value: str) -> Path:
+    """An MHA moving image whose header line ``key`` is written as ``value``."""
     path = inputs / "moving.mha"
     write_image(_volume(seed=1), path)
-    data = path.read_bytes()
-    head, _, body = data.partition(b"ElementDataFile = LOCAL\n")
-    lines = [
-        f"ElementSpacing = {spacing}".encode() if line.startswith(b"ElementSpacing") else line
-        for line in head.split(b"\n")
-    ]
+    head, _, body = path.read_bytes().partition(b"ElementDataFile = LOCAL\n")
+    lines = [f"{key} = {value}".encode() if line.startswith(key.encode()) else line for line in head.split(b"\n")]
     path.write_bytes(b"\n".join(lines) + b"ElementDataFile = LOCAL\n" + body)
     return path
 
 
-def nan_spacing(inputs: Path, out: Path) -> list[str]:
-    fixed, _ = _pair(inputs)
-    return _register(fixed, _header_spacing(inputs, "2 nan 2.5"), out)
-
-
-def negative_spacing(inputs: Path, out: Path) -> list[str]:
-    fixed, _ = _pair(inputs)
-    return _register(fixed, _header_spacing(inputs, "-2 2 2.5"), out)
+def moving_header(key: str, value: str) -> Builder:
+    """A case: a moving MHA whose header writes ``key = value``."""
+    return moving_as(lambda inputs: _header_field(inputs, key, value))
 
 
 def wrong_spacing_units(inputs: Path, out: Path) -> list[str]:
@@ -153,18 +176,16 @@ def constant_image(inputs: Path, out: Path) -> list[str]:
     return _register(fixed, moving, out)
 
 
-def few_voxel_mask(inputs: Path, out: Path) -> list[str]:
-    fixed, moving = _pair(inputs)
-    mask = inputs / "mask.nrrd"
-    write_image(_mask(_volume(), [(24, 20, 16), (25, 20, 16), (24, 21, 16), (24, 20, 17), (25, 21, 16)]), mask)
-    return _register(fixed, moving, out, "--fixed-mask", str(mask))
+def fixed_mask_of(voxels: list[tuple[int, int, int]]) -> Builder:
+    """A case: the valid pair with a fixed mask of just ``voxels`` (x, y, z indices)."""
 
+    def build(inputs: Path, out: Path) -> list[str]:
+        fixed, moving = _pair(inputs)
+        mask = inputs / "mask.nrrd"
+        write_image(_mask(_volume(), voxels), mask)
+        return _register(fixed, moving, out, "--fixed-mask", str(mask))
 
-def empty_mask(inputs: Path, out: Path) -> list[str]:
-    fixed, moving = _pair(inputs)
-    mask = inputs / "mask.nrrd"
-    write_image(_mask(_volume(), []), mask)
-    return _register(fixed, moving, out, "--fixed-mask", str(mask))
+    return build
 
 
 def misspelled_parameter(inputs: Path, out: Path) -> list[str]:
@@ -173,11 +194,6 @@ def misspelled_parameter(inputs: Path, out: Path) -> list[str]:
     text = (PRESETS / "elastix" / "rigid.txt").read_text()
     preset.write_text(text.replace("MaximumNumberOfIterations", "MaximumNumberOfIteratoins"))
     return _register(fixed, moving, out, "--preset", str(preset))
-
-
-def unknown_preset(inputs: Path, out: Path) -> list[str]:
-    fixed, moving = _pair(inputs)
-    return _register(fixed, moving, out, "--preset", "rigidd")
 
 
 def unsupported_output(inputs: Path, out: Path) -> list[str]:
@@ -215,20 +231,22 @@ class Case:
 
 CASES = {
     "missing file": Case(missing_moving, "check the path"),
-    "truncated .nii.gz": Case(truncated_nii_gz, "copy or download the file again"),
-    "truncated .nii": Case(truncated_nii, "shorter than its header"),
+    "truncated .nii.gz": Case(truncated("moving.nii.gz"), "copy or download the file again"),
+    "truncated .nii": Case(truncated("moving.nii"), "shorter than its header"),
     "prep --downsample-to on a truncated file": Case(downsample_truncated, "shorter than its header"),
     "garbage in a supported format": Case(garbage_nrrd, "export it again"),
-    "NaN spacing": Case(nan_spacing, "spacing nan along axis 1"),
-    "negative spacing": Case(negative_spacing, "correct the spacing"),
+    "NaN spacing": Case(moving_header("ElementSpacing", "2 nan 2.5"), "spacing nan along axis 1"),
+    "negative spacing": Case(moving_header("ElementSpacing", "-2 2 2.5"), "correct the spacing"),
     "spacing in the wrong units": Case(wrong_spacing_units, "set the true spacing"),
     "header claims 4000^3": Case(huge_header, "GB"),
     "skewed direction": Case(skewed_direction, "orthonormal"),
     "constant image": Case(constant_image, "load the right image"),
-    "mask of five voxels": Case(few_voxel_mask, "voxels"),
-    "empty mask": Case(empty_mask, "draw the mask or drop it"),
+    "mask of five voxels": Case(
+        fixed_mask_of([(24, 20, 16), (25, 20, 16), (24, 21, 16), (24, 20, 17), (25, 21, 16)]), "voxels"
+    ),
+    "empty mask": Case(fixed_mask_of([]), "draw the mask or drop it"),
     "misspelled elastix parameter": Case(misspelled_parameter, "did you mean 'MaximumNumberOfIterations'"),
-    "unknown preset": Case(unknown_preset, "choose one of rigid"),
+    "unknown preset": Case(register_with("--preset", "rigidd"), "choose one of rigid"),
     "unsupported output extension": Case(unsupported_output, "use one of .h5"),
     "output folder under a file": Case(output_under_a_file, "is a file, not a folder"),
     "output folder that cannot be made": Case(unwritable_output, "not writable"),
@@ -253,16 +271,13 @@ def private_tmp(tmp_path, monkeypatch):
     return scratch
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_bad_input_is_refused_early_and_leaves_everything_as_it_was(name, tmp_path, private_tmp, capsys):
-    case = CASES[name]
+def _assert_refused(case: Case, tmp_path: Path, private_tmp: Path, capsys) -> str:
+    """Run the case: refused with its exit code and fragment, inputs byte-identical, no output or scratch left."""
     inputs, out = tmp_path / "inputs", tmp_path / "out"
     inputs.mkdir()
     argv = case.build(inputs, out)
     before = _snapshot(inputs)
-
     code = main(argv)
-
     message = capsys.readouterr().err
     assert code == case.code, message
     assert case.fragment in message, message
@@ -270,6 +285,12 @@ def test_bad_input_is_refused_early_and_leaves_everything_as_it_was(name, tmp_pa
     assert _snapshot(inputs) == before, "an input file changed"
     assert not out.exists() or not any(out.iterdir()), f"outputs left: {list(out.iterdir())}"
     assert list(private_tmp.iterdir()) == [], f"scratch left: {list(private_tmp.iterdir())}"
+    return message
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input_is_refused_early_and_leaves_everything_as_it_was(name, tmp_path, private_tmp, capsys):
+    _assert_refused(CASES[name], tmp_path, private_tmp, capsys)
 
 
 def test_relative_custom_preset_reaches_the_worker_as_an_absolute_path(tmp_path, monkeypatch):
@@ -301,7 +322,7 @@ def test_inputs_keep_their_permissions(tmp_path, private_tmp, capsys):
     """A read-only input is read, not touched: the refusal of a later check leaves it read-only."""
     inputs, out = tmp_path / "inputs", tmp_path / "out"
     inputs.mkdir()
-    argv = unknown_preset(inputs, out)
+    argv = register_with("--preset", "rigidd")(inputs, out)
     for path in inputs.iterdir():
         path.chmod(stat.S_IRUSR)
     assert main(argv) == EXIT_INPUT
@@ -311,10 +332,6 @@ def test_inputs_keep_their_permissions(tmp_path, private_tmp, capsys):
 # =========================================================================== issue 25: reliability findings
 # Bad inputs a new user tried on the landed code that got through (issue 25, "Reliability findings"), each
 # refused before any engine with exit 2 and a message naming the fix, the inputs byte-identical after.
-
-
-def _prep(fixed: Path, moving: Path, out: Path, *extra: str) -> list[str]:
-    return ["prep", "--fixed", str(fixed), "--moving", str(moving), "--output-dir", str(out), *extra]
 
 
 def _rigid_tfm(path: Path, parameters: str = "1 0 0 0 1 0 0 0 1 0 0 0") -> Path:
@@ -431,22 +448,6 @@ INPUT_CASES = {
 }
 
 
-def _assert_refused(case: Case, tmp_path: Path, private_tmp: Path, capsys) -> str:
-    inputs, out = tmp_path / "inputs", tmp_path / "out"
-    inputs.mkdir()
-    argv = case.build(inputs, out)
-    before = _snapshot(inputs)
-    code = main(argv)
-    message = capsys.readouterr().err
-    assert code == case.code, message
-    assert case.fragment in message, message
-    assert "\nerror: " in "\n" + message and "Traceback" not in message
-    assert _snapshot(inputs) == before, "an input file changed"
-    assert not out.exists() or not any(out.iterdir()), f"outputs left: {list(out.iterdir())}"
-    assert list(private_tmp.iterdir()) == [], f"scratch left: {list(private_tmp.iterdir())}"
-    return message
-
-
 @pytest.mark.parametrize("name", list(INPUT_CASES))
 def test_issue25_bad_input_is_refused_before_any_work(name, tmp_path, private_tmp, capsys):
     _assert_refused(INPUT_CASES[name], tmp_path, private_tmp, capsys)
@@ -470,21 +471,6 @@ def test_issue25_nhdr_and_mhd_outputs_name_their_final_data_file(tmp_path):
 # --- 3. silently wrong
 
 
-def _header_field(inputs: Path, key: str, value: str) -> Path:
-    """An MHA moving image whose header line ``key`` is written as ``value``."""
-    path = inputs / "moving.mha"
-    write_image(_volume(seed=1), path)
-    head, _, body = path.read_bytes().partition(b"ElementDataFile = LOCAL\n")
-    lines = [f"{key} = {value}".encode() if line.startswith(key.encode()) else line for line in head.split(b"\n")]
-    path.write_bytes(b"\n".join(lines) + b"ElementDataFile = LOCAL\n" + body)
-    return path
-
-
-def nan_origin(inputs: Path, out: Path) -> list[str]:
-    fixed, _ = _pair(inputs)
-    return _register(fixed, _header_field(inputs, "Offset", "nan 0 0"), out)
-
-
 def nan_background_mask(inputs: Path, out: Path) -> list[str]:
     fixed, moving = _pair(inputs)
     array = np.full((32, 40, 48), np.nan, np.float32)
@@ -495,16 +481,15 @@ def nan_background_mask(inputs: Path, out: Path) -> list[str]:
     return _register(fixed, moving, out, "--fixed-mask", str(inputs / "mask.nrrd"))
 
 
-def decimal_comma_tfm(inputs: Path, out: Path) -> list[str]:
-    fixed, moving = _pair(inputs)
-    initial = _rigid_tfm(inputs / "initial.tfm", "1 0 0 0 1 0 0 0 1 2,5 0 0")
-    return _register(fixed, moving, out, "--initial-transform", str(initial))
+def initial_tfm(parameters: str) -> Builder:
+    """A case: the valid pair from an initial affine .tfm whose Parameters line is ``parameters``."""
 
+    def build(inputs: Path, out: Path) -> list[str]:
+        fixed, moving = _pair(inputs)
+        initial = _rigid_tfm(inputs / "initial.tfm", parameters)
+        return _register(fixed, moving, out, "--initial-transform", str(initial))
 
-def nan_parameter_tfm(inputs: Path, out: Path) -> list[str]:
-    fixed, moving = _pair(inputs)
-    initial = _rigid_tfm(inputs / "initial.tfm", "1 0 0 0 1 0 0 0 1 nan 0 0")
-    return _register(fixed, moving, out, "--initial-transform", str(initial))
+    return build
 
 
 def intensity_image_as_segmentation(inputs: Path, out: Path) -> list[str]:
@@ -541,35 +526,15 @@ def deformable_result_to_mat(inputs: Path, out: Path) -> list[str]:
             "--output-transform", str(out / "T.mat")]  # fmt: skip
 
 
-def mirrored_initial_transform(inputs: Path, out: Path) -> list[str]:
-    fixed, moving = _pair(inputs)
-    initial = _rigid_tfm(inputs / "initial.tfm", "-1 0 0 0 1 0 0 0 1 0 0 0")
-    return _register(fixed, moving, out, "--initial-transform", str(initial))
-
-
-def zero_scale_initial_transform(inputs: Path, out: Path) -> list[str]:
-    fixed, moving = _pair(inputs)
-    initial = _rigid_tfm(inputs / "initial.tfm", "0 0 0 0 0 0 0 0 0 0 0 0")
-    return _register(fixed, moving, out, "--initial-transform", str(initial))
-
-
-def seed_out_of_range(inputs: Path, out: Path) -> list[str]:
-    fixed, moving = _pair(inputs)
-    return _register(fixed, moving, out, "--seed", str(2**70))
-
-
 def _batch(inputs: Path, out: Path, *extra: str) -> list[str]:
     _pair(inputs)
     manifest = _manifest(inputs, "case,fixed,moving", "c1,fixed.nrrd,moving.nrrd")
     return ["batch", str(manifest), "--output-dir", str(out), *extra]
 
 
-def batch_negative_stability(inputs: Path, out: Path) -> list[str]:
-    return _batch(inputs, out, "--stability", "-3")
-
-
-def batch_negative_timeout(inputs: Path, out: Path) -> list[str]:
-    return _batch(inputs, out, "--timeout", "-5")
+def batch_with(*extra: str) -> Builder:
+    """A case: a one-case batch of the valid pair with the options ``extra``."""
+    return lambda inputs, out: _batch(inputs, out, *extra)
 
 
 # --- 5. tracebacks or exit 1 where exit 2 is due
@@ -598,35 +563,10 @@ def nan_guidance_points(inputs: Path, out: Path) -> list[str]:
     return _register(fixed, moving, out, "--fixed-points", str(points), "--moving-points", str(points))
 
 
-def singular_initial_affine(inputs: Path, out: Path) -> list[str]:
-    fixed, moving = _pair(inputs)
-    initial = _rigid_tfm(inputs / "initial.tfm", "1 0 0 1 0 0 0 0 1 0 0 0")  # two equal rows
-    return _register(fixed, moving, out, "--initial-transform", str(initial))
-
-
-def negative_threads(inputs: Path, out: Path) -> list[str]:
-    fixed, moving = _pair(inputs)
-    return _register(fixed, moving, out, "--threads", "-1")
-
-
-def negative_seed(inputs: Path, out: Path) -> list[str]:
-    fixed, moving = _pair(inputs)
-    return _register(fixed, moving, out, "--seed", "-5")
-
-
-def n4_shrink_zero(inputs: Path, out: Path) -> list[str]:
-    fixed, moving = _pair(inputs)
-    return _prep(fixed, moving, out, "--n4", "moving", "--n4-shrink", "0")
-
-
 def latin1_manifest(inputs: Path, out: Path) -> list[str]:
     _pair(inputs)
     manifest = _manifest(inputs, "case,fixed,moving", "c1,fixed.nrrd,moving-é.nrrd", encoding="latin-1")
     return ["batch", str(manifest), "--output-dir", str(out)]
-
-
-def batch_negative_workers(inputs: Path, out: Path) -> list[str]:
-    return _batch(inputs, out, "--workers", "-2")
 
 
 def batch_output_dir_is_a_file(inputs: Path, out: Path) -> list[str]:
@@ -644,22 +584,14 @@ def batch_case_named_like_a_file(inputs: Path, out: Path) -> list[str]:
 # --- 6. misleading or missing messages
 
 
-def _odd_grid(inputs: Path, out: Path, size, spacing) -> list[str]:
-    fixed, _ = _pair(inputs)
-    write_image(_volume(size=size, spacing=spacing, seed=1), inputs / "moving.nrrd")
-    return _register(fixed, inputs / "moving.nrrd", out)
+def moving_grid(size, spacing) -> Builder:
+    """A case: a moving image of ``size`` voxels at ``spacing`` mm."""
 
+    def write(inputs: Path) -> Path:
+        write_image(_volume(size=size, spacing=spacing, seed=1), inputs / "moving.nrrd")
+        return inputs / "moving.nrrd"
 
-def one_voxel_slab(inputs: Path, out: Path) -> list[str]:
-    return _odd_grid(inputs, out, (48, 40, 1), (2.0, 2.0, 2.5))
-
-
-def two_voxel_cube(inputs: Path, out: Path) -> list[str]:
-    return _odd_grid(inputs, out, (2, 2, 2), (2.0, 2.0, 2.5))
-
-
-def spacing_too_fine(inputs: Path, out: Path) -> list[str]:
-    return _odd_grid(inputs, out, (48, 40, 32), (1e-5, 1e-5, 1e-5))
+    return moving_as(write)
 
 
 def fifo_input(inputs: Path, out: Path) -> list[str]:
@@ -683,74 +615,50 @@ def fifo_points(inputs: Path, out: Path) -> list[str]:
             "--output-transform", str(out / "T.tfm")]  # fmt: skip
 
 
-def max_rotation_nan(inputs: Path, out: Path) -> list[str]:
-    fixed, moving = _pair(inputs)
-    return _register(fixed, moving, out, "--max-rotation-deg", "nan")
-
-
-def margin_nan(inputs: Path, out: Path) -> list[str]:
-    fixed, moving = _pair(inputs)
-    return _prep(fixed, moving, out, "--crop-common", "--margin", "nan")
-
-
-def segments_without_segmentations(inputs: Path, out: Path) -> list[str]:
-    fixed, moving = _pair(inputs)
-    return _register(fixed, moving, out, "--segments", "bone")
-
-
-def guidance_weight_without_segmentations(inputs: Path, out: Path) -> list[str]:
-    fixed, moving = _pair(inputs)
-    return _register(fixed, moving, out, "--guidance-weight", "2")
-
-
-def exclude_above_nan(inputs: Path, out: Path) -> list[str]:
-    fixed, moving = _pair(inputs)
-    return _prep(fixed, moving, out, "--exclude-above", "nan")
-
-
-def exclude_margin_negative(inputs: Path, out: Path) -> list[str]:
-    fixed, moving = _pair(inputs)
-    return _prep(fixed, moving, out, "--exclude-above", "2000", "--exclude-margin", "-50")
-
-
 MORE_CASES = {
-    "NaN origin": Case(nan_origin, "set the true origin"),
+    "NaN origin": Case(moving_header("Offset", "nan 0 0"), "set the true origin"),
     "mask with a NaN background": Case(nan_background_mask, "holds NaN voxels"),
-    ".tfm with a decimal comma": Case(decimal_comma_tfm, "write decimal points"),
-    ".tfm with a NaN parameter": Case(nan_parameter_tfm, "not a finite number"),
+    ".tfm with a decimal comma": Case(initial_tfm("1 0 0 0 1 0 0 0 1 2,5 0 0"), "write decimal points"),
+    ".tfm with a NaN parameter": Case(initial_tfm("1 0 0 0 1 0 0 0 1 nan 0 0"), "not a finite number"),
     "intensity image as a segmentation": Case(intensity_image_as_segmentation, "export the segmentation as a labelmap"),
     "--json names an existing folder": Case(json_is_an_existing_folder, "give a file name inside it"),
     "--output-volume names an existing folder": Case(output_volume_is_an_existing_folder, "existing folder"),
     "output name over 255 bytes": Case(output_name_too_long, "choose a shorter name"),
     "deformable result to .mat": Case(deformable_result_to_mat, "write it to .h5"),
-    "mirrored initial transform": Case(mirrored_initial_transform, "flip the image itself"),
-    "zero-scale initial transform": Case(zero_scale_initial_transform, "cannot be a starting pose"),
-    "seed 2^70": Case(seed_out_of_range, "from 0 to 2147483647"),
-    "batch --stability -3": Case(batch_negative_stability, "0 or more"),
-    "batch --timeout -5": Case(batch_negative_timeout, "positive number of seconds"),
+    "mirrored initial transform": Case(initial_tfm("-1 0 0 0 1 0 0 0 1 0 0 0"), "flip the image itself"),
+    "zero-scale initial transform": Case(initial_tfm("0 0 0 0 0 0 0 0 0 0 0 0"), "cannot be a starting pose"),
+    "seed 2^70": Case(register_with("--seed", str(2**70)), "from 0 to 2147483647"),
+    "batch --stability -3": Case(batch_with("--stability", "-3"), "0 or more"),
+    "batch --timeout -5": Case(batch_with("--timeout", "-5"), "positive number of seconds"),
     "NaN voxels": Case(nan_voxels, "replace them"),
     "complex pixels": Case(complex_pixels, "magnitude"),
     "NaN guidance points": Case(nan_guidance_points, "place the point again"),
-    "singular initial affine": Case(singular_initial_affine, "cannot be a starting pose"),
-    "--threads -1": Case(negative_threads, "give 1 or more"),
-    "--seed -5": Case(negative_seed, "from 0 to"),
-    "prep --n4-shrink 0": Case(n4_shrink_zero, "give e.g. 4"),
+    # Two equal rows:
+    "singular initial affine": Case(initial_tfm("1 0 0 1 0 0 0 0 1 0 0 0"), "cannot be a starting pose"),
+    "--threads -1": Case(register_with("--threads", "-1"), "give 1 or more"),
+    "--seed -5": Case(register_with("--seed", "-5"), "from 0 to"),
+    "prep --n4-shrink 0": Case(prep_with("--n4", "moving", "--n4-shrink", "0"), "give e.g. 4"),
     "Latin-1 manifest": Case(latin1_manifest, "save it as UTF-8"),
-    "batch --workers -2": Case(batch_negative_workers, "give 1 or more"),
+    "batch --workers -2": Case(batch_with("--workers", "-2"), "give 1 or more"),
     "batch --output-dir is a file": Case(batch_output_dir_is_a_file, "choose another --output-dir"),
     "batch case named like a file": Case(batch_case_named_like_a_file, "rename the case"),
-    "one-voxel slab": Case(one_voxel_slab, "the moving image is 2D and the other 3D: register two 2D images, or two volumes"),
-    "2x2x2 image": Case(two_voxel_cube, "at least 4 along each axis"),
-    "1e-5 mm spacing": Case(spacing_too_fine, "set the true spacing in mm"),
+    "one-voxel slab": Case(
+        moving_grid((48, 40, 1), (2.0, 2.0, 2.5)),
+        "the moving image is 2D and the other 3D: register two 2D images, or two volumes",
+    ),
+    "2x2x2 image": Case(moving_grid((2, 2, 2), (2.0, 2.0, 2.5)), "at least 4 along each axis"),
+    "1e-5 mm spacing": Case(moving_grid((48, 40, 32), (1e-5, 1e-5, 1e-5)), "set the true spacing in mm"),
     "a FIFO as input": Case(fifo_input, "not a regular file"),
     "a FIFO as initial transform": Case(fifo_initial_transform, "not a regular file"),
     "a FIFO as points file": Case(fifo_points, "not a regular file"),
-    "--max-rotation-deg nan": Case(max_rotation_nan, "from 0 to 180 degrees"),
-    "prep --margin nan": Case(margin_nan, "give 0 or more"),
-    "--segments without segmentations": Case(segments_without_segmentations, "or drop --segments"),
-    "--guidance-weight without guidance": Case(guidance_weight_without_segmentations, "or drop --guidance-weight"),
-    "prep --exclude-above nan": Case(exclude_above_nan, "give a CT value in HU"),
-    "prep --exclude-margin -50": Case(exclude_margin_negative, "give 0 or more"),
+    "--max-rotation-deg nan": Case(register_with("--max-rotation-deg", "nan"), "from 0 to 180 degrees"),
+    "prep --margin nan": Case(prep_with("--crop-common", "--margin", "nan"), "give 0 or more"),
+    "--segments without segmentations": Case(register_with("--segments", "bone"), "or drop --segments"),
+    "--guidance-weight without guidance": Case(register_with("--guidance-weight", "2"), "or drop --guidance-weight"),
+    "prep --exclude-above nan": Case(prep_with("--exclude-above", "nan"), "give a CT value in HU"),
+    "prep --exclude-margin -50": Case(
+        prep_with("--exclude-above", "2000", "--exclude-margin", "-50"), "give 0 or more"
+    ),
 }
 
 
@@ -785,6 +693,7 @@ def test_issue25_an_input_through_a_hard_link_is_refused_as_an_output(tmp_path):
     with pytest.raises(InputError, match="would destroy an input"):
         check_outputs_apart({"fixed image": fixed}, {"output volume": tmp_path / "same.nrrd"})
     check_outputs_apart({"fixed image": fixed}, {"output volume": tmp_path / "other.nrrd"})  # no error
+
 
 # --------------------------------------------------------------------------- mmreg stack (issue 23)
 def _sections(inputs: Path, count: int = 2, dpi=None) -> Path:
@@ -829,20 +738,9 @@ def stack_sections_given_as_a_file(inputs: Path, out: Path) -> list[str]:
     return _stack(str(_sections(inputs) / "s0.png"), out)
 
 
-def stack_negative_pixel_size(inputs: Path, out: Path) -> list[str]:
-    return _stack(str(_sections(inputs)), out, pixel="-0.5")
-
-
-def stack_zero_pixel_size(inputs: Path, out: Path) -> list[str]:
-    return _stack(str(_sections(inputs)), out, pixel="0")
-
-
-def stack_no_pixel_size_anywhere(inputs: Path, out: Path) -> list[str]:
-    return _stack(str(_sections(inputs)), out, pixel=None)
-
-
-def stack_screen_dpi_is_not_a_pixel_size(inputs: Path, out: Path) -> list[str]:
-    return _stack(str(_sections(inputs, dpi=72)), out, pixel=None)
+def stack_pixel(pixel: str | None, dpi: int | None = None) -> Builder:
+    """A case: two sections (saved at ``dpi`` if given) stacked with --pixel-size ``pixel`` (None: not given)."""
+    return lambda inputs, out: _stack(str(_sections(inputs, dpi=dpi)), out, pixel=pixel)
 
 
 def stack_zero_section_spacing(inputs: Path, out: Path) -> list[str]:
@@ -869,10 +767,10 @@ STACK_CASES = {
     "stack: missing folder": Case(stack_missing_folder, "does not exist"),
     "stack: glob matching nothing": Case(stack_glob_matching_nothing, "two or more sections"),
     "stack: a file for the folder": Case(stack_sections_given_as_a_file, "give the folder of sections"),
-    "stack: negative pixel size": Case(stack_negative_pixel_size, "give a positive size in mm"),
-    "stack: zero pixel size": Case(stack_zero_pixel_size, "give a positive size in mm"),
-    "stack: no pixel size in the files": Case(stack_no_pixel_size_anywhere, "give it with --pixel-size"),
-    "stack: 72 dpi is not a pixel size": Case(stack_screen_dpi_is_not_a_pixel_size, "give it with --pixel-size"),
+    "stack: negative pixel size": Case(stack_pixel("-0.5"), "give a positive size in mm"),
+    "stack: zero pixel size": Case(stack_pixel("0"), "give a positive size in mm"),
+    "stack: no pixel size in the files": Case(stack_pixel(None), "give it with --pixel-size"),
+    "stack: 72 dpi is not a pixel size": Case(stack_pixel(None, dpi=72), "give it with --pixel-size"),
     "stack: zero section spacing": Case(stack_zero_section_spacing, "distance between sections"),
     "stack: volume not NRRD": Case(stack_volume_not_nrrd, "use one of .nrrd"),
     "stack: unreadable folder": Case(stack_unreadable_folder, "does not exist"),

@@ -1,16 +1,18 @@
-"""The generated guided-registration cases (guided_data.py): geometry, exact truth, weak MR-ultrasound
-intensity relation, per-bone motions, determinism and the files' round trip."""
+"""The generated guided-registration cases (ultrasound_like.py, pelvis_like.py): geometry, exact truth, weak
+MR-ultrasound intensity relation, per-bone motions, determinism and the files' round trip."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from guided_data import BEAM, GuidedPair, pelvis_like_pair, ultrasound_like_pair, write_pair
 from MultimodalRegistrationLib.core.metric import mutual_information, overlap_samples
 from MultimodalRegistrationLib.core.transforms import Transform, lps_ras_points
 from MultimodalRegistrationLib.landmarks.points_io import read_points
 from MultimodalRegistrationLib.qa.overlap import label_names, label_overlap, warp_labels
+from pelvis_like import pelvis_like_pair
+from ultrasound_like import GuidedPair, ultrasound_like_pair
+from ultrasound_model import BEAM
 
 SHIFT_5MM = Transform.from_matrix(np.array([[1, 0, 0, 5.0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]))
 
@@ -189,7 +191,7 @@ def _assert_points(path, points_lps, labels):
 
 
 def test_write_pair_round_trip(us_pair, pelvis, tmp_path):
-    paths = write_pair(us_pair, tmp_path / "us")
+    paths = us_pair.write(tmp_path / "us")
     for name in ("fixed", "moving", "moving_mask"):
         _assert_same_image(paths[name], getattr(us_pair, name))
     for name in ("fixed_labels", "moving_labels"):
@@ -200,7 +202,7 @@ def test_write_pair_round_trip(us_pair, pelvis, tmp_path):
     _assert_points(paths["landmarks_moving"], us_pair.landmarks_moving, us_pair.landmark_labels)
     _assert_points(paths["targets_fixed"], us_pair.targets_fixed, [f"target-{i + 1}" for i in range(20)])
 
-    paths = write_pair(pelvis, tmp_path / "pelvis")
+    paths = pelvis.write(tmp_path / "pelvis")
     assert label_names(_assert_same_image(paths["moving_labels"], pelvis.moving_labels)) == pelvis.names
     for name, bone_truth in pelvis.bone_truths.items():
         assert np.allclose(Transform.read(paths[f"truth_{name}"]).matrix, bone_truth.matrix, atol=1e-9)

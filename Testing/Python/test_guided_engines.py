@@ -17,7 +17,7 @@ from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.core.phantom import mean_error_mm
 from MultimodalRegistrationLib.core.transforms import Transform, rigid_transform
 from MultimodalRegistrationLib.engines import elastix_guidance as guided
-from MultimodalRegistrationLib.engines.ants import pinned_pair, registration_arguments
+from MultimodalRegistrationLib.engines.ants import RunFiles, pinned_pair, registration_arguments
 from MultimodalRegistrationLib.engines.guidance_terms import Channel, EngineGuidance
 from MultimodalRegistrationLib.engines.point_blobs import render_point_blobs
 from MultimodalRegistrationLib.engines.preset_checks import check_elastix_entries
@@ -286,7 +286,7 @@ def test_ants_guidance_leads_unless_outweighed_and_the_mattes_term_can_go():
 
     def metrics(**kwargs) -> list[str]:
         arguments = registration_arguments(
-            load_preset("ants", "rigid"), "f.nrrd", "m.nrrd", "i.h5", "out_", 1, **kwargs
+            load_preset("ants", "rigid"), RunFiles("f.nrrd", "m.nrrd", "i.h5", "out_"), 1, **kwargs
         )
         return [arguments[i + 1] for i, argument in enumerate(arguments) if argument == "--metric"]
 
@@ -306,7 +306,7 @@ def test_ants_winsorizes_only_unguided_runs():
 
     preset = load_preset("ants", "rigid")
     for terms, window in (([], "[0.005,0.995]"), ([ImageTerm("cf.nrrd", "cm.nrrd", 1.0)], "[0.0,1.0]")):
-        arguments = registration_arguments(preset, "f.nrrd", "m.nrrd", "i.h5", "out_", 1, terms=terms)
+        arguments = registration_arguments(preset, RunFiles("f.nrrd", "m.nrrd", "i.h5", "out_"), 1, terms=terms)
         assert arguments[arguments.index("--winsorize-image-intensities") + 1] == window
 
 

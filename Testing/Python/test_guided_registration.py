@@ -1,5 +1,5 @@
 """Registration guided by segmentations and landmarks, on a generated MR -> ultrasound-like pair with
-exact truth (Testing/Python/guided_data.py): the library, the CLI and MRML nodes."""
+exact truth (Testing/Python/ultrasound_like.py): the library, the CLI and MRML nodes."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import sys
 
 import numpy as np
 import pytest
-from guided_data import ultrasound_like_pair, write_pair
 from MultimodalRegistrationLib.core.transforms import Transform, lps_ras_points
 from MultimodalRegistrationLib.registration.guided.guidance import Guidance
 from MultimodalRegistrationLib.registration.guided.score import DICE_TOLERANCE
 from MultimodalRegistrationLib.registration.register import register
+from ultrasound_like import ultrasound_like_pair
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_landmarks_alone_guide_ants(us_pair):
 
 
 def test_cli_refuses_one_sided_guidance_before_any_engine(us_pair, tmp_path):
-    files = write_pair(us_pair, tmp_path / "case")
+    files = us_pair.write(tmp_path / "case")
     command = [
         sys.executable, "-m", "MultimodalRegistrationLib.cli", "register",
         "--fixed", str(files["fixed"]), "--moving", str(files["moving"]),
@@ -116,7 +116,7 @@ def test_node_level_guidance_from_segmentation_nodes_and_markups(scene, us_pair,
     ],
 )  # fmt: skip
 def test_cli_refuses_piecewise_or_segments_it_cannot_do(us_pair, tmp_path, extra, message):
-    files = write_pair(us_pair, tmp_path / "case")
+    files = us_pair.write(tmp_path / "case")
     command = [
         sys.executable, "-m", "MultimodalRegistrationLib.cli", "register",
         "--fixed", str(files["fixed"]), "--moving", str(files["moving"]), "--output-transform", str(tmp_path / "T.h5"),

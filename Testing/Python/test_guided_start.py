@@ -9,7 +9,7 @@ import pytest
 from MultimodalRegistrationLib.core.rotations import rotation_angle_deg
 from MultimodalRegistrationLib.core.transforms import Transform
 from MultimodalRegistrationLib.engines.output import EngineOutput
-from MultimodalRegistrationLib.registration import register as register_module
+from MultimodalRegistrationLib.registration import runs
 from MultimodalRegistrationLib.registration.guided.guidance import Guidance, prepare_guidance
 from MultimodalRegistrationLib.registration.guided.score import guidance_score
 from MultimodalRegistrationLib.registration.guided.start import (
@@ -19,6 +19,7 @@ from MultimodalRegistrationLib.registration.guided.start import (
     lattice,
     segment_centroid_alignment,
 )
+from MultimodalRegistrationLib.registration.register import register
 from MultimodalRegistrationLib.registration.rules.keep import worse_beyond_noise
 from trus_data import trus_pair
 
@@ -77,9 +78,9 @@ def test_a_run_that_cannot_beat_its_start_returns_the_centroid_alignment_with_a_
     def stays(request) -> EngineOutput:
         return EngineOutput(request.initial, request.initial.inverse(), "", "none", 1, stages=[("rigid", request.initial)])
 
-    monkeypatch.setattr(register_module, "run_engine", stays)
+    monkeypatch.setattr(runs, "run_engine", stays)
     guidance = Guidance(pair.fixed_labels, pair.moving_labels)
-    result = register_module.register(pair.fixed, pair.moving, engine="elastix", guidance=guidance, init="geometry")
+    result = register(pair.fixed, pair.moving, engine="elastix", guidance=guidance, init="geometry")
     prepared = prepare_guidance(pair.fixed, pair.moving, guidance, "elastix")
     np.testing.assert_allclose(result.transform.matrix, segment_centroid_alignment(prepared).matrix, atol=1e-9)
     assert result.provenance.kept == "segment centroids"

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from guided_data import ultrasound_like_pair
 from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.core.phantom import make_phantom_pair, rigid_transform
 from MultimodalRegistrationLib.core.transforms import Transform
@@ -24,6 +23,7 @@ from MultimodalRegistrationLib.registration.rules.masks import (
     valid_fraction,
 )
 from MultimodalRegistrationLib.registration.rules.sampling_region import moving_footprint, sampling_regions
+from ultrasound_like import ultrasound_like_pair
 
 # An organ in the phantom's head (fixed LPS mm): the lesion's edge and the white-matter border,
 # a 27 cm³ ellipsoid, a prostate's size. The moving image is a 90 mm box of the MR around it,

@@ -117,7 +117,7 @@ def _folding_field(reference: sitk.Image) -> Transform:
 
 def test_a_folding_deformable_result_falls_back_to_the_linear_stage_before_it(pair, monkeypatch):
     from MultimodalRegistrationLib.engines.output import EngineOutput
-    from MultimodalRegistrationLib.registration import register as module
+    from MultimodalRegistrationLib.registration import runs as module
 
     def engine(request):
         # What a B-spline preset returns when its last stage folds: the affine stage was right.

@@ -11,7 +11,6 @@ import json
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from guided_data import pelvis_like_pair
 from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.core.transforms import Transform, rigid_transform
 from MultimodalRegistrationLib.engines.presets import load_preset
@@ -23,6 +22,7 @@ from MultimodalRegistrationLib.registration.piecewise.segments import register_p
 from MultimodalRegistrationLib.registration.rules.keep import minimum_jacobian
 from MultimodalRegistrationLib.registration.rules.masks import check_fixed_mask_size
 from MultimodalRegistrationLib.registration.summary import Provenance
+from pelvis_like import pelvis_like_pair
 
 GLOBAL = rigid_transform(8.0, [0.2, 1.0, 0.3], [5.0, -3.0, 2.0])
 

@@ -5,8 +5,8 @@ Measured on make bench's cohort (20 phantom pairs at 256 x 256 x 180): at 180 de
 ended on the head's 180-degree twin at 0.7686 nats, the any-pose start on the truth at 0.7673 (0.05 mm
 off); the higher metric chose the twin."""
 
-from MultimodalRegistrationLib.registration.register import _pick_run
 from MultimodalRegistrationLib.registration.rules.keep import KEEP_TOLERANCE_NATS
+from MultimodalRegistrationLib.registration.runs import pick_run
 
 
 def run(name: str, metric: float, guided_rank: float | None = None) -> tuple:
@@ -16,7 +16,7 @@ def run(name: str, metric: float, guided_rank: float | None = None) -> tuple:
 
 def test_a_tie_within_the_tolerance_goes_to_the_any_pose_start_with_a_warning():
     warnings: list[str] = []
-    chosen = _pick_run([run("any-pose", 0.7673), run("centre", 0.7686)], warnings)
+    chosen = pick_run([run("any-pose", 0.7673), run("centre", 0.7686)], warnings)
     assert chosen[2] == "any-pose" and chosen[1] == 0.7673
     assert len(warnings) == 1
     assert "(0.7686 and 0.7673)" in warnings[0] and "--stability" in warnings[0]
@@ -25,17 +25,17 @@ def test_a_tie_within_the_tolerance_goes_to_the_any_pose_start_with_a_warning():
 def test_a_clear_win_beyond_the_tolerance_goes_to_the_higher_metric():
     warnings: list[str] = []
     margin = KEEP_TOLERANCE_NATS + 0.001
-    chosen = _pick_run([run("any-pose", 0.70), run("centre", 0.70 + margin)], warnings)
+    chosen = pick_run([run("any-pose", 0.70), run("centre", 0.70 + margin)], warnings)
     assert chosen[2] == "centre" and warnings == []
-    chosen = _pick_run([run("any-pose", 0.71), run("centre", 0.70)], warnings)
+    chosen = pick_run([run("any-pose", 0.71), run("centre", 0.70)], warnings)
     assert chosen[2] == "any-pose" and warnings == []
 
 
 def test_guided_runs_and_single_runs_keep_their_own_ranking():
     warnings: list[str] = []
     # Guided runs rank by the guidance's agreement first: a tie in the metric does not move them.
-    chosen = _pick_run([run("any-pose", 0.70, guided_rank=0.80), run("centre", 0.701, guided_rank=0.90)], warnings)
+    chosen = pick_run([run("any-pose", 0.70, guided_rank=0.80), run("centre", 0.701, guided_rank=0.90)], warnings)
     assert chosen[2] == "centre"
-    assert _pick_run([run("initial", 0.5)], warnings)[2] == "initial"
-    assert _pick_run([], warnings) is None
+    assert pick_run([run("initial", 0.5)], warnings)[2] == "initial"
+    assert pick_run([], warnings) is None
     assert warnings == []

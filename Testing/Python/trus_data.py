@@ -18,15 +18,15 @@ What makes a pair hard here (every number is drawn per seed, see :func:`trus_pai
   wall): a narrow elevation sweep (18-36 degrees half-angle) cuts the gland's base or apex in some pairs,
   and the TRUS segmentation stops at the fan's edge;
 * the TRUS intensities relate weakly to the MR (echogenicity not monotone in the MR value, speckle,
-  shadows behind calcifications, depth loss; guided_data's echo model);
+  shadows behind calcifications, depth loss; ultrasound_model's echo model);
 * 4-5 landmarks (a cyst, calcifications, the urethra at the base or apex), clicked with 1-2 mm noise (RMS,
   3D) on each side.
 
 Frames: the anatomy is analytic in the MR (moving) frame. The truth maps fixed (TRUS) points x to moving
-(MR) points y = A(P(W(x))): W the smooth warp, P(x) = x + u(x) undoes the probe's push (guided_data.ProbePush,
-posterior, with an inward bulge), A a rigid pose. :meth:`TrusPair.truth_points` is that analytic map, exact; its inverse is
-:meth:`TrusPair.fixed_points_of` (Newton, to 1e-9 mm). Images and labels are sampled through the exact map
-on their own grids. Deterministic per seed.
+(MR) points y = A(P(W(x))): W the smooth warp, P(x) = x + u(x) undoes the probe's push
+(ultrasound_model.ProbePush, posterior, with an inward bulge), A a rigid pose. :meth:`TrusPair.truth_points`
+is that analytic map, exact; its inverse is :meth:`TrusPair.fixed_points_of` (Newton, to 1e-9 mm). Images and
+labels are sampled through the exact map on their own grids. Deterministic per seed.
 """
 
 from __future__ import annotations
@@ -36,24 +36,21 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from guided_data import (
+from MultimodalRegistrationLib.core.images import physical_center
+from MultimodalRegistrationLib.core.transforms import Transform, rigid_transform
+from pair_files import write_case
+from synthetic_geometry import image_like, named_labels, sample_at, voxel_points
+from ultrasound_model import (
     BEAM,
     Fan,
     ProbePush,
     Waves,
-    _echo,
-    _image,
-    _log_compress,
-    _mr_with_gland,
-    _points,
-    _sample,
-    _source_values,
-    _with_names,
+    echo_amplitude,
+    log_compress,
     mni_source,
-    write_markups,
+    mr_with_gland,
+    source_mr_values,
 )
-from MultimodalRegistrationLib.core.images import physical_center, write_image
-from MultimodalRegistrationLib.core.transforms import Transform, rigid_transform
 
 SPACING_MM = 1.5
 TRUS_SIZE = (47, 63, 44)  # 70 x 95 x 66 mm: fixed
@@ -276,7 +273,9 @@ class TrusPair:
 
     def tre(self, transform: Transform) -> np.ndarray:
         """Target registration error (mm) at the true landmarks: |transform(x) - truth(x)|."""
-        return np.linalg.norm(transform.transform_points(self.landmarks_fixed_true) - self.landmarks_moving_true, axis=1)
+        return np.linalg.norm(
+            transform.transform_points(self.landmarks_fixed_true) - self.landmarks_moving_true, axis=1
+        )
 
     def clicked_error(self, transform: Transform) -> np.ndarray:
         """The error a user measures with the clicks: |transform(fixed click) - moving click| (mm)."""
@@ -289,7 +288,7 @@ class TrusPair:
         """The truth sampled as a displacement field on ``reference`` (default: the fixed grid), for tools that
         need a transform; the analytic :meth:`truth_points` is exact."""
         reference = reference or self.fixed
-        points = _points(reference)
+        points = voxel_points(reference)
         values = self.truth_points(points.reshape(-1, 3)).reshape(points.shape) - points
         image = sitk.GetImageFromArray(values.astype(np.float64), isVector=True)
         image.CopyInformation(reference)
@@ -373,24 +372,26 @@ def trus_pair(
         source_centre = np.array([0.0, 0.0, 10.0]) + rng.uniform(-5, 5, 3)
 
     def source_at(points: np.ndarray) -> np.ndarray:
-        return _source_values(source, points - gland.center + source_centre)
+        return source_mr_values(source, points - gland.center + source_centre)
 
     # Moving: MR with the gland inserted.
-    moving_points = _points(moving_grid)
+    moving_points = voxel_points(moving_grid)
     mr_values = source_at(moving_points)
     values_range = tuple(np.percentile(mr_values, [2, 98]))
-    mr = _mr_with_gland(mr_values, moving_points, gland, SPACING_MM, rng)
-    moving = _image(_to_uint8(mr), moving_grid)
+    mr = mr_with_gland(mr_values, moving_points, gland, SPACING_MM, rng)
+    moving = image_like(_to_uint8(mr), moving_grid)
 
     # Fixed: TRUS from the fan's polar grid, scan-converted; 0 outside the fan.
     polar_moving = truth(fan.polar_points().reshape(-1, 3)).reshape(fan.polar_points().shape)
     low, high = values_range
     values_n = np.clip((source_at(polar_moving) - low) / (high - low), 0.0, 1.0)
-    polar = sitk.GetImageFromArray(_log_compress(_echo(values_n, polar_moving, gland, fan, Waves.random(rng), rng)))
-    fixed_points = _points(fixed_grid)
+    polar = sitk.GetImageFromArray(
+        log_compress(echo_amplitude(values_n, polar_moving, gland, fan, Waves.random(rng), rng))
+    )
+    fixed_points = voxel_points(fixed_grid)
     index, inside = fan.polar_index(fixed_points)
-    grey = _sample(polar, index) * inside
-    fixed = _image(np.clip(np.round(grey), 0, 255).astype(np.uint8), fixed_grid)
+    grey = sample_at(polar, index) * inside
+    fixed = image_like(np.clip(np.round(grey), 0, 255).astype(np.uint8), fixed_grid)
     fov = inside.astype(np.uint8)
 
     # Segmentations, drawn independently: noise, bias and apex/base extents of their own.
@@ -465,9 +466,9 @@ def trus_pair(
         seed=seed,
         fixed=fixed,
         moving=moving,
-        fixed_labels=_with_names(labels["fixed"], fixed_grid, NAMES),
-        moving_labels=_with_names(labels["moving"], moving_grid, NAMES),
-        fixed_fov=_image(fov, fixed_grid),
+        fixed_labels=named_labels(labels["fixed"], fixed_grid, NAMES),
+        moving_labels=named_labels(labels["moving"], moving_grid, NAMES),
+        fixed_fov=image_like(fov, fixed_grid),
         landmarks_fixed=landmarks_fixed,
         landmarks_moving=landmarks_moving,
         landmarks_fixed_true=fixed_true,
@@ -496,13 +497,7 @@ def trus_cohort(seeds=COHORT_SEEDS, **options):
 def write_trus_pair(pair: TrusPair, folder: str | Path) -> dict[str, Path]:
     """Write a pair for the command line: fixed.nrrd, moving.nrrd, fixed_labels.seg.nrrd, moving_labels.seg.nrrd,
     fixed_fov.nrrd and landmarks_{fixed,moving}.mrk.json (the clicks, RAS) plus landmarks_*_true.mrk.json."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {name: folder / f"{name}.nrrd" for name in ("fixed", "moving", "fixed_fov")}
-    paths.update({name: folder / f"{name}.seg.nrrd" for name in ("fixed_labels", "moving_labels")})
-    for name, path in paths.items():
-        write_image(getattr(pair, name), path)
-    for name in ("landmarks_fixed", "landmarks_moving", "landmarks_fixed_true", "landmarks_moving_true"):
-        paths[name] = folder / f"{name}.mrk.json"
-        write_markups(paths[name], getattr(pair, name), pair.landmark_labels)
-    return paths
+    names = ("fixed", "moving", "fixed_fov", "fixed_labels", "moving_labels")
+    landmarks = ("landmarks_fixed", "landmarks_moving", "landmarks_fixed_true", "landmarks_moving_true")
+    points = {name: (getattr(pair, name), pair.landmark_labels) for name in landmarks}
+    return write_case(folder, {name: getattr(pair, name) for name in names}, points=points)

@@ -29,9 +29,9 @@ from .file_headers import (
     header_spacing,  # noqa: F401 (re-exported: part of this module's API)
     spacing_error,
 )
+from .files import VOLUME_SUFFIXES
 from .memory import HEADROOM_BYTES, check_memory, estimate_run_bytes, item_bytes
 
-SUPPORTED = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
 LINEAR_SUFFIXES = (".tfm", ".txt", ".mat")
 TRANSFORM_SUFFIXES = (".h5", ".hdf5") + LINEAR_SUFFIXES
 # Largest deviation of a direction matrix from a rotation (column length 1, columns at 90°) accepted.
@@ -124,7 +124,7 @@ def complex_error(subject: str) -> InputError:
 
 def unreadable_advice(path: Path) -> str:
     """What to do with a file ITK cannot read: convert an unsupported format, or replace a damaged file."""
-    if file_suffix(Path(path)) in SUPPORTED:
+    if file_suffix(Path(path)) in VOLUME_SUFFIXES:
         return "the file is damaged or not what its name says: export it again from the scanner or from Slicer"
     return "save it as NRRD, NIfTI or MHA"
 

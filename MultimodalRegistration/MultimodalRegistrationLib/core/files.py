@@ -19,6 +19,9 @@ DOUBLE_SUFFIXES = (".nii.gz",)
 # Image headers whose voxels are in a data file of their own.
 DETACHED_SUFFIXES = (".nhdr", ".mhd")
 
+# Image files ITK reads and writes (volumes, 2D images, displacement fields); ".nii.gz" is one suffix.
+VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
+
 # Files of one 2D picture (microscopy, histology, photographs); read by core/images2d.py.
 RASTER_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 

@@ -24,9 +24,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import InputError
-from .files import RASTER_SUFFIXES, suffix_of
+from .files import RASTER_SUFFIXES, VOLUME_SUFFIXES, suffix_of
 
-VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
 IMAGE_2D_SUFFIXES = RASTER_SUFFIXES + VOLUME_SUFFIXES
 BT601 = (0.299, 0.587, 0.114)  # luminance weights of R, G, B (ITU-R BT.601)
 _SCREEN_DPI = (72.0, 96.0)

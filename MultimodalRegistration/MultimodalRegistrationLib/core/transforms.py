@@ -20,11 +20,10 @@ import SimpleITK as sitk
 
 from .errors import InputError
 from .file_checks import LINEAR_SUFFIXES, TRANSFORM_SUFFIXES
-from .files import suffix_of, write_atomically
+from .files import VOLUME_SUFFIXES, suffix_of, write_atomically
 from .transform_checks import check_transform_numbers, check_transform_text
 
 F = np.diag([-1.0, -1.0, 1.0, 1.0])
-DISPLACEMENT_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 
 
 def lps_ras_flip(matrix: np.ndarray) -> np.ndarray:
@@ -119,7 +118,7 @@ class Transform:
             raise InputError(f"transform {path} is not a regular file (a folder, pipe or device): give the file")
         suffix = suffix_of(path)
         try:
-            if suffix in DISPLACEMENT_SUFFIXES:
+            if suffix in VOLUME_SUFFIXES:  # a displacement field
                 return cls.from_displacement_field(sitk.ReadImage(str(path)))
             check_transform_text(path)
             transform = cls(sitk.ReadTransform(str(path)))

@@ -53,6 +53,19 @@ class ImageTerm:
     name: str = ""
 
 
+@dataclass(frozen=True)
+class RunFiles:
+    """The files of one antsRegistration run: the images, the masks (None: none), the initial transform
+    and the prefix of the outputs."""
+
+    fixed: str
+    moving: str
+    initial: str
+    output_prefix: str
+    fixed_mask: str | None = None
+    moving_mask: str | None = None
+
+
 def intensity_leads(terms: Sequence[ImageTerm], intensity_weight: float) -> bool:
     """Whether the intensity metric comes first in each stage rather than the heaviest guidance term.
 
@@ -105,8 +118,7 @@ def stage_arguments(
 
 
 def registration_arguments(
-    preset: Preset, fixed: str, moving: str, initial: str, output_prefix: str, seed: int,
-    voxel_mm: float = 1.0, fixed_mask: str | None = None, moving_mask: str | None = None,
+    preset: Preset, files: RunFiles, seed: int, voxel_mm: float = 1.0,
     terms: Sequence[ImageTerm] = (), intensity_weight: float = 1.0,
 ) -> list[str]:  # fmt: skip
     """The whole antsRegistration command line (without the program name).
@@ -122,18 +134,18 @@ def registration_arguments(
         "--float", "1",
         "--collapse-output-transforms", "1",
         "--write-composite-transform", "1",
-        "--output", f"[{output_prefix}]",
+        "--output", f"[{files.output_prefix}]",
         "--interpolation", "Linear",
         "--use-histogram-matching", "0",
         "--winsorize-image-intensities", f"[{low},{high}]",
-        "--initial-moving-transform", initial,
+        "--initial-moving-transform", files.initial,
         "--random-seed", str(seed),
         "--verbose", "1",
     ]  # fmt: skip
-    if fixed_mask or moving_mask:
-        arguments += ["--masks", f"[{fixed_mask or 'NULL'},{moving_mask or 'NULL'}]"]
+    if files.fixed_mask or files.moving_mask:
+        arguments += ["--masks", f"[{files.fixed_mask or 'NULL'},{files.moving_mask or 'NULL'}]"]
     for stage in recipe["stages"]:
-        arguments += stage_arguments(stage, fixed, moving, voxel_mm, terms, intensity_weight)
+        arguments += stage_arguments(stage, files.fixed, files.moving, voxel_mm, terms, intensity_weight)
     return arguments
 
 
@@ -243,9 +255,9 @@ def run(request: EngineRequest) -> EngineOutput:
     initial_path = workdir / "initial.h5"
     initial.write(initial_path)
     prefix = str(workdir / "ants_")
+    files = RunFiles(str(paths["fixed"]), str(paths["moving"]), str(initial_path), prefix, **masks)
     arguments = registration_arguments(
-        preset, str(paths["fixed"]), str(paths["moving"]), str(initial_path), prefix, request.seed,
-        voxel_mm=min(fixed.GetSpacing()), **masks,
+        preset, files, request.seed, voxel_mm=min(fixed.GetSpacing()),
         terms=terms, intensity_weight=guidance.intensity_weight if guidance is not None else 1.0,
     )  # fmt: skip
     log_path = workdir / SPEC.log_name

@@ -17,8 +17,8 @@ from typing import Any, ClassVar
 
 from ..core.choices import DEFAULT_INIT, DEFAULT_PRESET, DEFAULT_SEED, FULL_ROTATION_DEG
 from ..core.errors import InputError
-from ..core.file_checks import SUPPORTED, TRANSFORM_SUFFIXES, check_output_path
-from ..core.files import stem_of
+from ..core.file_checks import TRANSFORM_SUFFIXES, check_output_path
+from ..core.files import VOLUME_SUFFIXES, stem_of
 from ..core.records import Record, to_json
 from ..engines.registry import DEFAULT_ENGINE
 from ..prep.options import PrepOptions
@@ -119,7 +119,7 @@ class RegistrationJob(Job):
     threads: int | None = _choice(None, "threads", unset=0)
     output_transform: str | None = _path("output", suffixes=TRANSFORM_SUFFIXES, panel="outputTransform")
     output_inverse: str | None = _path("output", suffixes=TRANSFORM_SUFFIXES)
-    output_volume: str | None = _path("output", suffixes=SUPPORTED, panel="outputVolume")
+    output_volume: str | None = _path("output", suffixes=VOLUME_SUFFIXES, panel="outputVolume")
     summary: str | None = _path("output", suffixes=(".json",))
     log: str | None = _path("output", panel="log")
     prep: PrepOptions | None = _choice(None, "prep")

@@ -29,14 +29,6 @@ def _write_log(job: RegistrationJob, text: str) -> str | None:
     return job.log
 
 
-def _register_piecewise(job: RegistrationJob, fixed, moving, options: dict):
-    """The global registration, then each named segment on its own, blended (see registration/piecewise.py)."""
-    from ..registration.piecewise.segments import register_piecewise
-
-    guidance = options.pop("guidance")  # the library refuses a run without segmentations
-    return register_piecewise(fixed, moving, guidance, list(job.piecewise), preset=job.preset, **options)
-
-
 def _write_segment_transforms(output_transform: str, piecewise) -> dict[str, str]:
     """Each segment's rigid transform (fixed -> moving) beside the field: ``T.h5`` -> ``T_<segment>.h5``."""
     path = Path(output_transform)
@@ -58,6 +50,7 @@ def run_registration_job(job: RegistrationJob, emit: Callable[[dict], None]) -> 
     from ..core.images import read_image, write_image
     from ..core.transforms import Transform, resample
     from ..registration.register import register
+    from ..registration.settings import RegistrationSettings
     from .guidance_inputs import guidance_from_job
 
     job = preflight_registration(job, data=False)  # read_image below checks the bytes
@@ -86,8 +79,9 @@ def run_registration_job(job: RegistrationJob, emit: Callable[[dict], None]) -> 
     def progress(fraction: float, stage: str, **details) -> None:
         emit({"event": "progress", "fraction": round(min(max(fraction, 0.0), 1.0), 4), "stage": stage, **details})
 
-    options = dict(
+    settings = RegistrationSettings(
         engine=job.engine,
+        preset=job.preset,
         fixed_mask=fixed_mask,
         moving_mask=moving_mask,
         initial_transform=initial,
@@ -95,18 +89,20 @@ def run_registration_job(job: RegistrationJob, emit: Callable[[dict], None]) -> 
         max_rotation_deg=float(job.max_rotation_deg),
         seed=int(job.seed),
         threads=job.threads,
-        progress=progress,
         sources=job.sources(),
-        workdir=job.workdir,
-        guidance=guidance,
     )
     piecewise = None
     try:
-        if job.piecewise:
-            piecewise = _register_piecewise(job, fixed, moving, options)
+        if job.piecewise:  # the global registration, then each named segment on its own, blended
+            from ..registration.piecewise.segments import PiecewiseSettings, register_piecewise
+
+            piecewise = register_piecewise(
+                fixed, moving, guidance, list(job.piecewise), PiecewiseSettings(settings),
+                progress=progress, workdir=job.workdir,
+            )  # fmt: skip
             result = piecewise.global_result
         else:
-            result = register(fixed, moving, preset=job.preset, **options)
+            result = register(fixed, moving, settings, progress=progress, workdir=job.workdir, guidance=guidance)
     except EngineError as error:
         error.log_path = _write_log(job, error.log)
         raise

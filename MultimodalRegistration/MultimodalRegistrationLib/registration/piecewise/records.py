@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ...core.files import VOLUME_SUFFIXES, suffix_of
 from ...core.images import write_image
 from ...core.records import Record
-from ...core.transforms import DISPLACEMENT_SUFFIXES, Transform
+from ...core.transforms import Transform
 from ..describe import describe_piecewise
 from ..guided.score import GuidanceScore
 from ..register import METRIC_NAME, RegistrationResult
@@ -133,8 +134,7 @@ class PiecewiseResult:
 
     def write_field(self, path: str | Path) -> None:
         """Write the field: an ITK transform (.h5) or a displacement image (.nii.gz, .nrrd, .mha; LPS mm)."""
-        name = Path(path).name.lower()
-        if any(name.endswith(suffix) for suffix in DISPLACEMENT_SUFFIXES):
+        if suffix_of(path) in VOLUME_SUFFIXES:
             write_image(self.blend.field, path)
         else:
             self.field.write(path)

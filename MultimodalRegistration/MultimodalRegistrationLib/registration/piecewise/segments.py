@@ -17,25 +17,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-from ...core.choices import DEFAULT_SEED
 from ...core.errors import EngineError, InputError
 from ...core.images import index_to_physical_matrix
 from ...core.metric import mutual_information
 from ...core.rotations import pose_difference
 from ...core.transforms import Transform
 from ...engines.presets import Preset, load_preset
-from ...engines.registry import DEFAULT_ENGINE
 from ...engines.sampling import stage_sampling
 from ..guided.guidance import Guidance, PreparedGuidance, SegmentPair, pair_segments, prepare_guidance, segment_mask
 from ..guided.score import guidance_score
 from ..register import RegistrationResult, register
 from ..rules.masks import check_fixed_mask_size, mask_centroid
+from ..settings import RegistrationSettings, check_names
 from .polyrigid import DEFAULT_REACH_MM, DEFAULT_SPACING_MM, PolyrigidField, RigidPiece, polyrigid_field
 from .records import PiecewiseResult, SegmentResult
 
@@ -267,31 +266,12 @@ def _field_warnings(blend: PolyrigidField) -> list[str]:
     return warnings
 
 
-def register_piecewise(
-    fixed: sitk.Image,
-    moving: sitk.Image,
-    guidance: Guidance,
-    segments: list[str],
-    engine: str = DEFAULT_ENGINE,
-    global_result: RegistrationResult | None = None,
-    margin_mm: float = DEFAULT_MARGIN_MM,
-    seed: int = DEFAULT_SEED,
-    threads: int | None = None,
-    progress: Progress | None = None,
-    workdir: str | Path | None = None,
-    field_spacing_mm: float = DEFAULT_SPACING_MM,
-    reach_mm: float = DEFAULT_REACH_MM,
-    max_rotation_from_global_deg: float = MAX_ROTATION_FROM_GLOBAL_DEG,
-    max_shift_from_global_mm: float = MAX_SHIFT_FROM_GLOBAL_MM,
-    **register_options,
-) -> PiecewiseResult:
-    """Register ``moving`` to ``fixed`` (LPS images) piece by piece: a global registration, then one rigid
-    registration per named segment, blended into one displacement field (fixed -> moving, LPS mm).
+@dataclass(frozen=True)
+class PiecewiseSettings:
+    """How :func:`register_piecewise` runs.
 
-    ``guidance`` must hold both segmentations; ``segments`` names the segments (or label values) to register
-    on their own. ``global_result`` (linear) is used instead of running the global registration, which
-    otherwise is ``register(fixed, moving, engine=engine, preset="rigid", guidance=guidance, ...)`` with
-    ``register_options`` (preset, init, masks, initial_transform...) passed on.
+    ``registration``: the global registration's settings (preset rigid unless given), whose engine, seed and
+    threads the segments' own registrations share. ``global_result`` (linear) is used instead of running it.
     ``margin_mm``: how far (mm) around each segment its registration looks; at least one voxel of the
     rigid preset's coarsest level, and more when the sampler needs it.
     ``field_spacing_mm``/``reach_mm``: the field's grid spacing and how far (mm) a segment's motion reaches
@@ -299,16 +279,55 @@ def register_piecewise(
     A segment whose result lies more than ``max_rotation_from_global_deg`` degrees or
     ``max_shift_from_global_mm`` mm from the global result keeps the global transform, with a warning.
     """
+
+    registration: RegistrationSettings = field(default_factory=lambda: RegistrationSettings(preset=SEGMENT_PRESET))
+    global_result: RegistrationResult | None = None
+    margin_mm: float = DEFAULT_MARGIN_MM
+    field_spacing_mm: float = DEFAULT_SPACING_MM
+    reach_mm: float = DEFAULT_REACH_MM
+    max_rotation_from_global_deg: float = MAX_ROTATION_FROM_GLOBAL_DEG
+    max_shift_from_global_mm: float = MAX_SHIFT_FROM_GLOBAL_MM
+
+    def overridden(self, overrides: dict) -> PiecewiseSettings:
+        """These settings with ``overrides``: names of these fields, or of the global registration's settings."""
+        check_names(overrides, type(self), RegistrationSettings)
+        own = {name: value for name, value in overrides.items() if name in {f.name for f in fields(self)}}
+        others = {name: value for name, value in overrides.items() if name not in own}
+        registration = own.pop("registration", self.registration).overridden(others)
+        return replace(self, **own, registration=registration)
+
+
+def register_piecewise(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    guidance: Guidance,
+    segments: list[str],
+    settings: PiecewiseSettings | None = None,
+    *,
+    progress: Progress | None = None,
+    workdir: str | Path | None = None,
+    **overrides,
+) -> PiecewiseResult:
+    """Register ``moving`` to ``fixed`` (LPS images) piece by piece: a global registration, then one rigid
+    registration per named segment, blended into one displacement field (fixed -> moving, LPS mm).
+
+    ``guidance`` must hold both segmentations; ``segments`` names the segments (or label values) to register
+    on their own. ``settings`` (see :class:`PiecewiseSettings`) and ``overrides``, its fields or those of
+    the global registration's :class:`.RegistrationSettings` by name (``engine="ants"``, ``margin_mm=15``).
+    ``workdir`` holds the engines' scratch folders.
+    """
     started = time.perf_counter()
     report = progress or (lambda fraction, stage, **details: None)
+    settings = (settings or PiecewiseSettings()).overridden(overrides)
     pairs = _checked_pairs(guidance, segments)
+    engine, seed, threads = settings.registration.engine, settings.registration.seed, settings.registration.threads
     recipe = load_preset(engine, SEGMENT_PRESET)
-    inputs = [_segment_inputs(fixed, moving, guidance, pair, recipe, margin_mm, engine) for pair in pairs]
+    inputs = [_segment_inputs(fixed, moving, guidance, pair, recipe, settings.margin_mm, engine) for pair in pairs]
+    global_result = settings.global_result
     if global_result is None:
-        register_options.setdefault("preset", SEGMENT_PRESET)
         global_result = register(
-            fixed, moving, engine=engine, seed=seed, threads=threads, progress=_span(report, 0.0, 0.4, "global"),
-            workdir=workdir, guidance=guidance, **register_options,
+            fixed, moving, settings.registration, progress=_span(report, 0.0, 0.4, "global"), workdir=workdir,
+            guidance=guidance,
         )  # fmt: skip
     if not global_result.transform.is_linear:
         raise InputError(
@@ -316,8 +335,8 @@ def register_piecewise(
             "use the rigid or affine preset"
         )
     run = _SegmentRun(
-        engine, recipe, global_result.transform, max_rotation_from_global_deg, max_shift_from_global_mm,
-        seed, threads, workdir,
+        engine, recipe, global_result.transform, settings.max_rotation_from_global_deg,
+        settings.max_shift_from_global_mm, seed, threads, workdir,
     )  # fmt: skip
     results: dict[str, SegmentResult] = {}
     for number, segment in enumerate(inputs):
@@ -326,7 +345,9 @@ def register_piecewise(
         results[segment.pair.name] = _register_segment(fixed, moving, segment, run, span)
     pieces = [RigidPiece(s.pair.name, s.fixed_segment, results[s.pair.name].transform) for s in inputs]
     report(0.92, "blending the segments' motions")
-    blend = polyrigid_field(fixed, global_result.transform, pieces, spacing_mm=field_spacing_mm, reach_mm=reach_mm)
+    blend = polyrigid_field(
+        fixed, global_result.transform, pieces, spacing_mm=settings.field_spacing_mm, reach_mm=settings.reach_mm
+    )
     warnings = [f"global: {warning}" for warning in global_result.warnings]
     warnings += [f"{name}: {warning}" for name, result in results.items() for warning in result.warnings]
     warnings += _field_warnings(blend)

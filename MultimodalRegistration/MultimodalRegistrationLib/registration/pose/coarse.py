@@ -47,10 +47,7 @@ class CoarseImage:
         region = fixed_region
         if self.mask is not None:
             region = self.mask if region is None else region & self.mask
-        return PoseScorer(
-            self.image, moving.image, self.foreground, moving.foreground,
-            fixed_region=region, moving_region=moving.mask, **options,
-        )  # fmt: skip
+        return PoseScorer(self, moving, fixed_region=region, **options)
 
     def dilated(self, voxels: int) -> np.ndarray:
         mask = sitk.GetImageFromArray(self.foreground.astype(np.uint8))

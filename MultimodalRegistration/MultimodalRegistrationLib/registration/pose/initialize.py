@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import SimpleITK as sitk
 
-from ...core.choices import DEFAULT_INIT, FULL_ROTATION_DEG, INIT_METHODS
+from ...core.choices import FULL_ROTATION_DEG, INIT_METHODS
 from ...core.errors import InputError
 from ...core.rotations import pose_difference
 from ...core.transforms import Transform
+from ..settings import RegistrationSettings
 from . import anypose, scale_search
 from .anypose import AnyPoseResult
 from .centres import centre_alignment, foreground_center
@@ -48,7 +49,8 @@ def initial_alignment(
     """
     _check_method(method)
     if method in ("auto", "any-pose"):
-        return starting_poses(fixed, moving, initial_transform, method).poses[0][1]
+        settings = RegistrationSettings(initial_transform=initial_transform, init=method, seed=0)
+        return starting_poses(fixed, moving, settings).poses[0][1]
     return centre_alignment(fixed, moving, initial_transform, method)
 
 
@@ -70,22 +72,17 @@ def same_start(a: Transform, b: Transform, center: np.ndarray) -> bool:
 
 
 def starting_poses(
-    fixed: sitk.Image,
-    moving: sitk.Image,
-    initial_transform: Transform | None = None,
-    method: str = DEFAULT_INIT,
-    fixed_mask: sitk.Image | None = None,
-    moving_mask: sitk.Image | None = None,
-    max_rotation_deg: float = FULL_ROTATION_DEG,
-    seed: int = 0,
-    scale: bool = False,
+    fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettings | None = None, scale: bool = False
 ) -> StartingPoses:
     """Where the engine should start (see the module notes); runs the any-pose search when asked.
 
-    ``max_rotation_deg`` keeps the search within that rotation (degrees), for images known to be
-    roughly aligned: faster. ``scale`` (a preset that scales) searches isotropic scale too.
+    ``settings``: its ``init`` method, ``initial_transform``, masks and ``seed``; its ``max_rotation_deg``
+    keeps the search within that rotation (degrees), for images known to be roughly aligned: faster.
+    ``scale`` (a preset that scales) searches isotropic scale too.
     Raises :class:`InputError` for an unknown method or images that look mirrored.
     """
+    settings = settings or RegistrationSettings()
+    method, initial_transform, max_rotation_deg = settings.init, settings.initial_transform, settings.max_rotation_deg
     _check_method(method)
     if not 0.0 < max_rotation_deg <= FULL_ROTATION_DEG:
         raise InputError(f"max_rotation_deg {max_rotation_deg:g} is out of range: give 0 < degrees <= 180")
@@ -96,8 +93,8 @@ def starting_poses(
     try:
         searcher = scale_search.search_scaled_pose if scale else anypose.search_any_pose
         search = searcher(
-            fixed, moving, fixed_mask, moving_mask, prior=initial_transform,
-            max_rotation_deg=max_rotation_deg, seed=seed,
+            fixed, moving, settings.fixed_mask, settings.moving_mask, prior=initial_transform,
+            max_rotation_deg=max_rotation_deg, seed=settings.seed,
         )  # fmt: skip
     except InputError:
         raise  # a verdict on the images (mirrored), not a failure of the search

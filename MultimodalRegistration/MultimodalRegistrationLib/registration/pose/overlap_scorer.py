@@ -60,7 +60,7 @@ class OverlapPoseScorer(PoseScorer):
         sample_volume: float = 0.0, scale_range: tuple[float, float] | None = None, **kwargs,
     ):  # fmt: skip
         super().__init__(*args, **kwargs)
-        fixed, moving = args[0], args[1]
+        fixed, moving = args[0].image, args[1].image
         self.cut_axes = list(cut_axes)
         self.scale_range = scale_range
         self.in_mask = None
@@ -124,7 +124,6 @@ def overlap_scorer(
     voxels = region.sum() if region is not None else fixed.foreground.size
     sample_volume = float(max(voxels / options.get("samples", 3000), 1.0) * np.prod(fixed.image.GetSpacing()))
     return OverlapPoseScorer(
-        fixed.image, moving.image, fixed.foreground, moving.foreground, fixed_region=region,
-        moving_region=moving.mask, cut_axes=moving.cut_axes(), tissue=tissue, fixed_inside=fixed_inside,
+        fixed, moving, fixed_region=region, cut_axes=moving.cut_axes(), tissue=tissue, fixed_inside=fixed_inside,
         sample_volume=sample_volume, **options,
     )  # fmt: skip

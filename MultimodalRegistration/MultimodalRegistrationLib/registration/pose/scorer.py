@@ -8,6 +8,8 @@ looked up (nearest voxel of a 2x finer copy), and binned into a joint histogram 
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 import SimpleITK as sitk
 
@@ -60,32 +62,40 @@ class _FineLookup:
         return self.values[flat]
 
 
+class CoarseGrid(Protocol):
+    """What the scorer reads of a coarse image (:class:`.coarse.CoarseImage`): the image, its foreground
+    and the user's mask on its grid (z, y, x booleans; None if not given)."""
+
+    image: sitk.Image
+    foreground: np.ndarray
+    mask: np.ndarray | None
+
+
 class PoseScorer:
     """Mutual information (nats) of fixed -> moving poses given as (K, 4, 4) LPS matrices, from a
     joint histogram of rank bins (each moving value split linearly between its two nearest bins).
 
-    ``fixed`` and ``moving`` are coarse images (a few mm voxels); ``fixed_foreground`` and
-    ``moving_foreground`` are their foreground masks (numpy, z-y-x), used for the intensity
-    bins. Samples are fixed voxels (inside ``fixed_region`` if given), background included, so
+    ``fixed`` and ``moving`` are coarse images (a few mm voxels, :class:`.coarse.CoarseImage`); their
+    foreground masks (numpy, z-y-x) set the intensity bins. Samples are fixed voxels (inside ``fixed_region``
+    if given), background included, so
     that the head's outline counts, each moved by a random fraction of a voxel: on a regular
     grid, poses that line the two grids up would score higher for that alone, which would
     favour a mirror image of a symmetric head over the truth. Moving samples outside the
-    moving image (or outside ``moving_region``) count as background, so that poses pushing the
+    moving image (or outside the moving image's mask) count as background, so that poses pushing the
     anatomy out score low.
     """
 
     def __init__(
         self,
-        fixed: sitk.Image,
-        moving: sitk.Image,
-        fixed_foreground: np.ndarray,
-        moving_foreground: np.ndarray,
+        fixed: CoarseGrid,
+        moving: CoarseGrid,
         fixed_region: np.ndarray | None = None,
-        moving_region: np.ndarray | None = None,
         samples: int = 3000,
         bins: int = DEFAULT_BINS,
         seed: int = 0,
     ):
+        fixed_foreground, moving_foreground, moving_region = fixed.foreground, moving.foreground, moving.mask
+        fixed, moving = fixed.image, moving.image
         self.bins = bins
         rng = np.random.default_rng(seed)
         fixed_bins = sitk.GetImageFromArray(rank_bins(sitk.GetArrayViewFromImage(fixed), fixed_foreground, bins))

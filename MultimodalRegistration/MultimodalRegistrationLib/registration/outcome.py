@@ -1,0 +1,148 @@
+"""The last steps of :func:`.register.register`: never worse than the start (keep the result, an earlier
+stage of it, the segment centroids or the start), the weak-result check, and the provenance."""
+
+from __future__ import annotations
+
+import platform
+from typing import NamedTuple
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..core.images import physical_center
+from ..core.metric import mutual_information
+from ..core.rotations import pose_change
+from ..core.transforms import Transform
+from ..core.version import __version__
+from .guided.run import guided_record, judged_by_centroids, noise_reason
+from .guided.score import guidance_score
+from .pose.centres import foreground_center
+from .rules.keep import earlier_stage, why_not_kept
+from .rules.masks import mask_centroid
+from .rules.weak_result import weak_result_warning
+from .runs import EngineRuns, RegistrationRun, RunPlan
+from .summary import Provenance
+
+
+class Kept(NamedTuple):
+    """What the registration returns, and why: ``kept`` is result, "<stage> stage", start or segment centroids."""
+
+    transform: Transform
+    inverse: Transform | None
+    metric_after: float  # mutual information (nats) of ``transform``
+    kept: str
+    kept_reason: str
+
+
+def keep_no_worse(run: RegistrationRun, plan: RunPlan, best: tuple) -> tuple[Kept, dict | None]:
+    """The picked run's result if it is no worse than its start, else the latest earlier stage that is, else
+    the start; guided, also no worse than the segment centroids brought together. Returns it and the
+    guidance's record (None unguided)."""
+    _, metric_after, _, start, output = best
+    fixed, moving, prepared = run.fixed, run.moving, run.prepared
+    metric_start = mutual_information(fixed, moving, start, run.fixed_mask)
+    guided, judge = guided_record(prepared, start, output.transform, plan.guided_candidates)
+    kept = Kept(output.transform, output.inverse, metric_after, "result", "")
+    reason = why_not_kept(output.transform, metric_after, metric_start, fixed, judge)
+    refused_by_noise = False
+    if not reason and prepared is not None:
+        reason = noise_reason(prepared, fixed, moving, start, output, run.settings.seed)
+        refused_by_noise = bool(reason)
+    if reason:
+        what = f"the {run.settings.engine} {run.recipe.name} result {reason}"
+        hint = (
+            "try the rigid preset or landmarks"
+            if not run.recipe.is_linear
+            else "try another start, a mask or landmarks"
+        )
+        score_start = guidance_score(prepared, start) if prepared is not None else None
+        stage = None if refused_by_noise else earlier_stage(
+            output, fixed, moving, run.fixed_mask, metric_start, prepared, score_start
+        )  # fmt: skip
+        if stage is not None:
+            name, transform, metric = stage[0] + " stage", stage[1], stage[2]
+            kept_reason = f"{what}: kept its {stage[0]} stage instead; {hint}"
+        else:
+            name, transform, metric = "start", start, metric_start
+            kept_reason = f"{what}: kept the start; {hint}"
+        kept = Kept(transform, transform.inverse() if transform.is_linear else None, metric, name, kept_reason)
+        run.warnings.append(kept_reason)
+    if prepared is not None and prepared.pairs:
+        kept = Kept(*judged_by_centroids(
+            prepared, run.settings.initial_transform, fixed, moving, run.fixed_mask, kept, guided, run.warnings
+        ))  # fmt: skip
+    run.lap("keep_check_s")
+    return kept, guided
+
+
+def warn_if_weak(run: RegistrationRun, kept: Kept, metric_before: float) -> None:
+    """Unguided, a warning when the result looks no better than the images' starting pose (see
+    :mod:`.rules.weak_result`)."""
+    if run.prepared is not None:
+        return
+    fixed_mask = run.fixed_mask
+    center = mask_centroid(fixed_mask) if fixed_mask is not None else foreground_center(run.fixed)
+    weak = weak_result_warning(run.fixed, run.moving, kept.transform, kept.metric_after, metric_before, center)
+    run.warnings += [weak] if weak else []
+    run.lap("weak_check_s")
+
+
+def provenance(run: RegistrationRun, plan: RunPlan, engine_runs: EngineRuns, best: tuple, kept: Kept,
+               guided: dict | None) -> Provenance:  # fmt: skip
+    """How the result was made: versions, settings, the start chosen and those tried, inputs and timings."""
+    _, _, start_name, start, output = best
+    settings, starts, fixed = run.settings, plan.starts, run.fixed
+    sources = settings.sources or {}
+    return Provenance(
+        engine=settings.engine,
+        engine_version=output.version,
+        preset=run.recipe.name,
+        preset_files=run.recipe.files,
+        library_version=__version__,
+        simpleitk_version=sitk.Version.VersionString(),
+        python_version=platform.python_version(),
+        seed=settings.seed,
+        threads=output.threads,
+        init=settings.init,
+        max_rotation_deg=settings.max_rotation_deg,
+        initial_transform=sources.get("initial_transform"),
+        start=start_name,
+        start_matrix_lps=np.round(start.matrix, 9).tolist() if start.is_linear else None,
+        before_matrix_lps=starts.before.matrix.tolist() if starts.before.is_linear else None,
+        starts_tried=engine_runs.tried,
+        any_pose=starts.search.summary() if starts.search is not None else None,
+        start_offset=_start_offset(start, starts.before, fixed, settings.initial_transform is not None),
+        fixed=_describe_image(fixed, sources.get("fixed")),
+        moving=_describe_image(run.moving, sources.get("moving")),
+        fixed_mask=sources.get("fixed_mask") if settings.fixed_mask is not None else None,
+        fixed_sampling=plan.regions[start_name].describe() if start_name in plan.regions else None,
+        moving_mask=sources.get("moving_mask") if settings.moving_mask is not None else None,
+        timings_s=run.timings,
+        kept=kept.kept,
+        kept_reason=kept.kept_reason,
+        guidance=guided,
+    )
+
+
+def _describe_image(image: sitk.Image, source: str | None) -> dict:
+    return {
+        "source": source,
+        "size": list(image.GetSize()),
+        "spacing_mm": [round(s, 6) for s in image.GetSpacing()],
+        "origin_lps_mm": [round(o, 4) for o in image.GetOrigin()],
+        "pixel_type": image.GetPixelIDTypeAsString(),
+    }
+
+
+def _start_offset(start: Transform, before: Transform, fixed: sitk.Image, initial_given: bool) -> dict | None:
+    """How far the chosen start lies from the pose before any search: rotation (degrees, scale and
+    shear left out), mm at the fixed image's centre, and, when it changes size, its isotropic scale
+    relative to that pose (``scale``, 1 = same size)."""
+    if not (start.is_linear and before.is_linear):
+        return None
+    angle, scale, shift = pose_change(start.matrix, before.matrix, physical_center(fixed))
+    reference = "initial transform" if initial_given else "image centres"
+    offset = {"from": reference, "rotation_deg": round(angle, 2), "shift_mm": round(shift, 2)}
+    if abs(scale - 1.0) > 1e-6:
+        offset["scale"] = round(scale, 4)
+    return offset

@@ -1,0 +1,267 @@
+"""The first steps of :func:`.register.register`: check the inputs, choose the starts, run the engine
+from each, and pick the run to keep."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import SimpleITK as sitk
+
+from ..core.errors import EngineError, InputError
+from ..core.images import MIN_MASK_COVERAGE, mask_coverage, physical_center, validate_image, validate_mask
+from ..core.metric import mutual_information, overlap_fraction
+from ..core.transforms import Transform
+from ..engines.output import EngineOutput
+from ..engines.presets import Preset, load_preset
+from ..engines.request import EngineRequest
+from ..engines.run import run_engine
+from .guided.guidance import Guidance, PreparedGuidance, prepare_guidance
+from .guided.run import guided_rank, guided_starts
+from .pose.initialize import StartingPoses, same_start, starting_poses
+from .rules.keep import KEEP_TOLERANCE_NATS, check_linear_result
+from .rules.masks import check_fixed_mask_size, mask_aware_starts, mask_centroid
+from .rules.sampling_region import overlap_regions, sampling_regions
+from .settings import Progress, RegistrationSettings
+
+# Below this fraction of the fixed image mapping into the moving image, no metric can work.
+MIN_OVERLAP = 0.02
+
+
+@dataclass
+class RegistrationRun:
+    """What every step of one registration shares: its checked inputs, and the warnings and timings (s)
+    the steps add to."""
+
+    fixed: sitk.Image
+    moving: sitk.Image
+    settings: RegistrationSettings  # its masks validated
+    recipe: Preset
+    prepared: PreparedGuidance | None
+    report: Progress
+    workdir: str | Path | None = None
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    clock: float = field(default_factory=time.perf_counter)
+
+    @property
+    def fixed_mask(self) -> sitk.Image | None:
+        return self.settings.fixed_mask
+
+    @property
+    def moving_mask(self) -> sitk.Image | None:
+        return self.settings.moving_mask
+
+    def lap(self, name: str) -> None:
+        """Add the seconds since the last lap to ``timings[name]`` (runs from two starts add up)."""
+        now = time.perf_counter()
+        self.timings[name] = round(self.timings.get(name, 0.0) + now - self.clock, 3)
+        self.clock = now
+
+
+@dataclass
+class RunPlan:
+    """The starts the engine runs from, and where it samples the fixed image for each."""
+
+    starts: StartingPoses
+    guided_candidates: dict | None  # the guided start's record of the candidates it weighed
+    runs: list[tuple[str, Transform]]  # (start name, fixed -> moving)
+    regions: dict  # start name -> its SamplingRegion, where the engine samples only part of the fixed image
+
+
+@dataclass
+class EngineRuns:
+    """The engine's runs: each finished one as (rank, metric, start name, start, output), and a record of each."""
+
+    finished: list[tuple] = field(default_factory=list)
+    tried: list[dict] = field(default_factory=list)
+    logs: list[str] = field(default_factory=list)
+    failure: EngineError | None = None
+
+
+def checked_run(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    settings: RegistrationSettings,
+    guidance: Guidance | None,
+    progress: Progress,
+    workdir: str | Path | None,
+) -> RegistrationRun:
+    """The run's inputs checked (images, masks, the preset's sampler against the fixed mask) and its guidance
+    prepared, before any search: bad input is refused at once."""
+    started = time.perf_counter()
+    progress(0.0, "checking inputs")
+    recipe = load_preset(settings.engine, settings.preset)
+    validate_image(fixed, "fixed image")
+    validate_image(moving, "moving image")
+    masks, warnings = {}, []
+    for role, mask, image in (
+        ("fixed mask", settings.fixed_mask, fixed),
+        ("moving mask", settings.moving_mask, moving),
+    ):
+        if mask is None:
+            continue
+        masks[role] = validate_mask(mask, image, role)
+        coverage = mask_coverage(masks[role])
+        if coverage < MIN_MASK_COVERAGE:
+            warnings.append(
+                f"{role} covers {coverage:.1%} of the image: crop the image to the region instead, "
+                "or the sampler may not find enough samples"
+            )
+    settings = replace(settings, fixed_mask=masks.get("fixed mask"), moving_mask=masks.get("moving mask"))
+    check_fixed_mask_size(recipe, fixed, settings.fixed_mask)
+    wanted = guidance is not None and not guidance.is_empty
+    prepared = prepare_guidance(fixed, moving, guidance, settings.engine) if wanted else None
+    run = RegistrationRun(fixed, moving, settings, recipe, prepared, progress, workdir, warnings, clock=started)
+    run.lap("checks_s")
+    return run
+
+
+def plan_runs(run: RegistrationRun) -> RunPlan:
+    """The starts (the guided start, or those of ``settings.init``), the ones the engine can run from, and
+    where it samples the fixed image from each."""
+    run.report(0.01, "finding the starting pose")
+    fixed, moving, settings, prepared = run.fixed, run.moving, run.settings, run.prepared
+    if prepared is not None and settings.init == "auto" and (prepared.pairs or prepared.guidance.has_points):
+        starts, guided_candidates = guided_starts(fixed, moving, prepared, settings.initial_transform, settings.seed)
+    else:
+        scale = run.recipe.scales and run.recipe.is_linear
+        starts, guided_candidates = starting_poses(fixed, moving, settings, scale), None
+    run.warnings += starts.warnings
+    masked = run.fixed_mask is not None or run.moving_mask is not None
+    runs = _runs_for_masks(run, starts.poses) if masked else _runs_that_overlap(run, starts)
+    regions = {}
+    if run.fixed_mask is None:  # without one, sample only where the moving image lies if too little of it did
+        regions = sampling_regions(runs, fixed, moving, run.recipe, run.moving_mask, settings.seed)
+    if starts.search is not None and starts.search.scale is not None:  # partial tissue: where both exist
+        regions.update(overlap_regions(runs, fixed, moving, run.recipe, run.fixed_mask, run.moving_mask))
+    run.lap("init_s")
+    return RunPlan(starts, guided_candidates, runs, regions)
+
+
+def _runs_that_overlap(run: RegistrationRun, starts: StartingPoses) -> list:
+    """The starts at which the images overlap: one that leaves them apart makes every engine fail;
+    skip it (with a warning), and stop if none is left."""
+    overlaps = [overlap_fraction(run.fixed, run.moving, pose) for _, pose in starts.poses]
+    runs = [(name, pose) for (name, pose), overlap in zip(starts.poses, overlaps) if overlap >= MIN_OVERLAP]
+    if not runs:
+        fix = "prealign with landmarks (FiducialPrealign or mmreg prealign)"
+        if starts.search is None:
+            fix += " or use --init any-pose"
+        raise InputError(
+            f"images do not overlap: {fix} (only {max(overlaps):.0%} of the fixed image maps into the moving image)"
+        )
+    run.warnings += [
+        f"skipped the {name} start: only {overlap:.0%} of the fixed image maps into the moving image there"
+        for (name, _), overlap in zip(starts.poses, overlaps) if overlap < MIN_OVERLAP
+    ]  # fmt: skip
+    return runs
+
+
+def _runs_for_masks(run: RegistrationRun, poses: list) -> list:
+    """With masks, the engine samples the fixed mask (the whole fixed image without one) and counts
+    a sample only inside the moving image and mask: the starts where enough of them land, moved
+    onto the mask centroids where too few did (see :mod:`.rules.masks`); two that became one run once."""
+    fixed_mask = run.fixed_mask
+    checked = mask_aware_starts(
+        poses, run.fixed, run.moving, run.recipe, fixed_mask, run.moving_mask, run.settings.seed
+    )
+    run.warnings += checked.warnings
+    center = mask_centroid(fixed_mask) if fixed_mask is not None else physical_center(run.fixed)
+    runs: list = []
+    for name, pose in checked.runs:
+        if any(pose.is_linear and kept.is_linear and same_start(pose, kept, center) for _, kept in runs):
+            continue
+        runs.append((name, pose))
+    return runs
+
+
+def run_engines(run: RegistrationRun, plan: RunPlan) -> EngineRuns:
+    """The engine from each start, each run ranked (guided: agreement with the guidance first) by its mutual
+    information; a failing run is recorded, and does not spoil another start's result."""
+    done = EngineRuns()
+    for number, (name, start) in enumerate(plan.runs):
+        low, high = 0.05 + 0.9 * number / len(plan.runs), 0.05 + 0.9 * (number + 1) / len(plan.runs)
+        try:
+            output = _run_engine_from(run, name, start, plan.regions.get(name), (low, high))
+            done.logs.append(f"=== {run.settings.engine} {run.recipe.name} from the {name} start ===\n{output.log}")
+            check_linear_result(output.transform, run.recipe.name)
+        except EngineError as error:
+            if error.log:
+                done.logs.append(
+                    f"=== {run.settings.engine} {run.recipe.name} from the {name} start (failed) ===\n{error.log}"
+                )
+            done.tried.append({"start": name, "error": _reason(error)})
+            if name in plan.regions:
+                done.tried[-1]["fixed_sampling"] = plan.regions[name].describe()
+            done.failure = done.failure or error
+            run.lap("engine_s")
+            continue
+        run.lap("engine_s")
+        run.report(high, "metric after")
+        metric = mutual_information(run.fixed, run.moving, output.transform, run.fixed_mask)
+        run.lap("metric_after_s")
+        done.tried.append({"start": name, "metric_after": round(metric, 6)})
+        if name in plan.regions:
+            done.tried[-1]["fixed_sampling"] = plan.regions[name].describe()
+        rank = (guided_rank(run.prepared, output.transform), metric) if run.prepared is not None else (metric,)
+        done.finished.append((rank, metric, name, start, output))
+    return done
+
+
+def _run_engine_from(run: RegistrationRun, name: str, start: Transform, region, span: tuple) -> EngineOutput:
+    """One engine run from ``start``, in a scratch folder of its own, its progress within ``span`` (low, high)."""
+    low, high = span
+
+    def engine_progress(fraction: float, stage: str, **details) -> None:
+        # ``details`` (log path, planned iterations) let a parent process follow the engine's log.
+        if details:
+            details["span"] = [low + (high - low) * fraction, high]
+        run.report(low + (high - low) * fraction, stage, **details)
+
+    with tempfile.TemporaryDirectory(prefix="mmreg-", dir=run.workdir) as scratch:
+        return run_engine(
+            EngineRequest(
+                run.fixed,
+                run.moving,
+                run.recipe,
+                initial=start,
+                workdir=Path(scratch),
+                fixed_mask=region.mask if region is not None else run.fixed_mask,
+                moving_mask=run.moving_mask,
+                seed=run.settings.seed,
+                threads=run.settings.threads,
+                progress=engine_progress,
+                guidance=run.prepared.engine_terms if run.prepared is not None else None,
+            )
+        )
+
+
+def _reason(error: Exception) -> str:
+    """The line of an engine error that says what went wrong (ITK's "Description:"), else its first line."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
+    described = [line.split("Description:", 1)[1].strip() for line in lines if "Description:" in line]
+    return described[0] if described else lines[0]
+
+
+def pick_run(finished: list[tuple], warnings: list[str]) -> tuple | None:
+    """The run (rank, metric, start name, start, output) with the highest rank. Unguided runs whose
+    mutual information ends within KEEP_TOLERANCE_NATS of the best are a tie the metric cannot break
+    (a nearly symmetric head's 180-degree twin can score 0.0013 nats above the truth): the run from
+    the any-pose search's start wins it, as that pose beat the whole sphere at the search's levels."""
+    if not finished:
+        return None
+    best = max(finished, key=lambda run: run[0])
+    if len(best[0]) > 1 or best[2] == "any-pose":
+        return best
+    searched = [run for run in finished if run[2] == "any-pose" and best[1] - run[1] <= KEEP_TOLERANCE_NATS]
+    if not searched:
+        return best
+    warnings.append(
+        f"the runs from the {best[2]} and the any-pose starts ended within {KEEP_TOLERANCE_NATS} nats of each "
+        f"other ({best[1]:.4f} and {searched[0][1]:.4f}), too close for the metric to choose: kept the any-pose "
+        "start's result; check the result (QA's --stability) if the anatomy is nearly symmetric"
+    )
+    return searched[0]

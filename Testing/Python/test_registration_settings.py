@@ -1,0 +1,34 @@
+"""register() and register_piecewise() take their settings as one object or as keywords by field name."""
+
+import pytest
+import SimpleITK as sitk
+from MultimodalRegistrationLib.core.transforms import Transform
+from MultimodalRegistrationLib.registration.piecewise.segments import PiecewiseSettings, register_piecewise
+from MultimodalRegistrationLib.registration.register import register
+from MultimodalRegistrationLib.registration.settings import RegistrationSettings
+
+
+def test_keywords_override_the_settings_object_field_by_field():
+    initial = Transform.identity()
+    base = RegistrationSettings(engine="ants", preset="affine", seed=7)
+    settings = base.overridden({"seed": 3, "initial_transform": initial})
+    assert (settings.engine, settings.preset, settings.seed) == ("ants", "affine", 3)
+    assert settings.initial_transform is initial
+    assert base.seed == 7  # the object given is left as it was
+    assert base.overridden({}) is base
+
+
+def test_a_misspelled_keyword_is_refused_naming_the_fields_before_any_work():
+    image = sitk.Image([4, 4, 4], sitk.sitkFloat32)  # never read: the names are checked first
+    with pytest.raises(TypeError, match=r"unexpected keyword arguments \['engin'\]: use engine, fixed_mask"):
+        register(image, image, engin="ants")
+    with pytest.raises(TypeError, match=r"\['margin'\]: use .*margin_mm"):
+        register_piecewise(image, image, None, ["bone"], margin="10")
+
+
+def test_piecewise_keywords_reach_the_global_registration_or_the_segments():
+    settings = PiecewiseSettings().overridden({"engine": "ants", "seed": 5, "margin_mm": 3.0})
+    assert (settings.registration.engine, settings.registration.seed, settings.margin_mm) == ("ants", 5, 3.0)
+    assert settings.registration.preset == "rigid"  # the segments' preset, unless the global one is given
+    given = PiecewiseSettings(RegistrationSettings(preset="affine")).overridden({"threads": 1})
+    assert (given.registration.preset, given.registration.threads) == ("affine", 1)
