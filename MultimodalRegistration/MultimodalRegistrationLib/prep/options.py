@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, fields
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..core.errors import InputError
@@ -18,29 +19,51 @@ N4_CHOICES = ("fixed", "moving", "both")
 MODALITIES = ("auto", "ct", "mr")
 ROLES = ("fixed", "moving")
 DEFAULT_MARGIN_MM = 10.0
-# The fields that switch a step on; the others tune a step.
-STEP_FIELDS = ("crop_common", "roi_lps", "mask_fixed", "mask_moving", "exclude_above", "n4", "spacing_fixed",
-               "spacing_moving", "downsample_to")  # fmt: skip
+
+
+def n4_target(fixed: bool, moving: bool) -> str | None:
+    """:attr:`PrepOptions.n4` from two independent choices (a panel's two check boxes)."""
+    return {(True, True): "both", (True, False): "fixed", (False, True): "moving"}.get((bool(fixed), bool(moving)))
+
+
+def _auto(on: bool) -> str | None:
+    """An automatic mask when a panel's box is checked."""
+    return "auto" if on else None
+
+
+def _vector(*values: float) -> tuple:
+    return tuple(values)
+
+
+def _option(default: Any, step: bool = False, panel: str | tuple[str, ...] = "", switch: str = "",
+            read: Callable | None = None):  # fmt: skip
+    """An option; ``step``: setting it switches a step on. A panel sets it through its ``panel`` attribute(s),
+    only while its ``switch`` box is checked; ``read`` turns the attributes' values into the option's."""
+    metadata = {"step": step, "panel": panel, "switch": switch, "read": read}
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
 class PrepOptions:
     """What to do; every field off by default. Lengths in mm, points in LPS mm (fixed space)."""
 
-    crop_common: bool = False
-    margin_mm: float = DEFAULT_MARGIN_MM
-    roi_lps: tuple | None = None  # two opposite corners of a box in fixed space, ((x, y, z), (x, y, z))
-    mask_fixed: Any = None  # "auto", a labelmap (file or image), or None
-    mask_moving: Any = None
+    crop_common: bool = _option(False, step=True, panel="cropCommon")
+    margin_mm: float = _option(DEFAULT_MARGIN_MM, panel="marginMm")
+    roi_lps: tuple | None = _option(None, step=True)  # two opposite corners of a box in fixed space
+    mask_fixed: Any = _option(None, step=True, panel="maskFixed", read=_auto)  # "auto", a labelmap (file, image)
+    mask_moving: Any = _option(None, step=True, panel="maskMoving", read=_auto)
     modality_fixed: str = "auto"  # auto, ct or mr: picks the mask rule and where N4 and exclusion apply
     modality_moving: str = "auto"
-    exclude_above: float | None = None  # HU: leave out CT voxels above this (metal), dilated by exclude_margin_mm
+    # HU: leave out CT voxels above this (metal), dilated by exclude_margin_mm
+    exclude_above: float | None = _option(None, step=True, panel="excludeAboveHu", switch="excludeAbove")
     exclude_margin_mm: float = 3.0
-    n4: str | None = None  # fixed, moving or both (MR images only)
+    n4: str | None = _option(None, step=True, panel=("n4Fixed", "n4Moving"), read=n4_target)  # fixed, moving, both
     n4_shrink: int | None = None  # default: voxels of about 6 mm
-    spacing_fixed: tuple | None = None  # replaces the header's spacing (no resampling)
-    spacing_moving: tuple | None = None
-    downsample_to: float | str | None = None  # mm for both images, or "auto": the finer toward the coarser
+    spacing_fixed: tuple | None = _option(None, step=True)  # replaces the header's spacing (no resampling)
+    spacing_moving: tuple | None = _option(None, step=True, panel=("movingSpacingX", "movingSpacingY",
+                                           "movingSpacingZ"), switch="setMovingSpacing", read=_vector)  # fmt: skip
+    # mm for both images, or "auto": the finer toward the coarser
+    downsample_to: float | str | None = _option(None, step=True, panel="downsampleMm", switch="downsample")
 
     def to_dict(self) -> dict:
         """JSON-ready (for a worker job); image masks cannot be sent, give files."""
@@ -80,3 +103,7 @@ class PrepOptions:
             self.downsample_to = float(self.downsample_to)
         if self.downsample_to is not None and self.downsample_to != "auto" and not float(self.downsample_to) > 0:
             raise InputError(f"downsample target {self.downsample_to} mm is not positive")
+
+
+# The fields that switch a step on; the others tune a step.
+STEP_FIELDS = tuple(f.name for f in fields(PrepOptions) if f.metadata.get("step"))

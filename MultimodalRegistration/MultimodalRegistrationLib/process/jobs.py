@@ -187,9 +187,11 @@ class PrepJob(Job):
 
     module: ClassVar[str] = "MultimodalRegistrationLib.process.prep_job"
 
-    fixed: str = _path("input", required=True)
-    moving: str = _path("input", required=True)
+    fixed: str = _path("input", required=True, panel="fixedVolume", node="volume")
+    moving: str = _path("input", required=True, panel="movingVolume", node="volume")
     output_dir: str = _path("output", required=True)
-    prep: PrepOptions = field(default_factory=PrepOptions)
-    initial_transform: str | None = _path("input")
+    # A panel's options are its step boxes (PrepOptions' own ``panel`` fields); a script may give them whole.
+    prep: PrepOptions = field(default_factory=PrepOptions, metadata={"panel": "prep", "node": "options"})
+    # The moving volume's parents and the panel's current transform (counted once), as one file.
+    initial_transform: str | None = _path("input", panel="currentTransform", node="placement")
     workdir: str | None = None
