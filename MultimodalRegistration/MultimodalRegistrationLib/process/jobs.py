@@ -80,6 +80,11 @@ class Job(Record):
         return {f.name: option_flag(f) for f in fields(cls) if f.metadata.get("path") == kind}
 
     @classmethod
+    def suffixes(cls, name: str) -> tuple[str, ...]:
+        """The extensions the output field ``name`` can be written to (none: any)."""
+        return next(f.metadata["suffixes"] for f in fields(cls) if f.name == name)
+
+    @classmethod
     def option_fields(cls) -> list:
         """The fields the command line sets, each with its option in ``metadata["cli"]``."""
         return [f for f in fields(cls) if f.metadata.get("cli") is not None]
