@@ -1,42 +1,19 @@
 """The ``mmreg register`` command line equivalent to a registration job, recorded in every summary.
 
 Run as printed (POSIX shell quoting), it repeats the registration: the same inputs, choices and seed give
-the same transform. Choices that decide the result (engine, preset, start, seed) are always written, so a
-later change of a default does not change what the command does; the others only when they are set.
+the same transform. The options are the job's own (its fields' ``cli`` metadata). Choices that decide the
+result (engine, preset, start, seed: ``always``) are always written, so a later change of a default does not
+change what the command does; the others only when they are set.
 """
 
 from __future__ import annotations
 
 import shlex
 
-from ..core.choices import FULL_ROTATION_DEG
 from ..prep.options import PrepOptions
-from .jobs import RegistrationJob, log_beside
+from .jobs import RegistrationJob, log_beside, option_flag
 
 PROGRAM = "mmreg"
-
-# RegistrationJob field -> its mmreg register option, for the fields that take a value.
-_VALUE_OPTIONS = (
-    ("fixed", "--fixed"),
-    ("moving", "--moving"),
-    ("engine", "--engine"),
-    ("preset", "--preset"),
-    ("fixed_mask", "--fixed-mask"),
-    ("moving_mask", "--moving-mask"),
-    ("initial_transform", "--initial-transform"),
-    ("init", "--init"),
-    ("seed", "--seed"),
-    ("threads", "--threads"),
-    ("fixed_segmentation", "--fixed-segmentation"),
-    ("moving_segmentation", "--moving-segmentation"),
-    ("guidance_fixed_points", "--fixed-points"),
-    ("guidance_moving_points", "--moving-points"),
-    ("guidance_weight", "--guidance-weight"),
-    ("output_transform", "--output-transform"),
-    ("output_inverse", "--output-inverse"),
-    ("output_volume", "--output-volume"),
-    ("summary", "--json"),
-)
 
 
 def _number(value: float) -> str:
@@ -81,21 +58,23 @@ def _prep_arguments(prep: PrepOptions) -> list[str]:
     return argv
 
 
+def _text(value) -> str:
+    """An option's value as typed: a list comma-separated, a float that reads back to itself."""
+    if isinstance(value, list):
+        return ",".join(value)
+    return _number(value) if isinstance(value, float) else str(value)
+
+
 def register_arguments(job: RegistrationJob) -> list[str]:
-    """The ``mmreg register`` arguments (without the program name) that run ``job`` again."""
+    """The ``mmreg register`` arguments (without the program name) that run ``job`` again: each of the job's
+    options that is set (a choice marked ``always`` even at its default), then ``--keep-log`` and the
+    preparation."""
     argv = ["register"]
-    for name, option in _VALUE_OPTIONS:
-        value = getattr(job, name)
-        if value is not None:
-            argv += [option, _number(value) if isinstance(value, float) else str(value)]
-    if float(job.max_rotation_deg) != FULL_ROTATION_DEG:
-        argv += ["--max-rotation-deg", _number(job.max_rotation_deg)]
-    if job.segments:
-        argv += ["--segments", ",".join(job.segments)]
-    if job.metric != "intensity":
-        argv += ["--metric", job.metric]
-    if job.piecewise:
-        argv += ["--piecewise", ",".join(job.piecewise)]
+    for field in RegistrationJob.option_fields():
+        value = getattr(job, field.name)
+        if value is None or value == [] or (value == field.default and not field.metadata["cli"].get("always")):
+            continue
+        argv += [option_flag(field), _text(value)]
     if job.log and job.output_transform and job.log == log_beside(job.output_transform):
         argv.append("--keep-log")
     if job.prep is not None:

@@ -24,6 +24,8 @@ from ..core.choices import (
     DEFAULT_SHIFT_MM,
     DEFAULT_THRESHOLD_MM,
     FULL_ROTATION_DEG,
+    GUIDANCE_METRICS,
+    INIT_METHODS,
     LANDMARK_TRANSFORMS,
 )
 from ..core.errors import InputError
@@ -142,32 +144,61 @@ class RegistrationJob(Job):
 
     module: ClassVar[str] = "MultimodalRegistrationLib.process.registration_job"
 
-    fixed: str = _path("input", required=True, panel="fixedVolume", node="volume")
-    moving: str = _path("input", required=True, panel="movingVolume", node="volume")
-    engine: str = _choice(DEFAULT_ENGINE, "engine")
-    preset: str = _choice(DEFAULT_PRESET, ("customPresetFile", "preset"))  # a custom file before the chosen one
-    fixed_mask: str | None = _path("input", panel="fixedMask", node="mask")
-    moving_mask: str | None = _path("input", panel="movingMask", node="mask")
-    initial_transform: str | None = _path("input", panel="initialTransform", node="transform")
-    init: str = _choice(DEFAULT_INIT, "init")
-    max_rotation_deg: float = _choice(FULL_ROTATION_DEG, "maxRotationDeg")
-    seed: int = _choice(DEFAULT_SEED, "seed")
-    threads: int | None = _choice(None, "threads", unset=0)
-    output_transform: str | None = _path("output", suffixes=TRANSFORM_SUFFIXES, panel="outputTransform")
-    output_inverse: str | None = _path("output", suffixes=TRANSFORM_SUFFIXES)
-    output_volume: str | None = _path("output", suffixes=SUPPORTED, panel="outputVolume")
-    summary: str | None = _path("output", suffixes=(".json",))
+    fixed: str = _path("input", required=True, panel="fixedVolume", node="volume",
+                       cli={"required": True, "help": "fixed (reference) image file"})  # fmt: skip
+    moving: str = _path("input", required=True, panel="movingVolume", node="volume", cli={
+        "required": True, "help": "moving image file, resampled onto the fixed one"})  # fmt: skip
+    engine: str = _choice(DEFAULT_ENGINE, "engine", cli={"choices": ENGINE_NAMES, "always": True})
+    preset: str = _choice(DEFAULT_PRESET, ("customPresetFile", "preset"), cli={  # a custom file before the chosen one
+        "always": True, "help": "rigid, affine, deformable, or a preset file path"})  # fmt: skip
+    fixed_mask: str | None = _path("input", panel="fixedMask", node="mask", cli={
+        "help": "label image: nonzero voxels of the fixed image drive the metric"})  # fmt: skip
+    moving_mask: str | None = _path("input", panel="movingMask", node="mask",
+                                    cli={"help": "label image for the moving image"})  # fmt: skip
+    initial_transform: str | None = _path("input", panel="initialTransform", node="transform", cli={
+        "help": "ITK transform file (fixed -> moving), e.g. from mmreg prealign"})  # fmt: skip
+    init: str = _choice(DEFAULT_INIT, "init", cli={"choices": INIT_METHODS, "always": True, "help": "how to find the "
+        "starting pose: auto (default) searches all poses, unless --initial-transform is given"})  # fmt: skip
+    max_rotation_deg: float = _choice(FULL_ROTATION_DEG, "maxRotationDeg", cli={"help": "search only rotations up "
+        "to this angle (degrees) from the start: faster for images known to be close"})  # fmt: skip
+    seed: int = _choice(DEFAULT_SEED, "seed", cli={
+        "default": None, "always": True, "help": "random seed (default: fixed, so runs repeat)"})  # fmt: skip
+    threads: int | None = _choice(None, "threads", unset=0, cli={
+        "help": "engine threads (ANTs repeats results only with 1)"})  # fmt: skip
+    output_transform: str | None = _path("output", suffixes=TRANSFORM_SUFFIXES, panel="outputTransform", cli={
+        "required": True, "help": "ITK transform file to write (.h5, .tfm, .txt)"})  # fmt: skip
+    output_inverse: str | None = _path("output", suffixes=TRANSFORM_SUFFIXES,
+                                       cli={"help": "also write the inverse transform (.h5)"})  # fmt: skip
+    output_volume: str | None = _path("output", suffixes=SUPPORTED, panel="outputVolume",
+                                      cli={"help": "moving image resampled onto the fixed grid"})  # fmt: skip
+    summary: str | None = _path("output", suffixes=(".json",), cli={"flag": "--json", "help": "write a JSON "
+        "summary of the result and its provenance (- : to standard output, messages to stderr)"})  # fmt: skip
     log: str | None = _path("output", panel="log")
     prep: PrepOptions | None = _choice(None, "prep")
     workdir: str | None = None
-    fixed_segmentation: str | None = _path("input", panel="fixedSegmentation", node="labels")
-    moving_segmentation: str | None = _path("input", panel="movingSegmentation", node="labels")
-    segments: list[str] | None = _choice(None, "segments", unset=[])
-    guidance_fixed_points: str | None = _path("input", panel="fixedLandmarks", node="points")
-    guidance_moving_points: str | None = _path("input", panel="movingLandmarks", node="points")
-    guidance_weight: float | None = _choice(None, "guidanceWeight", unset=0.0)
-    metric: str = _choice("intensity", "metric")
-    piecewise: list[str] | None = _choice(None, "piecewise", unset=[])
+    fixed_segmentation: str | None = _path("input", panel="fixedSegmentation", node="labels", cli={
+        "group": "guidance", "help": "labelmap on the fixed image (.nrrd, .seg.nrrd, .nii.gz)"})  # fmt: skip
+    moving_segmentation: str | None = _path("input", panel="movingSegmentation", node="labels", cli={
+        "group": "guidance", "help": "labelmap on the moving image: segments pair by name, else value"})  # fmt: skip
+    segments: list[str] | None = _choice(None, "segments", unset=[], cli={
+        "group": "guidance", "metavar": "A,B", "help": "only these segments guide (names or label values)"})  # fmt: skip
+    guidance_fixed_points: str | None = _path("input", panel="fixedLandmarks", node="points", cli={
+        "group": "guidance", "flag": "--fixed-points", "help": "landmarks on the fixed image (.mrk.json, .fcsv, "
+        ".csv)"})  # fmt: skip
+    guidance_moving_points: str | None = _path("input", panel="movingLandmarks", node="points", cli={
+        "group": "guidance", "flag": "--moving-points", "help": "the same landmarks on the moving image, paired by "
+        "label"})  # fmt: skip
+    guidance_weight: float | None = _choice(None, "guidanceWeight", unset=0.0, cli={
+        "group": "guidance", "metavar": "W", "help": "weight of the segment and landmark terms against the image "
+        "term (1); default: Presets/guidance.json"})  # fmt: skip
+    metric: str = _choice("intensity", "metric", cli={
+        "group": "guidance", "choices": GUIDANCE_METRICS, "help": "intensity (default): mutual information plus "
+        "the guidance; segments: the guidance only, for images whose intensities do not correspond (ultrasound, "
+        "histology)"})  # fmt: skip
+    piecewise: list[str] | None = _choice(None, "piecewise", unset=[], cli={
+        "group": "guidance", "metavar": "A,B", "help": "after the global registration, register these segments "
+        "(bones) rigidly on their own; the output transform becomes their blended displacement field and each "
+        "segment's transform goes beside it (T_A.h5)"})  # fmt: skip
 
     def __post_init__(self) -> None:
         # A comma-separated string (as 0.1.0 wrote it, or typed on a command line) is the same list.
