@@ -11,6 +11,8 @@ from dataclasses import MISSING, Field
 
 from ..process.jobs import Job, option_flag
 
+NOT_ARGPARSE = ("flag", "group", "always", "column")  # the cli metadata that is not argparse's
+
 
 def _type(field: Field):
     """The argparse type of a field: float, int or str, by its annotation."""
@@ -24,7 +26,7 @@ def add_job_options(parser, job_class: type[Job], groups: dict | None = None) ->
     """Add ``job_class``'s options to ``parser``; a field whose ``cli`` names a ``group`` goes into
     ``groups[group]`` (an argument group of the parser)."""
     for field in job_class.option_fields():
-        options = {key: value for key, value in field.metadata["cli"].items() if key not in ("flag", "group", "always")}
+        options = {key: value for key, value in field.metadata["cli"].items() if key not in NOT_ARGPARSE}
         options.setdefault("type", _type(field))
         if field.default is not MISSING and not options.get("required"):
             options.setdefault("default", field.default)

@@ -51,7 +51,8 @@ def _choice(default: Any, panel: str | tuple[str, ...] = "", unset: Any = None, 
     ``switch`` box is checked; the panel's ``unset`` value (0, an empty list) means "the default", which is None
     for a field whose default the engine or its preset decides. ``cli`` is the field's command-line option:
     argparse's keywords (``help``, ``metavar``, ``choices``...), plus ``flag`` when its name is not the field's
-    (``--json`` for ``summary``) and ``always`` for a choice a recorded command line always names."""
+    (``--json`` for ``summary``), ``group`` (an argument group), ``always`` for a choice a recorded command
+    line always names, and ``column`` for a choice a batch manifest may set per case."""
     return field(default=default, metadata={"panel": panel, "unset": unset, "switch": switch, "cli": cli})
 
 
@@ -148,16 +149,16 @@ class RegistrationJob(Job):
                        cli={"required": True, "help": "fixed (reference) image file"})  # fmt: skip
     moving: str = _path("input", required=True, panel="movingVolume", node="volume", cli={
         "required": True, "help": "moving image file, resampled onto the fixed one"})  # fmt: skip
-    engine: str = _choice(DEFAULT_ENGINE, "engine", cli={"choices": ENGINE_NAMES, "always": True})
+    engine: str = _choice(DEFAULT_ENGINE, "engine", cli={"choices": ENGINE_NAMES, "always": True, "column": True})
     preset: str = _choice(DEFAULT_PRESET, ("customPresetFile", "preset"), cli={  # a custom file before the chosen one
-        "always": True, "help": "rigid, affine, deformable, or a preset file path"})  # fmt: skip
+        "always": True, "column": True, "help": "rigid, affine, deformable, or a preset file path"})  # fmt: skip
     fixed_mask: str | None = _path("input", panel="fixedMask", node="mask", cli={
         "help": "label image: nonzero voxels of the fixed image drive the metric"})  # fmt: skip
     moving_mask: str | None = _path("input", panel="movingMask", node="mask",
                                     cli={"help": "label image for the moving image"})  # fmt: skip
     initial_transform: str | None = _path("input", panel="initialTransform", node="transform", cli={
         "help": "ITK transform file (fixed -> moving), e.g. from mmreg prealign"})  # fmt: skip
-    init: str = _choice(DEFAULT_INIT, "init", cli={"choices": INIT_METHODS, "always": True, "help": "how to find the "
+    init: str = _choice(DEFAULT_INIT, "init", cli={"choices": INIT_METHODS, "always": True, "column": True, "help": "how to find the "
         "starting pose: auto (default) searches all poses, unless --initial-transform is given"})  # fmt: skip
     max_rotation_deg: float = _choice(FULL_ROTATION_DEG, "maxRotationDeg", cli={"help": "search only rotations up "
         "to this angle (degrees) from the start: faster for images known to be close"})  # fmt: skip
@@ -181,7 +182,8 @@ class RegistrationJob(Job):
     moving_segmentation: str | None = _path("input", panel="movingSegmentation", node="labels", cli={
         "group": "guidance", "help": "labelmap on the moving image: segments pair by name, else value"})  # fmt: skip
     segments: list[str] | None = _choice(None, "segments", unset=[], cli={
-        "group": "guidance", "metavar": "A,B", "help": "only these segments guide (names or label values)"})  # fmt: skip
+        "group": "guidance", "column": True, "metavar": "A,B", "help": "only these segments guide (names or label "
+        "values)"})  # fmt: skip
     guidance_fixed_points: str | None = _path("input", panel="fixedLandmarks", node="points", cli={
         "group": "guidance", "flag": "--fixed-points", "help": "landmarks on the fixed image (.mrk.json, .fcsv, "
         ".csv)"})  # fmt: skip
@@ -189,10 +191,10 @@ class RegistrationJob(Job):
         "group": "guidance", "flag": "--moving-points", "help": "the same landmarks on the moving image, paired by "
         "label"})  # fmt: skip
     guidance_weight: float | None = _choice(None, "guidanceWeight", unset=0.0, cli={
-        "group": "guidance", "metavar": "W", "help": "weight of the segment and landmark terms against the image "
+        "group": "guidance", "column": True, "metavar": "W", "help": "weight of the segment and landmark terms against the image "
         "term (1); default: Presets/guidance.json"})  # fmt: skip
     metric: str = _choice("intensity", "metric", cli={
-        "group": "guidance", "choices": GUIDANCE_METRICS, "help": "intensity (default): mutual information plus "
+        "group": "guidance", "column": True, "choices": GUIDANCE_METRICS, "help": "intensity (default): mutual information plus "
         "the guidance; segments: the guidance only, for images whose intensities do not correspond (ultrasound, "
         "histology)"})  # fmt: skip
     piecewise: list[str] | None = _choice(None, "piecewise", unset=[], cli={
