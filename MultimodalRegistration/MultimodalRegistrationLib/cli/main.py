@@ -29,7 +29,7 @@ from ..process.worker import WorkerFailure
 from ..registration.describe import describe_piecewise, describe_result
 from ..registration.summary import RegistrationSummary
 from .batch import add_batch_parser
-from .job_options import add_job_options, job_values
+from .job_options import add_options, option_values
 from .json_output import emit_json, file_or_none, human_stream
 from .prealign import add_prealign_parser
 from .prep import add_prep_arguments, add_prep_parser, prep_options, wants_prep
@@ -46,7 +46,7 @@ def _add_register_arguments(parser: argparse.ArgumentParser) -> None:
     guide = parser.add_argument_group(
         "guidance", "segmentations and landmarks that guide the registration beside the intensities"
     )
-    add_job_options(parser, RegistrationJob, groups={"guidance": guide})
+    add_options(parser, RegistrationJob, groups={"guidance": guide})
     parser.add_argument(
         "--keep-log", action="store_true",
         help="write the engine's log beside the output transform (T.h5 -> T.log), also when the engine fails",
@@ -58,7 +58,7 @@ def _add_register_arguments(parser: argparse.ArgumentParser) -> None:
 def job_from_arguments(arguments: argparse.Namespace) -> RegistrationJob:
     """The registration job the arguments ask for: each job field from the argument of the same name
     (``--fixed-mask`` is ``fixed_mask``), the rest at the job's defaults."""
-    values = job_values(RegistrationJob, arguments)
+    values = option_values(RegistrationJob, arguments)
     values["prep"] = prep_options(arguments) if wants_prep(arguments) else None
     if getattr(arguments, "keep_log", False):
         values["log"] = log_beside(arguments.output_transform)

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..core.choices import LANDMARK_TRANSFORMS
 from ..core.errors import EXIT_OK
 from ..process.jobs import PrealignJob
-from .job_options import add_job_options, job_values
+from .job_options import add_options, option_values
 from .json_output import emit_json, file_or_none, human_stream
 
 TYPES = LANDMARK_TRANSFORMS  # the transform types a landmark fit offers
@@ -23,7 +23,7 @@ def add_prealign_parser(subparsers) -> argparse.ArgumentParser:
         "prealign",
         help="fit a transform to paired landmarks (fixed -> moving), with residuals and leave-one-out error",
     )
-    add_job_options(parser, PrealignJob)
+    add_options(parser, PrealignJob)
     parser.set_defaults(handler=command_prealign)
     return parser
 
@@ -33,7 +33,7 @@ def command_prealign(arguments: argparse.Namespace) -> int:
     from ..core.errors import InputError
     from ..core.file_checks import check_output_path
 
-    job = PrealignJob(**job_values(PrealignJob, arguments))
+    job = PrealignJob(**option_values(PrealignJob, arguments))
     json_file = file_or_none(job.summary)  # --json -: the fit goes to standard output
     outputs_given = {name: getattr(job, name) for name in PrealignJob.paths("output")} | {"summary": json_file}
     for name, path in outputs_given.items():

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ..core.errors import EXIT_OK
 from ..process.jobs import QAJob
-from .job_options import add_job_options, job_values
+from .job_options import add_options, option_values
 from .json_output import emit_json, file_or_none, human_stream
 
 if TYPE_CHECKING:  # building the parser imports neither numpy nor SimpleITK
@@ -22,14 +22,14 @@ def add_qa_parser(subparsers) -> argparse.ArgumentParser:
         "qa",
         help="measure a registration's quality: landmark FRE/TRE, Dice, MI, Jacobian, stability; HTML report",
     )
-    add_job_options(parser, QAJob)
+    add_options(parser, QAJob)
     parser.set_defaults(handler=command_qa)
     return parser
 
 
 def qa_job(arguments: argparse.Namespace) -> QAJob:
     """The measurement the arguments ask for; ``--fit-points`` names split at commas too."""
-    job = QAJob(**job_values(QAJob, arguments))
+    job = QAJob(**option_values(QAJob, arguments))
     job.fit_points = _fit_names(job.fit_points)
     return job
 

@@ -10,59 +10,26 @@ from __future__ import annotations
 
 import shlex
 
-from ..prep.options import PrepOptions
-from .jobs import RegistrationJob, log_beside, option_flag
+from ..prep.options import PrepOptions, option_text
+from .jobs import RegistrationJob, log_beside, option_fields, option_flag
 
 PROGRAM = "mmreg"
 
 
-def _number(value: float) -> str:
-    """A number as the command line reads it back to the same float (``repr`` round-trips)."""
-    return repr(float(value)) if float(value) != int(value) else str(int(value))
-
-
 def _prep_arguments(prep: PrepOptions) -> list[str]:
-    """The step options that make ``mmreg register`` prepare the pair as ``prep`` says."""
+    """The step options that make ``mmreg register`` prepare the pair as ``prep`` says: each option of
+    :class:`PrepOptions` not at its default, typed as its ``text`` writes it."""
     defaults = PrepOptions()
     argv = ["--prep"]
-    if prep.crop_common:
-        argv.append("--crop-common")
-    if prep.margin_mm != defaults.margin_mm:
-        argv += ["--margin", _number(prep.margin_mm)]
-    if prep.roi_lps is not None:
-        from ..core.transforms import lps_ras_points
-
-        corners = lps_ras_points([list(corner) for corner in prep.roi_lps])  # the option takes RAS corners
-        argv += ["--roi", ",".join(_number(value) for value in corners.ravel())]
-    for role in ("fixed", "moving"):
-        mask = getattr(prep, f"mask_{role}")
-        if mask is not None:
-            argv += [f"--mask-{role}", str(mask)]
-        modality = getattr(prep, f"modality_{role}")
-        if modality != defaults.modality_fixed:
-            argv += [f"--modality-{role}", modality]
-        spacing = getattr(prep, f"spacing_{role}")
-        if spacing is not None:
-            argv += [f"--spacing-{role}", ",".join(_number(value) for value in spacing)]
-    if prep.exclude_above is not None:
-        argv += ["--exclude-above", _number(prep.exclude_above)]
-        if prep.exclude_margin_mm != defaults.exclude_margin_mm:
-            argv += ["--exclude-margin", _number(prep.exclude_margin_mm)]
-    if prep.n4 is not None:
-        argv += ["--n4", prep.n4]
-        if prep.n4_shrink is not None:
-            argv += ["--n4-shrink", str(int(prep.n4_shrink))]
-    if prep.downsample_to is not None:
-        value = prep.downsample_to
-        argv += ["--downsample-to", value if isinstance(value, str) else _number(value)]
+    for field in option_fields(PrepOptions):
+        value = getattr(prep, field.name)
+        if value is None or value == getattr(defaults, field.name):
+            continue
+        if value is True:  # a switch
+            argv.append(option_flag(field))
+        else:
+            argv += [option_flag(field), field.metadata["cli"].get("text", option_text)(value)]
     return argv
-
-
-def _text(value) -> str:
-    """An option's value as typed: a list comma-separated, a float that reads back to itself."""
-    if isinstance(value, list):
-        return ",".join(value)
-    return _number(value) if isinstance(value, float) else str(value)
 
 
 def register_arguments(job: RegistrationJob) -> list[str]:
@@ -70,11 +37,11 @@ def register_arguments(job: RegistrationJob) -> list[str]:
     options that is set (a choice marked ``always`` even at its default), then ``--keep-log`` and the
     preparation."""
     argv = ["register"]
-    for field in RegistrationJob.option_fields():
+    for field in option_fields(RegistrationJob):
         value = getattr(job, field.name)
         if value is None or value == [] or (value == field.default and not field.metadata["cli"].get("always")):
             continue
-        argv += [option_flag(field), _text(value)]
+        argv += [option_flag(field), option_text(value)]
     if job.log and job.output_transform and job.log == log_beside(job.output_transform):
         argv.append("--keep-log")
     if job.prep is not None:

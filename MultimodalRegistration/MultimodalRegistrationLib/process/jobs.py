@@ -56,6 +56,11 @@ def _choice(default: Any, panel: str | tuple[str, ...] = "", unset: Any = None, 
     return field(default=default, metadata={"panel": panel, "unset": unset, "switch": switch, "cli": cli})
 
 
+def option_fields(record_class: type) -> list:
+    """The fields of a job (or of the prep options) that the command line sets, each with ``metadata["cli"]``."""
+    return [f for f in fields(record_class) if f.metadata.get("cli") is not None]
+
+
 def option_flag(field) -> str:
     """The command-line option of a job field: ``--fixed-mask`` for ``fixed_mask``, unless its ``cli`` says."""
     return (field.metadata.get("cli") or {}).get("flag") or "--" + field.name.replace("_", "-")
@@ -86,11 +91,6 @@ class Job(Record):
     def suffixes(cls, name: str) -> tuple[str, ...]:
         """The extensions the output field ``name`` can be written to (none: any)."""
         return next(f.metadata["suffixes"] for f in fields(cls) if f.name == name)
-
-    @classmethod
-    def option_fields(cls) -> list:
-        """The fields the command line sets, each with its option in ``metadata["cli"]``."""
-        return [f for f in fields(cls) if f.metadata.get("cli") is not None]
 
     def to_json(self) -> dict:
         """The job as the worker reads it: fields left at None are left out."""
@@ -256,13 +256,17 @@ class PrepJob(Job):
 
     module: ClassVar[str] = "MultimodalRegistrationLib.process.prep_job"
 
-    fixed: str = _path("input", required=True, panel="fixedVolume", node="volume")
-    moving: str = _path("input", required=True, panel="movingVolume", node="volume")
-    output_dir: str = _path("output", required=True)
+    fixed: str = _path("input", required=True, panel="fixedVolume", node="volume",
+                       cli={"required": True, "help": "fixed (reference) image file"})  # fmt: skip
+    moving: str = _path("input", required=True, panel="movingVolume", node="volume",
+                        cli={"required": True, "help": "moving image file"})  # fmt: skip
+    output_dir: str = _path("output", required=True, cli={
+        "required": True, "help": "folder for fixed.nrrd, moving.nrrd, masks and prep.json"})  # fmt: skip
     # A panel's options are its step boxes (PrepOptions' own ``panel`` fields); a script may give them whole.
     prep: PrepOptions = field(default_factory=PrepOptions, metadata={"panel": "prep", "node": "options"})
     # The moving volume's parents and the panel's current transform (counted once), as one file.
-    initial_transform: str | None = _path("input", panel="currentTransform", node="placement")
+    initial_transform: str | None = _path("input", panel="currentTransform", node="placement", cli={
+        "help": "ITK transform file (fixed -> moving) placing the images"})  # fmt: skip
     workdir: str | None = None
 
 

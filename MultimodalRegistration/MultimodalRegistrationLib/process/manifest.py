@@ -24,12 +24,12 @@ from pathlib import Path
 from ..core.errors import InputError
 from ..core.records import Record
 from ..core.version import __version__
-from .jobs import CaseJob
+from .jobs import CaseJob, option_fields
 
 REQUIRED = ("case", "fixed", "moving")
 PATHS = CaseJob.paths("input")  # a case's input files
-CHOICES = tuple(f.name for f in CaseJob.option_fields() if f.metadata["cli"].get("column"))  # a case's own choices
-NUMBERS = {f.name for f in CaseJob.option_fields() if f.name in CHOICES and "float" in str(f.type)}
+CHOICES = tuple(f.name for f in option_fields(CaseJob) if f.metadata["cli"].get("column"))  # a case's own choices
+NUMBERS = {f.name for f in option_fields(CaseJob) if f.name in CHOICES and "float" in str(f.type)}
 COLUMNS = REQUIRED + tuple(name for name in PATHS + CHOICES if name not in REQUIRED)
 # What a case folder holds; ``case.json`` is written last, so a case is done only when it exists.
 CASE_FILES = {"output_transform": "transform.h5", "summary": "summary.json", "qa": "qa.json",
