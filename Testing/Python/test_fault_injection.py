@@ -883,3 +883,29 @@ CASES.update(STACK_CASES)
 @pytest.mark.parametrize("name", list(STACK_CASES))
 def test_bad_stack_input_is_refused_before_any_section_is_registered(name, tmp_path, private_tmp, capsys):
     test_bad_input_is_refused_early_and_leaves_everything_as_it_was(name, tmp_path, private_tmp, capsys)
+
+
+# --------------------------------------------------------------------------- issue 25: the 2D options from the job
+def two_d_images_with_guidance_landmarks(inputs: Path, out: Path) -> list[str]:
+    """Two 2D images and the guidance landmarks (--fixed-points, field guidance_fixed_points): 3D only, once
+    silently ignored because the hand list named the field fixed_points."""
+    image = sitk.GetImageFromArray(np.random.default_rng(0).uniform(0, 255, (40, 48)).astype(np.float32))
+    sitk.WriteImage(image, str(inputs / "slice.nrrd"))
+    points = inputs / "points.csv"
+    points.write_text("label,x,y,z\na,0,0,0\n")
+    return ["register", "--fixed", str(inputs / "slice.nrrd"), "--moving", str(inputs / "slice.nrrd"),
+            "--fixed-points", str(points), "--moving-points", str(points),
+            "--output-transform", str(out / "T.tfm")]  # fmt: skip
+
+
+TWO_D_CASES = {
+    "2D images with guidance landmarks": Case(
+        two_d_images_with_guidance_landmarks, "--fixed-points, --moving-points apply to 3D volumes only"
+    ),
+}
+CASES.update(TWO_D_CASES)
+
+
+@pytest.mark.parametrize("name", list(TWO_D_CASES))
+def test_2d_images_refuse_the_options_of_3d_volumes(name, tmp_path, private_tmp, capsys):
+    test_bad_input_is_refused_early_and_leaves_everything_as_it_was(name, tmp_path, private_tmp, capsys)
