@@ -72,12 +72,12 @@ def test_no_function_from_the_logic_to_the_job_takes_more_than_8_parameters():
 
 def test_a_logic_that_takes_the_nodes_one_by_one_is_reported(tmp_path):
     """The check above fails on the old RegistrationPrep click (the nodes and options passed one by one)."""
-    old = '''
+    old = """
 class RegistrationPrepWidget:
     def onApplyButton(self):
         node = self._parameterNode
         self._prep = self.logic.prepare(node.fixedVolume, node.movingVolume, options, onDone=self._onDone)
-'''
+"""
     widget_slot = ast.parse(old).body[0].body[0]
     (call,) = _calls(widget_slot, "prepare")
     assert [ast.unparse(a) for a in call.args] != ["node"]
