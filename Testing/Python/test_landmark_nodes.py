@@ -214,18 +214,3 @@ def test_the_prealign_panel_fits_through_the_prealign_jobs_fields(scene):
     assert node is output and same_table is table and fit.kind == "translation" and fit.fre_rms_mm > 1.0
     with pytest.raises(InputError, match="unknown parameters \\['type'\\]"):
         prealign_parameters(type="rigid")
-
-
-def test_every_prealign_panel_field_reaches_the_job():
-    import ast
-    from pathlib import Path
-
-    from MultimodalRegistrationLib.nodes.panel import panel_names
-    from MultimodalRegistrationLib.process.jobs import PrealignJob
-
-    source = (Path(__file__).resolve().parents[2] / "FiducialPrealign" / "FiducialPrealign.py").read_text()
-    classes = [n for n in ast.parse(source).body if isinstance(n, ast.ClassDef)]
-    wrapper = next(n for n in classes if n.name.endswith("ParameterNode"))
-    module_fields = {item.target.id for item in wrapper.body if isinstance(item, ast.AnnAssign)}
-    read = {name for field in PrealignJob.panel_fields() for name in panel_names(field)}
-    assert module_fields - {"autoUpdate"} == read  # autoUpdate: the live preview's switch, not the fit's

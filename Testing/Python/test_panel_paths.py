@@ -81,3 +81,39 @@ class RegistrationPrepWidget:
     widget_slot = ast.parse(old).body[0].body[0]
     (call,) = _calls(widget_slot, "prepare")
     assert [ast.unparse(a) for a in call.args] != ["node"]
+
+
+def _panel_reads() -> list:
+    """(module file, the parameter-node names its job building reads, the module's fields it does not read,
+    the names only a script gives) per panel; the registration panel's is in test_guidance_gui_contract."""
+    from MultimodalRegistrationLib.nodes.panel import panel_fields, panel_names
+    from MultimodalRegistrationLib.nodes.prep import OUTPUT_NAMES, output_attribute
+    from MultimodalRegistrationLib.nodes.qa import TABLE
+    from MultimodalRegistrationLib.prep.options import PrepOptions
+    from MultimodalRegistrationLib.process.jobs import PrealignJob, PrepJob, QAJob
+
+    def read(*record_classes) -> set[str]:
+        names = set()
+        for field in (f for record_class in record_classes for f in panel_fields(record_class)):
+            names |= set(panel_names(field)) | ({field.metadata["switch"]} if field.metadata.get("switch") else set())
+        return names
+
+    outputs = {output_attribute(name) for name in OUTPUT_NAMES}
+    return [
+        # the preview's ROI is the Preview button's output; a script may give the prep options whole
+        ("RegistrationPrep/RegistrationPrep.py", read(PrepJob, PrepOptions) | outputs, {"commonRegion"}, {"prep"}),
+        ("FiducialPrealign/FiducialPrealign.py", read(PrealignJob), {"autoUpdate"}, set()),  # the live preview's box
+        ("RegistrationQA/MultimodalRegistrationQA.py", read(QAJob) | {TABLE}, set(), set()),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("index", range(3))
+def test_every_parameter_node_field_reaches_the_job_through_its_fields(index):
+    """The job builder reads a parameter node by the job fields' ``panel`` names (and the prep options', and
+    their switch boxes): each field of the module's parameter node is one of them, and each of them a field of
+    the parameter node (or named here as script-only)."""
+    path, read, not_read, script_only = _panel_reads()[index]
+    classes = [n for n in ast.parse((ROOT / path).read_text()).body if isinstance(n, ast.ClassDef)]
+    wrapper = next(n for n in classes if n.name.endswith("ParameterNode"))
+    module_fields = {item.target.id for item in wrapper.body if isinstance(item, ast.AnnAssign)}
+    assert module_fields - not_read == read - script_only, (path, module_fields ^ (read - script_only))

@@ -327,24 +327,3 @@ def test_the_panel_boxes_become_one_prep_job(scene, small_pair, phantom_nodes, t
     parameters.excludeAbove, parameters.downsample, parameters.setMovingSpacing = True, True, False
     options = prep_job(parameters, tmp_path).prep
     assert (options.exclude_above, options.downsample_to, options.spacing_moving) == (2500.0, 1.0, None)
-
-
-def test_every_prep_panel_field_reaches_the_job():
-    """Each field of the module's parameter node is read by the job, the options or the output nodes; none else."""
-    import ast
-    from pathlib import Path
-
-    from MultimodalRegistrationLib.nodes.panel import panel_fields, panel_names
-    from MultimodalRegistrationLib.nodes.prep import OUTPUT_NAMES, output_attribute
-    from MultimodalRegistrationLib.process.jobs import PrepJob
-
-    source = (Path(__file__).resolve().parents[2] / "RegistrationPrep" / "RegistrationPrep.py").read_text()
-    classes = [n for n in ast.parse(source).body if isinstance(n, ast.ClassDef)]
-    wrapper = next(n for n in classes if n.name.endswith("ParameterNode"))
-    module_fields = {item.target.id for item in wrapper.body if isinstance(item, ast.AnnAssign)}
-    read = {output_attribute(name) for name in OUTPUT_NAMES}
-    for field in panel_fields(PrepJob) + panel_fields(PrepOptions):
-        read |= set(panel_names(field)) | ({field.metadata["switch"]} if field.metadata.get("switch") else set())
-    shown_only = {"commonRegion"}  # the preview's ROI: an output of the Preview button, not of the job
-    assert module_fields - shown_only <= read, f"fields no job field reads: {sorted(module_fields - shown_only - read)}"
-    assert read - module_fields == {"prep"}  # a script's whole options
