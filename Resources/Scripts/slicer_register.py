@@ -29,7 +29,8 @@ from MultimodalRegistrationLib.core.choices import DEFAULT_SEED  # noqa: E402
 from MultimodalRegistrationLib.core.errors import EXIT_INPUT, EXIT_OK, InputError  # noqa: E402
 from MultimodalRegistrationLib.nodes import mrml  # noqa: E402
 from MultimodalRegistrationLib.nodes.registration import register_nodes, registration_parameters  # noqa: E402
-from MultimodalRegistrationLib.process.jobs import log_beside  # noqa: E402
+from MultimodalRegistrationLib.process.jobs import RegistrationJob, log_beside  # noqa: E402
+from MultimodalRegistrationLib.process.jobs import option_fields, option_flag  # noqa: E402
 from MultimodalRegistrationLib.process.worker import WorkerFailure  # noqa: E402
 
 
@@ -61,6 +62,11 @@ def main(argv):
     arguments = parser.parse_args(argv)
     scene = getattr(slicer, "mrmlScene", None) or slicer.vtkMRMLScene()
     try:
+        guidance = [option_flag(f) for f in option_fields(RegistrationJob) if f.metadata["cli"].get("group") ==
+                    "guidance" and getattr(arguments, f.name) not in (None, f.default)]  # fmt: skip
+        if guidance:  # parsed with mmreg register's options, but not loaded here: refused, never ignored
+            raise InputError(f"{', '.join(guidance)}: guidance is not read by the Slicer batch script yet: run "
+                             "mmreg register with the same options, or drop them")  # fmt: skip
         fixed = mrml.read_volume_node(scene, arguments.fixed)
         moving = mrml.read_volume_node(scene, arguments.moving)
         masks = [
