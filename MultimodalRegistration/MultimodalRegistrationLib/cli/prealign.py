@@ -46,6 +46,7 @@ def command_prealign(arguments: argparse.Namespace) -> int:
                         {flags[name]: path for name, path in outputs_given.items()})  # fmt: skip
     from ..core.files import write_atomically
     from ..core.images import read_image
+    from ..landmarks.bounds import PointBounds
     from ..landmarks.fit import fit_landmarks
     from ..landmarks.points_io import read_points_file
 
@@ -55,16 +56,10 @@ def command_prealign(arguments: argparse.Namespace) -> int:
     moving = read_points_file(job.moving_points)
     images = {key: read_image(getattr(job, key), key.replace("_", " ")) if getattr(job, key) else None
               for key in ("reference_image", "fixed_image", "moving_image")}  # fmt: skip
-    fit = fit_landmarks(  # refuses points that all lie outside their image, before anything is written
-        fixed.points_ras,
-        moving.points_ras,
-        kind=job.type,
-        fixed_labels=fixed.labels,
-        moving_labels=moving.labels,
-        fixed_system=fixed.system,
-        moving_system=moving.system,
-        **images,
-    )
+    bounds = PointBounds(images["fixed_image"], images["moving_image"], fixed.system, moving.system)
+    # Refuses points that all lie outside their image, before anything is written.
+    fit = fit_landmarks(fixed.points_ras, moving.points_ras, job.type, fixed.labels, moving.labels,
+                        images["reference_image"], bounds)  # fmt: skip
     fit.transform.write(job.output_transform)
     outputs = {"transform": str(job.output_transform)}
     if job.report:
