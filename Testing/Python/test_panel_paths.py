@@ -60,13 +60,15 @@ def test_the_button_hands_the_parameter_node_to_the_logic_and_the_logic_to_the_n
 
 def test_no_function_from_the_logic_to_the_job_takes_more_than_8_parameters():
     from MultimodalRegistrationLib.landmarks.fit import fit_landmarks
+    from MultimodalRegistrationLib.process.stability import assess_with_restarts, stability_check
+    from MultimodalRegistrationLib.qa.assess import assess_registration
     from MultimodalRegistrationLib.nodes import landmarks, panel, prep, qa, registration, registration_inputs
 
     path = [registration.register_nodes, registration.NodeRegistration.__init__, panel.job_from_panel,
             panel.panel_value, *registration_inputs.WRITERS.values(), prep.prepare_nodes, prep.prep_job,
             prep.preview_common_region, prep.common_region_roi, prep.NodePrep.__init__, *prep.WRITERS.values(),
             prep.options_of, landmarks.fit_panel, landmarks.fit_markups, fit_landmarks, qa.assess_nodes,
-            qa.gather_inputs, qa.assess_inputs]  # fmt: skip
+            qa.gather_inputs, qa.assess_inputs, assess_with_restarts, stability_check, assess_registration]  # fmt: skip
     counts = {f.__qualname__: len(inspect.signature(f).parameters) for f in path}
     assert max(counts.values()) <= MAX_PARAMETERS, {name: n for name, n in counts.items() if n > MAX_PARAMETERS}
 
