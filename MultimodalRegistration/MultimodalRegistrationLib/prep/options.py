@@ -46,9 +46,18 @@ def option_text(value) -> str:
     return str(value)
 
 
-def _roi_option(text: str) -> tuple:
-    from .pipeline import roi_from_ras_corners
+def roi_from_ras_corners(values) -> tuple:
+    """Six numbers (R1, A1, S1, R2, A2, S2: two opposite corners in RAS mm, as Slicer shows them) as LPS corners."""
+    from ..core.transforms import lps_ras_points
 
+    values = [float(v) for v in values]
+    if len(values) != 6:
+        raise InputError("a region of interest needs 6 numbers: R1,A1,S1,R2,A2,S2 (two opposite corners, RAS mm)")
+    corners = lps_ras_points([values[:3], values[3:]])
+    return tuple(map(tuple, corners))
+
+
+def _roi_option(text: str) -> tuple:
     return roi_from_ras_corners(text.split(","))
 
 
