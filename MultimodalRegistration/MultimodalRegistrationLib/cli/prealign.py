@@ -55,7 +55,7 @@ def command_prealign(arguments: argparse.Namespace) -> int:
     fixed = read_points_file(job.fixed_points)
     moving = read_points_file(job.moving_points)
     images = {key: read_image(getattr(job, key), key.replace("_", " ")) if getattr(job, key) else None
-              for key in ("reference_image", "fixed_image", "moving_image")}  # fmt: skip
+              for key in PrealignJob.paths("input") if key.endswith("_image")}  # fmt: skip
     bounds = PointBounds(images["fixed_image"], images["moving_image"], fixed.system, moving.system)
     # Refuses points that all lie outside their image, before anything is written.
     fit = fit_landmarks(fixed.points_ras, moving.points_ras, job.type, fixed.labels, moving.labels,
