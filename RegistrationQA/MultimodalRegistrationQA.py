@@ -177,8 +177,7 @@ class MultimodalRegistrationQAWidget(ScriptedLoadableModuleWidget, VTKObservatio
         try:
             with slicer.util.tryWithErrorDisplay(_("Registration QA failed."), waitCursor=True):
                 try:
-                    restarts = node.stabilityRestarts if node.stability else 0
-                    if restarts:
+                    if qa_nodes.restarts_of(node):
                         registration = slicer.util.getModuleLogic("MultimodalRegistration")
                         registration.ensureEngine(qa_nodes.restart_engine(node.transform))
                     metrics, table = self.logic.compute(node, onProgress=self._onProgress)

@@ -19,6 +19,7 @@ from MultimodalRegistrationLib.nodes.qa import (
     export_report,
     gather_inputs,
     qa_parameters,
+    restarts_of,
     show_moving_under,
     summary_text,
     table_values,
@@ -325,6 +326,7 @@ def test_the_qa_panel_reads_its_nodes_through_the_qa_jobs_fields(scene, small_pa
                                metricsTable=table)  # fmt: skip
     metrics, filled = assess_nodes(parameters)
     assert filled is table and metrics.stability is None  # 3 restarts asked for, but the box is unchecked
+    assert restarts_of(parameters) == 0 and restarts_of(qa_parameters(stability=True, stabilityRestarts=3)) == 3
     assert metrics.to_dict()["landmarks"]["tre"]["after"]["count"] == 8
     assert value(table, "TRE max after") < 1e-3 and value(table, "TRE mean before") > 20.0
     inputs = gather_inputs(parameters)

@@ -184,8 +184,7 @@ def assess_nodes(
     ``metricsTable`` node (created when not given) gets one row per number (:data:`TABLE_COLUMNS`).
     """
     inputs = gather_inputs(parameters, python)
-    restarts = panel_value(parameters, next(f for f in QAJob.panel_fields() if f.name == "stability")) or 0
-    metrics = assess_inputs(inputs, restarts, stability_options, progress)
+    metrics = assess_inputs(inputs, restarts_of(parameters), stability_options, progress)
     transform_node, fixed_volume, moving_volume = (node(parameters, name) for name in ("transform", "fixed", "moving"))
     table_node = getattr(parameters, TABLE, None)
     if table_node is None:
@@ -196,6 +195,11 @@ def assess_nodes(
     for key, volume in (("fixed", fixed_volume), ("moving", moving_volume), ("transform", transform_node)):
         table_node.SetAttribute(f"{ATTRIBUTE_PREFIX}{key}NodeID", volume.GetID() if volume else "")
     return (metrics, table_node, inputs) if with_inputs else (metrics, table_node)
+
+
+def restarts_of(parameters) -> int:
+    """How many stability restarts the panel asks for: its count while its stability box is checked, else 0."""
+    return panel_value(parameters, next(f for f in QAJob.panel_fields() if f.name == "stability")) or 0
 
 
 def qa_parameters(**values) -> SimpleNamespace:
