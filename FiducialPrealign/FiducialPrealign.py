@@ -204,10 +204,7 @@ class FiducialPrealignWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         self._fitting = True
         try:
-            fit, output, table = self.logic.fit(
-                node.fixedPoints, node.movingPoints, node.transformType, node.outputTransform,
-                node.referenceVolume, node.residualTable,
-            )  # fmt: skip
+            fit, output, table = self.logic.fit(node)
             node.outputTransform, node.residualTable = output, table
             self.ui.residualTableView.setMRMLTableNode(table)
             worst = landmark_nodes.worst_point(fit)
@@ -242,13 +239,11 @@ class FiducialPrealignLogic(ScriptedLoadableModuleLogic):
         return FiducialPrealignParameterNode(super().getParameterNode())
 
     @staticmethod
-    def fit(fixedPoints, movingPoints, transformType="rigid", outputTransform=None, referenceVolume=None,
-            residualTable=None):  # fmt: skip
-        """Returns (LandmarkFit, output transform node, residual table node); see fit_markups."""
-        return landmark_nodes.fit_markups(
-            fixedPoints, movingPoints, transformType, output_transform_node=outputTransform,
-            reference_volume_node=referenceVolume, table_node=residualTable,
-        )  # fmt: skip
+    def fit(parameterNode):
+        """Fit as the parameter node says (the panel's, or ``prealign_parameters(...)`` from
+        MultimodalRegistrationLib.nodes.landmarks in a script). Returns (LandmarkFit, output transform node,
+        residual table node); see fit_panel and fit_markups."""
+        return landmark_nodes.fit_panel(parameterNode)
 
     @staticmethod
     def sendToRegistration(transformNode) -> str:
@@ -301,7 +296,8 @@ class FiducialPrealignTest(ScriptedLoadableModuleTest):
         fixed.SetAndObserveTransformNodeID(parent.GetID())
         moving = mrml.markups_from_points(slicer.mrmlScene, lps_ras_points(moving_lps), labels, "moving")
         self.assertEqual([placedPointCount(fixed), placedPointCount(moving)], [4, 4])  # the preview would fit
-        fit, output, table = FiducialPrealignLogic.fit(fixed, moving, "rigid")
+        parameters = landmark_nodes.prealign_parameters(fixedPoints=fixed, movingPoints=moving)
+        fit, output, table = FiducialPrealignLogic.fit(parameters)
         self.assertTrue(output.IsLinear())
         self.assertEqual(table.GetNumberOfRows(), 4)
         self.assertLess(np.abs(fit.transform.matrix[:3, :3] - truth.matrix[:3, :3]).max(), 0.05)

@@ -15,7 +15,7 @@ from MultimodalRegistrationLib.core.errors import InputError
 # MultimodalRegistrationLib is installed with the MultimodalRegistration module (a dependency of this one,
 # so it loads first): its folder is a Slicer module path, hence importable, in a build and from a source tree.
 from MultimodalRegistrationLib.nodes import prep as prep_nodes
-from MultimodalRegistrationLib.nodes.panels import CITATIONS_HTML, DOCS_URL, PrepOptions
+from MultimodalRegistrationLib.nodes.panels import CITATIONS_HTML, DOCS_URL
 from slicer import (
     vtkMRMLLabelMapVolumeNode,
     vtkMRMLMarkupsROINode,
@@ -179,13 +179,7 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay(_("Preparation could not start."), waitCursor=True):
             self.ui.statusLabel.text = ""
             self._prepParameterNode = node
-            self._prep = self.logic.prepare(
-                node.fixedVolume, node.movingVolume, self.logic.optionsFromParameters(node),
-                currentTransform=node.currentTransform, outputFixed=node.outputFixed,
-                outputMoving=node.outputMoving, outputFixedMask=node.outputFixedMask,
-                outputMovingMask=node.outputMovingMask, blocking=False, onProgress=self._onProgress,
-                onDone=self._onDone,
-            )  # fmt: skip
+            self._prep = self.logic.prepare(node, onProgress=self._onProgress, onDone=self._onDone)
             self.ui.progressBar.value = 0
             self.ui.progressBar.format = "%p% " + _("starting")
             self.ui.progressBar.visible = True
@@ -213,10 +207,7 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onPreviewButton(self) -> None:
         node = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("Could not show the common region."), waitCursor=True):
-            spacing = (node.movingSpacingX, node.movingSpacingY, node.movingSpacingZ) if node.setMovingSpacing else None
-            node.commonRegion = self.logic.previewCommonRegion(
-                node.fixedVolume, node.movingVolume, node.currentTransform, node.marginMm, node.commonRegion, spacing
-            )
+            node.commonRegion = self.logic.previewCommonRegion(node)
 
     def onSendButton(self) -> None:
         node = self._parameterNode
@@ -233,41 +224,17 @@ class RegistrationPrepLogic(ScriptedLoadableModuleLogic):
         return RegistrationPrepParameterNode(super().getParameterNode())
 
     @staticmethod
-    def optionsFromParameters(node) -> PrepOptions:
-        """The GUI's independent choices as library options."""
-        spacing = (node.movingSpacingX, node.movingSpacingY, node.movingSpacingZ)
-        return PrepOptions(
-            crop_common=node.cropCommon,
-            margin_mm=node.marginMm,
-            mask_fixed="auto" if node.maskFixed else None,
-            mask_moving="auto" if node.maskMoving else None,
-            exclude_above=node.excludeAboveHu if node.excludeAbove else None,
-            n4=prep_nodes.n4_target(node.n4Fixed, node.n4Moving),
-            spacing_moving=spacing if node.setMovingSpacing else None,
-            downsample_to=node.downsampleMm if node.downsample else None,
-        )
-
-    @staticmethod
-    def prepare(
-        fixedVolume, movingVolume, options: PrepOptions, currentTransform=None, outputFixed=None, outputMoving=None,
-        outputFixedMask=None, outputMovingMask=None, blocking=True, onProgress=None, onDone=None,
-    ):  # fmt: skip
-        """Prepare two volume nodes in a worker process; see MultimodalRegistrationLib.nodes.prep.prepare_nodes."""
+    def prepare(parameterNode, onProgress=None, onDone=None):
+        """Prepare as the parameter node says (the panel's, or ``prep_parameters(...)`` from
+        MultimodalRegistrationLib.nodes.prep in a script), in a worker process. Without ``onDone`` this blocks
+        and returns the finished preparation; with it, it returns at once and the caller follows the run."""
         python = slicer.util.getModuleLogic("MultimodalRegistration").workerPython()
-        return prep_nodes.prepare_nodes(
-            fixedVolume, movingVolume, options, currentTransform, output_fixed_node=outputFixed,
-            output_moving_node=outputMoving, output_fixed_mask_node=outputFixedMask,
-            output_moving_mask_node=outputMovingMask, python=python, blocking=blocking, on_progress=onProgress,
-            on_done=onDone,
-        )  # fmt: skip
+        return prep_nodes.prepare_nodes(parameterNode, onProgress, onDone, blocking=onDone is None, python=python)
 
     @staticmethod
-    def previewCommonRegion(fixedVolume, movingVolume, currentTransform=None, marginMm=10.0, roiNode=None,
-                            movingSpacing=None):  # fmt: skip
-        """Create or update the ROI node showing what a crop keeps, and centre the slice views on it."""
-        roi = prep_nodes.common_region_roi(
-            fixedVolume, movingVolume, currentTransform, marginMm, roiNode, spacing_moving=movingSpacing
-        )
+    def previewCommonRegion(parameterNode):
+        """Create or update the ROI node showing what the panel's crop keeps, and centre the slice views on it."""
+        roi = prep_nodes.preview_common_region(parameterNode)
         center = [0.0, 0.0, 0.0]
         roi.GetCenter(center)
         slicer.vtkMRMLSliceNode.JumpAllSlices(slicer.mrmlScene, *center, slicer.vtkMRMLSliceNode.CenteredJumpSlice)
@@ -339,9 +306,10 @@ class RegistrationPrepTest(ScriptedLoadableModuleTest):
         originals = {node.GetID(): (node.GetImageData(), node.GetImageData().GetMTime()) for node in (fixed, moving)}
 
         logic = RegistrationPrepLogic()
-        roi = logic.previewCommonRegion(fixed, moving, None, 5.0)
-        options = PrepOptions(crop_common=True, margin_mm=5.0, mask_fixed="auto", mask_moving="auto", n4="moving")
-        prep = logic.prepare(fixed, moving, options)
+        parameters = prep_nodes.prep_parameters(fixedVolume=fixed, movingVolume=moving, cropCommon=True, marginMm=5.0,
+                                                maskFixed=True, maskMoving=True, n4Moving=True)  # fmt: skip
+        roi = logic.previewCommonRegion(parameters)
+        prep = logic.prepare(parameters)
 
         for node in (fixed, moving):
             self.assertEqual((node.GetImageData(), node.GetImageData().GetMTime()), originals[node.GetID()])

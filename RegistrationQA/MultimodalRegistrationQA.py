@@ -177,16 +177,10 @@ class MultimodalRegistrationQAWidget(ScriptedLoadableModuleWidget, VTKObservatio
         try:
             with slicer.util.tryWithErrorDisplay(_("Registration QA failed."), waitCursor=True):
                 try:
-                    restarts = node.stabilityRestarts if node.stability else 0
-                    if restarts:
+                    if qa_nodes.restarts_of(node):
                         registration = slicer.util.getModuleLogic("MultimodalRegistration")
                         registration.ensureEngine(qa_nodes.restart_engine(node.transform))
-                    metrics, table = self.logic.compute(
-                        node.transform, node.fixedVolume, node.movingVolume,
-                        node.fixedFitPoints, node.movingFitPoints, node.fixedTargetPoints, node.movingTargetPoints,
-                        node.fixedSegmentation, node.movingSegmentation,
-                        stabilityRestarts=restarts, table=node.metricsTable, onProgress=self._onProgress,
-                    )  # fmt: skip
+                    metrics, table = self.logic.compute(node, onProgress=self._onProgress)
                 except (InputError, EngineError) as error:
                     self.ui.statusLabel.text = _("Not measured: {error}").format(error=error)
                     return
@@ -239,18 +233,14 @@ class MultimodalRegistrationQALogic(ScriptedLoadableModuleLogic):
     def workerPython() -> str:
         return slicer.util.getModuleLogic("MultimodalRegistration").workerPython()
 
-    def compute(
-        self, transform, fixedVolume, movingVolume, fixedFitPoints=None, movingFitPoints=None,
-        fixedTargetPoints=None, movingTargetPoints=None, fixedSegmentation=None, movingSegmentation=None,
-        stabilityRestarts=0, table=None, onProgress=None,
-    ):  # fmt: skip
-        """Returns (QA report, table node); see qa_nodes.assess_nodes."""
+    def compute(self, parameterNode, onProgress=None):
+        """Measure as the parameter node says (the panel's, or ``qa_parameters(...)`` from
+        MultimodalRegistrationLib.nodes.qa in a script); returns (QA report, table node). See
+        qa_nodes.assess_nodes."""
         self.forget()
         metrics, table, inputs = qa_nodes.assess_nodes(
-            transform, fixedVolume, movingVolume, fixedFitPoints, movingFitPoints, fixedTargetPoints,
-            movingTargetPoints, fixedSegmentation, movingSegmentation, stability_restarts=stabilityRestarts,
-            table_node=table, python=self.workerPython(), progress=onProgress, with_inputs=True,
-        )  # fmt: skip
+            parameterNode, python=self.workerPython(), progress=onProgress, with_inputs=True
+        )
         self.inputs, self.metrics = inputs, metrics
         return metrics, table
 
@@ -306,7 +296,10 @@ class MultimodalRegistrationQATest(ScriptedLoadableModuleTest):
         moving = mrml.volume_node_from_image(slicer.mrmlScene, pair.moving, "phantom MR")
         registration = slicer.util.getModuleLogic("MultimodalRegistration")
         registration.ensureEngine("elastix", confirm=False)
-        result = registration.register(fixed, moving).output_transform_node
+        registrationParameters = registration.getParameterNode()
+        registrationParameters.fixedVolume, registrationParameters.movingVolume = fixed, moving
+        registrationParameters.outputTransform = None
+        result = registration.register(registrationParameters).output_transform_node
 
         self.delayDisplay("Measuring the result at ten target landmarks")
         targets = pair.head_points[:10]
@@ -315,8 +308,9 @@ class MultimodalRegistrationQATest(ScriptedLoadableModuleTest):
             slicer.mrmlScene, lps_ras_points(pair.truth.transform_points(targets)), name="MR targets"
         )
         logic = MultimodalRegistrationQALogic()
-        metrics, table = logic.compute(result, fixed, moving, fixedTargetPoints=fixedTargets,
-                                       movingTargetPoints=movingTargets)  # fmt: skip
+        parameters = qa_nodes.qa_parameters(transform=result, fixedVolume=fixed, movingVolume=moving,
+                                            fixedTargetPoints=fixedTargets, movingTargetPoints=movingTargets)  # fmt: skip
+        metrics, table = logic.compute(parameters)
         tre = metrics["landmarks"]["tre"]
         self.assertEqual(tre["after"]["count"], 10)
         self.assertGreater(tre["before"]["mean_mm"], 20.0)

@@ -25,11 +25,16 @@ for candidate in (HERE.parents[2] / "MultimodalRegistration", HERE.parents[1]):
 
 from MultimodalRegistrationLib.cli.main import _add_register_arguments  # noqa: E402
 from MultimodalRegistrationLib.cli.prep import prep_options, wants_prep  # noqa: E402
-from MultimodalRegistrationLib.core.choices import DEFAULT_SEED  # noqa: E402
 from MultimodalRegistrationLib.core.errors import EXIT_INPUT, EXIT_OK, InputError  # noqa: E402
 from MultimodalRegistrationLib.nodes import mrml  # noqa: E402
+from MultimodalRegistrationLib.nodes.panel import panel_names  # noqa: E402
 from MultimodalRegistrationLib.nodes.registration import register_nodes, registration_parameters  # noqa: E402
-from MultimodalRegistrationLib.process.jobs import log_beside  # noqa: E402
+from MultimodalRegistrationLib.process.jobs import (  # noqa: E402
+    RegistrationJob,
+    log_beside,
+    option_fields,
+    option_flag,
+)
 from MultimodalRegistrationLib.process.worker import WorkerFailure  # noqa: E402
 
 
@@ -55,29 +60,41 @@ def _write_inverse(registration, transform, path: str, summary) -> None:
     summary.outputs["inverse"] = path
 
 
+def panel_values(scene, arguments) -> dict:
+    """The registration panel's parameter-node values for the options given: each input file of a
+    RegistrationJob field the panel sets, read into a node of the field's kind (volume, mask, the start), and
+    each choice as given; outputs are written from the result, the rest stays at the panel's defaults."""
+    from MultimodalRegistrationLib.core.transforms import Transform
+
+    readers = {
+        "volume": lambda path: mrml.read_volume_node(scene, path),
+        "mask": lambda path: mrml.read_volume_node(scene, path, labelmap=True),
+        "transform": lambda path: mrml.transform_to_node(scene, Transform.read(path), name="initial"),
+    }  # segmentations and landmarks: refused before (guidance)
+    values = {}
+    for field in RegistrationJob.panel_fields():
+        value = getattr(arguments, field.name, None)
+        if value is None or field.metadata.get("cli") is None or field.metadata.get("path") == "output":
+            continue
+        kind = field.metadata.get("node")
+        values[panel_names(field)[-1]] = readers[kind](value) if kind else value
+    return values
+
+
 def main(argv):
     parser = argparse.ArgumentParser(prog="slicer_register.py", description=__doc__.splitlines()[0])
     _add_register_arguments(parser)
     arguments = parser.parse_args(argv)
     scene = getattr(slicer, "mrmlScene", None) or slicer.vtkMRMLScene()
     try:
-        fixed = mrml.read_volume_node(scene, arguments.fixed)
-        moving = mrml.read_volume_node(scene, arguments.moving)
-        masks = [
-            mrml.read_volume_node(scene, path, labelmap=True) if path else None
-            for path in (arguments.fixed_mask, arguments.moving_mask)
-        ]
-        initial = None
-        if arguments.initial_transform:
-            from MultimodalRegistrationLib.core.transforms import Transform
-
-            initial = mrml.transform_to_node(scene, Transform.read(arguments.initial_transform), name="initial")
+        guidance = [option_flag(f) for f in option_fields(RegistrationJob) if f.metadata["cli"].get("group") ==
+                    "guidance" and getattr(arguments, f.name) not in (None, f.default)]  # fmt: skip
+        if guidance:  # parsed with mmreg register's options, but not loaded here: refused, never ignored
+            raise InputError(f"{', '.join(guidance)}: guidance is not read by the Slicer batch script yet: run "
+                             "mmreg register with the same options, or drop them")  # fmt: skip
         output_volume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "registered") if arguments.output_volume else None
         parameters = registration_parameters(
-            fixedVolume=fixed, movingVolume=moving, engine=arguments.engine, preset=arguments.preset,
-            fixedMask=masks[0], movingMask=masks[1], initialTransform=initial, outputVolume=output_volume,
-            init=arguments.init, maxRotationDeg=arguments.max_rotation_deg,
-            seed=DEFAULT_SEED if arguments.seed is None else arguments.seed, threads=arguments.threads or 0,
+            **panel_values(scene, arguments), outputVolume=output_volume,
             prep=prep_options(arguments) if wants_prep(arguments) else None,
             log=log_beside(arguments.output_transform) if arguments.keep_log else None,
         )  # fmt: skip

@@ -781,3 +781,49 @@ CASES.update(STACK_CASES)
 @pytest.mark.parametrize("name", list(STACK_CASES))
 def test_bad_stack_input_is_refused_before_any_section_is_registered(name, tmp_path, private_tmp, capsys):
     test_bad_input_is_refused_early_and_leaves_everything_as_it_was(name, tmp_path, private_tmp, capsys)
+
+
+# --------------------------------------------------------------------------- issue 25: the 2D options from the job
+def two_d_images_with_guidance_landmarks(inputs: Path, out: Path) -> list[str]:
+    """Two 2D images and the guidance landmarks (--fixed-points, field guidance_fixed_points): 3D only, once
+    silently ignored because the hand list named the field fixed_points."""
+    image = sitk.GetImageFromArray(np.random.default_rng(0).uniform(0, 255, (40, 48)).astype(np.float32))
+    sitk.WriteImage(image, str(inputs / "slice.nrrd"))
+    points = inputs / "points.csv"
+    points.write_text("label,x,y,z\na,0,0,0\n")
+    return ["register", "--fixed", str(inputs / "slice.nrrd"), "--moving", str(inputs / "slice.nrrd"),
+            "--fixed-points", str(points), "--moving-points", str(points),
+            "--output-transform", str(out / "T.tfm")]  # fmt: skip
+
+
+TWO_D_CASES = {
+    "2D images with guidance landmarks": Case(
+        two_d_images_with_guidance_landmarks, "--fixed-points, --moving-points apply to 3D volumes only"
+    ),
+}
+CASES.update(TWO_D_CASES)
+
+
+@pytest.mark.parametrize("name", list(TWO_D_CASES))
+def test_2d_images_refuse_the_options_of_3d_volumes(name, tmp_path, private_tmp, capsys):
+    test_bad_input_is_refused_early_and_leaves_everything_as_it_was(name, tmp_path, private_tmp, capsys)
+
+
+# --------------------------------------------------------------------------- issue 25: the Slicer batch script
+def test_the_slicer_batch_script_refuses_guidance_it_does_not_load(tmp_path, private_tmp):
+    """slicer_register.py parses mmreg register's options; the guidance ones it does not load were silently
+    ignored (the registration ran unguided). Now exit 2 naming them, before any file is read or written."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[2] / "Resources" / "Scripts" / "slicer_register.py"
+    fixed, moving = _pair(tmp_path)
+    run = subprocess.run(
+        [sys.executable, str(script), "--", "--fixed", str(fixed), "--moving", str(moving), "--output-transform",
+         str(tmp_path / "out" / "T.h5"), "--fixed-segmentation", str(fixed), "--moving-segmentation", str(moving),
+         "--segments", "1", "--metric", "segments"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "TMPDIR": str(private_tmp)},
+    )  # fmt: skip
+    assert run.returncode == EXIT_INPUT, run.stderr[-2000:]
+    assert "--fixed-segmentation, --moving-segmentation, --segments, --metric: guidance is not read" in run.stderr
+    assert not (tmp_path / "out").exists() and list(private_tmp.iterdir()) == []

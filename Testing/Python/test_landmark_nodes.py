@@ -193,3 +193,24 @@ def test_bad_inputs_raise_with_the_fix_and_change_nothing(scene):
     assert scene.GetNumberOfNodes() == count  # no output, table or storage node left behind
     assert output.GetAttribute(ATTRIBUTE_PREFIX + "type") is None
     assert all(fixed.GetNthControlPointSelected(i) for i in range(7))
+
+
+def test_the_prealign_panel_fits_through_the_prealign_jobs_fields(scene):
+    """The FiducialPrealign panel's lists, type, output transform and residual table reach the fit by the
+    PrealignJob fields naming their attributes; a refit fills the same output nodes."""
+    from MultimodalRegistrationLib.nodes.landmarks import fit_panel, prealign_parameters
+
+    truth = rigid_transform(20.0, (0.2, 1.0, 0.3), (5.0, -8.0, 12.0))
+    fixed = mrml.markups_from_points(scene, lps_ras_points(FIXED_LPS), LABELS, "fixed")
+    moving = mrml.markups_from_points(scene, lps_ras_points(truth.transform_points(FIXED_LPS)), LABELS, "moving")
+    output = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "chosen output")
+    parameters = prealign_parameters(fixedPoints=fixed, movingPoints=moving, transformType="similarity",
+                                     outputTransform=output)  # fmt: skip
+    fit, node, table = fit_panel(parameters)
+    assert node is output and fit.kind == "similarity" and fit.fre_rms_mm < 1e-6
+    assert table.GetNumberOfRows() == len(LABELS)
+    parameters.residualTable, parameters.transformType = table, "translation"
+    fit, node, same_table = fit_panel(parameters)
+    assert node is output and same_table is table and fit.kind == "translation" and fit.fre_rms_mm > 1.0
+    with pytest.raises(InputError, match="unknown parameters \\['type'\\]"):
+        prealign_parameters(type="rigid")

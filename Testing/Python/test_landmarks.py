@@ -13,6 +13,7 @@ from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.core.images import write_image
 from MultimodalRegistrationLib.core.phantom import mean_error_mm, rigid_transform
 from MultimodalRegistrationLib.core.transforms import Transform, lps_ras_points
+from MultimodalRegistrationLib.landmarks.bounds import PointBounds
 from MultimodalRegistrationLib.landmarks.fit import KINDS, fit_landmarks
 from MultimodalRegistrationLib.landmarks.points_io import read_points, write_points_csv
 
@@ -258,20 +259,19 @@ def test_points_outside_the_images_are_named():
     fixed_ras, moving_ras, _, _ = pairs(TRUTH, count=6, noise=0.3, seed=8)
     fixed_ras[4] = lps_ras_points([[0.0, 0.0, 75.0]])[0]  # 15 mm above a box that ends at +60 mm
     labels = list("ABCDEF")
-    fit = fit_landmarks(
-        fixed_ras, moving_ras, "rigid", labels, labels,
-        fixed_image=box_image(-60, 60, 4.0), moving_image=box_image(-200, 200, 8.0),
-    )  # fmt: skip
+    fit = fit_landmarks(fixed_ras, moving_ras, "rigid", labels, labels,
+                        bounds=PointBounds(box_image(-60, 60, 4.0), box_image(-200, 200, 8.0)))  # fmt: skip
     (warning,) = warnings_about(fit, "outside the")
     assert warning.startswith("fixed points 'E' lie outside the fixed image (up to 13.0 mm beyond its edge)")
     # (the voxel box reaches half a voxel past the last voxel centre: 75 - 62 = 13 mm)
-    fit = fit_landmarks(fixed_ras, moving_ras, "rigid", labels, labels, moving_image=box_image(-45, 45, 4.0))
+    near = PointBounds(moving_image=box_image(-45, 45, 4.0))
+    fit = fit_landmarks(fixed_ras, moving_ras, "rigid", labels, labels, bounds=near)
     assert warnings_about(fit, "moving points 'A'")
     # Every point outside: the wrong file or the wrong convention, refused before the fit.
     with pytest.raises(InputError, match="all 6 moving points lie outside the moving image .*belong together"):
-        fit_landmarks(fixed_ras, moving_ras, "rigid", labels, labels, moving_image=box_image(-5, 5, 2.0))
-    roomy = {"fixed_image": box_image(-100, 100, 4.0), "moving_image": box_image(-200, 200, 8.0)}
-    assert warnings_about(fit_landmarks(fixed_ras, moving_ras, "rigid", **roomy), "outside the") == []
+        fit_landmarks(fixed_ras, moving_ras, "rigid", labels, labels, bounds=PointBounds(None, box_image(-5, 5, 2)))
+    roomy = PointBounds(box_image(-100, 100, 4.0), box_image(-200, 200, 8.0))
+    assert warnings_about(fit_landmarks(fixed_ras, moving_ras, "rigid", bounds=roomy), "outside the") == []
 
 
 def test_near_symmetric_points_explain_why_rms_can_mislead():

@@ -5,7 +5,7 @@ import pytest
 import SimpleITK as sitk
 from MultimodalRegistrationLib.core.metric import mutual_information, shrink_to_spacing
 from MultimodalRegistrationLib.core.transforms import Transform, rigid_transform
-from MultimodalRegistrationLib.qa.assess import assess_registration
+from MultimodalRegistrationLib.qa.assess import QAOptions, assess_registration
 from MultimodalRegistrationLib.qa.images import image_agreement
 from MultimodalRegistrationLib.registration.register import register
 
@@ -27,7 +27,7 @@ def test_the_registration_summary_and_the_qa_report_give_the_same_mi(small_pair)
     # With an initial transform, the summary's "before" is that pose, which the QA is given as its "before".
     initial = small_pair.truth @ rigid_transform(8, (1, -1, 0.5), (6, 0, 0))
     result = register(fixed, moving, engine="elastix", preset="rigid", fixed_mask=mask, initial_transform=initial)
-    report = assess_registration(fixed, moving, result.transform, before=initial, fixed_mask=mask)
+    report = assess_registration(fixed, moving, result.transform, QAOptions(before=initial, fixed_mask=mask))
     images = report.to_dict()["images"]  # as the JSON and the HTML report give it
     assert images["before"]["mutual_information"] == pytest.approx(result.metric_before, abs=1e-6)
     assert images["after"]["mutual_information"] == pytest.approx(result.metric_after, abs=1e-6)

@@ -18,7 +18,10 @@ from MultimodalRegistrationLib.nodes.prep import (
     common_region_roi,
     n4_target,
     placement,
+    prep_job,
+    prep_parameters,
     prepare_nodes,
+    preview_common_region,
     status_text,
 )
 from MultimodalRegistrationLib.prep.crop import common_region, crop_common
@@ -75,7 +78,8 @@ def test_prepare_nodes_crops_masks_and_corrects_bias_into_new_nodes(scene, small
     before = {"fixed": fingerprint(fixed_node), "moving": fingerprint(moving_node)}
     options = PrepOptions(crop_common=True, margin_mm=MARGIN_MM, mask_fixed="auto", mask_moving="auto", n4="moving")
     fractions = []
-    prep = prepare_nodes(fixed_node, moving_node, options, on_progress=lambda fraction, _: fractions.append(fraction))
+    parameters = prep_parameters(fixedVolume=fixed_node, movingVolume=moving_node, prep=options)
+    prep = prepare_nodes(parameters, on_progress=lambda fraction, _: fractions.append(fraction))
 
     # Originals untouched: same voxel objects, not modified since, same size, geometry and parent.
     assert fingerprint(fixed_node) == before["fixed"] and fingerprint(moving_node) == before["moving"]
@@ -139,7 +143,8 @@ def test_placement_counts_the_current_transform_once(scene, small_pair, phantom_
     assert np.allclose(transform.matrix, small_pair.truth.matrix) and to_hand_on is None
     moving_node.SetAndObserveTransformNodeID(None)
 
-    prep = prepare_nodes(fixed_node, moving_node, PrepOptions(crop_common=True, margin_mm=MARGIN_MM), truth_node)
+    prep = prepare_nodes(prep_parameters(fixedVolume=fixed_node, movingVolume=moving_node, currentTransform=truth_node,
+                                         cropCommon=True, marginMm=MARGIN_MM))  # fmt: skip
     fixed_crop, moving_crop = crop_common(small_pair.fixed, moving, small_pair.truth, MARGIN_MM)
     assert same_grid(mrml.image_from_volume_node(prep.fixed_node), fixed_crop.image)
     assert same_grid(mrml.image_from_volume_node(prep.moving_node), moving_crop.image)
@@ -208,7 +213,8 @@ def test_chosen_outputs_spacing_and_downsampling(scene, small_pair, phantom_node
     fixed_node, moving_node, _, moving = phantom_nodes
     chosen = mrml.volume_node_from_image(scene, small_pair.fixed, "chosen output")
     options = PrepOptions(spacing_moving=(2.0, 2.0, 2.0), downsample_to=3.0)
-    prep = prepare_nodes(fixed_node, moving_node, options, output_fixed_node=chosen)
+    parameters = prep_parameters(fixedVolume=fixed_node, movingVolume=moving_node, prep=options, outputFixed=chosen)
+    prep = prepare_nodes(parameters)
     assert prep.fixed_node is chosen
     fixed_out, moving_out = (mrml.image_from_volume_node(n) for n in (prep.fixed_node, prep.moving_node))
     assert np.allclose(fixed_out.GetSpacing(), 3.0) and np.allclose(moving_out.GetSpacing(), 3.0)
@@ -225,20 +231,24 @@ def test_unusable_nodes_are_refused_before_anything_runs(scene, small_pair, phan
     label = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "label")
     chosen = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "chosen")
     cases = [
-        (dict(options=PrepOptions()), "no preparation step"),
-        (dict(options=crop, output_moving_node=moving_node), "originals are never modified"),
-        (dict(options=crop, output_fixed_node=label), "not a scalar volume"),
-        (dict(options=crop, output_fixed_mask_node=chosen), "not a labelmap"),
-        (dict(options=PrepOptions(n4="sideways")), "unknown N4 target"),
+        (dict(prep=PrepOptions()), "no preparation step"),
+        (dict(), "no preparation step"),
+        (dict(prep=crop, outputMoving=moving_node), "originals are never modified"),
+        (dict(prep=crop, outputFixed=label), "not a scalar volume"),
+        (dict(prep=crop, outputFixedMask=chosen), "not a labelmap"),
+        (dict(prep=PrepOptions(n4="sideways")), "unknown N4 target"),
+        (dict(excludeAbove=True, excludeAboveHu=float("nan")), "not a number"),
     ]
     for arguments, message in cases:
         with pytest.raises(InputError, match=message):
-            prepare_nodes(fixed_node, moving_node, **arguments)
+            prepare_nodes(prep_parameters(fixedVolume=fixed_node, movingVolume=moving_node, **arguments))
     with pytest.raises(InputError, match="same node"):
-        prepare_nodes(fixed_node, fixed_node, crop)
+        prepare_nodes(prep_parameters(fixedVolume=fixed_node, movingVolume=fixed_node, prep=crop))
+    with pytest.raises(InputError, match="unknown parameters \\['cropcommon'\\]"):
+        prep_parameters(fixedVolume=fixed_node, movingVolume=moving_node, cropcommon=True)
     fixed_node.SetAndObserveTransformNodeID(truth_node.GetID())
     with pytest.raises(InputError, match="harden it first"):
-        prepare_nodes(fixed_node, moving_node, crop)
+        prepare_nodes(prep_parameters(fixedVolume=fixed_node, movingVolume=moving_node, prep=crop))
     assert scene.GetNumberOfNodes() == count + 2  # only the two nodes added above
     assert n4_target(True, True) == "both" and n4_target(False, True) == "moving" and n4_target(False, False) is None
 
@@ -248,12 +258,13 @@ def test_a_failed_or_cancelled_run_leaves_the_scene_unchanged(scene):
     far_node = mrml.volume_node_from_image(scene, box_image((20, 20, 20), (2, 2, 2), (0, 0, 600)), "far")
     count = scene.GetNumberOfNodes()
     with pytest.raises(WorkerFailure, match="do not overlap") as failure:
-        prepare_nodes(fixed_node, far_node, PrepOptions(crop_common=True))
+        prepare_nodes(prep_parameters(fixedVolume=fixed_node, movingVolume=far_node, cropCommon=True))
     assert failure.value.kind == "input"
     assert scene.GetNumberOfNodes() == count
 
     done = []
-    prep = prepare_nodes(fixed_node, far_node, PrepOptions(mask_fixed="auto"), blocking=False, on_done=done.append)
+    parameters = prep_parameters(fixedVolume=fixed_node, movingVolume=far_node, maskFixed=True)
+    prep = prepare_nodes(parameters, blocking=False, on_done=done.append)
     prep.cancel()
     assert prep.error.kind == "cancelled" and "unchanged" in str(prep.error) and done == [prep]
     assert prep.fixed_node is None and scene.GetNumberOfNodes() == count
@@ -266,8 +277,8 @@ def test_a_polled_run_fills_the_nodes_and_leaves_no_scratch_files(scene):
     fixed_node = mrml.volume_node_from_image(scene, fixed, "fixed")
     moving_node = mrml.volume_node_from_image(scene, moving, "moving")
     done = []
-    prep = prepare_nodes(fixed_node, moving_node, PrepOptions(crop_common=True, margin_mm=0.0), blocking=False,
-                         on_done=done.append)  # fmt: skip
+    parameters = prep_parameters(fixedVolume=fixed_node, movingVolume=moving_node, cropCommon=True, marginMm=0.0)
+    prep = prepare_nodes(parameters, blocking=False, on_done=done.append)
     deadline = time.monotonic() + 60
     while prep.poll() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -277,3 +288,42 @@ def test_a_polled_run_fills_the_nodes_and_leaves_no_scratch_files(scene):
     assert same_grid(mrml.image_from_volume_node(prep.moving_node), moving_crop.image)
     assert fixed_crop.fraction < 0.4
     assert not prep.folder.exists() and not prep._worker._scratch.exists()
+
+
+def test_the_panel_boxes_become_one_prep_job(scene, small_pair, phantom_nodes, tmp_path):
+    """The one path from the RegistrationPrep panel to a worker job: each step box read through the options'
+    own panel fields (a value only while its switch box is checked), the volumes written, the placement once."""
+    from MultimodalRegistrationLib.core.images import read_image
+    from MultimodalRegistrationLib.core.transforms import Transform
+    from MultimodalRegistrationLib.process.jobs import PrepJob
+
+    fixed_node, moving_node, truth_node, moving = phantom_nodes
+    moving_node.SetAndObserveTransformNodeID(truth_node.GetID())
+    parameters = prep_parameters(
+        fixedVolume=fixed_node, movingVolume=moving_node, currentTransform=truth_node, cropCommon=True, marginMm=4.0,
+        maskMoving=True, excludeAbove=False, excludeAboveHu=2500.0, n4Moving=True, setMovingSpacing=True,
+        movingSpacingX=2.0, movingSpacingY=2.0, movingSpacingZ=2.5, downsample=False, downsampleMm=1.0,
+    )  # fmt: skip
+    job = prep_job(parameters, tmp_path)
+    spacing = (2.0, 2.0, 2.5)
+    assert job.prep == PrepOptions(
+        crop_common=True, margin_mm=4.0, mask_moving="auto", n4="moving", spacing_moving=spacing
+    )
+    assert read_image(job.fixed).GetSize() == small_pair.fixed.GetSize()
+    assert read_image(job.moving).GetSize() == moving.GetSize()
+    # The current transform is also the moving volume's parent: the placement counts it once.
+    points = small_pair.head_points[:20]
+    placed = Transform.read(job.initial_transform).transform_points(points)
+    assert np.allclose(placed, small_pair.truth.transform_points(points), atol=1e-6)
+    sent = PrepJob.from_json(job.to_json())  # what the worker reads
+    assert sent.prep.steps_on() == ["crop_common", "mask_moving", "n4", "spacing_moving"]
+    assert tuple(sent.prep.spacing_moving) == (2.0, 2.0, 2.5) and sent.prep.margin_mm == 4.0
+
+    # The Preview button's ROI: the same margin and moving spacing as the job's crop.
+    roi = preview_common_region(parameters)
+    direct = common_region_roi(fixed_node, moving_node, truth_node, 4.0, spacing_moving=(2.0, 2.0, 2.5))
+    assert np.allclose(_roi_frame(roi)[1], _roi_frame(direct)[1]) and _roi_frame(roi)[1].min() > 10.0
+
+    parameters.excludeAbove, parameters.downsample, parameters.setMovingSpacing = True, True, False
+    options = prep_job(parameters, tmp_path).prep
+    assert (options.exclude_above, options.downsample_to, options.spacing_moving) == (2500.0, 1.0, None)

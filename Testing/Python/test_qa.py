@@ -17,8 +17,8 @@ from MultimodalRegistrationLib.core.metric import shrink_to_spacing
 from MultimodalRegistrationLib.core.phantom import mean_error_mm, rigid_transform
 from MultimodalRegistrationLib.core.transforms import Transform, lps_ras_points
 from MultimodalRegistrationLib.landmarks.points_io import write_points_csv
-from MultimodalRegistrationLib.process.stability import stability_check
-from MultimodalRegistrationLib.qa.assess import assess_registration, write_qa_outputs
+from MultimodalRegistrationLib.process.stability import StabilityOptions, stability_check
+from MultimodalRegistrationLib.qa.assess import QAOptions, assess_registration, write_qa_outputs
 from MultimodalRegistrationLib.qa.images import image_agreement
 from MultimodalRegistrationLib.qa.jacobian import inverse_consistency, jacobian_statistics
 from MultimodalRegistrationLib.qa.landmarks import landmark_errors, moving_points_to_fixed
@@ -284,8 +284,8 @@ def test_stability_separates_a_correct_registration_from_a_wrong_optimum(small_p
     assert mean_error_mm(correct, small_pair.truth, small_pair.head_points) < 1.0
     assert mean_error_mm(wrong, small_pair.truth, small_pair.head_points) > 20.0  # a genuine wrong optimum
 
-    good = stability_check(fixed, moving, correct, restarts=3, engine="ants")
-    bad = stability_check(fixed, moving, wrong, restarts=3, engine="ants")
+    good = stability_check(fixed, moving, correct, 3, StabilityOptions(engine="ants"))
+    bad = stability_check(fixed, moving, wrong, 3, StabilityOptions(engine="ants"))
     print(
         f"\nstability spread (p95 / max): correct {good.spread_p95_mm:.2f} / {good.spread_max_mm:.2f} mm, "
         f"wrong optimum {bad.spread_p95_mm:.2f} / {bad.spread_max_mm:.2f} mm"
@@ -307,7 +307,7 @@ def test_restarts_start_from_the_linear_part_and_refuse_bad_settings(coarse_pair
     for deformable in (field_transform(bump) @ RIGID @ shift, RIGID @ field_transform(bump) @ shift):
         assert np.allclose(restart_pose(deformable, fixed, moving).matrix, (RIGID @ shift).matrix)
     with pytest.raises(InputError, match="preset"):
-        stability_check(fixed, moving, RIGID, restarts=1, engine="ants", preset="no-such-preset")
+        stability_check(fixed, moving, RIGID, 1, StabilityOptions(engine="ants", preset="no-such-preset"))
     with pytest.raises(InputError, match="at least 1"):
         stability_check(fixed, moving, RIGID, restarts=0)
 
@@ -315,7 +315,7 @@ def test_restarts_start_from_the_linear_part_and_refuse_bad_settings(coarse_pair
 def test_a_restart_over_its_time_budget_is_stopped(coarse_pair):
     fixed, moving = coarse_pair
     with pytest.raises(EngineError, match="time budget"):
-        stability_check(fixed, moving, RIGID, restarts=1, engine="ants", timeout_s=0.5)
+        stability_check(fixed, moving, RIGID, 1, StabilityOptions(engine="ants", timeout_s=0.5))
 
 
 # --------------------------------------------------------------------------- report and CLI
@@ -339,15 +339,13 @@ def phantom_labels(pair):
 def test_report_holds_the_metrics_and_valid_pictures(small_pair, tmp_path):
     fixed_labels, moving_labels = phantom_labels(small_pair)
     points = small_pair.head_points[:8]
-    metrics = assess_registration(
-        small_pair.fixed,
-        small_pair.moving,
-        small_pair.truth,
+    options = QAOptions(
         fixed_points_ras=lps_ras_points(points),
         moving_points_ras=lps_ras_points(small_pair.truth.transform_points(points)),
         fixed_labels=fixed_labels,
         moving_labels=moving_labels,
     )
+    metrics = assess_registration(small_pair.fixed, small_pair.moving, small_pair.truth, options)
     outputs = write_qa_outputs(
         metrics,
         small_pair.fixed,

@@ -18,6 +18,8 @@ from MultimodalRegistrationLib.nodes.qa import (
     assess_nodes,
     export_report,
     gather_inputs,
+    qa_parameters,
+    restarts_of,
     show_moving_under,
     summary_text,
     table_values,
@@ -58,6 +60,11 @@ def targets(scene, small_pair):
     return fixed, moving
 
 
+def assess(transform, fixed, moving, **nodes):
+    """:func:`assess_nodes` on the QA panel's parameters: the transform, the two volumes, ``nodes`` by panel name."""
+    return assess_nodes(qa_parameters(transform=transform, fixedVolume=fixed, movingVolume=moving, **nodes))
+
+
 def value(table, metric) -> float:
     return float(table_values(table)[metric])
 
@@ -65,7 +72,7 @@ def value(table, metric) -> float:
 def test_the_truth_gives_zero_tre_and_a_2mm_shift_gives_2mm(scene, small_pair, volumes, targets):
     fixed, moving = volumes
     truth = mrml.transform_to_node(scene, small_pair.truth, name="truth")
-    metrics, table = assess_nodes(truth, fixed, moving, None, None, targets[0], targets[1])
+    metrics, table = assess(truth, fixed, moving, fixedTargetPoints=targets[0], movingTargetPoints=targets[1])
     tre = metrics.to_dict()["landmarks"]["tre"]
     assert tre["after"]["count"] == 8 and tre["after"]["max_mm"] < 1e-3
     assert tre["before"]["mean_mm"] > 20.0  # the phantom starts 25 degrees and 31 mm off: the test can fail
@@ -75,8 +82,8 @@ def test_the_truth_gives_zero_tre_and_a_2mm_shift_gives_2mm(scene, small_pair, v
     assert table.GetAttribute("MultimodalRegistrationQA.transformNodeID") == truth.GetID()
 
     off = mrml.transform_to_node(scene, shifted(small_pair.truth), name="2 mm off")
-    metrics, table = assess_nodes(off, fixed, moving, fixed_target_markups=targets[0],
-                                  moving_target_markups=targets[1])  # fmt: skip
+    metrics, table = assess(off, fixed, moving, fixedTargetPoints=targets[0],
+                            movingTargetPoints=targets[1])  # fmt: skip
     for statistic in ("mean", "median", "rms", "max"):
         assert metrics.to_dict()["landmarks"]["tre"]["after"][f"{statistic}_mm"] == pytest.approx(2.0, abs=1e-3)
     assert value(table, "TRE mean after") == pytest.approx(2.0, abs=1e-3)
@@ -98,9 +105,8 @@ def test_fre_and_tre_are_separate_rows_even_with_the_same_labels(scene, small_pa
     fixed_targets = point_list(scene, target_lps, "targets on CT", labels[1])
     moving_targets_node = point_list(scene, moving_targets, "targets on MR", [f"M-{i + 1}" for i in range(6)])
 
-    metrics, table = assess_nodes(
-        truth, fixed, moving, fixed_fit, moving_fit, fixed_targets, moving_targets_node
-    )  # fmt: skip
+    metrics, table = assess(truth, fixed, moving, fixedFitPoints=fixed_fit, movingFitPoints=moving_fit,
+                            fixedTargetPoints=fixed_targets, movingTargetPoints=moving_targets_node)  # fmt: skip
     landmarks = metrics.to_dict()["landmarks"]
     assert landmarks["fre"]["after"]["count"] == 4 and landmarks["fre"]["after"]["max_mm"] < 1e-3
     assert landmarks["tre"]["after"]["count"] == 6
@@ -126,14 +132,14 @@ def test_dice_from_labelmaps(scene, small_pair, volumes):
     fixed_node = mrml.volume_node_from_image(scene, fixed_labels, "CT skull", labelmap=True)
     moving_node = mrml.volume_node_from_image(scene, moving_labels, "MR skull", labelmap=True)
     truth = mrml.transform_to_node(scene, small_pair.truth, name="truth")
-    metrics, table = assess_nodes(truth, fixed, moving, fixed_segmentation=fixed_node, moving_segmentation=moving_node)
+    metrics, table = assess(truth, fixed, moving, fixedSegmentation=fixed_node, movingSegmentation=moving_node)
     after = metrics.to_dict()["segmentation"]["after"][0]
     assert after["label"] == 1 and after["dice"] > 0.9 > metrics.to_dict()["segmentation"]["before"][0]["dice"]
     assert value(table, "Dice 1 after") == pytest.approx(after["dice"], abs=5e-4)
     assert value(table, "Dice 1 before") < 0.2
     # The same labelmaps under a 2 mm error: the skull is ~7 mm thick, so Dice drops clearly.
     off = mrml.transform_to_node(scene, shifted(small_pair.truth, [0.0, 0.0, 2.0]), name="2 mm off")
-    worse, _ = assess_nodes(off, fixed, moving, fixed_segmentation=fixed_node, moving_segmentation=moving_node)
+    worse, _ = assess(off, fixed, moving, fixedSegmentation=fixed_node, movingSegmentation=moving_node)
     assert worse.to_dict()["segmentation"]["after"][0]["dice"] < after["dice"] - 0.05
 
 
@@ -163,7 +169,7 @@ def test_segmentations_are_matched_by_segment_name(scene, small_pair, volumes, s
             segment.SetName(segment_names[segment.GetLabelValue()])
         nodes.append(segmentation)
     truth = mrml.transform_to_node(scene, small_pair.truth, name="truth")
-    metrics, table = assess_nodes(truth, fixed, moving, fixed_segmentation=nodes[0], moving_segmentation=nodes[1])
+    metrics, table = assess(truth, fixed, moving, fixedSegmentation=nodes[0], movingSegmentation=nodes[1])
     rows = {row["name"]: row for row in metrics.to_dict()["segmentation"]["after"]}
     assert set(rows) == {"skull", "soft tissue"}
     assert rows["skull"]["dice"] > 0.9 and rows["soft tissue"]["dice"] > 0.9
@@ -178,15 +184,15 @@ def test_moving_volume_under_transforms(scene, small_pair, volumes, targets):
     # 1. The volume is shown under the result: T is what is shown; the list (no transform) holds
     #    moving-image coordinates, as when loaded from a file.
     moving.SetAndObserveTransformNodeID(truth.GetID())
-    metrics, _ = assess_nodes(truth, fixed, moving, fixed_target_markups=fixed_targets,
-                              moving_target_markups=moving_targets)  # fmt: skip
+    metrics, _ = assess(truth, fixed, moving, fixedTargetPoints=fixed_targets,
+                        movingTargetPoints=moving_targets)  # fmt: skip
     tre = metrics.to_dict()["landmarks"]["tre"]
     assert tre["after"]["max_mm"] < 1e-3 and tre["before"]["mean_mm"] > 20
 
     # 2. The list moves with the volume: its own coordinates count, not where it is shown.
     moving_targets.SetAndObserveTransformNodeID(truth.GetID())
-    metrics, _ = assess_nodes(None, fixed, moving, fixed_target_markups=fixed_targets,
-                              moving_target_markups=moving_targets)  # fmt: skip
+    metrics, _ = assess(None, fixed, moving, fixedTargetPoints=fixed_targets,
+                        movingTargetPoints=moving_targets)  # fmt: skip
     assert metrics.to_dict()["landmarks"]["tre"]["after"]["max_mm"] < 1e-3
     assert "as shown" in metrics.to_dict()["inputs"]["measured_transform"]
 
@@ -196,8 +202,8 @@ def test_moving_volume_under_transforms(scene, small_pair, volumes, targets):
     prealignment = small_pair.truth @ rigid_transform(10, (0, 1, 1), (8, 0, 0))
     parent = linear_parent(scene, prealignment.inverse(), "prealignment")
     moving.SetAndObserveTransformNodeID(parent.GetID())
-    metrics, _ = assess_nodes(truth, fixed, moving, fixed_target_markups=fixed_targets,
-                              moving_target_markups=moving_targets)  # fmt: skip
+    metrics, _ = assess(truth, fixed, moving, fixedTargetPoints=fixed_targets,
+                        movingTargetPoints=moving_targets)  # fmt: skip
     tre = metrics.to_dict()["landmarks"]["tre"]
     assert tre["after"]["max_mm"] < 1e-3 and 5.0 < tre["before"]["mean_mm"] < 20.0
 
@@ -205,10 +211,10 @@ def test_moving_volume_under_transforms(scene, small_pair, volumes, targets):
     other = linear_parent(scene, rigid_transform(5, (0, 0, 1), (0, 0, 0)), "other")
     moving_targets.SetAndObserveTransformNodeID(other.GetID())
     with pytest.raises(InputError, match="same transform as the moving volume"):
-        assess_nodes(truth, fixed, moving, fixed_target_markups=fixed_targets, moving_target_markups=moving_targets)
+        assess(truth, fixed, moving, fixedTargetPoints=fixed_targets, movingTargetPoints=moving_targets)
     fixed.SetAndObserveTransformNodeID(other.GetID())
     with pytest.raises(InputError, match="harden"):
-        assess_nodes(truth, fixed, moving)
+        assess(truth, fixed, moving)
 
 
 def test_showing_the_result_takes_the_lists_of_the_volume_along(scene, small_pair, volumes, targets):
@@ -223,8 +229,8 @@ def test_showing_the_result_takes_the_lists_of_the_volume_along(scene, small_pai
     assert moving.GetTransformNodeID() == truth.GetID() and moving_targets.GetTransformNodeID() == truth.GetID()
     assert loose.GetTransformNodeID() == parent.GetID()
     assert show_moving_under(truth, moving, [moving_targets]) == []  # already shown: nothing changes
-    metrics, _ = assess_nodes(truth, fixed, moving, fixed_target_markups=fixed_targets,
-                              moving_target_markups=moving_targets)  # fmt: skip
+    metrics, _ = assess(truth, fixed, moving, fixedTargetPoints=fixed_targets,
+                        movingTargetPoints=moving_targets)  # fmt: skip
     assert metrics.to_dict()["landmarks"]["tre"]["after"]["max_mm"] < 1e-3
 
 
@@ -251,15 +257,15 @@ def test_a_nonlinear_transform_gets_jacobian_rows_and_exact_tre(scene, small_pai
     fixed_lps = small_pair.head_points[:6]
     fixed_targets = point_list(scene, fixed_lps, "CT targets")
     moving_targets = point_list(scene, warp.transform_points(fixed_lps), "MR targets")
-    metrics, table = assess_nodes(node, fixed, moving, fixed_target_markups=fixed_targets,
-                                  moving_target_markups=moving_targets)  # fmt: skip
+    metrics, table = assess(node, fixed, moving, fixedTargetPoints=fixed_targets,
+                            movingTargetPoints=moving_targets)  # fmt: skip
     assert metrics.to_dict()["landmarks"]["tre"]["after"]["max_mm"] < 0.01
     values = table_values(table)
     assert 0.8 < float(values["Jacobian det. min"]) < 1.0 < float(values["Jacobian det. max"]) < 1.2
     assert float(values["folding (det. <= 0)"]) == 0.0
     # A linear transform has one determinant everywhere: no Jacobian rows.
     truth = mrml.transform_to_node(scene, small_pair.truth, name="truth")
-    _, linear_table = assess_nodes(truth, fixed, moving)
+    _, linear_table = assess(truth, fixed, moving)
     assert not any(name.startswith("Jacobian") for name in table_values(linear_table))
 
 
@@ -270,7 +276,7 @@ def test_stability_restarts_with_the_engine_that_made_the_result(scene, small_pa
     truth = mrml.transform_to_node(scene, small_pair.truth, name="truth")
     truth.SetAttribute(REGISTRATION_PREFIX + "engine", "ants")
     truth.SetAttribute(REGISTRATION_PREFIX + "preset", "rigid")
-    metrics, table = assess_nodes(truth, fixed, moving, stability_restarts=2)
+    metrics, table = assess(truth, fixed, moving, stability=True, stabilityRestarts=2)
     stability = metrics.to_dict()["stability"]
     assert stability["engine"] == "ants" and stability["preset"] == "rigid" and stability["restarts"] == 2
     assert stability["verdict"] == "stable" and stability["spread_p95_mm"] < 1.5
@@ -285,7 +291,9 @@ def test_export_writes_the_report_of_what_was_measured(scene, small_pair, volume
     fixed_node = mrml.volume_node_from_image(scene, fixed_labels, "CT skull", labelmap=True)
     moving_node = mrml.volume_node_from_image(scene, moving_labels, "MR skull", labelmap=True)
     truth = mrml.transform_to_node(scene, small_pair.truth, name="truth")
-    inputs = gather_inputs(truth, fixed, moving, None, None, targets[0], targets[1], fixed_node, moving_node)
+    inputs = gather_inputs(qa_parameters(transform=truth, fixedVolume=fixed, movingVolume=moving, fixedTargetPoints=targets[0],
+                             movingTargetPoints=targets[1], fixedSegmentation=fixed_node,
+                                         movingSegmentation=moving_node))  # fmt: skip
     metrics = assess_inputs(inputs)
     outputs = export_report(metrics, inputs, tmp_path / "qa.html", tmp_path / "qa.json")
     text = (tmp_path / "qa.html").read_text()
@@ -297,11 +305,31 @@ def test_incomplete_inputs_are_refused_with_the_fix(scene, small_pair, volumes, 
     fixed, moving = volumes
     truth = mrml.transform_to_node(scene, small_pair.truth, name="truth")
     with pytest.raises(InputError, match="select the moving target point list too"):
-        assess_nodes(truth, fixed, moving, fixed_target_markups=targets[0])
+        assess(truth, fixed, moving, fixedTargetPoints=targets[0])
     with pytest.raises(InputError, match="select the moving segmentation"):
-        assess_nodes(truth, fixed, moving, fixed_segmentation=fixed)
+        assess(truth, fixed, moving, fixedSegmentation=fixed)
     with pytest.raises(InputError, match="same node"):
-        assess_nodes(truth, fixed, fixed)
+        assess(truth, fixed, fixed)
     empty = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "empty")
     with pytest.raises(InputError, match="has no points"):
-        assess_nodes(truth, fixed, moving, fixed_target_markups=targets[0], moving_target_markups=empty)
+        assess(truth, fixed, moving, fixedTargetPoints=targets[0], movingTargetPoints=empty)
+
+
+def test_the_qa_panel_reads_its_nodes_through_the_qa_jobs_fields(scene, small_pair, volumes, targets):
+    """Every node the QA panel holds reaches the measurement by the QAJob field that names its attribute; the
+    restarts only while the stability box is checked; the metrics go into the panel's table node."""
+    fixed, moving = volumes
+    truth = mrml.transform_to_node(scene, small_pair.truth, name="truth")
+    table = scene.AddNewNodeByClass("vtkMRMLTableNode", "chosen table")
+    parameters = qa_parameters(transform=truth, fixedVolume=fixed, movingVolume=moving, fixedTargetPoints=targets[0],
+                               movingTargetPoints=targets[1], stability=False, stabilityRestarts=3,
+                               metricsTable=table)  # fmt: skip
+    metrics, filled = assess_nodes(parameters)
+    assert filled is table and metrics.stability is None  # 3 restarts asked for, but the box is unchecked
+    assert restarts_of(parameters) == 0 and restarts_of(qa_parameters(stability=True, stabilityRestarts=3)) == 3
+    assert metrics.to_dict()["landmarks"]["tre"]["after"]["count"] == 8
+    assert value(table, "TRE max after") < 1e-3 and value(table, "TRE mean before") > 20.0
+    inputs = gather_inputs(parameters)
+    assert inputs.sources["fixed_target_points"] == "CT targets" and inputs.sources["transform_node"] == "truth"
+    with pytest.raises(InputError, match="unknown parameters \\['fixedTargets'\\]"):
+        qa_parameters(fixedTargets=targets[0])

@@ -269,8 +269,8 @@ def placement_problems(source: str, ui: ElementTree.ElementTree) -> list[str]:
         for call in list(reached):
             if call.split(".")[-1] == name and name in functions:
                 reached |= set(_calls(functions[name]))
-    if not any(call.endswith("fit_markups") for call in reached):
-        problems.append("the preview never reaches nodes.landmarks.fit_markups")
+    if not any(call.endswith(("fit_markups", "fit_panel")) for call in reached):
+        problems.append("the preview never reaches nodes.landmarks.fit_markups (or fit_panel)")
     try:
         minimum = _module_constant(tree, "PREVIEW_MIN_PAIRS")
     except KeyError:

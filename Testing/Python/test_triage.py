@@ -11,7 +11,7 @@ import SimpleITK as sitk
 from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.core.phantom import make_phantom_pair
 from MultimodalRegistrationLib.core.transforms import Transform, rigid_transform
-from MultimodalRegistrationLib.qa.assess import assess_registration
+from MultimodalRegistrationLib.qa.assess import QAOptions, assess_registration
 from MultimodalRegistrationLib.qa.stability import StabilityResult
 from MultimodalRegistrationLib.qa.triage import (
     COHORT_Z,
@@ -41,7 +41,7 @@ def assess(pair):
 
     def report(name, transform):
         if name not in cache:
-            cache[name] = assess_registration(pair.fixed, pair.moving, transform, jacobian_spacing_mm=4.0)
+            cache[name] = assess_registration(pair.fixed, pair.moving, transform, QAOptions(jacobian_spacing_mm=4.0))
         return cache[name]
 
     return report

@@ -9,10 +9,9 @@ import argparse
 import signal
 import sys
 import threading
-from dataclasses import fields
 from pathlib import Path
 
-from ..core.choices import DEFAULT_INIT, DEFAULT_PRESET, FULL_ROTATION_DEG, GUIDANCE_METRICS, INIT_METHODS
+from ..core.choices import DEFAULT_PRESET
 from ..core.errors import (
     EXIT_ENGINE,
     EXIT_INPUT,
@@ -30,6 +29,7 @@ from ..process.worker import WorkerFailure
 from ..registration.describe import describe_piecewise, describe_result
 from ..registration.summary import RegistrationSummary
 from .batch import add_batch_parser
+from .job_options import add_options, option_values
 from .json_output import emit_json, file_or_none, human_stream
 from .prealign import add_prealign_parser
 from .prep import add_prep_arguments, add_prep_parser, prep_options, wants_prep
@@ -41,73 +41,24 @@ from .versions import VersionAction
 
 
 def _add_register_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--fixed", required=True, help="fixed (reference) image file")
-    parser.add_argument("--moving", required=True, help="moving image file, resampled onto the fixed one")
-    parser.add_argument("--engine", choices=ENGINE_NAMES, default=DEFAULT_ENGINE)
-    parser.add_argument("--preset", default=DEFAULT_PRESET, help="rigid, affine, deformable, or a preset file path")
-    parser.add_argument("--fixed-mask", help="label image: nonzero voxels of the fixed image drive the metric")
-    parser.add_argument("--moving-mask", help="label image for the moving image")
-    parser.add_argument("--initial-transform", help="ITK transform file (fixed -> moving), e.g. from mmreg prealign")
-    parser.add_argument(
-        "--init", choices=INIT_METHODS, default=DEFAULT_INIT,
-        help="how to find the starting pose: auto (default) searches all poses, unless --initial-transform is given",
-    )  # fmt: skip
-    parser.add_argument(
-        "--max-rotation-deg", type=float, default=FULL_ROTATION_DEG,
-        help="search only rotations up to this angle (degrees) from the start: faster for images known to be close",
-    )  # fmt: skip
-    parser.add_argument("--seed", type=int, help="random seed (default: fixed, so runs repeat)")
-    parser.add_argument("--threads", type=int, help="engine threads (ANTs repeats results only with 1)")
-    parser.add_argument("--output-transform", required=True, help="ITK transform file to write (.h5, .tfm, .txt)")
-    parser.add_argument("--output-inverse", help="also write the inverse transform (.h5)")
-    parser.add_argument("--output-volume", help="moving image resampled onto the fixed grid")
-    parser.add_argument(
-        "--json", dest="summary",
-        help="write a JSON summary of the result and its provenance (- : to standard output, messages to stderr)",
-    )  # fmt: skip
+    """:class:`RegistrationJob`'s options (the guidance ones in their group), ``--keep-log``, the preparation
+    steps and the 2D pixel sizes."""
+    guide = parser.add_argument_group(
+        "guidance", "segmentations and landmarks that guide the registration beside the intensities"
+    )
+    add_options(parser, RegistrationJob, groups={"guidance": guide})
     parser.add_argument(
         "--keep-log", action="store_true",
         help="write the engine's log beside the output transform (T.h5 -> T.log), also when the engine fails",
     )  # fmt: skip
-    _add_guidance_arguments(parser)
     add_prep_arguments(parser, for_register=True)
     add_2d_arguments(parser)
-
-
-def _add_guidance_arguments(parser: argparse.ArgumentParser) -> None:
-    guide = parser.add_argument_group(
-        "guidance", "segmentations and landmarks that guide the registration beside the intensities"
-    )
-    guide.add_argument("--fixed-segmentation", help="labelmap on the fixed image (.nrrd, .seg.nrrd, .nii.gz)")
-    guide.add_argument("--moving-segmentation", help="labelmap on the moving image: segments pair by name, else value")
-    guide.add_argument("--segments", metavar="A,B", help="only these segments guide (names or label values)")
-    guide.add_argument(
-        "--fixed-points", dest="guidance_fixed_points", help="landmarks on the fixed image (.mrk.json, .fcsv, .csv)"
-    )
-    guide.add_argument(
-        "--moving-points", dest="guidance_moving_points", help="the same landmarks on the moving image, paired by label"
-    )
-    guide.add_argument(
-        "--guidance-weight", type=float, metavar="W",
-        help="weight of the segment and landmark terms against the image term (1); default: Presets/guidance.json",
-    )  # fmt: skip
-    guide.add_argument(
-        "--piecewise", metavar="A,B",
-        help="after the global registration, register these segments (bones) rigidly on their own; the output "
-        "transform becomes their blended displacement field and each segment's transform goes beside it (T_A.h5)",
-    )  # fmt: skip
-    guide.add_argument(
-        "--metric", choices=GUIDANCE_METRICS, default="intensity",
-        help="intensity (default): mutual information plus the guidance; segments: the guidance only, "
-        "for images whose intensities do not correspond (ultrasound, histology)",
-    )  # fmt: skip
 
 
 def job_from_arguments(arguments: argparse.Namespace) -> RegistrationJob:
     """The registration job the arguments ask for: each job field from the argument of the same name
     (``--fixed-mask`` is ``fixed_mask``), the rest at the job's defaults."""
-    given = {f.name: getattr(arguments, f.name, None) for f in fields(RegistrationJob)}
-    values = {name: value for name, value in given.items() if value is not None}
+    values = option_values(RegistrationJob, arguments)
     values["prep"] = prep_options(arguments) if wants_prep(arguments) else None
     if getattr(arguments, "keep_log", False):
         values["log"] = log_beside(arguments.output_transform)

@@ -7,9 +7,9 @@ import sys
 from contextlib import redirect_stdout
 from typing import TYPE_CHECKING
 
-from ..core.choices import DEFAULT_RESTARTS, DEFAULT_ROTATION_DEG, DEFAULT_SHIFT_MM, DEFAULT_THRESHOLD_MM
 from ..core.errors import EXIT_OK
-from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
+from ..process.jobs import QAJob
+from .job_options import add_options, option_values
 from .json_output import emit_json, file_or_none, human_stream
 
 if TYPE_CHECKING:  # building the parser imports neither numpy nor SimpleITK
@@ -17,71 +17,21 @@ if TYPE_CHECKING:  # building the parser imports neither numpy nor SimpleITK
 
 
 def add_qa_parser(subparsers) -> argparse.ArgumentParser:
-    """Register the ``qa`` subcommand on ``subparsers`` (from ``add_subparsers``)."""
+    """Register the ``qa`` subcommand on ``subparsers`` (from ``add_subparsers``): the options of :class:`QAJob`."""
     parser = subparsers.add_parser(
         "qa",
         help="measure a registration's quality: landmark FRE/TRE, Dice, MI, Jacobian, stability; HTML report",
     )
-    parser.add_argument("--fixed", required=True, help="fixed (reference) image file")
-    parser.add_argument("--moving", required=True, help="moving image file")
-    parser.add_argument("--transform", required=True, help="the registration result (fixed -> moving), e.g. T.h5")
-    parser.add_argument("--inverse", help="its inverse (mmreg register --output-inverse): inverse-consistency error")
-    parser.add_argument(
-        "--fixed-points",
-        help="landmarks on the fixed image (.mrk.json, .fcsv, .csv label,x,y,z RAS); refused when all lie outside it",
-    )
-    parser.add_argument("--moving-points", help="the same landmarks on the moving image")
-    parser.add_argument(
-        "--fit-points",
-        nargs="+",
-        metavar="NAME",
-        help="labels of the landmarks the transform was fitted to (reported as FRE; the rest as TRE); "
-        "space- or comma-separated",
-    )
-    parser.add_argument("--fixed-labels", help="labelmap on the fixed image")
-    parser.add_argument("--moving-labels", help="labelmap on the moving image (same label values)")
-    parser.add_argument("--label-interpolation", choices=("nearest", "gaussian"), default="nearest")
-    parser.add_argument("--fixed-mask", help="restrict image agreement and the Jacobian to this fixed-image mask")
-    parser.add_argument("--moving-mask", help="moving mask, used by the stability restarts")
-    parser.add_argument(
-        "--stability",
-        type=int,
-        nargs="?",
-        const=DEFAULT_RESTARTS,
-        default=0,
-        metavar="K",
-        help=f"re-run the registration from K perturbed starts (default K={DEFAULT_RESTARTS}) and report the spread",
-    )
-    parser.add_argument("--engine", choices=ENGINE_NAMES, default=DEFAULT_ENGINE, help="engine of the restarts")
-    parser.add_argument(
-        "--preset", help="preset of the restarts (default: rigid, affine or deformable, as the transform)"
-    )
-    parser.add_argument(
-        "--stability-threshold",
-        type=float,
-        default=DEFAULT_THRESHOLD_MM,
-        metavar="MM",
-        help=f"flag 'unstable' above this 95th-percentile spread (default {DEFAULT_THRESHOLD_MM:g} mm)",
-    )
-    parser.add_argument(
-        "--stability-shift",
-        type=float,
-        default=DEFAULT_SHIFT_MM,
-        metavar="MM",
-        help=f"shift of each perturbed start (default {DEFAULT_SHIFT_MM:g} mm)",
-    )
-    parser.add_argument(
-        "--stability-rotation",
-        type=float,
-        default=DEFAULT_ROTATION_DEG,
-        metavar="DEG",
-        help=f"rotation of each perturbed start (default {DEFAULT_ROTATION_DEG:g} degrees)",
-    )
-    parser.add_argument("--stability-timeout", type=float, metavar="S", help="stop a restart after S seconds")
-    parser.add_argument("--report", required=True, help="HTML report to write (pictures go beside it)")
-    parser.add_argument("--json", dest="summary", help="also write the metrics as JSON (- : to standard output)")
+    add_options(parser, QAJob)
     parser.set_defaults(handler=command_qa)
     return parser
+
+
+def qa_job(arguments: argparse.Namespace) -> QAJob:
+    """The measurement the arguments ask for; ``--fit-points`` names split at commas too."""
+    job = QAJob(**option_values(QAJob, arguments))
+    job.fit_points = _fit_names(job.fit_points)
+    return job
 
 
 def _fit_names(values: list[str] | None) -> list[str] | None:
@@ -137,16 +87,17 @@ def command_qa(arguments: argparse.Namespace) -> int:
     from ..core.errors import InputError
     from ..core.file_checks import check_output_path
 
-    check_output_path(arguments.report, "report", (".html", ".htm"))
-    json_file = file_or_none(arguments.summary)  # --json -: the metrics go to standard output
+    job = qa_job(arguments)
+    check_output_path(job.report, "report", (".html", ".htm"))
+    json_file = file_or_none(job.summary)  # --json -: the metrics go to standard output
     if json_file:
         check_output_path(json_file, "summary", (".json",))
     from ..core.output_safety import check_outputs_apart
 
-    inputs = ("fixed", "moving", "transform", "inverse", "fixed_points", "moving_points", "fixed_labels",
-              "moving_labels", "fixed_mask", "moving_mask")  # fmt: skip
-    check_outputs_apart({f"--{name.replace('_', '-')}": getattr(arguments, name, None) for name in inputs},
-                        {"--report": arguments.report, "--json": json_file})  # fmt: skip
+    sources = {name: getattr(job, name) for name in QAJob.paths("input")}
+    flags = QAJob.options("input")
+    check_outputs_apart({flags[name]: path for name, path in sources.items()},
+                        {"--report": job.report, "--json": json_file})  # fmt: skip
     from ..core.images import read_image
     from ..core.transforms import Transform, lps_ras_points
     from ..landmarks.bounds import check_points_inside
@@ -157,85 +108,52 @@ def command_qa(arguments: argparse.Namespace) -> int:
     def optional(path, role):
         return read_image(path, role) if path else None
 
-    fixed = read_image(arguments.fixed, "fixed image")
-    moving = read_image(arguments.moving, "moving image")
-    transform = Transform.read(arguments.transform)
-    inverse = Transform.read(arguments.inverse) if getattr(arguments, "inverse", None) else None
+    fixed = read_image(job.fixed, "fixed image")
+    moving = read_image(job.moving, "moving image")
+    transform = Transform.read(job.transform)
+    inverse = Transform.read(job.inverse) if job.inverse else None
     points = {}
     outside: list[str] = []  # points outside their image: all of a list refused here, before any work
-    if bool(arguments.fixed_points) != bool(arguments.moving_points):
+    if bool(job.fixed_points) != bool(job.moving_points):
         raise InputError("landmarks need both --fixed-points and --moving-points")
-    if arguments.fixed_points:
-        for role, path, image in (
-            ("fixed", arguments.fixed_points, fixed),
-            ("moving", arguments.moving_points, moving),
-        ):
+    if job.fixed_points:
+        for role, path, image in (("fixed", job.fixed_points, fixed), ("moving", job.moving_points, moving)):
             read = read_points_file(path)
             outside += check_points_inside(lps_ras_points(read.points_ras), image, read.labels, role, read.system)
             points[f"{role}_points_ras"], points[f"{role}_point_labels"] = read.points_ras, read.labels
-    sources = {
-        key: getattr(arguments, key, None)
-        for key in (
-            "fixed",
-            "moving",
-            "transform",
-            "inverse",
-            "fixed_points",
-            "moving_points",
-            "fixed_labels",
-            "moving_labels",
-            "fixed_mask",
-            "moving_mask",
-        )
-    }
-    stability_options = {
-        "engine": arguments.engine,
-        "preset": arguments.preset,
-        "threshold_mm": arguments.stability_threshold,
-        "shift_mm": arguments.stability_shift,
-        "rotation_deg": arguments.stability_rotation,
-        "timeout_s": arguments.stability_timeout,
-    }
     progress = None
-    if arguments.stability:
+    if job.stability:
         from .run import ProgressPrinter
 
         progress = ProgressPrinter()
-    fixed_labels = optional(arguments.fixed_labels, "fixed labelmap")
-    fixed_mask = optional(arguments.fixed_mask, "fixed mask")
+    fixed_labels = optional(job.fixed_labels, "fixed labelmap")
+    fixed_mask = optional(job.fixed_mask, "fixed mask")
     report = assess_with_restarts(
         fixed,
         moving,
         transform,
         inverse=inverse,
-        fit_labels=_fit_names(arguments.fit_points),
+        fit_labels=job.fit_points,
         fixed_labels=fixed_labels,
-        moving_labels=optional(arguments.moving_labels, "moving labelmap"),
-        label_interpolation=arguments.label_interpolation,
+        moving_labels=optional(job.moving_labels, "moving labelmap"),
+        label_interpolation=job.label_interpolation,
         fixed_mask=fixed_mask,
-        moving_mask=optional(arguments.moving_mask, "moving mask"),
-        stability_restarts=arguments.stability or 0,
-        stability_options=stability_options,
+        moving_mask=optional(job.moving_mask, "moving mask"),
+        stability_restarts=job.stability or 0,
+        stability_options=job.stability_options(),
         sources={key: value for key, value in sources.items() if value},
         progress=progress,
         **points,
     )
     report.warnings[:0] = outside
     outputs = write_qa_outputs(
-        report,
-        fixed,
-        moving,
-        transform,
-        arguments.report,
-        json_file,
-        fixed_labels=fixed_labels,
-        fixed_mask=fixed_mask,
+        report, fixed, moving, transform, job.report, json_file, fixed_labels=fixed_labels, fixed_mask=fixed_mask
     )
-    with redirect_stdout(human_stream(arguments.summary)):
+    with redirect_stdout(human_stream(job.summary)):
         _print_summary(report)
         for warning in report.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         for name, path in outputs.items():
             print(f"wrote {name}: {path}")
-    emit_json(arguments.summary, report.to_dict())
+    emit_json(job.summary, report.to_dict())
     return EXIT_OK

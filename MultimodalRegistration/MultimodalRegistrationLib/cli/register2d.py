@@ -17,8 +17,15 @@ import numpy as np
 from ..core.errors import EXIT_OK, InputError
 from ..core.files import RASTER_SUFFIXES, suffix_of
 
-_3D_ONLY = ("fixed_mask", "moving_mask", "initial_transform", "fixed_segmentation", "moving_segmentation",
-            "fixed_points", "moving_points", "piecewise", "output_inverse")  # fmt: skip
+
+def _3d_only() -> dict[str, str]:
+    """Field -> option of the registration options 2D images cannot use: every input besides the two images
+    (masks, start, segmentations, landmarks), the piecewise segments and the inverse."""
+    from ..process.jobs import RegistrationJob, option_fields, option_flag
+
+    flags = {field.name: option_flag(field) for field in option_fields(RegistrationJob)}
+    names = [name for name in RegistrationJob.paths("input") if name not in ("fixed", "moving")]
+    return {name: flags[name] for name in [*names, "piecewise", "output_inverse"]}
 
 
 def add_2d_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,7 +78,7 @@ def command_register_2d(arguments: argparse.Namespace) -> int:
         raise InputError(f"2D images: --preset {preset} is not available in 2D: use rigid or affine")
     from .prep import wants_prep
 
-    given = [f"--{name.replace('_', '-')}" for name in _3D_ONLY if getattr(arguments, name, None)]
+    given = [flag for name, flag in _3d_only().items() if getattr(arguments, name, None)]
     given += ["prep options"] if wants_prep(arguments) else []
     if given:
         raise InputError(f"2D images: {', '.join(given)} apply to 3D volumes only: drop them")

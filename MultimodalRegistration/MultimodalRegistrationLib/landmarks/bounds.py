@@ -4,6 +4,8 @@ outside, and say when flipping RAS<->LPS would bring them inside, with the fix f
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import SimpleITK as sitk
 
@@ -59,6 +61,23 @@ def check_points_inside(
         message + "they were probably placed on another volume, or the volume moved after placing; "
         f"check the {role} list"
     ]
+
+
+@dataclass
+class PointBounds:
+    """The images a landmark fit's points must lie in (LPS; None: no check), and how each points file declared
+    its coordinates (:func:`.points_io.read_points_file`), for the RAS/LPS fix a message gives."""
+
+    fixed_image: sitk.Image | None = None
+    moving_image: sitk.Image | None = None
+    fixed_system: PointsSystem | None = None
+    moving_system: PointsSystem | None = None
+
+    def check(self, fixed_lps: np.ndarray, moving_lps: np.ndarray, fixed_labels: list[str],
+              moving_labels: list[str]) -> list[str]:  # fmt: skip
+        """:func:`check_points_inside` for both lists: refuses a list wholly outside, names the points outside."""
+        outside = check_points_inside(fixed_lps, self.fixed_image, fixed_labels, "fixed", self.fixed_system)
+        return outside + check_points_inside(moving_lps, self.moving_image, moving_labels, "moving", self.moving_system)
 
 
 def _flip_fix(system: PointsSystem | None) -> str:

@@ -28,7 +28,7 @@ import SimpleITK as sitk
 from ..core.errors import InputError
 from ..core.files import write_atomically
 from ..core.transforms import Transform, lps_ras_points
-from .bounds import check_points_inside
+from .bounds import PointBounds
 from .checks import check_shape, duplicate_warnings, symmetry_warnings, undetermined
 from .models import (
     KINDS,
@@ -42,7 +42,6 @@ from .models import (
     tps_displacement_field,
 )
 from .pairing import pairing_warnings
-from .points_io import PointsSystem
 
 __all__ = ["KINDS", "LandmarkFit", "PointResidual", "fit_landmarks", "pair_points"]
 
@@ -226,20 +225,17 @@ def fit_landmarks(
     fixed_labels: Sequence[str] | None = None,
     moving_labels: Sequence[str] | None = None,
     reference_image: sitk.Image | None = None,
-    fixed_image: sitk.Image | None = None,
-    moving_image: sitk.Image | None = None,
-    fixed_system: PointsSystem | None = None,
-    moving_system: PointsSystem | None = None,
+    bounds: PointBounds | None = None,
 ) -> LandmarkFit:
     """Fit a fixed -> moving transform to paired landmarks given in world RAS mm.
 
     The transform satisfies ``transform(fixed_i) ~= moving_i`` in LPS (the resampling direction).
     Pairs match by label when both label lists hold the same unique labels, else by order.
-    ``reference_image`` (default ``fixed_image``) is the grid a ``tps`` field is sampled on; without
-    either, a grid around the fixed points at 2 mm. Outside its grid the TPS field is the identity.
-    ``fixed_image``/``moving_image`` (LPS, optional) serve to check the points lie inside them: all of a
-    list outside is refused (with the RAS/LPS fix for the file ``fixed_system``/``moving_system`` from
-    :func:`.points_io.read_points_file` describes, when flipping brings them inside), some outside warn.
+    ``reference_image`` (default the ``bounds``' fixed image) is the grid a ``tps`` field is sampled on;
+    without either, a grid around the fixed points at 2 mm. Outside its grid the TPS field is the identity.
+    ``bounds`` (:class:`.bounds.PointBounds`, optional) are the images the points must lie in: all of a
+    list outside is refused (with the RAS/LPS fix for the points file, when flipping brings them inside),
+    some outside warn.
     Raises :class:`InputError` when no fit is possible; everything else is a warning.
     """
     if kind not in KINDS:
@@ -257,8 +253,8 @@ def fit_landmarks(
     labels = given_fixed_labels or given_moving_labels or [f"P{i + 1}" for i in range(len(fixed))]
     moving_names = given_moving_labels or labels
     fixed_lps, moving_lps = lps_ras_points(fixed), lps_ras_points(moving)
-    outside = check_points_inside(fixed_lps, fixed_image, labels, "fixed", fixed_system)
-    outside += check_points_inside(moving_lps, moving_image, moving_names, "moving", moving_system)
+    bounds = bounds or PointBounds()
+    outside = bounds.check(fixed_lps, moving_lps, labels, moving_names)
 
     warnings += check_shape(kind, fixed)
     warnings += duplicate_warnings(fixed, labels, "fixed") + duplicate_warnings(moving, moving_names, "moving")
@@ -266,7 +262,7 @@ def fit_landmarks(
     model = fit_model(kind, fixed_lps, moving_lps)
     notes = []
     if isinstance(model, ThinPlateSpline):
-        reference = reference_image if reference_image is not None else fixed_image
+        reference = reference_image if reference_image is not None else bounds.fixed_image
         transform, export_warnings, export_notes = _tps_transform(model, reference, fixed_lps, labels)
         warnings += export_warnings
         notes += export_notes

@@ -10,12 +10,15 @@ Only node methods are used here; :mod:`.mrml` is the one file that imports MRML.
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import vtk
 
 from ..core.errors import InputError
 from ..landmarks.fit import LandmarkFit, fit_landmarks
+from ..process.jobs import PrealignJob
 from . import mrml
+from .panel import panel_parameters, panel_value
 
 ATTRIBUTE_PREFIX = "FiducialPrealign."
 # (name, unit) of the residual table's columns; positions are world RAS.
@@ -112,6 +115,23 @@ def fit_markups(
         highlight_point(fixed_markups, worst)
         highlight_point(moving_markups, moving_index)
     return fit, output_transform_node, table_node
+
+
+def fit_panel(parameters, highlight_worst: bool = True):
+    """:func:`fit_markups` as the FiducialPrealign panel's ``parameters`` say: its point lists, transform type,
+    output transform, reference volume and residual table, each read through the
+    :class:`..process.jobs.PrealignJob` field that names its attribute. ``parameters`` is the module's parameter
+    node, or :func:`prealign_parameters` in a script. Returns ``(fit, output_transform_node, table_node)``."""
+    node = {f.name: panel_value(parameters, f) for f in PrealignJob.panel_fields()}
+    return fit_markups(node["fixed_points"], node["moving_points"], node["type"] or "rigid", node["output_transform"],
+                       node["reference_image"], node["report"], highlight_worst)  # fmt: skip
+
+
+def prealign_parameters(**values) -> SimpleNamespace:
+    """The FiducialPrealign panel's parameters for a script, by the module's parameter-node names, e.g.
+    ``prealign_parameters(fixedPoints=a, movingPoints=b, transformType="affine")``; the rest at the panel's
+    defaults. Unknown names are refused, naming the known ones."""
+    return panel_parameters(PrealignJob, **values)
 
 
 def status_text(fit: LandmarkFit) -> str:

@@ -8,8 +8,8 @@ each input node once by its kind, and fills the choices; nothing lists the field
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import MISSING, Field
+from collections.abc import Callable, Iterable
+from dataclasses import MISSING, Field, fields
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -26,9 +26,21 @@ def panel_names(field: Field) -> tuple[str, ...]:
     return (names,) if isinstance(names, str) else tuple(names)
 
 
+def panel_fields(record_class: type) -> list[Field]:
+    """The fields of a dataclass (a job, the prep options) that a panel sets."""
+    return [f for f in fields(record_class) if f.metadata.get("panel")]
+
+
 def panel_value(parameters, field: Field):
-    """The field's value in ``parameters``: its first attribute that is set (not the panel's ``unset``
-    value, None or ""), else None."""
+    """The field's value in ``parameters``: None while its ``switch`` box is unchecked; else ``read`` applied to
+    its attributes' values when the field has one; else its first attribute that is set (not the panel's
+    ``unset`` value, None or ""), else None."""
+    switch = field.metadata.get("switch")
+    if switch and not getattr(parameters, switch, None):
+        return None
+    read = field.metadata.get("read")
+    if read is not None:
+        return read(*(getattr(parameters, name, None) for name in panel_names(field)))
     unset = field.metadata.get("unset")
     for name in panel_names(field):
         value = getattr(parameters, name, None)
@@ -37,25 +49,35 @@ def panel_value(parameters, field: Field):
     return None
 
 
-def panel_parameters(job_class: type[Job], **values) -> SimpleNamespace:
-    """The parameters a panel holds for ``job_class``, as a script gives them: the module's parameter-node
-    names (``fixedVolume=``, ``preset=``, ``segments=``...), everything else at the panel's default."""
+def panel_defaults(panel_fields: Iterable[Field]) -> dict:
+    """Parameter-node name -> its value when a script leaves it out: a field's default (None for a node), off
+    for a switch box."""
     defaults: dict = {}
-    for field in job_class.panel_fields():
+    for field in panel_fields:
         default = None if field.default is MISSING or field.metadata.get("node") else field.default
         *overrides, name = panel_names(field)  # the last name holds the choice; those before it override it
         defaults.setdefault(name, default)
         for override in overrides:
             defaults.setdefault(override, None)
+        if field.metadata.get("switch"):
+            defaults.setdefault(field.metadata["switch"], False)
+    return defaults
+
+
+def panel_parameters(job_class: type[Job], extra: dict | None = None, **values) -> SimpleNamespace:
+    """The parameters a panel holds for ``job_class``, as a script gives them: the module's parameter-node
+    names (``fixedVolume=``, ``preset=``, ``segments=``...), everything else at the panel's default.
+    ``extra`` adds names the job's fields do not read (output nodes), with their defaults."""
+    defaults = panel_defaults(job_class.panel_fields()) | (extra or {})
     unknown = set(values) - set(defaults)
     if unknown:
         raise InputError(f"unknown parameters {sorted(unknown)}: use {', '.join(sorted(defaults))}")
     return SimpleNamespace(**(defaults | values))
 
 
-def node_of(parameters, job_class: type[Job], field_name: str):
-    """The node the panel holds for the job field ``field_name`` (e.g. "output_transform"), or None."""
-    field = next(f for f in job_class.panel_fields() if f.name == field_name)
+def node_of(parameters, job_class: type, field_name: str):
+    """The node the panel holds for the field ``field_name`` (e.g. "output_transform") of a job, or None."""
+    field = next(f for f in panel_fields(job_class) if f.name == field_name)
     return panel_value(parameters, field)
 
 

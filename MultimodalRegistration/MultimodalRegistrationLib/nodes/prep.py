@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import Field, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import SimpleITK as sitk
@@ -30,14 +31,15 @@ from ..core.errors import InputError
 from ..core.images import index_to_physical_matrix, read_image, write_image
 from ..core.transforms import Transform, lps_ras_points
 from ..prep.crop import DEFAULT_MARGIN_MM, common_region
-from ..prep.options import ROLES, PrepOptions
+from ..prep.options import ROLES, PrepOptions, n4_target  # noqa: F401 (n4_target: the module's API)
 from ..prep.spacing import set_spacing
 from ..process.jobs import PrepJob
-from ..process.prep_job import PrepWorkerJob
+from ..process.prep_job import OUTPUT_NAMES, PrepWorkerJob
 from ..process.worker import WorkerFailure
 from . import mrml
 from .checks import check_volume_pair
 from .job import NodeJob, job_folder
+from .panel import job_from_panel, node_of, panel_defaults, panel_fields, panel_parameters, panel_value, write_volumes
 from .registration_inputs import initial_transform_of
 
 ATTRIBUTE_PREFIX = "RegistrationPrep."
@@ -60,11 +62,6 @@ def placement(moving_volume, current_transform_node=None) -> tuple[Transform, ob
     if current_transform_node is not None and mrml.is_under(moving_volume, current_transform_node):
         current_transform_node = None
     return initial_transform_of(moving_volume, current_transform_node), current_transform_node
-
-
-def n4_target(fixed: bool, moving: bool) -> str | None:
-    """PrepOptions.n4 from two independent choices."""
-    return {(True, True): "both", (True, False): "fixed", (False, True): "moving"}.get((bool(fixed), bool(moving)))
 
 
 def _volume_image(node, spacing=None) -> sitk.Image:
@@ -143,6 +140,16 @@ def common_region_roi(
     return roi_node
 
 
+def preview_common_region(parameters):
+    """:func:`common_region_roi` for the panel's volumes, current transform, margin and moving spacing (when its
+    box is checked), into its ``commonRegion`` node (a new one if it holds none)."""
+    options = {f.name: panel_value(parameters, f) for f in panel_fields(PrepOptions)}
+    margin = DEFAULT_MARGIN_MM if options["margin_mm"] is None else options["margin_mm"]
+    nodes = (node_of(parameters, PrepJob, name) for name in ("fixed", "moving", "initial_transform"))
+    roi = getattr(parameters, "commonRegion", None)
+    return common_region_roi(*nodes, margin, roi, spacing_moving=options["spacing_moving"])
+
+
 # --------------------------------------------------------------------------- preparation
 class NodePrep(NodeJob):
     """A preparation of volume nodes running in a worker process.
@@ -156,16 +163,20 @@ class NodePrep(NodeJob):
     cancelled_message = "the preparation was cancelled; the scene is unchanged"
     reap_worker = True
 
-    def __init__(self, scene, job: PrepJob, folder: Path, targets: dict, python, on_progress, on_done):
-        self.scene = scene
+    def __init__(self, worker: PrepWorkerJob, folder: Path, parameters, on_done=None):
+        self.parameters = parameters
+        self.scene = self.target("fixed").GetScene()
         self.folder = folder
-        self.targets = targets
         self.on_done = on_done
         self.fixed_node = self.moving_node = self.fixed_mask_node = self.moving_mask_node = None
         self.summary: dict | None = None
         self.error: WorkerFailure | None = None
         self._started = time.perf_counter()
-        self._worker = PrepWorkerJob(job, python=python, on_progress=on_progress).start()
+        self._worker = worker.start()
+
+    def target(self, name: str):
+        """The node the parameters hold for the job field ``name`` ("fixed", "moving", "initial_transform")."""
+        return node_of(self.parameters, PrepJob, name)
 
     @property
     def steps(self) -> list[dict]:
@@ -177,12 +188,12 @@ class NodePrep(NodeJob):
 
     def _apply(self, result: dict) -> None:
         images = {name: read_image(path, f"prepared {name}") for name, path in result["outputs"].items()}
-        targets = self.targets
         done = ", ".join(dict.fromkeys(step["step"] for step in result["summary"]["steps"]))
+        _, current = placement(self.target("moving"), self.target("initial_transform"))
         for name, image in images.items():
             role = name.split("_")[0]
-            source = targets[role]
-            node = targets[f"output_{name}"]
+            source = self.target(role)
+            node = output_node(self.parameters, name)
             if node is None:
                 node_name = self.scene.GenerateUniqueName(f"{source.GetName()} {OUTPUT_SUFFIXES[name]}")
                 node = mrml.volume_node_from_image(self.scene, image, node_name, labelmap=name.endswith("mask"))
@@ -192,7 +203,6 @@ class NodePrep(NodeJob):
                     node.CreateDefaultDisplayNodes()
             # The moving outputs sit where the original moving volume sits; the fixed ones in world space.
             node.SetAndObserveTransformNodeID(source.GetTransformNodeID() if role == "moving" else None)
-            current = targets["current_transform"]
             attributes = {"sourceNodeID": source.GetID(), "steps": done,
                           "currentTransformNodeID": current.GetID() if current is not None else ""}  # fmt: skip
             for key, value in attributes.items():
@@ -201,13 +211,26 @@ class NodePrep(NodeJob):
         self.summary = dict(result["summary"], seconds=round(time.perf_counter() - self._started, 2))
 
 
-def _check_outputs(fixed_volume, moving_volume, outputs: dict) -> None:
+def output_attribute(name: str) -> str:
+    """The parameter-node attribute holding the output node of the prepared image ``name`` ("fixed_mask" ->
+    "outputFixedMask")."""
+    return "output" + name.title().replace("_", "")
+
+
+def output_node(parameters, name: str):
+    """The output node the panel chose for the prepared image ``name``, or None (a new one is made)."""
+    return getattr(parameters, output_attribute(name), None)
+
+
+def _check_outputs(parameters) -> None:
+    inputs = [node_of(parameters, PrepJob, role) for role in ROLES]
+    outputs = {name: output_node(parameters, name) for name in OUTPUT_NAMES}
     given = [node for node in outputs.values() if node is not None]
     for name, node in outputs.items():
         if node is None:
             continue
         what = name.replace("_", " ")
-        if node is fixed_volume or node is moving_volume:
+        if any(node is volume for volume in inputs):
             raise InputError(
                 f"the output {what} is the input volume '{node.GetName()}': the originals are never modified, "
                 "choose another output node or create a new one"
@@ -230,61 +253,86 @@ def _job_mask(option, role: str, folder: Path):
     return str(Path(option).resolve())  # the worker runs in another folder
 
 
+def options_of(parameters) -> PrepOptions:
+    """The preparation ``parameters`` ask for: a script's whole ``prep`` options, else the panel's step boxes
+    read through the options' own ``panel`` fields. Refused (:class:`InputError`) when no step is on."""
+    (field,) = (f for f in PrepJob.panel_fields() if f.name == "prep")
+    options = panel_value(parameters, field)
+    if options is None:
+        values = {f.name: panel_value(parameters, f) for f in panel_fields(PrepOptions)}
+        options = PrepOptions(**{name: value for name, value in values.items() if value is not None})
+    options.check()
+    if not options.steps_on():
+        raise InputError("no preparation step is switched on: choose one or more (crop, mask, N4, spacing, downsample)")
+    return options
+
+
+def write_options(parameters, folder: Path, fields: list[Field]) -> dict:
+    """The options, a mask given as an image written into ``folder`` (the worker reads files)."""
+    (field,) = fields
+    options = options_of(parameters)
+    masks = {f"mask_{role}": _job_mask(getattr(options, f"mask_{role}"), role, folder) for role in ROLES}
+    return {field.name: replace(options, **masks)}
+
+
+def write_placement(parameters, folder: Path, fields: list[Field]) -> dict[str, str]:
+    """The moving volume's placement (its parents and the current transform, counted once) as an ITK file,
+    unless identity."""
+    (field,) = fields
+    transform, _ = placement(node_of(parameters, PrepJob, "moving"), panel_value(parameters, field))
+    if transform.is_identity():
+        return {}
+    path = str(folder / "placement.h5")
+    transform.write(path)
+    return {field.name: path}
+
+
+WRITERS = {"volume": write_volumes, "placement": write_placement, "options": write_options}
+
+
+def prep_job(parameters, folder: Path) -> PrepJob:
+    """The worker job ``parameters`` describe, its input nodes written into ``folder``; refused
+    (:class:`InputError`) before anything is written when the nodes or options cannot be used."""
+    check_volumes(node_of(parameters, PrepJob, "fixed"), node_of(parameters, PrepJob, "moving"))
+    options_of(parameters)
+    _check_outputs(parameters)
+    return job_from_panel(PrepJob, parameters, folder, WRITERS, output_dir=str(folder / "out"))
+
+
 def prepare_nodes(
-    fixed_volume,
-    moving_volume,
-    options: PrepOptions,
-    current_transform_node=None,
-    output_fixed_node=None,
-    output_moving_node=None,
-    output_fixed_mask_node=None,
-    output_moving_mask_node=None,
-    python: str | None = None,
-    blocking: bool = True,
+    parameters,
     on_progress: Callable[[float, str], None] | None = None,
     on_done: Callable[[NodePrep], None] | None = None,
+    blocking: bool = True,
+    python: str | None = None,
 ) -> NodePrep:
-    """Prepare two volume nodes for registration (see :func:`..prep.pipeline.prepare`) into new or given nodes.
+    """Prepare two volume nodes for registration (see :func:`..prep.pipeline.prepare`) as ``parameters`` say.
 
-    ``options`` says which steps run; at least one must. The moving volume is placed by its
-    unhardened parent transforms and ``current_transform_node`` (fixed -> moving). Outputs: scalar
-    volume nodes for the images, labelmap nodes for the masks; those not given are created. With
-    ``blocking`` (default) this returns the finished :class:`NodePrep` (raising
+    ``parameters`` is the RegistrationPrep module's parameter node, or :func:`prep_parameters` in a script:
+    the same names (``fixedVolume``, ``movingVolume``, ``currentTransform``, the step boxes ``cropCommon``,
+    ``maskFixed``..., the outputs ``outputFixed``...; or ``prep=PrepOptions(...)``). At least one step must
+    be on. The moving volume is placed by its unhardened parent transforms and the current transform
+    (fixed -> moving). Outputs: scalar volume nodes for the images, labelmap nodes for the masks; those not
+    given are created. With ``blocking`` (default) this returns the finished :class:`NodePrep` (raising
     :class:`..process.worker.WorkerFailure` on failure); otherwise it returns at once and
     :meth:`NodePrep.follow` (or :meth:`~NodePrep.poll`, from a timer) must be called. ``python`` is the worker's
     interpreter (``PythonSlicer`` inside Slicer). Raises :class:`InputError` for unusable nodes.
     """
-    check_volumes(fixed_volume, moving_volume)
-    options.check()
-    if not options.steps_on():
-        raise InputError("no preparation step is switched on: choose one or more (crop, mask, N4, spacing, downsample)")
-    outputs = {"fixed": output_fixed_node, "moving": output_moving_node,
-               "fixed_mask": output_fixed_mask_node, "moving_mask": output_moving_mask_node}  # fmt: skip
-    _check_outputs(fixed_volume, moving_volume, outputs)
-    transform, current_transform_node = placement(moving_volume, current_transform_node)
-    scene = fixed_volume.GetScene()
-    targets = {"fixed": fixed_volume, "moving": moving_volume, "current_transform": current_transform_node}
-    targets.update({f"output_{name}": node for name, node in outputs.items()})
     with job_folder("mmreg-prep-") as folder:
-        for role, node in (("fixed", fixed_volume), ("moving", moving_volume)):
-            # Uncompressed: fast to write, and a raw NRRD is streamed when it is downsampled.
-            write_image(mrml.image_from_volume_node(node), folder / f"{role}.nrrd", compress=False)
-        masks = {f"mask_{role}": _job_mask(getattr(options, f"mask_{role}"), role, folder) for role in ROLES}
-        placement_file = None
-        if not transform.is_identity():
-            placement_file = str(folder / "placement.h5")
-            transform.write(placement_file)
-        job = PrepJob(
-            fixed=str(folder / "fixed.nrrd"),
-            moving=str(folder / "moving.nrrd"),
-            output_dir=str(folder / "out"),
-            prep=replace(options, **masks),
-            initial_transform=placement_file,
-        )
-        prep = NodePrep(scene, job, folder, targets, python, on_progress, on_done)
+        worker = PrepWorkerJob(prep_job(parameters, folder), python=python, on_progress=on_progress)
+        prep = NodePrep(worker, folder, parameters, on_done)
     if blocking:
         prep.wait()
     return prep
+
+
+def prep_parameters(**values) -> SimpleNamespace:
+    """The RegistrationPrep panel's parameters for a script, by the module's parameter-node names, e.g.
+    ``prep_parameters(fixedVolume=ct, movingVolume=mr, cropCommon=True, maskFixed=True)`` or
+    ``prep_parameters(fixedVolume=ct, movingVolume=mr, prep=PrepOptions(crop_common=True))``; the rest off.
+    Unknown names are refused, naming the known ones."""
+    outputs = {output_attribute(name): None for name in OUTPUT_NAMES}
+    return panel_parameters(PrepJob, panel_defaults(panel_fields(PrepOptions)) | outputs, **values)
 
 
 # --------------------------------------------------------------------------- reporting

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import SimpleITK as sitk
 
@@ -31,11 +32,13 @@ from ..core.errors import InputError
 from ..core.pairs import check_pair
 from ..core.transforms import Transform
 from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
+from ..process.jobs import QAJob
 from ..process.stability import assess_with_restarts
 from ..qa.assess import write_qa_outputs
 from ..qa.report_types import QAReport
 from . import mrml
 from .checks import check_volume_pair
+from .panel import node_of, panel_parameters, panel_value
 from .qa_frames import registration_pose, show_moving_under  # noqa: F401 (the module's API)
 from .qa_labels import label_values, labels_image
 from .qa_points import landmark_arguments
@@ -43,6 +46,7 @@ from .qa_table import TABLE_COLUMNS, fill_metrics_table, metric_rows, summary_te
 from .registration import ATTRIBUTE_PREFIX as REGISTRATION_PREFIX
 
 ATTRIBUTE_PREFIX = "MultimodalRegistrationQA."
+TABLE = "metricsTable"  # the panel's attribute holding the table node the metrics go to
 
 Progress = Callable[[float, str], None]
 
@@ -73,19 +77,15 @@ def restart_engine(transform_node) -> str:
     return engine if engine in ENGINE_NAMES else DEFAULT_ENGINE
 
 
-def gather_inputs(
-    transform_node,
-    fixed_volume,
-    moving_volume,
-    fixed_fit_markups=None,
-    moving_fit_markups=None,
-    fixed_target_markups=None,
-    moving_target_markups=None,
-    fixed_segmentation=None,
-    moving_segmentation=None,
-    python: str | None = None,
-) -> QAInputs:
-    """Convert the nodes (see the module docstring for the frames); raises :class:`InputError`."""
+def node(parameters, name: str):
+    """The node the QA panel's ``parameters`` hold for the :class:`..process.jobs.QAJob` field ``name``."""
+    return node_of(parameters, QAJob, name)
+
+
+def gather_inputs(parameters, python: str | None = None) -> QAInputs:
+    """Convert the nodes ``parameters`` hold (see the module docstring for the frames); raises :class:`InputError`."""
+    transform_node, fixed_volume, moving_volume = (node(parameters, name) for name in ("transform", "fixed", "moving"))
+    fixed_segmentation, moving_segmentation = node(parameters, "fixed_labels"), node(parameters, "moving_labels")
     check_volume_pair(fixed_volume, moving_volume)
     if transform_node is not None and not transform_node.IsA("vtkMRMLTransformNode"):
         raise InputError(f"'{transform_node.GetName()}' is not a transform node: select the registration result")
@@ -104,8 +104,8 @@ def gather_inputs(
             inputs.inverse = mrml.transform_from_node(inverse_node)  # the engine's own inverse (ANTs SyN)
     arguments, paired_by, warnings, point_sources = landmark_arguments(
         moving_volume,
-        (fixed_fit_markups, moving_fit_markups),
-        (fixed_target_markups, moving_target_markups),
+        (node(parameters, "fixed_fit_points"), node(parameters, "moving_fit_points")),
+        (node(parameters, "fixed_points"), node(parameters, "moving_points")),
     )
     inputs.points, inputs.paired_by, inputs.warnings = arguments, paired_by, warnings
     check_pair(fixed_segmentation, moving_segmentation, "segmentation overlap", "the fixed segmentation",
@@ -165,46 +165,48 @@ def assess_inputs(
 
 
 def assess_nodes(
-    transform_node,
-    fixed_volume,
-    moving_volume,
-    fixed_fit_markups=None,
-    moving_fit_markups=None,
-    fixed_target_markups=None,
-    moving_target_markups=None,
-    fixed_segmentation=None,
-    moving_segmentation=None,
-    stability_restarts: int = 0,
-    table_node=None,
+    parameters,
     python: str | None = None,
     stability_options: dict | None = None,
     progress: Progress | None = None,
     with_inputs: bool = False,
 ) -> tuple:
-    """Measure a registration given as nodes; returns ``(metrics, table_node)``, and with ``with_inputs``
-    ``(metrics, table_node, inputs)``: the gathered :class:`QAInputs`, for :func:`export_report`.
+    """Measure a registration as the QA panel's ``parameters`` say; returns ``(metrics, table_node)``, and with
+    ``with_inputs`` ``(metrics, table_node, inputs)``: the gathered :class:`QAInputs`, for :func:`export_report`.
 
-    ``transform_node`` maps fixed to moving (TransformFromParent, RAS), or is None for the moving volume
-    as shown; see the module docstring for unhardened parent transforms. Fit lists give FRE, target
-    lists TRE (world RAS mm; each pair of lists is matched by label, else by order). Segmentations
-    (labelmap or segmentation nodes) give Dice and surface distances per label. ``stability_restarts``
-    > 0 re-runs the registration from perturbed starts (with the engine and preset recorded on the
-    transform node; ``python`` is the worker's interpreter). The table node (created when not given)
-    gets one row per number (:data:`TABLE_COLUMNS`).
+    ``parameters`` is the module's parameter node, or :func:`qa_parameters` in a script: the same names.
+    ``transform`` maps fixed to moving (TransformFromParent, RAS), or is None for the moving volume as shown;
+    see the module docstring for unhardened parent transforms. Fit lists (``fixedFitPoints``...) give FRE,
+    target lists (``fixedTargetPoints``...) TRE (world RAS mm; each pair of lists is matched by label, else by
+    order). Segmentations (labelmap or segmentation nodes) give Dice and surface distances per label. With
+    ``stability`` checked, ``stabilityRestarts`` > 0 re-runs the registration from perturbed starts (with the
+    engine and preset recorded on the transform node; ``python`` is the worker's interpreter). The
+    ``metricsTable`` node (created when not given) gets one row per number (:data:`TABLE_COLUMNS`).
     """
-    inputs = gather_inputs(
-        transform_node, fixed_volume, moving_volume, fixed_fit_markups, moving_fit_markups,
-        fixed_target_markups, moving_target_markups, fixed_segmentation, moving_segmentation, python,
-    )  # fmt: skip
-    metrics = assess_inputs(inputs, stability_restarts, stability_options, progress)
+    inputs = gather_inputs(parameters, python)
+    metrics = assess_inputs(inputs, restarts_of(parameters), stability_options, progress)
+    transform_node, fixed_volume, moving_volume = (node(parameters, name) for name in ("transform", "fixed", "moving"))
+    table_node = getattr(parameters, TABLE, None)
     if table_node is None:
         name = transform_node.GetName() if transform_node else moving_volume.GetName()
         scene = fixed_volume.GetScene()
         table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(f"{name} QA"))
     fill_metrics_table(table_node, metrics)
-    for key, node in (("fixed", fixed_volume), ("moving", moving_volume), ("transform", transform_node)):
-        table_node.SetAttribute(f"{ATTRIBUTE_PREFIX}{key}NodeID", node.GetID() if node else "")
+    for key, volume in (("fixed", fixed_volume), ("moving", moving_volume), ("transform", transform_node)):
+        table_node.SetAttribute(f"{ATTRIBUTE_PREFIX}{key}NodeID", volume.GetID() if volume else "")
     return (metrics, table_node, inputs) if with_inputs else (metrics, table_node)
+
+
+def restarts_of(parameters) -> int:
+    """How many stability restarts the panel asks for: its count while its stability box is checked, else 0."""
+    return panel_value(parameters, next(f for f in QAJob.panel_fields() if f.name == "stability")) or 0
+
+
+def qa_parameters(**values) -> SimpleNamespace:
+    """The QA panel's parameters for a script, by the module's parameter-node names, e.g.
+    ``qa_parameters(transform=result, fixedVolume=ct, movingVolume=mr, fixedTargetPoints=a, movingTargetPoints=b)``;
+    the rest at the panel's defaults (no restarts). Unknown names are refused, naming the known ones."""
+    return panel_parameters(QAJob, {TABLE: None}, **values)
 
 
 def export_report(report: QAReport, inputs: QAInputs, report_path, json_path=None) -> dict[str, str]:
@@ -213,5 +215,3 @@ def export_report(report: QAReport, inputs: QAInputs, report_path, json_path=Non
         report, inputs.fixed, inputs.moving, inputs.transform, report_path, json_path,
         before=inputs.before, fixed_labels=inputs.fixed_labels,
     )  # fmt: skip
-
-

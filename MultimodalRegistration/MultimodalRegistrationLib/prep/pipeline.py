@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
 
-import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import InputError
@@ -234,14 +233,3 @@ def write_prepared(pair: PreparedPair, output_dir: str | os.PathLike, suffix: st
             write_image(image, path)
             written[name] = str(path)
     return written
-
-
-def roi_from_ras_corners(values) -> tuple:
-    """Six numbers (R1, A1, S1, R2, A2, S2: two opposite corners in RAS mm, as Slicer shows them) as LPS corners."""
-    from ..core.transforms import lps_ras_points
-
-    values = np.asarray([float(v) for v in values], float)
-    if values.shape != (6,):
-        raise InputError("a region of interest needs 6 numbers: R1,A1,S1,R2,A2,S2 (two opposite corners, RAS mm)")
-    corners = lps_ras_points(values.reshape(2, 3))
-    return tuple(map(tuple, corners))

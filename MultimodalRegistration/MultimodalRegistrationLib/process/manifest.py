@@ -24,12 +24,12 @@ from pathlib import Path
 from ..core.errors import InputError
 from ..core.records import Record
 from ..core.version import __version__
-from .jobs import CaseJob
+from .jobs import CaseJob, option_fields
 
 REQUIRED = ("case", "fixed", "moving")
-PATHS = ("fixed", "moving", "fixed_mask", "moving_mask", "initial_transform", "fixed_points", "moving_points",
-         "fixed_segmentation", "moving_segmentation", "guidance_fixed_points", "guidance_moving_points")  # fmt: skip
-CHOICES = ("engine", "preset", "init", "segments", "metric", "guidance_weight")
+PATHS = CaseJob.paths("input")  # a case's input files
+CHOICES = tuple(f.name for f in option_fields(CaseJob) if f.metadata["cli"].get("column"))  # a case's own choices
+NUMBERS = {f.name for f in option_fields(CaseJob) if f.name in CHOICES and "float" in str(f.type)}
 COLUMNS = REQUIRED + tuple(name for name in PATHS + CHOICES if name not in REQUIRED)
 # What a case folder holds; ``case.json`` is written last, so a case is done only when it exists.
 CASE_FILES = {"output_transform": "transform.h5", "summary": "summary.json", "qa": "qa.json",
@@ -120,8 +120,8 @@ def read_manifest(
             )
         options = {key: value for key, value in defaults.items() if value is not None}
         options.update({key: row[key] for key in CHOICES if row.get(key)})
-        if "guidance_weight" in options:
-            options["guidance_weight"] = _number(options["guidance_weight"], path.name, line)
+        for key in NUMBERS & set(options):
+            options[key] = _number(key, options[key], path.name, line)
         inputs = {key: str((path.parent / row[key]).resolve()) for key in PATHS if row.get(key)}
         outputs = {key: str(folder / file) for key, file in CASE_FILES.items()}
         if output_volume:
@@ -187,13 +187,11 @@ def check_batch_options(defaults: dict, workers: int | None = None, timeout_s: f
         raise InputError(f"--timeout {timeout_s} s: give a positive number of seconds (or leave it out: no limit)")
 
 
-def _number(text, manifest: str, line: int) -> float:
+def _number(column: str, text, manifest: str, line: int) -> float:
     try:
         return float(text)
     except (TypeError, ValueError):
-        raise InputError(
-            f"manifest {manifest} line {line}: guidance_weight '{text}' is not a number: give e.g. 1"
-        ) from None
+        raise InputError(f"manifest {manifest} line {line}: {column} '{text}' is not a number: give e.g. 1") from None
 
 
 def _file_digest(path: str) -> str:

@@ -6,6 +6,7 @@ is imported, so bad input is refused in about a second with exit code 2 and noth
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 
 from ..core.errors import InputError
 from ..core.file_checks import LINEAR_SUFFIXES
@@ -14,13 +15,10 @@ from ..core.output_safety import check_outputs_apart
 from .jobs import RegistrationJob
 
 MAX_SEED = 2**31 - 1  # the engines take a 32-bit signed seed
-IMAGES = (("fixed", "fixed image"), ("moving", "moving image"))
-MASKS = (
-    ("fixed_mask", "fixed mask"),
-    ("moving_mask", "moving mask"),
-    ("fixed_segmentation", "fixed segmentation"),
-    ("moving_segmentation", "moving segmentation"),
-)
+# (field, as a message names it) of the job's image files, and of its mask and label files, by their kind.
+IMAGES = tuple((f.name, f"{f.name} image") for f in fields(RegistrationJob) if f.metadata.get("node") == "volume")
+MASKS = tuple((f.name, f.name.replace("_", " ")) for f in fields(RegistrationJob)
+              if f.metadata.get("node") in ("mask", "labels"))  # fmt: skip
 
 
 def _named(job: RegistrationJob, kind: str) -> list[tuple[str, str | None]]:

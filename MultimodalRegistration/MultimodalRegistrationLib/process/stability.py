@@ -10,6 +10,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from ..core.images import write_image
 from ..core.transforms import Transform
 from ..engines.presets import load_preset
 from ..engines.registry import DEFAULT_ENGINE
-from ..qa.assess import assess_registration
+from ..qa.assess import QAOptions, assess_registration
 from ..qa.report_types import QAReport
 from ..qa.stability import (
     StabilityResult,
@@ -95,25 +96,37 @@ def _run_jobs(
     return outcomes
 
 
+@dataclass
+class StabilityOptions:
+    """How :func:`stability_check` restarts: ``engine`` and ``preset`` (default :func:`infer_preset`), the
+    ``start`` (default :func:`restart_pose`), each start's shift (mm) and rotation (degrees), the spread
+    (mm, 95th percentile) above which the result is unstable, the perturbations' ``seed``, how many run at
+    once (``max_parallel``, default the cores) and for how long each (``timeout_s``), the worker's
+    ``python``, ``sources`` (existing files for fixed, moving, fixed_mask and moving_mask, to spare
+    copies) and the points the spread is measured at (``points_lps``, default :func:`foreground_points`)."""
+
+    engine: str = DEFAULT_ENGINE
+    preset: str | None = None
+    start: Transform | None = None
+    shift_mm: float = DEFAULT_SHIFT_MM
+    rotation_deg: float = DEFAULT_ROTATION_DEG
+    threshold_mm: float = DEFAULT_THRESHOLD_MM
+    seed: int = 0
+    max_parallel: int | None = None
+    timeout_s: float | None = None
+    python: str | None = None
+    sources: dict | None = None
+    points_lps: np.ndarray | None = None
+
+
 def stability_check(
     fixed: sitk.Image,
     moving: sitk.Image,
     transform: Transform,
     restarts: int = DEFAULT_RESTARTS,
-    engine: str = DEFAULT_ENGINE,
-    preset: str | None = None,
-    start: Transform | None = None,
+    options: StabilityOptions | None = None,
     fixed_mask: sitk.Image | None = None,
     moving_mask: sitk.Image | None = None,
-    shift_mm: float = DEFAULT_SHIFT_MM,
-    rotation_deg: float = DEFAULT_ROTATION_DEG,
-    threshold_mm: float = DEFAULT_THRESHOLD_MM,
-    seed: int = 0,
-    max_parallel: int | None = None,
-    timeout_s: float | None = None,
-    python: str | None = None,
-    sources: dict | None = None,
-    points_lps: np.ndarray | None = None,
     progress: Callable[[float, str], None] | None = None,
 ) -> StabilityResult:
     """Re-run the registration from ``restarts`` perturbed starts and measure how far the results disagree.
@@ -126,20 +139,21 @@ def stability_check(
     ``sources`` may name existing files for fixed, moving, fixed_mask and moving_mask, to spare copies.
     ``timeout_s`` bounds each restart; ``python`` is the worker's interpreter (PythonSlicer in Slicer).
     """
+    o = options or StabilityOptions()
     if restarts < 1:
         raise InputError(f"{restarts} restarts: the stability check needs at least 1 (5 is usual)")
-    if shift_mm < 0 or rotation_deg < 0 or shift_mm + rotation_deg == 0:
+    if o.shift_mm < 0 or o.rotation_deg < 0 or o.shift_mm + o.rotation_deg == 0:
         raise InputError("the perturbation is zero: give a shift (mm) or a rotation (degrees) above 0")
     report = progress or (lambda fraction, stage: None)
-    preset = preset or infer_preset(transform)
-    load_preset(engine, preset)  # an unknown engine or preset fails here, not in every worker
-    start = start if start is not None else restart_pose(transform, fixed, moving)
-    points = foreground_points(fixed) if points_lps is None else np.asarray(points_lps, float).reshape(-1, 3)
+    preset = o.preset or infer_preset(transform)
+    load_preset(o.engine, preset)  # an unknown engine or preset fails here, not in every worker
+    start = o.start if o.start is not None else restart_pose(transform, fixed, moving)
+    points = foreground_points(fixed) if o.points_lps is None else np.asarray(o.points_lps, float).reshape(-1, 3)
     center = foreground_center(fixed)
     cores = os.cpu_count() or 1
-    parallel = max(1, min(restarts, max_parallel or cores, cores))
+    parallel = max(1, min(restarts, o.max_parallel or cores, cores))
     threads = max(1, cores // parallel)
-    sources = sources or {}
+    sources = o.sources or {}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mmreg-stability-") as scratch:
         folder = Path(scratch)
@@ -153,7 +167,7 @@ def stability_check(
             )
         }
         jobs = []
-        for index, perturbation in enumerate(perturbations(restarts, center, shift_mm, rotation_deg, seed)):
+        for index, perturbation in enumerate(perturbations(restarts, center, o.shift_mm, o.rotation_deg, o.seed)):
             initial = folder / f"start-{index}.h5"
             (start @ perturbation).write(initial)
             jobs.append(
@@ -162,7 +176,7 @@ def stability_check(
                     moving=files["moving"],
                     fixed_mask=files["fixed_mask"],
                     moving_mask=files["moving_mask"],
-                    engine=engine,
+                    engine=o.engine,
                     preset=preset,
                     init="none",
                     initial_transform=str(initial),
@@ -171,7 +185,7 @@ def stability_check(
                     output_transform=str(folder / f"result-{index}.h5"),
                 )
             )
-        outcomes = _run_jobs(jobs, parallel, timeout_s, python, report)
+        outcomes = _run_jobs(jobs, parallel, o.timeout_s, o.python, report)
         results = [
             Transform.read(job.output_transform) if result else None for job, (result, _, _) in zip(jobs, outcomes)
         ]
@@ -203,15 +217,15 @@ def stability_check(
     p95 = float(np.percentile(largest, 95))
     report(1.0, "restarts done")
     return StabilityResult(
-        engine=engine,
+        engine=o.engine,
         preset=preset,
         restarts=restarts,
-        shift_mm=shift_mm,
-        rotation_deg=rotation_deg,
-        threshold_mm=threshold_mm,
+        shift_mm=o.shift_mm,
+        rotation_deg=o.rotation_deg,
+        threshold_mm=o.threshold_mm,
         spread_p95_mm=p95,
         spread_max_mm=float(largest.max()),
-        unstable=p95 > threshold_mm,
+        unstable=p95 > o.threshold_mm,
         runs=runs,
         points=len(points),
         parallel=parallel,
@@ -232,28 +246,20 @@ def assess_with_restarts(
 ) -> QAReport:
     """:func:`..qa.assess.assess_registration`, after ``stability_restarts`` perturbed restarts when asked.
 
-    ``stability_options`` are keyword arguments of :func:`stability_check`; the masks in
-    ``assess_options`` are passed to the restarts too. Returns the report.
+    ``stability_options`` are :class:`StabilityOptions`' fields, ``assess_options``
+    :class:`..qa.assess.QAOptions`'; the masks are passed to the restarts too. Returns the report.
     """
+    options = QAOptions(**assess_options)
     report = progress or (lambda fraction, stage: None)
     stability = None
     share = 0.6 if stability_restarts else 0.0
     if stability_restarts:
+        restart = StabilityOptions(**{"sources": options.sources or {}, **(stability_options or {})})
         stability = stability_check(
-            fixed,
-            moving,
-            transform,
-            stability_restarts,
-            fixed_mask=assess_options.get("fixed_mask"),
-            moving_mask=assess_options.get("moving_mask"),
+            fixed, moving, transform, stability_restarts, restart, options.fixed_mask, options.moving_mask,
             progress=lambda fraction, stage: report(share * fraction, stage),
-            **{"sources": assess_options.get("sources") or {}, **(stability_options or {})},
-        )
+        )  # fmt: skip
     return assess_registration(
-        fixed,
-        moving,
-        transform,
-        stability=stability,
+        fixed, moving, transform, options, stability,
         progress=lambda fraction, stage: report(share + (1 - share) * fraction, stage),
-        **assess_options,
-    )
+    )  # fmt: skip

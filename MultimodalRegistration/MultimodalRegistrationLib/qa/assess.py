@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,27 +51,36 @@ def _inverse_consistency(transform: Transform, inverse: Transform | None, fixed:
     return inverse_consistency(transform, inverse, foreground_points(fixed))
 
 
+@dataclass
+class QAOptions:
+    """What :func:`assess_registration` measures besides the images and the transform: the pose ``before``
+    (default identity) and the ``inverse``; landmarks (world RAS mm, labels, the ``fit_labels`` among them);
+    labelmaps and their interpolation; masks (LPS images); the grids (mm) of the image metrics and the
+    Jacobian; and the input files' names (``sources``)."""
+
+    before: Transform | None = None
+    inverse: Transform | None = None
+    fixed_points_ras: np.ndarray | None = None
+    moving_points_ras: np.ndarray | None = None
+    fixed_point_labels: Sequence[str] | None = None
+    moving_point_labels: Sequence[str] | None = None
+    fit_labels: Sequence[str] | None = None
+    fixed_labels: sitk.Image | None = None
+    moving_labels: sitk.Image | None = None
+    label_interpolation: str = "nearest"
+    fixed_mask: sitk.Image | None = None
+    moving_mask: sitk.Image | None = None
+    metric_spacing_mm: float = METRIC_SPACING_MM
+    jacobian_spacing_mm: float = 2.0
+    sources: dict | None = None
+
+
 def assess_registration(
     fixed: sitk.Image,
     moving: sitk.Image,
     transform: Transform,
-    *,
-    before: Transform | None = None,
-    inverse: Transform | None = None,
-    fixed_points_ras: np.ndarray | None = None,
-    moving_points_ras: np.ndarray | None = None,
-    fixed_point_labels: Sequence[str] | None = None,
-    moving_point_labels: Sequence[str] | None = None,
-    fit_labels: Sequence[str] | None = None,
-    fixed_labels: sitk.Image | None = None,
-    moving_labels: sitk.Image | None = None,
-    label_interpolation: str = "nearest",
-    fixed_mask: sitk.Image | None = None,
-    moving_mask: sitk.Image | None = None,
-    metric_spacing_mm: float = METRIC_SPACING_MM,
-    jacobian_spacing_mm: float = 2.0,
+    options: QAOptions | None = None,
     stability: StabilityResult | None = None,
-    sources: dict | None = None,
     progress: Progress | None = None,
 ) -> QAReport:
     """Measure the quality of ``transform`` (fixed -> moving, LPS) and return the :class:`.QAReport`.
@@ -83,15 +93,17 @@ def assess_registration(
     names the input files.
     """
     notify = progress or (lambda fraction, stage: None)
+    o = options or QAOptions()
     validate_image(fixed, "fixed image")
     validate_image(moving, "moving image")
-    check_pair(fixed_points_ras, moving_points_ras, "landmark error", "the fixed points", "the moving points")
-    check_pair(fixed_labels, moving_labels, "segmentation overlap", "the fixed labels", "the moving labels")
-    if fit_labels and fixed_points_ras is None:
+    check_pair(o.fixed_points_ras, o.moving_points_ras, "landmark error", "the fixed points", "the moving points")
+    check_pair(o.fixed_labels, o.moving_labels, "segmentation overlap", "the fixed labels", "the moving labels")
+    if o.fit_labels and o.fixed_points_ras is None:
         raise InputError("fit points were named but no landmarks given: add fixed and moving points")
-    fixed_mask = validate_mask(fixed_mask, fixed, "fixed mask") if fixed_mask is not None else None
-    moving_mask = validate_mask(moving_mask, moving, "moving mask") if moving_mask is not None else None
-    before = before or Transform.identity()
+    fixed_mask = validate_mask(o.fixed_mask, fixed, "fixed mask") if o.fixed_mask is not None else None
+    if o.moving_mask is not None:  # checked here; only the restarts use it
+        validate_mask(o.moving_mask, moving, "moving mask")
+    before = o.before or Transform.identity()
     timings: dict[str, float] = {}
     warnings: list[str] = []
     landmarks = overlap = None
@@ -103,33 +115,33 @@ def assess_registration(
         yield
         timings[f"{name}_s"] = round(time.perf_counter() - started, 3)
 
-    if fixed_points_ras is not None:
+    if o.fixed_points_ras is not None:
         with step("landmarks", 0.0):
             landmarks = landmark_errors(
-                fixed_points_ras,
-                moving_points_ras,
+                o.fixed_points_ras,
+                o.moving_points_ras,
                 transform,
-                fixed_point_labels,
-                moving_point_labels,
-                fit_labels,
+                o.fixed_point_labels,
+                o.moving_point_labels,
+                o.fit_labels,
                 before,
             )
         warnings += landmarks.warnings
-    if fixed_labels is not None:
+    if o.fixed_labels is not None:
         with step("segmentation", 0.05):
-            overlap = segmentation_overlap(fixed_labels, moving_labels, transform, before, label_interpolation)
+            overlap = segmentation_overlap(o.fixed_labels, o.moving_labels, transform, before, o.label_interpolation)
         warnings += overlap.warnings
     with step("images", 0.15):
-        images = [image_agreement(fixed, moving, pose, fixed_mask, metric_spacing_mm) for pose in (before, transform)]
+        images = [image_agreement(fixed, moving, pose, fixed_mask, o.metric_spacing_mm) for pose in (before, transform)]
     with step("jacobian", 0.25):
-        jacobian = jacobian_statistics(transform, fixed, jacobian_spacing_mm, fixed_mask)
+        jacobian = jacobian_statistics(transform, fixed, o.jacobian_spacing_mm, fixed_mask)
     if jacobian.folding_percent > 0:
         warnings.append(
             f"the transform folds: {jacobian.folding_percent:.3g}% of the fixed image has a Jacobian determinant "
             "<= 0: use a stiffer preset (stronger bending penalty, coarser grid) or check the inputs"
         )
     with step("inverse_consistency", 0.3):
-        consistency = _inverse_consistency(transform, inverse, fixed)
+        consistency = _inverse_consistency(transform, o.inverse, fixed)
     if stability is not None:
         timings["stability_s"] = round(stability.wall_seconds, 3)
         warnings += stability.warnings
@@ -149,7 +161,7 @@ def assess_registration(
         landmarks=landmarks,
         segmentation=overlap,
         stability=stability,
-        inputs=dict(sources or {}),
+        inputs=dict(o.sources or {}),
         warnings=warnings,
         timings=timings,
     )

@@ -1,0 +1,51 @@
+"""A job's command-line options, read from its own fields: each field with ``cli`` metadata (see
+:func:`..process.jobs._choice`) is one option, named after the field (``fixed_mask`` is ``--fixed-mask``)
+unless its metadata names it, typed as the field is, defaulting to the field's default. The parser and the
+job so hold the options once. The preparation's options (:class:`..prep.options.PrepOptions`) are read the
+same way, their ``parse`` turning the typed text into the option.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import MISSING, Field
+
+from ..process.jobs import option_fields, option_flag
+
+NOT_ARGPARSE = ("flag", "group", "always", "column", "parse", "text")  # the cli metadata that is not argparse's
+
+
+def _type(field: Field):
+    """The argparse type of a field: float, int or str, by its annotation."""
+    annotation = str(field.type)
+    if "list" in annotation:
+        return str
+    return float if "float" in annotation else int if "int" in annotation else str
+
+
+def add_options(parser, record_class: type, groups: dict | None = None) -> None:
+    """Add ``record_class``'s options to ``parser``; a field whose ``cli`` names a ``group`` goes into
+    ``groups[group]`` (an argument group of the parser)."""
+    for field in option_fields(record_class):
+        options = {key: value for key, value in field.metadata["cli"].items() if key not in NOT_ARGPARSE}
+        flag = option_flag(field)
+        if "action" not in options:
+            options.setdefault("type", _type(field))
+            if "choices" not in options:  # named after the option as typed (--margin MARGIN), not the field
+                options.setdefault("metavar", flag.lstrip("-").replace("-", "_").upper())
+        if field.default is not MISSING and not options.get("required"):
+            options.setdefault("default", field.default)
+        target = (groups or {}).get(field.metadata["cli"].get("group"), parser)
+        target.add_argument(flag, dest=field.name, **options)
+
+
+def option_values(record_class: type, arguments: argparse.Namespace) -> dict:
+    """Field name -> value for each of ``record_class``'s options given in ``arguments`` (None: not given),
+    through the field's ``parse`` when it has one."""
+    values = {}
+    for field in option_fields(record_class):
+        value = getattr(arguments, field.name, None)
+        if value is not None:
+            parse = field.metadata["cli"].get("parse")
+            values[field.name] = parse(value) if parse else value
+    return values
