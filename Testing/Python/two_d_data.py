@@ -62,3 +62,18 @@ def errors_mm(matrix: np.ndarray, truth: np.ndarray, points: np.ndarray) -> np.n
     """Distances (mm) in the moving image between the points mapped by ``matrix`` and by ``truth``."""
     mapped = points @ matrix[:2, :2].T + matrix[:2, 2]
     return np.linalg.norm(mapped - (points @ truth[:2, :2].T + truth[:2, 2]), axis=1)
+
+
+def head_mask(path: Path, truth: np.ndarray, pixel_mm: float) -> None:
+    """Write the head's mask (uint8 NRRD, 1 inside) on a ``pixel_mm`` canvas seen through ``truth``
+    (the identity: the fixed slice's mask)."""
+    columns, rows = (np.asarray(CANVAS) / pixel_mm).astype(int)
+    jj, ii = np.mgrid[0:rows, 0:columns]
+    x_in = np.stack([ii * pixel_mm, jj * pixel_mm], -1).reshape(-1, 2)
+    inverse = np.linalg.inv(truth)
+    x_out = x_in @ inverse[:2, :2].T + inverse[:2, 2] - np.asarray(CANVAS) / 2
+    head = np.concatenate([x_out, np.zeros((len(x_out), 1))], 1).astype(np.float32)
+    inside = (tissue_fractions(head)["air"] < 0.5).reshape(rows, columns)
+    image = sitk.GetImageFromArray(inside.astype(np.uint8))
+    image.SetSpacing((pixel_mm, pixel_mm))
+    sitk.WriteImage(image, str(path))

@@ -34,7 +34,7 @@ from .json_output import emit_json, file_or_none, human_stream
 from .prealign import add_prealign_parser
 from .prep import add_prep_arguments, add_prep_parser, prep_options, wants_prep
 from .qa import add_qa_parser
-from .register2d import add_2d_arguments, command_register_2d, wants_2d
+from .register2d import add_2d_arguments, add_register2d_parser, command_register_2d, wants_2d
 from .run import run_registration
 from .stack import add_stack_parser
 from .versions import VersionAction
@@ -171,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_qa_parser(commands)
     add_batch_parser(commands)
     add_stack_parser(commands)
+    add_register2d_parser(commands)
     return parser
 
 
