@@ -48,7 +48,7 @@ def test_rgb_section_to_mr_slice_within_a_pixel(tmp_path, mr, engine, preset, ca
                  "--output-transform", str(out), "--json", str(tmp_path / "S.json"),
                  "--output-volume", str(tmp_path / "warped.nrrd"), "--checkerboard", str(tmp_path / "qa.png"),
                  "--fixed-points", str(tmp_path / "F.csv"), "--moving-points", str(tmp_path / "M.csv"),
-                 "--fixed-mask", str(folder / "mr_mask.nrrd"), "--moving-mask", str(tmp_path / "he_mask.nrrd")])  # fmt: skip
+                 "--fixed-labels", str(folder / "mr_mask.nrrd"), "--moving-labels", str(tmp_path / "he_mask.nrrd")])  # fmt: skip
     assert code == 0, capsys.readouterr().err
     transform = sitk.ReadTransform(str(out))
     assert transform.GetDimension() == 2

@@ -4,7 +4,8 @@
 are 2D (PNG, TIFF, JPEG, BMP, or NRRD/NIfTI/MHA with one slice). Any engine with a 2D runner
 (``--engine elastix|ants``) and its 2D presets (rigid, similarity, affine: ``Presets/presets_2d.json``) run in
 a worker process (:mod:`..process.register2d_job`), which writes a 2D ITK transform and its 3D embedding for
-Slicer. In 2D, ``--fixed-points``/``--moving-points`` and the masks also give the QA's landmark errors and Dice.
+Slicer. In 2D, ``--fixed-points``/``--moving-points`` give the QA's landmark errors (they do not guide), and
+``--fixed-labels``/``--moving-labels`` (else the masks) its Dice.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def add_2d_arguments(parser: argparse.ArgumentParser) -> None:
         "--moving-pixel-size", type=float, metavar="MM", help="moving pixel size in mm (default: the file's)"
     )
     group.add_argument("--checkerboard", metavar="PNG", help="2D QA picture: checkerboards before (top) and after")
+    group.add_argument("--fixed-labels", metavar="IMAGE", help="2D QA: a region on the fixed image (Dice)")
+    group.add_argument("--moving-labels", metavar="IMAGE", help="2D QA: the same region on the moving image")
 
 
 def add_register2d_parser(subparsers) -> argparse.ArgumentParser:
@@ -38,7 +41,7 @@ def add_register2d_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--moving", required=True, help="moving 2D image; RGB becomes BT.601 luminance")
     parser.add_argument("--engine", choices=ENGINE_NAMES, default=DEFAULT_ENGINE)
     parser.add_argument("--preset", default="rigid", help="rigid, similarity or affine (Presets/presets_2d.json)")
-    parser.add_argument("--fixed-mask", help="2D mask on the fixed image: limits the metric, gives the QA's Dice")
+    parser.add_argument("--fixed-mask", help="2D mask on the fixed image: limits the metric")
     parser.add_argument("--moving-mask", help="2D mask on the moving image")
     parser.add_argument(
         "--fixed-points", dest="guidance_fixed_points", help="landmarks on the fixed image (QA: landmark errors)"
@@ -102,6 +105,7 @@ def job_from_2d_arguments(arguments: argparse.Namespace):
         fixed_pixel_mm=arguments.fixed_pixel_size, moving_pixel_mm=arguments.moving_pixel_size,
         fixed_mask=arguments.fixed_mask, moving_mask=arguments.moving_mask,
         fixed_points=arguments.guidance_fixed_points, moving_points=arguments.guidance_moving_points,
+        fixed_labels=arguments.fixed_labels, moving_labels=arguments.moving_labels,
         seed=DEFAULT_SEED if arguments.seed is None else arguments.seed, threads=arguments.threads,
         output_transform=arguments.output_transform, output_volume=arguments.output_volume,
         summary=file_or_none(arguments.summary), checkerboard=arguments.checkerboard,

@@ -37,7 +37,8 @@ TRANSFORM_SUFFIXES_2D = (".tfm", ".txt", ".h5")
 @dataclass
 class Registration2DJob(Job):
     """Register two 2D images (see the module notes). Pixel sizes in mm (None: the file's); masks limit the
-    metric and give the QA's Dice; landmarks (.mrk.json, .fcsv, .csv RAS as Slicer writes them) give its errors."""
+    metric; labels (else the masks) give the QA's Dice; landmarks (.mrk.json, .fcsv, .csv RAS as Slicer writes
+    them) give its errors."""
 
     module: ClassVar[str] = "MultimodalRegistrationLib.process.register2d_job"
 
@@ -51,6 +52,8 @@ class Registration2DJob(Job):
     moving_mask: str | None = _path("input")
     fixed_points: str | None = _path("input")
     moving_points: str | None = _path("input")
+    fixed_labels: str | None = _path("input")
+    moving_labels: str | None = _path("input")
     seed: int = DEFAULT_SEED
     threads: int | None = None
     output_transform: str = _path("output", required=True, suffixes=TRANSFORM_SUFFIXES_2D)
@@ -90,7 +93,7 @@ def embedding_path(output_transform: str) -> str:
 
 def inputs_2d(job: Registration2DJob):
     """Read and check the job's images and masks (InputError naming the fix), and check its outputs and
-    preset, before any engine runs. Returns (fixed, moving, fixed_mask, moving_mask)."""
+    preset, before any engine runs. Returns (fixed, moving, [fixed_mask, moving_mask, fixed_labels, moving_labels])."""
     from ..core.errors import InputError
     from ..core.images2d import check_opaque, read_image_2d, read_mask_2d
     from ..engines.presets import load_preset
@@ -102,10 +105,12 @@ def inputs_2d(job: Registration2DJob):
     check_opaque(fixed, "fixed image")
     check_opaque(moving, "moving image")
     masks = [read_mask_2d(path, image, role) if path else None for path, image, role in
-             ((job.fixed_mask, fixed, "fixed mask"), (job.moving_mask, moving, "moving mask"))]  # fmt: skip
-    if bool(job.fixed_points) != bool(job.moving_points):
-        raise InputError("landmarks on one image only: give --fixed-points and --moving-points together")
-    return fixed, moving, masks[0], masks[1]
+             ((job.fixed_mask, fixed, "fixed mask"), (job.moving_mask, moving, "moving mask"),
+              (job.fixed_labels, fixed, "fixed labels"), (job.moving_labels, moving, "moving labels"))]  # fmt: skip
+    for kind, pair in (("landmarks", (job.fixed_points, job.moving_points)), ("labels", masks[2:])):
+        if (pair[0] is None) != (pair[1] is None):
+            raise InputError(f"{kind} on one image only: give the fixed and the moving {kind} together")
+    return fixed, moving, masks
 
 
 def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) -> dict:
@@ -115,7 +120,7 @@ def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) ->
     from ..qa.two_d import assess_2d
     from ..registration.two_d import register_2d
 
-    fixed, moving, fixed_mask, moving_mask = inputs_2d(job)
+    fixed, moving, (fixed_mask, moving_mask, fixed_labels, moving_labels) = inputs_2d(job)
     emit({"event": "progress", "fraction": 0.05, "stage": f"{job.engine} 2D {job.preset}", "engine": job.engine})
     workdir = Path(job.workdir or ".") / "engine-2d"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -132,8 +137,9 @@ def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) ->
         warped = sitk.Resample(moving_gray, fixed_gray, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
         write_atomically(job.output_volume, lambda tmp: sitk.WriteImage(warped, tmp, True))
         outputs["volume"] = job.output_volume
-    qa = assess_2d(fixed_gray, moving_gray, result.matrix, job.fixed_points, job.moving_points,
-                   fixed_mask, moving_mask, job.checkerboard)  # fmt: skip
+    overlap = (fixed_labels, moving_labels) if fixed_labels is not None else (fixed_mask, moving_mask)
+    qa = assess_2d(fixed_gray, moving_gray, result.matrix, job.fixed_points, job.moving_points, *overlap,
+                   job.checkerboard)  # fmt: skip
     if job.checkerboard:
         outputs["checkerboard"] = job.checkerboard
     if job.summary:

@@ -6,6 +6,8 @@
    the foreground areas' ratio and searched over ``seed * SCALE_STEP**k``, ``|k| <= SCALE_STEPS``.
 3. Every ``START_STEP_DEG`` over the full turn, at each scale, is scored by Mattes mutual information
    (32 bins, every pixel) on both images shrunk to about ``SEARCH_PIXELS`` across; the best pose wins.
+   Masks give the centroids and the scale seed only: mutual information inside a fixed head mask, with
+   the air around it left out, preferred a 1.23 scale to the true 0.95 on the test pair.
 
 Mirrored sections (a slide mounted upside down) are not searched. Deterministic: no random sampling.
 """
@@ -93,8 +95,6 @@ def search_start_2d(
     method.SetMetricSamplingStrategy(method.NONE)
     method.SetInterpolator(sitk.sitkLinear)
     small_fixed, small_moving = _shrunk(fixed), _shrunk(moving)
-    if fixed_mask is not None:
-        method.SetMetricFixedMask(sitk.Resample(fixed_mask, small_fixed, sitk.Transform(), sitk.sitkNearestNeighbor))
     best: tuple[float, float, float] | None = None
     poses = 0
     for step in steps:
