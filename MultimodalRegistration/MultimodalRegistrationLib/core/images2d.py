@@ -103,9 +103,11 @@ def check_pixel_size(pixel_mm: float | None, what: str = "--pixel-size") -> floa
     return value
 
 
-def read_image_2d(path: str | os.PathLike, pixel_mm: float | None = None, role: str = "section") -> Image2D:
+def read_image_2d(
+    path: str | os.PathLike, pixel_mm: float | None = None, role: str = "section", option: str = "--pixel-size"
+) -> Image2D:
     """Read a 2D image (see the module notes). ``pixel_mm`` overrides the file's pixel size; without it a
-    file that states none is refused (InputError naming the fix). RuntimeError from ITK for unreadable data
+    file that states none is refused (InputError naming the fix, the ``option`` that gives it). RuntimeError from ITK for unreadable data
     is turned into an InputError too."""
     path = Path(path)
     if not path.is_file():
@@ -124,7 +126,7 @@ def read_image_2d(path: str | os.PathLike, pixel_mm: float | None = None, role: 
     else:
         size, source = pixel_size_mm(path, image), "file"
         if size is None:
-            raise InputError(f"{role} {path} does not state its pixel size: give it in mm (--pixel-size)")
+            raise InputError(f"{role} {path} does not state its pixel size: give it in mm ({option})")
     image.SetSpacing((size, size))
     image.SetOrigin((0.0, 0.0))
     image.SetDirection((1.0, 0.0, 0.0, 1.0))

@@ -100,8 +100,8 @@ def inputs_2d(job: Registration2DJob):
 
     job.check_outputs()
     load_preset(job.engine, job.preset, dimension=2)
-    fixed = read_image_2d(job.fixed, job.fixed_pixel_mm, "fixed image")
-    moving = read_image_2d(job.moving, job.moving_pixel_mm, "moving image")
+    fixed = read_image_2d(job.fixed, job.fixed_pixel_mm, "fixed image", "--fixed-pixel-size")
+    moving = read_image_2d(job.moving, job.moving_pixel_mm, "moving image", "--moving-pixel-size")
     check_opaque(fixed, "fixed image")
     check_opaque(moving, "moving image")
     masks = [read_mask_2d(path, image, role) if path else None for path, image, role in
