@@ -70,7 +70,7 @@ def test_rgb_section_to_mr_slice_within_a_pixel(tmp_path, mr, engine, preset, ca
             landmarks - np.array([transform.GetInverse().TransformPoint(p.tolist()) for p in
                                   landmarks @ truth[:2, :2].T + truth[:2, 2]]), axis=1).mean(), abs=1e-3)  # fmt: skip
     assert qa["landmarks_after"]["mean_mm"] < 1.5
-    assert qa["dice_before"] < 0.95 < 0.98 < qa["dice_after"]
+    assert qa["dice_before"] < 0.95 and qa["dice_after"] > 0.98  # measured 0.90 before, 0.998 after (rigid)
     assert summary["pixel_source"] == {"fixed": "file", "moving": "given"}
     assert summary["engine"] == engine and summary["version"].split()[0] in ("itk-elastix", "antspyx")
     assert sitk.ReadImage(str(tmp_path / "warped.nrrd")).GetSize() == (200, 230)

@@ -25,7 +25,9 @@ _3D_ONLY = ("initial_transform", "fixed_segmentation", "moving_segmentation", "p
 def add_2d_arguments(parser: argparse.ArgumentParser) -> None:
     """The options only 2D images take: pixel sizes of files that do not state theirs, and a checkerboard."""
     group = parser.add_argument_group("2D images", "when both images are 2D (histology, microscopy, one slice)")
-    group.add_argument("--fixed-pixel-size", type=float, metavar="MM", help="fixed pixel size in mm (default: the file's)")
+    group.add_argument(
+        "--fixed-pixel-size", type=float, metavar="MM", help="fixed pixel size in mm (default: the file's)"
+    )
     group.add_argument(
         "--moving-pixel-size", type=float, metavar="MM", help="moving pixel size in mm (default: the file's)"
     )

@@ -59,7 +59,9 @@ def native_affine(matrix: np.ndarray, fixed: sitk.Image):
     parameters = {
         "Transform": ["AffineTransform"],
         "NumberOfParameters": [str(dimension * (dimension + 1))],
-        "TransformParameters": numbers(list(matrix[:dimension, :dimension].ravel()) + list(matrix[:dimension, dimension])),
+        "TransformParameters": numbers(
+            list(matrix[:dimension, :dimension].ravel()) + list(matrix[:dimension, dimension])
+        ),
         "CenterOfRotationPoint": ["0"] * dimension,
         "InitialTransformParameterFileName": ["NoInitialTransform"],
         "HowToCombineTransforms": ["Compose"],

@@ -47,7 +47,9 @@ class Registration2D:
     @property
     def angle_deg(self) -> float:
         """The rotation of the result (degrees, counter-clockwise from the x axis to y)."""
-        return float(np.degrees(np.arctan2(self.matrix[1, 0] - self.matrix[0, 1], self.matrix[0, 0] + self.matrix[1, 1])))
+        return float(
+            np.degrees(np.arctan2(self.matrix[1, 0] - self.matrix[0, 1], self.matrix[0, 0] + self.matrix[1, 1]))
+        )
 
     @property
     def scales(self) -> tuple[float, float]:

@@ -59,7 +59,7 @@ def _centroid_and_area(image: sitk.Image, inside: np.ndarray) -> tuple[np.ndarra
 
 
 def _shrunk(image: sitk.Image) -> sitk.Image:
-    factor = max(1, int(round(max(image.GetSize()) / SEARCH_PIXELS)))
+    factor = max(1, round(max(image.GetSize()) / SEARCH_PIXELS))
     smooth = sitk.SmoothingRecursiveGaussian(image, 0.5 * factor * min(image.GetSpacing()))
     return sitk.Shrink(smooth, [factor, factor])
 
