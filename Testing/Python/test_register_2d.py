@@ -88,3 +88,33 @@ def test_2d_and_3d_together_are_refused(tmp_path, mr, capsys):
         assert code == EXIT_INPUT
         assert "mmreg stack" in capsys.readouterr().err
         assert not (tmp_path / "T.tfm").exists()
+
+
+@pytest.mark.parametrize("suffix", [".tfm", ".h5"])
+def test_slicer_reads_the_3d_embedding_exactly(scene, tmp_path, suffix):
+    """Slicer's own reader (slicer-core's vtkMRMLTransformStorageNode): the embedding's TransformFromParent (RAS)
+    is F [A 0 t; 0 1 0] F, so a moving image under the node lands on the fixed one. The 2D file it reads with
+    the right in-plane numbers but a z row taken from elsewhere (z scale 0.950 for this affine, measured with
+    slicer-core 5.13), which is why the embedding is written."""
+    import vtk
+    from MultimodalRegistrationLib.core.transforms import lps_ras_flip
+    from MultimodalRegistrationLib.nodes import mrml
+    from MultimodalRegistrationLib.process.register2d_job import write_transforms_2d
+
+    matrix = data.truth_of("affine")
+    outputs = write_transforms_2d(matrix, str(tmp_path / f"T{suffix}"))
+    assert outputs["transform_3d"] == str(tmp_path / f"T_3d{suffix}")
+    expected = np.eye(4)
+    expected[:2, :2], expected[:2, 3] = matrix[:2, :2], matrix[:2, 2]
+    read = {}
+    for name, path in outputs.items():
+        node = scene.AddNewNodeByClass("vtkMRMLTransformNode")
+        storage = scene.AddNewNodeByClass("vtkMRMLTransformStorageNode")
+        storage.SetFileName(path)
+        assert storage.ReadData(node), path
+        from_parent = vtk.vtkMatrix4x4()
+        node.GetMatrixTransformFromParent(from_parent)
+        read[name] = mrml._array(from_parent)
+    assert np.allclose(read["transform_3d"], lps_ras_flip(expected), atol=1e-9)
+    assert np.allclose(read["transform"][:2], lps_ras_flip(expected)[:2], atol=1e-9)  # in-plane right, z row not
+    assert sitk.ReadTransform(outputs["transform"]).GetDimension() == 2

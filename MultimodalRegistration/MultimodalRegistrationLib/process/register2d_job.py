@@ -7,9 +7,10 @@ and again in the worker. Outputs, each written atomically:
 * ``output_transform``: the 2D ITK transform (``AffineTransform_double_2_2``, fixed -> moving mm), for ITK,
   SimpleITK and elastix/ANTs 2D tools;
 * beside it, ``<stem>_3d<suffix>``: the same transform embedded in 3D (``AffineTransform_double_3_3``, z kept).
-  Slicer reads only 3D transforms: its converter takes any "AffineTransform" as a 3D one, so load this file
-  there (the 2D file would be misread). The 2D frame ``(i px, j px)`` is LPS for an image at origin 0 with
-  no rotation, which is how Slicer loads a PNG/TIFF/JPEG and a 2D NRRD written that way;
+  Slicer's converter treats every "AffineTransform" as 3D: on the 2D file it reads the in-plane numbers right
+  and the z row from elsewhere (slicer-core 5.13, tested), so load the embedding in Slicer. The 2D frame
+  ``(i px, j px)`` is LPS for an image at origin 0 with no rotation, which is how Slicer loads a PNG, TIFF or
+  JPEG and a 2D NRRD written that way;
 * ``output_volume``: the moving image (one channel) resampled onto the fixed grid;
 * ``summary`` (JSON) and ``checkerboard`` (PNG; before: the images as given, after: registered).
 """
@@ -91,6 +92,23 @@ def embedding_path(output_transform: str) -> str:
     return str(path.with_name(f"{stem_of(path)}_3d{suffix_of(path)}"))
 
 
+def write_transforms_2d(matrix, output_transform: str) -> dict[str, str]:
+    """Write the 3x3 ``matrix`` (fixed -> moving mm) as a 2D ITK affine at ``output_transform`` and embedded in
+    3D (z unchanged) beside it (see the module notes), atomically; returns {"transform", "transform_3d"} paths."""
+    import SimpleITK as sitk
+
+    flat = sitk.AffineTransform(2)
+    flat.SetMatrix([float(v) for v in matrix[:2, :2].ravel()])
+    flat.SetTranslation([float(v) for v in matrix[:2, 2]])
+    embedded = sitk.AffineTransform(3)
+    embedded.SetMatrix([float(v) for v in (*matrix[0, :2], 0.0, *matrix[1, :2], 0.0, 0.0, 0.0, 1.0)])
+    embedded.SetTranslation([float(matrix[0, 2]), float(matrix[1, 2]), 0.0])
+    outputs = {"transform": output_transform, "transform_3d": embedding_path(output_transform)}
+    write_atomically(outputs["transform"], lambda tmp: sitk.WriteTransform(flat, tmp))
+    write_atomically(outputs["transform_3d"], lambda tmp: sitk.WriteTransform(embedded, tmp))
+    return outputs
+
+
 def inputs_2d(job: Registration2DJob):
     """Read and check the job's images and masks (InputError naming the fix), and check its outputs and
     preset, before any engine runs. Returns (fixed, moving, [fixed_mask, moving_mask, fixed_labels, moving_labels])."""
@@ -126,12 +144,7 @@ def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) ->
     workdir.mkdir(parents=True, exist_ok=True)
     result = register_2d(fixed, moving, job.engine, job.preset, workdir, job.seed, job.threads, fixed_mask, moving_mask)
     transform = result.transform()
-    embedded = sitk.AffineTransform(3)
-    embedded.SetMatrix([*result.matrix[0, :2], 0.0, *result.matrix[1, :2], 0.0, 0.0, 0.0, 1.0])
-    embedded.SetTranslation([*result.matrix[:2, 2], 0.0])
-    outputs = {"transform": job.output_transform, "transform_3d": embedding_path(job.output_transform)}
-    write_atomically(outputs["transform"], lambda tmp: sitk.WriteTransform(transform, tmp))
-    write_atomically(outputs["transform_3d"], lambda tmp: sitk.WriteTransform(embedded, tmp))
+    outputs = write_transforms_2d(result.matrix, job.output_transform)
     fixed_gray, moving_gray = fixed.gray, moving.gray
     if job.output_volume:
         warped = sitk.Resample(moving_gray, fixed_gray, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
