@@ -78,6 +78,25 @@ def test_rgb_section_to_mr_slice_within_a_pixel(tmp_path, mr, engine, preset, ca
     assert picture.GetSize() == (200, 2 * (230 + 6))
 
 
+@pytest.mark.parametrize("angle, scale", [(170.0, 0.7), (-95.0, 1.0)])
+def test_the_2d_start_search_finds_any_rotation_and_the_scale(tmp_path, mr, angle, scale):
+    """The any-pose search alone (no engine): a section turned by any angle, shrunk for a preset that scales."""
+    from MultimodalRegistrationLib.core.images2d import read_image_2d
+    from MultimodalRegistrationLib.registration.two_d_start import SCALE_STEP, START_STEP_DEG, search_start_2d
+
+    folder, points = mr
+    truth = data.stack_data.rigid(angle, (5.0, 3.0), np.asarray(data.CANVAS) / 2)
+    truth[:2, :2] *= scale
+    data.he_section(tmp_path / "he.png", truth, MOVING_PIXEL_MM)
+    fixed = read_image_2d(folder / "mr.nrrd")
+    moving = read_image_2d(tmp_path / "he.png", MOVING_PIXEL_MM)
+    start = search_start_2d(fixed.gray, moving.gray, scales=scale != 1.0)
+    turn = (start.angle_deg - angle + 180) % 360 - 180
+    assert abs(turn) <= START_STEP_DEG / 2 + 1e-9
+    assert abs(np.log(start.scale / scale)) <= np.log(SCALE_STEP)  # within one step of 2^(1/8)
+    assert data.errors_mm(start.matrix, truth, points).mean() < 12.0  # where the engine takes over
+
+
 def test_2d_and_3d_together_are_refused(tmp_path, mr, capsys):
     folder, _ = mr
     volume = sitk.Image((20, 20, 20), sitk.sitkFloat32)
