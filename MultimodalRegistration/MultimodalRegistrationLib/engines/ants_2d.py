@@ -7,26 +7,15 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import SimpleITK as sitk
 
-from ..core.transforms import matrix_2d_of
+from ..core.transforms import affine_2d, matrix_2d_of
 from .ants import _stdout_to, registration_arguments
 from .loading import load
 from .registry import runner_spec
 from .request_2d import EngineOutput2D, EngineRequest2D
 
 SPEC = runner_spec(__name__)
-
-
-def affine_2d(matrix, center=(0.0, 0.0)) -> sitk.AffineTransform:
-    """A 3x3 homogeneous matrix (fixed -> moving mm) as a 2D ITK affine transform about ``center`` (mm)."""
-    affine = sitk.AffineTransform(2)
-    affine.SetCenter([float(v) for v in center])
-    affine.SetMatrix([float(v) for v in matrix[:2, :2].ravel()])
-    center = np.asarray(center, float)
-    affine.SetTranslation([float(v) for v in matrix[:2, :2] @ center + matrix[:2, 2] - center])
-    return affine
 
 
 def run_2d(request: EngineRequest2D) -> EngineOutput2D:
@@ -48,6 +37,8 @@ def run_2d(request: EngineRequest2D) -> EngineOutput2D:
             masks[role] = str(workdir / f"{role}.nrrd")
             sitk.WriteImage(sitk.Cast(mask, sitk.sitkUInt8), masks[role])
     initial = str(workdir / "initial.tfm")
+    # About the fixed image's middle: ANTs's rigid stage turns about the start's centre, and about the corner
+    # (0, 0) it stayed 4.5 mm off on the test pair (0.01 mm about the middle).
     middle = request.fixed.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in request.fixed.GetSize()])
     sitk.WriteTransform(affine_2d(request.initial, middle), initial)
     prefix = str(workdir / "ants_")

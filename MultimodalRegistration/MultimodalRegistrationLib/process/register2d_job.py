@@ -97,9 +97,9 @@ def write_transforms_2d(matrix, output_transform: str) -> dict[str, str]:
     3D (z unchanged) beside it (see the module notes), atomically; returns {"transform", "transform_3d"} paths."""
     import SimpleITK as sitk
 
-    flat = sitk.AffineTransform(2)
-    flat.SetMatrix([float(v) for v in matrix[:2, :2].ravel()])
-    flat.SetTranslation([float(v) for v in matrix[:2, 2]])
+    from ..core.transforms import affine_2d
+
+    flat = affine_2d(matrix)
     embedded = sitk.AffineTransform(3)
     embedded.SetMatrix([float(v) for v in (*matrix[0, :2], 0.0, *matrix[1, :2], 0.0, 0.0, 0.0, 1.0)])
     embedded.SetTranslation([float(matrix[0, 2]), float(matrix[1, 2]), 0.0])

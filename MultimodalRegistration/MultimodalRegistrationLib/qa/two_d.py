@@ -16,7 +16,7 @@ import SimpleITK as sitk
 
 from ..core.errors import InputError
 from ..core.records import Record
-from ..core.transforms import lps_ras_points
+from ..core.transforms import affine_2d, lps_ras_points
 from ..landmarks.fit import pair_points
 from ..landmarks.points_io import read_points
 from .grey import display_grey
@@ -37,13 +37,6 @@ class QA2D(Record):
     checkerboard: str | None = None
 
 
-def _affine(matrix: np.ndarray) -> sitk.AffineTransform:
-    affine = sitk.AffineTransform(2)
-    affine.SetMatrix([float(v) for v in matrix[:2, :2].ravel()])
-    affine.SetTranslation([float(v) for v in matrix[:2, 2]])
-    return affine
-
-
 def read_points_2d(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
     """Landmarks of a 2D image: (N, 2) x, y mm in the image's frame (see the module notes) and their labels."""
     ras, labels = read_points(path)
@@ -60,7 +53,9 @@ def landmark_errors(fixed_points: np.ndarray, moving_points: np.ndarray, matrix:
 def dice(fixed_mask: sitk.Image, moving_mask: sitk.Image, matrix: np.ndarray) -> float:
     """Dice (0..1) of the fixed mask and the moving mask resampled onto it through ``matrix``."""
     fixed = sitk.Cast(fixed_mask > 0, sitk.sitkUInt8)
-    warped = sitk.Resample(sitk.Cast(moving_mask > 0, sitk.sitkUInt8), fixed, _affine(matrix), sitk.sitkNearestNeighbor)
+    warped = sitk.Resample(
+        sitk.Cast(moving_mask > 0, sitk.sitkUInt8), fixed, affine_2d(matrix), sitk.sitkNearestNeighbor
+    )
     a, b = sitk.GetArrayViewFromImage(fixed) > 0, sitk.GetArrayViewFromImage(warped) > 0
     total = int(a.sum() + b.sum())
     return 2.0 * float(np.logical_and(a, b).sum()) / total if total else 0.0
@@ -71,7 +66,7 @@ def checkerboard_rows(fixed: sitk.Image, moving: sitk.Image, matrices: list[np.n
     fixed_grey = display_grey(fixed)
     rows = []
     for matrix in matrices:
-        warped = sitk.Resample(moving, fixed, _affine(matrix), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+        warped = sitk.Resample(moving, fixed, affine_2d(matrix), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
         rows.append(np.pad(_checkerboard(fixed_grey, display_grey(warped)), ((0, 6), (0, 0))))
     return np.concatenate(rows, axis=0)
 

@@ -18,6 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.images2d import Image2D
+from ..core.transforms import affine_2d
 from ..engines.presets import load_preset
 from ..engines.request_2d import EngineRequest2D
 from ..engines.run import run_engine_2d
@@ -39,10 +40,7 @@ class Registration2D:
 
     def transform(self) -> sitk.AffineTransform:
         """The result as a 2D ITK affine transform (fixed -> moving; written as AffineTransform_double_2_2)."""
-        affine = sitk.AffineTransform(2)
-        affine.SetMatrix([float(v) for v in self.matrix[:2, :2].ravel()])
-        affine.SetTranslation([float(v) for v in self.matrix[:2, 2]])
-        return affine
+        return affine_2d(self.matrix)
 
     @property
     def angle_deg(self) -> float:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
+from ..core.transforms import affine_2d
+
 START_STEP_DEG = 10.0
 SCALE_STEP = 2 ** (1 / 8)
 SCALE_STEPS = 3
@@ -74,13 +76,6 @@ def _pose(angle_deg: float, scale: float, fixed_center: np.ndarray, moving_cente
     return matrix
 
 
-def _affine(matrix: np.ndarray) -> sitk.AffineTransform:
-    affine = sitk.AffineTransform(2)
-    affine.SetMatrix([float(v) for v in matrix[:2, :2].ravel()])
-    affine.SetTranslation([float(v) for v in matrix[:2, 2]])
-    return affine
-
-
 def search_start_2d(
     fixed: sitk.Image, moving: sitk.Image, scales: bool = False,
     fixed_mask: sitk.Image | None = None, moving_mask: sitk.Image | None = None,
@@ -100,7 +95,7 @@ def search_start_2d(
     for step in steps:
         scale = seed * SCALE_STEP**step
         for angle in np.arange(0.0, 360.0, START_STEP_DEG):
-            method.SetInitialTransform(_affine(_pose(angle, scale, fixed_center, moving_center)), inPlace=False)
+            method.SetInitialTransform(affine_2d(_pose(angle, scale, fixed_center, moving_center)), inPlace=False)
             try:
                 value = method.MetricEvaluate(small_fixed, small_moving)
             except RuntimeError:  # too few samples inside the moving image at this pose
