@@ -61,13 +61,27 @@ def dice(fixed_mask: sitk.Image, moving_mask: sitk.Image, matrix: np.ndarray) ->
     return 2.0 * float(np.logical_and(a, b).sum()) / total if total else 0.0
 
 
+def tissue_grey(image: sitk.Image) -> np.ndarray:
+    """uint8 grey levels of how far each pixel is from the background (the border's median): tissue shows bright
+    both on a dark MR background and on a bright slide, so the two modalities' outlines meet in a checkerboard."""
+    array = sitk.GetArrayFromImage(image).astype(np.float32)
+    border = np.concatenate([array[0], array[-1], array[:, 0], array[:, -1]])
+    distance = sitk.GetImageFromArray(np.abs(array - np.median(border)))
+    distance.CopyInformation(image)
+    return display_grey(distance)
+
+
 def checkerboard_rows(fixed: sitk.Image, moving: sitk.Image, matrices: list[np.ndarray]) -> np.ndarray:
-    """uint8 picture: one checkerboard of fixed and moving (resampled through each matrix) per row, top to bottom."""
-    fixed_grey = display_grey(fixed)
+    """uint8 picture: one checkerboard of fixed and moving (resampled through each matrix) per row, top to bottom.
+    The moving image is shown by :func:`tissue_grey` of its own pixels, then resampled (outside it: black)."""
+    fixed_grey = tissue_grey(fixed)
+    moving_grey = sitk.GetImageFromArray(tissue_grey(moving).astype(np.float32))
+    moving_grey.CopyInformation(moving)
     rows = []
     for matrix in matrices:
-        warped = sitk.Resample(moving, fixed, affine_2d(matrix), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-        rows.append(np.pad(_checkerboard(fixed_grey, display_grey(warped)), ((0, 6), (0, 0))))
+        warped = sitk.Resample(moving_grey, fixed, affine_2d(matrix), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+        warped_grey = sitk.GetArrayFromImage(warped).clip(0, 255).astype(np.uint8)
+        rows.append(np.pad(_checkerboard(fixed_grey, warped_grey), ((0, 6), (0, 0))))
     return np.concatenate(rows, axis=0)
 
 
