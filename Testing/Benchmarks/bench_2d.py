@@ -66,7 +66,9 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     points = two_d_data.mr_slice(OUT / "mr.nrrd", FIXED_PIXEL_MM)
     print("\n2D: RGB H&E-like section (0.5 mm) -> T1-like MR slice (1 mm), 35 deg; error in fixed pixels (1 mm)")
-    print("\n| engine | preset | mean px | max px | mean mm | whole process s | CPU s | engine import s | registration s |")
+    print(
+        "\n| engine | preset | mean px | max px | mean mm | whole process s | CPU s | engine import s | registration s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for engine in arguments.engines.split(","):
         for preset in arguments.presets.split(","):

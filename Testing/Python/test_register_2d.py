@@ -137,3 +137,28 @@ def test_slicer_reads_the_3d_embedding_exactly(scene, tmp_path, suffix):
     assert np.allclose(read["transform_3d"], lps_ras_flip(expected), atol=1e-9)
     assert np.allclose(read["transform"][:2], lps_ras_flip(expected)[:2], atol=1e-9)  # in-plane right, z row not
     assert sitk.ReadTransform(outputs["transform"]).GetDimension() == 2
+
+
+def test_2d_qa_numbers_on_a_known_shift(tmp_path):
+    """Dice, landmark errors and the checkerboard of the QA layer on a 4 mm shift (exact answers, no engine)."""
+    from MultimodalRegistrationLib.qa.two_d import assess_2d
+
+    square = np.zeros((40, 50), np.uint8)
+    square[10:30, 10:30] = 1
+    fixed_mask = sitk.GetImageFromArray(square)
+    moving_mask = sitk.GetImageFromArray(np.roll(square, 4, axis=1))  # the square 4 pixels (mm) further in x
+    image = sitk.Cast(fixed_mask, sitk.sitkFloat32) * 100.0
+    shift = np.eye(3)
+    shift[0, 2] = 4.0  # x_moving = x_fixed + (4, 0): the truth
+    fixed_xy = np.array([[12.0, 12.0], [25.0, 14.0], [20.0, 28.0]])
+    _points_file(tmp_path / "F.csv", fixed_xy, ["a", "b", "c"])
+    _points_file(tmp_path / "M.csv", (fixed_xy + [4.0, 0.0])[::-1], ["c", "b", "a"])  # paired by label
+    half = np.eye(3)
+    half[0, 2] = 2.0
+    qa = assess_2d(image, image, half, str(tmp_path / "F.csv"), str(tmp_path / "M.csv"), fixed_mask, moving_mask,
+                   str(tmp_path / "qa.png"))  # fmt: skip
+    assert qa.landmarks_before.mean_mm == pytest.approx(4.0) and qa.landmarks_after.mean_mm == pytest.approx(2.0)
+    assert qa.landmarks_after_pixels == pytest.approx(2.0)
+    assert qa.dice_before == pytest.approx(2 * 16 * 20 / 800) and qa.dice_after == pytest.approx(2 * 18 * 20 / 800)
+    assert assess_2d(image, image, shift, fixed_mask=fixed_mask, moving_mask=moving_mask).dice_after == 1.0
+    assert sitk.ReadImage(str(tmp_path / "qa.png")).GetSize() == (50, 2 * (40 + 6))
