@@ -13,6 +13,7 @@ import two_d_data as data
 from MultimodalRegistrationLib.cli.main import main
 from MultimodalRegistrationLib.core.errors import EXIT_INPUT
 from MultimodalRegistrationLib.core.transforms import lps_ras_points
+from MultimodalRegistrationLib.engines.registry import engine_spec
 from MultimodalRegistrationLib.landmarks.points_io import write_points_csv
 
 FIXED_PIXEL_MM, MOVING_PIXEL_MM = 1.0, 0.5
@@ -73,6 +74,8 @@ def test_rgb_section_to_mr_slice_within_a_pixel(tmp_path, mr, engine, preset, ca
     assert qa["dice_before"] < 0.95 and qa["dice_after"] > 0.98  # measured 0.90 before, 0.998 after (rigid)
     assert summary["pixel_source"] == {"fixed": "file", "moving": "given"}
     assert summary["engine"] == engine and summary["version"].split()[0] in ("itk-elastix", "antspyx")
+    assert summary["preset_files"][-1].endswith(f"{preset}_2d{engine_spec(engine).preset_suffix}")
+    assert summary["sources"]["fixed"] == str(folder / "mr.nrrd")
     assert sitk.ReadImage(str(tmp_path / "warped.nrrd")).GetSize() == (200, 230)
     picture = sitk.ReadImage(str(tmp_path / "qa.png"))
     assert picture.GetSize() == (200, 2 * (230 + 6))

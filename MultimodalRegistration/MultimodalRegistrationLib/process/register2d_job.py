@@ -27,6 +27,7 @@ from typing import ClassVar
 from ..core.choices import DEFAULT_PRESET, DEFAULT_SEED
 from ..core.files import stem_of, suffix_of, write_atomically
 from ..core.records import Record
+from ..core.version import __version__
 from ..engines.registry import DEFAULT_ENGINE
 from .jobs import Job, _path
 from .worker import WorkerJob
@@ -67,8 +68,8 @@ class Registration2DJob(Job):
 @dataclass
 class Summary2D(Record):
     """How a 2D result was made and how good it is: matrix (3x3, fixed -> moving mm), rotation (degrees),
-    scales (singular values), the start, engine, preset and version, pixel sizes (mm) and their source,
-    seconds, QA, outputs."""
+    scales (singular values), the start, engine, preset (and its files) and version, threads, pixel sizes (mm)
+    and their source, seconds, QA, outputs, the input files and the library's version."""
 
     matrix: list
     angle_deg: float
@@ -84,6 +85,10 @@ class Summary2D(Record):
     qa: dict
     outputs: dict = field(default_factory=dict)
     dimension: int = 2
+    preset_files: list = field(default_factory=list)
+    threads: int = 1
+    mmreg_version: str = ""
+    sources: dict = field(default_factory=dict)
 
 
 def embedding_path(output_transform: str) -> str:
@@ -166,7 +171,9 @@ def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) ->
         engine=job.engine, preset=job.preset, version=result.version, seed=job.seed,
         pixel_mm={"fixed": fixed.pixel_mm, "moving": moving.pixel_mm},
         pixel_source={"fixed": fixed.pixel_source, "moving": moving.pixel_source},
-        timings=result.timings, qa=qa.to_dict(), outputs=outputs,
+        timings=result.timings, qa=qa.to_dict(), outputs=outputs, preset_files=result.preset_files,
+        threads=result.threads, mmreg_version=__version__,
+        sources={name: getattr(job, name) for name in job.paths("input") if getattr(job, name)},
     ).to_dict()  # fmt: skip
     if job.summary:
         text = json.dumps(summary, indent=2)

@@ -27,8 +27,9 @@ from .two_d_start import Start2D, search_start_2d
 
 @dataclass
 class Registration2D:
-    """``matrix`` (3x3, mm): ``x_moving = matrix @ x_fixed``; the start it came from, the engine, preset and
-    version that made it, its log, and seconds (``search_s``, engine import and registration)."""
+    """``matrix`` (3x3, mm): ``x_moving = matrix @ x_fixed``; the start it came from, the engine, preset, its
+    files and the engine's version and threads that made it, its log, and seconds (``search_s``, engine import
+    and registration)."""
 
     matrix: np.ndarray
     start: Start2D
@@ -37,6 +38,8 @@ class Registration2D:
     version: str
     log: str
     timings: dict = field(default_factory=dict)
+    preset_files: list[str] = field(default_factory=list)
+    threads: int = 1
 
     def transform(self) -> sitk.AffineTransform:
         """The result as a 2D ITK affine transform (fixed -> moving; written as AffineTransform_double_2_2)."""
@@ -71,4 +74,6 @@ def register_2d(
     )
     output = run_engine_2d(request)
     timings = {"search_s": round(searched - started, 3), **output.timings}
-    return Registration2D(output.matrix, start, engine, loaded.name, output.version, output.log, timings)
+    return Registration2D(
+        output.matrix, start, engine, loaded.name, output.version, output.log, timings, loaded.files, output.threads
+    )
