@@ -82,6 +82,11 @@ def load_preset(engine: str, preset: str, dimension: int = 3) -> Preset:
     return recipe.read_preset(spec, preset, entry.get("description", ""), files)
 
 
+def companion_preset(engine: str, preset: str, dimension: int = 3) -> str | None:
+    """The preset the manifest runs beside ``preset`` from the same start (its ``"also"``), or None."""
+    return _manifest(dimension).get(engine, {}).get(preset, {}).get("also")
+
+
 def list_presets(engine: str | None = None) -> list[Preset]:
     """Every named preset, of one engine or of all."""
     engines = [engine] if engine else list(ENGINE_NAMES)

@@ -89,6 +89,7 @@ class Summary2D(Record):
     threads: int = 1
     mmreg_version: str = ""
     sources: dict = field(default_factory=dict)
+    candidates: list = field(default_factory=list)
 
 
 def embedding_path(output_transform: str) -> str:
@@ -172,7 +173,7 @@ def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) ->
         pixel_mm={"fixed": fixed.pixel_mm, "moving": moving.pixel_mm},
         pixel_source={"fixed": fixed.pixel_source, "moving": moving.pixel_source},
         timings=result.timings, qa=qa.to_dict(), outputs=outputs, preset_files=result.preset_files,
-        threads=result.threads, mmreg_version=__version__,
+        threads=result.threads, mmreg_version=__version__, candidates=result.candidates,
         sources={name: getattr(job, name) for name in job.paths("input") if getattr(job, name)},
     ).to_dict()  # fmt: skip
     if job.summary:

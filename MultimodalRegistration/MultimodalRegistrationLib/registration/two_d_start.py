@@ -76,6 +76,21 @@ def _pose(angle_deg: float, scale: float, fixed_center: np.ndarray, moving_cente
     return matrix
 
 
+def _metric(bins: int = 32) -> sitk.ImageRegistrationMethod:
+    method = sitk.ImageRegistrationMethod()
+    method.SetMetricAsMattesMutualInformation(bins)
+    method.SetMetricSamplingStrategy(method.NONE)
+    method.SetInterpolator(sitk.sitkLinear)
+    return method
+
+
+def mutual_information(fixed: sitk.Image, moving: sitk.Image, matrix: np.ndarray) -> float:
+    """Mattes mutual information (32 bins, every fixed pixel) of the pair through ``matrix`` (fixed -> moving mm)."""
+    method = _metric()
+    method.SetInitialTransform(affine_2d(matrix), inPlace=False)
+    return -float(method.MetricEvaluate(fixed, moving))
+
+
 def search_start_2d(
     fixed: sitk.Image, moving: sitk.Image, scales: bool = False,
     fixed_mask: sitk.Image | None = None, moving_mask: sitk.Image | None = None,
@@ -85,10 +100,7 @@ def search_start_2d(
     moving_center, moving_area = _centroid_and_area(moving, foreground(moving, moving_mask))
     seed = float(np.sqrt(moving_area / fixed_area)) if scales and fixed_area > 0 else 1.0
     steps = range(-SCALE_STEPS, SCALE_STEPS + 1) if scales else (0,)
-    method = sitk.ImageRegistrationMethod()
-    method.SetMetricAsMattesMutualInformation(32)
-    method.SetMetricSamplingStrategy(method.NONE)
-    method.SetInterpolator(sitk.sitkLinear)
+    method = _metric()
     small_fixed, small_moving = _shrunk(fixed), _shrunk(moving)
     best: tuple[float, float, float] | None = None
     poses = 0
