@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..core.errors import EXIT_OK, InputError
+from ..core.errors import EXIT_OK, InputError, Terminated
 from ..core.files import RASTER_SUFFIXES, suffix_of
 from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from .json_output import emit_json, file_or_none, human_stream
@@ -124,8 +124,8 @@ def command_register_2d(arguments: argparse.Namespace) -> int:
     worker = Registration2DWorkerJob(job).start()
     try:
         result = worker.wait()
-    except KeyboardInterrupt:
-        worker.cancel()
+    except (KeyboardInterrupt, Terminated):
+        worker.cancel()  # the worker stops within a second; its scratch folder and partial files go
         raise
     summary, stream = result["summary"], human_stream(arguments.summary)
     scales = ", ".join(f"{s:.3f}" for s in summary["scales"])
