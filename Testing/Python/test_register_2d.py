@@ -169,3 +169,11 @@ def test_2d_qa_numbers_on_a_known_shift(tmp_path):
     assert qa.dice_before == pytest.approx(2 * 16 * 20 / 800) and qa.dice_after == pytest.approx(2 * 18 * 20 / 800)
     assert assess_2d(image, image, shift, fixed_mask=fixed_mask, moving_mask=moving_mask).dice_after == 1.0
     assert sitk.ReadImage(str(tmp_path / "qa.png")).GetSize() == (50, 2 * (40 + 6))
+
+
+def test_mmreg_presets_lists_the_2d_presets_of_both_engines(capsys):
+    assert main(["presets", "--2d"]) == 0
+    names = {tuple(line.split()[:2]) for line in capsys.readouterr().out.splitlines()}
+    for engine in ("elastix", "ants"):
+        assert {(engine, name) for name in ("rigid", "similarity", "affine", "affine-from-start")} <= names
+    assert ("elastix", "deformable") not in names

@@ -140,7 +140,7 @@ def command_register(arguments: argparse.Namespace) -> int:
 def command_presets(arguments: argparse.Namespace) -> int:
     from ..engines.presets import list_presets
 
-    for preset in list_presets(arguments.engine):
+    for preset in list_presets(arguments.engine, 2 if arguments.two_d else 3):
         print(f"{preset.engine:8s} {preset.name:11s} {preset.description}")
     return EXIT_OK
 
@@ -166,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_prep_parser(commands)
     presets = commands.add_parser("presets", help="list the presets")
     presets.add_argument("--engine", choices=ENGINE_NAMES)
+    presets.add_argument("--2d", dest="two_d", action="store_true", help="the presets for two 2D images (register2d)")
     presets.set_defaults(handler=command_presets)
     add_prealign_parser(commands)
     add_qa_parser(commands)

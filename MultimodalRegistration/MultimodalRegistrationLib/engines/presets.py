@@ -87,11 +87,11 @@ def companion_preset(engine: str, preset: str, dimension: int = 3) -> str | None
     return _manifest(dimension).get(engine, {}).get(preset, {}).get("also")
 
 
-def list_presets(engine: str | None = None) -> list[Preset]:
-    """Every named preset, of one engine or of all."""
+def list_presets(engine: str | None = None, dimension: int = 3) -> list[Preset]:
+    """Every named preset for images of ``dimension``, of one engine or of all."""
     engines = [engine] if engine else list(ENGINE_NAMES)
-    manifest = _manifest()
-    return [load_preset(name, preset) for name in engines for preset in manifest.get(name, {})]
+    manifest = _manifest(dimension)
+    return [load_preset(name, preset, dimension) for name in engines for preset in manifest.get(name, {})]
 
 
 def guidance_defaults(engine: str) -> dict:
