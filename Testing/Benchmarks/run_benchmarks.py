@@ -7,8 +7,9 @@ Then bench_prep.py (bias correction, streamed downsampling), bench_anypose.py (s
 pose against the peers' defaults), bench_batch.py (cohorts), bench_click.py (how soon a Register click in a
 Slicer session starts computing), bench_guided.py (registration guided by segmentations and landmarks),
 bench_guided_hard.py (guided MR -> TRUS on the hard cohort), bench_stack.py (serial sections stacked
-without drift) and bench_shrink.py (shrunken, partly covered tissue against a whole head: the scale-aware
-start) print their tables; `--core` stops after the first table.
+without drift), bench_shrink.py (shrunken, partly covered tissue against a whole head: the scale-aware
+start) and bench_2d.py (a 2D RGB section against an MR slice, both engines) print their tables; `--core`
+stops after the first table.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def main() -> int:
     if "--core" in sys.argv[1:]:  # only the table above
         return 0
     scripts = ("bench_prep.py", "bench_anypose.py", "bench_batch.py", "bench_click.py", "bench_guided.py",
-               "bench_guided_hard.py", "bench_stack.py", "bench_shrink.py")  # fmt: skip
+               "bench_guided_hard.py", "bench_stack.py", "bench_shrink.py", "bench_2d.py")  # fmt: skip
     for script in scripts:
         print(f"\n--- {script}\n", flush=True)
         subprocess.run([sys.executable, str(Path(__file__).with_name(script))], check=False)

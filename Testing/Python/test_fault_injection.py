@@ -783,29 +783,95 @@ def test_bad_stack_input_is_refused_before_any_section_is_registered(name, tmp_p
     test_bad_input_is_refused_early_and_leaves_everything_as_it_was(name, tmp_path, private_tmp, capsys)
 
 
-# --------------------------------------------------------------------------- issue 25: the 2D options from the job
-def two_d_images_with_guidance_landmarks(inputs: Path, out: Path) -> list[str]:
-    """Two 2D images and the guidance landmarks (--fixed-points, field guidance_fixed_points): 3D only, once
-    silently ignored because the hand list named the field fixed_points."""
-    image = sitk.GetImageFromArray(np.random.default_rng(0).uniform(0, 255, (40, 48)).astype(np.float32))
-    sitk.WriteImage(image, str(inputs / "slice.nrrd"))
-    points = inputs / "points.csv"
-    points.write_text("label,x,y,z\na,0,0,0\n")
-    return ["register", "--fixed", str(inputs / "slice.nrrd"), "--moving", str(inputs / "slice.nrrd"),
-            "--fixed-points", str(points), "--moving-points", str(points),
-            "--output-transform", str(out / "T.tfm")]  # fmt: skip
+# --------------------------------------------------------------------------- 2D registration (issue 23)
+def _slides(inputs: Path, rgba_alpha: int | None = None) -> tuple[Path, Path]:
+    """A 2D MR-like slice (NRRD, 1 mm pixels) and an RGB section (PNG, no pixel size); RGBA with a transparent
+    corner when ``rgba_alpha`` is given."""
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    slice_image = sitk.GetImageFromArray(rng.normal(100, 20, (40, 50)).astype(np.float32))
+    slice_image.SetSpacing((1.0, 1.0))
+    sitk.WriteImage(slice_image, str(inputs / "mr.nrrd"))
+    rgb = rng.integers(0, 255, (80, 100, 3), dtype=np.uint8)
+    if rgba_alpha is not None:
+        alpha = np.full((80, 100, 1), 255, np.uint8)
+        alpha[:10, :10] = rgba_alpha
+        rgb = np.concatenate([rgb, alpha], axis=-1)
+    Image.fromarray(rgb).save(inputs / "he.png")
+    return inputs / "mr.nrrd", inputs / "he.png"
+
+
+def _register_2d(fixed: Path, moving: Path, out: Path, *extra: str, pixel: str | None = "0.5") -> list[str]:
+    argv = ["register2d", "--fixed", str(fixed), "--moving", str(moving), "--output-transform", str(out / "T.tfm")]
+    return argv + (["--moving-pixel-size", pixel] if pixel is not None else []) + list(extra)
+
+
+def two_d_against_a_volume(inputs: Path, out: Path) -> list[str]:
+    fixed, _ = _pair(inputs)
+    _, moving = _slides(inputs)
+    return _register_2d(fixed, moving, out)
+
+
+def two_d_rgba_with_transparency(inputs: Path, out: Path) -> list[str]:
+    return _register_2d(*_slides(inputs, rgba_alpha=0), out)
+
+
+def two_d_zero_pixel_size(inputs: Path, out: Path) -> list[str]:
+    return _register_2d(*_slides(inputs), out, pixel="0")
+
+
+def two_d_no_pixel_size(inputs: Path, out: Path) -> list[str]:
+    return _register_2d(*_slides(inputs), out, pixel=None)
+
+
+def two_d_deformable_preset(inputs: Path, out: Path) -> list[str]:
+    return _register_2d(*_slides(inputs), out, "--preset", "deformable")
+
+
+def two_d_mask_of_another_size(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _slides(inputs)
+    mask = sitk.Image((10, 10), sitk.sitkUInt8) + 1
+    sitk.WriteImage(mask, str(inputs / "mask.nrrd"))
+    return _register_2d(fixed, moving, out, "--fixed-mask", str(inputs / "mask.nrrd"))
+
+
+def two_d_landmarks_on_one_image(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _slides(inputs)
+    (inputs / "F.csv").write_text("label,x,y,z\nA,-10,-10,0\nB,-20,-5,0\nC,-5,-30,0\n")
+    return _register_2d(fixed, moving, out, "--fixed-points", str(inputs / "F.csv"))
+
+
+def two_d_transform_as_image(inputs: Path, out: Path) -> list[str]:
+    argv = _register_2d(*_slides(inputs), out)
+    argv[argv.index("--output-transform") + 1] = str(out / "T.nrrd")
+    return argv
+
+
+def two_d_volume_only_option(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _slides(inputs)
+    sitk.WriteTransform(sitk.AffineTransform(3), str(inputs / "I.tfm"))
+    argv = _register_2d(fixed, moving, out, "--initial-transform", str(inputs / "I.tfm"))
+    argv[0] = "register"  # register2d has no --initial-transform: register takes it, for volumes
+    return argv
 
 
 TWO_D_CASES = {
-    "2D images with guidance landmarks": Case(
-        two_d_images_with_guidance_landmarks, "--fixed-points, --moving-points apply to 3D volumes only"
-    ),
+    "2D: a 2D section against a volume": Case(two_d_against_a_volume, "mmreg stack"),
+    "2D: RGBA with transparency": Case(two_d_rgba_with_transparency, "save it without transparency"),
+    "2D: zero pixel size": Case(two_d_zero_pixel_size, "give a positive size in mm"),
+    "2D: no pixel size in the PNG": Case(two_d_no_pixel_size, "give it in mm (--moving-pixel-size)"),
+    "2D: a 3D-only preset": Case(two_d_deformable_preset, "choose one of rigid, similarity, affine"),
+    "2D: mask of another size": Case(two_d_mask_of_another_size, "draw the mask on that image"),
+    "2D: landmarks on one image": Case(two_d_landmarks_on_one_image, "together"),
+    "2D: transform written as an image": Case(two_d_transform_as_image, "use one of .tfm"),
+    "2D: a volume-only option": Case(two_d_volume_only_option, "apply to 3D volumes only"),
 }
 CASES.update(TWO_D_CASES)
 
 
 @pytest.mark.parametrize("name", list(TWO_D_CASES))
-def test_2d_images_refuse_the_options_of_3d_volumes(name, tmp_path, private_tmp, capsys):
+def test_bad_2d_input_is_refused_before_any_engine_runs(name, tmp_path, private_tmp, capsys):
     test_bad_input_is_refused_early_and_leaves_everything_as_it_was(name, tmp_path, private_tmp, capsys)
 
 

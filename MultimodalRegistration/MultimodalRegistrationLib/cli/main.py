@@ -34,7 +34,7 @@ from .json_output import emit_json, file_or_none, human_stream
 from .prealign import add_prealign_parser
 from .prep import add_prep_arguments, add_prep_parser, prep_options, wants_prep
 from .qa import add_qa_parser
-from .register2d import add_2d_arguments, command_register_2d, wants_2d
+from .register2d import add_2d_arguments, add_register2d_parser, command_register_2d, wants_2d
 from .run import run_registration
 from .stack import add_stack_parser
 from .versions import VersionAction
@@ -91,7 +91,7 @@ def command_register(arguments: argparse.Namespace) -> int:
 def command_presets(arguments: argparse.Namespace) -> int:
     from ..engines.presets import list_presets
 
-    for preset in list_presets(arguments.engine):
+    for preset in list_presets(arguments.engine, 2 if arguments.two_d else 3):
         print(f"{preset.engine:8s} {preset.name:11s} {preset.description}")
     return EXIT_OK
 
@@ -117,11 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_prep_parser(commands)
     presets = commands.add_parser("presets", help="list the presets")
     presets.add_argument("--engine", choices=ENGINE_NAMES)
+    presets.add_argument("--2d", dest="two_d", action="store_true", help="the presets for two 2D images (register2d)")
     presets.set_defaults(handler=command_presets)
     add_prealign_parser(commands)
     add_qa_parser(commands)
     add_batch_parser(commands)
     add_stack_parser(commands)
+    add_register2d_parser(commands)
     return parser
 
 

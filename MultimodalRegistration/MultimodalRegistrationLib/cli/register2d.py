@@ -1,35 +1,41 @@
-"""``mmreg register`` on two 2D images (issue 23): histology, microscopy, photographs, one MR or CT slice.
+"""Two 2D images (issue 23): histology, microscopy, photographs, one MR or CT slice.
 
-When both ``--fixed`` and ``--moving`` are 2D (PNG, TIFF, JPEG, BMP, or NRRD/NIfTI/MHA with one slice),
-``mmreg register`` runs :func:`registration.two_d.register_2d` here instead of the 3D workflow, and writes a
-2D ITK transform (AffineTransform_double_2_2, fixed -> moving, mm). Only the rigid and affine presets apply;
-masks, guidance and prep options are refused with the reason.
+``mmreg register2d`` registers them; ``mmreg register`` does the same when both ``--fixed`` and ``--moving``
+are 2D (PNG, TIFF, JPEG, BMP, or NRRD/NIfTI/MHA with one slice). Any engine with a 2D runner
+(``--engine elastix|ants``) and its 2D presets (rigid, similarity, affine: ``Presets/presets_2d.json``) run in
+a worker process (:mod:`..process.register2d_job`), which writes a 2D ITK transform and its 3D embedding for
+Slicer. In 2D, ``--fixed-points``/``--moving-points`` give the QA's landmark errors (they do not guide), and
+``--fixed-labels``/``--moving-labels`` (else the masks) its Dice.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from pathlib import Path
 
-import numpy as np
-
-from ..core.errors import EXIT_OK, InputError
+from ..core.errors import EXIT_OK, InputError, Terminated
 from ..core.files import RASTER_SUFFIXES, suffix_of
+from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
+from .json_output import emit_json, file_or_none, human_stream
+
+
+# Registration inputs a 2D job reads too: the images, their masks and the landmarks (measured, not guiding).
+_ALSO_2D = ("fixed", "moving", "fixed_mask", "moving_mask", "guidance_fixed_points", "guidance_moving_points")
 
 
 def _3d_only() -> dict[str, str]:
-    """Field -> option of the registration options 2D images cannot use: every input besides the two images
-    (masks, start, segmentations, landmarks), the piecewise segments and the inverse."""
+    """Field -> option of the registration options 2D images cannot use: the other inputs (start,
+    segmentations), the piecewise segments and the inverse."""
     from ..process.jobs import RegistrationJob, option_fields, option_flag
 
     flags = {field.name: option_flag(field) for field in option_fields(RegistrationJob)}
-    names = [name for name in RegistrationJob.paths("input") if name not in ("fixed", "moving")]
+    names = [name for name in RegistrationJob.paths("input") if name not in _ALSO_2D]
     return {name: flags[name] for name in [*names, "piecewise", "output_inverse"]}
 
 
 def add_2d_arguments(parser: argparse.ArgumentParser) -> None:
-    """The pixel sizes of 2D inputs that do not state theirs."""
+    """The options only 2D images take: pixel sizes of files that do not state theirs, and a checkerboard."""
     group = parser.add_argument_group("2D images", "when both images are 2D (histology, microscopy, one slice)")
     group.add_argument(
         "--fixed-pixel-size", type=float, metavar="MM", help="fixed pixel size in mm (default: the file's)"
@@ -37,6 +43,32 @@ def add_2d_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--moving-pixel-size", type=float, metavar="MM", help="moving pixel size in mm (default: the file's)"
     )
+    group.add_argument("--checkerboard", metavar="PNG", help="2D QA picture: checkerboards before (top) and after")
+    group.add_argument("--fixed-labels", metavar="IMAGE", help="2D QA: a region on the fixed image (Dice)")
+    group.add_argument("--moving-labels", metavar="IMAGE", help="2D QA: the same region on the moving image")
+
+
+def add_register2d_parser(subparsers) -> argparse.ArgumentParser:
+    """Register the ``register2d`` subcommand on ``subparsers``."""
+    parser = subparsers.add_parser("register2d", help="register two 2D images (histology, microscopy, a slice)")
+    parser.add_argument("--fixed", required=True, help="fixed 2D image (PNG, TIFF, JPEG, 2D NRRD/NIfTI/MHA)")
+    parser.add_argument("--moving", required=True, help="moving 2D image; RGB becomes BT.601 luminance")
+    parser.add_argument("--engine", choices=ENGINE_NAMES, default=DEFAULT_ENGINE)
+    parser.add_argument("--preset", default="rigid", help="rigid, similarity or affine (Presets/presets_2d.json)")
+    parser.add_argument("--fixed-mask", help="2D mask on the fixed image: limits the metric")
+    parser.add_argument("--moving-mask", help="2D mask on the moving image")
+    parser.add_argument(
+        "--fixed-points", dest="guidance_fixed_points", help="landmarks on the fixed image (QA: landmark errors)"
+    )
+    parser.add_argument("--moving-points", dest="guidance_moving_points", help="the same landmarks on the moving image")
+    parser.add_argument("--seed", type=int, help="random seed (default: fixed, so runs repeat)")
+    parser.add_argument("--threads", type=int, help="engine threads")
+    parser.add_argument("--output-transform", required=True, help="2D ITK transform (.tfm, .txt, .h5); T_3d beside it")
+    parser.add_argument("--output-volume", help="moving image resampled onto the fixed grid")
+    parser.add_argument("--json", dest="summary", help="JSON summary with the QA (- : to standard output)")
+    add_2d_arguments(parser)
+    parser.set_defaults(handler=command_register_2d)
+    return parser
 
 
 def _is_2d(path: str) -> bool:
@@ -68,52 +100,57 @@ def wants_2d(arguments: argparse.Namespace) -> bool:
     return fixed
 
 
-def command_register_2d(arguments: argparse.Namespace) -> int:
-    """Check, register, write; an InputError propagates (cli.main exits 2)."""
-    from ..core.file_checks import check_output_path
-    from ..core.images2d import read_image_2d
-
-    preset = arguments.preset
-    if preset not in ("rigid", "affine"):
-        raise InputError(f"2D images: --preset {preset} is not available in 2D: use rigid or affine")
+def job_from_2d_arguments(arguments: argparse.Namespace):
+    """The 2D job the arguments ask for; options that apply to volumes only are refused, naming them."""
+    from ..core.choices import DEFAULT_SEED
+    from ..process.register2d_job import Registration2DJob
     from .prep import wants_prep
 
     given = [flag for name, flag in _3d_only().items() if getattr(arguments, name, None)]
-    given += ["prep options"] if wants_prep(arguments) else []
+    given += ["prep options"] if hasattr(arguments, "prep") and wants_prep(arguments) else []
     if given:
         raise InputError(f"2D images: {', '.join(given)} apply to 3D volumes only: drop them")
-    check_output_path(arguments.output_transform, "output transform", (".tfm", ".txt", ".h5"))
-    if arguments.output_volume:
-        check_output_path(arguments.output_volume, "output volume", (".nrrd", ".nii", ".nii.gz", ".mha"))
-    if arguments.summary:
-        check_output_path(arguments.summary, "summary", (".json",))
-    fixed = read_image_2d(arguments.fixed, arguments.fixed_pixel_size, "fixed image")
-    moving = read_image_2d(arguments.moving, arguments.moving_pixel_size, "moving image")
-    import SimpleITK as sitk
+    if not (Path(arguments.fixed).is_file() and Path(arguments.moving).is_file()):
+        missing = arguments.fixed if not Path(arguments.fixed).is_file() else arguments.moving
+        raise InputError(f"{missing} does not exist: check the path")
+    wants_2d(arguments)
+    job = Registration2DJob(
+        fixed=arguments.fixed, moving=arguments.moving, engine=arguments.engine, preset=arguments.preset,
+        fixed_pixel_mm=arguments.fixed_pixel_size, moving_pixel_mm=arguments.moving_pixel_size,
+        fixed_mask=arguments.fixed_mask, moving_mask=arguments.moving_mask,
+        fixed_points=arguments.guidance_fixed_points, moving_points=arguments.guidance_moving_points,
+        fixed_labels=arguments.fixed_labels, moving_labels=arguments.moving_labels,
+        seed=DEFAULT_SEED if arguments.seed is None else arguments.seed, threads=arguments.threads,
+        output_transform=arguments.output_transform, output_volume=arguments.output_volume,
+        summary=file_or_none(arguments.summary), checkerboard=arguments.checkerboard,
+    ).resolved()  # fmt: skip
+    return job
 
-    from ..core.files import write_atomically
-    from ..registration.two_d import register_2d
 
-    result = register_2d(fixed, moving, preset, threads=arguments.threads or 2)
-    transform = result.transform()
-    write_atomically(arguments.output_transform, lambda tmp: sitk.WriteTransform(transform, tmp))
-    outputs = {"transform": str(arguments.output_transform)}
-    if arguments.output_volume:
-        warped = sitk.Resample(moving.gray, fixed.gray, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-        write_atomically(arguments.output_volume, lambda tmp: sitk.WriteImage(warped, tmp, True))
-        outputs["volume"] = str(arguments.output_volume)
-    if arguments.summary:
-        outputs["summary"] = str(arguments.summary)
-        summary = {
-            "dimension": 2, "preset": preset, "engine": "SimpleITK (2D)", "matrix": result.matrix.tolist(),
-            "mutual_information": result.mutual_information, "seconds": round(result.seconds, 3),
-            "pixel_mm": {"fixed": fixed.pixel_mm, "moving": moving.pixel_mm},
-            "pixel_source": {"fixed": fixed.pixel_source, "moving": moving.pixel_source}, "outputs": outputs,
-        }  # fmt: skip
-        text = json.dumps(summary, indent=2)
-        write_atomically(arguments.summary, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-    angle = float(np.degrees(np.arctan2(result.matrix[1, 0], result.matrix[0, 0])))
-    print(f"2D {preset}: rotation {angle:.1f} deg, MI {result.mutual_information:.3f}, {result.seconds:.1f} s")
-    for name, path in outputs.items():
-        print(f"wrote {name}: {path}")
+def command_register_2d(arguments: argparse.Namespace) -> int:
+    """Check (exit 2 before any engine runs), register in a worker, print the result and the QA."""
+    from ..process.register2d_job import Registration2DWorkerJob, inputs_2d
+
+    job = job_from_2d_arguments(arguments)
+    inputs_2d(job)
+    worker = Registration2DWorkerJob(job).start()
+    try:
+        result = worker.wait()
+    except (KeyboardInterrupt, Terminated):
+        worker.cancel()  # the worker stops within a second; its scratch folder and partial files go
+        raise
+    summary, stream = result["summary"], human_stream(arguments.summary)
+    scales = ", ".join(f"{s:.3f}" for s in summary["scales"])
+    print(f"2D {summary['engine']} {summary['preset']}: rotation {summary['angle_deg']:.1f} deg, scales {scales} "
+          f"(start {summary['start']['angle_deg']:.0f} deg, scale {summary['start']['scale']:.3f})", file=stream)  # fmt: skip
+    qa = summary["qa"]
+    if qa.get("landmarks_after"):
+        before, after = qa["landmarks_before"]["mean_mm"], qa["landmarks_after"]["mean_mm"]
+        print(f"landmarks: mean {before:.2f} mm before, {after:.2f} mm after", file=stream)
+    if qa.get("dice_after") is not None:
+        print(f"mask Dice: {qa['dice_before']:.3f} before, {qa['dice_after']:.3f} after", file=stream)
+    for name, path in result["outputs"].items():
+        print(f"wrote {name}: {path}", file=stream)
+    emit_json(arguments.summary, summary)
+    sys.stdout.flush()
     return EXIT_OK

@@ -102,9 +102,11 @@ def check_pixel_size(pixel_mm: float | None, what: str = "--pixel-size") -> floa
     return value
 
 
-def read_image_2d(path: str | os.PathLike, pixel_mm: float | None = None, role: str = "section") -> Image2D:
+def read_image_2d(
+    path: str | os.PathLike, pixel_mm: float | None = None, role: str = "section", option: str = "--pixel-size"
+) -> Image2D:
     """Read a 2D image (see the module notes). ``pixel_mm`` overrides the file's pixel size; without it a
-    file that states none is refused (InputError naming the fix). RuntimeError from ITK for unreadable data
+    file that states none is refused (InputError naming the fix, the ``option`` that gives it). RuntimeError from ITK for unreadable data
     is turned into an InputError too."""
     path = Path(path)
     if not path.is_file():
@@ -123,8 +125,39 @@ def read_image_2d(path: str | os.PathLike, pixel_mm: float | None = None, role: 
     else:
         size, source = pixel_size_mm(path, image), "file"
         if size is None:
-            raise InputError(f"{role} {path} does not state its pixel size: give it in mm (--pixel-size)")
+            raise InputError(f"{role} {path} does not state its pixel size: give it in mm ({option})")
     image.SetSpacing((size, size))
     image.SetOrigin((0.0, 0.0))
     image.SetDirection((1.0, 0.0, 0.0, 1.0))
     return Image2D(path, image, size, source)
+
+
+def check_opaque(image2d: Image2D, role: str = "image") -> None:
+    """Refuse an image whose alpha channel is not fully opaque: its see-through pixels hold no tissue value."""
+    image = image2d.image
+    if image.GetNumberOfComponentsPerPixel() not in (2, 4):
+        return
+    alpha = sitk.GetArrayViewFromImage(image)[..., -1]
+    if alpha.min() < alpha.max() or alpha.max() == 0:
+        raise InputError(
+            f"{role} {image2d.path} has a transparent (alpha) channel: flatten it onto the slide's background "
+            "and save it without transparency (RGB)"
+        )
+
+
+def read_mask_2d(path: str | os.PathLike, image2d: Image2D, role: str = "mask") -> sitk.Image:
+    """A 2D mask (nonzero: inside) on ``image2d``'s pixel grid, given that image's geometry; refused when its
+    size differs."""
+    mask = read_image_2d(path, image2d.pixel_mm, role).image
+    if mask.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(f"{role} {path} has {mask.GetNumberOfComponentsPerPixel()} channels: give a one-channel mask")
+    if mask.GetSize() != image2d.image.GetSize():
+        raise InputError(
+            f"{role} {path} is {mask.GetSize()} pixels but its image {image2d.path} is {image2d.image.GetSize()}: "
+            "draw the mask on that image"
+        )
+    mask = sitk.Cast(sitk.GetImageFromArray((sitk.GetArrayViewFromImage(mask) > 0).astype(np.uint8)), sitk.sitkUInt8)
+    mask.CopyInformation(image2d.image)
+    if not sitk.GetArrayViewFromImage(mask).any():
+        raise InputError(f"{role} {path} is empty: draw the region that holds tissue")
+    return mask

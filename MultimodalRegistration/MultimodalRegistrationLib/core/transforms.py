@@ -303,3 +303,14 @@ def matrix_2d_of(transform: sitk.Transform) -> np.ndarray:
     matrix[:2, 1] = np.asarray(transform.TransformPoint((0.0, 1.0))) - origin
     matrix[:2, 2] = origin
     return matrix
+
+
+def affine_2d(matrix: np.ndarray, center=(0.0, 0.0)) -> sitk.AffineTransform:
+    """A 3x3 homogeneous matrix (mm) as a 2D SimpleITK affine transform about ``center`` (mm), the same mapping
+    (the inverse of :func:`matrix_2d_of`)."""
+    matrix, center = np.asarray(matrix, float), np.asarray(center, float)
+    affine = sitk.AffineTransform(2)
+    affine.SetCenter([float(v) for v in center])
+    affine.SetMatrix([float(v) for v in matrix[:2, :2].ravel()])
+    affine.SetTranslation([float(v) for v in matrix[:2, :2] @ center + matrix[:2, 2] - center])
+    return affine

@@ -119,9 +119,9 @@ def stage_arguments(
 
 def registration_arguments(
     preset: Preset, files: RunFiles, seed: int, voxel_mm: float = 1.0,
-    terms: Sequence[ImageTerm] = (), intensity_weight: float = 1.0,
+    terms: Sequence[ImageTerm] = (), intensity_weight: float = 1.0, dimension: int = 3,
 ) -> list[str]:  # fmt: skip
-    """The whole antsRegistration command line (without the program name).
+    """The whole antsRegistration command line (without the program name); ``dimension`` of the images (2 or 3).
 
     With guidance ``terms`` ANTs must not winsorize: it would clip every image of every term at the
     preset's quantiles, which wipes out a small segment or a landmark blob. The caller winsorizes the
@@ -130,7 +130,7 @@ def registration_arguments(
     recipe = preset.recipe
     low, high = recipe.get("winsorize", [0.005, 0.995]) if not terms else (0.0, 1.0)
     arguments = [
-        "--dimensionality", "3",
+        "--dimensionality", str(dimension),
         "--float", "1",
         "--collapse-output-transforms", "1",
         "--write-composite-transform", "1",

@@ -34,7 +34,8 @@ def to_itk_image(image: sitk.Image, pixel=np.float32):
     result = itk.image_from_array(np.ascontiguousarray(array))
     result.SetOrigin(image.GetOrigin())
     result.SetSpacing(image.GetSpacing())
-    result.SetDirection(itk.matrix_from_array(np.asarray(image.GetDirection(), float).reshape(3, 3)))
+    dimension = image.GetDimension()
+    result.SetDirection(itk.matrix_from_array(np.asarray(image.GetDirection(), float).reshape(dimension, dimension)))
     return result
 
 
@@ -44,24 +45,32 @@ def _native_affine(transform: Transform, fixed: sitk.Image):
     elastix's own transform supports every stage; an external ITK transform cannot precede a
     B-spline stage with a bending-energy penalty ("Not implemented for AdvancedTransformAdapter").
     """
-    matrix = transform.matrix
+    return native_affine(transform.matrix, fixed)
+
+
+def native_affine(matrix: np.ndarray, fixed: sitk.Image):
+    """An elastix parameter object holding one AffineTransform map of the homogeneous ``matrix``
+    ((d+1)x(d+1), fixed -> moving mm; d = 2 or 3, the fixed image's dimension)."""
+    dimension = fixed.GetDimension()
 
     def numbers(values):
         return [repr(float(v)) for v in values]
 
     parameters = {
         "Transform": ["AffineTransform"],
-        "NumberOfParameters": ["12"],
-        "TransformParameters": numbers(list(matrix[:3, :3].ravel()) + list(matrix[:3, 3])),
-        "CenterOfRotationPoint": ["0", "0", "0"],
+        "NumberOfParameters": [str(dimension * (dimension + 1))],
+        "TransformParameters": numbers(
+            list(matrix[:dimension, :dimension].ravel()) + list(matrix[:dimension, dimension])
+        ),
+        "CenterOfRotationPoint": ["0"] * dimension,
         "InitialTransformParameterFileName": ["NoInitialTransform"],
         "HowToCombineTransforms": ["Compose"],
-        "FixedImageDimension": ["3"],
-        "MovingImageDimension": ["3"],
+        "FixedImageDimension": [str(dimension)],
+        "MovingImageDimension": [str(dimension)],
         "FixedInternalImagePixelType": ["float"],
         "MovingInternalImagePixelType": ["float"],
         "Size": [str(s) for s in fixed.GetSize()],
-        "Index": ["0", "0", "0"],
+        "Index": ["0"] * dimension,
         "Spacing": numbers(fixed.GetSpacing()),
         "Origin": numbers(fixed.GetOrigin()),
         "Direction": numbers(fixed.GetDirection()),

@@ -63,6 +63,21 @@ def classes() -> ElastixClasses:
 
 
 @cache
+def registration_method_2d() -> type:
+    """ElastixRegistrationMethod for float 2D images (same wrapper module as the 3D one; loads :func:`classes`)."""
+    import itk
+
+    loaded = classes()
+    image = itk.Image[itk.F, 2]
+    itk.PyBuffer[image]
+    if loaded.direct:
+        from itk.itkElastixRegistrationMethodPython import itkElastixRegistrationMethodIF2IF2
+
+        return itkElastixRegistrationMethodIF2IF2
+    return itk.ElastixRegistrationMethod[image, image]
+
+
+@cache
 def _transform_reader() -> tuple[type, type]:
     """ITK's transform file reader (double) with the HDF5 transform IO registered, and Transform<double, 3, 3>."""
     from itk.itkHDF5TransformIOPython import itkHDF5TransformIOFactory

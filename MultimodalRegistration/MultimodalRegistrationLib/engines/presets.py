@@ -1,6 +1,7 @@
 """Presets are data files under ``Resources/Presets``: one folder per engine (its parameter files).
 
-``presets.json`` names each engine's presets, their descriptions and files. A custom preset is a
+``presets.json`` names each engine's presets, their descriptions and files; ``presets_2d.json`` the
+presets for two 2D images (their steps and pyramids in pixels, so that any pixel size works). A custom preset is a
 path to one file of the engine's own kind (elastix: a parameter file, ANTs: a JSON recipe; see
 :mod:`.registry`). Every preset is checked as it loads (``preset_checks``): a misspelled name is
 refused with a "did you mean" before any engine runs. Each engine's recipe module reads its files.
@@ -18,6 +19,7 @@ from ..core.errors import InputError
 from .registry import ENGINE_NAMES, engine_spec
 
 _MANIFEST = "presets.json"
+_MANIFESTS = {3: _MANIFEST, 2: "presets_2d.json"}  # by image dimension
 
 
 @dataclass(frozen=True)
@@ -54,12 +56,12 @@ def presets_dir() -> Path:
     )
 
 
-def _manifest() -> dict:
-    return json.loads((presets_dir() / _MANIFEST).read_text())
+def _manifest(dimension: int = 3) -> dict:
+    return json.loads((presets_dir() / _MANIFESTS[dimension]).read_text())
 
 
-def load_preset(engine: str, preset: str) -> Preset:
-    """Load a named preset of ``engine``, or a custom preset file path."""
+def load_preset(engine: str, preset: str, dimension: int = 3) -> Preset:
+    """Load a named preset of ``engine`` for images of ``dimension`` (2 or 3), or a custom preset file path."""
     spec = engine_spec(engine)
     recipe = spec.recipe_module()
     candidate = Path(preset)
@@ -69,21 +71,27 @@ def load_preset(engine: str, preset: str) -> Preset:
         raise InputError(
             f"preset file {candidate} does not suit engine '{engine}': {spec.label} takes {spec.preset_suffix} files"
         )
-    entries = _manifest().get(engine, {})
+    entries = _manifest(dimension).get(engine, {})
     if preset not in entries:
+        kind = "2D " if dimension == 2 else ""
         raise InputError(
-            f"unknown {engine} preset '{preset}': choose one of {', '.join(entries)} or give a preset file path"
+            f"unknown {kind}{engine} preset '{preset}': choose one of {', '.join(entries)} or give a preset file path"
         )
     entry = entries[preset]
     files = [presets_dir() / name for name in entry["files"]]
     return recipe.read_preset(spec, preset, entry.get("description", ""), files)
 
 
-def list_presets(engine: str | None = None) -> list[Preset]:
-    """Every named preset, of one engine or of all."""
+def companion_preset(engine: str, preset: str, dimension: int = 3) -> str | None:
+    """The preset the manifest runs beside ``preset`` from the same start (its ``"also"``), or None."""
+    return _manifest(dimension).get(engine, {}).get(preset, {}).get("also")
+
+
+def list_presets(engine: str | None = None, dimension: int = 3) -> list[Preset]:
+    """Every named preset for images of ``dimension``, of one engine or of all."""
     engines = [engine] if engine else list(ENGINE_NAMES)
-    manifest = _manifest()
-    return [load_preset(name, preset) for name in engines for preset in manifest.get(name, {})]
+    manifest = _manifest(dimension)
+    return [load_preset(name, preset, dimension) for name in engines for preset in manifest.get(name, {})]
 
 
 def guidance_defaults(engine: str) -> dict:

@@ -7,6 +7,9 @@ package that implement it:
 
 * ``runner`` (imported only when the engine runs, it loads the engine's package): ``import_engine()``
   and ``run(...)`` (see :func:`.run.run_engine`);
+* ``runner_2d`` (imported only when the engine runs on two 2D images): ``run_2d(request)`` with a
+  :class:`.request_2d.EngineRequest2D` (see :func:`.run.run_engine_2d`); its presets are listed in
+  ``Presets/presets_2d.json``;
 * ``recipe`` (light, no engine import): ``read_preset(name, description, files)`` and the sampler's
   limits, ``stage_sampling(preset, spacing_mm)`` and ``needed_valid_fraction(stages, volume_mm3)``
   (see :mod:`.sampling`).
@@ -40,10 +43,18 @@ class EngineSpec:
     log_name: str  # the log file the runner writes in its work folder
     log_level_pattern: str  # a log line that starts an optimisation level (regex, multiline)
     log_iteration_pattern: str  # one iteration's log row (regex, multiline)
+    runner_2d: str = ""  # module of this package that registers two 2D images ("": the engine has no 2D)
 
     def implementation(self) -> ModuleType:
         """The runner module (imports the engine's package when its ``run`` or ``import_engine`` is called)."""
         return importlib.import_module(f"{__package__}.{self.runner}")
+
+    def implementation_2d(self) -> ModuleType:
+        """The 2D runner module; an engine without one is refused, naming those that have one."""
+        if not self.runner_2d:
+            able = ", ".join(spec.name for spec in _SPECS if spec.runner_2d)
+            raise InputError(f"{self.label} does not register 2D images: choose --engine {able}")
+        return importlib.import_module(f"{__package__}.{self.runner_2d}")
 
     def recipe_module(self) -> ModuleType:
         return importlib.import_module(f"{__package__}.{self.recipe}")
@@ -84,6 +95,7 @@ _SPECS = (
         log_name="elastix.log",
         log_level_pattern=r"^1:ItNr",
         log_iteration_pattern=r"^\d+\t",
+        runner_2d="elastix_2d",
     ),
     EngineSpec(
         name="ants",
@@ -97,6 +109,7 @@ _SPECS = (
         log_name="ants.log",
         log_level_pattern=r"DIAGNOSTIC,Iteration",
         log_iteration_pattern=r"DIAGNOSTIC,\s+\d+,",
+        runner_2d="ants_2d",
     ),
 )
 
@@ -106,9 +119,9 @@ DEFAULT_ENGINE: str = _SPECS[0].name
 
 
 def runner_spec(module: str) -> EngineSpec:
-    """The engine whose runner is the module called ``module`` (its ``__name__``)."""
+    """The engine whose runner (3D or 2D) is the module called ``module`` (its ``__name__``)."""
     short = module.rpartition(".")[2]
-    return next(spec for spec in _SPECS if spec.runner == short)
+    return next(spec for spec in _SPECS if short in (spec.runner, spec.runner_2d))
 
 
 def engine_spec(name: str) -> EngineSpec:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from ..core.errors import EngineError, InputError
 from .output import EngineOutput
-from .registry import engine_spec
+from .registry import EngineSpec, engine_spec
 from .request import EngineRequest
+from .request_2d import EngineOutput2D, EngineRequest2D
+
+T = TypeVar("T")
 
 
 def run_engine(request: EngineRequest) -> EngineOutput:
@@ -19,8 +24,21 @@ def run_engine(request: EngineRequest) -> EngineOutput:
     spec = engine_spec(request.preset.engine)
     if request.guidance is not None:
         request.guidance.check()
+    return _translating_errors(spec, request.workdir, lambda: spec.implementation().run(request))
+
+
+def run_engine_2d(request: EngineRequest2D) -> EngineOutput2D:
+    """Run a 2D preset with its engine's 2D runner (see :class:`.request_2d.EngineRequest2D`); errors as
+    :func:`run_engine`. An engine without a 2D runner is refused (InputError) before it loads."""
+    spec = engine_spec(request.preset.engine)
+    runner = spec.implementation_2d()
+    return _translating_errors(spec, request.workdir, lambda: runner.run_2d(request))
+
+
+def _translating_errors(spec: EngineSpec, workdir: Path, call: Callable[[], T]) -> T:
+    """``call()``, with a missing engine and an engine's RuntimeError turned into :class:`EngineError`."""
     try:
-        return spec.implementation().run(request)
+        return call()
     except (InputError, EngineError):
         raise
     except ImportError as error:
@@ -30,7 +48,7 @@ def run_engine(request: EngineRequest) -> EngineOutput:
         ) from None
     except RuntimeError as error:
         message = str(error).strip()
-        hint, log = engine_hint(message), _logs_in(request.workdir)
+        hint, log = engine_hint(message), _logs_in(workdir)
         raise EngineError(f"{spec.label} failed: {message[-2000:]}", hint=hint, log=log) from None
 
 

@@ -1,0 +1,202 @@
+"""The 2D registration worker: one :class:`Registration2DJob` (two 2D images) in a child process.
+
+The same protocol as :mod:`.worker` (job JSON on standard input, JSON lines out, exit 0 / 2 / 1). The
+inputs are checked by :func:`inputs_2d` in the caller before the worker starts (exit 2 names the fix)
+and again in the worker. Outputs, each written atomically:
+
+* ``output_transform``: the 2D ITK transform (``AffineTransform_double_2_2``, fixed -> moving mm), for ITK,
+  SimpleITK and elastix/ANTs 2D tools;
+* beside it, ``<stem>_3d<suffix>``: the same transform embedded in 3D (``AffineTransform_double_3_3``, z kept).
+  Slicer's converter treats every "AffineTransform" as 3D: on the 2D file it reads the in-plane numbers right
+  and the z row from elsewhere (slicer-core 5.13, tested), so load the embedding in Slicer. The 2D frame
+  ``(i px, j px)`` is LPS for an image at origin 0 with no rotation, which is how Slicer loads a PNG, TIFF or
+  JPEG and a 2D NRRD written that way;
+* ``output_volume``: the moving image (one channel) resampled onto the fixed grid;
+* ``summary`` (JSON) and ``checkerboard`` (PNG; before: the images as given, after: registered).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from ..core.choices import DEFAULT_PRESET, DEFAULT_SEED
+from ..core.files import stem_of, suffix_of, write_atomically
+from ..core.records import Record
+from ..core.version import __version__
+from ..engines.registry import DEFAULT_ENGINE
+from .jobs import Job, _path
+from .worker import WorkerJob
+from .worker import main as worker_main
+
+TRANSFORM_SUFFIXES_2D = (".tfm", ".txt", ".h5")
+
+
+@dataclass
+class Registration2DJob(Job):
+    """Register two 2D images (see the module notes). Pixel sizes in mm (None: the file's); masks limit the
+    metric; labels (else the masks) give the QA's Dice; landmarks (.mrk.json, .fcsv, .csv RAS as Slicer writes
+    them) give its errors."""
+
+    module: ClassVar[str] = "MultimodalRegistrationLib.process.register2d_job"
+
+    fixed: str = _path("input", required=True)
+    moving: str = _path("input", required=True)
+    engine: str = DEFAULT_ENGINE
+    preset: str = DEFAULT_PRESET
+    fixed_pixel_mm: float | None = None
+    moving_pixel_mm: float | None = None
+    fixed_mask: str | None = _path("input")
+    moving_mask: str | None = _path("input")
+    fixed_points: str | None = _path("input")
+    moving_points: str | None = _path("input")
+    fixed_labels: str | None = _path("input")
+    moving_labels: str | None = _path("input")
+    seed: int = DEFAULT_SEED
+    threads: int | None = None
+    output_transform: str = _path("output", required=True, suffixes=TRANSFORM_SUFFIXES_2D)
+    output_volume: str | None = _path("output", suffixes=(".nrrd", ".nii", ".nii.gz", ".mha"))
+    summary: str | None = _path("output", suffixes=(".json",))
+    checkerboard: str | None = _path("output", suffixes=(".png",))
+    workdir: str | None = None
+
+
+@dataclass
+class Summary2D(Record):
+    """How a 2D result was made and how good it is: matrix (3x3, fixed -> moving mm), rotation (degrees),
+    scales (singular values), the start, engine, preset (and its files) and version, threads, pixel sizes (mm)
+    and their source, seconds, QA, outputs, the input files and the library's version."""
+
+    matrix: list
+    angle_deg: float
+    scales: list
+    start: dict
+    engine: str
+    preset: str
+    version: str
+    seed: int
+    pixel_mm: dict
+    pixel_source: dict
+    timings: dict
+    qa: dict
+    outputs: dict = field(default_factory=dict)
+    dimension: int = 2
+    preset_files: list = field(default_factory=list)
+    threads: int = 1
+    mmreg_version: str = ""
+    sources: dict = field(default_factory=dict)
+    candidates: list = field(default_factory=list)
+
+
+def embedding_path(output_transform: str) -> str:
+    """Where the 3D embedding goes: ``T.tfm`` -> ``T_3d.tfm``."""
+    path = Path(output_transform)
+    return str(path.with_name(f"{stem_of(path)}_3d{suffix_of(path)}"))
+
+
+def write_transforms_2d(matrix, output_transform: str) -> dict[str, str]:
+    """Write the 3x3 ``matrix`` (fixed -> moving mm) as a 2D ITK affine at ``output_transform`` and embedded in
+    3D (z unchanged) beside it (see the module notes), atomically; returns {"transform", "transform_3d"} paths."""
+    import SimpleITK as sitk
+
+    from ..core.transforms import affine_2d
+
+    flat = affine_2d(matrix)
+    embedded = sitk.AffineTransform(3)
+    embedded.SetMatrix([float(v) for v in (*matrix[0, :2], 0.0, *matrix[1, :2], 0.0, 0.0, 0.0, 1.0)])
+    embedded.SetTranslation([float(matrix[0, 2]), float(matrix[1, 2]), 0.0])
+    outputs = {"transform": output_transform, "transform_3d": embedding_path(output_transform)}
+    write_atomically(outputs["transform"], lambda tmp: sitk.WriteTransform(flat, tmp))
+    write_atomically(outputs["transform_3d"], lambda tmp: sitk.WriteTransform(embedded, tmp))
+    return outputs
+
+
+def inputs_2d(job: Registration2DJob):
+    """Read and check the job's images and masks (InputError naming the fix), and check its outputs and
+    preset, before any engine runs. Returns (fixed, moving, [fixed_mask, moving_mask, fixed_labels, moving_labels])."""
+    from ..core.errors import InputError
+    from ..core.images2d import check_opaque, read_image_2d, read_mask_2d
+    from ..engines.presets import load_preset
+
+    job.check_outputs()
+    load_preset(job.engine, job.preset, dimension=2)
+    fixed = read_image_2d(job.fixed, job.fixed_pixel_mm, "fixed image", "--fixed-pixel-size")
+    moving = read_image_2d(job.moving, job.moving_pixel_mm, "moving image", "--moving-pixel-size")
+    check_opaque(fixed, "fixed image")
+    check_opaque(moving, "moving image")
+    masks = [read_mask_2d(path, image, role) if path else None for path, image, role in
+             ((job.fixed_mask, fixed, "fixed mask"), (job.moving_mask, moving, "moving mask"),
+              (job.fixed_labels, fixed, "fixed labels"), (job.moving_labels, moving, "moving labels"))]  # fmt: skip
+    for kind, pair in (("landmarks", (job.fixed_points, job.moving_points)), ("labels", masks[2:])):
+        if (pair[0] is None) != (pair[1] is None):
+            raise InputError(f"{kind} on one image only: give the fixed and the moving {kind} together")
+    return fixed, moving, masks
+
+
+def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) -> dict:
+    """Register, write the outputs atomically, assess; returns the result event."""
+    import SimpleITK as sitk
+
+    from ..qa.two_d import assess_2d
+    from ..registration.two_d import register_2d
+
+    fixed, moving, (fixed_mask, moving_mask, fixed_labels, moving_labels) = inputs_2d(job)
+    emit({"event": "progress", "fraction": 0.05, "stage": f"{job.engine} 2D {job.preset}", "engine": job.engine})
+    workdir = Path(job.workdir or ".") / "engine-2d"
+    workdir.mkdir(parents=True, exist_ok=True)
+    result = register_2d(fixed, moving, job.engine, job.preset, workdir, job.seed, job.threads, fixed_mask, moving_mask)
+    transform = result.transform()
+    outputs = write_transforms_2d(result.matrix, job.output_transform)
+    fixed_gray, moving_gray = fixed.gray, moving.gray
+    if job.output_volume:
+        warped = sitk.Resample(moving_gray, fixed_gray, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+        write_atomically(job.output_volume, lambda tmp: sitk.WriteImage(warped, tmp, True))
+        outputs["volume"] = job.output_volume
+    overlap = (fixed_labels, moving_labels) if fixed_labels is not None else (fixed_mask, moving_mask)
+    qa = assess_2d(fixed_gray, moving_gray, result.matrix, job.fixed_points, job.moving_points, *overlap,
+                   job.checkerboard)  # fmt: skip
+    if job.checkerboard:
+        outputs["checkerboard"] = job.checkerboard
+    if job.summary:
+        outputs["summary"] = job.summary
+    start = result.start
+    summary = Summary2D(
+        matrix=result.matrix.round(9).tolist(), angle_deg=round(result.angle_deg, 4),
+        scales=[round(s, 6) for s in result.scales],
+        start={"angle_deg": start.angle_deg, "scale": round(start.scale, 6), "poses": start.poses,
+               "mutual_information": round(start.mutual_information, 6)},
+        engine=job.engine, preset=job.preset, version=result.version, seed=job.seed,
+        pixel_mm={"fixed": fixed.pixel_mm, "moving": moving.pixel_mm},
+        pixel_source={"fixed": fixed.pixel_source, "moving": moving.pixel_source},
+        timings=result.timings, qa=qa.to_dict(), outputs=outputs, preset_files=result.preset_files,
+        threads=result.threads, mmreg_version=__version__, candidates=result.candidates,
+        sources={name: getattr(job, name) for name in job.paths("input") if getattr(job, name)},
+    ).to_dict()  # fmt: skip
+    if job.summary:
+        text = json.dumps(summary, indent=2)
+        write_atomically(job.summary, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return {"event": "result", "summary": summary, "outputs": outputs}
+
+
+# What a warm worker (:mod:`.warm_worker`) runs for a job of this module.
+WORKER = (Registration2DJob, run_register_2d_job)
+
+
+def main() -> int:
+    """Entry point of the 2D worker process."""
+    return worker_main(Registration2DJob, run_register_2d_job)
+
+
+class Registration2DWorkerJob(WorkerJob):
+    """One 2D registration running in a child process; progress, wait and cancel as :class:`.worker.WorkerJob`."""
+
+    def __init__(self, job: Registration2DJob | dict, python: str | None = None, on_progress=None):
+        super().__init__(job, python=python, on_progress=on_progress, job_type=Registration2DJob)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

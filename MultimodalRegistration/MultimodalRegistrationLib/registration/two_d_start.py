@@ -1,0 +1,121 @@
+"""The 2D any-pose search: where a 2D registration starts, found over every rotation (and scale).
+
+1. Each image's foreground: pixels far from the border's median (Otsu on that distance, holes filled),
+   bright tissue on dark (MR) or dark tissue on a bright slide (histology) alike; or the user's mask.
+2. The foreground centroids are met; for a preset that scales, the scale is seeded by the square root of
+   the foreground areas' ratio and searched over ``seed * SCALE_STEP**k``, ``|k| <= SCALE_STEPS``.
+3. Every ``START_STEP_DEG`` over the full turn, at each scale, is scored by Mattes mutual information
+   (32 bins, every pixel) on both images shrunk to about ``SEARCH_PIXELS`` across; the best pose wins.
+   Masks give the centroids and the scale seed only: mutual information inside a fixed head mask, with
+   the air around it left out, preferred a 1.23 scale to the true 0.95 on the test pair.
+
+Mirrored sections (a slide mounted upside down) are not searched. Deterministic: no random sampling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..core.transforms import affine_2d
+
+START_STEP_DEG = 10.0
+SCALE_STEP = 2 ** (1 / 8)
+SCALE_STEPS = 3
+SEARCH_PIXELS = 64
+
+
+@dataclass
+class Start2D:
+    """The start: ``matrix`` (3x3, fixed -> moving mm), its rotation (degrees) and scale, its MI and
+    the MI of the plain centroid alignment, and how many poses were scored."""
+
+    matrix: np.ndarray
+    angle_deg: float
+    scale: float
+    mutual_information: float
+    poses: int
+
+
+def foreground(image: sitk.Image, mask: sitk.Image | None = None) -> np.ndarray:
+    """Boolean foreground of a one-channel 2D image (see the module notes), or ``mask`` > 0."""
+    if mask is not None:
+        return sitk.GetArrayFromImage(mask) > 0
+    array = sitk.GetArrayFromImage(image).astype(np.float64)
+    border = np.concatenate([array[0], array[-1], array[:, 0], array[:, -1]])
+    distance = sitk.GetImageFromArray(np.abs(array - np.median(border)).astype(np.float32))
+    smooth = sitk.SmoothingRecursiveGaussian(distance, 1.0)
+    solid = sitk.OtsuThreshold(smooth, 0, 1)
+    return sitk.GetArrayFromImage(sitk.BinaryFillhole(solid)) > 0
+
+
+def _centroid_and_area(image: sitk.Image, inside: np.ndarray) -> tuple[np.ndarray, float]:
+    rows, columns = np.nonzero(inside)
+    if len(rows) == 0:
+        rows, columns = np.indices(inside.shape).reshape(2, -1)
+    index = [float(columns.mean()), float(rows.mean())]
+    area = len(rows) * float(np.prod(image.GetSpacing()))
+    return np.asarray(image.TransformContinuousIndexToPhysicalPoint(index)), area
+
+
+def _shrunk(image: sitk.Image) -> sitk.Image:
+    factor = max(1, round(max(image.GetSize()) / SEARCH_PIXELS))
+    smooth = sitk.SmoothingRecursiveGaussian(image, 0.5 * factor * min(image.GetSpacing()))
+    return sitk.Shrink(smooth, [factor, factor])
+
+
+def _pose(angle_deg: float, scale: float, fixed_center: np.ndarray, moving_center: np.ndarray) -> np.ndarray:
+    """x_moving = s R (x_fixed - c_f) + c_m."""
+    a = np.radians(angle_deg)
+    linear = scale * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    matrix = np.eye(3)
+    matrix[:2, :2] = linear
+    matrix[:2, 2] = moving_center - linear @ fixed_center
+    return matrix
+
+
+def _metric(bins: int = 32) -> sitk.ImageRegistrationMethod:
+    method = sitk.ImageRegistrationMethod()
+    method.SetMetricAsMattesMutualInformation(bins)
+    method.SetMetricSamplingStrategy(method.NONE)
+    method.SetInterpolator(sitk.sitkLinear)
+    return method
+
+
+def mutual_information(fixed: sitk.Image, moving: sitk.Image, matrix: np.ndarray) -> float:
+    """Mattes mutual information (32 bins, every fixed pixel) of the pair through ``matrix`` (fixed -> moving mm)."""
+    method = _metric()
+    method.SetInitialTransform(affine_2d(matrix), inPlace=False)
+    return -float(method.MetricEvaluate(fixed, moving))
+
+
+def search_start_2d(
+    fixed: sitk.Image, moving: sitk.Image, scales: bool = False,
+    fixed_mask: sitk.Image | None = None, moving_mask: sitk.Image | None = None,
+) -> Start2D:  # fmt: skip
+    """The best start over every rotation (and, with ``scales``, around the area-ratio scale); see the module notes."""
+    fixed_center, fixed_area = _centroid_and_area(fixed, foreground(fixed, fixed_mask))
+    moving_center, moving_area = _centroid_and_area(moving, foreground(moving, moving_mask))
+    seed = float(np.sqrt(moving_area / fixed_area)) if scales and fixed_area > 0 else 1.0
+    steps = range(-SCALE_STEPS, SCALE_STEPS + 1) if scales else (0,)
+    method = _metric()
+    small_fixed, small_moving = _shrunk(fixed), _shrunk(moving)
+    best: tuple[float, float, float] | None = None
+    poses = 0
+    for step in steps:
+        scale = seed * SCALE_STEP**step
+        for angle in np.arange(0.0, 360.0, START_STEP_DEG):
+            method.SetInitialTransform(affine_2d(_pose(angle, scale, fixed_center, moving_center)), inPlace=False)
+            try:
+                value = method.MetricEvaluate(small_fixed, small_moving)
+            except RuntimeError:  # too few samples inside the moving image at this pose
+                continue
+            poses += 1
+            if best is None or value < best[0]:
+                best = (value, float(angle), scale)
+    if best is None:
+        best = (0.0, 0.0, seed)
+    value, angle, scale = best
+    return Start2D(_pose(angle, scale, fixed_center, moving_center), angle, scale, -float(value), poses)
