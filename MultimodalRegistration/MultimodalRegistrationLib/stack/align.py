@@ -81,7 +81,7 @@ def _pair_weight(pair: PairResult, reports: list[SectionReport]) -> float:
     return weight
 
 
-def _solve_rejecting(
+def solve_rejecting(
     count: int, pairs: list[PairResult], reports: list[SectionReport], center: np.ndarray, affine: bool
 ) -> tuple[np.ndarray, list[PairResult]]:
     """Poses of the sections and the reference (index ``count``) from the pairs; pairs that disagree with the
@@ -152,7 +152,7 @@ def align_sections(
     if sequential:
         poses = sequential_poses(count, pairs)
     elif pairs:
-        poses, pairs = _solve_rejecting(count, pairs, reports, center, affine)
+        poses, pairs = solve_rejecting(count, pairs, reports, center, affine)
         poses, reference_pose = poses[:count], (None if np.isnan(poses[count, 0, 0]) else poses[count])
     else:
         poses = np.full((count, 3, 3), np.nan)
