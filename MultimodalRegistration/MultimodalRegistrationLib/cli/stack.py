@@ -7,9 +7,7 @@ or much smaller sections do not stop the run: each is reported (stderr, and in t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 from ..core.errors import EXIT_OK
 
@@ -56,7 +54,7 @@ def add_stack_parser(subparsers) -> argparse.ArgumentParser:
 def command_stack(arguments: argparse.Namespace) -> int:
     """Check, align, write, report; an InputError propagates (cli.main exits 2)."""
     from ..process.jobs import StackJob
-    from ..process.stack_job import check_stack_job
+    from ..process.stack_job import execute
 
     job = StackJob(
         sections=arguments.sections, section_mm=arguments.section_spacing, output_volume=arguments.output_volume,
@@ -64,10 +62,6 @@ def command_stack(arguments: argparse.Namespace) -> int:
         neighbours=arguments.neighbours, threads=arguments.threads, reference=arguments.reference,
         reference_offset_mm=arguments.reference_offset, summary=arguments.summary,
     )  # fmt: skip
-    paths, pixel_mm, reference = check_stack_job(job)
-    from ..core.files import write_atomically
-    from ..stack.align import NEIGHBOURS, stack_sections
-
     stream = sys.stderr
 
     def progress(items, **labels):
@@ -75,18 +69,11 @@ def command_stack(arguments: argparse.Namespace) -> int:
 
         return tqdm(items, file=stream, disable=not stream.isatty(), dynamic_ncols=True, **labels)
 
-    summary = stack_sections(
-        paths, pixel_mm, job.section_mm, job.output_volume, job.output_transforms, affine=job.affine,
-        neighbours=job.neighbours or NEIGHBOURS, threads=job.threads, progress=progress, reference=reference,
-    )  # fmt: skip
-    if job.summary:
-        summary.outputs["summary"] = str(job.summary)
-        text = json.dumps(summary.to_dict(), indent=2)
-        write_atomically(job.summary, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    summary, pixel_mm = execute(job, progress)
     usable = sum(s.status in ("ok", "small") for s in summary.sections)
     print(f"stacked {len(summary.sections)} sections ({usable} aligned, {summary.pairs} pairs) at "
           f"{pixel_mm:g} x {pixel_mm:g} x {job.section_mm:g} mm"
-          + (" with the reference" if reference is not None else ""))  # fmt: skip
+          + (" with the reference" if job.reference else ""))  # fmt: skip
     for section in summary.problems():
         print(f"warning: section {section.section} ({section.file}): {section.status}: {section.note}", file=sys.stderr)
     for name, path in summary.outputs.items():

@@ -79,21 +79,29 @@ def stage_progress(emit: Callable[[dict], None], count: int) -> Callable:
     return progress
 
 
-def run_stack_job(job: StackJob, emit: Callable[[dict], None]) -> dict:
-    """Check and run the job in this process; returns the result event (summary and outputs)."""
+def execute(job: StackJob, progress: Callable):
+    """Check and run the job in this process, write its JSON summary if asked; returns the summary
+    (:class:`..stack.align.StackSummary`) and the pixel size used (mm). ``progress`` wraps an iterable."""
     from ..core.files import write_atomically
     from ..stack.align import NEIGHBOURS, stack_sections
 
     paths, pixel_mm, reference = check_stack_job(job)
     summary = stack_sections(
         paths, pixel_mm, job.section_mm, job.output_volume, job.output_transforms, affine=job.affine,
-        neighbours=job.neighbours or NEIGHBOURS, threads=job.threads, progress=stage_progress(emit, len(paths)),
-        reference=reference,
+        neighbours=job.neighbours or NEIGHBOURS, threads=job.threads, progress=progress, reference=reference,
     )  # fmt: skip
     if job.summary:
         summary.outputs["summary"] = str(job.summary)
         text = json.dumps(summary.to_dict(), indent=2)
         write_atomically(job.summary, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return summary, pixel_mm
+
+
+def run_stack_job(job: StackJob, emit: Callable[[dict], None]) -> dict:
+    """The worker's run: :func:`execute` with progress events; returns the result event (summary and outputs)."""
+    from ..stack.sections import find_sections
+
+    summary, _ = execute(job, stage_progress(emit, len(find_sections(str(job.sections)))))
     return {"event": "result", "summary": summary.to_dict(), "outputs": dict(summary.outputs)}
 
 
