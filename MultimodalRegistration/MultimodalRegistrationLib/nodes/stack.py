@@ -82,8 +82,6 @@ class NodeStack(NodeJob):
 
 
 def _check_output_node(output_node, reference_node, components: int) -> None:
-    if output_node is None:
-        return
     if output_node is reference_node:
         raise InputError(
             f"the output volume '{output_node.GetName()}' is the reference: choose another node or a new one"
@@ -96,13 +94,19 @@ def _check_output_node(output_node, reference_node, components: int) -> None:
         )
 
 
-def _components(path: Path) -> int:
+def _components(paths: list[Path]) -> int:
+    """Components per pixel of the first readable section (the volume's: 3 for RGB); 1 when none reads."""
     import SimpleITK as sitk
 
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
-    reader.ReadImageInformation()
-    return reader.GetNumberOfComponents()
+    for path in paths:
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        try:
+            reader.ReadImageInformation()
+        except RuntimeError:
+            continue
+        return reader.GetNumberOfComponents()
+    return 1
 
 
 def stack_sections(
@@ -139,7 +143,8 @@ def stack_sections(
             job.reference = str(folder / "reference.nrrd")
             write_image(mrml.image_from_volume_node(reference_node), job.reference, compress=False)
         paths, _, _ = check_stack_job(job)
-        _check_output_node(output_node, reference_node, _components(paths[0]))
+        if output_node is not None:
+            _check_output_node(output_node, reference_node, _components(paths))
         stack = NodeStack(scene, job, folder, output_node, python, on_progress, on_done)
     if blocking:
         stack.wait()
@@ -155,9 +160,11 @@ def status_text(stack: NodeStack) -> str:
     summary = stack.summary
     sections = summary["sections"]
     aligned = sum(s["status"] in ("ok", "small") for s in sections)
-    lines = [f"Stacked {len(sections)} sections ({aligned} aligned) into '{stack.volume_node.GetName()}' in "
-             f"{summary['seconds']:.1f} s: {summary['pixel_mm']:g} x {summary['pixel_mm']:g} x "
-             f"{summary['section_mm']:g} mm."]  # fmt: skip
+    size = f"{summary['pixel_mm']:g} x {summary['pixel_mm']:g} x {summary['section_mm']:g} mm"
+    name = stack.volume_node.GetName()
+    lines = [
+        f"Stacked {len(sections)} sections ({aligned} aligned) into '{name}' in {summary['seconds']:.1f} s: {size}."
+    ]
     lines += [f"Section {s['section']} ({s['file']}): {s['status']}: {s['note']}" for s in stack.problems]
     return "\n".join(lines)
 
