@@ -292,7 +292,9 @@ def test_stack_with_an_mr_reference_through_the_command_line(tmp_path):
     error = stack_data.residuals_after_global_fit(poses, data.truth, data.points, clean)[clean]
     print(f"with the reference: median {np.median(error):.3f} mm, worst {error.max():.3f} mm")
     assert np.median(error) < 0.5 and error.max() < 1.0
-    reference = np.array(json.loads(summary.read_text())["reference_from_volume"])
+    record = json.loads(summary.read_text())
+    assert record["reference"] == {"path": str(tmp_path / "ref.nrrd"), "offset_mm": offset}
+    reference = np.array(record["reference_from_volume"])
     for k in clean:  # x_in = P_k P_ref^-1 x_ref: the true reference -> section k map, within 1.5 mm
         gap = poses[k] @ np.linalg.inv(reference) - data.truth[k] @ np.linalg.inv(motion)
         points = data.points[k] @ motion[:2, :2].T + motion[:2, 2]  # reference-frame points inside the head

@@ -51,6 +51,7 @@ class StackSummary(Record):
     pairs: int = 0
     timings_s: dict[str, float] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
+    reference: dict | None = None  # the reference's file and first-section depth (mm), when one was given
     reference_from_volume: list[list[float]] | None = None  # 3x3, x_ref = M x_out (mm), when a reference was given
 
     def problems(self) -> list[SectionReport]:
@@ -191,5 +192,6 @@ def stack_sections(
     return StackSummary(
         sections=alignment.sections, pixel_mm=pixel_mm, section_mm=section_mm, affine=affine, neighbours=neighbours,
         pairs=len(alignment.pairs), timings_s={k: round(v, 3) for k, v in timings.items()}, outputs=outputs,
+        reference=None if reference is None else {"path": reference.path, "offset_mm": reference.offset_mm},
         reference_from_volume=None if alignment.reference_pose is None else alignment.reference_pose.tolist(),
     )  # fmt: skip

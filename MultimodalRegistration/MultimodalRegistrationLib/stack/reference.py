@@ -35,6 +35,7 @@ class Reference:
     spacing: tuple[float, float, float]
     offset_mm: float
     section_mm: float
+    path: str = ""  # where it was read from (for the record)
 
     def depth_index(self, section: int) -> float:
         """The continuous slice index of section ``section``'s plane."""
@@ -87,4 +88,4 @@ def read_reference(path: str | os.PathLike, section_mm: float, offset_mm: float,
             "or resample the reference so that its third axis is the cutting direction"
         )
     voxels = sitk.GetArrayFromImage(to_gray(image))
-    return Reference(voxels, spacing, float(offset_mm), float(section_mm))
+    return Reference(voxels, spacing, float(offset_mm), float(section_mm), str(path))
