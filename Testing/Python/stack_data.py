@@ -208,3 +208,12 @@ def reference_volume(
     image = sitk.GetImageFromArray(out)
     image.SetSpacing(tuple(voxel))
     return image
+
+
+CHECK_POINTS = np.array([[60.0, 60.0], [140.0, 170.0], [100.0, 115.0]])  # canvas points (mm) inside the head
+
+
+def miss_mm(estimate: np.ndarray, truth: np.ndarray, points: np.ndarray = CHECK_POINTS) -> np.ndarray:
+    """How far (mm) the 3x3 ``estimate`` puts each of ``points`` from where ``truth`` puts it."""
+    gap = estimate - truth
+    return np.linalg.norm(points @ gap[:2, :2].T + gap[:2, 2], axis=1)

@@ -184,11 +184,7 @@ def test_dark_background_uint16_tiffs_stack_into_a_uint16_volume(tmp_path):
                  "--output-volume", str(volume), "--output-transforms", str(csv)])  # fmt: skip
     assert code == 0
     poses = read_transforms_csv(csv)
-    relative = poses[2] @ np.linalg.inv(poses[0])
-    points = np.array([[60.0, 60.0], [140.0, 170.0], [100.0, 115.0]])
-    miss = np.linalg.norm(
-        points @ relative[:2, :2].T + relative[:2, 2] - (points @ motion[:2, :2].T + motion[:2, 2]), axis=1
-    )
+    miss = stack_data.miss_mm(poses[2] @ np.linalg.inv(poses[0]), motion)
     assert miss.max() < 0.3, miss
     image = sitk.ReadImage(str(volume))
     assert image.GetPixelID() == sitk.sitkUInt16 and np.allclose(image.GetSpacing(), (1.0, 1.0, 2.0))

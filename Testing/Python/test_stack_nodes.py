@@ -49,11 +49,7 @@ def test_stack_sections_makes_a_volume_node_with_the_section_spacing(scene, sect
     assert np.allclose(_ijk_to_ras(node), np.diag([-1.0, -1.0, 2.0, 1.0]))
     # The known motion of section 3 is found (x_in = A x_out + t): within 0.3 mm of it on the canvas.
     poses = read_transforms_csv(csv)
-    relative = poses[3] @ np.linalg.inv(poses[0])
-    points = np.array([[60.0, 60.0], [140.0, 170.0], [100.0, 115.0]])
-    miss = np.linalg.norm(
-        points @ relative[:2, :2].T + relative[:2, 2] - (points @ MOTION[:2, :2].T + MOTION[:2, 2]), axis=1
-    )
+    miss = stack_data.miss_mm(poses[3] @ np.linalg.inv(poses[0]), MOTION)
     assert miss.max() < 0.3, miss
     # The volume's section 3 shows the section brought back: the unmoved section 2's tissue lines up with it.
     voxels = numpy_support.vtk_to_numpy(node.GetImageData().GetPointData().GetScalars()).reshape(6, 230, 200, 3)
