@@ -139,6 +139,8 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onSceneStartClose(self, caller, event) -> None:
         if self._prep is not None and self._prep.running:
             self._prep.cancel()  # its outputs would land in a closed scene
+        if self._stack is not None and self._stack.running:
+            self._stack.cancel()
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
