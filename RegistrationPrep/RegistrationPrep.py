@@ -5,6 +5,7 @@ MultimodalRegistrationLib.nodes.prep, which runs the preparation in a worker pro
 application stays responsive and Cancel stops it at once) and never modifies the original volumes.
 """
 
+import pathlib
 from typing import Optional
 
 import qt
@@ -15,6 +16,7 @@ from MultimodalRegistrationLib.core.errors import InputError
 # MultimodalRegistrationLib is installed with the MultimodalRegistration module (a dependency of this one,
 # so it loads first): its folder is a Slicer module path, hence importable, in a build and from a source tree.
 from MultimodalRegistrationLib.nodes import prep as prep_nodes
+from MultimodalRegistrationLib.nodes import stack as stack_nodes
 from MultimodalRegistrationLib.nodes.panels import CITATIONS_HTML, DOCS_URL
 from slicer import (
     vtkMRMLLabelMapVolumeNode,
@@ -85,6 +87,13 @@ class RegistrationPrepParameterNode:
     outputMoving: Optional[vtkMRMLScalarVolumeNode]
     outputFixedMask: Optional[vtkMRMLLabelMapVolumeNode]
     outputMovingMask: Optional[vtkMRMLLabelMapVolumeNode]
+    # Stack serial sections (nodes.stack): a folder of 2D sections into a new volume.
+    stackSectionsFolder: pathlib.Path
+    stackPixelMm: float = 0.0  # 0: from the files
+    stackSectionMm: float = 1.0
+    stackAffine: bool = False
+    stackReference: Optional[vtkMRMLScalarVolumeNode]
+    stackReferenceOffsetMm: float = 0.0
 
 
 class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -97,6 +106,7 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._prep = None
         self._prepParameterNode = None  # where the running preparation's outputs go, even if the GUI moves on
         self._movingVolumeID = None
+        self._stack = None  # the running or last stack of serial sections
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -108,6 +118,7 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.clicked.connect(self.onApplyButton)
         self.ui.previewButton.clicked.connect(self.onPreviewButton)
         self.ui.sendButton.clicked.connect(self.onSendButton)
+        self.ui.stackButton.clicked.connect(self.onStackButton)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.initializeParameterNode()
@@ -116,6 +127,8 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.removeObservers()
         if self._prep is not None:
             self._prep.cancel()
+        if self._stack is not None:
+            self._stack.cancel()
 
     def enter(self) -> None:
         self.initializeParameterNode()
@@ -126,6 +139,8 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onSceneStartClose(self, caller, event) -> None:
         if self._prep is not None and self._prep.running:
             self._prep.cancel()  # its outputs would land in a closed scene
+        if self._stack is not None and self._stack.running:
+            self._stack.cancel()
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -216,6 +231,37 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 node.outputFixed, node.outputMoving, node.outputFixedMask, node.outputMovingMask
             )
 
+    def onStackButton(self) -> None:
+        if self._stack is not None and self._stack.running:
+            self._stack.cancel()
+            return
+        node = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("Stacking could not start."), waitCursor=True):
+            self.ui.stackStatusLabel.text = ""
+            self._stack = self.logic.stackSections(
+                self.logic.stackParametersFrom(node), node.stackReference, blocking=False,
+                onProgress=self._onStackProgress, onDone=self._onStackDone,
+            )  # fmt: skip
+            self.ui.stackProgressBar.value = 0
+            self.ui.stackProgressBar.visible = True
+            self._stack.follow(qt.QTimer.singleShot)
+        self.ui.stackButton.text = (
+            _("Cancel") if self._stack is not None and self._stack.running else _("Stack sections")
+        )
+
+    def _onStackProgress(self, fraction: float, stage: str) -> None:
+        self.ui.stackProgressBar.value = int(100 * fraction)
+        self.ui.stackProgressBar.format = f"%p% {stage}"
+
+    def _onStackDone(self, stack) -> None:
+        self.ui.stackProgressBar.visible = False
+        self.ui.stackButton.text = _("Stack sections")
+        self.ui.stackStatusLabel.text = stack_nodes.status_text(stack)
+        if stack.error is not None and stack.error.kind != "cancelled":
+            slicer.util.errorDisplay(str(stack.error), windowTitle=_("Stacking failed"))
+        elif stack.volume_node is not None:
+            slicer.util.setSliceViewerLayers(background=stack.volume_node, fit=True)
+
 
 class RegistrationPrepLogic(ScriptedLoadableModuleLogic):
     """Node-level preparation; the work is done by MultimodalRegistrationLib.nodes.prep."""
@@ -246,6 +292,25 @@ class RegistrationPrepLogic(ScriptedLoadableModuleLogic):
         slicer.util.setSliceViewerLayers(
             background=prep.fixed_node, foreground=prep.moving_node, label=prep.fixed_mask_node,
             foregroundOpacity=0.5, fit=True,
+        )  # fmt: skip
+
+    @staticmethod
+    def stackParametersFrom(node) -> stack_nodes.StackParameters:
+        """The panel's stack choices as the library's parameters."""
+        folder = str(node.stackSectionsFolder)
+        return stack_nodes.StackParameters(
+            sections="" if folder in ("", ".") else folder, section_mm=node.stackSectionMm,
+            pixel_mm=node.stackPixelMm or None, affine=node.stackAffine,
+            reference_offset_mm=node.stackReferenceOffsetMm,
+        )  # fmt: skip
+
+    @staticmethod
+    def stackSections(parameters, referenceNode=None, blocking=True, onProgress=None, onDone=None):
+        """Stack serial sections into a new volume node in a worker process; see nodes.stack.stack_sections."""
+        python = slicer.util.getModuleLogic("MultimodalRegistration").workerPython()
+        return stack_nodes.stack_sections(
+            parameters, referenceNode, scene=slicer.mrmlScene, python=python, blocking=blocking,
+            on_progress=onProgress, on_done=onDone,
         )  # fmt: skip
 
     @staticmethod

@@ -14,7 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from MultimodalRegistrationLib.core.phantom import tissue_fractions
+import SimpleITK as sitk
+from MultimodalRegistrationLib.core.phantom import TISSUES, tissue_fractions
 from PIL import Image
 from scipy import ndimage
 
@@ -181,3 +182,38 @@ def residuals_after_global_fit(
         expected = points[k] @ truth[k][:2, :2].T + truth[k][:2, 2]
         out[k] = float(np.linalg.norm(mapped - expected, axis=1).mean())
     return out
+
+
+def reference_volume(
+    data: SerialSections, motion: np.ndarray, offset_mm: float = 3.0, voxel_mm=(1.0, 1.0, 1.0), seed: int = 0,
+    canvas_mm=(200.0, 230.0), first_z: float = -29.0,
+) -> sitk.Image:  # fmt: skip
+    """An MR-like reference of the same head (the phantom's T1-like tissue values, noise): its third axis is the
+    cutting direction, section k at depth ``offset_mm + k * section_mm`` from its first slice; its plane frame
+    (voxel (i, j) at ``(i sx, j sy)`` mm) is ``x_ref = motion @ x_out``. ``first_z``: the head height of section 0."""
+    voxel = np.asarray(voxel_mm, float)
+    depth = offset_mm + (len(data.paths) - 1) * data.section_mm + 4.0
+    columns, rows, slices = int(canvas_mm[0] / voxel[0]) + 20, int(canvas_mm[1] / voxel[1]) + 20, int(depth / voxel[2])
+    jj, ii = np.mgrid[0:rows, 0:columns]
+    x_ref = np.stack([ii * voxel[0], jj * voxel[1]], axis=-1).reshape(-1, 2)
+    inverse = np.linalg.inv(motion)
+    head_xy = x_ref @ inverse[:2, :2].T + inverse[:2, 2] - np.asarray(canvas_mm) / 2
+    out = np.empty((slices, rows, columns), np.float32)
+    for s in range(slices):
+        z = first_z - offset_mm + s * voxel[2]
+        head = np.concatenate([head_xy, np.full((len(head_xy), 1), z)], axis=1).astype(np.float32)
+        fractions = tissue_fractions(head)
+        out[s] = sum(TISSUES[name][1] * fraction for name, fraction in fractions.items()).reshape(rows, columns)
+    out += np.random.default_rng(seed).normal(0, 10.0, out.shape).astype(np.float32)
+    image = sitk.GetImageFromArray(out)
+    image.SetSpacing(tuple(voxel))
+    return image
+
+
+CHECK_POINTS = np.array([[60.0, 60.0], [140.0, 170.0], [100.0, 115.0]])  # canvas points (mm) inside the head
+
+
+def miss_mm(estimate: np.ndarray, truth: np.ndarray, points: np.ndarray = CHECK_POINTS) -> np.ndarray:
+    """How far (mm) the 3x3 ``estimate`` puts each of ``points`` from where ``truth`` puts it."""
+    gap = estimate - truth
+    return np.linalg.norm(points @ gap[:2, :2].T + gap[:2, 2], axis=1)

@@ -893,3 +893,48 @@ def test_the_slicer_batch_script_refuses_guidance_it_does_not_load(tmp_path, pri
     assert run.returncode == EXIT_INPUT, run.stderr[-2000:]
     assert "--fixed-segmentation, --moving-segmentation, --segments, --metric: guidance is not read" in run.stderr
     assert not (tmp_path / "out").exists() and list(private_tmp.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- mmreg stack --reference (issue 23)
+def _stack_reference(inputs: Path, slices: int = 4) -> Path:
+    """A small 3D reference (``slices`` planes 1 mm apart) in inputs/reference.nrrd."""
+    path = inputs / "reference.nrrd"
+    write_image(_volume(size=(30, 30, slices), spacing=(1.0, 1.0, 1.0)), path)
+    return path
+
+
+def stack_reference_missing(inputs: Path, out: Path) -> list[str]:
+    return _stack(str(_sections(inputs)), out, "--reference", str(inputs / "nowhere.nrrd"))
+
+
+def stack_reference_is_2d(inputs: Path, out: Path) -> list[str]:
+    folder = _sections(inputs)
+    return _stack(str(folder), out, "--reference", str(folder / "s0.png"))
+
+
+def stack_reference_too_shallow(inputs: Path, out: Path) -> list[str]:
+    """Two sections 1 mm apart from 3 mm deep need 4 mm of reference; it holds 3 mm (4 slices)."""
+    return _stack(str(_sections(inputs)), out, "--reference", str(_stack_reference(inputs)), "--reference-offset", "3")
+
+
+def stack_reference_negative_offset(inputs: Path, out: Path) -> list[str]:
+    return _stack(str(_sections(inputs)), out, "--reference", str(_stack_reference(inputs)), "--reference-offset", "-1")
+
+
+def stack_zero_neighbours(inputs: Path, out: Path) -> list[str]:
+    return _stack(str(_sections(inputs)), out, "--neighbours", "0")
+
+
+STACK_REFERENCE_CASES = {
+    "stack: reference missing": Case(stack_reference_missing, "does not exist"),
+    "stack: reference is 2D": Case(stack_reference_is_2d, "not a 3D volume"),
+    "stack: reference too shallow": Case(stack_reference_too_shallow, "check --section-spacing and --reference-offset"),
+    "stack: negative reference offset": Case(stack_reference_negative_offset, "depth of the first section"),
+    "stack: zero neighbours": Case(stack_zero_neighbours, "give 1 to 20"),
+}
+CASES.update(STACK_REFERENCE_CASES)
+
+
+@pytest.mark.parametrize("name", list(STACK_REFERENCE_CASES))
+def test_bad_stack_reference_is_refused_before_any_section_is_registered(name, tmp_path, private_tmp, capsys):
+    test_bad_input_is_refused_early_and_leaves_everything_as_it_was(name, tmp_path, private_tmp, capsys)

@@ -184,11 +184,7 @@ def test_dark_background_uint16_tiffs_stack_into_a_uint16_volume(tmp_path):
                  "--output-volume", str(volume), "--output-transforms", str(csv)])  # fmt: skip
     assert code == 0
     poses = read_transforms_csv(csv)
-    relative = poses[2] @ np.linalg.inv(poses[0])
-    points = np.array([[60.0, 60.0], [140.0, 170.0], [100.0, 115.0]])
-    miss = np.linalg.norm(
-        points @ relative[:2, :2].T + relative[:2, 2] - (points @ motion[:2, :2].T + motion[:2, 2]), axis=1
-    )
+    miss = stack_data.miss_mm(poses[2] @ np.linalg.inv(poses[0]), motion)
     assert miss.max() < 0.3, miss
     image = sitk.ReadImage(str(volume))
     assert image.GetPixelID() == sitk.sitkUInt16 and np.allclose(image.GetSpacing(), (1.0, 1.0, 2.0))
@@ -233,3 +229,69 @@ def test_the_solve_outvotes_a_bad_pair_and_drifts_less_than_chaining():
     assert errors["noisy", "global"].max() < 0.8 * errors["noisy", "chained"].max()
     assert errors["folded", "global"].max() < 1.1 * errors["noisy", "global"].max()  # the fold is outvoted
     assert errors["folded", "chained"].max() > 10.0  # the fold bends every later section
+
+
+# --------------------------------------------------------------------------- --reference
+def test_a_reference_removes_the_bend_that_biased_neighbour_pairs_leave():
+    """Pure geometry: 60 sections; every neighbour pair biased alike (0.05 deg and 0.2 mm: anatomy that changes
+    along the stack), so neighbours alone bend the stack; each section's pair to the reference is unbiased but
+    noisy (0.5 deg, 1 mm) and one is 40 mm off. With the reference the bend goes, the bad pair is left out."""
+    from MultimodalRegistrationLib.stack.pairs import PairResult
+    from MultimodalRegistrationLib.stack.solve import solve_rigid
+
+    rng = np.random.default_rng(1)
+    count, center = 60, np.array([100.0, 115.0])
+    truth = np.stack([stack_data.rigid(rng.uniform(-12, 12), rng.uniform(-8, 8, 2), center) for _ in range(count)])
+    reference = stack_data.rigid(7.0, (12.0, -9.0), center)  # x_ref = reference @ x_out
+    bias = stack_data.rigid(0.05, (0.2, 0.0), center)
+    pairs = [PairResult(i, j, bias @ truth[j] @ np.linalg.inv(truth[i]), 0.9)
+             for i in range(count) for j in range(i + 1, min(count, i + 4))]  # fmt: skip
+    weights = [1.0 / (p.j - p.i) for p in pairs]
+    anchors = []
+    for k in range(count):
+        noise = stack_data.rigid(rng.normal(0, 0.5), rng.normal(0, 1.0, 2), center)
+        if k == 30:
+            noise = stack_data.rigid(0.0, (40.0, 0.0), center)
+        anchors.append(PairResult(count, k, noise @ truth[k] @ np.linalg.inv(reference), 0.0))
+    points = [np.array([[60.0, 60.0], [140.0, 170.0], [100.0, 115.0], [150.0, 80.0]])] * count
+    alone = solve_rigid(count, pairs, np.array(weights), center)
+    both = solve_rigid(count + 1, pairs + anchors, np.array(weights + [0.5] * count), center, list(range(count)))
+    errors = {}
+    for name, poses in (("neighbours", alone), ("reference", both[:count])):
+        errors[name] = stack_data.residuals_after_global_fit(poses, truth, points, range(count))
+        print(f"{name}: median {np.median(errors[name]):.2f} mm, worst {errors[name].max():.2f} mm")
+    assert errors["neighbours"].max() > 2.5  # the bend
+    assert errors["reference"].max() < 0.5 * errors["neighbours"].max() and np.median(errors["reference"]) < 0.5
+    # The reference's pose: section k's pose times its inverse is the true reference -> section k map.
+    for k in (0, 29, 59):
+        relative = both[k] @ np.linalg.inv(both[count])
+        expected = truth[k] @ np.linalg.inv(reference)
+        miss = points[0] @ (relative - expected)[:2, :2].T + (relative - expected)[:2, 2]
+        assert np.linalg.norm(miss, axis=1).max() < 1.5, (k, miss)
+
+
+def test_stack_with_an_mr_reference_through_the_command_line(tmp_path):
+    """8 H&E-like sections 2 mm apart (1 mm pixels) and an MR-like reference of the same head (its planes turned
+    7 deg and moved (12, -9) mm, section 0 3 mm deep): each section's residual after one global rigid fit, and
+    the reported reference_from_volume against the truth."""
+    canvas, first_z, offset = (200.0, 230.0), -7.0, 3.0
+    data = stack_data.serial_sections(tmp_path / "s", 8, 1.0, 2.0, first_z=first_z, seed=5, damage={4: "blank"})
+    motion = stack_data.rigid(7.0, (12.0, -9.0), np.asarray(canvas) / 2)
+    sitk.WriteImage(stack_data.reference_volume(data, motion, offset, first_z=first_z), str(tmp_path / "ref.nrrd"))
+    csv, summary = tmp_path / "T.csv", tmp_path / "S.json"
+    code = main(["stack", "--sections", str(tmp_path / "s"), "--pixel-size", "1", "--section-spacing", "2",
+                 "--output-volume", str(tmp_path / "V.nrrd"), "--output-transforms", str(csv), "--json", str(summary),
+                 "--reference", str(tmp_path / "ref.nrrd"), "--reference-offset", str(offset)])  # fmt: skip
+    assert code == 0
+    poses = read_transforms_csv(csv)
+    clean = [k for k in range(8) if k != 4]
+    error = stack_data.residuals_after_global_fit(poses, data.truth, data.points, clean)[clean]
+    print(f"with the reference: median {np.median(error):.3f} mm, worst {error.max():.3f} mm")
+    assert np.median(error) < 0.5 and error.max() < 1.0
+    record = json.loads(summary.read_text())
+    assert record["reference"] == {"path": str(tmp_path / "ref.nrrd"), "offset_mm": offset}
+    reference = np.array(record["reference_from_volume"])
+    for k in clean:  # x_in = P_k P_ref^-1 x_ref: the true reference -> section k map, within 1.5 mm
+        gap = poses[k] @ np.linalg.inv(reference) - data.truth[k] @ np.linalg.inv(motion)
+        points = data.points[k] @ motion[:2, :2].T + motion[:2, 2]  # reference-frame points inside the head
+        assert np.linalg.norm(points @ gap[:2, :2].T + gap[:2, 2], axis=1).mean() < 1.5, k

@@ -7,12 +7,9 @@ or much smaller sections do not stop the run: each is reported (stderr, and in t
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
-from pathlib import Path
 
-from ..core.errors import EXIT_OK, InputError
+from ..core.errors import EXIT_OK
 
 
 def add_stack_parser(subparsers) -> argparse.ArgumentParser:
@@ -39,52 +36,32 @@ def add_stack_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--affine", action="store_true", help="align with affine transforms instead of rigid ones")
     parser.add_argument("--neighbours", type=int, default=None, help="register each section to this many before it (3)")
     parser.add_argument("--threads", type=int, default=2, help="pairs registered at once (default 2)")
+    parser.add_argument(
+        "--reference", metavar="VOLUME",
+        help="a volume of the same tissue (e.g. the MRI), resampled so that its third axis is the cutting direction: "
+        "each section is also registered to its matching plane, which removes the slow drift and bend",
+    )  # fmt: skip
+    parser.add_argument(
+        "--reference-offset", type=float, default=0.0, metavar="MM",
+        help="depth of the first section in the reference, in mm from its first slice (default 0); section k lies "
+        "at this plus k times the section spacing",
+    )  # fmt: skip
     parser.add_argument("--json", dest="summary", help="write a JSON summary: each section's status, timings, outputs")
     parser.set_defaults(handler=command_stack)
     return parser
 
 
-def _checked(arguments: argparse.Namespace) -> tuple[list[Path], float]:
-    """The section files and the pixel size, after every check that needs no registration."""
-    from ..core.file_checks import check_output_path
-    from ..core.images2d import check_pixel_size, pixel_size_mm
-    from ..stack.sections import find_sections
-
-    spacing = arguments.section_spacing
-    if not (math.isfinite(spacing) and spacing > 0):
-        raise InputError(f"--section-spacing {spacing} mm: give the distance between sections in mm, e.g. 0.05")
-    neighbours = arguments.neighbours
-    if neighbours is not None and not 1 <= neighbours <= 20:
-        raise InputError(f"--neighbours {neighbours}: give 1 to 20 (default 3)")
-    if arguments.threads < 1:
-        raise InputError(f"--threads {arguments.threads}: give 1 or more")
-    check_output_path(arguments.output_volume, "output volume", (".nrrd",))
-    check_output_path(arguments.output_transforms, "output transforms", (".csv",))
-    if arguments.summary:
-        check_output_path(arguments.summary, "summary", (".json",))
-    paths = find_sections(arguments.sections)
-    if arguments.pixel_size is not None:
-        return paths, check_pixel_size(arguments.pixel_size)
-    import SimpleITK as sitk
-
-    for path in paths:  # the first section that reads states the pixel size
-        try:
-            image = sitk.ReadImage(str(path))
-        except RuntimeError:
-            continue
-        size = pixel_size_mm(path, image)
-        if size is None:
-            raise InputError(f"{path.name} does not state its pixel size: give it with --pixel-size MM")
-        return paths, check_pixel_size(size, f"the pixel size in {path.name}")
-    raise InputError(f"--sections {arguments.sections}: no section can be read: check the files (PNG, TIFF, NRRD)")
-
-
 def command_stack(arguments: argparse.Namespace) -> int:
     """Check, align, write, report; an InputError propagates (cli.main exits 2)."""
-    paths, pixel_mm = _checked(arguments)
-    from ..core.files import write_atomically
-    from ..stack.align import NEIGHBOURS, stack_sections
+    from ..process.jobs import StackJob
+    from ..process.stack_job import execute
 
+    job = StackJob(
+        sections=arguments.sections, section_mm=arguments.section_spacing, output_volume=arguments.output_volume,
+        output_transforms=arguments.output_transforms, pixel_mm=arguments.pixel_size, affine=arguments.affine,
+        neighbours=arguments.neighbours, threads=arguments.threads, reference=arguments.reference,
+        reference_offset_mm=arguments.reference_offset, summary=arguments.summary,
+    )  # fmt: skip
     stream = sys.stderr
 
     def progress(items, **labels):
@@ -92,18 +69,11 @@ def command_stack(arguments: argparse.Namespace) -> int:
 
         return tqdm(items, file=stream, disable=not stream.isatty(), dynamic_ncols=True, **labels)
 
-    summary = stack_sections(
-        paths, pixel_mm, arguments.section_spacing, arguments.output_volume, arguments.output_transforms,
-        affine=arguments.affine, neighbours=arguments.neighbours or NEIGHBOURS, threads=arguments.threads,
-        progress=progress,
-    )  # fmt: skip
-    if arguments.summary:
-        summary.outputs["summary"] = str(arguments.summary)
-        text = json.dumps(summary.to_dict(), indent=2)
-        write_atomically(arguments.summary, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    summary, pixel_mm = execute(job, progress)
     usable = sum(s.status in ("ok", "small") for s in summary.sections)
     print(f"stacked {len(summary.sections)} sections ({usable} aligned, {summary.pairs} pairs) at "
-          f"{pixel_mm:g} x {pixel_mm:g} x {arguments.section_spacing:g} mm")  # fmt: skip
+          f"{pixel_mm:g} x {pixel_mm:g} x {job.section_mm:g} mm"
+          + (" with the reference" if job.reference else ""))  # fmt: skip
     for section in summary.problems():
         print(f"warning: section {section.section} ({section.file}): {section.status}: {section.note}", file=sys.stderr)
     for name, path in summary.outputs.items():

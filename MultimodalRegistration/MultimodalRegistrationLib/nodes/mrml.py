@@ -65,7 +65,10 @@ def update_volume_node_from_image(node, image: sitk.Image):
     array = sitk.GetArrayFromImage(image)
     image_data = vtk.vtkImageData()
     image_data.SetDimensions(image.GetSize())
-    vtk_array = numpy_support.numpy_to_vtk(array.ravel(), deep=True)
+    components = image.GetNumberOfComponentsPerPixel()  # RGB: a vector volume node's 3 components per voxel
+    vtk_array = numpy_support.numpy_to_vtk(
+        array.reshape(-1, components) if components > 1 else array.ravel(), deep=True
+    )
     image_data.GetPointData().SetScalars(vtk_array)
     node.SetIJKToRASMatrix(_vtk_matrix(F @ index_to_physical_matrix(image)))
     node.SetAndObserveImageData(image_data)
@@ -73,8 +76,10 @@ def update_volume_node_from_image(node, image: sitk.Image):
 
 
 def volume_node_from_image(scene, image: sitk.Image, name: str = "volume", labelmap: bool = False):
-    """Add a new scalar (or labelmap) volume node holding ``image``, with a display node."""
+    """Add a new scalar (labelmap; vector for a multi-component image) volume node holding ``image``, displayed."""
     class_name = "vtkMRMLLabelMapVolumeNode" if labelmap else "vtkMRMLScalarVolumeNode"
+    if image.GetNumberOfComponentsPerPixel() > 1:
+        class_name = "vtkMRMLVectorVolumeNode"
     node = scene.AddNewNodeByClass(class_name, name)
     update_volume_node_from_image(node, image)
     node.CreateDefaultDisplayNodes()

@@ -353,3 +353,35 @@ class PrealignJob(Job):
                                cli={"help": "write the residual table as CSV (RAS mm)"})  # fmt: skip
     summary: str | None = _path("output", suffixes=(".json",), cli={
         "flag": "--json", "help": "write a JSON summary of the fit (- : to standard output)"})  # fmt: skip
+
+
+@dataclass
+class StackJob(Job):
+    """Serial 2D sections aligned and stacked into a volume (:func:`..stack.align.stack_sections`).
+
+    ``sections``: a folder or glob of sections in name order; ``pixel_mm`` (None: from the files) and
+    ``section_mm`` in mm; ``reference``: an optional volume whose third axis is the cutting direction, section 0
+    at ``reference_offset_mm`` from its first slice (:mod:`..stack.reference`).
+    """
+
+    module: ClassVar[str] = "MultimodalRegistrationLib.process.stack_job"
+
+    sections: str = field(default=None, metadata={"required": True})
+    section_mm: float = field(default=None, metadata={"required": True})
+    output_volume: str = _path("output", required=True, suffixes=(".nrrd",))
+    output_transforms: str | None = _path("output", suffixes=(".csv",))
+    pixel_mm: float | None = None
+    affine: bool = False
+    neighbours: int | None = None
+    threads: int = 2
+    reference: str | None = _path("input")
+    reference_offset_mm: float = 0.0
+    summary: str | None = _path("output", suffixes=(".json",))
+    workdir: str | None = None
+
+    def resolved(self) -> StackJob:
+        """A copy with absolute paths, the sections' folder or glob's included."""
+        job = super().resolved()
+        if self.sections:
+            job.sections = str(Path(self.sections).expanduser().resolve())
+        return job

@@ -2,8 +2,9 @@
 
 :func:`align_sections` reads the sections once in order, keeping only the working images of the last
 ``neighbours`` sections (memory: a few sections), registers each to the ``neighbours`` sections before it
-(pairs run in ``threads`` parallel workers), then solves all poses together (:mod:`.solve`). Sections that
-are missing or blank get poses interpolated from their neighbours; every section's fate is reported.
+(pairs run in ``threads`` parallel workers), and, given a reference volume (:mod:`.reference`), to its matching
+plane, then solves all poses together (:mod:`.solve`; the reference is one more node). Sections that are missing
+or blank get poses interpolated from their neighbours; every section's fate is reported.
 :func:`stack_sections` also writes the CSV and the volume (:mod:`.output`).
 """
 
@@ -20,13 +21,16 @@ import numpy as np
 from ..core.errors import InputError
 from ..core.records import Record
 from .output import write_transforms_csv, write_volume
-from .pairs import PairResult, register_pair
+from .pairs import PairResult, register_pair, register_to_reference
+from .reference import Reference
 from .sections import USABLE, SectionReport, WorkingSection, mark_small, read_section
-from .solve import fill_missing, sequential_poses, solve_affine, solve_rigid
+from .solve import fill_missing, pair_residuals, sequential_poses, solve_affine, solve_rigid
 
 NEIGHBOURS = 3
 SMALL_WEIGHT = 0.25  # a small section's pairs count this much
 MIN_CORRELATION = 0.05
+REFERENCE_WEIGHT = 0.5  # a section-to-reference pair counts like a neighbour pair of this weight
+REJECT_MM, REJECT_FACTOR = 5.0, 5.0  # a pair this far (mm) off the solution, and this many median pairs, is left out
 DISTANCE_POWER = 1.0  # a pair k sections apart counts 1 / k**DISTANCE_POWER: farther sections differ more;
 # 2 let one bad neighbour pair outweigh every other pair across its gap (test_stack: 10 mm off), 0 and 1 tie
 
@@ -47,6 +51,8 @@ class StackSummary(Record):
     pairs: int = 0
     timings_s: dict[str, float] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
+    reference: dict | None = None  # the reference's file and first-section depth (mm), when one was given
+    reference_from_volume: list[list[float]] | None = None  # 3x3, x_ref = M x_out (mm), when a reference was given
 
     def problems(self) -> list[SectionReport]:
         return [s for s in self.sections if s.status != "ok"]
@@ -62,21 +68,51 @@ class StackAlignment:
     center: np.ndarray  # the canvas centre (mm): the solve's rotation centre
     bright: bool = True
     timings_s: dict[str, float] = field(default_factory=dict)
+    reference_pose: np.ndarray | None = None  # x_ref = reference_pose @ x_out, when a reference was given
 
 
 def _pair_weight(pair: PairResult, reports: list[SectionReport]) -> float:
-    weight = max(pair.correlation, MIN_CORRELATION) ** 2 / abs(pair.j - pair.i) ** DISTANCE_POWER
-    if "small" in (reports[pair.i].status, reports[pair.j].status):
+    sections = [k for k in (pair.i, pair.j) if k < len(reports)]  # pair.i == len(reports): the reference
+    if len(sections) == 1:
+        weight = REFERENCE_WEIGHT
+    else:
+        weight = max(pair.correlation, MIN_CORRELATION) ** 2 / abs(pair.j - pair.i) ** DISTANCE_POWER
+    if any(reports[k].status == "small" for k in sections):
         weight *= SMALL_WEIGHT
     return weight
 
 
+def solve_rejecting(
+    count: int, pairs: list[PairResult], reports: list[SectionReport], center: np.ndarray, affine: bool
+) -> tuple[np.ndarray, list[PairResult]]:
+    """Poses of the sections and the reference (index ``count``) from the pairs; pairs that disagree with the
+    solution by more than REJECT_MM (and REJECT_FACTOR times the median pair) are left out, the rest solved again,
+    and each rejection noted on its sections' reports. Returns the poses and the pairs kept."""
+    solve = solve_affine if affine else solve_rigid
+    gauge = list(range(count))
+    weights = np.array([_pair_weight(p, reports) for p in pairs])
+    poses = solve(count + 1, pairs, weights, center, gauge)
+    residual = pair_residuals(poses, pairs, center)
+    bad = residual > max(REJECT_MM, REJECT_FACTOR * float(np.median(residual)))
+    if not bad.any():
+        return poses, pairs
+    for pair, off in zip([p for p, b in zip(pairs, bad) if b], residual[bad]):
+        for section, other in ((pair.i, pair.j), (pair.j, pair.i)):
+            if section < count:
+                name = "the reference" if other == count else f"section {other}"
+                note = f"its registration to {name} was {off:.1f} mm off the others and left out"
+                reports[section].note = "; ".join(n for n in (reports[section].note, note) if n)
+    kept = [p for p, b in zip(pairs, bad) if not b]
+    return solve(count + 1, kept, weights[~bad], center, gauge), kept
+
+
 def align_sections(
     paths: list[Path], pixel_mm: float, affine: bool = False, neighbours: int = NEIGHBOURS, threads: int = 2,
-    sequential: bool = False, progress: Callable = _no_progress,
+    sequential: bool = False, progress: Callable = _no_progress, reference: Reference | None = None,
 ) -> StackAlignment:  # fmt: skip
     """Align ordered 2D sections (see the module notes). ``progress`` wraps an iterable (e.g. tqdm);
     ``sequential`` chains neighbouring pairs instead of solving (the drifting baseline, for benchmarks)."""
+    count = len(paths)
     started = time.perf_counter()
     reports: list[SectionReport] = []
     window: list[WorkingSection] = []
@@ -94,6 +130,11 @@ def align_sections(
             bright_votes.append(working.bright)
             for earlier in window[-(1 if sequential else neighbours) :]:
                 jobs.append(pool.submit(register_pair, earlier, working, affine))
+            plane = reference.working_plane(index) if reference is not None and not sequential else None
+            if plane is not None:
+                jobs.append(pool.submit(register_to_reference, plane, working, count, affine))
+            elif reference is not None and not sequential:
+                report.note = "its reference plane holds no tissue: aligned to its neighbours only"
             window = (window + [working])[-neighbours:]
             while len(jobs) > 4 * max(1, threads):  # bounded: finished pairs free their images
                 pairs.append(jobs.pop(0).result())
@@ -105,14 +146,15 @@ def align_sections(
         kinds = ", ".join(sorted({r.status for r in reports if r.status not in USABLE}))
         raise InputError(f"only {sum(usable)} of {len(reports)} sections hold tissue (the others: {kinds}): "
                          "check the files and the order, or give the right folder")  # fmt: skip
+    usable.append(True)  # the reference
     pairs = [p for p in pairs if usable[p.i] and usable[p.j]]
     center = (np.asarray(canvas or (1, 1), float) - 1) * pixel_mm / 2
-    count = len(paths)
+    reference_pose = None
     if sequential:
         poses = sequential_poses(count, pairs)
     elif pairs:
-        weights = np.array([_pair_weight(p, reports) for p in pairs])
-        poses = (solve_affine if affine else solve_rigid)(count, pairs, weights, center)
+        poses, pairs = solve_rejecting(count, pairs, reports, center, affine)
+        poses, reference_pose = poses[:count], (None if np.isnan(poses[count, 0, 0]) else poses[count])
     else:
         poses = np.full((count, 3, 3), np.nan)
     for report in reports:
@@ -124,16 +166,16 @@ def align_sections(
     poses = fill_missing(poses, center)
     bright = bool(np.mean(bright_votes) >= 0.5) if bright_votes else True
     timings = {"register_s": registered - started, "solve_s": time.perf_counter() - registered}
-    return StackAlignment(poses, reports, pairs, center, bright, timings)
+    return StackAlignment(poses, reports, pairs, center, bright, timings, reference_pose)
 
 
 def stack_sections(
     paths: list[Path], pixel_mm: float, section_mm: float, output_volume: str | Path | None = None,
     output_transforms: str | Path | None = None, affine: bool = False, neighbours: int = NEIGHBOURS,
-    threads: int = 2, progress: Callable = _no_progress,
+    threads: int = 2, progress: Callable = _no_progress, reference: Reference | None = None,
 ) -> StackSummary:  # fmt: skip
     """Align the sections and write the CSV and the volume (each optional); the summary says what happened."""
-    alignment = align_sections(paths, pixel_mm, affine, neighbours, threads, progress=progress)
+    alignment = align_sections(paths, pixel_mm, affine, neighbours, threads, progress=progress, reference=reference)
     outputs = {}
     if output_transforms:
         write_transforms_csv(alignment.poses, output_transforms)
@@ -150,4 +192,6 @@ def stack_sections(
     return StackSummary(
         sections=alignment.sections, pixel_mm=pixel_mm, section_mm=section_mm, affine=affine, neighbours=neighbours,
         pairs=len(alignment.pairs), timings_s={k: round(v, 3) for k, v in timings.items()}, outputs=outputs,
+        reference=None if reference is None else {"path": reference.path, "offset_mm": reference.offset_mm},
+        reference_from_volume=None if alignment.reference_pose is None else alignment.reference_pose.tolist(),
     )  # fmt: skip

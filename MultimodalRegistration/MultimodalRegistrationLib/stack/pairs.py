@@ -24,6 +24,7 @@ from .sections import WorkingSection
 START_ANGLES_DEG = (-24.0, -12.0, 0.0, 12.0, 24.0)  # 7 angles every 10 deg: 25% slower, no more accurate
 SAMPLING = 0.3
 SEED = 7
+MI_BINS = 32
 MASK_RATIO = 0.8  # tissue area ratio under which the smaller section's tissue masks the metric
 
 
@@ -37,9 +38,12 @@ class PairResult:
     correlation: float
 
 
-def _method(shrink: list[int], sigmas: list[float], iterations: int) -> sitk.ImageRegistrationMethod:
+def _method(shrink: list[int], sigmas: list[float], iterations: int, mutual: bool) -> sitk.ImageRegistrationMethod:
     method = sitk.ImageRegistrationMethod()
-    method.SetMetricAsCorrelation()
+    if mutual:  # another modality (the reference): Mattes mutual information
+        method.SetMetricAsMattesMutualInformation(MI_BINS)
+    else:
+        method.SetMetricAsCorrelation()
     method.SetMetricSamplingStrategy(method.RANDOM)
     method.SetMetricSamplingPercentage(SAMPLING, SEED)
     method.SetInterpolator(sitk.sitkLinear)
@@ -67,8 +71,18 @@ def register_pair(first: WorkingSection, second: WorkingSection, affine: bool = 
     return PairResult(first.index, second.index, matrix, correlation)
 
 
-def _register(fixed: WorkingSection, moving: WorkingSection, affine: bool, masked: bool) -> tuple[np.ndarray, float]:
-    method = _method([4, 2, 1], [2.0, 1.0, 0.0], 100)
+def register_to_reference(plane: WorkingSection, section: WorkingSection, reference_index: int,
+                          affine: bool = False) -> PairResult:  # fmt: skip
+    """``x_section = matrix @ x_plane``: a section (moving) registered to its reference plane (fixed, another
+    modality: mutual information, the same starts); ``correlation`` holds the final mutual information."""
+    matrix, value = _register(plane, section, affine, masked=False, mutual=True)
+    return PairResult(reference_index, section.index, matrix, value)
+
+
+def _register(
+    fixed: WorkingSection, moving: WorkingSection, affine: bool, masked: bool, mutual: bool = False
+) -> tuple[np.ndarray, float]:
+    method = _method([4, 2, 1], [2.0, 1.0, 0.0], 100, mutual)
     if masked and fixed.mask is not None:
         method.SetMetricFixedMask(fixed.mask)
     center = [float(v) for v in fixed.centroid]
@@ -89,7 +103,7 @@ def _register(fixed: WorkingSection, moving: WorkingSection, affine: bool, maske
         start.SetCenter(center)
         start.SetMatrix(matrix[:2, :2].ravel().tolist())
         start.SetTranslation((matrix[:2, :2] @ np.asarray(center) + matrix[:2, 2] - np.asarray(center)).tolist())
-        refine = _method([2, 1], [1.0, 0.0], 100)
+        refine = _method([2, 1], [1.0, 0.0], 100, mutual)
         refine.SetInitialTransform(start, inPlace=False)
         if masked and fixed.mask is not None:
             refine.SetMetricFixedMask(fixed.mask)

@@ -140,8 +140,13 @@ def read_section(path: Path, index: int, pixel_mm: float) -> tuple[SectionReport
         report.status, report.note = "missing", str(error)[:200]
         return report, None
     report.size = list(read.image.GetSize())
-    factor = max(1, round(WORK_MM / pixel_mm))
-    gray = to_gray(read.image)
+    return report, working_section(to_gray(read.image), report)
+
+
+def working_section(gray: sitk.Image, report: SectionReport) -> WorkingSection | None:
+    """The working image of a one-channel 2D image (any pixel size, shrunk to about WORK_MM); sets the report's
+    tissue area and, when no tissue is found, its status (blank): then None."""
+    factor = max(1, round(WORK_MM / float(gray.GetSpacing()[0])))
     if factor > 1:
         gray = sitk.BinShrink(gray, [factor, factor])
     work, bright = _contrast_image(gray)
@@ -152,7 +157,7 @@ def read_section(path: Path, index: int, pixel_mm: float) -> tuple[SectionReport
     if fraction < BLANK_FRACTION or contrast < BLANK_CONTRAST:
         report.status = "blank"
         report.note = f"no tissue found (tissue {fraction:.1%} of the slide, contrast {contrast:.1f} noise deviations)"
-        return report, None
+        return None
     work[~tissue] = 0.0
     image = sitk.GetImageFromArray(work)
     image.CopyInformation(gray)  # origin: the first pixel's centre of the shrunk grid, in the section's mm
@@ -160,7 +165,7 @@ def read_section(path: Path, index: int, pixel_mm: float) -> tuple[SectionReport
     centroid = np.asarray(image.TransformContinuousIndexToPhysicalPoint(centroid_index.tolist()))
     mask = sitk.BinaryDilate(sitk.GetImageFromArray(tissue.astype(np.uint8)), [2, 2])
     mask.CopyInformation(gray)
-    return report, WorkingSection(index, image, centroid, bright, mask, int(tissue.sum()))
+    return WorkingSection(report.section, image, centroid, bright, mask, int(tissue.sum()))
 
 
 def mark_small(reports: list[SectionReport], around: int = 3) -> None:

@@ -60,12 +60,16 @@ def _solve(rows, cols, vals, rhs, shape) -> np.ndarray:
     return lsqr(matrix, np.asarray(rhs, float), atol=1e-12, btol=1e-12, iter_lim=20000)[0]
 
 
-def solve_rigid(count: int, pairs: list[PairResult], weights: np.ndarray, center: np.ndarray) -> np.ndarray:
-    """(count, 3, 3) rigid poses; NaN for sections no pair reaches (see the module notes)."""
+def solve_rigid(
+    count: int, pairs: list[PairResult], weights: np.ndarray, center: np.ndarray, gauge: list[int] | None = None
+) -> np.ndarray:
+    """(count, 3, 3) rigid poses; NaN for sections no pair reaches (see the module notes). ``gauge``: the sections
+    whose mean pose is the volume frame (default: all that pairs reach; the reference is left out)."""
     centred = [_about(p.matrix, center) for p in pairs]
     angle_ij = np.array([np.arctan2(m[1, 0], m[0, 0]) for m in centred])
     shift_ij = np.array([m[:2, 2] for m in centred])
     members = sorted({p.i for p in pairs} | {p.j for p in pairs})
+    fixing = [m for m in members if gauge is None or m in gauge] or members
     robust = np.ones(len(pairs))
     theta, shifts = np.zeros(count), np.zeros((count, 2))
     for round_ in range(ROUNDS):
@@ -75,9 +79,9 @@ def solve_rigid(count: int, pairs: list[PairResult], weights: np.ndarray, center
             rows += [k, k]
             cols += [p.j, p.i]
             vals += [w[k], -w[k]]
-        rows += [len(pairs)] * len(members)
-        cols += members
-        vals += [1.0] * len(members)
+        rows += [len(pairs)] * len(fixing)
+        cols += fixing
+        vals += [1.0] * len(fixing)
         theta = _solve(rows, cols, vals, list(w * angle_ij) + [0.0], (len(pairs) + 1, count))
         rows, cols, vals, rhs = [], [], [], []
         for k, p in enumerate(pairs):
@@ -89,9 +93,9 @@ def solve_rigid(count: int, pairs: list[PairResult], weights: np.ndarray, center
                 vals += [w[k], -w[k] * rotation[axis, 0], -w[k] * rotation[axis, 1]]
                 rhs.append(w[k] * shift_ij[k, axis])
         for axis in range(2):
-            rows += [2 * len(pairs) + axis] * len(members)
-            cols += [2 * m + axis for m in members]
-            vals += [1.0] * len(members)
+            rows += [2 * len(pairs) + axis] * len(fixing)
+            cols += [2 * m + axis for m in fixing]
+            vals += [1.0] * len(fixing)
             rhs.append(0.0)
         shifts = _solve(rows, cols, vals, rhs, (2 * len(pairs) + 2, 2 * count)).reshape(count, 2)
         residual = np.array([
@@ -109,10 +113,13 @@ def solve_rigid(count: int, pairs: list[PairResult], weights: np.ndarray, center
     return poses
 
 
-def solve_affine(count: int, pairs: list[PairResult], weights: np.ndarray, center: np.ndarray) -> np.ndarray:
-    """(count, 3, 3) affine poses; NaN for sections no pair reaches (see the module notes)."""
+def solve_affine(
+    count: int, pairs: list[PairResult], weights: np.ndarray, center: np.ndarray, gauge: list[int] | None = None
+) -> np.ndarray:
+    """(count, 3, 3) affine poses; NaN for sections no pair reaches (see the module notes and :func:`solve_rigid`)."""
     centred = [_about(p.matrix, center) for p in pairs]
     members = sorted({p.i for p in pairs} | {p.j for p in pairs})
+    fixing = [m for m in members if gauge is None or m in gauge] or members
     robust = np.ones(len(pairs))
     unknown = np.zeros(6 * count)
 
@@ -139,10 +146,10 @@ def solve_affine(count: int, pairs: list[PairResult], weights: np.ndarray, cente
                     row += 1
         for r in range(2):
             for c in range(3):
-                rows += [row] * len(members)
-                cols += [column(s, r, c) for s in members]
-                vals += [RADIUS_MM if c < 2 else 1.0] * len(members)
-                rhs.append(len(members) * (RADIUS_MM if (c < 2 and r == c) else 0.0))
+                rows += [row] * len(fixing)
+                cols += [column(s, r, c) for s in fixing]
+                vals += [RADIUS_MM if c < 2 else 1.0] * len(fixing)
+                rhs.append(len(fixing) * (RADIUS_MM if (c < 2 and r == c) else 0.0))
                 row += 1
         unknown = _solve(rows, cols, vals, rhs, (row, 6 * count))
         poses_c = unknown.reshape(count, 2, 3)
@@ -157,6 +164,18 @@ def solve_affine(count: int, pairs: list[PairResult], weights: np.ndarray, cente
     for k in members:
         poses[k] = _about(np.vstack([poses_c[k], [0, 0, 1]]), -center)
     return poses
+
+
+def pair_residuals(poses: np.ndarray, pairs: list[PairResult], center: np.ndarray) -> np.ndarray:
+    """How far (mm) each pair's measurement is from the solved poses: the largest gap between ``P_j x`` and
+    ``M_ij P_i x`` over four points RADIUS_MM from the centre (NaN poses give NaN)."""
+    ring = np.asarray(center) + RADIUS_MM * np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
+    points = np.column_stack([ring, np.ones(4)])
+    out = np.empty(len(pairs))
+    for k, p in enumerate(pairs):
+        gap = (poses[p.j] @ points.T - p.matrix @ poses[p.i] @ points.T)[:2]
+        out[k] = float(np.linalg.norm(gap, axis=0).max())
+    return out
 
 
 def sequential_poses(count: int, pairs: list[PairResult]) -> np.ndarray:

@@ -1,0 +1,172 @@
+"""Serial sections stacked into a volume node: the call behind RegistrationPrep's "Stack serial sections".
+
+The sections (a folder or glob of 2D images, in name order) are aligned without drift and stacked in a worker
+process (:mod:`..process.stack_job`), like a preparation or a registration; every check that needs no
+registration runs first, here (InputError naming the fix). The volume node is created (or filled) only when
+the run succeeds, so a failed or cancelled run leaves the scene as it was. The node's spacing is (pixel, pixel,
+section spacing) mm, its origin (0, 0, 0) LPS; RGB sections make a vector volume node. An optional reference
+volume node (the MRI, its third voxel axis the cutting direction) ties every section to one frame.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core.errors import InputError
+from ..core.images import read_image, write_image
+from ..core.records import Record
+from ..process.jobs import StackJob
+from ..process.stack_job import StackWorkerJob, check_stack_job
+from ..process.worker import WorkerFailure
+from . import mrml
+from .job import NodeJob, job_folder
+
+ATTRIBUTE_PREFIX = "StackSections."
+NODE_NAME = "Stacked sections"
+
+
+@dataclass
+class StackParameters(Record):
+    """What to stack: ``sections`` (folder or glob), ``section_mm`` apart, ``pixel_mm`` (None: from the files);
+    ``affine`` alignment, ``neighbours`` registered to each section (None: 3), the first section's depth in the
+    reference (``reference_offset_mm``), and an optional CSV of the per-section transforms (``output_transforms``,
+    the ``mmreg stack`` contract)."""
+
+    sections: str = ""
+    section_mm: float = 1.0
+    pixel_mm: float | None = None
+    affine: bool = False
+    neighbours: int | None = None
+    reference_offset_mm: float = 0.0
+    output_transforms: str | None = None
+
+
+class NodeStack(NodeJob):
+    """A stack running in a worker process. After success ``volume_node`` holds the volume and ``summary`` says
+    what became of each section (``summary["sections"]``: status ok, small, blank, missing or unaligned)."""
+
+    cancelled_message = "the stack was cancelled; the scene is unchanged"
+    reap_worker = True
+
+    def __init__(self, scene, job: StackJob, folder: Path, output_node, python, on_progress, on_done):
+        self.scene = scene
+        self.folder = folder
+        self.output_node = output_node
+        self.on_done = on_done
+        self.volume_node = None
+        self._started = time.perf_counter()
+        self._worker = StackWorkerJob(job, python=python, on_progress=on_progress).start()
+
+    @property
+    def problems(self) -> list[dict]:
+        """The sections that are not plainly aligned (damaged, missing, small), each with its note."""
+        return [s for s in (self.summary or {}).get("sections", []) if s["status"] != "ok"]
+
+    def _apply(self, result: dict) -> None:
+        image = read_image(result["outputs"]["volume"], "stacked volume")
+        node = self.output_node
+        if node is None:
+            node = mrml.volume_node_from_image(self.scene, image, self.scene.GenerateUniqueName(NODE_NAME))
+        else:
+            mrml.update_volume_node_from_image(node, image)
+            if node.GetDisplayNode() is None:
+                node.CreateDefaultDisplayNodes()
+        summary = result["summary"]
+        node.SetAttribute(ATTRIBUTE_PREFIX + "sections", str(self._worker.job["sections"]))
+        node.SetAttribute(ATTRIBUTE_PREFIX + "problems", str(sum(s["status"] != "ok" for s in summary["sections"])))
+        self.volume_node = node
+        self.summary = dict(summary, seconds=round(time.perf_counter() - self._started, 2))
+
+
+def _check_output_node(output_node, reference_node, components: int) -> None:
+    if output_node is reference_node:
+        raise InputError(
+            f"the output volume '{output_node.GetName()}' is the reference: choose another node or a new one"
+        )
+    vector = bool(output_node.IsA("vtkMRMLVectorVolumeNode"))
+    if output_node.IsA("vtkMRMLLabelMapVolumeNode") or vector != (components > 1):
+        kind = "a vector volume (the sections are RGB)" if components > 1 else "a scalar volume"
+        raise InputError(
+            f"the output volume '{output_node.GetName()}' is not {kind}: choose {kind} or create a new one"
+        )
+
+
+def _components(paths: list[Path]) -> int:
+    """Components per pixel of the first readable section (the volume's: 3 for RGB); 1 when none reads."""
+    import SimpleITK as sitk
+
+    for path in paths:
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        try:
+            reader.ReadImageInformation()
+        except RuntimeError:
+            continue
+        return reader.GetNumberOfComponents()
+    return 1
+
+
+def stack_sections(
+    parameters: StackParameters,
+    reference_node=None,
+    output_node=None,
+    scene=None,
+    python: str | None = None,
+    blocking: bool = True,
+    on_progress: Callable[[float, str], None] | None = None,
+    on_done: Callable[[NodeStack], None] | None = None,
+) -> NodeStack:
+    """Stack the sections of ``parameters`` into ``output_node`` (a new volume node when None) in a worker process.
+
+    ``reference_node``: an optional volume node (see the module notes); ``scene``: where a new node goes (default:
+    the reference's or the output's scene). With ``blocking`` (default) this returns the finished
+    :class:`NodeStack` (raising :class:`..process.worker.WorkerFailure` on failure); otherwise it returns at once
+    and :meth:`NodeStack.follow` (or ``poll``) must be called. ``python``: the worker's interpreter (``PythonSlicer``
+    inside Slicer). Raises :class:`InputError` for bad parameters before anything runs.
+    """
+    scene = scene or next((n.GetScene() for n in (output_node, reference_node) if n is not None), None)
+    if scene is None:
+        raise InputError("no scene: give the scene the stacked volume goes into")
+    if not parameters.sections:
+        raise InputError("no sections: choose the folder that holds the sections")
+    with job_folder("mmreg-stack-") as folder:
+        job = StackJob(
+            sections=str(Path(parameters.sections).expanduser()), section_mm=parameters.section_mm,
+            output_volume=str(folder / "stack.nrrd"), output_transforms=parameters.output_transforms,
+            pixel_mm=parameters.pixel_mm, affine=parameters.affine, neighbours=parameters.neighbours,
+            reference_offset_mm=parameters.reference_offset_mm,
+        ).resolved()  # fmt: skip
+        if reference_node is not None:
+            job.reference = str(folder / "reference.nrrd")
+            write_image(mrml.image_from_volume_node(reference_node), job.reference, compress=False)
+        paths, _, _ = check_stack_job(job)
+        if output_node is not None:
+            _check_output_node(output_node, reference_node, _components(paths))
+        stack = NodeStack(scene, job, folder, output_node, python, on_progress, on_done)
+    if blocking:
+        stack.wait()
+    return stack
+
+
+def status_text(stack: NodeStack) -> str:
+    """What was stacked and which sections were damaged, missing or small, one line each."""
+    if stack.error is not None:
+        return f"Not stacked: {stack.error}"
+    if stack.summary is None:
+        return f"Stacking: {stack.stage}"
+    summary = stack.summary
+    sections = summary["sections"]
+    aligned = sum(s["status"] in ("ok", "small") for s in sections)
+    size = f"{summary['pixel_mm']:g} x {summary['pixel_mm']:g} x {summary['section_mm']:g} mm"
+    name = stack.volume_node.GetName()
+    lines = [
+        f"Stacked {len(sections)} sections ({aligned} aligned) into '{name}' in {summary['seconds']:.1f} s: {size}."
+    ]
+    lines += [f"Section {s['section']} ({s['file']}): {s['status']}: {s['note']}" for s in stack.problems]
+    return "\n".join(lines)
+
+
+__all__ = ["NodeStack", "StackParameters", "WorkerFailure", "stack_sections", "status_text"]

@@ -1,0 +1,125 @@
+"""The stack job: serial sections checked, aligned and stacked (:func:`..stack.align.stack_sections`).
+
+:func:`check_stack_job` holds every check that needs no registration (``mmreg stack`` and the Slicer call run
+it before anything starts: exit 2 / InputError naming the fix); :func:`run_stack_job` runs the job in a worker
+process with the registration worker's protocol (:mod:`.worker`), its progress the share of sections done.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from ..core.errors import InputError
+from .jobs import StackJob
+from .worker import WorkerJob
+from .worker import main as worker_main
+
+ALIGN_SHARE = 0.85  # of the progress bar; writing the volume takes the rest
+MAX_NEIGHBOURS = 20
+
+
+def _pixel_mm(job: StackJob, paths: list[Path]) -> float:
+    from ..core.images2d import check_pixel_size, pixel_size_mm
+
+    if job.pixel_mm is not None:
+        return check_pixel_size(job.pixel_mm)
+    import SimpleITK as sitk
+
+    for path in paths:  # the first section that reads states the pixel size
+        try:
+            image = sitk.ReadImage(str(path))
+        except RuntimeError:
+            continue
+        size = pixel_size_mm(path, image)
+        if size is None:
+            raise InputError(f"{path.name} does not state its pixel size: give it with --pixel-size MM")
+        return check_pixel_size(size, f"the pixel size in {path.name}")
+    raise InputError(f"--sections {job.sections}: no section can be read: check the files (PNG, TIFF, NRRD)")
+
+
+def check_stack_job(job: StackJob):
+    """The section files, the pixel size (mm) and the reference (or None), after every check that needs no
+    registration; InputError naming the fix otherwise."""
+    from ..stack.reference import read_reference
+    from ..stack.sections import find_sections
+
+    spacing = job.section_mm
+    if not (isinstance(spacing, int | float) and math.isfinite(spacing) and spacing > 0):
+        raise InputError(f"--section-spacing {spacing} mm: give the distance between sections in mm, e.g. 0.05")
+    if job.neighbours is not None and not 1 <= job.neighbours <= MAX_NEIGHBOURS:
+        raise InputError(f"--neighbours {job.neighbours}: give 1 to {MAX_NEIGHBOURS} (default 3)")
+    if job.threads < 1:
+        raise InputError(f"--threads {job.threads}: give 1 or more")
+    job.check_outputs()
+    if not job.output_volume:
+        raise InputError("no output volume: give --output-volume (.nrrd)")
+    paths = find_sections(str(job.sections))
+    pixel_mm = _pixel_mm(job, paths)
+    reference = None
+    if job.reference:
+        reference = read_reference(job.reference, spacing, job.reference_offset_mm, len(paths))
+    return paths, pixel_mm, reference
+
+
+def stage_progress(emit: Callable[[dict], None], count: int) -> Callable:
+    """A ``progress`` for :func:`..stack.align.stack_sections` that emits progress events: aligning takes
+    ALIGN_SHARE of the bar, writing the volume the rest."""
+
+    def progress(items: Iterable, desc: str = "", **_) -> Iterable:
+        low, high = (0.0, ALIGN_SHARE) if desc.startswith("align") else (ALIGN_SHARE, 1.0)
+        for done, item in enumerate(items):
+            fraction = low + (high - low) * done / max(count, 1)
+            emit({"event": "progress", "fraction": round(fraction, 4), "stage": f"{desc}: {done + 1} of {count}"})
+            yield item
+
+    return progress
+
+
+def execute(job: StackJob, progress: Callable):
+    """Check and run the job in this process, write its JSON summary if asked; returns the summary
+    (:class:`..stack.align.StackSummary`) and the pixel size used (mm). ``progress`` wraps an iterable."""
+    from ..core.files import write_atomically
+    from ..stack.align import NEIGHBOURS, stack_sections
+
+    paths, pixel_mm, reference = check_stack_job(job)
+    summary = stack_sections(
+        paths, pixel_mm, job.section_mm, job.output_volume, job.output_transforms, affine=job.affine,
+        neighbours=job.neighbours or NEIGHBOURS, threads=job.threads, progress=progress, reference=reference,
+    )  # fmt: skip
+    if job.summary:
+        summary.outputs["summary"] = str(job.summary)
+        text = json.dumps(summary.to_dict(), indent=2)
+        write_atomically(job.summary, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return summary, pixel_mm
+
+
+def run_stack_job(job: StackJob, emit: Callable[[dict], None]) -> dict:
+    """The worker's run: :func:`execute` with progress events; returns the result event (summary and outputs)."""
+    from ..stack.sections import find_sections
+
+    summary, _ = execute(job, stage_progress(emit, len(find_sections(str(job.sections)))))
+    return {"event": "result", "summary": summary.to_dict(), "outputs": dict(summary.outputs)}
+
+
+# What a warm worker (:mod:`.warm_worker`) runs for a job of this module.
+WORKER = (StackJob, run_stack_job)
+
+
+def main() -> int:
+    """Entry point of the stack worker process."""
+    return worker_main(StackJob, run_stack_job)
+
+
+class StackWorkerJob(WorkerJob):
+    """One stack running in a child process; progress, wait and cancel as :class:`.worker.WorkerJob`."""
+
+    def __init__(self, job: StackJob | dict, python: str | None = None, on_progress=None):
+        super().__init__(job, python=python, on_progress=on_progress, job_type=StackJob)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""An optional reference volume (an MRI of the block or organ) that ties every section to one frame: it removes
+the slow drift and bend that registering neighbours alone leaves (anatomy that changes along the stack).
+
+Matching planes: section k lies on the reference plane at depth ``offset_mm + k * section_mm`` along the
+reference's third voxel axis, measured from its first plane (resample the MRI first so that this axis is the
+cutting direction). The plane is interpolated linearly between the reference's slices.
+
+Plane frame (mm): the reference's voxel (column i, row j) is at ``(i sx, j sy)``; its origin and direction are
+not used. The solve holds the reference as one more "section" whose pose maps the volume's section plane to this
+frame; the stack summary reports it (``reference_from_volume``, 3x3, ``x_ref = M x_out``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..core.errors import InputError
+from ..core.images2d import to_gray
+from .sections import SectionReport, WorkingSection, working_section
+
+DEPTH_TOLERANCE = 0.5  # of a reference slice: a section this far beyond the first or last plane still matches
+
+
+@dataclass
+class Reference:
+    """The reference's voxels (float32 array z, y, x), its voxel size (mm: x, y, z) and where section 0 lies."""
+
+    voxels: np.ndarray
+    spacing: tuple[float, float, float]
+    offset_mm: float
+    section_mm: float
+    path: str = ""  # where it was read from (for the record)
+
+    def depth_index(self, section: int) -> float:
+        """The continuous slice index of section ``section``'s plane."""
+        return (self.offset_mm + section * self.section_mm) / self.spacing[2]
+
+    def plane(self, section: int) -> sitk.Image:
+        """Section ``section``'s plane: 2D float32, square pixels of the finer in-plane spacing, origin (0, 0)."""
+        z = min(max(self.depth_index(section), 0.0), len(self.voxels) - 1.0)
+        low = math.floor(z)
+        high = min(low + 1, len(self.voxels) - 1)
+        weight = z - low
+        plane = sitk.GetImageFromArray(
+            ((1 - weight) * self.voxels[low] + weight * self.voxels[high]).astype(np.float32)
+        )
+        plane.SetSpacing(self.spacing[:2])
+        if not math.isclose(self.spacing[0], self.spacing[1], rel_tol=1e-3):
+            pixel = min(self.spacing[:2])
+            size = [max(1, round((n - 1) * s / pixel) + 1) for n, s in zip(plane.GetSize(), self.spacing[:2])]
+            plane = sitk.Resample(plane, size, sitk.Transform(), sitk.sitkLinear, (0.0, 0.0), (pixel, pixel))
+        return plane
+
+    def working_plane(self, section: int) -> WorkingSection | None:
+        """The plane's working image (as a section's), or None when the plane holds no tissue."""
+        return working_section(self.plane(section), SectionReport(section, "reference"))
+
+
+def read_reference(path: str | os.PathLike, section_mm: float, offset_mm: float, count: int) -> Reference:
+    """Read and check the reference for ``count`` sections ``section_mm`` apart from ``offset_mm`` (see the module
+    notes). InputError naming the fix for an unreadable, 2D or too short reference or a negative offset."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"--reference {path} does not exist: give the reference volume (NRRD, NIfTI) or leave it out")
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError:
+        raise InputError(f"--reference {path} cannot be read: save it as NRRD or NIfTI") from None
+    if image.GetDimension() != 3 or image.GetSize()[2] < 2:
+        raise InputError(f"--reference {path} is not a 3D volume ({image.GetSize()}): give a volume of two or more "
+                         "slices whose third axis is the cutting direction")  # fmt: skip
+    if not (math.isfinite(offset_mm) and offset_mm >= 0):
+        raise InputError(f"--reference-offset {offset_mm} mm: give the depth of the first section in the reference "
+                         "(mm from its first slice, 0 or more)")  # fmt: skip
+    spacing = tuple(float(s) for s in image.GetSpacing())
+    depth = (image.GetSize()[2] - 1) * spacing[2]
+    last = offset_mm + (count - 1) * section_mm
+    if last > depth + DEPTH_TOLERANCE * spacing[2]:
+        raise InputError(
+            f"the {count} sections {section_mm:g} mm apart from {offset_mm:g} mm reach {last:g} mm, but the reference "
+            f"{path.name} is {depth:g} mm deep along its third axis: check --section-spacing and --reference-offset, "
+            "or resample the reference so that its third axis is the cutting direction"
+        )
+    voxels = sitk.GetArrayFromImage(to_gray(image))
+    return Reference(voxels, spacing, float(offset_mm), float(section_mm), str(path))

@@ -1,0 +1,93 @@
+"""Serial sections stacked into a volume node (nodes.stack, RegistrationPrep's "Stack serial sections") on real
+slicer-core scenes: the work runs in a worker process; the node appears only when it succeeds."""
+
+import numpy as np
+import pytest
+import stack_data
+
+pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
+import vtk
+from MultimodalRegistrationLib.core.errors import InputError
+from MultimodalRegistrationLib.nodes.stack import StackParameters, stack_sections, status_text
+from MultimodalRegistrationLib.stack.output import read_transforms_csv
+from PIL import Image
+from vtk.util import numpy_support
+
+CANVAS = (200.0, 230.0)
+MOTION = stack_data.rigid(10.0, (4.0, -3.0), np.asarray(CANVAS) / 2)
+
+
+@pytest.fixture
+def sections(tmp_path):
+    """Six unmoved sections 2 mm apart at 1 mm pixels; section 3 rotated 10 deg and moved (4, -3) mm, section 5
+    a blank slide."""
+    data = stack_data.serial_sections(
+        tmp_path / "s", 6, 1.0, 2.0, max_deg=0.0, max_mm=0.0, first_z=-6.0, damage={5: "blank"}
+    )
+    Image.fromarray(stack_data.render(MOTION, -6.0 + 3 * 2.0, 1.0, CANVAS, seed=3)).save(data.paths[3])
+    return tmp_path / "s"
+
+
+def _ijk_to_ras(node) -> np.ndarray:
+    matrix = vtk.vtkMatrix4x4()
+    node.GetIJKToRASMatrix(matrix)
+    return np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
+
+
+def test_stack_sections_makes_a_volume_node_with_the_section_spacing(scene, sections, tmp_path):
+    csv = tmp_path / "T.csv"
+    fractions = []
+    parameters = StackParameters(sections=str(sections), section_mm=2.0, pixel_mm=1.0, output_transforms=str(csv))
+    stack = stack_sections(parameters, scene=scene, on_progress=lambda fraction, _: fractions.append(fraction))
+
+    node = stack.volume_node
+    assert node.IsA("vtkMRMLVectorVolumeNode") and node.GetScene() is scene  # RGB sections: a vector volume
+    assert node.GetImageData().GetDimensions() == (200, 230, 6)
+    assert node.GetImageData().GetNumberOfScalarComponents() == 3
+    assert np.allclose(node.GetSpacing(), (1.0, 1.0, 2.0))
+    # LPS origin (0, 0, 0) and axes: RAS is diag(-1, -1, 1) times (i px, j px, k spacing).
+    assert np.allclose(_ijk_to_ras(node), np.diag([-1.0, -1.0, 2.0, 1.0]))
+    # The known motion of section 3 is found (x_in = A x_out + t): within 0.3 mm of it on the canvas.
+    poses = read_transforms_csv(csv)
+    miss = stack_data.miss_mm(poses[3] @ np.linalg.inv(poses[0]), MOTION)
+    assert miss.max() < 0.3, miss
+    # The volume's section 3 shows the section brought back: the unmoved section 2's tissue lines up with it.
+    voxels = numpy_support.vtk_to_numpy(node.GetImageData().GetPointData().GetScalars()).reshape(6, 230, 200, 3)
+    tissue = voxels.astype(float).mean(axis=-1) < 200
+    overlap = (tissue[2] & tissue[3]).sum() / (tissue[2] | tissue[3]).sum()
+    assert overlap > 0.95, overlap
+    # The blank slide is reported, not fatal; the progress rose to the end of the alignment and beyond.
+    assert [(s["section"], s["status"]) for s in stack.problems] == [(5, "blank")]
+    assert "Section 5" in status_text(stack) and "blank" in status_text(stack)
+    assert fractions == sorted(fractions) and fractions[-1] > 0.85
+    assert node.GetAttribute("StackSections.problems") == "1"
+
+
+def test_bad_parameters_are_refused_before_the_worker_and_leave_the_scene_as_it_was(scene, sections, tmp_path):
+    before = scene.GetNumberOfNodes()
+    cases = [
+        (StackParameters(sections=str(tmp_path / "nowhere"), section_mm=1.0, pixel_mm=1.0), "does not exist"),
+        (StackParameters(sections=str(sections), section_mm=0.0, pixel_mm=1.0), "distance between sections"),
+        (StackParameters(sections=str(sections), section_mm=1.0), "give it with --pixel-size"),
+        (StackParameters(sections=str(sections), section_mm=1.0, pixel_mm=1.0, output_transforms=str(tmp_path / "T.txt")),
+         "use one of .csv"),
+    ]  # fmt: skip
+    for parameters, fragment in cases:
+        with pytest.raises(InputError, match=fragment):
+            stack_sections(parameters, scene=scene)
+    scalar = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "not RGB")
+    with pytest.raises(InputError, match="not a vector volume"):
+        stack_sections(StackParameters(sections=str(sections), section_mm=1.0, pixel_mm=1.0), output_node=scalar)
+    assert scene.GetNumberOfNodes() == before + 1
+    assert not (tmp_path / "T.txt").exists()
+
+
+def test_a_cancelled_stack_leaves_the_scene_and_the_disk_as_they_were(scene, sections, tmp_path):
+    csv = tmp_path / "T.csv"
+    before = scene.GetNumberOfNodes()
+    parameters = StackParameters(sections=str(sections), section_mm=2.0, pixel_mm=1.0, output_transforms=str(csv))
+    stack = stack_sections(parameters, scene=scene, blocking=False)
+    stack.cancel()
+    assert stack.error is not None and stack.error.kind == "cancelled"
+    assert stack.volume_node is None and scene.GetNumberOfNodes() == before
+    assert not csv.exists() and not stack.folder.exists()
