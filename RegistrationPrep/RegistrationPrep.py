@@ -239,9 +239,8 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay(_("Stacking could not start."), waitCursor=True):
             self.ui.stackStatusLabel.text = ""
             self._stack = self.logic.stackSections(
-                self.logic.stackParametersFrom(node), node.stackReference, blocking=False,
-                onProgress=self._onStackProgress, onDone=self._onStackDone,
-            )  # fmt: skip
+                node, blocking=False, onProgress=self._onStackProgress, onDone=self._onStackDone
+            )
             self.ui.stackProgressBar.value = 0
             self.ui.stackProgressBar.visible = True
             self._stack.follow(qt.QTimer.singleShot)
@@ -295,21 +294,11 @@ class RegistrationPrepLogic(ScriptedLoadableModuleLogic):
         )  # fmt: skip
 
     @staticmethod
-    def stackParametersFrom(node) -> stack_nodes.StackParameters:
-        """The panel's stack choices as the library's parameters."""
-        folder = str(node.stackSectionsFolder)
-        return stack_nodes.StackParameters(
-            sections="" if folder in ("", ".") else folder, section_mm=node.stackSectionMm,
-            pixel_mm=node.stackPixelMm or None, affine=node.stackAffine,
-            reference_offset_mm=node.stackReferenceOffsetMm,
-        )  # fmt: skip
-
-    @staticmethod
-    def stackSections(parameters, referenceNode=None, blocking=True, onProgress=None, onDone=None):
-        """Stack serial sections into a new volume node in a worker process; see nodes.stack.stack_sections."""
+    def stackSections(parameterNode, blocking=True, onProgress=None, onDone=None):
+        """Stack the panel's serial sections into a new volume node in a worker process (nodes.stack)."""
         python = slicer.util.getModuleLogic("MultimodalRegistration").workerPython()
-        return stack_nodes.stack_sections(
-            parameters, referenceNode, scene=slicer.mrmlScene, python=python, blocking=blocking,
+        return stack_nodes.stack_from_panel(
+            parameterNode, scene=slicer.mrmlScene, python=python, blocking=blocking,
             on_progress=onProgress, on_done=onDone,
         )  # fmt: skip
 

@@ -92,6 +92,7 @@ def _panel_reads() -> list:
     from MultimodalRegistrationLib.nodes.panel import panel_fields, panel_names
     from MultimodalRegistrationLib.nodes.prep import OUTPUT_NAMES, output_attribute
     from MultimodalRegistrationLib.nodes.qa import TABLE
+    from MultimodalRegistrationLib.nodes.stack import REFERENCE, StackParameters
     from MultimodalRegistrationLib.prep.options import PrepOptions
     from MultimodalRegistrationLib.process.jobs import PrealignJob, PrepJob, QAJob
 
@@ -104,7 +105,7 @@ def _panel_reads() -> list:
     outputs = {output_attribute(name) for name in OUTPUT_NAMES}
     return [
         # the preview's ROI is the Preview button's output; a script may give the prep options whole
-        ("RegistrationPrep/RegistrationPrep.py", read(PrepJob, PrepOptions) | outputs, {"commonRegion"}, {"prep"}),
+        ("RegistrationPrep/RegistrationPrep.py", read(PrepJob, PrepOptions, StackParameters) | outputs | {REFERENCE}, {"commonRegion"}, {"prep"}),
         ("FiducialPrealign/FiducialPrealign.py", read(PrealignJob), {"autoUpdate"}, set()),  # the live preview's box
         ("RegistrationQA/MultimodalRegistrationQA.py", read(QAJob) | {TABLE}, set(), set()),
     ]  # fmt: skip

@@ -91,3 +91,30 @@ def test_a_cancelled_stack_leaves_the_scene_and_the_disk_as_they_were(scene, sec
     assert stack.error is not None and stack.error.kind == "cancelled"
     assert stack.volume_node is None and scene.GetNumberOfNodes() == before
     assert not csv.exists() and not stack.folder.exists()
+
+
+def test_the_panel_parameters_reach_the_stack(scene, sections):
+    """The Stack button hands the parameter node alone: its names become the parameters (the path widget's "."
+    and the pixel size's 0 mean "not given") and its reference node is read beside them."""
+    from types import SimpleNamespace
+
+    from MultimodalRegistrationLib.nodes.stack import REFERENCE, stack_from_panel
+
+    panel = SimpleNamespace(
+        stackSectionsFolder=".", stackSectionMm=2.0, stackPixelMm=0.0, stackAffine=True, stackReferenceOffsetMm=1.5
+    )
+    empty = StackParameters.from_panel(panel)
+    assert (empty.sections, empty.section_mm, empty.pixel_mm, empty.affine, empty.reference_offset_mm) == (
+        "",
+        2.0,
+        None,
+        True,
+        1.5,
+    )
+    with pytest.raises(InputError, match="choose the folder"):
+        stack_from_panel(panel, scene=scene)
+    panel.stackSectionsFolder, panel.stackPixelMm, panel.stackAffine = sections, 1.0, False
+    setattr(panel, REFERENCE, None)
+    stack = stack_from_panel(panel, scene=scene)
+    assert np.allclose(stack.volume_node.GetSpacing(), (1.0, 1.0, 2.0))
+    assert stack.volume_node.GetImageData().GetDimensions() == (200, 230, 6)

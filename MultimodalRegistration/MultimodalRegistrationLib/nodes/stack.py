@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import InputError
@@ -23,9 +23,21 @@ from ..process.stack_job import StackWorkerJob, check_stack_job
 from ..process.worker import WorkerFailure
 from . import mrml
 from .job import NodeJob, job_folder
+from .panel import panel_fields, panel_value
 
 ATTRIBUTE_PREFIX = "StackSections."
 NODE_NAME = "Stacked sections"
+REFERENCE = "stackReference"  # the panel's reference volume node
+
+
+def _folder_text(folder) -> str:
+    """A panel's path widget holds "." when nothing is chosen."""
+    text = "" if folder is None else str(folder)
+    return "" if text in ("", ".") else text
+
+
+def _panel(default, name: str, **more):
+    return field(default=default, metadata={"panel": name, **more})
 
 
 @dataclass
@@ -35,13 +47,19 @@ class StackParameters(Record):
     reference (``reference_offset_mm``), and an optional CSV of the per-section transforms (``output_transforms``,
     the ``mmreg stack`` contract)."""
 
-    sections: str = ""
-    section_mm: float = 1.0
-    pixel_mm: float | None = None
-    affine: bool = False
+    sections: str = _panel("", "stackSectionsFolder", read=_folder_text)
+    section_mm: float = _panel(1.0, "stackSectionMm")
+    pixel_mm: float | None = _panel(None, "stackPixelMm", unset=0.0)  # the panel's 0: from the files
+    affine: bool = _panel(False, "stackAffine")
     neighbours: int | None = None
-    reference_offset_mm: float = 0.0
+    reference_offset_mm: float = _panel(0.0, "stackReferenceOffsetMm")
     output_transforms: str | None = None
+
+    @classmethod
+    def from_panel(cls, parameters) -> StackParameters:
+        """The parameters a panel's parameter node (or any object with its names) holds."""
+        values = {f.name: panel_value(parameters, f) for f in panel_fields(cls)}
+        return cls(**{name: value for name, value in values.items() if value is not None})
 
 
 class NodeStack(NodeJob):
@@ -151,6 +169,12 @@ def stack_sections(
     return stack
 
 
+def stack_from_panel(parameters, **options) -> NodeStack:
+    """The Stack button's one call: :func:`stack_sections` of the panel's parameters and reference node
+    (``options``: its keywords from ``output_node`` on)."""
+    return stack_sections(StackParameters.from_panel(parameters), getattr(parameters, REFERENCE, None), **options)
+
+
 def status_text(stack: NodeStack) -> str:
     """What was stacked and which sections were damaged, missing or small, one line each."""
     if stack.error is not None:
@@ -169,4 +193,4 @@ def status_text(stack: NodeStack) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["NodeStack", "StackParameters", "WorkerFailure", "stack_sections", "status_text"]
+__all__ = ["NodeStack", "StackParameters", "WorkerFailure", "stack_from_panel", "stack_sections", "status_text"]
