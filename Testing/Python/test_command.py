@@ -11,9 +11,9 @@ import pytest
 from MultimodalRegistrationLib.cli.main import build_parser
 from MultimodalRegistrationLib.cli.prep import prep_options, wants_prep
 from MultimodalRegistrationLib.core.version import __version__
+from MultimodalRegistrationLib.prep.options import PrepOptions
 from MultimodalRegistrationLib.process.command import register_arguments, register_command
 from MultimodalRegistrationLib.process.jobs import RegistrationJob
-from MultimodalRegistrationLib.prep.options import PrepOptions
 from test_cli import mmreg
 
 

@@ -60,9 +60,9 @@ def test_the_button_hands_the_parameter_node_to_the_logic_and_the_logic_to_the_n
 
 def test_no_function_from_the_logic_to_the_job_takes_more_than_8_parameters():
     from MultimodalRegistrationLib.landmarks.fit import fit_landmarks
+    from MultimodalRegistrationLib.nodes import landmarks, panel, prep, qa, registration, registration_inputs
     from MultimodalRegistrationLib.process.stability import assess_with_restarts, stability_check
     from MultimodalRegistrationLib.qa.assess import assess_registration
-    from MultimodalRegistrationLib.nodes import landmarks, panel, prep, qa, registration, registration_inputs
 
     path = [registration.register_nodes, registration.NodeRegistration.__init__, panel.job_from_panel,
             panel.panel_value, *registration_inputs.WRITERS.values(), prep.prepare_nodes, prep.prep_job,
