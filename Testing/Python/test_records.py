@@ -43,3 +43,23 @@ def test_no_record_is_a_mapping_and_each_dumps_through_to_dict():
     with pytest.raises(TypeError):
         summary["metric"]  # noqa: B018  (read attributes, or to_dict())
     assert json.loads(json.dumps(summary.to_dict()))["provenance"]["guidance"] is not None
+
+
+def test_a_worker_result_event_reads_as_named_outputs_and_writes_the_same_keys():
+    from MultimodalRegistrationLib.process.results import CaseJobResult, JobOutputs, RegistrationJobResult
+
+    summary = json.loads((OLD / "summary_piecewise.json").read_text())
+    event = {"event": "result", "summary": summary, "outputs": summary["outputs"]}
+    result = RegistrationJobResult.from_event(event)
+    assert isinstance(result.outputs, JobOutputs) and result.outputs.transform == "/tmp/legacy/out/P.h5"
+    assert result.outputs.segment_transforms["left_hip"] == "/tmp/legacy/out/P_left_hip.h5"
+    assert result.outputs.inverse is None and result.summary.piecewise is not None
+    assert result.outputs.to_dict() == summary["outputs"] and list(result.outputs.to_dict()) == list(summary["outputs"])
+    relative = result.outputs.relative_to("/tmp/legacy")
+    assert relative.transform == "out/P.h5" and relative.segment_transforms["sacrum"] == "out/P_sacrum.h5"
+    assert result.event()["outputs"] == event["outputs"] and result.event()["summary"]["metric"] == summary["metric"]
+
+    case = json.loads((OLD / "case.json").read_text())
+    done = CaseJobResult.from_dict({key: case[key] for key in ("summary", "outputs", "qa", "verdict")})
+    assert done.verdict.verdict == case["verdict"]["verdict"] and done.outputs.checkerboard == "checkerboard.png"
+    assert done.to_dict()["verdict"] == case["verdict"] and done.to_dict()["outputs"] == case["outputs"]

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from ..core.transforms import Transform
 from ..process.jobs import RegistrationJob
 from ..process.preflight import preflight_registration
+from ..process.results import JobOutputs, RegistrationJobResult
 from ..process.worker import WorkerFailure, WorkerJob
 from ..registration.describe import describe_start
 from ..registration.summary import RegistrationSummary
@@ -51,9 +52,9 @@ class NodeRegistration(NodeJob):
         """The node the parameters hold for the job field ``field_name`` ("fixed", "output_volume"...)."""
         return node_of(self.parameters, RegistrationJob, field_name)
 
-    def _apply(self, result: dict) -> None:
-        summary = RegistrationSummary.from_dict(result["summary"])
-        transform = Transform.read(result["outputs"]["transform"])
+    def _apply(self, result: RegistrationJobResult) -> None:
+        summary, outputs = result.summary, result.outputs
+        transform = Transform.read(outputs.transform)
         fixed, moving, initial = self.target("fixed"), self.target("moving"), self.target("initial_transform")
         node = self.target("output_transform")
         if node is None:
@@ -86,18 +87,18 @@ class NodeRegistration(NodeJob):
             node.SetAttribute(ATTRIBUTE_PREFIX + key, str(value))
         self.output_transform_node = node
         if summary.piecewise:
-            self.segment_transform_nodes = _segment_nodes_of(self.scene, result["outputs"], summary, node)
+            self.segment_transform_nodes = _segment_nodes_of(self.scene, outputs, summary, node)
         self.inverse_transform_node = None
-        if not transform.is_linear and "inverse" in result["outputs"]:
+        if not transform.is_linear and outputs.inverse:
             # A linear node inverts exactly by itself; a nonlinear one keeps the engine's own inverse beside it.
-            inverse = Transform.read(result["outputs"]["inverse"])
+            inverse = Transform.read(outputs.inverse)
             self.inverse_transform_node = mrml.transform_to_node(self.scene, inverse, name=f"{node.GetName()} inverse")
             node.SetNodeReferenceID(ATTRIBUTE_PREFIX + "inverse", self.inverse_transform_node.GetID())
         volume = self.target("output_volume")
         if volume is not None:
             from ..core.images import read_image
 
-            mrml.update_volume_node_from_image(volume, read_image(result["outputs"]["volume"]))
+            mrml.update_volume_node_from_image(volume, read_image(outputs.volume))
             volume.SetAttribute(ATTRIBUTE_PREFIX + "transformNodeID", node.GetID())
             if volume.GetDisplayNode() is None:
                 volume.CreateDefaultDisplayNodes()
@@ -105,13 +106,13 @@ class NodeRegistration(NodeJob):
         self.summary = summary
 
 
-def _segment_nodes_of(scene, outputs: dict, summary: RegistrationSummary, field_node) -> dict:
+def _segment_nodes_of(scene, outputs: JobOutputs, summary: RegistrationSummary, field_node) -> dict:
     """A piecewise run's per-segment rigid transforms as nodes in a subject-hierarchy folder named after
     the result; each records its segment's QA before (global) and after (own) as attributes."""
     nodes = {}
     for segment in summary.piecewise["segments"]:
         name = segment["name"]
-        transform = Transform.read(outputs[f"transform_{name}"])
+        transform = Transform.read(outputs.segment_transforms[name])
         node = mrml.transform_to_node(scene, transform, name=f"{name} ({field_node.GetName()})")
         before, after = segment["qa"]["before"], segment["qa"]["after"]
         attributes = {

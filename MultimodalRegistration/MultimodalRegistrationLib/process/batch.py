@@ -112,8 +112,8 @@ def execute_case(job: dict, digest: str, timeout_s: float | None = None, python:
             break
         record = CaseRecord(
             case.case, "ok", digest, round(time.monotonic() - started, 3), attempts=attempts,
-            outputs={name: os.path.relpath(path, folder) for name, path in result["outputs"].items()},
-            summary=result["summary"], qa=result["qa"], verdict=result["verdict"], worker=running.worker_info,
+            outputs=result.outputs.relative_to(folder).to_dict(), summary=result.summary.to_dict(), qa=result.qa,
+            verdict=result.verdict.to_dict(), worker=running.worker_info,
         )  # fmt: skip
         break
     text = json.dumps(record.to_dict(), indent=2)

@@ -22,6 +22,7 @@ from ..core.files import stem_of
 from ..core.records import Record, to_json
 from ..engines.registry import DEFAULT_ENGINE
 from ..prep.options import PrepOptions
+from .results import CaseJobResult, JobResult, RegistrationJobResult
 
 
 def _path(kind: str, required: bool = False, suffixes: tuple[str, ...] = (), panel: str = "", node: str = ""):
@@ -42,6 +43,7 @@ class Job(Record):
     """A worker job; subclasses name the worker module that runs them and the result it returns."""
 
     module: ClassVar[str]
+    result_type: ClassVar[type[JobResult]] = JobResult
 
     @classmethod
     def paths(cls, kind: str) -> tuple[str, ...]:
@@ -105,6 +107,7 @@ class RegistrationJob(Job):
     """
 
     module: ClassVar[str] = "MultimodalRegistrationLib.process.registration_job"
+    result_type: ClassVar[type[JobResult]] = RegistrationJobResult
 
     fixed: str = _path("input", required=True, panel="fixedVolume", node="volume")
     moving: str = _path("input", required=True, panel="movingVolume", node="volume")
@@ -163,6 +166,7 @@ class CaseJob(RegistrationJob):
     """
 
     module: ClassVar[str] = "MultimodalRegistrationLib.process.case_job"
+    result_type: ClassVar[type[JobResult]] = CaseJobResult
 
     case: str = ""
     fixed_points: str | None = _path("input")
