@@ -63,3 +63,70 @@ def test_a_worker_result_event_reads_as_named_outputs_and_writes_the_same_keys()
     done = CaseJobResult.from_dict({key: case[key] for key in ("summary", "outputs", "qa", "verdict")})
     assert done.verdict.verdict == case["verdict"]["verdict"] and done.outputs.checkerboard == "checkerboard.png"
     assert done.to_dict()["verdict"] == case["verdict"] and done.to_dict()["outputs"] == case["outputs"]
+
+
+@pytest.mark.parametrize("name", SUMMARIES)
+def test_the_provenance_parts_of_an_old_summary_read_as_records(name):
+    from MultimodalRegistrationLib.registration.summary import AnyPoseSearch, GuidanceRecord, StartOffset, StartRun
+
+    record = json.loads((OLD / name).read_text())["provenance"]
+    provenance = Provenance.from_dict(record)
+    assert all(isinstance(run, StartRun) for run in provenance.starts_tried)
+    after = [run.get("metric_after") for run in record["starts_tried"]]
+    assert [run.metric_after for run in provenance.starts_tried] == after
+    offset = provenance.start_offset
+    assert isinstance(offset, StartOffset) and offset.from_ == record["start_offset"]["from"] == "image centres"
+    assert offset.rotation_deg == record["start_offset"]["rotation_deg"] and offset.scale is None
+    if record["any_pose"] is not None:
+        search = provenance.any_pose
+        assert isinstance(search, AnyPoseSearch) and search.candidates == record["any_pose"]["candidates"] == 810
+        assert search.mirror.verdict == "proper" and search.mirror.needed == record["any_pose"]["mirror"]["needed"]
+    if record["guidance"] is not None:
+        guidance = provenance.guidance
+        assert isinstance(guidance, GuidanceRecord)
+        assert guidance.segments[0].name == record["guidance"]["segments"][0]["name"]
+        assert guidance.score_result.mean_dice == record["guidance"]["score_result"]["mean_dice"]
+        assert guidance.engine_terms.channels[0].weight == record["guidance"]["engine_terms"]["channels"][0]["weight"]
+        assert guidance.start_candidates[0].dice == record["guidance"]["start_candidates"][0]["dice"]
+    written = json.loads(json.dumps(provenance.to_dict()))
+    for part in ("starts_tried", "any_pose", "start_offset"):
+        assert written[part] == record[part], part
+    assert _keys(record) <= _keys(written), sorted(_keys(record) - _keys(written))
+    if record["guidance"] is not None:  # 0.1.0's guidance gains only keys its version lacked (start_choice: null)
+        old = record["guidance"]
+        assert {key: written["guidance"][key] for key in old if key != "start_candidates"} == {
+            key: value for key, value in old.items() if key != "start_candidates"
+        }
+        candidates = written["guidance"]["start_candidates"]
+        assert [{key: c[key] for key in ("name", "dice")} for c in candidates] == old["start_candidates"]
+
+
+def test_the_start_line_reads_the_typed_parts():
+    from MultimodalRegistrationLib.registration.describe import describe_guidance, describe_start
+
+    summary = RegistrationSummary.from_dict(json.loads((OLD / "summary_anypose.json").read_text()))
+    assert describe_start(summary) == (
+        "started from the pose search (25 deg and 25 mm from the image centres; search 1.0 s over 810 poses)"
+    )
+    guided = RegistrationSummary.from_dict(json.loads((OLD / "summary_guided.json").read_text()))
+    assert describe_guidance(guided.provenance.guidance) == "guidance: Dice 0.85 -> 0.88, landmarks 2.0 -> 1.9 mm RMS"
+
+
+def test_a_piecewise_summary_reads_its_segments_as_records():
+    from MultimodalRegistrationLib.registration.describe import describe_piecewise
+    from MultimodalRegistrationLib.registration.summary import PiecewiseRecord
+
+    record = json.loads((OLD / "summary_piecewise.json").read_text())
+    piecewise = RegistrationSummary.from_dict(record).piecewise
+    assert isinstance(piecewise, PiecewiseRecord) and isinstance(piecewise.global_summary, RegistrationSummary)
+    sacrum = piecewise.segments[0]
+    assert sacrum.name == "sacrum" and sacrum.qa.after.mean_dice == 0.9205 and sacrum.from_global.shift_mm == 1.821
+    assert sacrum.registration.starts_tried[0].metric_after == sacrum.metric.after == 0.74663
+    assert piecewise.blend["grid_spacing_mm"] == 2.0
+    assert piecewise.minimum_jacobian == record["piecewise"]["minimum_jacobian"]
+    written = json.loads(json.dumps(piecewise.to_dict()))
+    assert written["segments"] == record["piecewise"]["segments"] and written["field"] == record["piecewise"]["field"]
+    assert list(written) == list(record["piecewise"])
+    assert describe_piecewise(piecewise).splitlines()[0] == (
+        "sacrum: Dice 0.887 -> 0.920, surface 1.55 -> 1.12 mm; 2.6 deg, 1.8 mm from global"
+    )

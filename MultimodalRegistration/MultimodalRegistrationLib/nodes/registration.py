@@ -18,7 +18,7 @@ from ..process.preflight import preflight_registration
 from ..process.results import JobOutputs, RegistrationJobResult
 from ..process.worker import WorkerFailure, WorkerJob
 from ..registration.describe import describe_start
-from ..registration.summary import RegistrationSummary
+from ..registration.summary import GuidanceRecord, RegistrationSummary
 from . import mrml
 from .checks import check_volume_pair
 from .job import NodeJob, job_folder
@@ -110,45 +110,45 @@ def _segment_nodes_of(scene, outputs: JobOutputs, summary: RegistrationSummary, 
     """A piecewise run's per-segment rigid transforms as nodes in a subject-hierarchy folder named after
     the result; each records its segment's QA before (global) and after (own) as attributes."""
     nodes = {}
-    for segment in summary.piecewise["segments"]:
-        name = segment["name"]
+    for segment in summary.piecewise.segments:
+        name = segment.name
         transform = Transform.read(outputs.segment_transforms[name])
         node = mrml.transform_to_node(scene, transform, name=f"{name} ({field_node.GetName()})")
-        before, after = segment["qa"]["before"], segment["qa"]["after"]
+        before, after = segment.qa.before, segment.qa.after
         attributes = {
             "segment": name,
-            "kept": segment["kept"],
-            "reason": segment["reason"],
+            "kept": segment.kept,
+            "reason": segment.reason,
             "fieldNodeID": field_node.GetID(),
-            "diceBefore": before["mean_dice"],
-            "diceAfter": after["mean_dice"],
-            "surfaceMmBefore": before["mean_surface_mm"],
-            "surfaceMmAfter": after["mean_surface_mm"],
+            "diceBefore": before.mean_dice,
+            "diceAfter": after.mean_dice,
+            "surfaceMmBefore": before.mean_surface_mm,
+            "surfaceMmAfter": after.mean_surface_mm,
         }
         for key, value in attributes.items():
             node.SetAttribute(ATTRIBUTE_PREFIX + key, str(value))
         nodes[name] = node
     mrml.put_in_folder(scene, list(nodes.values()), f"{field_node.GetName()} segments")
-    field_node.SetAttribute(ATTRIBUTE_PREFIX + "piecewiseMinimumJacobian", str(summary.piecewise["minimum_jacobian"]))
+    field_node.SetAttribute(ATTRIBUTE_PREFIX + "piecewiseMinimumJacobian", str(summary.piecewise.minimum_jacobian))
     return nodes
 
 
-def guidance_attributes(guidance: dict | None) -> dict:
+def guidance_attributes(guidance: GuidanceRecord | None) -> dict:
     """The guidance's record as node attributes: the metric, the segments and the scores before and after."""
     if not guidance:
         return {}
-    start, result = guidance["score_start"], guidance["score_result"]
+    start, result = guidance.score_start, guidance.score_result
     attributes = {
-        "guidanceMetric": guidance["metric"],
-        "guidanceSegments": ",".join(segment["name"] for segment in guidance["segments"]),
-        "guidancePoints": guidance["points"],
-        "guidance": json.dumps(guidance),
+        "guidanceMetric": guidance.metric,
+        "guidanceSegments": ",".join(segment.name for segment in guidance.segments),
+        "guidancePoints": guidance.points,
+        "guidance": json.dumps(guidance.to_dict()),
     }
     names = {"mean_dice": "DiceMean", "mean_surface_mm": "SurfaceMeanMm", "points_rms_mm": "PointsRmsMm"}
     for key, name in names.items():
-        if start.get(key) is not None:
-            attributes[f"guidance{name}Start"] = start[key]
-            attributes[f"guidance{name}Result"] = result[key]
+        if start is not None and getattr(start, key) is not None:
+            attributes[f"guidance{name}Start"] = getattr(start, key)
+            attributes[f"guidance{name}Result"] = getattr(result, key)
     return attributes
 
 

@@ -137,7 +137,7 @@ def run_registration_job(job: RegistrationJob, emit: Callable[[dict], None]) -> 
     summary.warnings = guidance_warnings + summary.warnings
     if piecewise is not None:
         summary.transform_kind, summary.matrix_lps, summary.has_inverse = final.kind, None, False
-        summary.piecewise = piecewise.to_dict()
+        summary.piecewise = piecewise.summary()
         summary.warnings = guidance_warnings + piecewise.warnings
     if prepared is not None:
         summary.prep = prepared.summary()
