@@ -91,15 +91,15 @@ def command_prealign(arguments: argparse.Namespace) -> int:
         fit.residuals_csv(arguments.report)
         outputs["report"] = str(arguments.report)
     if getattr(arguments, "summary", None):
-        summary = fit.to_dict()
-        summary["inputs"] = {
+        summary = fit.summary()
+        summary.inputs = {
             "fixed_points": str(arguments.fixed_points),
             "moving_points": str(arguments.moving_points),
             **{key: str(getattr(arguments, key)) if images[key] is not None else None for key in images},
         }
-        summary["outputs"] = dict(outputs, summary=str(arguments.summary))
+        summary.outputs = dict(outputs, summary=str(arguments.summary))
         if json_file:
-            text = json.dumps(summary, indent=2)
+            text = json.dumps(summary.to_dict(), indent=2)
             write_atomically(json_file, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
             outputs["summary"] = json_file
     with redirect_stdout(human_stream(getattr(arguments, "summary", None))):
@@ -109,5 +109,5 @@ def command_prealign(arguments: argparse.Namespace) -> int:
         for name, path in outputs.items():
             print(f"wrote {name}: {path}")
     if getattr(arguments, "summary", None):
-        emit_json(arguments.summary, summary)
+        emit_json(arguments.summary, summary.to_dict())
     return EXIT_OK

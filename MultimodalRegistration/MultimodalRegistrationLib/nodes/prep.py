@@ -34,7 +34,7 @@ from ..prep.options import ROLES, PrepOptions
 from ..prep.spacing import set_spacing
 from ..process.jobs import PrepJob
 from ..process.prep_job import PrepWorkerJob
-from ..process.results import JobResult
+from ..process.results import PrepJobResult
 from ..process.worker import WorkerFailure
 from . import mrml
 from .checks import check_volume_pair
@@ -176,10 +176,10 @@ class NodePrep(NodeJob):
     def warnings(self) -> list[str]:
         return self.summary["warnings"] if self.summary else []
 
-    def _apply(self, result: JobResult) -> None:
+    def _apply(self, result: PrepJobResult) -> None:
         images = {name: read_image(path, f"prepared {name}") for name, path in result.outputs.items()}
         targets = self.targets
-        done = ", ".join(dict.fromkeys(step["step"] for step in result.summary["steps"]))
+        done = ", ".join(dict.fromkeys(step.step for step in result.summary.steps))
         for name, image in images.items():
             role = name.split("_")[0]
             source = targets[role]
@@ -199,7 +199,7 @@ class NodePrep(NodeJob):
             for key, value in attributes.items():
                 node.SetAttribute(ATTRIBUTE_PREFIX + key, value)
             setattr(self, f"{name}_node", node)
-        self.summary = dict(result.summary, seconds=round(time.perf_counter() - self._started, 2))
+        self.summary = dict(result.summary.to_dict(), seconds=round(time.perf_counter() - self._started, 2))
 
 
 def _check_outputs(fixed_volume, moving_volume, outputs: dict) -> None:

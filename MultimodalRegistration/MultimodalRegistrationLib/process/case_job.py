@@ -76,12 +76,11 @@ def run_case_job(job: CaseJob, emit: Callable[[dict], None]) -> CaseJobResult:
             fixed_labels=labels.get("fixed_labels"), fixed_mask=masks["fixed_mask"],
         )  # fmt: skip
         outputs.qa, outputs.qa_report, outputs.qa_figures = written["json"], written["report"], written["figures"]
-    qa = report.to_dict()
     if job.checkerboard:
         save_before_after(job.checkerboard, fixed, moving, before, transform, THUMBNAIL_PIXEL_MM)
         outputs.checkerboard = job.checkerboard
     emit({"event": "progress", "fraction": 1.0, "stage": "done"})
-    return CaseJobResult(result.summary, outputs, qa=qa, verdict=verdict)
+    return CaseJobResult(result.summary, outputs, qa=report, verdict=verdict)
 
 
 def before_pose(summary: RegistrationSummary, job: CaseJob):

@@ -22,7 +22,7 @@ from ..core.files import stem_of
 from ..core.records import Record, to_json
 from ..engines.registry import DEFAULT_ENGINE
 from ..prep.options import PrepOptions
-from .results import CaseJobResult, JobResult, RegistrationJobResult
+from .results import CaseJobResult, JobResult, PrepJobResult, RegistrationJobResult
 
 
 def _path(kind: str, required: bool = False, suffixes: tuple[str, ...] = (), panel: str = "", node: str = ""):
@@ -190,6 +190,7 @@ class PrepJob(Job):
     """
 
     module: ClassVar[str] = "MultimodalRegistrationLib.process.prep_job"
+    result_type: ClassVar[type[JobResult]] = PrepJobResult
 
     fixed: str = _path("input", required=True)
     moving: str = _path("input", required=True)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .jobs import PrepJob
-from .results import JobOutputs, JobResult
+from .results import JobOutputs, PrepJobResult
 from .worker import WorkerJob
 from .worker import main as worker_main
 
@@ -24,7 +24,7 @@ OUTPUT_NAMES = ("fixed", "moving", "fixed_mask", "moving_mask")
 PREP_SHARE = 0.95  # of the progress bar; reading the outputs back takes the rest
 
 
-def run_prep_job(job: PrepJob, emit: Callable[[dict], None]) -> JobResult:
+def run_prep_job(job: PrepJob, emit: Callable[[dict], None]) -> PrepJobResult:
     """Prepare the pair in this process, write the images into ``output_dir``; returns the summary and files."""
     import SimpleITK as sitk
 
@@ -49,7 +49,7 @@ def run_prep_job(job: PrepJob, emit: Callable[[dict], None]) -> JobResult:
             path = output_dir / f"{name}.nrrd"
             sitk.WriteImage(image, str(path), False)
             setattr(outputs, name, str(path))
-    return JobResult(pair.summary(), outputs)
+    return PrepJobResult(pair.summary(), outputs)
 
 
 # What a warm worker (:mod:`.warm_worker`) runs for a job of this module.

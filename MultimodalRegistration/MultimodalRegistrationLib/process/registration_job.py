@@ -140,7 +140,7 @@ def run_registration_job(job: RegistrationJob, emit: Callable[[dict], None]) -> 
         summary.piecewise = piecewise.summary()
         summary.warnings = guidance_warnings + piecewise.warnings
     if prepared is not None:
-        summary.prep = prepared.summary()
+        summary.prep = prepared.summary().to_dict()
         summary.warnings = prepared.warnings + summary.warnings
     if job.summary:
         text = json.dumps(summary.to_dict(), indent=2)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..core.records import Record
+from ..prep.summary import PrepSummary
 from ..registration.summary import RegistrationSummary
 
 SEGMENT_PREFIX = "transform_"  # a piecewise run's per-segment transforms: ``transform_<segment>``
@@ -93,18 +94,26 @@ class RegistrationJobResult(JobResult):
 
 
 @dataclass
-class CaseJobResult(RegistrationJobResult):
-    """A cohort case: the registration, then its QA report (``QAReport.to_dict()``) and its triage verdict
-    (:class:`..qa.triage.Verdict`, read lazily: the QA layer needs numpy)."""
+class PrepJobResult(JobResult):
+    """A preparation: its :class:`..prep.summary.PrepSummary` and the prepared images and masks."""
 
-    qa: dict | None = None
+    summary: PrepSummary
+
+
+@dataclass
+class CaseJobResult(RegistrationJobResult):
+    """A cohort case: the registration, then its QA report (:class:`..qa.report_types.QAReport`) and its triage
+    verdict (:class:`..qa.triage.Verdict`); both read lazily, as the QA layer needs numpy and SimpleITK."""
+
+    qa: Any = None
     verdict: Any = None
 
     @classmethod
     def from_dict(cls, record: dict, strict: bool = False) -> CaseJobResult:
+        from ..qa.report_types import QAReport
         from ..qa.triage import Verdict
 
         result = super().from_dict(record, strict)
-        if isinstance(result.verdict, dict):
-            result.verdict = Verdict.from_dict(result.verdict)
+        result.qa = QAReport.from_dict(result.qa) if isinstance(result.qa, dict) else result.qa
+        result.verdict = Verdict.from_dict(result.verdict) if isinstance(result.verdict, dict) else result.verdict
         return result

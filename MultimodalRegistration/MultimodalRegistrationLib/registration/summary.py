@@ -22,6 +22,17 @@ def _omitted(default=None):
 
 
 @dataclass
+class ImageDescription(Record):
+    """An input image: its file (None: given in memory), size (voxels), spacing (mm), origin (LPS mm), pixel type."""
+
+    source: str | None = None
+    size: list[int] = field(default_factory=list)
+    spacing_mm: list[float] = field(default_factory=list)
+    origin_lps_mm: list[float] = field(default_factory=list)
+    pixel_type: str = ""
+
+
+@dataclass
 class StartRun(Record):
     """One start the engine ran from: the metric after it (mutual information, nats), or the engine's
     ``error`` there, and where it sampled the fixed image when not everywhere (``fixed_sampling``)."""
@@ -193,8 +204,8 @@ class Provenance(Record):
     starts_tried: list[StartRun]
     any_pose: AnyPoseSearch | None
     start_offset: StartOffset | None
-    fixed: dict
-    moving: dict
+    fixed: ImageDescription
+    moving: ImageDescription
     fixed_mask: str | None
     moving_mask: str | None
     timings_s: dict[str, float] = field(default_factory=dict)
@@ -208,7 +219,7 @@ class Provenance(Record):
     def __post_init__(self) -> None:
         # The parts may be given as their JSON (as register() builds them): read each as its record.
         hints = typing.get_type_hints(type(self))
-        for name in ("starts_tried", "any_pose", "start_offset", "guidance"):
+        for name in ("starts_tried", "any_pose", "start_offset", "fixed", "moving", "guidance"):
             value = getattr(self, name)
             if isinstance(value, dict) or (isinstance(value, list) and any(isinstance(v, dict) for v in value)):
                 setattr(self, name, from_json(hints[name], value))
