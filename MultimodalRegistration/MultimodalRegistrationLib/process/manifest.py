@@ -220,5 +220,5 @@ def read_done(folder: Path) -> CaseRecord | None:
     """The record of a finished case in ``folder``, or None if the case has not finished."""
     try:
         return CaseRecord.from_dict(json.loads((folder / DONE).read_text()))
-    except (OSError, ValueError, TypeError):
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):  # unreadable: run the case again
         return None

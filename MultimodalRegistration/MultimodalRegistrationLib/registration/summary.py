@@ -4,7 +4,9 @@
 and write times, outputs, the preparation) and read by every renderer (status line, node
 attributes, terminal). Its JSON form, written by ``mmreg register --json``, keeps these keys:
 ``transform``, ``has_inverse``, ``metric``, ``seconds``, ``warnings``, ``provenance``, then
-``outputs``, ``prep``, ``demo`` and ``piecewise`` when present. Standard library only: the parent side reads it.
+``outputs``, ``prep``, ``demo`` and ``piecewise`` when present. Its parts are records down to the leaves
+(:class:`Provenance`'s ``starts_tried``, ``any_pose``, ``start_offset``, ``fixed``/``moving``, ``guidance``;
+:class:`PiecewiseRecord`), each writing the keys 0.1.0 wrote. No numpy or SimpleITK types: the parent side reads it.
 """
 
 from __future__ import annotations
