@@ -137,7 +137,7 @@ def pseudo_pair(ct: sitk.Image, mr: sitk.Image, truth: Transform, seed: int, spa
 def run_ours(fixed, moving, workdir):
     result = register(fixed, moving, engine="elastix", preset="rigid", workdir=workdir)
     return result.transform, {"start": result.provenance.start, "runs": len(result.provenance.starts_tried),
-                              "search_s": result.provenance.any_pose["seconds"]}  # fmt: skip
+                              "search_s": result.provenance.any_pose.seconds}  # fmt: skip
 
 
 def run_elastix_default(fixed, moving, workdir):
@@ -248,8 +248,8 @@ def visible_human() -> str:
         f"Visible Human CT (fixed, {ct.GetSize()[2]} slices) and MR (moving), ~450 mm apart, no truth: "
         f"metric {result.metric_before:.3f} -> {result.metric_after:.3f} (mutual information, nats), "
         f"start '{result.provenance.start}' "
-        f"of {[run['start'] for run in result.provenance.starts_tried]}, search {search['seconds']:.2f} s over "
-        f"{search['candidates']} poses (its own 4 mm metric {search['metric']:.3f}), translation {shift:.0f} mm, "
+        f"of {[run.start for run in result.provenance.starts_tried]}, search {search.seconds:.2f} s over "
+        f"{search.candidates} poses (its own 4 mm metric {search.metric:.3f}), translation {shift:.0f} mm, "
         f"{seconds:.1f} s in all; checkerboard (top before, bottom after): {picture}"
     )
 

@@ -74,14 +74,14 @@ def run_case(head: md.HeadMRI, seed: int, coverage: float, masked: bool, preset:
         )  # fmt: skip
     seconds = time.perf_counter() - started
     provenance = result.provenance
-    search = provenance.any_pose or {}
+    search = provenance.any_pose
     start = np.asarray(provenance.start_matrix_lps) if provenance.start_matrix_lps else None
     return {
         "seed": seed, "shrink": round(shrink, 3), "angle_deg": round(angle, 1), "coverage": coverage, "mask": masked,
         "preset": preset, "engine": engine,
         "error_mm": round(md.mean_error(result.transform.matrix, case.truth, head.brain_points), 2),
         "start_error_mm": round(md.mean_error(start, case.truth, head.brain_points), 2) if start is not None else None,
-        "start_scale": search.get("scale"), "search_s": search.get("seconds"),
+        "start_scale": search and search.scale, "search_s": search and search.seconds,
         "metric_before": round(result.metric_before, 3), "metric_after": round(result.metric_after, 3),
         "seconds": round(seconds, 1), "warned": any("probably wrong" in w for w in result.warnings),
         "sampling": provenance.fixed_sampling,

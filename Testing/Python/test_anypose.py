@@ -104,17 +104,17 @@ def test_both_engines_recover_far_starts_below_1_mm(far_pairs, ants_far_runs, en
     provenance = result.provenance
     # The image-centre start leads elsewhere, so the engine also ran from it, and lost.
     assert provenance.start == "any-pose"
-    tried = {run["start"]: run["metric_after"] for run in provenance.starts_tried}
+    tried = {run.start: run.metric_after for run in provenance.starts_tried}
     assert tried["any-pose"] == pytest.approx(result.metric_after) and tried["centre"] < result.metric_after - 0.1
-    assert provenance.any_pose["candidates"] >= 800 and provenance.any_pose["seconds"] > 0
-    assert np.allclose(provenance.start_matrix_lps, provenance.any_pose["matrix_lps"], atol=1e-5)
-    assert provenance.timings_s["init_s"] >= provenance.any_pose["seconds"]
+    assert provenance.any_pose.candidates >= 800 and provenance.any_pose.seconds > 0
+    assert np.allclose(provenance.start_matrix_lps, provenance.any_pose.matrix_lps, atol=1e-5)
+    assert provenance.timings_s["init_s"] >= provenance.any_pose.seconds
     assert "started from the pose search" in describe_start(result.summary())
     assert describe_start(result.summary()).endswith("also tried the image centres)")
     # How far the search moved the start: about the true rotation away from the image centres.
     offset = provenance.start_offset
-    assert offset["from"] == "image centres" and abs(offset["rotation_deg"] - angle) < 5.0
-    assert f"{offset['rotation_deg']:.0f} deg and" in describe_start(result.summary())
+    assert offset.from_ == "image centres" and abs(offset.rotation_deg - angle) < 5.0
+    assert f"{offset.rotation_deg:.0f} deg and" in describe_start(result.summary())
 
 
 @pytest.mark.slow
@@ -126,7 +126,7 @@ def test_small_misalignment_is_as_accurate_as_without_the_initialiser(small_pair
     reference = mean_error_mm(without.transform, small_pair.truth, small_pair.head_points)
     assert error < reference + 0.05, f"{engine}: {error:.3f} mm with the search, {reference:.3f} mm without"
     # The centre start refines into the same pose: the engine ran once.
-    assert [run["start"] for run in with_search.provenance.starts_tried] == ["any-pose"]
+    assert [run.start for run in with_search.provenance.starts_tried] == ["any-pose"]
 
 
 def test_left_right_mirrored_moving_image_is_refused_naming_the_axis(small_pair):

@@ -21,7 +21,7 @@ from MultimodalRegistrationLib.engines.registry import ENGINE_NAMES
 from MultimodalRegistrationLib.registration.describe import describe_guidance
 from MultimodalRegistrationLib.registration.guided.guidance import Guidance, prepare_guidance
 from MultimodalRegistrationLib.registration.guided.score import guidance_score
-from MultimodalRegistrationLib.registration.summary import Provenance
+from MultimodalRegistrationLib.registration.summary import GuidanceRecord, Provenance
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = ROOT / "MultimodalRegistration"
@@ -237,14 +237,16 @@ def test_describe_guidance_gives_dice_and_landmark_rms_at_start_and_result():
         "score_start": {"mean_dice": 0.6213, "mean_surface_mm": 4.1, "points_rms_mm": 7.4321},
         "score_result": {"mean_dice": 0.9087, "mean_surface_mm": 0.7, "points_rms_mm": 1.2468},
     }
-    assert describe_guidance(guidance) == "guidance: Dice 0.62 -> 0.91, landmarks 7.4 -> 1.2 mm RMS"
+    line = describe_guidance(GuidanceRecord.from_dict(guidance))
+    assert line == "guidance: Dice 0.62 -> 0.91, landmarks 7.4 -> 1.2 mm RMS"
     only_points = guidance | {
         "metric": "segments",
         "score_start": {"mean_dice": None, "points_rms_mm": 7.4},
         "score_result": {"mean_dice": None, "points_rms_mm": 1.2},
     }
-    assert describe_guidance(only_points) == "guidance (intensities ignored): landmarks 7.4 -> 1.2 mm RMS"
-    assert describe_guidance(None) == "" and describe_guidance({}) == ""
+    line = describe_guidance(GuidanceRecord.from_dict(only_points))
+    assert line == "guidance (intensities ignored): landmarks 7.4 -> 1.2 mm RMS"
+    assert describe_guidance(None) == ""
 
 
 def _ball(centre_lps, image: sitk.Image) -> sitk.Image:

@@ -39,9 +39,9 @@ def test_segment_guided_elastix_lands_within_2mm_of_the_truth(us_pair, metric):
     assert np.median(errors) < 2.0, errors
     record = result.provenance.guidance
     assert result.provenance.start.startswith("guided (segment")
-    assert record["metric"] == metric and [s["name"] for s in record["segments"]] == ["gland", "urethra"]
-    assert record["score_result"]["mean_dice"] > 0.85
-    assert record["score_result"]["mean_dice"] >= record["score_start"]["mean_dice"] - DICE_TOLERANCE
+    assert record.metric == metric and [s.name for s in record.segments] == ["gland", "urethra"]
+    assert record.score_result.mean_dice > 0.85
+    assert record.score_result.mean_dice >= record.score_start.mean_dice - DICE_TOLERANCE
 
 
 def test_landmarks_alone_guide_ants(us_pair):
@@ -50,7 +50,7 @@ def test_landmarks_alone_guide_ants(us_pair):
     errors = target_errors(us_pair, result.transform)
     assert result.provenance.start == "guided (landmarks)"
     assert np.median(errors) < 3.0, errors  # six clicks with 1 mm noise, against a 5 mm push
-    assert result.provenance.guidance["score_result"]["points_rms_mm"] < 3.0
+    assert result.provenance.guidance.score_result.points_rms_mm < 3.0
 
 
 def test_cli_refuses_one_sided_guidance_before_any_engine(us_pair, tmp_path):

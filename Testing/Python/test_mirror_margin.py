@@ -219,7 +219,7 @@ def test_the_low_information_pair_registers_from_the_rotation(ultrasound_case, u
     _, _, truth, gland = ultrasound_case
     result = ultrasound_registered
     search = result.provenance.any_pose
-    assert search["mirror"]["verdict"] == "doubtful" and len(search["warnings"]) == 1
+    assert search.mirror.verdict == "doubtful" and len(search.warnings) == 1
     assert np.linalg.det(result.transform.matrix[:3, :3]) > 0
     error = mean_error_mm(result.transform, truth, gland)
     assert error < 2.0, f"mean error {error:.2f} mm in the gland"

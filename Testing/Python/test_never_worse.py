@@ -60,7 +60,7 @@ def test_a_result_worse_than_its_start_is_returned_as_the_start(pair, tmp_path):
     assert np.abs(result.inverse.matrix - np.linalg.inv(pair.truth.matrix)).max() < 1e-6
     at_start = mutual_information(pair.fixed, pair.moving, pair.truth)
     assert result.metric_after == pytest.approx(at_start)
-    engine_metric = result.provenance.starts_tried[0]["metric_after"]
+    engine_metric = result.provenance.starts_tried[0].metric_after
     assert engine_metric < at_start - KEEP_TOLERANCE_NATS
     assert result.provenance.kept == "start"
     warning = next(w for w in result.warnings if "kept the start" in w)

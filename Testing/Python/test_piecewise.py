@@ -285,25 +285,25 @@ def test_every_bone_lands_under_a_millimetre_in_its_own_node_and_in_the_field(
     field_node = registration.output_transform_node
     field = mrml.transform_from_node(field_node)
     record = registration.summary.piecewise
-    global_transform = Transform.from_matrix(np.asarray(record["global"]["transform"]["matrix_lps"]))
+    global_transform = Transform.from_matrix(np.asarray(record.global_summary.matrix_lps))
     hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
     folder = hierarchy.GetItemParent(hierarchy.GetItemByDataNode(registration.segment_transform_nodes[bones[0]]))
     assert hierarchy.GetItemName(folder) == f"{field_node.GetName()} segments"
     assert hierarchy.GetNumberOfItemChildren(folder) == len(bones)
     print(f"\n{'bone':11s} {'global':>13s} {'own':>13s} {'field':>13s}  (mean / max mm)")
-    for name, segment in zip(bones, record["segments"]):
+    for name, segment in zip(bones, record.segments):
         node = registration.segment_transform_nodes[name]
-        assert node.IsLinear() and node.GetAttribute(ATTRIBUTE_PREFIX + "segment") == name == segment["name"]
+        assert node.IsLinear() and node.GetAttribute(ATTRIBUTE_PREFIX + "segment") == name == segment.name
         rows = [_target_errors(pelvis, name, t) for t in (global_transform, mrml.transform_from_node(node), field)]
         print(f"{name:11s} " + " ".join(f"{e.mean():6.2f}/{e.max():5.2f}" for e in rows))
         global_error, own_error, field_error = rows
-        assert segment["kept"] and segment["registration"]["start"] == "none"  # from the global result as it is
+        assert segment.kept and segment.registration.start == "none"  # from the global result as it is
         assert own_error.max() < 1.0  # measured 0.43 to 0.72 mm at 3.5 mm voxels
         assert field_error.max() < 1.0  # the field holds each bone's own motion at its targets
         assert global_error.mean() > 1.5 and global_error.mean() > 3 * own_error.mean()  # measured 2.0 to 3.1 mm
-        assert segment["qa"]["after"]["mean_dice"] > segment["qa"]["before"]["mean_dice"]
+        assert segment.qa.after.mean_dice > segment.qa.before.mean_dice
     minimum = float(field_node.GetAttribute(ATTRIBUTE_PREFIX + "piecewiseMinimumJacobian"))
     print(f"minimum Jacobian determinant {minimum:.3f}")
     assert minimum > 0.05  # measured 0.13
     assert minimum_jacobian(field, pelvis.fixed) > 0
-    assert record["global"]["provenance"]["guidance"] is not None and record["field"]["grid_spacing_mm"] == 2.0
+    assert record.global_summary.provenance.guidance is not None and record.blend["grid_spacing_mm"] == 2.0

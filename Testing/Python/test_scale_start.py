@@ -72,12 +72,12 @@ def test_shrunken_tissue_registers_within_2_mm(head, seed, coverage, masked, pre
     error = md.mean_error(result.transform.matrix, case.truth, head.brain_points)
     assert error < 2.0, f"{preset}, shrink {case.shrink:.3f}, {case.angle_deg:.0f} deg, {coverage:.0%}: {error:.2f} mm"
     provenance = result.provenance
-    start_scale = provenance.any_pose["scale"]
+    start_scale = provenance.any_pose.scale
     assert start_scale == pytest.approx(case.shrink, rel=0.08), "the start's scale is reported and near the shrink"
     offset = provenance.start_offset
-    assert offset["scale"] == pytest.approx(start_scale, rel=1e-3)
-    assert abs(offset["rotation_deg"] - case.angle_deg) < 8.0, offset  # the turn alone, not the turn and the size
-    assert f"scale {offset['scale']:.2f}" in describe_start(result.summary())
+    assert offset.scale == pytest.approx(start_scale, rel=1e-3)
+    assert abs(offset.rotation_deg - case.angle_deg) < 8.0, offset  # the turn alone, not the turn and the size
+    assert f"scale {offset.scale:.2f}" in describe_start(result.summary())
     assert not any("probably wrong" in warning for warning in result.warnings)
 
 

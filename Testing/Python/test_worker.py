@@ -31,7 +31,8 @@ def test_progress_streams_and_the_result_arrives(pair_files, small_pair, tmp_pat
     error = mean_error_mm(Transform.read(tmp_path / "t.h5"), small_pair.truth, small_pair.head_points)
     assert error < 0.5
     summary = json.loads((tmp_path / "s.json").read_text())
-    assert summary["provenance"]["engine"] == "elastix" and summary == result["summary"] | {"outputs": summary["outputs"]}
+    assert summary["provenance"]["engine"] == "elastix" and summary == result.summary.to_dict() | {"outputs": summary["outputs"]}
+    assert result.outputs.transform == str(tmp_path / "t.h5") and result.outputs.summary == str(tmp_path / "s.json")
 
 
 @pytest.mark.slow

@@ -67,7 +67,7 @@ class CohortProgress:
             self._describe()
 
     def __call__(self, record) -> None:
-        verdict = "failed" if record.status == "failed" else (record.verdict or {}).get("verdict", "ok")
+        verdict = "failed" if record.status == "failed" else (record.verdict.verdict if record.verdict else "ok")
         with self.lock:
             self.done += 1
             if verdict in self.counts:

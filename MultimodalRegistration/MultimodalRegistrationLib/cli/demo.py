@@ -15,7 +15,6 @@ from ..engines.registry import DEFAULT_ENGINE
 from ..process.jobs import RegistrationJob
 from ..qa.checkerboard import save_before_after
 from ..registration.describe import describe_start
-from ..registration.summary import RegistrationSummary
 
 
 def run_demo(output_dir: Path, engine: str = DEFAULT_ENGINE, preset: str = DEFAULT_PRESET, quiet: bool = False) -> int:
@@ -48,7 +47,7 @@ def run_demo(output_dir: Path, engine: str = DEFAULT_ENGINE, preset: str = DEFAU
     start_error = mean_error_mm(Transform.identity(), pair.truth, pair.head_points)
     picture = output_dir / "checkerboard_before_after.png"
     save_before_after(picture, pair.fixed, read_image(job.moving), Transform.identity(), transform)
-    summary = RegistrationSummary.from_dict(result["summary"])
+    summary = result.summary
     summary.demo = {"mean_error_mm": error, "start_mean_error_mm": start_error, "truth": str(paths["truth.h5"])}
     Path(job.summary).write_text(json.dumps(summary.to_dict(), indent=2))
     say(f"{engine} {preset}: mean error {error:.3f} mm at points in the head (was {start_error:.1f} mm), "

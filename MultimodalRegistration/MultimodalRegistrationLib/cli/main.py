@@ -25,9 +25,9 @@ from ..core.errors import (
 from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from ..process.jobs import RegistrationJob, log_beside
 from ..process.preflight import preflight_registration
+from ..process.results import RegistrationJobResult
 from ..process.worker import WorkerFailure
 from ..registration.describe import describe_piecewise, describe_result
-from ..registration.summary import RegistrationSummary
 from .batch import add_batch_parser
 from .job_options import add_options, option_values
 from .json_output import emit_json, file_or_none, human_stream
@@ -67,15 +67,15 @@ def job_from_arguments(arguments: argparse.Namespace) -> RegistrationJob:
     return preflight_registration(job)
 
 
-def _print_result(result: dict, stream=None) -> None:
+def _print_result(result: RegistrationJobResult, stream=None) -> None:
     stream = stream or sys.stdout
-    summary = RegistrationSummary.from_dict(result["summary"])
+    summary = result.summary
     print(describe_result(summary), file=stream)
     if summary.piecewise:
         print(describe_piecewise(summary.piecewise), file=stream)
     for warning in summary.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    for name, path in result["outputs"].items():
+    for name, path in result.outputs.items():
         print(f"wrote {name}: {path}", file=stream)
 
 
@@ -84,7 +84,7 @@ def command_register(arguments: argparse.Namespace) -> int:
         return command_register_2d(arguments)
     result = run_registration(job_from_arguments(arguments))
     _print_result(result, human_stream(arguments.summary))
-    emit_json(arguments.summary, result["summary"])
+    emit_json(arguments.summary, result.summary.to_dict())
     return EXIT_OK
 
 

@@ -66,12 +66,12 @@ def command_prealign(arguments: argparse.Namespace) -> int:
         fit.residuals_csv(job.report)
         outputs["report"] = str(job.report)
     if job.summary:
-        summary = fit.to_dict()
-        summary["inputs"] = {name: str(getattr(job, name)) if getattr(job, name) else None
-                             for name in PrealignJob.paths("input")}  # fmt: skip
-        summary["outputs"] = dict(outputs, summary=str(job.summary))
+        summary = fit.summary()
+        summary.inputs = {name: str(getattr(job, name)) if getattr(job, name) else None
+                          for name in PrealignJob.paths("input")}  # fmt: skip
+        summary.outputs = dict(outputs, summary=str(job.summary))
         if json_file:
-            text = json.dumps(summary, indent=2)
+            text = json.dumps(summary.to_dict(), indent=2)
             write_atomically(json_file, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
             outputs["summary"] = json_file
     with redirect_stdout(human_stream(job.summary)):
@@ -81,5 +81,5 @@ def command_prealign(arguments: argparse.Namespace) -> int:
         for name, path in outputs.items():
             print(f"wrote {name}: {path}")
     if job.summary:
-        emit_json(job.summary, summary)
+        emit_json(job.summary, summary.to_dict())
     return EXIT_OK

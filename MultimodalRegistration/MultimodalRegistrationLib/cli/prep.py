@@ -88,15 +88,15 @@ def command_prep(arguments: argparse.Namespace) -> int:
     pair = prepare(job.fixed, job.moving, options, initial_transform=initial, progress=progress)
     written = write_prepared(pair, output_dir)
     summary = pair.summary()
-    summary["inputs"] = {name: getattr(job, name) for name in PrepJob.paths("input")}
-    summary["options"] = options.to_dict()
-    summary["outputs"] = dict(written, summary=str(output_dir / "prep.json"))
-    text = json.dumps(summary, indent=2)
+    summary.inputs = {name: getattr(job, name) for name in PrepJob.paths("input")}
+    summary.options = options
+    summary.outputs = dict(written, summary=str(output_dir / "prep.json"))
+    text = json.dumps(summary.to_dict(), indent=2)
     write_atomically(output_dir / "prep.json", lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     for step in pair.steps:
         print(f"{step['step']} ({step['image']}): {step['why']}")
     for warning in pair.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    for name, path in summary["outputs"].items():
+    for name, path in summary.outputs.items():
         print(f"wrote {name}: {path}")
     return EXIT_OK

@@ -139,18 +139,18 @@ def command_register_2d(arguments: argparse.Namespace) -> int:
     except (KeyboardInterrupt, Terminated):
         worker.cancel()  # the worker stops within a second; its scratch folder and partial files go
         raise
-    summary, stream = result["summary"], human_stream(arguments.summary)
-    scales = ", ".join(f"{s:.3f}" for s in summary["scales"])
-    print(f"2D {summary['engine']} {summary['preset']}: rotation {summary['angle_deg']:.1f} deg, scales {scales} "
-          f"(start {summary['start']['angle_deg']:.0f} deg, scale {summary['start']['scale']:.3f})", file=stream)  # fmt: skip
-    qa = summary["qa"]
+    summary, stream = result.summary, human_stream(arguments.summary)
+    scales = ", ".join(f"{s:.3f}" for s in summary.scales)
+    print(f"2D {summary.engine} {summary.preset}: rotation {summary.angle_deg:.1f} deg, scales {scales} "
+          f"(start {summary.start['angle_deg']:.0f} deg, scale {summary.start['scale']:.3f})", file=stream)  # fmt: skip
+    qa = summary.qa
     if qa.get("landmarks_after"):
         before, after = qa["landmarks_before"]["mean_mm"], qa["landmarks_after"]["mean_mm"]
         print(f"landmarks: mean {before:.2f} mm before, {after:.2f} mm after", file=stream)
     if qa.get("dice_after") is not None:
         print(f"mask Dice: {qa['dice_before']:.3f} before, {qa['dice_after']:.3f} after", file=stream)
-    for name, path in result["outputs"].items():
+    for name, path in result.outputs.items():
         print(f"wrote {name}: {path}", file=stream)
-    emit_json(arguments.summary, summary)
+    emit_json(arguments.summary, summary.to_dict())
     sys.stdout.flush()
     return EXIT_OK

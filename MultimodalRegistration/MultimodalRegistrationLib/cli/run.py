@@ -6,6 +6,7 @@ import sys
 
 from ..core.errors import Terminated
 from ..process.jobs import RegistrationJob
+from ..process.results import RegistrationJobResult
 from ..process.worker import WorkerJob
 
 
@@ -29,8 +30,8 @@ class ProgressPrinter:
         self.last_stage = stage
 
 
-def run_registration(job: RegistrationJob, quiet: bool = False) -> dict:
-    """Run a registration job in a worker process, showing progress; returns the result event."""
+def run_registration(job: RegistrationJob, quiet: bool = False) -> RegistrationJobResult:
+    """Run a registration job in a worker process, showing progress; returns its summary and files."""
     progress = None if quiet else ProgressPrinter()
     worker = WorkerJob(job, on_progress=progress).start()
     try:

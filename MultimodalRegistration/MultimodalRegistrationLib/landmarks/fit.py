@@ -42,6 +42,7 @@ from .models import (
     tps_displacement_field,
 )
 from .pairing import pairing_warnings
+from .summary import FitErrors, FitTransform, PointRecord, PrealignSummary
 
 __all__ = ["KINDS", "LandmarkFit", "PointResidual", "fit_landmarks", "pair_points"]
 
@@ -70,16 +71,14 @@ class PointResidual:
     error_mm: float  # |mapped - moving|
     loo_error_mm: float | None  # the same, for a fit made without this pair (None: too few points left)
 
+    def record(self) -> PointRecord:
+        """The pair's JSON-ready record (mm rounded to 0.1 micrometre)."""
+        loo = None if self.loo_error_mm is None else round(self.loo_error_mm, 4)
+        return PointRecord(self.label, self.moving_label, _rounded(self.fixed_ras), _rounded(self.moving_ras),
+                           _rounded(self.mapped_ras), round(self.error_mm, 4), loo)  # fmt: skip
+
     def to_dict(self) -> dict:
-        return {
-            "label": self.label,
-            "moving_label": self.moving_label,
-            "fixed_ras_mm": _rounded(self.fixed_ras),
-            "moving_ras_mm": _rounded(self.moving_ras),
-            "mapped_ras_mm": _rounded(self.mapped_ras),
-            "error_mm": round(self.error_mm, 4),
-            "loo_error_mm": None if self.loo_error_mm is None else round(self.loo_error_mm, 4),
-        }
+        return self.record().to_dict()
 
 
 @dataclass
@@ -101,22 +100,26 @@ class LandmarkFit:
     def loo_errors_mm(self) -> list[float | None]:
         return [row.loo_error_mm for row in self.residuals]
 
-    def to_dict(self) -> dict:
-        """A JSON-ready record: linear matrices in LPS and RAS (Slicer's TransformFromParent)."""
-        transform = {"kind": self.transform.kind, "direction": "fixed -> moving (resampling; TransformFromParent)"}
+    def summary(self) -> PrealignSummary:
+        """The fit's record: linear matrices in LPS and RAS (Slicer's TransformFromParent)."""
+        transform = FitTransform(self.transform.kind)
         if self.transform.is_linear:
-            transform["matrix_lps"] = np.round(self.transform.matrix, 9).tolist()
-            transform["matrix_ras"] = np.round(self.transform.matrix_ras, 9).tolist()
-        return {
-            "type": self.kind,
-            "paired_by": self.paired_by,
-            "transform": transform,
-            "fre_mm": {"rms": self.fre_rms_mm, "mean": self.fre_mean_mm, "max": self.fre_max_mm},
-            "loo_rms_mm": self.loo_rms_mm,
-            "points": [row.to_dict() for row in self.residuals],
-            "warnings": list(self.warnings),
-            "notes": list(self.notes),
-        }
+            transform.matrix_lps = np.round(self.transform.matrix, 9).tolist()
+            transform.matrix_ras = np.round(self.transform.matrix_ras, 9).tolist()
+        return PrealignSummary(
+            kind=self.kind,
+            paired_by=self.paired_by,
+            transform=transform,
+            fre_mm=FitErrors(self.fre_rms_mm, self.fre_mean_mm, self.fre_max_mm),
+            loo_rms_mm=self.loo_rms_mm,
+            points=[row.record() for row in self.residuals],
+            warnings=list(self.warnings),
+            notes=list(self.notes),
+        )
+
+    def to_dict(self) -> dict:
+        """A JSON-ready record (:meth:`summary`'s)."""
+        return self.summary().to_dict()
 
     def residuals_csv(self, path: str | os.PathLike) -> None:
         """Write the residual table (world RAS mm) as CSV."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..core.errors import InputError
 from ..core.files import scratch_folder
+from ..process.results import JobResult
 from ..process.worker import WorkerFailure, WorkerJob
 
 POLL_INTERVAL_MS = 200  # how often a GUI polls a running job: often enough for a smooth progress bar
@@ -109,5 +110,5 @@ class NodeJob:
         if self.on_done:
             self.on_done(self)
 
-    def _apply(self, result: dict) -> None:
+    def _apply(self, result: JobResult) -> None:
         raise NotImplementedError

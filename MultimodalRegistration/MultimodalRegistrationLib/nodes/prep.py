@@ -35,6 +35,7 @@ from ..prep.options import ROLES, PrepOptions, n4_target  # noqa: F401 (n4_targe
 from ..prep.spacing import set_spacing
 from ..process.jobs import PrepJob
 from ..process.prep_job import OUTPUT_NAMES, PrepWorkerJob
+from ..process.results import PrepJobResult
 from ..process.worker import WorkerFailure
 from . import mrml
 from .checks import check_volume_pair
@@ -186,9 +187,9 @@ class NodePrep(NodeJob):
     def warnings(self) -> list[str]:
         return self.summary["warnings"] if self.summary else []
 
-    def _apply(self, result: dict) -> None:
-        images = {name: read_image(path, f"prepared {name}") for name, path in result["outputs"].items()}
-        done = ", ".join(dict.fromkeys(step["step"] for step in result["summary"]["steps"]))
+    def _apply(self, result: PrepJobResult) -> None:
+        images = {name: read_image(path, f"prepared {name}") for name, path in result.outputs.items()}
+        done = ", ".join(dict.fromkeys(step.step for step in result.summary.steps))
         _, current = placement(self.target("moving"), self.target("initial_transform"))
         for name, image in images.items():
             role = name.split("_")[0]
@@ -208,7 +209,7 @@ class NodePrep(NodeJob):
             for key, value in attributes.items():
                 node.SetAttribute(ATTRIBUTE_PREFIX + key, value)
             setattr(self, f"{name}_node", node)
-        self.summary = dict(result["summary"], seconds=round(time.perf_counter() - self._started, 2))
+        self.summary = dict(result.summary.to_dict(), seconds=round(time.perf_counter() - self._started, 2))
 
 
 def output_attribute(name: str) -> str:

@@ -15,9 +15,10 @@ from types import SimpleNamespace
 from ..core.transforms import Transform
 from ..process.jobs import RegistrationJob
 from ..process.preflight import preflight_registration
+from ..process.results import JobOutputs, RegistrationJobResult
 from ..process.worker import WorkerFailure, WorkerJob
 from ..registration.describe import describe_start
-from ..registration.summary import RegistrationSummary
+from ..registration.summary import GuidanceRecord, RegistrationSummary
 from . import mrml
 from .checks import check_volume_pair
 from .job import NodeJob, job_folder
@@ -51,9 +52,9 @@ class NodeRegistration(NodeJob):
         """The node the parameters hold for the job field ``field_name`` ("fixed", "output_volume"...)."""
         return node_of(self.parameters, RegistrationJob, field_name)
 
-    def _apply(self, result: dict) -> None:
-        summary = RegistrationSummary.from_dict(result["summary"])
-        transform = Transform.read(result["outputs"]["transform"])
+    def _apply(self, result: RegistrationJobResult) -> None:
+        summary, outputs = result.summary, result.outputs
+        transform = Transform.read(outputs.transform)
         fixed, moving, initial = self.target("fixed"), self.target("moving"), self.target("initial_transform")
         node = self.target("output_transform")
         if node is None:
@@ -86,18 +87,18 @@ class NodeRegistration(NodeJob):
             node.SetAttribute(ATTRIBUTE_PREFIX + key, str(value))
         self.output_transform_node = node
         if summary.piecewise:
-            self.segment_transform_nodes = _segment_nodes_of(self.scene, result["outputs"], summary, node)
+            self.segment_transform_nodes = _segment_nodes_of(self.scene, outputs, summary, node)
         self.inverse_transform_node = None
-        if not transform.is_linear and "inverse" in result["outputs"]:
+        if not transform.is_linear and outputs.inverse:
             # A linear node inverts exactly by itself; a nonlinear one keeps the engine's own inverse beside it.
-            inverse = Transform.read(result["outputs"]["inverse"])
+            inverse = Transform.read(outputs.inverse)
             self.inverse_transform_node = mrml.transform_to_node(self.scene, inverse, name=f"{node.GetName()} inverse")
             node.SetNodeReferenceID(ATTRIBUTE_PREFIX + "inverse", self.inverse_transform_node.GetID())
         volume = self.target("output_volume")
         if volume is not None:
             from ..core.images import read_image
 
-            mrml.update_volume_node_from_image(volume, read_image(result["outputs"]["volume"]))
+            mrml.update_volume_node_from_image(volume, read_image(outputs.volume))
             volume.SetAttribute(ATTRIBUTE_PREFIX + "transformNodeID", node.GetID())
             if volume.GetDisplayNode() is None:
                 volume.CreateDefaultDisplayNodes()
@@ -105,49 +106,49 @@ class NodeRegistration(NodeJob):
         self.summary = summary
 
 
-def _segment_nodes_of(scene, outputs: dict, summary: RegistrationSummary, field_node) -> dict:
+def _segment_nodes_of(scene, outputs: JobOutputs, summary: RegistrationSummary, field_node) -> dict:
     """A piecewise run's per-segment rigid transforms as nodes in a subject-hierarchy folder named after
     the result; each records its segment's QA before (global) and after (own) as attributes."""
     nodes = {}
-    for segment in summary.piecewise["segments"]:
-        name = segment["name"]
-        transform = Transform.read(outputs[f"transform_{name}"])
+    for segment in summary.piecewise.segments:
+        name = segment.name
+        transform = Transform.read(outputs.segment_transforms[name])
         node = mrml.transform_to_node(scene, transform, name=f"{name} ({field_node.GetName()})")
-        before, after = segment["qa"]["before"], segment["qa"]["after"]
+        before, after = segment.qa.before, segment.qa.after
         attributes = {
             "segment": name,
-            "kept": segment["kept"],
-            "reason": segment["reason"],
+            "kept": segment.kept,
+            "reason": segment.reason,
             "fieldNodeID": field_node.GetID(),
-            "diceBefore": before["mean_dice"],
-            "diceAfter": after["mean_dice"],
-            "surfaceMmBefore": before["mean_surface_mm"],
-            "surfaceMmAfter": after["mean_surface_mm"],
+            "diceBefore": before.mean_dice,
+            "diceAfter": after.mean_dice,
+            "surfaceMmBefore": before.mean_surface_mm,
+            "surfaceMmAfter": after.mean_surface_mm,
         }
         for key, value in attributes.items():
             node.SetAttribute(ATTRIBUTE_PREFIX + key, str(value))
         nodes[name] = node
     mrml.put_in_folder(scene, list(nodes.values()), f"{field_node.GetName()} segments")
-    field_node.SetAttribute(ATTRIBUTE_PREFIX + "piecewiseMinimumJacobian", str(summary.piecewise["minimum_jacobian"]))
+    field_node.SetAttribute(ATTRIBUTE_PREFIX + "piecewiseMinimumJacobian", str(summary.piecewise.minimum_jacobian))
     return nodes
 
 
-def guidance_attributes(guidance: dict | None) -> dict:
+def guidance_attributes(guidance: GuidanceRecord | None) -> dict:
     """The guidance's record as node attributes: the metric, the segments and the scores before and after."""
     if not guidance:
         return {}
-    start, result = guidance["score_start"], guidance["score_result"]
+    start, result = guidance.score_start, guidance.score_result
     attributes = {
-        "guidanceMetric": guidance["metric"],
-        "guidanceSegments": ",".join(segment["name"] for segment in guidance["segments"]),
-        "guidancePoints": guidance["points"],
-        "guidance": json.dumps(guidance),
+        "guidanceMetric": guidance.metric,
+        "guidanceSegments": ",".join(segment.name for segment in guidance.segments),
+        "guidancePoints": guidance.points,
+        "guidance": json.dumps(guidance.to_dict()),
     }
     names = {"mean_dice": "DiceMean", "mean_surface_mm": "SurfaceMeanMm", "points_rms_mm": "PointsRmsMm"}
     for key, name in names.items():
-        if start.get(key) is not None:
-            attributes[f"guidance{name}Start"] = start[key]
-            attributes[f"guidance{name}Result"] = result[key]
+        if start is not None and getattr(start, key) is not None:
+            attributes[f"guidance{name}Start"] = getattr(start, key)
+            attributes[f"guidance{name}Result"] = getattr(result, key)
     return attributes
 
 

@@ -84,7 +84,7 @@ class NodeStack(NodeJob):
         return [s for s in (self.summary or {}).get("sections", []) if s["status"] != "ok"]
 
     def _apply(self, result: dict) -> None:
-        image = read_image(result["outputs"]["volume"], "stacked volume")
+        image = read_image(result.outputs.volume, "stacked volume")
         node = self.output_node
         if node is None:
             node = mrml.volume_node_from_image(self.scene, image, self.scene.GenerateUniqueName(NODE_NAME))
@@ -92,7 +92,7 @@ class NodeStack(NodeJob):
             mrml.update_volume_node_from_image(node, image)
             if node.GetDisplayNode() is None:
                 node.CreateDefaultDisplayNodes()
-        summary = result["summary"]
+        summary = result.summary  # the stack summary as JSON (StackJob's result carries it so)
         node.SetAttribute(ATTRIBUTE_PREFIX + "sections", str(self._worker.job["sections"]))
         node.SetAttribute(ATTRIBUTE_PREFIX + "problems", str(sum(s["status"] != "ok" for s in summary["sections"])))
         self.volume_node = node

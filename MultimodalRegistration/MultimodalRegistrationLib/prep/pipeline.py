@@ -25,6 +25,7 @@ from .downsample import downsample, read_downsampled, read_header
 from .masks import coverage_warning, exclusion_mask, foreground_mask, mask_from_labelmap, resolve_modality
 from .options import ROLES, PrepOptions
 from .spacing import check_spacing, parse_spacing, resolution_mismatch, set_spacing
+from .summary import ImageGrid, PrepStep, PrepSummary
 
 
 @dataclass
@@ -41,16 +42,18 @@ class PreparedPair:
     steps: list[dict] = field(default_factory=list)  # {"step", "image", "why", ...}
     warnings: list[str] = field(default_factory=list)
 
-    def summary(self) -> dict:
-        def describe(image):
-            return None if image is None else {
-                "size": list(image.GetSize()), "spacing_mm": [round(s, 6) for s in image.GetSpacing()],
-                "origin_lps_mm": [round(o, 4) for o in image.GetOrigin()],
-            }  # fmt: skip
+    def summary(self) -> PrepSummary:
+        """What was done and the prepared grids, as a record (``prep.json``)."""
 
-        return {"steps": self.steps, "warnings": self.warnings,
-                "fixed": describe(self.fixed), "moving": describe(self.moving),
-                "fixed_mask": describe(self.fixed_mask), "moving_mask": describe(self.moving_mask)}  # fmt: skip
+        def grid(image) -> ImageGrid | None:
+            if image is None:
+                return None
+            spacing, origin = [round(s, 6) for s in image.GetSpacing()], [round(o, 4) for o in image.GetOrigin()]
+            return ImageGrid(list(image.GetSize()), spacing, origin)
+
+        steps = [PrepStep.from_dict(step) for step in self.steps]
+        grids = [grid(image) for image in (self.fixed, self.moving, self.fixed_mask, self.moving_mask)]
+        return PrepSummary(steps, list(self.warnings), *grids)
 
     def resample_moving(self, transform: Transform) -> sitk.Image:
         """The moving image (full resolution when held) on the fixed grid (original when held) through ``transform``."""

@@ -107,13 +107,13 @@ def execute_case(job: dict, digest: str, timeout_s: float | None = None, python:
             verdict = triage_case(None, None, failure.message)
             record = CaseRecord(
                 case.case, "failed", digest, round(time.monotonic() - started, 3), failure.kind, str(failure),
-                attempts, verdict=verdict.to_dict(), worker=running.worker_info,
+                attempts, verdict=verdict, worker=running.worker_info,
             )  # fmt: skip
             break
         record = CaseRecord(
             case.case, "ok", digest, round(time.monotonic() - started, 3), attempts=attempts,
-            outputs={name: os.path.relpath(path, folder) for name, path in result["outputs"].items()},
-            summary=result["summary"], qa=result["qa"], verdict=result["verdict"], worker=running.worker_info,
+            outputs=result.outputs.relative_to(folder), summary=result.summary, qa=result.qa, verdict=result.verdict,
+            worker=running.worker_info,
         )  # fmt: skip
         break
     text = json.dumps(record.to_dict(), indent=2)
@@ -268,10 +268,9 @@ def run_batch(
 def cohort_verdicts(records: list[CaseRecord]) -> dict[str, dict]:
     """Each case's final verdict: its own, plus the cohort's outlier reasons (:mod:`..qa.triage`)."""
     from ..qa.triage import CohortRow, Verdict, apply_cohort, cohort_outliers
-    from ..registration.summary import RegistrationSummary
 
-    verdicts = {record.case: Verdict.from_dict(record.verdict or {"verdict": "failed"}) for record in records}
-    rows = [CohortRow.from_summary(r.case, RegistrationSummary.from_dict(r.summary)) for r in records if r.summary]
+    verdicts = {record.case: record.verdict or Verdict("failed") for record in records}
+    rows = [CohortRow.from_summary(r.case, r.summary) for r in records if r.summary]
     return {case: verdict.to_dict() for case, verdict in apply_cohort(verdicts, cohort_outliers(rows)).items()}
 
 
@@ -279,15 +278,15 @@ def csv_rows(records: list[CaseRecord], verdicts: dict[str, dict]) -> list[dict]
     """One row per case, as ``batch.csv`` holds it (MI in nats, TRE in mm)."""
     rows = []
     for record in records:
-        summary, qa = record.summary or {}, record.qa or {}
-        metric = summary.get("metric") or {}
-        tre = ((qa.get("landmarks") or {}).get("tre") or {}).get("after") or {}
+        summary, qa = record.summary, record.qa
+        landmarks = qa.landmarks if qa is not None else None
+        tre = landmarks.tre_after if landmarks is not None else None
         verdict = verdicts[record.case]
         rows.append({
             "case": record.case, "status": record.status, "verdict": verdict["verdict"],
             "reasons": "; ".join(verdict["reasons"]), "seconds": record.seconds,
-            "metric_before": metric.get("before"), "metric_after": metric.get("after"),
-            "tre_median_mm": tre.get("median_mm"), "kind": record.kind or "",
+            "metric_before": summary and summary.metric_before, "metric_after": summary and summary.metric_after,
+            "tre_median_mm": tre and round(tre.median_mm, 4), "kind": record.kind or "",
             "message": (record.message or "").splitlines()[0] if record.message else "", "attempts": record.attempts,
         })  # fmt: skip
     return rows

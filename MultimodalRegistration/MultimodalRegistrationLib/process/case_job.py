@@ -14,8 +14,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from ..registration.summary import RegistrationSummary
 from .jobs import CaseJob
 from .registration_job import run_registration_job
+from .results import CaseJobResult
 from .worker import main as worker_main
 
 REGISTRATION_SHARE = 0.8
@@ -23,15 +25,14 @@ REGISTRATION_SHARE = 0.8
 THUMBNAIL_PIXEL_MM = 2.0
 
 
-def run_case_job(job: CaseJob, emit: Callable[[dict], None]) -> dict:
-    """Register and assess one case in this process; returns the registration's result event with ``qa``."""
+def run_case_job(job: CaseJob, emit: Callable[[dict], None]) -> CaseJobResult:
+    """Register and assess one case in this process; returns the registration's result with its QA and verdict."""
     from ..core.images import read_image
     from ..core.transforms import Transform
     from ..landmarks.points_io import read_points
     from ..qa.assess import write_qa_outputs
     from ..qa.checkerboard import save_before_after
     from ..qa.triage import triage_case
-    from ..registration.summary import RegistrationSummary
     from .stability import assess_with_restarts
 
     def scaled(event: dict) -> None:
@@ -45,7 +46,7 @@ def run_case_job(job: CaseJob, emit: Callable[[dict], None]) -> dict:
     fixed = read_image(job.fixed, "fixed image")
     moving = read_image(job.moving, "moving image")
     transform = Transform.read(job.output_transform)
-    inverse = Transform.read(job.output_inverse) if result["outputs"].get("inverse") else None
+    inverse = Transform.read(job.output_inverse) if result.outputs.inverse else None
     points = {}
     if job.fixed_points and job.moving_points:
         points["fixed_points_ras"], points["fixed_point_labels"] = read_points(job.fixed_points)
@@ -61,35 +62,34 @@ def run_case_job(job: CaseJob, emit: Callable[[dict], None]) -> dict:
     sources = {
         name: getattr(job, name) for name in ("fixed", "moving", "fixed_points", "moving_points") if getattr(job, name)
     }
-    before = before_pose(result["summary"], job)
+    before = before_pose(result.summary, job)
     report = assess_with_restarts(
         fixed, moving, transform, before=before, inverse=inverse, stability_restarts=job.stability,
         stability_options={"engine": job.engine, "preset": job.preset},
         sources={**sources, "transform": job.output_transform}, **masks, **points, **labels,
     )  # fmt: skip
-    verdict = triage_case(RegistrationSummary.from_dict(result["summary"]), report)
-    outputs = result["outputs"]
+    verdict = triage_case(result.summary, report)
+    outputs = result.outputs
     if job.qa:  # the case's own QA report, as mmreg qa writes it, beside its JSON (qa.json -> qa.html)
         written = write_qa_outputs(
             report, fixed, moving, transform, qa_report_path(job.qa), job.qa, before=before,
             fixed_labels=labels.get("fixed_labels"), fixed_mask=masks["fixed_mask"],
         )  # fmt: skip
-        outputs |= {"qa": written["json"], "qa_report": written["report"], "qa_figures": written["figures"]}
-    qa = report.to_dict()
+        outputs.qa, outputs.qa_report, outputs.qa_figures = written["json"], written["report"], written["figures"]
     if job.checkerboard:
         save_before_after(job.checkerboard, fixed, moving, before, transform, THUMBNAIL_PIXEL_MM)
-        outputs["checkerboard"] = job.checkerboard
+        outputs.checkerboard = job.checkerboard
     emit({"event": "progress", "fraction": 1.0, "stage": "done"})
-    return {**result, "qa": qa, "verdict": verdict.to_dict(), "outputs": outputs}
+    return CaseJobResult(result.summary, outputs, qa=report, verdict=verdict)
 
 
-def before_pose(summary: dict, job: CaseJob):
+def before_pose(summary: RegistrationSummary, job: CaseJob):
     """Where the case's QA measures "before": where the registration measured its metric before (the initial
     transform, else the image centres aligned), so that the summary, qa.json, batch.csv and the report show
     one "MI before". Identity for a record without that pose (a nonlinear initial transform: the transform)."""
     from ..core.transforms import Transform
 
-    matrix = (summary.get("provenance") or {}).get("before_matrix_lps")
+    matrix = summary.provenance.before_matrix_lps
     if matrix is not None:
         return Transform.from_matrix(matrix)
     return Transform.read(job.initial_transform) if job.initial_transform else Transform.identity()

@@ -34,6 +34,7 @@ from ..core.files import VOLUME_SUFFIXES, stem_of
 from ..core.records import Record, to_json
 from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from ..prep.options import PrepOptions
+from .results import CaseJobResult, JobResult, PrepJobResult, RegistrationJobResult
 
 
 def _path(kind: str, required: bool = False, suffixes: tuple[str, ...] = (), panel: str = "", node: str = "",
@@ -71,6 +72,7 @@ class Job(Record):
     """A worker job; subclasses name the worker module that runs them and the result it returns."""
 
     module: ClassVar[str]
+    result_type: ClassVar[type[JobResult]] = JobResult
 
     @classmethod
     def paths(cls, kind: str) -> tuple[str, ...]:
@@ -144,6 +146,7 @@ class RegistrationJob(Job):
     """
 
     module: ClassVar[str] = "MultimodalRegistrationLib.process.registration_job"
+    result_type: ClassVar[type[JobResult]] = RegistrationJobResult
 
     fixed: str = _path("input", required=True, panel="fixedVolume", node="volume",
                        cli={"required": True, "help": "fixed (reference) image file"})  # fmt: skip
@@ -232,6 +235,7 @@ class CaseJob(RegistrationJob):
     """
 
     module: ClassVar[str] = "MultimodalRegistrationLib.process.case_job"
+    result_type: ClassVar[type[JobResult]] = CaseJobResult
 
     case: str = ""
     fixed_points: str | None = _path("input")
@@ -255,6 +259,7 @@ class PrepJob(Job):
     """
 
     module: ClassVar[str] = "MultimodalRegistrationLib.process.prep_job"
+    result_type: ClassVar[type[JobResult]] = PrepJobResult
 
     fixed: str = _path("input", required=True, panel="fixedVolume", node="volume",
                        cli={"required": True, "help": "fixed (reference) image file"})  # fmt: skip

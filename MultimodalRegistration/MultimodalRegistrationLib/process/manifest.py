@@ -18,13 +18,17 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import InputError
 from ..core.records import Record
 from ..core.version import __version__
+from ..qa.report_types import QAReport
+from ..qa.triage import Verdict
+from ..registration.summary import RegistrationSummary
 from .jobs import CaseJob, option_fields
+from .results import JobOutputs
 
 REQUIRED = ("case", "fixed", "moving")
 PATHS = CaseJob.paths("input")  # a case's input files
@@ -41,7 +45,9 @@ _CASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 @dataclass
 class CaseRecord(Record):
     """What became of one case: ``status`` is ok or failed; ``kind`` says how it failed (input, engine,
-    internal, timeout, cancelled); ``hash`` is :func:`case_hash` of the job that ran. Seconds are wall time."""
+    internal, timeout, cancelled); ``hash`` is :func:`case_hash` of the job that ran. Seconds are wall time.
+    ``outputs`` are relative to the case's folder; ``summary``, ``qa`` and ``verdict`` (the case's own triage)
+    are None for a failed case (a failed case has a verdict)."""
 
     case: str
     status: str
@@ -50,18 +56,11 @@ class CaseRecord(Record):
     kind: str | None = None
     message: str | None = None
     attempts: int = 1
-    outputs: dict = field(default_factory=dict)
-    summary: dict | None = None
-    qa: dict | None = None
-    verdict: dict | None = None  # the case's own triage (:class:`..qa.triage.Verdict` as a dictionary)
+    outputs: JobOutputs = field(default_factory=JobOutputs)
+    summary: RegistrationSummary | None = None
+    qa: QAReport | None = None
+    verdict: Verdict | None = None
     worker: dict | None = None  # the warm worker that ran it: pid, jobs, engines it imported for this case
-
-    def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_dict(cls, record: dict) -> CaseRecord:
-        return cls(**{f.name: record.get(f.name) for f in fields(cls) if f.name in record})
 
 
 def read_manifest(
@@ -219,5 +218,5 @@ def read_done(folder: Path) -> CaseRecord | None:
     """The record of a finished case in ``folder``, or None if the case has not finished."""
     try:
         return CaseRecord.from_dict(json.loads((folder / DONE).read_text()))
-    except (OSError, ValueError, TypeError):
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):  # unreadable: run the case again
         return None

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .jobs import PrepJob
+from .results import JobOutputs, PrepJobResult
 from .worker import WorkerJob
 from .worker import main as worker_main
 
@@ -23,8 +24,8 @@ OUTPUT_NAMES = ("fixed", "moving", "fixed_mask", "moving_mask")
 PREP_SHARE = 0.95  # of the progress bar; reading the outputs back takes the rest
 
 
-def run_prep_job(job: PrepJob, emit: Callable[[dict], None]) -> dict:
-    """Prepare the pair in this process, write the images into ``output_dir``; returns the result event."""
+def run_prep_job(job: PrepJob, emit: Callable[[dict], None]) -> PrepJobResult:
+    """Prepare the pair in this process, write the images into ``output_dir``; returns the summary and files."""
     import SimpleITK as sitk
 
     from ..core.transforms import Transform
@@ -39,7 +40,7 @@ def run_prep_job(job: PrepJob, emit: Callable[[dict], None]) -> dict:
     pair = prepare(job.fixed, job.moving, options, initial_transform=initial, progress=progress)
     output_dir = Path(job.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    outputs = {}
+    outputs = JobOutputs()
     for name in OUTPUT_NAMES:
         image = getattr(pair, name)
         if image is not None:
@@ -47,8 +48,8 @@ def run_prep_job(job: PrepJob, emit: Callable[[dict], None]) -> dict:
             # parent removes the whole folder on cancel, so nothing half-written can reach the scene.
             path = output_dir / f"{name}.nrrd"
             sitk.WriteImage(image, str(path), False)
-            outputs[name] = str(path)
-    return {"event": "result", "summary": pair.summary(), "outputs": outputs}
+            setattr(outputs, name, str(path))
+    return PrepJobResult(pair.summary(), outputs)
 
 
 # What a warm worker (:mod:`.warm_worker`) runs for a job of this module.

@@ -30,39 +30,11 @@ from ..core.records import Record
 from ..core.version import __version__
 from ..engines.registry import DEFAULT_ENGINE
 from .jobs import Job, _path
+from .results import JobOutputs, JobResult
 from .worker import WorkerJob
 from .worker import main as worker_main
 
 TRANSFORM_SUFFIXES_2D = (".tfm", ".txt", ".h5")
-
-
-@dataclass
-class Registration2DJob(Job):
-    """Register two 2D images (see the module notes). Pixel sizes in mm (None: the file's); masks limit the
-    metric; labels (else the masks) give the QA's Dice; landmarks (.mrk.json, .fcsv, .csv RAS as Slicer writes
-    them) give its errors."""
-
-    module: ClassVar[str] = "MultimodalRegistrationLib.process.register2d_job"
-
-    fixed: str = _path("input", required=True)
-    moving: str = _path("input", required=True)
-    engine: str = DEFAULT_ENGINE
-    preset: str = DEFAULT_PRESET
-    fixed_pixel_mm: float | None = None
-    moving_pixel_mm: float | None = None
-    fixed_mask: str | None = _path("input")
-    moving_mask: str | None = _path("input")
-    fixed_points: str | None = _path("input")
-    moving_points: str | None = _path("input")
-    fixed_labels: str | None = _path("input")
-    moving_labels: str | None = _path("input")
-    seed: int = DEFAULT_SEED
-    threads: int | None = None
-    output_transform: str = _path("output", required=True, suffixes=TRANSFORM_SUFFIXES_2D)
-    output_volume: str | None = _path("output", suffixes=(".nrrd", ".nii", ".nii.gz", ".mha"))
-    summary: str | None = _path("output", suffixes=(".json",))
-    checkerboard: str | None = _path("output", suffixes=(".png",))
-    workdir: str | None = None
 
 
 @dataclass
@@ -90,6 +62,43 @@ class Summary2D(Record):
     mmreg_version: str = ""
     sources: dict = field(default_factory=dict)
     candidates: list = field(default_factory=list)
+
+
+@dataclass
+class Registration2DJobResult(JobResult):
+    """A 2D registration: its :class:`Summary2D` and the files it wrote."""
+
+    summary: Summary2D
+
+
+@dataclass
+class Registration2DJob(Job):
+    """Register two 2D images (see the module notes). Pixel sizes in mm (None: the file's); masks limit the
+    metric; labels (else the masks) give the QA's Dice; landmarks (.mrk.json, .fcsv, .csv RAS as Slicer writes
+    them) give its errors."""
+
+    module: ClassVar[str] = "MultimodalRegistrationLib.process.register2d_job"
+    result_type: ClassVar[type[JobResult]] = Registration2DJobResult
+
+    fixed: str = _path("input", required=True)
+    moving: str = _path("input", required=True)
+    engine: str = DEFAULT_ENGINE
+    preset: str = DEFAULT_PRESET
+    fixed_pixel_mm: float | None = None
+    moving_pixel_mm: float | None = None
+    fixed_mask: str | None = _path("input")
+    moving_mask: str | None = _path("input")
+    fixed_points: str | None = _path("input")
+    moving_points: str | None = _path("input")
+    fixed_labels: str | None = _path("input")
+    moving_labels: str | None = _path("input")
+    seed: int = DEFAULT_SEED
+    threads: int | None = None
+    output_transform: str = _path("output", required=True, suffixes=TRANSFORM_SUFFIXES_2D)
+    output_volume: str | None = _path("output", suffixes=(".nrrd", ".nii", ".nii.gz", ".mha"))
+    summary: str | None = _path("output", suffixes=(".json",))
+    checkerboard: str | None = _path("output", suffixes=(".png",))
+    workdir: str | None = None
 
 
 def embedding_path(output_transform: str) -> str:
@@ -137,8 +146,8 @@ def inputs_2d(job: Registration2DJob):
     return fixed, moving, masks
 
 
-def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) -> dict:
-    """Register, write the outputs atomically, assess; returns the result event."""
+def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) -> Registration2DJobResult:
+    """Register, write the outputs atomically, assess; returns the summary and the files written."""
     import SimpleITK as sitk
 
     from ..qa.two_d import assess_2d
@@ -175,11 +184,11 @@ def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) ->
         timings=result.timings, qa=qa.to_dict(), outputs=outputs, preset_files=result.preset_files,
         threads=result.threads, mmreg_version=__version__, candidates=result.candidates,
         sources={name: getattr(job, name) for name in job.paths("input") if getattr(job, name)},
-    ).to_dict()  # fmt: skip
+    )  # fmt: skip
     if job.summary:
-        text = json.dumps(summary, indent=2)
+        text = json.dumps(summary.to_dict(), indent=2)
         write_atomically(job.summary, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-    return {"event": "result", "summary": summary, "outputs": outputs}
+    return Registration2DJobResult(summary, JobOutputs.from_dict(outputs))
 
 
 # What a warm worker (:mod:`.warm_worker`) runs for a job of this module.

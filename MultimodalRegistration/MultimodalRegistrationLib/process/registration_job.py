@@ -18,6 +18,7 @@ from ..core.files import stem_of, write_atomically
 from .command import register_command
 from .jobs import RegistrationJob
 from .preflight import preflight_registration
+from .results import JobOutputs, RegistrationJobResult
 from .worker import main as worker_main
 
 
@@ -30,14 +31,15 @@ def _write_log(job: RegistrationJob, text: str) -> str | None:
 
 
 def _write_segment_transforms(output_transform: str, piecewise) -> dict[str, str]:
-    """Each segment's rigid transform (fixed -> moving) beside the field: ``T.h5`` -> ``T_<segment>.h5``."""
+    """Each segment's rigid transform (fixed -> moving) beside the field: ``T.h5`` -> ``T_<segment>.h5``;
+    returns segment -> file."""
     path = Path(output_transform)
     stem = stem_of(path)
     written = {}
     for name, segment in piecewise.segments.items():
         target = path.with_name(f"{stem}_{_safe(name)}.h5")
         segment.transform.write(target)
-        written[f"transform_{name}"] = str(target)
+        written[name] = str(target)
     return written
 
 
@@ -45,8 +47,8 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
-def run_registration_job(job: RegistrationJob, emit: Callable[[dict], None]) -> dict:
-    """Run one registration in this process and write its outputs. Returns the result event."""
+def run_registration_job(job: RegistrationJob, emit: Callable[[dict], None]) -> RegistrationJobResult:
+    """Run one registration in this process and write its outputs; returns its summary and the files written."""
     from ..core.images import read_image, write_image
     from ..core.transforms import Transform, resample
     from ..registration.register import register
@@ -109,40 +111,39 @@ def run_registration_job(job: RegistrationJob, emit: Callable[[dict], None]) -> 
     write_started = time.perf_counter()
     final = piecewise.field if piecewise is not None else result.transform
     inverse = None if piecewise is not None else result.inverse
-    outputs = {}
+    outputs = JobOutputs()
     if job.output_transform:
         final.write(job.output_transform)
-        outputs["transform"] = job.output_transform
+        outputs.transform = job.output_transform
         if piecewise is not None:
-            outputs |= _write_segment_transforms(job.output_transform, piecewise)
+            outputs.segment_transforms = _write_segment_transforms(job.output_transform, piecewise)
     if job.output_inverse and inverse is not None:
         inverse.write(job.output_inverse)
-        outputs["inverse"] = job.output_inverse
+        outputs.inverse = job.output_inverse
     if job.output_volume:
         volume = prepared.resample_moving(final) if prepared else resample(moving, fixed, final)
         write_image(volume, job.output_volume)
-        outputs["volume"] = job.output_volume
-    log = _write_log(job, result.log)
-    if log:
-        outputs["log"] = log
+        outputs.volume = job.output_volume
+    outputs.log = _write_log(job, result.log) or None
     summary = result.summary()
     summary.provenance.timings_s["read_s"] = round(read_seconds, 3)
     summary.provenance.timings_s["write_s"] = round(time.perf_counter() - write_started, 3)
-    summary.outputs = outputs
+    summary.outputs = outputs.to_dict()
     summary.provenance.command = register_command(job)
     summary.warnings = guidance_warnings + summary.warnings
     if piecewise is not None:
         summary.transform_kind, summary.matrix_lps, summary.has_inverse = final.kind, None, False
-        summary.piecewise = piecewise.to_dict()
+        summary.piecewise = piecewise.summary()
         summary.warnings = guidance_warnings + piecewise.warnings
     if prepared is not None:
-        summary.prep = prepared.summary()
+        summary.prep = prepared.summary().to_dict()
         summary.warnings = prepared.warnings + summary.warnings
     if job.summary:
         text = json.dumps(summary.to_dict(), indent=2)
         write_atomically(job.summary, lambda tmp: Path(tmp).write_text(text))
-        outputs["summary"] = job.summary
-    return {"event": "result", "summary": summary.to_dict(), "outputs": outputs}
+        outputs.summary = job.summary
+        summary.outputs = outputs.to_dict()  # the result names the summary file too; the file itself does not
+    return RegistrationJobResult(summary, outputs)
 
 
 # What a warm worker (:mod:`.warm_worker`) runs for a job of this module.

@@ -41,6 +41,7 @@ from ..qa.stability import (
 )
 from ..registration.pose.centres import foreground_center
 from .jobs import RegistrationJob
+from .results import JobResult
 from .worker import WorkerFailure, WorkerJob
 
 
@@ -61,8 +62,8 @@ def _run_jobs(
     timeout_s: float | None,
     python: str | None,
     progress: Callable[[float, str], None],
-) -> list[tuple[dict | None, WorkerFailure | None, float]]:
-    """Run worker jobs, ``parallel`` at a time; per job (result event or None, failure or None, seconds)."""
+) -> list[tuple[JobResult | None, WorkerFailure | None, float]]:
+    """Run worker jobs, ``parallel`` at a time; per job (result or None, failure or None, seconds)."""
     outcomes: list = [None] * len(jobs)
     waiting = list(range(len(jobs)))
     running: dict[int, tuple[WorkerJob, float]] = {}

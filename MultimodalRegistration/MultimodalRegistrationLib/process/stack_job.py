@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..core.errors import InputError
 from .jobs import StackJob
+from .results import JobOutputs, JobResult
 from .worker import WorkerJob
 from .worker import main as worker_main
 
@@ -97,12 +98,12 @@ def execute(job: StackJob, progress: Callable):
     return summary, pixel_mm
 
 
-def run_stack_job(job: StackJob, emit: Callable[[dict], None]) -> dict:
-    """The worker's run: :func:`execute` with progress events; returns the result event (summary and outputs)."""
+def run_stack_job(job: StackJob, emit: Callable[[dict], None]) -> JobResult:
+    """The worker's run: :func:`execute` with progress events; returns the summary and the files written."""
     from ..stack.sections import find_sections
 
     summary, _ = execute(job, stage_progress(emit, len(find_sections(str(job.sections)))))
-    return {"event": "result", "summary": summary.to_dict(), "outputs": dict(summary.outputs)}
+    return JobResult(summary.to_dict(), JobOutputs.from_dict(summary.outputs))
 
 
 # What a warm worker (:mod:`.warm_worker`) runs for a job of this module.

@@ -6,7 +6,7 @@ It starts ``python -m <the job type's module>`` instead (``PythonSlicer`` in Sli
 standard input and reads one JSON object per output line:
 
 ``{"event": "progress", "fraction": 0.42, "stage": "<engine> rigid", "engine": "<engine>"}``
-``{"event": "result", "summary": {...}, "outputs": {"transform": "T.h5", ...}}``
+``{"event": "result", "summary": {...}, "outputs": {"transform": "T.h5", ...}}`` (a :class:`.results.JobResult`)
 ``{"event": "error", "kind": "input" | "engine" | "internal", "message": "...", "hint": "...", "log": "T.log"}``
 
 The exit code is 0 for success, 2 for bad input and 1 for an engine failure. Cancel with
@@ -34,6 +34,7 @@ from pathlib import Path
 from ..core.errors import EXIT_ENGINE, EXIT_INPUT, EXIT_OK, EXIT_TERMINATED, EngineError, InputError
 from ..core.files import PARTIAL_PREFIX, remove_orphans, scratch_folder
 from .jobs import Job, RegistrationJob
+from .results import JobResult
 
 __all__ = ["EXIT_ENGINE", "EXIT_INPUT", "EXIT_OK", "WorkerFailure", "WorkerJob", "WorkerProcess", "library_root", "main"]
 
@@ -53,12 +54,12 @@ def protocol() -> Callable[[dict], None]:
     return emit
 
 
-def run_one(job_type: type[Job], run: Callable[[Job, Callable[[dict], None]], dict], record: dict, emit) -> int:
+def run_one(job_type: type[Job], run: Callable[[Job, Callable[[dict], None]], JobResult], record: dict, emit) -> int:
     """Run one job from its JSON record; errors become error events whose message, hint and log path
     are separate fields. Returns the exit code the job ends with."""
     try:
         job = job_type.from_json(record)
-        emit(run(job, emit))
+        emit(run(job, emit).event())
         return EXIT_OK
     except InputError as error:
         emit({"event": "error", "kind": "input", "message": str(error), "hint": ""})
@@ -79,7 +80,7 @@ def run_one(job_type: type[Job], run: Callable[[Job, Callable[[dict], None]], di
         return EXIT_ENGINE
 
 
-def main(job_type: type[Job], run: Callable[[Job, Callable[[dict], None]], dict]) -> int:
+def main(job_type: type[Job], run: Callable[[Job, Callable[[dict], None]], JobResult]) -> int:
     """Entry point of a one-job worker process: a ``job_type`` job as JSON on stdin, JSON lines on stdout."""
     stop_with_parent()
     emit = protocol()
@@ -254,7 +255,7 @@ class WorkerJob:
         self.on_progress = on_progress
         self.warm = warm
         self.events: queue.Queue = queue.Queue()
-        self.result: dict | None = None
+        self.result: JobResult | None = None  # the job type's result (``job_type.result_type``)
         self.error: WorkerFailure | None = None
         self.worker_info: dict = {}  # what a warm worker says about itself with the result
         self.fraction, self.stage = 0.0, "starting"
@@ -290,8 +291,8 @@ class WorkerJob:
             self._reap()
         return self.running
 
-    def wait(self, timeout: float | None = None) -> dict:
-        """Block until the job ends; return the result event or raise :class:`WorkerFailure`."""
+    def wait(self, timeout: float | None = None) -> JobResult:
+        """Block until the job ends; return its :class:`.results.JobResult` or raise :class:`WorkerFailure`."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.running:
             remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
@@ -358,7 +359,7 @@ class WorkerJob:
                 self.on_progress(self.fraction, self.stage)
         elif kind == "result":
             self.worker_info = event.pop("worker", {})
-            self.result = event
+            self.result = self.job_type.result_type.from_event(event)
             self._finish()
         elif kind == "error":
             self.worker_info = event.pop("worker", {})

@@ -15,11 +15,12 @@ import SimpleITK as sitk
 
 from ..core.errors import InputError
 from ..core.metric import METRIC_BINS, METRIC_SPACING_MM, MIN_OVERLAP_VOXELS, histogram_information, overlap_samples
+from ..core.records import Record
 from ..core.transforms import Transform
 
 
 @dataclass
-class ImageAgreement:
+class ImageAgreement(Record):
     """Agreement of fixed and resampled moving image over their overlap.
 
     ``mutual_information`` in nats (higher is better, 0 for independent images);

@@ -8,7 +8,7 @@ grid (LPS mm) over the fixed image.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import SimpleITK as sitk
@@ -22,7 +22,7 @@ MAX_GRID_VOXELS = 8_000_000  # a finer grid is coarsened to keep the displacemen
 
 
 @dataclass
-class JacobianStatistics:
+class JacobianStatistics(Record):
     """Jacobian determinant over the fixed image (no unit): extremes, folding and percentiles."""
 
     minimum: float
@@ -31,7 +31,7 @@ class JacobianStatistics:
     folding_percent: float  # % of samples with determinant <= 0
     percentile_1: float
     percentile_99: float
-    minimum_at_ras: list[float]  # where the smallest determinant is (world RAS mm)
+    minimum_at_ras: list[float] = field(metadata={"key": "minimum_at_ras_mm"})  # where it is smallest (RAS mm)
     samples: int
     spacing_mm: float | None  # grid spacing (None: linear, the determinant is the same everywhere)
 

@@ -16,6 +16,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..core.errors import InputError
+from ..core.records import Record
 from ..core.transforms import Transform, lps_ras_points
 from ..landmarks.fit import pair_points
 
@@ -27,7 +28,7 @@ _STEP_MM = 0.25  # central-difference step for the Jacobian of T
 
 
 @dataclass
-class ErrorStatistics:
+class ErrorStatistics(Record):
     """Summary of a set of point errors (mm)."""
 
     count: int
@@ -116,7 +117,7 @@ def moving_points_to_fixed(
 
 
 @dataclass
-class LandmarkRow:
+class LandmarkRow(Record):
     """One landmark pair (world RAS mm). ``mapped_ras`` is the moving landmark carried into fixed space."""
 
     label: str
@@ -144,9 +145,16 @@ class LandmarkRow:
             "inversion_residual_mm": round(self.inversion_residual_mm, 6),
         }
 
+    @classmethod
+    def from_dict(cls, record: dict, strict: bool = False) -> LandmarkRow:
+        """A row read back from its JSON (``mapped_before_ras`` is not written: None)."""
+        fixed, moving, mapped = (np.asarray(record[f"{name}_ras_mm"]) for name in ("fixed", "moving", "mapped"))
+        errors = (record["error_before_mm"], record["error_after_mm"], record["inversion_residual_mm"])
+        return cls(record["label"], record["role"], fixed, moving, None, mapped, *errors)
+
 
 @dataclass
-class LandmarkErrors:
+class LandmarkErrors(Record):
     """Per-point errors and their statistics, kept apart: FRE (fit points) and TRE (target points), in mm."""
 
     rows: list[LandmarkRow]
@@ -171,6 +179,16 @@ class LandmarkErrors:
             "points": [row.to_dict() for row in self.rows],
             "warnings": list(self.warnings),
         }
+
+    @classmethod
+    def from_dict(cls, record: dict, strict: bool = False) -> LandmarkErrors:
+        def stats(kind: str, stage: str) -> ErrorStatistics | None:
+            value = (record.get(kind) or {}).get(stage)
+            return None if value is None else ErrorStatistics.from_dict(value)
+
+        return cls([LandmarkRow.from_dict(row) for row in record.get("points", [])],
+                   stats("fre", "before"), stats("fre", "after"), stats("tre", "before"), stats("tre", "after"),
+                   record.get("paired_by", ""), list(record.get("warnings", [])))  # fmt: skip
 
 
 def pair_landmarks(

@@ -15,6 +15,7 @@ import SimpleITK as sitk
 
 from ..core.errors import InputError
 from ..core.labels import as_labelmap, label_names, relabel_by_name, surface_distances
+from ..core.records import Record
 from ..core.transforms import Transform
 
 INTERPOLATIONS = {"nearest": sitk.sitkNearestNeighbor, "gaussian": sitk.sitkLabelGaussian}
@@ -37,7 +38,7 @@ def warp_labels(
 
 
 @dataclass
-class LabelOverlap:
+class LabelOverlap(Record):
     """Agreement of one label: Dice (0..1), mean symmetric surface distance and 95% Hausdorff distance (mm)."""
 
     label: int
@@ -102,7 +103,7 @@ def label_overlap(
 
 
 @dataclass
-class SegmentationOverlap:
+class SegmentationOverlap(Record):
     """Per-label overlap before and after registration, and how the moving labelmap was warped."""
 
     before: list[LabelOverlap]

@@ -26,7 +26,7 @@ from .stability import StabilityResult
 
 
 @dataclass
-class TransformDescription:
+class TransformDescription(Record):
     """The transform under test: its kind and, when linear, its 4x4 matrix (fixed -> moving, LPS mm)."""
 
     kind: str
@@ -86,3 +86,21 @@ class QAReport(Record):
         if self.pictures is not None:
             record["pictures"] = self.pictures
         return record
+
+    @classmethod
+    def from_dict(cls, record: dict, strict: bool = False) -> QAReport:
+        """A report read back from its JSON (``mmreg qa --json``, a cohort case's ``qa.json``)."""
+        images = record["images"]
+        parts = {
+            "transform": TransformDescription.from_dict(record["transform"]),
+            "images_before": ImageAgreement.from_dict(images["before"]),
+            "images_after": ImageAgreement.from_dict(images["after"]),
+            "jacobian": JacobianStatistics.from_dict(record["jacobian"]),
+            "inverse_consistency": InverseConsistency.from_dict(record["inverse_consistency"]),
+        }
+        for name, kind in (("landmarks", LandmarkErrors), ("segmentation", SegmentationOverlap),
+                           ("stability", StabilityResult)):  # fmt: skip
+            parts[name] = kind.from_dict(record[name]) if record.get(name) is not None else None
+        return cls(**parts, inputs=dict(record.get("inputs", {})), library_version=record.get("library_version", ""),
+                   warnings=list(record.get("warnings", [])), timings=dict(record.get("seconds", {})),
+                   pictures=record.get("pictures"))  # fmt: skip

@@ -19,6 +19,7 @@ import SimpleITK as sitk
 
 from ..core.images import index_to_physical_matrix, sample_grid_points
 from ..core.metric import shrink_to_spacing
+from ..core.records import Record
 from ..core.transforms import Transform, rigid_transform
 from ..registration.pose.centres import centre_alignment
 
@@ -78,7 +79,7 @@ def restart_pose(transform: Transform, fixed: sitk.Image, moving: sitk.Image) ->
 
 
 @dataclass
-class StabilityRun:
+class StabilityRun(Record):
     """One restart: how far its result lies from the transform under test, at the foreground points (mm)."""
 
     index: int
@@ -103,7 +104,7 @@ class StabilityRun:
 
 
 @dataclass
-class StabilityResult:
+class StabilityResult(Record):
     """How far the restarts and the transform under test disagree (mm), and the verdict."""
 
     engine: str
@@ -144,6 +145,13 @@ class StabilityResult:
             "runs": [run.to_dict() for run in self.runs],
             "warnings": list(self.warnings),
         }
+
+    @classmethod
+    def from_dict(cls, record: dict, strict: bool = False) -> StabilityResult:
+        perturbation = record.get("perturbation") or {}
+        flat = {key: value for key, value in record.items() if key not in ("perturbation", "verdict")}
+        return super().from_dict(flat | {"shift_mm": perturbation.get("shift_mm"),
+                                         "rotation_deg": perturbation.get("rotation_deg")})  # fmt: skip
 
 
 def spread(positions: list[np.ndarray]) -> np.ndarray:

@@ -3,7 +3,7 @@ Slicer modules (no heavy imports: the parent process only reads the summary's JS
 
 from __future__ import annotations
 
-from .summary import RegistrationSummary
+from .summary import GuidanceRecord, GuidanceScores, PiecewiseRecord, RegistrationSummary
 
 START_NAMES = {
     "any-pose": "the pose search",
@@ -23,16 +23,13 @@ def describe_start(summary: RegistrationSummary) -> str:
     text = f"started from {START_NAMES.get(start, start)}"
     details = []
     offset = provenance.start_offset
-    scale = offset.get("scale") if offset else None
-    if offset and (offset["rotation_deg"] >= 1.0 or offset["shift_mm"] >= 1.0 or scale is not None):
-        size = f", scale {scale:.2f}" if scale is not None else ""
-        details.append(
-            f"{offset['rotation_deg']:.0f} deg and {offset['shift_mm']:.0f} mm{size} from the {offset['from']}"
-        )
+    if offset and (offset.rotation_deg >= 1.0 or offset.shift_mm >= 1.0 or offset.scale is not None):
+        size = f", scale {offset.scale:.2f}" if offset.scale is not None else ""
+        details.append(f"{offset.rotation_deg:.0f} deg and {offset.shift_mm:.0f} mm{size} from the {offset.from_}")
     search = provenance.any_pose
     if search:
-        details.append(f"search {search['seconds']:.1f} s over {search['candidates']} poses")
-    others = [run["start"] for run in provenance.starts_tried or [] if run["start"] != start]
+        details.append(f"search {search.seconds:.1f} s over {search.candidates} poses")
+    others = [run.start for run in provenance.starts_tried or [] if run.start != start]
     if others:
         details.append("also tried " + ", ".join(START_NAMES.get(name, name) for name in others))
     if provenance.fixed_sampling:
@@ -48,20 +45,20 @@ def describe_result(summary: RegistrationSummary) -> str:
     )
 
 
-def describe_guidance(guidance: dict | None) -> str:
+def describe_guidance(guidance: GuidanceRecord | None) -> str:
     """A guided run's scores at its start and its result (a summary's ``provenance.guidance``) in one line,
     e.g. "guidance: Dice 0.62 -> 0.91, landmarks 7.4 -> 1.2 mm RMS"; "" for a run without guidance."""
     if not guidance:
         return ""
-    start, result = guidance.get("score_start") or {}, guidance.get("score_result") or {}
+    start, result = guidance.score_start or GuidanceScores(), guidance.score_result or GuidanceScores()
     parts = []
-    if start.get("mean_dice") is not None and result.get("mean_dice") is not None:
-        parts.append(f"Dice {start['mean_dice']:.2f} -> {result['mean_dice']:.2f}")
-    if start.get("points_rms_mm") is not None and result.get("points_rms_mm") is not None:
-        parts.append(f"landmarks {start['points_rms_mm']:.1f} -> {result['points_rms_mm']:.1f} mm RMS")
+    if start.mean_dice is not None and result.mean_dice is not None:
+        parts.append(f"Dice {start.mean_dice:.2f} -> {result.mean_dice:.2f}")
+    if start.points_rms_mm is not None and result.points_rms_mm is not None:
+        parts.append(f"landmarks {start.points_rms_mm:.1f} -> {result.points_rms_mm:.1f} mm RMS")
     if not parts:
         return ""
-    label = "guidance (intensities ignored)" if guidance.get("metric") == "segments" else "guidance"
+    label = "guidance (intensities ignored)" if guidance.metric == "segments" else "guidance"
     return f"{label}: {', '.join(parts)}"
 
 
@@ -69,21 +66,21 @@ def _number(value, digits: int) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def describe_piecewise(piecewise: dict) -> str:
+def describe_piecewise(piecewise: PiecewiseRecord) -> str:
     """A piecewise result (a summary's ``piecewise``) as one line per segment, QA before (the global
     result) -> after (its own), then the blended field's smallest Jacobian determinant."""
     lines = []
-    for segment in piecewise["segments"]:
-        before, after = segment["qa"]["before"], segment["qa"]["after"]
-        text = f"{segment['name']}: Dice {_number(before['mean_dice'], 3)} -> {_number(after['mean_dice'], 3)}"
-        text += f", surface {_number(before['mean_surface_mm'], 2)} -> {_number(after['mean_surface_mm'], 2)} mm"
-        if after.get("points_mm"):
-            text += f", landmarks {_number(before['points_rms_mm'], 2)} -> {_number(after['points_rms_mm'], 2)} mm RMS"
-        if segment["kept"]:
-            moved = segment["from_global"]
-            text += f"; {_number(moved['rotation_deg'], 1)} deg, {_number(moved['shift_mm'], 1)} mm from global"
+    for segment in piecewise.segments:
+        before, after = segment.qa.before, segment.qa.after
+        text = f"{segment.name}: Dice {_number(before.mean_dice, 3)} -> {_number(after.mean_dice, 3)}"
+        text += f", surface {_number(before.mean_surface_mm, 2)} -> {_number(after.mean_surface_mm, 2)} mm"
+        if after.points_mm:
+            text += f", landmarks {_number(before.points_rms_mm, 2)} -> {_number(after.points_rms_mm, 2)} mm RMS"
+        if segment.kept:
+            moved = segment.from_global
+            text += f"; {_number(moved.rotation_deg, 1)} deg, {_number(moved.shift_mm, 1)} mm from global"
         else:
             text += "; kept the global transform"
         lines.append(text)
-    lines.append(f"field: minimum Jacobian determinant {piecewise['minimum_jacobian']:.3f}")
+    lines.append(f"field: minimum Jacobian determinant {piecewise.minimum_jacobian:.3f}")
     return "\n".join(lines)

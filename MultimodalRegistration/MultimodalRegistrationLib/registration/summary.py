@@ -4,14 +4,170 @@
 and write times, outputs, the preparation) and read by every renderer (status line, node
 attributes, terminal). Its JSON form, written by ``mmreg register --json``, keeps these keys:
 ``transform``, ``has_inverse``, ``metric``, ``seconds``, ``warnings``, ``provenance``, then
-``outputs``, ``prep``, ``demo`` and ``piecewise`` when present. Standard library only: the parent side reads it.
+``outputs``, ``prep``, ``demo`` and ``piecewise`` when present. Its parts are records down to the leaves
+(:class:`Provenance`'s ``starts_tried``, ``any_pose``, ``start_offset``, ``fixed``/``moving``, ``guidance``;
+:class:`PiecewiseRecord`), each writing the keys 0.1.0 wrote. No numpy or SimpleITK types: the parent side reads it.
 """
 
 from __future__ import annotations
 
-from dataclasses import MISSING, asdict, dataclass, field, fields
+import typing
+from dataclasses import dataclass, field
+from typing import Any
 
-from ..core.records import Record
+from ..core.records import Record, from_json, to_json
+
+
+def _omitted(default=None):
+    """A field left out of the JSON while it is None (a key only some records have)."""
+    return field(default=default, metadata={"omit_none": True})
+
+
+@dataclass
+class ImageDescription(Record):
+    """An input image: its file (None: given in memory), size (voxels), spacing (mm), origin (LPS mm), pixel type."""
+
+    source: str | None = None
+    size: list[int] = field(default_factory=list)
+    spacing_mm: list[float] = field(default_factory=list)
+    origin_lps_mm: list[float] = field(default_factory=list)
+    pixel_type: str = ""
+
+
+@dataclass
+class StartRun(Record):
+    """One start the engine ran from: the metric after it (mutual information, nats), or the engine's
+    ``error`` there, and where it sampled the fixed image when not everywhere (``fixed_sampling``)."""
+
+    start: str
+    metric_after: float | None = _omitted()
+    error: str | None = _omitted()
+    fixed_sampling: str | None = _omitted()
+
+
+@dataclass
+class StartOffset(Record):
+    """How far the chosen start lies from the pose before any search (``from``: "image centres" or
+    "initial transform"): rotation in degrees, shift in mm at the fixed image's centre, and its isotropic
+    ``scale`` relative to that pose when it changes size (1 = same size)."""
+
+    from_: str = field(metadata={"key": "from"})
+    rotation_deg: float = 0.0
+    shift_mm: float = 0.0
+    scale: float | None = _omitted()
+
+
+@dataclass
+class MirrorCheck(Record):
+    """The best mirrored pose's margin over the best proper one (mutual information, nats), its noise, the
+    margin needed to call it mirrored, and the verdict: "proper", "doubtful" or "mirrored"."""
+
+    gap: float
+    noise: float
+    needed: float
+    verdict: str
+
+
+@dataclass
+class AnyPoseSearch(Record):
+    """The pose search (``--init any-pose``): the best pose (fixed -> moving, LPS mm), its metric and the best
+    mirrored one's (nats), poses tried, seconds, and the mirror check; a scaled search adds the ``scale``
+    found (moving / fixed size), the ``scale_seeds`` it started from and the ``scales_searched``."""
+
+    scale: float | None = _omitted()
+    scale_seeds: dict[str, float] | None = _omitted()
+    scales_searched: list[float] | None = _omitted()
+    matrix_lps: list[list[float]] = field(default_factory=list)
+    metric: float = 0.0
+    mirrored_metric: float | None = None
+    candidates: int = 0
+    evaluations: int = 0
+    seconds: float = 0.0
+    mirror_checked: bool = False
+    mirror: MirrorCheck | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class GuidedSegment(Record):
+    """A segment that guides: its name and label value in the fixed and the moving labelmaps."""
+
+    name: str
+    fixed_value: int
+    moving_value: int
+
+
+@dataclass
+class GuidanceChannel(Record):
+    """One segment channel the engine was given, and its weight."""
+
+    name: str
+    weight: float
+
+
+@dataclass
+class EngineTerms(Record):
+    """What the engine was given: the intensity term's weight, the segment channels, the landmark count and weight."""
+
+    intensity_weight: float = 1.0
+    channels: list[GuidanceChannel] = field(default_factory=list)
+    points: int = 0
+    points_weight: float = 0.0
+
+
+@dataclass
+class StartCandidate(Record):
+    """One candidate start: its rotation from the prior (degrees), mean surface distance (mm), mutual
+    information (nats), advantage over the prior (SDs of its bootstrap noise), confidence (0..1) and why it
+    won or could not. (0.1.0 wrote only the name and its ``dice``.)"""
+
+    name: str
+    rotation_from_prior_deg: float | None = None
+    surface_mm: float | None = None
+    mutual_information: float | None = None
+    z_vs_prior: float | None = None
+    confidence: float = 0.0
+    reason: str = ""
+    dice: float | None = _omitted()
+
+
+@dataclass
+class StartChoice(Record):
+    """Which candidate start won, why, and the scores' noise (surface mm, mutual information nats)."""
+
+    chosen: str
+    reason: str = ""
+    noise: dict[str, float | None] = field(default_factory=dict)
+
+
+@dataclass
+class GuidanceScores(Record):
+    """Agreement of one pose with the guidance: Dice and mean surface distance (mm) per segment, each
+    landmark's distance (mm), and their means (RMS for the landmarks); None where nothing was measured."""
+
+    dice: dict[str, float | None] = field(default_factory=dict)
+    surface_mm: dict[str, float | None] = field(default_factory=dict)
+    points_mm: list[float | None] = field(default_factory=list)
+    mean_dice: float | None = None
+    mean_surface_mm: float | None = None
+    points_rms_mm: float | None = None
+
+
+@dataclass
+class GuidanceRecord(Record):
+    """A guided run's guidance: the metric ("intensity" or "segments"), the segments, the landmark count, what
+    the engine was given, the start candidates and the choice among them, and the guidance scores at the
+    start, the result and (with segments) the segments' centroids brought together."""
+
+    metric: str = "intensity"
+    segments: list[GuidedSegment] = field(default_factory=list)
+    points: int = 0
+    engine_terms: EngineTerms | None = None
+    start_candidates: list[StartCandidate] | None = None
+    start_choice: StartChoice | None = None
+    score_start: GuidanceScores | None = None
+    score_result: GuidanceScores | None = None
+    score_centroids: GuidanceScores | None = _omitted()
 
 
 @dataclass
@@ -47,28 +203,28 @@ class Provenance(Record):
     initial_transform: str | None
     start: str
     start_matrix_lps: list | None
-    starts_tried: list[dict]
-    any_pose: dict | None
-    start_offset: dict | None
-    fixed: dict
-    moving: dict
+    starts_tried: list[StartRun]
+    any_pose: AnyPoseSearch | None
+    start_offset: StartOffset | None
+    fixed: ImageDescription
+    moving: ImageDescription
     fixed_mask: str | None
     moving_mask: str | None
     timings_s: dict[str, float] = field(default_factory=dict)
     kept: str = "result"
     kept_reason: str = ""
-    guidance: dict | None = None  # segments, landmarks, weights and their scores at the start and the result
+    guidance: GuidanceRecord | None = None  # segments, landmarks, weights and their scores at the start and the result
     fixed_sampling: str | None = None  # without a fixed mask: where the engine sampled, if not everywhere
     command: str | None = None  # the ``mmreg register`` command line that repeats the run (process/command.py)
     before_matrix_lps: list | None = None  # the pose the metric "before" is measured at (fixed -> moving), if linear
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, record: dict) -> Provenance:
-        # A key missing from an older record takes its field's default (``kept``: "result"), else None.
-        return cls(**{f.name: record.get(f.name, None if f.default is MISSING else f.default) for f in fields(cls)})
+    def __post_init__(self) -> None:
+        # The parts may be given as their JSON (as register() builds them): read each as its record.
+        hints = typing.get_type_hints(type(self))
+        for name in ("starts_tried", "any_pose", "start_offset", "fixed", "moving", "guidance"):
+            value = getattr(self, name)
+            if isinstance(value, dict) or (isinstance(value, list) and any(isinstance(v, dict) for v in value)):
+                setattr(self, name, from_json(hints[name], value))
 
 
 @dataclass
@@ -88,7 +244,7 @@ class RegistrationSummary(Record):
     outputs: dict[str, str] | None = None
     prep: dict | None = None
     demo: dict | None = None
-    piecewise: dict | None = None  # per-segment results and the blended field (registration/piecewise.py)
+    piecewise: PiecewiseRecord | None = None  # per-segment results and the blended field (registration/piecewise)
 
     def to_dict(self) -> dict:
         transform: dict = {"kind": self.transform_kind}
@@ -104,7 +260,7 @@ class RegistrationSummary(Record):
         }
         for name in ("outputs", "prep", "demo", "piecewise"):
             if getattr(self, name) is not None:
-                record[name] = getattr(self, name)
+                record[name] = to_json(getattr(self, name))
         return record
 
     @classmethod
@@ -123,5 +279,73 @@ class RegistrationSummary(Record):
             outputs=record.get("outputs"),
             prep=record.get("prep"),
             demo=record.get("demo"),
-            piecewise=record.get("piecewise"),
+            piecewise=PiecewiseRecord.from_dict(record["piecewise"]) if record.get("piecewise") else None,
         )
+
+
+@dataclass
+class FromGlobal(Record):
+    """How far a segment's own result lies from the global one: degrees, and mm at the segment's centroid."""
+
+    rotation_deg: float | None = None
+    shift_mm: float | None = None
+
+
+@dataclass
+class MetricChange(Record):
+    """A metric (``name``, e.g. mutual information in nats) before and after."""
+
+    name: str
+    before: float
+    after: float
+
+
+@dataclass
+class SegmentQA(Record):
+    """A segment's guidance scores at the global result (``before``) and at its own (``after``)."""
+
+    before: GuidanceScores
+    after: GuidanceScores
+
+
+@dataclass
+class SegmentRun(Record):
+    """How a segment's own registration ran: its start, the starts tried, what the engine run kept and why."""
+
+    start: str | None = None
+    starts_tried: list[StartRun] = field(default_factory=list)
+    engine_kept: str = "result"
+    engine_kept_reason: str = ""
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class PiecewiseSegment(Record):
+    """One segment of a piecewise run: kept or not (``reason``), its transform (fixed -> moving, LPS mm), how
+    far it lies from the global one, its metric and guidance scores before (global) and after (own), the margin
+    its fixed mask grew by (mm), seconds, and how its registration ran (None when it did not run)."""
+
+    name: str
+    kept: bool
+    reason: str
+    matrix_lps: list[list[float]]
+    from_global: FromGlobal
+    metric: MetricChange
+    qa: SegmentQA
+    seconds: float = 0.0
+    margin_mm: float = 0.0
+    registration: SegmentRun | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PiecewiseRecord(Record):
+    """A piecewise registration: the global summary (``global`` in JSON), each segment's result, the blended
+    field's grid and checks (``blend``; ``field`` in JSON), its smallest Jacobian determinant, seconds and warnings."""
+
+    global_summary: RegistrationSummary = field(metadata={"key": "global"})
+    segments: list[PiecewiseSegment] = field(default_factory=list)
+    blend: dict[str, Any] = field(default_factory=dict, metadata={"key": "field"})
+    minimum_jacobian: float = 0.0
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)

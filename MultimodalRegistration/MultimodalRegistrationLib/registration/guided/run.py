@@ -11,6 +11,7 @@ from ...core.transforms import Transform
 from ..pose.centres import centre_alignment
 from ..pose.initialize import StartingPoses
 from ..rules.keep import worse_beyond_noise, worse_than_centroids
+from ..summary import GuidanceRecord, GuidanceScores
 from .guidance import PreparedGuidance
 from .score import guidance_score, worse_than
 from .start import guided_start, segment_centroid_alignment
@@ -33,17 +34,19 @@ def guided_rank(prepared: PreparedGuidance, transform: Transform) -> float:
 
 def guided_record(
     prepared: PreparedGuidance | None, start: Transform, result: Transform, choice: dict | None
-) -> tuple[dict | None, dict | None]:
+) -> tuple[GuidanceRecord | None, dict | None]:
     """The guidance's provenance (scores at the start and the result) and the keep rule's verdict on it."""
     if prepared is None:
         return None, None
     at_start, at_result = guidance_score(prepared, start), guidance_score(prepared, result)
-    record = prepared.describe() | {
-        "start_candidates": (choice or {}).get("candidates"),
-        "start_choice": {key: value for key, value in (choice or {}).items() if key != "candidates"} or None,
+    choice = choice or {}
+    parts = {
+        "start_candidates": choice.get("candidates"),
+        "start_choice": {key: value for key, value in choice.items() if key != "candidates"} or None,
         "score_start": at_start.to_dict(),
         "score_result": at_result.to_dict(),
     }
+    record = GuidanceRecord.from_dict(prepared.describe() | parts)
     voxel_mm = max(prepared.fixed_masks[0].GetSpacing()) if prepared.fixed_masks else 0.0
     worse = worse_than(at_result, at_start, voxel_mm)
     return record, {"worse": worse, "intensity": prepared.guidance.metric == "intensity"}
@@ -62,14 +65,15 @@ def noise_reason(prepared, fixed, moving, start: Transform, output, seed: int) -
     return f"{what} not better than its start beyond the noise: {noise}" if noise else ""
 
 
-def judged_by_centroids(prepared, initial_transform, fixed, moving, fixed_mask, outcome: tuple, guided: dict,
-                         warnings: list[str]) -> tuple:
+def judged_by_centroids(
+    prepared, initial_transform, fixed, moving, fixed_mask, outcome: tuple, guided: GuidanceRecord, warnings: list[str]
+) -> tuple:
     """A guided result no better than the segments' centroids brought together gives way to that alignment,
     with a warning. ``outcome`` and the return: (transform, inverse, metric_after, kept, kept_reason)."""
     transform, _, _, kept, _ = outcome
     centroids = segment_centroid_alignment(prepared, initial_transform)
     worse = worse_than_centroids(prepared, transform, centroids)
-    guided["score_centroids"] = guidance_score(prepared, centroids).to_dict()
+    guided.score_centroids = GuidanceScores.from_dict(guidance_score(prepared, centroids).to_dict())
     if not worse:
         return outcome
     what = "result" if kept == "result" else f"result's {kept}"

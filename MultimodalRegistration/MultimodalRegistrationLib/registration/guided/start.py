@@ -28,9 +28,9 @@ import SimpleITK as sitk
 
 from ...core.choices import DEFAULT_SEED
 from ...core.images import index_to_physical_matrix
-from ...core.records import Record
 from ...core.rotations import axis_angle_matrices, orthogonal_fit, rotation_angle_deg
 from ...core.transforms import Transform
+from ..summary import StartCandidate
 from .guidance import PreparedGuidance
 from .start_score import StartScorer, _z
 
@@ -46,21 +46,6 @@ FAR_Z = 3.0
 AXES_MAX_DEG = 2 * MAX_DEG
 MAX_MOMENT_POINTS = 200_000
 PRIOR = "segment centroids"
-
-
-@dataclass
-class StartCandidate(Record):
-    """One candidate start: its rotation from the prior (degrees), mean surface distance (mm), mutual
-    information (nats), advantage over the prior (SDs of its bootstrap noise), confidence (0..1) and why it
-    won or could not."""
-
-    name: str
-    rotation_from_prior_deg: float
-    surface_mm: float | None = None
-    mutual_information: float | None = None
-    z_vs_prior: float | None = None
-    confidence: float = 0.0
-    reason: str = ""
 
 
 @dataclass

@@ -1,5 +1,5 @@
-"""The records of a piecewise registration: each segment's own result, the blended field, and their JSON-ready
-summary. Every transform maps fixed points to moving points (LPS mm)."""
+"""The results of a piecewise registration: each segment's own result and the blended field; their JSON-ready
+record is :class:`..summary.PiecewiseRecord`. Every transform maps fixed points to moving points (LPS mm)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import numpy as np
 
 from ...core.files import VOLUME_SUFFIXES, suffix_of
 from ...core.images import write_image
-from ...core.records import Record
 from ...core.transforms import Transform
 from ..describe import describe_piecewise
 from ..guided.score import GuidanceScore
 from ..register import METRIC_NAME, RegistrationResult
+from ..summary import FromGlobal, GuidanceScores, MetricChange, PiecewiseRecord, PiecewiseSegment, SegmentQA, SegmentRun
 from .polyrigid import PolyrigidField
 
 
@@ -45,61 +45,34 @@ class SegmentResult:
     registration: RegistrationResult | None
     warnings: list[str]
 
-    def to_dict(self) -> dict:
+    def record(self) -> PiecewiseSegment:
+        """The segment's JSON-ready record (numbers rounded)."""
         registration = self.registration
-        provenance = None
+        run = None
         if registration is not None:
             record = registration.provenance
-            provenance = {
-                "start": record.start,
-                "starts_tried": record.starts_tried,
-                "engine_kept": record.kept,
-                "engine_kept_reason": record.kept_reason,
-                "timings_s": record.timings_s,
-            }
-        return {
-            "name": self.name,
-            "kept": self.kept,
-            "reason": self.reason,
-            "matrix_lps": np.round(self.transform.matrix, 9).tolist(),
-            "from_global": {
-                "rotation_deg": None if self.rotation_deg is None else round(self.rotation_deg, 3),
-                "shift_mm": None if self.shift_mm is None else round(self.shift_mm, 3),
-            },
-            "metric": {
-                "name": METRIC_NAME,
-                "before": round(self.metric_before, 6),
-                "after": round(self.metric_after, 6),
-            },
-            "qa": {"before": self.score_before.to_dict(), "after": self.score_after.to_dict()},
-            "seconds": round(self.seconds, 3),
-            "margin_mm": round(self.margin_mm, 3),
-            "registration": provenance,
-            "warnings": list(self.warnings),
-        }
+            run = SegmentRun(record.start, list(record.starts_tried), record.kept, record.kept_reason, record.timings_s)
+        return PiecewiseSegment(
+            name=self.name,
+            kept=self.kept,
+            reason=self.reason,
+            matrix_lps=np.round(self.transform.matrix, 9).tolist(),
+            from_global=FromGlobal(_rounded(self.rotation_deg, 3), _rounded(self.shift_mm, 3)),
+            metric=MetricChange(METRIC_NAME, round(self.metric_before, 6), round(self.metric_after, 6)),
+            qa=SegmentQA(_scores(self.score_before), _scores(self.score_after)),
+            seconds=round(self.seconds, 3),
+            margin_mm=round(self.margin_mm, 3),
+            registration=run,
+            warnings=list(self.warnings),
+        )
 
 
-@dataclass
-class PiecewiseSummary(Record):
-    """The JSON-ready record of a piecewise registration: the global summary, each segment's result,
-    provenance and QA (before = global, after = own), and the field's grid and Jacobian determinant."""
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
-    global_summary: dict
-    segments: list[dict]
-    field: dict
-    minimum_jacobian: float
-    seconds: float
-    warnings: list[str]
 
-    def to_dict(self) -> dict:
-        return {
-            "global": self.global_summary,
-            "segments": self.segments,
-            "field": self.field,
-            "minimum_jacobian": round(self.minimum_jacobian, 6),
-            "seconds": round(self.seconds, 3),
-            "warnings": list(self.warnings),
-        }
+def _scores(score: GuidanceScore) -> GuidanceScores:
+    return GuidanceScores.from_dict(score.to_dict())
 
 
 @dataclass
@@ -115,13 +88,13 @@ class PiecewiseResult:
     seconds: float
     warnings: list[str]
 
-    def summary(self) -> PiecewiseSummary:
-        return PiecewiseSummary(
-            global_summary=self.global_result.summary().to_dict(),
-            segments=[segment.to_dict() for segment in self.segments.values()],
-            field=self.blend.to_dict(),
-            minimum_jacobian=self.minimum_jacobian,
-            seconds=self.seconds,
+    def summary(self) -> PiecewiseRecord:
+        return PiecewiseRecord(
+            global_summary=self.global_result.summary(),
+            segments=[segment.record() for segment in self.segments.values()],
+            blend=self.blend.to_dict(),
+            minimum_jacobian=round(self.minimum_jacobian, 6),
+            seconds=round(self.seconds, 3),
             warnings=list(self.warnings),
         )
 
@@ -130,7 +103,7 @@ class PiecewiseResult:
 
     def table(self) -> list[str]:
         """One line per segment: QA before (global) -> after (own), and the distance from the global result."""
-        return describe_piecewise(self.to_dict()).splitlines()
+        return describe_piecewise(self.summary()).splitlines()
 
     def write_field(self, path: str | Path) -> None:
         """Write the field: an ITK transform (.h5) or a displacement image (.nii.gz, .nrrd, .mha; LPS mm)."""

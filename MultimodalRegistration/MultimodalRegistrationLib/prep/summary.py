@@ -1,0 +1,60 @@
+"""The record of one preparation (``prep.json``, and a registration summary's ``prep``): what was done to
+which image and why, the prepared grids, and, as ``mmreg prep`` writes it, its inputs, options and outputs.
+
+Keys on disk: ``steps``, ``warnings``, ``fixed``, ``moving``, ``fixed_mask``, ``moving_mask``, then
+``inputs``, ``options`` and ``outputs`` when set. Each step is ``{"step", "image", "why", ...}`` with the
+step's own numbers beside them (a crop's ``index`` and ``size``, a mask's ``coverage``...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from ..core.records import Record
+from .options import PrepOptions
+
+
+@dataclass
+class ImageGrid(Record):
+    """A prepared image's grid: size (voxels), spacing (mm) and origin (LPS mm)."""
+
+    size: list[int]
+    spacing_mm: list[float]
+    origin_lps_mm: list[float]
+
+
+@dataclass
+class PrepStep(Record):
+    """One step (crop, mask, exclude, bias correction, set spacing, downsample) on one image ("fixed" or
+    "moving"), why it was done, and its own numbers (``details``; in JSON beside the others)."""
+
+    step: str
+    image: str
+    why: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"step": self.step, "image": self.image, "why": self.why, **self.details}
+
+    @classmethod
+    def from_dict(cls, record: dict, strict: bool = False) -> PrepStep:
+        named = {f.name for f in fields(cls)} - {"details"}
+        details = {key: value for key, value in record.items() if key not in named}
+        return cls(record.get("step", ""), record.get("image", ""), record.get("why", ""), details)
+
+
+@dataclass
+class PrepSummary(Record):
+    """What a preparation did (``steps``, in order), its warnings and the prepared grids (None: not made).
+    ``inputs`` (files by role), ``options`` and ``outputs`` (files written, by role) are set by ``mmreg prep``."""
+
+    steps: list[PrepStep] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    fixed: ImageGrid | None = None
+    moving: ImageGrid | None = None
+    fixed_mask: ImageGrid | None = None
+    moving_mask: ImageGrid | None = None
+    inputs: dict[str, str | None] | None = field(default=None, metadata={"omit_none": True})
+    options: PrepOptions | None = field(default=None, metadata={"omit_none": True})
+    outputs: dict[str, str] | None = field(default=None, metadata={"omit_none": True})
