@@ -19,7 +19,6 @@ from ..core.files import RASTER_SUFFIXES, suffix_of
 from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from .json_output import emit_json, file_or_none, human_stream
 
-
 # Registration inputs a 2D job reads too: the images, their masks and the landmarks (measured, not guiding).
 _ALSO_2D = ("fixed", "moving", "fixed_mask", "moving_mask", "guidance_fixed_points", "guidance_moving_points")
 
