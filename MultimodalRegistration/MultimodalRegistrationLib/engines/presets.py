@@ -1,6 +1,7 @@
 """Presets are data files under ``Resources/Presets``: one folder per engine (its parameter files).
 
-``presets.json`` names each engine's presets, their descriptions and files. A custom preset is a
+``presets.json`` names each engine's presets, their descriptions and files, and what a preset needs
+besides the images (``"needs": "segments"``: both segmentations). A custom preset is a
 path to one file of the engine's own kind (elastix: a parameter file, ANTs: a JSON recipe; see
 :mod:`.registry`). Every preset is checked as it loads (``preset_checks``): a misspelled name is
 refused with a "did you mean" before any engine runs. Each engine's recipe module reads its files.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ class Preset:
     files: list[str] = field(default_factory=list)
     linear: bool = True  # every stage is linear (rigid, similarity, affine)
     scales: bool = False  # a stage changes size (similarity, affine, or a deformation after them)
+    needs: str | None = None  # "segments": the preset registers the segmentations' distance maps, so needs both
 
     @property
     def is_linear(self) -> bool:
@@ -76,7 +78,7 @@ def load_preset(engine: str, preset: str) -> Preset:
         )
     entry = entries[preset]
     files = [presets_dir() / name for name in entry["files"]]
-    return recipe.read_preset(spec, preset, entry.get("description", ""), files)
+    return replace(recipe.read_preset(spec, preset, entry.get("description", ""), files), needs=entry.get("needs"))
 
 
 def list_presets(engine: str | None = None) -> list[Preset]:
