@@ -44,9 +44,12 @@ OUT = ROOT / "bench-output" / "guided_hard"
 WORSE_MM = 1.0  # a pair is worse than the centroids when its mean TRE is this much larger (2/3 of a voxel)
 CLAMP_MM = 20.0
 ENGINES = {"elastix rigid guided": ("elastix", "rigid"), "ANTs rigid guided": ("ants", "rigid"),
-           "elastix deformable guided": ("elastix", "deformable"), "ANTs deformable guided": ("ants", "deformable")}  # fmt: skip
+           "elastix deformable guided": ("elastix", "deformable"), "ANTs deformable guided": ("ants", "deformable"),
+           "elastix distance-map": ("elastix", "distance-map", "segments"),
+           "elastix distance-map + intensities": ("elastix", "distance-map")}  # fmt: skip
 DEFAULT_METHODS = ("image centres", "segment centroids", "guided start", "elastix rigid guided", "ANTs rigid guided",
-                   "ANTs deformable guided", "elastix deformable guided", "SimpleITK distance maps rigid")  # fmt: skip
+                   "ANTs deformable guided", "elastix deformable guided", "SimpleITK distance maps rigid",
+                   "elastix distance-map")  # fmt: skip
 
 
 def _distance_map(mask: sitk.Image) -> sitk.Image:
@@ -108,7 +111,8 @@ def run(pair, method: str) -> dict:
             centroids = segment_centroid_alignment(prepare_guidance(pair.fixed, pair.moving, guidance, "elastix"))
             transform = sitk_distance_maps(pair, centroids)
         else:
-            engine, preset = ENGINES[method]
+            engine, preset, *metric = ENGINES[method]
+            guidance.metric = metric[0] if metric else guidance.metric
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 result = register(pair.fixed, pair.moving, engine=engine, preset=preset, guidance=guidance, threads=1)
