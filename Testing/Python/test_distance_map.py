@@ -27,7 +27,8 @@ def _gland_dice(pair, transform) -> float:
 
 def _target_error(pair, transform) -> float:
     """Median distance (mm) between the mapped fixed targets and their true moving positions."""
-    return float(np.median(np.linalg.norm(transform.transform_points(pair.targets_fixed) - pair.targets_moving, axis=1)))
+    errors = np.linalg.norm(transform.transform_points(pair.targets_fixed) - pair.targets_moving, axis=1)
+    return float(np.median(errors))
 
 
 @pytest.fixture(scope="module")
