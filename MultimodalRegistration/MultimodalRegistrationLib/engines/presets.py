@@ -38,6 +38,14 @@ class Preset:
     def is_linear(self) -> bool:
         return self.linear
 
+    def check_needs(self, has_segments: bool) -> None:
+        """Refuse a run that lacks what the preset needs (``"needs": "segments"``), before any engine runs."""
+        if self.needs == "segments" and not has_segments:
+            raise InputError(
+                f"the {self.engine} {self.name} preset registers the segments' distance maps: give both "
+                "segmentations (--fixed-segmentation and --moving-segmentation), or choose another preset"
+            )
+
 
 def presets_dir() -> Path:
     """The folder holding ``presets.json``: ``$MMREG_PRESETS_DIR``, the source tree, or the installed module."""

@@ -23,7 +23,7 @@ from ..engines.presets import load_preset
 from ..engines.registry import DEFAULT_ENGINE
 from ..engines.request import EngineRequest
 from ..engines.run import run_engine
-from .guided.guidance import Guidance, check_preset_needs, prepare_guidance
+from .guided.guidance import Guidance, prepare_guidance
 from .guided.run import guided_rank, guided_record, guided_starts, judged_by_centroids, noise_reason
 from .guided.score import guidance_score
 from .pose.centres import foreground_center
@@ -219,7 +219,7 @@ def register(
             )
     check_fixed_mask_size(recipe, fixed, masks.get("fixed mask"))  # before the search: refused at once
     prepared = prepare_guidance(fixed, moving, guidance, engine) if guidance and not guidance.is_empty else None
-    check_preset_needs(recipe, prepared)
+    recipe.check_needs(prepared is not None and bool(prepared.pairs))
     clock = lap("checks_s", started)
 
     report(0.01, "finding the starting pose")

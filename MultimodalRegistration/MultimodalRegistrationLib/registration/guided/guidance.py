@@ -19,7 +19,7 @@ from ...core.errors import InputError
 from ...core.labels import as_labelmap, label_names
 from ...core.pairs import check_pair
 from ...engines.guidance_terms import Channel, EngineGuidance
-from ...engines.presets import Preset, guidance_defaults
+from ...engines.presets import guidance_defaults
 
 
 @dataclass
@@ -180,16 +180,6 @@ def _check_choices(guidance: Guidance) -> None:
         raise InputError("--metric segments needs segmentations or landmarks: give both segmentations")
     if guidance.weight is not None and not (np.isfinite(guidance.weight) and guidance.weight > 0):
         raise InputError(f"guidance weight {guidance.weight} is not a positive number: give e.g. --guidance-weight 1")
-
-
-def check_preset_needs(preset: Preset, prepared: PreparedGuidance | None) -> None:
-    """Refuse a preset that needs guidance the run lacks (``"needs": "segments"`` in ``presets.json``), before any
-    engine runs."""
-    if preset.needs == "segments" and (prepared is None or not prepared.pairs):
-        raise InputError(
-            f"the {preset.engine} {preset.name} preset registers the segments' distance maps: give both "
-            "segmentations (--fixed-segmentation and --moving-segmentation), or choose another preset"
-        )
 
 
 def prepare_guidance(fixed: sitk.Image, moving: sitk.Image, guidance: Guidance, engine: str) -> PreparedGuidance:
