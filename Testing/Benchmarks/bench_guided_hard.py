@@ -9,7 +9,8 @@ ANTs on 1 thread; elastix deformable takes most of the run's 15-20 minutes on 2 
 baseline written with SimpleITK only (Euler3D from the centroids, mean squares of the two clamped signed
 distance maps, three levels); the elastix ``distance-map`` preset (rigid, affine, B-spline driven by the gland's
 distance maps, issue 22 item 3) with ``--metric segments`` and beside the intensities (``elastix distance-map +
-intensities``): each about 1 minute per pair more on 2 cores. Columns: median TRE over all landmarks (true positions), share < 5 mm, worst pair
+intensities``): each about 1 minute per pair more on 2 cores. Columns: median TRE over all landmarks (true
+positions), share < 5 mm, worst pair
 (its mean TRE), pairs whose mean TRE is more than WORSE_MM above the segment centroids', how often the keep rule
 fell back, seconds per pair (median wall).
 
