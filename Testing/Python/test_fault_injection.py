@@ -937,4 +937,24 @@ CASES.update(STACK_REFERENCE_CASES)
 
 @pytest.mark.parametrize("name", list(STACK_REFERENCE_CASES))
 def test_bad_stack_reference_is_refused_before_any_section_is_registered(name, tmp_path, private_tmp, capsys):
+
+
+# --------------------------------------------------------------------------- the distance-map preset (issue 22)
+
+
+def distance_map_without_segmentations(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    return _register(fixed, moving, out, "--preset", "distance-map")
+
+
+DISTANCE_MAP_CASES = {
+    "distance-map preset without segmentations": Case(
+        distance_map_without_segmentations, "give both segmentations (--fixed-segmentation and --moving-segmentation)"
+    ),
+}
+CASES.update(DISTANCE_MAP_CASES)
+
+
+@pytest.mark.parametrize("name", list(DISTANCE_MAP_CASES))
+def test_distance_map_preset_is_refused_without_segmentations(name, tmp_path, private_tmp, capsys):
     test_bad_input_is_refused_early_and_leaves_everything_as_it_was(name, tmp_path, private_tmp, capsys)

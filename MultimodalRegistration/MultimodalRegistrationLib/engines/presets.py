@@ -1,7 +1,8 @@
 """Presets are data files under ``Resources/Presets``: one folder per engine (its parameter files).
 
-``presets.json`` names each engine's presets, their descriptions and files; ``presets_2d.json`` the
-presets for two 2D images (their steps and pyramids in pixels, so that any pixel size works). A custom preset is a
+``presets.json`` names each engine's presets, their descriptions and files, and what a preset needs
+besides the images (``"needs": "segments"``: both segmentations); ``presets_2d.json`` the presets for two
+2D images (their steps and pyramids in pixels, so that any pixel size works). A custom preset is a
 path to one file of the engine's own kind (elastix: a parameter file, ANTs: a JSON recipe; see
 :mod:`.registry`). Every preset is checked as it loads (``preset_checks``): a misspelled name is
 refused with a "did you mean" before any engine runs. Each engine's recipe module reads its files.
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,19 @@ class Preset:
     files: list[str] = field(default_factory=list)
     linear: bool = True  # every stage is linear (rigid, similarity, affine)
     scales: bool = False  # a stage changes size (similarity, affine, or a deformation after them)
+    needs: str | None = None  # "segments": the preset registers the segmentations' distance maps, so needs both
 
     @property
     def is_linear(self) -> bool:
         return self.linear
+
+    def check_needs(self, has_segments: bool) -> None:
+        """Refuse a run that lacks what the preset needs (``"needs": "segments"``), before any engine runs."""
+        if self.needs == "segments" and not has_segments:
+            raise InputError(
+                f"the {self.engine} {self.name} preset registers the segments' distance maps: give both "
+                "segmentations (--fixed-segmentation and --moving-segmentation), or choose another preset"
+            )
 
 
 def presets_dir() -> Path:
@@ -79,7 +89,7 @@ def load_preset(engine: str, preset: str, dimension: int = 3) -> Preset:
         )
     entry = entries[preset]
     files = [presets_dir() / name for name in entry["files"]]
-    return recipe.read_preset(spec, preset, entry.get("description", ""), files)
+    return replace(recipe.read_preset(spec, preset, entry.get("description", ""), files), needs=entry.get("needs"))
 
 
 def companion_preset(engine: str, preset: str, dimension: int = 3) -> str | None:

@@ -74,6 +74,7 @@ def preflight_registration(job: RegistrationJob, data: bool = True) -> Registrat
     job.check_outputs()
     check_outputs_apart(_named(job, "input"), _named(job, "output"))
     preset = load_preset(job.engine, job.preset)
+    preset.check_needs(bool(job.fixed_segmentation and job.moving_segmentation))
     if job.piecewise:
         if not (job.fixed_segmentation and job.moving_segmentation):
             raise InputError("--piecewise needs segmentations: add --fixed-segmentation and --moving-segmentation")
