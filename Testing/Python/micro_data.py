@@ -360,7 +360,6 @@ def section_stack(
         picks = rng.choice(np.arange(2, count - 2), 4, replace=False)
         damage = dict(zip((int(p) for p in picks), ("missing", "blank", "torn", "small")))
     truths, paths, plane_points = [], [], []
-    size = (np.asarray(canvas_mm) / pixel_mm).astype(int)
     for index in range(count):
         angle = rng.uniform(-max_deg, max_deg)
         shift = rng.uniform(-1, 1, 2)

@@ -937,11 +937,10 @@ CASES.update(STACK_REFERENCE_CASES)
 
 @pytest.mark.parametrize("name", list(STACK_REFERENCE_CASES))
 def test_bad_stack_reference_is_refused_before_any_section_is_registered(name, tmp_path, private_tmp, capsys):
+    test_bad_input_is_refused_early_and_leaves_everything_as_it_was(name, tmp_path, private_tmp, capsys)
 
 
 # --------------------------------------------------------------------------- the distance-map preset (issue 22)
-
-
 def distance_map_without_segmentations(inputs: Path, out: Path) -> list[str]:
     fixed, moving = _pair(inputs)
     return _register(fixed, moving, out, "--preset", "distance-map")
