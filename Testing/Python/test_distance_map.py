@@ -1,12 +1,12 @@
 """The distance-map preset (issue 22, item 3): rigid, affine, then a B-spline driven by the segments' signed
-distance maps, on the easy generated MR -> ultrasound-like pair (Testing/Python/guided_data.py), whose gland the
+distance maps, on the easy generated MR -> ultrasound-like pair (Testing/Python/ultrasound_like.py), whose gland the
 probe pushed 5 mm: no rigid map fits it, the deformable stage must, without folding."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from guided_data import ultrasound_like_pair
+from ultrasound_like import ultrasound_like_pair
 from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.qa.jacobian import jacobian_statistics
 from MultimodalRegistrationLib.qa.overlap import label_overlap, warp_labels
