@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ultrasound_like import ultrasound_like_pair
 from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.qa.jacobian import jacobian_statistics
 from MultimodalRegistrationLib.qa.overlap import label_overlap, warp_labels
 from MultimodalRegistrationLib.registration.guided.guidance import Guidance
 from MultimodalRegistrationLib.registration.register import register
+from ultrasound_like import ultrasound_like_pair
 
 
 @pytest.fixture(scope="module")

@@ -69,7 +69,7 @@ def test_slugs_follow_github():
 
 def test_readme_is_short_and_tutorial_first():
     readme = (ROOT / "README.md").read_text()
-    assert len(readme.splitlines()) <= 150
+    assert len(readme.splitlines()) <= 170  # four short tutorials, the rest in docs/
     headings = re.findall(r"^## (.+)$", readme, re.MULTILINE)
     assert headings.index("Install in Slicer") < headings.index("Tutorial: register an MR to a CT in five steps")
     for needed in ("Licence", "Citation", "Support"):
