@@ -15,6 +15,7 @@ from MultimodalRegistrationLib.cli.batch import CohortProgress
 from MultimodalRegistrationLib.core.version import __version__
 from MultimodalRegistrationLib.qa.cohort_provenance import cohort_provenance
 from MultimodalRegistrationLib.qa.cohort_report import write_cohort_report
+from MultimodalRegistrationLib.qa.triage import Verdict
 from test_cli import mmreg
 
 
@@ -24,14 +25,14 @@ class Finished:
 
     case: str
     status: str
-    verdict: dict | None
+    verdict: Verdict | None
     seconds: float
 
 
 CASES = [
-    Finished("pose01", "ok", {"verdict": "ok"}, 12.34),
-    Finished("pose02", "ok", {"verdict": "check"}, 8.0),
-    Finished("broken", "failed", {"verdict": "failed"}, 0.52),
+    Finished("pose01", "ok", Verdict.from_dict({"verdict": "ok"}), 12.34),
+    Finished("pose02", "ok", Verdict.from_dict({"verdict": "check"}), 8.0),
+    Finished("broken", "failed", Verdict.from_dict({"verdict": "failed"}), 0.52),
 ]
 
 
