@@ -20,8 +20,9 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
+from ...core.metric import pointwise_information
 from .coarse import CoarseImage
-from .scorer import PoseScorer, _FineLookup
+from .scorer import PoseScorer, _FineLookup, joint_histograms
 
 # A pose whose counted samples cover less than this share of the moving tissue scores 0.
 MIN_TISSUE_COVERED = 0.25
@@ -85,19 +86,9 @@ class OverlapPoseScorer(PoseScorer):
             tissue_index = np.matmul(tissue_to_index[:, :3, :3], self.points.T[None]) + tissue_to_index[:, :3, 3:]
             in_tissue = self.tissue(tissue_index) > 0.5
             valid &= in_tissue if self.in_mask is None else (in_tissue | self.in_mask[None])
-        moving = self.moving(index)
-        low = np.minimum(moving.astype(np.int32), bins - 2)
-        weight = (moving - low) * valid
-        keep = (1.0 - (moving - low)) * valid
-        cell = ((np.arange(count, dtype=np.int32)[:, None] * bins + self.fixed_bins[None]) * bins + low).ravel()
-        histogram = np.bincount(cell, keep.ravel(), count * bins * bins)
-        histogram += np.bincount(cell + 1, weight.ravel(), count * bins * bins)
+        histogram = joint_histograms(self.fixed_bins, self.moving(index), bins, valid)
         totals = valid.sum(axis=1)
-        joint = histogram.reshape(count, bins, bins) / np.maximum(totals, 1)[:, None, None]
-        product = joint.sum(2, keepdims=True) * joint.sum(1, keepdims=True)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            terms = np.where(joint > 0, joint * np.log(joint / product), 0.0)
-        values = terms.sum(axis=(1, 2))
+        values = pointwise_information(histogram / np.maximum(totals, 1)[:, None, None])[1]
         determinants = np.abs(np.linalg.det(matrices[:, :3, :3]))
         if self.tissue is not None:
             covered = totals * self.sample_volume * determinants

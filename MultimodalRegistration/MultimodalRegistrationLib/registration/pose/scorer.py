@@ -127,13 +127,24 @@ class PoseScorer:
         return np.concatenate([self._score(matrices[i : i + chunk]) for i in range(0, len(matrices), chunk)])
 
     def _score(self, matrices: np.ndarray) -> np.ndarray:
-        count, bins = len(matrices), self.bins
+        bins = self.bins
         to_index = (self.moving.to_index @ matrices).astype(np.float32)
         # (K, 3, N): each index axis contiguous, so that the bounds checks are cheap.
         moving = self.moving(np.matmul(to_index[:, :3, :3], self.points.T[None]) + to_index[:, :3, 3:])
-        low = np.minimum(moving.astype(np.int32), bins - 2)
-        weight = moving - low
-        cell = ((np.arange(count, dtype=np.int32)[:, None] * bins + self.fixed_bins[None]) * bins + low).ravel()
-        histogram = np.bincount(cell, (1.0 - weight).ravel(), count * bins * bins)
-        histogram += np.bincount(cell + 1, weight.ravel(), count * bins * bins)
-        return pointwise_information(histogram.reshape(count, bins, bins) / self.fixed_bins.size)[1]
+        return pointwise_information(joint_histograms(self.fixed_bins, moving, bins) / self.fixed_bins.size)[1]
+
+
+def joint_histograms(fixed_bins: np.ndarray, moving: np.ndarray, bins: int, valid: np.ndarray | None = None):
+    """One joint histogram per pose (shape (K, bins, bins), counts): ``fixed_bins`` (N,) are the samples' fixed
+    bins, ``moving`` (K, N) their moving values in bin units, each split linearly between its two nearest bins;
+    ``valid`` (K, N) leaves samples out."""
+    count = len(moving)
+    low = np.minimum(moving.astype(np.int32), bins - 2)
+    weight = moving - low
+    keep = 1.0 - weight
+    if valid is not None:
+        weight, keep = weight * valid, keep * valid
+    cell = ((np.arange(count, dtype=np.int32)[:, None] * bins + fixed_bins[None]) * bins + low).ravel()
+    histogram = np.bincount(cell, keep.ravel(), count * bins * bins)
+    histogram += np.bincount(cell + 1, weight.ravel(), count * bins * bins)
+    return histogram.reshape(count, bins, bins)
