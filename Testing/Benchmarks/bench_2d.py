@@ -24,11 +24,11 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT / "MultimodalRegistration"), str(ROOT / "Testing" / "Python")]
-
+import bench_paths  # first: the library and the test-data makers on sys.path
 import numpy as np
 import two_d_data
+
+ROOT = bench_paths.ROOT
 
 OUT = ROOT / "bench-output" / "two_d"
 FIXED_PIXEL_MM, MOVING_PIXEL_MM = 1.0, 0.5
@@ -61,7 +61,7 @@ def run_case(engine: str, preset: str, fixed: Path, points: np.ndarray, truth: n
     command = [sys.executable, "-m", "MultimodalRegistrationLib.cli", "register2d", "--fixed", str(fixed),
                "--moving", str(folder / "he.png"), "--moving-pixel-size", str(MOVING_PIXEL_MM), "--engine", engine,
                "--preset", preset, "--output-transform", str(folder / "T.tfm"), "--json", str(folder / "S.json")]  # fmt: skip
-    environment = {"PYTHONPATH": str(ROOT / "MultimodalRegistration")}
+    environment = {"PYTHONPATH": str(bench_paths.LIBRARY)}
     started, cpu = time.perf_counter(), _children_cpu()
     run = subprocess.run(command, check=False, capture_output=True, text=True, env={**os.environ, **environment})
     seconds, cpu = time.perf_counter() - started, _children_cpu() - cpu

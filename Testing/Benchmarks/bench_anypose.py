@@ -34,13 +34,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import bench_paths  # first: the library and the test-data makers on sys.path
 import numpy as np
 import SimpleITK as sitk
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "MultimodalRegistration"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from MultimodalRegistrationLib.core.errors import EngineError, InputError
 from MultimodalRegistrationLib.core.phantom import (
     add_bias_and_noise,
@@ -52,6 +48,8 @@ from MultimodalRegistrationLib.core.transforms import Transform
 from MultimodalRegistrationLib.qa.checkerboard import save_before_after
 from MultimodalRegistrationLib.registration.register import register
 from peer_baselines import ants_default_rigid, elastix_default_rigid, greedy_rigid
+
+ROOT = bench_paths.ROOT
 
 DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "bench-output" / "anypose"
@@ -187,8 +185,11 @@ def evaluate(label, pairs, methods, records):
 
 def table(records, labels, methods, spacing_mm) -> str:
     lines = [
-        f"Rigid CT -> MR from random poses: success = mean error < {SUCCESS_MM:g} mm at points in the head "
-        f"(successes / cases per start rotation), CT at {spacing_mm} mm in-plane, this machine: {os.cpu_count()} cores",
+        (
+            f"Rigid CT -> MR from random poses: success = mean error < {SUCCESS_MM:g} mm at points in the head "
+            f"(successes / cases per start rotation), CT at {spacing_mm} mm in-plane, this machine: "
+            f"{os.cpu_count()} cores"
+        ),
         "",
         "| pair | method | " + " | ".join(f"{low}-{high} deg" for low, high in BINS) + " | all | median s / case |",
         "|---|---|" + "---|" * (len(BINS) + 2),
@@ -301,7 +302,9 @@ def main() -> int:
 
         def phantom_case(truth):
             def make():
-                pair = make_phantom_pair(truth=truth, ct_spacing=(step, step, 1.25 * step), mr_spacing=[1.25 * step] * 3)
+                pair = make_phantom_pair(
+                    truth=truth, ct_spacing=(step, step, 1.25 * step), mr_spacing=[1.25 * step] * 3
+                )
                 return pair.fixed, pair.moving, pair.truth, pair.head_points
 
             return make

@@ -308,8 +308,9 @@ def main() -> int:
     if arguments.cases < 1:
         parser.error("--cases must be at least 1")
 
-    sys.path.insert(0, str(LIBRARY))
-    sys.path.insert(0, str(ROOT / "Testing" / "Python"))
+    # Here, not at the top: this file is also loaded as the probe inside mmreg's process, where this folder
+    # is not on sys.path.
+    import bench_paths  # noqa: F401 (the library and the test-data makers on sys.path)
     from cohort_data import write_cohort
     from MultimodalRegistrationLib.core.phantom import mean_error_mm
     from MultimodalRegistrationLib.core.transforms import Transform

@@ -20,10 +20,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "MultimodalRegistration"))
+import bench_paths  # first: the library and the test-data makers on sys.path
+
+ROOT = bench_paths.ROOT
 
 
 def click(scene, fixed, moving, slot) -> dict[str, float]:
@@ -39,7 +39,9 @@ def click(scene, fixed, moving, slot) -> dict[str, float]:
             marks.setdefault("engine", now)
 
     warm = slot.take()
-    registration = register_nodes(registration_parameters(fixedVolume=fixed, movingVolume=moving), on_progress, blocking=False, warm=warm)
+    registration = register_nodes(
+        registration_parameters(fixedVolume=fixed, movingVolume=moving), on_progress, blocking=False, warm=warm
+    )
     marks["returned"] = time.perf_counter() - started
     registration.wait()
     marks["done"] = time.perf_counter() - started

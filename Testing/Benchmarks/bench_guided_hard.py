@@ -28,13 +28,9 @@ import time
 import warnings
 from pathlib import Path
 
+import bench_paths  # first: the library and the test-data makers on sys.path
 import numpy as np
 import SimpleITK as sitk
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "MultimodalRegistration"))
-sys.path.insert(0, str(ROOT / "Testing" / "Python"))
-
 from MultimodalRegistrationLib.core.errors import EngineError, InputError
 from MultimodalRegistrationLib.core.transforms import Transform
 from MultimodalRegistrationLib.registration.guided.guidance import Guidance, prepare_guidance
@@ -42,6 +38,8 @@ from MultimodalRegistrationLib.registration.guided.start import guided_start, se
 from MultimodalRegistrationLib.registration.pose.centres import centre_alignment
 from MultimodalRegistrationLib.registration.register import register
 from trus_data import COHORT_SEEDS, trus_pair
+
+ROOT = bench_paths.ROOT
 
 OUT = ROOT / "bench-output" / "guided_hard"
 WORSE_MM = 1.0  # a pair is worse than the centroids when its mean TRE is this much larger (2/3 of a voxel)
@@ -108,7 +106,9 @@ def run(pair, method: str) -> dict:
         elif method == "segment centroids":
             transform = segment_centroid_alignment(prepare_guidance(pair.fixed, pair.moving, guidance, "elastix"))
         elif method == "guided start":
-            chosen = guided_start(prepare_guidance(pair.fixed, pair.moving, guidance, "elastix"), None, pair.fixed, pair.moving)
+            chosen = guided_start(
+                prepare_guidance(pair.fixed, pair.moving, guidance, "elastix"), None, pair.fixed, pair.moving
+            )
             transform, extra = chosen.transform, {"start": chosen.name}
         elif method == "SimpleITK distance maps rigid":
             centroids = segment_centroid_alignment(prepare_guidance(pair.fixed, pair.moving, guidance, "elastix"))
@@ -123,7 +123,12 @@ def run(pair, method: str) -> dict:
             extra = {"start": result.provenance.start, "kept": result.provenance.kept,
                      "warnings": result.warnings[-1:]}  # fmt: skip
     except (EngineError, InputError) as error:
-        return {"seed": pair.seed, "method": method, "failed": str(error)[:300], "wall_s": time.perf_counter() - started}
+        return {
+            "seed": pair.seed,
+            "method": method,
+            "failed": str(error)[:300],
+            "wall_s": time.perf_counter() - started,
+        }
     wall = time.perf_counter() - started
     return {"seed": pair.seed, "method": method, "wall_s": round(wall, 2),
             "tre_mm": [round(float(v), 3) for v in pair.tre(transform)], **extra}  # fmt: skip

@@ -25,13 +25,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT / "MultimodalRegistration"), str(ROOT / "Testing" / "Python")]
-
+import bench_paths  # first: the library and the test-data makers on sys.path
 import micro_data as md
+import numpy as np
 from MultimodalRegistrationLib.registration.register import register
+
+ROOT = bench_paths.ROOT
 
 
 def case_parameters(seed: int) -> tuple[float, float]:
@@ -51,8 +50,10 @@ def greedy_case(head: md.HeadMRI, case: md.ShrinkCase, masked: bool, preset: str
         sitk.WriteImage(case.moving, f"{scratch}/moving.nii.gz")
         dof = {"rigid": 6, "similarity": 7}.get(preset, 12)
         # A process of its own: once elastix's ITK is loaded here, Greedy's ITK finds no NIfTI reader.
-        call = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); from peer_baselines import greedy_rigid; "
-                f"print(greedy_rigid({scratch + '/fixed.nii.gz'!r}, {scratch + '/moving.nii.gz'!r}, {scratch!r}, 1, {dof}))")
+        call = (
+            f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); from peer_baselines import greedy_rigid; "
+            f"print(greedy_rigid({scratch + '/fixed.nii.gz'!r}, {scratch + '/moving.nii.gz'!r}, {scratch!r}, 1, {dof}))"
+        )
         written = subprocess.run([sys.executable, "-c", call], check=True, capture_output=True, text=True).stdout
         matrix = Transform.from_matrix_ras(np.loadtxt(written.strip().splitlines()[-1])).matrix
     return {"error_mm": round(md.mean_error(matrix, case.truth, head.brain_points), 2), "start_error_mm": None,

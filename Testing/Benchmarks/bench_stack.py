@@ -20,17 +20,16 @@ import sys
 import time
 from pathlib import Path
 
+import bench_paths  # first: the library and the test-data makers on sys.path
 import numpy as np
 import SimpleITK as sitk
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT / "MultimodalRegistration"), str(ROOT / "Testing" / "Python")]
-
 import stack_data
 from MultimodalRegistrationLib.stack.align import NEIGHBOURS, align_sections, solve_rejecting
 from MultimodalRegistrationLib.stack.output import write_volume
 from MultimodalRegistrationLib.stack.reference import read_reference
 from MultimodalRegistrationLib.stack.solve import fill_missing
+
+ROOT = bench_paths.ROOT
 
 OUT = ROOT / "bench-output" / "stack"
 DAMAGE = {7: "missing", 12: "blank", 18: "torn", 23: "small"}

@@ -18,16 +18,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+import bench_paths  # first: the library and the test-data makers on sys.path
+import micro_data as md
 import numpy as np
 import SimpleITK as sitk
-
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-sys.path[:0] = [str(ROOT / "MultimodalRegistration"), str(ROOT / "Testing" / "Python")]
-
-import micro_data as md
 from MultimodalRegistrationLib.core.transforms import Transform
 from MultimodalRegistrationLib.qa.pictures import checkerboard_picture
+
+ROOT = bench_paths.ROOT
 
 OUTPUT = ROOT / "Resources" / "Screenshots" / "cleared_tissue_before_after.png"
 SHRINK, ANGLE_DEG, COVERAGE = 0.65, 30.0, 0.65

@@ -17,11 +17,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+import bench_paths  # first: the library and the test-data makers on sys.path
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-sys.path[:0] = [str(ROOT / "MultimodalRegistration"), str(ROOT / "Testing" / "Python")]
+ROOT = bench_paths.ROOT
+
 
 GOOD = 6
 PAGE_PT = (1000, 1250)  # width, height of the rendered page (points); the top rows of the report

@@ -14,20 +14,20 @@ stops after the first table.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import bench_paths  # first: the library and the test-data makers on sys.path
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "MultimodalRegistration"))
-
 from MultimodalRegistrationLib.core.images import write_image
 from MultimodalRegistrationLib.core.phantom import make_phantom_pair, mean_error_mm
 from MultimodalRegistrationLib.core.transforms import Transform
+
+ROOT = bench_paths.ROOT
 
 OUT = ROOT / "bench-output"
 
@@ -47,8 +47,9 @@ sys.stderr.write(run.stderr)
 
 def measured(command: list[str]) -> tuple[float, float, str]:
     """Wall seconds, peak GB and stdout of a command in a fresh process."""
-    environment = dict(os.environ, PYTHONPATH=str(ROOT / "MultimodalRegistration"))
-    run = subprocess.run([sys.executable, "-c", MEASURE, *command], capture_output=True, text=True, env=environment)
+    environment = dict(os.environ, PYTHONPATH=str(bench_paths.LIBRARY))
+    argv = [sys.executable, "-c", MEASURE, *command]
+    run = subprocess.run(argv, check=False, capture_output=True, text=True, env=environment)
     first, _, rest = run.stdout.partition("\n")
     _, code, seconds, peak_kb = first.split()
     if code != "0":
@@ -57,6 +58,9 @@ def measured(command: list[str]) -> tuple[float, float, str]:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--core", action="store_true", help="stop after the first table (rigid CT->MR)")
+    arguments = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     print("generating the 256 x 256 x 180, 1 mm phantom pair ...", flush=True)
     pair = make_phantom_pair(ct_spacing=(1.0, 1.0, 1.0), mr_spacing=(1.0, 1.0, 1.0), field_of_view_mm=(256, 256, 180))
@@ -69,16 +73,36 @@ def main() -> int:
     baseline_dir = OUT / "elastix-default"
     baseline_dir.mkdir(exist_ok=True)
     peers = Path(__file__).with_name("peer_baselines.py")
-    seconds, peak, output = measured([sys.executable, str(peers), "elastix", str(fixed), str(moving), str(baseline_dir)])
+    seconds, peak, output = measured(
+        [sys.executable, str(peers), "elastix", str(fixed), str(moving), str(baseline_dir)]
+    )
     imported, read, registered = map(float, output.split()[:3])
     error = mean_error_mm(Transform.read(baseline_dir / "TransformParameters.0.h5"), pair.truth, pair.head_points)
-    rows.append(("itk-elastix default rigid (baseline)", registered, seconds, peak, error, f"import {imported:.1f} s, read {read:.1f} s"))
+    rows.append(
+        (
+            "itk-elastix default rigid (baseline)",
+            registered,
+            seconds,
+            peak,
+            error,
+            f"import {imported:.1f} s, read {read:.1f} s",
+        )
+    )
 
     seconds, peak, output = measured([sys.executable, str(peers), "greedy", str(fixed), str(moving), str(baseline_dir)])
     imported, _, registered = map(float, output.split()[:3])
     matrix = np.loadtxt(baseline_dir / "greedy_dof6.mat")
     error = mean_error_mm(Transform.from_matrix_ras(matrix), pair.truth, pair.head_points)
-    rows.append(("Greedy rigid, NMI, image centres (peer)", registered, seconds, peak, error, f"import {imported:.1f} s, registration includes reading"))
+    rows.append(
+        (
+            "Greedy rigid, NMI, image centres (peer)",
+            registered,
+            seconds,
+            peak,
+            error,
+            f"import {imported:.1f} s, registration includes reading",
+        )
+    )
 
     for engine in ("elastix", "ants"):
         transform, summary_path = OUT / f"{engine}.h5", OUT / f"{engine}.json"
@@ -90,7 +114,9 @@ def main() -> int:
         timings = summary["provenance"]["timings_s"]
         error = mean_error_mm(Transform.read(transform), pair.truth, pair.head_points)
         detail = ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in timings.items())
-        rows.append((f"mmreg register --engine {engine} (rigid)", timings["engine_register_s"], seconds, peak, error, detail))
+        rows.append(
+            (f"mmreg register --engine {engine} (rigid)", timings["engine_register_s"], seconds, peak, error, detail)
+        )
 
     print()
     print("Rigid CT->MR, 256 x 256 x 180 at 1 mm, 25 deg + 31 mm start, this machine:", os.cpu_count(), "cores")
@@ -105,7 +131,7 @@ def main() -> int:
         print(f"- {name}: {detail}")
     print()
     print("Targets (issue): registration <= 3 s, whole process <= 8 s, peak <= 0.8 GB, error <= 0.15 mm.")
-    if "--core" in sys.argv[1:]:  # only the table above
+    if arguments.core:  # only the table above
         return 0
     scripts = ("bench_prep.py", "bench_anypose.py", "bench_batch.py", "bench_click.py", "bench_guided.py",
                "bench_guided_hard.py", "bench_stack.py", "bench_shrink.py", "bench_2d.py")  # fmt: skip
