@@ -28,8 +28,9 @@ def workers_in(folder: Path) -> list[int]:
     return found
 
 
-def start_and_wait_for_the_engine(pair_files, tmp_path):
-    """mmreg register with ANTs (slow enough to interrupt), returned once ANTs iterates."""
+def start_and_wait_for_the_engine(pair_files, tmp_path, sigint_ignored: bool = False):
+    """mmreg register with ANTs (slow enough to interrupt), returned once ANTs iterates; ``sigint_ignored``
+    starts it as a parent that ignores SIGINT would (the disposition is inherited)."""
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     environment = dict(os.environ, PYTHONPATH=str(library_root()), TMPDIR=str(scratch))
@@ -38,6 +39,7 @@ def start_and_wait_for_the_engine(pair_files, tmp_path):
          "--fixed", str(pair_files / "ct.nrrd"), "--moving", str(pair_files / "mr.nrrd"),
          "--output-transform", str(tmp_path / "out" / "T.h5"), "--json", str(tmp_path / "out" / "s.json")],
         stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=environment,
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None,
     )  # fmt: skip
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True).start()
@@ -60,6 +62,16 @@ def test_a_signal_stops_mmreg_and_its_worker_within_a_second(pair_files, tmp_pat
     assert workers_in(scratch) == []
     assert list(scratch.iterdir()) == [], "a scratch folder was left behind"
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_mmreg_even_when_its_parent_ignored_sigint(pair_files, tmp_path):
+    """Python keeps SIGINT ignored when it starts so (a pytest worker, some launchers); mmreg turns Ctrl-C
+    back on. It once hung here until killed."""
+    process, scratch, lines = start_and_wait_for_the_engine(pair_files, tmp_path, sigint_ignored=True)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=10) == 130, "".join(lines)[-2000:]
+    assert workers_in(scratch) == [] and list(scratch.iterdir()) == []
 
 
 @pytest.mark.slow

@@ -138,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("SIGTERM", "SIGHUP"):
             if hasattr(signal, name):
                 signal.signal(getattr(signal, name), _terminate)
+        # Python leaves SIGINT ignored when the parent ignored it (a process started with SIGINT ignored
+        # passes that on); Ctrl-C must still stop mmreg and its worker.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return arguments.handler(arguments)
     except KeyboardInterrupt:
