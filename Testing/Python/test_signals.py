@@ -39,7 +39,7 @@ def start_and_wait_for_the_engine(pair_files, tmp_path, sigint_ignored: bool = F
          "--fixed", str(pair_files / "ct.nrrd"), "--moving", str(pair_files / "mr.nrrd"),
          "--output-transform", str(tmp_path / "out" / "T.h5"), "--json", str(tmp_path / "out" / "s.json")],
         stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=environment,
-        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None,
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None,  # noqa: PLW1509 (only a signal disposition)
     )  # fmt: skip
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True).start()
