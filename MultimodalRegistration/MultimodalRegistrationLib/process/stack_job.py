@@ -66,12 +66,14 @@ def check_stack_job(job: StackJob):
     return paths, pixel_mm, reference
 
 
-def stage_progress(emit: Callable[[dict], None], count: int) -> Callable:
+def stage_progress(emit: Callable[[dict], None]) -> Callable:
     """A ``progress`` for :func:`..stack.align.stack_sections` that emits progress events: aligning takes
-    ALIGN_SHARE of the bar, writing the volume the rest."""
+    ALIGN_SHARE of the bar, writing the volume the rest. Both stages pass one item per section."""
 
     def progress(items: Iterable, desc: str = "", **_) -> Iterable:
         low, high = (0.0, ALIGN_SHARE) if desc.startswith("align") else (ALIGN_SHARE, 1.0)
+        items = list(items)
+        count = len(items)
         for done, item in enumerate(items):
             fraction = low + (high - low) * done / max(count, 1)
             emit({"event": "progress", "fraction": round(fraction, 4), "stage": f"{desc}: {done + 1} of {count}"})
@@ -100,9 +102,7 @@ def execute(job: StackJob, progress: Callable):
 
 def run_stack_job(job: StackJob, emit: Callable[[dict], None]) -> JobResult:
     """The worker's run: :func:`execute` with progress events; returns the summary and the files written."""
-    from ..stack.sections import find_sections
-
-    summary, _ = execute(job, stage_progress(emit, len(find_sections(str(job.sections)))))
+    summary, _ = execute(job, stage_progress(emit))
     return JobResult(summary.to_dict(), JobOutputs.from_dict(summary.outputs))
 
 
