@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 from contextlib import redirect_stdout
-from pathlib import Path
 
 from ..core.choices import LANDMARK_TRANSFORMS
 from ..core.errors import EXIT_OK
@@ -44,7 +43,7 @@ def command_prealign(arguments: argparse.Namespace) -> int:
     flags = PrealignJob.options("input") | PrealignJob.options("output")
     check_outputs_apart({flags[name]: getattr(job, name) for name in PrealignJob.paths("input")},
                         {flags[name]: path for name, path in outputs_given.items()})  # fmt: skip
-    from ..core.files import write_atomically
+    from ..core.files import write_text_atomically
     from ..core.images import read_image
     from ..landmarks.bounds import PointBounds
     from ..landmarks.fit import fit_landmarks
@@ -72,7 +71,7 @@ def command_prealign(arguments: argparse.Namespace) -> int:
         summary.outputs = dict(outputs, summary=str(job.summary))
         if json_file:
             text = json.dumps(summary.to_dict(), indent=2)
-            write_atomically(json_file, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+            write_text_atomically(json_file, text)
             outputs["summary"] = json_file
     with redirect_stdout(human_stream(job.summary)):
         print(fit.report())

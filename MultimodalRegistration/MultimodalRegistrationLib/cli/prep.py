@@ -63,7 +63,7 @@ def _file_given(mask: str | None) -> str | None:
 def command_prep(arguments: argparse.Namespace) -> int:
     """Prepare, write the images, masks and prep.json; an InputError propagates (cli.main exits 2)."""
     from ..core.file_checks import check_output_path
-    from ..core.files import write_atomically
+    from ..core.files import write_text_atomically
 
     check_output_path(Path(arguments.output_dir) / "prep.json", "prepared images")  # before the inputs are read
     from ..core.output_safety import check_outputs_apart
@@ -92,7 +92,7 @@ def command_prep(arguments: argparse.Namespace) -> int:
     summary.options = options
     summary.outputs = dict(written, summary=str(output_dir / "prep.json"))
     text = json.dumps(summary.to_dict(), indent=2)
-    write_atomically(output_dir / "prep.json", lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    write_text_atomically(output_dir / "prep.json", text)
     for step in pair.steps:
         print(f"{step['step']} ({step['image']}): {step['why']}")
     for warning in pair.warnings:

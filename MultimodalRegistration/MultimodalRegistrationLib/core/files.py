@@ -122,3 +122,8 @@ def write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> N
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_text_atomically(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` in one step (:func:`write_atomically`)."""
+    write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

@@ -20,13 +20,12 @@ import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import InputError
-from ..core.files import write_atomically
+from ..core.files import write_text_atomically
 from ..core.transforms import Transform, lps_ras_points
 from .bounds import PointBounds
 from .checks import check_shape, duplicate_warnings, symmetry_warnings, undetermined
@@ -135,7 +134,7 @@ class LandmarkFit:
             positions = [f"{v:.4f}" for v in np.concatenate([row.fixed_ras, row.moving_ras, row.mapped_ras])]
             loo = "" if row.loo_error_mm is None else f"{row.loo_error_mm:.4f}"
             writer.writerow([row.label, row.moving_label, *positions, f"{row.error_mm:.4f}", loo])
-        write_atomically(path, lambda tmp: Path(tmp).write_text(text.getvalue(), encoding="utf-8"))
+        write_text_atomically(path, text.getvalue())
 
     def report(self) -> str:
         """The residual table and summary numbers as plain text (mm, world RAS)."""

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import InputError
-from ..core.files import write_atomically
+from ..core.files import write_text_atomically
 from ..core.transforms import lps_ras_points
 
 # vtkMRMLStorageNode's coordinate-system codes, as written in older .fcsv headers
@@ -201,7 +201,7 @@ def write_points_csv(path: str | os.PathLike, points_ras: np.ndarray, labels: Se
     writer.writerow(["label", "x", "y", "z"])
     for label, point in zip(labels, points):
         writer.writerow([label, *(repr(float(v)) for v in point)])
-    write_atomically(path, lambda tmp: Path(tmp).write_text(text.getvalue(), encoding="utf-8"))
+    write_text_atomically(path, text.getvalue())
 
 
 MARKUPS_SCHEMA = (
@@ -221,4 +221,4 @@ def write_markups_json(path: str | os.PathLike, points_ras: np.ndarray, labels: 
     ]
     markups = [{"type": "Fiducial", "coordinateSystem": "RAS", "coordinateUnits": "mm", "controlPoints": control_points}]
     text = json.dumps({"@schema": MARKUPS_SCHEMA, "markups": markups}, indent=2) + "\n"
-    write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    write_text_atomically(path, text)

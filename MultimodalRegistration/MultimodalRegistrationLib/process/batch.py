@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..core.errors import InputError
-from ..core.files import write_atomically
+from ..core.files import write_text_atomically
 from ..qa.cohort_provenance import CohortProvenance, cohort_provenance
 from .jobs import CaseJob
 from .manifest import CASE_FILES, DONE, CaseRecord, case_hash, read_done, read_manifest
@@ -117,7 +117,7 @@ def execute_case(job: dict, digest: str, timeout_s: float | None = None, python:
         )  # fmt: skip
         break
     text = json.dumps(record.to_dict(), indent=2)
-    write_atomically(folder / DONE, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    write_text_atomically(folder / DONE, text)
     return record.to_dict()
 
 
@@ -304,7 +304,7 @@ def write_cohort_results(
     writer.writeheader()
     writer.writerows(rows)
     table = output_dir / "batch.csv"
-    write_atomically(table, lambda tmp: Path(tmp).write_text(buffer.getvalue(), encoding="utf-8"))
+    write_text_atomically(table, buffer.getvalue())
     report = output_dir / "report.html"
     write_cohort_report(
         report, rows, {r.case: {k: str(output_dir / r.case / v) for k, v in r.outputs.items()} for r in records},

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from ..core.choices import DEFAULT_PRESET, DEFAULT_SEED
-from ..core.files import stem_of, suffix_of, write_atomically
+from ..core.files import stem_of, suffix_of, write_atomically, write_text_atomically
 from ..core.records import Record
 from ..core.version import __version__
 from ..engines.registry import DEFAULT_ENGINE
@@ -187,7 +187,7 @@ def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) ->
     )  # fmt: skip
     if job.summary:
         text = json.dumps(summary.to_dict(), indent=2)
-        write_atomically(job.summary, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        write_text_atomically(job.summary, text)
     return Registration2DJobResult(summary, JobOutputs.from_dict(outputs))
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..core.errors import EngineError
-from ..core.files import stem_of, write_atomically
+from ..core.files import stem_of, write_text_atomically
 from .command import register_command
 from .jobs import RegistrationJob
 from .preflight import preflight_registration
@@ -26,7 +26,7 @@ def _write_log(job: RegistrationJob, text: str) -> str | None:
     """The engine's log, where the job asks for it; returns its path."""
     if not (job.log and text):
         return None
-    write_atomically(job.log, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    write_text_atomically(job.log, text)
     return job.log
 
 
@@ -140,7 +140,7 @@ def run_registration_job(job: RegistrationJob, emit: Callable[[dict], None]) -> 
         summary.warnings = prepared.warnings + summary.warnings
     if job.summary:
         text = json.dumps(summary.to_dict(), indent=2)
-        write_atomically(job.summary, lambda tmp: Path(tmp).write_text(text))
+        write_text_atomically(job.summary, text)
         outputs.summary = job.summary
         summary.outputs = outputs.to_dict()  # the result names the summary file too; the file itself does not
     return RegistrationJobResult(summary, outputs)

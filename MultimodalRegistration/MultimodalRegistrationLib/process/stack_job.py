@@ -85,7 +85,7 @@ def stage_progress(emit: Callable[[dict], None]) -> Callable:
 def execute(job: StackJob, progress: Callable):
     """Check and run the job in this process, write its JSON summary if asked; returns the summary
     (:class:`..stack.align.StackSummary`) and the pixel size used (mm). ``progress`` wraps an iterable."""
-    from ..core.files import write_atomically
+    from ..core.files import write_text_atomically
     from ..stack.align import NEIGHBOURS, stack_sections
 
     paths, pixel_mm, reference = check_stack_job(job)
@@ -96,7 +96,7 @@ def execute(job: StackJob, progress: Callable):
     if job.summary:
         summary.outputs["summary"] = str(job.summary)
         text = json.dumps(summary.to_dict(), indent=2)
-        write_atomically(job.summary, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        write_text_atomically(job.summary, text)
     return summary, pixel_mm
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import InputError
-from ..core.files import write_atomically
+from ..core.files import write_text_atomically
 from ..core.images import validate_image, validate_mask
 from ..core.metric import METRIC_SPACING_MM
 from ..core.pairs import check_pair
@@ -196,6 +196,6 @@ def write_qa_outputs(
         outputs["figures"] = str(folder)
     if json_path is not None:
         text = json.dumps(report.to_dict(), indent=2)
-        write_atomically(json_path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        write_text_atomically(json_path, text)
         outputs["json"] = str(json_path)
     return outputs

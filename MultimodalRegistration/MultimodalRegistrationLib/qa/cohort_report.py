@@ -7,7 +7,7 @@ import html
 import os
 from pathlib import Path
 
-from ..core.files import write_atomically
+from ..core.files import write_text_atomically
 from .cohort_provenance import CohortProvenance
 
 _ORDER = {"failed": 0, "check": 1, "ok": 2}
@@ -100,4 +100,4 @@ def write_cohort_report(
         )
     lines.append("</table></body></html>")
     text = "\n".join(lines)
-    write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    write_text_atomically(path, text)

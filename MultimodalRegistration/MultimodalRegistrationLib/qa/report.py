@@ -12,7 +12,7 @@ import html
 import os
 from pathlib import Path
 
-from ..core.files import write_atomically
+from ..core.files import write_text_atomically
 from .images import ImageAgreement
 from .jacobian import InverseConsistency, JacobianStatistics
 from .landmarks import LandmarkErrors
@@ -293,4 +293,4 @@ def write_html_report(
     """Write the self-contained HTML report (pictures embedded) atomically."""
     path = Path(path)
     text = render_html(report, pictures, base=path.parent)
-    write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    write_text_atomically(path, text)

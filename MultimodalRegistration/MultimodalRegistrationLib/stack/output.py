@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.files import write_atomically
+from ..core.files import write_atomically, write_text_atomically
 from ..core.images2d import read_image_2d, to_gray
 
 CSV_COLUMNS = ("section", "a11", "a12", "a21", "a22", "tx", "ty")
@@ -34,7 +34,7 @@ def write_transforms_csv(poses: np.ndarray, path: str | os.PathLike) -> None:
         values = (pose[0, 0], pose[0, 1], pose[1, 0], pose[1, 1], pose[0, 2], pose[1, 2])
         lines.append(f"{index}," + ",".join(f"{float(v):.10g}" for v in values))
     text = "\n".join(lines) + "\n"
-    write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    write_text_atomically(path, text)
 
 
 def read_transforms_csv(path: str | os.PathLike) -> np.ndarray:
