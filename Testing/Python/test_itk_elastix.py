@@ -55,6 +55,7 @@ with tempfile.TemporaryDirectory() as folder:
         for point, expected in zip(pair.head_points, nonlinear.transform_points(pair.head_points))
     )
 loaded["itk_modules_at_end"] = sorted(name for name in sys.modules if name.startswith("itk._ITK"))
+loaded["distributed"] = "distributed" in sys.modules
 print(json.dumps(loaded))
 """
 
@@ -107,3 +108,10 @@ def test_a_nonlinear_start_is_read_directly(runs):
     # read_transform gives ITK the transform the library wrote: the same points, directly and through the fallback.
     assert direct["read_distance_mm"] < 1e-6, direct["read_distance_mm"]
     assert lazy["read_distance_mm"] < 1e-6, lazy["read_distance_mm"]
+
+
+def test_direct_loading_leaves_dask_out(runs):
+    direct, _ = runs
+    pytest.importorskip("distributed", reason="dask.distributed is not installed: nothing for ITK to pull in")
+    # ITK's NumPy bridge imports distributed (0.6 s) only to register a serializer the engine never uses.
+    assert direct["distributed"] is False

@@ -15,7 +15,7 @@ import SimpleITK as sitk
 
 from ..core.transforms import Transform
 from . import elastix_guidance as guided
-from .itk_elastix import classes, read_transform
+from .itk_elastix import classes, itk_image, read_transform, set_global_threads
 from .loading import load
 from .nonlinear_start import warp_through
 from .output import EngineOutput
@@ -28,15 +28,10 @@ SPEC = runner_spec(__name__)
 
 def to_itk_image(image: sitk.Image, pixel=np.float32):
     """A SimpleITK image as an itk image of ``pixel`` type, with the same geometry (LPS)."""
-    import itk
-
     array = sitk.GetArrayViewFromImage(image).astype(pixel, copy=False)
-    result = itk.image_from_array(np.ascontiguousarray(array))
-    result.SetOrigin(image.GetOrigin())
-    result.SetSpacing(image.GetSpacing())
     dimension = image.GetDimension()
-    result.SetDirection(itk.matrix_from_array(np.asarray(image.GetDirection(), float).reshape(dimension, dimension)))
-    return result
+    direction = np.asarray(image.GetDirection(), float).reshape(dimension, dimension)
+    return itk_image(array, image.GetOrigin(), image.GetSpacing(), direction)
 
 
 def _native_affine(transform: Transform, fixed: sitk.Image):
@@ -135,8 +130,6 @@ def run(request: EngineRequest) -> EngineOutput:
     progress(0.0, f"loading {SPEC.label}")
     started = time.perf_counter()
     load(SPEC.name)
-    import itk
-
     elastix_classes = classes()
     loaded = time.perf_counter()
     threads = SPEC.threads(request.threads, os.cpu_count() or 1)
@@ -160,7 +153,7 @@ def run(request: EngineRequest) -> EngineOutput:
     else:  # only with guidance, whose moving channels and points are not resampled (nonlinear_start.py)
         method.SetExternalInitialTransform(_external_initial(initial, workdir))
     # The global default, not method.SetNumberOfThreads: the latter crashes B-spline runs (itk-elastix 0.25.4).
-    itk.MultiThreaderBase.SetGlobalDefaultNumberOfThreads(threads)
+    set_global_threads(threads)
     method.SetOutputDirectory(str(workdir))
     method.SetLogToConsole(False)
     method.SetLogToFile(True)

@@ -12,7 +12,7 @@ import SimpleITK as sitk
 
 from ..core.transforms import matrix_2d_of
 from .elastix import _errors_in, _parameter_maps, native_affine, to_itk_image
-from .itk_elastix import classes, registration_method_2d
+from .itk_elastix import classes, registration_method_2d, set_global_threads
 from .loading import load
 from .registry import runner_spec
 from .request_2d import EngineOutput2D, EngineRequest2D
@@ -24,8 +24,6 @@ def run_2d(request: EngineRequest2D) -> EngineOutput2D:
     """One elastix run on 2D images; the matrix maps fixed to moving points (mm), the start included."""
     started = time.perf_counter()
     load(SPEC.name)
-    import itk
-
     method = registration_method_2d().New()
     loaded = time.perf_counter()
     workdir = Path(request.workdir)
@@ -42,7 +40,7 @@ def run_2d(request: EngineRequest2D) -> EngineOutput2D:
         parameter_object.AddParameterMap(parameters)
     method.SetParameterObject(parameter_object)
     method.SetInitialTransformParameterObject(native_affine(request.initial, request.fixed))
-    itk.MultiThreaderBase.SetGlobalDefaultNumberOfThreads(threads)
+    set_global_threads(threads)
     method.SetOutputDirectory(str(workdir))
     method.SetLogToConsole(False)
     method.SetLogToFile(True)

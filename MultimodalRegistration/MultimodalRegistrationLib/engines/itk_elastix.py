@@ -8,6 +8,13 @@ import just what their C++ signatures use (ITKCommon's images and filters, ITKTr
 transforms): 1-2 s. The C++ code that runs is the same, so the transforms are identical (tested
 against the lazy loader in test_itk_elastix.py).
 
+Two more things the direct path avoids (measured on the 2-core machine, idle): ITK's NumPy bridge
+(``itkPyBufferPython``) imports ``distributed`` when it is installed, only to register a dask serializer
+for ITK's array views (0.6 s); the engine never sends those through dask, so a process that has not
+imported ``distributed`` itself does not import it for ITK. And ``itk.image_from_array``,
+``itk.matrix_from_array`` and ``itk.MultiThreaderBase`` go through the lazy loader again (0.5 s): the
+bridge's own classes, ``itkMatrixD22/D33`` and ``ITKCommonBasePython`` are used instead.
+
 A nonlinear start that elastix takes as its initial transform (with guidance; see nonlinear_start.py)
 is an ITK transform read from an .h5 file; :func:`read_transform` reads it the same direct way
 (``itk.transformread`` would load the lazy loader's 29 modules).
@@ -18,9 +25,13 @@ never wrong.
 
 from __future__ import annotations
 
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -33,12 +44,26 @@ class ElastixClasses:
     direct: bool
 
 
-def _direct() -> ElastixClasses:
-    import itk
-    from itk.elxParameterObjectPython import elastixParameterObject
-    from itk.itkElastixRegistrationMethodPython import itkElastixRegistrationMethodIF3IF3
+@contextmanager
+def _without_dask_serializers():
+    """Hide ``distributed`` from imports made inside, unless this process has imported it already."""
+    if "distributed" in sys.modules:
+        yield
+        return
+    sys.modules["distributed"] = None  # a None entry makes ``import distributed...`` raise ImportError
+    try:
+        yield
+    finally:
+        if sys.modules.get("distributed", 0) is None:
+            del sys.modules["distributed"]
 
-    itk.PyBuffer[itk.Image[itk.F, 3]]
+
+def _direct() -> ElastixClasses:
+    with _without_dask_serializers():
+        import itk.itkPyBufferPython  # noqa: F401  (the NumPy bridge: imported here, inside the guard)
+        from itk.elxParameterObjectPython import elastixParameterObject
+        from itk.itkElastixRegistrationMethodPython import itkElastixRegistrationMethodIF3IF3
+
     return ElastixClasses(itkElastixRegistrationMethodIF3IF3, elastixParameterObject, direct=True)
 
 
@@ -68,13 +93,55 @@ def registration_method_2d() -> type:
     import itk
 
     loaded = classes()
-    image = itk.Image[itk.F, 2]
-    itk.PyBuffer[image]
     if loaded.direct:
         from itk.itkElastixRegistrationMethodPython import itkElastixRegistrationMethodIF2IF2
 
         return itkElastixRegistrationMethodIF2IF2
+    image = itk.Image[itk.F, 2]
     return itk.ElastixRegistrationMethod[image, image]
+
+
+_PIXELS = {np.dtype(np.float32): "F", np.dtype(np.uint8): "UC"}
+
+
+def itk_image(array: np.ndarray, origin, spacing, direction: np.ndarray):
+    """An itk image holding a copy of ``array`` (z, y, x order; float32 or uint8; 2D or 3D) with that
+    geometry (LPS mm)."""
+    pixel = _PIXELS.get(array.dtype)
+    if not classes().direct or pixel is None or array.ndim not in (2, 3):
+        import itk
+
+        image = itk.image_from_array(array)
+        image.SetDirection(itk.matrix_from_array(np.asarray(direction, float)))
+    else:
+        import itk.itkImageDuplicatorPython as duplicators
+        import itk.itkPyBufferPython as bridge
+        from itk import itkMatrixPython, vnl_matrix_fixedPython
+
+        suffix, dimension = f"I{pixel}{array.ndim}", array.ndim
+        view = getattr(bridge, f"itkPyBuffer{suffix}").GetImageViewFromArray(np.ascontiguousarray(array), False, True)
+        duplicator = getattr(duplicators, f"itkImageDuplicator{suffix}").New()
+        duplicator.SetInputImage(view)
+        duplicator.Update()
+        image = duplicator.GetOutput()
+        cells = getattr(vnl_matrix_fixedPython, f"vnl_matrix_fixedD_{dimension}_{dimension}")()
+        for (row, column), value in np.ndenumerate(np.asarray(direction, float)):
+            cells.put(row, column, float(value))
+        image.SetDirection(getattr(itkMatrixPython, f"itkMatrixD{dimension}{dimension}")(cells))
+    image.SetOrigin([float(v) for v in origin])
+    image.SetSpacing([float(v) for v in spacing])
+    return image
+
+
+def set_global_threads(threads: int) -> None:
+    """ITK's global default thread count (what elastix's filters use)."""
+    try:
+        from itk.ITKCommonBasePython import itkMultiThreaderBase
+    except ImportError:
+        import itk
+
+        itkMultiThreaderBase = itk.MultiThreaderBase
+    itkMultiThreaderBase.SetGlobalDefaultNumberOfThreads(threads)
 
 
 @cache
