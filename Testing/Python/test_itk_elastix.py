@@ -95,7 +95,8 @@ def test_direct_loading_skips_itks_other_modules_and_gives_the_lazy_loaders_tran
     # wrappers and the numpy bridge. ITKImageIntensity alone costs the lazy loader 5 s.
     assert "itk._ITKImageIntensityPython" in lazy["itk_modules"]
     assert "itk._ITKImageIntensityPython" not in direct["itk_modules"]
-    assert len(direct["itk_modules"]) <= 6 < 20 <= len(lazy["itk_modules"]), (direct, lazy["itk_modules"])
+    assert len(direct["itk_modules"]) <= 6, direct
+    assert len(lazy["itk_modules"]) >= 20, lazy["itk_modules"]
     # Same C++ code, same seed: the same transform to the last bit, and a good one.
     assert np.array_equal(np.array(direct["matrix"]), np.array(lazy["matrix"]))
     assert direct["error_mm"] < 0.5, direct["error_mm"]
