@@ -203,8 +203,8 @@ def main() -> int:
 class Registration2DWorkerJob(WorkerJob):
     """One 2D registration running in a child process; progress, wait and cancel as :class:`.worker.WorkerJob`."""
 
-    def __init__(self, job: Registration2DJob | dict, python: str | None = None, on_progress=None):
-        super().__init__(job, python=python, on_progress=on_progress, job_type=Registration2DJob)
+    def __init__(self, job: Registration2DJob | dict, python: str | None = None, on_progress=None, warm=None):
+        super().__init__(job, python=python, on_progress=on_progress, job_type=Registration2DJob, warm=warm)
 
 
 if __name__ == "__main__":

@@ -111,14 +111,14 @@ class WarmWorker:
             if not self.alive:
                 self.stop()
 
-    def stop(self) -> None:
-        """Let the worker finish (it exits when its stdin closes), or stop it after a second."""
+    def stop(self, grace_s: float = 1.0) -> None:
+        """Let the worker finish (it exits when its stdin closes), or stop it after ``grace_s`` seconds."""
         if self.process.popen is not None and self.process.popen.stdin and not self.process.popen.stdin.closed:
             try:
                 self.process.popen.stdin.close()
             except OSError:
                 pass
-        self.process.wait_exit(timeout=1.0)
+        self.process.wait_exit(timeout=grace_s)
         self.process.terminate()
         self.process.close()
 
