@@ -22,6 +22,7 @@ import SimpleITK as sitk
 
 from ..core.errors import InputError
 from ..core.transforms import Transform
+from .ants_library import ants_registration
 from .ants_recipe import LINEAR as _LINEAR
 from .ants_recipe import shrink_factors
 from .guidance_terms import EngineGuidance
@@ -217,9 +218,8 @@ def _stdout_to(path: Path):
 
 
 def import_engine() -> None:
-    """Import antspyx and its compiled library."""
-    import ants  # noqa: F401
-    from ants.internal import get_lib_fn  # noqa: F401
+    """Load antspyx's compiled library (see :mod:`.ants_library`)."""
+    ants_registration()
 
 
 def run(request: EngineRequest) -> EngineOutput:
@@ -234,8 +234,6 @@ def run(request: EngineRequest) -> EngineOutput:
     # ITK reads this once, when ANTs first starts a thread pool.
     os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(threads)
     load(SPEC.name)
-    from ants.internal import get_lib_fn
-
     loaded = time.perf_counter()
     terms: list[ImageTerm] = []
     intensities = (fixed, moving)
@@ -264,7 +262,7 @@ def run(request: EngineRequest) -> EngineOutput:
     plan = [count for stage in preset.recipe["stages"] for count in stage["iterations"]]
     progress(0.05, f"{SPEC.label} {preset.name}", engine=SPEC.name, log=str(log_path), iterations=plan)
     with _stdout_to(log_path):
-        status = get_lib_fn("antsRegistration")(arguments)
+        status = ants_registration()(arguments)
     log = log_path.read_text(errors="replace")
     if status != 0:
         raise RuntimeError(f"antsRegistration exited with {status}: {log.strip()[-1500:]}")

@@ -11,6 +11,7 @@ import SimpleITK as sitk
 
 from ..core.transforms import affine_2d, matrix_2d_of
 from .ants import RunFiles, _stdout_to, registration_arguments
+from .ants_library import ants_registration
 from .loading import load
 from .registry import runner_spec
 from .request_2d import EngineOutput2D, EngineRequest2D
@@ -24,8 +25,6 @@ def run_2d(request: EngineRequest2D) -> EngineOutput2D:
     threads = SPEC.threads(request.threads, os.cpu_count() or 1)
     os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(threads)  # read when ANTs first starts its threads
     load(SPEC.name)
-    from ants.internal import get_lib_fn
-
     loaded = time.perf_counter()
     workdir = Path(request.workdir)
     paths = {role: str(workdir / f"{role}.nrrd") for role in ("fixed", "moving")}
@@ -46,7 +45,7 @@ def run_2d(request: EngineRequest2D) -> EngineOutput2D:
     arguments = registration_arguments(request.preset, files, request.seed, min(request.fixed.GetSpacing()), dimension=2)
     log_path = workdir / SPEC.log_name
     with _stdout_to(log_path):
-        status = get_lib_fn("antsRegistration")(arguments)
+        status = ants_registration()(arguments)
     log = log_path.read_text(errors="replace")
     if status != 0:
         raise RuntimeError(f"antsRegistration exited with {status}: {log.strip()[-1500:]}")

@@ -5,7 +5,7 @@ module that elastix's wrapping lists as a dependency: 29 modules, 13-16 s on a 2
 it ITKImageIntensity alone (SWIG type registration, C code that holds the GIL). The engine needs only
 the registration method for float 3D images and the parameter object. Their SWIG wrapper modules
 import just what their C++ signatures use (ITKCommon's images and filters, ITKTransform's
-transforms): 1-2 s. The C++ code that runs is the same, so the transforms are identical (tested
+transforms): about 1 s. The C++ code that runs is the same, so the transforms are identical (tested
 against the lazy loader in test_itk_elastix.py).
 
 Two more things the direct path avoids (measured on the 2-core machine, idle): ITK's NumPy bridge
@@ -76,7 +76,7 @@ def _lazy() -> ElastixClasses:
 
 @cache
 def classes() -> ElastixClasses:
-    """The classes, loaded on the first call (1-2 s directly, 13-16 s through ITK's lazy loader)."""
+    """The classes, loaded on the first call (about 1 s directly, 13-16 s through ITK's lazy loader)."""
     try:
         return _direct()
     except (ImportError, AttributeError, KeyError):

@@ -1,4 +1,4 @@
-"""Importing the engines' packages, which takes seconds: elastix 1-2 s (:mod:`.itk_elastix`), ANTs 4-6 s.
+"""Importing the engines' packages: elastix about 1 s (:mod:`.itk_elastix`), ANTs 0.1 s (:mod:`.ants_library`).
 
 The import cannot overlap other work in the same process: ITK spends it initialising its SWIG modules
 (C code that holds the GIL), so a thread doing the job meanwhile waits for the GIL. A process that has to

@@ -1,7 +1,7 @@
 """A warm worker: one long-lived process that imports the engines once and runs job after job.
 
 A process pays its start-up once: the interpreter, the library and the engines' imports (elastix
-about 1 s, ANTs 4-6 s), so a batch, a Slicer session or a cluster worker keeps one process per worker alive. The protocol is
+about 1 s, ANTs 0.1 s), so a batch, a Slicer session or a cluster worker keeps one process per worker alive. The protocol is
 that of :mod:`.worker`, one job at a time: the parent writes one line per job,
 ``{"module": "<job type's worker module>", "job": {...}}``, and reads the job's events up to its
 ``result`` or ``error``, which carries ``"worker": {"pid", "jobs", "engines_loaded", "imported_now"}``.
