@@ -957,3 +957,60 @@ CASES.update(DISTANCE_MAP_CASES)
 @pytest.mark.parametrize("name", list(DISTANCE_MAP_CASES))
 def test_distance_map_preset_is_refused_without_segmentations(name, tmp_path, private_tmp, capsys):
     test_bad_input_is_refused_early_and_leaves_everything_as_it_was(name, tmp_path, private_tmp, capsys)
+
+
+# --------------------------------------------------------------------------- two single-slice volume nodes (2D)
+# The registration panel's call on two volumes one slice thick (nodes/registration_2d.py): refused with the fix
+# named, before anything is written or started, and the scene left as it was.
+
+
+def _two_slices(scene, column_mm: float = 0.5, row_mm: float = 0.5):
+    from MultimodalRegistrationLib.nodes import mrml
+
+    rng = np.random.default_rng(3)
+    nodes = []
+    for name, spacing in (("fixed slice", (0.5, 0.5, 1.0)), ("moving slice", (column_mm, row_mm, 1.0))):
+        image = sitk.JoinSeries(sitk.GetImageFromArray(rng.random((40, 50)).astype(np.float32)))
+        image.SetSpacing(spacing)
+        nodes.append(mrml.volume_node_from_image(scene, image, name))
+    return nodes
+
+
+def slices_with_landmarks(scene) -> dict:
+    from MultimodalRegistrationLib.nodes import mrml
+
+    fixed, moving = _two_slices(scene)
+    points = mrml.markups_from_points(scene, np.zeros((3, 3)), name="F")
+    return {"fixedVolume": fixed, "movingVolume": moving, "fixedLandmarks": points, "movingLandmarks": points}
+
+
+def slices_moving_under_a_transform(scene) -> dict:
+    fixed, moving = _two_slices(scene)
+    parent = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "by hand")
+    moving.SetAndObserveTransformNodeID(parent.GetID())
+    return {"fixedVolume": fixed, "movingVolume": moving}
+
+
+def slices_non_square_pixels(scene) -> dict:
+    fixed, moving = _two_slices(scene, column_mm=0.5, row_mm=0.8)
+    return {"fixedVolume": fixed, "movingVolume": moving}
+
+
+SLICE_CASES = {
+    "slices_with_landmarks": (slices_with_landmarks, "apply to 3D volumes only: clear them"),
+    "slices_moving_under_a_transform": (slices_moving_under_a_transform, "harden the transform"),
+    "slices_non_square_pixels": (slices_non_square_pixels, "needs square pixels; resample it"),
+}
+
+
+@pytest.mark.parametrize("name", list(SLICE_CASES))
+def test_bad_2d_node_input_is_refused_before_any_engine_runs(name, scene):
+    from MultimodalRegistrationLib.core.errors import InputError
+    from MultimodalRegistrationLib.nodes.registration import register_nodes, registration_parameters
+
+    build, fix = SLICE_CASES[name]
+    values = build(scene)
+    nodes_before = scene.GetNumberOfNodes()
+    with pytest.raises(InputError, match=fix):
+        register_nodes(registration_parameters(**values))
+    assert scene.GetNumberOfNodes() == nodes_before

@@ -12,6 +12,8 @@ from ..core.files import scratch_folder
 from ..process.results import JobResult
 from ..process.worker import WorkerFailure, WorkerJob
 
+# A registration result node carries how it was made as attributes under this prefix (3D and 2D alike).
+REGISTRATION_ATTRIBUTE_PREFIX = "MultimodalRegistration."
 POLL_INTERVAL_MS = 200  # how often a GUI polls a running job: often enough for a smooth progress bar
 
 

@@ -60,6 +60,32 @@ def image_from_volume_node(node) -> sitk.Image:
     return image
 
 
+def ijk_to_ras(node) -> np.ndarray:
+    """The volume node's IJK-to-RAS matrix (4x4)."""
+    matrix = vtk.vtkMatrix4x4()
+    node.GetIJKToRASMatrix(matrix)
+    return _array(matrix)
+
+
+def set_ijk_to_ras(node, matrix: np.ndarray) -> None:
+    node.SetIJKToRASMatrix(_vtk_matrix(matrix))
+
+
+def is_single_slice(node) -> bool:
+    """Whether a volume node holds image data one slice thick (a 2D image as Slicer loads it)."""
+    data = node.GetImageData() if node is not None else None
+    return data is not None and data.GetDimensions()[2] == 1
+
+
+def slice_array(node) -> np.ndarray:
+    """A single-slice volume's pixels as (rows, columns) or, with several components (RGB), (rows, columns, c)."""
+    data = node.GetImageData()
+    columns, rows, _ = data.GetDimensions()
+    components = data.GetNumberOfScalarComponents()
+    array = numpy_support.vtk_to_numpy(data.GetPointData().GetScalars()).reshape(rows, columns, components)
+    return array if components > 1 else array[..., 0]
+
+
 def update_volume_node_from_image(node, image: sitk.Image):
     """Put ``image`` (LPS) into an existing volume node: voxels and exact geometry."""
     array = sitk.GetArrayFromImage(image)

@@ -21,11 +21,11 @@ from ..registration.describe import describe_start
 from ..registration.summary import GuidanceRecord, RegistrationSummary
 from . import mrml
 from .checks import check_volume_pair
+from .job import REGISTRATION_ATTRIBUTE_PREFIX as ATTRIBUTE_PREFIX
 from .job import NodeJob, job_folder
 from .panel import job_from_panel, node_of, panel_parameters
+from .registration_2d import register_nodes_2d
 from .registration_inputs import WRITERS
-
-ATTRIBUTE_PREFIX = "MultimodalRegistration."
 
 
 class NodeRegistration(NodeJob):
@@ -171,9 +171,16 @@ def register_nodes(
     :class:`NodeRegistration`; otherwise it returns at once and :meth:`NodeRegistration.follow` (or
     :meth:`~NodeRegistration.poll`, from a timer) must be called. ``warm`` (a free
     :class:`..process.warm_worker.WarmWorker`) runs the job in that process, engines already imported.
+    Two volumes one slice thick (slides, photographs, one slice) are registered as 2D images
+    (:mod:`.registration_2d`).
     """
     fixed, moving = (node_of(parameters, RegistrationJob, name) for name in ("fixed", "moving"))
     check_volume_pair(fixed, moving, otherwise="register to another volume")
+    if mrml.is_single_slice(fixed) and mrml.is_single_slice(moving):
+        registration = register_nodes_2d(parameters, on_progress, on_done, python, warm)
+        if blocking:
+            registration.wait()
+        return registration
     with job_folder("mmreg-nodes-") as folder:
         outputs = {"output_transform": str(folder / "result.h5"), "output_inverse": str(folder / "inverse.h5")}
         if node_of(parameters, RegistrationJob, "output_volume") is not None:

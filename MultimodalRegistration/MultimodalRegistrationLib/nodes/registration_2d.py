@@ -1,0 +1,150 @@
+"""Registration of two single-slice volume nodes (a slide, a photograph, one MR slice) as 2D images.
+
+Slicer loads a PNG, TIFF or JPEG as a volume one slice thick (RGB as a vector volume). When both volumes of
+the registration panel are one slice thick, :func:`.registration.register_nodes` runs this instead of the 3D
+job: the same engines and preset names (``Presets/presets_2d.json``), the 2D any-pose search, in a worker
+(:mod:`..process.register2d_job`).
+
+The 2D job works in each image's pixel frame, pixel (i, j) at ``(i px, j px)`` mm. The result node's
+TransformFromParent is that 2D matrix taken back through both volumes' IJK-to-RAS geometry, so it holds
+whatever the volumes' origins and directions are: put the moving volume under it to see the two aligned.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..core.errors import InputError
+from ..core.transforms import Transform
+from ..process.jobs import RegistrationJob
+from ..process.register2d_job import Registration2DJob, Registration2DJobResult, Registration2DWorkerJob, inputs_2d
+from . import mrml
+from .job import REGISTRATION_ATTRIBUTE_PREFIX as ATTRIBUTE_PREFIX
+from .job import NodeJob, job_folder
+from .panel import node_of, panel_fields, panel_value
+
+# Panel inputs the 2D job reads; any other input node set on the panel is for volumes only.
+_READ_IN_2D = ("fixed", "moving", "output_transform", "output_volume")
+
+
+def pixel_mm(node, role: str) -> float:
+    """The node's in-plane pixel size (mm); non-square pixels are refused, naming the fix."""
+    column, row = node.GetSpacing()[:2]
+    if not np.isclose(column, row, rtol=1e-4):
+        raise InputError(
+            f"the {role} image '{node.GetName()}' has {column:g} x {row:g} mm pixels: 2D registration needs square "
+            "pixels; resample it (Resample Scalar Volume module) to one pixel size"
+        )
+    return float(column)
+
+
+def write_slice(node, path: Path, role: str) -> float:
+    """Write the node's one slice as a 2D NRRD (gray or RGB, as it is); returns its pixel size (mm)."""
+    size = pixel_mm(node, role)
+    array = mrml.slice_array(node)
+    image = sitk.GetImageFromArray(array, isVector=array.ndim == 3)
+    image.SetSpacing((size, size))
+    sitk.WriteImage(image, str(path))
+    return size
+
+
+def ras_matrix(matrix_2d: np.ndarray, fixed, moving, fixed_mm: float, moving_mm: float) -> np.ndarray:
+    """The 2D result (3x3, fixed -> moving in the pixel frames, mm) as a 4x4 fixed -> moving RAS matrix: fixed
+    RAS -> fixed IJK -> fixed pixel frame -> (the 2D matrix, slice index kept) -> moving pixel frame -> moving
+    IJK -> moving RAS."""
+    embedded = np.eye(4)
+    embedded[:2, :2], embedded[:2, 3] = matrix_2d[:2, :2], matrix_2d[:2, 2]
+    to_mm = np.diag([fixed_mm, fixed_mm, 1.0, 1.0])
+    from_mm = np.diag([1 / moving_mm, 1 / moving_mm, 1.0, 1.0])
+    return mrml.ijk_to_ras(moving) @ from_mm @ embedded @ to_mm @ np.linalg.inv(mrml.ijk_to_ras(fixed))
+
+
+def check_2d_panel(parameters) -> None:
+    """Refuse the panel's inputs that 2D images cannot use (masks, segmentations, landmarks, a start), and a
+    moving volume under a transform (the 2D search finds the start itself), naming each fix."""
+    given = [
+        field.metadata["panel"]
+        for field in panel_fields(RegistrationJob)
+        if field.metadata.get("node") and field.name not in _READ_IN_2D and panel_value(parameters, field) is not None
+    ]
+    if given:
+        raise InputError(f"2D images (one slice thick): {', '.join(given)} apply to 3D volumes only: clear them")
+    moving = node_of(parameters, RegistrationJob, "moving")
+    if moving.GetParentTransformNode() is not None:
+        raise InputError(
+            f"the moving image '{moving.GetName()}' is under a transform: 2D registration searches every pose "
+            "itself; harden the transform or take the image out of it"
+        )
+
+
+class NodeRegistration2D(NodeJob):
+    """A 2D registration of two single-slice volume nodes in a worker; progress, wait and cancel as
+    :class:`.job.NodeJob`. The result goes in the output transform node (and output volume node) on success."""
+
+    def __init__(self, worker, folder: Path, parameters, pixels: tuple[float, float], on_done=None):
+        self.parameters = parameters
+        self.scene = node_of(parameters, RegistrationJob, "fixed").GetScene()
+        self.folder = folder
+        self.pixels = pixels
+        self.on_done = on_done
+        self.output_transform_node = None
+        self.output_volume_node = None
+        self.summary = None
+        self.error = None
+        self._worker = worker.start()
+
+    def target(self, field_name: str):
+        return node_of(self.parameters, RegistrationJob, field_name)
+
+    def _apply(self, result: Registration2DJobResult) -> None:
+        summary = result.summary
+        fixed, moving = self.target("fixed"), self.target("moving")
+        matrix = ras_matrix(np.asarray(summary.matrix), fixed, moving, *self.pixels)
+        node = self.target("output_transform")
+        name = node.GetName() if node else self.scene.GenerateUniqueName(f"{moving.GetName()} to {fixed.GetName()}")
+        node = mrml.transform_to_node(self.scene, Transform.from_matrix_ras(matrix), node, name=name)
+        attributes = {
+            "dimension": 2, "engine": summary.engine, "engineVersion": summary.version, "preset": summary.preset,
+            "libraryVersion": summary.mmreg_version, "seed": summary.seed, "threads": summary.threads,
+            "rotationDeg": summary.angle_deg, "scales": ",".join(f"{s:g}" for s in summary.scales),
+            "fixedNodeID": fixed.GetID(), "movingNodeID": moving.GetID(), "summary": json.dumps(summary.to_dict()),
+        }  # fmt: skip
+        for key, value in attributes.items():
+            node.SetAttribute(ATTRIBUTE_PREFIX + key, str(value))
+        self.output_transform_node = node
+        volume = self.target("output_volume")
+        if volume is not None:
+            warped = sitk.ReadImage(result.outputs.volume)
+            mrml.update_volume_node_from_image(volume, sitk.JoinSeries(warped))
+            mrml.set_ijk_to_ras(volume, mrml.ijk_to_ras(fixed))  # the fixed slice's own place and direction
+            volume.SetAttribute(ATTRIBUTE_PREFIX + "transformNodeID", node.GetID())
+            if volume.GetDisplayNode() is None:
+                volume.CreateDefaultDisplayNodes()
+            self.output_volume_node = volume
+        self.summary = summary
+
+
+def register_nodes_2d(parameters, on_progress=None, on_done=None, python: str | None = None, warm=None):
+    """Start the 2D registration the panel's ``parameters`` describe (both volumes one slice thick); returns the
+    running :class:`NodeRegistration2D`. Inputs are checked first (InputError naming the fix)."""
+    check_2d_panel(parameters)
+    fixed, moving = node_of(parameters, RegistrationJob, "fixed"), node_of(parameters, RegistrationJob, "moving")
+    with job_folder("mmreg-nodes-2d-") as folder:
+        pixels = (
+            write_slice(fixed, folder / "fixed.nrrd", "fixed"),
+            write_slice(moving, folder / "moving.nrrd", "moving"),
+        )
+        choice = {name: node_of(parameters, RegistrationJob, name) for name in ("engine", "preset", "seed", "threads")}
+        job = Registration2DJob(
+            fixed=str(folder / "fixed.nrrd"), moving=str(folder / "moving.nrrd"), fixed_pixel_mm=pixels[0],
+            moving_pixel_mm=pixels[1], output_transform=str(folder / "result.tfm"),
+            output_volume=str(folder / "warped.nrrd") if node_of(parameters, RegistrationJob, "output_volume") else None,
+            **{name: value for name, value in choice.items() if value is not None},
+        ).resolved()  # fmt: skip
+        inputs_2d(job)
+        worker = Registration2DWorkerJob(job, python=python, on_progress=on_progress, warm=warm)
+        return NodeRegistration2D(worker, folder, parameters, pixels, on_done)

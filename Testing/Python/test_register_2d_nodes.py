@@ -1,0 +1,79 @@
+"""Two single-slice volume nodes (as Slicer loads a PNG or one slice) registered as 2D images through the
+registration panel's one call, on real slicer-core scenes. The data: two_d_data.py (exact truth)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import two_d_data as data
+
+pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
+
+from MultimodalRegistrationLib.core.errors import InputError
+from MultimodalRegistrationLib.nodes import mrml
+from MultimodalRegistrationLib.nodes.registration import (
+    ATTRIBUTE_PREFIX,
+    register_nodes,
+    registration_parameters,
+)
+
+FIXED_MM, MOVING_MM = 1.0, 0.5
+FIXED_ORIGIN_LPS, MOVING_ORIGIN_LPS = (12.0, -30.0, 7.0), (-5.0, 8.0, -40.0)
+
+
+def _slice_node(scene, image: sitk.Image, pixel_mm: float, origin_lps, name: str):
+    volume = sitk.JoinSeries(image)  # one slice thick, as Slicer loads a 2D file
+    volume.SetSpacing((pixel_mm, pixel_mm, 1.0))
+    volume.SetOrigin(origin_lps)
+    return mrml.volume_node_from_image(scene, volume, name)
+
+
+@pytest.fixture
+def slides(scene, tmp_path):
+    points = data.mr_slice(tmp_path / "mr.nrrd", FIXED_MM)
+    truth = data.truth_of("rigid")
+    data.he_section(tmp_path / "he.png", truth, MOVING_MM)
+    fixed = _slice_node(scene, sitk.ReadImage(str(tmp_path / "mr.nrrd")), FIXED_MM, FIXED_ORIGIN_LPS, "MR slice")
+    moving = _slice_node(scene, sitk.ReadImage(str(tmp_path / "he.png")), MOVING_MM, MOVING_ORIGIN_LPS, "H&E")
+    return fixed, moving, points, truth
+
+
+def _ras(node, points_mm: np.ndarray, pixel_mm: float) -> np.ndarray:
+    """Points of a slice's pixel frame (mm, pixel (i, j) at (i px, j px)) in RAS, through the node's geometry."""
+    ijk = np.concatenate([points_mm / pixel_mm, np.zeros((len(points_mm), 1)), np.ones((len(points_mm), 1))], 1)
+    return (ijk @ mrml.ijk_to_ras(node).T)[:, :3]
+
+
+def test_two_slices_register_in_2d_and_the_node_maps_fixed_to_moving_ras(scene, slides):
+    fixed, moving, points, truth = slides
+    assert moving.IsA("vtkMRMLVectorVolumeNode")  # the RGB section, as Slicer loads a colour PNG
+    output_volume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "H&E registered")
+    parameters = registration_parameters(fixedVolume=fixed, movingVolume=moving, preset="rigid",
+                                         outputVolume=output_volume)  # fmt: skip
+    registration = register_nodes(parameters)
+    node = registration.output_transform_node
+    assert node.IsLinear() and node.GetAttribute(ATTRIBUTE_PREFIX + "dimension") == "2"
+    assert node.GetAttribute(ATTRIBUTE_PREFIX + "engine") == "elastix"
+    # TransformFromParent (RAS) takes the fixed slice's points to the same tissue on the moving slice.
+    matrix = mrml.transform_from_node(node).matrix_ras
+    fixed_ras = _ras(fixed, points, FIXED_MM)
+    expected = _ras(moving, points @ truth[:2, :2].T + truth[:2, 2], MOVING_MM)
+    mapped = (np.concatenate([fixed_ras, np.ones((len(points), 1))], 1) @ matrix.T)[:, :3]
+    error = np.linalg.norm(mapped - expected, axis=1)
+    print(f"2D through the nodes: mean {error.mean():.3f} mm, max {error.max():.3f} mm")
+    assert error.mean() < 0.5 * FIXED_MM and error.max() < FIXED_MM, error
+    # The moving image resampled onto the fixed slice: one slice, in the fixed slice's place.
+    assert output_volume.GetImageData().GetDimensions() == fixed.GetImageData().GetDimensions()
+    assert np.allclose(mrml.ijk_to_ras(output_volume), mrml.ijk_to_ras(fixed))
+
+
+def test_volume_only_inputs_are_refused_for_two_slices_before_any_engine_runs(scene, slides):
+    fixed, moving, _, _ = slides
+    landmarks = mrml.markups_from_points(scene, np.zeros((3, 3)), name="F")
+    nodes_before = scene.GetNumberOfNodes()
+    parameters = registration_parameters(fixedVolume=fixed, movingVolume=moving, fixedLandmarks=landmarks,
+                                         movingLandmarks=landmarks)  # fmt: skip
+    with pytest.raises(InputError, match="fixedLandmarks, movingLandmarks apply to 3D volumes only"):
+        register_nodes(parameters)
+    assert scene.GetNumberOfNodes() == nodes_before
