@@ -38,12 +38,12 @@ from ..qa.assess import write_qa_outputs
 from ..qa.report_types import QAReport
 from . import mrml
 from .checks import check_volume_pair
+from .job import REGISTRATION_ATTRIBUTE_PREFIX as REGISTRATION_PREFIX
 from .panel import node_of, panel_parameters, panel_value
 from .qa_frames import registration_pose, show_moving_under  # noqa: F401 (the module's API)
 from .qa_labels import label_values, labels_image
 from .qa_points import landmark_arguments
 from .qa_table import TABLE_COLUMNS, fill_metrics_table, metric_rows, summary_text, table_values  # noqa: F401
-from .registration import ATTRIBUTE_PREFIX as REGISTRATION_PREFIX
 
 ATTRIBUTE_PREFIX = "MultimodalRegistrationQA."
 TABLE = "metricsTable"  # the panel's attribute holding the table node the metrics go to

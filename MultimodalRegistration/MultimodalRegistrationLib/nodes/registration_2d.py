@@ -24,8 +24,9 @@ from ..process.jobs import RegistrationJob
 from ..process.register2d_job import Registration2DJob, Registration2DJobResult, Registration2DWorkerJob, inputs_2d
 from . import mrml
 from .job import REGISTRATION_ATTRIBUTE_PREFIX as ATTRIBUTE_PREFIX
-from .job import NodeJob, job_folder
+from .job import job_folder
 from .panel import node_of, panel_fields, panel_value
+from .registration_result import NodeRegistration
 
 # Panel inputs the 2D job reads; any other input node set on the panel is for volumes only.
 _READ_IN_2D = ("fixed", "moving", "output_transform", "output_volume")
@@ -81,24 +82,13 @@ def check_2d_panel(parameters) -> None:
         )
 
 
-class NodeRegistration2D(NodeJob):
+class NodeRegistration2D(NodeRegistration):
     """A 2D registration of two single-slice volume nodes in a worker; progress, wait and cancel as
     :class:`.job.NodeJob`. The result goes in the output transform node (and output volume node) on success."""
 
     def __init__(self, worker, folder: Path, parameters, pixels: tuple[float, float], on_done=None):
-        self.parameters = parameters
-        self.scene = node_of(parameters, RegistrationJob, "fixed").GetScene()
-        self.folder = folder
-        self.pixels = pixels
-        self.on_done = on_done
-        self.output_transform_node = None
-        self.output_volume_node = None
-        self.summary = None
-        self.error = None
-        self._worker = worker.start()
-
-    def target(self, field_name: str):
-        return node_of(self.parameters, RegistrationJob, field_name)
+        self.pixels = pixels  # (fixed, moving) pixel sizes (mm) the 2D job was given
+        super().__init__(worker, folder, parameters, on_done)
 
     def _apply(self, result: Registration2DJobResult) -> None:
         summary = result.summary

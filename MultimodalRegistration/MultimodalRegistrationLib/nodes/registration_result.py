@@ -1,0 +1,145 @@
+"""A registration running in a worker, and how its result goes into the scene: the output transform node
+(with how it was made as attributes), the inverse, piecewise segment nodes and the output volume.
+
+Nothing is created or changed before the result arrives, so a failed or cancelled run leaves the scene as it was.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..core.transforms import Transform
+from ..process.jobs import RegistrationJob
+from ..process.results import JobOutputs, RegistrationJobResult
+from ..process.worker import WorkerFailure, WorkerJob
+from ..registration.describe import describe_start
+from ..registration.summary import GuidanceRecord, RegistrationSummary
+from . import mrml
+from .job import REGISTRATION_ATTRIBUTE_PREFIX as ATTRIBUTE_PREFIX
+from .job import NodeJob
+from .panel import node_of
+
+
+class NodeRegistration(NodeJob):
+    """A registration of volume nodes, running in a worker process.
+
+    :meth:`poll` or :meth:`follow` (non-blocking, for a GUI) and :meth:`wait` (blocking) apply the result
+    to the scene when it arrives; :meth:`cancel` stops the worker and leaves the scene untouched.
+    """
+
+    def __init__(self, worker: WorkerJob, folder: Path, parameters, on_done=None):
+        self.parameters = parameters
+        self.scene = node_of(parameters, RegistrationJob, "fixed").GetScene()
+        self.folder = folder
+        self.on_done = on_done
+        self.output_transform_node = None
+        self.output_volume_node = None
+        self.inverse_transform_node = None
+        self.segment_transform_nodes: dict = {}  # piecewise runs: segment name -> its rigid transform node
+        self.summary: RegistrationSummary | None = None
+        self.error: WorkerFailure | None = None
+        self._worker = worker.start()
+
+    def target(self, field_name: str):
+        """The node the parameters hold for the job field ``field_name`` ("fixed", "output_volume"...)."""
+        return node_of(self.parameters, RegistrationJob, field_name)
+
+    def _apply(self, result: RegistrationJobResult) -> None:
+        summary, outputs = result.summary, result.outputs
+        transform = Transform.read(outputs.transform)
+        fixed, moving, initial = self.target("fixed"), self.target("moving"), self.target("initial_transform")
+        node = self.target("output_transform")
+        if node is None:
+            name = self.scene.GenerateUniqueName(f"{moving.GetName()} to {fixed.GetName()}")
+        node = mrml.transform_to_node(self.scene, transform, node, name=node.GetName() if node else name)
+        provenance = summary.provenance
+        attributes = {
+            "engine": provenance.engine,
+            "engineVersion": provenance.engine_version,
+            "preset": provenance.preset,
+            "libraryVersion": provenance.library_version,
+            "seed": provenance.seed,
+            "threads": provenance.threads,
+            "init": provenance.init,
+            "start": provenance.start or "",
+            "initSeconds": provenance.timings_s.get("init_s", 0.0),
+            "startDescription": describe_start(summary),
+            "fixedNodeID": fixed.GetID(),
+            "movingNodeID": moving.GetID(),
+            "initialTransformNodeID": initial.GetID() if initial else "",
+            "seconds": summary.seconds,
+            "metricBefore": round(summary.metric_before, 6),
+            "metricAfter": round(summary.metric_after, 6),
+            "kept": provenance.kept or "result",
+            "keptReason": provenance.kept_reason or "",
+            "fixedSampling": provenance.fixed_sampling or "whole fixed image or its mask",
+        }
+        attributes.update(guidance_attributes(provenance.guidance))
+        for key, value in attributes.items():
+            node.SetAttribute(ATTRIBUTE_PREFIX + key, str(value))
+        self.output_transform_node = node
+        if summary.piecewise:
+            self.segment_transform_nodes = _segment_nodes_of(self.scene, outputs, summary, node)
+        self.inverse_transform_node = None
+        if not transform.is_linear and outputs.inverse:
+            # A linear node inverts exactly by itself; a nonlinear one keeps the engine's own inverse beside it.
+            inverse = Transform.read(outputs.inverse)
+            self.inverse_transform_node = mrml.transform_to_node(self.scene, inverse, name=f"{node.GetName()} inverse")
+            node.SetNodeReferenceID(ATTRIBUTE_PREFIX + "inverse", self.inverse_transform_node.GetID())
+        volume = self.target("output_volume")
+        if volume is not None:
+            from ..core.images import read_image
+
+            mrml.update_volume_node_from_image(volume, read_image(outputs.volume))
+            volume.SetAttribute(ATTRIBUTE_PREFIX + "transformNodeID", node.GetID())
+            if volume.GetDisplayNode() is None:
+                volume.CreateDefaultDisplayNodes()
+            self.output_volume_node = volume
+        self.summary = summary
+
+
+def _segment_nodes_of(scene, outputs: JobOutputs, summary: RegistrationSummary, field_node) -> dict:
+    """A piecewise run's per-segment rigid transforms as nodes in a subject-hierarchy folder named after
+    the result; each records its segment's QA before (global) and after (own) as attributes."""
+    nodes = {}
+    for segment in summary.piecewise.segments:
+        name = segment.name
+        transform = Transform.read(outputs.segment_transforms[name])
+        node = mrml.transform_to_node(scene, transform, name=f"{name} ({field_node.GetName()})")
+        before, after = segment.qa.before, segment.qa.after
+        attributes = {
+            "segment": name,
+            "kept": segment.kept,
+            "reason": segment.reason,
+            "fieldNodeID": field_node.GetID(),
+            "diceBefore": before.mean_dice,
+            "diceAfter": after.mean_dice,
+            "surfaceMmBefore": before.mean_surface_mm,
+            "surfaceMmAfter": after.mean_surface_mm,
+        }
+        for key, value in attributes.items():
+            node.SetAttribute(ATTRIBUTE_PREFIX + key, str(value))
+        nodes[name] = node
+    mrml.put_in_folder(scene, list(nodes.values()), f"{field_node.GetName()} segments")
+    field_node.SetAttribute(ATTRIBUTE_PREFIX + "piecewiseMinimumJacobian", str(summary.piecewise.minimum_jacobian))
+    return nodes
+
+
+def guidance_attributes(guidance: GuidanceRecord | None) -> dict:
+    """The guidance's record as node attributes: the metric, the segments and the scores before and after."""
+    if not guidance:
+        return {}
+    start, result = guidance.score_start, guidance.score_result
+    attributes = {
+        "guidanceMetric": guidance.metric,
+        "guidanceSegments": ",".join(segment.name for segment in guidance.segments),
+        "guidancePoints": guidance.points,
+        "guidance": json.dumps(guidance.to_dict()),
+    }
+    names = {"mean_dice": "DiceMean", "mean_surface_mm": "SurfaceMeanMm", "points_rms_mm": "PointsRmsMm"}
+    for key, name in names.items():
+        if start is not None and getattr(start, key) is not None:
+            attributes[f"guidance{name}Start"] = getattr(start, key)
+            attributes[f"guidance{name}Result"] = getattr(result, key)
+    return attributes
