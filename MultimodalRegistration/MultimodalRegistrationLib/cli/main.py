@@ -35,7 +35,7 @@ from .prealign import add_prealign_parser
 from .prep import add_prep_arguments, add_prep_parser, prep_options, wants_prep
 from .qa import add_qa_parser
 from .register2d import add_2d_arguments, add_register2d_parser, command_register_2d, wants_2d
-from .run import run_registration
+from .run import run_registration, worker_started_early
 from .stack import add_stack_parser
 from .versions import VersionAction
 
@@ -82,7 +82,8 @@ def _print_result(result: RegistrationJobResult, stream=None) -> None:
 def command_register(arguments: argparse.Namespace) -> int:
     if wants_2d(arguments):
         return command_register_2d(arguments)
-    result = run_registration(job_from_arguments(arguments))
+    with worker_started_early(arguments.engine) as warm:
+        result = run_registration(job_from_arguments(arguments), warm=warm)
     _print_result(result, human_stream(arguments.summary))
     emit_json(arguments.summary, result.summary.to_dict())
     return EXIT_OK

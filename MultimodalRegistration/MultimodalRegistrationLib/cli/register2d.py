@@ -129,25 +129,17 @@ def job_from_2d_arguments(arguments: argparse.Namespace):
 def command_register_2d(arguments: argparse.Namespace) -> int:
     """Check (exit 2 before any engine runs), register in a worker, print the result and the QA."""
     from ..process.register2d_job import Registration2DWorkerJob, inputs_2d
-    from ..process.warm_worker import WarmWorker
+    from .run import worker_started_early
 
-    # Started before the checks, so that the worker's interpreter, the library and the engine's import (most of a
-    # 2D run) go on while the inputs are read; bad input stops it before it has a job (exit 2, nothing written).
-    warm = WarmWorker(engines=(arguments.engine,))
-    try:
+    with worker_started_early(arguments.engine) as warm:
         job = job_from_2d_arguments(arguments)
         inputs_2d(job)
-    except BaseException:
-        warm.stop(grace_s=0.0)  # it has no job: nothing of it to keep
-        raise
-    worker = Registration2DWorkerJob(job, warm=warm).start()
-    try:
-        result = worker.wait()
-    except (KeyboardInterrupt, Terminated):
-        worker.cancel()  # the worker stops within a second; its scratch folder and partial files go
-        raise
-    finally:
-        warm.stop()
+        worker = Registration2DWorkerJob(job, warm=warm).start()
+        try:
+            result = worker.wait()
+        except (KeyboardInterrupt, Terminated):
+            worker.cancel()  # the worker stops within a second; its scratch folder and partial files go
+            raise
     summary, stream = result.summary, human_stream(arguments.summary)
     scales = ", ".join(f"{s:.3f}" for s in summary.scales)
     print(f"2D {summary.engine} {summary.preset}: rotation {summary.angle_deg:.1f} deg, scales {scales} "

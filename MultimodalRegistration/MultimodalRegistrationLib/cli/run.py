@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ..core.errors import Terminated
 from ..process.jobs import RegistrationJob
 from ..process.results import RegistrationJobResult
+from ..process.warm_worker import WarmWorker
 from ..process.worker import WorkerJob
 
 
@@ -30,10 +33,27 @@ class ProgressPrinter:
         self.last_stage = stage
 
 
-def run_registration(job: RegistrationJob, quiet: bool = False) -> RegistrationJobResult:
-    """Run a registration job in a worker process, showing progress; returns its summary and files."""
+@contextmanager
+def worker_started_early(engine: str) -> Iterator[WarmWorker]:
+    """A worker process started now, so that its interpreter, the library and ``engine``'s import (seconds)
+    go on while the caller checks the inputs; the caller then runs its job in it. Bad input stops it at once,
+    before it has a job (nothing written); it is stopped in any case at the end."""
+    warm = WarmWorker(engines=(engine,))
+    try:
+        yield warm
+    except BaseException:
+        warm.stop(grace_s=0.0)
+        raise
+    warm.stop()
+
+
+def run_registration(
+    job: RegistrationJob, quiet: bool = False, warm: WarmWorker | None = None
+) -> RegistrationJobResult:
+    """Run a registration job in a worker process (``warm``, if given), showing progress; returns its summary
+    and files."""
     progress = None if quiet else ProgressPrinter()
-    worker = WorkerJob(job, on_progress=progress).start()
+    worker = WorkerJob(job, on_progress=progress, warm=warm).start()
     try:
         return worker.wait()
     except (KeyboardInterrupt, Terminated):
