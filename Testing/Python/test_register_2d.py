@@ -177,3 +177,21 @@ def test_mmreg_presets_lists_the_2d_presets_of_both_engines(capsys):
     for engine in ("elastix", "ants"):
         assert {(engine, name) for name in ("rigid", "similarity", "affine", "affine-from-start")} <= names
     assert ("elastix", "deformable") not in names
+
+
+def test_a_slide_much_finer_than_the_slice_is_registered_averaged_down(tmp_path, mr):
+    """A 0.1 mm slide against the 1 mm slice: the slide is registered in bins of 5 pixels (0.5 mm, half the
+    slice's pixel), recorded in the summary; the result holds to the truth as at the slide's full size."""
+    folder, points = mr
+    truth = data.truth_of("rigid")
+    data.he_section(tmp_path / "he.png", truth, 0.1)
+    code = main(["register2d", "--fixed", str(folder / "mr.nrrd"), "--moving", str(tmp_path / "he.png"),
+                 "--moving-pixel-size", "0.1", "--output-transform", str(tmp_path / "T.tfm"),
+                 "--json", str(tmp_path / "S.json")])  # fmt: skip
+    assert code == 0
+    summary = json.loads((tmp_path / "S.json").read_text())
+    assert summary["working_pixel_mm"] == {"fixed": 1.0, "moving": 0.5}
+    assert summary["pixel_mm"] == {"fixed": 1.0, "moving": 0.1}
+    error = data.errors_mm(np.asarray(summary["matrix"]), truth, points)
+    print(f"0.1 mm slide: mean {error.mean():.3f} mm, max {error.max():.3f} mm, {summary['timings']}")
+    assert error.mean() < 0.3 * FIXED_PIXEL_MM and error.max() < 0.6 * FIXED_PIXEL_MM

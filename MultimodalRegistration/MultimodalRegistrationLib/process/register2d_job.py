@@ -41,7 +41,8 @@ TRANSFORM_SUFFIXES_2D = (".tfm", ".txt", ".h5")
 class Summary2D(Record):
     """How a 2D result was made and how good it is: matrix (3x3, fixed -> moving mm), rotation (degrees),
     scales (singular values), the start, engine, preset (and its files) and version, threads, pixel sizes (mm)
-    and their source, seconds, QA, outputs, the input files and the library's version."""
+    and their source, the pixel sizes registered, seconds, QA, outputs, the input files and the library's
+    version."""
 
     matrix: list
     angle_deg: float
@@ -62,6 +63,7 @@ class Summary2D(Record):
     mmreg_version: str = ""
     sources: dict = field(default_factory=dict)
     candidates: list = field(default_factory=list)
+    working_pixel_mm: dict = field(default_factory=dict)  # the pixel sizes registered, after averaging down (mm)
 
 
 @dataclass
@@ -183,6 +185,7 @@ def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) ->
         pixel_source={"fixed": fixed.pixel_source, "moving": moving.pixel_source},
         timings=result.timings, qa=qa.to_dict(), outputs=outputs, preset_files=result.preset_files,
         threads=result.threads, mmreg_version=__version__, candidates=result.candidates,
+        working_pixel_mm=result.working_pixel_mm,
         sources={name: getattr(job, name) for name in job.paths("input") if getattr(job, name)},
     )  # fmt: skip
     if job.summary:
