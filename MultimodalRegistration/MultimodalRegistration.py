@@ -25,8 +25,6 @@ from MultimodalRegistrationLib.nodes.panels import (
     DEFAULT_ENGINE,
     DOCS_URL,
     ENGINE_NAMES,
-    describe_guidance,
-    describe_result,
     ensure_engines,
 )
 from slicer import (
@@ -254,10 +252,9 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
             if registration.error.kind != "cancelled":
                 slicer.util.errorDisplay(str(registration.error), windowTitle=_("Registration failed"))
         else:
-            self._lastCommand = registration.summary.provenance.command or ""
+            self._lastCommand = registration.command
             self._parameterNode.outputTransform = registration.output_transform_node
-            lines = [describe_result(registration.summary), describe_guidance(registration.summary.provenance.guidance)]
-            self.ui.statusLabel.text = "\n".join(line for line in lines if line)
+            self.ui.statusLabel.text = registration.describe()
             self.logic.showResult(self._parameterNode.fixedVolume, self._parameterNode.movingVolume, registration)
         self._updateButtons()
 

@@ -55,6 +55,8 @@ def test_unhardened_parent_transform_is_kept_and_combined(scene, small_pair, vol
     assert node.GetAttribute(ATTRIBUTE_PREFIX + "start") == "initial"
     assert node.GetAttribute(ATTRIBUTE_PREFIX + "startDescription") == "started from the initial transform"
     assert node.GetAttribute(ATTRIBUTE_PREFIX + "movingNodeID") == moving.GetID()
+    assert registration.describe().startswith("registered in ") and "started from the initial transform" in registration.describe()
+    assert registration.command.startswith("mmreg register ")
     assert float(node.GetAttribute(ATTRIBUTE_PREFIX + "seconds")) > 0
     assert float(node.GetAttribute(ATTRIBUTE_PREFIX + "metricAfter")) > float(node.GetAttribute(ATTRIBUTE_PREFIX + "metricBefore"))
     resampled = mrml.image_from_volume_node(output_volume)

@@ -129,6 +129,7 @@ def job_from_2d_arguments(arguments: argparse.Namespace):
 def command_register_2d(arguments: argparse.Namespace) -> int:
     """Check (exit 2 before any engine runs), register in a worker, print the result and the QA."""
     from ..process.register2d_job import Registration2DWorkerJob, inputs_2d
+    from ..registration.describe import describe_2d
     from .run import worker_started_early
 
     with worker_started_early(arguments.engine) as warm:
@@ -141,9 +142,7 @@ def command_register_2d(arguments: argparse.Namespace) -> int:
             worker.cancel()  # the worker stops within a second; its scratch folder and partial files go
             raise
     summary, stream = result.summary, human_stream(arguments.summary)
-    scales = ", ".join(f"{s:.3f}" for s in summary.scales)
-    print(f"2D {summary.engine} {summary.preset}: rotation {summary.angle_deg:.1f} deg, scales {scales} "
-          f"(start {summary.start['angle_deg']:.0f} deg, scale {summary.start['scale']:.3f})", file=stream)  # fmt: skip
+    print(describe_2d(summary), file=stream)
     qa = summary.qa
     if qa.get("landmarks_after"):
         before, after = qa["landmarks_before"]["mean_mm"], qa["landmarks_after"]["mean_mm"]

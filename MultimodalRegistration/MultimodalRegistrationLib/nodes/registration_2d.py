@@ -22,6 +22,7 @@ from ..core.errors import InputError
 from ..core.transforms import Transform
 from ..process.jobs import RegistrationJob
 from ..process.register2d_job import Registration2DJob, Registration2DJobResult, Registration2DWorkerJob, inputs_2d
+from ..registration.describe import describe_2d
 from . import mrml
 from .job import REGISTRATION_ATTRIBUTE_PREFIX as ATTRIBUTE_PREFIX
 from .job import job_folder
@@ -89,6 +90,13 @@ class NodeRegistration2D(NodeRegistration):
     def __init__(self, worker, folder: Path, parameters, pixels: tuple[float, float], on_done=None):
         self.pixels = pixels  # (fixed, moving) pixel sizes (mm) the 2D job was given
         super().__init__(worker, folder, parameters, on_done)
+
+    def describe(self) -> str:
+        return describe_2d(self.summary)
+
+    @property
+    def command(self) -> str:
+        return ""  # a 2D run records no mmreg command line yet
 
     def _apply(self, result: Registration2DJobResult) -> None:
         summary = result.summary

@@ -13,7 +13,7 @@ from ..core.transforms import Transform
 from ..process.jobs import RegistrationJob
 from ..process.results import JobOutputs, RegistrationJobResult
 from ..process.worker import WorkerFailure, WorkerJob
-from ..registration.describe import describe_start
+from ..registration.describe import describe_guidance, describe_result, describe_start
 from ..registration.summary import GuidanceRecord, RegistrationSummary
 from . import mrml
 from .job import REGISTRATION_ATTRIBUTE_PREFIX as ATTRIBUTE_PREFIX
@@ -40,6 +40,16 @@ class NodeRegistration(NodeJob):
         self.summary: RegistrationSummary | None = None
         self.error: WorkerFailure | None = None
         self._worker = worker.start()
+
+    def describe(self) -> str:
+        """The result in a line or two for the panel's status: time, metric before and after, start, guidance."""
+        lines = [describe_result(self.summary), describe_guidance(self.summary.provenance.guidance)]
+        return "\n".join(line for line in lines if line)
+
+    @property
+    def command(self) -> str:
+        """The ``mmreg register`` command line that repeats this run ("" if none was recorded)."""
+        return self.summary.provenance.command or ""
 
     def target(self, field_name: str):
         """The node the parameters hold for the job field ``field_name`` ("fixed", "output_volume"...)."""

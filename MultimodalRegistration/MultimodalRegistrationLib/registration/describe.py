@@ -45,6 +45,16 @@ def describe_result(summary: RegistrationSummary) -> str:
     )
 
 
+def describe_2d(summary) -> str:
+    """A 2D result (a ``Summary2D``) in one line: engine, preset, rotation (degrees), scales and its start."""
+    scales = ", ".join(f"{s:.3f}" for s in summary.scales)
+    start = summary.start
+    return (
+        f"2D {summary.engine} {summary.preset}: rotation {summary.angle_deg:.1f} deg, scales {scales} "
+        f"(start {start['angle_deg']:.0f} deg, scale {start['scale']:.3f})"
+    )
+
+
 def describe_guidance(guidance: GuidanceRecord | None) -> str:
     """A guided run's scores at its start and its result (a summary's ``provenance.guidance``) in one line,
     e.g. "guidance: Dice 0.62 -> 0.91, landmarks 7.4 -> 1.2 mm RMS"; "" for a run without guidance."""
