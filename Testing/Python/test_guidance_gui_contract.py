@@ -224,8 +224,13 @@ def test_every_parameter_node_field_reaches_the_job():
 
 
 def test_the_status_line_includes_the_guidance_description():
+    import inspect
+
+    from MultimodalRegistrationLib.nodes.registration_result import NodeRegistration
+
     done = _method("MultimodalRegistrationWidget", "_onDone")
-    assert "describe_guidance" in _names(done)
+    assert "registration.describe()" in ast.unparse(done)  # the status line is the result's own description
+    assert "describe_guidance" in inspect.getsource(NodeRegistration.describe)
 
 
 # --------------------------------------------------------------------------- describe_guidance
