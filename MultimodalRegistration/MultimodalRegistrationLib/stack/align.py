@@ -31,7 +31,7 @@ from .solve import fill_missing, pair_residuals, sequential_poses, solve_affine,
 NEIGHBOURS = 3
 SMALL_WEIGHT = 0.25  # a small section's pairs count this much
 MIN_CORRELATION = 0.05
-REFERENCE_WEIGHT = 0.5  # a section-to-reference pair counts like a neighbour pair of this weight
+REFERENCE_WEIGHT = 0.5  # per section: an anchor's pair to the reference counts this times the sections it stands for
 REJECT_MM, REJECT_FACTOR = 5.0, 5.0  # a pair this far (mm) off the solution, and this many median pairs, is left out
 DISTANCE_POWER = 1.0  # a pair k sections apart counts 1 / k**DISTANCE_POWER: farther sections differ more;
 # 2 let one bad neighbour pair outweigh every other pair across its gap (test_stack: 10 mm off), 0 and 1 tie
@@ -76,10 +76,10 @@ class StackAlignment:
     rejected: list[PairResult] = field(default_factory=list)  # pairs measured but left out of the solve
 
 
-def _pair_weight(pair: PairResult, reports: list[SectionReport]) -> float:
+def _pair_weight(pair: PairResult, reports: list[SectionReport], reference_weight: float) -> float:
     sections = [k for k in (pair.i, pair.j) if k < len(reports)]  # pair.i == len(reports): the reference
     if len(sections) == 1:
-        weight = REFERENCE_WEIGHT
+        weight = reference_weight
     else:
         weight = max(pair.correlation, MIN_CORRELATION) ** 2 / abs(pair.j - pair.i) ** DISTANCE_POWER
     if any(reports[k].status == "small" for k in sections):
@@ -88,14 +88,17 @@ def _pair_weight(pair: PairResult, reports: list[SectionReport]) -> float:
 
 
 def solve_rejecting(
-    count: int, pairs: list[PairResult], reports: list[SectionReport], center: np.ndarray, affine: bool
-) -> tuple[np.ndarray, list[PairResult]]:
+    count: int, pairs: list[PairResult], reports: list[SectionReport], center: np.ndarray, affine: bool,
+    reference_every: int = 1,
+) -> tuple[np.ndarray, list[PairResult]]:  # fmt: skip
     """Poses of the sections and the reference (index ``count``) from the pairs; pairs that disagree with the
     solution by more than REJECT_MM (and REJECT_FACTOR times the median pair) are left out, the rest solved again,
-    and each rejection noted on its sections' reports. Returns the poses and the pairs kept."""
+    and each rejection noted on its sections' reports. A reference pair weighs REFERENCE_WEIGHT times
+    ``reference_every`` (the sections each anchor stands for: the reference's total pull does not depend on
+    the anchors' spacing). Returns the poses and the pairs kept."""
     solve = solve_affine if affine else solve_rigid
     gauge = list(range(count))
-    weights = np.array([_pair_weight(p, reports) for p in pairs])
+    weights = np.array([_pair_weight(p, reports, REFERENCE_WEIGHT * reference_every) for p in pairs])
     poses = solve(count + 1, pairs, weights, center, gauge)
     residual = pair_residuals(poses, pairs, center)
     bad = residual > max(REJECT_MM, REJECT_FACTOR * float(np.median(residual)))
@@ -173,7 +176,7 @@ def align_sections(
     if sequential:
         poses = sequential_poses(count, pairs)
     elif pairs:
-        poses, pairs = solve_rejecting(count, pairs, reports, center, affine)
+        poses, pairs = solve_rejecting(count, pairs, reports, center, affine, picker.every if picker else 1)
         poses, reference_pose = poses[:count], (None if np.isnan(poses[count, 0, 0]) else poses[count])
     else:
         poses = np.full((count, 3, 3), np.nan)
