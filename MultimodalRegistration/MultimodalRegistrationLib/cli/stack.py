@@ -43,8 +43,8 @@ def add_stack_parser(subparsers) -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument(
         "--reference-every", type=int, default=None, metavar="N",
-        help="register every N-th section to the reference (1: all; default: sections 8 mm apart, and at least 6 "
-        "over the stack)",
+        help="register every N-th section to the reference (1: all; default: sections about 4 mm apart, and at "
+        "least 6 over the stack)",
     )  # fmt: skip
     parser.add_argument(
         "--reference-offset", type=float, default=0.0, metavar="MM",
