@@ -189,7 +189,8 @@ def align_sections(
     poses = fill_missing(poses, center)
     bright = bool(np.mean(bright_votes) >= 0.5) if bright_votes else True
     timings = {"register_s": registered - started, "solve_s": time.perf_counter() - registered}
-    rejected = [p for p in measured if not any(p is q for q in pairs)]
+    kept = {id(p) for p in pairs}
+    rejected = [p for p in measured if id(p) not in kept]
     every, anchors = (picker.every, picker.anchors) if picker is not None else (0, [])
     return StackAlignment(poses, reports, pairs, center, bright, timings, reference_pose, every, anchors, rejected)
 
