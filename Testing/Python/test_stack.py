@@ -289,7 +289,9 @@ def test_stack_with_an_mr_reference_through_the_command_line(tmp_path):
     print(f"with the reference: median {np.median(error):.3f} mm, worst {error.max():.3f} mm")
     assert np.median(error) < 0.5 and error.max() < 1.0
     record = json.loads(summary.read_text())
-    assert record["reference"] == {"path": str(tmp_path / "ref.nrrd"), "offset_mm": offset}
+    assert record["reference"] == {  # 8 sections: at least 6 anchors (stack.anchors), so every usable section
+        "path": str(tmp_path / "ref.nrrd"), "offset_mm": offset, "every": 1, "sections": clean,
+    }  # fmt: skip
     reference = np.array(record["reference_from_volume"])
     for k in clean:  # x_in = P_k P_ref^-1 x_ref: the true reference -> section k map, within 1.5 mm
         gap = poses[k] @ np.linalg.inv(reference) - data.truth[k] @ np.linalg.inv(motion)

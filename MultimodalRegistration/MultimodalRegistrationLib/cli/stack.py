@@ -39,7 +39,12 @@ def add_stack_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--reference", metavar="VOLUME",
         help="a volume of the same tissue (e.g. the MRI), resampled so that its third axis is the cutting direction: "
-        "each section is also registered to its matching plane, which removes the slow drift and bend",
+        "evenly spaced sections are also registered to their matching planes, which removes the slow drift and bend",
+    )  # fmt: skip
+    parser.add_argument(
+        "--reference-every", type=int, default=None, metavar="N",
+        help="register every N-th section to the reference (1: all; default: sections about 4 mm apart, and at "
+        "least 6 over the stack)",
     )  # fmt: skip
     parser.add_argument(
         "--reference-offset", type=float, default=0.0, metavar="MM",
@@ -60,7 +65,8 @@ def command_stack(arguments: argparse.Namespace) -> int:
         sections=arguments.sections, section_mm=arguments.section_spacing, output_volume=arguments.output_volume,
         output_transforms=arguments.output_transforms, pixel_mm=arguments.pixel_size, affine=arguments.affine,
         neighbours=arguments.neighbours, threads=arguments.threads, reference=arguments.reference,
-        reference_offset_mm=arguments.reference_offset, summary=arguments.summary,
+        reference_offset_mm=arguments.reference_offset, reference_every=arguments.reference_every,
+        summary=arguments.summary,
     )  # fmt: skip
     stream = sys.stderr
 

@@ -44,7 +44,8 @@ def _panel(default, name: str, **more):
 class StackParameters(Record):
     """What to stack: ``sections`` (folder or glob), ``section_mm`` apart, ``pixel_mm`` (None: from the files);
     ``affine`` alignment, ``neighbours`` registered to each section (None: 3), the first section's depth in the
-    reference (``reference_offset_mm``), and an optional CSV of the per-section transforms (``output_transforms``,
+    reference (``reference_offset_mm``), every ``reference_every``-th section registered to it (None: the default
+    anchors, :mod:`..stack.anchors`), and an optional CSV of the per-section transforms (``output_transforms``,
     the ``mmreg stack`` contract)."""
 
     sections: str = _panel("", "stackSectionsFolder", read=_folder_text)
@@ -53,6 +54,7 @@ class StackParameters(Record):
     affine: bool = _panel(False, "stackAffine")
     neighbours: int | None = None
     reference_offset_mm: float = _panel(0.0, "stackReferenceOffsetMm")
+    reference_every: int | None = None
     output_transforms: str | None = None
 
     @classmethod
@@ -155,7 +157,7 @@ def stack_sections(
             sections=str(Path(parameters.sections).expanduser()), section_mm=parameters.section_mm,
             output_volume=str(folder / "stack.nrrd"), output_transforms=parameters.output_transforms,
             pixel_mm=parameters.pixel_mm, affine=parameters.affine, neighbours=parameters.neighbours,
-            reference_offset_mm=parameters.reference_offset_mm,
+            reference_offset_mm=parameters.reference_offset_mm, reference_every=parameters.reference_every,
         ).resolved()  # fmt: skip
         if reference_node is not None:
             job.reference = str(folder / "reference.nrrd")

@@ -366,7 +366,8 @@ class StackJob(Job):
 
     ``sections``: a folder or glob of sections in name order; ``pixel_mm`` (None: from the files) and
     ``section_mm`` in mm; ``reference``: an optional volume whose third axis is the cutting direction, section 0
-    at ``reference_offset_mm`` from its first slice (:mod:`..stack.reference`).
+    at ``reference_offset_mm`` from its first slice (:mod:`..stack.reference`); every ``reference_every``-th section
+    is registered to it (None: :func:`..stack.anchors.anchor_every`).
     """
 
     module: ClassVar[str] = "MultimodalRegistrationLib.process.stack_job"
@@ -381,6 +382,7 @@ class StackJob(Job):
     threads: int = 2
     reference: str | None = _path("input")
     reference_offset_mm: float = 0.0
+    reference_every: int | None = None  # sections between reference pairs (None: from the stack's depth)
     summary: str | None = _path("output", suffixes=(".json",))
     workdir: str | None = None
 

@@ -53,6 +53,8 @@ def check_stack_job(job: StackJob):
         raise InputError(f"--section-spacing {spacing} mm: give the distance between sections in mm, e.g. 0.05")
     if job.neighbours is not None and not 1 <= job.neighbours <= MAX_NEIGHBOURS:
         raise InputError(f"--neighbours {job.neighbours}: give 1 to {MAX_NEIGHBOURS} (default 3)")
+    if job.reference_every is not None and job.reference_every < 1:
+        raise InputError(f"--reference-every {job.reference_every}: give 1 or more (1: every section), or leave it out")
     if job.threads < 1:
         raise InputError(f"--threads {job.threads}: give 1 or more")
     job.check_outputs()
@@ -92,6 +94,7 @@ def execute(job: StackJob, progress: Callable):
     summary = stack_sections(
         paths, pixel_mm, job.section_mm, job.output_volume, job.output_transforms, affine=job.affine,
         neighbours=job.neighbours or NEIGHBOURS, threads=job.threads, progress=progress, reference=reference,
+        reference_every=job.reference_every,
     )  # fmt: skip
     if job.summary:
         summary.outputs["summary"] = str(job.summary)

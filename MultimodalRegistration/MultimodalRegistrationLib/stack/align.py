@@ -2,8 +2,9 @@
 
 :func:`align_sections` reads the sections once in order, keeping only the working images of the last
 ``neighbours`` sections (memory: a few sections), registers each to the ``neighbours`` sections before it
-(pairs run in ``threads`` parallel workers), and, given a reference volume (:mod:`.reference`), to its matching
-plane, then solves all poses together (:mod:`.solve`; the reference is one more node). Sections that are missing
+(pairs run in ``threads`` parallel workers), and, given a reference volume (:mod:`.reference`), registers evenly
+spaced sections (the anchors, :mod:`.anchors`) to their matching planes, then solves all poses together
+(:mod:`.solve`; the reference is one more node). Sections that are missing
 or blank get poses interpolated from their neighbours; every section's fate is reported.
 :func:`stack_sections` also writes the CSV and the volume (:mod:`.output`).
 """
@@ -20,6 +21,7 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.records import Record
+from .anchors import AnchorPicker, anchor_every
 from .output import write_transforms_csv, write_volume
 from .pairs import PairResult, register_pair, register_to_reference
 from .reference import Reference
@@ -29,7 +31,7 @@ from .solve import fill_missing, pair_residuals, sequential_poses, solve_affine,
 NEIGHBOURS = 3
 SMALL_WEIGHT = 0.25  # a small section's pairs count this much
 MIN_CORRELATION = 0.05
-REFERENCE_WEIGHT = 0.5  # a section-to-reference pair counts like a neighbour pair of this weight
+REFERENCE_WEIGHT = 0.5  # per section: an anchor's pair to the reference counts this times the sections it stands for
 REJECT_MM, REJECT_FACTOR = 5.0, 5.0  # a pair this far (mm) off the solution, and this many median pairs, is left out
 DISTANCE_POWER = 1.0  # a pair k sections apart counts 1 / k**DISTANCE_POWER: farther sections differ more;
 # 2 let one bad neighbour pair outweigh every other pair across its gap (test_stack: 10 mm off), 0 and 1 tie
@@ -51,7 +53,7 @@ class StackSummary(Record):
     pairs: int = 0
     timings_s: dict[str, float] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
-    reference: dict | None = None  # the reference's file and first-section depth (mm), when one was given
+    reference: dict | None = None  # the reference's file, first-section depth (mm), anchor spacing and anchors
     reference_from_volume: list[list[float]] | None = None  # 3x3, x_ref = M x_out (mm), when a reference was given
 
     def problems(self) -> list[SectionReport]:
@@ -69,12 +71,15 @@ class StackAlignment:
     bright: bool = True
     timings_s: dict[str, float] = field(default_factory=dict)
     reference_pose: np.ndarray | None = None  # x_ref = reference_pose @ x_out, when a reference was given
+    reference_every: int = 0  # positions between anchors (0: no reference)
+    reference_sections: list[int] = field(default_factory=list)  # the sections registered to the reference
+    rejected: list[PairResult] = field(default_factory=list)  # pairs measured but left out of the solve
 
 
-def _pair_weight(pair: PairResult, reports: list[SectionReport]) -> float:
+def _pair_weight(pair: PairResult, reports: list[SectionReport], reference_weight: float) -> float:
     sections = [k for k in (pair.i, pair.j) if k < len(reports)]  # pair.i == len(reports): the reference
     if len(sections) == 1:
-        weight = REFERENCE_WEIGHT
+        weight = reference_weight
     else:
         weight = max(pair.correlation, MIN_CORRELATION) ** 2 / abs(pair.j - pair.i) ** DISTANCE_POWER
     if any(reports[k].status == "small" for k in sections):
@@ -83,14 +88,17 @@ def _pair_weight(pair: PairResult, reports: list[SectionReport]) -> float:
 
 
 def solve_rejecting(
-    count: int, pairs: list[PairResult], reports: list[SectionReport], center: np.ndarray, affine: bool
-) -> tuple[np.ndarray, list[PairResult]]:
+    count: int, pairs: list[PairResult], reports: list[SectionReport], center: np.ndarray, affine: bool,
+    reference_every: int = 1,
+) -> tuple[np.ndarray, list[PairResult]]:  # fmt: skip
     """Poses of the sections and the reference (index ``count``) from the pairs; pairs that disagree with the
     solution by more than REJECT_MM (and REJECT_FACTOR times the median pair) are left out, the rest solved again,
-    and each rejection noted on its sections' reports. Returns the poses and the pairs kept."""
+    and each rejection noted on its sections' reports. A reference pair weighs REFERENCE_WEIGHT times
+    ``reference_every`` (the sections each anchor stands for: the reference's total pull does not depend on
+    the anchors' spacing). Returns the poses and the pairs kept."""
     solve = solve_affine if affine else solve_rigid
     gauge = list(range(count))
-    weights = np.array([_pair_weight(p, reports) for p in pairs])
+    weights = np.array([_pair_weight(p, reports, REFERENCE_WEIGHT * reference_every) for p in pairs])
     poses = solve(count + 1, pairs, weights, center, gauge)
     residual = pair_residuals(poses, pairs, center)
     bad = residual > max(REJECT_MM, REJECT_FACTOR * float(np.median(residual)))
@@ -109,10 +117,24 @@ def solve_rejecting(
 def align_sections(
     paths: list[Path], pixel_mm: float, affine: bool = False, neighbours: int = NEIGHBOURS, threads: int = 2,
     sequential: bool = False, progress: Callable = _no_progress, reference: Reference | None = None,
+    reference_every: int | None = None,
 ) -> StackAlignment:  # fmt: skip
     """Align ordered 2D sections (see the module notes). ``progress`` wraps an iterable (e.g. tqdm);
-    ``sequential`` chains neighbouring pairs instead of solving (the drifting baseline, for benchmarks)."""
+    ``sequential`` chains neighbouring pairs instead of solving (the drifting baseline, for benchmarks);
+    ``reference_every``: positions between the reference's anchors (None: :func:`.anchors.anchor_every`)."""
     count = len(paths)
+    picker = None
+    if reference is not None and not sequential:
+        picker = AnchorPicker(reference_every or anchor_every(count, reference.section_mm))
+
+    def anchor(working: WorkingSection, report: SectionReport) -> None:
+        plane = reference.working_plane(working.index)
+        if plane is None:
+            report.note = "its reference plane holds no tissue: aligned to its neighbours only"
+            return
+        jobs.append(pool.submit(register_to_reference, plane, working, count, affine))
+        picker.taken(working.index)
+
     started = time.perf_counter()
     reports: list[SectionReport] = []
     window: list[WorkingSection] = []
@@ -130,14 +152,15 @@ def align_sections(
             bright_votes.append(working.bright)
             for earlier in window[-(1 if sequential else neighbours) :]:
                 jobs.append(pool.submit(register_pair, earlier, working, affine))
-            plane = reference.working_plane(index) if reference is not None and not sequential else None
-            if plane is not None:
-                jobs.append(pool.submit(register_to_reference, plane, working, count, affine))
-            elif reference is not None and not sequential:
-                report.note = "its reference plane holds no tissue: aligned to its neighbours only"
+            if picker is not None and picker.candidate(report):
+                anchor(working, report)
             window = (window + [working])[-neighbours:]
             while len(jobs) > 4 * max(1, threads):  # bounded: finished pairs free their images
                 pairs.append(jobs.pop(0).result())
+        last = window[-1] if window else None  # the last usable section
+        open_end = picker is not None and last is not None and last.index not in picker.anchors
+        if open_end and picker.last(reports[last.index]):
+            anchor(last, reports[last.index])
         pairs += [job.result() for job in jobs]
     registered = time.perf_counter()
     mark_small(reports)
@@ -149,11 +172,11 @@ def align_sections(
     usable.append(True)  # the reference
     pairs = [p for p in pairs if usable[p.i] and usable[p.j]]
     center = (np.asarray(canvas or (1, 1), float) - 1) * pixel_mm / 2
-    reference_pose = None
+    reference_pose, measured = None, pairs
     if sequential:
         poses = sequential_poses(count, pairs)
     elif pairs:
-        poses, pairs = solve_rejecting(count, pairs, reports, center, affine)
+        poses, pairs = solve_rejecting(count, pairs, reports, center, affine, picker.every if picker else 1)
         poses, reference_pose = poses[:count], (None if np.isnan(poses[count, 0, 0]) else poses[count])
     else:
         poses = np.full((count, 3, 3), np.nan)
@@ -166,16 +189,21 @@ def align_sections(
     poses = fill_missing(poses, center)
     bright = bool(np.mean(bright_votes) >= 0.5) if bright_votes else True
     timings = {"register_s": registered - started, "solve_s": time.perf_counter() - registered}
-    return StackAlignment(poses, reports, pairs, center, bright, timings, reference_pose)
+    kept = {id(p) for p in pairs}
+    rejected = [p for p in measured if id(p) not in kept]
+    every, anchors = (picker.every, picker.anchors) if picker is not None else (0, [])
+    return StackAlignment(poses, reports, pairs, center, bright, timings, reference_pose, every, anchors, rejected)
 
 
 def stack_sections(
     paths: list[Path], pixel_mm: float, section_mm: float, output_volume: str | Path | None = None,
     output_transforms: str | Path | None = None, affine: bool = False, neighbours: int = NEIGHBOURS,
     threads: int = 2, progress: Callable = _no_progress, reference: Reference | None = None,
+    reference_every: int | None = None,
 ) -> StackSummary:  # fmt: skip
     """Align the sections and write the CSV and the volume (each optional); the summary says what happened."""
-    alignment = align_sections(paths, pixel_mm, affine, neighbours, threads, progress=progress, reference=reference)
+    alignment = align_sections(paths, pixel_mm, affine, neighbours, threads, progress=progress, reference=reference,
+                               reference_every=reference_every)  # fmt: skip
     outputs = {}
     if output_transforms:
         write_transforms_csv(alignment.poses, output_transforms)
@@ -192,6 +220,9 @@ def stack_sections(
     return StackSummary(
         sections=alignment.sections, pixel_mm=pixel_mm, section_mm=section_mm, affine=affine, neighbours=neighbours,
         pairs=len(alignment.pairs), timings_s={k: round(v, 3) for k, v in timings.items()}, outputs=outputs,
-        reference=None if reference is None else {"path": reference.path, "offset_mm": reference.offset_mm},
+        reference=None if reference is None else {
+            "path": reference.path, "offset_mm": reference.offset_mm, "every": alignment.reference_every,
+            "sections": alignment.reference_sections,
+        },
         reference_from_volume=None if alignment.reference_pose is None else alignment.reference_pose.tolist(),
     )  # fmt: skip
