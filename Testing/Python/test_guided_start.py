@@ -19,7 +19,6 @@ from MultimodalRegistrationLib.registration.guided.start import (
     lattice,
     segment_centroid_alignment,
 )
-from MultimodalRegistrationLib.registration.guided.start_score import StartScorer
 from MultimodalRegistrationLib.registration.register import register
 from MultimodalRegistrationLib.registration.rules.keep import worse_beyond_noise
 from trus_data import trus_pair
@@ -58,10 +57,9 @@ def test_the_gland_is_ambiguous_to_its_principal_axes(pair, prepared):
 def test_the_start_keeps_the_gland_the_right_way_up(pair, prepared):
     start = guided_start(prepared, None, pair.fixed, pair.moving)
     assert not start.name.startswith("segment axes")
-    # measured 2.7 degrees (the truth is 21 degrees from the headers); the old start's flip is 168
-    assert rotation_error_deg(start.transform.matrix, pair) < 15.0
+    assert rotation_error_deg(start.transform.matrix, pair) < 15.0  # measured 9.8 degrees (the truth is 21 degrees from the headers); the old start's flip is 168
     tre, centroids = pair.tre(start.transform), pair.tre(segment_centroid_alignment(prepared))
-    assert np.mean(tre) < np.mean(centroids)  # measured 3.5 against 5.4 mm
+    assert np.mean(tre) < np.mean(centroids)  # measured 4.3 against 5.4 mm
     # Every candidate is on record, with its score, confidence and reason; exactly one was chosen.
     record = start.record()
     assert len(record["candidates"]) == len(lattice()) + 1 + 4  # the lattice, the proposal, the four axes
@@ -101,16 +99,3 @@ def test_a_result_not_better_than_its_start_beyond_the_noise_is_refused(pair, pr
     moved[:3, 3] += [0.0, -4.0, 0.0]
     reason = worse_beyond_noise(prepared, pair.fixed, pair.moving, start.transform, Transform.from_matrix(moved), 0)
     assert "one score is worse by more than 1 SD" in reason, reason
-
-
-def test_the_intensities_are_sampled_around_the_gland_and_tell_its_rotation(pair, prepared):
-    # Mutual information from the tissue within 25 mm of the gland, not only its rim: half the samples lie more
-    # than 10 mm outside it (measured 0.51), and the start lands 2.7 degrees from the truth's rotation (3.5 mm
-    # mean TRE); sampled within 10 mm, as before, it landed 9.8 degrees off (4.3 mm).
-    scorer = StartScorer(prepared, pair.fixed, pair.moving, 0)
-    outside_mm = scorer.fixed_surfaces[0].distance(scorer.intensity.points)
-    assert 20.0 < outside_mm.max() <= 25.5
-    assert np.mean(outside_mm > 10.0) > 0.4
-    start = guided_start(prepared, None, pair.fixed, pair.moving)
-    assert rotation_error_deg(start.transform.matrix, pair) < 5.0
-    assert np.mean(pair.tre(start.transform)) < 4.0
