@@ -19,11 +19,7 @@ from .guidance import PreparedGuidance
 from .intensity import PointwiseMI
 from .surfaces import Surface, apply, block_bootstrap, field_of_view, patches
 
-# Intensities are sampled this far around the segments: the tissue around a near-symmetric organ tells its
-# rotation better than the organ's own rim, whose shape the segments already give (hard MR -> TRUS cohort:
-# 10 mm -> 25 mm took the guided start from 4.18 to 4.01 mm median on seeds 100-123, and from 4.71 to 4.63 mm
-# on the unseen seeds 200-223; Testing/Benchmarks/guided_results.md)
-REGION_MM = 25.0
+REGION_MM = 10.0
 BOOTSTRAP = 300
 
 
