@@ -49,7 +49,8 @@ def cord_agreement(fixed: sitk.Image, moving: sitk.Image, fixed_cord: sitk.Image
     warped = sitk.Resample(moving_cord, fixed, transform.sitk, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
     ones = sitk.Image(moving.GetSize(), sitk.sitkUInt8) + 1
     ones.CopyInformation(moving)
-    covered = sitk.GetArrayViewFromImage(sitk.Resample(ones, fixed, transform.sitk, sitk.sitkNearestNeighbor, 0)) > 0
+    # a copy, not a view: a view of the temporary resampled image would read freed memory
+    covered = sitk.GetArrayFromImage(sitk.Resample(ones, fixed, transform.sitk, sitk.sitkNearestNeighbor, 0)) > 0
     if below_mm is not None:
         covered = covered & (_z_mm(fixed) <= below_mm)
     a = (sitk.GetArrayViewFromImage(fixed_cord) > 0) & covered

@@ -78,8 +78,10 @@ class Surface:
     @classmethod
     def of(cls, mask: sitk.Image, fov: sitk.Image) -> Surface:
         mask = sitk.Cast(mask > 0, sitk.sitkUInt8)
-        contour = sitk.GetArrayViewFromImage(sitk.BinaryContour(mask, fullyConnected=False)) != 0
-        near_edge = sitk.GetArrayViewFromImage(edge_distance(fov)) < FOV_MARGIN_MM
+        # GetArrayFromImage copies: a view of a temporary image would read freed memory (seen: starts that
+        # differed between runs of the same pair)
+        contour = sitk.GetArrayFromImage(sitk.BinaryContour(mask, fullyConnected=False)) != 0
+        near_edge = sitk.GetArrayFromImage(edge_distance(fov)) < FOV_MARGIN_MM
         keep = contour & ~near_edge
         if not keep.any():  # the whole segment lies on the edge: keep its surface rather than nothing
             keep = contour
