@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from ..core.files import scratch_folder
 from ..engines.registry import DEFAULT_ENGINE
-from .worker import WorkerJob, WorkerProcess, protocol, run_one, stop_with_parent
+from .worker import WorkerJob, WorkerProcess, exit_now, protocol, run_one, stop_with_parent
 
 MODULE = "MultimodalRegistrationLib.process.warm_worker"
 
@@ -124,7 +124,7 @@ class WarmWorker:
 
 
 def main() -> int:
-    return serve(sys.argv[1:])
+    exit_now(serve(sys.argv[1:]))  # when stdin closes; see worker.exit_now
 
 
 if __name__ == "__main__":
