@@ -925,12 +925,17 @@ def stack_zero_neighbours(inputs: Path, out: Path) -> list[str]:
     return _stack(str(_sections(inputs)), out, "--neighbours", "0")
 
 
+def stack_reference_every_zero(inputs: Path, out: Path) -> list[str]:
+    return _stack(str(_sections(inputs)), out, "--reference", str(_stack_reference(inputs)), "--reference-every", "0")
+
+
 STACK_REFERENCE_CASES = {
     "stack: reference missing": Case(stack_reference_missing, "does not exist"),
     "stack: reference is 2D": Case(stack_reference_is_2d, "not a 3D volume"),
     "stack: reference too shallow": Case(stack_reference_too_shallow, "check --section-spacing and --reference-offset"),
     "stack: negative reference offset": Case(stack_reference_negative_offset, "depth of the first section"),
     "stack: zero neighbours": Case(stack_zero_neighbours, "give 1 to 20"),
+    "stack: reference every 0 sections": Case(stack_reference_every_zero, "give 1 or more"),
 }
 CASES.update(STACK_REFERENCE_CASES)
 
@@ -1014,19 +1019,3 @@ def test_bad_2d_node_input_is_refused_before_any_engine_runs(name, scene):
     with pytest.raises(InputError, match=fix):
         register_nodes(registration_parameters(**values))
     assert scene.GetNumberOfNodes() == nodes_before
-
-
-# --------------------------------------------------------------------------- stack: reference anchors (issue 23)
-def stack_reference_every_zero(inputs: Path, out: Path) -> list[str]:
-    return _stack(str(_sections(inputs)), out, "--reference", str(_stack_reference(inputs)), "--reference-every", "0")
-
-
-STACK_ANCHOR_CASES = {"stack: reference every 0 sections": Case(stack_reference_every_zero, "give 1 or more")}
-CASES.update(STACK_ANCHOR_CASES)
-
-
-@pytest.mark.parametrize("name", list(STACK_ANCHOR_CASES))
-def test_stack_reference_spacing_below_one_is_refused_before_any_section_is_registered(
-    name, tmp_path, private_tmp, capsys
-):
-    test_bad_input_is_refused_early_and_leaves_everything_as_it_was(name, tmp_path, private_tmp, capsys)

@@ -24,7 +24,6 @@ from ..process.jobs import RegistrationJob
 from ..process.register2d_job import Registration2DJob, Registration2DJobResult, Registration2DWorkerJob, inputs_2d
 from ..registration.describe import describe_2d
 from . import mrml
-from .job import REGISTRATION_ATTRIBUTE_PREFIX as ATTRIBUTE_PREFIX
 from .job import job_folder
 from .panel import node_of, panel_fields, panel_value
 from .registration_result import NodeRegistration
@@ -102,27 +101,18 @@ class NodeRegistration2D(NodeRegistration):
         summary = result.summary
         fixed, moving = self.target("fixed"), self.target("moving")
         matrix = ras_matrix(np.asarray(summary.matrix), fixed, moving, *self.pixels)
-        node = self.target("output_transform")
-        name = node.GetName() if node else self.scene.GenerateUniqueName(f"{moving.GetName()} to {fixed.GetName()}")
-        node = mrml.transform_to_node(self.scene, Transform.from_matrix_ras(matrix), node, name=name)
-        attributes = {
+        node = self._result_node(Transform.from_matrix_ras(matrix))
+        self._record(node, {
             "dimension": 2, "engine": summary.engine, "engineVersion": summary.version, "preset": summary.preset,
             "libraryVersion": summary.mmreg_version, "seed": summary.seed, "threads": summary.threads,
             "rotationDeg": summary.angle_deg, "scales": ",".join(f"{s:g}" for s in summary.scales),
             "fixedNodeID": fixed.GetID(), "movingNodeID": moving.GetID(), "summary": json.dumps(summary.to_dict()),
-        }  # fmt: skip
-        for key, value in attributes.items():
-            node.SetAttribute(ATTRIBUTE_PREFIX + key, str(value))
-        self.output_transform_node = node
-        volume = self.target("output_volume")
-        if volume is not None:
-            warped = sitk.ReadImage(result.outputs.volume)
-            mrml.update_volume_node_from_image(volume, sitk.JoinSeries(warped))
-            mrml.set_ijk_to_ras(volume, mrml.ijk_to_ras(fixed))  # the fixed slice's own place and direction
-            volume.SetAttribute(ATTRIBUTE_PREFIX + "transformNodeID", node.GetID())
-            if volume.GetDisplayNode() is None:
-                volume.CreateDefaultDisplayNodes()
-            self.output_volume_node = volume
+        })  # fmt: skip
+        if self.target("output_volume") is not None:
+            # The 2D result on the fixed slice's grid, as one slice in the fixed slice's own place and direction.
+            warped = sitk.JoinSeries(sitk.ReadImage(result.outputs.volume))
+            self._fill_output_volume(warped, node)
+            mrml.set_ijk_to_ras(self.output_volume_node, mrml.ijk_to_ras(fixed))
         self.summary = summary
 
 

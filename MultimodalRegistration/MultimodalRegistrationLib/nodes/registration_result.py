@@ -59,10 +59,7 @@ class NodeRegistration(NodeJob):
         summary, outputs = result.summary, result.outputs
         transform = Transform.read(outputs.transform)
         fixed, moving, initial = self.target("fixed"), self.target("moving"), self.target("initial_transform")
-        node = self.target("output_transform")
-        if node is None:
-            name = self.scene.GenerateUniqueName(f"{moving.GetName()} to {fixed.GetName()}")
-        node = mrml.transform_to_node(self.scene, transform, node, name=node.GetName() if node else name)
+        node = self._result_node(transform)
         provenance = summary.provenance
         attributes = {
             "engine": provenance.engine,
@@ -86,9 +83,7 @@ class NodeRegistration(NodeJob):
             "fixedSampling": provenance.fixed_sampling or "whole fixed image or its mask",
         }
         attributes.update(guidance_attributes(provenance.guidance))
-        for key, value in attributes.items():
-            node.SetAttribute(ATTRIBUTE_PREFIX + key, str(value))
-        self.output_transform_node = node
+        self._record(node, attributes)
         if summary.piecewise:
             self.segment_transform_nodes = _segment_nodes_of(self.scene, outputs, summary, node)
         self.inverse_transform_node = None
@@ -97,16 +92,33 @@ class NodeRegistration(NodeJob):
             inverse = Transform.read(outputs.inverse)
             self.inverse_transform_node = mrml.transform_to_node(self.scene, inverse, name=f"{node.GetName()} inverse")
             node.SetNodeReferenceID(ATTRIBUTE_PREFIX + "inverse", self.inverse_transform_node.GetID())
-        volume = self.target("output_volume")
-        if volume is not None:
+        if self.target("output_volume") is not None:
             from ..core.images import read_image
 
-            mrml.update_volume_node_from_image(volume, read_image(outputs.volume))
-            volume.SetAttribute(ATTRIBUTE_PREFIX + "transformNodeID", node.GetID())
-            if volume.GetDisplayNode() is None:
-                volume.CreateDefaultDisplayNodes()
-            self.output_volume_node = volume
+            self._fill_output_volume(read_image(outputs.volume), node)
         self.summary = summary
+
+    def _result_node(self, transform: Transform):
+        """The output transform node holding ``transform`` (fixed -> moving): the panel's, or a new one named
+        "<moving> to <fixed>"."""
+        node, fixed, moving = self.target("output_transform"), self.target("fixed"), self.target("moving")
+        name = node.GetName() if node else self.scene.GenerateUniqueName(f"{moving.GetName()} to {fixed.GetName()}")
+        return mrml.transform_to_node(self.scene, transform, node, name=name)
+
+    def _record(self, node, attributes: dict) -> None:
+        """How the result was made, as the result node's attributes; the node becomes the output transform node."""
+        for key, value in attributes.items():
+            node.SetAttribute(ATTRIBUTE_PREFIX + key, str(value))
+        self.output_transform_node = node
+
+    def _fill_output_volume(self, image, transform_node) -> None:
+        """Put the resampled moving ``image`` (LPS) into the panel's output volume node, linked to the result."""
+        volume = self.target("output_volume")
+        mrml.update_volume_node_from_image(volume, image)
+        volume.SetAttribute(ATTRIBUTE_PREFIX + "transformNodeID", transform_node.GetID())
+        if volume.GetDisplayNode() is None:
+            volume.CreateDefaultDisplayNodes()
+        self.output_volume_node = volume
 
 
 def _segment_nodes_of(scene, outputs: JobOutputs, summary: RegistrationSummary, field_node) -> dict:

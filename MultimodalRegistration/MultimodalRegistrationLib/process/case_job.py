@@ -18,7 +18,7 @@ from ..registration.summary import RegistrationSummary
 from .jobs import CaseJob
 from .registration_job import run_registration_job
 from .results import CaseJobResult
-from .worker import main as worker_main
+from .worker_side import main as worker_main
 
 REGISTRATION_SHARE = 0.8
 # The cohort report's thumbnail: 2 mm pixels cost an eighth of a 1 mm montage and show a misregistration.

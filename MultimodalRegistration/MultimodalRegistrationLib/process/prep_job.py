@@ -18,7 +18,7 @@ from pathlib import Path
 from .jobs import PrepJob
 from .results import JobOutputs, PrepJobResult
 from .worker import WorkerJob
-from .worker import main as worker_main
+from .worker_side import main as worker_main
 
 OUTPUT_NAMES = ("fixed", "moving", "fixed_mask", "moving_mask")
 PREP_SHARE = 0.95  # of the progress bar; reading the outputs back takes the rest

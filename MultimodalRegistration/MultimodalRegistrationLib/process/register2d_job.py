@@ -32,7 +32,7 @@ from ..engines.registry import DEFAULT_ENGINE
 from .jobs import Job, _path
 from .results import JobOutputs, JobResult
 from .worker import WorkerJob
-from .worker import main as worker_main
+from .worker_side import main as worker_main
 
 TRANSFORM_SUFFIXES_2D = (".tfm", ".txt", ".h5")
 

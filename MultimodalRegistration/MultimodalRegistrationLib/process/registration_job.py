@@ -19,7 +19,7 @@ from .command import register_command
 from .jobs import RegistrationJob
 from .preflight import preflight_registration
 from .results import JobOutputs, RegistrationJobResult
-from .worker import main as worker_main
+from .worker_side import main as worker_main
 
 
 def _write_log(job: RegistrationJob, text: str) -> str | None:

@@ -17,7 +17,7 @@ from ..core.errors import InputError
 from .jobs import StackJob
 from .results import JobOutputs, JobResult
 from .worker import WorkerJob
-from .worker import main as worker_main
+from .worker_side import main as worker_main
 
 ALIGN_SHARE = 0.85  # of the progress bar; writing the volume takes the rest
 MAX_NEIGHBOURS = 20

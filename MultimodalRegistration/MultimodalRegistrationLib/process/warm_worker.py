@@ -22,7 +22,8 @@ from collections.abc import Callable
 
 from ..core.files import scratch_folder
 from ..engines.registry import DEFAULT_ENGINE
-from .worker import WorkerJob, WorkerProcess, exit_now, protocol, run_one, stop_with_parent
+from .worker import WorkerJob, WorkerProcess
+from .worker_side import exit_now, protocol, run_one, stop_with_parent
 
 MODULE = "MultimodalRegistrationLib.process.warm_worker"
 

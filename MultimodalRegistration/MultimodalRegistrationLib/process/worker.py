@@ -3,7 +3,7 @@
 elastix and ANTs hold the Python GIL while they run, so a GUI must not run them in a thread.
 It starts ``python -m <the job type's module>`` instead (``PythonSlicer`` in Slicer; see
 :mod:`.registration_job` and :mod:`.prep_job`), writes the job (:mod:`.jobs`) as JSON to its
-standard input and reads one JSON object per output line:
+standard input and reads one JSON object per output line (the child's side: :mod:`.worker_side`):
 
 ``{"event": "progress", "fraction": 0.42, "stage": "<engine> rigid", "engine": "<engine>"}``
 ``{"event": "result", "summary": {...}, "outputs": {"transform": "T.h5", ...}}`` (a :class:`.results.JobResult`)
@@ -21,103 +21,20 @@ import json
 import os
 import queue
 import shutil
-import signal
 import subprocess
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
 
-from ..core.errors import EXIT_ENGINE, EXIT_INPUT, EXIT_OK, EXIT_TERMINATED, EngineError, InputError
+from ..core.errors import EXIT_ENGINE, EXIT_INPUT, EXIT_OK
 from ..core.files import PARTIAL_PREFIX, remove_orphans, scratch_folder
 from .jobs import Job, RegistrationJob
 from .results import JobResult
 
-__all__ = ["EXIT_ENGINE", "EXIT_INPUT", "EXIT_OK", "WorkerFailure", "WorkerJob", "WorkerProcess", "library_root", "main"]
-
-
-# --------------------------------------------------------------------------- worker side
-def protocol() -> Callable[[dict], None]:
-    """The event writer of a worker process. Engines print to C-level stdout, so the protocol keeps
-    a private copy of stdout and everything else printed goes to stderr."""
-    stream = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-
-    def emit(event: dict) -> None:
-        stream.write(json.dumps(event) + "\n")
-        stream.flush()
-
-    return emit
-
-
-def run_one(job_type: type[Job], run: Callable[[Job, Callable[[dict], None]], JobResult], record: dict, emit) -> int:
-    """Run one job from its JSON record; errors become error events whose message, hint and log path
-    are separate fields. Returns the exit code the job ends with."""
-    try:
-        job = job_type.from_json(record)
-        emit(run(job, emit).event())
-        return EXIT_OK
-    except InputError as error:
-        emit({"event": "error", "kind": "input", "message": str(error), "hint": ""})
-        return EXIT_INPUT
-    except EngineError as error:
-        emit({"event": "error", "kind": "engine", "message": str(error), "hint": error.hint, "log": error.log_path})
-        return EXIT_ENGINE
-    except Exception as error:  # a crash must still reach the parent as a clear error
-        emit(
-            {
-                "event": "error",
-                "kind": "internal",
-                "message": f"{type(error).__name__}: {error}",
-                "hint": "this is a bug: report it with the traceback",
-                "traceback": traceback.format_exc(),
-            }
-        )
-        return EXIT_ENGINE
-
-
-def main(job_type: type[Job], run: Callable[[Job, Callable[[dict], None]], JobResult]) -> NoReturn:
-    """Entry point of a one-job worker process: a ``job_type`` job as JSON on stdin, JSON lines on stdout.
-    Ends the process itself (:func:`exit_now`) once the job's outcome is out."""
-    stop_with_parent()
-    emit = protocol()
-    exit_now(run_one(job_type, run, json.loads(sys.stdin.read()), emit))
-
-
-def exit_now(code: int) -> NoReturn:
-    """End a worker process once everything it says is out: flush, then exit without the interpreter's
-    teardown, which with an engine loaded (ITK's ~100k wrapper objects) took 0.5 s after the job had ended.
-    Its files are written and closed by then (atomically, :mod:`..core.files`)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
-def stop_with_parent() -> None:
-    """Die with the parent, and leave Ctrl-C to it.
-
-    Engines hold the GIL, so no Python handler or watcher thread would run in time: on Linux the
-    kernel sends this process SIGTERM (default action: exit at once) when the parent dies (strictly: when
-    the parent's thread that started it ends, so start workers from a long-lived thread). Ctrl-C
-    reaches the whole process group; the parent then cancels this worker and cleans up after it.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    parent = int(os.environ.get("MMREG_PARENT_PID") or os.getppid())
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        except (OSError, AttributeError):
-            return
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os._exit(EXIT_TERMINATED)
+__all__ = ["EXIT_ENGINE", "EXIT_INPUT", "EXIT_OK", "WorkerFailure", "WorkerJob", "WorkerProcess", "library_root"]
 
 
 # --------------------------------------------------------------------------- parent side

@@ -4,13 +4,13 @@ Both images are read by :func:`core.images2d.read_image_2d` (RGB to BT.601 lumin
 file or given), so pixel (column i, row j) is at ``(i px, j px)`` mm in each. The result maps fixed points
 to moving points, ``x_moving = A x_fixed + t`` (mm), like every library transform.
 
-1. start: the 2D any-pose search (:mod:`.two_d_start`: every rotation, and scale for a preset that scales);
-2. the engine's 2D preset (``Presets/presets_2d.json``) refines it (:func:`engines.run.run_engine_2d`);
-0. an image whose pixels are more than twice as fine as the other image's is averaged down (bins of whole
+1. an image whose pixels are more than twice as fine as the other image's is averaged down (bins of whole
    pixels) to about half the other's pixel size first: detail finer than that has no partner in the other
    image, and a slide scanned at 0.1 mm against a 1 mm slice would otherwise cost the search and the
    engine's pyramids seconds for nothing. The QA and the outputs use the images as given.
-3. a preset whose manifest entry names another (``"also"``: affine and similarity alone, without the rigid
+2. start: the 2D any-pose search (:mod:`.two_d_start`: every rotation, and scale for a preset that scales);
+3. the engine's 2D preset (``Presets/presets_2d.json``) refines it (:func:`engines.run.run_engine_2d`);
+4. a preset whose manifest entry names another (``"also"``: affine and similarity alone, without the rigid
    stage first) runs that one too from the same start, and the result with the higher mutual information
    (:func:`.two_d_start.mutual_information`) is kept. On generated pairs each path alone failed on one case
    (rigid first: 0.9 and 3.8 mm off at -150 deg with 8%/2% stretch; affine alone: 1.4 and 2.7 mm off at 35 deg
