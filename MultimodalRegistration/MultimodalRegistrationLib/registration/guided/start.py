@@ -7,10 +7,10 @@ a near-symmetric organ's principal axes do not tell front from back. So:
    brought together; every candidate turns about the fixed centroid and lands on the moving one.
 2. Candidates: the prior ("segment centroids") and rotations on a ``STEP_DEG`` lattice within ``MAX_DEG`` of
    it, each scored by the guidance (surface distance, mm) and the intensities (mutual information), each in
-   units of its own bootstrap noise (:mod:`.start_score`). A candidate's confidence is its share of
-   bootstrap replicates in which it scores best.
+   units of its own bootstrap noise (:mod:`.start_score`), the surfaces' at ``SURFACE_WEIGHT``. A candidate's
+   confidence is its share of bootstrap replicates in which it scores best.
 3. The proposal, the mean rotation of the replicate winners, replaces the prior only when better beyond the
-   noise: by ``WIN_Z`` SDs on the two scores together, neither of them worse by more than ``VETO_Z`` SDs.
+   noise: by ``PROPOSAL_Z`` SDs on the two scores together, neither of them worse by more than ``VETO_Z`` SDs.
 4. Beyond the lattice: the four principal-axes rotations within ``AXES_MAX_DEG`` of the prior win only when
    better than the choice of step 3 by ``FAR_Z`` SDs together and ``WIN_Z`` SDs on the surfaces alone (a tie
    never turns an organ over; farther ones are listed, not eligible); the
@@ -32,10 +32,14 @@ from ...core.rotations import axis_angle_matrices, orthogonal_fit, rotation_angl
 from ...core.transforms import Transform
 from ..summary import StartCandidate
 from .guidance import PreparedGuidance
-from .start_score import StartScorer, _z
+from .start_score import SURFACE_WEIGHT, Judge, StartScorer
+from .start_shift import long_axis_shift
 
 MAX_DEG = 30.0
 STEP_DEG = 7.5
+# A rotation within MAX_DEG of the prior, found by the bagged lattice search, needs this much evidence;
+# farther candidates (axes, which may turn the organ over) need WIN_Z and FAR_Z.
+PROPOSAL_Z = 1.0
 WIN_Z = 2.0
 VETO_Z = 1.0
 FAR_Z = 3.0
@@ -136,50 +140,15 @@ def _points_candidate(prepared: PreparedGuidance, prior: np.ndarray) -> tuple[st
     return "landmark centroid", pose_about(prior, fixed.mean(axis=0), moving.mean(axis=0))
 
 
-class _Judge:
-    """Paired comparisons of poses on the two scores, in units of their noise (tau_s mm, tau_i nats)."""
-
-    def __init__(self, scorer: StartScorer):
-        self.scorer = scorer
-        self.tau_s, self.tau_i = 1.0, None
-
-    def calibrate(self, rs: np.ndarray, rm: np.ndarray | None) -> None:
-        """Noise scales: the median over candidates of the SD of (candidate - first candidate)."""
-        self.tau_s = max(float(np.median((rs[:, 1:] - rs[:, [0]]).std(axis=0))), 1e-6)
-        if rm is not None:
-            self.tau_i = max(float(np.median((rm[:, 1:] - rm[:, [0]]).std(axis=0))), 1e-9)
-
-    def combined(self, rs: np.ndarray, rm: np.ndarray | None) -> np.ndarray:
-        """Higher is better: -surface / tau_s + MI / tau_i, per replicate and pose."""
-        value = -rs / self.tau_s
-        return value if rm is None or self.tau_i is None else value + rm / self.tau_i
-
-    def gains(self, reference: np.ndarray, others: list[np.ndarray]) -> list[dict]:
-        """Each pose in ``others`` against ``reference``: z overall, z of each score, share of replicates better."""
-        surface, mi, patch = self.scorer.evaluate([reference, *others])
-        rs, rm = self.scorer.replicates(surface, mi, patch)
-        out = []
-        for index in range(1, len(others) + 1):
-            gain_s = -(rs[:, index] - rs[:, 0])
-            gain_i = None if rm is None else rm[:, index] - rm[:, 0]
-            gain = gain_s / self.tau_s + (0.0 if gain_i is None else gain_i / self.tau_i)
-            out.append({
-                "z": _z(gain), "z_surface": _z(gain_s), "z_mi": None if gain_i is None else _z(gain_i),
-                "confidence": float(np.mean(gain > 0)), "surface_mm": float(surface[index].mean()),
-                "mi": None if mi is None else float(mi[index].mean()),
-            })  # fmt: skip
-        return out
-
-
 def _rounded(value: float | None, digits: int) -> float | None:
     return None if value is None or not np.isfinite(value) else round(float(value), digits)
 
 
 def _segment_start(prepared, prior, fixed, moving, seed) -> GuidedStart:
     scorer = StartScorer(prepared, fixed, moving, seed)
-    judge = _Judge(scorer)
+    judge = Judge(scorer)
     fixed_centre, _ = _moments(prepared.fixed_masks)
-    moving_centre, _ = _moments(prepared.moving_masks)
+    moving_centre, moving_axes = _moments(prepared.moving_masks)
     vectors = lattice()
     poses = [pose_about(_rotation(v) @ prior, fixed_centre, moving_centre) for v in vectors]
     surface, mi, patch = scorer.evaluate(poses)
@@ -211,12 +180,14 @@ def _segment_start(prepared, prior, fixed, moving, seed) -> GuidedStart:
                               _rounded(gain["surface_mm"], 3), _rounded(gain["mi"], 5), _rounded(gain["z"], 2),
                               _rounded(gain["confidence"], 3))  # fmt: skip
     candidates.append(proposal)
-    vetoed = [name for name, z in (("surface distance", gain["z_surface"]), ("mutual information", gain["z_mi"]))
-              if z is not None and z < -VETO_Z]  # fmt: skip
+    vetoed = [name for name, z in (("surface distance", gain["z_surface"] * SURFACE_WEIGHT),
+                                   ("mutual information", gain["z_mi"])) if z is not None and z < -VETO_Z]  # fmt: skip
+    # The surfaces alone: their noise is 1 / SURFACE_WEIGHT times their bootstrap SD, so z counts that much less.
+    needed = PROPOSAL_Z if gain["z_mi"] is not None else PROPOSAL_Z / SURFACE_WEIGHT
     if angle < 1.0:
         reason, chosen, chosen_pose = "no rotation near the prior scores better", candidates[0], poses[0]
-    elif gain["z"] < WIN_Z:
-        reason = f"the proposal {angle:.0f} degrees from the prior is better by only {gain['z']:.1f} SD (< {WIN_Z:g})"
+    elif gain["z"] < needed:
+        reason = f"the proposal {angle:.0f} degrees from the prior is better by only {gain['z']:.1f} SD (< {needed:g})"
         chosen, chosen_pose = candidates[0], poses[0]
     elif vetoed:
         reason = f"the proposal is better overall ({gain['z']:.1f} SD) but its {vetoed[0]} is worse beyond the noise"
@@ -229,6 +200,14 @@ def _segment_start(prepared, prior, fixed, moving, seed) -> GuidedStart:
     proposal.reason = ("chosen: " if chosen is proposal else "not chosen: ") + reason
     if chosen is not proposal:
         candidates[0].reason = "chosen (the prior): " + reason
+
+    # Step 3b: where along the gland's long axis, from the intensities.
+    shifted = long_axis_shift(scorer, chosen_pose, moving_axes[:, 0])
+    if shifted is not None:
+        candidates.append(shifted.candidate)
+        if shifted.chosen:
+            chosen.reason = f"{chosen.reason}; then {shifted.candidate.name}"
+            chosen_pose = shifted.pose
 
     # Step 4: candidates beyond the lattice, against the choice.
     extras = _axes_candidates(prepared, fixed_centre, moving_centre)

@@ -21,6 +21,11 @@ from .surfaces import Surface, apply, block_bootstrap, field_of_view, patches
 
 REGION_MM = 10.0
 BOOTSTRAP = 300
+# The surfaces' bootstrap sees how their points were sampled, not how two segmentations drawn apart disagree
+# in shape (apex and base extents, probe compression); that disagreement is about as large again
+# (diagnose_guided_hard.py: the surfaces prefer the start to the true rotation on 18 of 24 hard pairs), so a
+# surface gain counts at half its bootstrap z: its noise is taken as 1 / SURFACE_WEIGHT times that SD.
+SURFACE_WEIGHT = 0.5
 
 
 class StartScorer:
@@ -94,3 +99,39 @@ def paired_z(scorer: StartScorer, reference: np.ndarray, pose: np.ndarray) -> tu
 def _z(gain: np.ndarray) -> float:
     sd = float(gain.std())
     return float(gain.mean() / sd) if sd > 0 else 0.0
+
+
+class Judge:
+    """Paired comparisons of poses on the two scores, in units of their noise (tau_s mm, tau_i nats)."""
+
+    def __init__(self, scorer: StartScorer, surface_weight: float = SURFACE_WEIGHT):
+        self.scorer = scorer
+        self.tau_s, self.tau_i = 1.0, None
+        self.surface_weight = surface_weight
+
+    def calibrate(self, rs: np.ndarray, rm: np.ndarray | None) -> None:
+        """Noise scales: the median over candidates of the SD of (candidate - first candidate)."""
+        self.tau_s = max(float(np.median((rs[:, 1:] - rs[:, [0]]).std(axis=0))), 1e-6)
+        if rm is not None:
+            self.tau_i = max(float(np.median((rm[:, 1:] - rm[:, [0]]).std(axis=0))), 1e-9)
+
+    def combined(self, rs: np.ndarray, rm: np.ndarray | None) -> np.ndarray:
+        """Higher is better: -weight * surface / tau_s + MI / tau_i, per replicate and pose."""
+        value = -self.surface_weight * rs / self.tau_s
+        return value if rm is None or self.tau_i is None else value + rm / self.tau_i
+
+    def gains(self, reference: np.ndarray, others: list[np.ndarray]) -> list[dict]:
+        """Each pose in ``others`` against ``reference``: z overall, z of each score, share of replicates better."""
+        surface, mi, patch = self.scorer.evaluate([reference, *others])
+        rs, rm = self.scorer.replicates(surface, mi, patch)
+        out = []
+        for index in range(1, len(others) + 1):
+            gain_s = -(rs[:, index] - rs[:, 0])
+            gain_i = None if rm is None else rm[:, index] - rm[:, 0]
+            gain = self.surface_weight * gain_s / self.tau_s + (0.0 if gain_i is None else gain_i / self.tau_i)
+            out.append({
+                "z": _z(gain), "z_surface": _z(gain_s), "z_mi": None if gain_i is None else _z(gain_i),
+                "confidence": float(np.mean(gain > 0)), "surface_mm": float(surface[index].mean()),
+                "mi": None if mi is None else float(mi[index].mean()),
+            })  # fmt: skip
+        return out

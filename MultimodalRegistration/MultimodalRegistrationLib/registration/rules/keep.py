@@ -8,8 +8,10 @@ import SimpleITK as sitk
 
 from ...core.errors import EngineError
 from ...core.metric import mutual_information
+from ...core.rotations import rotation_angle_deg
 from ...core.transforms import Transform
 from ..guided.score import guidance_score, worse_than
+from ..guided.start import FAR_Z, MAX_DEG, STEP_DEG, WIN_Z
 from ..guided.start_score import StartScorer, paired_z
 
 # "Never worse than the start": a result whose mutual information falls more than this (nats) below
@@ -114,8 +116,11 @@ def worse_than_centroids(prepared, transform: Transform, centroids: Transform) -
 KEEP_Z = 2.0
 VETO_Z = 1.0
 # A result that moves the fixed segments' surface points less than this (RMS, mm; at least two of the fixed
-# image's voxels) only polishes its start: it needs no evidence beyond the noise, only neither score worse.
+# image's voxels) and turns less than half the start's lattice step (POLISH_DEG) only polishes its start: it
+# needs no evidence beyond the noise, only neither score worse. A turn about the organ's centre moves its
+# surface little (12 degrees moved a 40 mm gland's surface 2.1 mm RMS) yet carries the anatomy inside away.
 SMALL_MOVE_MM = 2.0
+POLISH_DEG = STEP_DEG / 2
 
 
 def worse_beyond_noise(prepared, fixed: sitk.Image, moving: sitk.Image, start: Transform, result: Transform,
@@ -136,6 +141,12 @@ def worse_beyond_noise(prepared, fixed: sitk.Image, moving: sitk.Image, start: T
     if z_surface < -VETO_Z or (z_mi is not None and z_mi < -VETO_Z):
         return f"one score is worse by more than {VETO_Z:g} SD ({scores})"
     small = max(SMALL_MOVE_MM, 2.0 * max(fixed.GetSpacing()))
-    if z_together < KEEP_Z and moved >= small:
-        return f"moved the segments {moved:.1f} mm (RMS) but is better by less than {KEEP_Z:g} SD ({scores})"
+    turned = rotation_angle_deg(result.matrix[:3, :3] @ start.matrix[:3, :3].T)
+    if turned > MAX_DEG and not (z_together > FAR_Z and z_surface > WIN_Z):
+        return (f"turned {turned:.0f} degrees from its start, beyond the start's own search ({MAX_DEG:g}), and is "
+                f"not better by {FAR_Z:g} SD together and {WIN_Z:g} SD on the surfaces, as a start that far must "
+                f"be ({scores})")  # fmt: skip
+    if z_together < KEEP_Z and (moved >= small or turned >= POLISH_DEG):
+        return (f"moved the segments {moved:.1f} mm (RMS) and turned {turned:.1f} degrees, but is better by less "
+                f"than {KEEP_Z:g} SD ({scores})")  # fmt: skip
     return ""
