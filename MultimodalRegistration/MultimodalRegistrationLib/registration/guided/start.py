@@ -204,12 +204,16 @@ def _segment_start(prepared, prior, fixed, moving, seed) -> GuidedStart:
         candidates[0].reason = "chosen (the prior): " + reason
 
     # Step 3b: where along the gland's long axis, from the intensities.
-    shifted = long_axis_shift(scorer, chosen_pose, moving_axes[:, 0])
+    shifted = long_axis_shift(scorer, chosen_pose, moving_axes[:, 0], chosen)
     if shifted is not None:
         candidates.append(shifted.candidate)
         if shifted.chosen:
-            chosen.reason = f"{chosen.reason}; then {shifted.candidate.name}"
-            chosen_pose = shifted.pose
+            chosen.reason = f"not chosen: {chosen.reason.split(': ', 1)[1]} (shifted along the long axis instead)"
+            reason = f"{reason}; then {shifted.candidate.reason}"
+            chosen, chosen_pose = shifted.candidate, shifted.pose
+            chosen.reason = "chosen: " + reason
+        else:
+            shifted.candidate.reason = "not chosen: " + shifted.candidate.reason
 
     # Step 4: candidates beyond the lattice, against the choice.
     extras = _axes_candidates(prepared, fixed_centre, moving_centre)

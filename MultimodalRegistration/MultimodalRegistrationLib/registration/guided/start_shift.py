@@ -30,9 +30,9 @@ class Shift:
     chosen: bool
 
 
-def long_axis_shift(scorer: StartScorer, pose: np.ndarray, axis: np.ndarray) -> Shift | None:
-    """The best shift of ``pose`` along ``axis`` (unit, LPS: the moving segments' long axis) by the
-    intensities; None without them."""
+def long_axis_shift(scorer: StartScorer, pose: np.ndarray, axis: np.ndarray, base: StartCandidate) -> Shift | None:
+    """The best shift of ``pose`` (the candidate ``base``) along ``axis`` (unit, LPS: the moving segments' long
+    axis) by the intensities; None without them."""
     if scorer.intensity is None:
         return None
     offsets = np.arange(-MAX_SHIFT_MM, MAX_SHIFT_MM + 1e-9, STEP_MM)
@@ -54,11 +54,11 @@ def long_axis_shift(scorer: StartScorer, pose: np.ndarray, axis: np.ndarray) -> 
     best[:3, 3] += offset * axis
     gain = judge.gains(pose, [best])[0]
     chosen = abs(offset) >= STEP_MM / 2 and gain["z"] >= SHIFT_Z
-    verdict = "chosen" if chosen else "not chosen"
     candidate = StartCandidate(
-        f"shifted {offset:+.1f} mm along the gland's long axis", None, round(gain["surface_mm"], 3),
-        None if gain["mi"] is None else round(gain["mi"], 5), round(gain["z"], 2), round(gain["confidence"], 3),
-        f"{verdict}: mutual information {gain['z_mi']:+.1f} SD against no shift (needs {SHIFT_Z:g}); the "
-        f"segments' ends do not place the organ along its long axis",
+        f"{base.name}, shifted {offset:+.1f} mm along the gland's long axis", base.rotation_from_prior_deg,
+        round(gain["surface_mm"], 3), None if gain["mi"] is None else round(gain["mi"], 5), round(gain["z"], 2),
+        round(gain["confidence"], 3),
+        f"shifted {offset:+.1f} mm: mutual information {gain['z_mi']:+.1f} SD against no shift (needs "
+        f"{SHIFT_Z:g}); the segments' ends do not place the organ along its long axis",
     )  # fmt: skip
     return Shift(best, candidate, chosen)
