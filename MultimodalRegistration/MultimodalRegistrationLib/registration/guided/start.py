@@ -146,6 +146,11 @@ def _rounded(value: float | None, digits: int) -> float | None:
     return None if value is None or not np.isfinite(value) else round(float(value), digits)
 
 
+def _not_chosen(candidate: StartCandidate, why: str = "") -> None:
+    """Mark a candidate that was chosen as no longer chosen, keeping its reason."""
+    candidate.reason = f"not chosen: {candidate.reason.split(': ', 1)[1]}{why}"
+
+
 def _segment_start(prepared, prior, fixed, moving, seed) -> GuidedStart:
     scorer = StartScorer(prepared, fixed, moving, seed)
     judge = Judge(scorer)
@@ -208,7 +213,7 @@ def _segment_start(prepared, prior, fixed, moving, seed) -> GuidedStart:
     if shifted is not None:
         candidates.append(shifted.candidate)
         if shifted.chosen:
-            chosen.reason = f"not chosen: {chosen.reason.split(': ', 1)[1]} (shifted along the long axis instead)"
+            _not_chosen(chosen, " (shifted along the long axis instead)")
             reason = f"{reason}; then {shifted.candidate.reason}"
             chosen, chosen_pose = shifted.candidate, shifted.pose
             chosen.reason = "chosen: " + reason
@@ -240,7 +245,7 @@ def _segment_start(prepared, prior, fixed, moving, seed) -> GuidedStart:
             winners_beyond.append((rank, extra, pose))
     if winners_beyond:
         _, extra, chosen_pose = max(winners_beyond, key=lambda item: item[0])
-        chosen.reason = "not chosen: " + chosen.reason.split(": ", 1)[1]
+        _not_chosen(chosen)
         chosen, reason = extra, extra.reason
         extra.reason = "chosen: " + extra.reason
     return GuidedStart(chosen.name, Transform.from_matrix(chosen_pose), candidates, reason, noise)

@@ -37,11 +37,13 @@ def long_axis_shift(scorer: StartScorer, pose: np.ndarray, axis: np.ndarray, bas
         return None
     offsets = np.arange(-MAX_SHIFT_MM, MAX_SHIFT_MM + 1e-9, STEP_MM)
     offsets = offsets[np.argsort(np.abs(offsets), kind="stable")]  # no shift first
-    poses = []
-    for offset in offsets:
+
+    def shifted(offset: float) -> np.ndarray:
         moved = pose.copy()
         moved[:3, 3] += offset * axis
-        poses.append(moved)
+        return moved
+
+    poses = [shifted(offset) for offset in offsets]
     judge = Judge(scorer, surface_weight=0.0)
     surface, mi, patch = scorer.evaluate(poses)
     rs, rm = scorer.replicates(surface, mi, patch)
@@ -50,8 +52,7 @@ def long_axis_shift(scorer: StartScorer, pose: np.ndarray, axis: np.ndarray, bas
     judge.calibrate(rs, rm)
     winners = np.argmax(judge.combined(rs, rm), axis=1)
     offset = float(offsets[winners].mean())
-    best = pose.copy()
-    best[:3, 3] += offset * axis
+    best = shifted(offset)
     gain = judge.gains(pose, [best])[0]
     chosen = abs(offset) >= STEP_MM / 2 and gain["z"] >= SHIFT_Z
     candidate = StartCandidate(

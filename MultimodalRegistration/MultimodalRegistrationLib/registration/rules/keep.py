@@ -112,7 +112,9 @@ def worse_than_centroids(prepared, transform: Transform, centroids: Transform) -
 
 # A linear guided result replaces its start only when better by KEEP_Z SDs of their paired bootstrap difference,
 # the surface distance and the mutual information near the segments together, and neither worse by VETO_Z SDs
-# (guided/start_score.py): the rule by which the start itself beat the prior.
+# (guided/start_score.paired_z). The scores are the start's, but the rule is stricter than the one by which the
+# start beat the prior (guided/start.py: surfaces at SURFACE_WEIGHT, PROPOSAL_Z): the engine has just optimised
+# these surfaces, so their full weight and 2 SD stand.
 KEEP_Z = 2.0
 VETO_Z = 1.0
 # A result that moves the fixed segments' surface points less than this (RMS, mm; at least two of the fixed
@@ -126,8 +128,8 @@ POLISH_DEG = STEP_DEG / 2
 def worse_beyond_noise(prepared, fixed: sitk.Image, moving: sitk.Image, start: Transform, result: Transform,
                        seed: int) -> str:  # fmt: skip
     """Why a linear guided ``result`` is not better than its linear ``start`` beyond the noise ("" when it
-    is), judged as the start was chosen: field-of-view-aware surface distance and mutual information near
-    the segments, each in SDs of its own block-bootstrap noise. A rigid result can match deformed surfaces
+    is), judged by the start's scores: field-of-view-aware surface distance and mutual information near
+    the segments, each in SDs of its own block-bootstrap noise (at full weight, unlike the start's choice). A rigid result can match deformed surfaces
     better while the anatomy inside them slides away: one that moves them more than a polish must be
     better beyond the noise, the intensities agreeing."""
     if not (prepared.pairs and start.is_linear and result.is_linear):
