@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,15 @@ def read_preset(spec: EngineSpec, name: str, description: str, files: list[Path]
     scales = any(stage.get("transform") in SCALING for stage in recipe["stages"])
     description = description or recipe.get("description", "")
     return Preset(spec.name, name, description, recipe=recipe, files=[str(path)], linear=linear, scales=scales)
+
+
+def deformable_stages(preset: Preset) -> Preset:
+    """``preset`` from its first nonlinear stage on (its one JSON file unchanged); ``skipped`` names the
+    transform of each stage left out."""
+    transforms = [stage.get("transform") for stage in preset.recipe["stages"]]
+    first = next(index for index, name in enumerate(transforms) if name not in LINEAR)
+    recipe = {**preset.recipe, "stages": preset.recipe["stages"][first:]}
+    return replace(preset, recipe=recipe, skipped=tuple(transforms[:first]))
 
 
 def stage_sampling(preset: Preset, spacing: np.ndarray) -> list[StageSampling]:

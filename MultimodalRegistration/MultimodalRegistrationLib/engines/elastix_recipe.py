@@ -10,6 +10,7 @@ valid only where the transform maps it inside the moving image buffer (and mask)
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +75,15 @@ def read_preset(spec: EngineSpec, name: str, description: str, files: list[Path]
     return Preset(
         spec.name, name, description, recipe=maps, files=[str(p) for p in files], linear=linear, scales=scales
     )
+
+
+def deformable_stages(preset: Preset) -> Preset:
+    """``preset`` from its first nonlinear stage on (one parameter file per stage); ``skipped`` names the
+    Transform of each stage left out."""
+    transforms = [m.get("Transform", [""])[0] for m in preset.recipe]
+    first = next(index for index, name in enumerate(transforms) if name not in _LINEAR)
+    return replace(preset, recipe=preset.recipe[first:], files=preset.files[first:],
+                   skipped=tuple(transforms[:first]))  # fmt: skip
 
 
 def _stage(parameters: dict, spacing: np.ndarray, label: str) -> StageSampling:

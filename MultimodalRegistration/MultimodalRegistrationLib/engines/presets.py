@@ -1,7 +1,9 @@
 """Presets are data files under ``Resources/Presets``: one folder per engine (its parameter files).
 
 ``presets.json`` names each engine's presets, their descriptions and files, and what a preset needs
-besides the images (``"needs": "segments"``: both segmentations); ``presets_2d.json`` the presets for two
+besides the images (``"needs": "segments"``: both segmentations); ``"guided_from_start": true`` runs a guided
+registration's deformable stages from the guided start, without the preset's rigid and affine stages;
+``presets_2d.json`` the presets for two
 2D images (their steps and pyramids in pixels, so that any pixel size works). A custom preset is a
 path to one file of the engine's own kind (elastix: a parameter file, ANTs: a JSON recipe; see
 :mod:`.registry`). Every preset is checked as it loads (``preset_checks``): a misspelled name is
@@ -35,10 +37,21 @@ class Preset:
     linear: bool = True  # every stage is linear (rigid, similarity, affine)
     scales: bool = False  # a stage changes size (similarity, affine, or a deformation after them)
     needs: str | None = None  # "segments": the preset registers the segmentations' distance maps, so needs both
+    # guided, the deformable stages start from the guided start: the leading linear stages are left out
+    # (:meth:`deformable_part`; ``skipped`` names them, in the engine's words)
+    guided_from_start: bool = False
+    skipped: tuple[str, ...] = ()
 
     @property
     def is_linear(self) -> bool:
         return self.linear
+
+    def deformable_part(self) -> Preset:
+        """This nonlinear preset from its first deformable stage on: its leading linear stages (rigid, affine)
+        are left out and named in ``skipped``. A linear preset is returned unchanged."""
+        if self.linear:
+            return self
+        return engine_spec(self.engine).recipe_module().deformable_stages(self)
 
     def check_needs(self, has_segments: bool) -> None:
         """Refuse a run that lacks what the preset needs (``"needs": "segments"``), before any engine runs."""
@@ -89,7 +102,8 @@ def load_preset(engine: str, preset: str, dimension: int = 3) -> Preset:
         )
     entry = entries[preset]
     files = [presets_dir() / name for name in entry["files"]]
-    return replace(recipe.read_preset(spec, preset, entry.get("description", ""), files), needs=entry.get("needs"))
+    return replace(recipe.read_preset(spec, preset, entry.get("description", ""), files), needs=entry.get("needs"),
+                   guided_from_start=bool(entry.get("guided_from_start", False)))  # fmt: skip
 
 
 def companion_preset(engine: str, preset: str, dimension: int = 3) -> str | None:

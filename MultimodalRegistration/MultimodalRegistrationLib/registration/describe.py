@@ -34,6 +34,8 @@ def describe_start(summary: RegistrationSummary) -> str:
         details.append("also tried " + ", ".join(START_NAMES.get(name, name) for name in others))
     if provenance.fixed_sampling:
         details.append(provenance.fixed_sampling)
+    if provenance.stages_skipped:
+        details.append(f"deformable stages only, from this start; skipped {', '.join(provenance.stages_skipped)}")
     return text + (f" ({'; '.join(details)})" if details else "")
 
 

@@ -98,6 +98,7 @@ def provenance(run: RegistrationRun, plan: RunPlan, engine_runs: EngineRuns, bes
         engine_version=output.version,
         preset=run.recipe.name,
         preset_files=run.recipe.files,
+        stages_skipped=list(run.recipe.skipped),
         library_version=__version__,
         simpleitk_version=sitk.Version.VersionString(),
         python_version=platform.python_version(),
