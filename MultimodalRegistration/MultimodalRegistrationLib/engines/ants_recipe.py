@@ -50,13 +50,20 @@ def read_preset(spec: EngineSpec, name: str, description: str, files: list[Path]
     return Preset(spec.name, name, description, recipe=recipe, files=[str(path)], linear=linear, scales=scales)
 
 
-def deformable_stages(preset: Preset) -> Preset:
-    """``preset`` from its first nonlinear stage on (its one JSON file unchanged); ``skipped`` names the
-    transform of each stage left out."""
+def stage_kinds(preset: Preset) -> list[tuple[str, str]]:
+    """Each stage's transform and kind: "rigid" (rigid, translation), "scaling" (similarity, affine) or
+    "deformable"."""
     transforms = [stage.get("transform") for stage in preset.recipe["stages"]]
-    first = next(index for index, name in enumerate(transforms) if name not in LINEAR)
-    recipe = {**preset.recipe, "stages": preset.recipe["stages"][first:]}
-    return replace(preset, recipe=recipe, skipped=tuple(transforms[:first]))
+    return [(name, "scaling" if name in SCALING else "rigid" if name in LINEAR else "deformable")
+            for name in transforms]  # fmt: skip
+
+
+def with_stages(preset: Preset, indices: list[int]) -> Preset:
+    """``preset`` with only the stages at ``indices`` (its one JSON file unchanged)."""
+    stages = [preset.recipe["stages"][i] for i in indices]
+    transforms = [stage.get("transform") for stage in stages]
+    linear, scales = all(t in LINEAR for t in transforms), any(t in SCALING for t in transforms)
+    return replace(preset, recipe={**preset.recipe, "stages": stages}, linear=linear, scales=scales)
 
 
 def stage_sampling(preset: Preset, spacing: np.ndarray) -> list[StageSampling]:

@@ -77,13 +77,20 @@ def read_preset(spec: EngineSpec, name: str, description: str, files: list[Path]
     )
 
 
-def deformable_stages(preset: Preset) -> Preset:
-    """``preset`` from its first nonlinear stage on (one parameter file per stage); ``skipped`` names the
-    Transform of each stage left out."""
+def stage_kinds(preset: Preset) -> list[tuple[str, str]]:
+    """Each stage's Transform and kind: "rigid" (Euler, translation), "scaling" (similarity, affine) or
+    "deformable"."""
     transforms = [m.get("Transform", [""])[0] for m in preset.recipe]
-    first = next(index for index, name in enumerate(transforms) if name not in _LINEAR)
-    return replace(preset, recipe=preset.recipe[first:], files=preset.files[first:],
-                   skipped=tuple(transforms[:first]))  # fmt: skip
+    return [(name, "scaling" if name in _SCALING else "rigid" if name in _LINEAR else "deformable")
+            for name in transforms]  # fmt: skip
+
+
+def with_stages(preset: Preset, indices: list[int]) -> Preset:
+    """``preset`` with only the stages at ``indices`` (one parameter file each)."""
+    maps = [preset.recipe[i] for i in indices]
+    transforms = [m.get("Transform", [""])[0] for m in maps]
+    linear, scales = all(t in _LINEAR for t in transforms), any(t in _SCALING for t in transforms)
+    return replace(preset, recipe=maps, files=[preset.files[i] for i in indices], linear=linear, scales=scales)
 
 
 def _stage(parameters: dict, spacing: np.ndarray, label: str) -> StageSampling:

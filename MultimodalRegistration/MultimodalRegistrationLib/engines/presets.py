@@ -1,9 +1,9 @@
 """Presets are data files under ``Resources/Presets``: one folder per engine (its parameter files).
 
 ``presets.json`` names each engine's presets, their descriptions and files, and what a preset needs
-besides the images (``"needs": "segments"``: both segmentations); ``"guided_from_start": true`` runs a guided
-registration's deformable stages from the guided start, without the preset's rigid and affine stages;
-``presets_2d.json`` the presets for two
+besides the images (``"needs": "segments"``: both segmentations); ``"guided_from_start": true`` makes a guided
+registration run the preset's rigid stages from the guided start, judged as a rigid run, and its deformable
+stages from what they kept, without its similarity and affine stages; ``presets_2d.json`` the presets for two
 2D images (their steps and pyramids in pixels, so that any pixel size works). A custom preset is a
 path to one file of the engine's own kind (elastix: a parameter file, ANTs: a JSON recipe; see
 :mod:`.registry`). Every preset is checked as it loads (``preset_checks``): a misspelled name is
@@ -37,21 +37,27 @@ class Preset:
     linear: bool = True  # every stage is linear (rigid, similarity, affine)
     scales: bool = False  # a stage changes size (similarity, affine, or a deformation after them)
     needs: str | None = None  # "segments": the preset registers the segmentations' distance maps, so needs both
-    # guided, the deformable stages start from the guided start: the leading linear stages are left out
-    # (:meth:`deformable_part`; ``skipped`` names them, in the engine's words)
-    guided_from_start: bool = False
-    skipped: tuple[str, ...] = ()
+    guided_from_start: bool = False  # guided: see :meth:`guided_parts`
+    skipped: tuple[str, ...] = ()  # stages left out (the engine's names for their transforms)
 
     @property
     def is_linear(self) -> bool:
         return self.linear
 
-    def deformable_part(self) -> Preset:
-        """This nonlinear preset from its first deformable stage on: its leading linear stages (rigid, affine)
-        are left out and named in ``skipped``. A linear preset is returned unchanged."""
+    def guided_parts(self) -> tuple[Preset | None, Preset]:
+        """This nonlinear preset as a guided run uses it: (its leading rigid stages, or None; its deformable
+        stages). The similarity and affine stages before the first deformable one are left out, named in the
+        deformable part's ``skipped``. A linear preset is returned whole, with no rigid part."""
         if self.linear:
-            return self
-        return engine_spec(self.engine).recipe_module().deformable_stages(self)
+            return None, self
+        recipe = engine_spec(self.engine).recipe_module()
+        kinds = recipe.stage_kinds(self)
+        first = next(index for index, (_, kind) in enumerate(kinds) if kind == "deformable")
+        rigid = [index for index, (_, kind) in enumerate(kinds[:first]) if kind == "rigid"]
+        skipped = tuple(name for name, kind in kinds[:first] if kind == "scaling")
+        deformable = replace(recipe.with_stages(self, list(range(first, len(kinds)))), skipped=skipped)
+        rigid_part = replace(recipe.with_stages(self, rigid), name=f"{self.name} preset's rigid") if rigid else None
+        return rigid_part, deformable
 
     def check_needs(self, has_segments: bool) -> None:
         """Refuse a run that lacks what the preset needs (``"needs": "segments"``), before any engine runs."""

@@ -34,8 +34,10 @@ def describe_start(summary: RegistrationSummary) -> str:
         details.append("also tried " + ", ".join(START_NAMES.get(name, name) for name in others))
     if provenance.fixed_sampling:
         details.append(provenance.fixed_sampling)
+    if provenance.rigid_stage and provenance.rigid_stage != "kept":
+        details.append("its rigid stage not kept")
     if provenance.stages_skipped:
-        details.append(f"deformable stages only, from this start; skipped {', '.join(provenance.stages_skipped)}")
+        details.append(f"skipped {', '.join(provenance.stages_skipped)}")
     return text + (f" ({'; '.join(details)})" if details else "")
 
 

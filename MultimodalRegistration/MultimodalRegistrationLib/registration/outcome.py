@@ -99,6 +99,7 @@ def provenance(run: RegistrationRun, plan: RunPlan, engine_runs: EngineRuns, bes
         preset=run.recipe.name,
         preset_files=run.recipe.files,
         stages_skipped=list(run.recipe.skipped),
+        rigid_stage=plan.rigid_stage,
         library_version=__version__,
         simpleitk_version=sitk.Version.VersionString(),
         python_version=platform.python_version(),

@@ -15,6 +15,7 @@ from ..core.metric import mutual_information
 from ..core.transforms import Transform
 from .guided.guidance import Guidance
 from .outcome import keep_no_worse, provenance, warn_if_weak
+from .rigid_first import rigid_first
 from .runs import checked_run, pick_run, plan_runs, run_engines
 from .settings import Progress, RegistrationSettings
 from .summary import Provenance, RegistrationSummary
@@ -76,7 +77,7 @@ def register(
     started = time.perf_counter()
     report = progress or (lambda fraction, stage, **details: None)
     run = checked_run(fixed, moving, settings, guidance, report, workdir)
-    plan = plan_runs(run)
+    plan = rigid_first(run, plan_runs(run))
     run.report(0.04, "metric before")
     metric_before = mutual_information(fixed, moving, plan.starts.before, run.fixed_mask)
     run.lap("metric_before_s")

@@ -69,6 +69,7 @@ class RunPlan:
     guided_candidates: dict | None  # the guided start's record of the candidates it weighed
     runs: list[tuple[str, Transform]]  # (start name, fixed -> moving)
     regions: dict  # start name -> its SamplingRegion, where the engine samples only part of the fixed image
+    rigid_stage: str = ""  # a guided deformable run's rigid stages: "kept", or why not (see .rigid_first)
 
 
 @dataclass
@@ -127,8 +128,6 @@ def plan_runs(run: RegistrationRun) -> RunPlan:
     fixed, moving, settings, prepared = run.fixed, run.moving, run.settings, run.prepared
     if prepared is not None and settings.init == "auto" and (prepared.pairs or prepared.guidance.has_points):
         starts, guided_candidates = guided_starts(fixed, moving, prepared, settings.initial_transform, settings.seed)
-        if run.recipe.guided_from_start:
-            run.recipe = run.recipe.deformable_part()
     else:
         scale = run.recipe.scales and run.recipe.is_linear
         starts, guided_candidates = starting_poses(fixed, moving, settings, scale), None

@@ -185,8 +185,9 @@ class Provenance(Record):
     ``fixed_sampling`` says where the engine sampled the fixed image when no fixed mask was given and
     too little of it lay inside the moving image at the start (see :mod:`.mask_start`).
     ``command`` is the equivalent ``mmreg register`` command line, set by the worker that ran the job.
-    ``stages_skipped`` names the preset's linear stages a guided deformable run left out: its deformable
-    stages start from the guided start.
+    A guided deformable run (presets with ``guided_from_start``) runs its rigid stages from the guided start
+    first, judged as a rigid run; ``rigid_stage`` says "kept" or why not, and its deformable stages start from
+    the pose kept. ``stages_skipped`` names the similarity and affine stages it left out.
     ``before_matrix_lps`` is the pose of ``metric_before`` (the initial transform, else the image centres
     aligned), so that a QA of the result can measure "before" where the registration did.
     """
@@ -220,6 +221,7 @@ class Provenance(Record):
     command: str | None = None  # the ``mmreg register`` command line that repeats the run (process/command.py)
     before_matrix_lps: list | None = None  # the pose the metric "before" is measured at (fixed -> moving), if linear
     stages_skipped: list[str] = field(default_factory=list)
+    rigid_stage: str = ""
 
     def __post_init__(self) -> None:
         # The parts may be given as their JSON (as register() builds them): read each as its record.

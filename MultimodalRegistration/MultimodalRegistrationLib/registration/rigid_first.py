@@ -1,0 +1,50 @@
+"""A guided deformable run in two phases: the preset's rigid stages from the guided start, judged as a rigid
+run is, then its deformable stages from the pose they kept; its similarity and affine stages are left out.
+
+Why: the guided start already is the linear alignment the guidance supports, and an affine stage after it fits
+the segments' differing shapes with scale and shear while moving the anatomy inside. On the hard TRUS-like
+cohort (seeds 400-423) ANTs's affine stage ended further from the truth than its start on 16 of 24 pairs, and
+its scores, better by 3 to 9 SD on good and bad pairs alike, could not tell which; refused, it took the
+deformable stage down with it. Presets opt in with ``"guided_from_start": true`` (Resources/Presets).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .outcome import keep_no_worse
+from .runs import RegistrationRun, RunPlan, pick_run, run_engines
+
+# The share of the progress bar the rigid phase takes.
+RIGID_SHARE = 0.2
+
+
+def rigid_first(run: RegistrationRun, plan: RunPlan) -> RunPlan:
+    """The plan the deformable stages run from; its ``rigid_stage`` says what became of the rigid stages
+    ("kept", or why they were not). Sets ``run.recipe`` to the deformable stages. Unguided runs and presets
+    without ``guided_from_start`` are left as they are."""
+    if plan.guided_candidates is None or not run.recipe.guided_from_start or len(plan.runs) != 1:
+        return plan
+    rigid, run.recipe = run.recipe.guided_parts()
+    if rigid is None:
+        return plan
+
+    def report(fraction: float, stage: str, **details) -> None:
+        run.report(fraction * RIGID_SHARE, f"rigid stage: {stage}", **details)
+
+    phase = replace(run, recipe=rigid, report=report, warnings=[])
+    finished = run_engines(phase, plan)
+    run.clock = phase.clock
+    best = pick_run(finished.finished, phase.warnings)
+    if best is None:
+        return replace(plan, rigid_stage=f"failed ({finished.tried[-1].get('error', '')}): not used")
+    kept, _ = keep_no_worse(phase, plan, best)
+    run.clock = phase.clock
+    if kept.kept == "start":
+        return replace(plan, rigid_stage=kept.kept_reason)
+    ((name, _),) = plan.runs
+    moved = f"{name}, then its rigid stage" if kept.kept == "result" else f"{name}, then the {kept.kept}"
+    starts = replace(plan.starts, poses=[(moved, kept.transform)])
+    regions = {moved: plan.regions[name]} if name in plan.regions else {}
+    return replace(plan, starts=starts, runs=[(moved, kept.transform)], regions=regions,
+                   rigid_stage=kept.kept_reason or "kept")  # fmt: skip
