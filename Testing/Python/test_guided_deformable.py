@@ -7,12 +7,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 from MultimodalRegistrationLib.core.transforms import Transform
+from MultimodalRegistrationLib.engines.output import EngineOutput
 from MultimodalRegistrationLib.engines.presets import load_preset
+from MultimodalRegistrationLib.registration import rigid_first as rigid_first_module
 from MultimodalRegistrationLib.registration.describe import describe_start
 from MultimodalRegistrationLib.registration.guided.guidance import Guidance
+from MultimodalRegistrationLib.registration.outcome import Kept
+from MultimodalRegistrationLib.registration.pose.initialize import StartingPoses
 from MultimodalRegistrationLib.registration.register import register
+from MultimodalRegistrationLib.registration.rigid_first import rigid_first
 from MultimodalRegistrationLib.registration.rules.keep import minimum_jacobian
+from MultimodalRegistrationLib.registration.runs import EngineRuns, RegistrationRun, RunPlan
+from MultimodalRegistrationLib.registration.settings import RegistrationSettings
 from trus_data import trus_pair
 
 
@@ -53,3 +61,42 @@ def test_a_guided_deformable_run_gets_closer_than_its_rigid_start():
     assert error < start_error - 0.8, (start_error, error)
     assert minimum_jacobian(result.transform, pair.fixed) > 0.3
     assert "skipped Affine" in describe_start(result.summary())
+
+
+def _plan_and_run():
+    start = Transform.from_matrix(np.eye(4))
+    image = sitk.Image(8, 8, 8, sitk.sitkFloat32)
+    run = RegistrationRun(image, image, RegistrationSettings(engine="ants", preset="deformable"),
+                          load_preset("ants", "deformable"), None, lambda *args, **details: None)  # fmt: skip
+    plan = RunPlan(StartingPoses([("guided (headers)", start)], start), {}, [("guided (headers)", start)], {})
+    return run, plan
+
+
+@pytest.mark.parametrize("kept", ["result", "start"])
+def test_the_deformable_stages_start_from_the_pose_the_rigid_stage_kept(monkeypatch, kept):
+    moved = Transform.from_matrix(np.array([[1, 0, 0, 2.5], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]]))
+    seen = {}
+
+    def engines(phase, plan):
+        seen["stages"] = [stage["transform"] for stage in phase.recipe.recipe["stages"]]
+        output = EngineOutput(moved, moved.inverse(), "", "test", 1, stages=[("rigid", moved)])
+        return EngineRuns(finished=[((1.0,), 0.1, "guided (headers)", plan.runs[0][1], output)])
+
+    def judged(phase, plan, best):
+        transform = moved if kept == "result" else plan.runs[0][1]
+        return Kept(transform, transform.inverse(), 0.1, kept, "" if kept == "result" else "not better"), None
+
+    monkeypatch.setattr(rigid_first_module, "run_engines", engines)
+    monkeypatch.setattr(rigid_first_module, "keep_no_worse", judged)
+    run, plan = _plan_and_run()
+    after = rigid_first(run, plan)
+    assert seen["stages"] == ["Rigid"]
+    assert [stage["transform"] for stage in run.recipe.recipe["stages"]] == ["SyN"]
+    ((name, pose),) = after.runs
+    if kept == "result":
+        assert name == "guided (headers), then its rigid stage" and after.rigid_stage == "kept"
+        np.testing.assert_allclose(pose.matrix[:3, 3], [2.5, 0, 0])
+        assert after.starts.poses[0][0] == name
+    else:
+        assert name == "guided (headers)" and after.rigid_stage == "not better"
+        np.testing.assert_allclose(pose.matrix, np.eye(4))
