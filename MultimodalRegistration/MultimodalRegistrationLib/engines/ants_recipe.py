@@ -16,7 +16,7 @@ import numpy as np
 
 from ..core.errors import InputError
 from .preset_checks import check_ants_recipe
-from .presets import Preset, presets_dir
+from .presets import Preset, presets_dir, stage_flags
 from .registry import EngineSpec
 from .sampling import StageSampling
 
@@ -44,26 +44,29 @@ def read_preset(spec: EngineSpec, name: str, description: str, files: list[Path]
     check_ants_recipe(recipe, text, f"ANTs preset {path}", presets_dir() / spec.name)
     if not isinstance(recipe.get("stages"), list) or not recipe["stages"]:
         raise InputError(f"ANTs preset {path} needs a non-empty 'stages' list: see Resources/Presets/ants/rigid.json")
-    linear = all(stage.get("transform") in LINEAR for stage in recipe["stages"])
-    scales = any(stage.get("transform") in SCALING for stage in recipe["stages"])
     description = description or recipe.get("description", "")
-    return Preset(spec.name, name, description, recipe=recipe, files=[str(path)], linear=linear, scales=scales)
+    flags = stage_flags([kind for _, kind in _kinds(recipe["stages"])])
+    return Preset(spec.name, name, description, recipe=recipe, files=[str(path)], **flags)
+
+
+def _kinds(stages: list[dict]) -> list[tuple[str, str]]:
+    """Each stage's transform and kind: "rigid" (rigid, translation), "scaling" (similarity, affine) or
+    "deformable"."""
+    transforms = [stage.get("transform") for stage in stages]
+    return [(name, "scaling" if name in SCALING else "rigid" if name in LINEAR else "deformable")
+            for name in transforms]  # fmt: skip
 
 
 def stage_kinds(preset: Preset) -> list[tuple[str, str]]:
-    """Each stage's transform and kind: "rigid" (rigid, translation), "scaling" (similarity, affine) or
-    "deformable"."""
-    transforms = [stage.get("transform") for stage in preset.recipe["stages"]]
-    return [(name, "scaling" if name in SCALING else "rigid" if name in LINEAR else "deformable")
-            for name in transforms]  # fmt: skip
+    """Each stage's transform and kind (see :func:`_kinds`)."""
+    return _kinds(preset.recipe["stages"])
 
 
 def with_stages(preset: Preset, indices: list[int]) -> Preset:
     """``preset`` with only the stages at ``indices`` (its one JSON file unchanged)."""
     stages = [preset.recipe["stages"][i] for i in indices]
-    transforms = [stage.get("transform") for stage in stages]
-    linear, scales = all(t in LINEAR for t in transforms), any(t in SCALING for t in transforms)
-    return replace(preset, recipe={**preset.recipe, "stages": stages}, linear=linear, scales=scales)
+    flags = stage_flags([kind for _, kind in _kinds(stages)])
+    return replace(preset, recipe={**preset.recipe, "stages": stages}, **flags)
 
 
 def stage_sampling(preset: Preset, spacing: np.ndarray) -> list[StageSampling]:

@@ -68,6 +68,11 @@ class Preset:
             )
 
 
+def stage_flags(kinds: list[str]) -> dict[str, bool]:
+    """A preset's ``linear`` and ``scales`` from its stages' kinds ("rigid", "scaling" or "deformable")."""
+    return {"linear": all(kind != "deformable" for kind in kinds), "scales": any(kind == "scaling" for kind in kinds)}
+
+
 def presets_dir() -> Path:
     """The folder holding ``presets.json``: ``$MMREG_PRESETS_DIR``, the source tree, or the installed module."""
     candidates = []

@@ -34,12 +34,11 @@ def rigid_first(run: RegistrationRun, plan: RunPlan) -> RunPlan:
 
     phase = replace(run, recipe=rigid, report=report, warnings=[])
     finished = run_engines(phase, plan)
-    run.clock = phase.clock
     best = pick_run(finished.finished, phase.warnings)
-    if best is None:
+    kept = keep_no_worse(phase, plan, best)[0] if best is not None else None
+    run.clock = phase.clock  # the phase's laps are in the shared timings
+    if kept is None:
         return replace(plan, rigid_stage=f"failed ({finished.tried[-1].get('error', '')}): not used")
-    kept, _ = keep_no_worse(phase, plan, best)
-    run.clock = phase.clock
     if kept.kept == "start":
         return replace(plan, rigid_stage=kept.kept_reason)
     ((name, _),) = plan.runs
