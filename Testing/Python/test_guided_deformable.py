@@ -49,8 +49,11 @@ def test_a_guided_deformable_run_gets_closer_than_its_rigid_start():
     # Measured, mean TRE: start 3.89 mm -> 2.57 mm with the MNI texture of ../shared/data, 4.02 -> 2.63 mm with the
     # phantom texture; smallest Jacobian determinant 0.74 and 0.71 (4 mm grid).
     pair = trus_pair(104)
+    fractions = []
     result = register(pair.fixed, pair.moving, engine="ants", preset="deformable", threads=1,
-                      guidance=Guidance(pair.fixed_labels, pair.moving_labels))  # fmt: skip
+                      guidance=Guidance(pair.fixed_labels, pair.moving_labels),
+                      progress=lambda fraction, stage, **details: fractions.append(fraction))  # fmt: skip
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0, "the progress bar never moves backwards"
     provenance = result.provenance
     assert provenance.stages_skipped == ["Affine"]
     assert provenance.rigid_stage, "the rigid stage ran and was judged"
@@ -79,6 +82,7 @@ def test_the_deformable_stages_start_from_the_pose_the_rigid_stage_kept(monkeypa
 
     def engines(phase, plan):
         seen["stages"] = [stage["transform"] for stage in phase.recipe.recipe["stages"]]
+        seen["span"] = plan.span
         output = EngineOutput(moved, moved.inverse(), "", "test", 1, stages=[("rigid", moved)])
         return EngineRuns(finished=[((1.0,), 0.1, "guided (headers)", plan.runs[0][1], output)])
 
@@ -91,6 +95,9 @@ def test_the_deformable_stages_start_from_the_pose_the_rigid_stage_kept(monkeypa
     run, plan = _plan_and_run()
     after = rigid_first(run, plan)
     assert seen["stages"] == ["Rigid"]
+    # The progress bar: the rigid phase fills the first fifth of the engines' span, the deformable stages the rest.
+    np.testing.assert_allclose(seen["span"], [0.05, 0.23])
+    np.testing.assert_allclose(after.span, [0.23, 0.95])
     assert [stage["transform"] for stage in run.recipe.recipe["stages"]] == ["SyN"]
     ((name, pose),) = after.runs
     if kept == "result":

@@ -77,10 +77,11 @@ def register(
     started = time.perf_counter()
     report = progress or (lambda fraction, stage, **details: None)
     run = checked_run(fixed, moving, settings, guidance, report, workdir)
-    plan = rigid_first(run, plan_runs(run))
+    plan = plan_runs(run)
     run.report(0.04, "metric before")
     metric_before = mutual_information(fixed, moving, plan.starts.before, run.fixed_mask)
     run.lap("metric_before_s")
+    plan = rigid_first(run, plan)
     engine_runs = run_engines(run, plan)
     best = pick_run(engine_runs.finished, run.warnings)
     if best is None:

@@ -15,7 +15,7 @@ from dataclasses import replace
 from .outcome import keep_no_worse
 from .runs import RegistrationRun, RunPlan, pick_run, run_engines
 
-# The share of the progress bar the rigid phase takes.
+# The rigid phase's share of the engines' span of the progress bar.
 RIGID_SHARE = 0.2
 
 
@@ -30,10 +30,13 @@ def rigid_first(run: RegistrationRun, plan: RunPlan) -> RunPlan:
         return plan
 
     def report(fraction: float, stage: str, **details) -> None:
-        run.report(fraction * RIGID_SHARE, f"rigid stage: {stage}", **details)
+        run.report(fraction, f"rigid stage: {stage}", **details)
 
+    low, high = plan.span
+    middle = low + (high - low) * RIGID_SHARE
     phase = replace(run, recipe=rigid, report=report, warnings=[])
-    finished = run_engines(phase, plan)
+    finished = run_engines(phase, replace(plan, span=(low, middle)))
+    plan = replace(plan, span=(middle, high))
     best = pick_run(finished.finished, phase.warnings)
     kept = keep_no_worse(phase, plan, best)[0] if best is not None else None
     run.clock = phase.clock  # the phase's laps are in the shared timings

@@ -61,6 +61,10 @@ class RegistrationRun:
         self.clock = now
 
 
+# The progress bar: finding the start and the metric before fill the first 5%, the engine runs the next 90%.
+ENGINE_SPAN = (0.05, 0.95)
+
+
 @dataclass
 class RunPlan:
     """The starts the engine runs from, and where it samples the fixed image for each."""
@@ -70,6 +74,7 @@ class RunPlan:
     runs: list[tuple[str, Transform]]  # (start name, fixed -> moving)
     regions: dict  # start name -> its SamplingRegion, where the engine samples only part of the fixed image
     rigid_stage: str = ""  # a guided deformable run's rigid stages: "kept", or why not (see .rigid_first)
+    span: tuple[float, float] = ENGINE_SPAN  # the share of the progress bar the engine runs fill, in turn
 
 
 @dataclass
@@ -184,8 +189,10 @@ def run_engines(run: RegistrationRun, plan: RunPlan) -> EngineRuns:
     """The engine from each start, each run ranked (guided: agreement with the guidance first) by its mutual
     information; a failing run is recorded, and does not spoil another start's result."""
     done = EngineRuns()
+    first, last = plan.span
     for number, (name, start) in enumerate(plan.runs):
-        low, high = 0.05 + 0.9 * number / len(plan.runs), 0.05 + 0.9 * (number + 1) / len(plan.runs)
+        low = first + (last - first) * number / len(plan.runs)
+        high = first + (last - first) * (number + 1) / len(plan.runs)
         try:
             output = _run_engine_from(run, name, start, plan.regions.get(name), (low, high))
             done.logs.append(f"=== {run.settings.engine} {run.recipe.name} from the {name} start ===\n{output.log}")
