@@ -86,14 +86,8 @@ def paired_z(scorer: StartScorer, reference: np.ndarray, pose: np.ndarray) -> tu
     """How much better ``pose`` is than ``reference`` (4x4 each), in SDs of the paired bootstrap difference:
     (surfaces, intensities or None, the two together: each gain in units of its own SD, summed).
     Positive: closer surfaces, higher mutual information."""
-    surface, mi, patch = scorer.evaluate([reference, pose])
-    rs, rm = scorer.replicates(surface, mi, patch)
-    gain_s = rs[:, 0] - rs[:, 1]
-    together = gain_s / max(float(gain_s.std()), 1e-12)
-    gain_i = None if rm is None else rm[:, 1] - rm[:, 0]
-    if gain_i is not None:
-        together = together + gain_i / max(float(gain_i.std()), 1e-12)
-    return _z(gain_s), None if gain_i is None else _z(gain_i), _z(together)
+    gain = Judge(scorer, surface_weight=1.0).gains(reference, [pose], own_noise=True)[0]
+    return gain["z_surface"], gain["z_mi"], gain["z"]
 
 
 def _z(gain: np.ndarray) -> float:
@@ -120,15 +114,20 @@ class Judge:
         value = -self.surface_weight * rs / self.tau_s
         return value if rm is None or self.tau_i is None else value + rm / self.tau_i
 
-    def gains(self, reference: np.ndarray, others: list[np.ndarray]) -> list[dict]:
-        """Each pose in ``others`` against ``reference``: z overall, z of each score, share of replicates better."""
+    def gains(self, reference: np.ndarray, others: list[np.ndarray], own_noise: bool = False) -> list[dict]:
+        """Each pose in ``others`` against ``reference``: z overall, z of each score, share of replicates better.
+        ``own_noise``: each score in units of the SD of its own paired difference, not of the calibrated scales."""
         surface, mi, patch = self.scorer.evaluate([reference, *others])
         rs, rm = self.scorer.replicates(surface, mi, patch)
         out = []
         for index in range(1, len(others) + 1):
             gain_s = -(rs[:, index] - rs[:, 0])
             gain_i = None if rm is None else rm[:, index] - rm[:, 0]
-            gain = self.surface_weight * gain_s / self.tau_s + (0.0 if gain_i is None else gain_i / self.tau_i)
+            tau_s, tau_i = self.tau_s, self.tau_i
+            if own_noise:
+                tau_s = max(float(gain_s.std()), 1e-12)
+                tau_i = None if gain_i is None else max(float(gain_i.std()), 1e-12)
+            gain = self.surface_weight * gain_s / tau_s + (0.0 if gain_i is None else gain_i / tau_i)
             out.append({
                 "z": _z(gain), "z_surface": _z(gain_s), "z_mi": None if gain_i is None else _z(gain_i),
                 "confidence": float(np.mean(gain > 0)), "surface_mm": float(surface[index].mean()),
