@@ -37,6 +37,7 @@ from pathlib import Path
 import bench_paths  # first: the library and the test-data makers on sys.path
 import numpy as np
 import SimpleITK as sitk
+from data_paths import SHARED_DATA
 from MultimodalRegistrationLib.core.errors import EngineError, InputError
 from MultimodalRegistrationLib.core.phantom import (
     add_bias_and_noise,
@@ -51,7 +52,7 @@ from peer_baselines import ants_default_rigid, elastix_default_rigid, greedy_rig
 
 ROOT = bench_paths.ROOT
 
-DATA = ROOT.parent / "shared" / "data"
+DATA = SHARED_DATA
 OUT = ROOT / "bench-output" / "anypose"
 BINS = ((0, 45), (45, 90), (90, 135), (135, 180))
 SUCCESS_MM = 2.0

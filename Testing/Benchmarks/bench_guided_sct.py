@@ -7,9 +7,10 @@ import sys
 import time
 import warnings
 
-import bench_paths  # first: the library and the test-data makers on sys.path
+import bench_paths  # noqa: F401  first: the library and the test-data makers on sys.path
 import numpy as np
 import SimpleITK as sitk
+from data_paths import SHARED_DATA
 from MultimodalRegistrationLib.core.errors import EngineError, InputError
 from MultimodalRegistrationLib.core.labels import surface_distances
 from MultimodalRegistrationLib.core.transforms import Transform
@@ -17,7 +18,7 @@ from MultimodalRegistrationLib.registration.guided.guidance import Guidance
 from MultimodalRegistrationLib.registration.pose.centres import centre_alignment
 from MultimodalRegistrationLib.registration.register import register
 
-SCT = bench_paths.ROOT.parent / "shared" / "data" / "sct"
+SCT = SHARED_DATA / "sct"
 
 
 def _z_mm(image: sitk.Image) -> np.ndarray:

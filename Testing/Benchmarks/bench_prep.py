@@ -24,9 +24,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-LIBRARY = ROOT / "MultimodalRegistration"
-MNI = ROOT.parent / "shared" / "data" / "mni_icbm152"
+import bench_paths  # first: the library and the test-data makers on sys.path
+from data_paths import SHARED_DATA
+
+ROOT = bench_paths.ROOT
+LIBRARY = bench_paths.LIBRARY
+MNI = SHARED_DATA / "mni_icbm152"
 THREADS = 2
 
 N4_RUN = r"""

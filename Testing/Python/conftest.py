@@ -13,8 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "MultimodalRegistration"))
-SHARED_DATA = ROOT.parent / "shared" / "data"
 
+from data_paths import SHARED_DATA
 from MultimodalRegistrationLib.core.phantom import make_phantom_pair
 from MultimodalRegistrationLib.registration.register import register
 

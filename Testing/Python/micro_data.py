@@ -26,12 +26,10 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+from data_paths import SHARED_DATA
 from scipy import ndimage
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT.parent / "shared" / "data" / "mni_icbm152"
-if not DATA.exists():  # a worktree beside the main checkout
-    DATA = Path("/work/shared/data/mni_icbm152")
+DATA = SHARED_DATA / "mni_icbm152"
 PAD_MM = 22  # room around the brain for CSF, skull and scalp
 
 

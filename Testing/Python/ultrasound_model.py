@@ -8,15 +8,14 @@ Points are LPS mm; the anatomy is analytic so that images, labelmaps and points 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+from data_paths import SHARED_DATA
 from MultimodalRegistrationLib.core.images import corner_points
 from MultimodalRegistrationLib.core.phantom import TISSUES, tissue_fractions
 from synthetic_geometry import membership, sample_at, smooth_noise
 
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 MNI_T1 = SHARED_DATA / "mni_icbm152" / "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
 
 BEAM = np.array([0.0, -1.0, 0.0])  # the probe looks anterior (LPS -y) in the moving frame
