@@ -10,11 +10,10 @@ import traceback
 from pathlib import Path
 
 import pytest
+from data_paths import ROOT, SHARED_DATA
 
-ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "MultimodalRegistration"))
 
-from data_paths import SHARED_DATA
 from MultimodalRegistrationLib.core.phantom import make_phantom_pair
 from MultimodalRegistrationLib.registration.register import register
 

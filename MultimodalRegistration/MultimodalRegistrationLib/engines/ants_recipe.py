@@ -16,7 +16,7 @@ import numpy as np
 
 from ..core.errors import InputError
 from .preset_checks import check_ants_recipe
-from .presets import Preset, presets_dir, stage_flags
+from .presets import Preset, presets_dir, stage_flags, stage_kind
 from .registry import EngineSpec
 from .sampling import StageSampling
 
@@ -45,16 +45,14 @@ def read_preset(spec: EngineSpec, name: str, description: str, files: list[Path]
     if not isinstance(recipe.get("stages"), list) or not recipe["stages"]:
         raise InputError(f"ANTs preset {path} needs a non-empty 'stages' list: see Resources/Presets/ants/rigid.json")
     description = description or recipe.get("description", "")
-    flags = stage_flags([kind for _, kind in _kinds(recipe["stages"])])
+    flags = stage_flags(_kinds(recipe["stages"]))
     return Preset(spec.name, name, description, recipe=recipe, files=[str(path)], **flags)
 
 
 def _kinds(stages: list[dict]) -> list[tuple[str, str]]:
     """Each stage's transform and kind: "rigid" (rigid, translation), "scaling" (similarity, affine) or
     "deformable"."""
-    transforms = [stage.get("transform") for stage in stages]
-    return [(name, "scaling" if name in SCALING else "rigid" if name in LINEAR else "deformable")
-            for name in transforms]  # fmt: skip
+    return [(name, stage_kind(name, LINEAR, SCALING)) for name in (stage.get("transform") for stage in stages)]
 
 
 def stage_kinds(preset: Preset) -> list[tuple[str, str]]:
@@ -65,7 +63,7 @@ def stage_kinds(preset: Preset) -> list[tuple[str, str]]:
 def with_stages(preset: Preset, indices: list[int]) -> Preset:
     """``preset`` with only the stages at ``indices`` (its one JSON file unchanged)."""
     stages = [preset.recipe["stages"][i] for i in indices]
-    flags = stage_flags([kind for _, kind in _kinds(stages)])
+    flags = stage_flags(_kinds(stages))
     return replace(preset, recipe={**preset.recipe, "stages": stages}, **flags)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..core.errors import InputError
 from .preset_checks import check_elastix_entries
-from .presets import Preset, presets_dir, stage_flags
+from .presets import Preset, presets_dir, stage_flags, stage_kind
 from .registry import EngineSpec
 from .sampling import StageSampling, parameter_number
 
@@ -70,16 +70,14 @@ def read_preset(spec: EngineSpec, name: str, description: str, files: list[Path]
         check_elastix_entries(elastix_entries(text), f"elastix preset {path}", presets_dir() / spec.name)
         maps.append(parameters)
         description = description or file_description
-    flags = stage_flags([kind for _, kind in _kinds(maps)])
+    flags = stage_flags(_kinds(maps))
     return Preset(spec.name, name, description, recipe=maps, files=[str(p) for p in files], **flags)
 
 
 def _kinds(maps: list[dict]) -> list[tuple[str, str]]:
     """Each map's Transform and kind: "rigid" (Euler, translation), "scaling" (similarity, affine) or
     "deformable"."""
-    transforms = [m.get("Transform", [""])[0] for m in maps]
-    return [(name, "scaling" if name in _SCALING else "rigid" if name in _LINEAR else "deformable")
-            for name in transforms]  # fmt: skip
+    return [(name, stage_kind(name, _LINEAR, _SCALING)) for name in (m.get("Transform", [""])[0] for m in maps)]
 
 
 def stage_kinds(preset: Preset) -> list[tuple[str, str]]:
@@ -90,7 +88,7 @@ def stage_kinds(preset: Preset) -> list[tuple[str, str]]:
 def with_stages(preset: Preset, indices: list[int]) -> Preset:
     """``preset`` with only the stages at ``indices`` (one parameter file each)."""
     maps = [preset.recipe[i] for i in indices]
-    flags = stage_flags([kind for _, kind in _kinds(maps)])
+    flags = stage_flags(_kinds(maps))
     return replace(preset, recipe=maps, files=[preset.files[i] for i in indices], **flags)
 
 

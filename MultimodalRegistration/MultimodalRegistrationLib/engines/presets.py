@@ -68,9 +68,16 @@ class Preset:
             )
 
 
-def stage_flags(kinds: list[str]) -> dict[str, bool]:
-    """A preset's ``linear`` and ``scales`` from its stages' kinds ("rigid", "scaling" or "deformable")."""
-    return {"linear": all(kind != "deformable" for kind in kinds), "scales": any(kind == "scaling" for kind in kinds)}
+def stage_kind(transform: str, linear: tuple[str, ...], scaling: tuple[str, ...]) -> str:
+    """A stage's kind from its transform's name and its engine's ``linear`` and ``scaling`` names: "scaling"
+    (similarity, affine), "rigid" (rigid, translation) or "deformable"."""
+    return "scaling" if transform in scaling else "rigid" if transform in linear else "deformable"
+
+
+def stage_flags(kinds: list[tuple[str, str]]) -> dict[str, bool]:
+    """A preset's ``linear`` and ``scales`` from its stages' (transform, kind) pairs (see :func:`stage_kind`)."""
+    return {"linear": all(kind != "deformable" for _, kind in kinds),
+            "scales": any(kind == "scaling" for _, kind in kinds)}  # fmt: skip
 
 
 def presets_dir() -> Path:
