@@ -14,7 +14,7 @@ from ..rules.keep import worse_beyond_noise, worse_than_centroids
 from ..summary import GuidanceRecord, GuidanceScores
 from .guidance import PreparedGuidance
 from .score import guidance_score, worse_than
-from .start import guided_start, segment_centroid_alignment
+from .start import guided_start, segment_centroid_alignment, uncertainty_warning
 
 
 def guided_starts(
@@ -23,7 +23,9 @@ def guided_starts(
     """The one start the guidance suggests (see :mod:`.guided.start`), and the record of the candidates it weighed."""
     chosen = guided_start(prepared, initial_transform, fixed, moving, seed)
     before = initial_transform if initial_transform is not None else centre_alignment(fixed, moving, None, "geometry")
-    return StartingPoses(poses=[(f"guided ({chosen.name})", chosen.transform)], before=before), chosen.record()
+    warning = uncertainty_warning(chosen)
+    starts = StartingPoses([(f"guided ({chosen.name})", chosen.transform)], before, warnings=[warning] if warning else [])
+    return starts, chosen.record()
 
 
 def guided_rank(prepared: PreparedGuidance, transform: Transform) -> float:

@@ -50,6 +50,12 @@ FAR_Z = 3.0
 # fit the surfaces better than a prior that is 30 degrees off (seen on the hard cohort: 86, 95, 169 and
 # 179 degrees, +2.2 to +3.4 SD).
 AXES_MAX_DEG = 2 * MAX_DEG
+# The lattice search's own uncertainty: the RMS spread (degrees) of the bootstrap replicates' winning
+# rotations about their mean, and that turn at the fixed segments' RMS radius (mm). On 48 hard TRUS-like pairs
+# (seeds 100-123, 600-623) the 17 starts spread beyond UNCERTAIN_MM were a median 21 degrees from the truth
+# (4.9 mm at the landmarks), the other 31 8.5 degrees (3.8 mm); they held 12 of the 15 starts more than 15
+# degrees off. Those runs warn.
+UNCERTAIN_MM = 4.0
 MAX_MOMENT_POINTS = 200_000
 PRIOR = "segment centroids"
 
@@ -164,6 +170,8 @@ def _segment_start(prepared, prior, fixed, moving, seed) -> GuidedStart:
     combined = judge.combined(rs, rm)
     winners = np.argmax(combined, axis=1)
     wins = np.bincount(winners, minlength=len(poses)) / len(winners)
+    spread_deg = float(np.sqrt(((vectors[winners] - vectors[winners].mean(axis=0)) ** 2).sum(axis=1).mean()))
+    radius_mm = float(np.sqrt((np.linalg.norm(np.concatenate(scorer.points) - fixed_centre, axis=1) ** 2).mean()))
     point = judge.combined(surface.mean(axis=1)[None], None if mi is None else mi.mean(axis=1)[None])[0]
     spread = (combined - combined[:, [0]]).std(axis=0)
     candidates = [
@@ -176,7 +184,8 @@ def _segment_start(prepared, prior, fixed, moving, seed) -> GuidedStart:
     ]  # fmt: skip
     noise = {"surface_mm": _rounded(judge.tau_s, 4), "mutual_information": _rounded(judge.tau_i, 6),
              "bootstrap": len(winners), "surface_cut_by_field_of_view": _rounded(scorer.cut_fraction, 3),
-             "intensities": scorer.intensity is not None}  # fmt: skip
+             "intensities": scorer.intensity is not None, "rotation_spread_deg": _rounded(spread_deg, 1),
+             "rotation_spread_mm": _rounded(np.deg2rad(spread_deg) * radius_mm, 1)}  # fmt: skip
 
     # Step 3: the bagged proposal against the prior.
     vector = vectors[winners].mean(axis=0)
@@ -249,6 +258,18 @@ def _segment_start(prepared, prior, fixed, moving, seed) -> GuidedStart:
         chosen, reason = extra, extra.reason
         extra.reason = "chosen: " + extra.reason
     return GuidedStart(chosen.name, Transform.from_matrix(chosen_pose), candidates, reason, noise)
+
+
+def uncertainty_warning(start: GuidedStart) -> str | None:
+    """A warning when the rotation the segments and intensities chose is uncertain beyond UNCERTAIN_MM at the
+    segments' RMS radius (None when it is not, or when the landmarks or a principal-axes turn chose)."""
+    spread_mm = start.noise.get("rotation_spread_mm")
+    if spread_mm is None or spread_mm <= UNCERTAIN_MM or start.name.startswith(("landmark", "segment axes")):
+        return None
+    return (f"the guided start's rotation is uncertain by about {start.noise['rotation_spread_deg']:.0f} degrees "
+            f"({spread_mm:.1f} mm at the segments' surface; the spread of its bootstrap winners): the segments "
+            "and intensities do not fix it. Add three or more landmarks on both images, or check the result "
+            "(Registration QA)")  # fmt: skip
 
 
 def guided_start(
