@@ -12,7 +12,8 @@ a near-symmetric organ's principal axes do not tell front from back. So:
 3. The proposal, the mean rotation of the replicate winners, replaces the prior only when better beyond the
    noise: by ``PROPOSAL_Z`` SDs on the two scores together, neither of them worse by more than ``VETO_Z`` SDs.
    Then the intensities place the organ along its long axis, where the segments' ends cannot
-   (:mod:`.start_shift`).
+   (:mod:`.start_shift`). The replicate winners' spread is the rotation's uncertainty; beyond ``UNCERTAIN_MM``
+   at the segments' surface the run warns (:func:`uncertainty_warning`).
 4. Beyond the lattice: the four principal-axes rotations within ``AXES_MAX_DEG`` of the prior win only when
    better than the choice of step 3 by ``FAR_Z`` SDs together and ``WIN_Z`` SDs on the surfaces alone (a tie
    never turns an organ over; farther ones are listed, not eligible); the
