@@ -14,7 +14,7 @@ from ..core.metric import mutual_information
 from ..core.rotations import pose_change
 from ..core.transforms import Transform
 from ..core.version import __version__
-from .guided.run import guided_record, judged_by_centroids, noise_reason
+from .guided.run import guided_record, judged_by_centroids, noise_reason, start_uncertainty
 from .guided.score import guidance_score
 from .pose.centres import foreground_center
 from .rules.keep import earlier_stage, why_not_kept
@@ -71,6 +71,8 @@ def keep_no_worse(run: RegistrationRun, plan: RunPlan, best: tuple) -> tuple[Kep
         kept = Kept(*judged_by_centroids(
             prepared, run.settings.initial_transform, fixed, moving, run.fixed_mask, kept, guided, run.warnings
         ))  # fmt: skip
+        uncertain = start_uncertainty(plan.guided_candidates, kept.kept, plan.rigid_stage)
+        run.warnings += [uncertain] if uncertain else []
     run.lap("keep_check_s")
     return kept, guided
 

@@ -23,9 +23,17 @@ def guided_starts(
     """The one start the guidance suggests (see :mod:`.guided.start`), and the record of the candidates it weighed."""
     chosen = guided_start(prepared, initial_transform, fixed, moving, seed)
     before = initial_transform if initial_transform is not None else centre_alignment(fixed, moving, None, "geometry")
-    warning = uncertainty_warning(chosen)
-    starts = StartingPoses([(f"guided ({chosen.name})", chosen.transform)], before, warnings=[warning] if warning else [])
-    return starts, chosen.record()
+    return StartingPoses(poses=[(f"guided ({chosen.name})", chosen.transform)], before=before), chosen.record()
+
+
+def start_uncertainty(choice: dict | None, kept: str, rigid_stage: str) -> str | None:
+    """The guided start's uncertainty warning (:func:`.start.uncertainty_warning`) when the result's rotation
+    is the start's: ``kept`` is "start", or a deformable stage ran from the start (``rigid_stage``, "" when there
+    was none, is not "kept")."""
+    from_start = kept == "start" or (kept == "result" and rigid_stage not in ("", "kept"))
+    if not choice or not from_start:
+        return None
+    return uncertainty_warning(choice.get("chosen", ""), choice.get("noise") or {})
 
 
 def guided_rank(prepared: PreparedGuidance, transform: Transform) -> float:

@@ -13,7 +13,7 @@ a near-symmetric organ's principal axes do not tell front from back. So:
    noise: by ``PROPOSAL_Z`` SDs on the two scores together, neither of them worse by more than ``VETO_Z`` SDs.
    Then the intensities place the organ along its long axis, where the segments' ends cannot
    (:mod:`.start_shift`). The replicate winners' spread is the rotation's uncertainty; beyond ``UNCERTAIN_MM``
-   at the segments' surface the run warns (:func:`uncertainty_warning`).
+   at the segments' surface a result that keeps the start's rotation warns (:func:`uncertainty_warning`).
 4. Beyond the lattice: the four principal-axes rotations within ``AXES_MAX_DEG`` of the prior win only when
    better than the choice of step 3 by ``FAR_Z`` SDs together and ``WIN_Z`` SDs on the surfaces alone (a tie
    never turns an organ over; farther ones are listed, not eligible); the
@@ -261,16 +261,17 @@ def _segment_start(prepared, prior, fixed, moving, seed) -> GuidedStart:
     return GuidedStart(chosen.name, Transform.from_matrix(chosen_pose), candidates, reason, noise)
 
 
-def uncertainty_warning(start: GuidedStart) -> str | None:
-    """A warning when the rotation the segments and intensities chose is uncertain beyond UNCERTAIN_MM at the
-    segments' RMS radius (None when it is not, or when the landmarks or a principal-axes turn chose)."""
-    spread_mm = start.noise.get("rotation_spread_mm")
-    if spread_mm is None or spread_mm <= UNCERTAIN_MM or start.name.startswith(("landmark", "segment axes")):
+def uncertainty_warning(name: str, noise: dict) -> str | None:
+    """A warning when the rotation the segments and intensities chose (start ``name``, its record's ``noise``)
+    is uncertain beyond UNCERTAIN_MM at the segments' RMS radius; None when it is not, or when the landmarks or
+    a principal-axes turn chose."""
+    spread_mm = noise.get("rotation_spread_mm")
+    if spread_mm is None or spread_mm <= UNCERTAIN_MM or name.startswith(("landmark", "segment axes")):
         return None
-    return (f"the guided start's rotation is uncertain by about {start.noise['rotation_spread_deg']:.0f} degrees "
-            f"({spread_mm:.1f} mm at the segments' surface; the spread of its bootstrap winners): the segments "
-            "and intensities do not fix it. Add three or more landmarks on both images, or check the result "
-            "(Registration QA)")  # fmt: skip
+    return (f"the guided start's rotation is uncertain by about {noise['rotation_spread_deg']:.0f} degrees "
+            f"({spread_mm:.1f} mm at the segments' surface; the spread of its bootstrap winners), and the result "
+            "keeps it: the segments and intensities do not fix it. Add three or more landmarks on both images, "
+            "or check the result (Registration QA)")  # fmt: skip
 
 
 def guided_start(
