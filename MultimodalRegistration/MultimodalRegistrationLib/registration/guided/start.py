@@ -218,7 +218,7 @@ def _segment_start(prepared, prior, fixed, moving, seed) -> GuidedStart:
     if chosen is not proposal:
         candidates[0].reason = "chosen (the prior): " + reason
 
-    # Step 3b: where along the gland's long axis, from the intensities.
+    # Step 3b: where along the segments' long axis, from the intensities.
     shifted = long_axis_shift(scorer, chosen_pose, moving_axes[:, 0], chosen)
     if shifted is not None:
         candidates.append(shifted.candidate)

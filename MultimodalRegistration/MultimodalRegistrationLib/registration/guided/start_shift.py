@@ -1,4 +1,4 @@
-"""Where along the gland's long axis the guided start lies, from the intensities (LPS mm, fixed -> moving).
+"""Where along the segmented organ's long axis the guided start lies, from the intensities (LPS mm, fixed -> moving).
 
 Two segmentations drawn apart end at different places at the apex and the base (their extents differ by
 several mm), so neither the centroids nor the surfaces place the organ along its long axis; the intensities
@@ -56,7 +56,7 @@ def long_axis_shift(scorer: StartScorer, pose: np.ndarray, axis: np.ndarray, bas
     gain = judge.gains(pose, [best])[0]
     chosen = abs(offset) >= STEP_MM / 2 and gain["z"] >= SHIFT_Z
     candidate = StartCandidate(
-        f"{base.name}, shifted {offset:+.1f} mm along the gland's long axis", base.rotation_from_prior_deg,
+        f"{base.name}, shifted {offset:+.1f} mm along the segments' long axis", base.rotation_from_prior_deg,
         round(gain["surface_mm"], 3), None if gain["mi"] is None else round(gain["mi"], 5), round(gain["z"], 2),
         round(gain["confidence"], 3),
         f"shifted {offset:+.1f} mm: mutual information {gain['z_mi']:+.1f} SD against no shift (needs "
