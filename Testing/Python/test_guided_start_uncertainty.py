@@ -1,7 +1,8 @@
 """The guided start says how sure it is of its rotation: the spread of its bootstrap winners (degrees, and mm
 at the fixed segments' RMS radius). A result that keeps that rotation warns beyond UNCERTAIN_MM and names the
-fix (landmarks). Hard TRUS-like pairs of trus_data.py: seed 104 (a start 6 degrees from the truth's best rigid
-fit) and seed 102 (21 degrees)."""
+fix (landmarks). Hard TRUS-like pairs of trus_data.py on the analytic phantom's texture (``source=None``, so the
+numbers do not depend on ../shared/data): seed 103 (a start 8 degrees from the truth's rotation) and seed 100
+(20 degrees)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from trus_data import trus_pair
 
 @pytest.fixture(scope="module")
 def uncertain_pair():
-    return trus_pair(102)
+    return trus_pair(100, source=None)
 
 
 def _record(pair) -> dict:
@@ -26,18 +27,18 @@ def _record(pair) -> dict:
 
 
 def test_a_start_the_scores_agree_on_does_not_warn():
-    record = _record(trus_pair(104))
+    record = _record(trus_pair(103, source=None))
     noise = record["noise"]
-    assert 6.0 < noise["rotation_spread_deg"] < 15.0  # measured 10.6 degrees
-    assert 2.0 < noise["rotation_spread_mm"] <= UNCERTAIN_MM  # measured 3.6 mm at a 19 mm radius
+    assert 6.0 < noise["rotation_spread_deg"] < 15.0  # measured 10.4 degrees
+    assert 2.0 < noise["rotation_spread_mm"] <= UNCERTAIN_MM  # measured 3.2 mm
     assert start_uncertainty(record, "start", "") is None
 
 
 def test_an_uncertain_start_warns_only_when_the_result_keeps_its_rotation(uncertain_pair):
     record = _record(uncertain_pair)
     noise = record["noise"]
-    assert noise["rotation_spread_deg"] > 13.0  # measured 16.3 degrees; this start is 21 degrees off
-    assert noise["rotation_spread_mm"] > UNCERTAIN_MM  # measured 4.8 mm
+    assert noise["rotation_spread_deg"] > 15.0  # measured 20.8 degrees; this start is 20 degrees off
+    assert noise["rotation_spread_mm"] > UNCERTAIN_MM + 1.0  # measured 6.0 mm
     warning = start_uncertainty(record, "start", "")
     assert f"uncertain by about {noise['rotation_spread_deg']:.0f} degrees" in warning
     assert f"{noise['rotation_spread_mm']:.1f} mm" in warning and "landmarks" in warning
