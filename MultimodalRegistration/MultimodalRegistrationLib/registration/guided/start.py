@@ -171,7 +171,8 @@ def _segment_start(prepared, prior, fixed, moving, seed) -> GuidedStart:
     combined = judge.combined(rs, rm)
     winners = np.argmax(combined, axis=1)
     wins = np.bincount(winners, minlength=len(poses)) / len(winners)
-    spread_deg = float(np.sqrt(((vectors[winners] - vectors[winners].mean(axis=0)) ** 2).sum(axis=1).mean()))
+    vector = vectors[winners].mean(axis=0)  # the bagged proposal (step 3); its winners' RMS spread about it:
+    spread_deg = float(np.sqrt(((vectors[winners] - vector) ** 2).sum(axis=1).mean()))
     radius_mm = float(np.sqrt((np.linalg.norm(np.concatenate(scorer.points) - fixed_centre, axis=1) ** 2).mean()))
     point = judge.combined(surface.mean(axis=1)[None], None if mi is None else mi.mean(axis=1)[None])[0]
     spread = (combined - combined[:, [0]]).std(axis=0)
@@ -189,7 +190,6 @@ def _segment_start(prepared, prior, fixed, moving, seed) -> GuidedStart:
              "rotation_spread_mm": _rounded(np.deg2rad(spread_deg) * radius_mm, 1)}  # fmt: skip
 
     # Step 3: the bagged proposal against the prior.
-    vector = vectors[winners].mean(axis=0)
     proposal_pose = pose_about(_rotation(vector) @ prior, fixed_centre, moving_centre)
     angle = float(np.linalg.norm(vector))
     gain = judge.gains(poses[0], [proposal_pose])[0]
