@@ -59,6 +59,9 @@ AXES_MAX_DEG = 2 * MAX_DEG
 UNCERTAIN_MM = 4.0
 MAX_MOMENT_POINTS = 200_000
 PRIOR = "segment centroids"
+# Candidate names start with these; the rules below tell the candidates apart by them.
+AXES_NAME = "segment axes"
+LANDMARKS_NAME = "landmark"
 
 
 @dataclass
@@ -134,7 +137,7 @@ def _axes_candidates(prepared: PreparedGuidance, fixed_centre, moving_centre) ->
         rotation = moving_axes @ flip @ fixed_axes.T
         if np.linalg.det(rotation) < 0:
             rotation = moving_axes @ flip @ np.diag([1.0, 1.0, -1.0]) @ fixed_axes.T
-        out.append((f"segment axes {signs[0]:+d}{signs[1]:+d}", pose_about(rotation, fixed_centre, moving_centre)))
+        out.append((f"{AXES_NAME} {signs[0]:+d}{signs[1]:+d}", pose_about(rotation, fixed_centre, moving_centre)))
     return out
 
 
@@ -145,8 +148,8 @@ def _points_candidate(prepared: PreparedGuidance, prior: np.ndarray) -> tuple[st
     fixed, moving = terms.fixed_points_lps, terms.moving_points_lps
     centred = fixed - fixed.mean(axis=0)
     if len(fixed) >= 3 and np.linalg.matrix_rank(centred, tol=1.0) >= 2:  # not all on one line (1 mm)
-        return "landmarks", orthogonal_fit(fixed, moving, scale=False)
-    return "landmark centroid", pose_about(prior, fixed.mean(axis=0), moving.mean(axis=0))
+        return f"{LANDMARKS_NAME}s", orthogonal_fit(fixed, moving, scale=False)
+    return f"{LANDMARKS_NAME} centroid", pose_about(prior, fixed.mean(axis=0), moving.mean(axis=0))
 
 
 def _rounded(value: float | None, digits: int) -> float | None:
@@ -239,10 +242,10 @@ def _segment_start(prepared, prior, fixed, moving, seed) -> GuidedStart:
         extra = StartCandidate(name, _rounded(rotation_angle_deg(pose[:3, :3] @ prior.T), 1),
                                _rounded(gain["surface_mm"], 3), _rounded(gain["mi"], 5), None,
                                _rounded(gain["confidence"], 3))  # fmt: skip
-        if name.startswith("segment axes") and extra.rotation_from_prior_deg > AXES_MAX_DEG:
+        if name.startswith(AXES_NAME) and extra.rotation_from_prior_deg > AXES_MAX_DEG:
             wins_here = False
             rule = f"not eligible: more than {AXES_MAX_DEG:g} degrees from the prior"
-        elif name.startswith("segment axes"):
+        elif name.startswith(AXES_NAME):
             wins_here = gain["z"] > FAR_Z and gain["z_surface"] > WIN_Z and (gain["z_mi"] or 0.0) > -VETO_Z
             rule = f"an axes rotation needs > {FAR_Z:g} SD together and > {WIN_Z:g} SD on the surfaces"
         else:
@@ -251,7 +254,7 @@ def _segment_start(prepared, prior, fixed, moving, seed) -> GuidedStart:
         extra.reason = f"against {chosen.name}: {gain['z']:+.1f} SD, surfaces {gain['z_surface']:+.1f} SD ({rule})"
         candidates.append(extra)
         if wins_here:
-            rank = (name.startswith("landmark"), gain["z"])
+            rank = (name.startswith(LANDMARKS_NAME), gain["z"])
             winners_beyond.append((rank, extra, pose))
     if winners_beyond:
         _, extra, chosen_pose = max(winners_beyond, key=lambda item: item[0])
@@ -266,7 +269,7 @@ def uncertainty_warning(name: str, noise: dict) -> str | None:
     is uncertain beyond UNCERTAIN_MM at the segments' RMS radius; None when it is not, or when the landmarks or
     a principal-axes turn chose."""
     spread_mm = noise.get("rotation_spread_mm")
-    if spread_mm is None or spread_mm <= UNCERTAIN_MM or name.startswith(("landmark", "segment axes")):
+    if spread_mm is None or spread_mm <= UNCERTAIN_MM or name.startswith((LANDMARKS_NAME, AXES_NAME)):
         return None
     return (f"the guided start's rotation is uncertain by about {noise['rotation_spread_deg']:.0f} degrees "
             f"({spread_mm:.1f} mm at the segments' surface; the spread of its bootstrap winners), and the result "
