@@ -75,9 +75,10 @@ def _plan_and_run():
     return run, plan
 
 
-@pytest.mark.parametrize("kept", ["result", "start"])
+@pytest.mark.parametrize("kept", ["result", "start", "segment centroids"])
 def test_the_deformable_stages_start_from_the_pose_the_rigid_stage_kept(monkeypatch, kept):
     moved = Transform.from_matrix(np.array([[1, 0, 0, 2.5], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]]))
+    centroids = Transform.from_matrix(np.array([[1, 0, 0, 0], [0, 1, 0, -4.0], [0, 0, 1, 0], [0, 0, 0, 1.0]]))
     seen = {}
 
     def engines(phase, plan):
@@ -87,7 +88,7 @@ def test_the_deformable_stages_start_from_the_pose_the_rigid_stage_kept(monkeypa
         return EngineRuns(finished=[((1.0,), 0.1, "guided (headers)", plan.runs[0][1], output)])
 
     def judged(phase, plan, best):
-        transform = moved if kept == "result" else plan.runs[0][1]
+        transform = {"result": moved, "start": plan.runs[0][1], "segment centroids": centroids}[kept]
         return Kept(transform, transform.inverse(), 0.1, kept, "" if kept == "result" else "not better"), None
 
     monkeypatch.setattr(rigid_first_module, "run_engines", engines)
@@ -102,8 +103,12 @@ def test_the_deformable_stages_start_from_the_pose_the_rigid_stage_kept(monkeypa
     ((name, pose),) = after.runs
     if kept == "result":
         assert name == "guided (headers), then its rigid stage" and after.rigid_stage == "kept"
+        assert not after.from_guided_start
         np.testing.assert_allclose(pose.matrix[:3, 3], [2.5, 0, 0])
         assert after.starts.poses[0][0] == name
-    else:
-        assert name == "guided (headers)" and after.rigid_stage == "not better"
+    elif kept == "start":
+        assert name == "guided (headers)" and after.rigid_stage == "not better" and after.from_guided_start
         np.testing.assert_allclose(pose.matrix, np.eye(4))
+    else:  # the rigid stage fell back to the centroid alignment: the deformable stages run from it, not the start
+        assert name == "guided (headers), then the segment centroids" and not after.from_guided_start
+        np.testing.assert_allclose(pose.matrix[:3, 3], [0, -4.0, 0])

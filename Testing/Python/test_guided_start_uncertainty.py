@@ -31,7 +31,7 @@ def test_a_start_the_scores_agree_on_does_not_warn():
     noise = record["noise"]
     assert 6.0 < noise["rotation_spread_deg"] < 15.0  # measured 10.4 degrees
     assert 2.0 < noise["rotation_spread_mm"] <= UNCERTAIN_MM  # measured 3.2 mm
-    assert start_uncertainty(record, "start", "") is None
+    assert start_uncertainty(record, "start", False) is None
 
 
 def test_an_uncertain_start_warns_only_when_the_result_keeps_its_rotation(uncertain_pair):
@@ -39,18 +39,18 @@ def test_an_uncertain_start_warns_only_when_the_result_keeps_its_rotation(uncert
     noise = record["noise"]
     assert noise["rotation_spread_deg"] > 15.0  # measured 20.8 degrees; this start is 20 degrees off
     assert noise["rotation_spread_mm"] > UNCERTAIN_MM + 1.0  # measured 6.0 mm
-    warning = start_uncertainty(record, "start", "")
+    warning = start_uncertainty(record, "start", False)
     assert f"uncertain by about {noise['rotation_spread_deg']:.0f} degrees" in warning
     assert f"{noise['rotation_spread_mm']:.1f} mm" in warning and "landmarks" in warning
-    # A deformable stage that ran from the start (its rigid stage refused) keeps the start's rotation too.
-    assert start_uncertainty(record, "result", "the elastix rigid result ...: kept the start") == warning
-    # An engine result that was kept, rigid or as a deformable's rigid stage, has a rotation of its own.
-    assert start_uncertainty(record, "result", "") is None
-    assert start_uncertainty(record, "result", "kept") is None
-    assert start_uncertainty(record, "segment centroids", "") is None
+    # A deformable stage that ran from the start (its rigid stage refused or failed) keeps the start's rotation too.
+    assert start_uncertainty(record, "result", True) == warning
+    # An engine result that was kept, rigid or as a deformable's rigid stage, has a rotation of its own; so does a
+    # deformable stage that ran from the centroid alignment its rigid stage fell back to.
+    assert start_uncertainty(record, "result", False) is None
+    assert start_uncertainty(record, "segment centroids", False) is None
     # Landmarks or a principal-axes turn chose: the lattice's spread does not apply.
     for name in ("landmarks", "segment axes +1-1"):
-        assert start_uncertainty(record | {"chosen": name}, "start", "") is None
+        assert start_uncertainty(record | {"chosen": name}, "start", False) is None
 
 
 def test_a_rigid_run_that_keeps_an_uncertain_start_says_so(uncertain_pair):

@@ -71,7 +71,7 @@ def keep_no_worse(run: RegistrationRun, plan: RunPlan, best: tuple) -> tuple[Kep
         kept = Kept(*judged_by_centroids(
             prepared, run.settings.initial_transform, fixed, moving, run.fixed_mask, kept, guided, run.warnings
         ))  # fmt: skip
-        uncertain = start_uncertainty(plan.guided_candidates, kept.kept, plan.rigid_stage)
+        uncertain = start_uncertainty(plan.guided_candidates, kept.kept, plan.from_guided_start)
         run.warnings += [uncertain] if uncertain else []
     run.lap("keep_check_s")
     return kept, guided

@@ -21,7 +21,8 @@ RIGID_SHARE = 0.2
 
 def rigid_first(run: RegistrationRun, plan: RunPlan) -> RunPlan:
     """The plan the deformable stages run from; its ``rigid_stage`` says what became of the rigid stages
-    ("kept", or why they were not). Sets ``run.recipe`` to the deformable stages. Unguided runs and presets
+    ("kept", or why they were not), and ``from_guided_start`` whether the deformable stages start from the guided
+    start itself (the rigid stages failed or kept it). Sets ``run.recipe`` to the deformable stages. Unguided runs and presets
     without ``guided_from_start`` are left as they are."""
     if plan.guided_candidates is None or not run.recipe.guided_from_start or len(plan.runs) != 1:
         return plan
@@ -41,9 +42,10 @@ def rigid_first(run: RegistrationRun, plan: RunPlan) -> RunPlan:
     kept = keep_no_worse(phase, plan, best)[0] if best is not None else None
     run.clock = phase.clock  # the phase's laps are in the shared timings
     if kept is None:
-        return replace(plan, rigid_stage=f"failed ({finished.tried[-1].get('error', '')}): not used")
+        return replace(plan, rigid_stage=f"failed ({finished.tried[-1].get('error', '')}): not used",
+                       from_guided_start=True)  # fmt: skip
     if kept.kept == "start":
-        return replace(plan, rigid_stage=kept.kept_reason)
+        return replace(plan, rigid_stage=kept.kept_reason, from_guided_start=True)
     ((name, _),) = plan.runs
     moved = f"{name}, then its rigid stage" if kept.kept == "result" else f"{name}, then the {kept.kept}"
     starts = replace(plan.starts, poses=[(moved, kept.transform)])

@@ -74,6 +74,7 @@ class RunPlan:
     runs: list[tuple[str, Transform]]  # (start name, fixed -> moving)
     regions: dict  # start name -> its SamplingRegion, where the engine samples only part of the fixed image
     rigid_stage: str = ""  # a guided deformable run's rigid stages: "kept", or why not (see .rigid_first)
+    from_guided_start: bool = False  # its deformable stages run from the guided start itself
     span: tuple[float, float] = ENGINE_SPAN  # the share of the progress bar the engine runs fill, in turn
 
 
