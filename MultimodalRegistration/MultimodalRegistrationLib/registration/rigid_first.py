@@ -21,9 +21,9 @@ RIGID_SHARE = 0.2
 
 def rigid_first(run: RegistrationRun, plan: RunPlan) -> RunPlan:
     """The plan the deformable stages run from; its ``rigid_stage`` says what became of the rigid stages
-    ("kept", or why they were not), and ``from_guided_start`` whether the deformable stages start from the guided
-    start itself (the rigid stages failed or kept it). Sets ``run.recipe`` to the deformable stages. Unguided runs and presets
-    without ``guided_from_start`` are left as they are."""
+    ("kept", or why they were not), and ``from_guided_start`` whether the deformable stages start from the
+    guided start itself (the rigid stages failed or kept it). Sets ``run.recipe`` to the deformable stages.
+    Unguided runs and presets without ``guided_from_start`` are left as they are."""
     if plan.guided_candidates is None or not run.recipe.guided_from_start or len(plan.runs) != 1:
         return plan
     rigid, run.recipe = run.recipe.guided_parts()
