@@ -46,7 +46,10 @@ def keep_no_worse(run: RegistrationRun, plan: RunPlan, best: tuple) -> tuple[Kep
     reason = why_not_kept(output.transform, metric_after, metric_start, fixed, judge)
     refused_by_noise = False
     if not reason and prepared is not None:
-        reason = noise_reason(prepared, fixed, moving, start, output, run.settings.seed)
+        searched = plan.guided_candidates is not None
+        reason = noise_reason(
+            prepared, fixed, moving, start, output, run.settings.seed, run.settings.initial_transform, searched
+        )
         refused_by_noise = bool(reason)
     if reason:
         what = f"the {run.settings.engine} {run.recipe.name} result {reason}"

@@ -14,7 +14,7 @@ from ..rules.keep import worse_beyond_noise, worse_than_centroids
 from ..summary import GuidanceRecord, GuidanceScores
 from .guidance import PreparedGuidance
 from .score import guidance_score, worse_than
-from .start import guided_start, segment_centroid_alignment, uncertainty_warning
+from .start import guided_start, prior_rotation, segment_centroid_alignment, uncertainty_warning
 
 
 def guided_starts(
@@ -62,16 +62,20 @@ def guided_record(
     return record, {"worse": worse, "intensity": prepared.guidance.metric == "intensity"}
 
 
-def noise_reason(prepared, fixed, moving, start: Transform, output, seed: int) -> str:
+def noise_reason(prepared, fixed, moving, start: Transform, output, seed: int,
+                 initial_transform: Transform | None, from_guided_start: bool) -> str:  # fmt: skip
     """Why a guided result is not better than its start beyond the noise ("" when it is). A nonlinear result
-    is judged by its last linear stage, the pose its deformable stage started from."""
+    is judged by its last linear stage, the pose its deformable stage started from. When the guided start was
+    searched about the prior (``initial_transform``'s rotation, else the headers'), the result may not turn
+    far from it either."""
     judged, what = output.transform, "is"
     if not judged.is_linear:
         linear = [transform for _, transform in getattr(output, "stages", []) if transform.is_linear]
         if not linear:
             return ""
         judged, what = linear[-1], "starts its deformable stage from a linear stage that is"
-    noise = worse_beyond_noise(prepared, fixed, moving, start, judged, seed)
+    prior = prior_rotation(initial_transform) if from_guided_start else None
+    noise = worse_beyond_noise(prepared, fixed, moving, start, judged, seed, prior)
     return f"{what} not better than its start beyond the noise: {noise}" if noise else ""
 
 

@@ -120,10 +120,11 @@ def segment_centroid_alignment(prepared: PreparedGuidance, initial_transform: Tr
     """The segments' centroids brought together at the prior rotation (the initial transform's, else none)."""
     fixed_centre, _ = _moments(prepared.fixed_masks)
     moving_centre, _ = _moments(prepared.moving_masks)
-    return Transform.from_matrix(pose_about(_prior(initial_transform), fixed_centre, moving_centre))
+    return Transform.from_matrix(pose_about(prior_rotation(initial_transform), fixed_centre, moving_centre))
 
 
-def _prior(initial_transform: Transform | None) -> np.ndarray:
+def prior_rotation(initial_transform: Transform | None) -> np.ndarray:
+    """The prior's rotation (3x3, fixed -> moving, LPS): the initial transform's when linear, else the headers'."""
     linear = initial_transform is not None and initial_transform.is_linear
     return initial_transform.matrix[:3, :3] if linear else np.eye(3)
 
@@ -286,7 +287,7 @@ def guided_start(
 ) -> GuidedStart:
     """The start the guidance suggests. ``initial_transform`` (linear, fixed -> moving) gives the prior
     rotation; ``fixed``/``moving`` add the intensities to the scores (without them the guidance alone decides)."""
-    prior = _prior(initial_transform)
+    prior = prior_rotation(initial_transform)
     if prepared.pairs:
         return _segment_start(prepared, prior, fixed, moving, seed)
     name, pose = _points_candidate(prepared, prior)

@@ -11,7 +11,7 @@ from ...core.metric import mutual_information
 from ...core.rotations import rotation_angle_deg
 from ...core.transforms import Transform
 from ..guided.score import guidance_score, worse_than
-from ..guided.start import FAR_Z, MAX_DEG, STEP_DEG, WIN_Z
+from ..guided.start import AXES_MAX_DEG, FAR_Z, MAX_DEG, STEP_DEG, WIN_Z
 from ..guided.start_score import StartScorer, paired_z
 
 # "Never worse than the start": a result whose mutual information falls more than this (nats) below
@@ -126,14 +126,21 @@ POLISH_DEG = STEP_DEG / 2
 
 
 def worse_beyond_noise(prepared, fixed: sitk.Image, moving: sitk.Image, start: Transform, result: Transform,
-                       seed: int) -> str:  # fmt: skip
+                       seed: int, prior: np.ndarray | None = None) -> str:  # fmt: skip
     """Why a linear guided ``result`` is not better than its linear ``start`` beyond the noise ("" when it
     is), judged by the start's scores: field-of-view-aware surface distance and mutual information near
     the segments, each in SDs of its own block-bootstrap noise (at full weight, unlike the start's choice). A rigid result can match deformed surfaces
     better while the anatomy inside them slides away: one that moves them more than a polish must be
-    better beyond the noise, the intensities agreeing."""
+    better beyond the noise, the intensities agreeing. Like a principal-axes start, a result may not turn
+    more than AXES_MAX_DEG from ``prior`` (3x3: the rotation the guided start searched about) unless its start
+    already had (the landmarks' fit); None: no such limit."""
     if not (prepared.pairs and start.is_linear and result.is_linear):
         return ""
+    from_prior = None if prior is None else rotation_angle_deg(result.matrix[:3, :3] @ prior.T)
+    if from_prior is not None and from_prior > AXES_MAX_DEG >= rotation_angle_deg(start.matrix[:3, :3] @ prior.T):
+        return (f"turned {from_prior:.0f} degrees from the prior (the initial transform's rotation, else the "
+                f"headers'), beyond the {AXES_MAX_DEG:g} degrees a start from the segments may turn: a "
+                "near-symmetric organ turned that far can fit its surfaces better and still be wrong")  # fmt: skip
     scorer = StartScorer(prepared, fixed, moving, seed)
     z_surface, z_mi, z_together = paired_z(scorer, start.matrix, result.matrix)
     points = np.concatenate(scorer.points)
