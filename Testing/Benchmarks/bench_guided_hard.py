@@ -14,8 +14,10 @@ positions), share < 5 mm, worst pair
 (its mean TRE), pairs whose mean TRE is more than WORSE_MM above the segment centroids', how often the keep rule
 fell back, seconds per pair (median wall).
 
-Usage: python Testing/Benchmarks/bench_guided_hard.py [--seeds 100-123] [--methods a,b] [--fresh]
-Records go to bench-output/guided_hard/records.jsonl; a (seed, method) already there is not run again.
+Usage: python Testing/Benchmarks/bench_guided_hard.py [--seeds 100-123] [--methods a,b] [--turn-deg 15-30] [--fresh]
+``--turn-deg``: the range the true rigid turn is drawn from (degrees; the cohort's 15-30 unless given; the issue
+asks for starts up to 30). Records go to bench-output/guided_hard/records.jsonl; a (seed, method, turn range)
+already there is not run again.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ ROOT = bench_paths.ROOT
 OUT = ROOT / "bench-output" / "guided_hard"
 WORSE_MM = 1.0  # a pair is worse than the centroids when its mean TRE is this much larger (2/3 of a voxel)
 CLAMP_MM = 20.0
+DEFAULT_TURN_DEG = (15.0, 30.0)  # trus_pair's own range for the true rigid turn
 ENGINES = {"elastix rigid guided": ("elastix", "rigid"), "ANTs rigid guided": ("ants", "rigid"),
            "elastix deformable guided": ("elastix", "deformable"), "ANTs deformable guided": ("ants", "deformable"),
            "elastix distance-map": ("elastix", "distance-map", "segments"),
@@ -96,7 +99,7 @@ def _matrix(euler: sitk.Euler3DTransform) -> np.ndarray:
     return matrix
 
 
-def run(pair, method: str) -> dict:
+def run(pair, method: str, turn: tuple[float, float] = DEFAULT_TURN_DEG) -> dict:
     guidance = Guidance(pair.fixed_labels, pair.moving_labels)
     extra: dict = {}
     started = time.perf_counter()
@@ -126,12 +129,18 @@ def run(pair, method: str) -> dict:
         return {
             "seed": pair.seed,
             "method": method,
+            "turn_deg": list(turn),
             "failed": str(error)[:300],
             "wall_s": time.perf_counter() - started,
         }
     wall = time.perf_counter() - started
-    return {"seed": pair.seed, "method": method, "wall_s": round(wall, 2),
+    return {"seed": pair.seed, "method": method, "turn_deg": list(turn), "wall_s": round(wall, 2),
             "tre_mm": [round(float(v), 3) for v in pair.tre(transform)], **extra}  # fmt: skip
+
+
+def turn_of(record: dict) -> tuple[float, float]:
+    """The record's true-turn range (degrees); records written before the option have the cohort's."""
+    return tuple(record.get("turn_deg", DEFAULT_TURN_DEG))
 
 
 def read(path: Path) -> list[dict]:
@@ -178,6 +187,9 @@ def main() -> int:
     parser.add_argument("--seeds")
     parser.add_argument("--methods", default=",".join(DEFAULT_METHODS))
     parser.add_argument("--out", default=str(OUT / "records.jsonl"))
+    parser.add_argument(
+        "--turn-deg", default="{:g}-{:g}".format(*DEFAULT_TURN_DEG), help="true rigid turn range, degrees (low-high)"
+    )
     parser.add_argument("--fresh", action="store_true", help="forget the stored records first")
     args = parser.parse_args()
     out = Path(args.out)
@@ -186,21 +198,25 @@ def main() -> int:
         out.unlink()
     methods = [m for m in args.methods.split(",") if m]
     seeds = parse_seeds(args.seeds)
-    done = {(r["seed"], r["method"]) for r in read(out)}
+    turn = tuple(float(v) for v in args.turn_deg.split("-"))
+    done = {(r["seed"], r["method"]) for r in read(out) if turn_of(r) == turn}
     for seed in seeds:
         todo = [m for m in methods if (seed, m) not in done]
         if not todo:
             continue
-        pair = trus_pair(seed)
+        pair = trus_pair(seed, angle_deg=turn)
         for method in todo:
-            entry = run(pair, method)
+            entry = run(pair, method, turn)
             with open(out, "a") as handle:
                 handle.write(json.dumps(entry) + "\n")
             shown = f"{np.mean(entry['tre_mm']):.1f} mm" if "tre_mm" in entry else entry["failed"][:80]
             print(f"seed {seed} {method}: {shown} ({entry['wall_s']:.1f} s) {entry.get('kept', '')}", file=sys.stderr,
                   flush=True)  # fmt: skip
-    records = [r for r in read(out) if r["seed"] in seeds]
-    print(f"\nGuided MR -> TRUS, hard simulated cohort ({len(seeds)} pairs, trus_data.py; gland segmentations only)\n")
+    records = [r for r in read(out) if r["seed"] in seeds and turn_of(r) == turn]
+    print(
+        f"\nGuided MR -> TRUS, hard simulated cohort ({len(seeds)} pairs, trus_data.py, true turn "
+        f"{turn[0]:g}-{turn[1]:g} degrees; gland segmentations only)\n"
+    )
     print(table(records, methods))
     print("\nTargets (issue 22): median TRE < 4 mm, >= 60% of landmarks < 5 mm, no pair worse than the centroids, "
           "< 10 s/pair rigid.")  # fmt: skip
