@@ -36,6 +36,16 @@ def prepared(pair):
     return prepare_guidance(pair.fixed, pair.moving, Guidance(pair.fixed_labels, pair.moving_labels), "elastix")
 
 
+def turned(prepared, start, vector_deg) -> Transform:
+    """``start`` (a GuidedStart) turned by the rotation vector ``vector_deg`` (degrees, LPS) about the fixed
+    gland's centre, its moving point held."""
+    fixed_centre, _ = _moments(prepared.fixed_masks)
+    pose = start.transform.matrix
+    moving_centre = pose[:3, :3] @ fixed_centre + pose[:3, 3]
+    turn = axis_angle_matrices(np.deg2rad(np.asarray(vector_deg, float))[None])[0]
+    return Transform.from_matrix(pose_about(turn @ pose[:3, :3], fixed_centre, moving_centre))
+
+
 def rotation_error_deg(pose: np.ndarray, pair) -> float:
     """Degrees between a pose's rotation and the truth's rigid part."""
     return float(rotation_angle_deg(pose[:3, :3] @ pair.rigid[:3, :3].T))
@@ -110,13 +120,9 @@ def test_a_turn_about_the_gland_is_not_a_polish(pair, prepared):
     # move) but the landmarks further off (MNI texture: 3.9 -> 4.6 mm; phantom texture, without ../shared/data:
     # 4.0 -> 4.2 mm): it needs the evidence a move does, and has none.
     start = guided_start(prepared, None, pair.fixed, pair.moving)
-    fixed_centre, _ = _moments(prepared.fixed_masks)
-    pose = start.transform.matrix
-    moving_centre = pose[:3, :3] @ fixed_centre + pose[:3, 3]
-    turn = axis_angle_matrices(np.deg2rad([[6.0, 0.0, 0.0]]))[0]
-    turned = Transform.from_matrix(pose_about(turn @ pose[:3, :3], fixed_centre, moving_centre))
-    assert np.mean(pair.tre(turned)) > np.mean(pair.tre(start.transform)) + 0.1
-    reason = worse_beyond_noise(prepared, pair.fixed, pair.moving, start.transform, turned, 0)
+    turned_6 = turned(prepared, start, [6.0, 0.0, 0.0])
+    assert np.mean(pair.tre(turned_6)) > np.mean(pair.tre(start.transform)) + 0.1
+    reason = worse_beyond_noise(prepared, pair.fixed, pair.moving, start.transform, turned_6, 0)
     assert "turned 6.0 degrees, but is better by less than 2 SD" in reason, reason
 
 
@@ -126,19 +132,12 @@ def test_a_rigid_result_that_turns_beyond_the_start_search_needs_the_axes_rules_
     # +0.2). Those scores, given to a 10-degree and a 41-degree turn of the start about the gland's centre:
     monkeypatch.setattr(keep, "paired_z", lambda *args: (3.0, 0.2, 2.3))
     start = guided_start(prepared, None, pair.fixed, pair.moving)
-    fixed_centre, _ = _moments(prepared.fixed_masks)
-    pose = start.transform.matrix
-    moving_centre = pose[:3, :3] @ fixed_centre + pose[:3, 3]
-
-    def turned(degrees: float) -> Transform:
-        turn = axis_angle_matrices(np.deg2rad([[0.0, 0.0, degrees]]))[0]
-        return Transform.from_matrix(pose_about(turn @ pose[:3, :3], fixed_centre, moving_centre))
-
-    assert worse_beyond_noise(prepared, pair.fixed, pair.moving, start.transform, turned(10.0), 0) == ""
-    reason = worse_beyond_noise(prepared, pair.fixed, pair.moving, start.transform, turned(41.0), 0)
+    near, far = turned(prepared, start, [0.0, 0.0, 10.0]), turned(prepared, start, [0.0, 0.0, 41.0])
+    assert worse_beyond_noise(prepared, pair.fixed, pair.moving, start.transform, near, 0) == ""
+    reason = worse_beyond_noise(prepared, pair.fixed, pair.moving, start.transform, far, 0)
     assert "turned 41 degrees from its start, beyond the start's own search (30)" in reason, reason
     monkeypatch.setattr(keep, "paired_z", lambda *args: (2.5, 1.0, 3.4))  # what an axes start that far needs
-    assert worse_beyond_noise(prepared, pair.fixed, pair.moving, start.transform, turned(41.0), 0) == ""
+    assert worse_beyond_noise(prepared, pair.fixed, pair.moving, start.transform, far, 0) == ""
 
 
 def test_a_rigid_result_may_not_turn_further_from_the_prior_than_an_axes_start(pair, prepared, monkeypatch):
@@ -147,20 +146,12 @@ def test_a_rigid_result_may_not_turn_further_from_the_prior_than_an_axes_start(p
     # so strong scores that the far-turn rule passed it. Such scores, given to turns of this pair's start:
     monkeypatch.setattr(keep, "paired_z", lambda *args: (5.0, 2.5, 5.0))
     start = guided_start(prepared, None, pair.fixed, pair.moving)
-    fixed_centre, _ = _moments(prepared.fixed_masks)
-    pose = start.transform.matrix
-    moving_centre = pose[:3, :3] @ fixed_centre + pose[:3, 3]
-    prior = np.eye(3)
-    start_from_prior = rotation_angle_deg(pose[:3, :3])
+    rotation, prior = start.transform.matrix[:3, :3], np.eye(3)
+    start_from_prior = rotation_angle_deg(rotation)
     assert start_from_prior < 45.0
-
-    def turned(degrees: float) -> Transform:
-        # about the axis that carries the start away from the headers, so the angles add
-        axis = np.array([1.0, 0.0, 0.0]) if start_from_prior < 1e-6 else _rotation_axis(pose[:3, :3])
-        turn = axis_angle_matrices(np.deg2rad(axis * degrees)[None])[0]
-        return Transform.from_matrix(pose_about(turn @ pose[:3, :3], fixed_centre, moving_centre))
-
-    far = turned(70.0 - start_from_prior)
+    # about the axis that carries the start away from the headers, so the angles add
+    axis = np.array([1.0, 0.0, 0.0]) if start_from_prior < 1e-6 else _rotation_axis(rotation)
+    far = turned(prepared, start, axis * (70.0 - start_from_prior))
     assert abs(rotation_angle_deg(far.matrix[:3, :3]) - 70.0) < 0.5
     reason = worse_beyond_noise(prepared, pair.fixed, pair.moving, start.transform, far, 0, prior)
     assert "turned 70 degrees from the prior" in reason and "beyond the 60 degrees" in reason, reason
