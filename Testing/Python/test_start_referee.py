@@ -1,0 +1,72 @@
+"""The guided start's referee: a turn the segments prefer is refused unless the intensities farther out confirm it
+(issue 22). Hard TRUS-like pair 321 of Testing/Python/trus_data.py: its two segmentations, drawn apart,
+fit better turned the wrong way."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from MultimodalRegistrationLib.core.transforms import Transform
+from MultimodalRegistrationLib.registration.guided import start as start_module
+from MultimodalRegistrationLib.registration.guided.guidance import Guidance, prepare_guidance
+from MultimodalRegistrationLib.registration.guided.start import (
+    _moments,
+    guided_start,
+    pose_about,
+    segment_centroid_alignment,
+)
+from MultimodalRegistrationLib.registration.guided.start_score import StartScorer, paired_z, wide_intensity_z
+from trus_data import trus_pair
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return trus_pair(321)
+
+
+@pytest.fixture(scope="module")
+def prepared(pair):
+    return prepare_guidance(pair.fixed, pair.moving, Guidance(pair.fixed_labels, pair.moving_labels), "elastix")
+
+
+@pytest.fixture(scope="module")
+def poses(pair, prepared):
+    """The prior (centroids at the headers' rotation), the true rotation, and the truth's turn mirrored (the
+    same angle from the prior, the other way), each about the segments' centroids (4x4, fixed -> moving)."""
+    fixed_centre, _ = _moments(prepared.fixed_masks)
+    moving_centre, _ = _moments(prepared.moving_masks)
+    rotation = pair.rigid[:3, :3]
+    return {
+        "prior": segment_centroid_alignment(prepared).matrix,
+        "truth": pose_about(rotation, fixed_centre, moving_centre),
+        "mirrored": pose_about(rotation.T, fixed_centre, moving_centre),
+    }
+
+
+def mean_tre(pair, pose) -> float:
+    return float(np.mean(pair.tre(Transform.from_matrix(pose))))
+
+
+def test_the_wider_intensities_tell_the_right_turn_where_the_segments_do_not(pair, prepared, poses):
+    assert mean_tre(pair, poses["truth"]) < mean_tre(pair, poses["prior"]) - 1.0  # measured 3.8 against 5.4 mm
+    assert mean_tre(pair, poses["mirrored"]) > mean_tre(pair, poses["prior"]) + 1.0  # measured 7.7 mm
+    near = StartScorer(prepared, pair.fixed, pair.moving, 1)
+    surfaces_z, _, together_z = paired_z(near, poses["prior"], poses["mirrored"])
+    assert surfaces_z > 2.0 and together_z > 1.0  # measured +3.3 and +1.8 SD: the segments prefer the wrong turn
+    wide = {name: wide_intensity_z(prepared, pair.fixed, pair.moving, 1, poses["prior"], poses[name])
+            for name in ("truth", "mirrored")}  # fmt: skip
+    assert wide["mirrored"] < -0.5  # measured -1.5 SD
+    assert wide["truth"] > wide["mirrored"] + 1.0  # measured +0.5 SD
+
+
+def test_a_turn_the_wider_intensities_refuse_keeps_the_prior(pair, prepared, monkeypatch):
+    start = guided_start(prepared, None, pair.fixed, pair.moving)
+    assert "intensities within 25 mm do not confirm it" in start.reason
+    assert start.name.startswith(start_module.PRIOR)
+    # Without the referee the start takes the proposal, 25 degrees off, and ends worse than the centroids.
+    monkeypatch.setattr(start_module, "REFEREE_Z", -np.inf)
+    turned = guided_start(prepared, None, pair.fixed, pair.moving)
+    assert turned.name.startswith("segment surfaces, rotated")
+    centroids = mean_tre(pair, segment_centroid_alignment(prepared).matrix)
+    assert mean_tre(pair, turned.transform.matrix) > centroids + 1.0  # measured 7.9 against 5.4 mm
+    assert mean_tre(pair, start.transform.matrix) < mean_tre(pair, turned.transform.matrix) - 1.0  # measured 5.4
