@@ -57,11 +57,20 @@ def _logs_in(workdir: Path) -> str:
     return "\n".join(path.read_text(errors="replace") for path in sorted(Path(workdir).glob("*.log")))
 
 
+# What an engine says when its optimiser moved the images apart: no sample of one falls on the other.
+OVERLAP_LOST = ("too many samples map outside", "joint pdf summed to zero", "all samples map outside")
+
+
+def lost_overlap(message: str) -> bool:
+    """Whether an engine's error text says the images stopped overlapping during the run."""
+    lowered = message.lower()
+    return any(text in lowered for text in OVERLAP_LOST)
+
+
 def engine_hint(message: str) -> str:
     """Turn an engine's error text into advice a user can act on."""
     lowered = message.lower()
-    if any(text in lowered for text in ("too many samples map outside", "joint pdf summed to zero",
-                                        "all samples map outside")):  # fmt: skip
+    if lost_overlap(message):
         return (
             "the images, or their masks, barely overlap during the run: prealign with landmarks (mmreg prealign), "
             "crop both to the common region, or give masks that cover the same anatomy"

@@ -3,6 +3,7 @@ stage of it, the segment centroids or the start), the weak-result check, and the
 
 from __future__ import annotations
 
+import os
 import platform
 from typing import NamedTuple
 
@@ -14,13 +15,16 @@ from ..core.metric import mutual_information
 from ..core.rotations import pose_change
 from ..core.transforms import Transform
 from ..core.version import __version__
+from ..engines.output import EngineOutput
+from ..engines.registry import engine_spec
+from ..engines.run import lost_overlap
 from .guided.run import guided_record, judged_by_centroids, noise_reason, start_uncertainty
 from .guided.score import guidance_score
 from .pose.centres import foreground_center
 from .rules.keep import earlier_stage, why_not_kept
 from .rules.masks import mask_centroid
 from .rules.weak_result import weak_result_warning
-from .runs import EngineRuns, RegistrationRun, RunPlan
+from .runs import EngineRuns, RegistrationRun, RunPlan, error_reason
 from .summary import Provenance
 
 
@@ -70,14 +74,42 @@ def keep_no_worse(run: RegistrationRun, plan: RunPlan, best: tuple) -> tuple[Kep
             kept_reason = f"{what}: kept the start; {hint}"
         kept = Kept(transform, transform.inverse() if transform.is_linear else None, metric, name, kept_reason)
         run.warnings.append(kept_reason)
-    if prepared is not None and prepared.pairs:
+    return _judged_by_guidance(run, plan, kept, guided), guided
+
+
+def _judged_by_guidance(run: RegistrationRun, plan: RunPlan, kept: Kept, guided: dict | None) -> Kept:
+    """Guided by segments, ``kept`` unless the segment centroids brought together are better; warns when the
+    start's rotation is uncertain and the result keeps it."""
+    if run.prepared is not None and run.prepared.pairs:
         kept = Kept(*judged_by_centroids(
-            prepared, run.settings.initial_transform, fixed, moving, run.fixed_mask, kept, guided, run.warnings
+            run.prepared, run.settings.initial_transform, run.fixed, run.moving, run.fixed_mask, kept, guided,
+            run.warnings,
         ))  # fmt: skip
         uncertain = start_uncertainty(plan.guided_candidates, kept.kept, plan.from_guided_start)
         run.warnings += [uncertain] if uncertain else []
     run.lap("keep_check_s")
-    return kept, guided
+    return kept
+
+
+def start_after_lost_overlap(run: RegistrationRun, plan: RunPlan, engine_runs: EngineRuns) -> tuple | None:
+    """Guided, when every engine run failed because the optimiser moved the images apart ("Too many samples map
+    outside moving image buffer"): the start the guidance chose, as (best run, kept, guidance record), with a
+    warning. A run that could not improve on its start returns it, as a refused result does. None unguided or
+    for any other failure (the caller raises it)."""
+    failure = engine_runs.failure
+    if run.prepared is None or not plan.runs or failure is None or not lost_overlap(str(failure)):
+        return None
+    name, start = plan.runs[0]
+    metric = mutual_information(run.fixed, run.moving, start, run.fixed_mask)
+    inverse = start.inverse() if start.is_linear else None
+    spec = engine_spec(run.settings.engine)
+    output = EngineOutput(start, inverse, "", spec.version(), spec.threads(run.settings.threads, os.cpu_count() or 1))
+    best = (None, metric, name, start, output)
+    guided, _ = guided_record(run.prepared, start, start, plan.guided_candidates)
+    reason = (f"the {run.settings.engine} {run.recipe.name} run moved the images apart ({error_reason(failure)}): "
+              "kept the start; try the rigid preset, a mask or landmarks")  # fmt: skip
+    run.warnings.append(reason)
+    return best, _judged_by_guidance(run, plan, Kept(start, inverse, metric, "start", reason), guided), guided
 
 
 def warn_if_weak(run: RegistrationRun, kept: Kept, metric_before: float) -> None:

@@ -14,7 +14,7 @@ import SimpleITK as sitk
 from ..core.metric import mutual_information
 from ..core.transforms import Transform
 from .guided.guidance import Guidance
-from .outcome import keep_no_worse, provenance, warn_if_weak
+from .outcome import keep_no_worse, provenance, start_after_lost_overlap, warn_if_weak
 from .rigid_first import rigid_first
 from .runs import checked_run, pick_run, plan_runs, run_engines
 from .settings import Progress, RegistrationSettings
@@ -84,14 +84,18 @@ def register(
     plan = rigid_first(run, plan)
     engine_runs = run_engines(run, plan)
     best = pick_run(engine_runs.finished, run.warnings)
-    if best is None:
+    fallback = start_after_lost_overlap(run, plan, engine_runs) if best is None else None
+    if best is None and fallback is None:
         engine_runs.failure.log = "\n".join(engine_runs.logs)
         raise engine_runs.failure
-    run.warnings += [
-        f"the engine failed from the {tried['start']} start: {tried['error']}"
-        for tried in engine_runs.tried if "error" in tried
-    ]  # fmt: skip
-    kept, guided = keep_no_worse(run, plan, best)
+    if fallback is not None:
+        best, kept, guided = fallback
+    else:
+        run.warnings += [
+            f"the engine failed from the {tried['start']} start: {tried['error']}"
+            for tried in engine_runs.tried if "error" in tried
+        ]  # fmt: skip
+        kept, guided = keep_no_worse(run, plan, best)
     warn_if_weak(run, kept, metric_before)
     run.timings.update(best[4].timings)
     seconds = time.perf_counter() - started

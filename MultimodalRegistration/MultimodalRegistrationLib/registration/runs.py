@@ -203,7 +203,7 @@ def run_engines(run: RegistrationRun, plan: RunPlan) -> EngineRuns:
                 done.logs.append(
                     f"=== {run.settings.engine} {run.recipe.name} from the {name} start (failed) ===\n{error.log}"
                 )
-            done.tried.append({"start": name, "error": _reason(error)})
+            done.tried.append({"start": name, "error": error_reason(error)})
             if name in plan.regions:
                 done.tried[-1]["fixed_sampling"] = plan.regions[name].describe()
             done.failure = done.failure or error
@@ -249,7 +249,7 @@ def _run_engine_from(run: RegistrationRun, name: str, start: Transform, region, 
         )
 
 
-def _reason(error: Exception) -> str:
+def error_reason(error: Exception) -> str:
     """The line of an engine error that says what went wrong (ITK's "Description:"), else its first line."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
     described = [line.split("Description:", 1)[1].strip() for line in lines if "Description:" in line]
