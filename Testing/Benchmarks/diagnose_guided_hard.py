@@ -26,12 +26,11 @@ import numpy as np
 from bench_guided_hard import parse_seeds
 from MultimodalRegistrationLib.core.rotations import axis_angle_matrices, orthogonal_fit, rotation_angle_deg
 from MultimodalRegistrationLib.core.transforms import Transform
-from MultimodalRegistrationLib.registration.guided.guidance import Guidance, prepare_guidance
 from MultimodalRegistrationLib.registration.guided.start import guided_start, mask_points, pose_about
 from MultimodalRegistrationLib.registration.guided.start_score import StartScorer, paired_z
 from MultimodalRegistrationLib.registration.guided.surfaces import apply
 from scipy.optimize import least_squares
-from trus_data import POSTERIOR, trus_pair
+from trus_data import POSTERIOR, gland_guidance, trus_pair
 
 ROBUST_SCALE_MM = 1.5
 
@@ -71,7 +70,7 @@ def surface_scores(pose: np.ndarray, scorer: StartScorer, centre: np.ndarray) ->
 
 def diagnose(seed: int) -> dict:
     pair = trus_pair(seed)
-    prepared = prepare_guidance(pair.fixed, pair.moving, Guidance(pair.fixed_labels, pair.moving_labels), "elastix")
+    prepared = gland_guidance(pair)
     start = guided_start(prepared, None, pair.fixed, pair.moving)
     best = orthogonal_fit(pair.targets_fixed, pair.targets_moving, scale=False)
     fixed_centre = mask_points(prepared.fixed_masks[0]).mean(axis=0)

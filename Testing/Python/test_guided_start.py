@@ -24,7 +24,7 @@ from MultimodalRegistrationLib.registration.register import register
 from MultimodalRegistrationLib.registration.rules import keep
 from MultimodalRegistrationLib.registration.rules.keep import worse_beyond_noise
 from scipy.spatial.transform import Rotation
-from trus_data import trus_pair
+from trus_data import gland_guidance, trus_pair
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def pair():
 
 @pytest.fixture(scope="module")
 def prepared(pair):
-    return prepare_guidance(pair.fixed, pair.moving, Guidance(pair.fixed_labels, pair.moving_labels), "elastix")
+    return gland_guidance(pair)
 
 
 def turned(prepared, start, vector_deg) -> Transform:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import warnings
 
 import pytest
-from MultimodalRegistrationLib.registration.guided.guidance import Guidance, prepare_guidance
+from MultimodalRegistrationLib.registration.guided.guidance import Guidance
 from MultimodalRegistrationLib.registration.guided.run import start_uncertainty
 from MultimodalRegistrationLib.registration.guided.start import UNCERTAIN_MM, guided_start
 from MultimodalRegistrationLib.registration.register import register
-from trus_data import trus_pair
+from trus_data import gland_guidance, trus_pair
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def uncertain_pair():
 
 
 def _record(pair) -> dict:
-    prepared = prepare_guidance(pair.fixed, pair.moving, Guidance(pair.fixed_labels, pair.moving_labels), "elastix")
+    prepared = gland_guidance(pair)
     return guided_start(prepared, None, pair.fixed, pair.moving).record()
 
 

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from MultimodalRegistrationLib.core.transforms import Transform
 from MultimodalRegistrationLib.registration.guided import start as start_module
-from MultimodalRegistrationLib.registration.guided.guidance import Guidance, prepare_guidance
 from MultimodalRegistrationLib.registration.guided.start import (
     _moments,
     guided_start,
@@ -16,7 +15,7 @@ from MultimodalRegistrationLib.registration.guided.start import (
     segment_centroid_alignment,
 )
 from MultimodalRegistrationLib.registration.guided.start_score import StartScorer, paired_z, wide_intensity_z
-from trus_data import trus_pair
+from trus_data import gland_guidance, trus_pair
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +25,7 @@ def pair():
 
 @pytest.fixture(scope="module")
 def prepared(pair):
-    return prepare_guidance(pair.fixed, pair.moving, Guidance(pair.fixed_labels, pair.moving_labels), "elastix")
+    return gland_guidance(pair)
 
 
 @pytest.fixture(scope="module")

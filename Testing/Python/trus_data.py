@@ -38,6 +38,7 @@ import numpy as np
 import SimpleITK as sitk
 from MultimodalRegistrationLib.core.images import physical_center
 from MultimodalRegistrationLib.core.transforms import Transform, rigid_transform
+from MultimodalRegistrationLib.registration.guided.guidance import Guidance, PreparedGuidance, prepare_guidance
 from pair_files import write_case
 from synthetic_geometry import image_like, named_labels, sample_at, voxel_points
 from ultrasound_model import (
@@ -486,6 +487,11 @@ def trus_pair(
 
 
 COHORT_SEEDS = tuple(range(100, 124))  # the hard cohort: 24 pairs
+
+
+def gland_guidance(pair: TrusPair, engine: str = "elastix") -> PreparedGuidance:
+    """The pair's two gland segmentations, prepared as a guided run prepares them."""
+    return prepare_guidance(pair.fixed, pair.moving, Guidance(pair.fixed_labels, pair.moving_labels), engine)
 
 
 def trus_cohort(seeds=COHORT_SEEDS, **options):
