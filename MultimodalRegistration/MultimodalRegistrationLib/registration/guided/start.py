@@ -160,9 +160,9 @@ def _rounded(value: float | None, digits: int) -> float | None:
     return None if value is None or not np.isfinite(value) else round(float(value), digits)
 
 
-def _not_chosen(candidate: StartCandidate, why: str = "") -> None:
+def _not_chosen(candidate: StartCandidate) -> None:
     """Mark a candidate that was chosen as no longer chosen, keeping its reason."""
-    candidate.reason = f"not chosen: {candidate.reason.split(': ', 1)[1]}{why}"
+    candidate.reason = f"not chosen: {candidate.reason.split(': ', 1)[1]}"
 
 
 def _referee_z(prepared, fixed, moving, seed, prior_pose, proposal_pose, gain) -> float:
