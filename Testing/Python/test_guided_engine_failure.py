@@ -11,10 +11,10 @@ import pytest
 from MultimodalRegistrationLib.core.errors import EngineError
 from MultimodalRegistrationLib.core.transforms import Transform
 from MultimodalRegistrationLib.registration import runs
-from MultimodalRegistrationLib.registration.guided.guidance import Guidance, prepare_guidance
+from MultimodalRegistrationLib.registration.guided.guidance import Guidance
 from MultimodalRegistrationLib.registration.guided.start import guided_start, segment_centroid_alignment
 from MultimodalRegistrationLib.registration.register import register
-from trus_data import trus_pair
+from trus_data import gland_guidance, trus_pair
 
 LOST = (
     "elastix failed: itk::ExceptionObject\nLocation: \"ElastixTemplate - Run()\"\n"
@@ -39,7 +39,7 @@ def test_a_guided_run_that_moves_the_images_apart_keeps_its_start(pair, monkeypa
     monkeypatch.setattr(runs, "run_engine", failing(LOST))
     guidance = Guidance(pair.fixed_labels, pair.moving_labels)
     result = register(pair.fixed, pair.moving, engine="elastix", preset="rigid", guidance=guidance)
-    prepared = prepare_guidance(pair.fixed, pair.moving, guidance, "elastix")
+    prepared = gland_guidance(pair)
     start = guided_start(prepared, None, pair.fixed, pair.moving)
     np.testing.assert_allclose(result.transform.matrix, start.transform.matrix, atol=1e-9)
     np.testing.assert_allclose(result.inverse.matrix, np.linalg.inv(start.transform.matrix), atol=1e-9)

@@ -52,8 +52,7 @@ def test_the_wider_intensities_tell_the_right_turn_where_the_segments_do_not(pai
     near = StartScorer(prepared, pair.fixed, pair.moving, 1)
     surfaces_z, _, together_z = paired_z(near, poses["prior"], poses["mirrored"])
     assert surfaces_z > 2.0 and together_z > 1.0  # measured +3.3 and +1.8 SD: the segments prefer the wrong turn
-    wide = {name: wide_intensity_z(prepared, pair.fixed, pair.moving, 1, poses["prior"], poses[name])
-            for name in ("truth", "mirrored")}  # fmt: skip
+    wide = {name: wide_intensity_z(near, poses["prior"], poses[name]) for name in ("truth", "mirrored")}
     assert wide["mirrored"] < -0.5  # measured -1.5 SD
     assert wide["truth"] > wide["mirrored"] + 1.0  # measured +0.5 SD
 

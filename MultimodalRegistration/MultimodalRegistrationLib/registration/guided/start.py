@@ -165,11 +165,11 @@ def _not_chosen(candidate: StartCandidate) -> None:
     candidate.reason = f"not chosen: {candidate.reason.split(': ', 1)[1]}"
 
 
-def _referee_z(prepared, fixed, moving, seed, prior_pose, proposal_pose, gain) -> float:
+def _referee_z(scorer: StartScorer, prior_pose, proposal_pose, gain) -> float:
     """The wider region's intensity z of the proposal against the prior; +inf (no objection) without intensities."""
     if gain["z_mi"] is None:
         return float("inf")
-    wide = wide_intensity_z(prepared, fixed, moving, seed, prior_pose, proposal_pose)
+    wide = wide_intensity_z(scorer, prior_pose, proposal_pose)
     return float("inf") if wide is None else wide
 
 
@@ -224,7 +224,7 @@ def _segment_start(prepared, prior, fixed, moving, seed) -> GuidedStart:
     elif vetoed:
         reason = f"the proposal is better overall ({gain['z']:.1f} SD) but its {vetoed[0]} is worse beyond the noise"
         chosen, chosen_pose = candidates[0], poses[0]
-    elif (wide_z := _referee_z(prepared, fixed, moving, seed, poses[0], proposal_pose, gain)) < REFEREE_Z:
+    elif (wide_z := _referee_z(scorer, poses[0], proposal_pose, gain)) < REFEREE_Z:
         reason = (f"the proposal {angle:.0f} degrees from the prior is better by {gain['z']:.1f} SD near the "
                   f"segments, but the intensities within {REFEREE_REGION_MM:g} mm do not confirm it "
                   f"({wide_z:+.1f} SD < {REFEREE_Z:g})")  # fmt: skip

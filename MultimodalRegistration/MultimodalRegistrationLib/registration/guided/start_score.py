@@ -13,6 +13,8 @@ candidate), so differences between candidates have their own standard deviations
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import SimpleITK as sitk
 
@@ -30,21 +32,14 @@ SURFACE_WEIGHT = 0.5
 # The referee of a turn: the intensities farther out, where the surroundings (not the gland's drawn shape)
 # show the turn. On 96 hard TRUS-like pairs at three true-turn ranges (288 starts), their sign agreed with
 # which of the prior and the proposal was closer to the truth on 91% of the starts where it mattered by
-# > 1 mm, the 10 mm region's on 74% (guided_results.md, tenth session).
+# > 1 mm, the 10 mm region's on 80% (guided_results.md, tenth session).
 REFEREE_REGION_MM = 25.0
 
 
 class StartScorer:
     """Surface residuals and pointwise MI of candidate poses (4x4, fixed -> moving), and their replicates."""
 
-    def __init__(
-        self,
-        prepared: PreparedGuidance,
-        fixed: sitk.Image | None,
-        moving: sitk.Image | None,
-        seed: int,
-        region_mm: float = REGION_MM,
-    ):
+    def __init__(self, prepared: PreparedGuidance, fixed: sitk.Image | None, moving: sitk.Image | None, seed: int):
         like = prepared.fixed_masks[0]
         fov = field_of_view(fixed, like)
         self.fixed_surfaces = [Surface.of(mask, fov) for mask in prepared.fixed_masks]
@@ -54,17 +49,32 @@ class StartScorer:
             [patches(points) + (index << 20) for index, points in enumerate(self.points)]
         )
         self.cut_fraction = float(np.mean([surface.cut_fraction for surface in self.fixed_surfaces]))
+        self.seed = seed
         self.intensity = None
+        self._intensity_source = None  # (fixed, moving, distance (mm) to the fixed segments, field of view)
         if fixed is not None and moving is not None and prepared.guidance.metric == "intensity":
             union = prepared.fixed_masks[0]
             for mask in prepared.fixed_masks[1:]:
                 union = sitk.Or(union, mask)
             distance = sitk.SignedMaurerDistanceMap(union, insideIsPositive=False, squaredDistance=False,
                                                     useImageSpacing=True)  # fmt: skip
-            region = sitk.And(sitk.Cast(distance <= region_mm, sitk.sitkUInt8), fov)
-            scorer = PointwiseMI(fixed, moving, region, seed)
-            self.intensity = scorer if scorer.informative else None
+            self._intensity_source = (fixed, moving, distance, fov)
+            self.intensity = self._intensity_within(REGION_MM)
         self.rng = np.random.default_rng(seed)
+
+    def _intensity_within(self, region_mm: float) -> PointwiseMI | None:
+        fixed, moving, distance, fov = self._intensity_source
+        region = sitk.And(sitk.Cast(distance <= region_mm, sitk.sitkUInt8), fov)
+        scorer = PointwiseMI(fixed, moving, region, self.seed)
+        return scorer if scorer.informative else None
+
+    def widened(self, region_mm: float) -> StartScorer:
+        """This scorer with its intensities sampled within ``region_mm`` of the fixed segments instead: the
+        surfaces shared, the bootstrap restarted from the seed."""
+        wide = copy.copy(self)
+        wide.intensity = None if self._intensity_source is None else self._intensity_within(region_mm)
+        wide.rng = np.random.default_rng(self.seed)
+        return wide
 
     def surface(self, pose: np.ndarray) -> np.ndarray:
         """Residuals (mm) of every kept fixed surface point under ``pose``, all paired segments in a row."""
@@ -149,13 +159,11 @@ class Judge:
         return out
 
 
-def wide_intensity_z(
-    prepared: PreparedGuidance, fixed: sitk.Image, moving: sitk.Image, seed: int, reference: np.ndarray, pose: np.ndarray
-) -> float | None:
+def wide_intensity_z(scorer: StartScorer, reference: np.ndarray, pose: np.ndarray) -> float | None:
     """How much higher the mutual information within ``REFEREE_REGION_MM`` of the fixed segments is at ``pose``
     than at ``reference`` (4x4 each, fixed -> moving), in SDs of its paired bootstrap difference; None without
-    intensities."""
-    scorer = StartScorer(prepared, fixed, moving, seed, region_mm=REFEREE_REGION_MM)
-    if scorer.intensity is None:
+    intensities. ``scorer``'s surfaces are reused."""
+    wide = scorer.widened(REFEREE_REGION_MM)
+    if wide.intensity is None:
         return None
-    return Judge(scorer, surface_weight=0.0).gains(reference, [pose], own_noise=True)[0]["z_mi"]
+    return Judge(wide, surface_weight=0.0).gains(reference, [pose], own_noise=True)[0]["z_mi"]
