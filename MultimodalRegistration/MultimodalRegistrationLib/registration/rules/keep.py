@@ -12,7 +12,7 @@ from ...core.rotations import rotation_angle_deg
 from ...core.transforms import Transform
 from ..guided.score import guidance_score, worse_than
 from ..guided.start import AXES_MAX_DEG, FAR_Z, MAX_DEG, STEP_DEG, WIN_Z
-from ..guided.start_score import StartScorer, paired_z
+from ..guided.start_score import REFEREE_REGION_MM, StartScorer, paired_z, wide_intensity_z
 
 # "Never worse than the start": a result whose mutual information falls more than this (nats) below
 # that of the start it ran from is not kept. The same value as QA's triage tolerance (qa/triage.py
@@ -123,16 +123,23 @@ VETO_Z = 1.0
 # surface little (12 degrees moved a 40 mm gland's surface 2.1 mm RMS) yet carries the anatomy inside away.
 SMALL_MOVE_MM = 2.0
 POLISH_DEG = STEP_DEG / 2
+# A result that moves more than a polish also needs the start's referee (the intensities within
+# REFEREE_REGION_MM of the segments) to prefer it, by KEEP_Z as its own scores must: the engine optimised
+# intensities in an overlapping region. On 48 hard TRUS-like pairs x 2 rigid engines (seeds 100-123 at 15-30
+# degrees, 900-923 at 0-30; guided_results.md, eleventh session) the engines' rigid results were kept 4 times,
+# each worse than the start (1.4-4.3 mm); the referee refused three (-1.2 to +1.2 SD).
+REFEREE_KEEP_Z = KEEP_Z
 
 
 def worse_beyond_noise(prepared, fixed: sitk.Image, moving: sitk.Image, start: Transform, result: Transform,
                        seed: int, prior: np.ndarray | None = None) -> str:  # fmt: skip
     """Why a linear guided ``result`` is not better than its linear ``start`` beyond the noise ("" when it
     is), judged by the start's scores: field-of-view-aware surface distance and mutual information near
-    the segments, each in SDs of its own block-bootstrap noise (at full weight, unlike the start's choice). A rigid result can match deformed surfaces
-    better while the anatomy inside them slides away: one that moves them more than a polish must be
-    better beyond the noise, the intensities agreeing. Like a principal-axes start, a result may not turn
-    more than AXES_MAX_DEG from ``prior`` (3x3: the rotation the guided start searched about) unless its start
+    the segments, each in SDs of its own block-bootstrap noise (at full weight, unlike the start's choice).
+    A rigid result can match deformed surfaces better while the anatomy inside them slides away: one that
+    moves them more than a polish must be better beyond the noise, the intensities agreeing, those within
+    REFEREE_REGION_MM too (the start's referee). Like a principal-axes start, a result may not turn more
+    than AXES_MAX_DEG from ``prior`` (3x3: the rotation the guided start searched about) unless its start
     already had (the landmarks' fit); None: no such limit."""
     if not (prepared.pairs and start.is_linear and result.is_linear):
         return ""
@@ -155,7 +162,14 @@ def worse_beyond_noise(prepared, fixed: sitk.Image, moving: sitk.Image, start: T
         return (f"turned {turned:.0f} degrees from its start, beyond the start's own search ({MAX_DEG:g}), and is "
                 f"not better by {FAR_Z:g} SD together and {WIN_Z:g} SD on the surfaces, as a start that far must "
                 f"be ({scores})")  # fmt: skip
-    if z_together < KEEP_Z and (moved >= small or turned >= POLISH_DEG):
+    if moved < small and turned < POLISH_DEG:
+        return ""
+    if z_together < KEEP_Z:
         return (f"moved the segments {moved:.1f} mm (RMS) and turned {turned:.1f} degrees, but is better by less "
                 f"than {KEEP_Z:g} SD ({scores})")  # fmt: skip
+    wide = wide_intensity_z(scorer, start.matrix, result.matrix) if z_mi is not None else None
+    if wide is not None and wide < REFEREE_KEEP_Z:
+        return (f"moved the segments {moved:.1f} mm (RMS) and turned {turned:.1f} degrees, better by {z_together:.1f} "
+                f"SD near the segments, but the intensities within {REFEREE_REGION_MM:g} mm do not confirm it "
+                f"({wide:+.1f} SD < {REFEREE_KEEP_Z:g}; {scores})")  # fmt: skip
     return ""
