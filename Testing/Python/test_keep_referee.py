@@ -42,5 +42,8 @@ def test_a_turned_result_the_wider_intensities_do_not_confirm_is_refused(case, m
     monkeypatch.setattr(keep, "paired_z", lambda *args: (2.4, 1.0, 2.5))
     reason = worse_beyond_noise(prepared, pair.fixed, pair.moving, start, result, 0)
     assert "turned 27.6 degrees" in reason and "intensities within 25 mm do not confirm it" in reason, reason
+    # A run whose start was not searched about the prior (a piecewise segment's, from the global result) has no
+    # referee: its wider region holds other segments (test_piecewise: the left femur).
+    assert worse_beyond_noise(prepared, pair.fixed, pair.moving, start, result, 0, refereed=False) == ""
     monkeypatch.setattr(keep, "REFEREE_KEEP_Z", -np.inf)
     assert worse_beyond_noise(prepared, pair.fixed, pair.moving, start, result, 0) == ""

@@ -67,7 +67,7 @@ def noise_reason(prepared, fixed, moving, start: Transform, output, seed: int,
     """Why a guided result is not better than its start beyond the noise ("" when it is). A nonlinear result
     is judged by its last linear stage, the pose its deformable stage started from. When the guided start was
     searched about the prior (``initial_transform``'s rotation, else the headers'), the result may not turn
-    far from it either."""
+    far from it either, and a turn must convince the start's referee (the intensities farther out)."""
     judged, what = output.transform, "is"
     if not judged.is_linear:
         linear = [transform for _, transform in getattr(output, "stages", []) if transform.is_linear]
@@ -75,7 +75,7 @@ def noise_reason(prepared, fixed, moving, start: Transform, output, seed: int,
             return ""
         judged, what = linear[-1], "starts its deformable stage from a linear stage that is"
     prior = prior_rotation(initial_transform) if from_guided_start else None
-    noise = worse_beyond_noise(prepared, fixed, moving, start, judged, seed, prior)
+    noise = worse_beyond_noise(prepared, fixed, moving, start, judged, seed, prior, refereed=from_guided_start)
     return f"{what} not better than its start beyond the noise: {noise}" if noise else ""
 
 

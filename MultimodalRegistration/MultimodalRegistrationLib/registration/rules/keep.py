@@ -132,15 +132,16 @@ REFEREE_KEEP_Z = KEEP_Z
 
 
 def worse_beyond_noise(prepared, fixed: sitk.Image, moving: sitk.Image, start: Transform, result: Transform,
-                       seed: int, prior: np.ndarray | None = None) -> str:  # fmt: skip
+                       seed: int, prior: np.ndarray | None = None, refereed: bool = True) -> str:  # fmt: skip
     """Why a linear guided ``result`` is not better than its linear ``start`` beyond the noise ("" when it
     is), judged by the start's scores: field-of-view-aware surface distance and mutual information near
     the segments, each in SDs of its own block-bootstrap noise (at full weight, unlike the start's choice).
     A rigid result can match deformed surfaces better while the anatomy inside them slides away: one that
     moves them more than a polish must be better beyond the noise, the intensities agreeing, those within
-    REFEREE_REGION_MM too (the start's referee). Like a principal-axes start, a result may not turn more
-    than AXES_MAX_DEG from ``prior`` (3x3: the rotation the guided start searched about) unless its start
-    already had (the landmarks' fit); None: no such limit."""
+    REFEREE_REGION_MM too when ``refereed`` (the start's referee: a guided start searched about the prior;
+    not a piecewise segment's run, whose wider region holds other segments that move apart). Like a
+    principal-axes start, a result may not turn more than AXES_MAX_DEG from ``prior`` (3x3: the rotation the
+    guided start searched about) unless its start already had (the landmarks' fit); None: no such limit."""
     if not (prepared.pairs and start.is_linear and result.is_linear):
         return ""
     from_prior = None if prior is None else rotation_angle_deg(result.matrix[:3, :3] @ prior.T)
@@ -167,7 +168,7 @@ def worse_beyond_noise(prepared, fixed: sitk.Image, moving: sitk.Image, start: T
     if z_together < KEEP_Z:
         return (f"moved the segments {moved:.1f} mm (RMS) and turned {turned:.1f} degrees, but is better by less "
                 f"than {KEEP_Z:g} SD ({scores})")  # fmt: skip
-    wide = wide_intensity_z(scorer, start.matrix, result.matrix) if z_mi is not None else None
+    wide = wide_intensity_z(scorer, start.matrix, result.matrix) if refereed and z_mi is not None else None
     if wide is not None and wide < REFEREE_KEEP_Z:
         return (f"moved the segments {moved:.1f} mm (RMS) and turned {turned:.1f} degrees, better by {z_together:.1f} "
                 f"SD near the segments, but the intensities within {REFEREE_REGION_MM:g} mm do not confirm it "
