@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
 from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.core.transforms import Transform, rigid_transform
+from MultimodalRegistrationLib.engines.presets import guidance_defaults, presets_dir
 from MultimodalRegistrationLib.registration.guided.guidance import (
     Guidance,
     distance_channel,
@@ -127,3 +131,31 @@ def test_scores_measure_dice_surface_and_landmark_distance_and_judge_a_worse_res
     assert worse_than(right, wrong) == ""
     reason = worse_than(wrong, right)
     assert "segment Dice" in reason and "surface distance" in reason and "landmark distance" in reason
+
+
+def test_a_preset_weighs_the_segments_its_own_way_unless_the_user_gives_a_weight():
+    """guidance.json's ``by_preset``: a guided elastix deformable run weighs the segments 3 against the image term's
+    1 (measured on the hard TRUS-like pairs), elastix rigid 1; ANTs 3 for both; a given weight replaces them all."""
+    fixed, moving, guidance = _guidance()
+
+    def segment_weight(engine: str, preset: str | None, weight: float | None = None) -> float:
+        given = Guidance(guidance.fixed_segmentation, guidance.moving_segmentation, weight=weight)
+        return sum(c.weight for c in prepare_guidance(fixed, moving, given, engine, preset).engine_terms.channels)
+
+    assert segment_weight("elastix", "rigid") == pytest.approx(1.0)
+    assert segment_weight("elastix", None) == pytest.approx(1.0)
+    assert segment_weight("elastix", "deformable") == pytest.approx(3.0)
+    assert segment_weight("ants", "deformable") == pytest.approx(3.0) == segment_weight("ants", "rigid")
+    assert segment_weight("elastix", "deformable", weight=0.5) == pytest.approx(0.5)
+    assert guidance_defaults("elastix", "deformable")["points"] == pytest.approx(0.3)  # only the segments change
+
+
+def test_a_damaged_by_preset_entry_names_the_fix(tmp_path, monkeypatch):
+    copy = tmp_path / "Presets"
+    shutil.copytree(presets_dir(), copy)
+    record = json.loads((copy / "guidance.json").read_text())
+    record["elastix"]["by_preset"] = ["deformable", 3.0]  # a list where a mapping belongs
+    (copy / "guidance.json").write_text(json.dumps(record))
+    monkeypatch.setenv("MMREG_PRESETS_DIR", str(copy))
+    with pytest.raises(InputError, match="guidance.json is missing or damaged .*reinstall the extension"):
+        guidance_defaults("elastix", "deformable")

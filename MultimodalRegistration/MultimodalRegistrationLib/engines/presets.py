@@ -136,13 +136,16 @@ def list_presets(engine: str | None = None, dimension: int = 3) -> list[Preset]:
     return [load_preset(name, preset, dimension) for name in engines for preset in manifest.get(name, {})]
 
 
-def guidance_defaults(engine: str) -> dict:
+def guidance_defaults(engine: str, preset: str | None = None) -> dict:
     """The default guidance weights of ``engine`` ({"segments": w, "points": w}, relative to the image
-    term's 1) and the signed-distance clamp (``distance_clamp_mm``, mm), from ``guidance.json``."""
+    term's 1), with ``preset``'s own where ``guidance.json`` gives them (``by_preset``), and the
+    signed-distance clamp (``distance_clamp_mm``, mm)."""
     engine_spec(engine)
     path = presets_dir() / "guidance.json"
     try:
         record = json.loads(path.read_text())
-        return {**record[engine], "distance_clamp_mm": float(record["distance_clamp_mm"])}
-    except (OSError, KeyError, json.JSONDecodeError) as error:
+        weights = {key: value for key, value in record[engine].items() if key != "by_preset"}
+        weights.update(record[engine].get("by_preset", {}).get(preset, {}))
+        return {**weights, "distance_clamp_mm": float(record["distance_clamp_mm"])}
+    except (OSError, KeyError, AttributeError, json.JSONDecodeError) as error:
         raise InputError(f"{path} is missing or damaged ({error}): reinstall the extension") from None

@@ -120,7 +120,7 @@ def checked_run(
     settings = replace(settings, fixed_mask=masks.get("fixed mask"), moving_mask=masks.get("moving mask"))
     check_fixed_mask_size(recipe, fixed, settings.fixed_mask)
     wanted = guidance is not None and not guidance.is_empty
-    prepared = prepare_guidance(fixed, moving, guidance, settings.engine) if wanted else None
+    prepared = prepare_guidance(fixed, moving, guidance, settings.engine, settings.preset) if wanted else None
     recipe.check_needs(prepared is not None and bool(prepared.pairs))
     run = RegistrationRun(fixed, moving, settings, recipe, prepared, progress, workdir, warnings, clock=started)
     run.lap("checks_s")

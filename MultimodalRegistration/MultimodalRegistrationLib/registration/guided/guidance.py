@@ -78,7 +78,7 @@ class PreparedGuidance:
         return {
             "metric": self.guidance.metric,
             "segments": [{"name": p.name, "fixed_value": p.fixed_value, "moving_value": p.moving_value}
-                         for p in self.pairs],  # fmt: skip
+                         for p in self.pairs],
             "points": len(self.guidance.fixed_points_lps) if self.guidance.has_points else 0,
             "engine_terms": self.engine_terms.describe(),
         }
@@ -182,11 +182,14 @@ def _check_choices(guidance: Guidance) -> None:
         raise InputError(f"guidance weight {guidance.weight} is not a positive number: give e.g. --guidance-weight 1")
 
 
-def prepare_guidance(fixed: sitk.Image, moving: sitk.Image, guidance: Guidance, engine: str) -> PreparedGuidance:
-    """Check the guidance against the images (LPS) and build the engine's terms; refuses bad input with the fix."""
+def prepare_guidance(
+    fixed: sitk.Image, moving: sitk.Image, guidance: Guidance, engine: str, preset: str | None = None
+) -> PreparedGuidance:
+    """Check the guidance against the images (LPS) and build the engine's terms, weighted as ``guidance``
+    says, else as ``preset`` or ``engine`` does by default; refuses bad input with the fix."""
     _check_choices(guidance)
     _check_points(guidance)
-    defaults = guidance_defaults(engine)
+    defaults = guidance_defaults(engine, preset)
     pairs, fixed_masks, moving_masks, channels = [], [], [], []
     if guidance.has_segments:
         pairs = pair_segments(guidance.fixed_segmentation, guidance.moving_segmentation, guidance.segments)
