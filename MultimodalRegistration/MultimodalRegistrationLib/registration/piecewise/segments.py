@@ -171,7 +171,7 @@ def _segment_inputs(
         fixed_mask=fixed_mask,
         moving_mask=grow_mask(moving_segment, margin),
         guidance=own_guidance,
-        prepared=prepare_guidance(fixed, moving, own_guidance, engine),
+        prepared=prepare_guidance(fixed, moving, own_guidance, engine, recipe.name),
         warnings=warnings,
     )
 
