@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pytest
-from MultimodalRegistrationLib.registration.guided.guidance import Guidance
+import SimpleITK as sitk
+from MultimodalRegistrationLib.registration.guided.guidance import Guidance, prepare_guidance
 from MultimodalRegistrationLib.registration.guided.run import start_uncertainty
-from MultimodalRegistrationLib.registration.guided.start import UNCERTAIN_MM, guided_start
+from MultimodalRegistrationLib.registration.guided.start import UNCERTAIN_MM, guided_start, segment_centroid_alignment
 from MultimodalRegistrationLib.registration.register import register
 from trus_data import gland_guidance, trus_pair
 
@@ -61,3 +63,25 @@ def test_a_rigid_run_that_keeps_an_uncertain_start_says_so(uncertain_pair):
                           guidance=Guidance(pair.fixed_labels, pair.moving_labels), threads=1)  # fmt: skip
     assert result.provenance.kept == "start"
     assert sum("the guided start's rotation is uncertain" in w for w in result.warnings) == 1
+
+
+def test_an_ultrasound_that_shows_no_anatomy_cannot_turn_the_start():
+    """Only the intensities may turn the start away from the headers' rotation (the drawn glands' shapes cannot
+    tell): with the fan's content replaced by speckle that shows nothing, the same pair keeps the centroid
+    alignment and warns that its rotation is uncertain."""
+    pair = trus_pair(104, source=None)
+    guidance = Guidance(pair.fixed_labels, pair.moving_labels)
+    imaged = guided_start(prepare_guidance(pair.fixed, pair.moving, guidance, "elastix"), None, pair.fixed, pair.moving)
+    assert imaged.name.startswith("segment surfaces, rotated")  # measured 16 degrees, 3.6 mm (centroids 5.4 mm)
+    assert np.mean(pair.tre(imaged.transform)) < 4.5
+
+    fan = sitk.GetArrayFromImage(pair.fixed_fov) > 0
+    speckle = np.clip(np.random.default_rng(7).rayleigh(40.0, fan.shape), 1, 255) * fan
+    blind = sitk.GetImageFromArray(speckle.astype(np.uint8))
+    blind.CopyInformation(pair.fixed)
+    prepared = prepare_guidance(blind, pair.moving, guidance, "elastix")
+    start = guided_start(prepared, None, blind, pair.moving)
+    assert start.name == "segment centroids", start.reason  # measured: the proposal better by only 0.8 SD
+    np.testing.assert_allclose(start.transform.matrix, segment_centroid_alignment(prepared).matrix, atol=1e-9)
+    assert start.noise["intensities"] and start.noise["rotation_spread_mm"] > UNCERTAIN_MM  # measured 6.1 mm
+    assert "uncertain" in start_uncertainty(start.record(), "start", False)
