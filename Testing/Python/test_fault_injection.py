@@ -499,6 +499,24 @@ def intensity_image_as_segmentation(inputs: Path, out: Path) -> list[str]:
     return _register(fixed, moving, out, "--fixed-segmentation", str(labels), "--moving-segmentation", str(labels))
 
 
+def segmentations_sharing_no_segment(inputs: Path, out: Path) -> list[str]:
+    """Two segments a side, named apart ("gland", "nodule" against "prostate", "lesion"): nothing pairs. (One
+    segment a side pairs whatever its name, with a warning.)"""
+    fixed, moving = _pair(inputs)
+    files = []
+    for side, names in (("fixed", ("gland", "nodule")), ("moving", ("prostate", "lesion"))):
+        labels = sitk.Image(_volume().GetSize(), sitk.sitkUInt8)
+        labels.CopyInformation(_volume())
+        labels[10:30, 10:30, 8:24] = 1
+        labels[32:40, 12:20, 10:18] = 2
+        for index, name in enumerate(names):
+            labels.SetMetaData(f"Segment{index}_Name", name)
+            labels.SetMetaData(f"Segment{index}_LabelValue", str(index + 1))
+        files.append(inputs / f"{side}_labels.seg.nrrd")
+        write_image(labels, files[-1])
+    return _register(fixed, moving, out, "--fixed-segmentation", str(files[0]), "--moving-segmentation", str(files[1]))
+
+
 # --- 4. failures that came after the engine ran
 
 
@@ -621,6 +639,9 @@ MORE_CASES = {
     ".tfm with a decimal comma": Case(initial_tfm("1 0 0 0 1 0 0 0 1 2,5 0 0"), "write decimal points"),
     ".tfm with a NaN parameter": Case(initial_tfm("1 0 0 0 1 0 0 0 1 nan 0 0"), "not a finite number"),
     "intensity image as a segmentation": Case(intensity_image_as_segmentation, "export the segmentation as a labelmap"),
+    "segmentations that share no segment": Case(
+        segmentations_sharing_no_segment, "give the same structure the same name in both"
+    ),
     "--json names an existing folder": Case(json_is_an_existing_folder, "give a file name inside it"),
     "--output-volume names an existing folder": Case(output_volume_is_an_existing_folder, "existing folder"),
     "output name over 255 bytes": Case(output_name_too_long, "choose a shorter name"),

@@ -72,6 +72,40 @@ def test_segments_pair_by_name_when_both_sides_name_them_else_by_value():
         pair_segments(fixed, moving, ["prostate"])
 
 
+def test_names_pair_whatever_their_case_and_lone_segments_pair_whatever_their_names_with_a_warning():
+    grid = _grid()
+    fixed = _labels(grid, Transform.identity(), {1: "Prostate gland", 2: "nodule"})
+    moving = _labels(grid, Transform.identity(), {1: "nodule", 2: "prostate_gland "})
+    assert [(p.name, p.moving_value) for p in pair_segments(fixed, moving)] == [("Prostate gland", 2), ("nodule", 1)]
+
+    def lone(names: dict[int, str] | None, value: int) -> sitk.Image:
+        """The first ellipsoid alone, at label ``value``, its name from ``names``."""
+        labels = sitk.Cast(sitk.BinaryThreshold(_labels(grid, Transform.identity()), 1, 1, value, 0), sitk.sitkUInt8)
+        for name in (names or {}).values():
+            labels.SetMetaData("Segment0_Name", name)
+            labels.SetMetaData("Segment0_LabelValue", str(value))
+        return labels
+
+    # Two annotators: "Segment_1" on the ultrasound, "prostate" on the MR (Slicer's names, label 1 each).
+    (pair,) = pair_segments(lone({1: "Segment_1"}, 1), lone({1: "prostate"}, 1), ["prostate"])
+    assert (pair.name, pair.moving_name, pair.paired_by) == ("Segment_1", "prostate", "only segment")
+    prepared = prepare_guidance(grid, grid, Guidance(lone({1: "Segment_1"}, 1), lone({1: "prostate"}, 1)), "elastix")
+    assert prepared.warnings == [(
+        "paired the only segment of each segmentation, 'Segment_1' (fixed) with 'prostate' (moving): they are taken "
+        "to be the same structure. If they are not, segment that structure on both images"
+    )]  # fmt: skip
+    assert prepared.describe()["segments"][0]["paired_by"] == "only segment"
+    # Unnamed labelmaps, the gland 1 on one and 255 on the other.
+    prepared = prepare_guidance(grid, grid, Guidance(lone(None, 1), lone(None, 255)), "elastix")
+    assert [(p.fixed_value, p.moving_value) for p in prepared.pairs] == [(1, 255)]
+    assert "label 1 (fixed) with label 255 (moving)" in prepared.warnings[0]
+    assert np.sum(sitk.GetArrayViewFromImage(prepared.moving_masks[0])) > 1000  # the 255 voxels, not an empty mask
+    # Names or values that pair need no warning; two segments a side that share none are refused.
+    assert prepare_guidance(grid, grid, Guidance(lone(None, 1), lone(None, 1)), "elastix").warnings == []
+    with pytest.raises(InputError, match="no segment is in both segmentations .*give the same structure the same name"):
+        pair_segments(fixed, _labels(grid, Transform.identity(), {1: "gland", 2: "lesion"}))
+
+
 def test_one_sided_or_empty_guidance_is_refused_with_the_fix():
     fixed, moving, guidance = _guidance()
     with pytest.raises(InputError, match="needs both the fixed segmentation and the moving segmentation: give the moving segmentation too"):

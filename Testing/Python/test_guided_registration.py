@@ -147,3 +147,29 @@ def test_real_spinal_cord_t1_to_t2_the_cord_guides_ants_where_intensities_mislea
     assert unguided.mean_dice < start.mean_dice < guided.mean_dice
     assert guided.mean_dice > 0.9 and guided.mean_surface_mm < 0.5
     assert guided.mean_surface_mm < unguided.mean_surface_mm - 0.5
+
+
+def test_two_segmentation_nodes_of_one_segment_each_pair_whatever_their_names(scene, us_pair, make_segmentation):
+    """As in Slicer: the ultrasound's gland drawn as "Segment_1", the MR's as "prostate"; the labelmaps the node
+    layer writes keep those names, and the two lone segments pair, with a warning that names them."""
+    pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
+    import SimpleITK as sitk
+    from MultimodalRegistrationLib.nodes import mrml
+    from MultimodalRegistrationLib.nodes.qa_labels import label_values, labels_image
+    from MultimodalRegistrationLib.registration.guided.guidance import prepare_guidance
+
+    volumes = [mrml.volume_node_from_image(scene, image, name)
+               for image, name in ((us_pair.fixed, "MR"), (us_pair.moving, "US"))]  # fmt: skip
+    glands = [sitk.Cast(labels == 1, sitk.sitkUInt8) for labels in (us_pair.fixed_labels, us_pair.moving_labels)]
+    names = ("Segment_1", "prostate")
+    nodes = [make_segmentation(gland, {1: name}, f"{name} node") for gland, name in zip(glands, names)]
+    values = label_values(*nodes)
+    images = [labels_image(node, values[side], volume, ("fixed", "moving")[side])
+              for side, (node, volume) in enumerate(zip(nodes, volumes))]  # fmt: skip
+    prepared = prepare_guidance(us_pair.fixed, us_pair.moving, Guidance(*images), "elastix")
+    (pair,) = prepared.pairs
+    assert (pair.name, pair.moving_name, pair.paired_by) == ("Segment_1", "prostate", "only segment")
+    assert "'Segment_1' (fixed) with 'prostate' (moving)" in prepared.warnings[0]
+    for mask, gland in zip((prepared.fixed_masks[0], prepared.moving_masks[0]), glands):
+        overlap = sitk.GetArrayViewFromImage(sitk.And(mask, gland)).sum()
+        assert overlap / sitk.GetArrayViewFromImage(gland).sum() > 0.95  # the gland itself, on each side

@@ -121,6 +121,7 @@ def checked_run(
     check_fixed_mask_size(recipe, fixed, settings.fixed_mask)
     wanted = guidance is not None and not guidance.is_empty
     prepared = prepare_guidance(fixed, moving, guidance, settings.engine, settings.preset) if wanted else None
+    warnings += prepared.warnings if prepared is not None else []
     recipe.check_needs(prepared is not None and bool(prepared.pairs))
     run = RegistrationRun(fixed, moving, settings, recipe, prepared, progress, workdir, warnings, clock=started)
     run.lap("checks_s")

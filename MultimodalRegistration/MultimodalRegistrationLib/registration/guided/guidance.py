@@ -1,6 +1,8 @@
 """What guides a registration besides intensities: paired segmentations and landmarks.
 
-Segments are paired by name when both labelmaps carry Slicer's segment names, else by label value.
+Segments are paired by name when both labelmaps carry Slicer's segment names (ignoring case and spacing),
+else by label value; two segmentations of one segment each are paired whatever their names or values, with a
+warning (two annotators rarely name or number a gland alike).
 Each paired segment becomes one pair of clamped signed distance maps (mm, scaled to [-1, 1]) that the
 engine compares by mean squares beside mutual information; landmarks become a corresponding-points
 term. The same segments and points give the starting pose (:mod:`.guided_start`) and the scores by
@@ -9,7 +11,7 @@ which a guided result is kept or refused (:mod:`.guided_score`). All coordinates
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import SimpleITK as sitk
@@ -61,6 +63,8 @@ class SegmentPair:
     name: str
     fixed_value: int
     moving_value: int
+    paired_by: str = "name"  # "name", "label value", or "only segment" (one segment on each side)
+    moving_name: str = ""  # the moving segment's own name, when paired_by is "only segment"
 
 
 @dataclass
@@ -72,13 +76,14 @@ class PreparedGuidance:
     fixed_masks: list[sitk.Image]  # UInt8, on the fixed image's grid, one per pair
     moving_masks: list[sitk.Image]  # UInt8, on the moving image's grid
     engine_terms: EngineGuidance
+    warnings: list[str] = field(default_factory=list)
 
     def describe(self) -> dict:
         """For provenance: the segments, the landmark count, the metric and the weights."""
         return {
             "metric": self.guidance.metric,
-            "segments": [{"name": p.name, "fixed_value": p.fixed_value, "moving_value": p.moving_value}
-                         for p in self.pairs],
+            "segments": [{"name": p.name, "fixed_value": p.fixed_value, "moving_value": p.moving_value,
+                          "paired_by": p.paired_by} for p in self.pairs],
             "points": len(self.guidance.fixed_points_lps) if self.guidance.has_points else 0,
             "engine_terms": self.engine_terms.describe(),
         }
@@ -90,10 +95,27 @@ def _values_and_names(labels: sitk.Image) -> dict[int, str]:
     return {int(value): names.get(int(value), str(int(value))) for value in sorted(values)}
 
 
+def _name_key(name: str) -> str:
+    return " ".join(name.replace("_", " ").split()).casefold()
+
+
+def only_segments_warning(pairs: list[SegmentPair]) -> str | None:
+    """The warning for two lone segments paired though their names or label values differ, else None."""
+    pair = next((p for p in pairs if p.paired_by == "only segment"), None)
+    if pair is None:
+        return None
+    unnamed = pair.name == str(pair.fixed_value) and pair.moving_name == str(pair.moving_value)
+    what = (f"label {pair.fixed_value} (fixed) with label {pair.moving_value} (moving)" if unnamed
+            else f"'{pair.name}' (fixed) with '{pair.moving_name}' (moving)")  # fmt: skip
+    return (f"paired the only segment of each segmentation, {what}: they are taken to be the same structure. "
+            "If they are not, segment that structure on both images")
+
+
 def pair_segments(
     fixed_segmentation: sitk.Image, moving_segmentation: sitk.Image, wanted: list[str] | None = None
 ) -> list[SegmentPair]:
-    """The segments of both labelmaps, paired by name when both carry names, else by label value.
+    """The segments of both labelmaps, paired by name when both carry names (case and spacing ignored), else
+    by label value; when neither pairs anything and each side holds one segment, those two.
 
     ``wanted`` keeps only the named segments (names or label values as text), in that order.
     """
@@ -106,10 +128,15 @@ def pair_segments(
             )
     named = bool(label_names(fixed_segmentation)) and bool(label_names(moving_segmentation))
     if named:
-        by_name = {name: value for value, name in moving_found.items()}
-        pairs = [SegmentPair(name, value, by_name[name]) for value, name in fixed_found.items() if name in by_name]
+        by_name = {_name_key(name): value for value, name in moving_found.items()}
+        pairs = [SegmentPair(name, value, by_name[_name_key(name)]) for value, name in fixed_found.items()
+                 if _name_key(name) in by_name]  # fmt: skip
     else:
-        pairs = [SegmentPair(name, value, value) for value, name in fixed_found.items() if value in moving_found]
+        pairs = [SegmentPair(name, value, value, "label value") for value, name in fixed_found.items()
+                 if value in moving_found]  # fmt: skip
+    if not pairs and len(fixed_found) == len(moving_found) == 1:
+        ((fixed_value, fixed_name),), ((moving_value, moving_name),) = fixed_found.items(), moving_found.items()
+        pairs = [SegmentPair(fixed_name, fixed_value, moving_value, "only segment", moving_name)]
     if not pairs:
         key = "name" if named else "label value"
         raise InputError(
@@ -117,7 +144,8 @@ def pair_segments(
             f"{sorted(moving_found.values())}): give the same structure the same {key} in both"
         )
     if wanted:
-        chosen = {str(p.fixed_value): p for p in pairs} | {p.name: p for p in pairs}
+        chosen = {str(p.fixed_value): p for p in pairs} | {p.moving_name: p for p in pairs if p.moving_name}
+        chosen |= {p.name: p for p in pairs}
         unknown = [name for name in wanted if name not in chosen]
         if unknown:
             raise InputError(
@@ -209,4 +237,5 @@ def prepare_guidance(
         terms.fixed_points_lps = np.asarray(guidance.fixed_points_lps, float)
         terms.moving_points_lps = np.asarray(guidance.moving_points_lps, float)
         terms.points_weight = guidance.weight if guidance.weight is not None else float(defaults["points"])
-    return PreparedGuidance(guidance, pairs, fixed_masks, moving_masks, terms)
+    warning = only_segments_warning(pairs)
+    return PreparedGuidance(guidance, pairs, fixed_masks, moving_masks, terms, [warning] if warning else [])
