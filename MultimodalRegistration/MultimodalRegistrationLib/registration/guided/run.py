@@ -13,7 +13,7 @@ from ..pose.initialize import StartingPoses
 from ..rules.keep import worse_beyond_noise, worse_than_centroids
 from ..summary import GuidanceRecord, GuidanceScores
 from .guidance import PreparedGuidance
-from .score import guidance_score, worse_than
+from .score import guidance_score, landmarks_outweigh_surfaces, worse_than
 from .start import guided_start, prior_rotation, segment_centroid_alignment, uncertainty_warning
 
 
@@ -87,10 +87,19 @@ def judged_by_centroids(
     transform, _, _, kept, _ = outcome
     centroids = segment_centroid_alignment(prepared, initial_transform)
     worse = worse_than_centroids(prepared, transform, centroids)
-    guided.score_centroids = GuidanceScores.from_dict(guidance_score(prepared, centroids).to_dict())
+    at_centroids = guidance_score(prepared, centroids)
+    guided.score_centroids = GuidanceScores.from_dict(at_centroids.to_dict())
+    what = "result" if kept == "result" else f"result's {kept}"
+    if worse and landmarks_outweigh_surfaces(after := guidance_score(prepared, transform), at_centroids):
+        warnings.append(
+            f"the guided {what} agrees less with the segments than their centroids brought together ({worse}), but "
+            f"is closer to the landmarks ({after.points_rms_mm:.2f} against {at_centroids.points_rms_mm:.2f} mm RMS) "
+            "by more than the segment surfaces moved apart: kept for the landmarks; check the segmentations and "
+            "the landmarks' labels"
+        )
+        return outcome
     if not worse:
         return outcome
-    what = "result" if kept == "result" else f"result's {kept}"
     reason = (f"the guided {what} agrees less with the guidance than the segment centroids brought together "
               f"({worse}): returned the centroid alignment; check the segmentations, or add landmarks")  # fmt: skip
     warnings.append(reason)
