@@ -91,12 +91,13 @@ class AnyPoseSearch(Record):
 @dataclass
 class GuidedSegment(Record):
     """A segment that guides: its name and label value in the fixed and the moving labelmaps, and how they were
-    paired ("name", "label value", or "only segment": one segment a side, whatever its name)."""
+    paired ("name", "label value", or "only segment": one segment a side, whatever its name; absent in summaries
+    written before 2026-11-27)."""
 
     name: str
     fixed_value: int
     moving_value: int
-    paired_by: str = "name"
+    paired_by: str | None = _omitted()
 
 
 @dataclass
