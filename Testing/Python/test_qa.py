@@ -221,6 +221,31 @@ def test_a_label_missing_after_warping_has_dice_zero_and_no_distance():
     assert rows[2].dice == 0.0 and rows[2].hausdorff95_mm is None and rows[2].moving_volume_ml == 0.0
 
 
+def test_the_only_segment_of_each_labelmap_pairs_whatever_its_value_or_name():
+    fixed = sphere_labels((0.0, 0.0, 0.0), 10.0, 1)
+    moving = sitk.Cast(sphere_labels((0.0, 0.0, 0.0), 10.0, 1) * 255, sitk.sitkUInt8)
+    overlap = segmentation_overlap(fixed, moving, Transform.identity())
+    assert [(row.label, row.dice) for row in overlap.after] == [(1, 1.0)]
+    assert overlap.warnings == [("paired the only segment of each labelmap, label 1 (fixed) with label 255 "
+                                 "(moving): they are taken to be the same structure")]  # fmt: skip
+    named = []
+    for labels, name in ((fixed, "Segment_1"), (sphere_labels((4.0, 0.0, 0.0), 10.0, 1), "Prostate")):
+        labels = sitk.Image(labels)
+        labels.SetMetaData("Segment0_Name", name)
+        labels.SetMetaData("Segment0_LabelValue", "1")
+        named.append(labels)
+    named[1] = sitk.Cast(sitk.BinaryThreshold(named[1], 1, 1, 3, 0), sitk.sitkUInt8)
+    named[1].SetMetaData("Segment0_Name", "Prostate")
+    named[1].SetMetaData("Segment0_LabelValue", "3")
+    overlap = segmentation_overlap(named[0], named[1], Transform.identity())
+    (row,) = overlap.after
+    assert row.label == 1 and 0.5 < row.dice < 0.95  # the spheres 4 mm apart
+    assert "'Segment_1' (fixed) with 'Prostate' (moving)" in overlap.warnings[0]
+    # Names that differ only in case or spacing match as they are, with no warning.
+    named[1].SetMetaData("Segment0_Name", "segment 1")
+    assert segmentation_overlap(named[0], named[1], Transform.identity()).warnings == []
+
+
 # --------------------------------------------------------------------------- Jacobian and inverse
 def planted(strength, center=(10.0, -6.0, 8.0), sigma=6.0):
     """u_x = strength (x - x0) exp(-r^2 / 2 sigma^2): the Jacobian determinant at x0 is 1 + strength."""

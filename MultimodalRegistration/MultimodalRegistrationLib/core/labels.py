@@ -84,19 +84,26 @@ def set_label_names(image: sitk.Image, names: dict[int, str]) -> sitk.Image:
     return image
 
 
+def segment_name_key(name: str) -> str:
+    """A segment name as two segmentations are matched by it: case, spaces and underscores do not count."""
+    return " ".join(name.replace("_", " ").split()).casefold()
+
+
 def relabel_by_name(moving: sitk.Image, fixed: sitk.Image) -> sitk.Image:
     """``moving`` with each named segment given the label value its name has in ``fixed`` (both must carry
-    Slicer's segment names; otherwise ``moving`` as it is). Names only in ``moving`` get new values."""
+    Slicer's segment names, matched by :func:`segment_name_key`; otherwise ``moving`` as it is). Names only in
+    ``moving`` get new values."""
     fixed_names, moving_names = label_names(fixed), label_names(moving)
     if not (fixed_names and moving_names):
         return moving
-    value_of = {name: value for value, name in fixed_names.items()}
+    value_of = {segment_name_key(name): value for value, name in fixed_names.items()}
     spare = max(list(fixed_names) + list(moving_names)) + 1
     mapping, names = {}, {}
     for value, name in sorted(moving_names.items()):
-        if name not in value_of:
-            value_of[name], spare = spare, spare + 1
-        mapping[value], names[value_of[name]] = value_of[name], name
+        key = segment_name_key(name)
+        if key not in value_of:
+            value_of[key], spare = spare, spare + 1
+        mapping[value], names[value_of[key]] = value_of[key], name
     if all(old == new for old, new in mapping.items()):
         return moving
     array = sitk.GetArrayViewFromImage(moving)

@@ -120,6 +120,18 @@ class SegmentationOverlap(Record):
         }
 
 
+def _lone_segment_paired(fixed_labels, moving_labels, fixed_value: int, moving_value: int) -> tuple[sitk.Image, str]:
+    """The moving labelmap's one segment given the fixed one's value, and the warning that says so."""
+    names = label_names(fixed_labels), label_names(moving_labels)
+    fixed_name, moving_name = names[0].get(fixed_value), names[1].get(moving_value)
+    what = (f"'{fixed_name}' (fixed) with '{moving_name}' (moving)" if fixed_name and moving_name
+            else f"label {fixed_value} (fixed) with label {moving_value} (moving)")  # fmt: skip
+    relabelled = sitk.Cast(sitk.BinaryThreshold(moving_labels, moving_value, moving_value, fixed_value, 0),
+                           moving_labels.GetPixelID())  # fmt: skip
+    return relabelled, (f"paired the only segment of each labelmap, {what}: they are taken to be the same "
+                        "structure")  # fmt: skip
+
+
 def segmentation_overlap(
     fixed_labels: sitk.Image,
     moving_labels: sitk.Image,
@@ -141,6 +153,10 @@ def segmentation_overlap(
         role = "fixed" if not fixed_values else "moving"
         raise InputError(f"the {role} labelmap is empty (every voxel is 0): give the labelmap with the segments")
     warnings = []
+    if not fixed_values & moving_values and len(fixed_values) == len(moving_values) == 1:
+        moving_labels, lone = _lone_segment_paired(fixed_labels, moving_labels, *fixed_values, *moving_values)
+        moving_values = set(fixed_values)
+        warnings.append(lone)
     if not fixed_values & moving_values:
         warnings.append(
             f"no label value is in both labelmaps (fixed {sorted(fixed_values)}, moving {sorted(moving_values)}): "

@@ -18,7 +18,7 @@ import SimpleITK as sitk
 
 from ...core.choices import GUIDANCE_METRICS
 from ...core.errors import InputError
-from ...core.labels import as_labelmap, label_names
+from ...core.labels import as_labelmap, label_names, segment_name_key
 from ...core.pairs import check_pair
 from ...engines.guidance_terms import Channel, EngineGuidance
 from ...engines.presets import guidance_defaults
@@ -95,10 +95,6 @@ def _values_and_names(labels: sitk.Image) -> dict[int, str]:
     return {int(value): names.get(int(value), str(int(value))) for value in sorted(values)}
 
 
-def _name_key(name: str) -> str:
-    return " ".join(name.replace("_", " ").split()).casefold()
-
-
 def only_segments_warning(pairs: list[SegmentPair]) -> str | None:
     """The warning for two lone segments paired though their names or label values differ, else None."""
     pair = next((p for p in pairs if p.paired_by == "only segment"), None)
@@ -128,9 +124,9 @@ def pair_segments(
             )
     named = bool(label_names(fixed_segmentation)) and bool(label_names(moving_segmentation))
     if named:
-        by_name = {_name_key(name): value for value, name in moving_found.items()}
-        pairs = [SegmentPair(name, value, by_name[_name_key(name)]) for value, name in fixed_found.items()
-                 if _name_key(name) in by_name]  # fmt: skip
+        by_name = {segment_name_key(name): value for value, name in moving_found.items()}
+        pairs = [SegmentPair(name, value, by_name[segment_name_key(name)]) for value, name in fixed_found.items()
+                 if segment_name_key(name) in by_name]  # fmt: skip
     else:
         pairs = [SegmentPair(name, value, value, "label value") for value, name in fixed_found.items()
                  if value in moving_found]  # fmt: skip
