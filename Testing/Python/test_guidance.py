@@ -100,6 +100,13 @@ def test_names_pair_whatever_their_case_and_lone_segments_pair_whatever_their_na
     assert [(p.fixed_value, p.moving_value) for p in prepared.pairs] == [(1, 255)]
     assert "label 1 (fixed) with label 255 (moving)" in prepared.warnings[0]
     assert np.sum(sitk.GetArrayViewFromImage(prepared.moving_masks[0])) > 1000  # the 255 voxels, not an empty mask
+    # --segments names a pair by either side's name (any case) or value; each pair is taken once.
+    (pair,) = pair_segments(lone({1: "Segment_1"}, 1), lone({1: "prostate"}, 2), ["PROSTATE", "segment 1", "2"])
+    assert (pair.fixed_value, pair.moving_value) == (1, 2)
+    # Two segments on one side whose names differ only in case cannot be told apart.
+    twins = _labels(grid, Transform.identity(), {1: "Gland", 2: "gland"})
+    with pytest.raises(InputError, match="segments 'Gland' and 'gland' of the moving segmentation differ only in case"):
+        pair_segments(fixed, twins)
     # Names or values that pair need no warning; two segments a side that share none are refused.
     assert prepare_guidance(grid, grid, Guidance(lone(None, 1), lone(None, 1)), "elastix").warnings == []
     with pytest.raises(InputError, match="no segment is in both segmentations .*give the same structure the same name"):

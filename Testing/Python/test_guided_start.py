@@ -11,7 +11,13 @@ from MultimodalRegistrationLib.core.transforms import Transform
 from MultimodalRegistrationLib.engines.output import EngineOutput
 from MultimodalRegistrationLib.registration import runs
 from MultimodalRegistrationLib.registration.guided.guidance import Guidance, prepare_guidance
-from MultimodalRegistrationLib.registration.guided.score import guidance_score
+from MultimodalRegistrationLib.registration.guided.score import (
+    LANDMARKS_TRUSTED_MM,
+    GuidanceScore,
+    guidance_score,
+    landmark_fit_rms_mm,
+    landmarks_outweigh_surfaces,
+)
 from MultimodalRegistrationLib.registration.guided.start import (
     _axes_candidates,
     _moments,
@@ -190,9 +196,11 @@ def test_a_result_the_landmarks_prefer_is_not_traded_for_the_centroids_on_the_se
     centroids = segment_centroid_alignment(prepared)
     assert np.mean(pair.target_error(fit)) < np.mean(pair.target_error(centroids)) - 2.0  # measured 5.2 against 7.6 mm
 
-    segments_only = prepare_guidance(pair.fixed, pair.moving, Guidance(pair.fixed_labels, pair.moving_labels), "elastix")
+    glands = Guidance(pair.fixed_labels, pair.moving_labels)
+    segments_only = prepare_guidance(pair.fixed, pair.moving, glands, "elastix")
     warnings = []
-    fallback = judged_by_centroids(segments_only, None, pair.fixed, pair.moving, None, outcome, GuidanceRecord(), warnings)
+    fallback = judged_by_centroids(segments_only, None, pair.fixed, pair.moving, None, outcome, GuidanceRecord(),
+                                   warnings)  # fmt: skip
     assert fallback[3] == "segment centroids" and "returned the centroid alignment" in warnings[0]
 
     # Landmarks that moved with the wrong labels (each fixed point paired with the next moving one) do not keep it.
@@ -205,3 +213,19 @@ def test_a_result_the_landmarks_prefer_is_not_traded_for_the_centroids_on_the_se
     judged = judged_by_centroids(prepared, None, pair.fixed, pair.moving, None, (bad, bad.inverse(), 0.0, "start", ""),
                                  GuidanceRecord(), warnings)  # fmt: skip
     assert judged[3] == "segment centroids", warnings
+    assert landmark_fit_rms_mm(prepared) > LANDMARKS_TRUSTED_MM  # measured 10.6 mm; the right labels' 1.5 mm
+
+
+def test_landmarks_outweigh_the_surfaces_only_when_they_agree_with_a_rigid_motion_and_every_segment_stays():
+    centroids = GuidanceScore({"gland": 0.85, "urethra": 0.6}, {"gland": 1.5, "urethra": 1.0}, [9.0, 9.0, 9.0, 9.0])
+    closer = GuidanceScore({"gland": 0.80, "urethra": 0.55}, {"gland": 2.0, "urethra": 1.5}, [2.0, 2.0, 2.0, 2.0])
+    assert landmarks_outweigh_surfaces(closer, centroids, fit_rms_mm=2.0)  # 7 mm closer, surfaces 0.5 mm apart
+    assert not landmarks_outweigh_surfaces(closer, centroids, fit_rms_mm=8.0)  # landmarks that fit no rigid motion
+    assert not landmarks_outweigh_surfaces(closer, centroids, fit_rms_mm=None)  # fewer than MIN_LANDMARKS
+    # A deformable result can pass through wrong landmarks; their own rigid fit still shows them wrong.
+    through = GuidanceScore(closer.dice, closer.surface_mm, [0.1, 0.1, 0.1, 0.1])
+    assert not landmarks_outweigh_surfaces(through, centroids, fit_rms_mm=10.6)
+    vanished = GuidanceScore({"gland": 0.55, "urethra": 0.0}, {"gland": 2.0, "urethra": None}, closer.points_mm)
+    assert not landmarks_outweigh_surfaces(vanished, centroids, fit_rms_mm=2.0)  # the urethra left the image
+    apart = GuidanceScore(closer.dice, {"gland": 9.0, "urethra": 9.0}, closer.points_mm)
+    assert not landmarks_outweigh_surfaces(apart, centroids, fit_rms_mm=2.0)  # surfaces 7.75 mm apart > 7 mm

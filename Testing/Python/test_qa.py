@@ -241,6 +241,10 @@ def test_the_only_segment_of_each_labelmap_pairs_whatever_its_value_or_name():
     (row,) = overlap.after
     assert row.label == 1 and 0.5 < row.dice < 0.95  # the spheres 4 mm apart
     assert "'Segment_1' (fixed) with 'Prostate' (moving)" in overlap.warnings[0]
+    # A fixed value beyond 8 bits takes the moving segment too (UInt8 moving labels).
+    wide = sitk.Cast(sphere_labels((0.0, 0.0, 0.0), 10.0, 1), sitk.sitkUInt16) * 300
+    (row,) = segmentation_overlap(wide, moving, Transform.identity()).after
+    assert (row.label, row.dice) == (300, 1.0)
     # Names that differ only in case or spacing match as they are, with no warning.
     named[1].SetMetaData("Segment0_Name", "segment 1")
     assert segmentation_overlap(named[0], named[1], Transform.identity()).warnings == []

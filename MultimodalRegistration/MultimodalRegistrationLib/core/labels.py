@@ -89,6 +89,19 @@ def segment_name_key(name: str) -> str:
     return " ".join(name.replace("_", " ").split()).casefold()
 
 
+def check_distinct_names(names: dict[int, str], role: str) -> None:
+    """Refuse a labelmap whose segment names (``{value: name}``) match one another by :func:`segment_name_key`:
+    they could not be told apart."""
+    seen: dict[str, str] = {}
+    for name in names.values():
+        other = seen.setdefault(segment_name_key(name), name)
+        if other != name:
+            raise InputError(
+                f"segments '{other}' and '{name}' of the {role} differ only in case, spaces or underscores: "
+                "rename one of them"
+            )
+
+
 def relabel_by_name(moving: sitk.Image, fixed: sitk.Image) -> sitk.Image:
     """``moving`` with each named segment given the label value its name has in ``fixed`` (both must carry
     Slicer's segment names, matched by :func:`segment_name_key`; otherwise ``moving`` as it is). Names only in
@@ -96,6 +109,8 @@ def relabel_by_name(moving: sitk.Image, fixed: sitk.Image) -> sitk.Image:
     fixed_names, moving_names = label_names(fixed), label_names(moving)
     if not (fixed_names and moving_names):
         return moving
+    check_distinct_names(fixed_names, "fixed labelmap")
+    check_distinct_names(moving_names, "moving labelmap")
     value_of = {segment_name_key(name): value for value, name in fixed_names.items()}
     spare = max(list(fixed_names) + list(moving_names)) + 1
     mapping, names = {}, {}

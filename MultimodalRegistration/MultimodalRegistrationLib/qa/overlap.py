@@ -124,10 +124,9 @@ def _lone_segment_paired(fixed_labels, moving_labels, fixed_value: int, moving_v
     """The moving labelmap's one segment given the fixed one's value, and the warning that says so."""
     names = label_names(fixed_labels), label_names(moving_labels)
     fixed_name, moving_name = names[0].get(fixed_value), names[1].get(moving_value)
-    what = (f"'{fixed_name}' (fixed) with '{moving_name}' (moving)" if fixed_name and moving_name
-            else f"label {fixed_value} (fixed) with label {moving_value} (moving)")  # fmt: skip
-    relabelled = sitk.Cast(sitk.BinaryThreshold(moving_labels, moving_value, moving_value, fixed_value, 0),
-                           moving_labels.GetPixelID())  # fmt: skip
+    what = (f"{f'{fixed_name!r}' if fixed_name else f'label {fixed_value}'} (fixed) with "
+            f"{f'{moving_name!r}' if moving_name else f'label {moving_value}'} (moving)")  # fmt: skip
+    relabelled = sitk.Cast(moving_labels == moving_value, sitk.sitkInt32) * fixed_value
     return relabelled, (f"paired the only segment of each labelmap, {what}: they are taken to be the same "
                         "structure")  # fmt: skip
 

@@ -18,7 +18,7 @@ import SimpleITK as sitk
 
 from ...core.choices import GUIDANCE_METRICS
 from ...core.errors import InputError
-from ...core.labels import as_labelmap, label_names, segment_name_key
+from ...core.labels import as_labelmap, check_distinct_names, label_names, segment_name_key
 from ...core.pairs import check_pair
 from ...engines.guidance_terms import Channel, EngineGuidance
 from ...engines.presets import guidance_defaults
@@ -100,10 +100,10 @@ def only_segments_warning(pairs: list[SegmentPair]) -> str | None:
     pair = next((p for p in pairs if p.paired_by == "only segment"), None)
     if pair is None:
         return None
-    unnamed = pair.name == str(pair.fixed_value) and pair.moving_name == str(pair.moving_value)
-    what = (f"label {pair.fixed_value} (fixed) with label {pair.moving_value} (moving)" if unnamed
-            else f"'{pair.name}' (fixed) with '{pair.moving_name}' (moving)")  # fmt: skip
-    return (f"paired the only segment of each segmentation, {what}: they are taken to be the same structure. "
+    fixed = f"label {pair.fixed_value}" if pair.name == str(pair.fixed_value) else f"'{pair.name}'"
+    moving = f"label {pair.moving_value}" if pair.moving_name == str(pair.moving_value) else f"'{pair.moving_name}'"
+    return (f"paired the only segment of each segmentation, {fixed} (fixed) with {moving} (moving): they are "
+            "taken to be the same structure. "
             "If they are not, segment that structure on both images")
 
 
@@ -124,6 +124,8 @@ def pair_segments(
             )
     named = bool(label_names(fixed_segmentation)) and bool(label_names(moving_segmentation))
     if named:
+        check_distinct_names(fixed_found, "fixed segmentation")
+        check_distinct_names(moving_found, "moving segmentation")
         by_name = {segment_name_key(name): value for value, name in moving_found.items()}
         pairs = [SegmentPair(name, value, by_name[segment_name_key(name)]) for value, name in fixed_found.items()
                  if segment_name_key(name) in by_name]  # fmt: skip
@@ -140,14 +142,16 @@ def pair_segments(
             f"{sorted(moving_found.values())}): give the same structure the same {key} in both"
         )
     if wanted:
-        chosen = {str(p.fixed_value): p for p in pairs} | {p.moving_name: p for p in pairs if p.moving_name}
-        chosen |= {p.name: p for p in pairs}
-        unknown = [name for name in wanted if name not in chosen]
+        chosen = {str(p.fixed_value): p for p in pairs}
+        chosen |= {str(p.moving_value): p for p in pairs if p.paired_by == "only segment"}
+        chosen |= {segment_name_key(name): p for p in pairs for name in (p.moving_name, p.name) if name}
+        unknown = [name for name in wanted if name not in chosen and segment_name_key(name) not in chosen]
         if unknown:
             raise InputError(
                 f"segments {unknown} are not in both segmentations: choose from {[p.name for p in pairs]}"
             )
-        pairs = [chosen[name] for name in dict.fromkeys(wanted)]
+        picked = [chosen.get(name) or chosen[segment_name_key(name)] for name in wanted]
+        pairs = list({id(p): p for p in picked}.values())  # each pair once, in the order first named
     return pairs
 
 

@@ -10,10 +10,10 @@ from ...core.metric import mutual_information
 from ...core.transforms import Transform
 from ..pose.centres import centre_alignment
 from ..pose.initialize import StartingPoses
-from ..rules.keep import worse_beyond_noise, worse_than_centroids
+from ..rules.keep import worse_beyond_noise
 from ..summary import GuidanceRecord, GuidanceScores
 from .guidance import PreparedGuidance
-from .score import guidance_score, landmarks_outweigh_surfaces, worse_than
+from .score import guidance_score, landmark_fit_rms_mm, landmarks_outweigh_surfaces, worse_than
 from .start import guided_start, prior_rotation, segment_centroid_alignment, uncertainty_warning
 
 
@@ -83,21 +83,24 @@ def judged_by_centroids(
     prepared, initial_transform, fixed, moving, fixed_mask, outcome: tuple, guided: GuidanceRecord, warnings: list[str]
 ) -> tuple:
     """A guided result no better than the segments' centroids brought together gives way to that alignment,
-    with a warning. ``outcome`` and the return: (transform, inverse, metric_after, kept, kept_reason)."""
+    with a warning. Judged by the guidance only, to MIN_TOLERANCE_MM without widening to a voxel: the centroid
+    alignment needs no engine, so a result must at least match it; mutual information cannot overrule this, and
+    landmarks can only as :func:`.score.landmarks_outweigh_surfaces` says. ``outcome`` and the return:
+    (transform, inverse, metric_after, kept, kept_reason)."""
     transform, _, _, kept, _ = outcome
     centroids = segment_centroid_alignment(prepared, initial_transform)
-    worse = worse_than_centroids(prepared, transform, centroids)
-    at_centroids = guidance_score(prepared, centroids)
+    after, at_centroids = guidance_score(prepared, transform), guidance_score(prepared, centroids)
+    worse = worse_than(after, at_centroids, 0.0)
     guided.score_centroids = GuidanceScores.from_dict(at_centroids.to_dict())
     what = "result" if kept == "result" else f"result's {kept}"
-    if worse and landmarks_outweigh_surfaces(after := guidance_score(prepared, transform), at_centroids):
-        warnings.append(
-            f"the guided {what} agrees less with the segments than their centroids brought together ({worse}), but "
-            f"is closer to the landmarks ({after.points_rms_mm:.2f} against {at_centroids.points_rms_mm:.2f} mm RMS) "
-            "by more than the segment surfaces moved apart: kept for the landmarks; check the segmentations and "
-            "the landmarks' labels"
-        )
-        return outcome
+    if worse and landmarks_outweigh_surfaces(after, at_centroids, landmark_fit_rms_mm(prepared)):
+        reason = (f"the guided {what} agrees less with the segments than their centroids brought together ({worse}), "
+                  f"but is closer to the landmarks ({after.points_rms_mm:.2f} against "
+                  f"{at_centroids.points_rms_mm:.2f} mm RMS) by more than the segment surfaces moved apart: kept for "
+                  "the landmarks; check the segmentations and the landmarks' labels")  # fmt: skip
+        warnings.append(reason)
+        transform, inverse, metric, kept, kept_reason = outcome
+        return transform, inverse, metric, kept, f"{kept_reason}; {reason}" if kept_reason else reason
     if not worse:
         return outcome
     reason = (f"the guided {what} agrees less with the guidance than the segment centroids brought together "

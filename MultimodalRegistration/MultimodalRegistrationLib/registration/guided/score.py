@@ -14,6 +14,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ...core.labels import surface_distances
+from ...core.rotations import orthogonal_fit
 from ...core.transforms import Transform
 from .guidance import PreparedGuidance
 
@@ -97,22 +98,37 @@ def worse_than(after: GuidanceScore, before: GuidanceScore, voxel_mm: float = 0.
     return "; ".join(reasons)
 
 
-# Landmarks overrule the segments only when the pose fits them within this (RMS, mm): the clinical limit for MR ->
-# ultrasound targeting. On 72 hard TRUS-like pairs (4-5 clicks, 1-2 mm noise, probe push and warp) the landmarks'
-# own rigid fit leaves 0.5-4.4 mm; paired with the wrong labels (each moved one on, or two swapped) 3 of 144 sets
-# fit within 5 mm (medians 11.7 and 10.6 mm), yet every such fit is far closer to its landmarks than the centroid
-# alignment is (guided_results.md, fourteenth session).
+# Landmarks overrule the segments only when they agree with one rigid motion within this (RMS, mm, their own
+# least-squares rigid fit): the clinical limit for MR -> ultrasound targeting. On 72 hard TRUS-like pairs (4-5
+# clicks, 1-2 mm noise, probe push and warp) that fit leaves 0.5-4.4 mm; paired with the wrong labels (each moved
+# one on, or two swapped) 3 of 144 sets fit within 5 mm (medians 11.7 and 10.6 mm), yet every such fit is far
+# closer to its landmarks than the centroid alignment is (guided_results.md, fourteenth session). Fewer than
+# MIN_LANDMARKS points cannot show that they disagree: 3 fix a rigid pose almost exactly whatever their labels.
 LANDMARKS_TRUSTED_MM = 5.0
+MIN_LANDMARKS = 4
 
 
-def landmarks_outweigh_surfaces(after: GuidanceScore, before: GuidanceScore) -> bool:
+def landmark_fit_rms_mm(prepared: PreparedGuidance) -> float | None:
+    """RMS residual (mm) of the landmarks' own rigid least-squares fit; None with fewer than MIN_LANDMARKS."""
+    terms = prepared.engine_terms
+    if terms.fixed_points_lps is None or len(terms.fixed_points_lps) < MIN_LANDMARKS:
+        return None
+    fit = orthogonal_fit(terms.fixed_points_lps, terms.moving_points_lps, scale=False)
+    mapped = terms.fixed_points_lps @ fit[:3, :3].T + fit[:3, 3]
+    return float(np.sqrt(np.mean(np.sum((mapped - terms.moving_points_lps) ** 2, axis=1))))
+
+
+def landmarks_outweigh_surfaces(after: GuidanceScore, before: GuidanceScore, fit_rms_mm: float | None) -> bool:
     """Whether ``after`` is closer to the landmarks than ``before`` (RMS, mm) by more than its segment surfaces lie
     further apart (mean, mm), and by at least MIN_TOLERANCE_MM: both in mm, so the two kinds of guidance trade
     one for one. Two segmentations drawn apart can prefer an overlap that the landmarks say is millimetres off.
-    Only landmarks that ``after`` fits within LANDMARKS_TRUSTED_MM count."""
+    Only landmarks that agree with a rigid motion (``fit_rms_mm``, :func:`landmark_fit_rms_mm`) within
+    LANDMARKS_TRUSTED_MM count, and only while ``after`` fits them that well and keeps every segment in view."""
+    if fit_rms_mm is None or fit_rms_mm > LANDMARKS_TRUSTED_MM:
+        return False
     if after.points_rms_mm is None or before.points_rms_mm is None or after.points_rms_mm > LANDMARKS_TRUSTED_MM:
         return False
-    if after.mean_surface_mm is None and before.mean_surface_mm is not None:
-        return False
+    if any(after.surface_mm.get(name) is None for name, value in before.surface_mm.items() if value is not None):
+        return False  # a segment that left the image: no trade makes up for it
     loss = max(0.0, (after.mean_surface_mm or 0.0) - (before.mean_surface_mm or 0.0))
     return before.points_rms_mm - after.points_rms_mm > max(loss, MIN_TOLERANCE_MM)

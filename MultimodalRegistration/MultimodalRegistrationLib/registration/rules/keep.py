@@ -101,15 +101,6 @@ def earlier_stage(output, fixed, moving, fixed_mask, metric_start, prepared, sco
     return None
 
 
-def worse_than_centroids(prepared, transform: Transform, centroids: Transform) -> str:
-    """Why a guided result (fixed -> moving) agrees less with its segments and landmarks than ``centroids``,
-    the segments' centroids brought together ("" when it agrees no less).
-
-    Judged by the guidance only, to MIN_TOLERANCE_MM without widening to a voxel: the centroid alignment
-    needs no engine, so a result must at least match it; mutual information cannot overrule this."""
-    return worse_than(guidance_score(prepared, transform), guidance_score(prepared, centroids), 0.0)
-
-
 # A linear guided result replaces its start only when better by KEEP_Z SDs of their paired bootstrap difference,
 # the surface distance and the mutual information near the segments together, and neither worse by VETO_Z SDs
 # (guided/start_score.paired_z). The scores are the start's, but the rule is stricter than the one by which the
