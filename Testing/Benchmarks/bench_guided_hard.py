@@ -105,9 +105,9 @@ def _matrix(euler: sitk.Euler3DTransform) -> np.ndarray:
 
 def run(pair, method: str, turn: tuple[float, float] = DEFAULT_TURN_DEG) -> dict:
     guidance = Guidance(pair.fixed_labels, pair.moving_labels)
-    if method.endswith(LANDMARKS):  # the pair's clicked landmarks guide too
+    name, method = method, method.removesuffix(LANDMARKS)  # the record keeps the name; ``method`` says what runs
+    if name.endswith(LANDMARKS):  # the pair's clicked landmarks guide too
         guidance.fixed_points_lps, guidance.moving_points_lps = pair.landmarks_fixed, pair.landmarks_moving
-    method = method.removesuffix(LANDMARKS)
     extra: dict = {}
     started = time.perf_counter()
     try:
@@ -135,13 +135,13 @@ def run(pair, method: str, turn: tuple[float, float] = DEFAULT_TURN_DEG) -> dict
     except (EngineError, InputError) as error:
         return {
             "seed": pair.seed,
-            "method": method,
+            "method": name,
             "turn_deg": list(turn),
             "failed": str(error)[:300],
             "wall_s": time.perf_counter() - started,
-        } | ({"method": method + LANDMARKS} if guidance.has_points else {})
+        }
     wall = time.perf_counter() - started
-    return {"seed": pair.seed, "method": method + (LANDMARKS if guidance.has_points else ""), "turn_deg": list(turn),
+    return {"seed": pair.seed, "method": name, "turn_deg": list(turn),
             "wall_s": round(wall, 2), "tre_mm": [round(float(v), 3) for v in pair.tre(transform)],
             "targets_mm": [round(float(v), 3) for v in pair.target_error(transform)], **extra}  # fmt: skip
 

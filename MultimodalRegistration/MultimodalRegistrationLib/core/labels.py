@@ -89,6 +89,14 @@ def segment_name_key(name: str) -> str:
     return " ".join(name.replace("_", " ").split()).casefold()
 
 
+def lone_segments_paired(fixed: tuple[int, str | None], moving: tuple[int, str | None], kind: str) -> str:
+    """The warning for the only segment of each ``kind`` ("segmentation", "labelmap") paired whatever its name or
+    value; ``fixed`` and ``moving`` are (label value, segment name or None)."""
+    fixed_text, moving_text = (f"'{name}'" if name else f"label {value}" for value, name in (fixed, moving))
+    return (f"paired the only segment of each {kind}, {fixed_text} (fixed) with {moving_text} (moving): they are "
+            "taken to be the same structure")
+
+
 def check_distinct_names(names: dict[int, str], role: str) -> None:
     """Refuse a labelmap whose segment names (``{value: name}``) match one another by :func:`segment_name_key`:
     they could not be told apart."""

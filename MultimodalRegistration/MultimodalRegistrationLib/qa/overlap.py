@@ -14,7 +14,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import InputError
-from ..core.labels import as_labelmap, label_names, relabel_by_name, surface_distances
+from ..core.labels import as_labelmap, label_names, lone_segments_paired, relabel_by_name, surface_distances
 from ..core.records import Record
 from ..core.transforms import Transform
 
@@ -122,13 +122,10 @@ class SegmentationOverlap(Record):
 
 def _lone_segment_paired(fixed_labels, moving_labels, fixed_value: int, moving_value: int) -> tuple[sitk.Image, str]:
     """The moving labelmap's one segment given the fixed one's value, and the warning that says so."""
-    names = label_names(fixed_labels), label_names(moving_labels)
-    fixed_name, moving_name = names[0].get(fixed_value), names[1].get(moving_value)
-    what = (f"{f'{fixed_name!r}' if fixed_name else f'label {fixed_value}'} (fixed) with "
-            f"{f'{moving_name!r}' if moving_name else f'label {moving_value}'} (moving)")  # fmt: skip
+    fixed = (fixed_value, label_names(fixed_labels).get(fixed_value))
+    moving = (moving_value, label_names(moving_labels).get(moving_value))
     relabelled = sitk.Cast(moving_labels == moving_value, sitk.sitkInt32) * fixed_value
-    return relabelled, (f"paired the only segment of each labelmap, {what}: they are taken to be the same "
-                        "structure")  # fmt: skip
+    return relabelled, lone_segments_paired(fixed, moving, "labelmap")
 
 
 def segmentation_overlap(

@@ -18,7 +18,7 @@ import SimpleITK as sitk
 
 from ...core.choices import GUIDANCE_METRICS
 from ...core.errors import InputError
-from ...core.labels import as_labelmap, check_distinct_names, label_names, segment_name_key
+from ...core.labels import as_labelmap, check_distinct_names, label_names, lone_segments_paired, segment_name_key
 from ...core.pairs import check_pair
 from ...engines.guidance_terms import Channel, EngineGuidance
 from ...engines.presets import guidance_defaults
@@ -100,11 +100,9 @@ def only_segments_warning(pairs: list[SegmentPair]) -> str | None:
     pair = next((p for p in pairs if p.paired_by == "only segment"), None)
     if pair is None:
         return None
-    fixed = f"label {pair.fixed_value}" if pair.name == str(pair.fixed_value) else f"'{pair.name}'"
-    moving = f"label {pair.moving_value}" if pair.moving_name == str(pair.moving_value) else f"'{pair.moving_name}'"
-    return (f"paired the only segment of each segmentation, {fixed} (fixed) with {moving} (moving): they are "
-            "taken to be the same structure. "
-            "If they are not, segment that structure on both images")
+    sides = [(value, None if name == str(value) else name)  # an unnamed segment is named by its value
+             for value, name in ((pair.fixed_value, pair.name), (pair.moving_value, pair.moving_name))]  # fmt: skip
+    return lone_segments_paired(*sides, "segmentation") + ". If they are not, segment that structure on both images"
 
 
 def pair_segments(

@@ -87,7 +87,7 @@ def judged_by_centroids(
     alignment needs no engine, so a result must at least match it; mutual information cannot overrule this, and
     landmarks can only as :func:`.score.landmarks_outweigh_surfaces` says. ``outcome`` and the return:
     (transform, inverse, metric_after, kept, kept_reason)."""
-    transform, _, _, kept, _ = outcome
+    transform, inverse, metric, kept, kept_reason = outcome
     centroids = segment_centroid_alignment(prepared, initial_transform)
     after, at_centroids = guidance_score(prepared, transform), guidance_score(prepared, centroids)
     worse = worse_than(after, at_centroids, 0.0)
@@ -99,12 +99,11 @@ def judged_by_centroids(
                   f"{at_centroids.points_rms_mm:.2f} mm RMS) by more than the segment surfaces moved apart: kept for "
                   "the landmarks; check the segmentations and the landmarks' labels")  # fmt: skip
         warnings.append(reason)
-        transform, inverse, metric, kept, kept_reason = outcome
         return transform, inverse, metric, kept, f"{kept_reason}; {reason}" if kept_reason else reason
     if not worse:
         return outcome
     reason = (f"the guided {what} agrees less with the guidance than the segment centroids brought together "
               f"({worse}): returned the centroid alignment; check the segmentations, or add landmarks")  # fmt: skip
     warnings.append(reason)
-    metric = mutual_information(fixed, moving, centroids, fixed_mask)
-    return centroids, centroids.inverse(), metric, "segment centroids", reason
+    metric_centroids = mutual_information(fixed, moving, centroids, fixed_mask)
+    return centroids, centroids.inverse(), metric_centroids, "segment centroids", reason
