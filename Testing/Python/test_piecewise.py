@@ -7,6 +7,7 @@ Every transform maps fixed points to moving points (LPS mm).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -219,6 +220,22 @@ def test_segments_run_from_the_global_result_in_their_own_grown_masks_and_far_re
     assert [segment["name"] for segment in record["segments"]] == ["sacrum", "left_hip"]
     assert record["segments"][1]["kept"] is False
     assert record["minimum_jacobian"] > 0
+
+
+def test_a_warning_the_global_run_gave_is_not_repeated_per_segment(pelvis, monkeypatch):
+    """A segment's run meets the same guidance (a lone pair's pairing warning): the summary says it once."""
+    shared, own = "paired the only segments 'a' and 'b'", "its own finding"
+
+    def fake(fixed, moving, **options):
+        return replace(_result(options["initial_transform"]), warnings=[shared, own])
+
+    monkeypatch.setattr(piecewise, "register", fake)
+    global_result = replace(_result(pelvis.global_truth), warnings=[shared])
+    result = register_piecewise(pelvis.fixed, pelvis.moving, Guidance(pelvis.fixed_labels, pelvis.moving_labels),
+                                ["sacrum"], global_result=global_result)  # fmt: skip
+    assert [w for w in result.warnings if shared in w] == [f"global: {shared}"]
+    assert f"sacrum: {own}" in result.warnings
+    assert result.segments["sacrum"].warnings == [shared, own]  # the segment's own record keeps both
 
 
 def test_piecewise_refuses_missing_or_unknown_segments(pelvis):

@@ -110,3 +110,10 @@ def orthogonal_fit(fixed: np.ndarray, moving: np.ndarray, scale: bool, sign: int
     matrix[:3, :3] = factor * rotation
     matrix[:3, 3] = moving_centre - factor * rotation @ fixed_centre
     return matrix
+
+
+def orthogonal_fit_rms(fixed: np.ndarray, moving: np.ndarray, scale: bool = False) -> float:
+    """RMS residual (mm) of :func:`orthogonal_fit` of these paired points (N, 3 each)."""
+    fit = orthogonal_fit(fixed, moving, scale)
+    mapped = fixed @ fit[:3, :3].T + fit[:3, 3]
+    return float(np.sqrt(np.mean(np.sum((mapped - moving) ** 2, axis=1))))

@@ -14,7 +14,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ...core.labels import surface_distances
-from ...core.rotations import orthogonal_fit
+from ...core.rotations import orthogonal_fit_rms
 from ...core.transforms import Transform
 from .guidance import PreparedGuidance
 
@@ -113,9 +113,7 @@ def landmark_fit_rms_mm(prepared: PreparedGuidance) -> float | None:
     terms = prepared.engine_terms
     if terms.fixed_points_lps is None or len(terms.fixed_points_lps) < MIN_LANDMARKS:
         return None
-    fit = orthogonal_fit(terms.fixed_points_lps, terms.moving_points_lps, scale=False)
-    mapped = terms.fixed_points_lps @ fit[:3, :3].T + fit[:3, 3]
-    return float(np.sqrt(np.mean(np.sum((mapped - terms.moving_points_lps) ** 2, axis=1))))
+    return orthogonal_fit_rms(terms.fixed_points_lps, terms.moving_points_lps)
 
 
 def landmarks_outweigh_surfaces(after: GuidanceScore, before: GuidanceScore, fit_rms_mm: float | None) -> bool:

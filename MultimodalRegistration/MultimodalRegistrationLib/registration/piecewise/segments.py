@@ -349,7 +349,9 @@ def register_piecewise(
         fixed, global_result.transform, pieces, spacing_mm=settings.field_spacing_mm, reach_mm=settings.reach_mm
     )
     warnings = [f"global: {warning}" for warning in global_result.warnings]
-    warnings += [f"{name}: {warning}" for name, result in results.items() for warning in result.warnings]
+    # A segment's run repeats what the global run already said of the shared guidance (a lone pair's pairing).
+    warnings += [f"{name}: {warning}" for name, result in results.items() for warning in result.warnings
+                 if warning not in global_result.warnings]  # fmt: skip
     warnings += _field_warnings(blend)
     report(1.0, "done")
     return PiecewiseResult(
