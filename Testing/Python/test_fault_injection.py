@@ -329,6 +329,32 @@ def test_inputs_keep_their_permissions(tmp_path, private_tmp, capsys):
     assert all(stat.S_IMODE(path.stat().st_mode) == stat.S_IRUSR for path in inputs.iterdir())
 
 
+def test_a_one_voxel_segment_guides_without_failing(tmp_path, private_tmp, capsys):
+    """A segment of one voxel (a calcification) on each image has a centroid and no spread: the guided start and
+    the centroid rule use it (a LinAlgError after the engine ran, exit 1, before)."""
+    inputs, out = tmp_path / "inputs", tmp_path / "out"
+    inputs.mkdir()
+    fixed, moving = _pair(inputs)
+    files = []
+    for side, index in (("fixed", (20, 20, 16)), ("moving", (21, 20, 16))):  # 2 mm apart along x
+        labels = sitk.Image(_volume().GetSize(), sitk.sitkUInt8)
+        labels.CopyInformation(_volume())
+        labels[index] = 1
+        labels.SetMetaData("Segment0_Name", "calcification")
+        labels.SetMetaData("Segment0_LabelValue", "1")
+        files.append(inputs / f"{side}.seg.nrrd")
+        write_image(labels, files[-1])
+    argv = _register(fixed, moving, out, "--fixed-segmentation", str(files[0]), "--moving-segmentation", str(files[1]))
+    del argv[argv.index("--init") : argv.index("--init") + 2]  # init auto: the guided start (the centroids here)
+    assert main(argv) == 0
+    summary = json.loads((out / "T.json").read_text())
+    candidates = summary["provenance"]["guidance"]["start_candidates"]
+    assert candidates[0]["name"] == "segment centroids"
+    matrix = np.asarray(summary["transform"]["matrix_lps"])
+    landed = matrix[:3, :3] @ [40.0, 40.0, 40.0] + matrix[:3, 3]  # the fixed voxel's centre, LPS mm
+    assert np.linalg.norm(landed - [42.0, 40.0, 40.0]) < 1.0  # measured 0.15 mm from the moving one
+
+
 # =========================================================================== issue 25: reliability findings
 # Bad inputs a new user tried on the landed code that got through (issue 25, "Reliability findings"), each
 # refused before any engine with exit 2 and a message naming the fix, the inputs byte-identical after.

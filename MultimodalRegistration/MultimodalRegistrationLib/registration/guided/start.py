@@ -96,7 +96,8 @@ def _moments(masks: list[sitk.Image]) -> tuple[np.ndarray, np.ndarray]:
     """Centroid (LPS mm) and principal axes (columns, largest spread first) of the masks' union."""
     points = np.concatenate([mask_points(mask) for mask in masks])
     centroid = points.mean(axis=0)
-    _, vectors = np.linalg.eigh(np.cov((points - centroid).T))
+    # bias: a one-voxel segment (a calcification) has zero spread, not NaN; its axes are then the grid's
+    _, vectors = np.linalg.eigh(np.cov((points - centroid).T, bias=True))
     return centroid, vectors[:, ::-1]
 
 
