@@ -113,6 +113,22 @@ def test_names_pair_whatever_their_case_and_lone_segments_pair_whatever_their_na
         pair_segments(fixed, _labels(grid, Transform.identity(), {1: "gland", 2: "lesion"}))
 
 
+def test_a_segment_drawn_inside_another_on_one_image_leaves_no_hole_in_its_guidance():
+    """The nodule (2) lies inside the gland (1) and is drawn on the fixed image only: the labelmap's gland has a
+    nodule-shaped hole there, which would guide as a second surface. The gland's mask is filled."""
+    fixed = _labels(_grid(), Transform.identity(), {1: "gland", 2: "nodule"})
+    moving = _labels(_grid(), Transform.identity(), {1: "gland", 2: "nodule"})
+    moving = sitk.ChangeLabel(moving, changeMap={2: 1})  # no nodule drawn on the moving image
+    moving.SetMetaData("Segment0_Name", "gland")
+    moving.SetMetaData("Segment0_LabelValue", "1")
+    prepared = prepare_guidance(_grid(), _grid(), Guidance(fixed, moving, segments=["gland"]), "elastix")
+    filled = int(np.count_nonzero(sitk.GetArrayViewFromImage(prepared.fixed_masks[0])))
+    assert filled == int(np.count_nonzero(sitk.GetArrayViewFromImage(fixed)))  # gland and nodule voxels
+    score = guidance_score(prepared, Transform.identity())
+    assert score.dice["gland"] == pytest.approx(1.0)  # with the hole 0.979
+    assert score.surface_mm["gland"] < 0.1  # the same shape; with the hole 0.197 mm, its wall counted as surface
+
+
 def test_one_sided_or_empty_guidance_is_refused_with_the_fix():
     fixed, moving, guidance = _guidance()
     with pytest.raises(InputError, match="needs both the fixed segmentation and the moving segmentation: give the moving segmentation too"):

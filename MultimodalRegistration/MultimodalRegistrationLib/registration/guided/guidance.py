@@ -154,8 +154,12 @@ def pair_segments(
 
 
 def segment_mask(segmentation: sitk.Image, value: int, image: sitk.Image, role: str, name: str) -> sitk.Image:
-    """The voxels of label ``value`` on ``image``'s grid (UInt8 0/1), resampled if the grids differ."""
+    """The voxels of label ``value`` on ``image``'s grid (UInt8 0/1), resampled if the grids differ, with the
+    holes it encloses filled: a labelmap holds one value per voxel, so a segment drawn inside another (a lesion
+    or the urethra in the gland) leaves a hole in it, often on one image only, and a hole's wall would guide as
+    a surface."""
     mask = sitk.Cast(sitk.BinaryThreshold(segmentation, value, value, 1, 0), sitk.sitkUInt8)
+    mask = sitk.BinaryFillhole(mask, fullyConnected=False, foregroundValue=1)
     same_grid = (
         segmentation.GetSize() == image.GetSize()
         and np.allclose(segmentation.GetSpacing(), image.GetSpacing())
