@@ -5,7 +5,7 @@ from __future__ import annotations
 import SimpleITK as sitk
 
 from ..core.errors import InputError
-from ..core.labels import set_label_names
+from ..core.segment_layers import merged_segments
 from . import mrml
 from .qa_frames import _check_moving_frame
 
@@ -40,30 +40,21 @@ def label_values(fixed_node, moving_node) -> tuple[dict[str, int], dict[str, int
 
 
 def _segmentation_image(node, values: dict[str, int], reference_volume) -> sitk.Image:
-    """A segmentation's segments as one labelmap on the reference volume's grid, one export per segment."""
+    """A segmentation's segments as one labelmap on the reference volume's grid, one export per segment; where
+    segments overlap, the smaller is drawn over the larger (:func:`..core.segment_layers.merged_segments`)."""
     scene = node.GetScene()
-    labels = None
-    names = {}
+    segments = []
     for segment_id, name in _segments(node):
         single = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "qa segment export")
         try:
             single.SetAndObserveTransformNodeID(node.GetTransformNodeID())
             if not single.GetSegmentation().CopySegmentFromSegmentation(node.GetSegmentation(), segment_id):
                 raise InputError(f"segment '{name}' of '{node.GetName()}' could not be read: check the segmentation")
-            mask = mrml.mask_image(single, reference_volume)
+            segments.append((values[segment_id], name, mrml.mask_image(single, reference_volume)))
         finally:
             mrml.remove_node(scene, single)
-        if labels is None:
-            labels = sitk.Image(mask.GetSize(), sitk.sitkUInt16)
-            labels.CopyInformation(mask)
-        array = sitk.GetArrayViewFromImage(mask) != 0
-        merged = sitk.GetArrayFromImage(labels)
-        merged[array] = values[segment_id]  # a later segment wins where segments overlap
-        result = sitk.GetImageFromArray(merged)
-        result.CopyInformation(labels)
-        labels = result
-        names[values[segment_id]] = name
-    return set_label_names(labels, names)
+    labels, _ = merged_segments(segments, f"segmentation '{node.GetName()}'")
+    return labels
 
 
 def _untransformed_reference(moving_volume):

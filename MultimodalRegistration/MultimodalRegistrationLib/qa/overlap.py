@@ -16,6 +16,7 @@ import SimpleITK as sitk
 from ..core.errors import InputError
 from ..core.labels import as_labelmap, label_names, lone_segments_paired, relabel_by_name, surface_distances
 from ..core.records import Record
+from ..core.segment_layers import single_layer
 from ..core.transforms import Transform
 
 INTERPOLATIONS = {"nearest": sitk.sitkNearestNeighbor, "gaussian": sitk.sitkLabelGaussian}
@@ -141,6 +142,8 @@ def segmentation_overlap(
     registration. Labels are the non-zero values of either labelmap; when both carry Slicer's segment
     names, segments pair by name whatever their values.
     """
+    fixed_labels, fixed_layers = single_layer(fixed_labels, "fixed labelmap")
+    moving_labels, moving_layers = single_layer(moving_labels, "moving labelmap")
     fixed_labels = as_labelmap(fixed_labels, "fixed labelmap")
     moving_labels = relabel_by_name(as_labelmap(moving_labels, "moving labelmap"), fixed_labels)
     fixed_values = set(np.unique(sitk.GetArrayViewFromImage(fixed_labels)).tolist()) - {0}
@@ -148,7 +151,7 @@ def segmentation_overlap(
     if not fixed_values or not moving_values:
         role = "fixed" if not fixed_values else "moving"
         raise InputError(f"the {role} labelmap is empty (every voxel is 0): give the labelmap with the segments")
-    warnings = []
+    warnings = fixed_layers + moving_layers
     if not fixed_values & moving_values and len(fixed_values) == len(moving_values) == 1:
         moving_labels, lone = _lone_segment_paired(fixed_labels, moving_labels, *fixed_values, *moving_values)
         moving_values = set(fixed_values)

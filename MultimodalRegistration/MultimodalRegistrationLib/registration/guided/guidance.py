@@ -20,6 +20,7 @@ from ...core.choices import GUIDANCE_METRICS
 from ...core.errors import InputError
 from ...core.labels import as_labelmap, check_distinct_names, label_names, lone_segments_paired, segment_name_key
 from ...core.pairs import check_pair
+from ...core.segment_layers import single_layer
 from ...engines.guidance_terms import Channel, EngineGuidance
 from ...engines.presets import guidance_defaults
 
@@ -42,6 +43,16 @@ class Guidance:
     moving_points_lps: np.ndarray | None = None
     weight: float | None = None
     metric: str = "intensity"
+    # Said of the segmentations when they were read (multi-layer segmentations merged into one labelmap).
+    input_warnings: list[str] = field(default_factory=list, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for role in ("fixed", "moving"):
+            image = getattr(self, f"{role}_segmentation")
+            if image is not None:
+                merged, warnings = single_layer(image, f"{role} segmentation")
+                setattr(self, f"{role}_segmentation", merged)
+                self.input_warnings += warnings
 
     @property
     def has_segments(self) -> bool:
@@ -240,4 +251,5 @@ def prepare_guidance(
         terms.moving_points_lps = np.asarray(guidance.moving_points_lps, float)
         terms.points_weight = guidance.weight if guidance.weight is not None else float(defaults["points"])
     warning = only_segments_warning(pairs)
-    return PreparedGuidance(guidance, pairs, fixed_masks, moving_masks, terms, [warning] if warning else [])
+    warnings = guidance.input_warnings + ([warning] if warning else [])
+    return PreparedGuidance(guidance, pairs, fixed_masks, moving_masks, terms, warnings)

@@ -1,0 +1,140 @@
+"""Overlapping segments: Slicer's multi-layer .seg.nrrd read as one labelmap, in guidance and QA."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from MultimodalRegistrationLib.cli.main import main
+from MultimodalRegistrationLib.core.errors import InputError
+from MultimodalRegistrationLib.core.images import write_image
+from MultimodalRegistrationLib.core.labels import label_names
+from MultimodalRegistrationLib.core.segment_layers import merged_segments, single_layer
+from MultimodalRegistrationLib.core.transforms import Transform
+from MultimodalRegistrationLib.qa.overlap import segmentation_overlap
+from MultimodalRegistrationLib.registration.guided.guidance import Guidance, prepare_guidance
+
+SIZE, SPACING, ORIGIN = (48, 40, 32), 2.0, (-48.0, -40.0, -32.0)
+
+
+def _layers() -> np.ndarray:
+    """(z, y, x, 2): layer 0 the gland (a box, 2112 voxels), layer 1 a lesion inside it (27 voxels)."""
+    gland, lesion = np.zeros(SIZE[::-1], np.uint8), np.zeros(SIZE[::-1], np.uint8)
+    gland[10:22, 12:28, 14:25] = 1
+    lesion[14:17, 16:19, 18:21] = 1
+    return np.stack([gland, lesion], axis=-1)
+
+
+def write_two_layer_segmentation(path: Path, names=("gland", "lesion")) -> Path:
+    """A multi-layer .seg.nrrd as Slicer writes overlapping segments: a 4D NRRD whose first axis lists the layers;
+    both segments have label value 1, each in its own layer."""
+    spacing = " ".join(f"({', '.join(str(SPACING if i == j else 0.0) for j in range(3))})" for i in range(3))
+    segments = "".join(f"Segment{i}_ID:=Segment_{i + 1}\nSegment{i}_Name:={name}\nSegment{i}_LabelValue:=1\n"
+                       f"Segment{i}_Layer:={i}\n" for i, name in enumerate(names))  # fmt: skip
+    header = (f"NRRD0004\ntype: unsigned char\ndimension: 4\nspace: left-posterior-superior\n"
+              f"sizes: 2 {SIZE[0]} {SIZE[1]} {SIZE[2]}\nspace directions: none {spacing}\n"
+              f"kinds: list domain domain domain\nencoding: raw\nspace origin: ({', '.join(map(str, ORIGIN))})\n"
+              f"{segments}\n")  # fmt: skip
+    path.write_bytes(header.encode() + np.ascontiguousarray(_layers()).tobytes())
+    return path
+
+
+def _mask(array: np.ndarray) -> sitk.Image:
+    image = sitk.GetImageFromArray(array.astype(np.uint8))
+    image.SetSpacing([SPACING] * 3)
+    image.SetOrigin(ORIGIN)
+    return image
+
+
+def test_a_segment_inside_another_stays_whole_whatever_the_order():
+    gland, lesion = _layers()[..., 0], _layers()[..., 1]
+    labels, warnings = merged_segments([(2, "lesion", _mask(lesion)), (1, "gland", _mask(gland))], "fixed segmentation")
+    array = sitk.GetArrayViewFromImage(labels)
+    assert np.count_nonzero(array == 2) == 27  # drawn last: the smaller one
+    assert np.count_nonzero(array == 1) == 2112 - 27
+    assert label_names(labels) == {1: "gland", 2: "lesion"}
+    assert warnings == [("segments 'lesion' and 'gland' of the fixed segmentation overlap (27 voxels); a labelmap "
+                         "holds one segment per voxel, so 'lesion' is drawn over 'gland'")]  # fmt: skip
+
+
+def test_a_multi_layer_segmentation_reads_as_one_labelmap_with_its_names(tmp_path):
+    image = sitk.ReadImage(str(write_two_layer_segmentation(tmp_path / "seg.seg.nrrd")))
+    assert image.GetNumberOfComponentsPerPixel() == 2
+    labels, warnings = single_layer(image, "moving segmentation")
+    assert labels.GetNumberOfComponentsPerPixel() == 1 and labels.GetSize() == SIZE
+    assert np.allclose(labels.GetOrigin(), ORIGIN)
+    assert label_names(labels) == {1: "gland", 2: "lesion"}  # both were label 1, in two layers: renumbered
+    assert np.count_nonzero(sitk.GetArrayViewFromImage(labels) == 2) == 27
+    assert len(warnings) == 1 and "'lesion' is drawn over 'gland'" in warnings[0]
+    same, none = single_layer(labels, "moving segmentation")
+    assert same is labels and none == []
+
+
+def test_guidance_and_qa_take_a_multi_layer_segmentation(tmp_path):
+    """Each segment guides whole (the gland's hole filled); QA pairs them by name; both say the segments overlap."""
+    seg = sitk.ReadImage(str(write_two_layer_segmentation(tmp_path / "seg.seg.nrrd")))
+    grid = _mask(np.zeros(SIZE[::-1]))
+    prepared = prepare_guidance(grid, grid, Guidance(seg, seg), "elastix")
+    assert [p.name for p in prepared.pairs] == ["gland", "lesion"]
+    counts = [int(np.count_nonzero(sitk.GetArrayViewFromImage(m))) for m in prepared.fixed_masks]
+    assert counts == [2112, 27]
+    assert sum("overlap (27 voxels)" in w for w in prepared.warnings) == 2  # fixed and moving
+    overlap = segmentation_overlap(seg, seg, Transform.identity())
+    assert [(o.name, o.dice) for o in overlap.after] == [("gland", 1.0), ("lesion", 1.0)]
+    assert sum("overlap (27 voxels)" in w for w in overlap.warnings) == 2
+
+
+def test_mmreg_register_takes_multi_layer_segmentations(tmp_path, capsys):
+    """Refused before with exit 2 ("export the segmentation as a labelmap volume")."""
+    z, y, x = np.meshgrid(*[np.linspace(-1, 1, n) for n in SIZE[::-1]], indexing="ij")
+    volume = _mask(np.zeros(SIZE[::-1]))
+    blob = sitk.GetImageFromArray((np.exp(-3 * (x**2 + (1.3 * y) ** 2 + (0.8 * z) ** 2)) * 1000).astype(np.float32))
+    blob.CopyInformation(volume)
+    write_image(blob, tmp_path / "fixed.nrrd")
+    write_image(blob, tmp_path / "moving.nrrd")
+    seg = write_two_layer_segmentation(tmp_path / "seg.seg.nrrd")
+    argv = ["register", "--fixed", str(tmp_path / "fixed.nrrd"), "--moving", str(tmp_path / "moving.nrrd"),
+            "--fixed-segmentation", str(seg), "--moving-segmentation", str(seg), "--segments", "lesion",
+            "--output-transform", str(tmp_path / "T.h5"), "--json", str(tmp_path / "T.json")]  # fmt: skip
+    assert main(argv) == 0
+    summary = json.loads((tmp_path / "T.json").read_text())
+    assert [s["name"] for s in summary["provenance"]["guidance"]["segments"]] == ["lesion"]
+    assert any("'lesion' is drawn over 'gland'" in w for w in summary["warnings"])
+    matrix = np.asarray(summary["transform"]["matrix_lps"])
+    assert np.abs(matrix[:3, 3]).max() < 1.0 and np.allclose(matrix[:3, :3], np.eye(3), atol=0.02)
+
+
+@pytest.mark.parametrize("bad", ["Segment1_Layer:=1", "Segment1_LabelValue:=1"])
+def test_a_segment_listed_in_a_layer_the_file_does_not_hold_is_refused(tmp_path, bad):
+    path = write_two_layer_segmentation(tmp_path / "seg.seg.nrrd")
+    replacement = "Segment1_Layer:=5" if "Layer" in bad else "Segment1_LabelValue:=one"
+    path.write_bytes(path.read_bytes().replace(bad.encode(), replacement.encode(), 1))
+    with pytest.raises(InputError, match="save (it|the segmentation) again from Slicer"):
+        single_layer(sitk.ReadImage(str(path)), "fixed segmentation")
+
+
+def test_a_segmentation_node_whose_lesion_comes_before_the_gland_keeps_the_lesion(scene, segment_rules):
+    """In Slicer a lesion segment listed before the gland it lies in: the exported labelmap (what guidance and
+    QA read from the GUI) held the gland over it, and the lesion vanished; the smaller is now drawn last."""
+    pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
+    import slicer
+    from MultimodalRegistrationLib.nodes import mrml
+    from MultimodalRegistrationLib.nodes.qa_labels import label_values, labels_image
+
+    volume = mrml.volume_node_from_image(scene, _mask(np.zeros(SIZE[::-1])), "MR")
+    node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "MR segments")
+    for layer, name in ((1, "lesion"), (0, "gland")):  # the lesion first
+        labelmap = mrml.volume_node_from_image(scene, _mask(_layers()[..., layer]), f"{name} labels", labelmap=True)
+        assert slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, node)
+        inner = node.GetSegmentation()
+        inner.GetSegment(inner.GetNthSegmentID(inner.GetNumberOfSegments() - 1)).SetName(name)
+    values = label_values(node, node)[0]
+    labels = labels_image(node, values, volume, "fixed")
+    array = sitk.GetArrayViewFromImage(labels)
+    names = label_names(labels)
+    value_of = {name: value for value, name in names.items()}
+    assert np.count_nonzero(array == value_of["lesion"]) == 27
+    assert np.count_nonzero(array == value_of["gland"]) == 2112 - 27
