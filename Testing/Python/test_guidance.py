@@ -129,6 +129,19 @@ def test_a_segment_drawn_inside_another_on_one_image_leaves_no_hole_in_its_guida
     assert score.surface_mm["gland"] < 0.1  # the same shape; with the hole 0.197 mm, its wall counted as surface
 
 
+def test_a_segment_on_one_image_only_is_named_in_a_warning_unless_the_user_chose_the_segments():
+    fixed = _labels(_grid(), Transform.identity(), {1: "gland", 2: "nodule"})
+    moving = sitk.ChangeLabel(_labels(_grid(), Transform.identity()), changeMap={2: 1})
+    moving.SetMetaData("Segment0_Name", "Gland")
+    moving.SetMetaData("Segment0_LabelValue", "1")
+    prepared = prepare_guidance(_grid(), _grid(), Guidance(fixed, moving), "elastix")
+    assert [p.name for p in prepared.pairs] == ["gland"]
+    assert prepared.warnings == [("segments 'nodule' only in the fixed segmentation: they do not guide (give them "
+                                  "the same name on both to pair them)")]  # fmt: skip
+    chosen = prepare_guidance(_grid(), _grid(), Guidance(fixed, moving, segments=["gland"]), "elastix")
+    assert chosen.warnings == []
+
+
 def test_one_sided_or_empty_guidance_is_refused_with_the_fix():
     fixed, moving, guidance = _guidance()
     with pytest.raises(InputError, match="needs both the fixed segmentation and the moving segmentation: give the moving segmentation too"):

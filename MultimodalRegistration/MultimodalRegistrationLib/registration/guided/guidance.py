@@ -116,6 +116,21 @@ def only_segments_warning(pairs: list[SegmentPair]) -> str | None:
     return lone_segments_paired(*sides, "segmentation") + ". If they are not, segment that structure on both images"
 
 
+def unpaired_warning(
+    fixed_segmentation: sitk.Image, moving_segmentation: sitk.Image, pairs: list[SegmentPair]
+) -> str | None:
+    """The warning for segments found on one side only (they cannot guide), else None."""
+    alone = []
+    for role, segmentation, used in (("fixed", fixed_segmentation, {p.fixed_value for p in pairs}),
+                                     ("moving", moving_segmentation, {p.moving_value for p in pairs})):  # fmt: skip
+        names = [f"'{name}'" for value, name in _values_and_names(segmentation).items() if value not in used]
+        if names:
+            alone.append(f"{', '.join(names)} only in the {role} segmentation")
+    if not alone:
+        return None
+    return f"segments {'; '.join(alone)}: they do not guide (give them the same name on both to pair them)"
+
+
 def pair_segments(
     fixed_segmentation: sitk.Image, moving_segmentation: sitk.Image, wanted: list[str] | None = None
 ) -> list[SegmentPair]:
@@ -250,6 +265,8 @@ def prepare_guidance(
         terms.fixed_points_lps = np.asarray(guidance.fixed_points_lps, float)
         terms.moving_points_lps = np.asarray(guidance.moving_points_lps, float)
         terms.points_weight = guidance.weight if guidance.weight is not None else float(defaults["points"])
-    warning = only_segments_warning(pairs)
-    warnings = guidance.input_warnings + ([warning] if warning else [])
+    said = [only_segments_warning(pairs)]
+    if guidance.has_segments and not guidance.segments:  # segments the user chose need no word on the others
+        said.append(unpaired_warning(guidance.fixed_segmentation, guidance.moving_segmentation, pairs))
+    warnings = guidance.input_warnings + [warning for warning in said if warning]
     return PreparedGuidance(guidance, pairs, fixed_masks, moving_masks, terms, warnings)
