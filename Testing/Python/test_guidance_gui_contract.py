@@ -154,6 +154,7 @@ def test_weight_tooltip_states_the_shipped_defaults_and_where_they_come_from():
         assert stated in tooltip, f"the tooltip no longer matches guidance.json: expected '{stated}'"
         for preset, own in weights.get("by_preset", {}).items():
             stated = f"{engine} {preset}: segments {float(own['segments'])}"
+            stated += f", landmarks {float(own['points'])}" if "points" in own else ""
             assert stated in tooltip, f"the tooltip no longer matches guidance.json: expected '{stated}'"
     assert float(_property(widget, "minimum")) == 0.0 and float(_property(widget, "value")) == 0.0
     assert _property(widget, "specialValueText") == "default"
