@@ -129,6 +129,20 @@ def test_a_segment_drawn_inside_another_on_one_image_leaves_no_hole_in_its_guida
     assert score.surface_mm["gland"] < 0.1  # the same shape; with the hole 0.197 mm, its wall counted as surface
 
 
+def test_a_hollow_segment_stays_hollow_where_no_other_segment_fills_it():
+    """A shell (a cyst wall) around an unlabelled lumen guides as a shell; only a hole another segment fills is
+    taken in."""
+    shell = _labels(_grid(), Transform.identity(), {1: "wall", 2: "lumen"})
+    hollow = sitk.ChangeLabel(shell, changeMap={2: 0})
+    hollow.SetMetaData("Segment0_Name", "wall")
+    hollow.SetMetaData("Segment0_LabelValue", "1")
+    prepared = prepare_guidance(_grid(), _grid(), Guidance(hollow, hollow), "elastix")
+    wall = int(np.count_nonzero(sitk.GetArrayViewFromImage(hollow)))
+    assert int(np.count_nonzero(sitk.GetArrayViewFromImage(prepared.fixed_masks[0]))) == wall
+    filled = prepare_guidance(_grid(), _grid(), Guidance(shell, shell, segments=["wall"]), "elastix")
+    assert int(np.count_nonzero(sitk.GetArrayViewFromImage(filled.fixed_masks[0]))) > wall
+
+
 def test_a_segment_on_one_image_only_is_named_in_a_warning_unless_the_user_chose_the_segments():
     fixed = _labels(_grid(), Transform.identity(), {1: "gland", 2: "nodule"})
     moving = sitk.ChangeLabel(_labels(_grid(), Transform.identity()), changeMap={2: 1})
@@ -140,6 +154,9 @@ def test_a_segment_on_one_image_only_is_named_in_a_warning_unless_the_user_chose
                                   "the same name on both to pair them)")]  # fmt: skip
     chosen = prepare_guidance(_grid(), _grid(), Guidance(fixed, moving, segments=["gland"]), "elastix")
     assert chosen.warnings == []
+    unnamed = prepare_guidance(_grid(), _grid(), Guidance(_labels(_grid(), Transform.identity()), moving), "elastix")
+    assert unnamed.warnings == [("segments '2' only in the fixed segmentation: they do not guide (give them the "
+                                 "same label value on both to pair them)")]  # fmt: skip
 
 
 def test_one_sided_or_empty_guidance_is_refused_with_the_fix():

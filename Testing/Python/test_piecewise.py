@@ -223,19 +223,28 @@ def test_segments_run_from_the_global_result_in_their_own_grown_masks_and_far_re
 
 
 def test_a_warning_the_global_run_gave_is_not_repeated_per_segment(pelvis, monkeypatch):
-    """A segment's run meets the same guidance (a lone pair's pairing warning): the summary says it once."""
-    shared, own = "paired the only segments 'a' and 'b'", "its own finding"
+    """A segment's run meets the same guidance (a lone pair's pairing warning): the summary says it once. A warning
+    of the segment's own run that reads like one of the global run's is its own, and stays."""
+    shared, engine, own = "paired the only segments 'a' and 'b'", "kept the start", "its own finding"
+    prepare = piecewise.prepare_guidance
+
+    def prepare_with_the_shared_warning(*args, **kwargs):
+        prepared = prepare(*args, **kwargs)
+        prepared.warnings.append(shared)
+        return prepared
 
     def fake(fixed, moving, **options):
-        return replace(_result(options["initial_transform"]), warnings=[shared, own])
+        return replace(_result(options["initial_transform"]), warnings=[shared, engine, own])
 
+    monkeypatch.setattr(piecewise, "prepare_guidance", prepare_with_the_shared_warning)
     monkeypatch.setattr(piecewise, "register", fake)
-    global_result = replace(_result(pelvis.global_truth), warnings=[shared])
+    global_result = replace(_result(pelvis.global_truth), warnings=[shared, engine])
     result = register_piecewise(pelvis.fixed, pelvis.moving, Guidance(pelvis.fixed_labels, pelvis.moving_labels),
                                 ["sacrum"], global_result=global_result)  # fmt: skip
     assert [w for w in result.warnings if shared in w] == [f"global: {shared}"]
+    assert [w for w in result.warnings if engine in w] == [f"global: {engine}", f"sacrum: {engine}"]
     assert f"sacrum: {own}" in result.warnings
-    assert result.segments["sacrum"].warnings == [shared, own]  # the segment's own record keeps both
+    assert result.segments["sacrum"].warnings == [shared, engine, own]  # the segment's own record keeps all
 
 
 def test_piecewise_refuses_missing_or_unknown_segments(pelvis):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,16 @@ def test_a_segment_inside_another_stays_whole_whatever_the_order():
                          "holds one segment per voxel, so 'lesion' is drawn over 'gland'")]  # fmt: skip
 
 
+def test_values_are_kept_unless_two_segments_share_one():
+    gland, lesion = _layers()[..., 0], _layers()[..., 1]
+    labels, warnings = merged_segments([(3, "gland", _mask(gland)), (7, "lesion", _mask(lesion))], "labelmap")
+    assert label_names(labels) == {3: "gland", 7: "lesion"} and not any("label value" in w for w in warnings)
+    labels, warnings = merged_segments([(1, "gland", _mask(gland)), (1, "lesion", _mask(lesion))], "labelmap")
+    assert label_names(labels) == {1: "gland", 2: "lesion"}  # the first keeps its value
+    assert np.count_nonzero(sitk.GetArrayViewFromImage(labels) == 2) == 27
+    assert "segment 'lesion' of the labelmap has label value 1, which another segment has: it is given 2" in warnings
+
+
 def test_a_multi_layer_segmentation_reads_as_one_labelmap_with_its_names(tmp_path):
     image = sitk.ReadImage(str(write_two_layer_segmentation(tmp_path / "seg.seg.nrrd")))
     assert image.GetNumberOfComponentsPerPixel() == 2
@@ -77,7 +88,9 @@ def test_guidance_and_qa_take_a_multi_layer_segmentation(tmp_path):
     """Each segment guides whole (the gland's hole filled); QA pairs them by name; both say the segments overlap."""
     seg = sitk.ReadImage(str(write_two_layer_segmentation(tmp_path / "seg.seg.nrrd")))
     grid = _mask(np.zeros(SIZE[::-1]))
-    prepared = prepare_guidance(grid, grid, Guidance(seg, seg), "elastix")
+    guidance = Guidance(seg, seg)
+    assert replace(guidance, weight=2.0).input_warnings == guidance.input_warnings  # said once, kept
+    prepared = prepare_guidance(grid, grid, guidance, "elastix")
     assert [p.name for p in prepared.pairs] == ["gland", "lesion"]
     counts = [int(np.count_nonzero(sitk.GetArrayViewFromImage(m))) for m in prepared.fixed_masks]
     assert counts == [2112, 27]
@@ -107,11 +120,13 @@ def test_mmreg_register_takes_multi_layer_segmentations(tmp_path, capsys):
     assert np.abs(matrix[:3, 3]).max() < 1.0 and np.allclose(matrix[:3, :3], np.eye(3), atol=0.02)
 
 
-@pytest.mark.parametrize("bad", ["Segment1_Layer:=1", "Segment1_LabelValue:=1"])
-def test_a_segment_listed_in_a_layer_the_file_does_not_hold_is_refused(tmp_path, bad):
+@pytest.mark.parametrize("replacement", ["Segment1_Layer:=5", "Segment1_LabelValue:=one", "Segment1_LabelValue:=0",
+                                         "Segment1_LabelValue:=256"])  # fmt: skip
+def test_a_segment_the_file_cannot_hold_is_refused(tmp_path, replacement):
+    """A layer it does not have, a value that is no number, the background, beyond 8 bits (would wrap to 0)."""
     path = write_two_layer_segmentation(tmp_path / "seg.seg.nrrd")
-    replacement = "Segment1_Layer:=5" if "Layer" in bad else "Segment1_LabelValue:=one"
-    path.write_bytes(path.read_bytes().replace(bad.encode(), replacement.encode(), 1))
+    original = replacement.split("=")[0] + "=1"
+    path.write_bytes(path.read_bytes().replace(original.encode(), replacement.encode(), 1))
     with pytest.raises(InputError, match="save (it|the segmentation) again from Slicer"):
         single_layer(sitk.ReadImage(str(path)), "fixed segmentation")
 

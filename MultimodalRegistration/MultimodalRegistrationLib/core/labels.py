@@ -26,8 +26,8 @@ def as_labelmap(image: sitk.Image, role: str = "labelmap") -> sitk.Image:
     """Check that ``image`` is a 3D labelmap; a float image holding whole numbers is cast to integers."""
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(
-            f"{role} must be a 3D scalar label image (one label value per voxel) or a Slicer segmentation: export "
-            "the segmentation as a labelmap volume"
+            f"{role} must be a 3D scalar label image (one label value per voxel): export the segmentation as a "
+            "labelmap volume"
         )
     values = sitk.GetArrayViewFromImage(image)
     fractional = image.GetPixelID() not in INTEGER_TYPES and not (

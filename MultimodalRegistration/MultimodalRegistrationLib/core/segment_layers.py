@@ -15,27 +15,51 @@ from .errors import InputError
 from .labels import set_label_names
 
 
-def merged_segments(segments: list[tuple[int, str, sitk.Image]], role: str) -> tuple[sitk.Image, list[str]]:
+def _cropped(mask: sitk.Image) -> tuple[tuple[slice, ...], np.ndarray]:
+    """The mask's set voxels as (array slices of their bounding box, boolean array inside it)."""
+    array = sitk.GetArrayViewFromImage(mask) != 0
+    where = np.nonzero(array)
+    if not len(where[0]):
+        return (slice(0, 0),) * 3, np.zeros((0, 0, 0), bool)
+    box = tuple(slice(int(index.min()), int(index.max()) + 1) for index in where)
+    return box, array[box].copy()
+
+
+def merged_segments(
+    segments: list[tuple[int, str, sitk.Image]], role: str, say_renumbered: bool = True
+) -> tuple[sitk.Image, list[str]]:
     """One labelmap (UInt16, names stored as Slicer does) of ``segments`` (label value, name, 0/1 mask on one
-    grid), the larger drawn first; and a warning for each pair that overlaps."""
+    grid), the larger drawn first; and a warning for each segment drawn over another and (``say_renumbered``)
+    each given a new value because another segment has its value (the first keeps it)."""
     if not segments:
         raise InputError(f"the {role} holds no segment: give a segmentation with at least one segment")
-    arrays = [(value, name, sitk.GetArrayFromImage(mask) != 0) for value, name, mask in segments]
-    arrays.sort(key=lambda item: -int(item[2].sum()))  # stable: equal sizes keep their order
-    merged = np.zeros(arrays[0][2].shape, np.uint16)
-    warnings = []
-    for index, (value, name, voxels) in enumerate(arrays):
-        for _, larger, drawn in arrays[:index]:
-            shared = int(np.count_nonzero(voxels & drawn))
-            if shared:
-                warnings.append(
-                    f"segments '{name}' and '{larger}' of the {role} overlap ({shared} voxels); a labelmap holds "
-                    f"one segment per voxel, so '{name}' is drawn over '{larger}'"
-                )
-        merged[voxels] = value
+    like = segments[0][2]
+    warnings, values, kept = [], set(), []
+    spare = max(value for value, _, _ in segments) + 1
+    for value, name, mask in segments:  # each mask is cropped at once: a node may hold a hundred segments
+        if value in values:
+            if say_renumbered:
+                warnings.append(f"segment '{name}' of the {role} has label value {value}, which another segment "
+                                f"has: it is given {spare}")  # fmt: skip
+            value, spare = spare, spare + 1
+        values.add(value)
+        kept.append((value, name, *_cropped(mask)))
+    if spare > np.iinfo(np.uint16).max:
+        raise InputError(f"the {role} has label values above {np.iinfo(np.uint16).max}: renumber its segments")
+    kept.sort(key=lambda item: -int(item[3].sum()))  # stable: equal sizes keep their order
+    merged = np.zeros(like.GetSize()[::-1], np.uint16)
+    names = {value: name for value, name, _, _ in kept}
+    for value, name, box, voxels in kept:
+        under = merged[box][voxels]
+        for other, shared in zip(*np.unique(under[under != 0], return_counts=True)):
+            warnings.append(
+                f"segments '{name}' and '{names[int(other)]}' of the {role} overlap ({int(shared)} voxels); a "
+                f"labelmap holds one segment per voxel, so '{name}' is drawn over '{names[int(other)]}'"
+            )
+        merged[box][voxels] = value
     labels = sitk.GetImageFromArray(merged)
-    labels.CopyInformation(segments[0][2])
-    return set_label_names(labels, {value: name for value, name, _ in arrays}), warnings
+    labels.CopyInformation(like)
+    return set_label_names(labels, names), warnings
 
 
 def _layered_segments(image: sitk.Image) -> list[tuple[int, int, str]]:
@@ -58,22 +82,27 @@ def _layered_segments(image: sitk.Image) -> list[tuple[int, int, str]]:
 
 
 def single_layer(image: sitk.Image, role: str) -> tuple[sitk.Image, list[str]]:
-    """``image`` as one labelmap: a multi-layer Slicer segmentation merged by :func:`merged_segments` (its segments
-    renumbered 1, 2, ... when layers reuse label values), with the overlap warnings; anything else as it is."""
+    """``image`` as one labelmap: a multi-layer Slicer segmentation merged by :func:`merged_segments` (a label value
+    that two layers both use is given to the first segment, the others renumbered), with its warnings; anything
+    else as it is."""
     layers = image.GetNumberOfComponentsPerPixel()
     listed = _layered_segments(image) if layers > 1 else []
     if not listed:
         return image, []
-    if any(not 0 <= layer < layers for layer, _, _ in listed):
-        raise InputError(
-            f"the {role} lists a segment in a layer it does not hold ({layers} layers): save it again from Slicer"
-        )
-    values = [value for _, value, _ in listed]
-    renumber = len(set(values)) < len(values)
+    highest = int(np.iinfo(sitk.GetArrayViewFromImage(image).dtype).max)
+    for layer, value, name in listed:
+        if not (0 <= layer < layers and 1 <= value <= highest):
+            raise InputError(
+                f"the {role} lists segment '{name}' as label value {value} in layer {layer}, which it cannot hold "
+                f"({layers} layers, values 1-{highest}): save it again from Slicer"
+            )
     segments = []
-    for number, (layer, value, name) in enumerate(listed, start=1):
+    for layer, value, name in listed:
         component = sitk.VectorIndexSelectionCast(image, layer)
         mask = sitk.Cast(sitk.BinaryThreshold(component, value, value, 1, 0), sitk.sitkUInt8)
         if np.any(sitk.GetArrayViewFromImage(mask)):
-            segments.append((number if renumber else value, name, mask))
-    return merged_segments(segments, role)
+            segments.append((value, name, mask))
+    if not segments:
+        raise InputError(f"the {role} is empty (every voxel is 0): give the segmentation with the segments")
+    # Two layers reusing a value is how Slicer stores them, not the user's doing: renumbered without a word.
+    return merged_segments(segments, role, say_renumbered=False)

@@ -44,7 +44,7 @@ class Guidance:
     weight: float | None = None
     metric: str = "intensity"
     # Said of the segmentations when they were read (multi-layer segmentations merged into one labelmap).
-    input_warnings: list[str] = field(default_factory=list, init=False, repr=False)
+    input_warnings: list[str] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         for role in ("fixed", "moving"):
@@ -52,7 +52,7 @@ class Guidance:
             if image is not None:
                 merged, warnings = single_layer(image, f"{role} segmentation")
                 setattr(self, f"{role}_segmentation", merged)
-                self.input_warnings += warnings
+                self.input_warnings = self.input_warnings + warnings  # a copy: replace() shares the list
 
     @property
     def has_segments(self) -> bool:
@@ -120,6 +120,7 @@ def unpaired_warning(
     fixed_segmentation: sitk.Image, moving_segmentation: sitk.Image, pairs: list[SegmentPair]
 ) -> str | None:
     """The warning for segments found on one side only (they cannot guide), else None."""
+    key = "name" if label_names(fixed_segmentation) and label_names(moving_segmentation) else "label value"
     alone = []
     for role, segmentation, used in (("fixed", fixed_segmentation, {p.fixed_value for p in pairs}),
                                      ("moving", moving_segmentation, {p.moving_value for p in pairs})):  # fmt: skip
@@ -128,7 +129,7 @@ def unpaired_warning(
             alone.append(f"{', '.join(names)} only in the {role} segmentation")
     if not alone:
         return None
-    return f"segments {'; '.join(alone)}: they do not guide (give them the same name on both to pair them)"
+    return f"segments {'; '.join(alone)}: they do not guide (give them the same {key} on both to pair them)"
 
 
 def pair_segments(
@@ -181,11 +182,12 @@ def pair_segments(
 
 def segment_mask(segmentation: sitk.Image, value: int, image: sitk.Image, role: str, name: str) -> sitk.Image:
     """The voxels of label ``value`` on ``image``'s grid (UInt8 0/1), resampled if the grids differ, with the
-    holes it encloses filled: a labelmap holds one value per voxel, so a segment drawn inside another (a lesion
-    or the urethra in the gland) leaves a hole in it, often on one image only, and a hole's wall would guide as
-    a surface."""
+    holes it encloses that another segment fills taken in: a labelmap holds one value per voxel, so a segment
+    drawn inside another (a lesion in the gland) leaves a hole in it, often on one image only, and the hole's
+    wall would guide as a surface. An unlabelled hole (a hollow organ's lumen) stays."""
     mask = sitk.Cast(sitk.BinaryThreshold(segmentation, value, value, 1, 0), sitk.sitkUInt8)
-    mask = sitk.BinaryFillhole(mask, fullyConnected=False, foregroundValue=1)
+    enclosed = sitk.BinaryFillhole(mask, fullyConnected=False, foregroundValue=1)
+    mask = sitk.Or(mask, sitk.And(enclosed, sitk.Cast(segmentation != 0, sitk.sitkUInt8)))
     same_grid = (
         segmentation.GetSize() == image.GetSize()
         and np.allclose(segmentation.GetSpacing(), image.GetSpacing())

@@ -350,8 +350,9 @@ def register_piecewise(
     )
     warnings = [f"global: {warning}" for warning in global_result.warnings]
     # A segment's run repeats what the global run already said of the shared guidance (a lone pair's pairing).
+    repeated = {warning for segment in inputs for warning in segment.prepared.warnings} & set(global_result.warnings)
     warnings += [f"{name}: {warning}" for name, result in results.items() for warning in result.warnings
-                 if warning not in global_result.warnings]  # fmt: skip
+                 if warning not in repeated]  # fmt: skip
     warnings += _field_warnings(blend)
     report(1.0, "done")
     return PiecewiseResult(
