@@ -153,3 +153,12 @@ def test_a_segmentation_node_whose_lesion_comes_before_the_gland_keeps_the_lesio
     value_of = {name: value for value, name in names.items()}
     assert np.count_nonzero(array == value_of["lesion"]) == 27
     assert np.count_nonzero(array == value_of["gland"]) == 2112 - 27
+
+
+def test_a_multi_layer_segmentation_whose_segments_are_all_empty_is_refused(tmp_path):
+    path = write_two_layer_segmentation(tmp_path / "seg.seg.nrrd")
+    data = path.read_bytes()
+    size = 2 * int(np.prod(SIZE))
+    path.write_bytes(data[:-size] + bytes(size))
+    with pytest.raises(InputError, match="holds no segment: give a segmentation with at least one segment"):
+        single_layer(sitk.ReadImage(str(path)), "fixed segmentation")

@@ -8,6 +8,8 @@ segment drawn inside another stays whole and leaves a hole in the larger one (gu
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import SimpleITK as sitk
 
@@ -26,24 +28,27 @@ def _cropped(mask: sitk.Image) -> tuple[tuple[slice, ...], np.ndarray]:
 
 
 def merged_segments(
-    segments: list[tuple[int, str, sitk.Image]], role: str, say_renumbered: bool = True
+    segments: Iterable[tuple[int, str, sitk.Image]], role: str, say_renumbered: bool = True
 ) -> tuple[sitk.Image, list[str]]:
     """One labelmap (UInt16, names stored as Slicer does) of ``segments`` (label value, name, 0/1 mask on one
-    grid), the larger drawn first; and a warning for each segment drawn over another and (``say_renumbered``)
-    each given a new value because another segment has its value (the first keeps it)."""
-    if not segments:
+    grid; an iterable, so that a node's hundred segments need not be exported all at once), the larger drawn
+    first; and a warning for each segment drawn over another and (``say_renumbered``) each given a new value
+    because another segment has its value (the first keeps it)."""
+    like, kept = None, []
+    for value, name, mask in segments:
+        like = mask if like is None else like
+        kept.append((value, name, *_cropped(mask)))
+    if like is None:
         raise InputError(f"the {role} holds no segment: give a segmentation with at least one segment")
-    like = segments[0][2]
-    warnings, values, kept = [], set(), []
-    spare = max(value for value, _, _ in segments) + 1
-    for value, name, mask in segments:  # each mask is cropped at once: a node may hold a hundred segments
+    warnings, values = [], set()
+    spare = max(value for value, *_ in kept) + 1
+    for index, (value, name, box, voxels) in enumerate(kept):
         if value in values:
             if say_renumbered:
                 warnings.append(f"segment '{name}' of the {role} has label value {value}, which another segment "
                                 f"has: it is given {spare}")  # fmt: skip
-            value, spare = spare, spare + 1
-        values.add(value)
-        kept.append((value, name, *_cropped(mask)))
+            kept[index], spare = (spare, name, box, voxels), spare + 1
+        values.add(kept[index][0])
     if spare > np.iinfo(np.uint16).max:
         raise InputError(f"the {role} has label values above {np.iinfo(np.uint16).max}: renumber its segments")
     kept.sort(key=lambda item: -int(item[3].sum()))  # stable: equal sizes keep their order
@@ -96,13 +101,13 @@ def single_layer(image: sitk.Image, role: str) -> tuple[sitk.Image, list[str]]:
                 f"the {role} lists segment '{name}' as label value {value} in layer {layer}, which it cannot hold "
                 f"({layers} layers, values 1-{highest}): save it again from Slicer"
             )
-    segments = []
-    for layer, value, name in listed:
-        component = sitk.VectorIndexSelectionCast(image, layer)
-        mask = sitk.Cast(sitk.BinaryThreshold(component, value, value, 1, 0), sitk.sitkUInt8)
-        if np.any(sitk.GetArrayViewFromImage(mask)):
-            segments.append((value, name, mask))
-    if not segments:
-        raise InputError(f"the {role} is empty (every voxel is 0): give the segmentation with the segments")
+
+    def masks():  # one at a time; empty segments left out
+        for layer, value, name in listed:
+            component = sitk.VectorIndexSelectionCast(image, layer)
+            mask = sitk.Cast(sitk.BinaryThreshold(component, value, value, 1, 0), sitk.sitkUInt8)
+            if np.any(sitk.GetArrayViewFromImage(mask)):
+                yield value, name, mask
+
     # Two layers reusing a value is how Slicer stores them, not the user's doing: renumbered without a word.
-    return merged_segments(segments, role, say_renumbered=False)
+    return merged_segments(masks(), role, say_renumbered=False)

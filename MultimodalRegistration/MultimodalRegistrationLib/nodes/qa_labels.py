@@ -43,17 +43,22 @@ def _segmentation_image(node, values: dict[str, int], reference_volume) -> sitk.
     """A segmentation's segments as one labelmap on the reference volume's grid, one export per segment; where
     segments overlap, the smaller is drawn over the larger (:func:`..core.segment_layers.merged_segments`)."""
     scene = node.GetScene()
-    segments = []
-    for segment_id, name in _segments(node):
-        single = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "qa segment export")
-        try:
-            single.SetAndObserveTransformNodeID(node.GetTransformNodeID())
-            if not single.GetSegmentation().CopySegmentFromSegmentation(node.GetSegmentation(), segment_id):
-                raise InputError(f"segment '{name}' of '{node.GetName()}' could not be read: check the segmentation")
-            segments.append((values[segment_id], name, mrml.mask_image(single, reference_volume)))
-        finally:
-            mrml.remove_node(scene, single)
-    labels, _ = merged_segments(segments, f"segmentation '{node.GetName()}'")
+
+    def exported():  # one at a time: merged_segments keeps only each segment's bounding box
+        for segment_id, name in _segments(node):
+            single = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "qa segment export")
+            try:
+                single.SetAndObserveTransformNodeID(node.GetTransformNodeID())
+                if not single.GetSegmentation().CopySegmentFromSegmentation(node.GetSegmentation(), segment_id):
+                    raise InputError(
+                        f"segment '{name}' of '{node.GetName()}' could not be read: check the segmentation"
+                    )
+                mask = mrml.mask_image(single, reference_volume)
+            finally:
+                mrml.remove_node(scene, single)
+            yield values[segment_id], name, mask
+
+    labels, _ = merged_segments(exported(), f"segmentation '{node.GetName()}'")
     return labels
 
 
