@@ -180,14 +180,29 @@ def pair_segments(
     return pairs
 
 
+def _with_filled_holes(mask: sitk.Image, segmentation: sitk.Image) -> sitk.Image:
+    """``mask`` with the holes it encloses taken in where ``segmentation`` labels them; the work is done in the
+    mask's bounding box (a CT of 80 million voxels took 1 s a segment on the whole grid)."""
+    statistics = sitk.LabelShapeStatisticsImageFilter()
+    statistics.Execute(mask)
+    if not statistics.HasLabel(1):
+        return mask
+    box = statistics.GetBoundingBox(1)  # index (x, y, z), then size
+    index = [max(i - 1, 0) for i in box[:3]]
+    size = [min(i + n + 1, limit) - start for i, n, limit, start in zip(box[:3], box[3:], mask.GetSize(), index)]
+    inside = sitk.RegionOfInterest(mask, size, index)
+    enclosed = sitk.BinaryFillhole(inside, fullyConnected=False, foregroundValue=1)
+    labelled = sitk.Cast(sitk.RegionOfInterest(segmentation, size, index) != 0, sitk.sitkUInt8)
+    return sitk.Paste(mask, sitk.Or(inside, sitk.And(enclosed, labelled)), size, [0, 0, 0], index)
+
+
 def segment_mask(segmentation: sitk.Image, value: int, image: sitk.Image, role: str, name: str) -> sitk.Image:
     """The voxels of label ``value`` on ``image``'s grid (UInt8 0/1), resampled if the grids differ, with the
     holes it encloses that another segment fills taken in: a labelmap holds one value per voxel, so a segment
     drawn inside another (a lesion in the gland) leaves a hole in it, often on one image only, and the hole's
     wall would guide as a surface. An unlabelled hole (a hollow organ's lumen) stays."""
-    mask = sitk.Cast(sitk.BinaryThreshold(segmentation, value, value, 1, 0), sitk.sitkUInt8)
-    enclosed = sitk.BinaryFillhole(mask, fullyConnected=False, foregroundValue=1)
-    mask = sitk.Or(mask, sitk.And(enclosed, sitk.Cast(segmentation != 0, sitk.sitkUInt8)))
+    mask = _with_filled_holes(sitk.Cast(sitk.BinaryThreshold(segmentation, value, value, 1, 0), sitk.sitkUInt8),
+                              segmentation)  # fmt: skip
     same_grid = (
         segmentation.GetSize() == image.GetSize()
         and np.allclose(segmentation.GetSpacing(), image.GetSpacing())
