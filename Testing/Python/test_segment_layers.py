@@ -100,14 +100,17 @@ def test_guidance_and_qa_take_a_multi_layer_segmentation(tmp_path):
     assert sum("overlap (27 voxels)" in w for w in overlap.warnings) == 2
 
 
+def _blob_pair(folder: Path) -> None:
+    z, y, x = np.meshgrid(*[np.linspace(-1, 1, n) for n in SIZE[::-1]], indexing="ij")
+    blob = sitk.GetImageFromArray((np.exp(-3 * (x**2 + (1.3 * y) ** 2 + (0.8 * z) ** 2)) * 1000).astype(np.float32))
+    blob.CopyInformation(_mask(np.zeros(SIZE[::-1])))
+    write_image(blob, folder / "fixed.nrrd")
+    write_image(blob, folder / "moving.nrrd")
+
+
 def test_mmreg_register_takes_multi_layer_segmentations(tmp_path, capsys):
     """Refused before with exit 2 ("export the segmentation as a labelmap volume")."""
-    z, y, x = np.meshgrid(*[np.linspace(-1, 1, n) for n in SIZE[::-1]], indexing="ij")
-    volume = _mask(np.zeros(SIZE[::-1]))
-    blob = sitk.GetImageFromArray((np.exp(-3 * (x**2 + (1.3 * y) ** 2 + (0.8 * z) ** 2)) * 1000).astype(np.float32))
-    blob.CopyInformation(volume)
-    write_image(blob, tmp_path / "fixed.nrrd")
-    write_image(blob, tmp_path / "moving.nrrd")
+    _blob_pair(tmp_path)
     seg = write_two_layer_segmentation(tmp_path / "seg.seg.nrrd")
     argv = ["register", "--fixed", str(tmp_path / "fixed.nrrd"), "--moving", str(tmp_path / "moving.nrrd"),
             "--fixed-segmentation", str(seg), "--moving-segmentation", str(seg), "--segments", "lesion",
@@ -118,6 +121,19 @@ def test_mmreg_register_takes_multi_layer_segmentations(tmp_path, capsys):
     assert any("'lesion' is drawn over 'gland'" in w for w in summary["warnings"])
     matrix = np.asarray(summary["transform"]["matrix_lps"])
     assert np.abs(matrix[:3, 3]).max() < 1.0 and np.allclose(matrix[:3, :3], np.eye(3), atol=0.02)
+
+
+def test_mmreg_qa_takes_multi_layer_segmentations_into_its_numbers_and_pictures(tmp_path, capsys):
+    _blob_pair(tmp_path)
+    seg = write_two_layer_segmentation(tmp_path / "seg.seg.nrrd")
+    Transform.identity().write(str(tmp_path / "T.h5"))
+    argv = ["qa", "--fixed", str(tmp_path / "fixed.nrrd"), "--moving", str(tmp_path / "moving.nrrd"), "--transform",
+            str(tmp_path / "T.h5"), "--fixed-labels", str(seg), "--moving-labels", str(seg), "--report",
+            str(tmp_path / "qa.html"), "--json", str(tmp_path / "qa.json")]  # fmt: skip
+    assert main(argv) == 0  # the pictures drew the vector image's contours and failed (exit 1)
+    report = json.loads((tmp_path / "qa.json").read_text())
+    assert [(s["name"], s["dice"]) for s in report["segmentation"]["after"]] == [("gland", 1.0), ("lesion", 1.0)]
+    assert sum("'lesion' is drawn over 'gland'" in w for w in report["warnings"]) == 2
 
 
 @pytest.mark.parametrize("replacement", ["Segment1_Layer:=5", "Segment1_LabelValue:=one", "Segment1_LabelValue:=0",
