@@ -164,7 +164,7 @@ def test_two_segmentation_nodes_of_one_segment_each_pair_whatever_their_names(sc
     names = ("Segment_1", "prostate")
     nodes = [make_segmentation(gland, {1: name}, f"{name} node") for gland, name in zip(glands, names)]
     values = label_values(*nodes)
-    images = [labels_image(node, values[side], volume, ("fixed", "moving")[side])
+    images = [labels_image(node, values[side], volume, ("fixed", "moving")[side])[0]
               for side, (node, volume) in enumerate(zip(nodes, volumes))]  # fmt: skip
     prepared = prepare_guidance(us_pair.fixed, us_pair.moving, Guidance(*images), "elastix")
     (pair,) = prepared.pairs

@@ -176,6 +176,34 @@ def test_segmentations_are_matched_by_segment_name(scene, small_pair, volumes, s
     assert value(table, "Dice skull after") > 0.9 > value(table, "Dice skull before")
 
 
+def test_a_segment_drawn_inside_another_is_kept_and_the_overlap_reported(scene, small_pair, volumes, segment_rules):
+    """A lesion segment inside the soft tissue, listed first: the QA table measures it whole and says so."""
+    import slicer
+
+    fixed, moving = volumes
+    brain = sitk.Cast((small_pair.fixed > 20) & (small_pair.fixed < 50), sitk.sitkUInt8)
+    z, y, x = (int(np.median(axis)) for axis in np.nonzero(sitk.GetArrayViewFromImage(brain)))
+    lesion = sitk.Image(brain.GetSize(), sitk.sitkUInt8)
+    lesion.CopyInformation(brain)
+    lesion[x - 1 : x + 2, y - 1 : y + 2, z - 1 : z + 2] = 1
+    nodes = []
+    drawn = {"CT seg": (("lesion", lesion), ("soft tissue", brain)), "MR seg": (("soft tissue", brain),)}
+    for name, parts in drawn.items():
+        segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
+        for part, labels in parts:
+            labelmap = mrml.volume_node_from_image(scene, labels, f"{name} {part}", labelmap=True)
+            assert slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, segmentation)
+            inner = segmentation.GetSegmentation()
+            inner.GetSegment(inner.GetNthSegmentID(inner.GetNumberOfSegments() - 1)).SetName(part)
+        nodes.append(segmentation)
+    identity = mrml.transform_to_node(scene, Transform.identity(), name="identity")
+    metrics, _ = assess(identity, fixed, moving, fixedSegmentation=nodes[0], movingSegmentation=nodes[1])
+    record = metrics.to_dict()
+    rows = {row["name"]: row for row in record["segmentation"]["after"]}
+    assert rows["lesion"]["fixed_volume_ml"] > 0  # not hidden under the soft tissue listed after it
+    assert any("'lesion' is drawn over 'soft tissue'" in warning for warning in record["warnings"])
+
+
 def test_moving_volume_under_transforms(scene, small_pair, volumes, targets):
     fixed, moving = volumes
     fixed_targets, moving_targets = targets

@@ -163,7 +163,9 @@ def test_a_segmentation_node_whose_lesion_comes_before_the_gland_keeps_the_lesio
         inner = node.GetSegmentation()
         inner.GetSegment(inner.GetNthSegmentID(inner.GetNumberOfSegments() - 1)).SetName(name)
     values = label_values(node, node)[0]
-    labels = labels_image(node, values, volume, "fixed")
+    labels, warnings = labels_image(node, values, volume, "fixed")
+    assert warnings == [("segments 'lesion' and 'gland' of the segmentation 'MR segments' overlap (27 voxels); a "
+                         "labelmap holds one segment per voxel, so 'lesion' is drawn over 'gland'")]  # fmt: skip
     array = sitk.GetArrayViewFromImage(labels)
     names = label_names(labels)
     value_of = {name: value for value, name in names.items()}

@@ -67,7 +67,8 @@ class QAInputs:
     moving_labels: sitk.Image | None = None
     sources: dict = field(default_factory=dict)  # node names, for the report
     stability_options: dict = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # of pairing the landmark lists
+    label_warnings: list[str] = field(default_factory=list)  # of merging a segmentation's overlapping segments
 
 
 # --------------------------------------------------------------------------- inputs
@@ -114,8 +115,9 @@ def gather_inputs(parameters, python: str | None = None) -> QAInputs:
         if fixed_segmentation is moving_segmentation:
             raise InputError("the fixed and moving segmentations are the same node: select one for each image")
         values = label_values(fixed_segmentation, moving_segmentation)
-        inputs.fixed_labels = labels_image(fixed_segmentation, values[0], fixed_volume, "fixed")
-        inputs.moving_labels = labels_image(moving_segmentation, values[1], moving_volume, "moving")
+        inputs.fixed_labels, fixed_said = labels_image(fixed_segmentation, values[0], fixed_volume, "fixed")
+        inputs.moving_labels, moving_said = labels_image(moving_segmentation, values[1], moving_volume, "moving")
+        inputs.label_warnings = fixed_said + moving_said
     inputs.sources = {
         "fixed_volume": fixed_volume.GetName(),
         "moving_volume": moving_volume.GetName(),
@@ -160,7 +162,7 @@ def assess_inputs(
     if report.landmarks is not None:  # the lists were paired here, before the landmarks reached the library
         report.landmarks.paired_by = inputs.paired_by
         report.landmarks.warnings = inputs.warnings + report.landmarks.warnings
-    report.warnings = inputs.warnings + report.warnings
+    report.warnings = inputs.warnings + inputs.label_warnings + report.warnings
     return report
 
 

@@ -39,7 +39,7 @@ def label_values(fixed_node, moving_node) -> tuple[dict[str, int], dict[str, int
     return values
 
 
-def _segmentation_image(node, values: dict[str, int], reference_volume) -> sitk.Image:
+def _segmentation_image(node, values: dict[str, int], reference_volume) -> tuple[sitk.Image, list[str]]:
     """A segmentation's segments as one labelmap on the reference volume's grid, one export per segment; where
     segments overlap, the smaller is drawn over the larger (:func:`..core.segment_layers.merged_segments`)."""
     scene = node.GetScene()
@@ -58,8 +58,7 @@ def _segmentation_image(node, values: dict[str, int], reference_volume) -> sitk.
                 mrml.remove_node(scene, single)
             yield values[segment_id], name, mask
 
-    labels, _ = merged_segments(exported(), f"segmentation '{node.GetName()}'")
-    return labels
+    return merged_segments(exported(), f"segmentation '{node.GetName()}'")
 
 
 def _untransformed_reference(moving_volume):
@@ -70,8 +69,9 @@ def _untransformed_reference(moving_volume):
     return mrml.volume_node_from_image(moving_volume.GetScene(), empty, "qa reference", labelmap=True)
 
 
-def labels_image(node, values: dict[str, int], volume, side: str) -> sitk.Image:
-    """A labelmap or segmentation node as a label image (LPS) in its volume's frame."""
+def labels_image(node, values: dict[str, int], volume, side: str) -> tuple[sitk.Image, list[str]]:
+    """A labelmap or segmentation node as a label image (LPS) in its volume's frame, and the warnings of merging
+    a segmentation's overlapping segments into it."""
     if not (node.IsA("vtkMRMLSegmentationNode") or node.IsA("vtkMRMLLabelMapVolumeNode")):
         raise InputError(f"'{node.GetName()}' is not a labelmap or segmentation: select one, or clear the selection")
     if side == "moving":
@@ -81,7 +81,7 @@ def labels_image(node, values: dict[str, int], volume, side: str) -> sitk.Image:
             raise InputError(
                 f"the fixed labelmap '{node.GetName()}' is under a transform: harden it first (Data module)"
             )
-        return mrml.image_from_volume_node(node)
+        return mrml.image_from_volume_node(node), []
     if side == "moving" and node.GetParentTransformNode() is None and volume.GetParentTransformNode() is not None:
         reference = _untransformed_reference(volume)  # export in the moving image's own frame
         try:
