@@ -138,8 +138,8 @@ def relabel_by_name(moving: sitk.Image, fixed: sitk.Image) -> sitk.Image:
     return set_label_names(result, names)
 
 
-def _bounding_slices(mask: np.ndarray) -> tuple[slice, slice, slice]:
-    """Array (z, y, x) slices around the set voxels, one voxel wider on each side."""
+def bounding_slices(mask: np.ndarray) -> tuple[slice, slice, slice]:
+    """Array (z, y, x) slices around the set voxels of a non-empty boolean mask, one voxel wider on each side."""
     slices = []
     for axis in range(3):
         other = tuple(a for a in range(3) if a != axis)
@@ -165,7 +165,7 @@ def surface_distances(fixed_mask: np.ndarray, moving_mask: np.ndarray, reference
     The mean pools the distances of both contours to each other; the 95% Hausdorff distance is the
     larger of the two directed 95th percentiles.
     """
-    z, y, x = _bounding_slices(fixed_mask | moving_mask)
+    z, y, x = bounding_slices(fixed_mask | moving_mask)
     spacing = reference.GetSpacing()
 
     def crop(mask: np.ndarray) -> sitk.Image:

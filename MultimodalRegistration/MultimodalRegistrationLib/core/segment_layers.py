@@ -14,16 +14,15 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import InputError
-from .labels import set_label_names
+from .labels import bounding_slices, set_label_names
 
 
 def _cropped(mask: sitk.Image) -> tuple[tuple[slice, ...], np.ndarray]:
     """The mask's set voxels as (array slices of their bounding box, boolean array inside it)."""
     array = sitk.GetArrayViewFromImage(mask) != 0
-    where = np.nonzero(array)
-    if not len(where[0]):
+    if not array.any():
         return (slice(0, 0),) * 3, np.zeros((0, 0, 0), bool)
-    box = tuple(slice(int(index.min()), int(index.max()) + 1) for index in where)
+    box = bounding_slices(array)
     return box, array[box].copy()
 
 

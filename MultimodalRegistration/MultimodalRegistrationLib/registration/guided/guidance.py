@@ -116,15 +116,15 @@ def only_segments_warning(pairs: list[SegmentPair]) -> str | None:
     return lone_segments_paired(*sides, "segmentation") + ". If they are not, segment that structure on both images"
 
 
-def unpaired_warning(
-    fixed_segmentation: sitk.Image, moving_segmentation: sitk.Image, pairs: list[SegmentPair]
+def _unpaired_warning(
+    fixed_found: dict[int, str], moving_found: dict[int, str], key: str, pairs: list[SegmentPair]
 ) -> str | None:
-    """The warning for segments found on one side only (they cannot guide), else None."""
-    key = "name" if label_names(fixed_segmentation) and label_names(moving_segmentation) else "label value"
+    """The warning for segments found on one side only (``{value: name}`` of each side; they cannot guide), paired
+    by ``key`` ("name" or "label value")."""
     alone = []
-    for role, segmentation, used in (("fixed", fixed_segmentation, {p.fixed_value for p in pairs}),
-                                     ("moving", moving_segmentation, {p.moving_value for p in pairs})):  # fmt: skip
-        names = [f"'{name}'" for value, name in _values_and_names(segmentation).items() if value not in used]
+    for role, found, used in (("fixed", fixed_found, {p.fixed_value for p in pairs}),
+                              ("moving", moving_found, {p.moving_value for p in pairs})):  # fmt: skip
+        names = [f"'{name}'" for value, name in found.items() if value not in used]
         if names:
             alone.append(f"{', '.join(names)} only in the {role} segmentation")
     if not alone:
@@ -140,6 +140,14 @@ def pair_segments(
 
     ``wanted`` keeps only the named segments (names or label values as text), in that order.
     """
+    return _paired(fixed_segmentation, moving_segmentation, wanted)[0]
+
+
+def _paired(
+    fixed_segmentation: sitk.Image, moving_segmentation: sitk.Image, wanted: list[str] | None
+) -> tuple[list[SegmentPair], str | None]:
+    """:func:`pair_segments`, and without ``wanted`` the warning for segments found on one side only (the user
+    who chose the segments needs no word on the others)."""
     fixed_found = _values_and_names(as_labelmap(fixed_segmentation, "fixed segmentation"))
     moving_found = _values_and_names(as_labelmap(moving_segmentation, "moving segmentation"))
     for role, found in (("fixed", fixed_found), ("moving", moving_found)):
@@ -148,6 +156,7 @@ def pair_segments(
                 f"the {role} segmentation is empty (every voxel is 0): give the labelmap with the segments"
             )
     named = bool(label_names(fixed_segmentation)) and bool(label_names(moving_segmentation))
+    key = "name" if named else "label value"
     if named:
         check_distinct_names(fixed_found, "fixed segmentation")
         check_distinct_names(moving_found, "moving segmentation")
@@ -161,23 +170,23 @@ def pair_segments(
         ((fixed_value, fixed_name),), ((moving_value, moving_name),) = fixed_found.items(), moving_found.items()
         pairs = [SegmentPair(fixed_name, fixed_value, moving_value, "only segment", moving_name)]
     if not pairs:
-        key = "name" if named else "label value"
         raise InputError(
             f"no segment is in both segmentations (fixed {sorted(fixed_found.values())}, moving "
             f"{sorted(moving_found.values())}): give the same structure the same {key} in both"
         )
-    if wanted:
-        chosen = {str(p.fixed_value): p for p in pairs}
-        chosen |= {str(p.moving_value): p for p in pairs if p.paired_by == "only segment"}
-        chosen |= {segment_name_key(name): p for p in pairs for name in (p.moving_name, p.name) if name}
-        unknown = [name for name in wanted if name not in chosen and segment_name_key(name) not in chosen]
-        if unknown:
-            raise InputError(
-                f"segments {unknown} are not in both segmentations: choose from {[p.name for p in pairs]}"
-            )
-        picked = [chosen.get(name) or chosen[segment_name_key(name)] for name in wanted]
-        pairs = list({id(p): p for p in picked}.values())  # each pair once, in the order first named
-    return pairs
+    if not wanted:
+        return pairs, _unpaired_warning(fixed_found, moving_found, key, pairs)
+    chosen = {str(p.fixed_value): p for p in pairs}
+    chosen |= {str(p.moving_value): p for p in pairs if p.paired_by == "only segment"}
+    chosen |= {segment_name_key(name): p for p in pairs for name in (p.moving_name, p.name) if name}
+    unknown = [name for name in wanted if name not in chosen and segment_name_key(name) not in chosen]
+    if unknown:
+        raise InputError(
+            f"segments {unknown} are not in both segmentations: choose from {[p.name for p in pairs]}"
+        )
+    picked = [chosen.get(name) or chosen[segment_name_key(name)] for name in wanted]
+    pairs = list({id(p): p for p in picked}.values())  # each pair once, in the order first named
+    return pairs, None
 
 
 def _with_filled_holes(mask: sitk.Image, segmentation: sitk.Image) -> sitk.Image:
@@ -263,9 +272,9 @@ def prepare_guidance(
     _check_choices(guidance)
     _check_points(guidance)
     defaults = guidance_defaults(engine, preset)
-    pairs, fixed_masks, moving_masks, channels = [], [], [], []
+    pairs, fixed_masks, moving_masks, channels, unpaired = [], [], [], [], None
     if guidance.has_segments:
-        pairs = pair_segments(guidance.fixed_segmentation, guidance.moving_segmentation, guidance.segments)
+        pairs, unpaired = _paired(guidance.fixed_segmentation, guidance.moving_segmentation, guidance.segments)
         weight = guidance.weight if guidance.weight is not None else float(defaults["segments"])
         for pair in pairs:
             fixed_mask = segment_mask(guidance.fixed_segmentation, pair.fixed_value, fixed, "fixed", pair.name)
@@ -282,8 +291,6 @@ def prepare_guidance(
         terms.fixed_points_lps = np.asarray(guidance.fixed_points_lps, float)
         terms.moving_points_lps = np.asarray(guidance.moving_points_lps, float)
         terms.points_weight = guidance.weight if guidance.weight is not None else float(defaults["points"])
-    said = [only_segments_warning(pairs)]
-    if guidance.has_segments and not guidance.segments:  # segments the user chose need no word on the others
-        said.append(unpaired_warning(guidance.fixed_segmentation, guidance.moving_segmentation, pairs))
+    said = [only_segments_warning(pairs), unpaired]
     warnings = guidance.input_warnings + [warning for warning in said if warning]
     return PreparedGuidance(guidance, pairs, fixed_masks, moving_masks, terms, warnings)
