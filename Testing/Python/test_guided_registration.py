@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 from MultimodalRegistrationLib.core.transforms import Transform, lps_ras_points
 from MultimodalRegistrationLib.registration.guided.guidance import Guidance
 from MultimodalRegistrationLib.registration.guided.score import DICE_TOLERANCE
@@ -68,7 +69,8 @@ def test_cli_refuses_one_sided_guidance_before_any_engine(us_pair, tmp_path):
 
 @pytest.mark.slow
 def test_node_level_guidance_from_segmentation_nodes_and_markups(scene, us_pair, make_segmentation, warm_elastix):
-    pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
+    slicer = pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r "
+                                 "Testing/requirements.txt")  # fmt: skip
     from MultimodalRegistrationLib.nodes import mrml
     from MultimodalRegistrationLib.nodes.registration import ATTRIBUTE_PREFIX, register_nodes, registration_parameters
 
@@ -78,6 +80,19 @@ def test_node_level_guidance_from_segmentation_nodes_and_markups(scene, us_pair,
         make_segmentation(us_pair.fixed_labels, us_pair.names, "MR gland"),
         make_segmentation(us_pair.moving_labels, us_pair.names, "US gland"),
     ]
+    # A lesion drawn inside the MR gland, away from the urethra, on the MR only: it overlaps the gland and guides
+    # nothing (the gland's hole under it is filled again for the guidance).
+    value = {name: value for value, name in us_pair.names.items()}
+    depth = sitk.Minimum(*(sitk.SignedMaurerDistanceMap(us_pair.fixed_labels == value[name], useImageSpacing=True)
+                           * sign for name, sign in (("gland", -1), ("urethra", 1))))  # fmt: skip
+    x, y, z = np.unravel_index(np.argmax(sitk.GetArrayViewFromImage(depth)), depth.GetSize()[::-1])[::-1]
+    lesion = sitk.Image(depth.GetSize(), sitk.sitkUInt8)
+    lesion.CopyInformation(depth)
+    lesion[int(x) - 2 : int(x) + 3, int(y) - 2 : int(y) + 3, int(z) - 2 : int(z) + 3] = 1
+    lesion_labels = mrml.volume_node_from_image(scene, lesion, "MR lesion", labelmap=True)
+    assert slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(lesion_labels, segmentations[0])
+    inner = segmentations[0].GetSegmentation()
+    inner.GetSegment(inner.GetNthSegmentID(inner.GetNumberOfSegments() - 1)).SetName("lesion")
     labels = list(us_pair.landmark_labels)
     fixed_points = mrml.markups_from_points(scene, lps_ras_points(us_pair.landmarks_fixed), labels, "MR points")
     moving_points = mrml.markups_from_points(scene, lps_ras_points(us_pair.landmarks_moving)[::-1], labels[::-1], "US")
@@ -97,12 +112,17 @@ def test_node_level_guidance_from_segmentation_nodes_and_markups(scene, us_pair,
     dice_start = float(node.GetAttribute(ATTRIBUTE_PREFIX + "guidanceDiceMeanStart"))
     dice_result = float(node.GetAttribute(ATTRIBUTE_PREFIX + "guidanceDiceMeanResult"))
     assert dice_result > 0.85 and dice_result >= dice_start - DICE_TOLERANCE
-    assert node.GetAttribute(ATTRIBUTE_PREFIX + "kept") == "result"
+    assert node.GetAttribute(ATTRIBUTE_PREFIX + "kept") == "result", registration.describe()
     # The landmarks were paired by label although the moving list is in the reverse order.
     assert float(node.GetAttribute(ATTRIBUTE_PREFIX + "guidancePointsRmsMmResult")) < 3.0
     added = [scene.GetNthNode(i) for i in range(nodes_before, scene.GetNumberOfNodes())]
     added = [n for n in added if not n.IsA("vtkMRMLSubjectHierarchyNode")]  # the scene's one hierarchy
     assert [n.GetClassName() for n in added] == ["vtkMRMLLinearTransformNode"], [n.GetName() for n in added]
+    # The panel's status line says what the export merged and what could not guide.
+    status = registration.describe().splitlines()
+    assert any(line.startswith("Warning:") and "'lesion' is drawn over 'gland'" in line for line in status), status
+    assert any(line.startswith("Warning:") and "'lesion' only in the fixed" in line for line in status), status
+    assert registration.summary.warnings[0] == next(line[len("Warning: "):] for line in status if "drawn over" in line)
 
 
 @pytest.mark.parametrize(

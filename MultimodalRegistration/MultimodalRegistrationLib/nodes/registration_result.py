@@ -42,8 +42,10 @@ class NodeRegistration(NodeJob):
         self._worker = worker.start()
 
     def describe(self) -> str:
-        """The result in a line or two for the panel's status: time, metric before and after, start, guidance."""
+        """The result in a few lines for the panel's status: time, metric before and after, start, guidance,
+        then each warning (a result kept at its start, segments that overlap or pair with nothing)."""
         lines = [describe_result(self.summary), describe_guidance(self.summary.provenance.guidance)]
+        lines += [f"Warning: {warning}" for warning in self.summary.warnings]
         return "\n".join(line for line in lines if line)
 
     @property

@@ -138,6 +138,7 @@ def run_registration_job(job: RegistrationJob, emit: Callable[[dict], None]) -> 
     if prepared is not None:
         summary.prep = prepared.summary().to_dict()
         summary.warnings = prepared.warnings + summary.warnings
+    summary.warnings = list(job.input_warnings or []) + summary.warnings
     if job.summary:
         text = json.dumps(summary.to_dict(), indent=2)
         write_text_atomically(job.summary, text)
