@@ -12,8 +12,8 @@ import SimpleITK as sitk
 from MultimodalRegistrationLib.cli.main import main
 from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.core.images import write_image
-from MultimodalRegistrationLib.core.labels import label_names
-from MultimodalRegistrationLib.core.segment_layers import merged_segments, single_layer
+from MultimodalRegistrationLib.core.labels import label_names, set_label_names
+from MultimodalRegistrationLib.core.segment_layers import layered_segments, merged_segments, single_layer
 from MultimodalRegistrationLib.core.transforms import Transform
 from MultimodalRegistrationLib.qa.overlap import segmentation_overlap
 from MultimodalRegistrationLib.registration.guided.guidance import Guidance, prepare_guidance
@@ -52,20 +52,24 @@ def _mask(array: np.ndarray) -> sitk.Image:
 
 def test_a_segment_inside_another_stays_whole_whatever_the_order():
     gland, lesion = _layers()[..., 0], _layers()[..., 1]
-    labels, warnings = merged_segments([(2, "lesion", _mask(lesion)), (1, "gland", _mask(gland))], "fixed segmentation")
+    labels, warnings, covered = merged_segments([(2, "lesion", _mask(lesion)), (1, "gland", _mask(gland))],
+                                                "fixed segmentation")  # fmt: skip
     array = sitk.GetArrayViewFromImage(labels)
     assert np.count_nonzero(array == 2) == 27  # drawn last: the smaller one
     assert np.count_nonzero(array == 1) == 2112 - 27
     assert label_names(labels) == {1: "gland", 2: "lesion"}
     assert warnings == [("segments 'lesion' and 'gland' of the fixed segmentation overlap (27 voxels); a labelmap "
                          "holds one segment per voxel, so 'lesion' is drawn over 'gland'")]  # fmt: skip
+    hidden = sitk.GetArrayViewFromImage(covered)
+    assert np.count_nonzero(hidden) == 27 and set(np.unique(hidden[lesion == 1])) == {1}  # the gland, under it
+    assert merged_segments([(1, "gland", _mask(gland))], "labelmap").covered is None
 
 
 def test_values_are_kept_unless_two_segments_share_one():
     gland, lesion = _layers()[..., 0], _layers()[..., 1]
-    labels, warnings = merged_segments([(3, "gland", _mask(gland)), (7, "lesion", _mask(lesion))], "labelmap")
+    labels, warnings, _ = merged_segments([(3, "gland", _mask(gland)), (7, "lesion", _mask(lesion))], "labelmap")
     assert label_names(labels) == {3: "gland", 7: "lesion"} and not any("label value" in w for w in warnings)
-    labels, warnings = merged_segments([(1, "gland", _mask(gland)), (1, "lesion", _mask(lesion))], "labelmap")
+    labels, warnings, _ = merged_segments([(1, "gland", _mask(gland)), (1, "lesion", _mask(lesion))], "labelmap")
     assert label_names(labels) == {1: "gland", 2: "lesion"}  # the first keeps its value
     assert np.count_nonzero(sitk.GetArrayViewFromImage(labels) == 2) == 27
     assert "segment 'lesion' of the labelmap has label value 1, which another segment has: it is given 2" in warnings
@@ -74,14 +78,14 @@ def test_values_are_kept_unless_two_segments_share_one():
 def test_a_multi_layer_segmentation_reads_as_one_labelmap_with_its_names(tmp_path):
     image = sitk.ReadImage(str(write_two_layer_segmentation(tmp_path / "seg.seg.nrrd")))
     assert image.GetNumberOfComponentsPerPixel() == 2
-    labels, warnings = single_layer(image, "moving segmentation")
+    labels, warnings, _ = single_layer(image, "moving segmentation")
     assert labels.GetNumberOfComponentsPerPixel() == 1 and labels.GetSize() == SIZE
     assert np.allclose(labels.GetOrigin(), ORIGIN)
     assert label_names(labels) == {1: "gland", 2: "lesion"}  # both were label 1, in two layers: renumbered
     assert np.count_nonzero(sitk.GetArrayViewFromImage(labels) == 2) == 27
     assert len(warnings) == 1 and "'lesion' is drawn over 'gland'" in warnings[0]
-    same, none = single_layer(labels, "moving segmentation")
-    assert same is labels and none == []
+    same, none, hidden = single_layer(labels, "moving segmentation")
+    assert same is labels and none == [] and hidden is None
 
 
 def test_guidance_and_qa_take_a_multi_layer_segmentation(tmp_path):
@@ -98,6 +102,39 @@ def test_guidance_and_qa_take_a_multi_layer_segmentation(tmp_path):
     overlap = segmentation_overlap(seg, seg, Transform.identity())
     assert [(o.name, o.dice) for o in overlap.after] == [("gland", 1.0), ("lesion", 1.0)]
     assert sum("overlap (27 voxels)" in w for w in overlap.warnings) == 2
+
+
+def test_a_lesion_at_the_gland_surface_on_one_image_only_leaves_the_gland_whole(tmp_path):
+    """A lesion across the gland's edge (a peripheral-zone lesion drawn on the MR only) dented the gland it was
+    drawn over, and the dent guided as surface: 0.02-0.38 mm at the start on TRUS-like pairs (not a hole, so not
+    filled). The gland now guides as drawn, from the multi-layer file and from the layers the nodes write."""
+    layers = _layers()
+    layers[..., 1] = 0
+    layers[14:17, 16:19, 23:27, 1] = 1  # 18 voxels inside the gland (x < 25), 18 outside
+    seg = set_label_names(_mask(layers[..., 0]), {1: "gland"})
+    lesion = _mask(layers[..., 1])
+    stored, said = layered_segments([(1, "gland", seg), (2, "lesion", lesion)], "segmentation 'MR'")
+    assert stored.GetNumberOfComponentsPerPixel() == 2 and said == []
+    write_image(stored, tmp_path / "moving.seg.nrrd", compress=False)
+    moving = sitk.ReadImage(str(tmp_path / "moving.seg.nrrd"))
+    guidance = Guidance(seg, moving, segments=["gland"])
+    assert any("overlap (18 voxels)" in w for w in guidance.input_warnings)
+    prepared = prepare_guidance(seg, seg, guidance, "elastix")
+    counts = [int(np.count_nonzero(sitk.GetArrayViewFromImage(m))) for m in (*prepared.fixed_masks,
+                                                                            *prepared.moving_masks)]  # fmt: skip
+    assert counts == [2112, 2112]  # 2094 before: 18 voxels dented
+    merged = single_layer(moving, "moving segmentation").labels
+    assert np.count_nonzero(sitk.GetArrayViewFromImage(merged) == 1) == 2112 - 18  # what a labelmap can hold
+
+
+def test_segments_that_do_not_overlap_are_stored_in_one_layer():
+    gland, lesion = _layers()[..., 0], _layers()[..., 1]
+    apart = np.roll(lesion, 20, axis=2)
+    stored, said = layered_segments([(1, "gland", _mask(gland)), (2, "lesion", _mask(apart))], "labelmap")
+    assert stored.GetNumberOfComponentsPerPixel() == 1 and said == []
+    assert label_names(stored) == {1: "gland", 2: "lesion"}
+    array = sitk.GetArrayViewFromImage(stored)
+    assert np.count_nonzero(array == 1) == 2112 and np.count_nonzero(array == 2) == 27
 
 
 def _blob_pair(folder: Path) -> None:
@@ -171,6 +208,11 @@ def test_a_segmentation_node_whose_lesion_comes_before_the_gland_keeps_the_lesio
     value_of = {name: value for value, name in names.items()}
     assert np.count_nonzero(array == value_of["lesion"]) == 27
     assert np.count_nonzero(array == value_of["gland"]) == 2112 - 27
+    # For a registration the nodes write both whole, in two layers; the worker merges them and warns.
+    stored, said = labels_image(node, values, volume, "fixed", layered=True)
+    assert stored.GetNumberOfComponentsPerPixel() == 2 and said == []
+    layers = sitk.GetArrayViewFromImage(stored)
+    assert sorted(int(np.count_nonzero(layers[..., i])) for i in range(2)) == [27, 2112]
 
 
 def test_a_multi_layer_segmentation_whose_segments_are_all_empty_is_refused(tmp_path):

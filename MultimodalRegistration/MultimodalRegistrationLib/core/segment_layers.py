@@ -3,12 +3,14 @@
 A labelmap holds one segment per voxel; Slicer keeps overlapping segments (a lesion inside the gland) in
 layers, and saves them as a multi-layer ``.seg.nrrd`` (read as a vector image: one component a layer, each
 segment a label value within its layer). One labelmap of them is drawn largest segment first, so that a
-segment drawn inside another stays whole and leaves a hole in the larger one (guidance fills such holes).
+segment drawn inside another stays whole and leaves a hole in the larger one; what each hides is kept beside
+it, so that guidance can use every segment whole.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import numpy as np
 import SimpleITK as sitk
@@ -26,13 +28,19 @@ def _cropped(mask: sitk.Image) -> tuple[tuple[slice, ...], np.ndarray]:
     return box, array[box].copy()
 
 
-def merged_segments(
-    segments: Iterable[tuple[int, str, sitk.Image]], role: str, say_renumbered: bool = True
-) -> tuple[sitk.Image, list[str]]:
-    """One labelmap (UInt16, names stored as Slicer does) of ``segments`` (label value, name, 0/1 mask on one
-    grid; an iterable, so that a node's hundred segments need not be exported all at once), the larger drawn
-    first; and a warning for each segment drawn over another and (``say_renumbered``) each given a new value
-    because another segment has its value (the first keeps it)."""
+class MergedSegments(NamedTuple):
+    """Segments drawn into one labelmap, what drawing them said, and what they hid."""
+
+    labels: sitk.Image  # UInt16, names stored as Slicer does
+    warnings: list[str]
+    # UInt16 on the same grid: where a segment was drawn over another, the value of the one beneath (the first
+    # drawn there); None when no segment overlaps another.
+    covered: sitk.Image | None
+
+
+def _collected(segments: Iterable[tuple[int, str, sitk.Image]], role: str, say_renumbered: bool):
+    """The segments cropped to their bounding boxes, largest first, a value each; the grid they lie on and the
+    warnings of renumbering (see :func:`merged_segments`)."""
     like, kept = None, []
     for value, name, mask in segments:
         like = mask if like is None else like
@@ -51,7 +59,25 @@ def merged_segments(
     if spare > np.iinfo(np.uint16).max:
         raise InputError(f"the {role} has label values above {np.iinfo(np.uint16).max}: renumber its segments")
     kept.sort(key=lambda item: -int(item[3].sum()))  # stable: equal sizes keep their order
+    return like, kept, warnings
+
+
+def _image(array: np.ndarray, like: sitk.Image, is_vector: bool = False) -> sitk.Image:
+    image = sitk.GetImageFromArray(array, isVector=is_vector)
+    image.CopyInformation(like)
+    return image
+
+
+def merged_segments(
+    segments: Iterable[tuple[int, str, sitk.Image]], role: str, say_renumbered: bool = True
+) -> MergedSegments:
+    """One labelmap of ``segments`` (label value, name, 0/1 mask on one grid; an iterable, so that a node's hundred
+    segments need not be exported all at once), the larger drawn first; a warning for each segment drawn over
+    another and (``say_renumbered``) each given a new value because another segment has its value (the first
+    keeps it); and the voxels each hid."""
+    like, kept, warnings = _collected(segments, role, say_renumbered)
     merged = np.zeros(like.GetSize()[::-1], np.uint16)
+    covered = None
     names = {value: name for value, name, _, _ in kept}
     for value, name, box, voxels in kept:
         under = merged[box][voxels]
@@ -60,10 +86,34 @@ def merged_segments(
                 f"segments '{name}' and '{names[int(other)]}' of the {role} overlap ({int(shared)} voxels); a "
                 f"labelmap holds one segment per voxel, so '{name}' is drawn over '{names[int(other)]}'"
             )
+        if under.any():
+            covered = np.zeros_like(merged) if covered is None else covered
+            hidden = np.zeros_like(voxels)
+            hidden[voxels] = under != 0
+            hidden &= covered[box] == 0
+            covered[box][hidden] = merged[box][hidden]
         merged[box][voxels] = value
-    labels = sitk.GetImageFromArray(merged)
-    labels.CopyInformation(like)
-    return set_label_names(labels, names), warnings
+    labels = set_label_names(_image(merged, like), names)
+    return MergedSegments(labels, warnings, None if covered is None else _image(covered, like))
+
+
+def layered_segments(segments: Iterable[tuple[int, str, sitk.Image]], role: str) -> tuple[sitk.Image, list[str]]:
+    """``segments`` (as :func:`merged_segments` takes them) stored as Slicer stores them: each in the first layer
+    where it overlaps no other, one labelmap when they all fit in one, else a vector image (a component a layer)
+    with each segment's layer in its header; and the warnings of renumbering. Nothing is hidden."""
+    like, kept, warnings = _collected(segments, role, say_renumbered=True)
+    layers: list[np.ndarray] = []
+    placed = {}
+    for value, _, box, voxels in kept:
+        layer = next((i for i, array in enumerate(layers) if not array[box][voxels].any()), len(layers))
+        if layer == len(layers):
+            layers.append(np.zeros(like.GetSize()[::-1], np.uint16))
+        layers[layer][box][voxels] = value
+        placed[value] = layer
+    names = {value: name for value, name, _, _ in kept}
+    if len(layers) == 1:
+        return set_label_names(_image(layers[0], like), names), warnings
+    return set_label_names(_image(np.stack(layers, axis=-1), like, is_vector=True), names, placed), warnings
 
 
 def _layered_segments(image: sitk.Image) -> list[tuple[int, int, str]]:
@@ -85,14 +135,14 @@ def _layered_segments(image: sitk.Image) -> list[tuple[int, int, str]]:
     return found
 
 
-def single_layer(image: sitk.Image, role: str) -> tuple[sitk.Image, list[str]]:
+def single_layer(image: sitk.Image, role: str) -> MergedSegments:
     """``image`` as one labelmap: a multi-layer Slicer segmentation merged by :func:`merged_segments` (a label value
-    that two layers both use is given to the first segment, the others renumbered), with its warnings; anything
-    else as it is."""
+    that two layers both use is given to the first segment, the others renumbered), with its warnings and what it
+    hid; anything else as it is."""
     layers = image.GetNumberOfComponentsPerPixel()
     listed = _layered_segments(image) if layers > 1 else []
     if not listed:
-        return image, []
+        return MergedSegments(image, [], None)
     highest = int(np.iinfo(sitk.GetArrayViewFromImage(image).dtype).max)
     for layer, value, name in listed:
         if not (0 <= layer < layers and 1 <= value <= highest):

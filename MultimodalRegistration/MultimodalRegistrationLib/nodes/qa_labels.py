@@ -5,7 +5,7 @@ from __future__ import annotations
 import SimpleITK as sitk
 
 from ..core.errors import InputError
-from ..core.segment_layers import merged_segments
+from ..core.segment_layers import layered_segments, merged_segments
 from . import mrml
 from .qa_frames import _check_moving_frame
 
@@ -39,9 +39,12 @@ def label_values(fixed_node, moving_node) -> tuple[dict[str, int], dict[str, int
     return values
 
 
-def _segmentation_image(node, values: dict[str, int], reference_volume) -> tuple[sitk.Image, list[str]]:
+def _segmentation_image(
+    node, values: dict[str, int], reference_volume, layered: bool
+) -> tuple[sitk.Image, list[str]]:
     """A segmentation's segments as one labelmap on the reference volume's grid, one export per segment; where
-    segments overlap, the smaller is drawn over the larger (:func:`..core.segment_layers.merged_segments`)."""
+    segments overlap, the smaller is drawn over the larger (:func:`..core.segment_layers.merged_segments`), or
+    (``layered``) each goes in a layer of its own (:func:`..core.segment_layers.layered_segments`)."""
     scene = node.GetScene()
 
     def exported():  # one at a time: merged_segments keeps only each segment's bounding box
@@ -58,7 +61,8 @@ def _segmentation_image(node, values: dict[str, int], reference_volume) -> tuple
                 mrml.remove_node(scene, single)
             yield values[segment_id], name, mask
 
-    return merged_segments(exported(), f"segmentation '{node.GetName()}'")
+    role = f"segmentation '{node.GetName()}'"
+    return layered_segments(exported(), role) if layered else merged_segments(exported(), role)[:2]
 
 
 def _untransformed_reference(moving_volume):
@@ -69,9 +73,12 @@ def _untransformed_reference(moving_volume):
     return mrml.volume_node_from_image(moving_volume.GetScene(), empty, "qa reference", labelmap=True)
 
 
-def labels_image(node, values: dict[str, int], volume, side: str) -> tuple[sitk.Image, list[str]]:
+def labels_image(
+    node, values: dict[str, int], volume, side: str, layered: bool = False
+) -> tuple[sitk.Image, list[str]]:
     """A labelmap or segmentation node as a label image (LPS) in its volume's frame, and the warnings of merging
-    a segmentation's overlapping segments into it."""
+    a segmentation's overlapping segments into it; ``layered``: a segmentation whose segments overlap as a
+    multi-layer image, each segment whole, for the worker to merge and warn."""
     if not (node.IsA("vtkMRMLSegmentationNode") or node.IsA("vtkMRMLLabelMapVolumeNode")):
         raise InputError(f"'{node.GetName()}' is not a labelmap or segmentation: select one, or clear the selection")
     if side == "moving":
@@ -85,7 +92,7 @@ def labels_image(node, values: dict[str, int], volume, side: str) -> tuple[sitk.
     if side == "moving" and node.GetParentTransformNode() is None and volume.GetParentTransformNode() is not None:
         reference = _untransformed_reference(volume)  # export in the moving image's own frame
         try:
-            return _segmentation_image(node, values, reference)
+            return _segmentation_image(node, values, reference, layered)
         finally:
             mrml.remove_node(volume.GetScene(), reference)
-    return _segmentation_image(node, values, volume)
+    return _segmentation_image(node, values, volume, layered)

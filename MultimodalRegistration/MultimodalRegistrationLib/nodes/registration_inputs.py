@@ -40,7 +40,8 @@ def _pair(parameters, fields: list[Field], what: str, names: tuple[str, str]) ->
 
 def write_segmentations(parameters, folder: Path, fields: list[Field]) -> dict[str, str]:
     """Both segmentations as labelmaps on their volumes' grids, with the same value for the same segment name;
-    the warnings of merging a node's overlapping segments go into the job's ``input_warnings``."""
+    overlapping segments in layers (the worker merges them and warns, each segment guiding whole), and the
+    export's own warnings (a value two segments share) in the job's ``input_warnings``."""
     from .qa_labels import label_values, labels_image
 
     fixed, moving = _pair(parameters, fields, "segment guidance", ("the fixed segmentation", "the moving segmentation"))
@@ -51,7 +52,7 @@ def write_segmentations(parameters, folder: Path, fields: list[Field]) -> dict[s
     for field, node, index in zip(sorted(fields, key=lambda f: "moving" in f.name), (fixed, moving), (0, 1)):
         side = field.name.split("_")[0]
         files[field.name] = str(folder / f"{field.name}.nrrd")
-        image, said = labels_image(node, values[index], side_volume(parameters, field), side)
+        image, said = labels_image(node, values[index], side_volume(parameters, field), side, layered=True)
         write_image(image, files[field.name], compress=False)
         warnings += said
     return files | ({"input_warnings": warnings} if warnings else {})

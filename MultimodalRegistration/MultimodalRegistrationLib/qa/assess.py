@@ -187,7 +187,7 @@ def write_qa_outputs(
         report_path = Path(report_path)
         name = report_path.name.split(".")[0] or "report"
         folder = report_path.parent / f"{name}_figures"
-        labels = None if fixed_labels is None else single_layer(fixed_labels, "fixed labelmap")[0]  # warned in QA
+        labels = None if fixed_labels is None else single_layer(fixed_labels, "fixed labelmap").labels  # warned in QA
         pictures = write_qa_pictures(folder, fixed, moving, transform, before, labels, fixed_mask)
         report.pictures = {
             kind: {stage: os.path.relpath(path, report_path.parent) for stage, path in stages.items()}

@@ -142,8 +142,8 @@ def segmentation_overlap(
     registration. Labels are the non-zero values of either labelmap; when both carry Slicer's segment
     names, segments pair by name whatever their values.
     """
-    fixed_labels, fixed_layers = single_layer(fixed_labels, "fixed labelmap")
-    moving_labels, moving_layers = single_layer(moving_labels, "moving labelmap")
+    fixed_labels, fixed_layers, _ = single_layer(fixed_labels, "fixed labelmap")
+    moving_labels, moving_layers, _ = single_layer(moving_labels, "moving labelmap")
     fixed_labels = as_labelmap(fixed_labels, "fixed labelmap")
     moving_labels = relabel_by_name(as_labelmap(moving_labels, "moving labelmap"), fixed_labels)
     fixed_values = set(np.unique(sitk.GetArrayViewFromImage(fixed_labels)).tolist()) - {0}

@@ -45,14 +45,20 @@ class Guidance:
     metric: str = "intensity"
     # Said of the segmentations when they were read (multi-layer segmentations merged into one labelmap).
     input_warnings: list[str] = field(default_factory=list, repr=False)
+    # Where merging a multi-layer segmentation drew a segment over another, the value of the one beneath (UInt16
+    # on the segmentation's grid; None: nothing hidden), so that each segment guides whole.
+    fixed_covered: sitk.Image | None = field(default=None, repr=False)
+    moving_covered: sitk.Image | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         for role in ("fixed", "moving"):
             image = getattr(self, f"{role}_segmentation")
             if image is not None:
-                merged, warnings = single_layer(image, f"{role} segmentation")
-                setattr(self, f"{role}_segmentation", merged)
-                self.input_warnings = self.input_warnings + warnings  # a copy: replace() shares the list
+                merged = single_layer(image, f"{role} segmentation")
+                setattr(self, f"{role}_segmentation", merged.labels)
+                if merged.covered is not None:
+                    setattr(self, f"{role}_covered", merged.covered)
+                self.input_warnings = self.input_warnings + merged.warnings  # a copy: replace() shares the list
 
     @property
     def has_segments(self) -> bool:
@@ -205,13 +211,18 @@ def _with_filled_holes(mask: sitk.Image, segmentation: sitk.Image) -> sitk.Image
     return sitk.Paste(mask, sitk.Or(inside, sitk.And(enclosed, labelled)), size, [0, 0, 0], index)
 
 
-def segment_mask(segmentation: sitk.Image, value: int, image: sitk.Image, role: str, name: str) -> sitk.Image:
+def segment_mask(
+    segmentation: sitk.Image, value: int, image: sitk.Image, role: str, name: str, covered: sitk.Image | None = None
+) -> sitk.Image:
     """The voxels of label ``value`` on ``image``'s grid (UInt8 0/1), resampled if the grids differ, with the
-    holes it encloses that another segment fills taken in: a labelmap holds one value per voxel, so a segment
-    drawn inside another (a lesion in the gland) leaves a hole in it, often on one image only, and the hole's
+    voxels other segments were drawn over (``covered``, as :class:`Guidance` keeps them) and the holes it
+    encloses that another segment fills taken in: a labelmap holds one value per voxel, so a segment drawn
+    inside another (a lesion in the gland) leaves a hole or a dent in it, often on one image only, and its
     wall would guide as a surface. An unlabelled hole (a hollow organ's lumen) stays."""
-    mask = _with_filled_holes(sitk.Cast(sitk.BinaryThreshold(segmentation, value, value, 1, 0), sitk.sitkUInt8),
-                              segmentation)  # fmt: skip
+    mask = sitk.Cast(sitk.BinaryThreshold(segmentation, value, value, 1, 0), sitk.sitkUInt8)
+    if covered is not None:
+        mask = sitk.Or(mask, sitk.Cast(sitk.BinaryThreshold(covered, value, value, 1, 0), sitk.sitkUInt8))
+    mask = _with_filled_holes(mask, segmentation)
     same_grid = (
         segmentation.GetSize() == image.GetSize()
         and np.allclose(segmentation.GetSpacing(), image.GetSpacing())
@@ -277,8 +288,10 @@ def prepare_guidance(
         pairs, unpaired = _paired(guidance.fixed_segmentation, guidance.moving_segmentation, guidance.segments)
         weight = guidance.weight if guidance.weight is not None else float(defaults["segments"])
         for pair in pairs:
-            fixed_mask = segment_mask(guidance.fixed_segmentation, pair.fixed_value, fixed, "fixed", pair.name)
-            moving_mask = segment_mask(guidance.moving_segmentation, pair.moving_value, moving, "moving", pair.name)
+            fixed_mask = segment_mask(guidance.fixed_segmentation, pair.fixed_value, fixed, "fixed", pair.name,
+                                      guidance.fixed_covered)  # fmt: skip
+            moving_mask = segment_mask(guidance.moving_segmentation, pair.moving_value, moving, "moving", pair.name,
+                                       guidance.moving_covered)  # fmt: skip
             fixed_masks.append(fixed_mask)
             moving_masks.append(moving_mask)
             clamp = defaults["distance_clamp_mm"]

@@ -125,15 +125,8 @@ def segment_guidance(guidance: Guidance, name: str, fixed_mask: sitk.Image) -> G
         if inside.any():
             fixed_points = np.asarray(guidance.fixed_points_lps, float)[inside]
             moving_points = np.asarray(guidance.moving_points_lps, float)[inside]
-    return Guidance(
-        fixed_segmentation=guidance.fixed_segmentation,
-        moving_segmentation=guidance.moving_segmentation,
-        segments=[name],
-        fixed_points_lps=fixed_points,
-        moving_points_lps=moving_points,
-        weight=guidance.weight,
-        metric=guidance.metric,
-    )
+    return replace(guidance, segments=[name], fixed_points_lps=fixed_points, moving_points_lps=moving_points,
+                   input_warnings=[])  # fmt: skip
 
 
 @dataclass
@@ -160,8 +153,10 @@ def _segment_inputs(
     engine: str,
 ) -> _SegmentInputs:
     """Check and prepare one segment before any engine runs (InputError if its masks cannot work)."""
-    fixed_segment = segment_mask(guidance.fixed_segmentation, pair.fixed_value, fixed, "fixed", pair.name)
-    moving_segment = segment_mask(guidance.moving_segmentation, pair.moving_value, moving, "moving", pair.name)
+    fixed_segment = segment_mask(guidance.fixed_segmentation, pair.fixed_value, fixed, "fixed", pair.name,
+                                 guidance.fixed_covered)  # fmt: skip
+    moving_segment = segment_mask(guidance.moving_segmentation, pair.moving_value, moving, "moving", pair.name,
+                                  guidance.moving_covered)  # fmt: skip
     margin, fixed_mask, warnings = _grown_fixed_mask(recipe, fixed, fixed_segment, margin_mm, pair.name)
     own_guidance = segment_guidance(guidance, pair.name, fixed_mask)
     return _SegmentInputs(
