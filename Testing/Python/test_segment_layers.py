@@ -125,6 +125,10 @@ def test_a_lesion_at_the_gland_surface_on_one_image_only_leaves_the_gland_whole(
     assert counts == [2112, 2112]  # 2094 before: 18 voxels dented
     merged = single_layer(moving, "moving segmentation").labels
     assert np.count_nonzero(sitk.GetArrayViewFromImage(merged) == 1) == 2112 - 18  # what a labelmap can hold
+    # QA measures the gland whole too (Dice 0.996 and a surface distance of 0.02 mm before).
+    overlap = segmentation_overlap(seg, moving, Transform.identity())
+    gland = next(row for row in overlap.after if row.name == "gland")
+    assert gland.dice == 1.0 and gland.mean_surface_distance_mm == 0.0 and gland.moving_volume_ml == 2112 * 8 / 1000
 
 
 def test_segments_that_do_not_overlap_are_stored_in_one_layer():
@@ -186,7 +190,8 @@ def test_a_segment_the_file_cannot_hold_is_refused(tmp_path, replacement):
 
 def test_a_segmentation_node_whose_lesion_comes_before_the_gland_keeps_the_lesion(scene, segment_rules):
     """In Slicer a lesion segment listed before the gland it lies in: the exported labelmap (what guidance and
-    QA read from the GUI) held the gland over it, and the lesion vanished; the smaller is now drawn last."""
+    QA read from the GUI) held the gland over it, and the lesion vanished. Both now go out whole, in two layers,
+    and are merged the smaller last, with a warning."""
     pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
     import slicer
     from MultimodalRegistrationLib.nodes import mrml
@@ -200,19 +205,18 @@ def test_a_segmentation_node_whose_lesion_comes_before_the_gland_keeps_the_lesio
         inner = node.GetSegmentation()
         inner.GetSegment(inner.GetNthSegmentID(inner.GetNumberOfSegments() - 1)).SetName(name)
     values = label_values(node, node)[0]
-    labels, warnings = labels_image(node, values, volume, "fixed")
-    assert warnings == [("segments 'lesion' and 'gland' of the segmentation 'MR segments' overlap (27 voxels); a "
-                         "labelmap holds one segment per voxel, so 'lesion' is drawn over 'gland'")]  # fmt: skip
-    array = sitk.GetArrayViewFromImage(labels)
-    names = label_names(labels)
-    value_of = {name: value for value, name in names.items()}
-    assert np.count_nonzero(array == value_of["lesion"]) == 27
-    assert np.count_nonzero(array == value_of["gland"]) == 2112 - 27
-    # For a registration the nodes write both whole, in two layers; the worker merges them and warns.
-    stored, said = labels_image(node, values, volume, "fixed", layered=True)
+    stored, said = labels_image(node, values, volume, "fixed")
     assert stored.GetNumberOfComponentsPerPixel() == 2 and said == []
     layers = sitk.GetArrayViewFromImage(stored)
     assert sorted(int(np.count_nonzero(layers[..., i])) for i in range(2)) == [27, 2112]
+    labels, warnings, covered = single_layer(stored, "fixed segmentation")
+    assert warnings == [("segments 'lesion' and 'gland' of the fixed segmentation overlap (27 voxels); a "
+                         "labelmap holds one segment per voxel, so 'lesion' is drawn over 'gland'")]  # fmt: skip
+    array = sitk.GetArrayViewFromImage(labels)
+    value_of = {name: value for value, name in label_names(labels).items()}
+    assert np.count_nonzero(array == value_of["lesion"]) == 27
+    assert np.count_nonzero(array == value_of["gland"]) == 2112 - 27
+    assert np.count_nonzero(sitk.GetArrayViewFromImage(covered) == value_of["gland"]) == 27
 
 
 def test_a_multi_layer_segmentation_whose_segments_are_all_empty_is_refused(tmp_path):

@@ -68,7 +68,7 @@ class QAInputs:
     sources: dict = field(default_factory=dict)  # node names, for the report
     stability_options: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # of pairing the landmark lists
-    label_warnings: list[str] = field(default_factory=list)  # of merging a segmentation's overlapping segments
+    label_warnings: list[str] = field(default_factory=list)  # of exporting the segmentations (a value two share)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -115,6 +115,7 @@ def gather_inputs(parameters, python: str | None = None) -> QAInputs:
         if fixed_segmentation is moving_segmentation:
             raise InputError("the fixed and moving segmentations are the same node: select one for each image")
         values = label_values(fixed_segmentation, moving_segmentation)
+        # In layers, so that each segment is measured whole (assess merges them and says which overlap).
         inputs.fixed_labels, fixed_said = labels_image(fixed_segmentation, values[0], fixed_volume, "fixed")
         inputs.moving_labels, moving_said = labels_image(moving_segmentation, values[1], moving_volume, "moving")
         inputs.label_warnings = fixed_said + moving_said

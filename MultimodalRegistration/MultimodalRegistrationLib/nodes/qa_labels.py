@@ -5,7 +5,7 @@ from __future__ import annotations
 import SimpleITK as sitk
 
 from ..core.errors import InputError
-from ..core.segment_layers import layered_segments, merged_segments
+from ..core.segment_layers import layered_segments
 from . import mrml
 from .qa_frames import _check_moving_frame
 
@@ -39,15 +39,13 @@ def label_values(fixed_node, moving_node) -> tuple[dict[str, int], dict[str, int
     return values
 
 
-def _segmentation_image(
-    node, values: dict[str, int], reference_volume, layered: bool
-) -> tuple[sitk.Image, list[str]]:
-    """A segmentation's segments as one labelmap on the reference volume's grid, one export per segment; where
-    segments overlap, the smaller is drawn over the larger (:func:`..core.segment_layers.merged_segments`), or
-    (``layered``) each goes in a layer of its own (:func:`..core.segment_layers.layered_segments`)."""
+def _segmentation_image(node, values: dict[str, int], reference_volume) -> tuple[sitk.Image, list[str]]:
+    """A segmentation's segments on the reference volume's grid, one export per segment, each whole: one labelmap
+    when none overlap, else a multi-layer image as Slicer stores it
+    (:func:`..core.segment_layers.layered_segments`), which guidance and QA merge, saying which overlap."""
     scene = node.GetScene()
 
-    def exported():  # one at a time: merged_segments keeps only each segment's bounding box
+    def exported():  # one at a time: layered_segments keeps only each segment's bounding box
         for segment_id, name in _segments(node):
             single = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "qa segment export")
             try:
@@ -61,8 +59,7 @@ def _segmentation_image(
                 mrml.remove_node(scene, single)
             yield values[segment_id], name, mask
 
-    role = f"segmentation '{node.GetName()}'"
-    return layered_segments(exported(), role) if layered else merged_segments(exported(), role)[:2]
+    return layered_segments(exported(), f"segmentation '{node.GetName()}'")
 
 
 def _untransformed_reference(moving_volume):
@@ -73,12 +70,9 @@ def _untransformed_reference(moving_volume):
     return mrml.volume_node_from_image(moving_volume.GetScene(), empty, "qa reference", labelmap=True)
 
 
-def labels_image(
-    node, values: dict[str, int], volume, side: str, layered: bool = False
-) -> tuple[sitk.Image, list[str]]:
-    """A labelmap or segmentation node as a label image (LPS) in its volume's frame, and the warnings of merging
-    a segmentation's overlapping segments into it; ``layered``: a segmentation whose segments overlap as a
-    multi-layer image, each segment whole, for the worker to merge and warn."""
+def labels_image(node, values: dict[str, int], volume, side: str) -> tuple[sitk.Image, list[str]]:
+    """A labelmap or segmentation node as a label image (LPS) in its volume's frame (a segmentation whose segments
+    overlap as a multi-layer image), and the warnings of exporting it (a label value two segments share)."""
     if not (node.IsA("vtkMRMLSegmentationNode") or node.IsA("vtkMRMLLabelMapVolumeNode")):
         raise InputError(f"'{node.GetName()}' is not a labelmap or segmentation: select one, or clear the selection")
     if side == "moving":
@@ -92,7 +86,7 @@ def labels_image(
     if side == "moving" and node.GetParentTransformNode() is None and volume.GetParentTransformNode() is not None:
         reference = _untransformed_reference(volume)  # export in the moving image's own frame
         try:
-            return _segmentation_image(node, values, reference, layered)
+            return _segmentation_image(node, values, reference)
         finally:
             mrml.remove_node(volume.GetScene(), reference)
-    return _segmentation_image(node, values, volume, layered)
+    return _segmentation_image(node, values, volume)

@@ -52,7 +52,7 @@ def write_segmentations(parameters, folder: Path, fields: list[Field]) -> dict[s
     for field, node, index in zip(sorted(fields, key=lambda f: "moving" in f.name), (fixed, moving), (0, 1)):
         side = field.name.split("_")[0]
         files[field.name] = str(folder / f"{field.name}.nrrd")
-        image, said = labels_image(node, values[index], side_volume(parameters, field), side, layered=True)
+        image, said = labels_image(node, values[index], side_volume(parameters, field), side)
         write_image(image, files[field.name], compress=False)
         warnings += said
     return files | ({"input_warnings": warnings} if warnings else {})

@@ -14,7 +14,14 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import InputError
-from ..core.labels import as_labelmap, label_names, lone_segments_paired, relabel_by_name, surface_distances
+from ..core.labels import (
+    as_labelmap,
+    label_names,
+    lone_segments_paired,
+    relabel_by_name,
+    set_label_names,
+    surface_distances,
+)
 from ..core.records import Record
 from ..core.segment_layers import single_layer
 from ..core.transforms import Transform
@@ -66,9 +73,14 @@ class LabelOverlap(Record):
 
 
 def label_overlap(
-    fixed_labels: sitk.Image, warped_labels: sitk.Image, labels: list[int] | None = None
+    fixed_labels: sitk.Image,
+    warped_labels: sitk.Image,
+    labels: list[int] | None = None,
+    covered: tuple[sitk.Image | None, sitk.Image | None] = (None, None),
 ) -> list[LabelOverlap]:
-    """Per-label overlap of two labelmaps on the same grid (the warped one from :func:`warp_labels`)."""
+    """Per-label overlap of two labelmaps on the same grid (the warped one from :func:`warp_labels`); ``covered``
+    (fixed, warped moving) gives where a segment was drawn over another the value beneath, which counts for
+    that one too (:class:`..core.segment_layers.MergedSegments`), so that each segment is measured whole."""
     fixed_labels = as_labelmap(fixed_labels, "fixed labelmap")
     if fixed_labels.GetSize() != warped_labels.GetSize():
         raise InputError("the labelmaps are on different grids: warp the moving labelmap with warp_labels first")
@@ -78,9 +90,14 @@ def label_overlap(
         labels = sorted((set(np.unique(fixed_array).tolist()) | set(np.unique(warped_array).tolist())) - {0})
     voxel_ml = float(np.prod(fixed_labels.GetSpacing())) / 1000.0
     names = label_names(fixed_labels)
+    beneath = [None if image is None else sitk.GetArrayViewFromImage(image) for image in covered]
+
+    def whole(array: np.ndarray, hidden: np.ndarray | None, label: int) -> np.ndarray:
+        return array == label if hidden is None else (array == label) | (hidden == label)
+
     results = []
     for label in labels:
-        fixed_mask, moving_mask = fixed_array == label, warped_array == label
+        fixed_mask, moving_mask = whole(fixed_array, beneath[0], label), whole(warped_array, beneath[1], label)
         fixed_count, moving_count = int(fixed_mask.sum()), int(moving_mask.sum())
         if fixed_count + moving_count == 0:
             dice = 0.0
@@ -142,9 +159,11 @@ def segmentation_overlap(
     registration. Labels are the non-zero values of either labelmap; when both carry Slicer's segment
     names, segments pair by name whatever their values.
     """
-    fixed_labels, fixed_layers, _ = single_layer(fixed_labels, "fixed labelmap")
-    moving_labels, moving_layers, _ = single_layer(moving_labels, "moving labelmap")
+    fixed_labels, fixed_layers, fixed_covered = single_layer(fixed_labels, "fixed labelmap")
+    moving_labels, moving_layers, moving_covered = single_layer(moving_labels, "moving labelmap")
     fixed_labels = as_labelmap(fixed_labels, "fixed labelmap")
+    if moving_covered is not None:  # in the moving labelmap's values, which follow the fixed one's names
+        moving_covered = relabel_by_name(set_label_names(moving_covered, label_names(moving_labels)), fixed_labels)
     moving_labels = relabel_by_name(as_labelmap(moving_labels, "moving labelmap"), fixed_labels)
     fixed_values = set(np.unique(sitk.GetArrayViewFromImage(fixed_labels)).tolist()) - {0}
     moving_values = set(np.unique(sitk.GetArrayViewFromImage(moving_labels)).tolist()) - {0}
@@ -165,5 +184,6 @@ def segmentation_overlap(
     results = {}
     for name, pose in (("before", before or Transform.identity()), ("after", transform)):
         warped = warp_labels(moving_labels, fixed_labels, pose, interpolation)
-        results[name] = label_overlap(fixed_labels, warped, labels)
+        hidden = None if moving_covered is None else warp_labels(moving_covered, fixed_labels, pose, interpolation)
+        results[name] = label_overlap(fixed_labels, warped, labels, (fixed_covered, hidden))
     return SegmentationOverlap(results["before"], results["after"], interpolation, warnings)
