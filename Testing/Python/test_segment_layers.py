@@ -13,7 +13,7 @@ from MultimodalRegistrationLib.cli.main import main
 from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.core.images import write_image
 from MultimodalRegistrationLib.core.labels import label_names, set_label_names
-from MultimodalRegistrationLib.core.segment_layers import layered_segments, merged_segments, single_layer
+from MultimodalRegistrationLib.core.segment_layers import layered_segments, merged_segments, single_layer, whole_mask
 from MultimodalRegistrationLib.core.transforms import Transform
 from MultimodalRegistrationLib.qa.overlap import segmentation_overlap
 from MultimodalRegistrationLib.registration.guided.guidance import Guidance, prepare_guidance
@@ -52,17 +52,17 @@ def _mask(array: np.ndarray) -> sitk.Image:
 
 def test_a_segment_inside_another_stays_whole_whatever_the_order():
     gland, lesion = _layers()[..., 0], _layers()[..., 1]
-    labels, warnings, covered = merged_segments([(2, "lesion", _mask(lesion)), (1, "gland", _mask(gland))],
-                                                "fixed segmentation")  # fmt: skip
+    labels, warnings, wholes = merged_segments([(2, "lesion", _mask(lesion)), (1, "gland", _mask(gland))],
+                                               "fixed segmentation")  # fmt: skip
     array = sitk.GetArrayViewFromImage(labels)
     assert np.count_nonzero(array == 2) == 27  # drawn last: the smaller one
     assert np.count_nonzero(array == 1) == 2112 - 27
     assert label_names(labels) == {1: "gland", 2: "lesion"}
     assert warnings == [("segments 'lesion' and 'gland' of the fixed segmentation overlap (27 voxels); a labelmap "
                          "holds one segment per voxel, so 'lesion' is drawn over 'gland'")]  # fmt: skip
-    hidden = sitk.GetArrayViewFromImage(covered)
-    assert np.count_nonzero(hidden) == 27 and set(np.unique(hidden[lesion == 1])) == {1}  # the gland, under it
-    assert merged_segments([(1, "gland", _mask(gland))], "labelmap").covered is None
+    assert list(wholes) == [1]  # the gland, drawn over, kept whole
+    assert np.array_equal(sitk.GetArrayFromImage(whole_mask(labels, 1, wholes)), gland)
+    assert merged_segments([(1, "gland", _mask(gland))], "labelmap").wholes == {}
 
 
 def test_values_are_kept_unless_two_segments_share_one():
@@ -84,8 +84,8 @@ def test_a_multi_layer_segmentation_reads_as_one_labelmap_with_its_names(tmp_pat
     assert label_names(labels) == {1: "gland", 2: "lesion"}  # both were label 1, in two layers: renumbered
     assert np.count_nonzero(sitk.GetArrayViewFromImage(labels) == 2) == 27
     assert len(warnings) == 1 and "'lesion' is drawn over 'gland'" in warnings[0]
-    same, none, hidden = single_layer(labels, "moving segmentation")
-    assert same is labels and none == [] and hidden is None
+    same, none, wholes = single_layer(labels, "moving segmentation")
+    assert same is labels and none == [] and wholes == {}
 
 
 def test_guidance_and_qa_take_a_multi_layer_segmentation(tmp_path):
@@ -129,6 +129,44 @@ def test_a_lesion_at_the_gland_surface_on_one_image_only_leaves_the_gland_whole(
     overlap = segmentation_overlap(seg, moving, Transform.identity())
     gland = next(row for row in overlap.after if row.name == "gland")
     assert gland.dice == 1.0 and gland.mean_surface_distance_mm == 0.0 and gland.moving_volume_ml == 2112 * 8 / 1000
+
+
+def test_a_gland_drawn_with_its_zones_and_a_lesion_guides_and_is_measured_whole():
+    """Gland = peripheral zone + transition zone, and a lesion across the peripheral zone's edge, on the MR only.
+    One labelmap shows no gland voxel at all (its zones are drawn over it) and a dented zone: the gland was not
+    found to pair with the ultrasound's, and the zone guided and measured dented."""
+    gland = _layers()[..., 0]
+    peripheral = gland.copy()
+    peripheral[:, :, 20:] = 0  # x < 20 of the gland
+    transition = gland & ~peripheral.astype(bool)
+    lesion = np.zeros_like(gland)
+    lesion[14:17, 16:19, 18:22] = 1  # 18 voxels in the peripheral zone, 18 in the transition zone
+    parts = [(1, "gland", gland), (2, "peripheral zone", peripheral), (3, "transition zone", transition),
+             (4, "lesion", lesion)]  # fmt: skip
+    stored, _ = layered_segments([(value, name, _mask(array)) for value, name, array in parts], "segmentation")
+    assert stored.GetNumberOfComponentsPerPixel() == 3
+    merged = single_layer(stored, "moving segmentation")
+    shown = sitk.GetArrayViewFromImage(merged.labels)
+    assert np.count_nonzero(shown == 1) == 0 and np.count_nonzero(shown == 2) == int(peripheral.sum()) - 18
+    ultrasound = set_label_names(_mask(gland), {1: "gland"})
+    prepared = prepare_guidance(ultrasound, ultrasound, Guidance(ultrasound, stored), "elastix")
+    assert [p.name for p in prepared.pairs] == ["gland"]
+    assert int(sitk.GetArrayViewFromImage(prepared.moving_masks[0]).sum()) == 2112
+    zones = set_label_names(_mask(peripheral + 2 * transition), {1: "peripheral zone", 2: "transition zone"})
+    prepared = prepare_guidance(zones, zones, Guidance(zones, stored, segments=["peripheral zone"]), "elastix")
+    assert int(sitk.GetArrayViewFromImage(prepared.moving_masks[0]).sum()) == int(peripheral.sum())
+    overlap = segmentation_overlap(zones, stored, Transform.identity())
+    assert [(row.name, row.dice) for row in overlap.after if "zone" in row.name] == [("peripheral zone", 1.0),
+                                                                                     ("transition zone", 1.0)]
+    # Label-Gaussian interpolation rounds a segment's corners; the lesion no longer adds a dent to that.
+    shifted = Transform.from_matrix(np.array([[1, 0, 0, 0.7], [0, 1, 0, -0.4], [0, 0, 1, 0.3], [0, 0, 0, 1.0]]))
+    dice = {}
+    for name, moving in (("lesion-free", zones), ("with the lesion", stored)):
+        overlap = segmentation_overlap(zones, moving, shifted, interpolation="gaussian")
+        dice[name] = next(row.dice for row in overlap.after if row.name == "peripheral zone")
+    assert abs(dice["with the lesion"] - dice["lesion-free"]) < 0.003, dice
+    overlap = segmentation_overlap(ultrasound, stored, Transform.identity())
+    assert {row.name: row.dice for row in overlap.after}["gland"] == 1.0
 
 
 def test_segments_that_do_not_overlap_are_stored_in_one_layer():
@@ -209,14 +247,15 @@ def test_a_segmentation_node_whose_lesion_comes_before_the_gland_keeps_the_lesio
     assert stored.GetNumberOfComponentsPerPixel() == 2 and said == []
     layers = sitk.GetArrayViewFromImage(stored)
     assert sorted(int(np.count_nonzero(layers[..., i])) for i in range(2)) == [27, 2112]
-    labels, warnings, covered = single_layer(stored, "fixed segmentation")
+    labels, warnings, wholes = single_layer(stored, "fixed segmentation")
     assert warnings == [("segments 'lesion' and 'gland' of the fixed segmentation overlap (27 voxels); a "
                          "labelmap holds one segment per voxel, so 'lesion' is drawn over 'gland'")]  # fmt: skip
     array = sitk.GetArrayViewFromImage(labels)
     value_of = {name: value for value, name in label_names(labels).items()}
     assert np.count_nonzero(array == value_of["lesion"]) == 27
     assert np.count_nonzero(array == value_of["gland"]) == 2112 - 27
-    assert np.count_nonzero(sitk.GetArrayViewFromImage(covered) == value_of["gland"]) == 27
+    gland = whole_mask(labels, value_of["gland"], wholes)
+    assert np.array_equal(sitk.GetArrayViewFromImage(gland), _layers()[..., 0])
 
 
 def test_a_multi_layer_segmentation_whose_segments_are_all_empty_is_refused(tmp_path):
@@ -226,3 +265,40 @@ def test_a_multi_layer_segmentation_whose_segments_are_all_empty_is_refused(tmp_
     path.write_bytes(data[:-size] + bytes(size))
     with pytest.raises(InputError, match="holds no segment: give a segmentation with at least one segment"):
         single_layer(sitk.ReadImage(str(path)), "fixed segmentation")
+
+
+def test_two_layers_sharing_a_label_value_beside_a_labelmap_are_renumbered_and_the_job_says_so(
+    scene, segment_rules, tmp_path
+):
+    """A segmentation node pairs with a labelmap node by its segments' own label values; Slicer gives the gland and
+    a lesion drawn over it value 1 each, in two layers. The export renumbers the lesion, and the run's
+    warnings (the panel's status line) say so."""
+    pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
+    import slicer
+    from MultimodalRegistrationLib.nodes import mrml
+    from MultimodalRegistrationLib.nodes.panel import job_from_panel
+    from MultimodalRegistrationLib.nodes.registration import registration_parameters
+    from MultimodalRegistrationLib.nodes.registration_inputs import WRITERS
+    from MultimodalRegistrationLib.process.jobs import RegistrationJob
+
+    grid = _mask(np.zeros(SIZE[::-1]))
+    fixed, moving = (mrml.volume_node_from_image(scene, grid, name) for name in ("MR", "US"))
+    node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "MR segments")
+    for layer, name in ((0, "gland"), (1, "lesion")):
+        labelmap = mrml.volume_node_from_image(scene, _mask(_layers()[..., layer]), f"{name} labels", labelmap=True)
+        assert slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, node)
+        inner = node.GetSegmentation()
+        segment = inner.GetSegment(inner.GetNthSegmentID(inner.GetNumberOfSegments() - 1))
+        segment.SetName(name)
+        assert segment.GetLabelValue() == 1
+    labelmap = mrml.volume_node_from_image(scene, _mask(_layers()[..., 0]), "US gland", labelmap=True)
+    parameters = registration_parameters(fixedVolume=fixed, movingVolume=moving, fixedSegmentation=node,
+                                         movingSegmentation=labelmap)  # fmt: skip
+    job = job_from_panel(RegistrationJob, parameters, tmp_path, WRITERS, output_transform=str(tmp_path / "T.h5"))
+    assert job.input_warnings == [
+        "segment 'lesion' of the segmentation 'MR segments' has label value 1, which another segment has: it is given 2"
+    ]
+    guidance = Guidance(sitk.ReadImage(job.fixed_segmentation), sitk.ReadImage(job.moving_segmentation))
+    prepared = prepare_guidance(grid, grid, guidance, "elastix")
+    assert [(p.name, p.fixed_value, p.moving_value) for p in prepared.pairs] == [("gland", 1, 1)]
+    assert int(sitk.GetArrayViewFromImage(prepared.fixed_masks[0]).sum()) == 2112

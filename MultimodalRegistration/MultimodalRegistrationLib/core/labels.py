@@ -111,23 +111,32 @@ def check_distinct_names(names: dict[int, str], role: str) -> None:
             )
 
 
-def relabel_by_name(moving: sitk.Image, fixed: sitk.Image) -> sitk.Image:
-    """``moving`` with each named segment given the label value its name has in ``fixed`` (both must carry
-    Slicer's segment names, matched by :func:`segment_name_key`; otherwise ``moving`` as it is). Names only in
-    ``moving`` get new values."""
+def values_by_name(moving: sitk.Image, fixed: sitk.Image) -> dict[int, int]:
+    """Each named segment's label value in ``moving`` -> the value its name has in ``fixed`` (both must carry
+    Slicer's segment names, matched by :func:`segment_name_key`; otherwise {}). Names only in ``moving`` get new
+    values."""
     fixed_names, moving_names = label_names(fixed), label_names(moving)
     if not (fixed_names and moving_names):
-        return moving
+        return {}
     check_distinct_names(fixed_names, "fixed labelmap")
     check_distinct_names(moving_names, "moving labelmap")
     value_of = {segment_name_key(name): value for value, name in fixed_names.items()}
     spare = max(list(fixed_names) + list(moving_names)) + 1
-    mapping, names = {}, {}
+    mapping = {}
     for value, name in sorted(moving_names.items()):
         key = segment_name_key(name)
         if key not in value_of:
             value_of[key], spare = spare, spare + 1
-        mapping[value], names[value_of[key]] = value_of[key], name
+        mapping[value] = value_of[key]
+    return mapping
+
+
+def relabel_by_name(moving: sitk.Image, fixed: sitk.Image) -> sitk.Image:
+    """``moving`` with each named segment given the label value its name has in ``fixed`` (:func:`values_by_name`;
+    ``moving`` as it is when either carries no names)."""
+    mapping = values_by_name(moving, fixed)
+    moving_names = label_names(moving)
+    names = {mapping[value]: name for value, name in moving_names.items()}
     if all(old == new for old, new in mapping.items()):
         return moving
     array = sitk.GetArrayViewFromImage(moving)

@@ -1,10 +1,11 @@
-"""Segments that overlap, as one labelmap (LPS mm).
+"""Segments that overlap, as one labelmap (LPS mm), each segment kept whole beside it.
 
-A labelmap holds one segment per voxel; Slicer keeps overlapping segments (a lesion inside the gland) in
-layers, and saves them as a multi-layer ``.seg.nrrd`` (read as a vector image: one component a layer, each
-segment a label value within its layer). One labelmap of them is drawn largest segment first, so that a
-segment drawn inside another stays whole and leaves a hole in the larger one; what each hides is kept beside
-it, so that guidance can use every segment whole.
+A labelmap holds one segment per voxel; Slicer keeps overlapping segments (a lesion inside the gland, the
+gland with its zones) in layers, and saves them as a multi-layer ``.seg.nrrd`` (read as a vector image: one
+component a layer, each segment a label value within its layer). One labelmap of them is drawn largest segment
+first, so that a segment drawn inside another stays whole and leaves a hole (or a dent, or nothing at all) in
+the larger one; each segment that lost voxels is kept whole beside it (``wholes``), so that guidance and QA use
+every segment as it was drawn.
 """
 
 from __future__ import annotations
@@ -18,34 +19,30 @@ import SimpleITK as sitk
 from .errors import InputError
 from .labels import bounding_slices, set_label_names
 
+Cropped = tuple[int, str, tuple[slice, ...], np.ndarray]  # label value, name, bounding-box slices, voxels in it
 
-def _cropped(mask: sitk.Image) -> tuple[tuple[slice, ...], np.ndarray]:
-    """The mask's set voxels as (array slices of their bounding box, boolean array inside it)."""
-    array = sitk.GetArrayViewFromImage(mask) != 0
+
+class MergedSegments(NamedTuple):
+    """Segments drawn into one labelmap, what drawing them said, and each segment that lost voxels, whole."""
+
+    labels: sitk.Image  # UInt16, every segment's name stored as Slicer does (a hidden one's too)
+    warnings: list[str]
+    # Label value -> the segment's own voxels (UInt8, cropped to their bounding box, placed in LPS mm), for the
+    # segments others were drawn over; see :func:`whole_mask`.
+    wholes: dict[int, sitk.Image]
+
+
+def _cropped(array: np.ndarray) -> tuple[tuple[slice, ...], np.ndarray]:
+    """A boolean (z, y, x) array's set voxels as (slices of their bounding box, the array inside it)."""
     if not array.any():
         return (slice(0, 0),) * 3, np.zeros((0, 0, 0), bool)
     box = bounding_slices(array)
     return box, array[box].copy()
 
 
-class MergedSegments(NamedTuple):
-    """Segments drawn into one labelmap, what drawing them said, and what they hid."""
-
-    labels: sitk.Image  # UInt16, names stored as Slicer does
-    warnings: list[str]
-    # UInt16 on the same grid: where a segment was drawn over another, the value of the one beneath (the first
-    # drawn there); None when no segment overlaps another.
-    covered: sitk.Image | None
-
-
-def _collected(segments: Iterable[tuple[int, str, sitk.Image]], role: str, say_renumbered: bool):
-    """The segments cropped to their bounding boxes, largest first, a value each; the grid they lie on and the
-    warnings of renumbering (see :func:`merged_segments`)."""
-    like, kept = None, []
-    for value, name, mask in segments:
-        like = mask if like is None else like
-        kept.append((value, name, *_cropped(mask)))
-    if like is None:
+def _numbered(kept: list[Cropped], role: str, say_renumbered: bool) -> list[str]:
+    """Give each segment whose value an earlier one has the next spare value (in place); the warnings."""
+    if not kept:
         raise InputError(f"the {role} holds no segment: give a segmentation with at least one segment")
     warnings, values = [], set()
     spare = max(value for value, *_ in kept) + 1
@@ -59,13 +56,47 @@ def _collected(segments: Iterable[tuple[int, str, sitk.Image]], role: str, say_r
     if spare > np.iinfo(np.uint16).max:
         raise InputError(f"the {role} has label values above {np.iinfo(np.uint16).max}: renumber its segments")
     kept.sort(key=lambda item: -int(item[3].sum()))  # stable: equal sizes keep their order
-    return like, kept, warnings
+    return warnings
+
+
+def _collected(segments: Iterable[tuple[int, str, sitk.Image]]) -> tuple[sitk.Image | None, list[Cropped]]:
+    like, kept = None, []
+    for value, name, mask in segments:
+        like = mask if like is None else like
+        kept.append((value, name, *_cropped(sitk.GetArrayViewFromImage(mask) != 0)))
+    return like, kept
 
 
 def _image(array: np.ndarray, like: sitk.Image, is_vector: bool = False) -> sitk.Image:
     image = sitk.GetImageFromArray(array, isVector=is_vector)
-    image.CopyInformation(like)
+    image.SetOrigin(like.GetOrigin())
+    image.SetSpacing(like.GetSpacing())
+    image.SetDirection(like.GetDirection())
     return image
+
+
+def _placed(box: tuple[slice, ...], voxels: np.ndarray, like: sitk.Image) -> sitk.Image:
+    """``voxels`` (the bounding box ``box`` of ``like``'s grid) as a UInt8 image at their place in LPS mm."""
+    crop = _image(voxels.astype(np.uint8), like)
+    crop.SetOrigin(like.TransformIndexToPhysicalPoint([int(box[axis].start) for axis in (2, 1, 0)]))
+    return crop
+
+
+def _merge(kept: list[Cropped], like: sitk.Image, role: str, warnings: list[str]) -> MergedSegments:
+    merged = np.zeros(like.GetSize()[::-1], np.uint16)
+    names = {value: name for value, name, _, _ in kept}
+    lost = set()
+    for value, name, box, voxels in kept:
+        under = merged[box][voxels]
+        for other, shared in zip(*np.unique(under[under != 0], return_counts=True)):
+            warnings.append(
+                f"segments '{name}' and '{names[int(other)]}' of the {role} overlap ({int(shared)} voxels); a "
+                f"labelmap holds one segment per voxel, so '{name}' is drawn over '{names[int(other)]}'"
+            )
+            lost.add(int(other))
+        merged[box][voxels] = value
+    wholes = {value: _placed(box, voxels, like) for value, _, box, voxels in kept if value in lost}
+    return MergedSegments(set_label_names(_image(merged, like), names), warnings, wholes)
 
 
 def merged_segments(
@@ -74,46 +105,47 @@ def merged_segments(
     """One labelmap of ``segments`` (label value, name, 0/1 mask on one grid; an iterable, so that a node's hundred
     segments need not be exported all at once), the larger drawn first; a warning for each segment drawn over
     another and (``say_renumbered``) each given a new value because another segment has its value (the first
-    keeps it); and the voxels each hid."""
-    like, kept, warnings = _collected(segments, role, say_renumbered)
-    merged = np.zeros(like.GetSize()[::-1], np.uint16)
-    covered = None
-    names = {value: name for value, name, _, _ in kept}
-    for value, name, box, voxels in kept:
-        under = merged[box][voxels]
-        for other, shared in zip(*np.unique(under[under != 0], return_counts=True)):
-            warnings.append(
-                f"segments '{name}' and '{names[int(other)]}' of the {role} overlap ({int(shared)} voxels); a "
-                f"labelmap holds one segment per voxel, so '{name}' is drawn over '{names[int(other)]}'"
-            )
-        if under.any():
-            covered = np.zeros_like(merged) if covered is None else covered
-            hidden = np.zeros_like(voxels)
-            hidden[voxels] = under != 0
-            hidden &= covered[box] == 0
-            covered[box][hidden] = merged[box][hidden]
-        merged[box][voxels] = value
-    labels = set_label_names(_image(merged, like), names)
-    return MergedSegments(labels, warnings, None if covered is None else _image(covered, like))
+    keeps it); and each segment that lost voxels, whole."""
+    like, kept = _collected(segments)
+    warnings = _numbered(kept, role, say_renumbered)
+    return _merge(kept, like, role, warnings)
+
+
+def whole_mask(labels: sitk.Image, value: int, wholes: dict[int, sitk.Image]) -> sitk.Image:
+    """Segment ``value`` as drawn (UInt8 0/1 on ``labels``' grid): from ``wholes`` when others were drawn over it
+    (:class:`MergedSegments`), else its voxels in ``labels``."""
+    if value in wholes:
+        return sitk.Resample(wholes[value], labels, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    return sitk.Cast(sitk.BinaryThreshold(labels, value, value, 1, 0), sitk.sitkUInt8)
+
+
+def segment_values(labels: sitk.Image, wholes: dict[int, sitk.Image]) -> set[int]:
+    """The label values of the segments of a merged labelmap, a segment drawn over entirely included."""
+    return (set(np.unique(sitk.GetArrayViewFromImage(labels)).tolist()) | set(wholes)) - {0}
 
 
 def layered_segments(segments: Iterable[tuple[int, str, sitk.Image]], role: str) -> tuple[sitk.Image, list[str]]:
     """``segments`` (as :func:`merged_segments` takes them) stored as Slicer stores them: each in the first layer
     where it overlaps no other, one labelmap when they all fit in one, else a vector image (a component a layer)
     with each segment's layer in its header; and the warnings of renumbering. Nothing is hidden."""
-    like, kept, warnings = _collected(segments, role, say_renumbered=True)
-    layers: list[np.ndarray] = []
+    like, kept = _collected(segments)
+    warnings = _numbered(kept, role, say_renumbered=True)
+    taken: list[np.ndarray] = []  # each layer's occupied voxels
     placed = {}
     for value, _, box, voxels in kept:
-        layer = next((i for i, array in enumerate(layers) if not array[box][voxels].any()), len(layers))
-        if layer == len(layers):
-            layers.append(np.zeros(like.GetSize()[::-1], np.uint16))
-        layers[layer][box][voxels] = value
+        layer = next((i for i, occupied in enumerate(taken) if not occupied[box][voxels].any()), len(taken))
+        if layer == len(taken):
+            taken.append(np.zeros(like.GetSize()[::-1], bool))
+        taken[layer][box][voxels] = True
         placed[value] = layer
+    del taken
+    layers = np.zeros((*like.GetSize()[::-1], max(placed.values()) + 1), np.uint16)
+    for value, _, box, voxels in kept:
+        layers[..., placed[value]][box][voxels] = value
     names = {value: name for value, name, _, _ in kept}
-    if len(layers) == 1:
-        return set_label_names(_image(layers[0], like), names), warnings
-    return set_label_names(_image(np.stack(layers, axis=-1), like, is_vector=True), names, placed), warnings
+    if layers.shape[-1] == 1:
+        return set_label_names(_image(np.ascontiguousarray(layers[..., 0]), like), names), warnings
+    return set_label_names(_image(layers, like, is_vector=True), names, placed), warnings
 
 
 def _layered_segments(image: sitk.Image) -> list[tuple[int, int, str]]:
@@ -137,12 +169,12 @@ def _layered_segments(image: sitk.Image) -> list[tuple[int, int, str]]:
 
 def single_layer(image: sitk.Image, role: str) -> MergedSegments:
     """``image`` as one labelmap: a multi-layer Slicer segmentation merged by :func:`merged_segments` (a label value
-    that two layers both use is given to the first segment, the others renumbered), with its warnings and what it
-    hid; anything else as it is."""
+    that two layers both use is given to the first segment, the others renumbered), with its warnings and each
+    segment that lost voxels, whole; anything else as it is."""
     layers = image.GetNumberOfComponentsPerPixel()
     listed = _layered_segments(image) if layers > 1 else []
     if not listed:
-        return MergedSegments(image, [], None)
+        return MergedSegments(image, [], {})
     highest = int(np.iinfo(sitk.GetArrayViewFromImage(image).dtype).max)
     for layer, value, name in listed:
         if not (0 <= layer < layers and 1 <= value <= highest):
@@ -151,12 +183,12 @@ def single_layer(image: sitk.Image, role: str) -> MergedSegments:
                 f"({layers} layers, values 1-{highest}): save it again from Slicer"
             )
 
-    def masks():  # one at a time; empty segments left out
-        for layer, value, name in listed:
-            component = sitk.VectorIndexSelectionCast(image, layer)
-            mask = sitk.Cast(sitk.BinaryThreshold(component, value, value, 1, 0), sitk.sitkUInt8)
-            if np.any(sitk.GetArrayViewFromImage(mask)):
-                yield value, name, mask
-
+    array = sitk.GetArrayViewFromImage(image)  # (z, y, x, layer)
+    kept = []
+    for layer, value, name in listed:  # one pass over a layer per segment; empty segments left out
+        box, voxels = _cropped(array[..., layer] == value)
+        if voxels.any():
+            kept.append((value, name, box, voxels))
     # Two layers reusing a value is how Slicer stores them, not the user's doing: renumbered without a word.
-    return merged_segments(masks(), role, say_renumbered=False)
+    warnings = _numbered(kept, role, say_renumbered=False)
+    return _merge(kept, image, role, warnings)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import MISSING, Field, fields
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 from ..core.errors import InputError
 from ..core.images import write_image
@@ -81,7 +82,7 @@ def node_of(parameters, job_class: type, field_name: str):
     return panel_value(parameters, field)
 
 
-Writer = Callable[[object, Path, list[Field]], dict[str, str]]
+Writer = Callable[[object, Path, list[Field]], dict[str, Any]]  # job field -> its value (a file, mostly)
 
 
 def job_from_panel(job_class: type[Job], parameters, folder: Path, writers: dict[str, Writer], **outputs) -> Job:

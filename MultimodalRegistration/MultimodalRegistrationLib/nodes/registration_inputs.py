@@ -38,7 +38,7 @@ def _pair(parameters, fields: list[Field], what: str, names: tuple[str, str]) ->
     return fixed, moving
 
 
-def write_segmentations(parameters, folder: Path, fields: list[Field]) -> dict[str, str]:
+def write_segmentations(parameters, folder: Path, fields: list[Field]) -> dict[str, str | list[str]]:
     """Both segmentations as labelmaps on their volumes' grids, with the same value for the same segment name;
     overlapping segments in layers (the worker merges them and warns, each segment guiding whole), and the
     export's own warnings (a value two segments share) in the job's ``input_warnings``."""

@@ -204,8 +204,8 @@ class RegistrationJob(Job):
         "group": "guidance", "metavar": "A,B", "help": "after the global registration, register these segments "
         "(bones) rigidly on their own; the output transform becomes their blended displacement field and each "
         "segment's transform goes beside it (T_A.h5)"})  # fmt: skip
-    # What writing the inputs found (a Slicer segmentation's overlapping segments merged into one labelmap):
-    # the result's warnings start with these.
+    # What writing the panel's input nodes found (two segments of a segmentation sharing a label value, one
+    # renumbered): the result's warnings start with these.
     input_warnings: list[str] | None = None
 
     def __post_init__(self) -> None:

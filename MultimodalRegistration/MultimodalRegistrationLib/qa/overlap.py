@@ -19,11 +19,11 @@ from ..core.labels import (
     label_names,
     lone_segments_paired,
     relabel_by_name,
-    set_label_names,
     surface_distances,
+    values_by_name,
 )
 from ..core.records import Record
-from ..core.segment_layers import single_layer
+from ..core.segment_layers import segment_values, single_layer, whole_mask
 from ..core.transforms import Transform
 
 INTERPOLATIONS = {"nearest": sitk.sitkNearestNeighbor, "gaussian": sitk.sitkLabelGaussian}
@@ -76,11 +76,11 @@ def label_overlap(
     fixed_labels: sitk.Image,
     warped_labels: sitk.Image,
     labels: list[int] | None = None,
-    covered: tuple[sitk.Image | None, sitk.Image | None] = (None, None),
+    wholes: tuple[dict[int, np.ndarray], dict[int, np.ndarray]] = ({}, {}),
 ) -> list[LabelOverlap]:
-    """Per-label overlap of two labelmaps on the same grid (the warped one from :func:`warp_labels`); ``covered``
-    (fixed, warped moving) gives where a segment was drawn over another the value beneath, which counts for
-    that one too (:class:`..core.segment_layers.MergedSegments`), so that each segment is measured whole."""
+    """Per-label overlap of two labelmaps on the same grid (the warped one from :func:`warp_labels`); ``wholes``
+    (fixed, warped moving: label -> boolean array on that grid) gives the segments others were drawn over as
+    drawn (:class:`..core.segment_layers.MergedSegments`), so that each is measured whole."""
     fixed_labels = as_labelmap(fixed_labels, "fixed labelmap")
     if fixed_labels.GetSize() != warped_labels.GetSize():
         raise InputError("the labelmaps are on different grids: warp the moving labelmap with warp_labels first")
@@ -90,14 +90,10 @@ def label_overlap(
         labels = sorted((set(np.unique(fixed_array).tolist()) | set(np.unique(warped_array).tolist())) - {0})
     voxel_ml = float(np.prod(fixed_labels.GetSpacing())) / 1000.0
     names = label_names(fixed_labels)
-    beneath = [None if image is None else sitk.GetArrayViewFromImage(image) for image in covered]
-
-    def whole(array: np.ndarray, hidden: np.ndarray | None, label: int) -> np.ndarray:
-        return array == label if hidden is None else (array == label) | (hidden == label)
-
     results = []
-    for label in labels:
-        fixed_mask, moving_mask = whole(fixed_array, beneath[0], label), whole(warped_array, beneath[1], label)
+    for label in labels:  # (not .get(): it would compare the whole grid for every label)
+        fixed_mask = wholes[0][label] if label in wholes[0] else fixed_array == label  # noqa: SIM401
+        moving_mask = wholes[1][label] if label in wholes[1] else warped_array == label  # noqa: SIM401
         fixed_count, moving_count = int(fixed_mask.sum()), int(moving_mask.sum())
         if fixed_count + moving_count == 0:
             dice = 0.0
@@ -146,6 +142,16 @@ def _lone_segment_paired(fixed_labels, moving_labels, fixed_value: int, moving_v
     return relabelled, lone_segments_paired(fixed, moving, "labelmap")
 
 
+def _drawn_on_top(labels: sitk.Image, value: int, wholes: dict[int, sitk.Image]) -> sitk.Image:
+    """``labels`` with segment ``value`` drawn whole over the others: warped with label-Gaussian interpolation it
+    keeps its borders with its neighbours as a labelmap of it alone would not (a lone segment's corners round)."""
+    array = sitk.GetArrayFromImage(labels)
+    array[sitk.GetArrayFromImage(whole_mask(labels, value, wholes)) != 0] = value
+    image = sitk.GetImageFromArray(array)
+    image.CopyInformation(labels)
+    return image
+
+
 def segmentation_overlap(
     fixed_labels: sitk.Image,
     moving_labels: sitk.Image,
@@ -159,14 +165,15 @@ def segmentation_overlap(
     registration. Labels are the non-zero values of either labelmap; when both carry Slicer's segment
     names, segments pair by name whatever their values.
     """
-    fixed_labels, fixed_layers, fixed_covered = single_layer(fixed_labels, "fixed labelmap")
-    moving_labels, moving_layers, moving_covered = single_layer(moving_labels, "moving labelmap")
+    fixed_labels, fixed_layers, fixed_wholes = single_layer(fixed_labels, "fixed labelmap")
+    moving_labels, moving_layers, moving_wholes = single_layer(moving_labels, "moving labelmap")
     fixed_labels = as_labelmap(fixed_labels, "fixed labelmap")
-    if moving_covered is not None:  # in the moving labelmap's values, which follow the fixed one's names
-        moving_covered = relabel_by_name(set_label_names(moving_covered, label_names(moving_labels)), fixed_labels)
-    moving_labels = relabel_by_name(as_labelmap(moving_labels, "moving labelmap"), fixed_labels)
-    fixed_values = set(np.unique(sitk.GetArrayViewFromImage(fixed_labels)).tolist()) - {0}
-    moving_values = set(np.unique(sitk.GetArrayViewFromImage(moving_labels)).tolist()) - {0}
+    moving_labels = as_labelmap(moving_labels, "moving labelmap")
+    renumbered = values_by_name(moving_labels, fixed_labels)
+    moving_wholes = {renumbered.get(value, value): whole for value, whole in moving_wholes.items()}
+    moving_labels = relabel_by_name(moving_labels, fixed_labels)
+    fixed_values = segment_values(fixed_labels, fixed_wholes)
+    moving_values = segment_values(moving_labels, moving_wholes)
     if not fixed_values or not moving_values:
         role = "fixed" if not fixed_values else "moving"
         raise InputError(f"the {role} labelmap is empty (every voxel is 0): give the labelmap with the segments")
@@ -182,8 +189,12 @@ def segmentation_overlap(
         )
     labels = sorted(fixed_values | moving_values)
     results = {}
+    fixed_whole = {value: sitk.GetArrayFromImage(whole_mask(fixed_labels, value, fixed_wholes)) != 0
+                   for value in fixed_wholes}  # fmt: skip
+    on_top = {value: _drawn_on_top(moving_labels, value, moving_wholes) for value in moving_wholes}
     for name, pose in (("before", before or Transform.identity()), ("after", transform)):
         warped = warp_labels(moving_labels, fixed_labels, pose, interpolation)
-        hidden = None if moving_covered is None else warp_labels(moving_covered, fixed_labels, pose, interpolation)
-        results[name] = label_overlap(fixed_labels, warped, labels, (fixed_covered, hidden))
+        warped_whole = {value: sitk.GetArrayFromImage(warp_labels(drawn, fixed_labels, pose, interpolation)) == value
+                        for value, drawn in on_top.items()}  # fmt: skip
+        results[name] = label_overlap(fixed_labels, warped, labels, (fixed_whole, warped_whole))
     return SegmentationOverlap(results["before"], results["after"], interpolation, warnings)

@@ -20,7 +20,7 @@ from ...core.choices import GUIDANCE_METRICS
 from ...core.errors import InputError
 from ...core.labels import as_labelmap, check_distinct_names, label_names, lone_segments_paired, segment_name_key
 from ...core.pairs import check_pair
-from ...core.segment_layers import single_layer
+from ...core.segment_layers import segment_values, single_layer, whole_mask
 from ...engines.guidance_terms import Channel, EngineGuidance
 from ...engines.presets import guidance_defaults
 
@@ -45,19 +45,18 @@ class Guidance:
     metric: str = "intensity"
     # Said of the segmentations when they were read (multi-layer segmentations merged into one labelmap).
     input_warnings: list[str] = field(default_factory=list, repr=False)
-    # Where merging a multi-layer segmentation drew a segment over another, the value of the one beneath (UInt16
-    # on the segmentation's grid; None: nothing hidden), so that each segment guides whole.
-    fixed_covered: sitk.Image | None = field(default=None, repr=False)
-    moving_covered: sitk.Image | None = field(default=None, repr=False)
+    # The segments a multi-layer segmentation's merge drew others over, whole (see core.segment_layers), so that
+    # each segment guides as drawn. They belong to the segmentation they came from: replace() the two together.
+    fixed_wholes: dict[int, sitk.Image] = field(default_factory=dict, repr=False)
+    moving_wholes: dict[int, sitk.Image] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         for role in ("fixed", "moving"):
             image = getattr(self, f"{role}_segmentation")
-            if image is not None:
+            if image is not None and image.GetNumberOfComponentsPerPixel() > 1:
                 merged = single_layer(image, f"{role} segmentation")
                 setattr(self, f"{role}_segmentation", merged.labels)
-                if merged.covered is not None:
-                    setattr(self, f"{role}_covered", merged.covered)
+                setattr(self, f"{role}_wholes", merged.wholes)
                 self.input_warnings = self.input_warnings + merged.warnings  # a copy: replace() shares the list
 
     @property
@@ -106,8 +105,8 @@ class PreparedGuidance:
         }
 
 
-def _values_and_names(labels: sitk.Image) -> dict[int, str]:
-    values = set(np.unique(sitk.GetArrayViewFromImage(labels)).tolist()) - {0}
+def _values_and_names(labels: sitk.Image, wholes: dict[int, sitk.Image]) -> dict[int, str]:
+    values = segment_values(labels, wholes)
     names = label_names(labels)
     return {int(value): names.get(int(value), str(int(value))) for value in sorted(values)}
 
@@ -139,23 +138,28 @@ def _unpaired_warning(
 
 
 def pair_segments(
-    fixed_segmentation: sitk.Image, moving_segmentation: sitk.Image, wanted: list[str] | None = None
+    fixed_segmentation: sitk.Image,
+    moving_segmentation: sitk.Image,
+    wanted: list[str] | None = None,
+    wholes: tuple[dict[int, sitk.Image], dict[int, sitk.Image]] = ({}, {}),
 ) -> list[SegmentPair]:
     """The segments of both labelmaps, paired by name when both carry names (case and spacing ignored), else
-    by label value; when neither pairs anything and each side holds one segment, those two.
+    by label value; when neither pairs anything and each side holds one segment, those two. ``wholes``: each
+    side's segments drawn over (:class:`Guidance`), which count though no voxel shows them.
 
     ``wanted`` keeps only the named segments (names or label values as text), in that order.
     """
-    return _paired(fixed_segmentation, moving_segmentation, wanted)[0]
+    return _paired(fixed_segmentation, moving_segmentation, wanted, wholes)[0]
 
 
 def _paired(
-    fixed_segmentation: sitk.Image, moving_segmentation: sitk.Image, wanted: list[str] | None
+    fixed_segmentation: sitk.Image, moving_segmentation: sitk.Image, wanted: list[str] | None,
+    wholes: tuple[dict[int, sitk.Image], dict[int, sitk.Image]],
 ) -> tuple[list[SegmentPair], str | None]:
     """:func:`pair_segments`, and without ``wanted`` the warning for segments found on one side only (the user
-    who chose the segments needs no word on the others)."""
-    fixed_found = _values_and_names(as_labelmap(fixed_segmentation, "fixed segmentation"))
-    moving_found = _values_and_names(as_labelmap(moving_segmentation, "moving segmentation"))
+    who chose the segments needs no word on the others)."""  # fmt: skip
+    fixed_found = _values_and_names(as_labelmap(fixed_segmentation, "fixed segmentation"), wholes[0])
+    moving_found = _values_and_names(as_labelmap(moving_segmentation, "moving segmentation"), wholes[1])
     for role, found in (("fixed", fixed_found), ("moving", moving_found)):
         if not found:
             raise InputError(
@@ -212,17 +216,15 @@ def _with_filled_holes(mask: sitk.Image, segmentation: sitk.Image) -> sitk.Image
 
 
 def segment_mask(
-    segmentation: sitk.Image, value: int, image: sitk.Image, role: str, name: str, covered: sitk.Image | None = None
+    segmentation: sitk.Image, value: int, image: sitk.Image, role: str, name: str,
+    wholes: dict[int, sitk.Image] | None = None,
 ) -> sitk.Image:
-    """The voxels of label ``value`` on ``image``'s grid (UInt8 0/1), resampled if the grids differ, with the
-    voxels other segments were drawn over (``covered``, as :class:`Guidance` keeps them) and the holes it
-    encloses that another segment fills taken in: a labelmap holds one value per voxel, so a segment drawn
-    inside another (a lesion in the gland) leaves a hole or a dent in it, often on one image only, and its
-    wall would guide as a surface. An unlabelled hole (a hollow organ's lumen) stays."""
-    mask = sitk.Cast(sitk.BinaryThreshold(segmentation, value, value, 1, 0), sitk.sitkUInt8)
-    if covered is not None:
-        mask = sitk.Or(mask, sitk.Cast(sitk.BinaryThreshold(covered, value, value, 1, 0), sitk.sitkUInt8))
-    mask = _with_filled_holes(mask, segmentation)
+    """Segment ``value`` on ``image``'s grid (UInt8 0/1), resampled if the grids differ: whole when others were
+    drawn over it (``wholes``, as :class:`Guidance` keeps them from a multi-layer segmentation), and with the holes
+    it encloses that another segment fills taken in: a single-layer labelmap holds one value per voxel, so a
+    segment drawn inside another (a lesion in the gland) leaves a hole in it, often on one image only, and the
+    hole's wall would guide as a surface. An unlabelled hole (a hollow organ's lumen) stays."""  # fmt: skip
+    mask = _with_filled_holes(whole_mask(segmentation, value, wholes or {}), segmentation)
     same_grid = (
         segmentation.GetSize() == image.GetSize()
         and np.allclose(segmentation.GetSpacing(), image.GetSpacing())
@@ -285,13 +287,14 @@ def prepare_guidance(
     defaults = guidance_defaults(engine, preset)
     pairs, fixed_masks, moving_masks, channels, unpaired = [], [], [], [], None
     if guidance.has_segments:
-        pairs, unpaired = _paired(guidance.fixed_segmentation, guidance.moving_segmentation, guidance.segments)
+        pairs, unpaired = _paired(guidance.fixed_segmentation, guidance.moving_segmentation, guidance.segments,
+                                  (guidance.fixed_wholes, guidance.moving_wholes))  # fmt: skip
         weight = guidance.weight if guidance.weight is not None else float(defaults["segments"])
         for pair in pairs:
             fixed_mask = segment_mask(guidance.fixed_segmentation, pair.fixed_value, fixed, "fixed", pair.name,
-                                      guidance.fixed_covered)  # fmt: skip
+                                      guidance.fixed_wholes)  # fmt: skip
             moving_mask = segment_mask(guidance.moving_segmentation, pair.moving_value, moving, "moving", pair.name,
-                                       guidance.moving_covered)  # fmt: skip
+                                       guidance.moving_wholes)  # fmt: skip
             fixed_masks.append(fixed_mask)
             moving_masks.append(moving_mask)
             clamp = defaults["distance_clamp_mm"]

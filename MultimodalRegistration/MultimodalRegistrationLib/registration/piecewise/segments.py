@@ -154,9 +154,9 @@ def _segment_inputs(
 ) -> _SegmentInputs:
     """Check and prepare one segment before any engine runs (InputError if its masks cannot work)."""
     fixed_segment = segment_mask(guidance.fixed_segmentation, pair.fixed_value, fixed, "fixed", pair.name,
-                                 guidance.fixed_covered)  # fmt: skip
+                                 guidance.fixed_wholes)  # fmt: skip
     moving_segment = segment_mask(guidance.moving_segmentation, pair.moving_value, moving, "moving", pair.name,
-                                  guidance.moving_covered)  # fmt: skip
+                                  guidance.moving_wholes)  # fmt: skip
     margin, fixed_mask, warnings = _grown_fixed_mask(recipe, fixed, fixed_segment, margin_mm, pair.name)
     own_guidance = segment_guidance(guidance, pair.name, fixed_mask)
     return _SegmentInputs(
@@ -241,7 +241,8 @@ def _checked_pairs(guidance: Guidance | None, segments: list[str]) -> list[Segme
         raise InputError(
             "piecewise registration needs segmentations: add --fixed-segmentation and --moving-segmentation"
         )
-    return pair_segments(guidance.fixed_segmentation, guidance.moving_segmentation, segments)
+    return pair_segments(guidance.fixed_segmentation, guidance.moving_segmentation, segments,
+                         (guidance.fixed_wholes, guidance.moving_wholes))  # fmt: skip
 
 
 def _field_warnings(blend: PolyrigidField) -> list[str]:
