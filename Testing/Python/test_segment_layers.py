@@ -169,6 +169,15 @@ def test_a_gland_drawn_with_its_zones_and_a_lesion_guides_and_is_measured_whole(
     assert {row.name: row.dice for row in overlap.after}["gland"] == 1.0
 
 
+def test_qa_takes_an_unnamed_labelmap_beside_a_named_one():
+    """A plain labelmap (no segment names) as the fixed, a .seg.nrrd as the moving: by label value, as before
+    (a KeyError for a moment while names were mapped)."""
+    gland = _layers()[..., 0]
+    named = set_label_names(_mask(gland), {1: "gland"})
+    overlap = segmentation_overlap(_mask(gland), named, Transform.identity())
+    assert [(row.label, row.dice) for row in overlap.after] == [(1, 1.0)]
+
+
 def test_segments_that_do_not_overlap_are_stored_in_one_layer():
     gland, lesion = _layers()[..., 0], _layers()[..., 1]
     apart = np.roll(lesion, 20, axis=2)

@@ -135,10 +135,9 @@ def relabel_by_name(moving: sitk.Image, fixed: sitk.Image) -> sitk.Image:
     """``moving`` with each named segment given the label value its name has in ``fixed`` (:func:`values_by_name`;
     ``moving`` as it is when either carries no names)."""
     mapping = values_by_name(moving, fixed)
-    moving_names = label_names(moving)
-    names = {mapping[value]: name for value, name in moving_names.items()}
-    if all(old == new for old, new in mapping.items()):
+    if all(old == new for old, new in mapping.items()):  # also when either has no names ({})
         return moving
+    names = {mapping[value]: name for value, name in label_names(moving).items()}
     array = sitk.GetArrayViewFromImage(moving)
     relabelled = np.zeros(array.shape, np.int32)
     for old, new in mapping.items():
