@@ -166,7 +166,9 @@ def test_a_gland_drawn_with_its_zones_and_a_lesion_guides_and_is_measured_whole(
         dice[name] = next(row.dice for row in overlap.after if row.name == "peripheral zone")
     assert abs(dice["with the lesion"] - dice["lesion-free"]) < 0.003, dice
     overlap = segmentation_overlap(ultrasound, stored, Transform.identity())
-    assert {row.name: row.dice for row in overlap.after}["gland"] == 1.0
+    rows = {row.name: row for row in overlap.after}
+    assert rows["gland"].dice == 1.0
+    assert rows["lesion"].fixed_volume_ml == 0 and rows["lesion"].moving_volume_ml == pytest.approx(36 * 8 / 1000)
 
 
 def test_qa_takes_an_unnamed_labelmap_beside_a_named_one():

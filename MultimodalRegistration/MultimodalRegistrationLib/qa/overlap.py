@@ -77,10 +77,12 @@ def label_overlap(
     warped_labels: sitk.Image,
     labels: list[int] | None = None,
     wholes: tuple[dict[int, np.ndarray], dict[int, np.ndarray]] = ({}, {}),
+    names: dict[int, str] | None = None,
 ) -> list[LabelOverlap]:
     """Per-label overlap of two labelmaps on the same grid (the warped one from :func:`warp_labels`); ``wholes``
     (fixed, warped moving: label -> boolean array on that grid) gives the segments others were drawn over as
-    drawn (:class:`..core.segment_layers.MergedSegments`), so that each is measured whole."""
+    drawn (:class:`..core.segment_layers.MergedSegments`), so that each is measured whole. ``names``: each
+    label's segment name (default: the fixed labelmap's)."""
     fixed_labels = as_labelmap(fixed_labels, "fixed labelmap")
     if fixed_labels.GetSize() != warped_labels.GetSize():
         raise InputError("the labelmaps are on different grids: warp the moving labelmap with warp_labels first")
@@ -89,7 +91,7 @@ def label_overlap(
     if labels is None:
         labels = sorted((set(np.unique(fixed_array).tolist()) | set(np.unique(warped_array).tolist())) - {0})
     voxel_ml = float(np.prod(fixed_labels.GetSpacing())) / 1000.0
-    names = label_names(fixed_labels)
+    names = label_names(fixed_labels) if names is None else names
     results = []
     for label in labels:  # (not .get(): it would compare the whole grid for every label)
         fixed_mask = wholes[0][label] if label in wholes[0] else fixed_array == label  # noqa: SIM401
@@ -192,9 +194,10 @@ def segmentation_overlap(
     fixed_whole = {value: sitk.GetArrayFromImage(whole_mask(fixed_labels, value, fixed_wholes)) != 0
                    for value in fixed_wholes}  # fmt: skip
     on_top = {value: _drawn_on_top(moving_labels, value, moving_wholes) for value in moving_wholes}
+    names = label_names(moving_labels) | label_names(fixed_labels)  # a segment on the moving side only named too
     for name, pose in (("before", before or Transform.identity()), ("after", transform)):
         warped = warp_labels(moving_labels, fixed_labels, pose, interpolation)
         warped_whole = {value: sitk.GetArrayFromImage(warp_labels(drawn, fixed_labels, pose, interpolation)) == value
                         for value, drawn in on_top.items()}  # fmt: skip
-        results[name] = label_overlap(fixed_labels, warped, labels, (fixed_whole, warped_whole))
+        results[name] = label_overlap(fixed_labels, warped, labels, (fixed_whole, warped_whole), names)
     return SegmentationOverlap(results["before"], results["after"], interpolation, warnings)
