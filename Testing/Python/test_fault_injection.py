@@ -543,6 +543,36 @@ def segmentations_sharing_no_segment(inputs: Path, out: Path) -> list[str]:
     return _register(fixed, moving, out, "--fixed-segmentation", str(files[0]), "--moving-segmentation", str(files[1]))
 
 
+def _two_layer_segmentation(path: Path, header: dict[str, str]) -> Path:
+    """A two-layer segmentation as Slicer stores overlapping segments (a gland and a lesion inside it, value 1
+    each in its own layer), with ``header``'s entries."""
+    layers = np.zeros((*_volume().GetSize()[::-1], 2), np.uint8)
+    layers[8:24, 10:30, 10:30, 0] = 1
+    layers[14:18, 16:20, 16:20, 1] = 1
+    image = sitk.GetImageFromArray(layers, isVector=True)
+    image.CopyInformation(_volume())
+    for key, value in header.items():
+        image.SetMetaData(key, value)
+    write_image(image, path)
+    return path
+
+
+def multi_layer_segmentation(header: dict[str, str]) -> Builder:
+    """A case: the valid pair guided by two-layer segmentations whose header holds ``header``."""
+
+    def build(inputs: Path, out: Path) -> list[str]:
+        fixed, moving = _pair(inputs)
+        seg = _two_layer_segmentation(inputs / "layers.seg.nrrd", header)
+        return _register(fixed, moving, out, "--fixed-segmentation", str(seg), "--moving-segmentation", str(seg))
+
+    return build
+
+
+# Slicer's header for the two layers; the cases below spoil one entry.
+LAYERS = {"Segment0_Name": "gland", "Segment0_LabelValue": "1", "Segment0_Layer": "0",
+          "Segment1_Name": "lesion", "Segment1_LabelValue": "1", "Segment1_Layer": "1"}  # fmt: skip
+
+
 # --- 4. failures that came after the engine ran
 
 
@@ -705,6 +735,12 @@ MORE_CASES = {
     "prep --exclude-above nan": Case(prep_with("--exclude-above", "nan"), "give a CT value in HU"),
     "prep --exclude-margin -50": Case(
         prep_with("--exclude-above", "2000", "--exclude-margin", "-50"), "give 0 or more"
+    ),
+    "a segment in a layer the segmentation lacks": Case(
+        multi_layer_segmentation(LAYERS | {"Segment1_Layer": "2"}), "save it again from Slicer"
+    ),
+    "a layered segmentation without segment entries": Case(
+        multi_layer_segmentation({}), "export the segmentation as a labelmap volume"
     ),
 }
 
