@@ -222,8 +222,8 @@ def test_scores_measure_dice_surface_and_landmark_distance_and_judge_a_worse_res
 
 def test_a_preset_weighs_the_segments_its_own_way_unless_the_user_gives_a_weight():
     """guidance.json's ``by_preset``: a guided elastix deformable run weighs the segments 3 and the landmarks 3
-    against the image term's 1 (measured on the hard TRUS-like pairs), elastix rigid 1 and 0.3; ANTs 3 and 1 for
-    both; a given weight replaces them all."""
+    against the image term's 1 (measured on the hard TRUS-like pairs), elastix rigid 1 and 0.3; ANTs 3 and 1, its
+    deformable 3 and 3; a given weight replaces them all."""
     fixed, moving, guidance = _guidance()
 
     def segment_weight(engine: str, preset: str | None, weight: float | None = None) -> float:
@@ -237,6 +237,8 @@ def test_a_preset_weighs_the_segments_its_own_way_unless_the_user_gives_a_weight
     assert segment_weight("elastix", "deformable", weight=0.5) == pytest.approx(0.5)
     assert guidance_defaults("elastix", "deformable")["points"] == pytest.approx(3.0)  # the landmarks too
     assert guidance_defaults("elastix", "rigid")["points"] == pytest.approx(0.3)
+    assert guidance_defaults("ants", "deformable")["points"] == pytest.approx(3.0)
+    assert guidance_defaults("ants", "rigid")["points"] == pytest.approx(1.0)
 
 
 def test_a_damaged_by_preset_entry_names_the_fix(tmp_path, monkeypatch):
