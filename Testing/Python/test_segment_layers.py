@@ -125,6 +125,10 @@ def test_a_lesion_at_the_gland_surface_on_one_image_only_leaves_the_gland_whole(
     assert counts == [2112, 2112]  # 2094 before: 18 voxels dented
     merged = single_layer(moving, "moving segmentation").labels
     assert np.count_nonzero(sitk.GetArrayViewFromImage(merged) == 1) == 2112 - 18  # what a labelmap can hold
+    # The whole gland belongs to the merged labelmap it came with: kept by replace(), dropped with another one.
+    assert list(replace(guidance, weight=2.0).moving_wholes) == [1]
+    other = set_label_names(_mask(np.roll(layers[..., 0], 3, axis=2)), {1: "gland"})
+    assert replace(guidance, moving_segmentation=other).moving_wholes == {}
     # QA measures the gland whole too (Dice 0.996 and a surface distance of 0.02 mm before).
     overlap = segmentation_overlap(seg, moving, Transform.identity())
     gland = next(row for row in overlap.after if row.name == "gland")

@@ -46,18 +46,26 @@ class Guidance:
     # Said of the segmentations when they were read (multi-layer segmentations merged into one labelmap).
     input_warnings: list[str] = field(default_factory=list, repr=False)
     # The segments a multi-layer segmentation's merge drew others over, whole (see core.segment_layers), so that
-    # each segment guides as drawn. They belong to the segmentation they came from: replace() the two together.
+    # each segment guides as drawn; with the merged labelmap they belong to (``replace()`` of a segmentation
+    # drops them).
     fixed_wholes: dict[int, sitk.Image] = field(default_factory=dict, repr=False)
     moving_wholes: dict[int, sitk.Image] = field(default_factory=dict, repr=False)
+    wholes_of: tuple[sitk.Image | None, sitk.Image | None] = field(default=(None, None), repr=False)
 
     def __post_init__(self) -> None:
-        for role in ("fixed", "moving"):
+        owners = list(self.wholes_of)
+        for side, role in enumerate(("fixed", "moving")):
             image = getattr(self, f"{role}_segmentation")
             if image is not None and image.GetNumberOfComponentsPerPixel() > 1:
                 merged = single_layer(image, f"{role} segmentation")
                 setattr(self, f"{role}_segmentation", merged.labels)
                 setattr(self, f"{role}_wholes", merged.wholes)
+                owners[side] = merged.labels
                 self.input_warnings = self.input_warnings + merged.warnings  # a copy: replace() shares the list
+            elif owners[side] is not image:  # another segmentation than the one they came from
+                setattr(self, f"{role}_wholes", {})
+                owners[side] = None
+        self.wholes_of = (owners[0], owners[1])
 
     @property
     def has_segments(self) -> bool:
