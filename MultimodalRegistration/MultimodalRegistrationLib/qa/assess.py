@@ -25,7 +25,6 @@ from ..core.files import write_text_atomically
 from ..core.images import validate_image, validate_mask
 from ..core.metric import METRIC_SPACING_MM
 from ..core.pairs import check_pair
-from ..core.segment_layers import single_layer
 from ..core.transforms import Transform
 from .images import image_agreement
 from .jacobian import InverseConsistency, inverse_consistency, jacobian_statistics
@@ -187,8 +186,7 @@ def write_qa_outputs(
         report_path = Path(report_path)
         name = report_path.name.split(".")[0] or "report"
         folder = report_path.parent / f"{name}_figures"
-        labels = None if fixed_labels is None else single_layer(fixed_labels, "fixed labelmap").labels  # warned in QA
-        pictures = write_qa_pictures(folder, fixed, moving, transform, before, labels, fixed_mask)
+        pictures = write_qa_pictures(folder, fixed, moving, transform, before, fixed_labels, fixed_mask)
         report.pictures = {
             kind: {stage: os.path.relpath(path, report_path.parent) for stage, path in stages.items()}
             for kind, stages in pictures.items()

@@ -52,12 +52,15 @@ def region_of_interest(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The (low, high) LPS corners (mm) of the box the pictures show.
 
-    The box around the fixed labels if given, else around the fixed mask, else around the fixed
-    image's foreground (Otsu at ~4 mm); widened by ``margin_mm`` and kept inside the fixed image.
+    The box around the fixed labels (any layer of a multi-layer segmentation) if given, else around the
+    fixed mask, else around the fixed image's foreground (Otsu at ~4 mm); widened by ``margin_mm`` and
+    kept inside the fixed image.
     """
     box = None
     for mask in (fixed_labels, fixed_mask):
         if mask is not None:
+            if mask.GetNumberOfComponentsPerPixel() > 1:  # non-zero in some layer
+                mask = sitk.VectorMagnitude(mask)
             box = _box_of(sitk.Cast(mask != 0, sitk.sitkUInt8))
             if box is not None:
                 break
