@@ -44,8 +44,9 @@ def test_a_guided_run_that_moves_the_images_apart_keeps_its_start(pair, monkeypa
     np.testing.assert_allclose(result.transform.matrix, start.transform.matrix, atol=1e-9)
     np.testing.assert_allclose(result.inverse.matrix, np.linalg.inv(start.transform.matrix), atol=1e-9)
     assert result.provenance.kept == "start"
-    assert "moved the images apart (ITK ERROR" in result.provenance.kept_reason
-    assert "613 / 4096" in result.provenance.kept_reason
+    # ITK's class name and address are left out; the advice fits a rigid run given no landmarks.
+    assert ("moved the images apart (Too many samples map outside moving image buffer: 613 / 4096): kept the start; "
+            "try another start, a mask or landmarks") in result.provenance.kept_reason
     assert any("kept the start" in w for w in result.warnings)
     assert result.provenance.starts_tried[0].error.endswith("613 / 4096")
     # The start the guidance chose beats the centroids here: 4.3 against 5.4 mm (mean TRE).

@@ -42,10 +42,13 @@ def describe_start(summary: RegistrationSummary) -> str:
 
 
 def describe_result(summary: RegistrationSummary) -> str:
-    """The registration's time, metric before and after, and its start, in one line."""
+    """The registration's time, metric before and after, its start, and what it returned when that is not the
+    engine's result (its start, an earlier stage, the segment centroids), in one line."""
+    kept = summary.provenance.kept
+    returned = f"; returned the {kept}, not the engine's result" if kept and kept != "result" else ""
     return (
         f"registered in {summary.seconds:.1f} s: mutual information {summary.metric_before:.3f} -> "
-        f"{summary.metric_after:.3f}, {describe_start(summary)}"
+        f"{summary.metric_after:.3f}, {describe_start(summary)}{returned}"
     )
 
 

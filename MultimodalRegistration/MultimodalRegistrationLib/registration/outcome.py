@@ -57,11 +57,7 @@ def keep_no_worse(run: RegistrationRun, plan: RunPlan, best: tuple) -> tuple[Kep
         refused_by_noise = bool(reason)
     if reason:
         what = f"the {run.settings.engine} {run.recipe.name} result {reason}"
-        hint = (
-            "try the rigid preset or landmarks"
-            if not run.recipe.is_linear
-            else "try another start, a mask or landmarks"
-        )
+        hint = refusal_hint(run)
         score_start = guidance_score(prepared, start) if prepared is not None else None
         stage = None if refused_by_noise else earlier_stage(
             output, fixed, moving, run.fixed_mask, metric_start, prepared, score_start
@@ -73,8 +69,20 @@ def keep_no_worse(run: RegistrationRun, plan: RunPlan, best: tuple) -> tuple[Kep
             name, transform, metric = "start", start, metric_start
             kept_reason = f"{what}: kept the start; {hint}"
         kept = Kept(transform, transform.inverse() if transform.is_linear else None, metric, name, kept_reason)
-        run.warnings.append(kept_reason)
+        if not (name == "start" and run.recipe.is_linear and plan.guided_candidates is not None):
+            run.warnings.append(kept_reason)
     return _judged_by_guidance(run, plan, kept, guided), guided
+
+
+def refusal_hint(run: RegistrationRun) -> str:
+    """What to try when a result is refused, from what the run was given: no "add landmarks" to a run that has
+    them, no "try the rigid preset" to a rigid one."""
+    has_points = run.prepared is not None and run.prepared.guidance.has_points
+    if not run.recipe.is_linear:
+        if has_points:
+            return "check the result in Registration QA; the rigid preset gives this pose faster"
+        return "landmarks on both images can guide the deformable stage; the rigid preset gives this pose faster"
+    return "try another start or a mask" if has_points else "try another start, a mask or landmarks"
 
 
 def _judged_by_guidance(run: RegistrationRun, plan: RunPlan, kept: Kept, guided: dict | None) -> Kept:
@@ -107,7 +115,7 @@ def start_after_lost_overlap(run: RegistrationRun, plan: RunPlan, engine_runs: E
     best = (None, metric, name, start, output)
     guided, _ = guided_record(run.prepared, start, start, plan.guided_candidates)
     reason = (f"the {run.settings.engine} {run.recipe.name} run moved the images apart ({error_reason(failure)}): "
-              "kept the start; try the rigid preset, a mask or landmarks")  # fmt: skip
+              f"kept the start; {refusal_hint(run)}")  # fmt: skip
     run.warnings.append(reason)
     return best, _judged_by_guidance(run, plan, Kept(start, inverse, metric, "start", reason), guided), guided
 

@@ -3,6 +3,7 @@ from each, and pick the run to keep."""
 
 from __future__ import annotations
 
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
@@ -250,11 +251,16 @@ def _run_engine_from(run: RegistrationRun, name: str, start: Transform, region, 
         )
 
 
+# "ITK ERROR: AdvancedMattesMutualInformationMetric(0x5623256f4620): ": the class and its address say nothing
+# to a user.
+ITK_PREFIX = re.compile(r"^(ITK ERROR: )?\w+\(0x[0-9a-fA-F]+\): ")
+
+
 def error_reason(error: Exception) -> str:
     """The line of an engine error that says what went wrong (ITK's "Description:"), else its first line."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
     described = [line.split("Description:", 1)[1].strip() for line in lines if "Description:" in line]
-    return described[0] if described else lines[0]
+    return ITK_PREFIX.sub("", described[0] if described else lines[0])
 
 
 def pick_run(finished: list[tuple], warnings: list[str]) -> tuple | None:

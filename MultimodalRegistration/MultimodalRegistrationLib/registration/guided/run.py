@@ -103,7 +103,8 @@ def judged_by_centroids(
     if not worse:
         return outcome
     reason = (f"the guided {what} agrees less with the guidance than the segment centroids brought together "
-              f"({worse}): returned the centroid alignment; check the segmentations, or add landmarks")  # fmt: skip
+              f"({worse}): returned the centroid alignment; check the segmentations"
+              f"{' and the landmarks' if prepared.guidance.has_points else ', or add landmarks'}")  # fmt: skip
     warnings.append(reason)
     metric_centroids = mutual_information(fixed, moving, centroids, fixed_mask)
     return centroids, centroids.inverse(), metric_centroids, "segment centroids", reason
