@@ -188,11 +188,27 @@ def test_bad_inputs_raise_with_the_fix_and_change_nothing(scene):
     with pytest.raises(InputError, match="moving point 'L2' in 'moving' is not placed: place it or delete it"):
         fit_markups(fixed, moving, "rigid", output)
     moving.RemoveNthControlPoint(2)
-    with pytest.raises(InputError, match="7 fixed points but 6 moving points"):
+    for index in range(6):  # no label in common: the lists pair only by order
+        moving.SetNthControlPointLabel(index, f"M{index}")
+    with pytest.raises(InputError, match="7 fixed landmarks but 6 moving landmarks, and they cannot be paired by label"):
         fit_markups(fixed, moving, "rigid", output)
     assert scene.GetNumberOfNodes() == count  # no output, table or storage node left behind
     assert output.GetAttribute(ATTRIBUTE_PREFIX + "type") is None
     assert all(fixed.GetNthControlPointSelected(i) for i in range(7))
+
+
+def test_a_point_without_a_partner_is_left_out_and_the_worst_pair_is_found_by_label(scene):
+    moving_points = moving_lps()
+    moving_points[5] += (6.0, 0.0, 0.0)  # 'L5' clicked 6 mm off
+    fixed = mrml.markups_from_points(scene, lps_ras_points(FIXED_LPS), LABELS, "fixed")
+    moving = mrml.markups_from_points(scene, lps_ras_points(moving_points), LABELS, "moving")
+    moving.RemoveNthControlPoint(2)  # 'L2' on the fixed list only: after it, fixed and moving indices differ
+    fit, _, _ = fit_markups(fixed, moving, "rigid")
+    assert [row.label for row in fit.residuals] == [label for label in LABELS if label != "L2"]
+    assert any(warning == "landmarks without a partner were left out: L2" for warning in fit.warnings)
+    assert fit.residuals[worst_point(fit)].label == "L5"
+    assert [i for i in range(7) if fixed.GetNthControlPointSelected(i)] == [5]
+    assert [i for i in range(6) if moving.GetNthControlPointSelected(i)] == [4]
 
 
 def test_the_prealign_panel_fits_through_the_prealign_jobs_fields(scene):

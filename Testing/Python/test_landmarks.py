@@ -178,7 +178,7 @@ def test_leave_one_out_is_absent_when_too_few_points_remain():
 # --------------------------------------------------------------------------- sanity checks
 def test_unequal_counts_and_too_few_points_raise_with_the_fix():
     fixed_ras, moving_ras, _, _ = pairs(TRUTH, count=6)
-    with pytest.raises(InputError, match="6 fixed points but 5 moving points.*add the missing"):
+    with pytest.raises(InputError, match="6 fixed landmarks but 5 moving landmarks.*add the missing"):
         fit_landmarks(fixed_ras, moving_ras[:5])
     for kind, count in (("translation", 0), ("rigid", 2), ("similarity", 2), ("affine", 3), ("tps", 3)):
         with pytest.raises(InputError, match=f"needs at least .* got {count}: add points"):
@@ -496,7 +496,7 @@ def test_prealign_bad_input_raises_before_writing(tmp_path):
         "--output-transform",
         tmp_path / "T.h5",
     )
-    with pytest.raises(InputError, match="3 fixed points but 2 moving points"):
+    with pytest.raises(InputError, match="needs at least 3 point pairs, got 2: add points"):  # the third has no partner
         command_prealign(arguments)
     assert not (tmp_path / "T.h5").exists()
     arguments.moving_points, arguments.type, arguments.output_transform = tmp_path / "f.csv", "tps", tmp_path / "T.tfm"

@@ -29,6 +29,7 @@ from ..core.files import write_text_atomically
 from ..core.transforms import Transform, lps_ras_points
 from .bounds import PointBounds
 from .checks import check_shape, duplicate_warnings, symmetry_warnings, undetermined
+from .frames import frame_warnings
 from .models import (
     KINDS,
     MIN_POINTS,
@@ -43,7 +44,7 @@ from .models import (
 from .pairing import pairing_warnings
 from .summary import FitErrors, FitTransform, PointRecord, PrealignSummary
 
-__all__ = ["KINDS", "LandmarkFit", "PointResidual", "fit_landmarks", "pair_points"]
+__all__ = ["KINDS", "LandmarkFit", "PointResidual", "fit_landmarks", "pair_landmarks", "pair_points"]
 
 FIELD_TOLERANCE_MM = 0.5  # warn when the sampled field departs more than this from the spline at a point
 
@@ -220,6 +221,37 @@ def pair_points(
     )
 
 
+def pair_landmarks(
+    fixed: np.ndarray, moving: np.ndarray, fixed_labels: list[str] | None, moving_labels: list[str] | None
+) -> tuple[np.ndarray, np.ndarray, list[str], str, list[str]]:
+    """Pair landmarks: by label where labels match (extra ones dropped with a warning), else by order."""
+    if len(fixed) == len(moving):
+        moving, _, paired_by, warnings = pair_points(moving, fixed_labels, moving_labels)
+        labels = fixed_labels or moving_labels or [f"P{i + 1}" for i in range(len(fixed))]
+        return fixed, moving, labels, paired_by, warnings
+    common = set(fixed_labels or []) & set(moving_labels or [])
+    unique = fixed_labels and moving_labels and len(set(fixed_labels)) == len(fixed_labels)
+    unique = unique and len(set(moving_labels)) == len(moving_labels)
+    if not common or not unique:
+        raise InputError(
+            f"{len(fixed)} fixed landmarks but {len(moving)} moving landmarks, and they cannot be paired by label: "
+            "add the missing points or delete the extra ones, so that both lists hold the same landmarks in the same "
+            "order, or give each landmark the same unique label in both lists (one without a partner is then left out)"
+        )
+    labels = [label for label in fixed_labels if label in common]
+    position = {label: index for index, label in enumerate(moving_labels)}
+    fixed_index = {label: index for index, label in enumerate(fixed_labels)}
+    unmatched = sorted(set(fixed_labels) ^ set(moving_labels))
+    warnings = [f"landmarks without a partner were left out: {', '.join(unmatched)}"]
+    return (
+        fixed[[fixed_index[label] for label in labels]],
+        moving[[position[label] for label in labels]],
+        labels,
+        "label",
+        warnings,
+    )
+
+
 def fit_landmarks(
     fixed_ras: np.ndarray | Sequence[Sequence[float]],
     moving_ras: np.ndarray | Sequence[Sequence[float]],
@@ -244,14 +276,15 @@ def fit_landmarks(
         raise InputError(f"unknown transform type '{kind}': choose one of {', '.join(KINDS)}")
     fixed = _as_points(fixed_ras, "fixed")
     moving = _as_points(moving_ras, "moving")
-    if len(fixed) != len(moving):
-        raise InputError(
-            f"{len(fixed)} fixed points but {len(moving)} moving points: every fixed landmark needs its moving "
-            "counterpart; add the missing ones or delete the extra ones"
-        )
     given_fixed_labels = _labels(fixed_labels, len(fixed), "fixed")
     given_moving_labels = _labels(moving_labels, len(moving), "moving")
-    moving, given_moving_labels, paired_by, warnings = pair_points(moving, given_fixed_labels, given_moving_labels)
+    if len(fixed) != len(moving):  # pairs by label, leaving out (with a warning) those without a partner
+        fixed, moving, given_fixed_labels, paired_by, warnings = pair_landmarks(
+            fixed, moving, given_fixed_labels, given_moving_labels
+        )
+        given_moving_labels = given_fixed_labels
+    else:
+        moving, given_moving_labels, paired_by, warnings = pair_points(moving, given_fixed_labels, given_moving_labels)
     labels = given_fixed_labels or given_moving_labels or [f"P{i + 1}" for i in range(len(fixed))]
     moving_names = given_moving_labels or labels
     fixed_lps, moving_lps = lps_ras_points(fixed), lps_ras_points(moving)
@@ -283,6 +316,7 @@ def fit_landmarks(
         )
 
     warnings += pairing_warnings(kind, model, fixed_lps, moving_lps, labels, paired_by)
+    warnings += frame_warnings(fixed_lps, moving_lps, bounds.fixed_system, bounds.moving_system)
     warnings += symmetry_warnings(kind, fixed_lps, labels)
     warnings += outside
 

@@ -109,10 +109,11 @@ def fit_markups(
     worst = worst_point(fit)
     fill_residual_table(table_node, fit, worst)
     if highlight_worst:
-        moving_index = None
-        if worst is not None:
-            moving_index = moving_labels.index(fit.residuals[worst].moving_label) if fit.paired_by == "label" else worst
-        highlight_point(fixed_markups, worst)
+        fixed_index = moving_index = worst
+        if worst is not None and fit.paired_by == "label":  # a point without a partner may have been left out
+            fixed_index = fixed_labels.index(fit.residuals[worst].label)
+            moving_index = moving_labels.index(fit.residuals[worst].moving_label)
+        highlight_point(fixed_markups, fixed_index)
         highlight_point(moving_markups, moving_index)
     return fit, output_transform_node, table_node
 

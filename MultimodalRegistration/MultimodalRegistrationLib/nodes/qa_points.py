@@ -6,7 +6,7 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.pairs import check_pair
-from ..qa.landmarks import pair_landmarks
+from ..landmarks.fit import pair_landmarks
 from .landmarks import placed_points
 from .qa_frames import moving_points
 

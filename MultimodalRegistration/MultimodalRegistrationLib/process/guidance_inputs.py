@@ -6,35 +6,43 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.errors import InputError
 from ..core.images import read_image
 from ..core.pairs import check_pair
 from ..core.transforms import lps_ras_points
 from ..landmarks.bounds import check_points_inside
-from ..landmarks.fit import pair_points
+from ..landmarks.checks import undetermined
+from ..landmarks.fit import pair_landmarks
+from ..landmarks.frames import frame_warnings
+from ..landmarks.models import fit_model
+from ..landmarks.pairing import pairing_warnings
 from ..landmarks.points_io import read_points_file
 from ..registration.guided.guidance import Guidance
 from .jobs import RegistrationJob
 
 
 def read_guidance_points(
-    fixed_path: str, moving_path: str, fixed: sitk.Image, moving: sitk.Image
+    fixed_path: str, moving_path: str, fixed: sitk.Image, moving: sitk.Image, initial_transform: bool = False
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Paired landmarks (fixed, moving; LPS mm) from two points files, and the warnings of pairing them.
 
-    Pairs by label when every label matches, else by order; points that all lie outside their image
-    are refused (the usual wrong-file or RAS/LPS mistake).
+    Pairs by label when every label matches, else by order; a point whose label the other file lacks is left out
+    with a warning (lists of different lengths). Points that all lie outside their image are refused (the usual
+    wrong-file or RAS/LPS mistake); pairs that look swapped, mirrored or off, and a list that looks read in the
+    other coordinate system (:mod:`..landmarks.frames`; unless ``initial_transform``, the headers are the prior),
+    are warned about, as ``mmreg prealign`` does.
     """
     fixed_file, moving_file = read_points_file(fixed_path), read_points_file(moving_path)
-    if len(fixed_file.points_ras) != len(moving_file.points_ras):
-        raise InputError(
-            f"the landmark files hold {len(fixed_file.points_ras)} fixed and {len(moving_file.points_ras)} moving "
-            "points: give the same landmarks in both, with the same labels"
-        )
-    moving_ras, moving_labels, _, warnings = pair_points(moving_file.points_ras, fixed_file.labels, moving_file.labels)
-    fixed_lps, moving_lps = lps_ras_points(fixed_file.points_ras), lps_ras_points(moving_ras)
-    warnings += check_points_inside(fixed_lps, fixed, fixed_file.labels, "fixed", fixed_file.system)
-    warnings += check_points_inside(moving_lps, moving, moving_labels, "moving", moving_file.system)
+    fixed_ras, moving_ras, labels, paired_by, warnings = pair_landmarks(
+        fixed_file.points_ras, moving_file.points_ras, fixed_file.labels, moving_file.labels
+    )
+    fixed_lps, moving_lps = lps_ras_points(fixed_ras), lps_ras_points(moving_ras)
+    warnings += check_points_inside(fixed_lps, fixed, labels, "fixed", fixed_file.system)
+    warnings += check_points_inside(moving_lps, moving, labels, "moving", moving_file.system)
+    if len(fixed_lps) >= 3 and undetermined("rigid", fixed_lps) is None:
+        warnings += pairing_warnings("rigid", fit_model("rigid", fixed_lps, moving_lps), fixed_lps, moving_lps,
+                                     labels, paired_by)  # fmt: skip
+        warnings += [] if initial_transform else frame_warnings(fixed_lps, moving_lps, fixed_file.system,
+                                                                moving_file.system)  # fmt: skip
     return fixed_lps, moving_lps, warnings
 
 
@@ -57,6 +65,6 @@ def guidance_from_job(job: RegistrationJob, fixed: sitk.Image, moving: sitk.Imag
     warnings: list[str] = []
     if job.guidance_fixed_points:
         guidance.fixed_points_lps, guidance.moving_points_lps, warnings = read_guidance_points(
-            job.guidance_fixed_points, job.guidance_moving_points, fixed, moving
+            job.guidance_fixed_points, job.guidance_moving_points, fixed, moving, bool(job.initial_transform)
         )
     return guidance, warnings

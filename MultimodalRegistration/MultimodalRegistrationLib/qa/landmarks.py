@@ -18,7 +18,7 @@ import numpy as np
 from ..core.errors import InputError
 from ..core.records import Record
 from ..core.transforms import Transform, lps_ras_points
-from ..landmarks.fit import pair_points
+from ..landmarks.fit import pair_landmarks
 
 # A nonlinear transform is inverted point by point (Newton on T) down to INVERSION_TOLERANCE_MM; a point
 # left with more than INVERSION_WARNING_MM did not converge, usually because the transform folds there.
@@ -189,36 +189,6 @@ class LandmarkErrors(Record):
         return cls([LandmarkRow.from_dict(row) for row in record.get("points", [])],
                    stats("fre", "before"), stats("fre", "after"), stats("tre", "before"), stats("tre", "after"),
                    record.get("paired_by", ""), list(record.get("warnings", [])))  # fmt: skip
-
-
-def pair_landmarks(
-    fixed: np.ndarray, moving: np.ndarray, fixed_labels: list[str] | None, moving_labels: list[str] | None
-) -> tuple[np.ndarray, np.ndarray, list[str], str, list[str]]:
-    """Pair landmarks: by label where labels match (extra ones dropped with a warning), else by order."""
-    if len(fixed) == len(moving):
-        moving, _, paired_by, warnings = pair_points(moving, fixed_labels, moving_labels)
-        labels = fixed_labels or moving_labels or [f"P{i + 1}" for i in range(len(fixed))]
-        return fixed, moving, labels, paired_by, warnings
-    common = set(fixed_labels or []) & set(moving_labels or [])
-    unique = fixed_labels and moving_labels and len(set(fixed_labels)) == len(fixed_labels)
-    unique = unique and len(set(moving_labels)) == len(moving_labels)
-    if not common or not unique:
-        raise InputError(
-            f"{len(fixed)} fixed landmarks but {len(moving)} moving landmarks, and they cannot be paired by label: "
-            "give both lists the same unique labels, or the same number of points in the same order"
-        )
-    labels = [label for label in fixed_labels if label in common]
-    position = {label: index for index, label in enumerate(moving_labels)}
-    fixed_index = {label: index for index, label in enumerate(fixed_labels)}
-    unmatched = sorted(set(fixed_labels) ^ set(moving_labels))
-    warnings = [f"landmarks without a partner were left out: {', '.join(unmatched)}"]
-    return (
-        fixed[[fixed_index[label] for label in labels]],
-        moving[[position[label] for label in labels]],
-        labels,
-        "label",
-        warnings,
-    )
 
 
 def landmark_errors(

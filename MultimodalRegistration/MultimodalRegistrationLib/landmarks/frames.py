@@ -1,0 +1,46 @@
+"""A landmark list read in the wrong coordinate system (RAS taken for LPS, or the reverse) that still lies inside
+its image: flipping x and y is a half-turn about the superior axis, not a mirror, so neither the mirror check nor
+the points-outside check sees it. The images' headers are the prior: medical headers agree on which way is
+anterior and superior, so paired landmarks whose rigid fit turns about 180 degrees from them, and whose fit with
+one list flipped does not, point at that mistake."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.rotations import orthogonal_fit, rotation_angle_deg
+from .bounds import RAS_LPS_FLIP
+from .points_io import PointsSystem
+
+# The fit as given turns at least this far from the headers, and with one list flipped at most NEAR_DEG.
+FAR_DEG = 135.0
+NEAR_DEG = 45.0
+
+
+def turn_from_headers_deg(fixed_lps: np.ndarray, moving_lps: np.ndarray) -> float:
+    """Rotation (degrees) of the rigid least-squares fit of fixed to moving points (LPS mm) from the identity,
+    the orientation the headers give."""
+    return float(rotation_angle_deg(orthogonal_fit(fixed_lps, moving_lps, scale=False)[:3, :3]))
+
+
+def frame_warnings(fixed_lps: np.ndarray, moving_lps: np.ndarray, fixed_system: PointsSystem | None = None,
+                   moving_system: PointsSystem | None = None) -> list[str]:  # fmt: skip
+    """A warning when the paired landmarks (LPS mm, 3 or more) fit the images only turned about 180 degrees from
+    their headers, and within NEAR_DEG of them once one list's x and y are negated; [] otherwise."""
+    fixed_lps, moving_lps = np.asarray(fixed_lps, float), np.asarray(moving_lps, float)
+    if len(fixed_lps) < 3 or len(fixed_lps) != len(moving_lps):
+        return []
+    as_given = turn_from_headers_deg(fixed_lps, moving_lps)
+    flipped = turn_from_headers_deg(fixed_lps, moving_lps * RAS_LPS_FLIP)
+    if as_given < FAR_DEG or flipped > NEAR_DEG:
+        return []
+    declared = [f"{system.name} says {system.system} ({system.declared})"
+                for system in (fixed_system, moving_system) if system is not None]  # fmt: skip
+    files = f" ({'; '.join(declared)})" if declared else ""
+    warning = (
+        f"the landmarks fit the images only turned {as_given:.0f} degrees from their headers' orientation, and "
+        f"{flipped:.0f} degrees with one list's x and y negated: one list is probably RAS read as LPS, or the "
+        f"reverse{files}. Check that each file holds the coordinate system it declares (export the points from "
+        "Slicer as .mrk.json); if the images really are turned half around, ignore this"
+    )
+    return [warning]
