@@ -543,6 +543,21 @@ def segmentations_sharing_no_segment(inputs: Path, out: Path) -> list[str]:
     return _register(fixed, moving, out, "--fixed-segmentation", str(files[0]), "--moving-segmentation", str(files[1]))
 
 
+def segmentations_swapped(inputs: Path, out: Path) -> list[str]:
+    """Each image's gland labelmap, on its own grid (the images' grids differ), given as the other's."""
+    images = {"fixed": _volume(), "moving": _volume(size=(40, 36, 30), spacing=(2.4, 2.2, 2.6), seed=1)}
+    files = {}
+    for side, image in images.items():
+        write_image(image, inputs / f"{side}.nrrd")
+        labels = sitk.Image(image.GetSize(), sitk.sitkUInt8)
+        labels.CopyInformation(image)
+        labels[10:30, 10:30, 8:24] = 1
+        files[side] = inputs / f"{side}_gland.nrrd"
+        write_image(labels, files[side])
+    return _register(inputs / "fixed.nrrd", inputs / "moving.nrrd", out, "--fixed-segmentation", str(files["moving"]),
+                     "--moving-segmentation", str(files["fixed"]))  # fmt: skip
+
+
 def _two_layer_segmentation(path: Path, header: dict[str, str]) -> Path:
     """A two-layer segmentation as Slicer stores overlapping segments (a gland and a lesion inside it, value 1
     each in its own layer), with ``header``'s entries."""
@@ -695,6 +710,7 @@ MORE_CASES = {
     ".tfm with a decimal comma": Case(initial_tfm("1 0 0 0 1 0 0 0 1 2,5 0 0"), "write decimal points"),
     ".tfm with a NaN parameter": Case(initial_tfm("1 0 0 0 1 0 0 0 1 nan 0 0"), "not a finite number"),
     "intensity image as a segmentation": Case(intensity_image_as_segmentation, "export the segmentation as a labelmap"),
+    "segmentations given the wrong way round": Case(segmentations_swapped, "they were given the wrong way round"),
     "segmentations that share no segment": Case(
         segmentations_sharing_no_segment, "give the same structure the same name in both"
     ),

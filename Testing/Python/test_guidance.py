@@ -250,3 +250,19 @@ def test_a_damaged_by_preset_entry_names_the_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("MMREG_PRESETS_DIR", str(copy))
     with pytest.raises(InputError, match="guidance.json is missing or damaged .*reinstall the extension"):
         guidance_defaults("elastix", "deformable")
+
+
+def test_segmentations_on_the_other_images_grid_are_refused_or_named():
+    fixed, moving = _grid(), _grid(size=40, spacing=2.5, origin=-50.0)
+    on_fixed, on_moving = _labels(fixed, Transform.identity()), _labels(moving, TRUTH)
+    assert not any("voxel grid" in w for w in prepare_guidance(fixed, moving, Guidance(on_fixed, on_moving), "elastix").warnings)
+    with pytest.raises(InputError, match="given the wrong way round; give the segmentation made on the fixed image"):
+        prepare_guidance(fixed, moving, Guidance(on_moving, on_fixed), "elastix")
+    # One on the other image's grid: perhaps resampled there on purpose, so a warning only.
+    resampled = sitk.Resample(on_fixed, moving, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    warnings = prepare_guidance(fixed, moving, Guidance(resampled, on_moving), "elastix").warnings
+    assert ("the fixed segmentation lies on the moving image's voxel grid, not the fixed image's: check that it was "
+            "made on the fixed image") in warnings
+    # Images on one grid: nothing to tell apart.
+    same = _grid()
+    assert not any("voxel grid" in w for w in prepare_guidance(fixed, same, Guidance(on_fixed, on_fixed), "elastix").warnings)

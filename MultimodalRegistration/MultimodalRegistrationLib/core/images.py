@@ -160,6 +160,16 @@ def has_nan(image: sitk.Image) -> bool:
     return bool(np.isnan(sitk.GetArrayViewFromImage(image)).any())
 
 
+def same_grid(a: sitk.Image, b: sitk.Image) -> bool:
+    """Whether two images share one voxel grid: size, spacing, origin and direction (LPS mm)."""
+    return (
+        a.GetSize() == b.GetSize()
+        and np.allclose(a.GetSpacing(), b.GetSpacing(), atol=1e-6)
+        and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=1e-4)
+        and np.allclose(a.GetDirection(), b.GetDirection(), atol=1e-6)
+    )
+
+
 def validate_mask(mask: sitk.Image, image: sitk.Image, role: str = "mask") -> sitk.Image:
     """Check a mask against its image and return it as a uint8 image on the image's grid.
 
@@ -170,13 +180,7 @@ def validate_mask(mask: sitk.Image, image: sitk.Image, role: str = "mask") -> si
     if has_nan(mask):  # NaN != 0: a NaN background would make the mask the whole image
         raise InputError(f"{role} holds NaN voxels: set them to 0 outside the mask (or export it again as a labelmap)")
     binary = sitk.Cast(mask != 0, sitk.sitkUInt8)
-    same_grid = (
-        mask.GetSize() == image.GetSize()
-        and np.allclose(mask.GetSpacing(), image.GetSpacing(), atol=1e-6)
-        and np.allclose(mask.GetOrigin(), image.GetOrigin(), atol=1e-4)
-        and np.allclose(mask.GetDirection(), image.GetDirection(), atol=1e-6)
-    )
-    if not same_grid:
+    if not same_grid(mask, image):
         binary = sitk.Resample(binary, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
     coverage = float(sitk.GetArrayViewFromImage(binary).mean())
     if coverage == 0.0:

@@ -18,6 +18,7 @@ import SimpleITK as sitk
 
 from ...core.choices import GUIDANCE_METRICS
 from ...core.errors import InputError
+from ...core.images import same_grid
 from ...core.labels import as_labelmap, check_distinct_names, label_names, lone_segments_paired, segment_name_key
 from ...core.pairs import check_pair
 from ...core.segment_layers import segment_values, single_layer, whole_mask
@@ -233,13 +234,7 @@ def segment_mask(
     segment drawn inside another (a lesion in the gland) leaves a hole in it, often on one image only, and the
     hole's wall would guide as a surface. An unlabelled hole (a hollow organ's lumen) stays."""  # fmt: skip
     mask = _with_filled_holes(whole_mask(segmentation, value, wholes or {}), segmentation)
-    same_grid = (
-        segmentation.GetSize() == image.GetSize()
-        and np.allclose(segmentation.GetSpacing(), image.GetSpacing())
-        and np.allclose(segmentation.GetOrigin(), image.GetOrigin())
-        and np.allclose(segmentation.GetDirection(), image.GetDirection())
-    )
-    if not same_grid:
+    if not same_grid(segmentation, image):
         mask = sitk.Resample(mask, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
     if not np.any(sitk.GetArrayViewFromImage(mask)):
         raise InputError(
@@ -270,6 +265,26 @@ def _check_points(guidance: Guidance) -> None:
         )
 
 
+def _swapped_segmentations(guidance: Guidance, fixed: sitk.Image, moving: sitk.Image) -> str | None:
+    """Refuses segmentations that each lie on the other image's grid (given the wrong way round); a warning
+    when one does. None when the images share a grid, or a segmentation lies on its own image's or on neither."""
+    if not guidance.has_segments or same_grid(fixed, moving):
+        return None
+    fixed_on_moving = same_grid(guidance.fixed_segmentation, moving) and not same_grid(guidance.fixed_segmentation, fixed)
+    moving_on_fixed = same_grid(guidance.moving_segmentation, fixed) and not same_grid(guidance.moving_segmentation, moving)
+    if fixed_on_moving and moving_on_fixed:
+        raise InputError(
+            "the fixed segmentation lies on the moving image's voxel grid and the moving segmentation on the fixed "
+            "image's: they were given the wrong way round; give the segmentation made on the fixed image as the fixed "
+            "segmentation (--fixed-segmentation) and the moving image's as the moving one"
+        )
+    for role, other, wrong in (("fixed", "moving", fixed_on_moving), ("moving", "fixed", moving_on_fixed)):
+        if wrong:
+            return (f"the {role} segmentation lies on the {other} image's voxel grid, not the {role} image's: check that "
+                    f"it was made on the {role} image")  # fmt: skip
+    return None
+
+
 def _check_choices(guidance: Guidance) -> None:
     if guidance.metric not in GUIDANCE_METRICS:
         raise InputError(f"unknown metric '{guidance.metric}': choose one of {', '.join(GUIDANCE_METRICS)}")
@@ -292,6 +307,7 @@ def prepare_guidance(
     says, else as ``preset`` or ``engine`` does by default; refuses bad input with the fix."""
     _check_choices(guidance)
     _check_points(guidance)
+    swapped = _swapped_segmentations(guidance, fixed, moving)
     defaults = guidance_defaults(engine, preset)
     pairs, fixed_masks, moving_masks, channels, unpaired = [], [], [], [], None
     if guidance.has_segments:
@@ -315,6 +331,6 @@ def prepare_guidance(
         terms.fixed_points_lps = np.asarray(guidance.fixed_points_lps, float)
         terms.moving_points_lps = np.asarray(guidance.moving_points_lps, float)
         terms.points_weight = guidance.weight if guidance.weight is not None else float(defaults["points"])
-    said = [only_segments_warning(pairs), unpaired]
+    said = [swapped, only_segments_warning(pairs), unpaired]
     warnings = guidance.input_warnings + [warning for warning in said if warning]
     return PreparedGuidance(guidance, pairs, fixed_masks, moving_masks, terms, warnings)
