@@ -266,3 +266,19 @@ def test_segmentations_on_the_other_images_grid_are_refused_or_named():
     # Images on one grid: nothing to tell apart.
     same = _grid()
     assert not any("voxel grid" in w for w in prepare_guidance(fixed, same, Guidance(on_fixed, on_fixed), "elastix").warnings)
+
+
+def test_segments_named_apart_pair_as_fixed_equals_moving():
+    fixed, moving = _grid(), _grid()
+    on_fixed = _labels(fixed, Transform.identity(), {1: "gland", 2: "nodule"})
+    on_moving = _labels(moving, TRUTH, {1: "Prostate", 2: "lesion"})
+    with pytest.raises(InputError, match="or pair two segments with --segments FIXED=MOVING"):
+        pair_segments(on_fixed, on_moving)
+    pairs = pair_segments(on_fixed, on_moving, ["gland=prostate", "nodule = 2"])
+    assert [(p.name, p.fixed_value, p.moving_value, p.paired_by, p.moving_name) for p in pairs] == [
+        ("gland", 1, 1, "given", "Prostate"), ("nodule", 2, 2, "given", "lesion")]
+    with pytest.raises(InputError, match="segment 'capsule' of 'gland=capsule' is not in the moving segmentation: "
+                                         r"choose from \['Prostate', 'lesion'\]"):  # fmt: skip
+        pair_segments(on_fixed, on_moving, ["gland=capsule"])
+    prepared = prepare_guidance(fixed, moving, Guidance(on_fixed, on_moving, segments=["gland=prostate"]), "elastix")
+    assert [p.name for p in prepared.pairs] == ["gland"] and prepared.warnings == []

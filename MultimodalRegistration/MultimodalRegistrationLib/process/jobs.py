@@ -186,7 +186,7 @@ class RegistrationJob(Job):
         "group": "guidance", "help": "labelmap on the moving image: segments pair by name, else value"})  # fmt: skip
     segments: list[str] | None = _choice(None, "segments", unset=[], cli={
         "group": "guidance", "column": True, "metavar": "A,B", "help": "only these segments guide (names or label "
-        "values)"})  # fmt: skip
+        "values); FIXED=MOVING pairs two named apart, e.g. gland=prostate"})  # fmt: skip
     guidance_fixed_points: str | None = _path("input", panel="fixedLandmarks", node="points", cli={
         "group": "guidance", "flag": "--fixed-points", "help": "landmarks on the fixed image (.mrk.json, .fcsv, "
         ".csv)"})  # fmt: skip

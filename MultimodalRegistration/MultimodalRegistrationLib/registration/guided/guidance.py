@@ -88,8 +88,8 @@ class SegmentPair:
     name: str
     fixed_value: int
     moving_value: int
-    paired_by: str = "name"  # "name", "label value", or "only segment" (one segment on each side)
-    moving_name: str = ""  # the moving segment's own name, when paired_by is "only segment"
+    paired_by: str = "name"  # "name", "label value", "only segment" (one on each side), or "given" (fixed=moving)
+    moving_name: str = ""  # the moving segment's own name, when paired_by is "only segment" or "given"
 
 
 @dataclass
@@ -156,7 +156,8 @@ def pair_segments(
     by label value; when neither pairs anything and each side holds one segment, those two. ``wholes``: each
     side's segments drawn over (:class:`Guidance`), which count though no voxel shows them.
 
-    ``wanted`` keeps only the named segments (names or label values as text), in that order.
+    ``wanted`` keeps only the named segments (names or label values as text), in that order; "FIXED=MOVING"
+    pairs two segments named apart (the fixed one first).
     """
     return _paired(fixed_segmentation, moving_segmentation, wanted, wholes)[0]
 
@@ -188,24 +189,44 @@ def _paired(
     if not pairs and len(fixed_found) == len(moving_found) == 1:
         ((fixed_value, fixed_name),), ((moving_value, moving_name),) = fixed_found.items(), moving_found.items()
         pairs = [SegmentPair(fixed_name, fixed_value, moving_value, "only segment", moving_name)]
-    if not pairs:
+    given = {entry: _given_pair(entry, fixed_found, moving_found) for entry in wanted or [] if "=" in entry}
+    if not pairs and not given:
         raise InputError(
             f"no segment is in both segmentations (fixed {sorted(fixed_found.values())}, moving "
-            f"{sorted(moving_found.values())}): give the same structure the same {key} in both"
+            f"{sorted(moving_found.values())}): give the same structure the same {key} in both, or pair two "
+            "segments with --segments FIXED=MOVING (e.g. gland=prostate)"
         )
     if not wanted:
         return pairs, _unpaired_warning(fixed_found, moving_found, key, pairs)
     chosen = {str(p.fixed_value): p for p in pairs}
     chosen |= {str(p.moving_value): p for p in pairs if p.paired_by == "only segment"}
     chosen |= {segment_name_key(name): p for p in pairs for name in (p.moving_name, p.name) if name}
+    chosen |= given
     unknown = [name for name in wanted if name not in chosen and segment_name_key(name) not in chosen]
     if unknown:
         raise InputError(
-            f"segments {unknown} are not in both segmentations: choose from {[p.name for p in pairs]}"
+            f"segments {unknown} are not in both segmentations: choose from {[p.name for p in pairs]}, or pair two "
+            "segments named apart with FIXED=MOVING (e.g. gland=prostate)"
         )
     picked = [chosen.get(name) or chosen[segment_name_key(name)] for name in wanted]
     pairs = list({id(p): p for p in picked}.values())  # each pair once, in the order first named
     return pairs, None
+
+
+def _given_pair(entry: str, fixed_found: dict[int, str], moving_found: dict[int, str]) -> SegmentPair:
+    """The pair a user named as "FIXED=MOVING" (segment names, case and spacing ignored, or label values)."""
+    fixed_key, moving_key = (part.strip() for part in entry.split("=", 1))
+    values = []
+    for role, key, found in (("fixed", fixed_key, fixed_found), ("moving", moving_key, moving_found)):
+        match = [value for value, name in found.items()
+                 if key == str(value) or segment_name_key(key) == segment_name_key(name)]  # fmt: skip
+        if not match:
+            raise InputError(
+                f"segment '{key}' of '{entry}' is not in the {role} segmentation: choose from "
+                f"{sorted(found.values())} (FIXED=MOVING names the fixed segment first)"
+            )
+        values.append(match[0])
+    return SegmentPair(fixed_found[values[0]], values[0], values[1], "given", moving_found[values[1]])
 
 
 def _with_filled_holes(mask: sitk.Image, segmentation: sitk.Image) -> sitk.Image:
