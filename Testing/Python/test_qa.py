@@ -21,7 +21,7 @@ from MultimodalRegistrationLib.process.stability import StabilityOptions, stabil
 from MultimodalRegistrationLib.qa.assess import QAOptions, assess_registration, write_qa_outputs
 from MultimodalRegistrationLib.qa.images import image_agreement
 from MultimodalRegistrationLib.qa.jacobian import inverse_consistency, jacobian_statistics
-from MultimodalRegistrationLib.qa.landmarks import landmark_errors, moving_points_to_fixed
+from MultimodalRegistrationLib.qa.landmarks import LandmarkErrors, landmark_errors, moving_points_to_fixed
 from MultimodalRegistrationLib.qa.overlap import segmentation_overlap
 from MultimodalRegistrationLib.qa.stability import infer_preset, restart_pose
 from MultimodalRegistrationLib.registration.register import register
@@ -123,10 +123,24 @@ def test_fit_points_are_fre_the_rest_tre_and_never_pooled():
     assert errors.tre_after.mean_mm == pytest.approx(3.0, abs=1e-9)
     assert errors.tre_after.max_mm == pytest.approx(3.0, abs=1e-9)
     record = errors.to_dict()
-    assert set(record["fre"]) == {"before", "after"} and set(record["tre"]) == {"before", "after"}
+    assert set(record["fre"]) == set(record["tre"]) == {"before", "after", "forward"}
+    assert record["tre"]["forward"]["mean_mm"] == pytest.approx(3.0, abs=1e-6)  # a rigid map: the same both ways
     assert [p["role"] for p in record["points"]] == ["fit"] * 4 + ["target"] * 6
     with pytest.raises(InputError, match="L99"):
         landmark_errors(lps_ras_points(fixed), lps_ras_points(moving), RIGID, labels, labels, ["L99"])
+
+
+def test_forward_errors_are_measured_in_moving_space():
+    # A map that stretches by 1.25: 3 mm off in moving space is 2.4 mm in fixed space.
+    stretch = Transform.from_matrix(np.diag([1.25, 1.25, 1.25, 1.0]))
+    fixed, _ = landmark_pairs(RIGID, count=6)
+    moving = stretch.transform_points(fixed) + np.array([0.0, 3.0, 0.0])
+    errors = landmark_errors(lps_ras_points(fixed), lps_ras_points(moving), stretch)
+    assert errors.tre_after.mean_mm == pytest.approx(2.4, abs=1e-6)
+    assert errors.tre_forward.mean_mm == pytest.approx(3.0, abs=1e-6)
+    assert [row.error_forward_mm for row in errors.rows] == pytest.approx([3.0] * 6, abs=1e-6)
+    again = LandmarkErrors.from_dict(errors.to_dict())
+    assert again.tre_forward.mean_mm == pytest.approx(3.0, abs=1e-4) and again.rows[0].error_forward_mm == pytest.approx(3.0)
 
 
 def test_landmarks_pair_by_label_and_drop_unpartnered_ones():

@@ -43,15 +43,18 @@ def _fit_names(values: list[str] | None) -> list[str] | None:
 def _print_summary(report: QAReport) -> None:
     landmarks = report.landmarks
     if landmarks is not None:
-        for name, before, after in (
-            ("FRE", landmarks.fre_before, landmarks.fre_after),
-            ("TRE", landmarks.tre_before, landmarks.tre_after),
+        for name, before, after, forward in (
+            ("FRE", landmarks.fre_before, landmarks.fre_after, landmarks.fre_forward),
+            ("TRE", landmarks.tre_before, landmarks.tre_after, landmarks.tre_forward),
         ):
             if after is not None:
                 print(
                     f"{name} ({after.count} points): mean {before.mean_mm:.2f} -> "
                     f"{after.mean_mm:.2f} mm, RMS {after.rms_mm:.2f} mm, max {after.max_mm:.2f} mm"
                 )
+            if after is not None and forward is not None and abs(forward.mean_mm - after.mean_mm) >= 0.005:
+                print(f"  {name}, fixed landmarks mapped forward (moving space): mean {forward.mean_mm:.2f} mm, "
+                      f"RMS {forward.rms_mm:.2f} mm, max {forward.max_mm:.2f} mm")  # fmt: skip
     if report.segmentation is not None:
         for before, after in zip(report.segmentation.before, report.segmentation.after):
             hd95 = "-" if after.hausdorff95_mm is None else f"{after.hausdorff95_mm:.2f} mm"

@@ -38,6 +38,9 @@ def metric_rows(report: QAReport) -> list[tuple[str, str, str]]:
                 (f"{title} RMS after", _format(after.rms_mm), "mm"),
                 (f"{title} max after", _format(after.max_mm), "mm"),
             ]
+            forward = landmarks.tre_forward if title == "TRE" else landmarks.fre_forward
+            if forward is not None:
+                rows.append((f"{title} mean after, fixed mapped forward (moving space)", _format(forward.mean_mm), "mm"))
     if report.segmentation is not None:
         for before, after in zip(report.segmentation.before, report.segmentation.after):
             rows += [

@@ -3,7 +3,10 @@
 Direction: a library :class:`~.transforms.Transform` ``T`` maps fixed points to moving points (the
 resampling direction). Points move the other way: a landmark placed on the *moving* image lands in
 fixed space at ``T.inverse()(p)`` (Slicer's ToParent / modeling direction). Errors are measured in
-fixed space, in mm, between that point and the fixed landmark. Input and output points are world RAS
+fixed space, in mm, between that point and the fixed landmark. Beside them, the forward errors: each fixed
+landmark mapped by ``T`` against its moving landmark, in moving space (the definition of issue 22's real-pair
+table). A rigid result gives both the same; a deformable one does not where it stretches or compresses (a probe's
+push: up to 10% apart on the hard TRUS-like pairs). Input and output points are world RAS
 mm (what Slicer shows); the computation runs in LPS.
 """
 
@@ -129,11 +132,13 @@ class LandmarkRow(Record):
     error_before_mm: float
     error_after_mm: float
     inversion_residual_mm: float
+    error_forward_mm: float | None = None  # |T(fixed) - moving|, in moving space
 
     def to_dict(self) -> dict:
         def rounded(vector):
             return [round(float(v), 4) for v in vector]
 
+        forward = None if self.error_forward_mm is None else round(self.error_forward_mm, 4)
         return {
             "label": self.label,
             "role": self.role,
@@ -143,13 +148,15 @@ class LandmarkRow(Record):
             "error_before_mm": round(self.error_before_mm, 4),
             "error_after_mm": round(self.error_after_mm, 4),
             "inversion_residual_mm": round(self.inversion_residual_mm, 6),
+            "error_forward_mm": forward,
         }
 
     @classmethod
     def from_dict(cls, record: dict, strict: bool = False) -> LandmarkRow:
         """A row read back from its JSON (``mapped_before_ras`` is not written: None)."""
         fixed, moving, mapped = (np.asarray(record[f"{name}_ras_mm"]) for name in ("fixed", "moving", "mapped"))
-        errors = (record["error_before_mm"], record["error_after_mm"], record["inversion_residual_mm"])
+        errors = (record["error_before_mm"], record["error_after_mm"], record["inversion_residual_mm"],
+                  record.get("error_forward_mm"))  # fmt: skip
         return cls(record["label"], record["role"], fixed, moving, None, mapped, *errors)
 
 
@@ -164,6 +171,8 @@ class LandmarkErrors(Record):
     tre_after: ErrorStatistics | None
     paired_by: str
     warnings: list[str] = field(default_factory=list)
+    fre_forward: ErrorStatistics | None = None  # the fixed landmarks mapped by T, in moving space
+    tre_forward: ErrorStatistics | None = None
 
     direction: ClassVar[str] = "moving landmarks mapped to fixed space by T.inverse() (T: fixed -> moving)"
 
@@ -174,8 +183,10 @@ class LandmarkErrors(Record):
         return {
             "direction": self.direction,
             "paired_by": self.paired_by,
-            "fre": {"before": stats(self.fre_before), "after": stats(self.fre_after)},
-            "tre": {"before": stats(self.tre_before), "after": stats(self.tre_after)},
+            "fre": {"before": stats(self.fre_before), "after": stats(self.fre_after),
+                    "forward": stats(self.fre_forward)},
+            "tre": {"before": stats(self.tre_before), "after": stats(self.tre_after),
+                    "forward": stats(self.tre_forward)},
             "points": [row.to_dict() for row in self.rows],
             "warnings": list(self.warnings),
         }
@@ -188,7 +199,8 @@ class LandmarkErrors(Record):
 
         return cls([LandmarkRow.from_dict(row) for row in record.get("points", [])],
                    stats("fre", "before"), stats("fre", "after"), stats("tre", "before"), stats("tre", "after"),
-                   record.get("paired_by", ""), list(record.get("warnings", [])))  # fmt: skip
+                   record.get("paired_by", ""), list(record.get("warnings", [])), stats("fre", "forward"),
+                   stats("tre", "forward"))  # fmt: skip
 
 
 def landmark_errors(
@@ -233,6 +245,7 @@ def landmark_errors(
     mapped, residual = moving_points_to_fixed(moving_lps, transform)
     errors_before = np.linalg.norm(mapped_before - fixed_lps, axis=1)
     errors_after = np.linalg.norm(mapped - fixed_lps, axis=1)
+    errors_forward = np.linalg.norm(transform.transform_points(fixed_lps) - moving_lps, axis=1)
     for label, value in zip(labels, residual):
         if value > INVERSION_WARNING_MM:
             warnings.append(
@@ -251,6 +264,7 @@ def landmark_errors(
             float(errors_before[i]),
             float(errors_after[i]),
             float(residual[i]),
+            float(errors_forward[i]),
         )
         for i in range(len(labels))
     ]
@@ -263,4 +277,6 @@ def landmark_errors(
         tre_after=error_statistics(errors_after[~is_fit]),
         paired_by=paired_by,
         warnings=warnings,
+        fre_forward=error_statistics(errors_forward[is_fit]),
+        tre_forward=error_statistics(errors_forward[~is_fit]),
     )

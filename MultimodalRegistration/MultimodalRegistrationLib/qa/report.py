@@ -81,6 +81,8 @@ def _landmarks(landmarks: LandmarkErrors) -> str:
             ("FRE after", landmarks.fre_after),
             ("TRE before", landmarks.tre_before),
             ("TRE after", landmarks.tre_after),
+            ("FRE after, fixed mapped forward (moving space)", landmarks.fre_forward),
+            ("TRE after, fixed mapped forward (moving space)", landmarks.tre_forward),
         )
         if stats is not None
     ]
