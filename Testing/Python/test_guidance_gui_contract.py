@@ -256,6 +256,15 @@ def test_describe_guidance_gives_dice_and_landmark_rms_at_start_and_result():
     line = describe_guidance(GuidanceRecord.from_dict(only_points))
     assert line == "guidance (intensities ignored): landmarks 7.4 -> 1.2 mm RMS"
     assert describe_guidance(None) == ""
+    # Landmarks given, and their own fit lost to the surfaces' start: the line says why they changed little.
+    lost = "against segment surfaces, rotated 17 deg: -3.1 SD (the landmarks' fit wins unless worse by > 2 SD)"
+    candidates = {"start_candidates": [{"name": "segment surfaces, rotated 17 deg", "reason": "chosen"},
+                                       {"name": "landmarks", "reason": lost}],
+                  "start_choice": {"chosen": "segment surfaces, rotated 17 deg"}}  # fmt: skip
+    line = describe_guidance(GuidanceRecord.from_dict(guidance | candidates))
+    assert line == f"guidance: Dice 0.62 -> 0.91, landmarks 7.4 -> 1.2 mm RMS; the landmarks' own fit was not the start ({lost})"
+    candidates["start_choice"]["chosen"] = "landmarks"
+    assert describe_guidance(GuidanceRecord.from_dict(guidance | candidates)).endswith("landmarks 7.4 -> 1.2 mm RMS")
 
 
 def _ball(centre_lps, image: sitk.Image) -> sitk.Image:

@@ -46,3 +46,8 @@ def test_a_guided_rigid_run_that_keeps_its_start_says_so_without_a_warning(pair)
     assert "kept the start" in provenance.kept_reason  # why is still recorded
     assert not any("kept the start" in warning for warning in result.warnings), result.warnings
     assert describe_result(result.summary()).endswith("; returned the start, not the engine's result")
+    # The guidance's "result" scores are those of what was returned (the start); the engine's are kept beside.
+    guidance = provenance.guidance
+    assert guidance.score_result.mean_dice == pytest.approx(guidance.score_start.mean_dice, abs=1e-9)
+    assert guidance.score_engine is not None and guidance.score_engine.mean_dice != guidance.score_result.mean_dice
+    assert "score_engine" in result.summary().to_dict()["provenance"]["guidance"]

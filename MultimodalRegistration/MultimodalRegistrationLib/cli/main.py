@@ -27,7 +27,7 @@ from ..process.jobs import RegistrationJob, log_beside
 from ..process.preflight import preflight_registration
 from ..process.results import RegistrationJobResult
 from ..process.worker import WorkerFailure
-from ..registration.describe import describe_piecewise, describe_result
+from ..registration.describe import describe_guidance, describe_piecewise, describe_result
 from .batch import add_batch_parser
 from .job_options import add_options, option_values
 from .json_output import emit_json, file_or_none, human_stream
@@ -71,6 +71,9 @@ def _print_result(result: RegistrationJobResult, stream=None) -> None:
     stream = stream or sys.stdout
     summary = result.summary
     print(describe_result(summary), file=stream)
+    guidance = describe_guidance(summary.provenance.guidance)
+    if guidance:
+        print(guidance, file=stream)
     if summary.piecewise:
         print(describe_piecewise(summary.piecewise), file=stream)
     for warning in summary.warnings:

@@ -76,7 +76,17 @@ def describe_guidance(guidance: GuidanceRecord | None) -> str:
     if not parts:
         return ""
     label = "guidance (intensities ignored)" if guidance.metric == "segments" else "guidance"
-    return f"{label}: {', '.join(parts)}"
+    return f"{label}: {', '.join(parts)}{_landmarks_not_the_start(guidance)}"
+
+
+def _landmarks_not_the_start(guidance: GuidanceRecord) -> str:
+    """Why the landmarks' own rigid fit, a start candidate, did not become the start (a user who gave landmarks
+    otherwise sees them change nothing); "" when it did, or was not a candidate."""
+    choice = guidance.start_choice
+    candidate = next((c for c in guidance.start_candidates or [] if c.name == "landmarks"), None)
+    if candidate is None or choice is None or choice.chosen == "landmarks" or not candidate.reason:
+        return ""
+    return f"; the landmarks' own fit was not the start ({candidate.reason})"
 
 
 def _number(value, digits: int) -> str:

@@ -25,7 +25,7 @@ from .rules.keep import earlier_stage, why_not_kept
 from .rules.masks import mask_centroid
 from .rules.weak_result import weak_result_warning
 from .runs import EngineRuns, RegistrationRun, RunPlan, error_reason
-from .summary import Provenance
+from .summary import GuidanceScores, Provenance
 
 
 class Kept(NamedTuple):
@@ -71,7 +71,11 @@ def keep_no_worse(run: RegistrationRun, plan: RunPlan, best: tuple) -> tuple[Kep
         kept = Kept(transform, transform.inverse() if transform.is_linear else None, metric, name, kept_reason)
         if not (name == "start" and run.recipe.is_linear and plan.guided_candidates is not None):
             run.warnings.append(kept_reason)
-    return _judged_by_guidance(run, plan, kept, guided), guided
+    kept = _judged_by_guidance(run, plan, kept, guided)
+    if guided is not None and kept.kept != "result":  # the scores of what is returned; the engine's beside them
+        guided.score_engine = guided.score_result
+        guided.score_result = GuidanceScores.from_dict(guidance_score(prepared, kept.transform).to_dict())
+    return kept, guided
 
 
 def refusal_hint(run: RegistrationRun) -> str:

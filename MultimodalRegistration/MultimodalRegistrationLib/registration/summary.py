@@ -160,7 +160,9 @@ class GuidanceScores(Record):
 class GuidanceRecord(Record):
     """A guided run's guidance: the metric ("intensity" or "segments"), the segments, the landmark count, what
     the engine was given, the start candidates and the choice among them, and the guidance scores at the
-    start, the result and (with segments) the segments' centroids brought together."""
+    start, the result returned and (with segments) the segments' centroids brought together; when the run
+    returned another pose than the engine's result (its start, an earlier stage, the centroids), also at the
+    engine's result."""
 
     metric: str = "intensity"
     segments: list[GuidedSegment] = field(default_factory=list)
@@ -169,8 +171,9 @@ class GuidanceRecord(Record):
     start_candidates: list[StartCandidate] | None = None
     start_choice: StartChoice | None = None
     score_start: GuidanceScores | None = None
-    score_result: GuidanceScores | None = None
+    score_result: GuidanceScores | None = None  # of what the run returned
     score_centroids: GuidanceScores | None = _omitted()
+    score_engine: GuidanceScores | None = _omitted()  # the engine's own result, when the run returned another pose
 
 
 @dataclass
