@@ -109,15 +109,24 @@ def test_a_killed_batch_resumes_without_redoing_finished_cases(cohort, resumed):
 
 @pytest.mark.slow
 def test_the_same_manifest_on_dask_gives_the_same_transforms_and_verdicts(cohort, resumed):
+    """Four of the manifest's cases (a near and a far pose, a mirrored and an unreadable image) on a Dask
+    LocalCluster: the same transforms, bit for bit, and the same rows and verdicts as the local run gave them.
+    (Not all 15: each case runs on its own. 'other_anatomy' is left out: the local cohort also flags it as an
+    outlier among 13 cases, which four cannot do.)"""
     pytest.importorskip("distributed", reason="dask.distributed is an optional extra: pip install distributed")
     folder, manifest, truths = cohort
     local, _, local_result, _ = resumed
+    cases = ["pose00", f"pose{GOOD - 1:02d}", "mirrored", "unreadable"]
+    lines = manifest.read_text().splitlines()
+    subset = manifest.with_name("dask_manifest.csv")
+    subset.write_text("\n".join([lines[0], *(line for line in lines[1:] if line.split(",")[0] in cases)]) + "\n")
     output = folder / "dask"
-    result = run_batch(manifest, output, dask="local:2")
-    assert result.verdicts == local_result.verdicts
-    assert _table(output) == _table(local)
-    for case, truth in truths.items():
-        if truth is not None:
+    result = run_batch(subset, output, dask="local:2")
+    assert sorted(result.verdicts) == sorted(cases)
+    assert result.verdicts == {case: local_result.verdicts[case] for case in cases}
+    assert _table(output) == [row for row in _table(local) if row["case"] in cases]
+    for case in cases:
+        if truths[case] is not None:
             ours = Transform.read(output / case / "transform.h5").matrix
             assert (ours == Transform.read(local / case / "transform.h5").matrix).all(), case
 
