@@ -32,7 +32,7 @@ def test_a_guided_deformable_preset_splits_into_rigid_and_deformable_stages():
     assert not load_preset("elastix", "distance-map").guided_from_start
     rigid, deformable = load_preset("elastix", "deformable").guided_parts()
     assert [m["Transform"] for m in rigid.recipe] == [["EulerTransform"]] and rigid.is_linear and not rigid.scales
-    assert [m["Transform"] for m in deformable.recipe] == [["BSplineTransform"]] and not deformable.is_linear
+    assert [m["Transform"] for m in deformable.recipe] == [["RecursiveBSplineTransform"]] and not deformable.is_linear
     assert [f.rsplit("/", 1)[-1] for f in deformable.files] == ["bspline.txt"]
     assert deformable.skipped == ("AffineTransform",)
     rigid, deformable = load_preset("ants", "deformable").guided_parts()

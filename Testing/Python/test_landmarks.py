@@ -312,10 +312,17 @@ def test_pairing_by_label_reorders_the_moving_points():
 
 def test_pairing_falls_back_to_order_and_says_why():
     fixed_ras, moving_ras, _, _ = pairs(TRUTH, count=5, noise=0.4, seed=13)
-    fit = fit_landmarks(fixed_ras, moving_ras, "rigid", ["a", "b", "c", "d", "e"], ["a", "b", "c", "d", "x"])
+    # One label mistyped: the other four pair by label (in any order), the two without a partner are left out.
+    order = [3, 0, 2, 1, 4]
+    typo = fit_landmarks(fixed_ras, moving_ras[order], "rigid", list("abcde"), ["d", "a", "c", "b", "x"])
+    assert typo.paired_by == "label" and [row.label for row in typo.residuals] == list("abcd")
+    assert warnings_about(typo, "without a partner") == ["landmarks without a partner were left out: e, x"]
+    assert typo.fre_max_mm < 2.0
+    # Fewer than half (and 3) in common: by order, saying why.
+    fit = fit_landmarks(fixed_ras, moving_ras, "rigid", ["a", "b", "c", "d", "e"], ["a", "b", "x", "y", "z"])
     assert fit.paired_by == "order"
     (warning,) = warnings_about(fit, "paired by order")
-    assert "fixed only: ['e'], moving only: ['x']" in warning
+    assert "fixed only: ['c', 'd', 'e'], moving only: ['x', 'y', 'z']" in warning
     unrelated = fit_landmarks(fixed_ras, moving_ras, "rigid", list("FFFFF"), ["M-1", "M-2", "M-3", "M-4", "M-5"])
     assert unrelated.paired_by == "order" and warnings_about(unrelated, "paired") == []  # nothing in common: quietly
     with pytest.raises(InputError, match="4 moving labels for 5 moving points"):

@@ -39,7 +39,7 @@ def _line_of(text: str, needle: str) -> int:
 def test_shipped_elastix_presets_pass(preset, stages):
     loaded = load_preset("elastix", preset)
     assert len(loaded.recipe) == stages
-    assert loaded.recipe[-1]["Transform"][0] in ("EulerTransform", "AffineTransform", "BSplineTransform")
+    assert loaded.recipe[-1]["Transform"][0] in ("EulerTransform", "AffineTransform", "RecursiveBSplineTransform")
 
 
 @pytest.mark.parametrize("preset", ["rigid", "affine", "deformable"])

@@ -187,12 +187,13 @@ def run(request: EngineRequest) -> EngineOutput:
     return output
 
 
-_STAGE_NAMES = {"EulerTransform": "rigid", "AffineTransform": "affine", "BSplineTransform": "bspline"}
+_STAGE_NAMES = {"EulerTransform": "rigid", "AffineTransform": "affine", "BSplineTransform": "bspline",
+                "RecursiveBSplineTransform": "bspline"}
 
 
 def stage_name(parameters: dict[str, list[str]]) -> str:
     """A short name for an elastix stage from its Transform: EulerTransform -> "rigid", AffineTransform ->
-    "affine", BSplineTransform -> "bspline"; any other loses "Transform" and is lowercased."""
+    "affine", (Recursive)BSplineTransform -> "bspline"; any other loses "Transform" and is lowercased."""
     kind = parameters.get("Transform", [""])[0]
     return _STAGE_NAMES.get(kind, kind.removesuffix("Transform").lower() or "stage")
 

@@ -224,14 +224,18 @@ def pair_points(
 def pair_landmarks(
     fixed: np.ndarray, moving: np.ndarray, fixed_labels: list[str] | None, moving_labels: list[str] | None
 ) -> tuple[np.ndarray, np.ndarray, list[str], str, list[str]]:
-    """Pair landmarks: by label where labels match (extra ones dropped with a warning), else by order."""
-    if len(fixed) == len(moving):
+    """Pair landmarks by label when both lists hold unique labels and enough of them match (all of them, or, for
+    lists of one length, at least half and 3; a point without a partner is left out with a warning: a typo in one
+    label must not pair the rest by order); else by order. Returns (fixed, moving, labels, "label" or "order",
+    warnings)."""
+    unique = bool(fixed_labels) and bool(moving_labels)
+    unique = unique and len(set(fixed_labels)) == len(fixed_labels) and len(set(moving_labels)) == len(moving_labels)
+    common = set(fixed_labels or []) & set(moving_labels or [])
+    enough = len(common) >= max(3, -(-max(len(fixed), len(moving)) // 2)) or len(fixed) != len(moving)
+    if len(fixed) == len(moving) and not (unique and common and enough and common != set(fixed_labels)):
         moving, _, paired_by, warnings = pair_points(moving, fixed_labels, moving_labels)
         labels = fixed_labels or moving_labels or [f"P{i + 1}" for i in range(len(fixed))]
         return fixed, moving, labels, paired_by, warnings
-    common = set(fixed_labels or []) & set(moving_labels or [])
-    unique = fixed_labels and moving_labels and len(set(fixed_labels)) == len(fixed_labels)
-    unique = unique and len(set(moving_labels)) == len(moving_labels)
     if not common or not unique:
         raise InputError(
             f"{len(fixed)} fixed landmarks but {len(moving)} moving landmarks, and they cannot be paired by label: "
@@ -278,13 +282,9 @@ def fit_landmarks(
     moving = _as_points(moving_ras, "moving")
     given_fixed_labels = _labels(fixed_labels, len(fixed), "fixed")
     given_moving_labels = _labels(moving_labels, len(moving), "moving")
-    if len(fixed) != len(moving):  # pairs by label, leaving out (with a warning) those without a partner
-        fixed, moving, given_fixed_labels, paired_by, warnings = pair_landmarks(
-            fixed, moving, given_fixed_labels, given_moving_labels
-        )
-        given_moving_labels = given_fixed_labels
-    else:
-        moving, given_moving_labels, paired_by, warnings = pair_points(moving, given_fixed_labels, given_moving_labels)
+    fixed, moving, labels, paired_by, warnings = pair_landmarks(fixed, moving, given_fixed_labels, given_moving_labels)
+    if paired_by == "label":  # some may have been left out
+        given_fixed_labels = given_moving_labels = labels
     labels = given_fixed_labels or given_moving_labels or [f"P{i + 1}" for i in range(len(fixed))]
     moving_names = given_moving_labels or labels
     fixed_lps, moving_lps = lps_ras_points(fixed), lps_ras_points(moving)
