@@ -170,7 +170,7 @@ class RegistrationJob(Job):
     threads: int | None = _choice(None, "threads", unset=0, cli={
         "help": "engine threads (ANTs repeats results only with 1)"})  # fmt: skip
     output_transform: str | None = _path("output", suffixes=TRANSFORM_SUFFIXES, panel="outputTransform", cli={
-        "required": True, "help": "ITK transform file to write (.h5, .tfm, .txt)"})  # fmt: skip
+        "required": True, "help": "ITK transform file to write (.h5, .hdf5, .tfm, .txt, .mat; a nonlinear result needs .h5)"})  # fmt: skip
     output_inverse: str | None = _path("output", suffixes=TRANSFORM_SUFFIXES,
                                        cli={"help": "also write the inverse transform (.h5)"})  # fmt: skip
     output_volume: str | None = _path("output", suffixes=VOLUME_SUFFIXES, panel="outputVolume",
@@ -352,7 +352,8 @@ class PrealignJob(Job):
     output_transform: str | None = _path("output", suffixes=TRANSFORM_SUFFIXES, panel="outputTransform", cli={
         "required": True, "help": "ITK transform file to write; tps needs .h5"})  # fmt: skip
     reference_image: str | None = _path("input", panel="referenceVolume", node="volume", cli={
-        "help": "grid for the tps displacement field (default: the fixed image)"})  # fmt: skip
+        "help": "grid for the tps displacement field (default: --fixed-image, else a 2 mm box around the fixed "
+        "points)"})  # fmt: skip
     fixed_image: str | None = _path("input", cli={
         "help": "fixed image: refuse fixed points that all lie outside it, warn about some outside"})  # fmt: skip
     moving_image: str | None = _path("input", cli={
