@@ -428,6 +428,11 @@ def prealign_json_is_a_points_file(inputs: Path, out: Path) -> list[str]:
             "--output-transform", str(out / "T.tfm"), "--json", str(moving)]  # fmt: skip
 
 
+def output_inverse_of_a_bspline(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    return _register(fixed, moving, out, "--preset", "deformable", "--output-inverse", str(out / "Ti.h5"))
+
+
 def output_inverse_is_the_output_transform(inputs: Path, out: Path) -> list[str]:
     fixed, moving = _pair(inputs)
     return _register(fixed, moving, out, "--output-inverse", str(out / "T.h5"))
@@ -467,6 +472,7 @@ INPUT_CASES = {
     "prealign --report is a points file": Case(prealign_report_is_a_points_file, "write the --report to another"),
     "prealign --json is a points file": Case(prealign_json_is_a_points_file, "write the --json to another"),
     "--output-inverse is --output-transform": Case(output_inverse_is_the_output_transform, "a name of its own"),
+    "--output-inverse of an elastix B-spline": Case(output_inverse_of_a_bspline, "use --engine ants"),
     "an .nhdr output onto the moving image's data file": Case(
         output_nhdr_writes_onto_the_moving_data_file, "scan.raw.gz"
     ),

@@ -44,6 +44,7 @@ class EngineSpec:
     log_level_pattern: str  # a log line that starts an optimisation level (regex, multiline)
     log_iteration_pattern: str  # one iteration's log row (regex, multiline)
     runner_2d: str = ""  # module of this package that registers two 2D images ("": the engine has no 2D)
+    nonlinear_inverse: bool = False  # its deformable results come with an exact inverse (ANTs SyN; not a B-spline)
 
     def implementation(self) -> ModuleType:
         """The runner module (imports the engine's package when its ``run`` or ``import_engine`` is called)."""
@@ -110,6 +111,7 @@ _SPECS = (
         log_level_pattern=r"DIAGNOSTIC,Iteration",
         log_iteration_pattern=r"DIAGNOSTIC,\s+\d+,",
         runner_2d="ants_2d",
+        nonlinear_inverse=True,
     ),
 )
 

@@ -170,9 +170,11 @@ class RegistrationJob(Job):
     threads: int | None = _choice(None, "threads", unset=0, cli={
         "help": "engine threads (ANTs repeats results only with 1)"})  # fmt: skip
     output_transform: str | None = _path("output", suffixes=TRANSFORM_SUFFIXES, panel="outputTransform", cli={
-        "required": True, "help": "ITK transform file to write (.h5, .hdf5, .tfm, .txt, .mat; a nonlinear result needs .h5)"})  # fmt: skip
-    output_inverse: str | None = _path("output", suffixes=TRANSFORM_SUFFIXES,
-                                       cli={"help": "also write the inverse transform (.h5)"})  # fmt: skip
+        "required": True, "help": "ITK transform file to write (.h5, .hdf5, .tfm, .txt, .mat; a nonlinear result "
+        "needs .h5)"})  # fmt: skip
+    output_inverse: str | None = _path("output", suffixes=TRANSFORM_SUFFIXES, cli={
+        "help": "also write the inverse transform (.h5): linear results and ANTs deformable (an elastix B-spline "
+        "has none)"})  # fmt: skip
     output_volume: str | None = _path("output", suffixes=VOLUME_SUFFIXES, panel="outputVolume",
                                       cli={"help": "moving image resampled onto the fixed grid"})  # fmt: skip
     summary: str | None = _path("output", suffixes=(".json",), cli={"flag": "--json", "help": "write a JSON "

@@ -12,6 +12,7 @@ from ..core.errors import InputError
 from ..core.file_checks import LINEAR_SUFFIXES
 from ..core.files import suffix_of
 from ..core.output_safety import check_outputs_apart
+from ..engines.registry import ENGINE_NAMES, engine_spec
 from .jobs import RegistrationJob
 
 MAX_SEED = 2**31 - 1  # the engines take a 32-bit signed seed
@@ -54,6 +55,24 @@ def check_choices(job: RegistrationJob, linear: bool) -> None:
                 )
 
 
+def _check_inverse_wanted(job: RegistrationJob, linear: bool) -> None:
+    """Refuse --output-inverse where the result will have no exact inverse to write (it was skipped, silently)."""
+    if not job.output_inverse or (linear and not job.piecewise):
+        return
+    if job.piecewise:
+        raise InputError("--output-inverse: a piecewise result (a blended displacement field) has no exact inverse; "
+                         "drop --output-inverse (Slicer inverts the field on the fly when points or the fixed image "
+                         "go under it)")  # fmt: skip
+    spec = engine_spec(job.engine)
+    if not spec.nonlinear_inverse:
+        able = [name for name in ENGINE_NAMES if engine_spec(name).nonlinear_inverse]
+        raise InputError(
+            f"--output-inverse: a {spec.label} {job.preset} result has no exact inverse: use --engine "
+            f"{' or '.join(able)} (its deformable result keeps one), or drop --output-inverse (Slicer inverts the "
+            "result on the fly)"
+        )
+
+
 def preflight_registration(job: RegistrationJob, data: bool = True) -> RegistrationJob:
     """Refuse a job whose inputs, preset or outputs are wrong; return it with absolute paths.
 
@@ -84,6 +103,7 @@ def preflight_registration(job: RegistrationJob, data: bool = True) -> Registrat
                 "use --preset rigid or affine (the segments then move on their own)"
             )
     check_choices(job, preset.is_linear)
+    _check_inverse_wanted(job, preset.is_linear)
     spacing_given = dict.fromkeys(("fixed", "moving"), False)
     if job.prep:
         job.prep.check()
