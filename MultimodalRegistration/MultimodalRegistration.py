@@ -265,9 +265,9 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
         slicer.util.showStatusMessage(_("Copied the mmreg command line to the clipboard."), 3000)
 
     def onInvertButton(self) -> None:
-        node = self._parameterNode.outputTransform
-        node.Inverse()
-        node.InverseName()
+        from MultimodalRegistrationLib.nodes.registration_result import invert_result
+
+        invert_result(self._parameterNode.outputTransform)
 
     def onHardenButton(self) -> None:
         moving = self._parameterNode.movingVolume

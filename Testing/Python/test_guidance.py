@@ -282,3 +282,12 @@ def test_segments_named_apart_pair_as_fixed_equals_moving():
         pair_segments(on_fixed, on_moving, ["gland=capsule"])
     prepared = prepare_guidance(fixed, moving, Guidance(on_fixed, on_moving, segments=["gland=prostate"]), "elastix")
     assert [p.name for p in prepared.pairs] == ["gland"] and prepared.warnings == []
+
+
+def test_an_unknown_segment_beside_a_given_pair_names_what_each_side_holds():
+    fixed, moving = _grid(), _grid()
+    on_fixed = _labels(fixed, Transform.identity(), {1: "gland", 2: "nodule"})
+    on_moving = _labels(moving, TRUTH, {1: "prostate", 2: "lesion"})
+    with pytest.raises(InputError, match=r"\['urethra'\] are not in both segmentations: choose from none is in both "
+                                         r"\(fixed \['gland', 'nodule'\], moving \['lesion', 'prostate'\]\)"):  # fmt: skip
+        pair_segments(on_fixed, on_moving, ["gland=prostate", "urethra"])

@@ -3,6 +3,8 @@ exact truth (Testing/Python/ultrasound_like.py): the library, the CLI and MRML n
 
 from __future__ import annotations
 
+import json
+
 import subprocess
 import sys
 
@@ -123,6 +125,8 @@ def test_node_level_guidance_from_segmentation_nodes_and_markups(scene, us_pair,
     assert any(line.startswith("Warning:") and "'lesion' is drawn over 'gland'" in line for line in status), status
     assert any(line.startswith("Warning:") and "'lesion' only in the fixed" in line for line in status), status
     assert registration.summary.warnings[0] == next(line[len("Warning: "):] for line in status if "drawn over" in line)
+    # A script finds them on the result node too.
+    assert json.loads(node.GetAttribute(ATTRIBUTE_PREFIX + "warnings")) == registration.summary.warnings
 
 
 @pytest.mark.parametrize(

@@ -230,3 +230,12 @@ def test_the_prealign_panel_fits_through_the_prealign_jobs_fields(scene):
     assert node is output and same_table is table and fit.kind == "translation" and fit.fre_rms_mm > 1.0
     with pytest.raises(InputError, match="unknown parameters \\['type'\\]"):
         prealign_parameters(type="rigid")
+
+
+def test_an_empty_point_list_is_named(scene):
+    fixed = mrml.markups_from_points(scene, lps_ras_points(FIXED_LPS), LABELS, "fixed")
+    empty = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "MR points")
+    count = scene.GetNumberOfNodes()
+    with pytest.raises(InputError, match="the moving point list 'MR points' holds no points: place them, or leave"):
+        fit_markups(fixed, empty, "rigid")
+    assert scene.GetNumberOfNodes() == count

@@ -150,6 +150,31 @@ def test_a_nonlinear_result_keeps_the_engines_inverse(scene, small_pair, tmp_pat
     points = small_pair.head_points[:40]
     round_trip = mrml.transform_from_node(inverse).transform_points(mrml.transform_from_node(forward).transform_points(points))
     assert np.abs(round_trip - points).max() < 0.5
+    # Run again into the same output: its inverse node is refilled, not joined by a second one.
+    parameters.outputTransform = forward
+    again = register_nodes(parameters)
+    assert again.output_transform_node is forward and again.inverse_transform_node is inverse
+    assert len([n for n in scene.GetNodesByClass("vtkMRMLTransformNode") if n.GetName().endswith("inverse")]) == 1
+    # QA trusts the reference only while it undoes the node: an inverse that no longer does is named, not used.
+    from MultimodalRegistrationLib.nodes.qa import _stale_inverse
+    from MultimodalRegistrationLib.nodes.registration_result import invert_result
+
+    result, undo = mrml.transform_from_node(forward), mrml.transform_from_node(inverse)
+    assert _stale_inverse(result, undo, small_pair.fixed, inverse.GetName()) is None
+    stale = _stale_inverse(result, result, small_pair.fixed, inverse.GetName())
+    assert stale is not None and "no longer undoes the result" in stale
+    # The module's Invert turns both around (Slicer's own transforms, RAS): the reference still undoes the node.
+    invert_result(forward)
+    from MultimodalRegistrationLib.core.transforms import lps_ras_points
+
+    ras = lps_ras_points(points)
+
+    def through(node, at):
+        mapping = node.GetTransformFromParent()
+        return np.array([mapping.TransformPoint(*p) for p in at])
+
+    assert np.abs(through(inverse, through(forward, ras)) - ras).max() < 0.5
+    assert np.abs(through(forward, ras) - lps_ras_points(undo.transform_points(points))).max() < 0.05
 
 
 def test_the_panel_parameters_become_one_job_with_every_node_written(scene, small_pair, volumes, tmp_path):

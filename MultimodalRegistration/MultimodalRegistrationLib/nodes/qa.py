@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
+import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import InputError
@@ -71,6 +72,11 @@ class QAInputs:
     label_warnings: list[str] = field(default_factory=list)  # of exporting the segmentations (a value two share)
 
 
+# An engine's inverse undoes its result to a few hundredths of a mm; a stored inverse that misses by more than
+# this no longer belongs to the result.
+STALE_INVERSE_MM = 0.5
+
+
 # --------------------------------------------------------------------------- inputs
 def restart_engine(transform_node) -> str:
     """The engine the stability restarts use: the one that made the transform, else elastix."""
@@ -99,16 +105,19 @@ def gather_inputs(parameters, python: str | None = None) -> QAInputs:
         pose=pose,
     )
     inverse_node = transform_node.GetNodeReference(REGISTRATION_PREFIX + "inverse") if transform_node else None
+    stale = None
     if inverse_node is not None and not transform.is_linear:
         chain = [p.GetID() for p in mrml.parent_transforms(moving_volume)]
         if transform_node.GetID() not in chain or chain == [transform_node.GetID()]:  # T is the node itself
             inputs.inverse = mrml.transform_from_node(inverse_node)  # the engine's own inverse (ANTs SyN)
+            stale = _stale_inverse(transform, inputs.inverse, inputs.fixed, inverse_node.GetName())
+            inputs.inverse = None if stale else inputs.inverse
     arguments, paired_by, warnings, point_sources = landmark_arguments(
         moving_volume,
         (node(parameters, "fixed_fit_points"), node(parameters, "moving_fit_points")),
         (node(parameters, "fixed_points"), node(parameters, "moving_points")),
     )
-    inputs.points, inputs.paired_by, inputs.warnings = arguments, paired_by, warnings
+    inputs.points, inputs.paired_by, inputs.warnings = arguments, paired_by, warnings + ([stale] if stale else [])
     check_pair(fixed_segmentation, moving_segmentation, "segmentation overlap", "the fixed segmentation",
                "the moving segmentation", verb="select")  # fmt: skip
     if fixed_segmentation is not None:
@@ -139,6 +148,21 @@ def gather_inputs(parameters, python: str | None = None) -> QAInputs:
 
 
 # --------------------------------------------------------------------------- measuring
+
+def _stale_inverse(transform, inverse, fixed, name: str) -> str | None:
+    """A warning when the inverse a result references no longer undoes it (the result node was inverted or
+    refilled outside the module), checked at 32 points through the fixed image; None when it still does."""
+    from ..core.images import sample_grid_points
+
+    points = sample_grid_points(fixed, per_axis=5)[::4]
+    back = inverse.transform_points(transform.transform_points(points))
+    miss = float(np.median(np.linalg.norm(back - points, axis=1)))
+    if miss <= STALE_INVERSE_MM:
+        return None
+    return (f"the stored inverse '{name}' no longer undoes the result (a round trip misses by {miss:.1f} mm at the "
+            "median: was the result inverted outside the module?): it was not used; QA inverts the result point by "
+            "point")  # fmt: skip
+
 def assess_inputs(
     inputs: QAInputs,
     stability_restarts: int = 0,

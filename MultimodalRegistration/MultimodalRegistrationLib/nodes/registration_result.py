@@ -83,16 +83,20 @@ class NodeRegistration(NodeJob):
             "kept": provenance.kept or "result",
             "keptReason": provenance.kept_reason or "",
             "fixedSampling": provenance.fixed_sampling or "whole fixed image or its mask",
+            "warnings": json.dumps(list(summary.warnings)),
         }
         attributes.update(guidance_attributes(provenance.guidance))
         self._record(node, attributes)
         if summary.piecewise:
             self.segment_transform_nodes = _segment_nodes_of(self.scene, outputs, summary, node)
         self.inverse_transform_node = None
+        earlier = node.GetNodeReference(ATTRIBUTE_PREFIX + "inverse")  # a run before into the same node
+        node.RemoveNodeReferenceIDs(ATTRIBUTE_PREFIX + "inverse")
         if not transform.is_linear and outputs.inverse:
             # A linear node inverts exactly by itself; a nonlinear one keeps the engine's own inverse beside it.
             inverse = Transform.read(outputs.inverse)
-            self.inverse_transform_node = mrml.transform_to_node(self.scene, inverse, name=f"{node.GetName()} inverse")
+            self.inverse_transform_node = mrml.transform_to_node(self.scene, inverse, earlier,
+                                                                 name=f"{node.GetName()} inverse")  # fmt: skip
             node.SetNodeReferenceID(ATTRIBUTE_PREFIX + "inverse", self.inverse_transform_node.GetID())
         if self.target("output_volume") is not None:
             from ..core.images import read_image
@@ -148,6 +152,17 @@ def _segment_nodes_of(scene, outputs: JobOutputs, summary: RegistrationSummary, 
     mrml.put_in_folder(scene, list(nodes.values()), f"{field_node.GetName()} segments")
     field_node.SetAttribute(ATTRIBUTE_PREFIX + "piecewiseMinimumJacobian", str(summary.piecewise.minimum_jacobian))
     return nodes
+
+
+def invert_result(node) -> None:
+    """Turn a result node around in place (it then maps moving to fixed), and the engine's inverse it references
+    with it, so that the reference stays the node's inverse (the module's **Invert**)."""
+    node.Inverse()
+    node.InverseName()
+    inverse = node.GetNodeReference(ATTRIBUTE_PREFIX + "inverse")
+    if inverse is not None:
+        inverse.Inverse()
+        inverse.InverseName()
 
 
 def guidance_attributes(guidance: GuidanceRecord | None) -> dict:

@@ -204,10 +204,12 @@ def _paired(
     chosen |= given
     unknown = [name for name in wanted if name not in chosen and segment_name_key(name) not in chosen]
     if unknown:
+        found = (f"{[p.name for p in pairs]}" if pairs
+                 else f"none is in both (fixed {sorted(fixed_found.values())}, moving {sorted(moving_found.values())})")
         raise InputError(
-            f"segments {unknown} are not in both segmentations: choose from {[p.name for p in pairs]}, or pair two "
-            "segments named apart with FIXED=MOVING (e.g. gland=prostate)"
-        )
+            f"segments {unknown} are not in both segmentations: choose from {found}, or pair two segments named "
+            "apart with FIXED=MOVING (e.g. gland=prostate)"
+        )  # fmt: skip
     picked = [chosen.get(name) or chosen[segment_name_key(name)] for name in wanted]
     pairs = list({id(p): p for p in picked}.values())  # each pair once, in the order first named
     return pairs, None
