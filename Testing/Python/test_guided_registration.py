@@ -4,7 +4,6 @@ exact truth (Testing/Python/ultrasound_like.py): the library, the CLI and MRML n
 from __future__ import annotations
 
 import json
-
 import subprocess
 import sys
 
