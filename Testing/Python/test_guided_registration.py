@@ -196,3 +196,36 @@ def test_two_segmentation_nodes_of_one_segment_each_pair_whatever_their_names(sc
     for mask, gland in zip((prepared.fixed_masks[0], prepared.moving_masks[0]), glands):
         overlap = sitk.GetArrayFromImage(sitk.And(mask, gland)).sum()
         assert overlap / sitk.GetArrayViewFromImage(gland).sum() > 0.95  # the gland itself, on each side
+
+
+def test_segmentation_nodes_drawn_on_the_other_volume_are_refused_or_named(scene, us_pair, make_segmentation, tmp_path):
+    """A segmentation node records the volume it was drawn on (its reference geometry): the two given the wrong way
+    round are refused before any work, naming both; one drawn on the other volume is a warning."""
+    pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
+    from MultimodalRegistrationLib.core.errors import InputError
+    from MultimodalRegistrationLib.nodes import mrml
+    from MultimodalRegistrationLib.nodes.registration import registration_parameters
+    from MultimodalRegistrationLib.nodes.registration_inputs import write_segmentations
+    from MultimodalRegistrationLib.process.jobs import RegistrationJob
+
+    fixed = mrml.volume_node_from_image(scene, us_pair.fixed, "MR")
+    moving = mrml.volume_node_from_image(scene, us_pair.moving, "US")
+    on_fixed = make_segmentation(us_pair.fixed_labels, us_pair.names, "MR gland")
+    on_moving = make_segmentation(us_pair.moving_labels, us_pair.names, "US gland")
+    for node, volume in ((on_fixed, fixed), (on_moving, moving)):  # as the Segment Editor records it
+        node.SetNodeReferenceID(node.GetReferenceImageGeometryReferenceRole(), volume.GetID())
+    fields = [f for f in RegistrationJob.panel_fields() if f.name in ("fixed_segmentation", "moving_segmentation")]
+
+    def written(fixed_labels, moving_labels):
+        parameters = registration_parameters(fixedVolume=fixed, movingVolume=moving, fixedSegmentation=fixed_labels,
+                                             movingSegmentation=moving_labels)  # fmt: skip
+        return write_segmentations(parameters, tmp_path, fields).get("input_warnings", [])
+
+    assert written(on_fixed, on_moving) == []
+    count = scene.GetNumberOfNodes()
+    with pytest.raises(InputError, match="the fixed segmentation 'US gland' was drawn on the moving volume 'US' and "
+                                         "the moving segmentation 'MR gland' on the fixed volume 'MR'"):  # fmt: skip
+        written(on_moving, on_fixed)
+    assert scene.GetNumberOfNodes() == count
+    assert written(on_moving, on_moving)[0] == ("the fixed segmentation 'US gland' was drawn on the moving volume "
+                                                "'US': check that it belongs to the fixed volume")  # fmt: skip

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import Field
 from pathlib import Path
 
+from ..core.errors import InputError
 from ..core.images import write_image
 from ..core.pairs import check_pair
 from ..core.transforms import Transform
@@ -38,6 +39,29 @@ def _pair(parameters, fields: list[Field], what: str, names: tuple[str, str]) ->
     return fixed, moving
 
 
+def _made_on_the_other_volume(segmentations: tuple, volumes: list) -> list[str]:
+    """Refuses two segmentation nodes each made on the other side's volume (their reference geometry, what the
+    Segment Editor drew on): given the wrong way round. One made on the other volume is a warning."""
+    def made_on(node):
+        if not node.IsA("vtkMRMLSegmentationNode"):
+            return None
+        return node.GetNodeReference(node.GetReferenceImageGeometryReferenceRole())
+
+    fixed_on, moving_on = (made_on(node) for node in segmentations)
+    swapped = [on is not None and on is volumes[1 - side] and on is not volumes[side]
+               for side, on in enumerate((fixed_on, moving_on))]  # fmt: skip
+    names = [node.GetName() for node in segmentations]
+    if all(swapped):
+        raise InputError(
+            f"the fixed segmentation '{names[0]}' was drawn on the moving volume '{volumes[1].GetName()}' and the "
+            f"moving segmentation '{names[1]}' on the fixed volume '{volumes[0].GetName()}': they were given the wrong "
+            "way round; swap them"
+        )
+    return [f"the {role} segmentation '{names[side]}' was drawn on the {other} volume '{volumes[1 - side].GetName()}': "
+            f"check that it belongs to the {role} volume"
+            for side, (role, other) in enumerate((("fixed", "moving"), ("moving", "fixed"))) if swapped[side]]  # fmt: skip
+
+
 def write_segmentations(parameters, folder: Path, fields: list[Field]) -> dict[str, str | list[str]]:
     """Both segmentations as labelmaps on their volumes' grids, with the same value for the same segment name;
     overlapping segments in layers (the worker merges them and warns, each segment guiding whole), and the
@@ -47,8 +71,10 @@ def write_segmentations(parameters, folder: Path, fields: list[Field]) -> dict[s
     fixed, moving = _pair(parameters, fields, "segment guidance", ("the fixed segmentation", "the moving segmentation"))
     if fixed is None:
         return {}
+    volumes = [side_volume(parameters, field) for field in sorted(fields, key=lambda f: "moving" in f.name)]
+    warnings = _made_on_the_other_volume((fixed, moving), volumes)
     values = label_values(fixed, moving)
-    files, warnings = {}, []
+    files = {}
     for field, node, index in zip(sorted(fields, key=lambda f: "moving" in f.name), (fixed, moving), (0, 1)):
         side = field.name.split("_")[0]
         files[field.name] = str(folder / f"{field.name}.nrrd")
