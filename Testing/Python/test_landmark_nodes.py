@@ -236,6 +236,6 @@ def test_an_empty_point_list_is_named(scene):
     fixed = mrml.markups_from_points(scene, lps_ras_points(FIXED_LPS), LABELS, "fixed")
     empty = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "MR points")
     count = scene.GetNumberOfNodes()
-    with pytest.raises(InputError, match="the moving point list 'MR points' holds no points: place them, or leave"):
+    with pytest.raises(InputError, match="the moving point list 'MR points' has no points: place them, or leave"):
         fit_markups(fixed, empty, "rigid")
     assert scene.GetNumberOfNodes() == count

@@ -316,7 +316,7 @@ def fit_landmarks(
         )
 
     warnings += pairing_warnings(kind, model, fixed_lps, moving_lps, labels, paired_by)
-    warnings += frame_warnings(fixed_lps, moving_lps, bounds.fixed_system, bounds.moving_system)
+    warnings += frame_warnings(fixed_lps, moving_lps, bounds.fixed_system, bounds.moving_system, warnings)
     warnings += symmetry_warnings(kind, fixed_lps, labels)
     warnings += outside
 

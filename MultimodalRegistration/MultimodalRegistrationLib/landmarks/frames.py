@@ -10,6 +10,7 @@ import numpy as np
 
 from ..core.rotations import orthogonal_fit, rotation_angle_deg
 from .bounds import RAS_LPS_FLIP
+from .pairing import MIRRORED
 from .points_io import PointsSystem
 
 # The fit as given turns at least this far from the headers, and with one list flipped at most NEAR_DEG.
@@ -24,11 +25,12 @@ def turn_from_headers_deg(fixed_lps: np.ndarray, moving_lps: np.ndarray) -> floa
 
 
 def frame_warnings(fixed_lps: np.ndarray, moving_lps: np.ndarray, fixed_system: PointsSystem | None = None,
-                   moving_system: PointsSystem | None = None) -> list[str]:  # fmt: skip
+                   moving_system: PointsSystem | None = None, said: list[str] = ()) -> list[str]:  # fmt: skip
     """A warning when the paired landmarks (LPS mm, 3 or more) fit the images only turned about 180 degrees from
-    their headers, and within NEAR_DEG of them once one list's x and y are negated; [] otherwise."""
+    their headers, and within NEAR_DEG of them once one list's x and y are negated; [] otherwise, and when the
+    warnings ``said`` already found the list mirrored (a mirrored list's best rotation can turn that far too)."""
     fixed_lps, moving_lps = np.asarray(fixed_lps, float), np.asarray(moving_lps, float)
-    if len(fixed_lps) < 3 or len(fixed_lps) != len(moving_lps):
+    if len(fixed_lps) < 3 or len(fixed_lps) != len(moving_lps) or any(w.startswith(MIRRORED) for w in said):
         return []
     as_given = turn_from_headers_deg(fixed_lps, moving_lps)
     flipped = turn_from_headers_deg(fixed_lps, moving_lps * RAS_LPS_FLIP)

@@ -28,6 +28,8 @@ OUTLIER_FLOOR_MM = 0.5
 MIN_OUTLIER_DOF = 6
 MAX_OUTLIERS = 2
 PARAMETERS = {"translation": 3, "rigid": 6, "similarity": 7, "affine": 12}  # degrees of freedom of each fit
+# How the mirror warning starts: a check that a mirror already explains stays quiet (see .frames).
+MIRRORED = "only a mirror image fits these points"
 
 
 def find_swaps(
@@ -148,7 +150,7 @@ def _similarity_rms(fixed: np.ndarray, moving: np.ndarray, sign: int = 1) -> flo
 def _mirror_message(rotation_rms: float, reflection_rms: float, swapped: bool) -> str:
     after = ", with the swapped pairs named below undone" if swapped else ""
     return (
-        f"only a mirror image fits these points (best rotation {rotation_rms:.2f} mm RMS, best reflection "
+        f"{MIRRORED} (best rotation {rotation_rms:.2f} mm RMS, best reflection "
         f"{reflection_rms:.2f} mm{after}): {MIRROR_MESSAGE}; check which side each list was placed on"
     )
 

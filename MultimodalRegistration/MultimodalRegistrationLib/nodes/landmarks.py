@@ -150,7 +150,7 @@ def status_text(fit: LandmarkFit) -> str:
 def placed_points(markups, role: str):
     """World RAS positions (mm) and labels; refuses an empty list and points that are not placed yet."""
     if markups.GetNumberOfControlPoints() == 0:
-        raise InputError(f"the {role} point list '{markups.GetName()}' holds no points: place them, or leave the list out")
+        raise InputError(f"the {role} point list '{markups.GetName()}' has no points: place them, or leave the list out")
     for index in range(markups.GetNumberOfControlPoints()):
         if markups.GetNthControlPointPositionStatus(index) != markups.PositionDefined:
             raise InputError(

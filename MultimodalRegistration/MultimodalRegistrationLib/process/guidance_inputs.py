@@ -42,7 +42,7 @@ def read_guidance_points(
         warnings += pairing_warnings("rigid", fit_model("rigid", fixed_lps, moving_lps), fixed_lps, moving_lps,
                                      labels, paired_by)  # fmt: skip
         warnings += [] if initial_transform else frame_warnings(fixed_lps, moving_lps, fixed_file.system,
-                                                                moving_file.system)  # fmt: skip
+                                                                moving_file.system, warnings)  # fmt: skip
     return fixed_lps, moving_lps, warnings
 
 
