@@ -24,7 +24,7 @@ from ..core.errors import (
 )
 from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from ..process.jobs import RegistrationJob, log_beside
-from ..process.preflight import preflight_registration
+from ..process.preflight import check_inverse_wanted, preflight_registration
 from ..process.results import RegistrationJobResult
 from ..process.worker import WorkerFailure
 from ..registration.describe import describe_guidance, describe_piecewise, describe_result
@@ -63,8 +63,9 @@ def job_from_arguments(arguments: argparse.Namespace) -> RegistrationJob:
     if getattr(arguments, "keep_log", False):
         values["log"] = log_beside(arguments.output_transform)
     values["summary"] = file_or_none(values.get("summary"))  # --json -: printed by the command, not the worker
-    job = RegistrationJob(**values)
-    return preflight_registration(job)
+    job = preflight_registration(RegistrationJob(**values))
+    check_inverse_wanted(job)
+    return job
 
 
 def _print_result(result: RegistrationJobResult, stream=None) -> None:

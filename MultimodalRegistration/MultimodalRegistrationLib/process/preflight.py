@@ -55,9 +55,13 @@ def check_choices(job: RegistrationJob, linear: bool) -> None:
                 )
 
 
-def _check_inverse_wanted(job: RegistrationJob, linear: bool) -> None:
-    """Refuse --output-inverse where the result will have no exact inverse to write (it was skipped, silently)."""
-    if not job.output_inverse or (linear and not job.piecewise):
+def check_inverse_wanted(job: RegistrationJob) -> None:
+    """Refuse an inverse a user asked for (``mmreg register --output-inverse``) where the result will have none to
+    write (it was skipped, silently). Not part of :func:`preflight_registration`: the node layer asks for the
+    inverse whenever there is one."""
+    from ..engines.presets import load_preset
+
+    if not job.output_inverse or (load_preset(job.engine, job.preset).is_linear and not job.piecewise):
         return
     if job.piecewise:
         raise InputError("--output-inverse: a piecewise result (a blended displacement field) has no exact inverse; "
@@ -103,7 +107,6 @@ def preflight_registration(job: RegistrationJob, data: bool = True) -> Registrat
                 "use --preset rigid or affine (the segments then move on their own)"
             )
     check_choices(job, preset.is_linear)
-    _check_inverse_wanted(job, preset.is_linear)
     spacing_given = dict.fromkeys(("fixed", "moving"), False)
     if job.prep:
         job.prep.check()
