@@ -433,6 +433,16 @@ def output_inverse_of_a_bspline(inputs: Path, out: Path) -> list[str]:
     return _register(fixed, moving, out, "--preset", "deformable", "--output-inverse", str(out / "Ti.h5"))
 
 
+def output_inverse_after_a_field_start(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    field = sitk.Image([8, 8, 8], sitk.sitkVectorFloat64, 3)
+    field.SetSpacing((15.0, 15.0, 15.0))
+    field.SetOrigin((-10.0, -10.0, -10.0))
+    sitk.WriteTransform(sitk.DisplacementFieldTransform(field), str(inputs / "field.h5"))
+    return _register(fixed, moving, out, "--initial-transform", str(inputs / "field.h5"), "--output-inverse",
+                     str(out / "Ti.h5"))  # fmt: skip
+
+
 def output_inverse_is_the_output_transform(inputs: Path, out: Path) -> list[str]:
     fixed, moving = _pair(inputs)
     return _register(fixed, moving, out, "--output-inverse", str(out / "T.h5"))
@@ -473,6 +483,7 @@ INPUT_CASES = {
     "prealign --json is a points file": Case(prealign_json_is_a_points_file, "write the --json to another"),
     "--output-inverse is --output-transform": Case(output_inverse_is_the_output_transform, "a name of its own"),
     "--output-inverse of an elastix B-spline": Case(output_inverse_of_a_bspline, "use --engine ants"),
+    "--output-inverse after a nonlinear start": Case(output_inverse_after_a_field_start, "drop --output-inverse"),
     "an .nhdr output onto the moving image's data file": Case(
         output_nhdr_writes_onto_the_moving_data_file, "scan.raw.gz"
     ),

@@ -291,3 +291,13 @@ def test_an_unknown_segment_beside_a_given_pair_names_what_each_side_holds():
     with pytest.raises(InputError, match=r"\['urethra'\] are not in both segmentations: choose from none is in both "
                                          r"\(fixed \['gland', 'nodule'\], moving \['lesion', 'prostate'\]\)"):  # fmt: skip
         pair_segments(on_fixed, on_moving, ["gland=prostate", "urethra"])
+
+
+def test_a_segment_paired_twice_is_refused_and_a_pair_named_twice_counts_once():
+    fixed, moving = _grid(), _grid()
+    on_fixed = _labels(fixed, Transform.identity(), {1: "gland", 2: "lesion"})
+    on_moving = _labels(moving, TRUTH, {1: "prostate", 2: "lesion"})
+    with pytest.raises(InputError, match=r"pairs the fixed segment \['gland'\] with two segments"):
+        pair_segments(on_fixed, on_moving, ["gland=prostate", "gland=lesion"])
+    pairs = pair_segments(on_fixed, on_moving, ["lesion", "lesion=lesion", "gland=prostate"])
+    assert [(p.fixed_value, p.moving_value) for p in pairs] == [(2, 2), (1, 1)]

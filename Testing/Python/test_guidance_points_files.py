@@ -5,10 +5,13 @@ mirror check nor the points-outside check sees) is pointed at. Hard TRUS-like pa
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
 import pytest
+from MultimodalRegistrationLib.cli.main import main
+from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.core.transforms import lps_ras_points
 from MultimodalRegistrationLib.landmarks.fit import fit_landmarks
 from MultimodalRegistrationLib.landmarks.points_io import write_markups_json
@@ -69,9 +72,34 @@ def test_pairs_in_the_wrong_order_are_named(pair, tmp_path):
                for w in warnings), warnings  # fmt: skip
 
 
-def test_prealign_points_at_the_same_mistake(pair):
+def test_prealign_points_at_the_same_mistake(pair, tmp_path):
     fixed_ras, moving_ras = lps_ras_points(pair.landmarks_fixed), lps_ras_points(pair.landmarks_moving)
-    assert not any("RAS read as LPS" in w for w in fit_landmarks(fixed_ras, moving_ras, "rigid").warnings)
-    wrong = fit_landmarks(np.asarray(pair.landmarks_fixed), moving_ras, "rigid")  # the fixed list's LPS numbers
-    assert any("RAS read as LPS" in w for w in wrong.warnings)
-    assert wrong.fre_rms_mm == pytest.approx(fit_landmarks(fixed_ras, moving_ras, "rigid").fre_rms_mm, abs=1e-6)
+    files = _files(tmp_path, pair, fixed_ras=np.asarray(pair.landmarks_fixed))  # the fixed list's LPS numbers
+    arguments = ["prealign", "--fixed-points", files[0], "--moving-points", files[1], "--output-transform",
+                 str(tmp_path / "T.h5"), "--json", str(tmp_path / "p.json")]  # fmt: skip
+    assert main(arguments) == 0
+    record = json.loads((tmp_path / "p.json").read_text())
+    assert any("RAS read as LPS" in w and "trus.mrk.json says RAS" in w for w in record["warnings"])
+    right = fit_landmarks(fixed_ras, moving_ras, "rigid")
+    assert record["fre_mm"]["rms"] == pytest.approx(right.fre_rms_mm, abs=1e-3)  # the FRE cannot tell
+
+
+def test_lists_that_share_too_few_labels_are_refused_and_a_fit_left_short_names_the_labels(pair, tmp_path):
+    # Six fixed labels against five moving ones sharing one: one landmark would guide. Refused, as before.
+    fixed = np.vstack([lps_ras_points(pair.landmarks_fixed), [[1.0, 2.0, 3.0]]])
+    files = _files(tmp_path, pair, fixed_ras=fixed, fixed_labels=[*LABELS, "extra"],
+                   moving_labels=["cyst", "b", "c", "d", "e"])  # fmt: skip
+    with pytest.raises(InputError, match="6 fixed landmarks but 5 moving landmarks, and they cannot be paired by label"):
+        read_guidance_points(*files, pair.fixed, pair.moving)
+    # An affine fit of four points, one label mistyped: too few pairs left, and the error says why.
+    four = lps_ras_points(pair.landmarks_fixed)[:4], lps_ras_points(pair.landmarks_moving)[:4]
+    with pytest.raises(InputError, match=r"needs at least 4 point pairs .* got 3.*left out: calcification-2, "
+                                         r"calcification-2x: check their labels"):  # fmt: skip
+        fit_landmarks(*four, "affine", LABELS[:4], [*LABELS[:2], "calcification-2x", LABELS[3]])
+
+
+def test_the_frame_check_speaks_of_files_only(pair):
+    # Slicer's prealign fits node lists (no file declares a system): a real half-turn gets no file advice.
+    moving_ras = lps_ras_points(np.asarray(pair.landmarks_moving) * [-1.0, -1.0, 1.0])
+    fit = fit_landmarks(lps_ras_points(pair.landmarks_fixed), moving_ras, "rigid")
+    assert not any("RAS read as LPS" in w for w in fit.warnings)

@@ -51,3 +51,12 @@ def test_a_guided_rigid_run_that_keeps_its_start_says_so_without_a_warning(pair)
     assert guidance.score_result.mean_dice == pytest.approx(guidance.score_start.mean_dice, abs=1e-9)
     assert guidance.score_engine is not None and guidance.score_engine.mean_dice != guidance.score_result.mean_dice
     assert "score_engine" in result.summary().to_dict()["provenance"]["guidance"]
+
+
+def test_engine_errors_lose_itks_class_name_and_address():
+    from MultimodalRegistrationLib.registration.runs import error_reason
+
+    linux = "Description: ITK ERROR: AdvancedMattesMutualInformationMetric(0x5623256f4620): Too many samples: 8 / 4096"
+    windows = "Description: itk::ERROR: ElastixFilter(000001D2F3A4B5C0): Too many samples: 8 / 4096"
+    assert error_reason(RuntimeError(f"elastix failed\n{linux}")) == "Too many samples: 8 / 4096"
+    assert error_reason(RuntimeError(f"elastix failed\n{windows}")) == "Too many samples: 8 / 4096"

@@ -224,19 +224,19 @@ def pair_points(
 def pair_landmarks(
     fixed: np.ndarray, moving: np.ndarray, fixed_labels: list[str] | None, moving_labels: list[str] | None
 ) -> tuple[np.ndarray, np.ndarray, list[str], str, list[str]]:
-    """Pair landmarks by label when both lists hold unique labels and enough of them match (all of them, or, for
-    lists of one length, at least half and 3; a point without a partner is left out with a warning: a typo in one
-    label must not pair the rest by order); else by order. Returns (fixed, moving, labels, "label" or "order",
-    warnings)."""
+    """Pair landmarks by label when both lists hold unique labels and enough of them match (all of them, or at
+    least half of the longer list and 3, or all of a shorter list; a point without a partner is left out with a
+    warning: a typo in one label must not pair the rest by order); else, lists of one length, by order. Returns
+    (fixed, moving, labels, "label" or "order", warnings)."""
     unique = bool(fixed_labels) and bool(moving_labels)
     unique = unique and len(set(fixed_labels)) == len(fixed_labels) and len(set(moving_labels)) == len(moving_labels)
     common = set(fixed_labels or []) & set(moving_labels or [])
-    enough = len(common) >= max(3, -(-max(len(fixed), len(moving)) // 2)) or len(fixed) != len(moving)
+    enough = len(common) >= min(3, len(fixed), len(moving)) and 2 * len(common) >= max(len(fixed), len(moving))
     if len(fixed) == len(moving) and not (unique and common and enough and common != set(fixed_labels)):
         moving, _, paired_by, warnings = pair_points(moving, fixed_labels, moving_labels)
         labels = fixed_labels or moving_labels or [f"P{i + 1}" for i in range(len(fixed))]
         return fixed, moving, labels, paired_by, warnings
-    if not common or not unique:
+    if not (common and unique and enough):
         raise InputError(
             f"{len(fixed)} fixed landmarks but {len(moving)} moving landmarks, and they cannot be paired by label: "
             "add the missing points or delete the extra ones, so that both lists hold the same landmarks in the same "
@@ -291,7 +291,11 @@ def fit_landmarks(
     bounds = bounds or PointBounds()
     outside = bounds.check(fixed_lps, moving_lps, labels, moving_names)
 
-    warnings += check_shape(kind, fixed)
+    try:
+        warnings += check_shape(kind, fixed)
+    except InputError as error:  # say which points pairing by label left out, when it did
+        left_out = [w for w in warnings if w.startswith("landmarks without a partner")]
+        raise InputError(f"{error} ({left_out[0]}: check their labels)" if left_out else str(error)) from None
     warnings += duplicate_warnings(fixed, labels, "fixed") + duplicate_warnings(moving, moving_names, "moving")
 
     model = fit_model(kind, fixed_lps, moving_lps)
@@ -316,7 +320,8 @@ def fit_landmarks(
         )
 
     warnings += pairing_warnings(kind, model, fixed_lps, moving_lps, labels, paired_by)
-    warnings += frame_warnings(fixed_lps, moving_lps, bounds.fixed_system, bounds.moving_system, warnings)
+    if bounds.fixed_system is not None or bounds.moving_system is not None:  # points read from files
+        warnings += frame_warnings(fixed_lps, moving_lps, bounds.fixed_system, bounds.moving_system, warnings)
     warnings += symmetry_warnings(kind, fixed_lps, labels)
     warnings += outside
 

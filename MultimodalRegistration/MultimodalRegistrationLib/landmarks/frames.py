@@ -10,6 +10,7 @@ import numpy as np
 
 from ..core.rotations import orthogonal_fit, rotation_angle_deg
 from .bounds import RAS_LPS_FLIP
+from .checks import FLAT_RATIO, principal_spreads
 from .pairing import MIRRORED
 from .points_io import PointsSystem
 
@@ -31,6 +32,9 @@ def frame_warnings(fixed_lps: np.ndarray, moving_lps: np.ndarray, fixed_system: 
     warnings ``said`` already found the list mirrored (a mirrored list's best rotation can turn that far too)."""
     fixed_lps, moving_lps = np.asarray(fixed_lps, float), np.asarray(moving_lps, float)
     if len(fixed_lps) < 3 or len(fixed_lps) != len(moving_lps) or any(w.startswith(MIRRORED) for w in said):
+        return []
+    spreads = principal_spreads(fixed_lps)
+    if spreads[1] < FLAT_RATIO * spreads[0]:  # nearly on one line: the turn about it is not determined
         return []
     as_given = turn_from_headers_deg(fixed_lps, moving_lps)
     flipped = turn_from_headers_deg(fixed_lps, moving_lps * RAS_LPS_FLIP)

@@ -98,6 +98,8 @@ class NodeRegistration(NodeJob):
             self.inverse_transform_node = mrml.transform_to_node(self.scene, inverse, earlier,
                                                                  name=f"{node.GetName()} inverse")  # fmt: skip
             node.SetNodeReferenceID(ATTRIBUTE_PREFIX + "inverse", self.inverse_transform_node.GetID())
+        elif earlier is not None:  # the inverse this module made for an earlier result in this node: stale now
+            self.scene.RemoveNode(earlier)
         if self.target("output_volume") is not None:
             from ..core.images import read_image
 

@@ -59,9 +59,15 @@ def check_inverse_wanted(job: RegistrationJob) -> None:
     """Refuse an inverse a user asked for (``mmreg register --output-inverse``) where the result will have none to
     write (it was skipped, silently). Not part of :func:`preflight_registration`: the node layer asks for the
     inverse whenever there is one."""
+    from ..core.transforms import Transform
     from ..engines.presets import load_preset
 
-    if not job.output_inverse or (load_preset(job.engine, job.preset).is_linear and not job.piecewise):
+    if not job.output_inverse:
+        return
+    if job.initial_transform and not Transform.read(job.initial_transform).is_linear:
+        raise InputError("--output-inverse: a result that starts from a nonlinear --initial-transform (a thin-plate "
+                         "field) has no exact inverse; drop --output-inverse (Slicer inverts it on the fly)")  # fmt: skip
+    if load_preset(job.engine, job.preset).is_linear and not job.piecewise:
         return
     if job.piecewise:
         raise InputError("--output-inverse: a piecewise result (a blended displacement field) has no exact inverse; "

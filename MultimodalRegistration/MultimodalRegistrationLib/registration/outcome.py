@@ -84,8 +84,8 @@ def refusal_hint(run: RegistrationRun) -> str:
     has_points = run.prepared is not None and run.prepared.guidance.has_points
     if not run.recipe.is_linear:
         if has_points:
-            return "check the result in Registration QA; the rigid preset gives this pose faster"
-        return "landmarks on both images can guide the deformable stage; the rigid preset gives this pose faster"
+            return "check the result in Registration QA"
+        return "landmarks on both images can guide the deformable stage"
     return "try another start or a mask" if has_points else "try another start, a mask or landmarks"
 
 

@@ -251,9 +251,9 @@ def _run_engine_from(run: RegistrationRun, name: str, start: Transform, region, 
         )
 
 
-# "ITK ERROR: AdvancedMattesMutualInformationMetric(0x5623256f4620): ": the class and its address say nothing
-# to a user.
-ITK_PREFIX = re.compile(r"^(ITK ERROR: )?\w+\(0x[0-9a-fA-F]+\): ")
+# "ITK ERROR: AdvancedMattesMutualInformationMetric(0x5623256f4620): " (on Windows the address has no 0x): the
+# class and its address say nothing to a user.
+ITK_PREFIX = re.compile(r"^(ITK ERROR: |itk::ERROR: )?\w+\((0x)?[0-9a-fA-F]+\): ")
 
 
 def error_reason(error: Exception) -> str:

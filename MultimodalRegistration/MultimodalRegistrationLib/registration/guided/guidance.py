@@ -211,7 +211,16 @@ def _paired(
             "apart with FIXED=MOVING (e.g. gland=prostate)"
         )  # fmt: skip
     picked = [chosen.get(name) or chosen[segment_name_key(name)] for name in wanted]
-    pairs = list({id(p): p for p in picked}.values())  # each pair once, in the order first named
+    first: dict[tuple[int, int], SegmentPair] = {}
+    for pair in picked:  # each pair once, in the order first named
+        first.setdefault((pair.fixed_value, pair.moving_value), pair)
+    pairs = list(first.values())
+    for side, value_of in (("fixed", lambda p: p.fixed_value), ("moving", lambda p: p.moving_value)):
+        values = [value_of(p) for p in pairs]
+        twice = sorted({p.name if side == "fixed" else p.moving_name or p.name
+                        for p in pairs if values.count(value_of(p)) > 1})  # fmt: skip
+        if twice:
+            raise InputError(f"--segments pairs the {side} segment {twice} with two segments: pair each segment once")
     return pairs, None
 
 
