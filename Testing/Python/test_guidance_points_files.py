@@ -103,3 +103,11 @@ def test_the_frame_check_speaks_of_files_only(pair):
     moving_ras = lps_ras_points(np.asarray(pair.landmarks_moving) * [-1.0, -1.0, 1.0])
     fit = fit_landmarks(lps_ras_points(pair.landmarks_fixed), moving_ras, "rigid")
     assert not any("RAS read as LPS" in w for w in fit.warnings)
+
+
+def test_a_moving_point_outside_its_image_is_named_by_its_own_label(pair, tmp_path):
+    moving_ras = lps_ras_points(pair.landmarks_moving)
+    moving_ras[2] += (0.0, 0.0, 400.0)  # 'M-3' placed far above the MR
+    files = _files(tmp_path, pair, moving_ras=moving_ras, moving_labels=[f"M-{i}" for i in range(1, 6)])
+    _, _, warnings = read_guidance_points(*files, pair.fixed, pair.moving)
+    assert any(w.startswith("moving points 'M-3' lie outside the moving image") for w in warnings), warnings

@@ -37,7 +37,8 @@ def read_guidance_points(
     )
     fixed_lps, moving_lps = lps_ras_points(fixed_ras), lps_ras_points(moving_ras)
     warnings += check_points_inside(fixed_lps, fixed, labels, "fixed", fixed_file.system)
-    warnings += check_points_inside(moving_lps, moving, labels, "moving", moving_file.system)
+    moving_names = labels if paired_by == "label" else (moving_file.labels or labels)  # by order: their own names
+    warnings += check_points_inside(moving_lps, moving, moving_names, "moving", moving_file.system)
     if len(fixed_lps) >= 3 and undetermined("rigid", fixed_lps) is None:
         warnings += pairing_warnings("rigid", fit_model("rigid", fixed_lps, moving_lps), fixed_lps, moving_lps,
                                      labels, paired_by)  # fmt: skip
