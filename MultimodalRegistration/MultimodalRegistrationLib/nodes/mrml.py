@@ -257,6 +257,21 @@ def transform_from_node(node) -> Transform:
     scene = node.GetScene()
     if scene is None:
         raise InputError(f"transform '{node.GetName()}' is not in a scene: add it to the scene first")
+    try:
+        return _exported(scene, node)
+    except InputError:
+        # A nonlinear node inverted in place (Transforms module, or Invert) is written with float ITK classes that
+        # SimpleITK cannot read: read what it inverts (its TransformToParent) and invert that (iterative for fields).
+        temporary = scene.AddNewNodeByClass("vtkMRMLTransformNode", f"{node.GetName()} (read)")
+        try:
+            temporary.SetAndObserveTransformFromParent(node.GetTransformToParent())
+            return _exported(scene, temporary).inverse()
+        finally:
+            scene.RemoveNode(temporary)
+
+
+def _exported(scene, node) -> Transform:
+    """The node's TransformFromParent written by Slicer's transform storage node and read back (LPS)."""
     with tempfile.TemporaryDirectory(prefix="mmreg-node-") as folder:
         path = Path(folder) / "transform.h5"
         _with_storage_node(
