@@ -283,10 +283,7 @@ def fit_landmarks(
     given_fixed_labels = _labels(fixed_labels, len(fixed), "fixed")
     given_moving_labels = _labels(moving_labels, len(moving), "moving")
     fixed, moving, labels, paired_by, warnings = pair_landmarks(fixed, moving, given_fixed_labels, given_moving_labels)
-    if paired_by == "label":  # some may have been left out
-        given_fixed_labels = given_moving_labels = labels
-    labels = given_fixed_labels or given_moving_labels or [f"P{i + 1}" for i in range(len(fixed))]
-    moving_names = given_moving_labels or labels
+    moving_names = labels if paired_by == "label" else (given_moving_labels or labels)  # by order: their own names
     fixed_lps, moving_lps = lps_ras_points(fixed), lps_ras_points(moving)
     bounds = bounds or PointBounds()
     outside = bounds.check(fixed_lps, moving_lps, labels, moving_names)

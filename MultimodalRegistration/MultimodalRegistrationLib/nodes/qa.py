@@ -147,8 +147,6 @@ def gather_inputs(parameters, python: str | None = None) -> QAInputs:
     return inputs
 
 
-# --------------------------------------------------------------------------- measuring
-
 def _stale_inverse(transform, inverse, fixed, name: str) -> str | None:
     """A warning when the inverse a result references no longer undoes it (the result node was inverted or
     refilled outside the module), checked at 32 points through the fixed image; None when it still does."""
@@ -163,6 +161,8 @@ def _stale_inverse(transform, inverse, fixed, name: str) -> str | None:
             "median: was the result inverted outside the module?): it was not used; QA inverts the result point by "
             "point")  # fmt: skip
 
+
+# --------------------------------------------------------------------------- measuring
 def assess_inputs(
     inputs: QAInputs,
     stability_restarts: int = 0,

@@ -67,12 +67,12 @@ def check_inverse_wanted(job: RegistrationJob) -> None:
     if job.initial_transform and not Transform.read(job.initial_transform).is_linear:
         raise InputError("--output-inverse: a result that starts from a nonlinear --initial-transform (a thin-plate "
                          "field) has no exact inverse; drop --output-inverse (Slicer inverts it on the fly)")  # fmt: skip
-    if load_preset(job.engine, job.preset).is_linear and not job.piecewise:
-        return
     if job.piecewise:
         raise InputError("--output-inverse: a piecewise result (a blended displacement field) has no exact inverse; "
                          "drop --output-inverse (Slicer inverts the field on the fly when points or the fixed image "
                          "go under it)")  # fmt: skip
+    if load_preset(job.engine, job.preset).is_linear:
+        return
     spec = engine_spec(job.engine)
     if not spec.nonlinear_inverse:
         able = [name for name in ENGINE_NAMES if engine_spec(name).nonlinear_inverse]

@@ -74,7 +74,8 @@ def keep_no_worse(run: RegistrationRun, plan: RunPlan, best: tuple) -> tuple[Kep
     kept = _judged_by_guidance(run, plan, kept, guided)
     if guided is not None and kept.kept != "result":  # the scores of what is returned; the engine's beside them
         guided.score_engine = guided.score_result
-        guided.score_result = GuidanceScores.from_dict(guidance_score(prepared, kept.transform).to_dict())
+        scored = {"start": guided.score_start, "segment centroids": guided.score_centroids}.get(kept.kept)
+        guided.score_result = scored or GuidanceScores.from_dict(guidance_score(prepared, kept.transform).to_dict())
     return kept, guided
 
 
