@@ -1135,3 +1135,49 @@ def test_bad_2d_node_input_is_refused_before_any_engine_runs(name, scene):
     with pytest.raises(InputError, match=fix):
         register_nodes(registration_parameters(**values))
     assert scene.GetNumberOfNodes() == nodes_before
+
+
+# --------------------------------------------------------------------------- panel choices that do not fit
+# The registration panel's call with choices that need what is not given: refused with the fix named in the
+# panel's words (its labels, and the parameter names a script uses), not mmreg's options, before any engine runs.
+
+
+def _two_volumes(scene) -> dict:
+    from MultimodalRegistrationLib.nodes import mrml
+
+    rng = np.random.default_rng(5)
+    nodes = {}
+    for key, name in (("fixedVolume", "fixed"), ("movingVolume", "moving")):
+        image = sitk.GetImageFromArray(rng.random((20, 22, 24)).astype(np.float32))
+        image.SetSpacing((2.0, 2.0, 2.0))
+        nodes[key] = mrml.volume_node_from_image(scene, image, name)
+    return nodes
+
+
+PANEL_CASES = {  # the choice -> what the refusal must say
+    "weight_without_guidance": ({"guidanceWeight": 2.0}, "'Guidance weight' (guidanceWeight) weighs segmentations or "
+                                "landmarks: add 'Fixed segmentation' (fixedSegmentation) and 'Moving segmentation'"),
+    "segments_without_segmentations": ({"segments": "gland"}, "'Segments' chooses among segmentations: add 'Fixed "
+                                       "segmentation' (fixedSegmentation)"),
+    "distance_map_without_segmentations": ({"preset": "distance-map"}, "give both segmentations ('Fixed "
+                                           "segmentation' (fixedSegmentation) and 'Moving segmentation'"),
+    "seed_out_of_range": ({"seed": -5}, "'Random seed' (seed) -5 is out of range"),
+    "metric_segments_without_guidance": ({"metric": "segments"}, "'Metric' segments needs segmentations or landmarks"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(PANEL_CASES))
+def test_a_panel_choice_that_does_not_fit_is_refused_in_the_panels_words(name, scene):
+    from MultimodalRegistrationLib.nodes.registration import register_nodes, registration_parameters
+    from MultimodalRegistrationLib.process.worker import WorkerFailure
+
+    values, said = PANEL_CASES[name]
+    volumes = _two_volumes(scene)
+    nodes_before = scene.GetNumberOfNodes()
+    with pytest.raises((ValueError, WorkerFailure)) as refused:
+        register_nodes(registration_parameters(**volumes, **values))
+    message = str(refused.value)
+    assert said in message
+    assert "--" not in message  # no mmreg option a panel user cannot find
+    assert getattr(refused.value, "kind", "input") == "input"
+    assert scene.GetNumberOfNodes() == nodes_before

@@ -11,6 +11,7 @@ from ..core.errors import InputError
 from ..core.files import scratch_folder
 from ..process.results import JobResult
 from ..process.worker import WorkerFailure, WorkerJob
+from .panel_words import in_panel_words
 
 # A registration result node carries how it was made as attributes under this prefix (3D and 2D alike).
 REGISTRATION_ATTRIBUTE_PREFIX = "MultimodalRegistration."
@@ -47,6 +48,8 @@ class NodeJob:
     cancelled_message: str | None = None
     # Wait for the worker to exit before applying, so that it removes its own scratch folder.
     reap_worker: bool = False
+    # The job whose panel the messages speak for (None: the worker's job type).
+    panel_job: type | None = None
 
     @property
     def running(self) -> bool:
@@ -103,14 +106,19 @@ class NodeJob:
                 self.error = self._worker.error
                 if self.error.kind == "cancelled" and self.cancelled_message:
                     self.error = WorkerFailure("cancelled", self.cancelled_message)
+                self.error.message, self.error.hint = map(self.in_panel_words, (self.error.message, self.error.hint))
             else:
                 self._apply(self._worker.result)
         except InputError as error:
-            self.error = WorkerFailure("input", str(error))
+            self.error = WorkerFailure("input", self.in_panel_words(str(error)))
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
         if self.on_done:
             self.on_done(self)
+
+    def in_panel_words(self, text: str) -> str:
+        """``text`` with ``mmreg``'s options named as the panel names them (:mod:`.panel_words`)."""
+        return in_panel_words(text, self.panel_job or self._worker.job_type)
 
     def _apply(self, result: JobResult) -> None:
         raise NotImplementedError

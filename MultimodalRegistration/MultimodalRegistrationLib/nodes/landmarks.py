@@ -19,6 +19,7 @@ from ..landmarks.fit import LandmarkFit, fit_landmarks
 from ..process.jobs import PrealignJob
 from . import mrml
 from .panel import panel_parameters, panel_value
+from .panel_words import panel_errors
 
 ATTRIBUTE_PREFIX = "FiducialPrealign."
 # (name, unit) of the residual table's columns; positions are world RAS.
@@ -39,6 +40,7 @@ WORST_BY_LOO = "largest leave-one-out error"
 WORST_BY_ERROR = "largest error"
 
 
+@panel_errors(PrealignJob)
 def fit_markups(
     fixed_markups,
     moving_markups,
@@ -118,6 +120,7 @@ def fit_markups(
     return fit, output_transform_node, table_node
 
 
+@panel_errors(PrealignJob)
 def fit_panel(parameters, highlight_worst: bool = True):
     """:func:`fit_markups` as the FiducialPrealign panel's ``parameters`` say: its point lists, transform type,
     output transform, reference volume and residual table, each read through the

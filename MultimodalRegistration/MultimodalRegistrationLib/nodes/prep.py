@@ -41,6 +41,7 @@ from . import mrml
 from .checks import check_volume_pair
 from .job import NodeJob, job_folder
 from .panel import job_from_panel, node_of, panel_defaults, panel_fields, panel_parameters, panel_value, write_volumes
+from .panel_words import panel_errors
 from .registration_inputs import initial_transform_of
 
 ATTRIBUTE_PREFIX = "RegistrationPrep."
@@ -300,6 +301,7 @@ def prep_job(parameters, folder: Path) -> PrepJob:
     return job_from_panel(PrepJob, parameters, folder, WRITERS, output_dir=str(folder / "out"))
 
 
+@panel_errors(PrepJob)
 def prepare_nodes(
     parameters,
     on_progress: Callable[[float, str], None] | None = None,

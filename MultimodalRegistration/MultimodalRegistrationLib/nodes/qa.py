@@ -41,6 +41,7 @@ from . import mrml
 from .checks import check_volume_pair
 from .job import REGISTRATION_ATTRIBUTE_PREFIX as REGISTRATION_PREFIX
 from .panel import node_of, panel_parameters, panel_value
+from .panel_words import panel_errors
 from .qa_frames import registration_pose, show_moving_under  # noqa: F401 (the module's API)
 from .qa_labels import label_values, labels_image
 from .qa_points import landmark_arguments
@@ -191,6 +192,7 @@ def assess_inputs(
     return report
 
 
+@panel_errors(QAJob)
 def assess_nodes(
     parameters,
     python: str | None = None,

@@ -18,6 +18,7 @@ from .checks import check_volume_pair
 from .job import REGISTRATION_ATTRIBUTE_PREFIX as ATTRIBUTE_PREFIX
 from .job import job_folder
 from .panel import job_from_panel, node_of, panel_parameters
+from .panel_words import panel_errors
 from .registration_2d import register_nodes_2d
 from .registration_inputs import WRITERS
 from .registration_result import NodeRegistration
@@ -26,6 +27,7 @@ from .registration_result import NodeRegistration
 __all__ = ["ATTRIBUTE_PREFIX", "NodeRegistration", "register_nodes", "registration_parameters"]
 
 
+@panel_errors(RegistrationJob)
 def register_nodes(
     parameters,
     on_progress: Callable[[float, str], None] | None = None,

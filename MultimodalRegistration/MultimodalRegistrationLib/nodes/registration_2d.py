@@ -86,6 +86,8 @@ class NodeRegistration2D(NodeRegistration):
     """A 2D registration of two single-slice volume nodes in a worker; progress, wait and cancel as
     :class:`.job.NodeJob`. The result goes in the output transform node (and output volume node) on success."""
 
+    panel_job = RegistrationJob  # the registration panel started it
+
     def __init__(self, worker, folder: Path, parameters, pixels: tuple[float, float], on_done=None):
         self.pixels = pixels  # (fixed, moving) pixel sizes (mm) the 2D job was given
         super().__init__(worker, folder, parameters, on_done)

@@ -59,6 +59,7 @@ class NodeRegistration(NodeJob):
 
     def _apply(self, result: RegistrationJobResult) -> None:
         summary, outputs = result.summary, result.outputs
+        summary.warnings = [self.in_panel_words(warning) for warning in summary.warnings]
         transform = Transform.read(outputs.transform)
         fixed, moving, initial = self.target("fixed"), self.target("moving"), self.target("initial_transform")
         node = self._result_node(transform)

@@ -1,0 +1,86 @@
+"""Messages in the words of the Slicer panels: the library's errors and warnings name ``mmreg``'s options
+(``--fixed-segmentation``); a panel or console user sees the panel's label and, where it is not the label
+in other words, the parameter-node name instead ("'Fixed segmentation' (fixedSegmentation)", "'Metric'").
+
+The option -> parameter names come from the jobs' own fields (:func:`..process.jobs.option_flag`,
+:func:`.panel.panel_names`); only the labels the ``.ui`` files show are listed here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import fields
+
+from ..core.errors import InputError
+from ..prep.options import PrepOptions
+from ..process.jobs import PrealignJob, PrepJob, QAJob, RegistrationJob, option_flag
+from .panel import panel_names
+
+# Parameter-node name -> the label beside its widget (Resources/UI/*.ui), where the two differ in more than case.
+PANEL_LABELS = {
+    "preset": "Preset", "fixedVolume": "Fixed volume", "movingVolume": "Moving volume", "customPresetFile": "Custom preset file",
+    "fixedMask": "Fixed mask", "movingMask": "Moving mask", "initialTransform": "Initial transform",
+    "init": "Start pose", "maxRotationDeg": "Search rotations up to", "seed": "Random seed",
+    "outputTransform": "Output transform", "outputVolume": "Output volume",
+    "fixedSegmentation": "Fixed segmentation", "movingSegmentation": "Moving segmentation",
+    "fixedLandmarks": "Fixed landmarks", "movingLandmarks": "Moving landmarks", "guidanceWeight": "Guidance weight",
+    "fixedPoints": "Fixed points", "movingPoints": "Moving points", "transformType": "Transform type",
+    "referenceVolume": "Reference volume", "fixedTargetPoints": "Fixed targets", "movingTargetPoints": "Moving targets",
+    "stabilityRestarts": "Stability", "reportPath": "Export report", "currentTransform": "Current transform",
+    "cropCommon": "Crop to the common region", "marginMm": "Margin around the common region",
+    "maskFixed": "Automatic fixed mask", "maskMoving": "Automatic moving mask", "excludeAboveHu": "Exclude CT above",
+    "n4Fixed": "N4 bias correction", "movingSpacingX": "Set moving spacing", "downsampleMm": "Downsample to",
+    "piecewise": None,  # a script's parameter only: no widget
+}
+PREP_MODULE = "Registration Prep's "
+# An option, with the command that owns it when the text names one ("mmreg prep --downsample-to").
+_OPTION = re.compile(r"(?:\bmmreg (?:prep|register|qa|prealign) )?(--[a-z][a-z0-9-]*)")
+
+
+def _words(record_class: type) -> dict[str, str]:
+    """Option -> "'Label' (parameterName)" for the fields of ``record_class`` that a panel sets."""
+    words = {}
+    for field in fields(record_class):
+        if field.metadata.get("cli") is None or not field.metadata.get("panel"):
+            continue
+        names = panel_names(field)  # the last holds the choice, unless only an earlier one has a label (N4)
+        name = next((n for n in reversed(names) if n in PANEL_LABELS), names[-1])
+        label = PANEL_LABELS.get(name, name[:1].upper() + re.sub(r"([A-Z])", r" \1", name[1:]).lower())
+        if label is None:
+            words[option_flag(field)] = name
+        else:
+            words[option_flag(field)] = f"'{label}'" if label.lower() == name.lower() else f"'{label}' ({name})"
+    return words
+
+
+def in_panel_words(text: str, job_class: type = RegistrationJob) -> str:
+    """``text`` with each ``mmreg`` option a panel sets named as the panel of ``job_class`` names it; options
+    of another step (QA's stability, Registration Prep's downsampling) as that panel names them; the rest as
+    they are."""
+    own = _words(job_class)
+    others = {flag: words for cls in (RegistrationJob, QAJob, PrealignJob) for flag, words in _words(cls).items()}
+    prep = _words(PrepOptions)
+
+    def name(match: re.Match) -> str:
+        flag = match.group(1)
+        if flag in own:
+            return own[flag]
+        if flag in prep and (match.group(0).startswith("mmreg prep") or flag not in others):
+            return ("" if job_class is PrepJob else PREP_MODULE) + prep[flag]
+        return others.get(flag, match.group(0))
+
+    return _OPTION.sub(name, text)
+
+
+@contextmanager
+def panel_errors(job_class: type = RegistrationJob) -> Iterator[None]:
+    """Re-raise an :class:`InputError` from inside with its options in the panel's words."""
+    try:
+        yield
+    except InputError as error:
+        worded = in_panel_words(str(error), job_class)
+        if worded == str(error):
+            raise
+        raise InputError(worded) from error
