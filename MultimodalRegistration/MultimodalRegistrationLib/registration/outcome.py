@@ -21,6 +21,7 @@ from ..engines.run import lost_overlap
 from .guided.run import guided_record, judged_by_centroids, noise_reason, start_uncertainty
 from .guided.score import guidance_score
 from .pose.centres import foreground_center
+from .rules.far_from_start import far_from_start_warning
 from .rules.keep import earlier_stage, why_not_kept
 from .rules.masks import mask_centroid
 from .rules.weak_result import weak_result_warning
@@ -125,15 +126,19 @@ def start_after_lost_overlap(run: RegistrationRun, plan: RunPlan, engine_runs: E
     return best, _judged_by_guidance(run, plan, Kept(start, inverse, metric, "start", reason), guided), guided
 
 
-def warn_if_weak(run: RegistrationRun, kept: Kept, metric_before: float) -> None:
+def warn_if_weak(run: RegistrationRun, kept: Kept, metric_before: float, start: Transform) -> None:
     """Unguided, a warning when the result looks no better than the images' starting pose (see
-    :mod:`.rules.weak_result`)."""
+    :mod:`.rules.weak_result`), and one when it lies far from the initial transform the user gave
+    (:mod:`.rules.far_from_start`; ``start``: the pose the engine started from)."""
     if run.prepared is not None:
         return
     fixed_mask = run.fixed_mask
     center = mask_centroid(fixed_mask) if fixed_mask is not None else foreground_center(run.fixed)
     weak = weak_result_warning(run.fixed, run.moving, kept.transform, kept.metric_after, metric_before, center)
     run.warnings += [weak] if weak else []
+    if run.settings.initial_transform is not None and kept.kept != "start":
+        far = far_from_start_warning(run.fixed, start, kept.transform, fixed_mask)
+        run.warnings += [far] if far else []
     run.lap("weak_check_s")
 
 

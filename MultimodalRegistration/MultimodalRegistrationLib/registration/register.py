@@ -96,7 +96,7 @@ def register(
             for tried in engine_runs.tried if "error" in tried
         ]  # fmt: skip
         kept, guided = keep_no_worse(run, plan, best)
-    warn_if_weak(run, kept, metric_before)
+    warn_if_weak(run, kept, metric_before, best[3])
     run.timings.update(best[4].timings)
     seconds = time.perf_counter() - started
     made = provenance(run, plan, engine_runs, best, kept, guided)
