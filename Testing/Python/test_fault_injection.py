@@ -958,6 +958,14 @@ def two_d_landmarks_on_one_image(inputs: Path, out: Path) -> list[str]:
     return _register_2d(fixed, moving, out, "--fixed-points", str(inputs / "F.csv"))
 
 
+def two_d_landmarks_that_cannot_pair(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _slides(inputs)
+    (inputs / "F.csv").write_text("label,x,y,z\nA,-10,-10,0\nB,-20,-5,0\nC,-5,-30,0\n")
+    (inputs / "M.csv").write_text("label,x,y,z\nP,-10,-10,0\nQ,-20,-5,0\n")
+    return _register_2d(fixed, moving, out, "--fixed-points", str(inputs / "F.csv"), "--moving-points",
+                        str(inputs / "M.csv"))  # fmt: skip
+
+
 def two_d_transform_as_image(inputs: Path, out: Path) -> list[str]:
     argv = _register_2d(*_slides(inputs), out)
     argv[argv.index("--output-transform") + 1] = str(out / "T.nrrd")
@@ -980,6 +988,7 @@ TWO_D_CASES = {
     "2D: a 3D-only preset": Case(two_d_deformable_preset, "choose one of rigid, similarity, affine"),
     "2D: mask of another size": Case(two_d_mask_of_another_size, "draw the mask on that image"),
     "2D: landmarks on one image": Case(two_d_landmarks_on_one_image, "together"),
+    "2D: landmark lists that cannot pair": Case(two_d_landmarks_that_cannot_pair, "cannot be paired by label"),
     "2D: transform written as an image": Case(two_d_transform_as_image, "use one of .tfm"),
     "2D: a volume-only option": Case(two_d_volume_only_option, "apply to 3D volumes only"),
 }

@@ -148,7 +148,7 @@ def test_slicer_reads_the_3d_embedding_exactly(scene, tmp_path, suffix):
 
 def test_2d_qa_numbers_on_a_known_shift(tmp_path):
     """Dice, landmark errors and the checkerboard of the QA layer on a 4 mm shift (exact answers, no engine)."""
-    from MultimodalRegistrationLib.qa.two_d import assess_2d
+    from MultimodalRegistrationLib.qa.two_d import assess_2d, paired_points_2d
 
     square = np.zeros((40, 50), np.uint8)
     square[10:30, 10:30] = 1
@@ -162,13 +162,30 @@ def test_2d_qa_numbers_on_a_known_shift(tmp_path):
     _points_file(tmp_path / "M.csv", (fixed_xy + [4.0, 0.0])[::-1], ["c", "b", "a"])  # paired by label
     half = np.eye(3)
     half[0, 2] = 2.0
-    qa = assess_2d(image, image, half, str(tmp_path / "F.csv"), str(tmp_path / "M.csv"), fixed_mask, moving_mask,
-                   str(tmp_path / "qa.png"))  # fmt: skip
+    landmarks = paired_points_2d(tmp_path / "F.csv", tmp_path / "M.csv")
+    qa = assess_2d(image, image, half, landmarks, fixed_mask, moving_mask, str(tmp_path / "qa.png"))
     assert qa.landmarks_before.mean_mm == pytest.approx(4.0) and qa.landmarks_after.mean_mm == pytest.approx(2.0)
     assert qa.landmarks_after_pixels == pytest.approx(2.0)
     assert qa.dice_before == pytest.approx(2 * 16 * 20 / 800) and qa.dice_after == pytest.approx(2 * 18 * 20 / 800)
     assert assess_2d(image, image, shift, fixed_mask=fixed_mask, moving_mask=moving_mask).dice_after == 1.0
     assert sitk.ReadImage(str(tmp_path / "qa.png")).GetSize() == (50, 2 * (40 + 6))
+
+
+def test_2d_landmarks_pair_as_3d_ones_do(tmp_path):
+    """One pairing rule (landmarks.fit.pair_landmarks): a mistyped label among four leaves that point out with a
+    warning instead of pairing every point by order; lists that cannot pair are refused, naming the fix."""
+    from MultimodalRegistrationLib.core.errors import InputError
+    from MultimodalRegistrationLib.qa.two_d import paired_points_2d
+
+    fixed_xy = np.array([[12.0, 12.0], [25.0, 14.0], [20.0, 28.0], [30.0, 30.0]])
+    _points_file(tmp_path / "F.csv", fixed_xy, ["a", "b", "c", "d"])
+    _points_file(tmp_path / "M.csv", (fixed_xy + [4.0, 0.0])[::-1], ["dd", "c", "b", "a"])  # 'd' mistyped
+    fixed, moving, warnings = paired_points_2d(tmp_path / "F.csv", tmp_path / "M.csv")
+    assert np.allclose(moving - fixed, [4.0, 0.0])  # by label: every pair 4 mm apart (by order: 4-25 mm)
+    assert len(fixed) == 3 and warnings == ["landmarks without a partner were left out: d, dd"]
+    _points_file(tmp_path / "M2.csv", fixed_xy[:2], ["x", "y"])
+    with pytest.raises(InputError, match="4 fixed landmarks but 2 moving landmarks"):
+        paired_points_2d(tmp_path / "F.csv", tmp_path / "M2.csv")
 
 
 def test_mmreg_presets_lists_the_2d_presets_of_both_engines(capsys):

@@ -128,10 +128,12 @@ def write_transforms_2d(matrix, output_transform: str) -> dict[str, str]:
 
 def inputs_2d(job: Registration2DJob):
     """Read and check the job's images and masks (InputError naming the fix), and check its outputs and
-    preset, before any engine runs. Returns (fixed, moving, [fixed_mask, moving_mask, fixed_labels, moving_labels])."""
+    preset, before any engine runs. Returns (fixed, moving, [fixed_mask, moving_mask, fixed_labels, moving_labels],
+    landmarks): ``landmarks`` are :func:`..qa.two_d.paired_points_2d` of the landmark files, or None."""
     from ..core.errors import InputError
     from ..core.images2d import check_opaque, read_image_2d, read_mask_2d
     from ..engines.presets import load_preset
+    from ..qa.two_d import paired_points_2d
 
     job.check_outputs()
     load_preset(job.engine, job.preset, dimension=2)
@@ -145,7 +147,8 @@ def inputs_2d(job: Registration2DJob):
     for kind, pair in (("landmarks", (job.fixed_points, job.moving_points)), ("labels", masks[2:])):
         if (pair[0] is None) != (pair[1] is None):
             raise InputError(f"{kind} on one image only: give the fixed and the moving {kind} together")
-    return fixed, moving, masks
+    landmarks = paired_points_2d(job.fixed_points, job.moving_points) if job.fixed_points else None
+    return fixed, moving, masks, landmarks
 
 
 def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) -> Registration2DJobResult:
@@ -155,7 +158,7 @@ def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) ->
     from ..qa.two_d import assess_2d
     from ..registration.two_d import register_2d
 
-    fixed, moving, (fixed_mask, moving_mask, fixed_labels, moving_labels) = inputs_2d(job)
+    fixed, moving, (fixed_mask, moving_mask, fixed_labels, moving_labels), landmarks = inputs_2d(job)
     emit({"event": "progress", "fraction": 0.05, "stage": f"{job.engine} 2D {job.preset}", "engine": job.engine})
     workdir = Path(job.workdir or ".") / "engine-2d"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -168,8 +171,7 @@ def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) ->
         write_atomically(job.output_volume, lambda tmp: sitk.WriteImage(warped, tmp, True))
         outputs["volume"] = job.output_volume
     overlap = (fixed_labels, moving_labels) if fixed_labels is not None else (fixed_mask, moving_mask)
-    qa = assess_2d(fixed_gray, moving_gray, result.matrix, job.fixed_points, job.moving_points, *overlap,
-                   job.checkerboard)  # fmt: skip
+    qa = assess_2d(fixed_gray, moving_gray, result.matrix, landmarks, *overlap, job.checkerboard)
     if job.checkerboard:
         outputs["checkerboard"] = job.checkerboard
     if job.summary:

@@ -9,7 +9,7 @@ placed in Slicer (RAS) are read by :func:`..landmarks.points_io.read_points` and
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import SimpleITK as sitk
@@ -17,7 +17,7 @@ import SimpleITK as sitk
 from ..core.errors import InputError
 from ..core.records import Record
 from ..core.transforms import affine_2d, lps_ras_points
-from ..landmarks.fit import pair_points
+from ..landmarks.fit import pair_landmarks
 from ..landmarks.points_io import read_points
 from .grey import display_grey
 from .landmarks import ErrorStatistics, error_statistics
@@ -27,7 +27,7 @@ from .pictures import _checkerboard, write_png
 @dataclass
 class QA2D(Record):
     """Landmark errors (fixed mm and fixed pixels) before (at the identity) and after; Dice of the masks
-    before and after; the checkerboard picture's path."""
+    before and after; the checkerboard picture's path; how the landmarks paired, when not all of them did."""
 
     landmarks_before: ErrorStatistics | None = None
     landmarks_after: ErrorStatistics | None = None
@@ -35,12 +35,26 @@ class QA2D(Record):
     dice_before: float | None = None
     dice_after: float | None = None
     checkerboard: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 def read_points_2d(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
     """Landmarks of a 2D image: (N, 2) x, y mm in the image's frame (see the module notes) and their labels."""
     ras, labels = read_points(path)
     return lps_ras_points(np.asarray(ras, float))[:, :2], list(labels)
+
+
+def paired_points_2d(fixed_points: str | os.PathLike, moving_points: str | os.PathLike) -> tuple:
+    """The two files' landmarks (N, 2 mm each, see :func:`read_points_2d`) paired as every landmark pair is
+    (:func:`..landmarks.fit.pair_landmarks`: by label, else by order), and the pairing's warnings; an
+    :class:`InputError` naming the fix when they cannot be paired."""
+    fixed_xy, fixed_labels = read_points_2d(fixed_points)
+    moving_xy, moving_labels = read_points_2d(moving_points)
+    if len(fixed_xy) == 0 or len(moving_xy) == 0:
+        raise InputError(f"{fixed_points if len(fixed_xy) == 0 else moving_points} holds no landmarks: place them, "
+                         "or leave both landmark files out")  # fmt: skip
+    fixed_xy, moving_xy, _, _, warnings = pair_landmarks(fixed_xy, moving_xy, fixed_labels, moving_labels)
+    return fixed_xy, moving_xy, warnings
 
 
 def landmark_errors(fixed_points: np.ndarray, moving_points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -87,21 +101,15 @@ def checkerboard_rows(fixed: sitk.Image, moving: sitk.Image, matrices: list[np.n
 
 def assess_2d(
     fixed: sitk.Image, moving: sitk.Image, matrix: np.ndarray,
-    fixed_points: str | None = None, moving_points: str | None = None,
+    landmarks: tuple | None = None,
     fixed_mask: sitk.Image | None = None, moving_mask: sitk.Image | None = None, checkerboard: str | None = None,
 ) -> QA2D:  # fmt: skip
-    """The 2D QA of ``matrix`` (see :class:`QA2D`); ``before`` is the identity (the images as given)."""
+    """The 2D QA of ``matrix`` (see :class:`QA2D`); ``before`` is the identity (the images as given).
+    ``landmarks``: :func:`paired_points_2d` of the two landmark files."""
     qa = QA2D()
     before = np.eye(3)
-    if fixed_points and moving_points:
-        fixed_xy, fixed_labels = read_points_2d(fixed_points)
-        moving_xy, moving_labels = read_points_2d(moving_points)
-        if len(fixed_xy) != len(moving_xy) or len(fixed_xy) == 0:
-            raise InputError(
-                f"{fixed_points} holds {len(fixed_xy)} landmarks and {moving_points} {len(moving_xy)}: "
-                "give the same landmarks on both images"
-            )
-        paired_moving, _, _, _ = pair_points(moving_xy, fixed_labels, moving_labels)
+    if landmarks is not None:
+        fixed_xy, paired_moving, qa.warnings = landmarks
         qa.landmarks_before = error_statistics(landmark_errors(fixed_xy, paired_moving, before))
         errors = landmark_errors(fixed_xy, paired_moving, matrix)
         qa.landmarks_after = error_statistics(errors)
