@@ -125,6 +125,40 @@ def test_a_moving_image_pushed_out_of_view_is_flagged_by_severity(pair, assess):
     assert has(nearer, "the metric got worse")
 
 
+def test_a_result_that_shrinks_the_tissue_has_not_left_the_field_of_view(pair, assess):
+    """A cleared stack stored at 1 mm (audit: 294x340x198 voxels against a 161x185x155 head MRI at 1.5 mm) registered
+    at its true size, 1.74x per axis from fixed to moving: the overlap falls from 85% to 23% of the fixed image, all
+    that a box of its size can cover there (24%). Without the images' sizes the rule cannot tell, and flags it."""
+    from MultimodalRegistrationLib.registration.summary import ImageDescription
+
+    truth = assess("truth", pair.truth)
+
+    def shrunk(overlap_after: float, sizes: bool = True):
+        report = replace(truth, transform=replace(truth.transform, matrix_lps=np.diag([1.74, 1.74, 1.74, 1.0]).tolist()),
+                         images_before=replace(truth.images_before, overlap_fraction=0.85),
+                         images_after=replace(truth.images_after, overlap_fraction=overlap_after))  # fmt: skip
+        summary = summary_of(report)
+        summary.provenance.fixed = ImageDescription(size=[161, 185, 155], spacing_mm=[1.5, 1.5, 1.5])
+        summary.provenance.moving = ImageDescription(size=[294, 340, 198], spacing_mm=[1.0, 1.0, 1.0])
+        return triage_case(summary if sizes else None, report)
+
+    assert shrunk(0.23).verdict == "ok"
+    assert has(shrunk(0.23, sizes=False), "left the fixed field of view")
+    assert has(shrunk(0.10), "left the fixed field of view")  # under half of what its size allows
+
+
+def test_a_warning_that_doubts_the_result_makes_the_case_worth_a_look(pair, assess):
+    report = assess("truth", pair.truth)
+    summary = summary_of(report)
+    summary.warnings = ["segments on the fixed image only: lesion", "the result is probably wrong: its mutual "
+                        "information (0.074 before, 0.117 after) is only 1.4 times that of poses 30 mm or 90 deg away"]
+    verdict = triage_case(summary, report)
+    assert verdict.verdict == "check"
+    assert verdict.reasons == [f"the registration warned: {summary.warnings[1]}"]  # the other warning doubts nothing
+    summary.warnings = ["the result lies 31 mm (median over the fixed image's anatomy) from the initial transform"]
+    assert triage_case(summary, report).verdict == "check"
+
+
 def test_a_mirrored_result_fails_even_though_its_metric_is_as_good(pair, assess):
     flip = np.diag([-1.0, 1.0, 1.0, 1.0])  # left-right, through the (symmetric) phantom's midline
     report = assess("mirror", pair.truth @ Transform.from_matrix(flip))

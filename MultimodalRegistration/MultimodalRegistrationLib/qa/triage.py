@@ -28,6 +28,8 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.records import Record, build
+from ..registration.rules.far_from_start import FAR_FROM_START
+from ..registration.rules.weak_result import WEAK_RESULT
 from ..registration.summary import RegistrationSummary
 from .report_types import QAReport
 
@@ -47,6 +49,9 @@ OVERLAP_CHECK = 0.20
 # The registration lost more than half of the overlap the images had before it: the moving image was
 # pushed out of the fixed field of view, which a correct result for images of the same anatomy rarely does.
 FOV_LOSS_RATIO = 0.5
+# The registration's own warnings that doubt its result (the images do not confirm it; it moved far from the
+# user's start): the case is worth a look whatever the other rules say.
+RESULT_DOUBTS = (WEAK_RESULT, FAR_FROM_START)
 # A linear result scaling any axis by less than this or more than that is a collapse or an explosion, not
 # anatomy: the bounds keep.check_linear_result refuses, repeated here for results made elsewhere.
 MIN_SCALE, MAX_SCALE = 0.2, 5.0
@@ -127,6 +132,22 @@ def _metric(summary: RegistrationSummary | None, report: QAReport | None) -> tup
     return None
 
 
+def _possible_overlap(summary: RegistrationSummary | None, matrix: np.ndarray | None) -> float:
+    """The largest share of the fixed image the moving image can cover under a linear ``matrix`` (fixed ->
+    moving): the moving box's volume brought to fixed space (over the determinant), over the fixed box's; 1
+    when it cannot be told. A result that shrinks the tissue to its true size (a cleared stack stored at 1 mm)
+    covers less of the fixed image than the pose before it, without leaving the field of view."""
+    images = (summary.provenance.fixed, summary.provenance.moving) if summary is not None else (None, None)
+    if matrix is None or None in images:
+        return 1.0
+    volumes = [float(np.prod(np.asarray(image.size, float) * np.asarray(image.spacing_mm, float)))
+               for image in images]  # fmt: skip
+    determinant = abs(float(np.linalg.det(matrix[:3, :3])))
+    if not all(volumes) or determinant <= 0:
+        return 1.0
+    return min(1.0, volumes[1] / determinant / volumes[0])
+
+
 def triage_case(summary: RegistrationSummary | None, report: QAReport | None, failure: str | None = None) -> Verdict:
     """The verdict on one case from what its run recorded; rules that need a missing record are skipped.
 
@@ -136,7 +157,8 @@ def triage_case(summary: RegistrationSummary | None, report: QAReport | None, fa
     deformable result that folds (Jacobian determinant <= 0 anywhere).
     ``check``: the MI did not improve by METRIC_TOLERANCE_NATS; little overlap (under OVERLAP_CHECK);
     the moving image left the fixed field of view (the overlap fell below FOV_LOSS_RATIO of what it was
-    before); the stability restarts disagree (the report's stability verdict is ``unstable``).
+    before, or of what the result's size allows); the stability restarts disagree (the report's stability verdict
+    is ``unstable``); the registration warned that it doubts its result (RESULT_DOUBTS).
     """
     verdict = Verdict()
     if failure:
@@ -185,7 +207,7 @@ def triage_case(summary: RegistrationSummary | None, report: QAReport | None, fa
         overlap_after = float(report.images_after.overlap_fraction)
         measures.update(overlap_before=overlap_before, overlap_after=overlap_after)
         no_information = report.images_after.mutual_information is None
-        left = overlap_after < FOV_LOSS_RATIO * overlap_before
+        left = overlap_after < FOV_LOSS_RATIO * min(overlap_before, _possible_overlap(summary, matrix))
         was = f" ({overlap_before:.0%} before: the moving image left the fixed field of view)" if left else ""
         if overlap_after < OVERLAP_FAILED or no_information:
             verdict = verdict.flagged(
@@ -228,6 +250,9 @@ def triage_case(summary: RegistrationSummary | None, report: QAReport | None, fa
                     f"the stability restarts disagree by {stability.spread_p95_mm:.1f} mm (95th percentile, "
                     f"threshold {stability.threshold_mm:g} mm): the result may be a wrong optimum",
                 )
+    for warning in summary.warnings if summary is not None else []:
+        if warning.startswith(RESULT_DOUBTS):
+            verdict = verdict.flagged("check", f"the registration warned: {warning}")
     return replace(verdict, measures=measures)
 
 

@@ -21,6 +21,7 @@ from ..pose.centres import foreground_mask
 FAR_MOVE_MM = 20.0
 GRID_MM = 4.0  # the foreground is sampled at about this spacing
 MAX_POINTS = 4000
+FAR_FROM_START = "the result lies"  # how the warning begins (a batch's triage looks for it)
 
 
 def foreground_points(fixed: sitk.Image, fixed_mask: sitk.Image | None = None) -> np.ndarray:
@@ -48,7 +49,7 @@ def far_from_start_warning(fixed: sitk.Image, start: Transform, result: Transfor
     if moved <= FAR_MOVE_MM:
         return None
     return (
-        f"the result lies {moved:.0f} mm (median over the fixed image's anatomy) from the initial transform it "
+        f"{FAR_FROM_START} {moved:.0f} mm (median over the fixed image's anatomy) from the initial transform it "
         "started from: from a start that close, a registration usually refines by a few mm, so the intensities may "
         "have pulled it to a wrong place. Check it (QA with landmarks it was not given); if the start was right, "
         "guide the registration with segmentations or landmarks, or mask the anatomy both images show"

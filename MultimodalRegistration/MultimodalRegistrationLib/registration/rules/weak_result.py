@@ -27,6 +27,7 @@ from ...core.transforms import Transform
 DECOY_SHIFT_MM = 30.0
 # A result below this many times its decoys' median mutual information gets the warning.
 MIN_CONTRAST = 2.0
+WEAK_RESULT = "the result is probably wrong"  # how the warning begins (a batch's triage looks for it)
 
 
 def decoy_poses(matrix: np.ndarray, center: np.ndarray, shift_mm: float = DECOY_SHIFT_MM) -> list[np.ndarray]:
@@ -67,7 +68,7 @@ def weak_result_warning(
     if value <= 0.0 or typical <= 0.0 or value >= MIN_CONTRAST * typical:
         return None
     return (
-        f"the result is probably wrong: its mutual information ({metric_before:.3f} before, {metric_after:.3f} after) "
+        f"{WEAK_RESULT}: its mutual information ({metric_before:.3f} before, {metric_after:.3f} after) "
         f"is only {value / typical:.1f} times that of poses {DECOY_SHIFT_MM:.0f} mm or 90 deg away from it, where a "
         f"right alignment usually scores {MIN_CONTRAST:.0f} to 3 times more. The images do not confirm this "
         "alignment: check it, then try --preset similarity or affine for tissue that changed size, a mask of the "
