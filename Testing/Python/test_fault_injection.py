@@ -681,6 +681,12 @@ def batch_output_dir_is_a_file(inputs: Path, out: Path) -> list[str]:
     return argv[:-1] + [str(inputs / "results")]
 
 
+def batch_row_with_a_preset_typo(inputs: Path, out: Path) -> list[str]:
+    _pair(inputs)
+    manifest = _manifest(inputs, "case,fixed,moving,preset", "c1,fixed.nrrd,moving.nrrd,rigid\nc2,fixed.nrrd,moving.nrrd,affien")
+    return ["batch", str(manifest), "--output-dir", str(out)]
+
+
 def batch_case_named_like_a_file(inputs: Path, out: Path) -> list[str]:
     _pair(inputs)
     manifest = _manifest(inputs, "case,fixed,moving", "fixed.nrrd,fixed.nrrd,moving.nrrd")
@@ -750,6 +756,8 @@ MORE_CASES = {
     "prep --n4-shrink 0": Case(prep_with("--n4", "moving", "--n4-shrink", "0"), "give e.g. 4"),
     "Latin-1 manifest": Case(latin1_manifest, "save it as UTF-8"),
     "batch --workers -2": Case(batch_with("--workers", "-2"), "give 1 or more"),
+    "batch --preset typo": Case(batch_with("--preset", "rigdi"), "unknown elastix preset 'rigdi'"),
+    "batch row with a preset typo": Case(batch_row_with_a_preset_typo, "line 3: case 'c2': "),
     "batch --output-dir is a file": Case(batch_output_dir_is_a_file, "choose another --output-dir"),
     "batch case named like a file": Case(batch_case_named_like_a_file, "rename the case"),
     "one-voxel slab": Case(

@@ -94,7 +94,7 @@ def read_manifest(
         raise InputError(f"manifest {path.name} has no cases: add one row per case")
     defaults = dict(defaults or {})
     output_volume = defaults.pop("output_volume", False)
-    jobs, seen = [], set()
+    jobs, seen, checked = [], set(), set()
     for line, row in enumerate(rows, start=2):
         name = row.get("case", "")
         if not _CASE_NAME.match(name):
@@ -127,8 +127,24 @@ def read_manifest(
             outputs["output_volume"] = str(folder / "resampled.nrrd")
         job = CaseJob(case=name, **inputs, **outputs, **options).resolved()
         _check_case_outputs_apart(job, folder, Path(output_dir), path.name, line)
+        _check_preset(job, f"manifest {path.name} line {line}: case '{name}': " if row.get("engine") or row.get("preset")
+                      else "", checked)  # fmt: skip
         jobs.append(job)
     return jobs
+
+
+def _check_preset(job: CaseJob, where: str, checked: set) -> None:
+    """Refuse an engine or preset no case can run (a typo in --preset or in a row), before any case runs; ``where``
+    names the row when the row chose them. ``checked`` holds the (engine, preset) pairs already loaded."""
+    from ..engines.presets import load_preset
+
+    if (job.engine, job.preset) in checked:
+        return
+    try:
+        load_preset(job.engine, job.preset)
+    except InputError as error:
+        raise InputError(f"{where}{error}") from None
+    checked.add((job.engine, job.preset))
 
 
 def _check_case_outputs_apart(job: CaseJob, folder: Path, output_dir: Path, manifest: str, line: int) -> None:
