@@ -6,8 +6,10 @@
 
 Takes the same options as `mmreg register` (preparation steps, --output-inverse and --keep-log
 included), loads the volumes into the scene, registers them with the module's logic (worker
-process, PythonSlicer), saves the transform, its inverse and the resampled volume, prints the JSON
-summary and exits with the same codes: 0 success, 2 bad input, 1 engine failure.
+process, PythonSlicer), saves the transform, its inverse and the resampled volume, prints the warnings
+on standard error and the JSON summary on standard output (``--json FILE`` writes it there too), and exits
+with the same codes: 0 success, 2 bad input (checked as ``mmreg register`` checks it, before any engine
+runs), 1 engine failure.
 It also runs with plain Python where `slicer-core` provides MRML (as the tests do).
 """
 
@@ -23,12 +25,15 @@ for candidate in (HERE.parents[2] / "MultimodalRegistration", HERE.parents[1]):
     if (candidate / "MultimodalRegistrationLib").is_dir() and str(candidate) not in sys.path:
         sys.path.insert(0, str(candidate))
 
-from MultimodalRegistrationLib.cli.main import _add_register_arguments  # noqa: E402
+from MultimodalRegistrationLib.cli.json_output import file_or_none  # noqa: E402
+from MultimodalRegistrationLib.cli.main import _add_register_arguments, job_from_arguments  # noqa: E402
 from MultimodalRegistrationLib.cli.prep import prep_options, wants_prep  # noqa: E402
+from MultimodalRegistrationLib.cli.register2d import wants_2d  # noqa: E402
 from MultimodalRegistrationLib.core.errors import EXIT_INPUT, EXIT_OK, InputError  # noqa: E402
 from MultimodalRegistrationLib.nodes import mrml  # noqa: E402
 from MultimodalRegistrationLib.nodes.panel import panel_names  # noqa: E402
 from MultimodalRegistrationLib.nodes.registration import register_nodes, registration_parameters  # noqa: E402
+from MultimodalRegistrationLib.process.command import register_command  # noqa: E402
 from MultimodalRegistrationLib.process.jobs import (  # noqa: E402
     RegistrationJob,
     log_beside,
@@ -92,6 +97,9 @@ def main(argv):
         if guidance:  # parsed with mmreg register's options, but not loaded here: refused, never ignored
             raise InputError(f"{', '.join(guidance)}: guidance is not read by the Slicer batch script yet: run "
                              "mmreg register with the same options, or drop them")  # fmt: skip
+        # The files as mmreg register checks them (outputs' formats, the preset, headers, an inverse it can
+        # write), before anything is loaded or run; the job also gives the command line that repeats the run.
+        job = None if wants_2d(arguments) else job_from_arguments(arguments)
         output_volume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "registered") if arguments.output_volume else None
         parameters = registration_parameters(
             **panel_values(scene, arguments), outputVolume=output_volume,
@@ -102,11 +110,15 @@ def main(argv):
         transform = mrml.transform_from_node(registration.output_transform_node)
         transform.write(arguments.output_transform)
         summary = registration.summary
+        if job is not None:  # the files given, not the scratch copies the scene was written to
+            summary.provenance.command = register_command(job)
+        for warning in summary.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         if arguments.output_inverse:
             _write_inverse(registration, transform, arguments.output_inverse, summary)
         if output_volume is not None:
             mrml.write_volume_node(scene, output_volume, arguments.output_volume)
-        if arguments.summary:
+        if file_or_none(arguments.summary):  # --json -: standard output, where the summary goes anyway
             Path(arguments.summary).write_text(json.dumps(summary.to_dict(), indent=2))
         print(json.dumps(summary.to_dict()))
         return EXIT_OK

@@ -47,7 +47,7 @@ def test_batch_script_registers_files_and_exits_like_mmreg(small_pair, script_ru
          "--output-transform", str(folder / "T2.h5")],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert bad.returncode == 2 and "could not read" in bad.stderr.lower()
+    assert bad.returncode == 2 and f"moving file not found: {folder / 'missing.nrrd'}: check the path" in bad.stderr
 
 
 @pytest.mark.slow
@@ -63,3 +63,6 @@ def test_batch_script_prepares_writes_the_inverse_and_keeps_the_log(small_pair, 
     assert abs(inverse.transform_points(moved) - small_pair.head_points).max() < 1e-6
     log = (folder / "T.log").read_text()
     assert summary["outputs"]["log"] == str(folder / "T.log") and "elastix" in log and "from the" in log
+    # The command that repeats the run names the files given, not the scene's scratch copies (removed by now).
+    command = summary["provenance"]["command"]
+    assert f"--fixed {folder / 'ct.nrrd'}" in command and f"--moving {folder / 'mr.nrrd'}" in command

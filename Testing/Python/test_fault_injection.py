@@ -1028,6 +1028,37 @@ def test_the_slicer_batch_script_refuses_guidance_it_does_not_load(tmp_path, pri
     assert not (tmp_path / "out").exists() and list(private_tmp.iterdir()) == []
 
 
+SCRIPT_CASES = {  # options -> what the refusal says; each refused as mmreg register refuses it, before any engine
+    "a deformable result to .tfm": (["--engine", "ants", "--preset", "deformable", "--output-transform", "T.tfm"],
+                                    "a deformable result is a displacement field, which .tfm cannot hold"),
+    "a 2D-only option on volumes": (["--output-transform", "T.h5", "--checkerboard", "c.png"],
+                                    "--checkerboard apply to 2D images only"),
+    "an inverse elastix deformable cannot write": (["--preset", "deformable", "--output-transform", "T.h5",
+                                                    "--output-inverse", "Ti.h5"], "--output-inverse"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(SCRIPT_CASES))
+def test_the_slicer_batch_script_checks_files_as_mmreg_register_does(name, tmp_path, private_tmp):
+    """The script registered first and refused an output format afterwards (ANTs deformable: 30 s, then exit 2 and
+    nothing written); it now runs mmreg register's checks on the files given before loading anything."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[2] / "Resources" / "Scripts" / "slicer_register.py"
+    fixed, moving = _pair(tmp_path)
+    options, said = SCRIPT_CASES[name]
+    out = tmp_path / "out"
+    options = [str(out / option) if option.endswith((".tfm", ".h5", ".png")) else option for option in options]
+    run = subprocess.run(
+        [sys.executable, str(script), "--", "--fixed", str(fixed), "--moving", str(moving), *options],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "TMPDIR": str(private_tmp)},
+    )  # fmt: skip
+    assert run.returncode == EXIT_INPUT, run.stderr[-2000:]
+    assert said in run.stderr
+    assert not out.exists() and list(private_tmp.iterdir()) == []
+
+
 # --------------------------------------------------------------------------- mmreg stack --reference (issue 23)
 def _stack_reference(inputs: Path, slices: int = 4) -> Path:
     """A small 3D reference (``slices`` planes 1 mm apart) in inputs/reference.nrrd."""

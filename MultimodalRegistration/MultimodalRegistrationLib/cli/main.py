@@ -34,7 +34,7 @@ from .json_output import emit_json, file_or_none, human_stream
 from .prealign import add_prealign_parser
 from .prep import add_prep_arguments, add_prep_parser, prep_options, wants_prep
 from .qa import add_qa_parser
-from .register2d import add_2d_arguments, add_register2d_parser, command_register_2d, wants_2d
+from .register2d import add_2d_arguments, add_register2d_parser, command_register_2d, refuse_2d_options, wants_2d
 from .run import run_registration, worker_started_early
 from .stack import add_stack_parser
 from .versions import VersionAction
@@ -58,6 +58,7 @@ def _add_register_arguments(parser: argparse.ArgumentParser) -> None:
 def job_from_arguments(arguments: argparse.Namespace) -> RegistrationJob:
     """The registration job the arguments ask for: each job field from the argument of the same name
     (``--fixed-mask`` is ``fixed_mask``), the rest at the job's defaults."""
+    refuse_2d_options(arguments)
     values = option_values(RegistrationJob, arguments)
     values["prep"] = prep_options(arguments) if wants_prep(arguments) else None
     if getattr(arguments, "keep_log", False):

@@ -71,7 +71,9 @@ def add_register2d_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _is_2d(path: str) -> bool:
-    if suffix_of(path) in RASTER_SUFFIXES:
+    """A picture (PNG, JPEG, BMP, a one-page TIFF) or a volume file holding one slice; a multi-page TIFF is a stack."""
+    raster = suffix_of(path) in RASTER_SUFFIXES
+    if raster and suffix_of(path) not in (".tif", ".tiff"):
         return True
     import SimpleITK as sitk
 
@@ -80,7 +82,7 @@ def _is_2d(path: str) -> bool:
     try:
         reader.ReadImageInformation()
     except RuntimeError:
-        return False  # the 3D checks name the problem
+        return raster  # a TIFF SimpleITK cannot read is read as 2D; else the 3D checks name the problem
     size = reader.GetSize()
     return len(size) == 2 or (len(size) == 3 and size[2] == 1)
 
@@ -97,6 +99,17 @@ def wants_2d(arguments: argparse.Namespace) -> bool:
             "(stack 2D sections into a volume first with mmreg stack)"
         )
     return fixed
+
+
+def refuse_2d_options(arguments: argparse.Namespace) -> None:
+    """Refuse the options only 2D images take (pixel sizes, checkerboard, labels) for two volumes: ignored, they
+    would leave a user waiting for a picture or a QA that never comes."""
+    flags = {"fixed_pixel_size": "--fixed-pixel-size", "moving_pixel_size": "--moving-pixel-size",
+             "checkerboard": "--checkerboard", "fixed_labels": "--fixed-labels", "moving_labels": "--moving-labels"}
+    given = [flag for name, flag in flags.items() if getattr(arguments, name, None) is not None]
+    if given:
+        raise InputError(f"{', '.join(given)} apply to 2D images only, and these are volumes: drop them (for a "
+                         "volume's spacing, mmreg prep --spacing-fixed/--spacing-moving; for its QA, mmreg qa)")
 
 
 def job_from_2d_arguments(arguments: argparse.Namespace):
