@@ -757,6 +757,8 @@ MORE_CASES = {
     "Latin-1 manifest": Case(latin1_manifest, "save it as UTF-8"),
     "batch --workers -2": Case(batch_with("--workers", "-2"), "give 1 or more"),
     "batch --preset typo": Case(batch_with("--preset", "rigdi"), "unknown elastix preset 'rigdi'"),
+    "register volumes --checkerboard": Case(register_with("--checkerboard", "c.png"), "apply to 2D images only"),
+    "register volumes --moving-pixel-size": Case(register_with("--moving-pixel-size", "0.5"), "--moving-pixel-size"),
     "batch row with a preset typo": Case(batch_row_with_a_preset_typo, "line 3: case 'c2': "),
     "batch --output-dir is a file": Case(batch_output_dir_is_a_file, "choose another --output-dir"),
     "batch case named like a file": Case(batch_case_named_like_a_file, "rename the case"),
