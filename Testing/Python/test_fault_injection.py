@@ -151,6 +151,13 @@ def wrong_spacing_units(inputs: Path, out: Path) -> list[str]:
     return _register(fixed, moving, out)
 
 
+def micrometre_spacing(inputs: Path, out: Path) -> list[str]:
+    fixed, _ = _pair(inputs)
+    moving = inputs / "stack.nrrd"
+    write_image(_volume(size=(340, 12, 12), spacing=(375.0, 375.0, 375.0)), moving)  # 0.375 mm written in um
+    return _register(fixed, moving, out)
+
+
 def huge_header(inputs: Path, out: Path) -> list[str]:
     fixed, _ = _pair(inputs)
     moving = inputs / "huge.mha"
@@ -238,6 +245,8 @@ CASES = {
     "NaN spacing": Case(moving_header("ElementSpacing", "2 nan 2.5"), "spacing nan along axis 1"),
     "negative spacing": Case(moving_header("ElementSpacing", "-2 2 2.5"), "correct the spacing"),
     "spacing in the wrong units": Case(wrong_spacing_units, "set the true spacing"),
+    "spacing in micrometres": Case(micrometre_spacing, "for example 0.375,0.375,0.375 mm (micrometres written as "
+                                   "millimetres: 128 x 4.5 x 4.5 mm) (--spacing-moving sx,sy,sz"),
     "header claims 4000^3": Case(huge_header, "GB"),
     "skewed direction": Case(skewed_direction, "orthonormal"),
     "constant image": Case(constant_image, "load the right image"),

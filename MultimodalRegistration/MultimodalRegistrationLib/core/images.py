@@ -20,10 +20,8 @@ from .file_checks import (
     unreadable_error,
 )
 from .files import write_atomically
+from .plausible_spacing import MAX_PLAUSIBLE_EXTENT_MM, check_spacing
 
-# Largest plausible physical extent of a medical or microscopy image along one axis (mm).
-# A whole-body CT is about 2 m long; anything wider almost always means wrong spacing units.
-MAX_PLAUSIBLE_EXTENT_MM = 2000.0
 # A mask covering less of its image than this starves the sampler: crop instead.
 MIN_MASK_COVERAGE = 0.10
 
@@ -135,13 +133,10 @@ def validate_image(image: sitk.Image, role: str = "image") -> None:
         raise too_small
     if not np.all(np.isfinite(image.GetOrigin())):
         raise InputError(f"{role} origin {image.GetOrigin()} is not finite: fix the image origin in its header")
-    extent = physical_extent_mm(image)
-    worst = int(np.argmax(extent))
-    if extent[worst] > MAX_PLAUSIBLE_EXTENT_MM:
-        raise InputError(
-            f"{role}: spacing {spacing[worst]:g} mm gives a {extent[worst] / 1000:.2f} m wide image "
-            f"({image.GetSize()[worst]} voxels along axis {worst}): set the true spacing"
-        )
+    if physical_extent_mm(image).max() > MAX_PLAUSIBLE_EXTENT_MM:
+        side = role.split()[0]
+        option = f" (--spacing-{side} sx,sy,sz, on mmreg register or mmreg prep)" if side in ("fixed", "moving") else ""
+        raise InputError(check_spacing(image, role=role).message + option)
     if has_nan(image):  # the minimum and maximum skip NaN, so they are looked for here
         raise InputError(f"{role} contains NaN voxels: replace them (for example by 0) first")
     statistics = sitk.MinimumMaximumImageFilter()

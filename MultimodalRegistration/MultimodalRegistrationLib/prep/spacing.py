@@ -2,92 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import InputError
-from ..core.images import MAX_PLAUSIBLE_EXTENT_MM
+from ..core.plausible_spacing import SpacingCheck, check_spacing
 
-# Narrower than this (mm) along an axis of many voxels, an image is a spacing stored in metres.
-MIN_PLAUSIBLE_EXTENT_MM = 0.01
-# Pixel sizes of a 6.5 um camera pixel behind 1x .. 40x objectives (mm): light-sheet and slide scanners.
-MICROSCOPY_SPACINGS_MM = tuple(0.0065 / m for m in (1, 2, 4, 5, 10, 20, 40))
-# A microscopy specimen (a cleared organ, a slide's section) is at most about this wide (mm).
-SPECIMEN_MM = 10.0
+__all__ = ["Mismatch", "SpacingCheck", "check_spacing", "parse_spacing", "require_plausible", "resolution_mismatch",
+           "set_spacing", "voxel_size_mm"]
+
 # Voxel sizes further apart than this factor make the finer image worth downsampling first.
 MISMATCH_RATIO = 4.0
-
-
-@dataclass
-class SpacingCheck:
-    """Whether an image's physical size is plausible and, if not, which spacing would make it so."""
-
-    plausible: bool
-    message: str = ""
-    suggested_spacing: tuple[float, float, float] | None = None
-    alternatives: list[dict] = field(default_factory=list)  # {"spacing_mm", "extent_mm", "why"}
-
-    def describe(self) -> dict:
-        return {"plausible": self.plausible, "message": self.message,
-                "suggested_spacing_mm": list(self.suggested_spacing) if self.suggested_spacing else None,
-                "alternatives": self.alternatives}  # fmt: skip
-
-
-def _format_spacing(spacing) -> str:
-    return ",".join(f"{s:.6g}" for s in spacing)
-
-
-def _candidate(spacing: np.ndarray, size: np.ndarray, why: str) -> dict:
-    spacing_mm = [float(f"{s:.6g}") for s in spacing]
-    return {"spacing_mm": spacing_mm, "extent_mm": [round(float(e), 3) for e in spacing * size], "why": why}
-
-
-def check_spacing(image_or_size, spacing=None, role: str = "image") -> SpacingCheck:
-    """Check the physical extent (size x spacing) of an image, or of a size and spacing from a header.
-
-    Implausible: wider than 2 m along an axis (unit mix-up, or a file that stores no spacing so
-    that readers use 1 mm), or narrower than 0.01 mm along an axis of 16 voxels or more
-    (metres). The suggestion keeps the image's shape of voxels and gives a plausible size.
-    """
-    if isinstance(image_or_size, sitk.Image):
-        size = np.asarray(image_or_size.GetSize()[:3], float)
-        spacing = np.asarray(image_or_size.GetSpacing()[:3], float)
-    else:
-        size, spacing = np.asarray(image_or_size, float), np.asarray(spacing, float)
-    extent = size * spacing
-    too_wide = extent > MAX_PLAUSIBLE_EXTENT_MM
-    too_narrow = (extent < MIN_PLAUSIBLE_EXTENT_MM) & (size >= 16)
-    if not (too_wide.any() or too_narrow.any()):
-        return SpacingCheck(True)
-    axis = int(np.argmax(too_wide)) if too_wide.any() else int(np.argmax(too_narrow))
-    alternatives = []
-    if too_wide.any():
-        if np.allclose(spacing, 1.0):
-            # 1 mm everywhere is what readers use when a file (TIFF, PNG stack) stores no spacing.
-            for pixel in MICROSCOPY_SPACINGS_MM:
-                alternatives.append(_candidate(np.full(3, pixel), size, f"a microscope pixel of {pixel * 1000:.4g} um"))
-            fitting = [c for c in alternatives if max(c["extent_mm"]) <= SPECIMEN_MM]
-            best = fitting[0] if fitting else alternatives[-1]
-            reason = "spacing 1 mm on every axis usually means the file stores no spacing"
-        else:
-            alternatives.append(_candidate(spacing / 1000.0, size, "micrometres written as millimetres"))
-            best = alternatives[0]
-            reason = "the spacing looks like micrometres written as millimetres"
-        problem = f"spacing {spacing[axis]:g} mm gives a {extent[axis] / 1000:.2f} m wide image"
-    else:
-        alternatives.append(_candidate(spacing * 1000.0, size, "metres written as millimetres"))
-        best = alternatives[0]
-        reason = "the spacing looks like metres written as millimetres"
-        problem = f"spacing {spacing[axis]:g} mm gives a {extent[axis] * 1000:.3g} um wide image"
-    suggestion = tuple(best["spacing_mm"])
-    message = (
-        f"{role}: {problem} ({int(size[axis])} voxels along axis {axis}): set the true spacing; {reason}, "
-        f"for example {_format_spacing(suggestion)} mm ({best['why']}: "
-        f"{' x '.join(f'{e:.3g}' for e in best['extent_mm'])} mm)"
-    )
-    return SpacingCheck(False, message, suggestion, alternatives)
 
 
 def parse_spacing(text) -> tuple[float, float, float]:
