@@ -8,6 +8,12 @@
    (32 bins, every pixel) on both images shrunk to about ``SEARCH_PIXELS`` across; the best pose wins.
    Masks give the centroids and the scale seed only: mutual information inside a fixed head mask, with
    the air around it left out, preferred a 1.23 scale to the true 0.95 on the test pair.
+4. When the winner changes the size by more than ``UNSCALED_BEYOND`` (beyond what the engine refines from
+   either), the best pose at scale 1 is kept beside it (``unscaled``), for the registration to run from too:
+   the foreground areas' ratio assumes the two images show the same tissue, and a slide of the brain alone
+   against a slice of the whole head seeded 0.83 where the truth was 1; at 64 pixels the search kept that
+   scale, and so did the engines (8.6-9.5 mm off, where scale 1 ended 0.014 mm off with a higher mutual
+   information). Within it (the test pair's 0.93), no second run: it doubles the registration's time.
 
 Mirrored sections (a slide mounted upside down) are not searched. Deterministic: no random sampling.
 """
@@ -25,6 +31,7 @@ START_STEP_DEG = 10.0
 SCALE_STEP = 2 ** (1 / 8)
 SCALE_STEPS = 3
 SEARCH_PIXELS = 64
+UNSCALED_BEYOND = 0.10  # a start scaling by more than 10% (either way) is also tried at scale 1
 
 
 @dataclass
@@ -37,6 +44,7 @@ class Start2D:
     scale: float
     mutual_information: float
     poses: int
+    unscaled: "Start2D | None" = None  # the best pose at scale 1, when the winner changes the size
 
 
 def foreground(image: sitk.Image, mask: sitk.Image | None = None) -> np.ndarray:
@@ -100,22 +108,26 @@ def search_start_2d(
     moving_center, moving_area = _centroid_and_area(moving, foreground(moving, moving_mask))
     seed = float(np.sqrt(moving_area / fixed_area)) if scales and fixed_area > 0 else 1.0
     steps = range(-SCALE_STEPS, SCALE_STEPS + 1) if scales else (0,)
-    method = _metric()
     small_fixed, small_moving = _shrunk(fixed), _shrunk(moving)
-    best: tuple[float, float, float] | None = None
-    poses = 0
-    for step in steps:
-        scale = seed * SCALE_STEP**step
-        for angle in np.arange(0.0, 360.0, START_STEP_DEG):
-            method.SetInitialTransform(affine_2d(_pose(angle, scale, fixed_center, moving_center)), inPlace=False)
-            try:
-                value = method.MetricEvaluate(small_fixed, small_moving)
-            except RuntimeError:  # too few samples inside the moving image at this pose
-                continue
-            poses += 1
-            if best is None or value < best[0]:
-                best = (value, float(angle), scale)
-    if best is None:
-        best = (0.0, 0.0, seed)
-    value, angle, scale = best
-    return Start2D(_pose(angle, scale, fixed_center, moving_center), angle, scale, -float(value), poses)
+
+    def best_at(scales: list[float]) -> Start2D:
+        method = _metric()
+        best: tuple[float, float, float] | None = None
+        poses = 0
+        for scale in scales:
+            for angle in np.arange(0.0, 360.0, START_STEP_DEG):
+                method.SetInitialTransform(affine_2d(_pose(angle, scale, fixed_center, moving_center)), inPlace=False)
+                try:
+                    value = method.MetricEvaluate(small_fixed, small_moving)
+                except RuntimeError:  # too few samples inside the moving image at this pose
+                    continue
+                poses += 1
+                if best is None or value < best[0]:
+                    best = (value, float(angle), scale)
+        value, angle, scale = best if best is not None else (0.0, 0.0, scales[0])
+        return Start2D(_pose(angle, scale, fixed_center, moving_center), angle, scale, -float(value), poses)
+
+    start = best_at([seed * SCALE_STEP**step for step in steps])
+    if scales and abs(np.log(start.scale)) > np.log(1.0 + UNSCALED_BEYOND):
+        start.unscaled = best_at([1.0])
+    return start
