@@ -228,6 +228,8 @@ class Provenance(Record):
     before_matrix_lps: list | None = None  # the pose the metric "before" is measured at (fixed -> moving), if linear
     stages_skipped: list[str] = field(default_factory=list)
     rigid_stage: str = ""
+    # Small anatomy registered with its geometry this many times larger (registration/working_scale.py).
+    working_scale: float | None = _omitted()
 
     def __post_init__(self) -> None:
         # The parts may be given as their JSON (as register() builds them): read each as its record.

@@ -1,0 +1,92 @@
+"""Small anatomy registered at the size the registration is built for: a mouse brain (about 10 mm) against its MRI.
+
+The start search (grids of 5-7 mm, shifts of 20-105 mm), the decoys and the engines' presets (smoothing and
+shrinking in mm) are set for anatomy of 50 mm or more. On a mouse brain, cleared and shrunk, against a mouse
+MRI at 0.1 mm (the cleared-tissue tutorial at mouse size), elastix similarity failed ("Too many samples map
+outside moving image buffer") and ANTs shrank the images 80 times; the same images with every spacing and
+origin multiplied by 15 registered 0.035 mm off (0.52 mm at that size). Registration is the same problem in
+any unit: when both images are smaller than SMALL_EXTENT_MM, they are registered with their geometry scaled by
+``k`` (about WORKING_EXTENT_MM across), and the result is brought back, ``T(x) = T_k(k x) / k``.
+
+Linear presets only, unguided, from no or a linear initial transform: a nonlinear result or the guidance's
+distances would need the same care in every part, which is not built. Transforms map fixed to moving (LPS mm).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..core.images import physical_extent_mm
+from ..core.transforms import Transform
+
+SMALL_EXTENT_MM = 40.0  # both images narrower than this along every axis: small anatomy
+WORKING_EXTENT_MM = 200.0  # the larger image is registered about this wide
+
+
+def working_scale(fixed: sitk.Image, moving: sitk.Image) -> float:
+    """The factor (1: none) by which both images' geometry is multiplied for the registration."""
+    widest = max(float(physical_extent_mm(image).max()) for image in (fixed, moving))
+    if widest <= 0 or widest >= SMALL_EXTENT_MM:
+        return 1.0
+    return float(f"{WORKING_EXTENT_MM / widest:.2g}")
+
+
+def scaled_image(image: sitk.Image | None, k: float) -> sitk.Image | None:
+    """A copy of ``image`` whose spacing and origin are ``k`` times larger (the voxels are the same)."""
+    if image is None:
+        return None
+    copy = sitk.Image(image)
+    copy.SetSpacing([s * k for s in image.GetSpacing()])
+    copy.SetOrigin([o * k for o in image.GetOrigin()])
+    return copy
+
+
+def scaled_matrix(matrix: np.ndarray | list, k: float) -> np.ndarray:
+    """A 4x4 fixed -> moving matrix in units ``k`` times larger: ``S M S^-1`` with ``S = diag(k, k, k, 1)``."""
+    scale = np.diag([k, k, k, 1.0])
+    return scale @ np.asarray(matrix, float) @ np.linalg.inv(scale)
+
+
+def scaled_transform(transform: Transform | None, k: float) -> Transform | None:
+    """A linear transform in units ``k`` times larger (None stays None)."""
+    return None if transform is None else Transform.from_matrix(scaled_matrix(transform.matrix, k))
+
+
+def back_to_size(result, k: float, fixed: sitk.Image, moving: sitk.Image):
+    """The :class:`.register.RegistrationResult` of the scaled images in the images' own units: the transforms,
+    the matrices and distances the provenance records, the images it describes; a note says the rest of the
+    record (warnings, the pose search's details) is at the working size."""
+    provenance = result.provenance
+    down = 1.0 / k
+
+    def matrix(value):
+        return None if value is None else np.round(scaled_matrix(value, down), 9).tolist()
+
+    def described(description, image):
+        return replace(description, size=list(image.GetSize()), spacing_mm=[round(s, 6) for s in image.GetSpacing()],
+                       origin_lps_mm=[round(o, 4) for o in image.GetOrigin()])  # fmt: skip
+
+    offset = provenance.start_offset
+    search = provenance.any_pose
+    provenance = replace(
+        provenance,
+        start_matrix_lps=matrix(provenance.start_matrix_lps),
+        before_matrix_lps=matrix(provenance.before_matrix_lps),
+        start_offset=replace(offset, shift_mm=round(offset.shift_mm * down, 4)) if offset is not None else None,
+        any_pose=replace(search, matrix_lps=matrix(search.matrix_lps)) if search is not None else None,
+        fixed=described(provenance.fixed, fixed),
+        moving=described(provenance.moving, moving),
+        working_scale=k,
+    )
+    note = (
+        f"registered at {k:g} times its size: both images are under {SMALL_EXTENT_MM:g} mm across, and the start "
+        f"search and presets are built for larger anatomy; the result is in the images' own mm, distances in the "
+        "other warnings are at the working size"
+    )
+    return replace(
+        result, transform=scaled_transform(result.transform, down), inverse=scaled_transform(result.inverse, down),
+        provenance=provenance, warnings=[*result.warnings, note],
+    )  # fmt: skip
