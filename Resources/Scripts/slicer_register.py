@@ -56,12 +56,8 @@ def _write_inverse(registration, transform, path: str, summary) -> None:
     """The moving -> fixed transform: the engine's own for a nonlinear result, the exact inverse of a linear one."""
     if registration.inverse_transform_node is not None:
         mrml.transform_from_node(registration.inverse_transform_node).write(path)
-    elif transform.is_linear:
+    else:  # linear: job_from_arguments refused, before the run, an inverse the result would not have
         transform.inverse().write(path)
-    else:
-        summary.warnings.append(f"no inverse written to {path}: this engine and preset give none (ANTs deformable does)")
-        print(f"warning: {summary.warnings[-1]}", file=sys.stderr)
-        return
     summary.outputs["inverse"] = path
 
 
@@ -106,7 +102,7 @@ def main(argv):
             prep=prep_options(arguments) if wants_prep(arguments) else None,
             log=log_beside(arguments.output_transform) if arguments.keep_log else None,
         )  # fmt: skip
-        registration = register_nodes(parameters, python=worker_python())
+        registration = register_nodes(parameters, python=worker_python(), panel_words=False)
         transform = mrml.transform_from_node(registration.output_transform_node)
         transform.write(arguments.output_transform)
         summary = registration.summary

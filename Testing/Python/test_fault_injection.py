@@ -1240,3 +1240,11 @@ def test_a_panel_choice_that_does_not_fit_is_refused_in_the_panels_words(name, s
     assert "--" not in message  # no mmreg option a panel user cannot find
     assert getattr(refused.value, "kind", "input") == "input"
     assert scene.GetNumberOfNodes() == nodes_before
+
+
+def test_the_slicer_batch_script_hears_the_options_it_was_given(scene):
+    """register_nodes(panel_words=False), as Resources/Scripts/slicer_register.py calls it: mmreg's options."""
+    from MultimodalRegistrationLib.nodes.registration import register_nodes, registration_parameters
+
+    with pytest.raises(ValueError, match="^--guidance-weight 2.0: give|^--guidance-weight weighs segmentations"):
+        register_nodes(registration_parameters(**_two_volumes(scene), guidanceWeight=2.0), panel_words=False)

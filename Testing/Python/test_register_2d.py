@@ -227,7 +227,6 @@ def test_a_multi_page_tiff_is_a_volume_and_a_one_page_tiff_a_picture(tmp_path):
     assert _is_2d(str(tmp_path / "page.tif"))
 
 
-
 @pytest.mark.parametrize("engine", ["elastix", "ants"])
 def test_a_brain_only_slide_against_a_whole_head_slice_keeps_its_size(tmp_path, engine, capsys):
     """The foreground areas' ratio seeds the scale: an H&E-like slide of the brain alone (MNI anatomy) against a

@@ -145,6 +145,17 @@ def test_a_result_that_shrinks_the_tissue_has_not_left_the_field_of_view(pair, a
     assert shrunk(0.23).verdict == "ok"
     assert has(shrunk(0.23, sizes=False), "left the fixed field of view")
     assert has(shrunk(0.10), "left the fixed field of view")  # under half of what its size allows
+    # A summary that does not describe the images, or a fixed mask (the QA's overlap is then the mask's): no bound.
+    report = replace(truth, transform=replace(truth.transform, matrix_lps=np.diag([1.74, 1.74, 1.74, 1.0]).tolist()),
+                     images_before=replace(truth.images_before, overlap_fraction=0.85),
+                     images_after=replace(truth.images_after, overlap_fraction=0.23))  # fmt: skip
+    bare = summary_of(report)
+    assert has(triage_case(bare, report), "left the fixed field of view")
+    masked = summary_of(report)
+    masked.provenance.fixed = ImageDescription(size=[161, 185, 155], spacing_mm=[1.5, 1.5, 1.5])
+    masked.provenance.moving = ImageDescription(size=[294, 340, 198], spacing_mm=[1.0, 1.0, 1.0])
+    masked.provenance.fixed_mask = "brain_mask.nrrd"
+    assert has(triage_case(masked, report), "left the fixed field of view")
 
 
 def test_a_warning_that_doubts_the_result_makes_the_case_worth_a_look(pair, assess):

@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 from MultimodalRegistrationLib.core.phantom import mean_error_mm
 from MultimodalRegistrationLib.core.transforms import Transform
 from MultimodalRegistrationLib.registration.register import register
@@ -31,12 +32,36 @@ def test_only_small_anatomy_is_scaled(small_pair, tiny):
     assert widest < 40.0 and working_scale(fixed, moving) == pytest.approx(200.0 / widest, rel=0.05)
 
 
+def test_what_runs_at_its_own_size(tiny, tmp_path):
+    """Only a named linear preset, unguided, from no or a linear start; not images whose spacing is not mm."""
+    from MultimodalRegistrationLib.registration.guided.guidance import Guidance
+    from MultimodalRegistrationLib.registration.settings import RegistrationSettings
+    from MultimodalRegistrationLib.registration.working_scale import scale_for
+
+    fixed, moving, truth, _ = tiny
+    k = working_scale(fixed, moving)
+    assert k > 5 and scale_for(fixed, moving, RegistrationSettings(preset="similarity")) == k
+    assert scale_for(fixed, moving, RegistrationSettings(preset="deformable")) == 1.0
+    assert scale_for(fixed, moving, RegistrationSettings(preset="rigid", initial_transform=truth)) == k
+    field = Transform.from_displacement_field(sitk.Image([4, 4, 4], sitk.sitkVectorFloat64, 3))
+    assert scale_for(fixed, moving, RegistrationSettings(preset="rigid", initial_transform=field)) == 1.0
+    labels = sitk.Cast(fixed > float(np.percentile(sitk.GetArrayViewFromImage(fixed), 60)), sitk.sitkUInt8)
+    guided = Guidance(labels, sitk.Resample(labels, moving, sitk.Transform(), sitk.sitkNearestNeighbor))
+    assert scale_for(fixed, moving, RegistrationSettings(preset="rigid"), guided) == 1.0
+    custom = tmp_path / "mine.txt"
+    custom.write_text("(Transform \"EulerTransform\")\n")
+    assert scale_for(fixed, moving, RegistrationSettings(preset=str(custom))) == 1.0
+    wrong = scaled_image(fixed, 1e-4)  # voxels of 0.03 um: a spacing in the wrong units, left for the checks to refuse
+    assert working_scale(wrong, scaled_image(moving, 1e-4)) == 1.0
+
+
 @pytest.mark.slow
 def test_a_head_15_times_smaller_registers_as_the_full_size_one(tiny):
     fixed, moving, truth, points = tiny
+    mask = sitk.Cast(fixed > float(np.percentile(sitk.GetArrayViewFromImage(fixed), 40)), sitk.sitkUInt8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = register(fixed, moving, preset="rigid")
+        result = register(fixed, moving, preset="rigid", fixed_mask=mask)
     # mm, in the small images' own units (full size: 0.3-0.5 mm on these 4 mm voxels)
     assert mean_error_mm(result.transform, truth, points) < 0.05
     assert np.allclose(result.inverse.matrix @ result.transform.matrix, np.eye(4), atol=1e-9)
@@ -46,6 +71,21 @@ def test_a_head_15_times_smaller_registers_as_the_full_size_one(tiny):
     start = Transform.from_matrix(np.asarray(provenance.start_matrix_lps))
     assert mean_error_mm(start, truth, points) < 2.0  # the search's start, in the same units (31 mm -> 2.1 mm)
     assert any(w.startswith("registered at") for w in result.warnings)
+
+
+@pytest.mark.slow
+def test_the_far_from_start_rule_measures_in_the_images_own_mm(tiny):
+    """A start 2.5 mm from the truth is 30 mm at the working scale (12 times): the result moves about 2.5 mm from
+    it, not the 20 mm the warning needs (measured at the working scale, it warned)."""
+    fixed, moving, truth, points = tiny
+    nudge = np.eye(4)
+    nudge[:3, 3] = [2.5, 0.0, 0.0]
+    start = Transform.from_matrix(truth.matrix @ nudge)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = register(fixed, moving, preset="rigid", initial_transform=start)
+    assert result.provenance.working_scale * 2.5 > 20 and mean_error_mm(result.transform, truth, points) < 0.05
+    assert not any(w.startswith("the result lies") for w in result.warnings), result.warnings
 
 
 @pytest.mark.slow

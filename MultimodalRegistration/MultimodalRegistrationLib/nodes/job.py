@@ -48,8 +48,10 @@ class NodeJob:
     cancelled_message: str | None = None
     # Wait for the worker to exit before applying, so that it removes its own scratch folder.
     reap_worker: bool = False
-    # The job whose panel the messages speak for (None: the worker's job type).
+    # The job whose panel the messages speak for (None: the worker's job type); False speaks mmreg's options
+    # (the Slicer batch script, whose users typed them).
     panel_job: type | None = None
+    speaks_panel: bool = True
 
     @property
     def running(self) -> bool:
@@ -118,7 +120,7 @@ class NodeJob:
 
     def in_panel_words(self, text: str) -> str:
         """``text`` with ``mmreg``'s options named as the panel names them (:mod:`.panel_words`)."""
-        return in_panel_words(text, self.panel_job or self._worker.job_type)
+        return in_panel_words(text, self.panel_job or self._worker.job_type) if self.speaks_panel else text
 
     def _apply(self, result: JobResult) -> None:
         raise NotImplementedError

@@ -31,10 +31,13 @@ PANEL_LABELS = {
     "stabilityRestarts": "Stability", "reportPath": "Export report", "currentTransform": "Current transform",
     "cropCommon": "Crop to the common region", "marginMm": "Margin around the common region",
     "maskFixed": "Automatic fixed mask", "maskMoving": "Automatic moving mask", "excludeAboveHu": "Exclude CT above",
-    "n4Fixed": "N4 bias correction", "movingSpacingX": "Set moving spacing", "downsampleMm": "Downsample to",
+    "n4Fixed": "N4 bias correction", "downsampleMm": "Downsample to",
     "piecewise": None,  # a script's parameter only: no widget
 }
 PREP_MODULE = "Registration Prep's "
+# Options left as they are: the spacing is set per image ("--spacing-fixed/--spacing-moving"), and the Prep panel
+# sets the moving one only; a half-translated pair reads worse than the command line's words.
+KEPT_AS_OPTIONS = ("--spacing-fixed", "--spacing-moving")
 # An option, with the command that owns it when the text names one ("mmreg prep --downsample-to").
 _OPTION = re.compile(r"(?:\bmmreg (?:prep|register|qa|prealign) )?(--[a-z][a-z0-9-]*)")
 
@@ -60,11 +63,15 @@ def in_panel_words(text: str, job_class: type = RegistrationJob) -> str:
     of another step (QA's stability, Registration Prep's downsampling) as that panel names them; the rest as
     they are."""
     own = _words(job_class)
+    if not own and job_class is not PrepJob:  # a job no panel sets (a stack): its options are its own
+        return text
     others = {flag: words for cls in (RegistrationJob, QAJob, PrealignJob) for flag, words in _words(cls).items()}
     prep = _words(PrepOptions)
 
     def name(match: re.Match) -> str:
         flag = match.group(1)
+        if flag in KEPT_AS_OPTIONS:
+            return match.group(0)
         if flag in own:
             return own[flag]
         if flag in prep and (match.group(0).startswith("mmreg prep") or flag not in others):

@@ -8,6 +8,7 @@ cancelled run leaves the scene as it was.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from types import SimpleNamespace
 
 from ..process.jobs import RegistrationJob
@@ -27,7 +28,6 @@ from .registration_result import NodeRegistration
 __all__ = ["ATTRIBUTE_PREFIX", "NodeRegistration", "register_nodes", "registration_parameters"]
 
 
-@panel_errors(RegistrationJob)
 def register_nodes(
     parameters,
     on_progress: Callable[[float, str], None] | None = None,
@@ -35,6 +35,7 @@ def register_nodes(
     blocking: bool = True,
     python: str | None = None,
     warm=None,
+    panel_words: bool = True,
 ) -> NodeRegistration:
     """Register the moving volume to the fixed one as ``parameters`` say; the result goes in its output
     transform node (a new one if none is given).
@@ -48,12 +49,19 @@ def register_nodes(
     :meth:`~NodeRegistration.poll`, from a timer) must be called. ``warm`` (a free
     :class:`..process.warm_worker.WarmWorker`) runs the job in that process, engines already imported.
     Two volumes one slice thick (slides, photographs, one slice) are registered as 2D images
-    (:mod:`.registration_2d`).
+    (:mod:`.registration_2d`). Errors and warnings name the panel's fields (:mod:`.panel_words`); with
+    ``panel_words`` False, ``mmreg register``'s options (the Slicer batch script).
     """
+    with panel_errors(RegistrationJob) if panel_words else nullcontext():
+        return _register_nodes(parameters, on_progress, on_done, blocking, python, warm, panel_words)
+
+
+def _register_nodes(parameters, on_progress, on_done, blocking: bool, python, warm, panel_words: bool):
     fixed, moving = (node_of(parameters, RegistrationJob, name) for name in ("fixed", "moving"))
     check_volume_pair(fixed, moving, otherwise="register to another volume")
     if mrml.is_single_slice(fixed) and mrml.is_single_slice(moving):
         registration = register_nodes_2d(parameters, on_progress, on_done, python, warm)
+        registration.speaks_panel = panel_words
         if blocking:
             registration.wait()
         return registration
@@ -64,6 +72,7 @@ def register_nodes(
         job = preflight_registration(job_from_panel(RegistrationJob, parameters, folder, WRITERS, **outputs))
         worker = WorkerJob(job, python=python, on_progress=on_progress, warm=warm)
         registration = NodeRegistration(worker, folder, parameters, on_done)
+    registration.speaks_panel = panel_words
     if blocking:
         registration.wait()
     return registration

@@ -134,8 +134,8 @@ def read_manifest(
 
 
 def _check_preset(job: CaseJob, where: str, checked: set) -> None:
-    """Refuse an engine or preset no case can run (a typo in --preset or in a row), before any case runs; ``where``
-    names the row when the row chose them. ``checked`` holds the (engine, preset) pairs already loaded."""
+    """Refuse an engine or preset that cannot run (a typo in --preset, refusing every case, or in one row, refusing
+    the batch: the manifest is wrong), before any case runs; ``where`` names the row when the row chose them. ``checked`` holds the (engine, preset) pairs already loaded."""
     from ..engines.presets import load_preset
 
     if (job.engine, job.preset) in checked:

@@ -136,9 +136,12 @@ def _possible_overlap(summary: RegistrationSummary | None, matrix: np.ndarray | 
     """The largest share of the fixed image the moving image can cover under a linear ``matrix`` (fixed ->
     moving): the moving box's volume brought to fixed space (over the determinant), over the fixed box's; 1
     when it cannot be told. A result that shrinks the tissue to its true size (a cleared stack stored at 1 mm)
-    covers less of the fixed image than the pose before it, without leaving the field of view."""
+    covers less of the fixed image than the pose before it, without leaving the field of view. 1 too with a
+    fixed mask (the QA's overlap is then the mask's share, which the boxes do not bound)."""
     images = (summary.provenance.fixed, summary.provenance.moving) if summary is not None else (None, None)
-    if matrix is None or None in images:
+    if matrix is None or None in images or summary.provenance.fixed_mask:
+        return 1.0
+    if any(len(image.size) != 3 or len(image.spacing_mm) != 3 for image in images):
         return 1.0
     volumes = [float(np.prod(np.asarray(image.size, float) * np.asarray(image.spacing_mm, float)))
                for image in images]  # fmt: skip

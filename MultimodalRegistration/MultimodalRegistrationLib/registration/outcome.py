@@ -126,17 +126,18 @@ def start_after_lost_overlap(run: RegistrationRun, plan: RunPlan, engine_runs: E
     return best, _judged_by_guidance(run, plan, Kept(start, inverse, metric, "start", reason), guided), guided
 
 
-def warn_if_weak(run: RegistrationRun, kept: Kept, metric_before: float, start: Transform) -> None:
+def warn_if_weak(run: RegistrationRun, kept: Kept, metric_before: float, start: Transform, start_name: str) -> None:
     """Unguided, a warning when the result looks no better than the images' starting pose (see
     :mod:`.rules.weak_result`), and one when it lies far from the initial transform the user gave
-    (:mod:`.rules.far_from_start`; ``start``: the pose the engine started from)."""
+    (:mod:`.rules.far_from_start`; ``start``: the pose the engine started from, ``start_name`` its name: only the
+    initial transform as given counts, not a search or centring on top of it)."""
     if run.prepared is not None:
         return
     fixed_mask = run.fixed_mask
     center = mask_centroid(fixed_mask) if fixed_mask is not None else foreground_center(run.fixed)
     weak = weak_result_warning(run.fixed, run.moving, kept.transform, kept.metric_after, metric_before, center)
     run.warnings += [weak] if weak else []
-    if run.settings.initial_transform is not None and kept.kept != "start":
+    if run.settings.initial_transform is not None and start_name in ("initial", "none") and kept.kept != "start":
         far = far_from_start_warning(run.fixed, start, kept.transform, fixed_mask)
         run.warnings += [far] if far else []
     run.lap("weak_check_s")

@@ -13,14 +13,13 @@ import SimpleITK as sitk
 
 from ..core.metric import mutual_information
 from ..core.transforms import Transform
-from ..engines.presets import load_preset
 from .guided.guidance import Guidance
 from .outcome import keep_no_worse, provenance, start_after_lost_overlap, warn_if_weak
 from .rigid_first import rigid_first
 from .runs import checked_run, pick_run, plan_runs, run_engines
 from .settings import Progress, RegistrationSettings
 from .summary import Provenance, RegistrationSummary
-from .working_scale import back_to_size, scaled_image, scaled_transform, working_scale
+from .working_scale import back_to_size, scale_for, scaled_image, scaled_transform
 
 # What the summary calls the metric: the one mutual information of core/metric.py.
 METRIC_NAME = "mutual_information"
@@ -77,16 +76,13 @@ def register(
     Both images under 40 mm across (a mouse brain) are registered at a larger size (:mod:`.working_scale`).
     """
     settings = (settings or RegistrationSettings()).overridden(overrides)
-    k = working_scale(fixed, moving)
-    initial = settings.initial_transform
-    unguided = guidance is None or guidance.is_empty
-    if k != 1.0 and unguided and (initial is None or initial.is_linear) and load_preset(settings.engine,
-                                                                                          settings.preset).is_linear:
+    k = scale_for(fixed, moving, settings, guidance)
+    if k != 1.0:
         larger = replace(settings, fixed_mask=scaled_image(settings.fixed_mask, k),
                          moving_mask=scaled_image(settings.moving_mask, k),
-                         initial_transform=scaled_transform(initial, k))  # fmt: skip
+                         initial_transform=scaled_transform(settings.initial_transform, k))  # fmt: skip
         result = _register(scaled_image(fixed, k), scaled_image(moving, k), larger, progress, workdir, None)
-        return back_to_size(result, k, fixed, moving)
+        return back_to_size(result, k, fixed, moving, settings)
     return _register(fixed, moving, settings, progress, workdir, guidance)
 
 
@@ -114,7 +110,7 @@ def _register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSetti
             for tried in engine_runs.tried if "error" in tried
         ]  # fmt: skip
         kept, guided = keep_no_worse(run, plan, best)
-    warn_if_weak(run, kept, metric_before, best[3])
+    warn_if_weak(run, kept, metric_before, best[3], best[2])
     run.timings.update(best[4].timings)
     seconds = time.perf_counter() - started
     made = provenance(run, plan, engine_runs, best, kept, guided)

@@ -8,30 +8,54 @@ origin multiplied by 15 registered 0.035 mm off (0.52 mm at that size). Registra
 any unit: when both images are smaller than SMALL_EXTENT_MM, they are registered with their geometry scaled by
 ``k`` (about WORKING_EXTENT_MM across), and the result is brought back, ``T(x) = T_k(k x) / k``.
 
-Linear presets only, unguided, from no or a linear initial transform: a nonlinear result or the guidance's
-distances would need the same care in every part, which is not built. Transforms map fixed to moving (LPS mm).
+Linear named presets only (a custom preset file is tuned for the images as they are), unguided, from no or a
+linear initial transform: a nonlinear result or the guidance's distances would need the same care in every part,
+which is not built. Images whose spacing is not plausible mm (metres, no spacing) are left as they are, for the
+checks to refuse. Transforms map fixed to moving (LPS mm).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
+from ..core.file_checks import grid_refusal
 from ..core.images import physical_extent_mm
+from ..core.plausible_spacing import check_spacing
 from ..core.transforms import Transform
+from .rules.far_from_start import FAR_FROM_START, far_from_start_warning
 
 SMALL_EXTENT_MM = 40.0  # both images narrower than this along every axis: small anatomy
 WORKING_EXTENT_MM = 200.0  # the larger image is registered about this wide
+MAX_SCALE = 1000.0
 
 
 def working_scale(fixed: sitk.Image, moving: sitk.Image) -> float:
     """The factor (1: none) by which both images' geometry is multiplied for the registration."""
     widest = max(float(physical_extent_mm(image).max()) for image in (fixed, moving))
-    if widest <= 0 or widest >= SMALL_EXTENT_MM:
+    if not (0 < widest < SMALL_EXTENT_MM):  # NaN too
         return 1.0
-    return float(f"{WORKING_EXTENT_MM / widest:.2g}")
+    for image in (fixed, moving):
+        if grid_refusal("image", image.GetSize(), image.GetSpacing()) or not check_spacing(image).plausible:
+            return 1.0
+    return min(float(f"{WORKING_EXTENT_MM / widest:.2g}"), MAX_SCALE)
+
+
+def scale_for(fixed: sitk.Image, moving: sitk.Image, settings, guidance=None) -> float:
+    """:func:`working_scale` for a registration that can run at it (1 otherwise): a named linear preset,
+    unguided, from no or a linear initial transform (``settings``: a :class:`.settings.RegistrationSettings`)."""
+    from ..engines.presets import load_preset
+
+    k = working_scale(fixed, moving)
+    initial = settings.initial_transform
+    if k == 1.0 or (guidance is not None and not guidance.is_empty) or Path(settings.preset).suffix:
+        return 1.0
+    if initial is not None and not initial.is_linear:
+        return 1.0
+    return k if load_preset(settings.engine, settings.preset).is_linear else 1.0
 
 
 def scaled_image(image: sitk.Image | None, k: float) -> sitk.Image | None:
@@ -55,12 +79,19 @@ def scaled_transform(transform: Transform | None, k: float) -> Transform | None:
     return None if transform is None else Transform.from_matrix(scaled_matrix(transform.matrix, k))
 
 
-def back_to_size(result, k: float, fixed: sitk.Image, moving: sitk.Image):
+def back_to_size(result, k: float, fixed: sitk.Image, moving: sitk.Image, settings):
     """The :class:`.register.RegistrationResult` of the scaled images in the images' own units: the transforms,
-    the matrices and distances the provenance records, the images it describes; a note says the rest of the
-    record (warnings, the pose search's details) is at the working size."""
+    the matrices and distances the provenance records, the images it describes, the far-from-start warning
+    (measured again in mm: ``settings`` are the run's own, unscaled); a note says the rest of the record (other
+    warnings, the pose search's details) is at the working size."""
     provenance = result.provenance
     down = 1.0 / k
+    transform = scaled_transform(result.transform, down)
+    warnings = [warning for warning in result.warnings if not warning.startswith(FAR_FROM_START)]
+    if len(warnings) < len(result.warnings):
+        start = Transform.from_matrix(scaled_matrix(provenance.start_matrix_lps, down))
+        far = far_from_start_warning(fixed, start, transform, settings.fixed_mask)
+        warnings += [far] if far else []
 
     def matrix(value):
         return None if value is None else np.round(scaled_matrix(value, down), 9).tolist()
@@ -87,6 +118,6 @@ def back_to_size(result, k: float, fixed: sitk.Image, moving: sitk.Image):
         "other warnings are at the working size"
     )
     return replace(
-        result, transform=scaled_transform(result.transform, down), inverse=scaled_transform(result.inverse, down),
-        provenance=provenance, warnings=[*result.warnings, note],
+        result, transform=transform, inverse=scaled_transform(result.inverse, down), provenance=provenance,
+        warnings=[*warnings, note],
     )  # fmt: skip
