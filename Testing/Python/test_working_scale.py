@@ -32,8 +32,24 @@ def test_only_small_anatomy_is_scaled(small_pair, tiny):
     assert widest < 40.0 and working_scale(fixed, moving) == pytest.approx(200.0 / widest, rel=0.05)
 
 
+def test_a_nonlinear_result_comes_back_to_the_images_own_mm():
+    """x -> T(x) at the working scale is x -> k T(x / k): a displacement field brought back maps as it should."""
+    from MultimodalRegistrationLib.registration.working_scale import scaled_transform
+
+    rng = np.random.default_rng(1)
+    field = sitk.GetImageFromArray(rng.normal(0.0, 0.3, (6, 7, 8, 3)), isVector=True)
+    field.SetSpacing((5.0, 5.0, 5.0))
+    at_working_size = Transform.from_displacement_field(field)  # over a 40 x 35 x 30 mm box
+    k = 12.0
+    own = scaled_transform(at_working_size, 1.0 / k)
+    points = rng.uniform(2.0, 25.0, (50, 3)) / k
+    assert np.allclose(own.transform_points(points), at_working_size.transform_points(points * k) / k, atol=1e-9)
+    back = scaled_transform(own, k)
+    assert np.allclose(back.transform_points(points * k), at_working_size.transform_points(points * k), atol=1e-9)
+
+
 def test_what_runs_at_its_own_size(tiny, tmp_path):
-    """Only a named linear preset, unguided, from no or a linear start; not images whose spacing is not mm."""
+    """Only a named preset, unguided, from no or a linear start; not images whose spacing is not mm."""
     from MultimodalRegistrationLib.registration.guided.guidance import Guidance
     from MultimodalRegistrationLib.registration.settings import RegistrationSettings
     from MultimodalRegistrationLib.registration.working_scale import scale_for
@@ -41,7 +57,7 @@ def test_what_runs_at_its_own_size(tiny, tmp_path):
     fixed, moving, truth, _ = tiny
     k = working_scale(fixed, moving)
     assert k > 5 and scale_for(fixed, moving, RegistrationSettings(preset="similarity")) == k
-    assert scale_for(fixed, moving, RegistrationSettings(preset="deformable")) == 1.0
+    assert scale_for(fixed, moving, RegistrationSettings(preset="deformable")) == k
     assert scale_for(fixed, moving, RegistrationSettings(preset="rigid", initial_transform=truth)) == k
     field = Transform.from_displacement_field(sitk.Image([4, 4, 4], sitk.sitkVectorFloat64, 3))
     assert scale_for(fixed, moving, RegistrationSettings(preset="rigid", initial_transform=field)) == 1.0
