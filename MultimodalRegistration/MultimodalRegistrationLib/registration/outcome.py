@@ -126,21 +126,28 @@ def start_after_lost_overlap(run: RegistrationRun, plan: RunPlan, engine_runs: E
     return best, _judged_by_guidance(run, plan, Kept(start, inverse, metric, "start", reason), guided), guided
 
 
-def warn_if_weak(run: RegistrationRun, kept: Kept, metric_before: float, start: Transform, start_name: str) -> None:
+def warn_if_weak(run: RegistrationRun, kept: Kept, metric_before: float) -> None:
     """Unguided, a warning when the result looks no better than the images' starting pose (see
-    :mod:`.rules.weak_result`), and one when it lies far from the initial transform the user gave
-    (:mod:`.rules.far_from_start`; ``start``: the pose the engine started from, ``start_name`` its name: only the
-    initial transform as given counts, not a search or centring on top of it)."""
+    :mod:`.rules.weak_result`)."""
     if run.prepared is not None:
         return
     fixed_mask = run.fixed_mask
     center = mask_centroid(fixed_mask) if fixed_mask is not None else foreground_center(run.fixed)
     weak = weak_result_warning(run.fixed, run.moving, kept.transform, kept.metric_after, metric_before, center)
     run.warnings += [weak] if weak else []
-    if run.settings.initial_transform is not None and start_name in ("initial", "none") and kept.kept != "start":
-        far = far_from_start_warning(run.fixed, start, kept.transform, fixed_mask)
-        run.warnings += [far] if far else []
     run.lap("weak_check_s")
+
+
+def warn_if_far(result, fixed: sitk.Image, settings, guided: bool) -> None:
+    """Unguided, a warning added to ``result`` (a :class:`.register.RegistrationResult` in the images' own mm) when
+    it lies far from the initial transform the user gave (:mod:`.rules.far_from_start`): only when the engine
+    started from that transform as given (start "initial" or "none", not a search or centring on top of it) and
+    the result is not that start returned."""
+    made = result.provenance
+    if guided or settings.initial_transform is None or made.start not in ("initial", "none") or made.kept == "start":
+        return
+    far = far_from_start_warning(fixed, settings.initial_transform, result.transform, settings.fixed_mask)
+    result.warnings += [far] if far else []
 
 
 def provenance(run: RegistrationRun, plan: RunPlan, engine_runs: EngineRuns, best: tuple, kept: Kept,
@@ -170,8 +177,8 @@ def provenance(run: RegistrationRun, plan: RunPlan, engine_runs: EngineRuns, bes
         starts_tried=engine_runs.tried,
         any_pose=starts.search.summary() if starts.search is not None else None,
         start_offset=_start_offset(start, starts.before, fixed, settings.initial_transform is not None),
-        fixed=_describe_image(fixed, sources.get("fixed")),
-        moving=_describe_image(run.moving, sources.get("moving")),
+        fixed=describe_image(fixed, sources.get("fixed")),
+        moving=describe_image(run.moving, sources.get("moving")),
         fixed_mask=sources.get("fixed_mask") if settings.fixed_mask is not None else None,
         fixed_sampling=plan.regions[start_name].describe() if start_name in plan.regions else None,
         moving_mask=sources.get("moving_mask") if settings.moving_mask is not None else None,
@@ -182,7 +189,9 @@ def provenance(run: RegistrationRun, plan: RunPlan, engine_runs: EngineRuns, bes
     )
 
 
-def _describe_image(image: sitk.Image, source: str | None) -> dict:
+def describe_image(image: sitk.Image, source: str | None) -> dict:
+    """What the provenance records of an input image: its file, size (voxels), spacing (mm), origin (LPS mm)
+    and pixel type."""
     return {
         "source": source,
         "size": list(image.GetSize()),

@@ -14,7 +14,7 @@ import SimpleITK as sitk
 from ..core.metric import mutual_information
 from ..core.transforms import Transform
 from .guided.guidance import Guidance
-from .outcome import keep_no_worse, provenance, start_after_lost_overlap, warn_if_weak
+from .outcome import keep_no_worse, provenance, start_after_lost_overlap, warn_if_far, warn_if_weak
 from .rigid_first import rigid_first
 from .runs import checked_run, pick_run, plan_runs, run_engines
 from .settings import Progress, RegistrationSettings
@@ -81,9 +81,12 @@ def register(
         larger = replace(settings, fixed_mask=scaled_image(settings.fixed_mask, k),
                          moving_mask=scaled_image(settings.moving_mask, k),
                          initial_transform=scaled_transform(settings.initial_transform, k))  # fmt: skip
-        result = _register(scaled_image(fixed, k), scaled_image(moving, k), larger, progress, workdir, None)
-        return back_to_size(result, k, fixed, moving, settings)
-    return _register(fixed, moving, settings, progress, workdir, guidance)
+        result = back_to_size(_register(scaled_image(fixed, k), scaled_image(moving, k), larger, progress, workdir,
+                                        None), k, fixed, moving)  # fmt: skip
+    else:
+        result = _register(fixed, moving, settings, progress, workdir, guidance)
+    warn_if_far(result, fixed, settings, guided=guidance is not None and not guidance.is_empty)
+    return result
 
 
 def _register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettings, progress: Progress | None,
@@ -110,7 +113,7 @@ def _register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSetti
             for tried in engine_runs.tried if "error" in tried
         ]  # fmt: skip
         kept, guided = keep_no_worse(run, plan, best)
-    warn_if_weak(run, kept, metric_before, best[3], best[2])
+    warn_if_weak(run, kept, metric_before)
     run.timings.update(best[4].timings)
     seconds = time.perf_counter() - started
     made = provenance(run, plan, engine_runs, best, kept, guided)

@@ -28,7 +28,7 @@ from ..core.file_checks import grid_refusal
 from ..core.images import physical_extent_mm
 from ..core.plausible_spacing import check_spacing
 from ..core.transforms import Transform
-from .rules.far_from_start import FAR_FROM_START, far_from_start_warning
+from .outcome import describe_image
 
 SMALL_EXTENT_MM = 40.0  # both images narrower than this along every axis: small anatomy
 WORKING_EXTENT_MM = 200.0  # the larger image is registered about this wide
@@ -85,26 +85,15 @@ def scaled_transform(transform: Transform | None, k: float) -> Transform | None:
     return Transform.chain([up, transform, down])
 
 
-def back_to_size(result, k: float, fixed: sitk.Image, moving: sitk.Image, settings):
+def back_to_size(result, k: float, fixed: sitk.Image, moving: sitk.Image):
     """The :class:`.register.RegistrationResult` of the scaled images in the images' own units: the transforms,
-    the matrices and distances the provenance records, the images it describes, the far-from-start warning
-    (measured again in mm: ``settings`` are the run's own, unscaled); a note says the rest of the record (other
-    warnings, the pose search's details) is at the working size."""
+    the matrices and distances the provenance records, the images it describes; a note says the rest of the record
+    (the warnings, the pose search's details) is at the working size."""
     provenance = result.provenance
     down = 1.0 / k
-    transform = scaled_transform(result.transform, down)
-    warnings = [warning for warning in result.warnings if not warning.startswith(FAR_FROM_START)]
-    if len(warnings) < len(result.warnings):
-        start = Transform.from_matrix(scaled_matrix(provenance.start_matrix_lps, down))
-        far = far_from_start_warning(fixed, start, transform, settings.fixed_mask)
-        warnings += [far] if far else []
 
     def matrix(value):
         return None if value is None else np.round(scaled_matrix(value, down), 9).tolist()
-
-    def described(description, image):
-        return replace(description, size=list(image.GetSize()), spacing_mm=[round(s, 6) for s in image.GetSpacing()],
-                       origin_lps_mm=[round(o, 4) for o in image.GetOrigin()])  # fmt: skip
 
     offset = provenance.start_offset
     search = provenance.any_pose
@@ -114,16 +103,16 @@ def back_to_size(result, k: float, fixed: sitk.Image, moving: sitk.Image, settin
         before_matrix_lps=matrix(provenance.before_matrix_lps),
         start_offset=replace(offset, shift_mm=round(offset.shift_mm * down, 4)) if offset is not None else None,
         any_pose=replace(search, matrix_lps=matrix(search.matrix_lps)) if search is not None else None,
-        fixed=described(provenance.fixed, fixed),
-        moving=described(provenance.moving, moving),
+        fixed=describe_image(fixed, provenance.fixed.source),
+        moving=describe_image(moving, provenance.moving.source),
         working_scale=k,
     )
     note = (
         f"registered at {k:g} times its size: both images are under {SMALL_EXTENT_MM:g} mm across, and the start "
         f"search and presets are built for larger anatomy; the result is in the images' own mm, distances in the "
-        "other warnings are at the working size"
+        "warnings before this one are at the working size"
     )
     return replace(
-        result, transform=transform, inverse=scaled_transform(result.inverse, down), provenance=provenance,
-        warnings=[*warnings, note],
+        result, transform=scaled_transform(result.transform, down), inverse=scaled_transform(result.inverse, down),
+        provenance=provenance, warnings=[*result.warnings, note],
     )  # fmt: skip
