@@ -33,18 +33,21 @@ def _3d_only() -> dict[str, str]:
     return {name: flags[name] for name in [*names, "piecewise", "output_inverse"]}
 
 
+# The options only 2D images take: pixel sizes of files that do not state theirs, the QA's picture and regions.
+TWO_D_OPTIONS = {
+    "--fixed-pixel-size": {"type": float, "metavar": "MM", "help": "fixed pixel size in mm (default: the file's)"},
+    "--moving-pixel-size": {"type": float, "metavar": "MM", "help": "moving pixel size in mm (default: the file's)"},
+    "--checkerboard": {"metavar": "PNG", "help": "2D QA picture: checkerboards before (top) and after"},
+    "--fixed-labels": {"metavar": "IMAGE", "help": "2D QA: a region on the fixed image (Dice)"},
+    "--moving-labels": {"metavar": "IMAGE", "help": "2D QA: the same region on the moving image"},
+}
+
+
 def add_2d_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options only 2D images take: pixel sizes of files that do not state theirs, and a checkerboard."""
+    """The options only 2D images take (:data:`TWO_D_OPTIONS`)."""
     group = parser.add_argument_group("2D images", "when both images are 2D (histology, microscopy, one slice)")
-    group.add_argument(
-        "--fixed-pixel-size", type=float, metavar="MM", help="fixed pixel size in mm (default: the file's)"
-    )
-    group.add_argument(
-        "--moving-pixel-size", type=float, metavar="MM", help="moving pixel size in mm (default: the file's)"
-    )
-    group.add_argument("--checkerboard", metavar="PNG", help="2D QA picture: checkerboards before (top) and after")
-    group.add_argument("--fixed-labels", metavar="IMAGE", help="2D QA: a region on the fixed image (Dice)")
-    group.add_argument("--moving-labels", metavar="IMAGE", help="2D QA: the same region on the moving image")
+    for flag, keywords in TWO_D_OPTIONS.items():
+        group.add_argument(flag, **keywords)
 
 
 def add_register2d_parser(subparsers) -> argparse.ArgumentParser:
@@ -104,9 +107,7 @@ def wants_2d(arguments: argparse.Namespace) -> bool:
 def refuse_2d_options(arguments: argparse.Namespace) -> None:
     """Refuse the options only 2D images take (pixel sizes, checkerboard, labels) for two volumes: ignored, they
     would leave a user waiting for a picture or a QA that never comes."""
-    flags = {"fixed_pixel_size": "--fixed-pixel-size", "moving_pixel_size": "--moving-pixel-size",
-             "checkerboard": "--checkerboard", "fixed_labels": "--fixed-labels", "moving_labels": "--moving-labels"}
-    given = [flag for name, flag in flags.items() if getattr(arguments, name, None) is not None]
+    given = [flag for flag in TWO_D_OPTIONS if getattr(arguments, flag[2:].replace("-", "_"), None) is not None]
     if given:
         raise InputError(f"{', '.join(given)} apply to 2D images only, and these are volumes: drop them (for a "
                          "volume's spacing, mmreg prep --spacing-fixed/--spacing-moving; for its QA, mmreg qa)")

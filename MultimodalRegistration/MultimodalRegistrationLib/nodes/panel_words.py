@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import fields
+from functools import cache
 
 from ..core.errors import InputError
 from ..prep.options import PrepOptions
@@ -42,8 +43,9 @@ KEPT_AS_OPTIONS = ("--spacing-fixed", "--spacing-moving")
 _OPTION = re.compile(r"(?:\bmmreg (?:prep|register|qa|prealign) )?(--[a-z][a-z0-9-]*)")
 
 
+@cache  # the fields of a class do not change; messages are worded one by one
 def _words(record_class: type) -> dict[str, str]:
-    """Option -> "'Label' (parameterName)" for the fields of ``record_class`` that a panel sets."""
+    """Option -> "'Label' (parameterName)" for the fields of ``record_class`` that a panel sets (read only)."""
     words = {}
     for field in fields(record_class):
         if field.metadata.get("cli") is None or not field.metadata.get("panel"):

@@ -53,29 +53,26 @@ def register_nodes(
     ``panel_words`` False, ``mmreg register``'s options (the Slicer batch script).
     """
     with panel_errors(RegistrationJob) if panel_words else nullcontext():
-        return _register_nodes(parameters, on_progress, on_done, blocking, python, warm, panel_words)
-
-
-def _register_nodes(parameters, on_progress, on_done, blocking: bool, python, warm, panel_words: bool):
-    fixed, moving = (node_of(parameters, RegistrationJob, name) for name in ("fixed", "moving"))
-    check_volume_pair(fixed, moving, otherwise="register to another volume")
-    if mrml.is_single_slice(fixed) and mrml.is_single_slice(moving):
-        registration = register_nodes_2d(parameters, on_progress, on_done, python, warm)
+        registration = _started(parameters, on_progress, on_done, python, warm)
         registration.speaks_panel = panel_words
         if blocking:
             registration.wait()
         return registration
+
+
+def _started(parameters, on_progress, on_done, python, warm) -> NodeRegistration:
+    """The registration ``parameters`` describe, started in a worker (2D for two single-slice volumes)."""
+    fixed, moving = (node_of(parameters, RegistrationJob, name) for name in ("fixed", "moving"))
+    check_volume_pair(fixed, moving, otherwise="register to another volume")
+    if mrml.is_single_slice(fixed) and mrml.is_single_slice(moving):
+        return register_nodes_2d(parameters, on_progress, on_done, python, warm)
     with job_folder("mmreg-nodes-") as folder:
         outputs = {"output_transform": str(folder / "result.h5"), "output_inverse": str(folder / "inverse.h5")}
         if node_of(parameters, RegistrationJob, "output_volume") is not None:
             outputs["output_volume"] = str(folder / "resampled.nrrd")
         job = preflight_registration(job_from_panel(RegistrationJob, parameters, folder, WRITERS, **outputs))
         worker = WorkerJob(job, python=python, on_progress=on_progress, warm=warm)
-        registration = NodeRegistration(worker, folder, parameters, on_done)
-    registration.speaks_panel = panel_words
-    if blocking:
-        registration.wait()
-    return registration
+        return NodeRegistration(worker, folder, parameters, on_done)
 
 
 def registration_parameters(**values) -> SimpleNamespace:

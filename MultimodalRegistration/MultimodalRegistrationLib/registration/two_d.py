@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import SimpleITK as sitk
@@ -85,6 +86,15 @@ def working_resolution(
     return shrunk, mask
 
 
+class _Run(NamedTuple):
+    """One preset run from one start, and the mutual information of its result."""
+
+    mutual_information: float
+    preset: object  # engines.presets.Preset
+    output: object  # engines.run's 2D output
+    start: Start2D
+
+
 def register_2d(
     fixed: Image2D, moving: Image2D, engine: str, preset: str, workdir: Path, seed: int = 0,
     threads: int | None = None, fixed_mask: sitk.Image | None = None, moving_mask: sitk.Image | None = None,
@@ -109,11 +119,11 @@ def register_2d(
             output = run_engine_2d(request)
             for key, seconds in output.timings.items():
                 timings[key] = round(timings.get(key, 0.0) + seconds, 3)
-            results.append((mutual_information(fixed_gray, moving_gray, output.matrix), candidate, output, origin))
-    best = max(results, key=lambda result: result[0])
-    _, kept, output, origin = best
-    candidates = [{"preset": c.name, "start_scale": round(o.scale, 6), "mutual_information": round(v, 6),
-                   "kept": r is best} for r in results for v, c, _, o in [r]]  # fmt: skip
+            results.append(_Run(mutual_information(fixed_gray, moving_gray, output.matrix), candidate, output, origin))
+    best = max(results, key=lambda result: result.mutual_information)
+    kept, output, origin = best.preset, best.output, best.start
+    candidates = [{"preset": run.preset.name, "start_scale": round(run.start.scale, 6),
+                   "mutual_information": round(run.mutual_information, 6), "kept": run is best} for run in results]  # fmt: skip
     working = {"fixed": min(fixed_gray.GetSpacing()), "moving": min(moving_gray.GetSpacing())}
     return Registration2D(
         output.matrix, origin, engine, kept.name, output.version, output.log, timings, kept.files, output.threads,
