@@ -205,6 +205,20 @@ def test_landmarks_alone_give_their_rigid_fit_as_the_start():
     np.testing.assert_allclose(start.transform.matrix, TRUTH.matrix, atol=1e-6)
 
 
+def test_landmarks_give_a_scaled_fit_when_the_preset_scales():
+    """Shrunken tissue (0.65, as in clearing) guided by landmarks under the similarity preset: the start takes the
+    scale (a rigid start left the cleared-brain case 19 mm off, and ANTs never recovered from it)."""
+    fixed, moving = _grid(), _grid()
+    shrunk = Transform.from_matrix(TRUTH.matrix @ np.diag([0.65, 0.65, 0.65, 1.0]))
+    fixed_points = np.array([[20, 0, 0], [-20, 5, 0], [0, 15, -10], [5, -12, 12]], float)
+    guidance = Guidance(fixed_points_lps=fixed_points, moving_points_lps=shrunk.transform_points(fixed_points))
+    prepared = prepare_guidance(fixed, moving, guidance, "ants")
+    rigid, scaled = guided_start(prepared), guided_start(prepared, scale=True)
+    assert np.linalg.det(rigid.transform.matrix[:3, :3]) == pytest.approx(1.0)
+    np.testing.assert_allclose(scaled.transform.matrix, shrunk.matrix, atol=1e-6)
+    assert scaled.candidates[0].rotation_from_prior_deg == pytest.approx(35.0, abs=0.1)  # the scale is not a turn
+
+
 def test_scores_measure_dice_surface_and_landmark_distance_and_judge_a_worse_result():
     fixed_points = np.array([[20, 0, 0], [-20, 5, 0], [0, 15, -10]], float)
     fixed, moving, guidance = _guidance(

@@ -134,10 +134,11 @@ def plan_runs(run: RegistrationRun) -> RunPlan:
     where it samples the fixed image from each."""
     run.report(0.01, "finding the starting pose")
     fixed, moving, settings, prepared = run.fixed, run.moving, run.settings, run.prepared
+    scale = run.recipe.scales and run.recipe.is_linear
     if prepared is not None and settings.init == "auto" and (prepared.pairs or prepared.guidance.has_points):
-        starts, guided_candidates = guided_starts(fixed, moving, prepared, settings.initial_transform, settings.seed)
+        starts, guided_candidates = guided_starts(fixed, moving, prepared, settings.initial_transform, settings.seed,
+                                                  scale)  # fmt: skip
     else:
-        scale = run.recipe.scales and run.recipe.is_linear
         starts, guided_candidates = starting_poses(fixed, moving, settings, scale), None
     run.warnings += starts.warnings
     masked = run.fixed_mask is not None or run.moving_mask is not None

@@ -18,10 +18,12 @@ from .start import guided_start, prior_rotation, segment_centroid_alignment, unc
 
 
 def guided_starts(
-    fixed: sitk.Image, moving: sitk.Image, prepared: PreparedGuidance, initial_transform: Transform | None, seed: int
+    fixed: sitk.Image, moving: sitk.Image, prepared: PreparedGuidance, initial_transform: Transform | None, seed: int,
+    scale: bool = False,
 ) -> tuple[StartingPoses, dict]:
-    """The one start the guidance suggests (see :mod:`.guided.start`), and the record of the candidates it weighed."""
-    chosen = guided_start(prepared, initial_transform, fixed, moving, seed)
+    """The one start the guidance suggests (see :mod:`.guided.start`; ``scale``: the preset is linear and scales),
+    and the record of the candidates it weighed."""
+    chosen = guided_start(prepared, initial_transform, fixed, moving, seed, scale)
     before = initial_transform if initial_transform is not None else centre_alignment(fixed, moving, None, "geometry")
     return StartingPoses(poses=[(f"guided ({chosen.name})", chosen.transform)], before=before), chosen.record()
 

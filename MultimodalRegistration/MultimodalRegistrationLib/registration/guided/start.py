@@ -146,15 +146,22 @@ def _axes_candidates(prepared: PreparedGuidance, fixed_centre, moving_centre) ->
     return out
 
 
-def _points_candidate(prepared: PreparedGuidance, prior: np.ndarray) -> tuple[str, np.ndarray] | None:
+def _points_candidate(prepared: PreparedGuidance, prior: np.ndarray, scale: bool = False) -> tuple[str, np.ndarray] | None:
+    """The landmarks' fit (rigid, or with one scale for a preset that scales), else their centroids at the prior."""
     terms = prepared.engine_terms
     if terms.fixed_points_lps is None:
         return None
     fixed, moving = terms.fixed_points_lps, terms.moving_points_lps
     centred = fixed - fixed.mean(axis=0)
     if len(fixed) >= 3 and np.linalg.matrix_rank(centred, tol=1.0) >= 2:  # not all on one line (1 mm)
-        return f"{LANDMARKS_NAME}s", orthogonal_fit(fixed, moving, scale=False)
+        return f"{LANDMARKS_NAME}s", orthogonal_fit(fixed, moving, scale=scale)
     return f"{LANDMARKS_NAME} centroid", pose_about(prior, fixed.mean(axis=0), moving.mean(axis=0))
+
+
+def _turn_from_prior_deg(pose: np.ndarray, prior: np.ndarray) -> float:
+    """Degrees between a pose's rotation (its uniform scale taken out) and the prior's."""
+    linear = pose[:3, :3] / np.cbrt(abs(np.linalg.det(pose[:3, :3])))
+    return float(rotation_angle_deg(linear @ prior.T))
 
 
 def _rounded(value: float | None, digits: int) -> float | None:
@@ -174,7 +181,7 @@ def _referee_z(scorer: StartScorer, prior_pose, proposal_pose, gain) -> float:
     return float("inf") if wide is None else wide
 
 
-def _segment_start(prepared, prior, fixed, moving, seed) -> GuidedStart:
+def _segment_start(prepared, prior, fixed, moving, seed, scale) -> GuidedStart:
     scorer = StartScorer(prepared, fixed, moving, seed)
     judge = Judge(scorer)
     fixed_centre, _ = _moments(prepared.fixed_masks)
@@ -242,11 +249,11 @@ def _segment_start(prepared, prior, fixed, moving, seed) -> GuidedStart:
 
     # Step 4: candidates beyond the lattice, against the choice.
     extras = _axes_candidates(prepared, fixed_centre, moving_centre)
-    points = _points_candidate(prepared, prior)
+    points = _points_candidate(prepared, prior, scale)
     extras += [points] if points is not None else []
     winners_beyond = []
     for (name, pose), gain in zip(extras, judge.gains(chosen_pose, [pose for _, pose in extras])):
-        extra = StartCandidate(name, _rounded(rotation_angle_deg(pose[:3, :3] @ prior.T), 1),
+        extra = StartCandidate(name, _rounded(_turn_from_prior_deg(pose, prior), 1),
                                _rounded(gain["surface_mm"], 3), _rounded(gain["mi"], 5), None,
                                _rounded(gain["confidence"], 3))  # fmt: skip
         if name.startswith(AXES_NAME) and extra.rotation_from_prior_deg > AXES_MAX_DEG:
@@ -290,12 +297,14 @@ def guided_start(
     fixed: sitk.Image | None = None,
     moving: sitk.Image | None = None,
     seed: int = DEFAULT_SEED,
+    scale: bool = False,
 ) -> GuidedStart:
     """The start the guidance suggests. ``initial_transform`` (linear, fixed -> moving) gives the prior
-    rotation; ``fixed``/``moving`` add the intensities to the scores (without them the guidance alone decides)."""
+    rotation; ``fixed``/``moving`` add the intensities to the scores (without them the guidance alone decides).
+    ``scale`` (a linear preset that scales: similarity, affine): the landmarks' fit takes one scale too."""
     prior = prior_rotation(initial_transform)
     if prepared.pairs:
-        return _segment_start(prepared, prior, fixed, moving, seed)
-    name, pose = _points_candidate(prepared, prior)
-    candidate = StartCandidate(name, _rounded(rotation_angle_deg(pose[:3, :3] @ prior.T), 1), reason="the only candidate")
+        return _segment_start(prepared, prior, fixed, moving, seed, scale)
+    name, pose = _points_candidate(prepared, prior, scale)
+    candidate = StartCandidate(name, _rounded(_turn_from_prior_deg(pose, prior), 1), reason="the only candidate")
     return GuidedStart(name, Transform.from_matrix(pose), [candidate], "landmarks alone guide")
