@@ -69,7 +69,7 @@ def test_blend_is_each_rigid_motion_inside_its_segment_smooth_between_and_global
     image, points, inside, motions, pieces = _two_spheres()
     blend = polyrigid_field(image, GLOBAL, pieces, spacing_mm=2.0)
     field = blend.transform
-    assert field.kind == "displacement"
+    assert field.kind == "composite"  # the global transform after a residual field
     for name, motion in motions.items():
         error = _errors(field, motion, points[inside[name]]).max()
         print(f"{name}: largest error inside {error:.2e} mm over {inside[name].sum()} voxels")
@@ -89,6 +89,13 @@ def test_blend_is_each_rigid_motion_inside_its_segment_smooth_between_and_global
     away = [_errors(field, GLOBAL, [[0.0, y, 0.0]])[0] for y in (10.0, 25.0, 46.0)]
     print(f"from the global transform at 10, 25 and 46 mm out: {np.round(away, 2).tolist()} mm")
     assert away[0] > away[1] > away[2]
+    # Beyond the grid it is the global transform (a bare displacement field was the identity there: 12 mm off on the
+    # pelvis beyond a cropped fixed image's box).
+    beyond = np.array([[0.0, 120.0, 0.0], [-90.0, 0.0, 60.0]])
+    assert _errors(field, GLOBAL, beyond).max() < 1e-9
+    # On the grid the composite is the whole field as written to an image.
+    whole = Transform.from_displacement_field(blend.field)
+    assert np.abs(whole.transform_points(points[inside["left"]][:50]) - field.transform_points(points[inside["left"]][:50])).max() < 1e-6
 
     # It saves as an ITK transform and as a displacement image, and reads back the same.
     field.write(tmp_path / "field.h5")
@@ -114,7 +121,7 @@ def test_close_segments_turning_opposite_ways_do_not_fold(monkeypatch):
     }
     pieces = [RigidPiece(name, _mask(image, slabs[name]), motions[name]) for name in slabs]
     with monkeypatch.context() as patch:
-        patch.setattr(polyrigid, "MAX_RELAX_ROUNDS", 0)
+        patch.setattr(polyrigid, "FOLD_FLOOR", -np.inf)
         rigid_to_the_rim = polyrigid_field(image, GLOBAL, pieces, spacing_mm=2.0)
     blend = polyrigid_field(image, GLOBAL, pieces, spacing_mm=2.0)
     print(f"minimum Jacobian determinant {blend.minimum_jacobian:.3f} after {blend.relax_rounds} rounds of giving way")
@@ -150,7 +157,9 @@ def test_blend_of_the_pelvis_truth_puts_every_target_on_its_bone():
             blend.transform.transform_points(pair.targets_fixed[name]) - pair.targets_moving[name], axis=1
         )
         print(f"{name}: targets within {error.max():.3f} mm")
-        assert error.max() < 0.1  # measured at most 0.02 mm
+        # 0.16 mm at a femoral target by the cup, where the field gives way rather than fold (0.02 mm when the two-cell
+        # Jacobian missed the cells that folded there)
+        assert error.max() < 0.25
 
 
 def test_blend_refuses_what_it_cannot_blend():

@@ -24,8 +24,10 @@ The blend, on an axis-aligned grid over the fixed image:
    halved around the folding nodes, round after round, until the Jacobian determinant stays above
    a floor: there the flow takes over, and how far the field then leaves each segment's motion is
    reported (``exact_error_mm``).
-5. The field is ``B(phi(x)) - x``, ``phi`` the flow after step 4; its smallest Jacobian determinant is
-   measured on the grid.
+5. The transform is ``B`` after the residual ``phi(x) - x`` (``phi`` the flow after step 4), a field that is 0
+   beyond the grid, so ``B`` holds there; ``field`` is the whole displacement ``B(phi(x)) - x`` on the grid. Its
+   smallest Jacobian determinant is measured as the field is interpolated, at every cell's corners
+   (:mod:`.cell_jacobian`), in the giving way of step 4 too.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from scipy.ndimage import map_coordinates
 from ...core.errors import InputError
 from ...core.images import box_grid
 from ...core.transforms import Transform
+from .cell_jacobian import cell_jacobian_minimum, nodes_of_cells
 
 DEFAULT_SPACING_MM = 2.0
 DEFAULT_REACH_MM = 20.0
@@ -68,8 +71,9 @@ class RigidPiece:
 class PolyrigidField:
     """The blended field and how it was made.
 
-    ``transform`` wraps ``field`` (LPS displacements in mm on an axis-aligned grid over the fixed image,
-    fixed -> moving). ``minimum_jacobian`` is the smallest Jacobian determinant over the grid (no unit;
+    ``transform`` (fixed -> moving) is the background after a residual field, and equals ``field`` (LPS
+    displacements in mm on an axis-aligned grid over the fixed image) on the grid; beyond it, the background.
+    ``minimum_jacobian`` is the smallest Jacobian determinant of ``field`` as interpolated (no unit;
     <= 0 would mean folding). ``flow_to_exact_mm`` is, per piece, how far (mm) the overwrite moved the
     flow's nodes inside the segment: ~0 where the flow was already exact.
     """
@@ -203,9 +207,9 @@ def _as_field(displacement: np.ndarray, grid: sitk.Image) -> sitk.Image:
     return field
 
 
-def jacobian_determinant(field: sitk.Image) -> np.ndarray:
-    """The Jacobian determinant of x -> x + u(x) at every node of an axis-aligned displacement field, (z, y, x)."""
-    return sitk.GetArrayFromImage(sitk.DisplacementFieldJacobianDeterminant(field, True))
+def jacobian_minimum(displacement: np.ndarray, grid: sitk.Image) -> float:
+    """The smallest Jacobian determinant of x -> x + u(x) as it is interpolated (every cell's 8 corners)."""
+    return float(cell_jacobian_minimum(displacement, grid.GetSpacing()).min())
 
 
 def exact_shares(distances: np.ndarray, weights: np.ndarray, spacing: float, band: float) -> np.ndarray:
@@ -245,9 +249,13 @@ def _relax_folds(
     determinant is below ``floor``: there the exact motions of two close segments cannot both hold
     without folding, and the flow (which does not fold) takes over. Returns the map and the rounds."""
     relative_map, rounds = _with_exact(flow, points, shares, relatives), 0
-    while rounds < MAX_RELAX_ROUNDS:
-        low = jacobian_determinant(_as_field(relative_map - points, grid)) < floor
+    while True:
+        low = nodes_of_cells(cell_jacobian_minimum(relative_map - points, grid.GetSpacing()) < floor)
         if not low.any():
+            break
+        if rounds >= MAX_RELAX_ROUNDS:  # the flow alone, wherever a cell still folds
+            shares = np.where(low, 0.0, shares)
+            relative_map = _with_exact(flow, points, shares, relatives)
             break
         spread = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(sitk.GetImageFromArray(low * 1.0), 1.0))
         shares = shares * (1.0 - 0.5 * np.clip(spread / max(float(spread.max()), 1e-12) * 3.0, 0.0, 1.0))
@@ -296,18 +304,21 @@ def polyrigid_field(
     logarithms = [relative_logarithm(background, piece.transform) for piece in pieces]
     displacement, squarings = exponential(_velocity(points, weights, logarithms), grid, points)
     flow = points + displacement
-    flow_minimum = float(jacobian_determinant(_as_field(displacement, grid)).min())
+    flow_minimum = jacobian_minimum(displacement, grid)
     relatives = _relative_matrices(background, pieces)
     shares = exact_shares(distances, weights, spacing, band)
     floor = min(FOLD_FLOOR, flow_minimum / 2)
     relative_map, rounds = _relax_folds(flow, points, shares, relatives, grid, floor)
     moved = relative_map @ background.matrix[:3, :3].T + background.matrix[:3, 3]
     field = _as_field(moved - points, grid)
+    # As a transform: the background after the relative map's residual, which is 0 outside the grid, so that the
+    # background holds beyond the fixed image's box too (a bare field is the identity there).
+    residual = Transform.from_displacement_field(_as_field(relative_map - points, grid))
     names = [piece.name for piece in pieces]
     return PolyrigidField(
-        transform=Transform.from_displacement_field(field),
+        transform=Transform.chain([background, residual]),
         field=field,
-        minimum_jacobian=float(jacobian_determinant(field).min()),
+        minimum_jacobian=jacobian_minimum(moved - points, grid),
         flow_minimum_jacobian=flow_minimum * float(np.linalg.det(background.matrix[:3, :3])),
         squarings=squarings,
         relax_rounds=rounds,
