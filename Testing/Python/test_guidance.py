@@ -315,3 +315,17 @@ def test_a_segment_paired_twice_is_refused_and_a_pair_named_twice_counts_once():
         pair_segments(on_fixed, on_moving, ["gland=prostate", "gland=lesion"])
     pairs = pair_segments(on_fixed, on_moving, ["lesion", "lesion=lesion", "gland=prostate"])
     assert [(p.fixed_value, p.moving_value) for p in pairs] == [(2, 2), (1, 1)]
+
+
+def test_landmarks_that_say_the_anatomy_shrank_are_pointed_at_under_a_preset_that_keeps_the_size():
+    fixed, moving = _grid(), _grid()
+    shrunk = Transform.from_matrix(TRUTH.matrix @ np.diag([0.65, 0.65, 0.65, 1.0]))
+    fixed_points = np.array([[20, 0, 0], [-20, 5, 0], [0, 15, -10], [5, -12, 12], [-8, -6, -14]], float)
+    moving_points = shrunk.transform_points(fixed_points) + np.random.default_rng(1).normal(0.0, 0.6, (5, 3))
+    guidance = Guidance(fixed_points_lps=fixed_points, moving_points_lps=moving_points)
+    rigid = prepare_guidance(fixed, moving, guidance, "elastix", "rigid").warnings
+    assert any("0.6" in w and "times the size" in w and "--preset similarity" in w for w in rigid), rigid
+    assert any("times the size" in w for w in prepare_guidance(fixed, moving, guidance, "ants", "deformable").warnings)
+    assert not any("times the size" in w for w in prepare_guidance(fixed, moving, guidance, "elastix", "similarity").warnings)
+    same_size = Guidance(fixed_points_lps=fixed_points, moving_points_lps=TRUTH.transform_points(fixed_points))
+    assert not any("times the size" in w for w in prepare_guidance(fixed, moving, same_size, "elastix", "rigid").warnings)

@@ -23,7 +23,8 @@ from ...core.labels import as_labelmap, check_distinct_names, label_names, lone_
 from ...core.pairs import check_pair
 from ...core.segment_layers import segment_values, single_layer, whole_mask
 from ...engines.guidance_terms import Channel, EngineGuidance
-from ...engines.presets import guidance_defaults
+from ...engines.presets import guidance_defaults, load_preset
+from .landmark_size import size_change_warning
 
 
 @dataclass
@@ -332,6 +333,13 @@ def _check_choices(guidance: Guidance) -> None:
         raise InputError(f"guidance weight {guidance.weight} is not a positive number: give e.g. --guidance-weight 1")
 
 
+def _keeps_scale(engine: str, preset: str) -> bool:
+    """Whether a guided run of this preset can follow a size change from its start: a linear preset that scales
+    (a guided deformable run starts from its rigid stage and skips the affine one)."""
+    recipe = load_preset(engine, preset)
+    return recipe.is_linear and recipe.scales
+
+
 def prepare_guidance(
     fixed: sitk.Image, moving: sitk.Image, guidance: Guidance, engine: str, preset: str | None = None
 ) -> PreparedGuidance:
@@ -364,5 +372,7 @@ def prepare_guidance(
         terms.moving_points_lps = np.asarray(guidance.moving_points_lps, float)
         terms.points_weight = guidance.weight if guidance.weight is not None else float(defaults["points"])
     said = [swapped, only_segments_warning(pairs), unpaired]
+    if guidance.has_points and preset is not None and not _keeps_scale(engine, preset):
+        said.append(size_change_warning(terms.fixed_points_lps, terms.moving_points_lps, preset))
     warnings = guidance.input_warnings + [warning for warning in said if warning]
     return PreparedGuidance(guidance, pairs, fixed_masks, moving_masks, terms, warnings)
