@@ -26,6 +26,7 @@ from .output import write_transforms_csv, write_volume
 from .pairs import PairResult, register_pair, register_to_reference
 from .reference import Reference
 from .sections import USABLE, SectionReport, WorkingSection, mark_small, read_section
+from .small_tissue import in_mm, stack_scale
 from .solve import fill_missing, pair_residuals, sequential_poses, solve_affine, solve_rigid
 
 NEIGHBOURS = 3
@@ -128,7 +129,7 @@ def align_sections(
         picker = AnchorPicker(reference_every or anchor_every(count, reference.section_mm))
 
     def anchor(working: WorkingSection, report: SectionReport) -> None:
-        plane = reference.working_plane(working.index)
+        plane = reference.working_plane(working.index, scale)
         if plane is None:
             report.note = "its reference plane holds no tissue: aligned to its neighbours only"
             return
@@ -142,9 +143,10 @@ def align_sections(
     pairs: list[PairResult] = []
     canvas = None
     bright_votes = []
+    scale = stack_scale(paths, pixel_mm)
     with ThreadPoolExecutor(max(1, threads)) as pool:
         for index in progress(range(len(paths)), desc="aligning sections", unit="section"):
-            report, working = read_section(Path(paths[index]), index, pixel_mm)
+            report, working = read_section(Path(paths[index]), index, pixel_mm, scale)
             reports.append(report)
             if working is None:
                 continue
@@ -156,12 +158,12 @@ def align_sections(
                 anchor(working, report)
             window = (window + [working])[-neighbours:]
             while len(jobs) > 4 * max(1, threads):  # bounded: finished pairs free their images
-                pairs.append(jobs.pop(0).result())
+                pairs.append(in_mm(jobs.pop(0).result(), scale))
         last = window[-1] if window else None  # the last usable section
         open_end = picker is not None and last is not None and last.index not in picker.anchors
         if open_end and picker.last(reports[last.index]):
             anchor(last, reports[last.index])
-        pairs += [job.result() for job in jobs]
+        pairs += [in_mm(job.result(), scale) for job in jobs]
     registered = time.perf_counter()
     mark_small(reports)
     usable = [r.status in USABLE for r in reports]

@@ -57,9 +57,9 @@ class Reference:
             plane = sitk.Resample(plane, size, sitk.Transform(), sitk.sitkLinear, (0.0, 0.0), (pixel, pixel))
         return plane
 
-    def working_plane(self, section: int) -> WorkingSection | None:
-        """The plane's working image (as a section's), or None when the plane holds no tissue."""
-        return working_section(self.plane(section), SectionReport(section, "reference"))
+    def working_plane(self, section: int, scale: float = 1.0) -> WorkingSection | None:
+        """The plane's working image (as a section's, ``scale`` times larger), or None when it holds no tissue."""
+        return working_section(self.plane(section), SectionReport(section, "reference"), scale)
 
 
 def read_reference(path: str | os.PathLike, section_mm: float, offset_mm: float, count: int) -> Reference:

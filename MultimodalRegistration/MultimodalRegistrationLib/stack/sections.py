@@ -129,8 +129,9 @@ def _tissue(work: np.ndarray) -> tuple[np.ndarray, float]:
     return tissue, float((work[tissue].mean() - background.mean()) / noise)
 
 
-def read_section(path: Path, index: int, pixel_mm: float) -> tuple[SectionReport, WorkingSection | None]:
-    """Read and judge one section (see the module notes); the working section is None unless it is usable."""
+def read_section(path: Path, index: int, pixel_mm: float, scale: float = 1.0) -> tuple[SectionReport, WorkingSection | None]:
+    """Read and judge one section (see the module notes); the working section is None unless it is usable.
+    ``scale``: the working image's geometry is that many times larger (see :mod:`.small_tissue`)."""
     report = SectionReport(index, Path(path).name)
     try:
         if Path(path).stat().st_size == 0:
@@ -140,19 +141,24 @@ def read_section(path: Path, index: int, pixel_mm: float) -> tuple[SectionReport
         report.status, report.note = "missing", str(error)[:200]
         return report, None
     report.size = list(read.image.GetSize())
-    return report, working_section(to_gray(read.image), report)
+    return report, working_section(to_gray(read.image), report, scale)
 
 
-def working_section(gray: sitk.Image, report: SectionReport) -> WorkingSection | None:
+def working_section(gray: sitk.Image, report: SectionReport, scale: float = 1.0) -> WorkingSection | None:
     """The working image of a one-channel 2D image (any pixel size, shrunk to about WORK_MM); sets the report's
-    tissue area and, when no tissue is found, its status (blank): then None."""
+    tissue area (mm^2) and, when no tissue is found, its status (blank): then None. ``scale``: the working image's
+    spacing and origin are that many times the image's (see :mod:`.small_tissue`)."""
+    if scale != 1.0:
+        gray = sitk.Image(gray)
+        gray.SetSpacing([s * scale for s in gray.GetSpacing()])
+        gray.SetOrigin([o * scale for o in gray.GetOrigin()])
     factor = max(1, round(WORK_MM / float(gray.GetSpacing()[0])))
     if factor > 1:
         gray = sitk.BinShrink(gray, [factor, factor])
     work, bright = _contrast_image(gray)
     tissue, contrast = _tissue(work)
     spacing = float(gray.GetSpacing()[0])
-    report.tissue_mm2 = float(tissue.sum() * spacing**2)
+    report.tissue_mm2 = float(tissue.sum() * (spacing / scale) ** 2)
     fraction = float(tissue.mean())
     if fraction < BLANK_FRACTION or contrast < BLANK_CONTRAST:
         report.status = "blank"
