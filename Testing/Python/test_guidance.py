@@ -329,3 +329,18 @@ def test_landmarks_that_say_the_anatomy_shrank_are_pointed_at_under_a_preset_tha
     assert not any("times the size" in w for w in prepare_guidance(fixed, moving, guidance, "elastix", "similarity").warnings)
     same_size = Guidance(fixed_points_lps=fixed_points, moving_points_lps=TRUTH.transform_points(fixed_points))
     assert not any("times the size" in w for w in prepare_guidance(fixed, moving, same_size, "elastix", "rigid").warnings)
+
+
+def test_a_nonlinear_initial_transform_is_refused_for_a_guided_run_before_any_engine():
+    """The guided start would replace it silently (audit: a piecewise run from a deformable result ended linear,
+    'started from guided', its mutual information lower than the initial transform's)."""
+    from MultimodalRegistrationLib.registration.register import register
+
+    fixed, moving, guidance = _guidance()
+    images = [sitk.Cast(labels, sitk.sitkFloat32) for labels in (guidance.fixed_segmentation, guidance.moving_segmentation)]
+    displacement = sitk.Image([8, 8, 8], sitk.sitkVectorFloat64, 3)
+    displacement.SetSpacing([12.0] * 3)
+    displacement.SetOrigin([-47.0] * 3)
+    field = Transform.from_displacement_field(displacement)
+    with pytest.raises(InputError, match="nonlinear initial transform cannot start a guided registration"):
+        register(images[0], images[1], guidance=guidance, initial_transform=field)

@@ -58,9 +58,13 @@ def add_stack_parser(subparsers) -> argparse.ArgumentParser:
 
 def command_stack(arguments: argparse.Namespace) -> int:
     """Check, align, write, report; an InputError propagates (cli.main exits 2)."""
+    from ..core.errors import InputError
     from ..process.jobs import StackJob
     from ..process.stack_job import execute
 
+    if not arguments.reference and (arguments.reference_every is not None or arguments.reference_offset):
+        given = "--reference-every" if arguments.reference_every is not None else "--reference-offset"
+        raise InputError(f"{given} places sections on a reference volume: give --reference VOLUME too, or leave it out")
     job = StackJob(
         sections=arguments.sections, section_mm=arguments.section_spacing, output_volume=arguments.output_volume,
         output_transforms=arguments.output_transforms, pixel_mm=arguments.pixel_size, affine=arguments.affine,

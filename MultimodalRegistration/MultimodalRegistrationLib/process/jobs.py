@@ -215,7 +215,11 @@ class RegistrationJob(Job):
         for name in ("segments", "piecewise"):
             value = getattr(self, name)
             if isinstance(value, str):
-                setattr(self, name, [part.strip() for part in value.split(",") if part.strip()] or None)
+                parts = [part.strip() for part in value.split(",") if part.strip()]
+                if value.strip() and not parts:  # "," ran as if the option had not been given
+                    raise InputError(f"--{name} '{value}' names no segment: give names separated by commas, "
+                                     f"e.g. --{name} sacrum,left_hip")  # fmt: skip
+                setattr(self, name, parts or None)
 
     def resolved(self) -> RegistrationJob:
         """A copy with absolute paths, a custom preset file's included (the worker runs in its own folder)."""

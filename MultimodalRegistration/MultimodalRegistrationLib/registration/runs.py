@@ -121,6 +121,11 @@ def checked_run(
     settings = replace(settings, fixed_mask=masks.get("fixed mask"), moving_mask=masks.get("moving mask"))
     check_fixed_mask_size(recipe, fixed, settings.fixed_mask)
     wanted = guidance is not None and not guidance.is_empty
+    initial = settings.initial_transform
+    if wanted and settings.init == "auto" and initial is not None and not initial.is_linear:
+        raise InputError("a nonlinear initial transform cannot start a guided registration (its start comes from the "
+                         "segments or landmarks and would replace it): harden the initial transform into the moving "
+                         "image first, or give a linear one")  # fmt: skip
     prepared = prepare_guidance(fixed, moving, guidance, settings.engine, settings.preset) if wanted else None
     warnings += prepared.warnings if prepared is not None else []
     recipe.check_needs(prepared is not None and bool(prepared.pairs))

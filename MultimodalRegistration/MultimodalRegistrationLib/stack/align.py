@@ -207,9 +207,6 @@ def stack_sections(
     alignment = align_sections(paths, pixel_mm, affine, neighbours, threads, progress=progress, reference=reference,
                                reference_every=reference_every)  # fmt: skip
     outputs = {}
-    if output_transforms:
-        write_transforms_csv(alignment.poses, output_transforms)
-        outputs["transforms"] = str(output_transforms)
     timings = dict(alignment.timings_s)
     if output_volume:
         clock = time.perf_counter()
@@ -219,6 +216,9 @@ def stack_sections(
                          progress=lambda items: progress(items, desc="writing volume", unit="section"))  # fmt: skip
             outputs["volume"] = str(output_volume)
         timings["volume_s"] = time.perf_counter() - clock
+    if output_transforms:  # after the volume, the long write: stopped during it, no CSV is left without its volume
+        write_transforms_csv(alignment.poses, output_transforms)
+        outputs["transforms"] = str(output_transforms)
     return StackSummary(
         sections=alignment.sections, pixel_mm=pixel_mm, section_mm=section_mm, affine=affine, neighbours=neighbours,
         pairs=len(alignment.pairs), timings_s={k: round(v, 3) for k, v in timings.items()}, outputs=outputs,
