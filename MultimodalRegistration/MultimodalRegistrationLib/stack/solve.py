@@ -60,13 +60,36 @@ def _solve(rows, cols, vals, rhs, shape) -> np.ndarray:
     return lsqr(matrix, np.asarray(rhs, float), atol=1e-12, btol=1e-12, iter_lim=20000)[0]
 
 
+def _unwrapped(count: int, pairs: list[PairResult], angle_ij: np.ndarray) -> np.ndarray:
+    """The pairs' angles (radians) each moved by whole turns to agree with the angles chained along the pairs from
+    the first section: a section upside down on its slide measures +179 degrees to one neighbour and -179 to
+    another, which a linear solve of the differences would average to 0."""
+    theta = np.full(count, np.nan)
+    neighbours: dict[int, list[tuple[int, int, float]]] = {}
+    for k, p in enumerate(pairs):
+        neighbours.setdefault(p.i, []).append((p.j, k, 1.0))
+        neighbours.setdefault(p.j, []).append((p.i, k, -1.0))
+    for start in sorted(neighbours):
+        if not np.isnan(theta[start]):
+            continue
+        theta[start], queue = 0.0, [start]
+        while queue:  # breadth first: the nearest neighbours' chain
+            i = queue.pop(0)
+            for j, k, sign in neighbours[i]:
+                if np.isnan(theta[j]):
+                    theta[j] = theta[i] + sign * angle_ij[k]
+                    queue.append(j)
+    chained = np.array([theta[p.j] - theta[p.i] for p in pairs])
+    return chained + _wrap(angle_ij - chained)
+
+
 def solve_rigid(
     count: int, pairs: list[PairResult], weights: np.ndarray, center: np.ndarray, gauge: list[int] | None = None
 ) -> np.ndarray:
     """(count, 3, 3) rigid poses; NaN for sections no pair reaches (see the module notes). ``gauge``: the sections
     whose mean pose is the volume frame (default: all that pairs reach; the reference is left out)."""
     centred = [_about(p.matrix, center) for p in pairs]
-    angle_ij = np.array([np.arctan2(m[1, 0], m[0, 0]) for m in centred])
+    angle_ij = _unwrapped(count, pairs, np.array([np.arctan2(m[1, 0], m[0, 0]) for m in centred]))
     shift_ij = np.array([m[:2, 2] for m in centred])
     members = sorted({p.i for p in pairs} | {p.j for p in pairs})
     fixing = [m for m in members if gauge is None or m in gauge] or members
