@@ -715,6 +715,17 @@ def moving_grid(size, spacing) -> Builder:
     return moving_as(write)
 
 
+def thin_moving_prepared(*extra: str) -> Builder:
+    """A case: the valid fixed image prepared with a moving image of 3 slices, with the options ``extra``."""
+
+    def build(inputs: Path, out: Path) -> list[str]:
+        fixed, _ = _pair(inputs)
+        write_image(_volume(size=(48, 40, 3), seed=1), inputs / "thin.nrrd")
+        return _prep(fixed, inputs / "thin.nrrd", out, *extra)
+
+    return build
+
+
 def fifo_input(inputs: Path, out: Path) -> list[str]:
     fixed, _ = _pair(inputs)
     os.mkfifo(inputs / "moving.nrrd.fifo")
@@ -787,6 +798,18 @@ MORE_CASES = {
     "prep --exclude-above nan": Case(prep_with("--exclude-above", "nan"), "give a CT value in HU"),
     "prep --exclude-margin -50": Case(
         prep_with("--exclude-above", "2000", "--exclude-margin", "-50"), "give 0 or more"
+    ),
+    "prep --n4 on a 3-slice moving image": Case(thin_moving_prepared("--n4", "moving"), "too thin for N4"),
+    "prep --downsample-to inf": Case(prep_with("--downsample-to", "inf"), "give the voxel size to reach in mm"),
+    "prep --roi with words": Case(prep_with("--roi", "a,b,c,d,e,f"), "needs 6 numbers: R1,A1,S1,R2,A2,S2"),
+    "prep with no step": Case(prep_with(), "no preparation step is given: choose one or more of --crop-common"),
+    "prep --n4-shrink without --n4": Case(prep_with("--n4-shrink", "2"), "add --n4, or drop --n4-shrink"),
+    "prep --margin without a crop": Case(prep_with("--mask-fixed", "auto", "--margin", "5"), "or drop --margin"),
+    "prep --modality-moving without its step": Case(
+        prep_with("--mask-fixed", "auto", "--modality-moving", "ct"), "or drop --modality-moving"
+    ),
+    "register --exclude-margin without --exclude-above": Case(
+        register_with("--exclude-margin", "2"), "add --exclude-above, or drop --exclude-margin"
     ),
     "a segment in a layer the segmentation lacks": Case(
         multi_layer_segmentation(LAYERS | {"Segment1_Layer": "2"}), "save it again from Slicer"

@@ -10,8 +10,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..core.errors import EXIT_OK
-from ..prep.options import PrepOptions
+from ..core.errors import EXIT_OK, InputError
+from ..prep.options import PrepOptions, idle_tuning
 from ..process.jobs import PrepJob, option_fields, option_flag
 from .job_options import add_options, option_values
 
@@ -44,15 +44,22 @@ def wants_prep(arguments: argparse.Namespace) -> bool:
 
 
 def prep_options(arguments: argparse.Namespace) -> PrepOptions:
-    """The parsed step options (for a worker job's ``prep``)."""
-    options = _options(arguments)
-    if getattr(arguments, "prep", False) and not options.steps_on():
-        options.crop_common = True  # --prep alone: the step that needs no choices
-    return options
+    """The parsed step options (for a worker job's ``prep``); --prep alone crops."""
+    return _options(arguments)
 
 
 def _options(arguments: argparse.Namespace) -> PrepOptions:
-    return PrepOptions(**option_values(PrepOptions, arguments))
+    """The step options given; a tuning option without its step is refused (it would do nothing)."""
+    given = option_values(PrepOptions, arguments)
+    options = PrepOptions(**given)
+    if getattr(arguments, "prep", False) and not options.steps_on():
+        options.crop_common = True  # --prep alone: the step that needs no choices
+    flags = {f.name: option_flag(f) for f in option_fields(PrepOptions)}
+    changed = [f.name for f in option_fields(PrepOptions) if f.name in given and given[f.name] != f.default]
+    for name, steps in idle_tuning(options, changed):
+        needs = " or ".join(flags[step] for step in steps)
+        raise InputError(f"{flags[name]} tunes a step that is off: add {needs}, or drop {flags[name]}")
+    return options
 
 
 def _file_given(mask: str | None) -> str | None:
@@ -71,6 +78,9 @@ def command_prep(arguments: argparse.Namespace) -> int:
     from ..prep.pipeline import prepare, write_prepared
 
     job = PrepJob(**option_values(PrepJob, arguments), prep=_options(arguments))
+    if not job.prep.steps_on():
+        steps = ", ".join(option_flag(f) for f in option_fields(PrepOptions) if f.metadata.get("step"))
+        raise InputError(f"no preparation step is given: choose one or more of {steps}")
     options, output_dir = job.prep, Path(job.output_dir)
     flags = PrepJob.options("input")
     inputs = {flags[name]: getattr(job, name) for name in PrepJob.paths("input")}

@@ -115,7 +115,8 @@ def _finish(sums: np.ndarray, origin, spacing, direction, factors, target_mm: fl
     return sitk.Resample(binned, reference, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32, True)
 
 
-def _array_chunks(array: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+def array_chunks(array: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """(first slice, array[z, y, x]) views of at most ``CHUNK_BYTES`` each, in order."""
     depth = max(1, CHUNK_BYTES // max(1, array[0].nbytes))
     for first in range(0, array.shape[0], depth):
         yield first, array[first : first + depth]
@@ -129,7 +130,7 @@ def downsample(image: sitk.Image, target_mm: float) -> sitk.Image:
     factors = factors_for(image.GetSpacing(), target_mm, image.GetSize())
     if np.all(np.asarray(image.GetSpacing()) >= target_mm - 1e-9):
         return sitk.Cast(image, sitk.sitkFloat32)
-    sums = _bin_chunks(_array_chunks(sitk.GetArrayViewFromImage(image)), image.GetSize(), factors)
+    sums = _bin_chunks(array_chunks(sitk.GetArrayViewFromImage(image)), image.GetSize(), factors)
     return _finish(sums, image.GetOrigin(), image.GetSpacing(), image.GetDirection(), factors, target_mm)
 
 

@@ -1,8 +1,8 @@
 """Registration masks: automatic foreground, labelmap, exclusion (metal) masks and their combinations.
 
-Every mask is a uint8 image (0/1) on its image's grid. The automatic foreground mask only ever
-*adds* voxels after thresholding (largest component, hole filling, closing), so it cannot cut
-into the anatomy that the threshold found.
+Every mask is a uint8 image (0/1) on its image's grid. The automatic foreground mask keeps the
+largest connected piece above the threshold and then only adds voxels (hole filling, closing): it
+does not cut into that piece, but separate pieces (two sections on a slide, two legs) are dropped.
 """
 
 from __future__ import annotations
@@ -21,17 +21,41 @@ CLOSING_MM = 3.0
 MAX_MASK_VOXELS = 24_000_000
 
 
-def looks_like_ct(image: sitk.Image) -> bool:
-    """True when the intensities look like Hounsfield units: a sizeable share of voxels at air (<= -500)."""
+# CT stored as HU + 1024: the body's voxels (above -500 HU) peak at soft tissue, and this share of them lies
+# between fat and soft tissue (-100 to 100 HU); real MR put at most 0.27 of its voxels in such a window.
+SOFT_TISSUE_HU = (-100.0, 100.0)
+MIN_SOFT_TISSUE_SHARE = 0.35
+PEAK_HU = (-40.0, 100.0)  # where the body histogram's peak (20-unit bins) falls: water, brain, muscle
+MIN_BONE_HU = 700.0  # the body's brightest 1% (bone) reaches this; an MR scaled to put a peak near 1024 did not
+
+
+def _sample(image: sitk.Image, count: int = 200_000) -> np.ndarray:
     array = sitk.GetArrayViewFromImage(image)
-    sample = array.ravel()[:: max(1, array.size // 200_000)]
-    return bool(np.mean(sample <= -500) > 0.02 and sample.max() > 0)
+    return array.ravel()[:: max(1, array.size // count)]
+
+
+def looks_like_ct(image: sitk.Image) -> bool:
+    """True when the intensities look like Hounsfield units: a sizeable share of voxels at air (<= -500),
+    or, for values of 0 and more, the same shifted by 1024 (air near 0, a soft-tissue peak near 1024)."""
+    sample = _sample(image)
+    if np.mean(sample <= CT_BODY_HU) > 0.02 and sample.max() > 0:
+        return True
+    if sample.min() < 0:
+        return False
+    hu = sample.astype(np.float64) - CT_STORAGE_OFFSET
+    body = hu[hu > CT_BODY_HU]
+    if np.mean(hu <= CT_BODY_HU) <= 0.02 or body.size < 0.02 * hu.size:
+        return False
+    soft = np.mean((body >= SOFT_TISSUE_HU[0]) & (body <= SOFT_TISSUE_HU[1]))
+    bins = np.floor((body - CT_BODY_HU) / 20).astype(np.int64)
+    peak = CT_BODY_HU + 20 * np.bincount(bins).argmax()
+    bone = np.percentile(body, 99)
+    return bool(soft > MIN_SOFT_TISSUE_SHARE and PEAK_HU[0] <= peak <= PEAK_HU[1] and bone >= MIN_BONE_HU)
 
 
 def hounsfield_offset(image: sitk.Image) -> float:
     """What to add to the stored values to get HU: 0, or -1024 for CT stored without its intercept."""
-    array = sitk.GetArrayViewFromImage(image)
-    sample = array.ravel()[:: max(1, array.size // 200_000)]
+    sample = _sample(image)
     if sample.min() >= 0 and np.percentile(sample, 99) > 900:
         return -CT_STORAGE_OFFSET
     return 0.0
@@ -132,8 +156,10 @@ def foreground_mask(
         work = sitk.BinShrink(image, [factor] * 3)
     binary = sitk.Cast(sitk.Cast(work, sitk.sitkFloat32) > float(threshold), sitk.sitkUInt8)
     if not sitk.GetArrayViewFromImage(binary).any():
+        not_ct = " (if it is not CT, give its modality as mr)" if kind == "ct" and modality == "auto" else ""
         raise InputError(
-            f"no voxel is above the mask threshold {threshold:g}: give the modality (ct or mr) or a threshold"
+            f"no voxel is above the automatic mask's threshold {threshold:g} ({how}): the image is empty or "
+            f"constant{not_ct}; give a mask file instead of 'auto'"
         )
     mask = close(fill_holes(largest_component(binary)), closing_mm)
     mask = fill_holes(mask)

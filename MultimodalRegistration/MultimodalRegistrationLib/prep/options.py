@@ -50,8 +50,11 @@ def roi_from_ras_corners(values) -> tuple:
     """Six numbers (R1, A1, S1, R2, A2, S2: two opposite corners in RAS mm, as Slicer shows them) as LPS corners."""
     from ..core.transforms import lps_ras_points
 
-    values = [float(v) for v in values]
-    if len(values) != 6:
+    try:
+        values = [float(v) for v in values]
+    except (TypeError, ValueError):
+        values = []
+    if len(values) != 6 or not all(math.isfinite(v) for v in values):
         raise InputError("a region of interest needs 6 numbers: R1,A1,S1,R2,A2,S2 (two opposite corners, RAS mm)")
     corners = lps_ras_points([values[:3], values[3:]])
     return tuple(map(tuple, corners))
@@ -185,9 +188,20 @@ class PrepOptions:
                              "it out: voxels of about 6 mm)")  # fmt: skip
         if isinstance(self.downsample_to, str) and self.downsample_to != "auto":
             self.downsample_to = float(self.downsample_to)
-        if self.downsample_to is not None and self.downsample_to != "auto" and not float(self.downsample_to) > 0:
-            raise InputError(f"downsample target {self.downsample_to} mm is not positive")
+        if self.downsample_to not in (None, "auto") and not 0 < float(self.downsample_to) < math.inf:
+            raise InputError(f"downsample target {self.downsample_to} mm is not a positive size: give the voxel size "
+                             "to reach in mm, e.g. 0.5, or auto")  # fmt: skip
 
 
 # The fields that switch a step on; the others tune a step.
 STEP_FIELDS = tuple(f.name for f in fields(PrepOptions) if f.metadata.get("step"))
+# A tuning field -> the steps it tunes (it does nothing while all of them are off).
+TUNES = {"margin_mm": ("crop_common", "roi_lps"), "exclude_margin_mm": ("exclude_above",), "n4_shrink": ("n4",),
+         "modality_fixed": ("mask_fixed", "exclude_above", "n4"),
+         "modality_moving": ("mask_moving", "exclude_above", "n4")}  # fmt: skip
+
+
+def idle_tuning(options: PrepOptions, given) -> list[tuple[str, tuple[str, ...]]]:
+    """(field, the steps it tunes) for each field named in ``given`` whose steps are all off in ``options``."""
+    return [(name, TUNES[name]) for name in given
+            if name in TUNES and all(getattr(options, step) in (None, False) for step in TUNES[name])]  # fmt: skip

@@ -9,6 +9,7 @@ transform found on them (fixed -> moving, LPS mm) applies to the full-resolution
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +20,20 @@ import SimpleITK as sitk
 from ..core.errors import InputError
 from ..core.images import read_image, validate_image
 from ..core.transforms import Transform, resample
-from .bias import correct_bias
+from .bias import check_n4_size, correct_bias
 from .crop import crop_common, oriented_box_halfspaces
 from .downsample import downsample, read_downsampled, read_header
-from .masks import coverage_warning, exclusion_mask, foreground_mask, mask_from_labelmap, resolve_modality
+from .exclusion import exclusion_from_full_resolution
+from .masks import (
+    coverage_warning,
+    exclusion_mask,
+    foreground_mask,
+    hounsfield_offset,
+    mask_from_labelmap,
+    resolve_modality,
+)
 from .options import ROLES, PrepOptions
-from .spacing import check_spacing, parse_spacing, resolution_mismatch, set_spacing
+from .spacing import check_spacing, metaimage_with_spacing, parse_spacing, resolution_mismatch, set_spacing
 from .summary import ImageGrid, PrepStep, PrepSummary
 
 
@@ -109,6 +118,21 @@ def _load(source, role: str, spacing, target, pair_steps: list) -> tuple[sitk.Im
     return image, original
 
 
+def _exclusion(role: str, image: sitk.Image, source, original, spacing, options: PrepOptions, steps: list):
+    """The exclusion mask on the working grid; measured on the full-resolution voxels when the image was
+    downsampled (averaging hides small metal)."""
+    if not any(step["step"] == "downsample" and step["image"] == role for step in steps):
+        return exclusion_mask(image, options.exclude_above, options.exclude_margin_mm)
+    above = options.exclude_above - hounsfield_offset(image)
+    full = original if original is not None else source
+    return exclusion_from_full_resolution(full, above, image, options.exclude_margin_mm, spacing, f"{role} image")
+
+
+def _n4_roles(options: PrepOptions) -> tuple[str, ...]:
+    """The images N4 is asked to correct."""
+    return () if not options.n4 else ROLES if options.n4 == "both" else (options.n4,)
+
+
 def _mask(option, image: sitk.Image, role: str, modality: str, steps: list) -> sitk.Image | None:
     if option is None:
         return None
@@ -139,7 +163,11 @@ def prepare(
     Raises :class:`InputError` with the fix for 4D or vector input, an implausible size without a
     spacing given, or images that do not overlap.
     """
-    options = options or PrepOptions()
+    with tempfile.TemporaryDirectory(prefix="mmreg-prep-") as scratch:  # for a header copy with the given spacing
+        return _prepare(fixed, moving, options or PrepOptions(), initial_transform, progress, Path(scratch))
+
+
+def _prepare(fixed, moving, options: PrepOptions, initial_transform, progress, scratch: Path) -> PreparedPair:
     options.check()
     report = progress or (lambda fraction, stage: None)
     pair = PreparedPair(fixed=None, moving=None)  # type: ignore[arg-type]
@@ -151,6 +179,9 @@ def prepare(
     for role in ROLES:
         size, header_spacing = _spacing_of(sources[role], f"{role} image", bool(given_spacing[role]))
         spacing = parse_spacing(given_spacing[role]) if given_spacing[role] else None
+        if spacing is not None and not isinstance(sources[role], sitk.Image):
+            patched = metaimage_with_spacing(sources[role], header_spacing, spacing, scratch)
+            sources[role] = patched or sources[role]
         if spacing is not None:
             pair.steps.append({"step": "set spacing", "image": role, "why": "given by the user (no resampling)",
                                "from_mm": list(header_spacing), "to_mm": list(spacing)})  # fmt: skip
@@ -159,6 +190,8 @@ def prepare(
             raise InputError(f"{check.message} (--spacing-{role} sx,sy,sz)")
         given_spacing[role] = spacing
         spacings[role] = spacing or header_spacing
+        if role in _n4_roles(options) and getattr(options, f"modality_{role}") != "ct":
+            check_n4_size(size, f"{role} image")  # before reading: crops and downsampling only make it smaller
 
     report(0.05, "prep: reading")
     targets = _downsample_targets(options, spacings, pair)
@@ -192,7 +225,8 @@ def prepare(
         if not ct_roles:
             pair.warnings.append("--exclude-above is for CT, and neither image looks like CT: nothing excluded")
         for role in ct_roles:
-            excluded = exclusion_mask(images[role], options.exclude_above, options.exclude_margin_mm)
+            excluded = _exclusion(role, images[role], sources[role], originals[role], given_spacing[role], options,
+                                  pair.steps)  # fmt: skip
             count = int(sitk.GetArrayViewFromImage(excluded).sum())
             base = masks[role] if masks[role] is not None else sitk.Cast(images[role] * 0 + 1, sitk.sitkUInt8)
             masks[role] = sitk.Cast(base & (1 - excluded), sitk.sitkUInt8)
@@ -207,12 +241,16 @@ def prepare(
 
     if options.n4:
         report(0.6, "prep: bias correction")
-        for role in ROLES if options.n4 == "both" else (options.n4,):
+        for role in _n4_roles(options):
             if modality[role] == "ct":
-                pair.warnings.append(f"N4 corrects MR bias fields: skipped on the {role} image, which looks like CT")
+                said = "was given as CT" if getattr(options, f"modality_{role}") == "ct" else "looks like CT"
+                pair.warnings.append(f"N4 corrects MR bias fields: skipped on the {role} image, which {said}")
                 continue
-            result = correct_bias(images[role], masks[role], options.n4_shrink)
+            result = correct_bias(images[role], masks[role], options.n4_shrink, role=f"{role} image")
             images[role] = result.corrected
+            if options.n4_shrink is not None and min(result.shrink_factors) < options.n4_shrink:
+                pair.warnings.append(f"--n4-shrink {options.n4_shrink} would leave too few voxels of the {role} "
+                                     f"image to fit: shrunk by {result.shrink_factors} instead")  # fmt: skip
             why = "a smooth MR intensity bias makes one tissue look like several"
             pair.steps.append({"step": "bias correction", "image": role, "why": why, **result.describe()})
 
@@ -224,15 +262,21 @@ def prepare(
 
 
 def write_prepared(pair: PreparedPair, output_dir: str | os.PathLike, suffix: str = ".nrrd") -> dict[str, str]:
-    """Write the prepared images and masks into ``output_dir``; returns {name: path}."""
+    """Write the prepared images and masks into ``output_dir``; returns {name: path}.
+
+    A mask of an earlier run into the same folder that this run does not make is removed: beside the new
+    images it would pass for theirs.
+    """
     from ..core.images import write_image
 
     output_dir = Path(output_dir)
     written = {}
     for name in ("fixed", "moving", "fixed_mask", "moving_mask"):
         image = getattr(pair, name)
+        path = output_dir / f"{name}{suffix}"
         if image is not None:
-            path = output_dir / f"{name}{suffix}"
             write_image(image, path)
             written[name] = str(path)
+        else:
+            path.unlink(missing_ok=True)
     return written

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
@@ -10,8 +13,8 @@ import SimpleITK as sitk
 from ..core.errors import InputError
 from ..core.plausible_spacing import SpacingCheck, check_spacing
 
-__all__ = ["Mismatch", "SpacingCheck", "check_spacing", "parse_spacing", "require_plausible", "resolution_mismatch",
-           "set_spacing", "voxel_size_mm"]
+__all__ = ["Mismatch", "SpacingCheck", "check_spacing", "metaimage_with_spacing", "parse_spacing", "require_plausible",
+           "resolution_mismatch", "set_spacing", "voxel_size_mm"]
 
 # Voxel sizes further apart than this factor make the finer image worth downsampling first.
 MISMATCH_RATIO = 4.0
@@ -41,6 +44,38 @@ def set_spacing(image: sitk.Image, spacing_mm) -> sitk.Image:
     result = sitk.Image(image)
     result.SetSpacing(parse_spacing(spacing_mm))
     return result
+
+
+def metaimage_with_spacing(path, header_spacing, spacing_mm, folder) -> Path | None:
+    """A copy of a MetaImage file (``.mha``/``.mhd``) in ``folder`` whose header says ``spacing_mm``, when its
+    ``header_spacing`` is 0 or not a number (ITK refuses to read that file even when the spacing is then
+    replaced); None when the header spacing is usable or the file is not MetaImage with one data file."""
+    path = Path(path)
+    if path.suffix.lower() not in (".mha", ".mhd") or all(math.isfinite(v) and v > 0 for v in header_spacing):
+        return None
+    spacing_line = ("ElementSpacing = " + " ".join(repr(float(v)) for v in spacing_mm) + "\n").encode()
+    copy = Path(folder) / path.name
+    with open(path, "rb") as source:
+        lines = []
+        for line in iter(source.readline, b""):
+            key, _, value = line.decode("latin-1").partition("=")
+            key, value = key.strip(), value.strip()
+            if key in ("ElementSpacing", "ElementSize"):
+                line = spacing_line if key == "ElementSpacing" else b""
+            if key == "ElementDataFile":
+                if value.upper() != "LOCAL":
+                    if value.upper().startswith("LIST") or " " in value:
+                        return None
+                    line = f"ElementDataFile = {(path.parent / value).resolve()}\n".encode()
+                lines.append(line)
+                break
+            lines.append(line)
+        if not any(line.startswith(b"ElementSpacing") for line in lines):
+            lines.insert(len(lines) - 1, spacing_line)
+        with open(copy, "wb") as target:
+            target.writelines(lines)
+            shutil.copyfileobj(source, target)  # the voxels of a LOCAL file (nothing for a detached one)
+    return copy
 
 
 def voxel_size_mm(spacing) -> float:
