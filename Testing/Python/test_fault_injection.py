@@ -1271,3 +1271,43 @@ def test_the_slicer_batch_script_hears_the_options_it_was_given(scene):
 
     with pytest.raises(ValueError, match="^--guidance-weight 2.0: give|^--guidance-weight weighs segmentations"):
         register_nodes(registration_parameters(**_two_volumes(scene), guidanceWeight=2.0), panel_words=False)
+
+
+# --------------------------------------------------------------------------- options that used to be ignored
+def stack_reference_every_without_a_reference(inputs: Path, out: Path) -> list[str]:
+    return _stack(str(_sections(inputs)), out, "--reference-every", "2")
+
+
+def piecewise_naming_no_segment(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    return _register(fixed, moving, out, "--piecewise", ",")
+
+
+def nonlinear_initial_with_guidance(inputs: Path, out: Path) -> list[str]:
+    """A displacement field as the initial transform of a guided run: the guided start would replace it."""
+    fixed, moving = _pair(inputs)
+    field = sitk.Image([6, 6, 6], sitk.sitkVectorFloat64, 3)
+    field.SetSpacing([20.0] * 3)
+    sitk.WriteTransform(sitk.DisplacementFieldTransform(field), str(inputs / "field.h5"))
+    labels = sitk.Image(_volume().GetSize(), sitk.sitkUInt8)
+    labels.CopyInformation(_volume())
+    labels[10:30, 10:30, 8:24] = 1
+    write_image(labels, inputs / "gland.nrrd")
+    return _register(fixed, moving, out, "--init", "auto", "--initial-transform", str(inputs / "field.h5"),
+                     "--fixed-segmentation", str(inputs / "gland.nrrd"), "--moving-segmentation",
+                     str(inputs / "gland.nrrd"))  # fmt: skip
+
+
+IGNORED_OPTION_CASES = {
+    "stack: --reference-every without --reference": Case(stack_reference_every_without_a_reference,
+                                                         "give --reference VOLUME too"),
+    "--piecewise naming no segment": Case(piecewise_naming_no_segment, "names no segment"),
+    "nonlinear initial transform with guidance": Case(nonlinear_initial_with_guidance,
+                                                      "nonlinear initial transform cannot start a guided"),
+}  # fmt: skip
+CASES.update(IGNORED_OPTION_CASES)
+
+
+@pytest.mark.parametrize("name", list(IGNORED_OPTION_CASES))
+def test_an_option_that_would_be_ignored_is_refused(name, tmp_path, private_tmp, capsys):
+    test_bad_input_is_refused_early_and_leaves_everything_as_it_was(name, tmp_path, private_tmp, capsys)
