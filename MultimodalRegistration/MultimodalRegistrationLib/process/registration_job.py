@@ -134,6 +134,7 @@ def run_registration_job(job: RegistrationJob, emit: Callable[[dict], None]) -> 
     if piecewise is not None:
         summary.transform_kind, summary.matrix_lps, summary.has_inverse = final.kind, None, False
         summary.piecewise = piecewise.summary()
+        summary.seconds = summary.piecewise.seconds  # the global run, the segments' and the blend (was the global's)
         summary.warnings = guidance_warnings + piecewise.warnings
     if prepared is not None:
         summary.prep = prepared.summary().to_dict()
