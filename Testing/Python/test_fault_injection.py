@@ -1298,7 +1298,20 @@ def nonlinear_initial_with_guidance(inputs: Path, out: Path) -> list[str]:
                      str(inputs / "gland.nrrd"))  # fmt: skip
 
 
+def stack_sections_stating_two_pixel_sizes(inputs: Path, out: Path) -> list[str]:
+    """Two sections at 254 dpi (0.1 mm) and a third at 127 dpi (0.2 mm): it was read at 0.1 mm, 73 mm off."""
+    from PIL import Image
+
+    folder = _sections(inputs, 2, dpi=254)
+    array = np.full((20, 25, 3), 240, np.uint8)
+    array[5:15, 6:17] = (120, 60, 150)
+    Image.fromarray(array).save(folder / "s2.png", dpi=(127, 127))
+    return _stack(str(folder), out, pixel=None)
+
+
 IGNORED_OPTION_CASES = {
+    "stack: sections stating two pixel sizes": Case(stack_sections_stating_two_pixel_sizes,
+                                                    "the sections are read at one pixel size"),
     "stack: --reference-every without --reference": Case(stack_reference_every_without_a_reference,
                                                          "give --reference VOLUME too"),
     "--piecewise naming no segment": Case(piecewise_naming_no_segment, "names no segment"),

@@ -76,9 +76,13 @@ def _png_dpi(path: Path) -> float | None:
 
 def pixel_size_mm(path: str | os.PathLike, image: sitk.Image) -> float | None:
     """The pixel size (mm) the file states, or None when it states none (see the module notes)."""
+    return stated_pixel_mm(path, float(image.GetSpacing()[0]))
+
+
+def stated_pixel_mm(path: str | os.PathLike, spacing: float) -> float | None:
+    """:func:`pixel_size_mm` from the spacing ITK read from the file's header (``spacing``, first axis)."""
     path = Path(path)
     suffix = suffix_of(path)
-    spacing = float(image.GetSpacing()[0])
     if suffix in VOLUME_SUFFIXES:
         return spacing if math.isfinite(spacing) and spacing > 0 else None
     if suffix == ".png":

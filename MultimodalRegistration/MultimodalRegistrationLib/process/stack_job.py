@@ -24,22 +24,33 @@ MAX_NEIGHBOURS = 20
 
 
 def _pixel_mm(job: StackJob, paths: list[Path]) -> float:
-    from ..core.images2d import check_pixel_size, pixel_size_mm
+    from ..core.images2d import check_pixel_size, stated_pixel_mm
 
     if job.pixel_mm is not None:
         return check_pixel_size(job.pixel_mm)
     import SimpleITK as sitk
 
-    for path in paths:  # the first section that reads states the pixel size
+    first = None
+    for path in paths:  # the first section that reads states the pixel size; the others must not state another
         try:
-            image = sitk.ReadImage(str(path))
+            reader = sitk.ImageFileReader()
+            reader.SetFileName(str(path))
+            reader.ReadImageInformation()
         except RuntimeError:
             continue
-        size = pixel_size_mm(path, image)
-        if size is None:
-            raise InputError(f"{path.name} does not state its pixel size: give it with --pixel-size MM")
-        return check_pixel_size(size, f"the pixel size in {path.name}")
-    raise InputError(f"--sections {job.sections}: no section can be read: check the files (PNG, TIFF, NRRD)")
+        size = stated_pixel_mm(path, float(reader.GetSpacing()[0]))
+        if first is None:
+            if size is None:
+                raise InputError(f"{path.name} does not state its pixel size: give it with --pixel-size MM")
+            first = (path, check_pixel_size(size, f"the pixel size in {path.name}"))
+        elif size is not None and abs(size / first[1] - 1) > 0.01:
+            raise InputError(
+                f"{path.name} states {size:g} mm pixels and {first[0].name} {first[1]:g} mm: the sections are read "
+                "at one pixel size; rescale the sections that differ, or give --pixel-size to read them all at it"
+            )
+    if first is None:
+        raise InputError(f"--sections {job.sections}: no section can be read: check the files (PNG, TIFF, NRRD)")
+    return first[1]
 
 
 def check_stack_job(job: StackJob):
