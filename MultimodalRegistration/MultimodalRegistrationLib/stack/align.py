@@ -22,6 +22,7 @@ import numpy as np
 from ..core.errors import InputError
 from ..core.records import Record
 from .anchors import AnchorPicker, anchor_every
+from .frame import plane_frame, shifted
 from .output import write_transforms_csv, write_volume
 from .pairs import PairResult, register_pair, register_to_reference
 from .reference import Reference
@@ -75,6 +76,7 @@ class StackAlignment:
     reference_every: int = 0  # positions between anchors (0: no reference)
     reference_sections: list[int] = field(default_factory=list)  # the sections registered to the reference
     rejected: list[PairResult] = field(default_factory=list)  # pairs measured but left out of the solve
+    plane_size: list[int] | None = None  # the volume's plane (pixels) when the sections' images differ in size
 
 
 def _pair_weight(pair: PairResult, reports: list[SectionReport], reference_weight: float) -> float:
@@ -189,12 +191,19 @@ def align_sections(
         if report.status not in USABLE:
             report.note += "; its pose (CSV row) is interpolated from its neighbours'"
     poses = fill_missing(poses, center)
+    frame = plane_frame(poses, {r.section: r.size for r in reports if r.status in USABLE and r.size}, pixel_mm)
+    plane_size = None
+    if frame is not None:
+        low, plane_size = frame
+        poses = np.array([shifted(pose, low) for pose in poses])
+        reference_pose = None if reference_pose is None else shifted(reference_pose, low)
     bright = bool(np.mean(bright_votes) >= 0.5) if bright_votes else True
     timings = {"register_s": registered - started, "solve_s": time.perf_counter() - registered}
     kept = {id(p) for p in pairs}
     rejected = [p for p in measured if id(p) not in kept]
     every, anchors = (picker.every, picker.anchors) if picker is not None else (0, [])
-    return StackAlignment(poses, reports, pairs, center, bright, timings, reference_pose, every, anchors, rejected)
+    return StackAlignment(poses, reports, pairs, center, bright, timings, reference_pose, every, anchors, rejected,
+                          plane_size)  # fmt: skip
 
 
 def stack_sections(
@@ -213,7 +222,8 @@ def stack_sections(
         written = [r.status != "missing" for r in alignment.sections]
         if any(written):
             write_volume(output_volume, list(paths), alignment.poses, written, pixel_mm, section_mm, alignment.bright,
-                         progress=lambda items: progress(items, desc="writing volume", unit="section"))  # fmt: skip
+                         progress=lambda items: progress(items, desc="writing volume", unit="section"),
+                         plane_size=alignment.plane_size)  # fmt: skip
             outputs["volume"] = str(output_volume)
         timings["volume_s"] = time.perf_counter() - clock
     if output_transforms:  # after the volume, the long write: stopped during it, no CSV is left without its volume

@@ -5,7 +5,8 @@ CSV contract: columns ``section,a11,a12,a21,a22,tx,ty``, one row per section (0-
 section's image, whose pixel (column i, row j) has its centre at ``(i px, j px)``.
 
 Volume: raw NRRD, LPS, origin (0, 0, 0), spacing (px, px, section spacing), so voxel (i, j, k) is at
-``x_out = (i px, j px)`` of section k. Its plane grid is the first readable section's size. Pixels keep the
+``x_out = (i px, j px)`` of section k. Its plane grid is the first readable section's size, or, when the
+sections' images differ in size, spans all of them (:mod:`.frame`). Pixels keep the
 first readable section's type and components (RGB stays RGB: a vector volume); other sections are
 converted to it. A missing section is written as its glass (the first section's background).
 """
@@ -136,13 +137,15 @@ def _plane_bytes(layout: _Layout, image: sitk.Image | None, pose: np.ndarray, pi
 
 def write_volume(
     path: str | os.PathLike, paths: list[Path], poses: np.ndarray, usable: list[bool], pixel_mm: float,
-    section_mm: float, bright: bool, progress: Callable[[Iterable], Iterable] = iter,
+    section_mm: float, bright: bool, progress: Callable[[Iterable], Iterable] = iter, plane_size=None,
 ) -> None:  # fmt: skip
     """Stream the sections, each resampled through its pose, into one NRRD (memory: one section at a time).
     ``usable[k]`` False writes section k as glass; ``bright``: the slides are bright (the glass is the
     99th percentile) or dark (the 1st)."""
     first = next(k for k, ok in enumerate(usable) if ok)
     layout = _Layout(read_image_2d(paths[first], pixel_mm).image, bright)
+    if plane_size is not None:  # the sections' images differ in size (see .frame)
+        layout.size = tuple(int(n) for n in plane_size)
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as out:
