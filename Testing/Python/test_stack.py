@@ -270,14 +270,25 @@ def test_a_reference_removes_the_bend_that_biased_neighbour_pairs_leave():
         assert np.linalg.norm(miss, axis=1).max() < 1.5, (k, miss)
 
 
-def test_stack_with_an_mr_reference_through_the_command_line(tmp_path):
+@pytest.mark.parametrize("stored_reversed", [False, True])
+def test_stack_with_an_mr_reference_through_the_command_line(tmp_path, stored_reversed):
     """8 H&E-like sections 2 mm apart (1 mm pixels) and an MR-like reference of the same head (its planes turned
     7 deg and moved (12, -9) mm, section 0 3 mm deep): each section's residual after one global rigid fit, and
-    the reported reference_from_volume against the truth."""
+    the reported reference_from_volume against the truth. ``stored_reversed``: the same reference with its first
+    voxel axis reversed and its direction saying so (physically the same image; a mirrored plane before)."""
     canvas, first_z, offset = (200.0, 230.0), -7.0, 3.0
     data = stack_data.serial_sections(tmp_path / "s", 8, 1.0, 2.0, first_z=first_z, seed=5, damage={4: "blank"})
     motion = stack_data.rigid(7.0, (12.0, -9.0), np.asarray(canvas) / 2)
-    sitk.WriteImage(stack_data.reference_volume(data, motion, offset, first_z=first_z), str(tmp_path / "ref.nrrd"))
+    reference = stack_data.reference_volume(data, motion, offset, first_z=first_z)
+    if stored_reversed:
+        reversed_x = sitk.GetImageFromArray(sitk.GetArrayFromImage(reference)[:, :, ::-1].copy())
+        reversed_x.SetSpacing(reference.GetSpacing())
+        direction = np.asarray(reference.GetDirection()).reshape(3, 3)
+        direction[:, 0] *= -1
+        reversed_x.SetDirection(direction.ravel().tolist())
+        reversed_x.SetOrigin(reference.TransformIndexToPhysicalPoint([reference.GetSize()[0] - 1, 0, 0]))
+        reference = reversed_x
+    sitk.WriteImage(reference, str(tmp_path / "ref.nrrd"))
     csv, summary = tmp_path / "T.csv", tmp_path / "S.json"
     code = main(["stack", "--sections", str(tmp_path / "s"), "--pixel-size", "1", "--section-spacing", "2",
                  "--output-volume", str(tmp_path / "V.nrrd"), "--output-transforms", str(csv), "--json", str(summary),
@@ -291,6 +302,7 @@ def test_stack_with_an_mr_reference_through_the_command_line(tmp_path):
     record = json.loads(summary.read_text())
     assert record["reference"] == {  # 8 sections: at least 6 anchors (stack.anchors), so every usable section
         "path": str(tmp_path / "ref.nrrd"), "offset_mm": offset, "every": 1, "sections": clean,
+        "flipped_axes": [0] if stored_reversed else [],
     }  # fmt: skip
     reference = np.array(record["reference_from_volume"])
     for k in clean:  # x_in = P_k P_ref^-1 x_ref: the true reference -> section k map, within 1.5 mm

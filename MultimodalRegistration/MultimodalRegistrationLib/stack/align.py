@@ -234,7 +234,7 @@ def stack_sections(
         pairs=len(alignment.pairs), timings_s={k: round(v, 3) for k, v in timings.items()}, outputs=outputs,
         reference=None if reference is None else {
             "path": reference.path, "offset_mm": reference.offset_mm, "every": alignment.reference_every,
-            "sections": alignment.reference_sections,
+            "sections": alignment.reference_sections, "flipped_axes": list(reference.flipped_axes),
         },
         reference_from_volume=None if alignment.reference_pose is None else alignment.reference_pose.tolist(),
     )  # fmt: skip
