@@ -185,6 +185,10 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.text = _("Cancel") if running else _("Prepare")
         self.ui.previewButton.enabled = ready and not running
         self.ui.sendButton.enabled = bool(node and node.outputFixed and node.outputMoving) and not running
+        for selector in ("fixedVolumeSelector", "movingVolumeSelector", "currentTransformSelector",
+                         "outputFixedSelector", "outputMovingSelector", "outputFixedMaskSelector",
+                         "outputMovingMaskSelector"):  # a run keeps what it started with
+            getattr(self.ui, selector).enabled = not running
 
     def onApplyButton(self) -> None:
         if self._prep is not None and self._prep.running:

@@ -327,3 +327,51 @@ def test_the_panel_boxes_become_one_prep_job(scene, small_pair, phantom_nodes, t
     parameters.excludeAbove, parameters.downsample, parameters.setMovingSpacing = True, True, False
     options = prep_job(parameters, tmp_path).prep
     assert (options.exclude_above, options.downsample_to, options.spacing_moving) == (2500.0, 1.0, None)
+
+
+def _crop_run(fixed_node, moving_node, **outputs):
+    return prep_parameters(fixedVolume=fixed_node, movingVolume=moving_node, cropCommon=True, marginMm=0.0, **outputs)
+
+
+def test_selectors_changed_or_volumes_removed_during_a_run_do_not_reach_its_result(scene):
+    """The panel hands its live parameter node to the run (audit): a moving selector switched mid-run named the
+    result after the new volume and dropped its placement; a moving volume deleted mid-run raised AttributeError
+    and left the panel on 'Cancel'. The run now keeps what it was started with."""
+    fixed = mrml.volume_node_from_image(scene, box_image((30, 30, 30), (2, 2, 2), (0, 0, 0)), "fixed")
+    moving = mrml.volume_node_from_image(scene, box_image((20, 20, 20), (2, 2, 2), (21, 1, 1)), "MR")
+    other = mrml.volume_node_from_image(scene, box_image((20, 20, 20), (2, 2, 2), (5, 5, 5)), "other")
+    placed = mrml.transform_to_node(scene, rigid_transform(5.0, [0, 0, 1], [1.0, 2.0, 0.0]), name="placement")
+    moving.SetAndObserveTransformNodeID(placed.GetID())
+    parameters = _crop_run(fixed, moving)
+    prep = prepare_nodes(parameters, blocking=False)
+    parameters.movingVolume = other  # the user picks another volume while it runs
+    moving.SetAndObserveTransformNodeID(None)
+    prep.wait()
+    assert prep.moving_node.GetName() == "MR prep"
+    assert prep.moving_node.GetAttribute(ATTRIBUTE_PREFIX + "sourceNodeID") == moving.GetID()
+    assert prep.moving_node.GetTransformNodeID() == placed.GetID()
+
+    done, count = [], scene.GetNumberOfNodes()
+    prep = prepare_nodes(_crop_run(fixed, other), blocking=False, on_done=done.append)
+    scene.RemoveNode(other)
+    with pytest.raises(WorkerFailure, match="moving volume was removed from the scene") as failure:
+        prep.wait()
+    assert failure.value.kind == "input" and done == [prep] and not prep.running
+    assert scene.GetNumberOfNodes() == count - 1  # the removed volume only
+
+
+def test_a_second_preparation_of_other_volumes_makes_new_nodes(scene):
+    """After a run the panel's output selectors hold its results; a run on other volumes overwrote them under their
+    old names (audit: 'SCT_T1 prep' ended up holding the MNI crop). A node made from another volume is kept."""
+    fixed = mrml.volume_node_from_image(scene, box_image((30, 30, 30), (2, 2, 2), (0, 0, 0)), "fixed")
+    first = mrml.volume_node_from_image(scene, box_image((20, 20, 20), (2, 2, 2), (21, 1, 1)), "first")
+    second = mrml.volume_node_from_image(scene, box_image((16, 16, 16), (2, 2, 2), (3, 3, 3)), "second")
+    one = prepare_nodes(_crop_run(fixed, first))
+    size = one.moving_node.GetImageData().GetDimensions()
+    two = prepare_nodes(_crop_run(fixed, second, outputFixed=one.fixed_node, outputMoving=one.moving_node))
+    assert two.moving_node is not one.moving_node and two.moving_node.GetName() == "second prep"
+    assert one.moving_node.GetImageData().GetDimensions() == size
+    assert one.moving_node.GetAttribute(ATTRIBUTE_PREFIX + "sourceNodeID") == first.GetID()
+    assert two.fixed_node is one.fixed_node  # the same fixed volume: its output node is refilled
+    again = prepare_nodes(_crop_run(fixed, second, outputMoving=two.moving_node))
+    assert again.moving_node is two.moving_node  # the same volume again: refilled, as chosen

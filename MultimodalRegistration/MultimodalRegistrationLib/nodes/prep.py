@@ -167,6 +167,10 @@ class NodePrep(NodeJob):
 
     def __init__(self, worker: PrepWorkerJob, folder: Path, parameters, on_done=None):
         self.parameters = parameters
+        # What the run was started with: the panel's selectors may change while it runs.
+        self._targets = {name: node_of(parameters, PrepJob, name) for name in ("fixed", "moving", "initial_transform")}
+        self._moving_parent_id = self._targets["moving"].GetTransformNodeID()
+        self._outputs = {name: output_node(parameters, name) for name in OUTPUT_NAMES}
         self.scene = self.target("fixed").GetScene()
         self.folder = folder
         self.on_done = on_done
@@ -177,8 +181,17 @@ class NodePrep(NodeJob):
         self._worker = worker.start()
 
     def target(self, name: str):
-        """The node the parameters hold for the job field ``name`` ("fixed", "moving", "initial_transform")."""
-        return node_of(self.parameters, PrepJob, name)
+        """The node the run started with for the job field ``name`` ("fixed", "moving", "initial_transform")."""
+        return self._targets[name]
+
+    def _output(self, name: str, source):
+        """The output node chosen for ``name`` when the run started, unless it holds another volume's preparation
+        (a previous run's output left in the selector): then None, and a new node is made."""
+        node = self._outputs[name]
+        if node is None or not self.scene.IsNodePresent(node):
+            return None
+        made_from = node.GetAttribute(ATTRIBUTE_PREFIX + "sourceNodeID")
+        return None if made_from and made_from != source.GetID() else node
 
     @property
     def steps(self) -> list[dict]:
@@ -189,13 +202,20 @@ class NodePrep(NodeJob):
         return self.summary["warnings"] if self.summary else []
 
     def _apply(self, result: PrepJobResult) -> None:
+        gone = [name for name, node in self._targets.items() if node is not None and not self.scene.IsNodePresent(node)]
+        if self._moving_parent_id and self.scene.GetNodeByID(self._moving_parent_id) is None:
+            gone.append("moving volume's transform (its placement)")
+        if gone:
+            what = gone[0] if " " in gone[0] else f"{gone[0].replace('_', ' ')} volume"
+            raise InputError(f"the {what} was removed from the scene while the volumes were being prepared: nothing "
+                             "was added; run the preparation again")  # fmt: skip
         images = {name: read_image(path, f"prepared {name}") for name, path in result.outputs.items()}
         done = ", ".join(dict.fromkeys(step.step for step in result.summary.steps))
         _, current = placement(self.target("moving"), self.target("initial_transform"))
         for name, image in images.items():
             role = name.split("_")[0]
             source = self.target(role)
-            node = output_node(self.parameters, name)
+            node = self._output(name, source)
             if node is None:
                 node_name = self.scene.GenerateUniqueName(f"{source.GetName()} {OUTPUT_SUFFIXES[name]}")
                 node = mrml.volume_node_from_image(self.scene, image, node_name, labelmap=name.endswith("mask"))
@@ -204,7 +224,7 @@ class NodePrep(NodeJob):
                 if node.GetDisplayNode() is None:
                     node.CreateDefaultDisplayNodes()
             # The moving outputs sit where the original moving volume sits; the fixed ones in world space.
-            node.SetAndObserveTransformNodeID(source.GetTransformNodeID() if role == "moving" else None)
+            node.SetAndObserveTransformNodeID(self._moving_parent_id if role == "moving" else None)
             attributes = {"sourceNodeID": source.GetID(), "steps": done,
                           "currentTransformNodeID": current.GetID() if current is not None else ""}  # fmt: skip
             for key, value in attributes.items():
