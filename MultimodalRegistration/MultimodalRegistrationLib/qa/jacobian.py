@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import SimpleITK as sitk
 
+from ..core.cell_jacobian import cell_jacobian_minimum
 from ..core.errors import InputError
 from ..core.images import box_grid, corner_points
 from ..core.records import Record
@@ -79,9 +80,9 @@ def _statistics(values: np.ndarray, minimum_at_lps: np.ndarray, spacing_mm: floa
 def jacobian_statistics(
     transform: Transform, fixed: sitk.Image, spacing_mm: float = 2.0, fixed_mask: sitk.Image | None = None
 ) -> JacobianStatistics:
-    """Jacobian determinant statistics over the fixed image (or its mask), sampled every ``spacing_mm``.
-
-    Folds thinner than the sampling spacing can be missed: lower ``spacing_mm`` for fine deformations.
+    """Jacobian determinant statistics over the fixed image (or its mask), sampled every ``spacing_mm``; the
+    minimum and the folding share also hold every displacement field's folds on its own grid (exact for the
+    trilinear interpolation ITK and Slicer apply). Folds of a B-spline thinner than ``spacing_mm`` can be missed.
     """
     if transform.is_linear:
         determinant = float(np.linalg.det(transform.matrix[:3, :3]))
@@ -101,7 +102,42 @@ def jacobian_statistics(
     values = determinant[inside]
     z, y, x = (axis[np.argmin(values)] for axis in np.nonzero(inside))
     minimum_at = np.asarray(grid.TransformIndexToPhysicalPoint((int(x), int(y), int(z))))
-    return _statistics(values, minimum_at, float(grid.GetSpacing()[0]))
+    statistics = _statistics(values, minimum_at, float(grid.GetSpacing()[0]))
+    return _with_field_folds(statistics, transform, fixed)
+
+
+def _with_field_folds(statistics: JacobianStatistics, transform: Transform, fixed: sitk.Image) -> JacobianStatistics:
+    """``statistics`` with the folds of each displacement field in ``transform`` as ITK and Slicer interpolate it:
+    the Jacobian determinant at every corner of its own grid's cells (:mod:`..core.cell_jacobian`), times the
+    linear parts' determinants. The sampled grid averages over two of its cells and missed such folds: a field
+    folding over 3532 mm^3 (down to -0.50) read 0.062 and no folding when its grid lay 1 mm off the sampling grid.
+    Cells count when their centre lies in the fixed image's box (for a field applied first; else all of them);
+    the folding share is their folded cells' volume against that box's."""
+    parts = transform.components()
+    linear = float(np.prod([np.linalg.det(part.matrix[:3, :3]) for part in parts if part.is_linear]))
+    low = corner_points(fixed).min(axis=0), corner_points(fixed).max(axis=0)
+    for order, part in enumerate(reversed(parts)):  # the first applied first
+        if part.kind != "displacement":
+            continue
+        field = part.displacement_field()
+        cells = linear * cell_jacobian_minimum(sitk.GetArrayFromImage(field), field.GetSpacing(), field.GetDirection())
+        if order == 0:
+            centres = _cell_centres(field)
+            cells = cells[np.all((centres >= low[0]) & (centres <= low[1]), axis=-1)]
+        if cells.size and float(cells.min()) < statistics.minimum:
+            statistics.minimum = float(cells.min())
+            folded_mm3 = np.count_nonzero(cells <= 0) * float(np.prod(field.GetSpacing()))
+            share = min(100.0, 100.0 * folded_mm3 / float(np.prod(low[1] - low[0])))
+            statistics.folding_percent = max(statistics.folding_percent, share)
+    return statistics
+
+
+def _cell_centres(field: sitk.Image) -> np.ndarray:
+    """The LPS centres (mm) of a grid's cells, shaped (z-1, y-1, x-1, 3)."""
+    size = np.asarray(field.GetSize())
+    index = np.stack(np.meshgrid(*[np.arange(n - 1) + 0.5 for n in size[::-1]], indexing="ij"), axis=-1)[..., ::-1]
+    matrix = np.asarray(field.GetDirection(), float).reshape(3, 3) * np.asarray(field.GetSpacing(), float)
+    return index @ matrix.T + np.asarray(field.GetOrigin(), float)
 
 
 @dataclass

@@ -42,7 +42,7 @@ from scipy.ndimage import map_coordinates
 from ...core.errors import InputError
 from ...core.images import box_grid
 from ...core.transforms import Transform
-from .cell_jacobian import cell_jacobian_minimum, nodes_of_cells
+from ...core.cell_jacobian import cell_jacobian_minimum, nodes_of_cells
 
 DEFAULT_SPACING_MM = 2.0
 DEFAULT_REACH_MM = 20.0
