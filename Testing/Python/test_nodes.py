@@ -235,3 +235,28 @@ def test_a_nonlinear_node_inverted_in_place_reads_back(scene):
                                            for p in lps_ras_points(points)]))  # fmt: skip
     assert np.abs(read.transform_points(points) - slicer_maps).max() < 0.1
     assert scene.GetNumberOfNodes() == count  # the node read through is gone again
+
+
+def test_a_run_into_a_node_removes_the_segment_nodes_an_earlier_piecewise_run_left_for_it(scene):
+    """Audit: a second piecewise run into the same output node left the first run's segment nodes beside the new
+    ones ('sacrum (MR to CT)' twice), and a later rigid run kept 'piecewiseMinimumJacobian'."""
+    import slicer
+    from MultimodalRegistrationLib.core.transforms import Transform
+    from MultimodalRegistrationLib.nodes.registration import ATTRIBUTE_PREFIX
+    from MultimodalRegistrationLib.nodes.registration_result import _remove_segment_nodes_of
+
+    field = mrml.transform_to_node(scene, Transform.identity(), name="MR to CT")
+    field.SetAttribute(ATTRIBUTE_PREFIX + "piecewiseMinimumJacobian", "0.87")
+    other = mrml.transform_to_node(scene, Transform.identity(), name="other result")
+    segments = []
+    for name in ("sacrum", "left_hip"):
+        segments.append(mrml.transform_to_node(scene, Transform.identity(), name=f"{name} (MR to CT)"))
+        segments[-1].SetAttribute(ATTRIBUTE_PREFIX + "fieldNodeID", field.GetID())
+    kept = mrml.transform_to_node(scene, Transform.identity(), name="sacrum (other result)")
+    kept.SetAttribute(ATTRIBUTE_PREFIX + "fieldNodeID", other.GetID())
+    folder = mrml.put_in_folder(scene, segments, "MR to CT segments")
+    _remove_segment_nodes_of(scene, field)
+    hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    assert not any(scene.IsNodePresent(node) for node in segments) and scene.IsNodePresent(kept)
+    assert hierarchy.GetItemName(folder) == ""  # the empty folder is gone
+    assert field.GetAttribute(ATTRIBUTE_PREFIX + "piecewiseMinimumJacobian") is None

@@ -27,7 +27,7 @@ The blend, on an axis-aligned grid over the fixed image:
 5. The transform is ``B`` after the residual ``phi(x) - x`` (``phi`` the flow after step 4), a field that is 0
    beyond the grid, so ``B`` holds there; ``field`` is the whole displacement ``B(phi(x)) - x`` on the grid. Its
    smallest Jacobian determinant is measured as the field is interpolated, at every cell's corners
-   (:mod:`.cell_jacobian`), in the giving way of step 4 too.
+   (:mod:`...core.cell_jacobian`), in the giving way of step 4 too.
 """
 
 from __future__ import annotations
