@@ -311,7 +311,7 @@ class MultimodalRegistrationQATest(ScriptedLoadableModuleTest):
         parameters = qa_nodes.qa_parameters(transform=result, fixedVolume=fixed, movingVolume=moving,
                                             fixedTargetPoints=fixedTargets, movingTargetPoints=movingTargets)  # fmt: skip
         metrics, table = logic.compute(parameters)
-        tre = metrics["landmarks"]["tre"]
+        tre = metrics.to_dict()["landmarks"]["tre"]
         self.assertEqual(tre["after"]["count"], 10)
         self.assertGreater(tre["before"]["mean_mm"], 20.0)
         self.assertLess(tre["after"]["mean_mm"], 1.0)

@@ -441,6 +441,35 @@ def test_report_holds_the_metrics_and_valid_pictures(small_pair, tmp_path):
     assert set(outputs) == {"report", "figures", "json"}
 
 
+def test_a_report_writes_its_pictures_with_it_or_not_at_all(coarse_pair, tmp_path, monkeypatch):
+    """Audit: the pictures were written before the report, so a stopped run left half of them behind ('nothing
+    was written'); 'run.1.html' and 'run.2.html' shared 'run_figures'; a file named like the pictures' folder
+    failed with a traceback after the measuring."""
+    from MultimodalRegistrationLib.qa import assess
+
+    fixed, moving = coarse_pair
+    metrics = assess_registration(fixed, moving, RIGID, QAOptions())
+    first = write_qa_outputs(metrics, fixed, moving, RIGID, tmp_path / "run.1.html")
+    second = write_qa_outputs(metrics, fixed, moving, RIGID, tmp_path / "run.2.html")
+    assert first["figures"] == str(tmp_path / "run.1_figures") and second["figures"] == str(tmp_path / "run.2_figures")
+    pictures = sorted(p.name for p in (tmp_path / "run.1_figures").iterdir())
+    assert len(pictures) == 6
+
+    def stopped(*_, **__):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(assess, "write_html_report", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        write_qa_outputs(metrics, fixed, moving, RIGID, tmp_path / "stopped.html")
+    with pytest.raises(KeyboardInterrupt):  # a report run again: the earlier pictures come back
+        write_qa_outputs(metrics, fixed, moving, RIGID, tmp_path / "run.1.html")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.1.html", "run.1_figures", "run.2.html", "run.2_figures"]
+    assert sorted(p.name for p in (tmp_path / "run.1_figures").iterdir()) == pictures
+    (tmp_path / "blocked_figures").write_text("a file")
+    with pytest.raises(InputError, match="is a file, where the report's pictures go"):
+        assess.check_report_path(tmp_path / "blocked.html")
+
+
 def qa_arguments(argv):
     parser = argparse.ArgumentParser(prog="mmreg")
     add_qa_parser(parser.add_subparsers(dest="command", required=True))

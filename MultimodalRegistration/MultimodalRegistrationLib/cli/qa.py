@@ -89,9 +89,10 @@ def command_qa(arguments: argparse.Namespace) -> int:
     """Measure, write the report (and JSON) and print a summary; InputError and EngineError propagate."""
     from ..core.errors import InputError
     from ..core.file_checks import check_output_path
+    from ..qa.assess import check_report_path
 
     job = qa_job(arguments)
-    check_output_path(job.report, "report", (".html", ".htm"))
+    check_report_path(job.report)
     json_file = file_or_none(job.summary)  # --json -: the metrics go to standard output
     if json_file:
         check_output_path(json_file, "summary", (".json",))

@@ -239,7 +239,14 @@ def qa_parameters(**values) -> SimpleNamespace:
 
 
 def export_report(report: QAReport, inputs: QAInputs, report_path, json_path=None) -> dict[str, str]:
-    """Write the HTML report (pictures beside it) and optionally the JSON, for a report measured from ``inputs``."""
+    """Write the HTML report (pictures beside it) and optionally the JSON, for a report measured from ``inputs``;
+    a path that cannot be written is refused first (:class:`InputError`), as ``mmreg qa`` refuses it."""
+    from ..core.file_checks import check_output_path
+    from ..qa.assess import check_report_path
+
+    check_report_path(report_path)
+    if json_path is not None:
+        check_output_path(json_path, "summary", (".json",))
     return write_qa_outputs(
         report, inputs.fixed, inputs.moving, inputs.transform, report_path, json_path,
         before=inputs.before, fixed_labels=inputs.fixed_labels,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import InputError
+from ..core.file_checks import check_output_path
 from ..core.files import write_text_atomically
 from ..core.images import validate_image, validate_mask
 from ..core.metric import METRIC_SPACING_MM
@@ -167,6 +169,23 @@ def assess_registration(
     )
 
 
+def figures_folder(report_path: str | os.PathLike) -> Path:
+    """Where a report's pictures go: ``<report name without .html>_figures`` beside it (``run.1.html``:
+    ``run.1_figures``; the name was cut at its first dot, so ``run.1`` and ``run.2`` shared one folder)."""
+    path = Path(report_path)
+    name = path.stem if path.suffix.lower() in (".html", ".htm") else path.name
+    return path.parent / f"{name or 'report'}_figures"
+
+
+def check_report_path(report_path: str | os.PathLike) -> None:
+    """Refuse, before any work, a report that cannot be written: not .html/.htm, an unwritable folder, or a file
+    where its pictures' folder goes."""
+    check_output_path(report_path, "report", (".html", ".htm"))
+    folder = figures_folder(report_path)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder} is a file, where the report's pictures go: move it or name the report otherwise")
+
+
 def write_qa_outputs(
     report: QAReport,
     fixed: sitk.Image,
@@ -184,14 +203,34 @@ def write_qa_outputs(
     outputs: dict[str, str] = {}
     if report_path is not None:
         report_path = Path(report_path)
-        name = report_path.name.split(".")[0] or "report"
-        folder = report_path.parent / f"{name}_figures"
-        pictures = write_qa_pictures(folder, fixed, moving, transform, before, fixed_labels, fixed_mask)
-        report.pictures = {
-            kind: {stage: os.path.relpath(path, report_path.parent) for stage, path in stages.items()}
-            for kind, stages in pictures.items()
-        }
-        write_html_report(report_path, report, pictures)
+        check_report_path(report_path)
+        folder = figures_folder(report_path)
+        partial = folder.with_name(f".{folder.name}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        try:  # the pictures appear with the report or not at all (a stopped run left half of them)
+            drawn = write_qa_pictures(partial, fixed, moving, transform, before, fixed_labels, fixed_mask)
+            pictures = {kind: {stage: folder / Path(path).relative_to(partial) for stage, path in stages.items()}
+                        for kind, stages in drawn.items()}  # fmt: skip
+            earlier = folder.with_name(f".{folder.name}.earlier") if folder.exists() else None
+            if earlier is not None:
+                shutil.rmtree(earlier, ignore_errors=True)
+                folder.rename(earlier)
+            partial.rename(folder)
+            try:
+                report.pictures = {
+                    kind: {stage: os.path.relpath(path, report_path.parent) for stage, path in stages.items()}
+                    for kind, stages in pictures.items()
+                }
+                write_html_report(report_path, report, pictures)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                if earlier is not None:
+                    earlier.rename(folder)
+                raise
+            if earlier is not None:
+                shutil.rmtree(earlier, ignore_errors=True)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
         outputs["report"] = str(report_path)
         outputs["figures"] = str(folder)
     if json_path is not None:
