@@ -244,6 +244,18 @@ def test_moving_volume_under_transforms(scene, small_pair, volumes, targets):
     with pytest.raises(InputError, match="harden"):
         assess(truth, fixed, moving)
 
+    # 5. The result node itself under a transform, the volume not under it (audit: TRE 0.00 mm measured, then the
+    #    volume put under it showed both and a second Compute measured 5.00 mm): refused, with the fix.
+    fixed.SetAndObserveTransformNodeID(None)
+    moving.SetAndObserveTransformNodeID(None)
+    moving_targets.SetAndObserveTransformNodeID(None)
+    truth.SetAndObserveTransformNodeID(other.GetID())
+    with pytest.raises(InputError, match="is itself under 'other'"):
+        assess(truth, fixed, moving, fixedTargetPoints=fixed_targets, movingTargetPoints=moving_targets)
+    moving.SetAndObserveTransformNodeID(truth.GetID())  # what is shown can be measured
+    metrics, _ = assess(truth, fixed, moving, fixedTargetPoints=fixed_targets, movingTargetPoints=moving_targets)
+    assert "as shown" in metrics.to_dict()["inputs"]["measured_transform"]
+
 
 def test_showing_the_result_takes_the_lists_of_the_volume_along(scene, small_pair, volumes, targets):
     fixed, moving = volumes

@@ -31,6 +31,14 @@ def registration_pose(transform_node, moving_volume) -> tuple[Transform, Transfo
         return mrml.world_transform(moving_volume), before, (
             f"the moving volume as shown, through {names}; before: without '{transform_node.GetName()}' ({rest})"
         )
+    above = transform_node.GetParentTransformNode()
+    if above is not None:  # shown, the moving volume would go through both: not what the node alone measures
+        raise InputError(
+            f"the transform '{transform_node.GetName()}' is itself under '{above.GetName()}': the moving volume placed "
+            f"under it would be shown through both, not as '{transform_node.GetName()}' alone maps it; harden "
+            f"'{above.GetName()}' into it or take it out of '{above.GetName()}' (Data module), or put the moving "
+            f"volume under '{transform_node.GetName()}' to measure what is shown"
+        )
     description = f"'{transform_node.GetName()}' (TransformFromParent, fixed -> moving)"
     if parents:
         description += f"; before: the moving volume's own parent transforms ({names})"
