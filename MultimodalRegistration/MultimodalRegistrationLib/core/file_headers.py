@@ -135,9 +135,11 @@ def header_spacing(path: Path) -> list[float] | None:
 def spacing_error(path: Path, role: str, axis: int, value: float) -> InputError:
     """The refusal of one bad spacing value, naming the axis and the fix."""
     kind = "negative (ITK would flip that axis without a word)" if value < 0 else "not a positive number"
+    # mmreg prep can replace a MetaImage's spacing as it reads it; other formats refuse to be read first.
+    option = " (or set it with mmreg prep --spacing-fixed/--spacing-moving)" if file_suffix(path) in (".mha", ".mhd") else ""
     return InputError(
         f"{role} file {path} gives spacing {value:g} along axis {axis}, which is {kind}: "
-        "correct the spacing in the file's header (or set it with mmreg prep --spacing-fixed/--spacing-moving)"
+        f"correct the spacing in the file's header{option}"
     )
 
 
