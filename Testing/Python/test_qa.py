@@ -441,6 +441,15 @@ def test_report_holds_the_metrics_and_valid_pictures(small_pair, tmp_path):
     assert set(outputs) == {"report", "figures", "json"}
 
 
+def test_a_mirrored_matrix_is_named_a_mirror_not_a_fold(coarse_pair):
+    """Audit: a reflecting linear transform was 'folding 100%' with the advice to use a stiffer preset."""
+    fixed, moving = coarse_pair
+    mirrored = RIGID @ Transform.from_matrix(np.diag([-1.0, 1.0, 1.0, 1.0]))
+    warnings = assess_registration(fixed, moving, mirrored, QAOptions()).warnings
+    assert any("the transform mirrors (determinant -1)" in w for w in warnings), warnings
+    assert not any("stiffer preset" in w for w in warnings)
+
+
 def test_a_report_writes_its_pictures_with_it_or_not_at_all(coarse_pair, tmp_path, monkeypatch):
     """Audit: the pictures were written before the report, so a stopped run left half of them behind ('nothing
     was written'); 'run.1.html' and 'run.2.html' shared 'run_figures'; a file named like the pictures' folder

@@ -51,6 +51,17 @@ def test_nonlinear_composite_keeps_order_and_inverts():
     assert np.abs(round_trip - POINTS / 2).max() < 0.05
 
 
+def test_inverses_compose_and_stay_each_others_inverse():
+    """Two transforms whose inverses are known compose with their inverses linked (audit: composing two inverted
+    transforms recursed without end, each inverse composing the other's again)."""
+    field, a = smooth_field(), affine(5)
+    inverted = a.inverse() @ field.inverse()
+    assert inverted.inverse().inverse() is inverted
+    points = POINTS / 2
+    assert np.abs(inverted.inverse().transform_points(inverted.transform_points(points)) - points).max() < 0.05
+    assert np.allclose(inverted.inverse().transform_points(points), (field @ a).transform_points(points))
+
+
 @pytest.mark.parametrize("suffix", [".h5", ".tfm", ".txt", ".mat"])
 def test_linear_files_round_trip(tmp_path, suffix):
     a = affine(5)

@@ -189,13 +189,16 @@ class Transform:
     def __matmul__(self, other: Transform) -> Transform:
         if not isinstance(other, Transform):
             return NotImplemented
-        inverse = None
-        if self._inverse is not None and other._inverse is not None:
-            inverse = other._inverse @ self._inverse
         if self._linear and other._linear:
             return Transform.from_matrix(self.matrix @ other.matrix)
         parts = _components(self._sitk) + _components(other._sitk)
-        return Transform(sitk.CompositeTransform(parts), inverse=inverse)
+        result = Transform(sitk.CompositeTransform(parts))
+        if self._inverse is not None and other._inverse is not None:
+            # Built from the parts, not by @: the inverses know their own inverses (self and other), and
+            # composing them would compose those again, without end.
+            inverse = Transform(sitk.CompositeTransform(_components(other._inverse._sitk) + _components(self._inverse._sitk)))
+            result._inverse, inverse._inverse = inverse, result
+        return result
 
     def inverse(self) -> Transform:
         """The moving -> fixed transform; exact for linear, iterative for displacement fields."""

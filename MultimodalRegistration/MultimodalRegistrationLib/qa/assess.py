@@ -137,7 +137,12 @@ def assess_registration(
         images = [image_agreement(fixed, moving, pose, fixed_mask, o.metric_spacing_mm) for pose in (before, transform)]
     with step("jacobian", 0.25):
         jacobian = jacobian_statistics(transform, fixed, o.jacobian_spacing_mm, fixed_mask)
-    if jacobian.folding_percent > 0:
+    if jacobian.folding_percent > 0 and transform.is_linear:  # no preset folds a matrix: it came mirrored
+        warnings.append(
+            f"the transform mirrors (determinant {jacobian.minimum:.3g}): anatomy comes out left-right reversed; "
+            "check the landmarks it was fitted to (pairs, the LPS/RAS coordinate system) or the file's direction"
+        )
+    elif jacobian.folding_percent > 0:
         warnings.append(
             f"the transform folds: {jacobian.folding_percent:.3g}% of the fixed image has a Jacobian determinant "
             "<= 0: use a stiffer preset (stronger bending penalty, coarser grid) or check the inputs"
