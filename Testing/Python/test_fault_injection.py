@@ -1309,7 +1309,25 @@ def stack_sections_stating_two_pixel_sizes(inputs: Path, out: Path) -> list[str]
     return _stack(str(folder), out, pixel=None)
 
 
+def qa_restart_option_without_restarts(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    transform = _rigid_tfm(inputs / "T.tfm")
+    return ["qa", "--fixed", str(fixed), "--moving", str(moving), "--transform", str(transform),
+            "--report", str(out / "r.html"), "--preset", "affine"]  # fmt: skip
+
+
+def qa_figures_folder_is_a_file(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    transform = _rigid_tfm(inputs / "T.tfm")
+    blocker = inputs / "r_figures"
+    blocker.write_text("a file where the report's pictures go")
+    return ["qa", "--fixed", str(fixed), "--moving", str(moving), "--transform", str(transform),
+            "--report", str(inputs / "r.html")]  # fmt: skip
+
+
 IGNORED_OPTION_CASES = {
+    "qa: --preset without --stability": Case(qa_restart_option_without_restarts, "tunes the stability restarts"),
+    "qa: a file where the pictures go": Case(qa_figures_folder_is_a_file, "is a file, where the report's pictures go"),
     "stack: sections stating two pixel sizes": Case(stack_sections_stating_two_pixel_sizes,
                                                     "the sections are read at one pixel size"),
     "stack: --reference-every without --reference": Case(stack_reference_every_without_a_reference,

@@ -85,6 +85,25 @@ def _print_summary(report: QAReport) -> None:
         )
 
 
+RESTART_OPTIONS = ("engine", "preset", "stability_threshold", "stability_shift", "stability_rotation",
+                   "stability_timeout", "moving_mask")  # they tune the stability restarts only
+
+
+def _check_restart_options(job) -> None:
+    """Refuse an option of the stability restarts given without --stability (it did nothing, silently)."""
+    from dataclasses import fields
+
+    from ..core.errors import InputError
+
+    if job.stability:
+        return
+    defaults = {f.name: f.default for f in fields(job)}
+    for name in RESTART_OPTIONS:
+        if getattr(job, name) != defaults[name]:
+            flag = "--" + name.replace("_", "-")
+            raise InputError(f"{flag} tunes the stability restarts: add --stability (or --stability K), or drop {flag}")
+
+
 def command_qa(arguments: argparse.Namespace) -> int:
     """Measure, write the report (and JSON) and print a summary; InputError and EngineError propagate."""
     from ..core.errors import InputError
@@ -92,6 +111,7 @@ def command_qa(arguments: argparse.Namespace) -> int:
     from ..qa.assess import check_report_path
 
     job = qa_job(arguments)
+    _check_restart_options(job)
     check_report_path(job.report)
     json_file = file_or_none(job.summary)  # --json -: the metrics go to standard output
     if json_file:
