@@ -466,14 +466,19 @@ def output_nhdr_writes_onto_the_moving_data_file(inputs: Path, out: Path) -> lis
     return _register(fixed, moving, out, "--output-volume", str(inputs / "scan.nhdr"))  # writes scan.raw.gz
 
 
-def qa_json_is_the_points_file(inputs: Path, out: Path) -> list[str]:
+def _qa(inputs: Path, report: Path, *extra: str) -> list[str]:
+    """mmreg qa of the valid pair through a rigid .tfm, writing ``report``, with the options ``extra``."""
     fixed, moving = _pair(inputs)
     transform = _rigid_tfm(inputs / "T.tfm")
+    return ["qa", "--fixed", str(fixed), "--moving", str(moving), "--transform", str(transform),
+            "--report", str(report), *extra]  # fmt: skip
+
+
+def qa_json_is_the_points_file(inputs: Path, out: Path) -> list[str]:
     points = inputs / "f.mrk.json"
     points.write_text("{}")
-    return ["qa", "--fixed", str(fixed), "--moving", str(moving), "--transform", str(transform),
-            "--fixed-points", str(points), "--moving-points", str(points),
-            "--report", str(out / "r.html"), "--json", str(points)]  # fmt: skip
+    return _qa(inputs, out / "r.html", "--fixed-points", str(points), "--moving-points", str(points),
+               "--json", str(points))  # fmt: skip
 
 
 INPUT_CASES = {
@@ -1310,19 +1315,12 @@ def stack_sections_stating_two_pixel_sizes(inputs: Path, out: Path) -> list[str]
 
 
 def qa_restart_option_without_restarts(inputs: Path, out: Path) -> list[str]:
-    fixed, moving = _pair(inputs)
-    transform = _rigid_tfm(inputs / "T.tfm")
-    return ["qa", "--fixed", str(fixed), "--moving", str(moving), "--transform", str(transform),
-            "--report", str(out / "r.html"), "--preset", "affine"]  # fmt: skip
+    return _qa(inputs, out / "r.html", "--preset", "affine")
 
 
 def qa_figures_folder_is_a_file(inputs: Path, out: Path) -> list[str]:
-    fixed, moving = _pair(inputs)
-    transform = _rigid_tfm(inputs / "T.tfm")
-    blocker = inputs / "r_figures"
-    blocker.write_text("a file where the report's pictures go")
-    return ["qa", "--fixed", str(fixed), "--moving", str(moving), "--transform", str(transform),
-            "--report", str(inputs / "r.html")]  # fmt: skip
+    (inputs / "r_figures").write_text("a file where the report's pictures go")
+    return _qa(inputs, inputs / "r.html")
 
 
 IGNORED_OPTION_CASES = {
