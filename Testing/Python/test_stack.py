@@ -280,6 +280,7 @@ def test_stack_with_an_mr_reference_through_the_command_line(tmp_path, stored_re
     data = stack_data.serial_sections(tmp_path / "s", 8, 1.0, 2.0, first_z=first_z, seed=5, damage={4: "blank"})
     motion = stack_data.rigid(7.0, (12.0, -9.0), np.asarray(canvas) / 2)
     reference = stack_data.reference_volume(data, motion, offset, first_z=first_z)
+    as_drawn = reference
     if stored_reversed:
         reversed_x = sitk.GetImageFromArray(sitk.GetArrayFromImage(reference)[:, :, ::-1].copy())
         reversed_x.SetSpacing(reference.GetSpacing())
@@ -309,6 +310,18 @@ def test_stack_with_an_mr_reference_through_the_command_line(tmp_path, stored_re
         gap = poses[k] @ np.linalg.inv(reference) - data.truth[k] @ np.linalg.inv(motion)
         points = data.points[k] @ motion[:2, :2].T + motion[:2, 2]  # reference-frame points inside the head
         assert np.linalg.norm(points @ gap[:2, :2].T + gap[:2, 2], axis=1).mean() < 1.5, k
+    # The volume placed on the reference image (LPS mm, whatever the storage): each volume point of section k
+    # lands where the truth puts its anatomy in the reference, within 1.5 mm.
+    placed = np.array(record["volume_to_reference_lps"])
+    for k in clean:
+        inside = data.points[k] @ data.truth[k][:2, :2].T + data.truth[k][:2, 2]  # section k's image (mm)
+        out = (np.linalg.inv(poses[k]) @ np.c_[inside, np.ones(len(inside))].T).T[:, :2]  # the volume plane
+        volume = np.c_[out, np.full(len(out), k * 2.0), np.ones(len(out))]
+        reference_mm = (motion @ np.c_[data.points[k], np.ones(len(out))].T).T[:, :2]
+        depth = (offset + k * 2.0) / as_drawn.GetSpacing()[2]
+        truth = [as_drawn.TransformContinuousIndexToPhysicalPoint((x / as_drawn.GetSpacing()[0],
+                 y / as_drawn.GetSpacing()[1], depth)) for x, y in reference_mm]  # fmt: skip
+        assert np.linalg.norm((volume @ placed.T)[:, :3] - truth, axis=1).mean() < 1.5, k
 
 
 def test_a_mouse_sized_specimen_is_aligned_as_well_as_a_large_one(tmp_path):

@@ -118,3 +118,39 @@ def test_the_panel_parameters_reach_the_stack(scene, sections):
     stack = stack_from_panel(panel, scene=scene)
     assert np.allclose(stack.volume_node.GetSpacing(), (1.0, 1.0, 2.0))
     assert stack.volume_node.GetImageData().GetDimensions() == (200, 230, 6)
+
+
+def test_a_stack_with_a_reference_is_shown_on_the_reference(scene, tmp_path):
+    """Audit: with a reference the volume came at origin 0, away from the MRI, and only the summary held the 3x3
+    pose. The volume now sits under a transform that lays it on the reference (under the reference's own parent
+    transform): each section's anatomy lands, in world coordinates, where the truth puts it in the reference."""
+    from MultimodalRegistrationLib.core.phantom import rigid_transform
+    from MultimodalRegistrationLib.nodes import mrml
+
+    first_z, offset = -7.0, 3.0
+    data = stack_data.serial_sections(tmp_path / "s", 8, 1.0, 2.0, first_z=first_z, seed=5)
+    motion = stack_data.rigid(7.0, (12.0, -9.0), np.asarray(CANVAS) / 2)
+    image = stack_data.reference_volume(data, motion, offset, first_z=first_z)
+    reference = mrml.volume_node_from_image(scene, image, "MR")
+    shift = mrml.transform_to_node(scene, rigid_transform(0.0, (0, 0, 1), (5.0, -4.0, 3.0)), name="MR placement")
+    reference.SetAndObserveTransformNodeID(shift.GetID())
+    csv = tmp_path / "T.csv"
+    parameters = StackParameters(sections=str(tmp_path / "s"), section_mm=2.0, pixel_mm=1.0,
+                                 reference_offset_mm=offset, output_transforms=str(csv))  # fmt: skip
+    stack = stack_sections(parameters, reference_node=reference, scene=scene)
+    volume = stack.volume_node
+    assert volume.GetParentTransformNode() is stack.placement_node
+    assert stack.placement_node.GetParentTransformNode() is shift
+    poses = read_transforms_csv(csv)
+    volume_to_world = mrml.world_transform(volume).inverse()
+    reference_to_world = mrml.world_transform(reference).inverse()
+    for k in range(8):
+        inside = data.points[k] @ data.truth[k][:2, :2].T + data.truth[k][:2, 2]  # section k's image (mm)
+        out = (np.linalg.inv(poses[k]) @ np.c_[inside, np.ones(len(inside))].T).T[:, :2]
+        shown = volume_to_world.transform_points(np.c_[out, np.full(len(out), 2.0 * k)])
+        reference_mm = data.points[k] @ motion[:2, :2].T + motion[:2, 2]
+        depth = (offset + 2.0 * k) / image.GetSpacing()[2]
+        truth = [image.TransformContinuousIndexToPhysicalPoint((x / image.GetSpacing()[0], y / image.GetSpacing()[1],
+                 depth)) for x, y in reference_mm]  # fmt: skip
+        error = np.linalg.norm(shown - reference_to_world.transform_points(np.array(truth)), axis=1).mean()
+        assert error < 1.5, (k, error)

@@ -15,9 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ..core.errors import InputError
 from ..core.images import read_image, write_image
 from ..core.records import Record
+from ..core.transforms import Transform
 from ..process.jobs import StackJob
 from ..process.stack_job import StackWorkerJob, check_stack_job
 from ..process.worker import WorkerFailure
@@ -71,10 +74,13 @@ class NodeStack(NodeJob):
     cancelled_message = "the stack was cancelled; the scene is unchanged"
     reap_worker = True
 
-    def __init__(self, scene, job: StackJob, folder: Path, output_node, python, on_progress, on_done):
+    def __init__(self, scene, job: StackJob, folder: Path, output_node, python, on_progress, on_done,
+                 reference_node=None):  # fmt: skip
         self.scene = scene
         self.folder = folder
         self.output_node = output_node
+        self.reference_node = reference_node
+        self.placement_node = None  # the transform that lays the volume on the reference, when one was given
         self.on_done = on_done
         self.volume_node = None
         self._started = time.perf_counter()
@@ -98,7 +104,26 @@ class NodeStack(NodeJob):
         node.SetAttribute(ATTRIBUTE_PREFIX + "sections", str(self._worker.job["sections"]))
         node.SetAttribute(ATTRIBUTE_PREFIX + "problems", str(sum(s["status"] != "ok" for s in summary["sections"])))
         self.volume_node = node
+        placed = summary.get("volume_to_reference_lps")
+        if placed is not None and self.reference_node is not None and self.scene.IsNodePresent(self.reference_node):
+            self.placement_node = _place_on_reference(self.scene, node, self.reference_node, np.asarray(placed))
         self.summary = dict(summary, seconds=round(time.perf_counter() - self._started, 2))
+
+
+def _place_on_reference(scene, volume_node, reference_node, volume_to_reference: np.ndarray):
+    """A linear transform node that shows the stacked volume on the reference (its TransformToParent: the volume's
+    points to the reference's, ``volume_to_reference`` in LPS), under the reference's own parent transform; the
+    volume goes under it. A node an earlier stack into this volume made is refilled."""
+    node = volume_node.GetParentTransformNode()
+    if node is None or node.GetAttribute(ATTRIBUTE_PREFIX + "placesOnReference") is None:
+        node = None
+    name = f"{volume_node.GetName()} on {reference_node.GetName()}"
+    # Stored as TransformFromParent (the library's convention), so the inverse: TransformToParent is the placement.
+    node = mrml.transform_to_node(scene, Transform.from_matrix(np.linalg.inv(volume_to_reference)), node, name=name)
+    node.SetAttribute(ATTRIBUTE_PREFIX + "placesOnReference", reference_node.GetID())
+    node.SetAndObserveTransformNodeID(reference_node.GetTransformNodeID())
+    volume_node.SetAndObserveTransformNodeID(node.GetID())
+    return node
 
 
 def _check_output_node(output_node, reference_node, components: int) -> None:
@@ -165,7 +190,7 @@ def stack_sections(
         paths, _, _ = check_stack_job(job)
         if output_node is not None:
             _check_output_node(output_node, reference_node, _components(paths))
-        stack = NodeStack(scene, job, folder, output_node, python, on_progress, on_done)
+        stack = NodeStack(scene, job, folder, output_node, python, on_progress, on_done, reference_node)
     if blocking:
         stack.wait()
     return stack

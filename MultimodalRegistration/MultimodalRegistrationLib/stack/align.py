@@ -57,6 +57,8 @@ class StackSummary(Record):
     outputs: dict[str, str] = field(default_factory=dict)
     reference: dict | None = None  # the reference's file, first-section depth (mm), anchor spacing and anchors
     reference_from_volume: list[list[float]] | None = None  # 3x3, x_ref = M x_out (mm), when a reference was given
+    # 4x4, the volume's LPS points -> the reference image's (mm): the volume placed on the reference
+    volume_to_reference_lps: list[list[float]] | None = None
 
     def problems(self) -> list[SectionReport]:
         return [s for s in self.sections if s.status != "ok"]
@@ -237,4 +239,6 @@ def stack_sections(
             "sections": alignment.reference_sections, "flipped_axes": list(reference.flipped_axes),
         },
         reference_from_volume=None if alignment.reference_pose is None else alignment.reference_pose.tolist(),
+        volume_to_reference_lps=None if alignment.reference_pose is None
+        else np.round(reference.volume_to_lps(alignment.reference_pose), 9).tolist(),
     )  # fmt: skip

@@ -23,6 +23,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import InputError
+from ..core.images import index_to_physical_matrix
 from ..core.images2d import to_gray
 from .sections import SectionReport, WorkingSection, working_section
 
@@ -39,6 +40,20 @@ class Reference:
     section_mm: float
     path: str = ""  # where it was read from (for the record)
     flipped_axes: tuple[int, ...] = ()  # in-plane voxel axes reversed to point along LPS (see the module notes)
+    index_to_lps: np.ndarray | None = None  # 4x4, the image's voxel index (as stored) -> LPS mm
+
+    def volume_to_lps(self, reference_from_volume: np.ndarray) -> np.ndarray:
+        """4x4: the stacked volume's points (LPS mm of its header: origin 0, spacing px, px, section spacing) ->
+        the reference image's (LPS mm), from ``reference_from_volume`` (3x3, the plane frame's ``x_ref = M x_out``).
+        Section k lies at the depth ``offset_mm + z`` along the reference's third axis, z = k * section spacing."""
+        in_plane = np.eye(4)
+        in_plane[:2, :2], in_plane[:2, 3] = reference_from_volume[:2, :2], reference_from_volume[:2, 2]
+        in_plane[2, 3] = self.offset_mm
+        to_index = np.diag([1.0 / s for s in self.spacing] + [1.0])
+        unflip = np.eye(4)
+        for axis in self.flipped_axes:
+            unflip[axis, axis], unflip[axis, 3] = -1.0, self.voxels.shape[2 - axis] - 1.0
+        return self.index_to_lps @ unflip @ to_index @ in_plane
 
     def depth_index(self, section: int) -> float:
         """The continuous slice index of section ``section``'s plane."""
@@ -95,4 +110,5 @@ def read_reference(path: str | os.PathLike, section_mm: float, offset_mm: float,
     flipped = tuple(axis for axis in (0, 1) if direction[np.argmax(np.abs(direction[:, axis])), axis] < 0)
     for axis in flipped:  # array order z, y, x
         voxels = np.flip(voxels, axis=2 - axis)
-    return Reference(np.ascontiguousarray(voxels), spacing, float(offset_mm), float(section_mm), str(path), flipped)
+    return Reference(np.ascontiguousarray(voxels), spacing, float(offset_mm), float(section_mm), str(path), flipped,
+                     index_to_physical_matrix(image))  # fmt: skip
