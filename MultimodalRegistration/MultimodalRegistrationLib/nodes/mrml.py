@@ -129,6 +129,22 @@ def remove_node(scene, node) -> None:
             scene.RemoveNode(helper)
 
 
+def remove_nodes_and_empty_folders(scene, nodes: list) -> None:
+    """Remove ``nodes`` (with their display and storage nodes) and the subject-hierarchy folders they leave empty."""
+    import slicer
+
+    hierarchy = slicer.vtkMRMLSubjectHierarchyNode.ResolveSubjectHierarchy(scene)
+    items = [hierarchy.GetItemByDataNode(node) for node in nodes]
+    folders = {hierarchy.GetItemParent(item) for item in items if item}
+    for node, item in zip(nodes, items):
+        remove_node(scene, node)
+        if item and hierarchy.GetItemName(item):  # without Slicer's plugins the item outlives its node
+            hierarchy.RemoveItem(item, False, False)
+    for folder in folders:
+        if folder and folder != hierarchy.GetSceneItemID() and hierarchy.GetNumberOfItemChildren(folder) == 0:
+            hierarchy.RemoveItem(folder)
+
+
 def put_in_folder(scene, nodes: list, folder_name: str) -> int:
     """Put ``nodes`` in a new subject-hierarchy folder (Data module) named ``folder_name``; returns its item ID."""
     import slicer

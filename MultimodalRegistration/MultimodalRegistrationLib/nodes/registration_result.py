@@ -134,21 +134,10 @@ class NodeRegistration(NodeJob):
 def _remove_segment_nodes_of(scene, field_node) -> None:
     """Remove the per-segment transform nodes an earlier piecewise run left for ``field_node`` (and their folder,
     once empty) and its piecewise attribute: a later run into the node replaces them."""
-    import slicer
-
-    hierarchy = slicer.vtkMRMLSubjectHierarchyNode.ResolveSubjectHierarchy(scene)
     nodes = scene.GetNodesByClass("vtkMRMLTransformNode")
     stale = [nodes.GetItemAsObject(i) for i in range(nodes.GetNumberOfItems())
              if nodes.GetItemAsObject(i).GetAttribute(ATTRIBUTE_PREFIX + "fieldNodeID") == field_node.GetID()]  # fmt: skip
-    items = [hierarchy.GetItemByDataNode(node) for node in stale]
-    folders = {hierarchy.GetItemParent(item) for item in items if item}
-    for node, item in zip(stale, items):
-        mrml.remove_node(scene, node)
-        if item and hierarchy.GetItemName(item):  # without Slicer's plugins the item outlives its node
-            hierarchy.RemoveItem(item, False, False)
-    for folder in folders:
-        if folder and folder != hierarchy.GetSceneItemID() and hierarchy.GetNumberOfItemChildren(folder) == 0:
-            hierarchy.RemoveItem(folder)
+    mrml.remove_nodes_and_empty_folders(scene, stale)
     field_node.RemoveAttribute(ATTRIBUTE_PREFIX + "piecewiseMinimumJacobian")
 
 
