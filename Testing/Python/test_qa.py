@@ -308,6 +308,13 @@ def test_a_field_that_folds_between_its_nodes_is_found_wherever_its_grid_lies():
     assert 1.0 < statistics.folding_percent < 4.0
     stretched = Transform.from_matrix(np.diag([1.2, 1.0, 1.0, 1.0])) @ folded
     assert jacobian_statistics(stretched, fixed).minimum == pytest.approx(-0.6, abs=1e-9)
+    # Where the fold is (RAS), and a mask away from it: no folding there (review: the mask was ignored).
+    at = lps_ras_points(np.array([statistics.minimum_at_ras]))[0]
+    assert abs(at[0] - (-29.0 + 7.5 * 4.0)) <= 2.0 and np.all(np.abs(at[1:]) <= 18.0), at
+    away = sitk.Cast(fixed * 0, sitk.sitkUInt8)
+    away[40:, 40:, 40:] = 1
+    masked = jacobian_statistics(folded, fixed, fixed_mask=away)
+    assert masked.folding_percent == 0.0 and masked.minimum == pytest.approx(1.0, abs=1e-9)
 
 
 def test_inverse_consistency_measures_a_wrong_inverse():
