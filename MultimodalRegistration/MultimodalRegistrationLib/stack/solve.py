@@ -60,6 +60,12 @@ def _solve(rows, cols, vals, rhs, shape) -> np.ndarray:
     return lsqr(matrix, np.asarray(rhs, float), atol=1e-12, btol=1e-12, iter_lim=20000)[0]
 
 
+def _circular_median(angles: np.ndarray) -> float:
+    """The median of ``angles`` (radians) about their circular mean."""
+    mean = float(np.angle(np.exp(1j * np.asarray(angles)).sum()))
+    return mean + float(np.median(_wrap(np.asarray(angles) - mean)))
+
+
 def _unwrapped(count: int, pairs: list[PairResult], angle_ij: np.ndarray) -> np.ndarray:
     """The pairs' angles (radians) each moved by whole turns to agree with the angles chained along the pairs from
     the first section: a section upside down on its slide measures +179 degrees to one neighbour and -179 to
@@ -77,7 +83,7 @@ def _unwrapped(count: int, pairs: list[PairResult], angle_ij: np.ndarray) -> np.
             i = queue.pop(0)
             for j, k, sign in neighbours[i]:
                 if np.isnan(theta[j]):
-                    theta[j] = theta[i] + sign * angle_ij[k]
+                    theta[j] = _wrap(theta[i] + sign * angle_ij[k])  # no whole turns carried down the chain
                     queue.append(j)
     chained = np.array([theta[p.j] - theta[p.i] for p in pairs])
     return chained + _wrap(angle_ij - chained)
@@ -127,6 +133,10 @@ def solve_rigid(
             for k, p in enumerate(pairs)
         ])  # fmt: skip
         robust = _robust(residual, round_)
+    # The volume frame: the gauge fixed the sections' mean angle, which one section upside down on its slide turns
+    # by 180/N degrees; turn it to their circular median instead (x_out -> R(q) x_out about the centre adds q to
+    # every angle and leaves the shifts).
+    theta = theta - _circular_median(theta[fixing])
     poses = np.full((count, 3, 3), np.nan)
     for k in members:
         centred_pose = np.eye(3)
