@@ -39,10 +39,10 @@ import SimpleITK as sitk
 from scipy.linalg import logm
 from scipy.ndimage import map_coordinates
 
+from ...core.cell_jacobian import cell_jacobian_minimum, nodes_of_cells
 from ...core.errors import InputError
 from ...core.images import box_grid
 from ...core.transforms import Transform
-from ...core.cell_jacobian import cell_jacobian_minimum, nodes_of_cells
 
 DEFAULT_SPACING_MM = 2.0
 DEFAULT_REACH_MM = 20.0
@@ -55,6 +55,9 @@ MAX_STEP_CELLS = 0.25
 # minimum), they give way to the flow; at most this many rounds of halving.
 FOLD_FLOOR = 0.1
 MAX_RELAX_ROUNDS = 12
+# Then the exact motions give way entirely where a cell still folds, round after round (each widens the flow's
+# share by a cell), for at most this many rounds.
+MAX_FLOW_ROUNDS = 24
 
 
 @dataclass
@@ -253,10 +256,12 @@ def _relax_folds(
         low = nodes_of_cells(cell_jacobian_minimum(relative_map - points, grid.GetSpacing()) < floor)
         if not low.any():
             break
-        if rounds >= MAX_RELAX_ROUNDS:  # the flow alone, wherever a cell still folds
+        if rounds >= MAX_RELAX_ROUNDS:  # the flow alone where a cell still folds, and around it, until none does
             shares = np.where(low, 0.0, shares)
-            relative_map = _with_exact(flow, points, shares, relatives)
-            break
+            relative_map, rounds = _with_exact(flow, points, shares, relatives), rounds + 1
+            if rounds >= MAX_RELAX_ROUNDS + MAX_FLOW_ROUNDS:
+                break
+            continue
         spread = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(sitk.GetImageFromArray(low * 1.0), 1.0))
         shares = shares * (1.0 - 0.5 * np.clip(spread / max(float(spread.max()), 1e-12) * 3.0, 0.0, 1.0))
         relative_map, rounds = _with_exact(flow, points, shares, relatives), rounds + 1
