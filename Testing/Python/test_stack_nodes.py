@@ -154,3 +154,7 @@ def test_a_stack_with_a_reference_is_shown_on_the_reference(scene, tmp_path):
                  depth)) for x, y in reference_mm]  # fmt: skip
         error = np.linalg.norm(shown - reference_to_world.transform_points(np.array(truth)), axis=1).mean()
         assert error < 1.5, (k, error)
+    # Stacked again into the same volume without a reference: the earlier placement no longer holds it (review).
+    again = stack_sections(StackParameters(sections=str(tmp_path / "s"), section_mm=2.0, pixel_mm=1.0),
+                           output_node=volume, scene=scene)  # fmt: skip
+    assert again.volume_node is volume and volume.GetParentTransformNode() is None and again.placement_node is None

@@ -107,19 +107,26 @@ class NodeStack(NodeJob):
         placed = summary.get("volume_to_reference_lps")
         if placed is not None and self.reference_node is not None and self.scene.IsNodePresent(self.reference_node):
             self.placement_node = _place_on_reference(self.scene, node, self.reference_node, np.asarray(placed))
+        elif _placement_of(node) is not None:  # an earlier stack's placement does not hold this one
+            node.SetAndObserveTransformNodeID(None)
         self.summary = dict(summary, seconds=round(time.perf_counter() - self._started, 2))
+
+
+def _placement_of(volume_node):
+    """The transform node an earlier stack made to lay ``volume_node`` on a reference, or None."""
+    node = volume_node.GetParentTransformNode()
+    return node if node is not None and node.GetAttribute(ATTRIBUTE_PREFIX + "placesOnReference") else None
 
 
 def _place_on_reference(scene, volume_node, reference_node, volume_to_reference: np.ndarray):
     """A linear transform node that shows the stacked volume on the reference (its TransformToParent: the volume's
     points to the reference's, ``volume_to_reference`` in LPS), under the reference's own parent transform; the
     volume goes under it. A node an earlier stack into this volume made is refilled."""
-    node = volume_node.GetParentTransformNode()
-    if node is None or node.GetAttribute(ATTRIBUTE_PREFIX + "placesOnReference") is None:
-        node = None
+    node = _placement_of(volume_node)
     name = f"{volume_node.GetName()} on {reference_node.GetName()}"
     # Stored as TransformFromParent (the library's convention), so the inverse: TransformToParent is the placement.
     node = mrml.transform_to_node(scene, Transform.from_matrix(np.linalg.inv(volume_to_reference)), node, name=name)
+    node.SetName(name)  # a refilled node is named after this reference
     node.SetAttribute(ATTRIBUTE_PREFIX + "placesOnReference", reference_node.GetID())
     node.SetAndObserveTransformNodeID(reference_node.GetTransformNodeID())
     volume_node.SetAndObserveTransformNodeID(node.GetID())
