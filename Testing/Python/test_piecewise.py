@@ -76,7 +76,8 @@ def test_blend_is_each_rigid_motion_inside_its_segment_smooth_between_and_global
         assert error < 0.1  # measured ~1e-12 mm: the nodes around the segment hold its exact motion
         assert blend.exact_error_mm[name] < 1e-6
     print(f"minimum Jacobian determinant {blend.minimum_jacobian:.3f}, {blend.squarings} squarings")
-    assert blend.minimum_jacobian > 0.5  # measured 0.80: 16 mm between the balls leave room to blend
+    # measured 0.46, in the 8 mm band beyond the image where the residual fades to 0 (0.80 between the balls)
+    assert blend.minimum_jacobian > 0.4
     assert minimum_jacobian(field, image) > 0.5  # register's own folding check agrees
 
     # Between the balls the displacement changes smoothly: no cell takes much more than its share of the change.
@@ -91,8 +92,8 @@ def test_blend_is_each_rigid_motion_inside_its_segment_smooth_between_and_global
     assert away[0] > away[1] > away[2]
     # Beyond the grid it is the global transform (a bare displacement field was the identity there: 12 mm off on the
     # pelvis beyond a cropped fixed image's box).
-    beyond = np.array([[0.0, 120.0, 0.0], [-90.0, 0.0, 60.0]])
-    assert _errors(field, GLOBAL, beyond).max() < 1e-9
+    beyond = np.array([[0.0, 120.0, 0.0], [-90.0, 0.0, 60.0], [0.0, 55.5, 0.0], [47.0 + 8.4, 0.0, 0.0]])
+    assert _errors(field, GLOBAL, beyond).max() < 1e-9  # also just past the grid: no step (review: up to 2.4 mm)
     # On the grid the composite is the whole field as written to an image.
     whole = Transform.from_displacement_field(blend.field)
     assert np.abs(whole.transform_points(points[inside["left"]][:50]) - field.transform_points(points[inside["left"]][:50])).max() < 1e-6
