@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import SimpleITK as sitk
 
-from ..core.errors import InputError
-from ..core.images2d import read_image_2d
+from ..core.images2d import stated_pixel_mm
 from .pairs import PairResult
 
 SMALL_EXTENT_MM = 100.0
@@ -22,13 +22,17 @@ WORKING_EXTENT_MM = 200.0
 
 
 def stack_scale(paths: list[Path], pixel_mm: float | None) -> float:
-    """``k`` (1: none) from the first readable section's larger side (mm)."""
+    """``k`` (1: none) from the first readable section's larger side (mm), read from its header alone (the
+    sections are read, whole, as they are aligned)."""
     for path in paths:
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
         try:
-            image = read_image_2d(path, pixel_mm).image
-        except (InputError, OSError):
+            reader.ReadImageInformation()
+        except RuntimeError:
             continue
-        extent = max(n * s for n, s in zip(image.GetSize(), image.GetSpacing()))
+        pixel = pixel_mm if pixel_mm is not None else stated_pixel_mm(path, float(reader.GetSpacing()[0]))
+        extent = max(reader.GetSize()[:2]) * (pixel or 0.0)
         return float(f"{WORKING_EXTENT_MM / extent:.2g}") if 0 < extent < SMALL_EXTENT_MM else 1.0
     return 1.0
 
