@@ -26,3 +26,14 @@ DEFAULT_RESTARTS = 5
 DEFAULT_SHIFT_MM = 5.0
 DEFAULT_ROTATION_DEG = 5.0
 DEFAULT_THRESHOLD_MM = 2.0
+
+
+def comma_names(value: str, option: str) -> list[str] | None:
+    """The names of a comma-separated ``value`` (None for an empty one); InputError naming ``option`` when it holds
+    commas and no name ("," ran as if the option had not been given)."""
+    from .errors import InputError
+
+    names = [part.strip() for part in value.split(",") if part.strip()]
+    if value.strip() and not names:
+        raise InputError(f"{option} '{value}' names no segment: give names separated by commas, e.g. {option} sacrum,left_hip")
+    return names or None

@@ -27,6 +27,7 @@ from ..core.choices import (
     GUIDANCE_METRICS,
     INIT_METHODS,
     LANDMARK_TRANSFORMS,
+    comma_names,
 )
 from ..core.errors import InputError
 from ..core.file_checks import TRANSFORM_SUFFIXES, check_output_path
@@ -213,13 +214,8 @@ class RegistrationJob(Job):
     def __post_init__(self) -> None:
         # A comma-separated string (as 0.1.0 wrote it, or typed on a command line) is the same list.
         for name in ("segments", "piecewise"):
-            value = getattr(self, name)
-            if isinstance(value, str):
-                parts = [part.strip() for part in value.split(",") if part.strip()]
-                if value.strip() and not parts:  # "," ran as if the option had not been given
-                    raise InputError(f"--{name} '{value}' names no segment: give names separated by commas, "
-                                     f"e.g. --{name} sacrum,left_hip")  # fmt: skip
-                setattr(self, name, parts or None)
+            if isinstance(value := getattr(self, name), str):
+                setattr(self, name, comma_names(value, f"--{name}"))
 
     def resolved(self) -> RegistrationJob:
         """A copy with absolute paths, a custom preset file's included (the worker runs in its own folder)."""
