@@ -40,16 +40,12 @@ def add_prep_parser(subparsers) -> argparse.ArgumentParser:
 
 def wants_prep(arguments: argparse.Namespace) -> bool:
     """True when ``mmreg register`` was asked to prepare: --prep or any step option."""
-    return bool(getattr(arguments, "prep", False)) or bool(_options(arguments).steps_on())
+    return bool(getattr(arguments, "prep", False)) or bool(prep_options(arguments).steps_on())
 
 
 def prep_options(arguments: argparse.Namespace) -> PrepOptions:
-    """The parsed step options (for a worker job's ``prep``); --prep alone crops."""
-    return _options(arguments)
-
-
-def _options(arguments: argparse.Namespace) -> PrepOptions:
-    """The step options given; a tuning option without its step is refused (it would do nothing)."""
+    """The step options given (for a worker job's ``prep``); --prep alone crops. A tuning option without its
+    step is refused (it would do nothing)."""
     given = option_values(PrepOptions, arguments)
     options = PrepOptions(**given)
     if getattr(arguments, "prep", False) and not options.steps_on():
@@ -77,7 +73,7 @@ def command_prep(arguments: argparse.Namespace) -> int:
     from ..core.transforms import Transform
     from ..prep.pipeline import prepare, write_prepared
 
-    job = PrepJob(**option_values(PrepJob, arguments), prep=_options(arguments))
+    job = PrepJob(**option_values(PrepJob, arguments), prep=prep_options(arguments))
     if not job.prep.steps_on():
         steps = ", ".join(option_flag(f) for f in option_fields(PrepOptions) if f.metadata.get("step"))
         raise InputError(f"no preparation step is given: choose one or more of {steps}")
