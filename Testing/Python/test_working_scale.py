@@ -49,8 +49,7 @@ def test_a_nonlinear_result_comes_back_to_the_images_own_mm():
 
 
 def test_what_runs_at_its_own_size(tiny, tmp_path):
-    """Only a named preset, unguided, from no or a linear start; not images whose spacing is not mm."""
-    from MultimodalRegistrationLib.registration.guided.guidance import Guidance
+    """Only a named preset, guided or not, from no or a linear start; not images whose spacing is not mm."""
     from MultimodalRegistrationLib.registration.settings import RegistrationSettings
     from MultimodalRegistrationLib.registration.working_scale import scale_for
 
@@ -61,9 +60,6 @@ def test_what_runs_at_its_own_size(tiny, tmp_path):
     assert scale_for(fixed, moving, RegistrationSettings(preset="rigid", initial_transform=truth)) == k
     field = Transform.from_displacement_field(sitk.Image([4, 4, 4], sitk.sitkVectorFloat64, 3))
     assert scale_for(fixed, moving, RegistrationSettings(preset="rigid", initial_transform=field)) == 1.0
-    labels = sitk.Cast(fixed > float(np.percentile(sitk.GetArrayViewFromImage(fixed), 60)), sitk.sitkUInt8)
-    guided = Guidance(labels, sitk.Resample(labels, moving, sitk.Transform(), sitk.sitkNearestNeighbor))
-    assert scale_for(fixed, moving, RegistrationSettings(preset="rigid"), guided) == 1.0
     custom = tmp_path / "mine.txt"
     custom.write_text("(Transform \"EulerTransform\")\n")
     assert scale_for(fixed, moving, RegistrationSettings(preset=str(custom))) == 1.0
@@ -123,3 +119,28 @@ def test_a_cleared_mouse_brain_against_its_mri_registers(tmp_path):
         result = register(fixed, moving, preset="similarity")
     assert mean_error_mm(result.transform, truth, points) < 0.05
     assert abs(np.linalg.det(result.transform.matrix[:3, :3])) ** (1 / 3) == pytest.approx(0.65, abs=0.01)
+
+
+@pytest.mark.slow
+def test_a_guided_run_is_scaled_too_and_its_record_is_in_the_images_own_mm(tiny):
+    """Segments and landmarks scale with the images (they were left at their own size, and so the run with
+    them): the guided result is as close as the unguided one, and the record's landmark distances are the
+    images' own mm."""
+    from MultimodalRegistrationLib.registration.guided.guidance import Guidance
+
+    fixed, moving, truth, points = tiny
+    labels = sitk.Cast(fixed > float(np.percentile(sitk.GetArrayViewFromImage(fixed), 60)), sitk.sitkUInt8)
+    moved = sitk.Resample(labels, moving, truth.inverse().sitk, sitk.sitkNearestNeighbor)
+    clicked = points[np.random.default_rng(3).choice(len(points), 5, replace=False)]
+    guidance = Guidance(labels, moved, fixed_points_lps=clicked, moving_points_lps=truth.transform_points(clicked))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = register(fixed, moving, preset="rigid", guidance=guidance)
+    assert result.provenance.working_scale == working_scale(fixed, moving)
+    assert mean_error_mm(result.transform, truth, points) < 0.05
+    moved_points = result.transform.transform_points(clicked)
+    rms = float(np.sqrt(np.mean(np.sum((moved_points - truth.transform_points(clicked)) ** 2, axis=1))))
+    record = result.provenance.guidance.score_result
+    assert rms < 0.05 and record.points_rms_mm == pytest.approx(rms, abs=2e-4)
+    start_rms = result.provenance.guidance.score_start.points_rms_mm
+    assert start_rms is not None and start_rms < 1.0  # the guided start, in the same units (not 11 times larger)

@@ -97,7 +97,7 @@ def _judged_by_guidance(run: RegistrationRun, plan: RunPlan, kept: Kept, guided:
     if run.prepared is not None and run.prepared.pairs:
         kept = Kept(*judged_by_centroids(
             run.prepared, run.settings.initial_transform, run.fixed, run.moving, run.fixed_mask, kept, guided,
-            run.warnings,
+            run.warnings, run.recipe.scales,
         ))  # fmt: skip
         uncertain = start_uncertainty(plan.guided_candidates, kept.kept, plan.from_guided_start)
         run.warnings += [uncertain] if uncertain else []

@@ -19,7 +19,7 @@ from .rigid_first import rigid_first
 from .runs import checked_run, pick_run, plan_runs, run_engines
 from .settings import Progress, RegistrationSettings
 from .summary import Provenance, RegistrationSummary
-from .working_scale import back_to_size, scale_for, scaled_image, scaled_transform
+from .working_scale import back_to_size, scale_for, scaled_guidance, scaled_image, scaled_transform
 
 # What the summary calls the metric: the one mutual information of core/metric.py.
 METRIC_NAME = "mutual_information"
@@ -76,13 +76,13 @@ def register(
     Both images under 40 mm across (a mouse brain) are registered at a larger size (:mod:`.working_scale`).
     """
     settings = (settings or RegistrationSettings()).overridden(overrides)
-    k = scale_for(fixed, moving, settings, guidance)
+    k = scale_for(fixed, moving, settings)
     if k != 1.0:
         larger = replace(settings, fixed_mask=scaled_image(settings.fixed_mask, k),
                          moving_mask=scaled_image(settings.moving_mask, k),
                          initial_transform=scaled_transform(settings.initial_transform, k))  # fmt: skip
         result = back_to_size(_register(scaled_image(fixed, k), scaled_image(moving, k), larger, progress, workdir,
-                                        None), k, fixed, moving)  # fmt: skip
+                                        scaled_guidance(guidance, k)), k, fixed, moving)  # fmt: skip
     else:
         result = _register(fixed, moving, settings, progress, workdir, guidance)
     warn_if_far(result, fixed, settings, guided=guidance is not None and not guidance.is_empty)

@@ -82,12 +82,14 @@ def noise_reason(prepared, fixed, moving, start: Transform, output, seed: int,
 
 
 def judged_by_centroids(
-    prepared, initial_transform, fixed, moving, fixed_mask, outcome: tuple, guided: GuidanceRecord, warnings: list[str]
+    prepared, initial_transform, fixed, moving, fixed_mask, outcome: tuple, guided: GuidanceRecord, warnings: list[str],
+    scale: bool = False,
 ) -> tuple:
     """A guided result no better than the segments' centroids brought together gives way to that alignment,
     with a warning. Judged by the guidance only, to MIN_TOLERANCE_MM without widening to a voxel: the centroid
     alignment needs no engine, so a result must at least match it; mutual information cannot overrule this, and
-    landmarks can only as :func:`.score.landmarks_outweigh_surfaces` says. ``outcome`` and the return:
+    landmarks can only as :func:`.score.landmarks_outweigh_surfaces` says (trusted when they fit a rigid motion, or
+    with ``scale`` a scaled one: a cleared, shrunk brain). ``outcome`` and the return:
     (transform, inverse, metric_after, kept, kept_reason)."""
     transform, inverse, metric, kept, kept_reason = outcome
     centroids = segment_centroid_alignment(prepared, initial_transform)
@@ -95,7 +97,7 @@ def judged_by_centroids(
     worse = worse_than(after, at_centroids, 0.0)
     guided.score_centroids = GuidanceScores.from_dict(at_centroids.to_dict())
     what = "result" if kept == "result" else f"result's {kept}"
-    if worse and landmarks_outweigh_surfaces(after, at_centroids, landmark_fit_rms_mm(prepared)):
+    if worse and landmarks_outweigh_surfaces(after, at_centroids, landmark_fit_rms_mm(prepared, scale)):
         reason = (f"the guided {what} agrees less with the segments than their centroids brought together ({worse}), "
                   f"but is closer to the landmarks ({after.points_rms_mm:.2f} against "
                   f"{at_centroids.points_rms_mm:.2f} mm RMS) by more than the segment surfaces moved apart: kept for "

@@ -108,19 +108,21 @@ LANDMARKS_TRUSTED_MM = 5.0
 MIN_LANDMARKS = 4
 
 
-def landmark_fit_rms_mm(prepared: PreparedGuidance) -> float | None:
-    """RMS residual (mm) of the landmarks' own rigid least-squares fit; None with fewer than MIN_LANDMARKS."""
+def landmark_fit_rms_mm(prepared: PreparedGuidance, scale: bool = False) -> float | None:
+    """RMS residual (mm) of the landmarks' own least-squares fit, rigid or with one scale (``scale``: the preset
+    can scale); None with fewer than MIN_LANDMARKS."""
     terms = prepared.engine_terms
     if terms.fixed_points_lps is None or len(terms.fixed_points_lps) < MIN_LANDMARKS:
         return None
-    return orthogonal_fit_rms(terms.fixed_points_lps, terms.moving_points_lps)
+    return orthogonal_fit_rms(terms.fixed_points_lps, terms.moving_points_lps, scale=scale)
 
 
 def landmarks_outweigh_surfaces(after: GuidanceScore, before: GuidanceScore, fit_rms_mm: float | None) -> bool:
     """Whether ``after`` is closer to the landmarks than ``before`` (RMS, mm) by more than its segment surfaces lie
     further apart (mean, mm), and by at least MIN_TOLERANCE_MM: both in mm, so the two kinds of guidance trade
     one for one. Two segmentations drawn apart can prefer an overlap that the landmarks say is millimetres off.
-    Only landmarks that agree with a rigid motion (``fit_rms_mm``, :func:`landmark_fit_rms_mm`) within
+    Only landmarks that agree with a rigid (or, for a preset that scales, a scaled) motion (``fit_rms_mm``,
+    :func:`landmark_fit_rms_mm`) within
     LANDMARKS_TRUSTED_MM count, and only while ``after`` fits them that well and keeps every segment in view."""
     if fit_rms_mm is None or fit_rms_mm > LANDMARKS_TRUSTED_MM:
         return False
