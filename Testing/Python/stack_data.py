@@ -110,11 +110,12 @@ def render(
 def serial_sections(
     folder: Path, count: int = 30, pixel_mm: float = 0.5, section_mm: float = 2.0, max_deg: float = 12.0,
     max_mm: float = 8.0, damage: dict[int, str] | None = None, seed: int = 0, canvas_mm=(200.0, 230.0),
-    first_z: float = -29.0,
+    first_z: float = -29.0, mirrored: tuple[int, ...] = (),
 ) -> SerialSections:  # fmt: skip
     """Write ``count`` sections (``section_0000.png`` ...) into ``folder``; see the module notes.
     ``damage`` maps section indices to missing (an empty file), blank (glass only), torn (a strip gone) or
-    small (only a quarter of the slide's tissue kept)."""
+    small (only a quarter of the slide's tissue kept). ``mirrored``: sections laid face down on their slide (their
+    columns reversed); their truth holds the mirror: ``x_in = F @ rigid @ x_out``, ``F: x -> (columns - 1) px - x``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     damage = dict(damage or {})
@@ -145,6 +146,11 @@ def serial_sections(
                 keep = np.zeros((rows, columns), bool)
                 keep[: rows // 2, : columns // 2] = True
                 rgb[~keep] = glass
+            if k in mirrored:
+                rgb = rgb[:, ::-1]
+                flip = np.diag([-1.0, 1.0, 1.0])
+                flip[0, 2] = (rgb.shape[1] - 1) * pixel_mm
+                truth = flip @ truth
             Image.fromarray(rgb).save(path)
         grid = np.stack(
             np.meshgrid(np.arange(10, canvas_mm[0] - 10, 5.0), np.arange(10, canvas_mm[1] - 10, 5.0)), -1

@@ -79,6 +79,7 @@ def test_every_damaged_section_is_reported_and_the_run_goes_on(stacked):
     status = {s["section"]: s["status"] for s in summary["sections"]}
     assert status[7] == "missing" and status[12] == "blank" and status[23] == "small"
     assert all(status[k] == "ok" for k in _clean(data)), status
+    assert not any(s["mirrored"] for s in summary["sections"])  # none turned over (stack/mirror.py), torn ones too
     assert summary["pixel_mm"] == PIXEL_MM and summary["section_mm"] == SECTION_MM
     assert len(read_transforms_csv(out["transforms.csv"])) == 30  # every section has a row, missing ones too
 

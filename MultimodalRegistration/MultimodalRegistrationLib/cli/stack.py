@@ -61,6 +61,7 @@ def command_stack(arguments: argparse.Namespace) -> int:
     from ..core.errors import InputError
     from ..process.jobs import StackJob
     from ..process.stack_job import execute
+    from ..stack.sections import USABLE
 
     if not arguments.reference and (arguments.reference_every is not None or arguments.reference_offset):
         given = "--reference-every" if arguments.reference_every is not None else "--reference-offset"
@@ -80,7 +81,7 @@ def command_stack(arguments: argparse.Namespace) -> int:
         return tqdm(items, file=stream, disable=not stream.isatty(), dynamic_ncols=True, **labels)
 
     summary, pixel_mm = execute(job, progress)
-    usable = sum(s.status in ("ok", "small") for s in summary.sections)
+    usable = sum(s.status in USABLE for s in summary.sections)
     print(f"stacked {len(summary.sections)} sections ({usable} aligned, {summary.pairs} pairs) at "
           f"{pixel_mm:g} x {pixel_mm:g} x {job.section_mm:g} mm"
           + (" with the reference" if job.reference else ""))  # fmt: skip

@@ -24,6 +24,7 @@ from ..core.transforms import Transform
 from ..process.jobs import StackJob
 from ..process.stack_job import StackWorkerJob, check_stack_job
 from ..process.worker import WorkerFailure
+from ..stack.sections import USABLE
 from . import mrml
 from .job import NodeJob, job_folder
 from .panel import panel_fields, panel_value
@@ -217,7 +218,7 @@ def status_text(stack: NodeStack) -> str:
         return f"Stacking: {stack.stage}"
     summary = stack.summary
     sections = summary["sections"]
-    aligned = sum(s["status"] in ("ok", "small") for s in sections)
+    aligned = sum(s["status"] in USABLE for s in sections)
     size = f"{summary['pixel_mm']:g} x {summary['pixel_mm']:g} x {summary['section_mm']:g} mm"
     name = stack.volume_node.GetName()
     lines = [

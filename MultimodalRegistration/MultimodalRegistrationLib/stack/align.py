@@ -4,8 +4,9 @@
 ``neighbours`` sections (memory: a few sections), registers each to the ``neighbours`` sections before it
 (pairs run in ``threads`` parallel workers), and, given a reference volume (:mod:`.reference`), registers evenly
 spaced sections (the anchors, :mod:`.anchors`) to their matching planes, then solves all poses together
-(:mod:`.solve`; the reference is one more node). Sections that are missing
-or blank get poses interpolated from their neighbours; every section's fate is reported.
+(:mod:`.solve`; the reference is one more node). A section laid face down on its slide (mirrored) is turned
+back before its pairs run (:mod:`.mirror`: each section waits until the next one is read). Sections that are
+missing or blank get poses interpolated from their neighbours; every section's fate is reported.
 :func:`stack_sections` also writes the CSV and the volume (:mod:`.output`).
 """
 
@@ -23,6 +24,7 @@ from ..core.errors import InputError
 from ..core.records import Record
 from .anchors import AnchorPicker, anchor_every
 from .frame import plane_frame, shifted
+from .mirror import MirrorCheck
 from .output import write_transforms_csv, write_volume
 from .pairs import PairResult, register_pair, register_to_reference
 from .reference import Reference
@@ -132,10 +134,19 @@ def align_sections(
     if reference is not None and not sequential:
         picker = AnchorPicker(reference_every or anchor_every(count, reference.section_mm))
 
+    def place(working: WorkingSection, report: SectionReport) -> None:  # decided: its pairs, its anchor
+        nonlocal window
+        for earlier in window[-(1 if sequential else neighbours) :]:
+            jobs.append(pool.submit(register_pair, earlier, working, affine))
+        if picker is not None and picker.candidate(report):
+            anchor(working, report)
+        window = (window + [working])[-neighbours:]
+
     def anchor(working: WorkingSection, report: SectionReport) -> None:
         plane = reference.working_plane(working.index, scale)
         if plane is None:
-            report.note = "its reference plane holds no tissue: aligned to its neighbours only"
+            note = "its reference plane holds no tissue: aligned to its neighbours only"
+            report.note = "; ".join(n for n in (report.note, note) if n)
             return
         jobs.append(pool.submit(register_to_reference, plane, working, count, affine))
         picker.taken(working.index)
@@ -148,6 +159,7 @@ def align_sections(
     canvas = None
     bright_votes = []
     scale = stack_scale(paths, pixel_mm)
+    turning = MirrorCheck(pixel_mm, scale)
     with ThreadPoolExecutor(max(1, threads)) as pool:
         for index in progress(range(len(paths)), desc="aligning sections", unit="section"):
             report, working = read_section(Path(paths[index]), index, pixel_mm, scale)
@@ -156,13 +168,12 @@ def align_sections(
                 continue
             canvas = canvas or report.size
             bright_votes.append(working.bright)
-            for earlier in window[-(1 if sequential else neighbours) :]:
-                jobs.append(pool.submit(register_pair, earlier, working, affine))
-            if picker is not None and picker.candidate(report):
-                anchor(working, report)
-            window = (window + [working])[-neighbours:]
+            for decided in turning.add(working, report):
+                place(*decided)
             while len(jobs) > 4 * max(1, threads):  # bounded: finished pairs free their images
                 pairs.append(in_mm(jobs.pop(0).result(), scale))
+        for decided in turning.finish():
+            place(*decided)
         last = window[-1] if window else None  # the last usable section
         open_end = picker is not None and last is not None and last.index not in picker.anchors
         if open_end and picker.last(reports[last.index]):
@@ -193,6 +204,7 @@ def align_sections(
         if report.status not in USABLE:
             report.note += "; its pose (CSV row) is interpolated from its neighbours'"
     poses = fill_missing(poses, center)
+    poses = np.array([turning.mirrors.get(k, np.eye(3)) @ pose for k, pose in enumerate(poses)])  # x_in = F x_stacked
     frame = plane_frame(poses, {r.section: r.size for r in reports if r.status in USABLE and r.size}, pixel_mm)
     plane_size = None
     if frame is not None:

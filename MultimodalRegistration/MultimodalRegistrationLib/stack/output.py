@@ -2,7 +2,8 @@
 
 CSV contract: columns ``section,a11,a12,a21,a22,tx,ty``, one row per section (0-based, in stack order), with
 ``x_in = A x_out + t`` in mm. ``x_out`` is a point of the volume's section plane; ``x_in`` the point in that
-section's image, whose pixel (column i, row j) has its centre at ``(i px, j px)``.
+section's image, whose pixel (column i, row j) has its centre at ``(i px, j px)``. A section turned back
+(laid face down, :mod:`.mirror`) has ``det A = -1``.
 
 Volume: raw NRRD, LPS, origin (0, 0, 0), spacing (px, px, section spacing), so voxel (i, j, k) is at
 ``x_out = (i px, j px)`` of section k. Its plane grid is the first readable section's size, or, when the

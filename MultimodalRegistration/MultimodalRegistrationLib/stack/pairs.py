@@ -35,6 +35,7 @@ START_ANGLES_DEG = (-24.0, -12.0, 0.0, 12.0, 24.0)  # 7 angles every 10 deg: 25%
 FAR_ANGLES_DEG = (60.0, 90.0, 120.0, 150.0, 180.0, -150.0, -120.0, -90.0, -60.0)
 SAMPLING = 0.3
 SEED = 7
+COARSE_SHRINK, COARSE_SIGMA_MM = 4, 2.0  # the registration's first level
 MI_BINS = (8, 32)  # the range Sturges' rule is held to
 MASK_RATIO = 0.8  # tissue area ratio under which the smaller section's tissue masks the metric
 
@@ -78,6 +79,11 @@ def _method(
     return method
 
 
+def coarse(image: sitk.Image) -> sitk.Image:
+    """``image`` as the registration's first level sees it: smoothed COARSE_SIGMA_MM, shrunk COARSE_SHRINK times."""
+    return sitk.BinShrink(sitk.SmoothingRecursiveGaussian(image, COARSE_SIGMA_MM), [COARSE_SHRINK] * 2)
+
+
 def register_pair(first: WorkingSection, second: WorkingSection, affine: bool = False) -> PairResult:
     """``x_second = matrix @ x_first`` (see the module notes). When one section has much less tissue than the
     other (under ``MASK_RATIO``: a fragment, a torn section), it is registered as the fixed image with its
@@ -102,16 +108,13 @@ def register_to_reference(plane: WorkingSection, section: WorkingSection, refere
 def _register(
     fixed: WorkingSection, moving: WorkingSection, affine: bool, masked: bool, mutual: bool = False
 ) -> tuple[np.ndarray, float]:
-    shrink, sigmas = [4, 2, 1], [2.0, 1.0, 0.0]
+    shrink, sigmas = [COARSE_SHRINK, 2, 1], [COARSE_SIGMA_MM, 1.0, 0.0]
     bins = mutual_information_bins(fixed.image, shrink[0]) if mutual else None
     method = _method(shrink, sigmas, 100, bins)
     if masked and fixed.mask is not None:
         method.SetMetricFixedMask(fixed.mask)
     center = [float(v) for v in fixed.centroid]
-    start_fixed, start_moving = (  # the starts compared as the first level sees the images
-        sitk.BinShrink(sitk.SmoothingRecursiveGaussian(image, sigmas[0]), [shrink[0]] * 2)
-        for image in (fixed.image, moving.image)
-    )
+    start_fixed, start_moving = coarse(fixed.image), coarse(moving.image)  # the starts, as the first level sees them
     best, best_value = None, np.inf
     for shift in (moving.centroid - fixed.centroid, np.zeros(2)):
         for angle in START_ANGLES_DEG + FAR_ANGLES_DEG:

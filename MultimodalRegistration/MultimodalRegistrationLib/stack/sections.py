@@ -16,6 +16,7 @@ Judgement (per section, never fatal):
   less than ``BLANK_CONTRAST`` background noise deviations above the background;
 * ``small``: tissue area under ``SMALL_FRACTION`` of the median of its neighbours' (set by the caller,
   :func:`mark_small`): registered, its pairs down-weighted;
+* ``mirrored``: laid face down on its slide, found and turned back (:mod:`.mirror`): registered like ``ok``;
 * ``unaligned``: usable, but no registration reached it (placed like a missing one).
 
 Missing, blank and unaligned sections get poses interpolated from their neighbours.
@@ -40,7 +41,7 @@ WORK_MM = 1.0  # working pixel size (mm) of the pairwise registrations
 BLANK_FRACTION = 0.01
 BLANK_CONTRAST = 5.0
 SMALL_FRACTION = 0.5
-USABLE = ("ok", "small")
+USABLE = ("ok", "small", "mirrored")
 
 
 def _natural_key(path: Path) -> list:
@@ -77,7 +78,8 @@ def find_sections(where: str) -> list[Path]:
 
 @dataclass
 class SectionReport(Record):
-    """What became of one section: ``status`` ok, small, blank or missing, and why (``note``)."""
+    """What became of one section: ``status`` ok, small, mirrored, blank, missing or unaligned, and why (``note``);
+    ``mirrored``: its image was mirrored (turned back) before it was stacked."""
 
     section: int
     file: str
@@ -85,6 +87,7 @@ class SectionReport(Record):
     note: str = ""
     tissue_mm2: float = 0.0
     size: list[int] = field(default_factory=list)  # pixels (columns, rows)
+    mirrored: bool = False
 
 
 @dataclass
@@ -178,11 +181,12 @@ def mark_small(reports: list[SectionReport], around: int = 3) -> None:
     """Mark usable sections whose tissue area is under SMALL_FRACTION of their neighbours' median as small."""
     areas = [r.tissue_mm2 if r.status in USABLE else np.nan for r in reports]
     for report in reports:
-        if report.status != "ok":
+        if report.status not in ("ok", "mirrored"):
             continue
         k = report.section
         near = [areas[j] for j in range(max(0, k - around), min(len(reports), k + around + 1)) if j != k]
         near = [a for a in near if np.isfinite(a)]
         if near and report.tissue_mm2 < SMALL_FRACTION * float(np.median(near)):
             report.status = "small"
-            report.note = f"tissue {report.tissue_mm2:.0f} mm^2 against {np.median(near):.0f} mm^2 around it"
+            note = f"tissue {report.tissue_mm2:.0f} mm^2 against {np.median(near):.0f} mm^2 around it"
+            report.note = "; ".join(n for n in (note, report.note) if n)
