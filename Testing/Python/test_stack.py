@@ -409,3 +409,19 @@ def test_sections_scanned_with_other_margins_keep_all_their_tissue_in_the_volume
     ok = (column >= 0) & (row >= 0) & (column <= gray.shape[1] - 1) & (row <= gray.shape[0] - 1)
     expected = ndimage.map_coordinates(gray, [row[ok], column[ok]], order=1)
     assert np.abs(expected - (volume[3].astype(float) @ BT601)[j.ravel()[ok], i.ravel()[ok]]).mean() < 2.0
+
+
+def test_the_working_size_comes_from_the_widest_section(tmp_path):
+    """A first image cropped round a fragment does not set the stack's working size: 40 px sections beside 400 px
+    ones at 0.5 mm (200 mm wide) are not scaled (the first alone, 20 mm wide, scaled them 10 times); at 0.04 mm
+    (16 mm wide) the stack is scaled to about 200 mm by its widest section."""
+    from MultimodalRegistrationLib.stack.small_tissue import stack_scale
+
+    paths = []
+    for number, size in enumerate((40, 400, 380)):
+        path = tmp_path / f"s{number}.png"
+        sitk.WriteImage(sitk.Image([size, size // 2], sitk.sitkUInt8), str(path))
+        paths.append(path)
+    assert stack_scale(paths, 0.5) == 1.0
+    assert stack_scale(paths, 0.04) == pytest.approx(200.0 / 16.0, rel=0.05)
+    assert stack_scale([tmp_path / "missing.png", paths[0]], 0.5) == 10.0  # the only readable one decides

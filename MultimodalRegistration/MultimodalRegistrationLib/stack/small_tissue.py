@@ -2,7 +2,7 @@
 
 The pair registrations work at about 1 mm pixels (``sections.WORK_MM``), shrink 4 times at their first level and
 smooth by 2 mm: set for sections of 100 mm or more. A 20 mm section (a rat brain) was placed 4-8 pixels off, and
-one of 16 mm or less (a mouse brain) left too few pixels and failed. When the first section is narrower than
+one of 16 mm or less (a mouse brain) left too few pixels and failed. When the widest section is narrower than
 SMALL_EXTENT_MM, every section's in-plane geometry (and the reference plane's) is multiplied by ``k`` so that it
 is about WORKING_EXTENT_MM wide, and each pair's result is brought back to mm: ``S^-1 M S``, ``S = diag(k, k, 1)``.
 """
@@ -22,8 +22,10 @@ WORKING_EXTENT_MM = 200.0
 
 
 def stack_scale(paths: list[Path], pixel_mm: float | None) -> float:
-    """``k`` (1: none) from the first readable section's larger side (mm), read from its header alone (the
-    sections are read, whole, as they are aligned)."""
+    """``k`` (1: none) from the widest readable section's larger side (mm), read from the headers alone (the
+    sections are read, whole, as they are aligned). The widest, not the first: a first image cropped round a
+    fragment (10 mm of a 200 mm stack) scaled the whole stack 20 times."""
+    extents = []
     for path in paths:
         reader = sitk.ImageFileReader()
         reader.SetFileName(str(path))
@@ -32,9 +34,9 @@ def stack_scale(paths: list[Path], pixel_mm: float | None) -> float:
         except RuntimeError:
             continue
         pixel = pixel_mm if pixel_mm is not None else stated_pixel_mm(path, float(reader.GetSpacing()[0]))
-        extent = max(reader.GetSize()[:2]) * (pixel or 0.0)
-        return float(f"{WORKING_EXTENT_MM / extent:.2g}") if 0 < extent < SMALL_EXTENT_MM else 1.0
-    return 1.0
+        extents.append(max(reader.GetSize()[:2]) * (pixel or 0.0))
+    extent = max(extents, default=0.0)
+    return float(f"{WORKING_EXTENT_MM / extent:.2g}") if 0 < extent < SMALL_EXTENT_MM else 1.0
 
 
 def in_mm(pair: PairResult, k: float) -> PairResult:
