@@ -731,6 +731,25 @@ def thin_moving_prepared(*extra: str) -> Builder:
     return build
 
 
+def thin_ct_prepared(inputs: Path, out: Path) -> list[str]:
+    """A case: the valid fixed image prepared with --n4 both and a moving CT of 3 slices (HU, guessed as CT)."""
+    fixed, _ = _pair(inputs)
+    ct = sitk.Cast(sitk.Clamp(_volume(size=(48, 40, 3), seed=1) * 3 - 1000, lowerBound=-1000), sitk.sitkInt16)
+    write_image(ct, inputs / "thin-ct.nrrd")
+    return _prep(fixed, inputs / "thin-ct.nrrd", out, "--n4", "both")
+
+
+def spaced_data_file_cut_short(inputs: Path) -> Path:
+    """A moving .mhd whose data file is ``my scan.raw`` (a space in its name), 10 bytes short."""
+    header = inputs / "moving.mhd"
+    sitk.WriteImage(_volume(seed=1), str(header), False)
+    data = (inputs / "moving.raw").read_bytes()
+    (inputs / "moving.raw").unlink()
+    (inputs / "my scan.raw").write_bytes(data[:-10])
+    header.write_text(header.read_text().replace("ElementDataFile = moving.raw", "ElementDataFile = my scan.raw"))
+    return header
+
+
 def fifo_input(inputs: Path, out: Path) -> list[str]:
     fixed, _ = _pair(inputs)
     os.mkfifo(inputs / "moving.nrrd.fifo")
@@ -804,7 +823,16 @@ MORE_CASES = {
     "prep --exclude-margin -50": Case(
         prep_with("--exclude-above", "2000", "--exclude-margin", "-50"), "give 0 or more"
     ),
-    "prep --n4 on a 3-slice moving image": Case(thin_moving_prepared("--n4", "moving"), "too thin for N4"),
+    "prep --n4 on a 3-slice moving image": Case(
+        thin_moving_prepared("--n4", "moving"), "too thin for N4 bias correction, which needs 4 or more along every "
+        "axis; give the whole volume"
+    ),
+    "prep --n4 on a 3-slice CT, guessed as CT (not N4's refusal)": Case(
+        thin_ct_prepared, "a registration needs at least 4 along each axis; give the whole volume"
+    ),
+    "a .mhd whose data file 'my scan.raw' is cut short": Case(
+        moving_as(spaced_data_file_cut_short), "my scan.raw holds only 245,750 bytes: the file was cut short"
+    ),
     "prep --downsample-to inf": Case(prep_with("--downsample-to", "inf"), "give the voxel size to reach in mm"),
     "prep --roi with words": Case(prep_with("--roi", "a,b,c,d,e,f"), "needs 6 numbers: R1,A1,S1,R2,A2,S2"),
     "prep with no step": Case(prep_with(), "no preparation step is given: choose one or more of --crop-common"),

@@ -264,6 +264,54 @@ def test_the_only_segment_of_each_labelmap_pairs_whatever_its_value_or_name():
     assert segmentation_overlap(named[0], named[1], Transform.identity()).warnings == []
 
 
+SAME_LABELMAP = "the Dice measures only the transform's own motion of one labelmap"
+
+
+def test_the_same_labelmap_for_both_images_is_measured_with_a_warning(tmp_path, capsys):
+    fixed = sphere_labels((0.0, 0.0, 0.0), 12.0)
+    shifted = sphere_labels((4.0, 0.0, 0.0), 12.0)
+    image = sitk.Cast(fixed, sitk.sitkFloat32) * 100.0
+    matrix = np.eye(4)
+    matrix[0, 3] = 4.0
+    shift = Transform.from_matrix(matrix)
+    # Python callers: the same image object, or an identical copy of it, is one labelmap; a real one is not.
+    for moving in (fixed, sitk.Image(fixed)):
+        report = assess_registration(image, image, shift, QAOptions(fixed_labels=fixed, moving_labels=moving))
+        assert report.segmentation.before[0].dice == 1.0  # identity moves nothing: "perfect" before
+        (said,) = [w for w in report.warnings if SAME_LABELMAP in w]
+        assert said.startswith("the fixed and moving labelmaps are the same labelmap")
+        assert "give the moving image's own segmentation" in said
+    report = assess_registration(image, image, shift, QAOptions(fixed_labels=fixed, moving_labels=shifted))
+    assert report.segmentation.after[0].dice == 1.0 and not [w for w in report.warnings if SAME_LABELMAP in w]
+    # mmreg qa: the same path, or a byte-identical copy, warns in the JSON, the report and on stderr; exit 0.
+    write_image(image, tmp_path / "image.nrrd")
+    shift.write(tmp_path / "T.h5")
+    write_image(fixed, tmp_path / "labels.nrrd")
+    (tmp_path / "copy.nrrd").write_bytes((tmp_path / "labels.nrrd").read_bytes())
+    write_image(shifted, tmp_path / "moving-labels.nrrd")
+    saying = {
+        "labels.nrrd": f"the same file ({tmp_path / 'labels.nrrd'})",
+        "copy.nrrd": f"the same file: {tmp_path / 'labels.nrrd'} and {tmp_path / 'copy.nrrd'} are byte-identical",
+        "moving-labels.nrrd": None,
+    }
+    for name, said in saying.items():
+        arguments = qa_arguments(["--fixed", str(tmp_path / "image.nrrd"), "--moving", str(tmp_path / "image.nrrd"),
+                                  "--transform", str(tmp_path / "T.h5"), "--fixed-labels", str(tmp_path / "labels.nrrd"),
+                                  "--moving-labels", str(tmp_path / name), "--report", str(tmp_path / "qa.html"),
+                                  "--json", str(tmp_path / "qa.json")])  # fmt: skip
+        assert command_qa(arguments) == 0
+        warnings = [w for w in json.loads((tmp_path / "qa.json").read_text())["warnings"] if SAME_LABELMAP in w]
+        stderr = capsys.readouterr().err
+        if said is None:
+            assert warnings == [] and SAME_LABELMAP not in stderr
+            continue
+        expected = (f"the fixed and moving labelmaps are {said}: {SAME_LABELMAP}, not how well the images agree: "
+                    "give the moving image's own segmentation as the moving labelmap")  # fmt: skip
+        assert warnings == [expected]
+        assert f"warning: {warnings[0]}" in stderr
+        assert SAME_LABELMAP.replace("'", "&#x27;") in (tmp_path / "qa.html").read_text()
+
+
 # --------------------------------------------------------------------------- Jacobian and inverse
 def planted(strength, center=(10.0, -6.0, 8.0), sigma=6.0):
     """u_x = strength (x - x0) exp(-r^2 / 2 sigma^2): the Jacobian determinant at x0 is 1 + strength."""

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
-from .file_headers import file_suffix, metaimage_header, nifti_header, nrrd_header
+from .file_headers import file_suffix, metaimage_data_file, metaimage_header, nifti_header, nrrd_header
 from .memory import format_bytes
 
 _CHUNK = 1 << 22
@@ -82,10 +82,10 @@ def _metaimage(path: Path) -> VoxelBytes | None:
         if header_size > 0:
             return None  # a skip inside the same file: rare, left to ITK
         data, start = path, offset
-    elif location.upper().startswith("LIST") or len(location.split()) > 1:
+    elif (detached := metaimage_data_file(path, location)) is None:
         return None  # one file per slice: ITK reports the missing ones
     else:
-        data, start = path.parent / location, 0
+        data, start = detached, 0  # a name with spaces is one file, as MetaIO reads it
     if fields.get("CompressedData", "False").lower() == "true":
         size = fields.get("CompressedDataSize")
         return VoxelBytes(

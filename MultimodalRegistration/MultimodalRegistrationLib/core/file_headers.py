@@ -50,6 +50,16 @@ def metaimage_header(path: Path) -> tuple[dict[str, str], int]:
     return fields, offset
 
 
+def metaimage_data_file(path: Path, location: str) -> Path | None:
+    """The one detached data file a MetaImage header at ``path`` names in ``ElementDataFile`` (``location``,
+    spaces allowed: MetaIO reads ``my scan.raw`` as one name); None for ``LOCAL``, a ``LIST`` or a file pattern
+    (``slice%03d.raw 1 40 1``: MetaIO's mark of one is the %)."""
+    location = location.strip()
+    if not location or location.upper() == "LOCAL" or location.upper().startswith("LIST") or "%" in location:
+        return None
+    return path.parent / location
+
+
 def nrrd_header(path: Path) -> tuple[dict[str, str], int] | None:
     """NRRD fields (lower-case keys) and the byte offset after the blank line ending the header; None if not NRRD."""
     with open(path, "rb") as handle:

@@ -66,13 +66,14 @@ def shrink_factors_for(
     return [int(f) for f in np.maximum(1, np.minimum(wanted, size // MIN_SHRUNK_VOXELS))]
 
 
-def check_n4_size(size, role: str = "image") -> None:
-    """Refuse (:class:`InputError`) an image too thin for N4: under ``MIN_N4_VOXELS`` voxels along an axis."""
+def check_n4_size(size, role: str = "image", fix: str = "leave N4 off for it") -> None:
+    """Refuse (:class:`InputError`) an image too thin for N4: under ``MIN_N4_VOXELS`` voxels along an axis;
+    ``fix`` ends the message."""
     for axis, count in enumerate(size):
         if count < MIN_N4_VOXELS:
             raise InputError(
                 f"the {role} has {count} voxel{'s' * (count != 1)} along axis {axis} ({tuple(size)}): too thin for "
-                f"N4 bias correction, which needs {MIN_N4_VOXELS} or more along every axis; leave N4 off for it"
+                f"N4 bias correction, which needs {MIN_N4_VOXELS} or more along every axis; {fix}"
             )
 
 

@@ -18,9 +18,10 @@ from typing import Union
 import SimpleITK as sitk
 
 from ..core.errors import InputError
+from ..core.file_checks import MIN_VOXELS_PER_AXIS
 from ..core.images import read_image, validate_image
 from ..core.transforms import Transform, resample
-from .bias import check_n4_size, correct_bias
+from .bias import MIN_N4_VOXELS, check_n4_size, correct_bias
 from .crop import crop_common, oriented_box_halfspaces
 from .downsample import downsample, read_downsampled, read_header
 from .exclusion import exclusion_from_full_resolution
@@ -70,6 +71,11 @@ class PreparedPair:
         moving = self.moving_original if self.moving_original is not None else self.moving
         return resample(moving, fixed, transform)
 
+
+# A file under MIN_N4_VOXELS along an axis is under the registration's minimum too: N4 off does not save it.
+WHOLE_VOLUME = (
+    f"give the whole volume (a registration needs {MIN_VOXELS_PER_AXIS} or more voxels along every axis too, N4 or not)"
+)
 
 Source = Union[str, os.PathLike, sitk.Image]
 
@@ -133,6 +139,20 @@ def _n4_roles(options: PrepOptions) -> tuple[str, ...]:
     return () if not options.n4 else ROLES if options.n4 == "both" else (options.n4,)
 
 
+def _n4_may_run(source, size, modality: str, role: str, spacing_given: bool) -> bool:
+    """Whether N4 would run on an image it was asked for: not on CT, given, or guessed from the voxels of an
+    image too thin for N4 (only those are read this early; they are small)."""
+    if modality != "auto" or min(size[:3]) >= MIN_N4_VOXELS:
+        return modality != "ct"
+    image = source if isinstance(source, sitk.Image) else read_image(source, role, spacing_given=spacing_given)
+    return resolve_modality(image, modality) != "ct"
+
+
+def _n4_corrected(options: PrepOptions, modality: dict[str, str]) -> list[str]:
+    """The images N4 will run on: those asked for, except CT (given or guessed), which has no MR bias field."""
+    return [role for role in _n4_roles(options) if modality[role] != "ct"]
+
+
 def _mask(option, image: sitk.Image, role: str, modality: str, steps: list) -> sitk.Image | None:
     if option is None:
         return None
@@ -190,8 +210,9 @@ def _prepare(fixed, moving, options: PrepOptions, initial_transform, progress, s
             raise InputError(f"{check.message} (--spacing-{role} sx,sy,sz)")
         given_spacing[role] = spacing
         spacings[role] = spacing or header_spacing
-        if role in _n4_roles(options) and getattr(options, f"modality_{role}") != "ct":
-            check_n4_size(size, f"{role} image")  # before reading: crops and downsampling only make it smaller
+        if role in _n4_roles(options) and _n4_may_run(sources[role], size, getattr(options, f"modality_{role}"),
+                                                      f"{role} image", bool(given_spacing[role])):  # fmt: skip
+            check_n4_size(size, f"{role} image", WHOLE_VOLUME)  # before reading: crops and downsampling only shrink it
 
     report(0.05, "prep: reading")
     targets = _downsample_targets(options, spacings, pair)
@@ -241,6 +262,8 @@ def _prepare(fixed, moving, options: PrepOptions, initial_transform, progress, s
 
     if options.n4:
         report(0.6, "prep: bias correction")
+        for role in _n4_corrected(options, modality):  # a guessed modality is known only now; refused before any N4
+            check_n4_size(images[role].GetSize(), f"{role} image")
         for role in _n4_roles(options):
             if modality[role] == "ct":
                 said = "was given as CT" if getattr(options, f"modality_{role}") == "ct" else "looks like CT"

@@ -11,6 +11,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import InputError
+from ..core.file_headers import metaimage_data_file
 from ..core.plausible_spacing import SpacingCheck, check_spacing
 
 __all__ = ["Mismatch", "SpacingCheck", "check_spacing", "metaimage_with_spacing", "parse_spacing", "require_plausible",
@@ -64,9 +65,10 @@ def metaimage_with_spacing(path, header_spacing, spacing_mm, folder) -> Path | N
                 line = spacing_line if key == "ElementSpacing" else b""
             if key == "ElementDataFile":
                 if value.upper() != "LOCAL":
-                    if value.upper().startswith("LIST") or " " in value:
+                    data = metaimage_data_file(path, value)  # spaces in its name are fine: one file
+                    if data is None:
                         return None
-                    line = f"ElementDataFile = {(path.parent / value).resolve()}\n".encode()
+                    line = f"ElementDataFile = {data.resolve()}\n".encode()
                 lines.append(line)
                 break
             lines.append(line)

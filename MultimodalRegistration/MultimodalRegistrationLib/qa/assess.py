@@ -31,7 +31,7 @@ from ..core.transforms import Transform
 from .images import image_agreement
 from .jacobian import InverseConsistency, inverse_consistency, jacobian_statistics
 from .landmarks import landmark_errors
-from .overlap import segmentation_overlap
+from .overlap import same_labelmap_warning, segmentation_overlap
 from .pictures import write_qa_pictures
 from .report import write_html_report
 from .report_types import QAReport, TransformDescription
@@ -132,7 +132,10 @@ def assess_registration(
     if o.fixed_labels is not None:
         with step("segmentation", 0.05):
             overlap = segmentation_overlap(o.fixed_labels, o.moving_labels, transform, before, o.label_interpolation)
-        warnings += overlap.warnings
+        sources = o.sources or {}
+        same = same_labelmap_warning(o.fixed_labels, o.moving_labels, sources.get("fixed_labels"),
+                                     sources.get("moving_labels"))  # fmt: skip
+        warnings += ([same] if same else []) + overlap.warnings
     with step("images", 0.15):
         images = [image_agreement(fixed, moving, pose, fixed_mask, o.metric_spacing_mm) for pose in (before, transform)]
     with step("jacobian", 0.25):

@@ -8,6 +8,8 @@ in mm, in both directions.
 
 from __future__ import annotations
 
+import filecmp
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -152,6 +154,50 @@ def _drawn_on_top(labels: sitk.Image, value: int, wholes: dict[int, sitk.Image])
     image = sitk.GetImageFromArray(array)
     image.CopyInformation(labels)
     return image
+
+
+SAME_LABELMAP_ADVICE = (
+    "the Dice measures only the transform's own motion of one labelmap, not how well the images agree: "
+    "give the moving image's own segmentation as the moving labelmap"
+)
+
+
+def _same_file(fixed_file: str | os.PathLike | None, moving_file: str | os.PathLike | None) -> str | None:
+    """How two labelmap files are one: the same path, or byte-identical content; None when they differ."""
+    if not fixed_file or not moving_file or not (os.path.isfile(fixed_file) and os.path.isfile(moving_file)):
+        return None
+    if os.path.samefile(fixed_file, moving_file):
+        return f"the same file ({fixed_file})"
+    if filecmp.cmp(fixed_file, moving_file, shallow=False):
+        return f"the same file: {fixed_file} and {moving_file} are byte-identical"
+    return None
+
+
+def _same_image(fixed_labels: sitk.Image, moving_labels: sitk.Image) -> bool:
+    """Whether two labelmaps are one image: the same object, or the same grid (LPS mm) and the same voxels."""
+    if fixed_labels is moving_labels:
+        return True
+    if fixed_labels.GetSize() != moving_labels.GetSize():
+        return False
+    geometry = [(np.asarray(f(fixed_labels), float), np.asarray(f(moving_labels), float))
+                for f in (sitk.Image.GetSpacing, sitk.Image.GetOrigin, sitk.Image.GetDirection)]  # fmt: skip
+    if not all(np.allclose(a, b, rtol=0.0, atol=1e-6) for a, b in geometry):
+        return False
+    return bool(np.array_equal(sitk.GetArrayViewFromImage(fixed_labels), sitk.GetArrayViewFromImage(moving_labels)))
+
+
+def same_labelmap_warning(
+    fixed_labels: sitk.Image,
+    moving_labels: sitk.Image,
+    fixed_file: str | os.PathLike | None = None,
+    moving_file: str | os.PathLike | None = None,
+) -> str | None:
+    """The warning when the fixed and moving labelmaps are one (same file, byte-identical files, or the same
+    image: grid and voxels); None when they differ. A warning, not a refusal: a user may mean it."""
+    said = _same_file(fixed_file, moving_file)
+    if said is None and _same_image(fixed_labels, moving_labels):
+        said = "the same labelmap (the same image: grid and voxels)"
+    return None if said is None else f"the fixed and moving labelmaps are {said}: {SAME_LABELMAP_ADVICE}"
 
 
 def segmentation_overlap(
