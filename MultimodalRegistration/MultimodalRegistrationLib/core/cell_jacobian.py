@@ -5,7 +5,8 @@ the cell's four x edges (likewise y and z), so the determinant can be taken anyw
 difference over two cells, what ``sitk.DisplacementFieldJacobianDeterminant`` gives, averages two neighbouring
 cells and can miss a cell that folds (a piecewise field switching between two bones' motions within one 2 mm cell: -0.17 there,
 +0.13 by central differences). Arrays are (z, y, x, 3), displacements in mm; a grid with a direction matrix
-gives it as ``direction`` (its columns the index axes in LPS).
+gives it as ``direction`` (its columns the index axes in LPS). A bound by interval arithmetic spares sampling the
+cells that cannot come near a given value (5.6 million cells: 2 s, against 10 s sampling them all).
 """
 
 from __future__ import annotations
@@ -18,17 +19,8 @@ import numpy as np
 # trilinear cell du/dx is bilinear in (y, z), so the determinant can dip between the corners (a cell whose corners
 # were all >= 0.36 reached -0.044 mid-edge); these 27 points catch such dips far more often than the 8 corners.
 SAMPLES = (0.0, 0.5, 1.0)
-
-
-def _corner_views(array: np.ndarray, axes: tuple[int, int]) -> dict[tuple[int, int], np.ndarray]:
-    """The four views of ``array`` shifted by 0 or 1 along two of its first three axes, trimmed to the cells."""
-    views = {}
-    for first, second in itertools.product((0, 1), repeat=2):
-        index = [slice(None)] * array.ndim
-        for axis, offset in zip(axes, (first, second)):
-            index[axis] = slice(offset, array.shape[axis] - 1 + offset)
-        views[first, second] = array[tuple(index)]
-    return views
+SLAB_CELLS = 65_536  # cells taken at a time
+EDGES = tuple(itertools.product((0, 1), repeat=2))  # a cell's four edges along one axis, by their offsets
 
 
 def _blend(views: dict, weights: tuple[float, float]) -> np.ndarray:
@@ -48,15 +40,46 @@ def _determinant(m: np.ndarray) -> np.ndarray:
             + m[..., 0, 2] * (m[..., 1, 0] * m[..., 2, 1] - m[..., 1, 1] * m[..., 2, 0]))  # fmt: skip
 
 
-def cell_jacobian_minimum(displacement: np.ndarray, spacing_mm, direction=None) -> np.ndarray:
+def cell_jacobian_minimum(
+    displacement: np.ndarray, spacing_mm, direction=None, below: float | None = None
+) -> np.ndarray:
     """The smallest Jacobian determinant of x -> x + u(x), trilinearly interpolated, at 27 points of every cell
-    (``SAMPLES`` along each axis), shaped (z-1, y-1, x-1)."""
+    (``SAMPLES`` along each axis), shaped (z-1, y-1, x-1). With ``below``, only the cells whose lower bound
+    (:func:`_lower_bound`) is at most ``below`` are sampled; the others hold that bound, which exceeds ``below``
+    and is no more than their minimum: the same minimum wherever it is <= ``below``, at a fraction of the cost."""
+    u = np.asarray(displacement, float)
+    slab = max(1, SLAB_CELLS // max(1, (u.shape[1] - 1) * (u.shape[2] - 1)))  # z layers of cells at a time
+    if u.shape[0] - 1 > slab:  # the same numbers, a slab at a time: its temporaries stay in the cache
+        parts = range(0, u.shape[0] - 1, slab)
+        return np.concatenate([cell_jacobian_minimum(u[z : z + slab + 1], spacing_mm, direction, below) for z in parts])
     rotation = np.eye(3) if direction is None else np.asarray(direction, float).reshape(3, 3)
     sx, sy, sz = (float(s) for s in np.broadcast_to(np.asarray(spacing_mm, float), (3,)))
-    u = np.asarray(displacement, float)
-    dx = _corner_views((u[:, :, 1:] - u[:, :, :-1]) / sx, (0, 1))  # x edges, blended over (z, y)
-    dy = _corner_views((u[:, 1:] - u[:, :-1]) / sy, (0, 2))  # y edges, over (z, x)
-    dz = _corner_views((u[1:] - u[:-1]) / sz, (1, 2))  # z edges, over (y, x)
+    # The differences along the x, y and z edges (mm/mm); a cell (z, y, x) has its x edges at (z + f, y + s, x),
+    # its y edges at (z + f, y, x + s), its z edges at (z, y + f, x + s), f and s 0 or 1.
+    dx, dy, dz = (u[:, :, 1:] - u[:, :, :-1]) / sx, (u[:, 1:] - u[:, :-1]) / sy, (u[1:] - u[:-1]) / sz
+    nz, ny, nx = dz.shape[0], dy.shape[1], dx.shape[2]
+    edges = (
+        {(f, s): dx[f : nz + f, s : ny + s] for f, s in EDGES},  # x edges, keyed by their (z, y) offsets
+        {(f, s): dy[f : nz + f, :, s : nx + s] for f, s in EDGES},  # y edges, by (z, x)
+        {(f, s): dz[:, f : ny + f, s : nx + s] for f, s in EDGES},  # z edges, by (y, x)
+    )
+    if below is None:
+        return _minimum(edges, rotation)
+    bound = _lower_bound(edges, rotation)
+    z, y, x = np.nonzero(bound <= below)
+    if z.size:
+        picked = (
+            {(f, s): dx[z + f, y + s, x] for f, s in EDGES},
+            {(f, s): dy[z + f, y, x + s] for f, s in EDGES},
+            {(f, s): dz[z, y + f, x + s] for f, s in EDGES},
+        )
+        bound[z, y, x] = _minimum(picked, rotation)
+    return bound
+
+
+def _minimum(edges: tuple[dict, dict, dict], rotation: np.ndarray) -> np.ndarray:
+    """The smallest determinant over each cell's 27 points, from its x, y and z edges' differences (four each)."""
+    dx, dy, dz = edges
     aligned = np.allclose(rotation, np.eye(3))
     smallest = None
     for a, b, c in itertools.product(SAMPLES, repeat=3):  # the point's fractions along x, y, z
@@ -69,6 +92,45 @@ def cell_jacobian_minimum(displacement: np.ndarray, spacing_mm, direction=None) 
             determinant = _determinant(np.stack(columns, axis=-1) @ rotation.T + np.eye(3))
         smallest = determinant if smallest is None else np.minimum(smallest, determinant)
     return smallest
+
+
+def _lower_bound(edges: tuple[dict, dict, dict], rotation: np.ndarray) -> np.ndarray:
+    """A lower bound of each cell's determinant anywhere in it, by interval arithmetic: an entry of the
+    interpolated derivative is a blend (weights >= 0, sum 1) of its four edges, so lies between their extremes."""
+    low = [_extreme(np.minimum, column) for column in edges]  # (..., 3): component i of column k
+    high = [_extreme(np.maximum, column) for column in edges]
+    aligned = np.allclose(rotation, np.eye(3))
+    m = [[None] * 3 for _ in range(3)]
+    for i, j in itertools.product(range(3), repeat=2):  # I + G D^T, entry (i, j) = delta_ij + sum_k G_ik D_jk
+        if aligned:
+            m[i][j] = (low[j][..., i] + float(i == j), high[j][..., i] + float(i == j))
+            continue
+        lo = hi = float(i == j)
+        for k in range(3):
+            ends = (low[k][..., i] * rotation[j, k], high[k][..., i] * rotation[j, k])
+            lo, hi = lo + np.minimum(*ends), hi + np.maximum(*ends)
+        m[i][j] = (lo, hi)
+    cofactors = (_minus(_times(m[1][1], m[2][2]), _times(m[1][2], m[2][1])),
+                 _minus(_times(m[1][2], m[2][0]), _times(m[1][0], m[2][2])),
+                 _minus(_times(m[1][0], m[2][1]), _times(m[1][1], m[2][0])))  # fmt: skip
+    return sum(_times(m[0][j], cofactors[j])[0] for j in range(3))
+
+
+def _extreme(function, column: dict) -> np.ndarray:
+    """``function`` (np.minimum or np.maximum) of a cell's four edges."""
+    return function(function(column[0, 0], column[0, 1]), function(column[1, 0], column[1, 1]))
+
+
+def _times(p: tuple, q: tuple) -> tuple:
+    """The product of two intervals (low, high)."""
+    products = (p[0] * q[0], p[0] * q[1], p[1] * q[0], p[1] * q[1])
+    return (np.minimum(np.minimum(products[0], products[1]), np.minimum(products[2], products[3])),
+            np.maximum(np.maximum(products[0], products[1]), np.maximum(products[2], products[3])))  # fmt: skip
+
+
+def _minus(p: tuple, q: tuple) -> tuple:
+    """The difference of two intervals (low, high)."""
+    return p[0] - q[1], p[1] - q[0]
 
 
 def nodes_of_cells(cells: np.ndarray) -> np.ndarray:

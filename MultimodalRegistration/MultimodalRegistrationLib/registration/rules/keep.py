@@ -7,9 +7,10 @@ import numpy as np
 import SimpleITK as sitk
 
 from ...core.errors import EngineError
+from ...core.folding import SAMPLING_SPACING_MM, folding
 from ...core.metric import mutual_information
 from ...core.rotations import rotation_angle_deg
-from ...core.transforms import Transform
+from ...core.transforms import Transform, lps_ras_points
 from ..guided.score import guidance_score, worse_than
 from ..guided.start import AXES_MAX_DEG, FAR_Z, MAX_DEG, STEP_DEG, WIN_Z
 from ..guided.start_score import REFEREE_REGION_MM, StartScorer, paired_z, wide_intensity_z
@@ -19,8 +20,9 @@ from ..guided.start_score import REFEREE_REGION_MM, StartScorer, paired_z, wide_
 # METRIC_TOLERANCE_NATS, not imported: registration does not depend on qa), which is about what a
 # fraction of a millimetre off the truth costs (see core/metric.py).
 KEEP_TOLERANCE_NATS = 0.005
-# Grid (mm) on which a nonlinear result's Jacobian determinant is checked for folding: coarse, cheap.
-FOLDING_CHECK_SPACING_MM = 4.0
+# Grid (mm) on which a nonlinear result's Jacobian determinant is sampled for folding, besides each displacement
+# field in it on its own cells (core/folding.py): QA's grid, so a result kept is not one QA's triage finds folding.
+FOLDING_CHECK_SPACING_MM = SAMPLING_SPACING_MM
 
 
 def check_linear_result(transform: Transform, preset_name: str) -> None:
@@ -42,22 +44,9 @@ def check_linear_result(transform: Transform, preset_name: str) -> None:
 
 
 def minimum_jacobian(transform: Transform, fixed: sitk.Image, spacing_mm: float = FOLDING_CHECK_SPACING_MM) -> float:
-    """The smallest Jacobian determinant of ``transform`` (fixed -> moving) over the fixed image's extent,
-    sampled on a grid about ``spacing_mm`` wide; a value <= 0 means the transform folds space there."""
-    size = np.asarray(fixed.GetSize())
-    extent = (size - 1) * np.asarray(fixed.GetSpacing())
-    grid_size = np.maximum(np.ceil(extent / spacing_mm).astype(int) + 1, 3)
-    grid_spacing = np.where(extent > 0, extent / np.maximum(grid_size - 1, 1), spacing_mm)
-    field = sitk.TransformToDisplacementField(
-        transform.sitk,
-        sitk.sitkVectorFloat64,
-        [int(n) for n in grid_size],
-        fixed.GetOrigin(),
-        [float(s) for s in grid_spacing],
-        fixed.GetDirection(),
-    )
-    determinant = sitk.DisplacementFieldJacobianDeterminant(field)
-    return float(sitk.GetArrayViewFromImage(determinant).min())
+    """The smallest Jacobian determinant of ``transform`` (fixed -> moving) over the fixed image's box, sampled on a
+    grid ``spacing_mm`` wide and on each displacement field's own cells; a value <= 0 means it folds space there."""
+    return folding(transform, fixed, spacing_mm=spacing_mm).minimum
 
 
 def why_not_kept(
@@ -66,7 +55,8 @@ def why_not_kept(
     """"" when a result is no worse than its start; else why it is, with the numbers.
 
     The rule holds for every result, linear or not: its mutual information may not fall more than
-    KEEP_TOLERANCE_NATS below the start's, and a nonlinear one must not fold (Jacobian determinant > 0).
+    KEEP_TOLERANCE_NATS below the start's, and a nonlinear one must not fold (Jacobian determinant > 0 by QA's
+    check, core/folding.py, over the fixed image's box).
     A guided result (``guided``: its "worse" reason from :func:`.guided_score.worse_than` and whether
     the image term drove it) must also agree no less with the segments and landmarks; under
     ``--metric segments`` the intensities do not judge it.
@@ -77,11 +67,12 @@ def why_not_kept(
     if judged_by_metric and metric_after < metric_start - KEEP_TOLERANCE_NATS:
         return f"agrees less than its start (mutual information {metric_after:.3f} < {metric_start:.3f} nats)"
     if not transform.is_linear:
-        smallest = minimum_jacobian(transform, fixed)
-        if smallest <= 0:
+        found = folding(transform, fixed, spacing_mm=FOLDING_CHECK_SPACING_MM)
+        if found.minimum <= 0:
+            where = ", ".join(f"{v:.0f}" for v in lps_ras_points(found.at_lps.reshape(1, 3))[0])
             return (
-                f"folds space (Jacobian determinant down to {smallest:.3f} <= 0 on a "
-                f"{FOLDING_CHECK_SPACING_MM:g} mm grid)"
+                f"folds space (Jacobian determinant down to {found.minimum:.3f} <= 0 at RAS {where} mm, on a "
+                f"{FOLDING_CHECK_SPACING_MM:g} mm grid or within a displacement field's own cells)"
             )
     return ""
 

@@ -1,0 +1,142 @@
+"""Whether a transform folds space: its smallest Jacobian determinant as ITK and Slicer apply it, and where.
+
+The determinant of the fixed -> moving mapping is the local volume ratio; a value <= 0 means the transform folds
+(two fixed points map to one moving point, or space turns inside out). Two measures, one region (the fixed
+image's box, or its mask's non-zero voxels): central differences on an axis-aligned grid (LPS mm), and every
+displacement field inside the transform per cell on its own grid (:mod:`.cell_jacobian`), which catches a fold
+between the sampling grid's nodes. The registration's keep rule and QA both call :func:`folding`, so a result
+kept is not one QA finds folding (same fixed image and spacing; the keep rule takes the whole box).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+
+from .cell_jacobian import cell_jacobian_minimum
+from .errors import InputError
+from .images import box_grid, corner_points, index_to_physical_matrix
+from .transforms import Transform
+
+SAMPLING_SPACING_MM = 2.0  # the sampling grid's spacing (mm): QA's default, and the keep rule's
+MAX_GRID_NODES = 8_000_000  # a finer grid is coarsened to keep the displacement field under ~200 MB
+
+
+@dataclass(frozen=True)
+class FieldFolds:
+    """One displacement field's smallest determinant over its cells (times the chain's linear determinants)."""
+
+    minimum: float
+    at_lps: np.ndarray  # the centre of that cell (LPS mm)
+    folded_mm3: float  # the volume of its cells whose determinant reaches <= 0 (mm^3)
+
+
+@dataclass(frozen=True)
+class Folding:
+    """The Jacobian determinant (no unit) sampled over a region, and each displacement field's cells there."""
+
+    sampled: np.ndarray  # the determinants at the grid's nodes inside the region (one value: linear)
+    sampled_at_lps: np.ndarray  # where the smallest sampled one is (LPS mm)
+    spacing_mm: float | None  # the grid's spacing (None: linear, the determinant is the same everywhere)
+    fields: tuple[FieldFolds, ...]  # the fields reaching the sampled minimum or 0, the first applied first
+    region_mm3: float  # the region's volume (mm^3)
+
+    @property
+    def minimum(self) -> float:
+        """The smallest determinant of all: <= 0 folds."""
+        return min([float(self.sampled.min())] + [f.minimum for f in self.fields])
+
+    @property
+    def at_lps(self) -> np.ndarray:
+        """Where :attr:`minimum` is (LPS mm)."""
+        smallest = min(self.fields, key=lambda f: f.minimum, default=None)
+        if smallest is not None and smallest.minimum < float(self.sampled.min()):
+            return smallest.at_lps
+        return self.sampled_at_lps
+
+
+def sampling_grid(image: sitk.Image, spacing_mm: float = SAMPLING_SPACING_MM) -> sitk.Image:
+    """An axis-aligned grid (identity direction, LPS) every ``spacing_mm`` mm over ``image``'s box."""
+    return box_grid(image, spacing_mm, MAX_GRID_NODES, "Jacobian grid")
+
+
+def sampled_determinant(transform: Transform, grid: sitk.Image) -> sitk.Image:
+    """The Jacobian determinant of ``transform`` by central differences on ``grid`` (identity direction)."""
+    if not np.allclose(np.asarray(grid.GetDirection()).reshape(3, 3), np.eye(3)):
+        raise InputError("the Jacobian grid must be axis-aligned: build it with sampling_grid()")
+    return sitk.DisplacementFieldJacobianDeterminant(transform.displacement_field(grid), True)
+
+
+def folding(
+    transform: Transform, fixed: sitk.Image, mask: sitk.Image | None = None, spacing_mm: float = SAMPLING_SPACING_MM
+) -> Folding:
+    """The Jacobian determinant of ``transform`` (fixed -> moving) over ``fixed``'s box, or ``mask``'s non-zero
+    voxels: sampled every ``spacing_mm`` mm (the grid's outermost layer, one-sided, left out), and the cells of
+    each displacement field in it that reach the sampled minimum or 0 (:func:`field_folds`, the others cannot
+    lower the minimum nor fold). Folds of a B-spline thinner than ``spacing_mm`` can be missed."""
+    if mask is None:
+        region = sitk.Image(fixed.GetSize(), sitk.sitkUInt8) + 1
+        region.CopyInformation(fixed)
+    else:
+        region = sitk.Cast(mask != 0, sitk.sitkUInt8)
+    region_mm3 = float(np.count_nonzero(sitk.GetArrayViewFromImage(region))) * float(np.prod(region.GetSpacing()))
+    if transform.is_linear:
+        determinant = np.array([np.linalg.det(transform.matrix[:3, :3])])
+        return Folding(determinant, corner_points(fixed).mean(axis=0), None, (), region_mm3)
+    grid = sampling_grid(fixed, spacing_mm)
+    determinant = sitk.GetArrayFromImage(sampled_determinant(transform, grid))
+    inside = sitk.GetArrayFromImage(sitk.Resample(region, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0)) != 0
+    border = np.zeros_like(inside)
+    border[1:-1, 1:-1, 1:-1] = True
+    inside &= border
+    if not inside.any():
+        raise InputError("no Jacobian sample falls inside the fixed image (or its mask): lower the grid spacing")
+    values = determinant[inside]
+    z, y, x = (axis[np.argmin(values)] for axis in np.nonzero(inside))
+    at = np.asarray(grid.TransformIndexToPhysicalPoint((int(x), int(y), int(z))))
+    fields = field_folds(transform, region, max(float(values.min()), 0.0))
+    return Folding(values, at, float(grid.GetSpacing()[0]), fields, region_mm3)
+
+
+def field_folds(transform: Transform, region: sitk.Image, below: float | None = None) -> tuple[FieldFolds, ...]:
+    """Each displacement field of ``transform`` as ITK and Slicer interpolate it: the determinant at 27 points of
+    each of its own grid's cells, times the chain's linear parts' determinants (a field's own determinant times
+    theirs keeps the sign of the chain's). A field applied first counts the cells whose centre lies on a non-zero
+    voxel of ``region``; a later one, in another space, counts all its cells. The first applied comes first; a
+    field with no cell counted is left out. With ``below`` (>= 0) only the cells that reach it count: the others,
+    which a bound shows stay above it (:func:`.cell_jacobian_minimum`), neither fold nor hold the minimum below it."""
+    parts = transform.components()
+    linear = float(np.prod([np.linalg.det(part.matrix[:3, :3]) for part in parts if part.is_linear]))
+    floor = below / linear if below is not None and linear > 0 else None  # a mirroring chain: every cell counts
+    found = []
+    for order, part in enumerate(reversed(parts)):  # the first applied first
+        if part.kind != "displacement":
+            continue
+        field = sitk.DisplacementFieldTransform(part.sitk).GetDisplacementField()
+        own = cell_jacobian_minimum(sitk.GetArrayViewFromImage(field), field.GetSpacing(), field.GetDirection(), floor)
+        index = np.argwhere(own <= floor if floor is not None else np.ones(own.shape, bool))  # (z, y, x), C order
+        cells = linear * own[tuple(index.T)]
+        matrix = index_to_physical_matrix(field)
+        centres = (index[:, ::-1] + 0.5) @ matrix[:3, :3].T + matrix[:3, 3]  # LPS mm
+        if order == 0:
+            inside = _inside(region, centres)
+            cells, centres = cells[inside], centres[inside]
+        if cells.size:
+            folded_mm3 = np.count_nonzero(cells <= 0) * float(np.prod(field.GetSpacing()))
+            found.append(FieldFolds(float(cells.min()), centres[np.argmin(cells)], float(folded_mm3)))
+    return tuple(found)
+
+
+def _inside(region: sitk.Image, points: np.ndarray) -> np.ndarray:
+    """Which LPS ``points`` (..., 3) fall on a non-zero voxel of ``region`` (nearest voxel)."""
+    to_index = np.linalg.inv(index_to_physical_matrix(region))
+    index = np.rint(points @ to_index[:3, :3].T + to_index[:3, 3]).astype(int)
+    size = np.asarray(region.GetSize())
+    valid = np.all((index >= 0) & (index < size), axis=-1)
+    inside = np.zeros(points.shape[:-1], bool)
+    array = sitk.GetArrayViewFromImage(region)
+    hit = index[valid]
+    inside[valid] = array[hit[:, 2], hit[:, 1], hit[:, 0]] != 0
+    return inside

@@ -1,0 +1,109 @@
+"""One fold check (core/folding.py) for the registration's keep rule and QA: the Jacobian determinant sampled on a
+2 mm grid and each displacement field per cell on its own grid, so a result the registration keeps is not one QA's
+triage fails as folding. A fold between the nodes of the keep rule's former 4 mm grid passed it."""
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from MultimodalRegistrationLib.core.cell_jacobian import cell_jacobian_minimum
+from MultimodalRegistrationLib.core.folding import folding
+from MultimodalRegistrationLib.core.transforms import Transform, lps_ras_points
+from MultimodalRegistrationLib.qa.jacobian import jacobian_statistics
+from MultimodalRegistrationLib.registration.rules.keep import minimum_jacobian, why_not_kept
+
+
+def _fixed() -> sitk.Image:
+    """A 40 mm cube at 2 mm, centred on the origin (LPS)."""
+    fixed = sitk.Image([21, 21, 21], sitk.sitkFloat32)
+    fixed.SetSpacing((2.0, 2.0, 2.0))
+    fixed.SetOrigin((-20.0, -20.0, -20.0))
+    return fixed
+
+
+def _field(array: np.ndarray) -> Transform:
+    """A displacement field (z, y, x, 3; LPS mm) on a 1 mm grid over the same 40 mm cube."""
+    field = sitk.GetImageFromArray(array, isVector=True)
+    field.SetSpacing((1.0, 1.0, 1.0))
+    field.SetOrigin((-20.0, -20.0, -20.0))
+    return Transform.from_displacement_field(field)
+
+
+def _fold_between_nodes() -> Transform:
+    """Two node layers 1 mm apart (x = 2 and 3 mm) pushed 0.75 mm towards each other over a 9 mm square patch:
+    within that cell d(x + u_x)/dx = 1 - 1.5 / 1 = -0.5. Every node of a 4 mm grid from -20 mm sees u = 0."""
+    array = np.zeros((41, 41, 41, 3))
+    array[16:25, 16:25, 22, 0], array[16:25, 16:25, 23, 0] = 0.75, -0.75
+    return _field(array)
+
+
+def _old_keep_check(transform: Transform, fixed: sitk.Image) -> float:
+    """The keep rule's check before core/folding.py: central differences on a 4 mm grid over the fixed image."""
+    field = sitk.TransformToDisplacementField(transform.sitk, sitk.sitkVectorFloat64, [11, 11, 11], fixed.GetOrigin(),
+                                              [4.0, 4.0, 4.0], fixed.GetDirection())  # fmt: skip
+    determinant = sitk.DisplacementFieldJacobianDeterminant(field)
+    return float(sitk.GetArrayViewFromImage(determinant).min())
+
+
+def test_a_fold_between_the_4_mm_grid_nodes_is_not_kept():
+    fixed, folded = _fixed(), _fold_between_nodes()
+    assert _old_keep_check(folded, fixed) == pytest.approx(1.0, abs=1e-12)  # the old check kept it
+    # The 2 mm sampled grid (nodes at x = 2 and 4 mm) reads 1 -/+ 0.75 / 4 around it, no fold either.
+    assert float(folding(folded, fixed).sampled.min()) == pytest.approx(0.8125, abs=1e-9)
+    assert minimum_jacobian(folded, fixed) == pytest.approx(-0.5, abs=1e-9)
+    # Where: the centre of the first folded cell (the patch's rim, x = 2.5 mm; LPS), RAS in the message.
+    assert np.allclose(folding(folded, fixed).at_lps, [2.5, -4.5, -4.5])
+    reason = why_not_kept(folded, 0.5, 0.5, fixed)
+    assert reason == (
+        "folds space (Jacobian determinant down to -0.500 <= 0 at RAS -2, 4, -4 mm, on a 2 mm grid or within a "
+        "displacement field's own cells)"
+    )
+    # Composed with a linear part after it (a registration's affine stage): its determinant scales the field's.
+    stretched = Transform.from_matrix(np.diag([1.2, 1.0, 1.0, 1.0])) @ folded
+    assert minimum_jacobian(stretched, fixed) == pytest.approx(-0.6, abs=1e-9)
+    # QA finds the same fold where the keep rule does.
+    statistics = jacobian_statistics(folded, fixed)
+    assert statistics.minimum == pytest.approx(-0.5, abs=1e-9)
+    assert statistics.folding_percent > 0
+    assert np.allclose(lps_ras_points(np.array([statistics.minimum_at_ras]))[0], folding(folded, fixed).at_lps)
+
+
+def test_a_smooth_field_that_does_not_fold_is_kept():
+    # u_x = -0.5 x exp(-(x / 12)^2): a squeeze, d(x + u_x)/dx = 0.5 at x = 0; a 1 mm cell's slope, its nodes'
+    # difference, is a little gentler: 0.5035 in the cells beside x = 0.
+    x = np.arange(41) - 20.0
+    array = np.zeros((41, 41, 41, 3))
+    array[..., 0] = (-0.5 * x * np.exp(-((x / 12.0) ** 2)))[None, None, :]
+    smooth, fixed = _field(array), _fixed()
+    assert 0.5 < minimum_jacobian(smooth, fixed) < 0.51
+    assert why_not_kept(smooth, 0.5, 0.5, fixed) == ""
+    assert minimum_jacobian(Transform.identity() @ smooth, fixed) == pytest.approx(minimum_jacobian(smooth, fixed))
+
+
+def test_only_the_region_counts_for_a_field_applied_first():
+    fixed, folded = _fixed(), _fold_between_nodes()
+    away = sitk.Image(fixed.GetSize(), sitk.sitkUInt8)
+    away.CopyInformation(fixed)
+    away[:5, :5, :5] = 1  # the corner -20 to -12 mm, far from the fold at x = 2.5 mm
+    found = folding(folded, fixed, away)
+    assert found.minimum == pytest.approx(1.0, abs=1e-9)
+    # 10 x 10 cells of 1 mm^3 fold: the 8 x 8 within the 9-node patch and the rim whose patch-side edge folds.
+    assert folding(folded, fixed).fields[0].folded_mm3 == pytest.approx(100.0)
+    # The linear case: the same determinant everywhere, at the fixed image's centre.
+    linear = folding(Transform.from_matrix(np.diag([1.1, 1.1, 1.1, 1.0])), fixed)
+    assert linear.minimum == pytest.approx(1.331, abs=1e-12) and np.allclose(linear.at_lps, 0.0)
+
+
+@pytest.mark.parametrize("oblique", [False, True])
+def test_the_bound_spares_only_cells_that_stay_above_the_floor(oblique):
+    """cell_jacobian_minimum(below=...) samples only the cells whose interval bound reaches ``below``: the same
+    minimum wherever it is <= below, a bound no more than the minimum elsewhere (a rough random field, 10^3 cells)."""
+    rng = np.random.default_rng(7)
+    u = rng.normal(0.0, 0.15, (11, 11, 11, 3))
+    direction = np.linalg.qr(rng.normal(size=(3, 3)))[0].ravel() if oblique else None
+    exact = cell_jacobian_minimum(u, (1.0, 1.5, 0.8), direction)
+    spared = cell_jacobian_minimum(u, (1.0, 1.5, 0.8), direction, below=0.5)
+    low = exact <= 0.5
+    assert 0.3 < low.mean() < 0.6  # measured 0.42 and 0.44: both kinds of cell are there
+    assert (spared != exact).any()  # some were spared: 12% (1.7% oblique; the rotation loosens the bound)
+    assert np.array_equal(spared[low], exact[low])
+    assert np.all(spared[~low] > 0.5) and np.all(spared[~low] <= exact[~low] + 1e-12)
