@@ -1055,6 +1055,18 @@ def two_d_volume_only_option(inputs: Path, out: Path) -> list[str]:
     return argv
 
 
+def two_d_checkerboard_over_the_slide(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _slides(inputs)
+    return _register_2d(fixed, moving, out, "--checkerboard", str(moving))
+
+
+def two_d_volume_over_the_fixed_image(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _slides(inputs)
+    argv = _register_2d(fixed, moving, out, "--output-volume", str(fixed))
+    argv[0] = "register"  # register hands two 2D images to the same job
+    return argv
+
+
 TWO_D_CASES = {
     "2D: a 2D section against a volume": Case(two_d_against_a_volume, "mmreg stack"),
     "2D: RGBA with transparency": Case(two_d_rgba_with_transparency, "save it without transparency"),
@@ -1066,6 +1078,8 @@ TWO_D_CASES = {
     "2D: landmark lists that cannot pair": Case(two_d_landmarks_that_cannot_pair, "cannot be paired by label"),
     "2D: transform written as an image": Case(two_d_transform_as_image, "use one of .tfm"),
     "2D: a volume-only option": Case(two_d_volume_only_option, "apply to 3D volumes only"),
+    "2D: checkerboard over the moving slide": Case(two_d_checkerboard_over_the_slide, "would destroy an input"),
+    "2D: output volume over the fixed image": Case(two_d_volume_over_the_fixed_image, "would destroy an input"),
 }
 CASES.update(TWO_D_CASES)
 

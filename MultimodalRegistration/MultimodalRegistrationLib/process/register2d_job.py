@@ -132,10 +132,14 @@ def inputs_2d(job: Registration2DJob):
     landmarks): ``landmarks`` are :func:`..qa.two_d.paired_points_2d` of the landmark files, or None."""
     from ..core.errors import InputError
     from ..core.images2d import check_opaque, read_image_2d, read_mask_2d
+    from ..core.output_safety import check_outputs_apart
     from ..engines.presets import load_preset
     from ..qa.two_d import paired_points_2d
 
     job.check_outputs()
+    outputs = [(name.replace("_", " "), getattr(job, name)) for name in job.paths("output")]
+    check_outputs_apart([(name.replace("_", " "), getattr(job, name)) for name in job.paths("input")],
+                        [*outputs, ("3D transform", embedding_path(job.output_transform))])  # fmt: skip
     load_preset(job.engine, job.preset, dimension=2)
     fixed = read_image_2d(job.fixed, job.fixed_pixel_mm, "fixed image", "--fixed-pixel-size")
     moving = read_image_2d(job.moving, job.moving_pixel_mm, "moving image", "--moving-pixel-size")
