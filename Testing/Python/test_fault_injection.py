@@ -1055,6 +1055,18 @@ def two_d_volume_only_option(inputs: Path, out: Path) -> list[str]:
     return argv
 
 
+def two_d_start_search_option(inputs: Path, out: Path) -> list[str]:
+    argv = _register_2d(*_slides(inputs), out, "--max-rotation-deg", "5")
+    argv[0] = "register"  # the 2D search turns the whole circle: a limit it ignored misled
+    return argv
+
+
+def two_d_keep_log(inputs: Path, out: Path) -> list[str]:
+    argv = _register_2d(*_slides(inputs), out, "--keep-log")
+    argv[0] = "register"
+    return argv
+
+
 def two_d_checkerboard_over_the_slide(inputs: Path, out: Path) -> list[str]:
     fixed, moving = _slides(inputs)
     return _register_2d(fixed, moving, out, "--checkerboard", str(moving))
@@ -1078,6 +1090,8 @@ TWO_D_CASES = {
     "2D: landmark lists that cannot pair": Case(two_d_landmarks_that_cannot_pair, "cannot be paired by label"),
     "2D: transform written as an image": Case(two_d_transform_as_image, "use one of .tfm"),
     "2D: a volume-only option": Case(two_d_volume_only_option, "apply to 3D volumes only"),
+    "2D: a start-search option": Case(two_d_start_search_option, "--max-rotation-deg apply to 3D volumes only"),
+    "2D: --keep-log": Case(two_d_keep_log, "--keep-log apply to 3D volumes only"),
     "2D: checkerboard over the moving slide": Case(two_d_checkerboard_over_the_slide, "would destroy an input"),
     "2D: output volume over the fixed image": Case(two_d_volume_over_the_fixed_image, "would destroy an input"),
 }

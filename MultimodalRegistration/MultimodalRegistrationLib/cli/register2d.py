@@ -23,14 +23,19 @@ from .json_output import emit_json, file_or_none, human_stream
 _ALSO_2D = ("fixed", "moving", "fixed_mask", "moving_mask", "guidance_fixed_points", "guidance_moving_points")
 
 
-def _3d_only() -> dict[str, str]:
-    """Field -> option of the registration options 2D images cannot use: the other inputs (start,
-    segmentations), the piecewise segments and the inverse."""
+def _3d_only() -> dict[str, tuple[str, object]]:
+    """Field -> (option, default) of the registration options 2D images cannot use: the other inputs (start,
+    segmentations), the start search's choices, the guidance's segments, weight and metric, the piecewise segments
+    and the inverse. Ignored, they would leave a user believing a 180-degree search was limited, say."""
+    from dataclasses import fields
+
     from ..process.jobs import RegistrationJob, option_fields, option_flag
 
     flags = {field.name: option_flag(field) for field in option_fields(RegistrationJob)}
+    defaults = {field.name: field.default for field in fields(RegistrationJob)}
     names = [name for name in RegistrationJob.paths("input") if name not in _ALSO_2D]
-    return {name: flags[name] for name in [*names, "piecewise", "output_inverse"]}
+    names += ["init", "max_rotation_deg", "segments", "guidance_weight", "metric", "piecewise", "output_inverse"]
+    return {name: (flags[name], defaults[name]) for name in names}
 
 
 # The options only 2D images take: pixel sizes of files that do not state theirs, the QA's picture and regions.
@@ -119,7 +124,9 @@ def job_from_2d_arguments(arguments: argparse.Namespace):
     from ..process.register2d_job import Registration2DJob
     from .prep import wants_prep
 
-    given = [flag for name, flag in _3d_only().items() if getattr(arguments, name, None)]
+    given = [flag for name, (flag, default) in _3d_only().items()
+             if getattr(arguments, name, None) not in (None, default)]  # fmt: skip
+    given += ["--keep-log"] if getattr(arguments, "keep_log", False) else []
     given += ["prep options"] if hasattr(arguments, "prep") and wants_prep(arguments) else []
     if given:
         raise InputError(f"2D images: {', '.join(given)} apply to 3D volumes only: drop them")
