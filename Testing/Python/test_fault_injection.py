@@ -1055,6 +1055,11 @@ def two_d_volume_only_option(inputs: Path, out: Path) -> list[str]:
     return argv
 
 
+def two_d_preset_file(inputs: Path, out: Path) -> list[str]:
+    (inputs / "my_affine.txt").write_text('(Transform "AffineTransform")\n')
+    return _register_2d(*_slides(inputs), out, "--preset", str(inputs / "my_affine.txt"))  # it crashed (exit 1)
+
+
 def two_d_start_search_option(inputs: Path, out: Path) -> list[str]:
     argv = _register_2d(*_slides(inputs), out, "--max-rotation-deg", "5")
     argv[0] = "register"  # the 2D search turns the whole circle: a limit it ignored misled
@@ -1090,6 +1095,7 @@ TWO_D_CASES = {
     "2D: landmark lists that cannot pair": Case(two_d_landmarks_that_cannot_pair, "cannot be paired by label"),
     "2D: transform written as an image": Case(two_d_transform_as_image, "use one of .tfm"),
     "2D: a volume-only option": Case(two_d_volume_only_option, "apply to 3D volumes only"),
+    "2D: a preset file": Case(two_d_preset_file, "take a named 2D preset, not a preset file"),
     "2D: a start-search option": Case(two_d_start_search_option, "--max-rotation-deg apply to 3D volumes only"),
     "2D: --keep-log": Case(two_d_keep_log, "--keep-log apply to 3D volumes only"),
     "2D: checkerboard over the moving slide": Case(two_d_checkerboard_over_the_slide, "would destroy an input"),

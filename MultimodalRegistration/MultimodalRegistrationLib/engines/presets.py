@@ -102,11 +102,18 @@ def _manifest(dimension: int = 3) -> dict:
 
 
 def load_preset(engine: str, preset: str, dimension: int = 3) -> Preset:
-    """Load a named preset of ``engine`` for images of ``dimension`` (2 or 3), or a custom preset file path."""
+    """Load a named preset of ``engine`` for images of ``dimension`` (2 or 3), or a custom preset file path (3D
+    only: the 2D runner and its start search take the named 2D presets' linear stages)."""
     spec = engine_spec(engine)
     recipe = spec.recipe_module()
     candidate = Path(preset)
-    if candidate.suffix in {other.preset_suffix for other in map(engine_spec, ENGINE_NAMES)} and candidate.is_file():
+    suffixes = {other.preset_suffix for other in map(engine_spec, ENGINE_NAMES)}
+    if dimension == 2 and candidate.suffix in suffixes:
+        raise InputError(
+            f"2D images take a named 2D preset, not a preset file ({preset}): choose one of "
+            f"{', '.join(_manifest(2).get(engine, {}))} (their files are in Resources/Presets, listed by mmreg presets --2d)"
+        )
+    if candidate.suffix in suffixes and candidate.is_file():
         if candidate.suffix == spec.preset_suffix:
             return recipe.read_preset(spec, candidate.stem, "", [candidate])
         raise InputError(
@@ -114,10 +121,8 @@ def load_preset(engine: str, preset: str, dimension: int = 3) -> Preset:
         )
     entries = _manifest(dimension).get(engine, {})
     if preset not in entries:
-        kind = "2D " if dimension == 2 else ""
-        raise InputError(
-            f"unknown {kind}{engine} preset '{preset}': choose one of {', '.join(entries)} or give a preset file path"
-        )
+        kind, or_file = ("2D ", "") if dimension == 2 else ("", " or give a preset file path")
+        raise InputError(f"unknown {kind}{engine} preset '{preset}': choose one of {', '.join(entries)}{or_file}")
     entry = entries[preset]
     files = [presets_dir() / name for name in entry["files"]]
     return replace(recipe.read_preset(spec, preset, entry.get("description", ""), files), needs=entry.get("needs"),
