@@ -256,7 +256,45 @@ def test_a_brain_only_slide_against_a_whole_head_slice_keeps_its_size(tmp_path, 
     seeded = [c for c in summary["candidates"] if c["start_scale"] != 1.0]
     assert seeded and all(c["start_scale"] < 0.9 for c in seeded)  # the areas' ratio: brain against head
     transform = sitk.ReadTransform(str(out))
-    in_slice = np.asarray(points, float) - origin[:2]
-    mapped = np.array([transform.TransformPoint(p.tolist()) for p in in_slice])
+    in_slice = np.asarray(points, float) - origin[:2]  # the pixel frame the truth is drawn in
+    mapped = np.array([transform.TransformPoint(p.tolist()) for p in np.asarray(points, float)])  # T.tfm: the files'
+    assert np.allclose(summary["matrix_files"], np.array(summary["matrix"]) @ to_slice, atol=1e-6)
     error = np.linalg.norm(mapped - (in_slice @ truth[:2, :2].T + truth[:2, 2]), axis=1)
     assert error.mean() < 0.5 and summary["scales"] == pytest.approx([1.0, 1.0], abs=0.01)
+
+
+def test_the_outputs_keep_the_files_own_origin(tmp_path, mr, capsys):
+    """A fixed MR slice stored at origin (-120, -120), as real slices are: T.tfm and T_3d.tfm map the files' own LPS
+    mm (Slicer places the slice there), the output volume lies on the fixed file and landmarks placed on the files
+    as loaded measure the true error. With the origin dropped, the moving image sat 170 mm off in Slicer, the
+    landmarks said 170 mm after, and the output volume lay at (0, 0)."""
+    folder, points = mr
+    origin = np.array([-120.0, -120.0])
+    fixed = sitk.ReadImage(str(folder / "mr.nrrd"))
+    fixed.SetOrigin(origin.tolist())
+    sitk.WriteImage(fixed, str(tmp_path / "mr_origin.nrrd"))
+    truth = data.truth_of("rigid")  # pixel frame -> pixel frame (mm)
+    data.he_section(tmp_path / "he.png", truth, MOVING_PIXEL_MM)
+    on_file = points + origin  # the fixed points where the file puts them (LPS mm)
+    moving_points = points @ truth[:2, :2].T + truth[:2, 2]  # a PNG: origin 0, its frame is its file's
+    labels = [f"L{k}" for k in range(len(points[::7]))]
+    _points_file(tmp_path / "F.csv", on_file[::7], labels)
+    _points_file(tmp_path / "M.csv", moving_points[::7], labels)
+    code = main(["register2d", "--fixed", str(tmp_path / "mr_origin.nrrd"), "--moving", str(tmp_path / "he.png"),
+                 "--moving-pixel-size", str(MOVING_PIXEL_MM), "--output-transform", str(tmp_path / "T.tfm"),
+                 "--json", str(tmp_path / "S.json"), "--output-volume", str(tmp_path / "warped.nrrd"),
+                 "--fixed-points", str(tmp_path / "F.csv"), "--moving-points", str(tmp_path / "M.csv")])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    transform = sitk.ReadTransform(str(tmp_path / "T.tfm"))
+    mapped = np.array([transform.TransformPoint(p.tolist()) for p in on_file])
+    assert np.linalg.norm(mapped - moving_points, axis=1).mean() < FIXED_PIXEL_MM  # measured 0.06 mm
+    embedded = sitk.ReadTransform(str(tmp_path / "T_3d.tfm"))
+    assert np.allclose(embedded.TransformPoint([*on_file[0], 2.0]), [*mapped[0], 2.0], atol=1e-9)
+    summary = json.loads((tmp_path / "S.json").read_text())
+    assert summary["geometry"]["fixed"]["origin_lps_mm"] == origin.tolist()
+    assert np.allclose(summary["matrix_files"], np.array(summary["matrix"]) @ [[1, 0, 120], [0, 1, 120], [0, 0, 1]])
+    qa = summary["qa"]
+    assert qa["landmarks_after"]["mean_mm"] < 1.5
+    before = np.linalg.norm(on_file[::7] - moving_points[::7], axis=1).mean()  # the files as loaded
+    assert before > 100 and qa["landmarks_before"]["mean_mm"] == pytest.approx(before, abs=1e-3)
+    assert sitk.ReadImage(str(tmp_path / "warped.nrrd")).GetOrigin() == tuple(origin)

@@ -10,7 +10,8 @@ NIfTI and MetaImage (a 3D file with one slice counts as 2D).
   pHYs chunk, and 1.0 (ITK's default when the file says nothing) or 72/96 dpi (screen defaults written by
   most editors) count as unknown: :func:`pixel_size_mm` returns None and the caller asks for one.
 * **Geometry:** the returned image has origin (0, 0), identity direction and square pixels, so pixel
-  (column i, row j) has its centre at ``(i * px, j * px)`` mm.
+  (column i, row j) has its centre at ``(i * px, j * px)`` mm (the pixel frame); the file's own origin and
+  direction are kept beside it (:meth:`Image2D.frame_to_file`) for the outputs a user loads with the files.
 """
 
 from __future__ import annotations
@@ -39,6 +40,17 @@ class Image2D:
     image: sitk.Image
     pixel_mm: float
     pixel_source: str  # "given", "file"
+    # The file's own origin (LPS mm) and direction (2x2, row-major): ``image`` is set to the pixel frame.
+    origin: tuple = (0.0, 0.0)
+    direction: tuple = (1.0, 0.0, 0.0, 1.0)
+
+    def frame_to_file(self) -> np.ndarray:
+        """3x3: the pixel frame ``(i px, j px)`` (mm) -> the file's own LPS mm, ``p = origin + direction x``, as
+        ITK and Slicer place the file (a PNG, TIFF or JPEG: origin 0, no turn, the identity)."""
+        matrix = np.eye(3)
+        matrix[:2, :2] = np.asarray(self.direction, float).reshape(2, 2)
+        matrix[:2, 2] = self.origin
+        return matrix
 
     @property
     def gray(self) -> sitk.Image:
@@ -130,10 +142,11 @@ def read_image_2d(
         size, source = pixel_size_mm(path, image), "file"
         if size is None:
             raise InputError(f"{role} {path} does not state its pixel size: give it in mm ({option})")
+    origin, direction = tuple(image.GetOrigin()), tuple(image.GetDirection())
     image.SetSpacing((size, size))
     image.SetOrigin((0.0, 0.0))
     image.SetDirection((1.0, 0.0, 0.0, 1.0))
-    return Image2D(path, image, size, source)
+    return Image2D(path, image, size, source, origin, direction)
 
 
 def check_opaque(image2d: Image2D, role: str = "image") -> None:

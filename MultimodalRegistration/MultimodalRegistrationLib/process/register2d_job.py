@@ -8,10 +8,12 @@ and again in the worker. Outputs, each written atomically:
   SimpleITK and elastix/ANTs 2D tools;
 * beside it, ``<stem>_3d<suffix>``: the same transform embedded in 3D (``AffineTransform_double_3_3``, z kept).
   Slicer's converter treats every "AffineTransform" as 3D: on the 2D file it reads the in-plane numbers right
-  and the z row from elsewhere (slicer-core 5.13, tested), so load the embedding in Slicer. The 2D frame
-  ``(i px, j px)`` is LPS for an image at origin 0 with no rotation, which is how Slicer loads a PNG, TIFF or
-  JPEG and a 2D NRRD written that way;
-* ``output_volume``: the moving image (one channel) resampled onto the fixed grid;
+  and the z row from elsewhere (slicer-core 5.13, tested), so load the embedding in Slicer. Both map the files'
+  own LPS mm, as ITK and Slicer place them (origin and direction; a PNG, TIFF or JPEG: origin 0, no turn): the
+  registration runs in the pixel frames ``(i px, j px)`` (the summary's ``matrix``) and is taken through each
+  file's origin and direction (``matrix_files``). A fixed MR slice at origin (-120, -120) put the moving image
+  170 mm off in Slicer when the files' geometry was dropped;
+* ``output_volume``: the moving image (one channel) resampled onto the fixed grid, at the fixed file's origin;
 * ``summary`` (JSON) and ``checkerboard`` (PNG; before: the images as given, after: registered).
 """
 
@@ -64,6 +66,9 @@ class Summary2D(Record):
     sources: dict = field(default_factory=dict)
     candidates: list = field(default_factory=list)
     working_pixel_mm: dict = field(default_factory=dict)  # the pixel sizes registered, after averaging down (mm)
+    # The transform between the files' own LPS mm (origin and direction, as T.tfm holds it), and each file's.
+    matrix_files: list = field(default_factory=list)
+    geometry: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -152,11 +157,22 @@ def inputs_2d(job: Registration2DJob):
         if (pair[0] is None) != (pair[1] is None):
             raise InputError(f"{kind} on one image only: give the fixed and the moving {kind} together")
     landmarks = paired_points_2d(job.fixed_points, job.moving_points) if job.fixed_points else None
+    if landmarks is not None:  # placed on the files as loaded (their origin and direction): into the pixel frames
+        landmarks = (_to_frame(landmarks[0], fixed), _to_frame(landmarks[1], moving), *landmarks[2:])
     return fixed, moving, masks, landmarks
+
+
+def _to_frame(points, image):
+    """LPS mm points (N, 2) of ``image``'s file -> its pixel frame (mm)."""
+    import numpy as np
+
+    back = np.linalg.inv(image.frame_to_file())
+    return np.asarray(points, float) @ back[:2, :2].T + back[:2, 2]
 
 
 def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) -> Registration2DJobResult:
     """Register, write the outputs atomically, assess; returns the summary and the files written."""
+    import numpy as np
     import SimpleITK as sitk
 
     from ..qa.two_d import assess_2d
@@ -168,14 +184,18 @@ def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) ->
     workdir.mkdir(parents=True, exist_ok=True)
     result = register_2d(fixed, moving, job.engine, job.preset, workdir, job.seed, job.threads, fixed_mask, moving_mask)
     transform = result.transform()
-    outputs = write_transforms_2d(result.matrix, job.output_transform)
+    matrix_files = moving.frame_to_file() @ result.matrix @ np.linalg.inv(fixed.frame_to_file())
+    outputs = write_transforms_2d(matrix_files, job.output_transform)
     fixed_gray, moving_gray = fixed.gray, moving.gray
     if job.output_volume:
         warped = sitk.Resample(moving_gray, fixed_gray, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+        warped.SetOrigin(fixed.origin)
+        warped.SetDirection(fixed.direction)
         write_atomically(job.output_volume, lambda tmp: sitk.WriteImage(warped, tmp, True))
         outputs["volume"] = job.output_volume
     overlap = (fixed_labels, moving_labels) if fixed_labels is not None else (fixed_mask, moving_mask)
-    qa = assess_2d(fixed_gray, moving_gray, result.matrix, landmarks, *overlap, job.checkerboard)
+    as_given = np.linalg.inv(moving.frame_to_file()) @ fixed.frame_to_file()  # the files as placed, in the frames
+    qa = assess_2d(fixed_gray, moving_gray, result.matrix, landmarks, *overlap, job.checkerboard, as_given)
     if job.checkerboard:
         outputs["checkerboard"] = job.checkerboard
     if job.summary:
@@ -191,7 +211,9 @@ def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) ->
         pixel_source={"fixed": fixed.pixel_source, "moving": moving.pixel_source},
         timings=result.timings, qa=qa.to_dict(), outputs=outputs, preset_files=result.preset_files,
         threads=result.threads, mmreg_version=__version__, candidates=result.candidates,
-        working_pixel_mm=result.working_pixel_mm,
+        working_pixel_mm=result.working_pixel_mm, matrix_files=matrix_files.round(9).tolist(),
+        geometry={role: {"origin_lps_mm": list(image.origin), "direction": list(image.direction),
+                         "size": list(image.image.GetSize())} for role, image in (("fixed", fixed), ("moving", moving))},
         sources={name: getattr(job, name) for name in job.paths("input") if getattr(job, name)},
     )  # fmt: skip
     if job.summary:

@@ -103,11 +103,13 @@ def assess_2d(
     fixed: sitk.Image, moving: sitk.Image, matrix: np.ndarray,
     landmarks: tuple | None = None,
     fixed_mask: sitk.Image | None = None, moving_mask: sitk.Image | None = None, checkerboard: str | None = None,
+    before: np.ndarray | None = None,
 ) -> QA2D:  # fmt: skip
-    """The 2D QA of ``matrix`` (see :class:`QA2D`); ``before`` is the identity (the images as given).
-    ``landmarks``: :func:`paired_points_2d` of the two landmark files."""
+    """The 2D QA of ``matrix`` (3x3, fixed -> moving pixel frames, mm; see :class:`QA2D`) against ``before``: the
+    images as given (default the identity; files placed by their own origins: that pose in the pixel frames).
+    ``landmarks``: :func:`paired_points_2d` of the two landmark files, in the pixel frames."""
     qa = QA2D()
-    before = np.eye(3)
+    before = np.eye(3) if before is None else np.asarray(before, float)
     if landmarks is not None:
         fixed_xy, paired_moving, qa.warnings = landmarks
         qa.landmarks_before = error_statistics(landmark_errors(fixed_xy, paired_moving, before))
