@@ -175,7 +175,8 @@ def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) ->
     import numpy as np
     import SimpleITK as sitk
 
-    from ..qa.two_d import assess_2d
+    from ..qa.pictures import write_png
+    from ..qa.two_d import assess_2d, checkerboard_rows
     from ..registration.two_d import register_2d
 
     fixed, moving, (fixed_mask, moving_mask, fixed_labels, moving_labels), landmarks = inputs_2d(job)
@@ -185,19 +186,25 @@ def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) ->
     result = register_2d(fixed, moving, job.engine, job.preset, workdir, job.seed, job.threads, fixed_mask, moving_mask)
     transform = result.transform()
     matrix_files = moving.frame_to_file() @ result.matrix @ np.linalg.inv(fixed.frame_to_file())
-    outputs = write_transforms_2d(matrix_files, job.output_transform)
     fixed_gray, moving_gray = fixed.gray, moving.gray
+    # Everything slow (resampling, QA, the picture) before the first file is written: Ctrl-C in the QA of a large
+    # slide left T.tfm, T_3d.tfm and a 100 MB volume behind "nothing was written".
+    warped = None
     if job.output_volume:
         warped = sitk.Resample(moving_gray, fixed_gray, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
         warped.SetOrigin(fixed.origin)
         warped.SetDirection(fixed.direction)
-        write_atomically(job.output_volume, lambda tmp: sitk.WriteImage(warped, tmp, True))
-        outputs["volume"] = job.output_volume
     overlap = (fixed_labels, moving_labels) if fixed_labels is not None else (fixed_mask, moving_mask)
     as_given = np.linalg.inv(moving.frame_to_file()) @ fixed.frame_to_file()  # the files as placed, in the frames
-    qa = assess_2d(fixed_gray, moving_gray, result.matrix, landmarks, *overlap, job.checkerboard, as_given)
-    if job.checkerboard:
-        outputs["checkerboard"] = job.checkerboard
+    qa = assess_2d(fixed_gray, moving_gray, result.matrix, landmarks, *overlap, None, as_given)
+    picture = checkerboard_rows(fixed_gray, moving_gray, [as_given, result.matrix]) if job.checkerboard else None
+    outputs = write_transforms_2d(matrix_files, job.output_transform)
+    if warped is not None:
+        write_atomically(job.output_volume, lambda tmp: sitk.WriteImage(warped, tmp, True))
+        outputs["volume"] = job.output_volume
+    if picture is not None:
+        write_png(picture, job.checkerboard)
+        outputs["checkerboard"] = qa.checkerboard = job.checkerboard
     if job.summary:
         outputs["summary"] = job.summary
     start = result.start
