@@ -299,3 +299,25 @@ def test_the_outputs_keep_the_files_own_origin(tmp_path, mr, capsys):
     before = np.linalg.norm(on_file[::7] - moving_points[::7], axis=1).mean()  # the files as loaded
     assert before > 100 and qa["landmarks_before"]["mean_mm"] == pytest.approx(before, abs=1e-3)
     assert sitk.ReadImage(str(tmp_path / "warped.nrrd")).GetOrigin() == tuple(origin)
+
+
+def test_a_size_that_points_to_a_wrong_pixel_size_is_warned_about(tmp_path, mr, capsys):
+    """A slide at 0.5 mm pixels given as 2.5 mm (the unit wrong, as a TIFF stating 1 mm for a 0.2 mm scan): the
+    rigid preset cannot scale and ended hundreds of mm off without a word; a preset that scales found the factor 5
+    and said nothing. Both now warn and name the pixel sizes."""
+    from MultimodalRegistrationLib.registration.two_d_size import size_warnings
+
+    folder, _ = mr
+    data.he_section(tmp_path / "he.png", data.truth_of("rigid"), MOVING_PIXEL_MM)
+    code = main(["register2d", "--fixed", str(folder / "mr.nrrd"), "--moving", str(tmp_path / "he.png"),
+                 "--moving-pixel-size", str(5 * MOVING_PIXEL_MM), "--output-transform", str(tmp_path / "T.tfm"),
+                 "--json", str(tmp_path / "S.json")])  # fmt: skip
+    assert code == 0
+    (warning,) = json.loads((tmp_path / "S.json").read_text())["warnings"]
+    assert "times the fixed tissue's area" in warning and "moving 2.5 mm (given)" in warning
+    assert warning in capsys.readouterr().err
+    pixels, sources = {"fixed": 1.0, "moving": 0.5}, {"fixed": "file", "moving": "given"}
+    assert size_warnings(0.83, np.eye(3), "rigid", False, pixels, sources) == []  # brain alone against a head
+    assert size_warnings(1.0, np.diag([5.0, 5.0, 1.0]), "similarity", True, pixels, sources)[0].startswith(
+        "the result scales the moving image by 5.00")
+    assert size_warnings(5.0, np.diag([0.8, 0.8, 1.0]), "affine", True, pixels, sources) == []  # shrunk 0.8: fine

@@ -168,7 +168,7 @@ def command_register_2d(arguments: argparse.Namespace) -> int:
     if qa.get("landmarks_after"):
         before, after = qa["landmarks_before"]["mean_mm"], qa["landmarks_after"]["mean_mm"]
         print(f"landmarks: mean {before:.2f} mm before, {after:.2f} mm after", file=stream)
-    for warning in qa.get("warnings", []):
+    for warning in [*summary.warnings, *qa.get("warnings", [])]:
         print(f"warning: {warning}", file=sys.stderr)
     if qa.get("dice_after") is not None:
         print(f"mask Dice: {qa['dice_before']:.3f} before, {qa['dice_after']:.3f} after", file=stream)

@@ -69,6 +69,7 @@ class Summary2D(Record):
     # The transform between the files' own LPS mm (origin and direction, as T.tfm holds it), and each file's.
     matrix_files: list = field(default_factory=list)
     geometry: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)  # about the result (a size that suggests a wrong pixel size)
 
 
 @dataclass
@@ -218,7 +219,7 @@ def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) ->
         pixel_source={"fixed": fixed.pixel_source, "moving": moving.pixel_source},
         timings=result.timings, qa=qa.to_dict(), outputs=outputs, preset_files=result.preset_files,
         threads=result.threads, mmreg_version=__version__, candidates=result.candidates,
-        working_pixel_mm=result.working_pixel_mm, matrix_files=matrix_files.round(9).tolist(),
+        working_pixel_mm=result.working_pixel_mm, matrix_files=matrix_files.round(9).tolist(), warnings=result.warnings,
         geometry={role: {"origin_lps_mm": list(image.origin), "direction": list(image.direction),
                          "size": list(image.image.GetSize())} for role, image in (("fixed", fixed), ("moving", moving))},
         sources={name: getattr(job, name) for name in job.paths("input") if getattr(job, name)},

@@ -33,6 +33,7 @@ from ..core.transforms import affine_2d
 from ..engines.presets import companion_preset, load_preset
 from ..engines.request_2d import EngineRequest2D
 from ..engines.run import run_engine_2d
+from .two_d_size import size_warnings
 from .two_d_start import Start2D, mutual_information, search_start_2d
 
 
@@ -53,6 +54,7 @@ class Registration2D:
     threads: int = 1
     candidates: list[dict] = field(default_factory=list)  # each preset run: name, mutual_information, kept
     working_pixel_mm: dict = field(default_factory=dict)  # {"fixed", "moving"}: the pixel sizes registered (mm)
+    warnings: list[str] = field(default_factory=list)  # a size that suggests a wrong pixel size (:mod:`.two_d_size`)
 
     def transform(self) -> sitk.AffineTransform:
         """The result as a 2D ITK affine transform (fixed -> moving; written as AffineTransform_double_2_2)."""
@@ -125,7 +127,10 @@ def register_2d(
     candidates = [{"preset": run.preset.name, "start_scale": round(run.start.scale, 6),
                    "mutual_information": round(run.mutual_information, 6), "kept": run is best} for run in results]  # fmt: skip
     working = {"fixed": min(fixed_gray.GetSpacing()), "moving": min(moving_gray.GetSpacing())}
+    warnings = size_warnings(start.area_scale, output.matrix, preset, loaded.scales,
+                             {"fixed": fixed.pixel_mm, "moving": moving.pixel_mm},
+                             {"fixed": fixed.pixel_source, "moving": moving.pixel_source})  # fmt: skip
     return Registration2D(
         output.matrix, origin, engine, kept.name, output.version, output.log, timings, kept.files, output.threads,
-        candidates, {side: round(float(mm), 9) for side, mm in working.items()},
+        candidates, {side: round(float(mm), 9) for side, mm in working.items()}, warnings,
     )  # fmt: skip

@@ -45,6 +45,7 @@ class Start2D:
     mutual_information: float
     poses: int
     unscaled: "Start2D | None" = None  # the best pose at scale 1, when the winner changes the size
+    area_scale: float = 1.0  # sqrt of the moving foreground's area over the fixed one's (whatever the preset)
 
 
 def foreground(image: sitk.Image, mask: sitk.Image | None = None) -> np.ndarray:
@@ -106,7 +107,8 @@ def search_start_2d(
     """The best start over every rotation (and, with ``scales``, around the area-ratio scale); see the module notes."""
     fixed_center, fixed_area = _centroid_and_area(fixed, foreground(fixed, fixed_mask))
     moving_center, moving_area = _centroid_and_area(moving, foreground(moving, moving_mask))
-    seed = float(np.sqrt(moving_area / fixed_area)) if scales and fixed_area > 0 else 1.0
+    area_scale = float(np.sqrt(moving_area / fixed_area)) if fixed_area > 0 else 1.0
+    seed = area_scale if scales else 1.0
     steps = range(-SCALE_STEPS, SCALE_STEPS + 1) if scales else (0,)
     small_fixed, small_moving = _shrunk(fixed), _shrunk(moving)
 
@@ -130,4 +132,5 @@ def search_start_2d(
     start = best_at([seed * SCALE_STEP**step for step in steps])
     if scales and abs(np.log(start.scale)) > np.log(1.0 + UNSCALED_BEYOND):
         start.unscaled = best_at([1.0])
+    start.area_scale = area_scale
     return start
