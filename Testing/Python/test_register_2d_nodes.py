@@ -80,3 +80,17 @@ def test_volume_only_inputs_are_refused_for_two_slices_before_any_engine_runs(sc
     with pytest.raises(InputError, match="fixedLandmarks, movingLandmarks apply to 3D volumes only"):
         register_nodes(parameters)
     assert scene.GetNumberOfNodes() == nodes_before
+
+
+def test_a_slide_left_at_slicers_default_spacing_is_warned_about(scene, tmp_path):
+    """A PNG loaded in Slicer keeps a 1 mm spacing unless the user sets it: a 0.2 mm slide then looks 5 times
+    larger than the MR slice, and the rigid result lay 290 mm off with nothing said (audit). The panel's status
+    now says why."""
+    data.mr_slice(tmp_path / "mr.nrrd", FIXED_MM)
+    data.he_section(tmp_path / "he.png", data.truth_of("rigid"), 0.2)
+    fixed = _slice_node(scene, sitk.ReadImage(str(tmp_path / "mr.nrrd")), FIXED_MM, FIXED_ORIGIN_LPS, "MR slice")
+    moving = _slice_node(scene, sitk.ReadImage(str(tmp_path / "he.png")), 1.0, MOVING_ORIGIN_LPS, "H&E")
+    registration = register_nodes(registration_parameters(fixedVolume=fixed, movingVolume=moving, preset="rigid"))
+    lines = registration.describe().splitlines()
+    assert lines[0].startswith("2D elastix rigid") and len(lines) == 2
+    assert lines[1].startswith("Warning: the moving tissue covers") and "moving 1 mm" in lines[1]

@@ -93,7 +93,9 @@ class NodeRegistration2D(NodeRegistration):
         super().__init__(worker, folder, parameters, on_done)
 
     def describe(self) -> str:
-        return describe_2d(self.summary)
+        """The 2D result in one line, then each warning (a size that suggests a wrong pixel size)."""
+        warnings = [*self.summary.warnings, *self.summary.qa.get("warnings", [])]
+        return "\n".join([describe_2d(self.summary), *(f"Warning: {self.in_panel_words(w)}" for w in warnings)])
 
     @property
     def command(self) -> str:
