@@ -1055,6 +1055,24 @@ def two_d_volume_only_option(inputs: Path, out: Path) -> list[str]:
     return argv
 
 
+def two_d_blank_slide(inputs: Path, out: Path) -> list[str]:
+    from PIL import Image
+
+    fixed, _ = _slides(inputs)
+    Image.fromarray(np.full((80, 100, 3), 240, np.uint8)).save(inputs / "blank.png")
+    return _register_2d(fixed, inputs / "blank.png", out)  # elastix failed on it (exit 1, advice about the start)
+
+
+def two_d_zero_moving_pixel_size(inputs: Path, out: Path) -> list[str]:
+    return _register_2d(*_slides(inputs), out, pixel="0")
+
+
+def two_d_multi_page_tiff(inputs: Path, out: Path) -> list[str]:
+    fixed, _ = _slides(inputs)
+    sitk.WriteImage(sitk.Image([60, 50, 3], sitk.sitkUInt8) + 7, str(inputs / "pyramid.tif"))  # three pages
+    return _register_2d(fixed, inputs / "pyramid.tif", out)  # it was called 3D: 'stack it with mmreg stack'
+
+
 def two_d_preset_file(inputs: Path, out: Path) -> list[str]:
     (inputs / "my_affine.txt").write_text('(Transform "AffineTransform")\n')
     return _register_2d(*_slides(inputs), out, "--preset", str(inputs / "my_affine.txt"))  # it crashed (exit 1)
@@ -1095,6 +1113,9 @@ TWO_D_CASES = {
     "2D: landmark lists that cannot pair": Case(two_d_landmarks_that_cannot_pair, "cannot be paired by label"),
     "2D: transform written as an image": Case(two_d_transform_as_image, "use one of .tfm"),
     "2D: a volume-only option": Case(two_d_volume_only_option, "apply to 3D volumes only"),
+    "2D: a blank slide": Case(two_d_blank_slide, "holds no tissue to register"),
+    "2D: the option named for a zero pixel size": Case(two_d_zero_moving_pixel_size, "--moving-pixel-size 0.0 mm"),
+    "2D: a multi-page TIFF": Case(two_d_multi_page_tiff, "export its full-resolution page"),
     "2D: a preset file": Case(two_d_preset_file, "take a named 2D preset, not a preset file"),
     "2D: a start-search option": Case(two_d_start_search_option, "--max-rotation-deg apply to 3D volumes only"),
     "2D: --keep-log": Case(two_d_keep_log, "--keep-log apply to 3D volumes only"),

@@ -137,7 +137,7 @@ def read_image_2d(
     if image.GetDimension() != 2:
         raise InputError(f"{role} {path} is {image.GetDimension()}D {image.GetSize()}: give one 2D image per section")
     if pixel_mm is not None:
-        size, source = check_pixel_size(pixel_mm), "given"
+        size, source = check_pixel_size(pixel_mm, option), "given"
     else:
         size, source = pixel_size_mm(path, image), "file"
         if size is None:
@@ -149,6 +149,15 @@ def read_image_2d(
     return Image2D(path, image, size, source, origin, direction)
 
 
+def check_not_uniform(image2d: Image2D, role: str = "image") -> None:
+    """Refuse an image with one value everywhere (a blank page): no engine can register it ("Too many samples map
+    outside moving image buffer", exit 1, with advice about the start)."""
+    values = sitk.GetArrayViewFromImage(image2d.image)
+    if values.size and float(values.min()) == float(values.max()):
+        raise InputError(f"{role} {image2d.path} is uniform ({float(values.min()):g} everywhere): it holds no tissue "
+                         "to register; check that the right file (or page) was given")  # fmt: skip
+
+
 def check_opaque(image2d: Image2D, role: str = "image") -> None:
     """Refuse an image whose alpha channel is not fully opaque: its see-through pixels hold no tissue value."""
     image = image2d.image
@@ -156,9 +165,11 @@ def check_opaque(image2d: Image2D, role: str = "image") -> None:
         return
     alpha = sitk.GetArrayViewFromImage(image)[..., -1]
     if alpha.min() < alpha.max() or alpha.max() == 0:
+        channels = image.GetNumberOfComponentsPerPixel()
         raise InputError(
-            f"{role} {image2d.path} has a transparent (alpha) channel: flatten it onto the slide's background "
-            "and save it without transparency (RGB)"
+            f"{role} {image2d.path} has {channels} channels and the last varies: if it is transparency (alpha), "
+            "flatten it onto the slide's background and save it without transparency (RGB); if they are "
+            "fluorescence channels, save the one to register as a grey image"
         )
 
 

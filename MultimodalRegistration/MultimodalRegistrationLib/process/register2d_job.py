@@ -137,7 +137,7 @@ def inputs_2d(job: Registration2DJob):
     preset, before any engine runs. Returns (fixed, moving, [fixed_mask, moving_mask, fixed_labels, moving_labels],
     landmarks): ``landmarks`` are :func:`..qa.two_d.paired_points_2d` of the landmark files, or None."""
     from ..core.errors import InputError
-    from ..core.images2d import check_opaque, read_image_2d, read_mask_2d
+    from ..core.images2d import check_not_uniform, check_opaque, read_image_2d, read_mask_2d
     from ..core.output_safety import check_outputs_apart
     from ..engines.presets import load_preset
     from ..qa.two_d import paired_points_2d
@@ -149,8 +149,9 @@ def inputs_2d(job: Registration2DJob):
     load_preset(job.engine, job.preset, dimension=2)
     fixed = read_image_2d(job.fixed, job.fixed_pixel_mm, "fixed image", "--fixed-pixel-size")
     moving = read_image_2d(job.moving, job.moving_pixel_mm, "moving image", "--moving-pixel-size")
-    check_opaque(fixed, "fixed image")
-    check_opaque(moving, "moving image")
+    for image, role in ((fixed, "fixed image"), (moving, "moving image")):
+        check_opaque(image, role)
+        check_not_uniform(image, role)
     masks = [read_mask_2d(path, image, role) if path else None for path, image, role in
              ((job.fixed_mask, fixed, "fixed mask"), (job.moving_mask, moving, "moving mask"),
               (job.fixed_labels, fixed, "fixed labels"), (job.moving_labels, moving, "moving labels"))]  # fmt: skip
