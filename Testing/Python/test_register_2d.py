@@ -299,6 +299,15 @@ def test_the_outputs_keep_the_files_own_origin(tmp_path, mr, capsys):
     before = np.linalg.norm(on_file[::7] - moving_points[::7], axis=1).mean()  # the files as loaded
     assert before > 100 and qa["landmarks_before"]["mean_mm"] == pytest.approx(before, abs=1e-3)
     assert sitk.ReadImage(str(tmp_path / "warped.nrrd")).GetOrigin() == tuple(origin)
+    # The summary records how it was made: the command line repeats the run (the same matrix), and the versions.
+    import shlex
+
+    command = shlex.split(summary["command"])
+    assert command[:2] == ["mmreg", "register2d"] and command[command.index("--moving-pixel-size") + 1] == "0.5"
+    assert summary["simpleitk_version"] == sitk.Version.VersionString() and summary["python_version"]
+    (tmp_path / "S.json").unlink()
+    assert main(command[1:]) == 0
+    assert json.loads((tmp_path / "S.json").read_text())["matrix"] == summary["matrix"]
 
 
 def test_a_size_that_points_to_a_wrong_pixel_size_is_warned_about(tmp_path, mr, capsys):

@@ -70,6 +70,9 @@ class Summary2D(Record):
     matrix_files: list = field(default_factory=list)
     geometry: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)  # about the result (a size that suggests a wrong pixel size)
+    command: str = ""  # the mmreg register2d command line that repeats the run (:func:`register2d_command`)
+    simpleitk_version: str = ""
+    python_version: str = ""
 
 
 @dataclass
@@ -107,6 +110,29 @@ class Registration2DJob(Job):
     summary: str | None = _path("output", suffixes=(".json",))
     checkerboard: str | None = _path("output", suffixes=(".png",))
     workdir: str | None = None
+
+
+# Job field -> its register2d option, in the order a command line gives them.
+OPTIONS_2D = {
+    "fixed": "--fixed", "moving": "--moving", "engine": "--engine", "preset": "--preset",
+    "fixed_pixel_mm": "--fixed-pixel-size", "moving_pixel_mm": "--moving-pixel-size", "fixed_mask": "--fixed-mask",
+    "moving_mask": "--moving-mask", "fixed_points": "--fixed-points", "moving_points": "--moving-points",
+    "fixed_labels": "--fixed-labels", "moving_labels": "--moving-labels", "seed": "--seed", "threads": "--threads",
+    "output_transform": "--output-transform", "output_volume": "--output-volume", "summary": "--json",
+    "checkerboard": "--checkerboard",
+}  # fmt: skip
+
+
+def register2d_command(job: Registration2DJob) -> str:
+    """The ``mmreg register2d`` command line (POSIX shell quoting) that repeats ``job``: every option it sets."""
+    import shlex
+
+    argv = ["mmreg", "register2d"]
+    for name, flag in OPTIONS_2D.items():
+        value = getattr(job, name)
+        if value is not None:
+            argv += [flag, repr(value) if isinstance(value, float) else str(value)]
+    return shlex.join(argv)
 
 
 def embedding_path(output_transform: str) -> str:
@@ -221,6 +247,8 @@ def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) ->
         timings=result.timings, qa=qa.to_dict(), outputs=outputs, preset_files=result.preset_files,
         threads=result.threads, mmreg_version=__version__, candidates=result.candidates,
         working_pixel_mm=result.working_pixel_mm, matrix_files=matrix_files.round(9).tolist(), warnings=result.warnings,
+        command=register2d_command(job), simpleitk_version=sitk.Version.VersionString(),
+        python_version=sys.version.split()[0],
         geometry={role: {"origin_lps_mm": list(image.origin), "direction": list(image.direction),
                          "size": list(image.image.GetSize())} for role, image in (("fixed", fixed), ("moving", moving))},
         sources={name: getattr(job, name) for name in job.paths("input") if getattr(job, name)},
