@@ -88,9 +88,7 @@ def folding(
     grid = sampling_grid(fixed, spacing_mm)
     determinant = sitk.GetArrayFromImage(sampled_determinant(transform, grid))
     inside = sitk.GetArrayFromImage(sitk.Resample(region, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0)) != 0
-    border = np.zeros_like(inside)
-    border[1:-1, 1:-1, 1:-1] = True
-    inside &= border
+    inside &= _differences_inside(grid, fixed)
     if not inside.any():
         raise InputError("no Jacobian sample falls inside the fixed image (or its mask): lower the grid spacing")
     values = determinant[inside]
@@ -98,6 +96,28 @@ def folding(
     at = np.asarray(grid.TransformIndexToPhysicalPoint((int(x), int(y), int(z))))
     fields = field_folds(transform, region, max(float(values.min()), 0.0))
     return Folding(values, at, float(grid.GetSpacing()[0]), fields, region_mm3)
+
+
+def _differences_inside(grid: sitk.Image, fixed: sitk.Image) -> np.ndarray:
+    """(z, y, x) nodes of ``grid`` whose central differences stay within ``fixed``'s voxel centres: beyond them a
+    displacement field on the fixed grid reads 0, and a grid that ends half a voxel past the image (a width not a
+    multiple of the spacing) made a 5 mm translation field 'fold' (-0.25) there. The grid's outer layer is out too."""
+    size = np.asarray(grid.GetSize())
+    index = np.stack(np.meshgrid(*[np.arange(n) for n in size], indexing="ij"), -1).reshape(-1, 3).astype(float)
+    to_grid, to_fixed = index_to_physical_matrix(grid), np.linalg.inv(index_to_physical_matrix(fixed))
+    points = index @ to_grid[:3, :3].T + to_grid[:3, 3]
+    continuous = points @ to_fixed[:3, :3].T + to_fixed[:3, 3]
+    tolerance = 1e-6
+    held = np.all((continuous >= -tolerance) & (continuous <= np.asarray(fixed.GetSize()) - 1 + tolerance), axis=1)
+    held = held.reshape(tuple(size)).transpose(2, 1, 0)  # (z, y, x)
+    valid = np.zeros_like(held)
+    valid[1:-1, 1:-1, 1:-1] = held[1:-1, 1:-1, 1:-1]
+    for axis in range(3):  # both neighbours along each axis held too
+        before = [slice(1, -1)] * 3
+        after = [slice(1, -1)] * 3
+        before[axis], after[axis] = slice(0, -2), slice(2, None)
+        valid[1:-1, 1:-1, 1:-1] &= held[tuple(before)] & held[tuple(after)]
+    return valid
 
 
 def field_folds(transform: Transform, region: sitk.Image, below: float | None = None) -> tuple[FieldFolds, ...]:
