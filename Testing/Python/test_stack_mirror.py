@@ -110,6 +110,8 @@ def test_only_a_section_whose_mirror_agrees_clearly_better_is_turned_back(mirror
         images.append(pixels[:, ::-1] if k in mirrored else pixels)
     assert _decide(images) == [k in mirrored for k in range(5)]
     assert _decide(images[2:3]) == [False]  # a lone section has no judge
+    # Two sections, one judge each: either mirrored turned the first back (a right section made a mirror image).
+    assert _decide([images[0], images[1][:, ::-1]]) == [False, False]
 
 
 def test_a_symmetric_section_is_left_as_it_is():

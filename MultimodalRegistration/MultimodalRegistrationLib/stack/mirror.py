@@ -8,7 +8,7 @@ neighbour's image. The section is turned back when its mirror's dissimilarity (1
 MIRROR_RATIO of the stored one's against each judge: the nearest section before it (already decided, turned back
 if it was) and the next one after it; the first section is judged by the next two, the last by the two before it.
 A symmetric section scores about the same both ways (ratio near 1) and is left; so are two neighbouring sections
-both face down (each agrees with the other). Deterministic: every pixel counts, no sampling.
+both face down (each agrees with the other), and both sections of a two-section stack (one judge each). Deterministic: every pixel counts, no sampling.
 
 Measured on the phantom stacks (stack_data, seeds 0 and 1, section 4 of 8 mirrored): ratio 0.14-0.15 for the
 mirrored section against each neighbour, 6.8-8.8 for every pair of unmirrored sections; the best start alone
@@ -157,7 +157,9 @@ class MirrorCheck:
             scores.append((agreement(judge, stored), agreement(judge, mirror)))
             if not _mirror_wins(*scores[-1]):
                 break
-        if judges and all(_mirror_wins(*score) for score in scores):
+        # Two judges or none: in a two-section stack each is the other's only judge, and either one mirrored
+        # turned the first back (a right section made the mirror of its anatomy).
+        if len(judges) == JUDGES and all(_mirror_wins(*score) for score in scores):
             width = (report.size[0] - 1) * self.pixel_mm
             self.mirrors[working.index] = _flip_about(width)
             working, stored = turned_back(working, width * self.scale), mirror
