@@ -82,6 +82,13 @@ def check_2d_panel(parameters) -> None:
         )
 
 
+def _spacing_words(warning: str) -> str:
+    """A 2D warning as the panel says it: each volume's pixel size is its spacing, set in Slicer, not an option."""
+    return (warning.replace(" (given)", " (the volume's spacing)")
+            .replace("--fixed-pixel-size, --moving-pixel-size", "set each volume's spacing to its pixel size in the "
+                     "Volumes module, Volume Information"))  # fmt: skip
+
+
 class NodeRegistration2D(NodeRegistration):
     """A 2D registration of two single-slice volume nodes in a worker; progress, wait and cancel as
     :class:`.job.NodeJob`. The result goes in the output transform node (and output volume node) on success."""
@@ -93,9 +100,11 @@ class NodeRegistration2D(NodeRegistration):
         super().__init__(worker, folder, parameters, on_done)
 
     def describe(self) -> str:
-        """The 2D result in one line, then each warning (a size that suggests a wrong pixel size)."""
+        """The 2D result in one line, then each warning (a size that suggests a wrong pixel size), in the panel's
+        words: the pixel sizes are the volumes' spacings."""
         warnings = [*self.summary.warnings, *self.summary.qa.get("warnings", [])]
-        return "\n".join([describe_2d(self.summary), *(f"Warning: {self.in_panel_words(w)}" for w in warnings)])
+        said = [f"Warning: {self.in_panel_words(_spacing_words(warning))}" for warning in warnings]
+        return "\n".join([describe_2d(self.summary), *said])
 
     @property
     def command(self) -> str:
