@@ -105,9 +105,9 @@ def wants_2d(arguments: argparse.Namespace) -> bool:
         other = arguments.moving if fixed else arguments.fixed
         if suffix_of(other) in (".tif", ".tiff"):
             raise InputError(
-                f"the {flat} image is 2D and {other} is a multi-page TIFF (a whole-slide pyramid or a stack of "
-                "sections): export its full-resolution page as a 2D image to register it, or stack sections into a "
-                "volume with mmreg stack"
+                f"the {flat} image is 2D and {other} is a multi-page TIFF: a whole-slide pyramid (export its "
+                "full-resolution page as a 2D image to register the two) or a volume (register it against a volume; "
+                "stack 2D sections into one first with mmreg stack)"
             )
         raise InputError(
             f"the {flat} image is 2D and the other 3D: register two 2D images, or two volumes "
