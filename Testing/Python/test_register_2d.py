@@ -292,7 +292,7 @@ def test_the_outputs_keep_the_files_own_origin(tmp_path, mr, capsys):
     embedded = sitk.ReadTransform(str(tmp_path / "T_3d.tfm"))
     assert np.allclose(embedded.TransformPoint([*on_file[0], 2.0]), [*mapped[0], 2.0], atol=1e-9)
     summary = json.loads((tmp_path / "S.json").read_text())
-    assert summary["geometry"]["fixed"]["origin_lps_mm"] == origin.tolist()
+    assert summary["geometry"]["fixed"]["origin_lps_mm"] == [*origin.tolist(), 0.0]
     assert np.allclose(summary["matrix_files"], np.array(summary["matrix"]) @ [[1, 0, 120], [0, 1, 120], [0, 0, 1]])
     qa = summary["qa"]
     assert qa["landmarks_after"]["mean_mm"] < 1.5
@@ -330,3 +330,32 @@ def test_a_size_that_points_to_a_wrong_pixel_size_is_warned_about(tmp_path, mr, 
     assert size_warnings(1.0, np.diag([5.0, 5.0, 1.0]), "similarity", True, pixels, sources)[0].startswith(
         "the result scales the moving image by 5.00")
     assert size_warnings(5.0, np.diag([0.8, 0.8, 1.0]), "affine", True, pixels, sources) == []  # shrunk 0.8: fine
+
+
+@pytest.mark.parametrize("plane", ["axial at z -18", "coronal"])
+def test_a_one_slice_volume_file_keeps_its_place_in_the_3d_transform(tmp_path, mr, plane, capsys):
+    """A fixed slice saved as a one-slice volume: T_3d.tfm takes its points where the file puts them in 3D (z -18
+    mm, or a coronal plane) to the moving slide's. It kept z, so the moving slide under it missed an axial slice
+    at z -18 (0% overlap), and for a coronal slice it landed about 60 mm off (review)."""
+    folder, points = mr
+    image = sitk.JoinSeries(sitk.ReadImage(str(folder / "mr.nrrd")))
+    origin = np.array([-120.0, -100.0, -18.0])
+    direction = np.eye(3) if plane.startswith("axial") else np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])
+    image.SetOrigin(origin.tolist())
+    image.SetDirection(direction.ravel().tolist())
+    sitk.WriteImage(image, str(tmp_path / "slice.nrrd"))
+    truth = data.truth_of("rigid")
+    data.he_section(tmp_path / "he.png", truth, MOVING_PIXEL_MM)
+    code = main(["register2d", "--fixed", str(tmp_path / "slice.nrrd"), "--moving", str(tmp_path / "he.png"),
+                 "--moving-pixel-size", str(MOVING_PIXEL_MM), "--output-transform", str(tmp_path / "T.tfm"),
+                 "--json", str(tmp_path / "S.json")])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    embedded = sitk.ReadTransform(str(tmp_path / "T_3d.tfm"))
+    on_file = origin + np.c_[points, np.zeros(len(points))] @ direction.T  # where the file puts the points (LPS)
+    mapped = np.array([embedded.TransformPoint(p.tolist()) for p in on_file])
+    expected = np.c_[points @ truth[:2, :2].T + truth[:2, 2], np.zeros(len(points))]  # the PNG: z 0
+    error = np.linalg.norm(mapped - expected, axis=1)
+    print(f"{plane}: mean {error.mean():.3f} mm")
+    assert error.mean() < FIXED_PIXEL_MM
+    warnings = json.loads((tmp_path / "S.json").read_text())["warnings"]
+    assert bool(warnings) == (plane == "coronal") and all("outside the axial plane" in w for w in warnings)

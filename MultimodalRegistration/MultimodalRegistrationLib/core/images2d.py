@@ -40,16 +40,33 @@ class Image2D:
     image: sitk.Image
     pixel_mm: float
     pixel_source: str  # "given", "file"
-    # The file's own origin (LPS mm) and direction (2x2, row-major): ``image`` is set to the pixel frame.
-    origin: tuple = (0.0, 0.0)
-    direction: tuple = (1.0, 0.0, 0.0, 1.0)
+    # The file's own origin (LPS mm, 3 values) and direction (3x3, row-major), a 2D file's with z added (0, and
+    # z kept): ``image`` is set to the pixel frame.
+    origin: tuple = (0.0, 0.0, 0.0)
+    direction: tuple = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+
+    def frame_to_lps(self) -> np.ndarray:
+        """4x4: the pixel frame ``(i px, j px, d)`` (mm; ``d`` along the slice's normal) -> the file's own LPS mm,
+        ``p = origin + direction x``, as ITK and Slicer place the file (a PNG, TIFF or JPEG: the identity)."""
+        matrix = np.eye(4)
+        matrix[:3, :3] = np.asarray(self.direction, float).reshape(3, 3)
+        matrix[:3, 3] = self.origin
+        return matrix
+
+    @property
+    def is_axial(self) -> bool:
+        """Whether the slice lies in an LPS z plane with its rows and columns in it (every 2D file does)."""
+        direction = np.asarray(self.direction, float).reshape(3, 3)
+        return bool(np.allclose(direction[2, :2], 0.0) and np.allclose(direction[:2, 2], 0.0))
 
     def frame_to_file(self) -> np.ndarray:
-        """3x3: the pixel frame ``(i px, j px)`` (mm) -> the file's own LPS mm, ``p = origin + direction x``, as
-        ITK and Slicer place the file (a PNG, TIFF or JPEG: origin 0, no turn, the identity)."""
+        """3x3: the pixel frame ``(i px, j px)`` (mm) -> the file's own LPS (x, y) mm for an axial slice; the
+        identity (the pixel frame itself) for a slice in another plane, which only :meth:`frame_to_lps` places."""
+        if not self.is_axial:
+            return np.eye(3)
+        frame = self.frame_to_lps()
         matrix = np.eye(3)
-        matrix[:2, :2] = np.asarray(self.direction, float).reshape(2, 2)
-        matrix[:2, 2] = self.origin
+        matrix[:2, :2], matrix[:2, 2] = frame[:2, :2], frame[:2, 3]
         return matrix
 
     @property
@@ -132,8 +149,11 @@ def read_image_2d(
     except RuntimeError as error:
         last = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown format"
         raise InputError(f"{role} {path} cannot be read ({last[:160]}): save it as PNG, TIFF or NRRD") from None
+    origin, direction = (*image.GetOrigin(), 0.0)[:3], image.GetDirection()
     if image.GetDimension() == 3 and image.GetSize()[2] == 1:
         image = image[:, :, 0]
+    elif image.GetDimension() == 2:
+        direction = (*direction[:2], 0.0, *direction[2:], 0.0, 0.0, 0.0, 1.0)
     if image.GetDimension() != 2:
         raise InputError(f"{role} {path} is {image.GetDimension()}D {image.GetSize()}: give one 2D image per section")
     if pixel_mm is not None:
@@ -142,11 +162,10 @@ def read_image_2d(
         size, source = pixel_size_mm(path, image), "file"
         if size is None:
             raise InputError(f"{role} {path} does not state its pixel size: give it in mm ({option})")
-    origin, direction = tuple(image.GetOrigin()), tuple(image.GetDirection())
     image.SetSpacing((size, size))
     image.SetOrigin((0.0, 0.0))
     image.SetDirection((1.0, 0.0, 0.0, 1.0))
-    return Image2D(path, image, size, source, origin, direction)
+    return Image2D(path, image, size, source, tuple(origin), tuple(direction))
 
 
 def check_not_uniform(image2d: Image2D, role: str = "image") -> None:

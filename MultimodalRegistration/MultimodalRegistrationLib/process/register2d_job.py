@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
+
 from ..core.choices import DEFAULT_PRESET, DEFAULT_SEED
 from ..core.files import stem_of, suffix_of, write_atomically, write_text_atomically
 from ..core.records import Record
@@ -141,17 +143,26 @@ def embedding_path(output_transform: str) -> str:
     return str(path.with_name(f"{stem_of(path)}_3d{suffix_of(path)}"))
 
 
-def write_transforms_2d(matrix, output_transform: str) -> dict[str, str]:
-    """Write the 3x3 ``matrix`` (fixed -> moving mm) as a 2D ITK affine at ``output_transform`` and embedded in
-    3D (z unchanged) beside it (see the module notes), atomically; returns {"transform", "transform_3d"} paths."""
+def embedded_3d(matrix) -> np.ndarray:
+    """The 3x3 2D ``matrix`` as a 4x4 that keeps the third coordinate."""
+    out = np.eye(4)
+    out[:2, :2], out[:2, 3] = np.asarray(matrix)[:2, :2], np.asarray(matrix)[:2, 2]
+    return out
+
+
+def write_transforms_2d(matrix, output_transform: str, matrix_3d=None) -> dict[str, str]:
+    """Write the 3x3 ``matrix`` (fixed -> moving mm) as a 2D ITK affine at ``output_transform`` and, beside it,
+    ``matrix_3d`` (4x4, LPS; default ``matrix`` with z unchanged) as a 3D one (see the module notes), atomically;
+    returns {"transform", "transform_3d"} paths."""
     import SimpleITK as sitk
 
     from ..core.transforms import affine_2d
 
     flat = affine_2d(matrix)
+    full = embedded_3d(matrix) if matrix_3d is None else matrix_3d
     embedded = sitk.AffineTransform(3)
-    embedded.SetMatrix([float(v) for v in (*matrix[0, :2], 0.0, *matrix[1, :2], 0.0, 0.0, 0.0, 1.0)])
-    embedded.SetTranslation([float(matrix[0, 2]), float(matrix[1, 2]), 0.0])
+    embedded.SetMatrix([float(v) for v in full[:3, :3].ravel()])
+    embedded.SetTranslation([float(v) for v in full[:3, 3]])
     outputs = {"transform": output_transform, "transform_3d": embedding_path(output_transform)}
     write_atomically(outputs["transform"], lambda tmp: sitk.WriteTransform(flat, tmp))
     write_atomically(outputs["transform_3d"], lambda tmp: sitk.WriteTransform(embedded, tmp))
@@ -190,17 +201,22 @@ def inputs_2d(job: Registration2DJob):
     return fixed, moving, masks, landmarks
 
 
+def _plane_warnings(fixed, moving) -> list[str]:
+    """A warning per slice file that does not lie in an LPS z plane (a coronal or oblique slice saved one slice
+    thick): T.tfm and the landmarks then use its pixel frame; T_3d.tfm places it."""
+    return [f"the {role} image is a slice outside the axial plane: T.tfm maps the pixel frames ((i px, j px) mm), "
+            "and landmarks are read in them; load T_3d.tfm in Slicer, which holds the slices' places"
+            for role, image in (("fixed", fixed), ("moving", moving)) if not image.is_axial]  # fmt: skip
+
+
 def _to_frame(points, image):
     """LPS mm points (N, 2) of ``image``'s file -> its pixel frame (mm)."""
-    import numpy as np
-
     back = np.linalg.inv(image.frame_to_file())
     return np.asarray(points, float) @ back[:2, :2].T + back[:2, 2]
 
 
 def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) -> Registration2DJobResult:
     """Register, write the outputs atomically, assess; returns the summary and the files written."""
-    import numpy as np
     import SimpleITK as sitk
 
     from ..qa.pictures import write_png
@@ -220,13 +236,15 @@ def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) ->
     warped = None
     if job.output_volume:
         warped = sitk.Resample(moving_gray, fixed_gray, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-        warped.SetOrigin(fixed.origin)
-        warped.SetDirection(fixed.direction)
+        placed = fixed.frame_to_file()  # an axial slice's place in its file (a slice in another plane: its frame)
+        warped.SetOrigin(placed[:2, 2].tolist())
+        warped.SetDirection(placed[:2, :2].ravel().tolist())
     overlap = (fixed_labels, moving_labels) if fixed_labels is not None else (fixed_mask, moving_mask)
     as_given = np.linalg.inv(moving.frame_to_file()) @ fixed.frame_to_file()  # the files as placed, in the frames
     qa = assess_2d(fixed_gray, moving_gray, result.matrix, landmarks, *overlap, None, as_given)
     picture = checkerboard_rows(fixed_gray, moving_gray, [as_given, result.matrix]) if job.checkerboard else None
-    outputs = write_transforms_2d(matrix_files, job.output_transform)
+    matrix_3d = moving.frame_to_lps() @ embedded_3d(result.matrix) @ np.linalg.inv(fixed.frame_to_lps())
+    outputs = write_transforms_2d(matrix_files, job.output_transform, matrix_3d)
     if warped is not None:
         write_atomically(job.output_volume, lambda tmp: sitk.WriteImage(warped, tmp, True))
         outputs["volume"] = job.output_volume
@@ -246,7 +264,8 @@ def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) ->
         pixel_source={"fixed": fixed.pixel_source, "moving": moving.pixel_source},
         timings=result.timings, qa=qa.to_dict(), outputs=outputs, preset_files=result.preset_files,
         threads=result.threads, mmreg_version=__version__, candidates=result.candidates,
-        working_pixel_mm=result.working_pixel_mm, matrix_files=matrix_files.round(9).tolist(), warnings=result.warnings,
+        working_pixel_mm=result.working_pixel_mm, matrix_files=matrix_files.round(9).tolist(),
+        warnings=result.warnings + _plane_warnings(fixed, moving),
         command=register2d_command(job), simpleitk_version=sitk.Version.VersionString(),
         python_version=sys.version.split()[0],
         geometry={role: {"origin_lps_mm": list(image.origin), "direction": list(image.direction),
