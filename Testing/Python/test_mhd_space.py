@@ -15,15 +15,7 @@ from MultimodalRegistrationLib.core.errors import EXIT_OK, InputError
 from MultimodalRegistrationLib.core.file_bytes import voxel_bytes
 from MultimodalRegistrationLib.core.file_headers import metaimage_data_file
 from MultimodalRegistrationLib.core.images import read_image
-
-
-def blob(size=(40, 36, 30), spacing=(2.0, 2.0, 2.5)) -> sitk.Image:
-    """A bright ellipsoid in a dark box (about 80 mm)."""
-    z, y, x = np.meshgrid(*[np.linspace(-1, 1, n) for n in size[::-1]], indexing="ij")
-    array = 1000 * (x**2 + y**2 + z**2 < 0.5) + np.random.default_rng(0).normal(20, 5, x.shape)
-    image = sitk.GetImageFromArray(array.astype(np.int16))
-    image.SetSpacing(spacing)
-    return image
+from test_prep_cli import blob  # the same bright ellipsoid in a dark box
 
 
 def spaced_pair(folder: Path, spacing: str = "2 2 2.5", data: str = "my scan.raw") -> Path:
