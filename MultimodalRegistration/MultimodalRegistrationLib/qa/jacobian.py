@@ -15,7 +15,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import InputError
-from ..core.folding import SAMPLING_SPACING_MM, folding, sampled_determinant, sampling_grid
+from ..core.folding import SAMPLING_SPACING_MM, folding
 from ..core.records import Record
 from ..core.transforms import Transform, lps_ras_points
 
@@ -46,16 +46,6 @@ class JacobianStatistics(Record):
             "samples": self.samples,
             "spacing_mm": self.spacing_mm,
         }
-
-
-def jacobian_grid(fixed: sitk.Image, spacing_mm: float = SAMPLING_SPACING_MM) -> sitk.Image:
-    """An axis-aligned grid (identity direction, LPS) at ``spacing_mm`` over the fixed image's box."""
-    return sampling_grid(fixed, spacing_mm)
-
-
-def jacobian_determinant(transform: Transform, grid: sitk.Image) -> sitk.Image:
-    """Jacobian determinant of the fixed -> moving mapping sampled on ``grid`` (identity direction)."""
-    return sampled_determinant(transform, grid)
 
 
 def jacobian_statistics(
