@@ -102,14 +102,15 @@ def _differences_inside(grid: sitk.Image, fixed: sitk.Image) -> np.ndarray:
     """(z, y, x) nodes of ``grid`` whose central differences stay within ``fixed``'s voxel centres: beyond them a
     displacement field on the fixed grid reads 0, and a grid that ends half a voxel past the image (a width not a
     multiple of the spacing) made a 5 mm translation field 'fold' (-0.25) there. The grid's outer layer is out too."""
-    size = np.asarray(grid.GetSize())
-    index = np.stack(np.meshgrid(*[np.arange(n) for n in size], indexing="ij"), -1).reshape(-1, 3).astype(float)
-    to_grid, to_fixed = index_to_physical_matrix(grid), np.linalg.inv(index_to_physical_matrix(fixed))
-    points = index @ to_grid[:3, :3].T + to_grid[:3, 3]
-    continuous = points @ to_fixed[:3, :3].T + to_fixed[:3, 3]
+    grid_to_fixed = np.linalg.inv(index_to_physical_matrix(fixed)) @ index_to_physical_matrix(grid)  # index -> index
+    x, y, z = (np.arange(n, dtype=float) for n in grid.GetSize())
+    x, y, z = x[None, None, :], y[None, :, None], z[:, None, None]
     tolerance = 1e-6
-    held = np.all((continuous >= -tolerance) & (continuous <= np.asarray(fixed.GetSize()) - 1 + tolerance), axis=1)
-    held = held.reshape(tuple(size)).transpose(2, 1, 0)  # (z, y, x)
+    held = np.ones(grid.GetSize()[::-1], bool)  # (z, y, x)
+    for k, last in enumerate(np.asarray(fixed.GetSize()) - 1):  # one fixed index axis at a time: one array live
+        row = grid_to_fixed[k]
+        continuous = row[0] * x + row[1] * y + row[2] * z + row[3]
+        held &= (continuous >= -tolerance) & (continuous <= last + tolerance)
     valid = np.zeros_like(held)
     valid[1:-1, 1:-1, 1:-1] = held[1:-1, 1:-1, 1:-1]
     for axis in range(3):  # both neighbours along each axis held too
