@@ -20,6 +20,7 @@ and again in the worker. Outputs, each written atomically:
 from __future__ import annotations
 
 import json
+import platform
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ from ..core.files import stem_of, suffix_of, write_atomically, write_text_atomic
 from ..core.records import Record
 from ..core.version import __version__
 from ..engines.registry import DEFAULT_ENGINE
+from ..prep.options import option_text
+from .command import PROGRAM
 from .jobs import Job, _path
 from .results import JobOutputs, JobResult
 from .worker import WorkerJob
@@ -129,11 +132,11 @@ def register2d_command(job: Registration2DJob) -> str:
     """The ``mmreg register2d`` command line (POSIX shell quoting) that repeats ``job``: every option it sets."""
     import shlex
 
-    argv = ["mmreg", "register2d"]
+    argv = [PROGRAM, "register2d"]
     for name, flag in OPTIONS_2D.items():
         value = getattr(job, name)
         if value is not None:
-            argv += [flag, repr(value) if isinstance(value, float) else str(value)]
+            argv += [flag, option_text(value)]
     return shlex.join(argv)
 
 
@@ -267,7 +270,7 @@ def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) ->
         working_pixel_mm=result.working_pixel_mm, matrix_files=matrix_files.round(9).tolist(),
         warnings=result.warnings + _plane_warnings(fixed, moving),
         command=register2d_command(job), simpleitk_version=sitk.Version.VersionString(),
-        python_version=sys.version.split()[0],
+        python_version=platform.python_version(),
         geometry={role: {"origin_lps_mm": list(image.origin), "direction": list(image.direction),
                          "size": list(image.image.GetSize())} for role, image in (("fixed", fixed), ("moving", moving))},
         sources={name: getattr(job, name) for name in job.paths("input") if getattr(job, name)},
