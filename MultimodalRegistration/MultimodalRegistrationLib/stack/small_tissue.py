@@ -14,18 +14,18 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.images2d import stated_pixel_mm
 from .pairs import PairResult
 
 SMALL_EXTENT_MM = 100.0
 WORKING_EXTENT_MM = 200.0
 
 
-def stack_scale(paths: list[Path], pixel_mm: float | None) -> float:
-    """``k`` (1: none) from the widest readable section's larger side (mm), read from the headers alone (the
-    sections are read, whole, as they are aligned). The widest, not the first: a first image cropped round a
-    fragment (10 mm of a 200 mm stack) scaled the whole stack 20 times."""
-    extents = []
+def stack_scale(paths: list[Path], pixel_mm: float) -> float:
+    """``k`` (1: none) from the widest readable section's larger side (mm) at ``pixel_mm``, the one size every
+    section is read at, its pixel count read from the headers alone (the sections are read, whole, as they are
+    aligned). The widest, not the first: a first image cropped round a fragment (10 mm of a 200 mm stack) scaled
+    the whole stack 20 times."""
+    pixels = []
     for path in paths:
         reader = sitk.ImageFileReader()
         reader.SetFileName(str(path))
@@ -33,9 +33,8 @@ def stack_scale(paths: list[Path], pixel_mm: float | None) -> float:
             reader.ReadImageInformation()
         except RuntimeError:
             continue
-        pixel = pixel_mm if pixel_mm is not None else stated_pixel_mm(path, float(reader.GetSpacing()[0]))
-        extents.append(max(reader.GetSize()[:2]) * (pixel or 0.0))
-    extent = max(extents, default=0.0)
+        pixels.append(max(reader.GetSize()[:2]))
+    extent = max(pixels, default=0) * pixel_mm
     return float(f"{WORKING_EXTENT_MM / extent:.2g}") if 0 < extent < SMALL_EXTENT_MM else 1.0
 
 
