@@ -88,18 +88,19 @@ def scaled_guidance(guidance: Guidance | None, k: float) -> Guidance | None:
     )  # fmt: skip
 
 
+def _mm_back(value: float | None, down: float) -> float | None:
+    """A distance measured at the working size, in the images' own mm (None stays None)."""
+    return None if value is None else round(value * down, 4)
+
+
 def _scores_back(scores: GuidanceScores | None, down: float) -> GuidanceScores | None:
     """Guidance scores measured at the working size, their distances in the images' own mm (Dice has no unit)."""
     if scores is None:
         return None
-
-    def mm(value):
-        return None if value is None else round(value * down, 4)
-
     return replace(
-        scores, surface_mm={name: mm(value) for name, value in scores.surface_mm.items()},
-        points_mm=[mm(value) for value in scores.points_mm], mean_surface_mm=mm(scores.mean_surface_mm),
-        points_rms_mm=mm(scores.points_rms_mm),
+        scores, surface_mm={name: _mm_back(value, down) for name, value in scores.surface_mm.items()},
+        points_mm=[_mm_back(value, down) for value in scores.points_mm],
+        mean_surface_mm=_mm_back(scores.mean_surface_mm, down), points_rms_mm=_mm_back(scores.points_rms_mm, down),
     )  # fmt: skip
 
 
@@ -109,13 +110,11 @@ def _guidance_back(record: GuidanceRecord | None, down: float) -> GuidanceRecord
         return None
     choice = record.start_choice
     if choice is not None:
-        noise = {key: (round(value * down, 4) if key.endswith("_mm") and value is not None else value)
-                 for key, value in choice.noise.items()}  # fmt: skip
+        noise = {key: _mm_back(value, down) if key.endswith("_mm") else value for key, value in choice.noise.items()}
         choice = replace(choice, noise=noise)
     candidates = record.start_candidates
     if candidates is not None:
-        candidates = [replace(c, surface_mm=None if c.surface_mm is None else round(c.surface_mm * down, 4))
-                      for c in candidates]  # fmt: skip
+        candidates = [replace(c, surface_mm=_mm_back(c.surface_mm, down)) for c in candidates]
     return replace(
         record, start_candidates=candidates, start_choice=choice,
         **{name: _scores_back(getattr(record, name), down)
@@ -156,7 +155,7 @@ def back_to_size(result, k: float, fixed: sitk.Image, moving: sitk.Image):
         provenance,
         start_matrix_lps=matrix(provenance.start_matrix_lps),
         before_matrix_lps=matrix(provenance.before_matrix_lps),
-        start_offset=replace(offset, shift_mm=round(offset.shift_mm * down, 4)) if offset is not None else None,
+        start_offset=replace(offset, shift_mm=_mm_back(offset.shift_mm, down)) if offset is not None else None,
         any_pose=replace(search, matrix_lps=matrix(search.matrix_lps)) if search is not None else None,
         guidance=_guidance_back(provenance.guidance, down),
         fixed=describe_image(fixed, provenance.fixed.source),
