@@ -13,7 +13,8 @@ import pytest
 import SimpleITK as sitk
 import stack_data
 from MultimodalRegistrationLib.cli.main import main
-from MultimodalRegistrationLib.core.images2d import BT601, pixel_size_mm, read_image_2d, to_gray
+from MultimodalRegistrationLib.core.errors import InputError
+from MultimodalRegistrationLib.core.images2d import BT601, check_opaque, pixel_size_mm, read_image_2d, to_gray
 from MultimodalRegistrationLib.stack.output import read_transforms_csv
 from PIL import Image
 from scipy import ndimage
@@ -155,6 +156,22 @@ def test_rgb_becomes_bt601_luminance_and_pixel_size_comes_from_the_file(tmp_path
         and read.pixel_source == "given"
     )
     assert read.gray.GetPixelID() == sitk.sitkFloat32
+
+
+def test_a_grey_and_alpha_png_is_read_with_pillow_where_itk_cannot(tmp_path):
+    grey = np.add.outer(np.arange(6), np.arange(7) * 10).astype(np.uint8)
+    opaque = np.stack([grey, np.full_like(grey, 255)], axis=-1)
+    Image.fromarray(opaque, "LA").save(tmp_path / "la.png", dpi=(254, 254))
+    with pytest.raises(RuntimeError):
+        sitk.ReadImage(str(tmp_path / "la.png"))
+    read = read_image_2d(tmp_path / "la.png")
+    assert read.image.GetSize() == (7, 6) and abs(read.pixel_mm - 0.1) < 1e-6
+    assert np.array_equal(sitk.GetArrayFromImage(read.gray), grey.astype(np.float32))
+    see_through = opaque.copy()
+    see_through[0, 0, 1] = 0
+    Image.fromarray(see_through, "LA").save(tmp_path / "holes.png")
+    with pytest.raises(InputError, match="flatten it onto the slide's background"):
+        check_opaque(read_image_2d(tmp_path / "holes.png", pixel_mm=0.1))
 
 
 def test_2d_medical_formats_and_single_slice_volumes(tmp_path):

@@ -1,7 +1,8 @@
 """2D images (histology, microscopy, photographs, one MR slice): reading, one channel, pixel size.
 
-Formats: PNG, TIFF, JPEG, BMP (read by ITK; Pillow only for a PNG's pHYs resolution), and 2D NRRD,
-NIfTI and MetaImage (a 3D file with one slice counts as 2D).
+Formats: PNG, TIFF, JPEG, BMP (read by ITK; Pillow for a PNG's pHYs resolution, and for the pixels of a raster
+file ITK cannot read, such as a grey + alpha PNG), and 2D NRRD, NIfTI and MetaImage (a 3D file with one slice
+counts as 2D).
 
 * **One channel:** an RGB(A) image becomes its luminance with the ITU-R BT.601 weights,
   ``Y = 0.299 R + 0.587 G + 0.114 B`` (alpha dropped), as float32. A scalar image is cast to float32.
@@ -103,6 +104,28 @@ def _png_dpi(path: Path) -> float | None:
     return float(dpi[0]) if dpi and dpi[0] and float(dpi[0]) > 0 else None
 
 
+def _read_with_pillow(path: Path) -> sitk.Image | None:
+    """The pixels of a one-page raster file ITK refuses (ITK reads no grey + alpha PNG), channels kept, spacing 1;
+    None when Pillow is missing or cannot read it either."""
+    if suffix_of(path) not in RASTER_SUFFIXES:
+        return None
+    try:
+        from PIL import Image
+    except ImportError:
+        return None
+    try:
+        with Image.open(path) as opened:
+            if getattr(opened, "n_frames", 1) != 1:
+                return None
+            converted = {"P": "RGBA" if "transparency" in opened.info else "RGB", "1": "L"}.get(opened.mode)
+            pixels = np.asarray(opened.convert(converted) if converted else opened)
+    except (OSError, ValueError):
+        return None
+    if pixels.ndim not in (2, 3):
+        return None
+    return sitk.GetImageFromArray(pixels, isVector=pixels.ndim == 3)
+
+
 def pixel_size_mm(path: str | os.PathLike, image: sitk.Image) -> float | None:
     """The pixel size (mm) the file states, or None when it states none (see the module notes)."""
     return stated_pixel_mm(path, float(image.GetSpacing()[0]))
@@ -147,8 +170,10 @@ def read_image_2d(
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as error:
-        last = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown format"
-        raise InputError(f"{role} {path} cannot be read ({last[:160]}): save it as PNG, TIFF or NRRD") from None
+        image = _read_with_pillow(path)
+        if image is None:
+            last = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown format"
+            raise InputError(f"{role} {path} cannot be read ({last[:160]}): save it as PNG, TIFF or NRRD") from None
     origin, direction = (*image.GetOrigin(), 0.0)[:3], image.GetDirection()
     if image.GetDimension() == 3 and image.GetSize()[2] == 1:
         image = image[:, :, 0]
