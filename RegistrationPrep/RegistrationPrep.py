@@ -6,7 +6,7 @@ application stays responsive and Cancel stops it at once) and never modifies the
 """
 
 import pathlib
-from typing import Optional
+from typing import Annotated, Optional
 
 import qt
 import slicer
@@ -26,7 +26,7 @@ from slicer import (
 )
 from slicer.i18n import tr as _
 from slicer.i18n import translate
-from slicer.parameterNodeWrapper import parameterNodeWrapper
+from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -70,6 +70,8 @@ class RegistrationPrepParameterNode:
     currentTransform: Optional[vtkMRMLTransformNode]
     cropCommon: bool = True
     marginMm: float = 10.0
+    modalityFixed: Annotated[str, Choice(list(prep_nodes.MODALITIES))] = "auto"
+    modalityMoving: Annotated[str, Choice(list(prep_nodes.MODALITIES))] = "auto"
     maskFixed: bool = False
     maskMoving: bool = False
     excludeAbove: bool = False

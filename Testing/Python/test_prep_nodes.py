@@ -327,6 +327,9 @@ def test_the_panel_boxes_become_one_prep_job(scene, small_pair, phantom_nodes, t
     parameters.excludeAbove, parameters.downsample, parameters.setMovingSpacing = True, True, False
     options = prep_job(parameters, tmp_path).prep
     assert (options.exclude_above, options.downsample_to, options.spacing_moving) == (2500.0, 1.0, None)
+    parameters.modalityFixed, parameters.modalityMoving = "mr", "ct"  # the panel's two modality boxes
+    options = prep_job(parameters, tmp_path).prep
+    assert (options.modality_fixed, options.modality_moving) == ("mr", "ct")
 
 
 def _crop_run(fixed_node, moving_node, **outputs):

@@ -31,7 +31,7 @@ from ..core.errors import InputError
 from ..core.images import index_to_physical_matrix, read_image, write_image
 from ..core.transforms import Transform, lps_ras_points
 from ..prep.crop import DEFAULT_MARGIN_MM, common_region
-from ..prep.options import ROLES, PrepOptions, n4_target  # noqa: F401 (n4_target: the module's API)
+from ..prep.options import MODALITIES, ROLES, PrepOptions, n4_target  # noqa: F401 (MODALITIES, n4_target: the module's API)
 from ..prep.spacing import set_spacing
 from ..process.jobs import PrepJob
 from ..process.prep_job import OUTPUT_NAMES, PrepWorkerJob

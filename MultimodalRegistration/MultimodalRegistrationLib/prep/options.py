@@ -131,8 +131,8 @@ class PrepOptions:
     mask_fixed: Any = _option(None, step=True, panel="maskFixed", read=_auto, cli=_mask("fixed"))
     mask_moving: Any = _option(None, step=True, panel="maskMoving", read=_auto, cli=_mask("moving"))
     # auto, ct or mr: picks the mask rule and where N4 and exclusion apply
-    modality_fixed: str = _option("auto", cli=_MODALITY)
-    modality_moving: str = _option("auto", cli=_MODALITY)
+    modality_fixed: str = _option("auto", panel="modalityFixed", cli=_MODALITY)
+    modality_moving: str = _option("auto", panel="modalityMoving", cli=_MODALITY)
     # HU: leave out CT voxels above this (metal), dilated by exclude_margin_mm
     exclude_above: float | None = _option(None, step=True, panel="excludeAboveHu", switch="excludeAbove", cli={
         "metavar": "HU", "help": "leave CT voxels above HU (metal) out"})  # fmt: skip
