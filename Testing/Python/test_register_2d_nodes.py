@@ -95,3 +95,31 @@ def test_a_slide_left_at_slicers_default_spacing_is_warned_about(scene, tmp_path
     assert lines[0].startswith("2D elastix rigid") and len(lines) == 2
     assert lines[1].startswith("Warning: the moving tissue covers") and "moving 1 mm (the volume's spacing)" in lines[1]
     assert "--moving-pixel-size" not in lines[1] and "Volume Information" in lines[1]
+
+
+def test_a_coronal_slice_cut_from_a_volume_registers_in_2d_in_its_own_place(scene, tmp_path):
+    """One coronal slice (thin along J, as Slicer crops it from a volume: 241 x 1 x 277 in the audit) was sent
+    to the 3D job; it now registers in 2D like a slide, and the result maps its RAS points to the moving slide."""
+    points = data.mr_slice(tmp_path / "mr.nrrd", FIXED_MM)
+    truth = data.truth_of("rigid")
+    data.he_section(tmp_path / "he.png", truth, MOVING_MM)
+    pixels = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "mr.nrrd")))  # (rows, columns)
+    coronal = sitk.GetImageFromArray(pixels[:, np.newaxis, :])  # (K, J=1, I): columns along I, rows along K
+    coronal.SetSpacing((FIXED_MM, 2.0, FIXED_MM))
+    coronal.SetOrigin(FIXED_ORIGIN_LPS)
+    fixed = mrml.volume_node_from_image(scene, coronal, "MR coronal slice")
+    moving = _slice_node(scene, sitk.ReadImage(str(tmp_path / "he.png")), MOVING_MM, MOVING_ORIGIN_LPS, "H&E")
+    assert fixed.GetImageData().GetDimensions() == (pixels.shape[1], 1, pixels.shape[0])
+    output_volume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "H&E on the coronal slice")
+    registration = register_nodes(registration_parameters(fixedVolume=fixed, movingVolume=moving, preset="rigid",
+                                                          outputVolume=output_volume))  # fmt: skip
+    node = registration.output_transform_node
+    assert node.GetAttribute(ATTRIBUTE_PREFIX + "dimension") == "2"
+    matrix = mrml.transform_from_node(node).matrix_ras
+    ijk = np.stack([points[:, 0] / FIXED_MM, np.zeros(len(points)), points[:, 1] / FIXED_MM, np.ones(len(points))], 1)
+    fixed_ras = ijk @ mrml.ijk_to_ras(fixed).T
+    expected = _ras(moving, points @ truth[:2, :2].T + truth[:2, 2], MOVING_MM)
+    error = np.linalg.norm((fixed_ras @ matrix.T)[:, :3] - expected, axis=1)
+    assert error.mean() < 0.5 * FIXED_MM and error.max() < FIXED_MM, error
+    assert output_volume.GetImageData().GetDimensions() == fixed.GetImageData().GetDimensions()
+    assert np.allclose(mrml.ijk_to_ras(output_volume), mrml.ijk_to_ras(fixed))

@@ -34,7 +34,8 @@ _READ_IN_2D = ("fixed", "moving", "output_transform", "output_volume")
 
 def pixel_mm(node, role: str) -> float:
     """The node's in-plane pixel size (mm); non-square pixels are refused, naming the fix."""
-    column, row = node.GetSpacing()[:2]
+    spacing = node.GetSpacing()
+    column, row = (spacing[axis] for axis in mrml.slice_axes(node)[:2])
     if not np.isclose(column, row, rtol=1e-4):
         raise InputError(
             f"the {role} image '{node.GetName()}' has {column:g} x {row:g} mm pixels: 2D registration needs square "
@@ -55,13 +56,15 @@ def write_slice(node, path: Path, role: str) -> float:
 
 def ras_matrix(matrix_2d: np.ndarray, fixed, moving, fixed_mm: float, moving_mm: float) -> np.ndarray:
     """The 2D result (3x3, fixed -> moving in the pixel frames, mm) as a 4x4 fixed -> moving RAS matrix: fixed
-    RAS -> fixed IJK -> fixed pixel frame -> (the 2D matrix, slice index kept) -> moving pixel frame -> moving
-    IJK -> moving RAS."""
+    RAS -> fixed IJK -> its (column, row, slice) -> fixed pixel frame -> (the 2D matrix, slice index kept) ->
+    moving pixel frame -> moving (column, row, slice) -> moving IJK -> moving RAS. Either slice may be thin along
+    any IJK axis (an axial, coronal or sagittal slice)."""
     embedded = np.eye(4)
     embedded[:2, :2], embedded[:2, 3] = matrix_2d[:2, :2], matrix_2d[:2, 2]
     to_mm = np.diag([fixed_mm, fixed_mm, 1.0, 1.0])
     from_mm = np.diag([1 / moving_mm, 1 / moving_mm, 1.0, 1.0])
-    return mrml.ijk_to_ras(moving) @ from_mm @ embedded @ to_mm @ np.linalg.inv(mrml.ijk_to_ras(fixed))
+    fixed_to_slice = mrml.slice_to_ijk(fixed).T @ np.linalg.inv(mrml.ijk_to_ras(fixed))  # a permutation's inverse
+    return mrml.ijk_to_ras(moving) @ mrml.slice_to_ijk(moving) @ from_mm @ embedded @ to_mm @ fixed_to_slice
 
 
 def check_2d_panel(parameters) -> None:
@@ -123,8 +126,11 @@ class NodeRegistration2D(NodeRegistration):
         })  # fmt: skip
         if self.target("output_volume") is not None:
             # The 2D result on the fixed slice's grid, as one slice in the fixed slice's own place and direction.
-            warped = sitk.JoinSeries(sitk.ReadImage(result.outputs.volume))
-            self._fill_output_volume(warped, node)
+            warped = sitk.ReadImage(result.outputs.volume)
+            pixels = sitk.GetArrayFromImage(warped)
+            thin = mrml.slice_axes(fixed)[2]  # the fixed slice's own layout: its thin axis kept
+            volume = sitk.GetImageFromArray(np.expand_dims(pixels, 2 - thin), isVector=pixels.ndim == 3)
+            self._fill_output_volume(volume, node)
             mrml.set_ijk_to_ras(self.output_volume_node, mrml.ijk_to_ras(fixed))
         self.summary = summary
 
