@@ -55,9 +55,9 @@ def test_two_slices_register_in_2d_and_the_node_maps_fixed_to_moving_ras(scene, 
     node = registration.output_transform_node
     assert node.IsLinear() and node.GetAttribute(ATTRIBUTE_PREFIX + "dimension") == "2"
     assert node.GetAttribute(ATTRIBUTE_PREFIX + "engine") == "elastix"
-    # What the panel's status line shows, and the command it copies (none is recorded for 2D).
+    # What the panel's status line shows, and the command it copies.
     assert registration.describe().startswith("2D elastix rigid: rotation 35.0 deg, scales 1.000, 1.000")
-    assert registration.command == ""
+    assert registration.command.startswith("mmreg register2d --fixed ") and "--preset rigid" in registration.command
     # TransformFromParent (RAS) takes the fixed slice's points to the same tissue on the moving slice.
     matrix = mrml.transform_from_node(node).matrix_ras
     fixed_ras = _ras(fixed, points, FIXED_MM)

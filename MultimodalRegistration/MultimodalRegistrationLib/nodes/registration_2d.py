@@ -111,7 +111,8 @@ class NodeRegistration2D(NodeRegistration):
 
     @property
     def command(self) -> str:
-        return ""  # a 2D run records no mmreg command line yet
+        """The ``mmreg register2d`` command line the run recorded, on the slices as the worker was given them."""
+        return self.summary.command or ""
 
     def _apply(self, result: Registration2DJobResult) -> None:
         summary = result.summary
