@@ -56,7 +56,12 @@ def test_unhardened_parent_transform_is_kept_and_combined(scene, small_pair, vol
     assert node.GetAttribute(ATTRIBUTE_PREFIX + "startDescription") == "started from the initial transform"
     assert node.GetAttribute(ATTRIBUTE_PREFIX + "movingNodeID") == moving.GetID()
     assert registration.describe().startswith("registered in ") and "started from the initial transform" in registration.describe()
-    assert registration.command.startswith("mmreg register ")
+    # 'Copy as command' names the nodes' files, not the run's scratch copies (removed when it ends).
+    command = registration.command
+    assert command.startswith("mmreg register --fixed CT.nrrd --moving MR.nrrd ") and "/mmreg-nodes-" not in command
+    for option in ("--fixed-mask head.nrrd", "--initial-transform 'manual prealignment.h5'",
+                   "--output-transform 'MR to CT.h5'", "--output-volume 'MR registered.nrrd'"):  # fmt: skip
+        assert option in command, (option, command)
     assert float(node.GetAttribute(ATTRIBUTE_PREFIX + "seconds")) > 0
     assert float(node.GetAttribute(ATTRIBUTE_PREFIX + "metricAfter")) > float(node.GetAttribute(ATTRIBUTE_PREFIX + "metricBefore"))
     resampled = mrml.image_from_volume_node(output_volume)
@@ -260,3 +265,22 @@ def test_a_run_into_a_node_removes_the_segment_nodes_an_earlier_piecewise_run_le
     assert not any(scene.IsNodePresent(node) for node in segments) and scene.IsNodePresent(kept)
     assert hierarchy.GetItemName(folder) == ""  # the empty folder is gone
     assert field.GetAttribute(ATTRIBUTE_PREFIX + "piecewiseMinimumJacobian") is None
+
+
+def test_copy_as_command_names_a_loaded_volumes_own_file_until_it_is_changed(scene, small_pair, tmp_path):
+    from MultimodalRegistrationLib.core.images import write_image
+    from MultimodalRegistrationLib.nodes.command_paths import node_file, user_command
+
+    write_image(small_pair.fixed, tmp_path / "ct scan.nrrd")
+    loaded = mrml.read_volume_node(scene, tmp_path / "ct scan.nrrd", name="CT")
+    made = mrml.volume_node_from_image(scene, small_pair.moving, "MR T1")
+    scratch = tmp_path / "scratch"
+    job = {"fixed": str(scratch / "fixed.nrrd"), "moving": str(scratch / "moving.nrrd"), "seed": 1,
+           "output_transform": str(scratch / "result.h5")}  # fmt: skip
+    recorded = f"mmreg register --fixed {job['fixed']} --moving {job['moving']} --output-transform {scratch}/result.h5"
+    nodes = {"fixed": loaded, "moving": made, "output_transform": (made, " to CT")}
+    command = user_command(recorded, scratch, job, nodes.get)
+    assert command == (f"mmreg register --fixed '{tmp_path / 'ct scan.nrrd'}' --moving 'MR T1.nrrd' "
+                       "--output-transform 'MR T1 to CT.h5'")  # fmt: skip
+    loaded.SetSpacing(3.0, 3.0, 3.0)  # changed since read: the file no longer holds it
+    assert node_file(loaded, ".nrrd") == "CT.nrrd"

@@ -57,7 +57,8 @@ def test_two_slices_register_in_2d_and_the_node_maps_fixed_to_moving_ras(scene, 
     assert node.GetAttribute(ATTRIBUTE_PREFIX + "engine") == "elastix"
     # What the panel's status line shows, and the command it copies.
     assert registration.describe().startswith("2D elastix rigid: rotation 35.0 deg, scales 1.000, 1.000")
-    assert registration.command.startswith("mmreg register2d --fixed ") and "--preset rigid" in registration.command
+    assert registration.command.startswith("mmreg register2d --fixed 'MR slice.nrrd' --moving 'H&E.nrrd' ")
+    assert "--preset rigid" in registration.command and "--output-volume 'H&E registered.nrrd'" in registration.command
     # TransformFromParent (RAS) takes the fixed slice's points to the same tissue on the moving slice.
     matrix = mrml.transform_from_node(node).matrix_ras
     fixed_ras = _ras(fixed, points, FIXED_MM)

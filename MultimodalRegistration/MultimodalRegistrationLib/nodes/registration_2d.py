@@ -109,10 +109,8 @@ class NodeRegistration2D(NodeRegistration):
         said = [f"Warning: {self.in_panel_words(_spacing_words(warning))}" for warning in warnings]
         return "\n".join([describe_2d(self.summary), *said])
 
-    @property
-    def command(self) -> str:
-        """The ``mmreg register2d`` command line the run recorded, on the slices as the worker was given them."""
-        return self.summary.command or ""
+    def _recorded_command(self) -> str:
+        return self.summary.command or ""  # mmreg register2d
 
     def _apply(self, result: Registration2DJobResult) -> None:
         summary = result.summary

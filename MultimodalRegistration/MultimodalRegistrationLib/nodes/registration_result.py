@@ -16,6 +16,7 @@ from ..process.worker import WorkerFailure, WorkerJob
 from ..registration.describe import describe_guidance, describe_result, describe_start
 from ..registration.summary import GuidanceRecord, RegistrationSummary
 from . import mrml
+from .command_paths import user_command
 from .job import REGISTRATION_ATTRIBUTE_PREFIX as ATTRIBUTE_PREFIX
 from .job import NodeJob
 from .panel import node_of
@@ -50,8 +51,28 @@ class NodeRegistration(NodeJob):
 
     @property
     def command(self) -> str:
-        """The ``mmreg register`` command line that repeats this run ("" if none was recorded)."""
+        """The ``mmreg`` command line that repeats this run ("" if none was recorded), its files named after the
+        nodes (:mod:`.command_paths`)."""
+        return user_command(self._recorded_command(), self.folder, self._worker.job, self._node_for)
+
+    def _recorded_command(self) -> str:
         return self.summary.provenance.command or ""
+
+    def _node_for(self, field_name: str):
+        """The node a job field's scratch file came from or went to (None: not a node's)."""
+        outputs = {"output_transform": self.output_transform_node, "output_volume": self.output_volume_node,
+                   "output_inverse": (self.output_transform_node, "_inverse")}  # fmt: skip
+        if field_name in outputs:
+            return outputs[field_name]
+        if field_name == "initial_transform":  # the initial node and the moving volume's parents, composed
+            moving, initial = self.target("moving"), self.target("initial_transform")
+            parent = moving.GetParentTransformNode()
+            if parent is None or (initial is None and parent.GetParentTransformNode() is None):
+                return initial or parent
+            return moving, " start"
+        if any(f.name == field_name and f.metadata.get("node") for f in RegistrationJob.panel_fields()):
+            return self.target(field_name)
+        return None
 
     def target(self, field_name: str):
         """The node the parameters hold for the job field ``field_name`` ("fixed", "output_volume"...)."""
