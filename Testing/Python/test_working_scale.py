@@ -103,21 +103,23 @@ def test_the_far_from_start_rule_measures_in_the_images_own_mm(tiny):
 @pytest.mark.slow
 def test_a_cleared_mouse_brain_against_its_mri_registers(tmp_path):
     """The cleared-tissue tutorial at mouse size (audit): the MNI-based head MRI and a 65%-covered light-sheet stack
-    shrunk 0.65 and turned 30 degrees, every length 15 times smaller (MRI at 0.1 mm, a 10 mm brain). elastix
+    shrunk 0.65 and turned 30 degrees, every length 15 times smaller (MRI at 0.13 mm, a 10 mm brain). elastix
     similarity failed on it ("Too many samples map outside moving image buffer"; without the working scale, still);
     at the working scale it ends 0.02 mm off (0.55 mm at full size, 1/15 of it 0.037)."""
     import micro_data as md
 
     if not md.available():
         pytest.skip("MNI ICBM152 maps not in ../shared/data")
-    head = md.head_mri(spacing_mm=1.5, seed=0)
+    head = md.head_mri(spacing_mm=2.0, seed=0)
     case = md.light_sheet(0.65, 30.0, 0.65, seed=5, spacing_mm=1.0, brain_points=head.brain_points)
     fixed, moving = scaled_image(head.image, SHRINK), scaled_image(case.moving, SHRINK)
     truth, points = Transform.from_matrix(scaled_matrix(case.truth, SHRINK)), case.covered_points * SHRINK
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = register(fixed, moving, preset="similarity")
-    assert mean_error_mm(result.transform, truth, points) < 0.05
+    error = mean_error_mm(result.transform, truth, points)
+    print(f"cleared brain at 1/15: {error:.3f} mm")
+    assert error < 0.05
     assert abs(np.linalg.det(result.transform.matrix[:3, :3])) ** (1 / 3) == pytest.approx(0.65, abs=0.01)
 
 
