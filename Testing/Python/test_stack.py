@@ -14,7 +14,14 @@ import SimpleITK as sitk
 import stack_data
 from MultimodalRegistrationLib.cli.main import main
 from MultimodalRegistrationLib.core.errors import InputError
-from MultimodalRegistrationLib.core.images2d import BT601, check_opaque, pixel_size_mm, read_image_2d, to_gray
+from MultimodalRegistrationLib.core.images2d import (
+    BT601,
+    check_opaque,
+    pixel_size_mm,
+    read_header_2d,
+    read_image_2d,
+    to_gray,
+)
 from MultimodalRegistrationLib.stack.output import read_transforms_csv
 from PIL import Image
 from scipy import ndimage
@@ -166,6 +173,8 @@ def test_a_grey_and_alpha_png_is_read_with_pillow_where_itk_cannot(tmp_path):
         sitk.ReadImage(str(tmp_path / "la.png"))
     read = read_image_2d(tmp_path / "la.png")
     assert read.image.GetSize() == (7, 6) and abs(read.pixel_mm - 0.1) < 1e-6
+    header = read_header_2d(tmp_path / "la.png")  # what a stack reads first: the size and the stated pixel size
+    assert (header.size, header.components, round(header.stated_mm, 6)) == ((7, 6), 2, 0.1)
     assert np.array_equal(sitk.GetArrayFromImage(read.gray), grey.astype(np.float32))
     see_through = opaque.copy()
     see_through[0, 0, 1] = 0

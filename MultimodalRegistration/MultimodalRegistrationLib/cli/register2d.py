@@ -83,16 +83,12 @@ def _is_2d(path: str) -> bool:
     raster = suffix_of(path) in RASTER_SUFFIXES
     if raster and suffix_of(path) not in (".tif", ".tiff"):
         return True
-    import SimpleITK as sitk
+    from ..core.images2d import read_header_2d  # SimpleITK: not imported for the other commands
 
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError:
-        return raster  # a TIFF SimpleITK cannot read is read as 2D; else the 3D checks name the problem
-    size = reader.GetSize()
-    return len(size) == 2 or (len(size) == 3 and size[2] == 1)
+    header = read_header_2d(path)
+    if header is None:
+        return raster  # a TIFF nothing can read is taken as 2D; else the 3D checks name the problem
+    return len(header.size) == 2 or (len(header.size) == 3 and header.size[2] == 1)
 
 
 def wants_2d(arguments: argparse.Namespace) -> bool:

@@ -104,6 +104,46 @@ def _png_dpi(path: Path) -> float | None:
     return float(dpi[0]) if dpi and dpi[0] and float(dpi[0]) > 0 else None
 
 
+@dataclass(frozen=True)
+class Header2D:
+    """What a 2D file's header says, read without its pixels: ``size`` (every axis, columns first),
+    ``components`` per pixel (3 for RGB), and the pixel size (mm) it states (None: none, see the module notes)."""
+
+    path: Path
+    size: tuple
+    components: int
+    stated_mm: float | None
+
+
+def read_header_2d(path: str | os.PathLike) -> Header2D | None:
+    """:class:`Header2D` of ``path`` from ITK's header reader, or Pillow's for a raster file ITK refuses (a grey +
+    alpha PNG); None when neither can read it."""
+    path = Path(path)
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+        size, components, spacing = reader.GetSize(), reader.GetNumberOfComponents(), float(reader.GetSpacing()[0])
+    except RuntimeError:
+        opened = _pillow_header(path)
+        if opened is None:
+            return None
+        size, components, spacing = *opened, 1.0
+    return Header2D(path, tuple(size), int(components), stated_pixel_mm(path, spacing))
+
+
+def _pillow_header(path: Path) -> tuple[tuple, int] | None:
+    if suffix_of(path) not in RASTER_SUFFIXES:
+        return None
+    try:
+        from PIL import Image
+
+        with Image.open(path) as opened:
+            return tuple(opened.size), len(opened.getbands())
+    except (ImportError, OSError, ValueError):
+        return None
+
+
 def _read_with_pillow(path: Path) -> sitk.Image | None:
     """The pixels of a one-page raster file ITK refuses (ITK reads no grey + alpha PNG), channels kept, spacing 1;
     None when Pillow is missing or cannot read it either."""

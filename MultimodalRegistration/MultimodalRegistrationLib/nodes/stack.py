@@ -19,6 +19,7 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.images import read_image, write_image
+from ..core.images2d import read_header_2d
 from ..core.records import Record
 from ..core.transforms import Transform
 from ..process.jobs import StackJob
@@ -149,17 +150,7 @@ def _check_output_node(output_node, reference_node, components: int) -> None:
 
 def _components(paths: list[Path]) -> int:
     """Components per pixel of the first readable section (the volume's: 3 for RGB); 1 when none reads."""
-    import SimpleITK as sitk
-
-    for path in paths:
-        reader = sitk.ImageFileReader()
-        reader.SetFileName(str(path))
-        try:
-            reader.ReadImageInformation()
-        except RuntimeError:
-            continue
-        return reader.GetNumberOfComponents()
-    return 1
+    return next((header.components for header in filter(None, map(read_header_2d, paths))), 1)
 
 
 def stack_sections(

@@ -24,21 +24,14 @@ MAX_NEIGHBOURS = 20
 
 
 def _pixel_mm(job: StackJob, paths: list[Path]) -> float:
-    from ..core.images2d import check_pixel_size, stated_pixel_mm
+    from ..core.images2d import check_pixel_size, read_header_2d
 
     if job.pixel_mm is not None:
         return check_pixel_size(job.pixel_mm)
-    import SimpleITK as sitk
-
     first = None
-    for path in paths:  # the first section that reads states the pixel size; the others must not state another
-        try:
-            reader = sitk.ImageFileReader()
-            reader.SetFileName(str(path))
-            reader.ReadImageInformation()
-        except RuntimeError:
-            continue
-        size = stated_pixel_mm(path, float(reader.GetSpacing()[0]))
+    for header in filter(None, map(read_header_2d, paths)):
+        # the first section that reads states the pixel size; the others must not state another
+        path, size = header.path, header.stated_mm
         if first is None:
             if size is None:
                 raise InputError(f"{path.name} does not state its pixel size: give it with --pixel-size MM")

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
 
+from ..core.images2d import read_header_2d
 from .pairs import PairResult
 
 SMALL_EXTENT_MM = 100.0
@@ -25,15 +25,7 @@ def stack_scale(paths: list[Path], pixel_mm: float) -> float:
     section is read at, its pixel count read from the headers alone (the sections are read, whole, as they are
     aligned). The widest, not the first: a first image cropped round a fragment (10 mm of a 200 mm stack) scaled
     the whole stack 20 times."""
-    pixels = []
-    for path in paths:
-        reader = sitk.ImageFileReader()
-        reader.SetFileName(str(path))
-        try:
-            reader.ReadImageInformation()
-        except RuntimeError:
-            continue
-        pixels.append(max(reader.GetSize()[:2]))
+    pixels = [max(header.size[:2]) for header in filter(None, map(read_header_2d, paths))]
     extent = max(pixels, default=0) * pixel_mm
     return float(f"{WORKING_EXTENT_MM / extent:.2g}") if 0 < extent < SMALL_EXTENT_MM else 1.0
 
