@@ -4,6 +4,7 @@ A thin module: the Widget binds the GUI to the parameter node and refits when po
 work is done by MultimodalRegistrationLib.nodes.landmarks.fit_markups.
 """
 
+import logging
 from typing import Annotated, Optional
 
 import qt
@@ -42,8 +43,10 @@ POINT_EVENTS = (
     slicer.vtkMRMLMarkupsNode.PointRemovedEvent,
     slicer.vtkMRMLTransformableNode.TransformModifiedEvent,  # a parent transform moved the points
 )
+LOG = logging.getLogger(__name__)
 REFIT_DELAY_MS = 150  # coalesces the stream of events while a point is dragged
 PREVIEW_MIN_PAIRS = 3  # the live preview refits once both lists hold this many placed points
+
 
 # The documentation pages linked from the help text.
 class FiducialPrealign(ScriptedLoadableModule):
@@ -58,10 +61,11 @@ class FiducialPrealign(ScriptedLoadableModule):
             "(the same landmarks on the fixed and on the moving image, paired by label, else by order). The "
             "result is a transform node (fixed to moving, TransformFromParent): put the moving volume under it, "
             "or send it to Multimodal Registration as the initial transform. The table lists each pair's error "
-            "and leave-one-out error; trust the leave-one-out error, not FRE. The pair to check first is the "
-            "only selected point in both lists. Place and move points in the panel's point tables; with "
-            "'Update automatically' the output transform follows the points (a live preview) once both lists "
-            "hold 3 placed points. "
+            "and leave-one-out error; trust the leave-one-out error, not FRE. The pair to check first is marked "
+            "and selected in the table; the point lists themselves are never changed. Place and move points in "
+            "the panel's point tables; with 'Update automatically' the output transform follows the points (a live "
+            "preview) once you have chosen both lists and each holds 3 placed points. For a thin-plate spline, "
+            "choose the fixed volume as the reference volume. "
             'See <a href="{docs}{page}">{title}</a> in the documentation and the other pages linked '
             'there (<a href="{docs}">all pages</a>).'
         ).format(docs=DOCS_URL, page="prealign.md", title=_("Landmark prealignment"))
@@ -76,8 +80,8 @@ class FiducialPrealign(ScriptedLoadableModule):
 
 @parameterNodeWrapper
 class FiducialPrealignParameterNode:
-    fixedPoints: vtkMRMLMarkupsFiducialNode
-    movingPoints: vtkMRMLMarkupsFiducialNode
+    fixedPoints: Optional[vtkMRMLMarkupsFiducialNode]  # chosen by the user: never by creation order
+    movingPoints: Optional[vtkMRMLMarkupsFiducialNode]
     transformType: Annotated[str, Choice(list(KINDS))] = "rigid"
     outputTransform: Optional[vtkMRMLTransformNode]
     referenceVolume: Optional[vtkMRMLScalarVolumeNode]
@@ -94,6 +98,7 @@ class FiducialPrealignWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNodeGuiTag = None
         self._observedPoints = []
         self._fitting = False
+        self._guessedLists = None  # (fixed, moving) picked by their names, until the user confirms with Fit
         self._refitTimer = qt.QTimer()
         self._refitTimer.setSingleShot(True)
         self._refitTimer.setInterval(REFIT_DELAY_MS)
@@ -131,10 +136,15 @@ class FiducialPrealignWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def initializeParameterNode(self) -> None:
         self.setParameterNode(self.logic.getParameterNode())
-        if not self._parameterNode.fixedPoints:
+        node = self._parameterNode
+        if not node.fixedPoints and not node.movingPoints:
+            # Only names that say which list is which: swapped roles would give the inverse transform, with the
+            # same residuals. Even then the preview waits until the user presses Fit (see previewFit).
             lists = slicer.util.getNodesByClass("vtkMRMLMarkupsFiducialNode")
-            if len(lists) >= 2:
-                self._parameterNode.fixedPoints, self._parameterNode.movingPoints = lists[0], lists[1]
+            fixed, moving = landmark_nodes.guess_point_lists(lists)
+            if fixed is not None:
+                self._guessedLists = (fixed, moving)
+                node.fixedPoints, node.movingPoints = fixed, moving
 
     def setParameterNode(self, inputParameterNode) -> None:
         if self._parameterNode:
@@ -182,18 +192,32 @@ class FiducialPrealignWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def previewFit(self) -> None:
         """The live preview (throttled by the single-shot timer): refit, updating the output transform, once
-        both lists hold at least PREVIEW_MIN_PAIRS placed points and none is still being placed."""
+        the user has chosen both lists, each holds at least PREVIEW_MIN_PAIRS placed points and none is still
+        being placed. Points marked skipped are not counted; the fit leaves them out or says why not."""
         node = self._parameterNode
         if not (node and node.autoUpdate and node.fixedPoints and node.movingPoints):
             return
-        counts = [placedPointCount(points) for points in (node.fixedPoints, node.movingPoints)]
-        if None in counts:  # a point is still being placed: wait for its PointPositionDefinedEvent
+        if self._guessedLists == (node.fixedPoints, node.movingPoints):
+            self.ui.statusLabel.text = _(
+                "'{fixed}' was taken as the fixed and '{moving}' as the moving point list by their names: check "
+                "them, then press Fit to start the live preview."
+            ).format(fixed=node.fixedPoints.GetName(), moving=node.movingPoints.GetName())
             return
+        states = [landmark_nodes.placement(points) for points in (node.fixedPoints, node.movingPoints)]
+        if any(placing for _, placing, _ in states):  # a point is being placed: wait for PointPositionDefinedEvent
+            return
+        counts = [placed for placed, _, _ in states]
         if min(counts) < PREVIEW_MIN_PAIRS:
+            skipped = [label for _, _, labels in states for label in labels]
             self.ui.statusLabel.text = _(
                 "Place at least {minimum} points in each list for the live preview "
-                "(now {fixed} fixed, {moving} moving)."
-            ).format(minimum=PREVIEW_MIN_PAIRS, fixed=counts[0], moving=counts[1])
+                "(now {fixed} fixed, {moving} moving{skipped})."
+            ).format(
+                minimum=PREVIEW_MIN_PAIRS,
+                fixed=counts[0],
+                moving=counts[1],
+                skipped=_(", not counting {count} marked skipped").format(count=len(skipped)) if skipped else "",
+            )
             return
         self.refit()
 
@@ -203,6 +227,8 @@ class FiducialPrealignWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.statusLabel.text = _("Select the fixed and the moving point lists.")
             return
         self._fitting = True
+        self._guessedLists = None  # a fit the user asked for (or a preview after they chose): roles confirmed
+        kept = _(" The output transform still holds the last fit.") if node.outputTransform else ""
         try:
             fit, output, table = self.logic.fit(node)
             node.outputTransform, node.residualTable = output, table
@@ -212,7 +238,13 @@ class FiducialPrealignWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.ui.residualTableView.selectRow(worst)
             self.ui.statusLabel.text = landmark_nodes.status_text(fit)
         except InputError as error:
-            self.ui.statusLabel.text = _("Not fitted: {error}").format(error=error)
+            self.ui.statusLabel.text = _("Not fitted: {error}").format(error=error) + kept
+        except Exception as error:  # a timer slot must not hide a failure behind the last fit's status
+            LOG.exception("FiducialPrealign: the fit failed")
+            self.ui.statusLabel.text = (
+                _("Not fitted, unexpected error ({kind}: {error}).").format(kind=type(error).__name__, error=error)
+                + kept
+            )
         finally:
             self._fitting = False
         self._updateButtons()
@@ -223,13 +255,10 @@ class FiducialPrealignWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 
 def placedPointCount(markups) -> Optional[int]:
-    """How many points of ``markups`` are placed; None while one is being placed or was skipped (the fit would
-    refuse the list then)."""
-    total = markups.GetNumberOfControlPoints()
-    placed = sum(
-        markups.GetNthControlPointPositionStatus(index) == markups.PositionDefined for index in range(total)
-    )  # fmt: skip
-    return placed if placed == total else None
+    """How many points of ``markups`` are placed (points marked skipped do not count); None while one is
+    being placed."""
+    placed, placing, _ = landmark_nodes.placement(markups)
+    return None if placing else placed
 
 
 class FiducialPrealignLogic(ScriptedLoadableModuleLogic):

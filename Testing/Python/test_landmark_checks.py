@@ -253,6 +253,9 @@ def test_prealign_with_points_inside_their_images_runs(tmp_path, capsys):
 
 
 def test_some_points_outside_warn_and_say_when_a_flip_would_bring_them_all_inside():
+    """The bounds check alone still only warns when some points lie inside (QA and guidance read it so): points
+    near an edge are common. A landmark fit refuses such a list only when the frame check also finds the ~180
+    degree turn, two independent checks naming one RAS/LPS mistake (test_landmark_refusals)."""
     image = box((-40.0, -40.0, -40.0))  # LPS -42..38 mm on each axis: not symmetric about 0, so a flip matters
     # 'a' is outside (x > 38) but inside flipped; 'b' is outside either way (z is not flipped); 'c' is inside.
     points = np.array([[39.5, 0.0, 0.0], [0.0, 0.0, 39.0], [-41.0, 5.0, 0.0]])

@@ -1,5 +1,6 @@
 """Landmark prealignment on MRML nodes (the FiducialPrealign module's logic) on real slicer-core scenes."""
 
+import json
 import math
 
 import numpy as np
@@ -92,7 +93,7 @@ def test_rigid_output_node_is_linear_and_holds_the_fit(scene):
     assert node.GetAttribute(ATTRIBUTE_PREFIX + "fixedPointsNodeID") == fixed.GetID()
     # A refit reuses the nodes it is given: a field first, then a matrix again in the same node.
     count = scene.GetNumberOfNodes()
-    tps, same, same_table = fit_markups(fixed, moving, "tps", node, table_node=table)
+    _, same, same_table = fit_markups(fixed, moving, "tps", node, table_node=table)
     assert same is node and same_table is table and not node.IsLinear()
     assert np.abs(slicer_maps(node, lps_ras_points(FIXED_LPS)) - lps_ras_points(moving_lps(noise=1.0))).max() < 0.1
     again, same, _ = fit_markups(fixed, moving, "similarity", node, table_node=table)
@@ -122,13 +123,15 @@ def test_residual_table_has_one_row_per_pair_and_marks_the_worst(scene):
                        mapped, atol=1e-3)  # fmt: skip
     assert table.GetColumnUnitLabel("error") == "mm" and table.GetColumnTitle("error") == "error (mm)"
     assert table.GetUseColumnTitleAsColumnHeader()
-    # The misplaced pair is the worst, marked in the table and the only selected point of each list.
+    # The moving list's own labels and positions sit next to the fixed ones (paired by label: reordered).
+    assert column(table, "moving label") == LABELS
+    assert np.allclose(np.c_[column(table, "moving R"), column(table, "moving A"), column(table, "moving S")],
+                       lps_ras_points(moving), atol=1e-3)  # fmt: skip
+    # The misplaced pair is the worst, marked in the table only: the input lists are never changed (F6).
     assert column(table, "check") == [WORST_BY_LOO if label == "L4" else "" for label in LABELS]
     assert fit.loo_errors_mm[4] > 4 and fit.loo_errors_mm[4] == max(fit.loo_errors_mm)
-    selected_fixed = [fixed_node.GetNthControlPointSelected(i) for i in range(7)]
-    selected_moving = [moving_node.GetNthControlPointSelected(i) for i in range(7)]
-    assert selected_fixed == [i == 4 for i in range(7)]
-    assert selected_moving == [order[i] == 4 for i in range(7)]  # L4 is third from last in the moving list
+    assert all(fixed_node.GetNthControlPointSelected(i) for i in range(7))
+    assert all(moving_node.GetNthControlPointSelected(i) for i in range(7))
     # Fixing the point refits into the same table: no extra columns, a new worst pair.
     moving_node.SetNthControlPointPositionWorld(order.index(4), *lps_ras_points([moving[4] - [0, 6, 0]])[0])
     refit, _, same = fit_markups(fixed_node, moving_node, "rigid", table_node=table)
@@ -159,11 +162,11 @@ def test_tps_on_a_reference_volume_is_a_field_mapping_fixed_to_moving(scene):
 def test_a_spline_without_leave_one_out_highlights_nothing(scene):
     fixed_node = mrml.markups_from_points(scene, lps_ras_points(FIXED_LPS[:4]), LABELS[:4], "fixed")
     moving_node = mrml.markups_from_points(scene, lps_ras_points(moving_lps(1.0)[:4]), LABELS[:4], "moving")
-    fixed_node.SetNthControlPointSelected(2, False)
+    fixed_node.SetNthControlPointSelected(2, False)  # the user's own selection: a fit leaves it as it is
     fit, _, table = fit_markups(fixed_node, moving_node, "tps")
     assert worst_point(fit) is None and fit.loo_rms_mm is None
     assert all(math.isnan(value) for value in column(table, "leave-one-out")) and set(column(table, "check")) == {""}
-    assert all(fixed_node.GetNthControlPointSelected(i) for i in range(4))
+    assert [fixed_node.GetNthControlPointSelected(i) for i in range(4)] == [True, True, False, True]
     assert "leave-one-out RMS not available" in status_text(fit)
 
 
@@ -197,18 +200,19 @@ def test_bad_inputs_raise_with_the_fix_and_change_nothing(scene):
     assert all(fixed.GetNthControlPointSelected(i) for i in range(7))
 
 
-def test_a_point_without_a_partner_is_left_out_and_the_worst_pair_is_found_by_label(scene):
+def test_a_point_without_a_partner_is_left_out_and_the_worst_pair_is_marked_by_label(scene):
     moving_points = moving_lps()
     moving_points[5] += (6.0, 0.0, 0.0)  # 'L5' clicked 6 mm off
     fixed = mrml.markups_from_points(scene, lps_ras_points(FIXED_LPS), LABELS, "fixed")
     moving = mrml.markups_from_points(scene, lps_ras_points(moving_points), LABELS, "moving")
     moving.RemoveNthControlPoint(2)  # 'L2' on the fixed list only: after it, fixed and moving indices differ
-    fit, _, _ = fit_markups(fixed, moving, "rigid")
+    fit, _, table = fit_markups(fixed, moving, "rigid")
     assert [row.label for row in fit.residuals] == [label for label in LABELS if label != "L2"]
     assert any(warning == "landmarks without a partner were left out: L2" for warning in fit.warnings)
     assert fit.residuals[worst_point(fit)].label == "L5"
-    assert [i for i in range(7) if fixed.GetNthControlPointSelected(i)] == [5]
-    assert [i for i in range(6) if moving.GetNthControlPointSelected(i)] == [4]
+    assert column(table, "check") == [WORST_BY_LOO if row.label == "L5" else "" for row in fit.residuals]
+    assert all(fixed.GetNthControlPointSelected(i) for i in range(7))
+    assert all(moving.GetNthControlPointSelected(i) for i in range(6))
 
 
 def test_the_prealign_panel_fits_through_the_prealign_jobs_fields(scene):
@@ -239,3 +243,60 @@ def test_an_empty_point_list_is_named(scene):
     with pytest.raises(InputError, match="the moving point list 'MR points' has no points: place them, or leave"):
         fit_markups(fixed, empty, "rigid")
     assert scene.GetNumberOfNodes() == count
+
+
+def test_a_skipped_point_is_left_out_when_paired_by_label_and_named_by_order(scene):
+    from MultimodalRegistrationLib.nodes.landmarks import placed_points, placement
+
+    fixed = mrml.markups_from_points(scene, lps_ras_points(FIXED_LPS), LABELS, "fixed")
+    moving = mrml.markups_from_points(scene, lps_ras_points(moving_lps()), LABELS, "moving")
+    moving.SetNthControlPointPositionMissing(3)  # Slicer's Skip: not visible in the moving image
+    assert placement(moving) == (6, [], ["L3"])
+    fit, _, table = fit_markups(fixed, moving, "rigid")
+    assert column(table, "label") == [label for label in LABELS if label != "L3"] and fit.fre_max_mm < 1e-6
+    assert fit.warnings[0].startswith("moving point 'L3' in 'moving' is marked skipped (not visible in that image)")
+    with pytest.raises(InputError, match="moving point 'L3' in 'moving' is marked skipped"):
+        placed_points(moving, "moving")  # QA and guidance cannot leave it out: they say so
+    for index in range(7):  # no label in common: paired by order, leaving it out would shift the later pairs
+        moving.SetNthControlPointLabel(index, f"M{index}")
+    with pytest.raises(InputError, match="'M3' in 'moving' is marked skipped .* the lists pair by order"):
+        fit_markups(fixed, moving, "rigid")
+
+
+def test_curves_are_not_landmark_lists(scene):
+    fixed = mrml.markups_from_points(scene, lps_ras_points(FIXED_LPS), LABELS, "fixed")
+    curve = scene.AddNewNodeByClass("vtkMRMLMarkupsClosedCurveNode", "outline")
+    for point in lps_ras_points(moving_lps()):
+        curve.AddControlPoint(vtk.vtkVector3d(*point))
+    with pytest.raises(InputError, match="the moving list 'outline' is a ClosedCurve markup, not a point list"):
+        fit_markups(fixed, curve, "rigid")
+
+
+def test_the_output_node_records_warnings_version_reference_and_mirror(scene):
+    from MultimodalRegistrationLib.core.version import __version__
+
+    fixed = mrml.markups_from_points(scene, lps_ras_points(FIXED_LPS), LABELS, "fixed")
+    mirrored = moving_lps() * [-1.0, 1.0, 1.0]  # a mirrored histology section is legitimate: kept, recorded
+    moving = mrml.markups_from_points(scene, lps_ras_points(mirrored), LABELS, "moving")
+    reference, _ = box_volume(scene)
+    fit, node, table = fit_markups(fixed, moving, "affine", reference_volume_node=reference)
+    attribute = lambda key: node.GetAttribute(ATTRIBUTE_PREFIX + key)
+    assert json.loads(attribute("warnings")) == fit.warnings and any("mirror" in w for w in fit.warnings)
+    assert attribute("mirrors") == "true" and fit.determinant == pytest.approx(-1.0, abs=1e-6)
+    assert attribute("libraryVersion") == __version__ and attribute("referenceVolumeNodeID") == reference.GetID()
+    assert table.GetAttribute(ATTRIBUTE_PREFIX + "transformNodeID") == node.GetID()
+    fit, node, _ = fit_markups(fixed, mrml.markups_from_points(scene, lps_ras_points(moving_lps()), LABELS), "rigid")
+    assert node.GetAttribute(ATTRIBUTE_PREFIX + "mirrors") == "false"
+    assert node.GetAttribute(ATTRIBUTE_PREFIX + "referenceVolumeNodeID") == ""
+
+
+def test_point_lists_are_guessed_only_by_names_that_say_their_role(scene):
+    from MultimodalRegistrationLib.nodes.landmarks import guess_point_lists
+
+    def lists(*names):
+        return [scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", name) for name in names]
+
+    assert guess_point_lists(lists("F", "F_1")) == (None, None)  # creation order says nothing
+    moving, fixed = lists("Moving MR points", "fixed CT points")  # made in the "wrong" order
+    assert guess_point_lists([moving, fixed]) == (fixed, moving)
+    assert guess_point_lists([moving, fixed, *lists("fixed copy")]) == (None, None)  # ambiguous: left unset

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
 import sys
 from contextlib import redirect_stdout
 
@@ -47,18 +49,22 @@ def command_prealign(arguments: argparse.Namespace) -> int:
     from ..core.images import read_image
     from ..landmarks.bounds import PointBounds
     from ..landmarks.fit import fit_landmarks
+    from ..landmarks.labels import leave_out_skipped
     from ..landmarks.points_io import read_points_file
 
     if job.type == "tps" and not str(job.output_transform).lower().endswith((".h5", ".hdf5")):
         raise InputError(f"a tps result is a displacement field: write it to .h5, not {job.output_transform}")
-    fixed = read_points_file(job.fixed_points)
-    moving = read_points_file(job.moving_points)
+    fixed = read_points_file(job.fixed_points, skipped_ok=True)
+    moving = read_points_file(job.moving_points, skipped_ok=True)
+    skipped = leave_out_skipped(fixed.labels, moving.labels, {"fixed": fixed.skipped, "moving": moving.skipped},
+                                {"fixed": fixed.system.name, "moving": moving.system.name})  # fmt: skip
     images = {key: read_image(getattr(job, key), key.replace("_", " ")) if getattr(job, key) else None
               for key in PrealignJob.paths("input") if key.endswith("_image")}  # fmt: skip
     bounds = PointBounds(images["fixed_image"], images["moving_image"], fixed.system, moving.system)
     # Refuses points that all lie outside their image, before anything is written.
     fit = fit_landmarks(fixed.points_ras, moving.points_ras, job.type, fixed.labels, moving.labels,
                         images["reference_image"], bounds)  # fmt: skip
+    fit.warnings[:0] = skipped
     fit.transform.write(job.output_transform)
     outputs = {"transform": str(job.output_transform)}
     if job.report:
@@ -66,8 +72,11 @@ def command_prealign(arguments: argparse.Namespace) -> int:
         outputs["report"] = str(job.report)
     if job.summary:
         summary = fit.summary()
-        summary.inputs = {name: str(getattr(job, name)) if getattr(job, name) else None
+        summary.command = shlex.join(["mmreg", *map(str, getattr(arguments, "argv", sys.argv[1:]))])
+        summary.inputs = {name: os.path.abspath(getattr(job, name)) if getattr(job, name) else None
                           for name in PrealignJob.paths("input")}  # fmt: skip
+        summary.points_systems = {f"{role}_points": {"system": read.system.system, "declared": read.system.declared}
+                                  for role, read in (("fixed", fixed), ("moving", moving))}  # fmt: skip
         summary.outputs = dict(outputs, summary=str(job.summary))
         if json_file:
             text = json.dumps(summary.to_dict(), indent=2)

@@ -14,6 +14,9 @@ from .models import distance_outside
 from .points_io import PointsSystem
 
 RAS_LPS_FLIP = np.array([-1.0, -1.0, 1.0])  # RAS <-> LPS
+# How the warning for some points outside says a flip brings them all inside (a fit also turned ~180 degrees
+# from the headers then refuses, see .fit).
+FLIP_BRINGS_INSIDE = "all of them lie inside it after flipping RAS<->LPS"
 
 
 def check_points_inside(
@@ -56,7 +59,7 @@ def check_points_inside(
     names = ", ".join(f"'{labels[i]}'" for i in outside)
     message = f"{role} points {names} lie outside the {role} image (up to {distance.max():.1f} mm beyond its edge): "
     if flip_fits:
-        return [message + f"all of them lie inside it after flipping RAS<->LPS (negating x and y): {_flip_fix(system)}"]
+        return [message + f"{FLIP_BRINGS_INSIDE} (negating x and y): {_flip_fix(system)}"]
     return [
         message + "they were probably placed on another volume, or the volume moved after placing; "
         f"check the {role} list"

@@ -1,7 +1,8 @@
-"""Checks of the fixed points' geometry (LPS mm): too few, collinear or coplanar points for the fit,
-points placed twice, and symmetric layouts that a wrong pairing would fit as well.
+"""Checks of the points' geometry (LPS mm): too few, collinear or coplanar points for the fit (fixed, and moving
+points that would make it collapse space), points placed twice, a singular fit, and symmetric layouts that a
+wrong pairing would fit as well.
 
-:func:`check_shape` raises :class:`~.errors.InputError` when no fit is possible; the other checks return
+The ``check_*`` functions raise :class:`~.errors.InputError` when no fit is possible; the other checks return
 plain-language warnings that name the points and the fix.
 """
 
@@ -12,12 +13,14 @@ from itertools import combinations
 import numpy as np
 
 from ..core.errors import InputError
-from .models import MIN_POINTS, fit_rms, pairwise_distances, rms
+from .models import MIN_POINTS, fit_rms, linear_part, pairwise_distances, rms
 
 # Principal spread (RMS mm about the centre) across a line or plane, as a fraction of the largest:
 FLAT_RATIO = 0.1  # below this the points are nearly collinear / coplanar (warning)
 DEGENERATE_RATIO = 1e-6  # below this they are exactly so and the fit is undetermined (error)
 DUPLICATE_MM = 1.0  # two points of one list closer than this are probably one point placed twice
+# A fit that shrinks one direction this many times more than another flattens space: refused.
+SINGULAR_RATIO = 0.01
 # A rotation mapping the fixed points onto one another within this fraction of their RMS radius, and
 # within SYMMETRY_MM, means a wrong pairing would fit about as well as a manual placement error.
 SYMMETRY_RATIO = 0.1
@@ -103,17 +106,107 @@ def check_shape(kind: str, fixed: np.ndarray) -> list[str]:
     return []
 
 
-def duplicate_warnings(points: np.ndarray, labels: list[str], role: str) -> list[str]:
-    """Name points of one list closer than ``DUPLICATE_MM``."""
-    warnings = []
+def close_groups(points: np.ndarray, limit_mm: float = DUPLICATE_MM) -> list[tuple[list[int], float]]:
+    """Groups of points (indices) linked by distances below ``limit_mm``, each with its largest such link (mm)."""
     distances = pairwise_distances(points, points)
-    for i, j in combinations(range(len(points)), 2):
-        if distances[i, j] < DUPLICATE_MM:
-            warnings.append(
-                f"{role} points '{labels[i]}' and '{labels[j]}' are {distances[i, j]:.2f} mm apart: "
-                "probably one point placed twice; delete one, or move it to its own landmark"
-            )
+    group = list(range(len(points)))
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            i = group[i]
+        return i
+
+    links = [(i, j) for i, j in combinations(range(len(points)), 2) if distances[i, j] < limit_mm]
+    for i, j in links:
+        group[root(j)] = root(i)
+    members: dict[int, list[int]] = {}
+    for index in range(len(points)):
+        members.setdefault(root(index), []).append(index)
+    found = []
+    for indices in members.values():
+        if len(indices) > 1:
+            found.append((indices, max(distances[i, j] for i, j in links if i in indices)))
+    return found
+
+
+def _named(indices: list[int], labels: list[str]) -> str:
+    names = [f"'{labels[i]}'" for i in indices]
+    return " and ".join(names) if len(names) == 2 else ", ".join(names)
+
+
+def duplicate_warnings(points: np.ndarray, labels: list[str], role: str) -> list[str]:
+    """Name points of one list closer than ``DUPLICATE_MM``, one warning per group of them."""
+    warnings = []
+    for indices, largest in close_groups(points):
+        if len(indices) == 2:
+            where = f"are {largest:.2f} mm apart: probably one point placed twice"
+        else:
+            where = f"lie within {DUPLICATE_MM:.0f} mm of one another: probably one point placed {len(indices)} times"
+        warnings.append(
+            f"{role} points {_named(indices, labels)} {where}; delete the extra ones, or move each to its own landmark"
+        )
     return warnings
+
+
+def check_spline_points(fixed: np.ndarray, labels: list[str]) -> None:
+    """Refuse fixed points (LPS mm) closer than ``DUPLICATE_MM`` for a thin-plate spline, which must pass
+    through every pair: one fixed point cannot go to two moving points."""
+    for indices, largest in close_groups(fixed):
+        raise InputError(
+            f"fixed points {_named(indices, labels)} are {largest:.2f} mm apart: a thin-plate spline cannot pass "
+            "through two different moving points from one fixed point; delete one of each such pair (or move it "
+            "to its own landmark), or use affine"
+        )
+
+
+def check_moving_shape(kind: str, fixed: np.ndarray, moving: np.ndarray) -> None:
+    """Refuse moving points (LPS mm) that would make a ``kind`` fit collapse space: all at one position, or
+    on one line (or, for affine and tps, in one plane) while the fit needs more."""
+    if kind == "translation":
+        return
+    count = len(moving)
+    spread, fixed_spread = principal_spreads(moving)[0], principal_spreads(fixed)[0]
+    if spread < SINGULAR_RATIO * fixed_spread:
+        raise InputError(
+            f"the {count} moving points lie within {spread:.2f} mm RMS of one position while the fixed points "
+            f"spread {fixed_spread:.1f} mm: {_collapse(kind)}; place each moving point on "
+            "its landmark (were they moved from where they were created?), and check that both lists are in mm"
+        )
+    shape = undetermined(kind, moving)
+    if shape == "collinear":
+        raise InputError(
+            f"the {count} moving points lie on one line: a {kind} fit to them is undetermined or flattens space "
+            "onto that line; place moving points off that line, or use translation"
+        )
+    if shape == "coplanar":
+        raise InputError(
+            f"the {count} moving points lie in one plane (the fixed points do not): {_article(kind)} fit would flatten "
+            "space onto that plane; use rigid or similarity, or place moving points off that plane"
+        )
+
+
+def _article(kind: str) -> str:
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+
+
+def _collapse(kind: str) -> str:
+    if kind == "rigid":
+        return "no rotation can be fitted to them"
+    return f"{_article(kind)} fit would shrink space to a point"
+
+
+def check_invertible(kind: str, model) -> None:
+    """Refuse a fit whose linear part (for a spline, its affine part) is singular or nearly so: it flattens
+    space, and Slicer cannot invert it to show the moving volume."""
+    scales = np.linalg.svd(linear_part(model)[:3, :3], compute_uv=False)
+    if scales[0] > 0 and scales[2] >= SINGULAR_RATIO * scales[0]:
+        return
+    listed = ", ".join(f"{s:.3g}" for s in scales)
+    raise InputError(
+        f"the {kind} fit is singular or nearly so (scales {listed} along its principal directions): it flattens "
+        "space, because the moving points lie (nearly) in one plane or line while the fixed points do not, or "
+        "the pairs are wrong; use rigid, or place moving points off that plane"
+    )
 
 
 # --------------------------------------------------------------------------- symmetry

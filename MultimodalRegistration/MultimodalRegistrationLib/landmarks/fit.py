@@ -4,8 +4,8 @@ Points come in as world RAS mm (what Slicer shows). The fit runs in LPS mm and r
 :class:`~.transforms.Transform` in the resampling direction, so ``transform(fixed_i) ~= moving_i``.
 
 Types: ``translation``; ``rigid`` (closed-form least squares, reflections excluded); ``similarity``
-(rigid plus one uniform scale); ``affine``; ``tps``, a thin-plate spline (kernel ``r^2 log r``, SciPy's
-``thin_plate_spline``) exported as a displacement field. Every fit comes with its residuals, the
+(rigid plus one uniform scale); ``affine``; ``tps``, a thin-plate spline (kernel ``r^2 log r``, the kernel SciPy
+calls ``thin_plate_spline``; solved here with numpy) exported as a displacement field. Every fit comes with its residuals, the
 fiducial registration error (FRE) and a leave-one-out target error, plus plain-language warnings.
 
 The models live in :mod:`.models`, the sanity checks in :mod:`.checks` (the points' geometry),
@@ -27,9 +27,18 @@ import SimpleITK as sitk
 from ..core.errors import InputError
 from ..core.files import write_text_atomically
 from ..core.transforms import Transform, lps_ras_points
-from .bounds import PointBounds
-from .checks import check_shape, duplicate_warnings, symmetry_warnings, undetermined
+from .bounds import FLIP_BRINGS_INSIDE, PointBounds
+from .checks import (
+    check_invertible,
+    check_moving_shape,
+    check_shape,
+    check_spline_points,
+    duplicate_warnings,
+    symmetry_warnings,
+    undetermined,
+)
 from .frames import frame_warnings
+from .labels import pair_landmarks, pair_points
 from .models import (
     KINDS,
     MIN_POINTS,
@@ -38,11 +47,12 @@ from .models import (
     distance_outside,
     field_grid,
     fit_model,
+    linear_part,
     rms,
     tps_displacement_field,
 )
 from .pairing import pairing_warnings
-from .summary import FitErrors, FitTransform, PointRecord, PrealignSummary
+from .summary import FieldGrid, FitErrors, FitTransform, PointRecord, PrealignSummary
 
 __all__ = ["KINDS", "LandmarkFit", "PointResidual", "fit_landmarks", "pair_landmarks", "pair_points"]
 
@@ -51,6 +61,14 @@ FIELD_TOLERANCE_MM = 0.5  # warn when the sampled field departs more than this f
 TPS_NOTE = (
     "thin-plate spline: it passes through every point, so its residuals are near zero by construction "
     "and FRE says nothing about accuracy; the leave-one-out error is the number to trust"
+)
+# Where a tps field's grid came from, by (reference image given, fixed image given).
+GRID_SOURCES = {(True, True): "reference image", (True, False): "reference image", (False, True): "fixed image",
+                (False, False): "box around the fixed points"}  # fmt: skip
+TPS_BOX_WARNING = (
+    "the spline is sampled only on a box around the fixed points (no reference or fixed image given), and the "
+    "field is the identity outside it: a moving image resampled through it tears at the box's edge; give the "
+    "fixed volume as the reference image"
 )
 LINEAR_NOTE = (
     "FRE shows how well the points agree with the transform type, not the accuracy elsewhere; "
@@ -95,6 +113,13 @@ class LandmarkFit:
     paired_by: str  # "label" or "order"
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    determinant: float | None = None  # of the linear part (a spline's affine part); < 0: it mirrors space
+    grid: FieldGrid | None = None  # where a tps field was sampled
+
+    @property
+    def mirrors(self) -> bool:
+        """The fit mirrors space (an affine or tps fit can; a warning says so)."""
+        return self.determinant is not None and self.determinant < 0
 
     @property
     def loo_errors_mm(self) -> list[float | None]:
@@ -102,7 +127,9 @@ class LandmarkFit:
 
     def summary(self) -> PrealignSummary:
         """The fit's record: linear matrices in LPS and RAS (Slicer's TransformFromParent)."""
-        transform = FitTransform(self.transform.kind)
+        transform = FitTransform(self.transform.kind, mirrors=self.mirrors)
+        if self.determinant is not None:
+            transform.determinant = round(self.determinant, 9)
         if self.transform.is_linear:
             transform.matrix_lps = np.round(self.transform.matrix, 9).tolist()
             transform.matrix_ras = np.round(self.transform.matrix_ras, 9).tolist()
@@ -115,6 +142,7 @@ class LandmarkFit:
             points=[row.record() for row in self.residuals],
             warnings=list(self.warnings),
             notes=list(self.notes),
+            field_grid=self.grid,
         )
 
     def to_dict(self) -> dict:
@@ -185,77 +213,6 @@ def _labels(labels: Sequence[str] | None, count: int, role: str) -> list[str] | 
     return labels
 
 
-def pair_points(
-    moving: np.ndarray, fixed_labels: list[str] | None, moving_labels: list[str] | None
-) -> tuple[np.ndarray, list[str] | None, str, list[str]]:
-    """Reorder the moving points to match the fixed ones by label when every label matches, else keep order.
-
-    Returns (moving points, moving labels, "label" or "order", warnings).
-    """
-    if fixed_labels is None or moving_labels is None:
-        return moving, moving_labels, "order", []
-    unique = len(set(fixed_labels)) == len(fixed_labels) and len(set(moving_labels)) == len(moving_labels)
-    if unique and set(fixed_labels) == set(moving_labels):
-        position = {label: index for index, label in enumerate(moving_labels)}
-        order = [position[label] for label in fixed_labels]
-        return moving[order], [moving_labels[i] for i in order], "label", []
-    common = set(fixed_labels) & set(moving_labels)
-    if not common:
-        return moving, moving_labels, "order", []
-    if not unique:
-        reason = "a label appears twice in one list"
-    else:
-        only_fixed = sorted(set(fixed_labels) - common)
-        only_moving = sorted(set(moving_labels) - common)
-        reason = f"fixed only: {only_fixed}, moving only: {only_moving}"
-    return (
-        moving,
-        moving_labels,
-        "order",
-        [
-            (
-                f"points are paired by order because the labels do not all match ({reason}): "
-                "rename them so every label appears once in each list, or check the order"
-            )
-        ],
-    )
-
-
-def pair_landmarks(
-    fixed: np.ndarray, moving: np.ndarray, fixed_labels: list[str] | None, moving_labels: list[str] | None
-) -> tuple[np.ndarray, np.ndarray, list[str], str, list[str]]:
-    """Pair landmarks by label when both lists hold unique labels and enough of them match (all of them, or at
-    least half of the longer list and 3, or all of a shorter list; a point without a partner is left out with a
-    warning: a typo in one label must not pair the rest by order); else, lists of one length, by order. Returns
-    (fixed, moving, labels, "label" or "order", warnings)."""
-    unique = bool(fixed_labels) and bool(moving_labels)
-    unique = unique and len(set(fixed_labels)) == len(fixed_labels) and len(set(moving_labels)) == len(moving_labels)
-    common = set(fixed_labels or []) & set(moving_labels or [])
-    enough = len(common) >= min(3, len(fixed), len(moving)) and 2 * len(common) >= max(len(fixed), len(moving))
-    if len(fixed) == len(moving) and not (unique and common and enough and common != set(fixed_labels)):
-        moving, _, paired_by, warnings = pair_points(moving, fixed_labels, moving_labels)
-        labels = fixed_labels or moving_labels or [f"P{i + 1}" for i in range(len(fixed))]
-        return fixed, moving, labels, paired_by, warnings
-    if not (common and unique and enough):
-        raise InputError(
-            f"{len(fixed)} fixed landmarks but {len(moving)} moving landmarks, and they cannot be paired by label: "
-            "add the missing points or delete the extra ones, so that both lists hold the same landmarks in the same "
-            "order, or give each landmark the same unique label in both lists (one without a partner is then left out)"
-        )
-    labels = [label for label in fixed_labels if label in common]
-    position = {label: index for index, label in enumerate(moving_labels)}
-    fixed_index = {label: index for index, label in enumerate(fixed_labels)}
-    unmatched = sorted(set(fixed_labels) ^ set(moving_labels))
-    warnings = [f"landmarks without a partner were left out: {', '.join(unmatched)}"]
-    return (
-        fixed[[fixed_index[label] for label in labels]],
-        moving[[position[label] for label in labels]],
-        labels,
-        "label",
-        warnings,
-    )
-
-
 def fit_landmarks(
     fixed_ras: np.ndarray | Sequence[Sequence[float]],
     moving_ras: np.ndarray | Sequence[Sequence[float]],
@@ -270,11 +227,13 @@ def fit_landmarks(
     The transform satisfies ``transform(fixed_i) ~= moving_i`` in LPS (the resampling direction).
     Pairs match by label when both label lists hold the same unique labels, else by order.
     ``reference_image`` (default the ``bounds``' fixed image) is the grid a ``tps`` field is sampled on;
-    without either, a grid around the fixed points at 2 mm. Outside its grid the TPS field is the identity.
-    ``bounds`` (:class:`.bounds.PointBounds`, optional) are the images the points must lie in: all of a
-    list outside is refused (with the RAS/LPS fix for the points file, when flipping brings them inside),
-    some outside warn.
-    Raises :class:`InputError` when no fit is possible; everything else is a warning.
+    without either, a grid around the fixed points at 2 mm, with a warning. Outside its grid the TPS field is
+    the identity. ``bounds`` (:class:`.bounds.PointBounds`, optional) are the images the points must lie in: all
+    of a list outside is refused (with the RAS/LPS fix for the points file, when flipping brings them inside),
+    some outside warn, unless the flip also explains a ~180 degree turn from the headers (refused).
+    Raises :class:`InputError` when no fit is possible or it would be degenerate (moving points that collapse
+    space, a singular linear part, a spline through two fixed points placed twice); everything else is a
+    warning.
     """
     if kind not in KINDS:
         raise InputError(f"unknown transform type '{kind}': choose one of {', '.join(KINDS)}")
@@ -293,13 +252,27 @@ def fit_landmarks(
     except InputError as error:  # say which points pairing by label left out, when it did
         left_out = [w for w in warnings if w.startswith("landmarks without a partner")]
         raise InputError(f"{error} ({left_out[0]}: check their labels)" if left_out else str(error)) from None
+    check_moving_shape(kind, fixed_lps, moving_lps)
+    if kind == "tps":
+        check_spline_points(fixed_lps, labels)
     warnings += duplicate_warnings(fixed, labels, "fixed") + duplicate_warnings(moving, moving_names, "moving")
 
-    model = fit_model(kind, fixed_lps, moving_lps)
-    notes = []
+    try:
+        model = fit_model(kind, fixed_lps, moving_lps)
+    except np.linalg.LinAlgError as error:  # the checks above should leave none: say so rather than crash
+        raise InputError(
+            f"the {kind} fit has no solution for these points ({error}): check for points placed twice or all in "
+            "one plane, or use rigid"
+        ) from None
+    if kind != "translation":
+        check_invertible(kind, model)
+    notes, grid = [], None
     if isinstance(model, ThinPlateSpline):
         reference = reference_image if reference_image is not None else bounds.fixed_image
-        transform, export_warnings, export_notes = _tps_transform(model, reference, fixed_lps, labels)
+        transform, grid, export_warnings, export_notes = _tps_transform(model, reference, fixed_lps, labels)
+        grid.source = GRID_SOURCES[(reference_image is not None, bounds.fixed_image is not None)]
+        if reference is None:
+            warnings.append(TPS_BOX_WARNING)
         warnings += export_warnings
         notes += export_notes
     else:
@@ -318,7 +291,12 @@ def fit_landmarks(
 
     warnings += pairing_warnings(kind, model, fixed_lps, moving_lps, labels, paired_by)
     if bounds.fixed_system is not None or bounds.moving_system is not None:  # points read from files
-        warnings += frame_warnings(fixed_lps, moving_lps, bounds.fixed_system, bounds.moving_system, warnings)
+        turned = frame_warnings(fixed_lps, moving_lps, bounds.fixed_system, bounds.moving_system, warnings)
+        flips = [w for w in outside if FLIP_BRINGS_INSIDE in w]
+        if turned and flips:  # two independent checks name the same RAS/LPS mistake: refuse rather than warn
+            raise InputError(f"{flips[0]} (the landmarks also fit the images only turned about 180 degrees from "
+                             "their headers, which the same mistake explains)")  # fmt: skip
+        warnings += turned
     warnings += symmetry_warnings(kind, fixed_lps, labels)
     warnings += outside
 
@@ -338,6 +316,8 @@ def fit_landmarks(
         paired_by=paired_by,
         warnings=warnings,
         notes=notes,
+        determinant=None if kind == "translation" else float(np.linalg.det(linear_part(model)[:3, :3])),
+        grid=grid,
     )
 
 
@@ -356,10 +336,12 @@ def _leave_one_out(kind: str, fixed: np.ndarray, moving: np.ndarray) -> list[flo
 
 def _tps_transform(
     spline: ThinPlateSpline, reference: sitk.Image | None, fixed_lps: np.ndarray, labels: list[str]
-) -> tuple[Transform, list[str], list[str]]:
-    """The spline sampled as a displacement field on the reference grid, with (warnings, notes) on how
-    faithful that field is at the fixed points."""
+) -> tuple[Transform, FieldGrid, list[str], list[str]]:
+    """The spline sampled as a displacement field on the reference grid: (transform, the grid, warnings and notes
+    on how faithful that field is at the fixed points)."""
     grid = field_grid(reference, fixed_lps)
+    described = FieldGrid("", list(grid.GetSize()), list(grid.GetSpacing()), list(grid.GetOrigin()),
+                          list(grid.GetDirection()))  # fmt: skip
     transform = Transform.from_displacement_field(tps_displacement_field(spline, grid))
     inside = distance_outside(fixed_lps, grid) == 0
     departure = np.linalg.norm(transform.transform_points(fixed_lps) - spline(fixed_lps), axis=1)
@@ -385,4 +367,4 @@ def _tps_transform(
             f"the displacement field ({spacing:.2f} mm grid) departs up to {sampling:.2f} mm from the spline at "
             "the points because the spline bends sharply: check the pairs, or give a finer reference image"
         )
-    return transform, warnings, notes
+    return transform, described, warnings, notes

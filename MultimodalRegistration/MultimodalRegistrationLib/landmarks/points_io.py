@@ -12,7 +12,7 @@ import io
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,11 +43,13 @@ class PointsSystem:
 
 @dataclass(frozen=True)
 class PointsFile:
-    """A points file read: world RAS mm, one label per point, and how the file declared its coordinates."""
+    """A points file read: world RAS mm, one label per point, how the file declared its coordinates, and the
+    labels of points it marks skipped (left out)."""
 
     points_ras: np.ndarray
     labels: list[str]
     system: PointsSystem
+    skipped: list[str] = field(default_factory=list)  # labels of points marked skipped, left out (skipped_ok)
 
 
 def read_points(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
@@ -56,8 +58,11 @@ def read_points(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
     return read.points_ras, read.labels
 
 
-def read_points_file(path: str | os.PathLike) -> PointsFile:
-    """Read landmarks from .mrk.json, .fcsv or .csv, with the coordinate system the file declared."""
+def read_points_file(path: str | os.PathLike, skipped_ok: bool = False) -> PointsFile:
+    """Read landmarks from .mrk.json, .fcsv or .csv, with the coordinate system the file declared.
+
+    A point marked skipped in Slicer (``"positionStatus": "missing"``) is refused, unless ``skipped_ok``: then
+    it is left out, its label in :attr:`PointsFile.skipped`."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"points file not found: {path}: check the path")
@@ -68,16 +73,23 @@ def read_points_file(path: str | os.PathLike) -> PointsFile:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise InputError(f"points file {path} is not text: give a .mrk.json, .fcsv or .csv file") from None
+    skipped: list[str] = []
     if name.endswith(".json"):
-        points, labels, system = _read_markups_json(text, path)
+        points, labels, system, skipped = _read_markups_json(text, path)
     elif name.endswith(".fcsv"):
         points, labels, system = _read_fcsv(text, path)
     elif name.endswith(".csv"):
         points, labels, system = _read_csv(text, path)
     else:
         raise InputError(f"unknown points file type '{path.name}': save the points as .mrk.json, .fcsv or .csv")
+    if skipped and not skipped_ok:
+        raise InputError(
+            f"{path}: point '{skipped[0]}' is marked skipped (Slicer's Skip: not visible in this image): "
+            "delete it, or place it on the image"
+        )
     if not len(points):
-        raise InputError(f"points file {path} holds no points: place points and save the list again")
+        placed = " placed" if skipped else ""
+        raise InputError(f"points file {path} holds no{placed} points: place points and save the list again")
     finite = np.all(np.isfinite(np.asarray(points, float)), axis=1)
     if not finite.all():
         label = labels[int(np.argmin(finite))] if labels else str(int(np.argmin(finite)) + 1)
@@ -85,7 +97,7 @@ def read_points_file(path: str | os.PathLike) -> PointsFile:
             f"points file {path}: point '{label}' has a coordinate that is not a number (NaN or infinity): "
             "place the point again or delete it"
         )
-    return PointsFile(points, labels, system)
+    return PointsFile(points, labels, system, skipped)
 
 
 def _system(value: str, path: Path) -> str:
@@ -100,18 +112,30 @@ def _to_ras(points: list[list[float]], system: str) -> np.ndarray:
     return lps_ras_points(array) if system == "LPS" else array
 
 
-def _read_markups_json(text: str, path: Path) -> tuple[np.ndarray, list[str], PointsSystem]:
+POINT_LIST_TYPES = ("Fiducial",)  # markups types whose control points are landmarks (not curves, planes, ROIs)
+
+
+def _read_markups_json(text: str, path: Path) -> tuple[np.ndarray, list[str], PointsSystem, list[str]]:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
         raise InputError(
             f"{path} is not valid JSON ({error.msg}, line {error.lineno}): save it again from Slicer"
         ) from None
-    markups = [m for m in document.get("markups", []) if m.get("controlPoints")] if isinstance(document, dict) else []
+    found = document.get("markups", []) if isinstance(document, dict) else []
+    if not isinstance(found, list) or not all(isinstance(m, dict) for m in found):
+        raise InputError(f'{path}: its "markups" is not a list of markups: save it again from Slicer')
+    markups = [m for m in found if m.get("controlPoints")]
     if len(markups) != 1:
         found = "no point list" if not markups else f"{len(markups)} point lists"
         raise InputError(f"{path} holds {found}: save exactly one markups point list per file")
     markup = markups[0]
+    kind = markup.get("type", "Fiducial")
+    if kind not in POINT_LIST_TYPES:
+        raise InputError(
+            f"{path} holds a {kind} markup, not a point list: its control points are not landmarks; place the "
+            "landmarks in a point list (Markups: Point List) and save that"
+        )
     units = markup.get("coordinateUnits", "mm")
     if units != "mm":
         raise InputError(f"{path}: coordinates are in '{units}': convert them to mm")
@@ -120,15 +144,31 @@ def _read_markups_json(text: str, path: Path) -> tuple[np.ndarray, list[str], Po
     other = "RAS" if system == "LPS" else "LPS"
     declared = f'its "coordinateSystem": "{given}"' if given else 'it has no "coordinateSystem" (LPS assumed)'
     described = PointsSystem(path.name, system, declared, f'set "coordinateSystem": "{other}" in {path.name}')
-    points, labels = [], []
-    for index, control in enumerate(markup["controlPoints"]):
+    points, labels, skipped = [], [], []
+    controls = markup["controlPoints"]
+    if not isinstance(controls, list):
+        raise InputError(f'{path}: its "controlPoints" is not a list of points: save it again from Slicer')
+    for index, control in enumerate(controls):
+        if not isinstance(control, dict):
+            raise InputError(f"{path}: point {index + 1} is not a control point record: save it again from Slicer")
         label = str(control.get("label", f"{index + 1}"))
-        position = control.get("position")
-        if control.get("positionStatus") in ("undefined", "missing") or position is None or len(position) != 3:
+        status, position = control.get("positionStatus"), control.get("position")
+        if status == "missing":  # Slicer's "Skip": the landmark is not visible in this image
+            skipped.append(label)
+            continue
+        if status in ("undefined", "preview") or position is None:
             raise InputError(f"{path}: point '{label}' has no position (not placed): place it or delete it")
-        points.append(position)
+        try:
+            points.append([float(value) for value in position][:4])
+        except (TypeError, ValueError):
+            points.append([])
+        if len(points[-1]) != 3:
+            raise InputError(
+                f"{path}: point {index + 1} ('{label}') has no x, y, z numbers ({position!r}): "
+                "place it again and save the list again from Slicer"
+            )
         labels.append(label)
-    return _to_ras(points, system), labels, described
+    return _to_ras(points, system), labels, described, skipped
 
 
 def _read_fcsv(text: str, path: Path) -> tuple[np.ndarray, list[str], PointsSystem]:

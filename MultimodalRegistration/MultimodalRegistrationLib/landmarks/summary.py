@@ -2,7 +2,8 @@
 overall (mm, world RAS), and, as the command writes it, its inputs and outputs.
 
 Keys on disk: ``type``, ``paired_by``, ``transform``, ``fre_mm``, ``loo_rms_mm``, ``points``, ``warnings``,
-``notes``, then ``inputs`` and ``outputs`` when set.
+``notes``, ``library_version``, ``field_grid`` (tps), then, as the command sets them, ``command``, ``inputs``
+(absolute paths), ``points_systems`` and ``outputs``.
 """
 
 from __future__ import annotations
@@ -10,10 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..core.records import Record
+from ..core.version import __version__
 
-
-def _omitted():
-    return field(default=None, metadata={"omit_none": True})
+OMIT = {"omit_none": True}  # a None value is left out of the JSON
 
 
 @dataclass
@@ -23,8 +23,23 @@ class FitTransform(Record):
 
     kind: str
     direction: str = "fixed -> moving (resampling; TransformFromParent)"
-    matrix_lps: list[list[float]] | None = _omitted()
-    matrix_ras: list[list[float]] | None = _omitted()
+    matrix_lps: list[list[float]] | None = field(default=None, metadata=OMIT)
+    matrix_ras: list[list[float]] | None = field(default=None, metadata=OMIT)
+    # of the linear part (a spline's affine part); below 0 the fit mirrors space, a warning says so
+    determinant: float | None = field(default=None, metadata=OMIT)
+    mirrors: bool = False
+
+
+@dataclass
+class FieldGrid(Record):
+    """The grid a tps displacement field was sampled on (LPS mm): where it came from ("reference image", "fixed
+    image" or "box around the fixed points"), its size (voxels), spacing, origin and direction."""
+
+    source: str
+    size: list[int]
+    spacing_mm: list[float]
+    origin_lps_mm: list[float]
+    direction: list[float]
 
 
 @dataclass
@@ -53,8 +68,9 @@ class PointRecord(Record):
 @dataclass
 class PrealignSummary(Record):
     """A landmark fit's record: its ``kind`` ("type" in JSON: rigid, similarity, affine, tps), how points were
-    paired ("label" or "order"), the transform, FRE and leave-one-out RMS (mm), each point, warnings and notes;
-    ``inputs`` and ``outputs`` (files by role) are set by ``mmreg prealign``."""
+    paired ("label" or "order"), the transform, FRE and leave-one-out RMS (mm), each point, warnings and notes,
+    the library version and a spline's grid; ``command``, ``inputs`` (absolute paths by role), ``points_systems``
+    and ``outputs`` are set by ``mmreg prealign``."""
 
     kind: str = field(metadata={"key": "type"})
     paired_by: str
@@ -64,5 +80,10 @@ class PrealignSummary(Record):
     points: list[PointRecord] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    inputs: dict[str, str | None] | None = _omitted()
-    outputs: dict[str, str] | None = _omitted()
+    library_version: str = __version__
+    field_grid: FieldGrid | None = field(default=None, metadata=OMIT)
+    command: str | None = field(default=None, metadata=OMIT)
+    inputs: dict[str, str | None] | None = field(default=None, metadata=OMIT)
+    # each points file's coordinate system as read ("RAS"/"LPS") and what in the file said so
+    points_systems: dict[str, dict[str, str]] | None = field(default=None, metadata=OMIT)
+    outputs: dict[str, str] | None = field(default=None, metadata=OMIT)

@@ -9,13 +9,17 @@ Only node methods are used here; :mod:`.mrml` is the one file that imports MRML.
 
 from __future__ import annotations
 
+import json
 import math
 from types import SimpleNamespace
 
+import numpy as np
 import vtk
 
 from ..core.errors import InputError
+from ..core.version import __version__
 from ..landmarks.fit import LandmarkFit, fit_landmarks
+from ..landmarks.labels import leave_out_skipped
 from ..process.jobs import PrealignJob
 from . import mrml
 from .panel import panel_parameters, panel_value
@@ -25,9 +29,13 @@ ATTRIBUTE_PREFIX = "FiducialPrealign."
 # (name, unit) of the residual table's columns; positions are world RAS.
 RESIDUAL_COLUMNS = (
     ("label", ""),
+    ("moving label", ""),
     ("fixed R", "mm"),
     ("fixed A", "mm"),
     ("fixed S", "mm"),
+    ("moving R", "mm"),
+    ("moving A", "mm"),
+    ("moving S", "mm"),
     ("mapped R", "mm"),
     ("mapped A", "mm"),
     ("mapped S", "mm"),
@@ -35,6 +43,9 @@ RESIDUAL_COLUMNS = (
     ("leave-one-out", "mm"),
     ("check", ""),
 )
+TEXT_COLUMNS = ("label", "moving label", "check")
+# The point lists a live preview may pick by themselves: names that say which is which (lower case).
+ROLE_WORDS = {"fixed": "fixed", "moving": "moving"}
 DECIMALS = 3  # table values are rounded to 0.001 mm so that the table view shows short numbers
 WORST_BY_LOO = "largest leave-one-out error"
 WORST_BY_ERROR = "largest error"
@@ -48,19 +59,23 @@ def fit_markups(
     output_transform_node=None,
     reference_volume_node=None,
     table_node=None,
-    highlight_worst: bool = True,
 ):
     """Fit a ``kind`` transform (see :func:`.landmarks.fit_landmarks`) to two point lists.
 
     Returns ``(fit, output_transform_node, table_node)``; the nodes are created when not given. The
     output's TransformFromParent maps fixed to moving (RAS). ``reference_volume_node`` is the grid a
-    ``tps`` field is sampled on (default: a box around the fixed points at 2 mm). With
-    ``highlight_worst``, the worst pair is the only selected point in both lists. Raises
-    :class:`InputError` (nothing is changed) when no fit is possible.
+    ``tps`` field is sampled on (default: a box around the fixed points at 2 mm, with a warning). The point
+    lists are never changed: the pair to check first is marked in the residual table. A point marked skipped
+    is left out when the lists pair by label. Raises :class:`InputError` (nothing is changed) when no fit is
+    possible.
     """
     for role, node in (("fixed", fixed_markups), ("moving", moving_markups)):
         if node is None or not node.IsA("vtkMRMLMarkupsNode"):
             raise InputError(f"select the {role} point list: a markups point list is needed")
+        if not node.IsA("vtkMRMLMarkupsFiducialNode"):
+            raise InputError(
+                f"the {role} list '{node.GetName()}' is a {mrml_kind(node)} markup, not a point list: its control points are not landmarks; select a point list"
+            )
     if fixed_markups is moving_markups:
         raise InputError("the fixed and moving point lists are the same node: select two different lists")
     scene = fixed_markups.GetScene()
@@ -83,9 +98,16 @@ def fit_markups(
             )
         reference = mrml.image_from_volume_node(reference_volume_node)
 
-    fixed_ras, fixed_labels = placed_points(fixed_markups, "fixed")
-    moving_ras, moving_labels = placed_points(moving_markups, "moving")
+    fixed_ras, fixed_labels, fixed_skipped = _placed(fixed_markups, "fixed")
+    moving_ras, moving_labels, moving_skipped = _placed(moving_markups, "moving")
+    skipped = leave_out_skipped(
+        fixed_labels,
+        moving_labels,
+        {"fixed": fixed_skipped, "moving": moving_skipped},
+        {"fixed": f"'{fixed_markups.GetName()}'", "moving": f"'{moving_markups.GetName()}'"},
+    )
     fit = fit_landmarks(fixed_ras, moving_ras, kind, fixed_labels, moving_labels, reference_image=reference)
+    fit.warnings[:0] = skipped
 
     if output_transform_node is None:
         name = scene.GenerateUniqueName(f"{moving_markups.GetName()} to {fixed_markups.GetName()} prealign")
@@ -100,35 +122,32 @@ def fit_markups(
         "pairedBy": fit.paired_by,
         "fixedPointsNodeID": fixed_markups.GetID(),
         "movingPointsNodeID": moving_markups.GetID(),
+        "referenceVolumeNodeID": reference_volume_node.GetID() if reference_volume_node is not None else "",
         "freRmsMm": round(fit.fre_rms_mm, 4),
         "looRmsMm": "" if fit.loo_rms_mm is None else round(fit.loo_rms_mm, 4),
+        "mirrors": "true" if fit.mirrors else "false",
+        "warnings": json.dumps(list(fit.warnings)),
+        "libraryVersion": __version__,
     }
     for key, value in attributes.items():
         output_transform_node.SetAttribute(ATTRIBUTE_PREFIX + key, str(value))
 
     if table_node is None:
         table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{output_transform_node.GetName()} residuals")
-    worst = worst_point(fit)
-    fill_residual_table(table_node, fit, worst)
-    if highlight_worst:
-        fixed_index = moving_index = worst
-        if worst is not None and fit.paired_by == "label":  # a point without a partner may have been left out
-            fixed_index = fixed_labels.index(fit.residuals[worst].label)
-            moving_index = moving_labels.index(fit.residuals[worst].moving_label)
-        highlight_point(fixed_markups, fixed_index)
-        highlight_point(moving_markups, moving_index)
+    fill_residual_table(table_node, fit, worst_point(fit))
+    table_node.SetAttribute(ATTRIBUTE_PREFIX + "transformNodeID", output_transform_node.GetID())
     return fit, output_transform_node, table_node
 
 
 @panel_errors(PrealignJob)
-def fit_panel(parameters, highlight_worst: bool = True):
+def fit_panel(parameters):
     """:func:`fit_markups` as the FiducialPrealign panel's ``parameters`` say: its point lists, transform type,
     output transform, reference volume and residual table, each read through the
     :class:`..process.jobs.PrealignJob` field that names its attribute. ``parameters`` is the module's parameter
     node, or :func:`prealign_parameters` in a script. Returns ``(fit, output_transform_node, table_node)``."""
     node = {f.name: panel_value(parameters, f) for f in PrealignJob.panel_fields()}
     return fit_markups(node["fixed_points"], node["moving_points"], node["type"] or "rigid", node["output_transform"],
-                       node["reference_image"], node["report"], highlight_worst)  # fmt: skip
+                       node["reference_image"], node["report"])  # fmt: skip
 
 
 def prealign_parameters(**values) -> SimpleNamespace:
@@ -150,17 +169,63 @@ def status_text(fit: LandmarkFit) -> str:
     return "\n".join(lines)
 
 
-def placed_points(markups, role: str):
-    """World RAS positions (mm) and labels; refuses an empty list and points that are not placed yet."""
-    if markups.GetNumberOfControlPoints() == 0:
-        raise InputError(f"the {role} point list '{markups.GetName()}' has no points: place them, or leave the list out")
+def mrml_kind(node) -> str:
+    """'ClosedCurve' for a vtkMRMLMarkupsClosedCurveNode."""
+    return node.GetClassName().removeprefix("vtkMRMLMarkups").removesuffix("Node")
+
+
+def placement(markups) -> tuple[int, list[str], list[str]]:
+    """How far a point list is placed: (placed points, labels of points still being placed, labels of points
+    marked skipped: Slicer's Skip, not visible in this image)."""
+    placed, placing, skipped = 0, [], []
     for index in range(markups.GetNumberOfControlPoints()):
-        if markups.GetNthControlPointPositionStatus(index) != markups.PositionDefined:
-            raise InputError(
-                f"{role} point '{markups.GetNthControlPointLabel(index)}' in '{markups.GetName()}' is not placed: "
-                "place it or delete it"
-            )
-    return mrml.points_from_markups(markups)
+        status = markups.GetNthControlPointPositionStatus(index)
+        if status == markups.PositionDefined:
+            placed += 1
+        elif status == markups.PositionMissing:
+            skipped.append(markups.GetNthControlPointLabel(index))
+        else:
+            placing.append(markups.GetNthControlPointLabel(index))
+    return placed, placing, skipped
+
+
+def _placed(markups, role: str) -> tuple[np.ndarray, list[str], list[str]]:
+    """World RAS positions (mm) and labels of the placed points, and the labels of points marked skipped;
+    refuses an empty list and points that are not placed yet."""
+    if markups.GetNumberOfControlPoints() == 0:
+        raise InputError(
+            f"the {role} point list '{markups.GetName()}' has no points: place them, or leave the list out"
+        )
+    placed, placing, skipped = placement(markups)
+    if placing:
+        raise InputError(f"{role} point '{placing[0]}' in '{markups.GetName()}' is not placed: place it or delete it")
+    if not placed:
+        raise InputError(f"every {role} point in '{markups.GetName()}' is marked skipped: place some of them")
+    points, labels = mrml.points_from_markups(markups)
+    keep = [markups.GetNthControlPointPositionStatus(i) == markups.PositionDefined for i in range(len(labels))]
+    return points[keep], [label for label, kept in zip(labels, keep) if kept], skipped
+
+
+def placed_points(markups, role: str) -> tuple[np.ndarray, list[str]]:
+    """World RAS positions (mm) and labels; refuses an empty list and points not placed or marked skipped."""
+    points, labels, skipped = _placed(markups, role)
+    if skipped:
+        raise InputError(
+            f"{role} point '{skipped[0]}' in '{markups.GetName()}' is marked skipped (not visible in that image): "
+            "place it or delete it"
+        )
+    return points, labels
+
+
+def guess_point_lists(lists) -> tuple:
+    """(fixed, moving) among point lists, picked only by names that say which is which (one list naming 'fixed',
+    another 'moving'); (None, None) otherwise: creation order says nothing about roles, and swapped roles
+    give the inverse transform with the same residuals."""
+    found = {role: [node for node in lists if word in node.GetName().lower()] for role, word in ROLE_WORDS.items()}
+    fixed, moving = found["fixed"], found["moving"]
+    if len(fixed) == 1 and len(moving) == 1 and fixed[0] is not moving[0]:
+        return fixed[0], moving[0]
+    return None, None
 
 
 def worst_point(fit: LandmarkFit) -> int | None:
@@ -185,13 +250,13 @@ def fill_residual_table(table_node, fit: LandmarkFit, worst: int | None = None) 
     rows = []
     for index, row in enumerate(fit.residuals):
         loo = math.nan if row.loo_error_mm is None else row.loo_error_mm
-        numbers = [*row.fixed_ras, *row.mapped_ras, row.error_mm, loo]
-        rows.append([row.label, *(round(float(v), DECIMALS) for v in numbers), why if index == worst else ""])
+        numbers = [*row.fixed_ras, *row.moving_ras, *row.mapped_ras, row.error_mm, loo]
+        rows.append([row.label, row.moving_label, *(round(float(v), DECIMALS) for v in numbers),
+                     why if index == worst else ""])  # fmt: skip
     was_modifying = table_node.StartModify()
     table_node.RemoveAllColumns()
     for column, (name, unit) in enumerate(RESIDUAL_COLUMNS):
-        textual = column in (0, len(RESIDUAL_COLUMNS) - 1)
-        array = vtk.vtkStringArray() if textual else vtk.vtkDoubleArray()
+        array = vtk.vtkStringArray() if name in TEXT_COLUMNS else vtk.vtkDoubleArray()
         array.SetName(name)
         for values in rows:
             array.InsertNextValue(values[column])
@@ -211,12 +276,3 @@ def fill_residual_table(table_node, fit: LandmarkFit, worst: int | None = None) 
         table_node.SetUseColumnNameAsColumnHeader(True)
     table_node.SetLocked(True)  # results, not input: edits would be overwritten at the next fit
     table_node.EndModify(was_modifying)
-
-
-def highlight_point(markups, index: int | None) -> None:
-    """Make ``index`` the only selected control point (drawn in the selected colour); None selects all,
-    Slicer's default look. Only changed states are set, so unchanged lists fire no events."""
-    for point in range(markups.GetNumberOfControlPoints()):
-        selected = index is None or point == index
-        if bool(markups.GetNthControlPointSelected(point)) != selected:
-            markups.SetNthControlPointSelected(point, selected)

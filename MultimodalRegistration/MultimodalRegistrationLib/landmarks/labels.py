@@ -1,0 +1,123 @@
+"""Pairing two landmark lists: by label when the labels allow it, else by order.
+
+:func:`pair_landmarks` is the one pairing rule of the extension (prealignment, QA, guidance); the points
+pass through unchanged (any frame, any dimension), only their order and selection change.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from ..core.errors import InputError
+
+
+def repeated_labels(fixed_labels: list[str] | None, moving_labels: list[str] | None) -> str:
+    """For every label a list repeats: "label 'P2' appears twice in the moving list; ..." ('' when none does)."""
+    parts = []
+    for role, labels in (("fixed", fixed_labels), ("moving", moving_labels)):
+        for label, count in Counter(labels or []).items():
+            if count > 1 and label:
+                times = "twice" if count == 2 else f"{count} times"
+                parts.append(f"label '{label}' appears {times} in the {role} list")
+    return "; ".join(parts)
+
+
+def _unlabelled(labels: list[str] | None) -> bool:
+    return labels is not None and not any(label.strip() for label in labels)
+
+
+def pair_points(
+    moving: np.ndarray, fixed_labels: list[str] | None, moving_labels: list[str] | None
+) -> tuple[np.ndarray, list[str] | None, str, list[str]]:
+    """Reorder the moving points to match the fixed ones by label when every label matches, else keep order.
+
+    Returns (moving points, moving labels, "label" or "order", warnings).
+    """
+    if fixed_labels is None or moving_labels is None:
+        return moving, moving_labels, "order", []
+    unique = len(set(fixed_labels)) == len(fixed_labels) and len(set(moving_labels)) == len(moving_labels)
+    if unique and set(fixed_labels) == set(moving_labels):
+        position = {label: index for index, label in enumerate(moving_labels)}
+        order = [position[label] for label in fixed_labels]
+        return moving[order], [moving_labels[i] for i in order], "label", []
+    common = set(fixed_labels) & set(moving_labels)
+    if not common:
+        return moving, moving_labels, "order", []
+    if _unlabelled(fixed_labels) or _unlabelled(moving_labels):
+        reason = "the points have no labels"
+        fix = "label them alike in both lists, or check the order"
+    else:
+        if not unique:
+            reason = repeated_labels(fixed_labels, moving_labels) or "some points have no label"
+        else:
+            only_fixed = sorted(set(fixed_labels) - common)
+            only_moving = sorted(set(moving_labels) - common)
+            reason = f"the labels do not all match: fixed only: {only_fixed}, moving only: {only_moving}"
+        fix = "rename them so every label appears once in each list, or check the order"
+    return moving, moving_labels, "order", [f"points are paired by order because {reason}: {fix}"]
+
+
+def pair_landmarks(
+    fixed: np.ndarray, moving: np.ndarray, fixed_labels: list[str] | None, moving_labels: list[str] | None
+) -> tuple[np.ndarray, np.ndarray, list[str], str, list[str]]:
+    """Pair landmarks by label when both lists hold unique labels and enough of them match (all of them, or at
+    least half of the longer list and 3, or all of a shorter list; a point without a partner is left out with a
+    warning: a typo in one label must not pair the rest by order); else, lists of one length, by order. Returns
+    (fixed, moving, labels, "label" or "order", warnings)."""
+    unique = bool(fixed_labels) and bool(moving_labels)
+    unique = unique and len(set(fixed_labels)) == len(fixed_labels) and len(set(moving_labels)) == len(moving_labels)
+    common = set(fixed_labels or []) & set(moving_labels or [])
+    enough = len(common) >= min(3, len(fixed), len(moving)) and 2 * len(common) >= max(len(fixed), len(moving))
+    if len(fixed) == len(moving) and not (unique and common and enough and common != set(fixed_labels)):
+        moving, _, paired_by, warnings = pair_points(moving, fixed_labels, moving_labels)
+        labels = fixed_labels or moving_labels or [f"P{i + 1}" for i in range(len(fixed))]
+        return fixed, moving, labels, paired_by, warnings
+    if not (common and unique and enough):
+        repeated = repeated_labels(fixed_labels, moving_labels) if common else ""
+        raise InputError(
+            f"{len(fixed)} fixed landmarks but {len(moving)} moving landmarks, and they cannot be paired by label"
+            f"{f' ({repeated})' if repeated else ''}: add the missing points or delete the extra ones, so that both "
+            "lists hold the same landmarks in the same order, or give each landmark the same unique label in both "
+            "lists (one without a partner is then left out)"
+        )
+    labels = [label for label in fixed_labels if label in common]
+    position = {label: index for index, label in enumerate(moving_labels)}
+    fixed_index = {label: index for index, label in enumerate(fixed_labels)}
+    unmatched = sorted(set(fixed_labels) ^ set(moving_labels))
+    warnings = [f"landmarks without a partner were left out: {', '.join(unmatched)}"]
+    return (
+        fixed[[fixed_index[label] for label in labels]],
+        moving[[position[label] for label in labels]],
+        labels,
+        "label",
+        warnings,
+    )
+
+
+def leave_out_skipped(
+    fixed_labels: list[str], moving_labels: list[str], skipped: dict[str, list[str]], sources: dict[str, str]
+) -> list[str]:
+    """Warnings for points marked skipped (Slicer's Skip: not visible in that image) that were left out of their
+    list (``skipped`` and ``sources``, the list's name, by role "fixed"/"moving"); ``*_labels`` are the placed
+    points' labels. Leaving a point out is safe only when the lists then pair by label (its partner is left out
+    too); paired by order, it would shift every later pair: :class:`InputError`."""
+    named = [f"{role} point '{label}' in {sources[role]}" for role in ("fixed", "moving") for label in skipped[role]]
+    if not named:
+        return []
+    try:
+        paired_by = pair_landmarks(np.zeros((len(fixed_labels), 3)), np.zeros((len(moving_labels), 3)),
+                                   fixed_labels, moving_labels)[3]  # fmt: skip
+    except InputError:
+        paired_by = "order"
+    if paired_by != "label":
+        raise InputError(
+            f"{named[0]} is marked skipped (Slicer's Skip: not visible in that image), and the lists pair by order, "
+            "so leaving it out would shift every later pair: give both lists the same unique labels (a skipped "
+            "point and its partner are then left out), or place the point, or delete it and its partner"
+        )
+    one = len(named) == 1
+    partner = "its partner" if one else "their partners"
+    said = f"{', '.join(named)} {'is' if one else 'are'} marked skipped (not visible in that image)"
+    return [f"{said}: left out, with {partner} in the other list"]
