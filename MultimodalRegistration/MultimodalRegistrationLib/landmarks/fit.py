@@ -46,9 +46,11 @@ from .models import (
     apply_model,
     distance_outside,
     field_grid,
+    field_margin_mm,
     fit_model,
     linear_part,
     rms,
+    tps_bend_field,
     tps_displacement_field,
 )
 from .pairing import pairing_warnings
@@ -65,11 +67,6 @@ TPS_NOTE = (
 # Where a tps field's grid came from, by (reference image given, fixed image given).
 GRID_SOURCES = {(True, True): "reference image", (True, False): "reference image", (False, True): "fixed image",
                 (False, False): "box around the fixed points"}  # fmt: skip
-TPS_BOX_WARNING = (
-    "the spline is sampled only on a box around the fixed points (no reference or fixed image given), and the "
-    "field is the identity outside it: a moving image resampled through it tears at the box's edge; give the "
-    "fixed volume as the reference image"
-)
 LINEAR_NOTE = (
     "FRE shows how well the points agree with the transform type, not the accuracy elsewhere; "
     "the leave-one-out error estimates the error at a point that was not used in the fit"
@@ -227,8 +224,9 @@ def fit_landmarks(
     The transform satisfies ``transform(fixed_i) ~= moving_i`` in LPS (the resampling direction).
     Pairs match by label when both label lists hold the same unique labels, else by order.
     ``reference_image`` (default the ``bounds``' fixed image) is the grid a ``tps`` field is sampled on;
-    without either, a grid around the fixed points at 2 mm, with a warning. Outside its grid the TPS field is
-    the identity. ``bounds`` (:class:`.bounds.PointBounds`, optional) are the images the points must lie in: all
+    outside that grid the field is the identity. Without either, the spline is stored as its affine part after
+    its bend on a 2 mm box around the fixed points, the bend fading to 0 in the box's margin: the affine part
+    beyond the box, no tear at its edge. ``bounds`` (:class:`.bounds.PointBounds`, optional) are the images the points must lie in: all
     of a list outside is refused (with the RAS/LPS fix for the points file, when flipping brings them inside),
     some outside warn, unless the flip also explains a ~180 degree turn from the headers (refused).
     Raises :class:`InputError` when no fit is possible or it would be degenerate (moving points that collapse
@@ -271,8 +269,6 @@ def fit_landmarks(
         reference = reference_image if reference_image is not None else bounds.fixed_image
         transform, grid, export_warnings, export_notes = _tps_transform(model, reference, fixed_lps, labels)
         grid.source = GRID_SOURCES[(reference_image is not None, bounds.fixed_image is not None)]
-        if reference is None:
-            warnings.append(TPS_BOX_WARNING)
         warnings += export_warnings
         notes += export_notes
     else:
@@ -342,7 +338,11 @@ def _tps_transform(
     grid = field_grid(reference, fixed_lps)
     described = FieldGrid("", list(grid.GetSize()), list(grid.GetSpacing()), list(grid.GetOrigin()),
                           list(grid.GetDirection()))  # fmt: skip
-    transform = Transform.from_displacement_field(tps_displacement_field(spline, grid))
+    if reference is None:  # a box round the points: the affine part beyond it, the bend faded out inside its margin
+        bend = tps_bend_field(spline, grid, field_margin_mm(fixed_lps) / 2)
+        transform = Transform.from_matrix(spline.affine) @ Transform.from_displacement_field(bend)
+    else:
+        transform = Transform.from_displacement_field(tps_displacement_field(spline, grid))
     inside = distance_outside(fixed_lps, grid) == 0
     departure = np.linalg.norm(transform.transform_points(fixed_lps) - spline(fixed_lps), axis=1)
     sampling = float(departure[inside].max()) if inside.any() else 0.0
@@ -354,14 +354,12 @@ def _tps_transform(
             f"fixed points {names} lie outside the reference image that the spline is sampled on, and the "
             "field does not move them: give a reference image that covers every fixed point"
         )
-    notes = [
-        TPS_NOTE,
-        (
-            f"the spline is stored as a displacement field on a {'x'.join(map(str, grid.GetSize()))} grid at "
-            f"{spacing:.2f} mm (identity outside it), within {sampling:.2f} mm of the exact spline at the points "
-            "inside it"
-        ),
-    ]
+    stored = (f"its affine part and its bend as a displacement field on a {'x'.join(map(str, grid.GetSize()))} "
+              f"box at {spacing:.2f} mm (the affine part alone beyond it)" if reference is None else
+              f"a displacement field on a {'x'.join(map(str, grid.GetSize()))} grid at {spacing:.2f} mm (identity "
+              "outside it)")  # fmt: skip
+    stored_note = f"the spline is stored as {stored}, within {sampling:.2f} mm of the exact spline at the points inside it"
+    notes = [TPS_NOTE, stored_note]
     if sampling > FIELD_TOLERANCE_MM:
         warnings.append(
             f"the displacement field ({spacing:.2f} mm grid) departs up to {sampling:.2f} mm from the spline at "

@@ -136,12 +136,18 @@ def distance_outside(points_lps: np.ndarray, image: sitk.Image) -> np.ndarray:
     return np.linalg.norm(beyond, axis=1)
 
 
+def field_margin_mm(points_lps: np.ndarray) -> float:
+    """The margin (mm) of the box a TPS field is sampled on without a reference: 20 mm, or a quarter of the
+    points' extent if larger."""
+    return max(FIELD_MARGIN_MM, 0.25 * float((points_lps.max(axis=0) - points_lps.min(axis=0)).max()))
+
+
 def field_grid(reference: sitk.Image | None, points_lps: np.ndarray) -> sitk.Image:
     """The grid a TPS field is sampled on: the reference's grid (coarsened if huge), else a box
     around the points with a margin, at ``FIELD_SPACING_MM``."""
     if reference is None:
         low, high = points_lps.min(axis=0), points_lps.max(axis=0)
-        margin = max(FIELD_MARGIN_MM, 0.25 * float((high - low).max()))
+        margin = field_margin_mm(points_lps)
         size = np.ceil((high - low + 2 * margin) / FIELD_SPACING_MM).astype(int) + 1
         grid = sitk.Image([int(s) for s in size], sitk.sitkUInt8)
         grid.SetSpacing([FIELD_SPACING_MM] * 3)
@@ -160,6 +166,26 @@ def field_grid(reference: sitk.Image | None, points_lps: np.ndarray) -> sitk.Ima
     grid.SetOrigin(reference.GetOrigin()[:3])
     grid.SetDirection(tuple(np.asarray(reference.GetDirection(), float).reshape(-1)[:9]))
     return grid
+
+
+def tps_bend_field(spline: ThinPlateSpline, grid: sitk.Image, taper_mm: float) -> sitk.Image:
+    """The spline's bend beyond its affine part, as a displacement field to apply before that part (LPS mm):
+    ``d(x) = L^-1 (spline(x) - affine(x))`` at every node of ``grid``, faded smoothly to 0 over the outer
+    ``taper_mm`` of the grid so that ``affine(x + d(x))`` is the spline inside and the affine part beyond,
+    with no tear at the grid's edge."""
+    size = np.asarray(grid.GetSize())
+    k, j, i = np.meshgrid(*[np.arange(n, dtype=float) for n in size[::-1]], indexing="ij")
+    index = np.stack([i.ravel(), j.ravel(), k.ravel()], axis=1)
+    matrix = index_to_physical_matrix(grid)
+    physical = index @ matrix[:3, :3].T + matrix[:3, 3]
+    affine = spline.affine
+    bend = (spline(physical) - (physical @ affine[:3, :3].T + affine[:3, 3])) @ np.linalg.inv(affine[:3, :3]).T
+    to_edge = np.minimum(index, size - 1 - index) * np.asarray(grid.GetSpacing())  # mm to the nearest face
+    ramp = np.clip(to_edge.min(axis=1) / taper_mm, 0.0, 1.0)
+    weight = ramp * ramp * (3 - 2 * ramp)  # smoothstep: 0 at the edge, 1 from taper_mm inward
+    field_image = sitk.GetImageFromArray((bend * weight[:, None]).reshape(*size[::-1], 3), isVector=True)
+    field_image.CopyInformation(grid)
+    return field_image
 
 
 def tps_displacement_field(spline: ThinPlateSpline, grid: sitk.Image) -> sitk.Image:

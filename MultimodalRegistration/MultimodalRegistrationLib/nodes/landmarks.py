@@ -64,7 +64,7 @@ def fit_markups(
 
     Returns ``(fit, output_transform_node, table_node)``; the nodes are created when not given. The
     output's TransformFromParent maps fixed to moving (RAS). ``reference_volume_node`` is the grid a
-    ``tps`` field is sampled on (default: a box around the fixed points at 2 mm, with a warning). The point
+    ``tps`` field is sampled on (default: a box around the fixed points at 2 mm, the spline's affine part beyond it). The point
     lists are never changed: the pair to check first is marked in the residual table. A point marked skipped
     is left out when the lists pair by label. Raises :class:`InputError` (nothing is changed) when no fit is
     possible.
