@@ -4,15 +4,14 @@
         manifest.csv --output-dir DIR [--workers N] [--timeout S] [--engine ...] [--preset ...]
 
 Takes the same options as `mmreg batch` and writes the same files (one folder per case, batch.csv,
-report.html). The warm workers run with Slicer's PythonSlicer. Exit codes as `mmreg batch`: 0 when
-every case registered, 1 when any failed, 2 for a wrong manifest. From Slicer's Python console, the
-same run is one call:
+report.html). The warm workers run with Slicer's PythonSlicer. Exit codes and messages as `mmreg batch`
+(it runs through mmreg's own entry point): 0 when every case registered, 1 when any failed, 2 for a wrong
+manifest, 130 on Ctrl-C, 143 on SIGTERM or SIGHUP. From Slicer's Python console, the same run is one call:
 
     from MultimodalRegistrationLib.process.batch import run_batch
     result = run_batch("manifest.csv", "DIR")
 """
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -22,8 +21,7 @@ for candidate in (HERE.parents[2] / "MultimodalRegistration", HERE.parents[1]):
     if (candidate / "MultimodalRegistrationLib").is_dir() and str(candidate) not in sys.path:
         sys.path.insert(0, str(candidate))
 
-from MultimodalRegistrationLib.cli.batch import add_batch_parser  # noqa: E402
-from MultimodalRegistrationLib.core.errors import EXIT_INPUT, InputError  # noqa: E402
+from MultimodalRegistrationLib.cli.main import main as mmreg  # noqa: E402
 
 
 def main(argv) -> int:
@@ -33,14 +31,7 @@ def main(argv) -> int:
         os.environ.setdefault("MMREG_PYTHON", MultimodalRegistrationLogic.workerPython())
     except ImportError:  # outside Slicer: the workers use this interpreter
         pass
-    commands = argparse.ArgumentParser(prog="slicer_batch.py").add_subparsers(dest="command")
-    parser = add_batch_parser(commands)
-    arguments = parser.parse_args(argv)
-    try:
-        return arguments.handler(arguments)
-    except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_INPUT
+    return mmreg(["batch", *argv])  # its signal handlers, exit codes and messages, and the command it records
 
 
 if __name__ == "__main__":

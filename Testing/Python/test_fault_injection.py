@@ -868,8 +868,9 @@ def test_issue25_manifest_in_utf16_or_with_semicolons_reads_as_written(tmp_path,
     from MultimodalRegistrationLib.process.manifest import read_manifest
 
     fixed, moving = _pair(tmp_path)
-    header = separator.join(("case", "fixed", "moving", "guidance_weight"))
-    row = separator.join(("c1", fixed.name, moving.name, "1.5"))
+    # A guidance weight weighs segmentations (else refused): the row gives both.
+    header = separator.join(("case", "fixed", "moving", "fixed_segmentation", "moving_segmentation", "guidance_weight"))
+    row = separator.join(("c1", fixed.name, moving.name, fixed.name, moving.name, "1.5"))
     manifest = _manifest(tmp_path, header, row, encoding=encoding)  # utf-16 writes its byte-order mark
     (job,) = read_manifest(manifest, tmp_path / "out")
     assert (job.case, job.fixed, job.moving, job.guidance_weight) == ("c1", str(fixed), str(moving), 1.5)
@@ -1422,4 +1423,164 @@ CASES.update(IGNORED_OPTION_CASES)
 
 @pytest.mark.parametrize("name", list(IGNORED_OPTION_CASES))
 def test_an_option_that_would_be_ignored_is_refused(name, tmp_path, private_tmp, capsys):
+    test_bad_input_is_refused_early_and_leaves_everything_as_it_was(name, tmp_path, private_tmp, capsys)
+
+
+# --------------------------------------------------------------------------- a cohort's manifest, checked whole
+def batch_manifest(header: str, row: str, *extra: str) -> Builder:
+    """A case: a batch of the valid pair whose manifest has ``header`` and ``row``, with the options ``extra``."""
+
+    def build(inputs: Path, out: Path) -> list[str]:
+        _pair(inputs)
+        return ["batch", str(_manifest(inputs, header, row)), "--output-dir", str(out), *extra]
+
+    return build
+
+
+PAIR_ROW = "c1,fixed.nrrd,moving.nrrd"
+BATCH_MANIFEST_CASES = {  # each was run (a worker started, exit 1) or read wrongly (exit 0) before
+    "batch row with an init typo": Case(batch_manifest("case,fixed,moving,init", PAIR_ROW + ",foo"),
+                                        "line 2: case 'c1': init 'foo' is not one of auto"),
+    "batch row with a metric typo": Case(batch_manifest("case,fixed,moving,metric", PAIR_ROW + ",mi"),
+                                         "metric 'mi' is not one of intensity, segments: choose one"),
+    "batch row with segments but no segmentations": Case(
+        batch_manifest("case,fixed,moving,segments", PAIR_ROW + ",bone"), "case 'c1': --segments chooses among"
+    ),
+    "batch row with more cells than columns": Case(batch_manifest("case,fixed,moving", PAIR_ROW + ",other.nrrd"),
+                                                   "a path with a comma must be in double quotes"),
+    "batch manifest naming a column twice": Case(batch_manifest("case,fixed,moving,moving", PAIR_ROW + ",m2.nrrd"),
+                                                 "column 'moving' appears twice in the header: keep one"),
+    "batch manifest header with a trailing comma": Case(batch_manifest("case,fixed,moving,", PAIR_ROW + ","),
+                                                        "column 4 of the header has an empty name"),
+    "batch case named report.html": Case(batch_manifest("case,fixed,moving", "report.html,fixed.nrrd,moving.nrrd"),
+                                         "is a file the batch writes itself"),
+    "batch case named Batch.CSV": Case(batch_manifest("case,fixed,moving", "Batch.CSV,fixed.nrrd,moving.nrrd"),
+                                       "rename the case"),
+    "batch row with fixed_points only": Case(
+        batch_manifest("case,fixed,moving,fixed_points,moving_points", PAIR_ROW + ",f.csv,"),
+        "has fixed_points without moving_points: fill both cells, or neither",
+    ),
+    "batch row with a preset file not beside the manifest": Case(
+        batch_manifest("case,fixed,moving,preset", PAIR_ROW + ",mine.txt"), "preset file not found"
+    ),
+    "batch --dask local:abc": Case(batch_manifest("case,fixed,moving", PAIR_ROW, "--dask", "local:abc"),
+                                   "local:N needs a whole number of workers N of 1 or more"),
+    "batch --dask local:0": Case(batch_manifest("case,fixed,moving", PAIR_ROW, "--dask", "local:0"), "e.g. local:2"),
+    "batch --dask with no scheduler there": Case(
+        batch_manifest("case,fixed,moving", PAIR_ROW, "--dask", "tcp://127.0.0.1:1"), "cannot reach the scheduler"
+    ),
+    "batch --dask that is no address": Case(batch_manifest("case,fixed,moving", PAIR_ROW, "--dask", "cluster"),
+                                            "give a scheduler's address, tcp://HOST:PORT"),
+}  # fmt: skip
+CASES.update(BATCH_MANIFEST_CASES)
+
+
+@pytest.mark.parametrize("name", list(BATCH_MANIFEST_CASES))
+def test_a_wrong_manifest_is_refused_whole_before_any_case_runs(name, tmp_path, private_tmp, capsys):
+    test_bad_input_is_refused_early_and_leaves_everything_as_it_was(name, tmp_path, private_tmp, capsys)
+
+
+# --------------------------------------------------------------------------- landmark prealignment
+PREALIGN_FIXED = [[-30.0, -30.0, -20.0], [30.0, -30.0, -10.0], [0.0, 30.0, 0.0], [-20.0, 10.0, 25.0],
+                  [25.0, 20.0, 20.0], [5.0, -5.0, -25.0]]  # RAS mm, well spread in 3D  # fmt: skip
+
+
+def _mrk(path: Path, points, labels=None, system="RAS", kind="Fiducial", statuses=None, positions=None) -> Path:
+    """A Slicer .mrk.json point list; ``statuses``/``positions`` override single control points by index."""
+    labels = labels or [f"P{i}" for i in range(len(points))]
+    control = [{"label": label, "position": [float(v) for v in point], "positionStatus": "defined"}
+               for label, point in zip(labels, points)]  # fmt: skip
+    for index, status in (statuses or {}).items():
+        control[index]["positionStatus"] = status
+    for index, position in (positions or {}).items():
+        control[index]["position"] = position
+    markup = {"type": kind, "coordinateSystem": system, "coordinateUnits": "mm", "controlPoints": control}
+    path.write_text(json.dumps({"markups": [markup]}))
+    return path
+
+
+def _prealign(fixed: Path, moving: Path, out: Path, *extra: str) -> list[str]:
+    return ["prealign", "--fixed-points", str(fixed), "--moving-points", str(moving),
+            "--output-transform", str(out / "T.h5"), "--json", str(out / "T.json"), *extra]  # fmt: skip
+
+
+def _shifted(points, shift=(4.0, 6.0, 0.0)):
+    return (np.asarray(points) + shift).tolist()
+
+
+def prealign_moving_points_in_one_plane(inputs: Path, out: Path) -> list[str]:
+    flat = np.asarray(_shifted(PREALIGN_FIXED))
+    flat[:, 2] = 0.0  # every moving point on one slice
+    return _prealign(_mrk(inputs / "f.mrk.json", PREALIGN_FIXED), _mrk(inputs / "m.mrk.json", flat), out,
+                     "--type", "affine")  # fmt: skip
+
+
+def prealign_moving_points_at_one_position(inputs: Path, out: Path) -> list[str]:
+    collapsed = [PREALIGN_FIXED[0]] * len(PREALIGN_FIXED)  # never moved from where they were created
+    return _prealign(_mrk(inputs / "f.mrk.json", PREALIGN_FIXED), _mrk(inputs / "m.mrk.json", collapsed), out,
+                     "--type", "similarity")  # fmt: skip
+
+
+def prealign_tps_point_placed_twice(inputs: Path, out: Path) -> list[str]:
+    fixed = [*PREALIGN_FIXED[:5], PREALIGN_FIXED[4]]
+    return _prealign(_mrk(inputs / "f.mrk.json", fixed), _mrk(inputs / "m.mrk.json", _shifted(PREALIGN_FIXED)), out,
+                     "--type", "tps")  # fmt: skip
+
+
+def prealign_ras_saved_as_lps(inputs: Path, out: Path) -> list[str]:
+    """RAS numbers in a moving file that says LPS: some points stay inside the image, the fit turns ~180 degrees."""
+    image = sitk.Image([40, 40, 40], sitk.sitkUInt8)
+    image.SetSpacing([2.0] * 3)
+    image.SetOrigin([-36.0, -36.0, -40.0])
+    write_image(image, inputs / "fixed.nrrd")
+    write_image(image, inputs / "moving.nrrd")
+    fixed_lps = np.asarray(PREALIGN_FIXED)  # these numbers taken as LPS here; RAS = x and y negated
+    moving_lps = fixed_lps @ np.array([[0.985, -0.174, 0], [0.174, 0.985, 0], [0, 0, 1.0]]).T + [4.0, 6.0, 0.0]
+    flip = np.array([-1.0, -1.0, 1.0])
+    moving = _mrk(inputs / "m.mrk.json", (moving_lps * flip).tolist(), system="RAS")
+    moving.write_text(moving.read_text().replace('"coordinateSystem": "RAS"', '"coordinateSystem": "LPS"'))
+    return _prealign(_mrk(inputs / "f.mrk.json", (fixed_lps * flip).tolist()), moving, out, "--fixed-image",
+                     str(inputs / "fixed.nrrd"), "--moving-image", str(inputs / "moving.nrrd"))  # fmt: skip
+
+
+def prealign_position_not_numbers(inputs: Path, out: Path) -> list[str]:
+    moving = _mrk(inputs / "m.mrk.json", _shifted(PREALIGN_FIXED), positions={2: ["a", "b", "c"]})
+    return _prealign(_mrk(inputs / "f.mrk.json", PREALIGN_FIXED), moving, out)
+
+
+def prealign_curve_as_landmarks(inputs: Path, out: Path) -> list[str]:
+    return _prealign(_mrk(inputs / "f.mrk.json", PREALIGN_FIXED),
+                     _mrk(inputs / "m.mrk.json", _shifted(PREALIGN_FIXED), kind="Curve"), out)  # fmt: skip
+
+
+def prealign_skipped_point_paired_by_order(inputs: Path, out: Path) -> list[str]:
+    fixed = _mrk(inputs / "f.mrk.json", PREALIGN_FIXED, labels=[f"F{i}" for i in range(6)])
+    moving = _mrk(inputs / "m.mrk.json", _shifted(PREALIGN_FIXED), statuses={2: "missing"})
+    return _prealign(fixed, moving, out)
+
+
+PREALIGN_CASES = {
+    "prealign affine to moving points in one plane": Case(
+        prealign_moving_points_in_one_plane, "place moving points off that plane"
+    ),
+    "prealign similarity to moving points at one position": Case(
+        prealign_moving_points_at_one_position, "place each moving point on its landmark"
+    ),
+    "prealign tps through a point placed twice": Case(
+        prealign_tps_point_placed_twice, "'P4' and 'P5' are 0.00 mm apart"
+    ),
+    "prealign RAS points in a file that says LPS": Case(prealign_ras_saved_as_lps, 'set "coordinateSystem": "RAS"'),
+    "prealign .mrk.json position that is not numbers": Case(
+        prealign_position_not_numbers, "point 3 ('P2') has no x, y, z numbers"
+    ),
+    "prealign curve as landmarks": Case(prealign_curve_as_landmarks, "holds a Curve markup, not a point list"),
+    "prealign skipped point with lists paired by order": Case(
+        prealign_skipped_point_paired_by_order, "is marked skipped"
+    ),
+}
+CASES.update(PREALIGN_CASES)
+
+
+@pytest.mark.parametrize("name", list(PREALIGN_CASES))
+def test_landmarks_that_cannot_give_a_fit_are_refused(name, tmp_path, private_tmp, capsys):
     test_bad_input_is_refused_early_and_leaves_everything_as_it_was(name, tmp_path, private_tmp, capsys)

@@ -33,7 +33,10 @@ def add_batch_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, help="random seed for every case (default: fixed)")
     parser.add_argument("--workers", type=int, help="warm local workers (default: one per two cores)")
     parser.add_argument(
-        "--threads", type=int, help="engine threads per worker (default: the cores shared among the workers; 1 on Dask)"
+        "--threads",
+        type=int,
+        help="engine threads per worker (default: the cores shared among the workers; 1 on Dask "
+        "and for ANTs, which repeats a result only with 1)",
     )
     parser.add_argument("--timeout", type=float, metavar="S", help="stop a case after S seconds")
     parser.add_argument("--stability", type=int, default=0, metavar="K", help="K perturbed restarts per case (QA)")
@@ -97,8 +100,8 @@ def _stopped(stop: BaseException, done: int, total: int, arguments: argparse.Nam
     interrupted = isinstance(stop, KeyboardInterrupt)
     message = (
         f"{'interrupted' if interrupted else 'terminated'} after {done} of {total} cases: each case that ended is "
-        f"kept in {arguments.output_dir} (with its case.json); the running ones were stopped and batch.csv was not "
-        "written: run the same command again to resume"
+        f"kept in {arguments.output_dir} (with its case.json); the running ones were stopped (recorded as "
+        "cancelled) and batch.csv and report.html were not written: run the same command again to resume"
     )
     return WorkerFailure("cancelled", message, exit_code=EXIT_INTERRUPTED if interrupted else EXIT_TERMINATED)
 
@@ -127,6 +130,8 @@ def command_batch(arguments: argparse.Namespace) -> int:
         progress.close()
     verdicts = [verdict["verdict"] for verdict in result.verdicts.values()]
     counts = {word: verdicts.count(word) for word in ("failed", "check", "ok")}
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"{len(result.records)} cases: {counts_line(counts)} ({len(result.skipped)} done before, skipped)")
     for name, path in result.outputs.items():
         print(f"wrote {name}: {path}")

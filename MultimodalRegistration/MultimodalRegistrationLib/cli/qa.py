@@ -106,7 +106,6 @@ def _check_restart_options(job) -> None:
 
 def command_qa(arguments: argparse.Namespace) -> int:
     """Measure, write the report (and JSON) and print a summary; InputError and EngineError propagate."""
-    from ..core.errors import InputError
     from ..core.file_checks import check_output_path
     from ..qa.assess import check_report_path
 
@@ -123,9 +122,8 @@ def command_qa(arguments: argparse.Namespace) -> int:
     check_outputs_apart({flags[name]: path for name, path in sources.items()},
                         {"--report": job.report, "--json": json_file})  # fmt: skip
     from ..core.images import read_image
-    from ..core.transforms import Transform, lps_ras_points
-    from ..landmarks.bounds import check_points_inside
-    from ..landmarks.points_io import read_points_file
+    from ..core.transforms import Transform
+    from ..process.preflight import read_target_points
     from ..process.stability import assess_with_restarts
     from ..qa.assess import write_qa_outputs
 
@@ -136,15 +134,8 @@ def command_qa(arguments: argparse.Namespace) -> int:
     moving = read_image(job.moving, "moving image")
     transform = Transform.read(job.transform)
     inverse = Transform.read(job.inverse) if job.inverse else None
-    points = {}
-    outside: list[str] = []  # points outside their image: all of a list refused here, before any work
-    if bool(job.fixed_points) != bool(job.moving_points):
-        raise InputError("landmarks need both --fixed-points and --moving-points")
-    if job.fixed_points:
-        for role, path, image in (("fixed", job.fixed_points, fixed), ("moving", job.moving_points, moving)):
-            read = read_points_file(path)
-            outside += check_points_inside(lps_ras_points(read.points_ras), image, read.labels, role, read.system)
-            points[f"{role}_points_ras"], points[f"{role}_point_labels"] = read.points_ras, read.labels
+    # Points outside their image: all of a list refused here, before any work (as mmreg batch refuses a case's).
+    points, outside = read_target_points(job.fixed_points, job.moving_points, fixed, moving)
     progress = None
     if job.stability:
         from .run import ProgressPrinter

@@ -3,7 +3,7 @@
 One function runs a case, wherever it runs (:func:`execute_case`): in a thread of this process that
 keeps its own warm worker (:class:`.warm_worker.WarmWorker`), or in a Dask worker, which keeps one the
 same way. It writes the case's ``case.json`` last, atomically, so a case is done only when that file
-exists; a re-run skips the done cases whose inputs and options hash the same (:func:`.manifest.case_hash`).
+exists (a failed case's folder holds nothing else); a re-run skips the done cases whose inputs and options hash the same (:func:`.manifest.case_hash`).
 A crashed worker is replaced and its case retried once; a case over its time limit is stopped.
 The cohort's verdicts (:mod:`..qa.triage`), ``batch.csv`` and ``report.html`` come last.
 """
@@ -14,6 +14,8 @@ import csv
 import io
 import json
 import os
+import shutil
+import socket
 import threading
 import time
 import uuid
@@ -24,9 +26,11 @@ from pathlib import Path
 
 from ..core.errors import InputError
 from ..core.files import write_text_atomically
+from ..engines.registry import engine_spec
 from ..qa.cohort_provenance import CohortProvenance, cohort_provenance
+from .case_job import failed_step
 from .jobs import CaseJob
-from .manifest import CASE_FILES, DONE, CaseRecord, case_hash, read_done, read_manifest
+from .manifest import CASE_FILES, COHORT_FILES, DONE, CaseRecord, case_hash, read_done, read_manifest
 from .warm_worker import WarmWorker
 from .worker import WorkerFailure
 
@@ -77,9 +81,11 @@ def stop_workers() -> None:
 
 
 def _clear(folder: Path) -> None:
-    """Remove what an earlier run of this case wrote, so that no stale file outlives a changed case."""
+    """Remove what a run of this case wrote (an earlier one, or a failed one), so that no stale file outlives a
+    changed case."""
     for name in [*CASE_FILES.values(), "resampled.nrrd", "qa.html", DONE]:
         (folder / name).unlink(missing_ok=True)
+    shutil.rmtree(folder / "qa_figures", ignore_errors=True)
 
 
 def execute_case(job: dict, digest: str, timeout_s: float | None = None, python: str | None = None) -> dict:
@@ -102,9 +108,13 @@ def execute_case(job: dict, digest: str, timeout_s: float | None = None, python:
             result = running.wait(timeout=timeout_s)
         except WorkerFailure as failure:
             crashed = failure.kind == "internal" and not worker.alive
-            if crashed and attempts < 2 and not _cancelled.is_set():
+            if _cancelled.is_set() and failure.kind not in REPEATABLE:  # its worker was stopped with the batch
+                failure = WorkerFailure("cancelled", "stopped with the batch (Ctrl-C or SIGTERM) before it finished: "
+                                        "run the same command again to redo it")  # fmt: skip
+            elif crashed and attempts < 2:
                 continue  # a crashed worker gets one more try, in a fresh worker
-            verdict = triage_case(None, None, failure.message)
+            _clear(folder)  # what the failed run wrote (a transform before its QA failed) must not pass for a result
+            verdict = triage_case(None, None, failure.message, failed_step(running.stage))
             record = CaseRecord(
                 case.case, "failed", digest, round(time.monotonic() - started, 3), failure.kind, str(failure),
                 attempts, verdict=verdict, worker=running.worker_info,
@@ -126,8 +136,20 @@ def _is_done(job: CaseJob, digest: str) -> CaseRecord | None:
     if record is None or record.hash != digest:
         return None
     if record.status == "failed" and record.kind not in REPEATABLE:
-        return None  # a crash or a time-out may not happen again
+        return None  # a crash, a time-out or a cancelled run may not happen again
+    if record.status == "ok" and any(not Path(path).is_file() for path in _case_outputs(job)):
+        return None  # an output asked for now (--output-volume) or deleted since: run the case again
     return record
+
+
+def _case_outputs(job: CaseJob) -> list[str]:
+    return [getattr(job, name) for name in CaseJob.paths("output") if getattr(job, name)]
+
+
+def _threads(job: CaseJob, share: int) -> CaseJob:
+    """The job with the engine threads it runs with: the user's, else the engine's own default when it has one
+    (ANTs: 1, the only count that repeats a result), else ``share`` of the cores."""
+    return replace(job, threads=job.threads or engine_spec(job.engine).default_threads or share)
 
 
 @dataclass
@@ -138,6 +160,7 @@ class BatchResult:
     verdicts: dict[str, dict]
     skipped: list[str] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[str]:
@@ -165,13 +188,37 @@ def _run_local(jobs: list[tuple[CaseJob, str]], workers: int, timeout_s, python,
     pool.shutdown(wait=True)
 
 
-def _dask_client(address: str):
+def check_dask(address: str) -> int | None:
+    """Refuse a ``--dask`` value that cannot run, before anything is written; returns N of ``local:N`` (None
+    for a scheduler's address, which must answer)."""
+    count = None
+    if address.startswith("local:"):
+        given = address.split(":", 1)[1].strip() or "2"
+        if not (given.isdigit() and int(given) >= 1):
+            raise InputError(f"--dask {address}: local:N needs a whole number of workers N of 1 or more, e.g. local:2")
+        count = int(given)
+    elif address.rpartition("://")[0] not in ("ucx", "inproc"):  # not TCP: Dask itself says whether it connects
+        host, _, port = address.rpartition("://")[2].rpartition(":")
+        if not (host and port.isdigit()):
+            raise InputError(f"--dask {address}: give a scheduler's address, tcp://HOST:PORT (e.g. tcp://node1:8786), "
+                             "or local:N")  # fmt: skip
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+        except OSError as error:
+            raise InputError(f"--dask {address}: cannot reach the scheduler ({error.strerror or error}): start it "
+                             "(dask scheduler) or check the address") from None  # fmt: skip
     try:
-        from distributed import Client, LocalCluster
+        import distributed  # noqa: F401
     except ImportError:
         raise InputError("--dask needs the distributed package: pip install distributed") from None
-    if address.startswith("local:"):
-        count = int(address.split(":", 1)[1] or 2)
+    return count
+
+
+def _dask_client(address: str):
+    from distributed import Client, LocalCluster
+
+    count = check_dask(address)
+    if count is not None:
         cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True, dashboard_address=None)
         return Client(cluster), cluster
     return Client(address), None
@@ -219,18 +266,19 @@ def run_batch(
 
     ``defaults`` are :func:`.manifest.read_manifest`'s; ``workers`` warm local workers (default: one
     per two cores, at least one); ``timeout_s`` limits each case; ``dask`` is a scheduler address or
-    ``local:N``. ``on_case`` hears each case as it ends (also the skipped ones, first); ``on_start`` hears
-    each case's name as a local worker thread begins it (not on Dask, whose workers run elsewhere).
-    ``command`` is the command line that ran the batch, for the report's provenance.
+    ``local:N``. ``on_case`` hears each case as it ends (also the skipped ones, first, with ``seconds`` None);
+    ``on_start`` hears each case's name as a local worker thread begins it (not on Dask, whose workers run
+    elsewhere). ``command`` is the command line that ran the batch, for the report's provenance.
     """
     output_dir = Path(output_dir)
     jobs = read_manifest(manifest, output_dir, defaults)
+    if dask:
+        check_dask(dask)
     count = workers or max(1, (os.cpu_count() or 2) // 2)
-    if (defaults or {}).get("threads") is None:
-        # Share the cores: N engines each using every core oversubscribe the machine (a Dask worker runs
-        # one case per thread: one engine thread each). Set before the resume check: threads are in the hash.
-        share = 1 if dask else max(1, (os.cpu_count() or 1) // count)
-        jobs = [replace(job, threads=job.threads or share) for job in jobs]
+    # Share the cores: N engines each using every core oversubscribe the machine (a Dask worker runs one case
+    # per thread: one engine thread each). Filled in after hashing: threads the user did not set change no result.
+    share = 1 if dask else max(1, (os.cpu_count() or 1) // count)
+    warnings = _unlisted_cases(output_dir, jobs)
     output_dir.mkdir(parents=True, exist_ok=True)
     notify = on_case or (lambda record: None)
     records: dict[str, CaseRecord] = {}
@@ -247,11 +295,14 @@ def run_batch(
             if done is None:
                 if not dask and len(todo) < count:
                     start_workers(1, job.engine, python)  # one per case to run, up to the thread count
-                todo.append((job, digest))
+                todo.append((_threads(job, share), digest))
             else:
-                finished(done)
+                records[job.case] = done
+                notify(replace(done, seconds=None))  # done before: no time spent now
         skipped = list(records)
         if todo:
+            for name in COHORT_FILES:  # they described the cases about to be redone: written again at the end
+                (output_dir / name).unlink(missing_ok=True)
             if dask:
                 _run_dask(todo, dask, timeout_s, python, finished)
             else:
@@ -262,7 +313,24 @@ def run_batch(
     verdicts = cohort_verdicts(ordered)
     provenance = cohort_provenance([job.engine for job in jobs], [job.preset for job in jobs], command, len(jobs))
     outputs = write_cohort_results(ordered, verdicts, output_dir, provenance)
-    return BatchResult(ordered, verdicts, skipped, outputs)
+    return BatchResult(ordered, verdicts, skipped, outputs, warnings)
+
+
+def _unlisted_cases(output_dir: Path, jobs: list[CaseJob]) -> list[str]:
+    """A warning naming the case folders in ``output_dir`` that the manifest does not list (an earlier manifest's):
+    the batch neither lists nor removes them."""
+    listed = {job.case for job in jobs}
+    try:
+        others = sorted(
+            entry.name for entry in output_dir.iterdir() if entry.name not in listed and (entry / DONE).is_file()
+        )
+    except OSError:
+        return []
+    if not others:
+        return []
+    names = ", ".join(others)
+    return [f"{output_dir} holds case folders the manifest does not name, left out of batch.csv and report.html: "
+            + f"{names}: remove them, or add their rows to the manifest"]  # fmt: skip
 
 
 def cohort_verdicts(records: list[CaseRecord]) -> dict[str, dict]:
@@ -303,9 +371,9 @@ def write_cohort_results(
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    table = output_dir / "batch.csv"
+    table = output_dir / COHORT_FILES[0]
     write_text_atomically(table, buffer.getvalue())
-    report = output_dir / "report.html"
+    report = output_dir / COHORT_FILES[1]
     write_cohort_report(
         report, rows, {r.case: {k: str(output_dir / r.case / v) for k, v in r.outputs.items()} for r in records},
         provenance,

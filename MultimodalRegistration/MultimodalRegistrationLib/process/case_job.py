@@ -21,6 +21,8 @@ from .results import CaseJobResult
 from .worker_side import main as worker_main
 
 REGISTRATION_SHARE = 0.8
+# The progress stages a case reports before and after its registration: a failure in one is not the registration's.
+STAGES = {"inputs": "input check", "quality": "quality check"}
 # The cohort report's thumbnail: 2 mm pixels cost an eighth of a 1 mm montage and show a misregistration.
 THUMBNAIL_PIXEL_MM = 2.0
 
@@ -29,10 +31,10 @@ def run_case_job(job: CaseJob, emit: Callable[[dict], None]) -> CaseJobResult:
     """Register and assess one case in this process; returns the registration's result with its QA and verdict."""
     from ..core.images import read_image
     from ..core.transforms import Transform
-    from ..landmarks.points_io import read_points
     from ..qa.assess import write_qa_outputs
     from ..qa.checkerboard import save_before_after
     from ..qa.triage import triage_case
+    from .preflight import read_target_points
     from .stability import assess_with_restarts
 
     def scaled(event: dict) -> None:
@@ -41,16 +43,19 @@ def run_case_job(job: CaseJob, emit: Callable[[dict], None]) -> CaseJobResult:
             event.pop("log", None)  # the case's progress comes from its stages, not the engine log
         emit(event)
 
+    points, outside = {}, []
+    if job.fixed_points or job.moving_points:  # the QA's points, refused before the registration as mmreg qa does
+        emit({"event": "progress", "fraction": 0.0, "stage": "inputs"})
+        headers = [
+            _image_header(path, role) for path, role in ((job.fixed, "fixed image"), (job.moving, "moving image"))
+        ]
+        points, outside = read_target_points(job.fixed_points, job.moving_points, *headers)
     result = run_registration_job(job, scaled)
     emit({"event": "progress", "fraction": REGISTRATION_SHARE, "stage": "quality"})
     fixed = read_image(job.fixed, "fixed image")
     moving = read_image(job.moving, "moving image")
     transform = Transform.read(job.output_transform)
     inverse = Transform.read(job.output_inverse) if result.outputs.inverse else None
-    points = {}
-    if job.fixed_points and job.moving_points:
-        points["fixed_points_ras"], points["fixed_point_labels"] = read_points(job.fixed_points)
-        points["moving_points_ras"], points["moving_point_labels"] = read_points(job.moving_points)
     masks = {
         name: read_image(path, name.replace("_", " ")) if path else None
         for name, path in (("fixed_mask", job.fixed_mask), ("moving_mask", job.moving_mask))
@@ -68,6 +73,7 @@ def run_case_job(job: CaseJob, emit: Callable[[dict], None]) -> CaseJobResult:
         stability_options={"engine": job.engine, "preset": job.preset},
         sources={**sources, "transform": job.output_transform}, **masks, **points, **labels,
     )  # fmt: skip
+    report.warnings[:0] = outside
     verdict = triage_case(result.summary, report)
     outputs = result.outputs
     if job.qa:  # the case's own QA report, as mmreg qa writes it, beside its JSON (qa.json -> qa.html)
@@ -81,6 +87,25 @@ def run_case_job(job: CaseJob, emit: Callable[[dict], None]) -> CaseJobResult:
         outputs.checkerboard = job.checkerboard
     emit({"event": "progress", "fraction": 1.0, "stage": "done"})
     return CaseJobResult(result.summary, outputs, qa=report, verdict=verdict)
+
+
+def _image_header(path: str, role: str):
+    """An image's grid from its header alone: an ITK reader answers GetSize, GetSpacing, GetOrigin and GetDirection
+    as the image would, so points are checked against it without holding the voxels through the registration."""
+    import SimpleITK as sitk
+
+    from ..core.file_checks import read_image_file_info
+
+    read_image_file_info(path, role)  # a missing or unreadable file, named as the registration would name it
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    return reader
+
+
+def failed_step(stage: str) -> str:
+    """What a case was doing when it failed, from the last progress ``stage`` its worker reported."""
+    return STAGES.get(stage, "registration")
 
 
 def before_pose(summary: RegistrationSummary, job: CaseJob):

@@ -5,7 +5,7 @@ Columns: ``case``, ``fixed``, ``moving`` (required), and ``fixed_mask``, ``movin
 ``initial_transform``, ``fixed_points``, ``moving_points`` (QA's target points), ``engine``, ``preset``,
 ``init``; guidance: ``fixed_segmentation``, ``moving_segmentation``, ``segments``, ``metric``,
 ``guidance_weight``, ``guidance_fixed_points``, ``guidance_moving_points``.
-Relative paths are read from the manifest's folder. An empty cell takes the batch's default.
+Relative paths (a preset file's too) are read from the manifest's folder. An empty cell takes the batch's default.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import InputError
+from ..core.files import PARTIAL_PREFIX
 from ..core.records import Record
 from ..core.version import __version__
 from ..qa.report_types import QAReport
@@ -34,6 +35,11 @@ REQUIRED = ("case", "fixed", "moving")
 PATHS = CaseJob.paths("input")  # a case's input files
 CHOICES = tuple(f.name for f in option_fields(CaseJob) if f.metadata["cli"].get("column"))  # a case's own choices
 NUMBERS = {f.name for f in option_fields(CaseJob) if f.name in CHOICES and "float" in str(f.type)}
+CHOICE_VALUES = {f.name: f.metadata["cli"]["choices"] for f in option_fields(CaseJob)
+                 if f.name in CHOICES and f.metadata["cli"].get("choices")}  # fmt: skip
+# Columns given both or neither: target points (TRE) and guiding landmarks.
+PAIRED = (("fixed_points", "moving_points"), ("guidance_fixed_points", "guidance_moving_points"))
+COHORT_FILES = ("batch.csv", "report.html")  # what the batch writes beside the case folders
 COLUMNS = REQUIRED + tuple(name for name in PATHS + CHOICES if name not in REQUIRED)
 # What a case folder holds; ``case.json`` is written last, so a case is done only when it exists.
 CASE_FILES = {"output_transform": "transform.h5", "summary": "summary.json", "qa": "qa.json",
@@ -69,19 +75,14 @@ def read_manifest(
     """One :class:`CaseJob` per row of the manifest, writing into ``output_dir/<case>/``.
 
     ``defaults`` (engine, preset, init, seed, threads, stability, output_volume: bool) apply to every
-    row; a row's own engine, preset or init win.
+    row; a row's own engine, preset or init win. Every row is checked here, with its line number, as far as
+    that needs no image: a wrong manifest is refused before any case runs.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"manifest not found: {path}: check the path")
     check_output_folder(output_dir)
-    text = _manifest_text(path)
-    first = text.split("\n", 1)[0]
-    # A spreadsheet set to a comma-decimal locale saves ';' (or tabs): read the separator the header uses.
-    delimiter = next((mark for mark in ";\t" if mark in first and "," not in first), ",")
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = [name.strip() for name in reader.fieldnames or []]
-    rows = [{key.strip(): (value or "").strip() for key, value in row.items() if key} for row in reader]
+    header, rows = _read_table(path)
     missing = [name for name in REQUIRED if name not in header]
     if missing:
         raise InputError(
@@ -94,72 +95,141 @@ def read_manifest(
         raise InputError(f"manifest {path.name} has no cases: add one row per case")
     defaults = dict(defaults or {})
     output_volume = defaults.pop("output_volume", False)
-    jobs, seen, checked = [], set(), set()
-    for line, row in enumerate(rows, start=2):
+    jobs, seen, checked = [], {}, {}
+    for line, row in rows:
+        where = f"manifest {path.name} line {line}"
         name = row.get("case", "")
-        if not _CASE_NAME.match(name):
-            raise InputError(
-                f"manifest {path.name} line {line}: case name '{name}' must be letters, digits, '.', '_' or '-'"
-            )
-        if name in seen:
-            raise InputError(
-                f"manifest {path.name} line {line}: case '{name}' appears twice: give each case its own name"
-            )
-        seen.add(name)
+        _check_case_name(name, where, seen, Path(output_dir))
+        seen[name] = line
+        where += f": case '{name}'"
         for required in ("fixed", "moving"):
             if not row.get(required):
-                raise InputError(
-                    f"manifest {path.name} line {line}: case '{name}' has no {required} image: fill the cell"
-                )
+                raise InputError(f"{where} has no {required} image: fill the cell")
+        for first, second in PAIRED:
+            if bool(row.get(first)) != bool(row.get(second)):
+                raise InputError(f"{where} has {first if row.get(first) else second} without "
+                                 f"{second if row.get(first) else first}: fill both cells, or neither")  # fmt: skip
         folder = Path(output_dir) / name
         if folder.exists() and not folder.is_dir():
             raise InputError(
-                f"manifest {path.name} line {line}: case '{name}' writes into {folder}, which is a file: "
+                f"{where} writes into {folder}, which is a file: "
                 "rename the case (or move the file), or choose another --output-dir"
             )
         options = {key: value for key, value in defaults.items() if value is not None}
-        options.update({key: row[key] for key in CHOICES if row.get(key)})
-        for key in NUMBERS & set(options):
-            options[key] = _number(key, options[key], path.name, line)
-        inputs = {key: str((path.parent / row[key]).resolve()) for key in PATHS if row.get(key)}
+        options.update(_row_choices(row, path, where))
+        inputs = {key: str((path.parent / Path(row[key]).expanduser()).resolve()) for key in PATHS if row.get(key)}
         outputs = {key: str(folder / file) for key, file in CASE_FILES.items()}
         if output_volume:
             outputs["output_volume"] = str(folder / "resampled.nrrd")
-        job = CaseJob(case=name, **inputs, **outputs, **options).resolved()
-        _check_case_outputs_apart(job, folder, Path(output_dir), path.name, line)
-        _check_preset(job, f"manifest {path.name} line {line}: case '{name}': " if row.get("engine") or row.get("preset")
-                      else "", checked)  # fmt: skip
+        try:
+            job = CaseJob(case=name, **inputs, **outputs, **options).resolved()
+        except InputError as error:  # a segments cell naming nothing
+            raise InputError(f"{where}: {error}") from None
+        _check_case_outputs_apart(job, folder, Path(output_dir), where)
+        row_chose = bool(row.get("engine") or row.get("preset"))
+        _check_preset(job, f"{where}: " if row_chose else "", checked, where)
         jobs.append(job)
     return jobs
 
 
-def _check_preset(job: CaseJob, where: str, checked: set) -> None:
+def _read_table(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """The manifest's column names and its rows, each with the line it starts on; all-empty rows (a blank line,
+    or the ``,,`` a spreadsheet saves) are skipped. Refuses a nameless or repeated column and a row with more
+    cells than columns."""
+    text = _manifest_text(path)
+    first = text.split("\n", 1)[0]
+    # A spreadsheet set to a comma-decimal locale saves ';' (or tabs): read the separator the header uses.
+    delimiter = next((mark for mark in ";\t" if mark in first and "," not in first), ",")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = [name.strip() for name in next(reader, [])]
+    for number, name in enumerate(header, start=1):
+        if not name:
+            raise InputError(f"manifest {path.name}: column {number} of the header has an empty name (a trailing "
+                             f"'{delimiter}'?): name the column, or delete it")  # fmt: skip
+    twice = [name for number, name in enumerate(header) if name in header[:number]]
+    if twice:
+        raise InputError(f"manifest {path.name}: column '{twice[0]}' appears twice in the header: keep one")
+    rows, start = [], reader.line_num + 1
+    for cells in reader:
+        line, start = start, reader.line_num + 1
+        cells = [cell.strip() for cell in cells]
+        if not any(cells):
+            continue
+        if any(cells[len(header) :]):
+            raise InputError(
+                f"manifest {path.name} line {line} has {len(cells)} cells for {len(header)} columns "
+                f'({",".join(header)}): a path with a comma must be in double quotes ("my dir/ct,1.nrrd")'
+            )
+        rows.append((line, dict(zip(header, cells + [""] * (len(header) - len(cells))))))
+    return header, rows
+
+
+def _check_case_name(name: str, where: str, seen: dict[str, int], output_dir: Path) -> None:
+    """Refuse a case name that is not a plain folder name, is taken, or is a file the batch writes beside the
+    case folders (``batch.csv``, ``report.html``, a ``.partial-*`` file being written)."""
+    if not _CASE_NAME.match(name):
+        raise InputError(f"{where}: case name '{name}' must be letters, digits, '.', '_' or '-'")
+    if name in seen:
+        raise InputError(f"{where}: case '{name}' appears twice (first on line {seen[name]}): give each case its "
+                         "own name")  # fmt: skip
+    if name.lower() in COHORT_FILES or name.startswith(PARTIAL_PREFIX):
+        raise InputError(f"{where}: case name '{name}' is a file the batch writes itself ({output_dir / name}): "
+                         "rename the case")  # fmt: skip
+
+
+def _row_choices(row: dict[str, str], manifest: Path, where: str) -> dict:
+    """The row's own choices, checked: a value among its column's choices, a number where one is due, and a
+    preset file found from the manifest's folder (as the paths are)."""
+    options = {key: row[key] for key in CHOICES if row.get(key)}
+    for key, value in options.items():
+        allowed = CHOICE_VALUES.get(key)
+        if allowed and value not in allowed:
+            raise InputError(f"{where}: {key} '{value}' is not one of {', '.join(allowed)}: choose one")
+    for key in NUMBERS & set(options):
+        options[key] = _number(key, options[key], where)
+    preset = Path(options.get("preset", "")).expanduser()
+    if preset.suffix in (".txt", ".json"):
+        preset = (manifest.parent / preset).resolve()
+        if not preset.is_file():
+            raise InputError(f"{where}: preset file not found: {preset}: check the path (relative to the manifest)")
+        options["preset"] = str(preset)
+    return options
+
+
+def _check_preset(job: CaseJob, chosen_where: str, checked: dict, where: str) -> None:
     """Refuse an engine or preset that cannot run (a typo in --preset, refusing every case, or in one row, refusing
-    the batch: the manifest is wrong), before any case runs; ``where`` names the row when the row chose them. ``checked`` holds the (engine, preset) pairs already loaded."""
+    the batch: the manifest is wrong), and the choices preflight would refuse with that preset (``segments``
+    without segmentations...), before any case runs. ``chosen_where`` names the row when the row chose the engine
+    or preset; ``checked`` holds the presets already loaded, by (engine, preset)."""
     from ..engines.presets import load_preset
+    from .preflight import check_choices
 
-    if (job.engine, job.preset) in checked:
-        return
+    if (job.engine, job.preset) not in checked:
+        try:
+            checked[job.engine, job.preset] = load_preset(job.engine, job.preset)
+        except InputError as error:
+            raise InputError(f"{chosen_where}{error}") from None
+    preset = checked[job.engine, job.preset]
     try:
-        load_preset(job.engine, job.preset)
+        preset.check_needs(bool(job.fixed_segmentation and job.moving_segmentation))
+        check_choices(job, preset.is_linear)
     except InputError as error:
-        raise InputError(f"{where}{error}") from None
-    checked.add((job.engine, job.preset))
+        raise InputError(f"{where}: {error}") from None
 
 
-def _check_case_outputs_apart(job: CaseJob, folder: Path, output_dir: Path, manifest: str, line: int) -> None:
+def _check_case_outputs_apart(job: CaseJob, folder: Path, output_dir: Path, where: str) -> None:
     """Refuse a case whose inputs lie where the batch writes (or clears, before the case runs) its files."""
     from ..core.output_safety import check_outputs_apart
 
     written = [*CASE_FILES.values(), "resampled.nrrd", DONE]  # what a run of the case removes, then writes
     outputs = {f"case output {name}": folder / name for name in written}
-    outputs |= {f"cohort file {name}": output_dir / name for name in ("batch.csv", "report.html")}
+    outputs |= {f"cohort file {name}": output_dir / name for name in COHORT_FILES}
     fix = (f"move the input out of {folder} (the batch clears and rewrites it for each run), "
            "or choose another --output-dir")  # fmt: skip
     try:
         check_outputs_apart({key.replace("_", " "): getattr(job, key) for key in CaseJob.paths("input")}, outputs, fix)
     except InputError as error:
-        raise InputError(f"manifest {manifest} line {line}: case '{job.case}': {error}") from None
+        raise InputError(f"{where}: {error}") from None
 
 
 def _manifest_text(path: Path) -> str:
@@ -202,11 +272,11 @@ def check_batch_options(defaults: dict, workers: int | None = None, timeout_s: f
         raise InputError(f"--timeout {timeout_s} s: give a positive number of seconds (or leave it out: no limit)")
 
 
-def _number(column: str, text, manifest: str, line: int) -> float:
+def _number(column: str, text, where: str) -> float:
     try:
         return float(text)
     except (TypeError, ValueError):
-        raise InputError(f"manifest {manifest} line {line}: {column} '{text}' is not a number: give e.g. 1") from None
+        raise InputError(f"{where}: {column} '{text}' is not a number: give e.g. 1") from None
 
 
 def _file_digest(path: str) -> str:
@@ -218,16 +288,31 @@ def _file_digest(path: str) -> str:
 
 
 def case_hash(job: CaseJob) -> str:
-    """A hash of what decides a case's result: its options, the library version and each input's bytes.
+    """A hash of what decides a case's result: its options, the library version, each input's bytes and the
+    bytes of its preset's files (a preset file the case names, or the built-in one it uses).
 
-    Output paths and the scratch folder are left out, so moving the output folder changes nothing.
+    Output paths and the scratch folder are left out, so moving the output folder changes nothing; so are
+    threads the user did not set (the batch fills them in after hashing: see :func:`.batch.run_batch`).
     """
     record = {key: value for key, value in job.to_json().items() if key not in CaseJob.paths("output") + ("workdir",)}
     for key in CaseJob.paths("input"):
         if record.get(key):
             record[key] = _file_digest(record[key]) if Path(record[key]).is_file() else f"missing:{record[key]}"
+    record["preset_files"] = _preset_digests(job.engine, job.preset)
+    if Path(job.preset).suffix in (".txt", ".json"):  # a preset file: its bytes count, not where it lies
+        record["preset"] = Path(job.preset).suffix
     record["library_version"] = __version__
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _preset_digests(engine: str, preset: str) -> list[str]:
+    """The digests of the files ``preset`` reads (editing Resources/Presets changes them, with no new version)."""
+    from ..engines.presets import load_preset
+
+    try:
+        return [_file_digest(name) for name in load_preset(engine, preset).files]
+    except (InputError, OSError):  # the case will fail on it, and say why
+        return [f"unreadable:{preset}"]
 
 
 def read_done(folder: Path) -> CaseRecord | None:

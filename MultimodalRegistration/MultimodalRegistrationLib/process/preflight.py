@@ -55,6 +55,29 @@ def check_choices(job: RegistrationJob, linear: bool) -> None:
                 )
 
 
+def read_target_points(fixed_points: str | None, moving_points: str | None, fixed, moving) -> tuple[dict, list[str]]:
+    """Target landmarks for the TRE, as :func:`.stability.assess_with_restarts` takes them (``fixed_points_ras``,
+    ``fixed_point_labels``, ``moving_points_ras``, ``moving_point_labels``), and warnings naming points outside
+    their image. Refuses one list without the other, an unreadable file, and a list wholly outside its image
+    (:func:`..landmarks.bounds.check_points_inside`). ``fixed``, ``moving``: the images, or readers of their headers
+    (the check needs their grids only). No points: ({}, [])."""
+    from ..core.transforms import lps_ras_points
+    from ..landmarks.bounds import check_points_inside
+    from ..landmarks.points_io import read_points_file
+
+    if bool(fixed_points) != bool(moving_points):
+        raise InputError("landmarks need both --fixed-points and --moving-points")
+    points: dict = {}
+    outside: list[str] = []
+    for role, path, image in (
+        (("fixed", fixed_points, fixed), ("moving", moving_points, moving)) if fixed_points else ()
+    ):
+        read = read_points_file(path)
+        outside += check_points_inside(lps_ras_points(read.points_ras), image, read.labels, role, read.system)
+        points[f"{role}_points_ras"], points[f"{role}_point_labels"] = read.points_ras, read.labels
+    return points, outside
+
+
 def check_inverse_wanted(job: RegistrationJob) -> None:
     """Refuse an inverse a user asked for (``mmreg register --output-inverse``) where the result will have none to
     write (it was skipped, silently). Not part of :func:`preflight_registration`: the node layer asks for the

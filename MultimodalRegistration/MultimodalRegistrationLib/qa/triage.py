@@ -151,10 +151,13 @@ def _possible_overlap(summary: RegistrationSummary | None, matrix: np.ndarray | 
     return min(1.0, volumes[1] / determinant / volumes[0])
 
 
-def triage_case(summary: RegistrationSummary | None, report: QAReport | None, failure: str | None = None) -> Verdict:
+def triage_case(
+    summary: RegistrationSummary | None, report: QAReport | None, failure: str | None = None, step: str = "registration"
+) -> Verdict:
     """The verdict on one case from what its run recorded; rules that need a missing record are skipped.
 
-    ``failed``: the registration failed (``failure`` is its message); a mirrored (determinant <= 0) or
+    ``failed``: the case failed (``failure`` is its message, ``step`` what failed: the registration, or the input
+    or quality check around it); a mirrored (determinant <= 0) or
     degenerate (an axis scaled outside [MIN_SCALE, MAX_SCALE]) linear result; images that hardly overlap
     after registration (under OVERLAP_FAILED of the fixed image, or too few voxels for any MI); a
     deformable result that folds (Jacobian determinant <= 0 anywhere).
@@ -166,7 +169,7 @@ def triage_case(summary: RegistrationSummary | None, report: QAReport | None, fa
     verdict = Verdict()
     if failure:
         lines = str(failure).strip().splitlines() or ["no message"]
-        verdict = verdict.flagged("failed", f"the registration failed: {lines[0]}")
+        verdict = verdict.flagged("failed", f"the {step} failed: {lines[0]}")
     if summary is None and report is None:
         if not failure:
             verdict = verdict.flagged("failed", "no result was recorded: the registration did not finish")

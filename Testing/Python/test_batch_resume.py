@@ -1,0 +1,224 @@
+"""The batch's bookkeeping without an engine: which cases run again, with how many threads, what a failed or
+cancelled case leaves, and what the cohort folder says while cases run. A stand-in for the worker writes each
+case's files, so each test takes well under a second."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from MultimodalRegistrationLib.core.errors import InputError
+from MultimodalRegistrationLib.process import batch
+from MultimodalRegistrationLib.process.jobs import CaseJob
+from MultimodalRegistrationLib.process.manifest import DONE, CaseRecord, case_hash, read_manifest
+from MultimodalRegistrationLib.process.worker import WorkerFailure
+from MultimodalRegistrationLib.qa.triage import Verdict
+
+PRESETS = Path(__file__).resolve().parents[2] / "Resources" / "Presets"
+
+
+@pytest.fixture
+def cohort(tmp_path):
+    """Two cases whose images are stand-in bytes (the worker is a stand-in too)."""
+    for name in ("a_ct.nrrd", "a_mr.nrrd", "b_ct.nrrd", "b_mr.nrrd"):
+        (tmp_path / name).write_bytes(name.encode())
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("case,fixed,moving,engine\na,a_ct.nrrd,a_mr.nrrd,ants\nb,b_ct.nrrd,b_mr.nrrd,elastix\n")
+    return manifest
+
+
+@pytest.fixture
+def ran(monkeypatch):
+    """Replace the worker: each case 'runs' by writing its output files; returns the jobs run, as run."""
+    jobs: list[CaseJob] = []
+
+    def execute(job: dict, digest: str, timeout_s=None, python=None) -> dict:
+        case = CaseJob.from_json(job)
+        jobs.append(case)
+        folder = Path(case.output_transform).parent
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in CaseJob.paths("output"):
+            if getattr(case, name):
+                Path(getattr(case, name)).write_text("written")
+        record = CaseRecord(case.case, "ok", digest, 1.5, verdict=Verdict())
+        (folder / DONE).write_text(json.dumps(record.to_dict()))
+        return record.to_dict()
+
+    monkeypatch.setattr(batch, "execute_case", execute)
+    monkeypatch.setattr(batch, "start_workers", lambda *arguments: None)
+    return jobs
+
+
+def test_ants_keeps_its_one_thread_and_threads_left_unset_do_not_rerun_a_case(cohort, ran, tmp_path, monkeypatch):
+    """ANTs repeats a result only with 1 thread: the batch ran it with the cores shared (2 here), so the same
+    manifest gave other transforms each run. Threads the user did not set are not in the hash: another --workers
+    (or another machine) redid every case."""
+    monkeypatch.setattr(batch.os, "cpu_count", lambda: 4)
+    batch.run_batch(cohort, tmp_path / "out", workers=2)
+    assert {job.case: job.threads for job in ran} == {"a": 1, "b": 2}
+    again = batch.run_batch(cohort, tmp_path / "out", workers=1)
+    assert sorted(again.skipped) == ["a", "b"] and len(ran) == 2
+    batch.run_batch(cohort, tmp_path / "out", {"threads": 3}, workers=1)  # the user's threads: in the hash, used
+    assert [(job.case, job.threads) for job in ran[2:]] == [("a", 3), ("b", 3)]
+
+
+def test_a_skipped_case_is_heard_without_seconds_and_a_missing_output_reruns_it(cohort, ran, tmp_path):
+    heard: list[CaseRecord] = []
+    batch.run_batch(cohort, tmp_path / "out", workers=1)
+    result = batch.run_batch(cohort, tmp_path / "out", workers=1, on_case=heard.append)
+    assert [(record.case, record.seconds) for record in heard] == [("a", None), ("b", None)]
+    assert [record.seconds for record in result.records] == [1.5, 1.5]  # batch.csv keeps the time it took
+    result = batch.run_batch(cohort, tmp_path / "out", {"output_volume": True}, workers=1)
+    assert result.skipped == [] and (tmp_path / "out" / "a" / "resampled.nrrd").is_file()
+
+
+def test_cohort_files_go_when_cases_run_and_unlisted_case_folders_are_named(cohort, ran, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    batch.run_batch(cohort, out, workers=1)
+    (tmp_path / "a_ct.nrrd").write_bytes(b"changed")  # case a runs again
+    seen, run_local = [], batch._run_local
+
+    def run(*arguments):
+        seen.append(sorted(path.name for path in out.iterdir()))
+        run_local(*arguments)
+
+    monkeypatch.setattr(batch, "_run_local", run)
+    batch.run_batch(cohort, out, workers=1)
+    assert seen == [["a", "b"]], "batch.csv and report.html described case a while it ran again"
+    assert (out / "batch.csv").is_file() and (out / "report.html").is_file()  # written again at the end
+    one = cohort.with_name("one.csv")
+    one.write_text("\n".join(cohort.read_text().splitlines()[:2]) + "\n")
+    result = batch.run_batch(one, out, workers=1)
+    assert len(result.warnings) == 1 and result.warnings[0].endswith(
+        "left out of batch.csv and report.html: b: remove them, or add their rows to the manifest"
+    )
+
+
+class _Stopped:
+    """A worker whose case writes its transform and summary, then fails at ``stage`` with ``failure``."""
+
+    def __init__(self, failure: WorkerFailure, stage: str):
+        self.failure, self.stage, self.worker_info, self.alive = failure, stage, {}, False
+
+    def run(self, case: CaseJob):
+        self.folder = Path(case.output_transform).parent
+        return self
+
+    def wait(self, timeout=None):
+        for name in ("transform.h5", "summary.json"):
+            (self.folder / name).write_text("written before the failure")
+        raise self.failure
+
+
+@pytest.mark.parametrize(
+    "failure, stage, cancelled, kind, reason",
+    [
+        (WorkerFailure("timeout", "the job took longer than 3 s and was stopped"), "quality", False, "timeout",
+         "the quality check failed: the job took longer than 3 s"),
+        (WorkerFailure("input", "all 8 fixed points lie outside the fixed image"), "inputs", False, "input",
+         "the input check failed: all 8 fixed points"),
+        (WorkerFailure("internal", "the registration worker stopped unexpectedly (exit code -15)", "out of memory"),
+         "registration", True, "cancelled", "the registration failed: stopped with the batch"),
+    ],
+    ids=["timeout in QA", "bad points", "Ctrl-C"],
+)  # fmt: skip
+def test_a_failed_case_leaves_only_its_record(failure, stage, cancelled, kind, reason, tmp_path, monkeypatch):
+    """A failed case kept the transform and summary its run wrote before failing (next to a case.json saying
+    failed), and a re-run kept the old qa_figures/; a case stopped by Ctrl-C was recorded as a crash blaming memory."""
+    folder = tmp_path / "c1"
+    job = CaseJob(case="c1", fixed="f.nrrd", moving="m.nrrd", output_transform=str(folder / "transform.h5"))
+    (folder / "qa_figures").mkdir(parents=True)
+    for name in ("qa.html", "qa_figures/after.png"):
+        (folder / name).write_text("from an earlier run")
+    monkeypatch.setattr(batch, "_warm_worker", lambda python: _Stopped(failure, stage))
+    if cancelled:
+        monkeypatch.setattr(batch, "_cancelled", threading.Event())
+        batch._cancelled.set()
+    record = CaseRecord.from_dict(batch.execute_case(job.to_json(), "hash"))
+    assert sorted(path.name for path in folder.iterdir()) == [DONE]
+    assert (record.status, record.kind, record.attempts) == ("failed", kind, 1)
+    assert record.verdict.reasons[0].startswith(reason), record.verdict.reasons
+    assert "memory" not in (record.message or "")
+
+
+def _job(folder: Path, **options) -> CaseJob:
+    for name in ("f.nrrd", "m.nrrd"):
+        (folder / name).write_bytes(name.encode())
+    return CaseJob(case="c", fixed=str(folder / "f.nrrd"), moving=str(folder / "m.nrrd"), **options)
+
+
+def test_the_hash_holds_the_bytes_of_the_preset_files(tmp_path, monkeypatch):
+    """Only a preset file's path was hashed: an edited preset kept the old result, reported as done."""
+    mine = tmp_path / "mine.txt"
+    shutil.copy(PRESETS / "elastix" / "rigid.txt", mine)
+    job = _job(tmp_path, preset=str(mine))
+    before = case_hash(job)
+    mine.write_text(mine.read_text().replace("(MaximumNumberOfIterations 256)", "(MaximumNumberOfIterations 2)"))
+    assert case_hash(job) != before
+    # A built-in preset edited in Resources/Presets (no new version) runs the case again too.
+    copy = tmp_path / "Presets"
+    shutil.copytree(PRESETS, copy)
+    monkeypatch.setenv("MMREG_PRESETS_DIR", str(copy))
+    builtin = _job(tmp_path, preset="rigid")
+    before = case_hash(builtin)
+    (copy / "elastix" / "rigid.txt").write_text((copy / "elastix" / "rigid.txt").read_text() + "\n(Dummy 1)\n")
+    assert case_hash(builtin) != before
+    assert case_hash(_job(tmp_path, preset="affine")) == case_hash(_job(tmp_path, preset="affine"))
+
+
+def test_a_manifest_reads_as_a_spreadsheet_writes_it(tmp_path, monkeypatch):
+    """A preset file beside the manifest (was looked for in the current folder), '~' in a path (was joined to the
+    manifest's folder), a ',,' row (was a case named ''), blank lines before a row (shifted its line number), a
+    quoted comma and trailing empty cells."""
+    (tmp_path / "data").mkdir()
+    shutil.copy(PRESETS / "elastix" / "rigid.txt", tmp_path / "data" / "mine.txt")
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(home)
+    manifest = tmp_path / "data" / "m.csv"
+    manifest.write_text('case,fixed,moving,preset\n\n\na,"ct,1.nrrd",~/mr.nrrd,mine.txt,,\n,,,\n\nb,b.nrrd,b.nrrd,\n'
+                        "b,b.nrrd,b.nrrd,\n")  # fmt: skip
+    with pytest.raises(InputError, match="line 8: case 'b' appears twice \\(first on line 7\\)"):
+        read_manifest(manifest, tmp_path / "out")
+    manifest.write_text(manifest.read_text().rsplit("b,", 1)[0])
+    a, b = read_manifest(manifest, tmp_path / "out")
+    assert (a.fixed, a.moving, a.preset) == (
+        str(tmp_path / "data" / "ct,1.nrrd"),
+        str(home / "mr.nrrd"),
+        str(tmp_path / "data" / "mine.txt"),
+    )
+    assert (b.case, b.preset) == ("b", "rigid")
+
+
+@pytest.mark.parametrize(
+    "rows, said",
+    [(["a,1000,0,0", "b,1000,10,0"], "all 2 fixed points lie outside the fixed image"),
+     (None, "the first line must name the columns")],
+    ids=["points far outside", "not a points file"],
+)  # fmt: skip
+def test_a_case_s_target_points_are_checked_before_its_registration(rows, said, tmp_path, monkeypatch):
+    """The engine ran first (5 s), then the case failed on its points, saying 'the registration failed'; points
+    1000 mm off gave a TRE of 1000 mm and the verdict ok, where mmreg qa refuses them."""
+    import SimpleITK as sitk
+    from MultimodalRegistrationLib.core.images import write_image
+    from MultimodalRegistrationLib.process import case_job
+
+    image = sitk.Image([8, 8, 8], sitk.sitkFloat32)
+    image.SetSpacing([4.0] * 3)
+    for name in ("f.nrrd", "m.nrrd"):
+        write_image(image, tmp_path / name)
+    fixed = tmp_path / "f.csv"
+    fixed.write_text("label,x,y,z\n" + "\n".join(rows) + "\n" if rows else "not a points file\n")
+    (tmp_path / "m.csv").write_text("label,x,y,z\na,-1,-1,1\nb,-1,-2,1\n")
+    monkeypatch.setattr(case_job, "run_registration_job", lambda *arguments: pytest.fail("the registration ran"))
+    job = CaseJob(case="c", fixed=str(tmp_path / "f.nrrd"), moving=str(tmp_path / "m.nrrd"), fixed_points=str(fixed),
+                  moving_points=str(tmp_path / "m.csv"), output_transform=str(tmp_path / "out" / "T.h5"))  # fmt: skip
+    events: list[dict] = []
+    with pytest.raises(InputError, match=said):
+        case_job.run_case_job(job, events.append)
+    assert [event["stage"] for event in events] == ["inputs"]
+    assert not (tmp_path / "out").exists()
