@@ -27,6 +27,7 @@ import SimpleITK as sitk
 from ..core.errors import InputError
 from ..core.files import write_text_atomically
 from ..core.transforms import Transform, lps_ras_points
+from ..core.version import __version__
 from .bounds import FLIP_BRINGS_INSIDE, PointBounds
 from .checks import (
     check_invertible,
@@ -140,6 +141,7 @@ class LandmarkFit:
             warnings=list(self.warnings),
             notes=list(self.notes),
             field_grid=self.grid,
+            library_version=__version__,
         )
 
     def to_dict(self) -> dict:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..core.records import Record
-from ..core.version import __version__
 
 OMIT = {"omit_none": True}  # a None value is left out of the JSON
 
@@ -27,7 +26,7 @@ class FitTransform(Record):
     matrix_ras: list[list[float]] | None = field(default=None, metadata=OMIT)
     # of the linear part (a spline's affine part); below 0 the fit mirrors space, a warning says so
     determinant: float | None = field(default=None, metadata=OMIT)
-    mirrors: bool = False
+    mirrors: bool | None = field(default=None, metadata=OMIT)  # None: a record written before it was kept
 
 
 @dataclass
@@ -80,7 +79,7 @@ class PrealignSummary(Record):
     points: list[PointRecord] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    library_version: str = __version__
+    library_version: str | None = field(default=None, metadata=OMIT)  # set by the fit; None in older records
     field_grid: FieldGrid | None = field(default=None, metadata=OMIT)
     command: str | None = field(default=None, metadata=OMIT)
     inputs: dict[str, str | None] | None = field(default=None, metadata=OMIT)
