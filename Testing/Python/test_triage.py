@@ -13,16 +13,15 @@ from MultimodalRegistrationLib.core.phantom import make_phantom_pair
 from MultimodalRegistrationLib.core.transforms import Transform, rigid_transform
 from MultimodalRegistrationLib.qa.assess import QAOptions, assess_registration
 from MultimodalRegistrationLib.qa.stability import StabilityResult
-from MultimodalRegistrationLib.qa.triage import (
+from MultimodalRegistrationLib.qa.cohort_triage import (
     COHORT_Z,
     CohortRow,
-    Verdict,
     apply_cohort,
     cohort_outliers,
     robust_z,
-    triage_case,
     triage_cohort,
 )
+from MultimodalRegistrationLib.qa.triage import Verdict, triage_case
 from MultimodalRegistrationLib.registration.summary import Provenance, RegistrationSummary
 
 # 4 mm voxels: a phantom pair in ~0.1 s and a QA report in ~0.1 s.
@@ -169,6 +168,28 @@ def test_a_warning_that_doubts_the_result_makes_the_case_worth_a_look(pair, asse
     assert verdict.reasons == [f"the registration warned: {summary.warnings[1]}"]  # the other warning doubts nothing
     summary.warnings = ["the result lies 31 mm (median over the fixed image's anatomy) from the initial transform"]
     assert triage_case(summary, report).verdict == "check"
+
+
+def test_target_landmarks_far_apart_or_worse_after_registration_ask_for_a_check(pair):
+    """Two points files swapped, or in another frame, gave a median TRE of 86 mm with the verdict 'ok' (audit)."""
+    from MultimodalRegistrationLib.core.transforms import lps_ras_points
+
+    points = pair.head_points[::400][:8]
+    fixed_ras, moving_ras = lps_ras_points(points), lps_ras_points(pair.truth.transform_points(points))
+
+    def verdict(moving, transform):
+        options = QAOptions(jacobian_spacing_mm=4.0, fixed_points_ras=fixed_ras, moving_points_ras=moving)
+        report = assess_registration(pair.fixed, pair.moving, transform, options)
+        return triage_case(summary_of(report), report)
+
+    good = verdict(moving_ras, pair.truth)
+    assert good.verdict == "ok" and good.measures["tre_median_after_mm"] < 0.01
+    assert good.measures["tre_median_before_mm"] > 20  # the truth moves the points far: before = identity
+    off = verdict(moving_ras + [9.0, 0.0, 0.0], pair.truth)  # every moving point 9 mm off its partner
+    assert off.verdict == "check" and off.measures["tre_median_after_mm"] == pytest.approx(9.0, abs=0.01)
+    assert has(off, "the target landmarks lie 9.0 mm apart after registration")
+    shuffled = verdict(moving_ras[::-1], pair.truth)  # paired wrongly: worse than at the start
+    assert shuffled.verdict == "check" and has(shuffled, "the target landmarks got worse: median TRE")
 
 
 def test_a_mirrored_result_fails_even_though_its_metric_is_as_good(pair, assess):

@@ -335,7 +335,8 @@ def _unlisted_cases(output_dir: Path, jobs: list[CaseJob]) -> list[str]:
 
 def cohort_verdicts(records: list[CaseRecord]) -> dict[str, dict]:
     """Each case's final verdict: its own, plus the cohort's outlier reasons (:mod:`..qa.triage`)."""
-    from ..qa.triage import CohortRow, Verdict, apply_cohort, cohort_outliers
+    from ..qa.cohort_triage import CohortRow, apply_cohort, cohort_outliers
+    from ..qa.triage import Verdict
 
     verdicts = {record.case: record.verdict or Verdict("failed") for record in records}
     rows = [CohortRow.from_summary(r.case, r.summary) for r in records if r.summary]
