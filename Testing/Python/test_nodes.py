@@ -284,3 +284,19 @@ def test_copy_as_command_names_a_loaded_volumes_own_file_until_it_is_changed(sce
                        "--output-transform 'MR T1 to CT.h5'")  # fmt: skip
     loaded.SetSpacing(3.0, 3.0, 3.0)  # changed since read: the file no longer holds it
     assert node_file(loaded, ".nrrd") == "CT.nrrd"
+
+
+def test_copy_as_command_names_a_start_that_is_also_the_output_apart_from_it(scene, small_pair):
+    """Register pressed again, the moving volume under the last result: the start and the output were both
+    'MR to CT.h5', which mmreg register refuses (an output that overwrites an input; review)."""
+    from MultimodalRegistrationLib.nodes.command_paths import node_file, start_node
+
+    moving = mrml.volume_node_from_image(scene, small_pair.moving, "MR")
+    result = mrml.transform_to_node(scene, small_pair.truth, name="MR to CT")
+    assert start_node(moving, None, None) is None
+    moving.SetAndObserveTransformNodeID(result.GetID())
+    assert start_node(moving, None, None) is result  # a prealignment of its own
+    node, tail = start_node(moving, None, result)
+    assert node_file(node, ".h5", tail) == "MR to CT start.h5" != node_file(result, ".h5")
+    manual = mrml.transform_to_node(scene, small_pair.truth, name="manual")
+    assert start_node(moving, manual, result) == (moving, " start")  # two transforms composed: the moving's start

@@ -98,29 +98,54 @@ def test_a_slide_left_at_slicers_default_spacing_is_warned_about(scene, tmp_path
     assert "--moving-pixel-size" not in lines[1] and "Volume Information" in lines[1]
 
 
-def test_a_coronal_slice_cut_from_a_volume_registers_in_2d_in_its_own_place(scene, tmp_path):
-    """One coronal slice (thin along J, as Slicer crops it from a volume: 241 x 1 x 277 in the audit) was sent
-    to the 3D job; it now registers in 2D like a slide, and the result maps its RAS points to the moving slide."""
-    points = data.mr_slice(tmp_path / "mr.nrrd", FIXED_MM)
+@pytest.mark.parametrize("plane", ["coronal", "sagittal"])
+def test_a_coronal_or_sagittal_slice_shown_upright_registers_with_an_upright_photo(scene, tmp_path, plane):
+    """One slice cut from a volume (thin along J: coronal, 241 x 1 x 277 in the audit; or along I: sagittal) went to
+    the 3D job. It registers in 2D now, compared as Slicer's view of its plane shows it (superior up; right: patient
+    left in coronal, posterior in sagittal): built with its rows along +S, as a volume file stores them, it was
+    registered upside down against an upright photo, about 60 mm off (review)."""
+    points = data.mr_slice(tmp_path / "mr.nrrd", FIXED_MM)  # the MR slice as a picture: row 0 at the top
     truth = data.truth_of("rigid")
     data.he_section(tmp_path / "he.png", truth, MOVING_MM)
     pixels = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "mr.nrrd")))  # (rows, columns)
-    coronal = sitk.GetImageFromArray(pixels[:, np.newaxis, :])  # (K, J=1, I): columns along I, rows along K
-    coronal.SetSpacing((FIXED_MM, 2.0, FIXED_MM))
-    coronal.SetOrigin(FIXED_ORIGIN_LPS)
-    fixed = mrml.volume_node_from_image(scene, coronal, "MR coronal slice")
+    rows, columns = pixels.shape
+    upright = pixels[::-1]  # K (superior) grows upward on screen: the picture's top row is the last K
+    if plane == "coronal":  # I: patient left = screen right
+        voxels, spacing = upright[:, np.newaxis, :], (FIXED_MM, 2.0, FIXED_MM)
+    else:  # J: posterior = screen right
+        voxels, spacing = upright[:, :, np.newaxis], (2.0, FIXED_MM, FIXED_MM)
+    volume = sitk.GetImageFromArray(np.ascontiguousarray(voxels))
+    volume.SetSpacing(spacing)
+    volume.SetOrigin(FIXED_ORIGIN_LPS)
+    fixed = mrml.volume_node_from_image(scene, volume, f"MR {plane} slice")
     moving = _slice_node(scene, sitk.ReadImage(str(tmp_path / "he.png")), MOVING_MM, MOVING_ORIGIN_LPS, "H&E")
-    assert fixed.GetImageData().GetDimensions() == (pixels.shape[1], 1, pixels.shape[0])
-    output_volume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "H&E on the coronal slice")
+    output_volume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "H&E on the slice")
     registration = register_nodes(registration_parameters(fixedVolume=fixed, movingVolume=moving, preset="rigid",
                                                           outputVolume=output_volume))  # fmt: skip
     node = registration.output_transform_node
     assert node.GetAttribute(ATTRIBUTE_PREFIX + "dimension") == "2"
+    assert registration.command == ""  # mmreg register2d reads such a file as it is stored, not as the view shows it
     matrix = mrml.transform_from_node(node).matrix_ras
-    ijk = np.stack([points[:, 0] / FIXED_MM, np.zeros(len(points)), points[:, 1] / FIXED_MM, np.ones(len(points))], 1)
+    column, row = points[:, 0] / FIXED_MM, rows - 1 - points[:, 1] / FIXED_MM
+    zero, one = np.zeros(len(points)), np.ones(len(points))
+    ijk = np.stack([column, zero, row, one] if plane == "coronal" else [zero, column, row, one], 1)
     fixed_ras = ijk @ mrml.ijk_to_ras(fixed).T
     expected = _ras(moving, points @ truth[:2, :2].T + truth[:2, 2], MOVING_MM)
     error = np.linalg.norm((fixed_ras @ matrix.T)[:, :3] - expected, axis=1)
     assert error.mean() < 0.5 * FIXED_MM and error.max() < FIXED_MM, error
     assert output_volume.GetImageData().GetDimensions() == fixed.GetImageData().GetDimensions()
     assert np.allclose(mrml.ijk_to_ras(output_volume), mrml.ijk_to_ras(fixed))
+    # The output volume is the photo on the slice, laid out as the slice is: as the truth resamples it.
+    photo = sitk.ReadImage(str(tmp_path / "he.png"))
+    photo = sitk.VectorIndexSelectionCast(photo, 1, sitk.sitkFloat32) if photo.GetNumberOfComponentsPerPixel() > 1 else photo
+    photo.SetSpacing((MOVING_MM, MOVING_MM))
+    grid = sitk.Image(columns, rows, sitk.sitkFloat32)
+    grid.SetSpacing((FIXED_MM, FIXED_MM))
+    truth_2d = sitk.AffineTransform(truth[:2, :2].ravel().tolist(), truth[:2, 2].tolist())
+    expected = sitk.GetArrayFromImage(sitk.Resample(photo, grid, truth_2d, sitk.sitkLinear, 0.0))[::-1]
+    expected = expected[:, np.newaxis, :] if plane == "coronal" else expected[:, :, np.newaxis]
+    warped = sitk.GetArrayFromImage(mrml.image_from_volume_node(output_volume)).astype(float)
+    warped = warped.mean(axis=-1) if warped.ndim == 4 else warped
+    match = np.corrcoef(warped.ravel(), expected.ravel())[0, 1]  # measured 0.978
+    upside_down = np.corrcoef(warped.ravel(), expected[::-1].ravel())[0, 1]  # 0.585
+    assert match > 0.9 and upside_down < match - 0.2, (match, upside_down)

@@ -14,10 +14,12 @@ from pathlib import Path
 
 
 def node_file(node, suffix: str, tail: str = "") -> str:
-    """Where ``node`` is on disk (its storage file, if loaded from one and not changed since), else its name with
-    ``tail`` and ``suffix`` (".nrrd", ".h5")."""
+    """Where ``node`` is on disk, else its name with ``tail`` and ``suffix`` (".nrrd", ".h5"). Only a volume or
+    transform loaded from a file, unchanged since and under no transform, is its file: a segmentation's file is
+    not the labelmap the run read, and a node under a transform is not where its file puts it."""
     storage = node.GetStorageNode() if hasattr(node, "GetStorageNode") else None
-    if not tail and storage is not None and storage.GetFileName() and not node.GetModifiedSinceRead():
+    own = (node.IsA("vtkMRMLVolumeNode") or node.IsA("vtkMRMLTransformNode")) and node.GetParentTransformNode() is None
+    if own and not tail and storage is not None and storage.GetFileName() and not node.GetModifiedSinceRead():
         return storage.GetFileName()
     return f"{node.GetName()}{tail}{suffix}"
 
@@ -36,3 +38,14 @@ def user_command(command: str, folder: Path, job: dict, node_for) -> str:
             if node is not None:
                 names[value] = node_file(node, "".join(Path(value).suffixes), tail)
     return shlex.join(names.get(token, token) for token in shlex.split(command))
+
+
+def start_node(moving, initial, output):
+    """What names a run's start file (:func:`user_command`'s ``node_for``): the initial transform node or the
+    moving volume's one parent; ``(node, " start")`` when several transforms were composed, or when the start
+    is the run's own output node (a second Register from the last result: one file cannot be both)."""
+    parent = moving.GetParentTransformNode()
+    if parent is not None and (initial is not None or parent.GetParentTransformNode() is not None):
+        return moving, " start"
+    start = initial or parent
+    return (start, " start") if start is not None and start is output else start

@@ -71,43 +71,6 @@ def set_ijk_to_ras(node, matrix: np.ndarray) -> None:
     node.SetIJKToRASMatrix(_vtk_matrix(matrix))
 
 
-def slice_axes(node) -> tuple[int, int, int] | None:
-    """(column axis, row axis, thin axis) in IJK for a volume node one voxel thick along exactly one axis (a 2D
-    image as Slicer loads it, thin along K; or one coronal or sagittal slice cut from a volume); else None."""
-    data = node.GetImageData() if node is not None else None
-    if data is None:
-        return None
-    thin = [axis for axis, size in enumerate(data.GetDimensions()) if size == 1]
-    if len(thin) != 1:
-        return None
-    column, row = (axis for axis in range(3) if axis != thin[0])
-    return column, row, thin[0]
-
-
-def is_single_slice(node) -> bool:
-    """Whether a volume node holds image data one slice thick (see :func:`slice_axes`)."""
-    return slice_axes(node) is not None
-
-
-def slice_array(node) -> np.ndarray:
-    """A single-slice volume's pixels as (rows, columns) or, with several components (RGB), (rows, columns, c):
-    columns along its :func:`slice_axes` column axis, rows along its row axis."""
-    data = node.GetImageData()
-    components = data.GetNumberOfScalarComponents()
-    array = numpy_support.vtk_to_numpy(data.GetPointData().GetScalars()).reshape(
-        *data.GetDimensions()[::-1], components)  # (K, J, I, c)
-    array = np.squeeze(array, axis=2 - slice_axes(node)[2])
-    return array if components > 1 else array[..., 0]
-
-
-def slice_to_ijk(node) -> np.ndarray:
-    """4x4: a single-slice volume's (column, row, slice) voxel coordinates -> its IJK (a permutation)."""
-    column, row, thin = slice_axes(node)
-    matrix = np.zeros((4, 4))
-    matrix[column, 0] = matrix[row, 1] = matrix[thin, 2] = matrix[3, 3] = 1.0
-    return matrix
-
-
 def update_volume_node_from_image(node, image: sitk.Image):
     """Put ``image`` (LPS) into an existing volume node: voxels and exact geometry."""
     array = sitk.GetArrayFromImage(image)

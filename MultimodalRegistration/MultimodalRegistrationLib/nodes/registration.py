@@ -14,7 +14,7 @@ from types import SimpleNamespace
 from ..process.jobs import RegistrationJob
 from ..process.preflight import preflight_registration
 from ..process.worker import WorkerJob
-from . import mrml
+from . import slices
 from .checks import check_volume_pair
 from .job import REGISTRATION_ATTRIBUTE_PREFIX as ATTRIBUTE_PREFIX
 from .job import job_folder
@@ -64,7 +64,7 @@ def _started(parameters, on_progress, on_done, python, warm) -> NodeRegistration
     """The registration ``parameters`` describe, started in a worker (2D for two single-slice volumes)."""
     fixed, moving = (node_of(parameters, RegistrationJob, name) for name in ("fixed", "moving"))
     check_volume_pair(fixed, moving, otherwise="register to another volume")
-    if mrml.is_single_slice(fixed) and mrml.is_single_slice(moving):
+    if slices.is_single_slice(fixed) and slices.is_single_slice(moving):
         return register_nodes_2d(parameters, on_progress, on_done, python, warm)
     with job_folder("mmreg-nodes-") as folder:
         outputs = {"output_transform": str(folder / "result.h5"), "output_inverse": str(folder / "inverse.h5")}

@@ -23,7 +23,7 @@ from ..core.transforms import Transform
 from ..process.jobs import RegistrationJob
 from ..process.register2d_job import Registration2DJob, Registration2DJobResult, Registration2DWorkerJob, inputs_2d
 from ..registration.describe import describe_2d
-from . import mrml
+from . import mrml, slices
 from .job import job_folder
 from .panel import node_of, panel_fields, panel_value
 from .registration_result import NodeRegistration
@@ -35,7 +35,7 @@ _READ_IN_2D = ("fixed", "moving", "output_transform", "output_volume")
 def pixel_mm(node, role: str) -> float:
     """The node's in-plane pixel size (mm); non-square pixels are refused, naming the fix."""
     spacing = node.GetSpacing()
-    column, row = (spacing[axis] for axis in mrml.slice_axes(node)[:2])
+    column, row = (spacing[axis] for axis in slices.slice_axes(node)[:2])
     if not np.isclose(column, row, rtol=1e-4):
         raise InputError(
             f"the {role} image '{node.GetName()}' has {column:g} x {row:g} mm pixels: 2D registration needs square "
@@ -47,7 +47,7 @@ def pixel_mm(node, role: str) -> float:
 def write_slice(node, path: Path, role: str) -> float:
     """Write the node's one slice as a 2D NRRD (gray or RGB, as it is); returns its pixel size (mm)."""
     size = pixel_mm(node, role)
-    array = mrml.slice_array(node)
+    array = slices.slice_array(node)
     image = sitk.GetImageFromArray(array, isVector=array.ndim == 3)
     image.SetSpacing((size, size))
     sitk.WriteImage(image, str(path))
@@ -56,15 +56,15 @@ def write_slice(node, path: Path, role: str) -> float:
 
 def ras_matrix(matrix_2d: np.ndarray, fixed, moving, fixed_mm: float, moving_mm: float) -> np.ndarray:
     """The 2D result (3x3, fixed -> moving in the pixel frames, mm) as a 4x4 fixed -> moving RAS matrix: fixed
-    RAS -> fixed IJK -> its (column, row, slice) -> fixed pixel frame -> (the 2D matrix, slice index kept) ->
-    moving pixel frame -> moving (column, row, slice) -> moving IJK -> moving RAS. Either slice may be thin along
-    any IJK axis (an axial, coronal or sagittal slice)."""
+    RAS -> fixed IJK -> its picture (column, row, slice: :func:`.slices.slice_to_ijk`) -> fixed pixel frame -> (the
+    2D matrix, slice index kept) -> moving pixel frame -> moving picture -> moving IJK -> moving RAS. Either slice
+    may be thin along any IJK axis (an axial, coronal or sagittal slice)."""
     embedded = np.eye(4)
     embedded[:2, :2], embedded[:2, 3] = matrix_2d[:2, :2], matrix_2d[:2, 2]
     to_mm = np.diag([fixed_mm, fixed_mm, 1.0, 1.0])
     from_mm = np.diag([1 / moving_mm, 1 / moving_mm, 1.0, 1.0])
-    fixed_to_slice = mrml.slice_to_ijk(fixed).T @ np.linalg.inv(mrml.ijk_to_ras(fixed))  # a permutation's inverse
-    return mrml.ijk_to_ras(moving) @ mrml.slice_to_ijk(moving) @ from_mm @ embedded @ to_mm @ fixed_to_slice
+    fixed_to_slice = np.linalg.inv(mrml.ijk_to_ras(fixed) @ slices.slice_to_ijk(fixed))
+    return mrml.ijk_to_ras(moving) @ slices.slice_to_ijk(moving) @ from_mm @ embedded @ to_mm @ fixed_to_slice
 
 
 def check_2d_panel(parameters) -> None:
@@ -110,7 +110,10 @@ class NodeRegistration2D(NodeRegistration):
         return "\n".join([describe_2d(self.summary), *said])
 
     def _recorded_command(self) -> str:
-        return self.summary.command or ""  # mmreg register2d
+        """The mmreg register2d line, when it repeats the run on the slices' own files: only for slices whose
+        files hold them as the run compared them (thin along K, not turned for the view); else none."""
+        as_read = all(np.array_equal(slices.slice_to_ijk(self.target(role)), np.eye(4)) for role in ("fixed", "moving"))
+        return (self.summary.command or "") if as_read else ""
 
     def _apply(self, result: Registration2DJobResult) -> None:
         summary = result.summary
@@ -125,10 +128,8 @@ class NodeRegistration2D(NodeRegistration):
         })  # fmt: skip
         if self.target("output_volume") is not None:
             # The 2D result on the fixed slice's grid, as one slice in the fixed slice's own place and direction.
-            warped = sitk.ReadImage(result.outputs.volume)
-            pixels = sitk.GetArrayFromImage(warped)
-            thin = mrml.slice_axes(fixed)[2]  # the fixed slice's own layout: its thin axis kept
-            volume = sitk.GetImageFromArray(np.expand_dims(pixels, 2 - thin), isVector=pixels.ndim == 3)
+            pixels = sitk.GetArrayFromImage(sitk.ReadImage(result.outputs.volume))  # the fixed slice's picture
+            volume = sitk.GetImageFromArray(slices.slice_voxels(fixed, pixels), isVector=pixels.ndim == 3)
             self._fill_output_volume(volume, node)
             mrml.set_ijk_to_ras(self.output_volume_node, mrml.ijk_to_ras(fixed))
         self.summary = summary

@@ -16,7 +16,7 @@ from ..process.worker import WorkerFailure, WorkerJob
 from ..registration.describe import describe_guidance, describe_result, describe_start
 from ..registration.summary import GuidanceRecord, RegistrationSummary
 from . import mrml
-from .command_paths import user_command
+from .command_paths import start_node, user_command
 from .job import REGISTRATION_ATTRIBUTE_PREFIX as ATTRIBUTE_PREFIX
 from .job import NodeJob
 from .panel import node_of
@@ -64,12 +64,8 @@ class NodeRegistration(NodeJob):
                    "output_inverse": (self.output_transform_node, "_inverse")}  # fmt: skip
         if field_name in outputs:
             return outputs[field_name]
-        if field_name == "initial_transform":  # the initial node and the moving volume's parents, composed
-            moving, initial = self.target("moving"), self.target("initial_transform")
-            parent = moving.GetParentTransformNode()
-            if parent is None or (initial is None and parent.GetParentTransformNode() is None):
-                return initial or parent
-            return moving, " start"
+        if field_name == "initial_transform":
+            return start_node(self.target("moving"), self.target("initial_transform"), self.output_transform_node)
         if any(f.name == field_name and f.metadata.get("node") for f in RegistrationJob.panel_fields()):
             return self.target(field_name)
         return None
