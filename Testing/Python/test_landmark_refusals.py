@@ -91,6 +91,19 @@ def test_tps_refuses_two_fixed_points_closer_than_the_duplicate_tolerance(gap_mm
     assert fit_landmarks(fixed, MOVING_RAS, "affine", LABELS, LABELS).kind == "affine"  # warned only
 
 
+def test_tps_takes_distinct_points_under_a_millimetre_apart_on_a_mouse_sized_set():
+    """The tolerance follows the points' extent below 1 mm: two landmarks 0.7 mm apart on neighbouring structures
+    of a 10 mm brain were refused (review); the spline passes through both."""
+    rng = np.random.default_rng(3)
+    fixed = rng.uniform([-5, -4, -3], [5, 4, 3], size=(10, 3))
+    fixed[1] = fixed[0] + [0.7, 0.0, 0.0]
+    moving = fixed * 1.05 + 0.15 * np.sin(fixed[:, [1, 2, 0]])
+    fit = fit_landmarks(fixed, moving, "tps")
+    assert fit.fre_max_mm < 0.1
+    with pytest.raises(InputError, match="0.05 mm apart: a thin-plate spline"):
+        fit_landmarks(np.vstack([fixed, fixed[0] + [0.05, 0.0, 0.0]]), np.vstack([moving, moving[0] + 1.0]), "tps")
+
+
 def test_tps_with_a_point_placed_twice_exits_2_without_a_traceback(tmp_path, capsys):
     fixed = FIXED_RAS.copy()
     fixed[5] = fixed[4]

@@ -19,6 +19,7 @@ from .models import MIN_POINTS, fit_rms, linear_part, pairwise_distances, rms
 FLAT_RATIO = 0.1  # below this the points are nearly collinear / coplanar (warning)
 DEGENERATE_RATIO = 1e-6  # below this they are exactly so and the fit is undetermined (error)
 DUPLICATE_MM = 1.0  # two points of one list closer than this are probably one point placed twice
+SPLINE_CLOSE_FRACTION = 0.01  # for a spline, of the points' extent, when that is less than DUPLICATE_MM
 # A fit that shrinks one direction this many times more than another flattens space: refused.
 SINGULAR_RATIO = 0.01
 # A rotation mapping the fixed points onto one another within this fraction of their RMS radius, and
@@ -149,9 +150,11 @@ def duplicate_warnings(points: np.ndarray, labels: list[str], role: str) -> list
 
 
 def check_spline_points(fixed: np.ndarray, labels: list[str]) -> None:
-    """Refuse fixed points (LPS mm) closer than ``DUPLICATE_MM`` for a thin-plate spline, which must pass
+    """Refuse fixed points (LPS mm) closer than ``DUPLICATE_MM``, or than a hundredth of the points' extent if
+    that is less (a mouse brain's landmarks 0.7 mm apart are distinct), for a thin-plate spline, which must pass
     through every pair: one fixed point cannot go to two moving points."""
-    for indices, largest in close_groups(fixed):
+    extent = float(pairwise_distances(fixed, fixed).max())
+    for indices, largest in close_groups(fixed, min(DUPLICATE_MM, SPLINE_CLOSE_FRACTION * extent)):
         raise InputError(
             f"fixed points {_named(indices, labels)} are {largest:.2f} mm apart: a thin-plate spline cannot pass "
             "through two different moving points from one fixed point; delete one of each such pair (or move it "

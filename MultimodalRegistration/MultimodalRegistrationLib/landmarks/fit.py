@@ -45,9 +45,9 @@ from .models import (
     MIN_POINTS,
     ThinPlateSpline,
     apply_model,
+    bend_box,
     distance_outside,
     field_grid,
-    field_margin_mm,
     fit_model,
     linear_part,
     rms,
@@ -293,7 +293,9 @@ def fit_landmarks(
         flips = [w for w in outside if FLIP_BRINGS_INSIDE in w]
         if turned and flips:  # two independent checks name the same RAS/LPS mistake: refuse rather than warn
             raise InputError(f"{flips[0]} (the landmarks also fit the images only turned about 180 degrees from "
-                             "their headers, which the same mistake explains)")  # fmt: skip
+                             "their headers, which the same mistake explains; if the images really are turned so, "
+                             "prone against supine, and a point was placed beyond its image's edge, move it "
+                             "inside)")  # fmt: skip
         warnings += turned
     warnings += symmetry_warnings(kind, fixed_lps, labels)
     warnings += outside
@@ -337,11 +339,12 @@ def _tps_transform(
 ) -> tuple[Transform, FieldGrid, list[str], list[str]]:
     """The spline sampled as a displacement field on the reference grid: (transform, the grid, warnings and notes
     on how faithful that field is at the fixed points)."""
-    grid = field_grid(reference, fixed_lps)
+    margin, taper = bend_box(spline, fixed_lps) if reference is None else (None, None)
+    grid = field_grid(reference, fixed_lps, margin)
     described = FieldGrid("", list(grid.GetSize()), list(grid.GetSpacing()), list(grid.GetOrigin()),
                           list(grid.GetDirection()))  # fmt: skip
     if reference is None:  # a box round the points: the affine part beyond it, the bend faded out inside its margin
-        bend = tps_bend_field(spline, grid, field_margin_mm(fixed_lps) / 2)
+        bend = tps_bend_field(spline, grid, taper)
         transform = Transform.from_matrix(spline.affine) @ Transform.from_displacement_field(bend)
     else:
         transform = Transform.from_displacement_field(tps_displacement_field(spline, grid))

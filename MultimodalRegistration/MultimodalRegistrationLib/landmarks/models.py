@@ -142,15 +142,18 @@ def field_margin_mm(points_lps: np.ndarray) -> float:
     return max(FIELD_MARGIN_MM, 0.25 * float((points_lps.max(axis=0) - points_lps.min(axis=0)).max()))
 
 
-def field_grid(reference: sitk.Image | None, points_lps: np.ndarray) -> sitk.Image:
+def field_grid(reference: sitk.Image | None, points_lps: np.ndarray, margin_mm: float | None = None) -> sitk.Image:
     """The grid a TPS field is sampled on: the reference's grid (coarsened if huge), else a box
-    around the points with a margin, at ``FIELD_SPACING_MM``."""
+    around the points with a margin (default :func:`field_margin_mm`), at ``FIELD_SPACING_MM`` or coarser if huge."""
     if reference is None:
         low, high = points_lps.min(axis=0), points_lps.max(axis=0)
-        margin = field_margin_mm(points_lps)
-        size = np.ceil((high - low + 2 * margin) / FIELD_SPACING_MM).astype(int) + 1
+        margin = field_margin_mm(points_lps) if margin_mm is None else margin_mm
+        spacing = FIELD_SPACING_MM
+        while np.prod(np.ceil((high - low + 2 * margin) / spacing) + 1) > MAX_FIELD_VOXELS:
+            spacing *= 1.25
+        size = np.ceil((high - low + 2 * margin) / spacing).astype(int) + 1
         grid = sitk.Image([int(s) for s in size], sitk.sitkUInt8)
-        grid.SetSpacing([FIELD_SPACING_MM] * 3)
+        grid.SetSpacing([spacing] * 3)
         grid.SetOrigin(tuple(float(v) for v in low - margin))
         return grid
     size = np.asarray(reference.GetSize()[:3], int)
@@ -168,6 +171,44 @@ def field_grid(reference: sitk.Image | None, points_lps: np.ndarray) -> sitk.Ima
     return grid
 
 
+def bend_mm(spline: ThinPlateSpline, points_lps: np.ndarray) -> np.ndarray:
+    """The spline's bend beyond its affine part at ``points_lps`` (mm), in the frame before that part:
+    ``L^-1 (spline(x) - affine(x))``, (N, 3)."""
+    affine = spline.affine
+    return (spline(points_lps) - (points_lps @ affine[:3, :3].T + affine[:3, 3])) @ np.linalg.inv(affine[:3, :3]).T
+
+
+def bend_box(spline: ThinPlateSpline, points_lps: np.ndarray) -> tuple[float, float]:
+    """(margin, taper) mm of the box a spline's bend is stored on without a reference: the taper at least half the
+    usual margin (:func:`field_margin_mm`) and four times the bend it fades out at the box's faces, so that the
+    fade cannot fold space (its gradient stays under about 0.4); the margin is half the usual one plus the taper.
+    The bend grows slowly away from the points, so the faces are measured again once the box has grown."""
+    low, high = points_lps.min(axis=0), points_lps.max(axis=0)
+    inner = field_margin_mm(points_lps) / 2
+    taper = inner
+    for _ in range(4):
+        faces = _box_faces(low - inner - taper, high + inner + taper)
+        needed = 4.0 * float(np.linalg.norm(bend_mm(spline, faces), axis=1).max())
+        if needed <= taper:
+            break
+        taper = needed
+    return inner + taper, taper
+
+
+def _box_faces(low: np.ndarray, high: np.ndarray, count: int = 9) -> np.ndarray:
+    """Points on a grid of ``count`` x ``count`` on each of the box's six faces (LPS mm)."""
+    steps = [np.linspace(low[axis], high[axis], count) for axis in range(3)]
+    faces = []
+    for axis in range(3):
+        others = [a for a in range(3) if a != axis]
+        u, v = np.meshgrid(steps[others[0]], steps[others[1]], indexing="ij")
+        for value in (low[axis], high[axis]):
+            face = np.empty((u.size, 3))
+            face[:, axis], face[:, others[0]], face[:, others[1]] = value, u.ravel(), v.ravel()
+            faces.append(face)
+    return np.concatenate(faces)
+
+
 def tps_bend_field(spline: ThinPlateSpline, grid: sitk.Image, taper_mm: float) -> sitk.Image:
     """The spline's bend beyond its affine part, as a displacement field to apply before that part (LPS mm):
     ``d(x) = L^-1 (spline(x) - affine(x))`` at every node of ``grid``, faded smoothly to 0 over the outer
@@ -178,8 +219,7 @@ def tps_bend_field(spline: ThinPlateSpline, grid: sitk.Image, taper_mm: float) -
     index = np.stack([i.ravel(), j.ravel(), k.ravel()], axis=1)
     matrix = index_to_physical_matrix(grid)
     physical = index @ matrix[:3, :3].T + matrix[:3, 3]
-    affine = spline.affine
-    bend = (spline(physical) - (physical @ affine[:3, :3].T + affine[:3, 3])) @ np.linalg.inv(affine[:3, :3]).T
+    bend = bend_mm(spline, physical)
     to_edge = np.minimum(index, size - 1 - index) * np.asarray(grid.GetSpacing())  # mm to the nearest face
     ramp = np.clip(to_edge.min(axis=1) / taper_mm, 0.0, 1.0)
     weight = ramp * ramp * (3 - 2 * ramp)  # smoothstep: 0 at the edge, 1 from taper_mm inward
