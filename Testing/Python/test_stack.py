@@ -165,6 +165,16 @@ def test_rgb_becomes_bt601_luminance_and_pixel_size_comes_from_the_file(tmp_path
     assert read.gray.GetPixelID() == sitk.sitkFloat32
 
 
+def test_a_grey_and_alpha_png_beyond_pillows_pixel_limit_gets_a_message_not_a_traceback(tmp_path, monkeypatch):
+    opaque = np.zeros((40, 50, 2), np.uint8)
+    opaque[..., 1] = 255
+    Image.fromarray(opaque, "LA").save(tmp_path / "slide.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # stands in for a slide over 179 million pixels
+    for read in (lambda: read_image_2d(tmp_path / "slide.png", 0.5), lambda: read_header_2d(tmp_path / "slide.png")):
+        with pytest.raises(InputError, match="too large for Pillow, which reads it because ITK cannot"):
+            read()
+
+
 def test_a_grey_and_alpha_png_is_read_with_pillow_where_itk_cannot(tmp_path):
     grey = np.add.outer(np.arange(6), np.arange(7) * 10).astype(np.uint8)
     opaque = np.stack([grey, np.full_like(grey, 255)], axis=-1)

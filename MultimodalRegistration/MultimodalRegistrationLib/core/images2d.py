@@ -142,6 +142,14 @@ def _pillow_header(path: Path) -> tuple[tuple, int] | None:
             return tuple(opened.size), len(opened.getbands())
     except (ImportError, OSError, ValueError):
         return None
+    except Image.DecompressionBombError as error:
+        raise _too_large(path, error) from None
+
+
+def _too_large(path: Path, error: Exception) -> InputError:
+    """Pillow's limit on the pixels it reads (about 179 million), as the fix for a slide beyond it."""
+    return InputError(f"{path} is too large for Pillow, which reads it because ITK cannot ({error}): save it as an "
+                      "RGB or grey PNG or TIFF without transparency (ITK reads those), or downsample it")  # fmt: skip
 
 
 def _read_with_pillow(path: Path) -> sitk.Image | None:
@@ -161,6 +169,8 @@ def _read_with_pillow(path: Path) -> sitk.Image | None:
             pixels = np.asarray(opened.convert(converted) if converted else opened)
     except (OSError, ValueError):
         return None
+    except Image.DecompressionBombError as error:
+        raise _too_large(path, error) from None
     if pixels.ndim not in (2, 3):
         return None
     return sitk.GetImageFromArray(pixels, isVector=pixels.ndim == 3)
