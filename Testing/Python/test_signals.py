@@ -124,18 +124,16 @@ def test_a_signal_stops_prep_n4_running_in_the_main_process(tmp_path, signal_num
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-@pytest.mark.slow
-def test_sigterm_stops_a_batch_at_once_and_says_what_is_kept(pair_files, tmp_path):
-    """SIGTERM during a batch's only case: the case is stopped, not retried in a new worker (which took
-    a whole case's time), exit 143, and the message says the ended cases are kept and how to resume."""
+def terminated_batch(program: list[str], pair_files: Path, tmp_path: Path) -> tuple[int, str, Path]:
+    """A one-case ANTs batch run by ``program`` (then the manifest and options) into ``tmp_path / "out"``, sent
+    SIGTERM 3 s into its case: (exit code, standard error, the scratch folder its worker used)."""
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     manifest = tmp_path / "cohort.csv"
     manifest.write_text(f"case,fixed,moving\nc1,{pair_files / 'ct.nrrd'},{pair_files / 'mr.nrrd'}\n")
     environment = dict(os.environ, PYTHONPATH=str(library_root()), TMPDIR=str(scratch))
     process = subprocess.Popen(
-        [sys.executable, "-m", "MultimodalRegistrationLib.cli.main", "batch", str(manifest), "--engine", "ants",
-         "--workers", "1", "--output-dir", str(tmp_path / "out")],
+        [*program, str(manifest), "--engine", "ants", "--workers", "1", "--output-dir", str(tmp_path / "out")],
         stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=environment,
     )  # fmt: skip
     deadline = time.monotonic() + 60
@@ -145,7 +143,17 @@ def test_sigterm_stops_a_batch_at_once_and_says_what_is_kept(pair_files, tmp_pat
     time.sleep(3.0)  # the case is running
     process.send_signal(signal.SIGTERM)
     _, error = process.communicate(timeout=30)
-    assert process.returncode == 143, error
+    return process.returncode, error, scratch
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_batch_at_once_and_says_what_is_kept(pair_files, tmp_path):
+    """SIGTERM during a batch's only case: the case is stopped, not retried in a new worker (which took
+    a whole case's time), exit 143, and the message says the ended cases are kept and how to resume."""
+    code, error, scratch = terminated_batch(
+        [sys.executable, "-m", "MultimodalRegistrationLib.cli.main", "batch"], pair_files, tmp_path
+    )
+    assert code == 143, error
     assert "terminated after 0 of 1 cases" in error and "run the same command again to resume" in error, error
     assert not (tmp_path / "out" / "batch.csv").exists()
     assert workers_in(scratch) == []
