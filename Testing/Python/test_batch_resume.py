@@ -87,7 +87,7 @@ def test_cohort_files_go_when_cases_run_and_unlisted_case_folders_are_named(coho
 
     monkeypatch.setattr(batch, "_run_local", run)
     batch.run_batch(cohort, out, workers=1)
-    assert seen == [["a", "b"]], "batch.csv and report.html described case a while it ran again"
+    assert seen == [[".mmreg-batch.lock", "a", "b"]], "batch.csv and report.html described case a while it ran again"
     assert (out / "batch.csv").is_file() and (out / "report.html").is_file()  # written again at the end
     one = cohort.with_name("one.csv")
     one.write_text("\n".join(cohort.read_text().splitlines()[:2]) + "\n")
@@ -222,3 +222,26 @@ def test_a_case_s_target_points_are_checked_before_its_registration(rows, said, 
         case_job.run_case_job(job, events.append)
     assert [event["stage"] for event in events] == ["inputs"]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_second_batch_into_a_busy_folder_is_refused_and_a_killed_ones_lock_is_taken_over(cohort, ran, tmp_path):
+    """Two batches into one folder cleared each other's files and reported cases as failed (audit)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from MultimodalRegistrationLib.process.batch_lock import LOCK_NAME
+
+    out = tmp_path / "out"
+    out.mkdir()
+    lock = out / LOCK_NAME
+    lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": "2026-11-28 00:00:00"}))
+    with pytest.raises(InputError, match=rf"another mmreg batch is writing into {out} \(process {os.getpid()}"):
+        batch.run_batch(cohort, out, workers=1)
+    assert ran == [] and sorted(p.name for p in out.iterdir()) == [LOCK_NAME]
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                           check=True)  # fmt: skip
+    lock.write_text(json.dumps({"pid": int(ended.stdout), "host": socket.gethostname(), "started": "earlier"}))
+    result = batch.run_batch(cohort, out, workers=1)  # the SIGKILLed batch's lock: its process has ended
+    assert [record.case for record in result.records] == ["a", "b"] and not lock.exists()

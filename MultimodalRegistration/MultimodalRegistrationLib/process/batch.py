@@ -28,6 +28,7 @@ from ..core.errors import InputError
 from ..core.files import write_text_atomically
 from ..engines.registry import engine_spec
 from ..qa.cohort_provenance import CohortProvenance, cohort_provenance
+from .batch_lock import batch_lock
 from .case_job import failed_step
 from .jobs import CaseJob
 from .manifest import CASE_FILES, COHORT_FILES, DONE, CaseRecord, case_hash, read_done, read_manifest
@@ -280,40 +281,41 @@ def run_batch(
     share = 1 if dask else max(1, (os.cpu_count() or 1) // count)
     warnings = _unlisted_cases(output_dir, jobs)
     output_dir.mkdir(parents=True, exist_ok=True)
-    notify = on_case or (lambda record: None)
-    records: dict[str, CaseRecord] = {}
+    with batch_lock(output_dir):  # refused while another batch writes here
+        notify = on_case or (lambda record: None)
+        records: dict[str, CaseRecord] = {}
 
-    def finished(record: CaseRecord) -> None:
-        records[record.case] = record
-        notify(record)
+        def finished(record: CaseRecord) -> None:
+            records[record.case] = record
+            notify(record)
 
-    try:
-        todo = []  # (job, its hash), hashed once: the inputs' bytes are read for it
-        for job in jobs:
-            digest = case_hash(job)
-            done = _is_done(job, digest)
-            if done is None:
-                if not dask and len(todo) < count:
-                    start_workers(1, job.engine, python)  # one per case to run, up to the thread count
-                todo.append((_threads(job, share), digest))
-            else:
-                records[job.case] = done
-                notify(replace(done, seconds=None))  # done before: no time spent now
-        skipped = list(records)
-        if todo:
-            for name in COHORT_FILES:  # they described the cases about to be redone: written again at the end
-                (output_dir / name).unlink(missing_ok=True)
-            if dask:
-                _run_dask(todo, dask, timeout_s, python, finished)
-            else:
-                _run_local(todo, min(count, len(todo)), timeout_s, python, finished, on_start or (lambda case: None))
-    finally:
-        stop_workers()  # engines hold the GIL: only stopping their processes ends the running cases
-    ordered = [records[job.case] for job in jobs]
-    verdicts = cohort_verdicts(ordered)
-    provenance = cohort_provenance([job.engine for job in jobs], [job.preset for job in jobs], command, len(jobs))
-    outputs = write_cohort_results(ordered, verdicts, output_dir, provenance)
-    return BatchResult(ordered, verdicts, skipped, outputs, warnings)
+        try:
+            todo = []  # (job, its hash), hashed once: the inputs' bytes are read for it
+            for job in jobs:
+                digest = case_hash(job)
+                done = _is_done(job, digest)
+                if done is None:
+                    if not dask and len(todo) < count:
+                        start_workers(1, job.engine, python)  # one per case to run, up to the thread count
+                    todo.append((_threads(job, share), digest))
+                else:
+                    records[job.case] = done
+                    notify(replace(done, seconds=None))  # done before: no time spent now
+            skipped = list(records)
+            if todo:
+                for name in COHORT_FILES:  # they described the cases about to be redone: written again at the end
+                    (output_dir / name).unlink(missing_ok=True)
+                if dask:
+                    _run_dask(todo, dask, timeout_s, python, finished)
+                else:
+                    _run_local(todo, min(count, len(todo)), timeout_s, python, finished, on_start or (lambda case: None))
+        finally:
+            stop_workers()  # engines hold the GIL: only stopping their processes ends the running cases
+        ordered = [records[job.case] for job in jobs]
+        verdicts = cohort_verdicts(ordered)
+        provenance = cohort_provenance([job.engine for job in jobs], [job.preset for job in jobs], command, len(jobs))
+        outputs = write_cohort_results(ordered, verdicts, output_dir, provenance)
+        return BatchResult(ordered, verdicts, skipped, outputs, warnings)
 
 
 def _unlisted_cases(output_dir: Path, jobs: list[CaseJob]) -> list[str]:
