@@ -87,6 +87,7 @@ class FiducialPrealignParameterNode:
     referenceVolume: Optional[vtkMRMLScalarVolumeNode]
     residualTable: Optional[vtkMRMLTableNode]
     autoUpdate: bool = True
+    listsGuessed: bool = False  # the lists were preselected by name once: a list the user cleared stays cleared
 
 
 class FiducialPrealignWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -137,7 +138,8 @@ class FiducialPrealignWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def initializeParameterNode(self) -> None:
         self.setParameterNode(self.logic.getParameterNode())
         node = self._parameterNode
-        if not node.fixedPoints and not node.movingPoints:
+        if not node.fixedPoints and not node.movingPoints and not node.listsGuessed:
+            node.listsGuessed = True
             # Only names that say which list is which: swapped roles would give the inverse transform, with the
             # same residuals. Even then the preview waits until the user presses Fit (see previewFit).
             lists = slicer.util.getNodesByClass("vtkMRMLMarkupsFiducialNode")
