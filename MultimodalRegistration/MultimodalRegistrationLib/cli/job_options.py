@@ -8,8 +8,10 @@ same way, their ``parse`` turning the typed text into the option.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, Field
 
+from ..core.errors import InputError
 from ..process.jobs import option_fields, option_flag
 
 NOT_ARGPARSE = ("flag", "group", "always", "column", "parse", "text")  # the cli metadata that is not argparse's
@@ -49,3 +51,21 @@ def option_values(record_class: type, arguments: argparse.Namespace) -> dict:
             parse = field.metadata["cli"].get("parse")
             values[field.name] = parse(value) if parse else value
     return values
+
+
+def refuse_idle_tuning(
+    record,
+    changed: Iterable[str],
+    tunes: Mapping[str, tuple[str, ...]],
+    flags: Mapping[str, str],
+    what: str = "a step",
+    off: Callable[[object], bool] = lambda value: value in (None, False),
+) -> None:
+    """Refuse an option given (``changed``: field names set away from their defaults) that only tunes steps
+    (``tunes``: field -> the fields that switch its steps on) which are all ``off`` in ``record``: it would do
+    nothing, silently. ``flags``: field -> how the user writes it; ``what`` the steps are called."""
+    for name in changed:
+        steps = tunes.get(name, ())
+        if steps and all(off(getattr(record, step)) for step in steps):
+            needs = " or ".join(flags[step] for step in steps)
+            raise InputError(f"{flags[name]} tunes {what}, and it is off: add {needs}, or drop {flags[name]}")

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 from ..core.errors import EXIT_OK, InputError
-from ..prep.options import PrepOptions, idle_tuning
+from ..prep.options import TUNES, PrepOptions
 from ..process.jobs import PrepJob, option_fields, option_flag
-from .job_options import add_options, option_values
+from .job_options import add_options, option_values, refuse_idle_tuning
 
 
 def add_prep_arguments(parser: argparse.ArgumentParser, for_register: bool = False) -> None:
@@ -52,9 +52,7 @@ def prep_options(arguments: argparse.Namespace) -> PrepOptions:
         options.crop_common = True  # --prep alone: the step that needs no choices
     flags = {f.name: option_flag(f) for f in option_fields(PrepOptions)}
     changed = [f.name for f in option_fields(PrepOptions) if f.name in given and given[f.name] != f.default]
-    for name, steps in idle_tuning(options, changed):
-        needs = " or ".join(flags[step] for step in steps)
-        raise InputError(f"{flags[name]} tunes a step that is off: add {needs}, or drop {flags[name]}")
+    refuse_idle_tuning(options, changed, TUNES, flags)
     return options
 
 

@@ -93,15 +93,13 @@ def _check_restart_options(job) -> None:
     """Refuse an option of the stability restarts given without --stability (it did nothing, silently)."""
     from dataclasses import fields
 
-    from ..core.errors import InputError
+    from .job_options import refuse_idle_tuning
 
-    if job.stability:
-        return
     defaults = {f.name: f.default for f in fields(job)}
-    for name in RESTART_OPTIONS:
-        if getattr(job, name) != defaults[name]:
-            flag = "--" + name.replace("_", "-")
-            raise InputError(f"{flag} tunes the stability restarts: add --stability (or --stability K), or drop {flag}")
+    flags = {name: "--" + name.replace("_", "-") for name in RESTART_OPTIONS} | {"stability": "--stability (or --stability K)"}
+    changed = [name for name in RESTART_OPTIONS if getattr(job, name) != defaults[name]]
+    refuse_idle_tuning(job, changed, dict.fromkeys(RESTART_OPTIONS, ("stability",)), flags, "the stability restarts",
+                       off=lambda restarts: not restarts)  # fmt: skip
 
 
 def command_qa(arguments: argparse.Namespace) -> int:

@@ -199,9 +199,3 @@ STEP_FIELDS = tuple(f.name for f in fields(PrepOptions) if f.metadata.get("step"
 TUNES = {"margin_mm": ("crop_common", "roi_lps"), "exclude_margin_mm": ("exclude_above",), "n4_shrink": ("n4",),
          "modality_fixed": ("mask_fixed", "exclude_above", "n4"),
          "modality_moving": ("mask_moving", "exclude_above", "n4")}  # fmt: skip
-
-
-def idle_tuning(options: PrepOptions, given) -> list[tuple[str, tuple[str, ...]]]:
-    """(field, the steps it tunes) for each field named in ``given`` whose steps are all off in ``options``."""
-    return [(name, TUNES[name]) for name in given
-            if name in TUNES and all(getattr(options, step) in (None, False) for step in TUNES[name])]  # fmt: skip
