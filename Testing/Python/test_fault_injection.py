@@ -1407,6 +1407,50 @@ def qa_figures_folder_is_a_file(inputs: Path, out: Path) -> list[str]:
     return _qa(inputs, inputs / "r.html")
 
 
+def _qa_points(inputs: Path, fixed_labels: list[str], moving_labels: list[str]) -> list[str]:
+    """--fixed-points and --moving-points: six points inside the valid pair (RAS mm), labelled as given."""
+    from MultimodalRegistrationLib.landmarks.points_io import write_points_csv
+
+    points = np.array([[-20.0 - 6 * i, -20.0 - 4 * (i % 3), 20.0 + 5 * (i % 2)] for i in range(6)])
+    write_points_csv(inputs / "f.csv", points, fixed_labels)
+    write_points_csv(inputs / "m.csv", points, moving_labels)
+    return ["--fixed-points", str(inputs / "f.csv"), "--moving-points", str(inputs / "m.csv")]
+
+
+# Restarts that would fail at once, had they started (exit 3): the refusal (exit 2) must come before them.
+RESTARTS_THAT_FAIL = ("--stability", "2", "--stability-timeout", "0.001")
+
+
+def qa_labels_on_one_side_with_restarts(inputs: Path, out: Path) -> list[str]:
+    labels = sitk.Cast(_volume() > 500, sitk.sitkUInt8)
+    write_image(labels, inputs / "fl.nrrd")
+    return _qa(inputs, out / "r.html", "--fixed-labels", str(inputs / "fl.nrrd"), *RESTARTS_THAT_FAIL)
+
+
+def qa_unknown_fit_points_with_restarts(inputs: Path, out: Path) -> list[str]:
+    names = [f"L{i}" for i in range(6)]
+    return _qa(inputs, out / "r.html", *_qa_points(inputs, names, names), "--fit-points", "NOPE", *RESTARTS_THAT_FAIL)
+
+
+def qa_landmarks_paired_against_their_labels(inputs: Path, out: Path) -> list[str]:
+    return _qa(inputs, out / "r.html", *_qa_points(inputs, list("ABCDEF"), ["B", "A", "x3", "x4", "x5", "x6"]))
+
+
+QA_CASES = {  # refused before any stability restart runs (the restarts took minutes, then the refusal came)
+    "qa: labelmap on one side, with --stability": Case(qa_labels_on_one_side_with_restarts,
+                                                       "give the moving labels too"),
+    "qa: unknown --fit-points, with --stability": Case(qa_unknown_fit_points_with_restarts, "check the names"),
+    "qa: landmarks paired by order against their labels": Case(qa_landmarks_paired_against_their_labels,
+                                                               "give every landmark the same label in both lists"),
+}  # fmt: skip
+CASES.update(QA_CASES)
+
+
+@pytest.mark.parametrize("name", list(QA_CASES))
+def test_bad_qa_input_is_refused_before_any_restart(name, tmp_path, private_tmp, capsys):
+    _assert_refused(QA_CASES[name], tmp_path, private_tmp, capsys)
+
+
 IGNORED_OPTION_CASES = {
     "qa: --preset without --stability": Case(qa_restart_option_without_restarts, "tunes the stability restarts"),
     "qa: a file where the pictures go": Case(qa_figures_folder_is_a_file, "is a file, where the report's pictures go"),

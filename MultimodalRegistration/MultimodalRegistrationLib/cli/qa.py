@@ -28,10 +28,16 @@ def add_qa_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def qa_job(arguments: argparse.Namespace) -> QAJob:
-    """The measurement the arguments ask for; ``--fit-points`` names split at commas too."""
+    """The measurement the arguments ask for; ``--fit-points`` names split at commas too. Input paths are made
+    absolute here, once: the stability restarts run in their own folders, and the report records where they were."""
+    from dataclasses import replace
+    from pathlib import Path
+
     job = QAJob(**option_values(QAJob, arguments))
     job.fit_points = _fit_names(job.fit_points)
-    return job
+    absolute = {name: str(Path(getattr(job, name)).expanduser().resolve())
+                for name in QAJob.paths("input") if getattr(job, name)}  # fmt: skip
+    return replace(job, **absolute)
 
 
 def _fit_names(values: list[str] | None) -> list[str] | None:
@@ -80,7 +86,7 @@ def _print_summary(report: QAReport) -> None:
     stability = report.stability
     if stability is not None:
         print(
-            f"stability ({stability.restarts} restarts): spread {stability.spread_p95_mm:.2f} mm (p95), "
+            f"stability ({stability.counted} restarts finished): spread {stability.spread_p95_mm:.2f} mm (p95), "
             f"{stability.spread_max_mm:.2f} mm (max): {stability.verdict}"
         )
 

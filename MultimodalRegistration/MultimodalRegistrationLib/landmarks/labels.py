@@ -28,10 +28,26 @@ def _unlabelled(labels: list[str] | None) -> bool:
     return labels is not None and not any(label.strip() for label in labels)
 
 
+def _refuse_order_against_labels(fixed_labels: list[str], moving_labels: list[str]) -> None:
+    """Refuse pairing by order when a label both lists hold (once each) is at another place in each: the order
+    would pair it with another landmark, against what the labels say."""
+    once = [{label: index for index, label in enumerate(labels) if label.strip() and labels.count(label) == 1}
+            for labels in (fixed_labels, moving_labels)]  # fmt: skip
+    for label, index in once[0].items():
+        other = once[1].get(label)
+        if other is not None and other != index:
+            raise InputError(
+                f"label '{label}' is point {index + 1} in the fixed list but point {other + 1} in the moving list, and "
+                "the labels do not all match, so the points would be paired by order against it: give every landmark "
+                "the same label in both lists (they then pair by label), or put the points in the same order"
+            )
+
+
 def pair_points(
     moving: np.ndarray, fixed_labels: list[str] | None, moving_labels: list[str] | None
 ) -> tuple[np.ndarray, list[str] | None, str, list[str]]:
-    """Reorder the moving points to match the fixed ones by label when every label matches, else keep order.
+    """Reorder the moving points to match the fixed ones by label when every label matches, else keep order;
+    refused (:class:`InputError`) when a label both lists hold is at another place in each.
 
     Returns (moving points, moving labels, "label" or "order", warnings).
     """
@@ -45,6 +61,7 @@ def pair_points(
     common = set(fixed_labels) & set(moving_labels)
     if not common:
         return moving, moving_labels, "order", []
+    _refuse_order_against_labels(fixed_labels, moving_labels)
     if _unlabelled(fixed_labels) or _unlabelled(moving_labels):
         reason = "the points have no labels"
         fix = "label them alike in both lists, or check the order"

@@ -71,6 +71,8 @@ class QAInputs:
     stability_options: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # of pairing the landmark lists
     label_warnings: list[str] = field(default_factory=list)  # of exporting the segmentations (a value two share)
+    provenance_warnings: list[str] = field(default_factory=list)  # the result made from other volumes
+    recorded_metric: float | None = None  # the result's own MI after, when T is the result node alone
 
 
 # An engine's inverse undoes its result to a few hundredths of a mm; a stored inverse that misses by more than
@@ -105,14 +107,15 @@ def gather_inputs(parameters, python: str | None = None) -> QAInputs:
         before=before,
         pose=pose,
     )
+    chain = [p.GetID() for p in mrml.parent_transforms(moving_volume)]
+    alone = transform_node is not None and (transform_node.GetID() not in chain or chain == [transform_node.GetID()])
+    inputs.provenance_warnings, inputs.recorded_metric = made_from(transform_node, fixed_volume, moving_volume, alone)
     inverse_node = transform_node.GetNodeReference(REGISTRATION_PREFIX + "inverse") if transform_node else None
     stale = None
-    if inverse_node is not None and not transform.is_linear:
-        chain = [p.GetID() for p in mrml.parent_transforms(moving_volume)]
-        if transform_node.GetID() not in chain or chain == [transform_node.GetID()]:  # T is the node itself
-            inputs.inverse = mrml.transform_from_node(inverse_node)  # the engine's own inverse (ANTs SyN)
-            stale = _stale_inverse(transform, inputs.inverse, inputs.fixed, inverse_node.GetName())
-            inputs.inverse = None if stale else inputs.inverse
+    if inverse_node is not None and not transform.is_linear and alone:  # T is the node itself
+        inputs.inverse = mrml.transform_from_node(inverse_node)  # the engine's own inverse (ANTs SyN)
+        stale = _stale_inverse(transform, inputs.inverse, inputs.fixed, inverse_node.GetName())
+        inputs.inverse = None if stale else inputs.inverse
     arguments, paired_by, warnings, point_sources = landmark_arguments(
         moving_volume,
         (node(parameters, "fixed_fit_points"), node(parameters, "moving_fit_points")),
@@ -146,6 +149,56 @@ def gather_inputs(parameters, python: str | None = None) -> QAInputs:
     if python:
         inputs.stability_options["python"] = python
     return inputs
+
+
+# The result's recorded MI after (nats) and QA's for the same transform are one number from the same samples; QA
+# measuring this much less (and this fraction less) means the images are not the ones the result was made from.
+RECORDED_METRIC_MISS_NATS = 0.05
+RECORDED_METRIC_MISS_FRACTION = 0.2
+
+
+def made_from(transform_node, fixed_volume, moving_volume, alone: bool) -> tuple[list[str], float | None]:
+    """Warnings when the result node records other volumes than the ones measured (swapped, or others), and the MI
+    after it recorded (when ``alone``: T is the node itself, so QA's MI after should be that number)."""
+    if transform_node is None:
+        return [], None
+    scene, warnings = transform_node.GetScene(), []
+    recorded = [
+        transform_node.GetAttribute(REGISTRATION_PREFIX + f"{role}NodeID") or "" for role in ("fixed", "moving")
+    ]
+    chosen = [fixed_volume.GetID(), moving_volume.GetID()]
+    name = transform_node.GetName()
+    if recorded == chosen[::-1]:
+        warnings.append(
+            f"'{name}' was registered with '{moving_volume.GetName()}' as the fixed volume and "
+            f"'{fixed_volume.GetName()}' as the moving one: the volumes are swapped here; swap them"
+        )
+    elif all(recorded) and recorded != chosen:
+        said = [node.GetName() if (node := scene.GetNodeByID(node_id)) else f"a removed node ({node_id})"
+                for node_id in recorded]  # fmt: skip
+        warnings.append(f"'{name}' was registered with fixed '{said[0]}' and moving '{said[1]}', not the "
+                        f"'{fixed_volume.GetName()}' and '{moving_volume.GetName()}' measured here: select the volumes "
+                        "it was computed from")  # fmt: skip
+    value = transform_node.GetAttribute(REGISTRATION_PREFIX + "metricAfter")
+    try:
+        metric = float(value) if alone and value and recorded[1] == chosen[1] else None
+    except ValueError:
+        metric = None
+    return warnings, metric
+
+
+def recorded_metric_warning(inputs: QAInputs, measured: float | None) -> list[str]:
+    """A warning when QA's MI after falls well short of the MI the result recorded for the same transform: the
+    moving volume changed since the registration (the result hardened into it?)."""
+    recorded = inputs.recorded_metric
+    if recorded is None or measured is None:
+        return []
+    if recorded - measured <= max(RECORDED_METRIC_MISS_NATS, RECORDED_METRIC_MISS_FRACTION * abs(recorded)):
+        return []
+    return [(f"'{inputs.sources.get('transform_node')}' recorded mutual information {recorded:.3f} nats after "
+            f"registration; QA measures {measured:.3f} with the same transform: the moving volume changed since (was "
+            "the result hardened into it? then measure without the transform, or reload the moving image), or the "
+            "registration used masks")]  # fmt: skip
 
 
 def _stale_inverse(transform, inverse, fixed, name: str) -> str | None:
@@ -188,7 +241,8 @@ def assess_inputs(
     if report.landmarks is not None:  # the lists were paired here, before the landmarks reached the library
         report.landmarks.paired_by = inputs.paired_by
         report.landmarks.warnings = inputs.warnings + report.landmarks.warnings
-    report.warnings = inputs.warnings + inputs.label_warnings + report.warnings
+    measured = recorded_metric_warning(inputs, report.images_after.mutual_information)
+    report.warnings = inputs.provenance_warnings + measured + inputs.warnings + inputs.label_warnings + report.warnings
     return report
 
 

@@ -74,7 +74,7 @@ def metric_rows(report: QAReport) -> list[tuple[str, str, str]]:
     stability = report.stability
     if stability is not None:
         rows += [
-            ("stability restarts", _format(stability.restarts), ""),
+            ("stability restarts finished", stability.counted, ""),
             ("stability spread p95", _format(stability.spread_p95_mm), "mm"),
             ("stability spread max", _format(stability.spread_max_mm), "mm"),
             ("stability verdict", stability.verdict, ""),
@@ -136,8 +136,8 @@ def summary_text(report: QAReport) -> str:
     stability = report.stability
     if stability is not None:
         lines.append(
-            f"Stability: {stability.verdict} ({stability.restarts} restarts agree within "
-            f"{stability.spread_p95_mm:.2f} mm, 95th percentile)."
+            f"Stability: {stability.verdict} ({stability.counted} restarts finished; they and the result agree "
+            f"within {stability.spread_p95_mm:.2f} mm, 95th percentile)."
         )
     lines += [f"Warning: {warning}" for warning in report.warnings]
     return "\n".join(lines)

@@ -28,11 +28,12 @@ from ..core.images import write_image
 from ..core.transforms import Transform
 from ..engines.presets import load_preset
 from ..engines.registry import DEFAULT_ENGINE
-from ..qa.assess import QAOptions, assess_registration
+from ..qa.assess import QAOptions, assess_registration, check_qa_inputs
 from ..qa.report_types import QAReport
 from ..qa.stability import (
     StabilityResult,
     StabilityRun,
+    enough_restarts,
     foreground_points,
     infer_preset,
     perturbations,
@@ -50,7 +51,7 @@ def _input_file(image: sitk.Image | None, source: str | None, folder: Path, name
     if image is None:
         return None
     if source and Path(source).exists():
-        return str(source)
+        return str(Path(source).resolve())  # the workers run in folders of their own
     path = folder / f"{name}.nrrd"
     write_image(image, path)
     return str(path)
@@ -216,6 +217,13 @@ def stability_check(
         )
     largest = spread(positions)
     p95 = float(np.percentile(largest, 95))
+    finished = len(positions) - 1
+    if p95 <= o.threshold_mm and not enough_restarts(finished, restarts):
+        warnings.append(
+            f"stability inconclusive: only {finished} of {restarts} restarts finished (at least "
+            f"{max(min(2, restarts), -(-restarts // 2))} needed to call the result stable): see why they failed above, "
+            "then run the stability check again"
+        )
     report(1.0, "restarts done")
     return StabilityResult(
         engine=o.engine,
@@ -233,6 +241,7 @@ def stability_check(
         threads_per_run=threads,
         wall_seconds=wall,
         warnings=warnings,
+        completed=finished,
     )
 
 
@@ -251,6 +260,7 @@ def assess_with_restarts(
     :class:`..qa.assess.QAOptions`'; the masks are passed to the restarts too. Returns the report.
     """
     options = QAOptions(**assess_options)
+    check_qa_inputs(fixed, moving, options)  # bad input refused before minutes of restarts, not after them
     report = progress or (lambda fraction, stage: None)
     stability = None
     share = 0.6 if stability_restarts else 0.0

@@ -28,10 +28,11 @@ from ..core.images import validate_image, validate_mask
 from ..core.metric import METRIC_SPACING_MM
 from ..core.pairs import check_pair
 from ..core.transforms import Transform
+from ..registration.rules.keep import KEEP_TOLERANCE_NATS
 from .images import image_agreement
 from .jacobian import InverseConsistency, inverse_consistency, jacobian_statistics
-from .landmarks import landmark_errors
-from .overlap import same_labelmap_warning, segmentation_overlap
+from .landmarks import landmark_errors, paired_landmarks
+from .overlap import prepared_labels, same_labelmap_warning, segmentation_overlap
 from .pictures import write_qa_pictures
 from .report import write_html_report
 from .report_types import QAReport, TransformDescription
@@ -77,6 +78,42 @@ class QAOptions:
     sources: dict | None = None
 
 
+def check_qa_inputs(fixed: sitk.Image, moving: sitk.Image, options: QAOptions) -> sitk.Image | None:
+    """Every check of :func:`assess_registration`'s inputs that needs no measurement, so that a caller can refuse
+    bad input before any work (the stability restarts): the images, landmarks and labelmaps each given on both
+    sides, the landmark lists (:func:`.landmarks.paired_landmarks`: empty, NaN, unpairable, unknown fit labels), the
+    labelmaps (:func:`.overlap.prepared_labels`: empty, interpolation) and the masks. Raises :class:`InputError`;
+    returns the validated fixed mask (or None)."""
+    o = options
+    validate_image(fixed, "fixed image")
+    validate_image(moving, "moving image")
+    check_pair(o.fixed_points_ras, o.moving_points_ras, "landmark error", "the fixed points", "the moving points")
+    check_pair(o.fixed_labels, o.moving_labels, "segmentation overlap", "the fixed labels", "the moving labels")
+    if o.fit_labels and o.fixed_points_ras is None:
+        raise InputError("fit points were named but no landmarks given: add fixed and moving points")
+    if o.fixed_points_ras is not None:
+        paired_landmarks(o.fixed_points_ras, o.moving_points_ras, o.fixed_point_labels, o.moving_point_labels,
+                         o.fit_labels)  # fmt: skip
+    if o.fixed_labels is not None:
+        prepared_labels(o.fixed_labels, o.moving_labels, o.label_interpolation)
+    fixed_mask = validate_mask(o.fixed_mask, fixed, "fixed mask") if o.fixed_mask is not None else None
+    if o.moving_mask is not None:  # checked here; only the restarts use it
+        validate_mask(o.moving_mask, moving, "moving mask")
+    return fixed_mask
+
+
+def agreement_fell(before: float | None, after: float | None) -> list[str]:
+    """A warning when the images agree less after the transform than before (mutual information, nats, beyond the
+    registration's own tolerance): a registration raises it, so the transform is not measured on what it was made
+    for, or failed."""
+    if before is None or after is None or after >= before - KEEP_TOLERANCE_NATS:
+        return []
+    return [(f"the images agree less after the transform than before (mutual information {before:.3f} -> {after:.3f} "
+            "nats; a registration raises it): the transform may be applied twice (the moving image already resampled "
+            "or hardened with it), the fixed and moving images swapped, or the registration failed: measure the "
+            "images the transform was computed from, fixed as fixed")]  # fmt: skip
+
+
 def assess_registration(
     fixed: sitk.Image,
     moving: sitk.Image,
@@ -96,15 +133,7 @@ def assess_registration(
     """
     notify = progress or (lambda fraction, stage: None)
     o = options or QAOptions()
-    validate_image(fixed, "fixed image")
-    validate_image(moving, "moving image")
-    check_pair(o.fixed_points_ras, o.moving_points_ras, "landmark error", "the fixed points", "the moving points")
-    check_pair(o.fixed_labels, o.moving_labels, "segmentation overlap", "the fixed labels", "the moving labels")
-    if o.fit_labels and o.fixed_points_ras is None:
-        raise InputError("fit points were named but no landmarks given: add fixed and moving points")
-    fixed_mask = validate_mask(o.fixed_mask, fixed, "fixed mask") if o.fixed_mask is not None else None
-    if o.moving_mask is not None:  # checked here; only the restarts use it
-        validate_mask(o.moving_mask, moving, "moving mask")
+    fixed_mask = check_qa_inputs(fixed, moving, o)
     before = o.before or Transform.identity()
     timings: dict[str, float] = {}
     warnings: list[str] = []
@@ -138,6 +167,7 @@ def assess_registration(
         warnings += ([same] if same else []) + overlap.warnings
     with step("images", 0.15):
         images = [image_agreement(fixed, moving, pose, fixed_mask, o.metric_spacing_mm) for pose in (before, transform)]
+    warnings += agreement_fell(images[0].mutual_information, images[1].mutual_information)
     with step("jacobian", 0.25):
         jacobian = jacobian_statistics(transform, fixed, o.jacobian_spacing_mm, fixed_mask)
     if jacobian.folding_percent > 0 and transform.is_linear:  # no preset folds a matrix: it came mirrored

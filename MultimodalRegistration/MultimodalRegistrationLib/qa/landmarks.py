@@ -203,21 +203,16 @@ class LandmarkErrors(Record):
                    stats("tre", "forward"))  # fmt: skip
 
 
-def landmark_errors(
+def paired_landmarks(
     fixed_ras: np.ndarray | Sequence[Sequence[float]],
     moving_ras: np.ndarray | Sequence[Sequence[float]],
-    transform: Transform,
     fixed_labels: Sequence[str] | None = None,
     moving_labels: Sequence[str] | None = None,
     fit_labels: Sequence[str] | None = None,
-    before: Transform | None = None,
-) -> LandmarkErrors:
-    """Errors (mm, fixed space) between fixed landmarks and moving landmarks mapped by ``transform.inverse()``.
-
-    Points are world RAS mm. ``transform`` maps fixed to moving points (LPS). ``fit_labels`` names the
-    landmarks the transform was fitted to: their errors are the FRE, all others the TRE; the two are
-    never pooled. ``before`` (default identity) is the pose before registration.
-    """
+) -> tuple[np.ndarray, np.ndarray, list[str], list[str], str, list[str]]:
+    """The landmark lists checked and paired (:func:`..landmarks.fit.pair_landmarks`), before any measurement:
+    (fixed, moving, labels, roles "fit"/"target", "label" or "order", warnings); :class:`InputError` for an empty
+    list, NaN, a label count that is not the point count, lists that cannot be paired, or unknown fit labels."""
     fixed = np.asarray(fixed_ras, float).reshape(-1, 3)
     moving = np.asarray(moving_ras, float).reshape(-1, 3)
     if len(fixed) == 0 or len(moving) == 0:
@@ -238,7 +233,27 @@ def landmark_errors(
             f"fit points {', '.join(unknown)} are not among the paired landmarks ({', '.join(labels)}): check the names"
         )
     roles = ["fit" if label in fit else "target" for label in labels]
+    return fixed, moving, labels, roles, paired_by, warnings
 
+
+def landmark_errors(
+    fixed_ras: np.ndarray | Sequence[Sequence[float]],
+    moving_ras: np.ndarray | Sequence[Sequence[float]],
+    transform: Transform,
+    fixed_labels: Sequence[str] | None = None,
+    moving_labels: Sequence[str] | None = None,
+    fit_labels: Sequence[str] | None = None,
+    before: Transform | None = None,
+) -> LandmarkErrors:
+    """Errors (mm, fixed space) between fixed landmarks and moving landmarks mapped by ``transform.inverse()``.
+
+    Points are world RAS mm. ``transform`` maps fixed to moving points (LPS). ``fit_labels`` names the
+    landmarks the transform was fitted to: their errors are the FRE, all others the TRE; the two are
+    never pooled. ``before`` (default identity) is the pose before registration.
+    """
+    fixed, moving, labels, roles, paired_by, warnings = paired_landmarks(
+        fixed_ras, moving_ras, fixed_labels, moving_labels, fit_labels
+    )
     fixed_lps, moving_lps = lps_ras_points(fixed), lps_ras_points(moving)
     before = before or Transform.identity()
     mapped_before, _ = moving_points_to_fixed(moving_lps, before)

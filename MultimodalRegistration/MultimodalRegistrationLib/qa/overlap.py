@@ -200,6 +200,47 @@ def same_labelmap_warning(
     return None if said is None else f"the fixed and moving labelmaps are {said}: {SAME_LABELMAP_ADVICE}"
 
 
+def prepared_labels(fixed_labels: sitk.Image, moving_labels: sitk.Image, interpolation: str = "nearest") -> tuple:
+    """The labelmaps checked and made comparable, before any measurement: one layer each, integer, the moving
+    segments renumbered by name as the fixed ones (:func:`..core.labels.relabel_by_name`). Returns (fixed, moving,
+    fixed wholes, moving wholes, fixed values, moving values, warnings); :class:`InputError` for an unknown
+    interpolation, an empty labelmap or names that cannot be told apart."""
+    if interpolation not in INTERPOLATIONS:
+        raise InputError(f"unknown label interpolation '{interpolation}': choose nearest or gaussian")
+    fixed_labels, fixed_layers, fixed_wholes = single_layer(fixed_labels, "fixed labelmap")
+    moving_labels, moving_layers, moving_wholes = single_layer(moving_labels, "moving labelmap")
+    fixed_labels = as_labelmap(fixed_labels, "fixed labelmap")
+    moving_labels = as_labelmap(moving_labels, "moving labelmap")
+    renumbered = values_by_name(moving_labels, fixed_labels)
+    moving_wholes = {renumbered.get(value, value): whole for value, whole in moving_wholes.items()}
+    moving_labels = relabel_by_name(moving_labels, fixed_labels)
+    fixed_values = segment_values(fixed_labels, fixed_wholes)
+    moving_values = segment_values(moving_labels, moving_wholes)
+    if not fixed_values or not moving_values:
+        role = "fixed" if not fixed_values else "moving"
+        raise InputError(f"the {role} labelmap is empty (every voxel is 0): give the labelmap with the segments")
+    return (fixed_labels, moving_labels, fixed_wholes, moving_wholes, fixed_values, moving_values,
+            fixed_layers + moving_layers)  # fmt: skip
+
+
+def unpaired_segments(fixed_values: set[int], moving_values: set[int], names: dict[int, str]) -> list[str]:
+    """A warning per segment (label value) of one labelmap with no partner in the other, naming the other side's
+    unpaired ones: its Dice is 0 because it has no partner, not because the registration missed it."""
+
+    def said(values):
+        return ", ".join(f"'{names[value]}'" if value in names else f"label {value}" for value in sorted(values))
+
+    alone = {"fixed": fixed_values - moving_values, "moving": moving_values - fixed_values}
+    warnings = []
+    for side, other in (("fixed", "moving"), ("moving", "fixed")):
+        for value in sorted(alone[side]):
+            others = f"{other} only: {said(alone[other])}" if alone[other] else f"the {other} one has no such segment"
+            warnings.append(f"segment {said([value])} ({side}) has no partner in the {other} labelmap ({others}), so its "
+                            "Dice is 0: give the same structure the same name (case, spaces and underscores do not "
+                            "count) or label value in both")  # fmt: skip
+    return warnings
+
+
 def segmentation_overlap(
     fixed_labels: sitk.Image,
     moving_labels: sitk.Image,
@@ -213,19 +254,8 @@ def segmentation_overlap(
     registration. Labels are the non-zero values of either labelmap; when both carry Slicer's segment
     names, segments pair by name whatever their values.
     """
-    fixed_labels, fixed_layers, fixed_wholes = single_layer(fixed_labels, "fixed labelmap")
-    moving_labels, moving_layers, moving_wholes = single_layer(moving_labels, "moving labelmap")
-    fixed_labels = as_labelmap(fixed_labels, "fixed labelmap")
-    moving_labels = as_labelmap(moving_labels, "moving labelmap")
-    renumbered = values_by_name(moving_labels, fixed_labels)
-    moving_wholes = {renumbered.get(value, value): whole for value, whole in moving_wholes.items()}
-    moving_labels = relabel_by_name(moving_labels, fixed_labels)
-    fixed_values = segment_values(fixed_labels, fixed_wholes)
-    moving_values = segment_values(moving_labels, moving_wholes)
-    if not fixed_values or not moving_values:
-        role = "fixed" if not fixed_values else "moving"
-        raise InputError(f"the {role} labelmap is empty (every voxel is 0): give the labelmap with the segments")
-    warnings = fixed_layers + moving_layers
+    prepared = prepared_labels(fixed_labels, moving_labels, interpolation)
+    fixed_labels, moving_labels, fixed_wholes, moving_wholes, fixed_values, moving_values, warnings = prepared
     if not fixed_values & moving_values and len(fixed_values) == len(moving_values) == 1:
         moving_labels, lone = _lone_segment_paired(fixed_labels, moving_labels, *fixed_values, *moving_values)
         moving_values = set(fixed_values)
@@ -235,12 +265,14 @@ def segmentation_overlap(
             f"no label value is in both labelmaps (fixed {sorted(fixed_values)}, moving {sorted(moving_values)}): "
             "give the same structure the same label value in both"
         )
+    names = label_names(moving_labels) | label_names(fixed_labels)  # a segment on the moving side only named too
+    if fixed_values & moving_values:
+        warnings += unpaired_segments(fixed_values, moving_values, names)
     labels = sorted(fixed_values | moving_values)
     results = {}
     fixed_whole = {value: sitk.GetArrayFromImage(whole_mask(fixed_labels, value, fixed_wholes)) != 0
                    for value in fixed_wholes}  # fmt: skip
     on_top = {value: _drawn_on_top(moving_labels, value, moving_wholes) for value in moving_wholes}
-    names = label_names(moving_labels) | label_names(fixed_labels)  # a segment on the moving side only named too
     for name, pose in (("before", before or Transform.identity()), ("after", transform)):
         warped = warp_labels(moving_labels, fixed_labels, pose, interpolation)
         warped_whole = {value: sitk.GetArrayFromImage(warp_labels(drawn, fixed_labels, pose, interpolation)) == value

@@ -27,6 +27,7 @@ table { border-collapse: collapse; margin: 0.5em 0; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
 th { background: #f2f2f2; } td.text, th.text { text-align: left; }
 .unstable { color: #b00; font-weight: bold; } .stable { color: #070; font-weight: bold; }
+.inconclusive { color: #a60; font-weight: bold; }
 .warning { color: #a60; } figure { margin: 0.5em; display: inline-block; vertical-align: top; }
 img { max-width: 100%; image-rendering: pixelated; border: 1px solid #ccc; }
 .note { color: #666; font-size: 0.9em; }
@@ -206,7 +207,8 @@ def _stability(stability: StabilityResult) -> str:
     verdict = stability.verdict
     summary = (
         f"<p>Restarted {stability.restarts} times ({_escape(stability.engine)} {_escape(stability.preset)}) "
-        f"from {stability.rotation_deg:g}&deg; and {stability.shift_mm:g} mm perturbations: results "
+        f"from {stability.rotation_deg:g}&deg; and {stability.shift_mm:g} mm perturbations; "
+        f"{stability.counted} restarts finished, and their results "
         f"disagree by {stability.spread_p95_mm:.2f} mm (95th percentile) and {stability.spread_max_mm:.2f} mm "
         f'(max) over {stability.points} foreground points: <span class="{verdict}">{verdict}</span> '
         f"(threshold {stability.threshold_mm:g} mm).</p>"

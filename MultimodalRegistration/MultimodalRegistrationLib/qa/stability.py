@@ -122,16 +122,32 @@ class StabilityResult(Record):
     threads_per_run: int
     wall_seconds: float
     warnings: list[str] = field(default_factory=list)
+    completed: int | None = None  # restarts that finished (None in records older than it: all of them)
+
+    @property
+    def finished(self) -> int:
+        """How many restarts finished (the spread is theirs)."""
+        return self.restarts if self.completed is None else self.completed
+
+    @property
+    def counted(self) -> str:
+        """ "k of K": the restarts that finished of those asked for."""
+        return f"{self.finished} of {self.restarts}"
 
     @property
     def verdict(self) -> str:
-        return "unstable" if self.unstable else "stable"
+        """ "unstable" when the restarts that finished disagree (that stands, however few they are); "stable" only
+        when enough finished (:func:`enough_restarts`); else "inconclusive"."""
+        if self.unstable:
+            return "unstable"
+        return "stable" if enough_restarts(self.finished, self.restarts) else "inconclusive"
 
     def to_dict(self) -> dict:
         return {
             "engine": self.engine,
             "preset": self.preset,
             "restarts": self.restarts,
+            "completed": self.finished,
             "perturbation": {"shift_mm": self.shift_mm, "rotation_deg": self.rotation_deg},
             "threshold_mm": self.threshold_mm,
             "spread_p95_mm": round(self.spread_p95_mm, 4),
@@ -152,6 +168,12 @@ class StabilityResult(Record):
         flat = {key: value for key, value in record.items() if key not in ("perturbation", "verdict")}
         return super().from_dict(flat | {"shift_mm": perturbation.get("shift_mm"),
                                          "rotation_deg": perturbation.get("rotation_deg")})  # fmt: skip
+
+
+def enough_restarts(finished: int, asked: int) -> bool:
+    """Whether ``finished`` of ``asked`` restarts can call a result stable: at least 2 (or all, when fewer were
+    asked) and at least half of them."""
+    return finished >= min(2, asked) and 2 * finished >= asked
 
 
 def spread(positions: list[np.ndarray]) -> np.ndarray:

@@ -1,0 +1,241 @@
+"""QA refuses bad input before any stability restart, counts only the restarts that finished, warns when the
+images agree less after the transform (or the result was made from other volumes), refuses landmarks paired by
+order against their labels, and names segments without a partner. Coarse 4 mm phantoms; real MRML scenes."""
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from MultimodalRegistrationLib.core.errors import InputError
+from MultimodalRegistrationLib.core.images import write_image
+from MultimodalRegistrationLib.core.labels import set_label_names
+from MultimodalRegistrationLib.core.metric import shrink_to_spacing
+from MultimodalRegistrationLib.core.transforms import lps_ras_points
+from MultimodalRegistrationLib.landmarks.fit import pair_landmarks
+from MultimodalRegistrationLib.landmarks.points_io import write_points_csv
+from MultimodalRegistrationLib.process import stability as restarts
+from MultimodalRegistrationLib.process.worker import WorkerFailure
+from MultimodalRegistrationLib.qa.assess import assess_registration
+from MultimodalRegistrationLib.qa.overlap import segmentation_overlap
+from MultimodalRegistrationLib.qa.report import render_html
+
+
+@pytest.fixture(scope="module")
+def coarse(small_pair):
+    """The phantom pair at 4 mm and its true transform."""
+    return shrink_to_spacing(small_pair.fixed, 4.0), shrink_to_spacing(small_pair.moving, 4.0), small_pair.truth
+
+
+@pytest.fixture
+def no_restarts(monkeypatch):
+    """Record the restarts that would run (none must, before bad input is refused)."""
+    started = []
+    monkeypatch.setattr(restarts, "_run_jobs", lambda jobs, *rest: started.append(jobs) or [])
+    return started
+
+
+def skull(pair):
+    fixed, moving, truth = pair
+    fixed_labels = sitk.Cast(fixed > 500, sitk.sitkUInt8)
+    return fixed_labels, sitk.Resample(fixed_labels, moving, truth.inverse().sitk, sitk.sitkNearestNeighbor, 0)
+
+
+# --------------------------------------------------------------------------- finding 3: checks before restarts
+def test_every_input_check_runs_before_any_restart(coarse, small_pair, no_restarts):
+    fixed, moving, truth = coarse
+    fixed_labels, moving_labels = skull(coarse)
+    empty = sitk.Image(moving_labels.GetSize(), sitk.sitkUInt8)
+    empty.CopyInformation(moving_labels)
+    points = lps_ras_points(small_pair.head_points[:6])
+    moved = lps_ras_points(truth.transform_points(small_pair.head_points[:6]))
+    labels = [f"L{i}" for i in range(6)]
+    cases = {
+        "both the fixed labels and the moving labels": {"fixed_labels": fixed_labels},
+        "moving labelmap is empty": {"fixed_labels": fixed_labels, "moving_labels": empty},
+        "fit points NOPE are not among": {"fixed_points_ras": points, "moving_points_ras": moved,
+                                          "fixed_point_labels": labels, "moving_point_labels": labels,
+                                          "fit_labels": ["NOPE"]},
+        "a landmark list is empty": {"fixed_points_ras": points, "moving_points_ras": np.zeros((0, 3))},
+        "the same label in both lists": {"fixed_points_ras": points, "moving_points_ras": moved,
+                                         "fixed_point_labels": labels,
+                                         "moving_point_labels": ["L1", "L0", "x2", "x3", "x4", "x5"]},
+    }  # fmt: skip
+    for said, options in cases.items():
+        with pytest.raises(InputError, match=said):
+            restarts.assess_with_restarts(fixed, moving, truth, stability_restarts=3, **options)
+    assert no_restarts == []
+
+
+def test_nodes_refuse_an_empty_labelmap_before_any_restart(scene, coarse, no_restarts):
+    from MultimodalRegistrationLib.nodes import mrml
+    from MultimodalRegistrationLib.nodes.qa import assess_nodes, qa_parameters
+
+    fixed, moving, truth = coarse
+    fixed_labels, moving_labels = skull(coarse)
+    stages = []
+    nodes = {
+        "transform": mrml.transform_to_node(scene, truth, name="result"),
+        "fixedVolume": mrml.volume_node_from_image(scene, fixed, "CT"),
+        "movingVolume": mrml.volume_node_from_image(scene, moving, "MR"),
+        "fixedSegmentation": mrml.volume_node_from_image(scene, fixed_labels, "CT skull", labelmap=True),
+        "movingSegmentation": mrml.volume_node_from_image(scene, moving_labels * 0, "MR empty", labelmap=True),
+    }
+    with pytest.raises(InputError, match="the moving labelmap is empty"):
+        assess_nodes(
+            qa_parameters(stability=True, stabilityRestarts=2, **nodes), progress=lambda f, s: stages.append(s)
+        )
+    assert no_restarts == [] and stages == []
+
+
+# --------------------------------------------------------------------------- finding 1: relative paths
+def test_relative_paths_reach_the_restarts_and_the_report_as_absolute(coarse, tmp_path, monkeypatch):
+    from MultimodalRegistrationLib.cli.main import main
+
+    fixed, moving, truth = coarse
+    write_image(fixed, tmp_path / "ct.nrrd")
+    write_image(moving, tmp_path / "mr.nrrd")
+    truth.write(tmp_path / "T.h5")
+    given = []
+
+    def finish(jobs, *rest):  # each restart returns the truth; records the files it was given
+        given.extend((job.fixed, job.moving) for job in jobs)
+        for job in jobs:
+            truth.write(job.output_transform)
+        return [(object(), None, 0.1)] * len(jobs)
+
+    monkeypatch.setattr(restarts, "_run_jobs", finish)
+    monkeypatch.chdir(tmp_path)
+    code = main(["qa", "--fixed", "ct.nrrd", "--moving", "mr.nrrd", "--transform", "T.h5", "--stability", "2",
+                 "--report", "out/qa.html", "--json", "out/qa.json"])  # fmt: skip
+    assert code == 0
+    assert given == [(str(tmp_path / "ct.nrrd"), str(tmp_path / "mr.nrrd"))] * 2
+    record = json.loads((tmp_path / "out" / "qa.json").read_text())
+    assert record["inputs"]["fixed"] == str(tmp_path / "ct.nrrd")
+    assert record["inputs"]["transform"] == str(tmp_path / "T.h5")
+    assert record["stability"]["completed"] == 2 and record["stability"]["verdict"] == "stable"
+
+
+# --------------------------------------------------------------------------- finding 4: restarts that finished
+@pytest.mark.parametrize("finished, verdict", [(1, "inconclusive"), (2, "inconclusive"), (3, "stable")])
+def test_the_verdict_counts_only_the_restarts_that_finished(coarse, monkeypatch, finished, verdict):
+    from MultimodalRegistrationLib.nodes.qa_table import metric_rows, summary_text
+
+    fixed, moving, truth = coarse
+
+    def some_fail(jobs, *rest):
+        outcomes = []
+        for index, job in enumerate(jobs):
+            if index < finished:
+                truth.write(job.output_transform)
+                outcomes.append((object(), None, 1.0))
+            else:
+                outcomes.append((None, WorkerFailure("cancelled", "stopped after 60 s, the time budget"), 60.0))
+        return outcomes
+
+    monkeypatch.setattr(restarts, "_run_jobs", some_fail)
+    report = restarts.assess_with_restarts(fixed, moving, truth, stability_restarts=5)
+    stability = report.stability
+    assert (stability.restarts, stability.finished, stability.verdict) == (5, finished, verdict)
+    assert stability.spread_p95_mm == pytest.approx(0.0, abs=1e-6)
+    rows = {metric: value for metric, value, _ in metric_rows(report)}
+    assert rows["stability restarts finished"] == f"{finished} of 5" and rows["stability verdict"] == verdict
+    assert f"Stability: {verdict} ({finished} of 5 restarts finished" in summary_text(report)
+    assert f"{finished} of 5 restarts finished" in render_html(report)
+    assert report.to_dict()["stability"]["completed"] == finished
+    assert any("stability inconclusive" in warning for warning in report.warnings) == (verdict == "inconclusive")
+
+
+# --------------------------------------------------------------------------- finding 2: agreement falls
+def test_a_transform_applied_twice_draws_a_warning(coarse):
+    fixed, moving, truth = coarse
+    hardened = sitk.Resample(moving, fixed, truth.sitk, sitk.sitkLinear, 0.0)  # the result already in the image
+    report = assess_registration(fixed, hardened, truth)
+    before, after = report.images_before.mutual_information, report.images_after.mutual_information
+    assert before > after + 0.1
+    assert any(w.startswith("the images agree less after the transform") for w in report.warnings), report.warnings
+    good = assess_registration(fixed, moving, truth)
+    assert not any("agree less" in warning for warning in good.warnings)
+
+
+def test_nodes_warn_about_swapped_volumes_and_a_result_hardened_into_the_moving_volume(scene, coarse):
+    from MultimodalRegistrationLib.nodes import mrml
+    from MultimodalRegistrationLib.nodes.qa import assess_nodes, qa_parameters
+    from MultimodalRegistrationLib.nodes.registration import ATTRIBUTE_PREFIX
+
+    fixed, moving, truth = coarse
+    ct = mrml.volume_node_from_image(scene, fixed, "CT")
+    mr = mrml.volume_node_from_image(scene, moving, "MR")
+    result = mrml.transform_to_node(scene, truth, name="result")
+    result.SetAttribute(ATTRIBUTE_PREFIX + "fixedNodeID", ct.GetID())
+    result.SetAttribute(ATTRIBUTE_PREFIX + "movingNodeID", mr.GetID())
+    metrics, _ = assess_nodes(qa_parameters(transform=result, fixedVolume=ct, movingVolume=mr))
+    assert metrics.warnings == []
+    recorded = metrics.images_after.mutual_information
+    result.SetAttribute(ATTRIBUTE_PREFIX + "metricAfter", f"{recorded:.6f}")
+
+    swapped, _ = assess_nodes(qa_parameters(transform=result, fixedVolume=mr, movingVolume=ct))
+    assert "the volumes are swapped here; swap them" in swapped.warnings[0]
+
+    mr.SetAndObserveTransformNodeID(result.GetID())
+    mr.HardenTransform()  # the result hardened into the moving volume, then measured again
+    hardened, _ = assess_nodes(qa_parameters(transform=result, fixedVolume=ct, movingVolume=mr))
+    measured = hardened.images_after.mutual_information
+    assert recorded - measured > 0.2
+    assert f"recorded mutual information {recorded:.3f} nats" in hardened.warnings[0]
+    assert f"QA measures {measured:.3f}" in hardened.warnings[0]
+    assert any("agree less after the transform" in warning for warning in hardened.warnings)
+
+
+# --------------------------------------------------------------------------- finding 5: order against labels
+def test_lists_that_share_labels_at_other_places_are_not_paired_by_order():
+    points = np.arange(18, dtype=float).reshape(6, 3)
+    fixed = ["A", "B", "C", "D", "E", "F"]
+    with pytest.raises(InputError, match="label 'A' is point 1 in the fixed list but point 2 in the moving list"):
+        pair_landmarks(points, points[[1, 0, 2, 3, 4, 5]], fixed, ["B", "A", "x3", "x4", "x5", "x6"])
+    # Shared labels at the same places still pair by order, with the warning; all labels shared pair by label.
+    _, moving, _, how, warnings = pair_landmarks(points, points, fixed, ["A", "B", "x3", "x4", "x5", "x6"])
+    assert how == "order" and np.array_equal(moving, points) and "paired by order" in warnings[0]
+    _, moving, _, how, _ = pair_landmarks(points, points[::-1], fixed, fixed[::-1])
+    assert how == "label" and np.array_equal(moving, points)
+
+
+def test_mmreg_qa_refuses_landmarks_paired_against_their_labels(coarse, small_pair, tmp_path, capsys):
+    from MultimodalRegistrationLib.cli.main import main
+
+    fixed, moving, truth = coarse
+    write_image(fixed, tmp_path / "ct.nrrd")
+    write_image(moving, tmp_path / "mr.nrrd")
+    truth.write(tmp_path / "T.h5")
+    points = small_pair.head_points[:6]
+    write_points_csv(tmp_path / "f.csv", lps_ras_points(points), ["A", "B", "C", "D", "E", "F"])
+    order = [1, 0, 2, 3, 4, 5]
+    write_points_csv(tmp_path / "m.csv", lps_ras_points(truth.transform_points(points[order])),
+                     ["B", "A", "x3", "x4", "x5", "x6"])  # fmt: skip
+    code = main(["qa", "--fixed", str(tmp_path / "ct.nrrd"), "--moving", str(tmp_path / "mr.nrrd"), "--transform",
+                 str(tmp_path / "T.h5"), "--fixed-points", str(tmp_path / "f.csv"), "--moving-points",
+                 str(tmp_path / "m.csv"), "--report", str(tmp_path / "out" / "qa.html")])  # fmt: skip
+    assert code == 2 and "label 'A' is point 1" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------- finding 6: segments without partner
+def test_segments_without_a_partner_are_named(coarse):
+    fixed_skull, moving_skull = skull(coarse)
+    fixed_two = sitk.Image(fixed_skull)
+    fixed_two[5, 5, 5] = 2
+    fixed_two = set_label_names(fixed_two, {1: "skull", 2: "brain"})
+    moving_two = sitk.Image(moving_skull)
+    moving_two[5, 5, 5] = 2
+    moving_two = set_label_names(moving_two, {1: "Skull", 2: "Brain tissue"})
+    overlap = segmentation_overlap(fixed_two, moving_two, coarse[2])
+    dice = {row.name: round(row.dice, 3) for row in overlap.after}
+    assert dice["skull"] > 0.8 and dice["brain"] == 0.0 and dice["Brain tissue"] == 0.0
+    advice = "so its Dice is 0: give the same structure the same name (case, spaces and underscores do not count) or "
+    advice += "label value in both"
+    assert overlap.warnings == [
+        f"segment 'brain' (fixed) has no partner in the moving labelmap (moving only: 'Brain tissue'), {advice}",
+        f"segment 'Brain tissue' (moving) has no partner in the fixed labelmap (fixed only: 'brain'), {advice}",
+    ]
+    paired = segmentation_overlap(fixed_two, set_label_names(moving_two, {1: "Skull", 2: "BRAIN"}), coarse[2])
+    assert paired.warnings == []
