@@ -353,6 +353,10 @@ def test_incomplete_inputs_are_refused_with_the_fix(scene, small_pair, volumes, 
     empty = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "empty")
     with pytest.raises(InputError, match="has no points"):
         assess(truth, fixed, moving, fixedTargetPoints=targets[0], movingTargetPoints=empty)
+    # One pair of lists as both fit and target lists: the fitted points reported as TRE, 'the number to trust'.
+    with pytest.raises(InputError, match="is selected as a fit list and as a target list: a fit point's error is FRE"):
+        assess(truth, fixed, moving, fixedFitPoints=targets[0], movingFitPoints=targets[1],
+               fixedTargetPoints=targets[0], movingTargetPoints=targets[1])  # fmt: skip
 
 
 def test_the_qa_panel_reads_its_nodes_through_the_qa_jobs_fields(scene, small_pair, volumes, targets):

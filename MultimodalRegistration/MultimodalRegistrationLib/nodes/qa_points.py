@@ -29,6 +29,11 @@ def landmark_arguments(
     """
     joined = {"fixed": [], "moving": [], "labels": [], "roles": []}
     paired, warnings, sources = [], [], {}
+    reused = [node.GetName() for node in fit_lists if node is not None and node in target_lists]
+    if reused:  # fitted points measure the fit, not the error elsewhere: as targets they flatter the TRE
+        raise InputError(f"'{reused[0]}' is selected as a fit list and as a target list: a fit point's error is FRE, "
+                         "not TRE; give the targets lists of their own (points the registration did not use), or "
+                         "clear the fit lists")  # fmt: skip
     for role, (fixed_node, moving_node) in (("fit", fit_lists), ("target", target_lists)):
         if fixed_node is None and moving_node is None:
             continue
