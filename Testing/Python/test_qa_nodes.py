@@ -353,6 +353,11 @@ def test_incomplete_inputs_are_refused_with_the_fix(scene, small_pair, volumes, 
     empty = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "empty")
     with pytest.raises(InputError, match="has no points"):
         assess(truth, fixed, moving, fixedTargetPoints=targets[0], movingTargetPoints=empty)
+    # Two single-slice volumes (a 2D registration): named as such, not given 3D advice.
+    one_slice = sitk.JoinSeries(sitk.Image([30, 30], sitk.sitkFloat32) + 1.0)
+    flat = [mrml.volume_node_from_image(scene, one_slice, name) for name in ("slide", "section")]
+    with pytest.raises(InputError, match="one slice thick: this module measures 3D registrations"):
+        assess(truth, *flat)
     # One pair of lists as both fit and target lists: the fitted points reported as TRE, 'the number to trust'.
     with pytest.raises(InputError, match="is selected as a fit list and as a target list: a fit point's error is FRE"):
         assess(truth, fixed, moving, fixedFitPoints=targets[0], movingFitPoints=targets[1],
@@ -377,3 +382,14 @@ def test_the_qa_panel_reads_its_nodes_through_the_qa_jobs_fields(scene, small_pa
     assert inputs.sources["fixed_target_points"] == "CT targets" and inputs.sources["transform_node"] == "truth"
     with pytest.raises(InputError, match="unknown parameters \\['fixedTargets'\\]"):
         qa_parameters(fixedTargets=targets[0])
+
+
+def test_a_script_measuring_twice_refills_one_table(scene, small_pair, volumes):
+    """The docs' console example added a table node per call (the panel's metricsTable stayed empty)."""
+    fixed, moving = volumes
+    truth = mrml.transform_to_node(scene, small_pair.truth, name="truth")
+    parameters = qa_parameters(transform=truth, fixedVolume=fixed, movingVolume=moving)
+    tables = scene.GetNumberOfNodesByClass("vtkMRMLTableNode")
+    _, first = assess_nodes(parameters)
+    _, second = assess_nodes(parameters)
+    assert second is first and scene.GetNumberOfNodesByClass("vtkMRMLTableNode") == tables + 1

@@ -37,7 +37,7 @@ from ..process.jobs import QAJob
 from ..process.stability import assess_with_restarts
 from ..qa.assess import write_qa_outputs
 from ..qa.report_types import QAReport
-from . import mrml
+from . import mrml, slices
 from .checks import check_volume_pair
 from .job import REGISTRATION_ATTRIBUTE_PREFIX as REGISTRATION_PREFIX
 from .panel import node_of, panel_parameters, panel_value
@@ -49,6 +49,11 @@ from .qa_table import TABLE_COLUMNS, fill_metrics_table, metric_rows, summary_te
 
 ATTRIBUTE_PREFIX = "MultimodalRegistrationQA."
 TABLE = "metricsTable"  # the panel's attribute holding the table node the metrics go to
+TWO_D_QA = (
+    "the fixed and moving volumes are one slice thick: this module measures 3D registrations; a 2D registration "
+    "reports its own QA (the registration's status and summary; mmreg register2d --fixed-points/--moving-points for "
+    "landmark errors, --fixed-labels/--moving-labels for Dice, --checkerboard)"
+)
 
 Progress = Callable[[float, str], None]
 
@@ -97,6 +102,8 @@ def gather_inputs(parameters, python: str | None = None) -> QAInputs:
     transform_node, fixed_volume, moving_volume = (node(parameters, name) for name in ("transform", "fixed", "moving"))
     fixed_segmentation, moving_segmentation = node(parameters, "fixed_labels"), node(parameters, "moving_labels")
     check_volume_pair(fixed_volume, moving_volume)
+    if slices.is_single_slice(fixed_volume) and slices.is_single_slice(moving_volume):
+        raise InputError(TWO_D_QA)
     if transform_node is not None and not transform_node.IsA("vtkMRMLTransformNode"):
         raise InputError(f"'{transform_node.GetName()}' is not a transform node: select the registration result")
     transform, before, pose = registration_pose(transform_node, moving_volume)
@@ -274,6 +281,7 @@ def assess_nodes(
         name = transform_node.GetName() if transform_node else moving_volume.GetName()
         scene = fixed_volume.GetScene()
         table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(f"{name} QA"))
+        setattr(parameters, TABLE, table_node)  # the next call refills it (a script made a table per call)
     fill_metrics_table(table_node, metrics)
     for key, volume in (("fixed", fixed_volume), ("moving", moving_volume), ("transform", transform_node)):
         table_node.SetAttribute(f"{ATTRIBUTE_PREFIX}{key}NodeID", volume.GetID() if volume else "")
