@@ -1402,6 +1402,15 @@ def qa_restart_option_without_restarts(inputs: Path, out: Path) -> list[str]:
     return _qa(inputs, out / "r.html", "--preset", "affine")
 
 
+def qa_of_two_slices(inputs: Path, out: Path) -> list[str]:
+    """A 2D registration's slices given to mmreg qa: refused with words for 2D (it said 'give the whole volume')."""
+    for name in ("fixed.nrrd", "moving.nrrd"):
+        write_image(_volume(size=(40, 32, 1), spacing=(0.5, 0.5, 1.0)), inputs / name)
+    transform = _rigid_tfm(inputs / "T.tfm")
+    return ["qa", "--fixed", str(inputs / "fixed.nrrd"), "--moving", str(inputs / "moving.nrrd"), "--transform",
+            str(transform), "--report", str(out / "r.html")]  # fmt: skip
+
+
 def qa_figures_folder_is_a_file(inputs: Path, out: Path) -> list[str]:
     (inputs / "r_figures").write_text("a file where the report's pictures go")
     return _qa(inputs, inputs / "r.html")
@@ -1454,6 +1463,7 @@ def test_bad_qa_input_is_refused_before_any_restart(name, tmp_path, private_tmp,
 IGNORED_OPTION_CASES = {
     "qa: --preset without --stability": Case(qa_restart_option_without_restarts, "tunes the stability restarts"),
     "qa: a file where the pictures go": Case(qa_figures_folder_is_a_file, "is a file, where the report's pictures go"),
+    "qa: two slices of a 2D registration": Case(qa_of_two_slices, "this QA measures 3D registrations; a 2D registration"),
     "stack: sections stating two pixel sizes": Case(stack_sections_stating_two_pixel_sizes,
                                                     "the sections are read at one pixel size"),
     "stack: --reference-every without --reference": Case(stack_reference_every_without_a_reference,

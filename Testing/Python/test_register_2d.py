@@ -217,14 +217,14 @@ def test_a_slide_much_finer_than_the_slice_is_registered_averaged_down(tmp_path,
 def test_a_multi_page_tiff_is_a_volume_and_a_one_page_tiff_a_picture(tmp_path):
     """mmreg register sent a light-sheet stack saved as a multi-page TIFF (the cleared-tissue tutorial's input) to
     the 2D path by its name ("the moving image is 2D and the other 3D"); prep, QA and batch read it as a volume."""
-    from MultimodalRegistrationLib.cli.register2d import _is_2d
+    from MultimodalRegistrationLib.cli.register2d import is_2d
 
     stack = sitk.GetImageFromArray(np.random.default_rng(0).integers(0, 4000, (6, 20, 30)).astype(np.uint16))
     sitk.WriteImage(stack, str(tmp_path / "stack.tif"))
     sitk.WriteImage(stack[:, :, 0], str(tmp_path / "page.tif"))
     assert sitk.ReadImage(str(tmp_path / "stack.tif")).GetSize() == (30, 20, 6)
-    assert not _is_2d(str(tmp_path / "stack.tif"))
-    assert _is_2d(str(tmp_path / "page.tif"))
+    assert not is_2d(str(tmp_path / "stack.tif"))
+    assert is_2d(str(tmp_path / "page.tif"))
 
 
 @pytest.mark.parametrize("engine", ["elastix", "ants"])

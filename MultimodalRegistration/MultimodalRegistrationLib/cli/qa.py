@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from contextlib import redirect_stdout
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..core.errors import EXIT_OK
@@ -125,15 +126,19 @@ def command_qa(arguments: argparse.Namespace) -> int:
     flags = QAJob.options("input")
     check_outputs_apart({flags[name]: path for name, path in sources.items()},
                         {"--report": job.report, "--json": json_file})  # fmt: skip
+    from ..core.errors import InputError
     from ..core.images import read_image
     from ..core.transforms import Transform
     from ..process.preflight import read_target_points
     from ..process.stability import assess_with_restarts
-    from ..qa.assess import write_qa_outputs
+    from ..qa.assess import TWO_D_QA, write_qa_outputs
+    from .register2d import is_2d
 
     def optional(path, role):
         return read_image(path, role) if path else None
 
+    if all(Path(path).is_file() and is_2d(path) for path in (job.fixed, job.moving)):
+        raise InputError(f"{job.fixed} and {job.moving} are 2D images (one slice): {TWO_D_QA}")
     fixed = read_image(job.fixed, "fixed image")
     moving = read_image(job.moving, "moving image")
     transform = Transform.read(job.transform)

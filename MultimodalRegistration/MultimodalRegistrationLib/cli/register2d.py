@@ -78,7 +78,7 @@ def add_register2d_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def _is_2d(path: str) -> bool:
+def is_2d(path: str) -> bool:
     """A picture (PNG, JPEG, BMP, a one-page TIFF) or a volume file holding one slice; a multi-page TIFF is a stack."""
     raster = suffix_of(path) in RASTER_SUFFIXES
     if raster and suffix_of(path) not in (".tif", ".tiff"):
@@ -95,7 +95,7 @@ def wants_2d(arguments: argparse.Namespace) -> bool:
     """Whether both images are 2D; one 2D and one 3D is refused (InputError)."""
     if not (Path(arguments.fixed).is_file() and Path(arguments.moving).is_file()):
         return False  # the 3D checks say which file is missing
-    fixed, moving = _is_2d(arguments.fixed), _is_2d(arguments.moving)
+    fixed, moving = is_2d(arguments.fixed), is_2d(arguments.moving)
     if fixed != moving:
         flat = "fixed" if fixed else "moving"
         other = arguments.moving if fixed else arguments.fixed

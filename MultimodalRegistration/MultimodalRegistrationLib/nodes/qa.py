@@ -35,7 +35,7 @@ from ..core.transforms import Transform
 from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from ..process.jobs import QAJob
 from ..process.stability import assess_with_restarts
-from ..qa.assess import write_qa_outputs
+from ..qa.assess import TWO_D_QA, write_qa_outputs
 from ..qa.report_types import QAReport
 from . import mrml, slices
 from .checks import check_volume_pair
@@ -49,11 +49,7 @@ from .qa_table import TABLE_COLUMNS, fill_metrics_table, metric_rows, summary_te
 
 ATTRIBUTE_PREFIX = "MultimodalRegistrationQA."
 TABLE = "metricsTable"  # the panel's attribute holding the table node the metrics go to
-TWO_D_QA = (
-    "the fixed and moving volumes are one slice thick: this module measures 3D registrations; a 2D registration "
-    "reports its own QA (the registration's status and summary; mmreg register2d --fixed-points/--moving-points for "
-    "landmark errors, --fixed-labels/--moving-labels for Dice, --checkerboard)"
-)
+
 
 Progress = Callable[[float, str], None]
 
@@ -103,7 +99,7 @@ def gather_inputs(parameters, python: str | None = None) -> QAInputs:
     fixed_segmentation, moving_segmentation = node(parameters, "fixed_labels"), node(parameters, "moving_labels")
     check_volume_pair(fixed_volume, moving_volume)
     if slices.is_single_slice(fixed_volume) and slices.is_single_slice(moving_volume):
-        raise InputError(TWO_D_QA)
+        raise InputError(f"the fixed and moving volumes are one slice thick: {TWO_D_QA}")
     if transform_node is not None and not transform_node.IsA("vtkMRMLTransformNode"):
         raise InputError(f"'{transform_node.GetName()}' is not a transform node: select the registration result")
     transform, before, pose = registration_pose(transform_node, moving_volume)

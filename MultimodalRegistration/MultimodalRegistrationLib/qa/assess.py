@@ -41,6 +41,13 @@ from .stability import StabilityResult, foreground_points
 Progress = Callable[[float, str], None]
 
 
+# Two single-slice images are a 2D registration's: QA here is for 3D; where its own QA lives.
+TWO_D_QA = (
+    "this QA measures 3D registrations; a 2D registration reports its own QA (the registration's status and "
+    "summary; mmreg register2d --fixed-points/--moving-points for landmark errors, --fixed-labels/--moving-labels "
+    "for Dice, --checkerboard)"
+)
+
 def _inverse_consistency(transform: Transform, inverse: Transform | None, fixed: sitk.Image) -> InverseConsistency:
     if inverse is None and not transform.is_linear and transform.has_exact_inverse():
         inverse = transform.inverse()  # the engine's own inverse (ANTs SyN), not a numerical one
