@@ -356,7 +356,7 @@ def test_incomplete_inputs_are_refused_with_the_fix(scene, small_pair, volumes, 
     # Two single-slice volumes (a 2D registration): named as such, not given 3D advice.
     one_slice = sitk.JoinSeries(sitk.Image([30, 30], sitk.sitkFloat32) + 1.0)
     flat = [mrml.volume_node_from_image(scene, one_slice, name) for name in ("slide", "section")]
-    with pytest.raises(InputError, match="one slice thick: this module measures 3D registrations"):
+    with pytest.raises(InputError, match="one slice thick: this QA measures 3D registrations; a 2D registration reports its own QA: its status"):
         assess(truth, *flat)
     # One pair of lists as both fit and target lists: the fitted points reported as TRE, 'the number to trust'.
     with pytest.raises(InputError, match="is selected as a fit list and as a target list: a fit point's error is FRE"):

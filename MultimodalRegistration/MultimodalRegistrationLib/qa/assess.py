@@ -43,9 +43,8 @@ Progress = Callable[[float, str], None]
 
 # Two single-slice images are a 2D registration's: QA here is for 3D; where its own QA lives.
 TWO_D_QA = (
-    "this QA measures 3D registrations; a 2D registration reports its own QA (the registration's status and "
-    "summary; mmreg register2d --fixed-points/--moving-points for landmark errors, --fixed-labels/--moving-labels "
-    "for Dice, --checkerboard)"
+    "this QA measures 3D registrations; a 2D registration reports its own QA: its status and summary, and the "
+    "landmark errors, Dice and checkerboard of mmreg register2d (docs/microscopy.md)"
 )
 
 def _inverse_consistency(transform: Transform, inverse: Transform | None, fixed: sitk.Image) -> InverseConsistency:
