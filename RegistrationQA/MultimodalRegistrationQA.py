@@ -183,6 +183,7 @@ class MultimodalRegistrationQAWidget(ScriptedLoadableModuleWidget, VTKObservatio
                     metrics, table = self.logic.compute(node, onProgress=self._onProgress)
                 except (InputError, EngineError) as error:
                     self.ui.statusLabel.text = _("Not measured: {error}").format(error=error)
+                    self.ui.metricsTableView.setMRMLTableNode(None)  # its numbers are the last selection's
                     return
                 node.metricsTable = table
                 self.ui.metricsTableView.setMRMLTableNode(table)
