@@ -106,7 +106,7 @@ def _panel_reads() -> list:
     return [
         # the preview's ROI is the Preview button's output; a script may give the prep options whole
         ("RegistrationPrep/RegistrationPrep.py", read(PrepJob, PrepOptions, StackParameters) | outputs | {REFERENCE}, {"commonRegion"}, {"prep"}),
-        ("FiducialPrealign/FiducialPrealign.py", read(PrealignJob), {"autoUpdate"}, set()),  # the live preview's box
+        ("FiducialPrealign/FiducialPrealign.py", read(PrealignJob), {"autoUpdate", "listsGuessed"}, set()),  # the live preview's box; the lists guessed once
         ("RegistrationQA/MultimodalRegistrationQA.py", read(QAJob) | {TABLE}, set(), set()),
     ]  # fmt: skip
 
