@@ -49,8 +49,10 @@ class RegistrationPrep(ScriptedLoadableModule):
             "make automatic masks (and leave CT metal out of them), correct MR intensity bias (N4), set a missing "
             "or wrong moving spacing, and downsample very fine images. The results are new volume and labelmap "
             "nodes; the originals are never modified, and crops keep their physical position, so a transform "
-            "found on the prepared volumes applies to the originals. 'Preview common region' shows the crop as "
-            "an ROI. 'Send to MultimodalRegistration' makes the prepared volumes and masks that module's inputs. "
+            "found on the prepared volumes applies to the originals (with a moving spacing set: to the moving "
+            "volume with that spacing; set it on the original too). 'Preview common region' shows the crop as "
+            "an ROI. After a preparation, 'Send to MultimodalRegistration' makes the prepared volumes and masks "
+            "that module's inputs. "
             'See <a href="{docs}{page}">{title}</a> in the documentation and the other pages linked '
             'there (<a href="{docs}">all pages</a>).'
         ).format(docs=DOCS_URL, page="prep.md", title=_("Preparation"))
@@ -186,11 +188,20 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.enabled = ready or running
         self.ui.applyButton.text = _("Cancel") if running else _("Prepare")
         self.ui.previewButton.enabled = ready and not running
-        self.ui.sendButton.enabled = bool(node and node.outputFixed and node.outputMoving) and not running
+        self.ui.sendButton.enabled = self._prepared(node) and not running
         for selector in ("fixedVolumeSelector", "movingVolumeSelector", "currentTransformSelector",
                          "outputFixedSelector", "outputMovingSelector", "outputFixedMaskSelector",
                          "outputMovingMaskSelector"):  # a run keeps what it started with
             getattr(self.ui, selector).enabled = not running
+
+    @staticmethod
+    def _prepared(node) -> bool:
+        """Whether the output selectors hold a preparation of the selected volumes (not just any volumes)."""
+        made_from = prep_nodes.ATTRIBUTE_PREFIX + "sourceNodeID"
+        pairs = ((node.outputFixed, node.fixedVolume), (node.outputMoving, node.movingVolume)) if node else ()
+        return bool(pairs) and all(
+            out and source and out.GetAttribute(made_from) == source.GetID() for out, source in pairs
+        )
 
     def onApplyButton(self) -> None:
         if self._prep is not None and self._prep.running:
@@ -315,7 +326,9 @@ class RegistrationPrepLogic(ScriptedLoadableModuleLogic):
         The current transform the preparation used (recorded on the prepared moving volume) becomes the
         initial transform, so the registration starts from the pose the crop assumed; none clears it.
         """
-        if fixedVolume is None or movingVolume is None:
+        made_from = prep_nodes.ATTRIBUTE_PREFIX + "sourceNodeID"
+        volumes = (fixedVolume, movingVolume)
+        if any(volume is None or not volume.GetAttribute(made_from) for volume in volumes):
             raise InputError("prepare the volumes first: there are no prepared volumes to send")
         registration = slicer.util.getModuleLogic("MultimodalRegistration").getParameterNode()
         registration.fixedVolume, registration.movingVolume = fixedVolume, movingVolume

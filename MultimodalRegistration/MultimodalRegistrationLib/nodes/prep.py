@@ -11,8 +11,8 @@ node, place the moving image on the fixed one (fixed -> moving, like every trans
 :func:`.registration_inputs.initial_transform_of`). The prepared moving volume and mask are put under the same
 parent transform as the original, so they show where it shows and a registration of the prepared
 pair starts from the same pose. Crops keep their physical position, so a transform found on the
-prepared pair applies to the originals. Only node methods are used here; :mod:`.mrml` is the one
-file that imports MRML.
+prepared pair applies to the originals (after a spacing fix, to the volume with that spacing). Only
+node methods are used here; :mod:`.mrml` is the one file that imports MRML.
 """
 
 from __future__ import annotations

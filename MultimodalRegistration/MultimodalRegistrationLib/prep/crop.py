@@ -115,6 +115,12 @@ def common_region(
             fixed, lambda p: np.all(transform.transform_points(p) @ Gm.T <= hm + 1e-6, axis=1), G, h
         )
     if len(points) == 0:
+        if roi is not None and require_moving and len(common_region(fixed, moving, transform)):
+            raise InputError(
+                "the region of interest lies outside the region both images cover (the images do overlap): "
+                "move or enlarge it (--roi) to take in part of their overlap, or leave out --crop-common to crop "
+                "to the region of interest alone"
+            )
         what = "the region of interest" if roi is not None and not require_moving else "the images"
         raise InputError(
             f"{what} do not overlap in physical space: give an initial transform (from mmreg prealign, or the "

@@ -229,16 +229,32 @@ def streaming_reader(header: Header) -> tuple[Callable[[], Iterator[tuple[int, n
     return None, f"ITK reads {header.path.suffix or 'this'} files whole"
 
 
+Chunks = Iterator[tuple[int, np.ndarray]]
+
+
+def sampled_chunks(chunks: Chunks, stride: int, into: list) -> Chunks:
+    """The chunks, passed on unchanged, with every ``stride``-th voxel of the whole image (in file order,
+    the sample ``masks._sample`` takes of it in memory) appended to ``into``."""
+    for first, chunk in chunks:
+        start = first * chunk.shape[1] * chunk.shape[2]
+        into.append(np.array(chunk.ravel()[(-start) % stride :: stride]))
+        yield first, chunk
+
+
 def read_downsampled(
     path: str | os.PathLike,
     target_mm: float,
     spacing_mm=None,
     role: str = "image",
+    sample: list | None = None,
+    sample_stride: Callable[[int], int] | None = None,
 ) -> tuple[sitk.Image, dict]:
     """Read an image file straight into ``target_mm`` voxels, streaming when the format allows.
 
     ``spacing_mm`` replaces the header's spacing first (the file stores none or a wrong one).
-    Returns the downsampled float32 image and a record of how it was read.
+    Returns the downsampled float32 image and a record of how it was read. With ``sample`` (a list), every
+    ``sample_stride(voxels)``-th full-resolution voxel is appended to it on the way (arrays), for what must be
+    judged on the whole image (is it CT, its HU offset), not on the averaged copy.
     """
     given = spacing_mm is not None
     header = read_header(path, role, given)
@@ -248,17 +264,21 @@ def read_downsampled(
     factors = factors_for(spacing, target_mm, header.size)
     chunks, how = streaming_reader(header)
     record = {"source": str(path), "input_bytes": header.bytes, "factors": factors.tolist(), "read": how}
+    stride = sample_stride(int(np.prod(header.size, dtype=float))) if sample_stride is not None else 1
     if np.all(np.asarray(spacing) >= target_mm - 1e-9) or chunks is None:
         image = read_image(path, role, given)
         if spacing_mm is not None:
             image.SetSpacing(spacing)
+        if sample is not None:
+            sample.append(np.array(sitk.GetArrayViewFromImage(image).ravel()[::stride]))
         record["read"] = "whole file" + ("" if chunks is None else " (no downsampling needed)") + f": {how}"
         return downsample(image, target_mm), record
     # A file shorter than its header says would stream zeros (NIfTI) or fail inside ITK with a stray
     # "No such file or directory" (MetaImage): count its bytes before the first slab.
     check_image_data(path, role)
     try:
-        sums = _bin_chunks(chunks(), header.size, factors)
+        stream = chunks() if sample is None else sampled_chunks(chunks(), stride, sample)
+        sums = _bin_chunks(stream, header.size, factors)
     except RuntimeError as error:  # ITK failing part-way through a file that passed the checks
         raise unreadable_error(Path(path), role, error) from None
     return _finish(sums, header.origin, spacing, header.direction, factors, target_mm), record

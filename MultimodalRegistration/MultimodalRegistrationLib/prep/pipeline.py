@@ -3,7 +3,10 @@
 ``prepare(fixed, moving, options)`` is used by ``mmreg prep`` (which writes the results) and by
 ``mmreg register --prep`` (which registers them on the fly). Every output is a new image; the
 originals are untouched. Crops and downsampled copies keep their physical placement, so the
-transform found on them (fixed -> moving, LPS mm) applies to the full-resolution originals.
+transform found on them (fixed -> moving, LPS mm) applies to the full-resolution originals, as long as
+no spacing was set: with ``spacing_moving`` it applies to the moving image with that spacing (a warning
+says so). Whether an image is CT, and a CT's HU offset, are judged once on the whole input
+(:mod:`.modality`), before any crop or downsampling.
 """
 
 from __future__ import annotations
@@ -25,17 +28,18 @@ from .bias import MIN_N4_VOXELS, check_n4_size, correct_bias
 from .crop import crop_common, oriented_box_halfspaces
 from .downsample import downsample, read_downsampled, read_header
 from .exclusion import exclusion_from_full_resolution
-from .masks import (
-    coverage_warning,
-    exclusion_mask,
-    foreground_mask,
-    hounsfield_offset,
-    mask_from_labelmap,
-    resolve_modality,
-)
+from .masks import _sample, coverage_warning, exclusion_mask, foreground_mask, mask_from_labelmap, resolve_modality
+from .modality import judge, not_ct_hint, sample_of, sample_stride
 from .options import ROLES, PrepOptions
-from .spacing import check_spacing, metaimage_with_spacing, parse_spacing, resolution_mismatch, set_spacing
-from .summary import ImageGrid, PrepStep, PrepSummary
+from .spacing import (
+    check_spacing,
+    mask_with_spacing,
+    metaimage_with_spacing,
+    parse_spacing,
+    resolution_mismatch,
+    set_spacing,
+)
+from .summary import ImageGrid, ImageModality, PrepStep, PrepSummary
 
 
 @dataclass
@@ -51,6 +55,10 @@ class PreparedPair:
     moving_original: sitk.Image | None = None
     steps: list[dict] = field(default_factory=list)  # {"step", "image", "why", ...}
     warnings: list[str] = field(default_factory=list)
+    modality: dict[str, ImageModality] = field(default_factory=dict)  # by role, judged on the whole input
+    # By role: the input's grid as stored (size, spacing, origin, direction) and the spacing given for it, or None.
+    input_grids: dict[str, tuple] = field(default_factory=dict)
+    spacing_given: dict[str, tuple | None] = field(default_factory=dict)
 
     def summary(self) -> PrepSummary:
         """What was done and the prepared grids, as a record (``prep.json``)."""
@@ -59,11 +67,20 @@ class PreparedPair:
             if image is None:
                 return None
             spacing, origin = [round(s, 6) for s in image.GetSpacing()], [round(o, 4) for o in image.GetOrigin()]
-            return ImageGrid(list(image.GetSize()), spacing, origin)
+            return ImageGrid(list(image.GetSize()), spacing, origin, [round(d, 6) for d in image.GetDirection()])
 
         steps = [PrepStep.from_dict(step) for step in self.steps]
         grids = [grid(image) for image in (self.fixed, self.moving, self.fixed_mask, self.moving_mask)]
-        return PrepSummary(steps, list(self.warnings), *grids)
+        return PrepSummary(steps, list(self.warnings), *grids, modality=dict(self.modality) or None)
+
+    def registration_mask(self, mask: sitk.Image | None, role: str) -> sitk.Image | None:
+        """A mask given to the registration beside the preparation (``mmreg register --moving-mask FILE
+        --spacing-moving ...``), with the spacing fix carried over as for a prep mask (see
+        :func:`.spacing.mask_with_spacing`; another grid is refused)."""
+        spacing = self.spacing_given.get(role)
+        if mask is None or spacing is None:
+            return mask
+        return mask_with_spacing(mask, self.input_grids[role], spacing, role)[0]
 
     def resample_moving(self, transform: Transform) -> sitk.Image:
         """The moving image (full resolution when held) on the fixed grid (original when held) through ``transform``."""
@@ -80,15 +97,16 @@ WHOLE_VOLUME = (
 Source = Union[str, os.PathLike, sitk.Image]
 
 
-def _spacing_of(source, role: str, spacing_given: bool = False) -> tuple[tuple, tuple]:
+def _grid_of(source, role: str, spacing_given: bool = False) -> tuple[tuple, tuple, tuple, tuple]:
+    """The input's size, spacing, origin and direction as stored (before any spacing fix)."""
     if isinstance(source, sitk.Image):
         if source.GetDimension() != 3 or source.GetNumberOfComponentsPerPixel() != 1:
             validate_image(source, role)  # raises: 4D, vector or 2D, with how to pick one volume
-        return source.GetSize(), source.GetSpacing()
+        return source.GetSize(), source.GetSpacing(), source.GetOrigin(), source.GetDirection()
     header = read_header(source, role, spacing_given=spacing_given)
     if header.dimension != 3 or header.components != 1:
         validate_image(read_image(source, role, spacing_given=spacing_given), role)
-    return header.size, header.spacing
+    return header.size, header.spacing, header.origin, header.direction
 
 
 def _downsample_targets(options: PrepOptions, spacings: dict, pair: PreparedPair) -> dict:
@@ -107,31 +125,43 @@ def _downsample_targets(options: PrepOptions, spacings: dict, pair: PreparedPair
     return targets
 
 
-def _load(source, role: str, spacing, target, pair_steps: list) -> tuple[sitk.Image, sitk.Image | None]:
-    """The working image and the full-resolution original (None when streamed straight to ``target``)."""
+def _load(source, role: str, spacing, target, pair_steps: list, given=None) -> tuple:
+    """The working image, the full-resolution original (None when streamed straight to ``target``) and a
+    sample of the full-resolution voxels. ``given``: the user's file (``source`` may be a patched copy)."""
     if target is not None and not isinstance(source, sitk.Image):
-        image, record = read_downsampled(source, target[0], spacing, role)
+        parts: list = []
+        image, record = read_downsampled(source, target[0], spacing, role, sample=parts, sample_stride=sample_stride)
+        record["source"] = str(given if given is not None else source)  # not a patched copy deleted afterwards
         pair_steps.append({"step": "downsample", "image": role, "why": target[1], "to_mm": target[0], **record})
-        return image, None
+        return image, None, sample_of(parts)
     original = source if isinstance(source, sitk.Image) else read_image(source, role, spacing_given=spacing is not None)
     if spacing is not None:
         original = set_spacing(original, spacing)
     if target is None:
-        return original, original
+        return original, original, _sample(original)
     image = downsample(original, target[0])
     pair_steps.append({"step": "downsample", "image": role, "why": target[1], "to_mm": target[0],
                        "size": list(image.GetSize()), "read": "in memory"})  # fmt: skip
-    return image, original
+    return image, original, _sample(original)
 
 
-def _exclusion(role: str, image: sitk.Image, source, original, spacing, options: PrepOptions, steps: list):
+def _exclusion(role: str, image: sitk.Image, source, original, spacing, offset: float, options: PrepOptions,
+               steps: list):  # fmt: skip
     """The exclusion mask on the working grid; measured on the full-resolution voxels when the image was
-    downsampled (averaging hides small metal)."""
+    downsampled (averaging hides small metal). ``offset``: the CT's HU offset, judged on the whole input."""
     if not any(step["step"] == "downsample" and step["image"] == role for step in steps):
-        return exclusion_mask(image, options.exclude_above, options.exclude_margin_mm)
-    above = options.exclude_above - hounsfield_offset(image)
+        return exclusion_mask(image, options.exclude_above, options.exclude_margin_mm, offset=offset)
+    above = options.exclude_above - offset
     full = original if original is not None else source
     return exclusion_from_full_resolution(full, above, image, options.exclude_margin_mm, spacing, f"{role} image")
+
+
+def _spacing_warning(role: str, header_spacing, spacing) -> str:
+    """What a spacing fix means for the transform found on the prepared pair."""
+    new, old = ("x".join(f"{v:g}" for v in values) for values in (spacing, header_spacing))
+    return (f"the {role} spacing was set to {new} mm (the input says {old} mm): a transform found on the prepared "
+            f"images applies to the {role} image with {new} mm voxels, not to the original as stored; set that "
+            f"spacing on the original file (or volume) too before using the transform with it")  # fmt: skip
 
 
 def _n4_roles(options: PrepOptions) -> tuple[str, ...]:
@@ -153,18 +183,28 @@ def _n4_corrected(options: PrepOptions, modality: dict[str, str]) -> list[str]:
     return [role for role in _n4_roles(options) if modality[role] != "ct"]
 
 
-def _mask(option, image: sitk.Image, role: str, modality: str, steps: list) -> sitk.Image | None:
+def _mask(option, image: sitk.Image, role: str, kind: ImageModality, steps: list, grid, spacing):
+    """The mask ``option`` asks for on ``image``'s grid (None for none). ``kind``: the image's modality;
+    ``grid``: the input's grid as stored, ``spacing``: the spacing given for it (a mask file on that grid
+    gets the same fix)."""
     if option is None:
         return None
     if isinstance(option, str) and option == "auto":
-        mask, record = foreground_mask(image, modality)
+        mask, record = foreground_mask(image, kind.modality, offset=kind.hu_offset, guessed=not kind.given)
         why = "automatic foreground: the metric sees the anatomy, not the air"
         steps.append({"step": "mask", "image": role, "why": why, **record})
         return mask
     labelmap = option if isinstance(option, sitk.Image) else read_image(option, f"{role} mask")
+    source = None if isinstance(option, sitk.Image) else str(option)
+    if spacing is not None:
+        labelmap, fixed = mask_with_spacing(labelmap, grid, spacing, role)
+        if fixed:
+            steps.append({"step": "set spacing", "image": f"{role} mask", "why": f"the mask is on the {role} image "
+                          "file's grid: the same spacing fix (no resampling)", "to_mm": list(spacing),
+                          "source": source})  # fmt: skip
     mask = mask_from_labelmap(labelmap, image)
     steps.append({"step": "mask", "image": role, "why": "from the given labelmap (all nonzero labels)",
-                  "source": None if isinstance(option, sitk.Image) else str(option)})  # fmt: skip
+                  "source": source})  # fmt: skip
     return mask
 
 
@@ -195,9 +235,10 @@ def _prepare(fixed, moving, options: PrepOptions, initial_transform, progress, s
     given_spacing = {"fixed": options.spacing_fixed, "moving": options.spacing_moving}
 
     report(0.0, "prep: checking spacing")
-    spacings = {}
+    spacings, grids = {}, {}
     for role in ROLES:
-        size, header_spacing = _spacing_of(sources[role], f"{role} image", bool(given_spacing[role]))
+        grids[role] = _grid_of(sources[role], f"{role} image", bool(given_spacing[role]))
+        size, header_spacing = grids[role][:2]
         spacing = parse_spacing(given_spacing[role]) if given_spacing[role] else None
         if spacing is not None and not isinstance(sources[role], sitk.Image):
             patched = metaimage_with_spacing(sources[role], header_spacing, spacing, scratch)
@@ -205,6 +246,7 @@ def _prepare(fixed, moving, options: PrepOptions, initial_transform, progress, s
         if spacing is not None:
             pair.steps.append({"step": "set spacing", "image": role, "why": "given by the user (no resampling)",
                                "from_mm": list(header_spacing), "to_mm": list(spacing)})  # fmt: skip
+            pair.warnings.append(_spacing_warning(role, header_spacing, spacing))
         check = check_spacing(size, spacing or header_spacing, role=f"{role} image")
         if not check.plausible:
             raise InputError(f"{check.message} (--spacing-{role} sx,sy,sz)")
@@ -217,9 +259,13 @@ def _prepare(fixed, moving, options: PrepOptions, initial_transform, progress, s
     report(0.05, "prep: reading")
     targets = _downsample_targets(options, spacings, pair)
     images, originals = {}, {}
+    given_files = {"fixed": fixed, "moving": moving}
     for role in ROLES:
-        images[role], originals[role] = _load(sources[role], role, given_spacing[role], targets.get(role), pair.steps)
+        images[role], originals[role], sample = _load(sources[role], role, given_spacing[role], targets.get(role),
+                                                      pair.steps, given_files[role])  # fmt: skip
         validate_image(images[role], f"{role} image")
+        # Judged here, on the whole input: a crop inside the body or an averaged copy can pass CT for MR.
+        pair.modality[role] = judge(sample, getattr(options, f"modality_{role}"))
 
     if options.crop_common or options.roi_lps is not None:
         report(0.3, "prep: cropping")
@@ -237,17 +283,16 @@ def _prepare(fixed, moving, options: PrepOptions, initial_transform, progress, s
                                f"with a {options.margin_mm:g} mm margin", **crop.describe()})  # fmt: skip
 
     report(0.45, "prep: masks")
-    modality = {role: resolve_modality(images[role], getattr(options, f"modality_{role}")) for role in ROLES}
-    masks = {
-        role: _mask(getattr(options, f"mask_{role}"), images[role], role, modality[role], pair.steps) for role in ROLES
-    }
+    modality = {role: pair.modality[role].modality for role in ROLES}
+    masks = {role: _mask(getattr(options, f"mask_{role}"), images[role], role, pair.modality[role], pair.steps,
+                         grids[role], given_spacing[role]) for role in ROLES}  # fmt: skip
     if options.exclude_above is not None:
         ct_roles = [role for role in ROLES if modality[role] == "ct"]
         if not ct_roles:
             pair.warnings.append("--exclude-above is for CT, and neither image looks like CT: nothing excluded")
         for role in ct_roles:
-            excluded = _exclusion(role, images[role], sources[role], originals[role], given_spacing[role], options,
-                                  pair.steps)  # fmt: skip
+            excluded = _exclusion(role, images[role], sources[role], originals[role], given_spacing[role],
+                                  pair.modality[role].hu_offset or 0.0, options, pair.steps)  # fmt: skip
             count = int(sitk.GetArrayViewFromImage(excluded).sum())
             base = masks[role] if masks[role] is not None else sitk.Cast(images[role] * 0 + 1, sitk.sitkUInt8)
             masks[role] = sitk.Cast(base & (1 - excluded), sitk.sitkUInt8)
@@ -268,6 +313,10 @@ def _prepare(fixed, moving, options: PrepOptions, initial_transform, progress, s
             if modality[role] == "ct":
                 said = "was given as CT" if getattr(options, f"modality_{role}") == "ct" else "looks like CT"
                 pair.warnings.append(f"N4 corrects MR bias fields: skipped on the {role} image, which {said}")
+                if not pair.modality[role].given:
+                    pair.warnings.append(f"the {role} image was taken for CT ({pair.modality[role].share_at_air:.0%} "
+                                         f"of it at -500 or below): if it is not CT (an MR stored with a negative "
+                                         f"background), give {not_ct_hint(role)}")  # fmt: skip
                 continue
             result = correct_bias(images[role], masks[role], options.n4_shrink, role=f"{role} image")
             images[role] = result.corrected
@@ -278,6 +327,7 @@ def _prepare(fixed, moving, options: PrepOptions, initial_transform, progress, s
             pair.steps.append({"step": "bias correction", "image": role, "why": why, **result.describe()})
 
     report(1.0, "prep: done")
+    pair.input_grids, pair.spacing_given = grids, dict(given_spacing)
     pair.fixed, pair.moving = images["fixed"], images["moving"]
     pair.fixed_mask, pair.moving_mask = masks["fixed"], masks["moving"]
     pair.fixed_original, pair.moving_original = originals["fixed"], originals["moving"]

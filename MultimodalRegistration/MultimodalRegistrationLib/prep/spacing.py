@@ -14,8 +14,8 @@ from ..core.errors import InputError
 from ..core.file_headers import metaimage_data_file
 from ..core.plausible_spacing import SpacingCheck, check_spacing
 
-__all__ = ["Mismatch", "SpacingCheck", "check_spacing", "metaimage_with_spacing", "parse_spacing", "require_plausible",
-           "resolution_mismatch", "set_spacing", "voxel_size_mm"]
+__all__ = ["Mismatch", "SpacingCheck", "check_spacing", "mask_with_spacing", "metaimage_with_spacing", "parse_spacing",
+           "require_plausible", "resolution_mismatch", "set_spacing", "voxel_size_mm"]  # fmt: skip
 
 # Voxel sizes further apart than this factor make the finer image worth downsampling first.
 MISMATCH_RATIO = 4.0
@@ -116,3 +116,32 @@ def require_plausible(image: sitk.Image, role: str) -> None:
     check = check_spacing(image, role=role)
     if not check.plausible:
         raise InputError(check.message)
+
+
+def mask_with_spacing(mask: sitk.Image, image_grid, spacing_mm, role: str) -> tuple[sitk.Image, bool]:
+    """A mask file given with a spacing fix for its image: the same fix when the mask is on the image file's
+    grid (``image_grid``: size, header spacing, origin, direction of the file, before the fix), as a mask
+    drawn on the same stack is; unchanged when it already has the fixed spacing on that grid. Returns the
+    mask and whether the fix was applied. Any other grid is refused (:class:`InputError`): whether its
+    positions were measured with the wrong spacing or the right one cannot be told."""
+    size, header_spacing, origin, direction = image_grid
+    spacing = parse_spacing(spacing_mm)
+
+    def close(a, b) -> bool:
+        return len(a) == len(b) and bool(np.allclose(np.asarray(a, float), np.asarray(b, float), rtol=1e-5, atol=1e-4))
+
+    on_grid = tuple(mask.GetSize()) == tuple(size[:3]) and close(mask.GetOrigin(), origin[:3])
+    on_grid = on_grid and close(mask.GetDirection(), direction[:9])
+    if on_grid and close(mask.GetSpacing(), spacing):
+        return mask, False
+    if on_grid and close(mask.GetSpacing(), header_spacing[:3]):
+        return set_spacing(mask, spacing), True
+    flag = f"--spacing-{role}"
+    raise InputError(
+        f"the {role} mask's grid ({'x'.join(map(str, mask.GetSize()))} voxels of "
+        f"{'x'.join(f'{s:g}' for s in mask.GetSpacing())} mm) is not the {role} image file's "
+        f"({'x'.join(map(str, size[:3]))} voxels of {'x'.join(f'{s:g}' for s in header_spacing[:3])} mm, same origin), "
+        f"so the spacing fix ({flag} / the panel's set spacing) cannot be carried over to it: give a mask drawn on "
+        f"the {role} image file (same size, spacing and origin: it gets the same fix), or one on that grid with "
+        f"the spacing {'x'.join(f'{s:g}' for s in spacing)} mm already"
+    )

@@ -1,9 +1,10 @@
 """The record of one preparation (``prep.json``, and a registration summary's ``prep``): what was done to
 which image and why, the prepared grids, and, as ``mmreg prep`` writes it, its inputs, options and outputs.
 
-Keys on disk: ``steps``, ``warnings``, ``fixed``, ``moving``, ``fixed_mask``, ``moving_mask``, then
-``inputs``, ``options`` and ``outputs`` when set. Each step is ``{"step", "image", "why", ...}`` with the
-step's own numbers beside them (a crop's ``index`` and ``size``, a mask's ``coverage``...).
+Keys on disk: ``steps``, ``warnings``, ``fixed``, ``moving``, ``fixed_mask``, ``moving_mask``, ``modality``
+(what each image was taken for, and a CT's HU offset), then ``inputs``, ``options`` and ``outputs`` when set.
+Each step is ``{"step", "image", "why", ...}`` with the step's own numbers beside them (a crop's ``index``
+and ``size``, on the downsampled grid when the image was downsampled first; a mask's ``coverage``...).
 """
 
 from __future__ import annotations
@@ -17,11 +18,26 @@ from .options import PrepOptions
 
 @dataclass
 class ImageGrid(Record):
-    """A prepared image's grid: size (voxels), spacing (mm) and origin (LPS mm)."""
+    """A prepared image's grid: size (voxels), spacing (mm), origin (LPS mm) and direction (the 3 x 3 matrix
+    whose columns are the voxel axes in LPS, row by row as ITK gives it; absent in records written before)."""
 
     size: list[int]
     spacing_mm: list[float]
     origin_lps_mm: list[float]
+    direction: list[float] | None = field(default=None, metadata={"omit_none": True})
+
+
+@dataclass
+class ImageModality(Record):
+    """What an image was taken for, judged once on the whole input before any crop or downsampling:
+    ``modality`` ("ct" or "mr": the mask rule, metal exclusion and N4 follow it), whether it was ``given``
+    (else guessed: CT when over 2% of its voxels are at -500 or below, ``share_at_air``), and, for CT, the
+    ``hu_offset`` added to its stored values to get HU (0, or -1024 for CT stored as HU + 1024)."""
+
+    modality: str
+    given: bool
+    share_at_air: float
+    hu_offset: float | None = field(default=None, metadata={"omit_none": True})
 
 
 @dataclass
@@ -55,6 +71,8 @@ class PrepSummary(Record):
     moving: ImageGrid | None = None
     fixed_mask: ImageGrid | None = None
     moving_mask: ImageGrid | None = None
+    # {"fixed": ..., "moving": ...}; absent in records written before it was kept
+    modality: dict[str, ImageModality] | None = field(default=None, metadata={"omit_none": True})
     inputs: dict[str, str | None] | None = field(default=None, metadata={"omit_none": True})
     options: PrepOptions | None = field(default=None, metadata={"omit_none": True})
     outputs: dict[str, str] | None = field(default=None, metadata={"omit_none": True})
