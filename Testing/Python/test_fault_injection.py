@@ -1638,3 +1638,38 @@ CASES.update(PREALIGN_CASES)
 @pytest.mark.parametrize("name", list(PREALIGN_CASES))
 def test_landmarks_that_cannot_give_a_fit_are_refused(name, tmp_path, private_tmp, capsys):
     test_bad_input_is_refused_early_and_leaves_everything_as_it_was(name, tmp_path, private_tmp, capsys)
+
+
+# --------------------------------------------------------------------------- preparation: masks and spacing
+def registration_and_prep_fixed_masks(inputs: Path, out: Path) -> list[str]:
+    """mmreg register with a registration mask (--fixed-mask FILE) and a prep mask (--mask-fixed auto): the
+    registration's mask silently won and the record named the automatic one (finding 4)."""
+    fixed, moving = _pair(inputs)
+    mask = inputs / "mask.nrrd"
+    write_image(sitk.Cast(_volume() > 300, sitk.sitkUInt8), mask)
+    return _register(fixed, moving, out, "--fixed-mask", str(mask), "--mask-fixed", "auto")
+
+
+def prep_spacing_with_a_mask_on_another_grid(inputs: Path, out: Path) -> list[str]:
+    """mmreg prep --spacing-moving with a --mask-moving file whose grid is not the moving file's: whether its
+    positions were measured with the wrong spacing or the right one cannot be told (finding 2)."""
+    fixed, moving = _pair(inputs)
+    mask = inputs / "moving_mask.nrrd"
+    write_image(sitk.Cast(_volume(size=(24, 20, 16), spacing=(4.0, 4.0, 5.0)) > 300, sitk.sitkUInt8), mask)
+    return _prep(fixed, moving, out, "--spacing-moving", "1,1,1.25", "--mask-moving", str(mask))
+
+
+PREP_FIX_CASES = {
+    "register --fixed-mask FILE with --mask-fixed auto": Case(
+        registration_and_prep_fixed_masks, "give one fixed mask: --fixed-mask FILE, or --mask-fixed auto|FILE"
+    ),
+    "prep --spacing-moving with a mask on another grid": Case(
+        prep_spacing_with_a_mask_on_another_grid, "give a mask drawn on the moving image file"
+    ),
+}
+CASES.update(PREP_FIX_CASES)
+
+
+@pytest.mark.parametrize("name", list(PREP_FIX_CASES))
+def test_prep_masks_that_cannot_be_placed_are_refused(name, tmp_path, private_tmp, capsys):
+    test_bad_input_is_refused_early_and_leaves_everything_as_it_was(name, tmp_path, private_tmp, capsys)

@@ -53,21 +53,7 @@ def prep_options(arguments: argparse.Namespace) -> PrepOptions:
     flags = {f.name: option_flag(f) for f in option_fields(PrepOptions)}
     changed = [f.name for f in option_fields(PrepOptions) if f.name in given and given[f.name] != f.default]
     refuse_idle_tuning(options, changed, TUNES, flags)
-    refuse_two_masks(arguments, options)
     return options
-
-
-def refuse_two_masks(arguments: argparse.Namespace, options: PrepOptions) -> None:
-    """``mmreg register --fixed-mask FILE --mask-fixed auto``: the registration's mask would silently win over
-    the prepared one, which was made for nothing and recorded as used. Refused: one mask per image."""
-    for role in ("fixed", "moving"):
-        registration_mask, prep_mask = getattr(arguments, f"{role}_mask", None), getattr(options, f"mask_{role}")
-        if registration_mask and prep_mask is not None:
-            raise InputError(
-                f"two {role} masks are given: --{role}-mask {registration_mask} (for the registration) and "
-                f"--mask-{role} {prep_mask} (made by the preparation); give one {role} mask: --{role}-mask FILE, "
-                f"or --mask-{role} auto|FILE"
-            )
 
 
 def _file_given(mask: str | None) -> str | None:

@@ -139,6 +139,13 @@ def preflight_registration(job: RegistrationJob, data: bool = True) -> Registrat
     spacing_given = dict.fromkeys(("fixed", "moving"), False)
     if job.prep:
         job.prep.check()
+        for role in ("fixed", "moving"):  # jobs from a batch manifest or a script, not only mmreg register
+            given, made = getattr(job, f"{role}_mask"), getattr(job.prep, f"mask_{role}")
+            if given and made is not None:
+                raise InputError(
+                    f"two {role} masks are given: --{role}-mask {given} (for the registration) and --mask-{role} "
+                    f"{made} (made by the preparation); give one {role} mask: --{role}-mask FILE, or --mask-{role} auto|FILE"
+                )
         spacing_given = {"fixed": bool(job.prep.spacing_fixed), "moving": bool(job.prep.spacing_moving)}
     if job.initial_transform:  # a mirrored or singular start, refused before any engine
         from ..core.transform_checks import check_initial_transform

@@ -72,7 +72,9 @@ def run_registration_job(job: RegistrationJob, emit: Callable[[dict], None]) -> 
         moving = read_image(job.moving, "moving image")
     fixed_mask = read_image(job.fixed_mask, "fixed mask") if job.fixed_mask else None
     moving_mask = read_image(job.moving_mask, "moving mask") if job.moving_mask else None
-    if prepared is not None:  # masks given to the registration win over the prepared ones
+    if prepared is not None:  # one mask per image (preflight refuses both); a spacing fix carries over to a file's
+        fixed_mask = prepared.registration_mask(fixed_mask, "fixed")
+        moving_mask = prepared.registration_mask(moving_mask, "moving")
         fixed_mask = fixed_mask if fixed_mask is not None else prepared.fixed_mask
         moving_mask = moving_mask if moving_mask is not None else prepared.moving_mask
     guidance, guidance_warnings = guidance_from_job(job, fixed, moving)
