@@ -274,6 +274,27 @@ def test_showing_the_result_takes_the_lists_of_the_volume_along(scene, small_pai
     assert metrics.to_dict()["landmarks"]["tre"]["after"]["max_mm"] < 1e-3
 
 
+def test_measuring_again_after_showing_the_result_keeps_the_same_before(scene, small_pair, volumes, targets):
+    """Showing the result replaces the moving volume's prealignment P with the result (which contains P): a second
+    Compute measured 'before' without P, 39.7 mm instead of 15.3 (audit). It now remembers P."""
+    fixed, moving = volumes
+    fixed_targets, moving_targets = targets
+    truth = mrml.transform_to_node(scene, small_pair.truth, name="result")
+    prealignment = linear_parent(scene, small_pair.truth @ rigid_transform(10, (0, 1, 1), (8, 0, 0)), "P")
+    moving.SetAndObserveTransformNodeID(prealignment.GetID())
+    moving_targets.SetAndObserveTransformNodeID(prealignment.GetID())
+
+    def tre_before_after():
+        metrics, _ = assess(truth, fixed, moving, fixedTargetPoints=fixed_targets, movingTargetPoints=moving_targets)
+        tre = metrics.to_dict()["landmarks"]["tre"]
+        return tre["before"]["mean_mm"], tre["after"]["mean_mm"]
+
+    first = tre_before_after()
+    show_moving_under(truth, moving, [moving_targets])
+    assert moving.GetParentTransformNode() is truth
+    assert tre_before_after() == pytest.approx(first, abs=1e-6) and first[0] > 5 and first[1] < 1e-3
+
+
 def bump_field(spacing=6.0, half_width=150.0):
     """A smooth displacement of up to ~4 mm (LPS) around a point in the brain, on a coarse grid."""
     size = int(2 * half_width / spacing) + 1

@@ -10,6 +10,22 @@ from ..core.transforms import Transform
 from . import mrml
 from .landmarks import placed_points
 
+# On a moving volume QA put under a result to show it: the result's ID, and the parent transform it replaced
+# (""), so that measuring again takes that parent as "before" as the first measurement did.
+SHOWN_UNDER = "MultimodalRegistrationQA.shownUnderNodeID"
+REPLACED_PARENT = "MultimodalRegistrationQA.replacedParentNodeID"
+
+
+def _replaced_parent(moving_volume, transform_node):
+    """The parent transform :func:`show_moving_under` replaced with ``transform_node``, while the volume still sits
+    under that node alone; else None."""
+    if moving_volume.GetAttribute(SHOWN_UNDER) != transform_node.GetID():
+        return None
+    if mrml.parent_transforms(moving_volume) != [transform_node]:
+        return None
+    replaced = moving_volume.GetScene().GetNodeByID(moving_volume.GetAttribute(REPLACED_PARENT) or "")
+    return replaced if replaced is not None and replaced.IsA("vtkMRMLTransformNode") else None
+
 
 def _same_frame(node, volume) -> bool:
     return node.GetTransformNodeID() == volume.GetTransformNodeID()
@@ -26,8 +42,12 @@ def registration_pose(transform_node, moving_volume) -> tuple[Transform, Transfo
         )
     if mrml.is_under(moving_volume, transform_node):
         others = [p for p in parents if p is not transform_node]
+        replaced = _replaced_parent(moving_volume, transform_node)
+        if replaced is not None:  # shown by an earlier measurement: 'before' stays what it was then
+            others = [replaced, *mrml.parent_transforms(replaced)]
         before = Transform.chain([mrml.transform_from_node(p) for p in others])
         rest = " -> ".join(f"'{p.GetName()}'" for p in others) or "no transform"
+        rest += " (the parent it had before QA showed the result)" if replaced is not None else ""
         return mrml.world_transform(moving_volume), before, (
             f"the moving volume as shown, through {names}; before: without '{transform_node.GetName()}' ({rest})"
         )
@@ -82,6 +102,9 @@ def show_moving_under(transform_node, moving_volume, moving_nodes=()) -> list:
     if transform_node is None or mrml.is_under(moving_volume, transform_node):
         return []
     moved = [moving_volume] + [node for node in moving_nodes if node is not None and _same_frame(node, moving_volume)]
+    parent = moving_volume.GetParentTransformNode()
+    moving_volume.SetAttribute(REPLACED_PARENT, parent.GetID() if parent is not None else "")
+    moving_volume.SetAttribute(SHOWN_UNDER, transform_node.GetID())
     for node in moved:
         node.SetAndObserveTransformNodeID(transform_node.GetID())
     return moved
