@@ -55,6 +55,8 @@ def test_unhardened_parent_transform_is_kept_and_combined(scene, small_pair, vol
     assert node.GetAttribute(ATTRIBUTE_PREFIX + "start") == "initial"
     assert node.GetAttribute(ATTRIBUTE_PREFIX + "startDescription") == "started from the initial transform"
     assert node.GetAttribute(ATTRIBUTE_PREFIX + "movingNodeID") == moving.GetID()
+    assert (node.GetAttribute(ATTRIBUTE_PREFIX + "fixedMaskNodeID"), node.GetAttribute(ATTRIBUTE_PREFIX + "movingMaskNodeID")) == (
+        mask.GetID(), "")  # fmt: skip
     assert registration.describe().startswith("registered in ") and "started from the initial transform" in registration.describe()
     # 'Copy as command' names the nodes' files, not the run's scratch copies (removed when it ends).
     command = registration.command

@@ -414,3 +414,24 @@ def test_a_script_measuring_twice_refills_one_table(scene, small_pair, volumes):
     _, first = assess_nodes(parameters)
     _, second = assess_nodes(parameters)
     assert second is first and scene.GetNumberOfNodesByClass("vtkMRMLTableNode") == tables + 1
+
+
+def test_the_masks_the_registration_used_are_the_masks_qa_uses(scene, small_pair, volumes):
+    """Restarts and MI ran without the registration's masks (audit, from reading): the result node now records
+    them and QA measures within them; a mask removed since is named."""
+    from MultimodalRegistrationLib.qa.assess import QAOptions, assess_registration
+
+    fixed, moving = volumes
+    head = sitk.Cast(sitk.BinaryDilate(sitk.OtsuThreshold(small_pair.fixed, 0, 1), [2, 2, 2]), sitk.sitkUInt8)
+    mask = mrml.volume_node_from_image(scene, head, "head", labelmap=True)
+    truth = mrml.transform_to_node(scene, small_pair.truth, name="result")
+    truth.SetAttribute(REGISTRATION_PREFIX + "fixedMaskNodeID", mask.GetID())
+    metrics, _ = assess(truth, fixed, moving)
+    direct = assess_registration(small_pair.fixed, small_pair.moving, small_pair.truth, QAOptions(fixed_mask=head))
+    unmasked = assess_registration(small_pair.fixed, small_pair.moving, small_pair.truth)
+    measured = metrics.images_after.mutual_information
+    assert measured == pytest.approx(direct.images_after.mutual_information, abs=1e-9)
+    assert abs(measured - unmasked.images_after.mutual_information) > 1e-3
+    scene.RemoveNode(mask)
+    metrics, _ = assess(truth, fixed, moving)
+    assert any("used a fixed mask that is no longer in the scene" in warning for warning in metrics.warnings)

@@ -73,6 +73,8 @@ class QAInputs:
     warnings: list[str] = field(default_factory=list)  # of pairing the landmark lists
     label_warnings: list[str] = field(default_factory=list)  # of exporting the segmentations (a value two share)
     provenance_warnings: list[str] = field(default_factory=list)  # the result made from other volumes
+    fixed_mask: sitk.Image | None = None  # the masks the result's registration used (LPS, on each volume's grid)
+    moving_mask: sitk.Image | None = None
     recorded_metric: float | None = None  # the result's own MI after, when T is the result node alone
 
 
@@ -113,6 +115,8 @@ def gather_inputs(parameters, python: str | None = None) -> QAInputs:
     chain = [p.GetID() for p in mrml.parent_transforms(moving_volume)]
     alone = transform_node is not None and (transform_node.GetID() not in chain or chain == [transform_node.GetID()])
     inputs.provenance_warnings, inputs.recorded_metric = made_from(transform_node, fixed_volume, moving_volume, alone)
+    inputs.fixed_mask, inputs.moving_mask, lost = registration_masks(transform_node, fixed_volume, moving_volume)
+    inputs.provenance_warnings += lost
     inverse_node = transform_node.GetNodeReference(REGISTRATION_PREFIX + "inverse") if transform_node else None
     stale = None
     if inverse_node is not None and not transform.is_linear and alone:  # T is the node itself
@@ -190,6 +194,21 @@ def made_from(transform_node, fixed_volume, moving_volume, alone: bool) -> tuple
     return warnings, metric
 
 
+def registration_masks(transform_node, fixed_volume, moving_volume) -> tuple:
+    """(fixed mask, moving mask, warnings): the masks the result node records its registration used (on the fixed
+    and moving volumes' grids), so that QA's mutual information and stability restarts see what it saw; a mask no
+    longer in the scene is named in a warning."""
+    masks, warnings = [], []
+    for role, volume in (("fixed", fixed_volume), ("moving", moving_volume)):
+        node_id = transform_node.GetAttribute(f"{REGISTRATION_PREFIX}{role}MaskNodeID") if transform_node else None
+        mask_node = volume.GetScene().GetNodeByID(node_id) if node_id else None
+        if node_id and mask_node is None:
+            warnings.append(f"the registration used a {role} mask that is no longer in the scene ({node_id}): the "
+                            "mutual information and any restarts here run without it")  # fmt: skip
+        masks.append(mrml.mask_image(mask_node, volume) if mask_node is not None else None)
+    return masks[0], masks[1], warnings
+
+
 def recorded_metric_warning(inputs: QAInputs, measured: float | None) -> list[str]:
     """A warning when QA's MI after falls well short of the MI the result recorded for the same transform: the
     moving volume changed since the registration (the result hardened into it?)."""
@@ -239,6 +258,8 @@ def assess_inputs(
         stability_options={**inputs.stability_options, **(stability_options or {})},
         sources={key: value for key, value in inputs.sources.items() if value},
         progress=progress,
+        fixed_mask=inputs.fixed_mask,
+        moving_mask=inputs.moving_mask,
         **inputs.points,
     )
     if report.landmarks is not None:  # the lists were paired here, before the landmarks reached the library

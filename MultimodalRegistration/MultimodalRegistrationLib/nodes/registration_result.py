@@ -95,6 +95,8 @@ class NodeRegistration(NodeJob):
             "fixedNodeID": fixed.GetID(),
             "movingNodeID": moving.GetID(),
             "initialTransformNodeID": initial.GetID() if initial else "",
+            **{f"{role}MaskNodeID": (mask.GetID() if (mask := self.target(f"{role}_mask")) else "")
+               for role in ("fixed", "moving")},  # QA's restarts and MI use them too
             "seconds": summary.seconds,
             "metricBefore": round(summary.metric_before, 6),
             "metricAfter": round(summary.metric_after, 6),
