@@ -1508,6 +1508,12 @@ BATCH_MANIFEST_CASES = {  # each was run (a worker started, exit 1) or read wron
                                                         "column 4 of the header has an empty name"),
     "batch case named report.html": Case(batch_manifest("case,fixed,moving", "report.html,fixed.nrrd,moving.nrrd"),
                                          "is a file the batch writes itself"),
+    "batch cases differing only in capitals": Case(
+        batch_manifest("case,fixed,moving", "P001,fixed.nrrd,moving.nrrd\np001,fixed.nrrd,moving.nrrd"),
+        "as 'P001': case names differing only in capitals share one folder on macOS and Windows",
+    ),
+    "batch case named a Windows device": Case(batch_manifest("case,fixed,moving", "aux.1,fixed.nrrd,moving.nrrd"),
+                                              "is a device name on Windows"),
     "batch case named Batch.CSV": Case(batch_manifest("case,fixed,moving", "Batch.CSV,fixed.nrrd,moving.nrrd"),
                                        "rename the case"),
     "batch row with fixed_points only": Case(

@@ -46,6 +46,8 @@ CASE_FILES = {"output_transform": "transform.h5", "summary": "summary.json", "qa
               "checkerboard": "checkerboard.png"}  # fmt: skip
 DONE = "case.json"
 _CASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# Names Windows gives to devices, in any case and with any extension: no folder can take them.
+_WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 
 
 @dataclass
@@ -167,10 +169,15 @@ def _read_table(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]
 def _check_case_name(name: str, where: str, seen: dict[str, int], output_dir: Path) -> None:
     """Refuse a case name that is not a plain folder name, is taken, or is a file the batch writes beside the
     case folders (``batch.csv``, ``report.html``, a ``.partial-*`` file being written)."""
-    if not _CASE_NAME.match(name):
-        raise InputError(f"{where}: case name '{name}' must be letters, digits, '.', '_' or '-'")
-    if name in seen:
-        raise InputError(f"{where}: case '{name}' appears twice (first on line {seen[name]}): give each case its "
+    if not _CASE_NAME.match(name) or name.endswith("."):
+        raise InputError(f"{where}: case name '{name}' must be letters, digits, '.', '_' or '-', not ending in '.'")
+    if name.split(".")[0].upper() in _WINDOWS_DEVICES:
+        raise InputError(f"{where}: case name '{name}' is a device name on Windows, where its folder cannot be "
+                         "made: rename the case")  # fmt: skip
+    same = next((other for other in seen if other.casefold() == name.casefold()), None)
+    if same is not None:
+        also = "" if same == name else f" as '{same}': case names differing only in capitals share one folder on macOS and Windows"
+        raise InputError(f"{where}: case '{name}' appears twice (first on line {seen[same]}{also}): give each case its "
                          "own name")  # fmt: skip
     if name.lower() in COHORT_FILES or name.startswith(PARTIAL_PREFIX):
         raise InputError(f"{where}: case name '{name}' is a file the batch writes itself ({output_dir / name}): "
