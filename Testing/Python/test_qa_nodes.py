@@ -435,3 +435,21 @@ def test_the_masks_the_registration_used_are_the_masks_qa_uses(scene, small_pair
     scene.RemoveNode(mask)
     metrics, _ = assess(truth, fixed, moving)
     assert any("used a fixed mask that is no longer in the scene" in warning for warning in metrics.warnings)
+
+
+def test_a_result_found_on_a_prepared_pair_measured_on_its_originals_is_not_warned_about(scene, small_pair, volumes):
+    """The docs say a transform found on RegistrationPrep's volumes applies to the originals: QA on the originals
+    warned 'select the volumes it was computed from' (review)."""
+    fixed, moving = volumes
+    prepared = [mrml.volume_node_from_image(scene, image, name) for image, name in
+                ((small_pair.fixed, "CT prepared"), (small_pair.moving, "MR prepared"))]  # fmt: skip
+    for made, original in zip(prepared, (fixed, moving)):
+        made.SetAttribute("RegistrationPrep.sourceNodeID", original.GetID())
+    truth = mrml.transform_to_node(scene, small_pair.truth, name="result")
+    truth.SetAttribute(REGISTRATION_PREFIX + "fixedNodeID", prepared[0].GetID())
+    truth.SetAttribute(REGISTRATION_PREFIX + "movingNodeID", prepared[1].GetID())
+    metrics, _ = assess(truth, fixed, moving)
+    assert not [w for w in metrics.warnings if "was registered with" in w], metrics.warnings
+    other = mrml.volume_node_from_image(scene, small_pair.moving, "another MR")
+    metrics, _ = assess(truth, fixed, other)
+    assert any("was registered with fixed 'CT' and moving 'MR prepared'" in w for w in metrics.warnings)

@@ -28,7 +28,6 @@ from ..core.images import validate_image, validate_mask
 from ..core.metric import METRIC_SPACING_MM
 from ..core.pairs import check_pair
 from ..core.transforms import Transform
-from ..registration.rules.keep import KEEP_TOLERANCE_NATS
 from .images import image_agreement
 from .jacobian import InverseConsistency, inverse_consistency, jacobian_statistics
 from .landmarks import landmark_errors, paired_landmarks
@@ -108,11 +107,18 @@ def check_qa_inputs(fixed: sitk.Image, moving: sitk.Image, options: QAOptions) -
     return fixed_mask
 
 
+# How far the mutual information may fall from "before" (nats) without a warning. A correct affine or deformable
+# result can end a little below a "before" the registration never compared with (headers already aligned: 0.674 ->
+# 0.657 at 0.6 mm from the truth, review); the mistakes this catches fall by 0.1 to 0.4 (a hardened result: 0.642 ->
+# 0.263).
+AGREEMENT_FALL_NATS = 0.05
+
+
 def agreement_fell(before: float | None, after: float | None) -> list[str]:
     """A warning when the images agree less after the transform than before (mutual information, nats, beyond the
     registration's own tolerance): a registration raises it, so the transform is not measured on what it was made
     for, or failed."""
-    if before is None or after is None or after >= before - KEEP_TOLERANCE_NATS:
+    if before is None or after is None or after >= before - AGREEMENT_FALL_NATS:
         return []
     return [(f"the images agree less after the transform than before (mutual information {before:.3f} -> {after:.3f} "
             "nats; a registration raises it): the transform may be applied twice (the moving image already resampled "
