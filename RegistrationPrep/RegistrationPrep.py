@@ -197,10 +197,9 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     @staticmethod
     def _prepared(node) -> bool:
         """Whether the output selectors hold a preparation of the selected volumes (not just any volumes)."""
-        made_from = prep_nodes.ATTRIBUTE_PREFIX + "sourceNodeID"
         pairs = ((node.outputFixed, node.fixedVolume), (node.outputMoving, node.movingVolume)) if node else ()
         return bool(pairs) and all(
-            out and source and out.GetAttribute(made_from) == source.GetID() for out, source in pairs
+            out and source and prep_nodes.prepared_from(out) == source.GetID() for out, source in pairs
         )
 
     def onApplyButton(self) -> None:
@@ -326,9 +325,7 @@ class RegistrationPrepLogic(ScriptedLoadableModuleLogic):
         The current transform the preparation used (recorded on the prepared moving volume) becomes the
         initial transform, so the registration starts from the pose the crop assumed; none clears it.
         """
-        made_from = prep_nodes.ATTRIBUTE_PREFIX + "sourceNodeID"
-        volumes = (fixedVolume, movingVolume)
-        if any(volume is None or not volume.GetAttribute(made_from) for volume in volumes):
+        if not all(prep_nodes.prepared_from(volume) for volume in (fixedVolume, movingVolume)):
             raise InputError("prepare the volumes first: there are no prepared volumes to send")
         registration = slicer.util.getModuleLogic("MultimodalRegistration").getParameterNode()
         registration.fixedVolume, registration.movingVolume = fixedVolume, movingVolume

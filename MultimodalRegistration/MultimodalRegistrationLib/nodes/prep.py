@@ -50,6 +50,11 @@ OUTPUT_SUFFIXES = {"fixed": "prep", "moving": "prep", "fixed_mask": "prep mask",
 
 
 # --------------------------------------------------------------------------- inputs
+def prepared_from(volume) -> str:
+    """The ID of the volume a preparation made ``volume`` from ("" for a volume no preparation made, or None)."""
+    return (volume.GetAttribute(ATTRIBUTE_PREFIX + "sourceNodeID") or "") if volume is not None else ""
+
+
 def check_volumes(fixed_volume, moving_volume) -> None:
     """Raise :class:`InputError` naming the fix unless both are distinct scalar volumes, the fixed one untransformed."""
     check_volume_pair(fixed_volume, moving_volume, otherwise="put the transform on the moving volume")
@@ -190,7 +195,7 @@ class NodePrep(NodeJob):
         node = self._outputs[name]
         if node is None or not self.scene.IsNodePresent(node):
             return None
-        made_from = node.GetAttribute(ATTRIBUTE_PREFIX + "sourceNodeID")
+        made_from = prepared_from(node)
         return None if made_from and made_from != source.GetID() else node
 
     @property

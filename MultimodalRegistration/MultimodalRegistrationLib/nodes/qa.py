@@ -42,7 +42,7 @@ from .checks import check_volume_pair
 from .job import REGISTRATION_ATTRIBUTE_PREFIX as REGISTRATION_PREFIX
 from .panel import node_of, panel_parameters, panel_value
 from .panel_words import panel_errors
-from .prep import ATTRIBUTE_PREFIX as PREP_PREFIX
+from .prep import prepared_from
 from .qa_frames import registration_pose, show_moving_under  # noqa: F401 (the module's API)
 from .qa_labels import label_values, labels_image
 from .qa_points import landmark_arguments
@@ -176,8 +176,8 @@ def made_from(transform_node, fixed_volume, moving_volume, alone: bool) -> tuple
     ]
     chosen = [fixed_volume.GetID(), moving_volume.GetID()]
     # A result found on a prepared pair applies to the originals it was prepared from (RegistrationPrep's record).
-    recorded = [_prepared_from(scene, node_id) if _prepared_from(scene, node_id) in chosen else node_id
-                for node_id in recorded]  # fmt: skip
+    sources = [prepared_from(scene.GetNodeByID(node_id) if node_id else None) for node_id in recorded]
+    recorded = [source if source in chosen else node_id for source, node_id in zip(sources, recorded)]
     name = transform_node.GetName()
     if recorded == chosen[::-1]:
         warnings.append(
@@ -196,12 +196,6 @@ def made_from(transform_node, fixed_volume, moving_volume, alone: bool) -> tuple
     except ValueError:
         metric = None
     return warnings, metric
-
-
-def _prepared_from(scene, node_id: str) -> str:
-    """The ID of the volume RegistrationPrep made ``node_id``'s volume from ("" if none)."""
-    node = scene.GetNodeByID(node_id) if node_id else None
-    return (node.GetAttribute(PREP_PREFIX + "sourceNodeID") or "") if node is not None else ""
 
 
 def registration_masks(transform_node, fixed_volume, moving_volume) -> tuple:
