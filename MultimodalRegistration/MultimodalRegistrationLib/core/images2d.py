@@ -132,29 +132,9 @@ def read_header_2d(path: str | os.PathLike) -> Header2D | None:
     return Header2D(path, tuple(size), int(components), stated_pixel_mm(path, spacing))
 
 
-def _pillow_header(path: Path) -> tuple[tuple, int] | None:
-    if suffix_of(path) not in RASTER_SUFFIXES:
-        return None
-    try:
-        from PIL import Image
-
-        with Image.open(path) as opened:
-            return tuple(opened.size), len(opened.getbands())
-    except (ImportError, OSError, ValueError):
-        return None
-    except Image.DecompressionBombError as error:
-        raise _too_large(path, error) from None
-
-
-def _too_large(path: Path, error: Exception) -> InputError:
-    """Pillow's limit on the pixels it reads (about 179 million), as the fix for a slide beyond it."""
-    return InputError(f"{path} is too large for Pillow, which reads it because ITK cannot ({error}): save it as an "
-                      "RGB or grey PNG or TIFF without transparency (ITK reads those), or downsample it")  # fmt: skip
-
-
-def _read_with_pillow(path: Path) -> sitk.Image | None:
-    """The pixels of a one-page raster file ITK refuses (ITK reads no grey + alpha PNG), channels kept, spacing 1;
-    None when Pillow is missing or cannot read it either."""
+def _with_pillow(path: Path, read):
+    """``read(opened)`` of a raster file opened with Pillow; None when it is no raster file, Pillow is missing or
+    cannot open it. A file over Pillow's pixel limit is an :class:`InputError` naming the fix."""
     if suffix_of(path) not in RASTER_SUFFIXES:
         return None
     try:
@@ -163,15 +143,31 @@ def _read_with_pillow(path: Path) -> sitk.Image | None:
         return None
     try:
         with Image.open(path) as opened:
-            if getattr(opened, "n_frames", 1) != 1:
-                return None
-            converted = {"P": "RGBA" if "transparency" in opened.info else "RGB", "1": "L"}.get(opened.mode)
-            pixels = np.asarray(opened.convert(converted) if converted else opened)
+            return read(opened)
     except (OSError, ValueError):
         return None
-    except Image.DecompressionBombError as error:
-        raise _too_large(path, error) from None
-    if pixels.ndim not in (2, 3):
+    except Image.DecompressionBombError as error:  # Pillow's limit: about 179 million pixels
+        raise InputError(f"{path} is too large for Pillow, which reads it because ITK cannot ({error}): save it as "
+                         "an RGB or grey PNG or TIFF without transparency (ITK reads those), or downsample it") from None
+
+
+def _pillow_header(path: Path) -> tuple[tuple, int] | None:
+    return _with_pillow(path, lambda opened: (tuple(opened.size), len(opened.getbands())))
+
+
+def _pillow_pixels(opened) -> np.ndarray | None:
+    """One page's pixels, channels kept (palette and 1-bit images converted); None for several pages."""
+    if getattr(opened, "n_frames", 1) != 1:
+        return None
+    converted = {"P": "RGBA" if "transparency" in opened.info else "RGB", "1": "L"}.get(opened.mode)
+    return np.asarray(opened.convert(converted) if converted else opened)
+
+
+def _read_with_pillow(path: Path) -> sitk.Image | None:
+    """The pixels of a one-page raster file ITK refuses (ITK reads no grey + alpha PNG), channels kept, spacing 1;
+    None when Pillow is missing or cannot read it either."""
+    pixels = _with_pillow(path, _pillow_pixels)
+    if pixels is None or pixels.ndim not in (2, 3):
         return None
     return sitk.GetImageFromArray(pixels, isVector=pixels.ndim == 3)
 
