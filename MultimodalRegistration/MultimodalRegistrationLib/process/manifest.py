@@ -102,7 +102,7 @@ def read_manifest(
         where = f"manifest {path.name} line {line}"
         name = row.get("case", "")
         _check_case_name(name, where, seen, Path(output_dir))
-        seen[name] = line
+        seen[name.casefold()] = (name, line)
         where += f": case '{name}'"
         for required in ("fixed", "moving"):
             if not row.get(required):
@@ -166,7 +166,7 @@ def _read_table(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]
     return header, rows
 
 
-def _check_case_name(name: str, where: str, seen: dict[str, int], output_dir: Path) -> None:
+def _check_case_name(name: str, where: str, seen: dict[str, tuple[str, int]], output_dir: Path) -> None:
     """Refuse a case name that is not a plain folder name, is taken, or is a file the batch writes beside the
     case folders (``batch.csv``, ``report.html``, a ``.partial-*`` file being written)."""
     if not _CASE_NAME.match(name) or name.endswith("."):
@@ -174,10 +174,10 @@ def _check_case_name(name: str, where: str, seen: dict[str, int], output_dir: Pa
     if name.split(".")[0].upper() in _WINDOWS_DEVICES:
         raise InputError(f"{where}: case name '{name}' is a device name on Windows, where its folder cannot be "
                          "made: rename the case")  # fmt: skip
-    same = next((other for other in seen if other.casefold() == name.casefold()), None)
+    same, first = seen.get(name.casefold(), (None, 0))  # seen: casefolded name -> (name, line)
     if same is not None:
         also = "" if same == name else f" as '{same}': case names differing only in capitals share one folder on macOS and Windows"
-        raise InputError(f"{where}: case '{name}' appears twice (first on line {seen[same]}{also}): give each case its "
+        raise InputError(f"{where}: case '{name}' appears twice (first on line {first}{also}): give each case its "
                          "own name")  # fmt: skip
     if name.lower() in COHORT_FILES or name.startswith(PARTIAL_PREFIX):
         raise InputError(f"{where}: case name '{name}' is a file the batch writes itself ({output_dir / name}): "
