@@ -234,7 +234,7 @@ Chunks = Iterator[tuple[int, np.ndarray]]
 
 def sampled_chunks(chunks: Chunks, stride: int, into: list) -> Chunks:
     """The chunks, passed on unchanged, with every ``stride``-th voxel of the whole image (in file order,
-    the sample ``masks._sample`` takes of it in memory) appended to ``into``."""
+    the sample ``masks.voxel_sample`` takes of it in memory) appended to ``into``."""
     for first, chunk in chunks:
         start = first * chunk.shape[1] * chunk.shape[2]
         into.append(np.array(chunk.ravel()[(-start) % stride :: stride]))

@@ -32,7 +32,7 @@ def sample_stride(voxels: int, count: int = SAMPLE_COUNT) -> int:
     return max(1, int(voxels) // count)
 
 
-def _sample(image, count: int = SAMPLE_COUNT) -> np.ndarray:
+def voxel_sample(image, count: int = SAMPLE_COUNT) -> np.ndarray:
     """A strided sample of the image's voxels; an array is taken as that sample already."""
     if isinstance(image, np.ndarray):
         return image
@@ -42,7 +42,7 @@ def _sample(image, count: int = SAMPLE_COUNT) -> np.ndarray:
 
 def ct_share(image) -> float:
     """The share of the voxels at or below -500 (air on CT in HU)."""
-    return float(np.mean(_sample(image) <= CT_BODY_HU))
+    return float(np.mean(voxel_sample(image) <= CT_BODY_HU))
 
 
 def looks_like_ct(image) -> bool:
@@ -52,8 +52,8 @@ def looks_like_ct(image) -> bool:
     12-bit MR (the Visible Human MRI scaled by 3.3-3.6 passed a histogram test for it, which then skipped N4 and
     excluded bright fat as metal). Give it as CT (--modality-fixed/--modality-moving ct): its offset is then read
     off its values (:func:`hounsfield_offset`). ``image``: the image or a sample of its values (an array)."""
-    sample = _sample(image)
-    return bool(np.mean(sample <= CT_BODY_HU) > 0.02 and sample.max() > 0)
+    sample = voxel_sample(image)
+    return bool(ct_share(sample) > 0.02 and sample.max() > 0)
 
 
 def hounsfield_offset(image) -> float:
@@ -61,7 +61,7 @@ def hounsfield_offset(image) -> float:
 
     Judge it on the whole image (or a sample of it): a crop inside the body, or block averaging, removes the
     negative values a CT in HU has, and its HU would then be read as HU + 1024."""
-    sample = _sample(image)
+    sample = voxel_sample(image)
     if sample.min() >= 0 and np.percentile(sample, 99) > 900:
         return -CT_STORAGE_OFFSET
     return 0.0

@@ -28,7 +28,7 @@ from .bias import MIN_N4_VOXELS, check_n4_size, correct_bias
 from .crop import crop_common, oriented_box_halfspaces
 from .downsample import downsample, read_downsampled, read_header
 from .exclusion import exclusion_from_full_resolution
-from .masks import _sample, coverage_warning, exclusion_mask, foreground_mask, mask_from_labelmap, resolve_modality
+from .masks import coverage_warning, exclusion_mask, foreground_mask, mask_from_labelmap, resolve_modality, voxel_sample
 from .modality import judge, not_ct_hint, sample_of, sample_stride
 from .options import ROLES, PrepOptions
 from .spacing import (
@@ -138,11 +138,11 @@ def _load(source, role: str, spacing, target, pair_steps: list, given=None) -> t
     if spacing is not None:
         original = set_spacing(original, spacing)
     if target is None:
-        return original, original, _sample(original)
+        return original, original, voxel_sample(original)
     image = downsample(original, target[0])
     pair_steps.append({"step": "downsample", "image": role, "why": target[1], "to_mm": target[0],
                        "size": list(image.GetSize()), "read": "in memory"})  # fmt: skip
-    return image, original, _sample(original)
+    return image, original, voxel_sample(original)
 
 
 def _exclusion(role: str, image: sitk.Image, source, original, spacing, offset: float, options: PrepOptions,
