@@ -226,8 +226,7 @@ def test_a_case_s_target_points_are_checked_before_its_registration(rows, said, 
 
 def test_a_second_batch_into_a_busy_folder_is_refused_and_a_killed_ones_lock_is_taken_over(cohort, ran, tmp_path):
     """Two batches into one folder cleared each other's files and reported cases as failed (audit)."""
-    import os
-    import socket
+    import signal
     import subprocess
     import sys
 
@@ -236,12 +235,39 @@ def test_a_second_batch_into_a_busy_folder_is_refused_and_a_killed_ones_lock_is_
     out = tmp_path / "out"
     out.mkdir()
     lock = out / LOCK_NAME
-    lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": "2026-11-28 00:00:00"}))
-    with pytest.raises(InputError, match=rf"another mmreg batch is writing into {out} \(process {os.getpid()}"):
-        batch.run_batch(cohort, out, workers=1)
-    assert ran == [] and sorted(p.name for p in out.iterdir()) == [LOCK_NAME]
-    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
-                           check=True)  # fmt: skip
-    lock.write_text(json.dumps({"pid": int(ended.stdout), "host": socket.gethostname(), "started": "earlier"}))
-    result = batch.run_batch(cohort, out, workers=1)  # the SIGKILLed batch's lock: its process has ended
+    holding = ("import sys, time; sys.path.insert(0, sys.argv[2]); "
+               "from MultimodalRegistrationLib.process.batch_lock import batch_lock\n"
+               "with batch_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)")  # fmt: skip
+    other = subprocess.Popen([sys.executable, "-c", holding, str(out), str(Path(batch.__file__).parents[2])],
+                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert other.stdout.readline().strip() == "held"
+        with pytest.raises(InputError, match=rf"another mmreg batch is writing into {out} \(process {other.pid} "):
+            batch.run_batch(cohort, out, workers=1)
+        assert ran == [] and sorted(p.name for p in out.iterdir()) == [LOCK_NAME]
+    finally:
+        other.send_signal(signal.SIGKILL)  # no cleanup: its lock file stays, its lock goes with the process
+        other.wait()
+    assert lock.exists()
+    result = batch.run_batch(cohort, out, workers=1)
     assert [record.case for record in result.records] == ["a", "b"] and not lock.exists()
+
+
+def test_a_batch_lock_left_on_a_file_its_holder_removed_is_not_shared(tmp_path):
+    """A batch that opened the lock file just before its holder let go (and removed it) must not run beside the
+    next one: it finds the file it locked gone and locks the one there now."""
+    import os
+
+    from MultimodalRegistrationLib.process import batch_lock as locking
+
+    order: list[str] = []
+    with locking.batch_lock(tmp_path):
+        late = os.open(tmp_path / locking.LOCK_NAME, os.O_RDWR)  # a racer's open, before the holder lets go
+        order.append("first")
+    assert locking._try_lock(late) and not locking._still_the_file(late, tmp_path / locking.LOCK_NAME)
+    with locking.batch_lock(tmp_path):  # the racer's lock is on the removed file: no conflict with the new one
+        order.append("second")
+        with pytest.raises(InputError, match="another mmreg batch"), locking.batch_lock(tmp_path):
+            order.append("third")
+    os.close(late)
+    assert order == ["first", "second"]
