@@ -83,6 +83,7 @@ def test_a_ct_in_hu_cropped_and_downsampled_keeps_its_hu_thresholds(tmp_path, re
     assert sitk.GetArrayViewFromImage(pair.fixed).min() > 0  # the working voxels alone look like HU + 1024
     mask = step(pair, "mask", "fixed")
     assert mask["threshold"] == -500.0 and mask["coverage"] == 1.0 and "1024" not in mask["rule"]
+    assert mask["closing_mm"] == 3.0  # the 60 mm input's radius: the 40 mm crop's 5% would be 2 mm (review)
     assert step(pair, "exclude", "fixed")["voxels_excluded"] > 100  # the implant (7 mm across) and its margin
     centre = np.array(pair.fixed_mask.GetSize()[::-1]) // 2
     assert sitk.GetArrayViewFromImage(pair.fixed_mask)[tuple(centre)] == 0  # the implant is out of the mask
@@ -156,6 +157,11 @@ def test_the_automatic_mask_of_a_fine_voxel_specimen_closes_at_its_scale(phantom
     # A human-size image (60 mm or more across) keeps the 3 mm closing.
     assert foreground_mask(phantom.fixed, "ct")[1]["closing_mm"] == 3.0
     assert foreground_mask(c_shape(2.0)[0], "mr")[1]["closing_mm"] == 3.0
+    # Stored at 1 mm with the spacing fixed to 0.05 mm, prep closes at the specimen's true scale.
+    stored = c_shape(1.0)[0]
+    pair = prepare(stored, stored, PrepOptions(spacing_fixed=(0.05,) * 3, spacing_moving=(0.05,) * 3,
+                                               mask_fixed="auto", modality_fixed="mr"))  # fmt: skip
+    assert step(pair, "mask", "fixed")["closing_mm"] == pytest.approx(0.075)
 
 
 # --------------------------------------------------------------------------- 4: one mask per image

@@ -133,9 +133,11 @@ def fill_holes(mask: sitk.Image) -> sitk.Image:
     return result
 
 
-def closing_radius_mm(image: sitk.Image) -> float:
-    """The automatic mask's closing radius: ``CLOSING_MM``, at most ``CLOSING_EXTENT_FRACTION`` of the widest extent."""
-    extent = np.asarray(image.GetSize(), float) * np.asarray(image.GetSpacing(), float)
+def closing_radius_mm(size, spacing) -> float:
+    """The automatic mask's closing radius (mm) for an image of ``size`` voxels at ``spacing`` mm: ``CLOSING_MM``,
+    at most ``CLOSING_EXTENT_FRACTION`` of the widest extent. Give the input's, not a crop's: how smooth the
+    anatomy's outline is does not change with how much of it is kept."""
+    extent = np.asarray(size, float) * np.asarray(spacing, float)
     return float(min(CLOSING_MM, CLOSING_EXTENT_FRACTION * extent.max()))
 
 
@@ -158,7 +160,7 @@ def foreground_mask(
     """
     kind = resolve_modality(image, modality)
     guessed = guessed or modality == "auto"
-    closing_mm = closing_radius_mm(image) if closing_mm is None else float(closing_mm)
+    closing_mm = closing_radius_mm(image.GetSize(), image.GetSpacing()) if closing_mm is None else float(closing_mm)
     if threshold is None:
         if kind == "ct":
             offset = hounsfield_offset(image) if offset is None else float(offset)

@@ -28,7 +28,15 @@ from .bias import MIN_N4_VOXELS, check_n4_size, correct_bias
 from .crop import crop_common, oriented_box_halfspaces
 from .downsample import downsample, read_downsampled, read_header
 from .exclusion import exclusion_from_full_resolution
-from .masks import coverage_warning, exclusion_mask, foreground_mask, mask_from_labelmap, resolve_modality, voxel_sample
+from .masks import (
+    closing_radius_mm,
+    coverage_warning,
+    exclusion_mask,
+    foreground_mask,
+    mask_from_labelmap,
+    resolve_modality,
+    voxel_sample,
+)
 from .modality import judge, not_ct_hint, sample_of, sample_stride
 from .options import ROLES, PrepOptions
 from .spacing import (
@@ -190,7 +198,9 @@ def _mask(option, image: sitk.Image, role: str, kind: ImageModality, steps: list
     if option is None:
         return None
     if isinstance(option, str) and option == "auto":
-        mask, record = foreground_mask(image, kind.modality, offset=kind.hu_offset, guessed=not kind.given)
+        closing = closing_radius_mm(grid[0], spacing if spacing is not None else grid[1])  # the input's extent
+        mask, record = foreground_mask(image, kind.modality, offset=kind.hu_offset, guessed=not kind.given,
+                                       closing_mm=closing)  # fmt: skip
         why = "automatic foreground: the metric sees the anatomy, not the air"
         steps.append({"step": "mask", "image": role, "why": why, **record})
         return mask
