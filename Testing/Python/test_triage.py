@@ -228,6 +228,12 @@ def test_unstable_restarts_ask_for_a_check(pair, assess):
         "the stability restarts disagree by 14.2 mm (95th percentile, threshold 2 mm): the result may be a wrong optimum"
     ]
     assert triage_case(None, replace(truth, stability=stability(0.3))).verdict == "ok"
+    # 1 of 3 restarts finished, agreeing: too few to call it stable, so not 'ok' either (review finding).
+    few = triage_case(None, replace(truth, stability=replace(stability(0.3), completed=1)))
+    assert few.verdict == "check" and few.reasons == [
+        "stability inconclusive: only 1 of 3 restarts finished, too few to call the result stable: see the case's "
+        "warnings for why they failed"
+    ]
 
 
 def test_a_failed_registration_or_no_record_fails_and_the_worst_rule_wins(pair, assess):

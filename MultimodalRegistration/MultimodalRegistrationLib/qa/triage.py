@@ -138,8 +138,8 @@ def triage_case(
     ``check``: the MI did not improve by METRIC_TOLERANCE_NATS; little overlap (under OVERLAP_CHECK);
     the moving image left the fixed field of view (the overlap fell below FOV_LOSS_RATIO of what it was
     before, or of what the result's size allows); the stability restarts disagree (the report's stability verdict
-    is ``unstable``); the registration warned that it doubts its result (RESULT_DOUBTS); the target landmarks'
-    median error ends above TRE_CHECK_MM or got worse.
+    is ``unstable``) or too few finished to tell (``inconclusive``); the registration warned that it doubts its
+    result (RESULT_DOUBTS); the target landmarks' median error ends above TRE_CHECK_MM or got worse.
     """
     verdict = Verdict()
     if failure:
@@ -231,6 +231,12 @@ def triage_case(
                     "check",
                     f"the stability restarts disagree by {stability.spread_p95_mm:.1f} mm (95th percentile, "
                     f"threshold {stability.threshold_mm:g} mm): the result may be a wrong optimum",
+                )
+            elif stability.verdict == "inconclusive":
+                verdict = verdict.flagged(
+                    "check",
+                    f"stability inconclusive: only {stability.counted} restarts finished, too few to call the "
+                    "result stable: see the case's warnings for why they failed",
                 )
     for warning in summary.warnings if summary is not None else []:
         if warning.startswith(RESULT_DOUBTS):
