@@ -224,6 +224,34 @@ def test_a_case_s_target_points_are_checked_before_its_registration(rows, said, 
     assert not (tmp_path / "out").exists()
 
 
+def test_a_case_that_fails_after_its_target_points_passed_is_not_blamed_on_them(tmp_path, monkeypatch):
+    """The case's last stage stayed 'inputs' through the registration's own reading: a worker crash there read
+    'the input check failed' in the triage (review finding)."""
+    import SimpleITK as sitk
+    from MultimodalRegistrationLib.core.images import write_image
+    from MultimodalRegistrationLib.process import case_job
+
+    image = sitk.Image([8, 8, 8], sitk.sitkFloat32)
+    image.SetSpacing([4.0] * 3)
+    for name in ("f.nrrd", "m.nrrd"):
+        write_image(image, tmp_path / name)
+    for name in ("f.csv", "m.csv"):
+        (tmp_path / name).write_text("label,x,y,z\na,-1,-1,1\nb,-1,-2,1\n")
+
+    def crash(*arguments):
+        raise MemoryError("out of memory while reading")
+
+    monkeypatch.setattr(case_job, "run_registration_job", crash)
+    job = CaseJob(case="c", fixed=str(tmp_path / "f.nrrd"), moving=str(tmp_path / "m.nrrd"),
+                  fixed_points=str(tmp_path / "f.csv"), moving_points=str(tmp_path / "m.csv"),
+                  output_transform=str(tmp_path / "out" / "T.h5"))  # fmt: skip
+    events: list[dict] = []
+    with pytest.raises(MemoryError):
+        case_job.run_case_job(job, events.append)
+    assert [event["stage"] for event in events] == ["inputs", "registration"]
+    assert case_job.failed_step(events[-1]["stage"]) == "registration"
+
+
 def test_a_second_batch_into_a_busy_folder_is_refused_and_a_killed_ones_lock_is_taken_over(cohort, ran, tmp_path):
     """Two batches into one folder cleared each other's files and reported cases as failed (audit)."""
     import signal

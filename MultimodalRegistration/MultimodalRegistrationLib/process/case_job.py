@@ -50,6 +50,7 @@ def run_case_job(job: CaseJob, emit: Callable[[dict], None]) -> CaseJobResult:
             _image_header(path, role) for path, role in ((job.fixed, "fixed image"), (job.moving, "moving image"))
         ]
         points, outside = read_target_points(job.fixed_points, job.moving_points, *headers)
+        emit({"event": "progress", "fraction": 0.0, "stage": "registration"})  # a failure from here is not the check's
     result = run_registration_job(job, scaled)
     emit({"event": "progress", "fraction": REGISTRATION_SHARE, "stage": "quality"})
     fixed = read_image(job.fixed, "fixed image")
