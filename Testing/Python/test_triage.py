@@ -192,6 +192,38 @@ def test_target_landmarks_far_apart_or_worse_after_registration_ask_for_a_check(
     assert shuffled.verdict == "check" and has(shuffled, "the target landmarks got worse: median TRE")
 
 
+def test_a_start_fitted_to_the_target_points_is_not_what_the_result_is_judged_worse_against(pair):
+    """A case started from a landmark fit on its own target points: 'before' is that fit's residual, the smallest
+    any transform of its kind leaves there, so the exact result read as 'worse by 0.5 mm' and every such case was
+    'check' (review finding). The fit is recognised, said, and the worse rule left out; a far TRE still counts."""
+    from MultimodalRegistrationLib.core.transforms import lps_ras_points
+    from MultimodalRegistrationLib.landmarks.models import fit_model
+    from MultimodalRegistrationLib.qa.landmarks import before_fitted_to
+
+    points = pair.head_points[:: len(pair.head_points) // 8][:8]
+    assert len(points) == 8
+    clicked = pair.truth.transform_points(points) + np.random.default_rng(3).normal(0, 1.5, points.shape)
+    fit = Transform.from_matrix(fit_model("affine", points, clicked))  # what prealign writes from these clicks
+
+    def assessed(transform, before, moving=clicked):
+        options = QAOptions(jacobian_spacing_mm=4.0, fixed_points_ras=lps_ras_points(points),
+                            moving_points_ras=lps_ras_points(moving), before=before)  # fmt: skip
+        report = assess_registration(pair.fixed, pair.moving, transform, options)
+        return report, triage_case(summary_of(report), report)
+
+    report, started_from_fit = assessed(pair.truth, fit)
+    tre = report.landmarks
+    assert tre.tre_after.median_mm > tre.tre_before.median_mm + 0.5  # the exact result 'worse' than the fit
+    assert tre.before_fitted == "affine" and any("is the affine fit to these target points" in w for w in tre.warnings)
+    assert started_from_fit.verdict == "ok", started_from_fit.reasons
+    assert type(tre).from_dict(tre.to_dict()).before_fitted == "affine"
+    held_out = assessed(pair.truth, pair.truth @ rigid_transform(4.0, (0, 0, 1), (3, 0, 0)))[0].landmarks
+    assert held_out.before_fitted is None  # any other start: the rule applies as before
+    assert before_fitted_to(fit, points[:3], clicked[:3]) is None  # a fit to all eight is not one to three
+    far = assessed(pair.truth @ rigid_transform(0.0, (0, 0, 1), (9, 0, 0)), fit)[1]  # still judged by the TRE
+    assert far.verdict == "check" and has(far, "the target landmarks lie")
+
+
 def test_a_mirrored_result_fails_even_though_its_metric_is_as_good(pair, assess):
     flip = np.diag([-1.0, 1.0, 1.0, 1.0])  # left-right, through the (symmetric) phantom's midline
     report = assess("mirror", pair.truth @ Transform.from_matrix(flip))

@@ -253,7 +253,7 @@ def _landmark_rule(report: QAReport, verdict: Verdict, measures: dict) -> Verdic
     before = None if landmarks.tre_before is None else float(landmarks.tre_before.median_mm)
     measures.update(tre_median_after_mm=after, **({} if before is None else {"tre_median_before_mm": before}))
     was = "" if before is None else f" ({before:.1f} mm before)"
-    if before is not None and after > before + TRE_WORSE_MM:
+    if before is not None and after > before + TRE_WORSE_MM and not landmarks.before_fitted:  # a fit's residual
         return verdict.flagged("check", f"the target landmarks got worse: median TRE {after:.1f} mm{was}: check "
                                "the points files' pairing and frame, and the result")  # fmt: skip
     if after > TRE_CHECK_MM:
