@@ -263,8 +263,8 @@ def test_unstable_restarts_ask_for_a_check(pair, assess):
     # 1 of 3 restarts finished, agreeing: too few to call it stable, so not 'ok' either (review finding).
     few = triage_case(None, replace(truth, stability=replace(stability(0.3), completed=1)))
     assert few.verdict == "check" and few.reasons == [
-        "stability inconclusive: only 1 of 3 restarts finished, too few to call the result stable: see the case's "
-        "warnings for why they failed"
+        ("stability inconclusive: only 1 of 3 restarts finished, too few to call the result stable: see the case's "
+         "warnings for why they failed")
     ]
 
 
