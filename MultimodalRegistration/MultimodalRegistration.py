@@ -5,6 +5,7 @@ library (MultimodalRegistrationLib), which runs the engine in a worker process.
 """
 
 import os
+import pathlib
 import shutil
 import sys
 from typing import Annotated, Optional, Union
@@ -113,9 +114,9 @@ class MultimodalRegistrationParameterNode:
     preset: str = DEFAULT_PRESET
     init: Annotated[str, Choice(list(INIT_METHODS))] = DEFAULT_INIT
     maxRotationDeg: Annotated[float, WithinRange(1.0, FULL_ROTATION_DEG)] = FULL_ROTATION_DEG
-    threads: int = 0
-    seed: int = DEFAULT_SEED
-    customPresetFile: str = ""
+    threads: Annotated[int, WithinRange(0, 64)] = 0  # 0: the engine's default
+    seed: Annotated[int, WithinRange(0, 2**31 - 1)] = DEFAULT_SEED
+    customPresetFile: pathlib.Path  # the path widget binds only to a Path; Path("."): none chosen
     # Guidance (all optional): segment and landmark pairs that must line up.
     fixedSegmentation: Optional[Union[vtkMRMLSegmentationNode, vtkMRMLLabelMapVolumeNode]]
     movingSegmentation: Optional[Union[vtkMRMLSegmentationNode, vtkMRMLLabelMapVolumeNode]]
@@ -143,8 +144,6 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = MultimodalRegistrationLogic()
-        self.ui.engineComboBox.addItems(list(ENGINE_NAMES))
-        self.ui.initComboBox.addItems(list(INIT_METHODS))
         self.ui.engineComboBox.currentTextChanged.connect(self._fillPresets)
         self.ui.presetComboBox.currentTextChanged.connect(self._onPresetChanged)
         self.ui.applyButton.clicked.connect(self.onApplyButton)
@@ -172,6 +171,8 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
 
     def onSceneStartClose(self, caller, event) -> None:
+        if self._registration is not None and self._registration.running:
+            self._registration.cancel()  # its result would land in a closed scene
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -199,6 +200,8 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
     def _fillPresets(self, engine: str) -> None:
         from MultimodalRegistrationLib.nodes.panels import list_presets
 
+        if not engine:  # the parameter node's connector clears the engine box before it fills it
+            return
         self._presets = {preset.name: preset for preset in list_presets(engine)}
         wanted = self._parameterNode.preset if self._parameterNode else "rigid"
         self.ui.presetComboBox.clear()
@@ -235,9 +238,9 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
         with slicer.util.tryWithErrorDisplay(_("Registration could not start."), waitCursor=True):
             self.logic.ensureEngine(node.engine)
             self.ui.statusLabel.text = ""
-            self.ui.progressBar.visible = True
-            self.ui.progressBar.value = 0
             self._registration = self.logic.register(node, onProgress=self._onProgress, onDone=self._onDone)
+            self.ui.progressBar.value = 0
+            self.ui.progressBar.visible = True  # only once it runs: a refused start raises above
             self._registration.follow(qt.QTimer.singleShot)
         self._updateButtons()
 
@@ -273,7 +276,7 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
         moving = self._parameterNode.movingVolume
         if moving.GetParentTransformNode() != self._parameterNode.outputTransform:
             moving.SetAndObserveTransformNodeID(self._parameterNode.outputTransform.GetID())
-        slicer.vtkSlicerTransformLogic().hardenTransform(moving)
+        moving.HardenTransform()
 
 
 class MultimodalRegistrationLogic(ScriptedLoadableModuleLogic):
@@ -309,7 +312,8 @@ class MultimodalRegistrationLogic(ScriptedLoadableModuleLogic):
         for candidate in (os.path.join(os.path.dirname(sys.executable), name), shutil.which(name)):
             if candidate and os.path.exists(candidate):
                 return candidate
-        return sys.executable
+        raise RuntimeError(f"{name} was not found beside Slicer ({os.path.dirname(sys.executable)}) or on PATH: "
+                           "the engines run in it; reinstall Slicer")
 
     @staticmethod
     def ensureEngine(engine: str, confirm: bool = True) -> None:

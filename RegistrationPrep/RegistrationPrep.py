@@ -26,7 +26,7 @@ from slicer import (
 )
 from slicer.i18n import tr as _
 from slicer.i18n import translate
-from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -71,21 +71,21 @@ class RegistrationPrepParameterNode:
     movingVolume: vtkMRMLScalarVolumeNode
     currentTransform: Optional[vtkMRMLTransformNode]
     cropCommon: bool = True
-    marginMm: float = 10.0
+    marginMm: Annotated[float, WithinRange(0.0, 200.0)] = 10.0
     modalityFixed: Annotated[str, Choice(list(prep_nodes.MODALITIES))] = "auto"
     modalityMoving: Annotated[str, Choice(list(prep_nodes.MODALITIES))] = "auto"
     maskFixed: bool = False
     maskMoving: bool = False
     excludeAbove: bool = False
-    excludeAboveHu: float = 2500.0
+    excludeAboveHu: Annotated[float, WithinRange(-1000.0, 30000.0)] = 2500.0
     n4Fixed: bool = False
     n4Moving: bool = False
     setMovingSpacing: bool = False
-    movingSpacingX: float = 1.0
-    movingSpacingY: float = 1.0
-    movingSpacingZ: float = 1.0
+    movingSpacingX: Annotated[float, WithinRange(0.000001, 100.0)] = 1.0
+    movingSpacingY: Annotated[float, WithinRange(0.000001, 100.0)] = 1.0
+    movingSpacingZ: Annotated[float, WithinRange(0.000001, 100.0)] = 1.0
     downsample: bool = False
-    downsampleMm: float = 1.0
+    downsampleMm: Annotated[float, WithinRange(0.0001, 50.0)] = 1.0
     commonRegion: Optional[vtkMRMLMarkupsROINode]
     outputFixed: Optional[vtkMRMLScalarVolumeNode]
     outputMoving: Optional[vtkMRMLScalarVolumeNode]
@@ -93,11 +93,11 @@ class RegistrationPrepParameterNode:
     outputMovingMask: Optional[vtkMRMLLabelMapVolumeNode]
     # Stack serial sections (nodes.stack): a folder of 2D sections into a new volume.
     stackSectionsFolder: pathlib.Path
-    stackPixelMm: float = 0.0  # 0: from the files
-    stackSectionMm: float = 1.0
+    stackPixelMm: Annotated[float, WithinRange(0.0, 100.0)] = 0.0  # 0: from the files
+    stackSectionMm: Annotated[float, WithinRange(0.0001, 100.0)] = 1.0
     stackAffine: bool = False
     stackReference: Optional[vtkMRMLScalarVolumeNode]
-    stackReferenceOffsetMm: float = 0.0
+    stackReferenceOffsetMm: Annotated[float, WithinRange(0.0, 10000.0)] = 0.0
 
 
 class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):

@@ -7,7 +7,8 @@ because an older extension already has a module called RegistrationQA.
 """
 
 import os
-from typing import Optional, Union
+import pathlib
+from typing import Annotated, Optional, Union
 
 import qt
 import slicer
@@ -17,6 +18,7 @@ from MultimodalRegistrationLib.core.errors import EngineError, InputError
 # MultimodalRegistrationLib is installed with the MultimodalRegistration module (a dependency of this one,
 # so it loads first): its folder is a Slicer module path, hence importable, in a build and from a source tree.
 from MultimodalRegistrationLib.nodes import qa as qa_nodes
+from MultimodalRegistrationLib.nodes.panel import panel_path
 from MultimodalRegistrationLib.nodes.panels import CITATIONS_HTML, DOCS_URL
 from slicer import (
     vtkMRMLLabelMapVolumeNode,
@@ -28,7 +30,7 @@ from slicer import (
 )
 from slicer.i18n import tr as _
 from slicer.i18n import translate
-from slicer.parameterNodeWrapper import parameterNodeWrapper
+from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -79,9 +81,9 @@ class MultimodalRegistrationQAParameterNode:
     fixedSegmentation: Optional[Union[vtkMRMLLabelMapVolumeNode, vtkMRMLSegmentationNode]]
     movingSegmentation: Optional[Union[vtkMRMLLabelMapVolumeNode, vtkMRMLSegmentationNode]]
     stability: bool = False
-    stabilityRestarts: int = 5
+    stabilityRestarts: Annotated[int, WithinRange(1, 20)] = 5
     metricsTable: Optional[vtkMRMLTableNode]
-    reportPath: str = ""
+    reportPath: pathlib.Path  # the path widget binds only to a Path; Path("."): none chosen
 
 
 class MultimodalRegistrationQAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -196,7 +198,7 @@ class MultimodalRegistrationQAWidget(ScriptedLoadableModuleWidget, VTKObservatio
             self._updateButtons()
 
     def onExportButton(self) -> None:
-        path = self._parameterNode.reportPath
+        path = panel_path(self._parameterNode.reportPath)
         if not path:
             self.ui.statusLabel.text = _("Choose where to write the report (an .html file) first.")
             return
@@ -259,12 +261,13 @@ class MultimodalRegistrationQALogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def showCompareViews(fixedVolume, movingVolume) -> None:
-        """Compare layout: the fused views on top, fixed and moving side by side below, all linked."""
+        """Compare layout: the fused views on top, fixed and moving in two compare views below, all linked."""
         layoutManager = slicer.app.layoutManager()
         if layoutManager is None:  # no main window (batch, tests)
             return
         slicer.util.setSliceViewerLayers(background=fixedVolume, foreground=movingVolume, foregroundOpacity=0.5)
         layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutCompareView)
+        layoutManager.setLayoutNumberOfCompareViewRows(2)  # the layout holds one compare view unless told
         compare = [name for name in layoutManager.sliceViewNames() if name.startswith("Compare")]
         for index, name in enumerate(sorted(compare)):
             composite = layoutManager.sliceWidget(name).mrmlSliceCompositeNode()

@@ -2,6 +2,7 @@
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -216,6 +217,13 @@ def test_the_panel_parameters_become_one_job_with_every_node_written(scene, smal
     points = small_pair.head_points[:20]
     assert np.allclose(Transform.read(job.initial_transform).transform_points(points), start.transform_points(points),
                        atol=1e-6)  # fmt: skip
+    # The panel's path widget binds a pathlib.Path, Path(".") until a file is chosen (a str field left the whole
+    # panel unbound in Slicer: audit): "." is no file, the chosen preset is used; a chosen Path is the file.
+    for given, preset in ((Path("."), "affine"), (custom, str(custom))):
+        parameters.customPresetFile = given
+        chosen = job_from_panel(RegistrationJob, parameters, tmp_path / "again", WRITERS,
+                                output_transform=str(tmp_path / "T.h5"))  # fmt: skip
+        assert chosen.preset == preset
     with pytest.raises(Exception, match="unknown parameters \\['fixedvolume'\\]"):
         registration_parameters(fixedvolume=fixed)
 

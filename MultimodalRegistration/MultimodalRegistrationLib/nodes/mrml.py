@@ -121,9 +121,12 @@ def remove_nodes_and_empty_folders(scene, nodes: list) -> None:
     hierarchy = slicer.vtkMRMLSubjectHierarchyNode.ResolveSubjectHierarchy(scene)
     items = [hierarchy.GetItemByDataNode(node) for node in nodes]
     folders = {hierarchy.GetItemParent(item) for item in items if item}
-    for node, item in zip(nodes, items):
+    for node in nodes:
         remove_node(scene, node)
-        if item and hierarchy.GetItemName(item):  # without Slicer's plugins the item outlives its node
+    present = vtk.vtkIdList()  # asking a removed item for its name logs an error: list the items there are
+    hierarchy.GetItemChildren(hierarchy.GetSceneItemID(), present, True)
+    for item in items:
+        if item and present.IsId(item) >= 0:  # without Slicer's plugins the item outlives its node
             hierarchy.RemoveItem(item, False, False)
     for folder in folders:
         if folder and folder != hierarchy.GetSceneItemID() and hierarchy.GetNumberOfItemChildren(folder) == 0:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import MISSING, Field, fields
-from pathlib import Path
+from pathlib import Path, PurePath
 from types import SimpleNamespace
 from typing import Any
 
@@ -32,10 +32,18 @@ def panel_fields(record_class: type) -> list[Field]:
     return [f for f in fields(record_class) if f.metadata.get("panel")]
 
 
+def panel_path(value) -> str:
+    """A path parameter as text, "" when none is chosen. A panel's path widgets (ctkPathLineEdit,
+    ctkDirectoryButton) bind to ``pathlib.Path`` parameters, which hold ``Path(".")`` until a path is chosen;
+    a script may give a str."""
+    text = "" if value is None else str(value)
+    return "" if text in ("", ".") else text
+
+
 def panel_value(parameters, field: Field):
     """The field's value in ``parameters``: None while its ``switch`` box is unchecked; else ``read`` applied to
     its attributes' values when the field has one; else its first attribute that is set (not the panel's
-    ``unset`` value, None or ""), else None."""
+    ``unset`` value, None, "" or an unchosen path), else None."""
     switch = field.metadata.get("switch")
     if switch and not getattr(parameters, switch, None):
         return None
@@ -45,6 +53,8 @@ def panel_value(parameters, field: Field):
     unset = field.metadata.get("unset")
     for name in panel_names(field):
         value = getattr(parameters, name, None)
+        if isinstance(value, PurePath):
+            value = panel_path(value)
         if value is not None and value != "" and value != unset:
             return value
     return None

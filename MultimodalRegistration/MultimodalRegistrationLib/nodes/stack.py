@@ -28,17 +28,11 @@ from ..process.worker import WorkerFailure
 from ..stack.sections import USABLE
 from . import mrml
 from .job import NodeJob, job_folder
-from .panel import panel_fields, panel_value
+from .panel import panel_fields, panel_path, panel_value
 
 ATTRIBUTE_PREFIX = "StackSections."
 NODE_NAME = "Stacked sections"
 REFERENCE = "stackReference"  # the panel's reference volume node
-
-
-def _folder_text(folder) -> str:
-    """A panel's path widget holds "." when nothing is chosen."""
-    text = "" if folder is None else str(folder)
-    return "" if text in ("", ".") else text
 
 
 def _panel(default, name: str, **more):
@@ -53,7 +47,7 @@ class StackParameters(Record):
     anchors, :mod:`..stack.anchors`), and an optional CSV of the per-section transforms (``output_transforms``,
     the ``mmreg stack`` contract)."""
 
-    sections: str = _panel("", "stackSectionsFolder", read=_folder_text)
+    sections: str = _panel("", "stackSectionsFolder", read=panel_path)
     section_mm: float = _panel(1.0, "stackSectionMm")
     pixel_mm: float | None = _panel(None, "stackPixelMm", unset=0.0)  # the panel's 0: from the files
     affine: bool = _panel(False, "stackAffine")

@@ -97,6 +97,8 @@ class WorkerProcess:
             stderr=self._stderr,
             env=environment,
             cwd=str(self.folder),
+            # Windows: PythonSlicer.exe is a console program, and a warm worker lives all session: no window.
+            creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
         )
         if job is not None:
             try:
