@@ -1,10 +1,13 @@
 """The warm worker: engines imported once for job after job; a cancelled job costs only its worker."""
 
+import os
+import sys
 import time
 
 import pytest
 from MultimodalRegistrationLib.core.images import write_image
 from MultimodalRegistrationLib.core.phantom import make_phantom_pair, mean_error_mm
+from MultimodalRegistrationLib.core.processes import tree_alive
 from MultimodalRegistrationLib.core.transforms import Transform
 from MultimodalRegistrationLib.process.jobs import RegistrationJob
 from MultimodalRegistrationLib.process.warm_worker import WarmWorker
@@ -106,3 +109,32 @@ def test_a_session_slot_hands_out_its_worker_once_and_refills_after_a_cancel(coa
     finally:
         slot.stop()
     assert not fresh.alive
+
+
+@pytest.mark.skipif(os.name == "nt", reason="a shell script stands in for Slicer's PythonSlicer launcher")
+def test_a_worker_started_through_a_launcher_runs_and_a_cancel_stops_the_interpreter_too(coarse_pair, tmp_path):
+    """Slicer's PythonSlicer is a launcher that runs the interpreter as its child. The worker compared its parent's
+    id with Slicer's and stopped at once (exit 143) in every Slicer run; and stopping the launcher alone would have
+    left the engine running (audit)."""
+    pair, folder = coarse_pair
+    launcher = tmp_path / "PythonSlicer"
+    launcher.write_text(f'#!/bin/sh\n"{sys.executable}" "$@"\nexit $?\n')
+    launcher.chmod(0o755)
+    worker = WarmWorker(python=str(launcher), engines=())
+    try:
+        worker.run(_job(folder, tmp_path, "through")).wait(timeout=300)
+    finally:
+        worker.stop()
+    assert mean_error_mm(Transform.read(tmp_path / "through.h5"), pair.truth, pair.head_points) < 1.0
+
+    worker = WarmWorker(python=str(launcher), engines=())
+    job = worker.run(_job(folder, tmp_path, "cancelled", engine="ants"))
+    deadline = time.monotonic() + 120
+    while job.poll() and "level" not in job.stage and time.monotonic() < deadline:
+        time.sleep(0.05)
+    group = worker.process.popen.pid  # the launcher leads a process group of its own, the interpreter in it
+    job.cancel()
+    with pytest.raises(WorkerFailure, match="cancelled"):
+        job.wait()
+    time.sleep(0.2)
+    assert not tree_alive(worker.process.popen), f"group {group} still runs"  # neither launcher nor interpreter

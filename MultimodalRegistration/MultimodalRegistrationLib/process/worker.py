@@ -31,6 +31,7 @@ from pathlib import Path
 
 from ..core.errors import EXIT_ENGINE, EXIT_INPUT, EXIT_OK
 from ..core.files import PARTIAL_PREFIX, remove_orphans, scratch_folder
+from ..core.processes import own_group, stop_tree, tree_alive
 from .jobs import Job, RegistrationJob
 from .results import JobResult
 
@@ -90,6 +91,9 @@ class WorkerProcess:
         # slows the pose search 2-2.7x (measured), so the engine process gets glibc's default.
         environment.pop("MALLOC_TRIM_THRESHOLD_", None)
         self._stderr = open(self.folder / "worker-stderr.log", "w+b")  # noqa: SIM115 (closed in close())
+        group = own_group()  # PythonSlicer is a launcher: stopping it alone would leave the engine running
+        # Windows: PythonSlicer.exe is a console program, and a warm worker lives all session: no window.
+        group["creationflags"] = group.get("creationflags", 0) | getattr(subprocess, "CREATE_NO_WINDOW", 0)
         self.popen = subprocess.Popen(
             [self.python, "-m", self.module, *self.arguments],
             stdin=subprocess.PIPE,
@@ -97,8 +101,7 @@ class WorkerProcess:
             stderr=self._stderr,
             env=environment,
             cwd=str(self.folder),
-            # Windows: PythonSlicer.exe is a console program, and a warm worker lives all session: no window.
-            creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
+            **group,
         )
         if job is not None:
             try:
@@ -133,12 +136,14 @@ class WorkerProcess:
         """Stop the process within about a second (engines hold the GIL: only a signal stops them)."""
         if not self.alive:
             return
-        self.popen.terminate()
-        try:
-            self.popen.wait(timeout=1.0)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait()
+        stop_tree(self.popen)
+        deadline = time.monotonic() + 1.0  # the launcher may end at once and the interpreter it started not
+        while tree_alive(self.popen) and time.monotonic() < deadline:
+            self.popen.poll()
+            time.sleep(0.02)
+        if tree_alive(self.popen):
+            stop_tree(self.popen, force=True)
+        self.popen.wait()
 
     def wait_exit(self, timeout: float) -> None:
         if self.popen is not None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from ..core.errors import EXIT_ENGINE, EXIT_INPUT, EXIT_OK, EXIT_TERMINATED, EngineError, InputError
+from ..core.processes import alive
 from .jobs import Job
 from .results import JobResult
 
@@ -94,5 +95,8 @@ def stop_with_parent() -> None:
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
         except (OSError, AttributeError):
             return
-    if os.getppid() != parent:  # the parent died before the request took effect
+    # The parent died before the request took effect. Slicer's PythonSlicer is a launcher that runs the interpreter
+    # as its child, so the direct parent may be that launcher: ask whether the parent that started us still runs
+    # (comparing the parent's id alone stopped every worker in Slicer at once; audit).
+    if os.getppid() != parent and not alive(parent):
         os._exit(EXIT_TERMINATED)
