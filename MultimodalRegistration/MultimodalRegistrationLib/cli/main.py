@@ -6,12 +6,13 @@ Exit codes: 0 success, 2 bad input (with the message), 1 engine failure (with th
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import sys
 import threading
 from pathlib import Path
 
-from ..core.choices import DEFAULT_PRESET
+from ..core.choices import DEFAULT_PRESET, FULL_ROTATION_DEG
 from ..core.errors import (
     EXIT_ENGINE,
     EXIT_INPUT,
@@ -66,7 +67,22 @@ def job_from_arguments(arguments: argparse.Namespace) -> RegistrationJob:
     values["summary"] = file_or_none(values.get("summary"))  # --json -: printed by the command, not the worker
     job = preflight_registration(RegistrationJob(**values))
     check_inverse_wanted(job)
+    refuse_unused_rotation_limit(job)
     return job
+
+
+def refuse_unused_rotation_limit(job: RegistrationJob) -> None:
+    """``--max-rotation-deg`` narrows the any-pose search: refused where none runs (it was accepted and ignored,
+    while the summary recorded it). The panel greys its box out there instead."""
+    if job.max_rotation_deg >= FULL_ROTATION_DEG:
+        return
+    guided = bool(job.fixed_segmentation and job.moving_segmentation) or bool(job.guidance_fixed_points)
+    if job.init == "any-pose" or (job.init == "auto" and not job.initial_transform and not guided):
+        return
+    why = ("the guided start" if job.init == "auto" and guided else "the initial transform" if job.init == "auto"
+           else f"--init {job.init}")  # fmt: skip
+    raise InputError(f"--max-rotation-deg narrows the any-pose search, which {why} replaces: drop it, or use "
+                     "--init any-pose")  # fmt: skip
 
 
 def _print_result(result: RegistrationJobResult, stream=None) -> None:
@@ -137,9 +153,41 @@ def _terminate(signum, frame) -> None:
     raise Terminated(signum)
 
 
+# A comma-separated list of numbers that starts with a minus sign (RAS corners: --roi -50,-50,10,50,50,40), which
+# argparse would take for an option ("expected one argument").
+_NEGATIVE_LIST = re.compile(r"^-[\d.]+(?:[eE][-+]?\d+)?(?:,[-+]?[\d.]+(?:[eE][-+]?\d+)?)+$")
+
+
+def _with_negative_lists_attached(argv: list[str]) -> list[str]:
+    """``--roi -50,-50,10,...`` as ``--roi=-50,-50,10,...``: a value argparse would otherwise refuse."""
+    joined: list[str] = []
+    for token in argv:
+        previous = joined[-1] if joined else ""
+        if _NEGATIVE_LIST.match(token) and previous.startswith("--") and "=" not in previous:
+            joined[-1] = f"{previous}={token}"
+        else:
+            joined.append(token)
+    return joined
+
+
+def refuse_empty_values(argv: list[str]) -> None:
+    """An option given an empty value (``--output-transform ""``: a script's unset variable) is refused, naming the
+    option: left as if not given, a registration ran and wrote nothing, with exit 0 (audit)."""
+    for index, token in enumerate(argv):
+        if token == "":
+            before = argv[index - 1] if index else ""
+            option = before if before.startswith("-") else "an argument"
+        elif token.startswith("--") and token.endswith("="):
+            option = token[:-1]
+        else:
+            continue
+        raise InputError(f"{option} is empty: give its value, or leave the option out (is a variable unset?)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    arguments = build_parser().parse_args(argv)
-    arguments.argv = list(sys.argv[1:] if argv is None else argv)  # as typed, for the records that name it
+    typed = list(sys.argv[1:] if argv is None else argv)
+    arguments = build_parser().parse_args(_with_negative_lists_attached(typed))
+    arguments.argv = typed  # as typed, for the records that name it
     if threading.current_thread() is threading.main_thread():
         for name in ("SIGTERM", "SIGHUP"):
             if hasattr(signal, name):
@@ -148,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         # passes that on); Ctrl-C must still stop mmreg and its worker.
         signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
+        refuse_empty_values(typed)
         return arguments.handler(arguments)
     except KeyboardInterrupt:
         failure = WorkerFailure("cancelled", "interrupted; nothing was written", exit_code=EXIT_INTERRUPTED)

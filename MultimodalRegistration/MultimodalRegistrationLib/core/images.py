@@ -179,6 +179,9 @@ def validate_mask(mask: sitk.Image, image: sitk.Image, role: str = "mask") -> si
         binary = sitk.Resample(binary, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
     coverage = float(sitk.GetArrayViewFromImage(binary).mean())
     if coverage == 0.0:
+        if not same_grid(mask, image) and sitk.GetArrayViewFromImage(mask).any():
+            raise InputError(f"{role} lies outside its image (none of its set voxels falls inside the image): it was "
+                             "drawn on another image, or its origin is wrong; give a mask drawn on this image")  # fmt: skip
         raise InputError(f"{role} is empty (no voxel inside the image is set): draw the mask or drop it")
     return binary
 

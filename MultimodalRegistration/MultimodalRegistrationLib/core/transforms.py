@@ -119,7 +119,12 @@ class Transform:
         suffix = suffix_of(path)
         try:
             if suffix in VOLUME_SUFFIXES:  # a displacement field
-                return cls.from_displacement_field(sitk.ReadImage(str(path)))
+                field = sitk.ReadImage(str(path))
+                if field.GetNumberOfComponentsPerPixel() != 3:
+                    raise InputError(f"transform {path} is an image of {field.GetNumberOfComponentsPerPixel()} "
+                                     "component(s) per voxel, not a displacement field (3, LPS mm): give the transform "
+                                     "file (.h5, .tfm, .txt), not an image")  # fmt: skip
+                return cls.from_displacement_field(field)
             check_transform_text(path)
             transform = cls(sitk.ReadTransform(str(path)))
         except RuntimeError as error:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import fields
+from pathlib import Path
 
 from ..core.errors import InputError
 from ..core.file_checks import LINEAR_SUFFIXES
@@ -34,10 +35,10 @@ def check_choices(job: RegistrationJob, linear: bool) -> None:
         raise InputError(f"--seed {job.seed} is out of range: give a whole number from 0 to {MAX_SEED}")
     if job.threads is not None and not (isinstance(job.threads, int) and job.threads >= 1):
         raise InputError(f"--threads {job.threads}: give 1 or more (or leave it out for the engine's default)")
-    if not (math.isfinite(job.max_rotation_deg) and 0 <= job.max_rotation_deg <= 180):
-        raise InputError(f"--max-rotation-deg {job.max_rotation_deg}: give an angle from 0 to 180 degrees")
-    if job.guidance_weight is not None and not (math.isfinite(job.guidance_weight) and job.guidance_weight >= 0):
-        raise InputError(f"--guidance-weight {job.guidance_weight}: give a number of 0 or more, e.g. 1")
+    if not (math.isfinite(job.max_rotation_deg) and 0 < job.max_rotation_deg <= 180):
+        raise InputError(f"--max-rotation-deg {job.max_rotation_deg}: give an angle from 0 to 180 degrees (0 excluded)")
+    if job.guidance_weight is not None and not (math.isfinite(job.guidance_weight) and job.guidance_weight > 0):
+        raise InputError(f"--guidance-weight {job.guidance_weight}: give a number above 0, e.g. 1")
     segmentations = bool(job.fixed_segmentation and job.moving_segmentation)
     if job.segments and not segmentations:
         raise InputError("--segments chooses among segmentations: add --fixed-segmentation and --moving-segmentation, "
@@ -124,7 +125,8 @@ def preflight_registration(job: RegistrationJob, data: bool = True) -> Registrat
     for name, path in job.missing_inputs():
         raise InputError(f"{name.replace('_', ' ')} file not found: {path}: check the path")
     job.check_outputs()
-    check_outputs_apart(_named(job, "input"), _named(job, "output"))
+    preset_file = [("preset file", job.preset)] if job.preset and Path(job.preset).is_file() else []
+    check_outputs_apart(_named(job, "input") + preset_file, _named(job, "output"))
     preset = load_preset(job.engine, job.preset)
     preset.check_needs(bool(job.fixed_segmentation and job.moving_segmentation))
     if job.piecewise:

@@ -22,7 +22,7 @@ from .guided.run import guided_record, judged_by_centroids, noise_reason, start_
 from .guided.score import guidance_score
 from .pose.centres import foreground_center
 from .rules.far_from_start import far_from_start_warning
-from .rules.keep import earlier_stage, why_not_kept
+from .rules.keep import earlier_stage, images_outvote_guidance, why_not_kept
 from .rules.masks import mask_centroid
 from .rules.weak_result import weak_result_warning
 from .runs import EngineRuns, RegistrationRun, RunPlan, error_reason
@@ -57,6 +57,9 @@ def keep_no_worse(run: RegistrationRun, plan: RunPlan, best: tuple) -> tuple[Kep
         )
         refused_by_noise = bool(reason)
     if reason:
+        outvoted = images_outvote_guidance(metric_start, metric_after, judge)
+        if outvoted:
+            run.warnings.append(outvoted)
         what = f"the {run.settings.engine} {run.recipe.name} result {reason}"
         hint = refusal_hint(run)
         score_start = guidance_score(prepared, start) if prepared is not None else None

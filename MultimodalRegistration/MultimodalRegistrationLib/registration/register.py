@@ -96,7 +96,7 @@ def _register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSetti
     run = checked_run(fixed, moving, settings, guidance, report, workdir)
     plan = plan_runs(run)
     run.report(0.04, "metric before")
-    metric_before = mutual_information(fixed, moving, plan.starts.before, run.fixed_mask)
+    metric_before = mutual_information(run.fixed, run.moving, plan.starts.before, run.fixed_mask)  # outliers clipped
     run.lap("metric_before_s")
     plan = rigid_first(run, plan)
     engine_runs = run_engines(run, plan)

@@ -14,9 +14,11 @@ import SimpleITK as sitk
 from ..core.errors import EngineError, InputError
 from ..core.images import MIN_MASK_COVERAGE, mask_coverage, physical_center, validate_image, validate_mask
 from ..core.metric import mutual_information, overlap_fraction
+from ..core.outliers import clip_outliers
 from ..core.transforms import Transform
 from ..engines.output import EngineOutput
 from ..engines.presets import Preset, load_preset
+from ..engines.registry import engine_spec
 from ..engines.request import EngineRequest
 from ..engines.run import run_engine
 from .guided.guidance import Guidance, PreparedGuidance, prepare_guidance
@@ -105,6 +107,13 @@ def checked_run(
     validate_image(fixed, "fixed image")
     validate_image(moving, "moving image")
     masks, warnings = {}, []
+    fixed, clipped_fixed = clip_outliers(fixed, "fixed image")
+    moving, clipped_moving = clip_outliers(moving, "moving image")
+    warnings += [warning for warning in (clipped_fixed, clipped_moving) if warning]
+    if engine_spec(settings.engine).default_threads == 1 and (settings.threads or 1) > 1:
+        warnings.append(f"{engine_spec(settings.engine).label} repeats a result only on 1 thread: on {settings.threads} "
+                        "this result will differ from run to run (by up to a few mm), and its recorded command will "
+                        "not repeat it exactly")  # fmt: skip
     for role, mask, image in (
         ("fixed mask", settings.fixed_mask, fixed),
         ("moving mask", settings.moving_mask, moving),

@@ -77,6 +77,27 @@ def why_not_kept(
     return ""
 
 
+# A guided result refused for its guidance while the images agree this much better there (ratio and nats of mutual
+# information) is worth a word: one wrong landmark pair returned its start 35 mm off, MI 0.277 against the engine's
+# 0.729, without one (audit). On the TRUS-like pairs the refused results gain a few hundredths of a nat.
+IMAGES_OUTVOTE_RATIO = 1.5
+IMAGES_OUTVOTE_NATS = 0.1
+
+
+def images_outvote_guidance(metric_start: float, metric_after: float, guided: dict | None) -> str:
+    """A warning when a guided result was refused for its guidance although the images agree far better at it
+    (see IMAGES_OUTVOTE_RATIO); "" otherwise."""
+    if not (guided and guided["worse"]):
+        return ""
+    if metric_after < IMAGES_OUTVOTE_RATIO * metric_start or metric_after - metric_start < IMAGES_OUTVOTE_NATS:
+        return ""
+    return (
+        f"the images agree far better at the engine's result than at what was returned (mutual information "
+        f"{metric_after:.3f} against {metric_start:.3f} nats), which the guidance refused ({guided['worse']}): if a "
+        "landmark or segmentation may be wrong, check it, or run without the guidance"
+    )
+
+
 def earlier_stage(output, fixed, moving, fixed_mask, metric_start, prepared, score_start) -> tuple | None:
     """The latest earlier stage of a multi-stage result (its affine before the B-spline, say) that is no
     worse than the start: (stage name, transform, mutual information), or None."""
