@@ -44,7 +44,10 @@ def worker_started_early(engine: str) -> Iterator[WarmWorker]:
     except BaseException:
         warm.stop(grace_s=0.0)
         raise
-    warm.stop()
+    try:
+        warm.stop()
+    except (KeyboardInterrupt, Terminated):  # the job is done and written: a Ctrl-C now only hurries the worker
+        warm.stop(grace_s=0.0)  # (it said 'nothing was written', exit 130, and left the worker's scratch folder)
 
 
 def run_registration(

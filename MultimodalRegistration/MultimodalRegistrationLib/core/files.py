@@ -9,9 +9,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from .processes import alive
 
 PARTIAL_PREFIX = ".partial-"  # then the writing process id: <prefix><pid>-xxxx
 # Extensions of two parts that name one format.
@@ -38,16 +42,6 @@ def stem_of(path: str | os.PathLike) -> str:
     return name[: len(name) - len(suffix_of(path))]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
-
-
 def _owner(name: str, prefix: str) -> int | None:
     match = re.match(re.escape(prefix) + r"(\d+)-", name)
     return int(match.group(1)) if match else None
@@ -62,7 +56,7 @@ def remove_orphans(folder: str | os.PathLike, prefix: str) -> list[Path]:
         return removed
     for entry in entries:
         pid = _owner(entry.name, prefix)
-        if pid is None or pid == os.getpid() or _alive(pid):
+        if pid is None or pid == os.getpid() or alive(pid):
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
@@ -85,43 +79,77 @@ def _finish(tmp: str) -> None:
     os.chmod(tmp, 0o666 & ~umask)
 
 
-def _write_detached_atomically(path: Path, write: Callable[[str], None]) -> None:
-    """A header and its data file (``.nhdr`` + ``.raw.gz``, ``.mhd`` + ``.raw``): written under their final
-    names in a partial folder, so that the header names the final data file; data moved first, header last."""
-    folder = tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{os.getpid()}-", dir=path.parent)
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM held back while the block runs (POSIX; delivered when it ends): for steps that must not
+    be cut in two, such as moving a set of finished files into place."""
+    held = {signal.SIGINT, signal.SIGTERM} if hasattr(signal, "pthread_sigmask") else set()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held) if held else None
     try:
-        write(str(Path(folder) / path.name))
-        written = sorted(Path(folder).iterdir(), key=lambda entry: entry.name == path.name)
-        for entry in written:
-            _finish(str(entry))
-            os.replace(entry, path.parent / entry.name)
+        yield
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        if held:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+class OutputSet:
+    """Output files that appear together or not at all.
+
+    Each file is written (``write(tmp_path)``) under its final name in a partial folder beside its place; at
+    the end of the ``with`` block all are moved into place in one step, with SIGINT and SIGTERM held back, and an
+    error or a cancel before that removes them: a run stopped while writing leaves the earlier run's files as
+    they were (audit: a new T.h5 beside an earlier run's R.nrrd and summary). A detached header (``.nhdr``,
+    ``.mhd``) is moved after its data file, so it never names a partial file.
+    """
+
+    def __init__(self) -> None:
+        self._staged: list[tuple[Path, Path]] = []  # (partial folder, final path)
+        self._removed: list[Path] = []  # files an earlier run left that this one replaces with nothing
+
+    def write(self, path: str | os.PathLike, write: Callable[[str], None]) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_orphans(path.parent, PARTIAL_PREFIX)
+        with signals_held():  # a signal between making the folder and noting it would leave it behind
+            folder = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{os.getpid()}-", dir=path.parent))
+            self._staged.append((folder, path))
+        write(str(folder / path.name))
+
+    def remove(self, path: str | os.PathLike) -> None:
+        """Remove ``path`` when the set is moved into place (a file of an earlier run that this one does not make)."""
+        self._removed.append(Path(path))
+
+    def commit(self) -> None:
+        with signals_held():
+            for folder, path in self._staged:
+                for entry in sorted(folder.iterdir(), key=lambda entry: entry.name == path.name):
+                    _finish(str(entry))
+                    os.replace(entry, path.parent / entry.name)
+            for path in self._removed:
+                path.unlink(missing_ok=True)
+            self.discard()
+
+    def discard(self) -> None:
+        for folder, _ in self._staged:
+            shutil.rmtree(folder, ignore_errors=True)
+        self._staged.clear()
+        self._removed.clear()
+
+    def __enter__(self) -> OutputSet:  # noqa: PYI034 (typing.Self is 3.11+)
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.discard()
 
 
 def write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)`` and move the finished file onto ``path`` in one step.
-
-    A detached header (``.nhdr``, ``.mhd``) is written beside its data file under their final names, the
-    data file moved into place first: the header never names a partial file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_orphans(path.parent, PARTIAL_PREFIX)
-    if suffix_of(path) in DETACHED_SUFFIXES:
-        _write_detached_atomically(path, write)
-        return
-    # Keep the full suffix (.nii.gz), in its own case, so the writer picks the right format.
-    suffix = path.name[len(stem_of(path)) :] or ".tmp"
-    fd, tmp = tempfile.mkstemp(prefix=f"{PARTIAL_PREFIX}{os.getpid()}-", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        _finish(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Call ``write(tmp_path)`` and move the finished file onto ``path`` in one step (an :class:`OutputSet` of one;
+    a detached header with its data file)."""
+    with OutputSet() as outputs:
+        outputs.write(path, write)
 
 
 def write_text_atomically(path: str | os.PathLike, text: str) -> None:

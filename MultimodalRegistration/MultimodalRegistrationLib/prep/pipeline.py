@@ -22,6 +22,7 @@ import SimpleITK as sitk
 
 from ..core.errors import InputError
 from ..core.file_checks import MIN_VOXELS_PER_AXIS
+from ..core.files import OutputSet
 from ..core.images import read_image, validate_image
 from ..core.transforms import Transform, resample
 from .bias import MIN_N4_VOXELS, check_n4_size, correct_bias
@@ -344,22 +345,45 @@ def _prepare(fixed, moving, options: PrepOptions, initial_transform, progress, s
     return pair
 
 
-def write_prepared(pair: PreparedPair, output_dir: str | os.PathLike, suffix: str = ".nrrd") -> dict[str, str]:
-    """Write the prepared images and masks into ``output_dir``; returns {name: path}.
+def write_prepared(
+    pair: PreparedPair, output_dir: str | os.PathLike, suffix: str = ".nrrd", staged: OutputSet | None = None
+) -> dict[str, str]:
+    """Write the prepared images and masks into ``output_dir``; returns {name: path}. They appear together (an
+    :class:`OutputSet`; give ``staged`` to add them to a set of the caller's, which moves them into place).
 
     A mask of an earlier run into the same folder that this run does not make is removed: beside the new
-    images it would pass for theirs.
+    images it would pass for theirs. Only a mask that run's ``prep.json`` names as its own: a file of the
+    same name that a user keeps there is left alone (audit: a prep into the current folder deleted it).
     """
     from ..core.images import write_image
 
     output_dir = Path(output_dir)
+    earlier = _earlier_outputs(output_dir / "prep.json")
+    outputs = staged if staged is not None else OutputSet()
     written = {}
-    for name in ("fixed", "moving", "fixed_mask", "moving_mask"):
-        image = getattr(pair, name)
-        path = output_dir / f"{name}{suffix}"
-        if image is not None:
-            write_image(image, path)
-            written[name] = str(path)
-        else:
-            path.unlink(missing_ok=True)
+    try:
+        for name in ("fixed", "moving", "fixed_mask", "moving_mask"):
+            image = getattr(pair, name)
+            path = output_dir / f"{name}{suffix}"
+            if image is not None:
+                outputs.write(path, lambda tmp, image=image: write_image(image, tmp))
+                written[name] = str(path)
+            elif str(path.resolve()) in earlier:
+                outputs.remove(path)
+        if staged is None:
+            outputs.commit()
+    finally:
+        if staged is None:
+            outputs.discard()
     return written
+
+
+def _earlier_outputs(summary: Path) -> set[str]:
+    """The files an earlier prep run's ``prep.json`` says it wrote (resolved paths); none without one."""
+    import json
+
+    try:
+        outputs = json.loads(summary.read_text()).get("outputs") or {}
+    except (OSError, ValueError, AttributeError):
+        return set()
+    return {str(Path(path).resolve()) for path in outputs.values() if isinstance(path, str)}

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..core.errors import EngineError
-from ..core.files import stem_of, write_text_atomically
+from ..core.files import OutputSet, stem_of, write_text_atomically
 from .command import register_command
 from .jobs import RegistrationJob
 from .preflight import preflight_registration
@@ -30,15 +30,15 @@ def _write_log(job: RegistrationJob, text: str) -> str | None:
     return job.log
 
 
-def _write_segment_transforms(output_transform: str, piecewise) -> dict[str, str]:
-    """Each segment's rigid transform (fixed -> moving) beside the field: ``T.h5`` -> ``T_<segment>.h5``;
-    returns segment -> file."""
+def _write_segment_transforms(output_transform: str, piecewise, staged: OutputSet) -> dict[str, str]:
+    """Each segment's rigid transform (fixed -> moving) beside the field: ``T.h5`` -> ``T_<segment>.h5``, with the
+    run's other outputs (``staged``); returns segment -> file."""
     path = Path(output_transform)
     stem = stem_of(path)
     written = {}
     for name, segment in piecewise.segments.items():
         target = path.with_name(f"{stem}_{_safe(name)}.h5")
-        segment.transform.write(target)
+        staged.write(target, segment.transform.write)
         written[name] = str(target)
     return written
 
@@ -114,39 +114,42 @@ def run_registration_job(job: RegistrationJob, emit: Callable[[dict], None]) -> 
     final = piecewise.field if piecewise is not None else result.transform
     inverse = None if piecewise is not None else result.inverse
     outputs = JobOutputs()
-    if job.output_transform:
-        final.write(job.output_transform)
-        outputs.transform = job.output_transform
+    with OutputSet() as staged:  # every output appears at the end, together: a run stopped while writing leaves none
+        if job.output_transform:
+            staged.write(job.output_transform, final.write)
+            outputs.transform = job.output_transform
+            if piecewise is not None:
+                outputs.segment_transforms = _write_segment_transforms(job.output_transform, piecewise, staged)
+        if job.output_inverse and inverse is not None:
+            staged.write(job.output_inverse, inverse.write)
+            outputs.inverse = job.output_inverse
+        if job.output_volume:
+            volume = prepared.resample_moving(final) if prepared else resample(moving, fixed, final)
+            staged.write(job.output_volume, lambda tmp: write_image(volume, tmp))
+            outputs.volume = job.output_volume
+        if job.log and result.log:
+            staged.write(job.log, lambda tmp: Path(tmp).write_text(result.log, encoding="utf-8"))
+            outputs.log = job.log
+        summary = result.summary()
+        summary.provenance.timings_s["read_s"] = round(read_seconds, 3)
+        summary.provenance.timings_s["write_s"] = round(time.perf_counter() - write_started, 3)
+        summary.outputs = outputs.to_dict()
+        summary.provenance.command = register_command(job)
+        summary.warnings = guidance_warnings + summary.warnings
         if piecewise is not None:
-            outputs.segment_transforms = _write_segment_transforms(job.output_transform, piecewise)
-    if job.output_inverse and inverse is not None:
-        inverse.write(job.output_inverse)
-        outputs.inverse = job.output_inverse
-    if job.output_volume:
-        volume = prepared.resample_moving(final) if prepared else resample(moving, fixed, final)
-        write_image(volume, job.output_volume)
-        outputs.volume = job.output_volume
-    outputs.log = _write_log(job, result.log) or None
-    summary = result.summary()
-    summary.provenance.timings_s["read_s"] = round(read_seconds, 3)
-    summary.provenance.timings_s["write_s"] = round(time.perf_counter() - write_started, 3)
-    summary.outputs = outputs.to_dict()
-    summary.provenance.command = register_command(job)
-    summary.warnings = guidance_warnings + summary.warnings
-    if piecewise is not None:
-        summary.transform_kind, summary.matrix_lps, summary.has_inverse = final.kind, None, False
-        summary.piecewise = piecewise.summary()
-        summary.seconds = summary.piecewise.seconds  # the global run, the segments' and the blend (was the global's)
-        summary.warnings = guidance_warnings + piecewise.warnings
-    if prepared is not None:
-        summary.prep = prepared.summary().to_dict()
-        summary.warnings = prepared.warnings + summary.warnings
-    summary.warnings = list(job.input_warnings or []) + summary.warnings
-    if job.summary:
-        text = json.dumps(summary.to_dict(), indent=2)
-        write_text_atomically(job.summary, text)
-        outputs.summary = job.summary
-        summary.outputs = outputs.to_dict()  # the result names the summary file too; the file itself does not
+            summary.transform_kind, summary.matrix_lps, summary.has_inverse = final.kind, None, False
+            summary.piecewise = piecewise.summary()
+            summary.seconds = summary.piecewise.seconds  # the global run, the segments' and the blend (was the global's)
+            summary.warnings = guidance_warnings + piecewise.warnings
+        if prepared is not None:
+            summary.prep = prepared.summary().to_dict()
+            summary.warnings = prepared.warnings + summary.warnings
+        summary.warnings = list(job.input_warnings or []) + summary.warnings
+        if job.summary:
+            text = json.dumps(summary.to_dict(), indent=2)
+            staged.write(job.summary, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+            outputs.summary = job.summary
+            summary.outputs = outputs.to_dict()  # the result names the summary file too; the file itself does not
     return RegistrationJobResult(summary, outputs)
 
 

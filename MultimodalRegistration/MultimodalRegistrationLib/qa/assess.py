@@ -23,7 +23,7 @@ import SimpleITK as sitk
 
 from ..core.errors import InputError
 from ..core.file_checks import check_output_path
-from ..core.files import write_text_atomically
+from ..core.files import OutputSet, signals_held
 from ..core.images import validate_image, validate_mask
 from ..core.metric import METRIC_SPACING_MM
 from ..core.pairs import check_pair
@@ -32,8 +32,8 @@ from .images import image_agreement
 from .jacobian import InverseConsistency, inverse_consistency, jacobian_statistics
 from .landmarks import landmark_errors, paired_landmarks
 from .overlap import prepared_labels, same_labelmap_warning, segmentation_overlap
-from .pictures import write_qa_pictures
-from .report import write_html_report
+from .pictures import KINDS, write_qa_pictures
+from .report import render_html
 from .report_types import QAReport, TransformDescription
 from .stability import StabilityResult, foreground_points
 
@@ -234,6 +234,13 @@ def check_report_path(report_path: str | os.PathLike) -> None:
     folder = figures_folder(report_path)
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{folder} is a file, where the report's pictures go: move it or name the report otherwise")
+    if folder.is_dir():  # a new report replaces the folder: only when it holds nothing but an earlier report's pictures
+        ours = {f"{kind}_{stage}.png" for kind in KINDS for stage in ("before", "after")}
+        others = sorted(path.name for path in folder.iterdir() if path.name not in ours or not path.is_file())
+        if others:
+            shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+            raise InputError(f"{folder}, where the report's pictures go, holds files mmreg did not write ({shown}): "
+                             "the report would replace the folder; name the report otherwise, or move them")  # fmt: skip
 
 
 def write_qa_outputs(
@@ -249,42 +256,55 @@ def write_qa_outputs(
 ) -> dict[str, str]:
     """Write the report as JSON (:meth:`.QAReport.to_dict`) and/or as HTML with its pictures; returns what
     was written. The pictures go to ``<report name>_figures/`` beside the report and are also embedded in it.
+    The report, its pictures and the JSON appear together or not at all (a run stopped between them left a new
+    report beside the earlier JSON).
     """
     outputs: dict[str, str] = {}
-    if report_path is not None:
-        report_path = Path(report_path)
-        check_report_path(report_path)
-        folder = figures_folder(report_path)
-        partial = folder.with_name(f".{folder.name}.partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        try:  # the pictures appear with the report or not at all (a stopped run left half of them)
-            drawn = write_qa_pictures(partial, fixed, moving, transform, before, fixed_labels, fixed_mask)
-            pictures = {kind: {stage: folder / Path(path).relative_to(partial) for stage, path in stages.items()}
-                        for kind, stages in drawn.items()}  # fmt: skip
-            earlier = folder.with_name(f".{folder.name}.earlier") if folder.exists() else None
-            if earlier is not None:
-                shutil.rmtree(earlier, ignore_errors=True)
-                folder.rename(earlier)
-            partial.rename(folder)
-            try:
+    staged = OutputSet()
+    try:
+        if report_path is not None:
+            report_path = Path(report_path)
+            check_report_path(report_path)
+            folder = figures_folder(report_path)
+            partial = folder.with_name(f".{folder.name}.partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            try:  # the pictures appear with the report or not at all (a stopped run left half of them)
+                drawn = write_qa_pictures(partial, fixed, moving, transform, before, fixed_labels, fixed_mask)
+                pictures = {kind: {stage: folder / Path(path).relative_to(partial) for stage, path in stages.items()}
+                            for kind, stages in drawn.items()}  # fmt: skip
                 report.pictures = {
                     kind: {stage: os.path.relpath(path, report_path.parent) for stage, path in stages.items()}
                     for kind, stages in pictures.items()
                 }
-                write_html_report(report_path, report, pictures)
-            except BaseException:
-                shutil.rmtree(folder, ignore_errors=True)
+                html = render_html(report, pictures, base=report_path.parent, read_from=drawn)
+                staged.write(report_path, lambda tmp: Path(tmp).write_text(html, encoding="utf-8"))
+                if json_path is not None:
+                    text = json.dumps(report.to_dict(), indent=2)
+                    staged.write(json_path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+                with signals_held():  # the folder swap and the files' moves: one step
+                    earlier = folder.with_name(f".{folder.name}.earlier") if folder.exists() else None
+                    if earlier is not None:
+                        shutil.rmtree(earlier, ignore_errors=True)
+                        folder.rename(earlier)
+                    try:
+                        partial.rename(folder)
+                        staged.commit()
+                    except OSError:
+                        if earlier is not None and not folder.exists():
+                            earlier.rename(folder)
+                        raise
                 if earlier is not None:
-                    earlier.rename(folder)
-                raise
-            if earlier is not None:
-                shutil.rmtree(earlier, ignore_errors=True)
-        finally:
-            shutil.rmtree(partial, ignore_errors=True)
-        outputs["report"] = str(report_path)
-        outputs["figures"] = str(folder)
-    if json_path is not None:
-        text = json.dumps(report.to_dict(), indent=2)
-        write_text_atomically(json_path, text)
-        outputs["json"] = str(json_path)
+                    shutil.rmtree(earlier, ignore_errors=True)
+            finally:
+                shutil.rmtree(partial, ignore_errors=True)
+            outputs["report"] = str(report_path)
+            outputs["figures"] = str(folder)
+        elif json_path is not None:
+            text = json.dumps(report.to_dict(), indent=2)
+            staged.write(json_path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+            staged.commit()
+        if json_path is not None:
+            outputs["json"] = str(json_path)
+    finally:
+        staged.discard()
     return outputs

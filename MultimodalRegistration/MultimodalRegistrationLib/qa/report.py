@@ -235,7 +235,7 @@ def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
-def _pictures(pictures: dict[str, dict[str, Path]], base: Path) -> str:
+def _pictures(pictures: dict[str, dict[str, Path]], base: Path, read_from: dict | None = None) -> str:
     captions = {
         "checkerboard": "checkerboard of fixed and moving",
         "difference": "difference of rank-normalised grey levels (dark: agreement)",
@@ -255,16 +255,19 @@ def _pictures(pictures: dict[str, dict[str, Path]], base: Path) -> str:
                 continue
             path = Path(stages[stage])
             name = os.path.relpath(path, base)
+            source = Path(read_from[kind][stage]) if read_from else path
             parts.append(
-                f'<figure><img src="{_data_uri(path)}" alt="{_escape(kind)} {stage}" data-file="{_escape(name)}">'
+                f'<figure><img src="{_data_uri(source)}" alt="{_escape(kind)} {stage}" data-file="{_escape(name)}">'
                 f"<figcaption>{stage}</figcaption></figure>"
             )
         parts.append("</div>")
     return "".join(parts)
 
 
-def render_html(report: QAReport, pictures: dict[str, dict[str, Path]] | None = None, base: Path | None = None) -> str:
-    """The report as HTML text (picture files embedded)."""
+def render_html(report: QAReport, pictures: dict[str, dict[str, Path]] | None = None, base: Path | None = None,
+                read_from: dict[str, dict[str, Path]] | None = None) -> str:  # fmt: skip
+    """The report as HTML text (picture files embedded): ``pictures`` where the files will be (named relative to
+    ``base``), ``read_from`` where they are now (default: there)."""
     title = "Registration QA"
     parts = [
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title><style>{STYLE}</style></head><body>",
@@ -285,7 +288,7 @@ def render_html(report: QAReport, pictures: dict[str, dict[str, Path]] | None = 
     if report.stability is not None:
         parts.append(_stability(report.stability))
     if pictures:
-        parts.append(_pictures(pictures, base or Path.cwd()))
+        parts.append(_pictures(pictures, base or Path.cwd(), read_from))
     parts.append(f'<p class="note">MultimodalRegistrationLib {_escape(report.library_version)}</p>')
     parts.append("</body></html>")
     return "\n".join(parts)

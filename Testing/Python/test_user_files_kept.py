@@ -1,0 +1,89 @@
+"""Files a user keeps beside mmreg's outputs survive a run, and options read as typed (audit of bad input)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import SimpleITK as sitk
+from MultimodalRegistrationLib.cli.main import main
+from MultimodalRegistrationLib.core.errors import EXIT_OK
+
+
+def blob(size=(40, 36, 30), spacing=(2.0, 2.0, 2.5)) -> sitk.Image:
+    z, y, x = np.meshgrid(*[np.linspace(-1, 1, n) for n in size[::-1]], indexing="ij")
+    array = 1000 * (x**2 + y**2 + z**2 < 0.5) + np.random.default_rng(0).normal(20, 5, x.shape)
+    image = sitk.GetImageFromArray(array.astype(np.int16))
+    image.SetSpacing(spacing)
+    return image
+
+
+def test_prep_leaves_a_mask_it_did_not_write_and_removes_one_it_did(tmp_path, capsys):
+    """A prep into a folder holding the user's own fixed_mask.nrrd deleted it (the stale-mask rule fired without any
+    earlier prep.json there); a mask an earlier prep wrote still goes when the new run makes none."""
+    for role in ("fixed", "moving"):
+        sitk.WriteImage(blob(), str(tmp_path / f"{role}.nrrd"))
+    argv = ["prep", "--fixed", str(tmp_path / "fixed.nrrd"), "--moving", str(tmp_path / "moving.nrrd")]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "fixed_mask.nrrd").write_bytes(b"the user's own file")
+    assert main(argv + ["--crop-common", "--output-dir", str(mine)]) == EXIT_OK, capsys.readouterr().err
+    assert (mine / "fixed_mask.nrrd").read_bytes() == b"the user's own file"
+    ours = tmp_path / "ours"
+    assert main(argv + ["--mask-fixed", "auto", "--output-dir", str(ours)]) == EXIT_OK
+    assert main(argv + ["--crop-common", "--output-dir", str(ours)]) == EXIT_OK
+    assert sorted(p.name for p in ours.iterdir()) == ["fixed.nrrd", "moving.nrrd", "prep.json"]
+
+
+def test_a_region_whose_first_corner_is_negative_is_read_as_typed(tmp_path, capsys):
+    """`--roi -40,-30,-20,40,30,20` failed in argparse ('expected one argument'): RAS corners are often negative."""
+    centred = blob()
+    centred.SetOrigin([-(n - 1) * d / 2 for n, d in zip(centred.GetSize(), centred.GetSpacing())])
+    for role in ("fixed", "moving"):
+        sitk.WriteImage(centred, str(tmp_path / f"{role}.nrrd"))
+    out = tmp_path / "out"
+    argv = ["prep", "--fixed", str(tmp_path / "fixed.nrrd"), "--moving", str(tmp_path / "moving.nrrd"),
+            "--roi", "-20,-16,-10,20,16,10", "--margin", "0", "--output-dir", str(out)]  # fmt: skip
+    assert main(argv) == EXIT_OK, capsys.readouterr().err
+    size = sitk.ReadImage(str(out / "fixed.nrrd")).GetSize()
+    assert (18 <= size[0] <= 22) and (14 <= size[1] <= 18) and (6 <= size[2] <= 10), size  # 40 x 32 x 20 mm
+    assert json.loads((out / "prep.json").read_text())["options"]["roi_lps"] is not None
+
+
+def test_a_run_stopped_while_writing_leaves_the_earlier_outputs_as_they_were(tmp_path, monkeypatch):
+    """Outputs were written one after another: a Ctrl-C while the output volume was written left the new T.h5 beside
+    the earlier run's volume and summary (0.81 mm apart), saying 'nothing was written' (audit)."""
+    from conftest import SMALL
+    from MultimodalRegistrationLib.core import images
+    from MultimodalRegistrationLib.core.images import write_image
+    from MultimodalRegistrationLib.core.phantom import make_phantom_pair
+    from MultimodalRegistrationLib.process.jobs import RegistrationJob
+    from MultimodalRegistrationLib.process.registration_job import run_registration_job
+
+    pair = make_phantom_pair(**SMALL)
+    write_image(pair.fixed, tmp_path / "ct.nrrd")
+    write_image(pair.moving, tmp_path / "mr.nrrd")
+    out = tmp_path / "out"
+    out.mkdir()
+    earlier = {name: f"earlier {name}".encode() for name in ("T.h5", "R.nrrd", "s.json")}
+    for name, data in earlier.items():
+        (out / name).write_bytes(data)
+    job = RegistrationJob(fixed=str(tmp_path / "ct.nrrd"), moving=str(tmp_path / "mr.nrrd"), init="geometry",
+                          output_transform=str(out / "T.h5"), output_volume=str(out / "R.nrrd"),
+                          summary=str(out / "s.json"), threads=1)  # fmt: skip
+
+    def stopped(*arguments, **keywords):
+        raise KeyboardInterrupt  # Ctrl-C while the volume is written, after the transform was
+
+    monkeypatch.setattr(images, "write_image", stopped)
+    try:
+        run_registration_job(job, lambda event: None)
+    except KeyboardInterrupt:
+        pass
+    else:
+        raise AssertionError("the run was not stopped")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier  # no new file, no partial folder
+    monkeypatch.undo()
+    run_registration_job(job, lambda event: None)
+    assert sorted(p.name for p in out.iterdir()) == ["R.nrrd", "T.h5", "s.json"]
+    assert json.loads((out / "s.json").read_text())["outputs"]["volume"] == str(out / "R.nrrd")
