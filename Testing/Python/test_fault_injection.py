@@ -1679,3 +1679,342 @@ CASES.update(PREP_FIX_CASES)
 @pytest.mark.parametrize("name", list(PREP_FIX_CASES))
 def test_prep_masks_that_cannot_be_placed_are_refused(name, tmp_path, private_tmp, capsys):
     test_bad_input_is_refused_early_and_leaves_everything_as_it_was(name, tmp_path, private_tmp, capsys)
+
+
+# =========================================================================== bad-input audit (session s22)
+# Each was run (restarts, an engine or a worker started; exit 0 or 1) or refused naming another cause before.
+
+
+def qa_restarts_with(*extra: str) -> Builder:
+    """A case: mmreg qa of the valid pair with 2 stability restarts and the options ``extra``."""
+    return lambda inputs, out: _qa(inputs, out / "r.html", "--stability", "2", *extra)
+
+
+RESTART_SETTING_CASES = {  # refused before any restart: NaN called every spread stable and reached the JSON
+    "qa: --stability-threshold nan": Case(
+        qa_restarts_with("--stability-threshold", "nan"), "--stability-threshold nan mm: give a positive distance in mm"
+    ),
+    "qa: --stability-threshold -1": Case(
+        qa_restarts_with("--stability-threshold=-1"), "--stability-threshold -1.0 mm: give a positive distance in mm"
+    ),
+    "qa: --stability-timeout 0": Case(
+        qa_restarts_with("--stability-timeout", "0"), "--stability-timeout 0.0 s: give a positive number of seconds"
+    ),
+    "qa: --stability-timeout -5": Case(
+        qa_restarts_with("--stability-timeout=-5"), "--stability-timeout -5.0 s: give a positive number of seconds"
+    ),
+    "qa: --stability-timeout nan": Case(
+        qa_restarts_with("--stability-timeout", "nan"), "--stability-timeout nan s: give a positive number of seconds"
+    ),
+    "qa: --stability-shift nan": Case(
+        qa_restarts_with("--stability-shift", "nan"), "--stability-shift nan mm: give 0 or more mm"
+    ),
+    "qa: --stability-shift -2": Case(qa_restarts_with("--stability-shift=-2"), "--stability-shift -2.0 mm: give 0 or"),
+    "qa: --stability-rotation -5": Case(
+        qa_restarts_with("--stability-rotation=-5"), "--stability-rotation -5.0 degrees: give 0 to 180 degrees"
+    ),
+    "qa: --stability-rotation nan": Case(
+        qa_restarts_with("--stability-rotation", "nan"), "--stability-rotation nan degrees: give 0 to 180"
+    ),
+    "qa: --stability-shift 0 and --stability-rotation 0": Case(
+        qa_restarts_with("--stability-shift", "0", "--stability-rotation", "0"),
+        "the perturbation is zero (--stability-shift 0 and --stability-rotation 0)",
+    ),
+    "qa: --stability 0": Case(
+        lambda inputs, out: _qa(inputs, out / "r.html", "--stability", "0"),
+        "--stability 0: the stability check needs at least 1 restart (5 is usual); leave out --stability for none",
+    ),
+}
+CASES.update(RESTART_SETTING_CASES)
+
+
+@pytest.mark.parametrize("name", list(RESTART_SETTING_CASES))
+def test_restart_settings_that_cannot_give_a_verdict_are_refused_before_any_restart(
+    name, tmp_path, private_tmp, capsys
+):
+    _assert_refused(RESTART_SETTING_CASES[name], tmp_path, private_tmp, capsys)
+
+
+def register_2d_with(*extra: str) -> Builder:
+    """A case: the two valid 2D images registered (mmreg register2d) with the options ``extra``."""
+    return lambda inputs, out: _register_2d(*_slides(inputs), out, *extra)
+
+
+def stack_with(*extra: str) -> Builder:
+    """A case: two valid sections stacked with the options ``extra``."""
+    return lambda inputs, out: _stack(str(_sections(inputs)), out, *extra)
+
+
+THREADS_CAP = "is far more than this machine's"
+NUMBER_RANGE_CASES = {  # mmreg register's ranges for --seed and --threads, on every command that takes them
+    "register2d --threads -1": Case(register_2d_with("--threads=-1"), "--threads -1: give 1 or more"),
+    "register2d --threads 0": Case(register_2d_with("--threads", "0"), "--threads 0: give 1 or more"),
+    "register2d --threads 100000": Case(register_2d_with("--threads", "100000"), f"--threads 100000 {THREADS_CAP}"),
+    "register2d --seed -3": Case(
+        register_2d_with("--seed=-3"), "--seed -3 is out of range: give a whole number from 0 to 2147483647"
+    ),
+    "register2d --seed 99999999999": Case(register_2d_with("--seed", "99999999999"), "from 0 to 2147483647"),
+    "register2d --engine ants --seed -3": Case(register_2d_with("--engine", "ants", "--seed=-3"), "from 0 to 2147483647"),
+    "register (2D images) --threads 0": Case(
+        lambda inputs, out: ["register", *_register_2d(*_slides(inputs), out, "--threads", "0")[1:]],
+        "--threads 0: give 1 or more",
+    ),
+    "stack --threads 100000": Case(stack_with("--threads", "100000"), f"--threads 100000 {THREADS_CAP}"),
+    "batch --threads 100000": Case(batch_with("--threads", "100000"), f"--threads 100000 {THREADS_CAP}"),
+    "register --threads 100000": Case(register_with("--threads", "100000"), f"--threads 100000 {THREADS_CAP}"),
+}
+CASES.update(NUMBER_RANGE_CASES)
+
+
+@pytest.mark.parametrize("name", list(NUMBER_RANGE_CASES))
+def test_seed_and_threads_out_of_range_are_refused_by_every_command(name, tmp_path, private_tmp, capsys):
+    message = _assert_refused(NUMBER_RANGE_CASES[name], tmp_path, private_tmp, capsys)
+    if THREADS_CAP in message:
+        assert f"give 1 to 1024, e.g. {os.cpu_count() or 1}" in message
+
+
+def test_the_threads_and_seed_ranges_are_those_of_mmreg_register():
+    from MultimodalRegistrationLib.core.choices import MAX_SEED, MAX_THREADS, check_seed, check_threads
+    from MultimodalRegistrationLib.core.errors import InputError
+
+    assert (MAX_SEED, MAX_THREADS) == (2147483647, 1024)
+    for seed in (0, MAX_SEED, None):
+        check_seed(seed)
+    for threads in (1, MAX_THREADS, None):
+        check_threads(threads)
+    for seed in (-1, MAX_SEED + 1, 2.5, True):
+        with pytest.raises(InputError, match="from 0 to 2147483647"):
+            check_seed(seed)
+    for threads in (0, -1, 1.5, False):
+        with pytest.raises(InputError, match="give 1 or more"):
+            check_threads(threads)
+    with pytest.raises(InputError, match="--threads 1025 is far more"):
+        check_threads(MAX_THREADS + 1)
+
+
+def demo_into(output_dir: Callable[[Path, Path], Path], *extra: str) -> Builder:
+    """A case: mmreg demo writing into ``output_dir(inputs, out)``, with the options ``extra``."""
+    return lambda inputs, out: ["demo", "--output-dir", str(output_dir(inputs, out)), *extra]
+
+
+def _a_file(inputs: Path, out: Path) -> Path:
+    (inputs / "demo_file").write_text("a file")
+    return inputs / "demo_file"
+
+
+DEMO_CASES = {  # refused before the phantom is made: a typo left 11 MB of phantom files in --output-dir
+    "demo --output-dir is a file": Case(demo_into(_a_file), "is a file, not a folder: choose another --output-dir"),
+    "demo --output-dir under a file": Case(
+        demo_into(lambda inputs, out: _a_file(inputs, out) / "sub"), "demo_file is a file, not a folder"
+    ),
+    "demo --preset typo": Case(
+        demo_into(lambda inputs, out: out, "--preset", "rigdi"), "unknown elastix preset 'rigdi': choose one of rigid"
+    ),
+    "demo --preset of 2D images": Case(
+        demo_into(lambda inputs, out: out, "--engine", "ants", "--preset", "rigid_2d"), "unknown ants preset 'rigid_2d'"
+    ),
+    "demo --preset that needs segmentations": Case(
+        demo_into(lambda inputs, out: out, "--preset", "distance-map"), "give both segmentations"
+    ),
+}
+CASES.update(DEMO_CASES)
+
+
+@pytest.mark.parametrize("name", list(DEMO_CASES))
+def test_demo_choices_are_refused_before_the_phantom_is_made(name, tmp_path, private_tmp, capsys):
+    _assert_refused(DEMO_CASES[name], tmp_path, private_tmp, capsys)
+    assert not (tmp_path / "out").exists()  # not even made
+
+
+def stack_output_among_the_sections(option: str, name: str, glob: str = "") -> Builder:
+    """A case: two sections stacked with ``option`` written into their folder as ``name``; ``glob``: the
+    sections given as that glob in their folder instead of the folder."""
+
+    def build(inputs: Path, out: Path) -> list[str]:
+        folder = _sections(inputs)
+        argv = _stack(str(folder / glob) if glob else str(folder), out)
+        argv[argv.index(option) + 1] = str(folder / name)
+        return argv
+
+    return build
+
+
+STACK_OUTPUT_CASES = {  # written into the sections' folder, the volume was stacked as a section by the next run
+    "stack: --output-volume in the sections' folder": Case(
+        stack_output_among_the_sections("--output-volume", "V.nrrd"),
+        "V.nrrd lies in the sections' folder",
+    ),
+    "stack: --output-transforms in the sections' folder": Case(
+        stack_output_among_the_sections("--output-transforms", "T.csv"),
+        "T.csv lies in the sections' folder",
+    ),
+    "stack: --output-volume matching the sections' glob": Case(
+        stack_output_among_the_sections("--output-volume", "V.nrrd", glob="*"),
+        "matches the sections' glob",
+    ),
+}
+CASES.update(STACK_OUTPUT_CASES)
+
+
+@pytest.mark.parametrize("name", list(STACK_OUTPUT_CASES))
+def test_stack_outputs_among_the_sections_are_refused(name, tmp_path, private_tmp, capsys):
+    message = _assert_refused(STACK_OUTPUT_CASES[name], tmp_path, private_tmp, capsys)
+    volume = "V.nrrd" in message
+    assert ("the next run would stack it as one more section" in message) == volume
+    assert f"write it outside, e.g. to {tmp_path / 'inputs' / ('V.nrrd' if volume else 'T.csv')}" in message
+
+
+# The valid fixed image (48x40x32 voxels of 2x2x2.5 mm at the origin, identity direction) in RAS, voxel edges.
+FIXED_EXTENT_RAS = "R -95.0 to 1.0, A -79.0 to 1.0, S -1.2 to 78.8 mm (RAS)"
+ROI_CASES = {
+    "prep --downsample-to 0": Case(
+        prep_with("--downsample-to", "0"), "downsample target 0.0 mm is not a positive size: give the voxel size"
+    ),
+    "register --downsample-to 0": Case(register_with("--downsample-to", "0"), "downsample target 0.0 mm is not a"),
+    "prep --roi of one point": Case(
+        prep_with("--roi", "10,10,10,10,10,10", "--margin", "0"),
+        "--roi spans 0 mm along R (both corners at R 10): give two opposite corners of a box",
+    ),
+    "prep --roi flat along S": Case(
+        prep_with("--roi=-50,-50,10,50,50,10", "--margin", "0"), "--roi spans 0 mm along S (both corners at S 10)"
+    ),
+    "prep --roi flat along A, with a margin": Case(
+        prep_with("--roi=-50,7,10,50,7,60"), "--roi spans 0 mm along A (both corners at A 7)"
+    ),
+    "register --roi of one point": Case(
+        register_with("--roi=10,10,10,10,10,10", "--margin", "0"), "--roi spans 0 mm along R"
+    ),
+    "prep --roi outside the fixed image": Case(
+        prep_with("--roi", "5000,5000,5000,5100,5100,5100"),
+        f"--roi lies outside the fixed image, which spans {FIXED_EXTENT_RAS}: check the corners",
+    ),
+    "prep --crop-common --roi outside the fixed image": Case(
+        prep_with("--crop-common", "--roi", "5000,5000,5000,5100,5100,5100"),
+        f"--roi lies outside the fixed image, which spans {FIXED_EXTENT_RAS}",
+    ),
+}
+CASES.update(ROI_CASES)
+
+
+@pytest.mark.parametrize("name", list(ROI_CASES))
+def test_a_region_or_size_no_preparation_can_use_is_refused_naming_its_option(name, tmp_path, private_tmp, capsys):
+    message = _assert_refused(ROI_CASES[name], tmp_path, private_tmp, capsys)
+    assert "no preparation step is given" not in message and "give an initial transform" not in message
+
+
+def _empty(inputs: Path, name: str) -> Path:
+    (inputs / name).write_bytes(b"")
+    return inputs / name
+
+
+def empty_points(inputs: Path, out: Path) -> list[str]:
+    moving = _points(inputs / "m.csv", FOUR_POINTS)
+    return _prealign(_empty(inputs, "f.csv"), moving, out)
+
+
+def manifest_is_a_folder(inputs: Path, out: Path) -> list[str]:
+    _pair(inputs)
+    (inputs / "batchin").mkdir()
+    _manifest(inputs / "batchin", "case,fixed,moving", "c1,../fixed.nrrd,../moving.nrrd")
+    return ["batch", str(inputs / "batchin"), "--output-dir", str(out)]
+
+
+def prealign_too_few(kind: str, count: int) -> Builder:
+    """A case: ``count`` landmark pairs fitted with ``--type kind``."""
+
+    def build(inputs: Path, out: Path) -> list[str]:
+        fixed = _mrk(inputs / "f.mrk.json", PREALIGN_FIXED[:count])
+        return _prealign(fixed, _mrk(inputs / "m.mrk.json", _shifted(PREALIGN_FIXED[:count])), out, "--type", kind)
+
+    return build
+
+
+EMPTY = "the file is empty (0 bytes)"
+FILE_CASES = {  # said 'damaged', 'the first line must name the columns', 'lacks the column(s)', 'manifest not found'
+    "an empty .nrrd": Case(moving_as(lambda inputs: _empty(inputs, "empty.nrrd")), f"empty.nrrd: {EMPTY}: save or"),
+    "an empty .nii.gz": Case(moving_as(lambda inputs: _empty(inputs, "empty.nii.gz")), f"empty.nii.gz: {EMPTY}"),
+    "an empty fixed image for prep": Case(
+        lambda inputs, out: _prep(_empty(inputs, "f.nrrd"), _pair(inputs)[1], out, "--crop-common"), f"f.nrrd: {EMPTY}"
+    ),
+    "an empty points CSV": Case(empty_points, f"f.csv: {EMPTY}: save the point list again"),
+    "an empty manifest": Case(
+        lambda inputs, out: ["batch", str(_empty(inputs, "cohort.csv")), "--output-dir", str(out)],
+        f"cohort.csv: {EMPTY}: write its header case,fixed,moving",
+    ),
+    "the manifest is a folder": Case(manifest_is_a_folder, "batchin is a folder, not a manifest file: give the CSV"),
+    "prealign affine with 3 points": Case(prealign_too_few("affine", 3), "an affine fit needs at least 4 point pairs"),
+    "prealign tps with 3 points": Case(prealign_too_few("tps", 3), "a thin-plate spline fit needs at least 4 point"),
+}
+CASES.update(FILE_CASES)
+
+
+@pytest.mark.parametrize("name", list(FILE_CASES))
+def test_an_empty_file_or_a_folder_is_refused_saying_so(name, tmp_path, private_tmp, capsys):
+    _assert_refused(FILE_CASES[name], tmp_path, private_tmp, capsys)
+
+
+# --------------------------------------------------------------------------- outputs that would lose a user's file
+def _custom_preset(inputs: Path, engine: str, name: str) -> Path:
+    from MultimodalRegistrationLib.engines.presets import presets_dir
+
+    preset = inputs / name
+    preset.write_text((presets_dir() / engine / ("rigid.json" if engine == "ants" else "rigid.txt")).read_text())
+    return preset
+
+
+def output_transform_is_the_preset_file(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    preset = _custom_preset(inputs, "elastix", "my-rigid.txt")
+    return ["register", "--fixed", str(fixed), "--moving", str(moving), "--preset", str(preset),
+            "--output-transform", str(preset)]  # fmt: skip
+
+
+def json_is_the_preset_file(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    preset = _custom_preset(inputs, "ants", "my-ants-rigid.json")
+    return ["register", "--fixed", str(fixed), "--moving", str(moving), "--engine", "ants", "--preset", str(preset),
+            "--output-transform", str(out / "T.h5"), "--json", str(preset)]  # fmt: skip
+
+
+def qa_figures_folder_holds_other_files(inputs: Path, out: Path) -> list[str]:
+    """The report's pictures folder held the images QA read and a note: all were deleted with exit 0."""
+    figures = inputs / "r_figures"
+    figures.mkdir()
+    (figures / "notes.txt").write_text("mine")
+    return _qa(inputs, inputs / "r.html")
+
+
+def fixed_mask_far_outside(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    mask = _mask(_volume(), [(24, 20, 16), (25, 20, 16)])
+    mask.SetOrigin([1000.0, 0.0, 0.0])
+    write_image(mask, inputs / "mask.nrrd")
+    return _register(fixed, moving, out, "--fixed-mask", str(inputs / "mask.nrrd"))
+
+
+def image_as_initial_transform(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    return _register(fixed, moving, out, "--initial-transform", str(fixed))
+
+
+AUDIT_OUTPUT_CASES = {  # each ran with exit 0 and lost a file, or named the wrong cause (audit of bad input)
+    "--output-transform is the custom preset file": Case(output_transform_is_the_preset_file, "the preset file"),
+    "--json is the custom preset file": Case(json_is_the_preset_file, "the preset file"),
+    "--output-transform given empty": Case(register_with("--output-transform", ""),
+                                           "--output-transform is empty: give its value"),
+    "--json given empty": Case(register_with("--json", ""), "--json is empty"),
+    "qa pictures folder holding other files": Case(qa_figures_folder_holds_other_files,
+                                                   "holds files mmreg did not write (notes.txt)"),
+    "--max-rotation-deg where no search runs": Case(register_with("--max-rotation-deg", "30"),
+                                                    "narrows the any-pose search, which --init none replaces"),
+    "--max-rotation-deg 0": Case(register_with("--max-rotation-deg", "0"), "(0 excluded)"),
+    "--guidance-weight 0": Case(register_with("--guidance-weight", "0"), "give a number above 0"),
+    "fixed mask far outside its image": Case(fixed_mask_far_outside, "lies outside its image"),
+    "an image as the initial transform": Case(image_as_initial_transform, "not a displacement field"),
+}  # fmt: skip
+CASES.update(AUDIT_OUTPUT_CASES)
+
+
+@pytest.mark.parametrize("name", list(AUDIT_OUTPUT_CASES))
+def test_an_output_that_would_lose_a_file_or_a_wrong_cause_is_refused(name, tmp_path, private_tmp, capsys):
+    _assert_refused(AUDIT_OUTPUT_CASES[name], tmp_path, private_tmp, capsys)

@@ -522,11 +522,11 @@ def test_a_report_writes_its_pictures_with_it_or_not_at_all(coarse_pair, tmp_pat
     def stopped(*_, **__):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(assess, "write_html_report", stopped)
+    monkeypatch.setattr(assess, "render_html", stopped)
     with pytest.raises(KeyboardInterrupt):
-        write_qa_outputs(metrics, fixed, moving, RIGID, tmp_path / "stopped.html")
-    with pytest.raises(KeyboardInterrupt):  # a report run again: the earlier pictures come back
-        write_qa_outputs(metrics, fixed, moving, RIGID, tmp_path / "run.1.html")
+        write_qa_outputs(metrics, fixed, moving, RIGID, tmp_path / "stopped.html", tmp_path / "stopped.json")
+    with pytest.raises(KeyboardInterrupt):  # a report run again: the earlier pictures, report and JSON stay
+        write_qa_outputs(metrics, fixed, moving, RIGID, tmp_path / "run.1.html", tmp_path / "run.2.html.json")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.1.html", "run.1_figures", "run.2.html", "run.2_figures"]
     assert sorted(p.name for p in (tmp_path / "run.1_figures").iterdir()) == pictures
     (tmp_path / "blocked_figures").write_text("a file")

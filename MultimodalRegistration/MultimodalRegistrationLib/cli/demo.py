@@ -22,6 +22,7 @@ def run_demo(output_dir: Path, engine: str = DEFAULT_ENGINE, preset: str = DEFAU
     from .run import run_registration
 
     output_dir = output_dir.resolve()  # the worker runs in its own folder
+    check_demo_choices(output_dir, engine, preset)
     output_dir.mkdir(parents=True, exist_ok=True)
     say = (lambda *a: None) if quiet else print
     say("generating a CT-like and an MR-like head phantom (bone bright on CT, dark on MR) ...")
@@ -60,6 +61,17 @@ def run_demo(output_dir: Path, engine: str = DEFAULT_ENGINE, preset: str = DEFAU
         print(f"demo registration error {error:.2f} mm is larger than expected (< 1 mm)", file=sys.stderr)
         return 1
     return EXIT_OK
+
+
+def check_demo_choices(output_dir: Path, engine: str, preset: str) -> None:
+    """Refuse, before the phantom is made or anything written, an output folder that is a file (or lies under
+    one, or cannot be written) and a preset the engine cannot run on the pair (a typo, a 2D or guided preset)."""
+    from ..core.file_checks import check_output_folder, check_output_path
+    from ..engines.presets import load_preset
+
+    check_output_folder(output_dir)
+    check_output_path(output_dir / "summary.json", "demo summary", (".json",))
+    load_preset(engine, preset).check_needs(has_segments=False)
 
 
 def _rotation_and_shift(transform: Transform) -> tuple[float, float]:

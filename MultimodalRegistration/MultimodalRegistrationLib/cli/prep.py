@@ -45,7 +45,8 @@ def wants_prep(arguments: argparse.Namespace) -> bool:
 
 def prep_options(arguments: argparse.Namespace) -> PrepOptions:
     """The step options given (for a worker job's ``prep``); --prep alone crops. A tuning option without its
-    step is refused (it would do nothing)."""
+    step is refused (it would do nothing), and so is a value no step can use (:meth:`PrepOptions.check`), before
+    any file is read."""
     given = option_values(PrepOptions, arguments)
     options = PrepOptions(**given)
     if getattr(arguments, "prep", False) and not options.steps_on():
@@ -53,6 +54,7 @@ def prep_options(arguments: argparse.Namespace) -> PrepOptions:
     flags = {f.name: option_flag(f) for f in option_fields(PrepOptions)}
     changed = [f.name for f in option_fields(PrepOptions) if f.name in given and given[f.name] != f.default]
     refuse_idle_tuning(options, changed, TUNES, flags)
+    options.check()
     return options
 
 

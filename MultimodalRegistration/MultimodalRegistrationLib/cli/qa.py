@@ -24,7 +24,8 @@ def add_qa_parser(subparsers) -> argparse.ArgumentParser:
         help="measure a registration's quality: landmark FRE/TRE, Dice, MI, Jacobian, stability; HTML report",
     )
     add_options(parser, QAJob)
-    parser.set_defaults(handler=command_qa)
+    # Not given: None, so that a --stability 0 typed (a check asked for, of no restart) is told from none asked.
+    parser.set_defaults(handler=command_qa, stability=None)
     return parser
 
 
@@ -109,12 +110,22 @@ def _check_restart_options(job) -> None:
                        off=lambda restarts: not restarts)  # fmt: skip
 
 
+def _check_restart_settings(job, asked: bool) -> None:
+    """Refuse, before any file is read, restart settings that cannot give a verdict (``asked``: --stability was
+    given, so 0 restarts is refused too): :meth:`..process.stability.StabilityOptions.check`."""
+    if asked:
+        from ..process.stability import StabilityOptions
+
+        StabilityOptions(**job.stability_options()).check(job.stability)
+
+
 def command_qa(arguments: argparse.Namespace) -> int:
     """Measure, write the report (and JSON) and print a summary; InputError and EngineError propagate."""
     from ..core.file_checks import check_output_path
     from ..qa.assess import check_report_path
 
     job = qa_job(arguments)
+    _check_restart_settings(job, getattr(arguments, "stability", None) is not None)
     _check_restart_options(job)
     check_report_path(job.report)
     json_file = file_or_none(job.summary)  # --json -: the metrics go to standard output

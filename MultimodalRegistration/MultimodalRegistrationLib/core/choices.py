@@ -1,6 +1,10 @@
-"""Names a user chooses from, in one place, free of heavy imports so that ``mmreg`` starts fast.
+"""Names a user chooses from, and the ranges of the numbers every command shares (seed, threads, a time
+budget), in one place, free of heavy imports so that ``mmreg`` starts fast.
 
 The engines and their default are declared with the engines (``engines/registry.py``)."""
+
+import math
+import os
 
 # How a registration finds its starting pose: see initialize.py.
 INIT_METHODS = ("auto", "any-pose", "geometry", "moments", "none")
@@ -16,6 +20,10 @@ GUIDANCE_METRICS = ("intensity", "segments")
 DEFAULT_PRESET = "rigid"
 # A fixed seed by default, so that the same inputs give the same transform.
 DEFAULT_SEED = 20251121
+MAX_SEED = 2**31 - 1  # the engines take a 32-bit signed seed
+# The most engine threads (or parallel pairs) a run may ask for: far above any machine's cores, so a script
+# moved to a larger machine keeps running, yet a typo (100000) is refused rather than run oversubscribed.
+MAX_THREADS = 1024
 
 # Landmark fits (FiducialPrealign, mmreg prealign), simplest first.
 LANDMARK_TRANSFORMS = ("translation", "rigid", "similarity", "affine", "tps")
@@ -37,3 +45,35 @@ def comma_names(value: str, option: str) -> list[str] | None:
     if value.strip() and not names:
         raise InputError(f"{option} '{value}' names no segment: give names separated by commas, e.g. {option} sacrum,left_hip")
     return names or None
+
+
+def check_seed(seed, option: str = "--seed") -> None:
+    """Refuse a random seed the engines cannot take (None: the default)."""
+    from .errors import InputError
+
+    if seed is not None and not (isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= MAX_SEED):
+        raise InputError(f"{option} {seed} is out of range: give a whole number from 0 to {MAX_SEED}")
+
+
+def check_threads(threads, unset: str = "the engine's default", option: str = "--threads") -> None:
+    """Refuse a thread count below 1 or above :data:`MAX_THREADS` (None: ``unset``, which the message names as
+    what leaving the option out gives)."""
+    from .errors import InputError
+
+    if threads is None:
+        return
+    leave = f" (or leave it out: {unset})" if unset else ""
+    if not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
+        raise InputError(f"{option} {threads}: give 1 or more{leave}")
+    if threads > MAX_THREADS:
+        cores = os.cpu_count() or 1
+        raise InputError(f"{option} {threads} is far more than this machine's {cores} cores: give 1 to "
+                         f"{MAX_THREADS}, e.g. {cores}{leave}")  # fmt: skip
+
+
+def check_timeout(seconds, option: str = "--timeout", unset: str = "no limit") -> None:
+    """Refuse a time budget that is not a positive number of seconds (None: ``unset``)."""
+    from .errors import InputError
+
+    if seconds is not None and not (isinstance(seconds, int | float) and math.isfinite(seconds) and seconds > 0):
+        raise InputError(f"{option} {seconds} s: give a positive number of seconds (or leave it out: {unset})")

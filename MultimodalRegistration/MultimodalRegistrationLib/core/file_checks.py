@@ -23,6 +23,7 @@ from . import memory
 from .errors import InputError
 from .file_bytes import check_compressed_data_complete, check_voxel_bytes
 from .file_headers import (
+    check_not_empty,
     check_origin_as_written,
     check_spacing_as_written,
     file_suffix,
@@ -151,6 +152,8 @@ def read_image_file_info(path: str | os.PathLike, role: str = "image", spacing_g
                          "and give that")  # fmt: skip
     if not os.access(path, os.R_OK):
         raise InputError(f"{role} file {path} cannot be opened (permission denied): check the file's permissions")
+    check_not_empty(path, f"{role} file", "save or copy the image again (a save or download that was cut off "
+                    "leaves an empty file)")  # fmt: skip
     if not spacing_given:
         check_spacing_as_written(path, role)
     check_origin_as_written(path, role)
@@ -270,6 +273,15 @@ def grid_refusal(role: str, size: Sequence[int], spacing: Sequence[float]) -> In
                 "in the wrong units; set the true spacing in mm (mmreg prep --spacing-fixed/--spacing-moving)"
             )
     return None
+
+
+def check_output_folder(output_dir: str | os.PathLike, option: str = "--output-dir") -> None:
+    """Refuse an output folder that is a file, or lies under one."""
+    folder = Path(output_dir)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(f"{option} {output_dir}: {folder} is a file, not a folder: choose another {option}")
 
 
 def check_output_path(path: str | os.PathLike, role: str, suffixes: tuple[str, ...] = ()) -> None:

@@ -22,6 +22,13 @@ _LINE_LIMIT = 1 << 16
 file_suffix = suffix_of  # the lower-case extension, ``.nii.gz`` counted as one
 
 
+def check_not_empty(path: Path, subject: str, fix: str) -> None:
+    """Refuse a file of 0 bytes, saying so (a reader's own refusal names another cause: damaged, no columns);
+    ``subject`` names it in the message ("moving image file", "manifest"), ``fix`` says what to do."""
+    if Path(path).stat().st_size == 0:
+        raise InputError(f"{subject} {path}: the file is empty (0 bytes): {fix}")
+
+
 def _lines(path: Path, stop) -> tuple[list[str], int]:
     """Header lines up to and including the one ``stop(line)`` accepts (or EOF), and the byte offset after it."""
     lines, offset = [], 0

@@ -13,7 +13,7 @@ from itertools import combinations
 import numpy as np
 
 from ..core.errors import InputError
-from .models import MIN_POINTS, fit_rms, linear_part, pairwise_distances, rms
+from .models import MIN_POINTS, a_fit, fit_name, fit_rms, linear_part, pairwise_distances, rms
 
 # Principal spread (RMS mm about the centre) across a line or plane, as a fraction of the largest:
 FLAT_RATIO = 0.1  # below this the points are nearly collinear / coplanar (warning)
@@ -68,7 +68,7 @@ def check_shape(kind: str, fixed: np.ndarray) -> list[str]:
         extra = " not all in one plane" if kind in ("affine", "tps") else ""
         instead = ", or use translation" if kind != "translation" else ""
         raise InputError(
-            f"a {kind} fit needs at least {MIN_POINTS[kind]} point pairs{extra}, got {count}: add points{instead}"
+            f"{a_fit(kind)} needs at least {MIN_POINTS[kind]} point pairs{extra}, got {count}: add points{instead}"
         )
     shape = undetermined(kind, fixed)
     if shape == "collinear":
@@ -78,7 +78,7 @@ def check_shape(kind: str, fixed: np.ndarray) -> list[str]:
         )
     if shape == "coplanar":
         raise InputError(
-            f"a {kind} fit needs points not all in one plane, and these {count} are: "
+            f"{a_fit(kind)} needs points not all in one plane, and these {count} are: "
             "add a point off the plane, or use rigid or similarity"
         )
     if kind == "translation":
@@ -178,24 +178,20 @@ def check_moving_shape(kind: str, fixed: np.ndarray, moving: np.ndarray) -> None
     shape = undetermined(kind, moving)
     if shape == "collinear":
         raise InputError(
-            f"the {count} moving points lie on one line: a {kind} fit to them is undetermined or flattens space "
+            f"the {count} moving points lie on one line: {a_fit(kind)} to them is undetermined or flattens space "
             "onto that line; place moving points off that line, or use translation"
         )
     if shape == "coplanar":
         raise InputError(
-            f"the {count} moving points lie in one plane (the fixed points do not): {_article(kind)} fit would flatten "
+            f"the {count} moving points lie in one plane (the fixed points do not): {a_fit(kind)} would flatten "
             "space onto that plane; use rigid or similarity, or place moving points off that plane"
         )
-
-
-def _article(kind: str) -> str:
-    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
 
 
 def _collapse(kind: str) -> str:
     if kind == "rigid":
         return "no rotation can be fitted to them"
-    return f"{_article(kind)} fit would shrink space to a point"
+    return f"{a_fit(kind)} would shrink space to a point"
 
 
 def check_invertible(kind: str, model) -> None:
@@ -206,8 +202,8 @@ def check_invertible(kind: str, model) -> None:
         return
     listed = ", ".join(f"{s:.3g}" for s in scales)
     raise InputError(
-        f"the {kind} fit is singular or nearly so (scales {listed} along its principal directions): it flattens "
-        "space, because the moving points lie (nearly) in one plane or line while the fixed points do not, or "
+        f"the {fit_name(kind)} fit is singular or nearly so (scales {listed} along its principal directions): it "
+        "flattens space, because the moving points lie (nearly) in one plane or line while the fixed points do not, or "
         "the pairs are wrong; use rigid, or place moving points off that plane"
     )
 

@@ -44,11 +44,13 @@ from .models import (
     KINDS,
     MIN_POINTS,
     ThinPlateSpline,
+    a_fit,
     apply_model,
     bend_box,
     distance_outside,
     field_grid,
     fit_model,
+    fit_name,
     linear_part,
     rms,
     tps_bend_field,
@@ -261,8 +263,8 @@ def fit_landmarks(
         model = fit_model(kind, fixed_lps, moving_lps)
     except np.linalg.LinAlgError as error:  # the checks above should leave none: say so rather than crash
         raise InputError(
-            f"the {kind} fit has no solution for these points ({error}): check for points placed twice or all in "
-            "one plane, or use rigid"
+            f"the {fit_name(kind)} fit has no solution for these points ({error}): check for points placed twice or "
+            "all in one plane, or use rigid"
         ) from None
     if kind != "translation":
         check_invertible(kind, model)
@@ -283,7 +285,7 @@ def fit_landmarks(
     available = [e for e in loo if e is not None]
     if len(available) < len(loo):
         notes.append(
-            f"leave-one-out needs a {kind} fit from the remaining points; it was not possible for "
+            f"leave-one-out needs {a_fit(kind)} from the remaining points; it was not possible for "
             f"{len(loo) - len(available)} of {len(loo)} points: add points for a trustworthy estimate"
         )
 

@@ -16,6 +16,18 @@ from ..core.rotations import orthogonal_fit
 
 KINDS = LANDMARK_TRANSFORMS
 MIN_POINTS = {"translation": 1, "rigid": 3, "similarity": 3, "affine": 4, "tps": 4}
+_FIT_NAMES = {"tps": "thin-plate spline"}  # as a message says a kind (the option's value is the short name)
+
+
+def fit_name(kind: str) -> str:
+    """A kind of fit as a message says it: "affine", "thin-plate spline"."""
+    return _FIT_NAMES.get(kind, kind)
+
+
+def a_fit(kind: str) -> str:
+    """"an affine fit", "a thin-plate spline fit": a kind of fit with its article, for a message."""
+    name = fit_name(kind)
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name} fit"
 FIELD_SPACING_MM = 2.0  # TPS field spacing when no reference image is given
 FIELD_MARGIN_MM = 20.0
 MAX_FIELD_VOXELS = 4_000_000  # a finer reference grid is coarsened (integer factors) to stay under this

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..core.rotations import orthogonal_fit
 from .checks import FLAT_RATIO, flatness, undetermined
-from .models import MIN_POINTS, apply_model, fit_model, fit_rms, linear_part, rms
+from .models import MIN_POINTS, a_fit, apply_model, fit_model, fit_name, fit_rms, linear_part, rms
 
 SCALE_RANGE = (0.67, 1.5)  # plausible landmark scale between two scans of one subject
 MIN_GAIN_MM = 1.0  # a mirror (or a swap too few pairs can confirm) must also improve the RMS by this much
@@ -166,7 +166,7 @@ def _explains(better: float, worse: float) -> bool:
 
 
 def _negative_determinant_message(kind: str) -> str:
-    return f"the {kind} fit mirrors space (negative determinant): {MIRROR_MESSAGE}"
+    return f"the {fit_name(kind)} fit mirrors space (negative determinant): {MIRROR_MESSAGE}"
 
 
 def pairing_warnings(
@@ -222,9 +222,8 @@ def outlier_warnings(kind: str, fixed: np.ndarray, moving: np.ndarray, labels: l
             break
         index, miss, scatter = found
         others = int(keep.sum()) - 1
-        article = "an" if kind[0] in "aeiou" else "a"
         warnings.append(
-            f"point '{labels[index]}' does not fit with the others: {article} {kind} fit to the other {others} "
+            f"point '{labels[index]}' does not fit with the others: {a_fit(kind)} to the other {others} "
             f"pairs misses its moving point by {miss:.1f} mm, while they agree within {scatter:.1f} mm RMS; it was "
             "probably placed on a different feature in one of the lists: check the pair, or delete it"
         )

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import InputError
+from ..core.file_headers import check_not_empty
 from ..core.files import write_text_atomically
 from ..core.transforms import lps_ras_points
 
@@ -68,6 +69,8 @@ def read_points_file(path: str | os.PathLike, skipped_ok: bool = False) -> Point
         raise InputError(f"points file not found: {path}: check the path")
     if not path.is_file():  # a folder, or a pipe that would block the reader with no word
         raise InputError(f"points {path} is not a regular file (a folder, pipe or device): give the points file")
+    check_not_empty(path, "points file", "save the point list again (.mrk.json, .fcsv, or .csv with a header "
+                    "label,x,y,z)")  # fmt: skip
     name = path.name.lower()
     try:
         text = path.read_text(encoding="utf-8-sig")

@@ -104,6 +104,9 @@ def common_region(
     G, h = box_halfspaces(fixed)
     if roi is not None:
         G, h = np.vstack([G, roi[0]]), np.concatenate([h, roi[1]])
+        if not len(polytope_vertices(G, h)):  # no placement of the moving image can help: say where the fixed is
+            raise InputError(f"--roi lies outside the fixed image, which spans {ras_extent(fixed)}: check the "
+                             "corners (R1,A1,S1,R2,A2,S2 in the fixed image's RAS mm, as Slicer shows them)")  # fmt: skip
     if not require_moving:
         points = polytope_vertices(G, h)
     elif transform.is_linear:
@@ -121,13 +124,21 @@ def common_region(
                 "move or enlarge it (--roi) to take in part of their overlap, or leave out --crop-common to crop "
                 "to the region of interest alone"
             )
-        what = "the region of interest" if roi is not None and not require_moving else "the images"
         raise InputError(
-            f"{what} do not overlap in physical space: give an initial transform (from mmreg prealign, or the "
-            "result of a first mmreg register without cropping, whose pose search finds images far apart), "
-            "or check the region of interest"
+            "the images do not overlap in physical space: give an initial transform (from mmreg prealign, or the "
+            "result of a first mmreg register without cropping, whose pose search finds images far apart)"
         )
     return points
+
+
+def ras_extent(image: sitk.Image) -> str:
+    """Where an image's voxel-edge box lies, as Slicer shows coordinates: "R -40 to 40, A ..., S ... mm (RAS)"."""
+    size = np.asarray(image.GetSize(), float)
+    corners = np.array(list(itertools.product(*[(-0.5, n - 0.5) for n in size])))
+    matrix = index_to_physical_matrix(image)
+    ras = (corners @ matrix[:3, :3].T + matrix[:3, 3]) * [-1.0, -1.0, 1.0]  # LPS -> RAS
+    spans = [f"{letter} {low + 0:.1f} to {high + 0:.1f}" for letter, low, high in zip("RAS", ras.min(0), ras.max(0))]
+    return ", ".join(spans) + " mm (RAS)"
 
 
 def crop_to_points(image: sitk.Image, points_lps: np.ndarray, margin_mm: float = 0.0) -> Crop:

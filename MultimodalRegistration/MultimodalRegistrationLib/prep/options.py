@@ -164,8 +164,9 @@ class PrepOptions:
         return record
 
     def steps_on(self) -> list[str]:
-        """The fields of the steps this asks for (an empty list: nothing to do)."""
-        return [name for name in STEP_FIELDS if getattr(self, name) not in (None, False)]
+        """The fields of the steps this asks for (an empty list: nothing to do). A number is a step asked for
+        whatever its value (``--downsample-to 0`` asks, and is refused by :meth:`check`; 0 == False in Python)."""
+        return [name for name in STEP_FIELDS if getattr(self, name) is not None and getattr(self, name) is not False]
 
     @classmethod
     def from_dict(cls, record: dict) -> PrepOptions:
@@ -191,6 +192,19 @@ class PrepOptions:
         if self.downsample_to not in (None, "auto") and not 0 < float(self.downsample_to) < math.inf:
             raise InputError(f"downsample target {self.downsample_to} mm is not a positive size: give the voxel size "
                              "to reach in mm, e.g. 0.5, or auto")  # fmt: skip
+        if self.roi_lps is not None:
+            check_roi_size(self.roi_lps)
+
+
+def check_roi_size(roi_lps) -> None:
+    """Refuse a region of interest (two opposite corners, LPS mm) that spans 0 mm along an axis: it crops to a
+    single voxel or a flat slab that no registration can use."""
+    low, high = (tuple(float(v) for v in corner) for corner in roi_lps)
+    for axis, (letter, sign) in enumerate(zip("RAS", (-1, -1, 1))):  # LPS -> RAS: x and y negated
+        if low[axis] == high[axis]:
+            at = f"{letter} {sign * low[axis] + 0:g}"  # + 0: no "-0"
+            raise InputError(f"--roi spans 0 mm along {letter} (both corners at {at}): give two opposite corners of "
+                             "a box, R1,A1,S1,R2,A2,S2 in RAS mm")  # fmt: skip
 
 
 # The fields that switch a step on; the others tune a step.

@@ -15,13 +15,14 @@ import csv
 import hashlib
 import io
 import json
-import math
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import InputError
+from ..core.file_checks import check_output_folder
+from ..core.file_headers import check_not_empty
 from ..core.files import PARTIAL_PREFIX
 from ..core.records import Record
 from ..core.version import __version__
@@ -81,8 +82,12 @@ def read_manifest(
     that needs no image: a wrong manifest is refused before any case runs.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"manifest {path} is a folder, not a manifest file: give the CSV file in it (a header "
+                         "case,fixed,moving and one row per case)")  # fmt: skip
     if not path.is_file():
         raise InputError(f"manifest not found: {path}: check the path")
+    check_not_empty(path, "manifest", "write its header case,fixed,moving and one row per case")
     check_output_folder(output_dir)
     header, rows = _read_table(path)
     missing = [name for name in REQUIRED if name not in header]
@@ -253,30 +258,18 @@ def _manifest_text(path: Path) -> str:
         ) from None
 
 
-def check_output_folder(output_dir: str | os.PathLike) -> None:
-    """Refuse an output folder that is a file, or lies under one."""
-    folder = Path(output_dir)
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise InputError(f"--output-dir {output_dir}: {folder} is a file, not a folder: choose another --output-dir")
-
-
 def check_batch_options(defaults: dict, workers: int | None = None, timeout_s: float | None = None) -> None:
     """Refuse batch options no case can use, before any case runs (seed, threads, stability, workers, timeout)."""
-    from .preflight import MAX_SEED
+    from ..core.choices import check_seed, check_threads, check_timeout
 
-    seed, threads, stability = defaults.get("seed"), defaults.get("threads"), defaults.get("stability")
-    if seed is not None and not 0 <= seed <= MAX_SEED:
-        raise InputError(f"--seed {seed} is out of range: give a whole number from 0 to {MAX_SEED}")
-    if threads is not None and threads < 1:
-        raise InputError(f"--threads {threads}: give 1 or more (or leave it out: the cores shared among the workers)")
+    check_seed(defaults.get("seed"))
+    check_threads(defaults.get("threads"), "the cores shared among the workers")
+    stability = defaults.get("stability")
     if stability is not None and stability < 0:
         raise InputError(f"--stability {stability}: give the number of perturbed restarts, 0 or more (e.g. 5)")
     if workers is not None and workers < 1:
         raise InputError(f"--workers {workers}: give 1 or more (or leave it out: one per two cores)")
-    if timeout_s is not None and not (math.isfinite(timeout_s) and timeout_s > 0):
-        raise InputError(f"--timeout {timeout_s} s: give a positive number of seconds (or leave it out: no limit)")
+    check_timeout(timeout_s)
 
 
 def _number(column: str, text, where: str) -> float:

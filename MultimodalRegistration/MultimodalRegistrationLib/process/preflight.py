@@ -9,6 +9,7 @@ import math
 from dataclasses import fields
 from pathlib import Path
 
+from ..core.choices import check_seed, check_threads
 from ..core.errors import InputError
 from ..core.file_checks import LINEAR_SUFFIXES
 from ..core.files import suffix_of
@@ -16,7 +17,6 @@ from ..core.output_safety import check_outputs_apart
 from ..engines.registry import ENGINE_NAMES, engine_spec
 from .jobs import RegistrationJob
 
-MAX_SEED = 2**31 - 1  # the engines take a 32-bit signed seed
 # (field, as a message names it) of the job's image files, and of its mask and label files, by their kind.
 IMAGES = tuple((f.name, f"{f.name} image") for f in fields(RegistrationJob) if f.metadata.get("node") == "volume")
 MASKS = tuple((f.name, f.name.replace("_", " ")) for f in fields(RegistrationJob)
@@ -31,10 +31,8 @@ def _named(job: RegistrationJob, kind: str) -> list[tuple[str, str | None]]:
 
 def check_choices(job: RegistrationJob, linear: bool) -> None:
     """Refuse numbers and combinations no engine can use: they would fail (or be ignored) after the run."""
-    if job.seed is not None and not (isinstance(job.seed, int) and 0 <= job.seed <= MAX_SEED):
-        raise InputError(f"--seed {job.seed} is out of range: give a whole number from 0 to {MAX_SEED}")
-    if job.threads is not None and not (isinstance(job.threads, int) and job.threads >= 1):
-        raise InputError(f"--threads {job.threads}: give 1 or more (or leave it out for the engine's default)")
+    check_seed(job.seed)
+    check_threads(job.threads)
     if not (math.isfinite(job.max_rotation_deg) and 0 < job.max_rotation_deg <= 180):
         raise InputError(f"--max-rotation-deg {job.max_rotation_deg}: give an angle from 0 to 180 degrees (0 excluded)")
     if job.guidance_weight is not None and not (math.isfinite(job.guidance_weight) and job.guidance_weight > 0):

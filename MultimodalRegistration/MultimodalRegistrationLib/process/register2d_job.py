@@ -176,12 +176,15 @@ def inputs_2d(job: Registration2DJob):
     """Read and check the job's images and masks (InputError naming the fix), and check its outputs and
     preset, before any engine runs. Returns (fixed, moving, [fixed_mask, moving_mask, fixed_labels, moving_labels],
     landmarks): ``landmarks`` are :func:`..qa.two_d.paired_points_2d` of the landmark files, or None."""
+    from ..core.choices import check_seed, check_threads
     from ..core.errors import InputError
     from ..core.images2d import check_not_uniform, check_opaque, read_image_2d, read_mask_2d
     from ..core.output_safety import check_outputs_apart
     from ..engines.presets import load_preset
     from ..qa.two_d import paired_points_2d
 
+    check_seed(job.seed)  # as mmreg register's: elastix failed on a negative seed, ANTs took it silently
+    check_threads(job.threads)
     job.check_outputs()
     outputs = [(name.replace("_", " "), getattr(job, name)) for name in job.paths("output")]
     check_outputs_apart([(name.replace("_", " "), getattr(job, name)) for name in job.paths("input")],

@@ -6,6 +6,7 @@ each with its share of the cores, and a restart costs one registration's time.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import time
@@ -120,6 +121,28 @@ class StabilityOptions:
     sources: dict | None = None
     points_lps: np.ndarray | None = None
 
+    def check(self, restarts: int) -> None:
+        """Refuse, before any restart, settings that cannot give a verdict: fewer than 1 restart, a threshold
+        that is not a positive distance (NaN called every spread stable, a negative one every spread unstable),
+        a shift or rotation that is negative or not a number, both 0, or a time budget that is not positive."""
+        from ..core.choices import check_timeout
+
+        if not (isinstance(restarts, int) and restarts >= 1):
+            raise InputError(f"--stability {restarts}: the stability check needs at least 1 restart (5 is usual); "
+                             "leave out --stability for none")  # fmt: skip
+        if not (math.isfinite(self.threshold_mm) and self.threshold_mm > 0):
+            raise InputError(f"--stability-threshold {self.threshold_mm} mm: give a positive distance in mm (default "
+                             f"{DEFAULT_THRESHOLD_MM:g}); a spread above it is called unstable")  # fmt: skip
+        if not (math.isfinite(self.shift_mm) and self.shift_mm >= 0):
+            raise InputError(f"--stability-shift {self.shift_mm} mm: give 0 or more mm (default {DEFAULT_SHIFT_MM:g})")
+        if not (math.isfinite(self.rotation_deg) and 0 <= self.rotation_deg <= 180):
+            raise InputError(f"--stability-rotation {self.rotation_deg} degrees: give 0 to 180 degrees (default "
+                             f"{DEFAULT_ROTATION_DEG:g})")  # fmt: skip
+        if self.shift_mm + self.rotation_deg == 0:
+            raise InputError("the perturbation is zero (--stability-shift 0 and --stability-rotation 0): give a shift "
+                             "(mm) or a rotation (degrees) above 0")  # fmt: skip
+        check_timeout(self.timeout_s, "--stability-timeout", "no limit per restart")
+
 
 def stability_check(
     fixed: sitk.Image,
@@ -142,10 +165,7 @@ def stability_check(
     ``timeout_s`` bounds each restart; ``python`` is the worker's interpreter (PythonSlicer in Slicer).
     """
     o = options or StabilityOptions()
-    if restarts < 1:
-        raise InputError(f"{restarts} restarts: the stability check needs at least 1 (5 is usual)")
-    if o.shift_mm < 0 or o.rotation_deg < 0 or o.shift_mm + o.rotation_deg == 0:
-        raise InputError("the perturbation is zero: give a shift (mm) or a rotation (degrees) above 0")
+    o.check(restarts)
     report = progress or (lambda fraction, stage: None)
     preset = o.preset or infer_preset(transform)
     load_preset(o.engine, preset)  # an unknown engine or preset fails here, not in every worker

@@ -49,8 +49,9 @@ def _pixel_mm(job: StackJob, paths: list[Path]) -> float:
 def check_stack_job(job: StackJob):
     """The section files, the pixel size (mm) and the reference (or None), after every check that needs no
     registration; InputError naming the fix otherwise."""
+    from ..core.choices import check_threads
     from ..stack.reference import read_reference
-    from ..stack.sections import find_sections
+    from ..stack.sections import check_outputs_beside_sections, find_sections
 
     spacing = job.section_mm
     if not (isinstance(spacing, int | float) and math.isfinite(spacing) and spacing > 0):
@@ -59,12 +60,14 @@ def check_stack_job(job: StackJob):
         raise InputError(f"--neighbours {job.neighbours}: give 1 to {MAX_NEIGHBOURS} (default 3)")
     if job.reference_every is not None and job.reference_every < 1:
         raise InputError(f"--reference-every {job.reference_every}: give 1 or more (1: every section), or leave it out")
-    if job.threads < 1:
-        raise InputError(f"--threads {job.threads}: give 1 or more")
+    check_threads(job.threads, "2 pairs at once")
     job.check_outputs()
     if not job.output_volume:
         raise InputError("no output volume: give --output-volume (.nrrd)")
     paths = find_sections(str(job.sections))
+    outputs = {"--output-volume": job.output_volume, "--output-transforms": job.output_transforms,
+               "--json": job.summary}  # fmt: skip
+    check_outputs_beside_sections(str(job.sections), outputs)
     pixel_mm = _pixel_mm(job, paths)
     reference = None
     if job.reference:

@@ -76,6 +76,22 @@ def find_sections(where: str) -> list[Path]:
     return paths
 
 
+def check_outputs_beside_sections(where: str, outputs: dict[str, str | None]) -> None:
+    """Refuse an output (option -> path) inside the sections' folder (``where`` a folder) or matching their glob:
+    the next run would stack the volume as one more section and overwrite it, an input of that run."""
+    pattern = Path(where).expanduser().resolve()
+    folder = pattern if pattern.is_dir() else None
+    for option, path in outputs.items():
+        target = Path(path).expanduser().resolve() if path else None
+        if target is None or not (target.parent == folder or (folder is None and target.match(str(pattern)))):
+            continue
+        place = f"lies in the sections' folder {folder}" if folder else f"matches the sections' glob {where}"
+        why = ("the next run would stack it as one more section" if suffix_of(target) in IMAGE_2D_SUFFIXES
+               else "keep the sections' folder for the sections")  # fmt: skip
+        raise InputError(f"{option} {path} {place}: {why}; write it outside, e.g. to "
+                         f"{target.parent.parent / target.name}")  # fmt: skip
+
+
 @dataclass
 class SectionReport(Record):
     """What became of one section: ``status`` ok, small, mirrored, blank, missing or unaligned, and why (``note``);
