@@ -44,8 +44,8 @@ class FakeSite:
             raise self.pip_error
         if self.pip_installs:
             for item in requirements:
-                distribution = item.split(">=")[0]
-                self.installed[distribution] = VERSION_RANGES[distribution][1]
+                distribution, _, pinned = item.split(">=")[0].partition("==")
+                self.installed[distribution] = pinned or VERSION_RANGES[distribution][1]
 
     def ensure(self, engines, unattended=False):
         return ensure_engines(engines, self.ask, self.install, unattended=unattended, version_of=self.version_of)
@@ -155,3 +155,13 @@ def test_the_real_lookup_finds_this_environments_distributions():
     assert engine_install.installed_version("no-such-distribution-here") is None
     version = engine_install.installed_version("SimpleITK")
     assert version is not None and version[0].isdigit()
+
+
+def test_slicers_numpy_and_scipy_are_kept_as_they_are():
+    """antspyx 0.6.3 asks for numpy<2.4 and scipy<1.16: installed as is, pip would downgrade a newer Slicer's own
+    numpy and scipy (helper's audit of the Slicer runtime; SlicerANTsPy avoids it too). They go in pinned at their
+    installed versions, so pip picks an engine release that accepts them, or fails and says so."""
+    site = FakeSite({"numpy": "2.4.1", "scipy": "1.16.2"})
+    plan = site.ensure(["ants"])
+    assert site.pip_calls == [[ANTS, "numpy==2.4.1", "scipy==1.16.2"]] and plan.installed == site.pip_calls[0]
+    assert "numpy" not in site.questions[0]  # the question names the engine's package only

@@ -74,6 +74,22 @@ def installed_version(distribution: str) -> str | None:
         return None
 
 
+# Packages Slicer ships and its own modules need: an engine's install must not replace them (antspyx 0.6.3 asks for
+# numpy<2.4 and scipy<1.16, and pip would downgrade a newer Slicer's). Pinned at their installed versions, pip picks
+# an engine release that accepts them, or fails and says so.
+KEPT_AS_THEY_ARE = ("numpy", "scipy")
+
+
+def kept_as_they_are(version_of: Callable[[str], str | None] = installed_version) -> list[str]:
+    """``name==version`` for each of KEPT_AS_THEY_ARE that is installed."""
+    pins = []
+    for name in KEPT_AS_THEY_ARE:
+        version = version_of(name)
+        if version:
+            pins.append(f"{name}=={version}")
+    return pins
+
+
 def manual_command(requirements: Sequence[str]) -> str:
     """The command a user can run by hand: in Slicer's Python console, and in a shell."""
     quoted = ", ".join(repr(item) for item in requirements)
@@ -85,8 +101,7 @@ def question(engines: Sequence[str], requirements: Sequence[str]) -> str:
     """The one confirmation: which engines, which packages, how large, that it needs the network."""
     names = " and ".join(engine_spec(name).label for name in engines)
     return (f"Registering with {names} needs the Python package{'s' if len(requirements) > 1 else ''} "
-            f"{', '.join(requirements)} (about 100-300 MB, downloaded from PyPI). Install now? "
-            "Slicer may need a restart afterwards.")  # fmt: skip
+            f"{', '.join(requirements)} (about 100-300 MB, downloaded from PyPI). Install now?")  # fmt: skip
 
 
 def ensure_engines(
@@ -113,9 +128,10 @@ def ensure_engines(
             missing[name] = distribution
     if not missing:
         return plan
-    needed = [requirement(distribution) for distribution in dict.fromkeys(missing.values())]
+    engines_needed = [requirement(distribution) for distribution in dict.fromkeys(missing.values())]
+    needed = engines_needed + kept_as_they_are(version_of)
     if not unattended and ask is not None:
-        plan.asked = question(list(missing), needed)
+        plan.asked = question(list(missing), engines_needed)
         if not ask(plan.asked):
             raise EngineInstallError(
                 f"{' and '.join(missing)} not installed (declined). To install later: {manual_command(needed)}"
