@@ -293,7 +293,8 @@ class FiducialPrealignLogic(ScriptedLoadableModuleLogic):
             message = _("'{transform}' is Multimodal Registration's initial transform.").format(
                 transform=transformNode.GetName()
             )
-        slicer.util.selectModule("MultimodalRegistration")
+        if slicer.util.mainWindow() is not None:  # no module selector without one (Slicer --no-main-window)
+            slicer.util.selectModule("MultimodalRegistration")
         return message
 
 

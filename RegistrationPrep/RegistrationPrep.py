@@ -344,7 +344,8 @@ class RegistrationPrepLogic(ScriptedLoadableModuleLogic):
             message += _(", starting from '{transform}'.").format(transform=current.GetName())
         else:
             message += "."
-        slicer.util.selectModule("MultimodalRegistration")
+        if slicer.util.mainWindow() is not None:  # no module selector without one (Slicer --no-main-window)
+            slicer.util.selectModule("MultimodalRegistration")
         return message
 
 

@@ -293,17 +293,16 @@ class MultimodalRegistrationQATest(ScriptedLoadableModuleTest):
         from MultimodalRegistrationLib.core.phantom import make_phantom_pair
         from MultimodalRegistrationLib.core.transforms import lps_ras_points
         from MultimodalRegistrationLib.nodes import mrml
+        from MultimodalRegistrationLib.nodes.registration import registration_parameters
 
         self.delayDisplay("Registering the built-in CT/MR phantom (25 degrees, 31 mm)")
         pair = make_phantom_pair(ct_spacing=(2.0, 2.0, 3.0), mr_spacing=(2.5, 2.5, 2.5))
         fixed = mrml.volume_node_from_image(slicer.mrmlScene, pair.fixed, "phantom CT")
         moving = mrml.volume_node_from_image(slicer.mrmlScene, pair.moving, "phantom MR")
         registration = slicer.util.getModuleLogic("MultimodalRegistration")
-        registration.ensureEngine("elastix", confirm=False)
-        registrationParameters = registration.getParameterNode()
-        registrationParameters.fixedVolume, registrationParameters.movingVolume = fixed, moving
-        registrationParameters.outputTransform = None
-        result = registration.register(registrationParameters).output_transform_node
+        registration.ensureEngineForSelfTest("elastix")
+        result = registration.register(registration_parameters(fixedVolume=fixed, movingVolume=moving))
+        result = result.output_transform_node
 
         self.delayDisplay("Measuring the result at ten target landmarks")
         targets = pair.head_points[:10]

@@ -63,6 +63,12 @@ def in_range(distribution: str, version: str | None) -> bool:
     return lowest <= release(version) <= highest
 
 
+def engine_installed(name: str) -> bool:
+    """Whether engine ``name``'s own distribution is installed at a version in its range."""
+    distribution = engine_spec(name).distribution
+    return in_range(distribution, installed_version(distribution))
+
+
 def installed_version(distribution: str) -> str | None:
     """The installed version of a pip distribution, None when it is not installed (fresh: no cache)."""
     from importlib import metadata
