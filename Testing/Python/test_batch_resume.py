@@ -144,6 +144,27 @@ def test_a_failed_case_leaves_only_its_record(failure, stage, cancelled, kind, r
     assert "memory" not in (record.message or "")
 
 
+def test_a_cancelled_rerun_leaves_the_case_s_earlier_result_as_it_was(tmp_path, monkeypatch):
+    """A batch rerun with other settings, stopped with Ctrl-C, deleted the earlier finished result of every case it
+    had started (transform, summary, QA) and recorded them as cancelled (audit). They are set aside while the case
+    runs and put back when it is stopped; the next run redoes the case (its record keeps the earlier hash)."""
+    folder = tmp_path / "c1"
+    job = CaseJob(case="c1", fixed="f.nrrd", moving="m.nrrd", output_transform=str(folder / "transform.h5"))
+    earlier = CaseRecord("c1", "ok", "earlier hash", 12.5, attempts=1)
+    (folder / "qa_figures").mkdir(parents=True)
+    files = {"transform.h5": "earlier transform", "summary.json": "{}", "qa.html": "earlier report",
+             "qa_figures/fusion_after.png": "png", DONE: json.dumps(earlier.to_dict())}  # fmt: skip
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    stopped = WorkerFailure("internal", "the registration worker stopped unexpectedly (exit code -15)")
+    monkeypatch.setattr(batch, "_warm_worker", lambda python: _Stopped(stopped, "registration"))
+    monkeypatch.setattr(batch, "_cancelled", threading.Event())
+    batch._cancelled.set()
+    record = CaseRecord.from_dict(batch.execute_case(job.to_json(), "new hash"))
+    assert {str(p.relative_to(folder)): p.read_text() for p in folder.rglob("*") if p.is_file()} == files
+    assert (record.status, record.hash) == ("ok", "earlier hash") and not (folder / batch.EARLIER).exists()
+
+
 def _job(folder: Path, **options) -> CaseJob:
     for name in ("f.nrrd", "m.nrrd"):
         (folder / name).write_bytes(name.encode())

@@ -29,6 +29,9 @@ def test_prep_leaves_a_mask_it_did_not_write_and_removes_one_it_did(tmp_path, ca
     (mine / "fixed_mask.nrrd").write_bytes(b"the user's own file")
     assert main(argv + ["--crop-common", "--output-dir", str(mine)]) == EXIT_OK, capsys.readouterr().err
     assert (mine / "fixed_mask.nrrd").read_bytes() == b"the user's own file"
+    record = json.loads((mine / "prep.json").read_text())  # how it was made, inputs absolute (audit: as typed)
+    assert record["made_by"]["command"].startswith("mmreg prep --fixed") and record["made_by"]["mmreg"]
+    assert record["inputs"]["fixed"] == str((tmp_path / "fixed.nrrd").resolve())
     ours = tmp_path / "ours"
     assert main(argv + ["--mask-fixed", "auto", "--output-dir", str(ours)]) == EXIT_OK
     assert main(argv + ["--crop-common", "--output-dir", str(ours)]) == EXIT_OK

@@ -63,10 +63,16 @@ def _file_given(mask: str | None) -> str | None:
     return None if mask in (None, "auto") else mask
 
 
+def _absolute(path: str | None) -> str | None:
+    """An input as the record names it: absolute (it was recorded as typed, relative to a folder not recorded)."""
+    return None if not path else str(Path(path).expanduser().resolve())
+
+
 def command_prep(arguments: argparse.Namespace) -> int:
     """Prepare, write the images, masks and prep.json; an InputError propagates (cli.main exits 2)."""
     from ..core.file_checks import check_output_path
-    from ..core.files import write_text_atomically
+    from ..core.files import OutputSet
+    from ..core.made_by import made_by
 
     check_output_path(Path(arguments.output_dir) / "prep.json", "prepared images")  # before the inputs are read
     from ..core.output_safety import check_outputs_apart
@@ -92,13 +98,15 @@ def command_prep(arguments: argparse.Namespace) -> int:
         print(f"{fraction:4.0%} {stage}", file=sys.stderr, flush=True)
 
     pair = prepare(job.fixed, job.moving, options, initial_transform=initial, progress=progress)
-    written = write_prepared(pair, output_dir)
-    summary = pair.summary()
-    summary.inputs = {name: getattr(job, name) for name in PrepJob.paths("input")}
-    summary.options = options
-    summary.outputs = dict(written, summary=str(output_dir / "prep.json"))
-    text = json.dumps(summary.to_dict(), indent=2)
-    write_text_atomically(output_dir / "prep.json", text)
+    with OutputSet() as staged:  # the images, masks and prep.json appear together (a stop between mixed runs)
+        written = write_prepared(pair, output_dir, staged=staged)
+        summary = pair.summary()
+        summary.inputs = {name: _absolute(getattr(job, name)) for name in PrepJob.paths("input")}
+        summary.options = options
+        summary.outputs = dict(written, summary=str(output_dir / "prep.json"))
+        summary.made_by = made_by(arguments)
+        text = json.dumps(summary.to_dict(), indent=2)
+        staged.write(output_dir / "prep.json", lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     for step in pair.steps:
         print(f"{step['step']} ({step['image']}): {step['why']}")
     for warning in pair.warnings:

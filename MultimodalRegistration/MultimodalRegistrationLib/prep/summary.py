@@ -76,3 +76,5 @@ class PrepSummary(Record):
     inputs: dict[str, str | None] | None = field(default=None, metadata={"omit_none": True})
     options: PrepOptions | None = field(default=None, metadata={"omit_none": True})
     outputs: dict[str, str] | None = field(default=None, metadata={"omit_none": True})
+    # versions, command and working folder (core.made_by), set by ``mmreg prep``; absent in older records
+    made_by: dict | None = field(default=None, metadata={"omit_none": True})

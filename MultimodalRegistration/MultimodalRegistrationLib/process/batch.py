@@ -81,12 +81,38 @@ def stop_workers() -> None:
         worker.stop()
 
 
+_RESULT_FILES = (*CASE_FILES.values(), "resampled.nrrd", "qa.html", DONE, "qa_figures")
+EARLIER = ".earlier"  # a case folder's earlier result while the case runs again
+
+
 def _clear(folder: Path) -> None:
-    """Remove what a run of this case wrote (an earlier one, or a failed one), so that no stale file outlives a
-    changed case."""
-    for name in [*CASE_FILES.values(), "resampled.nrrd", "qa.html", DONE]:
-        (folder / name).unlink(missing_ok=True)
-    shutil.rmtree(folder / "qa_figures", ignore_errors=True)
+    """Remove what a run of this case wrote (a failed one), so that no stale file outlives a changed case."""
+    for name in _RESULT_FILES:
+        entry = folder / name
+        shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+
+
+def _set_aside(folder: Path) -> Path:
+    """Move the case's earlier result into ``.earlier``: dropped once the case ends, put back if it is cancelled
+    (a cancelled rerun deleted every finished result it had started, case.json then saying 'cancelled'; audit)."""
+    earlier = folder / EARLIER
+    if earlier.is_dir() and not (folder / DONE).exists():  # a batch killed while the case ran: the earlier result
+        _clear(folder)
+        for entry in earlier.iterdir():
+            entry.rename(folder / entry.name)
+    shutil.rmtree(earlier, ignore_errors=True)
+    earlier.mkdir()
+    for name in _RESULT_FILES:
+        if (folder / name).exists():
+            (folder / name).rename(earlier / name)
+    return earlier
+
+
+def _restore(folder: Path, earlier: Path) -> None:
+    _clear(folder)
+    for entry in earlier.iterdir():
+        entry.rename(folder / entry.name)
+    earlier.rmdir()
 
 
 def execute_case(job: dict, digest: str, timeout_s: float | None = None, python: str | None = None) -> dict:
@@ -98,7 +124,7 @@ def execute_case(job: dict, digest: str, timeout_s: float | None = None, python:
     case = CaseJob.from_json(job)
     folder = Path(case.output_transform).parent
     folder.mkdir(parents=True, exist_ok=True)
-    _clear(folder)
+    earlier = _set_aside(folder)
     started = time.monotonic()
     attempts = 0
     while True:
@@ -110,6 +136,9 @@ def execute_case(job: dict, digest: str, timeout_s: float | None = None, python:
         except WorkerFailure as failure:
             crashed = failure.kind == "internal" and not worker.alive
             if _cancelled.is_set() and failure.kind not in REPEATABLE:  # its worker was stopped with the batch
+                if (earlier / DONE).exists():  # the earlier result stands: the case was stopped, not redone
+                    _restore(folder, earlier)
+                    return CaseRecord.from_dict(json.loads((folder / DONE).read_text())).to_dict()
                 failure = WorkerFailure("cancelled", "stopped with the batch (Ctrl-C or SIGTERM) before it finished: "
                                         "run the same command again to redo it")  # fmt: skip
             elif crashed and attempts < 2:
@@ -129,6 +158,7 @@ def execute_case(job: dict, digest: str, timeout_s: float | None = None, python:
         break
     text = json.dumps(record.to_dict(), indent=2)
     write_text_atomically(folder / DONE, text)
+    shutil.rmtree(earlier, ignore_errors=True)
     return record.to_dict()
 
 

@@ -23,6 +23,7 @@ import json
 import platform
 import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -30,7 +31,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..core.choices import DEFAULT_PRESET, DEFAULT_SEED
-from ..core.files import stem_of, suffix_of, write_atomically, write_text_atomically
+from ..core.files import OutputSet, stem_of, suffix_of
 from ..core.records import Record
 from ..core.version import __version__
 from ..engines.registry import DEFAULT_ENGINE
@@ -153,10 +154,11 @@ def embedded_3d(matrix) -> np.ndarray:
     return out
 
 
-def write_transforms_2d(matrix, output_transform: str, matrix_3d=None) -> dict[str, str]:
+def write_transforms_2d(matrix, output_transform: str, matrix_3d=None, staged: OutputSet | None = None) -> dict[str, str]:
     """Write the 3x3 ``matrix`` (fixed -> moving mm) as a 2D ITK affine at ``output_transform`` and, beside it,
-    ``matrix_3d`` (4x4, LPS; default ``matrix`` with z unchanged) as a 3D one (see the module notes), atomically;
-    returns {"transform", "transform_3d"} paths."""
+    ``matrix_3d`` (4x4, LPS; default ``matrix`` with z unchanged) as a 3D one (see the module notes), together
+    (with ``staged``'s other files when given, which the caller moves into place); returns {"transform",
+    "transform_3d"} paths."""
     import SimpleITK as sitk
 
     from ..core.transforms import affine_2d
@@ -167,8 +169,9 @@ def write_transforms_2d(matrix, output_transform: str, matrix_3d=None) -> dict[s
     embedded.SetMatrix([float(v) for v in full[:3, :3].ravel()])
     embedded.SetTranslation([float(v) for v in full[:3, 3]])
     outputs = {"transform": output_transform, "transform_3d": embedding_path(output_transform)}
-    write_atomically(outputs["transform"], lambda tmp: sitk.WriteTransform(flat, tmp))
-    write_atomically(outputs["transform_3d"], lambda tmp: sitk.WriteTransform(embedded, tmp))
+    with OutputSet() if staged is None else nullcontext(staged) as files:
+        files.write(outputs["transform"], lambda tmp: sitk.WriteTransform(flat, tmp))
+        files.write(outputs["transform_3d"], lambda tmp: sitk.WriteTransform(embedded, tmp))
     return outputs
 
 
@@ -250,37 +253,42 @@ def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) ->
     qa = assess_2d(fixed_gray, moving_gray, result.matrix, landmarks, *overlap, None, as_given)
     picture = checkerboard_rows(fixed_gray, moving_gray, [as_given, result.matrix]) if job.checkerboard else None
     matrix_3d = moving.frame_to_lps() @ embedded_3d(result.matrix) @ np.linalg.inv(fixed.frame_to_lps())
-    outputs = write_transforms_2d(matrix_files, job.output_transform, matrix_3d)
-    if warped is not None:
-        write_atomically(job.output_volume, lambda tmp: sitk.WriteImage(warped, tmp, True))
-        outputs["volume"] = job.output_volume
-    if picture is not None:
-        write_png(picture, job.checkerboard)
-        outputs["checkerboard"] = qa.checkerboard = job.checkerboard
-    if job.summary:
-        outputs["summary"] = job.summary
-    start = result.start
-    summary = Summary2D(
-        matrix=result.matrix.round(9).tolist(), angle_deg=round(result.angle_deg, 4),
-        scales=[round(s, 6) for s in result.scales],
-        start={"angle_deg": start.angle_deg, "scale": round(start.scale, 6), "poses": start.poses,
-               "mutual_information": round(start.mutual_information, 6)},
-        engine=job.engine, preset=job.preset, version=result.version, seed=job.seed,
-        pixel_mm={"fixed": fixed.pixel_mm, "moving": moving.pixel_mm},
-        pixel_source={"fixed": fixed.pixel_source, "moving": moving.pixel_source},
-        timings=result.timings, qa=qa.to_dict(), outputs=outputs, preset_files=result.preset_files,
-        threads=result.threads, mmreg_version=__version__, candidates=result.candidates,
-        working_pixel_mm=result.working_pixel_mm, matrix_files=matrix_files.round(9).tolist(),
-        warnings=result.warnings + _plane_warnings(fixed, moving),
-        command=register2d_command(job), simpleitk_version=sitk.Version.VersionString(),
-        python_version=platform.python_version(),
-        geometry={role: {"origin_lps_mm": list(image.origin), "direction": list(image.direction),
-                         "size": list(image.image.GetSize())} for role, image in (("fixed", fixed), ("moving", moving))},
-        sources={name: getattr(job, name) for name in job.paths("input") if getattr(job, name)},
-    )  # fmt: skip
-    if job.summary:
-        text = json.dumps(summary.to_dict(), indent=2)
-        write_text_atomically(job.summary, text)
+    staged = OutputSet()  # every output appears at the end, together
+    try:
+        outputs = write_transforms_2d(matrix_files, job.output_transform, matrix_3d, staged)
+        if warped is not None:
+            staged.write(job.output_volume, lambda tmp: sitk.WriteImage(warped, tmp, True))
+            outputs["volume"] = job.output_volume
+        if picture is not None:
+            staged.write(job.checkerboard, lambda tmp: write_png(picture, tmp))
+            outputs["checkerboard"] = qa.checkerboard = job.checkerboard
+        if job.summary:
+            outputs["summary"] = job.summary
+        start = result.start
+        summary = Summary2D(
+            matrix=result.matrix.round(9).tolist(), angle_deg=round(result.angle_deg, 4),
+            scales=[round(s, 6) for s in result.scales],
+            start={"angle_deg": start.angle_deg, "scale": round(start.scale, 6), "poses": start.poses,
+                   "mutual_information": round(start.mutual_information, 6)},
+            engine=job.engine, preset=job.preset, version=result.version, seed=job.seed,
+            pixel_mm={"fixed": fixed.pixel_mm, "moving": moving.pixel_mm},
+            pixel_source={"fixed": fixed.pixel_source, "moving": moving.pixel_source},
+            timings=result.timings, qa=qa.to_dict(), outputs=outputs, preset_files=result.preset_files,
+            threads=result.threads, mmreg_version=__version__, candidates=result.candidates,
+            working_pixel_mm=result.working_pixel_mm, matrix_files=matrix_files.round(9).tolist(),
+            warnings=result.warnings + _plane_warnings(fixed, moving),
+            command=register2d_command(job), simpleitk_version=sitk.Version.VersionString(),
+            python_version=platform.python_version(),
+            geometry={role: {"origin_lps_mm": list(image.origin), "direction": list(image.direction),
+                             "size": list(image.image.GetSize())} for role, image in (("fixed", fixed), ("moving", moving))},
+            sources={name: getattr(job, name) for name in job.paths("input") if getattr(job, name)},
+        )  # fmt: skip
+        if job.summary:
+            text = json.dumps(summary.to_dict(), indent=2)
+            staged.write(job.summary, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        staged.commit()  # a failure or a stop before this leaves the earlier run's files as they were
+    finally:
+        staged.discard()
     return Registration2DJobResult(summary, JobOutputs.from_dict(outputs))
 
 

@@ -94,19 +94,20 @@ def stage_progress(emit: Callable[[dict], None]) -> Callable:
 def execute(job: StackJob, progress: Callable):
     """Check and run the job in this process, write its JSON summary if asked; returns the summary
     (:class:`..stack.align.StackSummary`) and the pixel size used (mm). ``progress`` wraps an iterable."""
-    from ..core.files import write_text_atomically
+    from ..core.files import OutputSet
     from ..stack.align import NEIGHBOURS, stack_sections
 
     paths, pixel_mm, reference = check_stack_job(job)
-    summary = stack_sections(
-        paths, pixel_mm, job.section_mm, job.output_volume, job.output_transforms, affine=job.affine,
-        neighbours=job.neighbours or NEIGHBOURS, threads=job.threads, progress=progress, reference=reference,
-        reference_every=job.reference_every,
-    )  # fmt: skip
-    if job.summary:
-        summary.outputs["summary"] = str(job.summary)
-        text = json.dumps(summary.to_dict(), indent=2)
-        write_text_atomically(job.summary, text)
+    with OutputSet() as staged:  # the volume, the CSV and the summary appear together (a stop between mixed runs)
+        summary = stack_sections(
+            paths, pixel_mm, job.section_mm, job.output_volume, job.output_transforms, affine=job.affine,
+            neighbours=job.neighbours or NEIGHBOURS, threads=job.threads, progress=progress, reference=reference,
+            reference_every=job.reference_every, staged=staged,
+        )  # fmt: skip
+        if job.summary:
+            summary.outputs["summary"] = str(job.summary)
+            text = json.dumps(summary.to_dict(), indent=2)
+            staged.write(job.summary, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     return summary, pixel_mm
 
 

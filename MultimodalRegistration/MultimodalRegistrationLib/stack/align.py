@@ -15,12 +15,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..core.errors import InputError
+from ..core.files import OutputSet
 from ..core.records import Record
 from .anchors import AnchorPicker, anchor_every
 from .frame import plane_frame, shifted
@@ -224,25 +226,28 @@ def stack_sections(
     paths: list[Path], pixel_mm: float, section_mm: float, output_volume: str | Path | None = None,
     output_transforms: str | Path | None = None, affine: bool = False, neighbours: int = NEIGHBOURS,
     threads: int = 2, progress: Callable = _no_progress, reference: Reference | None = None,
-    reference_every: int | None = None,
+    reference_every: int | None = None, staged: OutputSet | None = None,
 ) -> StackSummary:  # fmt: skip
-    """Align the sections and write the CSV and the volume (each optional); the summary says what happened."""
+    """Align the sections and write the CSV and the volume (each optional), together (into ``staged`` when given:
+    the caller moves them into place with its other files); the summary says what happened."""
     alignment = align_sections(paths, pixel_mm, affine, neighbours, threads, progress=progress, reference=reference,
                                reference_every=reference_every)  # fmt: skip
     outputs = {}
     timings = dict(alignment.timings_s)
-    if output_volume:
-        clock = time.perf_counter()
-        written = [r.status != "missing" for r in alignment.sections]
-        if any(written):
-            write_volume(output_volume, list(paths), alignment.poses, written, pixel_mm, section_mm, alignment.bright,
-                         progress=lambda items: progress(items, desc="writing volume", unit="section"),
-                         plane_size=alignment.plane_size)  # fmt: skip
-            outputs["volume"] = str(output_volume)
-        timings["volume_s"] = time.perf_counter() - clock
-    if output_transforms:  # after the volume, the long write: stopped during it, no CSV is left without its volume
-        write_transforms_csv(alignment.poses, output_transforms)
-        outputs["transforms"] = str(output_transforms)
+    with OutputSet() if staged is None else nullcontext(staged) as files:
+        if output_volume:
+            clock = time.perf_counter()
+            written = [r.status != "missing" for r in alignment.sections]
+            if any(written):
+                files.write(output_volume, lambda tmp: write_volume(
+                    tmp, list(paths), alignment.poses, written, pixel_mm, section_mm, alignment.bright,
+                    progress=lambda items: progress(items, desc="writing volume", unit="section"),
+                    plane_size=alignment.plane_size))  # fmt: skip
+                outputs["volume"] = str(output_volume)
+            timings["volume_s"] = time.perf_counter() - clock
+        if output_transforms:
+            files.write(output_transforms, lambda tmp: write_transforms_csv(alignment.poses, tmp))
+            outputs["transforms"] = str(output_transforms)
     return StackSummary(
         sections=alignment.sections, pixel_mm=pixel_mm, section_mm=section_mm, affine=affine, neighbours=neighbours,
         pairs=len(alignment.pairs), timings_s={k: round(v, 3) for k, v in timings.items()}, outputs=outputs,
