@@ -96,13 +96,6 @@ def _method(cls: str, name: str) -> ast.FunctionDef:
     return next(n for n in _class(cls).body if isinstance(n, ast.FunctionDef) and n.name == name)
 
 
-def _value(node: ast.expr):
-    """A literal, or a name from core.choices (the module's constants)."""
-    if isinstance(node, ast.Name):
-        return getattr(choices, node.id)
-    return ast.literal_eval(node)
-
-
 # --------------------------------------------------------------------------- the .ui
 def test_guidance_section_is_a_collapsed_collapsible_button_holding_every_guidance_widget():
     widgets = _widgets()
@@ -193,14 +186,7 @@ def test_guidance_scalars_use_the_wrappers_validators():
     assert "float" in _names(weight) and "WithinRange" in _names(weight)
     metric = fields["metric"]
     assert "str" in _names(metric) and "Choice" in _names(metric) and "GUIDANCE_METRICS" in _names(metric)
-    # Every WithinRange matches its spin box's limits (connectGui sets them, the .ui should agree).
-    bound = _bound_widgets()
-    for field, annotation in fields.items():
-        calls = [n for n in ast.walk(annotation) if isinstance(n, ast.Call)]
-        for call in (c for c in calls if getattr(c.func, "id", "") == "WithinRange"):
-            low, high = (_value(arg) for arg in call.args)
-            widget = bound[field]
-            assert (float(_property(widget, "minimum")), float(_property(widget, "maximum"))) == (low, high), field
+    # That every WithinRange matches its spin box's limits, in every module: test_ui_connectors.
 
 
 # --------------------------------------------------------------------------- widget -> logic -> library

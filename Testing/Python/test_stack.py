@@ -428,7 +428,8 @@ def test_sections_scanned_with_other_margins_keep_all_their_tissue_in_the_volume
         padded[80:, 80:] = rgb
         Image.fromarray(padded).save(path)
     volume_path, csv_path = tmp_path / "volume.nrrd", tmp_path / "sections.csv"
-    stack_sections(data.paths, PIXEL_MM, SECTION_MM, volume_path, csv_path)
+    summary = stack_sections(data.paths, PIXEL_MM, SECTION_MM, volume_path, csv_path)
+    assert summary.made_by["mmreg"] and summary.made_by["simpleitk"] == sitk.Version.VersionString()  # provenance
     volume = sitk.GetArrayFromImage(sitk.ReadImage(str(volume_path)))
     poses = read_transforms_csv(csv_path)
     for k in range(6):

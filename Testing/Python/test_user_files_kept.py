@@ -90,3 +90,19 @@ def test_a_run_stopped_while_writing_leaves_the_earlier_outputs_as_they_were(tmp
     run_registration_job(job, lambda event: None)
     assert sorted(p.name for p in out.iterdir()) == ["R.nrrd", "T.h5", "s.json"]
     assert json.loads((out / "s.json").read_text())["outputs"]["volume"] == str(out / "R.nrrd")
+
+
+def test_records_say_where_their_command_ran_and_with_which_versions(tmp_path, capsys, monkeypatch):
+    """prealign recorded its command with relative paths and no folder: run elsewhere it failed (audit)."""
+    from MultimodalRegistrationLib.core.made_by import made_by
+
+    for name, shift in (("f.csv", 0), ("m.csv", 5)):
+        rows = [f"p{i},{x + shift},{y},{z}" for i, (x, y, z) in enumerate([(0, 0, 0), (40, 0, 0), (0, 40, 0), (0, 0, 40)])]
+        (tmp_path / name).write_text("label,x,y,z\n" + "\n".join(rows) + "\n")
+    monkeypatch.chdir(tmp_path)
+    argv = ["prealign", "--fixed-points", "f.csv", "--moving-points", "m.csv", "--output-transform", "T.tfm",
+            "--json", "fit.json"]  # fmt: skip
+    assert main(argv) == EXIT_OK, capsys.readouterr().err
+    record = json.loads((tmp_path / "fit.json").read_text())
+    assert record["command"].startswith("mmreg prealign --fixed-points f.csv") and record["working_folder"] == str(tmp_path)
+    assert set(made_by()) == {"mmreg", "simpleitk", "python"}  # versions; a command only with the arguments

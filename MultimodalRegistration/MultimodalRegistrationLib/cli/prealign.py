@@ -73,6 +73,7 @@ def command_prealign(arguments: argparse.Namespace) -> int:
     if job.summary:
         summary = fit.summary()
         summary.command = shlex.join(["mmreg", *map(str, getattr(arguments, "argv", sys.argv[1:]))])
+        summary.working_folder = os.getcwd()  # the command's relative paths are relative to it (audit)
         summary.inputs = {name: os.path.abspath(getattr(job, name)) if getattr(job, name) else None
                           for name in PrealignJob.paths("input")}  # fmt: skip
         summary.points_systems = {f"{role}_points": {"system": read.system.system, "declared": read.system.declared}

@@ -82,6 +82,7 @@ class PrealignSummary(Record):
     library_version: str | None = field(default=None, metadata=OMIT)  # set by the fit; None in older records
     field_grid: FieldGrid | None = field(default=None, metadata=OMIT)
     command: str | None = field(default=None, metadata=OMIT)
+    working_folder: str | None = field(default=None, metadata=OMIT)  # where ``command`` was typed (its relative paths)
     inputs: dict[str, str | None] | None = field(default=None, metadata=OMIT)
     # each points file's coordinate system as read ("RAS"/"LPS") and what in the file said so
     points_systems: dict[str, dict[str, str]] | None = field(default=None, metadata=OMIT)

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.files import OutputSet
+from ..core.made_by import made_by
 from ..core.records import Record
 from .anchors import AnchorPicker, anchor_every
 from .frame import plane_frame, shifted
@@ -63,6 +64,7 @@ class StackSummary(Record):
     reference_from_volume: list[list[float]] | None = None  # 3x3, x_ref = M x_out (mm), when a reference was given
     # 4x4, the volume's LPS points -> the reference image's (mm): the volume placed on the reference
     volume_to_reference_lps: list[list[float]] | None = None
+    made_by: dict | None = None  # versions (core.made_by); None in older records
 
     def problems(self) -> list[SectionReport]:
         return [s for s in self.sections if s.status != "ok"]
@@ -255,6 +257,7 @@ def stack_sections(
             "path": reference.path, "offset_mm": reference.offset_mm, "every": alignment.reference_every,
             "sections": alignment.reference_sections, "flipped_axes": list(reference.flipped_axes),
         },
+        made_by=made_by(),
         reference_from_volume=None if alignment.reference_pose is None else alignment.reference_pose.tolist(),
         volume_to_reference_lps=None if alignment.reference_pose is None
         else np.round(reference.volume_to_lps(alignment.reference_pose), 9).tolist(),
