@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import SimpleITK as sitk
 from MultimodalRegistrationLib.cli.main import main
 from MultimodalRegistrationLib.core.errors import EXIT_OK
-
-
-def blob(size=(40, 36, 30), spacing=(2.0, 2.0, 2.5)) -> sitk.Image:
-    z, y, x = np.meshgrid(*[np.linspace(-1, 1, n) for n in size[::-1]], indexing="ij")
-    array = 1000 * (x**2 + y**2 + z**2 < 0.5) + np.random.default_rng(0).normal(20, 5, x.shape)
-    image = sitk.GetImageFromArray(array.astype(np.int16))
-    image.SetSpacing(spacing)
-    return image
+from test_prep_cli import blob  # a bright ellipsoid in a dark box
 
 
 def test_prep_leaves_a_mask_it_did_not_write_and_removes_one_it_did(tmp_path, capsys):
