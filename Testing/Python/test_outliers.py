@@ -49,3 +49,16 @@ def test_a_registration_with_a_hot_voxel_runs_and_lands(pair, value):
     assert mean_error_mm(result.transform, pair.truth, pair.head_points) < 1.0
     assert any("far outside its intensity range" in warning for warning in result.warnings)
     assert 0.2 < result.metric_before < result.metric_after  # measured on the clipped images, not 0.000
+
+
+def test_qa_measures_a_spiked_image_as_the_registration_did(pair):
+    """The registration's MI comes from the clipped images; QA's did not (a 1e6 voxel: MI about 0 before and after),
+    so a batch's QA disagreed with the summary it checks."""
+    from MultimodalRegistrationLib.qa.assess import QAOptions, assess_registration
+
+    hot = spiked(pair.moving, 1e6)
+    report = assess_registration(pair.fixed, hot, pair.truth, QAOptions(jacobian_spacing_mm=4.0))
+    clean = assess_registration(pair.fixed, pair.moving, pair.truth, QAOptions(jacobian_spacing_mm=4.0))
+    assert report.images_after.mutual_information == pytest.approx(clean.images_after.mutual_information, abs=0.02)
+    assert clean.images_after.mutual_information > 0.3
+    assert any("far outside its intensity range" in warning for warning in report.warnings)
