@@ -320,3 +320,33 @@ def test_a_batch_lock_left_on_a_file_its_holder_removed_is_not_shared(tmp_path):
             order.append("third")
     os.close(late)
     assert order == ["first", "second"]
+
+
+def test_an_earlier_result_left_aside_by_a_stopped_dask_case_is_back_before_the_resume_check(tmp_path):
+    """A dask worker stopped with the batch never reached its restore: the earlier result stayed hidden in .earlier
+    and even the original command registered the case again (review)."""
+    folder = tmp_path / "c1"
+    job = CaseJob(case="c1", fixed="f.nrrd", moving="m.nrrd", output_transform=str(folder / "transform.h5"))
+    (folder / batch.EARLIER).mkdir(parents=True)
+    (folder / batch.EARLIER / "transform.h5").write_text("earlier transform")
+    (folder / batch.EARLIER / DONE).write_text(json.dumps(CaseRecord("c1", "ok", "the hash", 3.0).to_dict()))
+    (folder / "transform.h5").write_text("half of a stopped run")
+    record = batch._is_done(job, "the hash")
+    assert record is not None and record.hash == "the hash"
+    assert (folder / "transform.h5").read_text() == "earlier transform" and not (folder / batch.EARLIER).exists()
+
+
+def test_a_file_system_without_locks_runs_the_batch_unguarded(tmp_path, monkeypatch):
+    """flock raised OSError (ENOLCK) on cluster file systems without locks: the batch stopped with a traceback."""
+    import errno
+    import fcntl
+
+    from MultimodalRegistrationLib.process import batch_lock as locking
+
+    def unsupported(descriptor, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", unsupported)
+    with locking.batch_lock(tmp_path):
+        assert (tmp_path / locking.LOCK_NAME).exists()
+    assert not (tmp_path / locking.LOCK_NAME).exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,14 @@ def test_the_recorded_command_repeats_the_transform_bit_for_bit(pair_files, tmp_
     again = json.loads((tmp_path / "again.json").read_text())
     assert again["metric"]["after"] == summary["metric"]["after"]
     assert again["provenance"]["seed"] == summary["provenance"]["seed"]
+
+
+def test_a_rotation_limit_that_narrows_nothing_is_not_recorded():
+    """The panel greys the box out under --init geometry but still passes its value: the recorded command then
+    held --max-rotation-deg 30, which mmreg refuses where no search runs (review)."""
+    from MultimodalRegistrationLib.process.command import register_command
+
+    job = RegistrationJob(fixed="f.nrrd", moving="m.nrrd", output_transform="T.h5", init="geometry",
+                          max_rotation_deg=30.0)  # fmt: skip
+    assert "--max-rotation-deg" not in register_command(job)
+    assert "--max-rotation-deg 30" in register_command(replace(job, init="any-pose"))

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from MultimodalRegistrationLib.cli.main import main
-from MultimodalRegistrationLib.core.errors import EXIT_INPUT
+from MultimodalRegistrationLib.core.errors import EXIT_INPUT, InputError
 from MultimodalRegistrationLib.core.images import write_image
 
 PRESETS = Path(__file__).resolve().parents[2] / "Resources" / "Presets"
@@ -1844,10 +1844,6 @@ STACK_OUTPUT_CASES = {  # written into the sections' folder, the volume was stac
         stack_output_among_the_sections("--output-volume", "V.nrrd"),
         "V.nrrd lies in the sections' folder",
     ),
-    "stack: --output-transforms in the sections' folder": Case(
-        stack_output_among_the_sections("--output-transforms", "T.csv"),
-        "T.csv lies in the sections' folder",
-    ),
     "stack: --output-volume matching the sections' glob": Case(
         stack_output_among_the_sections("--output-volume", "V.nrrd", glob="*"),
         "matches the sections' glob",
@@ -2018,3 +2014,14 @@ CASES.update(AUDIT_OUTPUT_CASES)
 @pytest.mark.parametrize("name", list(AUDIT_OUTPUT_CASES))
 def test_an_output_that_would_lose_a_file_or_a_wrong_cause_is_refused(name, tmp_path, private_tmp, capsys):
     _assert_refused(AUDIT_OUTPUT_CASES[name], tmp_path, private_tmp, capsys)
+
+
+def test_a_stack_s_csv_and_json_may_sit_beside_its_sections(tmp_path):
+    """Sections are images: a CSV or JSON kept in their folder is never read as one (a stack.json beside its
+    sections was refused; review). An image there is."""
+    from MultimodalRegistrationLib.stack.sections import check_outputs_beside_sections
+
+    check_outputs_beside_sections(str(tmp_path), {"--output-transforms": str(tmp_path / "T.csv"),
+                                                  "--json": str(tmp_path / "stack.json")})  # fmt: skip
+    with pytest.raises(InputError, match="V.nrrd lies in the sections' folder"):
+        check_outputs_beside_sections(str(tmp_path), {"--output-volume": str(tmp_path / "V.nrrd")})

@@ -62,3 +62,29 @@ def test_qa_measures_a_spiked_image_as_the_registration_did(pair):
     assert report.images_after.mutual_information == pytest.approx(clean.images_after.mutual_information, abs=0.02)
     assert clean.images_after.mutual_information > 0.3
     assert any("far outside its intensity range" in warning for warning in report.warnings)
+    record = report.to_dict()  # qa.json says with which versions it was measured (it gave the library's only)
+    assert record["made_by"]["simpleitk"] == sitk.Version.VersionString()
+    assert type(report).from_dict(record).made_by == record["made_by"]
+
+
+def test_rows_as_long_as_the_sample_stride_and_a_bright_bead_are_left_alone():
+    """A strided sample lined up with 512-voxel rows read only the edge column: every voxel of the anatomy counted
+    as an outlier and half the image was clipped (review). A bead a few spans above the tissue is no outlier."""
+    _, y, x = np.mgrid[0:391, 0:64, 0:512]
+    body = np.where(((x - 256) / 200) ** 2 + ((y - 32) / 25) ** 2 < 1, 400.0, 0.0).astype(np.float32)
+    assert clip_outliers(sitk.GetImageFromArray(body), "image")[1] is None
+    body[100:103, 30:33, 250:253] = 1500.0  # about 4 spans above the tissue
+    assert clip_outliers(sitk.GetImageFromArray(body), "image")[1] is None
+    body[10, 10, 10] = 1e6  # a hot voxel: everything beyond 2 spans goes, the bead's 27 voxels with it
+    clipped, warning = clip_outliers(sitk.GetImageFromArray(body), "image")
+    assert "holds 28 voxel(s)" in warning and sitk.GetArrayViewFromImage(clipped).max() == 1200.0
+
+
+def test_a_guided_result_refused_under_the_segments_metric_is_not_said_to_agree_better():
+    """--metric segments sets the intensities aside: their verdict is not a reason to doubt the guidance (review)."""
+    from MultimodalRegistrationLib.registration.rules.keep import OUTVOTED, images_outvote_guidance
+
+    worse = {"worse": "landmark distance 30.45 mm > 0.00 mm (RMS)", "intensity": True}
+    assert images_outvote_guidance(0.277, 0.726, worse).startswith(OUTVOTED)
+    assert images_outvote_guidance(0.277, 0.726, {**worse, "intensity": False}) == ""
+    assert images_outvote_guidance(0.12, 0.25, worse) == ""  # a small gain from near nothing: not far better

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
 import SimpleITK as sitk
 from MultimodalRegistrationLib.cli.main import main
 from MultimodalRegistrationLib.core.errors import EXIT_OK
@@ -98,3 +100,81 @@ def test_records_say_where_their_command_ran_and_with_which_versions(tmp_path, c
     record = json.loads((tmp_path / "fit.json").read_text())
     assert record["command"].startswith("mmreg prealign --fixed-points f.csv") and record["working_folder"] == str(tmp_path)
     assert set(made_by()) == {"mmreg", "simpleitk", "python"}  # versions; a command only with the arguments
+
+
+HELD_SIGNAL = """
+import os, signal, sys, threading, time
+from pathlib import Path
+import numpy  # BLAS threads: a signal may be given to one of them
+from MultimodalRegistrationLib.core import files
+folder = Path(sys.argv[1])
+staged = files.OutputSet()
+for i in range(100):
+    staged.write(folder / f"f{i}.txt", lambda tmp, i=i: Path(tmp).write_text(str(i)))
+replace = files.os.replace
+files.os.replace = lambda a, b: (time.sleep(0.003), replace(a, b))
+threading.Thread(target=lambda: (time.sleep(0.05), os.kill(os.getpid(), signal.SIGINT))).start()
+try:
+    staged.commit()
+    time.sleep(1)
+except KeyboardInterrupt:
+    print("stopped after", len(list(folder.glob("f*.txt"))), "files;", len(list(folder.glob(".partial*"))), "partial")
+"""
+
+
+def test_a_signal_during_a_commit_waits_for_every_file(tmp_path):
+    """Blocking SIGINT in the main thread held nothing: numpy's threads took the signal and Python raised it in the
+    middle of the moves (review). The handlers note it and raise it once every file is in place."""
+    import subprocess
+    import sys
+
+    from MultimodalRegistrationLib.process.worker import library_root
+
+    run = subprocess.run([sys.executable, "-c", HELD_SIGNAL, str(tmp_path)], capture_output=True, text=True,
+                         env={**__import__("os").environ, "PYTHONPATH": str(library_root())}, timeout=60, check=False)  # fmt: skip
+    assert run.stdout.strip() == "stopped after 100 files; 0 partial", run.stderr[-2000:]
+
+
+def test_a_commit_that_cannot_move_every_file_moves_none(tmp_path):
+    from MultimodalRegistrationLib.core.files import OutputSet
+
+    (tmp_path / "b.txt").mkdir()  # a folder where a file goes
+    (tmp_path / "a.txt").write_text("earlier")
+    with pytest.raises(OSError, match="it is a folder"), OutputSet() as staged:
+        staged.write(tmp_path / "a.txt", lambda tmp: Path(tmp).write_text("new"))
+        staged.write(tmp_path / "b.txt", lambda tmp: Path(tmp).write_text("new"))
+    assert (tmp_path / "a.txt").read_text() == "earlier" and sorted(p.name for p in tmp_path.iterdir()) == ["a.txt",
+                                                                                                        "b.txt"]
+
+
+def test_a_mask_an_earlier_prep_named_relatively_goes_when_run_from_elsewhere(tmp_path, monkeypatch, capsys):
+    """Older prep.json files name their outputs as typed: resolved from another working folder, the earlier
+    fixed_mask.nrrd was kept beside new images it did not belong to (review)."""
+    for role in ("fixed", "moving"):
+        sitk.WriteImage(blob(), str(tmp_path / f"{role}.nrrd"))
+    out = tmp_path / "out"
+    argv = ["prep", "--fixed", str(tmp_path / "fixed.nrrd"), "--moving", str(tmp_path / "moving.nrrd")]
+    assert main(argv + ["--mask-fixed", "auto", "--output-dir", str(out)]) == EXIT_OK
+    record = json.loads((out / "prep.json").read_text())
+    record["outputs"] = {name: Path(path).name for name, path in record["outputs"].items()}  # as an older run wrote it
+    (out / "prep.json").write_text(json.dumps(record))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(argv + ["--crop-common", "--output-dir", str(out)]) == EXIT_OK
+    assert sorted(p.name for p in out.iterdir()) == ["fixed.nrrd", "moving.nrrd", "prep.json"]
+
+
+def test_a_report_s_pictures_folder_may_hold_what_file_browsers_leave(tmp_path):
+    """A .DS_Store or Thumbs.db in the figures folder made a QA rerun refuse (review); a file of the user's does."""
+    from MultimodalRegistrationLib.core.errors import InputError
+    from MultimodalRegistrationLib.qa.assess import check_report_path
+
+    figures = tmp_path / "qa_figures"
+    figures.mkdir()
+    for name in (".DS_Store", "Thumbs.db", "desktop.ini", "fusion_after.png"):
+        (figures / name).write_text("x")
+    check_report_path(tmp_path / "qa.html")
+    (figures / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match=r"holds files mmreg did not write \(notes.txt\)"):
+        check_report_path(tmp_path / "qa.html")

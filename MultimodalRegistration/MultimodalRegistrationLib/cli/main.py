@@ -25,7 +25,7 @@ from ..core.errors import (
 )
 from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from ..process.jobs import RegistrationJob, log_beside
-from ..process.preflight import check_inverse_wanted, preflight_registration
+from ..process.preflight import check_inverse_wanted, preflight_registration, rotation_limit_applies
 from ..process.results import RegistrationJobResult
 from ..process.worker import WorkerFailure
 from ..registration.describe import describe_guidance, describe_piecewise, describe_result
@@ -74,11 +74,9 @@ def job_from_arguments(arguments: argparse.Namespace) -> RegistrationJob:
 def refuse_unused_rotation_limit(job: RegistrationJob) -> None:
     """``--max-rotation-deg`` narrows the any-pose search: refused where none runs (it was accepted and ignored,
     while the summary recorded it). The panel greys its box out there instead."""
-    if job.max_rotation_deg >= FULL_ROTATION_DEG:
+    if job.max_rotation_deg >= FULL_ROTATION_DEG or rotation_limit_applies(job):
         return
     guided = bool(job.fixed_segmentation and job.moving_segmentation) or bool(job.guidance_fixed_points)
-    if job.init == "any-pose" or (job.init == "auto" and not job.initial_transform and not guided):
-        return
     why = ("the guided start" if job.init == "auto" and guided else "the initial transform" if job.init == "auto"
            else f"--init {job.init}")  # fmt: skip
     raise InputError(f"--max-rotation-deg narrows the any-pose search, which {why} replaces: drop it, or use "
@@ -184,6 +182,17 @@ def refuse_empty_values(argv: list[str]) -> None:
         raise InputError(f"{option} is empty: give its value, or leave the option out (is a variable unset?)")
 
 
+def _what_was_written() -> str:
+    """What a stopped command says it left: its outputs appear together, so either nothing or the whole set (a
+    stop that came while they were moved into place is handled once they are all there)."""
+    from ..core.files import committed
+
+    written = committed()
+    if not written:
+        return "nothing was written"
+    return f"its outputs were written first ({', '.join(str(path) for path in written[:3])}{' ...' if len(written) > 3 else ''})"
+
+
 def main(argv: list[str] | None = None) -> int:
     typed = list(sys.argv[1:] if argv is None else argv)
     arguments = build_parser().parse_args(_with_negative_lists_attached(typed))
@@ -199,9 +208,9 @@ def main(argv: list[str] | None = None) -> int:
         refuse_empty_values(typed)
         return arguments.handler(arguments)
     except KeyboardInterrupt:
-        failure = WorkerFailure("cancelled", "interrupted; nothing was written", exit_code=EXIT_INTERRUPTED)
+        failure = WorkerFailure("cancelled", f"interrupted; {_what_was_written()}", exit_code=EXIT_INTERRUPTED)
     except Terminated:
-        failure = WorkerFailure("cancelled", "terminated; nothing was written", exit_code=EXIT_TERMINATED)
+        failure = WorkerFailure("cancelled", f"terminated; {_what_was_written()}", exit_code=EXIT_TERMINATED)
     except WorkerFailure as error:
         failure = error
     except InputError as error:  # library errors raised in this process

@@ -83,7 +83,7 @@ def command_prep(arguments: argparse.Namespace) -> int:
     if not job.prep.steps_on():
         steps = ", ".join(option_flag(f) for f in option_fields(PrepOptions) if f.metadata.get("step"))
         raise InputError(f"no preparation step is given: choose one or more of {steps}")
-    options, output_dir = job.prep, Path(job.output_dir)
+    options, output_dir = job.prep, Path(job.output_dir).expanduser().resolve()  # prep.json names files absolutely
     flags = PrepJob.options("input")
     inputs = {flags[name]: getattr(job, name) for name in PrepJob.paths("input")}
     inputs |= {option_flag(f): _file_given(getattr(options, f.name)) for f in option_fields(PrepOptions)

@@ -11,6 +11,7 @@ import re
 import shutil
 import signal
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -79,17 +80,39 @@ def _finish(tmp: str) -> None:
     os.chmod(tmp, 0o666 & ~umask)
 
 
+_COMMITTED: list[Path] = []  # files this process moved into place (core.files.OutputSet), for what a stop says
+
+
+def committed() -> list[Path]:
+    """The output files this process has moved into place so far (a stopped run says it wrote them)."""
+    return list(_COMMITTED)
+
+
 @contextmanager
 def signals_held() -> Iterator[None]:
-    """SIGINT and SIGTERM held back while the block runs (POSIX; delivered when it ends): for steps that must not
-    be cut in two, such as moving a set of finished files into place."""
-    held = {signal.SIGINT, signal.SIGTERM} if hasattr(signal, "pthread_sigmask") else set()
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held) if held else None
+    """SIGINT and SIGTERM held back while the block runs, then delivered: for steps that must not be cut in two,
+    such as moving a set of finished files into place. Python handles a signal in the main thread whichever thread
+    the system gave it to (numpy's BLAS threads take them: blocking them in one thread held nothing; review), so the
+    main thread's handlers are swapped for ones that note the signal, which is raised again once the block ends. In
+    another thread (no handlers can be set there) the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    noted: list[int] = []
+    previous = {}
+    for number in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(number)
+        if handler in (signal.SIG_IGN, None):  # ignored stays ignored; a handler not set from Python is left
+            continue
+        previous[number] = handler
+        signal.signal(number, lambda received, frame: noted.append(received))
     try:
         yield
     finally:
-        if held:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        for number in dict.fromkeys(noted):
+            signal.raise_signal(number)
 
 
 class OutputSet:
@@ -120,13 +143,19 @@ class OutputSet:
         self._removed.append(Path(path))
 
     def commit(self) -> None:
-        with signals_held():
-            for folder, path in self._staged:
-                for entry in sorted(folder.iterdir(), key=lambda entry: entry.name == path.name):
-                    _finish(str(entry))
-                    os.replace(entry, path.parent / entry.name)
-            for path in self._removed:
-                path.unlink(missing_ok=True)
+        try:
+            blocked = [str(path) for _, path in self._staged if path.is_dir()]
+            if blocked:  # checked before any move: a commit either moves every file or none
+                raise OSError(f"cannot write {blocked[0]}: it is a folder")
+            with signals_held():
+                for folder, path in self._staged:
+                    for entry in sorted(folder.iterdir(), key=lambda entry: entry.name == path.name):
+                        _finish(str(entry))
+                        os.replace(entry, path.parent / entry.name)
+                    _COMMITTED.append(path)
+                for path in self._removed:
+                    path.unlink(missing_ok=True)
+        finally:
             self.discard()
 
     def discard(self) -> None:

@@ -2,11 +2,12 @@
 
 One hot voxel (1e6 in an MR whose tissue ends at 450: a conversion error, a dead detector pixel) stretches the
 metric's histogram over its whole range, so every tissue falls into one bin: elastix then stopped with "Too many
-samples map outside moving image buffer" and a hint about overlap (audit). Values beyond OUTLIER_SPANS times the
-image's 0.1-99.9 percentile span, on either side, are clipped to that bound for the registration only; the files
-and the output volume keep them. Ordinary images are untouched: a CT's metal (3071 HU) lies within 2 spans of
-its bone, an MR's brightest voxels within one of its tissue (measured: none of the project's test images is
-clipped).
+samples map outside moving image buffer" and a hint about overlap (audit). When a value lies beyond OUTLIER_SPANS
+times the image's 0.1-99.9 percentile span (on either side), every value beyond CLIP_SPANS spans is clipped to that
+bound, for the registration and its QA only; the files and the output volume keep them. Ordinary images are
+untouched, bright small structures too (beads, a hot lesion: a few spans above the tissue): a CT's metal (3071 HU)
+lies within 2 spans of its bone, an MR's brightest voxels within one of its tissue (none of the shared, phantom or
+TRUS-like images is clipped).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-OUTLIER_SPANS = 2.0
-_SAMPLE_VOXELS = 200_000  # the percentiles are read off a strided sample; the extremes off every voxel
+OUTLIER_SPANS = 10.0  # a value this far out marks the image as holding outliers ...
+CLIP_SPANS = 2.0  # ... and values beyond this are clipped
+_SAMPLE_VOXELS = 200_000  # the percentiles are read off a random sample (a stride can alias with the rows); the
+# extremes off every voxel
 
 
 def clip_outliers(image: sitk.Image, role: str) -> tuple[sitk.Image, str | None]:
@@ -27,13 +30,14 @@ def clip_outliers(image: sitk.Image, role: str) -> tuple[sitk.Image, str | None]
     extremes.Execute(image)
     lowest, highest = extremes.GetMinimum(), extremes.GetMaximum()
     voxels = sitk.GetArrayViewFromImage(image).ravel()
-    low, high = np.percentile(voxels[:: max(1, voxels.size // _SAMPLE_VOXELS)], [0.1, 99.9])
+    sample = voxels[np.random.default_rng(0).integers(0, voxels.size, min(voxels.size, _SAMPLE_VOXELS))]
+    low, high = np.percentile(sample, [0.1, 99.9])
     span = float(high - low)
     if span <= 0:
         return image, None
-    floor, ceiling = float(low) - OUTLIER_SPANS * span, float(high) + OUTLIER_SPANS * span
-    if lowest >= floor and highest <= ceiling:
+    if lowest >= float(low) - OUTLIER_SPANS * span and highest <= float(high) + OUTLIER_SPANS * span:
         return image, None
+    floor, ceiling = float(low) - CLIP_SPANS * span, float(high) + CLIP_SPANS * span
     count = int(np.count_nonzero((voxels < floor) | (voxels > ceiling)))
     clipped = sitk.Clamp(image, lowerBound=max(floor, lowest), upperBound=min(ceiling, highest))
     return clipped, (

@@ -19,8 +19,11 @@ def alive(pid: int) -> bool:
     """Whether process ``pid`` runs (another user's process counts as running)."""
     if os.name == "nt":
         import ctypes
+        from ctypes import wintypes
 
-        kernel = ctypes.windll.kernel32
+        kernel = ctypes.WinDLL("kernel32", use_last_error=True)  # get_last_error reads the call's own error
+        kernel.OpenProcess.restype = wintypes.HANDLE
+        kernel.OpenProcess.argtypes = (wintypes.DWORD, wintypes.BOOL, wintypes.DWORD)
         handle = kernel.OpenProcess(_QUERY_LIMITED_INFORMATION, False, int(pid))
         if not handle:
             return ctypes.get_last_error() == 5  # access denied: it exists
@@ -77,10 +80,9 @@ def _group_runs(group: int) -> bool:
 def stop_tree(popen: subprocess.Popen, force: bool = False) -> None:
     """Stop a process started with :func:`own_group` and the processes it started: SIGTERM (SIGKILL when
     ``force``) to its group on POSIX; ``taskkill /T`` on Windows."""
-    if os.name == "nt":
-        if popen.poll() is not None:
-            return
-        subprocess.run(["taskkill", "/T", "/F", "/PID", str(popen.pid)], capture_output=True, check=False)
+    if os.name == "nt":  # the tree, also when the launcher itself has ended; no console window from Slicer
+        subprocess.run(["taskkill", "/T", "/F", "/PID", str(popen.pid)], capture_output=True, check=False,
+                       creationflags=subprocess.CREATE_NO_WINDOW)  # fmt: skip
         return
     popen.poll()  # reap a launcher that ended, so its group is judged by the processes it left
     try:

@@ -386,4 +386,6 @@ def _earlier_outputs(summary: Path) -> set[str]:
         outputs = json.loads(summary.read_text()).get("outputs") or {}
     except (OSError, ValueError, AttributeError):
         return set()
-    return {str(Path(path).resolve()) for path in outputs.values() if isinstance(path, str)}
+    # Older records hold the paths as typed: relative to the folder that run was started in, which may not be this
+    # one; the files are named as they lie in the record's own folder.
+    return {str((summary.parent / Path(path).name).resolve()) for path in outputs.values() if isinstance(path, str)}

@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -82,6 +82,7 @@ def stop_workers() -> None:
 
 
 _RESULT_FILES = (*CASE_FILES.values(), "resampled.nrrd", "qa.html", DONE, "qa_figures")
+RESTORE_WAIT_S = 10.0  # how long a stopped batch waits for its running cases to put earlier results back
 EARLIER = ".earlier"  # a case folder's earlier result while the case runs again
 
 
@@ -95,12 +96,8 @@ def _clear(folder: Path) -> None:
 def _set_aside(folder: Path) -> Path:
     """Move the case's earlier result into ``.earlier``: dropped once the case ends, put back if it is cancelled
     (a cancelled rerun deleted every finished result it had started, case.json then saying 'cancelled'; audit)."""
+    _recover_earlier(folder)  # a batch killed while the case ran: its earlier result first
     earlier = folder / EARLIER
-    if earlier.is_dir() and not (folder / DONE).exists():  # a batch killed while the case ran: the earlier result
-        _clear(folder)
-        for entry in earlier.iterdir():
-            entry.rename(folder / entry.name)
-    shutil.rmtree(earlier, ignore_errors=True)
     earlier.mkdir()
     for name in _RESULT_FILES:
         if (folder / name).exists():
@@ -162,7 +159,20 @@ def execute_case(job: dict, digest: str, timeout_s: float | None = None, python:
     return record.to_dict()
 
 
+def _recover_earlier(folder: Path) -> None:
+    """Put back a case's earlier result that a stopped run left aside (a dask worker stopped with the batch never
+    reached its own restore; review): unless that run finished, its record is the one to keep."""
+    earlier = folder / EARLIER
+    if not earlier.is_dir():
+        return
+    if (folder / DONE).exists():
+        shutil.rmtree(earlier, ignore_errors=True)
+    else:
+        _restore(folder, earlier)
+
+
 def _is_done(job: CaseJob, digest: str) -> CaseRecord | None:
+    _recover_earlier(Path(job.output_transform).parent)
     record = read_done(Path(job.output_transform).parent)
     if record is None or record.hash != digest:
         return None
@@ -207,14 +217,17 @@ def _announced(on_start: Callable[[str], None], case: str, *arguments) -> dict:
 def _run_local(jobs: list[tuple[CaseJob, str]], workers: int, timeout_s, python, on_case, on_start) -> None:
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mmreg-batch")
     _cancelled.clear()
+    futures = []
     try:
-        futures = [pool.submit(_announced, on_start, job.case, job.to_json(), digest, timeout_s, python)
-                   for job, digest in jobs]  # fmt: skip
+        futures += [pool.submit(_announced, on_start, job.case, job.to_json(), digest, timeout_s, python)
+                    for job, digest in jobs]  # fmt: skip
         for future in as_completed(futures):
             on_case(CaseRecord.from_dict(future.result()))
     except BaseException:
         _cancelled.set()  # a case whose worker is stopped now is not retried in a new one
-        pool.shutdown(wait=False, cancel_futures=True)  # run_batch then stops the workers
+        pool.shutdown(wait=False, cancel_futures=True)
+        stop_workers()  # the running cases end, and put their earlier results back ...
+        wait(futures, timeout=RESTORE_WAIT_S)  # ... before the batch lets go of its folder (review)
         raise
     pool.shutdown(wait=True)
 

@@ -41,6 +41,8 @@ def _try_lock(descriptor: int) -> bool:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
+    except OSError:  # a file system without locks (some cluster file systems): run unguarded, as before the lock
+        return True
     return True
 
 

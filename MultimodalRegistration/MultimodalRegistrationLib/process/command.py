@@ -12,6 +12,7 @@ import shlex
 
 from ..prep.options import PrepOptions, option_text
 from .jobs import RegistrationJob, log_beside, option_fields, option_flag
+from .preflight import rotation_limit_applies
 
 PROGRAM = "mmreg"
 
@@ -40,6 +41,8 @@ def register_arguments(job: RegistrationJob) -> list[str]:
     for field in option_fields(RegistrationJob):
         value = getattr(job, field.name)
         if value is None or value == [] or (value == field.default and not field.metadata["cli"].get("always")):
+            continue
+        if field.name == "max_rotation_deg" and not rotation_limit_applies(job):  # a panel's greyed-out box
             continue
         argv += [option_flag(field), option_text(value)]
     if job.log and job.output_transform and job.log == log_beside(job.output_transform):

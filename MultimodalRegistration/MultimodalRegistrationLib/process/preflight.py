@@ -29,6 +29,13 @@ def _named(job: RegistrationJob, kind: str) -> list[tuple[str, str | None]]:
     return [(roles.get(name, name.replace("_", " ")), getattr(job, name)) for name in job.paths(kind)]
 
 
+def rotation_limit_applies(job: RegistrationJob) -> bool:
+    """Whether ``max_rotation_deg`` narrows anything: the any-pose search runs (``init`` any-pose, or auto without
+    an initial transform or guidance, whose starts replace the search)."""
+    guided = bool(job.fixed_segmentation and job.moving_segmentation) or bool(job.guidance_fixed_points)
+    return job.init == "any-pose" or (job.init == "auto" and not job.initial_transform and not guided)
+
+
 def check_choices(job: RegistrationJob, linear: bool) -> None:
     """Refuse numbers and combinations no engine can use: they would fail (or be ignored) after the run."""
     check_seed(job.seed)

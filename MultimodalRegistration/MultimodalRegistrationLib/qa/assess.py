@@ -242,7 +242,9 @@ def check_report_path(report_path: str | os.PathLike) -> None:
         raise InputError(f"{folder} is a file, where the report's pictures go: move it or name the report otherwise")
     if folder.is_dir():  # a new report replaces the folder: only when it holds nothing but an earlier report's pictures
         ours = {f"{kind}_{stage}.png" for kind in KINDS for stage in ("before", "after")}
-        others = sorted(path.name for path in folder.iterdir() if path.name not in ours or not path.is_file())
+        system = {"Thumbs.db", "desktop.ini"}  # what file browsers leave, with dot files such as .DS_Store
+        others = sorted(path.name for path in folder.iterdir()
+                        if not (path.is_file() and (path.name in ours | system or path.name.startswith("."))))  # fmt: skip
         if others:
             shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
             raise InputError(f"{folder}, where the report's pictures go, holds files mmreg did not write ({shown}): "

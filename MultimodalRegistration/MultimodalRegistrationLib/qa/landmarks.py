@@ -324,7 +324,7 @@ def before_fitted_to(before: Transform, fixed_lps: np.ndarray, moving_lps: np.nd
     mapped = before.transform_points(fixed_lps)
     if not before.is_linear:
         return "interpolating" if np.linalg.norm(mapped - moving_lps, axis=1).max() < SAME_FIT_MM else None
-    for kind in ("rigid", "similarity", "affine")[: 3 if len(fixed_lps) >= 4 else 2]:
+    for kind in ("rigid", "similarity", "affine")[: 3 if len(fixed_lps) >= 5 else 2]:  # 4: an affine fits exactly
         fit = apply_model(fit_model(kind, fixed_lps, moving_lps), fixed_lps)
         if np.linalg.norm(fit - mapped, axis=1).max() < SAME_FIT_MM:
             return kind

@@ -2,8 +2,8 @@
 
 :func:`.assess.assess_registration` builds a :class:`QAReport`; the renderers (terminal summary,
 HTML report, Slicer table and status text) read its attributes. Its JSON form (``mmreg qa --json``)
-is :meth:`QAReport.to_dict`, with these keys: ``inputs``, ``transform``, ``library_version``,
-``warnings``, then ``landmarks`` and ``segmentation`` when given, ``images``, ``jacobian``,
+is :meth:`QAReport.to_dict`, with these keys: ``inputs``, ``transform``, ``library_version``, ``made_by``
+(versions), ``warnings``, then ``landmarks`` and ``segmentation`` when given, ``images``, ``jacobian``,
 ``inverse_consistency``, ``stability`` when run, ``seconds``, and ``pictures`` once written.
 Scripts read its attributes (``report.landmarks.tre``), or that dictionary.
 """
@@ -15,6 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..core.made_by import made_by
 from ..core.records import Record
 from ..core.transforms import Transform
 from ..core.version import __version__
@@ -62,6 +63,7 @@ class QAReport(Record):
     stability: StabilityResult | None = None
     inputs: dict[str, str] = field(default_factory=dict)
     library_version: str = __version__
+    made_by: dict = field(default_factory=made_by)  # versions (core.made_by); {} in older records
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     pictures: dict[str, dict[str, str]] | None = None
@@ -71,6 +73,7 @@ class QAReport(Record):
             "inputs": dict(self.inputs),
             "transform": self.transform.to_dict(),
             "library_version": self.library_version,
+            "made_by": dict(self.made_by),
             "warnings": list(self.warnings),
         }
         if self.landmarks is not None:
@@ -102,5 +105,6 @@ class QAReport(Record):
                            ("stability", StabilityResult)):  # fmt: skip
             parts[name] = kind.from_dict(record[name]) if record.get(name) is not None else None
         return cls(**parts, inputs=dict(record.get("inputs", {})), library_version=record.get("library_version", ""),
+                   made_by=dict(record.get("made_by") or {}),
                    warnings=list(record.get("warnings", [])), timings=dict(record.get("seconds", {})),
                    pictures=record.get("pictures"))  # fmt: skip

@@ -47,6 +47,9 @@ RESULT_DOUBTS = (WEAK_RESULT, FAR_FROM_START)
 # more than TRE_WORSE_MM, is worth a look at any human scale (5 mm: the clinical limit of a targeted biopsy); two
 # points files swapped or in another frame gave 86 mm with the verdict 'ok'.
 TRE_CHECK_MM = 5.0
+# When "before" is a landmark fit to the target points themselves, it is their least residual: only a result that
+# leaves them much further off counts as worse (review: the rule was dropped altogether).
+TRE_WORSE_FITTED_MM = 2.0
 TRE_WORSE_MM = 0.5
 # A linear result scaling any axis by less than this or more than that is a collapse or an explosion, not
 # anatomy: the bounds keep.check_linear_result refuses, repeated here for results made elsewhere.
@@ -253,7 +256,8 @@ def _landmark_rule(report: QAReport, verdict: Verdict, measures: dict) -> Verdic
     before = None if landmarks.tre_before is None else float(landmarks.tre_before.median_mm)
     measures.update(tre_median_after_mm=after, **({} if before is None else {"tre_median_before_mm": before}))
     was = "" if before is None else f" ({before:.1f} mm before)"
-    if before is not None and after > before + TRE_WORSE_MM and not landmarks.before_fitted:  # a fit's residual
+    margin = TRE_WORSE_FITTED_MM if landmarks.before_fitted else TRE_WORSE_MM  # a fit's residual is no accuracy
+    if before is not None and after > before + margin:
         return verdict.flagged("check", f"the target landmarks got worse: median TRE {after:.1f} mm{was}: check "
                                "the points files' pairing and frame, and the result")  # fmt: skip
     if after > TRE_CHECK_MM:

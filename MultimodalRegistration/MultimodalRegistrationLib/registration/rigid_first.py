@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .outcome import keep_no_worse
+from .rules.keep import OUTVOTED
 from .runs import RegistrationRun, RunPlan, pick_run, run_engines
 
 # The rigid phase's share of the engines' span of the progress bar.
@@ -41,6 +42,7 @@ def rigid_first(run: RegistrationRun, plan: RunPlan) -> RunPlan:
     best = pick_run(finished.finished, phase.warnings)
     kept = keep_no_worse(phase, plan, best)[0] if best is not None else None
     run.clock = phase.clock  # the phase's laps are in the shared timings
+    run.warnings += [warning for warning in phase.warnings if warning.startswith(OUTVOTED)]  # the rest: rigid_stage
     if kept is None:
         return replace(plan, rigid_stage=f"failed ({finished.tried[-1].get('error', '')}): not used",
                        from_guided_start=True)  # fmt: skip

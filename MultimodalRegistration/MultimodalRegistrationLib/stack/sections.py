@@ -77,19 +77,20 @@ def find_sections(where: str) -> list[Path]:
 
 
 def check_outputs_beside_sections(where: str, outputs: dict[str, str | None]) -> None:
-    """Refuse an output (option -> path) inside the sections' folder (``where`` a folder) or matching their glob:
-    the next run would stack the volume as one more section and overwrite it, an input of that run."""
+    """Refuse an image output (option -> path) inside the sections' folder (``where`` a folder) or matching their
+    glob: the next run would stack the volume as one more section and overwrite it, an input of that run. A CSV or
+    JSON there is fine: sections are images only (a stack.json kept beside its sections was refused; review)."""
     pattern = Path(where).expanduser().resolve()
     folder = pattern if pattern.is_dir() else None
     for option, path in outputs.items():
         target = Path(path).expanduser().resolve() if path else None
-        if target is None or not (target.parent == folder or (folder is None and target.match(str(pattern)))):
+        if target is None or suffix_of(target) not in IMAGE_2D_SUFFIXES:
+            continue
+        if not (target.parent == folder or (folder is None and target.match(str(pattern)))):
             continue
         place = f"lies in the sections' folder {folder}" if folder else f"matches the sections' glob {where}"
-        why = ("the next run would stack it as one more section" if suffix_of(target) in IMAGE_2D_SUFFIXES
-               else "keep the sections' folder for the sections")  # fmt: skip
-        raise InputError(f"{option} {path} {place}: {why}; write it outside, e.g. to "
-                         f"{target.parent.parent / target.name}")  # fmt: skip
+        raise InputError(f"{option} {path} {place}: the next run would stack it as one more section; write it "
+                         f"outside, e.g. to {target.parent.parent / target.name}")  # fmt: skip
 
 
 @dataclass

@@ -81,18 +81,19 @@ def why_not_kept(
 # information) is worth a word: one wrong landmark pair returned its start 35 mm off, MI 0.277 against the engine's
 # 0.729, without one (audit). On the TRUS-like pairs the refused results gain a few hundredths of a nat.
 IMAGES_OUTVOTE_RATIO = 1.5
-IMAGES_OUTVOTE_NATS = 0.1
+IMAGES_OUTVOTE_NATS = 0.2
+OUTVOTED = "the images agree far better at the engine's result"  # how the warning starts
 
 
 def images_outvote_guidance(metric_start: float, metric_after: float, guided: dict | None) -> str:
     """A warning when a guided result was refused for its guidance although the images agree far better at it
-    (see IMAGES_OUTVOTE_RATIO); "" otherwise."""
-    if not (guided and guided["worse"]):
+    (see IMAGES_OUTVOTE_RATIO); "" otherwise, and under ``--metric segments`` (the intensities were set aside)."""
+    if not (guided and guided["worse"] and guided.get("intensity", True)):
         return ""
     if metric_after < IMAGES_OUTVOTE_RATIO * metric_start or metric_after - metric_start < IMAGES_OUTVOTE_NATS:
         return ""
     return (
-        f"the images agree far better at the engine's result than at what was returned (mutual information "
+        f"{OUTVOTED} than at what was returned (mutual information "
         f"{metric_after:.3f} against {metric_start:.3f} nats), which the guidance refused ({guided['worse']}): if a "
         "landmark or segmentation may be wrong, check it, or run without the guidance"
     )
