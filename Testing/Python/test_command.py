@@ -43,9 +43,12 @@ def test_every_field_reads_back_through_mmregs_own_parser():
     )  # fmt: skip
     arguments = _parsed(job)
     for name in ("fixed", "moving", "engine", "preset", "fixed_mask", "moving_mask", "initial_transform", "init",
-                 "max_rotation_deg", "seed", "threads", "output_transform", "output_inverse", "output_volume",
+                 "seed", "threads", "output_transform", "output_inverse", "output_volume",
                  "summary", "fixed_segmentation", "moving_segmentation", "guidance_weight", "metric"):  # fmt: skip
         assert getattr(arguments, name) == getattr(job, name), name
+    assert arguments.max_rotation_deg == 180.0  # --init geometry runs no search: the limit is not recorded
+    searched = _parsed(replace(job, init="any-pose"))
+    assert searched.max_rotation_deg == 32.5
     assert arguments.guidance_fixed_points == job.guidance_fixed_points and arguments.guidance_moving_points == job.guidance_moving_points
     assert arguments.segments == "bone,liver" and arguments.piecewise == "femur,tibia"
     assert arguments.keep_log  # T.log is beside T.h5

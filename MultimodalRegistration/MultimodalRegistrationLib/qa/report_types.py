@@ -2,8 +2,8 @@
 
 :func:`.assess.assess_registration` builds a :class:`QAReport`; the renderers (terminal summary,
 HTML report, Slicer table and status text) read its attributes. Its JSON form (``mmreg qa --json``)
-is :meth:`QAReport.to_dict`, with these keys: ``inputs``, ``transform``, ``library_version``, ``made_by``
-(versions), ``warnings``, then ``landmarks`` and ``segmentation`` when given, ``images``, ``jacobian``,
+is :meth:`QAReport.to_dict`, with these keys: ``inputs``, ``transform``, ``library_version``,
+``warnings``, ``made_by`` (versions; not in older records), then ``landmarks`` and ``segmentation`` when given, ``images``, ``jacobian``,
 ``inverse_consistency``, ``stability`` when run, ``seconds``, and ``pictures`` once written.
 Scripts read its attributes (``report.landmarks.tre``), or that dictionary.
 """
@@ -73,9 +73,10 @@ class QAReport(Record):
             "inputs": dict(self.inputs),
             "transform": self.transform.to_dict(),
             "library_version": self.library_version,
-            "made_by": dict(self.made_by),
             "warnings": list(self.warnings),
         }
+        if self.made_by:  # not in records written before it was kept
+            record["made_by"] = dict(self.made_by)
         if self.landmarks is not None:
             record["landmarks"] = self.landmarks.to_dict()
         if self.segmentation is not None:
