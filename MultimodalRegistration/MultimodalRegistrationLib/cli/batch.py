@@ -100,8 +100,9 @@ def _stopped(stop: BaseException, done: int, total: int, arguments: argparse.Nam
     interrupted = isinstance(stop, KeyboardInterrupt)
     message = (
         f"{'interrupted' if interrupted else 'terminated'} after {done} of {total} cases: each case that ended is "
-        f"kept in {arguments.output_dir} (with its case.json); the running ones were stopped (recorded as "
-        "cancelled) and batch.csv and report.html were not written: run the same command again to resume"
+        f"kept in {arguments.output_dir} (with its case.json); the running ones were stopped (a case run again "
+        "keeps its earlier result, the others are recorded as cancelled) and batch.csv and report.html were not "
+        "written: run the same command again to resume"
     )
     return WorkerFailure("cancelled", message, exit_code=EXIT_INTERRUPTED if interrupted else EXIT_TERMINATED)
 

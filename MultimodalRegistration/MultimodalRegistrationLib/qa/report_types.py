@@ -3,8 +3,9 @@
 :func:`.assess.assess_registration` builds a :class:`QAReport`; the renderers (terminal summary,
 HTML report, Slicer table and status text) read its attributes. Its JSON form (``mmreg qa --json``)
 is :meth:`QAReport.to_dict`, with these keys: ``inputs``, ``transform``, ``library_version``,
-``warnings``, ``made_by`` (versions; not in older records), then ``landmarks`` and ``segmentation`` when given, ``images``, ``jacobian``,
-``inverse_consistency``, ``stability`` when run, ``seconds``, and ``pictures`` once written.
+``warnings``, ``made_by`` (versions; not in older records), then ``landmarks`` and ``segmentation`` when
+given, ``images``, ``jacobian``, ``inverse_consistency``, ``stability`` when run, ``seconds``, and
+``pictures`` once written.
 Scripts read its attributes (``report.landmarks.tre``), or that dictionary.
 """
 
