@@ -65,6 +65,9 @@ class RegistrationPrep(ScriptedLoadableModule):
         )
 
 
+SPACING_RANGE_MM = (0.000001, 100.0)  # the spacing boxes' range in the .ui
+
+
 @parameterNodeWrapper
 class RegistrationPrepParameterNode:
     fixedVolume: vtkMRMLScalarVolumeNode
@@ -81,9 +84,9 @@ class RegistrationPrepParameterNode:
     n4Fixed: bool = False
     n4Moving: bool = False
     setMovingSpacing: bool = False
-    movingSpacingX: Annotated[float, WithinRange(0.000001, 100.0)] = 1.0
-    movingSpacingY: Annotated[float, WithinRange(0.000001, 100.0)] = 1.0
-    movingSpacingZ: Annotated[float, WithinRange(0.000001, 100.0)] = 1.0
+    movingSpacingX: Annotated[float, WithinRange(*SPACING_RANGE_MM)] = 1.0
+    movingSpacingY: Annotated[float, WithinRange(*SPACING_RANGE_MM)] = 1.0
+    movingSpacingZ: Annotated[float, WithinRange(*SPACING_RANGE_MM)] = 1.0
     downsample: bool = False
     downsampleMm: Annotated[float, WithinRange(0.0001, 50.0)] = 1.0
     commonRegion: Optional[vtkMRMLMarkupsROINode]
@@ -177,8 +180,11 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if movingID != self._movingVolumeID:
             self._movingVolumeID = movingID
             if moving is not None and not node.setMovingSpacing:
-                # Start the spacing boxes from the volume's own spacing: the usual fix changes one unit.
-                node.movingSpacingX, node.movingSpacingY, node.movingSpacingZ = moving.GetSpacing()
+                # Start the spacing boxes from the volume's own spacing: the usual fix changes one unit. Within the
+                # boxes' range, which the parameter node enforces on every write (a 0 or 200 mm spacing raised).
+                low, high = SPACING_RANGE_MM
+                spacing = [min(max(value, low), high) for value in moving.GetSpacing()]
+                node.movingSpacingX, node.movingSpacingY, node.movingSpacingZ = spacing
         self._updateButtons()
 
     def _updateButtons(self) -> None:

@@ -8,6 +8,7 @@ because an older extension already has a module called RegistrationQA.
 
 import os
 import pathlib
+import unittest
 from typing import Annotated, Optional, Union
 
 import qt
@@ -270,6 +271,7 @@ class MultimodalRegistrationQALogic(ScriptedLoadableModuleLogic):
         layoutManager.setLayoutNumberOfCompareViewRows(2)  # the layout holds one compare view unless told
         compare = [name for name in layoutManager.sliceViewNames() if name.startswith("Compare")]
         for index, name in enumerate(sorted(compare)):
+            layoutManager.sliceWidget(name).mrmlSliceNode().SetLayoutGrid(1, 1)  # one slice, not a lightbox of six
             composite = layoutManager.sliceWidget(name).mrmlSliceCompositeNode()
             volume = fixedVolume if index % 2 == 0 else movingVolume
             composite.SetBackgroundVolumeID(volume.GetID() if volume else None)
@@ -285,7 +287,10 @@ class MultimodalRegistrationQATest(ScriptedLoadableModuleTest):
 
     def runTest(self):
         self.setUp()
-        self.test_phantom_registration_qa()
+        try:
+            self.test_phantom_registration_qa()
+        except unittest.SkipTest as skipped:  # Reload & Test calls runTest itself: a skip is no failure
+            self.delayDisplay(f"skipped: {skipped}")
 
     def test_phantom_registration_qa(self):
         import tempfile

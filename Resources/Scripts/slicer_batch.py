@@ -28,7 +28,8 @@ def main(argv) -> int:
     try:
         from MultimodalRegistration import MultimodalRegistrationLogic
 
-        os.environ.setdefault("MMREG_PYTHON", MultimodalRegistrationLogic.workerPython())
+        if "MMREG_PYTHON" not in os.environ:  # a worker interpreter given by the user is kept as it is
+            os.environ["MMREG_PYTHON"] = MultimodalRegistrationLogic.workerPython()
     except ImportError:  # outside Slicer: the workers use this interpreter
         pass
     return mmreg(["batch", *argv])  # its signal handlers, exit codes and messages, and the command it records

@@ -15,6 +15,7 @@ It also runs with plain Python where `slicer-core` provides MRML (as the tests d
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -44,6 +45,8 @@ from MultimodalRegistrationLib.process.worker import WorkerFailure  # noqa: E402
 
 
 def worker_python():
+    if os.environ.get("MMREG_PYTHON"):  # a worker interpreter given by the user
+        return os.environ["MMREG_PYTHON"]
     try:
         from MultimodalRegistration import MultimodalRegistrationLogic
 

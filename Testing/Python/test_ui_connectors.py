@@ -37,6 +37,11 @@ def wrapper_fields(source: str) -> tuple[dict[str, ast.expr], dict]:
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("MultimodalRegistrationLib"):
             exec(compile(ast.Module([node], []), "<imports>", "exec"), namespace)  # noqa: S102
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:  # a module constant the annotations use (SPACING_RANGE_MM = (...))
+                namespace[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                pass
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and any(getattr(d, "id", None) == "parameterNodeWrapper"
                                                   for d in node.decorator_list):  # fmt: skip
@@ -103,7 +108,8 @@ def connector_problem(widget_class: str, properties: dict, annotation: ast.expr,
         bounds = annotation_named(extras, "WithinRange")
         if bounds is None:
             return f"no WithinRange: Slicer resets the {widget_class}'s range to the whole {number} range"
-        low, high = (eval(compile(ast.Expression(arg), "<bound>", "eval"), namespace) for arg in bounds.args)
+        tuple_of_bounds = ast.fix_missing_locations(ast.Expression(ast.Tuple(bounds.args, ast.Load())))
+        low, high = eval(compile(tuple_of_bounds, "<bound>", "eval"), namespace)
         default_low, default_high = QT_DEFAULT_RANGE.get(widget_class, (None, None))
         ui_low = float(properties.get("minimum") or default_low)
         ui_high = float(properties.get("maximum") or default_high)
