@@ -63,11 +63,6 @@ def _file_given(mask: str | None) -> str | None:
     return None if mask in (None, "auto") else mask
 
 
-def _absolute(path: str | None) -> str | None:
-    """An input as the record names it: absolute (it was recorded as typed, relative to a folder not recorded)."""
-    return None if not path else str(Path(path).expanduser().resolve())
-
-
 def command_prep(arguments: argparse.Namespace) -> int:
     """Prepare, write the images, masks and prep.json; an InputError propagates (cli.main exits 2)."""
     from ..core.file_checks import check_output_path
@@ -79,11 +74,13 @@ def command_prep(arguments: argparse.Namespace) -> int:
     from ..core.transforms import Transform
     from ..prep.pipeline import prepare, write_prepared
 
-    job = PrepJob(**option_values(PrepJob, arguments), prep=prep_options(arguments))
+    # Absolute paths: prep.json names its inputs and outputs so (they were recorded as typed, relative to a folder
+    # the record did not name).
+    job = PrepJob(**option_values(PrepJob, arguments), prep=prep_options(arguments)).resolved()
     if not job.prep.steps_on():
         steps = ", ".join(option_flag(f) for f in option_fields(PrepOptions) if f.metadata.get("step"))
         raise InputError(f"no preparation step is given: choose one or more of {steps}")
-    options, output_dir = job.prep, Path(job.output_dir).expanduser().resolve()  # prep.json names files absolutely
+    options, output_dir = job.prep, Path(job.output_dir)
     flags = PrepJob.options("input")
     inputs = {flags[name]: getattr(job, name) for name in PrepJob.paths("input")}
     inputs |= {option_flag(f): _file_given(getattr(options, f.name)) for f in option_fields(PrepOptions)
@@ -101,7 +98,7 @@ def command_prep(arguments: argparse.Namespace) -> int:
     with OutputSet() as staged:  # the images, masks and prep.json appear together (a stop between mixed runs)
         written = write_prepared(pair, output_dir, staged=staged)
         summary = pair.summary()
-        summary.inputs = {name: _absolute(getattr(job, name)) for name in PrepJob.paths("input")}
+        summary.inputs = {name: getattr(job, name) for name in PrepJob.paths("input")}
         summary.options = options
         summary.outputs = dict(written, summary=str(output_dir / "prep.json"))
         summary.made_by = made_by(arguments)
