@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from MultimodalRegistrationLib.core.errors import InputError
-from MultimodalRegistrationLib.process import batch
+from MultimodalRegistrationLib.process import batch, case_results
 from MultimodalRegistrationLib.process.jobs import CaseJob
 from MultimodalRegistrationLib.process.manifest import DONE, CaseRecord, case_hash, read_manifest
 from MultimodalRegistrationLib.process.worker import WorkerFailure
@@ -162,7 +162,7 @@ def test_a_cancelled_rerun_leaves_the_case_s_earlier_result_as_it_was(tmp_path, 
     batch._cancelled.set()
     record = CaseRecord.from_dict(batch.execute_case(job.to_json(), "new hash"))
     assert {str(p.relative_to(folder)): p.read_text() for p in folder.rglob("*") if p.is_file()} == files
-    assert (record.status, record.hash) == ("ok", "earlier hash") and not (folder / batch.EARLIER).exists()
+    assert (record.status, record.hash) == ("ok", "earlier hash") and not (folder / case_results.EARLIER).exists()
 
 
 def _job(folder: Path, **options) -> CaseJob:
@@ -327,13 +327,13 @@ def test_an_earlier_result_left_aside_by_a_stopped_dask_case_is_back_before_the_
     and even the original command registered the case again (review)."""
     folder = tmp_path / "c1"
     job = CaseJob(case="c1", fixed="f.nrrd", moving="m.nrrd", output_transform=str(folder / "transform.h5"))
-    (folder / batch.EARLIER).mkdir(parents=True)
-    (folder / batch.EARLIER / "transform.h5").write_text("earlier transform")
-    (folder / batch.EARLIER / DONE).write_text(json.dumps(CaseRecord("c1", "ok", "the hash", 3.0).to_dict()))
+    (folder / case_results.EARLIER).mkdir(parents=True)
+    (folder / case_results.EARLIER / "transform.h5").write_text("earlier transform")
+    (folder / case_results.EARLIER / DONE).write_text(json.dumps(CaseRecord("c1", "ok", "the hash", 3.0).to_dict()))
     (folder / "transform.h5").write_text("half of a stopped run")
     record = batch._is_done(job, "the hash")
     assert record is not None and record.hash == "the hash"
-    assert (folder / "transform.h5").read_text() == "earlier transform" and not (folder / batch.EARLIER).exists()
+    assert (folder / "transform.h5").read_text() == "earlier transform" and not (folder / case_results.EARLIER).exists()
 
 
 def test_a_file_system_without_locks_runs_the_batch_unguarded(tmp_path, monkeypatch):

@@ -30,8 +30,9 @@ from ..engines.registry import engine_spec
 from ..qa.cohort_provenance import CohortProvenance, cohort_provenance
 from .batch_lock import batch_lock
 from .case_job import failed_step
+from .case_results import clear, recover_earlier, restore, set_aside
 from .jobs import CaseJob
-from .manifest import CASE_FILES, COHORT_FILES, DONE, CaseRecord, case_hash, read_done, read_manifest
+from .manifest import COHORT_FILES, DONE, CaseRecord, case_hash, read_done, read_manifest
 from .warm_worker import WarmWorker
 from .worker import WorkerFailure
 
@@ -81,35 +82,7 @@ def stop_workers() -> None:
         worker.stop()
 
 
-_RESULT_FILES = (*CASE_FILES.values(), "resampled.nrrd", "qa.html", DONE, "qa_figures")
 RESTORE_WAIT_S = 10.0  # how long a stopped batch waits for its running cases to put earlier results back
-EARLIER = ".earlier"  # a case folder's earlier result while the case runs again
-
-
-def _clear(folder: Path) -> None:
-    """Remove what a run of this case wrote (a failed one), so that no stale file outlives a changed case."""
-    for name in _RESULT_FILES:
-        entry = folder / name
-        shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
-
-
-def _set_aside(folder: Path) -> Path:
-    """Move the case's earlier result into ``.earlier``: dropped once the case ends, put back if it is cancelled
-    (a cancelled rerun deleted every finished result it had started, case.json then saying 'cancelled'; audit)."""
-    _recover_earlier(folder)  # a batch killed while the case ran: its earlier result first
-    earlier = folder / EARLIER
-    earlier.mkdir()
-    for name in _RESULT_FILES:
-        if (folder / name).exists():
-            (folder / name).rename(earlier / name)
-    return earlier
-
-
-def _restore(folder: Path, earlier: Path) -> None:
-    _clear(folder)
-    for entry in earlier.iterdir():
-        entry.rename(folder / entry.name)
-    earlier.rmdir()
 
 
 def execute_case(job: dict, digest: str, timeout_s: float | None = None, python: str | None = None) -> dict:
@@ -121,7 +94,7 @@ def execute_case(job: dict, digest: str, timeout_s: float | None = None, python:
     case = CaseJob.from_json(job)
     folder = Path(case.output_transform).parent
     folder.mkdir(parents=True, exist_ok=True)
-    earlier = _set_aside(folder)
+    earlier = set_aside(folder)
     started = time.monotonic()
     attempts = 0
     while True:
@@ -134,13 +107,13 @@ def execute_case(job: dict, digest: str, timeout_s: float | None = None, python:
             crashed = failure.kind == "internal" and not worker.alive
             if _cancelled.is_set() and failure.kind not in REPEATABLE:  # its worker was stopped with the batch
                 if (earlier / DONE).exists():  # the earlier result stands: the case was stopped, not redone
-                    _restore(folder, earlier)
+                    restore(folder, earlier)
                     return CaseRecord.from_dict(json.loads((folder / DONE).read_text())).to_dict()
                 failure = WorkerFailure("cancelled", "stopped with the batch (Ctrl-C or SIGTERM) before it finished: "
                                         "run the same command again to redo it")  # fmt: skip
             elif crashed and attempts < 2:
                 continue  # a crashed worker gets one more try, in a fresh worker
-            _clear(folder)  # what the failed run wrote (a transform before its QA failed) must not pass for a result
+            clear(folder)  # what the failed run wrote (a transform before its QA failed) must not pass for a result
             verdict = triage_case(None, None, failure.message, failed_step(running.stage))
             record = CaseRecord(
                 case.case, "failed", digest, round(time.monotonic() - started, 3), failure.kind, str(failure),
@@ -159,20 +132,8 @@ def execute_case(job: dict, digest: str, timeout_s: float | None = None, python:
     return record.to_dict()
 
 
-def _recover_earlier(folder: Path) -> None:
-    """Put back a case's earlier result that a stopped run left aside (a dask worker stopped with the batch never
-    reached its own restore; review): unless that run finished, its record is the one to keep."""
-    earlier = folder / EARLIER
-    if not earlier.is_dir():
-        return
-    if (folder / DONE).exists():
-        shutil.rmtree(earlier, ignore_errors=True)
-    else:
-        _restore(folder, earlier)
-
-
 def _is_done(job: CaseJob, digest: str) -> CaseRecord | None:
-    _recover_earlier(Path(job.output_transform).parent)
+    recover_earlier(Path(job.output_transform).parent)
     record = read_done(Path(job.output_transform).parent)
     if record is None or record.hash != digest:
         return None
