@@ -1455,9 +1455,6 @@ QA_CASES = {  # refused before any stability restart runs (the restarts took min
 CASES.update(QA_CASES)
 
 
-@pytest.mark.parametrize("name", list(QA_CASES))
-def test_bad_qa_input_is_refused_before_any_restart(name, tmp_path, private_tmp, capsys):
-    _assert_refused(QA_CASES[name], tmp_path, private_tmp, capsys)
 
 
 IGNORED_OPTION_CASES = {
@@ -1475,9 +1472,6 @@ IGNORED_OPTION_CASES = {
 CASES.update(IGNORED_OPTION_CASES)
 
 
-@pytest.mark.parametrize("name", list(IGNORED_OPTION_CASES))
-def test_an_option_that_would_be_ignored_is_refused(name, tmp_path, private_tmp, capsys):
-    test_bad_input_is_refused_early_and_leaves_everything_as_it_was(name, tmp_path, private_tmp, capsys)
 
 
 # --------------------------------------------------------------------------- a cohort's manifest, checked whole
@@ -1676,9 +1670,6 @@ PREP_FIX_CASES = {
 CASES.update(PREP_FIX_CASES)
 
 
-@pytest.mark.parametrize("name", list(PREP_FIX_CASES))
-def test_prep_masks_that_cannot_be_placed_are_refused(name, tmp_path, private_tmp, capsys):
-    test_bad_input_is_refused_early_and_leaves_everything_as_it_was(name, tmp_path, private_tmp, capsys)
 
 
 # =========================================================================== bad-input audit (session s22)
@@ -2015,11 +2006,13 @@ def test_a_stack_s_csv_and_json_may_sit_beside_its_sections(tmp_path):
         check_outputs_beside_sections(str(tmp_path), {"--output-volume": str(tmp_path / "V.nrrd")})
 
 
-# The second audit's tables that need no more than _assert_refused (each kept beside its builders): one test.
-AUDIT_TABLES = {**RESTART_SETTING_CASES, **FILE_CASES, **AUDIT_OUTPUT_CASES}
+# The audits' tables that need no more than _assert_refused (each kept beside its builders): one test.
+AUDIT_TABLES = {**QA_CASES, **IGNORED_OPTION_CASES, **PREP_FIX_CASES, **RESTART_SETTING_CASES, **FILE_CASES,
+                **AUDIT_OUTPUT_CASES}  # fmt: skip
 
 
 @pytest.mark.parametrize("name", list(AUDIT_TABLES))
-def test_bad_input_of_the_second_audit_is_refused_before_any_work(name, tmp_path, private_tmp, capsys):
-    """Restart settings that cannot give a verdict, empty files and folders, outputs that would lose a file."""
+def test_bad_input_found_by_the_audits_is_refused_before_any_work(name, tmp_path, private_tmp, capsys):
+    """QA input refused before its restarts, options that would be ignored, prep masks that cannot be placed,
+    restart settings that cannot give a verdict, empty files and folders, outputs that would lose a file."""
     _assert_refused(AUDIT_TABLES[name], tmp_path, private_tmp, capsys)
