@@ -21,8 +21,6 @@ from .processes import alive
 PARTIAL_PREFIX = ".partial-"  # then the writing process id: <prefix><pid>-xxxx
 # Extensions of two parts that name one format.
 DOUBLE_SUFFIXES = (".nii.gz",)
-# Image headers whose voxels are in a data file of their own.
-DETACHED_SUFFIXES = (".nhdr", ".mhd")
 
 # Image files ITK reads and writes (volumes, 2D images, displacement fields); ".nii.gz" is one suffix.
 VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
