@@ -269,6 +269,7 @@ def write_qa_outputs(
     """
     outputs: dict[str, str] = {}
     staged = OutputSet()
+    partial = None
     try:
         if report_path is not None:
             report_path = Path(report_path)
@@ -276,43 +277,45 @@ def write_qa_outputs(
             folder = figures_folder(report_path)
             partial = folder.with_name(f".{folder.name}.partial")
             shutil.rmtree(partial, ignore_errors=True)
-            try:  # the pictures appear with the report or not at all (a stopped run left half of them)
-                drawn = write_qa_pictures(partial, fixed, moving, transform, before, fixed_labels, fixed_mask)
-                pictures = {kind: {stage: folder / Path(path).relative_to(partial) for stage, path in stages.items()}
-                            for kind, stages in drawn.items()}  # fmt: skip
-                report.pictures = {
-                    kind: {stage: os.path.relpath(path, report_path.parent) for stage, path in stages.items()}
-                    for kind, stages in pictures.items()
-                }
-                html = render_html(report, pictures, base=report_path.parent, read_from=drawn)
-                staged.write(report_path, lambda tmp: Path(tmp).write_text(html, encoding="utf-8"))
-                if json_path is not None:
-                    text = json.dumps(report.to_dict(), indent=2)
-                    staged.write(json_path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-                with signals_held():  # the folder swap and the files' moves: one step
-                    earlier = folder.with_name(f".{folder.name}.earlier") if folder.exists() else None
-                    if earlier is not None:
-                        shutil.rmtree(earlier, ignore_errors=True)
-                        folder.rename(earlier)
-                    try:
-                        partial.rename(folder)
-                        staged.commit()
-                    except OSError:
-                        if earlier is not None and not folder.exists():
-                            earlier.rename(folder)
-                        raise
-                if earlier is not None:
-                    shutil.rmtree(earlier, ignore_errors=True)
-            finally:
-                shutil.rmtree(partial, ignore_errors=True)
-            outputs["report"] = str(report_path)
-            outputs["figures"] = str(folder)
-        elif json_path is not None:
+            drawn = write_qa_pictures(partial, fixed, moving, transform, before, fixed_labels, fixed_mask)
+            pictures = {kind: {stage: folder / Path(path).relative_to(partial) for stage, path in stages.items()}
+                        for kind, stages in drawn.items()}  # fmt: skip
+            report.pictures = {
+                kind: {stage: os.path.relpath(path, report_path.parent) for stage, path in stages.items()}
+                for kind, stages in pictures.items()
+            }
+            html = render_html(report, pictures, base=report_path.parent, read_from=drawn)
+            staged.write(report_path, lambda tmp: Path(tmp).write_text(html, encoding="utf-8"))
+            outputs["report"], outputs["figures"] = str(report_path), str(folder)
+        if json_path is not None:
             text = json.dumps(report.to_dict(), indent=2)
             staged.write(json_path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-            staged.commit()
-        if json_path is not None:
             outputs["json"] = str(json_path)
+        if partial is None:
+            staged.commit()
+        else:  # the pictures appear with the report or not at all (a stopped run left half of them)
+            _swap_in(partial, figures_folder(report_path), staged)
     finally:
         staged.discard()
+        if partial is not None:
+            shutil.rmtree(partial, ignore_errors=True)
     return outputs
+
+
+def _swap_in(partial: Path, folder: Path, staged: OutputSet) -> None:
+    """The drawn pictures' folder (``partial``) in place of ``folder`` and the staged files moved into place, in one
+    step; an earlier pictures folder is put back if that fails, and removed once it succeeded."""
+    with signals_held():
+        earlier = folder.with_name(f".{folder.name}.earlier") if folder.exists() else None
+        if earlier is not None:
+            shutil.rmtree(earlier, ignore_errors=True)
+            folder.rename(earlier)
+        try:
+            partial.rename(folder)
+            staged.commit()
+        except OSError:
+            if earlier is not None and not folder.exists():
+                earlier.rename(folder)
+            raise
+    if earlier is not None:
+        shutil.rmtree(earlier, ignore_errors=True)
