@@ -110,8 +110,9 @@ def checked_run(
     fixed, clipped_fixed = clip_outliers(fixed, "fixed image")
     moving, clipped_moving = clip_outliers(moving, "moving image")
     warnings += [warning for warning in (clipped_fixed, clipped_moving) if warning]
-    if engine_spec(settings.engine).default_threads == 1 and (settings.threads or 1) > 1:
-        warnings.append(f"{engine_spec(settings.engine).label} repeats a result only on 1 thread: on {settings.threads} "
+    spec = engine_spec(settings.engine)
+    if spec.default_threads == 1 and (settings.threads or 1) > 1:
+        warnings.append(f"{spec.label} repeats a result only on 1 thread: on {settings.threads} "
                         "this result will differ from run to run (by up to a few mm), and its recorded command will "
                         "not repeat it exactly")  # fmt: skip
     for role, mask, image in (
