@@ -46,6 +46,11 @@ class EngineSpec:
     runner_2d: str = ""  # module of this package that registers two 2D images ("": the engine has no 2D)
     nonlinear_inverse: bool = False  # its deformable results come with an exact inverse (ANTs SyN; not a B-spline)
 
+    def threads_when_unset(self, share: int) -> int:
+        """The threads a run gets when the user gives none: the engine's own default when it has one (ANTs: 1, the
+        only count that repeats a result), else ``share`` of the cores."""
+        return self.default_threads or share
+
     def implementation(self) -> ModuleType:
         """The runner module (imports the engine's package when its ``run`` or ``import_engine`` is called)."""
         return importlib.import_module(f"{__package__}.{self.runner}")

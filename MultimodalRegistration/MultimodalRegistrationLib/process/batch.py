@@ -149,9 +149,9 @@ def _case_outputs(job: CaseJob) -> list[str]:
 
 
 def _threads(job: CaseJob, share: int) -> CaseJob:
-    """The job with the engine threads it runs with: the user's, else the engine's own default when it has one
-    (ANTs: 1, the only count that repeats a result), else ``share`` of the cores."""
-    return replace(job, threads=job.threads or engine_spec(job.engine).default_threads or share)
+    """The job with the engine threads it runs with: the user's, else :meth:`..engines.registry.EngineSpec.
+    threads_when_unset`."""
+    return replace(job, threads=job.threads or engine_spec(job.engine).threads_when_unset(share))
 
 
 @dataclass

@@ -174,9 +174,9 @@ def stability_check(
     center = foreground_center(fixed)
     cores = os.cpu_count() or 1
     parallel = max(1, min(restarts, o.max_parallel or cores, cores))
-    threads = max(1, cores // parallel)
-    if engine_spec(o.engine).default_threads == 1:  # ANTs repeats a result only on 1 thread: the spread would vary
-        threads = 1  # (three identical runs on 2 threads gave 1.30, 1.35 and 0.91 mm; audit)
+    # As a batch does: ANTs on 1 thread, the only count that repeats a result (three identical runs on 2 threads
+    # gave spreads of 1.30, 1.35 and 0.91 mm; audit).
+    threads = engine_spec(o.engine).threads_when_unset(max(1, cores // parallel))
     sources = o.sources or {}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mmreg-stability-") as scratch:
