@@ -87,7 +87,8 @@ def test_cohort_files_go_when_cases_run_and_unlisted_case_folders_are_named(coho
 
     monkeypatch.setattr(batch, "_run_local", run)
     batch.run_batch(cohort, out, workers=1)
-    assert seen == [[".mmreg-batch.lock", "a", "b"]], "batch.csv and report.html described case a while it ran again"
+    assert seen == [[".earlier", ".mmreg-batch.lock", "a", "b"]], "batch.csv and report.html described case a while it ran again"
+    assert not (out / ".earlier").exists()  # gone with the run
     assert (out / "batch.csv").is_file() and (out / "report.html").is_file()  # written again at the end
     one = cohort.with_name("one.csv")
     one.write_text("\n".join(cohort.read_text().splitlines()[:2]) + "\n")
@@ -95,6 +96,38 @@ def test_cohort_files_go_when_cases_run_and_unlisted_case_folders_are_named(coho
     assert len(result.warnings) == 1 and result.warnings[0].endswith(
         "left out of batch.csv and report.html: b: remove them, or add their rows to the manifest"
     )
+
+
+@pytest.mark.parametrize("case_redone", [False, True], ids=["stopped before a case ended", "case a redone"])
+def test_a_stopped_rerun_puts_the_cohort_files_back_unless_a_case_changed(case_redone, cohort, ran, tmp_path, monkeypatch):
+    """A stopped rerun removed batch.csv and report.html (review): they wait aside while cases run, and come back
+    when the stop left every case's earlier record as it was; a case redone before the stop makes them stale."""
+    out = tmp_path / "out"
+    batch.run_batch(cohort, out, workers=1)
+    kept = {name: (out / name).read_bytes() for name in ("batch.csv", "report.html")}
+    (tmp_path / "a_ct.nrrd").write_bytes(b"changed")  # case a runs again
+
+    def stopped(*arguments):
+        if case_redone:
+            (out / "a" / DONE).write_text(json.dumps(CaseRecord("a", "ok", "new hash", 2.0).to_dict()))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch, "_run_local", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        batch.run_batch(cohort, out, workers=1)
+    left = {name: (out / name).read_bytes() for name in kept if (out / name).exists()}
+    assert left == ({} if case_redone else kept)
+    assert not (out / case_results.EARLIER).exists()
+
+
+def test_cohort_files_a_killed_batch_left_aside_do_not_stay_hidden(cohort, ran, tmp_path):
+    out = tmp_path / "out"
+    batch.run_batch(cohort, out, workers=1)
+    (out / case_results.EARLIER).mkdir()
+    (out / "batch.csv").rename(out / case_results.EARLIER / "batch.csv")  # killed with cases running
+    result = batch.run_batch(cohort, out, workers=1)  # nothing to run
+    assert sorted(result.skipped) == ["a", "b"] and (out / "batch.csv").read_text().startswith("case,")
+    assert not (out / case_results.EARLIER).exists()
 
 
 class _Stopped:

@@ -30,7 +30,7 @@ from ..engines.registry import engine_spec
 from ..qa.cohort_provenance import CohortProvenance, cohort_provenance
 from .batch_lock import batch_lock
 from .case_job import failed_step
-from .case_results import clear, recover_earlier, restore, set_aside
+from .case_results import clear, cohort_files_aside, recover_earlier, restore, set_aside
 from .jobs import CaseJob
 from .manifest import COHORT_FILES, DONE, CaseRecord, case_hash, read_done, read_manifest
 from .warm_worker import WarmWorker
@@ -286,6 +286,7 @@ def run_batch(
     warnings = _unlisted_cases(output_dir, jobs)
     output_dir.mkdir(parents=True, exist_ok=True)
     with batch_lock(output_dir):  # refused while another batch writes here
+        recover_earlier(output_dir, COHORT_FILES, COHORT_FILES[0])  # a killed batch's, left aside
         notify = on_case or (lambda record: None)
         records: dict[str, CaseRecord] = {}
 
@@ -307,12 +308,12 @@ def run_batch(
                     notify(replace(done, seconds=None))  # done before: no time spent now
             skipped = list(records)
             if todo:
-                for name in COHORT_FILES:  # they described the cases about to be redone: written again at the end
-                    (output_dir / name).unlink(missing_ok=True)
-                if dask:
-                    _run_dask(todo, dask, timeout_s, python, finished)
-                else:
-                    _run_local(todo, min(count, len(todo)), timeout_s, python, finished, on_start or (lambda case: None))
+                with cohort_files_aside(output_dir, [Path(job.output_transform).parent for job in jobs]):
+                    if dask:
+                        _run_dask(todo, dask, timeout_s, python, finished)
+                    else:
+                        _run_local(todo, min(count, len(todo)), timeout_s, python, finished,
+                                   on_start or (lambda case: None))  # fmt: skip
         finally:
             stop_workers()  # engines hold the GIL: only stopping their processes ends the running cases
         ordered = [records[job.case] for job in jobs]
