@@ -12,6 +12,7 @@ manifest, 130 on Ctrl-C, 143 on SIGTERM or SIGHUP. From Slicer's Python console,
     result = run_batch("manifest.csv", "DIR")
 """
 
+import argparse
 import os
 import sys
 from pathlib import Path
@@ -22,16 +23,29 @@ for candidate in (HERE.parents[2] / "MultimodalRegistration", HERE.parents[1]):
         sys.path.insert(0, str(candidate))
 
 from MultimodalRegistrationLib.cli.main import main as mmreg  # noqa: E402
+from MultimodalRegistrationLib.core.errors import EXIT_INPUT
+
+
+def _local_dask(argv) -> str | None:
+    """The ``--dask local:N`` value given, else None."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--dask")
+    dask = parser.parse_known_args(argv)[0].dask
+    return dask if dask and dask.startswith("local:") else None
 
 
 def main(argv) -> int:
     try:
         from MultimodalRegistration import MultimodalRegistrationLogic
-
-        if "MMREG_PYTHON" not in os.environ:  # a worker interpreter given by the user is kept as it is
-            os.environ["MMREG_PYTHON"] = MultimodalRegistrationLogic.workerPython()
     except ImportError:  # outside Slicer: the workers use this interpreter
-        pass
+        return mmreg(["batch", *argv])
+    local = _local_dask(argv)
+    if local:  # Dask starts its local workers with sys.executable, which in Slicer is Slicer itself
+        print(f"error: --dask {local} cannot start its workers inside Slicer: use --workers N, or a scheduler's "
+              "address tcp://HOST:PORT", file=sys.stderr)  # fmt: skip
+        return EXIT_INPUT
+    if "MMREG_PYTHON" not in os.environ:  # a worker interpreter given by the user is kept as it is
+        os.environ["MMREG_PYTHON"] = MultimodalRegistrationLogic.workerPython()
     return mmreg(["batch", *argv])  # its signal handlers, exit codes and messages, and the command it records
 
 

@@ -131,8 +131,11 @@ def test_the_same_manifest_on_dask_gives_the_same_transforms_and_verdicts(cohort
             assert (ours == Transform.read(local / case / "transform.h5").matrix).all(), case
 
 
+SLICER_BATCH = Path(__file__).resolve().parents[2] / "Resources" / "Scripts" / "slicer_batch.py"
+
+
 def test_the_slicer_batch_script_writes_the_same_files(tmp_path):
-    script = Path(__file__).resolve().parents[2] / "Resources" / "Scripts" / "slicer_batch.py"
+    script = SLICER_BATCH
     (tmp_path / "broken.nrrd").write_bytes(b"not an image")
     (tmp_path / "m.csv").write_text("case,fixed,moving\nbroken,broken.nrrd,broken.nrrd\n")
     run = subprocess.run([sys.executable, str(script), "--", str(tmp_path / "m.csv"), "--output-dir", str(tmp_path / "out")],
@@ -146,3 +149,28 @@ def test_the_slicer_batch_script_writes_the_same_files(tmp_path):
     bad = subprocess.run([sys.executable, str(script), str(tmp_path / "none.csv"), "--output-dir", str(tmp_path / "x")],
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert bad.returncode == 2 and "manifest not found" in bad.stderr
+
+
+@pytest.mark.parametrize("given", [["--dask", "local:2"], ["--dask=local:2"]], ids=["separate", "with ="])
+def test_the_slicer_batch_script_refuses_a_local_dask_cluster_inside_slicer(tmp_path, monkeypatch, capsys, given):
+    """Dask starts a LocalCluster's workers with sys.executable, which in Slicer is Slicer, not a Python: the batch
+    started and could not run. Now exit 2 with the way out, before anything runs."""
+    import importlib.util
+    import types
+
+    from MultimodalRegistrationLib.process import batch
+
+    spec = importlib.util.spec_from_file_location("slicer_batch_script", SLICER_BATCH)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    slicer_module = types.ModuleType("MultimodalRegistration")  # importable only inside Slicer
+    slicer_module.MultimodalRegistrationLogic = types.SimpleNamespace(workerPython=lambda: sys.executable)
+    monkeypatch.setitem(sys.modules, "MultimodalRegistration", slicer_module)
+    monkeypatch.setenv("MMREG_PYTHON", sys.executable)
+    monkeypatch.setattr(batch, "run_batch", lambda *a, **k: pytest.fail("the batch ran"))
+    (tmp_path / "broken.nrrd").write_bytes(b"not an image")
+    (tmp_path / "m.csv").write_text("case,fixed,moving\nbroken,broken.nrrd,broken.nrrd\n")
+    out = tmp_path / "out"
+    assert script.main([str(tmp_path / "m.csv"), "--output-dir", str(out), *given]) == 2
+    assert "use --workers N, or a scheduler's address tcp://HOST:PORT" in capsys.readouterr().err
+    assert not out.exists()

@@ -194,6 +194,10 @@ def _what_was_written() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A redirected stdout on Windows encodes with the ANSI code page, strictly: a path outside it would crash the
+    # command after its work is done. Tests and Slicer may put a stream without reconfigure there.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
     typed = list(sys.argv[1:] if argv is None else argv)
     arguments = build_parser().parse_args(_with_negative_lists_attached(typed))
     arguments.argv = typed  # as typed, for the records that name it

@@ -6,6 +6,7 @@ All sizes are bytes (decimal kB, MB and GB in messages, like a system monitor).
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 from collections.abc import Iterable, Sequence
@@ -72,12 +73,37 @@ def _cgroup_room() -> int | None:
     return None
 
 
+class _MemoryStatusEx(ctypes.Structure):
+    """Windows' MEMORYSTATUSEX."""
+
+    _fields_ = [("dwLength", ctypes.c_uint32), ("dwMemoryLoad", ctypes.c_uint32)] + [
+        (name, ctypes.c_ulonglong)
+        for name in ("ullTotalPhys", "ullAvailPhys", "ullTotalPageFile", "ullAvailPageFile", "ullTotalVirtual",
+                     "ullAvailVirtual", "ullAvailExtendedVirtual")
+    ]  # fmt: skip
+
+
+def _windows_available(kernel32) -> int | None:
+    """Free physical memory from ``kernel32.GlobalMemoryStatusEx``, None if the call fails."""
+    status = _MemoryStatusEx()
+    status.dwLength = ctypes.sizeof(_MemoryStatusEx)
+    if not kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):
+        return None
+    return int(status.ullAvailPhys)
+
+
 def available_bytes() -> int | None:
     """Memory this process can still take without swapping (bytes), or None if the system does not say.
 
     Linux: ``MemAvailable`` of /proc/meminfo, lowered to a container's remaining cgroup limit.
-    Elsewhere: free physical pages from ``os.sysconf`` where the system has them (not on macOS or Windows).
+    Windows: ``ullAvailPhys`` of GlobalMemoryStatusEx.
+    Elsewhere: free physical pages from ``os.sysconf`` where the system has them (not on macOS).
     """
+    if os.name == "nt":
+        try:
+            return _windows_available(ctypes.windll.kernel32)
+        except (AttributeError, OSError):
+            return None
     free = _meminfo_available()
     if free is None:
         try:

@@ -36,7 +36,7 @@ def shrink_factors(stage: dict, voxel_mm: float) -> list[int]:
 def read_preset(spec: EngineSpec, name: str, description: str, files: list[Path]) -> Preset:
     """One JSON file; checked for unknown keys before any engine runs."""
     (path,) = files
-    text = path.read_text()
+    text = path.read_text(encoding="utf-8-sig")
     try:
         recipe = json.loads(text)
     except json.JSONDecodeError as error:

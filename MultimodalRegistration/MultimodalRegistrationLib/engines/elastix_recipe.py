@@ -63,7 +63,7 @@ def read_preset(spec: EngineSpec, name: str, description: str, files: list[Path]
     """One parameter file per stage, run in order; checked for unknown names before any engine runs."""
     maps = []
     for path in files:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")
         parameters, file_description = parse_elastix_parameters(text)
         if "Transform" not in parameters:
             raise InputError(f"elastix preset {path} has no (Transform ...) line: add one")

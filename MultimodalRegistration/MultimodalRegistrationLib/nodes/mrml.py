@@ -243,7 +243,7 @@ def transform_to_node(scene, transform: Transform, node=None, name: str = "Regis
             node.SetAndObserveTransformFromParent(None)  # a node holding a field refuses a matrix otherwise
         node.SetMatrixTransformFromParent(_vtk_matrix(transform.matrix_ras))
         return node
-    with tempfile.TemporaryDirectory(prefix="mmreg-node-") as folder:
+    with tempfile.TemporaryDirectory(prefix="mmreg-node-", ignore_cleanup_errors=True) as folder:
         path = Path(folder) / "transform.h5"
         transform.write(path)
         _read_transform_file_into(scene, node, path)
@@ -276,7 +276,7 @@ def transform_from_node(node) -> Transform:
 
 def _exported(scene, node) -> Transform:
     """The node's TransformFromParent written by Slicer's transform storage node and read back (LPS)."""
-    with tempfile.TemporaryDirectory(prefix="mmreg-node-") as folder:
+    with tempfile.TemporaryDirectory(prefix="mmreg-node-", ignore_cleanup_errors=True) as folder:
         path = Path(folder) / "transform.h5"
         _with_storage_node(
             scene, "vtkMRMLTransformStorageNode", path, "WriteData", node,

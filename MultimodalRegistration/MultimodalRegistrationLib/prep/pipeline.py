@@ -234,7 +234,8 @@ def prepare(
     Raises :class:`InputError` with the fix for 4D or vector input, an implausible size without a
     spacing given, or images that do not overlap.
     """
-    with tempfile.TemporaryDirectory(prefix="mmreg-prep-") as scratch:  # for a header copy with the given spacing
+    # The scratch folder holds a header copy with the given spacing.
+    with tempfile.TemporaryDirectory(prefix="mmreg-prep-", ignore_cleanup_errors=True) as scratch:
         return _prepare(fixed, moving, options or PrepOptions(), initial_transform, progress, Path(scratch))
 
 

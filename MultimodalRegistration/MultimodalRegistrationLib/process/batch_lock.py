@@ -93,6 +93,12 @@ def batch_lock(output_dir: Path) -> Iterator[None]:
     finally:
         try:
             path.unlink()  # while still held, so a batch waiting on this file sees it go and locks afresh
+            removed = True
         except OSError:
-            pass  # Windows keeps an open file; the next batch locks it as it is
+            removed = False  # Windows keeps an open file; the next batch locks it as it is
         os.close(descriptor)
+        if not removed:
+            try:
+                path.unlink()  # closed now (fails harmlessly if another batch has opened it meanwhile)
+            except OSError:
+                pass

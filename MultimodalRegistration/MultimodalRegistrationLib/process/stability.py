@@ -179,7 +179,7 @@ def stability_check(
     threads = engine_spec(o.engine).threads_when_unset(max(1, cores // parallel))
     sources = o.sources or {}
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="mmreg-stability-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="mmreg-stability-", ignore_cleanup_errors=True) as scratch:
         folder = Path(scratch)
         files = {
             name: _input_file(image, sources.get(name), folder, name)

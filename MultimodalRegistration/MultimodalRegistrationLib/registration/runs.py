@@ -249,7 +249,8 @@ def _run_engine_from(run: RegistrationRun, name: str, start: Transform, region, 
             details["span"] = [low + (high - low) * fraction, high]
         run.report(low + (high - low) * fraction, stage, **details)
 
-    with tempfile.TemporaryDirectory(prefix="mmreg-", dir=run.workdir) as scratch:
+    # Windows: the parent may still be reading the engine log when the folder goes; the job folder is removed later.
+    with tempfile.TemporaryDirectory(prefix="mmreg-", dir=run.workdir, ignore_cleanup_errors=True) as scratch:
         return run_engine(
             EngineRequest(
                 run.fixed,

@@ -1,0 +1,147 @@
+"""Windows behaviour checked on any OS: a scratch folder Windows will not delete, presets read under a cp1252
+default, stdout that cannot encode a path, free memory from GlobalMemoryStatusEx, and a batch lock file that
+can only be removed once closed."""
+
+from __future__ import annotations
+
+import ctypes
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from MultimodalRegistrationLib.core import memory
+from MultimodalRegistrationLib.core.transforms import Transform
+from MultimodalRegistrationLib.engines.presets import load_preset
+from MultimodalRegistrationLib.process.batch_lock import LOCK_NAME, batch_lock
+from MultimodalRegistrationLib.process.worker import library_root
+from MultimodalRegistrationLib.registration import runs
+
+PRESETS = Path(__file__).resolve().parents[2] / "Resources" / "Presets"
+DESCRIPTION = "Łódź µm test"  # Ł is C5 81 in UTF-8; 0x81 is undefined in cp1252
+
+
+def test_an_engine_run_keeps_its_result_when_windows_will_not_delete_its_log(tmp_path, monkeypatch):
+    """The parent may still be reading the engine log as the run's scratch folder goes; Windows then refuses the
+    delete, and the cleanup's error replaced the finished run's result (an 'internal' failure)."""
+    output = object()
+
+    def engine(request):
+        (request.workdir / "elastix.log").write_text("done")
+        return output
+
+    real_unlink = os.unlink
+
+    def unlink(path, *args, **kwargs):
+        if str(path).endswith("elastix.log"):  # as Windows does while another process has the file open
+            raise PermissionError(13, "being used by another process", str(path))
+        return real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(runs, "run_engine", engine)
+    monkeypatch.setattr(os, "unlink", unlink)
+    run = SimpleNamespace(workdir=tmp_path, fixed=None, moving=None, recipe=None, fixed_mask=None, moving_mask=None,
+                          settings=SimpleNamespace(seed=0, threads=1), prepared=None, report=lambda *a, **k: None)  # fmt: skip
+    assert runs._run_engine_from(run, "center", Transform.identity(), None, (0.0, 1.0)) is output
+
+
+def _preset_file(tmp_path: Path, engine: str, bom: bool) -> Path:
+    if engine == "elastix":
+        rest = (PRESETS / "elastix" / "rigid.txt").read_text().splitlines(keepends=True)[1:]
+        path, text = tmp_path / "mine.txt", f"// Description: {DESCRIPTION}\n" + "".join(rest)
+    else:
+        text = (PRESETS / "ants" / "rigid.json").read_text()
+        before = text.split('"description": "', 1)[1].split('"', 1)[0]
+        path, text = tmp_path / "mine.json", text.replace(before, DESCRIPTION, 1)
+    path.write_bytes(text.encode("utf-8-sig" if bom else "utf-8"))
+    return path
+
+
+@pytest.mark.parametrize("bom", [False, True], ids=["utf-8", "utf-8 with BOM"])
+@pytest.mark.parametrize("engine", ["elastix", "ants"])
+def test_a_utf8_preset_reads_under_a_cp1252_default(tmp_path, monkeypatch, engine, bom):
+    """Presets were read with the locale's encoding (cp1252 in Slicer 5.10 on Windows): 'Ł' stopped the load
+    with a UnicodeDecodeError, and a BOM (PowerShell 5.1, old Notepad) was refused as a bad first line."""
+    path = _preset_file(tmp_path, engine, bom)
+    monkeypatch.setattr(io, "text_encoding", lambda encoding, stacklevel=2: encoding or "cp1252")
+    preset = load_preset(engine, str(path))
+    assert preset.description == DESCRIPTION
+    assert (preset.recipe[0]["Transform"] if engine == "elastix" else preset.recipe["stages"][0]["transform"]) in (
+        ["EulerTransform"], "Rigid")  # fmt: skip
+
+
+def test_a_path_stdout_cannot_encode_does_not_crash_the_command(tmp_path):
+    """With stdout redirected, Windows encodes it with the ANSI code page, strictly: 'wrote ...: <path>' with a
+    character outside it raised UnicodeEncodeError after the outputs were written (exit 1)."""
+    image = sitk.GetImageFromArray((100 * np.random.default_rng(0).random((12, 12, 12))).astype(np.int16))
+    for role in ("fixed", "moving"):
+        sitk.WriteImage(image, str(tmp_path / f"{role}.nrrd"))
+    out = tmp_path / "out-Łµ"
+    run = subprocess.run(
+        [sys.executable, "-m", "MultimodalRegistrationLib.cli.main", "prep", "--fixed", str(tmp_path / "fixed.nrrd"),
+         "--moving", str(tmp_path / "moving.nrrd"), "--crop-common", "--output-dir", str(out)],
+        capture_output=True, check=False, timeout=300,
+        env=dict(os.environ, PYTHONPATH=str(library_root()), PYTHONIOENCODING="ascii"),
+    )  # fmt: skip
+    stdout, stderr = run.stdout.decode("ascii"), run.stderr.decode("ascii")
+    assert run.returncode == 0, stderr[-2000:]
+    assert "UnicodeEncodeError" not in stderr
+    assert f"wrote fixed: {tmp_path}{os.sep}out-\\u0141\\xb5{os.sep}fixed.nrrd" in stdout, stdout
+    assert (out / "fixed.nrrd").is_file()
+
+
+class _Kernel32:
+    """GlobalMemoryStatusEx as Windows runs it: checks dwLength, writes ullAvailPhys at its offset (16)."""
+
+    def __init__(self, succeeds: bool = True):
+        self.succeeds = succeeds
+
+    def GlobalMemoryStatusEx(self, reference) -> int:
+        address = ctypes.cast(reference, ctypes.c_void_p).value
+        if not self.succeeds or ctypes.c_uint32.from_address(address).value != 64:
+            return 0
+        ctypes.c_uint64.from_address(address + 16).value = 7 * 10**9
+        return 1
+
+
+class _WindowsOs:
+    """``os`` as memory.py sees it on Windows (os.name patched for that module alone: pathlib follows os.name)."""
+
+    name = "nt"
+
+    def __getattr__(self, attribute):
+        return getattr(os, attribute)
+
+
+@pytest.mark.parametrize(("kernel32", "expected"), [(_Kernel32(), 7 * 10**9), (_Kernel32(False), None), (None, None)],
+                         ids=["answers", "call fails", "no windll"])  # fmt: skip
+def test_free_memory_on_windows_comes_from_global_memory_status(monkeypatch, kernel32, expected):
+    """available_bytes() returned None on Windows (no /proc/meminfo, no SC_AVPHYS_PAGES), so the memory guard
+    never refused an image too large for the machine."""
+    monkeypatch.setattr(memory, "os", _WindowsOs())
+    if kernel32 is None:
+        monkeypatch.delattr(ctypes, "windll", raising=False)
+    else:
+        monkeypatch.setattr(ctypes, "windll", SimpleNamespace(kernel32=kernel32), raising=False)
+    assert memory.available_bytes() == expected
+
+
+def test_the_batch_lock_file_goes_once_closed_where_it_could_not_go_while_open(tmp_path, monkeypatch):
+    """Windows cannot remove a file that is open: the lock file's removal failed and it stayed in every output
+    folder. Now it is removed again after it is closed."""
+    real_unlink, refused = Path.unlink, []
+
+    def unlink(self, *args, **kwargs):
+        if self.name == LOCK_NAME and not refused:  # the first try, while the file is open
+            refused.append(self)
+            raise PermissionError(13, "being used by another process", str(self))
+        return real_unlink(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    with batch_lock(tmp_path):
+        assert (tmp_path / LOCK_NAME).is_file()
+    assert refused and not (tmp_path / LOCK_NAME).exists()
