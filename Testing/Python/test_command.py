@@ -115,3 +115,18 @@ def test_a_rotation_limit_that_narrows_nothing_is_not_recorded():
                           max_rotation_deg=30.0)  # fmt: skip
     assert "--max-rotation-deg" not in register_command(job)
     assert "--max-rotation-deg 30" in register_command(replace(job, init="any-pose"))
+
+
+@pytest.mark.parametrize("windows", [True, False], ids=["Windows", "POSIX"])
+def test_a_recorded_command_is_quoted_for_the_user_s_shell_and_reads_back(windows):
+    """Every Windows path was recorded in POSIX single quotes ('C:\\Users\\...'), which cmd.exe passes on as part of the
+    name, and a path with a space then split in two (audit). On Windows the record quotes with double quotes, as
+    the C runtime reads them; "Copy as command" splits it back by the same rules."""
+    from MultimodalRegistrationLib.core.command_line import join, split
+
+    argv = ["mmreg", "register", "--fixed", r"C:\Users\Ann Lee\ct.nrrd", "--moving", r"D:\O'Brien\mr.nrrd",
+            "--segments", 'gland="x"', r"--json", "ends with\\", "", r"\\server\share\T.h5", "µm"]  # fmt: skip
+    line = join(argv, windows)
+    assert split(line, windows) == argv
+    if windows:
+        assert r'--fixed "C:\Users\Ann Lee\ct.nrrd" --moving D:\O'"'"r'Brien\mr.nrrd' in line and "'" not in line.replace("O'B", "")

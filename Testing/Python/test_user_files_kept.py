@@ -147,6 +147,73 @@ def test_a_commit_that_cannot_move_every_file_moves_none(tmp_path):
                                                                                                         "b.txt"]
 
 
+def _three_earlier_files(folder: Path) -> dict[str, str]:
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (folder / name).write_text(f"earlier {name}")
+    return {name: f"earlier {name}" for name in ("a.txt", "b.txt", "c.txt")}
+
+
+def _staged_three(folder: Path):
+    from MultimodalRegistrationLib.core.files import OutputSet
+
+    with OutputSet() as staged:
+        for name in ("a.txt", "b.txt"):
+            staged.write(folder / name, lambda tmp, name=name: Path(tmp).write_text(f"new {name}"))
+        staged.remove(folder / "c.txt")
+
+
+@pytest.mark.parametrize("held_for", ["ever", "a moment"])
+def test_a_file_open_in_another_program_stops_the_commit_before_anything_changed(held_for, tmp_path, monkeypatch):
+    """On Windows a file open in Excel or a viewer can be neither replaced nor renamed (audit): the commit replaced the
+    files before it, then failed with a raw PermissionError, leaving a new a.txt beside an earlier b.txt. Now the files
+    it replaces move aside first; a file held for a moment is waited for, one held on is named (exit 2's InputError)."""
+    import os
+
+    from MultimodalRegistrationLib.core import files
+    from MultimodalRegistrationLib.core.errors import InputError
+
+    earlier = _three_earlier_files(tmp_path)
+    monkeypatch.setattr(files, "_WINDOWS", True)
+    monkeypatch.setattr(files, "OPEN_ELSEWHERE_WAIT_S", 0.3)
+    refusals, replace = [], os.replace
+
+    def held_open(source, target):
+        if Path(source) == tmp_path / "b.txt" and (held_for == "ever" or len(refusals) < 2):
+            refusals.append(source)
+            raise PermissionError(13, "The process cannot access the file because it is being used by another process")
+        replace(source, target)
+
+    monkeypatch.setattr(files.os, "replace", held_open)
+    if held_for == "ever":
+        with pytest.raises(InputError, match=r"cannot replace or move .*b\.txt .*close it where it is open"):
+            _staged_three(tmp_path)
+        assert {p.name: p.read_text() for p in tmp_path.iterdir()} == earlier
+    else:
+        _staged_three(tmp_path)
+        assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {"a.txt": "new a.txt", "b.txt": "new b.txt"}
+        assert len(refusals) == 2
+
+
+def test_a_commit_that_fails_while_moving_in_puts_everything_back(tmp_path, monkeypatch):
+    import os
+
+    from MultimodalRegistrationLib.core import files
+
+    earlier = _three_earlier_files(tmp_path)
+    replace, failed = os.replace, []
+
+    def full_disk(source, target):
+        if Path(target) == tmp_path / "b.txt" and not failed:
+            failed.append(source)
+            raise OSError(28, "No space left on device")
+        replace(source, target)
+
+    monkeypatch.setattr(files.os, "replace", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        _staged_three(tmp_path)
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == earlier
+
+
 def test_a_mask_an_earlier_prep_named_relatively_goes_when_run_from_elsewhere(tmp_path, monkeypatch, capsys):
     """Older prep.json files name their outputs as typed: resolved from another working folder, the earlier
     fixed_mask.nrrd was kept beside new images it did not belong to (review)."""

@@ -98,3 +98,26 @@ def test_the_worker_module_imports_no_engine_in_the_parent():
     code = "import sys; import MultimodalRegistrationLib.process.worker, MultimodalRegistrationLib.cli.main; print(sorted(m for m in sys.modules if m.split('.')[0] in ('itk', 'ants', 'SimpleITK')))"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=library_root(), check=True)
     assert output.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("timeout", [None, 1.2], ids=["no time limit", "a time limit"])
+def test_a_wait_wakes_at_least_every_half_second(timeout, tmp_path):
+    """Windows: Ctrl-C cannot interrupt a wait on a lock before Python 3.14 (audit): `mmreg register` waited for the
+    worker's next event with no time limit, so Ctrl-C did nothing while a pose search or QA sent none. The wait
+    wakes every 0.5 s; a time limit still stops the job when it is reached."""
+    python = tmp_path / "silent-python"
+    python.write_text("#!/bin/sh\nsleep 1.6\nexit 1\n")  # says nothing, then ends (a crash: the wait ends too)
+    python.chmod(0o755)
+    job = WorkerJob({"fixed": "x", "moving": "y"}, python=str(python)).start()
+    asked, get = [], job.events.get
+
+    def get_recorded(block=True, timeout=None):
+        asked.append(timeout)
+        return get(block, timeout)
+
+    job.events.get = get_recorded
+    started = time.monotonic()
+    with pytest.raises(WorkerFailure, match="longer than 1.2 s" if timeout else "stopped unexpectedly"):
+        job.wait(timeout=timeout)
+    assert asked and all(limit is not None and limit <= 0.5 for limit in asked), asked
+    assert len(asked) >= 3 and time.monotonic() - started < 5.0

@@ -7,10 +7,10 @@ the manifest itself is wrong.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import threading
 
+from ..core import command_line
 from ..core.choices import DEFAULT_INIT, DEFAULT_PRESET, INIT_METHODS
 from ..core.errors import EXIT_ENGINE, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, Terminated
 from ..engines.registry import ENGINE_NAMES
@@ -120,7 +120,7 @@ def command_batch(arguments: argparse.Namespace) -> int:
     check_batch_options(dict(defaults, stability=arguments.stability), arguments.workers, arguments.timeout)
     total = len(read_manifest(arguments.manifest, arguments.output_dir, defaults))  # refuses a bad manifest at once
     progress = CohortProgress(total)
-    command = shlex.join(["mmreg", *getattr(arguments, "argv", sys.argv[1:])])
+    command = command_line.join(["mmreg", *getattr(arguments, "argv", sys.argv[1:])])
     try:
         result = run_batch(arguments.manifest, arguments.output_dir, defaults, workers=arguments.workers,
                            timeout_s=arguments.timeout, dask=arguments.dask, on_case=progress,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import sys
 from contextlib import redirect_stdout
 
+from ..core import command_line
 from ..core.choices import LANDMARK_TRANSFORMS
 from ..core.errors import EXIT_OK
 from ..process.jobs import PrealignJob
@@ -72,7 +72,7 @@ def command_prealign(arguments: argparse.Namespace) -> int:
         outputs["report"] = str(job.report)
     if job.summary:
         summary = fit.summary()
-        summary.command = shlex.join(["mmreg", *map(str, getattr(arguments, "argv", sys.argv[1:]))])
+        summary.command = command_line.join(["mmreg", *map(str, getattr(arguments, "argv", sys.argv[1:]))])
         summary.working_folder = os.getcwd()  # the command's relative paths are relative to it (audit)
         summary.inputs = {name: os.path.abspath(getattr(job, name)) if getattr(job, name) else None
                           for name in PrealignJob.paths("input")}  # fmt: skip

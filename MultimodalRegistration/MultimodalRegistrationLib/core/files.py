@@ -12,13 +12,17 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import InputError
 from .processes import alive
 
 PARTIAL_PREFIX = ".partial-"  # then the writing process id: <prefix><pid>-xxxx
+OPEN_ELSEWHERE_WAIT_S = 2.0  # Windows: how long a replace waits for a file another program holds open
+_WINDOWS = os.name == "nt"
 # Extensions of two parts that name one format.
 DOUBLE_SUFFIXES = (".nii.gz",)
 
@@ -68,7 +72,7 @@ def remove_orphans(folder: str | os.PathLike, prefix: str) -> list[Path]:
 def scratch_folder(prefix: str) -> Path:
     """A new temporary folder ``<prefix><pid>-xxxx``, after removing those of dead processes."""
     remove_orphans(tempfile.gettempdir(), prefix)
-    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-")).resolve()  # as resolved job paths name it
 
 
 def _finish(tmp: str) -> None:
@@ -126,6 +130,7 @@ class OutputSet:
     def __init__(self) -> None:
         self._staged: list[tuple[Path, Path]] = []  # (partial folder, final path)
         self._removed: list[Path] = []  # files an earlier run left that this one replaces with nothing
+        self._aside: dict[Path, Path] = {}  # folder -> partial folder holding the files replaced there
 
     def write(self, path: str | os.PathLike, write: Callable[[str], None]) -> None:
         path = Path(path)
@@ -146,19 +151,47 @@ class OutputSet:
             if blocked:  # checked before any move: a commit either moves every file or none
                 raise OSError(f"cannot write {blocked[0]}: it is a folder")
             with signals_held():
-                for folder, path in self._staged:
-                    for entry in sorted(folder.iterdir(), key=lambda entry: entry.name == path.name):
+                moves = [(entry, path.parent / entry.name) for folder, path in self._staged
+                         for entry in sorted(folder.iterdir(), key=lambda entry: entry.name == path.name)]  # fmt: skip
+                earlier = self._move_earlier_aside([target for _, target in moves] + self._removed)
+                moved_in: list[tuple[Path, Path]] = []
+                try:
+                    for entry, target in moves:
                         _finish(str(entry))
-                        os.replace(entry, path.parent / entry.name)
-                    _COMMITTED.append(path)
-                for path in self._removed:
-                    path.unlink(missing_ok=True)
+                        os.replace(entry, target)
+                        moved_in.append((entry, target))
+                except OSError:  # put everything back: the set moves in whole or not at all
+                    _put_back(moved_in)
+                    _put_back(earlier)
+                    raise
+                _COMMITTED.extend(path for _, path in self._staged)
         finally:
             self.discard()
 
+    def _move_earlier_aside(self, targets: list[Path]) -> list[tuple[Path, Path]]:
+        """Move the files this set replaces or removes into partial folders (gone with them), before any new file
+        moves in: a file another program holds open (Windows) stops the commit while nothing has changed. Returns
+        (where it was, where it is) for each."""
+        moved: list[tuple[Path, Path]] = []
+        try:
+            for number, target in enumerate(targets):
+                if not os.path.lexists(target):
+                    continue
+                if target.parent not in self._aside:  # one per folder: a move stays on its file system
+                    self._aside[target.parent] = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{os.getpid()}-",
+                                                                       dir=target.parent))  # fmt: skip
+                earlier = self._aside[target.parent] / f"{number}-{target.name}"
+                replace_path(target, earlier, target)
+                moved.append((target, earlier))
+        except InputError:
+            _put_back(moved)
+            raise
+        return moved
+
     def discard(self) -> None:
-        for folder, _ in self._staged:
+        for folder in [folder for folder, _ in self._staged] + list(self._aside.values()):
             shutil.rmtree(folder, ignore_errors=True)
+        self._aside.clear()
         self._staged.clear()
         self._removed.clear()
 
@@ -172,6 +205,15 @@ class OutputSet:
             self.discard()
 
 
+def _put_back(moves: list[tuple[Path, Path]]) -> None:
+    """Undo ``os.replace(source, target)`` for each (source, target), last first, as many as can be."""
+    for source, target in reversed(moves):
+        try:
+            os.replace(target, source)
+        except OSError:
+            continue
+
+
 def write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """Call ``write(tmp_path)`` and move the finished file onto ``path`` in one step (an :class:`OutputSet` of one;
     a detached header with its data file)."""
@@ -182,3 +224,20 @@ def write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> N
 def write_text_atomically(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` in one step (:func:`write_atomically`)."""
     write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def replace_path(source: str | os.PathLike, target: str | os.PathLike, named: str | os.PathLike | None = None) -> None:
+    """``os.replace(source, target)``; on Windows, where a file another program holds open (Excel, a viewer, a virus
+    scan) can be neither replaced nor renamed, retried for up to 2 s. Refused with an :class:`InputError` naming
+    ``named`` (default ``target``) when it cannot be done."""
+    deadline, delay = time.monotonic() + OPEN_ELSEWHERE_WAIT_S, 0.05
+    while True:
+        try:
+            os.replace(source, target)
+            return
+        except PermissionError as error:
+            if not _WINDOWS or time.monotonic() > deadline:
+                raise InputError(f"cannot replace or move {named or target} ({error.strerror or error}): close it "
+                                 "where it is open (Excel, a viewer) or make it writable, and run again") from None  # fmt: skip
+            time.sleep(delay)
+            delay = min(2 * delay, 0.4)

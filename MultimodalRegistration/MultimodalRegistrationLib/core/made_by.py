@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import os
 import platform
-import shlex
 
+from . import command_line
 from .version import __version__
 
 
@@ -18,6 +18,6 @@ def made_by(arguments=None) -> dict:
     record = {"mmreg": __version__, "simpleitk": sitk.Version.VersionString(), "python": platform.python_version()}
     argv = getattr(arguments, "argv", None)
     if argv:
-        record["command"] = shlex.join(["mmreg", *argv])
+        record["command"] = command_line.join(["mmreg", *argv])
         record["working_folder"] = os.getcwd()
     return record

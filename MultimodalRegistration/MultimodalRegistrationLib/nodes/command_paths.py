@@ -9,8 +9,9 @@ node it came from or went to: the node's own file when it was loaded from one an
 from __future__ import annotations
 
 import os
-import shlex
 from pathlib import Path
+
+from ..core import command_line
 
 
 def node_file(node, suffix: str, tail: str = "") -> str:
@@ -29,15 +30,16 @@ def user_command(command: str, folder: Path, job: dict, node_for) -> str:
     ``node_for(field name)`` (a node, or (node, tail) for a second file of one node; None leaves it)."""
     if not command:
         return ""
-    inside = str(folder) + os.sep
+    # Resolved: on Windows a short (8.3) %TEMP% name does not start the long one the job's resolved paths hold.
+    inside = os.path.normcase(str(Path(folder).resolve())) + os.sep
     names: dict[str, str] = {}
     for field, value in job.items():
-        if isinstance(value, str) and value.startswith(inside):
+        if isinstance(value, str) and os.path.normcase(value).startswith(inside):
             found = node_for(field)
             node, tail = found if isinstance(found, tuple) else (found, "")
             if node is not None:
                 names[value] = node_file(node, "".join(Path(value).suffixes), tail)
-    return shlex.join(names.get(token, token) for token in shlex.split(command))
+    return command_line.join(names.get(token, token) for token in command_line.split(command))
 
 
 def start_node(moving, initial, output):

@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed, wait
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -34,7 +34,7 @@ from .case_results import clear, cohort_files_aside, recover_earlier, restore, s
 from .jobs import CaseJob
 from .manifest import COHORT_FILES, DONE, CaseRecord, case_hash, read_done, read_manifest
 from .warm_worker import WarmWorker
-from .worker import WorkerFailure
+from .worker import WAIT_SLICE_S, WorkerFailure
 
 # Failures that a re-run would repeat (the inputs or the engine's answer); the others are retried.
 REPEATABLE = ("input", "engine")
@@ -182,8 +182,11 @@ def _run_local(jobs: list[tuple[CaseJob, str]], workers: int, timeout_s, python,
     try:
         futures += [pool.submit(_announced, on_start, job.case, job.to_json(), digest, timeout_s, python)
                     for job, digest in jobs]  # fmt: skip
-        for future in as_completed(futures):
-            on_case(CaseRecord.from_dict(future.result()))
+        pending = set(futures)
+        while pending:  # in slices: on Windows Ctrl-C cannot interrupt a wait on a lock before Python 3.14
+            done, pending = wait(pending, timeout=WAIT_SLICE_S, return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=futures.index):
+                on_case(CaseRecord.from_dict(future.result()))
     except BaseException:
         _cancelled.set()  # a case whose worker is stopped now is not retried in a new one
         pool.shutdown(wait=False, cancel_futures=True)

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..core.errors import InputError
+from ..core.files import replace_path
 from .manifest import CASE_FILES, COHORT_FILES, DONE
 
 _RESULT_FILES = (*CASE_FILES.values(), "resampled.nrrd", "qa.html", DONE, "qa_figures")
@@ -32,10 +34,18 @@ def set_aside(folder: Path, names: tuple[str, ...] = _RESULT_FILES, finished: st
     """Move the case's earlier result into ``.earlier`` (see the module notes); returns that folder."""
     recover_earlier(folder, names, finished)  # a batch killed while the case ran: its earlier result first
     earlier = folder / EARLIER
-    earlier.mkdir()
-    for name in names:
-        if (folder / name).exists():
-            (folder / name).rename(earlier / name)
+    try:
+        earlier.mkdir()
+    except FileExistsError:  # Windows: a file in it was open elsewhere, so it could not be removed
+        raise InputError(f"cannot remove {earlier} (a file in it may be open in another program): close it or delete "
+                         "the folder, and run again") from None  # fmt: skip
+    try:
+        for name in names:
+            if (folder / name).exists():
+                replace_path(folder / name, earlier / name, folder / name)
+    except InputError:
+        restore(folder, earlier, ())  # what moved goes back: the folder as it was
+        raise
     return earlier
 
 
@@ -43,7 +53,7 @@ def restore(folder: Path, earlier: Path, names: tuple[str, ...] = _RESULT_FILES)
     """Put the earlier result back in place of what the stopped run wrote."""
     clear(folder, names)
     for entry in earlier.iterdir():
-        entry.rename(folder / entry.name)
+        replace_path(entry, folder / entry.name)
     earlier.rmdir()
 
 

@@ -1,6 +1,6 @@
 """The ``mmreg register`` command line equivalent to a registration job, recorded in every summary.
 
-Run as printed (POSIX shell quoting), it repeats the registration: the same inputs, choices and seed give
+Run as printed (quoted for this machine's shell: :mod:`..core.command_line`), it repeats the registration: the same inputs, choices and seed give
 the same transform. The options are the job's own (its fields' ``cli`` metadata). Choices that decide the
 result (engine, preset, start, seed: ``always``) are always written, so a later change of a default does not
 change what the command does; the others only when they are set.
@@ -8,8 +8,7 @@ change what the command does; the others only when they are set.
 
 from __future__ import annotations
 
-import shlex
-
+from ..core import command_line
 from ..prep.options import PrepOptions, option_text
 from .jobs import RegistrationJob, log_beside, option_fields, option_flag
 from .preflight import rotation_limit_applies
@@ -53,5 +52,5 @@ def register_arguments(job: RegistrationJob) -> list[str]:
 
 
 def register_command(job: RegistrationJob, program: str = PROGRAM) -> str:
-    """The command line, quoted for a POSIX shell, that repeats ``job``."""
-    return shlex.join([program, *register_arguments(job)])
+    """The command line, quoted for this machine's shell, that repeats ``job``."""
+    return command_line.join([program, *register_arguments(job)])

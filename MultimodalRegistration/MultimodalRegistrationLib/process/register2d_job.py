@@ -130,15 +130,15 @@ OPTIONS_2D = {
 
 
 def register2d_command(job: Registration2DJob) -> str:
-    """The ``mmreg register2d`` command line (POSIX shell quoting) that repeats ``job``: every option it sets."""
-    import shlex
+    """The ``mmreg register2d`` command line (quoted for this machine's shell) that repeats ``job``: every option it sets."""
+    from ..core import command_line
 
     argv = [PROGRAM, "register2d"]
     for name, flag in OPTIONS_2D.items():
         value = getattr(job, name)
         if value is not None:
             argv += [flag, option_text(value)]
-    return shlex.join(argv)
+    return command_line.join(argv)
 
 
 def embedding_path(output_transform: str) -> str:

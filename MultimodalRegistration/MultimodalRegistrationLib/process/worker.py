@@ -17,6 +17,7 @@ This module imports only the standard library at the top, so the parent side sta
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import queue
@@ -34,6 +35,8 @@ from ..core.files import PARTIAL_PREFIX, remove_orphans, scratch_folder
 from ..core.processes import own_group, stop_tree, tree_alive
 from .jobs import Job, RegistrationJob
 from .results import JobResult
+
+WAIT_SLICE_S = 0.5  # the longest a wait holds off Ctrl-C on Windows
 
 __all__ = ["EXIT_ENGINE", "EXIT_INPUT", "EXIT_OK", "WorkerFailure", "WorkerJob", "WorkerProcess", "library_root"]
 
@@ -107,8 +110,9 @@ class WorkerProcess:
             try:
                 self.popen.stdin.write(json.dumps(job).encode())
                 self.popen.stdin.close()
-            except BrokenPipeError:  # it died at once: its exit event says how
-                pass
+            except OSError as error:  # it died at once: its exit event says how (Windows: EINVAL, not EPIPE)
+                if not isinstance(error, BrokenPipeError) and error.errno != errno.EINVAL:
+                    raise
         threading.Thread(target=self._read, daemon=True).start()
         return self
 
@@ -231,9 +235,11 @@ class WorkerJob:
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.running:
             remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-            try:
-                self._handle(self.events.get(timeout=remaining))
+            try:  # in slices: on Windows Ctrl-C cannot interrupt a wait on a lock before Python 3.14 (gh-74157)
+                self._handle(self.events.get(timeout=WAIT_SLICE_S if remaining is None else min(remaining, WAIT_SLICE_S)))
             except queue.Empty:
+                if remaining is None or remaining > WAIT_SLICE_S:
+                    continue
                 self.cancel()
                 raise WorkerFailure("timeout", f"the job took longer than {timeout:g} s and was stopped")
         self._reap()

@@ -23,7 +23,7 @@ import SimpleITK as sitk
 
 from ..core.errors import InputError
 from ..core.file_checks import check_output_path
-from ..core.files import OutputSet, signals_held
+from ..core.files import OutputSet, replace_path, signals_held
 from ..core.images import validate_image, validate_mask
 from ..core.metric import METRIC_SPACING_MM
 from ..core.outliers import clip_outliers
@@ -309,13 +309,17 @@ def _swap_in(partial: Path, folder: Path, staged: OutputSet) -> None:
         earlier = folder.with_name(f".{folder.name}.earlier") if folder.exists() else None
         if earlier is not None:
             shutil.rmtree(earlier, ignore_errors=True)
-            folder.rename(earlier)
+            replace_path(folder, earlier, folder)  # Windows: refused while a picture in it is open elsewhere
+        swapped = False
         try:
-            partial.rename(folder)
+            replace_path(partial, folder)
+            swapped = True
             staged.commit()
-        except OSError:
-            if earlier is not None and not folder.exists():
-                earlier.rename(folder)
+        except (OSError, InputError):
+            if swapped:  # the report could not move in: its pictures go back out
+                os.replace(folder, partial)
+            if earlier is not None:
+                os.replace(earlier, folder)
             raise
     if earlier is not None:
         shutil.rmtree(earlier, ignore_errors=True)

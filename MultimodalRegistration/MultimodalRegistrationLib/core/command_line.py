@@ -1,0 +1,61 @@
+"""A command line as text, as records keep it and "Copy as command" gives it: quoted for the user's shell.
+
+POSIX shells read ``shlex`` quoting; cmd.exe and PowerShell do not take its single quotes (``'C:\\x y\\ct.nrrd'``
+reached mmreg with its quotes), so on Windows the arguments are quoted as the Microsoft C runtime reads them
+(:func:`subprocess.list2cmdline`, double quotes), and :func:`split` reads them back by the same rules.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from collections.abc import Iterable
+
+
+def join(argv: Iterable[str], windows: bool | None = None) -> str:
+    """One line that the user's shell (``windows``: default this machine's) splits back into ``argv``."""
+    windows = os.name == "nt" if windows is None else windows
+    argv = [str(argument) for argument in argv]
+    return subprocess.list2cmdline(argv) if windows else shlex.join(argv)
+
+
+def split(text: str, windows: bool | None = None) -> list[str]:
+    """The arguments of a line :func:`join` made."""
+    windows = os.name == "nt" if windows is None else windows
+    return _split_windows(text) if windows else shlex.split(text)
+
+
+def _split_windows(text: str) -> list[str]:
+    # The C runtime's rules: 2n backslashes before a quote are n and the quote opens or closes; 2n+1 are n and a
+    # literal quote; other backslashes are literal; blanks outside quotes separate arguments.
+    arguments: list[str] = []
+    current: list[str] = []
+    quoted = started = False
+    i = 0
+    while i < len(text):
+        character = text[i]
+        if character == "\\":
+            end = i
+            while end < len(text) and text[end] == "\\":
+                end += 1
+            count = end - i
+            if end < len(text) and text[end] == '"':
+                current.append("\\" * (count // 2) + ('"' if count % 2 else ""))
+                i = end + 1 if count % 2 else end
+            else:
+                current.append("\\" * count)
+                i = end
+            started = True
+        elif character == '"':
+            quoted, started, i = not quoted, True, i + 1
+        elif character in " \t" and not quoted:
+            if started:
+                arguments.append("".join(current))
+            current, started, i = [], False, i + 1
+        else:
+            current.append(character)
+            started, i = True, i + 1
+    if started:
+        arguments.append("".join(current))
+    return arguments
