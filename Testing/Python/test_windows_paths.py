@@ -145,3 +145,51 @@ def test_the_batch_lock_file_goes_once_closed_where_it_could_not_go_while_open(t
     with batch_lock(tmp_path):
         assert (tmp_path / LOCK_NAME).is_file()
     assert refused and not (tmp_path / LOCK_NAME).exists()
+
+
+class _FakeKernel:
+    """kernel32 as end_with_this_process calls it: records what it is given."""
+
+    def __init__(self, assign_ok: bool = True):
+        self.assign_ok, self.calls, self.closed = assign_ok, [], []
+
+    def CreateJobObjectW(self, attributes, name):
+        return 77
+
+    def SetInformationJobObject(self, job, kind, pointer, size):
+        import ctypes
+
+        from MultimodalRegistrationLib.core.processes import _ExtendedLimits
+
+        limits = ctypes.cast(pointer, ctypes.POINTER(_ExtendedLimits)).contents
+        self.calls.append(("limits", job, kind, size, limits.BasicLimitInformation.LimitFlags))
+        return 1
+
+    def AssignProcessToJobObject(self, job, process):
+        self.calls.append(("assign", job, process))
+        return 1 if self.assign_ok else 0
+
+    def CloseHandle(self, handle):
+        self.closed.append(handle)
+        return 1
+
+
+@pytest.mark.parametrize("assign_ok", [True, False], ids=["assigned", "refused"])
+def test_a_worker_on_windows_ends_with_the_process_that_started_it(assign_ok):
+    """Windows has no parent-death signal: a worker of a crashed Slicer computed on unseen, and a killed batch's
+    warm workers went on writing case folders (audit). Each worker is put in a job object that the system ends with
+    its parent (kill on close); a refusal leaves the worker as before."""
+    from types import SimpleNamespace
+
+    from MultimodalRegistrationLib.core.processes import end_with_this_process, release_job
+
+    kernel = _FakeKernel(assign_ok)
+    job = end_with_this_process(SimpleNamespace(_handle=1234), kernel)
+    # 144 bytes: JOBOBJECT_EXTENDED_LIMIT_INFORMATION on 64-bit Windows; 0x2000: kill on job close
+    assert kernel.calls[0] == ("limits", 77, 9, 144, 0x2000)
+    assert kernel.calls[1] == ("assign", 77, 1234)
+    assert job == (77 if assign_ok else None) and kernel.closed == ([] if assign_ok else [77])
+    release_job(job, kernel)
+    assert kernel.closed == [77]
+    assert end_with_this_process(SimpleNamespace(_handle=1234)) is None  # not Windows: nothing to do
+

@@ -6,6 +6,7 @@ the console events calls TerminateProcess), so it must never be used there to as
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -13,6 +14,8 @@ from pathlib import Path
 
 _STILL_ACTIVE = 259  # GetExitCodeProcess of a running process
 _QUERY_LIMITED_INFORMATION = 0x1000
+_KILL_ON_JOB_CLOSE = 0x2000  # JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE
+_EXTENDED_LIMIT_INFORMATION = 9  # JobObjectExtendedLimitInformation
 
 
 def alive(pid: int) -> bool:
@@ -88,4 +91,57 @@ def stop_tree(popen: subprocess.Popen, force: bool = False) -> None:
     try:
         os.killpg(popen.pid, signal.SIGKILL if force else signal.SIGTERM)
     except (ProcessLookupError, PermissionError):
+        pass
+
+
+class _BasicLimits(ctypes.Structure):  # JOBOBJECT_BASIC_LIMIT_INFORMATION
+    _fields_ = [("PerProcessUserTimeLimit", ctypes.c_int64), ("PerJobUserTimeLimit", ctypes.c_int64),
+                ("LimitFlags", ctypes.c_uint32), ("MinimumWorkingSetSize", ctypes.c_size_t),
+                ("MaximumWorkingSetSize", ctypes.c_size_t), ("ActiveProcessLimit", ctypes.c_uint32),
+                ("Affinity", ctypes.c_size_t), ("PriorityClass", ctypes.c_uint32), ("SchedulingClass", ctypes.c_uint32)]  # fmt: skip
+
+
+class _ExtendedLimits(ctypes.Structure):  # JOBOBJECT_EXTENDED_LIMIT_INFORMATION (IO_COUNTERS: six 64-bit counts)
+    _fields_ = [("BasicLimitInformation", _BasicLimits), ("IoInfo", ctypes.c_uint64 * 6),
+                ("ProcessMemoryLimit", ctypes.c_size_t), ("JobMemoryLimit", ctypes.c_size_t),
+                ("PeakProcessMemoryUsed", ctypes.c_size_t), ("PeakJobMemoryUsed", ctypes.c_size_t)]  # fmt: skip
+
+
+def end_with_this_process(popen: subprocess.Popen, kernel=None) -> int | None:
+    """Windows: put ``popen``'s process (and those it starts) in a job object that the system ends when this
+    process ends, so that a crashed or killed Slicer leaves no worker computing (POSIX workers watch their parent:
+    process.worker_side). Returns the job's handle, to hold while the process runs and give to
+    :func:`release_job` after; None elsewhere or when the system refuses (the process then runs as before)."""
+    if os.name != "nt" and kernel is None:
+        return None
+    try:
+        if kernel is None:
+            from ctypes import wintypes
+
+            kernel = ctypes.WinDLL("kernel32", use_last_error=True)
+            kernel.CreateJobObjectW.restype = wintypes.HANDLE
+            kernel.CreateJobObjectW.argtypes = (wintypes.LPVOID, wintypes.LPCWSTR)
+            kernel.SetInformationJobObject.argtypes = (wintypes.HANDLE, ctypes.c_int, wintypes.LPVOID, wintypes.DWORD)
+            kernel.AssignProcessToJobObject.argtypes = (wintypes.HANDLE, wintypes.HANDLE)
+        job = kernel.CreateJobObjectW(None, None)
+        if not job:
+            return None
+        limits = _ExtendedLimits()
+        limits.BasicLimitInformation.LimitFlags = _KILL_ON_JOB_CLOSE
+        done = kernel.SetInformationJobObject(job, _EXTENDED_LIMIT_INFORMATION, ctypes.byref(limits), ctypes.sizeof(limits))
+        if not (done and kernel.AssignProcessToJobObject(job, int(popen._handle))):
+            kernel.CloseHandle(job)
+            return None
+        return job
+    except (AttributeError, OSError, TypeError, ValueError):
+        return None
+
+
+def release_job(job: int | None, kernel=None) -> None:
+    """Close a handle from :func:`end_with_this_process` (what still runs in its job ends with it)."""
+    if job is None:
+        return
+    try:
+        (kernel or ctypes.WinDLL("kernel32")).CloseHandle(job)
+    except (AttributeError, OSError):
         pass

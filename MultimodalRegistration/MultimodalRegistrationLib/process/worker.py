@@ -32,7 +32,7 @@ from pathlib import Path
 
 from ..core.errors import EXIT_ENGINE, EXIT_INPUT, EXIT_OK
 from ..core.files import PARTIAL_PREFIX, remove_orphans, scratch_folder
-from ..core.processes import own_group, stop_tree, tree_alive
+from ..core.processes import end_with_this_process, own_group, release_job, stop_tree, tree_alive
 from .jobs import Job, RegistrationJob
 from .results import JobResult
 
@@ -81,6 +81,7 @@ class WorkerProcess:
         self.route: queue.Queue = queue.Queue()  # where events go; a warm worker points it at the current job
         self.popen: subprocess.Popen | None = None
         self._stderr = None
+        self._job = None  # Windows job object (core.processes.end_with_this_process)
 
     def start(self, job: dict | None = None) -> WorkerProcess:
         """Start the process; with ``job``, write it and close stdin (a one-job worker)."""
@@ -106,6 +107,7 @@ class WorkerProcess:
             cwd=str(self.folder),
             **group,
         )
+        self._job = end_with_this_process(self.popen)  # Windows: ends with this process, even a crashed one
         if job is not None:
             try:
                 self.popen.stdin.write(json.dumps(job).encode())
@@ -166,6 +168,8 @@ class WorkerProcess:
         """Release the stderr file (the process must have ended) and remove the working folder."""
         if self._stderr is not None and not self._stderr.closed:
             self._stderr.close()
+        release_job(self._job)
+        self._job = None
         shutil.rmtree(self.folder, ignore_errors=True)
 
 

@@ -82,7 +82,8 @@ def stop_with_parent() -> None:
 
     Engines hold the GIL, so no Python handler or watcher thread would run in time: on Linux the
     kernel sends this process SIGTERM (default action: exit at once) when the parent dies (strictly: when
-    the parent's thread that started it ends, so start workers from a long-lived thread). Ctrl-C
+    the parent's thread that started it ends, so start workers from a long-lived thread); on Windows the
+    parent put this process in a job object that ends with it (core.processes.end_with_this_process). Ctrl-C
     reaches the whole process group; the parent then cancels this worker and cleans up after it.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
