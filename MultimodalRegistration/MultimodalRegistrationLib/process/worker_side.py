@@ -83,7 +83,8 @@ def stop_with_parent() -> None:
     Engines hold the GIL, so no Python handler or watcher thread would run in time: on Linux the
     kernel sends this process SIGTERM (default action: exit at once) when the parent dies (strictly: when
     the parent's thread that started it ends, so start workers from a long-lived thread); on Windows the
-    parent put this process in a job object that ends with it (core.processes.end_with_this_process). Ctrl-C
+    parent put this process in a job object that ends with it (core.processes.end_with_this_process); elsewhere
+    (macOS) a watcher process stops it (:func:`watch_parent`). Ctrl-C
     reaches the whole process group; the parent then cancels this worker and cleans up after it.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -101,3 +102,38 @@ def stop_with_parent() -> None:
     # (comparing the parent's id alone stopped every worker in Slicer at once; audit).
     if os.getppid() != parent and not alive(parent):
         os._exit(EXIT_TERMINATED)
+    if os.name == "posix" and not sys.platform.startswith("linux"):  # macOS has no parent-death signal
+        watch_parent(parent, os.getpid())
+
+
+# Run by its own interpreter (engines hold the worker's GIL): ends the worker's process group when the parent ends.
+PARENT_WATCH = """
+import os, signal, sys, time
+parent, worker = map(int, sys.argv[1:3])
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+while alive(worker):
+    if not alive(parent):
+        try:
+            os.killpg(os.getpgid(worker), signal.SIGTERM)
+        except OSError:
+            pass
+        break
+    time.sleep(1.0)
+"""
+
+
+def watch_parent(parent: int, worker: int):
+    """Start a small process that stops ``worker``'s process group within a second of ``parent`` ending, and ends
+    itself with the worker (POSIX without Linux's parent-death signal: a crashed Slicer left its workers running).
+    Returns its Popen."""
+    import subprocess
+
+    return subprocess.Popen([sys.executable, "-c", PARENT_WATCH, str(parent), str(worker)], stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip

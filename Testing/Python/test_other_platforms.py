@@ -1,6 +1,7 @@
-"""Windows behaviour checked on any OS: a scratch folder Windows will not delete, presets read under a cp1252
-default, stdout that cannot encode a path, free memory from GlobalMemoryStatusEx, and a batch lock file that
-can only be removed once closed."""
+"""Windows and macOS behaviour checked on Linux: a scratch folder Windows will not delete, presets read under a
+cp1252 default, stdout that cannot encode a path, free memory from GlobalMemoryStatusEx, a batch lock file that
+can only be removed once closed, and workers that end with their parent where no parent-death signal exists
+(a Windows job object, a macOS watcher process)."""
 
 from __future__ import annotations
 
@@ -192,4 +193,29 @@ def test_a_worker_on_windows_ends_with_the_process_that_started_it(assign_ok):
     release_job(job, kernel)
     assert kernel.closed == [77]
     assert end_with_this_process(SimpleNamespace(_handle=1234)) is None  # not Windows: nothing to do
+
+
+
+@pytest.mark.parametrize("parent_ends", [True, False], ids=["parent ends", "worker ends"])
+def test_a_worker_on_macos_is_stopped_by_a_watcher_when_its_parent_ends(parent_ends, tmp_path):
+    """macOS has no parent-death signal either: a crashed Slicer left its workers computing (audit). A watcher
+    process stops the worker's process group within a second of the parent ending, and ends with the worker."""
+    import subprocess
+    import time
+
+    from MultimodalRegistrationLib.process.worker_side import watch_parent
+
+    parent = subprocess.Popen(["sleep", "1" if parent_ends else "30"])
+    worker = subprocess.Popen(["sleep", "30" if parent_ends else "1"], start_new_session=True)
+    watcher = watch_parent(parent.pid, worker.pid)
+    started = time.monotonic()
+    if parent_ends:
+        parent.wait()
+        assert worker.wait(timeout=5) == -15 and time.monotonic() - started < 4
+    else:
+        assert worker.wait(timeout=5) == 0 and parent.poll() is None
+    assert watcher.wait(timeout=3) == 0
+    if not parent_ends:
+        parent.kill()
+    parent.wait()
 
