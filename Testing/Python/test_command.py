@@ -124,9 +124,10 @@ def test_a_recorded_command_is_quoted_for_the_user_s_shell_and_reads_back(window
     the C runtime reads them; "Copy as command" splits it back by the same rules."""
     from MultimodalRegistrationLib.core.command_line import join, split
 
-    argv = ["mmreg", "register", "--fixed", r"C:\Users\Ann Lee\ct.nrrd", "--moving", r"D:\O'Brien\mr.nrrd",
+    argv = ["mmreg", "register2d", "--fixed", r"C:\Users\Ann Lee\ct.nrrd", "--moving", r"D:\slides\H&E.nrrd",
             "--segments", 'gland="x"', r"--json", "ends with\\", "", r"\\server\share\T.h5", "µm"]  # fmt: skip
     line = join(argv, windows)
     assert split(line, windows) == argv
     if windows:
-        assert r'--fixed "C:\Users\Ann Lee\ct.nrrd" --moving D:\O'"'"r'Brien\mr.nrrd' in line and "'" not in line.replace("O'B", "")
+        assert r'--fixed "C:\Users\Ann Lee\ct.nrrd" --moving "D:\slides\H&E.nrrd"' in line and "'" not in line
+        assert join(["mmreg", r"C:\Users\ann\ct.nrrd", "gland,urethra"], True) == r'mmreg C:\Users\ann\ct.nrrd "gland,urethra"'  # H&E: cmd.exe ran E.nrrd

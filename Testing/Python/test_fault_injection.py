@@ -2021,7 +2021,7 @@ def test_bad_input_found_by_the_audits_is_refused_before_any_work(name, tmp_path
 def test_a_batch_csv_open_in_another_program_is_named_before_any_engine(tmp_path, private_tmp, capsys, monkeypatch):
     """Windows: `mmreg batch` into a folder whose batch.csv is open in Excel ended in a PermissionError traceback
     (audit of Windows paths). It exits 2 naming the file and the fix, before any case runs; the folder is as it was."""
-    from MultimodalRegistrationLib.core import files
+    from MultimodalRegistrationLib.core import replaced as files
 
     inputs, out = tmp_path / "inputs", tmp_path / "out"
     inputs.mkdir()

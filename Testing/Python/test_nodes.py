@@ -296,6 +296,20 @@ def test_copy_as_command_names_a_loaded_volumes_own_file_until_it_is_changed(sce
     assert node_file(loaded, ".nrrd") == "CT.nrrd"
 
 
+def test_copy_as_command_names_the_nodes_when_the_scratch_folder_has_a_second_name(scene, small_pair, tmp_path):
+    """Windows keeps %TEMP% as a short 8.3 name while the job's resolved paths hold the long one: no scratch path
+    matched, and the copied command named deleted files (audit). A symbolic link plays the short name here."""
+    from MultimodalRegistrationLib.nodes.command_paths import user_command
+
+    made = mrml.volume_node_from_image(scene, small_pair.moving, "MR T1")
+    scratch = tmp_path / "long scratch name"
+    scratch.mkdir()
+    (tmp_path / "SHORT~1").symlink_to(scratch)
+    job = {"moving": str(scratch / "moving.nrrd")}
+    command = user_command(f"mmreg register --moving '{job['moving']}'", tmp_path / "SHORT~1", job, {"moving": made}.get)
+    assert command == "mmreg register --moving 'MR T1.nrrd'"
+
+
 def test_copy_as_command_names_a_start_that_is_also_the_output_apart_from_it(scene, small_pair):
     """Register pressed again, the moving volume under the last result: the start and the output were both
     'MR to CT.h5', which mmreg register refuses (an output that overwrites an input; review)."""

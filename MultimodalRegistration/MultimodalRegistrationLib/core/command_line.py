@@ -1,15 +1,16 @@
 """A command line as text, as records keep it and "Copy as command" gives it: quoted for the user's shell.
 
 POSIX shells read ``shlex`` quoting; cmd.exe and PowerShell do not take its single quotes (``'C:\\x y\\ct.nrrd'``
-reached mmreg with its quotes), so on Windows the arguments are quoted as the Microsoft C runtime reads them
-(:func:`subprocess.list2cmdline`, double quotes), and :func:`split` reads them back by the same rules.
+reached mmreg with its quotes), so on Windows every argument but a plain word or path is put in double quotes, as
+the Microsoft C runtime reads them (``subprocess.list2cmdline`` quotes only blanks, and left ``H&E.nrrd`` to cmd.exe,
+which ran ``E.nrrd``), and :func:`split` reads them back by the same rules. ``%NAME%`` is still expanded by cmd.exe.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
-import subprocess
 from collections.abc import Iterable
 
 
@@ -17,7 +18,14 @@ def join(argv: Iterable[str], windows: bool | None = None) -> str:
     """One line that the user's shell (``windows``: default this machine's) splits back into ``argv``."""
     windows = os.name == "nt" if windows is None else windows
     argv = [str(argument) for argument in argv]
-    return subprocess.list2cmdline(argv) if windows else shlex.join(argv)
+    return " ".join(_quote_windows(argument) for argument in argv) if windows else shlex.join(argv)
+
+
+def _quote_windows(argument: str) -> str:
+    if argument and re.fullmatch(r"[\w\-.:/\\=+]+", argument):
+        return argument
+    argument = re.sub(r'(\\*)"', lambda match: 2 * match.group(1) + '\\"', argument)  # n backslashes and a quote
+    return '"' + re.sub(r"(\\+)$", lambda match: 2 * match.group(1), argument) + '"'  # before the closing quote
 
 
 def split(text: str, windows: bool | None = None) -> list[str]:

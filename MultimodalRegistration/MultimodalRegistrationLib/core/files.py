@@ -12,17 +12,14 @@ import shutil
 import signal
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import InputError
 from .processes import alive
+from .replaced import Replaced, recover_replaced
 
 PARTIAL_PREFIX = ".partial-"  # then the writing process id: <prefix><pid>-xxxx
-OPEN_ELSEWHERE_WAIT_S = 2.0  # Windows: how long a replace waits for a file another program holds open
-_WINDOWS = os.name == "nt"
 # Extensions of two parts that name one format.
 DOUBLE_SUFFIXES = (".nii.gz",)
 
@@ -130,12 +127,12 @@ class OutputSet:
     def __init__(self) -> None:
         self._staged: list[tuple[Path, Path]] = []  # (partial folder, final path)
         self._removed: list[Path] = []  # files an earlier run left that this one replaces with nothing
-        self._aside: dict[Path, Path] = {}  # folder -> partial folder holding the files replaced there
 
     def write(self, path: str | os.PathLike, write: Callable[[str], None]) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_orphans(path.parent, PARTIAL_PREFIX)
+        recover_replaced(path.parent)
         with signals_held():  # a signal between making the folder and noting it would leave it behind
             folder = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{os.getpid()}-", dir=path.parent))
             self._staged.append((folder, path))
@@ -147,51 +144,39 @@ class OutputSet:
 
     def commit(self) -> None:
         try:
-            blocked = [str(path) for _, path in self._staged if path.is_dir()]
+            moves = [(entry, path.parent / entry.name) for folder, path in self._staged
+                     for entry in sorted(folder.iterdir(), key=lambda entry: entry.name == path.name)]  # fmt: skip
+            targets = [target for _, target in moves] + self._removed
+            blocked = [str(path) for path in targets if path.is_dir() and not path.is_symlink()]
             if blocked:  # checked before any move: a commit either moves every file or none
                 raise OSError(f"cannot write {blocked[0]}: it is a folder")
             with signals_held():
-                moves = [(entry, path.parent / entry.name) for folder, path in self._staged
-                         for entry in sorted(folder.iterdir(), key=lambda entry: entry.name == path.name)]  # fmt: skip
-                earlier = self._move_earlier_aside([target for _, target in moves] + self._removed)
+                earlier = Replaced()
+                earlier.keep(targets)
                 moved_in: list[tuple[Path, Path]] = []
                 try:
                     for entry, target in moves:
                         _finish(str(entry))
                         os.replace(entry, target)
                         moved_in.append((entry, target))
-                except OSError:  # put everything back: the set moves in whole or not at all
-                    _put_back(moved_in)
-                    _put_back(earlier)
+                    for path in self._removed:
+                        path.unlink(missing_ok=True)
+                except BaseException:  # put everything back: the set moves in whole or not at all
+                    for entry, target in reversed(moved_in):
+                        try:
+                            os.replace(target, entry)
+                        except OSError:
+                            continue
+                    earlier.put_back()
                     raise
+                earlier.drop()
                 _COMMITTED.extend(path for _, path in self._staged)
         finally:
             self.discard()
 
-    def _move_earlier_aside(self, targets: list[Path]) -> list[tuple[Path, Path]]:
-        """Move the files this set replaces or removes into partial folders (gone with them), before any new file
-        moves in: a file another program holds open (Windows) stops the commit while nothing has changed. Returns
-        (where it was, where it is) for each."""
-        moved: list[tuple[Path, Path]] = []
-        try:
-            for number, target in enumerate(targets):
-                if not os.path.lexists(target):
-                    continue
-                if target.parent not in self._aside:  # one per folder: a move stays on its file system
-                    self._aside[target.parent] = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{os.getpid()}-",
-                                                                       dir=target.parent))  # fmt: skip
-                earlier = self._aside[target.parent] / f"{number}-{target.name}"
-                replace_path(target, earlier, target)
-                moved.append((target, earlier))
-        except InputError:
-            _put_back(moved)
-            raise
-        return moved
-
     def discard(self) -> None:
-        for folder in [folder for folder, _ in self._staged] + list(self._aside.values()):
+        for folder, _ in self._staged:
             shutil.rmtree(folder, ignore_errors=True)
-        self._aside.clear()
         self._staged.clear()
         self._removed.clear()
 
@@ -205,15 +190,6 @@ class OutputSet:
             self.discard()
 
 
-def _put_back(moves: list[tuple[Path, Path]]) -> None:
-    """Undo ``os.replace(source, target)`` for each (source, target), last first, as many as can be."""
-    for source, target in reversed(moves):
-        try:
-            os.replace(target, source)
-        except OSError:
-            continue
-
-
 def write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """Call ``write(tmp_path)`` and move the finished file onto ``path`` in one step (an :class:`OutputSet` of one;
     a detached header with its data file)."""
@@ -224,20 +200,3 @@ def write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> N
 def write_text_atomically(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` in one step (:func:`write_atomically`)."""
     write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-
-
-def replace_path(source: str | os.PathLike, target: str | os.PathLike, named: str | os.PathLike | None = None) -> None:
-    """``os.replace(source, target)``; on Windows, where a file another program holds open (Excel, a viewer, a virus
-    scan) can be neither replaced nor renamed, retried for up to 2 s. Refused with an :class:`InputError` naming
-    ``named`` (default ``target``) when it cannot be done."""
-    deadline, delay = time.monotonic() + OPEN_ELSEWHERE_WAIT_S, 0.05
-    while True:
-        try:
-            os.replace(source, target)
-            return
-        except PermissionError as error:
-            if not _WINDOWS or time.monotonic() > deadline:
-                raise InputError(f"cannot replace or move {named or target} ({error.strerror or error}): close it "
-                                 "where it is open (Excel, a viewer) or make it writable, and run again") from None  # fmt: skip
-            time.sleep(delay)
-            delay = min(2 * delay, 0.4)

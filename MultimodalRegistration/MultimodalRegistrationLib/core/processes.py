@@ -123,6 +123,7 @@ def end_with_this_process(popen: subprocess.Popen, kernel=None) -> int | None:
             kernel.CreateJobObjectW.argtypes = (wintypes.LPVOID, wintypes.LPCWSTR)
             kernel.SetInformationJobObject.argtypes = (wintypes.HANDLE, ctypes.c_int, wintypes.LPVOID, wintypes.DWORD)
             kernel.AssignProcessToJobObject.argtypes = (wintypes.HANDLE, wintypes.HANDLE)
+            kernel.CloseHandle.argtypes = (wintypes.HANDLE,)
         job = kernel.CreateJobObjectW(None, None)
         if not job:
             return None
@@ -133,7 +134,7 @@ def end_with_this_process(popen: subprocess.Popen, kernel=None) -> int | None:
             kernel.CloseHandle(job)
             return None
         return job
-    except (AttributeError, OSError, TypeError, ValueError):
+    except (AttributeError, OSError, TypeError, ValueError, ctypes.ArgumentError):
         return None
 
 
@@ -142,6 +143,11 @@ def release_job(job: int | None, kernel=None) -> None:
     if job is None:
         return
     try:
-        (kernel or ctypes.WinDLL("kernel32")).CloseHandle(job)
-    except (AttributeError, OSError):
+        if kernel is None:
+            from ctypes import wintypes
+
+            kernel = ctypes.WinDLL("kernel32")
+            kernel.CloseHandle.argtypes = (wintypes.HANDLE,)
+        kernel.CloseHandle(job)
+    except (AttributeError, OSError, ctypes.ArgumentError):
         pass

@@ -30,7 +30,7 @@ from ..engines.registry import engine_spec
 from ..qa.cohort_provenance import CohortProvenance, cohort_provenance
 from .batch_lock import batch_lock
 from .case_job import failed_step
-from .case_results import clear, cohort_files_aside, recover_earlier, restore, set_aside
+from .case_results import EARLIER, clear, cohort_files_aside, recover_earlier, restore, set_aside
 from .jobs import CaseJob
 from .manifest import COHORT_FILES, DONE, CaseRecord, case_hash, read_done, read_manifest
 from .warm_worker import WarmWorker
@@ -289,7 +289,7 @@ def run_batch(
     warnings = _unlisted_cases(output_dir, jobs)
     output_dir.mkdir(parents=True, exist_ok=True)
     with batch_lock(output_dir):  # refused while another batch writes here
-        recover_earlier(output_dir, COHORT_FILES, COHORT_FILES[0])  # a killed batch's, left aside
+        shutil.rmtree(output_dir / EARLIER, ignore_errors=True)  # a killed batch's cohort files: it may have redone cases
         notify = on_case or (lambda record: None)
         records: dict[str, CaseRecord] = {}
 

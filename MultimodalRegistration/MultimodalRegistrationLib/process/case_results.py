@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..core.errors import InputError
-from ..core.files import replace_path
+from ..core.replaced import replace_path
 from .manifest import CASE_FILES, COHORT_FILES, DONE
 
 _RESULT_FILES = (*CASE_FILES.values(), "resampled.nrrd", "qa.html", DONE, "qa_figures")

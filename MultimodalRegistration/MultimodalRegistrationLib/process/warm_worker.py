@@ -147,6 +147,8 @@ class WarmSlot:
     def take(self) -> WarmWorker | None:
         """The warm worker, started now if there is none; None while it runs another job (use a one-job worker)."""
         if self.worker is None or not self.worker.alive:
+            if self.worker is not None:
+                self.worker.stop()  # one that died while idle: its files and handles
             self.worker = WarmWorker(self.python, self.engines)
         return None if self.worker.busy else self.worker
 

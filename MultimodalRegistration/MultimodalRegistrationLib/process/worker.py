@@ -33,6 +33,7 @@ from pathlib import Path
 from ..core.errors import EXIT_ENGINE, EXIT_INPUT, EXIT_OK
 from ..core.files import PARTIAL_PREFIX, remove_orphans, scratch_folder
 from ..core.processes import end_with_this_process, own_group, release_job, stop_tree, tree_alive
+from ..core.replaced import recover_replaced
 from .jobs import Job, RegistrationJob
 from .results import JobResult
 
@@ -340,3 +341,4 @@ class WorkerJob:
         folders = {Path(self.job[key]).parent for key in self.job_type.paths("output") if self.job.get(key)}
         for folder in folders:
             remove_orphans(folder, PARTIAL_PREFIX)
+            recover_replaced(folder)  # what it had replaced when it was stopped (Windows: moved aside)

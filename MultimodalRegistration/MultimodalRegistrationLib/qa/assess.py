@@ -23,11 +23,12 @@ import SimpleITK as sitk
 
 from ..core.errors import InputError
 from ..core.file_checks import check_output_path
-from ..core.files import OutputSet, replace_path, signals_held
+from ..core.files import OutputSet, signals_held
 from ..core.images import validate_image, validate_mask
 from ..core.metric import METRIC_SPACING_MM
 from ..core.outliers import clip_outliers
 from ..core.pairs import check_pair
+from ..core.replaced import replace_path
 from ..core.transforms import Transform
 from .images import image_agreement
 from .jacobian import InverseConsistency, inverse_consistency, jacobian_statistics

@@ -1,0 +1,120 @@
+"""The files an output set replaces or removes, kept until the set has moved in whole (:class:`.files.OutputSet`).
+
+Each is kept in a ``.replaced-<pid>-*`` folder beside it. On POSIX it is hard-linked there and stays in place, so
+the new file replaces it in one step (a reader never finds the name empty) and a process killed meanwhile leaves
+it as it was. On Windows it is moved there: a file another program holds open (Excel, a viewer) cannot be moved,
+which stops the commit before anything changed (:func:`replace_path`), and a process killed after the moves
+leaves its earlier files for the next run in that folder to put back (:func:`recover_replaced`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from .errors import InputError
+from .processes import alive
+
+REPLACED_PREFIX = ".replaced-"  # then the committing process id: <prefix><pid>-xxxx
+OPEN_ELSEWHERE_WAIT_S = 2.0  # Windows: how long a move waits for a file another program holds open
+_WINDOWS = os.name == "nt"
+
+
+def replace_path(source: str | os.PathLike, target: str | os.PathLike, named: str | os.PathLike | None = None) -> None:
+    """``os.replace(source, target)``; on Windows, where a file another program holds open (Excel, a viewer, a virus
+    scan) can be neither replaced nor moved, retried for up to 2 s. Refused with an :class:`InputError` naming
+    ``named`` (default ``target``) when it cannot be done."""
+    deadline, delay = time.monotonic() + OPEN_ELSEWHERE_WAIT_S, 0.05
+    while True:
+        try:
+            os.replace(source, target)
+            return
+        except PermissionError as error:
+            if not _WINDOWS or time.monotonic() > deadline:
+                raise InputError(f"cannot replace or move {named or target} ({error.strerror or error}): close it "
+                                 "where it is open (Excel, a viewer) or make it writable, and run again") from None  # fmt: skip
+            time.sleep(delay)
+            delay = min(2 * delay, 0.4)
+
+
+class Replaced:
+    """The earlier files of one commit: :meth:`keep` them, then :meth:`drop` (the set moved in) or
+    :meth:`put_back` (it did not)."""
+
+    def __init__(self) -> None:
+        self._folders: dict[Path, Path] = {}  # folder -> its .replaced-* folder
+        self._kept: list[tuple[Path, Path]] = []  # (path, its earlier file's copy)
+
+    def keep(self, paths: list[Path]) -> None:
+        """Keep each existing path's file; all or none (a failure puts back what was kept and raises)."""
+        try:
+            for number, path in enumerate(paths):
+                if not os.path.lexists(path):
+                    continue
+                if path.parent not in self._folders:  # one per folder: a move stays on its file system
+                    self._folders[path.parent] = Path(
+                        tempfile.mkdtemp(prefix=f"{REPLACED_PREFIX}{os.getpid()}-", dir=path.parent)
+                    )
+                copy = self._folders[path.parent] / f"{number}-{path.name}"
+                if _WINDOWS or not _linked(path, copy):
+                    replace_path(path, copy, path)
+                self._kept.append((path, copy))
+        except BaseException:
+            self.put_back()
+            raise
+
+    def put_back(self) -> None:
+        """Each kept file back at its path, in place of what the commit moved there; a copy that cannot go back
+        stays in its folder, named in the error."""
+        stuck = []
+        for path, copy in reversed(self._kept):
+            try:
+                os.replace(copy, path)
+            except OSError:
+                stuck.append(copy)
+        self._kept.clear()
+        if stuck:
+            self._folders.clear()  # not dropped: they hold what could not go back
+            raise OSError(f"the earlier {stuck[0].name.split('-', 1)[1]} could not be put back: it is {stuck[0]}")
+        self.drop()
+
+    def drop(self) -> None:
+        for folder in self._folders.values():
+            shutil.rmtree(folder, ignore_errors=True)
+        self._folders.clear()
+        self._kept.clear()
+
+
+def _linked(path: Path, copy: Path) -> bool:
+    if path.is_dir() and not path.is_symlink():
+        return False
+    try:
+        os.link(path, copy, follow_symlinks=False)
+        return True
+    except (OSError, NotImplementedError):  # a file system without hard links: moved instead
+        return False
+
+
+def recover_replaced(folder: str | os.PathLike) -> None:
+    """Put back the earlier files that a process killed while committing left in ``folder``'s ``.replaced-*``
+    folders (each where no file has taken its name since), then remove those folders."""
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        match = re.match(re.escape(REPLACED_PREFIX) + r"(\d+)-", entry.name)
+        if match is None or int(match.group(1)) == os.getpid() or alive(int(match.group(1))):
+            continue
+        for copy in sorted(entry.iterdir()) if entry.is_dir() else []:
+            path = Path(folder) / copy.name.split("-", 1)[1]
+            if not os.path.lexists(path):
+                try:
+                    os.replace(copy, path)
+                except OSError:
+                    continue
+        shutil.rmtree(entry, ignore_errors=True)
