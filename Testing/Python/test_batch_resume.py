@@ -141,24 +141,14 @@ def test_cohort_files_a_killed_batch_left_aside_do_not_come_back(cohort, ran, tm
 def test_a_batch_csv_open_in_excel_is_named_before_any_case_runs(cohort, ran, tmp_path, monkeypatch):
     """Windows: a rerun while batch.csv is open in Excel ended in a PermissionError traceback (audit). It is named,
     with the fix, before any case runs, and the folder is as it was."""
-    import os
 
-    from MultimodalRegistrationLib.core import replaced as files
+    from test_user_files_kept import held_open_by_another_program
 
     out = tmp_path / "out"
     batch.run_batch(cohort, out, workers=1)
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".mmreg-batch.lock"}
     (tmp_path / "a_ct.nrrd").write_bytes(b"changed")  # case a runs again
-    replace = os.replace
-
-    def excel_holds(source, target):
-        if Path(source).name == "batch.csv":
-            raise PermissionError(13, "The process cannot access the file because it is being used by another process")
-        replace(source, target)
-
-    monkeypatch.setattr(files, "_WINDOWS", True)
-    monkeypatch.setattr(files, "OPEN_ELSEWHERE_WAIT_S", 0.2)
-    monkeypatch.setattr(files.os, "replace", excel_holds)
+    held_open_by_another_program(monkeypatch, lambda source: source.name == "batch.csv")
     with pytest.raises(InputError, match=r"cannot replace or move .*batch\.csv .*close it where it is open"):
         batch.run_batch(cohort, out, workers=1)
     assert len(ran) == 2  # the first run's two cases only

@@ -2021,7 +2021,7 @@ def test_bad_input_found_by_the_audits_is_refused_before_any_work(name, tmp_path
 def test_a_batch_csv_open_in_another_program_is_named_before_any_engine(tmp_path, private_tmp, capsys, monkeypatch):
     """Windows: `mmreg batch` into a folder whose batch.csv is open in Excel ended in a PermissionError traceback
     (audit of Windows paths). It exits 2 naming the file and the fix, before any case runs; the folder is as it was."""
-    from MultimodalRegistrationLib.core import replaced as files
+    from test_user_files_kept import held_open_by_another_program
 
     inputs, out = tmp_path / "inputs", tmp_path / "out"
     inputs.mkdir()
@@ -2031,16 +2031,7 @@ def test_a_batch_csv_open_in_another_program_is_named_before_any_engine(tmp_path
     out.mkdir()
     (out / "batch.csv").write_text("case,status\nc0,ok\n")  # an earlier manifest's, open in Excel
     before, kept = _snapshot(inputs), _snapshot(out)
-    replace = os.replace
-
-    def held_open(source, target):
-        if Path(source).name == "batch.csv":
-            raise PermissionError(13, "The process cannot access the file because it is being used by another process")
-        replace(source, target)
-
-    monkeypatch.setattr(files, "_WINDOWS", True)
-    monkeypatch.setattr(files, "OPEN_ELSEWHERE_WAIT_S", 0.2)
-    monkeypatch.setattr(files.os, "replace", held_open)
+    held_open_by_another_program(monkeypatch, lambda source: source.name == "batch.csv")
     code = main(["batch", str(manifest), "--output-dir", str(out)])
     message = capsys.readouterr().err
     assert code == EXIT_INPUT and "batch.csv" in message and "close it where it is open" in message, message

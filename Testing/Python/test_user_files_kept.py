@@ -147,6 +147,25 @@ def test_a_commit_that_cannot_move_every_file_moves_none(tmp_path):
                                                                                                         "b.txt"]
 
 
+def held_open_by_another_program(monkeypatch, held) -> None:
+    """Windows, as far as moving files goes: a file that ``held(source path)`` picks cannot be moved or replaced
+    (open in Excel or a viewer)."""
+    import os
+
+    from MultimodalRegistrationLib.core import replaced
+
+    replace = os.replace
+
+    def refuse(source, target):
+        if held(Path(source)):
+            raise PermissionError(13, "The process cannot access the file because it is being used by another process")
+        replace(source, target)
+
+    monkeypatch.setattr(replaced, "_WINDOWS", True)
+    monkeypatch.setattr(replaced, "OPEN_ELSEWHERE_WAIT_S", 0.3)
+    monkeypatch.setattr(replaced.os, "replace", refuse)
+
+
 def _three_earlier_files(folder: Path) -> dict[str, str]:
     for name in ("a.txt", "b.txt", "c.txt"):
         (folder / name).write_text(f"earlier {name}")
@@ -167,23 +186,17 @@ def test_a_file_open_in_another_program_stops_the_commit_before_anything_changed
     """On Windows a file open in Excel or a viewer can be neither replaced nor renamed (audit): the commit replaced the
     files before it, then failed with a raw PermissionError, leaving a new a.txt beside an earlier b.txt. Now the files
     it replaces move aside first; a file held for a moment is waited for, one held on is named (exit 2's InputError)."""
-    import os
-
-    from MultimodalRegistrationLib.core import replaced as files
     from MultimodalRegistrationLib.core.errors import InputError
 
-    earlier = _three_earlier_files(tmp_path)
-    monkeypatch.setattr(files, "_WINDOWS", True)
-    monkeypatch.setattr(files, "OPEN_ELSEWHERE_WAIT_S", 0.3)
-    refusals, replace = [], os.replace
+    earlier, refusals = _three_earlier_files(tmp_path), []
 
-    def held_open(source, target):
-        if Path(source) == tmp_path / "b.txt" and (held_for == "ever" or len(refusals) < 2):
+    def held(source: Path) -> bool:
+        if source == tmp_path / "b.txt" and (held_for == "ever" or len(refusals) < 2):
             refusals.append(source)
-            raise PermissionError(13, "The process cannot access the file because it is being used by another process")
-        replace(source, target)
+            return True
+        return False
 
-    monkeypatch.setattr(files.os, "replace", held_open)
+    held_open_by_another_program(monkeypatch, held)
     if held_for == "ever":
         with pytest.raises(InputError, match=r"cannot replace or move .*b\.txt .*close it where it is open"):
             _staged_three(tmp_path)

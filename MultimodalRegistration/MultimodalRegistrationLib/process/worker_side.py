@@ -109,15 +109,8 @@ def stop_with_parent() -> None:
 # Run by its own interpreter (engines hold the worker's GIL): ends the worker's process group when the parent ends.
 PARENT_WATCH = """
 import os, signal, sys, time
+from MultimodalRegistrationLib.core.processes import alive
 parent, worker = map(int, sys.argv[1:3])
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 while alive(worker):
     if not alive(parent):
         try:
@@ -134,6 +127,9 @@ def watch_parent(parent: int, worker: int):
     itself with the worker (POSIX without Linux's parent-death signal: a crashed Slicer left its workers running).
     Returns its Popen."""
     import subprocess
+    from pathlib import Path
 
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[2]),
+                                                                os.environ.get("PYTHONPATH", "")]))  # fmt: skip
     return subprocess.Popen([sys.executable, "-c", PARENT_WATCH, str(parent), str(worker)], stdin=subprocess.DEVNULL,
-                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=environment)  # fmt: skip
