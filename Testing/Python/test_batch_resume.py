@@ -409,3 +409,22 @@ def test_a_file_system_without_locks_runs_the_batch_unguarded(tmp_path, monkeypa
     with locking.batch_lock(tmp_path):
         assert (tmp_path / locking.LOCK_NAME).exists()
     assert not (tmp_path / locking.LOCK_NAME).exists()
+
+
+@pytest.mark.parametrize("kind, runs_again", [("busy", True), ("input", False)])
+def test_a_case_stopped_by_a_file_open_elsewhere_runs_again(kind, runs_again, tmp_path):
+    """A file held open (Windows) was reported as bad input, which a batch never redoes while the case is unchanged:
+    'close it and run again' then skipped the case (review). Its worker says 'busy'; that case runs again."""
+    from MultimodalRegistrationLib.core.errors import EXIT_INPUT, FileInUseError
+    from MultimodalRegistrationLib.process.worker_side import run_one
+
+    events = []
+
+    def held(job, emit):
+        raise FileInUseError("cannot replace or move qa.html: close it where it is open (Excel, a viewer) and run again")
+
+    job = CaseJob(case="c1", fixed="f.nrrd", moving="m.nrrd", output_transform=str(tmp_path / "c1" / "transform.h5"))
+    assert run_one(CaseJob, held, job.to_json(), events.append) == EXIT_INPUT and events[0]["kind"] == "busy"
+    (tmp_path / "c1").mkdir()
+    (tmp_path / "c1" / DONE).write_text(json.dumps(CaseRecord("c1", "failed", "the hash", 3.0, kind).to_dict()))
+    assert (batch._is_done(job, "the hash") is None) == runs_again

@@ -15,6 +15,11 @@ class InputError(ValueError):
     """Bad input: the message says what is wrong and how to fix it (exit code 2)."""
 
 
+class FileInUseError(InputError):
+    """A file another program holds open (Windows): refused as bad input is (exit code 2), but the same run may
+    pass once it is closed, so a batch runs the case again (worker kind "busy")."""
+
+
 class EngineError(RuntimeError):
     """The registration engine failed (exit code 1).
 

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .errors import InputError
+from .errors import FileInUseError
 from .processes import alive
 
 REPLACED_PREFIX = ".replaced-"  # then the committing process id: <prefix><pid>-xxxx
@@ -27,7 +27,7 @@ _WINDOWS = os.name == "nt"
 def replace_path(source: str | os.PathLike, target: str | os.PathLike, named: str | os.PathLike | None = None) -> None:
     """``os.replace(source, target)``; on Windows, where a file another program holds open (Excel, a viewer, a virus
     scan) can be neither replaced nor moved, retried for up to 2 s. Refused with an :class:`InputError` naming
-    ``named`` (default ``target``) when it cannot be done."""
+    ``named`` (default ``target``) when it cannot be done (:class:`.errors.FileInUseError`)."""
     deadline, delay = time.monotonic() + OPEN_ELSEWHERE_WAIT_S, 0.05
     while True:
         try:
@@ -35,7 +35,7 @@ def replace_path(source: str | os.PathLike, target: str | os.PathLike, named: st
             return
         except PermissionError as error:
             if not _WINDOWS or time.monotonic() > deadline:
-                raise InputError(f"cannot replace or move {named or target} ({error.strerror or error}): close it "
+                raise FileInUseError(f"cannot replace or move {named or target} ({error.strerror or error}): close it "
                                  "where it is open (Excel, a viewer) or make it writable, and run again") from None  # fmt: skip
             time.sleep(delay)
             delay = min(2 * delay, 0.4)

@@ -45,7 +45,8 @@ __all__ = ["EXIT_ENGINE", "EXIT_INPUT", "EXIT_OK", "WorkerFailure", "WorkerJob",
 # --------------------------------------------------------------------------- parent side
 @dataclass
 class WorkerFailure(Exception):
-    """The worker reported an error (or died); ``kind`` is input, engine, internal, cancelled or timeout."""
+    """The worker reported an error (or died); ``kind`` is input, busy (a file open elsewhere), engine, internal,
+    cancelled or timeout."""
 
     kind: str
     message: str
@@ -309,7 +310,7 @@ class WorkerJob:
             self._finish()
         elif kind == "error":
             self.worker_info = event.pop("worker", {})
-            codes = {"input": EXIT_INPUT}
+            codes = {"input": EXIT_INPUT, "busy": EXIT_INPUT}
             code = codes.get(event["kind"], EXIT_ENGINE)
             self.error = WorkerFailure(event["kind"], event["message"], event.get("hint", ""), code, event.get("log"))
             self.traceback = event.get("traceback", "")

@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable
 from typing import NoReturn
 
-from ..core.errors import EXIT_ENGINE, EXIT_INPUT, EXIT_OK, EXIT_TERMINATED, EngineError, InputError
+from ..core.errors import EXIT_ENGINE, EXIT_INPUT, EXIT_OK, EXIT_TERMINATED, EngineError, FileInUseError, InputError
 from ..core.processes import alive
 from .jobs import Job
 from .results import JobResult
@@ -41,8 +41,9 @@ def run_one(job_type: type[Job], run: Callable[[Job, Callable[[dict], None]], Jo
         job = job_type.from_json(record)
         emit(run(job, emit).event())
         return EXIT_OK
-    except InputError as error:
-        emit({"event": "error", "kind": "input", "message": str(error), "hint": ""})
+    except InputError as error:  # a file held open elsewhere: the same job may pass later ("busy")
+        kind = "busy" if isinstance(error, FileInUseError) else "input"
+        emit({"event": "error", "kind": kind, "message": str(error), "hint": ""})
         return EXIT_INPUT
     except EngineError as error:
         emit({"event": "error", "kind": "engine", "message": str(error), "hint": error.hint, "log": error.log_path})
