@@ -2038,3 +2038,20 @@ def test_a_batch_csv_open_in_another_program_is_named_before_any_engine(tmp_path
     assert "Traceback" not in message and _snapshot(inputs) == before
     assert _snapshot(out) == kept and sorted(p.name for p in out.iterdir() if p.name != ".mmreg-batch.lock") == ["batch.csv"]
     assert list(private_tmp.iterdir()) == []
+
+
+def test_outputs_apart_only_by_capitals_are_refused_on_a_case_blind_disk(tmp_path, private_tmp, capsys, monkeypatch):
+    """macOS and Windows disks take reg.h5 and Reg.h5 for one file: the inverse silently replaced the transform
+    (audit of macOS paths). Refused before any engine runs, naming both."""
+    from MultimodalRegistrationLib.core import output_safety
+
+    monkeypatch.setattr(output_safety, "_CASE_BLIND", True)
+    inputs, out = tmp_path / "inputs", tmp_path / "out"
+    inputs.mkdir()
+    fixed, moving = _pair(inputs)
+    before = _snapshot(inputs)
+    code = main(["register", "--fixed", str(fixed), "--moving", str(moving), "--output-transform", str(out / "reg.h5"),
+                 "--output-inverse", str(out / "Reg.h5")])  # fmt: skip
+    message = capsys.readouterr().err
+    assert code == EXIT_INPUT and "reg.h5" in message and "Reg.h5" in message, message
+    assert _snapshot(inputs) == before and not out.exists() and list(private_tmp.iterdir()) == []

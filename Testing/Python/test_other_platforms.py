@@ -207,7 +207,7 @@ def test_a_worker_on_macos_is_stopped_by_a_watcher_when_its_parent_ends(parent_e
 
     parent = subprocess.Popen(["sleep", "1" if parent_ends else "30"])
     worker = subprocess.Popen(["sleep", "30" if parent_ends else "1"], start_new_session=True)
-    watcher = watch_parent(parent.pid, worker.pid)
+    watcher = watch_parent(parent.pid, worker.pid, worker.pid)  # the worker leads its own group
     started = time.monotonic()
     if parent_ends:
         parent.wait()
@@ -219,3 +219,57 @@ def test_a_worker_on_macos_is_stopped_by_a_watcher_when_its_parent_ends(parent_e
         parent.kill()
     parent.wait()
 
+
+
+class _Libc:
+    """sysctlbyname as macOS answers it: 16 GB installed, ``level`` % of it counted free."""
+
+    def __init__(self, level):
+        self.level = level
+
+    def sysctlbyname(self, name, value, size, new, new_size) -> int:
+        answers = {b"hw.memsize": 16 * 10**9, b"kern.memorystatus_level": self.level}
+        if answers.get(name) is None:
+            return -1
+        target = ctypes.cast(value, ctypes.c_void_p).value
+        kind = ctypes.c_uint64 if ctypes.cast(size, ctypes.POINTER(ctypes.c_size_t)).contents.value == 8 else ctypes.c_uint32
+        kind.from_address(target).value = answers[name]
+        return 0
+
+
+@pytest.mark.parametrize(("level", "expected"), [(40, 64 * 10**8), (None, None), (0, None)],
+                         ids=["answers", "no level", "nonsense"])  # fmt: skip
+def test_free_memory_on_macos_is_the_share_the_kernel_counts_free(level, expected):
+    """available_bytes() returned None on macOS too (no /proc/meminfo, no SC_AVPHYS_PAGES): the memory guard never
+    refused an image too large for the Mac (audit)."""
+    assert memory._macos_available(_Libc(level)) == expected
+
+
+def test_the_sidecar_files_macos_writes_on_usb_drives_are_not_sections(tmp_path):
+    """On exFAT and network shares macOS writes a hidden '._name.png' beside each file: they sorted first and were
+    stacked as extra, unreadable sections, every real one moved down (4 sections gave 8; audit)."""
+    from MultimodalRegistrationLib.stack.sections import _same_folder, find_sections
+
+    for number in range(1, 5):
+        (tmp_path / f"s{number}.png").write_bytes(b"png")
+        (tmp_path / f"._s{number}.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    assert [path.name for path in find_sections(str(tmp_path))] == ["s1.png", "s2.png", "s3.png", "s4.png"]
+    (tmp_path.parent / "other spelling").symlink_to(tmp_path)  # a case-blind disk's 'Sections' for 'sections'
+    assert _same_folder(tmp_path.parent / "other spelling", tmp_path)
+
+
+def test_outputs_named_apart_only_by_capitals_are_refused_where_the_disk_ignores_them(tmp_path, monkeypatch):
+    """macOS and Windows disks ignore capitals (and macOS Unicode composition): --output-transform reg.h5 with
+    --output-inverse Reg.h5 passed, and the second file silently replaced the first (audit)."""
+    from MultimodalRegistrationLib.core import output_safety
+    from MultimodalRegistrationLib.core.errors import InputError
+
+    outputs = {"--output-transform": tmp_path / "reg.h5", "--output-inverse": tmp_path / "Reg.h5",
+               "--json": tmp_path / "Caf\u00e9.json", "--output-volume": tmp_path / "cafe\u0301.json"}  # fmt: skip
+    monkeypatch.setattr(output_safety, "_CASE_BLIND", True)
+    with pytest.raises(InputError, match="Reg.h5"):
+        output_safety.check_outputs_apart({}, dict(list(outputs.items())[:2]))
+    with pytest.raises(InputError):
+        output_safety.check_outputs_apart({}, dict(list(outputs.items())[2:]))
+    monkeypatch.setattr(output_safety, "_CASE_BLIND", False)  # Linux: two files
+    output_safety.check_outputs_apart({}, outputs)

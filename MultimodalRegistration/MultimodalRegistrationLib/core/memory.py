@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import math
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -92,16 +93,37 @@ def _windows_available(kernel32) -> int | None:
     return int(status.ullAvailPhys)
 
 
+def _macos_available(libc) -> int | None:
+    """Installed memory (``hw.memsize``) times the share the kernel counts free (``kern.memorystatus_level``, %),
+    None if either is missing: free pages alone are near zero by design, and the page size differs under Rosetta."""
+
+    def read(name: str, kind):
+        value, size = kind(), ctypes.c_size_t(ctypes.sizeof(kind))
+        if libc.sysctlbyname(name.encode(), ctypes.byref(value), ctypes.byref(size), None, ctypes.c_size_t(0)) != 0:
+            return None
+        return int(value.value)
+
+    total, level = read("hw.memsize", ctypes.c_uint64), read("kern.memorystatus_level", ctypes.c_uint32)
+    if not total or level is None or not 0 < level <= 100:
+        return None
+    return total * level // 100
+
+
 def available_bytes() -> int | None:
     """Memory this process can still take without swapping (bytes), or None if the system does not say.
 
     Linux: ``MemAvailable`` of /proc/meminfo, lowered to a container's remaining cgroup limit.
-    Windows: ``ullAvailPhys`` of GlobalMemoryStatusEx.
-    Elsewhere: free physical pages from ``os.sysconf`` where the system has them (not on macOS).
+    Windows: ``ullAvailPhys`` of GlobalMemoryStatusEx. macOS: :func:`_macos_available`.
+    Elsewhere: free physical pages from ``os.sysconf`` where the system has them.
     """
     if os.name == "nt":
         try:
             return _windows_available(ctypes.windll.kernel32)
+        except (AttributeError, OSError):
+            return None
+    if sys.platform == "darwin":
+        try:
+            return _macos_available(ctypes.CDLL(None))
         except (AttributeError, OSError):
             return None
     free = _meminfo_available()

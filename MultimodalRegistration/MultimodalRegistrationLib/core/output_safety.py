@@ -9,6 +9,8 @@ in one place are refused too (the second would silently replace the first). Noth
 from __future__ import annotations
 
 import os
+import sys
+import unicodedata
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -19,6 +21,13 @@ from .files import stem_of, suffix_of
 _DATA_FILES = {".nhdr": (".raw", ".raw.gz"), ".mhd": (".raw", ".zraw")}
 
 PathLike = str | os.PathLike
+
+
+_CASE_BLIND = sys.platform == "darwin" or os.name == "nt"  # their usual file systems: Reg.h5 is reg.h5
+
+
+def _folded(path: Path) -> str:
+    return unicodedata.normalize("NFC", str(path)).casefold()
 
 
 def _resolved(path: PathLike) -> Path:
@@ -48,7 +57,7 @@ def _output_places(path: PathLike) -> list[Path]:
 
 
 def _same(a: Path, b: Path) -> bool:
-    if a == b:
+    if a == b or (_CASE_BLIND and _folded(a) == _folded(b)):
         return True
     try:
         return a.exists() and b.exists() and os.path.samefile(a, b)
@@ -86,8 +95,10 @@ def check_outputs_apart(
                     )
             for other_role, other_path, other_place in claimed:
                 if other_role != out_role and _same(place, other_place):
+                    capitals = place != other_place and _folded(place) == _folded(other_place)
+                    spelled = f" and {other_path}, to a disk that ignores capitals" if capitals else ""
                     raise InputError(
-                        f"the {out_role} and the {other_role} are the same file ({out_path}): one would replace "
-                        f"the other; give the {out_role} a name of its own"
+                        f"the {out_role} and the {other_role} are the same file ({out_path}{spelled}): one would "
+                        f"replace the other; give the {out_role} a name of its own"
                     )
             claimed.append((out_role, out_path, place))

@@ -104,27 +104,27 @@ def stop_with_parent() -> None:
     if os.getppid() != parent and not alive(parent):
         os._exit(EXIT_TERMINATED)
     if os.name == "posix" and not sys.platform.startswith("linux"):  # macOS has no parent-death signal
-        watch_parent(parent, os.getpid())
+        watch_parent(parent, os.getpid(), os.getpgrp())
 
 
 # Run by its own interpreter (engines hold the worker's GIL): ends the worker's process group when the parent ends.
 PARENT_WATCH = """
 import os, signal, sys, time
 from MultimodalRegistrationLib.core.processes import alive
-parent, worker = map(int, sys.argv[1:3])
+parent, worker, group = map(int, sys.argv[1:4])
 while alive(worker):
     if not alive(parent):
         try:
-            os.killpg(os.getpgid(worker), signal.SIGTERM)
+            os.killpg(group, signal.SIGTERM)
         except OSError:
-            pass
+            os.kill(worker, signal.SIGTERM)
         break
     time.sleep(1.0)
 """
 
 
-def watch_parent(parent: int, worker: int):
-    """Start a small process that stops ``worker``'s process group within a second of ``parent`` ending, and ends
+def watch_parent(parent: int, worker: int, group: int):
+    """Start a small process that stops ``worker``'s process ``group`` within a second of ``parent`` ending, and ends
     itself with the worker (POSIX without Linux's parent-death signal: a crashed Slicer left its workers running).
     Returns its Popen."""
     import subprocess
@@ -132,5 +132,5 @@ def watch_parent(parent: int, worker: int):
 
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[2]),
                                                                 os.environ.get("PYTHONPATH", "")]))  # fmt: skip
-    return subprocess.Popen([sys.executable, "-c", PARENT_WATCH, str(parent), str(worker)], stdin=subprocess.DEVNULL,
+    return subprocess.Popen([sys.executable, "-c", PARENT_WATCH, str(parent), str(worker), str(group)], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=environment)  # fmt: skip

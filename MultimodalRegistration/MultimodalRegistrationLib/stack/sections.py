@@ -25,6 +25,7 @@ Missing, blank and unaligned sections get poses interpolated from their neighbou
 from __future__ import annotations
 
 import glob
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +54,7 @@ def find_sections(where: str) -> list[Path]:
     folder = Path(where)
     if folder.is_dir():
         try:
-            candidates = list(folder.iterdir())
+            candidates = [entry for entry in folder.iterdir() if not entry.name.startswith(".")]  # macOS ._ files
         except OSError as error:
             raise InputError(
                 f"--sections folder {folder} cannot be listed ({error.strerror}): check its permissions"
@@ -76,6 +77,14 @@ def find_sections(where: str) -> list[Path]:
     return paths
 
 
+def _same_folder(a: Path, b: Path | None) -> bool:
+    """``a`` is ``b`` (also when typed in other capitals on a case-blind disk)."""
+    try:
+        return b is not None and (a == b or (a.is_dir() and os.path.samefile(a, b)))
+    except OSError:
+        return False
+
+
 def check_outputs_beside_sections(where: str, outputs: dict[str, str | None]) -> None:
     """Refuse an image output (option -> path) inside the sections' folder (``where`` a folder) or matching their
     glob: the next run would stack the volume as one more section and overwrite it, an input of that run. A CSV or
@@ -86,7 +95,7 @@ def check_outputs_beside_sections(where: str, outputs: dict[str, str | None]) ->
         target = Path(path).expanduser().resolve() if path else None
         if target is None or suffix_of(target) not in IMAGE_2D_SUFFIXES:
             continue
-        if not (target.parent == folder or (folder is None and target.match(str(pattern)))):
+        if not (_same_folder(target.parent, folder) or (folder is None and target.match(str(pattern)))):
             continue
         place = f"lies in the sections' folder {folder}" if folder else f"matches the sections' glob {where}"
         raise InputError(f"{option} {path} {place}: the next run would stack it as one more section; write it "
