@@ -273,3 +273,20 @@ def test_outputs_named_apart_only_by_capitals_are_refused_where_the_disk_ignores
         output_safety.check_outputs_apart({}, dict(list(outputs.items())[2:]))
     monkeypatch.setattr(output_safety, "_CASE_BLIND", False)  # Linux: two files
     output_safety.check_outputs_apart({}, outputs)
+
+
+def test_a_killed_commit_s_earlier_file_comes_back_and_not_its_macos_sidecar(tmp_path):
+    """On exFAT and network shares macOS moves a '._' sidecar along with a moved file; it sorted first and came
+    back in place of the earlier transform after a killed commit (audit)."""
+    import subprocess
+
+    from MultimodalRegistrationLib.core.replaced import REPLACED_PREFIX, recover_replaced
+
+    ended = subprocess.Popen(["true"])
+    ended.wait()  # the committing process, killed
+    kept = tmp_path / f"{REPLACED_PREFIX}{ended.pid}-abcd"
+    kept.mkdir()
+    (kept / "._0-T.h5").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (kept / "0-T.h5").write_bytes(b"the earlier transform")
+    recover_replaced(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["T.h5"] and (tmp_path / "T.h5").read_bytes() == b"the earlier transform"

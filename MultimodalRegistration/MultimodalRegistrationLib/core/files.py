@@ -73,10 +73,14 @@ def scratch_folder(prefix: str) -> Path:
 
 
 def _finish(tmp: str) -> None:
-    # mkstemp and mkdtemp make owner-only files; give the result the usual permissions.
+    # mkstemp and mkdtemp make owner-only files; give the result the usual permissions (cosmetic: some network
+    # shares refuse chmod, which must not undo a finished set).
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    try:
+        os.chmod(tmp, 0o666 & ~umask)
+    except OSError:
+        pass
 
 
 _COMMITTED: list[Path] = []  # files this process moved into place (core.files.OutputSet), for what a stop says

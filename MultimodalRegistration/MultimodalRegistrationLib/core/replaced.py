@@ -111,6 +111,8 @@ def recover_replaced(folder: str | os.PathLike) -> None:
         if match is None or int(match.group(1)) == os.getpid() or alive(int(match.group(1))):
             continue
         for copy in sorted(entry.iterdir()) if entry.is_dir() else []:
+            if copy.name.startswith("."):  # a sidecar macOS writes beside a moved file on exFAT or a share
+                continue
             path = Path(folder) / copy.name.split("-", 1)[1]
             if not os.path.lexists(path):
                 try:
