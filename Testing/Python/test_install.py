@@ -132,6 +132,19 @@ def test_a_failing_pip_says_what_failed_and_the_manual_command():
     assert len(site.questions) == 1
 
 
+@pytest.mark.parametrize(("pip_says", "advice"), [
+    ("[Errno 30] Read-only file system: '/Volumes/Slicer/Slicer.app/Contents/lib/Python'", "not writable"),
+    ("Could not install packages due to an OSError: [Errno 13] Permission denied: '/Applications/Slicer.app'", "not writable"),
+    ("Connection timed out", "network"),
+], ids=["disk image", "another user's", "network"])  # fmt: skip
+def test_a_pip_failure_names_its_likely_cause(pip_says, advice):
+    """A Slicer.app started from its disk image, or installed by another user, cannot take packages: the message
+    said to check the network (audit of macOS paths)."""
+    site = FakeSite(pip_error=OSError(pip_says))
+    with pytest.raises(EngineInstallError, match=advice):
+        site.ensure(["elastix"])
+
+
 def test_pip_that_succeeds_without_installing_is_reported():
     site = FakeSite(pip_installs=False)
     with pytest.raises(EngineInstallError, match="still not installed.*Restart Slicer"):

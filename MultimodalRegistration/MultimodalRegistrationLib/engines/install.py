@@ -145,9 +145,14 @@ def ensure_engines(
     try:
         install(list(needed))
     except Exception as error:  # pip's own failure, whatever its type: the user needs the manual command
+        text = str(error).strip()
+        unwritable = any(sign in text for sign in ("Permission denied", "Read-only file system", "Access is denied"))
+        advice = ("Slicer's own folder is not writable (another user's or a read-only installation: on macOS, one "
+                  "started from the disk image or from Downloads); install Slicer where you can write, start it "
+                  "from there" if unwritable else "Check the network connection")  # fmt: skip
         raise EngineInstallError(
-            f"installing {', '.join(needed)} failed: {str(error).strip()[-500:] or type(error).__name__}. "
-            f"Check the network connection, then run: {manual_command(needed)}"
+            f"installing {', '.join(needed)} failed: {text[-500:] or type(error).__name__}. "
+            f"{advice}, then run: {manual_command(needed)}"
         ) from error
     plan.installed = needed
     still = [requirement(d) for d in dict.fromkeys(missing.values()) if not in_range(d, version_of(d))]
