@@ -428,3 +428,22 @@ def test_a_case_stopped_by_a_file_open_elsewhere_runs_again(kind, runs_again, tm
     (tmp_path / "c1").mkdir()
     (tmp_path / "c1" / DONE).write_text(json.dumps(CaseRecord("c1", "failed", "the hash", 3.0, kind).to_dict()))
     assert (batch._is_done(job, "the hash") is None) == runs_again
+
+
+def test_a_case_whose_earlier_result_is_held_open_is_recorded_busy_and_the_batch_goes_on(tmp_path, monkeypatch):
+    """A case file held open (Windows) when its rerun set the earlier result aside stopped the whole batch with exit 2
+    (review): the case is recorded 'busy', its earlier result left as it was, and the next run redoes it."""
+    from test_user_files_kept import held_open_by_another_program
+
+    folder = tmp_path / "c1"
+    folder.mkdir()
+    files = {"transform.h5": "earlier transform", "qa.html": "earlier report",
+             DONE: json.dumps(CaseRecord("c1", "ok", "earlier hash", 12.5, attempts=1).to_dict())}  # fmt: skip
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    held_open_by_another_program(monkeypatch, lambda source: source.name == "qa.html")
+    job = CaseJob(case="c1", fixed="f.nrrd", moving="m.nrrd", output_transform=str(folder / "transform.h5"))
+    record = CaseRecord.from_dict(batch.execute_case(job.to_json(), "new hash"))
+    assert (record.status, record.kind, record.hash) == ("failed", "busy", "new hash") and "qa.html" in record.message
+    assert {p.name: p.read_text() for p in folder.iterdir()} == files
+    assert batch._is_done(job, "new hash") is None  # runs again

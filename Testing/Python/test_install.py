@@ -145,6 +145,17 @@ def test_a_pip_failure_names_its_likely_cause(pip_says, advice):
         site.ensure(["elastix"])
 
 
+def test_a_pip_failure_in_a_folder_that_cannot_be_written_says_so_whatever_pip_said(monkeypatch):
+    """Slicer's pip_install raises only 'returned non-zero exit status 1', without pip's words (review): the
+    folder itself is asked."""
+    from MultimodalRegistrationLib.engines import install
+
+    monkeypatch.setattr(install.os, "access", lambda path, mode: False)
+    site = FakeSite(pip_error=RuntimeError("Command '['PythonSlicer', '-m', 'pip', ...]' returned non-zero exit status 1."))
+    with pytest.raises(EngineInstallError, match="not writable"):
+        site.ensure(["elastix"])
+
+
 def test_pip_that_succeeds_without_installing_is_reported():
     site = FakeSite(pip_installs=False)
     with pytest.raises(EngineInstallError, match="still not installed.*Restart Slicer"):

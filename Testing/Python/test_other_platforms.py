@@ -267,11 +267,13 @@ def test_outputs_named_apart_only_by_capitals_are_refused_where_the_disk_ignores
     outputs = {"--output-transform": tmp_path / "reg.h5", "--output-inverse": tmp_path / "Reg.h5",
                "--json": tmp_path / "Caf\u00e9.json", "--output-volume": tmp_path / "cafe\u0301.json"}  # fmt: skip
     monkeypatch.setattr(output_safety, "_CASE_BLIND", True)
+    monkeypatch.setattr(output_safety, "_ACCENT_BLIND", True)  # macOS
     with pytest.raises(InputError, match="Reg.h5"):
         output_safety.check_outputs_apart({}, dict(list(outputs.items())[:2]))
     with pytest.raises(InputError):
         output_safety.check_outputs_apart({}, dict(list(outputs.items())[2:]))
     monkeypatch.setattr(output_safety, "_CASE_BLIND", False)  # Linux: two files
+    monkeypatch.setattr(output_safety, "_ACCENT_BLIND", False)
     output_safety.check_outputs_apart({}, outputs)
 
 
@@ -286,7 +288,31 @@ def test_a_killed_commit_s_earlier_file_comes_back_and_not_its_macos_sidecar(tmp
     ended.wait()  # the committing process, killed
     kept = tmp_path / f"{REPLACED_PREFIX}{ended.pid}-abcd"
     kept.mkdir()
-    (kept / "._0-T.h5").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
-    (kept / "0-T.h5").write_bytes(b"the earlier transform")
+    (kept / "._m0-T.h5").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (kept / "m0-T.h5").write_bytes(b"the earlier transform")
+    (kept / "Thumbs.db").write_bytes(b"what Explorer leaves")
     recover_replaced(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["T.h5"] and (tmp_path / "T.h5").read_bytes() == b"the earlier transform"
+
+
+def test_names_a_case_blind_disk_keeps_apart_are_not_refused(tmp_path, monkeypatch):
+    """Casefolding took 'Maße' and 'Masse' for one name, which no disk does (review)."""
+    from MultimodalRegistrationLib.core import output_safety
+
+    monkeypatch.setattr(output_safety, "_CASE_BLIND", True)
+    output_safety.check_outputs_apart({}, {"--output-transform": tmp_path / "Maße.h5", "--json": tmp_path / "Masse.h5"})
+
+
+def test_a_folder_that_refuses_a_move_on_posix_is_not_called_open_elsewhere(tmp_path, monkeypatch):
+    """On Linux and macOS a refused move is the folder's permissions: 'close it where it is open' misled (review)."""
+    from MultimodalRegistrationLib.core import replaced
+    from MultimodalRegistrationLib.core.errors import FileInUseError, InputError
+
+    def refuse(source, target):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(replaced, "_WINDOWS", False)
+    monkeypatch.setattr(replaced.os, "replace", refuse)
+    with pytest.raises(InputError, match="make its folder writable") as refused:
+        replaced.replace_path(tmp_path / "a", tmp_path / "b")
+    assert not isinstance(refused.value, FileInUseError)

@@ -25,7 +25,7 @@ def _quote_windows(argument: str) -> str:
     if argument and re.fullmatch(r"[\w\-.:/\\=+]+", argument):
         return argument
     argument = re.sub(r'(\\*)"', lambda match: 2 * match.group(1) + '\\"', argument)  # n backslashes and a quote
-    return '"' + re.sub(r"(\\+)$", lambda match: 2 * match.group(1), argument) + '"'  # before the closing quote
+    return '"' + re.sub(r"(\\+)\Z", lambda match: 2 * match.group(1), argument) + '"'  # before the closing quote
 
 
 def split(text: str, windows: bool | None = None) -> list[str]:

@@ -163,6 +163,7 @@ class OutputSet:
                         _finish(str(entry))
                         os.replace(entry, target)
                         moved_in.append((entry, target))
+                    earlier.finished()
                     for path in self._removed:
                         path.unlink(missing_ok=True)
                 except BaseException:  # put everything back: the set moves in whole or not at all

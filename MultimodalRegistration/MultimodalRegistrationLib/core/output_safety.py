@@ -24,10 +24,12 @@ PathLike = str | os.PathLike
 
 
 _CASE_BLIND = sys.platform == "darwin" or os.name == "nt"  # their usual file systems: Reg.h5 is reg.h5
+_ACCENT_BLIND = sys.platform == "darwin"  # APFS and HFS+ also take a composed and a decomposed é for one
 
 
 def _folded(path: Path) -> str:
-    return unicodedata.normalize("NFC", str(path)).casefold()
+    """As the disk compares names: capitals ignored; on macOS also how an accent is stored (NFC or NFD)."""
+    return (unicodedata.normalize("NFC", str(path)) if _ACCENT_BLIND else str(path)).lower()
 
 
 def _resolved(path: PathLike) -> Path:

@@ -16,10 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from .errors import FileInUseError
+from .errors import FileInUseError, InputError
 from .processes import alive
 
 REPLACED_PREFIX = ".replaced-"  # then the committing process id: <prefix><pid>-xxxx
+FINISHED = ".finished"  # marks a .replaced-* folder whose commit had moved every new file in
 OPEN_ELSEWHERE_WAIT_S = 2.0  # Windows: how long a move waits for a file another program holds open
 _WINDOWS = os.name == "nt"
 
@@ -34,16 +35,19 @@ def replace_path(source: str | os.PathLike, target: str | os.PathLike, named: st
             os.replace(source, target)
             return
         except PermissionError as error:
-            if not _WINDOWS or time.monotonic() > deadline:
+            if not _WINDOWS:  # a folder's permissions, not another program
+                raise InputError(f"cannot replace or move {named or target} ({error.strerror or error}): make its "
+                                 "folder writable, and run again") from None  # fmt: skip
+            if time.monotonic() > deadline:
                 raise FileInUseError(f"cannot replace or move {named or target} ({error.strerror or error}): close it "
-                                 "where it is open (Excel, a viewer) or make it writable, and run again") from None  # fmt: skip
+                                     "where it is open (Excel, a viewer) or make it writable, and run again") from None  # fmt: skip
             time.sleep(delay)
             delay = min(2 * delay, 0.4)
 
 
 class Replaced:
-    """The earlier files of one commit: :meth:`keep` them, then :meth:`drop` (the set moved in) or
-    :meth:`put_back` (it did not)."""
+    """The earlier files of one commit: :meth:`keep` them, then :meth:`finished` and :meth:`drop` (the set moved
+    in) or :meth:`put_back` (it did not). A copy is ``l<n>-<name>`` when linked, ``m<n>-<name>`` when moved."""
 
     def __init__(self) -> None:
         self._folders: dict[Path, Path] = {}  # folder -> its .replaced-* folder
@@ -59,22 +63,30 @@ class Replaced:
                     self._folders[path.parent] = Path(
                         tempfile.mkdtemp(prefix=f"{REPLACED_PREFIX}{os.getpid()}-", dir=path.parent)
                     )
-                copy = self._folders[path.parent] / f"{number}-{path.name}"
+                copy = self._folders[path.parent] / f"l{number}-{path.name}"
                 if _WINDOWS or not _linked(path, copy):
+                    copy = copy.with_name(f"m{number}-{path.name}")
                     replace_path(path, copy, path)
                 self._kept.append((path, copy))
         except BaseException:
             self.put_back()
             raise
 
+    def finished(self) -> None:
+        """Every new file is in: what a killed process leaves now is not to be put back (:func:`recover_replaced`)."""
+        for folder in self._folders.values():
+            (folder / FINISHED).touch()
+
     def put_back(self) -> None:
         """Each kept file back at its path, in place of what the commit moved there; a copy that cannot go back
         stays in its folder, named in the error."""
+        for folder in self._folders.values():  # a copy that cannot go back must stay recoverable
+            (folder / FINISHED).unlink(missing_ok=True)
         stuck = []
         for path, copy in reversed(self._kept):
             try:
-                os.replace(copy, path)
-            except OSError:
+                replace_path(copy, path)  # Windows: waits for a virus scan of the new file to let go
+            except (OSError, InputError):
                 stuck.append(copy)
         self._kept.clear()
         if stuck:
@@ -84,6 +96,9 @@ class Replaced:
 
     def drop(self) -> None:
         for folder in self._folders.values():
+            for entry in folder.iterdir() if folder.is_dir() else []:  # the mark goes last (a kill meanwhile)
+                if entry.name != FINISHED:
+                    shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() and not entry.is_symlink() else entry.unlink(missing_ok=True)
             shutil.rmtree(folder, ignore_errors=True)
         self._folders.clear()
         self._kept.clear()
@@ -100,23 +115,24 @@ def _linked(path: Path, copy: Path) -> bool:
 
 
 def recover_replaced(folder: str | os.PathLike) -> None:
-    """Put back the earlier files that a process killed while committing left in ``folder``'s ``.replaced-*``
-    folders (each where no file has taken its name since), then remove those folders."""
+    """Put back the earlier files that a process killed while committing had moved into ``folder``'s
+    ``.replaced-*`` folders before its new files were all in (each where no file has taken its name since; linked
+    copies never left their place), then remove those folders."""
     try:
         entries = list(Path(folder).iterdir())
     except OSError:
         return
     for entry in entries:
         match = re.match(re.escape(REPLACED_PREFIX) + r"(\d+)-", entry.name)
-        if match is None or int(match.group(1)) == os.getpid() or alive(int(match.group(1))):
+        if match is None or int(match.group(1)) == os.getpid() or alive(int(match.group(1))) or not entry.is_dir():
             continue
-        for copy in sorted(entry.iterdir()) if entry.is_dir() else []:
-            if copy.name.startswith("."):  # a sidecar macOS writes beside a moved file on exFAT or a share
-                continue
-            path = Path(folder) / copy.name.split("-", 1)[1]
-            if not os.path.lexists(path):
-                try:
-                    os.replace(copy, path)
-                except OSError:
-                    continue
+        if not (entry / FINISHED).exists():
+            for copy in sorted(entry.iterdir()):
+                moved = re.fullmatch(r"m\d+-(.+)", copy.name, re.DOTALL)  # not a link, nor a sidecar (._m0-T.h5)
+                path = Path(folder) / moved.group(1) if moved else None
+                if path is not None and not os.path.lexists(path):
+                    try:
+                        os.replace(copy, path)
+                    except OSError:
+                        continue
         shutil.rmtree(entry, ignore_errors=True)

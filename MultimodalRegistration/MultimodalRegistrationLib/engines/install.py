@@ -15,7 +15,9 @@ newest release that has a wheel there (docs/install.md has the table); ``make te
 from __future__ import annotations
 
 import importlib
+import os
 import re
+import sysconfig
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -145,8 +147,9 @@ def ensure_engines(
     try:
         install(list(needed))
     except Exception as error:  # pip's own failure, whatever its type: the user needs the manual command
-        text = str(error).strip()
-        unwritable = any(sign in text for sign in ("Permission denied", "Read-only file system", "Access is denied"))
+        text = str(error).strip()  # Slicer's pip_install says only "returned non-zero exit status": ask the folder
+        unwritable = not os.access(sysconfig.get_paths()["purelib"], os.W_OK) or any(
+            sign in text for sign in ("Permission denied", "Read-only file system", "Access is denied"))
         advice = ("Slicer's own folder is not writable (another user's or a read-only installation: on macOS, one "
                   "started from the disk image or from Downloads); install Slicer where you can write, start it "
                   "from there" if unwritable else "Check the network connection")  # fmt: skip

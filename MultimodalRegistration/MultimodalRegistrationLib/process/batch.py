@@ -24,7 +24,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..core.errors import InputError
+from ..core.errors import FileInUseError, InputError
 from ..core.files import write_text_atomically
 from ..engines.registry import engine_spec
 from ..qa.cohort_provenance import CohortProvenance, cohort_provenance
@@ -94,7 +94,11 @@ def execute_case(job: dict, digest: str, timeout_s: float | None = None, python:
     case = CaseJob.from_json(job)
     folder = Path(case.output_transform).parent
     folder.mkdir(parents=True, exist_ok=True)
-    earlier = set_aside(folder)
+    try:
+        earlier = set_aside(folder)
+    except FileInUseError as error:  # its earlier result stays as it was, record and all; the next run redoes it
+        verdict = triage_case(None, None, str(error), "inputs")
+        return CaseRecord(case.case, "failed", digest, 0.0, "busy", str(error), 0, verdict=verdict).to_dict()
     started = time.monotonic()
     attempts = 0
     while True:

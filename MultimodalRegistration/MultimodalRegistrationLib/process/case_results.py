@@ -43,7 +43,7 @@ def set_aside(folder: Path, names: tuple[str, ...] = _RESULT_FILES, finished: st
         for name in names:
             if (folder / name).exists():
                 replace_path(folder / name, earlier / name, folder / name)
-    except InputError:
+    except BaseException:
         restore(folder, earlier, ())  # what moved goes back: the folder as it was
         raise
     return earlier

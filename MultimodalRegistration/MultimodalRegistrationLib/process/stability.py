@@ -231,7 +231,7 @@ def stability_check(
         )
     if len(positions) == 1:
         first = outcomes[0][1]
-        if first.kind == "input":
+        if first.kind in ("input", "busy"):
             raise InputError(f"the restarts cannot run: {first.message}")
         raise EngineError(
             f"all {restarts} restarts failed ({first.message.splitlines()[0]})",
