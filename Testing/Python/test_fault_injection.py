@@ -2055,3 +2055,19 @@ def test_outputs_apart_only_by_capitals_are_refused_on_a_case_blind_disk(tmp_pat
     message = capsys.readouterr().err
     assert code == EXIT_INPUT and "reg.h5" in message and "Reg.h5" in message, message
     assert _snapshot(inputs) == before and not out.exists() and list(private_tmp.iterdir()) == []
+
+
+def test_an_output_path_too_long_for_windows_is_refused_before_any_work(tmp_path, private_tmp, capsys, monkeypatch):
+    """Windows: a path that fits 260 characters can still fail while it is written (the staging folders add about
+    35), as an ITK write error after the whole registration (Windows audit, L9). Refused first, with the fix."""
+    from MultimodalRegistrationLib.core import file_checks
+
+    monkeypatch.setattr(file_checks, "_WINDOWS", True)
+    inputs, out = tmp_path / "inputs", tmp_path / "out" / ("a long project folder name " * 6).strip()
+    inputs.mkdir()
+    fixed, moving = _pair(inputs)
+    before = _snapshot(inputs)
+    code = main(_register(fixed, moving, out))
+    message = capsys.readouterr().err
+    assert code == EXIT_INPUT and "too long for Windows" in message and "choose a shorter folder" in message, message
+    assert _snapshot(inputs) == before and not (tmp_path / "out").exists() and list(private_tmp.iterdir()) == []

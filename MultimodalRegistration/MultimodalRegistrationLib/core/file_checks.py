@@ -284,6 +284,13 @@ def check_output_folder(output_dir: str | os.PathLike, option: str = "--output-d
         raise InputError(f"{option} {output_dir}: {folder} is a file, not a folder: choose another {option}")
 
 
+# Windows' 260-character limit (MAX_PATH, unless long paths are enabled, which ITK's file writers do not use), less
+# what writing adds: the partial folder a file is staged in (.partial-<pid>-xxxxxxxx\), the one an earlier file is
+# kept in (.replaced-<pid>-xxxxxxxx\m<n>-).
+WINDOWS_PATH_ROOM = 259 - 36
+_WINDOWS = os.name == "nt"
+
+
 def check_output_path(path: str | os.PathLike, role: str, suffixes: tuple[str, ...] = ()) -> None:
     """Refuse, before any work, an output whose extension cannot be written or whose folder cannot be made.
 
@@ -303,6 +310,11 @@ def check_output_path(path: str | os.PathLike, role: str, suffixes: tuple[str, .
         raise InputError(
             f"cannot write the {role}: the name '{long_part[:40]}...' is {len(os.fsencode(long_part))} bytes long, "
             f"over the {NAME_MAX_BYTES} a file system allows: choose a shorter name"
+        )
+    if _WINDOWS and len(str(path.resolve())) > WINDOWS_PATH_ROOM:
+        raise InputError(
+            f"cannot write the {role} to {path}: its path is {len(str(path.resolve()))} characters, too long for "
+            f"Windows while it is written (at most {WINDOWS_PATH_ROOM} here): choose a shorter folder or name"
         )
     folder = path.parent
     while not folder.exists():
