@@ -838,6 +838,11 @@ MORE_CASES = {
     "prep with no step": Case(prep_with(), "no preparation step is given: choose one or more of --crop-common"),
     "prep --n4-shrink without --n4": Case(prep_with("--n4-shrink", "2"), "add --n4, or drop --n4-shrink"),
     "prep --margin without a crop": Case(prep_with("--mask-fixed", "auto", "--margin", "5"), "or drop --margin"),
+    # the docs' own synopses give the defaults (--margin 10, --exclude-margin 3): ignored silently until now
+    "prep --margin at its default without a crop": Case(prep_with("--mask-fixed", "auto", "--margin", "10"),
+                                                         "or drop --margin"),
+    "prep --exclude-margin=3 without --exclude-above": Case(prep_with("--crop-common", "--exclude-margin=3"),
+                                                            "add --exclude-above, or drop --exclude-margin"),
     "prep --modality-moving without its step": Case(
         prep_with("--mask-fixed", "auto", "--modality-moving", "ct"), "or drop --modality-moving"
     ),

@@ -52,7 +52,14 @@ def prep_options(arguments: argparse.Namespace) -> PrepOptions:
     if getattr(arguments, "prep", False) and not options.steps_on():
         options.crop_common = True  # --prep alone: the step that needs no choices
     flags = {f.name: option_flag(f) for f in option_fields(PrepOptions)}
-    changed = [f.name for f in option_fields(PrepOptions) if f.name in given and given[f.name] != f.default]
+    typed = getattr(arguments, "argv", None)  # as typed: a tuning option given at its default value counts too
+
+    def given_by_user(field) -> bool:
+        if typed is None:
+            return given[field.name] != field.default
+        return any(word == flags[field.name] or word.startswith(flags[field.name] + "=") for word in typed)
+
+    changed = [f.name for f in option_fields(PrepOptions) if f.name in given and given_by_user(f)]
     refuse_idle_tuning(options, changed, TUNES, flags)
     options.check()
     return options

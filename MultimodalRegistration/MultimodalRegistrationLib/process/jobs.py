@@ -155,7 +155,7 @@ class RegistrationJob(Job):
         "required": True, "help": "moving image file, resampled onto the fixed one"})  # fmt: skip
     engine: str = _choice(DEFAULT_ENGINE, "engine", cli={"choices": ENGINE_NAMES, "always": True, "column": True})
     preset: str = _choice(DEFAULT_PRESET, ("customPresetFile", "preset"), cli={  # a custom file before the chosen one
-        "always": True, "column": True, "help": "rigid, affine, deformable, or a preset file path"})  # fmt: skip
+        "always": True, "column": True, "help": "rigid, similarity, affine, deformable, distance-map, or a preset file path"})  # fmt: skip
     fixed_mask: str | None = _path("input", panel="fixedMask", node="mask", cli={
         "help": "label image: nonzero voxels of the fixed image drive the metric"})  # fmt: skip
     moving_mask: str | None = _path("input", panel="movingMask", node="mask",
