@@ -1407,6 +1407,11 @@ def qa_restart_option_without_restarts(inputs: Path, out: Path) -> list[str]:
     return _qa(inputs, out / "r.html", "--preset", "affine")
 
 
+def qa_restart_default_without_restarts(inputs: Path, out: Path) -> list[str]:
+    """--stability-threshold typed at its default (2) without --stability: ignored silently before (docs examples)."""
+    return _qa(inputs, out / "r.html", "--stability-threshold", "2")
+
+
 def qa_of_two_slices(inputs: Path, out: Path) -> list[str]:
     """A 2D registration's slices given to mmreg qa: refused with words for 2D (it said 'give the whole volume')."""
     for name in ("fixed.nrrd", "moving.nrrd"):
@@ -1464,6 +1469,8 @@ CASES.update(QA_CASES)
 
 IGNORED_OPTION_CASES = {
     "qa: --preset without --stability": Case(qa_restart_option_without_restarts, "tunes the stability restarts"),
+    "qa: --stability-threshold at its default without --stability": Case(qa_restart_default_without_restarts,
+                                                                         "tunes the stability restarts"),
     "qa: a file where the pictures go": Case(qa_figures_folder_is_a_file, "is a file, where the report's pictures go"),
     "qa: two slices of a 2D registration": Case(qa_of_two_slices, "this QA measures 3D registrations; a 2D registration"),
     "stack: sections stating two pixel sizes": Case(stack_sections_stating_two_pixel_sizes,

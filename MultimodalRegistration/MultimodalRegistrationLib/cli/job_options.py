@@ -53,6 +53,14 @@ def option_values(record_class: type, arguments: argparse.Namespace) -> dict:
     return values
 
 
+def set_by_user(flag: str, value, default, typed: list[str] | None) -> bool:
+    """Whether the user gave ``flag``: typed on the command line (``typed``, as cli.main keeps it; a value equal to
+    the default counts), else (no command line) a value other than ``default``."""
+    if typed is None:
+        return value is not None and value != default
+    return any(word == flag or word.startswith(flag + "=") for word in typed)
+
+
 def refuse_idle_tuning(
     record,
     changed: Iterable[str],

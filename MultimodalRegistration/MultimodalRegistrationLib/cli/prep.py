@@ -13,7 +13,7 @@ from pathlib import Path
 from ..core.errors import EXIT_OK, InputError
 from ..prep.options import TUNES, PrepOptions
 from ..process.jobs import PrepJob, option_fields, option_flag
-from .job_options import add_options, option_values, refuse_idle_tuning
+from .job_options import add_options, option_values, refuse_idle_tuning, set_by_user
 
 
 def add_prep_arguments(parser: argparse.ArgumentParser, for_register: bool = False) -> None:
@@ -53,13 +53,8 @@ def prep_options(arguments: argparse.Namespace) -> PrepOptions:
         options.crop_common = True  # --prep alone: the step that needs no choices
     flags = {f.name: option_flag(f) for f in option_fields(PrepOptions)}
     typed = getattr(arguments, "argv", None)  # as typed: a tuning option given at its default value counts too
-
-    def given_by_user(field) -> bool:
-        if typed is None:
-            return given[field.name] != field.default
-        return any(word == flags[field.name] or word.startswith(flags[field.name] + "=") for word in typed)
-
-    changed = [f.name for f in option_fields(PrepOptions) if f.name in given and given_by_user(f)]
+    changed = [f.name for f in option_fields(PrepOptions)
+               if f.name in given and set_by_user(flags[f.name], given[f.name], f.default, typed)]  # fmt: skip
     refuse_idle_tuning(options, changed, TUNES, flags)
     options.check()
     return options

@@ -97,15 +97,16 @@ RESTART_OPTIONS = ("engine", "preset", "stability_threshold", "stability_shift",
                    "stability_timeout", "moving_mask")  # they tune the stability restarts only
 
 
-def _check_restart_options(job) -> None:
-    """Refuse an option of the stability restarts given without --stability (it did nothing, silently)."""
+def _check_restart_options(job, typed: list[str] | None = None) -> None:
+    """Refuse an option of the stability restarts given without --stability (it did nothing, silently); ``typed``:
+    the command line, on which an option typed at its default value counts too."""
     from dataclasses import fields
 
-    from .job_options import refuse_idle_tuning
+    from .job_options import refuse_idle_tuning, set_by_user
 
     defaults = {f.name: f.default for f in fields(job)}
     flags = {name: "--" + name.replace("_", "-") for name in RESTART_OPTIONS} | {"stability": "--stability (or --stability K)"}
-    changed = [name for name in RESTART_OPTIONS if getattr(job, name) != defaults[name]]
+    changed = [name for name in RESTART_OPTIONS if set_by_user(flags[name], getattr(job, name), defaults[name], typed)]
     refuse_idle_tuning(job, changed, dict.fromkeys(RESTART_OPTIONS, ("stability",)), flags, "the stability restarts",
                        off=lambda restarts: not restarts)  # fmt: skip
 
@@ -126,7 +127,7 @@ def command_qa(arguments: argparse.Namespace) -> int:
 
     job = qa_job(arguments)
     _check_restart_settings(job, getattr(arguments, "stability", None) is not None)
-    _check_restart_options(job)
+    _check_restart_options(job, getattr(arguments, "argv", None))
     check_report_path(job.report)
     json_file = file_or_none(job.summary)  # --json -: the metrics go to standard output
     if json_file:
