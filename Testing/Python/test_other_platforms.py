@@ -248,14 +248,15 @@ def test_free_memory_on_macos_is_the_share_the_kernel_counts_free(level, expecte
 def test_the_sidecar_files_macos_writes_on_usb_drives_are_not_sections(tmp_path):
     """On exFAT and network shares macOS writes a hidden '._name.png' beside each file: they sorted first and were
     stacked as extra, unreadable sections, every real one moved down (4 sections gave 8; audit)."""
-    from MultimodalRegistrationLib.stack.sections import _same_folder, find_sections
+    from MultimodalRegistrationLib.core.output_safety import same_place
+    from MultimodalRegistrationLib.stack.sections import find_sections
 
     for number in range(1, 5):
         (tmp_path / f"s{number}.png").write_bytes(b"png")
         (tmp_path / f"._s{number}.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
     assert [path.name for path in find_sections(str(tmp_path))] == ["s1.png", "s2.png", "s3.png", "s4.png"]
     (tmp_path.parent / "other spelling").symlink_to(tmp_path)  # a case-blind disk's 'Sections' for 'sections'
-    assert _same_folder(tmp_path.parent / "other spelling", tmp_path)
+    assert same_place(tmp_path.parent / "other spelling", tmp_path)
 
 
 def test_outputs_named_apart_only_by_capitals_are_refused_where_the_disk_ignores_them(tmp_path, monkeypatch):

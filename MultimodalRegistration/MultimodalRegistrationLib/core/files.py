@@ -7,7 +7,6 @@ with SIGKILL cannot clean up after itself, so the next run removes what dead pro
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import tempfile
@@ -16,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .processes import alive
+from .processes import orphaned
 from .replaced import Replaced, recover_replaced
 
 PARTIAL_PREFIX = ".partial-"  # then the writing process id: <prefix><pid>-xxxx
@@ -42,11 +41,6 @@ def stem_of(path: str | os.PathLike) -> str:
     return name[: len(name) - len(suffix_of(path))]
 
 
-def _owner(name: str, prefix: str) -> int | None:
-    match = re.match(re.escape(prefix) + r"(\d+)-", name)
-    return int(match.group(1)) if match else None
-
-
 def remove_orphans(folder: str | os.PathLike, prefix: str) -> list[Path]:
     """Remove the entries of ``folder`` named ``<prefix><pid>-...`` whose process has died; returns them."""
     removed = []
@@ -55,8 +49,7 @@ def remove_orphans(folder: str | os.PathLike, prefix: str) -> list[Path]:
     except OSError:
         return removed
     for entry in entries:
-        pid = _owner(entry.name, prefix)
-        if pid is None or pid == os.getpid() or alive(pid):
+        if not orphaned(entry.name, prefix):
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)

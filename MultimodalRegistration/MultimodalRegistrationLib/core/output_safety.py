@@ -58,7 +58,8 @@ def _output_places(path: PathLike) -> list[Path]:
     return [place] + [place.with_name(stem + suffix) for suffix in _DATA_FILES.get(suffix_of(place), ())]
 
 
-def _same(a: Path, b: Path) -> bool:
+def same_place(a: Path, b: Path) -> bool:
+    """Whether two paths name one file or folder: equal, equal as this system's disks compare names, or one entry."""
     if a == b or (_CASE_BLIND and _folded(a) == _folded(b)):
         return True
     try:
@@ -89,14 +90,14 @@ def check_outputs_apart(
     for out_role, out_path in given_outputs:
         for place in _output_places(out_path):
             for in_role, in_path, in_place in input_places:
-                if _same(place, in_place):
+                if same_place(place, in_place):
                     where = "is" if place == _resolved(out_path) else f"would write {place.name}, a part of"
                     raise InputError(
                         f"the {out_role} {out_path} {where} the {in_role} ({in_path}): writing it would destroy "
                         f"an input; {fix or f'write the {out_role} to another file or folder'}"
                     )
             for other_role, other_path, other_place in claimed:
-                if other_role != out_role and _same(place, other_place):
+                if other_role != out_role and same_place(place, other_place):
                     capitals = place != other_place and _folded(place) == _folded(other_place)
                     spelled = f" and {other_path}, to a disk that ignores capitals" if capitals else ""
                     raise InputError(

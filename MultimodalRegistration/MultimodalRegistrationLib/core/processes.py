@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -42,6 +43,12 @@ def alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def orphaned(name: str, prefix: str) -> bool:
+    """Whether ``name`` is ``<prefix><pid>-...`` of a process that has ended (never this process's own)."""
+    match = re.match(re.escape(prefix) + r"(\d+)-", name)
+    return match is not None and int(match.group(1)) != os.getpid() and not alive(int(match.group(1)))
 
 
 def own_group() -> dict:

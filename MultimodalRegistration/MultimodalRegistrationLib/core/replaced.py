@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from .errors import FileInUseError, InputError
-from .processes import alive
+from .processes import orphaned
 
 REPLACED_PREFIX = ".replaced-"  # then the committing process id: <prefix><pid>-xxxx
 FINISHED = ".finished"  # marks a .replaced-* folder whose commit had moved every new file in
@@ -123,8 +123,7 @@ def recover_replaced(folder: str | os.PathLike) -> None:
     except OSError:
         return
     for entry in entries:
-        match = re.match(re.escape(REPLACED_PREFIX) + r"(\d+)-", entry.name)
-        if match is None or int(match.group(1)) == os.getpid() or alive(int(match.group(1))) or not entry.is_dir():
+        if not orphaned(entry.name, REPLACED_PREFIX) or not entry.is_dir():
             continue
         if not (entry / FINISHED).exists():
             for copy in sorted(entry.iterdir()):

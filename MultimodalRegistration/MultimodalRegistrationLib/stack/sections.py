@@ -25,7 +25,6 @@ Missing, blank and unaligned sections get poses interpolated from their neighbou
 from __future__ import annotations
 
 import glob
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ import SimpleITK as sitk
 from ..core.errors import InputError
 from ..core.files import suffix_of
 from ..core.images2d import IMAGE_2D_SUFFIXES, read_image_2d, to_gray
+from ..core.output_safety import same_place
 from ..core.records import Record
 
 WORK_MM = 1.0  # working pixel size (mm) of the pairwise registrations
@@ -77,14 +77,6 @@ def find_sections(where: str) -> list[Path]:
     return paths
 
 
-def _same_folder(a: Path, b: Path | None) -> bool:
-    """``a`` is ``b`` (also when typed in other capitals on a case-blind disk)."""
-    try:
-        return b is not None and (a == b or (a.is_dir() and os.path.samefile(a, b)))
-    except OSError:
-        return False
-
-
 def check_outputs_beside_sections(where: str, outputs: dict[str, str | None]) -> None:
     """Refuse an image output (option -> path) inside the sections' folder (``where`` a folder) or matching their
     glob: the next run would stack the volume as one more section and overwrite it, an input of that run. A CSV or
@@ -95,7 +87,7 @@ def check_outputs_beside_sections(where: str, outputs: dict[str, str | None]) ->
         target = Path(path).expanduser().resolve() if path else None
         if target is None or suffix_of(target) not in IMAGE_2D_SUFFIXES:
             continue
-        if not (_same_folder(target.parent, folder) or (folder is None and target.match(str(pattern)))):
+        if not ((folder is not None and same_place(target.parent, folder)) or (folder is None and target.match(str(pattern)))):
             continue
         place = f"lies in the sections' folder {folder}" if folder else f"matches the sections' glob {where}"
         raise InputError(f"{option} {path} {place}: the next run would stack it as one more section; write it "
