@@ -447,3 +447,11 @@ def test_a_case_whose_earlier_result_is_held_open_is_recorded_busy_and_the_batch
     assert (record.status, record.kind, record.hash) == ("failed", "busy", "new hash") and "qa.html" in record.message
     assert {p.name: p.read_text() for p in folder.iterdir()} == files
     assert batch._is_done(job, "new hash") is None  # runs again
+
+
+def test_batch_help_names_every_column_a_manifest_takes():
+    """mmreg batch --help lists its columns without importing the manifest reader; they must not drift apart."""
+    from MultimodalRegistrationLib.cli.batch import OPTIONAL_COLUMNS
+    from MultimodalRegistrationLib.process.manifest import COLUMNS, REQUIRED
+
+    assert sorted(REQUIRED + OPTIONAL_COLUMNS) == sorted(COLUMNS) and len(set(OPTIONAL_COLUMNS)) == len(OPTIONAL_COLUMNS)

@@ -15,6 +15,12 @@ from ..core.choices import DEFAULT_INIT, DEFAULT_PRESET, INIT_METHODS
 from ..core.errors import EXIT_ENGINE, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, Terminated
 from ..engines.registry import ENGINE_NAMES
 
+# The manifest's optional columns as process.manifest.COLUMNS lists them (not imported: --help would load the
+# engines' libraries); test_batch checks the two agree.
+OPTIONAL_COLUMNS = ("fixed_mask", "moving_mask", "initial_transform", "fixed_points", "moving_points", "engine",
+                    "preset", "init", "fixed_segmentation", "moving_segmentation", "segments",
+                    "guidance_fixed_points", "guidance_moving_points", "guidance_weight", "metric")  # fmt: skip
+
 
 def add_batch_parser(subparsers) -> argparse.ArgumentParser:
     """Register the ``batch`` subcommand on ``subparsers`` (from ``add_subparsers``)."""
@@ -23,8 +29,8 @@ def add_batch_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "manifest",
-        help="CSV: case,fixed,moving[,fixed_mask,moving_mask,initial_transform,fixed_points,moving_points,"
-        "engine,preset,init]; paths relative to it",
+        help=f"CSV: case,fixed,moving[,{','.join(OPTIONAL_COLUMNS)}]; paths relative to it; "
+        "docs/cohorts.md says what each column takes",
     )
     parser.add_argument("--output-dir", required=True, help="one folder per case, batch.csv and report.html")
     parser.add_argument("--engine", choices=ENGINE_NAMES, help="default engine for rows that name none")
