@@ -2083,3 +2083,31 @@ def test_an_output_path_too_long_for_windows_is_refused_before_any_work(tmp_path
     message = capsys.readouterr().err
     assert code == EXIT_INPUT and "too long for Windows" in message and "choose a shorter folder" in message, message
     assert _snapshot(inputs) == before and not (tmp_path / "out").exists() and list(private_tmp.iterdir()) == []
+
+
+def test_more_batch_workers_than_the_open_files_allow_are_refused_before_any_case(tmp_path, private_tmp, capsys,
+                                                                                   monkeypatch):
+    """macOS starts programs with 256 open files and a batch holds three per worker: --workers 100 ran out of
+    files mid-batch (audit of macOS paths, L5). The limit is raised when the system allows; else exit 2 names the
+    most workers it holds, before any case runs."""
+    from MultimodalRegistrationLib.core import open_files
+
+    if open_files.resource is None:
+        pytest.skip("no per-process open-file limit on this system (Windows)")
+    raised = []
+
+    def refuse(kind, limits):  # macOS: above kern.maxfilesperproc
+        raised.append(limits)
+        raise ValueError("not allowed")
+
+    monkeypatch.setattr(open_files.resource, "getrlimit", lambda kind: (256, open_files.resource.RLIM_INFINITY))
+    monkeypatch.setattr(open_files.resource, "setrlimit", refuse)
+    inputs, out = tmp_path / "inputs", tmp_path / "out"
+    inputs.mkdir()
+    arguments = _batch(inputs, out, "--workers", "100")
+    before = _snapshot(inputs)
+    code = main(arguments)
+    message = capsys.readouterr().err
+    assert code == EXIT_INPUT and "hold 256 files open, enough for 64 workers: give at most 64" in message, message
+    assert raised and raised[0][0] == 64 + 3 * 100  # it asked for what 100 workers need first
+    assert not out.exists() and _snapshot(inputs) == before and list(private_tmp.iterdir()) == []

@@ -317,3 +317,20 @@ def test_a_folder_that_refuses_a_move_on_posix_is_not_called_open_elsewhere(tmp_
     with pytest.raises(InputError, match="make its folder writable") as refused:
         replaced.replace_path(tmp_path / "a", tmp_path / "b")
     assert not isinstance(refused.value, FileInUseError)
+
+
+def test_a_batch_raises_macos_s_256_open_files_to_what_its_workers_need(monkeypatch):
+    """macOS starts programs at 256 open files under an unlimited hard limit: the soft limit is raised to what the
+    workers need, and a hard limit lower than that is where it stops."""
+    from MultimodalRegistrationLib.core import open_files
+
+    if open_files.resource is None:
+        pytest.skip("no per-process open-file limit on this system (Windows)")
+    infinity, asked = open_files.resource.RLIM_INFINITY, []
+    limits = {"now": (256, infinity)}
+    monkeypatch.setattr(open_files.resource, "getrlimit", lambda kind: limits["now"])
+    monkeypatch.setattr(open_files.resource, "setrlimit", lambda kind, value: asked.append(value))
+    assert open_files.allow_open_files(open_files.files_for_workers(100)) == 364 and asked == [(364, infinity)]
+    assert open_files.allow_open_files(200) == 256 and len(asked) == 1  # already enough: left alone
+    limits["now"] = (256, 300)
+    assert open_files.allow_open_files(364) == 300 and asked[-1] == (300, 300)

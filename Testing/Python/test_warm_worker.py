@@ -138,3 +138,16 @@ def test_a_worker_started_through_a_launcher_runs_and_a_cancel_stops_the_interpr
         job.wait()
     time.sleep(0.2)
     assert not tree_alive(worker.process.popen), f"group {group} still runs"  # neither launcher nor interpreter
+
+
+def test_a_stopped_worker_leaves_no_pipe_open_in_this_process():
+    """A batch starts a worker per thread, and macOS lets a process hold 256 files: each pipe goes with its
+    worker, not when Python collects the Popen."""
+    workers = [WarmWorker(engines=()) for _ in range(2)]
+    for worker in workers:
+        worker.stop()
+    deadline = time.monotonic() + 10
+    pipes = [pipe for worker in workers for pipe in (worker.process.popen.stdin, worker.process.popen.stdout)]
+    while not all(pipe.closed for pipe in pipes) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the reader thread closes stdout at its end of file
+    assert [pipe.closed for pipe in pipes] == [True] * 4

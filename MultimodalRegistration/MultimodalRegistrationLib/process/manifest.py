@@ -24,6 +24,7 @@ from ..core.errors import InputError
 from ..core.file_checks import check_output_folder
 from ..core.file_headers import check_not_empty
 from ..core.files import PARTIAL_PREFIX
+from ..core.open_files import BASE_FILES, FILES_PER_WORKER, allow_open_files, files_for_workers
 from ..core.records import Record
 from ..core.version import __version__
 from ..qa.report_types import QAReport
@@ -269,6 +270,11 @@ def check_batch_options(defaults: dict, workers: int | None = None, timeout_s: f
         raise InputError(f"--stability {stability}: give the number of perturbed restarts, 0 or more (e.g. 5)")
     if workers is not None and workers < 1:
         raise InputError(f"--workers {workers}: give 1 or more (or leave it out: one per two cores)")
+    limit = None if workers is None else allow_open_files(files_for_workers(workers))
+    if limit is not None and files_for_workers(workers) > limit:
+        most = max(1, (limit - BASE_FILES) // FILES_PER_WORKER)
+        raise InputError(f"--workers {workers}: this system lets mmreg hold {limit} files open, enough for {most} "
+                         f"workers: give at most {most}, or raise the limit first (ulimit -n)")  # fmt: skip
     check_timeout(timeout_s)
 
 

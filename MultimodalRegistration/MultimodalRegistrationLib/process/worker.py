@@ -121,13 +121,14 @@ class WorkerProcess:
         return self
 
     def _read(self) -> None:
-        for raw in self.popen.stdout:
-            line = raw.decode(errors="replace").strip()
-            if line.startswith("{"):
-                try:
-                    self.route.put(json.loads(line))
-                except json.JSONDecodeError:
-                    pass
+        with self.popen.stdout:  # closed at its end, not when the Popen is collected: a batch starts many workers
+            for raw in self.popen.stdout:
+                line = raw.decode(errors="replace").strip()
+                if line.startswith("{"):
+                    try:
+                        self.route.put(json.loads(line))
+                    except json.JSONDecodeError:
+                        pass
         self.popen.wait()
         self.route.put({"event": "exit", "code": self.popen.returncode})
 
@@ -170,6 +171,11 @@ class WorkerProcess:
         """Release the stderr file (the process must have ended) and remove the working folder."""
         if self._stderr is not None and not self._stderr.closed:
             self._stderr.close()
+        if self.popen is not None and self.popen.stdin and not self.popen.stdin.closed:
+            try:
+                self.popen.stdin.close()
+            except OSError:  # its unread end is gone with the process
+                pass
         release_job(self._job)
         self._job = None
         shutil.rmtree(self.folder, ignore_errors=True)
