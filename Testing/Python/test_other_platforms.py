@@ -334,3 +334,19 @@ def test_a_batch_raises_macos_s_256_open_files_to_what_its_workers_need(monkeypa
     assert open_files.allow_open_files(200) == 256 and len(asked) == 1  # already enough: left alone
     limits["now"] = (256, 300)
     assert open_files.allow_open_files(364) == 300 and asked[-1] == (300, 300)
+
+
+def test_a_sections_glob_typed_with_accents_finds_names_macos_stores_decomposed(tmp_path, monkeypatch):
+    """Names copied from an HFS+ disk keep é as e + U+0301; a glob typed in Terminal has é composed, and glob
+    compares the stored names, so 'Gewebe_é*.png' found no section on macOS (audit L6). Each spelling is tried."""
+    import unicodedata
+
+    from MultimodalRegistrationLib.core import output_safety
+    from MultimodalRegistrationLib.stack.sections import find_sections
+
+    monkeypatch.setattr(output_safety, "_ACCENT_BLIND", True)
+    for number in (1, 2, 10):
+        (tmp_path / unicodedata.normalize("NFD", f"coupé_{number}.png")).write_bytes(b"png")
+    typed = str(tmp_path / unicodedata.normalize("NFC", "coupé_*.png"))
+    found = [unicodedata.normalize("NFC", path.name) for path in find_sections(typed)]
+    assert found == ["coupé_1.png", "coupé_2.png", "coupé_10.png"]

@@ -68,6 +68,12 @@ def same_place(a: Path, b: Path) -> bool:
         return False
 
 
+def spellings(name: str) -> set[str]:
+    """The ways of writing ``name`` that this system's disks take for one (macOS: é composed or decomposed), for a
+    glob, which compares the names as stored."""
+    return {name, unicodedata.normalize("NFC", name), unicodedata.normalize("NFD", name)} if _ACCENT_BLIND else {name}
+
+
 def _given(paths: Mapping[str, PathLike | None] | Iterable[tuple[str, PathLike | None]]) -> list[tuple[str, str]]:
     items = paths.items() if isinstance(paths, Mapping) else paths
     return [(role, str(path)) for role, path in items if path not in (None, "")]

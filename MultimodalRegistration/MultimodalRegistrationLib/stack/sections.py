@@ -35,7 +35,7 @@ import SimpleITK as sitk
 from ..core.errors import InputError
 from ..core.files import suffix_of
 from ..core.images2d import IMAGE_2D_SUFFIXES, read_image_2d, to_gray
-from ..core.output_safety import same_place
+from ..core.output_safety import same_place, spellings
 from ..core.records import Record
 
 WORK_MM = 1.0  # working pixel size (mm) of the pairwise registrations
@@ -60,7 +60,8 @@ def find_sections(where: str) -> list[Path]:
                 f"--sections folder {folder} cannot be listed ({error.strerror}): check its permissions"
             ) from None
     elif any(char in where for char in "*?["):
-        candidates = [Path(p) for p in glob.glob(where)]
+        # macOS stores some names decomposed (copied from HFS+): a typed é matches them only in that spelling
+        candidates = list({Path(p) for spelling in spellings(where) for p in glob.glob(spelling)})
     elif folder.exists():
         raise InputError(f"--sections {where} is a file: give the folder of sections or a glob such as 'dir/*.png'")
     else:
