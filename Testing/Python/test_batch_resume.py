@@ -56,7 +56,7 @@ def test_ants_keeps_its_one_thread_and_threads_left_unset_do_not_rerun_a_case(co
     """ANTs repeats a result only with 1 thread: the batch ran it with the cores shared (2 here), so the same
     manifest gave other transforms each run. Threads the user did not set are not in the hash: another --workers
     (or another machine) redid every case."""
-    monkeypatch.setattr(batch.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(batch, "usable_cores", lambda: 4)
     batch.run_batch(cohort, tmp_path / "out", workers=2)
     assert {job.case: job.threads for job in ran} == {"a": 1, "b": 2}
     again = batch.run_batch(cohort, tmp_path / "out", workers=1)

@@ -350,3 +350,28 @@ def test_a_sections_glob_typed_with_accents_finds_names_macos_stores_decomposed(
     typed = str(tmp_path / unicodedata.normalize("NFC", "coupé_*.png"))
     found = [unicodedata.normalize("NFC", path.name) for path in find_sections(typed)]
     assert found == ["coupé_1.png", "coupé_2.png", "coupé_10.png"]
+
+
+@pytest.mark.parametrize(("affinity", "cpu_max", "expected"), [
+    (range(64), None, 64), (range(4), None, 4), (range(64), "200000 100000\n", 2), (range(64), "150000 100000", 2),
+    (range(2), "800000 100000", 2), (range(64), "max 100000", 64), (None, None, 12),
+], ids=["whole machine", "affinity (SLURM)", "quota (docker --cpus 2)", "quota 1.5", "affinity below quota",
+        "no quota", "no affinity call (macOS, Windows)"])  # fmt: skip
+def test_engines_and_batches_count_only_the_cores_this_process_may_use(affinity, cpu_max, expected, tmp_path,
+                                                                        monkeypatch):
+    """os.cpu_count() is the whole machine: a batch on 4 cores of a 64-core cluster node started 32 workers, each
+    engine with 64 threads; in a container limited to 2 CPUs, likewise."""
+    from MultimodalRegistrationLib.core import cores
+    from MultimodalRegistrationLib.engines.registry import engine_spec
+
+    if affinity is None:
+        monkeypatch.delattr(cores.os, "sched_getaffinity", raising=False)
+    else:
+        monkeypatch.setattr(cores.os, "sched_getaffinity", lambda pid: set(affinity), raising=False)
+    monkeypatch.setattr(cores.os, "cpu_count", lambda: 12)
+    monkeypatch.setattr(cores, "CGROUP_V2_CPU_MAX", tmp_path / "cpu.max")
+    monkeypatch.setattr(cores, "CGROUP_V1_QUOTA", (tmp_path / "quota", tmp_path / "period"))
+    if cpu_max is not None:
+        (tmp_path / "cpu.max").write_text(cpu_max)
+    assert cores.usable_cores() == expected
+    assert engine_spec("elastix").threads(None) == expected and engine_spec("elastix").threads(3) == 3

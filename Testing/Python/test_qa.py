@@ -623,7 +623,7 @@ def test_ants_stability_restarts_run_on_one_thread(coarse_pair, monkeypatch, eng
         raise KeyboardInterrupt  # enough: the jobs as they would run
 
     monkeypatch.setattr(stability, "_run_jobs", capture)
-    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(stability, "usable_cores", lambda: 4)
     fixed, moving = coarse_pair
     with pytest.raises(KeyboardInterrupt):
         stability_check(fixed, moving, Transform.identity(), 1, StabilityOptions(engine=engine))

@@ -4,7 +4,6 @@ budget), in one place, free of heavy imports so that ``mmreg`` starts fast.
 The engines and their default are declared with the engines (``engines/registry.py``)."""
 
 import math
-import os
 
 # How a registration finds its starting pose: see initialize.py.
 INIT_METHODS = ("auto", "any-pose", "geometry", "moments", "none")
@@ -66,7 +65,9 @@ def check_threads(threads, unset: str = "the engine's default", option: str = "-
     if not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
         raise InputError(f"{option} {threads}: give 1 or more{leave}")
     if threads > MAX_THREADS:
-        cores = os.cpu_count() or 1
+        from .cores import usable_cores
+
+        cores = usable_cores()
         raise InputError(f"{option} {threads} is far more than this machine's {cores} cores: give 1 to "
                          f"{MAX_THREADS}, e.g. {cores}{leave}")  # fmt: skip
 

@@ -230,7 +230,7 @@ def run(request: EngineRequest) -> EngineOutput:
     )  # fmt: skip
     progress(0.0, f"loading {SPEC.label}")
     started = time.perf_counter()
-    threads = SPEC.threads(request.threads, os.cpu_count() or 1)
+    threads = SPEC.threads(request.threads)
     # ITK reads this once, when ANTs first starts a thread pool.
     os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(threads)
     load(SPEC.name)

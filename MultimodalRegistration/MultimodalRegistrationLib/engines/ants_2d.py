@@ -22,7 +22,7 @@ SPEC = runner_spec(__name__)
 def run_2d(request: EngineRequest2D) -> EngineOutput2D:
     """One antsRegistration run on 2D images; the matrix maps fixed to moving points (mm), the start included."""
     started = time.perf_counter()
-    threads = SPEC.threads(request.threads, os.cpu_count() or 1)
+    threads = SPEC.threads(request.threads)
     os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(threads)  # read when ANTs first starts its threads
     load(SPEC.name)
     loaded = time.perf_counter()

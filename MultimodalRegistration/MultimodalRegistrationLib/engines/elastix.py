@@ -6,7 +6,6 @@ extra fixed/moving image pairs for the segment channels, point files for the lan
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -132,7 +131,7 @@ def run(request: EngineRequest) -> EngineOutput:
     load(SPEC.name)
     elastix_classes = classes()
     loaded = time.perf_counter()
-    threads = SPEC.threads(request.threads, os.cpu_count() or 1)
+    threads = SPEC.threads(request.threads)
     method = elastix_classes.registration_method.New()
     maps = _parameter_maps(preset, request.seed)
     warped = None

@@ -3,7 +3,6 @@ as elastix's own AffineTransform, each stage's 2D transform read back and compos
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ def run_2d(request: EngineRequest2D) -> EngineOutput2D:
     method = registration_method_2d().New()
     loaded = time.perf_counter()
     workdir = Path(request.workdir)
-    threads = SPEC.threads(request.threads, os.cpu_count() or 1)
+    threads = SPEC.threads(request.threads)
     maps = _parameter_maps(request.preset, request.seed)
     method.SetFixedImage(to_itk_image(request.fixed))
     method.SetMovingImage(to_itk_image(request.moving))

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from types import ModuleType
 
+from ..core.cores import usable_cores
 from ..core.errors import InputError
 
 
@@ -79,9 +80,9 @@ class EngineSpec:
         """"<distribution> <version>", for provenance."""
         return f"{self.distribution} {self.installed_version() or 'not installed'}"
 
-    def threads(self, requested: int | None, cores: int) -> int:
-        """The engine threads of a run: as requested, else the engine's default, else every core."""
-        return int(requested or self.default_threads or cores or 1)
+    def threads(self, requested: int | None) -> int:
+        """The engine threads of a run: as requested, else the engine's default, else every core it may use."""
+        return int(requested or self.default_threads or usable_cores())
 
     @property
     def log_patterns(self) -> tuple[re.Pattern, re.Pattern]:

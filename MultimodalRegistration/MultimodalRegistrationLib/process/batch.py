@@ -24,6 +24,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ..core.cores import usable_cores
 from ..core.errors import FileInUseError, InputError
 from ..core.files import write_text_atomically
 from ..engines.registry import engine_spec
@@ -286,10 +287,10 @@ def run_batch(
     jobs = read_manifest(manifest, output_dir, defaults)
     if dask:
         check_dask(dask)
-    count = workers or max(1, (os.cpu_count() or 2) // 2)
+    count = workers or max(1, usable_cores() // 2)
     # Share the cores: N engines each using every core oversubscribe the machine (a Dask worker runs one case
     # per thread: one engine thread each). Filled in after hashing: threads the user did not set change no result.
-    share = 1 if dask else max(1, (os.cpu_count() or 1) // count)
+    share = 1 if dask else max(1, usable_cores() // count)
     warnings = _unlisted_cases(output_dir, jobs)
     output_dir.mkdir(parents=True, exist_ok=True)
     with batch_lock(output_dir):  # refused while another batch writes here

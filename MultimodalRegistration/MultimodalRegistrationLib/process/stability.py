@@ -7,7 +7,6 @@ each with its share of the cores, and a restart costs one registration's time.
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from ..core.choices import (
     DEFAULT_SHIFT_MM,
     DEFAULT_THRESHOLD_MM,
 )
+from ..core.cores import usable_cores
 from ..core.errors import EngineError, InputError
 from ..core.images import write_image
 from ..core.transforms import Transform
@@ -172,7 +172,7 @@ def stability_check(
     start = o.start if o.start is not None else restart_pose(transform, fixed, moving)
     points = foreground_points(fixed) if o.points_lps is None else np.asarray(o.points_lps, float).reshape(-1, 3)
     center = foreground_center(fixed)
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     parallel = max(1, min(restarts, o.max_parallel or cores, cores))
     # As a batch does: ANTs on 1 thread, the only count that repeats a result (three identical runs on 2 threads
     # gave spreads of 1.30, 1.35 and 0.91 mm; audit).

@@ -3,7 +3,6 @@ stage of it, the segment centroids or the start), the weak-result check, and the
 
 from __future__ import annotations
 
-import os
 import platform
 from typing import NamedTuple
 
@@ -120,7 +119,7 @@ def start_after_lost_overlap(run: RegistrationRun, plan: RunPlan, engine_runs: E
     metric = mutual_information(run.fixed, run.moving, start, run.fixed_mask)
     inverse = start.inverse() if start.is_linear else None
     spec = engine_spec(run.settings.engine)
-    output = EngineOutput(start, inverse, "", spec.version(), spec.threads(run.settings.threads, os.cpu_count() or 1))
+    output = EngineOutput(start, inverse, "", spec.version(), spec.threads(run.settings.threads))
     best = (None, metric, name, start, output)
     guided, _ = guided_record(run.prepared, start, start, plan.guided_candidates)
     reason = (f"the {run.settings.engine} {run.recipe.name} run moved the images apart ({error_reason(failure)}): "
