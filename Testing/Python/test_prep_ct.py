@@ -96,3 +96,19 @@ def test_metal_is_excluded_at_full_resolution_before_downsampling(phantom, tmp_p
     assert sitk.GetArrayViewFromImage(pair.fixed_mask)[holding_metal].sum() == 0  # every voxel holding metal is out
     excluded = next(s for s in pair.steps if s["step"] == "exclude")["voxels_excluded"]
     assert excluded == len(set(zip(*holding_metal)))
+
+
+@pytest.mark.parametrize("fill", [-1000.0, -1024.0, -3024.0])
+def test_mr_padded_with_a_ct_fill_value_is_not_taken_for_ct(phantom, fill):
+    """An MR resampled onto a larger grid with Slicer's or a converter's CT default (-1000, -1024) had a third of its
+    voxels 'at air': it was taken for CT, its mask was the whole padded box and N4 was skipped. CT stays CT, also
+    with its air clipped to one value."""
+    hu, mr, _ = phantom
+    array = sitk.GetArrayFromImage(mr).astype(np.float32)
+    padded = np.full(np.array(array.shape) + 20, fill, np.float32)
+    padded[10:-10, 10:-10, 10:-10] = array
+    assert not looks_like_ct(sitk.GetImageFromArray(padded))
+    ct = sitk.GetArrayFromImage(hu)
+    clipped = np.where(ct <= -500, -1024, ct).astype(np.int16)  # every voxel at air one value, as some scanners store
+    assert ((clipped > -500) & (clipped < 0)).any()  # the fat and noise below 0 HU that tell it from a padded MR
+    assert looks_like_ct(hu) and looks_like_ct(sitk.GetImageFromArray(clipped))

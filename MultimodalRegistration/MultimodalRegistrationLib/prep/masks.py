@@ -53,7 +53,16 @@ def looks_like_ct(image) -> bool:
     excluded bright fat as metal). Give it as CT (--modality-fixed/--modality-moving ct): its offset is then read
     off its values (:func:`hounsfield_offset`). ``image``: the image or a sample of its values (an array)."""
     sample = voxel_sample(image)
-    return bool(ct_share(sample) > 0.02 and sample.max() > 0)
+    return bool(ct_share(sample) > 0.02 and sample.max() > 0 and not _padded_non_negative(sample))
+
+
+def _padded_non_negative(sample: np.ndarray) -> bool:
+    """An MR resampled or padded with a CT-like fill value (-1000, -1024): every voxel at or below -500 holds that
+    one value and none above it is negative. A CT's air is noisy, and its fat and noise reach below 0 HU, even
+    where the scanner clipped the air to one value."""
+    low = sample[sample <= CT_BODY_HU]
+    high = sample[sample > CT_BODY_HU]
+    return bool(low.size and high.size and low.min() == low.max() and high.min() >= 0)
 
 
 def hounsfield_offset(image) -> float:
