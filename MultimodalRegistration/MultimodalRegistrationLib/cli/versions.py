@@ -5,19 +5,15 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
-from importlib import metadata
 
-from ..core.version import __version__
+from ..core.version import __version__, distribution_version
 from ..engines.registry import ENGINES
 
 
 def version_text() -> str:
     """One line: mmreg's version, each engine's distribution, SimpleITK and Python."""
     parts = [spec.version() for spec in ENGINES.values()]
-    try:
-        parts.append(f"SimpleITK {metadata.version('SimpleITK')}")
-    except metadata.PackageNotFoundError:
-        parts.append("SimpleITK not installed")
+    parts.append(f"SimpleITK {distribution_version('SimpleITK') or 'not installed'}")
     parts.append(f"Python {platform.python_version()}")
     return f"mmreg {__version__} ({', '.join(parts)})"
 

@@ -14,7 +14,6 @@ newest release that has a wheel there (docs/install.md has the table); ``make te
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 import sysconfig
@@ -22,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..core.records import Record
+from ..core.version import distribution_version
 from .registry import engine_spec
 
 # Inclusive (lowest, highest) release of each engine's distribution that pip may choose. The lowest is the
@@ -73,13 +73,7 @@ def engine_installed(name: str) -> bool:
 
 def installed_version(distribution: str) -> str | None:
     """The installed version of a pip distribution, None when it is not installed (fresh: no cache)."""
-    from importlib import metadata
-
-    importlib.invalidate_caches()
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
+    return distribution_version(distribution, fresh=True)
 
 
 # Packages Slicer ships and its own modules need: an engine's install must not replace them (antspyx 0.6.3 asks for

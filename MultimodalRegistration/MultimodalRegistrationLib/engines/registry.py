@@ -22,11 +22,11 @@ from __future__ import annotations
 import importlib
 import re
 from dataclasses import dataclass
-from importlib import metadata
 from types import ModuleType
 
 from ..core.cores import usable_cores
 from ..core.errors import InputError
+from ..core.version import distribution_version
 
 
 @dataclass(frozen=True)
@@ -71,10 +71,7 @@ class EngineSpec:
 
         Judged by the distribution, not by ``import_name``: another package's ``itk`` is not itk-elastix.
         """
-        try:
-            return metadata.version(self.distribution)
-        except metadata.PackageNotFoundError:
-            return None
+        return distribution_version(self.distribution)
 
     def version(self) -> str:
         """"<distribution> <version>", for provenance."""

@@ -5,10 +5,9 @@ from __future__ import annotations
 import platform
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib import metadata
 
 from ..core.records import Record
-from ..core.version import __version__
+from ..core.version import __version__, distribution_version
 from ..engines.registry import engine_spec
 
 
@@ -26,10 +25,7 @@ class CohortProvenance(Record):
 
 
 def _version(distribution: str) -> str:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return "not installed"
+    return distribution_version(distribution) or "not installed"
 
 
 def cohort_provenance(engines: list[str], presets: list[str], command: str | None, cases: int) -> CohortProvenance:
