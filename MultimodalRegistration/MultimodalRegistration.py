@@ -80,6 +80,10 @@ class MultimodalRegistration(ScriptedLoadableModule):
 # Slicer's public CT-MR Brain pair (the CTBrain and MRBrainT1 files of SampleData's "CTMRBrain"), listed again
 # under this extension's own category so that the tutorial starts from one click. The URLs and checksums are
 # those Slicer's SampleData module uses for the same two files.
+# The panel's node selectors, locked while a run goes on.
+_SELECTORS = ("fixedVolumeSelector", "movingVolumeSelector", "fixedMaskSelector", "movingMaskSelector",
+              "initialTransformSelector", "outputTransformSelector", "outputVolumeSelector", "fixedSegmentationSelector",
+              "movingSegmentationSelector", "fixedLandmarksSelector", "movingLandmarksSelector")  # fmt: skip
 SAMPLE_NAME = "CT-MR Brain pair"  # also the name for SampleDataLogic().downloadSamples(...)
 SAMPLE_DATA_URL = "https://github.com/Slicer/SlicerTestingData/releases/download/SHA256/"
 SAMPLE_CHECKSUMS = (
@@ -137,6 +141,7 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._registration = None
+        self._observedMoving = None  # the moving volume whose parent transform the buttons follow
         self._lastCommand = ""  # the mmreg command line recorded by the last successful registration
 
     def setup(self) -> None:
@@ -171,6 +176,7 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+        self._observeMoving(None)
 
     def onSceneStartClose(self, caller, event) -> None:
         if self._registration is not None and self._registration.running:
@@ -194,6 +200,8 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
         self._parameterNode = inputParameterNode
+        if not self._parameterNode:
+            self._observeMoving(None)  # a closing scene's volume
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
@@ -222,23 +230,55 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
         ready = bool(node and node.fixedVolume and node.movingVolume and node.fixedVolume != node.movingVolume)
         self.ui.applyButton.enabled = ready or running
         self.ui.applyButton.text = _("Cancel") if running else _("Register")
+        for selector in _SELECTORS:  # a run keeps the nodes it started with
+            getattr(self.ui, selector).enabled = not running
         has_result = bool(node and node.outputTransform)
         self.ui.invertButton.enabled = has_result and not running
-        self.ui.hardenButton.enabled = has_result and not running
+        # Only while the moving volume is under the result: a second click would apply it twice.
+        under_result = bool(has_result and node.movingVolume
+                            and node.movingVolume.GetParentTransformNode() == node.outputTransform)  # fmt: skip
+        self.ui.hardenButton.enabled = under_result and not running
         self.ui.copyCommandButton.enabled = bool(self._lastCommand) and not running
+        self._showPreset(node.preset if node else "")
+        self._observeMoving(node.movingVolume if node else None)
         # auto keeps a given start (an initial transform, or one on the moving volume) instead of searching.
         parent = node.movingVolume.GetParentTransformNode() if node and node.movingVolume else None
         given_start = bool(node and (node.initialTransform or parent))
         searches = bool(node) and (node.init == "any-pose" or (node.init == "auto" and not given_start))
         self.ui.maxRotationSpinBox.enabled = searches
 
+    def _showPreset(self, name: str) -> None:
+        """The preset box follows the parameter node (a loaded scene, a script), which the wrapper cannot bind."""
+        presets = getattr(self, "_presets", {})
+        if name in presets and self.ui.presetComboBox.currentText != name:
+            blocked = self.ui.presetComboBox.blockSignals(True)
+            self.ui.presetComboBox.setCurrentText(name)
+            self.ui.presetComboBox.blockSignals(blocked)
+            self.ui.presetDescriptionLabel.text = presets[name].description
+
+    def _observeMoving(self, moving) -> None:
+        """Follow the moving volume's parent transform: it decides the rotation search box and Harden."""
+        if moving is self._observedMoving:
+            return
+        event = slicer.vtkMRMLTransformableNode.TransformModifiedEvent
+        if self._observedMoving is not None:
+            self.removeObserver(self._observedMoving, event, self._updateButtons)
+        self._observedMoving = moving
+        if moving is not None:
+            self.addObserver(moving, event, self._updateButtons)
+
     def onApplyButton(self) -> None:
         if self._registration is not None and self._registration.running:
             self._registration.cancel()
             return
         node = self._parameterNode
+        installed = False
+        with slicer.util.tryWithErrorDisplay(_("Registration could not start.")):
+            self.logic.ensureEngine(node.engine)  # its question and pip's download: not under a busy cursor
+            installed = True
+        if not installed:  # refused or failed: the dialog said why
+            return
         with slicer.util.tryWithErrorDisplay(_("Registration could not start."), waitCursor=True):
-            self.logic.ensureEngine(node.engine)
             self.ui.statusLabel.text = ""
             self._registration = self.logic.register(node, onProgress=self._onProgress, onDone=self._onDone)
             self.ui.progressBar.value = 0
@@ -260,7 +300,8 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
             self._lastCommand = registration.command
             self._parameterNode.outputTransform = registration.output_transform_node
             self.ui.statusLabel.text = registration.describe()
-            self.logic.showResult(self._parameterNode.fixedVolume, self._parameterNode.movingVolume, registration)
+            # The nodes it started with: the selectors may have changed since.
+            self.logic.showResult(registration.target("fixed"), registration.target("moving"), registration)
         self._updateButtons()
 
     def onCopyCommandButton(self) -> None:
@@ -275,10 +316,11 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
         invert_result(self._parameterNode.outputTransform)
 
     def onHardenButton(self) -> None:
+        """Resample the moving volume through the result it is shown under (enabled only then: never twice)."""
         moving = self._parameterNode.movingVolume
-        if moving.GetParentTransformNode() != self._parameterNode.outputTransform:
-            moving.SetAndObserveTransformNodeID(self._parameterNode.outputTransform.GetID())
-        moving.HardenTransform()
+        if moving is not None and moving.GetParentTransformNode() == self._parameterNode.outputTransform:
+            moving.HardenTransform()
+        self._updateButtons()
 
 
 class MultimodalRegistrationLogic(ScriptedLoadableModuleLogic):

@@ -199,6 +199,7 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                          "outputFixedSelector", "outputMovingSelector", "outputFixedMaskSelector",
                          "outputMovingMaskSelector"):  # a run keeps what it started with
             getattr(self.ui, selector).enabled = not running
+        self.ui.stackReferenceSelector.enabled = not (self._stack is not None and self._stack.running)
 
     @staticmethod
     def _prepared(node) -> bool:
@@ -269,6 +270,7 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.stackButton.text = (
             _("Cancel") if self._stack is not None and self._stack.running else _("Stack sections")
         )
+        self._updateButtons()
 
     def _onStackProgress(self, fraction: float, stage: str) -> None:
         self.ui.stackProgressBar.value = int(100 * fraction)
@@ -282,6 +284,7 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             slicer.util.errorDisplay(str(stack.error), windowTitle=_("Stacking failed"))
         elif stack.volume_node is not None:
             slicer.util.setSliceViewerLayers(background=stack.volume_node, fit=True)
+        self._updateButtons()
 
 
 class RegistrationPrepLogic(ScriptedLoadableModuleLogic):

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve()
-for candidate in (HERE.parents[2] / "MultimodalRegistration", HERE.parents[1]):
+for candidate in (HERE.parents[2] / "MultimodalRegistration", HERE.parents[1], HERE.parents[2]):  # source, installed
     if (candidate / "MultimodalRegistrationLib").is_dir() and str(candidate) not in sys.path:
         sys.path.insert(0, str(candidate))
 

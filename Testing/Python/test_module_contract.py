@@ -224,3 +224,15 @@ def test_module_files_import_only_the_nodes_layer_and_core():
                 if layer not in MODULE_LAYERS:
                     wrong.append(f"{path.name}: from {node.module}")
     assert not wrong, "module files importing below the nodes layer:\n" + "\n".join(wrong)
+
+
+@pytest.mark.parametrize("folder, name", [m for m in MODULES if m[1] in ("MultimodalRegistration", "RegistrationPrep")],
+                         ids=lambda value: value if isinstance(value, str) else "")  # fmt: skip
+def test_every_node_selector_is_locked_while_a_run_goes_on(folder, name):
+    """A run keeps the nodes it started with; a selector left enabled invites a change the run will not follow
+    (GUI audit H2: the registration module locked none). Each qMRMLNodeComboBox is in the module's locked list."""
+    tree = ElementTree.parse(folder / "Resources" / "UI" / f"{name}.ui")
+    selectors = {w.get("name") for w in tree.iter("widget") if w.get("class") == "qMRMLNodeComboBox"}
+    source = (folder / f"{name}.py").read_text()
+    locked = {a or b for a, b in re.findall(r'"(\w+Selector)"|ui\.(\w+Selector)\.enabled', source)}
+    assert selectors and selectors <= locked, f"selectors a run does not lock: {sorted(selectors - locked)}"

@@ -324,3 +324,70 @@ def test_copy_as_command_names_a_start_that_is_also_the_output_apart_from_it(sce
     assert node_file(node, ".h5", tail) == "MR to CT start.h5" != node_file(result, ".h5")
     manual = mrml.transform_to_node(scene, small_pair.truth, name="manual")
     assert start_node(moving, manual, result) == (moving, " start")  # two transforms composed: the moving's start
+
+
+def test_selectors_changed_or_nodes_removed_during_a_run_do_not_reach_its_result(scene, small_pair, warm_elastix):
+    """The panel's selectors stay live while a run goes on (GUI audit H2, M1): a moving volume picked mid-run got
+    the old pair's result, named and recorded after it; an output volume chosen mid-run, or the fixed volume
+    deleted, raised TypeError or AttributeError from the panel's timer, left it on 'Cancel' and a half-made
+    transform node in the scene. The run keeps the nodes it started with; a removed input adds nothing."""
+    fixed = mrml.volume_node_from_image(scene, shrink_to_spacing(small_pair.fixed, 4), "CT")
+    moving = mrml.volume_node_from_image(scene, shrink_to_spacing(small_pair.moving, 4), "MR")
+    other = mrml.volume_node_from_image(scene, shrink_to_spacing(small_pair.moving, 4), "other MR")
+    parameters = registration_parameters(fixedVolume=fixed, movingVolume=moving, init="geometry")
+    registration = register_nodes(parameters, blocking=False, warm=warm_elastix)
+    parameters.movingVolume = other  # the user picks the next pair ...
+    parameters.outputVolume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "out")  # ... and an output
+    registration.wait()
+    node = registration.output_transform_node
+    assert node.GetName() == "MR to CT" and node.GetAttribute(ATTRIBUTE_PREFIX + "movingNodeID") == moving.GetID()
+    assert registration.output_volume_node is None and parameters.outputVolume.GetImageData() is None
+    error = mean_error_mm(mrml.transform_from_node(node), small_pair.truth, small_pair.head_points)
+    assert error < 2.0, f"{error:.2f} mm"  # 4 mm voxels, started from the headers
+
+    done, count = [], scene.GetNumberOfNodes()
+    registration = register_nodes(registration_parameters(fixedVolume=fixed, movingVolume=other, init="geometry"),
+                                  blocking=False, on_done=done.append)  # fmt: skip
+    scene.RemoveNode(fixed)
+    with pytest.raises(WorkerFailure, match="the fixed volume was removed from the scene during the registration"):
+        registration.wait()
+    assert registration.error.kind == "input" and done == [registration] and not registration.running
+    assert scene.GetNumberOfNodes() == count - 1  # the removed volume only: no result node
+    registration.cancel()  # the panel's button, pressed once more: nothing happens
+    assert done == [registration] and registration.error.kind == "input"
+
+
+def test_a_result_that_cannot_go_into_the_scene_ends_the_run_and_adds_nothing(scene, small_pair, monkeypatch):
+    """Any error while a result is applied ends the run with an error the panel hears (on_done), and the nodes made
+    before it go again (GUI audit M1: it escaped from the panel's timer and the panel stayed on 'Cancel')."""
+    from MultimodalRegistrationLib.nodes import registration_result
+
+    fixed = mrml.volume_node_from_image(scene, shrink_to_spacing(small_pair.fixed, 4), "CT")
+    moving = mrml.volume_node_from_image(scene, shrink_to_spacing(small_pair.moving, 4), "MR")
+    count, done = scene.GetNumberOfNodes(), []
+
+    def broken(*args):
+        raise ValueError("the disk went away")
+
+    monkeypatch.setattr(registration_result, "_remove_segment_nodes_of", broken)  # after the result node is made
+    registration = register_nodes(registration_parameters(fixedVolume=fixed, movingVolume=moving, init="geometry"),
+                                  blocking=False, on_done=done.append)  # fmt: skip
+    with pytest.raises(WorkerFailure, match="could not be put into the scene .ValueError: the disk went away.; nothing"):
+        registration.wait()
+    assert registration.error.kind == "internal" and done == [registration] and not registration.running
+    assert scene.GetNumberOfNodes() == count
+
+
+@pytest.mark.parametrize("role", ["fixed", "moving"])
+def test_an_output_volume_that_is_an_input_is_refused(scene, volumes, role):
+    """The output volume box lists every volume: choosing the fixed CT replaced its voxels with the resampled MR,
+    with no undo (GUI audit M2). Refused before any work, as the preparation's outputs are."""
+    from MultimodalRegistrationLib.core.errors import InputError
+
+    fixed, moving = volumes
+    chosen = fixed if role == "fixed" else moving
+    before = mrml.image_from_volume_node(chosen)
+    with pytest.raises(InputError, match=f"the output volume is the {role} volume '{chosen.GetName()}'"):
+        register_nodes(registration_parameters(fixedVolume=fixed, movingVolume=moving, outputVolume=chosen))
+    after = mrml.image_from_volume_node(chosen)
+    assert np.array_equal(sitk.GetArrayViewFromImage(after), sitk.GetArrayViewFromImage(before))

@@ -151,3 +151,34 @@ def test_a_stopped_worker_leaves_no_pipe_open_in_this_process():
     while not all(pipe.closed for pipe in pipes) and time.monotonic() < deadline:
         time.sleep(0.05)  # the reader thread closes stdout at its end of file
     assert [pipe.closed for pipe in pipes] == [True] * 4
+
+
+def test_a_warm_worker_asked_for_an_engine_that_is_not_installed_still_runs_the_other(coarse_pair, tmp_path):
+    """Slicer installs an engine when it is first chosen, so an ANTs user may have no itk-elastix; the session's
+    warm worker imported elastix before its first job, died, and every Register click failed with 'No module named
+    itk', also after the refill (GUI audit H1). A missing engine is skipped; the job that needs it says so."""
+    pair, folder = coarse_pair
+    blocker = tmp_path / "no_elastix"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class _NoElastix:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('itk', 'itkConfig', 'itk_elastix'):\n"
+        "            raise ModuleNotFoundError(f\"No module named '{name}'\")\n"
+        "sys.meta_path.insert(0, _NoElastix())\n"
+    )
+    python = tmp_path / "python-without-elastix"
+    python.write_text(f'#!/bin/sh\nPYTHONPATH={blocker}${{PYTHONPATH:+:$PYTHONPATH}} exec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
+    worker = WarmWorker(python=str(python), engines=("elastix",))
+    try:
+        job = worker.run(_job(folder, tmp_path, "ants", engine="ants"))
+        job.wait(timeout=300)
+        assert job.worker_info["engines_loaded"] == ["ants"] and worker.alive
+        error = mean_error_mm(Transform.read(tmp_path / "ants.h5"), pair.truth, pair.head_points)
+        assert error < 1.0, f"{error:.2f} mm"
+        with pytest.raises(WorkerFailure, match="itk"):
+            worker.run(_job(folder, tmp_path, "elastix")).wait(timeout=300)
+    finally:
+        worker.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -11,6 +13,8 @@ from ..core.errors import InputError
 from ..core.files import scratch_folder
 from ..process.results import JobResult
 from ..process.worker import WorkerFailure, WorkerJob
+from . import mrml
+from .panel import node_of, panel_fields, panel_names
 from .panel_words import in_panel_words
 
 # A registration result node carries how it was made as attributes under this prefix (3D and 2D alike).
@@ -41,6 +45,9 @@ class NodeJob:
 
     _worker: WorkerJob
     folder: Path
+    scene: object  # the MRML scene the result goes into
+    _targets: dict
+    _target_job: type
     on_done: Callable | None = None
     summary: dict | None = None
     error: WorkerFailure | None = None
@@ -110,13 +117,50 @@ class NodeJob:
                     self.error = WorkerFailure("cancelled", self.cancelled_message)
                 self.error.message, self.error.hint = map(self.in_panel_words, (self.error.message, self.error.hint))
             else:
-                self._apply(self._worker.result)
+                self._apply_or_add_nothing(self._worker.result)
         except InputError as error:
             self.error = WorkerFailure("input", self.in_panel_words(str(error)))
+        except Exception as error:  # a GUI polls from a timer: an escaping error would leave the panel running
+            logging.getLogger(__name__).exception("the result could not be put into the scene")
+            self.error = WorkerFailure("internal", f"the result could not be put into the scene ({type(error).__name__}: "
+                                                   f"{error}); nothing was added: run it again")  # fmt: skip
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
         if self.on_done:
             self.on_done(self)
+
+    def _apply_or_add_nothing(self, result: JobResult) -> None:
+        """:meth:`_apply`; if it fails, the nodes it added go again."""
+        before = mrml.node_ids(self.scene)
+        try:
+            self._apply(result)
+        except BaseException:
+            mrml.remove_nodes_added_since(self.scene, before)
+            raise
+
+    def keep_targets(self, parameters, job_class: type, names) -> None:
+        """Hold the nodes ``parameters`` name now for the job fields ``names``: a panel's selectors can change while
+        the job runs, and its result belongs to the nodes it started with (:meth:`target`)."""
+        self._targets = {name: node_of(parameters, job_class, name) for name in names}
+        self._target_job = job_class
+
+    def target(self, name: str):
+        """The node the job started with for the job field ``name`` ("fixed", "output_volume"...), or None."""
+        return self._targets[name]
+
+    def check_targets_present(self, names, doing: str, again: str) -> None:
+        """Refuse to apply a result when a node it was made from left the scene while the job ran (InputError)."""
+        for name in names:
+            node = self._targets.get(name)
+            if _is_node(node) and not self.scene.IsNodePresent(node):
+                field = next(f for f in panel_fields(self._target_job) if f.name == name)
+                what = re.sub(r"(?<!^)(?=[A-Z])", " ", panel_names(field)[-1]).lower()  # fixedVolume -> fixed volume
+                raise InputError(f"the {what} was removed from the scene {doing}: nothing was added; {again}")
+
+    def present_target(self, name: str):
+        """:meth:`target`, or None when that node has left the scene (an output node deleted while the job ran)."""
+        node = self._targets[name]
+        return node if not _is_node(node) or self.scene.IsNodePresent(node) else None
 
     def in_panel_words(self, text: str) -> str:
         """``text`` with ``mmreg``'s options named as the panel names them (:mod:`.panel_words`)."""
@@ -124,3 +168,8 @@ class NodeJob:
 
     def _apply(self, result: JobResult) -> None:
         raise NotImplementedError
+
+
+def _is_node(value) -> bool:
+    """An MRML node (a script may give a field an image or a file instead)."""
+    return callable(getattr(value, "IsA", None)) and value.IsA("vtkMRMLNode")

@@ -133,6 +133,24 @@ def remove_nodes_and_empty_folders(scene, nodes: list) -> None:
             hierarchy.RemoveItem(folder)
 
 
+def node_ids(scene) -> set[str]:
+    """The IDs of every node in the scene now (see :func:`remove_nodes_added_since`)."""
+    return {scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())}
+
+
+def remove_nodes_added_since(scene, ids: set[str]) -> None:
+    """Remove the nodes a failed step added to the scene since :func:`node_ids` gave ``ids``, with their helpers and
+    the folders they leave empty."""
+    added = [node for i in range(scene.GetNumberOfNodes()) if (node := scene.GetNthNode(i)).GetID() not in ids]
+    data = [node for node in added if not node.IsA("vtkMRMLDisplayNode") and not node.IsA("vtkMRMLStorageNode")
+            and not node.IsA("vtkMRMLSubjectHierarchyNode")]  # fmt: skip
+    if data:
+        remove_nodes_and_empty_folders(scene, data)
+    for i in reversed(range(scene.GetNumberOfNodes())):  # also a subject hierarchy that removing them added
+        if (node := scene.GetNthNode(i)).GetID() not in ids:
+            scene.RemoveNode(node)
+
+
 def put_in_folder(scene, nodes: list, folder_name: str) -> int:
     """Put ``nodes`` in a new subject-hierarchy folder (Data module) named ``folder_name``; returns its item ID."""
     import slicer

@@ -172,8 +172,7 @@ class NodePrep(NodeJob):
 
     def __init__(self, worker: PrepWorkerJob, folder: Path, parameters, on_done=None):
         self.parameters = parameters
-        # What the run was started with: the panel's selectors may change while it runs.
-        self._targets = {name: node_of(parameters, PrepJob, name) for name in ("fixed", "moving", "initial_transform")}
+        self.keep_targets(parameters, PrepJob, ("fixed", "moving", "initial_transform"))
         self._moving_parent_id = self._targets["moving"].GetTransformNodeID()
         self._outputs = {name: output_node(parameters, name) for name in OUTPUT_NAMES}
         self.scene = self.target("fixed").GetScene()
@@ -184,10 +183,6 @@ class NodePrep(NodeJob):
         self.error: WorkerFailure | None = None
         self._started = time.perf_counter()
         self._worker = worker.start()
-
-    def target(self, name: str):
-        """The node the run started with for the job field ``name`` ("fixed", "moving", "initial_transform")."""
-        return self._targets[name]
 
     def _output(self, name: str, source):
         """The output node chosen for ``name`` when the run started, unless it holds another volume's preparation
@@ -207,13 +202,11 @@ class NodePrep(NodeJob):
         return self.summary["warnings"] if self.summary else []
 
     def _apply(self, result: PrepJobResult) -> None:
-        gone = [name for name, node in self._targets.items() if node is not None and not self.scene.IsNodePresent(node)]
+        doing, again = "while the volumes were being prepared", "run the preparation again"
+        self.check_targets_present(self._targets, doing, again)
         if self._moving_parent_id and self.scene.GetNodeByID(self._moving_parent_id) is None:
-            gone.append("moving volume's transform (its placement)")
-        if gone:
-            what = gone[0] if " " in gone[0] else f"{gone[0].replace('_', ' ')} volume"
-            raise InputError(f"the {what} was removed from the scene while the volumes were being prepared: nothing "
-                             "was added; run the preparation again")  # fmt: skip
+            raise InputError(f"the moving volume's transform (its placement) was removed from the scene {doing}: "
+                             f"nothing was added; {again}")  # fmt: skip
         images = {name: read_image(path, f"prepared {name}") for name, path in result.outputs.items()}
         done = ", ".join(dict.fromkeys(step.step for step in result.summary.steps))
         _, current = placement(self.target("moving"), self.target("initial_transform"))

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from types import SimpleNamespace
 
+from ..core.errors import InputError
 from ..process.jobs import RegistrationJob
 from ..process.preflight import preflight_registration
 from ..process.worker import WorkerJob
@@ -64,6 +65,11 @@ def _started(parameters, on_progress, on_done, python, warm) -> NodeRegistration
     """The registration ``parameters`` describe, started in a worker (2D for two single-slice volumes)."""
     fixed, moving = (node_of(parameters, RegistrationJob, name) for name in ("fixed", "moving"))
     check_volume_pair(fixed, moving, otherwise="register to another volume")
+    output = node_of(parameters, RegistrationJob, "output_volume")
+    for role, volume in (("fixed", fixed), ("moving", moving)):
+        if output is not None and output is volume:
+            raise InputError(f"the output volume is the {role} volume '{volume.GetName()}': the originals are never "
+                             "modified, choose another output volume or create a new one")  # fmt: skip
     if slices.is_single_slice(fixed) and slices.is_single_slice(moving):
         return register_nodes_2d(parameters, on_progress, on_done, python, warm)
     with job_folder("mmreg-nodes-") as folder:

@@ -116,6 +116,7 @@ class NodeRegistration2D(NodeRegistration):
         return (self.summary.command or "") if as_read else ""
 
     def _apply(self, result: Registration2DJobResult) -> None:
+        self.check_targets_present(["fixed", "moving"], "during the registration", "register again")
         summary = result.summary
         fixed, moving = self.target("fixed"), self.target("moving")
         matrix = ras_matrix(np.asarray(summary.matrix), fixed, moving, *self.pixels)
@@ -126,7 +127,7 @@ class NodeRegistration2D(NodeRegistration):
             "rotationDeg": summary.angle_deg, "scales": ",".join(f"{s:g}" for s in summary.scales),
             "fixedNodeID": fixed.GetID(), "movingNodeID": moving.GetID(), "summary": json.dumps(summary.to_dict()),
         })  # fmt: skip
-        if self.target("output_volume") is not None:
+        if self.present_target("output_volume") is not None:
             # The 2D result on the fixed slice's grid, as one slice in the fixed slice's own place and direction.
             pixels = sitk.GetArrayFromImage(sitk.ReadImage(result.outputs.volume))  # the fixed slice's picture
             volume = sitk.GetImageFromArray(slices.slice_voxels(fixed, pixels), isVector=pixels.ndim == 3)

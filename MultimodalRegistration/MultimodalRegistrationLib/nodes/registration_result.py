@@ -19,7 +19,6 @@ from . import mrml
 from .command_paths import start_node, user_command
 from .job import REGISTRATION_ATTRIBUTE_PREFIX as ATTRIBUTE_PREFIX
 from .job import NodeJob
-from .panel import node_of
 
 
 class NodeRegistration(NodeJob):
@@ -31,7 +30,8 @@ class NodeRegistration(NodeJob):
 
     def __init__(self, worker: WorkerJob, folder: Path, parameters, on_done=None):
         self.parameters = parameters
-        self.scene = node_of(parameters, RegistrationJob, "fixed").GetScene()
+        self.keep_targets(parameters, RegistrationJob, [f.name for f in RegistrationJob.panel_fields() if "node" in f.metadata])
+        self.scene = self.target("fixed").GetScene()
         self.folder = folder
         self.on_done = on_done
         self.output_transform_node = None
@@ -70,11 +70,9 @@ class NodeRegistration(NodeJob):
             return self.target(field_name)
         return None
 
-    def target(self, field_name: str):
-        """The node the parameters hold for the job field ``field_name`` ("fixed", "output_volume"...)."""
-        return node_of(self.parameters, RegistrationJob, field_name)
-
     def _apply(self, result: RegistrationJobResult) -> None:
+        inputs = [name for name, node in self._targets.items() if node is not None and not name.startswith("output")]
+        self.check_targets_present(inputs, "during the registration", "register again")
         summary, outputs = result.summary, result.outputs
         summary.warnings = [self.in_panel_words(warning) for warning in summary.warnings]
         transform = Transform.read(outputs.transform)
@@ -121,7 +119,7 @@ class NodeRegistration(NodeJob):
             node.SetNodeReferenceID(ATTRIBUTE_PREFIX + "inverse", self.inverse_transform_node.GetID())
         elif earlier is not None:  # the inverse this module made for an earlier result in this node: stale now
             self.scene.RemoveNode(earlier)
-        if self.target("output_volume") is not None:
+        if self.present_target("output_volume") is not None:
             from ..core.images import read_image
 
             self._fill_output_volume(read_image(outputs.volume), node)
@@ -130,7 +128,7 @@ class NodeRegistration(NodeJob):
     def _result_node(self, transform: Transform):
         """The output transform node holding ``transform`` (fixed -> moving): the panel's, or a new one named
         "<moving> to <fixed>"."""
-        node, fixed, moving = self.target("output_transform"), self.target("fixed"), self.target("moving")
+        node, fixed, moving = self.present_target("output_transform"), self.target("fixed"), self.target("moving")
         name = node.GetName() if node else self.scene.GenerateUniqueName(f"{moving.GetName()} to {fixed.GetName()}")
         return mrml.transform_to_node(self.scene, transform, node, name=name)
 
@@ -142,7 +140,7 @@ class NodeRegistration(NodeJob):
 
     def _fill_output_volume(self, image, transform_node) -> None:
         """Put the resampled moving ``image`` (LPS) into the panel's output volume node, linked to the result."""
-        volume = self.target("output_volume")
+        volume = self.present_target("output_volume")
         mrml.update_volume_node_from_image(volume, image)
         volume.SetAttribute(ATTRIBUTE_PREFIX + "transformNodeID", transform_node.GetID())
         if volume.GetDisplayNode() is None:

@@ -34,7 +34,12 @@ def serve(engines: list[str]) -> int:
 
     stop_with_parent()
     emit = protocol()
-    seconds = sum(load(engine) for engine in engines)
+    seconds = 0.0
+    for engine in engines:
+        try:
+            seconds += load(engine)
+        except ImportError:  # not installed (Slicer installs an engine when it is first chosen): a job needing it says so
+            pass
     emit({"event": "ready", "engines_loaded": loaded(), "seconds": round(seconds, 3)})
     jobs = 0
     for line in sys.stdin:
