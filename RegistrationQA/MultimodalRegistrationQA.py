@@ -87,6 +87,14 @@ class MultimodalRegistrationQAParameterNode:
     reportPath: pathlib.Path  # the path widget binds only to a Path; Path("."): none chosen
 
 
+# The input widgets, disabled while computing.
+INPUT_WIDGETS = (
+    "transformSelector", "fixedVolumeSelector", "movingVolumeSelector", "fixedTargetPointsSelector",
+    "movingTargetPointsSelector", "fixedFitPointsSelector", "movingFitPointsSelector", "fixedSegmentationSelector",
+    "movingSegmentationSelector", "stabilityCheckBox",
+)  # fmt: skip
+
+
 class MultimodalRegistrationQAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
@@ -95,6 +103,7 @@ class MultimodalRegistrationQAWidget(ScriptedLoadableModuleWidget, VTKObservatio
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._computing = False
+        self._cancelRequested = False  # Cancel pressed (or the scene closing): the next progress report stops
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -113,6 +122,7 @@ class MultimodalRegistrationQAWidget(ScriptedLoadableModuleWidget, VTKObservatio
 
     def cleanup(self) -> None:
         self.removeObservers()
+        self._cancelRequested = self._computing  # a reload: stop the restarts at their next progress report
 
     def enter(self) -> None:
         self.initializeParameterNode()
@@ -121,6 +131,7 @@ class MultimodalRegistrationQAWidget(ScriptedLoadableModuleWidget, VTKObservatio
         self.setParameterNode(None)
 
     def onSceneStartClose(self, caller, event) -> None:
+        self._cancelRequested = self._computing  # its result would land in a closed scene
         self.setParameterNode(None)
         self.logic.forget()
 
@@ -160,30 +171,44 @@ class MultimodalRegistrationQAWidget(ScriptedLoadableModuleWidget, VTKObservatio
     def _updateButtons(self, caller=None, event=None) -> None:
         node = self._parameterNode
         ready = bool(node and node.fixedVolume and node.movingVolume and node.fixedVolume != node.movingVolume)
-        self.ui.computeButton.enabled = ready and not self._computing
+        self.ui.computeButton.enabled = ready or self._computing
+        self.ui.computeButton.text = _("Cancel") if self._computing else _("Compute")
         self.ui.exportButton.enabled = self.logic.hasResult() and not self._computing
         self.ui.compareButton.enabled = ready
-        self.ui.stabilityRestartsSpinBox.enabled = bool(node and node.stability)
+        for name in INPUT_WIDGETS:  # what is being measured stays what the panel shows
+            getattr(self.ui, name).enabled = not self._computing
+        self.ui.stabilityRestartsSpinBox.enabled = bool(node and node.stability) and not self._computing
 
     def _onProgress(self, fraction: float, stage: str) -> None:
         self.ui.progressBar.value = int(100 * fraction)
         self.ui.progressBar.format = f"%p% {stage}"
         slicer.app.processEvents()  # the stability restarts run in worker processes: keep the panel alive
+        if self._cancelRequested:  # pressed meanwhile: the library stops the restarts and writes nothing
+            raise qa_nodes.QACancelled()
 
     def onComputeButton(self) -> None:
+        if self._computing:  # the button reads Cancel (clicked inside _onProgress's processEvents)
+            if not self._cancelRequested:
+                self._cancelRequested = True
+                self.ui.statusLabel.text = _("Cancelling...")
+            return
         node = self._parameterNode
-        self._computing = True
+        self._computing, self._cancelRequested = True, False
         self._updateButtons()
         self.ui.progressBar.value = 0
         self.ui.progressBar.visible = True
         self.ui.statusLabel.text = _("Measuring...")
-        try:
-            with slicer.util.tryWithErrorDisplay(_("Registration QA failed."), waitCursor=True):
+        restarts = qa_nodes.restarts_of(node)
+        try:  # no busy cursor over Cancel while restarts run
+            with slicer.util.tryWithErrorDisplay(_("Registration QA failed."), waitCursor=not restarts):
                 try:
-                    if qa_nodes.restarts_of(node):
+                    if restarts:
                         registration = slicer.util.getModuleLogic("MultimodalRegistration")
                         registration.ensureEngine(qa_nodes.restart_engine(node.transform))
                     metrics, table = self.logic.compute(node, onProgress=self._onProgress)
+                except qa_nodes.QACancelled:
+                    self.ui.statusLabel.text = _("Cancelled: nothing was measured or written.")
+                    return
                 except (InputError, EngineError) as error:
                     self.ui.statusLabel.text = _("Not measured: {error}").format(error=error)
                     self.ui.metricsTableView.setMRMLTableNode(None)  # its numbers are the last selection's
@@ -191,9 +216,12 @@ class MultimodalRegistrationQAWidget(ScriptedLoadableModuleWidget, VTKObservatio
                 node.metricsTable = table
                 self.ui.metricsTableView.setMRMLTableNode(table)
                 self.ui.statusLabel.text = qa_nodes.summary_text(metrics)
-                movingNodes = [node.movingFitPoints, node.movingTargetPoints, node.movingSegmentation]
-                self.logic.showAlignment(node.fixedVolume, node.movingVolume, node.transform, movingNodes)
+                # The nodes measured, not the panel's selection now (it could change while the restarts ran).
+                fixed, moving, transform, movingNodes = qa_nodes.measured_nodes(self.logic.inputs)
+                self.logic.showAlignment(fixed, moving, transform, movingNodes)
         finally:
+            self._cancelRequested = True  # over: a Cancel click still queued is dropped here, not taken for Compute
+            slicer.app.processEvents()
             self._computing = False
             self.ui.progressBar.visible = False
             self._updateButtons()
@@ -241,10 +269,15 @@ class MultimodalRegistrationQALogic(ScriptedLoadableModuleLogic):
         """Measure as the parameter node says (the panel's, or ``qa_parameters(...)`` from
         MultimodalRegistrationLib.nodes.qa in a script); returns (QA report, table node). See
         qa_nodes.assess_nodes."""
-        self.forget()
-        metrics, table, inputs = qa_nodes.assess_nodes(
-            parameterNode, python=self.workerPython(), progress=onProgress, with_inputs=True
-        )
+        try:
+            metrics, table, inputs = qa_nodes.assess_nodes(
+                parameterNode, python=self.workerPython(), progress=onProgress, with_inputs=True
+            )
+        except qa_nodes.QACancelled:
+            raise  # nothing was written: the last result (and its table) stays
+        except BaseException:
+            self.forget()
+            raise
         self.inputs, self.metrics = inputs, metrics
         return metrics, table
 

@@ -226,7 +226,7 @@ def test_module_files_import_only_the_nodes_layer_and_core():
     assert not wrong, "module files importing below the nodes layer:\n" + "\n".join(wrong)
 
 
-@pytest.mark.parametrize("folder, name", [m for m in MODULES if m[1] in ("MultimodalRegistration", "RegistrationPrep")],
+@pytest.mark.parametrize("folder, name", [m for m in MODULES if m[1] in ("MultimodalRegistration", "RegistrationPrep", "MultimodalRegistrationQA")],
                          ids=lambda value: value if isinstance(value, str) else "")  # fmt: skip
 def test_every_node_selector_is_locked_while_a_run_goes_on(folder, name):
     """A run keeps the nodes it started with; a selector left enabled invites a change the run will not follow

@@ -55,6 +55,18 @@ TABLE = "metricsTable"  # the panel's attribute holding the table node the metri
 Progress = Callable[[float, str], None]
 
 
+class QACancelled(Exception):
+    """Raised by a progress callback to stop the QA (the panel's Cancel): the running restarts are stopped
+    and nothing is written to the scene."""
+
+
+# The QAJob fields of the nodes a measurement reads (each once, when it starts) and the panel's words for them.
+NODE_FIELDS = {"fixed": "fixed volume", "moving": "moving volume", "transform": "transform",
+               "fixed_fit_points": "fixed fit points", "moving_fit_points": "moving fit points",
+               "fixed_points": "fixed targets", "moving_points": "moving targets",
+               "fixed_labels": "fixed segmentation", "moving_labels": "moving segmentation"}  # fmt: skip
+
+
 @dataclass
 class QAInputs:
     """The nodes converted for :func:`..qa.assess.assess_registration` (images LPS, points world RAS mm)."""
@@ -77,6 +89,7 @@ class QAInputs:
     fixed_mask: sitk.Image | None = None  # the masks the result's registration used (LPS, on each volume's grid)
     moving_mask: sitk.Image | None = None
     recorded_metric: float | None = None  # the result's own MI after, when T is the result node alone
+    nodes: dict = field(default_factory=dict)  # the nodes measured, by QAJob field name (see measured_nodes)
 
 
 # An engine's inverse undoes its result to a few hundredths of a mm; a stored inverse that misses by more than
@@ -98,8 +111,9 @@ def node(parameters, name: str):
 
 def gather_inputs(parameters, python: str | None = None) -> QAInputs:
     """Convert the nodes ``parameters`` hold (see the module docstring for the frames); raises :class:`InputError`."""
-    transform_node, fixed_volume, moving_volume = (node(parameters, name) for name in ("transform", "fixed", "moving"))
-    fixed_segmentation, moving_segmentation = node(parameters, "fixed_labels"), node(parameters, "moving_labels")
+    nodes = {name: node(parameters, name) for name in NODE_FIELDS}  # read once: the panel may change meanwhile
+    transform_node, fixed_volume, moving_volume = nodes["transform"], nodes["fixed"], nodes["moving"]
+    fixed_segmentation, moving_segmentation = nodes["fixed_labels"], nodes["moving_labels"]
     check_volume_pair(fixed_volume, moving_volume)
     if slices.is_single_slice(fixed_volume) and slices.is_single_slice(moving_volume):
         raise InputError(f"the fixed and moving volumes are one slice thick: {TWO_D_QA}")
@@ -112,6 +126,7 @@ def gather_inputs(parameters, python: str | None = None) -> QAInputs:
         transform=transform,
         before=before,
         pose=pose,
+        nodes=nodes,
     )
     chain = [p.GetID() for p in mrml.parent_transforms(moving_volume)]
     alone = transform_node is not None and (transform_node.GetID() not in chain or chain == [transform_node.GetID()])
@@ -126,8 +141,8 @@ def gather_inputs(parameters, python: str | None = None) -> QAInputs:
         inputs.inverse = None if stale else inputs.inverse
     arguments, paired_by, warnings, point_sources = landmark_arguments(
         moving_volume,
-        (node(parameters, "fixed_fit_points"), node(parameters, "moving_fit_points")),
-        (node(parameters, "fixed_points"), node(parameters, "moving_points")),
+        (nodes["fixed_fit_points"], nodes["moving_fit_points"]),
+        (nodes["fixed_points"], nodes["moving_points"]),
     )
     inputs.points, inputs.paired_by, inputs.warnings = arguments, paired_by, warnings + ([stale] if stale else [])
     check_pair(fixed_segmentation, moving_segmentation, "segmentation overlap", "the fixed segmentation",
@@ -293,20 +308,42 @@ def assess_nodes(
     ``stability`` checked, ``stabilityRestarts`` > 0 re-runs the registration from perturbed starts (with the
     engine and preset recorded on the transform node; ``python`` is the worker's interpreter). The
     ``metricsTable`` node (created when not given) gets one row per number (:data:`TABLE_COLUMNS`).
+    The nodes are read once, at the start (the panel may change while the restarts run); ``progress(fraction,
+    stage)`` may raise :class:`QACancelled` to stop: the restarts' workers stop and nothing is written. A node
+    measured that left the scene meanwhile is refused (:func:`check_still_in_scene`).
     """
     inputs = gather_inputs(parameters, python)
     metrics = assess_inputs(inputs, restarts_of(parameters), stability_options, progress)
-    transform_node, fixed_volume, moving_volume = (node(parameters, name) for name in ("transform", "fixed", "moving"))
+    check_still_in_scene(inputs)  # the restarts take minutes: the scene may have closed meanwhile
+    fixed_volume, moving_volume, transform_node, _ = measured_nodes(inputs)  # not re-read: the panel may have changed
+    scene = fixed_volume.GetScene()
     table_node = getattr(parameters, TABLE, None)
-    if table_node is None:
+    if table_node is None or table_node.GetScene() is not scene:
         name = transform_node.GetName() if transform_node else moving_volume.GetName()
-        scene = fixed_volume.GetScene()
         table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(f"{name} QA"))
         setattr(parameters, TABLE, table_node)  # the next call refills it (a script made a table per call)
     fill_metrics_table(table_node, metrics)
     for key, volume in (("fixed", fixed_volume), ("moving", moving_volume), ("transform", transform_node)):
         table_node.SetAttribute(f"{ATTRIBUTE_PREFIX}{key}NodeID", volume.GetID() if volume else "")
     return (metrics, table_node, inputs) if with_inputs else (metrics, table_node)
+
+
+def measured_nodes(inputs: QAInputs) -> tuple:
+    """(fixed volume, moving volume, transform node, moving-side lists and segmentation) as measured: the nodes
+    to show the result on (:func:`show_moving_under`), whatever the panel selects now."""
+    nodes = inputs.nodes
+    moving_side = [nodes["moving_fit_points"], nodes["moving_points"], nodes["moving_labels"]]  # None: not given
+    return nodes["fixed"], nodes["moving"], nodes["transform"], moving_side
+
+
+def check_still_in_scene(inputs: QAInputs) -> None:
+    """Refuse (:class:`InputError`) to write a result when a node measured left the scene while it was measured
+    (the scene closed, the node deleted): nothing is written."""
+    for name, measured in inputs.nodes.items():
+        scene = measured.GetScene() if measured is not None else None
+        if measured is not None and (scene is None or scene.GetNodeByID(measured.GetID()) is not measured):
+            raise InputError(f"the {NODE_FIELDS[name]} '{measured.GetName()}' was removed from the scene while it was measured "
+                             "(was the scene closed?): nothing was written; select the nodes again and measure again")  # fmt: skip
 
 
 def restarts_of(parameters) -> int:
