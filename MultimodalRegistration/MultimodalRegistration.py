@@ -272,12 +272,12 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
             self._registration.cancel()
             return
         node = self._parameterNode
-        installed = False
-        with slicer.util.tryWithErrorDisplay(_("Registration could not start.")):
-            self.logic.ensureEngine(node.engine)  # its question and pip's download: not under a busy cursor
-            installed = True
-        if not installed:  # refused or failed: the dialog said why
-            return
+        self.ui.applyButton.enabled = False  # pip keeps the panel alive: no second click meanwhile
+        try:  # the question and the download are not under a busy cursor; a refusal or failure shows and raises
+            with slicer.util.tryWithErrorDisplay(_("Registration could not start.")):
+                self.logic.ensureEngine(node.engine)
+        finally:
+            self._updateButtons()
         with slicer.util.tryWithErrorDisplay(_("Registration could not start."), waitCursor=True):
             self.ui.statusLabel.text = ""
             self._registration = self.logic.register(node, onProgress=self._onProgress, onDone=self._onDone)

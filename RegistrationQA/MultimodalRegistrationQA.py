@@ -194,12 +194,12 @@ class MultimodalRegistrationQAWidget(ScriptedLoadableModuleWidget, VTKObservatio
             return
         node = self._parameterNode
         self._computing, self._cancelRequested = True, False
-        self._updateButtons()
-        self.ui.progressBar.value = 0
-        self.ui.progressBar.visible = True
-        self.ui.statusLabel.text = _("Measuring...")
-        restarts = qa_nodes.restarts_of(node)
         try:  # no busy cursor over Cancel while restarts run
+            self._updateButtons()
+            self.ui.progressBar.value = 0
+            self.ui.progressBar.visible = True
+            self.ui.statusLabel.text = _("Measuring...")
+            restarts = qa_nodes.restarts_of(node)
             with slicer.util.tryWithErrorDisplay(_("Registration QA failed."), waitCursor=not restarts):
                 try:
                     if restarts:

@@ -391,3 +391,32 @@ def test_an_output_volume_that_is_an_input_is_refused(scene, volumes, role):
         register_nodes(registration_parameters(fixedVolume=fixed, movingVolume=moving, outputVolume=chosen))
     after = mrml.image_from_volume_node(chosen)
     assert np.array_equal(sitk.GetArrayViewFromImage(after), sitk.GetArrayViewFromImage(before))
+
+
+def test_a_rerun_that_fails_late_leaves_the_existing_output_nodes_as_they_were(scene, small_pair, monkeypatch):
+    """A second run into the same transform and output volume that failed reading its resampled volume said
+    'nothing was added', yet its transform and attributes were already in the node, beside the first run's volume
+    (review of the rollback). Every file is read before a node changes."""
+    from MultimodalRegistrationLib.nodes import registration_result
+
+    fixed = mrml.volume_node_from_image(scene, shrink_to_spacing(small_pair.fixed, 4), "CT")
+    moving = mrml.volume_node_from_image(scene, shrink_to_spacing(small_pair.moving, 4), "MR")
+    result = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "result")
+    resampled = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "resampled")
+    outputs = {"outputTransform": result, "outputVolume": resampled}
+    register_nodes(registration_parameters(fixedVolume=fixed, movingVolume=moving, init="geometry", **outputs))
+    matrix, voxels = mrml.transform_from_node(result).matrix, mrml.image_from_volume_node(resampled)
+    attributes = {key: result.GetAttribute(ATTRIBUTE_PREFIX + key) for key in ("preset", "init", "seconds")}
+    count = scene.GetNumberOfNodes()
+
+    def broken(*args, **kwargs):
+        raise MemoryError("cannot allocate the resampled volume")
+
+    monkeypatch.setattr(registration_result, "read_image", broken)
+    second = registration_parameters(fixedVolume=fixed, movingVolume=moving, init="moments", preset="affine", **outputs)
+    with pytest.raises(WorkerFailure, match="MemoryError: cannot allocate"):
+        register_nodes(second)
+    assert np.array_equal(mrml.transform_from_node(result).matrix, matrix) and scene.GetNumberOfNodes() == count
+    assert {key: result.GetAttribute(ATTRIBUTE_PREFIX + key) for key in attributes} == attributes
+    after = mrml.image_from_volume_node(resampled)
+    assert np.array_equal(sitk.GetArrayViewFromImage(after), sitk.GetArrayViewFromImage(voxels))

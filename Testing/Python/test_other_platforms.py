@@ -335,6 +335,15 @@ def test_a_batch_raises_macos_s_256_open_files_to_what_its_workers_need(monkeypa
     limits["now"] = (256, 300)
     assert open_files.allow_open_files(364) == 300 and asked[-1] == (300, 300)
 
+    def macos(kind, value):  # above OPEN_MAX: refused even under an unlimited hard limit
+        if value[0] > 10240:
+            raise ValueError("current limit exceeds maximum limit")
+        asked.append(value)
+
+    limits["now"] = (256, infinity)
+    monkeypatch.setattr(open_files.resource, "setrlimit", macos)
+    assert open_files.allow_open_files(40_000) == 10240 and asked[-1] == (10240, infinity)
+
 
 def test_a_sections_glob_typed_with_accents_finds_names_macos_stores_decomposed(tmp_path, monkeypatch):
     """Names copied from an HFS+ disk keep é as e + U+0301; a glob typed in Terminal has é composed, and glob
@@ -375,3 +384,20 @@ def test_engines_and_batches_count_only_the_cores_this_process_may_use(affinity,
         (tmp_path / "cpu.max").write_text(cpu_max)
     assert cores.usable_cores() == expected
     assert engine_spec("elastix").threads(None) == expected and engine_spec("elastix").threads(3) == 3
+
+
+def test_a_sections_glob_in_a_folder_with_an_accent_finds_each_section_once(tmp_path, monkeypatch):
+    """/Users/José/...: glob keeps the typed spelling of a folder without wildcards and macOS opens the folder under
+    both, so trying both spellings found every section twice (review). One path per file (its inode)."""
+    import unicodedata
+
+    from MultimodalRegistrationLib.core import output_safety
+    from MultimodalRegistrationLib.stack.sections import find_sections
+
+    monkeypatch.setattr(output_safety, "_ACCENT_BLIND", True)
+    composed, decomposed = (unicodedata.normalize(form, "José") for form in ("NFC", "NFD"))
+    (tmp_path / composed).mkdir()
+    (tmp_path / decomposed).symlink_to(tmp_path / composed)  # one folder under both spellings, as on APFS
+    for number in (1, 2, 3):
+        (tmp_path / composed / f"s{number}.png").write_bytes(b"png")
+    assert [path.name for path in find_sections(str(tmp_path / composed / "*.png"))] == ["s1.png", "s2.png", "s3.png"]

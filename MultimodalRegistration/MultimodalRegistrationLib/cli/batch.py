@@ -123,7 +123,8 @@ def command_batch(arguments: argparse.Namespace) -> int:
                "seed": arguments.seed, "threads": arguments.threads, "stability": arguments.stability or None,
                "output_volume": arguments.output_volume}  # fmt: skip
     defaults = {key: value for key, value in options.items() if value is not None}
-    check_batch_options(dict(defaults, stability=arguments.stability), arguments.workers, arguments.timeout)
+    check_batch_options(dict(defaults, stability=arguments.stability), arguments.workers, arguments.timeout,
+                        local=not arguments.dask)  # fmt: skip
     total = len(read_manifest(arguments.manifest, arguments.output_dir, defaults))  # refuses a bad manifest at once
     progress = CohortProgress(total)
     command = command_line.join(["mmreg", *getattr(arguments, "argv", sys.argv[1:])])

@@ -10,6 +10,7 @@ except ImportError:  # Windows: no per-process soft limit to raise that subproce
 # What a batch's parent holds open besides its workers' pipes: its own standard streams, the batch lock, the
 # engine logs and images it reads while hashing and committing a case, Python's own.
 BASE_FILES = 64
+MACOS_OPEN_MAX = 10240  # macOS's OPEN_MAX: the usual kern.maxfilesperproc is higher, the soft limit no more
 FILES_PER_WORKER = 3  # a warm worker's stdin and stdout pipes and its stderr log, measured on Linux
 
 
@@ -27,8 +28,10 @@ def allow_open_files(needed: int) -> int | None:
     if soft == resource.RLIM_INFINITY or soft >= needed:
         return None if soft == resource.RLIM_INFINITY else soft
     wanted = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-    except (ValueError, OSError):
-        return soft
-    return wanted
+    for limit in dict.fromkeys((wanted, min(wanted, MACOS_OPEN_MAX))):  # macOS refuses more than its per-process cap
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+        except (ValueError, OSError):
+            continue
+        return limit
+    return soft

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..core.images import read_image
 from ..core.transforms import Transform
 from ..process.jobs import RegistrationJob
-from ..process.results import JobOutputs, RegistrationJobResult
+from ..process.results import RegistrationJobResult
 from ..process.worker import WorkerFailure, WorkerJob
 from ..registration.describe import describe_guidance, describe_result, describe_start
 from ..registration.summary import GuidanceRecord, RegistrationSummary
@@ -75,9 +76,13 @@ class NodeRegistration(NodeJob):
         self.check_targets_present(inputs, "during the registration", "register again")
         summary, outputs = result.summary, result.outputs
         summary.warnings = [self.in_panel_words(warning) for warning in summary.warnings]
+        # Every file is read before any node changes: a failure then leaves an existing output node as it was.
         transform = Transform.read(outputs.transform)
+        inverse = Transform.read(outputs.inverse) if not transform.is_linear and outputs.inverse else None
+        segments = {segment.name: Transform.read(outputs.segment_transforms[segment.name])
+                    for segment in (summary.piecewise.segments if summary.piecewise else [])}  # fmt: skip
+        volume = read_image(outputs.volume) if self.present_target("output_volume") is not None else None
         fixed, moving, initial = self.target("fixed"), self.target("moving"), self.target("initial_transform")
-        node = self._result_node(transform)
         provenance = summary.provenance
         attributes = {
             "engine": provenance.engine,
@@ -104,25 +109,23 @@ class NodeRegistration(NodeJob):
             "warnings": json.dumps(list(summary.warnings)),
         }
         attributes.update(guidance_attributes(provenance.guidance))
+        node = self._result_node(transform)
         self._record(node, attributes)
         _remove_segment_nodes_of(self.scene, node)  # an earlier piecewise run's into this node: stale now
         if summary.piecewise:
-            self.segment_transform_nodes = _segment_nodes_of(self.scene, outputs, summary, node)
+            self.segment_transform_nodes = _segment_nodes_of(self.scene, segments, summary, node)
         self.inverse_transform_node = None
         earlier = node.GetNodeReference(ATTRIBUTE_PREFIX + "inverse")  # a run before into the same node
         node.RemoveNodeReferenceIDs(ATTRIBUTE_PREFIX + "inverse")
-        if not transform.is_linear and outputs.inverse:
+        if inverse is not None:
             # A linear node inverts exactly by itself; a nonlinear one keeps the engine's own inverse beside it.
-            inverse = Transform.read(outputs.inverse)
             self.inverse_transform_node = mrml.transform_to_node(self.scene, inverse, earlier,
                                                                  name=f"{node.GetName()} inverse")  # fmt: skip
             node.SetNodeReferenceID(ATTRIBUTE_PREFIX + "inverse", self.inverse_transform_node.GetID())
         elif earlier is not None:  # the inverse this module made for an earlier result in this node: stale now
             self.scene.RemoveNode(earlier)
-        if self.present_target("output_volume") is not None:
-            from ..core.images import read_image
-
-            self._fill_output_volume(read_image(outputs.volume), node)
+        if volume is not None:
+            self._fill_output_volume(volume, node)
         self.summary = summary
 
     def _result_node(self, transform: Transform):
@@ -158,14 +161,13 @@ def _remove_segment_nodes_of(scene, field_node) -> None:
     field_node.RemoveAttribute(ATTRIBUTE_PREFIX + "piecewiseMinimumJacobian")
 
 
-def _segment_nodes_of(scene, outputs: JobOutputs, summary: RegistrationSummary, field_node) -> dict:
+def _segment_nodes_of(scene, transforms: dict[str, Transform], summary: RegistrationSummary, field_node) -> dict:
     """A piecewise run's per-segment rigid transforms as nodes in a subject-hierarchy folder named after
     the result; each records its segment's QA before (global) and after (own) as attributes."""
     nodes = {}
     for segment in summary.piecewise.segments:
         name = segment.name
-        transform = Transform.read(outputs.segment_transforms[name])
-        node = mrml.transform_to_node(scene, transform, name=f"{name} ({field_node.GetName()})")
+        node = mrml.transform_to_node(scene, transforms[name], name=f"{name} ({field_node.GetName()})")
         before, after = segment.qa.before, segment.qa.after
         attributes = {
             "segment": name,

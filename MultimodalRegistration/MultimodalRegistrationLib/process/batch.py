@@ -27,6 +27,7 @@ from pathlib import Path
 from ..core.cores import usable_cores
 from ..core.errors import FileInUseError, InputError
 from ..core.files import write_text_atomically
+from ..core.open_files import allow_open_files, files_for_workers
 from ..engines.registry import engine_spec
 from ..qa.cohort_provenance import CohortProvenance, cohort_provenance
 from .batch_lock import batch_lock
@@ -288,6 +289,8 @@ def run_batch(
     if dask:
         check_dask(dask)
     count = workers or max(1, usable_cores() // 2)
+    if not dask:
+        allow_open_files(files_for_workers(count))  # as mmreg batch does (it also refuses too many, before)
     # Share the cores: N engines each using every core oversubscribe the machine (a Dask worker runs one case
     # per thread: one engine thread each). Filled in after hashing: threads the user did not set change no result.
     share = 1 if dask else max(1, usable_cores() // count)

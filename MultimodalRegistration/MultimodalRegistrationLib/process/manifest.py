@@ -259,8 +259,10 @@ def _manifest_text(path: Path) -> str:
         ) from None
 
 
-def check_batch_options(defaults: dict, workers: int | None = None, timeout_s: float | None = None) -> None:
-    """Refuse batch options no case can use, before any case runs (seed, threads, stability, workers, timeout)."""
+def check_batch_options(defaults: dict, workers: int | None = None, timeout_s: float | None = None,
+                        local: bool = True) -> None:  # fmt: skip
+    """Refuse batch options no case can use, before any case runs (seed, threads, stability, workers, timeout).
+    ``local``: the workers run here (not on Dask), so they must fit this process's open files."""
     from ..core.choices import check_seed, check_threads, check_timeout
 
     check_seed(defaults.get("seed"))
@@ -270,7 +272,7 @@ def check_batch_options(defaults: dict, workers: int | None = None, timeout_s: f
         raise InputError(f"--stability {stability}: give the number of perturbed restarts, 0 or more (e.g. 5)")
     if workers is not None and workers < 1:
         raise InputError(f"--workers {workers}: give 1 or more (or leave it out: one per two cores)")
-    limit = None if workers is None else allow_open_files(files_for_workers(workers))
+    limit = None if workers is None or not local else allow_open_files(files_for_workers(workers))
     if limit is not None and files_for_workers(workers) > limit:
         most = max(1, (limit - BASE_FILES) // FILES_PER_WORKER)
         raise InputError(f"--workers {workers}: this system lets mmreg hold {limit} files open, enough for {most} "

@@ -49,6 +49,20 @@ def _natural_key(path: Path) -> list:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
 
 
+def _one_each(paths: set[Path]) -> list[Path]:
+    """One path per file: a folder with an accent in its name opens under either spelling on macOS, so two
+    spellings of the pattern can find every file twice."""
+    kept: dict[tuple, Path] = {}
+    for path in sorted(paths):
+        try:
+            stat = path.stat()
+        except OSError:
+            kept[(str(path),)] = path
+            continue
+        kept.setdefault((stat.st_dev, stat.st_ino), path)
+    return list(kept.values())
+
+
 def find_sections(where: str) -> list[Path]:
     """The section files of a folder or glob, in natural name order. InputError when there are none."""
     folder = Path(where)
@@ -61,7 +75,7 @@ def find_sections(where: str) -> list[Path]:
             ) from None
     elif any(char in where for char in "*?["):
         # macOS stores some names decomposed (copied from HFS+): a typed é matches them only in that spelling
-        candidates = list({Path(p) for spelling in spellings(where) for p in glob.glob(spelling)})
+        candidates = _one_each({Path(p) for spelling in spellings(where) for p in glob.glob(spelling)})
     elif folder.exists():
         raise InputError(f"--sections {where} is a file: give the folder of sections or a glob such as 'dir/*.png'")
     else:
