@@ -182,7 +182,7 @@ def _referee_z(scorer: StartScorer, prior_pose, proposal_pose, gain) -> float:
 
 
 def _segment_start(prepared, prior, fixed, moving, seed, scale) -> GuidedStart:
-    scorer = StartScorer(prepared, fixed, moving, seed)
+    scorer = StartScorer.of(prepared, fixed, moving, seed)
     judge = Judge(scorer)
     fixed_centre, _ = _moments(prepared.fixed_masks)
     moving_centre, _ = _moments(prepared.moving_masks)

@@ -62,6 +62,21 @@ class StartScorer:
             self.intensity = self._intensity_within(REGION_MM)
         self.rng = np.random.default_rng(seed)
 
+    @classmethod
+    def of(cls, prepared: PreparedGuidance, fixed: sitk.Image | None, moving: sitk.Image | None,
+           seed: int) -> StartScorer:  # fmt: skip
+        """The scorer of these images and segments, built once per guidance: the start's choice and the keep rule
+        score the same surfaces and intensities (on a 512 x 512 x 200 CT, 50 s to build). Each caller gets it
+        with its bootstrap restarted from ``seed``, as a new one would be."""
+        built = prepared.__dict__.setdefault("_start_scorers", [])
+        scorer = next((kept for (f, m, s), kept in built if f is fixed and m is moving and s == seed), None)
+        if scorer is None:
+            scorer = cls(prepared, fixed, moving, seed)
+            built.append(((fixed, moving, seed), scorer))
+        restarted = copy.copy(scorer)
+        restarted.rng = np.random.default_rng(seed)
+        return restarted
+
     def _intensity_within(self, region_mm: float) -> PointwiseMI | None:
         fixed, moving, distance, fov = self._intensity_source
         region = sitk.And(sitk.Cast(distance <= region_mm, sitk.sitkUInt8), fov)

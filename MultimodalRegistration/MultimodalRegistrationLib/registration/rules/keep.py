@@ -153,7 +153,7 @@ def worse_beyond_noise(prepared, fixed: sitk.Image, moving: sitk.Image, start: T
         return (f"turned {from_prior:.0f} degrees from the prior (the initial transform's rotation, else the "
                 f"headers'), beyond the {AXES_MAX_DEG:g} degrees a start from the segments may turn: a "
                 "near-symmetric organ turned that far can fit its surfaces better and still be wrong")  # fmt: skip
-    scorer = StartScorer(prepared, fixed, moving, seed)
+    scorer = StartScorer.of(prepared, fixed, moving, seed)
     z_surface, z_mi, z_together = paired_z(scorer, start.matrix, result.matrix)
     points = np.concatenate(scorer.points)
     moved = float(np.sqrt(np.mean(np.sum((result.transform_points(points) - start.transform_points(points)) ** 2, 1))))
