@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,7 +13,7 @@ from ..core.files import scratch_folder
 from ..process.results import JobResult
 from ..process.worker import WorkerFailure, WorkerJob
 from . import mrml
-from .panel import node_of, panel_fields, panel_names
+from .panel import node_of, panel_noun
 from .panel_words import in_panel_words
 
 # A registration result node carries how it was made as attributes under this prefix (3D and 2D alike).
@@ -148,19 +147,18 @@ class NodeJob:
         """The node the job started with for the job field ``name`` ("fixed", "output_volume"...), or None."""
         return self._targets[name]
 
-    def check_targets_present(self, names, doing: str, again: str) -> None:
-        """Refuse to apply a result when a node it was made from left the scene while the job ran (InputError)."""
-        for name in names:
-            node = self._targets.get(name)
-            if _is_node(node) and not self.scene.IsNodePresent(node):
-                field = next(f for f in panel_fields(self._target_job) if f.name == name)
-                what = re.sub(r"(?<!^)(?=[A-Z])", " ", panel_names(field)[-1]).lower()  # fixedVolume -> fixed volume
-                raise InputError(f"the {what} was removed from the scene {doing}: nothing was added; {again}")
+    def check_targets_present(self, doing: str, again: str) -> None:
+        """Refuse to apply a result when a node it was made from (any kept target but an output, which
+        :meth:`present_target` replaces) left the scene while the job ran (InputError)."""
+        for name, node in self._targets.items():
+            if not name.startswith("output") and _is_node(node) and not mrml.in_scene(node):
+                raise InputError(f"the {panel_noun(self._target_job, name)} was removed from the scene {doing}: nothing "
+                                 f"was added; {again}")  # fmt: skip
 
     def present_target(self, name: str):
         """:meth:`target`, or None when that node has left the scene (an output node deleted while the job ran)."""
         node = self._targets[name]
-        return node if not _is_node(node) or self.scene.IsNodePresent(node) else None
+        return node if not _is_node(node) or mrml.in_scene(node) else None
 
     def in_panel_words(self, text: str) -> str:
         """``text`` with ``mmreg``'s options named as the panel names them (:mod:`.panel_words`)."""

@@ -133,6 +133,12 @@ def remove_nodes_and_empty_folders(scene, nodes: list) -> None:
             hierarchy.RemoveItem(folder)
 
 
+def in_scene(node) -> bool:
+    """Whether ``node`` is still in its scene (not removed, its scene not closed)."""
+    scene = node.GetScene()
+    return scene is not None and bool(scene.IsNodePresent(node))
+
+
 def node_ids(scene) -> set[str]:
     """The IDs of every node in the scene now (see :func:`remove_nodes_added_since`)."""
     return {scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())}

@@ -8,6 +8,7 @@ each input node once by its kind, and fills the choices; nothing lists the field
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import MISSING, Field, fields
 from pathlib import Path, PurePath
@@ -84,6 +85,12 @@ def panel_parameters(job_class: type[Job], extra: dict | None = None, **values) 
     if unknown:
         raise InputError(f"unknown parameters {sorted(unknown)}: use {', '.join(sorted(defaults))}")
     return SimpleNamespace(**(defaults | values))
+
+
+def panel_noun(job_class: type, field_name: str) -> str:
+    """How the panel names a job field, in words: its parameter-node attribute split ("fixedVolume": "fixed volume")."""
+    field = next(f for f in panel_fields(job_class) if f.name == field_name)
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", panel_names(field)[-1]).lower()
 
 
 def node_of(parameters, job_class: type, field_name: str):

@@ -203,7 +203,7 @@ class NodePrep(NodeJob):
 
     def _apply(self, result: PrepJobResult) -> None:
         doing, again = "while the volumes were being prepared", "run the preparation again"
-        self.check_targets_present(self._targets, doing, again)
+        self.check_targets_present(doing, again)
         if self._moving_parent_id and self.scene.GetNodeByID(self._moving_parent_id) is None:
             raise InputError(f"the moving volume's transform (its placement) was removed from the scene {doing}: "
                              f"nothing was added; {again}")  # fmt: skip

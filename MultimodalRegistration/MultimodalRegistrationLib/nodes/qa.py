@@ -40,7 +40,7 @@ from ..qa.report_types import QAReport
 from . import mrml, slices
 from .checks import check_volume_pair
 from .job import REGISTRATION_ATTRIBUTE_PREFIX as REGISTRATION_PREFIX
-from .panel import node_of, panel_parameters, panel_value
+from .panel import node_of, panel_noun, panel_parameters, panel_value
 from .panel_words import panel_errors
 from .prep import prepared_from
 from .qa_frames import registration_pose, show_moving_under  # noqa: F401 (the module's API)
@@ -60,11 +60,8 @@ class QACancelled(Exception):
     and nothing is written to the scene."""
 
 
-# The QAJob fields of the nodes a measurement reads (each once, when it starts) and the panel's words for them.
-NODE_FIELDS = {"fixed": "fixed volume", "moving": "moving volume", "transform": "transform",
-               "fixed_fit_points": "fixed fit points", "moving_fit_points": "moving fit points",
-               "fixed_points": "fixed targets", "moving_points": "moving targets",
-               "fixed_labels": "fixed segmentation", "moving_labels": "moving segmentation"}  # fmt: skip
+# The QAJob fields of the nodes a measurement reads (each once, when it starts).
+NODE_FIELDS = tuple(f.name for f in QAJob.panel_fields() if f.metadata.get("node"))
 
 
 @dataclass
@@ -340,10 +337,10 @@ def check_still_in_scene(inputs: QAInputs) -> None:
     """Refuse (:class:`InputError`) to write a result when a node measured left the scene while it was measured
     (the scene closed, the node deleted): nothing is written."""
     for name, measured in inputs.nodes.items():
-        scene = measured.GetScene() if measured is not None else None
-        if measured is not None and (scene is None or scene.GetNodeByID(measured.GetID()) is not measured):
-            raise InputError(f"the {NODE_FIELDS[name]} '{measured.GetName()}' was removed from the scene while it was measured "
-                             "(was the scene closed?): nothing was written; select the nodes again and measure again")  # fmt: skip
+        if measured is not None and not mrml.in_scene(measured):
+            raise InputError(f"the {panel_noun(QAJob, name)} '{measured.GetName()}' was removed from the scene while it "
+                             "was measured (was the scene closed?): nothing was written; select the nodes again and "
+                             "measure again")  # fmt: skip
 
 
 def restarts_of(parameters) -> int:

@@ -116,7 +116,7 @@ class NodeRegistration2D(NodeRegistration):
         return (self.summary.command or "") if as_read else ""
 
     def _apply(self, result: Registration2DJobResult) -> None:
-        self.check_targets_present(["fixed", "moving"], "during the registration", "register again")
+        self.check_targets_present("during the registration", "register again")
         summary = result.summary
         fixed, moving = self.target("fixed"), self.target("moving")
         matrix = ras_matrix(np.asarray(summary.matrix), fixed, moving, *self.pixels)

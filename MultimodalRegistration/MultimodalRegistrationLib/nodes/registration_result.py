@@ -72,8 +72,7 @@ class NodeRegistration(NodeJob):
         return None
 
     def _apply(self, result: RegistrationJobResult) -> None:
-        inputs = [name for name, node in self._targets.items() if node is not None and not name.startswith("output")]
-        self.check_targets_present(inputs, "during the registration", "register again")
+        self.check_targets_present("during the registration", "register again")
         summary, outputs = result.summary, result.outputs
         summary.warnings = [self.in_panel_words(warning) for warning in summary.warnings]
         # Every file is read before any node changes: a failure then leaves an existing output node as it was.
