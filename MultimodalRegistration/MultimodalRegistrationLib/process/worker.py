@@ -83,6 +83,7 @@ class WorkerProcess:
         self.route: queue.Queue = queue.Queue()  # where events go; a warm worker points it at the current job
         self.popen: subprocess.Popen | None = None
         self._stderr = None
+        self._stderr_lock = threading.Lock()  # a job reads the tail as the batch's stop closes the file (CI failure)
         self._job = None  # Windows job object (core.processes.end_with_this_process)
 
     def start(self, job: dict | None = None) -> WorkerProcess:
@@ -162,15 +163,17 @@ class WorkerProcess:
                 pass
 
     def stderr_tail(self, characters: int = 1500) -> str:
-        if self._stderr is None or self._stderr.closed:
-            return ""
-        self._stderr.seek(0)
-        return self._stderr.read().decode(errors="replace").strip()[-characters:]
+        with self._stderr_lock:
+            if self._stderr is None or self._stderr.closed:
+                return ""
+            self._stderr.seek(0)
+            return self._stderr.read().decode(errors="replace").strip()[-characters:]
 
     def close(self) -> None:
         """Release the stderr file (the process must have ended) and remove the working folder."""
-        if self._stderr is not None and not self._stderr.closed:
-            self._stderr.close()
+        with self._stderr_lock:
+            if self._stderr is not None and not self._stderr.closed:
+                self._stderr.close()
         if self.popen is not None and self.popen.stdin and not self.popen.stdin.closed:
             try:
                 self.popen.stdin.close()
