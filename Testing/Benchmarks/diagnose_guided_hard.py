@@ -26,9 +26,10 @@ import numpy as np
 from bench_guided_hard import parse_seeds
 from MultimodalRegistrationLib.core.rotations import axis_angle_matrices, orthogonal_fit, rotation_angle_deg
 from MultimodalRegistrationLib.core.transforms import Transform
-from MultimodalRegistrationLib.registration.guided.start import guided_start, mask_points, pose_about
+from MultimodalRegistrationLib.registration.guided.start import guided_start, pose_about
 from MultimodalRegistrationLib.registration.guided.start_score import StartScorer, paired_z
 from MultimodalRegistrationLib.registration.guided.surfaces import apply
+from MultimodalRegistrationLib.registration.guided.views import mask_points
 from scipy.optimize import least_squares
 from trus_data import POSTERIOR, gland_guidance, trus_pair
 

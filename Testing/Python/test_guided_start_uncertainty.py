@@ -29,10 +29,11 @@ def _record(pair) -> dict:
 
 
 def test_a_start_the_scores_agree_on_does_not_warn():
-    record = _record(trus_pair(103, source=None))
+    # pair 115: 3.2 mm on pair 103 before the centroids came from the parts both images see (4.1 mm since)
+    record = _record(trus_pair(115, source=None))
     noise = record["noise"]
-    assert 6.0 < noise["rotation_spread_deg"] < 15.0  # measured 10.4 degrees
-    assert 2.0 < noise["rotation_spread_mm"] <= UNCERTAIN_MM  # measured 3.2 mm
+    assert 6.0 < noise["rotation_spread_deg"] < 15.0  # measured 11.1 degrees
+    assert 2.0 < noise["rotation_spread_mm"] <= UNCERTAIN_MM  # measured 3.0 mm
     assert start_uncertainty(record, "start", False) is None
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import SimpleITK as sitk
-from MultimodalRegistrationLib.registration.guided.surfaces import FOV_MARGIN_MM, Surface, field_of_view
+from MultimodalRegistrationLib.core.views import FOV_MARGIN_MM, edge_distance, field_of_view
+from MultimodalRegistrationLib.registration.guided.surfaces import Surface
 
 SPACING_MM = 1.5
 RADIUS_MM = 15.0
@@ -32,10 +33,10 @@ def _half_fan(like: sitk.Image, below_x_mm: float) -> sitk.Image:
 
 def test_the_field_of_view_keeps_the_surface_it_did_not_cut():
     ball, centre = _ball()
-    whole = Surface.of(ball, field_of_view(None, ball))
+    whole = Surface.of(ball, edge_distance(field_of_view(None, ball)))
     cut_at = centre[0] + 5.0  # the fan stops 5 mm past the ball's centre
     mask = sitk.Mask(ball, field_of_view(_half_fan(ball, cut_at), ball))
-    cut = Surface.of(mask, field_of_view(_half_fan(ball, cut_at), ball))
+    cut = Surface.of(mask, edge_distance(field_of_view(_half_fan(ball, cut_at), ball)))
     radius = np.linalg.norm(whole.points - centre, axis=1)
     assert abs(radius.mean() - RADIUS_MM) < 1.0  # the voxel contour lies about half a voxel inside: 14.4 mm
     assert whole.cut_fraction == 0.0
@@ -51,7 +52,7 @@ def test_the_same_masks_give_the_same_points_every_time():
     ball, centre = _ball()
     fov = field_of_view(_half_fan(ball, centre[0] + 5.0), ball)
     mask = sitk.Mask(ball, fov)
-    runs = [Surface.of(mask, fov) for _ in range(5)]
+    runs = [Surface.of(mask, edge_distance(fov)) for _ in range(5)]
     for run in runs[1:]:
         assert np.array_equal(run.points, runs[0].points)
         assert run.cut_fraction == runs[0].cut_fraction

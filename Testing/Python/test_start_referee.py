@@ -9,10 +9,10 @@ import pytest
 from MultimodalRegistrationLib.core.transforms import Transform
 from MultimodalRegistrationLib.registration.guided import start as start_module
 from MultimodalRegistrationLib.registration.guided.start import (
-    _moments,
     guided_start,
     pose_about,
     segment_centroid_alignment,
+    segment_moments,
 )
 from MultimodalRegistrationLib.registration.guided.start_score import StartScorer, paired_z, wide_intensity_z
 from trus_data import gland_guidance, trus_pair
@@ -32,8 +32,7 @@ def prepared(pair):
 def poses(pair, prepared):
     """The prior (centroids at the headers' rotation), the true rotation, and the truth's turn mirrored (the
     same angle from the prior, the other way), each about the segments' centroids (4x4, fixed -> moving)."""
-    fixed_centre, _ = _moments(prepared.fixed_masks)
-    moving_centre, _ = _moments(prepared.moving_masks)
+    fixed_centre, _, moving_centre, _ = segment_moments(prepared, np.eye(3))
     rotation = pair.rigid[:3, :3]
     return {
         "prior": segment_centroid_alignment(prepared).matrix,

@@ -6,6 +6,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import InputError
+from .views import FOV_MARGIN_MM, inner
 
 INTEGER_TYPES = {
     sitk.sitkUInt8,
@@ -147,35 +148,43 @@ def relabel_by_name(moving: sitk.Image, fixed: sitk.Image) -> sitk.Image:
     return set_label_names(result, names)
 
 
-def bounding_slices(mask: np.ndarray) -> tuple[slice, slice, slice]:
-    """Array (z, y, x) slices around the set voxels of a non-empty boolean mask, one voxel wider on each side."""
+def bounding_slices(mask: np.ndarray, pad: int = 1) -> tuple[slice, slice, slice]:
+    """Array (z, y, x) slices around the set voxels of a non-empty boolean mask, ``pad`` voxels wider on each side."""
     slices = []
     for axis in range(3):
         other = tuple(a for a in range(3) if a != axis)
         present = np.flatnonzero(mask.any(axis=other))
-        slices.append(slice(max(present[0] - 1, 0), min(present[-1] + 2, mask.shape[axis])))
+        slices.append(slice(max(present[0] - pad, 0), min(present[-1] + 1 + pad, mask.shape[axis])))
     return tuple(slices)
 
 
-def _directed_distances(source: sitk.Image, target: sitk.Image) -> np.ndarray:
-    """Distances (mm) from each contour voxel of ``source`` to the nearest contour voxel of ``target``."""
+def _directed_distances(source: sitk.Image, target: sitk.Image, seen: np.ndarray | None = None) -> np.ndarray:
+    """Distances (mm) from each contour voxel of ``source`` (those in ``seen`` when some are) to the nearest
+    contour voxel of ``target``."""
     # Distances to the target's contour (not to the target object), clipped at 0 on the contour itself,
     # so that identical masks give exactly 0 whatever connectivity defines the contour.
     signed = sitk.SignedMaurerDistanceMap(
         sitk.LabelContour(target), insideIsPositive=False, squaredDistance=False, useImageSpacing=True
     )
     contour = sitk.GetArrayFromImage(sitk.LabelContour(source)) != 0
+    if seen is not None and (contour & seen).any():
+        contour &= seen
     return np.maximum(sitk.GetArrayFromImage(signed)[contour].astype(float), 0.0)
 
 
-def surface_distances(fixed_mask: np.ndarray, moving_mask: np.ndarray, reference: sitk.Image) -> tuple[float, float]:
+def surface_distances(
+    fixed_mask: np.ndarray, moving_mask: np.ndarray, reference: sitk.Image, view: np.ndarray | None = None
+) -> tuple[float, float]:
     """(mean symmetric surface distance, 95% Hausdorff distance) in mm between two boolean masks (z, y, x).
 
     The mean pools the distances of both contours to each other; the 95% Hausdorff distance is the
-    larger of the two directed 95th percentiles.
+    larger of the two directed 95th percentiles. ``view`` (boolean z, y, x: where both images have data,
+    :func:`.views.common_view`): only contour points farther than FOV_MARGIN_MM inside it count, so a face a field
+    of view cut is not taken for the organ's surface (all count when none is that far inside).
     """
-    z, y, x = bounding_slices(fixed_mask | moving_mask)
     spacing = reference.GetSpacing()
+    pad = 1 if view is None else int(np.ceil(FOV_MARGIN_MM / min(spacing))) + 1
+    z, y, x = bounding_slices(fixed_mask | moving_mask, pad)
 
     def crop(mask: np.ndarray) -> sitk.Image:
         image = sitk.GetImageFromArray(mask[z, y, x].astype(np.uint8))
@@ -183,8 +192,9 @@ def surface_distances(fixed_mask: np.ndarray, moving_mask: np.ndarray, reference
         return image
 
     fixed_image, moving_image = crop(fixed_mask), crop(moving_mask)
-    forward = _directed_distances(fixed_image, moving_image)
-    backward = _directed_distances(moving_image, fixed_image)
+    seen = None if view is None else inner(view[z, y, x], fixed_image)
+    forward = _directed_distances(fixed_image, moving_image, seen)
+    backward = _directed_distances(moving_image, fixed_image, seen)
     mean = float(np.concatenate([forward, backward]).mean())
     hausdorff95 = float(max(np.percentile(forward, 95), np.percentile(backward, 95)))
     return mean, hausdorff95

@@ -103,6 +103,8 @@ class PreparedGuidance:
     moving_masks: list[sitk.Image]  # UInt8, on the moving image's grid
     engine_terms: EngineGuidance
     warnings: list[str] = field(default_factory=list)
+    fixed_image: sitk.Image | None = field(default=None, repr=False, compare=False)  # their fields of view: .views
+    moving_image: sitk.Image | None = field(default=None, repr=False, compare=False)
 
     def describe(self) -> dict:
         """For provenance: the segments, the landmark count, the metric and the weights."""
@@ -375,4 +377,4 @@ def prepare_guidance(
     if guidance.has_points and preset is not None and not _keeps_scale(engine, preset):
         said.append(size_change_warning(terms.fixed_points_lps, terms.moving_points_lps, preset))
     warnings = guidance.input_warnings + [warning for warning in said if warning]
-    return PreparedGuidance(guidance, pairs, fixed_masks, moving_masks, terms, warnings)
+    return PreparedGuidance(guidance, pairs, fixed_masks, moving_masks, terms, warnings, fixed, moving)

@@ -17,6 +17,7 @@ from ...core.labels import surface_distances
 from ...core.rotations import orthogonal_fit_rms
 from ...core.transforms import Transform
 from .guidance import PreparedGuidance
+from .views import SegmentViews
 
 # A result may lose this much and still count as no worse than its start. Dice only catches gross
 # losses (0.05 is about 1 mm of shift on a 35 mm organ); surfaces and landmarks are judged in mm,
@@ -61,16 +62,24 @@ class GuidanceScore:
 
 
 def guidance_score(prepared: PreparedGuidance, transform: Transform) -> GuidanceScore:
-    """Score ``transform`` (fixed -> moving, LPS) against the prepared guidance."""
+    """Score ``transform`` (fixed -> moving, LPS) against the prepared guidance. A segment a field of view cuts
+    is compared only where both images see it (:class:`.views.SegmentViews`)."""
     score = GuidanceScore()
-    for pair, fixed_mask, moving_mask in zip(prepared.pairs, prepared.fixed_masks, prepared.moving_masks):
+    views = SegmentViews.of(prepared) if prepared.pairs else None
+    for index, (pair, fixed_mask, moving_mask) in enumerate(zip(prepared.pairs, prepared.fixed_masks,
+                                                                prepared.moving_masks)):  # fmt: skip
         warped = sitk.Resample(moving_mask, fixed_mask, transform.sitk, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
         fixed_array = sitk.GetArrayViewFromImage(fixed_mask) != 0
         warped_array = sitk.GetArrayViewFromImage(warped) != 0
+        view = views.view(index, transform, fixed_mask)
+        if view is not None and not (fixed_array & view).any():
+            view = None  # the fixed segment lies outside what the moving image sees: judged whole
+        if view is not None:
+            fixed_array, warped_array = fixed_array & view, warped_array & view
         total = int(fixed_array.sum()) + int(warped_array.sum())
         score.dice[pair.name] = 2.0 * int(np.count_nonzero(fixed_array & warped_array)) / total if total else 0.0
         score.surface_mm[pair.name] = (
-            surface_distances(fixed_array, warped_array, fixed_mask)[0] if warped_array.any() else None
+            surface_distances(fixed_array, warped_array, fixed_mask, view)[0] if warped_array.any() else None
         )
     terms = prepared.engine_terms
     if terms.fixed_points_lps is not None:

@@ -30,12 +30,12 @@ import numpy as np
 import SimpleITK as sitk
 
 from ...core.choices import DEFAULT_SEED
-from ...core.images import index_to_physical_matrix
 from ...core.rotations import axis_angle_matrices, orthogonal_fit, rotation_angle_deg
 from ...core.transforms import Transform
 from ..summary import StartCandidate
 from .guidance import PreparedGuidance
 from .start_score import REFEREE_REGION_MM, SURFACE_WEIGHT, Judge, StartScorer, wide_intensity_z
+from .views import SegmentViews, seen_parts
 
 MAX_DEG = 30.0
 STEP_DEG = 7.5
@@ -60,7 +60,6 @@ AXES_MAX_DEG = 2 * MAX_DEG
 # (4.9 mm at the landmarks), the other 31 8.5 degrees (3.8 mm); they held 12 of the 15 starts more than 15
 # degrees off. Those runs warn.
 UNCERTAIN_MM = 4.0
-MAX_MOMENT_POINTS = 200_000
 PRIOR = "segment centroids"
 # Candidate names start with these; the rules below tell the candidates apart by them.
 AXES_NAME = "segment axes"
@@ -83,22 +82,28 @@ class GuidedStart:
                 "candidates": [candidate.to_dict() for candidate in self.candidates]}  # fmt: skip
 
 
-def mask_points(mask: sitk.Image, max_points: int = MAX_MOMENT_POINTS) -> np.ndarray:
-    """LPS mm positions of a mask's voxels (evenly thinned to at most ``max_points``)."""
-    indices = np.argwhere(sitk.GetArrayViewFromImage(mask) != 0)[:, ::-1].astype(float)  # (i, j, k)
-    if len(indices) > max_points:
-        indices = indices[:: int(np.ceil(len(indices) / max_points))]
-    matrix = index_to_physical_matrix(mask)
-    return indices @ matrix[:3, :3].T + matrix[:3, 3]
-
-
-def _moments(masks: list[sitk.Image]) -> tuple[np.ndarray, np.ndarray]:
-    """Centroid (LPS mm) and principal axes (columns, largest spread first) of the masks' union."""
-    points = np.concatenate([mask_points(mask) for mask in masks])
+def _moments(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centroid (LPS mm) and principal axes (columns, largest spread first) of segment voxel positions (N, 3)."""
     centroid = points.mean(axis=0)
     # bias: a one-voxel segment (a calcification) has zero spread, not NaN; its axes are then the grid's
     _, vectors = np.linalg.eigh(np.cov((points - centroid).T, bias=True))
     return centroid, vectors[:, ::-1]
+
+
+def segment_moments(prepared: PreparedGuidance, prior: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(fixed centroid, fixed axes, moving centroid, moving axes) of the segment parts both images see with the
+    centroids brought together at ``prior`` (3x3; :func:`.views.seen_parts`): LPS mm, axes as columns."""
+    fixed_points, moving_points = seen_parts(prepared, prior)
+    return (*_moments(fixed_points), *_moments(moving_points))
+
+
+def _recentred(prepared: PreparedGuidance, pose: np.ndarray) -> np.ndarray:
+    """``pose`` (4x4) with its translation bringing together the centroids of the segment parts both images see
+    at its rotation: which part a field of view cuts off depends on the rotation. Unchanged when none is cut."""
+    if not SegmentViews.of(prepared).any_cut:
+        return pose
+    fixed_points, moving_points = seen_parts(prepared, pose[:3, :3])
+    return pose_about(pose[:3, :3], fixed_points.mean(axis=0), moving_points.mean(axis=0))
 
 
 def pose_about(rotation: np.ndarray, fixed_centre: np.ndarray, moving_centre: np.ndarray) -> np.ndarray:
@@ -121,10 +126,11 @@ def _rotation(vector_deg: np.ndarray) -> np.ndarray:
 
 
 def segment_centroid_alignment(prepared: PreparedGuidance, initial_transform: Transform | None = None) -> Transform:
-    """The segments' centroids brought together at the prior rotation (the initial transform's, else none)."""
-    fixed_centre, _ = _moments(prepared.fixed_masks)
-    moving_centre, _ = _moments(prepared.moving_masks)
-    return Transform.from_matrix(pose_about(prior_rotation(initial_transform), fixed_centre, moving_centre))
+    """The segments' centroids brought together at the prior rotation (the initial transform's, else none): of the
+    parts both images see, where a field of view cuts a segment (:func:`.views.seen_parts`)."""
+    prior = prior_rotation(initial_transform)
+    fixed_centre, _, moving_centre, _ = segment_moments(prepared, prior)
+    return Transform.from_matrix(pose_about(prior, fixed_centre, moving_centre))
 
 
 def prior_rotation(initial_transform: Transform | None) -> np.ndarray:
@@ -133,9 +139,7 @@ def prior_rotation(initial_transform: Transform | None) -> np.ndarray:
     return initial_transform.matrix[:3, :3] if linear else np.eye(3)
 
 
-def _axes_candidates(prepared: PreparedGuidance, fixed_centre, moving_centre) -> list[tuple[str, np.ndarray]]:
-    _, fixed_axes = _moments(prepared.fixed_masks)
-    _, moving_axes = _moments(prepared.moving_masks)
+def _axes_candidates(fixed_axes, moving_axes, fixed_centre, moving_centre) -> list[tuple[str, np.ndarray]]:
     out = []
     for signs in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
         flip = np.diag([signs[0], signs[1], 1.0])
@@ -184,12 +188,12 @@ def _referee_z(scorer: StartScorer, prior_pose, proposal_pose, gain) -> float:
 def _segment_start(prepared, prior, fixed, moving, seed, scale) -> GuidedStart:
     scorer = StartScorer.of(prepared, fixed, moving, seed)
     judge = Judge(scorer)
-    fixed_centre, _ = _moments(prepared.fixed_masks)
-    moving_centre, _ = _moments(prepared.moving_masks)
+    fixed_centre, fixed_axes, moving_centre, moving_axes = segment_moments(prepared, prior)
     vectors = lattice()
     poses = [pose_about(_rotation(v) @ prior, fixed_centre, moving_centre) for v in vectors]
-    surface, mi, patch = scorer.evaluate(poses)
-    rs, rm = scorer.replicates(surface, mi, patch)
+    scores = scorer.evaluate(poses)
+    surface, mi = scores.surface, scores.mi
+    rs, rm = scorer.replicates(scores)
     judge.calibrate(rs, rm)
     combined = judge.combined(rs, rm)
     winners = np.argmax(combined, axis=1)
@@ -213,7 +217,7 @@ def _segment_start(prepared, prior, fixed, moving, seed, scale) -> GuidedStart:
              "rotation_spread_mm": _rounded(np.deg2rad(spread_deg) * radius_mm, 1)}  # fmt: skip
 
     # Step 3: the bagged proposal against the prior.
-    proposal_pose = pose_about(_rotation(vector) @ prior, fixed_centre, moving_centre)
+    proposal_pose = _recentred(prepared, pose_about(_rotation(vector) @ prior, fixed_centre, moving_centre))
     angle = float(np.linalg.norm(vector))
     gain = judge.gains(poses[0], [proposal_pose])[0]
     proposal = StartCandidate(f"segment surfaces, rotated {angle:.0f} deg", _rounded(angle, 1),
@@ -248,7 +252,8 @@ def _segment_start(prepared, prior, fixed, moving, seed, scale) -> GuidedStart:
         candidates[0].reason = "chosen (the prior): " + reason
 
     # Step 4: candidates beyond the lattice, against the choice.
-    extras = _axes_candidates(prepared, fixed_centre, moving_centre)
+    extras = [(name, _recentred(prepared, pose))
+              for name, pose in _axes_candidates(fixed_axes, moving_axes, fixed_centre, moving_centre)]
     points = _points_candidate(prepared, prior, scale)
     extras += [points] if points is not None else []
     winners_beyond = []

@@ -14,15 +14,18 @@ candidate), so differences between candidates have their own standard deviations
 from __future__ import annotations
 
 import copy
+from typing import NamedTuple
 
 import numpy as np
 import SimpleITK as sitk
 
 from .guidance import PreparedGuidance
 from .intensity import PointwiseMI
-from .surfaces import Surface, apply, block_bootstrap, field_of_view, patches
+from .surfaces import FOV_MARGIN_MM, Surface, Volume, apply, block_bootstrap, patches
+from .views import SegmentViews
 
 REGION_MM = 10.0
+MIN_SEEN = 0.2  # fewer fixed surface points than this share seen by every pose compared: compare them all
 BOOTSTRAP = 300
 # The surfaces' bootstrap sees how their points were sampled, not how two segmentations drawn apart disagree
 # in shape (apex and base extents, probe compression); that disagreement is about as large again
@@ -36,15 +39,31 @@ SURFACE_WEIGHT = 0.5
 REFEREE_REGION_MM = 25.0
 
 
+class Scores(NamedTuple):
+    """Scores of P poses: surface residuals (P, Ns) and their points' patches; pointwise MI (P, Nm) and its
+    samples' patches, or None."""
+
+    surface: np.ndarray
+    surface_patch: np.ndarray
+    mi: np.ndarray | None
+    mi_patch: np.ndarray | None
+
+
 class StartScorer:
     """Surface residuals and pointwise MI of candidate poses (4x4, fixed -> moving), and their replicates."""
 
     def __init__(self, prepared: PreparedGuidance, fixed: sitk.Image | None, moving: sitk.Image | None, seed: int):
-        like = prepared.fixed_masks[0]
-        fov = field_of_view(fixed, like)
-        self.fixed_surfaces = [Surface.of(mask, fov) for mask in prepared.fixed_masks]
-        self.moving_surfaces = [Surface.of(mask, field_of_view(None, mask)) for mask in prepared.moving_masks]
+        views = SegmentViews.of(prepared)
+        fov = views.fixed_fov
+        self.fixed_surfaces = [Surface.of(mask, views.fixed_edge) for mask in prepared.fixed_masks]
+        self.moving_surfaces = [Surface.of(mask, views.moving_edge) for mask in prepared.moving_masks]
         self.points = [surface.points for surface in self.fixed_surfaces]
+        # A moving segment its field of view cuts: a fixed point mapped near or past that edge has no surface to
+        # meet there. Such points are compared only among poses that all map them inside (:meth:`evaluate`).
+        self._moving_edge = Volume(views.moving_edge, outside=-1.0) if any(views.moving_cut) else None
+        self._needs_moving_view = np.concatenate(
+            [np.full(len(points), cut) for points, cut in zip(self.points, views.moving_cut)]
+        )
         self.surface_patch = np.concatenate(
             [patches(points) + (index << 20) for index, points in enumerate(self.points)]
         )
@@ -97,12 +116,25 @@ class StartScorer:
             [moving.residuals(apply(pose, points)) for points, moving in zip(self.points, self.moving_surfaces)]
         )
 
-    def evaluate(self, poses: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """Surface residuals (P, Ns); pointwise MI (P, Nm) on the samples every pose maps inside the moving
-        image, and those samples' patches (None without intensities)."""
-        surface = np.stack([self.surface(pose) for pose in poses])
+    def seen(self, pose: np.ndarray) -> np.ndarray:
+        """Which fixed surface points ``pose`` maps where the moving segment could be seen: all, but for a segment
+        the moving field of view cuts, those mapped farther than FOV_MARGIN_MM inside that field."""
+        if self._moving_edge is None:
+            return np.ones(len(self._needs_moving_view), bool)
+        inside = self._moving_edge(apply(pose, np.concatenate(self.points))) >= FOV_MARGIN_MM
+        return ~self._needs_moving_view | inside
+
+    def evaluate(self, poses: list[np.ndarray]) -> Scores:
+        """Surface residuals (P, Ns) of the points every pose maps where the moving segments are seen
+        (:meth:`seen`; all when too few are), their patches; pointwise MI (P, Nm) on the samples every pose maps
+        inside the moving image, and those samples' patches (None without intensities)."""
+        surface, patch = np.stack([self.surface(pose) for pose in poses]), self.surface_patch
+        if self._moving_edge is not None:
+            common = np.logical_and.reduce([self.seen(pose) for pose in poses])
+            if common.sum() >= MIN_SEEN * len(common):
+                surface, patch = surface[:, common], patch[common]
         if self.intensity is None:
-            return surface, None, None
+            return Scores(surface, patch, None, None)
         values, seen = [], []
         for pose in poses:
             pointwise, inside = self.intensity.pointwise(pose)
@@ -111,12 +143,13 @@ class StartScorer:
             values.append(full)
             seen.append(inside)
         common = np.logical_and.reduce(seen)
-        return surface, np.stack(values)[:, common], self.intensity.patch[common]
+        return Scores(surface, patch, np.stack(values)[:, common], self.intensity.patch[common])
 
-    def replicates(self, surface, mi, mi_patch, count: int = BOOTSTRAP) -> tuple[np.ndarray, np.ndarray | None]:
+    def replicates(self, scores: Scores, count: int = BOOTSTRAP) -> tuple[np.ndarray, np.ndarray | None]:
         """Paired bootstrap replicates (count, P) of the mean surface residual and of the MI."""
-        rs = block_bootstrap(surface, self.surface_patch, self.rng, count)
-        rm = None if mi is None or not mi.shape[1] else block_bootstrap(mi, mi_patch, self.rng, count)
+        rs = block_bootstrap(scores.surface, scores.surface_patch, self.rng, count)
+        mi = scores.mi
+        rm = None if mi is None or not mi.shape[1] else block_bootstrap(mi, scores.mi_patch, self.rng, count)
         return rs, rm
 
 
@@ -155,8 +188,9 @@ class Judge:
     def gains(self, reference: np.ndarray, others: list[np.ndarray], own_noise: bool = False) -> list[dict]:
         """Each pose in ``others`` against ``reference``: z overall, z of each score, share of replicates better.
         ``own_noise``: each score in units of the SD of its own paired difference, not of the calibrated scales."""
-        surface, mi, patch = self.scorer.evaluate([reference, *others])
-        rs, rm = self.scorer.replicates(surface, mi, patch)
+        scores = self.scorer.evaluate([reference, *others])
+        surface, mi = scores.surface, scores.mi
+        rs, rm = self.scorer.replicates(scores)
         out = []
         for index in range(1, len(others) + 1):
             gain_s = -(rs[:, index] - rs[:, 0])

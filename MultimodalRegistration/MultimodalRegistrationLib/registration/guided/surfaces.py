@@ -15,31 +15,10 @@ import SimpleITK as sitk
 from scipy.ndimage import map_coordinates
 
 from ...core.images import index_to_physical_matrix
+from ...core.views import FOV_MARGIN_MM
 
-FOV_MARGIN_MM = 3.0  # surface points closer than this to the edge of the data belong to the field of view
 PATCH_MM = 10.0  # bootstrap block: about the correlation length of segmentation boundary errors
 CLAMP_MM = 20.0  # a residual counts at most this much, so that a few far points cannot dominate
-
-
-def field_of_view(image: sitk.Image | None, like: sitk.Image) -> sitk.Image:
-    """Where ``image`` has data (UInt8 0/1 on ``like``'s grid): voxels above its minimum, holes filled.
-
-    An ultrasound is at its minimum outside the fan; an image without such a region has data everywhere."""
-    if image is None:
-        return sitk.Cast(like * 0 + 1, sitk.sitkUInt8)
-    array = sitk.GetArrayViewFromImage(image)
-    data = sitk.Cast(image > float(array.min()), sitk.sitkUInt8)
-    data = sitk.BinaryFillhole(sitk.BinaryMorphologicalClosing(data, [2, 2, 2]))
-    if not np.any(sitk.GetArrayViewFromImage(data)):
-        return sitk.Cast(like * 0 + 1, sitk.sitkUInt8)
-    return sitk.Cast(data, sitk.sitkUInt8)
-
-
-def edge_distance(fov: sitk.Image) -> sitk.Image:
-    """Distance (mm) from inside the field of view to its edge, the image box's faces included."""
-    padded = sitk.ConstantPad(fov, [1, 1, 1], [1, 1, 1], 0)
-    distance = sitk.SignedMaurerDistanceMap(padded, insideIsPositive=True, squaredDistance=False, useImageSpacing=True)
-    return sitk.Crop(distance, [1, 1, 1], [1, 1, 1])
 
 
 class Volume:
@@ -76,12 +55,13 @@ class Surface:
     cut_fraction: float  # share of the surface the field of view cut
 
     @classmethod
-    def of(cls, mask: sitk.Image, fov: sitk.Image) -> Surface:
+    def of(cls, mask: sitk.Image, edge: sitk.Image) -> Surface:
+        """``edge``: the :func:`..core.views.edge_distance` of the field of view of the mask's image."""
         mask = sitk.Cast(mask > 0, sitk.sitkUInt8)
         # GetArrayFromImage copies: a view of a temporary image would read freed memory (seen: starts that
         # differed between runs of the same pair)
         contour = sitk.GetArrayFromImage(sitk.BinaryContour(mask, fullyConnected=False)) != 0
-        near_edge = sitk.GetArrayFromImage(edge_distance(fov)) < FOV_MARGIN_MM
+        near_edge = sitk.GetArrayViewFromImage(edge) < FOV_MARGIN_MM
         keep = contour & ~near_edge
         if not keep.any():  # the whole segment lies on the edge: keep its surface rather than nothing
             keep = contour

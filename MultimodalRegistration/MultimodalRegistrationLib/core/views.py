@@ -1,0 +1,68 @@
+"""Fields of view: where an image has data, and where a segment stops because its image does (LPS mm).
+
+An ultrasound fan or an MR box that cuts an organ makes the segment end at the edge of the data, not at
+the organ's surface. Comparing such a segment with a whole one (Dice, surface distance, centroids) rewards a
+pose that lines the whole organ up with the cut one. The comparisons therefore look only where both images
+see the organ: the common view, the fixed field of view and the moving one mapped onto the fixed grid, each
+taken into account only when it cuts its segment.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+from .transforms import Transform
+
+FOV_MARGIN_MM = 3.0  # a segment's surface closer than this to the edge of the data belongs to the field of view
+
+
+def field_of_view(image: sitk.Image | None, like: sitk.Image) -> sitk.Image:
+    """Where ``image`` has data (UInt8 0/1 on ``like``'s grid): voxels above its minimum, holes filled.
+
+    An ultrasound is at its minimum outside the fan; an image without such a region has data everywhere."""
+    if image is None:
+        return sitk.Cast(like * 0 + 1, sitk.sitkUInt8)
+    array = sitk.GetArrayViewFromImage(image)
+    data = sitk.Cast(image > float(array.min()), sitk.sitkUInt8)
+    data = sitk.BinaryFillhole(sitk.BinaryMorphologicalClosing(data, [2, 2, 2]))
+    if not np.any(sitk.GetArrayViewFromImage(data)):
+        return sitk.Cast(like * 0 + 1, sitk.sitkUInt8)
+    return sitk.Cast(data, sitk.sitkUInt8)
+
+
+def edge_distance(fov: sitk.Image) -> sitk.Image:
+    """Distance (mm) from inside the field of view to its edge, the image box's faces included."""
+    padded = sitk.ConstantPad(fov, [1, 1, 1], [1, 1, 1], 0)
+    distance = sitk.SignedMaurerDistanceMap(padded, insideIsPositive=True, squaredDistance=False, useImageSpacing=True)
+    return sitk.Crop(distance, [1, 1, 1], [1, 1, 1])
+
+
+def cut_by(mask: sitk.Image, edge: sitk.Image, margin_mm: float = FOV_MARGIN_MM) -> bool:
+    """Whether the field of view whose :func:`edge_distance` is ``edge`` cuts the segment ``mask`` (same grid):
+    some of the segment lies within ``margin_mm`` of the edge of the data."""
+    inside = sitk.GetArrayViewFromImage(mask) != 0
+    return bool(inside.any() and (sitk.GetArrayViewFromImage(edge)[inside] < margin_mm).any())
+
+
+def common_view(
+    fixed_fov: sitk.Image | None, moving_fov: sitk.Image | None, transform: Transform, like: sitk.Image
+) -> np.ndarray | None:
+    """Where both images have data, as a boolean array (z, y, x) on ``like``'s grid (the fixed one): the fixed
+    field of view and the moving one brought through ``transform`` (fixed -> moving). A side given as None does
+    not limit it; None when neither does."""
+    view = None
+    if fixed_fov is not None:
+        view = sitk.GetArrayFromImage(fixed_fov) != 0
+    if moving_fov is not None:
+        warped = sitk.Resample(moving_fov, like, transform.sitk, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        seen = sitk.GetArrayViewFromImage(warped) != 0
+        view = seen if view is None else view & seen
+    return view
+
+
+def inner(view: np.ndarray, like: sitk.Image, margin_mm: float = FOV_MARGIN_MM) -> np.ndarray:
+    """The part of ``view`` (boolean z, y, x on ``like``'s grid) farther than ``margin_mm`` from its edge."""
+    image = sitk.GetImageFromArray(view.astype(np.uint8))
+    image.CopyInformation(like)
+    return sitk.GetArrayFromImage(edge_distance(image)) >= margin_mm
