@@ -139,11 +139,11 @@ def assess_registration(
     """Measure the quality of ``transform`` (fixed -> moving, LPS) and return the :class:`.QAReport`.
 
     Landmarks (world RAS mm) give FRE for ``fit_labels`` and TRE for the others; labelmaps give Dice,
-    mean surface distance and HD95 per label; the images give MI (nats, the registration summary's
-    number), NMI and NCC; the transform gives Jacobian determinant statistics and, with an inverse, the
-    inverse-consistency error (mm). ``stability`` is the outcome of the perturbed restarts
-    (:func:`..process.stability.stability_check`), reported with its verdict when given. ``sources``
-    names the input files.
+    mean surface distance and HD95 per label (a segment an image's field of view cuts: only where both images see
+    it); the images give MI (nats, the registration summary's number), NMI and NCC; the transform gives Jacobian
+    determinant statistics and, with an inverse, the inverse-consistency error (mm). ``stability`` is the outcome
+    of the perturbed restarts (:func:`..process.stability.stability_check`), reported with its verdict when given.
+    ``sources`` names the input files.
     """
     notify = progress or (lambda fraction, stage: None)
     o = options or QAOptions()
@@ -179,7 +179,8 @@ def assess_registration(
         warnings += landmarks.warnings
     if o.fixed_labels is not None:
         with step("segmentation", 0.05):
-            overlap = segmentation_overlap(o.fixed_labels, o.moving_labels, transform, before, o.label_interpolation)
+            overlap = segmentation_overlap(o.fixed_labels, o.moving_labels, transform, before, o.label_interpolation,
+                                           fixed, moving)  # a segment a field of view cuts: where both see it
         sources = o.sources or {}
         same = same_labelmap_warning(o.fixed_labels, o.moving_labels, sources.get("fixed_labels"),
                                      sources.get("moving_labels"))  # fmt: skip

@@ -3,7 +3,9 @@
 Labelmaps are SimpleITK integer images (LPS mm). The moving labelmap is resampled onto the fixed
 labelmap's grid through the fixed -> moving transform, with nearest-neighbour or label-Gaussian
 interpolation, so labels never blend. Surface distances are measured between the label contours,
-in mm, in both directions.
+in mm, in both directions. Given the images, a segment an image's field of view cuts (an MR box, an ultrasound
+fan) is measured only where both images see it (:mod:`..core.views`): its cut face is the edge of the data,
+not the organ's surface.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from ..core.labels import (
 from ..core.records import Record
 from ..core.segment_layers import segment_values, single_layer, whole_mask
 from ..core.transforms import Transform
+from ..core.views import common_view, cut_by, edge_distance, field_of_view
 
 INTERPOLATIONS = {"nearest": sitk.sitkNearestNeighbor, "gaussian": sitk.sitkLabelGaussian}
 
@@ -58,12 +61,15 @@ class LabelOverlap(Record):
     hausdorff95_mm: float | None
     fixed_volume_ml: float
     moving_volume_ml: float  # of the warped moving label
+    # which field of view ("fixed", "moving", "both") cut the segment, so that Dice and surface distances count
+    # only where both images see it; None: measured whole (left out of the JSON, as in older reports)
+    limited_by_field_of_view: str | None = None
 
     def to_dict(self) -> dict:
         def rounded(value):
             return None if value is None else round(value, 4)
 
-        return {
+        record = {
             "label": self.label,
             "name": self.name,
             "dice": round(self.dice, 6),
@@ -72,6 +78,66 @@ class LabelOverlap(Record):
             "fixed_volume_ml": round(self.fixed_volume_ml, 4),
             "moving_volume_ml": round(self.moving_volume_ml, 4),
         }
+        if self.limited_by_field_of_view is not None:
+            record["limited_by_field_of_view"] = self.limited_by_field_of_view
+        return record
+
+
+LIMITED_BY = {(True, False): "fixed", (False, True): "moving", (True, True): "both"}
+
+
+def _same_grid(image: sitk.Image, other: sitk.Image) -> bool:
+    """Whether two images share one grid: size, spacing, origin and direction (LPS mm)."""
+    if image.GetSize() != other.GetSize():
+        return False
+    return all(np.allclose(np.asarray(f(image), float), np.asarray(f(other), float), rtol=0.0, atol=1e-6)
+               for f in (sitk.Image.GetSpacing, sitk.Image.GetOrigin, sitk.Image.GetDirection))  # fmt: skip
+
+
+def _on_grid(image: sitk.Image, like: sitk.Image, interpolator: int) -> sitk.Image:
+    """``image`` on ``like``'s grid (the same LPS mm space), 0 outside it; itself when the grids agree."""
+    if _same_grid(image, like):
+        return image
+    return sitk.Resample(image, like, sitk.Transform(), interpolator, 0.0, image.GetPixelID())
+
+
+@dataclass
+class SegmentCuts:
+    """The fields of view of a QA pair's images and the segments (label values) each cuts: the fixed field of view
+    on the fixed labelmap's grid, the moving one on the moving image's own grid (None: that side limits nothing)."""
+
+    fixed_fov: sitk.Image | None
+    moving_fov: sitk.Image | None
+    fixed_cut: set[int]  # the fixed field of view cuts these fixed segments
+    moving_cut: set[int]  # the moving one cuts these moving segments, on the moving grid before any warp
+
+    @classmethod
+    def of(cls, images: tuple, labelmaps: tuple, wholes: tuple, values: tuple) -> SegmentCuts:
+        """(fixed, moving) ``images`` (an image None: that side limits nothing), their one-layer ``labelmaps``, the
+        segments drawn over others (``wholes``, :func:`prepared_labels`) and the label ``values`` of each side."""
+        fovs, cuts = [None, None], [set(), set()]
+        for side, (image, labels, drawn_over, side_values) in enumerate(zip(images, labelmaps, wholes, values)):
+            if image is None:
+                continue
+            fov = field_of_view(image, labels)
+            edge = _on_grid(edge_distance(fov), labels, sitk.sitkLinear)  # mm; 0 where the image has no voxels
+            cuts[side] = {value for value in side_values if cut_by(whole_mask(labels, value, drawn_over), edge)}
+            if cuts[side]:
+                fovs[side] = _on_grid(fov, labels, sitk.sitkNearestNeighbor) if side == 0 else fov
+        return cls(fovs[0], fovs[1], cuts[0], cuts[1])
+
+    def views(self, labels: list[int], transform: Transform, like: sitk.Image) -> dict[int, tuple[np.ndarray, str]]:
+        """Per cut segment, where it is measured under ``transform`` (fixed -> moving): the common view (boolean
+        z, y, x on ``like``, the fixed labelmap's grid) and which field of view limits it (:data:`LIMITED_BY`)."""
+        views, made = {}, {}
+        for label in labels:
+            cut = (label in self.fixed_cut, label in self.moving_cut)
+            if cut in LIMITED_BY:
+                if cut not in made:
+                    made[cut] = common_view(self.fixed_fov if cut[0] else None, self.moving_fov if cut[1] else None,
+                                            transform, like)  # fmt: skip
+                views[label] = (made[cut], LIMITED_BY[cut])
+        return views
 
 
 def label_overlap(
@@ -80,11 +146,14 @@ def label_overlap(
     labels: list[int] | None = None,
     wholes: tuple[dict[int, np.ndarray], dict[int, np.ndarray]] = ({}, {}),
     names: dict[int, str] | None = None,
+    views: dict[int, tuple[np.ndarray, str]] | None = None,
 ) -> list[LabelOverlap]:
     """Per-label overlap of two labelmaps on the same grid (the warped one from :func:`warp_labels`); ``wholes``
     (fixed, warped moving: label -> boolean array on that grid) gives the segments others were drawn over as
     drawn (:class:`..core.segment_layers.MergedSegments`), so that each is measured whole. ``names``: each
-    label's segment name (default: the fixed labelmap's)."""
+    label's segment name (default: the fixed labelmap's). ``views`` (label -> where both images see it, boolean
+    z, y, x on that grid, and which field of view limits it: :meth:`SegmentCuts.views`): Dice and surface
+    distances count only there, unless the fixed segment lies wholly outside it. Volumes are the whole segments'."""
     fixed_labels = as_labelmap(fixed_labels, "fixed labelmap")
     if fixed_labels.GetSize() != warped_labels.GetSize():
         raise InputError("the labelmaps are on different grids: warp the moving labelmap with warp_labels first")
@@ -99,13 +168,19 @@ def label_overlap(
         fixed_mask = wholes[0][label] if label in wholes[0] else fixed_array == label  # noqa: SIM401
         moving_mask = wholes[1][label] if label in wholes[1] else warped_array == label  # noqa: SIM401
         fixed_count, moving_count = int(fixed_mask.sum()), int(moving_mask.sum())
-        if fixed_count + moving_count == 0:
+        view, limited_by = (views or {}).get(label, (None, None))
+        if view is not None and not (fixed_mask & view).any():
+            view = limited_by = None  # the fixed segment lies outside what both images see: measured whole
+        if view is not None:
+            fixed_mask, moving_mask = fixed_mask & view, moving_mask & view
+        seen_fixed, seen_moving = int(fixed_mask.sum()), int(moving_mask.sum())
+        if seen_fixed + seen_moving == 0:
             dice = 0.0
         else:
-            dice = 2.0 * int(np.count_nonzero(fixed_mask & moving_mask)) / (fixed_count + moving_count)
+            dice = 2.0 * int(np.count_nonzero(fixed_mask & moving_mask)) / (seen_fixed + seen_moving)
         mean = hausdorff95 = None
-        if fixed_count and moving_count:
-            mean, hausdorff95 = surface_distances(fixed_mask, moving_mask, fixed_labels)
+        if seen_fixed and seen_moving:
+            mean, hausdorff95 = surface_distances(fixed_mask, moving_mask, fixed_labels, view)
         results.append(
             LabelOverlap(
                 int(label),
@@ -115,6 +190,7 @@ def label_overlap(
                 hausdorff95,
                 fixed_count * voxel_ml,
                 moving_count * voxel_ml,
+                limited_by,
             )
         )
     return results
@@ -177,11 +253,7 @@ def _same_image(fixed_labels: sitk.Image, moving_labels: sitk.Image) -> bool:
     """Whether two labelmaps are one image: the same object, or the same grid (LPS mm) and the same voxels."""
     if fixed_labels is moving_labels:
         return True
-    if fixed_labels.GetSize() != moving_labels.GetSize():
-        return False
-    geometry = [(np.asarray(f(fixed_labels), float), np.asarray(f(moving_labels), float))
-                for f in (sitk.Image.GetSpacing, sitk.Image.GetOrigin, sitk.Image.GetDirection)]  # fmt: skip
-    if not all(np.allclose(a, b, rtol=0.0, atol=1e-6) for a, b in geometry):
+    if not _same_grid(fixed_labels, moving_labels):
         return False
     return bool(np.array_equal(sitk.GetArrayViewFromImage(fixed_labels), sitk.GetArrayViewFromImage(moving_labels)))
 
@@ -247,12 +319,16 @@ def segmentation_overlap(
     transform: Transform,
     before: Transform | None = None,
     interpolation: str = "nearest",
+    fixed_image: sitk.Image | None = None,
+    moving_image: sitk.Image | None = None,
 ) -> SegmentationOverlap:
     """Dice, mean surface distance and 95% Hausdorff distance (mm) per label, before and after registration.
 
     ``transform`` maps fixed to moving points (LPS); ``before`` (default identity) is the pose before
     registration. Labels are the non-zero values of either labelmap; when both carry Slicer's segment
-    names, segments pair by name whatever their values.
+    names, segments pair by name whatever their values. With the (intensity) images, a segment one's field of
+    view cuts is measured, at each pose, only where both images see it (:class:`SegmentCuts`); without them
+    (None), whole.
     """
     prepared = prepared_labels(fixed_labels, moving_labels, interpolation)
     fixed_labels, moving_labels, fixed_wholes, moving_wholes, fixed_values, moving_values, warnings = prepared
@@ -273,9 +349,29 @@ def segmentation_overlap(
     fixed_whole = {value: sitk.GetArrayFromImage(whole_mask(fixed_labels, value, fixed_wholes)) != 0
                    for value in fixed_wholes}  # fmt: skip
     on_top = {value: _drawn_on_top(moving_labels, value, moving_wholes) for value in moving_wholes}
+    cuts = None
+    if fixed_image is not None or moving_image is not None:
+        cuts = SegmentCuts.of((fixed_image, moving_image), (fixed_labels, moving_labels),
+                              (fixed_wholes, moving_wholes), (fixed_values, moving_values))  # fmt: skip
     for name, pose in (("before", before or Transform.identity()), ("after", transform)):
         warped = warp_labels(moving_labels, fixed_labels, pose, interpolation)
         warped_whole = {value: sitk.GetArrayFromImage(warp_labels(drawn, fixed_labels, pose, interpolation)) == value
                         for value, drawn in on_top.items()}  # fmt: skip
-        results[name] = label_overlap(fixed_labels, warped, labels, (fixed_whole, warped_whole), names)
+        views = cuts.views(labels, pose, fixed_labels) if cuts is not None else None
+        results[name] = label_overlap(fixed_labels, warped, labels, (fixed_whole, warped_whole), names, views)
+    warnings += _limited_note(results["before"] + results["after"])
     return SegmentationOverlap(results["before"], results["after"], interpolation, warnings)
+
+
+def _limited_note(rows: list[LabelOverlap]) -> list[str]:
+    """The note naming the segments a field of view cut, measured only where both images see them."""
+    limited = {}
+    for row in rows:
+        if row.limited_by_field_of_view is not None:
+            limited.setdefault(row.name, row.limited_by_field_of_view)
+    if not limited:
+        return []
+    whose = {"fixed": "the fixed image's", "moving": "the moving image's", "both": "both images'"}
+    said = ", ".join(f"'{name}' ({whose[side]})" for name, side in limited.items())
+    return [(f"a field of view cuts segment(s) {said}: their Dice and surface distances count only where both "
+             "images see them, so the face at the edge of the data is not taken for the organ's surface")]
