@@ -61,6 +61,16 @@ def common_view(
     return view
 
 
+def limited_to_view(
+    fixed_mask: np.ndarray, moving_mask: np.ndarray, view: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Two segments (boolean z, y, x on one grid) as compared: each limited to ``view`` (where both images see
+    them), and the view; whole, and None, when there is no view or it misses the fixed segment."""
+    if view is None or not (fixed_mask & view).any():
+        return fixed_mask, moving_mask, None
+    return fixed_mask & view, moving_mask & view, view
+
+
 def inner(view: np.ndarray, like: sitk.Image, margin_mm: float = FOV_MARGIN_MM) -> np.ndarray:
     """The part of ``view`` (boolean z, y, x on ``like``'s grid) farther than ``margin_mm`` from its edge."""
     image = sitk.GetImageFromArray(view.astype(np.uint8))

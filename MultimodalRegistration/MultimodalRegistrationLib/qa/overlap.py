@@ -29,7 +29,7 @@ from ..core.labels import (
 from ..core.records import Record
 from ..core.segment_layers import segment_values, single_layer, whole_mask
 from ..core.transforms import Transform
-from ..core.views import common_view, cut_by, edge_distance, field_of_view
+from ..core.views import common_view, cut_by, edge_distance, field_of_view, limited_to_view
 
 INTERPOLATIONS = {"nearest": sitk.sitkNearestNeighbor, "gaussian": sitk.sitkLabelGaussian}
 
@@ -169,10 +169,8 @@ def label_overlap(
         moving_mask = wholes[1][label] if label in wholes[1] else warped_array == label  # noqa: SIM401
         fixed_count, moving_count = int(fixed_mask.sum()), int(moving_mask.sum())
         view, limited_by = (views or {}).get(label, (None, None))
-        if view is not None and not (fixed_mask & view).any():
-            view = limited_by = None  # the fixed segment lies outside what both images see: measured whole
-        if view is not None:
-            fixed_mask, moving_mask = fixed_mask & view, moving_mask & view
+        fixed_mask, moving_mask, view = limited_to_view(fixed_mask, moving_mask, view)
+        limited_by = limited_by if view is not None else None
         seen_fixed, seen_moving = int(fixed_mask.sum()), int(moving_mask.sum())
         if seen_fixed + seen_moving == 0:
             dice = 0.0

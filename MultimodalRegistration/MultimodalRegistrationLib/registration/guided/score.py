@@ -16,6 +16,7 @@ import SimpleITK as sitk
 from ...core.labels import surface_distances
 from ...core.rotations import orthogonal_fit_rms
 from ...core.transforms import Transform
+from ...core.views import limited_to_view
 from .guidance import PreparedGuidance
 from .views import SegmentViews
 
@@ -71,11 +72,8 @@ def guidance_score(prepared: PreparedGuidance, transform: Transform) -> Guidance
         warped = sitk.Resample(moving_mask, fixed_mask, transform.sitk, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
         fixed_array = sitk.GetArrayViewFromImage(fixed_mask) != 0
         warped_array = sitk.GetArrayViewFromImage(warped) != 0
-        view = views.view(index, transform, fixed_mask)
-        if view is not None and not (fixed_array & view).any():
-            view = None  # the fixed segment lies outside what the moving image sees: judged whole
-        if view is not None:
-            fixed_array, warped_array = fixed_array & view, warped_array & view
+        fixed_array, warped_array, view = limited_to_view(fixed_array, warped_array,
+                                                          views.view(index, transform, fixed_mask))  # fmt: skip
         total = int(fixed_array.sum()) + int(warped_array.sum())
         score.dice[pair.name] = 2.0 * int(np.count_nonzero(fixed_array & warped_array)) / total if total else 0.0
         score.surface_mm[pair.name] = (
