@@ -241,6 +241,10 @@ def test_describe_guidance_gives_dice_and_landmark_rms_at_start_and_result():
     }
     line = describe_guidance(GuidanceRecord.from_dict(only_points))
     assert line == "guidance (intensities ignored): landmarks 7.4 -> 1.2 mm RMS"
+    # noisy clicks: the line says how far they scatter about their own best rigid fit
+    scattered = guidance | {"points_fit_rms_mm": 1.31, "score_result": {"mean_dice": 0.9, "points_rms_mm": 1.42}}
+    line = describe_guidance(GuidanceRecord.from_dict(scattered))
+    assert line.endswith("landmarks 7.4 -> 1.4 mm RMS (a rigid fit of the landmarks themselves leaves 1.3)")
     assert describe_guidance(None) == ""
     # Landmarks given, and their own fit lost to the surfaces' start: the line says why they changed little.
     lost = "against segment surfaces, rotated 17 deg: -3.1 SD (the landmarks' fit wins unless worse by > 2 SD)"

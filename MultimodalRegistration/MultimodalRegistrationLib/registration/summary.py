@@ -174,6 +174,9 @@ class GuidanceRecord(Record):
     score_result: GuidanceScores | None = None  # of what the run returned
     score_centroids: GuidanceScores | None = _omitted()
     score_engine: GuidanceScores | None = _omitted()  # the engine's own result, when the run returned another pose
+    # RMS (mm) of the landmarks' own least-squares rigid fit: their click scatter, below which no rigid result
+    # gets at the clicks (4 or more landmarks)
+    points_fit_rms_mm: float | None = _omitted()
 
 
 @dataclass

@@ -57,6 +57,7 @@ def guided_record(
         "start_choice": {key: value for key, value in choice.items() if key != "candidates"} or None,
         "score_start": at_start.to_dict(),
         "score_result": at_result.to_dict(),
+        "points_fit_rms_mm": None if (fit := landmark_fit_rms_mm(prepared)) is None else round(fit, 4),
     }
     record = GuidanceRecord.from_dict(prepared.describe() | parts)
     voxel_mm = max(prepared.fixed_masks[0].GetSpacing()) if prepared.fixed_masks else 0.0
