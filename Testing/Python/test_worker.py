@@ -27,7 +27,7 @@ def test_progress_streams_and_the_result_arrives(pair_files, small_pair, tmp_pat
     fractions = [f for f, _ in seen]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     stages = {s for _, s in seen}
-    assert {"checking inputs", "metric before", "metric after", "done"} <= stages
+    assert {"checking inputs", "metric before", "metric after", "writing the results", "done"} <= stages
     assert any("level" in s for s in stages), "no progress from inside the engine"
     error = mean_error_mm(Transform.read(tmp_path / "t.h5"), small_pair.truth, small_pair.head_points)
     assert error < 0.5
