@@ -84,3 +84,23 @@ def test_a_field_of_view_that_does_not_reach_a_segment_does_not_cut_it():
     edge = edge_distance(field_of_view(image, labels))
     assert not cut_by(labels, edge)
     assert common_view(None, None, Transform.identity(), labels) is None
+
+
+def test_a_large_image_finds_its_field_of_view_on_a_coarser_grid_within_a_coarse_voxel(monkeypatch):
+    """A fan-like field of view on a 0.5 mm grid: found coarse (1.5 mm voxels), its edge distances agree with the
+    full-size ones within a coarse voxel, and every voxel with data is inside it."""
+    from MultimodalRegistrationLib.core import views
+
+    size = (96, 96, 40)
+    index = np.indices(size[::-1]).transpose(1, 2, 3, 0)[..., ::-1] * np.array([0.5, 0.5, 1.0])
+    fan = np.linalg.norm(index[..., :2] - np.array([24.0, 0.0]), axis=-1) < 40.0  # a disc cut by the box
+    values = np.where(fan, 50 + np.random.default_rng(4).integers(1, 100, fan.shape), 0).astype(np.uint8)
+    image = sitk.GetImageFromArray(values)
+    image.SetSpacing((0.5, 0.5, 1.0))
+    fine_fov, fine_edge = views.fields_of_view(image, image)
+    monkeypatch.setattr(views, "LARGE_VOXELS", 1000)
+    coarse_fov, coarse_edge = views.fields_of_view(image, image)
+    assert coarse_fov.GetSize() == image.GetSize() and coarse_edge.GetSize() == image.GetSize()
+    assert np.all(sitk.GetArrayViewFromImage(coarse_fov)[fan] == 1)
+    difference = np.abs(sitk.GetArrayFromImage(coarse_edge) - sitk.GetArrayFromImage(fine_edge))[fan]
+    assert np.percentile(difference, 99) <= 1.5 and (sitk.GetArrayViewFromImage(fine_fov) == 1)[fan].all()

@@ -9,9 +9,12 @@ taken into account only when it cuts its segment.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import SimpleITK as sitk
 
+from .images import same_grid
 from .transforms import Transform
 
 FOV_MARGIN_MM = 3.0  # a segment's surface closer than this to the edge of the data belongs to the field of view
@@ -21,14 +24,7 @@ def field_of_view(image: sitk.Image | None, like: sitk.Image) -> sitk.Image:
     """Where ``image`` has data (UInt8 0/1 on ``like``'s grid): voxels above its minimum, holes filled.
 
     An ultrasound is at its minimum outside the fan; an image without such a region has data everywhere."""
-    if image is None:
-        return sitk.Cast(like * 0 + 1, sitk.sitkUInt8)
-    array = sitk.GetArrayViewFromImage(image)
-    data = sitk.Cast(image > float(array.min()), sitk.sitkUInt8)
-    data = sitk.BinaryFillhole(sitk.BinaryMorphologicalClosing(data, [2, 2, 2]))
-    if not np.any(sitk.GetArrayViewFromImage(data)):
-        return sitk.Cast(like * 0 + 1, sitk.sitkUInt8)
-    return sitk.Cast(data, sitk.sitkUInt8)
+    return fields_of_view(image, like)[0]
 
 
 def edge_distance(fov: sitk.Image) -> sitk.Image:
@@ -36,6 +32,35 @@ def edge_distance(fov: sitk.Image) -> sitk.Image:
     padded = sitk.ConstantPad(fov, [1, 1, 1], [1, 1, 1], 0)
     distance = sitk.SignedMaurerDistanceMap(padded, insideIsPositive=True, squaredDistance=False, useImageSpacing=True)
     return sitk.Crop(distance, [1, 1, 1], [1, 1, 1])
+
+
+# Above this many voxels the field of view is found on a grid coarsened to about COARSE_MM (a 512 x 512 x 200 CT
+# took 18 s to close and 10 s for its edge distances at full size): its edge then lies within one coarse voxel.
+LARGE_VOXELS = 8_000_000
+COARSE_MM = 1.5
+
+
+def fields_of_view(image: sitk.Image | None, like: sitk.Image) -> tuple[sitk.Image, sitk.Image]:
+    """:func:`field_of_view` and its :func:`edge_distance` (mm), both on ``like``'s grid."""
+    if image is None:
+        fov = sitk.Cast(like * 0 + 1, sitk.sitkUInt8)
+        return fov, edge_distance(fov)
+    array = sitk.GetArrayViewFromImage(image)
+    data = sitk.Cast(image > float(array.min()), sitk.sitkUInt8)
+    factors = [max(1, int(COARSE_MM // spacing)) for spacing in data.GetSpacing()]
+    coarse = math.prod(data.GetSize()) > LARGE_VOXELS and max(factors) > 1
+    if coarse:  # a coarse voxel has data when any of its voxels has
+        data = sitk.Cast(sitk.BinShrink(sitk.Cast(data, sitk.sitkFloat32), factors) > 0, sitk.sitkUInt8)
+    fov = sitk.BinaryFillhole(sitk.BinaryMorphologicalClosing(data, [2, 2, 2]))
+    if not np.any(sitk.GetArrayViewFromImage(fov)):
+        fov = sitk.Cast(like * 0 + 1, sitk.sitkUInt8)
+        return fov, edge_distance(fov)
+    fov = sitk.Cast(fov, sitk.sitkUInt8)
+    edge = edge_distance(fov)
+    if coarse or not same_grid(fov, like):
+        fov = sitk.Resample(fov, like, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        edge = sitk.Resample(edge, like, sitk.Transform(), sitk.sitkLinear, 0.0, edge.GetPixelID())
+    return fov, edge
 
 
 def cut_by(mask: sitk.Image, edge: sitk.Image, margin_mm: float = FOV_MARGIN_MM) -> bool:

@@ -18,6 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import InputError
+from ..core.images import same_grid
 from ..core.labels import (
     as_labelmap,
     label_names,
@@ -29,7 +30,7 @@ from ..core.labels import (
 from ..core.records import Record
 from ..core.segment_layers import segment_values, single_layer, whole_mask
 from ..core.transforms import Transform
-from ..core.views import common_view, cut_by, edge_distance, field_of_view, limited_to_view
+from ..core.views import common_view, cut_by, fields_of_view, limited_to_view
 
 INTERPOLATIONS = {"nearest": sitk.sitkNearestNeighbor, "gaussian": sitk.sitkLabelGaussian}
 
@@ -86,25 +87,10 @@ class LabelOverlap(Record):
 LIMITED_BY = {(True, False): "fixed", (False, True): "moving", (True, True): "both"}
 
 
-def _same_grid(image: sitk.Image, other: sitk.Image) -> bool:
-    """Whether two images share one grid: size, spacing, origin and direction (LPS mm)."""
-    if image.GetSize() != other.GetSize():
-        return False
-    return all(np.allclose(np.asarray(f(image), float), np.asarray(f(other), float), rtol=0.0, atol=1e-6)
-               for f in (sitk.Image.GetSpacing, sitk.Image.GetOrigin, sitk.Image.GetDirection))  # fmt: skip
-
-
-def _on_grid(image: sitk.Image, like: sitk.Image, interpolator: int) -> sitk.Image:
-    """``image`` on ``like``'s grid (the same LPS mm space), 0 outside it; itself when the grids agree."""
-    if _same_grid(image, like):
-        return image
-    return sitk.Resample(image, like, sitk.Transform(), interpolator, 0.0, image.GetPixelID())
-
-
 @dataclass
 class SegmentCuts:
-    """The fields of view of a QA pair's images and the segments (label values) each cuts: the fixed field of view
-    on the fixed labelmap's grid, the moving one on the moving image's own grid (None: that side limits nothing)."""
+    """The fields of view of a QA pair's images and the segments (label values) each cuts, each on its labelmap's
+    grid (None: that side limits nothing)."""
 
     fixed_fov: sitk.Image | None
     moving_fov: sitk.Image | None
@@ -119,11 +105,10 @@ class SegmentCuts:
         for side, (image, labels, drawn_over, side_values) in enumerate(zip(images, labelmaps, wholes, values)):
             if image is None:
                 continue
-            fov = field_of_view(image, labels)
-            edge = _on_grid(edge_distance(fov), labels, sitk.sitkLinear)  # mm; 0 where the image has no voxels
+            fov, edge = fields_of_view(image, labels)  # on the labelmap's grid; 0 where the image has no voxels
             cuts[side] = {value for value in side_values if cut_by(whole_mask(labels, value, drawn_over), edge)}
             if cuts[side]:
-                fovs[side] = _on_grid(fov, labels, sitk.sitkNearestNeighbor) if side == 0 else fov
+                fovs[side] = fov
         return cls(fovs[0], fovs[1], cuts[0], cuts[1])
 
     def views(self, labels: list[int], transform: Transform, like: sitk.Image) -> dict[int, tuple[np.ndarray, str]]:
@@ -251,7 +236,7 @@ def _same_image(fixed_labels: sitk.Image, moving_labels: sitk.Image) -> bool:
     """Whether two labelmaps are one image: the same object, or the same grid (LPS mm) and the same voxels."""
     if fixed_labels is moving_labels:
         return True
-    if not _same_grid(fixed_labels, moving_labels):
+    if not same_grid(fixed_labels, moving_labels):
         return False
     return bool(np.array_equal(sitk.GetArrayViewFromImage(fixed_labels), sitk.GetArrayViewFromImage(moving_labels)))
 

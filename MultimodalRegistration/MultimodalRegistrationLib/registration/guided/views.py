@@ -15,7 +15,7 @@ import SimpleITK as sitk
 
 from ...core.images import index_to_physical_matrix
 from ...core.transforms import Transform
-from ...core.views import common_view, cut_by, edge_distance, field_of_view
+from ...core.views import common_view, cut_by, fields_of_view
 from .guidance import PreparedGuidance
 from .surfaces import Volume, apply
 
@@ -39,9 +39,8 @@ class SegmentViews:
         """The views of ``prepared``'s images (built once per guidance: a closing on the full grid)."""
         kept = prepared.__dict__.get("_segment_views")
         if kept is None:
-            fixed_fov = field_of_view(prepared.fixed_image, prepared.fixed_masks[0])
-            moving_fov = field_of_view(prepared.moving_image, prepared.moving_masks[0])
-            fixed_edge, moving_edge = edge_distance(fixed_fov), edge_distance(moving_fov)
+            fixed_fov, fixed_edge = fields_of_view(prepared.fixed_image, prepared.fixed_masks[0])
+            moving_fov, moving_edge = fields_of_view(prepared.moving_image, prepared.moving_masks[0])
             kept = cls(fixed_fov, moving_fov, fixed_edge, moving_edge,
                        [cut_by(mask, fixed_edge) for mask in prepared.fixed_masks],
                        [cut_by(mask, moving_edge) for mask in prepared.moving_masks])  # fmt: skip
