@@ -199,7 +199,9 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                          "outputFixedSelector", "outputMovingSelector", "outputFixedMaskSelector",
                          "outputMovingMaskSelector"):  # a run keeps what it started with
             getattr(self.ui, selector).enabled = not running
-        self.ui.stackReferenceSelector.enabled = not (self._stack is not None and self._stack.running)
+        stacking = self._stack is not None and self._stack.running
+        self.ui.stackReferenceSelector.enabled = not stacking
+        self.ui.stackButton.text = _("Cancel") if stacking else _("Stack sections")
 
     @staticmethod
     def _prepared(node) -> bool:
@@ -267,9 +269,6 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.stackProgressBar.value = 0
             self.ui.stackProgressBar.visible = True
             self._stack.follow(qt.QTimer.singleShot)
-        self.ui.stackButton.text = (
-            _("Cancel") if self._stack is not None and self._stack.running else _("Stack sections")
-        )
         self._updateButtons()
 
     def _onStackProgress(self, fraction: float, stage: str) -> None:
@@ -278,7 +277,6 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _onStackDone(self, stack) -> None:
         self.ui.stackProgressBar.visible = False
-        self.ui.stackButton.text = _("Stack sections")
         self.ui.stackStatusLabel.text = stack_nodes.status_text(stack)
         if stack.error is not None and stack.error.kind != "cancelled":
             slicer.util.errorDisplay(str(stack.error), windowTitle=_("Stacking failed"))
