@@ -2112,3 +2112,51 @@ def test_more_batch_workers_than_the_open_files_allow_are_refused_before_any_cas
     assert code == EXIT_INPUT and "hold 256 files open, enough for 64 workers: give at most 64" in message, message
     assert raised and raised[0][0] == 64 + 3 * 100  # it asked for what 100 workers need first
     assert not out.exists() and _snapshot(inputs) == before and list(private_tmp.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- memory, with free memory set
+# A guided run counted no guidance, and a run with any preparation option was not checked at all (core.memory
+# GUIDED_*, SEGMENT_*; process.preflight.check_run_memory). 100x100x100 float32 pairs at 2 mm, a segment on each:
+# unguided 48 MB, guided by one pair 362 MB (elastix), 298 MB read at 3 mm; 320 MB free.
+MEMORY_FREE_MB = 320
+
+
+def guided_pair(*extra: str) -> Builder:
+    """A case: a 100x100x100 pair guided by a 'gland' segment on each image, with the options ``extra``."""
+
+    def build(inputs: Path, out: Path) -> list[str]:
+        files = []
+        for side, seed in (("fixed", 0), ("moving", 1)):
+            image = _volume(size=(100, 100, 100), spacing=(2.0, 2.0, 2.0), seed=seed)
+            write_image(image, inputs / f"{side}.nrrd")
+            labels = sitk.Image(image.GetSize(), sitk.sitkUInt8)
+            labels.CopyInformation(image)
+            labels[30:70, 30:70, 30:70] = 1
+            labels.SetMetaData("Segment0_Name", "gland")
+            labels.SetMetaData("Segment0_LabelValue", "1")
+            files.append(inputs / f"{side}.seg.nrrd")
+            write_image(labels, files[-1])
+        return _register(inputs / "fixed.nrrd", inputs / "moving.nrrd", out, "--fixed-segmentation", str(files[0]),
+                         "--moving-segmentation", str(files[1]), *extra)  # fmt: skip
+
+    return build
+
+
+MEMORY_CASES = {
+    "a guided run over free memory whose unguided run fits": Case(
+        guided_pair(), "the guided registration needs about 362 MB in memory (fixed image 100×100×100 float32, "
+        "moving image 100×100×100 float32, 1 segment pair guiding), more than the 588 MB this machine has free: crop "
+        "or downsample the images first (mmreg prep --downsample-to 3 reads a file slab by slab)"
+    ),
+    "a prepared guided run over free memory (a preparation option skipped the check)": Case(
+        guided_pair("--spacing-moving", "2,2,2"), "crop or downsample the images first (--downsample-to 3 reads"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(MEMORY_CASES))
+def test_a_run_over_free_memory_is_refused_from_the_headers(name, tmp_path, private_tmp, capsys, monkeypatch):
+    from MultimodalRegistrationLib.core import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: memory.HEADROOM_BYTES + MEMORY_FREE_MB * 10**6)
+    _assert_refused(MEMORY_CASES[name], tmp_path, private_tmp, capsys)

@@ -14,7 +14,7 @@ import math
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ from .file_headers import (
     spacing_error,
 )
 from .files import VOLUME_SUFFIXES
-from .memory import HEADROOM_BYTES, check_memory, estimate_run_bytes, item_bytes
+from .memory import HEADROOM_BYTES, GuidanceLoad, check_memory, estimate_run_bytes, item_bytes
 
 LINEAR_SUFFIXES = (".tfm", ".txt", ".mat")
 TRANSFORM_SUFFIXES = (".h5", ".hdf5") + LINEAR_SUFFIXES
@@ -70,6 +70,7 @@ class ImageFileInfo:
     pixel_type: str  # one component as ITK will hold it, named like numpy: "uint16", "float32"
     components: int  # per voxel: 1 for a scalar image, 3 for RGB
     pixel_id: int  # SimpleITK pixel ID
+    segment_names: tuple[str, ...] = ()  # a Slicer .seg.nrrd header's segment names (SegmentN_Name), if any
 
     @property
     def dimension(self) -> int:
@@ -178,7 +179,15 @@ def read_image_file_info(path: str | os.PathLike, role: str = "image", spacing_g
         raise complex_error(f"{role} file {path}")
     return ImageFileInfo(path, role, tuple(reader.GetSize()), tuple(reader.GetSpacing()), tuple(reader.GetOrigin()),
                          tuple(reader.GetDirection()), _pixel_type(sitk, reader.GetPixelID()),
-                         int(reader.GetNumberOfComponents()), int(reader.GetPixelID()))  # fmt: skip
+                         int(reader.GetNumberOfComponents()), int(reader.GetPixelID()), _segment_names(reader))  # fmt: skip
+
+
+def _segment_names(reader) -> tuple[str, ...]:
+    """The segment names a Slicer .seg.nrrd header lists (``SegmentN_Name``, every layer), in order; () if none."""
+    keys, names = set(reader.GetMetaDataKeys()), []
+    while f"Segment{len(names)}_Name" in keys:
+        names.append(reader.GetMetaData(f"Segment{len(names)}_Name"))
+    return tuple(names)
 
 
 def check_image_data(path: str | os.PathLike, role: str = "image") -> None:
@@ -214,27 +223,37 @@ def _downsampled(info: ImageFileInfo, voxel_mm: float) -> tuple[tuple[int, ...],
     return tuple(size) + tuple(info.size[3:]), "float32"
 
 
+def downsampled(info: ImageFileInfo, voxel_mm: float) -> ImageFileInfo:
+    """What ``info`` becomes read with ``--downsample-to voxel_mm`` (mm): its size, spacing and pixel type."""
+    size, pixel_type = _downsampled(info, voxel_mm)
+    spacing = tuple(max(s, voxel_mm) for s in info.spacing[:3]) + tuple(info.spacing[3:])
+    return replace(info, size=size, spacing=spacing, pixel_type=pixel_type)
+
+
 def suggest_voxel_mm(
-    images: Sequence[ImageFileInfo], masks: Sequence[ImageFileInfo] = (), deformable: bool = False
-) -> float | None:
+    images: Sequence[ImageFileInfo], masks: Sequence[ImageFileInfo] = (), deformable: bool = False,
+    guidance: GuidanceLoad | None = None, engine: str = "",
+) -> float | None:  # fmt: skip
     """The finest ``--downsample-to`` (mm) with which a registration of these images fits in free memory."""
     free = memory.available_bytes()
     if free is None:
         return None
     for voxel_mm in _DOWNSAMPLE_CHOICES_MM:
         needed = estimate_run_bytes([_downsampled(i, voxel_mm) for i in images],
-                                    [(_downsampled(m, voxel_mm)[0], "uint8") for m in masks], deformable)  # fmt: skip
+                                    [(_downsampled(m, voxel_mm)[0], "uint8") for m in masks], deformable,
+                                    guidance, engine)  # fmt: skip
         if needed <= free - HEADROOM_BYTES:
             return voxel_mm
     return None
 
 
 def _memory_fix(images: Sequence[ImageFileInfo], masks: Sequence[ImageFileInfo], subject: str,
-                deformable: bool = False) -> str:  # fmt: skip
-    voxel_mm = suggest_voxel_mm(images, masks, deformable)
+                deformable: bool = False, guidance: GuidanceLoad | None = None, engine: str = "",
+                command: str = "mmreg prep ") -> str:  # fmt: skip
+    voxel_mm = suggest_voxel_mm(images, masks, deformable, guidance, engine)
     if voxel_mm is None:
-        return f"crop {subject} to the region that matters first (mmreg prep --roi), or use a machine with more memory"
-    return f"crop or downsample {subject} first (mmreg prep --downsample-to {voxel_mm:g} reads a file slab by slab)"
+        return f"crop {subject} to the region that matters first ({command}--roi), or use a machine with more memory"
+    return f"crop or downsample {subject} first ({command}--downsample-to {voxel_mm:g} reads a file slab by slab)"
 
 
 def check_image_fits_in_memory(info: ImageFileInfo) -> None:
@@ -247,14 +266,40 @@ def check_images_fit_in_memory(
     what: str = "the registration",
     masks: Sequence[ImageFileInfo] = (),
     deformable: bool = False,
+    guidance: GuidanceLoad | None = None,
+    engine: str = "",
+    command: str = "mmreg prep ",
 ) -> None:
     """Refuse, from the headers alone, a registration of ``images`` (fixed, moving) with ``masks`` that
     needs more memory than this machine has free (``core.memory.estimate_run_bytes``; ``deformable``
-    for a deformable preset), suggesting a ``--downsample-to`` voxel size that fits."""
+    for a deformable preset, ``guidance`` and ``engine`` for a guided run), suggesting a ``--downsample-to``
+    voxel size that fits (``command``: what the suggestion's options belong to, "" for this command's own)."""
     sizes = [(i.size, i.pixel_type) for i in images]
-    needed = estimate_run_bytes(sizes, [(m.size, m.pixel_type) for m in masks], deformable)
+    needed = estimate_run_bytes(sizes, [(m.size, m.pixel_type) for m in masks], deformable, guidance, engine)
     detail = ", ".join(f"{i.role} {i.describe()}" for i in images)
-    check_memory(needed, what, _memory_fix(images, masks, "the images", deformable), detail)
+    if guidance is not None and guidance.pairs:
+        detail += f", {guidance.pairs} segment pair{'s' if guidance.pairs > 1 else ''} guiding"
+    fix = _memory_fix(images, masks, "the images", deformable, guidance, engine, command)
+    check_memory(needed, what, fix, detail)
+
+
+def check_read_fits_in_memory(images: Sequence[ImageFileInfo], beside_bytes: int = 0, what: str = "reading the images",
+                              command: str = "") -> None:  # fmt: skip
+    """Refuse reading ``images`` whole, with ``beside_bytes`` (bytes) held beside them, when free memory cannot hold
+    them: a lower bound of a run whose size is known only once they are read (a crop). Suggests the finest
+    ``--downsample-to`` (mm) whose copies fit (``command``: as for :func:`check_images_fit_in_memory`)."""
+    needed = sum(i.bytes_in_memory for i in images) + beside_bytes
+    free = memory.available_bytes()
+    if free is None or needed <= free - HEADROOM_BYTES:
+        return
+    fits = [
+        mm
+        for mm in _DOWNSAMPLE_CHOICES_MM
+        if sum(downsampled(i, mm).bytes_in_memory for i in images) + beside_bytes <= free - HEADROOM_BYTES
+    ]
+    fix = (f"read them downsampled ({command}--downsample-to {fits[0]:g} reads a file slab by slab)" if fits
+           else "use a machine with more memory")  # fmt: skip
+    check_memory(needed, what, fix, ", ".join(f"{i.role} {i.describe()}" for i in images))
 
 
 def grid_refusal(role: str, size: Sequence[int], spacing: Sequence[float]) -> InputError | None:

@@ -11,6 +11,7 @@ import math
 import os
 import sys
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
@@ -27,6 +28,23 @@ RUN_FLOAT32_COPIES = 6.0
 DEFORMABLE_FLOAT32_COPIES = 15.0
 # A mask is held as read (uint8) plus about one float32 copy by the engine.
 MASK_FLOAT32_COPIES = 1.0
+# Guidance by segmentations (--fixed-segmentation/--moving-segmentation), measured the same way with the phantom's
+# brain segmented on each grid (1 pair; with its skull and its eyes: 3 pairs), the segmentations read in the run:
+# peak above the unguided run's, in float32 copies per image voxel (160x160x112; 256x256x180):
+#   rigid, 1 pair:  elastix +14.5; +7.1    ANTs +14.5; +10.4
+#   rigid, 3 pairs: elastix +20.4; +15.5   ANTs +22.1 (256x256x180 only)
+#   deformable, 1 pair, 160x160x112: elastix +9.9, ANTs SyN +10.2 (its unguided run: 43.6 copies, above
+#   DEFORMABLE_FLOAT32_COPIES: SyN's finest level is 2 mm, full resolution for these 1.5-2.25 mm voxels;
+#   not measured at 256x256x180, whose 0.94-1.4 mm voxels it halves)
+# The guided start's scores (257 poses x the surface points, float64) make the peak at 160x160x112, whatever the
+# engine; at 256x256x180 the engine's: ANTs holds each distance map as one more image pair, with its pyramid.
+# Fitted per engine as a fixed part (GUIDED_BYTES and GUIDED_FLOAT32_COPIES per image: fields of view, edge
+# distances, the start's scores) and a part per pair and image (SEGMENT_FLOAT32_COPIES: its mask, distance map,
+# surface distance map and the engine's copies), rounded up; the segmentations as read count on their own.
+# ANTs draws landmarks as one more image pair (counted as a segment pair; not measured), elastix as points.
+GUIDED_BYTES = 256 * 1024**2
+GUIDED_FLOAT32_COPIES = {"elastix": 1.0, "ants": 3.5}
+SEGMENT_FLOAT32_COPIES = {"elastix": 4.5, "ants": 6.0}
 # Leave this much of the free memory to everything else (the OS, Slicer, the page cache).
 HEADROOM_BYTES = 256 * 1024**2
 
@@ -136,20 +154,47 @@ def available_bytes() -> int | None:
     return free if room is None else min(free, room)
 
 
+@dataclass(frozen=True)
+class GuidanceLoad:
+    """What guidance adds to a run: ``pairs`` paired segments (0: no segmentations), ``landmarks`` given,
+    and the two segmentations as read (``segmentation_bytes``, bytes: read whole whatever the images' grids)."""
+
+    pairs: int = 0
+    landmarks: bool = False
+    segmentation_bytes: int = 0
+
+    def copies(self, engine: str = "") -> float:
+        """float32 copies per image voxel that this guidance adds with ``engine`` ("elastix", "ants"; the larger
+        of the two for another name)."""
+        fixed, per_pair = (GUIDED_FLOAT32_COPIES.get(engine, max(GUIDED_FLOAT32_COPIES.values())),
+                           SEGMENT_FLOAT32_COPIES.get(engine, max(SEGMENT_FLOAT32_COPIES.values())))  # fmt: skip
+        channels = self.pairs + int(self.landmarks and engine != "elastix")
+        return (fixed if self.pairs else 0.0) + per_pair * channels
+
+    def fixed_bytes(self) -> int:
+        """Bytes this guidance adds whatever the images' size: the segmentations as read, the start's scores."""
+        return self.segmentation_bytes + (GUIDED_BYTES if self.pairs else 0)
+
+
 def estimate_run_bytes(
     sizes_and_types: Iterable[tuple[Sequence[int], str]],
     masks: Iterable[tuple[Sequence[int], str]] = (),
     deformable: bool = False,
+    guidance: GuidanceLoad | None = None,
+    engine: str = "",
 ) -> int:
     """Peak memory (bytes) of registering images of these sizes (voxels per axis) and pixel types
-    (numpy names such as ``uint16``), with these masks.
+    (numpy names such as ``uint16``), with these masks, guided by ``guidance`` (None: unguided).
 
     Each image is held as read, and the engines hold float32 copies, pyramids and the resampled moving
     image: ``RUN_FLOAT32_COPIES`` float32 copies in all (the copy as read replaced by the native type),
-    ``DEFORMABLE_FLOAT32_COPIES`` for a deformable preset (ANTs SyN keeps displacement fields).
+    ``DEFORMABLE_FLOAT32_COPIES`` for a deformable preset (ANTs SyN keeps displacement fields); guidance
+    adds :meth:`GuidanceLoad.copies` per image voxel and :meth:`GuidanceLoad.fixed_bytes`.
     """
     copies = DEFORMABLE_FLOAT32_COPIES if deformable else RUN_FLOAT32_COPIES
-    total = 0.0
+    if guidance is not None:
+        copies += guidance.copies(engine)
+    total = 0.0 if guidance is None else float(guidance.fixed_bytes())
     for size, pixel_type in sizes_and_types:
         voxels = float(math.prod(int(s) for s in size))
         total += voxels * (item_bytes(pixel_type) + 4 * (copies - 1))

@@ -6,7 +6,7 @@ is imported, so bad input is refused in about a second with exit code 2 and noth
 from __future__ import annotations
 
 import math
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 from ..core.choices import check_seed, check_threads
@@ -21,6 +21,7 @@ from .jobs import RegistrationJob
 IMAGES = tuple((f.name, f"{f.name} image") for f in fields(RegistrationJob) if f.metadata.get("node") == "volume")
 MASKS = tuple((f.name, f.name.replace("_", " ")) for f in fields(RegistrationJob)
               if f.metadata.get("node") in ("mask", "labels"))  # fmt: skip
+SEGMENTATIONS = tuple(f.name for f in fields(RegistrationJob) if f.metadata.get("node") == "labels")
 
 
 def _named(job: RegistrationJob, kind: str) -> list[tuple[str, str | None]]:
@@ -112,18 +113,77 @@ def check_inverse_wanted(job: RegistrationJob) -> None:
         )
 
 
+def segment_pairs(job: RegistrationJob, fixed_labels, moving_labels) -> int:
+    """How many segment pairs will guide, from what is cheap to know (1 at least): the --segments named, else the
+    names both Slicer .seg.nrrd headers share (``ImageFileInfo.segment_names``), else 1: a plain labelmap's label
+    values are known only from all its voxels."""
+    from ..core.labels import segment_name_key
+
+    if job.segments:
+        return len(dict.fromkeys(job.segments))
+    fixed_names = {segment_name_key(name) for name in fixed_labels.segment_names}
+    return max(1, len(fixed_names & {segment_name_key(name) for name in moving_labels.segment_names}))
+
+
+def prepared_grids(job: RegistrationJob, images: list) -> list:
+    """The images (ImageFileInfo: fixed, moving) as the job's preparation hands them to the registration, before any
+    crop: with the spacing given (--spacing-fixed), read downsampled where --downsample-to (a size in mm, or auto:
+    the finer image toward the coarser) takes them."""
+    from ..core.file_checks import downsampled
+    from ..prep.spacing import resolution_mismatch
+
+    prep, roles = job.prep, ("fixed", "moving")
+    given = [getattr(prep, f"spacing_{role}") for role in roles]
+    images = [replace(i, spacing=tuple(float(s) for s in g)) if g else i for i, g in zip(images, given)]
+    targets: dict[str, float] = {}
+    if prep.downsample_to == "auto":
+        mismatch = resolution_mismatch(images[0].spacing[:3], images[1].spacing[:3])
+        targets = {mismatch.finer: mismatch.target_mm} if mismatch else {}
+    elif prep.downsample_to is not None:
+        targets = dict.fromkeys(roles, float(prep.downsample_to))
+    return [downsampled(i, targets[role]) if role in targets else i for role, i in zip(roles, images)]
+
+
+def check_run_memory(job: RegistrationJob, linear: bool, images: list, masks: list, segmentations: list) -> None:
+    """Refuse, from the headers (ImageFileInfo), a run this machine's free memory cannot hold
+    (:func:`..core.memory.estimate_run_bytes`, guidance included), naming a ``--downsample-to`` that fits.
+
+    With a preparation, the estimate is of the images it hands over (spacing given, downsampled), with its masks.
+    A crop (--crop-common, --roi) is sized only once the images are read, and the uncropped estimate would refuse
+    runs the crop makes fit: then only what is held whatever the crop is checked, the images as read (or their
+    downsampled copies, kept for the output volume) and the segmentations."""
+    from ..core.file_checks import check_images_fit_in_memory, check_read_fits_in_memory
+    from ..core.memory import GuidanceLoad
+
+    pairs = segment_pairs(job, *segmentations) if len(segmentations) == 2 else 0
+    guidance = GuidanceLoad(pairs, bool(job.guidance_fixed_points), sum(s.bytes_in_memory for s in segmentations))
+    guidance = None if guidance == GuidanceLoad() else guidance
+    what = "the guided registration" if pairs else "the registration"
+    if not job.prep:
+        check_images_fit_in_memory(images, what, masks, not linear, guidance, job.engine)
+        return
+    prepared = prepared_grids(job, images)
+    if job.prep.crop_common or job.prep.roi_lps is not None:
+        beside = guidance.segmentation_bytes if guidance else 0
+        check_read_fits_in_memory(prepared, beside, "reading the images before the crop")
+        return
+    made = [replace(i, pixel_type="uint8", components=1) for role, i in zip(("fixed", "moving"), prepared)
+            if getattr(job.prep, f"mask_{role}") is not None]  # fmt: skip
+    check_images_fit_in_memory(prepared, what, masks + made, not linear, guidance, job.engine, command="")
+
+
 def preflight_registration(job: RegistrationJob, data: bool = True) -> RegistrationJob:
     """Refuse a job whose inputs, preset or outputs are wrong; return it with absolute paths.
 
     Checks, in order: every input file exists; every output can be written (extension, folder); the
     preset loads and names only parameters its engine knows; each image and mask file is sound as
-    written (header spacing and direction, all its bytes present); and, unless the job prepares
-    (and so may downsample) the images first, the run fits in the memory this machine has free.
+    written (header spacing and direction, all its bytes present); and the run fits in the memory this machine
+    has free (:func:`check_run_memory`, which sizes the images as the job's preparation leaves them).
     ``data=False`` checks the headers only: for the worker, whose reader checks every file's bytes
     anyway, so that a compressed file is not decompressed once more just to be checked.
     """
     # Imported here: SimpleITK is not needed to build a job, and the parent side stays light.
-    from ..core.file_checks import check_image_file, check_images_fit_in_memory, grid_refusal, read_image_file_info
+    from ..core.file_checks import check_image_file, grid_refusal, read_image_file_info
     from ..engines.presets import load_preset
 
     job = job.resolved()
@@ -165,7 +225,8 @@ def preflight_registration(job: RegistrationJob, data: bool = True) -> Registrat
         too_small = grid_refusal(role, info.size, (1.0,) * 3 if spacing_given[name] else info.spacing)
         if too_small:
             raise too_small
-    masks = [check(getattr(job, name), role) for name, role in MASKS if getattr(job, name)]
-    if not job.prep:
-        check_images_fit_in_memory(images, masks=masks, deformable=not preset.is_linear)
+    checked = {name: check(getattr(job, name), role) for name, role in MASKS if getattr(job, name)}
+    masks = [info for name, info in checked.items() if name not in SEGMENTATIONS]
+    segmentations = [info for name, info in checked.items() if name in SEGMENTATIONS]
+    check_run_memory(job, preset.is_linear, images, masks, segmentations)
     return job
