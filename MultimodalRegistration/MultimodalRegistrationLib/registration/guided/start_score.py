@@ -21,7 +21,7 @@ import SimpleITK as sitk
 
 from .guidance import PreparedGuidance
 from .intensity import PointwiseMI
-from .surfaces import FOV_MARGIN_MM, Surface, Volume, apply, block_bootstrap, patches
+from .surfaces import FOV_MARGIN_MM, Surface, apply, block_bootstrap, patches
 from .views import SegmentViews
 
 REGION_MM = 10.0
@@ -60,7 +60,7 @@ class StartScorer:
         self.points = [surface.points for surface in self.fixed_surfaces]
         # A moving segment its field of view cuts: a fixed point mapped near or past that edge has no surface to
         # meet there. Such points are compared only among poses that all map them inside (:meth:`evaluate`).
-        self._moving_edge = Volume(views.moving_edge, outside=-1.0) if any(views.moving_cut) else None
+        self._moving_edge = views.moving_edge_volume if any(views.moving_cut) else None
         self._needs_moving_view = np.concatenate(
             [np.full(len(points), cut) for points, cut in zip(self.points, views.moving_cut)]
         )

@@ -9,6 +9,7 @@ surface distance look only inside the common view, and the centroids are those o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import SimpleITK as sitk
@@ -36,7 +37,7 @@ class SegmentViews:
 
     @classmethod
     def of(cls, prepared: PreparedGuidance) -> SegmentViews:
-        """The views of ``prepared``'s images (built once per guidance: a closing on the full grid)."""
+        """The views of ``prepared``'s images, built once per guidance (:func:`..core.views.fields_of_view`)."""
         kept = prepared.__dict__.get("_segment_views")
         if kept is None:
             fixed_fov, fixed_edge = fields_of_view(prepared.fixed_image, prepared.fixed_masks[0])
@@ -46,6 +47,15 @@ class SegmentViews:
                        [cut_by(mask, moving_edge) for mask in prepared.moving_masks])  # fmt: skip
             prepared.__dict__["_segment_views"] = kept
         return kept
+
+    @cached_property
+    def fixed_edge_volume(self) -> Volume:
+        """:attr:`fixed_edge` interpolated at LPS points (mm; -1 beyond its grid), read once."""
+        return Volume(self.fixed_edge, outside=-1.0)
+
+    @cached_property
+    def moving_edge_volume(self) -> Volume:
+        return Volume(self.moving_edge, outside=-1.0)
 
     @property
     def any_cut(self) -> bool:
@@ -80,7 +90,7 @@ def seen_parts(prepared: PreparedGuidance, rotation: np.ndarray) -> tuple[np.nda
     # a fixed point needs the moving view where the moving segment is cut, and the reverse
     needs_moving = np.concatenate([np.full(len(p), cut) for p, cut in zip(fixed, views.moving_cut)])
     needs_fixed = np.concatenate([np.full(len(p), cut) for p, cut in zip(moving, views.fixed_cut)])
-    moving_edge, fixed_edge = Volume(views.moving_edge, outside=-1.0), Volume(views.fixed_edge, outside=-1.0)
+    moving_edge, fixed_edge = views.moving_edge_volume, views.fixed_edge_volume
     keep_fixed, keep_moving = np.ones(len(fixed_all), bool), np.ones(len(moving_all), bool)
     for _ in range(PART_ROUNDS):
         pose = np.eye(4)
