@@ -42,20 +42,18 @@ COARSE_MM = 1.5
 
 def fields_of_view(image: sitk.Image | None, like: sitk.Image) -> tuple[sitk.Image, sitk.Image]:
     """:func:`field_of_view` and its :func:`edge_distance` (mm), both on ``like``'s grid."""
-    if image is None:
+    fov = None
+    if image is not None:
+        array = sitk.GetArrayViewFromImage(image)
+        data = sitk.Cast(image > float(array.min()), sitk.sitkUInt8)
+        factors = [max(1, int(COARSE_MM // spacing)) for spacing in data.GetSpacing()]
+        coarse = math.prod(data.GetSize()) > LARGE_VOXELS and max(factors) > 1
+        if coarse:  # a coarse voxel has data when any of its voxels has
+            data = sitk.Cast(sitk.BinShrink(sitk.Cast(data, sitk.sitkFloat32), factors) > 0, sitk.sitkUInt8)
+        fov = sitk.Cast(sitk.BinaryFillhole(sitk.BinaryMorphologicalClosing(data, [2, 2, 2])), sitk.sitkUInt8)
+    if fov is None or not np.any(sitk.GetArrayViewFromImage(fov)):  # data everywhere
         fov = sitk.Cast(like * 0 + 1, sitk.sitkUInt8)
         return fov, edge_distance(fov)
-    array = sitk.GetArrayViewFromImage(image)
-    data = sitk.Cast(image > float(array.min()), sitk.sitkUInt8)
-    factors = [max(1, int(COARSE_MM // spacing)) for spacing in data.GetSpacing()]
-    coarse = math.prod(data.GetSize()) > LARGE_VOXELS and max(factors) > 1
-    if coarse:  # a coarse voxel has data when any of its voxels has
-        data = sitk.Cast(sitk.BinShrink(sitk.Cast(data, sitk.sitkFloat32), factors) > 0, sitk.sitkUInt8)
-    fov = sitk.BinaryFillhole(sitk.BinaryMorphologicalClosing(data, [2, 2, 2]))
-    if not np.any(sitk.GetArrayViewFromImage(fov)):
-        fov = sitk.Cast(like * 0 + 1, sitk.sitkUInt8)
-        return fov, edge_distance(fov)
-    fov = sitk.Cast(fov, sitk.sitkUInt8)
     edge = edge_distance(fov)
     if coarse or not same_grid(fov, like):
         fov = sitk.Resample(fov, like, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
@@ -71,11 +69,13 @@ def cut_by(mask: sitk.Image, edge: sitk.Image, margin_mm: float = FOV_MARGIN_MM)
 
 
 def common_view(
-    fixed_fov: sitk.Image | None, moving_fov: sitk.Image | None, transform: Transform, like: sitk.Image
+    fixed_fov: sitk.Image | None, moving_fov: sitk.Image | None, transform: Transform, like: sitk.Image,
+    cut: tuple[bool, bool] = (True, True),
 ) -> np.ndarray | None:
     """Where both images have data, as a boolean array (z, y, x) on ``like``'s grid (the fixed one): the fixed
-    field of view and the moving one brought through ``transform`` (fixed -> moving). A side given as None does
-    not limit it; None when neither does."""
+    field of view and the moving one brought through ``transform`` (fixed -> moving). A side counts only when it
+    cuts the segment compared (``cut``: (fixed, moving), :func:`cut_by`) and is given; None when neither does."""
+    fixed_fov, moving_fov = (fixed_fov if cut[0] else None), (moving_fov if cut[1] else None)
     view = None
     if fixed_fov is not None:
         view = sitk.GetArrayFromImage(fixed_fov) != 0

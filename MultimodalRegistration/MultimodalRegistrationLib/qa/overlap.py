@@ -119,8 +119,7 @@ class SegmentCuts:
             cut = (label in self.fixed_cut, label in self.moving_cut)
             if cut in LIMITED_BY:
                 if cut not in made:
-                    made[cut] = common_view(self.fixed_fov if cut[0] else None, self.moving_fov if cut[1] else None,
-                                            transform, like)  # fmt: skip
+                    made[cut] = common_view(self.fixed_fov, self.moving_fov, transform, like, cut)
                 views[label] = (made[cut], LIMITED_BY[cut])
         return views
 

@@ -61,6 +61,7 @@ class StartScorer:
         # A moving segment its field of view cuts: a fixed point mapped near or past that edge has no surface to
         # meet there. Such points are compared only among poses that all map them inside (:meth:`evaluate`).
         self._moving_edge = views.moving_edge_volume if any(views.moving_cut) else None
+        self._all_points = np.concatenate(self.points)
         self._needs_moving_view = np.concatenate(
             [np.full(len(points), cut) for points, cut in zip(self.points, views.moving_cut)]
         )
@@ -121,7 +122,7 @@ class StartScorer:
         the moving field of view cuts, those mapped farther than FOV_MARGIN_MM inside that field."""
         if self._moving_edge is None:
             return np.ones(len(self._needs_moving_view), bool)
-        inside = self._moving_edge(apply(pose, np.concatenate(self.points))) >= FOV_MARGIN_MM
+        inside = self._moving_edge(apply(pose, self._all_points)) >= FOV_MARGIN_MM
         return ~self._needs_moving_view | inside
 
     def evaluate(self, poses: list[np.ndarray]) -> Scores:

@@ -64,8 +64,7 @@ class SegmentViews:
     def view(self, index: int, transform: Transform, like: sitk.Image) -> np.ndarray | None:
         """Where pair ``index`` is compared under ``transform`` (boolean z, y, x on ``like``, its fixed mask's grid);
         None: everywhere (neither field of view cuts it)."""
-        return common_view(self.fixed_fov if self.fixed_cut[index] else None,
-                           self.moving_fov if self.moving_cut[index] else None, transform, like)  # fmt: skip
+        return common_view(self.fixed_fov, self.moving_fov, transform, like, (self.fixed_cut[index], self.moving_cut[index]))
 
 
 def mask_points(mask: sitk.Image, max_points: int = MAX_MOMENT_POINTS) -> np.ndarray:
@@ -77,16 +76,26 @@ def mask_points(mask: sitk.Image, max_points: int = MAX_MOMENT_POINTS) -> np.nda
     return indices @ matrix[:3, :3].T + matrix[:3, 3]
 
 
+def segment_points(prepared: PreparedGuidance) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """:func:`mask_points` of each fixed and each moving segment, taken once per guidance (the start, its
+    re-centred candidates and the centroid fallback each ask)."""
+    kept = prepared.__dict__.get("_segment_points")
+    if kept is None:
+        kept = ([mask_points(mask) for mask in prepared.fixed_masks],
+                [mask_points(mask) for mask in prepared.moving_masks])  # fmt: skip
+        prepared.__dict__["_segment_points"] = kept
+    return kept
+
+
 def seen_parts(prepared: PreparedGuidance, rotation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The voxel positions (LPS mm) of the fixed and the moving segments that both images see, with the segments'
     centroids brought together at ``rotation`` (3x3, fixed -> moving): a part the other image's field of view
     cuts off is left out, then the centroids are taken again, for PART_ROUNDS rounds. Uncut segments: all."""
-    fixed = [mask_points(mask) for mask in prepared.fixed_masks]
-    moving = [mask_points(mask) for mask in prepared.moving_masks]
+    fixed, moving = segment_points(prepared)
     fixed_all, moving_all = np.concatenate(fixed), np.concatenate(moving)
-    if not prepared.fixed_masks or not SegmentViews.of(prepared).any_cut:
+    views = SegmentViews.of(prepared) if prepared.fixed_masks else None
+    if views is None or not views.any_cut:
         return fixed_all, moving_all
-    views = SegmentViews.of(prepared)
     # a fixed point needs the moving view where the moving segment is cut, and the reverse
     needs_moving = np.concatenate([np.full(len(p), cut) for p, cut in zip(fixed, views.moving_cut)])
     needs_fixed = np.concatenate([np.full(len(p), cut) for p, cut in zip(moving, views.fixed_cut)])
