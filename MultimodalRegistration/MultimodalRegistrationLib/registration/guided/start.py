@@ -4,7 +4,8 @@ The images' own orientation is the prior: medical headers agree on which way is 
 a near-symmetric organ's principal axes do not tell front from back. So:
 
 1. Prior rotation: the initial transform's (identity: the headers'). Translation: the segments' centroids
-   brought together; every candidate turns about the fixed centroid and lands on the moving one.
+   brought together; every candidate turns about the fixed centroid and lands on the moving one (where a field
+   of view cuts a segment, the centroids of the parts both images see at that candidate's rotation).
 2. Candidates: the prior ("segment centroids") and rotations on a ``STEP_DEG`` lattice within ``MAX_DEG`` of
    it, each scored by the guidance (surface distance, mm) and the intensities (mutual information), each in
    units of its own bootstrap noise (:mod:`.start_score`), the surfaces' at ``SURFACE_WEIGHT``. A candidate's
@@ -97,12 +98,13 @@ def segment_moments(prepared: PreparedGuidance, prior: np.ndarray) -> tuple[np.n
     return (*_moments(fixed_points), *_moments(moving_points))
 
 
-def _recentred(prepared: PreparedGuidance, pose: np.ndarray) -> np.ndarray:
+def _recentred(prepared: PreparedGuidance, pose: np.ndarray, thin: bool = False) -> np.ndarray:
     """``pose`` (4x4) with its translation bringing together the centroids of the segment parts both images see
-    at its rotation: which part a field of view cuts off depends on the rotation. Unchanged when none is cut."""
+    at its rotation: which part a field of view cuts off depends on the rotation. Unchanged when none is cut.
+    ``thin``: the centroids from a thinned set of voxels (:func:`.views.seen_parts`)."""
     if not SegmentViews.of(prepared).any_cut:
         return pose
-    fixed_points, moving_points = seen_parts(prepared, pose[:3, :3])
+    fixed_points, moving_points = seen_parts(prepared, pose[:3, :3], thin)
     return pose_about(pose[:3, :3], fixed_points.mean(axis=0), moving_points.mean(axis=0))
 
 
@@ -190,7 +192,10 @@ def _segment_start(prepared, prior, fixed, moving, seed, scale) -> GuidedStart:
     judge = Judge(scorer)
     fixed_centre, fixed_axes, moving_centre, moving_axes = segment_moments(prepared, prior)
     vectors = lattice()
+    # Each candidate turns about the parts both images see at its own rotation: with the prior's parts, a head
+    # whose MR box cut 25% of the brain started 12.5 mm off (the truth 25 degrees from the headers).
     poses = [pose_about(_rotation(v) @ prior, fixed_centre, moving_centre) for v in vectors]
+    poses[1:] = [_recentred(prepared, pose, thin=True) for pose in poses[1:]]
     scores = scorer.evaluate(poses)
     surface, mi = scores.surface, scores.mi
     rs, rm = scorer.replicates(scores)

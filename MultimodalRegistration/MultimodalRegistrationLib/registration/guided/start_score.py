@@ -162,6 +162,13 @@ def paired_z(scorer: StartScorer, reference: np.ndarray, pose: np.ndarray) -> tu
     return gain["z_surface"], gain["z_mi"], gain["z"]
 
 
+def surface_change_mm(scorer: StartScorer, reference: np.ndarray, pose: np.ndarray) -> float:
+    """How much farther apart (mm, mean over the surface points both poses compare) the surfaces lie at ``pose``
+    than at ``reference`` (4x4 each, fixed -> moving); negative: closer."""
+    surface = scorer.evaluate([reference, pose]).surface
+    return float(surface[1].mean() - surface[0].mean())
+
+
 def _z(gain: np.ndarray) -> float:
     sd = float(gain.std())
     return float(gain.mean() / sd) if sd > 0 else 0.0

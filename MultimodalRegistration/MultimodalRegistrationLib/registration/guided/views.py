@@ -21,6 +21,10 @@ from .guidance import PreparedGuidance
 from .surfaces import Volume, apply
 
 MAX_MOMENT_POINTS = 200_000
+# The centroids of each of the guided start's ~260 candidate rotations come from this many voxel positions per
+# side (an even thinning of the grid moves a centroid by far less than a voxel), so that re-centring them all
+# takes about a second.
+THIN_POINTS = 1_500
 PART_ROUNDS = 6  # the seen parts and their centroids settle within a few rounds (a cut moves them a few mm)
 
 
@@ -87,11 +91,20 @@ def segment_points(prepared: PreparedGuidance) -> tuple[list[np.ndarray], list[n
     return kept
 
 
-def seen_parts(prepared: PreparedGuidance, rotation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _thinned(points: list[np.ndarray]) -> list[np.ndarray]:
+    """Every segment's points thinned by one stride, so that they hold about THIN_POINTS in all."""
+    stride = max(1, int(np.ceil(sum(len(p) for p in points) / THIN_POINTS)))
+    return [p[::stride] for p in points]
+
+
+def seen_parts(prepared: PreparedGuidance, rotation: np.ndarray, thin: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The voxel positions (LPS mm) of the fixed and the moving segments that both images see, with the segments'
     centroids brought together at ``rotation`` (3x3, fixed -> moving): a part the other image's field of view
-    cuts off is left out, then the centroids are taken again, for PART_ROUNDS rounds. Uncut segments: all."""
+    cuts off is left out, then the centroids are taken again, for PART_ROUNDS rounds. Uncut segments: all.
+    ``thin``: from about THIN_POINTS positions per side (for centroids only)."""
     fixed, moving = segment_points(prepared)
+    if thin:
+        fixed, moving = _thinned(fixed), _thinned(moving)
     fixed_all, moving_all = np.concatenate(fixed), np.concatenate(moving)
     views = SegmentViews.of(prepared) if prepared.fixed_masks else None
     if views is None or not views.any_cut:

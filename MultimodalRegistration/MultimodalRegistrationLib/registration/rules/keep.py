@@ -13,7 +13,7 @@ from ...core.rotations import rotation_angle_deg
 from ...core.transforms import Transform, lps_ras_points
 from ..guided.score import guidance_score, worse_than
 from ..guided.start import AXES_MAX_DEG, FAR_Z, MAX_DEG, STEP_DEG, WIN_Z
-from ..guided.start_score import REFEREE_REGION_MM, StartScorer, paired_z, wide_intensity_z
+from ..guided.start_score import REFEREE_REGION_MM, StartScorer, paired_z, surface_change_mm, wide_intensity_z
 
 # "Never worse than the start": a result whose mutual information falls more than this (nats) below
 # that of the start it ran from is not kept. The same value as QA's triage tolerance (qa/triage.py
@@ -121,6 +121,11 @@ def earlier_stage(output, fixed, moving, fixed_mask, metric_start, prepared, sco
 # these surfaces, so their full weight and 2 SD stand.
 KEEP_Z = 2.0
 VETO_Z = 1.0
+# The surfaces veto only a change larger than this share of the fixed image's coarsest voxel: thousands of surface
+# points make a bootstrap SD of hundredths of a mm, below what two segmentations voxelised on different grids can
+# tell. A CT/MR head whose MR box cut a third of the brain: the engines' 0.3-0.4 mm result lay 0.13 mm farther
+# from the surfaces (at 2-3 mm voxels, -10 SD) than a start 3.1 mm off, and the start was kept.
+SURFACE_VETO_VOXELS = 0.1
 # A result that moves the fixed segments' surface points less than this (RMS, mm; at least two of the fixed
 # image's voxels) and turns less than half the start's lattice step (POLISH_DEG) only polishes its start: it
 # needs no evidence beyond the noise, only neither score worse. A turn about the organ's centre moves its
@@ -159,7 +164,9 @@ def worse_beyond_noise(prepared, fixed: sitk.Image, moving: sitk.Image, start: T
     moved = float(np.sqrt(np.mean(np.sum((result.transform_points(points) - start.transform_points(points)) ** 2, 1))))
     mi_text = "" if z_mi is None else f", mutual information near the segments {z_mi:+.1f} SD"
     scores = f"together {z_together:+.1f} SD: surface distance {z_surface:+.1f} SD{mi_text}"
-    if z_surface < -VETO_Z or (z_mi is not None and z_mi < -VETO_Z):
+    surfaces_worse = z_surface < -VETO_Z and surface_change_mm(scorer, start.matrix, result.matrix) > (
+        SURFACE_VETO_VOXELS * max(fixed.GetSpacing()))
+    if surfaces_worse or (z_mi is not None and z_mi < -VETO_Z):
         return f"one score is worse by more than {VETO_Z:g} SD ({scores})"
     small = max(SMALL_MOVE_MM, 2.0 * max(fixed.GetSpacing()))
     turned = rotation_angle_deg(result.matrix[:3, :3] @ start.matrix[:3, :3].T)
