@@ -18,6 +18,7 @@ from MultimodalRegistrationLib.core.segment_layers import layered_segments
 from MultimodalRegistrationLib.core.transforms import Transform, rigid_transform
 from MultimodalRegistrationLib.qa.assess import QAOptions, assess_registration
 from MultimodalRegistrationLib.qa.overlap import LabelOverlap, segmentation_overlap
+from MultimodalRegistrationLib.qa.report import render_html
 from MultimodalRegistrationLib.qa.report_types import QAReport
 
 FIXED_GRID = (72, 1.25, -45.0)  # voxels a side, spacing (mm), origin (LPS mm) of each axis
@@ -182,3 +183,5 @@ def test_the_qa_report_says_which_field_of_view_limited_a_segment():
     assert rows["1"]["dice"] > 0.97 and rows["1"]["hausdorff95_mm"] <= 1.5 * FIXED_GRID[1]
     assert any("field of view cuts segment(s) '1' (the moving image's)" in warning for warning in record["warnings"])
     assert QAReport.from_dict(record).to_dict() == record
+    page = render_html(report)
+    assert '<th class="text">cut by</th>' in page and '<td class="text">moving</td>' in page and '<td class="text">–</td>' in page

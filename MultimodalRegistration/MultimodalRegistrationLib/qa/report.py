@@ -139,7 +139,14 @@ def _segmentation(segmentation: SegmentationOverlap) -> str:
         f'<p class="note">moving labelmap warped with {_escape(segmentation.interpolation)} interpolation; '
         "MSD: mean symmetric surface distance; HD95: 95% Hausdorff distance.</p>"
     )
-    return "<h2>Segmentation overlap</h2>" + note + _table(header, rows)
+    limited = [after.limited_by_field_of_view for after in segmentation.after]
+    if not any(limited):
+        return "<h2>Segmentation overlap</h2>" + note + _table(header, rows)
+    # a segment an image's field of view cuts is measured only where both images see it: say which image cut it
+    for row, by in zip(rows, limited):
+        row.insert(1, _escape(by or "–"))
+    note += '<p class="note">cut by: whose field of view cut the segment; it is measured where both images see it.</p>'
+    return "<h2>Segmentation overlap</h2>" + note + _table([header[0], "cut by", *header[1:]], rows, text_columns=2)
 
 
 def _images(before: ImageAgreement, after: ImageAgreement) -> str:
