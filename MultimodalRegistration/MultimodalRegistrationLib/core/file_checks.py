@@ -32,6 +32,7 @@ from .file_headers import (
 )
 from .files import VOLUME_SUFFIXES
 from .memory import HEADROOM_BYTES, GuidanceLoad, check_memory, estimate_run_bytes, item_bytes
+from .segment_header import header_segments, named_prefix
 
 LINEAR_SUFFIXES = (".tfm", ".txt", ".mat")
 TRANSFORM_SUFFIXES = (".h5", ".hdf5") + LINEAR_SUFFIXES
@@ -184,10 +185,7 @@ def read_image_file_info(path: str | os.PathLike, role: str = "image", spacing_g
 
 def _segment_names(reader) -> tuple[str, ...]:
     """The segment names a Slicer .seg.nrrd header lists (``SegmentN_Name``, every layer), in order; () if none."""
-    keys, names = set(reader.GetMetaDataKeys()), []
-    while f"Segment{len(names)}_Name" in keys:
-        names.append(reader.GetMetaData(f"Segment{len(names)}_Name"))
-    return tuple(names)
+    return tuple(segment.name for segment in named_prefix(header_segments(reader)))
 
 
 def check_image_data(path: str | os.PathLike, role: str = "image") -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import InputError
+from .segment_header import header_segments, named_prefix
 from .views import FOV_MARGIN_MM, inner
 
 INTEGER_TYPES = {
@@ -50,16 +51,12 @@ def as_labelmap(image: sitk.Image, role: str = "labelmap") -> sitk.Image:
 def label_names(image: sitk.Image) -> dict[int, str]:
     """Segment names stored by Slicer in a single-layer .seg.nrrd header (``SegmentN_Name``), if any."""
     names = {}
-    keys = set(image.GetMetaDataKeys())
-    index = 0
-    while f"Segment{index}_Name" in keys:
-        value_key = f"Segment{index}_LabelValue"
-        if value_key in keys:
+    for segment in named_prefix(header_segments(image)):
+        if segment.label_value is not None:
             try:
-                names[int(image.GetMetaData(value_key))] = image.GetMetaData(f"Segment{index}_Name")
+                names[int(segment.label_value)] = segment.name
             except ValueError:
                 pass
-        index += 1
     return names
 
 

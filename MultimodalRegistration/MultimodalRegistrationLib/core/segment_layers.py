@@ -18,6 +18,7 @@ import SimpleITK as sitk
 
 from .errors import InputError
 from .labels import bounding_slices, set_label_names
+from .segment_header import header_segments, valued_prefix
 
 Cropped = tuple[int, str, tuple[slice, ...], np.ndarray]  # label value, name, bounding-box slices, voxels in it
 
@@ -150,20 +151,17 @@ def layered_segments(segments: Iterable[tuple[int, str, sitk.Image]], role: str)
 
 def _layered_segments(image: sitk.Image) -> list[tuple[int, int, str]]:
     """(layer, label value, name) of each segment a Slicer segmentation's header lists."""
-    keys = set(image.GetMetaDataKeys())
-    found, index = [], 0
-    while f"Segment{index}_LabelValue" in keys:
+    found = []
+    for segment in valued_prefix(header_segments(image)):
         try:
-            layer = int(image.GetMetaData(f"Segment{index}_Layer")) if f"Segment{index}_Layer" in keys else 0
-            value = int(image.GetMetaData(f"Segment{index}_LabelValue"))
+            layer = int(segment.layer) if segment.layer is not None else 0
+            value = int(segment.label_value)
         except ValueError:
             raise InputError(
-                f"segment {index} of the segmentation has a layer or label value that is not a whole number: "
+                f"segment {segment.index} of the segmentation has a layer or label value that is not a whole number: "
                 "save the segmentation again from Slicer"
             ) from None
-        name_key = f"Segment{index}_Name"
-        found.append((layer, value, image.GetMetaData(name_key) if name_key in keys else str(value)))
-        index += 1
+        found.append((layer, value, segment.name if segment.name is not None else str(value)))
     return found
 
 
