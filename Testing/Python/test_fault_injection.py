@@ -2116,7 +2116,8 @@ def test_more_batch_workers_than_the_open_files_allow_are_refused_before_any_cas
 
 # --------------------------------------------------------------------------- memory, with free memory set
 # A guided run counted no guidance, and a run with any preparation option was not checked at all (core.memory
-# GUIDED_*, SEGMENT_*; process.preflight.check_run_memory). 100x100x100 float32 pairs at 2 mm, a segment on each:
+# GUIDED_*, SEGMENT_*; process.preflight.check_run_memory), nor ANTs SyN's fields at their level (SYN_FIELD_*).
+# 100x100x100 float32 pairs at 2 mm, a segment on each:
 # unguided 48 MB, guided by one pair 362 MB (elastix), 298 MB read at 3 mm; 320 MB free.
 MEMORY_FREE_MB = 320
 
@@ -2142,7 +2143,25 @@ def guided_pair(*extra: str) -> Builder:
     return build
 
 
+def deformable_pair(*extra: str) -> Builder:
+    """A case: an unguided 100x100x100 pair at 2 mm, with the options ``extra``."""
+
+    def build(inputs: Path, out: Path) -> list[str]:
+        for side, seed in (("fixed", 0), ("moving", 1)):
+            write_image(_volume(size=(100, 100, 100), spacing=(2.0, 2.0, 2.0), seed=seed), inputs / f"{side}.nrrd")
+        return _register(inputs / "fixed.nrrd", inputs / "moving.nrrd", out, *extra)
+
+    return build
+
+
 MEMORY_CASES = {
+    # SyN's fields lie on the fixed grid at its finest level, 2 mm: full resolution here (75 copies of the fixed
+    # image; measured 72). The estimate was 15 copies of each image, 120 MB, and let the run start.
+    "an ANTs deformable run whose displacement fields exceed free memory": Case(
+        deformable_pair("--engine", "ants", "--preset", "deformable"), "the registration needs about 360 MB in "
+        "memory (fixed image 100×100×100 float32, moving image 100×100×100 float32), more than the 588 MB this "
+        "machine has free: crop or downsample the images first (mmreg prep --downsample-to 3 reads"
+    ),
     "a guided run over free memory whose unguided run fits": Case(
         guided_pair(), "the guided registration needs about 362 MB in memory (fixed image 100×100×100 float32, "
         "moving image 100×100×100 float32, 1 segment pair guiding), more than the 588 MB this machine has free: crop "

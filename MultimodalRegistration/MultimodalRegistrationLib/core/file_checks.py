@@ -31,6 +31,7 @@ from .file_headers import (
     spacing_error,
 )
 from .files import VOLUME_SUFFIXES
+from .levels import shrink_factor
 from .memory import HEADROOM_BYTES, GuidanceLoad, check_memory, estimate_run_bytes, item_bytes
 from .segment_header import header_segments, named_prefix
 
@@ -228,18 +229,27 @@ def downsampled(info: ImageFileInfo, voxel_mm: float) -> ImageFileInfo:
     return replace(info, size=size, spacing=spacing, pixel_type=pixel_type)
 
 
+def field_shrink(images: Sequence[ImageFileInfo], field_mm: float | None) -> int:
+    """The shrink factor that takes the fixed image (the first of ``images``) to a deformable stage's finest level
+    ``field_mm`` (mm; None: unknown, so full resolution, the most memory)."""
+    if field_mm is None or not images:
+        return 1
+    return shrink_factor(field_mm, min(images[0].spacing[:3]))
+
+
 def suggest_voxel_mm(
     images: Sequence[ImageFileInfo], masks: Sequence[ImageFileInfo] = (), deformable: bool = False,
-    guidance: GuidanceLoad | None = None, engine: str = "",
+    guidance: GuidanceLoad | None = None, engine: str = "", field_mm: float | None = None,
 ) -> float | None:  # fmt: skip
     """The finest ``--downsample-to`` (mm) with which a registration of these images fits in free memory."""
     free = memory.available_bytes()
     if free is None:
         return None
     for voxel_mm in _DOWNSAMPLE_CHOICES_MM:
-        needed = estimate_run_bytes([_downsampled(i, voxel_mm) for i in images],
+        smaller = [downsampled(i, voxel_mm) for i in images]
+        needed = estimate_run_bytes([(i.size, i.pixel_type) for i in smaller],
                                     [(_downsampled(m, voxel_mm)[0], "uint8") for m in masks], deformable,
-                                    guidance, engine)  # fmt: skip
+                                    guidance, engine, field_shrink(smaller, field_mm))  # fmt: skip
         if needed <= free - HEADROOM_BYTES:
             return voxel_mm
     return None
@@ -247,8 +257,8 @@ def suggest_voxel_mm(
 
 def _memory_fix(images: Sequence[ImageFileInfo], masks: Sequence[ImageFileInfo], subject: str,
                 deformable: bool = False, guidance: GuidanceLoad | None = None, engine: str = "",
-                command: str = "mmreg prep ") -> str:  # fmt: skip
-    voxel_mm = suggest_voxel_mm(images, masks, deformable, guidance, engine)
+                command: str = "mmreg prep ", field_mm: float | None = None) -> str:  # fmt: skip
+    voxel_mm = suggest_voxel_mm(images, masks, deformable, guidance, engine, field_mm)
     if voxel_mm is None:
         return f"crop {subject} to the region that matters first ({command}--roi), or use a machine with more memory"
     return f"crop or downsample {subject} first ({command}--downsample-to {voxel_mm:g} reads a file slab by slab)"
@@ -267,17 +277,20 @@ def check_images_fit_in_memory(
     guidance: GuidanceLoad | None = None,
     engine: str = "",
     command: str = "mmreg prep ",
+    field_mm: float | None = None,
 ) -> None:
     """Refuse, from the headers alone, a registration of ``images`` (fixed, moving) with ``masks`` that
     needs more memory than this machine has free (``core.memory.estimate_run_bytes``; ``deformable``
-    for a deformable preset, ``guidance`` and ``engine`` for a guided run), suggesting a ``--downsample-to``
-    voxel size that fits (``command``: what the suggestion's options belong to, "" for this command's own)."""
+    for a deformable preset, ``field_mm`` its finest level if known, ``engine``, and ``guidance`` for a guided run),
+    suggesting a ``--downsample-to`` voxel size that fits (``command``: what the suggestion's options belong to,
+    "" for this command's own)."""
     sizes = [(i.size, i.pixel_type) for i in images]
-    needed = estimate_run_bytes(sizes, [(m.size, m.pixel_type) for m in masks], deformable, guidance, engine)
+    needed = estimate_run_bytes(sizes, [(m.size, m.pixel_type) for m in masks], deformable, guidance, engine,
+                                field_shrink(images, field_mm))  # fmt: skip
     detail = ", ".join(f"{i.role} {i.describe()}" for i in images)
     if guidance is not None and guidance.pairs:
         detail += f", {guidance.pairs} segment pair{'s' if guidance.pairs > 1 else ''} guiding"
-    fix = _memory_fix(images, masks, "the images", deformable, guidance, engine, command)
+    fix = _memory_fix(images, masks, "the images", deformable, guidance, engine, command, field_mm)
     check_memory(needed, what, fix, detail)
 
 

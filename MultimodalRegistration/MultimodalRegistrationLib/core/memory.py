@@ -22,10 +22,21 @@ from .errors import InputError
 # for the phantom CT/MR pair at 160x160x112 and 256x256x180 float32 voxels (47 MB per image at the
 # larger size), on this 2-core machine:
 #   rigid, --init auto:  elastix 5.2 and 4.3 copies, ANTs 5.8 and 5.2 (the images as read included)
-#   deformable:          elastix 6.5 (160x160x112); ANTs SyN 14.1 and 14.0 (its displacement fields)
 # Rounded up, with room for the resampled output volume.
 RUN_FLOAT32_COPIES = 6.0
-DEFORMABLE_FLOAT32_COPIES = 15.0
+# Deformable presets, measured the same way (unguided) on the phantom pair made on fixed/moving grids of 0.5 to
+# 2.25 mm voxels, 0.1-8 M voxels an image, and fitted per fixed voxel, per moving voxel and, for ANTs, per voxel of
+# SyN's displacement fields, which live on the fixed grid at SyN's finest level (the fixed voxels / its shrink factor
+# cubed: 2 mm in the preset, so full resolution for voxels of 1.5 mm and up, an eighth of it at 1 mm):
+#   ANTs:    10.2 per fixed voxel, 1.9 per moving voxel, 71.9 per field voxel (five grids, 209-956 MB above the
+#            warm-up, the fit within 1 MB of each; a sixth, measured after, 2% off). At 1.5 x 1.5 x 2.25 mm SyN took
+#            83 copies of the fixed image, at 1 mm 20.
+#   elastix: 4.5 per fixed voxel, 6.9 per moving voxel (two grids; a third, measured after, 1% off; its B-spline
+#            grid is small), but 6.3 per fixed voxel at 200^3 x 0.5 mm (a run from a head cut to 100 mm that ended
+#            79 mm off): 6.5 counted.
+# (fixed, moving) below, the images as read added, rounded up.
+DEFORMABLE_FLOAT32_COPIES = {"elastix": (7.5, 8.0), "ants": (12.0, 3.0)}
+SYN_FIELD_FLOAT32_COPIES = 75.0
 # A mask is held as read (uint8) plus about one float32 copy by the engine.
 MASK_FLOAT32_COPIES = 1.0
 # Guidance by segmentations (--fixed-segmentation/--moving-segmentation), measured the same way with the phantom's
@@ -176,27 +187,38 @@ class GuidanceLoad:
         return self.segmentation_bytes + (GUIDED_BYTES if self.pairs else 0)
 
 
+def image_copies(role: int, deformable: bool = False, engine: str = "", field_shrink: int = 1) -> float:
+    """float32 copies per voxel of the fixed (``role`` 0) or moving (1) image that an unguided run holds at its peak,
+    the image as read counted as one. ``field_shrink``: ANTs SyN's finest level's shrink factor (its displacement
+    fields live on the fixed grid shrunk by it; 1, full resolution, is the most)."""
+    if not deformable:
+        return RUN_FLOAT32_COPIES
+    per_role = DEFORMABLE_FLOAT32_COPIES.get(engine) or tuple(map(max, *DEFORMABLE_FLOAT32_COPIES.values()))
+    fields = SYN_FIELD_FLOAT32_COPIES / max(1, field_shrink) ** 3 if role == 0 and engine != "elastix" else 0.0
+    return per_role[min(role, 1)] + fields
+
+
 def estimate_run_bytes(
     sizes_and_types: Iterable[tuple[Sequence[int], str]],
     masks: Iterable[tuple[Sequence[int], str]] = (),
     deformable: bool = False,
     guidance: GuidanceLoad | None = None,
     engine: str = "",
+    field_shrink: int = 1,
 ) -> int:
     """Peak memory (bytes) of registering images of these sizes (voxels per axis) and pixel types
-    (numpy names such as ``uint16``), with these masks, guided by ``guidance`` (None: unguided).
+    (numpy names such as ``uint16``), fixed then moving, with these masks, guided by ``guidance`` (None: unguided).
 
     Each image is held as read, and the engines hold float32 copies, pyramids and the resampled moving
-    image: ``RUN_FLOAT32_COPIES`` float32 copies in all (the copy as read replaced by the native type),
-    ``DEFORMABLE_FLOAT32_COPIES`` for a deformable preset (ANTs SyN keeps displacement fields); guidance
+    image: :func:`image_copies` float32 copies in all (the copy as read replaced by the native type; a deformable
+    ANTs run's fixed image the most, by its displacement fields at ``field_shrink``); guidance
     adds :meth:`GuidanceLoad.copies` per image voxel and :meth:`GuidanceLoad.fixed_bytes`.
     """
-    copies = DEFORMABLE_FLOAT32_COPIES if deformable else RUN_FLOAT32_COPIES
-    if guidance is not None:
-        copies += guidance.copies(engine)
+    guided = guidance.copies(engine) if guidance is not None else 0.0
     total = 0.0 if guidance is None else float(guidance.fixed_bytes())
-    for size, pixel_type in sizes_and_types:
+    for role, (size, pixel_type) in enumerate(sizes_and_types):
         voxels = float(math.prod(int(s) for s in size))
+        copies = image_copies(role, deformable, engine, field_shrink) + guided
         total += voxels * (item_bytes(pixel_type) + 4 * (copies - 1))
     for size, pixel_type in masks:
         voxels = float(math.prod(int(s) for s in size))

@@ -144,9 +144,10 @@ def prepared_grids(job: RegistrationJob, images: list) -> list:
     return [downsampled(i, targets[role]) if role in targets else i for role, i in zip(roles, images)]
 
 
-def check_run_memory(job: RegistrationJob, linear: bool, images: list, masks: list, segmentations: list) -> None:
-    """Refuse, from the headers (ImageFileInfo), a run this machine's free memory cannot hold
+def check_run_memory(job: RegistrationJob, preset, images: list, masks: list, segmentations: list) -> None:
+    """Refuse, from the headers (ImageFileInfo), a run of ``preset`` this machine's free memory cannot hold
     (:func:`..core.memory.estimate_run_bytes`, guidance included), naming a ``--downsample-to`` that fits.
+    An ANTs deformable run is sized by the finest level of its deformable stage, where SyN keeps its fields.
 
     With a preparation, the estimate is of the images it hands over (spacing given, downsampled), with its masks.
     A crop (--crop-common, --roi) is sized only once the images are read, and the uncropped estimate would refuse
@@ -159,8 +160,13 @@ def check_run_memory(job: RegistrationJob, linear: bool, images: list, masks: li
     guidance = GuidanceLoad(pairs, bool(job.guidance_fixed_points), sum(s.bytes_in_memory for s in segmentations))
     guidance = None if guidance == GuidanceLoad() else guidance
     what = "the guided registration" if pairs else "the registration"
+    linear, field_mm = preset.is_linear, None
+    if not linear and preset.engine == "ants":
+        from ..engines.ants_recipe import field_level_mm
+
+        field_mm = field_level_mm(preset, min(images[0].spacing[:3]))
     if not job.prep:
-        check_images_fit_in_memory(images, what, masks, not linear, guidance, job.engine)
+        check_images_fit_in_memory(images, what, masks, not linear, guidance, job.engine, field_mm=field_mm)
         return
     prepared = prepared_grids(job, images)
     if job.prep.crop_common or job.prep.roi_lps is not None:
@@ -169,7 +175,8 @@ def check_run_memory(job: RegistrationJob, linear: bool, images: list, masks: li
         return
     made = [replace(i, pixel_type="uint8", components=1) for role, i in zip(("fixed", "moving"), prepared)
             if getattr(job.prep, f"mask_{role}") is not None]  # fmt: skip
-    check_images_fit_in_memory(prepared, what, masks + made, not linear, guidance, job.engine, command="")
+    check_images_fit_in_memory(prepared, what, masks + made, not linear, guidance, job.engine, command="",
+                               field_mm=field_mm)  # fmt: skip
 
 
 def preflight_registration(job: RegistrationJob, data: bool = True) -> RegistrationJob:
@@ -228,5 +235,5 @@ def preflight_registration(job: RegistrationJob, data: bool = True) -> Registrat
     checked = {name: check(getattr(job, name), role) for name, role in MASKS if getattr(job, name)}
     masks = [info for name, info in checked.items() if name not in SEGMENTATIONS]
     segmentations = [info for name, info in checked.items() if name in SEGMENTATIONS]
-    check_run_memory(job, preset.is_linear, images, masks, segmentations)
+    check_run_memory(job, preset, images, masks, segmentations)
     return job
