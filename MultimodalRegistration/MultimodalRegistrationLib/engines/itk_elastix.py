@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .registry import engine_spec
+
 
 @dataclass(frozen=True)
 class ElastixClasses:
@@ -81,6 +83,9 @@ def classes() -> ElastixClasses:
         return _direct()
     except (ImportError, AttributeError, KeyError):
         pass
+    spec = engine_spec("elastix")
+    if spec.installed_version() is None:  # itk alone: its lazy loader would spend 15-20 s before failing
+        raise ImportError(f"{spec.distribution} is not installed")
     try:
         return _lazy()
     except AttributeError as error:  # itk without itk-elastix: the lazy loader knows no ElastixRegistrationMethod
