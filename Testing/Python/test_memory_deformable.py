@@ -9,11 +9,24 @@ RSS above a warm-up run on a 4x shrunk pair, the two images as read added; /tmp/
 
 from __future__ import annotations
 
+import json
 import math
+from functools import partial
+from pathlib import Path
 
 import pytest
+import SimpleITK as sitk
+from MultimodalRegistrationLib.core import memory
+from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.core.file_checks import field_shrink
 from MultimodalRegistrationLib.core.memory import estimate_run_bytes, image_copies
+from MultimodalRegistrationLib.engines import ants_recipe
+from MultimodalRegistrationLib.engines.presets import load_preset, presets_dir
+from MultimodalRegistrationLib.prep.options import PrepOptions
+from MultimodalRegistrationLib.process.jobs import RegistrationJob
+from MultimodalRegistrationLib.process.preflight import preflight_registration
+
+SYN = partial(ants_recipe.field_shrink, load_preset("ants", "deformable"))  # the preset's rule: 2 mm
 
 # (engine, fixed grid, fixed voxel mm, moving grid, MB above the warm-up)
 MEASURED = [
@@ -36,7 +49,7 @@ class _Header:
 
 
 def _estimate_and_peak(engine, fixed, voxel_mm, moving, above_mb) -> tuple[float, float]:
-    shrink = field_shrink([_Header(voxel_mm)], 2.0)  # the ANTs deformable preset's finest level
+    shrink = field_shrink([_Header(voxel_mm)], SYN)
     estimate = estimate_run_bytes([(fixed, "float32"), (moving, "float32")], deformable=True, engine=engine,
                                   field_shrink=shrink)  # fmt: skip
     return estimate / 1e6, above_mb + 4 * (math.prod(fixed) + math.prod(moving)) / 1e6
@@ -52,40 +65,59 @@ def test_the_deformable_estimate_covers_each_measured_run(engine, fixed, voxel_m
 
 def test_syn_fields_shrink_with_the_fixed_voxel():
     """Full resolution at 1.5 mm and up (2 mm / 1.5 rounds to 1), an eighth at 1 mm, 1/64 at 0.5 mm."""
-    assert [field_shrink([_Header(mm)], 2.0) for mm in (3.0, 2.0, 1.5, 1.0, 0.75, 0.5)] == [1, 1, 1, 2, 3, 4]
+    assert [field_shrink([_Header(mm)], SYN) for mm in (3.0, 2.0, 1.5, 1.0, 0.75, 0.5)] == [1, 1, 1, 2, 3, 4]
     assert field_shrink([_Header(0.5)], None) == 1  # level unknown: the most memory
+    assert ants_recipe.field_shrink(load_preset("ants", "rigid"), 0.5) is None
     assert image_copies(0, True, "ants", 1) - image_copies(0, True, "ants", 2) == pytest.approx(75 * (1 - 1 / 8))
     assert image_copies(0, True, "elastix", 1) == image_copies(0, True, "elastix", 4)  # no SyN fields
     assert image_copies(1, True, "ants", 1) == image_copies(1, True, "ants", 4)  # on the fixed grid only
     assert image_copies(0, False, "ants", 1) == image_copies(1, False, "elastix", 1)  # rigid: as before
 
 
-def test_preflight_sizes_an_ants_deformable_run_by_its_presets_finest_level(tmp_path, monkeypatch):
-    """A 200^3 pair at 0.5 mm: SyN's fields at 2 mm (a 64th of the fixed voxels) make the run about 520 MB; counted at full
-    resolution it would be 2.9 GB. With 1 GB free the run passes, and the rigid preset has no fields at all."""
-    import SimpleITK as sitk
-    from MultimodalRegistrationLib.core import memory
-    from MultimodalRegistrationLib.core.errors import InputError
-    from MultimodalRegistrationLib.engines.ants_recipe import field_level_mm
-    from MultimodalRegistrationLib.engines.presets import load_preset
-    from MultimodalRegistrationLib.process.jobs import RegistrationJob
-    from MultimodalRegistrationLib.process.preflight import preflight_registration
-
-    assert field_level_mm(load_preset("ants", "deformable"), 0.5) == 2.0
-    assert field_level_mm(load_preset("ants", "rigid"), 0.5) is None
-    paths = {}
+def _pair(folder: Path, size: int, spacing_mm: float) -> dict:
+    paths = {"output_transform": str(folder / "T.h5")}
     for role in ("fixed", "moving"):
-        image = sitk.Image([200, 200, 200], sitk.sitkFloat32)
-        image.SetSpacing((0.5, 0.5, 0.5))
-        paths[role] = str(tmp_path / f"{role}.nrrd")
+        image = sitk.Image([size] * 3, sitk.sitkFloat32)
+        image.SetSpacing((spacing_mm,) * 3)
+        paths[role] = str(folder / f"{role}.nrrd")
         sitk.WriteImage(image, paths[role], False)
-    job = RegistrationJob(engine="ants", preset="deformable", output_transform=str(tmp_path / "T.h5"), **paths)
+    return paths
 
-    def free(megabytes: float) -> None:
-        monkeypatch.setattr(memory, "available_bytes", lambda: memory.HEADROOM_BYTES + int(megabytes * 1e6))
 
-    free(1000)
-    preflight_registration(job)
-    free(400)
-    with pytest.raises(InputError, match="the registration needs about 518 MB in memory"):
-        preflight_registration(job)
+def _needed_mb(monkeypatch, free_mb: float, **job) -> str:
+    """The check's message for ``job`` with ``free_mb`` free ('fits' when it passes)."""
+    monkeypatch.setattr(memory, "available_bytes", lambda: memory.HEADROOM_BYTES + int(free_mb * 1e6))
+    try:
+        preflight_registration(RegistrationJob(engine="ants", **job))
+    except InputError as error:
+        return str(error).split(" in memory")[0]
+    return "fits"
+
+
+def test_preflight_sizes_an_ants_deformable_run_by_its_presets_finest_level(tmp_path, monkeypatch):
+    """A 200^3 pair at 0.5 mm: SyN's fields at 2 mm (a 64th of the fixed voxels) make the run about 520 MB; counted at
+    full resolution it would be 2.9 GB. With 1 GB free the run passes."""
+    paths = _pair(tmp_path, 200, 0.5)
+    assert _needed_mb(monkeypatch, 1000, preset="deformable", **paths) == "fits"
+    assert _needed_mb(monkeypatch, 400, preset="deformable", **paths) == "the registration needs about 518 MB"
+
+
+def test_a_preset_in_shrink_factors_is_sized_at_the_spacing_the_registration_gets(tmp_path, monkeypatch):
+    """A custom SyN preset in shrink factors ([8, 4, 2]: its fields at half resolution, whatever the spacing). A
+    spacing given (--spacing-fixed 0.25 for a 1 mm header) changes nothing in its peak, and --downsample-to 1 of a
+    0.5 mm pair gives the same 100^3 grid and fields. (A review found the level carried in mm from the header's
+    spacing: a field shrunk 8 times, and one at full resolution, 360 MB.)"""
+    recipe = json.loads((presets_dir() / "ants" / "deformable.json").read_text())
+    for stage in recipe["stages"]:
+        del stage["level_spacing_mm"]
+        stage["shrink_factors"], stage["smoothing_units"] = [8, 4, 2], "vox"
+    (tmp_path / "syn.json").write_text(json.dumps(recipe))
+    preset = str(tmp_path / "syn.json")
+    coarse, fine = tmp_path / "coarse", tmp_path / "fine"
+    coarse.mkdir(), fine.mkdir()
+    paths = _pair(coarse, 100, 1.0)
+    as_read = _needed_mb(monkeypatch, 0, preset=preset, **paths)
+    assert as_read == "the registration needs about 98 MB"
+    assert _needed_mb(monkeypatch, 0, preset=preset, prep=PrepOptions(spacing_fixed=(0.25,) * 3), **paths) == as_read
+    halved = _needed_mb(monkeypatch, 0, preset=preset, prep=PrepOptions(downsample_to=1.0), **_pair(fine, 200, 0.5))
+    assert halved == as_read  # 100^3 after downsampling, fields at shrink 2

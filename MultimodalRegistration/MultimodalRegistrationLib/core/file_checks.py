@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -31,7 +31,6 @@ from .file_headers import (
     spacing_error,
 )
 from .files import VOLUME_SUFFIXES
-from .levels import shrink_factor
 from .memory import HEADROOM_BYTES, GuidanceLoad, check_memory, estimate_run_bytes, item_bytes
 from .segment_header import header_segments, named_prefix
 
@@ -46,6 +45,8 @@ MIN_VOXELS_PER_AXIS = 4
 # The finest plausible voxel (mm): 0.1 µm, beyond light microscopy; a finer one is a spacing in the wrong units.
 MIN_SPACING_MM = 1e-4
 # Voxel sizes (mm) offered when an image is too large for this machine.
+# A deformable preset's finest-level shrink factor for the fixed image's finest spacing (mm); None: no such level.
+ShrinkAt = Callable[[float], int | None]
 _DOWNSAMPLE_CHOICES_MM = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 
 _NAMES = ("UInt8", "Int8", "UInt16", "Int16", "UInt32", "Int32", "UInt64", "Int64", "Float32", "Float64")
@@ -229,17 +230,17 @@ def downsampled(info: ImageFileInfo, voxel_mm: float) -> ImageFileInfo:
     return replace(info, size=size, spacing=spacing, pixel_type=pixel_type)
 
 
-def field_shrink(images: Sequence[ImageFileInfo], field_mm: float | None) -> int:
-    """The shrink factor that takes the fixed image (the first of ``images``) to a deformable stage's finest level
-    ``field_mm`` (mm; None: unknown, so full resolution, the most memory)."""
-    if field_mm is None or not images:
+def field_shrink(images: Sequence[ImageFileInfo], shrink_at: ShrinkAt | None) -> int:
+    """The shrink factor that takes the fixed image (the first of ``images``) to a deformable stage's finest level:
+    ``shrink_at`` of its finest spacing (mm), the preset's own rule; 1 (full resolution, the most memory) without."""
+    if shrink_at is None or not images:
         return 1
-    return shrink_factor(field_mm, min(images[0].spacing[:3]))
+    return shrink_at(min(images[0].spacing[:3])) or 1
 
 
 def suggest_voxel_mm(
     images: Sequence[ImageFileInfo], masks: Sequence[ImageFileInfo] = (), deformable: bool = False,
-    guidance: GuidanceLoad | None = None, engine: str = "", field_mm: float | None = None,
+    guidance: GuidanceLoad | None = None, engine: str = "", shrink_at: ShrinkAt | None = None,
 ) -> float | None:  # fmt: skip
     """The finest ``--downsample-to`` (mm) with which a registration of these images fits in free memory."""
     free = memory.available_bytes()
@@ -249,7 +250,7 @@ def suggest_voxel_mm(
         smaller = [downsampled(i, voxel_mm) for i in images]
         needed = estimate_run_bytes([(i.size, i.pixel_type) for i in smaller],
                                     [(_downsampled(m, voxel_mm)[0], "uint8") for m in masks], deformable,
-                                    guidance, engine, field_shrink(smaller, field_mm))  # fmt: skip
+                                    guidance, engine, field_shrink(smaller, shrink_at))  # fmt: skip
         if needed <= free - HEADROOM_BYTES:
             return voxel_mm
     return None
@@ -257,8 +258,8 @@ def suggest_voxel_mm(
 
 def _memory_fix(images: Sequence[ImageFileInfo], masks: Sequence[ImageFileInfo], subject: str,
                 deformable: bool = False, guidance: GuidanceLoad | None = None, engine: str = "",
-                command: str = "mmreg prep ", field_mm: float | None = None) -> str:  # fmt: skip
-    voxel_mm = suggest_voxel_mm(images, masks, deformable, guidance, engine, field_mm)
+                command: str = "mmreg prep ", shrink_at: ShrinkAt | None = None) -> str:  # fmt: skip
+    voxel_mm = suggest_voxel_mm(images, masks, deformable, guidance, engine, shrink_at)
     if voxel_mm is None:
         return f"crop {subject} to the region that matters first ({command}--roi), or use a machine with more memory"
     return f"crop or downsample {subject} first ({command}--downsample-to {voxel_mm:g} reads a file slab by slab)"
@@ -277,20 +278,21 @@ def check_images_fit_in_memory(
     guidance: GuidanceLoad | None = None,
     engine: str = "",
     command: str = "mmreg prep ",
-    field_mm: float | None = None,
+    shrink_at: ShrinkAt | None = None,
 ) -> None:
     """Refuse, from the headers alone, a registration of ``images`` (fixed, moving) with ``masks`` that
     needs more memory than this machine has free (``core.memory.estimate_run_bytes``; ``deformable``
-    for a deformable preset, ``field_mm`` its finest level if known, ``engine``, and ``guidance`` for a guided run),
+    for a deformable preset, ``shrink_at`` its finest level's shrink factor for a fixed voxel size (mm) if known,
+    ``engine``, and ``guidance`` for a guided run),
     suggesting a ``--downsample-to`` voxel size that fits (``command``: what the suggestion's options belong to,
     "" for this command's own)."""
     sizes = [(i.size, i.pixel_type) for i in images]
     needed = estimate_run_bytes(sizes, [(m.size, m.pixel_type) for m in masks], deformable, guidance, engine,
-                                field_shrink(images, field_mm))  # fmt: skip
+                                field_shrink(images, shrink_at))  # fmt: skip
     detail = ", ".join(f"{i.role} {i.describe()}" for i in images)
     if guidance is not None and guidance.pairs:
         detail += f", {guidance.pairs} segment pair{'s' if guidance.pairs > 1 else ''} guiding"
-    fix = _memory_fix(images, masks, "the images", deformable, guidance, engine, command, field_mm)
+    fix = _memory_fix(images, masks, "the images", deformable, guidance, engine, command, shrink_at)
     check_memory(needed, what, fix, detail)
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import InputError
-from ..core.levels import shrink_factor
 from .preset_checks import check_ants_recipe
 from .presets import Preset, presets_dir, stage_flags, stage_kind
 from .registry import EngineSpec
@@ -30,7 +29,7 @@ RISK = 0.01
 def shrink_factors(stage: dict, voxel_mm: float) -> list[int]:
     """Per-level shrink factors: given, or derived from ``level_spacing_mm`` and the fixed voxel size (mm)."""
     if "level_spacing_mm" in stage:
-        return [shrink_factor(level, voxel_mm) for level in stage["level_spacing_mm"]]
+        return [max(1, int(round(level / voxel_mm))) for level in stage["level_spacing_mm"]]
     return stage.get("shrink_factors", [1] * len(stage["iterations"]))
 
 
@@ -97,9 +96,10 @@ def needed_valid_fraction(stages: list[StageSampling], volume_mm3: float) -> flo
     return min(1.0, math.log(1.0 / RISK) / max(fewest, 1e-9))
 
 
-def field_level_mm(preset: Preset, voxel_mm: float) -> float | None:
-    """The finest level (mm) of the preset's deformable stages, on which ANTs keeps its displacement fields; None
-    for a linear preset. ``voxel_mm``: the fixed image's finest spacing, for a stage given in shrink factors."""
-    levels = [stage["level_spacing_mm"][-1] if "level_spacing_mm" in stage else shrink_factors(stage, voxel_mm)[-1] * voxel_mm
-              for stage, (_, kind) in zip(preset.recipe["stages"], _kinds(preset.recipe["stages"])) if kind == "deformable"]  # fmt: skip
-    return float(min(levels)) if levels else None
+def field_shrink(preset: Preset, voxel_mm: float) -> int | None:
+    """The shrink factor of the finest level of the preset's deformable stages, on which ANTs keeps its displacement
+    fields, for a fixed image whose finest spacing is ``voxel_mm`` (mm); None for a linear preset."""
+    stages = preset.recipe["stages"]
+    factors = [shrink_factors(stage, voxel_mm)[-1] for stage, (_, kind) in zip(stages, _kinds(stages))
+               if kind == "deformable"]  # fmt: skip
+    return min(factors) if factors else None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import fields, replace
+from functools import partial
 from pathlib import Path
 
 from ..core.choices import check_seed, check_threads
@@ -147,7 +148,8 @@ def prepared_grids(job: RegistrationJob, images: list) -> list:
 def check_run_memory(job: RegistrationJob, preset, images: list, masks: list, segmentations: list) -> None:
     """Refuse, from the headers (ImageFileInfo), a run of ``preset`` this machine's free memory cannot hold
     (:func:`..core.memory.estimate_run_bytes`, guidance included), naming a ``--downsample-to`` that fits.
-    An ANTs deformable run is sized by the finest level of its deformable stage, where SyN keeps its fields.
+    An ANTs deformable run is sized by the finest level of its deformable stage, where SyN keeps its fields, at
+    the fixed voxel size the registration gets.
 
     With a preparation, the estimate is of the images it hands over (spacing given, downsampled), with its masks.
     A crop (--crop-common, --roi) is sized only once the images are read, and the uncropped estimate would refuse
@@ -160,13 +162,13 @@ def check_run_memory(job: RegistrationJob, preset, images: list, masks: list, se
     guidance = GuidanceLoad(pairs, bool(job.guidance_fixed_points), sum(s.bytes_in_memory for s in segmentations))
     guidance = None if guidance == GuidanceLoad() else guidance
     what = "the guided registration" if pairs else "the registration"
-    linear, field_mm = preset.is_linear, None
+    linear, shrink_at = preset.is_linear, None
     if not linear and preset.engine == "ants":
-        from ..engines.ants_recipe import field_level_mm
+        from ..engines.ants_recipe import field_shrink
 
-        field_mm = field_level_mm(preset, min(images[0].spacing[:3]))
+        shrink_at = partial(field_shrink, preset)
     if not job.prep:
-        check_images_fit_in_memory(images, what, masks, not linear, guidance, job.engine, field_mm=field_mm)
+        check_images_fit_in_memory(images, what, masks, not linear, guidance, job.engine, shrink_at=shrink_at)
         return
     prepared = prepared_grids(job, images)
     if job.prep.crop_common or job.prep.roi_lps is not None:
@@ -176,7 +178,7 @@ def check_run_memory(job: RegistrationJob, preset, images: list, masks: list, se
     made = [replace(i, pixel_type="uint8", components=1) for role, i in zip(("fixed", "moving"), prepared)
             if getattr(job.prep, f"mask_{role}") is not None]  # fmt: skip
     check_images_fit_in_memory(prepared, what, masks + made, not linear, guidance, job.engine, command="",
-                               field_mm=field_mm)  # fmt: skip
+                               shrink_at=shrink_at)  # fmt: skip
 
 
 def preflight_registration(job: RegistrationJob, data: bool = True) -> RegistrationJob:
