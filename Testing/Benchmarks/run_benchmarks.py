@@ -8,7 +8,8 @@ pose against the peers' defaults), bench_batch.py (cohorts), bench_click.py (how
 Slicer session starts computing), bench_guided.py (registration guided by segmentations and landmarks),
 bench_guided_hard.py (guided MR -> TRUS on the hard cohort), bench_stack.py (serial sections stacked
 without drift), bench_shrink.py (shrunken, partly covered tissue against a whole head: the scale-aware
-start) and bench_2d.py (a 2D RGB section against an MR slice, both engines) print their tables; `--core`
+start), bench_2d.py (a 2D RGB section against an MR slice, both engines) and bench_memory.py (deformable runs'
+peak memory against the pre-run check's estimate) print their tables; `--core`
 stops after the first table.
 """
 
@@ -134,7 +135,7 @@ def main() -> int:
     if arguments.core:  # only the table above
         return 0
     scripts = ("bench_prep.py", "bench_anypose.py", "bench_batch.py", "bench_click.py", "bench_guided.py",
-               "bench_guided_hard.py", "bench_stack.py", "bench_shrink.py", "bench_2d.py")  # fmt: skip
+               "bench_guided_hard.py", "bench_stack.py", "bench_shrink.py", "bench_2d.py", "bench_memory.py")  # fmt: skip
     for script in scripts:
         print(f"\n--- {script}\n", flush=True)
         subprocess.run([sys.executable, str(Path(__file__).with_name(script))], check=False)

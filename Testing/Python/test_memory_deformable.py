@@ -4,7 +4,7 @@ ANTs SyN keeps its displacement fields on the fixed grid at its finest level (2 
 resolution for voxels of 1.5 mm and up, where a run took 83 copies of the fixed image, not the 15 of each image
 the check counted (it let such runs start at a third of their peak); elastix's was counted twice over. The peaks
 below were measured with register() in a fresh process (unguided, the phantom CT/MR pair made on each grid, peak
-RSS above a warm-up run on a 4x shrunk pair, the two images as read added; /tmp/exp/s27/mem_syn.py).
+RSS above a warm-up run on a 4x shrunk pair, the two images as read added; Testing/Benchmarks/bench_memory.py).
 """
 
 from __future__ import annotations
