@@ -7,6 +7,7 @@ Each reader keeps its own rule for a missing or malformed value; this module onl
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import takewhile
 from typing import Protocol
 
 
@@ -47,19 +48,9 @@ def header_segments(source: MetaData) -> list[HeaderSegment]:
 
 def named_prefix(segments: list[HeaderSegment]) -> list[HeaderSegment]:
     """The entries up to the first without a name."""
-    out = []
-    for segment in segments:
-        if segment.name is None:
-            break
-        out.append(segment)
-    return out
+    return list(takewhile(lambda segment: segment.name is not None, segments))
 
 
 def valued_prefix(segments: list[HeaderSegment]) -> list[HeaderSegment]:
     """The entries up to the first without a label value."""
-    out = []
-    for segment in segments:
-        if segment.label_value is None:
-            break
-        out.append(segment)
-    return out
+    return list(takewhile(lambda segment: segment.label_value is not None, segments))
