@@ -44,9 +44,9 @@ NAME_MAX_BYTES = 255
 MIN_VOXELS_PER_AXIS = 4
 # The finest plausible voxel (mm): 0.1 µm, beyond light microscopy; a finer one is a spacing in the wrong units.
 MIN_SPACING_MM = 1e-4
-# Voxel sizes (mm) offered when an image is too large for this machine.
 # A deformable preset's finest-level shrink factor for the fixed image's finest spacing (mm); None: no such level.
 ShrinkAt = Callable[[float], int | None]
+# Voxel sizes (mm) offered when an image is too large for this machine.
 _DOWNSAMPLE_CHOICES_MM = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 
 _NAMES = ("UInt8", "Int8", "UInt16", "Int16", "UInt32", "Int32", "UInt64", "Int64", "Float32", "Float64")
