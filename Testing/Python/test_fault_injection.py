@@ -2116,7 +2116,7 @@ def test_more_batch_workers_than_the_open_files_allow_are_refused_before_any_cas
 
 # --------------------------------------------------------------------------- memory, with free memory set
 # A guided run counted no guidance, and a run with any preparation option was not checked at all (core.memory
-# GUIDED_*, SEGMENT_*; process.preflight.check_run_memory), nor ANTs SyN's fields at their level (SYN_FIELD_*).
+# GUIDED_*, SEGMENT_*; process.preflight.check_run_memory), nor ANTs SyN's fields at their level (FIELD_FLOAT32_COPIES).
 # 100x100x100 float32 pairs at 2 mm, a segment on each:
 # unguided 48 MB, guided by one pair 362 MB (elastix), 298 MB read at 3 mm; 320 MB free.
 MEMORY_FREE_MB = 320

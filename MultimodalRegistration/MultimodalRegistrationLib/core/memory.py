@@ -36,7 +36,8 @@ RUN_FLOAT32_COPIES = 6.0
 #            79 mm off): 6.5 counted.
 # (fixed, moving) below, the images as read added, rounded up.
 DEFORMABLE_FLOAT32_COPIES = {"elastix": (7.5, 8.0), "ants": (12.0, 3.0)}
-SYN_FIELD_FLOAT32_COPIES = 75.0
+# Per voxel of the dense displacement fields, on the fixed grid at their level (elastix keeps none).
+FIELD_FLOAT32_COPIES = {"elastix": 0.0, "ants": 75.0}
 # A mask is held as read (uint8) plus about one float32 copy by the engine.
 MASK_FLOAT32_COPIES = 1.0
 # Guidance by segmentations (--fixed-segmentation/--moving-segmentation), measured the same way with the phantom's
@@ -194,8 +195,10 @@ def image_copies(role: int, deformable: bool = False, engine: str = "", field_sh
     if not deformable:
         return RUN_FLOAT32_COPIES
     per_role = DEFORMABLE_FLOAT32_COPIES.get(engine) or tuple(map(max, *DEFORMABLE_FLOAT32_COPIES.values()))
-    fields = SYN_FIELD_FLOAT32_COPIES / max(1, field_shrink) ** 3 if role == 0 and engine != "elastix" else 0.0
-    return per_role[min(role, 1)] + fields
+    if role != 0:
+        return per_role[1]
+    fields = FIELD_FLOAT32_COPIES.get(engine, max(FIELD_FLOAT32_COPIES.values()))
+    return per_role[0] + fields / max(1, field_shrink) ** 3
 
 
 def estimate_run_bytes(

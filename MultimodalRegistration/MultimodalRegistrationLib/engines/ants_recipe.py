@@ -98,7 +98,8 @@ def needed_valid_fraction(stages: list[StageSampling], volume_mm3: float) -> flo
 
 def field_shrink(preset: Preset, voxel_mm: float) -> int | None:
     """The shrink factor of the finest level of the preset's deformable stages, on which ANTs keeps its displacement
-    fields, for a fixed image whose finest spacing is ``voxel_mm`` (mm); None for a linear preset."""
+    fields, for a fixed image whose finest spacing is ``voxel_mm`` (mm); None for a linear preset (the pre-run memory
+    check sizes the fields by it)."""
     stages = preset.recipe["stages"]
     factors = [shrink_factors(stage, voxel_mm)[-1] for stage, (_, kind) in zip(stages, _kinds(stages))
                if kind == "deformable"]  # fmt: skip

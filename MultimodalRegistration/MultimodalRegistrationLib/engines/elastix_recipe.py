@@ -130,3 +130,9 @@ def stage_sampling(preset: Preset, spacing: np.ndarray) -> list[StageSampling]:
 def needed_valid_fraction(stages: list[StageSampling], volume_mm3: float) -> float:
     """RequiredRatioOfValidSamples, the largest over the stages."""
     return max(stage.valid_ratio for stage in stages)
+
+
+def field_shrink(preset: Preset, voxel_mm: float) -> int | None:
+    """None: elastix keeps no dense displacement field (its B-spline grid is small), so no level to size (see
+    ants_recipe)."""
+    return None

@@ -10,9 +10,10 @@ package that implement it:
 * ``runner_2d`` (imported only when the engine runs on two 2D images): ``run_2d(request)`` with a
   :class:`.request_2d.EngineRequest2D` (see :func:`.run.run_engine_2d`); its presets are listed in
   ``Presets/presets_2d.json``;
-* ``recipe`` (light, no engine import): ``read_preset(name, description, files)`` and the sampler's
+* ``recipe`` (light, no engine import): ``read_preset(name, description, files)``, the sampler's
   limits, ``stage_sampling(preset, spacing_mm)`` and ``needed_valid_fraction(stages, volume_mm3)``
-  (see :mod:`.sampling`).
+  (see :mod:`.sampling`), and ``field_shrink(preset, voxel_mm)``, the shrink factor of the level on which a
+  deformable stage keeps dense displacement fields (None: none; see :mod:`..process.preflight`).
 
 Standard library only, so that building a command line or a panel imports no engine.
 """

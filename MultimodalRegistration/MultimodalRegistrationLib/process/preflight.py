@@ -148,8 +148,8 @@ def prepared_grids(job: RegistrationJob, images: list) -> list:
 def check_run_memory(job: RegistrationJob, preset, images: list, masks: list, segmentations: list) -> None:
     """Refuse, from the headers (ImageFileInfo), a run of ``preset`` this machine's free memory cannot hold
     (:func:`..core.memory.estimate_run_bytes`, guidance included), naming a ``--downsample-to`` that fits.
-    An ANTs deformable run is sized by the finest level of its deformable stage, where SyN keeps its fields, at
-    the fixed voxel size the registration gets.
+    A deformable run is sized by the level on which its engine keeps dense displacement fields (ANTs SyN's finest),
+    at the fixed voxel size the registration gets.
 
     With a preparation, the estimate is of the images it hands over (spacing given, downsampled), with its masks.
     A crop (--crop-common, --roi) is sized only once the images are read, and the uncropped estimate would refuse
@@ -162,11 +162,8 @@ def check_run_memory(job: RegistrationJob, preset, images: list, masks: list, se
     guidance = GuidanceLoad(pairs, bool(job.guidance_fixed_points), sum(s.bytes_in_memory for s in segmentations))
     guidance = None if guidance == GuidanceLoad() else guidance
     what = "the guided registration" if pairs else "the registration"
-    linear, shrink_at = preset.is_linear, None
-    if not linear and preset.engine == "ants":
-        from ..engines.ants_recipe import field_shrink
-
-        shrink_at = partial(field_shrink, preset)
+    linear = preset.is_linear
+    shrink_at = None if linear else partial(engine_spec(preset.engine).recipe_module().field_shrink, preset)
     if not job.prep:
         check_images_fit_in_memory(images, what, masks, not linear, guidance, job.engine, shrink_at=shrink_at)
         return
