@@ -56,10 +56,10 @@ def run_one(engine: str, ct_mm, mr_mm, fov_mm) -> dict:
 
 def estimate_mb(engine: str, ct_mm, fixed, moving) -> float:
     from MultimodalRegistrationLib.core.memory import estimate_run_bytes
-    from MultimodalRegistrationLib.engines import ants_recipe
     from MultimodalRegistrationLib.engines.presets import load_preset
+    from MultimodalRegistrationLib.engines.registry import engine_spec
 
-    shrink = ants_recipe.field_shrink(load_preset("ants", "deformable"), min(ct_mm)) if engine == "ants" else 1
+    shrink = engine_spec(engine).recipe_module().field_shrink(load_preset(engine, "deformable"), min(ct_mm))
     images = [(fixed, "float32"), (moving, "float32")]
     return estimate_run_bytes(images, deformable=True, engine=engine, field_shrink=shrink or 1) / 1e6
 
