@@ -19,8 +19,10 @@ A method name ending " + landmarks" (e.g. "ANTs deformable guided + landmarks") 
 landmarks guiding too, and a second table gives the error at the 40 targets through the gland, which did not guide
 (not in the default methods).
 ``--turn-deg``: the range the true rigid turn is drawn from (degrees; the cohort's 15-30 unless given; the issue
-asks for starts up to 30). Records go to bench-output/guided_hard/records.jsonl; a (seed, method, turn range)
-already there is not run again.
+asks for starts up to 30). ``--echo-mr-share``: how much of the TRUS's echo around the gland comes from the MR's
+texture (1-1 unless given; below 1 the rest is a texture the MR does not show, trus_pair's ``echo_mr_share``).
+Records go to bench-output/guided_hard/records.jsonl; a (seed, method, turn range, share) already there is not run
+again.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ OUT = ROOT / "bench-output" / "guided_hard"
 WORSE_MM = 1.0  # a pair is worse than the centroids when its mean TRE is this much larger (2/3 of a voxel)
 CLAMP_MM = 20.0
 DEFAULT_TURN_DEG = (15.0, 30.0)  # trus_pair's own range for the true rigid turn
+DEFAULT_SHARE = (1.0, 1.0)  # trus_pair's own: the TRUS echoes the MR's texture around the gland
 ENGINES = {"elastix rigid guided": ("elastix", "rigid"), "ANTs rigid guided": ("ants", "rigid"),
            "elastix deformable guided": ("elastix", "deformable"), "ANTs deformable guided": ("ants", "deformable"),
            "elastix distance-map": ("elastix", "distance-map", "segments"),
@@ -106,7 +109,9 @@ def _matrix(euler: sitk.Euler3DTransform) -> np.ndarray:
     return matrix
 
 
-def run(pair, method: str, turn: tuple[float, float] = DEFAULT_TURN_DEG) -> dict:
+def run(
+    pair, method: str, turn: tuple[float, float] = DEFAULT_TURN_DEG, share: tuple[float, float] = DEFAULT_SHARE
+) -> dict:
     guidance = Guidance(pair.fixed_labels, pair.moving_labels)
     name, method = method, method.removesuffix(LANDMARKS)  # the record keeps the name; ``method`` says what runs
     if name.endswith(LANDMARKS):  # the pair's clicked landmarks guide too
@@ -141,11 +146,12 @@ def run(pair, method: str, turn: tuple[float, float] = DEFAULT_TURN_DEG) -> dict
             "seed": pair.seed,
             "method": name,
             "turn_deg": list(turn),
+            **_share_key(share),
             "failed": str(error)[:300],
             "wall_s": time.perf_counter() - started,
         }
     wall = time.perf_counter() - started
-    return {"seed": pair.seed, "method": name, "turn_deg": list(turn),
+    return {"seed": pair.seed, "method": name, "turn_deg": list(turn), **_share_key(share),
             "wall_s": round(wall, 2), "tre_mm": [round(float(v), 3) for v in pair.tre(transform)],
             "targets_mm": [round(float(v), 3) for v in pair.target_error(transform)], **extra}  # fmt: skip
 
@@ -153,6 +159,15 @@ def run(pair, method: str, turn: tuple[float, float] = DEFAULT_TURN_DEG) -> dict
 def turn_of(record: dict) -> tuple[float, float]:
     """The record's true-turn range (degrees); records written before the option have the cohort's."""
     return tuple(record.get("turn_deg", DEFAULT_TURN_DEG))
+
+
+def share_of(record: dict) -> tuple[float, float]:
+    """The record's range of the TRUS's echo from the MR texture; records written before the option: 1-1."""
+    return tuple(record.get("echo_mr_share", DEFAULT_SHARE))
+
+
+def _share_key(share: tuple[float, float]) -> dict:
+    return {} if share == DEFAULT_SHARE else {"echo_mr_share": list(share)}
 
 
 def read(path: Path) -> list[dict]:
@@ -205,6 +220,11 @@ def main() -> int:
     parser.add_argument(
         "--turn-deg", default="{:g}-{:g}".format(*DEFAULT_TURN_DEG), help="true rigid turn range, degrees (low-high)"
     )
+    parser.add_argument(
+        "--echo-mr-share",
+        default="1-1",
+        help="how much of the TRUS's echo around the gland comes from the MR's texture (low-high)",
+    )
     parser.add_argument("--fresh", action="store_true", help="forget the stored records first")
     args = parser.parse_args()
     out = Path(args.out)
@@ -214,23 +234,29 @@ def main() -> int:
     methods = [m for m in args.methods.split(",") if m]
     seeds = parse_seeds(args.seeds)
     turn = tuple(float(v) for v in args.turn_deg.split("-"))
-    done = {(r["seed"], r["method"]) for r in read(out) if turn_of(r) == turn}
+    share = tuple(float(v) for v in args.echo_mr_share.split("-"))
+
+    def same(record: dict) -> bool:
+        return turn_of(record) == turn and share_of(record) == share
+
+    done = {(r["seed"], r["method"]) for r in read(out) if same(r)}
     for seed in seeds:
         todo = [m for m in methods if (seed, m) not in done]
         if not todo:
             continue
-        pair = trus_pair(seed, angle_deg=turn)
+        pair = trus_pair(seed, angle_deg=turn, echo_mr_share=share)
         for method in todo:
-            entry = run(pair, method, turn)
+            entry = run(pair, method, turn, share)
             with open(out, "a") as handle:
                 handle.write(json.dumps(entry) + "\n")
             shown = f"{np.mean(entry['tre_mm']):.1f} mm" if "tre_mm" in entry else entry["failed"][:80]
             print(f"seed {seed} {method}: {shown} ({entry['wall_s']:.1f} s) {entry.get('kept', '')}", file=sys.stderr,
                   flush=True)  # fmt: skip
-    records = [r for r in read(out) if r["seed"] in seeds and turn_of(r) == turn]
+    records = [r for r in read(out) if r["seed"] in seeds and same(r)]
     print(
         f"\nGuided MR -> TRUS, hard simulated cohort ({len(seeds)} pairs, trus_data.py, true turn "
-        f"{turn[0]:g}-{turn[1]:g} degrees; gland segmentations only)\n"
+        f"{turn[0]:g}-{turn[1]:g} degrees, TRUS echo {share[0]:g}-{share[1]:g} from the MR's texture; gland "
+        "segmentations only)\n"
     )
     print(table([r for r in records if not r["method"].endswith(LANDMARKS)], methods))
     guided_by_points = [m for m in methods if m.endswith(LANDMARKS)]

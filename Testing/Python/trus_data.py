@@ -296,6 +296,15 @@ class TrusPair:
         return Transform(sitk.DisplacementFieldTransform(image))
 
 
+def _unseen_texture(source, source_centre: np.ndarray, rng: np.random.Generator):
+    """Source MR values at points relative to the gland, taken 25 mm from the MR's own texture and turned by
+    45-135 degrees: a texture of the same kind that the MR does not show there."""
+    direction = rng.normal(size=3)
+    centre = source_centre + 25.0 * direction / np.linalg.norm(direction)
+    turn = _rotation(rng.normal(size=3), rng.uniform(45.0, 135.0))
+    return lambda relative: source_mr_values(source, relative @ turn.T + centre)
+
+
 def _largest_component(mask: np.ndarray) -> np.ndarray:
     image = sitk.GetImageFromArray(mask.astype(np.uint8))
     labelled = sitk.RelabelComponent(sitk.ConnectedComponent(image), sortByObjectSize=True)
@@ -314,11 +323,16 @@ def trus_pair(
     click_noise_mm=(1.0, 2.0),
     warp_mm=(3.0, 5.0),
     rectal_wall_mm=(3.0, 6.0),
+    echo_mr_share=(1.0, 1.0),
 ) -> TrusPair:
     """One hard MR -> TRUS pair (fixed TRUS, moving MR), deterministic per ``seed``.
 
     Ranges (low, high) are drawn uniformly per pair. ``source``: the MR texture ("mni": the MNI T1 from
-    ../shared/data when present; None: the analytic head phantom; or an image).
+    ../shared/data when present; None: the analytic head phantom; or an image). ``echo_mr_share``: how much of
+    the tissue around the gland the TRUS echoes from the MR's own texture; the rest from a texture the MR does
+    not show (the source elsewhere, turned), so the intensities away from the gland, its capsule and its
+    features agree less. Below 1 it is drawn from a generator of its own: every other draw, and so the gland,
+    the segmentations and the landmarks, stay those of the same seed at 1.
     """
     rng = np.random.default_rng(seed)
     if isinstance(source, str):
@@ -386,6 +400,13 @@ def trus_pair(
     polar_moving = truth(fan.polar_points().reshape(-1, 3)).reshape(fan.polar_points().shape)
     low, high = values_range
     values_n = np.clip((source_at(polar_moving) - low) / (high - low), 0.0, 1.0)
+    mr_share = 1.0
+    if min(echo_mr_share) < 1.0:
+        own = np.random.default_rng([seed, 22])
+        mr_share = own.uniform(*echo_mr_share)
+        unseen = _unseen_texture(source, source_centre, own)
+        unseen_n = np.clip((unseen(polar_moving - gland.center) - low) / (high - low), 0.0, 1.0)
+        values_n = mr_share * values_n + (1.0 - mr_share) * unseen_n
     polar = sitk.GetImageFromArray(
         log_compress(echo_amplitude(values_n, polar_moving, gland, fan, Waves.random(rng), rng))
     )
@@ -455,6 +476,7 @@ def trus_pair(
         warp_rms_mm=float(warp_rms),
         elevation_deg=float(elevation),
         rectal_wall_mm=float(wall),
+        echo_mr_share=float(mr_share),
         header_offset_mm=float(np.linalg.norm(header)),
         radii_mm=[round(float(r), 2) for r in gland.radii],
         click_noise_mm=float(click),
