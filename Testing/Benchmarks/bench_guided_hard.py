@@ -56,7 +56,9 @@ DEFAULT_SHARE = (1.0, 1.0)  # trus_pair's own: the TRUS echoes the MR's texture 
 ENGINES = {"elastix rigid guided": ("elastix", "rigid"), "ANTs rigid guided": ("ants", "rigid"),
            "elastix deformable guided": ("elastix", "deformable"), "ANTs deformable guided": ("ants", "deformable"),
            "elastix distance-map": ("elastix", "distance-map", "segments"),
-           "elastix distance-map + intensities": ("elastix", "distance-map")}  # fmt: skip
+           "elastix distance-map + intensities": ("elastix", "distance-map"),
+           "ANTs deformable guided (segments only)": ("ants", "deformable", "segments"),
+           "elastix deformable guided (segments only)": ("elastix", "deformable", "segments")}  # fmt: skip
 # ANTs repeats a result only on 1 thread; elastix gives the same result on 1 and 2 (seeds 100-123, guided
 # deformable) and runs on every core, as a user's run does, so its seconds are those of the 2 cores.
 THREADS = {"ants": 1, "elastix": None}

@@ -6,7 +6,8 @@ time and peak memory (RSS, including child processes) are measured like a user w
 Then bench_prep.py (bias correction, streamed downsampling), bench_anypose.py (starts from any
 pose against the peers' defaults), bench_batch.py (cohorts), bench_click.py (how soon a Register click in a
 Slicer session starts computing), bench_guided.py (registration guided by segmentations and landmarks),
-bench_guided_hard.py (guided MR -> TRUS on the hard cohort), bench_stack.py (serial sections stacked
+bench_guided_hard.py (guided MR -> TRUS on the hard cohort; then again with a TRUS that does not echo the MR's
+texture around the gland, the rows that use the intensities), bench_stack.py (serial sections stacked
 without drift), bench_shrink.py (shrunken, partly covered tissue against a whole head: the scale-aware
 start), bench_2d.py (a 2D RGB section against an MR slice, both engines) and bench_memory.py (deformable runs'
 peak memory against the pre-run check's estimate) print their tables; `--core`
@@ -31,6 +32,11 @@ from MultimodalRegistrationLib.core.transforms import Transform
 ROOT = bench_paths.ROOT
 
 OUT = ROOT / "bench-output"
+# bench_guided_hard.py a second time: the TRUS echoes none of the MR's texture around the gland; the rows that do
+# not use the intensities (centroids, distance maps) are the first table's.
+UNSEEN_METHODS = ("image centres", "segment centroids", "guided start", "elastix rigid guided", "ANTs rigid guided",
+                  "ANTs deformable guided", "elastix deformable guided")  # fmt: skip
+UNSEEN_TEXTURE = ("--echo-mr-share", "0-0", "--methods", ",".join(UNSEEN_METHODS))
 
 
 # Runs a command and reports its wall time and the peak RSS of it and its children.
@@ -139,6 +145,8 @@ def main() -> int:
     for script in scripts:
         print(f"\n--- {script}\n", flush=True)
         subprocess.run([sys.executable, str(Path(__file__).with_name(script))], check=False)
+        if script == "bench_guided_hard.py":  # again, with a TRUS that does not echo the MR's texture
+            subprocess.run([sys.executable, str(Path(__file__).with_name(script)), *UNSEEN_TEXTURE], check=False)
     return 0
 
 
