@@ -18,7 +18,9 @@ What makes a pair hard here (every number is drawn per seed, see :func:`trus_pai
   wall): a narrow elevation sweep (18-36 degrees half-angle) cuts the gland's base or apex in some pairs,
   and the TRUS segmentation stops at the fan's edge;
 * the TRUS intensities relate weakly to the MR (echogenicity not monotone in the MR value, speckle,
-  shadows behind calcifications, depth loss; ultrasound_model's echo model);
+  shadows behind calcifications, depth loss; ultrasound_model's echo model); mutual information still sees the
+  MR's texture around the gland through that map, unless ``echo_mr_share`` (below 1) replaces it by a texture
+  the MR does not show;
 * 4-5 landmarks (a cyst, calcifications, the urethra at the base or apex), clicked with 1-2 mm noise (RMS,
   3D) on each side.
 
