@@ -4,6 +4,8 @@ fit better turned the wrong way."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from MultimodalRegistrationLib.core.transforms import Transform
@@ -67,3 +69,28 @@ def test_a_turn_the_wider_intensities_refuse_keeps_the_prior(pair, prepared, mon
     centroids = mean_tre(pair, segment_centroid_alignment(prepared).matrix)
     assert mean_tre(pair, turned.transform.matrix) > centroids + 1.0  # measured 7.9 against 5.4 mm
     assert mean_tre(pair, start.transform.matrix) < mean_tre(pair, turned.transform.matrix) - 1.0  # measured 5.4
+
+
+def test_a_principal_axes_turn_needs_the_referee_too(monkeypatch):
+    """Pair 117 whose TRUS echoes none of the MR's texture: the glands' principal axes, 54 degrees from the truth,
+    fit the drawn surfaces better than the centroids by 4.5 SD, and the wider intensities do not confirm it."""
+    pair = trus_pair(117, source=None, echo_mr_share=(0.0, 0.0))
+    prepared = gland_guidance(pair)
+    start = guided_start(prepared, None, pair.fixed, pair.moving)
+    assert start.name == start_module.PRIOR, start.reason
+    axes = next(c for c in start.candidates if c.name == "segment axes -1+1")
+    wide_z = float(re.search(r"within 25 mm \(([-+0-9.]+)\)", axes.reason).group(1))
+    assert wide_z < start_module.REFEREE_Z  # measured +0.2 SD
+
+    referee, calls = start_module._referee_z, []
+
+    def only_the_proposals(*args):  # the lattice's proposal refereed as before, the axes turn not
+        calls.append(args)
+        return referee(*args) if len(calls) == 1 else np.inf
+
+    monkeypatch.setattr(start_module, "_referee_z", only_the_proposals)
+    unrefereed = guided_start(prepared, None, pair.fixed, pair.moving)
+    assert unrefereed.name == "segment axes -1+1"
+    centroids = mean_tre(pair, segment_centroid_alignment(prepared).matrix)
+    assert mean_tre(pair, unrefereed.transform.matrix) > centroids + 2.0  # measured 9.8 against 6.2 mm
+    np.testing.assert_allclose(mean_tre(pair, start.transform.matrix), centroids, atol=1e-6)

@@ -16,8 +16,9 @@ a near-symmetric organ's principal axes do not tell front from back. So:
    The replicate winners' spread is the rotation's uncertainty; beyond ``UNCERTAIN_MM``
    at the segments' surface a result that keeps the start's rotation warns (:func:`uncertainty_warning`).
 4. Beyond the lattice: the four principal-axes rotations within ``AXES_MAX_DEG`` of the prior win only when
-   better than the choice of step 3 by ``FAR_Z`` SDs together and ``WIN_Z`` SDs on the surfaces alone (a tie
-   never turns an organ over; farther ones are listed, not eligible); the
+   better than the choice of step 3 by ``FAR_Z`` SDs together and ``WIN_Z`` SDs on the surfaces alone, and
+   confirmed by the referee as the proposal is (a tie never turns an organ over; farther ones are listed, not
+   eligible); the
    rigid fit of three or more landmarks wins unless worse than it beyond ``WIN_Z`` SDs.
 
 Without segments, the landmarks give the start (their rigid fit, else their centroid at the prior rotation).
@@ -272,6 +273,11 @@ def _segment_start(prepared, prior, fixed, moving, seed, scale) -> GuidedStart:
         elif name.startswith(AXES_NAME):
             wins_here = gain["z"] > FAR_Z and gain["z_surface"] > WIN_Z and (gain["z_mi"] or 0.0) > -VETO_Z
             rule = f"an axes rotation needs > {FAR_Z:g} SD together and > {WIN_Z:g} SD on the surfaces"
+            if wins_here:  # and, as the lattice's proposal, the wider intensities' confirmation
+                wide_z = _referee_z(scorer, chosen_pose, pose, gain)
+                wins_here = wide_z >= REFEREE_Z
+                if np.isfinite(wide_z):
+                    rule += f", and >= {REFEREE_Z:g} SD within {REFEREE_REGION_MM:g} mm ({wide_z:+.1f})"
         else:
             wins_here = gain["z"] >= -WIN_Z
             rule = f"the landmarks' fit wins unless worse by > {WIN_Z:g} SD"
