@@ -1378,7 +1378,7 @@ def piecewise_naming_no_segment(inputs: Path, out: Path) -> list[str]:
     return _register(fixed, moving, out, "--piecewise", ",")
 
 
-def nonlinear_initial_with_guidance(inputs: Path, out: Path) -> list[str]:
+def nonlinear_initial_with_guidance(inputs: Path, out: Path, init: str = "auto") -> list[str]:
     """A displacement field as the initial transform of a guided run: the guided start would replace it."""
     fixed, moving = _pair(inputs)
     field = sitk.Image([6, 6, 6], sitk.sitkVectorFloat64, 3)
@@ -1388,9 +1388,14 @@ def nonlinear_initial_with_guidance(inputs: Path, out: Path) -> list[str]:
     labels.CopyInformation(_volume())
     labels[10:30, 10:30, 8:24] = 1
     write_image(labels, inputs / "gland.nrrd")
-    return _register(fixed, moving, out, "--init", "auto", "--initial-transform", str(inputs / "field.h5"),
+    return _register(fixed, moving, out, "--init", init, "--initial-transform", str(inputs / "field.h5"),
                      "--fixed-segmentation", str(inputs / "gland.nrrd"), "--moving-segmentation",
                      str(inputs / "gland.nrrd"))  # fmt: skip
+
+
+def nonlinear_initial_with_guidance_from_centres(inputs: Path, out: Path) -> list[str]:
+    """The same under --init geometry: with segments, their centroids start the run and would drop the field."""
+    return nonlinear_initial_with_guidance(inputs, out, "geometry")
 
 
 def stack_sections_stating_two_pixel_sizes(inputs: Path, out: Path) -> list[str]:
@@ -1481,6 +1486,8 @@ IGNORED_OPTION_CASES = {
     "--piecewise naming no segment": Case(piecewise_naming_no_segment, "names no segment"),
     "nonlinear initial transform with guidance": Case(nonlinear_initial_with_guidance,
                                                       "nonlinear initial transform cannot start a guided"),
+    "nonlinear initial transform with guidance, init geometry": Case(
+        nonlinear_initial_with_guidance_from_centres, "nonlinear initial transform cannot start a guided"),
 }  # fmt: skip
 CASES.update(IGNORED_OPTION_CASES)
 

@@ -33,6 +33,8 @@ from .settings import Progress, RegistrationSettings
 
 # Below this fraction of the fixed image mapping into the moving image, no metric can work.
 MIN_OVERLAP = 0.02
+# With segments, --init geometry and moments start from the segments' centroids, not the boxes' or foregrounds'.
+CENTRE_INITS = ("geometry", "moments")
 
 
 @dataclass
@@ -134,7 +136,9 @@ def checked_run(
     check_fixed_mask_size(recipe, fixed, settings.fixed_mask)
     wanted = guidance is not None and not guidance.is_empty
     initial = settings.initial_transform
-    if wanted and settings.init == "auto" and initial is not None and not initial.is_linear:
+    from_segments = settings.init in CENTRE_INITS and guidance is not None and guidance.has_segments
+    replaced = settings.init == "auto" or from_segments
+    if wanted and replaced and initial is not None and not initial.is_linear:
         raise InputError("a nonlinear initial transform cannot start a guided registration (its start comes from the "
                          "segments or landmarks and would replace it): harden the initial transform into the moving "
                          "image first, or give a linear one")  # fmt: skip
@@ -152,15 +156,17 @@ def plan_runs(run: RegistrationRun) -> RunPlan:
     run.report(0.01, "finding the starting pose")
     fixed, moving, settings, prepared = run.fixed, run.moving, run.settings, run.prepared
     scale = run.recipe.scales and run.recipe.is_linear
-    if prepared is not None and settings.init == "auto" and (prepared.pairs or prepared.guidance.has_points):
-        if prepared.pairs:  # built once and kept on the guidance; on a 512 x 512 x 200 CT about a minute in all
+    guided = prepared is not None and bool(prepared.pairs or prepared.guidance.has_points)
+    searched = guided and settings.init == "auto"
+    if searched or (guided and prepared.pairs and settings.init in CENTRE_INITS):
+        if searched and prepared.pairs:  # built once, kept on the guidance; on a 512 x 512 x 200 CT about a minute
             run.report(0.015, "finding the starting pose: where each image has data")
             SegmentViews.of(prepared)
             run.report(0.02, "finding the starting pose: the segments' surfaces and the intensities near them")
             StartScorer.of(prepared, fixed, moving, settings.seed)
             run.report(0.03, "finding the starting pose: scoring rotations of the segments")
         starts, guided_candidates = guided_starts(fixed, moving, prepared, settings.initial_transform, settings.seed,
-                                                  scale)  # fmt: skip
+                                                  scale, search=searched)  # fmt: skip
     else:
         starts, guided_candidates = starting_poses(fixed, moving, settings, scale), None
     run.warnings += starts.warnings

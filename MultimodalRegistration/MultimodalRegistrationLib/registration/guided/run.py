@@ -14,16 +14,19 @@ from ..rules.keep import worse_beyond_noise
 from ..summary import GuidanceRecord, GuidanceScores
 from .guidance import PreparedGuidance
 from .score import guidance_score, landmark_fit_rms_mm, landmarks_outweigh_surfaces, worse_than
-from .start import guided_start, prior_rotation, segment_centroid_alignment, uncertainty_warning
+from .start import centroid_start, guided_start, prior_rotation, segment_centroid_alignment, uncertainty_warning
 
 
 def guided_starts(
     fixed: sitk.Image, moving: sitk.Image, prepared: PreparedGuidance, initial_transform: Transform | None, seed: int,
-    scale: bool = False,
+    scale: bool = False, search: bool = True,
 ) -> tuple[StartingPoses, dict]:
     """The one start the guidance suggests (see :mod:`.guided.start`; ``scale``: the preset is linear and scales),
-    and the record of the candidates it weighed."""
-    chosen = guided_start(prepared, initial_transform, fixed, moving, seed, scale)
+    and the record of the candidates it weighed; without ``search``, the segments' centroids at the prior rotation."""
+    if search:
+        chosen = guided_start(prepared, initial_transform, fixed, moving, seed, scale)
+    else:
+        chosen = centroid_start(prepared, initial_transform)
     before = initial_transform if initial_transform is not None else centre_alignment(fixed, moving, None, "geometry")
     return StartingPoses(poses=[(f"guided ({chosen.name})", chosen.transform)], before=before), chosen.record()
 
