@@ -50,9 +50,9 @@ def keep_no_worse(run: RegistrationRun, plan: RunPlan, best: tuple) -> tuple[Kep
     reason = why_not_kept(output.transform, metric_after, metric_start, fixed, judge)
     refused_by_noise = False
     if not reason and prepared is not None:
-        searched = plan.guided_candidates is not None
+        from_guided = plan.guided_candidates is not None
         reason = noise_reason(
-            prepared, fixed, moving, start, output, run.settings.seed, run.settings.initial_transform, searched
+            prepared, fixed, moving, start, output, run.settings.seed, run.settings.initial_transform, from_guided
         )
         refused_by_noise = bool(reason)
     if reason:

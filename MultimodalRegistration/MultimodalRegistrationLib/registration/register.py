@@ -71,8 +71,9 @@ def register(
     ``init`` auto runs the engine from the any-pose start and, if it differs, from the image-centre start
     too, and keeps the result with the higher metric.
     ``guidance`` (segmentations, landmarks; see :mod:`.guided.guidance`) adds segment and landmark terms to
-    the metric, gives the start under ``init`` auto (:mod:`.guided.start`), and must not get worse for the
-    result to be kept. ``workdir`` holds the engine's scratch folders (default: the system's temp folder).
+    the metric, gives the start under ``init`` auto (:mod:`.guided.start`; under geometry or moments, the
+    segments' centroids), and must not get worse for the result to be kept. ``workdir`` holds the engine's
+    scratch folders (default: the system's temp folder).
     Both images under 40 mm across (a mouse brain) are registered at a larger size (:mod:`.working_scale`).
     """
     settings = (settings or RegistrationSettings()).overridden(overrides)

@@ -141,7 +141,7 @@ def checked_run(
     if wanted and replaced and initial is not None and not initial.is_linear:
         raise InputError("a nonlinear initial transform cannot start a guided registration (its start comes from the "
                          "segments or landmarks and would replace it): harden the initial transform into the moving "
-                         "image first, or give a linear one")  # fmt: skip
+                         "image first, give a linear one, or use --init none to start from it as it is")  # fmt: skip
     prepared = prepare_guidance(fixed, moving, guidance, settings.engine, settings.preset) if wanted else None
     warnings += prepared.warnings if prepared is not None else []
     recipe.check_needs(prepared is not None and bool(prepared.pairs))

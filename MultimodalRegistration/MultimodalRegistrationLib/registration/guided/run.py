@@ -71,9 +71,10 @@ def guided_record(
 def noise_reason(prepared, fixed, moving, start: Transform, output, seed: int,
                  initial_transform: Transform | None, from_guided_start: bool) -> str:  # fmt: skip
     """Why a guided result is not better than its start beyond the noise ("" when it is). A nonlinear result
-    is judged by its last linear stage, the pose its deformable stage started from. When the guided start was
-    searched about the prior (``initial_transform``'s rotation, else the headers'), the result may not turn
-    far from it either, and a turn must convince the start's referee (the intensities farther out)."""
+    is judged by its last linear stage, the pose its deformable stage started from. When the run started from a
+    guided start (searched about, or under ``--init geometry`` placed at, the prior: ``initial_transform``'s rotation,
+    else the headers'), the result may not turn far from the prior either, and a turn must convince the start's
+    referee (the intensities farther out)."""
     judged, what = output.transform, "is"
     if not judged.is_linear:
         linear = [transform for _, transform in getattr(output, "stages", []) if transform.is_linear]

@@ -22,6 +22,8 @@ a near-symmetric organ's principal axes do not tell front from back. So:
    rigid fit of three or more landmarks wins unless worse than it beyond ``WIN_Z`` SDs.
 
 Without segments, the landmarks give the start (their rigid fit, else their centroid at the prior rotation).
+Under ``--init geometry`` or ``moments`` the segments' centroids at the prior rotation are the start, without
+steps 2-4 (:func:`centroid_start`).
 """
 
 from __future__ import annotations

@@ -147,10 +147,11 @@ def worse_beyond_noise(prepared, fixed: sitk.Image, moving: sitk.Image, start: T
     the segments, each in SDs of its own block-bootstrap noise (at full weight, unlike the start's choice).
     A rigid result can match deformed surfaces better while the anatomy inside them slides away: one that
     moves them more than a polish must be better beyond the noise, the intensities agreeing, those within
-    REFEREE_REGION_MM too when ``refereed`` (the start's referee: a guided start searched about the prior;
+    REFEREE_REGION_MM too when ``refereed`` (the start's referee: a run from a guided start at or about the prior;
     not a piecewise segment's run, whose wider region holds other segments that move apart). Like a
     principal-axes start, a result may not turn more than AXES_MAX_DEG from ``prior`` (3x3: the rotation the
-    guided start searched about) unless its start already had (the landmarks' fit); None: no such limit."""
+    guided start was searched about or placed at) unless its start already had (the landmarks' fit); None: no
+    such limit."""
     if not (prepared.pairs and start.is_linear and result.is_linear):
         return ""
     from_prior = None if prior is None else rotation_angle_deg(result.matrix[:3, :3] @ prior.T)
