@@ -7,7 +7,8 @@ Then bench_prep.py (bias correction, streamed downsampling), bench_anypose.py (s
 pose against the peers' defaults), bench_batch.py (cohorts), bench_click.py (how soon a Register click in a
 Slicer session starts computing), bench_guided.py (registration guided by segmentations and landmarks),
 bench_guided_hard.py (guided MR -> TRUS on the hard cohort; then again with a TRUS that does not echo the MR's
-texture around the gland, the rows that use the intensities), bench_stack.py (serial sections stacked
+texture around the gland, and with one echoing a share of it drawn per pair, the rows that use the intensities),
+bench_stack.py (serial sections stacked
 without drift), bench_shrink.py (shrunken, partly covered tissue against a whole head: the scale-aware
 start), bench_2d.py (a 2D RGB section against an MR slice, both engines) and bench_memory.py (deformable runs'
 peak memory against the pre-run check's estimate) print their tables; `--core`
@@ -37,6 +38,8 @@ OUT = ROOT / "bench-output"
 UNSEEN_METHODS = ("image centres", "segment centroids", "guided start", "elastix rigid guided", "ANTs rigid guided",
                   "ANTs deformable guided", "elastix deformable guided")  # fmt: skip
 UNSEEN_TEXTURE = ("--echo-mr-share", "0-0", "--methods", ",".join(UNSEEN_METHODS))
+# ... and a third time, each pair's TRUS echoing a share of the MR's texture drawn between none and all of it.
+SOME_TEXTURE = ("--echo-mr-share", "0-1", "--methods", ",".join(UNSEEN_METHODS))
 
 
 # Runs a command and reports its wall time and the peak RSS of it and its children.
@@ -145,8 +148,9 @@ def main() -> int:
     for script in scripts:
         print(f"\n--- {script}\n", flush=True)
         subprocess.run([sys.executable, str(Path(__file__).with_name(script))], check=False)
-        if script == "bench_guided_hard.py":  # again, with a TRUS that does not echo the MR's texture
-            subprocess.run([sys.executable, str(Path(__file__).with_name(script)), *UNSEEN_TEXTURE], check=False)
+        if script == "bench_guided_hard.py":  # again, with a TRUS that echoes none, then some, of the MR's texture
+            for texture in (UNSEEN_TEXTURE, SOME_TEXTURE):
+                subprocess.run([sys.executable, str(Path(__file__).with_name(script)), *texture], check=False)
     return 0
 
 
