@@ -37,9 +37,8 @@ OUT = ROOT / "bench-output"
 # not use the intensities (centroids, distance maps) are the first table's.
 UNSEEN_METHODS = ("image centres", "segment centroids", "guided start", "elastix rigid guided", "ANTs rigid guided",
                   "ANTs deformable guided", "elastix deformable guided")  # fmt: skip
-UNSEEN_TEXTURE = ("--echo-mr-share", "0-0", "--methods", ",".join(UNSEEN_METHODS))
-# ... and a third time, each pair's TRUS echoing a share of the MR's texture drawn between none and all of it.
-SOME_TEXTURE = ("--echo-mr-share", "0-1", "--methods", ",".join(UNSEEN_METHODS))
+# A third time, each pair's TRUS echoing a share of the MR's texture drawn between none and all of it.
+TEXTURE_SHARES = ("0-0", "0-1")
 
 
 # Runs a command and reports its wall time and the peak RSS of it and its children.
@@ -149,8 +148,9 @@ def main() -> int:
         print(f"\n--- {script}\n", flush=True)
         subprocess.run([sys.executable, str(Path(__file__).with_name(script))], check=False)
         if script == "bench_guided_hard.py":  # again, with a TRUS that echoes none, then some, of the MR's texture
-            for texture in (UNSEEN_TEXTURE, SOME_TEXTURE):
-                subprocess.run([sys.executable, str(Path(__file__).with_name(script)), *texture], check=False)
+            for share in TEXTURE_SHARES:
+                subprocess.run([sys.executable, str(Path(__file__).with_name(script)), "--echo-mr-share", share,
+                                "--methods", ",".join(UNSEEN_METHODS)], check=False)  # fmt: skip
     return 0
 
 

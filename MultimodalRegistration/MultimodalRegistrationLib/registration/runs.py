@@ -37,6 +37,12 @@ MIN_OVERLAP = 0.02
 CENTRE_INITS = ("geometry", "moments")
 
 
+def start_from_guidance(init: str, has_segments: bool) -> bool:
+    """Whether a guided run's start comes from its guidance, replacing the initial transform's and ``init``'s own:
+    under auto the guided search; under geometry or moments with segments their centroids (CENTRE_INITS)."""
+    return init == "auto" or (init in CENTRE_INITS and has_segments)
+
+
 @dataclass
 class RegistrationRun:
     """What every step of one registration shares: its checked inputs, and the warnings and timings (s)
@@ -136,9 +142,8 @@ def checked_run(
     check_fixed_mask_size(recipe, fixed, settings.fixed_mask)
     wanted = guidance is not None and not guidance.is_empty
     initial = settings.initial_transform
-    from_segments = settings.init in CENTRE_INITS and guidance is not None and guidance.has_segments
-    replaced = settings.init == "auto" or from_segments
-    if wanted and replaced and initial is not None and not initial.is_linear:
+    replaced = wanted and start_from_guidance(settings.init, guidance.has_segments)
+    if replaced and initial is not None and not initial.is_linear:
         raise InputError("a nonlinear initial transform cannot start a guided registration (its start comes from the "
                          "segments or landmarks and would replace it): harden the initial transform into the moving "
                          "image first, give a linear one, or use --init none to start from it as it is")  # fmt: skip
@@ -157,8 +162,8 @@ def plan_runs(run: RegistrationRun) -> RunPlan:
     fixed, moving, settings, prepared = run.fixed, run.moving, run.settings, run.prepared
     scale = run.recipe.scales and run.recipe.is_linear
     guided = prepared is not None and bool(prepared.pairs or prepared.guidance.has_points)
-    searched = guided and settings.init == "auto"
-    if searched or (guided and prepared.pairs and settings.init in CENTRE_INITS):
+    searched = settings.init == "auto"
+    if guided and start_from_guidance(settings.init, bool(prepared.pairs)):
         if searched and prepared.pairs:  # built once, kept on the guidance; on a 512 x 512 x 200 CT about a minute
             run.report(0.015, "finding the starting pose: where each image has data")
             SegmentViews.of(prepared)
