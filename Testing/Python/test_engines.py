@@ -137,9 +137,15 @@ def test_affine_and_deformable_improve_the_metric(small_pair, ants_deformable_ru
     fixed, moving = _coarse(small_pair)
     if (engine, preset) == ("ants", "deformable"):
         result = ants_deformable_run.result()  # register(fixed, moving, engine="ants", preset="deformable")
+    elif preset == "affine":
+        # From 8 degrees and 6 mm off the truth, as after a rigid run: the scaled search that starts an affine
+        # preset from any pose costs 15 s here and has tests of its own (test_scale_start.py).
+        start = small_pair.truth @ rigid_transform(8, (1, -1, 0.5), (6, 0, 0))
+        result = register(fixed, moving, engine=engine, preset=preset, initial_transform=start, init="none")
+        assert mean_error_mm(start, small_pair.truth, small_pair.head_points) > 8
     else:
         result = register(fixed, moving, engine=engine, preset=preset)
-    assert result.metric_after > result.metric_before + 0.2
+    assert result.metric_after > result.metric_before + (0.1 if preset == "affine" else 0.2), result.metric_before
     assert result.transform.is_linear == (preset == "affine")
     error = mean_error_mm(result.transform, small_pair.truth, small_pair.head_points)
     # The truth is rigid: extra degrees of freedom may drift a little, never far.

@@ -70,7 +70,8 @@ class OverlapPoseScorer(PoseScorer):
             self.in_mask = lookup(lookup.to_index[:3, :3] @ self.points.T + lookup.to_index[:3, 3:]) > 0.5
         self.tissue = None
         if tissue is not None:
-            self.tissue = _lookup(moving, tissue)
+            # On the moving image's own grid: the moving samples' voxel positions look it up too.
+            self.tissue = _lookup(moving, tissue).values
             self.tissue_volume = float(tissue.sum() * np.prod(moving.GetSpacing()))
             self.sample_volume = sample_volume
 
@@ -81,12 +82,11 @@ class OverlapPoseScorer(PoseScorer):
         valid = np.ones((count, index.shape[2]), bool)
         for axis in self.cut_axes:
             valid &= (index[:, axis] > -0.5) & (index[:, axis] < self.moving.size[axis] - 0.5)
+        flat = self.moving.flat(index)
         if self.tissue is not None:
-            tissue_to_index = (self.tissue.to_index @ matrices).astype(np.float32)
-            tissue_index = np.matmul(tissue_to_index[:, :3, :3], self.points.T[None]) + tissue_to_index[:, :3, 3:]
-            in_tissue = self.tissue(tissue_index) > 0.5
+            in_tissue = np.take(self.tissue, flat) > 0.5
             valid &= in_tissue if self.in_mask is None else (in_tissue | self.in_mask[None])
-        histogram = joint_histograms(self.fixed_bins, self.moving(index), bins, valid)
+        histogram = joint_histograms(self.fixed_bins, np.take(self.moving.values, flat), bins, valid)
         totals = valid.sum(axis=1)
         values = pointwise_information(histogram / np.maximum(totals, 1)[:, None, None])[1]
         determinants = np.abs(np.linalg.det(matrices[:, :3, :3]))

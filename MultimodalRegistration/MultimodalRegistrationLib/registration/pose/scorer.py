@@ -51,15 +51,20 @@ class _FineLookup:
         self.values = np.append(sitk.GetArrayViewFromImage(fine).ravel(), np.float32(0.0))
         self.to_index = np.linalg.inv(index_to_physical_matrix(fine))
 
-    def __call__(self, index: np.ndarray) -> np.ndarray:
-        """Values at continuous fine-grid indices (..., 3, N) (x, y, z along the second-last axis)."""
+    def flat(self, index: np.ndarray) -> np.ndarray:
+        """Positions in ``values`` of the voxels nearest to continuous fine-grid indices (..., 3, N) (x, y, z
+        along the second-last axis); points outside the image get the last position (value 0)."""
         index = np.rint(index).astype(np.int32)
         unsigned = index.view(np.uint32)  # negative indices become huge: one comparison per axis
         inside = (unsigned[..., 0, :] < self.size[0]) & (unsigned[..., 1, :] < self.size[1])
         inside &= unsigned[..., 2, :] < self.size[2]
         flat = index[..., 0, :] + int(self.size[0]) * (index[..., 1, :] + int(self.size[1]) * index[..., 2, :])
         flat[~inside] = len(self.values) - 1
-        return self.values[flat]
+        return flat
+
+    def __call__(self, index: np.ndarray) -> np.ndarray:
+        """Values at continuous fine-grid indices (..., 3, N) (x, y, z along the second-last axis)."""
+        return np.take(self.values, self.flat(index))  # take: about twice as fast as fancy indexing here
 
 
 class CoarseGrid(Protocol):
