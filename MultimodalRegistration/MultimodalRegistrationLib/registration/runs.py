@@ -164,9 +164,10 @@ def plan_runs(run: RegistrationRun) -> RunPlan:
     guided = prepared is not None and bool(prepared.pairs or prepared.guidance.has_points)
     searched = settings.init == "auto"
     if guided and start_from_guidance(settings.init, bool(prepared.pairs)):
-        if searched and prepared.pairs:  # built once, kept on the guidance; on a 512 x 512 x 200 CT about a minute
+        if prepared.pairs:  # built once, kept on the guidance; on a 512 x 512 x 200 CT about a minute
             run.report(0.015, "finding the starting pose: where each image has data")
-            SegmentViews.of(prepared)
+            SegmentViews.of(prepared)  # the centroid start (no search) needs it too
+        if searched and prepared.pairs:
             run.report(0.02, "finding the starting pose: the segments' surfaces and the intensities near them")
             StartScorer.of(prepared, fixed, moving, settings.seed)
             run.report(0.03, "finding the starting pose: scoring rotations of the segments")
