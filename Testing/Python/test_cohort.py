@@ -111,8 +111,8 @@ def test_a_killed_batch_resumes_without_redoing_finished_cases(cohort, resumed):
 def test_the_same_manifest_on_dask_gives_the_same_transforms_and_verdicts(cohort, resumed):
     """Four of the manifest's cases (a near and a far pose, a mirrored and an unreadable image) on a Dask
     LocalCluster: the same transforms, bit for bit, and the same rows and verdicts as the local run gave them.
-    (Not all 8: each case runs on its own. 'other_anatomy' is left out: the local cohort also flags it as an
-    outlier among the 6 cases with a metric, which four cannot do.)"""
+    (Not all 8: each case runs on its own. 'other_anatomy' is left out: the local run also judges it against the
+    other cases, a rule that needs at least 5 with a metric, which four cannot give.)"""
     pytest.importorskip("distributed", reason="dask.distributed is an optional extra: pip install distributed")
     folder, manifest, truths = cohort
     local, _, local_result, _ = resumed
