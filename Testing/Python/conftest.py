@@ -36,6 +36,14 @@ def bulge(amplitude_mm: float):
     return Transform.from_displacement_field(field)
 
 
+def near_truth(pair):
+    """8 degrees and 6 mm off ``pair``'s truth (fixed -> moving, LPS mm), as after a rigid run: a start that lands on
+    the truth only when composed in the right order, and that needs no search for a start."""
+    from MultimodalRegistrationLib.core.transforms import rigid_transform
+
+    return pair.truth @ rigid_transform(8, (1, -1, 0.5), (6, 0, 0))
+
+
 @pytest.fixture(scope="session")
 def small_pair():
     """CT/MR phantom misaligned by 25 degrees and 31 mm (the default truth)."""

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from conftest import near_truth
 from MultimodalRegistrationLib.core.metric import mutual_information, shrink_to_spacing
-from MultimodalRegistrationLib.core.transforms import Transform, rigid_transform
+from MultimodalRegistrationLib.core.transforms import Transform
 from MultimodalRegistrationLib.qa.assess import QAOptions, assess_registration
 from MultimodalRegistrationLib.qa.images import image_agreement
 from MultimodalRegistrationLib.registration.register import register
@@ -25,7 +26,7 @@ def test_the_registration_summary_and_the_qa_report_give_the_same_mi(small_pair)
     fixed, moving = shrink_to_spacing(small_pair.fixed, 4), shrink_to_spacing(small_pair.moving, 4)
     mask = central_mask(fixed)
     # With an initial transform, the summary's "before" is that pose, which the QA is given as its "before".
-    initial = small_pair.truth @ rigid_transform(8, (1, -1, 0.5), (6, 0, 0))
+    initial = near_truth(small_pair)
     result = register(fixed, moving, engine="elastix", preset="rigid", fixed_mask=mask, initial_transform=initial)
     report = assess_registration(fixed, moving, result.transform, QAOptions(before=initial, fixed_mask=mask))
     images = report.to_dict()["images"]  # as the JSON and the HTML report give it
