@@ -8,11 +8,10 @@ pose against the peers' defaults), bench_batch.py (cohorts), bench_click.py (how
 Slicer session starts computing), bench_guided.py (registration guided by segmentations and landmarks),
 bench_guided_hard.py (guided MR -> TRUS on the hard cohort; then again with a TRUS that does not echo the MR's
 texture around the gland, and with one echoing a share of it drawn per pair, the rows that use the intensities),
-bench_stack.py (serial sections stacked
-without drift), bench_shrink.py (shrunken, partly covered tissue against a whole head: the scale-aware
-start), bench_2d.py (a 2D RGB section against an MR slice, both engines) and bench_memory.py (deformable runs'
-peak memory against the pre-run check's estimate) print their tables; `--core`
-stops after the first table.
+bench_stack.py (serial sections stacked without drift), bench_shrink.py (shrunken, partly covered tissue
+against a whole head: the scale-aware start), bench_2d.py (a 2D RGB section against an MR slice, both engines)
+and bench_memory.py (deformable runs' peak memory against the pre-run check's estimate) print their tables;
+`--core` stops after the first table.
 """
 
 from __future__ import annotations

@@ -167,10 +167,10 @@ def plan_runs(run: RegistrationRun) -> RunPlan:
         if prepared.pairs:  # built once, kept on the guidance; on a 512 x 512 x 200 CT about a minute
             run.report(0.015, "finding the starting pose: where each image has data")
             SegmentViews.of(prepared)  # the centroid start (no search) needs it too
-        if searched and prepared.pairs:
-            run.report(0.02, "finding the starting pose: the segments' surfaces and the intensities near them")
-            StartScorer.of(prepared, fixed, moving, settings.seed)
-            run.report(0.03, "finding the starting pose: scoring rotations of the segments")
+            if searched:
+                run.report(0.02, "finding the starting pose: the segments' surfaces and the intensities near them")
+                StartScorer.of(prepared, fixed, moving, settings.seed)
+                run.report(0.03, "finding the starting pose: scoring rotations of the segments")
         starts, guided_candidates = guided_starts(fixed, moving, prepared, settings.initial_transform, settings.seed,
                                                   scale, search=searched)  # fmt: skip
     else:
