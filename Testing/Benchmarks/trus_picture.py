@@ -1,0 +1,92 @@
+"""The README's MR -> TRUS picture: one hard generated pair (trus_data.py) at the image centres, at the glands'
+centroids and after guided ANTs deformable, the MR in the TRUS's checkerboard squares inside the fan, with both
+drawn gland segmentations.
+
+The pair is the middle one (12th of 24) of `make bench`'s third hard table (seed 121, TRUS echo share drawn 0-1): not a
+chosen success. Run: .venv/bin/python Testing/Benchmarks/trus_picture.py
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import bench_paths  # noqa: F401 (first: the library and the test-data makers on sys.path)
+import numpy as np
+import SimpleITK as sitk
+from guided_common import ROOT
+from guided_picture import _slice_grid
+from MultimodalRegistrationLib.core.transforms import Transform
+from MultimodalRegistrationLib.registration.guided.guidance import Guidance, prepare_guidance
+from MultimodalRegistrationLib.registration.guided.start import segment_centroid_alignment
+from MultimodalRegistrationLib.registration.pose.centres import centre_alignment
+from MultimodalRegistrationLib.registration.register import register
+from trus_data import trus_pair
+
+PICTURE = ROOT / "Resources" / "Screenshots" / "trus_guided.png"
+SEED, SHARE = 121, (0.0, 1.0)
+
+
+def _panel(pair, transform: Transform, grid: sitk.Image, square_mm: float = 8.0):
+    """(RGB checkerboard, TRUS gland mask, MR gland mask mapped into the TRUS) on ``grid``, as 2D arrays."""
+
+    def on_grid(image, interpolation, through=None):
+        moved = sitk.Resample(image, grid, (through or Transform.identity()).sitk, interpolation, 0.0, sitk.sitkFloat32)
+        return sitk.GetArrayFromImage(moved)[0]
+
+    trus, fan = on_grid(pair.fixed, sitk.sitkLinear), on_grid(pair.fixed_fov, sitk.sitkNearestNeighbor) > 0
+    mr = on_grid(pair.moving, sitk.sitkLinear, transform)
+
+    def grey(values):
+        low, high = np.percentile(values[fan], [1, 99])
+        return np.clip((values - low) / max(high - low, 1e-6), 0, 1)
+
+    rows, columns = np.indices(trus.shape)
+    pixel = grid.GetSpacing()[0]
+    squares = ((rows * pixel // square_mm + columns * pixel // square_mm) % 2).astype(bool)
+    shown = np.where(fan, np.where(squares, grey(trus), grey(mr)), 0.15)
+    glands = (on_grid(pair.fixed_labels, sitk.sitkNearestNeighbor),
+              on_grid(pair.moving_labels, sitk.sitkNearestNeighbor, transform))
+    return np.repeat(shown[..., None], 3, axis=-1), *(gland > 0 for gland in glands)
+
+
+def main() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    pair = trus_pair(SEED, echo_mr_share=SHARE)
+    guidance = Guidance(pair.fixed_labels, pair.moving_labels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = register(pair.fixed, pair.moving, engine="ants", preset="deformable", guidance=guidance, threads=1)
+    panels = [(centre_alignment(pair.fixed, pair.moving, None, "geometry"), "image centres"),
+              (segment_centroid_alignment(prepare_guidance(pair.fixed, pair.moving, guidance, "elastix")),
+               "gland centroids"),
+              (result.transform, "guided ANTs deformable")]  # fmt: skip
+    centre = np.array(pair.fixed_labels.TransformContinuousIndexToPhysicalPoint(
+        np.argwhere(sitk.GetArrayViewFromImage(pair.fixed_labels) > 0).mean(axis=0)[::-1].tolist()))  # fmt: skip
+    grid = _slice_grid(centre, 40.0, 0.4)
+    figure, axes = plt.subplots(1, 3, figsize=(10.5, 4.0), dpi=100)
+    for axis, (transform, title) in zip(axes, panels):
+        rgb, trus_gland, mr_gland = _panel(pair, transform, grid)
+        axis.imshow(rgb, origin="upper", interpolation="nearest")
+        axis.contour(trus_gland, levels=[0.5], colors=["#ff9500"], linewidths=1.4)
+        if mr_gland.any():
+            axis.contour(mr_gland, levels=[0.5], colors=["#00e5ff"], linewidths=1.4)
+        axis.set_title(f"{title}\nmedian landmark error {np.median(pair.tre(transform)):.1f} mm", fontsize=10)
+        axis.set_axis_off()
+    figure.text(0.5, 0.02, "TRUS / MR checkerboard (8 mm squares, inside the fan), transverse slice through the TRUS "
+                "gland; drawn glands: TRUS orange, MR cyan", ha="center", fontsize=8.5)  # fmt: skip
+    figure.subplots_adjust(left=0.01, right=0.99, top=0.87, bottom=0.07, wspace=0.03)
+    scratch = PICTURE.with_suffix(".tmp.png")
+    figure.savefig(scratch, dpi=100)
+    plt.close(figure)
+    Image.open(scratch).convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(PICTURE, optimize=True)
+    scratch.unlink()
+    print(f"{PICTURE} ({result.provenance.start}; kept {result.provenance.kept})")
+
+
+if __name__ == "__main__":
+    main()
