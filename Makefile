@@ -8,8 +8,11 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): Testing/requirements.txt Resources/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r Testing/requirements.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -r Testing/requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile --no-deps --no-build-isolation -e .
+	@# pip compiles the packages one file at a time; compileall makes the same .pyc files on every core (about 20 s less
+	@# on 2 cores). A file that does not compile is left to Python, as pip leaves it.
+	-$(BIN)/python -m compileall -qq -j 0 $(VENV)/lib
 	touch $(STAMP)
 
 demo: $(STAMP)
