@@ -540,6 +540,16 @@ def qa_arguments(argv):
     return parser.parse_args(["qa", *argv])
 
 
+def test_mmreg_qa_takes_the_segmentations_as_mmreg_register_names_them():
+    """`mmreg register --fixed-segmentation a --moving-segmentation b`, then `mmreg qa` with the same words (it
+    refused them: 'unrecognized arguments')."""
+    common = ["--fixed", "f.nrrd", "--moving", "m.nrrd", "--transform", "T.h5", "--report", "qa.html"]
+    named = qa_arguments([*common, "--fixed-segmentation", "trus.seg.nrrd", "--moving-segmentation", "mr.seg.nrrd"])
+    labels = qa_arguments([*common, "--fixed-labels", "trus.seg.nrrd", "--moving-labels", "mr.seg.nrrd"])
+    assert (named.fixed_labels, named.moving_labels) == (labels.fixed_labels, labels.moving_labels)
+    assert (named.fixed_labels, named.moving_labels) == ("trus.seg.nrrd", "mr.seg.nrrd")
+
+
 def test_mmreg_qa_writes_report_and_json(small_pair, coarse_pair, tmp_path, capsys):
     fixed, moving = coarse_pair
     write_image(fixed, tmp_path / "ct.nrrd")

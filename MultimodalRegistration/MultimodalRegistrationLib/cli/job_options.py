@@ -1,6 +1,6 @@
 """A job's command-line options, read from its own fields: each field with ``cli`` metadata (see
 :func:`..process.jobs._choice`) is one option, named after the field (``fixed_mask`` is ``--fixed-mask``)
-unless its metadata names it, typed as the field is, defaulting to the field's default. The parser and the
+unless its metadata names it (``aliases``: other spellings it accepts), typed as the field is, defaulting to the field's default. The parser and the
 job so hold the options once. The preparation's options (:class:`..prep.options.PrepOptions`) are read the
 same way, their ``parse`` turning the typed text into the option.
 """
@@ -14,7 +14,7 @@ from dataclasses import MISSING, Field
 from ..core.errors import InputError
 from ..process.jobs import option_fields, option_flag
 
-NOT_ARGPARSE = ("flag", "group", "always", "column", "parse", "text")  # the cli metadata that is not argparse's
+NOT_ARGPARSE = ("flag", "aliases", "group", "always", "column", "parse", "text")  # cli metadata not argparse's
 
 
 def _type(field: Field):
@@ -38,7 +38,7 @@ def add_options(parser, record_class: type, groups: dict | None = None) -> None:
         if field.default is not MISSING and not options.get("required"):
             options.setdefault("default", field.default)
         target = (groups or {}).get(field.metadata["cli"].get("group"), parser)
-        target.add_argument(flag, dest=field.name, **options)
+        target.add_argument(flag, *field.metadata["cli"].get("aliases", ()), dest=field.name, **options)
 
 
 def option_values(record_class: type, arguments: argparse.Namespace) -> dict:

@@ -307,10 +307,10 @@ class QAJob(Job):
     fit_points: list[str] | None = _choice(None, cli={
         "nargs": "+", "metavar": "NAME", "help": "labels of the landmarks the transform was fitted to (reported as "
         "FRE; the rest as TRE); space- or comma-separated"})  # fmt: skip
-    fixed_labels: str | None = _path("input", panel="fixedSegmentation", node="labels",
-                                     cli={"help": "labelmap on the fixed image"})  # fmt: skip
-    moving_labels: str | None = _path("input", panel="movingSegmentation", node="labels",
-                                      cli={"help": "labelmap on the moving image (same label values)"})  # fmt: skip
+    fixed_labels: str | None = _path("input", panel="fixedSegmentation", node="labels", cli={
+        "aliases": ("--fixed-segmentation",), "help": "labelmap on the fixed image (.nrrd, .seg.nrrd, .nii.gz)"})  # fmt: skip
+    moving_labels: str | None = _path("input", panel="movingSegmentation", node="labels", cli={
+        "aliases": ("--moving-segmentation",), "help": "labelmap on the moving image (segments pair by name, else value)"})  # fmt: skip
     label_interpolation: str = _choice("nearest", cli={"choices": ("nearest", "gaussian")})
     fixed_mask: str | None = _path("input", cli={
         "help": "restrict image agreement and the Jacobian to this fixed-image mask"})  # fmt: skip
