@@ -1,8 +1,8 @@
 """A job's command-line options, read from its own fields: each field with ``cli`` metadata (see
 :func:`..process.jobs._choice`) is one option, named after the field (``fixed_mask`` is ``--fixed-mask``)
-unless its metadata names it (``aliases``: other spellings it accepts), typed as the field is, defaulting to the field's default. The parser and the
-job so hold the options once. The preparation's options (:class:`..prep.options.PrepOptions`) are read the
-same way, their ``parse`` turning the typed text into the option.
+unless its metadata names it (``aliases``: other spellings it accepts), typed as the field is, defaulting to
+the field's default. The parser and the job so hold the options once. The preparation's options
+(:class:`..prep.options.PrepOptions`) are read the same way, their ``parse`` turning the typed text into the option.
 """
 
 from __future__ import annotations

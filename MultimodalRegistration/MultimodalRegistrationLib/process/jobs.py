@@ -308,9 +308,9 @@ class QAJob(Job):
         "nargs": "+", "metavar": "NAME", "help": "labels of the landmarks the transform was fitted to (reported as "
         "FRE; the rest as TRE); space- or comma-separated"})  # fmt: skip
     fixed_labels: str | None = _path("input", panel="fixedSegmentation", node="labels", cli={
-        "aliases": ("--fixed-segmentation",), "help": "labelmap on the fixed image (.nrrd, .seg.nrrd, .nii.gz)"})  # fmt: skip
+        "aliases": ("--fixed-segmentation",), "help": "labelmap on the fixed image (.nrrd, .seg.nrrd)"})  # fmt: skip
     moving_labels: str | None = _path("input", panel="movingSegmentation", node="labels", cli={
-        "aliases": ("--moving-segmentation",), "help": "labelmap on the moving image (segments pair by name, else value)"})  # fmt: skip
+        "aliases": ("--moving-segmentation",), "help": "labelmap on the moving image, paired by name"})  # fmt: skip
     label_interpolation: str = _choice("nearest", cli={"choices": ("nearest", "gaussian")})
     fixed_mask: str | None = _path("input", cli={
         "help": "restrict image agreement and the Jacobian to this fixed-image mask"})  # fmt: skip
