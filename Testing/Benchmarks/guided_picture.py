@@ -69,7 +69,6 @@ def save_picture(pair, after: Transform, after_title: str, path: Path, start: Tr
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from PIL import Image
 
     start = start or centre_alignment(pair.fixed, pair.moving, None, "geometry")
     grid = _slice_grid(pair.gland.center, 38.0, 0.4)
@@ -78,15 +77,30 @@ def save_picture(pair, after: Transform, after_title: str, path: Path, start: Tr
     for axis, (transform, title) in zip(axes, panels):
         rgb, fixed_gland, moving_gland = _panel(pair, transform, grid)
         error = np.median(target_errors(pair, transform))
-        axis.imshow(rgb, origin="upper", interpolation="nearest")
-        axis.contour(fixed_gland, levels=[0.0], colors=["#00e5ff"], linewidths=1.4)
-        if (moving_gland > 0).any():
-            axis.contour(moving_gland, levels=[0.0], colors=["#ff9500"], linewidths=1.4)
-        axis.set_title(f"{title}\nmedian target error {error:.1f} mm", fontsize=10)
-        axis.set_axis_off()
+        draw_glands(axis, rgb, (fixed_gland, "#00e5ff"), (moving_gland, "#ff9500"),
+                    f"{title}\nmedian target error {error:.1f} mm")
     figure.text(0.5, 0.02, "MR / ultrasound-like checkerboard (8 mm squares, inside the fan); gland: MR cyan, "
                 "ultrasound orange", ha="center", fontsize=8.5)  # fmt: skip
     figure.subplots_adjust(left=0.01, right=0.99, top=0.88, bottom=0.06, wspace=0.03)
+    return save_small_png(figure, path)
+
+
+def draw_glands(axis, rgb: np.ndarray, first: tuple, second: tuple, title: str) -> None:
+    """One panel: the checkerboard ``rgb`` and two glands' outlines, each (values positive inside, colour); the
+    second is left out where it does not reach the slice."""
+    axis.imshow(rgb, origin="upper", interpolation="nearest")
+    for index, (values, colour) in enumerate((first, second)):
+        if index == 0 or (values > 0).any():
+            axis.contour(values, levels=[0.0], colors=[colour], linewidths=1.4)
+    axis.set_title(title, fontsize=10)
+    axis.set_axis_off()
+
+
+def save_small_png(figure, path: Path) -> Path:
+    """Write a matplotlib ``figure`` to ``path`` as a PNG of 128 colours (a few tens of kB), and close it."""
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
     path.parent.mkdir(parents=True, exist_ok=True)
     scratch = path.with_suffix(".tmp.png")
     figure.savefig(scratch, dpi=100)

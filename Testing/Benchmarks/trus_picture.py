@@ -14,7 +14,7 @@ import bench_paths  # noqa: F401 (first: the library and the test-data makers on
 import numpy as np
 import SimpleITK as sitk
 from guided_common import ROOT
-from guided_picture import _slice_grid
+from guided_picture import _slice_grid, draw_glands, save_small_png
 from MultimodalRegistrationLib.core.transforms import Transform
 from MultimodalRegistrationLib.registration.guided.guidance import Guidance, prepare_guidance
 from MultimodalRegistrationLib.registration.guided.start import segment_centroid_alignment
@@ -54,7 +54,6 @@ def main() -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from PIL import Image
 
     pair = trus_pair(SEED, echo_mr_share=SHARE)
     guidance = Guidance(pair.fixed_labels, pair.moving_labels)
@@ -71,20 +70,12 @@ def main() -> None:
     figure, axes = plt.subplots(1, 3, figsize=(10.5, 4.0), dpi=100)
     for axis, (transform, title) in zip(axes, panels):
         rgb, trus_gland, mr_gland = _panel(pair, transform, grid)
-        axis.imshow(rgb, origin="upper", interpolation="nearest")
-        axis.contour(trus_gland, levels=[0.5], colors=["#ff9500"], linewidths=1.4)
-        if mr_gland.any():
-            axis.contour(mr_gland, levels=[0.5], colors=["#00e5ff"], linewidths=1.4)
-        axis.set_title(f"{title}\nmedian landmark error {np.median(pair.tre(transform)):.1f} mm", fontsize=10)
-        axis.set_axis_off()
+        draw_glands(axis, rgb, (trus_gland - 0.5, "#ff9500"), (mr_gland - 0.5, "#00e5ff"),
+                    f"{title}\nmedian landmark error {np.median(pair.tre(transform)):.1f} mm")
     figure.text(0.5, 0.02, "TRUS / MR checkerboard (8 mm squares, inside the fan), transverse slice through the TRUS "
                 "gland; drawn glands: TRUS orange, MR cyan", ha="center", fontsize=8.5)  # fmt: skip
     figure.subplots_adjust(left=0.01, right=0.99, top=0.87, bottom=0.07, wspace=0.03)
-    scratch = PICTURE.with_suffix(".tmp.png")
-    figure.savefig(scratch, dpi=100)
-    plt.close(figure)
-    Image.open(scratch).convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(PICTURE, optimize=True)
-    scratch.unlink()
+    save_small_png(figure, PICTURE)
     print(f"{PICTURE} ({result.provenance.start}; kept {result.provenance.kept})")
 
 
