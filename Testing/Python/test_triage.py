@@ -105,6 +105,29 @@ def test_identity_far_from_the_truth_did_not_improve_the_metric(pair, assess):
     assert verdict.measures["metric_gain_nats"] == 0.0 and verdict.measures["overlap_after"] > 0.6
 
 
+def test_a_run_guided_by_segments_is_judged_by_their_overlap_not_by_the_metric(pair):
+    """An MR -> TRUS run whose gland Dice went 0.20 -> 0.83 while the MI moved 0.053 -> 0.057 nats was flagged 'the
+    metric did not improve' (every guided case of a TRUS cohort was). Here the skull, segmented on the CT and carried
+    to the MR by the truth, guides; the summaries say the MI did not move."""
+    fixed_labels = sitk.Cast(pair.fixed > 300, sitk.sitkUInt8)  # the skull
+    moving_labels = sitk.Resample(fixed_labels, pair.moving, pair.truth.inverse().sitk, sitk.sitkNearestNeighbor)
+    options = QAOptions(fixed_labels=fixed_labels, moving_labels=moving_labels, jacobian_spacing_mm=4.0)
+    guidance = {"segments": [{"name": "1", "fixed_value": 1, "moving_value": 1}]}
+    for name, transform, dice_gain in (("truth", pair.truth, True), ("identity", Transform.identity(), False)):
+        report = assess_registration(pair.fixed, pair.moving, transform, options)
+        flat = replace(summary_of(report), metric_after=report.images_before.mutual_information)
+        guided = replace(flat, provenance=Provenance.from_dict({"engine": "elastix", "preset": "rigid",
+                                                                "guidance": guidance}))  # fmt: skip
+        verdict = triage_case(guided, report)
+        before, after = verdict.measures["guiding_dice_before"], verdict.measures["guiding_dice_after"]
+        assert not has(verdict, "the metric did not improve")
+        if dice_gain:  # measured: 0.17 -> 0.96
+            assert after > before + 0.5 and verdict.verdict == "ok", verdict.reasons
+        else:
+            assert after == before and has(verdict, "the guiding segments' overlap did not improve"), verdict.reasons
+        assert has(triage_case(flat, report), "the metric did not improve")  # unguided, the MI rule as before
+
+
 def test_a_moving_image_pushed_out_of_view_is_flagged_by_severity(pair, assess):
     # 200 mm off: 12% of the fixed image still overlaps (68% before), MI 0.27 -> 0.01 nats.
     far = triage_case(None, assess("shift200", shifted(pair, 200.0)))
