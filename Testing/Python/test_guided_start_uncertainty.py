@@ -51,6 +51,13 @@ def test_an_uncertain_start_warns_only_when_the_result_keeps_its_rotation(uncert
     # deformable stage that ran from the centroid alignment its rigid stage fell back to.
     assert start_uncertainty(record, "result", False) is None
     assert start_uncertainty(record, "segment centroids", False) is None
+    # The prior was the user's initial transform (a landmark prealignment, say) and the start kept it: the warning
+    # says whose rotation the result keeps, not to add landmarks; a turn away from it warns as from the headers.
+    kept_initial = start_uncertainty(record | {"chosen": "segment centroids"}, "start", False, initial_given=True)
+    assert "keeps the initial transform's rotation" in kept_initial and "add three" not in kept_initial.lower()
+    assert f"{noise['rotation_spread_mm']:.1f} mm" in kept_initial
+    turned = record | {"chosen": "segment surfaces, rotated 20 deg"}
+    assert start_uncertainty(turned, "start", False, initial_given=True) == start_uncertainty(turned, "start", False)
     # Landmarks or a principal-axes turn chose: the lattice's spread does not apply.
     for name in ("landmarks", "segment axes +1-1"):
         assert start_uncertainty(record | {"chosen": name}, "start", False) is None

@@ -101,7 +101,8 @@ def _judged_by_guidance(run: RegistrationRun, plan: RunPlan, kept: Kept, guided:
             run.prepared, run.settings.initial_transform, run.fixed, run.moving, run.fixed_mask, kept, guided,
             run.warnings, run.recipe.scales,
         ))  # fmt: skip
-        uncertain = start_uncertainty(plan.guided_candidates, kept.kept, plan.from_guided_start)
+        uncertain = start_uncertainty(plan.guided_candidates, kept.kept, plan.from_guided_start,
+                                      run.settings.initial_transform is not None)  # fmt: skip
         run.warnings += [uncertain] if uncertain else []
     run.lap("keep_check_s")
     return kept

@@ -31,14 +31,17 @@ def guided_starts(
     return StartingPoses(poses=[(f"guided ({chosen.name})", chosen.transform)], before=before), chosen.record()
 
 
-def start_uncertainty(choice: dict | None, kept: str, from_guided_start: bool) -> str | None:
+def start_uncertainty(
+    choice: dict | None, kept: str, from_guided_start: bool, initial_given: bool = False
+) -> str | None:
     """The guided start's uncertainty warning (:func:`.start.uncertainty_warning`) when the result's rotation
     is the start's: ``kept`` is "start", or it is "result" and the run's deformable stages ran from the start
-    itself (the plan's ``from_guided_start``, see :func:`..rigid_first.rigid_first`)."""
+    itself (the plan's ``from_guided_start``, see :func:`..rigid_first.rigid_first`); ``initial_given``: the user
+    gave the start's prior rotation (an initial transform)."""
     from_start = kept == "start" or (kept == "result" and from_guided_start)
     if not choice or not from_start:
         return None
-    return uncertainty_warning(choice.get("chosen", ""), choice.get("noise") or {})
+    return uncertainty_warning(choice.get("chosen", ""), choice.get("noise") or {}, initial_given)
 
 
 def guided_rank(prepared: PreparedGuidance, transform: Transform) -> float:
