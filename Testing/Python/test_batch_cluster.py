@@ -71,7 +71,8 @@ def test_the_report_carries_provenance_and_links_each_cases_qa_report(tmp_path):
     assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$", provenance.date)
     rows = [
         {"case": "a", "status": "ok", "verdict": "check", "reasons": "low gain", "seconds": 3.0,
-         "metric_before": 0.2, "metric_after": 0.3, "tre_median_mm": None, "kind": "", "message": "", "attempts": 1},
+         "metric_before": 0.2, "metric_after": 0.3, "tre_median_mm": None, "kind": "", "message": "", "attempts": 1,
+         "dice_before": 0.197, "dice_after": 0.834},
         {"case": "b", "status": "failed", "verdict": "failed", "reasons": "", "seconds": 0.1, "metric_before": None,
          "metric_after": None, "tre_median_mm": None, "kind": "input", "message": "unreadable", "attempts": 1},
     ]  # fmt: skip
@@ -83,6 +84,8 @@ def test_the_report_carries_provenance_and_links_each_cases_qa_report(tmp_path):
         assert text in page, text
     assert '<a href="a/qa.html">QA report</a>' in page and '<a href="a/qa.json">qa.json</a>' in page
     assert "failed 1, check 1, ok 0" in page and "to check" not in page
+    # a: guided by segments, their mean Dice; b: none (no TRE, no Dice, 0.1 s)
+    assert "<td>0.20 → 0.83</td><td>3.0</td>" in page and "<td></td><td></td><td>0.1</td>" in page
 
 
 @pytest.mark.slow

@@ -40,8 +40,8 @@ from .worker import WAIT_SLICE_S, WorkerFailure
 
 # Failures that a re-run would repeat (the inputs or the engine's answer); the others are retried.
 REPEATABLE = ("input", "engine")
-CSV_COLUMNS = ("case", "status", "verdict", "reasons", "seconds", "metric_before", "metric_after",
-               "tre_median_mm", "kind", "message", "attempts")  # fmt: skip
+CSV_COLUMNS = ("case", "status", "verdict", "reasons", "seconds", "metric_before", "metric_after", "tre_median_mm",
+               "kind", "message", "attempts", "dice_before", "dice_after")  # dice: guided by segments (mean, QA's)
 
 _local = threading.local()  # the warm worker of this thread: a batch thread or a Dask worker's thread
 _workers: set[WarmWorker] = set()
@@ -365,16 +365,16 @@ def csv_rows(records: list[CaseRecord], verdicts: dict[str, dict]) -> list[dict]
     """One row per case, as ``batch.csv`` holds it (MI in nats, TRE in mm)."""
     rows = []
     for record in records:
-        summary, qa = record.summary, record.qa
-        landmarks = qa.landmarks if qa is not None else None
+        summary, landmarks = record.summary, record.qa.landmarks if record.qa is not None else None
         tre = landmarks.tre_after if landmarks is not None else None
-        verdict = verdicts[record.case]
+        verdict, measures = verdicts[record.case], verdicts[record.case].get("measures", {})
         rows.append({
             "case": record.case, "status": record.status, "verdict": verdict["verdict"],
             "reasons": "; ".join(verdict["reasons"]), "seconds": record.seconds,
             "metric_before": summary and summary.metric_before, "metric_after": summary and summary.metric_after,
             "tre_median_mm": tre and round(tre.median_mm, 4), "kind": record.kind or "",
             "message": (record.message or "").splitlines()[0] if record.message else "", "attempts": record.attempts,
+            "dice_before": measures.get("guiding_dice_before"), "dice_after": measures.get("guiding_dice_after"),
         })  # fmt: skip
     return rows
 

@@ -30,6 +30,13 @@ def _number(value, digits: int = 3) -> str:
     return "" if value in (None, "") else f"{float(value):.{digits}f}"
 
 
+def _dice(row: dict) -> str:
+    """The guiding segments' mean Dice before -> after, for a case guided by segments; else empty."""
+    if row.get("dice_after") in (None, ""):
+        return ""
+    return f"{_number(row['dice_before'], 2)} → {_number(row['dice_after'], 2)}"
+
+
 def _provenance_html(provenance: CohortProvenance | None) -> list[str]:
     """The report's head: when the cohort ran, with which versions, engines, presets and command."""
     if provenance is None:
@@ -81,10 +88,10 @@ def write_cohort_report(
         "vertical-align:top;text-align:left}table{border-collapse:collapse}</style></head><body>",
         f"<h1>Cohort: {len(rows)} cases</h1>",
         *_provenance_html(provenance),
-        f"<p>{counts_line(counts)}. Mutual information in nats "
-        "(higher agrees better); TRE in mm at the landmarks. Thumbnails: checkerboard before (top) and after.</p>",
+        f"<p>{counts_line(counts)}. Mutual information in nats (higher agrees better); TRE in mm at the landmarks; "
+        "a case guided by segments is judged by their mean Dice. Thumbnails: checkerboard before (top) and after.</p>",
         "<table><tr><th>case</th><th>verdict</th><th>reasons</th><th>MI before → after</th><th>TRE median</th>"
-        "<th>seconds</th><th>checkerboard</th></tr>",
+        "<th>guiding segments' Dice</th><th>seconds</th><th>checkerboard</th></tr>",
     ]
     for row in ordered:
         case = row["case"]
@@ -95,7 +102,7 @@ def write_cohort_report(
             f"<tr><td>{html.escape(case)}{link}</td>"
             f"<td style='color:{_COLOUR[row['verdict']]};font-weight:bold'>{row['verdict']}</td>"
             f"<td>{reasons}</td><td>{_number(row['metric_before'])} → {_number(row['metric_after'])}</td>"
-            f"<td>{_number(row['tre_median_mm'], 2)}</td><td>{_number(row['seconds'], 1)}</td>"
+            f"<td>{_number(row['tre_median_mm'], 2)}</td><td>{_dice(row)}</td><td>{_number(row['seconds'], 1)}</td>"
             f"<td>{_thumbnail(files.get('checkerboard'))}</td></tr>"
         )
     lines.append("</table></body></html>")
