@@ -114,6 +114,14 @@ def _metric(summary: RegistrationSummary | None, report: QAReport | None) -> tup
     return None
 
 
+def _no_gain(gain: float, tolerance: float) -> tuple[str, str] | None:
+    """How a gain no larger than ``tolerance`` is told, and what the registration may have done: "got worse"
+    ("diverged") below -``tolerance``, else "did not improve" ("stayed at its start"); None for a real gain."""
+    if gain > tolerance:
+        return None
+    return ("got worse", "diverged") if gain < -tolerance else ("did not improve", "stayed at its start")
+
+
 def _guiding_dice(summary: RegistrationSummary | None, report: QAReport | None) -> tuple[float, float] | None:
     """(mean Dice before, after) of the segments that guided the run, as the QA report measured them (all its
     labels when none has a guiding segment's name); None unless segments guided it and the report has them."""
@@ -196,9 +204,8 @@ def triage_case(
     if guided is not None:
         before, after = guided
         measures.update(guiding_dice_before=before, guiding_dice_after=after)
-        if after - before <= DICE_TOLERANCE:
-            worse = after - before < -DICE_TOLERANCE
-            how, why = ("got worse", "diverged") if worse else ("did not improve", "stayed at its start")
+        if no_gain := _no_gain(after - before, DICE_TOLERANCE):
+            how, why = no_gain
             verdict = verdict.flagged(
                 "check",
                 f"the guiding segments' overlap {how}: mean Dice {before:.2f} -> {after:.2f}: look at the segments "
@@ -208,9 +215,8 @@ def triage_case(
         before, after = metric
         gain = after - before
         measures.update(metric_before_nats=before, metric_after_nats=after, metric_gain_nats=gain)
-        if gain <= METRIC_TOLERANCE_NATS and guided is None:
-            worse = gain < -METRIC_TOLERANCE_NATS
-            how, why = ("got worse", "diverged") if worse else ("did not improve", "stayed at its start")
+        if guided is None and (no_gain := _no_gain(gain, METRIC_TOLERANCE_NATS)):
+            how, why = no_gain
             verdict = verdict.flagged(
                 "check",
                 f"the metric {how}: mutual information {before:.3f} -> {after:.3f} nats: look at the "
