@@ -33,32 +33,37 @@ def _grid_points(grid: sitk.Image) -> np.ndarray:
     )
 
 
+def on_grid(image: sitk.Image, grid: sitk.Image, interpolation, through: Transform | None = None) -> np.ndarray:
+    """``image`` resampled on the one-slice ``grid`` (through ``through``, fixed -> moving), as a 2D float array."""
+    moved = sitk.Resample(image, grid, (through or Transform.identity()).sitk, interpolation, 0.0, sitk.sitkFloat32)
+    return sitk.GetArrayFromImage(moved)[0]
+
+
+def grey(values: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """``values`` scaled to 0..1 between their 1st and 99th percentiles inside ``where``."""
+    low, high = np.percentile(values[where], [1, 99]) if where.any() else (0.0, 1.0)
+    return np.clip((values - low) / max(high - low, 1e-6), 0, 1)
+
+
+def squares(shape: tuple, pixel_mm: float, square_mm: float) -> np.ndarray:
+    """A checkerboard of ``square_mm`` squares over pixels of ``pixel_mm`` (True on every other square)."""
+    rows, columns = np.indices(shape)
+    return ((rows * pixel_mm // square_mm + columns * pixel_mm // square_mm) % 2).astype(bool)
+
+
 def _panel(pair, transform: Transform, grid: sitk.Image, square_mm: float = 8.0):
     """(RGB checkerboard of the MR and the ultrasound-like image mapped through ``transform`` inside the fan,
     the MR gland, the ultrasound gland) on ``grid``, as 2D arrays."""
-
-    def on_grid(image, interpolation, through=None):
-        moved = sitk.Resample(image, grid, (through or Transform.identity()).sitk, interpolation, 0.0, sitk.sitkFloat32)
-        return sitk.GetArrayFromImage(moved)[0]
-
-    mr = on_grid(pair.fixed, sitk.sitkLinear)
-    us = on_grid(pair.moving, sitk.sitkLinear, transform)
-    fan = on_grid(pair.moving_mask, sitk.sitkNearestNeighbor, transform) > 0
+    mr = on_grid(pair.fixed, grid, sitk.sitkLinear)
+    us = on_grid(pair.moving, grid, sitk.sitkLinear, transform)
+    fan = on_grid(pair.moving_mask, grid, sitk.sitkNearestNeighbor, transform) > 0
     # The glands' signed distances (mm, positive inside) from the analytic anatomy: smooth contours at 0.
     points = _grid_points(grid)
     fixed_gland = pair.gland.distance(points)
     moving_gland = pair.gland.distance(pair.fixed_points_of(transform.transform_points(points.reshape(-1, 3))))
     moving_gland = moving_gland.reshape(points.shape[:-1])
-
-    def grey(values, where):
-        low, high = np.percentile(values[where], [1, 99]) if where.any() else (0.0, 1.0)
-        return np.clip((values - low) / max(high - low, 1e-6), 0, 1)
-
     mr_grey, us_grey = grey(mr, np.ones_like(fan)), grey(us, fan)
-    rows, columns = np.indices(mr.shape)
-    pixel = grid.GetSpacing()[0]
-    squares = ((rows * pixel // square_mm + columns * pixel // square_mm) % 2).astype(bool)
-    shown = np.where(fan & squares, us_grey, mr_grey)
+    shown = np.where(fan & squares(mr.shape, grid.GetSpacing()[0], square_mm), us_grey, mr_grey)
     return np.repeat(shown[..., None], 3, axis=-1), fixed_gland, moving_gland
 
 

@@ -14,7 +14,7 @@ import bench_paths  # noqa: F401 (first: the library and the test-data makers on
 import numpy as np
 import SimpleITK as sitk
 from guided_common import ROOT
-from guided_picture import _slice_grid, draw_glands, save_small_png
+from guided_picture import _slice_grid, draw_glands, grey, on_grid, save_small_png, squares
 from MultimodalRegistrationLib.core.transforms import Transform
 from MultimodalRegistrationLib.registration.guided.guidance import Guidance, prepare_guidance
 from MultimodalRegistrationLib.registration.guided.start import segment_centroid_alignment
@@ -28,24 +28,12 @@ SEED, SHARE = 121, (0.0, 1.0)
 
 def _panel(pair, transform: Transform, grid: sitk.Image, square_mm: float = 8.0):
     """(RGB checkerboard, TRUS gland mask, MR gland mask mapped into the TRUS) on ``grid``, as 2D arrays."""
-
-    def on_grid(image, interpolation, through=None):
-        moved = sitk.Resample(image, grid, (through or Transform.identity()).sitk, interpolation, 0.0, sitk.sitkFloat32)
-        return sitk.GetArrayFromImage(moved)[0]
-
-    trus, fan = on_grid(pair.fixed, sitk.sitkLinear), on_grid(pair.fixed_fov, sitk.sitkNearestNeighbor) > 0
-    mr = on_grid(pair.moving, sitk.sitkLinear, transform)
-
-    def grey(values):
-        low, high = np.percentile(values[fan], [1, 99])
-        return np.clip((values - low) / max(high - low, 1e-6), 0, 1)
-
-    rows, columns = np.indices(trus.shape)
-    pixel = grid.GetSpacing()[0]
-    squares = ((rows * pixel // square_mm + columns * pixel // square_mm) % 2).astype(bool)
-    shown = np.where(fan, np.where(squares, grey(trus), grey(mr)), 0.15)
-    glands = (on_grid(pair.fixed_labels, sitk.sitkNearestNeighbor),
-              on_grid(pair.moving_labels, sitk.sitkNearestNeighbor, transform))
+    trus, fan = on_grid(pair.fixed, grid, sitk.sitkLinear), on_grid(pair.fixed_fov, grid, sitk.sitkNearestNeighbor) > 0
+    mr = on_grid(pair.moving, grid, sitk.sitkLinear, transform)
+    board = squares(trus.shape, grid.GetSpacing()[0], square_mm)
+    shown = np.where(fan, np.where(board, grey(trus, fan), grey(mr, fan)), 0.15)
+    glands = (on_grid(pair.fixed_labels, grid, sitk.sitkNearestNeighbor),
+              on_grid(pair.moving_labels, grid, sitk.sitkNearestNeighbor, transform))
     return np.repeat(shown[..., None], 3, axis=-1), *(gland > 0 for gland in glands)
 
 
