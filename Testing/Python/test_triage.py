@@ -419,3 +419,16 @@ def test_triage_cohort_runs_all_three_steps_on_real_reports(pair, assess):
     assert CohortRow.from_summary("x", good) == CohortRow(
         "x", "elastix", "rigid", good.metric_before, good.metric_after
     )
+
+
+def test_images_too_small_for_any_mi_are_failed_for_that_not_for_their_overlap():
+    """A 4 x 4 x 4 voxel pair overlaps whole and still gives no MI (64 samples): the reason says so, instead of
+    "hardly overlap: 100%"."""
+    rng = np.random.default_rng(0)
+    fixed = sitk.GetImageFromArray(rng.uniform(0, 100, (4, 4, 4)).astype(np.float32))
+    report = assess_registration(fixed, sitk.Image(fixed), Transform.identity())
+    verdict = triage_case(None, report)
+    assert report.images_after.overlap_fraction == 1.0 and report.images_after.mutual_information is None
+    assert verdict.verdict == "failed"
+    assert any("100% of the fixed image maps into the moving image (64 voxels, too few for any mutual "
+               "information)" in reason for reason in verdict.reasons), verdict.reasons

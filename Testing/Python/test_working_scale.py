@@ -146,3 +146,24 @@ def test_a_guided_run_is_scaled_too_and_its_record_is_in_the_images_own_mm(tiny)
     assert rms < 0.05 and record.points_rms_mm == pytest.approx(rms, abs=2e-4)
     start_rms = result.provenance.guidance.score_start.points_rms_mm
     assert start_rms is not None and start_rms < 1.0  # the guided start, in the same units (not 11 times larger)
+
+
+def test_qa_measures_small_anatomy_as_its_registration_does(tiny):
+    """mmreg qa sampled a 17 mm head on 2 mm grids: MI none (too few voxels), a handful of foreground points, and
+    mmreg batch failed correct cases for "hardly overlapping". Its grids now shrink with the working scale."""
+    from MultimodalRegistrationLib.qa.assess import assess_registration
+    from MultimodalRegistrationLib.qa.stability import foreground_points
+    from MultimodalRegistrationLib.qa.triage import triage_case
+    from MultimodalRegistrationLib.registration.working_scale import scaled_matrix
+
+    fixed, moving, truth, _ = tiny
+    k = working_scale(fixed, moving)
+    report = assess_registration(fixed, moving, truth)
+    as_registered = assess_registration(scaled_image(fixed, k), scaled_image(moving, k),
+                                        Transform.from_matrix(scaled_matrix(truth.matrix, k)))  # fmt: skip
+    after = report.images_after
+    assert after.spacing_mm == pytest.approx(2.0 / k) and after.voxels == as_registered.images_after.voxels
+    assert after.mutual_information == pytest.approx(as_registered.images_after.mutual_information, abs=1e-6)
+    assert after.mutual_information > report.images_before.mutual_information + 0.1
+    assert len(foreground_points(fixed)) == len(foreground_points(scaled_image(fixed, k))) > 500
+    assert triage_case(None, report).verdict == "ok"

@@ -30,6 +30,7 @@ from ..core.outliers import clip_outliers
 from ..core.pairs import check_pair
 from ..core.replaced import replace_path
 from ..core.transforms import Transform
+from ..registration.working_scale import working_scale
 from .images import image_agreement
 from .jacobian import InverseConsistency, inverse_consistency, jacobian_statistics
 from .landmarks import landmark_errors, paired_landmarks
@@ -38,6 +39,16 @@ from .pictures import KINDS, write_qa_pictures
 from .report import render_html
 from .report_types import QAReport, TransformDescription
 from .stability import StabilityResult, foreground_points
+
+JACOBIAN_SPACING_MM = 2.0
+
+
+def measuring_grids(fixed: sitk.Image, moving: sitk.Image, options: QAOptions) -> tuple[float, float]:
+    """The image metrics' and the Jacobian's grid spacings (mm): the options', or the defaults divided by the
+    registration's working scale (:mod:`..registration.working_scale`), so that small anatomy (a mouse brain 10 mm
+    across) is sampled as finely as a head and its MI is the number its registration summary reports."""
+    k = working_scale(fixed, moving)
+    return (options.metric_spacing_mm or METRIC_SPACING_MM / k, options.jacobian_spacing_mm or JACOBIAN_SPACING_MM / k)
 
 Progress = Callable[[float, str], None]
 
@@ -80,8 +91,8 @@ class QAOptions:
     label_interpolation: str = "nearest"
     fixed_mask: sitk.Image | None = None
     moving_mask: sitk.Image | None = None
-    metric_spacing_mm: float = METRIC_SPACING_MM
-    jacobian_spacing_mm: float = 2.0
+    metric_spacing_mm: float | None = None  # None: METRIC_SPACING_MM, divided by the working scale
+    jacobian_spacing_mm: float | None = None  # None: JACOBIAN_SPACING_MM, the same
     sources: dict | None = None
 
 
@@ -185,11 +196,12 @@ def assess_registration(
         same = same_labelmap_warning(o.fixed_labels, o.moving_labels, sources.get("fixed_labels"),
                                      sources.get("moving_labels"))  # fmt: skip
         warnings += ([same] if same else []) + overlap.warnings
+    metric_spacing, jacobian_spacing = measuring_grids(fixed, moving, o)
     with step("images", 0.15):
-        images = [image_agreement(fixed, moving, pose, fixed_mask, o.metric_spacing_mm) for pose in (before, transform)]
+        images = [image_agreement(fixed, moving, pose, fixed_mask, metric_spacing) for pose in (before, transform)]
     warnings += agreement_fell(images[0].mutual_information, images[1].mutual_information)
     with step("jacobian", 0.25):
-        jacobian = jacobian_statistics(transform, fixed, o.jacobian_spacing_mm, fixed_mask)
+        jacobian = jacobian_statistics(transform, fixed, jacobian_spacing, fixed_mask)
     if jacobian.folding_percent > 0 and transform.is_linear:  # no preset folds a matrix: it came mirrored
         warnings.append(
             f"the transform mirrors (determinant {jacobian.minimum:.3g}): anatomy comes out left-right reversed; "

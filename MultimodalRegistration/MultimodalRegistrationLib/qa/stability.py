@@ -22,17 +22,20 @@ from ..core.metric import shrink_to_spacing
 from ..core.records import Record
 from ..core.transforms import Transform, rigid_transform
 from ..registration.pose.centres import centre_alignment
+from ..registration.working_scale import working_scale
 
 FOREGROUND_SPACING_MM = 4.0
 MAX_POINTS = 2000
 
 
 def foreground_points(image: sitk.Image, max_points: int = MAX_POINTS) -> np.ndarray:
-    """Up to ``max_points`` points (LPS mm) spread evenly over the image's foreground (Otsu at ~4 mm).
+    """Up to ``max_points`` points (LPS mm) spread evenly over the image's foreground (Otsu at ~4 mm, or as finely
+    for small anatomy as its registration's working scale makes it; :mod:`..registration.working_scale`).
 
     Falls back to a grid over the whole image when no foreground is found. Deterministic.
     """
-    small = sitk.Cast(shrink_to_spacing(image, FOREGROUND_SPACING_MM), sitk.sitkFloat32)
+    spacing = FOREGROUND_SPACING_MM / working_scale(image, image)
+    small = sitk.Cast(shrink_to_spacing(image, spacing), sitk.sitkFloat32)
     foreground = sitk.GetArrayFromImage(sitk.OtsuThreshold(small, 0, 1, 128)) != 0
     index = np.argwhere(foreground)[:, ::-1].astype(float)  # (x, y, z) voxel indices
     if len(index) == 0:
