@@ -50,6 +50,7 @@ def measuring_grids(fixed: sitk.Image, moving: sitk.Image, options: QAOptions) -
     k = working_scale(fixed, moving)
     return (options.metric_spacing_mm or METRIC_SPACING_MM / k, options.jacobian_spacing_mm or JACOBIAN_SPACING_MM / k)
 
+
 Progress = Callable[[float, str], None]
 
 

@@ -231,9 +231,8 @@ def triage_case(
         left = overlap_after < FOV_LOSS_RATIO * min(overlap_before, _possible_overlap(summary, matrix))
         was = f" ({overlap_before:.0%} before: the moving image left the fixed field of view)" if left else ""
         if overlap_after < OVERLAP_FAILED or no_information:
-            few = report.images_after
-            voxels = "" if overlap_after < OVERLAP_FAILED else (
-                f" ({few.voxels} voxels, too few for any mutual information)")
+            few = f" ({report.images_after.voxels} voxels, too few for any mutual information)"
+            voxels = "" if overlap_after < OVERLAP_FAILED else few
             verdict = verdict.flagged(
                 "failed",
                 f"the images hardly overlap after registration: {overlap_after:.0%} of the fixed image maps "
