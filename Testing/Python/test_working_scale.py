@@ -154,7 +154,6 @@ def test_qa_measures_small_anatomy_as_its_registration_does(tiny):
     from MultimodalRegistrationLib.qa.assess import assess_registration
     from MultimodalRegistrationLib.qa.stability import foreground_points
     from MultimodalRegistrationLib.qa.triage import triage_case
-    from MultimodalRegistrationLib.registration.working_scale import scaled_matrix
 
     fixed, moving, truth, _ = tiny
     k = working_scale(fixed, moving)

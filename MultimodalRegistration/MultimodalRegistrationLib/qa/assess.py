@@ -24,6 +24,7 @@ import SimpleITK as sitk
 from ..core.errors import InputError
 from ..core.file_checks import check_output_path
 from ..core.files import OutputSet, signals_held
+from ..core.folding import SAMPLING_SPACING_MM
 from ..core.images import validate_image, validate_mask
 from ..core.metric import METRIC_SPACING_MM
 from ..core.outliers import clip_outliers
@@ -40,15 +41,13 @@ from .report import render_html
 from .report_types import QAReport, TransformDescription
 from .stability import StabilityResult, foreground_points
 
-JACOBIAN_SPACING_MM = 2.0
-
 
 def measuring_grids(fixed: sitk.Image, moving: sitk.Image, options: QAOptions) -> tuple[float, float]:
     """The image metrics' and the Jacobian's grid spacings (mm): the options', or the defaults divided by the
     registration's working scale (:mod:`..registration.working_scale`), so that small anatomy (a mouse brain 10 mm
     across) is sampled as finely as a head and its MI is the number its registration summary reports."""
     k = working_scale(fixed, moving)
-    return (options.metric_spacing_mm or METRIC_SPACING_MM / k, options.jacobian_spacing_mm or JACOBIAN_SPACING_MM / k)
+    return (options.metric_spacing_mm or METRIC_SPACING_MM / k, options.jacobian_spacing_mm or SAMPLING_SPACING_MM / k)
 
 
 Progress = Callable[[float, str], None]
@@ -93,7 +92,7 @@ class QAOptions:
     fixed_mask: sitk.Image | None = None
     moving_mask: sitk.Image | None = None
     metric_spacing_mm: float | None = None  # None: METRIC_SPACING_MM, divided by the working scale
-    jacobian_spacing_mm: float | None = None  # None: JACOBIAN_SPACING_MM, the same
+    jacobian_spacing_mm: float | None = None  # None: core.folding's SAMPLING_SPACING_MM, the same
     sources: dict | None = None
 
 
