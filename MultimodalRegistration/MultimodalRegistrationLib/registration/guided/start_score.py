@@ -2,10 +2,10 @@
 
 * guidance: the mean distance (mm, clamped at CLAMP_MM) from each paired fixed segment's surface points,
   mapped by the pose, to the moving segment's surface (its distance map); lower is better;
-* intensities: the mutual information (nats) of fixed samples in and within ``REGION_MM`` of the fixed
-  segments (inside the fixed field of view) with the moving image; higher is better. Left out when the
-  metric is "segments" or when either image has no contrast there. The start's referee
-  (:func:`wide_intensity_z`) samples a wider region, ``REFEREE_REGION_MM``.
+* intensities: the mutual information (nats) of fixed samples inside the fixed segments (``REGION_MM``; within
+  ``SMALL_SEGMENTS_REGION_MM`` of them when the inside is too small or flat) and the fixed field of view with
+  the moving image; higher is better. Left out when the metric is "segments" or when either image has no
+  contrast there. The start's referee (:func:`wide_intensity_z`) samples a wider region, ``REFEREE_REGION_MM``.
 
 Their noise is a block bootstrap of both means, paired across candidates (the same patches drawn for every
 candidate), so differences between candidates have their own standard deviations.
@@ -24,7 +24,11 @@ from .intensity import PointwiseMI
 from .surfaces import FOV_MARGIN_MM, Surface, apply, block_bootstrap, patches
 from .views import SegmentViews
 
-REGION_MM = 10.0
+# Inside the segments only: around a gland a TRUS may echo tissue the MR does not show, and a wrong turn was chosen
+# on that ring (make bench's three TRUS tables, 72 pairs: worse than their centroids 2 -> 0 with the start, 3 -> 0
+# with ANTs deformable; 0.2-0.5 mm lost where the TRUS echoes all the MR's texture; guided_results.md, 32nd/33rd).
+REGION_MM = 0.0
+SMALL_SEGMENTS_REGION_MM = 10.0  # segments too small or flat inside for any mutual information: their ring too
 MIN_SEEN = 0.2  # fewer fixed surface points than this share seen by every pose compared: compare them all
 BOOTSTRAP = 300
 # The surfaces' bootstrap sees how their points were sampled, not how two segmentations drawn apart disagree
@@ -79,7 +83,7 @@ class StartScorer:
             distance = sitk.SignedMaurerDistanceMap(union, insideIsPositive=False, squaredDistance=False,
                                                     useImageSpacing=True)  # fmt: skip
             self._intensity_source = (fixed, moving, distance, fov)
-            self.intensity = self._intensity_within(REGION_MM)
+            self.intensity = self._intensity_within(REGION_MM) or self._intensity_within(SMALL_SEGMENTS_REGION_MM)
         self.rng = np.random.default_rng(seed)
 
     @classmethod
