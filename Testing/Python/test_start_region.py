@@ -1,0 +1,67 @@
+"""Where the guided start reads the intensities: inside the fixed segments, or their 10 mm ring when the inside is
+too small for mutual information (issue 22). Hard TRUS-like pairs of Testing/Python/trus_data.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from MultimodalRegistrationLib.core.transforms import Transform
+from MultimodalRegistrationLib.registration.guided import start_score
+from MultimodalRegistrationLib.registration.guided.start import guided_start, segment_centroid_alignment
+from MultimodalRegistrationLib.registration.guided.start_score import StartScorer
+from trus_data import gland_guidance, trus_pair
+
+
+def mean_tre(pair, matrix: np.ndarray) -> float:
+    return float(np.mean(pair.tre(Transform.from_matrix(matrix))))
+
+
+def distance_to(mask: sitk.Image, points: np.ndarray) -> np.ndarray:
+    """Signed distance (mm, negative inside) from ``mask`` at the voxels nearest ``points`` (LPS mm)."""
+    distance = sitk.SignedMaurerDistanceMap(mask, insideIsPositive=False, squaredDistance=False, useImageSpacing=True)
+    array = sitk.GetArrayViewFromImage(distance)
+    index = [mask.TransformPhysicalPointToIndex(tuple(map(float, point))) for point in points]
+    return np.array([array[k, j, i] for i, j, k in index])
+
+
+def test_a_turn_chosen_on_the_ring_the_mr_does_not_show_is_not_taken(monkeypatch):
+    """Pair 109 whose TRUS echoes none of the MR's texture: on the 0-10 mm ring around the gland the intensities
+    preferred a 20 degree wrong turn (mean TRE 11.6 against 7.6 mm at the centroids); inside it they do not."""
+    pair = trus_pair(109, echo_mr_share=(0.0, 0.0))
+    prepared = gland_guidance(pair)
+    centroids = mean_tre(pair, segment_centroid_alignment(prepared).matrix)
+    start = guided_start(prepared, None, pair.fixed, pair.moving)
+    assert mean_tre(pair, start.transform.matrix) < centroids + 1.0, start.reason  # measured 7.6 mm, the prior
+
+    monkeypatch.setattr(start_score, "REGION_MM", start_score.SMALL_SEGMENTS_REGION_MM)
+    ring = guided_start(gland_guidance(pair), None, pair.fixed, pair.moving)
+    assert mean_tre(pair, ring.transform.matrix) > centroids + 2.0, ring.reason  # measured 11.6 mm
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return trus_pair(100)
+
+
+def test_the_intensities_are_sampled_inside_the_gland(pair):
+    prepared = gland_guidance(pair)
+    scorer = StartScorer(prepared, pair.fixed, pair.moving, 1)
+    inside = distance_to(prepared.fixed_masks[0], scorer.intensity.points)
+    assert len(inside) > 5000 and inside.max() <= 0.0  # every sample in the gland (its boundary voxels included)
+
+
+def test_a_segment_too_small_inside_is_read_with_its_ring(pair):
+    """A 2-voxel segment has too few voxels for a 32-bin mutual information: its 10 mm ring is sampled instead."""
+    prepared = gland_guidance(pair)
+    gland = prepared.fixed_masks[0]
+    tiny = sitk.Image(gland.GetSize(), sitk.sitkUInt8)
+    tiny.CopyInformation(gland)
+    centre = [int(v) for v in np.argwhere(sitk.GetArrayViewFromImage(gland)).mean(axis=0)[::-1]]
+    for step in (0, 1):
+        tiny[centre[0] + step, centre[1], centre[2]] = 1
+    prepared.fixed_masks[0] = tiny
+    scorer = StartScorer(prepared, pair.fixed, pair.moving, 1)
+    assert scorer.intensity is not None
+    distance = distance_to(tiny, scorer.intensity.points)
+    assert distance.max() > 8.0 and distance.max() <= start_score.SMALL_SEGMENTS_REGION_MM + 1e-6
