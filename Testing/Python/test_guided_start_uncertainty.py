@@ -91,5 +91,6 @@ def test_an_ultrasound_that_shows_no_anatomy_cannot_turn_the_start():
     start = guided_start(prepared, None, blind, pair.moving)
     assert start.name == "segment centroids", start.reason  # measured: the proposal better by only 0.8 SD
     np.testing.assert_allclose(start.transform.matrix, segment_centroid_alignment(prepared).matrix, atol=1e-9)
-    assert start.noise["intensities"] and start.noise["rotation_spread_mm"] > UNCERTAIN_MM  # measured 6.1 mm
+    assert start.noise["intensities"] and start.noise["intensity_region_mm"] == 0.0  # read inside the gland
+    assert start.noise["rotation_spread_mm"] > UNCERTAIN_MM  # measured 6.1 mm
     assert "uncertain" in start_uncertainty(start.record(), "start", False)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from MultimodalRegistrationLib.core.transforms import Transform
+from MultimodalRegistrationLib.core.views import fields_of_view
 from MultimodalRegistrationLib.registration.guided import start_score
 from MultimodalRegistrationLib.registration.guided.start import guided_start, segment_centroid_alignment
 from MultimodalRegistrationLib.registration.guided.start_score import StartScorer
@@ -49,19 +50,36 @@ def test_the_intensities_are_sampled_inside_the_gland(pair):
     scorer = StartScorer(prepared, pair.fixed, pair.moving, 1)
     inside = distance_to(prepared.fixed_masks[0], scorer.intensity.points)
     assert len(inside) > 5000 and inside.max() <= 0.0  # every sample in the gland (its boundary voxels included)
+    assert scorer.intensity_region_mm == 0.0 and scorer.intensity_where == "inside the segments"
+
+
+def cube_segment(prepared, corner: list[int], size: int = 5) -> sitk.Image:
+    """A ``size``-voxel cube segment on the fixed gland's grid, from voxel index ``corner`` (i, j, k)."""
+    gland = prepared.fixed_masks[0]
+    cube = sitk.Image(gland.GetSize(), sitk.sitkUInt8)
+    cube.CopyInformation(gland)
+    cube[corner[0] : corner[0] + size, corner[1] : corner[1] + size, corner[2] : corner[2] + size] = 1
+    return cube
 
 
 def test_a_segment_too_small_inside_is_read_with_its_ring(pair):
-    """A 2-voxel segment has too few voxels for a 32-bin mutual information: its 10 mm ring is sampled instead."""
+    """A 125-voxel segment: enough for a 32-bin mutual information to be computed (> 32 samples) but not to be
+    trusted (< 32 x 32): its 10 mm ring is sampled instead."""
     prepared = gland_guidance(pair)
-    gland = prepared.fixed_masks[0]
-    tiny = sitk.Image(gland.GetSize(), sitk.sitkUInt8)
-    tiny.CopyInformation(gland)
-    centre = [int(v) for v in np.argwhere(sitk.GetArrayViewFromImage(gland)).mean(axis=0)[::-1]]
-    for step in (0, 1):
-        tiny[centre[0] + step, centre[1], centre[2]] = 1
-    prepared.fixed_masks[0] = tiny
+    centre = [int(v) - 2 for v in np.argwhere(sitk.GetArrayViewFromImage(prepared.fixed_masks[0])).mean(axis=0)[::-1]]
+    prepared.fixed_masks[0] = cube = cube_segment(prepared, centre)
     scorer = StartScorer(prepared, pair.fixed, pair.moving, 1)
-    assert scorer.intensity is not None
-    distance = distance_to(tiny, scorer.intensity.points)
+    assert scorer.intensity_region_mm == start_score.SMALL_SEGMENTS_REGION_MM, scorer.intensity_where
+    distance = distance_to(cube, scorer.intensity.points)
     assert distance.max() > 8.0 and distance.max() <= start_score.SMALL_SEGMENTS_REGION_MM + 1e-6
+
+
+def test_a_segment_outside_the_field_of_view_leaves_the_intensities_out(pair):
+    """A segment in a corner of the TRUS box, outside its fan: no sample inside it or its ring (an IndexError
+    before the count was checked); the start is scored by the surfaces alone."""
+    prepared = gland_guidance(pair)
+    fan, _ = fields_of_view(pair.fixed, prepared.fixed_masks[0])  # where the TRUS has data, as the scorer sees it
+    assert not sitk.GetArrayViewFromImage(fan)[:12, -12:, :12].any()  # this corner and 18 mm around it
+    prepared.fixed_masks[0] = cube_segment(prepared, [0, fan.GetSize()[1] - 5, 0])
+    scorer = StartScorer(prepared, pair.fixed, pair.moving, 1)
+    assert scorer.intensity is None and scorer.intensity_region_mm is None and scorer.intensity_where == ""

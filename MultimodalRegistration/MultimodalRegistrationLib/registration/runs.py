@@ -168,7 +168,7 @@ def plan_runs(run: RegistrationRun) -> RunPlan:
             run.report(0.015, "finding the starting pose: where each image has data")
             SegmentViews.of(prepared)  # the centroid start (no search) needs it too
             if searched:
-                run.report(0.02, "finding the starting pose: the segments' surfaces and the intensities near them")
+                run.report(0.02, "finding the starting pose: the segments' surfaces and the intensities inside them")
                 StartScorer.of(prepared, fixed, moving, settings.seed)
                 run.report(0.03, "finding the starting pose: scoring rotations of the segments")
         starts, guided_candidates = guided_starts(fixed, moving, prepared, settings.initial_transform, settings.seed,

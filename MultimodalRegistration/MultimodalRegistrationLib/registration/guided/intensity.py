@@ -14,7 +14,8 @@ from ...core.images import index_to_physical_matrix
 from .surfaces import Volume, apply, patches
 
 BINS = 32
-# About every voxel of a gland-sized region (a 40 mm gland and 10 mm around it at 1.5 mm); 6000 samples left
+# About every voxel of a gland-sized region (a 40 mm gland and 10 mm around it at 1.5 mm, the start's region until
+# the 33rd session; now the gland's inside); 6000 samples left
 # the candidates' mutual information noisy enough to pick a wrong rotation (hard TRUS cohort, 96 pairs:
 # median target error of the start 4.1-4.9 mm with 6000, 3.9-4.5 mm with 50000, in about the same time).
 SAMPLES = 50000

@@ -221,7 +221,8 @@ def _segment_start(prepared, prior, fixed, moving, seed, scale) -> GuidedStart:
     ]  # fmt: skip
     noise = {"surface_mm": _rounded(judge.tau_s, 4), "mutual_information": _rounded(judge.tau_i, 6),
              "bootstrap": len(winners), "surface_cut_by_field_of_view": _rounded(scorer.cut_fraction, 3),
-             "intensities": scorer.intensity is not None, "rotation_spread_deg": _rounded(spread_deg, 1),
+             "intensities": scorer.intensity is not None, "intensity_region_mm": scorer.intensity_region_mm,
+             "rotation_spread_deg": _rounded(spread_deg, 1),
              "rotation_spread_mm": _rounded(np.deg2rad(spread_deg) * radius_mm, 1)}  # fmt: skip
 
     # Step 3: the bagged proposal against the prior.

@@ -3,9 +3,10 @@
 * guidance: the mean distance (mm, clamped at CLAMP_MM) from each paired fixed segment's surface points,
   mapped by the pose, to the moving segment's surface (its distance map); lower is better;
 * intensities: the mutual information (nats) of fixed samples inside the fixed segments (``REGION_MM``; within
-  ``SMALL_SEGMENTS_REGION_MM`` of them when the inside is too small or flat) and the fixed field of view with
-  the moving image; higher is better. Left out when the metric is "segments" or when either image has no
-  contrast there. The start's referee (:func:`wide_intensity_z`) samples a wider region, ``REFEREE_REGION_MM``.
+  ``SMALL_SEGMENTS_REGION_MM`` of them when the inside has fewer than MIN_INSIDE_SAMPLES voxels or no contrast)
+  and the fixed field of view with the moving image; higher is better. Left out when the metric is "segments"
+  or when either image has no contrast there. The start's referee (:func:`wide_intensity_z`) samples a wider
+  region, ``REFEREE_REGION_MM``.
 
 Their noise is a block bootstrap of both means, paired across candidates (the same patches drawn for every
 candidate), so differences between candidates have their own standard deviations.
@@ -20,7 +21,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .guidance import PreparedGuidance
-from .intensity import PointwiseMI
+from .intensity import BINS, PointwiseMI
 from .surfaces import FOV_MARGIN_MM, Surface, apply, block_bootstrap, patches
 from .views import SegmentViews
 
@@ -28,7 +29,8 @@ from .views import SegmentViews
 # on that ring (make bench's three TRUS tables, 72 pairs: worse than their centroids 2 -> 0 with the start, 3 -> 0
 # with ANTs deformable; 0.2-0.5 mm lost where the TRUS echoes all the MR's texture; guided_results.md, 32nd/33rd).
 REGION_MM = 0.0
-SMALL_SEGMENTS_REGION_MM = 10.0  # segments too small or flat inside for any mutual information: their ring too
+SMALL_SEGMENTS_REGION_MM = 10.0  # segments too small or flat inside for a mutual information: their ring too
+MIN_INSIDE_SAMPLES = BINS * BINS  # about one sample per joint histogram bin
 MIN_SEEN = 0.2  # fewer fixed surface points than this share seen by every pose compared: compare them all
 BOOTSTRAP = 300
 # The surfaces' bootstrap sees how their points were sampled, not how two segmentations drawn apart disagree
@@ -75,6 +77,7 @@ class StartScorer:
         self.cut_fraction = float(np.mean([surface.cut_fraction for surface in self.fixed_surfaces]))
         self.seed = seed
         self.intensity = None
+        self.intensity_region_mm = None  # where the intensities were read: REGION_MM or SMALL_SEGMENTS_REGION_MM
         self._intensity_source = None  # (fixed, moving, distance (mm) to the fixed segments, field of view)
         if fixed is not None and moving is not None and prepared.guidance.metric == "intensity":
             union = prepared.fixed_masks[0]
@@ -83,7 +86,11 @@ class StartScorer:
             distance = sitk.SignedMaurerDistanceMap(union, insideIsPositive=False, squaredDistance=False,
                                                     useImageSpacing=True)  # fmt: skip
             self._intensity_source = (fixed, moving, distance, fov)
-            self.intensity = self._intensity_within(REGION_MM) or self._intensity_within(SMALL_SEGMENTS_REGION_MM)
+            for region_mm, fewest in ((REGION_MM, MIN_INSIDE_SAMPLES), (SMALL_SEGMENTS_REGION_MM, BINS + 1)):
+                self.intensity = self._intensity_within(region_mm, fewest)
+                if self.intensity is not None:
+                    self.intensity_region_mm = region_mm
+                    break
         self.rng = np.random.default_rng(seed)
 
     @classmethod
@@ -101,9 +108,20 @@ class StartScorer:
         restarted.rng = np.random.default_rng(seed)
         return restarted
 
-    def _intensity_within(self, region_mm: float) -> PointwiseMI | None:
+    @property
+    def intensity_where(self) -> str:
+        """Where the intensities are read, in words ("" when they are not)."""
+        if self.intensity_region_mm is None:
+            return ""
+        if self.intensity_region_mm <= 0:
+            return "inside the segments"
+        return f"within {self.intensity_region_mm:g} mm of the segments"
+
+    def _intensity_within(self, region_mm: float, fewest: int = BINS + 1) -> PointwiseMI | None:
         fixed, moving, distance, fov = self._intensity_source
         region = sitk.And(sitk.Cast(distance <= region_mm, sitk.sitkUInt8), fov)
+        if np.count_nonzero(sitk.GetArrayViewFromImage(region)) < fewest:  # none: segments outside the field of view
+            return None
         scorer = PointwiseMI(fixed, moving, region, self.seed)
         return scorer if scorer.informative else None
 
@@ -112,6 +130,7 @@ class StartScorer:
         surfaces shared, the bootstrap restarted from the seed."""
         wide = copy.copy(self)
         wide.intensity = None if self._intensity_source is None else self._intensity_within(region_mm)
+        wide.intensity_region_mm = None if wide.intensity is None else region_mm
         wide.rng = np.random.default_rng(self.seed)
         return wide
 

@@ -115,7 +115,8 @@ def earlier_stage(output, fixed, moving, fixed_mask, metric_start, prepared, sco
 
 
 # A linear guided result replaces its start only when better by KEEP_Z SDs of their paired bootstrap difference,
-# the surface distance and the mutual information near the segments together, and neither worse by VETO_Z SDs
+# the surface distance and the mutual information inside the segments (start_score.REGION_MM; a 10 mm ring until
+# the 33rd session, so the thresholds were set on that) together, and neither worse by VETO_Z SDs
 # (guided/start_score.paired_z). The scores are the start's, but the rule is stricter than the one by which the
 # start beat the prior (guided/start.py: surfaces at SURFACE_WEIGHT, PROPOSAL_Z): the engine has just optimised
 # these surfaces, so their full weight and 2 SD stand.
@@ -143,8 +144,9 @@ REFEREE_KEEP_Z = KEEP_Z
 def worse_beyond_noise(prepared, fixed: sitk.Image, moving: sitk.Image, start: Transform, result: Transform,
                        seed: int, prior: np.ndarray | None = None, refereed: bool = True) -> str:  # fmt: skip
     """Why a linear guided ``result`` is not better than its linear ``start`` beyond the noise ("" when it
-    is), judged by the start's scores: field-of-view-aware surface distance and mutual information near
-    the segments, each in SDs of its own block-bootstrap noise (at full weight, unlike the start's choice).
+    is), judged by the start's scores: field-of-view-aware surface distance and mutual information inside
+    the segments (their ring when the inside is too small), each in SDs of its own block-bootstrap noise (at
+    full weight, unlike the start's choice).
     A rigid result can match deformed surfaces better while the anatomy inside them slides away: one that
     moves them more than a polish must be better beyond the noise, the intensities agreeing, those within
     REFEREE_REGION_MM too when ``refereed`` (the start's referee: a run from a guided start at or about the prior;
@@ -163,7 +165,7 @@ def worse_beyond_noise(prepared, fixed: sitk.Image, moving: sitk.Image, start: T
     z_surface, z_mi, z_together = paired_z(scorer, start.matrix, result.matrix)
     points = np.concatenate(scorer.points)
     moved = float(np.sqrt(np.mean(np.sum((result.transform_points(points) - start.transform_points(points)) ** 2, 1))))
-    mi_text = "" if z_mi is None else f", mutual information near the segments {z_mi:+.1f} SD"
+    mi_text = "" if z_mi is None else f", mutual information {scorer.intensity_where} {z_mi:+.1f} SD"
     scores = f"together {z_together:+.1f} SD: surface distance {z_surface:+.1f} SD{mi_text}"
     surfaces_worse = z_surface < -VETO_Z and surface_change_mm(scorer, start.matrix, result.matrix) > (
         SURFACE_VETO_VOXELS * max(fixed.GetSpacing()))
