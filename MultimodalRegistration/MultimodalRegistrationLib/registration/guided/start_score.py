@@ -27,7 +27,7 @@ from .views import SegmentViews
 
 # Inside the segments only: around a gland a TRUS may echo tissue the MR does not show, and a wrong turn was chosen
 # on that ring (make bench's three TRUS tables, 72 pairs: worse than their centroids 2 -> 0 with the start, 3 -> 0
-# with ANTs deformable; 0.2-0.5 mm lost where the TRUS echoes all the MR's texture; guided_results.md, 32nd/33rd).
+# with ANTs deformable; 0.25-0.45 mm lost where the TRUS echoes all the MR's texture; guided_results.md, 32nd/33rd).
 REGION_MM = 0.0
 SMALL_SEGMENTS_REGION_MM = 10.0  # segments too small or flat inside for a mutual information: their ring too
 MIN_INSIDE_SAMPLES = BINS * BINS  # about one sample per joint histogram bin
@@ -120,7 +120,7 @@ class StartScorer:
     def _intensity_within(self, region_mm: float, fewest: int = BINS + 1) -> PointwiseMI | None:
         fixed, moving, distance, fov = self._intensity_source
         region = sitk.And(sitk.Cast(distance <= region_mm, sitk.sitkUInt8), fov)
-        if np.count_nonzero(sitk.GetArrayViewFromImage(region)) < fewest:  # none: segments outside the field of view
+        if np.count_nonzero(sitk.GetArrayViewFromImage(region)) < fewest:  # e.g. segments outside the field of view
             return None
         scorer = PointwiseMI(fixed, moving, region, self.seed)
         return scorer if scorer.informative else None
