@@ -8,7 +8,6 @@ import re
 
 import numpy as np
 import pytest
-from MultimodalRegistrationLib.core.transforms import Transform
 from MultimodalRegistrationLib.registration.guided import start as start_module
 from MultimodalRegistrationLib.registration.guided import start_score
 from MultimodalRegistrationLib.registration.guided.start import (
@@ -44,13 +43,9 @@ def poses(pair, prepared):
     }
 
 
-def mean_tre(pair, pose) -> float:
-    return float(np.mean(pair.tre(Transform.from_matrix(pose))))
-
-
 def test_the_wider_intensities_tell_the_right_turn_where_the_segments_do_not(pair, prepared, poses):
-    assert mean_tre(pair, poses["truth"]) < mean_tre(pair, poses["prior"]) - 1.0  # measured 3.8 against 5.4 mm
-    assert mean_tre(pair, poses["mirrored"]) > mean_tre(pair, poses["prior"]) + 1.0  # measured 7.7 mm
+    assert pair.mean_tre(poses["truth"]) < pair.mean_tre(poses["prior"]) - 1.0  # measured 3.8 against 5.4 mm
+    assert pair.mean_tre(poses["mirrored"]) > pair.mean_tre(poses["prior"]) + 1.0  # measured 7.7 mm
     near = StartScorer(prepared, pair.fixed, pair.moving, 1)
     surfaces_z, _, together_z = paired_z(near, poses["prior"], poses["mirrored"])
     # measured +2.8 and +1.4 SD (the intensities inside the gland -0.8; within 10 mm of it, before the 33rd session,
@@ -72,12 +67,12 @@ def test_a_turn_the_wider_intensities_refuse_keeps_the_prior(pair, prepared, mon
     monkeypatch.setattr(start_module, "REFEREE_Z", -np.inf)
     turned = guided_start(gland_guidance(pair), None, pair.fixed, pair.moving)
     assert turned.name.startswith("segment surfaces, rotated")
-    centroids = mean_tre(pair, segment_centroid_alignment(prepared).matrix)
-    assert mean_tre(pair, turned.transform.matrix) > centroids + 1.0  # measured 7.9 against 5.4 mm
-    assert mean_tre(pair, start.transform.matrix) < mean_tre(pair, turned.transform.matrix) - 1.0  # measured 5.4
+    centroids = pair.mean_tre(segment_centroid_alignment(prepared).matrix)
+    assert pair.mean_tre(turned.transform.matrix) > centroids + 1.0  # measured 7.9 against 5.4 mm
+    assert pair.mean_tre(start.transform.matrix) < pair.mean_tre(turned.transform.matrix) - 1.0  # measured 5.4
     monkeypatch.undo()
     inside = guided_start(gland_guidance(pair), None, pair.fixed, pair.moving)
-    assert mean_tre(pair, inside.transform.matrix) < centroids + 1.0, inside.reason  # measured 5.7 mm (7 degrees)
+    assert pair.mean_tre(inside.transform.matrix) < centroids + 1.0, inside.reason  # measured 5.7 mm (7 degrees)
 
 
 def test_a_principal_axes_turn_needs_the_referee_too(monkeypatch):
@@ -100,6 +95,6 @@ def test_a_principal_axes_turn_needs_the_referee_too(monkeypatch):
     monkeypatch.setattr(start_module, "_referee_z", only_the_proposals)
     unrefereed = guided_start(prepared, None, pair.fixed, pair.moving)
     assert unrefereed.name == "segment axes -1+1"
-    centroids = mean_tre(pair, segment_centroid_alignment(prepared).matrix)
-    assert mean_tre(pair, unrefereed.transform.matrix) > centroids + 2.0  # measured 9.8 against 6.2 mm
-    np.testing.assert_allclose(mean_tre(pair, start.transform.matrix), centroids, atol=1e-6)
+    centroids = pair.mean_tre(segment_centroid_alignment(prepared).matrix)
+    assert pair.mean_tre(unrefereed.transform.matrix) > centroids + 2.0  # measured 9.8 against 6.2 mm
+    np.testing.assert_allclose(pair.mean_tre(start.transform.matrix), centroids, atol=1e-6)

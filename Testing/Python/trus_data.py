@@ -280,6 +280,10 @@ class TrusPair:
             transform.transform_points(self.landmarks_fixed_true) - self.landmarks_moving_true, axis=1
         )
 
+    def mean_tre(self, pose: Transform | np.ndarray) -> float:
+        """Mean target registration error (mm) of a transform or a 4x4 matrix (fixed -> moving, LPS)."""
+        return float(np.mean(self.tre(pose if isinstance(pose, Transform) else Transform.from_matrix(pose))))
+
     def clicked_error(self, transform: Transform) -> np.ndarray:
         """The error a user measures with the clicks: |transform(fixed click) - moving click| (mm)."""
         return np.linalg.norm(transform.transform_points(self.landmarks_fixed) - self.landmarks_moving, axis=1)
