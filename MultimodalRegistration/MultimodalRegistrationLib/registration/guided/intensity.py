@@ -22,7 +22,8 @@ SAMPLES = 50000
 
 
 class PointwiseMI:
-    """The mutual information (nats) of fixed samples in ``region`` and the moving image, per sample."""
+    """The mutual information (nats) of fixed samples in ``region`` and the moving image, per sample. Not
+    ``informative`` with BINS samples or fewer (none: a region outside the fixed image's data), nor built further."""
 
     def __init__(self, fixed: sitk.Image, moving: sitk.Image, region: sitk.Image, seed: int, count: int = SAMPLES):
         rng = np.random.default_rng(seed)
@@ -30,6 +31,9 @@ class PointwiseMI:
         voxels = voxels[rng.choice(len(voxels), min(count, len(voxels)), replace=False)]
         matrix = index_to_physical_matrix(fixed)
         self.points = voxels[:, ::-1] @ matrix[:3, :3].T + matrix[:3, 3]
+        self.informative = len(self.points) > BINS
+        if not self.informative:
+            return
         values = sitk.GetArrayViewFromImage(fixed)[tuple(voxels.T)].astype(float)
         self.fixed_bin = np.round(self._binned(values, *np.percentile(values, [0.5, 99.5]))).astype(int)
         self.moving = Volume(sitk.Cast(moving, sitk.sitkFloat32))

@@ -120,10 +120,8 @@ class StartScorer:
     def _intensity_within(self, region_mm: float, fewest: int = BINS + 1) -> PointwiseMI | None:
         fixed, moving, distance, fov = self._intensity_source
         region = sitk.And(sitk.Cast(distance <= region_mm, sitk.sitkUInt8), fov)
-        if np.count_nonzero(sitk.GetArrayViewFromImage(region)) < fewest:  # e.g. segments outside the field of view
-            return None
         scorer = PointwiseMI(fixed, moving, region, self.seed)
-        return scorer if scorer.informative else None
+        return scorer if scorer.informative and len(scorer.points) >= fewest else None
 
     def widened(self, region_mm: float) -> StartScorer:
         """This scorer with its intensities sampled within ``region_mm`` of the fixed segments instead: the
