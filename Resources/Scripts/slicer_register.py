@@ -41,6 +41,7 @@ from MultimodalRegistrationLib.process.jobs import (  # noqa: E402
     option_fields,
     option_flag,
 )
+from MultimodalRegistrationLib.process.results import JobOutputs  # noqa: E402
 from MultimodalRegistrationLib.process.worker import WorkerFailure  # noqa: E402
 
 
@@ -55,13 +56,12 @@ def worker_python():
         return None
 
 
-def _write_inverse(registration, transform, path: str, summary) -> None:
+def _write_inverse(registration, transform, path: str) -> None:
     """The moving -> fixed transform: the engine's own for a nonlinear result, the exact inverse of a linear one."""
     if registration.inverse_transform_node is not None:
         mrml.transform_from_node(registration.inverse_transform_node).write(path)
     else:  # linear: job_from_arguments refused, before the run, an inverse the result would not have
         transform.inverse().write(path)
-    summary.outputs["inverse"] = path
 
 
 def panel_values(scene, arguments) -> dict:
@@ -114,9 +114,13 @@ def main(argv):
         for warning in summary.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         if arguments.output_inverse:
-            _write_inverse(registration, transform, arguments.output_inverse, summary)
+            _write_inverse(registration, transform, arguments.output_inverse)
         if output_volume is not None:
             mrml.write_volume_node(scene, output_volume, arguments.output_volume)
+        # The files written where asked, as mmreg register records them; not the worker's scratch copies (removed).
+        summary.outputs = JobOutputs(transform=arguments.output_transform, inverse=arguments.output_inverse,
+                                     volume=arguments.output_volume,
+                                     log=(summary.outputs or {}).get("log")).to_dict()  # fmt: skip
         if file_or_none(arguments.summary):  # --json -: standard output, where the summary goes anyway
             Path(arguments.summary).write_text(json.dumps(summary.to_dict(), indent=2))
         print(json.dumps(summary.to_dict()))
