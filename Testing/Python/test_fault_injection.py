@@ -1360,6 +1360,28 @@ def test_a_panel_choice_that_does_not_fit_is_refused_in_the_panels_words(name, s
     assert scene.GetNumberOfNodes() == nodes_before
 
 
+@pytest.mark.parametrize("kind", ["segmentation", "landmarks"])
+def test_one_guidance_node_for_both_volumes_is_refused(kind, scene, make_segmentation):
+    """The same segmentation (or point list) as fixed and moving guidance ran and returned no correction, without
+    a warning (a TRUS pair 22 mm off, as doing nothing): refused with the fix, the scene as it was."""
+    from MultimodalRegistrationLib.nodes import mrml
+    from MultimodalRegistrationLib.nodes.registration import register_nodes, registration_parameters
+
+    volumes = _two_volumes(scene)
+    if kind == "segmentation":
+        labels = sitk.Image(mrml.image_from_volume_node(volumes["fixedVolume"]).GetSize(), sitk.sitkUInt8)
+        labels[5:15, 5:15, 5:15] = 1
+        node = make_segmentation(labels, {1: "gland"}, "gland")
+        values, said = {"fixedSegmentation": node, "movingSegmentation": node}, "segmentation are the same node"
+    else:
+        node = mrml.markups_from_points(scene, np.array([[0.0, 0, 0], [10, 0, 0], [0, 10, 0], [0, 0, 10]]), name="clicks")
+        values, said = {"fixedLandmarks": node, "movingLandmarks": node}, "landmarks are the same node"
+    nodes_before = scene.GetNumberOfNodes()
+    with pytest.raises(ValueError, match=f"{said}, '{node.GetName()}': select one for each volume"):
+        register_nodes(registration_parameters(**volumes, **values))
+    assert scene.GetNumberOfNodes() == nodes_before
+
+
 def test_the_slicer_batch_script_hears_the_options_it_was_given(scene):
     """register_nodes(panel_words=False), as Resources/Scripts/slicer_register.py calls it: mmreg's options."""
     from MultimodalRegistrationLib.nodes.registration import register_nodes, registration_parameters

@@ -227,8 +227,60 @@ def test_segmentation_nodes_drawn_on_the_other_volume_are_refused_or_named(scene
                                          "the moving segmentation 'MR gland' on the fixed volume 'MR'"):  # fmt: skip
         written(on_moving, on_fixed)
     assert scene.GetNumberOfNodes() == count
-    assert written(on_moving, on_moving)[0] == ("the fixed segmentation 'US gland' was drawn on the moving volume "
-                                                "'US': check that it belongs to the fixed volume")  # fmt: skip
+    with pytest.raises(InputError, match="the fixed segmentation and the moving segmentation are the same node, "
+                                         "'US gland': select one for each volume"):  # fmt: skip
+        written(on_moving, on_moving)  # before: no correction (22 mm off on a TRUS pair) and no warning
+
+    # Read from a .seg.nrrd, a segmentation has no link to its volume, but its labelmap keeps the grid it was
+    # drawn on: swapped ones were accepted, and a TRUS pair ended 57 mm off (22 mm doing nothing).
+    unlinked = [make_segmentation(labels, us_pair.names, name)
+                for labels, name in ((us_pair.fixed_labels, "MR file"), (us_pair.moving_labels, "US file"))]  # fmt: skip
+    assert written(*unlinked) == []
+    assert written(on_moving, unlinked[1])[0] == ("the fixed segmentation 'US gland' was drawn on the moving volume "
+                                                  "'US': check that it belongs to the fixed volume")  # fmt: skip
+    with pytest.raises(InputError, match="the fixed segmentation 'US file' was drawn on the moving volume 'US' and "
+                                         "the moving segmentation 'MR file' on the fixed volume 'MR'"):  # fmt: skip
+        written(*unlinked[::-1])
+
+
+def test_segmentations_on_one_lattice_are_told_apart_by_their_reference_geometry(scene, make_segmentation, tmp_path):
+    """The real MR -> TRUS pairs' volumes share origin, spacing and axes (the TRUS box inside the MR's), so a
+    cropped labelmap fits both; a .seg.nrrd saved by Slicer also stores its reference geometry, the whole grid it
+    was drawn on, and that tells them apart. Swapped, they are refused."""
+    pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
+    import slicer
+    import vtk
+    from MultimodalRegistrationLib.core.errors import InputError
+    from MultimodalRegistrationLib.nodes import mrml
+    from MultimodalRegistrationLib.nodes.registration import registration_parameters
+    from MultimodalRegistrationLib.nodes.registration_inputs import write_segmentations
+    from MultimodalRegistrationLib.process.jobs import RegistrationJob
+
+    volumes, segmentations = [], []
+    for size, name in ((24, "TRUS"), (36, "MR")):
+        image = sitk.Image([size] * 3, sitk.sitkUInt8)
+        image.SetSpacing([1.5] * 3)
+        labels = sitk.Image(image)
+        labels[8:16, 8:16, 8:16] = 1
+        volumes.append(mrml.volume_node_from_image(scene, image + 10, name))
+        segmentation = make_segmentation(labels, {1: "gland"}, f"{name} gland")
+        whole = vtk.vtkMatrix4x4()
+        volumes[-1].GetIJKToRASMatrix(whole)
+        segmentation.GetSegmentation().SetConversionParameter(
+            slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName(),
+            slicer.vtkSegmentationConverter.SerializeImageGeometry(whole, volumes[-1].GetImageData().GetExtent()))
+        segmentations.append(segmentation)
+    fields = [f for f in RegistrationJob.panel_fields() if f.name in ("fixed_segmentation", "moving_segmentation")]
+
+    def written(fixed_labels, moving_labels):
+        parameters = registration_parameters(fixedVolume=volumes[0], movingVolume=volumes[1],
+                                             fixedSegmentation=fixed_labels, movingSegmentation=moving_labels)  # fmt: skip
+        return write_segmentations(parameters, tmp_path, fields).get("input_warnings", [])
+
+    assert written(*segmentations) == []
+    with pytest.raises(InputError, match="the fixed segmentation 'MR gland' was drawn on the moving volume 'MR' and "
+                                         "the moving segmentation 'TRUS gland' on the fixed volume 'TRUS'"):  # fmt: skip
+        written(*segmentations[::-1])
 
 
 def test_the_start_and_the_keep_rule_build_one_scorer_and_score_as_two_would(us_pair, monkeypatch):

@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import Field
 from pathlib import Path
 
+import numpy as np
+import vtk
+
 from ..core.errors import InputError
 from ..core.images import write_image
 from ..core.pairs import check_pair
@@ -33,21 +36,56 @@ def write_masks(parameters, folder: Path, fields: list[Field]) -> dict[str, str]
 
 
 def _pair(parameters, fields: list[Field], what: str, names: tuple[str, str]) -> tuple:
-    """The fixed and moving nodes of a pair of fields; both or neither."""
+    """The fixed and moving nodes of a pair of fields; both or neither, and two different nodes."""
     fixed, moving = (panel_value(parameters, field) for field in sorted(fields, key=lambda f: "moving" in f.name))
     check_pair(fixed, moving, what, *names, verb="select")
+    if fixed is not None and fixed is moving:
+        raise InputError(f"{names[0]} and {names[1]} are the same node, '{fixed.GetName()}': select one for each "
+                         "volume")  # fmt: skip
     return fixed, moving
 
 
-def _made_on_the_other_volume(segmentations: tuple, volumes: list) -> list[str]:
-    """Refuses two segmentation nodes each made on the other side's volume (their reference geometry, what the
-    Segment Editor drew on): given the wrong way round. One made on the other volume is a warning."""
-    def made_on(node):
-        if not node.IsA("vtkMRMLSegmentationNode"):
-            return None
-        return node.GetNodeReference(node.GetReferenceImageGeometryReferenceRole())
+def _on_grid(labelmap, volume) -> int:
+    """How a labelmap (vtkOrientedImageData) lies on a volume's voxel grid (the same IJK -> RAS): 2 with the
+    volume's whole extent, 1 within it (a segment's labelmap may be cropped to its contents), else 0."""
+    image = volume.GetImageData()
+    if labelmap is None or image is None:
+        return 0
+    grid = vtk.vtkMatrix4x4()
+    labelmap.GetImageToWorldMatrix(grid)
+    if not np.allclose([grid.GetElement(i, j) for i in range(4) for j in range(4)], mrml.ijk_to_ras(volume).ravel(),
+                       atol=1e-4):  # fmt: skip
+        return 0
+    inner, outer = np.array(labelmap.GetExtent()), np.array(image.GetExtent())
+    if np.array_equal(inner, outer):
+        return 2
+    return int(bool(np.all(inner[::2] >= outer[::2]) and np.all(inner[1::2] <= outer[1::2])))
 
-    fixed_on, moving_on = (made_on(node) for node in segmentations)
+
+def _made_on(node, volumes: list):
+    """The volume a segmentation node was made on: its reference geometry's node (what the Segment Editor drew
+    on), else the one volume whose grid its reference geometry, or else its first segment's labelmap, lies on
+    best (a .seg.nrrd read from a file keeps them, not the link); None when these do not tell."""
+    import slicer
+
+    if not node.IsA("vtkMRMLSegmentationNode"):
+        return None
+    reference = node.GetNodeReference(node.GetReferenceImageGeometryReferenceRole())
+    segmentation, converter = node.GetSegmentation(), slicer.vtkSegmentationConverter
+    if reference is not None or segmentation.GetNumberOfSegments() == 0:
+        return reference
+    text = segmentation.GetConversionParameter(converter.GetReferenceImageGeometryParameterName())
+    geometry = slicer.vtkOrientedImageData()
+    if not (text and converter.DeserializeImageGeometry(text, geometry)):
+        geometry = segmentation.GetNthSegment(0).GetRepresentation(converter.GetBinaryLabelmapRepresentationName())
+    fits = [_on_grid(geometry, volume) for volume in volumes]
+    return volumes[fits.index(max(fits))] if max(fits) > 0 and fits.count(max(fits)) == 1 else None
+
+
+def _made_on_the_other_volume(segmentations: tuple, volumes: list) -> list[str]:
+    """Refuses two segmentation nodes each made on the other side's volume (:func:`_made_on`): given the wrong
+    way round. One made on the other volume is a warning."""
+    fixed_on, moving_on = (_made_on(node, volumes) for node in segmentations)
     swapped = [on is not None and on is volumes[1 - side] and on is not volumes[side]
                for side, on in enumerate((fixed_on, moving_on))]  # fmt: skip
     names = [node.GetName() for node in segmentations]
