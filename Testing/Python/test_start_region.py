@@ -22,6 +22,24 @@ def distance_to(mask: sitk.Image, points: np.ndarray) -> np.ndarray:
     return np.array([array[k, j, i] for i, j, k in index])
 
 
+def test_a_turn_the_wider_region_cannot_confirm_stands_on_the_inside(monkeypatch):
+    """A TRUS that echoes none of the MR's texture around the gland (analytic phantom texture, pair 111): 25 mm of
+    that texture cannot confirm the start's 24 degree turn (-0.5 SD), and the referee kept the centroids (7.25 mm
+    mean TRE). The intensities inside the gland confirm it (+1.2 SD) and the surfaces are for it (+3.7): the start
+    turns and lands at 3.98 mm."""
+    from MultimodalRegistrationLib.registration.guided import start as start_module
+
+    pair = trus_pair(111, source=None, echo_mr_share=(0.0, 0.0))
+    centroids = pair.mean_tre(segment_centroid_alignment(gland_guidance(pair)).matrix)
+    start = guided_start(gland_guidance(pair), None, pair.fixed, pair.moving)
+    assert "confirmed inside the segments" in start.reason
+    assert pair.mean_tre(start.transform.matrix) < centroids - 2.5, start.reason  # measured 3.98 against 7.25 mm
+
+    monkeypatch.setattr(start_module, "_inside_confirms", lambda *_: False)  # the referee alone, as before
+    refereed = guided_start(gland_guidance(pair), None, pair.fixed, pair.moving)
+    assert refereed.name == "segment centroids" and "do not confirm it" in refereed.reason, refereed.reason
+
+
 def test_a_turn_chosen_on_the_ring_the_mr_does_not_show_is_not_taken(monkeypatch):
     """make bench's pair 109 (the MNI texture) whose TRUS echoes none of the MR's texture: on the 0-10 mm ring around
     the gland the intensities preferred a 20 degree wrong turn (mean TRE 11.6 against 7.6 mm at the centroids);

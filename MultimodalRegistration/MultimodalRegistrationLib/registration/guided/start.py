@@ -12,7 +12,9 @@ a near-symmetric organ's principal axes do not tell front from back. So:
    confidence is its share of bootstrap replicates in which it scores best.
 3. The proposal, the mean rotation of the replicate winners, replaces the prior only when better beyond the
    noise: by ``PROPOSAL_Z`` SDs on the two scores together, neither of them worse by more than ``VETO_Z`` SDs,
-   and by ``REFEREE_Z`` SDs on the mutual information of a wider region (the referee).
+   and by ``REFEREE_Z`` SDs on the mutual information of a wider region (the referee), or, read inside the
+   segments, by ``REFEREE_Z`` SDs on their own intensities with the surfaces and the referee not against it
+   by more than ``VETO_Z`` (:func:`_inside_confirms`).
    The replicate winners' spread is the rotation's uncertainty; beyond ``UNCERTAIN_MM``
    at the segments' surface a result that keeps the start's rotation warns (:func:`uncertainty_warning`).
 4. Beyond the lattice: the four principal-axes rotations within ``AXES_MAX_DEG`` of the prior win only when
@@ -52,6 +54,10 @@ VETO_Z = 1.0
 # hard TRUS-like pairs at three true-turn ranges (504 starts; guided_results.md, tenth session) the starts
 # worse than the centroids by > 1 mm fell from 31 to 20 at 0 SD and to 10 at 1 SD, the medians unchanged.
 REFEREE_Z = 1.0
+# Where the TRUS echoes none of the tissue around the gland, 25 mm of it can confirm no turn; the intensities
+# inside the gland can. On 327 starts at 15-30 degrees (seeds 100-123, 1400-1447, 1500-1547; guided_results.md,
+# thirty-fourth session) a turn they confirm, that neither the surfaces nor the referee oppose, was never worse
+# than the centroids by > 1 mm; with the surfaces or the referee against it, 2 were (1502, 1514).
 FAR_Z = 3.0
 # Axes rotations farther than this from the prior are listed but cannot win: headers agree on the
 # orientation to tens of degrees, and on a near-symmetric organ every axes rotation, flips included, can
@@ -190,6 +196,13 @@ def _referee_z(scorer: StartScorer, prior_pose, proposal_pose, gain) -> float:
     return float("inf") if wide is None else wide
 
 
+def _inside_confirms(scorer: StartScorer, gain: dict, wide_z: float) -> bool:
+    """Whether a proposal the referee does not confirm stands on the intensities inside the segments: they
+    prefer it by REFEREE_Z SDs, and neither the surfaces nor the referee are against it by more than VETO_Z."""
+    return (scorer.intensity_region_mm == 0 and gain["z_mi"] is not None and gain["z_mi"] >= REFEREE_Z
+            and gain["z_surface"] > -VETO_Z and wide_z > -VETO_Z)  # fmt: skip
+
+
 def _segment_start(prepared, prior, fixed, moving, seed, scale) -> GuidedStart:
     scorer = StartScorer.of(prepared, fixed, moving, seed)
     judge = Judge(scorer)
@@ -245,14 +258,17 @@ def _segment_start(prepared, prior, fixed, moving, seed, scale) -> GuidedStart:
     elif vetoed:
         reason = f"the proposal is better overall ({gain['z']:.1f} SD) but its {vetoed[0]} is worse beyond the noise"
         chosen, chosen_pose = candidates[0], poses[0]
-    elif (wide_z := _referee_z(scorer, poses[0], proposal_pose, gain)) < REFEREE_Z:
+    elif ((wide_z := _referee_z(scorer, poses[0], proposal_pose, gain)) < REFEREE_Z
+          and not _inside_confirms(scorer, gain, wide_z)):  # fmt: skip
         reason = (f"the proposal {angle:.0f} degrees from the prior is better by {gain['z']:.1f} SD near the "
                   f"segments, but the intensities within {REFEREE_REGION_MM:g} mm do not confirm it "
-                  f"({wide_z:+.1f} SD < {REFEREE_Z:g})")  # fmt: skip
+                  f"({wide_z:+.1f} SD < {REFEREE_Z:g}), nor, unopposed, those inside them (intensities "
+                  f"{gain['z_mi']:+.1f}, surfaces {gain['z_surface']:+.1f})")  # fmt: skip
         chosen, chosen_pose = candidates[0], poses[0]
     else:
         mi_text = "" if gain["z_mi"] is None else f", intensities {gain['z_mi']:+.1f}"
-        wide_text = "" if not np.isfinite(wide_z) else f"; within {REFEREE_REGION_MM:g} mm {wide_z:+.1f}"
+        wide_text = "" if not np.isfinite(wide_z) else f"; within {REFEREE_REGION_MM:g} mm {wide_z:+.1f}" + (
+            "" if wide_z >= REFEREE_Z else ", confirmed inside the segments")
         reason = (f"{angle:.0f} degrees from the prior, better by {gain['z']:.1f} SD (surfaces "
                   f"{gain['z_surface']:+.1f}{mi_text}{wide_text}); confidence {gain['confidence']:.2f}")  # fmt: skip
         chosen, chosen_pose = proposal, proposal_pose
