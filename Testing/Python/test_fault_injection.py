@@ -590,6 +590,14 @@ def segmentations_swapped(inputs: Path, out: Path) -> list[str]:
                      "--moving-segmentation", str(files["fixed"]))  # fmt: skip
 
 
+def one_segmentation_for_both(inputs: Path, out: Path) -> list[str]:
+    """The fixed image's gland labelmap given for the moving image too (the images' grids differ): the run ended
+    as the headers left it, or worse (a TRUS pair 20 mm off, against 13.5 doing nothing), with only a warning."""
+    segmentations_swapped(inputs, out)  # writes both images and their glands
+    return _register(inputs / "fixed.nrrd", inputs / "moving.nrrd", out, "--fixed-segmentation",
+                     str(inputs / "fixed_gland.nrrd"), "--moving-segmentation", str(inputs / "fixed_gland.nrrd"))  # fmt: skip
+
+
 def _two_layer_segmentation(path: Path, header: dict[str, str]) -> Path:
     """A two-layer segmentation as Slicer stores overlapping segments (a gland and a lesion inside it, value 1
     each in its own layer), with ``header``'s entries."""
@@ -779,6 +787,7 @@ MORE_CASES = {
     ".tfm with a NaN parameter": Case(initial_tfm("1 0 0 0 1 0 0 0 1 nan 0 0"), "not a finite number"),
     "intensity image as a segmentation": Case(intensity_image_as_segmentation, "export the segmentation as a labelmap"),
     "segmentations given the wrong way round": Case(segmentations_swapped, "they were given the wrong way round"),
+    "one segmentation for both images": Case(one_segmentation_for_both, "the same segmentation was given for both"),
     "segmentations that share no segment": Case(
         segmentations_sharing_no_segment, "give the same structure the same name in both"
     ),

@@ -58,6 +58,10 @@ def test_an_uncertain_start_warns_only_when_the_result_keeps_its_rotation(uncert
     assert f"{noise['rotation_spread_mm']:.1f} mm" in kept_initial
     turned = record | {"chosen": "segment surfaces, rotated 20 deg"}
     assert start_uncertainty(turned, "start", False, initial_given=True) == start_uncertainty(turned, "start", False)
+    # Landmarks guided too and their fit lost: not "add three or more landmarks" to a user who gave five.
+    lost = record | {"candidates": record["candidates"] + [{"name": "landmarks", "reason": "not chosen"}]}
+    said = start_uncertainty(lost, "start", False)
+    assert "landmarks' own fit lost to it" in said and "add three" not in said.lower()
     # Landmarks or a principal-axes turn chose: the lattice's spread does not apply.
     for name in ("landmarks", "segment axes +1-1"):
         assert start_uncertainty(record | {"chosen": name}, "start", False) is None

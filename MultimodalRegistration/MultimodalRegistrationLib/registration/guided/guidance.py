@@ -301,10 +301,17 @@ def _check_points(guidance: Guidance) -> None:
 
 
 def _swapped_segmentations(guidance: Guidance, fixed: sitk.Image, moving: sitk.Image) -> str | None:
-    """Refuses segmentations that each lie on the other image's grid (given the wrong way round); a warning
-    when one does. None when the images share a grid, or a segmentation lies on its own image's or on neither."""
+    """Refuses segmentations that each lie on the other image's grid (given the wrong way round), or one
+    segmentation given for both images; a warning when one lies on the other image's grid. None when the images share a grid, or a segmentation lies on its own image's or on neither."""
     if not guidance.has_segments or same_grid(fixed, moving):
         return None
+    segmentations = guidance.fixed_segmentation, guidance.moving_segmentation
+    if same_grid(*segmentations) and np.array_equal(*(sitk.GetArrayViewFromImage(s) for s in segmentations)):
+        raise InputError(
+            "the fixed and moving segmentations are the same, voxel for voxel, on one grid, while the images lie on "
+            "two: the same segmentation was given for both; give the one made on each image (--fixed-segmentation "
+            "on the fixed image, --moving-segmentation on the moving one)"
+        )
     fixed_on_moving = same_grid(guidance.fixed_segmentation, moving) and not same_grid(guidance.fixed_segmentation, fixed)
     moving_on_fixed = same_grid(guidance.moving_segmentation, fixed) and not same_grid(guidance.moving_segmentation, moving)
     if fixed_on_moving and moving_on_fixed:

@@ -14,7 +14,14 @@ from ..rules.keep import worse_beyond_noise
 from ..summary import GuidanceRecord, GuidanceScores
 from .guidance import PreparedGuidance
 from .score import guidance_score, landmark_fit_rms_mm, landmarks_outweigh_surfaces, worse_than
-from .start import centroid_start, guided_start, prior_rotation, segment_centroid_alignment, uncertainty_warning
+from .start import (
+    LANDMARKS_NAME,
+    centroid_start,
+    guided_start,
+    prior_rotation,
+    segment_centroid_alignment,
+    uncertainty_warning,
+)
 
 
 def guided_starts(
@@ -41,7 +48,8 @@ def start_uncertainty(
     from_start = kept == "start" or (kept == "result" and from_guided_start)
     if not choice or not from_start:
         return None
-    return uncertainty_warning(choice.get("chosen", ""), choice.get("noise") or {}, initial_given)
+    landmarks = any(c.get("name", "").startswith(LANDMARKS_NAME) for c in choice.get("candidates") or [])
+    return uncertainty_warning(choice.get("chosen", ""), choice.get("noise") or {}, initial_given, landmarks)
 
 
 def guided_rank(prepared: PreparedGuidance, transform: Transform) -> float:
