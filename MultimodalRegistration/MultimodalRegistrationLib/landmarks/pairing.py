@@ -30,6 +30,11 @@ MAX_OUTLIERS = 2
 PARAMETERS = {"translation": 3, "rigid": 6, "similarity": 7, "affine": 12}  # degrees of freedom of each fit
 # How the mirror warning starts: a check that a mirror already explains stays quiet (see .frames).
 MIRRORED = "only a mirror image fits these points"
+# Pairs that do not fit together at all: the fit's RMS above this share of the fixed points' RMS spread about
+# their centre (and MISFIT_MM). Five TRUS landmarks paired one place off fit 10.8 mm RMS over a 15 mm spread,
+# silently; a 40% shrink under a rigid fit leaves about 0.4 of the spread, deformation and clicks less.
+MISFIT_SHARE = 0.6
+MISFIT_MM = 5.0
 
 
 def find_swaps(
@@ -203,7 +208,22 @@ def pairing_warnings(
         warnings.append(_negative_determinant_message(kind))
     warnings += scale_warnings(kind, model)
     warnings += outlier_warnings(check_kind, fixed, corrected, labels)
-    return warnings
+    return warnings or misfit_warnings(check_kind, fixed, corrected, paired_by)
+
+
+def misfit_warnings(kind: str, fixed: np.ndarray, moving: np.ndarray, paired_by: str) -> list[str]:
+    """A warning when the ``kind`` fit leaves an RMS (mm) above MISFIT_SHARE of the fixed points' spread and
+    MISFIT_MM: no single pair stands out, the pairs as a whole do not mark the same features."""
+    if len(fixed) < MIN_POINTS[kind] + 1 or undetermined(kind, fixed):
+        return []
+    left = fit_rms(kind, fixed, moving)
+    spread = rms(np.linalg.norm(fixed - fixed.mean(axis=0), axis=1))
+    if left <= max(MISFIT_MM, MISFIT_SHARE * spread):
+        return []
+    how = "by their order" if paired_by == "order" else "by their labels"
+    return [f"the landmarks do not fit together: {a_fit(kind)} leaves {left:.1f} mm RMS, for points spread "
+            f"{spread:.1f} mm RMS about their centre; they were paired {how}: check that each pair marks the same "
+            "feature in both lists (label them alike, or put them in the same order)"]  # fmt: skip
 
 
 def outlier_warnings(kind: str, fixed: np.ndarray, moving: np.ndarray, labels: list[str]) -> list[str]:
