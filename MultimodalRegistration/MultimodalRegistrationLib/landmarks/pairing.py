@@ -221,9 +221,10 @@ def misfit_warnings(kind: str, fixed: np.ndarray, moving: np.ndarray, paired_by:
     if left <= max(MISFIT_MM, MISFIT_SHARE * spread):
         return []
     how = "by their order" if paired_by == "order" else "by their labels"
-    return [f"the landmarks do not fit together: {a_fit(kind)} leaves {left:.1f} mm RMS, for points spread "
-            f"{spread:.1f} mm RMS about their centre; they were paired {how}: check that each pair marks the same "
-            "feature in both lists (label them alike, or put them in the same order)"]  # fmt: skip
+    message = (f"the landmarks do not fit together: {a_fit(kind)} leaves {left:.1f} mm RMS, for points spread "
+               f"{spread:.1f} mm RMS about their centre; they were paired {how}: check that each pair marks the same "
+               "feature in both lists (label them alike, or put them in the same order)")  # fmt: skip
+    return [message]
 
 
 def outlier_warnings(kind: str, fixed: np.ndarray, moving: np.ndarray, labels: list[str]) -> list[str]:
