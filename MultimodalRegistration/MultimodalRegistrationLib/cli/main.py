@@ -79,6 +79,10 @@ def refuse_unused_rotation_limit(job: RegistrationJob) -> None:
     guided = bool(job.fixed_segmentation and job.moving_segmentation) or bool(job.guidance_fixed_points)
     why = ("the guided start" if job.init == "auto" and guided else "the initial transform" if job.init == "auto"
            else f"--init {job.init}")  # fmt: skip
+    if why == "the guided start":  # any-pose would leave the guidance out of the start: no way to advise
+        raise InputError("--max-rotation-deg narrows the any-pose search, which the guided start replaces: drop it "
+                         "(the guided start searches rotations within 30 degrees of the headers' orientation, or of "
+                         "the initial transform's)")  # fmt: skip
     raise InputError(f"--max-rotation-deg narrows the any-pose search, which {why} replaces: drop it, or use "
                      "--init any-pose")  # fmt: skip
 
