@@ -302,7 +302,8 @@ def _check_points(guidance: Guidance) -> None:
 
 def _swapped_segmentations(guidance: Guidance, fixed: sitk.Image, moving: sitk.Image) -> str | None:
     """Refuses segmentations that each lie on the other image's grid (given the wrong way round), or one
-    segmentation given for both images; a warning when one lies on the other image's grid. None when the images share a grid, or a segmentation lies on its own image's or on neither."""
+    segmentation given for both images; a warning when one lies on the other image's grid. None when the images
+    share a grid, or a segmentation lies on its own image's or on neither."""
     if not guidance.has_segments or same_grid(fixed, moving):
         return None
     segmentations = guidance.fixed_segmentation, guidance.moving_segmentation

@@ -57,7 +57,7 @@ REFEREE_Z = 1.0
 # Where the TRUS echoes none of the tissue around the gland, 25 mm of it can confirm no turn; the intensities
 # inside the gland can. Chosen on 264 hard TRUS-like starts at 15-30 degrees and checked on 120 fresh ones: of the
 # 116 turns this added, 65 came > 1 mm closer to the truth than the centroids and none > 1 mm farther; without the
-# surfaces' and the referee's veto, 2 did (guided_results.md, thirty-fourth session).
+# surfaces' and the referee's veto, 3 pairs did (guided_results.md, thirty-fourth session).
 FAR_Z = 3.0
 # Axes rotations farther than this from the prior are listed but cannot win: headers agree on the
 # orientation to tens of degrees, and on a near-symmetric organ every axes rotation, flips included, can
