@@ -198,6 +198,21 @@ def mask_image(mask_node, reference_volume_node) -> sitk.Image:
     return sitk.Cast(image != 0, sitk.sitkUInt8)
 
 
+def segmentation_geometry(node):
+    """A segmentation node's own grid (vtkOrientedImageData): its stored reference geometry (what it was drawn
+    on), else its first segment's binary labelmap (which may be cropped to its contents); None without either."""
+    import slicer
+
+    segmentation, converter = node.GetSegmentation(), slicer.vtkSegmentationConverter
+    text = segmentation.GetConversionParameter(converter.GetReferenceImageGeometryParameterName())
+    geometry = slicer.vtkOrientedImageData()
+    if text and converter.DeserializeImageGeometry(text, geometry):
+        return geometry
+    if segmentation.GetNumberOfSegments() == 0:
+        return None
+    return segmentation.GetNthSegment(0).GetRepresentation(converter.GetBinaryLabelmapRepresentationName())
+
+
 def read_volume_node(scene, path: str | Path, labelmap: bool = False, name: str | None = None):
     """Read a volume file into a new node with Slicer's own storage node (after the library's file checks)."""
     path = Path(path)

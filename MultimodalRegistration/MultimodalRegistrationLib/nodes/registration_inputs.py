@@ -66,18 +66,12 @@ def _made_on(node, volumes: list):
     """The volume a segmentation node was made on: its reference geometry's node (what the Segment Editor drew
     on), else the one volume whose grid its reference geometry, or else its first segment's labelmap, lies on
     best (a .seg.nrrd read from a file keeps them, not the link); None when these do not tell."""
-    import slicer
-
     if not node.IsA("vtkMRMLSegmentationNode"):
         return None
     reference = node.GetNodeReference(node.GetReferenceImageGeometryReferenceRole())
-    segmentation, converter = node.GetSegmentation(), slicer.vtkSegmentationConverter
-    if reference is not None or segmentation.GetNumberOfSegments() == 0:
+    if reference is not None or node.GetSegmentation().GetNumberOfSegments() == 0:
         return reference
-    text = segmentation.GetConversionParameter(converter.GetReferenceImageGeometryParameterName())
-    geometry = slicer.vtkOrientedImageData()
-    if not (text and converter.DeserializeImageGeometry(text, geometry)):
-        geometry = segmentation.GetNthSegment(0).GetRepresentation(converter.GetBinaryLabelmapRepresentationName())
+    geometry = mrml.segmentation_geometry(node)
     fits = [_on_grid(geometry, volume) for volume in volumes]
     return volumes[fits.index(max(fits))] if max(fits) > 0 and fits.count(max(fits)) == 1 else None
 
