@@ -2,7 +2,7 @@
 centroids and after guided ANTs deformable, the MR in the TRUS's checkerboard squares inside the fan, with both
 drawn gland segmentations.
 
-The pair is the middle one (12th of 24) of `make bench`'s third hard table (seed 121, TRUS echo share drawn 0-1): not a
+The pair is a middle one (13th of 24) of `make bench`'s third hard table (seed 121, TRUS echo share drawn 0-1): not a
 chosen success. Run: .venv/bin/python Testing/Benchmarks/trus_picture.py
 """
 
