@@ -77,12 +77,13 @@ def refuse_unused_rotation_limit(job: RegistrationJob) -> None:
     if job.max_rotation_deg >= FULL_ROTATION_DEG or rotation_limit_applies(job):
         return
     guided = bool(job.fixed_segmentation and job.moving_segmentation) or bool(job.guidance_fixed_points)
-    why = ("the guided start" if job.init == "auto" and guided else "the initial transform" if job.init == "auto"
-           else f"--init {job.init}")  # fmt: skip
-    if why == "the guided start":  # any-pose would leave the guidance out of the start: no way to advise
+    if job.init == "auto" and guided:  # any-pose would leave the guidance out of the start: not to be advised
+        from ..registration.guided.start import MAX_DEG
+
         raise InputError("--max-rotation-deg narrows the any-pose search, which the guided start replaces: drop it "
-                         "(the guided start searches rotations within 30 degrees of the headers' orientation, or of "
-                         "the initial transform's)")  # fmt: skip
+                         f"(the guided start searches rotations within {MAX_DEG:g} degrees of the headers' "
+                         "orientation, or of the initial transform's)")  # fmt: skip
+    why = "the initial transform" if job.init == "auto" else f"--init {job.init}"
     raise InputError(f"--max-rotation-deg narrows the any-pose search, which {why} replaces: drop it, or use "
                      "--init any-pose")  # fmt: skip
 

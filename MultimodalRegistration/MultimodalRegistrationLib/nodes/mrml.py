@@ -198,19 +198,24 @@ def mask_image(mask_node, reference_volume_node) -> sitk.Image:
     return sitk.Cast(image != 0, sitk.sitkUInt8)
 
 
-def segmentation_geometry(node):
-    """A segmentation node's own grid (vtkOrientedImageData): its stored reference geometry (what it was drawn
-    on), else its first segment's binary labelmap (which may be cropped to its contents); None without either."""
+def segmentation_grid(node) -> tuple[np.ndarray, tuple[int, ...]] | None:
+    """A segmentation node's own voxel grid, (IJK -> RAS 4x4, extent): its stored reference geometry (what it
+    was drawn on), else its first segment's binary labelmap (which may be cropped to its contents); None without
+    either."""
     import slicer
 
     segmentation, converter = node.GetSegmentation(), slicer.vtkSegmentationConverter
     text = segmentation.GetConversionParameter(converter.GetReferenceImageGeometryParameterName())
     geometry = slicer.vtkOrientedImageData()
-    if text and converter.DeserializeImageGeometry(text, geometry):
-        return geometry
-    if segmentation.GetNumberOfSegments() == 0:
-        return None
-    return segmentation.GetNthSegment(0).GetRepresentation(converter.GetBinaryLabelmapRepresentationName())
+    if not (text and converter.DeserializeImageGeometry(text, geometry)):
+        if segmentation.GetNumberOfSegments() == 0:
+            return None
+        geometry = segmentation.GetNthSegment(0).GetRepresentation(converter.GetBinaryLabelmapRepresentationName())
+        if geometry is None:
+            return None
+    matrix = vtk.vtkMatrix4x4()
+    geometry.GetImageToWorldMatrix(matrix)
+    return _array(matrix), tuple(geometry.GetExtent())
 
 
 def read_volume_node(scene, path: str | Path, labelmap: bool = False, name: str | None = None):

@@ -12,7 +12,6 @@ from dataclasses import Field
 from pathlib import Path
 
 import numpy as np
-import vtk
 
 from ..core.errors import InputError
 from ..core.images import write_image
@@ -45,18 +44,13 @@ def _pair(parameters, fields: list[Field], what: str, names: tuple[str, str]) ->
     return fixed, moving
 
 
-def _on_grid(labelmap, volume) -> int:
-    """How a labelmap (vtkOrientedImageData) lies on a volume's voxel grid (the same IJK -> RAS): 2 with the
-    volume's whole extent, 1 within it (a segment's labelmap may be cropped to its contents), else 0."""
+def _on_grid(grid: tuple[np.ndarray, tuple[int, ...]] | None, volume) -> int:
+    """How a voxel grid (IJK -> RAS, extent; :func:`.mrml.segmentation_grid`) lies on a volume's: 2 the same with
+    the volume's whole extent, 1 within it (a segment's labelmap may be cropped to its contents), else 0."""
     image = volume.GetImageData()
-    if labelmap is None or image is None:
+    if grid is None or image is None or not np.allclose(grid[0], mrml.ijk_to_ras(volume), atol=1e-4):
         return 0
-    grid = vtk.vtkMatrix4x4()
-    labelmap.GetImageToWorldMatrix(grid)
-    if not np.allclose([grid.GetElement(i, j) for i in range(4) for j in range(4)], mrml.ijk_to_ras(volume).ravel(),
-                       atol=1e-4):  # fmt: skip
-        return 0
-    inner, outer = np.array(labelmap.GetExtent()), np.array(image.GetExtent())
+    inner, outer = np.array(grid[1]), np.array(image.GetExtent())
     if np.array_equal(inner, outer):
         return 2
     return int(bool(np.all(inner[::2] >= outer[::2]) and np.all(inner[1::2] <= outer[1::2])))
@@ -71,8 +65,8 @@ def _made_on(node, volumes: list):
     reference = node.GetNodeReference(node.GetReferenceImageGeometryReferenceRole())
     if reference is not None or node.GetSegmentation().GetNumberOfSegments() == 0:
         return reference
-    geometry = mrml.segmentation_geometry(node)
-    fits = [_on_grid(geometry, volume) for volume in volumes]
+    grid = mrml.segmentation_grid(node)
+    fits = [_on_grid(grid, volume) for volume in volumes]
     return volumes[fits.index(max(fits))] if max(fits) > 0 and fits.count(max(fits)) == 1 else None
 
 

@@ -199,8 +199,8 @@ def _referee_z(scorer: StartScorer, prior_pose, proposal_pose, gain) -> float:
 def _inside_confirms(scorer: StartScorer, gain: dict, wide_z: float) -> bool:
     """Whether a proposal the referee does not confirm stands on the intensities inside the segments: they
     prefer it by REFEREE_Z SDs, and neither the surfaces nor the referee are against it by more than VETO_Z."""
-    return (scorer.intensity_region_mm == 0 and gain["z_mi"] is not None and gain["z_mi"] >= REFEREE_Z
-            and gain["z_surface"] > -VETO_Z and wide_z > -VETO_Z)  # fmt: skip
+    return (scorer.reads_inside and gain["z_mi"] >= REFEREE_Z and gain["z_surface"] > -VETO_Z
+            and wide_z > -VETO_Z)  # fmt: skip
 
 
 def _segment_start(prepared, prior, fixed, moving, seed, scale) -> GuidedStart:

@@ -86,7 +86,7 @@ class StartScorer:
             distance = sitk.SignedMaurerDistanceMap(union, insideIsPositive=False, squaredDistance=False,
                                                     useImageSpacing=True)  # fmt: skip
             self._intensity_source = (fixed, moving, distance, fov)
-            for region_mm, fewest in ((REGION_MM, MIN_INSIDE_SAMPLES), (SMALL_SEGMENTS_REGION_MM, BINS + 1)):
+            for region_mm, fewest in ((REGION_MM, MIN_INSIDE_SAMPLES), (SMALL_SEGMENTS_REGION_MM, 0)):
                 self.intensity = self._intensity_within(region_mm, fewest)
                 if self.intensity is not None:
                     self.intensity_region_mm = region_mm
@@ -109,15 +109,22 @@ class StartScorer:
         return restarted
 
     @property
+    def reads_inside(self) -> bool:
+        """Whether the intensities are read inside the segments (not on their ring, and not left out)."""
+        return self.intensity_region_mm is not None and self.intensity_region_mm <= 0
+
+    @property
     def intensity_where(self) -> str:
         """Where the intensities are read, in words ("" when they are not)."""
         if self.intensity_region_mm is None:
             return ""
-        if self.intensity_region_mm <= 0:
+        if self.reads_inside:
             return "inside the segments"
         return f"within {self.intensity_region_mm:g} mm of the segments"
 
-    def _intensity_within(self, region_mm: float, fewest: int = BINS + 1) -> PointwiseMI | None:
+    def _intensity_within(self, region_mm: float, fewest: int = 0) -> PointwiseMI | None:
+        """PointwiseMI of the fixed samples within ``region_mm`` of the segments, or None when it is not informative
+        (its own bar: more than BINS samples) or has fewer than ``fewest`` samples."""
         fixed, moving, distance, fov = self._intensity_source
         region = sitk.And(sitk.Cast(distance <= region_mm, sitk.sitkUInt8), fov)
         scorer = PointwiseMI(fixed, moving, region, self.seed)
