@@ -176,7 +176,7 @@ def test_bad_inputs_raise_with_the_fix_and_change_nothing(scene):
     output = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "output")
     reference, _ = box_volume(scene)
     count = scene.GetNumberOfNodes()
-    with pytest.raises(InputError, match="same node: select two different lists"):
+    with pytest.raises(InputError, match="the fixed point list and the moving point list are the same node, 'fixed': select two different lists"):
         fit_markups(fixed, fixed)
     with pytest.raises(InputError, match="select the moving point list"):
         fit_markups(fixed, None)

@@ -121,7 +121,7 @@ def test_nodes_are_checked_before_any_work(scene, volumes):
     fixed, moving = volumes
     from MultimodalRegistrationLib.core.errors import InputError
 
-    with pytest.raises(InputError, match="same node"):
+    with pytest.raises(InputError, match=f"the fixed volume and the moving volume are the same node, '{fixed.GetName()}': select two different volumes"):
         register_nodes(registration_parameters(fixedVolume=fixed, movingVolume=fixed))
     shift = mrml.transform_to_node(scene, rigid_transform(0, (0, 0, 1), (5, 0, 0)))
     fixed.SetAndObserveTransformNodeID(shift.GetID())

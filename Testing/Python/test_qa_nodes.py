@@ -371,6 +371,8 @@ def test_incomplete_inputs_are_refused_with_the_fix(scene, small_pair, volumes, 
         assess(truth, fixed, moving, fixedSegmentation=fixed)
     with pytest.raises(InputError, match="same node"):
         assess(truth, fixed, fixed)
+    with pytest.raises(InputError, match=f"the fixed target point list and the moving target point list are the same node, '{targets[0].GetName()}': select two lists"):
+        assess(truth, fixed, moving, fixedTargetPoints=targets[0], movingTargetPoints=targets[0])
     empty = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "empty")
     with pytest.raises(InputError, match="has no points"):
         assess(truth, fixed, moving, fixedTargetPoints=targets[0], movingTargetPoints=empty)

@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 from ..core.errors import InputError
+from ..core.pairs import check_pair
+
+
+def check_node_pair(fixed, moving, what: str, fixed_name: str, moving_name: str, fix: str) -> None:
+    """Refuse half a pair (:func:`..core.pairs.check_pair`) and one node given for both roles; ``fix`` ends
+    the second message ("select one for each image")."""
+    check_pair(fixed, moving, what, fixed_name, moving_name, verb="select")
+    if fixed is not None and fixed is moving:
+        raise InputError(f"{fixed_name} and {moving_name} are the same node, '{fixed.GetName()}': {fix}")
 
 
 def check_volume_pair(fixed_volume, moving_volume, otherwise: str = "take it out of the transform") -> None:
@@ -15,8 +24,8 @@ def check_volume_pair(fixed_volume, moving_volume, otherwise: str = "take it out
     for role, node in (("fixed", fixed_volume), ("moving", moving_volume)):
         if node is None or not node.IsA("vtkMRMLScalarVolumeNode") or node.IsA("vtkMRMLLabelMapVolumeNode"):
             raise InputError(f"select the {role} volume: a scalar volume node (not a labelmap) is needed")
-    if fixed_volume is moving_volume:
-        raise InputError("the fixed and moving volumes are the same node: select two different volumes")
+    check_node_pair(fixed_volume, moving_volume, "registration", "the fixed volume", "the moving volume",
+                    "select two different volumes")  # fmt: skip
     if fixed_volume.GetParentTransformNode() is not None:
         raise InputError(
             f"the fixed volume '{fixed_volume.GetName()}' is under a transform: harden it first "

@@ -22,6 +22,7 @@ from ..landmarks.fit import LandmarkFit, fit_landmarks
 from ..landmarks.labels import leave_out_skipped
 from ..process.jobs import PrealignJob
 from . import mrml
+from .checks import check_node_pair
 from .panel import panel_parameters, panel_value
 from .panel_words import panel_errors
 
@@ -76,8 +77,8 @@ def fit_markups(
             raise InputError(
                 f"the {role} list '{node.GetName()}' is a {mrml_kind(node)} markup, not a point list: its control points are not landmarks; select a point list"
             )
-    if fixed_markups is moving_markups:
-        raise InputError("the fixed and moving point lists are the same node: select two different lists")
+    check_node_pair(fixed_markups, moving_markups, "prealignment", "the fixed point list", "the moving point list",
+                    "select two different lists")  # fmt: skip
     scene = fixed_markups.GetScene()
     if scene is None:
         raise InputError(f"point list '{fixed_markups.GetName()}' is not in a scene: add it to the scene first")

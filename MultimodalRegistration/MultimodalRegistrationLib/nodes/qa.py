@@ -30,7 +30,6 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import InputError
-from ..core.pairs import check_pair
 from ..core.transforms import Transform
 from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from ..process.jobs import QAJob
@@ -38,7 +37,7 @@ from ..process.stability import assess_with_restarts
 from ..qa.assess import TWO_D_QA, write_qa_outputs
 from ..qa.report_types import QAReport
 from . import mrml, slices
-from .checks import check_volume_pair
+from .checks import check_node_pair, check_volume_pair
 from .job import REGISTRATION_ATTRIBUTE_PREFIX as REGISTRATION_PREFIX
 from .panel import node_of, panel_noun, panel_parameters, panel_value
 from .panel_words import panel_errors
@@ -142,11 +141,9 @@ def gather_inputs(parameters, python: str | None = None) -> QAInputs:
         (nodes["fixed_points"], nodes["moving_points"]),
     )
     inputs.points, inputs.paired_by, inputs.warnings = arguments, paired_by, warnings + ([stale] if stale else [])
-    check_pair(fixed_segmentation, moving_segmentation, "segmentation overlap", "the fixed segmentation",
-               "the moving segmentation", verb="select")  # fmt: skip
+    check_node_pair(fixed_segmentation, moving_segmentation, "segmentation overlap", "the fixed segmentation",
+                    "the moving segmentation", "select one for each image")  # fmt: skip
     if fixed_segmentation is not None:
-        if fixed_segmentation is moving_segmentation:
-            raise InputError("the fixed and moving segmentations are the same node: select one for each image")
         values = label_values(fixed_segmentation, moving_segmentation)
         # In layers, so that each segment is measured whole (assess merges them and says which overlap).
         inputs.fixed_labels, fixed_said = labels_image(fixed_segmentation, values[0], fixed_volume, "fixed")

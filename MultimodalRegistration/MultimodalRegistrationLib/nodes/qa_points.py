@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.errors import InputError
-from ..core.pairs import check_pair
 from ..landmarks.fit import pair_landmarks
+from .checks import check_node_pair
 from .landmarks import placed_points
 from .qa_frames import moving_points
 
@@ -37,10 +37,8 @@ def landmark_arguments(
     for role, (fixed_node, moving_node) in (("fit", fit_lists), ("target", target_lists)):
         if fixed_node is None and moving_node is None:
             continue
-        check_pair(fixed_node, moving_node, f"{role} landmarks", f"the fixed {role} point list",
-                   f"the moving {role} point list", verb="select")  # fmt: skip
-        if fixed_node is moving_node:
-            raise InputError(f"the fixed and moving {role} point lists are the same node: select two lists")
+        check_node_pair(fixed_node, moving_node, f"{role} landmarks", f"the fixed {role} point list",
+                        f"the moving {role} point list", "select two lists")  # fmt: skip
         fixed, fixed_labels = placed_points(fixed_node, f"fixed {role}")
         moving, moving_labels = moving_points(moving_node, moving_volume, f"moving {role}")
         for side, node, points in (("fixed", fixed_node, fixed), ("moving", moving_node, moving)):

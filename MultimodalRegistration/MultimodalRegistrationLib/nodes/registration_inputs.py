@@ -15,10 +15,10 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.images import write_image
-from ..core.pairs import check_pair
 from ..core.transforms import Transform
 from ..process.jobs import RegistrationJob
 from . import mrml
+from .checks import check_node_pair
 from .panel import node_of, panel_value, write_images, write_volumes
 
 
@@ -37,10 +37,7 @@ def write_masks(parameters, folder: Path, fields: list[Field]) -> dict[str, str]
 def _pair(parameters, fields: list[Field], what: str, names: tuple[str, str]) -> tuple:
     """The fixed and moving nodes of a pair of fields; both or neither, and two different nodes."""
     fixed, moving = (panel_value(parameters, field) for field in sorted(fields, key=lambda f: "moving" in f.name))
-    check_pair(fixed, moving, what, *names, verb="select")
-    if fixed is not None and fixed is moving:
-        raise InputError(f"{names[0]} and {names[1]} are the same node, '{fixed.GetName()}': select one for each "
-                         "volume")  # fmt: skip
+    check_node_pair(fixed, moving, what, *names, fix="select one for each volume")
     return fixed, moving
 
 
