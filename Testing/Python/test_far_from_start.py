@@ -1,6 +1,6 @@
 """A result far from the initial transform a user gave is warned about (registration/rules/far_from_start.py):
-MR -> TRUS-like, unguided ANTs from the landmarks' rigid fit moves the gland about 30 mm, to a wrong place
-whose mutual information passes the weak-result check. Close results stay quiet."""
+MR -> TRUS-like, unguided ANTs from the landmarks' rigid fit moves the gland about 30 mm, to a wrong place.
+Close results stay quiet."""
 
 from __future__ import annotations
 
@@ -43,6 +43,7 @@ def test_unguided_ants_pulled_away_from_a_landmark_start_is_warned_about():
 
     assert target_error(fit.transform) < 6.0  # the start was close
     assert target_error(result.transform) > 20.0  # the engine left it for a wrong place
-    assert not any(w.startswith("the result is probably wrong") for w in result.warnings)  # MI alone is fooled
+    # Both say so: the mutual information inside the fan does not confirm it (test_weak_result.py), and it moved far.
+    assert any(w.startswith("the result is probably wrong") for w in result.warnings)
     far = [w for w in result.warnings if w.startswith("the result lies")]
     assert len(far) == 1 and "from the initial transform" in far[0]

@@ -1,0 +1,60 @@
+"""The weak-result check reads an ultrasound's mutual information inside its fan (registration/rules/weak_result.py):
+the fan's zero exterior matched against dark MR made a wrong unguided result look confirmed."""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+from MultimodalRegistrationLib.core.metric import mutual_information
+from MultimodalRegistrationLib.core.phantom import make_phantom_pair
+from MultimodalRegistrationLib.core.rotations import orthogonal_fit
+from MultimodalRegistrationLib.core.transforms import Transform
+from MultimodalRegistrationLib.registration.outcome import foreground_center
+from MultimodalRegistrationLib.registration.rules.weak_result import (
+    MIN_CONTRAST,
+    WEAK_RESULT,
+    data_region,
+    decoy_poses,
+    weak_result_warning,
+)
+from trus_data import trus_pair
+
+# Unguided elastix rigid on pair 100 (echo share 1) ended here, 80 mm off at the landmarks (fixed -> moving, LPS mm).
+WRONG = np.array([[0.9794, -0.0804, -0.1854, 32.8685], [0.1057, -0.5781, 0.8091, -53.7131],
+                  [-0.1723, -0.812, -0.5577, 58.056], [0.0, 0.0, 0.0, 1.0]])  # fmt: skip
+
+
+def _whole_image_contrast(fixed, moving, matrix, center) -> float:
+    decoys = [mutual_information(fixed, moving, Transform.from_matrix(pose)) for pose in decoy_poses(matrix, center)]
+    return mutual_information(fixed, moving, Transform.from_matrix(matrix)) / float(np.median(decoys))
+
+
+def test_a_wrong_trus_result_is_warned_and_the_best_rigid_fit_is_not():
+    pair = trus_pair(100)
+    center = foreground_center(pair.fixed)
+    region = sitk.GetArrayViewFromImage(data_region(pair.fixed)) > 0
+    fan = sitk.GetArrayViewFromImage(pair.fixed_fov) > 0
+    assert 2 * (region & fan).sum() / (region.sum() + fan.sum()) > 0.97  # the field of view is the fan
+    assert pair.mean_tre(WRONG) > 70.0
+    # Over the whole box, the wrong pose scored 3 times its decoys: it was not warned.
+    assert _whole_image_contrast(pair.fixed, pair.moving, WRONG, center) > 1.4 * MIN_CONTRAST
+    warning = weak_result_warning(pair.fixed, pair.moving, Transform.from_matrix(WRONG), 0.2, 0.02, center)
+    assert warning is not None and warning.startswith(WEAK_RESULT)
+    # The truth's best rigid fit over the fan (4 mm at the landmarks: the truth also deforms) stays quiet.
+    fan_points = _fan_points(pair)
+    best = Transform.from_matrix(orthogonal_fit(fan_points, pair.truth_points(fan_points), scale=False))
+    assert pair.mean_tre(best) < 5.0
+    assert weak_result_warning(pair.fixed, pair.moving, best, 0.2, 0.02, center) is None
+
+
+def _fan_points(pair) -> np.ndarray:
+    """Every 8th fan voxel's centre (LPS mm)."""
+    indices = np.argwhere(sitk.GetArrayViewFromImage(pair.fixed_fov) > 0)[::8][:, ::-1]
+    return np.array(
+        [pair.fixed.TransformContinuousIndexToPhysicalPoint(index.tolist()) for index in indices.astype(float)]
+    )
+
+
+def test_an_image_with_data_at_its_darkest_is_read_whole():
+    # A CT's air at -1000 is data: its field of view (the body) would leave it out and change the calibration.
+    assert data_region(make_phantom_pair(ct_spacing=(4.0, 4.0, 4.0), mr_spacing=(4.0, 4.0, 4.0)).fixed) is None
