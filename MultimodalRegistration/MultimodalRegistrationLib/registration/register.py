@@ -86,7 +86,7 @@ def register(
                                         scaled_guidance(guidance, k)), k, fixed, moving)  # fmt: skip
     else:
         result = _register(fixed, moving, settings, progress, workdir, guidance)
-    warn_if_far(result, fixed, settings, guided=guidance is not None and not guidance.is_empty)
+    warn_if_far(result, fixed, moving, settings, guided=guidance is not None and not guidance.is_empty)
     return result
 
 
