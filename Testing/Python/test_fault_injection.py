@@ -1118,6 +1118,29 @@ def two_d_volume_over_the_fixed_image(inputs: Path, out: Path) -> list[str]:
     return argv
 
 
+
+def two_d_non_square_pixels(inputs: Path, out: Path) -> list[str]:
+    _, moving = _slides(inputs)
+    image = sitk.GetImageFromArray(np.random.default_rng(4).normal(100, 20, (40, 50)).astype(np.float32))
+    image.SetSpacing((0.5, 1.0))  # registered as 0.5 x 0.5 mm, it ended 117 mm off (exit 0, no warning)
+    sitk.WriteImage(image, str(inputs / "aniso.nrrd"))
+    return _register_2d(inputs / "aniso.nrrd", moving, out)
+
+
+def two_d_nan_pixel(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _slides(inputs)
+    image = sitk.ReadImage(str(fixed))
+    image[5, 5] = float("nan")  # Otsu crashed on it: exit 1, "this is a bug"
+    sitk.WriteImage(image, str(fixed))
+    return _register_2d(fixed, moving, out)
+
+
+def two_d_itk_tiff_without_a_size(inputs: Path, out: Path) -> list[str]:
+    fixed, _ = _slides(inputs)
+    sitk.WriteImage(sitk.Image([60, 50], sitk.sitkUInt16) + 7, str(inputs / "itk.tif"))  # ITK's 1 mm: 25.4 dpi
+    assert abs(sitk.ReadImage(str(inputs / "itk.tif")).GetSpacing()[0] - 1.0) > 1e-9  # read back as 1.000000015
+    return _register_2d(fixed, inputs / "itk.tif", out, pixel=None)
+
 TWO_D_CASES = {
     "2D: a 2D section against a volume": Case(two_d_against_a_volume, "mmreg stack"),
     "2D: RGBA with transparency": Case(two_d_rgba_with_transparency, "save it without transparency"),
@@ -1137,6 +1160,9 @@ TWO_D_CASES = {
     "2D: --keep-log": Case(two_d_keep_log, "--keep-log apply to 3D volumes only"),
     "2D: checkerboard over the moving slide": Case(two_d_checkerboard_over_the_slide, "would destroy an input"),
     "2D: output volume over the fixed image": Case(two_d_volume_over_the_fixed_image, "would destroy an input"),
+    "2D: non-square pixels": Case(two_d_non_square_pixels, "has 0.5 x 1 mm pixels: 2D registration needs square"),
+    "2D: a NaN pixel": Case(two_d_nan_pixel, "holds 1 NaN or infinite pixel value(s)"),
+    "2D: an ITK TIFF that states no size": Case(two_d_itk_tiff_without_a_size, "give it in mm (--moving-pixel-size)"),
 }
 CASES.update(TWO_D_CASES)
 
@@ -1511,7 +1537,8 @@ IGNORED_OPTION_CASES = {
     "qa: a file where the pictures go": Case(qa_figures_folder_is_a_file, "is a file, where the report's pictures go"),
     "qa: two slices of a 2D registration": Case(qa_of_two_slices, "this QA measures 3D registrations; a 2D registration"),
     "stack: sections stating two pixel sizes": Case(stack_sections_stating_two_pixel_sizes,
-                                                    "the sections are read at one pixel size"),
+                                                    "the sections are read at one pixel size: rescale the "
+                                                    "sections that differ"),
     "stack: --reference-every without --reference": Case(stack_reference_every_without_a_reference,
                                                          "give --reference VOLUME too"),
     "--piecewise naming no segment": Case(piecewise_naming_no_segment, "names no segment"),

@@ -186,7 +186,8 @@ def stated_pixel_mm(path: str | os.PathLike, spacing: float) -> float | None:
     if suffix == ".png":
         dpi = _png_dpi(path)
         spacing = 25.4 / dpi if dpi else 1.0
-    if not (math.isfinite(spacing) and spacing > 0) or abs(spacing - 1.0) < 1e-9:
+    # ITK writes 1 mm as 25.4 dpi, a rounded fraction: it reads back as 1.000000015.
+    if not (math.isfinite(spacing) and spacing > 0) or abs(spacing - 1.0) < 1e-6:
         return None
     if any(abs(spacing * dpi / 25.4 - 1) < 1e-3 for dpi in _SCREEN_DPI):  # PNG stores dots per metre: 72 reads 71.98
         return None
@@ -230,6 +231,11 @@ def read_image_2d(
     if pixel_mm is not None:
         size, source = check_pixel_size(pixel_mm, option), "given"
     else:
+        column, row = image.GetSpacing()
+        if not np.isclose(column, row, rtol=1e-4):
+            raise InputError(f"{role} {path} has {column:g} x {row:g} mm pixels: 2D registration needs square pixels; "
+                             f"resample it to one pixel size (Slicer: Resample Scalar Volume), or give {option} if "
+                             "the file's sizes are wrong")  # fmt: skip
         size, source = pixel_size_mm(path, image), "file"
         if size is None:
             raise InputError(f"{role} {path} does not state its pixel size: give it in mm ({option})")
@@ -246,6 +252,15 @@ def check_not_uniform(image2d: Image2D, role: str = "image") -> None:
     if values.size and float(values.min()) == float(values.max()):
         raise InputError(f"{role} {image2d.path} is uniform ({float(values.min()):g} everywhere): it holds no tissue "
                          "to register; check that the right file (or page) was given")  # fmt: skip
+
+
+def check_finite(image2d: Image2D, role: str = "image") -> None:
+    """Refuse an image holding NaN or infinite values: the engines' masks and histograms fail on them."""
+    values = sitk.GetArrayViewFromImage(image2d.image)
+    if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+        count = int(values.size - np.isfinite(values).sum())
+        raise InputError(f"{role} {image2d.path} holds {count} NaN or infinite pixel value(s): replace them (with the "
+                         "background value) and save it again")  # fmt: skip
 
 
 def check_opaque(image2d: Image2D, role: str = "image") -> None:

@@ -39,7 +39,8 @@ def _pixel_mm(job: StackJob, paths: list[Path]) -> float:
         elif size is not None and abs(size / first[1] - 1) > 0.01:
             raise InputError(
                 f"{path.name} states {size:g} mm pixels and {first[0].name} {first[1]:g} mm: the sections are read "
-                "at one pixel size; rescale the sections that differ, or give --pixel-size to read them all at it"
+                "at one pixel size: rescale the sections that differ to it (--pixel-size reads every file at the size "
+                "given, so use it only when the files' own sizes are wrong)"
             )
     if first is None:
         raise InputError(f"--sections {job.sections}: no section can be read: check the files (PNG, TIFF, NRRD)")
