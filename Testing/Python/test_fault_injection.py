@@ -1518,12 +1518,18 @@ def qa_landmarks_paired_against_their_labels(inputs: Path, out: Path) -> list[st
     return _qa(inputs, out / "r.html", *_qa_points(inputs, list("ABCDEF"), ["B", "A", "x3", "x4", "x5", "x6"]))
 
 
+def qa_transform_given_as_its_own_inverse(inputs: Path, out: Path) -> list[str]:
+    return _qa(inputs, out / "r.html", "--inverse", str(inputs / "T.tfm"))  # measured 40-70 mm, without a word
+
+
 QA_CASES = {  # refused before any stability restart runs (the restarts took minutes, then the refusal came)
     "qa: labelmap on one side, with --stability": Case(qa_labels_on_one_side_with_restarts,
                                                        "give the moving labels too"),
     "qa: unknown --fit-points, with --stability": Case(qa_unknown_fit_points_with_restarts, "check the names"),
     "qa: landmarks paired by order against their labels": Case(qa_landmarks_paired_against_their_labels,
                                                                "give every landmark the same label in both lists"),
+    "qa: the transform as its own inverse": Case(qa_transform_given_as_its_own_inverse,
+                                                 "is the --transform file itself"),
 }  # fmt: skip
 CASES.update(QA_CASES)
 

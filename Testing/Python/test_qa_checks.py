@@ -239,3 +239,17 @@ def test_segments_without_a_partner_are_named(coarse):
     ]
     paired = segmentation_overlap(fixed_two, set_label_names(moving_two, {1: "Skull", 2: "BRAIN"}), coarse[2])
     assert paired.warnings == []
+
+
+def test_lists_without_a_common_label_pair_by_order_with_a_warning_unless_their_numbers_agree():
+    points = np.arange(12, dtype=float).reshape(4, 3)
+    # Slicer's own names: each list numbers its points; the numbers run alike, so the order is the pairing.
+    *_, how, warnings = pair_landmarks(points, points, ["TRUS-1", "TRUS-2", "TRUS-3", "TRUS-4"],
+                                       ["MR-1", "MR-2", "MR-3", "MR-4"])  # fmt: skip
+    assert how == "order" and warnings == []
+    # Numbers in another order (a helper's QA: TRE 81 -> 78 mm, reported without a word) or no numbers: warned.
+    for moving_labels in (["F-3", "F-1", "F-4", "F-2"], ["w", "x", "y", "z"]):
+        *_, how, warnings = pair_landmarks(points, points, ["T1", "T2", "T3", "T4"], moving_labels)
+        assert how == "order" and len(warnings) == 1
+        assert warnings[0].startswith("points are paired by order because no label is in both lists (fixed: T1, T2, "
+                                      f"T3, ...; moving: {', '.join(moving_labels[:3])}, ...)")  # fmt: skip

@@ -149,6 +149,9 @@ def command_qa(arguments: argparse.Namespace) -> int:
     def optional(path, role):
         return read_image(path, role) if path else None
 
+    if job.inverse and Path(job.inverse).resolve() == Path(job.transform).resolve():
+        raise InputError(f"--inverse {job.inverse} is the --transform file itself: give the inverse the registration "
+                         "wrote (its --output-inverse), or leave it out")  # fmt: skip
     if all(Path(path).is_file() and is_2d(path) for path in (job.fixed, job.moving)):
         raise InputError(f"{job.fixed} and {job.moving} are 2D images (one slice): {TWO_D_QA}")
     fixed = read_image(job.fixed, "fixed image")

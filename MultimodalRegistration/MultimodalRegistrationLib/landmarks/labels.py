@@ -6,6 +6,7 @@ pass through unchanged (any frame, any dimension), only their order and selectio
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import numpy as np
@@ -43,6 +44,28 @@ def _refuse_order_against_labels(fixed_labels: list[str], moving_labels: list[st
             )
 
 
+def _numbers(labels: list[str]) -> list[int] | None:
+    """The numbers the labels end with (Slicer names points F-1, F-2, ...), or None when one ends with none."""
+    found = [re.search(r"(\d+)\s*$", label) for label in labels]
+    return [int(match.group(1)) for match in found] if all(found) else None
+
+
+def _order_unconfirmed(fixed_labels: list[str], moving_labels: list[str]) -> list[str]:
+    """A warning when no label is in both lists and their numbers do not run alike either ("T1, T2" against
+    "MR-1, MR-2" pair by order as their numbers say; against "F-3, F-1" nothing confirms the order)."""
+    numbers = _numbers(fixed_labels)
+    if numbers is not None and numbers == _numbers(moving_labels):
+        return []
+
+    def shown(labels: list[str]) -> str:
+        return ", ".join(labels[:3]) + (", ..." if len(labels) > 3 else "")
+
+    said = (f"points are paired by order because no label is in both lists (fixed: {shown(fixed_labels)}; moving: "
+            f"{shown(moving_labels)}): check that each fixed point and the moving point at its place mark the same "
+            "feature, or give both lists the same labels")  # fmt: skip
+    return [said]
+
+
 def pair_points(
     moving: np.ndarray, fixed_labels: list[str] | None, moving_labels: list[str] | None
 ) -> tuple[np.ndarray, list[str] | None, str, list[str]]:
@@ -60,7 +83,7 @@ def pair_points(
         return moving[order], [moving_labels[i] for i in order], "label", []
     common = set(fixed_labels) & set(moving_labels)
     if not common:
-        return moving, moving_labels, "order", []
+        return moving, moving_labels, "order", _order_unconfirmed(fixed_labels, moving_labels)
     _refuse_order_against_labels(fixed_labels, moving_labels)
     if _unlabelled(fixed_labels) or _unlabelled(moving_labels):
         reason = "the points have no labels"

@@ -35,6 +35,7 @@ from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from ..process.jobs import QAJob
 from ..process.stability import assess_with_restarts
 from ..qa.assess import TWO_D_QA, write_qa_outputs
+from ..qa.jacobian import INVERSE_MISS_MM
 from ..qa.report_types import QAReport
 from . import mrml, slices
 from .checks import check_node_pair, check_volume_pair
@@ -88,9 +89,6 @@ class QAInputs:
     nodes: dict = field(default_factory=dict)  # the nodes measured, by QAJob field name (see measured_nodes)
 
 
-# An engine's inverse undoes its result to a few hundredths of a mm; a stored inverse that misses by more than
-# this no longer belongs to the result.
-STALE_INVERSE_MM = 0.5
 
 
 # --------------------------------------------------------------------------- inputs
@@ -244,7 +242,7 @@ def _stale_inverse(transform, inverse, fixed, name: str) -> str | None:
     points = sample_grid_points(fixed, per_axis=5)[::4]
     back = inverse.transform_points(transform.transform_points(points))
     miss = float(np.median(np.linalg.norm(back - points, axis=1)))
-    if miss <= STALE_INVERSE_MM:
+    if miss <= INVERSE_MISS_MM:
         return None
     return (f"the stored inverse '{name}' no longer undoes the result (a round trip misses by {miss:.1f} mm at the "
             "median: was the result inverted outside the module?): it was not used; QA inverts the result point by "

@@ -33,13 +33,14 @@ from ..core.replaced import replace_path
 from ..core.transforms import Transform
 from ..registration.working_scale import working_scale
 from .images import image_agreement
-from .jacobian import InverseConsistency, inverse_consistency, jacobian_statistics
+from .jacobian import INVERSE_MISS_MM, InverseConsistency, inverse_consistency, jacobian_statistics
 from .landmarks import landmark_errors, paired_landmarks
 from .overlap import prepared_labels, same_labelmap_warning, segmentation_overlap
 from .pictures import KINDS, write_qa_pictures
 from .report import render_html
 from .report_types import QAReport, TransformDescription
 from .stability import StabilityResult, foreground_points
+from .worse import worse_or_wrong_way
 
 
 def measuring_grids(fixed: sitk.Image, moving: sitk.Image, options: QAOptions) -> tuple[float, float]:
@@ -66,7 +67,8 @@ def _inverse_consistency(transform: Transform, inverse: Transform | None, fixed:
         reason = (
             "exact: a linear transform's inverse is its matrix inverse"
             if transform.is_linear
-            else "no inverse given: pass the inverse transform (mmreg register --output-inverse) to measure it"
+            else "no inverse given: pass the inverse the registration wrote (mmreg register --output-inverse, which "
+            "ANTs deformable runs write; an elastix B-spline has no exact inverse) to measure it"
         )
         return InverseConsistency(None, reason=reason)
     return inverse_consistency(transform, inverse, foreground_points(fixed))
@@ -200,6 +202,7 @@ def assess_registration(
     with step("images", 0.15):
         images = [image_agreement(fixed, moving, pose, fixed_mask, metric_spacing) for pose in (before, transform)]
     warnings += agreement_fell(images[0].mutual_information, images[1].mutual_information)
+    warnings += worse_or_wrong_way(transform, landmarks, overlap, o.fixed_labels, o.moving_labels)
     with step("jacobian", 0.25):
         jacobian = jacobian_statistics(transform, fixed, jacobian_spacing, fixed_mask)
     if jacobian.folding_percent > 0 and transform.is_linear:  # no preset folds a matrix: it came mirrored
@@ -214,6 +217,10 @@ def assess_registration(
         )
     with step("inverse_consistency", 0.3):
         consistency = _inverse_consistency(transform, o.inverse, fixed)
+    if o.inverse is not None and consistency.mean_mm is not None and consistency.mean_mm > INVERSE_MISS_MM:
+        warnings.append(f"the inverse given does not undo the transform: a round trip misses by {consistency.mean_mm:.1f} "
+                        "mm on average (a registration's own inverse: a few hundredths): give the inverse written with "
+                        "this transform (the same run's --output-inverse), or leave it out")  # fmt: skip
     if stability is not None:
         timings["stability_s"] = round(stability.wall_seconds, 3)
         warnings += stability.warnings

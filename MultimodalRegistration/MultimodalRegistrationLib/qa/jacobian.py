@@ -88,6 +88,11 @@ def _ras(point_lps: np.ndarray) -> list[float]:
     return [float(v) for v in lps_ras_points(np.asarray(point_lps).reshape(1, 3))[0]]
 
 
+# An engine's inverse undoes its result to a few hundredths of a mm; an inverse that misses by more than this
+# (mm) is not the inverse of that result (an earlier run's, or the transform itself given twice).
+INVERSE_MISS_MM = 0.5
+
+
 @dataclass
 class InverseConsistency(Record):
     """How far ``inverse(transform(x))`` lands from ``x`` (mm) at fixed-space points (LPS), or, with

@@ -1,0 +1,63 @@
+"""QA says when the landmarks or segments got worse, and when the transform was given the wrong way round
+(qa/worse.py), on an MR -> TRUS-like pair, where the images' mutual information moves too little to tell."""
+
+from __future__ import annotations
+
+import numpy as np
+from MultimodalRegistrationLib.core.rotations import orthogonal_fit
+from MultimodalRegistrationLib.core.transforms import Transform, lps_ras_points
+from MultimodalRegistrationLib.qa.assess import QAOptions, assess_registration
+from MultimodalRegistrationLib.qa.worse import WRONG_WAY
+from trus_data import trus_pair
+
+
+def _qa(pair, transform: Transform, landmarks: bool = True, segments: bool = True):
+    points = {"fixed_points_ras": lps_ras_points(pair.targets_fixed),
+              "moving_points_ras": lps_ras_points(pair.targets_moving)}  # fmt: skip
+    labels = {"fixed_labels": pair.fixed_labels, "moving_labels": pair.moving_labels}
+    options = QAOptions(**(points if landmarks else {}), **(labels if segments else {}))
+    return assess_registration(pair.fixed, pair.moving, transform, options)
+
+
+def _doubts(report) -> list[str]:
+    return [w for w in report.warnings if w.startswith(WRONG_WAY) or "than before" in w]
+
+
+def test_the_result_and_its_mistakes_are_told_apart_by_the_landmarks_and_segments():
+    pair = trus_pair(101)
+    # The truth's best rigid fit over the 40 targets: the right result, 2-3 mm (the truth also deforms).
+    right = Transform.from_matrix(orthogonal_fit(pair.targets_fixed, pair.targets_moving, scale=False))
+    report = _qa(pair, right)
+    assert report.landmarks.tre_after.median_mm < 4.0 and report.landmarks.tre_before.median_mm > 10.0
+    assert _doubts(report) == []
+
+    # Its inverse, given by mistake: farther than before, and the mutual information does not say so.
+    inverse = _qa(pair, right.inverse())
+    assert inverse.landmarks.tre_after.median_mm > inverse.landmarks.tre_before.median_mm + 10.0
+    assert not any("agree less" in w for w in inverse.warnings)
+    assert len(_doubts(inverse)) == 1 and _doubts(inverse)[0].startswith(WRONG_WAY + ": the landmarks' median error")
+    # With the segments only, their Dice says it.
+    by_segments = _doubts(_qa(pair, right.inverse(), landmarks=False))
+    assert len(by_segments) == 1 and by_segments[0].startswith(WRONG_WAY + ": the segments' Dice")
+
+    # A result 25 mm off, the right way round: worse than before, not the inverse.
+    off = np.eye(4)
+    off[:3, 3] = [0.0, 25.0, 0.0]
+    worse = _qa(pair, Transform.from_matrix(right.matrix @ off))
+    said = _doubts(worse)
+    assert [w.split(" (")[0] for w in said] == [
+        "the landmarks are farther apart after the transform than before",
+        "the segments overlap less after the transform than before",
+    ]
+
+
+def test_an_inverse_that_does_not_undo_the_transform_is_named():
+    pair = trus_pair(101)
+    right = Transform.from_matrix(orthogonal_fit(pair.targets_fixed, pair.targets_moving, scale=False))
+    assert not any("does not undo" in w for w in assess_registration(
+        pair.fixed, pair.moving, right, QAOptions(inverse=right.inverse())).warnings)  # fmt: skip
+    report = assess_registration(pair.fixed, pair.moving, right, QAOptions(inverse=right))  # the transform itself
+    (said,) = [w for w in report.warnings if "does not undo" in w]
+    assert said.startswith(f"the inverse given does not undo the transform: a round trip misses by "
+                           f"{report.inverse_consistency.mean_mm:.1f} mm on average")  # fmt: skip
+    assert report.inverse_consistency.mean_mm > 10.0
