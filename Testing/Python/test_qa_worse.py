@@ -7,6 +7,7 @@ import numpy as np
 from MultimodalRegistrationLib.core.rotations import orthogonal_fit
 from MultimodalRegistrationLib.core.transforms import Transform, lps_ras_points
 from MultimodalRegistrationLib.qa.assess import QAOptions, assess_registration
+from MultimodalRegistrationLib.qa.point_frames import OTHER_FRAME
 from MultimodalRegistrationLib.qa.worse import WRONG_WAY
 from trus_data import trus_pair
 
@@ -20,7 +21,7 @@ def _qa(pair, transform: Transform, landmarks: bool = True, segments: bool = Tru
 
 
 def _doubts(report) -> list[str]:
-    return [w for w in report.warnings if w.startswith(WRONG_WAY) or "than before" in w]
+    return [w for w in report.warnings if w.startswith((WRONG_WAY, OTHER_FRAME)) or "than before" in w]
 
 
 def test_the_result_and_its_mistakes_are_told_apart_by_the_landmarks_and_segments():
@@ -61,3 +62,12 @@ def test_an_inverse_that_does_not_undo_the_transform_is_named():
     assert said.startswith(f"the inverse given does not undo the transform: a round trip misses by "
                            f"{report.inverse_consistency.mean_mm:.1f} mm on average")  # fmt: skip
     assert report.inverse_consistency.mean_mm > 10.0
+
+
+def test_landmarks_in_the_other_frame_are_named():
+    pair = trus_pair(101)
+    right = Transform.from_matrix(orthogonal_fit(pair.targets_fixed, pair.targets_moving, scale=False))
+    moving_lps_as_ras = pair.targets_moving  # LPS numbers in a list read as RAS: x and y negated
+    options = QAOptions(fixed_points_ras=lps_ras_points(pair.targets_fixed), moving_points_ras=moving_lps_as_ras)
+    said = _doubts(assess_registration(pair.fixed, pair.moving, right, options))
+    assert len(said) == 1 and said[0].startswith(OTHER_FRAME + ": the moving list is ")

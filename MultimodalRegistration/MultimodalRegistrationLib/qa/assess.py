@@ -37,6 +37,7 @@ from .jacobian import INVERSE_MISS_MM, InverseConsistency, inverse_consistency, 
 from .landmarks import landmark_errors, paired_landmarks
 from .overlap import prepared_labels, same_labelmap_warning, segmentation_overlap
 from .pictures import KINDS, write_qa_pictures
+from .point_frames import other_frame_warning
 from .report import render_html
 from .report_types import QAReport, TransformDescription
 from .stability import StabilityResult, foreground_points
@@ -164,7 +165,7 @@ def assess_registration(
     before = o.before or Transform.identity()
     timings: dict[str, float] = {}
     warnings: list[str] = []
-    landmarks = overlap = None
+    landmarks = overlap = other_frame = None
     # The registration measured its MI on images with hot voxels clipped (core.outliers): so does QA, or the two
     # would disagree (a 1e6 voxel reads MI 0 before and after) and QA would warn that the result was not the one made.
     fixed, clipped_fixed = clip_outliers(fixed, "fixed image")
@@ -190,6 +191,8 @@ def assess_registration(
                 before,
             )
         warnings += landmarks.warnings
+        other_frame = other_frame_warning(landmarks, transform)
+        warnings += [other_frame] if other_frame else []
     if o.fixed_labels is not None:
         with step("segmentation", 0.05):
             overlap = segmentation_overlap(o.fixed_labels, o.moving_labels, transform, before, o.label_interpolation,
@@ -202,7 +205,8 @@ def assess_registration(
     with step("images", 0.15):
         images = [image_agreement(fixed, moving, pose, fixed_mask, metric_spacing) for pose in (before, transform)]
     warnings += agreement_fell(images[0].mutual_information, images[1].mutual_information)
-    warnings += worse_or_wrong_way(transform, landmarks, overlap, o.fixed_labels, o.moving_labels)
+    judged = None if other_frame else landmarks  # points in the other frame say nothing of the transform
+    warnings += worse_or_wrong_way(transform, judged, overlap, o.fixed_labels, o.moving_labels)
     with step("jacobian", 0.25):
         jacobian = jacobian_statistics(transform, fixed, jacobian_spacing, fixed_mask)
     if jacobian.folding_percent > 0 and transform.is_linear:  # no preset folds a matrix: it came mirrored
