@@ -88,7 +88,7 @@ def is_2d(path: str) -> bool:
     header = read_header_2d(path)
     if header is None:
         return raster  # a TIFF nothing can read is taken as 2D; else the 3D checks name the problem
-    return len(header.size) == 2 or (len(header.size) == 3 and header.size[2] == 1)
+    return len(header.size) == 2 or (len(header.size) == 3 and 1 in header.size)  # one slice along any axis
 
 
 def wants_2d(arguments: argparse.Namespace) -> bool:

@@ -222,8 +222,8 @@ def read_image_2d(
             last = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown format"
             raise InputError(f"{role} {path} cannot be read ({last[:160]}): save it as PNG, TIFF or NRRD") from None
     origin, direction = (*image.GetOrigin(), 0.0)[:3], image.GetDirection()
-    if image.GetDimension() == 3 and image.GetSize()[2] == 1:
-        image = image[:, :, 0]
+    if image.GetDimension() == 3 and 1 in image.GetSize():
+        image, direction = _one_slice(image)
     elif image.GetDimension() == 2:
         direction = (*direction[:2], 0.0, *direction[2:], 0.0, 0.0, 0.0, 1.0)
     if image.GetDimension() != 2:
@@ -243,6 +243,22 @@ def read_image_2d(
     image.SetOrigin((0.0, 0.0))
     image.SetDirection((1.0, 0.0, 0.0, 1.0))
     return Image2D(path, image, size, source, tuple(origin), tuple(direction))
+
+
+def _one_slice(volume: sitk.Image) -> tuple[sitk.Image, tuple]:
+    """The 2D image of a volume one slice thick along any axis (a coronal slice cropped from a volume: y), and
+    the direction (3x3, row-major) whose first two columns are its pixel axes and whose third, the normal, keeps
+    the file's handedness."""
+    size = volume.GetSize()
+    axis = 2 if size[2] == 1 else size.index(1)
+    kept = [a for a in range(3) if a != axis]
+    index = [slice(None)] * 3
+    index[axis] = 0
+    columns = np.asarray(volume.GetDirection(), float).reshape(3, 3)
+    frame = columns[:, [*kept, axis]]
+    if np.linalg.det(frame) * np.linalg.det(columns) < 0:
+        frame[:, 2] *= -1
+    return volume[tuple(index)], tuple(frame.ravel())
 
 
 def check_not_uniform(image2d: Image2D, role: str = "image") -> None:
