@@ -327,6 +327,9 @@ def test_a_size_that_points_to_a_wrong_pixel_size_is_warned_about(tmp_path, mr, 
     assert warning in capsys.readouterr().err
     pixels, sources = {"fixed": 1.0, "moving": 0.5}, {"fixed": "file", "moving": "given"}
     assert size_warnings(0.83, np.eye(3), "rigid", False, pixels, sources) == []  # brain alone against a head
+    # A section shrunk 30%, registered rigidly: 23 mm off (a helper's sweep), silent under the earlier limit of 1.5.
+    assert size_warnings(0.70, np.eye(3), "rigid", False, pixels, sources)[0].startswith(
+        "the moving tissue covers 0.49 times the fixed tissue's area (a scale of 0.70")
     assert size_warnings(1.0, np.diag([5.0, 5.0, 1.0]), "similarity", True, pixels, sources)[0].startswith(
         "the result scales the moving image by 5.00")
     assert size_warnings(5.0, np.diag([0.8, 0.8, 1.0]), "affine", True, pixels, sources) == []  # shrunk 0.8: fine
