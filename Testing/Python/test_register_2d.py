@@ -356,8 +356,15 @@ def test_a_one_slice_volume_file_keeps_its_place_in_the_3d_transform(tmp_path, m
     data.he_section(tmp_path / "he.png", truth, MOVING_PIXEL_MM)
     code = main(["register2d", "--fixed", str(tmp_path / "slice.nrrd"), "--moving", str(tmp_path / "he.png"),
                  "--moving-pixel-size", str(MOVING_PIXEL_MM), "--output-transform", str(tmp_path / "T.tfm"),
-                 "--json", str(tmp_path / "S.json")])  # fmt: skip
+                 "--json", str(tmp_path / "S.json"), "--output-volume", str(tmp_path / "warped.nrrd")])  # fmt: skip
     assert code == 0, capsys.readouterr().err
+    # The output volume lies on the fixed slice in 3D (it was written 2D at z 0, off the slice, in Slicer).
+    warped = sitk.ReadImage(str(tmp_path / "warped.nrrd"))
+    assert warped.GetDimension() == 3 and warped.GetSize()[2] == 1
+    corner = np.array(warped.GetSize()[:2]) - 1
+    for index in ((0, 0), tuple(corner)):
+        where = origin + direction @ np.array([index[0] * FIXED_PIXEL_MM, index[1] * FIXED_PIXEL_MM, 0.0])
+        assert np.allclose(warped.TransformIndexToPhysicalPoint((*map(int, index), 0)), where, atol=1e-6)
     embedded = sitk.ReadTransform(str(tmp_path / "T_3d.tfm"))
     on_file = origin + np.c_[points, np.zeros(len(points))] @ direction.T  # where the file puts the points (LPS)
     mapped = np.array([embedded.TransformPoint(p.tolist()) for p in on_file])

@@ -45,6 +45,7 @@ class Image2D:
     # z kept): ``image`` is set to the pixel frame.
     origin: tuple = (0.0, 0.0, 0.0)
     direction: tuple = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+    thickness_mm: float | None = None  # a one-slice volume file's spacing along its normal; None for a 2D file
 
     def frame_to_lps(self) -> np.ndarray:
         """4x4: the pixel frame ``(i px, j px, d)`` (mm; ``d`` along the slice's normal) -> the file's own LPS mm,
@@ -221,9 +222,9 @@ def read_image_2d(
         if image is None:
             last = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown format"
             raise InputError(f"{role} {path} cannot be read ({last[:160]}): save it as PNG, TIFF or NRRD") from None
-    origin, direction = (*image.GetOrigin(), 0.0)[:3], image.GetDirection()
+    origin, direction, thickness = (*image.GetOrigin(), 0.0)[:3], image.GetDirection(), None
     if image.GetDimension() == 3 and 1 in image.GetSize():
-        image, direction = _one_slice(image)
+        image, direction, thickness = _one_slice(image)
     elif image.GetDimension() == 2:
         direction = (*direction[:2], 0.0, *direction[2:], 0.0, 0.0, 0.0, 1.0)
     if image.GetDimension() != 2:
@@ -242,13 +243,13 @@ def read_image_2d(
     image.SetSpacing((size, size))
     image.SetOrigin((0.0, 0.0))
     image.SetDirection((1.0, 0.0, 0.0, 1.0))
-    return Image2D(path, image, size, source, tuple(origin), tuple(direction))
+    return Image2D(path, image, size, source, tuple(origin), tuple(direction), thickness)
 
 
-def _one_slice(volume: sitk.Image) -> tuple[sitk.Image, tuple]:
-    """The 2D image of a volume one slice thick along any axis (a coronal slice cropped from a volume: y), and
-    the direction (3x3, row-major) whose first two columns are its pixel axes and whose third, the normal, keeps
-    the file's handedness."""
+def _one_slice(volume: sitk.Image) -> tuple[sitk.Image, tuple, float]:
+    """The 2D image of a volume one slice thick along any axis (a coronal slice cropped from a volume: y), the
+    direction (3x3, row-major) whose first two columns are its pixel axes and whose third, the normal, keeps the
+    file's handedness, and its spacing along that normal (mm)."""
     size = volume.GetSize()
     axis = 2 if size[2] == 1 else size.index(1)
     kept = [a for a in range(3) if a != axis]
@@ -258,7 +259,7 @@ def _one_slice(volume: sitk.Image) -> tuple[sitk.Image, tuple]:
     frame = columns[:, [*kept, axis]]
     if np.linalg.det(frame) * np.linalg.det(columns) < 0:
         frame[:, 2] *= -1
-    return volume[tuple(index)], tuple(frame.ravel())
+    return volume[tuple(index)], tuple(frame.ravel()), float(volume.GetSpacing()[axis])
 
 
 def check_not_uniform(image2d: Image2D, role: str = "image") -> None:

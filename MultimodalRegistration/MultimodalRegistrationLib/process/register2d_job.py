@@ -13,7 +13,8 @@ and again in the worker. Outputs, each written atomically:
   registration runs in the pixel frames ``(i px, j px)`` (the summary's ``matrix``) and is taken through each
   file's origin and direction (``matrix_files``). A fixed MR slice at origin (-120, -120) put the moving image
   170 mm off in Slicer when the files' geometry was dropped;
-* ``output_volume``: the moving image (one channel) resampled onto the fixed grid, at the fixed file's origin;
+* ``output_volume``: the moving image (one channel) resampled onto the fixed grid, at the fixed file's origin (a
+  one-slice volume file: a one-slice volume where that file lies in 3D);
 * ``summary`` (JSON) and ``checkerboard`` (PNG; before: the images as given, after: registered).
 """
 
@@ -246,9 +247,15 @@ def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) ->
     warped = None
     if job.output_volume:
         warped = sitk.Resample(moving_gray, fixed_gray, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-        placed = fixed.frame_to_file()  # an axial slice's place in its file (a slice in another plane: its frame)
-        warped.SetOrigin(placed[:2, 2].tolist())
-        warped.SetDirection(placed[:2, :2].ravel().tolist())
+        if fixed.thickness_mm is not None:  # a one-slice volume: written as one, on the fixed slice in 3D
+            warped = sitk.JoinSeries(warped)
+            warped.SetSpacing((*warped.GetSpacing()[:2], fixed.thickness_mm))
+            warped.SetOrigin(fixed.origin)
+            warped.SetDirection(fixed.direction)
+        else:
+            placed = fixed.frame_to_file()  # a 2D file's place
+            warped.SetOrigin(placed[:2, 2].tolist())
+            warped.SetDirection(placed[:2, :2].ravel().tolist())
     overlap = (fixed_labels, moving_labels) if fixed_labels is not None else (fixed_mask, moving_mask)
     as_given = np.linalg.inv(moving.frame_to_file()) @ fixed.frame_to_file()  # the files as placed, in the frames
     qa = assess_2d(fixed_gray, moving_gray, result.matrix, landmarks, *overlap, None, as_given)
