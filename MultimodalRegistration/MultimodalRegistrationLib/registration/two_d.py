@@ -33,6 +33,7 @@ from ..core.transforms import affine_2d
 from ..engines.presets import companion_preset, load_preset
 from ..engines.request_2d import EngineRequest2D
 from ..engines.run import run_engine_2d
+from .two_d_mirror import mirror_warning
 from .two_d_size import size_warnings
 from .two_d_start import Start2D, mutual_information, search_start_2d
 
@@ -108,6 +109,7 @@ def register_2d(
     moving_gray, moving_mask = working_resolution(moving.gray, moving_mask, fixed.pixel_mm)
     started = time.perf_counter()
     start = search_start_2d(fixed_gray, moving_gray, loaded.scales, fixed_mask, moving_mask)
+    mirror = mirror_warning(fixed_gray, moving_gray, start, loaded.scales, fixed_mask, moving_mask)
     timings = {"search_s": round(time.perf_counter() - started, 3)}
     results = []
     for origin in [start] + ([start.unscaled] if start.unscaled is not None else []):
@@ -130,6 +132,7 @@ def register_2d(
     warnings = size_warnings(start.area_scale, output.matrix, preset, loaded.scales,
                              {"fixed": fixed.pixel_mm, "moving": moving.pixel_mm},
                              {"fixed": fixed.pixel_source, "moving": moving.pixel_source})  # fmt: skip
+    warnings += [mirror] if mirror else []
     return Registration2D(
         output.matrix, origin, engine, kept.name, output.version, output.log, timings, kept.files, output.threads,
         candidates, {side: round(float(mm), 9) for side, mm in working.items()}, warnings,

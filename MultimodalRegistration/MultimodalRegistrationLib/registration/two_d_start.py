@@ -15,7 +15,8 @@
    scale, and so did the engines (8.6-9.5 mm off, where scale 1 ended 0.014 mm off with a higher mutual
    information). Within it (the test pair's 0.93), no second run: it doubles the registration's time.
 
-Mirrored sections (a slide mounted upside down) are not searched. Deterministic: no random sampling.
+Mirrored sections (a slide mounted upside down) are not searched; :mod:`.two_d_mirror` warns about one.
+Deterministic: no random sampling.
 """
 
 from __future__ import annotations
