@@ -205,7 +205,8 @@ def test_2d_medical_formats_and_single_slice_volumes(tmp_path):
 
 
 def test_dark_background_uint16_tiffs_stack_into_a_uint16_volume(tmp_path):
-    """Fluorescence-like sections (bright tissue on a dark slide, 16-bit TIFF, pixel size in the file)."""
+    """Fluorescence-like sections (bright tissue on a dark slide, 16-bit TIFF). Their 25.4 dpi (1 mm) is what ITK
+    writes when it knows no size, so it counts as none and the size is given."""
     canvas = (200.0, 230.0)
     data = stack_data.serial_sections(tmp_path / "rgb", 5, 1.0, 1.0, max_deg=0.0, max_mm=0.0, first_z=-5.0)
     motion = stack_data.rigid(-8.0, (-5.0, 2.0), np.asarray(canvas) / 2)
@@ -218,7 +219,7 @@ def test_dark_background_uint16_tiffs_stack_into_a_uint16_volume(tmp_path):
         )
     csv, volume = tmp_path / "T.csv", tmp_path / "V.nrrd"
     code = main(["stack", "--sections", str(tmp_path / "tif"), "--section-spacing", "2",
-                 "--output-volume", str(volume), "--output-transforms", str(csv)])  # fmt: skip
+                 "--output-volume", str(volume), "--output-transforms", str(csv), "--pixel-size", "1"])  # fmt: skip
     assert code == 0
     poses = read_transforms_csv(csv)
     miss = stack_data.miss_mm(poses[2] @ np.linalg.inv(poses[0]), motion)
