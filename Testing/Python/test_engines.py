@@ -134,19 +134,15 @@ def ants_deformable_run(request, small_pair, tmp_path_factory):
 )
 def test_affine_and_deformable_improve_the_metric(small_pair, ants_deformable_run, engine, preset):
     fixed, moving = _coarse(small_pair)
-    # Elastix deformable alone starts from any pose: the scaled search that starts a preset that scales costs 15 s
-    # here and has tests of its own (test_scale_start.py); the other cases start near the truth with init none.
-    near = (engine, preset) != ("elastix", "deformable")
+    # Every case starts near the truth with init none: the scaled search that starts a preset that scales (15 s
+    # here, and init auto ran elastix deformable twice: 43 s in all) has tests of its own (test_scale_start.py).
     if (engine, preset) == ("ants", "deformable"):
         result = ants_deformable_run.result()  # register(..., initial_transform=near_truth(small_pair), init="none")
-    elif near:
+    else:
         result = register(fixed, moving, engine=engine, preset=preset, initial_transform=near_truth(small_pair),
                           init="none")  # fmt: skip
-    else:
-        result = register(fixed, moving, engine=engine, preset=preset)
-    if near:
-        assert mean_error_mm(near_truth(small_pair), small_pair.truth, small_pair.head_points) > 8
-    assert result.metric_after > result.metric_before + (0.1 if near else 0.2), result.metric_before
+    assert mean_error_mm(near_truth(small_pair), small_pair.truth, small_pair.head_points) > 8
+    assert result.metric_after > result.metric_before + 0.1, result.metric_before
     assert result.transform.is_linear == (preset == "affine")
     error = mean_error_mm(result.transform, small_pair.truth, small_pair.head_points)
     # The truth is rigid: extra degrees of freedom may drift a little, never far.

@@ -4,12 +4,21 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from MultimodalRegistrationLib.core.rotations import orthogonal_fit
 from MultimodalRegistrationLib.core.transforms import Transform, lps_ras_points
 from MultimodalRegistrationLib.qa.assess import QAOptions, assess_registration
 from MultimodalRegistrationLib.qa.point_frames import OTHER_FRAME
 from MultimodalRegistrationLib.qa.worse import WRONG_WAY
 from trus_data import trus_pair
+
+
+@pytest.fixture(scope="module")
+def pair_and_fit():
+    """TRUS-like pair 101 and the truth's best rigid fit over its 40 targets: the right result, 2-3 mm (the truth
+    also deforms)."""
+    pair = trus_pair(101)
+    return pair, Transform.from_matrix(orthogonal_fit(pair.targets_fixed, pair.targets_moving, scale=False))
 
 
 def _qa(pair, transform: Transform, landmarks: bool = True, segments: bool = True):
@@ -24,10 +33,8 @@ def _doubts(report) -> list[str]:
     return [w for w in report.warnings if w.startswith((WRONG_WAY, OTHER_FRAME)) or "than before" in w]
 
 
-def test_the_result_and_its_mistakes_are_told_apart_by_the_landmarks_and_segments():
-    pair = trus_pair(101)
-    # The truth's best rigid fit over the 40 targets: the right result, 2-3 mm (the truth also deforms).
-    right = Transform.from_matrix(orthogonal_fit(pair.targets_fixed, pair.targets_moving, scale=False))
+def test_the_result_and_its_mistakes_are_told_apart_by_the_landmarks_and_segments(pair_and_fit):
+    pair, right = pair_and_fit
     report = _qa(pair, right)
     assert report.landmarks.tre_after.median_mm < 4.0 and report.landmarks.tre_before.median_mm > 10.0
     assert _doubts(report) == []
@@ -52,9 +59,8 @@ def test_the_result_and_its_mistakes_are_told_apart_by_the_landmarks_and_segment
     ]
 
 
-def test_an_inverse_that_does_not_undo_the_transform_is_named():
-    pair = trus_pair(101)
-    right = Transform.from_matrix(orthogonal_fit(pair.targets_fixed, pair.targets_moving, scale=False))
+def test_an_inverse_that_does_not_undo_the_transform_is_named(pair_and_fit):
+    pair, right = pair_and_fit
     assert not any("does not undo" in w for w in assess_registration(
         pair.fixed, pair.moving, right, QAOptions(inverse=right.inverse())).warnings)  # fmt: skip
     report = assess_registration(pair.fixed, pair.moving, right, QAOptions(inverse=right))  # the transform itself
@@ -64,9 +70,8 @@ def test_an_inverse_that_does_not_undo_the_transform_is_named():
     assert report.inverse_consistency.mean_mm > 10.0
 
 
-def test_landmarks_in_the_other_frame_are_named():
-    pair = trus_pair(101)
-    right = Transform.from_matrix(orthogonal_fit(pair.targets_fixed, pair.targets_moving, scale=False))
+def test_landmarks_in_the_other_frame_are_named(pair_and_fit):
+    pair, right = pair_and_fit
     moving_lps_as_ras = pair.targets_moving  # LPS numbers in a list read as RAS: x and y negated
     options = QAOptions(fixed_points_ras=lps_ras_points(pair.targets_fixed), moving_points_ras=moving_lps_as_ras)
     said = _doubts(assess_registration(pair.fixed, pair.moving, right, options))
