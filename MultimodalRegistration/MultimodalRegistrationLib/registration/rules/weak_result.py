@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from ...core.metric import mutual_information
+from ...core.metric import METRIC_SPACING_MM, mutual_information, shrink_to_spacing
 from ...core.rotations import axis_angle_matrices
 from ...core.transforms import Transform
 from ...core.views import field_of_view
@@ -58,11 +58,13 @@ def decoy_poses(matrix: np.ndarray, center: np.ndarray, shift_mm: float = DECOY_
 
 
 def data_region(fixed: sitk.Image) -> sitk.Image | None:
-    """The fixed field of view (UInt8 0/1) when the image's darkest value is 0, which reads as no data (a fan's
-    exterior); else None, all of it (a CT's air at -1000 is data, and the field of view would leave it out)."""
+    """The fixed field of view (UInt8 0/1, on the metric's METRIC_SPACING_MM grid, where the MI reads it) when the
+    image's darkest value is 0, which reads as no data (a fan's exterior); else None, all of it (a CT's air at
+    -1000 is data, and the field of view would leave it out). On the full grid a 1 mm head took 5 s, at 2 mm 0.5."""
     if float(sitk.GetArrayViewFromImage(fixed).min()) != 0.0:
         return None
-    return field_of_view(fixed, fixed)
+    coarse = shrink_to_spacing(fixed, METRIC_SPACING_MM)
+    return field_of_view(coarse, coarse)
 
 
 def weak_result_warning(
