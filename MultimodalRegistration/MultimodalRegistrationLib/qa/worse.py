@@ -27,10 +27,15 @@ WRONG_WAY_RATIO = 2.0
 WRONG_WAY = "the transform seems to be given the wrong way round"  # how the warning begins
 
 
+def _judged_rows(landmarks: LandmarkErrors) -> list:
+    """The target points' rows, else (no targets) the fit points'."""
+    return [row for row in landmarks.rows if row.role == "target"] or landmarks.rows
+
+
 def _median_error(landmarks: LandmarkErrors) -> tuple[float, float] | None:
-    """(before, after) median error (mm) of the target points, else of the fit points; None when the pose
-    before was fitted to them (their error before is a fit residual: landmark_errors says so)."""
-    rows = [row for row in landmarks.rows if row.role == "target"] or landmarks.rows
+    """(before, after) median error (mm) of :func:`_judged_rows`; None when the pose before was fitted to them
+    (their error before is a fit residual: landmark_errors says so)."""
+    rows = _judged_rows(landmarks)
     if not rows or landmarks.before_fitted:
         return None
     return (
@@ -40,8 +45,8 @@ def _median_error(landmarks: LandmarkErrors) -> tuple[float, float] | None:
 
 
 def _wrong_way_error(landmarks: LandmarkErrors, transform: Transform) -> float:
-    """Median |T(moving) - fixed| (mm): small when ``transform`` maps moving to fixed points."""
-    rows = [row for row in landmarks.rows if row.role == "target"] or landmarks.rows
+    """Median |T(moving) - fixed| (mm) over :func:`_judged_rows`: small when ``transform`` maps moving to fixed."""
+    rows = _judged_rows(landmarks)
     moving = lps_ras_points(np.array([row.moving_ras for row in rows]))
     fixed = lps_ras_points(np.array([row.fixed_ras for row in rows]))
     return float(np.median(np.linalg.norm(transform.transform_points(moving) - fixed, axis=1)))

@@ -20,7 +20,7 @@ from ..engines.run import lost_overlap
 from .guided.run import guided_record, judged_by_centroids, noise_reason, start_uncertainty
 from .guided.score import guidance_score
 from .pose.centres import foreground_center
-from .rules.far_from_start import FAR_FROM_START, far_from_start_warning, moved_from_start_mm
+from .rules.far_from_start import FAR_FROM_START, far_warning, moved_from_start_mm
 from .rules.keep import earlier_stage, images_outvote_guidance, why_not_kept
 from .rules.masks import mask_centroid
 from .rules.weak_result import WEAK_RESULT, weak_result_warning
@@ -150,22 +150,22 @@ def warn_if_far(result, fixed: sitk.Image, moving: sitk.Image, settings, guided:
     made = result.provenance
     if guided or settings.initial_transform is None or made.start not in ("initial", "none") or made.kept == "start":
         return
-    far = far_from_start_warning(fixed, settings.initial_transform, result.transform, settings.fixed_mask)
+    moved = moved_from_start_mm(fixed, settings.initial_transform, result.transform, settings.fixed_mask)
+    far = far_warning(moved)
     result.warnings += [far] if far else []
     if far:
-        start_if_unconfirmed(result, fixed, moving, settings)
+        start_if_unconfirmed(result, fixed, moving, settings, moved)
 
 
-def start_if_unconfirmed(result, fixed: sitk.Image, moving: sitk.Image, settings) -> None:
+def start_if_unconfirmed(result, fixed: sitk.Image, moving: sitk.Image, settings, moved: float) -> None:
     """A result far from the user's linear initial transform that the images do not confirm (the weak-result
     warning) is replaced by that transform, and the two warnings by one that says so: nothing supports the
-    move. Unguided MR -> TRUS-like pairs started at the truth's best rigid fit (2-7 mm) were left 7-75 mm off by
+    move (``moved``: mm, :func:`.rules.far_from_start.moved_from_start_mm`). Unguided MR -> TRUS-like pairs started at the truth's best rigid fit (2-7 mm) were left 7-75 mm off by
     elastix in 23 of 23 runs (guided_results.md, thirty-fifth session)."""
     start = settings.initial_transform
     doubts = [w for w in result.warnings if w.startswith((WEAK_RESULT, FAR_FROM_START))]
     if not start.is_linear or len(doubts) < 2:
         return
-    moved = moved_from_start_mm(fixed, start, result.transform, settings.fixed_mask)
     made = result.provenance
     reason = (f"{WEAK_RESULT} (its mutual information hardly beats poses 30 mm or 90 deg away), and it lay {moved:.0f} "
               f"mm from the initial transform it started from: kept the initial transform instead. The intensities do "

@@ -54,7 +54,12 @@ def far_from_start_warning(fixed: sitk.Image, start: Transform, result: Transfor
                            fixed_mask: sitk.Image | None = None) -> str | None:  # fmt: skip
     """A warning when ``result`` moves the fixed foreground's points a median of more than FAR_MOVE_MM from
     where the user's ``start`` (the initial transform) put them, else None."""
-    moved = moved_from_start_mm(fixed, start, result, fixed_mask)
+    return far_warning(moved_from_start_mm(fixed, start, result, fixed_mask))
+
+
+def far_warning(moved: float) -> str | None:
+    """The warning for a result that moved the anatomy ``moved`` mm (:func:`moved_from_start_mm`) from its start,
+    when that is more than FAR_MOVE_MM; else None."""
     if moved <= FAR_MOVE_MM:
         return None
     return (
