@@ -463,3 +463,22 @@ def test_the_working_size_comes_from_the_widest_section(tmp_path):
     assert stack_scale(paths, 0.5) == 1.0
     assert stack_scale(paths, 0.04) == pytest.approx(200.0 / 16.0, rel=0.05)
     assert stack_scale([tmp_path / "missing.png", paths[0]], 0.5) == 10.0  # the only readable one decides
+
+
+def test_a_section_scanned_at_twice_the_magnification_is_reported_and_keeps_the_volume_plane(tmp_path):
+    """One section of twelve saved at twice the pixels across, read at the stack's pixel size (its header states
+    none): 4 times its neighbours' tissue area. Before, it was reported "ok" and widened every plane of the volume
+    to 1213 x 1184 pixels (400 x 460 each section); now it is "large", naming the fix, and its pairs count less."""
+    from MultimodalRegistrationLib.stack.align import align_sections
+
+    data = stack_data.serial_sections(tmp_path / "sections", 12, PIXEL_MM, SECTION_MM, first_z=-6.0)
+    with Image.open(data.paths[6]) as image:
+        image.resize((image.width * 2, image.height * 2), Image.BILINEAR).save(data.paths[6])
+    alignment = align_sections(data.paths, PIXEL_MM)
+    status = {r.section: r.status for r in alignment.sections}
+    assert status == {**{k: "ok" for k in range(12)}, 6: "large"}
+    assert "(2.0 times across): if it was scanned at another magnification, rescale it" in alignment.sections[6].note
+    assert alignment.plane_size is None  # every plane keeps the sections' 400 x 460 pixels
+    members = [k for k in range(12) if k != 6]
+    error = stack_data.residuals_after_global_fit(alignment.poses, data.truth, data.points, members)[members]
+    assert np.median(error) < 0.5 and error.max() < 1.0, error

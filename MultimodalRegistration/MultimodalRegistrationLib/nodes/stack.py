@@ -65,7 +65,7 @@ class StackParameters(Record):
 
 class NodeStack(NodeJob):
     """A stack running in a worker process. After success ``volume_node`` holds the volume and ``summary`` says
-    what became of each section (``summary["sections"]``: status ok, small, blank, missing or unaligned)."""
+    what became of each section (``summary["sections"]``: status ok, small, large, mirrored, blank, missing or unaligned)."""
 
     cancelled_message = "the stack was cancelled; the scene is unchanged"
     reap_worker = True
@@ -84,7 +84,7 @@ class NodeStack(NodeJob):
 
     @property
     def problems(self) -> list[dict]:
-        """The sections that are not plainly aligned (damaged, missing, small), each with its note."""
+        """The sections that are not plainly aligned (damaged, missing, small, large), each with its note."""
         return [s for s in (self.summary or {}).get("sections", []) if s["status"] != "ok"]
 
     def _apply(self, result: dict) -> None:
@@ -196,7 +196,7 @@ def stack_from_panel(parameters, **options) -> NodeStack:
 
 
 def status_text(stack: NodeStack) -> str:
-    """What was stacked and which sections were damaged, missing or small, one line each."""
+    """What was stacked and which sections were damaged, missing, small or large, one line each."""
     if stack.error is not None:
         return f"Not stacked: {stack.error}"
     if stack.summary is None:

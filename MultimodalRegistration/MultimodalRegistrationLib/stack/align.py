@@ -31,12 +31,12 @@ from .mirror import MirrorCheck
 from .output import write_transforms_csv, write_volume
 from .pairs import PairResult, register_pair, register_to_reference
 from .reference import Reference
-from .sections import USABLE, SectionReport, WorkingSection, mark_small, read_section
+from .sections import OFF_SIZE, USABLE, SectionReport, WorkingSection, mark_size, read_section
 from .small_tissue import in_mm, stack_scale
 from .solve import fill_missing, pair_residuals, sequential_poses, solve_affine, solve_rigid
 
 NEIGHBOURS = 3
-SMALL_WEIGHT = 0.25  # a small section's pairs count this much
+OFF_SIZE_WEIGHT = 0.25  # a small or large section's pairs count this much
 MIN_CORRELATION = 0.05
 REFERENCE_WEIGHT = 0.5  # per section: an anchor's pair to the reference counts this times the sections it stands for
 REJECT_MM, REJECT_FACTOR = 5.0, 5.0  # a pair this far (mm) off the solution, and this many median pairs, is left out
@@ -93,8 +93,8 @@ def _pair_weight(pair: PairResult, reports: list[SectionReport], reference_weigh
         weight = reference_weight
     else:
         weight = max(pair.correlation, MIN_CORRELATION) ** 2 / abs(pair.j - pair.i) ** DISTANCE_POWER
-    if any(reports[k].status == "small" for k in sections):
-        weight *= SMALL_WEIGHT
+    if any(reports[k].status in OFF_SIZE for k in sections):
+        weight *= OFF_SIZE_WEIGHT
     return weight
 
 
@@ -184,7 +184,7 @@ def align_sections(
             anchor(last, reports[last.index])
         pairs += [in_mm(job.result(), scale) for job in jobs]
     registered = time.perf_counter()
-    mark_small(reports)
+    mark_size(reports)
     usable = [r.status in USABLE for r in reports]
     if sum(usable) < 2:
         kinds = ", ".join(sorted({r.status for r in reports if r.status not in USABLE}))
@@ -203,13 +203,17 @@ def align_sections(
         poses = np.full((count, 3, 3), np.nan)
     for report in reports:
         if report.status in USABLE and np.isnan(poses[report.section, 0, 0]):
-            report.status, report.note = "unaligned", "no registration to a neighbour: placed between its neighbours"
+            report.status = "unaligned"
+            report.note = "; ".join(filter(None, ["no registration to a neighbour: placed between its neighbours",
+                                                  report.note]))
     for report in reports:
         if report.status not in USABLE:
             report.note += "; its pose (CSV row) is interpolated from its neighbours'"
     poses = fill_missing(poses, center)
     poses = np.array([turning.mirrors.get(k, np.eye(3)) @ pose for k, pose in enumerate(poses)])  # x_in = F x_stacked
-    frame = plane_frame(poses, {r.section: r.size for r in reports if r.status in USABLE and r.size}, pixel_mm)
+    # a large section's image (another magnification?) would widen every plane of the volume
+    sizes = {r.section: r.size for r in reports if r.status in USABLE and r.status != "large" and r.size}
+    frame = plane_frame(poses, sizes, pixel_mm)
     plane_size = None
     if frame is not None:
         low, plane_size = frame

@@ -45,8 +45,10 @@ class AnchorPicker:
         """Whether this usable section should get a reference pair."""
         recent = self._areas[-AROUND:]
         self._areas.append(report.tissue_mm2)
-        if self.every > 1 and recent and report.tissue_mm2 < SMALL_FRACTION * float(np.median(recent)):
-            return False
+        if self.every > 1 and recent:
+            ratio = report.tissue_mm2 / float(np.median(recent))
+            if not SMALL_FRACTION <= ratio <= 1 / SMALL_FRACTION:  # small or large: a poor anchor
+                return False
         return not self.anchors or report.section - self.anchors[-1] >= self.every
 
     def last(self, report: SectionReport) -> bool:

@@ -15,7 +15,9 @@ Judgement (per section, never fatal):
 * ``blank``: no tissue: the tissue found by Otsu covers under ``BLANK_FRACTION`` of the slide, or stands
   less than ``BLANK_CONTRAST`` background noise deviations above the background;
 * ``small``: tissue area under ``SMALL_FRACTION`` of the median of its neighbours' (set by the caller,
-  :func:`mark_small`): registered, its pairs down-weighted;
+  :func:`mark_size`): registered, its pairs down-weighted;
+* ``large``: tissue area over ``1 / SMALL_FRACTION`` times that median, as a section scanned at another
+  magnification reads (:func:`mark_size`): registered, its pairs down-weighted;
 * ``mirrored``: laid face down on its slide, found and turned back (:mod:`.mirror`): registered like ``ok``;
 * ``unaligned``: usable, but no registration reached it (placed like a missing one).
 
@@ -42,7 +44,8 @@ WORK_MM = 1.0  # working pixel size (mm) of the pairwise registrations
 BLANK_FRACTION = 0.01
 BLANK_CONTRAST = 5.0
 SMALL_FRACTION = 0.5
-USABLE = ("ok", "small", "mirrored")
+USABLE = ("ok", "small", "large", "mirrored")
+OFF_SIZE = ("small", "large")  # statuses whose pairs are down-weighted
 
 
 def _natural_key(path: Path) -> list:
@@ -111,7 +114,7 @@ def check_outputs_beside_sections(where: str, outputs: dict[str, str | None]) ->
 
 @dataclass
 class SectionReport(Record):
-    """What became of one section: ``status`` ok, small, mirrored, blank, missing or unaligned, and why (``note``);
+    """What became of one section: ``status`` ok, small, large, mirrored, blank, missing or unaligned, and why (``note``);
     ``mirrored``: its image was mirrored (turned back) before it was stacked."""
 
     section: int
@@ -210,8 +213,10 @@ def working_section(gray: sitk.Image, report: SectionReport, scale: float = 1.0)
     return WorkingSection(report.section, image, centroid, bright, mask, int(tissue.sum()))
 
 
-def mark_small(reports: list[SectionReport], around: int = 3) -> None:
-    """Mark usable sections whose tissue area is under SMALL_FRACTION of their neighbours' median as small."""
+def mark_size(reports: list[SectionReport], around: int = 3) -> None:
+    """Mark usable sections whose tissue area is under SMALL_FRACTION of their neighbours' median as small, and
+    over 1 / SMALL_FRACTION times it as large (a rigid pose cannot hold a section scanned at another
+    magnification: 2 times the pixels across read as 4 times the area)."""
     areas = [r.tissue_mm2 if r.status in USABLE else np.nan for r in reports]
     for report in reports:
         if report.status not in ("ok", "mirrored"):
@@ -219,7 +224,16 @@ def mark_small(reports: list[SectionReport], around: int = 3) -> None:
         k = report.section
         near = [areas[j] for j in range(max(0, k - around), min(len(reports), k + around + 1)) if j != k]
         near = [a for a in near if np.isfinite(a)]
-        if near and report.tissue_mm2 < SMALL_FRACTION * float(np.median(near)):
+        if not near:
+            continue
+        ratio = report.tissue_mm2 / float(np.median(near))
+        note = f"tissue {report.tissue_mm2:.0f} mm^2 against {np.median(near):.0f} mm^2 around it"
+        if ratio < SMALL_FRACTION:
             report.status = "small"
-            note = f"tissue {report.tissue_mm2:.0f} mm^2 against {np.median(near):.0f} mm^2 around it"
-            report.note = "; ".join(n for n in (note, report.note) if n)
+        elif ratio > 1 / SMALL_FRACTION:
+            report.status = "large"
+            note += (f" ({ratio ** 0.5:.1f} times across): if it was scanned at another magnification, rescale it "
+                     "to the others' pixel size; if it is another specimen, take it out of the folder")
+        else:
+            continue
+        report.note = "; ".join(n for n in (note, report.note) if n)
