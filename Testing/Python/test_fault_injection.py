@@ -1417,6 +1417,42 @@ def test_one_guidance_node_for_both_volumes_is_refused(kind, scene, make_segment
     assert scene.GetNumberOfNodes() == nodes_before
 
 
+def _frame_case(scene, volumes: dict, name: str) -> tuple[dict, str]:
+    """A node whose frame makes the result wrong as shown, and what its refusal must say (a helper's sweep)."""
+    from MultimodalRegistrationLib.core.phantom import rigid_transform
+    from MultimodalRegistrationLib.nodes import mrml
+
+    shift = mrml.transform_to_node(scene, rigid_transform(0, (0, 0, 1), (30.0, 0, 0)), name="shift")
+    if name == "output_transform_under_a_transform":  # the result was shown through both: 0.3 mm off read 11 mm
+        output = mrml.transform_to_node(scene, rigid_transform(0, (0, 0, 1), (0, 0, 0)), name="result")
+        output.SetAndObserveTransformNodeID(shift.GetID())
+        return {"outputTransform": output}, "the output transform 'result' is under the transform 'shift'"
+    image = sitk.Image(mrml.image_from_volume_node(volumes["fixedVolume"]).GetSize(), sitk.sitkUInt8)
+    image[4:16, 4:16, 4:16] = 1
+    image.CopyInformation(mrml.image_from_volume_node(volumes["fixedVolume"]))
+    mask = mrml.volume_node_from_image(scene, image, "head mask", labelmap=True)
+    mask.SetAndObserveTransformNodeID(shift.GetID())
+    if name == "fixed_mask_under_a_transform":  # read where it is stored, 60 mm from where it is shown
+        return {"fixedMask": mask}, "the fixed mask 'head mask' is under a transform: harden it first"
+    return {"movingMask": mask}, "the moving mask 'head mask' is under transform 'shift' but the moving volume is"
+
+
+@pytest.mark.parametrize(
+    "name", ["output_transform_under_a_transform", "fixed_mask_under_a_transform", "moving_mask_under_another_transform"]
+)
+def test_a_node_in_a_frame_the_result_cannot_be_read_in_is_refused(name, scene):
+    from MultimodalRegistrationLib.nodes.registration import register_nodes, registration_parameters
+
+    volumes = _two_volumes(scene)
+    values, said = _frame_case(scene, volumes, name)
+    nodes_before = scene.GetNumberOfNodes()
+    with pytest.raises(ValueError) as refused:
+        register_nodes(registration_parameters(**volumes, **values))
+    assert said in str(refused.value)
+    assert scene.GetNumberOfNodes() == nodes_before
+    assert volumes["movingVolume"].GetParentTransformNode() is None
+
+
 def test_the_slicer_batch_script_hears_the_options_it_was_given(scene):
     """register_nodes(panel_words=False), as Resources/Scripts/slicer_register.py calls it: mmreg's options."""
     from MultimodalRegistrationLib.nodes.registration import register_nodes, registration_parameters

@@ -175,7 +175,12 @@ def test_bad_inputs_raise_with_the_fix_and_change_nothing(scene):
     moving = mrml.markups_from_points(scene, lps_ras_points(moving_lps()), LABELS, "moving")
     output = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "output")
     reference, _ = box_volume(scene)
+    above = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "above")
     count = scene.GetNumberOfNodes()
+    output.SetAndObserveTransformNodeID(above.GetID())  # the points put under it would be moved by both
+    with pytest.raises(InputError, match="the output transform 'output' is under the transform 'above'"):
+        fit_markups(fixed, moving, "rigid", output)
+    output.SetAndObserveTransformNodeID(None)
     with pytest.raises(InputError, match="the fixed point list and the moving point list are the same node, 'fixed': select two different lists"):
         fit_markups(fixed, fixed)
     with pytest.raises(InputError, match="select the moving point list"):

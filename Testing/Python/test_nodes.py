@@ -86,9 +86,34 @@ def test_segmentation_mask_equals_its_labelmap(scene, small_pair, volumes):
     labelmap = mrml.volume_node_from_image(scene, mask, "head", labelmap=True)
     segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "head segmentation")
     assert slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, segmentation)
+    count = scene.GetNumberOfNodes()
     from_segmentation = mrml.mask_image(segmentation, fixed)
     assert from_segmentation.GetSize() == mask.GetSize()
     assert np.array_equal(sitk.GetArrayFromImage(from_segmentation), sitk.GetArrayFromImage(mask))
+    # The export's color table is named after the segmentation ("head segmentation_ColorTable"): it stayed behind,
+    # one more on every run, failed runs too.
+    assert scene.GetNumberOfNodes() == count
+
+
+def test_a_moving_segmentation_mask_holds_moving_image_points_while_the_volume_is_under_its_start(
+    scene, small_pair, volumes
+):  # fmt: skip
+    """A moving segmentation under no transform while the moving volume is under its prealignment holds moving-image
+    coordinates, as QA and guidance read it: as a registration mask it was exported in world coordinates, onto the
+    transformed volume (31.7 mm off in a helper's sweep, a 8 degree start). Now it is its labelmap, voxel for voxel."""
+    import slicer
+    from MultimodalRegistrationLib.nodes.qa_labels import mask_in_frame
+
+    _, moving = volumes
+    mask = head_mask(small_pair.moving)
+    labelmap = mrml.volume_node_from_image(scene, mask, "moving head", labelmap=True)
+    segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "moving head segmentation")
+    assert slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, segmentation)
+    start = mrml.transform_to_node(scene, rigid_transform(8.0, (1, -1, 0.5), (6.0, 0, 0)), name="prealignment")
+    moving.SetAndObserveTransformNodeID(start.GetID())
+    exported = mask_in_frame(segmentation, moving, "moving")
+    assert np.array_equal(sitk.GetArrayFromImage(exported), sitk.GetArrayFromImage(mask))
+    assert np.array_equal(sitk.GetArrayFromImage(mask_in_frame(labelmap, moving, "moving")), sitk.GetArrayFromImage(mask))
 
 
 def test_a_failed_run_leaves_the_scene_as_it_was(scene):

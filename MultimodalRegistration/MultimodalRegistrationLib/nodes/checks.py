@@ -31,3 +31,15 @@ def check_volume_pair(fixed_volume, moving_volume, otherwise: str = "take it out
             f"the fixed volume '{fixed_volume.GetName()}' is under a transform: harden it first "
             f"(Data module, right-click the transform, 'Harden transform'), or {otherwise}"
         )
+
+
+def check_output_transform(node) -> None:
+    """Refuse an output transform node that is itself under a transform: the result fills the node's own
+    TransformFromParent, so a volume put under it would be moved by both (a result 0.3 mm off was shown 11 mm off)."""
+    above = node.GetParentTransformNode() if node is not None else None
+    if above is not None:
+        raise InputError(
+            f"the output transform '{node.GetName()}' is under the transform '{above.GetName()}': a volume put under "
+            f"it would be moved by both; choose a new output transform, or take '{node.GetName()}' out of "
+            f"'{above.GetName()}' first (Data module)"
+        )

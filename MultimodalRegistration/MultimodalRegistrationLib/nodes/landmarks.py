@@ -22,7 +22,7 @@ from ..landmarks.fit import LandmarkFit, fit_landmarks
 from ..landmarks.labels import leave_out_skipped
 from ..process.jobs import PrealignJob
 from . import mrml
-from .checks import check_node_pair
+from .checks import check_node_pair, check_output_transform
 from .panel import panel_parameters, panel_value
 from .panel_words import panel_errors
 
@@ -82,6 +82,7 @@ def fit_markups(
     scene = fixed_markups.GetScene()
     if scene is None:
         raise InputError(f"point list '{fixed_markups.GetName()}' is not in a scene: add it to the scene first")
+    check_output_transform(output_transform_node)
     if output_transform_node is not None:
         for role, node in (("fixed", fixed_markups), ("moving", moving_markups)):
             if mrml.is_under(node, output_transform_node):

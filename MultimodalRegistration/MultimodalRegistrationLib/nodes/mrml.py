@@ -182,6 +182,7 @@ def mask_image(mask_node, reference_volume_node) -> sitk.Image:
         if not segment_ids:
             raise InputError(f"segmentation '{mask_node.GetName()}' has no segments: add a segment or drop the mask")
         scene = mask_node.GetScene()
+        before = node_ids(scene)  # the export adds a color table named after the segmentation, maybe a display node
         labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "mask export")
         try:
             if not slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
@@ -190,7 +191,7 @@ def mask_image(mask_node, reference_volume_node) -> sitk.Image:
                 raise InputError(f"segmentation '{mask_node.GetName()}' could not be exported as a labelmap")
             image = image_from_volume_node(labelmap)
         finally:
-            remove_node(scene, labelmap)
+            remove_nodes_added_since(scene, before)
     elif mask_node.IsA("vtkMRMLVolumeNode"):
         image = image_from_volume_node(mask_node)
     else:

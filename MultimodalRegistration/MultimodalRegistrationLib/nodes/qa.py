@@ -44,7 +44,7 @@ from .panel import node_of, panel_noun, panel_parameters, panel_value
 from .panel_words import panel_errors
 from .prep import prepared_from
 from .qa_frames import registration_pose, show_moving_under  # noqa: F401 (the module's API)
-from .qa_labels import label_values, labels_image
+from .qa_labels import label_values, labels_image, mask_in_frame
 from .qa_points import landmark_arguments
 from .qa_table import TABLE_COLUMNS, fill_metrics_table, metric_rows, summary_text, table_values  # noqa: F401
 
@@ -216,7 +216,7 @@ def registration_masks(transform_node, fixed_volume, moving_volume) -> tuple:
         if node_id and mask_node is None:
             warnings.append(f"the registration used a {role} mask that is no longer in the scene ({node_id}): the "
                             "mutual information and any restarts here run without it")  # fmt: skip
-        masks.append(mrml.mask_image(mask_node, volume) if mask_node is not None else None)
+        masks.append(mask_in_frame(mask_node, volume, role) if mask_node is not None else None)
     return masks[0], masks[1], warnings
 
 

@@ -1,6 +1,10 @@
-"""Segmentations and labelmaps for QA: segments paired by name, exported on their volume's grid (LPS)."""
+"""Segmentations, labelmaps and masks for QA and guidance: segments paired by name, exported on their volume's grid
+(LPS), each node read in the frame its volume is: a moving-side node under the moving volume's transform or under
+none, a fixed labelmap under none."""
 
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import SimpleITK as sitk
 
@@ -70,23 +74,41 @@ def _untransformed_reference(moving_volume):
     return mrml.volume_node_from_image(moving_volume.GetScene(), empty, "qa reference", labelmap=True)
 
 
+@contextmanager
+def _export_reference(node, volume, side: str, role: str):
+    """The volume node to export ``node`` onto: ``volume``, or a temporary one in the moving image's own frame for a
+    moving segmentation under no transform while the moving volume is under one (it holds moving-image
+    coordinates). Refuses a node whose place on its volume is unclear."""
+    if side == "moving":
+        _check_moving_frame(node, volume, role)
+    if node.IsA("vtkMRMLVolumeNode"):
+        if side == "fixed" and node.GetParentTransformNode() is not None:
+            raise InputError(f"the {role} '{node.GetName()}' is under a transform: harden it first (Data module)")
+        yield volume
+    elif side == "moving" and node.GetParentTransformNode() is None and volume.GetParentTransformNode() is not None:
+        reference = _untransformed_reference(volume)
+        try:
+            yield reference
+        finally:
+            mrml.remove_node(volume.GetScene(), reference)
+    else:
+        yield volume
+
+
 def labels_image(node, values: dict[str, int], volume, side: str) -> tuple[sitk.Image, list[str]]:
     """A labelmap or segmentation node as a label image (LPS) in its volume's frame (a segmentation whose segments
     overlap as a multi-layer image), and the warnings of exporting it (a label value two segments share)."""
     if not (node.IsA("vtkMRMLSegmentationNode") or node.IsA("vtkMRMLLabelMapVolumeNode")):
         raise InputError(f"'{node.GetName()}' is not a labelmap or segmentation: select one, or clear the selection")
-    if side == "moving":
-        _check_moving_frame(node, volume, "moving segmentation")
-    if node.IsA("vtkMRMLLabelMapVolumeNode"):
-        if side == "fixed" and node.GetParentTransformNode() is not None:
-            raise InputError(
-                f"the fixed labelmap '{node.GetName()}' is under a transform: harden it first (Data module)"
-            )
-        return mrml.image_from_volume_node(node), []
-    if side == "moving" and node.GetParentTransformNode() is None and volume.GetParentTransformNode() is not None:
-        reference = _untransformed_reference(volume)  # export in the moving image's own frame
-        try:
-            return _segmentation_image(node, values, reference)
-        finally:
-            mrml.remove_node(volume.GetScene(), reference)
-    return _segmentation_image(node, values, volume)
+    role = "fixed labelmap" if side == "fixed" else "moving segmentation"
+    with _export_reference(node, volume, side, role) as reference:
+        if node.IsA("vtkMRMLLabelMapVolumeNode"):
+            return mrml.image_from_volume_node(node), []
+        return _segmentation_image(node, values, reference)
+
+
+def mask_in_frame(node, volume, side: str) -> sitk.Image:
+    """A mask (labelmap or segmentation node) as a 0/1 image (LPS) on its volume's grid, read in the volume's frame
+    as :func:`labels_image` reads labels."""
+    with _export_reference(node, volume, side, f"{side} mask") as reference:
+        return mrml.mask_image(node, reference)

@@ -16,7 +16,7 @@ from ..process.jobs import RegistrationJob
 from ..process.preflight import preflight_registration
 from ..process.worker import WorkerJob
 from . import slices
-from .checks import check_volume_pair
+from .checks import check_output_transform, check_volume_pair
 from .job import REGISTRATION_ATTRIBUTE_PREFIX as ATTRIBUTE_PREFIX
 from .job import job_folder
 from .panel import job_from_panel, node_of, panel_parameters
@@ -65,6 +65,7 @@ def _started(parameters, on_progress, on_done, python, warm) -> NodeRegistration
     """The registration ``parameters`` describe, started in a worker (2D for two single-slice volumes)."""
     fixed, moving = (node_of(parameters, RegistrationJob, name) for name in ("fixed", "moving"))
     check_volume_pair(fixed, moving, otherwise="register to another volume")
+    check_output_transform(node_of(parameters, RegistrationJob, "output_transform"))
     output = node_of(parameters, RegistrationJob, "output_volume")
     for role, volume in (("fixed", fixed), ("moving", moving)):
         if output is not None and output is volume:

@@ -28,10 +28,13 @@ def side_volume(parameters, field: Field):
 
 
 def write_masks(parameters, folder: Path, fields: list[Field]) -> dict[str, str]:
-    """Each mask (labelmap or segmentation node) as a 0/1 labelmap on its volume's grid."""
+    """Each mask (labelmap or segmentation node) as a 0/1 labelmap on its volume's grid, in its volume's frame."""
+    from .qa_labels import mask_in_frame
+
     return write_images(
-        parameters, folder, fields, lambda mask, field: mrml.mask_image(mask, side_volume(parameters, field))
-    )
+        parameters, folder, fields,
+        lambda mask, field: mask_in_frame(mask, side_volume(parameters, field), field.name.split("_")[0]),
+    )  # fmt: skip
 
 
 def _pair(parameters, fields: list[Field], what: str, names: tuple[str, str]) -> tuple:
