@@ -1733,7 +1733,20 @@ def prealign_skipped_point_paired_by_order(inputs: Path, out: Path) -> list[str]
     return _prealign(fixed, moving, out)
 
 
+def prealign_unlabelled_lists_of_different_lengths(inputs: Path, out: Path) -> list[str]:
+    """CSV lists without a label column, the moving one missing its 2nd point: the readers number the points 1, 2,
+    ..., so five of the labels matched and every later point was paired with its neighbour's partner (126 mm off,
+    exit 0; a helper's sweep)."""
+    moving = [point for index, point in enumerate(_shifted(PREALIGN_FIXED)) if index != 1]
+    for name, points in (("f.csv", PREALIGN_FIXED), ("m.csv", moving)):
+        (inputs / name).write_text("x,y,z\n" + "".join(",".join(map(str, point)) + "\n" for point in points))
+    return _prealign(inputs / "f.csv", inputs / "m.csv", out)
+
+
 PREALIGN_CASES = {
+    "prealign unlabelled lists of different lengths": Case(
+        prealign_unlabelled_lists_of_different_lengths, "both lists are numbered 1, 2, ... in order"
+    ),
     "prealign affine to moving points in one plane": Case(
         prealign_moving_points_in_one_plane, "place moving points off that plane"
     ),

@@ -539,7 +539,9 @@ def test_prealign_bad_input_raises_before_writing(tmp_path):
         "--output-transform",
         tmp_path / "T.h5",
     )
-    with pytest.raises(InputError, match="needs at least 3 point pairs, got 2: add points"):  # the third has no partner
+    # Numbered 1, 2, ... as write_points_csv (and the readers, for points without labels) number them: lists of two
+    # lengths so numbered do not pair by label (before: 2 pairs, refused as too few).
+    with pytest.raises(InputError, match="3 fixed landmarks but 2 moving landmarks, and they cannot be paired by label"):
         command_prealign(arguments)
     assert not (tmp_path / "T.h5").exists()
     arguments.moving_points, arguments.type, arguments.output_transform = tmp_path / "f.csv", "tps", tmp_path / "T.tfm"

@@ -44,6 +44,11 @@ def _refuse_order_against_labels(fixed_labels: list[str], moving_labels: list[st
             )
 
 
+def _numbered(labels: list[str] | None) -> bool:
+    """Whether the labels are 1, 2, ... in order: what the points readers give points without labels."""
+    return bool(labels) and list(labels) == [str(index + 1) for index in range(len(labels))]
+
+
 def _numbers(labels: list[str]) -> list[int] | None:
     """The numbers the labels end with (Slicer names points F-1, F-2, ...), or None when one ends with none."""
     found = [re.search(r"(\d+)\s*$", label) for label in labels]
@@ -108,7 +113,10 @@ def pair_landmarks(
     (fixed, moving, labels, "label" or "order", warnings)."""
     unique = bool(fixed_labels) and bool(moving_labels)
     unique = unique and len(set(fixed_labels)) == len(fixed_labels) and len(set(moving_labels)) == len(moving_labels)
-    common = set(fixed_labels or []) & set(moving_labels or [])
+    # The points readers number unlabelled points 1, 2, ... in order: two such lists of different lengths share
+    # labels that say nothing (a point missing from one list paired every later point with its neighbour's partner).
+    numbered = len(fixed) != len(moving) and _numbered(fixed_labels) and _numbered(moving_labels)
+    common = set() if numbered else set(fixed_labels or []) & set(moving_labels or [])
     enough = len(common) >= min(3, len(fixed), len(moving)) and 2 * len(common) >= max(len(fixed), len(moving))
     if len(fixed) == len(moving) and not (unique and common and enough and common != set(fixed_labels)):
         moving, _, paired_by, warnings = pair_points(moving, fixed_labels, moving_labels)
@@ -116,6 +124,8 @@ def pair_landmarks(
         return fixed, moving, labels, paired_by, warnings
     if not (common and unique and enough):
         repeated = repeated_labels(fixed_labels, moving_labels) if common else ""
+        if numbered:
+            repeated = "both lists are numbered 1, 2, ... in order, as points without labels are"
         raise InputError(
             f"{len(fixed)} fixed landmarks but {len(moving)} moving landmarks, and they cannot be paired by label"
             f"{f' ({repeated})' if repeated else ''}: add the missing points or delete the extra ones, so that both "
