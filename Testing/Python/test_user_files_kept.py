@@ -373,3 +373,19 @@ def test_a_report_s_pictures_folder_may_hold_what_file_browsers_leave(tmp_path):
     (figures / "notes.txt").write_text("mine")
     with pytest.raises(InputError, match=r"holds files mmreg did not write \(notes.txt\)"):
         check_report_path(tmp_path / "qa.html")
+
+
+def test_a_file_staged_inside_another_set_is_not_said_to_be_written_when_that_set_is_stopped(tmp_path):
+    """``mmreg prep`` stages each image with write_image, itself atomic: the inner move into the partial folder was
+    counted, and a Ctrl-C before the set moved in said "its outputs were written first (.../.partial-.../fixed.nrrd)"
+    while nothing was (a helper's sweep)."""
+    from MultimodalRegistrationLib.core import files
+
+    before = files.committed()
+    with pytest.raises(KeyboardInterrupt), files.OutputSet() as outer:
+        outer.write(tmp_path / "fixed.nrrd", lambda tmp: files.write_text_atomically(tmp, "staged"))
+        raise KeyboardInterrupt
+    assert files.committed() == before
+    assert list(tmp_path.iterdir()) == []
+    files.write_text_atomically(tmp_path / "summary.json", "{}")
+    assert files.committed() == [*before, tmp_path / "summary.json"]

@@ -168,7 +168,8 @@ class OutputSet:
                     earlier.put_back()
                     raise
                 earlier.drop()
-                _COMMITTED.extend(path for _, path in self._staged)
+                # a set written into another set's partial folder is not in place until that set is
+                _COMMITTED.extend(path for _, path in self._staged if not path.parent.name.startswith(PARTIAL_PREFIX))
         finally:
             self.discard()
 
