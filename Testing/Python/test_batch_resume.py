@@ -455,3 +455,35 @@ def test_batch_help_names_every_column_a_manifest_takes():
     from MultimodalRegistrationLib.process.manifest import COLUMNS, REQUIRED
 
     assert sorted(REQUIRED + OPTIONAL_COLUMNS) == sorted(COLUMNS) and len(set(OPTIONAL_COLUMNS)) == len(OPTIONAL_COLUMNS)
+
+
+def test_a_stopped_batch_waits_for_its_running_case_only_and_counts_one_that_ended_meanwhile(monkeypatch):
+    """Queued cases are cancelled by the stop, and concurrent.futures.wait never counts a cancelled future done:
+    every Ctrl-C with cases queued waited out RESTORE_WAIT_S (10.7 s in a helper's sweep). A case that ended in
+    the stop's grace was kept on disk but not counted in what the stop said ("after 0 of 5", one had ended)."""
+    import time
+
+    release = threading.Event()
+
+    def execute(job: dict, digest: str, *rest) -> dict:
+        if job["case"] == "first":
+            return {"case": "first", "status": "ok", "hash": digest}
+        release.wait(5.0)  # the running case: it ends once the batch is told to stop its workers
+        return {"case": job["case"], "status": "ok", "hash": digest}
+
+    def heard(record: CaseRecord) -> None:
+        heard_cases.append(record.case)
+        if record.case == "first":
+            raise KeyboardInterrupt
+
+    heard_cases: list[str] = []
+    monkeypatch.setattr(batch, "execute_case", execute)
+    monkeypatch.setattr(batch, "stop_workers", release.set)
+    monkeypatch.setattr(batch, "RESTORE_WAIT_S", 60.0)
+    jobs = [(CaseJob(case=name, fixed="f.nrrd", moving="m.nrrd", output_transform=f"{name}/T.h5"), "x")
+            for name in ("first", "second", "third", "fourth", "fifth")]  # fmt: skip
+    started = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        batch._run_local(jobs, 2, None, None, heard, lambda case: None)
+    assert time.perf_counter() - started < 30.0  # not the 60 s wait on the three cancelled cases
+    assert heard_cases == ["first", "second"]

@@ -15,17 +15,15 @@ import io
 import json
 import os
 import shutil
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..core.cores import usable_cores
-from ..core.errors import FileInUseError, InputError
+from ..core.errors import FileInUseError
 from ..core.files import write_text_atomically
 from ..core.open_files import allow_open_files, files_for_workers
 from ..engines.registry import engine_spec
@@ -184,7 +182,7 @@ def _announced(on_start: Callable[[str], None], case: str, *arguments) -> dict:
 def _run_local(jobs: list[tuple[CaseJob, str]], workers: int, timeout_s, python, on_case, on_start) -> None:
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mmreg-batch")
     _cancelled.clear()
-    futures = []
+    futures, heard = [], set()
     try:
         futures += [pool.submit(_announced, on_start, job.case, job.to_json(), digest, timeout_s, python)
                     for job, digest in jobs]  # fmt: skip
@@ -192,76 +190,29 @@ def _run_local(jobs: list[tuple[CaseJob, str]], workers: int, timeout_s, python,
         while pending:  # in slices: on Windows Ctrl-C cannot interrupt a wait on a lock before Python 3.14
             done, pending = wait(pending, timeout=WAIT_SLICE_S, return_when=FIRST_COMPLETED)
             for future in sorted(done, key=futures.index):
+                heard.add(future)
                 on_case(CaseRecord.from_dict(future.result()))
     except BaseException:
         _cancelled.set()  # a case whose worker is stopped now is not retried in a new one
         pool.shutdown(wait=False, cancel_futures=True)
         stop_workers()  # the running cases end, and put their earlier results back ...
-        wait(futures, timeout=RESTORE_WAIT_S)  # ... before the batch lets go of its folder (review)
+        # ... before the batch lets go of its folder (review). Queued cases are cancelled: wait() never counts them
+        # done, and waiting on them held every Ctrl-C for RESTORE_WAIT_S.
+        wait([future for future in futures if not future.cancelled()], timeout=RESTORE_WAIT_S)
+        _hear_the_last(futures, heard, on_case)
         raise
     pool.shutdown(wait=True)
 
 
-def check_dask(address: str) -> int | None:
-    """Refuse a ``--dask`` value that cannot run, before anything is written; returns N of ``local:N`` (None
-    for a scheduler's address, which must answer)."""
-    count = None
-    if address.startswith("local:"):
-        given = address.split(":", 1)[1].strip() or "2"
-        if not (given.isdigit() and int(given) >= 1):
-            raise InputError(f"--dask {address}: local:N needs a whole number of workers N of 1 or more, e.g. local:2")
-        count = int(given)
-    elif address.rpartition("://")[0] not in ("ucx", "inproc"):  # not TCP: Dask itself says whether it connects
-        host, _, port = address.rpartition("://")[2].rpartition(":")
-        if not (host and port.isdigit()):
-            raise InputError(f"--dask {address}: give a scheduler's address, tcp://HOST:PORT (e.g. tcp://node1:8786), "
-                             "or local:N")  # fmt: skip
-        try:
-            socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
-        except OSError as error:
-            raise InputError(f"--dask {address}: cannot reach the scheduler ({error.strerror or error}): start it "
-                             "(dask scheduler) or check the address") from None  # fmt: skip
-    try:
-        import distributed  # noqa: F401
-    except ImportError:
-        raise InputError("--dask needs the distributed package: pip install distributed") from None
-    return count
-
-
-def _dask_client(address: str):
-    from distributed import Client, LocalCluster
-
-    count = check_dask(address)
-    if count is not None:
-        cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True, dashboard_address=None)
-        return Client(cluster), cluster
-    return Client(address), None
-
-
-def _run_dask(jobs: list[tuple[CaseJob, str]], address: str, timeout_s, python, on_case) -> None:
-    from distributed import as_completed as dask_completed
-
-    client, cluster = _dask_client(address)
-    try:
-        futures = [
-            client.submit(
-                execute_case,
-                job.to_json(),
-                digest,
-                timeout_s,
-                python,
-                key=f"mmreg-{job.case}-{uuid.uuid4().hex[:8]}",
-                pure=False,
-            )  # fmt: skip
-            for job, digest in jobs
-        ]
-        for future in dask_completed(futures):
-            on_case(CaseRecord.from_dict(future.result()))
-        client.run(stop_workers)  # each Dask worker stops the warm worker it kept
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+def _hear_the_last(futures: list, heard: set, on_case) -> None:
+    """``on_case`` for the cases that finished while the batch was stopping (the worker's grace lets a case about to
+    end finish), so that what the stop says counts them; stopped ones are not."""
+    for future in futures:
+        if future in heard or not future.done() or future.cancelled() or future.exception() is not None:
+            continue
+        record = CaseRecord.from_dict(future.result())
+        if record.kind != "cancelled":
+            on_case(record)
 
 
 def run_batch(
@@ -287,6 +238,8 @@ def run_batch(
     output_dir = Path(output_dir)
     jobs = read_manifest(manifest, output_dir, defaults)
     if dask:
+        from .batch_dask import check_dask, run_dask
+
         check_dask(dask)
     count = workers or max(1, usable_cores() // 2)
     if not dask:
@@ -321,7 +274,7 @@ def run_batch(
             if todo:
                 with cohort_files_aside(output_dir, [Path(job.output_transform).parent for job in jobs]):
                     if dask:
-                        _run_dask(todo, dask, timeout_s, python, finished)
+                        run_dask(todo, dask, timeout_s, python, finished)
                     else:
                         _run_local(todo, min(count, len(todo)), timeout_s, python, finished,
                                    on_start or (lambda case: None))  # fmt: skip
