@@ -274,7 +274,7 @@ def run_batch(
             if todo:
                 with cohort_files_aside(output_dir, [Path(job.output_transform).parent for job in jobs]):
                     if dask:
-                        run_dask(todo, dask, timeout_s, python, finished)
+                        run_dask(todo, dask, timeout_s, python, finished, execute_case, stop_workers)
                     else:
                         _run_local(todo, min(count, len(todo)), timeout_s, python, finished,
                                    on_start or (lambda case: None))  # fmt: skip

@@ -1,13 +1,14 @@
 """A cohort's cases on a Dask cluster (``mmreg batch --dask``): the address checked before anything is written,
-then each case run by :func:`.batch.execute_case` in a Dask worker, which keeps its own warm worker."""
+then each case run by ``execute`` (:func:`.batch.execute_case`) in a Dask worker, which keeps its own warm worker
+and ends it with ``stop`` (:func:`.batch.stop_workers`)."""
 
 from __future__ import annotations
 
 import socket
 import uuid
+from collections.abc import Callable
 
 from ..core.errors import InputError
-from .batch import execute_case, stop_workers
 from .jobs import CaseJob
 from .manifest import CaseRecord
 
@@ -48,17 +49,19 @@ def _dask_client(address: str):
     return Client(address), None
 
 
-def run_dask(jobs: list[tuple[CaseJob, str]], address: str, timeout_s, python, on_case) -> None:
+def run_dask(
+    jobs: list[tuple[CaseJob, str]], address: str, timeout_s, python, on_case, execute: Callable, stop: Callable
+) -> None:
     from distributed import as_completed as dask_completed
 
     client, cluster = _dask_client(address)
     try:
-        futures = [client.submit(execute_case, job.to_json(), digest, timeout_s, python,
+        futures = [client.submit(execute, job.to_json(), digest, timeout_s, python,
                                  key=f"mmreg-{job.case}-{uuid.uuid4().hex[:8]}", pure=False)
                    for job, digest in jobs]  # fmt: skip
         for future in dask_completed(futures):
             on_case(CaseRecord.from_dict(future.result()))
-        client.run(stop_workers)  # each Dask worker stops the warm worker it kept
+        client.run(stop)  # each Dask worker stops the warm worker it kept
     finally:
         client.close()
         if cluster is not None:
