@@ -293,6 +293,17 @@ def test_downsampling_is_anti_aliased():
     assert naive.std() > 0.5 * stripes_std  # plain subsampling folds them into a false coarse pattern
 
 
+def test_a_downsampling_size_finer_than_every_image_is_warned_about():
+    """--downsample-to 1e-9 (a size typed in metres?) did nothing and said nothing (a helper's sweep)."""
+    fixed = box_image((20, 20, 20), (1, 1, 1), (0, 0, 0))
+    moving = box_image((20, 20, 20), (2, 2, 2), (0, 0, 0))
+    prepared = prepare(fixed, moving, PrepOptions(downsample_to=0.0005))
+    assert prepared.steps == []
+    assert prepared.warnings == ["--downsample-to 0.0005 mm: no image has voxels finer than that (fixed 1 mm, moving "
+                                 "2 mm), so nothing was downsampled: give the voxel size to reach in mm"]  # fmt: skip
+    assert prepare(fixed, moving, PrepOptions(downsample_to=1.5)).warnings == []
+
+
 def test_4d_and_vector_inputs_say_how_to_pick_one_volume():
     fixed = box_image((20, 20, 20), (1, 1, 1), (0, 0, 0))
     series = sitk.JoinSeries([fixed, fixed, fixed])

@@ -129,6 +129,10 @@ def _downsample_targets(options: PrepOptions, spacings: dict, pair: PreparedPair
         for role in ROLES:
             if min(spacings[role]) < float(options.downsample_to) - 1e-9:
                 targets[role] = (float(options.downsample_to), f"asked for {float(options.downsample_to):g} mm voxels")
+        if not targets:  # e.g. a size typed in metres
+            finest = ", ".join(f"{role} {min(spacings[role]):g} mm" for role in ROLES)
+            pair.warnings.append(f"--downsample-to {float(options.downsample_to):g} mm: no image has voxels finer than "
+                                 f"that ({finest}), so nothing was downsampled: give the voxel size to reach in mm")  # fmt: skip
     if mismatch is not None and mismatch.finer not in targets:
         pair.warnings.append(mismatch.message)
     return targets
