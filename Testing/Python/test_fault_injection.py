@@ -590,6 +590,18 @@ def segmentations_swapped(inputs: Path, out: Path) -> list[str]:
                      "--moving-segmentation", str(files["fixed"]))  # fmt: skip
 
 
+def cropped_segmentations_swapped(inputs: Path, out: Path) -> list[str]:
+    """As :func:`segmentations_swapped`, each labelmap saved cropped to its gland (as Slicer can save a
+    segmentation): on its image's lattice, not its grid. Accepted before, exit 0, 25 mm off (a helper's sweep)."""
+    segmentations_swapped(inputs, out)
+    for side in ("fixed", "moving"):
+        labels = sitk.ReadImage(str(inputs / f"{side}_gland.nrrd"))
+        write_image(labels[8:32, 8:32, 6:26], inputs / f"{side}_gland_cropped.nrrd")
+    return _register(inputs / "fixed.nrrd", inputs / "moving.nrrd", out, "--fixed-segmentation",
+                     str(inputs / "moving_gland_cropped.nrrd"), "--moving-segmentation",
+                     str(inputs / "fixed_gland_cropped.nrrd"))  # fmt: skip
+
+
 def one_segmentation_for_both(inputs: Path, out: Path) -> list[str]:
     """The fixed image's gland labelmap given for the moving image too (the images' grids differ): the run ended
     as the headers left it, or worse (a TRUS pair 20 mm off, against 13.5 doing nothing), with only a warning."""
@@ -787,6 +799,9 @@ MORE_CASES = {
     ".tfm with a NaN parameter": Case(initial_tfm("1 0 0 0 1 0 0 0 1 nan 0 0"), "not a finite number"),
     "intensity image as a segmentation": Case(intensity_image_as_segmentation, "export the segmentation as a labelmap"),
     "segmentations given the wrong way round": Case(segmentations_swapped, "they were given the wrong way round"),
+    "cropped segmentations given the wrong way round": Case(
+        cropped_segmentations_swapped, "they were given the wrong way round"
+    ),
     "one segmentation for both images": Case(one_segmentation_for_both, "the same segmentation was given for both"),
     "segmentations that share no segment": Case(
         segmentations_sharing_no_segment, "give the same structure the same name in both"

@@ -165,6 +165,16 @@ def same_grid(a: sitk.Image, b: sitk.Image) -> bool:
     )
 
 
+def same_lattice(a: sitk.Image, b: sitk.Image) -> bool:
+    """Whether ``b``'s voxel centres lie on ``a``'s lattice: same spacing and direction, origins a whole number of
+    voxels apart (a segmentation saved cropped to its contents keeps its image's lattice, not its grid)."""
+    if not (np.allclose(a.GetSpacing(), b.GetSpacing(), atol=1e-6)
+            and np.allclose(a.GetDirection(), b.GetDirection(), atol=1e-6)):  # fmt: skip
+        return False
+    offset = np.asarray(a.TransformPhysicalPointToContinuousIndex(b.GetOrigin()))
+    return bool(np.all(np.abs(offset - np.round(offset)) < 1e-3))
+
+
 def validate_mask(mask: sitk.Image, image: sitk.Image, role: str = "mask") -> sitk.Image:
     """Check a mask against its image and return it as a uint8 image on the image's grid.
 

@@ -18,7 +18,7 @@ import SimpleITK as sitk
 
 from ...core.choices import GUIDANCE_METRICS
 from ...core.errors import InputError
-from ...core.images import same_grid
+from ...core.images import same_grid, same_lattice
 from ...core.labels import as_labelmap, check_distinct_names, label_names, lone_segments_paired, segment_name_key
 from ...core.pairs import check_pair
 from ...core.segment_layers import segment_values, single_layer, whole_mask
@@ -300,6 +300,15 @@ def _check_points(guidance: Guidance) -> None:
         )
 
 
+def _lies_on(segmentation: sitk.Image, image: sitk.Image, other: sitk.Image) -> bool:
+    """Whether ``segmentation`` lies on ``image``'s voxel grid and not on ``other``'s; or, saved cropped to its
+    contents (as Slicer can), on ``image``'s lattice and not ``other``'s, when the two images' lattices differ."""
+    if same_grid(segmentation, image) and not same_grid(segmentation, other):
+        return True
+    return (not same_lattice(image, other) and same_lattice(image, segmentation)
+            and not same_lattice(other, segmentation))  # fmt: skip
+
+
 def _swapped_segmentations(guidance: Guidance, fixed: sitk.Image, moving: sitk.Image) -> str | None:
     """Refuses segmentations that each lie on the other image's grid (given the wrong way round), or one
     segmentation given for both images; a warning when one lies on the other image's grid. None when the images
@@ -313,8 +322,8 @@ def _swapped_segmentations(guidance: Guidance, fixed: sitk.Image, moving: sitk.I
             "two: the same segmentation was given for both; give the one made on each image (--fixed-segmentation "
             "on the fixed image, --moving-segmentation on the moving one)"
         )
-    fixed_on_moving = same_grid(guidance.fixed_segmentation, moving) and not same_grid(guidance.fixed_segmentation, fixed)
-    moving_on_fixed = same_grid(guidance.moving_segmentation, fixed) and not same_grid(guidance.moving_segmentation, moving)
+    fixed_on_moving = _lies_on(guidance.fixed_segmentation, moving, fixed)
+    moving_on_fixed = _lies_on(guidance.moving_segmentation, fixed, moving)
     if fixed_on_moving and moving_on_fixed:
         raise InputError(
             "the fixed segmentation lies on the moving image's voxel grid and the moving segmentation on the fixed "
