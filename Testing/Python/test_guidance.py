@@ -72,6 +72,23 @@ def test_segments_pair_by_name_when_both_sides_name_them_else_by_value():
         pair_segments(fixed, moving, ["prostate"])
 
 
+def test_segments_paired_by_value_that_mark_other_structures_are_warned_about():
+    """A named .seg.nrrd against a plain labelmap with 1 and 2 swapped: the names went unused, the gland guided to
+    the nodule, and the run said nothing (Dice 0.01 on a helper's ultrasound-like pair)."""
+    grid = _grid()
+    fixed = _labels(grid, Transform.identity(), {1: "gland", 2: "nodule"})
+    plain = _labels(grid, Transform.identity())
+    swapped = sitk.Cast((plain == 1) * 2 + (plain == 2) * 1, sitk.sitkUInt8)
+    prepared = prepare_guidance(grid, grid, Guidance(fixed, swapped), "elastix")
+    assert prepared.warnings[0].startswith("only the fixed segmentation names its segments, so they were paired by "
+                                           "label value, not by name")  # fmt: skip
+    # The ellipsoids: 30 x 18 x 12 mm and 6 mm semi-axes (the nodule drawn over the gland), 25 times apart.
+    assert prepared.warnings[1].startswith("segment 'gland' is 25 times larger in the fixed segmentation (")
+    assert prepared.warnings[2].startswith("segment 'nodule' is 25 times larger in the moving segmentation (")
+    assert len(prepared.warnings) == 3
+    assert prepare_guidance(grid, grid, Guidance(fixed, plain), "elastix").warnings[1:] == []  # names unused, sizes match
+
+
 def test_names_pair_whatever_their_case_and_lone_segments_pair_whatever_their_names_with_a_warning():
     grid = _grid()
     fixed = _labels(grid, Transform.identity(), {1: "Prostate gland", 2: "nodule"})
@@ -156,7 +173,11 @@ def test_a_segment_on_one_image_only_is_named_in_a_warning_unless_the_user_chose
     assert chosen.warnings == []
     unnamed = prepare_guidance(_grid(), _grid(), Guidance(_labels(_grid(), Transform.identity()), moving), "elastix")
     assert unnamed.warnings == [("segments '2' only in the fixed segmentation: they do not guide (give them the "
-                                 "same label value on both to pair them)")]  # fmt: skip
+                                 "same label value on both to pair them)"),
+                                ("only the moving segmentation names its segments, so they were paired by label value, "
+                                 "not by name: check that each value marks the same structure in the fixed file, or "
+                                 "give both as .seg.nrrd with the same segment names (or pair them with --segments "
+                                 "FIXED=MOVING)")]  # fmt: skip
 
 
 def test_one_sided_or_empty_guidance_is_refused_with_the_fix():

@@ -25,6 +25,7 @@ from ...core.segment_layers import segment_values, single_layer, whole_mask
 from ...engines.guidance_terms import Channel, EngineGuidance
 from ...engines.presets import guidance_defaults, load_preset
 from .landmark_size import size_change_warning
+from .pair_checks import pairing_doubts
 
 
 @dataclass
@@ -391,6 +392,8 @@ def prepare_guidance(
         terms.moving_points_lps = np.asarray(guidance.moving_points_lps, float)
         terms.points_weight = guidance.weight if guidance.weight is not None else float(defaults["points"])
     said = [swapped, only_segments_warning(pairs), unpaired]
+    if guidance.has_segments:
+        said += pairing_doubts(guidance.fixed_segmentation, guidance.moving_segmentation, pairs, fixed_masks, moving_masks)
     if guidance.has_points and preset is not None and not _keeps_scale(engine, preset):
         said.append(size_change_warning(terms.fixed_points_lps, terms.moving_points_lps, preset))
     warnings = guidance.input_warnings + [warning for warning in said if warning]

@@ -1,0 +1,48 @@
+"""Doubts about how the segments were paired, said before the engine runs (warnings, never refusals).
+
+Two files whose segments pair by label value pair whatever the values mark: a gland against a urethra guided a
+run to Dice 0.01-0.06 without a word (a helper's sweep: a labelmap with 1 and 2 swapped; a Slicer .seg.nrrd whose
+names were ignored because the other file had none). A pair whose volumes differ more than SIZE_RATIO times is
+named, and so is a file whose segment names go unused. A real change of size (a tumour after therapy, an organ
+half outside one field of view) can exceed it too, hence a warning. Volumes in mm^3 on each image's grid.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+from ...core.labels import label_names
+
+SIZE_RATIO = 4.0  # gland against urethra: 18; a gland halved by its segmentation: 2
+
+
+def _volume_mm3(mask: sitk.Image) -> float:
+    return float(np.count_nonzero(sitk.GetArrayViewFromImage(mask))) * float(np.prod(mask.GetSpacing()))
+
+
+def pairing_doubts(
+    fixed_segmentation: sitk.Image, moving_segmentation: sitk.Image, pairs: list, fixed_masks: list, moving_masks: list
+) -> list[str]:
+    """Warnings for segment pairs (:class:`.guidance.SegmentPair`) that may not mark the same structure."""
+    doubts = []
+    names = [bool(label_names(fixed_segmentation)), bool(label_names(moving_segmentation))]
+    if names[0] != names[1] and any(pair.paired_by == "label value" for pair in pairs):
+        named, other = ("fixed", "moving") if names[0] else ("moving", "fixed")
+        doubts.append(
+            f"only the {named} segmentation names its segments, so they were paired by label value, not by name: "
+            f"check that each value marks the same structure in the {other} file, or give both as .seg.nrrd with "
+            "the same segment names (or pair them with --segments FIXED=MOVING)"
+        )
+    for pair, fixed_mask, moving_mask in zip(pairs, fixed_masks, moving_masks):
+        fixed_mm3, moving_mm3 = _volume_mm3(fixed_mask), _volume_mm3(moving_mask)
+        if min(fixed_mm3, moving_mm3) <= 0 or max(fixed_mm3, moving_mm3) <= SIZE_RATIO * min(fixed_mm3, moving_mm3):
+            continue
+        larger = "moving" if moving_mm3 > fixed_mm3 else "fixed"
+        doubts.append(
+            f"segment '{pair.name}' is {max(fixed_mm3, moving_mm3) / min(fixed_mm3, moving_mm3):.0f} times larger in "
+            f"the {larger} segmentation ({fixed_mm3 / 1000:.3g} ml fixed, {moving_mm3 / 1000:.3g} ml moving; paired "
+            f"by {'--segments' if pair.paired_by == 'given' else pair.paired_by}): check that both mark the same "
+            "structure"
+        )
+    return doubts
