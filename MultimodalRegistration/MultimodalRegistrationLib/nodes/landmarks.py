@@ -115,9 +115,6 @@ def fit_markups(
         name = scene.GenerateUniqueName(f"{moving_markups.GetName()} to {fixed_markups.GetName()} prealign")
         output_transform_node = mrml.transform_to_node(scene, fit.transform, name=name)
     else:
-        if fit.transform.is_linear and not output_transform_node.IsLinear():
-            # A node holding a field refuses a matrix (only logging an error) until its transform is reset.
-            output_transform_node.SetAndObserveTransformFromParent(None)
         mrml.transform_to_node(scene, fit.transform, output_transform_node)
     attributes = {
         "type": fit.kind,

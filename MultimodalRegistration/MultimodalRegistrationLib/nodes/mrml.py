@@ -275,6 +275,13 @@ def _use_linear_grid_interpolation(transform) -> None:
             _use_linear_grid_interpolation(transform.GetConcatenatedTransform(index))
 
 
+def clear_transform(node) -> None:
+    """Empty a transform node, so that it takes a matrix: a node holding a field or a composite refuses one, only
+    logging an error (a composite is held as ToParent as well: clearing FromParent alone left it in place)."""
+    node.SetAndObserveTransformToParent(None)
+    node.SetAndObserveTransformFromParent(None)
+
+
 def transform_to_node(scene, transform: Transform, node=None, name: str = "Registration transform"):
     """Store ``transform`` (fixed -> moving, LPS) as a node's TransformFromParent (RAS).
 
@@ -285,8 +292,10 @@ def transform_to_node(scene, transform: Transform, node=None, name: str = "Regis
         node = scene.AddNewNodeByClass(class_name, name)
     if transform.is_linear:
         if not node.IsLinear():
-            node.SetAndObserveTransformFromParent(None)  # a node holding a field refuses a matrix otherwise
+            clear_transform(node)
         node.SetMatrixTransformFromParent(_vtk_matrix(transform.matrix_ras))
+        if not node.IsLinear():  # VTK only logs an error when it refuses a matrix
+            raise RuntimeError(f"transform node '{node.GetName()}' kept its nonlinear transform")
         return node
     with tempfile.TemporaryDirectory(prefix="mmreg-node-", ignore_cleanup_errors=True) as folder:
         path = Path(folder) / "transform.h5"
