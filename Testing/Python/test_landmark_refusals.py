@@ -239,5 +239,6 @@ def test_a_tps_on_the_fixed_image_records_that_grid_and_does_not_warn(tmp_path):
     markups(tmp_path / "m.mrk.json", MOVING_RAS, LABELS)
     assert prealign(tmp_path, "--type", "tps", "--fixed-image", tmp_path / "fixed.nrrd")[0] == 0
     summary = json.loads((tmp_path / "out" / "s.json").read_text())
-    assert summary["field_grid"]["source"] == "fixed image" and summary["field_grid"]["size"] == [30, 30, 30]
+    # The fixed image's 30 x 30 x 30 grid, grown on each side by the bend's fade.
+    assert summary["field_grid"]["source"] == "fixed image" and min(summary["field_grid"]["size"]) > 30
     assert summary["transform"]["mirrors"] is False

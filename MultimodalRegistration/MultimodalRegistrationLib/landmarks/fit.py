@@ -52,9 +52,9 @@ from .models import (
     fit_model,
     fit_name,
     linear_part,
+    padded_for_taper,
     rms,
     tps_bend_field,
-    tps_displacement_field,
 )
 from .pairing import pairing_warnings
 from .summary import FieldGrid, FitErrors, FitTransform, PointRecord, PrealignSummary
@@ -342,15 +342,17 @@ def _tps_transform(
     """The spline sampled as a displacement field on the reference grid: (transform, the grid, warnings and notes
     on how faithful that field is at the fixed points)."""
     margin, taper = bend_box(spline, fixed_lps) if reference is None else (None, None)
-    grid = field_grid(reference, fixed_lps, margin)
+    grid = exact = field_grid(reference, fixed_lps, margin)
+    if reference is not None:
+        grid, taper = padded_for_taper(spline, exact)
     described = FieldGrid("", list(grid.GetSize()), list(grid.GetSpacing()), list(grid.GetOrigin()),
                           list(grid.GetDirection()))  # fmt: skip
-    if reference is None:  # a box round the points: the affine part beyond it, the bend faded out inside its margin
-        bend = tps_bend_field(spline, grid, taper)
-        transform = Transform.from_matrix(spline.affine) @ Transform.from_displacement_field(bend)
-    else:
-        transform = Transform.from_displacement_field(tps_displacement_field(spline, grid))
-    inside = distance_outside(fixed_lps, grid) == 0
+    # A box round the points, or the reference grid grown by the taper: the affine part beyond it, the bend faded out
+    # at its faces. The whole spline as a field on the reference grid was the identity outside it: a registration
+    # from it tore space at the grid's faces (Jacobian -27), and every result was refused as folding (a helper's sweep).
+    bend = tps_bend_field(spline, grid, taper)
+    transform = Transform.from_matrix(spline.affine) @ Transform.from_displacement_field(bend)
+    inside = distance_outside(fixed_lps, exact) == 0
     departure = np.linalg.norm(transform.transform_points(fixed_lps) - spline(fixed_lps), axis=1)
     sampling = float(departure[inside].max()) if inside.any() else 0.0
     spacing = max(grid.GetSpacing())
@@ -358,13 +360,13 @@ def _tps_transform(
     if not inside.all():
         names = ", ".join(f"'{labels[i]}'" for i in np.flatnonzero(~inside))
         warnings.append(
-            f"fixed points {names} lie outside the reference image that the spline is sampled on, and the "
-            "field does not move them: give a reference image that covers every fixed point"
+            f"fixed points {names} lie outside the reference image that the spline is sampled on, where it fades "
+            "to its affine part, so they are not moved as the spline moves them: give a reference image that covers "
+            "every fixed point"
         )
     stored = (f"its affine part and its bend as a displacement field on a {'x'.join(map(str, grid.GetSize()))} "
-              f"box at {spacing:.2f} mm (the affine part alone beyond it)" if reference is None else
-              f"a displacement field on a {'x'.join(map(str, grid.GetSize()))} grid at {spacing:.2f} mm (identity "
-              "outside it)")  # fmt: skip
+              f"{'box' if reference is None else 'reference grid grown by the fade'} at {spacing:.2f} mm (the affine "
+              "part alone beyond it)")  # fmt: skip
     stored_note = f"the spline is stored as {stored}, within {sampling:.2f} mm of the exact spline at the points inside it"
     notes = [TPS_NOTE, stored_note]
     if sampling > FIELD_TOLERANCE_MM:

@@ -221,6 +221,23 @@ def _box_faces(low: np.ndarray, high: np.ndarray, count: int = 9) -> np.ndarray:
     return np.concatenate(faces)
 
 
+def padded_for_taper(spline: ThinPlateSpline, grid: sitk.Image) -> tuple[sitk.Image, float]:
+    """A given grid (a reference image's) grown on every side by the taper its faces need, and that taper (mm): four
+    times the bend at the faces, as :func:`bend_box` has it (at least two voxels, at most half the grid's smallest
+    extent), so that the spline is exact on the grid itself and fades to its affine part beyond it, with no tear."""
+    size, spacing = np.asarray(grid.GetSize(), float), np.asarray(grid.GetSpacing(), float)
+    matrix = index_to_physical_matrix(grid)
+    faces = _box_faces(np.zeros(3), size - 1) @ matrix[:3, :3].T + matrix[:3, 3]
+    needed = 4.0 * float(np.linalg.norm(bend_mm(spline, faces), axis=1).max())
+    taper = min(max(needed, 2 * float(spacing.max())), float(((size - 1) * spacing).min()) / 2)
+    pad = np.ceil(taper / spacing).astype(int)
+    padded = sitk.Image([int(v) for v in size.astype(int) + 2 * pad], sitk.sitkUInt8)
+    padded.SetSpacing(grid.GetSpacing())
+    padded.SetDirection(grid.GetDirection())
+    padded.SetOrigin(tuple(float(v) for v in matrix[:3, 3] - matrix[:3, :3] @ pad))
+    return padded, taper
+
+
 def tps_bend_field(spline: ThinPlateSpline, grid: sitk.Image, taper_mm: float) -> sitk.Image:
     """The spline's bend beyond its affine part, as a displacement field to apply before that part (LPS mm):
     ``d(x) = L^-1 (spline(x) - affine(x))`` at every node of ``grid``, faded smoothly to 0 over the outer
@@ -236,18 +253,5 @@ def tps_bend_field(spline: ThinPlateSpline, grid: sitk.Image, taper_mm: float) -
     ramp = np.clip(to_edge.min(axis=1) / taper_mm, 0.0, 1.0)
     weight = ramp * ramp * (3 - 2 * ramp)  # smoothstep: 0 at the edge, 1 from taper_mm inward
     field_image = sitk.GetImageFromArray((bend * weight[:, None]).reshape(*size[::-1], 3), isVector=True)
-    field_image.CopyInformation(grid)
-    return field_image
-
-
-def tps_displacement_field(spline: ThinPlateSpline, grid: sitk.Image) -> sitk.Image:
-    """Sample ``spline(x) - x`` (LPS mm) at every node of ``grid``: a vector image for a displacement field."""
-    size = grid.GetSize()
-    k, j, i = np.meshgrid(*[np.arange(n, dtype=float) for n in size[::-1]], indexing="ij")
-    index = np.stack([i.ravel(), j.ravel(), k.ravel()], axis=1)
-    matrix = index_to_physical_matrix(grid)
-    physical = index @ matrix[:3, :3].T + matrix[:3, 3]
-    displacement = (spline(physical) - physical).reshape(*size[::-1], 3)
-    field_image = sitk.GetImageFromArray(displacement, isVector=True)
     field_image.CopyInformation(grid)
     return field_image
