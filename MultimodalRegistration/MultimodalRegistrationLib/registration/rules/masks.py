@@ -59,7 +59,8 @@ def _needed_fill(stage: StageSampling) -> float:
 
 def _box_extent_mm(mask: sitk.Image) -> np.ndarray:
     """The mask's extent (mm) per image axis as elastix crops to it: the world-axis box around the
-    set voxels (voxel edges included), seen back on the image's own axes."""
+    set voxels (voxel edges included), seen back on the image's own axes and cut to the image (elastix's
+    ImageSamplerBase::CropInputImageRegion; uncut, an oblique CT's own head mask read 310 mm on a 252 mm image)."""
     statistics = sitk.LabelShapeStatisticsImageFilter()
     statistics.Execute(mask)
     box = statistics.GetBoundingBox(1)  # x, y, z start then size (voxels)
@@ -73,7 +74,9 @@ def _box_extent_mm(mask: sitk.Image) -> np.ndarray:
                           for i in (0, 1) for j in (0, 1) for k in (0, 1)])  # fmt: skip
     inverse = np.linalg.inv(matrix)
     index = world_box @ inverse[:3, :3].T + inverse[:3, 3]
-    return (index.max(axis=0) - index.min(axis=0)) * np.asarray(mask.GetSpacing(), float)
+    edges = np.asarray(mask.GetSize(), float) - 0.5
+    low, high = np.clip(index.min(axis=0), -0.5, edges), np.clip(index.max(axis=0), -0.5, edges)
+    return (high - low) * np.asarray(mask.GetSpacing(), float)
 
 
 def _ball_volume_needed(stage: StageSampling, fill: float) -> float:
@@ -123,11 +126,13 @@ def check_fixed_mask_size(recipe: Preset, fixed: sitk.Image, fixed_mask: sitk.Im
             minimum = needed * float(np.prod(stage.voxel_mm)) / stage.fraction
             why = f"it samples {stage.fraction:.0%} of the voxels: {expected:.1f} in this mask, {needed:.1f} needed"
             alternative = f", or use {DEFAULT_ENGINE}" if recipe.engine != DEFAULT_ENGINE else ""
+        enlarge = (f"enlarge the mask to at least {minimum / 1000:.1f} cm³ around the anatomy, or drop it"
+                   if volume < minimum else "its shape leaves its box mostly empty (thin, or oblique to the image "
+                   "axes): drop it")  # fmt: skip
         raise InputError(
             f"the fixed mask holds {count} voxels ({volume / 1000:.2g} cm³), too few for {stage.label} (at its "
-            f"coarsest level, {_millimetres(stage.voxel_mm)} mm voxels, {why}): enlarge the mask to at least "
-            f"{minimum / 1000:.1f} cm³ around the anatomy, or drop it and crop the images to the region instead "
-            f"(mmreg prep){alternative}"
+            f"coarsest level, {_millimetres(stage.voxel_mm)} mm voxels, {why}): {enlarge} and crop the images to "
+            f"the region instead (mmreg prep){alternative}"
         )
 
 
