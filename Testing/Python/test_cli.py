@@ -118,7 +118,8 @@ def test_register_writes_a_transform_that_simpleitk_resamples_with(small_pair, r
     run = run.wait()
     assert run.returncode == 0, run.stderr
     assert "wrote transform" in run.stdout and "%" in run.stderr  # plain progress lines off a terminal
-    assert re.search(r"started from the pose search \(\d+ deg and \d+ mm from the image centres; search [\d.]+ s over \d+ poses\)", run.stdout)
+    assert re.search(r"started from the pose search \(\d+ deg and \d+ mm from the image centres; search [\d.]+ s over \d+ poses"
+                     r"; also tried the headers' pose \(the scanner alignment\)\)", run.stdout)  # fmt: skip
     transform = sitk.ReadTransform(str(tmp_path / "T.h5"))
     error = mean_error_mm(Transform(transform), small_pair.truth, small_pair.head_points)
     assert error < 0.5

@@ -8,6 +8,7 @@ from .summary import GuidanceRecord, GuidanceScores, PiecewiseRecord, Registrati
 START_NAMES = {
     "any-pose": "the pose search",
     "centre": "the image centres",
+    "header": "the headers' pose (the scanner alignment)",
     "geometry": "the image centres",
     "moments": "the foreground centres",
     "none": "the initial pose",

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import EngineError, InputError
@@ -300,6 +301,14 @@ def error_reason(error: Exception) -> str:
     return ITK_PREFIX.sub("", described[0] if described else lines[0])
 
 
+def _same_result(a: Transform, b: Transform) -> bool:
+    """Two linear results within about a degree and a millimetre of each other (their matrices, LPS mm)."""
+    if not (a.is_linear and b.is_linear):
+        return False
+    difference = np.abs(a.matrix - b.matrix)
+    return bool(difference[:3, :3].max() < 0.02 and difference[:3, 3].max() < 1.0)
+
+
 def pick_run(finished: list[tuple], warnings: list[str]) -> tuple | None:
     """The run (rank, metric, start name, start, output) with the highest rank. Unguided runs whose
     mutual information ends within KEEP_TOLERANCE_NATS of the best are a tie the metric cannot break
@@ -313,6 +322,8 @@ def pick_run(finished: list[tuple], warnings: list[str]) -> tuple | None:
     searched = [run for run in finished if run[2] == "any-pose" and best[1] - run[1] <= KEEP_TOLERANCE_NATS]
     if not searched:
         return best
+    if _same_result(best[4].transform, searched[0][4].transform):  # both starts led to one pose: no tie
+        return searched[0]
     warnings.append(
         f"the runs from the {best[2]} and the any-pose starts ended within {KEEP_TOLERANCE_NATS} nats of each "
         f"other ({best[1]:.4f} and {searched[0][1]:.4f}), too close for the metric to choose: kept the any-pose "

@@ -4,8 +4,11 @@
 
 * ``auto`` (default): without an initial transform, search all poses (:mod:`.anypose`; with
   ``scale``, for presets that scale, all poses and sizes: :mod:`.scale_search`) and also
-  keep the image-centre start when it leads elsewhere, so that the engine can run from both and
-  keep the better; with an initial transform, start from it as it is.
+  keep the image-centre start when it leads elsewhere, and the headers' own pose (the scanner alignment) when
+  it leads elsewhere and each image's foreground centre lies inside the other image there, so that the engine
+  can run from each and keep the best; with an initial transform, start from it as it is. The header start:
+  the SCT T1w -> T2w cord pair's search start ended 29 mm off (mutual information 0.127, Dice 0), where the
+  headers, 0.6 mm apart, led to 0.161 and Dice 0.91.
 * ``any-pose``: only the search over all poses (on top of the initial transform, if given).
 * ``geometry``: align the centres of the image boxes; ``moments``: the centres of the foregrounds;
   ``none``: the initial transform (or identity) as it is.
@@ -29,6 +32,9 @@ from .centres import centre_alignment, foreground_center
 
 # Two starts closer than this lead the engine to the same result: run it once.
 SAME_START_DEG, SAME_START_MM = 10.0, 10.0
+# The headers' pose is a start of its own unless another lies within this share of the fixed image's smallest
+# extent of it (and SAME_START_MM).
+HEADER_SHARE = 0.1
 
 
 def _check_method(method: str) -> None:
@@ -58,17 +64,30 @@ def initial_alignment(
 class StartingPoses:
     """The poses an engine runs from, best guess first; with two, keep the result with the higher metric."""
 
-    # (name, fixed -> moving): "any-pose", "centre", "initial" (kept as given), or the init method
+    # (name, fixed -> moving): "any-pose", "centre", "header", "initial" (kept as given), or the init method
     poses: list[tuple[str, Transform]]
     before: Transform  # the pose the images are in before any search, for the metric before
     search: AnyPoseResult | None = None  # when a search ran
     warnings: list[str] = field(default_factory=list)
 
 
-def same_start(a: Transform, b: Transform, center: np.ndarray) -> bool:
-    """Whether two linear starts differ by less than SAME_START_DEG and SAME_START_MM (at ``center``)."""
+def same_start(a: Transform, b: Transform, center: np.ndarray, shift_mm: float = SAME_START_MM) -> bool:
+    """Whether two linear starts differ by less than SAME_START_DEG and ``shift_mm`` (at ``center``)."""
     angle, shift = pose_difference(a.matrix, b.matrix, np.asarray(center, float))
-    return angle < SAME_START_DEG and shift < SAME_START_MM
+    return angle < SAME_START_DEG and shift < shift_mm
+
+
+def _smallest_extent_mm(image: sitk.Image) -> float:
+    return float(np.min(np.asarray(image.GetSize()) * np.asarray(image.GetSpacing())))
+
+
+def _inside_each_other(fixed: sitk.Image, moving: sitk.Image) -> bool:
+    """Whether, as the headers place them, each image's foreground centre lies inside the other image's box."""
+    for image, other in ((fixed, moving), (moving, fixed)):
+        index = np.asarray(image.TransformPhysicalPointToContinuousIndex(tuple(foreground_center(other))))
+        if np.any(index < -0.5) or np.any(index > np.asarray(image.GetSize()) - 0.5):
+            return False
+    return True
 
 
 def starting_poses(
@@ -117,4 +136,9 @@ def starting_poses(
         joined = same_start(search.transform, search.centre_transform, center)
         if not (joined or same_start(search.transform, before, center)):
             poses.append(("centre", before))
+        # On a small image 10 mm is far: the cord pair's centres lay 9.9 mm from its headers, 42 mm across.
+        header, near_mm = Transform.identity(), min(SAME_START_MM, HEADER_SHARE * _smallest_extent_mm(fixed))
+        if _inside_each_other(fixed, moving) and not any(same_start(header, pose, center, near_mm)
+                                                         for pose in (search.transform, before)):  # fmt: skip
+            poses.append(("header", header))
     return StartingPoses(poses=poses, before=before, search=search, warnings=list(search.warnings))
