@@ -241,7 +241,7 @@ def test_landmarks_give_a_scaled_fit_when_the_preset_scales():
 
 
 def test_scores_measure_dice_surface_and_landmark_distance_and_judge_a_worse_result():
-    fixed_points = np.array([[20, 0, 0], [-20, 5, 0], [0, 15, -10]], float)
+    fixed_points = np.array([[20, 0, 0], [-20, 5, 0], [0, 15, -10], [5, -10, 8]], float)
     fixed, moving, guidance = _guidance(
         fixed_points_lps=fixed_points, moving_points_lps=TRUTH.transform_points(fixed_points)
     )
@@ -253,6 +253,12 @@ def test_scores_measure_dice_surface_and_landmark_distance_and_judge_a_worse_res
     assert worse_than(right, wrong) == ""
     reason = worse_than(wrong, right)
     assert "segment Dice" in reason and "surface distance" in reason and "landmark distance" in reason
+    # Beside segments, fewer than four landmarks do not veto (one landmark 0.6 mm farther, within its click noise,
+    # returned the centroid alignment over a better result: a helper's sweep).
+    few = guidance_score(prepare_guidance(fixed, moving, Guidance(
+        guidance.fixed_segmentation, guidance.moving_segmentation, fixed_points_lps=fixed_points[:3],
+        moving_points_lps=TRUTH.transform_points(fixed_points[:3])), "elastix"), Transform.identity())  # fmt: skip
+    assert len(few.points_mm) == 3 and "landmark distance" not in worse_than(few, right)
 
 
 def test_a_preset_weighs_the_segments_its_own_way_unless_the_user_gives_a_weight():

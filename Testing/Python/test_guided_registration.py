@@ -166,10 +166,11 @@ def test_real_spinal_cord_t1_to_t2_the_cord_guides_ants_where_intensities_mislea
     start = guidance_score(prepared, Transform.identity())
     unguided = guidance_score(prepared, register(fixed, moving, engine="ants").transform)
     guided = guidance_score(prepared, register(fixed, moving, engine="ants", guidance=cords).transform)
-    # Measured: Dice 0.852 at the scanner pose, 0.611 unguided (the T1's intensities pull the cord off), 0.924 guided.
+    # Measured: Dice 0.852 at the scanner pose, 0.924 guided; unguided 0.611 (the T1's intensities pull the cord off),
+    # 0.822 (surface 0.81 mm) since init auto also starts from the headers' pose.
     assert unguided.mean_dice < start.mean_dice < guided.mean_dice
     assert guided.mean_dice > 0.9 and guided.mean_surface_mm < 0.5
-    assert guided.mean_surface_mm < unguided.mean_surface_mm - 0.5
+    assert guided.mean_surface_mm < unguided.mean_surface_mm - 0.3
 
 
 def test_two_segmentation_nodes_of_one_segment_each_pair_whatever_their_names(scene, us_pair, make_segmentation):
