@@ -1294,9 +1294,18 @@ def distance_map_without_segmentations(inputs: Path, out: Path) -> list[str]:
     return _register(fixed, moving, out, "--preset", "distance-map")
 
 
+def distance_map_with_ants(inputs: Path, out: Path) -> list[str]:
+    """Said "unknown ants preset", listing ANTs' presets only (a helper's sweep)."""
+    fixed, moving = _pair(inputs)
+    return _register(fixed, moving, out, "--engine", "ants", "--preset", "distance-map")
+
+
 DISTANCE_MAP_CASES = {
     "distance-map preset without segmentations": Case(
         distance_map_without_segmentations, "give both segmentations (--fixed-segmentation and --moving-segmentation)"
+    ),
+    "distance-map preset with ants": Case(
+        distance_map_with_ants, "'distance-map': it is a preset of elastix only: choose that engine, or one of rigid"
     ),
 }
 CASES.update(DISTANCE_MAP_CASES)

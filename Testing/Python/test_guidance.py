@@ -13,6 +13,7 @@ from MultimodalRegistrationLib.core.transforms import Transform, rigid_transform
 from MultimodalRegistrationLib.engines.presets import guidance_defaults, presets_dir
 from MultimodalRegistrationLib.registration.guided.guidance import (
     Guidance,
+    SegmentPair,
     distance_channel,
     pair_segments,
     prepare_guidance,
@@ -371,3 +372,20 @@ def test_a_nonlinear_initial_transform_is_refused_for_a_guided_run_before_any_en
     field = Transform.from_displacement_field(displacement)
     with pytest.raises(InputError, match="nonlinear initial transform cannot start a guided registration"):
         register(images[0], images[1], guidance=guidance, initial_transform=field)
+
+
+def test_a_segment_empty_on_one_side_or_named_apart_gets_true_advice():
+    """'urethra' named in both files but drawn in the fixed one only was told to be given the same name on both,
+    which it had; a lone 'gland' against a lone 'prostate' (besides a pair) got no hint of --segments (a helper's
+    sweep)."""
+    from MultimodalRegistrationLib.registration.guided.pair_checks import unpaired_warning
+
+    pairs = [SegmentPair("nodule", 3, 3)]
+    said = unpaired_warning({1: "gland", 2: "urethra", 3: "nodule"}, {1: "prostate", 3: "nodule"}, "name", pairs,
+                            ({1: "gland", 2: "urethra", 3: "nodule"}, {1: "prostate", 2: "urethra", 3: "nodule"}))  # fmt: skip
+    assert said == (
+        "segments 'gland' only in the fixed segmentation; segments 'prostate' only in the moving segmentation: they "
+        "do not guide (give them the same name on both to pair them, or pair them with --segments gland=prostate if "
+        "they are one structure); 'urethra' is empty in the moving segmentation (named, no voxels): it does not "
+        "guide; draw it there, or leave it out"
+    )

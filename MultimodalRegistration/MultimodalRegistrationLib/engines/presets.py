@@ -122,7 +122,9 @@ def load_preset(engine: str, preset: str, dimension: int = 3) -> Preset:
     entries = _manifest(dimension).get(engine, {})
     if preset not in entries:
         kind, or_file = ("2D ", "") if dimension == 2 else ("", " or give a preset file path")
-        raise InputError(f"unknown {kind}{engine} preset '{preset}': choose one of {', '.join(entries)}{or_file}")
+        others = [other for other in ENGINE_NAMES if other != engine and preset in _manifest(dimension).get(other, {})]
+        elsewhere = f"it is a preset of {' and '.join(others)} only: choose that engine, or " if others else "choose "
+        raise InputError(f"unknown {kind}{engine} preset '{preset}': {elsewhere}one of {', '.join(entries)}{or_file}")
     entry = entries[preset]
     files = [presets_dir() / name for name in entry["files"]]
     return replace(recipe.read_preset(spec, preset, entry.get("description", ""), files), needs=entry.get("needs"),

@@ -25,7 +25,7 @@ from ...core.segment_layers import segment_values, single_layer, whole_mask
 from ...engines.guidance_terms import Channel, EngineGuidance
 from ...engines.presets import guidance_defaults, load_preset
 from .landmark_size import size_change_warning
-from .pair_checks import pairing_doubts
+from .pair_checks import pairing_doubts, unpaired_warning
 
 
 @dataclass
@@ -134,22 +134,6 @@ def only_segments_warning(pairs: list[SegmentPair]) -> str | None:
     return lone_segments_paired(*sides, "segmentation") + ". If they are not, segment that structure on both images"
 
 
-def _unpaired_warning(
-    fixed_found: dict[int, str], moving_found: dict[int, str], key: str, pairs: list[SegmentPair]
-) -> str | None:
-    """The warning for segments found on one side only (``{value: name}`` of each side; they cannot guide), paired
-    by ``key`` ("name" or "label value")."""
-    alone = []
-    for role, found, used in (("fixed", fixed_found, {p.fixed_value for p in pairs}),
-                              ("moving", moving_found, {p.moving_value for p in pairs})):  # fmt: skip
-        names = [f"'{name}'" for value, name in found.items() if value not in used]
-        if names:
-            alone.append(f"{', '.join(names)} only in the {role} segmentation")
-    if not alone:
-        return None
-    return f"segments {'; '.join(alone)}: they do not guide (give them the same {key} on both to pair them)"
-
-
 def pair_segments(
     fixed_segmentation: sitk.Image,
     moving_segmentation: sitk.Image,
@@ -201,7 +185,8 @@ def _paired(
             "segments with --segments FIXED=MOVING (e.g. gland=prostate)"
         )
     if not wanted:
-        return pairs, _unpaired_warning(fixed_found, moving_found, key, pairs)
+        named = (label_names(fixed_segmentation), label_names(moving_segmentation))
+        return pairs, unpaired_warning(fixed_found, moving_found, key, pairs, named)
     chosen = {str(p.fixed_value): p for p in pairs}
     chosen |= {str(p.moving_value): p for p in pairs if p.paired_by == "only segment"}
     chosen |= {segment_name_key(name): p for p in pairs for name in (p.moving_name, p.name) if name}

@@ -46,3 +46,41 @@ def pairing_doubts(
             "structure"
         )
     return doubts
+
+
+def _quoted(name: str) -> str:
+    return f"'{name}'"
+
+
+def unpaired_warning(
+    fixed_found: dict[int, str], moving_found: dict[int, str], key: str, pairs: list,
+    named: tuple[dict[int, str], dict[int, str]] = ({}, {}),
+) -> str | None:  # fmt: skip
+    """The warning for segments found on one side only (``{value: name}`` of each side; they cannot guide), paired
+    by ``key`` ("name" or "label value"). ``named``: each file's header names, empty segments' too: a segment named
+    on both sides but empty on one is said to be empty there (the advice to give it the same name was untrue), and
+    one lone segment a side gets the --segments pairing that joins them."""
+    alone, empty = {}, []
+    for side, (role, found, used) in enumerate((("fixed", fixed_found, {p.fixed_value for p in pairs}),
+                                                ("moving", moving_found, {p.moving_value for p in pairs}))):  # fmt: skip
+        other_names = {name.casefold() for name in named[1 - side].values()}
+        other_found = {name.casefold() for name in (moving_found if side == 0 else fixed_found).values()}
+        for value, name in found.items():
+            if value in used:
+                continue
+            if name.casefold() in other_names and name.casefold() not in other_found:
+                empty.append(f"'{name}' is empty in the {('moving', 'fixed')[side]} segmentation (named, no voxels)")
+            else:
+                alone.setdefault(role, []).append(name)
+    said = [f"segments {', '.join(map(_quoted, names))} only in the {role} segmentation" for role, names in alone.items()]
+    if not said and not empty:
+        return None
+    parts = []
+    if said:
+        fix = f"give them the same {key} on both to pair them"
+        if len(alone.get("fixed", [])) == 1 and len(alone.get("moving", [])) == 1:
+            fix += f", or pair them with --segments {alone['fixed'][0]}={alone['moving'][0]} if they are one structure"
+        parts.append(f"{'; '.join(said)}: they do not guide ({fix})")
+    if empty:
+        parts.append(f"{'; '.join(empty)}: it does not guide; draw it there, or leave it out")
+    return "; ".join(parts)
