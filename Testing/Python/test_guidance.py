@@ -389,3 +389,18 @@ def test_a_segment_empty_on_one_side_or_named_apart_gets_true_advice():
         "they are one structure); 'urethra' is empty in the moving segmentation (named, no voxels): it does not "
         "guide; draw it there, or leave it out"
     )
+
+
+def test_landmark_lists_given_the_wrong_way_round_are_named_after_the_run():
+    """The two lists swapped while the segments carried the result: "landmarks 25.8 -> 25.4 mm RMS" and no warning
+    (a helper's sweep). The result read moving -> fixed fits them: said to look swapped."""
+    from MultimodalRegistrationLib.registration.guided.landmark_doubt import landmarks_missed_warning
+
+    points = np.array([[20, 0, 0], [-20, 5, 0], [0, 15, -10], [5, -10, 8], [-8, -6, 12]], float)
+    moved = TRUTH.transform_points(points)
+    right = prepare_guidance(*_guidance(fixed_points_lps=points, moving_points_lps=moved), "elastix")
+    assert landmarks_missed_warning(right, TRUTH) is None
+    swapped = prepare_guidance(*_guidance(fixed_points_lps=moved, moving_points_lps=points), "elastix")
+    said = landmarks_missed_warning(swapped, TRUTH)
+    assert said.startswith("the result misses the landmarks by ") and "it fits them within 0.0 mm" in said
+    assert "lists look swapped" in said

@@ -14,6 +14,7 @@ import SimpleITK as sitk
 from ..core.metric import mutual_information
 from ..core.transforms import Transform
 from .guided.guidance import Guidance
+from .guided.landmark_doubt import landmarks_missed_warning
 from .outcome import keep_no_worse, provenance, start_after_lost_overlap, warn_if_far, warn_if_weak
 from .rigid_first import rigid_first
 from .runs import checked_run, pick_run, plan_runs, run_engines
@@ -115,6 +116,7 @@ def _register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSetti
         ]  # fmt: skip
         kept, guided = keep_no_worse(run, plan, best)
     warn_if_weak(run, kept, metric_before)
+    run.warnings += [said] if (said := landmarks_missed_warning(run.prepared, kept.transform)) else []
     run.timings.update(best[4].timings)
     seconds = time.perf_counter() - started
     made = provenance(run, plan, engine_runs, best, kept, guided)
