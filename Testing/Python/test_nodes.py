@@ -227,10 +227,13 @@ def test_a_nonlinear_result_keeps_the_engines_inverse(scene, small_pair, tmp_pat
 
     assert np.abs(through(inverse, through(forward, ras)) - ras).max() < 0.5
     assert np.abs(through(forward, ras) - lps_ras_points(undo.transform_points(points))).max() < 0.05
-    # A linear result into the same node: the inverse made for the field before is stale, and goes.
+    assert forward.GetName().endswith(" (-)") and inverse.GetName().endswith(" (-)")
+    # A linear result into the same node: the inverse made for the field before is stale, and goes; the node faces
+    # fixed -> moving again and loses Invert's " (-)" (it kept it, a helper's sweep).
     parameters.preset = "rigid"
     register_nodes(parameters)
     assert forward.GetNodeReference(ATTRIBUTE_PREFIX + "inverse") is None and inverse.GetScene() is None
+    assert not forward.GetName().endswith(" (-)")
 
 
 def test_the_panel_parameters_become_one_job_with_every_node_written(scene, small_pair, volumes, tmp_path):

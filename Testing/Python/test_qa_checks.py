@@ -177,6 +177,14 @@ def test_nodes_warn_about_swapped_volumes_and_a_result_hardened_into_the_moving_
     swapped, _ = assess_nodes(qa_parameters(transform=result, fixedVolume=mr, movingVolume=ct))
     assert "the volumes are swapped here; swap them" in swapped.warnings[0]
 
+    # The module's Invert, then QA: it blamed a hardened moving volume (a helper's sweep); it names the inversion.
+    from MultimodalRegistrationLib.nodes.registration_result import invert_result
+
+    invert_result(result)
+    inverted, _ = assess_nodes(qa_parameters(transform=result, fixedVolume=ct, movingVolume=mr))
+    assert inverted.warnings[0].startswith("'result (-)' was inverted since its registration: it maps moving to fixed")
+    invert_result(result)
+
     mr.SetAndObserveTransformNodeID(result.GetID())
     mr.HardenTransform()  # the result hardened into the moving volume, then measured again
     hardened, _ = assess_nodes(qa_parameters(transform=result, fixedVolume=ct, movingVolume=mr))

@@ -47,6 +47,7 @@ from .qa_frames import registration_pose, show_moving_under  # noqa: F401 (the m
 from .qa_labels import label_values, labels_image, mask_in_frame
 from .qa_points import landmark_arguments
 from .qa_table import TABLE_COLUMNS, fill_metrics_table, metric_rows, summary_text, table_values  # noqa: F401
+from .registration_result import INVERTED
 
 ATTRIBUTE_PREFIX = "MultimodalRegistrationQA."
 TABLE = "metricsTable"  # the panel's attribute holding the table node the metrics go to
@@ -228,6 +229,11 @@ def recorded_metric_warning(inputs: QAInputs, measured: float | None) -> list[st
         return []
     if recorded - measured <= max(RECORDED_METRIC_MISS_NATS, RECORDED_METRIC_MISS_FRACTION * abs(recorded)):
         return []
+    name = str(inputs.sources.get("transform_node"))
+    if name.endswith(INVERTED):  # the module's Invert named it so
+        return [(f"'{name}' was inverted since its registration: it maps moving to fixed points now, so QA measures "
+                 f"it the wrong way round (mutual information {measured:.3f} nats, {recorded:.3f} recorded); invert "
+                 "it again to measure the registration")]  # fmt: skip
     return [(f"'{inputs.sources.get('transform_node')}' recorded mutual information {recorded:.3f} nats after "
             f"registration; QA measures {measured:.3f} with the same transform: the moving volume changed since (was "
             "the result hardened into it? then measure without the transform, or reload the moving image), or the "
