@@ -35,6 +35,7 @@ from ..guided.score import guidance_score
 from ..register import RegistrationResult, register
 from ..rules.masks import check_fixed_mask_size, mask_centroid
 from ..settings import RegistrationSettings, check_names
+from .left_out import left_out_warnings
 from .polyrigid import DEFAULT_REACH_MM, DEFAULT_SPACING_MM, PolyrigidField, RigidPiece, polyrigid_field
 from .records import PiecewiseResult, SegmentResult
 
@@ -350,6 +351,8 @@ def register_piecewise(
     warnings += [f"{name}: {warning}" for name, result in results.items() for warning in result.warnings
                  if warning not in repeated]  # fmt: skip
     warnings += _field_warnings(blend)
+    warnings += left_out_warnings(fixed, moving, guidance, [p.name for p in pairs], global_result.transform,
+                                  blend.transform, engine)  # fmt: skip
     report(1.0, "done")
     return PiecewiseResult(
         global_result=global_result,
