@@ -9,7 +9,7 @@ Dice of each such segment under the global result and under the field, on the fi
 from __future__ import annotations
 
 from ...core.transforms import Transform
-from ..guided.guidance import Guidance, prepare_guidance
+from ..guided.guidance import Guidance, pair_segments, prepare_guidance
 from ..guided.score import DICE_TOLERANCE, guidance_score
 
 
@@ -18,10 +18,12 @@ def left_out_warnings(
 ) -> list[str]:
     """A warning for each guiding segment not in ``listed`` (pair names) whose Dice falls more than DICE_TOLERANCE
     from the global result to the field."""
-    prepared = prepare_guidance(fixed, moving, guidance, engine)
-    others = [pair.name for pair in prepared.pairs if pair.name not in listed]
-    if not others:
+    wholes = (guidance.fixed_wholes, guidance.moving_wholes)
+    pairs = pair_segments(guidance.fixed_segmentation, guidance.moving_segmentation, guidance.segments, wholes)
+    others = [pair.name for pair in pairs if pair.name not in listed]
+    if not others:  # the guidance (its distance maps) is prepared only when some segment was left out
         return []
+    prepared = prepare_guidance(fixed, moving, guidance, engine)
     before, after = guidance_score(prepared, global_transform).dice, guidance_score(prepared, field).dice
     return [
         f"segment '{name}' guides but is not among the segments moved on their own, and the combined field carries it "
