@@ -175,6 +175,9 @@ def test_affine_and_deformable_improve_the_metric(small_pair, ants_deformable_ru
 def test_mirrored_or_collapsed_linear_results_are_refused():
     with pytest.raises(EngineError, match="mirrored"):
         check_linear_result(Transform.from_matrix(np.diag([-1.0, 1, 1, 1])), "affine")
+    # A singular matrix (determinant -0.001 on a helper's SCT affine run) collapsed; it was called mirrored.
+    with pytest.raises(EngineError, match="collapsed"):
+        check_linear_result(Transform.from_matrix(np.diag([-0.001, 1, 1, 1])), "affine")
     with pytest.raises(EngineError, match="collapsed"):
         check_linear_result(Transform.from_matrix(np.diag([0.05, 1, 1, 1])), "affine")
     check_linear_result(rigid_transform(170, (0, 0, 1), (0, 0, 0)), "rigid")

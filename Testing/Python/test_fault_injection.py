@@ -826,7 +826,7 @@ MORE_CASES = {
     "Latin-1 manifest": Case(latin1_manifest, "save it as UTF-8"),
     "batch --workers -2": Case(batch_with("--workers", "-2"), "give 1 or more"),
     "batch --preset typo": Case(batch_with("--preset", "rigdi"), "unknown elastix preset 'rigdi'"),
-    "register volumes --checkerboard": Case(register_with("--checkerboard", "c.png"), "apply to 2D images only"),
+    "register volumes --checkerboard": Case(register_with("--checkerboard", "c.png"), "applies to 2D images only"),
     "register volumes --moving-pixel-size": Case(register_with("--moving-pixel-size", "0.5"), "--moving-pixel-size"),
     "batch row with a preset typo": Case(batch_row_with_a_preset_typo, "line 3: case 'c2': "),
     "batch --output-dir is a file": Case(batch_output_dir_is_a_file, "choose another --output-dir"),
@@ -1211,7 +1211,7 @@ SCRIPT_CASES = {  # options -> what the refusal says; each refused as mmreg regi
     "a deformable result to .tfm": (["--engine", "ants", "--preset", "deformable", "--output-transform", "T.tfm"],
                                     "a deformable result is a displacement field, which .tfm cannot hold"),
     "a 2D-only option on volumes": (["--output-transform", "T.h5", "--checkerboard", "c.png"],
-                                    "--checkerboard apply to 2D images only"),
+                                    "--checkerboard applies to 2D images only"),
     "an inverse elastix deformable cannot write": (["--preset", "deformable", "--output-transform", "T.h5",
                                                     "--output-inverse", "Ti.h5"], "--output-inverse"),
 }  # fmt: skip

@@ -239,3 +239,16 @@ def test_a_small_ultrasound_box_against_a_large_mr_registers_instead_of_failing(
     guided = register(pair.fixed, pair.moving, engine="elastix", preset="rigid", guidance=guidance)
     assert guided.provenance.fixed_sampling is not None
     assert median_error(guided.transform) < 1.5, median_error(guided.transform)
+
+
+def test_a_thin_slab_inside_a_large_image_is_seen_to_overlap_it():
+    """A CT slab 8 mm thick lying wholly inside a 165 mm MR (Visible Human, MR fixed): the overlap grid's 10 planes,
+    16.5 mm apart, all missed it, and --init geometry was refused as "images do not overlap" (a helper's sweep)."""
+    from MultimodalRegistrationLib.core.metric import overlap_fraction
+    from MultimodalRegistrationLib.registration.runs import MIN_OVERLAP
+
+    fixed = sitk.Image([165, 165, 165], sitk.sitkUInt8)  # 1 mm, origin 0
+    slab = sitk.Image([160, 160, 8], sitk.sitkUInt8)
+    slab.SetOrigin([2.0, 2.0, 74.0])  # z 74-81 mm: between 10 planes (72.9, 91.1 mm); 40 planes, 4.2 mm apart, meet it
+    fraction = overlap_fraction(fixed, slab, Transform.identity())
+    assert MIN_OVERLAP < fraction < 0.1, fraction

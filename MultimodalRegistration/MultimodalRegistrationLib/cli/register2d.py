@@ -117,7 +117,8 @@ def refuse_2d_options(arguments: argparse.Namespace) -> None:
     would leave a user waiting for a picture or a QA that never comes."""
     given = [flag for flag in TWO_D_OPTIONS if getattr(arguments, flag[2:].replace("-", "_"), None) is not None]
     if given:
-        raise InputError(f"{', '.join(given)} apply to 2D images only, and these are volumes: drop them (for a "
+        verb = "applies" if len(given) == 1 else "apply"
+        raise InputError(f"{', '.join(given)} {verb} to 2D images only, and these are volumes: drop them (for a "
                          "volume's spacing, mmreg prep --spacing-fixed/--spacing-moving; for its QA, mmreg qa)")
 
 

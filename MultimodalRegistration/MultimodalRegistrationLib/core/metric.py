@@ -139,7 +139,8 @@ def mutual_information(
     return histogram_information(samples.fixed, samples.moving, bins)[0]
 
 
-def overlap_fraction(fixed: sitk.Image, moving: sitk.Image, transform: Transform, per_axis: int = 10) -> float:
-    """Fraction of a grid over the fixed image that ``transform`` maps inside the moving image."""
+def overlap_fraction(fixed: sitk.Image, moving: sitk.Image, transform: Transform, per_axis: int = 40) -> float:
+    """Fraction of a grid over the fixed image that ``transform`` maps inside the moving image. 40 points an axis:
+    at 10, an 8 mm CT slab lying wholly inside a 165 mm MR fell between the grid's planes and read 0% (2.8%)."""
     points = sample_grid_points(fixed, per_axis)
     return inside_fraction(transform.transform_points(points), moving)

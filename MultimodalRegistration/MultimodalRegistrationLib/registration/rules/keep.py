@@ -31,12 +31,12 @@ def check_linear_result(transform: Transform, preset_name: str) -> None:
         return
     singular = np.linalg.svd(transform.matrix[:3, :3], compute_uv=False)
     determinant = float(np.linalg.det(transform.matrix[:3, :3]))
-    if determinant <= 0:
+    if determinant <= 0 and singular.min() >= 0.2:  # a singular matrix (determinant -0.001) collapsed, not mirrored
         raise EngineError(
             f"the {preset_name} result is mirrored (determinant {determinant:.3f})",
             hint="use the rigid preset, or prealign with landmarks so the engine starts closer",
         )
-    if singular.min() < 0.2 or singular.max() > 5.0:
+    if determinant <= 0 or singular.min() < 0.2 or singular.max() > 5.0:
         raise EngineError(
             f"the {preset_name} result collapsed or exploded (scales {np.round(singular, 3).tolist()})",
             hint="use the rigid preset, mask the anatomy, or prealign with landmarks",
