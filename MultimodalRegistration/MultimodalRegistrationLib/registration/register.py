@@ -17,7 +17,7 @@ from .guided.guidance import Guidance
 from .guided.landmark_doubt import landmarks_missed_warning
 from .outcome import keep_no_worse, provenance, start_after_lost_overlap, warn_if_far, warn_if_weak
 from .rigid_first import rigid_first
-from .runs import checked_run, pick_run, plan_runs, run_engines
+from .runs import TIE, checked_run, pick_run, plan_runs, run_engines
 from .settings import Progress, RegistrationSettings
 from .summary import Provenance, RegistrationSummary
 from .working_scale import back_to_size, scale_for, scaled_guidance, scaled_image, scaled_transform
@@ -115,6 +115,8 @@ def _register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSetti
             for tried in engine_runs.tried if "error" in tried
         ]  # fmt: skip
         kept, guided = keep_no_worse(run, plan, best)
+        if kept.kept != "result":  # the tie was between results, and neither is returned
+            run.warnings[:] = [warning for warning in run.warnings if not warning.startswith(TIE)]
     warn_if_weak(run, kept, metric_before)
     run.warnings += [said] if (said := landmarks_missed_warning(run.prepared, kept.transform)) else []
     run.timings.update(best[4].timings)

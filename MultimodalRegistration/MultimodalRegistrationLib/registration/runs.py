@@ -301,6 +301,9 @@ def error_reason(error: Exception) -> str:
     return ITK_PREFIX.sub("", described[0] if described else lines[0])
 
 
+TIE = "the runs from the"  # how the warning of two runs too close to choose begins
+
+
 def _same_result(a: Transform, b: Transform) -> bool:
     """Two linear results within about a degree and a millimetre of each other (their matrices, LPS mm)."""
     if not (a.is_linear and b.is_linear):
@@ -325,7 +328,7 @@ def pick_run(finished: list[tuple], warnings: list[str]) -> tuple | None:
     if _same_result(best[4].transform, searched[0][4].transform):  # both starts led to one pose: no tie
         return searched[0]
     warnings.append(
-        f"the runs from the {best[2]} and the any-pose starts ended within {KEEP_TOLERANCE_NATS} nats of each "
+        f"{TIE} {best[2]} and the any-pose starts ended within {KEEP_TOLERANCE_NATS} nats of each "
         f"other ({best[1]:.4f} and {searched[0][1]:.4f}), too close for the metric to choose: kept the any-pose "
         "start's result; check the result (QA's --stability) if the anatomy is nearly symmetric"
     )
