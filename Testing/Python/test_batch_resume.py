@@ -485,5 +485,7 @@ def test_a_stopped_batch_waits_for_its_running_case_only_and_counts_one_that_end
     started = time.perf_counter()
     with pytest.raises(KeyboardInterrupt):
         batch._run_local(jobs, 2, None, None, heard, lambda case: None)
-    assert time.perf_counter() - started < 30.0  # not the 60 s wait on the three cancelled cases
-    assert heard_cases == ["first", "second"]
+    assert time.perf_counter() - started < 30.0  # not the 60 s wait on the cancelled cases
+    # "second" was running when the stop came, and ended in its grace; "third" may have started too (a worker freed
+    # by "first" can take it before the stop cancels the queue); the last two were cancelled, never run.
+    assert heard_cases[:2] == ["first", "second"] and heard_cases[2:] in ([], ["third"])
