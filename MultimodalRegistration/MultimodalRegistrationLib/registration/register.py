@@ -13,10 +13,12 @@ import SimpleITK as sitk
 
 from ..core.metric import mutual_information
 from ..core.transforms import Transform
+from ..engines.run import lost_overlap
 from .guided.guidance import Guidance
 from .guided.landmark_doubt import landmarks_missed_warning
 from .outcome import keep_no_worse, provenance, start_after_lost_overlap, warn_if_far, warn_if_weak
 from .rigid_first import rigid_first
+from .rules.thin_moving import thin_moving_hint
 from .runs import TIE, checked_run, pick_run, plan_runs, run_engines
 from .settings import Progress, RegistrationSettings
 from .summary import Provenance, RegistrationSummary
@@ -106,6 +108,8 @@ def _register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSetti
     fallback = start_after_lost_overlap(run, plan, engine_runs) if best is None else None
     if best is None and fallback is None:
         engine_runs.failure.log = "\n".join(engine_runs.logs)
+        if lost_overlap(str(engine_runs.failure)) and (hint := thin_moving_hint(run.fixed, run.moving)):
+            engine_runs.failure.hint = hint
         raise engine_runs.failure
     if fallback is not None:
         best, kept, guided = fallback

@@ -1,0 +1,26 @@
+"""Advice for a run that lost its overlap because the moving image is a thin slab inside a much larger fixed one:
+most fixed samples fall off the slab whatever the pose. Register the other way round, the slab as the fixed image,
+and take the inverse. A helper's Visible Human pair: MR fixed, the 8-slice CT slab moving, failed every start with
+"Too many samples map outside moving image buffer" (189 / 4096); CT -> MR registers in 2.5 s. Sizes in mm."""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+THIN_SHARE = 0.25  # the slab's thinnest side against the fixed image's extent along it
+
+
+def _extents_mm(image: sitk.Image) -> np.ndarray:
+    return np.asarray(image.GetSize(), float) * np.asarray(image.GetSpacing(), float)
+
+
+def thin_moving_hint(fixed: sitk.Image, moving: sitk.Image) -> str | None:
+    """The advice when ``moving``'s thinnest side is under THIN_SHARE of ``fixed``'s smallest extent, else None."""
+    thin = float(_extents_mm(moving).min())
+    across = float(_extents_mm(fixed).min())
+    if thin >= THIN_SHARE * across:
+        return None
+    return (f"the moving image is a slab {thin:.0f} mm thin inside a fixed image {across:.0f} mm across, so most fixed "
+            "samples fall off it: register the other way round (the slab as --fixed, the other image as --moving) "
+            "and write --output-inverse for this direction")  # fmt: skip
