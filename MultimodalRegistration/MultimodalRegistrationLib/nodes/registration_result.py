@@ -117,8 +117,8 @@ class NodeRegistration(NodeJob):
         earlier = node.GetNodeReference(ATTRIBUTE_PREFIX + "inverse")  # a run before into the same node
         node.RemoveNodeReferenceIDs(ATTRIBUTE_PREFIX + "inverse")
         if inverse is not None:
-            if earlier is not None and earlier.GetName().endswith(INVERTED):
-                earlier.InverseName()
+            if earlier is not None:
+                _named_forward(earlier)
             # A linear node inverts exactly by itself; a nonlinear one keeps the engine's own inverse beside it.
             self.inverse_transform_node = mrml.transform_to_node(self.scene, inverse, earlier,
                                                                  name=f"{node.GetName()} inverse")  # fmt: skip
@@ -134,8 +134,8 @@ class NodeRegistration(NodeJob):
         "<moving> to <fixed>"."""
         node, fixed, moving = self.present_target("output_transform"), self.target("fixed"), self.target("moving")
         name = node.GetName() if node else self.scene.GenerateUniqueName(f"{moving.GetName()} to {fixed.GetName()}")
-        if node is not None and name.endswith(INVERTED):  # Invert named it so; the new result faces fixed -> moving
-            node.InverseName()
+        if node is not None:
+            _named_forward(node)
         return mrml.transform_to_node(self.scene, transform, node, name=name)
 
     def _record(self, node, attributes: dict) -> None:
@@ -191,6 +191,12 @@ def _segment_nodes_of(scene, transforms: dict[str, Transform], summary: Registra
 
 
 INVERTED = " (-)"  # what vtkMRMLTransformNode.InverseName appends to a node's name (and takes off again)
+
+
+def _named_forward(node) -> None:
+    """Take Invert's INVERTED off a node about to hold a new result, which faces fixed -> moving."""
+    if node.GetName().endswith(INVERTED):
+        node.InverseName()
 
 
 def invert_result(node) -> None:

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from .sections import SMALL_FRACTION, SectionReport
+from .sections import SectionReport, off_size
 
 ANCHOR_MM = 4.0  # along the stack (mm) between reference pairs: chosen on seeds 0-2 of bench_stack (stack_results.md)
 MIN_ANCHORS = 6
@@ -45,10 +43,8 @@ class AnchorPicker:
         """Whether this usable section should get a reference pair."""
         recent = self._areas[-AROUND:]
         self._areas.append(report.tissue_mm2)
-        if self.every > 1 and recent:
-            ratio = report.tissue_mm2 / float(np.median(recent))
-            if not SMALL_FRACTION <= ratio <= 1 / SMALL_FRACTION:  # small or large: a poor anchor
-                return False
+        if self.every > 1 and off_size(report.tissue_mm2, recent):  # small or large: a poor anchor
+            return False
         return not self.anchors or report.section - self.anchors[-1] >= self.every
 
     def last(self, report: SectionReport) -> bool:

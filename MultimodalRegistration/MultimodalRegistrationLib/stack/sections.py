@@ -213,6 +213,15 @@ def working_section(gray: sitk.Image, report: SectionReport, scale: float = 1.0)
     return WorkingSection(report.section, image, centroid, bright, mask, int(tissue.sum()))
 
 
+def off_size(area_mm2: float, near_mm2: list[float]) -> str | None:
+    """"small" when ``area_mm2`` is under SMALL_FRACTION of the median of ``near_mm2`` (its neighbours' tissue
+    areas), "large" when over 1 / SMALL_FRACTION times it, else None (also without neighbours)."""
+    if not near_mm2:
+        return None
+    ratio = area_mm2 / float(np.median(near_mm2))
+    return "small" if ratio < SMALL_FRACTION else "large" if ratio > 1 / SMALL_FRACTION else None
+
+
 def mark_size(reports: list[SectionReport], around: int = 3) -> None:
     """Mark usable sections whose tissue area is under SMALL_FRACTION of their neighbours' median as small, and
     over 1 / SMALL_FRACTION times it as large (a rigid pose cannot hold a section scanned at another
@@ -224,16 +233,13 @@ def mark_size(reports: list[SectionReport], around: int = 3) -> None:
         k = report.section
         near = [areas[j] for j in range(max(0, k - around), min(len(reports), k + around + 1)) if j != k]
         near = [a for a in near if np.isfinite(a)]
-        if not near:
+        status = off_size(report.tissue_mm2, near)
+        if status is None:
             continue
-        ratio = report.tissue_mm2 / float(np.median(near))
+        report.status = status
         note = f"tissue {report.tissue_mm2:.0f} mm^2 against {np.median(near):.0f} mm^2 around it"
-        if ratio < SMALL_FRACTION:
-            report.status = "small"
-        elif ratio > 1 / SMALL_FRACTION:
-            report.status = "large"
-            note += (f" ({ratio ** 0.5:.1f} times across): if it was scanned at another magnification, rescale it "
-                     "to the others' pixel size; if it is another specimen, take it out of the folder")
-        else:
-            continue
+        if status == "large":
+            note += (f" ({(report.tissue_mm2 / float(np.median(near))) ** 0.5:.1f} times across): if it was scanned "
+                     "at another magnification, rescale it to the others' pixel size; if it is another specimen, "
+                     "take it out of the folder")  # fmt: skip
         report.note = "; ".join(n for n in (note, report.note) if n)

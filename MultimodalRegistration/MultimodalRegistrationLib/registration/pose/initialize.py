@@ -23,6 +23,7 @@ import SimpleITK as sitk
 
 from ...core.choices import FULL_ROTATION_DEG, INIT_METHODS
 from ...core.errors import InputError
+from ...core.images import physical_extent_mm
 from ...core.rotations import pose_difference
 from ...core.transforms import Transform
 from ..settings import RegistrationSettings
@@ -77,14 +78,11 @@ def same_start(a: Transform, b: Transform, center: np.ndarray, shift_mm: float =
     return angle < SAME_START_DEG and shift < shift_mm
 
 
-def _smallest_extent_mm(image: sitk.Image) -> float:
-    return float(np.min(np.asarray(image.GetSize()) * np.asarray(image.GetSpacing())))
-
-
-def _inside_each_other(fixed: sitk.Image, moving: sitk.Image) -> bool:
-    """Whether, as the headers place them, each image's foreground centre lies inside the other image's box."""
-    for image, other in ((fixed, moving), (moving, fixed)):
-        index = np.asarray(image.TransformPhysicalPointToContinuousIndex(tuple(foreground_center(other))))
+def _inside_each_other(fixed: sitk.Image, moving: sitk.Image, fixed_center: np.ndarray) -> bool:
+    """Whether, as the headers place them, each image's foreground centre (the fixed one's given, LPS mm) lies
+    inside the other image's box."""
+    for image, center in ((fixed, foreground_center(moving)), (moving, fixed_center)):
+        index = np.asarray(image.TransformPhysicalPointToContinuousIndex(tuple(float(v) for v in center)))
         if np.any(index < -0.5) or np.any(index > np.asarray(image.GetSize()) - 0.5):
             return False
     return True
@@ -137,8 +135,8 @@ def starting_poses(
         if not (joined or same_start(search.transform, before, center)):
             poses.append(("centre", before))
         # On a small image 10 mm is far: the cord pair's centres lay 9.9 mm from its headers, 42 mm across.
-        header, near_mm = Transform.identity(), min(SAME_START_MM, HEADER_SHARE * _smallest_extent_mm(fixed))
-        if _inside_each_other(fixed, moving) and not any(same_start(header, pose, center, near_mm)
-                                                         for pose in (search.transform, before)):  # fmt: skip
+        header, near_mm = Transform.identity(), min(SAME_START_MM, HEADER_SHARE * physical_extent_mm(fixed).min())
+        apart = not any(same_start(header, pose, center, near_mm) for pose in (search.transform, before))
+        if apart and _inside_each_other(fixed, moving, center):
             poses.append(("header", header))
     return StartingPoses(poses=poses, before=before, search=search, warnings=list(search.warnings))

@@ -5,20 +5,17 @@ and take the inverse. A helper's Visible Human pair: MR fixed, the 8-slice CT sl
 
 from __future__ import annotations
 
-import numpy as np
 import SimpleITK as sitk
 
-THIN_SHARE = 0.25  # the slab's thinnest side against the fixed image's extent along it
+from ...core.images import physical_extent_mm
 
-
-def _extents_mm(image: sitk.Image) -> np.ndarray:
-    return np.asarray(image.GetSize(), float) * np.asarray(image.GetSpacing(), float)
+THIN_SHARE = 0.25  # the slab's thinnest side against the fixed image's smallest extent
 
 
 def thin_moving_hint(fixed: sitk.Image, moving: sitk.Image) -> str | None:
     """The advice when ``moving``'s thinnest side is under THIN_SHARE of ``fixed``'s smallest extent, else None."""
-    thin = float(_extents_mm(moving).min())
-    across = float(_extents_mm(fixed).min())
+    thin = float(physical_extent_mm(moving).min())
+    across = float(physical_extent_mm(fixed).min())
     if thin >= THIN_SHARE * across:
         return None
     return (f"the moving image is a slab {thin:.0f} mm thin inside a fixed image {across:.0f} mm across, so most fixed "
