@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from .images import inside_fraction, sample_grid_points
+from .images import inside_fraction, physical_extent_mm, sample_grid_points
 from .transforms import Transform
 
 # Measured on the phantoms and on MNI T1 against a T2-like contrast: at 2 mm one value takes 60-120 ms
@@ -139,8 +139,13 @@ def mutual_information(
     return histogram_information(samples.fixed, samples.moving, bins)[0]
 
 
-def overlap_fraction(fixed: sitk.Image, moving: sitk.Image, transform: Transform, per_axis: int = 40) -> float:
-    """Fraction of a grid over the fixed image that ``transform`` maps inside the moving image. 40 points an axis:
-    at 10, an 8 mm CT slab lying wholly inside a 165 mm MR fell between the grid's planes and read 0% (2.8%)."""
+def overlap_fraction(fixed: sitk.Image, moving: sitk.Image, transform: Transform, per_axis: int | None = None) -> float:
+    """Fraction of a grid over the fixed image that ``transform`` maps inside the moving image. By default 10 points
+    an axis, and up to 40 where the moving image is thin against the fixed one (the grid's step at most half its
+    thinnest side): at 10, an 8 mm CT slab lying wholly inside a 165 mm MR fell between the grid's planes and read
+    0% (2.8%). A nonlinear transform maps the points one by one: 40 an axis took 0.15 s, 10 a few ms."""
+    if per_axis is None:
+        ratio = 2.0 * float(physical_extent_mm(fixed).max()) / float(physical_extent_mm(moving).min())
+        per_axis = int(np.clip(np.ceil(ratio), 10, 40))
     points = sample_grid_points(fixed, per_axis)
     return inside_fraction(transform.transform_points(points), moving)
