@@ -214,6 +214,14 @@ def parse_seeds(text: str | None) -> list[int]:
     return seeds
 
 
+def value_range(text: str) -> tuple[float, float]:
+    """``"low-high"`` or one value (``"0"``: that value, not numpy's uniform from it to 1) as (low, high)."""
+    values = tuple(float(v) for v in text.split("-"))
+    if len(values) not in (1, 2) or values[0] > values[-1]:
+        raise SystemExit(f"give a range as low-high or one value, not {text!r}")
+    return values[0], values[-1]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds")
@@ -235,8 +243,7 @@ def main() -> int:
         out.unlink()
     methods = [m for m in args.methods.split(",") if m]
     seeds = parse_seeds(args.seeds)
-    turn = tuple(float(v) for v in args.turn_deg.split("-"))
-    share = tuple(float(v) for v in args.echo_mr_share.split("-"))
+    turn, share = value_range(args.turn_deg), value_range(args.echo_mr_share)
 
     def same(record: dict) -> bool:
         return turn_of(record) == turn and share_of(record) == share
