@@ -4,7 +4,8 @@ An ultrasound fan or an MR box that cuts an organ makes the segment end at the e
 the organ's surface. Comparing such a segment with a whole one (Dice, surface distance, centroids) rewards a
 pose that lines the whole organ up with the cut one. The comparisons therefore look only where both images
 see the organ: the common view, the fixed field of view and the moving one mapped onto the fixed grid, each
-taken into account only when it cuts its segment.
+taken into account only when it cuts its segment. A dark exterior that surrounds the data on every side is a
+mask laid on the anatomy (a skull-stripped brain), not a view: a segment that ends there ends with the anatomy.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def field_of_view(image: sitk.Image | None, like: sitk.Image) -> sitk.Image:
     """Where ``image`` has data (UInt8 0/1 on ``like``'s grid): voxels above its minimum, holes filled.
 
     An ultrasound is at its minimum outside the fan; an image without such a region has data everywhere."""
-    return fields_of_view(image, like)[0]
+    return fields_of_view(image, like, masks_view=True)[0]
 
 
 def edge_distance(fov: sitk.Image) -> sitk.Image:
@@ -38,10 +39,24 @@ def edge_distance(fov: sitk.Image) -> sitk.Image:
 # took 18 s to close and 10 s for its edge distances at full size): its edge then lies within one coarse voxel.
 LARGE_VOXELS = 8_000_000
 COARSE_MM = 1.5
+# A view reaches its image's box (a TRUS fan: 37-100% of a face; a slab's cut: all of one); a skull-stripped brain
+# touches no face (0%, 1% cropped to its bounding box). Below this share on every face the dark exterior is a mask.
+VIEW_FACE_SHARE = 0.05
 
 
-def fields_of_view(image: sitk.Image | None, like: sitk.Image) -> tuple[sitk.Image, sitk.Image]:
-    """:func:`field_of_view` and its :func:`edge_distance` (mm), both on ``like``'s grid."""
+def surrounded(fov: sitk.Image) -> bool:
+    """Whether the data region ``fov`` (UInt8 0/1) covers less than VIEW_FACE_SHARE of every face of its box."""
+    array = sitk.GetArrayViewFromImage(fov) != 0
+    faces = [array.take(end, axis=axis) for axis in range(array.ndim) for end in (0, -1)]
+    return max(float(face.mean()) for face in faces) < VIEW_FACE_SHARE
+
+
+def fields_of_view(
+    image: sitk.Image | None, like: sitk.Image, masks_view: bool = False
+) -> tuple[sitk.Image, sitk.Image]:
+    """Where ``image`` has data as a view that cuts segments, and its :func:`edge_distance` (mm), both on ``like``'s
+    grid: data everywhere when the data region is :func:`surrounded` (a mask on the anatomy, whose segments end with
+    it), unless ``masks_view`` (:func:`field_of_view`: where there is data, for reading an image there)."""
     fov = None
     if image is not None:
         array = sitk.GetArrayViewFromImage(image)
@@ -51,7 +66,7 @@ def fields_of_view(image: sitk.Image | None, like: sitk.Image) -> tuple[sitk.Ima
         if coarse:  # a coarse voxel has data when any of its voxels has
             data = sitk.Cast(sitk.BinShrink(sitk.Cast(data, sitk.sitkFloat32), factors) > 0, sitk.sitkUInt8)
         fov = sitk.Cast(sitk.BinaryFillhole(sitk.BinaryMorphologicalClosing(data, [2, 2, 2])), sitk.sitkUInt8)
-    if fov is None or not np.any(sitk.GetArrayViewFromImage(fov)):  # data everywhere
+    if fov is None or not np.any(sitk.GetArrayViewFromImage(fov)) or (not masks_view and surrounded(fov)):
         fov = sitk.Cast(like * 0 + 1, sitk.sitkUInt8)
         return fov, edge_distance(fov)
     edge = edge_distance(fov)
