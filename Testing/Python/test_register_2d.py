@@ -335,21 +335,28 @@ def test_a_size_that_points_to_a_wrong_pixel_size_is_warned_about(tmp_path, mr, 
     assert size_warnings(5.0, np.diag([0.8, 0.8, 1.0]), "affine", True, pixels, sources) == []  # shrunk 0.8: fine
 
 
-@pytest.mark.parametrize("plane", ["axial at z -18", "coronal", "coronal, one slice along y"])
+@pytest.mark.parametrize("plane", ["axial at z -18", "axial, rows stored bottom-up", "coronal",
+                                   "coronal, one slice along y"])  # fmt: skip
 def test_a_one_slice_volume_file_keeps_its_place_in_the_3d_transform(tmp_path, mr, plane, capsys):
     """A fixed slice saved as a one-slice volume: T_3d.tfm takes its points where the file puts them in 3D (z -18
     mm, or a coronal plane) to the moving slide's. It kept z, so the moving slide under it missed an axial slice
     at z -18 (0% overlap), and for a coronal slice it landed about 60 mm off (review). A coronal slice cropped
-    from a volume is one voxel thick along y (W x 1 x H): it was refused as a 2D image against a 3D one."""
+    from a volume is one voxel thick along y (W x 1 x H): it was refused as a 2D image against a 3D one. The
+    slice is compared as Slicer shows it (rows down to inferior in a coronal view): the same slice stored with
+    its rows bottom-up (direction (1, 0, 0, -1)) met the upright slide mirrored, 59 mm off (a helper's sweep)."""
     folder, points = mr
     image = sitk.JoinSeries(sitk.ReadImage(str(folder / "mr.nrrd")))
     origin = np.array([-120.0, -100.0, -18.0])
-    direction = np.eye(3) if plane.startswith("axial") else np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])
-    stored = direction
+    direction = np.eye(3) if plane.startswith("axial") else np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]])
+    stored, stored_origin = direction, origin
     if plane.endswith("along y"):  # the same voxels and places, stored as W x 1 x H
         image = sitk.PermuteAxes(image, [0, 2, 1])
         stored = np.c_[direction[:, 0], -direction[:, 2], direction[:, 1]]
-    image.SetOrigin(origin.tolist())
+    if plane.endswith("bottom-up"):  # the same voxels and places, the last row first
+        image = sitk.Flip(image, [False, True, False])
+        stored = direction @ np.diag([1.0, -1.0, 1.0])
+        stored_origin = origin + direction[:, 1] * FIXED_PIXEL_MM * (image.GetSize()[1] - 1)
+    image.SetOrigin(stored_origin.tolist())
     image.SetDirection(stored.ravel().tolist())
     sitk.WriteImage(image, str(tmp_path / "slice.nrrd"))
     truth = data.truth_of("rigid")

@@ -11,8 +11,9 @@ counts as 2D).
   pHYs chunk, and 1.0 (ITK's default when the file says nothing) or 72/96 dpi (screen defaults written by
   most editors) count as unknown: :func:`pixel_size_mm` returns None and the caller asks for one.
 * **Geometry:** the returned image has origin (0, 0), identity direction and square pixels, so pixel
-  (column i, row j) has its centre at ``(i * px, j * px)`` mm (the pixel frame); the file's own origin and
-  direction are kept beside it (:meth:`Image2D.frame_to_file`) for the outputs a user loads with the files.
+  (column i, row j) has its centre at ``(i * px, j * px)`` mm (the pixel frame); its pixels are laid out as
+  Slicer shows the slice (:mod:`.picture`), and the origin and direction that place them as the file placed its
+  own are kept beside it (:meth:`Image2D.frame_to_file`) for the outputs a user loads with the files.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import SimpleITK as sitk
 
 from .errors import InputError
 from .files import RASTER_SUFFIXES, VOLUME_SUFFIXES, suffix_of
+from .picture import picture_axes
 
 IMAGE_2D_SUFFIXES = RASTER_SUFFIXES + VOLUME_SUFFIXES
 BT601 = (0.299, 0.587, 0.114)  # luminance weights of R, G, B (ITU-R BT.601)
@@ -240,10 +242,34 @@ def read_image_2d(
         size, source = pixel_size_mm(path, image), "file"
         if size is None:
             raise InputError(f"{role} {path} does not state its pixel size: give it in mm ({option})")
+    image, origin, direction = _as_picture(image, np.asarray(origin, float), np.asarray(direction, float), size)
     image.SetSpacing((size, size))
     image.SetOrigin((0.0, 0.0))
     image.SetDirection((1.0, 0.0, 0.0, 1.0))
     return Image2D(path, image, size, source, tuple(origin), tuple(direction), thickness)
+
+
+def _as_picture(image: sitk.Image, origin: np.ndarray, direction: np.ndarray, pixel_mm: float) -> tuple:
+    """``image``'s pixels as :func:`.picture.picture_axes` lays them out, with the origin (LPS mm) and direction
+    (3x3 row-major; the normal keeps the file's handedness) that place the picture where the file placed its
+    pixels. A file storing its rows bottom-up (a NIfTI or NRRD slice with direction (1, 0, 0, -1)) met a PNG
+    mirrored: 59 mm off, silently."""
+    columns = direction.reshape(3, 3)
+    (across, leftward), (downward, upward) = picture_axes(columns)
+    if (across, leftward, upward) == (0, False, False):
+        return image, tuple(origin), tuple(direction)
+    pixels = sitk.GetArrayFromImage(image)  # (rows, columns[, components])
+    pixels = np.swapaxes(pixels, 0, 1) if across == 1 else pixels
+    size = image.GetSize()
+    frame = np.zeros((3, 3))
+    for picture_axis, (axis, reversed_) in enumerate(((across, leftward), (downward, upward))):
+        frame[:, picture_axis] = -columns[:, axis] if reversed_ else columns[:, axis]
+        if reversed_:
+            origin = origin + columns[:, axis] * pixel_mm * (size[axis] - 1)
+            pixels = np.flip(pixels, axis=1 - picture_axis)
+    frame[:, 2] = columns[:, 2] * np.sign(np.linalg.det(columns) * np.linalg.det(np.c_[frame[:, :2], columns[:, 2]]))
+    picture = sitk.GetImageFromArray(np.ascontiguousarray(pixels), isVector=image.GetNumberOfComponentsPerPixel() > 1)
+    return sitk.Cast(picture, image.GetPixelID()), tuple(origin), tuple(frame.ravel())
 
 
 def _one_slice(volume: sitk.Image) -> tuple[sitk.Image, tuple, float]:

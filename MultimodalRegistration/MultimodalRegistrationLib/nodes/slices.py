@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 from vtk.util import numpy_support
 
+from ..core.picture import picture_axes
+from ..core.transforms import lps_ras_points
 from .mrml import ijk_to_ras
 
 
@@ -29,32 +31,21 @@ def is_single_slice(node) -> bool:
     return slice_axes(node) is not None
 
 
-# Slicer's standard views (vtkMRMLSliceNode's axial, coronal and sagittal orientations): the plane's normal, then
-# the RAS directions of screen right and of screen down in it.
-_VIEWS = (
-    ((0.0, 0.0, 1.0), (-1.0, 0.0, 0.0), (0.0, -1.0, 0.0)),  # axial: right = L, down = P
-    ((0.0, 1.0, 0.0), (-1.0, 0.0, 0.0), (0.0, 0.0, -1.0)),  # coronal: right = L, down = I
-    ((1.0, 0.0, 0.0), (0.0, -1.0, 0.0), (0.0, 0.0, -1.0)),  # sagittal: right = P, down = I
-)
-
-
 def slice_to_ijk(node) -> np.ndarray:
     """4x4: a single-slice volume's picture (column, row, slice) -> its IJK, a signed permutation. The picture is
     the slice as Slicer's standard view of its plane shows it, columns to the right and rows downward, so that a
     section photographed upright (a PNG as Slicer loads it, shown upright in the axial view) meets a coronal or
     sagittal slice the right way round: the 2D search turns, it does not mirror."""
     first, second, thin = slice_axes(node)
-    direction = ijk_to_ras(node)[:3, :3]
-    units = direction / np.linalg.norm(direction, axis=0)
-    _, right, down = max(_VIEWS, key=lambda view: abs(float(np.dot(view[0], units[:, thin]))))
-    column, row = (first, second) if abs(units[:, first] @ right) >= abs(units[:, second] @ right) else (second, first)
+    columns = lps_ras_points(ijk_to_ras(node)[:3, :3].T).T[:, [first, second, thin]]  # each IJK axis in LPS
+    (across, leftward), (downward, upward) = picture_axes(columns)
+    column, row = (first, second)[across], (first, second)[downward]
     size = node.GetImageData().GetDimensions()
     matrix = np.zeros((4, 4))
     matrix[thin, 2] = matrix[3, 3] = 1.0
-    for axis, picture_axis, toward in ((column, 0, right), (row, 1, down)):
-        forward = float(units[:, axis] @ np.asarray(toward)) >= 0
-        matrix[axis, picture_axis] = 1.0 if forward else -1.0
-        matrix[axis, 3] = 0.0 if forward else size[axis] - 1.0
+    for axis, picture_axis, reversed_ in ((column, 0, leftward), (row, 1, upward)):
+        matrix[axis, picture_axis] = -1.0 if reversed_ else 1.0
+        matrix[axis, 3] = size[axis] - 1.0 if reversed_ else 0.0
     return matrix
 
 
