@@ -44,6 +44,11 @@ def test_the_result_and_its_mistakes_are_told_apart_by_the_landmarks_and_segment
     assert inverse.landmarks.tre_after.median_mm > inverse.landmarks.tre_before.median_mm + 10.0
     assert not any("agree less" in w for w in inverse.warnings)
     assert len(_doubts(inverse)) == 1 and _doubts(inverse)[0].startswith(WRONG_WAY + ": the landmarks' median error")
+    # The QA panel's summary called the inverse's TRE 'the number to trust' above that warning (a helper's sweep).
+    from MultimodalRegistrationLib.nodes.qa_table import summary_text
+
+    assert "the number to trust" in summary_text(report) and "the number to trust" not in summary_text(inverse)
+    assert "read the warning below first" in summary_text(inverse)
     # With the segments only, their Dice says it.
     by_segments = _doubts(_qa(pair, right.inverse(), landmarks=False))
     assert len(by_segments) == 1 and by_segments[0].startswith(WRONG_WAY + ": the segments' Dice")
@@ -76,3 +81,34 @@ def test_landmarks_in_the_other_frame_are_named(pair_and_fit):
     options = QAOptions(fixed_points_ras=lps_ras_points(pair.targets_fixed), moving_points_ras=moving_lps_as_ras)
     said = _doubts(assess_registration(pair.fixed, pair.moving, right, options))
     assert len(said) == 1 and said[0].startswith(OTHER_FRAME + ": the moving list is ")
+
+
+def test_a_large_structure_given_the_wrong_way_round_is_named_by_its_segments():
+    """A brain-sized segment (an ellipsoid over most of the box) under a 12 degree, 10 mm motion, the inverse given:
+    as given its Dice stays high (0.6-0.8), so 'twice the Dice the other way' could never hold (a helper's
+    skull-stripped MNI pair: 0.71 as given, 0.96 the other way, only "overlap less" said)."""
+    import SimpleITK as sitk
+    from MultimodalRegistrationLib.core.transforms import rigid_transform
+    from MultimodalRegistrationLib.qa.overlap import segmentation_overlap
+    from MultimodalRegistrationLib.qa.worse import worse_or_wrong_way
+
+    axis = -60.0 + 2.0 * np.arange(61)
+    z, y, x = np.meshgrid(axis, axis, axis, indexing="ij")
+    points = np.stack([x, y, z], axis=-1)
+    truth = rigid_transform(12.0, (0.2, 1.0, 0.3), (6.0, -8.0, 3.0))  # fixed -> moving (LPS mm)
+
+    def labels(at: np.ndarray) -> sitk.Image:
+        inside = np.sum((at / np.array([45.0, 38.0, 32.0])) ** 2, axis=-1) <= 1.0
+        image = sitk.GetImageFromArray(inside.astype(np.uint8))
+        image.SetSpacing((2.0,) * 3)
+        image.SetOrigin((-60.0,) * 3)
+        return image
+
+    fixed = labels(points)
+    moving = labels(truth.inverse().transform_points(points.reshape(-1, 3)).reshape(points.shape))
+    right = segmentation_overlap(fixed, moving, truth)
+    assert right.after[0].dice > 0.97 and worse_or_wrong_way(truth, None, right, fixed, moving) == []
+    given = segmentation_overlap(fixed, moving, truth.inverse())
+    assert 0.5 < given.after[0].dice < 0.85 and given.after[0].dice < given.before[0].dice - 0.05, given.after[0]
+    (warning,) = worse_or_wrong_way(truth.inverse(), None, given, fixed, moving)
+    assert warning.startswith(WRONG_WAY + ": the segments' Dice"), warning

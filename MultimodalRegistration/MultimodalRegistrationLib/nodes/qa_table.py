@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import vtk
 
+from ..qa.point_frames import OTHER_FRAME
 from ..qa.report_types import QAReport
+from ..qa.worse import WRONG_WAY
 
 TABLE_COLUMNS = ("metric", "value", "unit")
 
@@ -118,9 +120,13 @@ def summary_text(report: QAReport) -> str:
     if landmarks is not None:
         tre_before, tre, fre = landmarks.tre_before, landmarks.tre_after, landmarks.fre_after
         if tre is not None:
+            doubted = any(warning.startswith((WRONG_WAY, OTHER_FRAME)) or " was inverted since" in warning
+                          for warning in report.warnings)  # fmt: skip
             lines.append(
                 f"TRE {tre.mean_mm:.2f} mm mean, {tre.max_mm:.2f} mm max over {tre.count} target landmarks "
-                f"(before {tre_before.mean_mm:.2f} mm): the number to trust."
+                f"(before {tre_before.mean_mm:.2f} mm): "
+                + ("read the warning below first: it may not measure this registration." if doubted
+                   else "the number to trust.")
             )
         if fre is not None:
             lines.append(
