@@ -158,6 +158,29 @@ def test_a_transform_applied_twice_draws_a_warning(coarse):
     assert not any("agree less" in warning for warning in good.warnings)
 
 
+def test_images_apart_and_segments_outside_their_image_are_said(coarse):
+    """A moving image 1000 mm away read "MI - -> -" and exit 0, and a labelmap saved 500 mm from its image read Dice
+    0 before and after, both without a word (a helper's sweep)."""
+    from MultimodalRegistrationLib.qa.assess import QAOptions
+
+    fixed, moving, truth = coarse
+    fixed_labels, moving_labels = skull(coarse)
+    far = sitk.Image(moving)
+    far.SetOrigin(tuple(np.add(moving.GetOrigin(), (0.0, 0.0, 1000.0))))
+    apart = assess_registration(fixed, far, truth)
+    assert apart.images_after.overlap_fraction == 0.0
+    assert any(w.startswith("no part of the fixed image maps inside the moving image") for w in apart.warnings)
+    good = assess_registration(fixed, moving, truth, QAOptions(fixed_labels=fixed_labels, moving_labels=moving_labels))
+    assert not any("lie outside" in w or w.startswith("no part") for w in good.warnings), good.warnings
+    assert good.segmentation.after[0].dice > 0.8
+    moved = sitk.Image(moving_labels)
+    moved.SetOrigin(tuple(np.add(moving_labels.GetOrigin(), (500.0, 0.0, 0.0))))
+    outside = assess_registration(fixed, moving, truth, QAOptions(fixed_labels=fixed_labels, moving_labels=moved))
+    assert outside.segmentation.after[0].dice == 0.0
+    assert any(w.startswith("the moving segments lie outside the moving image") for w in outside.warnings)
+    assert not any(w.startswith("the fixed segments lie outside") for w in outside.warnings)
+
+
 def test_nodes_warn_about_swapped_volumes_and_a_result_hardened_into_the_moving_volume(scene, coarse):
     from MultimodalRegistrationLib.nodes import mrml
     from MultimodalRegistrationLib.nodes.qa import assess_nodes, qa_parameters

@@ -37,6 +37,7 @@ from .jacobian import INVERSE_MISS_MM, InverseConsistency, inverse_consistency, 
 from .landmarks import landmark_errors, paired_landmarks
 from .overlap import prepared_labels, same_labelmap_warning, segmentation_overlap
 from .pictures import KINDS, write_qa_pictures
+from .placement import labels_outside_warning, no_overlap_warning
 from .point_frames import other_frame_warning
 from .report import render_html
 from .report_types import QAReport, TransformDescription
@@ -201,10 +202,13 @@ def assess_registration(
         same = same_labelmap_warning(o.fixed_labels, o.moving_labels, sources.get("fixed_labels"),
                                      sources.get("moving_labels"))  # fmt: skip
         warnings += ([same] if same else []) + overlap.warnings
+        warnings += labels_outside_warning(o.fixed_labels, fixed, "fixed")
+        warnings += labels_outside_warning(o.moving_labels, moving, "moving")
     metric_spacing, jacobian_spacing = measuring_grids(fixed, moving, o)
     with step("images", 0.15):
         images = [image_agreement(fixed, moving, pose, fixed_mask, metric_spacing) for pose in (before, transform)]
     warnings += agreement_fell(images[0].mutual_information, images[1].mutual_information)
+    warnings += no_overlap_warning(images[1])
     judged = None if other_frame else landmarks  # points in the other frame say nothing of the transform
     warnings += worse_or_wrong_way(transform, judged, overlap, o.fixed_labels, o.moving_labels)
     with step("jacobian", 0.25):

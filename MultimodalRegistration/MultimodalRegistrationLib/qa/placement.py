@@ -1,0 +1,43 @@
+"""Inputs QA can measure nothing on, said in plain words: images the transform does not bring together, and
+segments that lie outside their own image (LPS mm).
+
+Both used to pass silently: a moving image 1000 mm away printed "MI - -> -" and exit 0, and a labelmap saved 500 mm
+from its image read Dice 0.000 before and after without a word (a helper's sweep)."""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..core.images import index_to_physical_matrix, inside_fraction
+from .images import ImageAgreement
+
+SAMPLED_VOXELS = 2000  # of a labelmap's segments, enough to say whether any lies inside the image
+
+
+def no_overlap_warning(after: ImageAgreement) -> list[str]:
+    """A warning when no fixed voxel maps inside the moving image under the transform."""
+    if after.overlap_fraction > 0.0:
+        return []
+    return [("no part of the fixed image maps inside the moving image under this transform (overlap 0), so the "
+            "images cannot be compared: check that the transform belongs to these two images and is given fixed "
+            "-> moving, or register them first (they may lie apart in physical space: --init geometry, or "
+            "landmarks)")]  # fmt: skip
+
+
+def labels_outside_warning(labels: sitk.Image, image: sitk.Image, role: str) -> list[str]:
+    """A warning when none of ``labels``' segment voxels lies inside ``image``'s box (``role``: fixed, moving)."""
+    array = sitk.GetArrayViewFromImage(labels)
+    segments = array.any(axis=3) if array.ndim == 4 else array != 0  # layered segments: one component a layer
+    found = np.flatnonzero(segments)
+    if found.size == 0:
+        return []
+    chosen = found[np.linspace(0, found.size - 1, min(SAMPLED_VOXELS, found.size)).astype(int)]
+    zyx = np.stack(np.unravel_index(chosen, segments.shape), axis=1)
+    matrix = index_to_physical_matrix(labels)
+    points = zyx[:, ::-1] @ matrix[:3, :3].T + matrix[:3, 3]
+    if inside_fraction(points, image) > 0.0:
+        return []
+    return [(f"the {role} segments lie outside the {role} image (none of their voxels falls inside its box), so their "
+            "overlap reads 0: the labelmap was saved with another image's geometry or in another space; export it "
+            f"again on the {role} image")]  # fmt: skip
