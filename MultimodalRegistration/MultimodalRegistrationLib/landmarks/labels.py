@@ -117,7 +117,9 @@ def pair_landmarks(
     # labels that say nothing (a point missing from one list paired every later point with its neighbour's partner).
     numbered = len(fixed) != len(moving) and _numbered(fixed_labels) and _numbered(moving_labels)
     common = set() if numbered else set(fixed_labels or []) & set(moving_labels or [])
-    enough = len(common) >= min(3, len(fixed), len(moving)) and 2 * len(common) >= max(len(fixed), len(moving))
+    # or every label of the shorter list is in the longer one (12 placed on the MR, 5 found on the ultrasound)
+    enough = len(common) >= min(3, len(fixed), len(moving)) and (
+        2 * len(common) >= max(len(fixed), len(moving)) or len(common) == min(len(fixed), len(moving)))
     if len(fixed) == len(moving) and not (unique and common and enough and common != set(fixed_labels)):
         moving, _, paired_by, warnings = pair_points(moving, fixed_labels, moving_labels)
         labels = fixed_labels or moving_labels or [f"P{i + 1}" for i in range(len(fixed))]
