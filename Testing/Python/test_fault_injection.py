@@ -1072,6 +1072,10 @@ def two_d_landmarks_that_cannot_pair(inputs: Path, out: Path) -> list[str]:
                         str(inputs / "M.csv"))  # fmt: skip
 
 
+def two_d_pixel_size_in_the_wrong_unit(inputs: Path, out: Path) -> list[str]:
+    return _register_2d(*_slides(inputs), out, pixel="0.0005")  # 0.5 micrometres: a 0.05 x 0.04 mm slide
+
+
 def two_d_transform_as_image(inputs: Path, out: Path) -> list[str]:
     argv = _register_2d(*_slides(inputs), out)
     argv[argv.index("--output-transform") + 1] = str(out / "T.nrrd")
@@ -1165,6 +1169,7 @@ TWO_D_CASES = {
     "2D: mask of another size": Case(two_d_mask_of_another_size, "draw the mask on that image"),
     "2D: landmarks on one image": Case(two_d_landmarks_on_one_image, "together"),
     "2D: landmark lists that cannot pair": Case(two_d_landmarks_that_cannot_pair, "cannot be paired by label"),
+    "2D: a pixel size in the wrong unit": Case(two_d_pixel_size_in_the_wrong_unit, "too small to register against it"),
     "2D: transform written as an image": Case(two_d_transform_as_image, "use one of .tfm"),
     "2D: a volume-only option": Case(two_d_volume_only_option, "apply to 3D volumes only"),
     "2D: a blank slide": Case(two_d_blank_slide, "holds no tissue to register"),

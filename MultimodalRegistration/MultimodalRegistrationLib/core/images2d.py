@@ -306,6 +306,25 @@ def check_finite(image2d: Image2D, role: str = "image") -> None:
                          "background value) and save it again")  # fmt: skip
 
 
+MIN_OTHER_PIXELS = 8  # an image narrower than this many of the other's pixels cannot be registered against it
+
+
+def check_sizes_comparable(fixed: Image2D, moving: Image2D) -> None:
+    """Refuse a pair in which one image is narrower than MIN_OTHER_PIXELS of the other's pixels: a pixel size wrong
+    by a unit (0.00075 for 0.75 mm) crashed the engines' smoothing with "this is a bug"."""
+    for image, other, option in ((fixed, moving, "--fixed-pixel-size"), (moving, fixed, "--moving-pixel-size")):
+        size = np.asarray(image.image.GetSize(), float)
+        if float(size.min()) * image.pixel_mm >= MIN_OTHER_PIXELS * other.pixel_mm:
+            continue
+        width, height = size * image.pixel_mm
+        raise InputError(
+            f"{image.path} is {width:.3g} x {height:.3g} mm ({int(size[0])} x {int(size[1])} pixels of "
+            f"{image.pixel_mm:g} mm, {image.pixel_source}), under {MIN_OTHER_PIXELS} pixels of {other.path} "
+            f"({other.pixel_mm:g} mm) across: too small to register against it. Check the pixel sizes: they are in "
+            f"mm ({option} {image.pixel_mm:g} means {image.pixel_mm * 1000:g} micrometres)"
+        )
+
+
 def check_opaque(image2d: Image2D, role: str = "image") -> None:
     """Refuse an image whose alpha channel is not fully opaque: its see-through pixels hold no tissue value."""
     image = image2d.image
