@@ -182,8 +182,14 @@ def inputs_2d(job: Registration2DJob):
     landmarks): ``landmarks`` are :func:`..qa.two_d.paired_points_2d` of the landmark files, or None."""
     from ..core.choices import check_seed, check_threads
     from ..core.errors import InputError
-    from ..core.images2d import (check_finite, check_not_uniform, check_opaque, check_sizes_comparable, read_image_2d,
-                                 read_mask_2d)
+    from ..core.images2d import (
+        check_finite,
+        check_not_uniform,
+        check_opaque,
+        check_sizes_comparable,
+        read_image_2d,
+        read_mask_2d,
+    )
     from ..core.output_safety import check_outputs_apart
     from ..engines.presets import load_preset
     from ..qa.two_d import paired_points_2d
