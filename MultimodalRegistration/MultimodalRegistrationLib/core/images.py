@@ -97,6 +97,20 @@ def inside_fraction(points_lps: np.ndarray, image: sitk.Image) -> float:
     return float(inside.mean())
 
 
+_COLOUR_TYPES = (sitk.sitkVectorUInt8, sitk.sitkVectorUInt16)
+
+
+def colour_as_grey(image: sitk.Image, role: str = "image") -> tuple[sitk.Image, str | None]:
+    """An RGB(A) image (8 or 16 bits a channel: a stack of stained sections, a cryosection photograph) as its BT.601
+    luminance, as 2D registration reads a slide, with a note saying so; any other image as it is, and None. It was
+    refused, though ``mmreg stack`` writes its RGB sections as an RGB volume (a helper's sweep)."""
+    if image.GetPixelID() not in _COLOUR_TYPES or image.GetNumberOfComponentsPerPixel() not in (3, 4):
+        return image, None
+    from .images2d import to_gray
+
+    return to_gray(image), f"the {role} is RGB: its luminance (0.299 R + 0.587 G + 0.114 B) is used"
+
+
 def validate_image(image: sitk.Image, role: str = "image") -> None:
     """Check that an image can be registered: 3D, scalar, sane spacing, not constant.
 

@@ -42,14 +42,17 @@ def image_from_volume_node(node) -> sitk.Image:
     image_data = node.GetImageData() if node is not None else None
     if image_data is None:
         raise InputError(f"volume '{node.GetName() if node else None}' has no image data: load or select a volume")
-    if image_data.GetNumberOfScalarComponents() != 1:
+    components = image_data.GetNumberOfScalarComponents()
+    scalars = numpy_support.vtk_to_numpy(image_data.GetPointData().GetScalars())
+    colour = components in (3, 4) and scalars.dtype in (np.uint8, np.uint16)  # RGB(A): its luminance is registered
+    if components != 1 and not colour:
         raise InputError(
-            f"volume '{node.GetName()}' has {image_data.GetNumberOfScalarComponents()} components per voxel: "
+            f"volume '{node.GetName()}' has {components} components per voxel: "
             "pick one component first (Vector to Scalar Volume module)"
         )
     dimensions = image_data.GetDimensions()
-    scalars = numpy_support.vtk_to_numpy(image_data.GetPointData().GetScalars())
-    image = sitk.GetImageFromArray(scalars.reshape(dimensions[::-1]).copy())
+    shape = dimensions[::-1] + ((components,) if colour else ())
+    image = sitk.GetImageFromArray(scalars.reshape(shape).copy(), isVector=colour)
     ijk_to_ras = vtk.vtkMatrix4x4()
     node.GetIJKToRASMatrix(ijk_to_ras)
     ijk_to_lps = F @ _array(ijk_to_ras)  # only the physical side flips: voxel indices have no LPS or RAS

@@ -25,7 +25,7 @@ from ..core.errors import InputError
 from ..core.file_checks import check_output_path
 from ..core.files import OutputSet, signals_held
 from ..core.folding import SAMPLING_SPACING_MM
-from ..core.images import validate_image, validate_mask
+from ..core.images import colour_as_grey, validate_image, validate_mask
 from ..core.metric import METRIC_SPACING_MM
 from ..core.outliers import clip_outliers
 from ..core.pairs import check_pair
@@ -107,8 +107,8 @@ def check_qa_inputs(fixed: sitk.Image, moving: sitk.Image, options: QAOptions) -
     labelmaps (:func:`.overlap.prepared_labels`: empty, interpolation) and the masks. Raises :class:`InputError`;
     returns the validated fixed mask (or None)."""
     o = options
-    validate_image(fixed, "fixed image")
-    validate_image(moving, "moving image")
+    validate_image(colour_as_grey(fixed)[0], "fixed image")
+    validate_image(colour_as_grey(moving)[0], "moving image")
     check_pair(o.fixed_points_ras, o.moving_points_ras, "landmark error", "the fixed points", "the moving points")
     check_pair(o.fixed_labels, o.moving_labels, "segmentation overlap", "the fixed labels", "the moving labels")
     if o.fit_labels and o.fixed_points_ras is None:
@@ -162,10 +162,11 @@ def assess_registration(
     """
     notify = progress or (lambda fraction, stage: None)
     o = options or QAOptions()
+    (fixed, grey_fixed), (moving, grey_moving) = colour_as_grey(fixed, "fixed image"), colour_as_grey(moving, "moving image")
     fixed_mask = check_qa_inputs(fixed, moving, o)
     before = o.before or Transform.identity()
     timings: dict[str, float] = {}
-    warnings: list[str] = []
+    warnings: list[str] = [note for note in (grey_fixed, grey_moving) if note]
     landmarks = overlap = other_frame = None
     # The registration measured its MI on images with hot voxels clipped (core.outliers): so does QA, or the two
     # would disagree (a 1e6 voxel reads MI 0 before and after) and QA would warn that the result was not the one made.
@@ -296,6 +297,7 @@ def write_qa_outputs(
     The report, its pictures and the JSON appear together or not at all (a run stopped between them left a new
     report beside the earlier JSON).
     """
+    fixed, moving = colour_as_grey(fixed)[0], colour_as_grey(moving)[0]  # the pictures show what was measured
     outputs: dict[str, str] = {}
     staged = OutputSet()
     partial = None

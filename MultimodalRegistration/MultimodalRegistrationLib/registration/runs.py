@@ -13,7 +13,14 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import EngineError, InputError
-from ..core.images import MIN_MASK_COVERAGE, mask_coverage, physical_center, validate_image, validate_mask
+from ..core.images import (
+    MIN_MASK_COVERAGE,
+    colour_as_grey,
+    mask_coverage,
+    physical_center,
+    validate_image,
+    validate_mask,
+)
 from ..core.metric import mutual_information, overlap_fraction
 from ..core.outliers import clip_outliers
 from ..core.transforms import Transform
@@ -115,9 +122,11 @@ def checked_run(
     started = time.perf_counter()
     progress(0.0, "checking inputs")
     recipe = load_preset(settings.engine, settings.preset)
+    masks, warnings = {}, []
+    (fixed, grey_fixed), (moving, grey_moving) = colour_as_grey(fixed, "fixed image"), colour_as_grey(moving, "moving image")
+    warnings += [note for note in (grey_fixed, grey_moving) if note]
     validate_image(fixed, "fixed image")
     validate_image(moving, "moving image")
-    masks, warnings = {}, []
     fixed, clipped_fixed = clip_outliers(fixed, "fixed image")
     moving, clipped_moving = clip_outliers(moving, "moving image")
     warnings += [warning for warning in (clipped_fixed, clipped_moving) if warning]
