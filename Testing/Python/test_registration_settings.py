@@ -32,3 +32,15 @@ def test_piecewise_keywords_reach_the_global_registration_or_the_segments():
     assert settings.registration.preset == "rigid"  # the segments' preset, unless the global one is given
     given = PiecewiseSettings(RegistrationSettings(preset="affine")).overridden({"threads": 1})
     assert (given.registration.preset, given.registration.threads) == ("affine", 1)
+
+
+def test_a_file_path_where_an_image_or_transform_belongs_is_refused_naming_what_to_pass():
+    """register(f, m, initial_transform="T.h5") raised AttributeError: 'str' object has no attribute
+    'transform_points' from deep in the run (a helper's docs sweep)."""
+    image = sitk.Image([4, 4, 4], sitk.sitkFloat32)
+    with pytest.raises(TypeError, match=r"initial_transform must be a Transform \(Transform.read\(path\)\), not str"):
+        register(image, image, initial_transform="T.h5")
+    with pytest.raises(TypeError, match=r"fixed_mask must be a SimpleITK image .*, not str 'mask.nrrd'"):
+        register(image, image, fixed_mask="mask.nrrd")
+    with pytest.raises(TypeError, match=r"moving must be a SimpleITK image"):
+        register(image, "mr.nrrd")

@@ -20,7 +20,7 @@ from .outcome import keep_no_worse, provenance, start_after_lost_overlap, warn_i
 from .rigid_first import rigid_first
 from .rules.thin_moving import thin_moving_hint
 from .runs import TIE, checked_run, pick_run, plan_runs, run_engines
-from .settings import Progress, RegistrationSettings
+from .settings import Progress, RegistrationSettings, check_kind
 from .summary import Provenance, RegistrationSummary
 from .working_scale import back_to_size, scale_for, scaled_guidance, scaled_image, scaled_transform
 
@@ -79,6 +79,8 @@ def register(
     scratch folders (default: the system's temp folder).
     Both images under 40 mm across (a mouse brain) are registered at a larger size (:mod:`.working_scale`).
     """
+    for name, image in (("fixed", fixed), ("moving", moving)):
+        check_kind(image, sitk.Image, name, "a SimpleITK image (core.images.read_image(path))")
     settings = (settings or RegistrationSettings()).overridden(overrides)
     k = scale_for(fixed, moving, settings)
     if k != 1.0:

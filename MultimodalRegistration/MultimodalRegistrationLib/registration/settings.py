@@ -36,10 +36,23 @@ class RegistrationSettings:
     threads: int | None = None
     sources: dict | None = None
 
+    def __post_init__(self) -> None:
+        """A file path where an image or a transform belongs raised AttributeError deep in the run (a helper's
+        docs sweep); name what to pass instead."""
+        for name in ("fixed_mask", "moving_mask"):
+            check_kind(getattr(self, name), sitk.Image, name, "a SimpleITK image (core.images.read_image(path))")
+        check_kind(self.initial_transform, Transform, "initial_transform", "a Transform (Transform.read(path))")
+
     def overridden(self, overrides: dict) -> RegistrationSettings:
         """These settings with ``overrides`` (field name -> value); see :func:`check_names`."""
         check_names(overrides, type(self))
         return replace(self, **overrides) if overrides else self
+
+
+def check_kind(value, kind: type, name: str, what: str) -> None:
+    """TypeError naming ``what`` to pass when ``value`` is neither None nor a ``kind``."""
+    if value is not None and not isinstance(value, kind):
+        raise TypeError(f"{name} must be {what}, not {type(value).__name__} {str(value)[:80]!r}")
 
 
 def check_names(overrides: dict, *settings: type) -> None:
