@@ -121,6 +121,10 @@ def test_names_pair_whatever_their_case_and_lone_segments_pair_whatever_their_na
     # --segments names a pair by either side's name (any case) or value; each pair is taken once.
     (pair,) = pair_segments(lone({1: "Segment_1"}, 1), lone({1: "prostate"}, 2), ["PROSTATE", "segment 1", "2"])
     assert (pair.fixed_value, pair.moving_value) == (1, 2)
+    # A name in neither: the message names both sides' segments (it said "choose from ['Segment_1']", though
+    # 'prostate' is taken too; a helper's docs sweep).
+    with pytest.raises(InputError, match=r"choose from \['Segment_1 \(moving: prostate\)'\]"):
+        pair_segments(lone({1: "Segment_1"}, 1), lone({1: "prostate"}, 2), ["urethra"])
     # Two segments on one side whose names differ only in case cannot be told apart.
     twins = _labels(grid, Transform.identity(), {1: "Gland", 2: "gland"})
     with pytest.raises(InputError, match="segments 'Gland' and 'gland' of the moving segmentation differ only in case"):

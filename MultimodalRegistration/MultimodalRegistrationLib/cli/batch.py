@@ -140,7 +140,7 @@ def command_batch(arguments: argparse.Namespace) -> int:
     counts = {word: verdicts.count(word) for word in ("failed", "check", "ok")}
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    print(f"{len(result.records)} cases: {counts_line(counts)} ({len(result.skipped)} done before, skipped)")
+    print(f"{len(result.records)} case{'' if len(result.records) == 1 else 's'}: {counts_line(counts)} ({len(result.skipped)} done before, skipped)")
     for name, path in result.outputs.items():
         print(f"wrote {name}: {path}")
     return EXIT_ENGINE if result.failed else EXIT_OK

@@ -108,7 +108,8 @@ def check_inverse_wanted(job: RegistrationJob) -> None:
     if not spec.nonlinear_inverse:
         able = [name for name in ENGINE_NAMES if engine_spec(name).nonlinear_inverse]
         raise InputError(
-            f"--output-inverse: a {spec.label} {job.preset} result has no exact inverse: use --engine "
+            f"--output-inverse: {'an' if spec.label[:1].lower() in 'aeiou' else 'a'} {spec.label} {job.preset} result "
+            "has no exact inverse: use --engine "
             f"{' or '.join(able)} (its deformable result keeps one), or drop --output-inverse (Slicer inverts the "
             "result on the fly)"
         )

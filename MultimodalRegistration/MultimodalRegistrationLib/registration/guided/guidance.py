@@ -193,7 +193,8 @@ def _paired(
     chosen |= given
     unknown = [name for name in wanted if name not in chosen and segment_name_key(name) not in chosen]
     if unknown:
-        found = (f"{[p.name for p in pairs]}" if pairs
+        found = (f"{[p.name if p.moving_name in (None, '', p.name) else f'{p.name} (moving: {p.moving_name})' for p in pairs]}"
+                 if pairs
                  else f"none is in both (fixed {sorted(fixed_found.values())}, moving {sorted(moving_found.values())})")
         raise InputError(
             f"segments {unknown} are not in both segmentations: choose from {found}, or pair two segments named "
