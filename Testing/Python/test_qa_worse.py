@@ -112,3 +112,24 @@ def test_a_large_structure_given_the_wrong_way_round_is_named_by_its_segments():
     assert 0.5 < given.after[0].dice < 0.85 and given.after[0].dice < given.before[0].dice - 0.05, given.after[0]
     (warning,) = worse_or_wrong_way(truth.inverse(), None, given, fixed, moving)
     assert warning.startswith(WRONG_WAY + ": the segments' Dice"), warning
+
+
+def test_two_swapped_labels_among_good_landmarks_are_named():
+    """12 landmarks mapped exactly, two of the moving list's labels swapped: 10 at 0.0 mm and two at 60-90 mm read
+    'TRE 15.3 mm mean' without a word (a helper's sweep)."""
+    from MultimodalRegistrationLib.core.transforms import rigid_transform
+    from MultimodalRegistrationLib.qa.landmarks import landmark_errors
+
+    rng = np.random.default_rng(5)
+    truth = rigid_transform(10.0, (0.0, 0.3, 1.0), (5.0, 2.0, -4.0))
+    fixed = rng.uniform(-50.0, 50.0, (12, 3))
+    moving = truth.transform_points(fixed)
+    labels = [f"L{i + 1}" for i in range(12)]
+    moving_labels = list(labels)
+    moving_labels[2], moving_labels[7] = moving_labels[7], moving_labels[2]
+    clean = landmark_errors(lps_ras_points(fixed), lps_ras_points(moving), truth, labels, labels)
+    assert clean.tre_after.max_mm < 1e-6 and not any("far off" in w for w in clean.warnings)
+    errors = landmark_errors(lps_ras_points(fixed), lps_ras_points(moving), truth, labels, moving_labels)
+    assert errors.tre_after.max_mm > 20.0
+    (warning,) = [w for w in errors.warnings if "far off the others" in w]
+    assert "'L3'" in warning and "'L8'" in warning and "L3 and L8 look swapped" in warning, warning

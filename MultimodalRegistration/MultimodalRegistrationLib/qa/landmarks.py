@@ -23,6 +23,7 @@ from ..core.records import Record
 from ..core.transforms import Transform, lps_ras_points
 from ..landmarks.fit import pair_landmarks
 from ..landmarks.models import apply_model, fit_model
+from .landmark_outliers import outlier_warning
 
 # A nonlinear transform is inverted point by point (Newton on T) down to INVERSION_TOLERANCE_MM; a point
 # left with more than INVERSION_WARNING_MM did not converge, usually because the transform folds there.
@@ -289,6 +290,9 @@ def landmark_errors(
         for i in range(len(labels))
     ]
     is_fit = np.array([role == "fit" for role in roles])
+    targets = np.flatnonzero(~is_fit)
+    outliers = outlier_warning([labels[i] for i in targets], fixed_lps[targets], mapped[targets])
+    warnings += [outliers] if outliers else []
     fitted = before_fitted_to(before, fixed_lps[~is_fit], moving_lps[~is_fit])
     if fitted:
         warnings.append(
