@@ -302,6 +302,11 @@ def test_a_downsampling_size_finer_than_every_image_is_warned_about():
     assert prepared.warnings == ["--downsample-to 0.0005 mm: no image has voxels finer than that (fixed 1 mm, moving "
                                  "2 mm), so nothing was downsampled: give the voxel size to reach in mm"]  # fmt: skip
     assert prepare(fixed, moving, PrepOptions(downsample_to=1.5)).warnings == []
+    # auto with voxel sizes 2 times apart: nothing to do, and said as a step (it printed nothing).
+    auto = prepare(fixed, moving, PrepOptions(downsample_to="auto"))
+    assert auto.warnings == [] and auto.steps == [{
+        "step": "downsample", "image": "neither",
+        "why": "not needed: the voxel sizes (fixed 1 mm, moving 2 mm) differ less than 4 times"}]  # fmt: skip
 
 
 def test_4d_and_vector_inputs_say_how_to_pick_one_volume():

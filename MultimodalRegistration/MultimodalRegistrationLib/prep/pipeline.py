@@ -41,12 +41,14 @@ from .masks import (
 from .modality import judge, not_ct_hint, sample_of, sample_stride
 from .options import ROLES, PrepOptions
 from .spacing import (
+    MISMATCH_RATIO,
     check_spacing,
     mask_with_spacing,
     metaimage_with_spacing,
     parse_spacing,
     resolution_mismatch,
     set_spacing,
+    voxel_size_mm,
 )
 from .summary import ImageGrid, ImageModality, PrepStep, PrepSummary
 
@@ -125,6 +127,10 @@ def _downsample_targets(options: PrepOptions, spacings: dict, pair: PreparedPair
     if options.downsample_to == "auto":
         if mismatch is not None:
             targets[mismatch.finer] = (mismatch.target_mm, mismatch.message.split(":")[0])
+        else:  # said, or the tutorial's step looks skipped by mistake (a helper's docs sweep)
+            sizes = ", ".join(f"{role} {voxel_size_mm(spacings[role]):.4g} mm" for role in ROLES)
+            pair.steps.append({"step": "downsample", "image": "neither",
+                               "why": f"not needed: the voxel sizes ({sizes}) differ less than {MISMATCH_RATIO:g} times"})  # fmt: skip
     elif options.downsample_to is not None:
         for role in ROLES:
             if min(spacings[role]) < float(options.downsample_to) - 1e-9:

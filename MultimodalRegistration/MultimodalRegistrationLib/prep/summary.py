@@ -43,7 +43,8 @@ class ImageModality(Record):
 @dataclass
 class PrepStep(Record):
     """One step (crop, mask, exclude, bias correction, set spacing, downsample) on one image ("fixed" or
-    "moving"), why it was done, and its own numbers (``details``; in JSON beside the others)."""
+    "moving"; "neither" for a step asked for and not needed), why it was done or not, and its own numbers
+    (``details``; in JSON beside the others)."""
 
     step: str
     image: str
