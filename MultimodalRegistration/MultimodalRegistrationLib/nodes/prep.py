@@ -208,7 +208,7 @@ class NodePrep(NodeJob):
             raise InputError(f"the moving volume's transform (its placement) was removed from the scene {doing}: "
                              f"nothing was added; {again}")  # fmt: skip
         images = {name: read_image(path, f"prepared {name}") for name, path in result.outputs.items()}
-        done = ", ".join(dict.fromkeys(step.step for step in result.summary.steps))
+        done = ", ".join(dict.fromkeys(step.step for step in result.summary.steps if step.image != "neither"))
         _, current = placement(self.target("moving"), self.target("initial_transform"))
         for name, image in images.items():
             role = name.split("_")[0]
