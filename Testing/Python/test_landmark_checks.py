@@ -305,7 +305,9 @@ def test_qa_with_one_point_outside_runs_and_reports_it(tmp_path, capsys):
     assert main([str(a) for a in argv]) == 0
     expected = "fixed points 'L2' lie outside the fixed image (up to 12.0 mm beyond its edge)"
     assert expected in capsys.readouterr().err
-    (warning,) = json.loads((tmp_path / "qa.json").read_text())["warnings"]
+    # The moved point also ends far off the others (44.5 mm against their 7.1): QA names it (its labels or place).
+    warning, far = json.loads((tmp_path / "qa.json").read_text())["warnings"]
+    assert far.startswith("landmarks far off the others after the transform ('L2' 44.5 mm")
     assert (
         warning.startswith(expected)
         and "lie outside the fixed image (up to 12.0 mm" in (tmp_path / "qa.html").read_text()
