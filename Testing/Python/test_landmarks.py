@@ -572,3 +572,17 @@ def test_a_shorter_list_whose_every_label_is_in_the_longer_one_pairs_by_label():
     assert warnings == ["landmarks without a partner were left out: L10, L12, L2, L4, L6, L7, L9"]
     with pytest.raises(InputError, match="12 fixed landmarks but 5 moving landmarks, and they cannot be paired"):
         pair_landmarks(fixed, moving, fixed_labels, ["L8", "L3", "L11", "L1", "X5"])  # one label not in the other
+
+
+def test_points_without_labels_are_said_to_pair_by_order():
+    """Two CSV lists without a label column (read as 1, 2, ...): they pair by order, and say so. They were recorded
+    as paired by label, with advice to label them alike that read as if they had been (a helper's sweep)."""
+    from MultimodalRegistrationLib.landmarks.fit import pair_landmarks
+
+    points = np.random.default_rng(4).uniform(-40.0, 40.0, (8, 3))
+    numbers = [str(i + 1) for i in range(8)]
+    _, moving, _, paired_by, warnings = pair_landmarks(points, points[::-1], numbers, numbers)
+    assert paired_by == "order" and np.array_equal(moving, points[::-1])
+    assert warnings == [("points are paired by order because they have no labels (or are numbered 1, 2, ... as points "
+                         "without labels are read): label them alike in both lists, or check the order")]  # fmt: skip
+    assert pair_landmarks(points, points, ["a", *numbers[1:]], ["a", *numbers[1:]])[3] == "label"

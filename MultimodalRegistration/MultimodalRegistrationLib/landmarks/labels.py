@@ -82,6 +82,10 @@ def pair_points(
     if fixed_labels is None or moving_labels is None:
         return moving, moving_labels, "order", []
     unique = len(set(fixed_labels)) == len(fixed_labels) and len(set(moving_labels)) == len(moving_labels)
+    if _numbered(fixed_labels) and _numbered(moving_labels):  # as the readers number points without labels
+        return moving, moving_labels, "order", [
+            ("points are paired by order because they have no labels (or are numbered 1, 2, ... as points without "
+             "labels are read): label them alike in both lists, or check the order")]  # fmt: skip
     if unique and set(fixed_labels) == set(moving_labels):
         position = {label: index for index, label in enumerate(moving_labels)}
         order = [position[label] for label in fixed_labels]
