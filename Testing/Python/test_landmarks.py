@@ -274,13 +274,16 @@ def test_mirrored_lists_warn_and_rigid_still_fits_a_proper_rotation():
     assert warnings_about(affine, "left/right swapped")
 
 
-@pytest.mark.parametrize("kind, scale", [("similarity", 2.0), ("similarity", 0.5), ("affine", 1.8), ("tps", 0.1)])
+@pytest.mark.parametrize("kind, scale", [("similarity", 2.0), ("similarity", 0.5), ("affine", 1.8), ("tps", 0.1),
+                                         ("rigid", 0.1), ("translation", 2.0)])  # fmt: skip
 def test_implausible_scale_asks_to_check_spacing_or_units(kind, scale):
     fixed_ras, moving_ras, _, _ = pairs(TRUTH @ scaled(scale), count=8, noise=0.2, seed=7)
     reference = box_image(spacing=8.0) if kind == "tps" else None
     fit = fit_landmarks(fixed_ras, moving_ras, kind, reference_image=reference)
+    # A rigid or translation fit of a list in cm said only "the landmarks do not fit together" (a helper's sweep).
     (warning,) = warnings_about(fit, "check image spacing or units")
     assert f"{scale:.2f}" in warning and "0.67-1.5" in warning
+    assert kind not in ("rigid", "translation") or warning.startswith("the two lists differ in size by")
     plausible = fit_landmarks(
         *pairs(TRUTH @ scaled(1.2), count=8, noise=0.2, seed=7)[:2], kind, reference_image=reference
     )

@@ -206,7 +206,7 @@ def pairing_warnings(
         model = fit_model(kind, fixed, corrected)
     if not mirrored and kind in ("affine", "tps") and np.linalg.det(linear_part(model)[:3, :3]) < 0:
         warnings.append(_negative_determinant_message(kind))
-    warnings += scale_warnings(kind, model)
+    warnings += scale_warnings(kind, model, fixed, corrected)
     warnings += outlier_warnings(check_kind, fixed, corrected, labels)
     return warnings or misfit_warnings(check_kind, fixed, corrected, paired_by)
 
@@ -297,17 +297,23 @@ def _leverage(kind: str, others: np.ndarray, point: np.ndarray) -> float:
     return leverage
 
 
-def scale_warnings(kind: str, model) -> list[str]:
-    """Warn when the fitted scale is outside ``SCALE_RANGE`` (wrong spacing or units)."""
-    if kind not in ("similarity", "affine", "tps"):
+def scale_warnings(kind: str, model, fixed: np.ndarray, moving: np.ndarray) -> list[str]:
+    """Warn when the fitted scale is outside ``SCALE_RANGE`` (wrong spacing or units). A rigid or translation fit
+    has no scale: the similarity fit to the same pairs gives it (a list in cm was blamed on the pairing)."""
+    if kind in ("rigid", "translation") and len(fixed) >= 3:
+        scales = np.linalg.svd(linear_part(fit_model("similarity", fixed, moving))[:3, :3], compute_uv=False)
+        described = f"the two lists differ in size by {scales[0]:.2f} (a similarity fit's scale; a {kind} fit keeps 1)"
+    elif kind in ("similarity", "affine", "tps"):
+        scales = np.linalg.svd(linear_part(model)[:3, :3], compute_uv=False)
+        described = None
+    else:
         return []
-    scales = np.linalg.svd(linear_part(model)[:3, :3], compute_uv=False)
     low, high = SCALE_RANGE
     if scales.min() >= low and scales.max() <= high:
         return []
-    if kind == "similarity":
+    if described is None and kind == "similarity":
         described = f"the fitted scale is {scales[0]:.2f}"
-    else:
+    elif described is None:
         described = f"the fitted scales along its principal directions are {', '.join(f'{s:.2f}' for s in scales)}"
     return [
         (
