@@ -452,3 +452,17 @@ def test_register_prep_options_make_a_worker_job_record():
     options = PrepOptions.from_dict(json.loads(json.dumps(record.to_dict())))  # as a worker reads it
     assert options.n4 == "moving" and options.downsample_to == "auto" and not options.crop_common
     assert np.allclose(options.roi_lps, [[-10, -20, 30], [10, 20, -30]])  # RAS corners become LPS
+
+
+def test_a_transform_that_places_the_images_apart_is_named_when_cropping():
+    """The images overlap as placed, but the initial transform given moves them 900 mm apart: the refusal asked for
+    an initial transform, which the user had given (a helper's sweep)."""
+    fixed = box_image((20, 20, 20), (1, 1, 1), (0, 0, 0))
+    moving = box_image((20, 20, 20), (1, 1, 1), (2, 0, 0))
+    far = Transform.from_matrix(np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 900.0], [0, 0, 0, 1]]))
+    with pytest.raises(InputError, match="the initial transform given places the images apart"):
+        crop_common(fixed, moving, far)
+    apart = box_image((20, 20, 20), (1, 1, 1), (0, 0, 900))
+    with pytest.raises(InputError, match="the images do not overlap in physical space: give an initial transform"):
+        crop_common(fixed, apart)
+    assert len(common_region(fixed, moving, Transform.identity()))  # as placed they overlap

@@ -100,6 +100,7 @@ def common_region(
     fixed to moving points; identity when None (the images' own physical placement).
     Raises :class:`InputError` when the region is empty.
     """
+    given = transform is not None
     transform = transform or Transform.identity()
     G, h = box_halfspaces(fixed)
     if roi is not None:
@@ -123,6 +124,11 @@ def common_region(
                 "the region of interest lies outside the region both images cover (the images do overlap): "
                 "move or enlarge it (--roi) to take in part of their overlap, or leave out --crop-common to crop "
                 "to the region of interest alone"
+            )
+        if given and not (transform.is_linear and np.allclose(transform.matrix, np.eye(4))):
+            raise InputError(
+                "the initial transform given places the images apart (under it they do not overlap): check that it "
+                "belongs to these images and maps fixed to moving points (not its inverse), or leave it out"
             )
         raise InputError(
             "the images do not overlap in physical space: give an initial transform (from mmreg prealign, or the "
