@@ -402,6 +402,14 @@ def batch_clears_an_input(inputs: Path, out: Path) -> list[str]:
     return ["batch", str(manifest), "--output-dir", str(inputs)]
 
 
+def prep_crop_with_a_transform_that_places_the_images_apart(inputs: Path, out: Path) -> list[str]:
+    fixed, moving = _pair(inputs)
+    far = sitk.TranslationTransform(3, (0.0, 0.0, 900.0))
+    sitk.WriteTransform(far, str(inputs / "far.tfm"))
+    return ["prep", "--fixed", str(fixed), "--moving", str(moving), "--crop-common", "--initial-transform",
+            str(inputs / "far.tfm"), "--output-dir", str(out)]  # fmt: skip
+
+
 def prep_output_dir_holds_the_inputs(inputs: Path, out: Path) -> list[str]:
     fixed, moving = _pair(inputs)
     return _prep(fixed, moving, inputs, "--crop-common")
@@ -487,6 +495,8 @@ INPUT_CASES = {
         batch_clears_an_input, "or choose another --output-dir"
     ),
     "prep --output-dir is the inputs' folder": Case(prep_output_dir_holds_the_inputs, "choose another --output-dir"),
+    "prep --crop-common with a transform that places the images apart": Case(
+        prep_crop_with_a_transform_that_places_the_images_apart, "the initial transform given places the images apart"),
     "--output-volume is the moving image": Case(output_volume_is_the_moving_image, "would destroy an input"),
     "--output-volume is a link to the fixed image": Case(
         output_volume_is_the_fixed_image_by_another_name, "the fixed image"
