@@ -34,7 +34,7 @@ class RegistrationResult:
 
     transform: Transform
     inverse: Transform | None
-    metric_before: float  # mutual information (nats, higher is better) at the start
+    metric_before: float  # mutual information (nats, higher is better) at the initial transform, else the image centres
     metric_after: float
     seconds: float
     log: str  # the engine's log of every run, each under a header naming its start
