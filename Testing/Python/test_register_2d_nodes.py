@@ -94,7 +94,7 @@ def test_a_slide_left_at_slicers_default_spacing_is_warned_about(scene, tmp_path
     registration = register_nodes(registration_parameters(fixedVolume=fixed, movingVolume=moving, preset="rigid"))
     lines = registration.describe().splitlines()
     assert lines[0].startswith("2D elastix rigid") and len(lines) == 2
-    assert lines[1].startswith("Warning: the moving tissue covers") and "moving 1 mm (the volume's spacing)" in lines[1]
+    assert lines[1].startswith("Warning: the moving tissue matches best at 5.0") and "moving 1 mm (the volume's spacing)" in lines[1]
     assert "--moving-pixel-size" not in lines[1] and "Volume Information" in lines[1]
 
 

@@ -129,7 +129,10 @@ def register_2d(
     candidates = [{"preset": run.preset.name, "start_scale": round(run.start.scale, 6),
                    "mutual_information": round(run.mutual_information, 6), "kept": run is best} for run in results]  # fmt: skip
     working = {"fixed": min(fixed_gray.GetSpacing()), "moving": min(moving_gray.GetSpacing())}
-    warnings = size_warnings(start.area_scale, output.matrix, preset, loaded.scales,
+    # A preset that keeps the size is judged by the scale a search over sizes prefers: the areas' ratio alone read
+    # 0.83 for a brain-only slide against a whole head, and missed a pixel size 33% wrong (a helper's sweep).
+    sized = start if loaded.scales else search_start_2d(fixed_gray, moving_gray, True, fixed_mask, moving_mask)
+    warnings = size_warnings(sized.scale, output.matrix, preset, loaded.scales,
                              {"fixed": fixed.pixel_mm, "moving": moving.pixel_mm},
                              {"fixed": fixed.pixel_source, "moving": moving.pixel_source})  # fmt: skip
     warnings += [mirror] if mirror else []

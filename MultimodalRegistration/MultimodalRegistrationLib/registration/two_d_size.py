@@ -6,10 +6,11 @@ the rigid preset, which keeps the size, ended 471 mm off, and a preset that scal
 said nothing. Two checks, both warnings (a partial section, or a slide of the brain alone against a whole-head
 slice, changes the areas too):
 
-* a preset that keeps the size, when the two foregrounds' areas imply a scale (the square root of their ratio)
-  beyond AREA_SCALE_LIMIT either way: a slide of the brain alone against a whole head gave 0.83; a section
-  shrunk 30% (0.70) registered rigidly ended 23 mm off, silently, under the earlier limit of 1.5 (a helper's
-  sweep, thirty-fifth session);
+* a preset that keeps the size, when the scale the start search prefers over sizes (:mod:`.two_d_start`) lies
+  beyond AREA_SCALE_LIMIT either way: a section shrunk 30% (0.70) registered rigidly ended 23 mm off, silently,
+  under the earlier limit of 1.5 (a helper's sweep, thirty-fifth session). The foregrounds' areas alone read 0.83
+  for a slide of the brain alone against a whole head, and 1.11 for that slide with its pixel size 33% too large
+  (15.9 mm off, silent; thirty-seventh session): the search finds 0.99 and 1.33;
 * a preset that scales, when the result's scale (the geometric mean of its singular values) lies beyond
   RESULT_SCALE_LIMIT either way.
 """
@@ -28,17 +29,18 @@ def _pixel_note(pixel_mm: dict, pixel_source: dict) -> str:
 
 
 def size_warnings(
-    area_scale: float, matrix: np.ndarray, preset: str, scales: bool, pixel_mm: dict, pixel_source: dict
+    tissue_scale: float, matrix: np.ndarray, preset: str, scales: bool, pixel_mm: dict, pixel_source: dict
 ) -> list[str]:
-    """The warnings (none, or one) on a 2D result's size: ``area_scale`` from the start search, ``matrix`` (3x3,
-    fixed -> moving mm), whether ``preset`` ``scales``, and the pixel sizes (mm) with where each came from."""
+    """The warnings (none, or one) on a 2D result's size: ``tissue_scale``, the scale the start search prefers
+    (moving mm per fixed mm), ``matrix`` (3x3, fixed -> moving mm), whether ``preset`` ``scales``, and the pixel
+    sizes (mm) with where each came from."""
     pixels = _pixel_note(pixel_mm, pixel_source)
-    if not scales and not 1 / AREA_SCALE_LIMIT <= area_scale <= AREA_SCALE_LIMIT:
+    if not scales and not 1 / AREA_SCALE_LIMIT <= tissue_scale <= AREA_SCALE_LIMIT:
         return [(
-            f"the moving tissue covers {area_scale**2:.2f} times the fixed tissue's area (a scale of "
-            f"{area_scale:.2f} if both show the whole section), and the {preset} preset keeps the size: check the "
-            f"pixel sizes ({pixels}; --fixed-pixel-size, --moving-pixel-size); if the sizes are right and the "
-            "tissue did shrink or swell, use --preset similarity; if one section is partial, check the result"
+            f"the moving tissue matches best at {tissue_scale:.2f} times the fixed tissue's size (a search over "
+            f"sizes), and the {preset} preset keeps the size: check the pixel sizes ({pixels}; --fixed-pixel-size, "
+            "--moving-pixel-size); if the sizes are right and the tissue did shrink or swell, use --preset "
+            "similarity; if one section is partial, check the result"
         )]
     result_scale = float(np.sqrt(abs(np.linalg.det(np.asarray(matrix, float)[:2, :2]))))
     if scales and not 1 / RESULT_SCALE_LIMIT <= result_scale <= RESULT_SCALE_LIMIT:
