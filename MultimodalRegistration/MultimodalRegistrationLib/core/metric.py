@@ -149,3 +149,23 @@ def overlap_fraction(fixed: sitk.Image, moving: sitk.Image, transform: Transform
         per_axis = int(np.clip(np.ceil(ratio), 10, 40))
     points = sample_grid_points(fixed, per_axis)
     return inside_fraction(transform.transform_points(points), moving)
+
+
+def bias_corrected_information(
+    fixed: sitk.Image, moving: sitk.Image, transform: Transform, fixed_mask: sitk.Image | None = None,
+    spacing_mm: float = METRIC_SPACING_MM, bins: int = METRIC_BINS,
+) -> float:  # fmt: skip
+    """:func:`mutual_information` less its small-sample bias (Miller-Madow: each entropy gains (occupied bins - 1)
+    / 2N), for comparing poses whose overlaps differ in size. Few samples inflate the plain estimate: on a
+    spinal-cord MR pair (17000 samples at the result, 5700-16000 at poses 30 mm away) the right result read 1.7-1.9
+    times those poses and was called probably wrong; corrected, 2.1-2.5. A phantom's million samples: unchanged."""
+    samples = overlap_samples(fixed, moving, transform, fixed_mask, spacing_mm)
+    if samples.count < MIN_OVERLAP_VOXELS:
+        return 0.0
+    joint = np.bincount(
+        _bin_indices(samples.fixed, bins) * bins + _bin_indices(samples.moving, bins), minlength=bins * bins
+    ).reshape(bins, bins)
+    plain = float(pointwise_information(joint / samples.count)[1])
+    occupied = [int((joint.sum(axis=1) > 0).sum()), int((joint.sum(axis=0) > 0).sum()), int((joint > 0).sum())]
+    return plain + (occupied[0] - 1 + occupied[1] - 1 - (occupied[2] - 1)) / (2.0 * samples.count)
+
