@@ -463,3 +463,29 @@ def test_a_slide_laid_face_down_is_warned_about_and_a_symmetric_one_is_left_alon
         assert (said is not None) == warned, said
     said = mirror_warning(section, mirrored(section), search_start_2d(section, mirrored(section)), scales=False)
     assert said.startswith("the moving slide looks mirrored (laid face down)") and "flip the slide" in said
+
+
+def test_a_mask_is_laid_out_as_its_image(tmp_path):
+    """A slice stored bottom-up is turned upright to be compared; a PNG mask drawn over its stored pixels (and a
+    mask saved with its geometry) must turn with it: alone, it covered the wrong tissue (a reviewer: the image's
+    mean inside it 5 for 100)."""
+    from MultimodalRegistrationLib.core.images2d import read_image_2d, read_mask_2d
+    from PIL import Image
+
+    pixels = np.full((40, 30), 5.0, np.float32)
+    pixels[2:10, 4:12] = 100.0  # tissue near the first stored rows
+    image = sitk.GetImageFromArray(pixels)
+    image.SetSpacing((1.0, 1.0))
+    image.SetDirection((1.0, 0.0, 0.0, -1.0))  # rows stored bottom-up
+    sitk.WriteImage(image, str(tmp_path / "slice.nrrd"))
+    drawn = (pixels > 50).astype(np.uint8)
+    Image.fromarray(drawn * 255).save(tmp_path / "mask.png")
+    same = sitk.GetImageFromArray(drawn)
+    same.CopyInformation(image)
+    sitk.WriteImage(same, str(tmp_path / "mask.nrrd"))
+    slice_2d = read_image_2d(tmp_path / "slice.nrrd")
+    assert slice_2d.layout == (0, False, True)
+    upright = sitk.GetArrayViewFromImage(slice_2d.image)
+    for name in ("mask.png", "mask.nrrd"):
+        mask = sitk.GetArrayFromImage(read_mask_2d(tmp_path / name, slice_2d)) > 0  # a copy: the image is a temporary
+        assert upright[mask].mean() == 100.0 and mask.sum() == 64, name

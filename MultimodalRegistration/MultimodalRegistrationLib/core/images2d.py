@@ -48,6 +48,8 @@ class Image2D:
     origin: tuple = (0.0, 0.0, 0.0)
     direction: tuple = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
     thickness_mm: float | None = None  # a one-slice volume file's spacing along its normal; None for a 2D file
+    # How the stored pixels were laid out as the picture (:func:`laid_out`): its masks are laid out the same way.
+    layout: tuple = (0, False, False)
 
     def frame_to_lps(self) -> np.ndarray:
         """4x4: the pixel frame ``(i px, j px, d)`` (mm; ``d`` along the slice's normal) -> the file's own LPS mm,
@@ -209,7 +211,8 @@ def check_pixel_size(pixel_mm: float | None, what: str = "--pixel-size") -> floa
 
 
 def read_image_2d(
-    path: str | os.PathLike, pixel_mm: float | None = None, role: str = "section", option: str = "--pixel-size"
+    path: str | os.PathLike, pixel_mm: float | None = None, role: str = "section", option: str = "--pixel-size",
+    layout: tuple | None = None,
 ) -> Image2D:
     """Read a 2D image (see the module notes). ``pixel_mm`` overrides the file's pixel size; without it a
     file that states none is refused (InputError naming the fix, the ``option`` that gives it). RuntimeError from ITK for unreadable data
@@ -242,34 +245,52 @@ def read_image_2d(
         size, source = pixel_size_mm(path, image), "file"
         if size is None:
             raise InputError(f"{role} {path} does not state its pixel size: give it in mm ({option})")
-    image, origin, direction = _as_picture(image, np.asarray(origin, float), np.asarray(direction, float), size)
+    if layout is None:
+        image, origin, direction, layout = _as_picture(image, np.asarray(origin, float), np.asarray(direction, float),
+                                                       size)  # fmt: skip
+    else:  # laid out as another image (a mask on it), whatever its own header says
+        image = laid_out(image, layout)
     image.SetSpacing((size, size))
     image.SetOrigin((0.0, 0.0))
     image.SetDirection((1.0, 0.0, 0.0, 1.0))
-    return Image2D(path, image, size, source, tuple(origin), tuple(direction), thickness)
+    return Image2D(path, image, size, source, tuple(origin), tuple(direction), thickness, tuple(layout))
 
 
 def _as_picture(image: sitk.Image, origin: np.ndarray, direction: np.ndarray, pixel_mm: float) -> tuple:
-    """``image``'s pixels as :func:`.picture.picture_axes` lays them out, with the origin (LPS mm) and direction
-    (3x3 row-major; the normal keeps the file's handedness) that place the picture where the file placed its
-    pixels. A file storing its rows bottom-up (a NIfTI or NRRD slice with direction (1, 0, 0, -1)) met a PNG
-    mirrored: 59 mm off, silently."""
+    """``image``'s pixels as :func:`.picture.picture_axes` lays them out, the origin (LPS mm) and direction (3x3
+    row-major; the normal keeps the file's handedness) that place the picture where the file placed its pixels,
+    and the layout (across axis, leftward, upward). A file storing its rows bottom-up (a NIfTI or NRRD slice with
+    direction (1, 0, 0, -1)) met a PNG mirrored: 59 mm off, silently."""
     columns = direction.reshape(3, 3)
     (across, leftward), (downward, upward) = picture_axes(columns)
-    if (across, leftward, upward) == (0, False, False):
-        return image, tuple(origin), tuple(direction)
-    pixels = sitk.GetArrayFromImage(image)  # (rows, columns[, components])
-    pixels = np.swapaxes(pixels, 0, 1) if across == 1 else pixels
+    layout = (across, leftward, upward)
+    if layout == IN_ORDER:
+        return image, tuple(origin), tuple(direction), layout
     size = image.GetSize()
     frame = np.zeros((3, 3))
     for picture_axis, (axis, reversed_) in enumerate(((across, leftward), (downward, upward))):
         frame[:, picture_axis] = -columns[:, axis] if reversed_ else columns[:, axis]
         if reversed_:
             origin = origin + columns[:, axis] * pixel_mm * (size[axis] - 1)
-            pixels = np.flip(pixels, axis=1 - picture_axis)
     frame[:, 2] = columns[:, 2] * np.sign(np.linalg.det(columns) * np.linalg.det(np.c_[frame[:, :2], columns[:, 2]]))
+    return laid_out(image, layout), tuple(origin), tuple(frame.ravel()), layout
+
+
+IN_ORDER = (0, False, False)  # a layout that leaves the stored pixels as they are
+
+
+def laid_out(image: sitk.Image, layout: tuple) -> sitk.Image:
+    """A 2D image's stored pixels rearranged by ``layout`` ((the stored axis that runs across, across reversed,
+    down reversed): :attr:`Image2D.layout`); no geometry."""
+    if tuple(layout) == IN_ORDER:
+        return image
+    across, leftward, upward = layout
+    pixels = sitk.GetArrayFromImage(image)  # (rows, columns[, components])
+    pixels = np.swapaxes(pixels, 0, 1) if across == 1 else pixels
+    pixels = pixels[:, ::-1] if leftward else pixels
+    pixels = pixels[::-1] if upward else pixels
     picture = sitk.GetImageFromArray(np.ascontiguousarray(pixels), isVector=image.GetNumberOfComponentsPerPixel() > 1)
-    return sitk.Cast(picture, image.GetPixelID()), tuple(origin), tuple(frame.ravel())
+    return sitk.Cast(picture, image.GetPixelID())
 
 
 def _one_slice(volume: sitk.Image) -> tuple[sitk.Image, tuple, float]:
@@ -341,9 +362,11 @@ def check_opaque(image2d: Image2D, role: str = "image") -> None:
 
 
 def read_mask_2d(path: str | os.PathLike, image2d: Image2D, role: str = "mask") -> sitk.Image:
-    """A 2D mask (nonzero: inside) on ``image2d``'s pixel grid, given that image's geometry; refused when its
-    size differs."""
-    mask = read_image_2d(path, image2d.pixel_mm, role).image
+    """A 2D mask (nonzero: inside) on ``image2d``'s pixel grid, given that image's geometry, its stored pixels laid
+    out as the image's were; refused when its size differs."""
+    # Laid out as its image, not by its own header: a PNG mask drawn over a bottom-up NRRD's stored pixels (a
+    # reviewer: it covered the wrong tissue, mean 5 for 100, after the image was turned upright alone).
+    mask = read_image_2d(path, image2d.pixel_mm, role, layout=image2d.layout).image
     if mask.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(f"{role} {path} has {mask.GetNumberOfComponentsPerPixel()} channels: give a one-channel mask")
     if mask.GetSize() != image2d.image.GetSize():
