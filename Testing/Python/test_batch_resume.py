@@ -489,3 +489,21 @@ def test_a_stopped_batch_waits_for_its_running_case_only_and_counts_one_that_end
     # "second" was running when the stop came, and ended in its grace; "third" may have started too (a worker freed
     # by "first" can take it before the stop cancels the queue); the last two were cancelled, never run.
     assert heard_cases[:2] == ["first", "second"] and heard_cases[2:] in ([], ["third"])
+
+
+def test_a_guided_case_runs_no_intensity_only_restarts_and_says_so(tmp_path, monkeypatch):
+    """--stability re-registers on the intensities alone: a guided MR -> TRUS case read 'unstable: 10.7 mm' against
+    its own guided result (a helper's batch sweep). A guided case skips them, with a note; its verdict stands."""
+    from MultimodalRegistrationLib.process import case_job, stability
+    from trus_data import trus_pair, write_trus_pair
+
+    files = write_trus_pair(trus_pair(101), tmp_path / "case")
+    monkeypatch.setattr(stability, "_run_jobs", lambda *arguments: pytest.fail("restarts ran"))
+    job = CaseJob(case="trus", fixed=str(files["fixed"]), moving=str(files["moving"]),
+                  fixed_segmentation=str(files["fixed_labels"]), moving_segmentation=str(files["moving_labels"]),
+                  fixed_points=str(files["landmarks_fixed"]), moving_points=str(files["landmarks_moving"]),
+                  output_transform=str(tmp_path / "out" / "T.h5"), stability=2)  # fmt: skip
+    result = case_job.run_case_job(job, lambda event: None)
+    assert result.qa.stability is None
+    assert any(w.startswith("no stability restarts: they register on the intensities alone") for w in result.qa.warnings)
+    assert result.qa.landmarks.tre_after.median_mm < 6.0

@@ -432,3 +432,18 @@ def test_images_too_small_for_any_mi_are_failed_for_that_not_for_their_overlap()
     assert verdict.verdict == "failed"
     assert any("100% of the fixed image maps into the moving image (64 voxels, too few for any mutual "
                "information)" in reason for reason in verdict.reasons), verdict.reasons
+
+
+def test_a_guided_case_is_not_judged_by_the_cohorts_mutual_information():
+    """An MR -> TRUS case guided by its glands (MI 0.06, right by its Dice) among CT/MR cases (MI 0.6) read "the
+    metric is low for the cohort" (a helper's batch sweep); its guidance judges it, as docs/cohorts.md says."""
+    rows = cohort(7)
+    summary = RegistrationSummary(
+        transform_kind="linear", matrix_lps=np.eye(4).tolist(), has_inverse=True, metric_name="mutual_information",
+        metric_before=0.035, metric_after=0.060, seconds=3.0, warnings=[],
+        provenance=Provenance.from_dict({"engine": "elastix", "preset": "rigid", "guidance": {"metric": "intensity"}}),
+    )  # fmt: skip
+    assert summary.provenance.guidance is not None
+    unguided = RegistrationSummary.from_dict({**summary.to_dict(), "provenance": {"engine": "elastix", "preset": "rigid"}})
+    assert list(cohort_outliers([*rows, CohortRow.from_summary("trus", unguided)])) == ["trus"]
+    assert cohort_outliers([*rows, CohortRow.from_summary("trus", summary)]) == {}

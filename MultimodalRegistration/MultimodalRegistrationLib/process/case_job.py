@@ -69,12 +69,19 @@ def run_case_job(job: CaseJob, emit: Callable[[dict], None]) -> CaseJobResult:
         name: getattr(job, name) for name in ("fixed", "moving", "fixed_points", "moving_points") if getattr(job, name)
     }
     before = before_pose(result.summary, job)
+    # The restarts are intensity-only: a guided case (MR -> TRUS) read "unstable, 10.7 mm" against its own guided
+    # result (a helper's batch sweep). Its guidance judges it; the restarts are left out and that is said.
+    guided = result.summary.provenance.guidance is not None
+    restarts = 0 if guided else job.stability
     report = assess_with_restarts(
-        fixed, moving, transform, before=before, inverse=inverse, stability_restarts=job.stability,
+        fixed, moving, transform, before=before, inverse=inverse, stability_restarts=restarts,
         stability_options={"engine": job.engine, "preset": job.preset},
         sources={**sources, "transform": job.output_transform}, **masks, **points, **labels,
     )  # fmt: skip
     report.warnings[:0] = outside
+    if guided and job.stability:
+        report.warnings.append("no stability restarts: they register on the intensities alone, and this case is "
+                               "guided (its segments and landmarks judge it)")  # fmt: skip
     verdict = triage_case(result.summary, report)
     outputs = result.outputs
     if job.qa:  # the case's own QA report, as mmreg qa writes it, beside its JSON (qa.json -> qa.html)

@@ -64,7 +64,11 @@ class CohortRow:
 
     @classmethod
     def from_summary(cls, case: str, summary: RegistrationSummary) -> CohortRow:
+        """The case's row; a guided case's MI is left out (None), as its guidance judges it: an MR -> TRUS case,
+        right by its Dice, read "the metric is low for the cohort" beside CT/MR cases (a helper's sweep)."""
         provenance = summary.provenance
+        if provenance.guidance is not None:
+            return cls(case, provenance.engine, provenance.preset, None, None)
         return cls(case, provenance.engine, provenance.preset, summary.metric_before, summary.metric_after)
 
     @property
