@@ -447,3 +447,15 @@ def test_a_guided_case_is_not_judged_by_the_cohorts_mutual_information():
     unguided = RegistrationSummary.from_dict({**summary.to_dict(), "provenance": {"engine": "elastix", "preset": "rigid"}})
     assert list(cohort_outliers([*rows, CohortRow.from_summary("trus", unguided)])) == ["trus"]
     assert cohort_outliers([*rows, CohortRow.from_summary("trus", summary)]) == {}
+
+
+def test_a_failed_case_gives_the_engines_cause_not_the_exceptions_name():
+    """The reason kept only the first line, "elastix failed: itk::ExceptionObject (0x55c3...)"; the cause was in
+    case.json alone (a helper's batch sweep)."""
+    message = ("elastix failed: itk::ExceptionObject (0x55c38880a510)\nLocation: \"ElastixTemplate - Run()\"\n"
+               "Description: ITK ERROR: AdvancedMattesMutualInformationMetric(0x1): Too many samples map outside "
+               "moving image buffer: 859 / 4096")  # fmt: skip
+    verdict = triage_case(None, None, message)
+    assert verdict.verdict == "failed"
+    assert verdict.reasons == ["the registration failed: elastix failed: Too many samples map outside moving image "
+                               "buffer: 859 / 4096"]  # fmt: skip

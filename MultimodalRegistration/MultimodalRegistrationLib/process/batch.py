@@ -316,6 +316,8 @@ def cohort_verdicts(records: list[CaseRecord]) -> dict[str, dict]:
 
 def csv_rows(records: list[CaseRecord], verdicts: dict[str, dict]) -> list[dict]:
     """One row per case, as ``batch.csv`` holds it (MI in nats, TRE in mm)."""
+    from ..registration.runs import failure_line
+
     rows = []
     for record in records:
         summary, landmarks = record.summary, record.qa.landmarks if record.qa is not None else None
@@ -326,7 +328,7 @@ def csv_rows(records: list[CaseRecord], verdicts: dict[str, dict]) -> list[dict]
             "reasons": "; ".join(verdict["reasons"]), "seconds": record.seconds,
             "metric_before": summary and summary.metric_before, "metric_after": summary and summary.metric_after,
             "tre_median_mm": tre and round(tre.median_mm, 4), "kind": record.kind or "",
-            "message": (record.message or "").splitlines()[0] if record.message else "", "attempts": record.attempts,
+            "message": failure_line(record.message) if record.message else "", "attempts": record.attempts,
             "dice_before": measures.get("guiding_dice_before"), "dice_after": measures.get("guiding_dice_after"),
         })  # fmt: skip
     return rows

@@ -21,6 +21,7 @@ from ..core.errors import InputError
 from ..core.records import Record, build
 from ..registration.rules.far_from_start import FAR_FROM_START
 from ..registration.rules.weak_result import WEAK_RESULT
+from ..registration.runs import failure_line
 from ..registration.summary import RegistrationSummary
 from .report_types import QAReport
 
@@ -174,8 +175,7 @@ def triage_case(
     """
     verdict = Verdict()
     if failure:
-        lines = str(failure).strip().splitlines() or ["no message"]
-        verdict = verdict.flagged("failed", f"the {step} failed: {lines[0]}")
+        verdict = verdict.flagged("failed", f"the {step} failed: {failure_line(str(failure))}")
     if summary is None and report is None:
         if not failure:
             verdict = verdict.flagged("failed", "no result was recorded: the registration did not finish")

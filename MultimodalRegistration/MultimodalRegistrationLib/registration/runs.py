@@ -310,6 +310,18 @@ def error_reason(error: Exception) -> str:
     return ITK_PREFIX.sub("", described[0] if described else lines[0])
 
 
+def failure_line(message: str) -> str:
+    """One line for a failure's message: its first line ("elastix failed: itk::ExceptionObject (0x...)"), with what
+    ITK's "Description:" says in place of the exception's name (a cohort's reasons kept only the first line, and
+    not the cause: a helper's batch sweep)."""
+    first = (message.strip().splitlines() or ["no message"])[0].strip()
+    reason = error_reason(RuntimeError(message))
+    if reason == first or "Description:" not in message:
+        return first
+    head = first.split(":", 1)[0] if ":" in first else first
+    return f"{head}: {reason}"
+
+
 TIE = "the runs from the"  # how the warning of two runs too close to choose begins
 
 
