@@ -26,6 +26,9 @@ def test_an_rgb_moving_volume_is_registered_and_measured_on_its_luminance(small_
     grey, note = colour_as_grey(moving, "moving image")
     assert grey.GetNumberOfComponentsPerPixel() == 1 and "luminance" in note
     assert colour_as_grey(small_pair.moving)[1] is None  # a scalar image as it is
+    # Three 16-bit channels are likelier fluorescence than a photograph: still refused, naming the channel to pick.
+    channels = sitk.Image([8, 8, 8], sitk.sitkVectorUInt16, 3)
+    assert colour_as_grey(channels)[1] is None
     result = register(small_pair.fixed, moving, engine="elastix", preset="rigid")
     assert "the moving image is RGB: its luminance (0.299 R + 0.587 G + 0.114 B) is used" in result.warnings
     error = mean_error_mm(result.transform, small_pair.truth, sample_grid_points(small_pair.fixed, 6))

@@ -44,3 +44,22 @@ def test_a_file_path_where_an_image_or_transform_belongs_is_refused_naming_what_
         register(image, image, fixed_mask="mask.nrrd")
     with pytest.raises(TypeError, match=r"moving must be a SimpleITK image"):
         register(image, "mr.nrrd")
+
+
+def test_the_result_line_says_where_before_was_measured():
+    """'before' is the initial transform, else --init's own start: the image centres, the headers' pose under
+    --init none, the intensity centroids under moments (a reviewer: 'the image centres' was said for all)."""
+    from MultimodalRegistrationLib.registration.describe import describe_result
+    from MultimodalRegistrationLib.registration.summary import Provenance, RegistrationSummary
+
+    def line(**provenance) -> str:
+        summary = RegistrationSummary(
+            transform_kind="linear", matrix_lps=[], has_inverse=True, metric_name="mutual_information",
+            metric_before=0.1, metric_after=0.5, seconds=1.0, warnings=[],
+            provenance=Provenance.from_dict({"engine": "elastix", "preset": "rigid", **provenance}),
+        )  # fmt: skip
+        return describe_result(summary)
+
+    assert "0.100 at the image centres -> 0.500" in line(init="auto")
+    assert "at the headers' pose ->" in line(init="none") and "at the intensity centroids ->" in line(init="moments")
+    assert "at the initial transform ->" in line(init="auto", initial_transform="T0.h5")

@@ -97,11 +97,13 @@ def inside_fraction(points_lps: np.ndarray, image: sitk.Image) -> float:
     return float(inside.mean())
 
 
-_COLOUR_TYPES = (sitk.sitkVectorUInt8, sitk.sitkVectorUInt16)
+# 8 bits a channel: RGB photographs and stained scans. Three 16-bit channels are likelier fluorescence, which
+# BT.601 weights would mix: still refused, naming the channel to pick (a reviewer).
+_COLOUR_TYPES = (sitk.sitkVectorUInt8,)
 
 
 def colour_as_grey(image: sitk.Image, role: str = "image") -> tuple[sitk.Image, str | None]:
-    """An RGB(A) image (8 or 16 bits a channel: a stack of stained sections, a cryosection photograph) as its BT.601
+    """An RGB(A) image (8 bits a channel: a stack of stained sections, a cryosection photograph) as its BT.601
     luminance, as 2D registration reads a slide, with a note saying so; any other image as it is, and None. It was
     refused, though ``mmreg stack`` writes its RGB sections as an RGB volume (a helper's sweep)."""
     if image.GetPixelID() not in _COLOUR_TYPES or image.GetNumberOfComponentsPerPixel() not in (3, 4):

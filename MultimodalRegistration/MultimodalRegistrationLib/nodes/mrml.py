@@ -44,7 +44,7 @@ def image_from_volume_node(node) -> sitk.Image:
         raise InputError(f"volume '{node.GetName() if node else None}' has no image data: load or select a volume")
     components = image_data.GetNumberOfScalarComponents()
     scalars = numpy_support.vtk_to_numpy(image_data.GetPointData().GetScalars())
-    colour = components in (3, 4) and scalars.dtype in (np.uint8, np.uint16)  # RGB(A): its luminance is registered
+    colour = components in (3, 4) and scalars.dtype == np.uint8  # RGB(A): its luminance is registered
     if components != 1 and not colour:
         raise InputError(
             f"volume '{node.GetName()}' has {components} components per voxel: "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import vtk
 
+from ..qa.landmark_outliers import FAR_OFF
 from ..qa.point_frames import OTHER_FRAME
 from ..qa.report_types import QAReport
 from ..qa.worse import WRONG_WAY
@@ -120,7 +121,7 @@ def summary_text(report: QAReport) -> str:
     if landmarks is not None:
         tre_before, tre, fre = landmarks.tre_before, landmarks.tre_after, landmarks.fre_after
         if tre is not None:
-            doubted = any(warning.startswith((WRONG_WAY, OTHER_FRAME)) or " was inverted since" in warning
+            doubted = any(warning.startswith((WRONG_WAY, OTHER_FRAME, FAR_OFF)) or " was inverted since" in warning
                           for warning in report.warnings)  # fmt: skip
             lines.append(
                 f"TRE {tre.mean_mm:.2f} mm mean, {tre.max_mm:.2f} mm max over {tre.count} target landmarks "

@@ -8,6 +8,7 @@ import itertools
 
 import numpy as np
 
+FAR_OFF = "landmarks far off the others"  # how the warning begins
 MIN_POINTS = 4  # the others' median means little below this
 FAR_MM = 10.0  # an outlier is at least this far off ...
 FAR_TIMES_MEDIAN = 5.0  # ... and this many times the median error
@@ -29,5 +30,6 @@ def outlier_warning(labels: list[str], fixed_lps: np.ndarray, mapped_lps: np.nda
                if np.linalg.norm(mapped_lps[j] - fixed_lps[i]) < near and np.linalg.norm(mapped_lps[i] - fixed_lps[j]) < near]  # fmt: skip
     why = (f": {' and '.join(f'{a} and {b}' for a, b in swapped)} look swapped (each fits the other's partner); give "
            "each the label of the same feature in both lists" if swapped
-           else ": check their labels (the same feature in both lists) and where they were placed")  # fmt: skip
-    return f"landmarks far off the others after the transform ({said}; the others' median {median:.1f} mm){why}"
+           else ": check their labels (the same feature in both lists) and where they were placed, or the "
+           "registration is off there")  # fmt: skip
+    return f"{FAR_OFF} after the transform ({said}; the others' median {median:.1f} mm){why}"

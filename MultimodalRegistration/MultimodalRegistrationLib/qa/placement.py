@@ -16,10 +16,12 @@ SAMPLED_VOXELS = 2000  # of a labelmap's segments, enough to say whether any lie
 
 
 def no_overlap_warning(after: ImageAgreement) -> list[str]:
-    """A warning when no fixed voxel maps inside the moving image under the transform."""
-    if after.overlap_fraction > 0.0:
+    """A warning when the transform brings too little of the fixed image into the moving one for its mutual
+    information (under the metric's 100 samples: a reviewer's 0.03% overlap printed "MI - -> -" without one)."""
+    if after.mutual_information is not None:
         return []
-    return [("no part of the fixed image maps inside the moving image under this transform (overlap 0), so the "
+    return [(f"hardly any of the fixed image (or its mask) maps inside the moving image under this transform (overlap "
+             f"{after.overlap_fraction:.2%}), so the "
             "images cannot be compared: check that the transform belongs to these two images and is given fixed "
             "-> moving, or register them first (they may lie apart in physical space: --init geometry, or "
             "landmarks)")]  # fmt: skip

@@ -49,7 +49,9 @@ def describe_result(summary: RegistrationSummary) -> str:
     returned = f"; returned the {kept}, not the engine's result" if kept and kept != "result" else ""
     # "before" is where it was measured, not the start: a guided run that returned its start read "0.035 -> 0.027"
     # as if the registration had made things worse (a helper's sweep).
-    before = "the initial transform" if summary.provenance.initial_transform else "the image centres"
+    where = {"none": "the headers' pose", "moments": "the intensity centroids"}  # --init's own start; else centres
+    before = ("the initial transform" if summary.provenance.initial_transform
+              else where.get(summary.provenance.init, "the image centres"))  # fmt: skip
     return (
         f"registered in {summary.seconds:.1f} s: mutual information {summary.metric_before:.3f} at {before} -> "
         f"{summary.metric_after:.3f}, {describe_start(summary)}{returned}"

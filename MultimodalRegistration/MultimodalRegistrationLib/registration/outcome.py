@@ -75,8 +75,9 @@ def keep_no_worse(run: RegistrationRun, plan: RunPlan, best: tuple) -> tuple[Kep
         if not (name == "start" and run.recipe.is_linear and plan.guided_candidates is not None):
             run.warnings.append(kept_reason)
     kept = _judged_by_guidance(run, plan, kept, guided)
-    if prepared is not None and prepared.guidance.has_points and not any("lists look swapped" in w for w in run.warnings):
-        swapped = swapped_points_warning(fixed, moving, start, run.fixed_mask, kept.metric_after)
+    if prepared is not None and prepared.guidance.has_points:
+        swapped = swapped_points_warning(fixed, moving, start, run.fixed_mask, kept.metric_after,
+                                         prepared.guidance.metric == "intensity")  # fmt: skip
         run.warnings += [swapped] if swapped else []
     if guided is not None and kept.kept != "result":  # the scores of what is returned; the engine's beside them
         guided.score_engine = guided.score_result

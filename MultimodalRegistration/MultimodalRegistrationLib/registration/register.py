@@ -15,7 +15,7 @@ from ..core.metric import mutual_information
 from ..core.transforms import Transform
 from ..engines.run import lost_overlap
 from .guided.guidance import Guidance
-from .guided.landmark_doubt import landmarks_missed_warning
+from .guided.landmark_doubt import SWAPPED_LISTS, landmarks_missed_warning
 from .outcome import keep_no_worse, provenance, start_after_lost_overlap, warn_if_far, warn_if_weak
 from .rigid_first import rigid_first
 from .rules.thin_moving import thin_moving_hint
@@ -34,7 +34,7 @@ class RegistrationResult:
 
     transform: Transform
     inverse: Transform | None
-    metric_before: float  # mutual information (nats, higher is better) at the initial transform, else the image centres
+    metric_before: float  # MI (nats, higher is better) at the initial transform, else --init's start (image centres)
     metric_after: float
     seconds: float
     log: str  # the engine's log of every run, each under a header naming its start
@@ -129,7 +129,8 @@ def _register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSetti
         if kept.kept != "result":  # the tie was between results, and neither is returned
             run.warnings[:] = [warning for warning in run.warnings if not warning.startswith(TIE)]
     warn_if_weak(run, kept, metric_before)
-    run.warnings += [said] if (said := landmarks_missed_warning(run.prepared, kept.transform)) else []
+    said = landmarks_missed_warning(run.prepared, kept.transform)
+    run.warnings += [said] if said and not (SWAPPED_LISTS in said and any(SWAPPED_LISTS in w for w in run.warnings)) else []
     run.timings.update(best[4].timings)
     seconds = time.perf_counter() - started
     made = provenance(run, plan, engine_runs, best, kept, guided)

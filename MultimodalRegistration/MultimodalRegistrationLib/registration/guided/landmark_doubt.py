@@ -14,6 +14,7 @@ from ...core.transforms import Transform
 from .guidance import PreparedGuidance
 from .score import LANDMARKS_TRUSTED_MM, landmark_fit_rms_mm
 
+SWAPPED_LISTS = "the fixed and moving landmark lists look swapped"  # said once, by whichever check sees it first
 MISS_FACTOR = 3.0  # the result misses the landmarks this many times their own fit's residual ...
 MISS_MM = 5.0  # ... and by more than this (RMS, mm)
 
@@ -39,6 +40,6 @@ def landmarks_missed_warning(prepared: PreparedGuidance | None, result: Transfor
     if result.is_linear:
         backward = _rms(result.inverse().transform_points(fixed), moving)
         if backward <= max(MISS_FACTOR * fit, MISS_MM) and backward < missed / 2:
-            return (f"{said}; read the other way (moving -> fixed) it fits them within {backward:.1f} mm: the fixed "
-                    "and moving landmark lists look swapped; give each list with its own image")
+            return (f"{said}; read the other way (moving -> fixed) it fits them within {backward:.1f} mm: "
+                    f"{SWAPPED_LISTS}; give each list with its own image")
     return f"{said}: check that each list was placed on its own image, and that the two mark the same features"
