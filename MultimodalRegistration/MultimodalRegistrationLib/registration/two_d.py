@@ -131,7 +131,9 @@ def register_2d(
     working = {"fixed": min(fixed_gray.GetSpacing()), "moving": min(moving_gray.GetSpacing())}
     # A preset that keeps the size is judged by the scale a search over sizes prefers: the areas' ratio alone read
     # 0.83 for a brain-only slide against a whole head, and missed a pixel size 33% wrong (a helper's sweep).
+    searched = time.perf_counter()
     sized = start if loaded.scales else search_start_2d(fixed_gray, moving_gray, True, fixed_mask, moving_mask)
+    timings["size_search_s"] = round(time.perf_counter() - searched, 3)
     warnings = size_warnings(sized.scale, output.matrix, preset, loaded.scales,
                              {"fixed": fixed.pixel_mm, "moving": moving.pixel_mm},
                              {"fixed": fixed.pixel_source, "moving": moving.pixel_source})  # fmt: skip
