@@ -491,6 +491,33 @@ def test_a_stopped_batch_waits_for_its_running_case_only_and_counts_one_that_end
     assert heard_cases[:2] == ["first", "second"] and heard_cases[2:] in ([], ["third"])
 
 
+def test_a_case_stopped_and_put_back_is_not_heard_as_ended(monkeypatch):
+    """A case stopped with the batch whose earlier result was put back returned that record, and the stop read
+    "[2/7] good1: ok (1.9 s)" and "after 2 of 7 cases" though it had not run again (a helper's batch sweep)."""
+    release = threading.Event()
+
+    def execute(job: dict, digest: str, *rest) -> dict:
+        if job["case"] == "first":
+            return {"case": "first", "status": "ok", "hash": digest}
+        release.wait(5.0)  # stopped with the batch: its earlier result is put back, as execute_case does
+        batch._restored.add(job["case"])
+        return {"case": job["case"], "status": "ok", "hash": digest, "seconds": 1.9}
+
+    def heard(record: CaseRecord) -> None:
+        heard_cases.append(record.case)
+        if record.case == "first":
+            raise KeyboardInterrupt
+
+    heard_cases: list[str] = []
+    monkeypatch.setattr(batch, "execute_case", execute)
+    monkeypatch.setattr(batch, "stop_workers", release.set)
+    jobs = [(CaseJob(case=name, fixed="f.nrrd", moving="m.nrrd", output_transform=f"{name}/T.h5"), "x")
+            for name in ("first", "second", "third")]  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        batch._run_local(jobs, 2, None, None, heard, lambda case: None)
+    assert heard_cases == ["first"]
+
+
 def test_a_guided_case_runs_no_intensity_only_restarts_and_says_so(tmp_path, monkeypatch):
     """--stability re-registers on the intensities alone: a guided MR -> TRUS case read 'unstable: 10.7 mm' against
     its own guided result (a helper's batch sweep). A guided case skips them, with a note; its verdict stands."""
