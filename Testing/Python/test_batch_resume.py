@@ -5,6 +5,7 @@ case's files, so each test takes well under a second."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -534,3 +535,15 @@ def test_a_guided_case_runs_no_intensity_only_restarts_and_says_so(tmp_path, mon
     assert result.qa.stability is None
     assert any(w.startswith("no stability restarts: they register on the intensities alone") for w in result.qa.warnings)
     assert result.qa.landmarks.tre_after.median_mm < 6.0
+
+
+@pytest.mark.parametrize("options, said", [({"workers": -1}, "--workers -1: give 1 or more"),
+                                           ({"workers": 0}, "--workers 0: give 1 or more"),
+                                           ({"timeout_s": 0}, "--timeout 0 s: give a positive number"),
+                                           ({"defaults": {"stability": -1}}, "--stability -1: give the number")])  # fmt: skip
+def test_run_batch_checks_its_options_as_mmreg_batch_does(tmp_path, options, said):
+    """From Python, workers=-1 raised a raw ValueError, workers=0 used the default, timeout_s=0 timed out every case
+    and stability=-1 failed each case after its registration (a helper's batch sweep)."""
+    with pytest.raises(InputError, match=re.escape(said)):
+        batch.run_batch(tmp_path / "cases.csv", tmp_path / "out", **options)
+    assert not (tmp_path / "out").exists()

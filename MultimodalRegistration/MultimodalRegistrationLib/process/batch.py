@@ -32,7 +32,7 @@ from .batch_lock import batch_lock
 from .case_job import failed_step
 from .case_results import EARLIER, clear, cohort_files_aside, recover_earlier, restore, set_aside
 from .jobs import CaseJob
-from .manifest import COHORT_FILES, DONE, CaseRecord, case_hash, read_done, read_manifest
+from .manifest import COHORT_FILES, DONE, CaseRecord, case_hash, check_batch_options, read_done, read_manifest
 from .warm_worker import WarmWorker
 from .worker import WAIT_SLICE_S, WorkerFailure
 
@@ -242,6 +242,9 @@ def run_batch(
     elsewhere). ``command`` is the command line that ran the batch, for the report's provenance.
     """
     output_dir = Path(output_dir)
+    # As mmreg batch checks them: from Python, workers=-1 raised ValueError, timeout_s=0 timed out every case and
+    # stability=-1 failed each case after its registration (a helper's batch sweep).
+    check_batch_options(dict(defaults or {}), workers, timeout_s, local=not dask)
     jobs = read_manifest(manifest, output_dir, defaults)
     if dask:
         from .batch_dask import check_dask, run_dask
