@@ -328,6 +328,21 @@ def test_orphaned_scratch_of_a_killed_run_is_removed_by_the_next(tmp_path, priva
     assert alive.exists() and folder.exists()
 
 
+def test_stability_and_prep_scratch_a_killed_run_leaves_is_removed_by_the_next(private_tmp):
+    """The stability restarts' and prep's scratch folders had random names: one left by a case stopped at its
+    time-out was never removed (a helper's batch sweep). They are named by the pid now, and removed at the end."""
+    from MultimodalRegistrationLib.core.files import scratch
+
+    dead = 2**22 + 12346
+    for prefix in ("mmreg-stability-", "mmreg-prep-"):
+        orphan = private_tmp / f"{prefix}{dead}-abc"
+        orphan.mkdir()
+        with scratch(prefix) as folder:
+            assert folder.name.startswith(f"{prefix}{os.getpid()}-") and folder.is_dir()
+            assert not orphan.exists()
+        assert not folder.exists()
+
+
 def test_inputs_keep_their_permissions(tmp_path, private_tmp, capsys):
     """A read-only input is read, not touched: the refusal of a later check leaves it read-only."""
     inputs, out = tmp_path / "inputs", tmp_path / "out"

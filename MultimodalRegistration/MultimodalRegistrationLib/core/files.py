@@ -65,6 +65,17 @@ def scratch_folder(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-")).resolve()  # as resolved job paths name it
 
 
+@contextmanager
+def scratch(prefix: str) -> Iterator[Path]:
+    """:func:`scratch_folder`, removed at the end: one a killed process leaves is named by its pid, so the next
+    run removes it (a TemporaryDirectory's random name outlived a stability run stopped at its time-out)."""
+    folder = scratch_folder(prefix)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _finish(tmp: str) -> None:
     # mkstemp and mkdtemp make owner-only files; give the result the usual permissions (cosmetic: some network
     # shares refuse chmod, which must not undo a finished set).

@@ -12,7 +12,6 @@ says so). Whether an image is CT, and a CT's HU offset, are judged once on the w
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ import SimpleITK as sitk
 
 from ..core.errors import InputError
 from ..core.file_checks import MIN_VOXELS_PER_AXIS
-from ..core.files import OutputSet
+from ..core.files import OutputSet, scratch
 from ..core.images import read_image, validate_image
 from ..core.transforms import Transform, resample
 from .bias import MIN_N4_VOXELS, check_n4_size, correct_bias
@@ -245,8 +244,8 @@ def prepare(
     spacing given, or images that do not overlap.
     """
     # The scratch folder holds a header copy with the given spacing.
-    with tempfile.TemporaryDirectory(prefix="mmreg-prep-", ignore_cleanup_errors=True) as scratch:
-        return _prepare(fixed, moving, options or PrepOptions(), initial_transform, progress, Path(scratch))
+    with scratch("mmreg-prep-") as folder:
+        return _prepare(fixed, moving, options or PrepOptions(), initial_transform, progress, folder)
 
 
 def _prepare(fixed, moving, options: PrepOptions, initial_transform, progress, scratch: Path) -> PreparedPair:

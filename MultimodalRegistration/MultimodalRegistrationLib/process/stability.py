@@ -7,7 +7,6 @@ each with its share of the cores, and a restart costs one registration's time.
 from __future__ import annotations
 
 import math
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from ..core.choices import (
 )
 from ..core.cores import usable_cores
 from ..core.errors import EngineError, InputError
+from ..core.files import scratch
 from ..core.images import write_image
 from ..core.transforms import Transform
 from ..engines.presets import load_preset
@@ -179,8 +179,7 @@ def stability_check(
     threads = engine_spec(o.engine).threads_when_unset(max(1, cores // parallel))
     sources = o.sources or {}
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="mmreg-stability-", ignore_cleanup_errors=True) as scratch:
-        folder = Path(scratch)
+    with scratch("mmreg-stability-") as folder:
         files = {
             name: _input_file(image, sources.get(name), folder, name)
             for name, image in (
