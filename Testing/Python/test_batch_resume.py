@@ -458,6 +458,25 @@ def test_batch_help_names_every_column_a_manifest_takes():
     assert sorted(REQUIRED + OPTIONAL_COLUMNS) == sorted(COLUMNS) and len(set(OPTIONAL_COLUMNS)) == len(OPTIONAL_COLUMNS)
 
 
+def _stopped_after_first(monkeypatch, execute, release: threading.Event, names: tuple) -> list[str]:
+    """Run ``names`` on 2 local workers with ``execute`` as the case runner, Ctrl-C once "first" is heard (the stop
+    sets ``release``); the cases heard, in order."""
+    heard_cases: list[str] = []
+
+    def heard(record: CaseRecord) -> None:
+        heard_cases.append(record.case)
+        if record.case == "first":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch, "execute_case", execute)
+    monkeypatch.setattr(batch, "stop_workers", release.set)
+    jobs = [(CaseJob(case=name, fixed="f.nrrd", moving="m.nrrd", output_transform=f"{name}/T.h5"), "x")
+            for name in names]  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        batch._run_local(jobs, 2, None, None, heard, lambda case: None)
+    return heard_cases
+
+
 def test_a_stopped_batch_waits_for_its_running_case_only_and_counts_one_that_ended_meanwhile(monkeypatch):
     """Queued cases are cancelled by the stop, and concurrent.futures.wait never counts a cancelled future done:
     every Ctrl-C with cases queued waited out RESTORE_WAIT_S (10.7 s in a helper's sweep). A case that ended in
@@ -472,20 +491,9 @@ def test_a_stopped_batch_waits_for_its_running_case_only_and_counts_one_that_end
         release.wait(5.0)  # the running case: it ends once the batch is told to stop its workers
         return {"case": job["case"], "status": "ok", "hash": digest}
 
-    def heard(record: CaseRecord) -> None:
-        heard_cases.append(record.case)
-        if record.case == "first":
-            raise KeyboardInterrupt
-
-    heard_cases: list[str] = []
-    monkeypatch.setattr(batch, "execute_case", execute)
-    monkeypatch.setattr(batch, "stop_workers", release.set)
     monkeypatch.setattr(batch, "RESTORE_WAIT_S", 60.0)
-    jobs = [(CaseJob(case=name, fixed="f.nrrd", moving="m.nrrd", output_transform=f"{name}/T.h5"), "x")
-            for name in ("first", "second", "third", "fourth", "fifth")]  # fmt: skip
     started = time.perf_counter()
-    with pytest.raises(KeyboardInterrupt):
-        batch._run_local(jobs, 2, None, None, heard, lambda case: None)
+    heard_cases = _stopped_after_first(monkeypatch, execute, release, ("first", "second", "third", "fourth", "fifth"))
     assert time.perf_counter() - started < 30.0  # not the 60 s wait on the cancelled cases
     # "second" was running when the stop came, and ended in its grace; "third" may have started too (a worker freed
     # by "first" can take it before the stop cancels the queue); the last two were cancelled, never run.
@@ -504,19 +512,7 @@ def test_a_case_stopped_and_put_back_is_not_heard_as_ended(monkeypatch):
         batch._restored.add(job["case"])
         return {"case": job["case"], "status": "ok", "hash": digest, "seconds": 1.9}
 
-    def heard(record: CaseRecord) -> None:
-        heard_cases.append(record.case)
-        if record.case == "first":
-            raise KeyboardInterrupt
-
-    heard_cases: list[str] = []
-    monkeypatch.setattr(batch, "execute_case", execute)
-    monkeypatch.setattr(batch, "stop_workers", release.set)
-    jobs = [(CaseJob(case=name, fixed="f.nrrd", moving="m.nrrd", output_transform=f"{name}/T.h5"), "x")
-            for name in ("first", "second", "third")]  # fmt: skip
-    with pytest.raises(KeyboardInterrupt):
-        batch._run_local(jobs, 2, None, None, heard, lambda case: None)
-    assert heard_cases == ["first"]
+    assert _stopped_after_first(monkeypatch, execute, release, ("first", "second", "third")) == ["first"]
 
 
 def test_a_guided_case_runs_no_intensity_only_restarts_and_says_so(tmp_path, monkeypatch):

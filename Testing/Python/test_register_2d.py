@@ -227,6 +227,34 @@ def test_a_multi_page_tiff_is_a_volume_and_a_one_page_tiff_a_picture(tmp_path):
     assert is_2d(str(tmp_path / "page.tif"))
 
 
+def _mni_slide(tmp_path, angle_deg: float, slide_mm: float, spacing_mm: float, pixel_mm: float, scale: float = 1.0):
+    """An MNI T1-like slice (mr.nrrd) and an H&E-like slide of the brain alone (slide.png, ``pixel_mm`` pixels,
+    ``slide_mm`` a side) turned ``angle_deg`` and scaled ``scale`` about the brain's centre; skipped without the MNI
+    maps. Returns (the slice's points (LPS mm), the truth: slice pixel frame (mm) -> slide mm, the slice's origin)."""
+    import micro_data as md
+    from PIL import Image
+
+    if not md.available():
+        pytest.skip("MNI ICBM152 maps not in ../shared/data")
+    mr, points = md.mni_slice(z_mm=10.0, spacing_mm=spacing_mm)
+    origin = np.asarray(mr.GetOrigin())
+    centre = md.anatomy().brain_center()[:2] - origin
+    truth = md.rigid2d(angle_deg, np.full(2, slide_mm / 2) - centre, center=centre, scale=(scale, scale))
+    to_slice = np.array([[1.0, 0.0, -origin[0]], [0.0, 1.0, -origin[1]], [0.0, 0.0, 1.0]])
+    slide = md.histology_rgb(truth @ to_slice, z_mm=10.0, pixel_mm=pixel_mm, size_mm=(slide_mm, slide_mm))
+    sitk.WriteImage(mr, str(tmp_path / "mr.nrrd"))
+    Image.fromarray(sitk.GetArrayFromImage(slide)).save(tmp_path / "slide.png")
+    return np.asarray(points, float), truth, origin
+
+
+def _slide_errors(transform_file, points: np.ndarray, truth: np.ndarray, origin: np.ndarray) -> np.ndarray:
+    """Distances (mm, on the slide) between where T.tfm (the files' own mm) and the truth send the slice's points."""
+    transform = sitk.ReadTransform(str(transform_file))
+    mapped = np.array([transform.TransformPoint(p.tolist()) for p in points])
+    in_slice = points - origin[:2]  # the pixel frame the truth is drawn in
+    return np.linalg.norm(mapped - (in_slice @ truth[:2, :2].T + truth[:2, 2]), axis=1)
+
+
 @pytest.mark.parametrize("engine", ["elastix", "ants"])
 def test_a_brain_only_slide_against_a_whole_head_slice_keeps_its_size(tmp_path, engine, capsys):
     """The foreground areas' ratio seeds the scale: an H&E-like slide of the brain alone (MNI anatomy) against a
@@ -234,32 +262,18 @@ def test_a_brain_only_slide_against_a_whole_head_slice_keeps_its_size(tmp_path, 
     a warning (audit). The search's best pose at scale 1 now runs too, and the mutual information keeps its
     result. (On the analytic phantom of two_d_data, whose brain is nearly uniform, the mutual information cannot
     tell the two sizes apart: 0.73 against 0.72.)"""
-    import micro_data as md
-    from PIL import Image
-
-    if not md.available():
-        pytest.skip("MNI ICBM152 maps not in ../shared/data")
-    mr, points = md.mni_slice(z_mm=10.0, spacing_mm=1.0)
-    origin = np.asarray(mr.GetOrigin())
-    centre = md.anatomy().brain_center()[:2] - origin
-    truth = md.rigid2d(35.0, np.array([110.0, 110.0]) - centre, center=centre)  # slice pixels (mm) -> slide mm
-    to_slice = np.array([[1.0, 0.0, -origin[0]], [0.0, 1.0, -origin[1]], [0.0, 0.0, 1.0]])
-    slide = md.histology_rgb(truth @ to_slice, z_mm=10.0, pixel_mm=0.5, size_mm=(220.0, 220.0))
-    sitk.WriteImage(mr, str(tmp_path / "mr.nrrd"))
-    Image.fromarray(sitk.GetArrayFromImage(slide)).save(tmp_path / "slide.png")
+    points, truth, origin = _mni_slide(tmp_path, 35.0, 220.0, 1.0, 0.5)
     out = tmp_path / "T.tfm"
     code = main(["register2d", "--fixed", str(tmp_path / "mr.nrrd"), "--moving", str(tmp_path / "slide.png"),
                  "--moving-pixel-size", "0.5", "--engine", engine, "--preset", "similarity",
                  "--output-transform", str(out), "--json", str(tmp_path / "S.json")])  # fmt: skip
     assert code == 0, capsys.readouterr().err
     summary = json.loads((tmp_path / "S.json").read_text())
-    # the areas' ratio seeds 0.83 (brain against head); the seeds' best poses scored on the full images keep ~1
+    # the areas' ratio seeds 0.83 (brain against head); the seeds' best poses scored on finer images keep ~1
     assert all(abs(c["start_scale"] - 1.0) < 0.1 for c in summary["candidates"])
-    transform = sitk.ReadTransform(str(out))
-    in_slice = np.asarray(points, float) - origin[:2]  # the pixel frame the truth is drawn in
-    mapped = np.array([transform.TransformPoint(p.tolist()) for p in np.asarray(points, float)])  # T.tfm: the files'
+    to_slice = np.array([[1.0, 0.0, -origin[0]], [0.0, 1.0, -origin[1]], [0.0, 0.0, 1.0]])
     assert np.allclose(summary["matrix_files"], np.array(summary["matrix"]) @ to_slice, atol=1e-6)
-    error = np.linalg.norm(mapped - (in_slice @ truth[:2, :2].T + truth[:2, 2]), axis=1)
+    error = _slide_errors(out, points, truth, origin)
     assert error.mean() < 0.5 and summary["scales"] == pytest.approx([1.0, 1.0], abs=0.01)
 
 
@@ -267,30 +281,15 @@ def test_a_shrunken_brain_only_slide_turned_between_the_search_angles_finds_its_
     """The brain alone, shrunk to 0.6 in clearing, turned 45 degrees (between the search's 10-degree angles),
     against a whole-head slice: at 64 pixels the area ratio's seed (0.50) outscored the true scale, and
     similarity ended 5.4 mm off (a helper's sweep: 7 of 42 such cases). Each scale's best pose is now scored
-    again on the images as given."""
-    import micro_data as md
-    from PIL import Image
-
-    if not md.available():
-        pytest.skip("MNI ICBM152 maps not in ../shared/data")
-    mr, points = md.mni_slice(z_mm=10.0, spacing_mm=1.25)
-    origin = np.asarray(mr.GetOrigin())
-    centre = md.anatomy().brain_center()[:2] - origin
-    truth = md.rigid2d(45.0, np.array([75.0, 75.0]) - centre, center=centre, scale=(0.6, 0.6))
-    to_slice = np.array([[1.0, 0.0, -origin[0]], [0.0, 1.0, -origin[1]], [0.0, 0.0, 1.0]])
-    slide = md.histology_rgb(truth @ to_slice, z_mm=10.0, pixel_mm=0.75, size_mm=(150.0, 150.0))
-    sitk.WriteImage(mr, str(tmp_path / "mr.nrrd"))
-    Image.fromarray(sitk.GetArrayFromImage(slide)).save(tmp_path / "slide.png")
+    again on finer images."""
+    points, truth, origin = _mni_slide(tmp_path, 45.0, 150.0, 1.25, 0.75, scale=0.6)
     out = tmp_path / "T.tfm"
     code = main(["register2d", "--fixed", str(tmp_path / "mr.nrrd"), "--moving", str(tmp_path / "slide.png"),
                  "--moving-pixel-size", "0.75", "--preset", "similarity", "--output-transform", str(out),
                  "--json", str(tmp_path / "S.json")])  # fmt: skip
     assert code == 0, capsys.readouterr().err
     summary = json.loads((tmp_path / "S.json").read_text())
-    transform = sitk.ReadTransform(str(out))
-    in_slice = np.asarray(points, float) - origin[:2]
-    mapped = np.array([transform.TransformPoint(p.tolist()) for p in np.asarray(points, float)])
-    error = np.linalg.norm(mapped - (in_slice @ truth[:2, :2].T + truth[:2, 2]), axis=1)
+    error = _slide_errors(out, points, truth, origin)
     assert error.mean() < 0.5, (error.mean(), summary["candidates"])
     assert summary["scales"] == pytest.approx([0.6, 0.6], abs=0.01) and summary["warnings"] == []
 
@@ -299,19 +298,7 @@ def test_a_brain_only_slide_with_a_pixel_size_a_third_too_large_is_warned_about_
     """A slide at 0.75 mm pixels stated as 1 mm, the brain alone against a whole-head slice: the foregrounds' areas
     read 1.11 (brain against head hides the 1.33), and rigid ended 15.9 mm off without a word (a helper's sweep).
     The search over sizes finds the 1.33; at the right pixel size, no warning."""
-    import micro_data as md
-    from PIL import Image
-
-    if not md.available():
-        pytest.skip("MNI ICBM152 maps not in ../shared/data")
-    mr, _ = md.mni_slice(z_mm=10.0, spacing_mm=1.25)
-    origin = np.asarray(mr.GetOrigin())
-    centre = md.anatomy().brain_center()[:2] - origin
-    truth = md.rigid2d(30.0, np.array([85.0, 85.0]) - centre, center=centre)
-    to_slice = np.array([[1.0, 0.0, -origin[0]], [0.0, 1.0, -origin[1]], [0.0, 0.0, 1.0]])
-    slide = md.histology_rgb(truth @ to_slice, z_mm=10.0, pixel_mm=0.75, size_mm=(170.0, 170.0))
-    sitk.WriteImage(mr, str(tmp_path / "mr.nrrd"))
-    Image.fromarray(sitk.GetArrayFromImage(slide)).save(tmp_path / "slide.png")
+    _mni_slide(tmp_path, 30.0, 170.0, 1.25, 0.75)
     said = {}
     for pixel in ("0.75", "1.0"):
         code = main(["register2d", "--fixed", str(tmp_path / "mr.nrrd"), "--moving", str(tmp_path / "slide.png"),
