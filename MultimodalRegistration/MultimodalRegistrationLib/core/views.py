@@ -52,10 +52,11 @@ def surrounded(fov: sitk.Image) -> bool:
     array = sitk.GetArrayViewFromImage(fov) != 0
     if not array.any():
         return False
-    box = tuple(slice(int(np.flatnonzero(np.any(array, axis=tuple(a for a in range(array.ndim) if a != axis))).min()),
-                      int(np.flatnonzero(np.any(array, axis=tuple(a for a in range(array.ndim) if a != axis))).max()) + 1)
-                for axis in range(array.ndim))  # fmt: skip
-    inside = array[box]
+    box = []
+    for axis in range(array.ndim):
+        occupied = np.flatnonzero(np.any(array, axis=tuple(other for other in range(array.ndim) if other != axis)))
+        box.append(slice(int(occupied[0]), int(occupied[-1]) + 1))
+    inside = array[tuple(box)]
     faces = [inside.take(end, axis=axis) for axis in range(inside.ndim) for end in (0, -1)]
     return max(float(face.mean()) for face in faces) < VIEW_FACE_SHARE
 
