@@ -32,7 +32,7 @@ def test_valid_image_passes():
 @pytest.mark.parametrize(
     "image, words",
     [
-        (sitk.Image(30, 30, sitk.sitkFloat32) + 1, "2D"),
+        (sitk.Image(30, 30, sitk.sitkFloat32) + 1, "2D: this registration needs a 3D volume; register two 2D images with mmreg register2d"),
         (sitk.Image([8, 8, 8, 3], sitk.sitkFloat32), "4D"),
         (sitk.Image([8, 8, 8], sitk.sitkVectorFloat32, 3), "components per voxel"),
         (volume(value=5.0), "constant"),

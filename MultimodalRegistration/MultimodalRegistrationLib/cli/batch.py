@@ -113,6 +113,17 @@ def _stopped(stop: BaseException, done: int, total: int, arguments: argparse.Nam
     return WorkerFailure("cancelled", message, exit_code=EXIT_INTERRUPTED if interrupted else EXIT_TERMINATED)
 
 
+def cohort_note(verdicts: dict[str, dict]) -> str | None:
+    """The cases the cohort's rules flagged after their own verdicts, which the progress lines gave (a helper's
+    sweep: "guided: ok" printed, "check" in batch.csv); None when there are none."""
+    flagged = sorted(case for case, verdict in verdicts.items()
+                     if any("for the cohort" in reason for reason in verdict.get("reasons", [])))  # fmt: skip
+    if not flagged:
+        return None
+    return (f"the cohort's rules flagged {', '.join(flagged)} after their own verdicts (a metric far below the other "
+            "cases'): see batch.csv")
+
+
 def command_batch(arguments: argparse.Namespace) -> int:
     """Run the cohort; the command line as typed (``arguments.argv``) heads the report."""
     from ..process.batch import run_batch
@@ -141,6 +152,8 @@ def command_batch(arguments: argparse.Namespace) -> int:
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{len(result.records)} case{'' if len(result.records) == 1 else 's'}: {counts_line(counts)} ({len(result.skipped)} done before, skipped)")
+    if note := cohort_note(result.verdicts):
+        print(note)
     for name, path in result.outputs.items():
         print(f"wrote {name}: {path}")
     return EXIT_ENGINE if result.failed else EXIT_OK

@@ -133,8 +133,8 @@ def validate_image(image: sitk.Image, role: str = "image") -> None:
         )
     if image.GetDimension() != 3:
         raise InputError(
-            f"{role} is {image.GetDimension()}D: registration needs a 3D volume; "
-            "stack 2D slices into a volume with a slice spacing first"
+            f"{role} is {image.GetDimension()}D: this registration needs a 3D volume; register two 2D images with "
+            "mmreg register2d (a batch runs 3D cases only), or stack 2D sections into a volume first (mmreg stack)"
         )
     spacing = np.asarray(image.GetSpacing(), float)
     if not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
