@@ -40,14 +40,12 @@ from .masks import (
 from .modality import judge, not_ct_hint, sample_of, sample_stride
 from .options import ROLES, PrepOptions
 from .spacing import (
-    MISMATCH_RATIO,
     check_spacing,
+    downsample_targets,
     mask_with_spacing,
     metaimage_with_spacing,
     parse_spacing,
-    resolution_mismatch,
     set_spacing,
-    voxel_size_mm,
 )
 from .summary import ImageGrid, ImageModality, PrepStep, PrepSummary
 
@@ -117,30 +115,6 @@ def _grid_of(source, role: str, spacing_given: bool = False) -> tuple[tuple, tup
     if header.dimension != 3 or header.components != 1:
         validate_image(read_image(source, role, spacing_given=spacing_given), role)
     return header.size, header.spacing, header.origin, header.direction
-
-
-def _downsample_targets(options: PrepOptions, spacings: dict, pair: PreparedPair) -> dict:
-    """Which image goes to which spacing (mm), with the reason recorded."""
-    mismatch = resolution_mismatch(spacings["fixed"], spacings["moving"])
-    targets = {}
-    if options.downsample_to == "auto":
-        if mismatch is not None:
-            targets[mismatch.finer] = (mismatch.target_mm, mismatch.message.split(":")[0])
-        else:  # said, or the tutorial's step looks skipped by mistake (a helper's docs sweep)
-            sizes = ", ".join(f"{role} {voxel_size_mm(spacings[role]):.4g} mm" for role in ROLES)
-            pair.steps.append({"step": "downsample", "image": "neither",
-                               "why": f"not needed: the voxel sizes ({sizes}) differ less than {MISMATCH_RATIO:g} times"})  # fmt: skip
-    elif options.downsample_to is not None:
-        for role in ROLES:
-            if min(spacings[role]) < float(options.downsample_to) - 1e-9:
-                targets[role] = (float(options.downsample_to), f"asked for {float(options.downsample_to):g} mm voxels")
-        if not targets:  # e.g. a size typed in metres
-            finest = ", ".join(f"{role} {min(spacings[role]):g} mm" for role in ROLES)
-            pair.warnings.append(f"--downsample-to {float(options.downsample_to):g} mm: no image has voxels finer than "
-                                 f"that ({finest}), so nothing was downsampled: give the voxel size to reach in mm")  # fmt: skip
-    if mismatch is not None and mismatch.finer not in targets:
-        pair.warnings.append(mismatch.message)
-    return targets
 
 
 def _load(source, role: str, spacing, target, pair_steps: list, given=None) -> tuple:
@@ -248,7 +222,7 @@ def prepare(
         return _prepare(fixed, moving, options or PrepOptions(), initial_transform, progress, folder)
 
 
-def _prepare(fixed, moving, options: PrepOptions, initial_transform, progress, scratch: Path) -> PreparedPair:
+def _prepare(fixed, moving, options: PrepOptions, initial_transform, progress, folder: Path) -> PreparedPair:
     options.check()
     report = progress or (lambda fraction, stage: None)
     pair = PreparedPair(fixed=None, moving=None)  # type: ignore[arg-type]
@@ -262,7 +236,7 @@ def _prepare(fixed, moving, options: PrepOptions, initial_transform, progress, s
         size, header_spacing = grids[role][:2]
         spacing = parse_spacing(given_spacing[role]) if given_spacing[role] else None
         if spacing is not None and not isinstance(sources[role], sitk.Image):
-            patched = metaimage_with_spacing(sources[role], header_spacing, spacing, scratch)
+            patched = metaimage_with_spacing(sources[role], header_spacing, spacing, folder)
             sources[role] = patched or sources[role]
         if spacing is not None:
             pair.steps.append({"step": "set spacing", "image": role, "why": "given by the user (no resampling)",
@@ -278,7 +252,9 @@ def _prepare(fixed, moving, options: PrepOptions, initial_transform, progress, s
             check_n4_size(size, f"{role} image", WHOLE_VOLUME)  # before reading: crops and downsampling only shrink it
 
     report(0.05, "prep: reading")
-    targets = _downsample_targets(options, spacings, pair)
+    targets, steps, warnings = downsample_targets(options.downsample_to, spacings)
+    pair.steps += steps
+    pair.warnings += warnings
     images, originals = {}, {}
     given_files = {"fixed": fixed, "moving": moving}
     for role in ROLES:

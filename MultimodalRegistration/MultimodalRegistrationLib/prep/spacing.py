@@ -111,6 +111,32 @@ def resolution_mismatch(fixed_spacing, moving_spacing, ratio: float = MISMATCH_R
     return Mismatch(finer, round(found, 3), target, message)
 
 
+def downsample_targets(downsample_to: float | str | None, spacings: dict) -> tuple[dict, list[dict], list[str]]:
+    """Which image goes to which spacing (mm) and why, for ``--downsample-to`` (a size in mm, "auto" or None) and
+    each role's spacing: (role -> (target mm, reason), steps to record, warnings). Under auto, a step says when
+    nothing needs doing (the tutorial's step looked skipped by mistake: a helper's docs sweep)."""
+    mismatch = resolution_mismatch(spacings["fixed"], spacings["moving"])
+    targets, steps, warnings = {}, [], []
+    if downsample_to == "auto":
+        if mismatch is not None:
+            targets[mismatch.finer] = (mismatch.target_mm, mismatch.message.split(":")[0])
+        else:
+            sizes = ", ".join(f"{role} {voxel_size_mm(spacing):.4g} mm" for role, spacing in spacings.items())
+            steps.append({"step": "downsample", "image": "neither",
+                          "why": f"not needed: the voxel sizes ({sizes}) differ less than {MISMATCH_RATIO:g} times"})  # fmt: skip
+    elif downsample_to is not None:
+        for role, spacing in spacings.items():
+            if min(spacing) < float(downsample_to) - 1e-9:
+                targets[role] = (float(downsample_to), f"asked for {float(downsample_to):g} mm voxels")
+        if not targets:  # e.g. a size typed in metres
+            finest = ", ".join(f"{role} {min(spacing):g} mm" for role, spacing in spacings.items())
+            warnings.append(f"--downsample-to {float(downsample_to):g} mm: no image has voxels finer than that "
+                            f"({finest}), so nothing was downsampled: give the voxel size to reach in mm")  # fmt: skip
+    if mismatch is not None and mismatch.finer not in targets:
+        warnings.append(mismatch.message)
+    return targets, steps, warnings
+
+
 def require_plausible(image: sitk.Image, role: str) -> None:
     """Raise :class:`InputError` with a suggested spacing when the image's physical size is implausible."""
     check = check_spacing(image, role=role)
