@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.images import index_to_physical_matrix, inside_fraction
+from ..core.images import inside_fraction
+from ..registration.guided.views import mask_points
 from .images import ImageAgreement
 
 SAMPLED_VOXELS = 2000  # of a labelmap's segments, enough to say whether any lies inside the image
@@ -29,16 +30,12 @@ def no_overlap_warning(after: ImageAgreement) -> list[str]:
 
 def labels_outside_warning(labels: sitk.Image, image: sitk.Image, role: str) -> list[str]:
     """A warning when none of ``labels``' segment voxels lies inside ``image``'s box (``role``: fixed, moving)."""
-    array = sitk.GetArrayViewFromImage(labels)
-    segments = array.any(axis=3) if array.ndim == 4 else array != 0  # layered segments: one component a layer
-    found = np.flatnonzero(segments)
-    if found.size == 0:
-        return []
-    chosen = found[np.linspace(0, found.size - 1, min(SAMPLED_VOXELS, found.size)).astype(int)]
-    zyx = np.stack(np.unravel_index(chosen, segments.shape), axis=1)
-    matrix = index_to_physical_matrix(labels)
-    points = zyx[:, ::-1] @ matrix[:3, :3].T + matrix[:3, 3]
-    if inside_fraction(points, image) > 0.0:
+    if labels.GetNumberOfComponentsPerPixel() > 1:  # layered segments: one component a layer
+        flat = sitk.GetImageFromArray(sitk.GetArrayViewFromImage(labels).any(axis=-1).astype(np.uint8))
+        flat.CopyInformation(labels)
+        labels = flat
+    points = mask_points(labels, SAMPLED_VOXELS)  # none: no segment, nothing to say
+    if len(points) == 0 or inside_fraction(points, image) > 0.0:
         return []
     return [(f"the {role} segments lie outside the {role} image (none of their voxels falls inside its box), so their "
             "overlap reads 0: the labelmap was saved with another image's geometry or in another space; export it "
