@@ -20,6 +20,7 @@ from .file_checks import (
     unreadable_error,
 )
 from .files import write_atomically
+from .images2d import to_gray
 from .plausible_spacing import MAX_PLAUSIBLE_EXTENT_MM, check_spacing
 
 # A mask covering less of its image than this starves the sampler: crop instead.
@@ -108,8 +109,6 @@ def colour_as_grey(image: sitk.Image, role: str = "image") -> tuple[sitk.Image, 
     refused, though ``mmreg stack`` writes its RGB sections as an RGB volume (a helper's sweep)."""
     if image.GetPixelID() not in _COLOUR_TYPES or image.GetNumberOfComponentsPerPixel() not in (3, 4):
         return image, None
-    from .images2d import to_gray
-
     return to_gray(image), f"the {role} is RGB: its luminance (0.299 R + 0.587 G + 0.114 B) is used"
 
 

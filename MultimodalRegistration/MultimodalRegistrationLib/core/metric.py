@@ -89,6 +89,13 @@ def _bin_indices(values: np.ndarray, bins: int) -> np.ndarray:
     return np.minimum(((values - low) * (bins / (high - low))).astype(np.int64), bins - 1)
 
 
+def _joint_counts(fixed_values: np.ndarray, moving_values: np.ndarray, bins: int) -> np.ndarray:
+    """The ``bins`` x ``bins`` joint histogram (counts) of paired samples, each axis over its samples' range."""
+    return np.bincount(
+        _bin_indices(fixed_values, bins) * bins + _bin_indices(moving_values, bins), minlength=bins * bins
+    ).reshape(bins, bins)
+
+
 def _entropy(probabilities: np.ndarray) -> float:
     nonzero = probabilities[probabilities > 0]
     return float(-(nonzero * np.log(nonzero)).sum())
@@ -113,9 +120,7 @@ def histogram_information(
     MI = H(F) + H(M) - H(F, M) is 0 for independent images; NMI = (H(F) + H(M)) / H(F, M) runs from
     1 (independent) to 2 (identical).
     """
-    joint = np.bincount(
-        _bin_indices(fixed_values, bins) * bins + _bin_indices(moving_values, bins), minlength=bins * bins
-    ).reshape(bins, bins) / len(fixed_values)
+    joint = _joint_counts(fixed_values, moving_values, bins) / len(fixed_values)
     fixed_entropy, moving_entropy = _entropy(joint.sum(axis=1)), _entropy(joint.sum(axis=0))
     joint_entropy = _entropy(joint)
     mutual = float(pointwise_information(joint)[1])  # = H(F) + H(M) - H(F, M)
@@ -162,10 +167,7 @@ def bias_corrected_information(
     samples = overlap_samples(fixed, moving, transform, fixed_mask, spacing_mm)
     if samples.count < MIN_OVERLAP_VOXELS:
         return 0.0
-    joint = np.bincount(
-        _bin_indices(samples.fixed, bins) * bins + _bin_indices(samples.moving, bins), minlength=bins * bins
-    ).reshape(bins, bins)
+    joint = _joint_counts(samples.fixed, samples.moving, bins)
     plain = float(pointwise_information(joint / samples.count)[1])
     occupied = [int((joint.sum(axis=1) > 0).sum()), int((joint.sum(axis=0) > 0).sum()), int((joint > 0).sum())]
     return plain + (occupied[0] - 1 + occupied[1] - 1 - (occupied[2] - 1)) / (2.0 * samples.count)
-
