@@ -21,7 +21,7 @@ from .guided.run import guided_record, judged_by_centroids, noise_reason, start_
 from .guided.score import guidance_score
 from .pose.centres import foreground_center
 from .rules.far_from_start import FAR_FROM_START, far_warning, moved_from_start_mm
-from .rules.keep import earlier_stage, images_outvote_guidance, swapped_points_warning, why_not_kept
+from .rules.keep import earlier_stage, images_outvote_guidance, why_not_kept
 from .rules.masks import mask_centroid
 from .rules.weak_result import WEAK_RESULT, weak_result_warning
 from .runs import EngineRuns, RegistrationRun, RunPlan, error_reason
@@ -75,10 +75,6 @@ def keep_no_worse(run: RegistrationRun, plan: RunPlan, best: tuple) -> tuple[Kep
         if not (name == "start" and run.recipe.is_linear and plan.guided_candidates is not None):
             run.warnings.append(kept_reason)
     kept = _judged_by_guidance(run, plan, kept, guided)
-    if prepared is not None and prepared.guidance.has_points:
-        swapped = swapped_points_warning(fixed, moving, start, run.fixed_mask, kept.metric_after,
-                                         prepared.guidance.metric == "intensity")  # fmt: skip
-        run.warnings += [swapped] if swapped else []
     if guided is not None and kept.kept != "result":  # the scores of what is returned; the engine's beside them
         guided.score_engine = guided.score_result
         scored = {"start": guided.score_start, "segment centroids": guided.score_centroids}.get(kept.kept)

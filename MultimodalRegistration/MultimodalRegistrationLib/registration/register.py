@@ -15,7 +15,7 @@ from ..core.metric import mutual_information
 from ..core.transforms import Transform
 from ..engines.run import lost_overlap
 from .guided.guidance import Guidance
-from .guided.landmark_doubt import SWAPPED_LISTS, landmarks_missed_warning
+from .guided.landmark_doubt import landmark_doubts
 from .outcome import keep_no_worse, provenance, start_after_lost_overlap, warn_if_far, warn_if_weak
 from .rigid_first import rigid_first
 from .rules.thin_moving import thin_moving_hint
@@ -129,8 +129,8 @@ def _register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSetti
         if kept.kept != "result":  # the tie was between results, and neither is returned
             run.warnings[:] = [warning for warning in run.warnings if not warning.startswith(TIE)]
     warn_if_weak(run, kept, metric_before)
-    said = landmarks_missed_warning(run.prepared, kept.transform)
-    run.warnings += [said] if said and not (SWAPPED_LISTS in said and any(SWAPPED_LISTS in w for w in run.warnings)) else []
+    run.warnings += landmark_doubts(run.prepared, kept.transform, run.fixed, run.moving, best[3], run.fixed_mask,
+                                    kept.metric_after)  # fmt: skip
     run.timings.update(best[4].timings)
     seconds = time.perf_counter() - started
     made = provenance(run, plan, engine_runs, best, kept, guided)

@@ -1,5 +1,6 @@
 """Landmarks a guided result misses though they fit one rigid motion: given the wrong way round, or from other
-images (a warning after the run; the segments may have carried the result regardless).
+images (a warning after the run; the segments may have carried the result regardless); and swapped lists that
+only the images show, when the landmarks guide alone (:func:`swapped_by_images`). Swapped lists are said once.
 
 A helper's ultrasound-like pair with the two landmark lists swapped: the summary said "landmarks 25.8 -> 25.4 mm
 RMS (a rigid fit of the landmarks themselves leaves 1.2)" and warned of nothing, while the same result, read the
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...core.metric import mutual_information
 from ...core.transforms import Transform
+from ..rules.keep import IMAGES_OUTVOTE_NATS, IMAGES_OUTVOTE_RATIO
 from .guidance import PreparedGuidance
 from .score import LANDMARKS_TRUSTED_MM, landmark_fit_rms_mm
 
@@ -43,3 +46,34 @@ def landmarks_missed_warning(prepared: PreparedGuidance | None, result: Transfor
             return (f"{said}; read the other way (moving -> fixed) it fits them within {backward:.1f} mm: "
                     f"{SWAPPED_LISTS}; give each list with its own image")
     return f"{said}: check that each list was placed on its own image, and that the two mark the same features"
+
+
+def swapped_by_images(
+    fixed, moving, start: Transform, fixed_mask, metric_returned: float, intensity: bool = True
+) -> str:
+    """A warning naming swapped landmark lists when the images agree far better (IMAGES_OUTVOTE_RATIO and _NATS) at
+    the inverse of a landmark-guided run's (linear) start than at what the run returns; else "". Swapped lists fit
+    one rigid motion exactly, its inverse, so nothing in the landmarks shows it (a helper's CT/MR pair: exit 0, MI
+    0.267 before and 0.095 at the fit it returned)."""
+    if not (start.is_linear and intensity):  # --metric segments set the intensities aside
+        return ""
+    backward = mutual_information(fixed, moving, start.inverse(), fixed_mask)
+    if backward < IMAGES_OUTVOTE_RATIO * metric_returned or backward - metric_returned < IMAGES_OUTVOTE_NATS:
+        return ""
+    return (f"the images agree far better at the inverse of the start than at what was returned (mutual information "
+            f"{backward:.3f} against {metric_returned:.3f} nats): {SWAPPED_LISTS}; give each list with its own image")
+
+
+def landmark_doubts(
+    prepared: PreparedGuidance | None, result: Transform, fixed, moving, start: Transform, fixed_mask,
+    metric_returned: float,
+) -> list[str]:  # fmt: skip
+    """A landmark-guided run's doubts about its landmarks, swapped lists said once: :func:`swapped_by_images` (the
+    images at the inverse of the start), then :func:`landmarks_missed_warning` unless it names the same swap."""
+    if prepared is None or not prepared.guidance.has_points:
+        return []
+    swapped = swapped_by_images(fixed, moving, start, fixed_mask, metric_returned, prepared.guidance.metric == "intensity")
+    missed = landmarks_missed_warning(prepared, result)
+    if missed and swapped and SWAPPED_LISTS in missed:
+        missed = None
+    return [warning for warning in (swapped, missed) if warning]

@@ -11,7 +11,6 @@ from ...core.folding import SAMPLING_SPACING_MM, folding
 from ...core.metric import mutual_information
 from ...core.rotations import rotation_angle_deg
 from ...core.transforms import Transform, lps_ras_points
-from ..guided.landmark_doubt import SWAPPED_LISTS
 from ..guided.score import guidance_score, worse_than
 from ..guided.start import AXES_MAX_DEG, FAR_Z, MAX_DEG, STEP_DEG, WIN_Z
 from ..guided.start_score import REFEREE_REGION_MM, StartScorer, paired_z, surface_change_mm, wide_intensity_z
@@ -98,22 +97,6 @@ def images_outvote_guidance(metric_start: float, metric_after: float, guided: di
         f"{metric_after:.3f} against {metric_start:.3f} nats), which the guidance refused ({guided['worse']}): if a "
         "landmark or segmentation may be wrong, check it, or run without the guidance"
     )
-
-
-def swapped_points_warning(
-    fixed, moving, start: Transform, fixed_mask, metric_returned: float, intensity: bool = True
-) -> str:
-    """A warning naming swapped landmark lists when the images agree far better (IMAGES_OUTVOTE_RATIO and _NATS) at
-    the inverse of a landmark-guided run's (linear) start than at what the run returns; else "". Swapped lists fit
-    one rigid motion exactly, its inverse, so nothing in the landmarks shows it (a helper's CT/MR pair: exit 0, MI
-    0.267 before and 0.095 at the fit it returned)."""
-    if not (start.is_linear and intensity):  # --metric segments set the intensities aside
-        return ""
-    backward = mutual_information(fixed, moving, start.inverse(), fixed_mask)
-    if backward < IMAGES_OUTVOTE_RATIO * metric_returned or backward - metric_returned < IMAGES_OUTVOTE_NATS:
-        return ""
-    return (f"the images agree far better at the inverse of the start than at what was returned (mutual information "
-            f"{backward:.3f} against {metric_returned:.3f} nats): {SWAPPED_LISTS}; give each list with its own image")
 
 
 def earlier_stage(output, fixed, moving, fixed_mask, metric_start, prepared, score_start) -> tuple | None:
