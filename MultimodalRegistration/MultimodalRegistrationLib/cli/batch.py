@@ -116,8 +116,10 @@ def _stopped(stop: BaseException, done: int, total: int, arguments: argparse.Nam
 def cohort_note(verdicts: dict[str, dict]) -> str | None:
     """The cases the cohort's rules flagged after their own verdicts, which the progress lines gave (a helper's
     sweep: "guided: ok" printed, "check" in batch.csv); None when there are none."""
+    from ..qa.cohort_triage import LOW_FOR_COHORT
+
     flagged = sorted(case for case, verdict in verdicts.items()
-                     if any("for the cohort" in reason for reason in verdict.get("reasons", [])))  # fmt: skip
+                     if any(LOW_FOR_COHORT in reason for reason in verdict.get("reasons", [])))  # fmt: skip
     if not flagged:
         return None
     return (f"the cohort's rules flagged {', '.join(flagged)} after their own verdicts (a metric far below the other "

@@ -105,6 +105,9 @@ def _group_scores(values: dict[str, float]) -> tuple[dict[str, float], float]:
     return dict(zip(values, scores.tolist())), median
 
 
+LOW_FOR_COHORT = "low for the cohort"  # in each reason the cohort's rules give (mmreg batch names those cases)
+
+
 def cohort_outliers(rows: list[CohortRow]) -> dict[str, list[str]]:
     """Cases whose final MI, or MI gain, lies far below the other cases of the same engine and preset.
 
@@ -131,7 +134,7 @@ def cohort_outliers(rows: list[CohortRow]) -> dict[str, list[str]]:
         for case, score in final_z.items():
             if score < -COHORT_Z:
                 outliers.setdefault(case, []).append(
-                    f"the metric is low for the cohort: {finals[case]:.3f} nats against a median of "
+                    f"the metric is {LOW_FOR_COHORT}: {finals[case]:.3f} nats against a median of "
                     f"{final_median:.3f} {group} (robust z {score:.1f}): look at the checkerboard"
                 )
         if len(gains) < COHORT_MIN_CASES:
@@ -140,7 +143,7 @@ def cohort_outliers(rows: list[CohortRow]) -> dict[str, list[str]]:
         for case, score in gain_z.items():
             if score < -COHORT_Z and final_z[case] < GAIN_NEEDS_FINAL_Z:
                 outliers.setdefault(case, []).append(
-                    f"the metric gain is low for the cohort: {gains[case]:.3f} nats against a median of "
+                    f"the metric gain is {LOW_FOR_COHORT}: {gains[case]:.3f} nats against a median of "
                     f"{gain_median:.3f} {group} (robust z {score:.1f}): look at the checkerboard"
                 )
     return outliers
