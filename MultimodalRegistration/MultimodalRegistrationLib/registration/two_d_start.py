@@ -7,9 +7,9 @@
 3. Every ``START_STEP_DEG`` over the full turn, at each scale, is scored by Mattes mutual information
    (32 bins, every pixel) on both images shrunk to about ``SEARCH_PIXELS`` across; each scale's best pose is
    scored again on the images (shrunk to about ``RESCORE_PIXELS`` when twice that or larger), and the best of
-   those wins. At 64 pixels a true turn between two
-   lattice angles let the seed's scale outscore the right one (a brain-only slide shrunk 0.55-0.7 against a
-   whole-head slice, turned 45 or -175 degrees: 5-6 mm off, 7 of 42 cases; a helper's sweep); as given, 0 of 42.
+   those wins. At 64 pixels a true turn between two lattice angles let the seed's scale outscore the right one
+   (a brain-only slide shrunk 0.55-0.7 against a whole-head slice, turned 45 or -175 degrees: 5-6 mm off, 7 of
+   42 cases; a helper's sweep); rescored, 0 of 42 (two_d_results.md).
    Masks give the centroids and the scale seed only: mutual information inside a fixed head mask, with
    the air around it left out, preferred a 1.23 scale to the true 0.95 on the test pair.
 4. When the winner changes the size by more than ``UNSCALED_BEYOND`` (beyond what the engine refines from
