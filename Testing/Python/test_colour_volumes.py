@@ -55,3 +55,50 @@ def test_an_rgb_volume_node_registers_in_slicer(scene, small_pair):
     resampled = mrml.image_from_volume_node(output)
     assert resampled.GetNumberOfComponentsPerPixel() == 3 and resampled.GetSize() == small_pair.fixed.GetSize()
     assert "luminance" in registration.describe()
+
+
+def test_prep_reads_an_rgb_volume_as_its_luminance(tmp_path, capsys, small_pair):
+    """`mmreg prep` refused the RGB volume register and QA take ("pick one component first"); it now prepares
+    its luminance, from memory and from a file, with the note register gives."""
+    import json
+
+    from MultimodalRegistrationLib.cli.main import main
+    from MultimodalRegistrationLib.prep.options import PrepOptions
+    from MultimodalRegistrationLib.prep.pipeline import prepare
+
+    colour = _rgb(small_pair.moving)
+    prepared = prepare(small_pair.fixed, colour, PrepOptions(mask_moving="auto"))
+    assert "the moving image is RGB: its luminance (0.299 R + 0.587 G + 0.114 B) is used" in prepared.warnings
+    grey = sitk.GetArrayFromImage(prepared.moving)
+    expected = sitk.GetArrayFromImage(colour_as_grey(colour)[0])
+    assert prepared.moving.GetNumberOfComponentsPerPixel() == 1 and prepared.moving_mask is not None
+    assert grey.shape == expected.shape and np.abs(grey - expected).max() < 1e-3
+    assert colour.GetNumberOfComponentsPerPixel() == 3  # the input untouched
+
+    fixed_file, moving_file = tmp_path / "fixed.nrrd", tmp_path / "stack.nrrd"
+    sitk.WriteImage(small_pair.fixed, str(fixed_file))
+    sitk.WriteImage(colour, str(moving_file))
+    code = main(["prep", "--fixed", str(fixed_file), "--moving", str(moving_file), "--output-dir",
+                 str(tmp_path / "prep"), "--mask-moving", "auto"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    written = sitk.ReadImage(str(tmp_path / "prep" / "moving.nrrd"))
+    assert written.GetNumberOfComponentsPerPixel() == 1
+    assert np.abs(sitk.GetArrayFromImage(written) - expected).max() < 1e-3
+    assert any("RGB" in w for w in json.loads((tmp_path / "prep" / "prep.json").read_text())["warnings"])
+
+
+def test_prep_nodes_take_an_rgb_volume_node(scene, small_pair):
+    """RegistrationPrep on the vector volume node `mmreg stack` makes: a grey prepared volume, the node kept."""
+    from MultimodalRegistrationLib.nodes import mrml
+    from MultimodalRegistrationLib.nodes.prep import prep_parameters, prepare_nodes
+    from MultimodalRegistrationLib.prep.options import PrepOptions
+
+    fixed = mrml.volume_node_from_image(scene, small_pair.fixed, "CT")
+    moving = mrml.volume_node_from_image(scene, _rgb(small_pair.moving), "stack")
+    before = sitk.GetArrayFromImage(mrml.image_from_volume_node(moving))
+    prep = prepare_nodes(prep_parameters(fixedVolume=fixed, movingVolume=moving, prep=PrepOptions(mask_moving="auto")))
+    prepared = mrml.image_from_volume_node(prep.moving_node)
+    assert prepared.GetNumberOfComponentsPerPixel() == 1 and prepared.GetSize() == small_pair.moving.GetSize()
+    expected = sitk.GetArrayFromImage(colour_as_grey(_rgb(small_pair.moving))[0])
+    assert np.abs(sitk.GetArrayFromImage(prepared) - expected).max() < 1e-3
+    assert np.array_equal(sitk.GetArrayFromImage(mrml.image_from_volume_node(moving)), before)

@@ -112,6 +112,17 @@ def colour_as_grey(image: sitk.Image, role: str = "image") -> tuple[sitk.Image, 
     return to_gray(image), f"the {role} is RGB: its luminance (0.299 R + 0.587 G + 0.114 B) is used"
 
 
+def colour_source_as_grey(source, role: str = "image", spacing_given: bool = False):
+    """:func:`colour_as_grey` for an image or a file: an RGB(A) file is read whole (its header says so first) and
+    its luminance returned with the note; any other source is returned as it is (a file not read), and None."""
+    if not isinstance(source, sitk.Image):
+        info = read_image_file_info(source, role, spacing_given)
+        if info.pixel_id not in _COLOUR_TYPES or info.components not in (3, 4):
+            return source, None
+        source = read_image(source, role, spacing_given)
+    return colour_as_grey(source, role)
+
+
 def validate_image(image: sitk.Image, role: str = "image") -> None:
     """Check that an image can be registered: 3D, scalar, sane spacing, not constant.
 

@@ -22,7 +22,7 @@ import SimpleITK as sitk
 from ..core.errors import InputError
 from ..core.file_checks import MIN_VOXELS_PER_AXIS
 from ..core.files import OutputSet, scratch
-from ..core.images import read_image, validate_image
+from ..core.images import colour_source_as_grey, read_image, validate_image
 from ..core.transforms import Transform, resample
 from .bias import MIN_N4_VOXELS, check_n4_size, correct_bias
 from .crop import crop_common, oriented_box_halfspaces
@@ -232,6 +232,9 @@ def _prepare(fixed, moving, options: PrepOptions, initial_transform, progress, f
     report(0.0, "prep: checking spacing")
     spacings, grids = {}, {}
     for role in ROLES:
+        sources[role], colour = colour_source_as_grey(sources[role], f"{role} image", bool(given_spacing[role]))
+        if colour:  # as registration reads it; the prepared image is its grey copy
+            pair.warnings.append(colour)
         grids[role] = _grid_of(sources[role], f"{role} image", bool(given_spacing[role]))
         size, header_spacing = grids[role][:2]
         spacing = parse_spacing(given_spacing[role]) if given_spacing[role] else None
