@@ -308,25 +308,47 @@ def test_a_reference_removes_the_bend_that_biased_neighbour_pairs_leave():
         assert np.linalg.norm(miss, axis=1).max() < 1.5, (k, miss)
 
 
-@pytest.mark.parametrize("stored_reversed", [False, True])
-def test_stack_with_an_mr_reference_through_the_command_line(tmp_path, stored_reversed):
+def _stored_as(reference: sitk.Image, layout: str) -> tuple[sitk.Image, sitk.Image]:
+    """(the reference as stored, the image whose voxel (i, j) grid the sections were drawn on). ``x reversed`` and
+    ``axes swapped`` store the same physical image another way; ``coronal`` and ``sagittal`` give the drawn voxels
+    the direction of Slicer's coronal or sagittal view as shown (columns to the right, rows down)."""
+    array, spacing = sitk.GetArrayFromImage(reference), reference.GetSpacing()
+    if layout in ("coronal", "sagittal"):  # direction columns: x, y (screen right, down), z (the cutting axis)
+        columns = {"coronal": [[1, 0, 0], [0, 0, -1], [0, 1, 0]], "sagittal": [[0, 1, 0], [0, 0, -1], [-1, 0, 0]]}
+        drawn = sitk.GetImageFromArray(array)
+        drawn.SetSpacing(spacing)
+        drawn.SetDirection(np.asarray(columns[layout], float).T.ravel().tolist())
+        return drawn, drawn
+    if layout == "as drawn":
+        return reference, reference
+    direction = np.asarray(reference.GetDirection()).reshape(3, 3)
+    if layout == "x reversed":
+        stored = sitk.GetImageFromArray(array[:, :, ::-1].copy())
+        stored.SetSpacing(spacing)
+        direction[:, 0] *= -1
+        corner = [reference.GetSize()[0] - 1, 0, 0]
+    else:  # axes swapped: the stored columns run along the drawn rows
+        stored = sitk.GetImageFromArray(array.transpose(0, 2, 1).copy())
+        stored.SetSpacing((spacing[1], spacing[0], spacing[2]))
+        direction[:, [0, 1]] = direction[:, [1, 0]]
+        corner = [0, 0, 0]
+    stored.SetDirection(direction.ravel().tolist())
+    stored.SetOrigin(reference.TransformIndexToPhysicalPoint(corner))
+    return stored, reference
+
+
+@pytest.mark.parametrize("layout", ["as drawn", "x reversed", "axes swapped", "coronal", "sagittal"])
+def test_stack_with_an_mr_reference_through_the_command_line(tmp_path, layout):
     """8 H&E-like sections 2 mm apart (1 mm pixels) and an MR-like reference of the same head (its planes turned
     7 deg and moved (12, -9) mm, section 0 3 mm deep): each section's residual after one global rigid fit, and
-    the reported reference_from_volume against the truth. ``stored_reversed``: the same reference with its first
-    voxel axis reversed and its direction saying so (physically the same image; a mirrored plane before)."""
+    the reported reference_from_volume against the truth. The reference's plane is compared as Slicer shows it:
+    stored with its first voxel axis reversed or its two in-plane axes swapped (physically the same image: a
+    mirrored plane before), or with a coronal or sagittal direction whose view shows the sections as drawn (the
+    rows had been turned to point superior: upside down, a mirror no rigid pose fits)."""
     canvas, first_z, offset = (200.0, 230.0), -7.0, 3.0
     data = stack_data.serial_sections(tmp_path / "s", 8, 1.0, 2.0, first_z=first_z, seed=5, damage={4: "blank"})
     motion = stack_data.rigid(7.0, (12.0, -9.0), np.asarray(canvas) / 2)
-    reference = stack_data.reference_volume(data, motion, offset, first_z=first_z)
-    as_drawn = reference
-    if stored_reversed:
-        reversed_x = sitk.GetImageFromArray(sitk.GetArrayFromImage(reference)[:, :, ::-1].copy())
-        reversed_x.SetSpacing(reference.GetSpacing())
-        direction = np.asarray(reference.GetDirection()).reshape(3, 3)
-        direction[:, 0] *= -1
-        reversed_x.SetDirection(direction.ravel().tolist())
-        reversed_x.SetOrigin(reference.TransformIndexToPhysicalPoint([reference.GetSize()[0] - 1, 0, 0]))
-        reference = reversed_x
+    reference, as_drawn = _stored_as(stack_data.reference_volume(data, motion, offset, first_z=first_z), layout)
     sitk.WriteImage(reference, str(tmp_path / "ref.nrrd"))
     csv, summary = tmp_path / "T.csv", tmp_path / "S.json"
     code = main(["stack", "--sections", str(tmp_path / "s"), "--pixel-size", "1", "--section-spacing", "2",
@@ -341,7 +363,7 @@ def test_stack_with_an_mr_reference_through_the_command_line(tmp_path, stored_re
     record = json.loads(summary.read_text())
     assert record["reference"] == {  # 8 sections: at least 6 anchors (stack.anchors), so every usable section
         "path": str(tmp_path / "ref.nrrd"), "offset_mm": offset, "every": 1, "sections": clean,
-        "flipped_axes": [0] if stored_reversed else [],
+        "flipped_axes": [0] if layout == "x reversed" else [], "axes_swapped": layout == "axes swapped",
     }  # fmt: skip
     reference = np.array(record["reference_from_volume"])
     for k in clean:  # x_in = P_k P_ref^-1 x_ref: the true reference -> section k map, within 1.5 mm

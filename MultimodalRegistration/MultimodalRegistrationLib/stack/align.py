@@ -260,6 +260,7 @@ def stack_sections(
         reference=None if reference is None else {
             "path": reference.path, "offset_mm": reference.offset_mm, "every": alignment.reference_every,
             "sections": alignment.reference_sections, "flipped_axes": list(reference.flipped_axes),
+            "axes_swapped": reference.axes_swapped,
         },
         made_by=made_by(),
         reference_from_volume=None if alignment.reference_pose is None else alignment.reference_pose.tolist(),
