@@ -46,7 +46,7 @@ from .prep import prepared_from
 from .qa_frames import registration_pose, show_moving_under  # noqa: F401 (the module's API)
 from .qa_labels import label_values, labels_image, mask_in_frame
 from .qa_points import landmark_arguments
-from .qa_table import TABLE_COLUMNS, fill_metrics_table, metric_rows, summary_text, table_values  # noqa: F401
+from .qa_table import INVERTED_SINCE, TABLE_COLUMNS, fill_metrics_table, metric_rows, summary_text, table_values  # noqa: F401
 from .registration_result import INVERTED
 
 ATTRIBUTE_PREFIX = "MultimodalRegistrationQA."
@@ -231,7 +231,7 @@ def recorded_metric_warning(inputs: QAInputs, measured: float | None) -> list[st
         return []
     name = str(inputs.sources.get("transform_node"))
     if name.endswith(INVERTED):  # the module's Invert named it so
-        return [(f"'{name}' was inverted since its registration: it maps moving to fixed points now, so QA measures "
+        return [(f"'{name}' {INVERTED_SINCE}: it maps moving to fixed points now, so QA measures "
                  f"it the wrong way round (mutual information {measured:.3f} nats, {recorded:.3f} recorded); invert "
                  "it again to measure the registration")]  # fmt: skip
     return [(f"'{inputs.sources.get('transform_node')}' recorded mutual information {recorded:.3f} nats after "

@@ -10,6 +10,7 @@ from ..qa.report_types import QAReport
 from ..qa.worse import WRONG_WAY
 
 TABLE_COLUMNS = ("metric", "value", "unit")
+INVERTED_SINCE = "was inverted since its registration"  # nodes.qa's warning on a node Invert turned round
 
 
 def _format(value, digits: int = 3) -> str:
@@ -121,7 +122,7 @@ def summary_text(report: QAReport) -> str:
     if landmarks is not None:
         tre_before, tre, fre = landmarks.tre_before, landmarks.tre_after, landmarks.fre_after
         if tre is not None:
-            doubted = any(warning.startswith((WRONG_WAY, OTHER_FRAME, FAR_OFF)) or " was inverted since" in warning
+            doubted = any(warning.startswith((WRONG_WAY, OTHER_FRAME, FAR_OFF)) or INVERTED_SINCE in warning
                           for warning in report.warnings)  # fmt: skip
             lines.append(
                 f"TRE {tre.mean_mm:.2f} mm mean, {tre.max_mm:.2f} mm max over {tre.count} target landmarks "
