@@ -23,6 +23,7 @@ from .pose.centres import foreground_center
 from .rules.far_from_start import FAR_FROM_START, far_warning, moved_from_start_mm
 from .rules.keep import earlier_stage, images_outvote_guidance, why_not_kept
 from .rules.masks import mask_centroid
+from .rules.size_check import SIZE_WARNING, size_warning
 from .rules.weak_result import WEAK_RESULT, weak_result_warning
 from .runs import EngineRuns, RegistrationRun, RunPlan, error_reason
 from .summary import GuidanceScores, Provenance
@@ -141,6 +142,16 @@ def warn_if_weak(run: RegistrationRun, kept: Kept, metric_before: float) -> None
     run.lap("weak_check_s")
 
 
+def warn_if_wrong_size(run: RegistrationRun, kept: Kept) -> None:
+    """Unguided, a warning when a result of a preset that keeps the size fits better at another size (see
+    :mod:`.rules.size_check`): a spacing is likely wrong."""
+    if run.prepared is not None or run.recipe.scales:
+        return
+    warning = size_warning(run.fixed, run.moving, kept.transform, run.recipe.name, run.fixed_mask, run.moving_mask)
+    run.warnings += [warning] if warning else []
+    run.lap("size_check_s")
+
+
 def warn_if_far(result, fixed: sitk.Image, moving: sitk.Image, settings, guided: bool) -> None:
     """Unguided, a warning added to ``result`` (a :class:`.register.RegistrationResult` in the images' own mm) when
     it lies far from the initial transform the user gave (:mod:`.rules.far_from_start`): only when the engine
@@ -174,7 +185,8 @@ def start_if_unconfirmed(result, fixed: sitk.Image, moving: sitk.Image, settings
     result.transform, result.inverse = start, start.inverse()
     result.metric_after = mutual_information(fixed, moving, start, settings.fixed_mask)
     made.kept, made.kept_reason = "start", reason
-    result.warnings[:] = [w for w in result.warnings if w not in doubts] + [reason]
+    stale = [w for w in result.warnings if w.startswith(SIZE_WARNING)]  # on the result no longer returned
+    result.warnings[:] = [w for w in result.warnings if w not in doubts + stale] + [reason]
 
 
 def provenance(run: RegistrationRun, plan: RunPlan, engine_runs: EngineRuns, best: tuple, kept: Kept,

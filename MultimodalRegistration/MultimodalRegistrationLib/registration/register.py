@@ -16,7 +16,14 @@ from ..core.transforms import Transform
 from ..engines.run import lost_overlap
 from .guided.guidance import Guidance
 from .guided.landmark_doubt import landmark_doubts
-from .outcome import keep_no_worse, provenance, start_after_lost_overlap, warn_if_far, warn_if_weak
+from .outcome import (
+    keep_no_worse,
+    provenance,
+    start_after_lost_overlap,
+    warn_if_far,
+    warn_if_weak,
+    warn_if_wrong_size,
+)
 from .rigid_first import rigid_first
 from .rules.thin_moving import thin_moving_hint
 from .runs import TIE, checked_run, pick_run, plan_runs, run_engines
@@ -129,6 +136,7 @@ def _register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSetti
         if kept.kept != "result":  # the tie was between results, and neither is returned
             run.warnings[:] = [warning for warning in run.warnings if not warning.startswith(TIE)]
     warn_if_weak(run, kept, metric_before)
+    warn_if_wrong_size(run, kept)
     run.warnings += landmark_doubts(run.prepared, kept.transform, run.fixed, run.moving, best[3], run.fixed_mask,
                                     kept.metric_after)  # fmt: skip
     run.timings.update(best[4].timings)

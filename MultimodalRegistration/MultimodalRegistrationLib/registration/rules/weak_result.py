@@ -73,6 +73,19 @@ def data_region(fixed: sitk.Image) -> sitk.Image | None:
     return field_of_view(coarse, coarse)
 
 
+def contrast_with_decoys(
+    fixed: sitk.Image, moving: sitk.Image, result: Transform, center: np.ndarray, region: sitk.Image | None
+) -> tuple[float, float]:
+    """(``result``'s bias-corrected mutual information, the median of its decoys'), over ``region`` of the fixed
+    image (None: all of it; :func:`data_region`)."""
+    value = bias_corrected_information(fixed, moving, result, region)
+    decoys = [
+        bias_corrected_information(fixed, moving, Transform.from_matrix(pose), region)
+        for pose in decoy_poses(result.matrix, np.asarray(center, float))
+    ]
+    return value, float(np.median(decoys))
+
+
 def weak_result_warning(
     fixed: sitk.Image, moving: sitk.Image, result: Transform, metric_after: float, metric_before: float,
     center: np.ndarray,
@@ -85,13 +98,7 @@ def weak_result_warning(
     ``metric_after`` and ``metric_before`` (the run's own numbers) are quoted in the warning."""
     if not result.is_linear:
         return None
-    region = data_region(fixed)
-    value = bias_corrected_information(fixed, moving, result, region)
-    decoys = [
-        bias_corrected_information(fixed, moving, Transform.from_matrix(pose), region)
-        for pose in decoy_poses(result.matrix, np.asarray(center, float))
-    ]
-    typical = float(np.median(decoys))
+    value, typical = contrast_with_decoys(fixed, moving, result, center, data_region(fixed))
     if value <= 0.0 or typical <= 0.0 or value >= MIN_CONTRAST * typical:
         return None
     return (

@@ -1,0 +1,52 @@
+"""A rigid result between images whose sizes differ (a header's spacing a tenth off) is warned: it had ended 7-23
+mm off without a word (a helper's sweep of wrong headers). A right result is not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from MultimodalRegistrationLib.core.images import sample_grid_points
+from MultimodalRegistrationLib.core.phantom import mean_error_mm
+from MultimodalRegistrationLib.registration.register import register
+from MultimodalRegistrationLib.registration.rules.size_check import SIZE_WARNING, preferred_size, size_warning
+
+
+def _spacing_scaled(image: sitk.Image, factor: float) -> sitk.Image:
+    """The same voxels with every spacing times ``factor`` (a header's wrong spacing): the anatomy shrinks about
+    the origin."""
+    out = sitk.Image(image)
+    out.SetSpacing([s * factor for s in image.GetSpacing()])
+    return out
+
+
+@pytest.mark.parametrize("factor", [0.88, 1.15])
+def test_the_truth_at_a_wrong_spacing_prefers_that_size(small_pair, factor):
+    probe = preferred_size(small_pair.fixed, _spacing_scaled(small_pair.moving, factor), small_pair.truth)
+    assert abs(probe.size - factor) < 0.02, probe
+    assert probe.after > probe.before + 0.1
+    warning = size_warning(small_pair.fixed, _spacing_scaled(small_pair.moving, factor), small_pair.truth, "rigid")
+    assert warning.startswith(f"{SIZE_WARNING} {factor:.2f} times the size the rigid preset keeps"), warning
+
+
+def test_the_truth_at_the_right_spacing_is_not_warned(small_pair):
+    probe = preferred_size(small_pair.fixed, small_pair.moving, small_pair.truth)
+    assert abs(probe.size - 1) < 0.02 and probe.after - probe.before < 0.05, probe
+    assert size_warning(small_pair.fixed, small_pair.moving, small_pair.truth, "rigid") is None
+
+
+def test_a_rigid_run_at_a_wrong_spacing_is_warned_and_similarity_is_not_checked(small_pair):
+    moving = _spacing_scaled(small_pair.moving, 0.88)
+    rigid = register(small_pair.fixed, moving, engine="elastix", preset="rigid")
+    assert any(w.startswith(f"{SIZE_WARNING} 0.8") for w in rigid.warnings), rigid.warnings
+    assert rigid.provenance.timings_s["size_check_s"] > 0
+    right = register(small_pair.fixed, small_pair.moving, engine="elastix", preset="rigid")
+    assert not any(w.startswith(SIZE_WARNING) for w in right.warnings), right.warnings
+    similar = register(small_pair.fixed, moving, engine="elastix", preset="similarity")
+    assert not any(w.startswith(SIZE_WARNING) for w in similar.warnings)
+    shrink = np.diag([0.88, 0.88, 0.88, 1.0])  # about the moving image's origin, as its spacing shrank
+    shrink[:3, 3] = 0.12 * np.asarray(small_pair.moving.GetOrigin())
+    scaled = shrink @ small_pair.truth.matrix
+    error = mean_error_mm(similar.transform, type(small_pair.truth).from_matrix(scaled),
+                          sample_grid_points(small_pair.fixed, 6))  # fmt: skip
+    assert error < 1.0, error
