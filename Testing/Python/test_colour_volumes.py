@@ -55,6 +55,15 @@ def test_an_rgb_volume_node_registers_in_slicer(scene, small_pair):
     resampled = mrml.image_from_volume_node(output)
     assert resampled.GetNumberOfComponentsPerPixel() == 3 and resampled.GetSize() == small_pair.fixed.GetSize()
     assert "luminance" in registration.describe()
+    # Into a scalar volume node (the panel's "Create new Volume"): the luminance, said; 3 components had filled it.
+    scalar = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "stack registered, grey")
+    again = register_nodes(registration_parameters(fixedVolume=fixed, movingVolume=moving, outputVolume=scalar))
+    grey = mrml.image_from_volume_node(scalar)
+    assert grey.GetNumberOfComponentsPerPixel() == 1 and grey.GetSize() == small_pair.fixed.GetSize()
+    expected = sitk.GetArrayFromImage(colour_as_grey(resampled)[0])
+    assert np.abs(sitk.GetArrayFromImage(grey) - expected).max() < 1e-3
+    assert "is a scalar volume: it holds the registered moving volume's luminance" in again.describe()
+    assert "luminance" in again.output_transform_node.GetAttribute("MultimodalRegistration.warnings")
 
 
 def test_prep_reads_an_rgb_volume_as_its_luminance(tmp_path, capsys, small_pair):

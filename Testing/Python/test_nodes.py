@@ -58,11 +58,16 @@ def test_unhardened_parent_transform_is_kept_and_combined(scene, small_pair, vol
     assert node.GetAttribute(ATTRIBUTE_PREFIX + "start") == "initial"
     assert node.GetAttribute(ATTRIBUTE_PREFIX + "startDescription") == "started from the initial transform"
     assert node.GetAttribute(ATTRIBUTE_PREFIX + "movingNodeID") == moving.GetID()
+    assert node.GetAttribute(ATTRIBUTE_PREFIX + "initialTransformNodeID") == parent.GetID()  # was "" (a sweep)
     assert (node.GetAttribute(ATTRIBUTE_PREFIX + "fixedMaskNodeID"), node.GetAttribute(ATTRIBUTE_PREFIX + "movingMaskNodeID")) == (
         mask.GetID(), "")  # fmt: skip
     assert registration.describe().startswith("registered in ") and "started from the initial transform" in registration.describe()
-    # 'Copy as command' names the nodes' files, not the run's scratch copies (removed when it ends).
+    # 'Copy as command' names the nodes' files, not the run's scratch copies (removed when it ends), as the scene
+    # held them when the result came in: the docs' next step puts the moving volume under the result, which had
+    # renamed the start 'MR to CT start.h5' (a helper's sweep).
+    moving.SetAndObserveTransformNodeID(node.GetID())
     command = registration.command
+    moving.SetAndObserveTransformNodeID(parent.GetID())
     assert command.startswith("mmreg register --fixed CT.nrrd --moving MR.nrrd ") and "/mmreg-nodes-" not in command
     for option in ("--fixed-mask head.nrrd", "--initial-transform 'manual prealignment.h5'",
                    "--output-transform 'MR to CT.h5'", "--output-volume 'MR registered.nrrd'"):  # fmt: skip

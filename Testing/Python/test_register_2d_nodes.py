@@ -3,6 +3,8 @@ registration panel's one call, on real slicer-core scenes. The data: two_d_data.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -70,6 +72,9 @@ def test_two_slices_register_in_2d_and_the_node_maps_fixed_to_moving_ras(scene, 
     # The moving image resampled onto the fixed slice: one slice, in the fixed slice's place.
     assert output_volume.GetImageData().GetDimensions() == fixed.GetImageData().GetDimensions()
     assert np.allclose(mrml.ijk_to_ras(output_volume), mrml.ijk_to_ras(fixed))
+    # The seconds and warnings are recorded as a 3D result's are (they were missing: a helper's sweep).
+    assert json.loads(node.GetAttribute(ATTRIBUTE_PREFIX + "warnings")) == registration.summary.warnings == []
+    assert float(node.GetAttribute(ATTRIBUTE_PREFIX + "seconds")) > 0
 
 
 def test_volume_only_inputs_are_refused_for_two_slices_before_any_engine_runs(scene, slides):

@@ -24,6 +24,7 @@ from ..process.jobs import RegistrationJob
 from ..process.register2d_job import Registration2DJob, Registration2DJobResult, Registration2DWorkerJob, inputs_2d
 from ..registration.describe import describe_2d
 from . import mrml, slices
+from .job import REGISTRATION_ATTRIBUTE_PREFIX as ATTRIBUTE_PREFIX
 from .job import job_folder
 from .panel import node_of, panel_fields, panel_value
 from .registration_result import NodeRegistration
@@ -131,8 +132,12 @@ class NodeRegistration2D(NodeRegistration):
             # The 2D result on the fixed slice's grid, as one slice in the fixed slice's own place and direction.
             pixels = sitk.GetArrayFromImage(sitk.ReadImage(result.outputs.volume))  # the fixed slice's picture
             volume = sitk.GetImageFromArray(slices.slice_voxels(fixed, pixels), isVector=pixels.ndim == 3)
-            self._fill_output_volume(volume, node)
+            if note := self._fill_output_volume(volume, node):
+                summary.warnings.append(note)
             mrml.set_ijk_to_ras(self.output_volume_node, mrml.ijk_to_ras(fixed))
+        # As a 3D result's: the seconds the run took and its warnings (a JSON list), with the QA's.
+        node.SetAttribute(ATTRIBUTE_PREFIX + "seconds", str(round(sum(summary.timings.values()), 3)))
+        node.SetAttribute(ATTRIBUTE_PREFIX + "warnings", json.dumps([*summary.warnings, *summary.qa.get("warnings", [])]))
         self.summary = summary
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..core.images import read_image
+from ..core.images import colour_as_grey, read_image
 from ..core.transforms import Transform
 from ..process.jobs import RegistrationJob
 from ..process.results import RegistrationJobResult
@@ -41,6 +41,7 @@ class NodeRegistration(NodeJob):
         self.segment_transform_nodes: dict = {}  # piecewise runs: segment name -> its rigid transform node
         self.summary: RegistrationSummary | None = None
         self.error: WorkerFailure | None = None
+        self._command = ""
         self._worker = worker.start()
 
     def describe(self) -> str:
@@ -52,9 +53,14 @@ class NodeRegistration(NodeJob):
 
     @property
     def command(self) -> str:
-        """The ``mmreg`` command line that repeats this run ("" if none was recorded), its files named after the
-        nodes (:mod:`.command_paths`)."""
-        return user_command(self._recorded_command(), self.folder, self._worker.job, self._node_for)
+        """The ``mmreg`` command line that repeats this run ("" if none was recorded or the run failed), its files
+        named after the nodes (:mod:`.command_paths`) as the scene held them when the result came in."""
+        return self._command
+
+    def _apply_or_add_nothing(self, result: RegistrationJobResult) -> None:
+        super()._apply_or_add_nothing(result)
+        # Named now: asked later, a moving volume put under the result since named the result as its start.
+        self._command = user_command(self._recorded_command(), self.folder, self._worker.job, self._node_for)
 
     def _recorded_command(self) -> str:
         return self.summary.provenance.command or ""
@@ -96,7 +102,8 @@ class NodeRegistration(NodeJob):
             "startDescription": describe_start(summary),
             "fixedNodeID": fixed.GetID(),
             "movingNodeID": moving.GetID(),
-            "initialTransformNodeID": initial.GetID() if initial else "",
+            # The start's node: the panel's initial transform, else the moving volume's parent (a prealignment).
+            "initialTransformNodeID": start.GetID() if (start := initial or moving.GetParentTransformNode()) else "",
             **{f"{role}MaskNodeID": (mask.GetID() if (mask := self.target(f"{role}_mask")) else "")
                for role in ("fixed", "moving")},  # QA's restarts and MI use them too
             "seconds": summary.seconds,
@@ -125,8 +132,9 @@ class NodeRegistration(NodeJob):
             node.SetNodeReferenceID(ATTRIBUTE_PREFIX + "inverse", self.inverse_transform_node.GetID())
         elif earlier is not None:  # the inverse this module made for an earlier result in this node: stale now
             self.scene.RemoveNode(earlier)
-        if volume is not None:
-            self._fill_output_volume(volume, node)
+        if volume is not None and (note := self._fill_output_volume(volume, node)):
+            summary.warnings.append(note)
+            node.SetAttribute(ATTRIBUTE_PREFIX + "warnings", json.dumps(list(summary.warnings)))
         self.summary = summary
 
     def _result_node(self, transform: Transform):
@@ -144,14 +152,22 @@ class NodeRegistration(NodeJob):
             node.SetAttribute(ATTRIBUTE_PREFIX + key, str(value))
         self.output_transform_node = node
 
-    def _fill_output_volume(self, image, transform_node) -> None:
-        """Put the resampled moving ``image`` (LPS) into the panel's output volume node, linked to the result."""
+    def _fill_output_volume(self, image, transform_node) -> str | None:
+        """Put the resampled moving ``image`` (LPS) into the panel's output volume node, linked to the result. An
+        RGB image goes into a scalar volume node as its luminance (a scalar node shows one component of three);
+        returns the warning that says so, else None."""
         volume = self.present_target("output_volume")
+        note = None
+        if image.GetNumberOfComponentsPerPixel() > 1 and not volume.IsA("vtkMRMLVectorVolumeNode"):
+            image = colour_as_grey(image)[0]
+            note = (f"the output volume '{volume.GetName()}' is a scalar volume: it holds the registered moving "
+                    "volume's luminance; choose a vector volume as the output volume to keep the colours")  # fmt: skip
         mrml.update_volume_node_from_image(volume, image)
         volume.SetAttribute(ATTRIBUTE_PREFIX + "transformNodeID", transform_node.GetID())
         if volume.GetDisplayNode() is None:
             volume.CreateDefaultDisplayNodes()
         self.output_volume_node = volume
+        return note
 
 
 def _remove_segment_nodes_of(scene, field_node) -> None:
