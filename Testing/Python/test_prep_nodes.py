@@ -107,6 +107,9 @@ def test_prepare_nodes_crops_masks_and_corrects_bias_into_new_nodes(scene, small
     # N4 on the MR only: float voxels, white matter more uniform than in the cropped input.
     assert prep.moving_node.GetImageData().GetScalarType() == vtk.VTK_FLOAT
     assert [step["image"] for step in prep.steps if step["step"] == "bias correction"] == ["moving"]
+    # Each output lists its own image's steps: the CT's had listed the MR's bias correction (a helper's sweep).
+    assert prep.fixed_node.GetAttribute(ATTRIBUTE_PREFIX + "steps") == "crop, mask"
+    assert prep.moving_node.GetAttribute(ATTRIBUTE_PREFIX + "steps") == "crop, mask, bias correction"
     head_from_moving = small_pair.truth.inverse()
     cv_before = white_matter_cv(moving_crop.image, head_from_moving)
     cv_after = white_matter_cv(moving_out, head_from_moving)

@@ -208,7 +208,9 @@ class NodePrep(NodeJob):
             raise InputError(f"the moving volume's transform (its placement) was removed from the scene {doing}: "
                              f"nothing was added; {again}")  # fmt: skip
         images = {name: read_image(path, f"prepared {name}") for name, path in result.outputs.items()}
-        done = ", ".join(dict.fromkeys(step.step for step in result.summary.steps if step.image != "neither"))
+        def done(role: str) -> str:  # each output lists its own image's steps: N4 on the MR is not the CT's
+            return ", ".join(dict.fromkeys(step.step for step in result.summary.steps if step.image in (role, "both")))
+
         _, current = placement(self.target("moving"), self.target("initial_transform"))
         for name, image in images.items():
             role = name.split("_")[0]
@@ -223,7 +225,7 @@ class NodePrep(NodeJob):
                     node.CreateDefaultDisplayNodes()
             # The moving outputs sit where the original moving volume sits; the fixed ones in world space.
             node.SetAndObserveTransformNodeID(self._moving_parent_id if role == "moving" else None)
-            attributes = {"sourceNodeID": source.GetID(), "steps": done,
+            attributes = {"sourceNodeID": source.GetID(), "steps": done(role),
                           "currentTransformNodeID": current.GetID() if current is not None else ""}  # fmt: skip
             for key, value in attributes.items():
                 node.SetAttribute(ATTRIBUTE_PREFIX + key, value)
