@@ -50,3 +50,21 @@ def test_a_rigid_run_at_a_wrong_spacing_is_warned_and_similarity_is_not_checked(
     error = mean_error_mm(similar.transform, type(small_pair.truth).from_matrix(scaled),
                           sample_grid_points(small_pair.fixed, 6))  # fmt: skip
     assert error < 1.0, error
+
+
+def test_qa_of_images_alone_says_when_they_do_not_confirm_the_transform(small_pair):
+    """QA given only the images had reported the mutual information rising, for results 20-50 mm off too (a
+    helper's sweep of wrong headers: no QA warning on any): it now runs the registration's two image checks."""
+    from MultimodalRegistrationLib.core.transforms import Transform
+    from MultimodalRegistrationLib.qa.assess import assess_registration
+    from MultimodalRegistrationLib.registration.rules.weak_result import WEAK_RESULT
+
+    right = assess_registration(small_pair.fixed, small_pair.moving, small_pair.truth)
+    assert not any(w.startswith((WEAK_RESULT, SIZE_WARNING)) for w in right.warnings), right.warnings
+    assert right.timings["image_doubts_s"] > 0
+    scaled = assess_registration(small_pair.fixed, _spacing_scaled(small_pair.moving, 0.88), small_pair.truth)
+    assert any(w.startswith(f"{SIZE_WARNING} 0.88 times this transform's size") for w in scaled.warnings)
+    shift = np.eye(4)
+    shift[:3, 3] = (0.0, 35.0, 0.0)
+    off = assess_registration(small_pair.fixed, small_pair.moving, Transform.from_matrix(small_pair.truth.matrix @ shift))
+    assert any(w.startswith(WEAK_RESULT) for w in off.warnings), off.warnings

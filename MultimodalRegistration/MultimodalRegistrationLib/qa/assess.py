@@ -32,6 +32,7 @@ from ..core.pairs import check_pair
 from ..core.replaced import replace_path
 from ..core.transforms import Transform
 from ..registration.working_scale import working_scale
+from .image_doubts import image_doubts
 from .images import image_agreement
 from .jacobian import INVERSE_MISS_MM, InverseConsistency, inverse_consistency, jacobian_statistics
 from .landmarks import landmark_errors, paired_landmarks
@@ -210,6 +211,10 @@ def assess_registration(
         images = [image_agreement(fixed, moving, pose, fixed_mask, metric_spacing) for pose in (before, transform)]
     warnings += agreement_fell(images[0].mutual_information, images[1].mutual_information)
     warnings += no_overlap_warning(images[1])
+    if landmarks is None and overlap is None:  # the images alone judge: do they confirm it?
+        with step("image_doubts", 0.2):
+            warnings += image_doubts(fixed, moving, transform, fixed_mask, images[0].mutual_information,
+                                     images[1].mutual_information)  # fmt: skip
     judged = None if other_frame else landmarks  # points in the other frame say nothing of the transform
     warnings += worse_or_wrong_way(transform, judged, overlap, o.fixed_labels, o.moving_labels)
     with step("jacobian", 0.25):

@@ -94,10 +94,11 @@ def preferred_size(
 
 
 def size_warning(
-    fixed: sitk.Image, moving: sitk.Image, transform: Transform, preset: str, fixed_mask: sitk.Image | None = None,
-    moving_mask: sitk.Image | None = None,
+    fixed: sitk.Image, moving: sitk.Image, transform: Transform, preset: str | None,
+    fixed_mask: sitk.Image | None = None, moving_mask: sitk.Image | None = None,
 ) -> str | None:  # fmt: skip
-    """The warning on a linear result of a ``preset`` that keeps the size, or None (see the module notes)."""
+    """The warning on a linear result of a ``preset`` that keeps the size (None: a transform QA is given), or None
+    (see the module notes)."""
     if not transform.is_linear:
         return None
     probe = preferred_size(fixed, moving, transform, fixed_mask, moving_mask)
@@ -112,8 +113,9 @@ def size_warning(
         return None
     spacings = "; ".join(f"{role} {' x '.join(f'{s:g}' for s in image.GetSpacing())} mm"
                          for role, image in (("fixed", fixed), ("moving", moving)))  # fmt: skip
+    kept = f"the size the {preset} preset keeps" if preset else "this transform's size"
     return (
-        f"{SIZE_WARNING} {size:.2f} times the size the {preset} preset keeps (a search over sizes from the result: "
+        f"{SIZE_WARNING} {size:.2f} times {kept} (a search over sizes from the result: "
         f"score {before:.2f} -> {after:.2f}), so the result is likely off: a spacing is probably wrong ({spacings}): "
         "check both headers, or set the right one with --spacing-fixed / --spacing-moving; if the spacing is right "
         "and the anatomy did shrink or swell (another subject, fixed or cleared tissue), use --preset similarity"

@@ -1,0 +1,29 @@
+"""What the images alone say of a linear transform QA is given without landmarks or segments: whether they confirm
+it (its mutual information against poses 30 mm or 90 degrees away, :mod:`..registration.rules.weak_result`) and
+whether another size fits far better (a wrong spacing, :mod:`..registration.rules.size_check`). The registration
+runs both checks on its own unguided results; QA had only reported that the mutual information rose, which it does
+for a result 20-50 mm off too (a helper's sweep of wrong headers: no QA warning on any of them). LPS mm."""
+
+from __future__ import annotations
+
+import SimpleITK as sitk
+
+from ..core.transforms import Transform
+from ..registration.pose.centres import foreground_center
+from ..registration.rules.masks import mask_centroid
+from ..registration.rules.size_check import size_warning
+from ..registration.rules.weak_result import weak_result_warning
+
+
+def image_doubts(
+    fixed: sitk.Image, moving: sitk.Image, transform: Transform, fixed_mask: sitk.Image | None,
+    metric_before: float | None, metric_after: float | None,
+) -> list[str]:  # fmt: skip
+    """The warnings (none, one or two) on a linear ``transform`` (fixed -> moving) that the images do not confirm;
+    the mutual information before and after (nats) is quoted in the first."""
+    if not transform.is_linear or metric_before is None or metric_after is None:
+        return []
+    center = mask_centroid(fixed_mask) if fixed_mask is not None else foreground_center(fixed)
+    weak = weak_result_warning(fixed, moving, transform, metric_after, metric_before, center)
+    size = size_warning(fixed, moving, transform, None, fixed_mask)
+    return [warning for warning in (weak, size) if warning]
