@@ -159,6 +159,16 @@ def micrometre_spacing(inputs: Path, out: Path) -> list[str]:
     return _register(fixed, moving, out)
 
 
+def millimetres_for_micrometres(inputs: Path, out: Path) -> list[str]:
+    """A stack at 3.25 um against an MR whose spacing is in mm as it should be, but one of the two in the wrong unit:
+    the moving 0.16 mm across against 96 mm (each spacing plausible, the pair not; it ran, MI 0.000 -> 0.000,
+    exit 0)."""
+    fixed, _ = _pair(inputs)
+    moving = inputs / "stack.nrrd"
+    write_image(_volume(size=(48, 40, 32), spacing=(0.00325, 0.00325, 0.00325)), moving)
+    return _register(fixed, moving, out)
+
+
 def huge_header(inputs: Path, out: Path) -> list[str]:
     fixed, _ = _pair(inputs)
     moving = inputs / "huge.mha"
@@ -248,6 +258,7 @@ CASES = {
     "spacing in the wrong units": Case(wrong_spacing_units, "set the true spacing"),
     "spacing in micrometres": Case(micrometre_spacing, "for example 0.375,0.375,0.375 mm (micrometres written as "
                                    "millimetres: 128 x 4.5 x 4.5 mm) (--spacing-moving sx,sy,sz"),
+    "sizes 100 times apart": Case(millimetres_for_micrometres, "A spacing is likely in the wrong unit"),
     "header claims 4000^3": Case(huge_header, "GB"),
     "skewed direction": Case(skewed_direction, "orthonormal"),
     "constant image": Case(constant_image, "load the right image"),
