@@ -178,6 +178,15 @@ def test_images_apart_and_segments_outside_their_image_are_said(coarse):
     assert 0.0 < thin.images_after.overlap_fraction < 0.01 and thin.images_after.mutual_information is None
     assert any(w.startswith("hardly any of the fixed image") for w in thin.warnings)
     assert any(w.startswith("hardly any of the fixed image (or its mask) maps inside the moving image") for w in apart.warnings)
+    # A fixed image in micrometres read as mm lies wholly inside the moving one yet fills no measuring voxel: it had
+    # read "hardly any ... maps inside ... (overlap 100.00%)" (a helper's sweep).
+    tiny = sitk.Image(fixed)
+    tiny.SetSpacing([s * 0.00325 for s in fixed.GetSpacing()])
+    tiny.SetOrigin(moving.TransformContinuousIndexToPhysicalPoint([n / 2 for n in moving.GetSize()]))
+    small = assess_registration(tiny, moving, Transform.identity())
+    assert small.images_after.overlap_fraction == 1.0 and small.images_after.mutual_information is None
+    assert any(w.startswith("the fixed image (or its mask) holds too few voxels on the measuring grid") for w in
+               small.warnings), small.warnings  # fmt: skip
     good = assess_registration(fixed, moving, truth, QAOptions(fixed_labels=fixed_labels, moving_labels=moving_labels))
     assert not any("lie outside" in w or w.startswith("hardly any") for w in good.warnings), good.warnings
     assert good.segmentation.after[0].dice > 0.8

@@ -21,6 +21,10 @@ def no_overlap_warning(after: ImageAgreement) -> list[str]:
     information (under the metric's 100 samples: a reviewer's 0.03% overlap printed "MI - -> -" without one)."""
     if after.mutual_information is not None:
         return []
+    if after.overlap_fraction >= 0.5:  # it does overlap: too few voxels to measure on, not too little overlap
+        return [(f"the fixed image (or its mask) holds too few voxels on the measuring grid ({after.voxels} at "
+                 f"{after.spacing_mm:g} mm) for the images to be compared: check its spacing (a unit mix-up, "
+                 "micrometres as mm?) or give a larger mask")]  # fmt: skip
     return [(f"hardly any of the fixed image (or its mask) maps inside the moving image under this transform (overlap "
              f"{after.overlap_fraction:.2%}), so the "
             "images cannot be compared: check that the transform belongs to these two images and is given fixed "
