@@ -160,12 +160,13 @@ def micrometre_spacing(inputs: Path, out: Path) -> list[str]:
 
 
 def millimetres_for_micrometres(inputs: Path, out: Path) -> list[str]:
-    """A stack at 3.25 um against an MR whose spacing is in mm as it should be, but one of the two in the wrong unit:
-    the moving 0.16 mm across against 96 mm (each spacing plausible, the pair not; it ran, MI 0.000 -> 0.000,
-    exit 0)."""
-    fixed, _ = _pair(inputs)
-    moving = inputs / "stack.nrrd"
-    write_image(_volume(size=(48, 40, 32), spacing=(0.00325, 0.00325, 0.00325)), moving)
+    """A stack at 3.25 um against an MR in mm: the fixed stack 0.16 mm across, lying inside the 96 mm moving image
+    (each spacing plausible, the pair not). It ran, MI 0.000 -> 0.000, exit 0 (a helper's sweep)."""
+    _, moving = _pair(inputs)
+    fixed = inputs / "stack.nrrd"
+    stack = _volume(size=(48, 40, 32), spacing=(0.00325, 0.00325, 0.00325))
+    stack.SetOrigin((48.0, 40.0, 40.0))  # the moving image's centre
+    write_image(stack, fixed)
     return _register(fixed, moving, out)
 
 

@@ -64,7 +64,29 @@ def test_qa_of_images_alone_says_when_they_do_not_confirm_the_transform(small_pa
     assert right.timings["image_doubts_s"] > 0
     scaled = assess_registration(small_pair.fixed, _spacing_scaled(small_pair.moving, 0.88), small_pair.truth)
     assert any(w.startswith(f"{SIZE_WARNING} 0.88 times this transform's size") for w in scaled.warnings)
+    # The same images 600 mm apart before the transform (headers in two frames), the transform placing them: the
+    # checks had been skipped for want of an MI before (a reviewer).
+    apart = _spacing_scaled(small_pair.moving, 0.88)
+    apart.SetOrigin(tuple(np.add(apart.GetOrigin(), (0.0, 0.0, 600.0))))
+    move = np.eye(4)
+    move[2, 3] = 600.0
+    placed = assess_registration(small_pair.fixed, apart, Transform.from_matrix(move @ small_pair.truth.matrix))
+    assert placed.images_before.mutual_information is None
+    assert any(w.startswith(f"{SIZE_WARNING} 0.88 times this transform's size") for w in placed.warnings)
     shift = np.eye(4)
     shift[:3, 3] = (0.0, 35.0, 0.0)
     off = assess_registration(small_pair.fixed, small_pair.moving, Transform.from_matrix(small_pair.truth.matrix @ shift))
     assert any(w.startswith(WEAK_RESULT) for w in off.warnings), off.warnings
+
+
+def test_images_a_hundred_times_apart_in_size_are_refused_in_their_own_mm(small_pair):
+    """Refused before any engine, quoting the images' own sizes: under 40 mm they are registered at a working scale,
+    and the refusal had quoted that scale's (202 mm for a 12.6 mm image: a reviewer)."""
+    from MultimodalRegistrationLib.core.errors import InputError
+
+    fixed = _spacing_scaled(small_pair.fixed, 0.05)  # about 12 mm across: small anatomy
+    tiny = _spacing_scaled(small_pair.moving, 0.0001)
+    tiny.SetOrigin(fixed.TransformContinuousIndexToPhysicalPoint([n / 2 for n in fixed.GetSize()]))
+    side = float(max(n * s for n, s in zip(fixed.GetSize(), fixed.GetSpacing())))
+    with pytest.raises(InputError, match=f"the fixed image {side:.3g} mm: .* times larger"):
+        register(fixed, tiny, engine="elastix", preset="rigid")

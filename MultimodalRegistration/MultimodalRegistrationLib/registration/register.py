@@ -25,6 +25,7 @@ from .outcome import (
     warn_if_wrong_size,
 )
 from .rigid_first import rigid_first
+from .rules.size_check import check_sizes_apart
 from .rules.thin_moving import thin_moving_hint
 from .runs import TIE, checked_run, pick_run, plan_runs, run_engines
 from .settings import Progress, RegistrationSettings, check_kind
@@ -92,6 +93,7 @@ def register(
     for name, image in (("fixed", fixed), ("moving", moving)):
         check_kind(image, sitk.Image, name, "a SimpleITK image (core.images.read_image(path))")
     settings = (settings or RegistrationSettings()).overridden(overrides)
+    check_sizes_apart(fixed, moving, settings.initial_transform)  # on the images' own mm, before any working scale
     k = scale_for(fixed, moving, settings)
     if k != 1.0:
         larger = replace(settings, fixed_mask=scaled_image(settings.fixed_mask, k),

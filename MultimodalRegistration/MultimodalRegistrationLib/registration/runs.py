@@ -37,7 +37,6 @@ from .pose.initialize import StartingPoses, same_start, starting_poses
 from .rules.keep import KEEP_TOLERANCE_NATS, check_linear_result
 from .rules.masks import check_fixed_mask_size, mask_aware_starts, mask_centroid
 from .rules.sampling_region import overlap_regions, sampling_regions
-from .rules.size_check import check_sizes_apart
 from .settings import Progress, RegistrationSettings
 
 # Below this fraction of the fixed image mapping into the moving image, no metric can work.
@@ -128,7 +127,6 @@ def checked_run(
     warnings += [note for note in (grey_fixed, grey_moving) if note]
     validate_image(fixed, "fixed image")
     validate_image(moving, "moving image")
-    check_sizes_apart(fixed, moving, settings.initial_transform)
     fixed, clipped_fixed = clip_outliers(fixed, "fixed image")
     moving, clipped_moving = clip_outliers(moving, "moving image")
     warnings += [warning for warning in (clipped_fixed, clipped_moving) if warning]

@@ -86,8 +86,12 @@ def contrast_with_decoys(
     return value, float(np.median(decoys))
 
 
+def _nats(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"  # QA: none before when the images lay apart
+
+
 def weak_result_warning(
-    fixed: sitk.Image, moving: sitk.Image, result: Transform, metric_after: float, metric_before: float,
+    fixed: sitk.Image, moving: sitk.Image, result: Transform, metric_after: float | None, metric_before: float | None,
     center: np.ndarray,
 ) -> str | None:  # fmt: skip
     """A warning in plain words when ``result`` (linear) scores below MIN_CONTRAST times the median
@@ -102,7 +106,7 @@ def weak_result_warning(
     if value <= 0.0 or typical <= 0.0 or value >= MIN_CONTRAST * typical:
         return None
     return (
-        f"{WEAK_RESULT}: its mutual information ({metric_before:.3f} before, {metric_after:.3f} after) "
+        f"{WEAK_RESULT}: its mutual information ({_nats(metric_before)} before, {_nats(metric_after)} after) "
         f"is only {value / typical:.1f} times that of poses {DECOY_SHIFT_MM:.0f} mm or 90 deg away from it, where a "
         f"right alignment usually scores {MIN_CONTRAST:.0f} to 3 times more. The images do not confirm this "
         "alignment: check it, then try --preset similarity or affine for tissue that changed size, a mask of the "
