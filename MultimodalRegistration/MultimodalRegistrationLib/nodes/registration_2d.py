@@ -135,9 +135,11 @@ class NodeRegistration2D(NodeRegistration):
             if note := self._fill_output_volume(volume, node):
                 summary.warnings.append(note)
             mrml.set_ijk_to_ras(self.output_volume_node, mrml.ijk_to_ras(fixed))
-        # As a 3D result's: the seconds the run took and its warnings (a JSON list), with the QA's.
+        # As a 3D result's: the engine's and the search's seconds, and the warnings as the panel says them (a JSON
+        # list; the 2D run's own QA's too).
         node.SetAttribute(ATTRIBUTE_PREFIX + "seconds", str(round(sum(summary.timings.values()), 3)))
-        node.SetAttribute(ATTRIBUTE_PREFIX + "warnings", json.dumps([*summary.warnings, *summary.qa.get("warnings", [])]))
+        said = [self.in_panel_words(_spacing_words(w)) for w in (*summary.warnings, *summary.qa.get("warnings", []))]
+        node.SetAttribute(ATTRIBUTE_PREFIX + "warnings", json.dumps(said))
         self.summary = summary
 
 

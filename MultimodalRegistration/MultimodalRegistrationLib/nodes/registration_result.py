@@ -102,8 +102,10 @@ class NodeRegistration(NodeJob):
             "startDescription": describe_start(summary),
             "fixedNodeID": fixed.GetID(),
             "movingNodeID": moving.GetID(),
-            # The start's node: the panel's initial transform, else the moving volume's parent (a prealignment).
-            "initialTransformNodeID": start.GetID() if (start := initial or moving.GetParentTransformNode()) else "",
+            # The start's node: the panel's initial transform, else the moving volume's parent (a prealignment); ""
+            # when it is the output node itself, whose start this run just replaced (a second Register into it).
+            "initialTransformNodeID": _start_id(initial or moving.GetParentTransformNode(),
+                                                self.present_target("output_transform")),
             **{f"{role}MaskNodeID": (mask.GetID() if (mask := self.target(f"{role}_mask")) else "")
                for role in ("fixed", "moving")},  # QA's restarts and MI use them too
             "seconds": summary.seconds,
@@ -168,6 +170,10 @@ class NodeRegistration(NodeJob):
             volume.CreateDefaultDisplayNodes()
         self.output_volume_node = volume
         return note
+
+
+def _start_id(start, output) -> str:
+    return start.GetID() if start is not None and start is not output else ""
 
 
 def _remove_segment_nodes_of(scene, field_node) -> None:
