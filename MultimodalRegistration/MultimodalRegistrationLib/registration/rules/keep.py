@@ -132,7 +132,7 @@ SURFACE_VETO_VOXELS = 0.1
 # their mutual information is noise. On the real SCT T2 / T1w pair, its header turned 10 degrees, the engine's
 # result (Dice 0.92, surfaces 0.42 mm) was vetoed for the segment-centroid start (Dice 0.59, 1.57 mm) by the
 # cord's inside (-1.3 SD) while its surfaces were +5.6 SD better (a helper's sweep, thirty-eighth session).
-OVERRULE_Z = 2 * KEEP_Z
+OVERRULE_Z = 2 * KEEP_Z  # the intensities inside then veto only a fall beyond OVERRULE_Z / 2 SD
 OVERRULE_VOXELS = 1.0
 # A result that moves the fixed segments' surface points less than this (RMS, mm; at least two of the fixed
 # image's voxels) and turns less than half the start's lattice step (POLISH_DEG) only polishes its start: it
@@ -176,7 +176,8 @@ def worse_beyond_noise(prepared, fixed: sitk.Image, moving: sitk.Image, start: T
     scores = f"together {z_together:+.1f} SD: surface distance {z_surface:+.1f} SD{mi_text}"
     change_mm = surface_change_mm(scorer, start.matrix, result.matrix)
     surfaces_worse = z_surface < -VETO_Z and change_mm > SURFACE_VETO_VOXELS * max(fixed.GetSpacing())
-    surfaces_win = z_surface > OVERRULE_Z and change_mm < -OVERRULE_VOXELS * max(fixed.GetSpacing())
+    surfaces_win = (z_surface > OVERRULE_Z and change_mm < -OVERRULE_VOXELS * max(fixed.GetSpacing())
+                    and (z_mi is None or z_mi > -OVERRULE_Z / 2))  # a steep fall inside still vetoes
     if surfaces_worse or (z_mi is not None and z_mi < -VETO_Z and not surfaces_win):
         return f"one score is worse by more than {VETO_Z:g} SD ({scores})"
     small = max(SMALL_MOVE_MM, 2.0 * max(fixed.GetSpacing()))
