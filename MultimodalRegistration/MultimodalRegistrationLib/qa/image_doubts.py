@@ -22,7 +22,7 @@ def image_doubts(
     """The warnings (none, one or two) on a linear ``transform`` (fixed -> moving) that the images do not confirm;
     the mutual information before and after (nats; None: too little overlap to measure) is quoted in the first.
     Images that lay apart before the transform (headers in two frames) are judged too."""
-    if not transform.is_linear:
+    if not transform.is_linear or metric_after is None:  # nothing overlaps after it: another warning says so
         return []
     center = mask_centroid(fixed_mask) if fixed_mask is not None else foreground_center(fixed)
     weak = weak_result_warning(fixed, moving, transform, metric_after, metric_before, center)
