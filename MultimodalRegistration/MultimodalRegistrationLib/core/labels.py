@@ -7,7 +7,7 @@ import SimpleITK as sitk
 
 from .errors import InputError
 from .segment_header import header_segments, named_prefix
-from .views import FOV_MARGIN_MM, inner
+from .views import FOV_MARGIN_MM, bounding_slices, inner
 
 INTEGER_TYPES = {
     sitk.sitkUInt8,
@@ -143,16 +143,6 @@ def relabel_by_name(moving: sitk.Image, fixed: sitk.Image) -> sitk.Image:
     result = sitk.GetImageFromArray(relabelled)
     result.CopyInformation(moving)
     return set_label_names(result, names)
-
-
-def bounding_slices(mask: np.ndarray, pad: int = 1) -> tuple[slice, slice, slice]:
-    """Array (z, y, x) slices around the set voxels of a non-empty boolean mask, ``pad`` voxels wider on each side."""
-    slices = []
-    for axis in range(3):
-        other = tuple(a for a in range(3) if a != axis)
-        present = np.flatnonzero(mask.any(axis=other))
-        slices.append(slice(max(present[0] - pad, 0), min(present[-1] + 1 + pad, mask.shape[axis])))
-    return tuple(slices)
 
 
 def _directed_distances(source: sitk.Image, target: sitk.Image, seen: np.ndarray | None = None) -> np.ndarray:

@@ -17,8 +17,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import InputError
-from .labels import bounding_slices, set_label_names
+from .labels import set_label_names
 from .segment_header import header_segments, valued_prefix
+from .views import bounding_slices
 
 Cropped = tuple[int, str, tuple[slice, ...], np.ndarray]  # label value, name, bounding-box slices, voxels in it
 

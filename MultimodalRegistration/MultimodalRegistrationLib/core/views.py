@@ -46,17 +46,23 @@ COARSE_MM = 1.5
 VIEW_FACE_SHARE = 0.25
 
 
+def bounding_slices(mask: np.ndarray, pad: int = 1) -> tuple[slice, ...]:
+    """Array slices around the set voxels of a non-empty boolean mask, ``pad`` voxels wider on each side."""
+    slices = []
+    for axis in range(mask.ndim):
+        other = tuple(a for a in range(mask.ndim) if a != axis)
+        present = np.flatnonzero(mask.any(axis=other))
+        slices.append(slice(max(present[0] - pad, 0), min(present[-1] + 1 + pad, mask.shape[axis])))
+    return tuple(slices)
+
+
 def surrounded(fov: sitk.Image) -> bool:
     """Whether the data region ``fov`` (UInt8 0/1) covers less than VIEW_FACE_SHARE of every face of its bounding
     box: a rounded region (anatomy under a mask), not one cut flat by a field of view."""
     array = sitk.GetArrayViewFromImage(fov) != 0
     if not array.any():
         return False
-    box = []
-    for axis in range(array.ndim):
-        occupied = np.flatnonzero(np.any(array, axis=tuple(other for other in range(array.ndim) if other != axis)))
-        box.append(slice(int(occupied[0]), int(occupied[-1]) + 1))
-    inside = array[tuple(box)]
+    inside = array[bounding_slices(array, pad=0)]
     faces = [inside.take(end, axis=axis) for axis in range(inside.ndim) for end in (0, -1)]
     return max(float(face.mean()) for face in faces) < VIEW_FACE_SHARE
 
