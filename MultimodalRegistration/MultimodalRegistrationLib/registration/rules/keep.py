@@ -174,10 +174,12 @@ def worse_beyond_noise(prepared, fixed: sitk.Image, moving: sitk.Image, start: T
     moved = float(np.sqrt(np.mean(np.sum((result.transform_points(points) - start.transform_points(points)) ** 2, 1))))
     mi_text = "" if z_mi is None else f", mutual information {scorer.intensity_where} {z_mi:+.1f} SD"
     scores = f"together {z_together:+.1f} SD: surface distance {z_surface:+.1f} SD{mi_text}"
-    change_mm = surface_change_mm(scorer, start.matrix, result.matrix)
-    surfaces_worse = z_surface < -VETO_Z and change_mm > SURFACE_VETO_VOXELS * max(fixed.GetSpacing())
-    surfaces_win = (z_surface > OVERRULE_Z and change_mm < -OVERRULE_VOXELS * max(fixed.GetSpacing())
-                    and (z_mi is None or z_mi > -OVERRULE_Z / 2))  # a steep fall inside still vetoes
+    def change_mm() -> float:  # evaluated only where a z asks for it (the two z conditions exclude each other)
+        return surface_change_mm(scorer, start.matrix, result.matrix)
+
+    surfaces_worse = z_surface < -VETO_Z and change_mm() > SURFACE_VETO_VOXELS * max(fixed.GetSpacing())
+    surfaces_win = (z_surface > OVERRULE_Z and (z_mi is None or z_mi > -OVERRULE_Z / 2)  # a steep fall still vetoes
+                    and change_mm() < -OVERRULE_VOXELS * max(fixed.GetSpacing()))  # fmt: skip
     if surfaces_worse or (z_mi is not None and z_mi < -VETO_Z and not surfaces_win):
         return f"one score is worse by more than {VETO_Z:g} SD ({scores})"
     small = max(SMALL_MOVE_MM, 2.0 * max(fixed.GetSpacing()))
