@@ -103,11 +103,15 @@ def inside_fraction(points_lps: np.ndarray, image: sitk.Image) -> float:
 _COLOUR_TYPES = (sitk.sitkVectorUInt8,)
 
 
+def _is_colour(pixel_id: int, components: int) -> bool:
+    return pixel_id in _COLOUR_TYPES and components in (3, 4)
+
+
 def colour_as_grey(image: sitk.Image, role: str = "image") -> tuple[sitk.Image, str | None]:
     """An RGB(A) image (8 bits a channel: a stack of stained sections, a cryosection photograph) as its BT.601
     luminance, as 2D registration reads a slide, with a note saying so; any other image as it is, and None. It was
     refused, though ``mmreg stack`` writes its RGB sections as an RGB volume (a helper's sweep)."""
-    if image.GetPixelID() not in _COLOUR_TYPES or image.GetNumberOfComponentsPerPixel() not in (3, 4):
+    if not _is_colour(image.GetPixelID(), image.GetNumberOfComponentsPerPixel()):
         return image, None
     return to_gray(image), f"the {role} is RGB: its luminance (0.299 R + 0.587 G + 0.114 B) is used"
 
@@ -117,7 +121,7 @@ def colour_source_as_grey(source, role: str = "image", spacing_given: bool = Fal
     its luminance returned with the note; any other source is returned as it is (a file not read), and None."""
     if not isinstance(source, sitk.Image):
         info = read_image_file_info(source, role, spacing_given)
-        if info.pixel_id not in _COLOUR_TYPES or info.components not in (3, 4):
+        if not _is_colour(info.pixel_id, info.components):
             return source, None
         source = read_image(source, role, spacing_given)
     return colour_as_grey(source, role)
