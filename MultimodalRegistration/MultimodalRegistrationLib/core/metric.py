@@ -3,7 +3,8 @@
 The moving image is resampled through the fixed -> moving transform (LPS mm) onto the fixed image
 block-averaged to about ``spacing_mm``; every fixed voxel that lands inside the moving image (and
 inside the optional fixed mask) is a sample, so the number is deterministic. MI and NMI come from one
-``bins`` x ``bins`` joint histogram of those samples, each axis spanning its samples' range.
+``bins`` x ``bins`` joint histogram of those samples, each axis spanning its samples' range (its central 99% when
+a few outliers stretch the range: :func:`bin_range`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from .transforms import Transform
 METRIC_SPACING_MM = 2.0
 METRIC_BINS = 32
 MIN_OVERLAP_VOXELS = 100  # fewer overlapping samples carry no information
+TAIL_PERCENTILES = (0.5, 99.5)
+TAIL_STRETCH = 2.0
 
 
 def shrink_to_spacing(image: sitk.Image, spacing_mm: float) -> sitk.Image:
@@ -81,12 +84,25 @@ def overlap_samples(
     )
 
 
-def _bin_indices(values: np.ndarray, bins: int) -> np.ndarray:
-    """Equal-width bin of each value over the values' own range (the top edge belongs to the last bin)."""
+def bin_range(values: np.ndarray) -> tuple[float, float]:
+    """The grey levels the bins span: the values' range, or the central 99% of them when the tails would
+    stretch that over more than twice its width. A 16-bit MR with a few hundred bright voxels (vessels, fat)
+    had put nearly all of its tissue into a few bins: on a phantom pair, 0.05% of voxels at 30 times the
+    tissue cut the MI at the truth from 0.70 to 0.07 nats, and a right result was refused for its start.
+    Values beyond the span fall into the end bins."""
     low, high = float(values.min()), float(values.max())
+    central_low, central_high = (float(v) for v in np.percentile(values, TAIL_PERCENTILES))
+    if high - low > TAIL_STRETCH * (central_high - central_low) and central_high > central_low:
+        return central_low, central_high
+    return low, high
+
+
+def _bin_indices(values: np.ndarray, bins: int) -> np.ndarray:
+    """Equal-width bin of each value over :func:`bin_range` (values beyond it go to the end bins)."""
+    low, high = bin_range(values)
     if high <= low:
         return np.zeros(len(values), np.int64)
-    return np.minimum(((values - low) * (bins / (high - low))).astype(np.int64), bins - 1)
+    return np.clip(((values - low) * (bins / (high - low))).astype(np.int64), 0, bins - 1)
 
 
 def _joint_counts(fixed_values: np.ndarray, moving_values: np.ndarray, bins: int) -> np.ndarray:
