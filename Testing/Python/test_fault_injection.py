@@ -2046,6 +2046,20 @@ def test_stack_outputs_among_the_sections_are_refused(name, tmp_path, private_tm
     assert f"write it outside, e.g. to {tmp_path / 'inputs' / 'V.nrrd'}" in message
 
 
+def _prep_shifted_moving(*extra: str) -> Builder:
+    """A case: the valid pair prepared with ``extra``, the moving image 60 mm to the patient's left (partly
+    overlapping the fixed one)."""
+
+    def build(inputs: Path, out: Path) -> list[str]:
+        fixed, moving = _pair(inputs)
+        image = _volume(seed=1)
+        image.SetOrigin((60.0, 0.0, 0.0))
+        write_image(image, moving)
+        return _prep(fixed, moving, out, *extra)
+
+    return build
+
+
 # The valid fixed image (48x40x32 voxels of 2x2x2.5 mm at the origin, identity direction) in RAS, voxel edges.
 FIXED_EXTENT_RAS = "R -95.0 to 1.0, A -79.0 to 1.0, S -1.2 to 78.8 mm (RAS)"
 ROI_CASES = {
@@ -2073,6 +2087,12 @@ ROI_CASES = {
     "prep --crop-common --roi outside the fixed image": Case(
         prep_with("--crop-common", "--roi", "5000,5000,5000,5100,5100,5100"),
         f"--roi lies outside the fixed image, which spans {FIXED_EXTENT_RAS}",
+    ),
+    # It had said only "the region to crop to lies outside the image", naming neither image nor a fix.
+    "prep --roi inside the fixed image, outside the moving one": Case(
+        _prep_shifted_moving("--roi=-10,-70,10,-1,-10,60"),
+        "the region of interest lies outside the moving image, which spans R -155.0 to -59.0, A -79.0 to 1.0, "
+        "S -1.2 to 78.8 mm (RAS): move or enlarge --roi to take in part of it, add --crop-common",
     ),
 }
 CASES.update(ROI_CASES)

@@ -181,5 +181,12 @@ def crop_common(
     transform = transform or Transform.identity()
     region = common_region(fixed, moving, transform, roi, require_moving)
     fixed_crop = crop_to_points(fixed, region, margin_mm)
-    moving_crop = crop_to_points(moving, transform.transform_points(region), margin_mm)
+    try:
+        moving_crop = crop_to_points(moving, transform.transform_points(region), margin_mm)
+    except InputError:  # only with require_moving off: the region was cut to the moving box otherwise
+        raise InputError(
+            f"the region of interest lies outside the moving image, which spans {ras_extent(moving)}: move or "
+            "enlarge --roi to take in part of it, add --crop-common to crop to where both images lie, or check the "
+            "initial transform, if one is given"
+        ) from None
     return fixed_crop, moving_crop
