@@ -135,9 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_register_arguments(register)
     register.set_defaults(handler=command_register)
     demo = commands.add_parser("demo", help="register a generated CT/MR phantom pair and report the error in mm")
-    demo.add_argument("--output-dir", default="demo-output")
-    demo.add_argument("--engine", choices=ENGINE_NAMES, default=DEFAULT_ENGINE)
-    demo.add_argument("--preset", default=DEFAULT_PRESET)
+    demo.add_argument("--output-dir", default="demo-output",
+                      help="where the pair, the truth and the result go (default: %(default)s)")  # fmt: skip
+    demo.add_argument("--engine", choices=ENGINE_NAMES, default=DEFAULT_ENGINE, help="default: %(default)s")
+    demo.add_argument("--preset", default=DEFAULT_PRESET, help="a preset name (mmreg presets; default: %(default)s)")
     demo.set_defaults(handler=command_demo)
     add_prep_parser(commands)
     presets = commands.add_parser("presets", help="list the presets")
