@@ -137,7 +137,9 @@ def warn_if_weak(run: RegistrationRun, kept: Kept, metric_before: float) -> None
         return
     fixed_mask = run.fixed_mask
     center = mask_centroid(fixed_mask) if fixed_mask is not None else foreground_center(run.fixed)
-    weak = weak_result_warning(run.fixed, run.moving, kept.transform, kept.metric_after, metric_before, center)
+    weak = weak_result_warning(
+        run.fixed, run.moving, kept.transform, kept.metric_after, metric_before, center, run.recipe.scales
+    )
     run.warnings += [weak] if weak else []
     run.lap("weak_check_s")
 

@@ -92,14 +92,15 @@ def _nats(value: float | None) -> str:
 
 def weak_result_warning(
     fixed: sitk.Image, moving: sitk.Image, result: Transform, metric_after: float | None, metric_before: float | None,
-    center: np.ndarray,
+    center: np.ndarray, scaled: bool = False,
 ) -> str | None:  # fmt: skip
     """A warning in plain words when ``result`` (linear) scores below MIN_CONTRAST times the median
     mutual information of its decoys (:func:`decoy_poses`), else None. Both are measured on the
     whole fixed image, mask or not (within a mask, decoys that push the mask out of a partial
     stack score next to nothing, and a wrong result looked confirmed: 0.085 against 0.57), or on its
     field of view when it reads 0 where it has no data (:func:`data_region`).
-    ``metric_after`` and ``metric_before`` (the run's own numbers) are quoted in the warning."""
+    ``metric_after`` and ``metric_before`` (the run's own numbers) are quoted in the warning; ``scaled``: the
+    result came from a preset that scales, so the advice does not suggest one."""
     if not result.is_linear:
         return None
     value, typical = contrast_with_decoys(fixed, moving, result, center, data_region(fixed))
@@ -109,6 +110,11 @@ def weak_result_warning(
         f"{WEAK_RESULT}: its mutual information ({_nats(metric_before)} before, {_nats(metric_after)} after) "
         f"is only {value / typical:.1f} times that of poses {DECOY_SHIFT_MM:.0f} mm or 90 deg away from it, where a "
         f"right alignment usually scores {MIN_CONTRAST:.0f} to 3 times more. The images do not confirm this "
-        "alignment: check it, then try --preset similarity or affine for tissue that changed size, a mask of the "
-        "same anatomy on both images, or landmarks or segmentations to guide it"
+        f"alignment: check it, then try {SCALED_ADVICE if scaled else RIGID_ADVICE}, a mask of the same anatomy on "
+        "both images, or landmarks or segmentations to guide it"
     )
+
+
+RIGID_ADVICE = "--preset similarity or affine for tissue that changed size"
+# A helper's cleared-tissue sweep: five similarity runs that had failed were told to try similarity.
+SCALED_ADVICE = "an initial transform near the answer (mmreg prealign, or a manual one) for a partial or cut stack"
