@@ -7,7 +7,8 @@ times the image's 0.1-99.9 percentile span (on either side), every value beyond 
 bound, for the registration and its QA only; the files and the output volume keep them. Ordinary images are
 untouched, bright small structures too (beads, a hot lesion: a few spans above the tissue): a CT's metal (3071 HU)
 lies within 2 spans of its bone, an MR's brightest voxels within one of its tissue (none of the shared, phantom or
-TRUS-like images is clipped).
+TRUS-like images is clipped). Saturated voxels, too many for the 99.9th percentile to lie below them (0.12% of a
+light-sheet stack at 65535: 71 mm off, unclipped), are measured against the percentile of the others.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ def clip_outliers(image: sitk.Image, role: str) -> tuple[sitk.Image, str | None]
     voxels = sitk.GetArrayViewFromImage(image).ravel()
     sample = voxels[np.random.default_rng(0).integers(0, voxels.size, min(voxels.size, _SAMPLE_VOXELS))]
     low, high = np.percentile(sample, [0.1, 99.9])
+    below_top = sample[sample < highest]
+    if high >= highest and below_top.size:
+        # Saturated: so many voxels hold the top value (a detector's 65535) that the percentile is that value.
+        high = np.percentile(below_top, 99.9)
     span = float(high - low)
     if span <= 0:
         return image, None
