@@ -178,6 +178,11 @@ def test_mirrored_or_collapsed_linear_results_are_refused():
     # A singular matrix (determinant -0.001 on a helper's SCT affine run) collapsed; it was called mirrored.
     with pytest.raises(EngineError, match="collapsed"):
         check_linear_result(Transform.from_matrix(np.diag([-0.001, 1, 1, 1])), "affine")
-    with pytest.raises(EngineError, match="collapsed"):
+    with pytest.raises(EngineError, match="collapsed") as flattened:
         check_linear_result(Transform.from_matrix(np.diag([0.05, 1, 1, 1])), "affine")
+    assert "spacing" not in flattened.value.hint
+    # Scaled as a whole (a mouse stack saved at 1 mm for 0.02 mm): the spacing is named, not the rigid preset alone.
+    with pytest.raises(EngineError, match="exploded") as grown:
+        check_linear_result(Transform.from_matrix(np.diag([8.8, 8.9, 8.7, 1])), "similarity")
+    assert grown.value.hint.startswith("it scales the anatomy about 8.8 times as a whole: check the voxel spacing")
     check_linear_result(rigid_transform(170, (0, 0, 1), (0, 0, 0)), "rigid")

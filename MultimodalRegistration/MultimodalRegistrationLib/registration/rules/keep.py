@@ -37,9 +37,14 @@ def check_linear_result(transform: Transform, preset_name: str) -> None:
             hint="use the rigid preset, or prealign with landmarks so the engine starts closer",
         )
     if determinant <= 0 or singular.min() < 0.2 or singular.max() > 5.0:
+        hint = "use the rigid preset, mask the anatomy, or prealign with landmarks"
+        if determinant > 0 and (singular.min() > 2.0 or singular.max() < 0.5):
+            # Scaled as a whole: a helper's mouse stack saved at 1 mm for 0.02 mm had been told to use rigid.
+            hint = (f"it scales the anatomy about {abs(determinant) ** (1 / 3):.3g} times as a whole: check the voxel "
+                    "spacing in both image headers (mmreg prep --spacing-fixed/--spacing-moving sets it without "
+                    "resampling); if it is right, " + hint)  # fmt: skip
         raise EngineError(
-            f"the {preset_name} result collapsed or exploded (scales {np.round(singular, 3).tolist()})",
-            hint="use the rigid preset, mask the anatomy, or prealign with landmarks",
+            f"the {preset_name} result collapsed or exploded (scales {np.round(singular, 3).tolist()})", hint=hint
         )
 
 
