@@ -378,6 +378,21 @@ def test_copy_as_command_names_a_start_that_is_also_the_output_apart_from_it(sce
     assert start_node(moving, manual, result) == (moving, " start")  # two transforms composed: the moving's start
 
 
+def test_a_prealignment_the_moving_volume_is_under_and_chosen_as_initial_counts_once(scene, small_pair):
+    """A helper's guided run: the MR under its landmark prealignment P, P also chosen as Initial transform. The
+    start was P composed twice (12 mm off where P alone was 2.8 mm), silently."""
+    from MultimodalRegistrationLib.nodes.command_paths import start_node
+    from MultimodalRegistrationLib.nodes.registration_inputs import initial_transform_of
+
+    moving = mrml.volume_node_from_image(scene, small_pair.moving, "MR")
+    prealign = mrml.transform_to_node(scene, small_pair.truth, name="prealign")
+    moving.SetAndObserveTransformNodeID(prealign.GetID())
+    once = initial_transform_of(moving, None).matrix
+    assert np.allclose(initial_transform_of(moving, prealign).matrix, once)
+    assert not np.allclose(once @ once, once, atol=1.0)  # twice would be another pose
+    assert start_node(moving, prealign, None) is prealign  # the command names P's own file, as with P alone
+
+
 def test_selectors_changed_or_nodes_removed_during_a_run_do_not_reach_its_result(scene, small_pair, warm_elastix):
     """The panel's selectors stay live while a run goes on (GUI audit H2, M1): a moving volume picked mid-run got
     the old pair's result, named and recorded after it; an output volume chosen mid-run, or the fixed volume

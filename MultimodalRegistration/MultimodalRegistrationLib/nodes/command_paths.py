@@ -47,6 +47,7 @@ def start_node(moving, initial, output):
     moving volume's one parent; ``(node, " start")`` when several transforms were composed, or when the start
     is the run's own output node (a second Register from the last result: one file cannot be both)."""
     parent = moving.GetParentTransformNode()
+    initial = None if initial is parent else initial  # counted once (registration_inputs.initial_transform_of)
     if parent is not None and (initial is not None or parent.GetParentTransformNode() is not None):
         return moving, " start"
     start = initial or parent

@@ -136,10 +136,12 @@ def initial_transform_of(moving_node, initial_transform_node=None) -> Transform:
     """Fixed -> moving start: the optional initial node, then the moving volume's unhardened parents.
 
     A fixed-space point goes through ``initial_transform_node`` (its FromParent) into world space,
-    then through the moving volume's parent chain (FromWorld) into the moving image's own space.
+    then through the moving volume's parent chain (FromWorld) into the moving image's own space. An initial
+    node that is already in that chain counts once (a prealignment the moving volume was placed under, chosen
+    as the initial transform too: a helper's run had started from it twice, 12 mm off, without a word).
     """
     start = mrml.world_transform(moving_node)
-    if initial_transform_node is not None:
+    if initial_transform_node is not None and not mrml.is_under(moving_node, initial_transform_node):
         start = start @ mrml.transform_from_node(initial_transform_node)
     return start
 
