@@ -399,7 +399,7 @@ class MultimodalRegistrationLogic(ScriptedLoadableModuleLogic):
         foreground = registration.output_volume_node
         if foreground is None:
             # Without an output volume the moving volume is shown through the result transform.
-            movingVolume.SetAndObserveTransformNodeID(registration.output_transform_node.GetID())
+            registration.show_moving_under_result()
             foreground = movingVolume
         slicer.util.setSliceViewerLayers(background=fixedVolume, foreground=foreground, foregroundOpacity=0.5)
 

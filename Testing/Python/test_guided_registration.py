@@ -97,6 +97,10 @@ def test_node_level_guidance_from_segmentation_nodes_and_markups(scene, us_pair,
     labels = list(us_pair.landmark_labels)
     fixed_points = mrml.markups_from_points(scene, lps_ras_points(us_pair.landmarks_fixed), labels, "MR points")
     moving_points = mrml.markups_from_points(scene, lps_ras_points(us_pair.landmarks_moving)[::-1], labels[::-1], "US")
+    # The moving side under a prealignment (here the identity), as FiducialPrealign's Send leaves it.
+    prealign = mrml.transform_to_node(scene, Transform.identity(), name="prealign")
+    for node in (moving, segmentations[1], moving_points):
+        node.SetAndObserveTransformNodeID(prealign.GetID())
     nodes_before = scene.GetNumberOfNodes()
 
     parameters = registration_parameters(
@@ -126,6 +130,16 @@ def test_node_level_guidance_from_segmentation_nodes_and_markups(scene, us_pair,
     assert registration.summary.warnings[0] == next(line[len("Warning: "):] for line in status if "drawn over" in line)
     # A script finds them on the result node too.
     assert json.loads(node.GetAttribute(ATTRIBUTE_PREFIX + "warnings")) == registration.summary.warnings
+    # Shown as the panel shows it, the moving side goes under the result together (a helper's second Register was
+    # refused: the segmentation had stayed under the prealignment), and a second run reads it in one frame.
+    assert registration.show_moving_under_result() == [moving, segmentations[1], moving_points]
+    assert all(n.GetParentTransformNode() is node for n in (moving, segmentations[1], moving_points))
+    assert prealign.GetParentTransformNode() is None and fixed.GetParentTransformNode() is None
+    assert registration.show_moving_under_result() == []  # already there
+    from MultimodalRegistrationLib.nodes.qa_frames import _check_moving_frame
+
+    _check_moving_frame(segmentations[1], moving, "moving segmentation")
+    _check_moving_frame(moving_points, moving, "moving landmarks")
 
 
 @pytest.mark.parametrize(

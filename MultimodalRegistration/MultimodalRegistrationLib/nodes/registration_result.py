@@ -57,6 +57,19 @@ class NodeRegistration(NodeJob):
         named after the nodes (:mod:`.command_paths`) as the scene held them when the result came in."""
         return self._command
 
+    def show_moving_under_result(self) -> list:
+        """Put the moving volume under the result transform, as the panel shows a result, with the moving
+        segmentation, landmarks and mask that were in its frame (a helper's second Register was refused: the
+        segmentation had stayed under the prealignment the volume left). Returns the nodes moved."""
+        moving, result = self.target("moving"), self.output_transform_node
+        if moving is None or result is None or mrml.is_under(moving, result):
+            return []
+        beside = [self.target(name) for name in ("moving_segmentation", "guidance_moving_points", "moving_mask")]
+        moved = [moving] + [n for n in beside if n is not None and n.GetTransformNodeID() == moving.GetTransformNodeID()]
+        for node in moved:
+            node.SetAndObserveTransformNodeID(result.GetID())
+        return moved
+
     def _apply_or_add_nothing(self, result: RegistrationJobResult) -> None:
         super()._apply_or_add_nothing(result)
         # Named now: asked later, a moving volume put under the result since named the result as its start.
