@@ -1519,6 +1519,37 @@ def test_a_node_in_a_frame_the_result_cannot_be_read_in_is_refused(name, scene):
     assert volumes["movingVolume"].GetParentTransformNode() is None
 
 
+@pytest.mark.parametrize("where", ["parent", "initial"])
+def test_a_guided_run_from_a_nonlinear_start_names_that_transform(where, scene, make_segmentation):
+    """A helper's sweep: the moving volume under a thin-plate prealignment, no initial transform chosen, guided by
+    segmentations; the worker refused, telling the user to harden "the initial transform". Now named, before it."""
+    from MultimodalRegistrationLib.core.transforms import Transform
+    from MultimodalRegistrationLib.nodes import mrml
+    from MultimodalRegistrationLib.nodes.registration import register_nodes, registration_parameters
+
+    volumes = _two_volumes(scene)
+    reference = mrml.image_from_volume_node(volumes["fixedVolume"])
+    field = sitk.Image(reference.GetSize(), sitk.sitkVectorFloat64, 3)
+    field.CopyInformation(reference)
+    warp = mrml.transform_to_node(scene, Transform.from_displacement_field(field), name="thin-plate")
+    labels = sitk.Image(reference.GetSize(), sitk.sitkUInt8)
+    labels[5:15, 5:15, 5:15] = 1
+    values = {"fixedSegmentation": make_segmentation(labels, {1: "gland"}, "fixed gland"),
+              "movingSegmentation": make_segmentation(labels, {1: "gland"}, "moving gland")}  # fmt: skip
+    if where == "parent":
+        for node in (volumes["movingVolume"], values["movingSegmentation"]):
+            node.SetAndObserveTransformNodeID(warp.GetID())
+        said = "the moving volume 'moving' is under 'thin-plate', a nonlinear transform: a guided registration"
+    else:
+        values["initialTransform"] = warp
+        said = "the initial transform 'thin-plate' is nonlinear: a guided registration starts from the segments"
+    nodes_before = scene.GetNumberOfNodes()
+    with pytest.raises(ValueError) as refused:
+        register_nodes(registration_parameters(**volumes, **values))
+    assert said in str(refused.value) and "harden 'thin-plate' into the moving volume" in str(refused.value)
+    assert scene.GetNumberOfNodes() == nodes_before
+
+
 def test_the_slicer_batch_script_hears_the_options_it_was_given(scene):
     """register_nodes(panel_words=False), as Resources/Scripts/slicer_register.py calls it: mmreg's options."""
     from MultimodalRegistrationLib.nodes.registration import register_nodes, registration_parameters

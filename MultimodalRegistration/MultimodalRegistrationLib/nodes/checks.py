@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..core.errors import InputError
 from ..core.pairs import check_pair
+from . import mrml
 
 
 def check_node_pair(fixed, moving, what: str, fixed_name: str, moving_name: str, fix: str) -> None:
@@ -43,3 +44,26 @@ def check_output_transform(node) -> None:
             f"it would be moved by both; choose a new output transform, or take '{node.GetName()}' out of "
             f"'{above.GetName()}' first (Data module)"
         )
+
+
+def check_guided_start(moving_volume, initial_node, guided: bool, replaced: bool) -> None:
+    """Refuse, before the worker, a guided run whose start comes from its guidance (``replaced``) while the moving
+    volume sits under a nonlinear transform: the start would replace it. Named here, the transform is the volume's
+    parent; the worker could only say "the initial transform" (a helper's thin-plate prealignment: "harden the
+    initial transform" when none was chosen)."""
+    if not (guided and replaced):
+        return
+    chain = mrml.parent_transforms(moving_volume) + ([initial_node] if initial_node is not None else [])
+    nonlinear = next((node for node in chain if not node.IsLinear()), None)
+    if nonlinear is None:
+        return
+    name = nonlinear.GetName()
+    if mrml.is_under(moving_volume, nonlinear):
+        what = f"the moving volume '{moving_volume.GetName()}' is under '{name}', a nonlinear transform"
+    else:
+        what = f"the initial transform '{name}' is nonlinear"
+    raise InputError(
+        f"{what}: a guided registration starts from the segments or landmarks, which would replace it: harden "
+        f"'{name}' into the moving volume first (Data module: right-click the transform, 'Harden transform'), use a "
+        "linear prealignment, or set the start pose (init) to none to start from it as it is"
+    )

@@ -15,8 +15,9 @@ from ..core.errors import InputError
 from ..process.jobs import RegistrationJob
 from ..process.preflight import preflight_registration
 from ..process.worker import WorkerJob
+from ..registration.runs import start_from_guidance
 from . import slices
-from .checks import check_output_transform, check_volume_pair
+from .checks import check_guided_start, check_output_transform, check_volume_pair
 from .job import REGISTRATION_ATTRIBUTE_PREFIX as ATTRIBUTE_PREFIX
 from .job import job_folder
 from .panel import job_from_panel, node_of, panel_parameters
@@ -66,6 +67,10 @@ def _started(parameters, on_progress, on_done, python, warm) -> NodeRegistration
     fixed, moving = (node_of(parameters, RegistrationJob, name) for name in ("fixed", "moving"))
     check_volume_pair(fixed, moving, otherwise="register to another volume")
     check_output_transform(node_of(parameters, RegistrationJob, "output_transform"))
+    segmented = node_of(parameters, RegistrationJob, "fixed_segmentation") is not None
+    guided = segmented or node_of(parameters, RegistrationJob, "guidance_fixed_points") is not None
+    replaced = start_from_guidance(node_of(parameters, RegistrationJob, "init"), segmented)
+    check_guided_start(moving, node_of(parameters, RegistrationJob, "initial_transform"), guided, replaced)
     output = node_of(parameters, RegistrationJob, "output_volume")
     for role, volume in (("fixed", fixed), ("moving", moving)):
         if output is not None and output is volume:
