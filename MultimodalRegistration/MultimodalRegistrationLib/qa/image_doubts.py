@@ -1,6 +1,7 @@
 """What the images alone say of a linear transform QA is given without landmarks or segments: whether they confirm
 it (its mutual information against poses 30 mm or 90 degrees away, :mod:`..registration.rules.weak_result`) and
-whether another size fits far better (a wrong spacing, :mod:`..registration.rules.size_check`). The registration
+whether another size fits far better (a wrong spacing, :mod:`..registration.rules.size_check`; for a transform
+that scales as a whole, whether a stretch along one axis does, :mod:`..registration.rules.uneven_size`). The registration
 runs both checks on its own unguided results; QA had only reported that the mutual information rose, which it does
 for a result 20-50 mm off too (a helper's sweep of wrong headers: no QA warning on any of them). LPS mm."""
 
@@ -8,11 +9,15 @@ from __future__ import annotations
 
 import SimpleITK as sitk
 
+from ..core.rotations import isotropic_scale
 from ..core.transforms import Transform
 from ..registration.pose.centres import foreground_center
 from ..registration.rules.masks import mask_centroid
 from ..registration.rules.size_check import size_warning
+from ..registration.rules.uneven_size import is_one_scale, uneven_size_warning
 from ..registration.rules.weak_result import weak_result_warning
+
+SCALED_BEYOND = 0.01  # a transform whose one scale differs from 1 by more came from a preset that scales
 
 
 def image_doubts(
@@ -25,6 +30,11 @@ def image_doubts(
     if not transform.is_linear or metric_after is None:  # nothing overlaps after it: another warning says so
         return []
     center = mask_centroid(fixed_mask) if fixed_mask is not None else foreground_center(fixed)
-    weak = weak_result_warning(fixed, moving, transform, metric_after, metric_before, center)
-    size = size_warning(fixed, moving, transform, None, fixed_mask)
+    scale = isotropic_scale(transform.matrix[:3, :3])
+    scaled = not (is_one_scale(transform) and abs(scale - 1.0) <= SCALED_BEYOND)
+    weak = weak_result_warning(fixed, moving, transform, metric_after, metric_before, center, scaled)
+    if not scaled:
+        size = size_warning(fixed, moving, transform, None, fixed_mask)
+    else:  # a similarity result: its stability restarts agree on a wrong one-scale fit too (a helper's sweep)
+        size = uneven_size_warning(fixed, moving, transform, fixed_mask)
     return [warning for warning in (weak, size) if warning]

@@ -24,6 +24,7 @@ from .rules.far_from_start import FAR_FROM_START, far_warning, moved_from_start_
 from .rules.keep import earlier_stage, images_outvote_guidance, why_not_kept
 from .rules.masks import mask_centroid
 from .rules.size_check import SIZE_WARNING, size_warning
+from .rules.uneven_size import uneven_size_warning
 from .rules.weak_result import WEAK_RESULT, weak_result_warning
 from .runs import EngineRuns, RegistrationRun, RunPlan, error_reason
 from .summary import GuidanceScores, Provenance
@@ -146,10 +147,14 @@ def warn_if_weak(run: RegistrationRun, kept: Kept, metric_before: float) -> None
 
 def warn_if_wrong_size(run: RegistrationRun, kept: Kept) -> None:
     """Unguided, a warning when a result of a preset that keeps the size fits better at another size (see
-    :mod:`.rules.size_check`): a spacing is likely wrong."""
-    if run.prepared is not None or run.recipe.scales:
+    :mod:`.rules.size_check`): a spacing is likely wrong; or when a result of one scale fits better stretched along
+    one axis (:mod:`.rules.uneven_size`): the tissue shrank unevenly."""
+    if run.prepared is not None:
         return
-    warning = size_warning(run.fixed, run.moving, kept.transform, run.recipe.name, run.fixed_mask, run.moving_mask)
+    if run.recipe.scales:  # similarity: one scale for tissue that may have shrunk unevenly
+        warning = uneven_size_warning(run.fixed, run.moving, kept.transform, run.fixed_mask, run.moving_mask)
+    else:
+        warning = size_warning(run.fixed, run.moving, kept.transform, run.recipe.name, run.fixed_mask, run.moving_mask)
     run.warnings += [warning] if warning else []
     run.lap("size_check_s")
 

@@ -103,6 +103,19 @@ def preferred_size(
     return SizeProbe(size, before, float(values[best]), poses[best], center)
 
 
+def images_confirm(fixed: sitk.Image, moving: sitk.Image, result: Transform, pose: np.ndarray, center: np.ndarray) -> bool:
+    """The second opinion on ``pose`` (4x4, fixed -> moving) against ``result``, over the whole fixed image (or its
+    field of view): its bias-corrected mutual information at least MIN_CONFIRM times the result's, at least
+    MIN_CONTRAST times its decoys' (turned about ``center``), and that contrast MIN_CONTRAST_GAIN times the
+    result's own."""
+    region = data_region(fixed)
+    before, before_decoys = contrast_with_decoys(fixed, moving, result, center, region)
+    after, after_decoys = contrast_with_decoys(fixed, moving, Transform.from_matrix(pose), center, region)
+    if after <= 0.0 or after < MIN_CONFIRM * max(before, 0.0) or after < MIN_CONTRAST * after_decoys:
+        return False
+    return not (before > 0.0 and before_decoys > 0.0 and after / after_decoys < MIN_CONTRAST_GAIN * before / before_decoys)
+
+
 def size_warning(
     fixed: sitk.Image, moving: sitk.Image, transform: Transform, preset: str | None,
     fixed_mask: sitk.Image | None = None, moving_mask: sitk.Image | None = None,
@@ -116,12 +129,7 @@ def size_warning(
     gain = after - before
     if 1 / SIZE_LIMIT <= size <= SIZE_LIMIT or gain < max(MIN_GAIN, MIN_GAIN_SHARE * abs(before)):
         return None
-    region = data_region(fixed)  # the second opinion, on the whole fixed image (or its field of view)
-    result, result_decoys = contrast_with_decoys(fixed, moving, transform, probe.center, region)
-    sized, sized_decoys = contrast_with_decoys(fixed, moving, Transform.from_matrix(probe.pose), probe.center, region)
-    if sized <= 0.0 or sized < MIN_CONFIRM * max(result, 0.0) or sized < MIN_CONTRAST * sized_decoys:
-        return None
-    if result > 0.0 and result_decoys > 0.0 and sized / sized_decoys < MIN_CONTRAST_GAIN * result / result_decoys:
+    if not images_confirm(fixed, moving, transform, probe.pose, probe.center):
         return None
     kept = f"the size the {preset} preset keeps" if preset else "this transform's size"
     return (  # no spacings quoted: small anatomy is registered at a working scale (..working_scale)
