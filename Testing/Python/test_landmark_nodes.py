@@ -231,10 +231,12 @@ def test_the_prealign_panel_fits_through_the_prealign_jobs_fields(scene):
     fixed = mrml.markups_from_points(scene, lps_ras_points(FIXED_LPS), LABELS, "fixed")
     moving = mrml.markups_from_points(scene, lps_ras_points(truth.transform_points(FIXED_LPS)), LABELS, "moving")
     output = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "chosen output")
+    output.SetAttribute("MultimodalRegistration.metricAfter", "0.7")  # it held a registration result before
     parameters = prealign_parameters(fixedPoints=fixed, movingPoints=moving, transformType="similarity",
                                      outputTransform=output)  # fmt: skip
     fit, node, table = fit_panel(parameters)
     assert node is output and fit.kind == "similarity" and fit.fre_rms_mm < 1e-6
+    assert node.GetAttribute("MultimodalRegistration.metricAfter") is None
     assert table.GetNumberOfRows() == len(LABELS)
     parameters.residualTable, parameters.transformType = table, "translation"
     fit, node, same_table = fit_panel(parameters)

@@ -45,10 +45,18 @@ def test_unhardened_parent_transform_is_kept_and_combined(scene, small_pair, vol
     output_volume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "MR registered")
     before = (moving.GetImageData().GetMTime(), parent.GetMTime(), moving.GetParentTransformNode().GetID())
 
-    parameters = registration_parameters(fixedVolume=fixed, movingVolume=moving, fixedMask=mask, outputVolume=output_volume)
+    # The output: a node that held a landmark fit and a guided result before (a helper's sweep: the fit's type,
+    # residuals and point lists stayed on it under the new result).
+    output = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "MR to CT")
+    for stale in ("FiducialPrealign.freRmsMm", "FiducialPrealign.type", ATTRIBUTE_PREFIX + "guidanceSegments"):
+        output.SetAttribute(stale, "old")
+
+    parameters = registration_parameters(fixedVolume=fixed, movingVolume=moving, fixedMask=mask, outputVolume=output_volume,
+                                         outputTransform=output)  # fmt: skip
     registration = register_nodes(parameters, warm=warm_elastix)
 
     node = registration.output_transform_node
+    assert node is output and "old" not in [node.GetAttribute(name) for name in node.GetAttributeNames()]
     assert node.IsLinear() and node.IsA("vtkMRMLLinearTransformNode")
     error = mean_error_mm(mrml.transform_from_node(node), small_pair.truth, small_pair.head_points)
     assert error < 0.5, f"node-level result error {error:.3f} mm"

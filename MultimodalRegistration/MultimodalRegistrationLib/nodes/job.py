@@ -18,6 +18,17 @@ from .panel_words import in_panel_words
 
 # A registration result node carries how it was made as attributes under this prefix (3D and 2D alike).
 REGISTRATION_ATTRIBUTE_PREFIX = "MultimodalRegistration."
+PREALIGN_ATTRIBUTE_PREFIX = "FiducialPrealign."  # a landmark fit's, on its transform node
+RESULT_PREFIXES = (REGISTRATION_ATTRIBUTE_PREFIX, PREALIGN_ATTRIBUTE_PREFIX)
+
+
+def forget_earlier_result(node) -> None:
+    """Take the attributes of the result a transform node held off it, before it holds a new one: a prealignment
+    chosen as a registration's output kept its landmark fit's type, residuals and point lists (a helper's sweep),
+    and an unguided run into a guided run's node would keep the guidance figures."""
+    for name in list(node.GetAttributeNames() or ()):
+        if name.startswith(RESULT_PREFIXES):
+            node.RemoveAttribute(name)
 POLL_INTERVAL_MS = 200  # how often a GUI polls a running job: often enough for a smooth progress bar
 
 

@@ -23,10 +23,11 @@ from ..landmarks.labels import leave_out_skipped
 from ..process.jobs import PrealignJob
 from . import mrml
 from .checks import check_node_pair, check_output_transform
+from .job import PREALIGN_ATTRIBUTE_PREFIX, forget_earlier_result
 from .panel import panel_parameters, panel_value
 from .panel_words import panel_errors
 
-ATTRIBUTE_PREFIX = "FiducialPrealign."
+ATTRIBUTE_PREFIX = PREALIGN_ATTRIBUTE_PREFIX
 # (name, unit) of the residual table's columns; positions are world RAS.
 RESIDUAL_COLUMNS = (
     ("label", ""),
@@ -128,6 +129,7 @@ def fit_markups(
         "warnings": json.dumps(list(fit.warnings)),
         "libraryVersion": __version__,
     }
+    forget_earlier_result(output_transform_node)
     for key, value in attributes.items():
         output_transform_node.SetAttribute(ATTRIBUTE_PREFIX + key, str(value))
 

@@ -19,7 +19,7 @@ from ..registration.summary import GuidanceRecord, RegistrationSummary
 from . import mrml
 from .command_paths import start_node, user_command
 from .job import REGISTRATION_ATTRIBUTE_PREFIX as ATTRIBUTE_PREFIX
-from .job import NodeJob
+from .job import NodeJob, forget_earlier_result
 
 
 class NodeRegistration(NodeJob):
@@ -159,6 +159,7 @@ class NodeRegistration(NodeJob):
         name = node.GetName() if node else self.scene.GenerateUniqueName(f"{moving.GetName()} to {fixed.GetName()}")
         if node is not None:
             _named_forward(node)
+            forget_earlier_result(node)
         return mrml.transform_to_node(self.scene, transform, node, name=name)
 
     def _record(self, node, attributes: dict) -> None:
