@@ -405,6 +405,25 @@ def test_a_segment_empty_on_one_side_or_named_apart_gets_true_advice():
     )
 
 
+def test_a_segment_asked_for_but_empty_on_one_side_is_said_to_be_empty():
+    """--segments lesion, 'lesion' named in both files but drawn on the moving side only, was refused as "not in
+    both segmentations" (a helper's sweep): the refusal now says where it has no voxels."""
+    from synthetic_geometry import named_labels
+
+    grid = sitk.Image([20, 20, 20], sitk.sitkUInt8)
+    array = np.zeros((20, 20, 20), np.uint8)
+    array[5:15, 5:15, 5:15] = 1
+    fixed = named_labels(array, grid, {1: "gland", 2: "lesion"})
+    array[8:10, 8:10, 8:10] = 2
+    moving = named_labels(array, grid, {1: "gland", 2: "lesion"})
+    with pytest.raises(InputError) as refused:
+        pair_segments(fixed, moving, ["lesion"])
+    assert str(refused.value).startswith(
+        "segments ['lesion'] are not in both segmentations ('lesion' is named in the fixed segmentation but has no "
+        "voxels there): choose from ['gland']"
+    ), str(refused.value)
+
+
 def test_landmark_lists_given_the_wrong_way_round_are_named_after_the_run():
     """The two lists swapped while the segments carried the result: "landmarks 25.8 -> 25.4 mm RMS" and no warning
     (a helper's sweep). The result read moving -> fixed fits them: said to look swapped."""

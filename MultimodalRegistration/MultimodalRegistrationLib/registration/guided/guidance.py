@@ -199,9 +199,10 @@ def _paired(
         found = (f"{[p.name if p.moving_name in (None, '', p.name) else f'{p.name} (moving: {p.moving_name})' for p in pairs]}"
                  if pairs
                  else f"none is in both (fixed {sorted(fixed_found.values())}, moving {sorted(moving_found.values())})")
+        empty = _empty_sides(unknown, (fixed_found, moving_found), (fixed_segmentation, moving_segmentation))
         raise InputError(
-            f"segments {unknown} are not in both segmentations: choose from {found}, or pair two segments named "
-            "apart with FIXED=MOVING (e.g. gland=prostate)"
+            f"segments {unknown} are not in both segmentations{empty}: choose from {found}, or pair two segments "
+            "named apart with FIXED=MOVING (e.g. gland=prostate)"
         )  # fmt: skip
     picked = [chosen.get(name) or chosen[segment_name_key(name)] for name in wanted]
     first: dict[tuple[int, int], SegmentPair] = {}
@@ -215,6 +216,18 @@ def _paired(
         if twice:
             raise InputError(f"--segments pairs the {side} segment {twice} with two segments: pair each segment once")
     return pairs, None
+
+
+def _empty_sides(names: list[str], found: tuple[dict, dict], segmentations: tuple) -> str:
+    """" ('lesion' is named in the fixed segmentation but has no voxels there)" for each of ``names`` a file names
+    without voxels (a helper's sweep: such a segment had been called absent); "" for none."""
+    said, asked = [], {segment_name_key(name) for name in names}
+    for side, role in enumerate(("fixed", "moving")):
+        drawn = {segment_name_key(name) for name in found[side].values()}
+        for name in label_names(segmentations[side]).values():
+            if segment_name_key(name) in asked and segment_name_key(name) not in drawn:
+                said.append(f"'{name}' is named in the {role} segmentation but has no voxels there")
+    return f" ({'; '.join(said)})" if said else ""
 
 
 def _given_pair(entry: str, fixed_found: dict[int, str], moving_found: dict[int, str]) -> SegmentPair:
