@@ -1568,6 +1568,27 @@ def test_a_guided_run_from_a_nonlinear_start_names_that_transform(where, scene, 
     assert scene.GetNumberOfNodes() == nodes_before
 
 
+def test_a_refusal_names_the_point_list_not_the_runs_scratch_file(scene):
+    """A fixed point list whose numbers were typed as LPS: the refusal named "guidance_fixed_points.csv", a scratch
+    file the user never saw (a helper's nodes sweep); it names the point list."""
+    from MultimodalRegistrationLib.nodes import mrml
+    from MultimodalRegistrationLib.nodes.registration import register_nodes, registration_parameters
+
+    volumes = _two_volumes(scene)  # LPS 0-40 x 0-44 x 0-48 mm
+    lps = np.array([[10.0, 10, 10], [30, 10, 10], [10, 30, 10], [10, 10, 30]])
+    typed = mrml.markups_from_points(scene, lps, ["a", "b", "c", "d"], "fixed clicks")  # LPS numbers as RAS
+    moving = mrml.markups_from_points(scene, lps * [-1, -1, 1], ["a", "b", "c", "d"], "moving clicks")
+    from MultimodalRegistrationLib.process.worker import WorkerFailure
+
+    nodes_before = scene.GetNumberOfNodes()
+    with pytest.raises(WorkerFailure) as refused:  # found by the worker, which reads the points
+        register_nodes(registration_parameters(**volumes, fixedLandmarks=typed, movingLandmarks=moving))
+    message = str(refused.value)
+    assert refused.value.kind == "input" and scene.GetNumberOfNodes() == nodes_before
+    assert "inside it after flipping RAS<->LPS" in message and "'fixed clicks' says RAS" in message, message
+    assert ".csv" not in message
+
+
 def test_the_slicer_batch_script_hears_the_options_it_was_given(scene):
     """register_nodes(panel_words=False), as Resources/Scripts/slicer_register.py calls it: mmreg's options."""
     from MultimodalRegistrationLib.nodes.registration import register_nodes, registration_parameters

@@ -172,8 +172,16 @@ class NodeJob:
         return node if not _is_node(node) or mrml.in_scene(node) else None
 
     def in_panel_words(self, text: str) -> str:
-        """``text`` with ``mmreg``'s options named as the panel names them (:mod:`.panel_words`)."""
-        return in_panel_words(text, self.panel_job or self._worker.job_type) if self.speaks_panel else text
+        """``text`` with ``mmreg``'s options named as the panel names them (:mod:`.panel_words`), and the scratch
+        files the job read its input nodes from named as those nodes (a helper's sweep: a warning on landmark
+        coordinates named "guidance_fixed_points.csv", a file the user never saw)."""
+        text = in_panel_words(text, self.panel_job or self._worker.job_type) if self.speaks_panel else text
+        targets = getattr(self, "_targets", {})
+        for field, value in getattr(self._worker, "job", {}).items():
+            node = targets.get(field)
+            if isinstance(value, str) and _is_node(node) and Path(value).name in text:
+                text = text.replace(value, f"'{node.GetName()}'").replace(Path(value).name, f"'{node.GetName()}'")
+        return text
 
     def _apply(self, result: JobResult) -> None:
         raise NotImplementedError
