@@ -175,3 +175,11 @@ def test_landmarks_that_fit_a_size_change_outweigh_segments_cut_by_the_field_of_
     assert judged[False][3] == "segment centroids"  # the rigid preset's verdict: the landmarks do not fit it
     assert md.mean_error(judged[False][0].matrix, case.truth, case.covered_points) > 20.0
     assert judged[True][0] is fit and judged[True][3] == "result"
+
+
+def test_a_start_that_puts_no_moving_tissue_over_the_fixed_image_gives_no_sampling_region(small_pair):
+    """A helper's CT whose air wrapped round uint16 had its scaled start's tissue footprint empty, and elastix affine
+    stopped with "No label object with label 1" (exit 1, "this is a bug"). Such a start samples the whole image."""
+    away = Transform.from_matrix(np.array([[1, 0, 0, 900.0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]))
+    regions = overlap_regions([("far", away)], small_pair.fixed, small_pair.moving, load_preset("elastix", "affine"))
+    assert regions == {}

@@ -134,6 +134,8 @@ def overlap_regions(
         if left_out < FOOTPRINT_MIN_LEFT_OUT:
             continue
         region = kept if fixed_mask is not None else footprint
+        if not np.count_nonzero(sitk.GetArrayViewFromImage(region)):
+            continue  # no moving tissue over the fixed image at this start (a helper's wrapped CT had crashed here)
         try:
             check_fixed_mask_size(recipe, fixed, region)
         except InputError:
