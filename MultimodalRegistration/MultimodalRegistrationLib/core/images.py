@@ -168,12 +168,12 @@ def validate_image(image: sitk.Image, role: str = "image") -> None:
         option = f" (--spacing-{side} sx,sy,sz, on mmreg register or mmreg prep)" if side in ("fixed", "moving") else ""
         raise InputError(check_spacing(image, role=role).message + option)
     if has_nan(image):  # the minimum and maximum skip NaN, so they are looked for here
-        raise InputError(f"{role} contains NaN voxels: replace them (for example by 0) first")
+        raise InputError(f"{role} contains NaN voxels: replace them by the background's value (0 on most MR, -1000 on a CT) first")
     statistics = sitk.MinimumMaximumImageFilter()
     statistics.Execute(image)
     low, high = statistics.GetMinimum(), statistics.GetMaximum()
     if not (np.isfinite(low) and np.isfinite(high)):
-        raise InputError(f"{role} contains NaN or infinite voxels: replace them (for example by 0) first")
+        raise InputError(f"{role} contains NaN or infinite voxels: replace them by the background's value (0 on most MR, -1000 on a CT) first")
     if high <= low:
         raise InputError(f"{role} is constant (every voxel is {low:g}): load the right image")
 
