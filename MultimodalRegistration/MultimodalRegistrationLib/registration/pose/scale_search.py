@@ -17,12 +17,9 @@ against a whole head. Poses map fixed to moving points (LPS mm); a similarity po
 4. The best distinct poses are polished at 4 mm on the fixed foreground (or mask) and a rim; the
    best is the start.
 
-5. The best pose's three mirror images are polished the same way and judged as the rigid search
-   judges its mirrored poses (:mod:`.mirror`): a stack exported mirrored is refused, naming the axis.
-   Without it, a mirrored shrunken head with a lesion on one side ended 56 mm off with exit 0
-   (a helper's cleared-tissue sweep); unshrunk, the rigid preset refused it.
-
-Measured (Testing/Benchmarks/bench_shrink.py): see that benchmark's table.
+Measured (Testing/Benchmarks/bench_shrink.py): see that benchmark's table. No mirror check here: the
+rigid search's mirror verdict needs proper and mirrored poses of equal size, and a mirrored header
+is a question for the rigid preset first.
 """
 
 from __future__ import annotations
@@ -40,7 +37,6 @@ from .anypose import AnyPoseResult
 from .coarse import CoarseImage
 from .grid import candidate_poses
 from .local_search import distinct_scaled_poses, local_search
-from .mirror import mirror_margin, mirror_twins, mirror_verdict
 from .overlap_scorer import overlap_scorer
 from .scale_seed import SCALE_STEP, scale_about, scale_grid, scale_seeds
 
@@ -158,26 +154,16 @@ def search_scaled_pose(
     )
     best = int(np.argmax(polished_values))
     transform = Transform.from_matrix(total(polished[best][None])[0])
-    # 5. The best pose's mirror images, polished the same way: a section stack exported mirrored.
-    twins, twin_values = local_search(
-        lambda p: fine(total(p)), mirror_twins(polished[best], fixed, fixed_center), fixed_center, radius, 4.0,
-        0.5, scale=True,
-    )  # fmt: skip
-    mirrored = int(np.argmax(twin_values))
-    result = AnyPoseResult(
+    return AnyPoseResult(
         transform=transform,
         metric=float(polished_values[best]),
         centre_transform=transform,  # no separate image-centre run: a size-1 start is what failed before
-        mirrored_metric=float(twin_values[mirrored]),
+        mirrored_metric=-np.inf,
         candidates=len(poses),
         evaluations=grid_score.evaluations + ranker.evaluations + inside.evaluations + fine.evaluations,
         seconds=time.perf_counter() - started,
-        mirror_checked=True,
+        mirror_checked=False,
         scale=isotropic_scale(transform.matrix[:3, :3]),
         scale_seeds={name: round(value * base_scale, 4) for name, value in seeds.items()},
         scales=[round(float(s * base_scale), 4) for s in scales],
     )
-    mirrored_pose = total(twins[mirrored][None])[0]
-    result.mirror = mirror_margin(fine, mirrored_pose, transform.matrix, result.mirrored_metric, result.metric)
-    result.warnings += mirror_verdict(result.mirror, mirrored_pose, moving)
-    return result
