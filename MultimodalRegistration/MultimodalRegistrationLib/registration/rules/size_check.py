@@ -81,22 +81,43 @@ class SizeProbe:
     center: np.ndarray  # the fixed foreground's centre (LPS mm), about which sizes and decoys turn
 
 
+@dataclass(frozen=True)
+class SearchFrame:
+    """What a search from a result scores with: the scoring rule on coarse images (see the module notes), the fixed
+    foreground's centre and mean radius (LPS mm), the result (4x4) and where it takes that centre."""
+
+    score: object
+    center: np.ndarray
+    radius: float
+    start: np.ndarray
+    moving_center: np.ndarray
+
+
+def search_frame(
+    fixed: sitk.Image, moving: sitk.Image, transform: Transform, fixed_mask: sitk.Image | None,
+    moving_mask: sitk.Image | None, scale_range: tuple[float, float],
+) -> SearchFrame:  # fmt: skip
+    """The :class:`SearchFrame` of a linear ``transform``; poses outside ``scale_range`` (isotropic) score 0."""
+    spacing = search_spacing_mm(fixed)
+    fixed_coarse = CoarseImage.of(fixed, spacing, fixed_mask)
+    moving_coarse = CoarseImage.of(moving, spacing, moving_mask)
+    score = overlap_scorer(fixed_coarse, moving_coarse, fixed_coarse.dilated(2), tissue_only=True, samples=SAMPLES,
+                           bins=24, seed=0, scale_range=scale_range)  # fmt: skip
+    center = fixed_coarse.points.mean(axis=0)
+    radius = float(np.sqrt(((fixed_coarse.points - center) ** 2).sum(axis=1).mean()))
+    start = np.asarray(transform.matrix, float)
+    return SearchFrame(score, center, radius, start, start[:3, :3] @ center + start[:3, 3])
+
+
 def preferred_size(
     fixed: sitk.Image, moving: sitk.Image, transform: Transform, fixed_mask: sitk.Image | None = None,
     moving_mask: sitk.Image | None = None,
 ) -> SizeProbe:  # fmt: skip
     """The scaled search from ``transform`` (linear; see the module notes)."""
-    spacing = search_spacing_mm(fixed)
-    fixed_coarse = CoarseImage.of(fixed, spacing, fixed_mask)
-    moving_coarse = CoarseImage.of(moving, spacing, moving_mask)
-    score = overlap_scorer(fixed_coarse, moving_coarse, fixed_coarse.dilated(2), tissue_only=True, samples=SAMPLES,
-                           bins=24, seed=0, scale_range=(0.4, 2.5))  # fmt: skip
-    center = fixed_coarse.points.mean(axis=0)
-    radius = float(np.sqrt(((fixed_coarse.points - center) ** 2).sum(axis=1).mean()))
-    start = np.asarray(transform.matrix, float)
+    frame = search_frame(fixed, moving, transform, fixed_mask, moving_mask, (0.4, 2.5))
+    score, center, radius, start = frame.score, frame.center, frame.radius, frame.start
     before = float(score(start[None])[0])
-    moving_center = start[:3, :3] @ center + start[:3, 3]
-    starts = np.stack([scale_about(size, moving_center) @ start for size in START_SIZES])
+    starts = np.stack([scale_about(size, frame.moving_center) @ start for size in START_SIZES])
     poses, values = local_search(score, starts, center, radius, 4.0, 0.5, scale=True)
     best = int(np.argmax(values))
     size = isotropic_scale(poses[best][:3, :3]) / isotropic_scale(start[:3, :3])

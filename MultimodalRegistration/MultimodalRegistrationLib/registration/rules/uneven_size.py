@@ -17,10 +17,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from ...core.transforms import Transform
-from ..pose.coarse import CoarseImage
 from ..pose.local_search import local_search
-from ..pose.overlap_scorer import overlap_scorer
-from .size_check import MIN_GAIN, MIN_GAIN_SHARE, SAMPLES, images_confirm, search_spacing_mm
+from .size_check import MIN_GAIN, MIN_GAIN_SHARE, images_confirm, search_frame
 
 STRETCHES = (0.7, 0.8, 0.9, 1.12, 1.25, 1.43)  # moving sizes along one axis against the other two
 ISOTROPIC_SPREAD = 1e-3  # singular values this close: one scale
@@ -52,19 +50,12 @@ def uneven_size_warning(
     (see the module notes)."""
     if not is_one_scale(transform):
         return None
-    spacing = search_spacing_mm(fixed)
-    fixed_coarse = CoarseImage.of(fixed, spacing, fixed_mask)
-    moving_coarse = CoarseImage.of(moving, spacing, moving_mask)
-    score = overlap_scorer(fixed_coarse, moving_coarse, fixed_coarse.dilated(2), tissue_only=True, samples=SAMPLES,
-                           bins=24, seed=0, scale_range=(0.3, 3.0))  # fmt: skip
-    center = fixed_coarse.points.mean(axis=0)
-    radius = float(np.sqrt(((fixed_coarse.points - center) ** 2).sum(axis=1).mean()))
-    start = np.asarray(transform.matrix, float)
-    moving_center = start[:3, :3] @ center + start[:3, 3]
+    frame = search_frame(fixed, moving, transform, fixed_mask, moving_mask, (0.3, 3.0))
+    start, moving_center, center = frame.start, frame.moving_center, frame.center
     directions = np.asarray(moving.GetDirection()).reshape(3, 3).T  # rows: the moving image's axes (LPS)
     stretched = [(axis, factor) for axis in range(3) for factor in STRETCHES]
     starts = np.stack([start] + [_stretch_along(directions[a], f, moving_center) @ start for a, f in stretched])
-    poses, values = local_search(score, starts, center, radius, 4.0, 0.5, scale=True)
+    poses, values = local_search(frame.score, starts, center, frame.radius, 4.0, 0.5, scale=True)
     before = float(values[0])  # the result refined the same way, so both sides had the same search
     best = 1 + int(np.argmax(values[1:]))
     if values[best] - before < max(MIN_GAIN, MIN_GAIN_SHARE * abs(before)):
