@@ -20,6 +20,7 @@ from .panel_words import in_panel_words
 REGISTRATION_ATTRIBUTE_PREFIX = "MultimodalRegistration."
 PREALIGN_ATTRIBUTE_PREFIX = "FiducialPrealign."  # a landmark fit's, on its transform node
 RESULT_PREFIXES = (REGISTRATION_ATTRIBUTE_PREFIX, PREALIGN_ATTRIBUTE_PREFIX)
+POLL_INTERVAL_MS = 200  # how often a GUI polls a running job: often enough for a smooth progress bar
 
 
 def forget_earlier_result(node) -> None:
@@ -29,7 +30,6 @@ def forget_earlier_result(node) -> None:
     for name in list(node.GetAttributeNames() or ()):
         if name.startswith(RESULT_PREFIXES):
             node.RemoveAttribute(name)
-POLL_INTERVAL_MS = 200  # how often a GUI polls a running job: often enough for a smooth progress bar
 
 
 @contextmanager
