@@ -18,12 +18,12 @@ import SimpleITK as sitk
 
 from ...core.transforms import Transform
 from ..pose.local_search import local_search
+from ..pose.mirror import axis_name
 from .size_check import MIN_GAIN, MIN_GAIN_SHARE, images_confirm, search_frame
 
 STRETCHES = (0.7, 0.8, 0.9, 1.12, 1.25, 1.43)  # moving sizes along one axis against the other two
 ISOTROPIC_SPREAD = 1e-3  # singular values this close: one scale
 UNEVEN_WARNING = "the moving image matches best stretched"  # how the warning starts
-_AXIS_NAMES = ("left-right", "anterior-posterior", "superior-inferior")
 
 
 def is_one_scale(transform: Transform) -> bool:
@@ -63,7 +63,7 @@ def uneven_size_warning(
     if not images_confirm(fixed, moving, transform, poses[best], center):
         return None
     axis, factor = stretched[best - 1]
-    named = _AXIS_NAMES[int(np.argmax(np.abs(directions[axis])))]
+    named = axis_name(moving, axis)
     return (
         f"{UNEVEN_WARNING} {factor:.2f} times along its {named} axis (image axis {axis}) against the other two (a "
         f"search from the result: score {before:.2f} -> {values[best]:.2f}): the tissue seems to have shrunk or "
