@@ -46,12 +46,13 @@ def clip_outliers(image: sitk.Image, role: str) -> tuple[sitk.Image, str | None]
         return image, None
     if lowest >= float(low) - OUTLIER_SPANS * span and highest <= float(high) + OUTLIER_SPANS * span:
         return image, None
+    share = float(np.mean((sample >= low) & (sample <= high)))  # 99%, less when saturated voxels were set aside
     floor, ceiling = float(low) - CLIP_SPANS * span, float(high) + CLIP_SPANS * span
     count = int(np.count_nonzero((voxels < floor) | (voxels > ceiling)))
     clipped = sitk.Clamp(image, lowerBound=max(floor, lowest), upperBound=min(ceiling, highest))
     return clipped, (
         f"the {role} holds {count} voxel(s) far outside its intensity range ({lowest:.4g} to {highest:.4g}, while "
-        f"{SPAN_PERCENTILES[1] - SPAN_PERCENTILES[0]:g}% lie from {low:.4g} to {high:.4g}): clipped to "
+        f"{share:.1%} lie from {low:.4g} to {high:.4g}): clipped to "
         f"{max(floor, lowest):.4g} .. {min(ceiling, highest):.4g} for the registration's metric (the image and the "
         "output volume keep them); check how the image was made"
     )
