@@ -2144,7 +2144,8 @@ ROI_CASES = {
     "prep --roi inside the fixed image, outside the moving one": Case(
         _prep_shifted_moving("--roi=-10,-70,10,-1,-10,60"),
         "the region of interest lies outside the moving image, which spans R -155.0 to -59.0, A -79.0 to 1.0, "
-        "S -1.2 to 78.8 mm (RAS): move or enlarge --roi to take in part of it, add --crop-common",
+        "S -1.2 to 78.8 mm (RAS) in its own space (where the initial transform, if one is given, takes the region): "
+        "move or enlarge --roi to take in part of it, add --crop-common",
     ),
 }
 CASES.update(ROI_CASES)

@@ -44,6 +44,7 @@ def test_a_wrong_trus_result_is_warned_and_the_best_rigid_fit_is_not():
     # A result of a preset that scales is not told to try one (a helper's sweep: five failed similarity runs were).
     scaled = weak_result_warning(pair.fixed, pair.moving, Transform.from_matrix(WRONG), 0.2, 0.02, center, True)
     assert scaled is not None and "--preset similarity" not in scaled and "an initial transform near" in scaled
+    assert "--preset rigid if the anatomy did not change size" in scaled
     # The truth's best rigid fit over the fan (4 mm at the landmarks: the truth also deforms) stays quiet.
     fan_points = _fan_points(pair)
     best = Transform.from_matrix(orthogonal_fit(fan_points, pair.truth_points(fan_points), scale=False))

@@ -179,7 +179,7 @@ class NodeJob:
         targets = getattr(self, "_targets", {})
         for field, value in getattr(self._worker, "job", {}).items():
             node = targets.get(field)
-            if isinstance(value, str) and _is_node(node) and Path(value).name in text:
+            if isinstance(value, str) and value and _is_node(node) and Path(value).name in text:
                 text = text.replace(value, f"'{node.GetName()}'").replace(Path(value).name, f"'{node.GetName()}'")
         return text
 

@@ -185,7 +185,8 @@ def crop_common(
         moving_crop = crop_to_points(moving, transform.transform_points(region), margin_mm)
     except InputError:  # only with require_moving off: the region was cut to the moving box otherwise
         raise InputError(
-            f"the region of interest lies outside the moving image, which spans {ras_extent(moving)}: move or "
+            f"the region of interest lies outside the moving image, which spans {ras_extent(moving)} in its own "
+            "space (where the initial transform, if one is given, takes the region): move or "
             "enlarge --roi to take in part of it, add --crop-common to crop to where both images lie, or check the "
             "initial transform, if one is given"
         ) from None

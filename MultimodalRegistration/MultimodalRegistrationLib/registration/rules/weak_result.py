@@ -119,4 +119,6 @@ def weak_result_warning(
 
 RIGID_ADVICE = "--preset similarity or affine for tissue that changed size"
 # A helper's cleared-tissue sweep: five similarity runs that had failed were told to try similarity.
-SCALED_ADVICE = "an initial transform near the answer (mmreg prealign, or a manual one) for a partial or cut stack"
+# The reviewer: a spinal-cord pair of one subject under similarity started at scale 2.86, warned; rigid was right.
+SCALED_ADVICE = ("--preset rigid if the anatomy did not change size (two scans of one subject), an initial transform "
+                 "near the answer (mmreg prealign, or a manual one) for a partial or cut stack")
