@@ -419,8 +419,8 @@ def test_a_segment_asked_for_but_empty_on_one_side_is_said_to_be_empty():
     with pytest.raises(InputError) as refused:
         pair_segments(fixed, moving, ["lesion"])
     assert str(refused.value).startswith(
-        "segments ['lesion'] are not in both segmentations ('lesion' is named in the fixed segmentation but has no "
-        "voxels there): choose from ['gland']"
+        "segments ['lesion'] are not in both segmentations ('lesion' is empty in the fixed segmentation (named, no "
+        "voxels)): choose from ['gland']"
     ), str(refused.value)
 
 

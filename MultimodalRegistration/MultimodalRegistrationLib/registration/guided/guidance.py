@@ -25,7 +25,7 @@ from ...core.segment_layers import segment_values, single_layer, whole_mask
 from ...engines.guidance_terms import Channel, EngineGuidance
 from ...engines.presets import guidance_defaults, load_preset
 from .landmark_size import size_change_warning
-from .pair_checks import pairing_doubts, unpaired_warning
+from .pair_checks import named_without_voxels, pairing_doubts, unpaired_warning
 from .segment_grids import swapped_segmentations
 
 TIE_SHARE = 0.499  # a segment resampled linearly keeps the voxels halfway between its voxels in and out
@@ -219,14 +219,14 @@ def _paired(
 
 
 def _empty_sides(names: list[str], found: tuple[dict, dict], segmentations: tuple) -> str:
-    """" ('lesion' is named in the fixed segmentation but has no voxels there)" for each of ``names`` a file names
+    """" ('lesion' is empty in the fixed segmentation (named, no voxels))" for each of ``names`` a file names
     without voxels (a helper's sweep: such a segment had been called absent); "" for none."""
     said, asked = [], {segment_name_key(name) for name in names}
     for side, role in enumerate(("fixed", "moving")):
-        drawn = {segment_name_key(name) for name in found[side].values()}
-        for name in label_names(segmentations[side]).values():
-            if segment_name_key(name) in asked and segment_name_key(name) not in drawn:
-                said.append(f"'{name}' is named in the {role} segmentation but has no voxels there")
+        named = label_names(segmentations[side])
+        empty = named_without_voxels(named, found[side]) & asked
+        said += [f"'{name}' is empty in the {role} segmentation (named, no voxels)" for name in named.values()
+                 if segment_name_key(name) in empty]  # fmt: skip
     return f" ({'; '.join(said)})" if said else ""
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from ...core.labels import label_names
+from ...core.labels import label_names, segment_name_key
 
 SIZE_RATIO = 4.0  # gland against urethra: 18; a gland halved by its segmentation: 2
 
@@ -52,6 +52,13 @@ def _quoted(name: str) -> str:
     return f"'{name}'"
 
 
+def named_without_voxels(named: dict[int, str], found: dict[int, str]) -> set[str]:
+    """The name keys (:func:`segment_name_key`) of segments a file's header names (``named``) that hold no voxels
+    (not in ``found``, ``{value: name}`` of the segments drawn)."""
+    drawn = {segment_name_key(name) for name in found.values()}
+    return {segment_name_key(name) for name in named.values()} - drawn
+
+
 def unpaired_warning(
     fixed_found: dict[int, str], moving_found: dict[int, str], key: str, pairs: list,
     named: tuple[dict[int, str], dict[int, str]] = ({}, {}),
@@ -63,12 +70,11 @@ def unpaired_warning(
     alone, empty = {}, []
     for side, (role, found, used) in enumerate((("fixed", fixed_found, {p.fixed_value for p in pairs}),
                                                 ("moving", moving_found, {p.moving_value for p in pairs}))):  # fmt: skip
-        other_names = {name.casefold() for name in named[1 - side].values()}
-        other_found = {name.casefold() for name in (moving_found if side == 0 else fixed_found).values()}
+        empty_there = named_without_voxels(named[1 - side], moving_found if side == 0 else fixed_found)
         for value, name in found.items():
             if value in used:
                 continue
-            if name.casefold() in other_names and name.casefold() not in other_found:
+            if segment_name_key(name) in empty_there:
                 empty.append(f"'{name}' is empty in the {('moving', 'fixed')[side]} segmentation (named, no voxels)")
             else:
                 alone.setdefault(role, []).append(name)
