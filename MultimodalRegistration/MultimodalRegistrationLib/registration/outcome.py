@@ -23,6 +23,7 @@ from .pose.centres import foreground_center
 from .rules.far_from_start import FAR_FROM_START, far_warning, moved_from_start_mm
 from .rules.keep import earlier_stage, images_outvote_guidance, why_not_kept
 from .rules.masks import mask_centroid
+from .rules.scale_drift import scale_drift_reason
 from .rules.size_check import SIZE_WARNING, size_warning
 from .rules.uneven_size import uneven_size_warning
 from .rules.weak_result import WEAK_RESULT, weak_result_warning
@@ -129,6 +130,22 @@ def start_after_lost_overlap(run: RegistrationRun, plan: RunPlan, engine_runs: E
               f"kept the start; {refusal_hint(run)}")  # fmt: skip
     run.warnings.append(reason)
     return best, _judged_by_guidance(run, plan, Kept(start, inverse, metric, "start", reason), guided), guided
+
+
+def start_if_scale_drifted(run: RegistrationRun, kept: Kept, best: tuple) -> Kept:
+    """Unguided, a scaled result whose size left the start search's far behind while the images confirm that start
+    (:mod:`.rules.scale_drift`): the start, with the reason among the warnings; else ``kept``."""
+    name, start = best[2], best[3]
+    if run.prepared is not None or not run.recipe.scales or kept.kept != "result" or name != "any-pose":
+        return kept
+    center = mask_centroid(run.fixed_mask) if run.fixed_mask is not None else foreground_center(run.fixed)
+    reason = scale_drift_reason(run.fixed, run.moving, start, kept.transform, center)
+    run.lap("scale_drift_check_s")
+    if reason is None:
+        return kept
+    run.warnings.append(reason)
+    metric = mutual_information(run.fixed, run.moving, start, run.fixed_mask)
+    return Kept(start, start.inverse(), metric, "start", reason)
 
 
 def warn_if_weak(run: RegistrationRun, kept: Kept, metric_before: float) -> None:

@@ -20,6 +20,7 @@ from .outcome import (
     keep_no_worse,
     provenance,
     start_after_lost_overlap,
+    start_if_scale_drifted,
     warn_if_far,
     warn_if_weak,
     warn_if_wrong_size,
@@ -135,6 +136,7 @@ def _register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSetti
             for tried in engine_runs.tried if "error" in tried and tried["start"] not in AUTOMATIC_STARTS
         ]  # fmt: skip
         kept, guided = keep_no_worse(run, plan, best)
+        kept = start_if_scale_drifted(run, kept, best)
         if kept.kept != "result":  # the tie was between results, and neither is returned
             run.warnings[:] = [warning for warning in run.warnings if not warning.startswith(TIE)]
     warn_if_weak(run, kept, metric_before)

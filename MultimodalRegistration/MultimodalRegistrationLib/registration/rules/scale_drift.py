@@ -1,0 +1,42 @@
+"""A scaled result (similarity, affine) whose size left the start search's far behind, where the images confirm the
+start: the engine fitted outlines of anatomy only one image holds.
+
+Measured (the thirty-ninth session's reviewer: the skull-stripped MNI T1 against a pseudo-CT of the same head with
+its skull, shrunk 0.9): the scaled start search found 0.901 (0.15 mm off); elastix similarity grew it to 1.043 and
+ended 8.5 mm off, exit 0, no warning, its mutual information over the overlap rising 0.447 -> 0.631. Over the whole
+fixed image (bias-corrected, :func:`.size_check.images_confirm`) the start scored 0.91 and the result 0.16. On 30
+right similarity results of that session's sweeps (MNI contrasts at scales 0.55-1.2, cleared-tissue cases, mouse
+size) the result's size stayed within 0.979-1.026 of its start's. Transforms map fixed to moving points (LPS mm).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+from ...core.rotations import isotropic_scale
+from ...core.transforms import Transform
+from .size_check import images_confirm
+
+MAX_DRIFT = 1.10  # a result this many times larger or smaller than its start is questioned
+SCALE_DRIFT = "the engine moved the size"  # how the warning starts
+
+
+def scale_drift_reason(
+    fixed: sitk.Image, moving: sitk.Image, start: Transform, result: Transform, center: np.ndarray
+) -> str | None:
+    """Why the start is returned instead of ``result`` (both linear, fixed -> moving), or None: the result's
+    isotropic size differs from the start's over MAX_DRIFT times and the images confirm the start over it."""
+    if not (start.is_linear and result.is_linear):
+        return None
+    before, after = isotropic_scale(start.matrix[:3, :3]), isotropic_scale(result.matrix[:3, :3])
+    if max(after / before, before / after) <= MAX_DRIFT:
+        return None
+    if not images_confirm(fixed, moving, result, start.matrix, center):
+        return None
+    return (
+        f"{SCALE_DRIFT} from the start search's {before:.2f} to {after:.2f} ({after / before - 1:+.0%}; right results "
+        "stay within a few percent of it), and over the whole fixed image the images confirm the start far better: "
+        "returned the start. The images probably hold different anatomy (a skull-stripped brain against a head with "
+        "its skull, a cut field of view), whose outlines the engine fitted: check the result"
+    )
