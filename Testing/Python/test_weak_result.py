@@ -9,7 +9,7 @@ from MultimodalRegistrationLib.core.metric import mutual_information
 from MultimodalRegistrationLib.core.phantom import make_phantom_pair
 from MultimodalRegistrationLib.core.rotations import orthogonal_fit
 from MultimodalRegistrationLib.core.transforms import Transform
-from MultimodalRegistrationLib.registration.outcome import foreground_center
+from MultimodalRegistrationLib.registration.pose.centres import foreground_center
 from MultimodalRegistrationLib.registration.rules.weak_result import (
     MIN_CONTRAST,
     WEAK_RESULT,

@@ -11,8 +11,7 @@ import SimpleITK as sitk
 
 from ..core.rotations import isotropic_scale
 from ..core.transforms import Transform
-from ..registration.pose.centres import foreground_center
-from ..registration.rules.masks import mask_centroid
+from ..registration.rules.masks import anatomy_center
 from ..registration.rules.size_check import size_warning
 from ..registration.rules.uneven_size import is_one_scale, uneven_size_warning
 from ..registration.rules.weak_result import weak_result_warning
@@ -29,7 +28,7 @@ def image_doubts(
     Images that lay apart before the transform (headers in two frames) are judged too."""
     if not transform.is_linear or metric_after is None:  # nothing overlaps after it: another warning says so
         return []
-    center = mask_centroid(fixed_mask) if fixed_mask is not None else foreground_center(fixed)
+    center = anatomy_center(fixed, fixed_mask)
     scale = isotropic_scale(transform.matrix[:3, :3])
     scaled = not (is_one_scale(transform) and abs(scale - 1.0) <= SCALED_BEYOND)
     weak = weak_result_warning(fixed, moving, transform, metric_after, metric_before, center, scaled)

@@ -19,10 +19,9 @@ from ..engines.registry import engine_spec
 from ..engines.run import lost_overlap
 from .guided.run import guided_record, judged_by_centroids, noise_reason, start_uncertainty
 from .guided.score import guidance_score
-from .pose.centres import foreground_center
 from .rules.far_from_start import FAR_FROM_START, far_warning, moved_from_start_mm
 from .rules.keep import earlier_stage, images_outvote_guidance, why_not_kept
-from .rules.masks import mask_centroid
+from .rules.masks import anatomy_center
 from .rules.scale_drift import scale_drift_reason
 from .rules.size_check import SIZE_WARNING, size_warning
 from .rules.uneven_size import uneven_size_warning
@@ -138,8 +137,7 @@ def start_if_scale_drifted(run: RegistrationRun, kept: Kept, best: tuple) -> Kep
     name, start = best[2], best[3]
     if run.prepared is not None or not run.recipe.scales or kept.kept != "result" or name != "any-pose":
         return kept
-    center = mask_centroid(run.fixed_mask) if run.fixed_mask is not None else foreground_center(run.fixed)
-    reason = scale_drift_reason(run.fixed, run.moving, start, kept.transform, center)
+    reason = scale_drift_reason(run.fixed, run.moving, start, kept.transform, run.fixed_mask)
     run.lap("scale_drift_check_s")
     if reason is None:
         return kept
@@ -153,8 +151,7 @@ def warn_if_weak(run: RegistrationRun, kept: Kept, metric_before: float) -> None
     :mod:`.rules.weak_result`)."""
     if run.prepared is not None:
         return
-    fixed_mask = run.fixed_mask
-    center = mask_centroid(fixed_mask) if fixed_mask is not None else foreground_center(run.fixed)
+    center = anatomy_center(run.fixed, run.fixed_mask)
     weak = weak_result_warning(
         run.fixed, run.moving, kept.transform, kept.metric_after, metric_before, center, run.recipe.scales
     )

@@ -38,6 +38,7 @@ from ...core.transforms import Transform
 from ...engines.presets import Preset
 from ...engines.registry import DEFAULT_ENGINE, engine_spec
 from ...engines.sampling import StageSampling, needed_valid_fraction, stage_sampling
+from ..pose.centres import foreground_center
 
 # Accepted chance that a whole run fails for want of samples; the sample rules below follow from it.
 RISK = 0.01
@@ -194,6 +195,12 @@ def mask_centroid(mask: sitk.Image) -> np.ndarray:
     statistics = sitk.LabelShapeStatisticsImageFilter()
     statistics.Execute(sitk.Cast(mask != 0, sitk.sitkUInt8))
     return np.asarray(statistics.GetCentroid(1))
+
+
+def anatomy_center(fixed: sitk.Image, fixed_mask: sitk.Image | None) -> np.ndarray:
+    """The centre (LPS mm) the image checks turn their decoys about: the fixed mask's centroid, else the fixed
+    image's foreground centre."""
+    return mask_centroid(fixed_mask) if fixed_mask is not None else foreground_center(fixed)
 
 
 def centred_on_masks(start: Transform, fixed_mask: sitk.Image, moving_mask: sitk.Image) -> Transform:

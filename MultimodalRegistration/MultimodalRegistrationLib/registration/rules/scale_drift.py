@@ -12,11 +12,11 @@ reasons within 0.93-1.03. Transforms map fixed to moving points (LPS mm).
 
 from __future__ import annotations
 
-import numpy as np
 import SimpleITK as sitk
 
 from ...core.rotations import isotropic_scale
 from ...core.transforms import Transform
+from .masks import anatomy_center
 from .size_check import images_confirm
 
 MAX_DRIFT = 1.10  # a result this many times larger or smaller than its start is questioned
@@ -24,16 +24,17 @@ SCALE_DRIFT = "the engine moved the size"  # how the warning starts
 
 
 def scale_drift_reason(
-    fixed: sitk.Image, moving: sitk.Image, start: Transform, result: Transform, center: np.ndarray
+    fixed: sitk.Image, moving: sitk.Image, start: Transform, result: Transform, fixed_mask: sitk.Image | None = None
 ) -> str | None:
     """Why the start is returned instead of ``result`` (both linear, fixed -> moving), or None: the result's
-    isotropic size differs from the start's over MAX_DRIFT times and the images confirm the start over it."""
+    isotropic size differs from the start's over MAX_DRIFT times and the images confirm the start over it (their
+    decoys turned about the fixed mask's or foreground's centre, found only then)."""
     if not (start.is_linear and result.is_linear):
         return None
     before, after = isotropic_scale(start.matrix[:3, :3]), isotropic_scale(result.matrix[:3, :3])
     if max(after / before, before / after) <= MAX_DRIFT:
         return None
-    if not images_confirm(fixed, moving, result, start.matrix, center):
+    if not images_confirm(fixed, moving, result, start.matrix, anatomy_center(fixed, fixed_mask)):
         return None
     return (
         f"{SCALE_DRIFT} from the start search's {before:.2f} to {after:.2f} ({after / before - 1:+.0%}; right results "
