@@ -37,10 +37,9 @@ def clip_outliers(image: sitk.Image, role: str) -> tuple[sitk.Image, str | None]
     voxels = sitk.GetArrayViewFromImage(image).ravel()
     sample = voxels[np.random.default_rng(0).integers(0, voxels.size, min(voxels.size, _SAMPLE_VOXELS))]
     low, high = np.percentile(sample, SPAN_PERCENTILES)
-    below_top = sample[sample < highest]
-    if high >= highest and below_top.size:
+    if high >= highest and np.any(sample < highest):
         # Saturated: so many voxels hold the top value (a detector's 65535) that the percentile is that value.
-        high = np.percentile(below_top, SPAN_PERCENTILES[1])
+        high = np.percentile(sample[sample < highest], SPAN_PERCENTILES[1])
     span = float(high - low)
     if span <= 0:
         return image, None

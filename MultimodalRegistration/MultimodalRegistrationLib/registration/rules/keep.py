@@ -9,7 +9,7 @@ import SimpleITK as sitk
 from ...core.errors import EngineError
 from ...core.folding import SAMPLING_SPACING_MM, folding
 from ...core.metric import mutual_information
-from ...core.rotations import rotation_angle_deg
+from ...core.rotations import isotropic_scale, rotation_angle_deg
 from ...core.transforms import Transform, lps_ras_points
 from ..guided.score import guidance_score, worse_than
 from ..guided.start import AXES_MAX_DEG, FAR_Z, MAX_DEG, STEP_DEG, WIN_Z
@@ -40,9 +40,9 @@ def check_linear_result(transform: Transform, preset_name: str) -> None:
         hint = "use the rigid preset, mask the anatomy, or prealign with landmarks"
         if determinant > 0 and (singular.min() > 2.0 or singular.max() < 0.5):
             # Scaled as a whole: a helper's mouse stack saved at 1 mm for 0.02 mm had been told to use rigid.
-            hint = (f"it scales the anatomy about {abs(determinant) ** (1 / 3):.3g} times as a whole: check the voxel "
-                    "spacing in both image headers (mmreg prep --spacing-fixed/--spacing-moving sets it without "
-                    "resampling); if it is right, " + hint)  # fmt: skip
+            hint = (f"it scales the anatomy about {isotropic_scale(transform.matrix[:3, :3]):.3g} times as a whole: "
+                    "check the voxel spacing in both image headers (mmreg prep --spacing-fixed/--spacing-moving sets "
+                    "it without resampling); if it is right, " + hint)  # fmt: skip
         raise EngineError(
             f"the {preset_name} result collapsed or exploded (scales {np.round(singular, 3).tolist()})", hint=hint
         )
