@@ -106,9 +106,11 @@ class NodeRegistration2D(NodeRegistration):
     def describe(self) -> str:
         """The 2D result in one line, then each warning (a size that suggests a wrong pixel size), in the panel's
         words: the pixel sizes are the volumes' spacings."""
-        warnings = [*self.summary.warnings, *self.summary.qa.get("warnings", [])]
-        said = [f"Warning: {self.in_panel_words(_spacing_words(warning))}" for warning in warnings]
-        return "\n".join([describe_2d(self.summary), *said])
+        return "\n".join([describe_2d(self.summary), *(f"Warning: {warning}" for warning in self._said(self.summary))])
+
+    def _said(self, summary) -> list[str]:
+        """The run's warnings and its own QA's, as the panel says them."""
+        return [self.in_panel_words(_spacing_words(w)) for w in (*summary.warnings, *summary.qa.get("warnings", []))]
 
     def _recorded_command(self) -> str:
         """The mmreg register2d line, when it repeats the run on the slices' own files: only for slices whose
@@ -138,8 +140,7 @@ class NodeRegistration2D(NodeRegistration):
         # As a 3D result's: the engine's and the search's seconds, and the warnings as the panel says them (a JSON
         # list; the 2D run's own QA's too).
         node.SetAttribute(ATTRIBUTE_PREFIX + "seconds", str(round(sum(summary.timings.values()), 3)))
-        said = [self.in_panel_words(_spacing_words(w)) for w in (*summary.warnings, *summary.qa.get("warnings", []))]
-        node.SetAttribute(ATTRIBUTE_PREFIX + "warnings", json.dumps(said))
+        node.SetAttribute(ATTRIBUTE_PREFIX + "warnings", json.dumps(self._said(summary)))
         self.summary = summary
 
 
