@@ -1853,6 +1853,18 @@ def prealign_skipped_point_paired_by_order(inputs: Path, out: Path) -> list[str]
     return _prealign(fixed, moving, out)
 
 
+def prealign_skipped_fcsv_and_csv_points_paired_by_order(inputs: Path, out: Path) -> list[str]:
+    """A point Slicer 5 saved as skipped (.fcsv position status 3, after the named columns), the lists pairing by
+    order: it had been read as a point at (0, 0, 0) (a helper's sweep: 21 mm off with 4 points, exit 0)."""
+    header = ("# Markups fiducial file version = 5.6\n# CoordinateSystem = LPS\n"
+              "# columns = id,x,y,z,ow,ox,oy,oz,vis,sel,lock,label,desc,associatedNodeID\n")  # fmt: skip
+    rows = [f"{i + 1},{x},{y},{z},0,0,0,1,1,1,0,M{i},,,{3 if i == 2 else 2},0\n"
+            for i, (x, y, z) in enumerate(_shifted(PREALIGN_FIXED))]  # fmt: skip
+    (inputs / "m.fcsv").write_text(header + "".join(rows))
+    fixed = _mrk(inputs / "f.mrk.json", PREALIGN_FIXED, labels=[f"F{i}" for i in range(6)])
+    return _prealign(fixed, inputs / "m.fcsv", out)
+
+
 def prealign_unlabelled_lists_of_different_lengths(inputs: Path, out: Path) -> list[str]:
     """CSV lists without a label column, the moving one missing its 2nd point: the readers number the points 1, 2,
     ..., so five of the labels matched and every later point was paired with its neighbour's partner (126 mm off,
@@ -1883,6 +1895,9 @@ PREALIGN_CASES = {
     "prealign curve as landmarks": Case(prealign_curve_as_landmarks, "holds a Curve markup, not a point list"),
     "prealign skipped point with lists paired by order": Case(
         prealign_skipped_point_paired_by_order, "is marked skipped"
+    ),
+    "prealign skipped .fcsv point (Slicer 5's status column) with lists paired by order": Case(
+        prealign_skipped_fcsv_and_csv_points_paired_by_order, "moving point 'M2' in m.fcsv is marked skipped"
     ),
 }
 CASES.update(PREALIGN_CASES)

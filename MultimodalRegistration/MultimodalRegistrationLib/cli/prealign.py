@@ -49,15 +49,11 @@ def command_prealign(arguments: argparse.Namespace) -> int:
     from ..core.images import read_image
     from ..landmarks.bounds import PointBounds
     from ..landmarks.fit import fit_landmarks
-    from ..landmarks.labels import leave_out_skipped
-    from ..landmarks.points_io import read_points_file
+    from ..landmarks.points_io import read_point_lists
 
     if job.type == "tps" and not str(job.output_transform).lower().endswith((".h5", ".hdf5")):
         raise InputError(f"a tps result is a displacement field: write it to .h5, not {job.output_transform}")
-    fixed = read_points_file(job.fixed_points, skipped_ok=True)
-    moving = read_points_file(job.moving_points, skipped_ok=True)
-    skipped = leave_out_skipped(fixed.labels, moving.labels, {"fixed": fixed.skipped, "moving": moving.skipped},
-                                {"fixed": fixed.system.name, "moving": moving.system.name})  # fmt: skip
+    fixed, moving, skipped = read_point_lists(job.fixed_points, job.moving_points)
     images = {key: read_image(getattr(job, key), key.replace("_", " ")) if getattr(job, key) else None
               for key in PrealignJob.paths("input") if key.endswith("_image")}  # fmt: skip
     bounds = PointBounds(images["fixed_image"], images["moving_image"], fixed.system, moving.system)

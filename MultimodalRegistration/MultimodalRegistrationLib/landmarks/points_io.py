@@ -12,7 +12,7 @@ import io
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,8 @@ from ..core.transforms import lps_ras_points
 # vtkMRMLStorageNode's coordinate-system codes, as written in older .fcsv headers
 FCSV_SYSTEMS = {"ras": "RAS", "0": "RAS", "lps": "LPS", "1": "LPS"}
 FCSV_COLUMNS = ["id", "x", "y", "z", "ow", "ox", "oy", "oz", "vis", "sel", "lock", "label", "desc", "associatednodeid"]
+# vtkMRMLMarkupsNode's position status codes, as Slicer 5 writes them in .fcsv rows
+FCSV_STATUS = {"undefined": "0", "preview": "1", "defined": "2", "missing": "3"}
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,9 @@ def read_points(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
 def read_points_file(path: str | os.PathLike, skipped_ok: bool = False) -> PointsFile:
     """Read landmarks from .mrk.json, .fcsv or .csv, with the coordinate system the file declared.
 
-    A point marked skipped in Slicer (``"positionStatus": "missing"``) is refused, unless ``skipped_ok``: then
-    it is left out, its label in :attr:`PointsFile.skipped`."""
+    A point marked skipped in Slicer (``"positionStatus": "missing"`` in .mrk.json, status 3 after the named
+    columns of a Slicer 5 .fcsv, ``defined`` 0 in an exported .csv) is refused, unless ``skipped_ok``: then it is
+    left out, its label in :attr:`PointsFile.skipped`."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"points file not found: {path}: check the path")
@@ -80,9 +83,9 @@ def read_points_file(path: str | os.PathLike, skipped_ok: bool = False) -> Point
     if name.endswith(".json"):
         points, labels, system, skipped = _read_markups_json(text, path)
     elif name.endswith(".fcsv"):
-        points, labels, system = _read_fcsv(text, path)
+        points, labels, system, skipped = _read_fcsv(text, path)
     elif name.endswith(".csv"):
-        points, labels, system = _read_csv(text, path)
+        points, labels, system, skipped = _read_csv(text, path)
     else:
         raise InputError(f"unknown points file type '{path.name}': save the points as .mrk.json, .fcsv or .csv")
     if skipped and not skipped_ok:
@@ -101,6 +104,24 @@ def read_points_file(path: str | os.PathLike, skipped_ok: bool = False) -> Point
             "place the point again or delete it"
         )
     return PointsFile(points, labels, system, skipped)
+
+
+def read_point_lists(fixed_path: str | os.PathLike, moving_path: str | os.PathLike) -> tuple[PointsFile, PointsFile,
+                                                                                           list[str]]:  # fmt: skip
+    """Both lists of a landmark pairing, and warnings: a point marked skipped in either is left out, with its
+    partner in the other list when they pair by label (else refused: see :func:`.labels.leave_out_skipped`)."""
+    from .labels import leave_out_skipped
+
+    fixed, moving = read_points_file(fixed_path, skipped_ok=True), read_points_file(moving_path, skipped_ok=True)
+    warnings = leave_out_skipped(fixed.labels, moving.labels, {"fixed": fixed.skipped, "moving": moving.skipped},
+                                 {"fixed": fixed.system.name, "moving": moving.system.name})  # fmt: skip
+    return _without(fixed, moving.skipped), _without(moving, fixed.skipped), warnings
+
+
+def _without(read: PointsFile, labels: list[str]) -> PointsFile:
+    """``read`` without the points labelled ``labels`` (the partners of points skipped in the other list)."""
+    kept = [label not in labels for label in read.labels]
+    return replace(read, points_ras=read.points_ras[kept], labels=[label for label in read.labels if label not in labels])
 
 
 def _system(value: str, path: Path) -> str:
@@ -174,7 +195,7 @@ def _read_markups_json(text: str, path: Path) -> tuple[np.ndarray, list[str], Po
     return _to_ras(points, system), labels, described, skipped
 
 
-def _read_fcsv(text: str, path: Path) -> tuple[np.ndarray, list[str], PointsSystem]:
+def _read_fcsv(text: str, path: Path) -> tuple[np.ndarray, list[str], PointsSystem, list[str]]:
     system, columns, given = "RAS", FCSV_COLUMNS, None
     rows = []
     for line in text.splitlines():
@@ -192,23 +213,31 @@ def _read_fcsv(text: str, path: Path) -> tuple[np.ndarray, list[str], PointsSyst
         raise InputError(f"{path}: the '# columns' header lacks {sorted(missing)}: save the file again from Slicer")
     x, y, z = (columns.index(c) for c in "xyz")
     label_column = columns.index("label") if "label" in columns else None
-    points, labels = [], []
+    points, labels, skipped = [], [], []
     for number, row in enumerate(csv.reader(rows), start=1):
+        label = row[label_column] if label_column is not None and label_column < len(row) else ""
+        label = label or f"{number}"
+        # Slicer 5 writes each point's position status after the named columns (FCSV_STATUS), unnamed.
+        status = row[len(columns)].strip() if len(row) > len(columns) else ""
+        if status == FCSV_STATUS["missing"]:
+            skipped.append(label)
+            continue
+        if status in (FCSV_STATUS["undefined"], FCSV_STATUS["preview"]):
+            raise InputError(f"{path}: point '{label}' has no position (not placed): place it or delete it")
         try:
             points.append([float(row[x]), float(row[y]), float(row[z])])
         except (IndexError, ValueError):
             raise InputError(f"{path}: point line {number} has no x, y, z numbers: fix or delete that line") from None
-        label = row[label_column] if label_column is not None and label_column < len(row) else ""
-        labels.append(label or f"{number}")
+        labels.append(label)
     other = "RAS" if system == "LPS" else "LPS"
     declared = (
         f"its '# CoordinateSystem = {given}' line" if given else "it has no '# CoordinateSystem' line (RAS assumed)"
     )
     fix = f"{'change' if given else 'add'} the line '# CoordinateSystem = {other}' in {path.name}"
-    return _to_ras(points, system), labels, PointsSystem(path.name, system, declared, fix)
+    return _to_ras(points, system), labels, PointsSystem(path.name, system, declared, fix), skipped
 
 
-def _read_csv(text: str, path: Path) -> tuple[np.ndarray, list[str], PointsSystem]:
+def _read_csv(text: str, path: Path) -> tuple[np.ndarray, list[str], PointsSystem, list[str]]:
     reader = csv.reader(io.StringIO(text))
     header = [c.strip().lower() for c in next(reader, [])]
     for names, system in ((("x", "y", "z"), "RAS"), (("r", "a", "s"), "RAS"), (("l", "p", "s"), "LPS")):
@@ -218,19 +247,25 @@ def _read_csv(text: str, path: Path) -> tuple[np.ndarray, list[str], PointsSyste
         raise InputError(f"{path}: the first line must name the columns, e.g. 'label,x,y,z' (RAS mm)")
     columns = [header.index(name) for name in names]
     label_column = header.index("label") if "label" in header else None
-    points, labels = [], []
+    # Slicer's "Export to CSV" writes defined = 0 for a point skipped or not placed: its numbers mean nothing.
+    defined_column = header.index("defined") if "defined" in header else None
+    points, labels, skipped = [], [], []
     for number, row in enumerate(reader, start=2):
         if not any(cell.strip() for cell in row):
+            continue
+        label = row[label_column].strip() if label_column is not None else f"{len(labels) + len(skipped) + 1}"
+        if defined_column is not None and defined_column < len(row) and row[defined_column].strip() == "0":
+            skipped.append(label)
             continue
         try:
             points.append([float(row[c]) for c in columns])
         except (IndexError, ValueError):
             raise InputError(f"{path}: line {number} has no {', '.join(names)} numbers: fix or delete it") from None
-        labels.append(row[label_column].strip() if label_column is not None else f"{len(labels) + 1}")
+        labels.append(label)
     declared = f"its columns {','.join(names)}"
     instead = "l,p,s" if system == "RAS" else "x,y,z"
     fix = f"name the columns {instead} instead of {','.join(names)} in {path.name}"
-    return _to_ras(points, system), labels, PointsSystem(path.name, system, declared, fix)
+    return _to_ras(points, system), labels, PointsSystem(path.name, system, declared, fix), skipped
 
 
 def write_points_csv(path: str | os.PathLike, points_ras: np.ndarray, labels: Sequence[str] | None = None) -> None:

@@ -15,7 +15,7 @@ from ..landmarks.fit import pair_landmarks
 from ..landmarks.frames import frame_warnings
 from ..landmarks.models import fit_model
 from ..landmarks.pairing import pairing_warnings
-from ..landmarks.points_io import read_points_file
+from ..landmarks.points_io import read_point_lists
 from ..registration.guided.guidance import Guidance
 from .jobs import RegistrationJob
 
@@ -26,15 +26,16 @@ def read_guidance_points(
     """Paired landmarks (fixed, moving; LPS mm) from two points files, and the warnings of pairing them.
 
     Pairs by label when every label matches, else by order; a point whose label the other file lacks is left out
-    with a warning (lists of different lengths). Points that all lie outside their image are refused (the usual
-    wrong-file or RAS/LPS mistake); pairs that look swapped, mirrored or off, and a list that looks read in the
-    other coordinate system (:mod:`..landmarks.frames`; unless ``initial_transform``, the headers are the prior),
-    are warned about, as ``mmreg prealign`` does.
+    with a warning (lists of different lengths), and so is a point marked skipped, with its partner. Points that
+    all lie outside their image are refused (the usual wrong-file or RAS/LPS mistake); pairs that look swapped,
+    mirrored or off, and a list that looks read in the other coordinate system (:mod:`..landmarks.frames`; unless
+    ``initial_transform``, the headers are the prior), are warned about, as ``mmreg prealign`` does.
     """
-    fixed_file, moving_file = read_points_file(fixed_path), read_points_file(moving_path)
+    fixed_file, moving_file, skipped = read_point_lists(fixed_path, moving_path)
     fixed_ras, moving_ras, labels, paired_by, warnings = pair_landmarks(
         fixed_file.points_ras, moving_file.points_ras, fixed_file.labels, moving_file.labels
     )
+    warnings[:0] = skipped
     fixed_lps, moving_lps = lps_ras_points(fixed_ras), lps_ras_points(moving_ras)
     warnings += check_points_inside(fixed_lps, fixed, labels, "fixed", fixed_file.system)
     moving_names = labels if paired_by == "label" else (moving_file.labels or labels)  # by order: their own names

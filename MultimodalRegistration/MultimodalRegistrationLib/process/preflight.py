@@ -68,22 +68,22 @@ def read_target_points(fixed_points: str | None, moving_points: str | None, fixe
     ``fixed_point_labels``, ``moving_points_ras``, ``moving_point_labels``), and warnings naming points outside
     their image. Refuses one list without the other, an unreadable file, and a list wholly outside its image
     (:func:`..landmarks.bounds.check_points_inside`). ``fixed``, ``moving``: the images, or readers of their headers
-    (the check needs their grids only). No points: ({}, [])."""
+    (the check needs their grids only). Points marked skipped are left out with their partners, with a warning
+    (:func:`..landmarks.points_io.read_point_lists`). No points: ({}, [])."""
     from ..core.transforms import lps_ras_points
     from ..landmarks.bounds import check_points_inside
-    from ..landmarks.points_io import read_points_file
+    from ..landmarks.points_io import read_point_lists
 
     if bool(fixed_points) != bool(moving_points):
         raise InputError("landmarks need both --fixed-points and --moving-points")
+    if not fixed_points:
+        return {}, []
     points: dict = {}
-    outside: list[str] = []
-    for role, path, image in (
-        (("fixed", fixed_points, fixed), ("moving", moving_points, moving)) if fixed_points else ()
-    ):
-        read = read_points_file(path)
-        outside += check_points_inside(lps_ras_points(read.points_ras), image, read.labels, role, read.system)
+    fixed_read, moving_read, warnings = read_point_lists(fixed_points, moving_points)
+    for role, read, image in (("fixed", fixed_read, fixed), ("moving", moving_read, moving)):
+        warnings += check_points_inside(lps_ras_points(read.points_ras), image, read.labels, role, read.system)
         points[f"{role}_points_ras"], points[f"{role}_point_labels"] = read.points_ras, read.labels
-    return points, outside
+    return points, warnings
 
 
 def check_inverse_wanted(job: RegistrationJob) -> None:
