@@ -95,6 +95,23 @@ def test_nonlinear_transform_maps_points_like_itk(scene):
     assert np.abs(back.transform_points(points) - composite.transform_points(points)).max() < 1e-3
 
 
+def test_a_field_stored_after_its_affine_maps_points_like_itk_too(scene):
+    """The order of every ANTs SyN inverse (the '<result> inverse' node): Slicer holds it as ToParent and builds
+    FromParent, with a cubic copy of the grid, when first used. A helper measured 0.084 mm off ITK on a real SyN
+    inverse, 0.23 mm on this sharper field."""
+    z, y, x = np.meshgrid(np.arange(26), np.arange(26), np.arange(24), indexing="ij")
+    bump = 6.0 * np.exp(-((x - 12) ** 2 + (y - 13) ** 2 + (z - 13) ** 2) / 10.0)
+    field = sitk.GetImageFromArray(np.stack([bump, 0.5 * bump, -bump], -1), isVector=True)
+    field.SetSpacing((5.0, 5.0, 5.0))
+    field.SetOrigin((-60.0, -65.0, -65.0))
+    composite = Transform.from_displacement_field(field) @ rigid_transform(3, (0, 0, 1), (2, -1, 1))
+    node = mrml.transform_to_node(scene, composite)
+    from_parent = node.GetTransformFromParent()
+    points = np.random.default_rng(0).uniform(-25, 25, (300, 3))
+    slicer_moved = np.array([from_parent.TransformPoint(tuple(p)) for p in lps_ras_points(points)])
+    assert np.abs(lps_ras_points(slicer_moved) - composite.transform_points(points)).max() < 1e-4  # was 0.23 mm
+
+
 def test_parent_chain_is_the_initial_fixed_to_moving_transform(scene):
     first = rigid_transform(20, (1, 0, 0), (0, 10, 0))
     second = rigid_transform(-15, (0, 1, 0), (5, 0, 0))

@@ -264,7 +264,12 @@ def _read_transform_file_into(scene, node, path: Path) -> None:
     _with_storage_node(
         scene, "vtkMRMLTransformStorageNode", path, "ReadData", node, f"Slicer could not read the transform file {path}"
     )
-    _use_linear_grid_interpolation(node.GetTransformFromParent())
+    # A field stored after its affine (ANTs' inverse) is held as ToParent, and FromParent is built from it only
+    # when first used, with a cubic copy of the grid: build it now.
+    for transform in (node.GetTransformToParent(), node.GetTransformFromParent()):
+        if transform is not None:
+            transform.Update()
+            _use_linear_grid_interpolation(transform)
 
 
 def _use_linear_grid_interpolation(transform) -> None:
