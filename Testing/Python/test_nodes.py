@@ -86,6 +86,22 @@ def test_unhardened_parent_transform_is_kept_and_combined(scene, small_pair, vol
     assert resampled.GetSize() == small_pair.fixed.GetSize()
     assert np.allclose(resampled.GetOrigin(), small_pair.fixed.GetOrigin(), atol=1e-4)
 
+    # Register again into the same node, as the panel leaves it (the moving volume under the result), with another
+    # preset: the run starts where the result it replaces started (the prealignment), not from that result. An
+    # affine result and then "rigid" had left a node saying rigid that held an affine (a helper's sweep).
+    assert registration.show_moving_under_result() == [moving]
+    parameters.preset = "affine"
+    affine = register_nodes(parameters, warm=warm_elastix).output_transform_node
+    assert affine is node and node.GetAttribute(ATTRIBUTE_PREFIX + "initialTransformNodeID") == parent.GetID()
+    assert node.GetAttribute(ATTRIBUTE_PREFIX + "start") == "initial"
+    assert np.ptp(np.linalg.svd(mrml.transform_from_node(node).matrix[:3, :3])[1]) > 1e-4  # an affine
+    parameters.preset = "rigid"
+    register_nodes(parameters, warm=warm_elastix)
+    singular = np.linalg.svd(mrml.transform_from_node(node).matrix[:3, :3])[1]
+    assert np.abs(singular - 1).max() < 1e-6, singular  # rigid, as the node says
+    assert node.GetAttribute(ATTRIBUTE_PREFIX + "preset") == "rigid" and moving.GetParentTransformNode() is node
+    assert mean_error_mm(mrml.transform_from_node(node), small_pair.truth, small_pair.head_points) < 0.5
+
     # Invert: FromParent becomes ToParent; the moving volume goes under the result to be shown aligned.
     from_parent = mrml.transform_from_node(node).matrix
     node.Inverse()
@@ -370,20 +386,27 @@ def test_copy_as_command_names_the_nodes_when_the_scratch_folder_has_a_second_na
     assert command == "mmreg register --moving 'MR T1.nrrd'"
 
 
-def test_copy_as_command_names_a_start_that_is_also_the_output_apart_from_it(scene, small_pair):
-    """Register pressed again, the moving volume under the last result: the start and the output were both
-    'MR to CT.h5', which mmreg register refuses (an output that overwrites an input; review)."""
-    from MultimodalRegistrationLib.nodes.command_paths import node_file, start_node
+def test_a_run_into_the_output_node_the_moving_volume_is_under_does_not_start_from_it(scene, small_pair):
+    """Register pressed again, the moving volume under the last result: that result is what the run replaces, not
+    its start (it had been, and an affine result then "rigid" left a rigid-labelled affine; a helper's sweep). The
+    run starts where the replaced result started; 'Copy as command' names that start's file, never the output's
+    (mmreg register refuses an output that overwrites an input)."""
+    from MultimodalRegistrationLib.nodes.command_paths import start_node
+    from MultimodalRegistrationLib.nodes.registration_inputs import initial_transform_of
 
     moving = mrml.volume_node_from_image(scene, small_pair.moving, "MR")
     result = mrml.transform_to_node(scene, small_pair.truth, name="MR to CT")
     assert start_node(moving, None, None) is None
     moving.SetAndObserveTransformNodeID(result.GetID())
     assert start_node(moving, None, None) is result  # a prealignment of its own
-    node, tail = start_node(moving, None, result)
-    assert node_file(node, ".h5", tail) == "MR to CT start.h5" != node_file(result, ".h5")
+    assert start_node(moving, None, result) is None and initial_transform_of(moving, None, result).is_identity()
+    prealign = mrml.transform_to_node(scene, rigid_transform(10, (0, 1, 1), (8, 0, 0)), name="prealign")
+    result.SetAttribute(ATTRIBUTE_PREFIX + "initialTransformNodeID", prealign.GetID())  # where the result started
+    assert start_node(moving, None, result) is prealign
+    assert np.allclose(initial_transform_of(moving, None, result).matrix, mrml.transform_from_node(prealign).matrix)
     manual = mrml.transform_to_node(scene, small_pair.truth, name="manual")
-    assert start_node(moving, manual, result) == (moving, " start")  # two transforms composed: the moving's start
+    assert start_node(moving, manual, result) is manual  # the panel's initial transform alone
+    assert np.allclose(initial_transform_of(moving, manual, result).matrix, small_pair.truth.matrix)
 
 
 def test_a_prealignment_the_moving_volume_is_under_and_chosen_as_initial_counts_once(scene, small_pair):

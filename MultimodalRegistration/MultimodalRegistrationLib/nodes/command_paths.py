@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from ..core import command_line
+from . import mrml
 
 
 def node_file(node, suffix: str, tail: str = "") -> str:
@@ -45,8 +46,12 @@ def user_command(command: str, folder: Path, job: dict, node_for) -> str:
 def start_node(moving, initial, output):
     """What names a run's start file (:func:`user_command`'s ``node_for``): the initial transform node or the
     moving volume's one parent; ``(node, " start")`` when several transforms were composed, or when the start
-    is the run's own output node (a second Register from the last result: one file cannot be both)."""
-    parent = moving.GetParentTransformNode()
+    is the run's own output node (one file cannot be both). A moving volume under the output node starts from
+    the output node's parents, or where its result started (registration_inputs.initial_transform_of)."""
+    from .registration_inputs import replaced_start
+
+    parent = (output if output is not None and mrml.is_under(moving, output) else moving).GetParentTransformNode()
+    parent = replaced_start(moving, initial, output) or parent
     initial = None if initial is parent else initial  # counted once (registration_inputs.initial_transform_of)
     if parent is not None and (initial is not None or parent.GetParentTransformNode() is not None):
         return moving, " start"

@@ -19,6 +19,7 @@ from ..core.transforms import Transform
 from ..process.jobs import RegistrationJob
 from . import mrml
 from .checks import check_node_pair
+from .job import REGISTRATION_ATTRIBUTE_PREFIX
 from .panel import node_of, panel_value, write_images, write_volumes
 
 
@@ -132,24 +133,45 @@ def write_landmarks(parameters, folder: Path, fields: list[Field]) -> dict[str, 
     return files
 
 
-def initial_transform_of(moving_node, initial_transform_node=None) -> Transform:
+def initial_transform_of(moving_node, initial_transform_node=None, output_node=None) -> Transform:
     """Fixed -> moving start: the optional initial node, then the moving volume's unhardened parents.
 
     A fixed-space point goes through ``initial_transform_node`` (its FromParent) into world space,
     then through the moving volume's parent chain (FromWorld) into the moving image's own space. An initial
     node that is already in that chain counts once (a prealignment the moving volume was placed under, chosen
     as the initial transform too: a helper's run had started from it twice, 12 mm off, without a word).
+
+    The ``output_node`` the run will refill is not a start: after Register the moving volume sits under the
+    result, and a second Register (another preset) had started from the result it replaces (an affine one, then
+    "rigid": the node said rigid and held an affine). Without an initial node, such a run starts where the result
+    it replaces started (the node its ``initialTransformNodeID`` names, and that node's parents), else from the
+    output node's parents.
     """
-    start = mrml.world_transform(moving_node)
+    under_output = output_node is not None and mrml.is_under(moving_node, output_node)
+    earlier = replaced_start(moving_node, initial_transform_node, output_node)
+    if earlier is not None:
+        return Transform.chain([mrml.transform_from_node(n) for n in [earlier, *mrml.parent_transforms(earlier)]])
+    start = mrml.world_transform(output_node if under_output else moving_node)
     if initial_transform_node is not None and not mrml.is_under(moving_node, initial_transform_node):
         start = start @ mrml.transform_from_node(initial_transform_node)
     return start
 
 
+def replaced_start(moving_node, initial_transform_node, output_node):
+    """The node the result in ``output_node`` started from (its ``initialTransformNodeID``, still in the scene),
+    when a run into it has no initial node and the moving volume sits under it; else None."""
+    if initial_transform_node is not None or output_node is None or not mrml.is_under(moving_node, output_node):
+        return None
+    recorded = output_node.GetAttribute(REGISTRATION_ATTRIBUTE_PREFIX + "initialTransformNodeID") or ""
+    earlier = output_node.GetScene().GetNodeByID(recorded) if recorded else None
+    return None if earlier is None or earlier is output_node or mrml.is_under(earlier, output_node) else earlier
+
+
 def write_start(parameters, folder: Path, fields: list[Field]) -> dict[str, str]:
     """The start (initial transform node and the moving volume's parents) as an ITK file, unless identity."""
     (field,) = fields
-    start = initial_transform_of(node_of(parameters, RegistrationJob, "moving"), panel_value(parameters, field))
+    start = initial_transform_of(node_of(parameters, RegistrationJob, "moving"), panel_value(parameters, field),
+                                 node_of(parameters, RegistrationJob, "output_transform"))  # fmt: skip
     if start.is_identity():
         return {}
     path = str(folder / "initial.h5")

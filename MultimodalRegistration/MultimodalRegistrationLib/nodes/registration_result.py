@@ -20,6 +20,7 @@ from . import mrml
 from .command_paths import start_node, user_command
 from .job import REGISTRATION_ATTRIBUTE_PREFIX as ATTRIBUTE_PREFIX
 from .job import NodeJob, forget_earlier_result
+from .registration_inputs import replaced_start
 
 
 class NodeRegistration(NodeJob):
@@ -115,10 +116,10 @@ class NodeRegistration(NodeJob):
             "startDescription": describe_start(summary),
             "fixedNodeID": fixed.GetID(),
             "movingNodeID": moving.GetID(),
-            # The start's node: the panel's initial transform, else the moving volume's parent (a prealignment); ""
-            # when it is the output node itself, whose start this run just replaced (a second Register into it).
-            "initialTransformNodeID": _start_id(initial or moving.GetParentTransformNode(),
-                                                self.present_target("output_transform")),
+            # The start's node: the panel's initial transform, else the moving volume's parent (a prealignment); under
+            # the output node (a second Register into it), the replaced result's start, else the output's parent
+            # (registration_inputs.initial_transform_of).
+            "initialTransformNodeID": _start_id(initial, moving, self.present_target("output_transform")),
             **{f"{role}MaskNodeID": (mask.GetID() if (mask := self.target(f"{role}_mask")) else "")
                for role in ("fixed", "moving")},  # QA's restarts and MI use them too
             "seconds": summary.seconds,
@@ -186,7 +187,10 @@ class NodeRegistration(NodeJob):
         return note
 
 
-def _start_id(start, output) -> str:
+def _start_id(initial, moving, output) -> str:
+    start = initial or moving.GetParentTransformNode()
+    if initial is None and output is not None and mrml.is_under(moving, output):
+        start = replaced_start(moving, initial, output) or output.GetParentTransformNode()
     return start.GetID() if start is not None and start is not output else ""
 
 
