@@ -431,6 +431,27 @@ def test_a_case_stopped_by_a_file_open_elsewhere_runs_again(kind, runs_again, tm
     assert (batch._is_done(job, "the hash") is None) == runs_again
 
 
+def test_a_full_disk_is_named_not_called_a_bug_and_the_case_runs_again(tmp_path):
+    """A helper's cohort on a full disk: each case was recorded 'internal', "this is a bug: report it"."""
+    import errno
+
+    from MultimodalRegistrationLib.core.errors import EXIT_ENGINE
+    from MultimodalRegistrationLib.process.worker_side import run_one
+
+    events = []
+
+    def full(job, emit):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    job = CaseJob(case="c1", fixed="f.nrrd", moving="m.nrrd", output_transform=str(tmp_path / "c1" / "transform.h5"))
+    assert run_one(CaseJob, full, job.to_json(), events.append) == EXIT_ENGINE
+    assert events[0]["kind"] == "disk" and events[0]["message"].startswith("the disk is full: ")
+    assert "bug" not in events[0]["hint"] and "free some space" in events[0]["hint"]
+    (tmp_path / "c1").mkdir()
+    (tmp_path / "c1" / DONE).write_text(json.dumps(CaseRecord("c1", "failed", "the hash", 3.0, "disk").to_dict()))
+    assert batch._is_done(job, "the hash") is None  # runs again once there is room
+
+
 def test_a_case_whose_earlier_result_is_held_open_is_recorded_busy_and_the_batch_goes_on(tmp_path, monkeypatch):
     """A case file held open (Windows) when its rerun set the earlier result aside stopped the whole batch with exit 2
     (review): the case is recorded 'busy', its earlier result left as it was, and the next run redoes it."""

@@ -1724,6 +1724,24 @@ def batch_manifest(header: str, row: str, *extra: str) -> Builder:
 
 
 PAIR_ROW = "c1,fixed.nrrd,moving.nrrd"
+
+
+def batch_manifest_named_as_its_results(inputs: Path, out: Path) -> list[str]:
+    """A manifest saved as <output-dir>/batch.csv: the results table replaced it, no copy kept (a helper's sweep)."""
+    _pair(inputs)
+    return ["batch", str(_manifest(inputs, "case,fixed,moving", PAIR_ROW, name="batch.csv")), "--output-dir",
+            str(inputs)]  # fmt: skip
+
+
+def batch_input_in_a_folder_the_case_empties(inputs: Path, out: Path) -> list[str]:
+    """An image kept in <output-dir>/<case>/qa_figures/: deleted before the case read it (a helper's sweep)."""
+    _pair(inputs)
+    (inputs / "c1" / "qa_figures").mkdir(parents=True)
+    (inputs / "moving.nrrd").rename(inputs / "c1" / "qa_figures" / "moving.nrrd")
+    manifest = _manifest(inputs, "case,fixed,moving", "c1,fixed.nrrd,c1/qa_figures/moving.nrrd")
+    return ["batch", str(manifest), "--output-dir", str(inputs)]
+
+
 BATCH_MANIFEST_CASES = {  # each was run (a worker started, exit 1) or read wrongly (exit 0) before
     "batch row with an init typo": Case(batch_manifest("case,fixed,moving,init", PAIR_ROW + ",foo"),
                                         "line 2: case 'c1': init 'foo' is not one of auto"),
@@ -1765,6 +1783,17 @@ BATCH_MANIFEST_CASES = {  # each was run (a worker started, exit 1) or read wron
     ),
     "batch --dask that is no address": Case(batch_manifest("case,fixed,moving", PAIR_ROW, "--dask", "cluster"),
                                             "give a scheduler's address, tcp://HOST:PORT"),
+    "batch manifest saved as <output-dir>/batch.csv": Case(batch_manifest_named_as_its_results,
+                                                          "rename the manifest (e.g. cohort.csv)"),
+    "batch input inside a case's qa_figures": Case(batch_input_in_a_folder_the_case_empties,
+                                                   "which each run of the case empties first"),
+    "batch into a folder nobody can write": Case(
+        lambda inputs, out: [*batch_manifest("case,fixed,moving", PAIR_ROW)(inputs, out)[:2], "--output-dir",
+                             "/proc/mmreg-batch"], "/proc is not writable: choose another folder"
+    ),  # a read-only output folder had crashed the batch with a traceback (a helper's sweep)
+    "batch case name too long for a folder": Case(
+        batch_manifest("case,fixed,moving", "c" * 300 + ",fixed.nrrd,moving.nrrd"), "is 300 bytes long"
+    ),
 }  # fmt: skip
 CASES.update(BATCH_MANIFEST_CASES)
 

@@ -28,9 +28,11 @@ def workers_in(folder: Path) -> list[int]:
     return found
 
 
-def start_and_wait_for_the_engine(pair_files, tmp_path, sigint_ignored: bool = False):
+def start_and_wait_for_the_engine(pair_files, tmp_path, sigint_ignored: bool = False, ignored: tuple = ()):
     """mmreg register with ANTs (slow enough to interrupt), returned once ANTs iterates; ``sigint_ignored``
-    starts it as a parent that ignores SIGINT would (the disposition is inherited)."""
+    starts it as a parent that ignores SIGINT would (the disposition is inherited), ``ignored`` with those signals
+    ignored (``nohup``: SIGHUP)."""
+    ignored = (*ignored, signal.SIGINT) if sigint_ignored else ignored
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     environment = dict(os.environ, PYTHONPATH=str(library_root()), TMPDIR=str(scratch))
@@ -39,7 +41,7 @@ def start_and_wait_for_the_engine(pair_files, tmp_path, sigint_ignored: bool = F
          "--fixed", str(pair_files / "ct.nrrd"), "--moving", str(pair_files / "mr.nrrd"),
          "--output-transform", str(tmp_path / "out" / "T.h5"), "--json", str(tmp_path / "out" / "s.json")],
         stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=environment,
-        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None,  # noqa: PLW1509 (only a signal disposition)
+        preexec_fn=(lambda: [signal.signal(one, signal.SIG_IGN) for one in ignored]) if ignored else None,  # noqa: PLW1509 (only a signal disposition)
     )  # fmt: skip
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True).start()
@@ -72,6 +74,19 @@ def test_ctrl_c_stops_mmreg_even_when_its_parent_ignored_sigint(pair_files, tmp_
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=10) == 130, "".join(lines)[-2000:]
     assert workers_in(scratch) == [] and list(scratch.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_hangup_leaves_a_run_started_under_nohup_running(pair_files, tmp_path):
+    """nohup ignores SIGHUP so that a logout leaves an overnight batch running; mmreg had put its own handler
+    in place of that and stopped (exit 143, a helper's sweep). SIGTERM still stops it."""
+    process, scratch, lines = start_and_wait_for_the_engine(pair_files, tmp_path, ignored=(signal.SIGHUP,))
+    process.send_signal(signal.SIGHUP)
+    time.sleep(1.5)
+    assert process.poll() is None and workers_in(scratch), "".join(lines)[-2000:]
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 143
+    assert workers_in(scratch) == []
 
 
 @pytest.mark.slow

@@ -209,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     arguments.argv = typed  # as typed, for the records that name it
     if threading.current_thread() is threading.main_thread():
         for name in ("SIGTERM", "SIGHUP"):
-            if hasattr(signal, name):
+            # Started under nohup (SIGHUP ignored), a logout must not stop an overnight batch (a sweep: exit 143).
+            if hasattr(signal, name) and signal.getsignal(getattr(signal, name)) is not signal.SIG_IGN:
                 signal.signal(getattr(signal, name), _terminate)
         # Python leaves SIGINT ignored when the parent ignored it (a process started with SIGINT ignored
         # passes that on); Ctrl-C must still stop mmreg and its worker.

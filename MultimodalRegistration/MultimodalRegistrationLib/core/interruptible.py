@@ -42,7 +42,9 @@ def run_interruptibly(process_object, execute: Callable[[], Result]) -> Result:
         received.append(signum)
         raise _Stop
 
-    previous = {signum: signal.signal(signum, stop) for signum in SIGNALS}
+    # A signal the process ignores (SIGHUP under nohup) stays ignored.
+    heard = [signum for signum in SIGNALS if signal.getsignal(signum) is not signal.SIG_IGN]
+    previous = {signum: signal.signal(signum, stop) for signum in heard}
     for event in (sitk.sitkIterationEvent, sitk.sitkProgressEvent):
         process_object.AddCommand(event, lambda: None)
     stderr, captured = sys.stderr, io.StringIO()

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import InputError
-from ..core.file_checks import check_output_folder
+from ..core.file_checks import check_output_folder, check_output_path
 from ..core.file_headers import check_not_empty
 from ..core.files import PARTIAL_PREFIX
 from ..core.open_files import BASE_FILES, FILES_PER_WORKER, allow_open_files, files_for_workers
@@ -90,6 +90,11 @@ def read_manifest(
         raise InputError(f"manifest not found: {path}: check the path")
     check_not_empty(path, "manifest", "write its header case,fixed,moving and one row per case")
     check_output_folder(output_dir)
+    for name in COHORT_FILES:  # a manifest saved as <output-dir>/batch.csv was replaced by the results (a sweep)
+        if path.resolve() == (Path(output_dir) / name).resolve():
+            raise InputError(f"manifest {path} is the {name} the batch writes into --output-dir: rename the manifest "
+                             "(e.g. cohort.csv), or choose another --output-dir")  # fmt: skip
+    check_output_path(Path(output_dir) / COHORT_FILES[0], "batch results table")  # a read-only folder: no traceback
     header, rows = _read_table(path)
     missing = [name for name in REQUIRED if name not in header]
     if missing:
@@ -123,6 +128,10 @@ def read_manifest(
                 f"{where} writes into {folder}, which is a file: "
                 "rename the case (or move the file), or choose another --output-dir"
             )
+        try:  # a name too long for a folder, or a case folder that cannot be written: refused, not a traceback
+            check_output_path(folder / CASE_FILES["summary"], "case's results")
+        except InputError as error:
+            raise InputError(f"{where}: {error}") from None
         options = {key: value for key, value in defaults.items() if value is not None}
         options.update(_row_choices(row, path, where))
         inputs = {key: str((path.parent / Path(row[key]).expanduser()).resolve()) for key in PATHS if row.get(key)}
@@ -235,13 +244,19 @@ def _check_case_outputs_apart(job: CaseJob, folder: Path, output_dir: Path, wher
     """Refuse a case whose inputs lie where the batch writes (or clears, before the case runs) its files."""
     from ..core.output_safety import check_outputs_apart
 
-    written = [*CASE_FILES.values(), "resampled.nrrd", DONE]  # what a run of the case removes, then writes
+    written = [*CASE_FILES.values(), "resampled.nrrd", "qa.html", DONE]  # what a run of the case removes, then writes
     outputs = {f"case output {name}": folder / name for name in written}
     outputs |= {f"cohort file {name}": output_dir / name for name in COHORT_FILES}
     fix = (f"move the input out of {folder} (the batch clears and rewrites it for each run), "
            "or choose another --output-dir")  # fmt: skip
+    inputs = {key.replace("_", " "): getattr(job, key) for key in CaseJob.paths("input")}
     try:
-        check_outputs_apart({key.replace("_", " "): getattr(job, key) for key in CaseJob.paths("input")}, outputs, fix)
+        check_outputs_apart(inputs, outputs, fix)
+        for role, given in inputs.items():  # the folders a run empties first: an image kept there was deleted
+            for cleared in (folder / "qa_figures", folder / ".earlier"):
+                if given and Path(given).resolve().is_relative_to(cleared.resolve()):
+                    raise InputError(f"the {role} {given} lies in {cleared}, which each run of the case empties "
+                                     f"first: {fix}")  # fmt: skip
     except InputError as error:
         raise InputError(f"{where}: {error}") from None
 

@@ -7,7 +7,7 @@ standard input and reads one JSON object per output line (the child's side: :mod
 
 ``{"event": "progress", "fraction": 0.42, "stage": "<engine> rigid", "engine": "<engine>"}``
 ``{"event": "result", "summary": {...}, "outputs": {"transform": "T.h5", ...}}`` (a :class:`.results.JobResult`)
-``{"event": "error", "kind": "input" | "engine" | "internal", "message": "...", "hint": "...", "log": "T.log"}``
+``{"event": "error", "kind": "input" | "engine" | "disk" | "internal", "message": "...", "hint": "...", "log": "T.log"}``
 
 The exit code is 0 for success, 2 for bad input and 1 for an engine failure. Cancel with
 ``terminate()``: outputs are written atomically, so nothing half-written is left behind.

@@ -6,6 +6,7 @@ through :func:`run_one`: the job's JSON record in, its events out as JSON lines,
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -49,6 +50,10 @@ def run_one(job_type: type[Job], run: Callable[[Job, Callable[[dict], None]], Jo
         emit({"event": "error", "kind": "engine", "message": str(error), "hint": error.hint, "log": error.log_path})
         return EXIT_ENGINE
     except Exception as error:  # a crash must still reach the parent as a clear error
+        if "No space left on device" in str(error) or getattr(error, "errno", None) == errno.ENOSPC:
+            emit({"event": "error", "kind": "disk", "message": f"the disk is full: {error}",
+                  "hint": "free some space, or write the outputs to another disk"})  # fmt: skip
+            return EXIT_ENGINE
         emit(
             {
                 "event": "error",
