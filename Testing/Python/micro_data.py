@@ -172,10 +172,12 @@ class ShrinkCase:
 
 def light_sheet(
     shrink: float, angle_deg: float, coverage: float = 1.0, seed: int = 0, spacing_mm: float = 1.0,
-    brain_points: np.ndarray | None = None,
+    brain_points: np.ndarray | None = None, side: int = 0,
 ) -> ShrinkCase:  # fmt: skip
     """The moving image of a shrink case (see the module notes). ``coverage`` < 1 keeps that fraction of
-    the brain's extent along the stack axis (image z), from a random end."""
+    the brain's extent along the stack axis (image z), from a random end. ``side`` 1 or -1 keeps one
+    hemisphere only (LPS x above or below the brain's centre: a dissected, cleared hemisphere), in a box
+    around it."""
     a = anatomy()
     rng = np.random.default_rng(seed)
     rotation = random_rotation(angle_deg, rng)
@@ -190,6 +192,8 @@ def light_sheet(
     inside = np.argwhere(a.outside_mm <= 0)[:, ::-1].astype(float)
     to_physical = np.linalg.inv(a.to_index)
     brain = inside[:: 37] @ to_physical[:3, :3].T + to_physical[:3, 3]
+    if side:
+        brain = brain[side * (brain[:, 0] - center[0]) > 0]
     mapped = brain @ truth[:3, :3].T + truth[:3, 3]
     low, high = mapped.min(axis=0) - 6, mapped.max(axis=0) + 6
     if coverage < 1.0:
@@ -204,6 +208,9 @@ def light_sheet(
     sigma = 0.5 * spacing_mm / shrink  # the anatomy's sampling distance, against aliasing
     arrays = tuple((ndimage.gaussian_filter(x, sigma * 0.5), 0.0) for x in (a.grey, a.white, a.csf))
     grey, white, csf = a.lookup(anatomy_points, arrays)
+    if side:
+        kept = (side * (anatomy_points[..., 0] - center[0]) > 0).astype(np.float32)
+        grey, white, csf = grey * kept, white * kept, csf * kept
     signal = 0.45 * grey + 1.0 * white + 0.12 * csf  # autofluorescence-like: white brightest, CSF dark
     tissue = np.clip(grey + white + csf, 0, 1)
     # Illumination from the low-x side: attenuation with depth into the tissue, and stripes along x.
@@ -219,6 +226,8 @@ def light_sheet(
         moved = brain_points @ truth[:3, :3].T + truth[:3, 3]
         box_low, box_high = low, low + (size - 1) * spacing_mm
         covered = np.all((moved >= box_low) & (moved <= box_high), axis=1)
+        if side:
+            covered &= side * (brain_points[:, 0] - center[0]) > 0
         case.covered_points = brain_points[covered]
     return case
 
@@ -295,12 +304,13 @@ def rigid2d(angle_deg: float, shift, center=(0.0, 0.0), scale=(1.0, 1.0), shear:
 
 def histology_rgb(
     truth: np.ndarray, z_mm: float = 10.0, pixel_mm: float = 0.2, size_mm=(150.0, 180.0), seed: int = 0,
-    tear: bool = False,
+    tear: bool = False, side: int = 0,
 ) -> sitk.Image:  # fmt: skip
     """An H&E-like RGB section (uint8, 3 components) of the brain at height ``z_mm``: hematoxylin from cell
     density (grey matter > white matter), eosin from the tissue (white matter more eosinophilic), glass
     white outside the brain; uneven illumination, texture and noise. ``truth`` (3x3) maps MR-slice
-    (fixed) points to section (moving) points: the section's pixel (i, j) is at (i, j) * ``pixel_mm``."""
+    (fixed) points to section (moving) points: the section's pixel (i, j) is at (i, j) * ``pixel_mm``. ``side``
+    1 or -1 keeps one hemisphere (LPS x above or below the brain's centre)."""
     a = anatomy()
     rng = np.random.default_rng(seed)
     size = (np.asarray(size_mm) / pixel_mm).astype(int)
@@ -309,6 +319,9 @@ def histology_rgb(
     fixed_points = grid @ inverse[:2, :2].T + inverse[:2, 2]
     points = np.concatenate([fixed_points, np.full((len(grid), 1), z_mm)], axis=1).reshape(size[1], size[0], 3)
     grey, white, csf = a.lookup(points.astype(np.float32), smoothed(0.3))
+    if side:
+        kept = side * (points[..., 0] - a.brain_center()[0]) > 0
+        grey, white, csf = grey * kept, white * kept, csf * kept
     tissue = np.clip(grey + white + csf, 0, 1)
     texture = 1 + 0.15 * ndimage.gaussian_filter(rng.normal(size=tissue.shape), 1.0)
     hematoxylin = (0.75 * grey + 0.25 * white + 0.1 * csf) * texture

@@ -227,10 +227,12 @@ def test_a_multi_page_tiff_is_a_volume_and_a_one_page_tiff_a_picture(tmp_path):
     assert is_2d(str(tmp_path / "page.tif"))
 
 
-def _mni_slide(tmp_path, angle_deg: float, slide_mm: float, spacing_mm: float, pixel_mm: float, scale: float = 1.0):
+def _mni_slide(tmp_path, angle_deg: float, slide_mm: float, spacing_mm: float, pixel_mm: float, scale: float = 1.0,
+               side: int = 0):  # fmt: skip
     """An MNI T1-like slice (mr.nrrd) and an H&E-like slide of the brain alone (slide.png, ``pixel_mm`` pixels,
-    ``slide_mm`` a side) turned ``angle_deg`` and scaled ``scale`` about the brain's centre; skipped without the MNI
-    maps. Returns (the slice's points (LPS mm), the truth: slice pixel frame (mm) -> slide mm, the slice's origin)."""
+    ``slide_mm`` a side) turned ``angle_deg`` and scaled ``scale`` about the brain's centre, one hemisphere only
+    with ``side`` 1 or -1; skipped without the MNI maps. Returns (the slice's points (LPS mm; of that hemisphere),
+    the truth: slice pixel frame (mm) -> slide mm, the slice's origin)."""
     import micro_data as md
     from PIL import Image
 
@@ -241,10 +243,13 @@ def _mni_slide(tmp_path, angle_deg: float, slide_mm: float, spacing_mm: float, p
     centre = md.anatomy().brain_center()[:2] - origin
     truth = md.rigid2d(angle_deg, np.full(2, slide_mm / 2) - centre, center=centre, scale=(scale, scale))
     to_slice = np.array([[1.0, 0.0, -origin[0]], [0.0, 1.0, -origin[1]], [0.0, 0.0, 1.0]])
-    slide = md.histology_rgb(truth @ to_slice, z_mm=10.0, pixel_mm=pixel_mm, size_mm=(slide_mm, slide_mm))
+    slide = md.histology_rgb(truth @ to_slice, z_mm=10.0, pixel_mm=pixel_mm, size_mm=(slide_mm, slide_mm), side=side)
     sitk.WriteImage(mr, str(tmp_path / "mr.nrrd"))
     Image.fromarray(sitk.GetArrayFromImage(slide)).save(tmp_path / "slide.png")
-    return np.asarray(points, float), truth, origin
+    points = np.asarray(points, float)
+    if side:
+        points = points[side * (points[:, 0] - md.anatomy().brain_center()[0]) > 0]
+    return points, truth, origin
 
 
 def _slide_errors(transform_file, points: np.ndarray, truth: np.ndarray, origin: np.ndarray) -> np.ndarray:
@@ -292,6 +297,22 @@ def test_a_shrunken_brain_only_slide_turned_between_the_search_angles_finds_its_
     error = _slide_errors(out, points, truth, origin)
     assert error.mean() < 0.5, (error.mean(), summary["candidates"])
     assert summary["scales"] == pytest.approx([0.6, 0.6], abs=0.01) and summary["warnings"] == []
+
+
+@pytest.mark.parametrize("preset, scale", [("similarity", 0.8), ("rigid", 1.0)])
+def test_a_half_section_against_the_whole_slice_starts_on_its_own_half(tmp_path, preset, scale, capsys):
+    """One hemisphere's section against the whole slice: its centroid lies a quarter of the brain off the slice's,
+    and its area seeds the scale 0.71 times too small. A helper's half sections ended 25 mm off under similarity and
+    91 mm under rigid, silently. The start search now also seeds the scale from the longest extents, and slides the
+    moving tissue along the axis it falls short on."""
+    points, truth, origin = _mni_slide(tmp_path, 30.0, 150.0, 1.25, 0.5, scale=scale, side=1)
+    out = tmp_path / "T.tfm"
+    code = main(["register2d", "--fixed", str(tmp_path / "mr.nrrd"), "--moving", str(tmp_path / "slide.png"),
+                 "--moving-pixel-size", "0.5", "--preset", preset, "--output-transform", str(out),
+                 "--json", str(tmp_path / "S.json")])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    error = _slide_errors(out, points, truth, origin)
+    assert error.mean() < 0.5, (error.mean(), json.loads((tmp_path / "S.json").read_text())["candidates"])
 
 
 def test_a_brain_only_slide_with_a_pixel_size_a_third_too_large_is_warned_about_under_rigid(tmp_path, capsys):

@@ -3,7 +3,13 @@
 1. Each image's foreground: pixels far from the border's median (Otsu on that distance, holes filled),
    bright tissue on dark (MR) or dark tissue on a bright slide (histology) alike; or the user's mask.
 2. The foreground centroids are met; for a preset that scales, the scale is seeded by the square root of
-   the foreground areas' ratio and searched over ``seed * SCALE_STEP**k``, ``|k| <= SCALE_STEPS``.
+   the foreground areas' ratio and by the ratio of their longest extents (a partial section keeps its length,
+   not its area), and searched from ``SCALE_STEP**-SCALE_STEPS`` times the lower seed to ``SCALE_STEP**SCALE_STEPS``
+   times the higher. Where the moving tissue, at a pose's scale and turn, is shorter than the fixed one along
+   one of its principal axes by more than ``SLIDE_BEYOND`` of the fixed length, the pose is also slid along that
+   axis by up to half the difference (``SLIDE_STEPS`` steps each way): one hemisphere, or a section with a large
+   fold, against the whole slice has its centroid a quarter of the slice off (a helper's half sections ended
+   25 mm off, silently, from the centroids).
 3. Every ``START_STEP_DEG`` over the full turn, at each scale, is scored by Mattes mutual information
    (32 bins, every pixel) on both images shrunk to about ``SEARCH_PIXELS`` across; each scale's best pose is
    scored again on the images (shrunk to about ``RESCORE_PIXELS`` when twice that or larger), and the best of
@@ -31,6 +37,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.transforms import affine_2d
+from .two_d_scores import histogram_information
 
 START_STEP_DEG = 10.0
 SCALE_STEP = 2 ** (1 / 8)
@@ -38,6 +45,9 @@ SCALE_STEPS = 3
 SEARCH_PIXELS = 64
 RESCORE_PIXELS = 256  # each scale's best pose is scored again at about this size: a 3000-pixel slide took 1.7 s a score
 UNSCALED_BEYOND = 0.10  # a start scaling by more than 10% (either way) is also tried at scale 1
+SLIDE_BEYOND, SLIDE_STEPS = 0.15, 4
+SLID_RESCORED = 10  # the slid poses' best (scale, slide) pairs scored again with the scales' bests
+NUDGE_SHARE = 0.04  # ... each nudged by this share of the fixed tissue's size (the square root of its area)
 
 
 @dataclass
@@ -66,13 +76,52 @@ def foreground(image: sitk.Image, mask: sitk.Image | None = None) -> np.ndarray:
     return sitk.GetArrayFromImage(sitk.BinaryFillhole(solid)) > 0
 
 
-def _centroid_and_area(image: sitk.Image, inside: np.ndarray) -> tuple[np.ndarray, float]:
+@dataclass
+class _Shape:
+    """A foreground's centroid (mm), area (mm²) and covariance (mm²)."""
+
+    center: np.ndarray
+    area: float
+    covariance: np.ndarray
+
+    def principal(self) -> tuple[np.ndarray, np.ndarray]:
+        """Principal axes (columns, longest first) and lengths along them (mm: a band of length L has variance
+        L² / 12 along it)."""
+        variances, axes = np.linalg.eigh(self.covariance)
+        return axes[:, ::-1], np.sqrt(12 * np.clip(variances[::-1], 0, None))
+
+    def length_along(self, directions: np.ndarray) -> np.ndarray:
+        """Lengths (mm) along unit ``directions`` (columns)."""
+        return np.sqrt(12 * np.einsum("ik,ij,jk->k", directions, self.covariance, directions).clip(0))
+
+
+def _shape(image: sitk.Image, inside: np.ndarray) -> _Shape:
     rows, columns = np.nonzero(inside)
-    if len(rows) == 0:
+    if len(rows) < 3:
         rows, columns = np.indices(inside.shape).reshape(2, -1)
-    index = [float(columns.mean()), float(rows.mean())]
+    to_physical = np.asarray(image.GetDirection()).reshape(2, 2) * np.asarray(image.GetSpacing())
+    points = np.stack([columns, rows], axis=1).astype(float) @ to_physical.T + np.asarray(image.GetOrigin())
     area = len(rows) * float(np.prod(image.GetSpacing()))
-    return np.asarray(image.TransformContinuousIndexToPhysicalPoint(index)), area
+    return _Shape(points.mean(axis=0), area, np.cov(points.T))
+
+
+def _slides(angle_deg: float, scale: float, fixed: _Shape, moving: _Shape) -> list[np.ndarray]:
+    """Where to place the moving centroid in fixed space (mm), centroids met first: along the moving tissue's
+    principal axis (turned into fixed space) along which it falls shortest of the fixed tissue, when by more
+    than SLIDE_BEYOND of the fixed length (see the module notes)."""
+    a = np.radians(angle_deg)
+    turn = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    axes, lengths = moving.principal()
+    directions = turn.T @ axes  # columns, in fixed space
+    fixed_lengths = fixed.length_along(directions)
+    half = (fixed_lengths - lengths / scale) / 2
+    best = int(np.argmax(half / np.maximum(fixed_lengths, 1e-9)))
+    centres = [fixed.center]
+    if half[best] > SLIDE_BEYOND * fixed_lengths[best]:
+        for step in range(1, SLIDE_STEPS + 1):
+            for sign in (1, -1):
+                centres.append(fixed.center + sign * step / SLIDE_STEPS * half[best] * directions[:, best])
+    return centres
 
 
 def _shrunk(image: sitk.Image, pixels: int = SEARCH_PIXELS) -> sitk.Image:
@@ -110,43 +159,76 @@ def search_start_2d(
     fixed: sitk.Image, moving: sitk.Image, scales: bool = False,
     fixed_mask: sitk.Image | None = None, moving_mask: sitk.Image | None = None,
 ) -> Start2D:  # fmt: skip
-    """The best start over every rotation (and, with ``scales``, around the area-ratio scale); see the module notes."""
-    fixed_center, fixed_area = _centroid_and_area(fixed, foreground(fixed, fixed_mask))
-    moving_center, moving_area = _centroid_and_area(moving, foreground(moving, moving_mask))
-    area_scale = float(np.sqrt(moving_area / fixed_area)) if fixed_area > 0 else 1.0
-    seed = area_scale if scales else 1.0
-    steps = range(-SCALE_STEPS, SCALE_STEPS + 1) if scales else (0,)
+    """The best start over every rotation (and, with ``scales``, around the size seeds); see the module notes."""
+    fixed_shape = _shape(fixed, foreground(fixed, fixed_mask))
+    moving_shape = _shape(moving, foreground(moving, moving_mask))
+    area_scale = float(np.sqrt(moving_shape.area / fixed_shape.area)) if fixed_shape.area > 0 else 1.0
+    longest = moving_shape.principal()[1][0] / max(fixed_shape.principal()[1][0], 1e-9)
+    low, high = sorted((area_scale, longest)) if scales else (1.0, 1.0)
+    steps = np.arange(-SCALE_STEPS, round(np.log(high / low) / np.log(SCALE_STEP)) + SCALE_STEPS + 1) if scales else [0]
     small_fixed, small_moving = _shrunk(fixed), _shrunk(moving)
     finer_fixed, finer_moving = (image if max(image.GetSize()) < 2 * RESCORE_PIXELS else _shrunk(image, RESCORE_PIXELS)
                                  for image in (fixed, moving))  # fmt: skip
 
+    def pose(angle: float, scale: float, center: np.ndarray) -> np.ndarray:
+        return _pose(angle, scale, center, moving_shape.center)
+
+    nudge = NUDGE_SHARE * np.sqrt(fixed_shape.area)
+
+    def nudged(angle: float, scale: float, center: np.ndarray) -> tuple[float, np.ndarray]:
+        """The best mutual information on the finer images, and its centre, of a slid pose moved by up to one
+        ``nudge`` along each axis: a slide meets the centroids along one axis only, and a brain's centroid lies
+        off a whole head's along the other too (7 mm in the test's half section)."""
+        centres = [center + nudge * np.array([dx, dy]) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
+        values = [mutual_information(finer_fixed, finer_moving, pose(angle, scale, c)) for c in centres]
+        return max(values), centres[int(np.argmax(values))]
+
     def best_at(scales: list[float]) -> Start2D:
         method = _metric()
-        per_scale: list[tuple[float, float, float]] = []  # each scale's best (value, angle, scale) at SEARCH_PIXELS
+        # Each scale's best (value, angle, scale, fixed centre) with the centroids met, by Mattes' metric at
+        # SEARCH_PIXELS (lower is better), and each slid one's (-MI, ...), by the histogram over all slid poses.
+        best: dict[float, tuple[float, float, float, np.ndarray]] = {}
+        slid: list[tuple[float, float, int, np.ndarray]] = []
         poses = 0
         for scale in scales:
-            best: tuple[float, float, float] | None = None
             for angle in np.arange(0.0, 360.0, START_STEP_DEG):
-                method.SetInitialTransform(affine_2d(_pose(angle, scale, fixed_center, moving_center)), inPlace=False)
+                centres = _slides(angle, scale, fixed_shape, moving_shape)
+                slid += [(float(angle), scale, slide, center) for slide, center in enumerate(centres[1:], 1)]
+                method.SetInitialTransform(affine_2d(pose(angle, scale, centres[0])), inPlace=False)
                 try:
                     value = method.MetricEvaluate(small_fixed, small_moving)
                 except RuntimeError:  # too few samples inside the moving image at this pose
                     continue
                 poses += 1
-                if best is None or value < best[0]:
-                    best = (value, float(angle), scale)
-            if best is not None:
-                per_scale.append(best)
-        if not per_scale:
-            return Start2D(_pose(0.0, scales[0], fixed_center, moving_center), 0.0, scales[0], 0.0, poses)
-        if len(per_scale) == 1:
-            value, angle, scale = per_scale[0]
-        else:  # each scale's best pose scored again on finer images (the module notes, step 3)
-            value, angle, scale = max(per_scale, key=lambda best: mutual_information(
-                finer_fixed, finer_moving, _pose(best[1], best[2], fixed_center, moving_center)))  # fmt: skip
-        return Start2D(_pose(angle, scale, fixed_center, moving_center), angle, scale, -float(value), poses)
+                if scale not in best or value < best[scale][0]:
+                    best[scale] = (value, float(angle), scale, centres[0])
+        found = list(best.values())
+        if slid:
+            values = -histogram_information(small_fixed, small_moving,
+                                            np.stack([pose(a, s, c) for a, s, _, c in slid]))  # fmt: skip
+            poses += int(np.isfinite(values).sum())
+            per_slide: dict[tuple[float, int], tuple[float, float, float, np.ndarray]] = {}
+            for value, (angle, scale, slide, center) in zip(values, slid):
+                if np.isfinite(value) and ((scale, slide) not in per_slide or value < per_slide[scale, slide][0]):
+                    per_slide[scale, slide] = (value, angle, scale, center)
+            found += sorted(per_slide.values(), key=lambda one: one[0])[:SLID_RESCORED]
+        if not found:
+            return Start2D(pose(0.0, scales[0], fixed_shape.center), 0.0, scales[0], 0.0, poses)
+        if len(found) == 1:
+            value, angle, scale, center = found[0]
+        else:  # each one scored again on finer images (the module notes, step 3); a slid one, nudged too
+            scored = [nudged(*one[1:]) if index >= len(best) else
+                      (mutual_information(finer_fixed, finer_moving, pose(*one[1:])), one[3])
+                      for index, one in enumerate(found)]  # fmt: skip
+            winner = int(np.argmax([information for information, _ in scored]))
+            value, angle, scale, _ = found[winner]
+            center = scored[winner][1]
+        if not any(center is one[3] for one in best.values()):  # slid: its value on Mattes' scale, as the others'
+            method.SetInitialTransform(affine_2d(pose(angle, scale, center)), inPlace=False)
+            value = method.MetricEvaluate(small_fixed, small_moving)
+        return Start2D(pose(angle, scale, center), angle, scale, -float(value), poses)
 
-    start = best_at([seed * SCALE_STEP**step for step in steps])
+    start = best_at([low * SCALE_STEP**step for step in steps])
     if scales and abs(np.log(start.scale)) > np.log(1.0 + UNSCALED_BEYOND):
         start.unscaled = best_at([1.0])
     start.area_scale = area_scale

@@ -58,7 +58,7 @@ def _principal_axes(points: np.ndarray) -> np.ndarray:
 
 def candidate_poses(
     fixed: sitk.Image, moving: sitk.Image, fixed_coarse: CoarseImage, moving_coarse: CoarseImage,
-    to_virtual: np.ndarray, max_rotation_deg: float, check_mirror: bool,
+    to_virtual: np.ndarray, max_rotation_deg: float, check_mirror: bool, dissected: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """The initial grid: proper and mirrored (K, 4, 4) poses from fixed space to the prior-mapped
     moving frame (``to_virtual`` maps moving space there).
@@ -66,7 +66,9 @@ def candidate_poses(
     Rotations: identity, the principal-axis matches (4 sign choices) and the grid, within
     ``max_rotation_deg``; mirrored: the same after one reflection (any mirrored pose is a
     reflection times a proper one; a limited search tries each moving image axis). Each is
-    translated so that the foreground centres meet, and slid along a cut field of view.
+    translated so that the foreground centres meet, and slid along a cut field of view; when
+    ``dissected``, also along the moving foreground's principal axes (a hemisphere or a block cut
+    from the organ is short along one of them, wherever its box ends).
     """
     moving_points = moving_coarse.points @ to_virtual[:3, :3].T + to_virtual[:3, 3]
     fixed_center, moving_center = fixed_coarse.points.mean(axis=0), moving_points.mean(axis=0)
@@ -84,6 +86,8 @@ def candidate_poses(
     linear = np.concatenate([rotations] + [mirror @ rotations for mirror in mirrors])
     fixed_cuts = fixed_direction[:, fixed_coarse.cut_axes()].T
     moving_cuts = moving_direction[:, moving_coarse.cut_axes()].T
+    if dissected:
+        moving_cuts = np.concatenate([moving_cuts, moving_axes.T])
     covariances = (np.cov(fixed_coarse.points.T), np.cov(moving_points.T))
     poses = np.concatenate([
         rigid_matrices(np.tile(part, (len(shifts), 1, 1)), moving_center - part @ fixed_center + shifts @ part.T)

@@ -5,7 +5,8 @@ against a whole head. Poses map fixed to moving points (LPS mm); a similarity po
 1. Seeds and grid (:mod:`.scale_seed`): size ratios of the foregrounds (or masks) and a geometric
    grid of scales bracketing them.
 2. For every scale s, the rigid search's grid (:func:`.grid.candidate_poses`: 400 rotations and the
-   principal-axis matches, centres met, slides along a cut field of view) in a frame where the
+   principal-axis matches, centres met, slides along a cut field of view, and along the moving tissue's
+   principal axes when it looks dissected, :func:`.scale_seed.looks_dissected`) in a frame where the
    moving image is brought back to size by s about its foreground centre; all scored at once at
    5 mm (the moving image at the same anatomical resolution, 5 mm x the typical seed) with the
    outline counting (:class:`.scorer.PoseScorer`'s rule). The outline fixes the rotation roughly,
@@ -38,7 +39,7 @@ from .coarse import CoarseImage
 from .grid import candidate_poses
 from .local_search import distinct_scaled_poses, local_search
 from .overlap_scorer import overlap_scorer
-from .scale_seed import SCALE_STEP, scale_about, scale_grid, scale_seeds
+from .scale_seed import SCALE_STEP, looks_dissected, scale_about, scale_grid, scale_seeds
 
 SEARCH_SPACING_MM, POLISH_SPACING_MM = 5.0, 4.0
 RANK_SPACING_MM = 10.0  # ranking the grid by the overlap rule
@@ -84,7 +85,8 @@ def search_scaled_pose(
     to_base = np.linalg.inv(base)
 
     fixed_coarse = CoarseImage.of(fixed, SEARCH_SPACING_MM, fixed_mask)
-    seeds = scale_seeds(fixed_coarse, CoarseImage.of(moving, SEARCH_SPACING_MM, moving_mask))
+    seeds = scale_seeds(fixed_coarse, seed_moving := CoarseImage.of(moving, SEARCH_SPACING_MM, moving_mask))
+    dissected = looks_dissected(fixed_coarse, seed_moving)
     seeds = {name: value / base_scale for name, value in seeds.items()}
     scales = scale_grid(seeds, fixed_mask is not None or moving_mask is not None)
     # The moving image at about the fixed image's anatomical resolution: tissue shrunk to 0.65 is
@@ -100,9 +102,9 @@ def search_scaled_pose(
     blocks = []
     for scale in scales:
         sized = scale_about(scale, moving_center)
-        proper, _ = candidate_poses(
-            fixed, moving, fixed_whole, moving_coarse, np.linalg.inv(sized) @ to_base, max_rotation_deg, False
-        )
+        to_virtual = np.linalg.inv(sized) @ to_base
+        proper, _ = candidate_poses(fixed, moving, fixed_whole, moving_coarse, to_virtual, max_rotation_deg, False,
+                                    dissected)  # fmt: skip
         blocks.append(sized @ proper)
     poses = np.concatenate(blocks)
 

@@ -22,6 +22,7 @@ from .coarse import CoarseImage
 SCALE_STEP = 2 ** (1 / 8)
 # The grid spans [low x the smallest seed, high x the largest]: without masks, and with one.
 WIDE_BRACKET, MASK_BRACKET = (0.67, 1.5), (0.85, 1.2)
+DISSECTED_RATIO = 0.8
 
 
 def _solid_points(coarse: CoarseImage) -> tuple[np.ndarray, float]:
@@ -55,6 +56,19 @@ def scale_seeds(fixed: CoarseImage, moving: CoarseImage) -> dict[str, float]:
         "extent_1": float(moving_extent[0] / max(fixed_extent[0], 1e-6)),
         "extent_2": float(moving_extent[1] / max(fixed_extent[1], 1e-6)),
     }
+
+
+def looks_dissected(fixed: CoarseImage, moving: CoarseImage) -> bool:
+    """Whether the moving tissue is shorter than the fixed along one principal axis than along the others, beyond
+    what one size explains: the ratios of the sorted principal extents (moving / fixed) differ by more than
+    DISSECTED_RATIO (a hemisphere against a whole head: 0.50-0.55; a 65% stack: 0.59-0.77; whole brains: 0.88-0.97,
+    with or without a brain mask)."""
+    fixed_points, _ = _solid_points(fixed)
+    moving_points, _ = _solid_points(moving)
+    if len(fixed_points) < 10 or len(moving_points) < 10:
+        return False
+    ratios = _extents(moving_points) / np.maximum(_extents(fixed_points), 1e-6)
+    return bool(ratios.min() < DISSECTED_RATIO * ratios.max())
 
 
 def scale_grid(seeds: dict[str, float], masked: bool = False) -> np.ndarray:
