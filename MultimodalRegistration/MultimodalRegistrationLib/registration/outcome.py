@@ -19,7 +19,7 @@ from ..engines.registry import engine_spec
 from ..engines.run import lost_overlap
 from .guided.run import guided_record, judged_by_centroids, noise_reason, start_uncertainty
 from .guided.score import guidance_score
-from .rules.far_from_start import FAR_FROM_START, far_warning, moved_from_start_mm
+from .rules.far_from_start import FAR_FROM_START, confirms_start, far_warning, moved_from_start_mm
 from .rules.keep import earlier_stage, images_outvote_guidance, why_not_kept
 from .rules.masks import anatomy_center
 from .rules.scale_drift import scale_drift_reason
@@ -74,7 +74,9 @@ def keep_no_worse(run: RegistrationRun, plan: RunPlan, best: tuple) -> tuple[Kep
             name, transform, metric = "start", start, metric_start
             kept_reason = f"{what}: kept the start; {hint}"
         kept = Kept(transform, transform.inverse() if transform.is_linear else None, metric, name, kept_reason)
-        if not (name == "start" and run.recipe.is_linear and plan.guided_candidates is not None):
+        confirmed = (prepared is None and name == "start"
+                     and confirms_start(fixed, start, output.transform, run.fixed_mask))  # fmt: skip
+        if not (name == "start" and run.recipe.is_linear and plan.guided_candidates is not None) and not confirmed:
             run.warnings.append(kept_reason)
     kept = _judged_by_guidance(run, plan, kept, guided)
     if guided is not None and kept.kept != "result":  # the scores of what is returned; the engine's beside them
