@@ -215,3 +215,17 @@ def test_register_with_prep_crops_on_the_fly_and_resamples_onto_the_full_fixed_g
     assert sitk.ReadImage(str(tmp_path / "R.nrrd")).GetSize() == ct.GetSize()
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["prep"]["steps"][0]["step"] == "crop"
+
+
+def test_a_stopped_command_names_only_outputs_that_are_there(tmp_path, monkeypatch):
+    """A stopped `mmreg qa --stability 3` said "its outputs were written first (/tmp/mmreg-stability-.../start-0.h5,
+    ...)": its restarts' files, moved into place in a scratch folder removed since (a helper's sweep)."""
+    from MultimodalRegistrationLib.cli.main import _what_was_written
+    from MultimodalRegistrationLib.core import files
+
+    kept = tmp_path / "T.h5"
+    kept.write_text("x")
+    monkeypatch.setattr(files, "_COMMITTED", [tmp_path / "gone" / "start-0.h5"])
+    assert _what_was_written() == "nothing was written"
+    monkeypatch.setattr(files, "_COMMITTED", [tmp_path / "gone" / "start-0.h5", kept])
+    assert _what_was_written() == f"its outputs were written first ({kept})"

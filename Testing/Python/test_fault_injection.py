@@ -1763,7 +1763,7 @@ BATCH_MANIFEST_CASES = {  # each was run (a worker started, exit 1) or read wron
         "as 'P001': case names differing only in capitals share one folder on macOS and Windows",
     ),
     "batch case named like a hidden folder": Case(batch_manifest("case,fixed,moving", ".earlier,fixed.nrrd,moving.nrrd"),
-                                                  "must start with a letter or digit"),
+                                                  "must start with an ASCII letter or digit"),
     "batch case named a Windows device": Case(batch_manifest("case,fixed,moving", "aux.1,fixed.nrrd,moving.nrrd"),
                                               "is a device name on Windows"),
     "batch case named Batch.CSV": Case(batch_manifest("case,fixed,moving", "Batch.CSV,fixed.nrrd,moving.nrrd"),

@@ -193,7 +193,8 @@ def _what_was_written() -> str:
     stop that came while they were moved into place is handled once they are all there)."""
     from ..core.files import committed
 
-    written = committed()
+    # Files moved into place in a scratch folder since removed (QA's restarts) were no outputs (a sweep).
+    written = [path for path in committed() if Path(path).exists()]
     if not written:
         return "nothing was written"
     return f"its outputs were written first ({', '.join(str(path) for path in written[:3])}{' ...' if len(written) > 3 else ''})"

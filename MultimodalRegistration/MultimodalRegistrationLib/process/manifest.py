@@ -185,8 +185,8 @@ def _check_case_name(name: str, where: str, seen: dict[str, tuple[str, int]], ou
     """Refuse a case name that is not a plain folder name, is taken, or is a file the batch writes beside the
     case folders (``batch.csv``, ``report.html``, a ``.partial-*`` file being written)."""
     if not _CASE_NAME.match(name) or name.endswith("."):
-        raise InputError(f"{where}: case name '{name}' must start with a letter or digit, then letters, digits, '.', "
-                         "'_' or '-', not ending in '.'")  # fmt: skip
+        raise InputError(f"{where}: case name '{name}' must start with an ASCII letter or digit, then ASCII letters, "
+                         "digits, '.', '_' or '-', not ending in '.'")  # fmt: skip
     if name.split(".")[0].upper() in _WINDOWS_DEVICES:
         raise InputError(f"{where}: case name '{name}' is a device name on Windows, where its folder cannot be "
                          "made: rename the case")  # fmt: skip
