@@ -90,6 +90,12 @@ def test_the_truth_gives_zero_tre_and_a_2mm_shift_gives_2mm(scene, small_pair, v
     assert value(table, "TRE max after") == pytest.approx(2.0, abs=1e-3)
     assert value(table, "MI after") > value(table, "MI before") + 0.3
     assert "the number to trust" in summary_text(metrics)
+    # The images' agreement fell (the volume hardened with the transform, the list not): the TRE is no longer vouched
+    # for (a helper's sweep: "TRE 0.00 mm ... the number to trust" beside that warning).
+    from MultimodalRegistrationLib.qa.assess import agreement_fell
+
+    metrics.warnings += agreement_fell(0.831, 0.235)
+    assert "read the warning below first" in summary_text(metrics) and "inverted" in metrics.warnings[-1]
 
 
 def test_fre_and_tre_are_separate_rows_even_with_the_same_labels(scene, small_pair, volumes):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import vtk
 
+from ..qa.assess import AGREEMENT_FELL
 from ..qa.landmark_outliers import FAR_OFF
 from ..qa.point_frames import OTHER_FRAME
 from ..qa.report_types import QAReport
@@ -122,8 +123,8 @@ def summary_text(report: QAReport) -> str:
     if landmarks is not None:
         tre_before, tre, fre = landmarks.tre_before, landmarks.tre_after, landmarks.fre_after
         if tre is not None:
-            doubted = any(warning.startswith((WRONG_WAY, OTHER_FRAME, FAR_OFF)) or INVERTED_SINCE in warning
-                          for warning in report.warnings)  # fmt: skip
+            doubters = (WRONG_WAY, OTHER_FRAME, FAR_OFF, AGREEMENT_FELL)  # AGREEMENT_FELL: a hardened volume, say
+            doubted = any(warning.startswith(doubters) or INVERTED_SINCE in warning for warning in report.warnings)
             lines.append(
                 f"TRE {tre.mean_mm:.2f} mm mean, {tre.max_mm:.2f} mm max over {tre.count} target landmarks "
                 f"(before {tre_before.mean_mm:.2f} mm): "

@@ -130,6 +130,7 @@ def check_qa_inputs(fixed: sitk.Image, moving: sitk.Image, options: QAOptions) -
 # 0.657 at 0.6 mm from the truth, review); the mistakes this catches fall by 0.1 to 0.4 (a hardened result: 0.642 ->
 # 0.263).
 AGREEMENT_FALL_NATS = 0.05
+AGREEMENT_FELL = "the images agree less after the transform than before"  # how that warning starts
 
 
 def agreement_fell(before: float | None, after: float | None) -> list[str]:
@@ -138,10 +139,11 @@ def agreement_fell(before: float | None, after: float | None) -> list[str]:
     for, or failed."""
     if before is None or after is None or after >= before - AGREEMENT_FALL_NATS:
         return []
-    return [(f"the images agree less after the transform than before (mutual information {before:.3f} -> {after:.3f} "
-            "nats; a registration raises it): the transform may be applied twice (the moving image already resampled "
-            "or hardened with it), the fixed and moving images swapped, or the registration failed: measure the "
-            "images the transform was computed from, fixed as fixed")]  # fmt: skip
+    return [(f"{AGREEMENT_FELL} (mutual information {before:.3f} -> {after:.3f} nats; a registration raises it): the "
+            "transform may be applied twice (the moving image already resampled or hardened with it), given the wrong "
+            "way round (inverted), the fixed and moving images swapped, or the registration failed: measure the "
+            "images the transform was computed from, fixed as fixed, with the transform as the registration wrote "
+            "it")]  # fmt: skip
 
 
 def assess_registration(
