@@ -1904,6 +1904,18 @@ def prealign_unlabelled_lists_of_different_lengths(inputs: Path, out: Path) -> l
     return _prealign(inputs / "f.csv", inputs / "m.csv", out)
 
 
+def prealign_lists_exchanged(inputs: Path, out: Path) -> list[str]:
+    """Each list lies inside the other list's image (the images 200 mm apart): said "placed on another image",
+    naming no fix (a helper's sweep)."""
+    for name, shift in (("fixed.nrrd", 0.0), ("moving.nrrd", 200.0)):
+        image = _volume()
+        image.SetOrigin((-48.0, -40.0, -40.0 + shift))  # LPS; the RAS points below lie inside the first
+        write_image(image, inputs / name)
+    moving = _shifted(PREALIGN_FIXED, (0.0, 0.0, 200.0))
+    return _prealign(_mrk(inputs / "f.mrk.json", moving), _mrk(inputs / "m.mrk.json", PREALIGN_FIXED), out,
+                     "--fixed-image", str(inputs / "fixed.nrrd"), "--moving-image", str(inputs / "moving.nrrd"))  # fmt: skip
+
+
 PREALIGN_CASES = {
     "prealign unlabelled lists of different lengths": Case(
         prealign_unlabelled_lists_of_different_lengths, "both lists are numbered 1, 2, ... in order"
@@ -1924,6 +1936,9 @@ PREALIGN_CASES = {
     "prealign curve as landmarks": Case(prealign_curve_as_landmarks, "holds a Curve markup, not a point list"),
     "prealign skipped point with lists paired by order": Case(
         prealign_skipped_point_paired_by_order, "is marked skipped"
+    ),
+    "prealign with the fixed and moving lists exchanged": Case(
+        prealign_lists_exchanged, "give the points placed on the fixed image as --fixed-points"
     ),
     "prealign skipped .fcsv point (Slicer 5's status column) with lists paired by order": Case(
         prealign_skipped_fcsv_and_csv_points_paired_by_order, "moving point 'M2' in m.fcsv is marked skipped"

@@ -78,7 +78,20 @@ class PointBounds:
 
     def check(self, fixed_lps: np.ndarray, moving_lps: np.ndarray, fixed_labels: list[str],
               moving_labels: list[str]) -> list[str]:  # fmt: skip
-        """:func:`check_points_inside` for both lists: refuses a list wholly outside, names the points outside."""
+        """:func:`check_points_inside` for both lists: refuses a list wholly outside, names the points outside; lists
+        that each lie wholly inside the other's image are called exchanged (a helper's sweep: "placed on another
+        image" named no fix)."""
+        if self.fixed_image is not None and self.moving_image is not None and len(fixed_lps) and len(moving_lps):
+            own = [distance_outside(np.asarray(points, float).reshape(-1, 3), image) > 0
+                   for points, image in ((fixed_lps, self.fixed_image), (moving_lps, self.moving_image))]  # fmt: skip
+            other = [distance_outside(np.asarray(points, float).reshape(-1, 3), image) > 0
+                     for points, image in ((fixed_lps, self.moving_image), (moving_lps, self.fixed_image))]  # fmt: skip
+            if all(flags.all() for flags in own) and not any(flags.any() for flags in other):
+                raise InputError(
+                    "the fixed and moving point lists look exchanged: every fixed point lies outside the fixed image "
+                    "but inside the moving one, and every moving point the other way round: give the points placed "
+                    "on the fixed image as --fixed-points and those on the moving image as --moving-points"
+                )
         outside = check_points_inside(fixed_lps, self.fixed_image, fixed_labels, "fixed", self.fixed_system)
         return outside + check_points_inside(moving_lps, self.moving_image, moving_labels, "moving", self.moving_system)
 
