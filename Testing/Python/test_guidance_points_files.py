@@ -57,6 +57,8 @@ def test_lps_values_saved_as_ras_are_pointed_at(pair, tmp_path):
     _, _, warnings = read_guidance_points(*files, pair.fixed, pair.moving)
     (warning,) = warnings
     assert "one list is probably RAS read as LPS" in warning and "trus.mrk.json says RAS" in warning
+    assert 'set "coordinateSystem": "LPS" in trus.mrk.json if trus.mrk.json is the one' in warning  # its own fix
+    assert "fit the images" not in warning  # it compares the lists as placed, with or without images
     turned, flipped = (float(v) for v in re.search(r"turned (\d+) degrees .*, and (\d+) degrees", warning).groups())
     assert turned > 150 and flipped < 30, warning
     # With an initial transform the headers are not the prior: no word.

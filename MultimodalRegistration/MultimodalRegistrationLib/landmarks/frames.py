@@ -43,10 +43,14 @@ def frame_warnings(fixed_lps: np.ndarray, moving_lps: np.ndarray, fixed_system: 
     declared = [f"{system.name} says {system.system} ({system.declared})"
                 for system in (fixed_system, moving_system) if system is not None]  # fmt: skip
     files = f" ({'; '.join(declared)})" if declared else ""
+    # Each file's own fix (a sweep: a CSV of LPS numbers was told to export .mrk.json, not to rename its columns).
+    fixes = [f"{system.fix} if {system.name} is the one" for system in (fixed_system, moving_system) if system]
+    fix = f"; or {', or '.join(fixes)}" if fixes else ""
     warning = (
-        f"the landmarks fit the images only turned {as_given:.0f} degrees from their headers' orientation, and "
-        f"{flipped:.0f} degrees with one list's x and y negated: one list is probably RAS read as LPS, or the "
-        f"reverse{files}. Check that each file holds the coordinate system it declares (export the points from "
-        "Slicer as .mrk.json); if the images really are turned half around, ignore this"
+        f"the two landmark lists are turned {as_given:.0f} degrees from each other as placed (scanners' coordinates, "
+        f"which agree on which way is up), and {flipped:.0f} degrees with one list's x and y negated: one list is "
+        f"probably RAS read as LPS, or the reverse{files}. Check that each file holds the coordinate system it "
+        f"declares (export the points from Slicer as .mrk.json{fix}); if the images really are turned half around, "
+        "ignore this"
     )
     return [warning]
