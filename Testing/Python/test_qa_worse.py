@@ -113,6 +113,25 @@ def test_a_large_structure_given_the_wrong_way_round_is_named_by_its_segments():
     (warning,) = worse_or_wrong_way(truth.inverse(), None, given, fixed, moving)
     assert warning.startswith(WRONG_WAY + ": the segments' Dice"), warning
 
+    # A small structure apart before and after (Dice 0 -> 0: it never 'fell') is named too (a helper's sweep: the
+    # inverse given, nothing said); one that stays apart either way is not called the wrong way round.
+    small = rigid_transform(0.0, (0.0, 0.0, 1.0), (0.0, 0.0, 20.0))
+
+    def blob(at: np.ndarray) -> sitk.Image:
+        image = sitk.GetImageFromArray((np.sum(at**2, axis=-1) <= 8.0**2).astype(np.uint8))
+        image.SetSpacing((2.0,) * 3)
+        image.SetOrigin((-60.0,) * 3)
+        return image
+
+    fixed = blob(points)
+    moving = blob(small.inverse().transform_points(points.reshape(-1, 3)).reshape(points.shape))
+    given = segmentation_overlap(fixed, moving, small.inverse())
+    assert given.before[0].dice == 0.0 and given.after[0].dice == 0.0
+    (warning,) = worse_or_wrong_way(small.inverse(), None, given, fixed, moving)
+    assert warning.startswith(WRONG_WAY + ": the segments' Dice is 0.00 as given and 1.00"), warning
+    apart = rigid_transform(0.0, (0.0, 0.0, 1.0), (0.0, 30.0, 0.0))  # neither way
+    assert worse_or_wrong_way(apart, None, segmentation_overlap(fixed, moving, apart), fixed, moving) == []
+
 
 def test_two_swapped_labels_among_good_landmarks_are_named():
     """12 landmarks mapped exactly, two of the moving list's labels swapped: 10 at 0.0 mm and two at 60-90 mm read

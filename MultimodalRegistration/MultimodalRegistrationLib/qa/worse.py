@@ -20,6 +20,9 @@ from .overlap import SegmentationOverlap
 # ultrasound's 1.5 mm voxel), and the segments when their mean Dice fell by more than this.
 WORSE_MM = 1.0
 WORSE_DICE = 0.05
+# Below this mean Dice after the transform, the wrong-way check runs even when the Dice did not fall: small structures
+# apart before and after (0 -> 0) had been given the inverse without a word (a helper's sweep; read the other way, 1.0).
+NO_OVERLAP_DICE = 0.1
 # The transform reads as given the wrong way round when its inverse direction fits this much better (ratio) than
 # the transform as given, and better than before.
 WRONG_WAY_RATIO = 2.0
@@ -103,12 +106,14 @@ def worse_or_wrong_way(
     if overlap is not None and fixed_labels is not None and moving_labels is not None:
         dice = _mean_dice(overlap)
         before, after = dice if dice is not None else (0.0, 0.0)
-        if dice is not None and after < before - WORSE_DICE:
+        # Small structures apart before and after (Dice 0 -> 0) never 'fell': read the other way they may meet.
+        if dice is not None and (after < before - WORSE_DICE or after < NO_OVERLAP_DICE):
             wrong_way, as_given = _wrong_way_dice(fixed_labels, moving_labels, transform)
             if wrong_way > before and (wrong_way > WRONG_WAY_RATIO * as_given
                                        or WRONG_WAY_RATIO * (1.0 - wrong_way) < 1.0 - as_given):
                 return [_wrong_way(f"the segments' Dice is {as_given:.2f} as given and {wrong_way:.2f} read the "
                                    f"other way (before: {before:.2f})")]  # fmt: skip
+        if dice is not None and after < before - WORSE_DICE:
             said.append(f"the segments overlap less after the transform than before (mean Dice {before:.2f} -> "
                         f"{after:.2f}): the registration made them worse, or the transform is applied twice or to "
                         "swapped images; check the result before using it")  # fmt: skip
