@@ -81,7 +81,8 @@ def test_a_crashing_worker_gives_a_clear_error(tmp_path):
     job = WorkerJob({"fixed": "x", "moving": "y"}, python=str(python)).start()
     with pytest.raises(WorkerFailure) as failure:
         job.wait(timeout=60)
-    assert failure.value.kind == "internal" and "stopped unexpectedly (exit code -9)" in failure.value.message
+    assert failure.value.kind == "internal"  # was "exit code -9": the signal, and who sends it, named now
+    assert "stopped unexpectedly (killed by signal 9 (the out-of-memory killer, or kill -9))" in failure.value.message
     assert "about to be killed" in failure.value.message
     assert not job._scratch.exists()
 

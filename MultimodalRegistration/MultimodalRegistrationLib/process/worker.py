@@ -326,9 +326,13 @@ class WorkerJob:
             self._finish()
         elif kind == "exit" and self.running:
             tail = self._process.stderr_tail() if self._process is not None else ""
+            code = event["code"]
+            # A negative code is the signal that ended it: 9 is what the out-of-memory killer sends (a sweep).
+            how = (f"killed by signal {-code}{' (the out-of-memory killer, or kill -9)' if code == -9 else ''}"
+                   if isinstance(code, int) and code < 0 else f"exit code {code}")  # fmt: skip
             self.error = WorkerFailure(
                 "internal",
-                f"the registration worker stopped unexpectedly (exit code {event['code']}): {tail or 'no message'}",
+                f"the registration worker stopped unexpectedly ({how}): {tail or 'no message'}",
                 "the engine may have run out of memory or crashed: try a smaller image or the other engine",
             )
             self._finish()
