@@ -407,6 +407,12 @@ def test_a_run_into_the_output_node_the_moving_volume_is_under_does_not_start_fr
     manual = mrml.transform_to_node(scene, small_pair.truth, name="manual")
     assert start_node(moving, manual, result) is manual  # the panel's initial transform alone
     assert np.allclose(initial_transform_of(moving, manual, result).matrix, small_pair.truth.matrix)
+    # The result was made with the moving volume under the prealignment and an initial transform chosen too: the
+    # next run starts from both again (the reviewer's case had lost the prealignment, 20 mm).
+    result.SetAttribute(ATTRIBUTE_PREFIX + "movingParentNodeID", prealign.GetID())
+    both = mrml.transform_from_node(prealign) @ mrml.transform_from_node(manual)
+    assert np.allclose(initial_transform_of(moving, manual, result).matrix, both.matrix)
+    assert start_node(moving, manual, result) == (moving, " start")  # two composed: the moving's start file
 
 
 def test_a_prealignment_the_moving_volume_is_under_and_chosen_as_initial_counts_once(scene, small_pair):

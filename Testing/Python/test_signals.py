@@ -28,6 +28,14 @@ def workers_in(folder: Path) -> list[int]:
     return found
 
 
+def _dispositions(ignored: tuple) -> None:
+    """In the child before it runs mmreg: SIGHUP as a terminal session has it (the suite itself may run under nohup,
+    which mmreg now respects), then ``ignored`` ignored."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    for one in ignored:
+        signal.signal(one, signal.SIG_IGN)
+
+
 def start_and_wait_for_the_engine(pair_files, tmp_path, sigint_ignored: bool = False, ignored: tuple = ()):
     """mmreg register with ANTs (slow enough to interrupt), returned once ANTs iterates; ``sigint_ignored``
     starts it as a parent that ignores SIGINT would (the disposition is inherited), ``ignored`` with those signals
@@ -41,7 +49,7 @@ def start_and_wait_for_the_engine(pair_files, tmp_path, sigint_ignored: bool = F
          "--fixed", str(pair_files / "ct.nrrd"), "--moving", str(pair_files / "mr.nrrd"),
          "--output-transform", str(tmp_path / "out" / "T.h5"), "--json", str(tmp_path / "out" / "s.json")],
         stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=environment,
-        preexec_fn=(lambda: [signal.signal(one, signal.SIG_IGN) for one in ignored]) if ignored else None,  # noqa: PLW1509 (only a signal disposition)
+        preexec_fn=lambda: _dispositions(ignored),  # noqa: PLW1509 (only signal dispositions)
     )  # fmt: skip
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True).start()

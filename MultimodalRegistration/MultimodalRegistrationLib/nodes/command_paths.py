@@ -48,10 +48,9 @@ def start_node(moving, initial, output):
     moving volume's one parent; ``(node, " start")`` when several transforms were composed, or when the start
     is the run's own output node (one file cannot be both). A moving volume under the output node starts from
     the output node's parents, or where its result started (registration_inputs.initial_transform_of)."""
-    from .registration_inputs import replaced_start
+    from .registration_inputs import moving_parent_of
 
-    parent = (output if output is not None and mrml.is_under(moving, output) else moving).GetParentTransformNode()
-    parent = replaced_start(moving, initial, output) or parent
+    parent = moving_parent_of(moving, initial, output)
     initial = None if initial is parent else initial  # counted once (registration_inputs.initial_transform_of)
     if parent is not None and (initial is not None or parent.GetParentTransformNode() is not None):
         return moving, " start"

@@ -143,28 +143,42 @@ def initial_transform_of(moving_node, initial_transform_node=None, output_node=N
 
     The ``output_node`` the run will refill is not a start: after Register the moving volume sits under the
     result, and a second Register (another preset) had started from the result it replaces (an affine one, then
-    "rigid": the node said rigid and held an affine). Without an initial node, such a run starts where the result
-    it replaces started (the node its ``initialTransformNodeID`` names, and that node's parents), else from the
-    output node's parents.
+    "rigid": the node said rigid and held an affine). Such a run takes the parent chain the replaced result's
+    moving volume had (:func:`replaced_parent`), else the output node's parents, with the initial node as given.
     """
-    under_output = output_node is not None and mrml.is_under(moving_node, output_node)
-    earlier = replaced_start(moving_node, initial_transform_node, output_node)
+    earlier = replaced_parent(moving_node, initial_transform_node, output_node)
     if earlier is not None:
-        return Transform.chain([mrml.transform_from_node(n) for n in [earlier, *mrml.parent_transforms(earlier)]])
-    start = mrml.world_transform(output_node if under_output else moving_node)
-    if initial_transform_node is not None and not mrml.is_under(moving_node, initial_transform_node):
+        chain = [earlier, *mrml.parent_transforms(earlier)]
+        start = Transform.chain([mrml.transform_from_node(node) for node in chain])
+    else:
+        under_output = output_node is not None and mrml.is_under(moving_node, output_node)
+        chain = mrml.parent_transforms(output_node if under_output else moving_node)
+        start = mrml.world_transform(output_node if under_output else moving_node)
+    if initial_transform_node is not None and not any(node is initial_transform_node for node in chain):
         start = start @ mrml.transform_from_node(initial_transform_node)
     return start
 
 
-def replaced_start(moving_node, initial_transform_node, output_node):
-    """The node the result in ``output_node`` started from (its ``initialTransformNodeID``, still in the scene),
-    when a run into it has no initial node and the moving volume sits under it; else None."""
-    if initial_transform_node is not None or output_node is None or not mrml.is_under(moving_node, output_node):
+def replaced_parent(moving_node, initial_transform_node, output_node):
+    """When the moving volume sits under ``output_node`` (a second Register into it): the moving volume's parent
+    when the result there was made (its ``movingParentNodeID``; for a result recorded before that attribute and a
+    run without an initial node, its ``initialTransformNodeID``), if still in the scene and not below the output
+    node; else None."""
+    if output_node is None or not mrml.is_under(moving_node, output_node):
         return None
-    recorded = output_node.GetAttribute(REGISTRATION_ATTRIBUTE_PREFIX + "initialTransformNodeID") or ""
+    recorded = output_node.GetAttribute(REGISTRATION_ATTRIBUTE_PREFIX + "movingParentNodeID")
+    if recorded is None and initial_transform_node is None:
+        recorded = output_node.GetAttribute(REGISTRATION_ATTRIBUTE_PREFIX + "initialTransformNodeID")
     earlier = output_node.GetScene().GetNodeByID(recorded) if recorded else None
     return None if earlier is None or earlier is output_node or mrml.is_under(earlier, output_node) else earlier
+
+
+def moving_parent_of(moving_node, initial_transform_node, output_node):
+    """The moving volume's parent this run starts under: its parent, or, under ``output_node``, the replaced
+    result's (:func:`replaced_parent`), else the output node's parent; None if it has none."""
+    if output_node is not None and mrml.is_under(moving_node, output_node):
+        return replaced_parent(moving_node, initial_transform_node, output_node) or output_node.GetParentTransformNode()
+    return moving_node.GetParentTransformNode()
 
 
 def write_start(parameters, folder: Path, fields: list[Field]) -> dict[str, str]:

@@ -20,7 +20,7 @@ from . import mrml
 from .command_paths import start_node, user_command
 from .job import REGISTRATION_ATTRIBUTE_PREFIX as ATTRIBUTE_PREFIX
 from .job import NodeJob, forget_earlier_result
-from .registration_inputs import replaced_start
+from .registration_inputs import moving_parent_of
 
 
 class NodeRegistration(NodeJob):
@@ -102,6 +102,7 @@ class NodeRegistration(NodeJob):
                     for segment in (summary.piecewise.segments if summary.piecewise else [])}  # fmt: skip
         volume = read_image(outputs.volume) if self.present_target("output_volume") is not None else None
         fixed, moving, initial = self.target("fixed"), self.target("moving"), self.target("initial_transform")
+        output = self.present_target("output_transform")
         provenance = summary.provenance
         attributes = {
             "engine": provenance.engine,
@@ -116,10 +117,11 @@ class NodeRegistration(NodeJob):
             "startDescription": describe_start(summary),
             "fixedNodeID": fixed.GetID(),
             "movingNodeID": moving.GetID(),
-            # The start's node: the panel's initial transform, else the moving volume's parent (a prealignment); under
-            # the output node (a second Register into it), the replaced result's start, else the output's parent
-            # (registration_inputs.initial_transform_of).
-            "initialTransformNodeID": _start_id(initial, moving, self.present_target("output_transform")),
+            # The start's node: the panel's initial transform, else the moving volume's parent (a prealignment); and
+            # that parent (under the output node, a second Register into it: the replaced result's; see
+            # registration_inputs.initial_transform_of), so that the next run into this node starts the same way.
+            "initialTransformNodeID": _node_id(initial or moving_parent_of(moving, initial, output), output),
+            "movingParentNodeID": _node_id(moving_parent_of(moving, initial, output), output),
             **{f"{role}MaskNodeID": (mask.GetID() if (mask := self.target(f"{role}_mask")) else "")
                for role in ("fixed", "moving")},  # QA's restarts and MI use them too
             "seconds": summary.seconds,
@@ -187,11 +189,8 @@ class NodeRegistration(NodeJob):
         return note
 
 
-def _start_id(initial, moving, output) -> str:
-    start = initial or moving.GetParentTransformNode()
-    if initial is None and output is not None and mrml.is_under(moving, output):
-        start = replaced_start(moving, initial, output) or output.GetParentTransformNode()
-    return start.GetID() if start is not None and start is not output else ""
+def _node_id(node, output) -> str:
+    return node.GetID() if node is not None and node is not output else ""
 
 
 def _remove_segment_nodes_of(scene, field_node) -> None:
