@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 
 from ..core import command_line
-from . import mrml
 
 
 def node_file(node, suffix: str, tail: str = "") -> str:
