@@ -25,6 +25,7 @@ from ..core.file_checks import check_output_folder, check_output_path
 from ..core.file_headers import check_not_empty
 from ..core.files import PARTIAL_PREFIX
 from ..core.open_files import BASE_FILES, FILES_PER_WORKER, allow_open_files, files_for_workers
+from ..core.output_safety import same_place
 from ..core.records import Record
 from ..core.version import __version__
 from ..qa.report_types import QAReport
@@ -91,7 +92,7 @@ def read_manifest(
     check_not_empty(path, "manifest", "write its header case,fixed,moving and one row per case")
     check_output_folder(output_dir)
     for name in COHORT_FILES:  # a manifest saved as <output-dir>/batch.csv was replaced by the results (a sweep)
-        if path.resolve() == (Path(output_dir) / name).resolve():
+        if same_place(path.resolve(), (Path(output_dir) / name).resolve()):
             raise InputError(f"manifest {path} is the {name} the batch writes into --output-dir: rename the manifest "
                              "(e.g. cohort.csv), or choose another --output-dir")  # fmt: skip
     check_output_path(Path(output_dir) / COHORT_FILES[0], "batch results table")  # a read-only folder: no traceback
@@ -254,7 +255,7 @@ def _check_case_outputs_apart(job: CaseJob, folder: Path, output_dir: Path, wher
         check_outputs_apart(inputs, outputs, fix)
         for role, given in inputs.items():  # the folders a run empties first: an image kept there was deleted
             for cleared in (folder / "qa_figures", folder / ".earlier"):
-                if given and Path(given).resolve().is_relative_to(cleared.resolve()):
+                if given and any(same_place(above, cleared.resolve()) for above in Path(given).resolve().parents):
                     raise InputError(f"the {role} {given} lies in {cleared}, which each run of the case empties "
                                      f"first: {fix}")  # fmt: skip
     except InputError as error:

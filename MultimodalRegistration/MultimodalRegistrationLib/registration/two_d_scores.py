@@ -1,8 +1,8 @@
 """Many 2D poses scored at once: mutual information from a joint histogram, for the start search's slid poses.
 
 Mattes' metric (SimpleITK) costs about 3 ms a pose even on 64-pixel images, most of it setting up; the slides of a
-partial section multiply the poses by five, so they are ranked here (one bilinear lookup and one histogram for
-all of them) and only each one's best is scored by Mattes' metric again.
+partial section multiply the poses by nine (4 steps each way), so they are ranked here (one bilinear lookup and one
+histogram for all of them) and only the best few are scored by Mattes' metric again, on finer images.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ def _to_physical(image: sitk.Image) -> np.ndarray:
     return matrix
 
 
-def _bins(values: np.ndarray, bins: int) -> np.ndarray:
-    low, high = float(np.min(values)), float(np.max(values))
+def _bins(values: np.ndarray, bins: int, span: tuple[float, float] | None = None) -> np.ndarray:
+    """Bin indices of ``values`` over ``span`` (low, high), else over their own range."""
+    low, high = span if span is not None else (float(np.min(values)), float(np.max(values)))
     return np.clip(((values - low) / max(high - low, 1e-12) * bins).astype(int), 0, bins - 1)
 
 
@@ -36,7 +37,6 @@ def histogram_information(fixed: sitk.Image, moving: sitk.Image, matrices: np.nd
     rows, columns = np.indices(fixed_values.shape)
     pixels = np.stack([columns.ravel(), rows.ravel(), np.ones(rows.size)])
     fixed_bins = _bins(fixed_values.ravel(), bins)
-    moving_low, moving_high = float(moving_values.min()), float(moving_values.max())
     to_index = np.linalg.inv(_to_physical(moving)) @ np.asarray(matrices, float) @ _to_physical(fixed)  # (K, 3, 3)
     scores = np.full(len(to_index), -np.inf)
     for start in range(0, len(to_index), CHUNK):
@@ -44,8 +44,7 @@ def histogram_information(fixed: sitk.Image, moving: sitk.Image, matrices: np.nd
         values = map_coordinates(moving_values, [index[:, 1].ravel(), index[:, 0].ravel()], order=1,
                                  mode="constant", cval=np.nan).reshape(len(index), -1)  # fmt: skip
         inside = ~np.isnan(values)
-        moving_bins = np.clip(((np.nan_to_num(values) - moving_low) / max(moving_high - moving_low, 1e-12) * bins)
-                              .astype(int), 0, bins - 1)  # fmt: skip
+        moving_bins = _bins(np.nan_to_num(values), bins, (float(moving_values.min()), float(moving_values.max())))
         cells = (np.arange(len(index))[:, None] * bins + fixed_bins[None]) * bins + moving_bins
         joint = np.bincount(cells[inside], minlength=len(index) * bins * bins).reshape(len(index), bins, bins)
         counts = joint.sum(axis=(1, 2)).astype(float)

@@ -11,9 +11,10 @@
    fold, against the whole slice has its centroid a quarter of the slice off (a helper's half sections ended
    25 mm off, silently, from the centroids).
 3. Every ``START_STEP_DEG`` over the full turn, at each scale, is scored by Mattes mutual information
-   (32 bins, every pixel) on both images shrunk to about ``SEARCH_PIXELS`` across; each scale's best pose is
-   scored again on the images (shrunk to about ``RESCORE_PIXELS`` when twice that or larger), and the best of
-   those wins. At 64 pixels a true turn between two lattice angles let the seed's scale outscore the right one
+   (32 bins, every pixel) on both images shrunk to about ``SEARCH_PIXELS`` across, the slid poses all at once by a
+   histogram mutual information (:mod:`.two_d_scores`); each scale's best pose, and the ``SLID_RESCORED`` best
+   (scale, slide) pairs, each nudged by ``NUDGE_SHARE`` of the fixed tissue's size along both axes, are scored
+   again on the images (shrunk to about ``RESCORE_PIXELS`` when twice that or larger), and the best of those wins. At 64 pixels a true turn between two lattice angles let the seed's scale outscore the right one
    (a brain-only slide shrunk 0.55-0.7 against a whole-head slice, turned 45 or -175 degrees: 5-6 mm off, 7 of
    42 cases; a helper's sweep); rescored, 0 of 42 (two_d_results.md).
    Masks give the centroids and the scale seed only: mutual information inside a fixed head mask, with
@@ -36,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
+from ..core.extents import extents_along, principal_extents
 from ..core.transforms import affine_2d
 from .two_d_scores import histogram_information
 
@@ -85,14 +87,12 @@ class _Shape:
     covariance: np.ndarray
 
     def principal(self) -> tuple[np.ndarray, np.ndarray]:
-        """Principal axes (columns, longest first) and lengths along them (mm: a band of length L has variance
-        L² / 12 along it)."""
-        variances, axes = np.linalg.eigh(self.covariance)
-        return axes[:, ::-1], np.sqrt(12 * np.clip(variances[::-1], 0, None))
+        """Principal axes (columns, longest first) and lengths along them (mm)."""
+        return principal_extents(self.covariance)
 
     def length_along(self, directions: np.ndarray) -> np.ndarray:
         """Lengths (mm) along unit ``directions`` (columns)."""
-        return np.sqrt(12 * np.einsum("ik,ij,jk->k", directions, self.covariance, directions).clip(0))
+        return extents_along(self.covariance, directions)
 
 
 def _shape(image: sitk.Image, inside: np.ndarray) -> _Shape:
@@ -175,12 +175,19 @@ def search_start_2d(
 
     nudge = NUDGE_SHARE * np.sqrt(fixed_shape.area)
 
+    def finer(angle: float, scale: float, center: np.ndarray) -> float:
+        """Mutual information on the finer images; -inf where too few pixels map inside the moving image."""
+        try:
+            return mutual_information(finer_fixed, finer_moving, pose(angle, scale, center))
+        except RuntimeError:
+            return -np.inf
+
     def nudged(angle: float, scale: float, center: np.ndarray) -> tuple[float, np.ndarray]:
         """The best mutual information on the finer images, and its centre, of a slid pose moved by up to one
         ``nudge`` along each axis: a slide meets the centroids along one axis only, and a brain's centroid lies
         off a whole head's along the other too (7 mm in the test's half section)."""
         centres = [center + nudge * np.array([dx, dy]) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
-        values = [mutual_information(finer_fixed, finer_moving, pose(angle, scale, c)) for c in centres]
+        values = [finer(angle, scale, c) for c in centres]
         return max(values), centres[int(np.argmax(values))]
 
     def best_at(scales: list[float]) -> Start2D:
@@ -217,15 +224,17 @@ def search_start_2d(
         if len(found) == 1:
             value, angle, scale, center = found[0]
         else:  # each one scored again on finer images (the module notes, step 3); a slid one, nudged too
-            scored = [nudged(*one[1:]) if index >= len(best) else
-                      (mutual_information(finer_fixed, finer_moving, pose(*one[1:])), one[3])
+            scored = [nudged(*one[1:]) if index >= len(best) else (finer(*one[1:]), one[3])
                       for index, one in enumerate(found)]  # fmt: skip
             winner = int(np.argmax([information for information, _ in scored]))
             value, angle, scale, _ = found[winner]
             center = scored[winner][1]
         if not any(center is one[3] for one in best.values()):  # slid: its value on Mattes' scale, as the others'
             method.SetInitialTransform(affine_2d(pose(angle, scale, center)), inPlace=False)
-            value = method.MetricEvaluate(small_fixed, small_moving)
+            try:
+                value = method.MetricEvaluate(small_fixed, small_moving)
+            except RuntimeError:  # too few of the 64-pixel images' samples inside: no information to report
+                value = 0.0
         return Start2D(pose(angle, scale, center), angle, scale, -float(value), poses)
 
     start = best_at([low * SCALE_STEP**step for step in steps])

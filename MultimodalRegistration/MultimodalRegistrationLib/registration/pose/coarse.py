@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
+from ...core.extents import principal_extents
 from ...core.metric import shrink_to_spacing
 from .centres import foreground_mask
 from .scorer import PoseScorer
@@ -55,7 +56,7 @@ class CoarseImage:
 
     def thickness(self) -> float:
         """The foreground's extent (mm) across its thinnest direction (a slab L thick: variance L^2 / 12)."""
-        return float(np.sqrt(12 * max(np.linalg.eigvalsh(np.cov(self.points.T)).min(), 0.0)))
+        return float(principal_extents(np.cov(self.points.T))[1][-1])
 
     def cut_axes(self) -> list[int]:
         """Image axes (0, 1, 2) along which the field of view cuts the foreground short."""

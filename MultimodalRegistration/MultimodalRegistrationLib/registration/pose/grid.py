@@ -8,6 +8,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ...core.choices import FULL_ROTATION_DEG
+from ...core.extents import extents_along, principal_extents
 from ...core.rotations import rigid_matrices, rotation_angle_deg, rotation_grid
 from .coarse import CoarseImage
 
@@ -33,8 +34,8 @@ def _slides(linear: np.ndarray, fixed_cuts: np.ndarray, moving_cuts: np.ndarray,
     )  # (K, C, 3) in fixed space
     fixed_is_cut = np.arange(directions.shape[1]) < len(fixed_cuts)
     mapped = np.einsum("kij,kcj->kci", linear, directions)
-    fixed_length = np.sqrt(12 * np.einsum("kci,ij,kcj->kc", directions, fixed_covariance, directions).clip(0))
-    moving_length = np.sqrt(12 * np.einsum("kci,ij,kcj->kc", mapped, moving_covariance, mapped).clip(0))
+    fixed_length = extents_along(fixed_covariance, directions.transpose(0, 2, 1))
+    moving_length = extents_along(moving_covariance, mapped.transpose(0, 2, 1))
     half_difference = np.abs(moving_length - fixed_length) / 2
     usable = ((fixed_length < moving_length) == fixed_is_cut) & (half_difference > SLIDE_MIN_MM)
     half_difference = np.where(usable, half_difference, 0.0)
@@ -52,8 +53,7 @@ def _slides(linear: np.ndarray, fixed_cuts: np.ndarray, moving_cuts: np.ndarray,
 
 def _principal_axes(points: np.ndarray) -> np.ndarray:
     """Columns: principal axes of a point cloud, largest variance first."""
-    _, vectors = np.linalg.eigh(np.cov(points.T))
-    return vectors[:, ::-1]
+    return principal_extents(np.cov(points.T))[0]
 
 
 def candidate_poses(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
+from ...core.extents import principal_extents
 from .coarse import CoarseImage
 
 SCALE_STEP = 2 ** (1 / 8)
@@ -40,8 +41,8 @@ def _solid_points(coarse: CoarseImage) -> tuple[np.ndarray, float]:
 
 
 def _extents(points: np.ndarray) -> np.ndarray:
-    """Principal extents (mm), largest first: a box of length L has variance L² / 12 along it."""
-    return np.sqrt(12 * np.clip(np.linalg.eigvalsh(np.cov(points.T))[::-1], 0, None))
+    """Principal extents (mm), largest first."""
+    return principal_extents(np.cov(points.T))[1]
 
 
 def scale_seeds(fixed: CoarseImage, moving: CoarseImage) -> dict[str, float]:
@@ -59,10 +60,11 @@ def scale_seeds(fixed: CoarseImage, moving: CoarseImage) -> dict[str, float]:
 
 
 def looks_dissected(fixed: CoarseImage, moving: CoarseImage) -> bool:
-    """Whether the moving tissue is shorter than the fixed along one principal axis than along the others, beyond
-    what one size explains: the ratios of the sorted principal extents (moving / fixed) differ by more than
-    DISSECTED_RATIO (a hemisphere against a whole head: 0.50-0.55; a 65% stack: 0.59-0.77; whole brains: 0.88-0.97,
-    with or without a brain mask)."""
+    """Whether one image's tissue is shorter than the other's along one principal axis than along the others,
+    beyond what one size explains: the smallest ratio of the sorted principal extents (moving / fixed) is below
+    DISSECTED_RATIO times the largest (a hemisphere against a whole head: 0.50-0.55; a 65% stack: 0.59-0.77; whole
+    brains: 0.88-0.97, with or without a brain mask). The grid then slides the moving tissue where it is the
+    shorter (:func:`.grid.candidate_poses`); a partial fixed image gains nothing from it."""
     fixed_points, _ = _solid_points(fixed)
     moving_points, _ = _solid_points(moving)
     if len(fixed_points) < 10 or len(moving_points) < 10:
