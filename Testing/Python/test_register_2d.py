@@ -315,6 +315,26 @@ def test_a_half_section_against_the_whole_slice_starts_on_its_own_half(tmp_path,
     assert error.mean() < 0.5, (error.mean(), json.loads((tmp_path / "S.json").read_text())["candidates"])
 
 
+def test_a_2d_result_the_images_do_not_confirm_is_called_probably_wrong(tmp_path):
+    """The 2D runs had no such check: half sections against a whole-head slice ended 75-87 mm off with exit 0 and no
+    warning (the reviewer's grid). The truth scores 3.3 times its decoys' median here; a pose turned half around
+    about the tissue, about 1.5."""
+    import micro_data as md
+    from MultimodalRegistrationLib.core.images2d import read_image_2d
+    from MultimodalRegistrationLib.registration.two_d import working_resolution
+    from MultimodalRegistrationLib.registration.two_d_weak import weak_warning_2d
+
+    _, truth, _ = _mni_slide(tmp_path, 300.0, 150.0, 1.25, 0.5, scale=0.8, side=-1)
+    fixed, moving = read_image_2d(tmp_path / "mr.nrrd"), read_image_2d(tmp_path / "slide.png", 0.5)
+    fixed_gray, _ = working_resolution(fixed.gray, None, moving.pixel_mm)
+    moving_gray, _ = working_resolution(moving.gray, None, fixed.pixel_mm)
+    assert weak_warning_2d(fixed_gray, moving_gray, truth) is None
+    centre = np.linalg.inv(truth) @ np.r_[75.0, 75.0, 1.0]  # the slide's middle, in the slice's frame
+    half_turn = md.rigid2d(180.0, (0.0, 0.0), center=centre[:2])
+    warning = weak_warning_2d(fixed_gray, moving_gray, truth @ half_turn)
+    assert warning is not None and warning.startswith("the result is probably wrong: its mutual information"), warning
+
+
 def test_a_brain_only_slide_with_a_pixel_size_a_third_too_large_is_warned_about_under_rigid(tmp_path, capsys):
     """A slide at 0.75 mm pixels stated as 1 mm, the brain alone against a whole-head slice: the foregrounds' areas
     read 1.11 (brain against head hides the 1.33), and rigid ended 15.9 mm off without a word (a helper's sweep).
@@ -328,8 +348,9 @@ def test_a_brain_only_slide_with_a_pixel_size_a_third_too_large_is_warned_about_
         assert code == 0, capsys.readouterr().err
         said[pixel] = json.loads((tmp_path / "S.json").read_text())["warnings"]
     assert said["0.75"] == []
-    (warning,) = said["1.0"]
+    warning, weak = said["1.0"]  # and the wrong result is called wrong (two_d_weak)
     assert warning.startswith("the moving tissue matches best at 1.3") and "moving 1 mm (given)" in warning, warning
+    assert weak.startswith("the result is probably wrong: its mutual information"), weak
 
 
 def test_the_outputs_keep_the_files_own_origin(tmp_path, mr, capsys):
@@ -391,9 +412,10 @@ def test_a_size_that_points_to_a_wrong_pixel_size_is_warned_about(tmp_path, mr, 
                  "--moving-pixel-size", str(5 * MOVING_PIXEL_MM), "--output-transform", str(tmp_path / "T.tfm"),
                  "--json", str(tmp_path / "S.json")])  # fmt: skip
     assert code == 0
-    (warning,) = json.loads((tmp_path / "S.json").read_text())["warnings"]
+    warning, *weak = json.loads((tmp_path / "S.json").read_text())["warnings"]
     assert "times the fixed tissue's size" in warning and "moving 2.5 mm (given)" in warning
     assert warning in capsys.readouterr().err
+    assert [w[:28] for w in weak] in ([], ["the result is probably wrong"])
     pixels, sources = {"fixed": 1.0, "moving": 0.5}, {"fixed": "file", "moving": "given"}
     assert size_warnings(0.83, np.eye(3), "rigid", False, pixels, sources) == []  # brain alone against a head
     # A section shrunk 30%, registered rigidly: 23 mm off (a helper's sweep), silent under the earlier limit of 1.5.

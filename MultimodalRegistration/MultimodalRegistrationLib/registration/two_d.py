@@ -36,6 +36,7 @@ from ..engines.run import run_engine_2d
 from .two_d_mirror import mirror_warning
 from .two_d_size import size_warnings
 from .two_d_start import Start2D, mutual_information, search_start_2d
+from .two_d_weak import weak_warning_2d
 
 
 @dataclass
@@ -138,6 +139,8 @@ def register_2d(
                              {"fixed": fixed.pixel_mm, "moving": moving.pixel_mm},
                              {"fixed": fixed.pixel_source, "moving": moving.pixel_source})  # fmt: skip
     warnings += [mirror] if mirror else []
+    weak = weak_warning_2d(fixed_gray, moving_gray, output.matrix, fixed_mask)
+    warnings += [weak] if weak else []
     return Registration2D(
         output.matrix, origin, engine, kept.name, output.version, output.log, timings, kept.files, output.threads,
         candidates, {side: round(float(mm), 9) for side, mm in working.items()}, warnings,

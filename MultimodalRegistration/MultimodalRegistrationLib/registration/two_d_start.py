@@ -95,7 +95,8 @@ class _Shape:
         return extents_along(self.covariance, directions)
 
 
-def _shape(image: sitk.Image, inside: np.ndarray) -> _Shape:
+def tissue_shape(image: sitk.Image, inside: np.ndarray) -> _Shape:
+    """The centroid, area and covariance of the pixels ``inside`` (all pixels when fewer than 3 are)."""
     rows, columns = np.nonzero(inside)
     if len(rows) < 3:
         rows, columns = np.indices(inside.shape).reshape(2, -1)
@@ -160,8 +161,8 @@ def search_start_2d(
     fixed_mask: sitk.Image | None = None, moving_mask: sitk.Image | None = None,
 ) -> Start2D:  # fmt: skip
     """The best start over every rotation (and, with ``scales``, around the size seeds); see the module notes."""
-    fixed_shape = _shape(fixed, foreground(fixed, fixed_mask))
-    moving_shape = _shape(moving, foreground(moving, moving_mask))
+    fixed_shape = tissue_shape(fixed, foreground(fixed, fixed_mask))
+    moving_shape = tissue_shape(moving, foreground(moving, moving_mask))
     area_scale = float(np.sqrt(moving_shape.area / fixed_shape.area)) if fixed_shape.area > 0 else 1.0
     longest = moving_shape.principal()[1][0] / max(fixed_shape.principal()[1][0], 1e-9)
     low, high = sorted((area_scale, longest)) if scales else (1.0, 1.0)
