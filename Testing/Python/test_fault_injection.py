@@ -1912,8 +1912,8 @@ def prealign_lists_exchanged(inputs: Path, out: Path) -> list[str]:
         image.SetOrigin((-48.0, -40.0, -40.0 + shift))  # LPS; the RAS points below lie inside the first
         write_image(image, inputs / name)
     moving = _shifted(PREALIGN_FIXED, (0.0, 0.0, 200.0))
-    return _prealign(_mrk(inputs / "f.mrk.json", moving), _mrk(inputs / "m.mrk.json", PREALIGN_FIXED), out,
-                     "--fixed-image", str(inputs / "fixed.nrrd"), "--moving-image", str(inputs / "moving.nrrd"))  # fmt: skip
+    images = ["--fixed-image", str(inputs / "fixed.nrrd"), "--moving-image", str(inputs / "moving.nrrd")]
+    return _prealign(_mrk(inputs / "f.mrk.json", moving), _mrk(inputs / "m.mrk.json", PREALIGN_FIXED), out, *images)
 
 
 PREALIGN_CASES = {

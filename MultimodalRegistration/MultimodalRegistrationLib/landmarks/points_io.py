@@ -121,7 +121,8 @@ def read_point_lists(fixed_path: str | os.PathLike, moving_path: str | os.PathLi
 def _without(read: PointsFile, labels: list[str]) -> PointsFile:
     """``read`` without the points labelled ``labels`` (the partners of points skipped in the other list)."""
     kept = [label not in labels for label in read.labels]
-    return replace(read, points_ras=read.points_ras[kept], labels=[label for label in read.labels if label not in labels])
+    return replace(read, points_ras=read.points_ras[kept],
+                   labels=[label for label in read.labels if label not in labels])  # fmt: skip
 
 
 def _system(value: str, path: Path) -> str:

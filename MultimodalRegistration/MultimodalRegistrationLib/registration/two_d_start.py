@@ -14,7 +14,8 @@
    (32 bins, every pixel) on both images shrunk to about ``SEARCH_PIXELS`` across, the slid poses all at once by a
    histogram mutual information (:mod:`.two_d_scores`); each scale's best pose, and the ``SLID_RESCORED`` best
    (scale, slide) pairs, each nudged by ``NUDGE_SHARE`` of the fixed tissue's size along both axes, are scored
-   again on the images (shrunk to about ``RESCORE_PIXELS`` when twice that or larger), and the best of those wins. At 64 pixels a true turn between two lattice angles let the seed's scale outscore the right one
+   again on the images (shrunk to about ``RESCORE_PIXELS`` when twice that or larger), and the best of those wins.
+   At 64 pixels a true turn between two lattice angles let the seed's scale outscore the right one
    (a brain-only slide shrunk 0.55-0.7 against a whole-head slice, turned 45 or -175 degrees: 5-6 mm off, 7 of
    42 cases; a helper's sweep); rescored, 0 of 42 (two_d_results.md).
    Masks give the centroids and the scale seed only: mutual information inside a fixed head mask, with
