@@ -117,7 +117,11 @@ def weak_result_warning(
     )
 
 
-RIGID_ADVICE = "--preset similarity or affine for tissue that changed size"
+# A helper's CT-MR sweep: a skull-base CT slab, warned, was told to try similarity first, which ended 102-115 mm off;
+# a slab or a cut field of view needs a start near the answer.
+RIGID_ADVICE = ("an initial transform near the answer (mmreg prealign, or a manual one) when one image covers only "
+                "part of the other (a slab, a cut field of view), --preset similarity or affine for tissue that changed "
+                "size")
 # A helper's cleared-tissue sweep: five similarity runs that had failed were told to try similarity.
 # The reviewer: a spinal-cord pair of one subject under similarity started at scale 2.86, warned; rigid was right.
 SCALED_ADVICE = ("--preset rigid if the anatomy did not change size (two scans of one subject), an initial transform "
