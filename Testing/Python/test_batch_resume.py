@@ -44,6 +44,8 @@ def ran(monkeypatch):
         for name in CaseJob.paths("output"):
             if getattr(case, name):
                 Path(getattr(case, name)).write_text("written")
+        if case.qa:  # the worker writes the HTML report beside qa.json
+            Path(case.qa).with_suffix(".html").write_text("written")
         record = CaseRecord(case.case, "ok", digest, 1.5, verdict=Verdict())
         (folder / DONE).write_text(json.dumps(record.to_dict()))
         return record.to_dict()
@@ -74,6 +76,9 @@ def test_a_skipped_case_is_heard_without_seconds_and_a_missing_output_reruns_it(
     assert [record.seconds for record in result.records] == [1.5, 1.5]  # batch.csv keeps the time it took
     result = batch.run_batch(cohort, tmp_path / "out", {"output_volume": True}, workers=1)
     assert result.skipped == [] and (tmp_path / "out" / "a" / "resampled.nrrd").is_file()
+    (tmp_path / "out" / "b" / "qa.html").unlink()  # deleted by hand: the cohort report would link to nothing
+    result = batch.run_batch(cohort, tmp_path / "out", {"output_volume": True}, workers=1)
+    assert result.skipped == ["a"] and (tmp_path / "out" / "b" / "qa.html").is_file()
 
 
 def test_cohort_files_go_when_cases_run_and_unlisted_case_folders_are_named(cohort, ran, tmp_path, monkeypatch):

@@ -29,7 +29,7 @@ from ..core.open_files import allow_open_files, files_for_workers
 from ..engines.registry import engine_spec
 from ..qa.cohort_provenance import CohortProvenance, cohort_provenance
 from .batch_lock import batch_lock
-from .case_job import failed_step
+from .case_job import failed_step, qa_report_path
 from .case_results import EARLIER, clear, cohort_files_aside, recover_earlier, restore, set_aside
 from .jobs import CaseJob
 from .manifest import COHORT_FILES, DONE, CaseRecord, case_hash, check_batch_options, read_done, read_manifest
@@ -153,7 +153,10 @@ def _is_done(job: CaseJob, digest: str) -> CaseRecord | None:
 
 
 def _case_outputs(job: CaseJob) -> list[str]:
-    return [getattr(job, name) for name in CaseJob.paths("output") if getattr(job, name)]
+    """The files a finished case must still have, its HTML QA report too (deleted by hand, it had not been redone:
+    the cohort report then linked to nothing; a helper's sweep)."""
+    named = [getattr(job, name) for name in CaseJob.paths("output") if getattr(job, name)]
+    return named + ([qa_report_path(job.qa)] if job.qa else [])
 
 
 def _threads(job: CaseJob, share: int) -> CaseJob:
