@@ -90,7 +90,7 @@ def test_a_cleared_hemisphere_starts_on_its_own_half_of_the_head(head):
     12 of 12 (and 10 of 12 with the mask) start within 2.2 mm."""
     from MultimodalRegistrationLib.registration.pose.coarse import CoarseImage
     from MultimodalRegistrationLib.registration.pose.scale_search import search_scaled_pose
-    from MultimodalRegistrationLib.registration.pose.scale_seed import looks_dissected
+    from MultimodalRegistrationLib.registration.pose.scale_seed import looks_dissected, solid
 
     rng = np.random.default_rng(4)
     shrink, angle = float(rng.uniform(0.6, 0.75)), float(rng.uniform(10, 35))
@@ -98,9 +98,9 @@ def test_a_cleared_hemisphere_starts_on_its_own_half_of_the_head(head):
     start = search_scaled_pose(head.image, case.moving)
     assert md.mean_error(start.transform.matrix, case.truth, case.covered_points) < 3.0  # was 75.7 mm
     assert start.scale == pytest.approx(shrink, rel=0.05)
-    fixed = CoarseImage.of(head.image, 5.0, None)
-    assert looks_dissected(fixed, CoarseImage.of(case.moving, 5.0, None))
-    assert not looks_dissected(fixed, CoarseImage.of(shrink_case(head, 13, 1.0).moving, 5.0, None))  # whole brain
+    fixed = solid(CoarseImage.of(head.image, 5.0, None))
+    assert looks_dissected(fixed, solid(CoarseImage.of(case.moving, 5.0, None)))
+    assert not looks_dissected(fixed, solid(CoarseImage.of(shrink_case(head, 13, 1.0).moving, 5.0, None)))  # whole
 
 
 @needs_data

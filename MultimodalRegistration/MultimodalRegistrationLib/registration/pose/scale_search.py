@@ -39,7 +39,7 @@ from .coarse import CoarseImage
 from .grid import candidate_poses
 from .local_search import distinct_scaled_poses, local_search
 from .overlap_scorer import overlap_scorer
-from .scale_seed import SCALE_STEP, looks_dissected, scale_about, scale_grid, scale_seeds
+from .scale_seed import SCALE_STEP, looks_dissected, scale_about, scale_grid, scale_seeds, solid
 
 SEARCH_SPACING_MM, POLISH_SPACING_MM = 5.0, 4.0
 RANK_SPACING_MM = 10.0  # ranking the grid by the overlap rule
@@ -85,8 +85,8 @@ def search_scaled_pose(
     to_base = np.linalg.inv(base)
 
     fixed_coarse = CoarseImage.of(fixed, SEARCH_SPACING_MM, fixed_mask)
-    seeds = scale_seeds(fixed_coarse, seed_moving := CoarseImage.of(moving, SEARCH_SPACING_MM, moving_mask))
-    dissected = looks_dissected(fixed_coarse, seed_moving)
+    fixed_solid, moving_solid = solid(fixed_coarse), solid(CoarseImage.of(moving, SEARCH_SPACING_MM, moving_mask))
+    seeds, dissected = scale_seeds(fixed_solid, moving_solid), looks_dissected(fixed_solid, moving_solid)
     seeds = {name: value / base_scale for name, value in seeds.items()}
     scales = scale_grid(seeds, fixed_mask is not None or moving_mask is not None)
     # The moving image at about the fixed image's anatomical resolution: tissue shrunk to 0.65 is

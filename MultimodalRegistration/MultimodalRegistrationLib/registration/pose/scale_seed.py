@@ -14,6 +14,8 @@ information decides; with a mask the seeds compare like with like, and the brack
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import SimpleITK as sitk
 
@@ -26,50 +28,50 @@ WIDE_BRACKET, MASK_BRACKET = (0.67, 1.5), (0.85, 1.2)
 DISSECTED_RATIO = 0.8
 
 
-def _solid_points(coarse: CoarseImage) -> tuple[np.ndarray, float]:
-    """Points (LPS mm) and volume (mm³) of the coarse foreground with gaps closed and holes filled,
-    or of the user's mask when given."""
+class Solid(NamedTuple):
+    """A coarse foreground with gaps closed and holes filled (or the user's mask): its voxel count, volume (mm³) and
+    principal extents (mm, largest first)."""
+
+    count: int
+    volume: float
+    extents: np.ndarray
+
+
+def solid(coarse: CoarseImage) -> Solid:
+    """The :class:`Solid` of ``coarse``'s foreground, or of the user's mask when given."""
     if coarse.mask is not None:
-        solid = coarse.mask
+        filled = coarse.mask
     else:
         image = sitk.BinaryMorphologicalClosing(sitk.GetImageFromArray(coarse.foreground.astype(np.uint8)), [1, 1, 1])
-        solid = sitk.GetArrayFromImage(sitk.BinaryFillhole(image)).astype(bool)
+        filled = sitk.GetArrayFromImage(sitk.BinaryFillhole(image)).astype(bool)
     small = coarse.image
-    index = np.argwhere(solid)[:, ::-1].astype(float)
+    index = np.argwhere(filled)[:, ::-1].astype(float)
     to_physical = np.asarray(small.GetDirection()).reshape(3, 3) * np.asarray(small.GetSpacing())
-    return index @ to_physical.T + np.asarray(small.GetOrigin()), float(len(index) * np.prod(small.GetSpacing()))
+    points = index @ to_physical.T + np.asarray(small.GetOrigin())
+    extents = principal_extents(np.cov(points.T))[1] if len(points) >= 10 else np.zeros(3)
+    return Solid(len(points), float(len(index) * np.prod(small.GetSpacing())), extents)
 
 
-def _extents(points: np.ndarray) -> np.ndarray:
-    """Principal extents (mm), largest first."""
-    return principal_extents(np.cov(points.T))[1]
-
-
-def scale_seeds(fixed: CoarseImage, moving: CoarseImage) -> dict[str, float]:
+def scale_seeds(fixed: Solid, moving: Solid) -> dict[str, float]:
     """Moving / fixed size ratios: ``volume`` (cube root of the volume ratio), ``extent_1`` and ``extent_2``."""
-    fixed_points, fixed_volume = _solid_points(fixed)
-    moving_points, moving_volume = _solid_points(moving)
-    if len(fixed_points) < 10 or len(moving_points) < 10:
+    if fixed.count < 10 or moving.count < 10:
         return {"volume": 1.0}
-    fixed_extent, moving_extent = _extents(fixed_points), _extents(moving_points)
     return {
-        "volume": float((moving_volume / fixed_volume) ** (1 / 3)),
-        "extent_1": float(moving_extent[0] / max(fixed_extent[0], 1e-6)),
-        "extent_2": float(moving_extent[1] / max(fixed_extent[1], 1e-6)),
+        "volume": float((moving.volume / fixed.volume) ** (1 / 3)),
+        "extent_1": float(moving.extents[0] / max(fixed.extents[0], 1e-6)),
+        "extent_2": float(moving.extents[1] / max(fixed.extents[1], 1e-6)),
     }
 
 
-def looks_dissected(fixed: CoarseImage, moving: CoarseImage) -> bool:
+def looks_dissected(fixed: Solid, moving: Solid) -> bool:
     """Whether one image's tissue is shorter than the other's along one principal axis than along the others,
     beyond what one size explains: the smallest ratio of the sorted principal extents (moving / fixed) is below
     DISSECTED_RATIO times the largest (a hemisphere against a whole head: 0.50-0.55; a 65% stack: 0.59-0.77; whole
     brains: 0.88-0.97, with or without a brain mask). The grid then slides the moving tissue where it is the
     shorter (:func:`.grid.candidate_poses`); a partial fixed image gains nothing from it."""
-    fixed_points, _ = _solid_points(fixed)
-    moving_points, _ = _solid_points(moving)
-    if len(fixed_points) < 10 or len(moving_points) < 10:
+    if fixed.count < 10 or moving.count < 10:
         return False
-    ratios = _extents(moving_points) / np.maximum(_extents(fixed_points), 1e-6)
+    ratios = moving.extents / np.maximum(fixed.extents, 1e-6)
     return bool(ratios.min() < DISSECTED_RATIO * ratios.max())
 
 
