@@ -40,14 +40,21 @@ def foreground_points(fixed: sitk.Image, fixed_mask: sitk.Image | None = None) -
     return np.array([region.TransformIndexToPhysicalPoint([int(i) for i in index]) for index in indices])
 
 
-def moved_from_start_mm(fixed: sitk.Image, start: Transform, result: Transform,
-                        fixed_mask: sitk.Image | None = None) -> float:  # fmt: skip
-    """How far (median, mm) ``result`` moves the fixed foreground's points from where ``start`` put them; 0
-    without foreground."""
+def moves_from_start_mm(fixed: sitk.Image, start: Transform, result: Transform,
+                        fixed_mask: sitk.Image | None = None) -> np.ndarray:  # fmt: skip
+    """How far (mm) ``result`` moves each fixed foreground point from where ``start`` put it; empty without
+    foreground."""
     points = foreground_points(fixed, fixed_mask)
     if len(points) == 0:
-        return 0.0
-    return float(np.median(np.linalg.norm(result.transform_points(points) - start.transform_points(points), axis=1)))
+        return np.empty(0)
+    return np.linalg.norm(result.transform_points(points) - start.transform_points(points), axis=1)
+
+
+def moved_from_start_mm(fixed: sitk.Image, start: Transform, result: Transform,
+                        fixed_mask: sitk.Image | None = None) -> float:  # fmt: skip
+    """The median of :func:`moves_from_start_mm`; 0 without foreground."""
+    moves = moves_from_start_mm(fixed, start, result, fixed_mask)
+    return float(np.median(moves)) if len(moves) else 0.0
 
 
 # A linear result that moves no fixed foreground point further than this (mm) from where its start put it only
@@ -59,11 +66,10 @@ CONFIRMS_MM = 0.5
 def confirms_start(fixed: sitk.Image, start: Transform, result: Transform,
                    fixed_mask: sitk.Image | None = None) -> bool:  # fmt: skip
     """Whether a linear ``result`` moves every fixed foreground point less than CONFIRMS_MM from ``start``'s place."""
-    points = foreground_points(fixed, fixed_mask)
-    if not (start.is_linear and result.is_linear) or len(points) == 0:
+    if not (start.is_linear and result.is_linear):
         return False
-    moved = np.linalg.norm(result.transform_points(points) - start.transform_points(points), axis=1)
-    return float(moved.max()) < CONFIRMS_MM
+    moves = moves_from_start_mm(fixed, start, result, fixed_mask)
+    return bool(len(moves)) and float(moves.max()) < CONFIRMS_MM
 
 
 def far_from_start_warning(fixed: sitk.Image, start: Transform, result: Transform,
