@@ -144,16 +144,14 @@ def initial_transform_of(moving_node, initial_transform_node=None, output_node=N
     The ``output_node`` the run will refill is not a start: after Register the moving volume sits under the
     result, and a second Register (another preset) had started from the result it replaces (an affine one, then
     "rigid": the node said rigid and held an affine). Such a run takes the parent chain the replaced result's
-    moving volume had (:func:`replaced_parent`), else the output node's parents, with the initial node as given.
+    moving volume had, else the output node's parents (:func:`moving_parent_of`), with the initial node as given.
     """
-    earlier = replaced_parent(moving_node, initial_transform_node, output_node)
-    if earlier is not None:
-        chain = [earlier, *mrml.parent_transforms(earlier)]
-        start = Transform.chain([mrml.transform_from_node(node) for node in chain])
+    parent = moving_parent_of(moving_node, initial_transform_node, output_node)
+    chain = [parent, *mrml.parent_transforms(parent)] if parent is not None else []
+    if parent is moving_node.GetParentTransformNode():
+        start = mrml.world_transform(moving_node)  # the chain as Slicer composes it (one matrix when linear)
     else:
-        under_output = output_node is not None and mrml.is_under(moving_node, output_node)
-        chain = mrml.parent_transforms(output_node if under_output else moving_node)
-        start = mrml.world_transform(output_node if under_output else moving_node)
+        start = Transform.chain([mrml.transform_from_node(node) for node in chain]) if chain else Transform.identity()
     if initial_transform_node is not None and not any(node is initial_transform_node for node in chain):
         start = start @ mrml.transform_from_node(initial_transform_node)
     return start

@@ -103,6 +103,7 @@ class NodeRegistration(NodeJob):
         volume = read_image(outputs.volume) if self.present_target("output_volume") is not None else None
         fixed, moving, initial = self.target("fixed"), self.target("moving"), self.target("initial_transform")
         output = self.present_target("output_transform")
+        parent = moving_parent_of(moving, initial, output)
         provenance = summary.provenance
         attributes = {
             "engine": provenance.engine,
@@ -120,8 +121,8 @@ class NodeRegistration(NodeJob):
             # The start's node: the panel's initial transform, else the moving volume's parent (a prealignment); and
             # that parent (under the output node, a second Register into it: the replaced result's; see
             # registration_inputs.initial_transform_of), so that the next run into this node starts the same way.
-            "initialTransformNodeID": _node_id(initial or moving_parent_of(moving, initial, output), output),
-            "movingParentNodeID": _node_id(moving_parent_of(moving, initial, output), output),
+            "initialTransformNodeID": _node_id(initial or parent, output),
+            "movingParentNodeID": _node_id(parent, output),
             **{f"{role}MaskNodeID": (mask.GetID() if (mask := self.target(f"{role}_mask")) else "")
                for role in ("fixed", "moving")},  # QA's restarts and MI use them too
             "seconds": summary.seconds,
