@@ -81,17 +81,19 @@ class PointBounds:
         """:func:`check_points_inside` for both lists: refuses a list wholly outside, names the points outside; lists
         that each lie wholly inside the other's image are called exchanged (a helper's sweep: "placed on another
         image" named no fix)."""
-        if self.fixed_image is not None and self.moving_image is not None and len(fixed_lps) and len(moving_lps):
-            own = [distance_outside(np.asarray(points, float).reshape(-1, 3), image) > 0
-                   for points, image in ((fixed_lps, self.fixed_image), (moving_lps, self.moving_image))]  # fmt: skip
-            other = [distance_outside(np.asarray(points, float).reshape(-1, 3), image) > 0
-                     for points, image in ((fixed_lps, self.moving_image), (moving_lps, self.fixed_image))]  # fmt: skip
-            if all(flags.all() for flags in own) and not any(flags.any() for flags in other):
-                raise InputError(
-                    "the fixed and moving point lists look exchanged: every fixed point lies outside the fixed image "
-                    "but inside the moving one, and every moving point the other way round: give the points placed "
-                    "on the fixed image as --fixed-points and those on the moving image as --moving-points"
-                )
+        def outside(points, image) -> np.ndarray:
+            return distance_outside(np.asarray(points, float).reshape(-1, 3), image) > 0
+
+        fixed, moving = self.fixed_image, self.moving_image
+        # Only when each list lies wholly outside its own image does the other image get asked.
+        if (fixed is not None and moving is not None and len(fixed_lps) and len(moving_lps)
+                and outside(fixed_lps, fixed).all() and outside(moving_lps, moving).all()
+                and not outside(fixed_lps, moving).any() and not outside(moving_lps, fixed).any()):  # fmt: skip
+            raise InputError(
+                "the fixed and moving point lists look exchanged: every fixed point lies outside the fixed image "
+                "but inside the moving one, and every moving point the other way round: give the points placed "
+                "on the fixed image as --fixed-points and those on the moving image as --moving-points"
+            )
         outside = check_points_inside(fixed_lps, self.fixed_image, fixed_labels, "fixed", self.fixed_system)
         return outside + check_points_inside(moving_lps, self.moving_image, moving_labels, "moving", self.moving_system)
 
