@@ -132,8 +132,8 @@ def _shrunk(image: sitk.Image, pixels: int = SEARCH_PIXELS) -> sitk.Image:
     return sitk.Shrink(smooth, [factor, factor])
 
 
-def _pose(angle_deg: float, scale: float, fixed_center: np.ndarray, moving_center: np.ndarray) -> np.ndarray:
-    """x_moving = s R (x_fixed - c_f) + c_m."""
+def pose_2d(angle_deg: float, scale: float, fixed_center: np.ndarray, moving_center: np.ndarray) -> np.ndarray:
+    """3x3, fixed -> moving mm: x_moving = s R (x_fixed - c_f) + c_m."""
     a = np.radians(angle_deg)
     linear = scale * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
     matrix = np.eye(3)
@@ -157,6 +157,14 @@ def mutual_information(fixed: sitk.Image, moving: sitk.Image, matrix: np.ndarray
     return -float(method.MetricEvaluate(fixed, moving))
 
 
+def information_or_none(fixed: sitk.Image, moving: sitk.Image, matrix: np.ndarray) -> float | None:
+    """:func:`mutual_information`, or None where too few pixels map inside the moving image."""
+    try:
+        return mutual_information(fixed, moving, matrix)
+    except RuntimeError:
+        return None
+
+
 def search_start_2d(
     fixed: sitk.Image, moving: sitk.Image, scales: bool = False,
     fixed_mask: sitk.Image | None = None, moving_mask: sitk.Image | None = None,
@@ -173,16 +181,14 @@ def search_start_2d(
                                  for image in (fixed, moving))  # fmt: skip
 
     def pose(angle: float, scale: float, center: np.ndarray) -> np.ndarray:
-        return _pose(angle, scale, center, moving_shape.center)
+        return pose_2d(angle, scale, center, moving_shape.center)
 
     nudge = NUDGE_SHARE * np.sqrt(fixed_shape.area)
 
     def finer(angle: float, scale: float, center: np.ndarray) -> float:
         """Mutual information on the finer images; -inf where too few pixels map inside the moving image."""
-        try:
-            return mutual_information(finer_fixed, finer_moving, pose(angle, scale, center))
-        except RuntimeError:
-            return -np.inf
+        value = information_or_none(finer_fixed, finer_moving, pose(angle, scale, center))
+        return -np.inf if value is None else value
 
     def nudged(angle: float, scale: float, center: np.ndarray) -> tuple[float, np.ndarray]:
         """The best mutual information on the finer images, and its centre, of a slid pose moved by up to one

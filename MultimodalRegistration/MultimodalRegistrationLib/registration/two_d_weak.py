@@ -14,16 +14,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from .rules.weak_result import MIN_CONTRAST, WEAK_RESULT
-from .two_d_start import foreground, mutual_information, tissue_shape
+from .two_d_start import foreground, information_or_none, pose_2d, tissue_shape
 
 DECOY_SHARE = 0.25
-
-
-def _information(fixed: sitk.Image, moving: sitk.Image, matrix: np.ndarray) -> float | None:
-    try:
-        return mutual_information(fixed, moving, matrix)
-    except RuntimeError:  # too few samples inside the moving image at this pose
-        return None
 
 
 def weak_warning_2d(fixed: sitk.Image, moving: sitk.Image, matrix: np.ndarray,
@@ -32,17 +25,11 @@ def weak_warning_2d(fixed: sitk.Image, moving: sitk.Image, matrix: np.ndarray,
     median of its decoys (see the module notes); else None, also when the decoys cannot be scored."""
     shape = tissue_shape(fixed, foreground(fixed, fixed_mask))
     shift, center = DECOY_SHARE * float(np.sqrt(shape.area)), shape.center
-    moves = []
-    for dx, dy in ((shift, 0.0), (-shift, 0.0), (0.0, shift), (0.0, -shift)):
-        moves.append(np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]]))
-    for degrees in (90.0, 180.0, 270.0):
-        a = np.radians(degrees)
-        turn = np.eye(3)
-        turn[:2, :2] = [[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]
-        turn[:2, 2] = center - turn[:2, :2] @ center
-        moves.append(turn)
-    value = _information(fixed, moving, matrix)
-    decoys = [score for move in moves if (score := _information(fixed, moving, matrix @ move)) is not None]
+    offsets = shift * np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    moves = [pose_2d(0.0, 1.0, center, center + offset) for offset in offsets]
+    moves += [pose_2d(degrees, 1.0, center, center) for degrees in (90.0, 180.0, 270.0)]
+    value = information_or_none(fixed, moving, matrix)
+    decoys = [score for move in moves if (score := information_or_none(fixed, moving, matrix @ move)) is not None]
     if value is None or len(decoys) < 3 or np.median(decoys) <= 0 or value >= MIN_CONTRAST * np.median(decoys):
         return None
     typical = float(np.median(decoys))
