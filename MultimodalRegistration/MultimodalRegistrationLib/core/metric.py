@@ -29,10 +29,28 @@ TAIL_STRETCH = 2.0
 
 def shrink_to_spacing(image: sitk.Image, spacing_mm: float) -> sitk.Image:
     """Block-average ``image`` so that its voxels are about ``spacing_mm`` wide (never finer than now;
-    an axis with fewer voxels than the factor keeps one)."""
+    an axis with fewer voxels than the factor keeps one).
+
+    The blocks are centred on the image, leaving half of the voxels that do not fill a block at each
+    end (shifting half a voxel, linearly, when that half is not whole), so that the same physical image
+    stored in another index order shrinks onto the same physical grid. Blocks counted from index 0
+    had put a coarse grid on the truth of a synthetic pair whose grids coincide there, and on the
+    mirror pose instead when one image was stored flipped: MI at that grid-aligned pose rose enough
+    to call a symmetric head mirrored (exit 2).
+    """
     factors = [max(1, min(n, int(round(spacing_mm / s)))) for s, n in zip(image.GetSpacing(), image.GetSize())]
     if all(f == 1 for f in factors):
         return image
+    size = [n // f * f for n, f in zip(image.GetSize(), factors)]
+    start = [(n - m) / 2 for n, m in zip(image.GetSize(), size)]
+    if all(s.is_integer() for s in start):
+        image = sitk.RegionOfInterest(image, size, [int(s) for s in start])
+    else:
+        grid = sitk.Image(size, image.GetPixelID())
+        grid.SetSpacing(image.GetSpacing())
+        grid.SetDirection(image.GetDirection())
+        grid.SetOrigin(image.TransformContinuousIndexToPhysicalPoint(start))
+        image = sitk.Resample(image, grid, sitk.Transform(), sitk.sitkLinear, 0.0, image.GetPixelID())
     return sitk.BinShrink(image, factors)
 
 
