@@ -170,6 +170,15 @@ def millimetres_for_micrometres(inputs: Path, out: Path) -> list[str]:
     return _register(fixed, moving, out)
 
 
+def prep_crop_of_sizes_apart(inputs: Path, out: Path) -> list[str]:
+    """An MR stored at micrometres written as mm (0.1 mm across) beside a 96 mm one: prep --crop-common wrote a
+    6 x 6 x 6 fixed image of zeros, exit 0, its warning advising to downsample (a helper's sweep)."""
+    fixed, _ = _pair(inputs)
+    moving = inputs / "tiny.nrrd"
+    write_image(_volume(size=(48, 40, 32), spacing=(0.002, 0.002, 0.002)), moving)
+    return _prep(fixed, moving, out, "--crop-common")
+
+
 def huge_header(inputs: Path, out: Path) -> list[str]:
     fixed, _ = _pair(inputs)
     moving = inputs / "huge.mha"
@@ -260,6 +269,7 @@ CASES = {
     "spacing in micrometres": Case(micrometre_spacing, "for example 0.375,0.375,0.375 mm (micrometres written as "
                                    "millimetres: 128 x 4.5 x 4.5 mm) (--spacing-moving sx,sy,sz"),
     "sizes 100 times apart": Case(millimetres_for_micrometres, "A spacing is likely in the wrong unit"),
+    "prep: sizes 100 times apart": Case(prep_crop_of_sizes_apart, "A spacing is likely in the wrong unit"),
     "header claims 4000^3": Case(huge_header, "GB"),
     "skewed direction": Case(skewed_direction, "orthonormal"),
     "constant image": Case(constant_image, "load the right image"),

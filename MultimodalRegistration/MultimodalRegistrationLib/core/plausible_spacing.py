@@ -17,6 +17,10 @@ MIN_PLAUSIBLE_EXTENT_MM = 0.01
 MICROSCOPY_SPACINGS_MM = tuple(0.0065 / m for m in (1, 2, 4, 5, 10, 20, 40))
 # A microscopy specimen (a cleared organ, a slide's section) is at most about this wide (mm).
 SPECIMEN_MM = 10.0
+# Two images whose largest sides differ more than this many times are not one anatomy at any spacing a scan or a
+# slide states rightly: a 3.25 um stack stated in mm against an MR is 308 times (a helper's sweep: it ran, MI
+# 0.000 -> 0.000, exit 0). A block against a whole head, a cord against a spine: 5-40 times.
+MAX_EXTENT_RATIO = 100.0
 
 
 @dataclass
@@ -87,3 +91,20 @@ def check_spacing(image_or_size, spacing=None, role: str = "image") -> SpacingCh
         f"{' x '.join(f'{e:.3g}' for e in best['extent_mm'])} mm)"
     )
     return SpacingCheck(False, message, suggestion, alternatives)
+
+
+def sizes_apart_message(sizes: dict, spacings: dict) -> str | None:
+    """Why two images (``sizes`` and ``spacings`` by role, "fixed" and "moving": voxels and mm per axis) cannot be
+    one anatomy: their largest sides differ over MAX_EXTENT_RATIO times, a spacing in the wrong unit; else None."""
+    sides = {role: float((np.asarray(sizes[role], float) * np.asarray(spacings[role], float)).max()) for role in sizes}
+    small, large = sorted(sides, key=sides.get)
+    if sides[small] <= 0 or sides[large] / sides[small] <= MAX_EXTENT_RATIO:
+        return None
+    stated = {role: "x".join(f"{v:g}" for v in spacings[role]) for role in spacings}
+    return (
+        f"the {small} image is {sides[small]:.3g} mm across and the {large} image {sides[large]:.3g} mm: "
+        f"{sides[large] / sides[small]:.0f} times larger, more than any one anatomy at its right spacing. A spacing is "
+        f"likely in the wrong unit (fixed {stated['fixed']} mm, moving {stated['moving']} mm; micrometres "
+        "stated as mm?): give the right one in mm (--spacing-fixed / --spacing-moving), or place the images with "
+        "--initial-transform"
+    )

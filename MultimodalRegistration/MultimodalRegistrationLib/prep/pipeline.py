@@ -23,6 +23,7 @@ from ..core.errors import InputError
 from ..core.file_checks import MIN_VOXELS_PER_AXIS
 from ..core.files import OutputSet, scratch
 from ..core.images import colour_source_as_grey, read_image, validate_image
+from ..core.plausible_spacing import sizes_apart_message
 from ..core.transforms import Transform, resample
 from .bias import MIN_N4_VOXELS, check_n4_size, correct_bias
 from .crop import crop_common, oriented_box_halfspaces
@@ -253,6 +254,9 @@ def _prepare(fixed, moving, options: PrepOptions, initial_transform, progress, f
         if role in _n4_roles(options) and _n4_may_run(sources[role], size, getattr(options, f"modality_{role}"),
                                                       f"{role} image", bool(given_spacing[role])):  # fmt: skip
             check_n4_size(size, f"{role} image", WHOLE_VOLUME)  # before reading: crops and downsampling only shrink it
+
+    if initial_transform is None and (apart := sizes_apart_message({role: grids[role][0] for role in ROLES}, spacings)):
+        raise InputError(apart)  # cropped to their common region, they had left an empty image (exit 0)
 
     report(0.05, "prep: reading")
     targets, steps, warnings = downsample_targets(options.downsample_to, spacings)

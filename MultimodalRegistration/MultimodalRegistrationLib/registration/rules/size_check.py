@@ -35,8 +35,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ...core.errors import InputError
-from ...core.images import physical_extent_mm
-from ...core.plausible_spacing import check_spacing
+from ...core.plausible_spacing import check_spacing, sizes_apart_message
 from ...core.rotations import isotropic_scale
 from ...core.transforms import Transform
 from ..pose.coarse import CoarseImage
@@ -55,10 +54,6 @@ SAMPLES = 15000
 # The pattern search from the result alone stopped short (0.955 for a true 0.88): it also starts from these sizes.
 START_SIZES = 2.0 ** (np.arange(-3, 4) / 6)  # 0.71-1.41
 SIZE_WARNING = "the moving image matches best at"  # how the warning starts
-# Two images whose largest sides differ more than this many times are not one anatomy at any spacing a scan or a
-# slide states rightly: a 3.25 um stack stated in mm against an MR is 308 times (a helper's sweep: it ran, MI
-# 0.000 -> 0.000, exit 0). A block against a whole head, a cord against a spine: 5-40 times.
-MAX_EXTENT_RATIO = 100.0
 
 
 def search_spacing_mm(fixed: sitk.Image) -> float:
@@ -163,18 +158,11 @@ def size_warning(
 
 def check_sizes_apart(fixed: sitk.Image, moving: sitk.Image, initial: Transform | None) -> None:
     """Refuse (InputError naming the fix) two images whose largest sides differ over MAX_EXTENT_RATIO times, unless
-    an initial transform places them: a spacing in the wrong unit."""
+    an initial transform places them: a spacing in the wrong unit (:func:`.sizes_apart_message`)."""
     if initial is not None or not all(check_spacing(image).plausible for image in (fixed, moving)):
         return  # an implausible spacing has its own refusal, which suggests the right one (core.plausible_spacing)
-    sides = {role: float(physical_extent_mm(image).max()) for role, image in (("fixed", fixed), ("moving", moving))}
-    small, large = sorted(sides, key=sides.get)
-    if sides[small] <= 0 or sides[large] / sides[small] <= MAX_EXTENT_RATIO:
-        return
-    spacings = {role: "x".join(f"{v:g}" for v in image.GetSpacing()) for role, image in (("fixed", fixed), ("moving", moving))}
-    raise InputError(
-        f"the {small} image is {sides[small]:.3g} mm across and the {large} image {sides[large]:.3g} mm: "
-        f"{sides[large] / sides[small]:.0f} times larger, more than any one anatomy at its right spacing. A spacing is "
-        f"likely in the wrong unit (fixed {spacings['fixed']} mm, moving {spacings['moving']} mm; micrometres "
-        "stated as mm?): give the right one in mm (--spacing-fixed / --spacing-moving), or place the images with "
-        "--initial-transform"
-    )
+    images = {"fixed": fixed, "moving": moving}
+    message = sizes_apart_message({role: image.GetSize() for role, image in images.items()},
+                                  {role: image.GetSpacing() for role, image in images.items()})  # fmt: skip
+    if message:
+        raise InputError(message)
