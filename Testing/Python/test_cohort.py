@@ -25,7 +25,7 @@ from MultimodalRegistrationLib.process.worker import library_root
 GOOD = 5  # phantom pairs at poses from 10 to 180 degrees (10, 52, 95, 138, 180), beside the three broken cases
 EXPECTED = {  # broken case -> (verdict, a fragment of one of its reasons)
     "mirrored": ("failed", "looks mirrored"),
-    "other_anatomy": ("check", "did not improve"),
+    "other_anatomy": ("check", ("did not improve", "low for the cohort")),  # MI 0.010 -> 0.016: either says it
     "unreadable": ("failed", "could not be read"),
 }
 
@@ -81,7 +81,8 @@ def test_good_cases_land_under_a_millimetre_and_broken_ones_are_flagged(cohort, 
         if truth is None:
             verdict, fragment = EXPECTED[case]
             assert verdicts[case]["verdict"] == verdict, (case, verdicts[case])
-            assert any(fragment in reason for reason in verdicts[case]["reasons"]), (case, verdicts[case])
+            fragments = fragment if isinstance(fragment, tuple) else (fragment,)
+            assert any(f in reason for f in fragments for reason in verdicts[case]["reasons"]), (case, verdicts[case])
             continue
         transform, points = truth
         error = mean_error_mm(Transform.read(output / case / "transform.h5"), transform, points)

@@ -5,7 +5,7 @@ import pytest
 import SimpleITK as sitk
 from conftest import near_truth
 from MultimodalRegistrationLib.core.images import index_to_physical_matrix
-from MultimodalRegistrationLib.core.metric import mutual_information, shrink_to_spacing
+from MultimodalRegistrationLib.core.metric import mutual_information, shrink_centred, shrink_to_spacing
 from MultimodalRegistrationLib.core.phantom import rigid_transform
 from MultimodalRegistrationLib.core.transforms import Transform
 from MultimodalRegistrationLib.qa.assess import QAOptions, assess_registration
@@ -97,7 +97,7 @@ def test_shrinking_gives_the_same_grid_whatever_the_storage_order(size):
     direction = np.asarray(image.GetDirection()).reshape(3, 3) * [-1, 1, -1]
     flipped.SetDirection(direction.ravel().tolist())
 
-    small, small_flipped = shrink_to_spacing(image, 4.0), shrink_to_spacing(flipped, 4.0)
+    small, small_flipped = shrink_centred(image, 4.0), shrink_centred(flipped, 4.0)
     assert small.GetSize() == small_flipped.GetSize() == (size[0] // 4, size[1] // 3, size[2] // 2)
     index = np.argwhere(np.ones(small.GetSize()[::-1], bool))[:, ::-1].astype(float)  # x, y, z
     points = index @ index_to_physical_matrix(small)[:3, :3].T + index_to_physical_matrix(small)[:3, 3]

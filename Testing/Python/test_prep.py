@@ -14,7 +14,7 @@ import pytest
 import SimpleITK as sitk
 from conftest import SMALL, shared_data
 from MultimodalRegistrationLib.cli.prep import add_prep_parser, prep_options, wants_prep
-from MultimodalRegistrationLib.core.errors import EngineError, InputError
+from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.core.images import index_to_physical_matrix, inside_fraction, write_image
 from MultimodalRegistrationLib.core.phantom import make_phantom_pair, mean_error_mm, rigid_transform, tissue_fractions
 from MultimodalRegistrationLib.core.transforms import Transform, resample
@@ -394,16 +394,11 @@ def _whole_body_ct() -> sitk.Image:
 
 
 @pytest.mark.slow
-def test_a_3x_field_of_view_difference_registers_only_after_prep(small_pair):
+def test_a_3x_field_of_view_difference_registers_after_prep(small_pair):
+    """Unprepared, this pair had ended over 20 mm off (or elastix gave up) until the any-pose search's coarse grids
+    were centred (41st session): it now ends 1.7 mm off; cropped to the common region, under 1 mm."""
     ct = _whole_body_ct()
     assert ct.GetSize()[2] * ct.GetSpacing()[2] >= 3 * 250 - 3
-    try:
-        unprepared = register(ct, small_pair.moving)
-        error = mean_error_mm(unprepared.transform, small_pair.truth, small_pair.head_points)
-    except EngineError:
-        error = float("inf")  # elastix gives up: too many samples fall outside the MR
-    assert error > 20.0
-
     prepared = prepare(ct, small_pair.moving, PrepOptions(crop_common=True))
     assert prepared.steps[0]["step"] == "crop" and prepared.steps[0]["voxels_kept"] < 0.4
     result = register(prepared.fixed, prepared.moving)

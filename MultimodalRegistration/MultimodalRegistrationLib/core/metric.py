@@ -27,18 +27,28 @@ TAIL_PERCENTILES = (0.5, 99.5)
 TAIL_STRETCH = 2.0
 
 
+def _factors(image: sitk.Image, spacing_mm: float) -> list[int]:
+    return [max(1, min(n, int(round(spacing_mm / s)))) for s, n in zip(image.GetSpacing(), image.GetSize())]
+
+
 def shrink_to_spacing(image: sitk.Image, spacing_mm: float) -> sitk.Image:
     """Block-average ``image`` so that its voxels are about ``spacing_mm`` wide (never finer than now;
-    an axis with fewer voxels than the factor keeps one).
+    an axis with fewer voxels than the factor keeps one). Blocks start at index 0 (see :func:`shrink_centred`)."""
+    factors = _factors(image, spacing_mm)
+    if all(f == 1 for f in factors):
+        return image
+    return sitk.BinShrink(image, factors)
 
-    The blocks are centred on the image, leaving half of the voxels that do not fill a block at each
-    end (shifting half a voxel, linearly, when that half is not whole), so that the same physical image
-    stored in another index order shrinks onto the same physical grid. Blocks counted from index 0
-    had put a coarse grid on the truth of a synthetic pair whose grids coincide there, and on the
-    mirror pose instead when one image was stored flipped: MI at that grid-aligned pose rose enough
-    to call a symmetric head mirrored (exit 2).
-    """
-    factors = [max(1, min(n, int(round(spacing_mm / s)))) for s, n in zip(image.GetSpacing(), image.GetSize())]
+
+def shrink_centred(image: sitk.Image, spacing_mm: float) -> sitk.Image:
+    """:func:`shrink_to_spacing` with the blocks centred on the image: half of the voxels that do not fill a block
+    are left at each end (shifting half a voxel, linearly, when that half is not whole), so that the same physical
+    image stored in another index order shrinks onto the same physical grid.
+
+    For the any-pose search: blocks counted from index 0 put the coarse grids of a synthetic pair whose grids
+    coincide at the truth on top of each other there, or at the mirror pose instead when one image is stored
+    flipped, and MI at that grid-aligned pose rose enough to call a symmetric head mirrored (exit 2)."""
+    factors = _factors(image, spacing_mm)
     if all(f == 1 for f in factors):
         return image
     size = [n // f * f for n, f in zip(image.GetSize(), factors)]

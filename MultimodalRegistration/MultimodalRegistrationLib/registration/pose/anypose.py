@@ -120,8 +120,8 @@ def search_any_pose(
     def total(poses: np.ndarray) -> np.ndarray:
         return base @ poses
 
-    fixed_coarse = CoarseImage.of(fixed, SEARCH_SPACING_MM, None)
-    moving_coarse = CoarseImage.of(moving, SEARCH_SPACING_MM, None)
+    fixed_coarse = CoarseImage.of(fixed, SEARCH_SPACING_MM, None, centred=True)
+    moving_coarse = CoarseImage.of(moving, SEARCH_SPACING_MM, None, centred=True)
     # A slab is its own mirror image through its plane: mirrored and proper poses fit it alike, so
     # mirrored poses still serve the search (through their proper twins) but prove nothing.
     slab = min(fixed_coarse.thickness(), moving_coarse.thickness()) < SLAB_MM
@@ -153,8 +153,8 @@ def search_any_pose(
 
     # 3. Polish at 4 mm on the fixed foreground and a rim of background, where mirror images differ.
     def polish_scorer(fixed_region: sitk.Image | None, moving_region: sitk.Image | None) -> PoseScorer:
-        fine_fixed = CoarseImage.of(fixed, POLISH_SPACING_MM, fixed_region)
-        fine_moving = CoarseImage.of(moving, POLISH_SPACING_MM, moving_region)
+        fine_fixed = CoarseImage.of(fixed, POLISH_SPACING_MM, fixed_region, centred=True)
+        fine_moving = CoarseImage.of(moving, POLISH_SPACING_MM, moving_region, centred=True)
         return fine_fixed.scorer(fine_moving, fine_fixed.dilated(2), samples=POLISH_SAMPLES, bins=24, seed=seed)
 
     fine_score = polish_scorer(fixed_mask, moving_mask)

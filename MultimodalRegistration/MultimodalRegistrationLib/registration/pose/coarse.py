@@ -9,7 +9,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ...core.extents import principal_extents
-from ...core.metric import shrink_to_spacing
+from ...core.metric import shrink_centred, shrink_to_spacing
 from .centres import foreground_mask
 from .scorer import PoseScorer
 
@@ -28,9 +28,10 @@ class CoarseImage:
     points: np.ndarray
 
     @classmethod
-    def of(cls, image: sitk.Image, spacing_mm: float, mask: sitk.Image | None) -> CoarseImage:
-        """``image`` at about ``spacing_mm`` voxels, its foreground within ``mask`` if given."""
-        small = sitk.Cast(shrink_to_spacing(image, spacing_mm), sitk.sitkFloat32)
+    def of(cls, image: sitk.Image, spacing_mm: float, mask: sitk.Image | None, centred: bool = False) -> CoarseImage:
+        """``image`` at about ``spacing_mm`` voxels, its foreground within ``mask`` if given; ``centred``: on blocks
+        centred on the image, whatever its storage order (:func:`.shrink_centred`)."""
+        small = sitk.Cast((shrink_centred if centred else shrink_to_spacing)(image, spacing_mm), sitk.sitkFloat32)
         foreground = sitk.GetArrayFromImage(foreground_mask(small)).astype(bool)
         if mask is not None:
             mask = sitk.Resample(mask, small, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
