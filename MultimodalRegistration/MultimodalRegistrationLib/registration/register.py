@@ -11,11 +11,13 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from ..core.errors import EngineError
 from ..core.metric import mutual_information
 from ..core.transforms import Transform
 from ..engines.run import lost_overlap
 from .guided.guidance import Guidance
 from .guided.landmark_doubt import landmark_doubts
+from .other_way import better_way, other_way_reason, swapped
 from .outcome import (
     keep_no_worse,
     provenance,
@@ -103,9 +105,27 @@ def register(
         result = back_to_size(_register(scaled_image(fixed, k), scaled_image(moving, k), larger, progress, workdir,
                                         scaled_guidance(guidance, k)), k, fixed, moving)  # fmt: skip
     else:
-        result = _register(fixed, moving, settings, progress, workdir, guidance)
+        result = _register_either_way(fixed, moving, settings, progress, workdir, guidance)
     warn_if_far(result, fixed, moving, settings, guided=guidance is not None and not guidance.is_empty)
     return result
+
+
+def _register_either_way(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettings,
+                         progress: Progress | None, workdir: str | Path | None,
+                         guidance: Guidance | None) -> RegistrationResult:  # fmt: skip
+    """A thin moving slab is registered both ways round, keeping the better (:mod:`.other_way`)."""
+    reason = other_way_reason(fixed, moving, settings, guidance)
+    if reason is None:
+        return _register(fixed, moving, settings, progress, workdir, guidance)
+    result, failure = None, None
+    try:
+        result = _register(fixed, moving, settings, progress, workdir, guidance)
+    except EngineError as error:
+        if not lost_overlap(str(error)):
+            raise
+        failure = error
+    return better_way(result, failure, lambda: _register(moving, fixed, swapped(settings), progress, workdir, None),
+                      fixed, moving, settings, reason)  # fmt: skip
 
 
 def _register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettings, progress: Progress | None,

@@ -233,6 +233,8 @@ class Provenance(Record):
     rigid_stage: str = ""
     # Small anatomy registered with its geometry this many times larger (registration/working_scale.py).
     working_scale: float | None = _omitted()
+    # Why the pair was registered moving -> fixed and the result inverted (registration/other_way.py).
+    other_way_round: str | None = _omitted()
 
     def __post_init__(self) -> None:
         # The parts may be given as their JSON (as register() builds them): read each as its record.
