@@ -59,7 +59,10 @@ def _order_unconfirmed(fixed_labels: list[str], moving_labels: list[str]) -> lis
     """A warning when no label is in both lists and their numbers do not run alike either ("T1, T2" against
     "MR-1, MR-2" pair by order as their numbers say; against "F-3, F-1" nothing confirms the order)."""
     numbers = _numbers(fixed_labels)
-    if numbers is not None and numbers == _numbers(moving_labels):
+    # A list without labels is read as 1, 2, ...: its numbers confirm nothing (labelled L1..L10 against an
+    # unlabelled list in reverse had been paired by order without a word, 68 mm TRE: a helper's QA sweep).
+    confirmed = not (_numbered(fixed_labels) or _numbered(moving_labels))
+    if confirmed and numbers is not None and numbers == _numbers(moving_labels):
         return []
 
     def shown(labels: list[str]) -> str:
