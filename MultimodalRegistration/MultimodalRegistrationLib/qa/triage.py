@@ -23,7 +23,9 @@ from ..registration.rules.far_from_start import FAR_FROM_START
 from ..registration.rules.weak_result import WEAK_RESULT
 from ..registration.runs import failure_line
 from ..registration.summary import RegistrationSummary
+from .landmark_outliers import FAR_OFF
 from .report_types import QAReport
+from .worse import LANDMARKS_WORSE, SEGMENTS_WORSE, WRONG_WAY
 
 VERDICTS = ("ok", "check", "failed")  # best to worst: the worst of a case's rules wins
 
@@ -49,6 +51,10 @@ FOV_LOSS_RATIO = 0.5
 # The registration's own warnings that doubt its result (the images do not confirm it; it moved far from the
 # user's start): the case is worth a look whatever the other rules say.
 RESULT_DOUBTS = (WEAK_RESULT, FAR_FROM_START)
+# The QA's own warnings that its measures doubt the result: the transform read the other way fits better, some
+# target landmarks lie far off the others, the landmarks or segments got worse. A helper's QA sweep: two swapped
+# landmarks 99 mm off, an inverse given by mistake and segments from Dice 1.00 to 0.36 had each been 'ok'.
+QA_DOUBTS = (WRONG_WAY, FAR_OFF, LANDMARKS_WORSE, SEGMENTS_WORSE)
 # Target landmarks (the user's own truth): a median TRE above this after registration, or worse than before it by
 # more than TRE_WORSE_MM, is worth a look at any human scale (5 mm: the clinical limit of a targeted biopsy); two
 # points files swapped or in another frame gave 86 mm with the verdict 'ok'.
@@ -283,6 +289,9 @@ def triage_case(
     for warning in summary.warnings if summary is not None else []:
         if warning.startswith(RESULT_DOUBTS):
             verdict = verdict.flagged("check", f"the registration warned: {warning}")
+    for warning in report.warnings if report is not None else []:
+        if warning.startswith(QA_DOUBTS) and not any(warning in reason for reason in verdict.reasons):
+            verdict = verdict.flagged("check", f"the QA warned: {warning}")
     return replace(verdict, measures=measures)
 
 
