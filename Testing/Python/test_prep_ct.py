@@ -98,6 +98,16 @@ def test_metal_is_excluded_at_full_resolution_before_downsampling(phantom, tmp_p
     assert excluded == len(set(zip(*holding_metal)))
 
 
+def test_exclusion_with_no_image_taken_for_ct_names_the_modality_option(phantom):
+    """A CT stored in other values than HU is not taken for CT: the warning says how to say it is one (a helper's
+    prep sweep: the Visible Human CT, 0-2669, was only told 'nothing excluded')."""
+    _, mr, _ = phantom
+    pair = prepare(mr, mr, PrepOptions(exclude_above=1500.0))
+    assert not any(step["step"] == "exclude" for step in pair.steps)
+    assert any(w.startswith("--exclude-above is for CT, and neither image looks like CT") and "--modality-fixed ct" in w
+               for w in pair.warnings)  # fmt: skip
+
+
 @pytest.mark.parametrize("fill", [-1000.0, -1024.0, -3024.0])
 def test_mr_padded_with_a_ct_fill_value_is_not_taken_for_ct(phantom, fill):
     """An MR resampled onto a larger grid with Slicer's or a converter's CT default (-1000, -1024) had a third of its

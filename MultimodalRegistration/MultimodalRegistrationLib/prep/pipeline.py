@@ -293,7 +293,9 @@ def _prepare(fixed, moving, options: PrepOptions, initial_transform, progress, f
     if options.exclude_above is not None:
         ct_roles = [role for role in ROLES if modality[role] == "ct"]
         if not ct_roles:
-            pair.warnings.append("--exclude-above is for CT, and neither image looks like CT: nothing excluded")
+            pair.warnings.append("--exclude-above is for CT, and neither image looks like CT: nothing excluded; if one "
+                                 "is a CT stored with other values than Hounsfield units, say so with --modality-fixed "
+                                 "ct or --modality-moving ct (in the RegistrationPrep panel: 'Fixed image is: ct')")
         for role in ct_roles:
             excluded = _exclusion(role, images[role], sources[role], originals[role], given_spacing[role],
                                   pair.modality[role].hu_offset or 0.0, options, pair.steps)  # fmt: skip
