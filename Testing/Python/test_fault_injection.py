@@ -179,6 +179,12 @@ def prep_crop_of_sizes_apart(inputs: Path, out: Path) -> list[str]:
     return _prep(fixed, moving, out, "--crop-common")
 
 
+def prep_downsampled_to_a_thumbnail(inputs: Path, out: Path) -> list[str]:
+    """--downsample-to 60 on 96 mm images: refused as if the input were a thumbnail ('give the whole volume')."""
+    fixed, moving = _pair(inputs)
+    return _prep(fixed, moving, out, "--downsample-to", "60")
+
+
 def huge_header(inputs: Path, out: Path) -> list[str]:
     fixed, _ = _pair(inputs)
     moving = inputs / "huge.mha"
@@ -270,6 +276,7 @@ CASES = {
                                    "millimetres: 128 x 4.5 x 4.5 mm) (--spacing-moving sx,sy,sz"),
     "sizes 100 times apart": Case(millimetres_for_micrometres, "A spacing is likely in the wrong unit"),
     "prep: sizes 100 times apart": Case(prep_crop_of_sizes_apart, "A spacing is likely in the wrong unit"),
+    "prep: --downsample-to too coarse": Case(prep_downsampled_to_a_thumbnail, "give at most"),
     "header claims 4000^3": Case(huge_header, "GB"),
     "skewed direction": Case(skewed_direction, "orthonormal"),
     "constant image": Case(constant_image, "load the right image"),

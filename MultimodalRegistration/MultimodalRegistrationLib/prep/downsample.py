@@ -24,7 +24,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import InputError
-from ..core.file_checks import check_image_data, read_image_file_info, unreadable_error
+from ..core.file_checks import MIN_VOXELS_PER_AXIS, check_image_data, read_image_file_info, unreadable_error
 from ..core.files import suffix_of
 from ..core.images import read_image, validate_image
 
@@ -72,6 +72,22 @@ def factors_for(spacing, target_mm: float, size=None) -> np.ndarray:
     """Whole block factors per axis (x, y, z) that stay at or below ``target_mm`` (and the axis' size)."""
     factors = np.maximum(1, np.floor(float(target_mm) / np.asarray(spacing, float) + 1e-6)).astype(int)
     return factors if size is None else np.minimum(factors, np.asarray(size[:3], int))
+
+
+def check_downsampled_size(size, spacing, target_mm: float, role: str) -> None:
+    """Refuse a --downsample-to that leaves an image under MIN_VOXELS_PER_AXIS along an axis it shrinks: it had been
+    refused as a thumbnail of the input (a helper's prep sweep: --downsample-to 60 on a 196 mm MR)."""
+    factors = factors_for(spacing, target_mm, size)
+    kept = np.asarray(size[:3], int) // factors
+    short = (factors > 1) & (kept < MIN_VOXELS_PER_AXIS)
+    if short.any():
+        extent = np.asarray(size[:3], float) * np.asarray(spacing[:3], float)
+        largest = float((extent[short] / MIN_VOXELS_PER_AXIS).min())
+        raise InputError(
+            f"--downsample-to {target_mm:g} mm would leave the {role} image {int(kept[short].min())} voxel(s) across "
+            f"({extent[short].min():.3g} mm); a registration needs {MIN_VOXELS_PER_AXIS} or more along every axis: "
+            f"give at most {largest:.3g} mm (2-3 mm suits a head, 'auto' matches the two images' voxels)"
+        )
 
 
 def _bin_chunks(chunks: Iterator[tuple[int, np.ndarray]], size, factors) -> np.ndarray:

@@ -27,7 +27,7 @@ from ..core.plausible_spacing import sizes_apart_message
 from ..core.transforms import Transform, resample
 from .bias import MIN_N4_VOXELS, check_n4_size, correct_bias
 from .crop import crop_common, oriented_box_halfspaces
-from .downsample import downsample, read_downsampled, read_header
+from .downsample import check_downsampled_size, downsample, read_downsampled, read_header
 from .exclusion import exclusion_from_full_resolution
 from .masks import (
     closing_radius_mm,
@@ -260,6 +260,8 @@ def _prepare(fixed, moving, options: PrepOptions, initial_transform, progress, f
 
     report(0.05, "prep: reading")
     targets, steps, warnings = downsample_targets(options.downsample_to, spacings)
+    for role, (target_mm, _) in targets.items():
+        check_downsampled_size(grids[role][0], spacings[role], target_mm, role)
     pair.steps += steps
     pair.warnings += warnings
     images, originals = {}, {}
