@@ -185,6 +185,17 @@ def prep_downsampled_to_a_thumbnail(inputs: Path, out: Path) -> list[str]:
     return _prep(fixed, moving, out, "--downsample-to", "60")
 
 
+def prep_mask_cropped_away(inputs: Path, out: Path) -> list[str]:
+    """A fixed mask drawn on the fixed image where the moving image does not reach: after --crop-common it had been
+    called 'drawn on another image, or its origin is wrong' (a helper's prep sweep)."""
+    fixed, _ = _pair(inputs)
+    moving = inputs / "half.nrrd"
+    write_image(_volume(size=(20, 40, 32)), moving)  # the fixed image's first 40 mm along x
+    mask = inputs / "mask.nrrd"
+    write_image(_mask(_volume(), [(x, y, z) for x in range(36, 44) for y in range(16, 24) for z in range(12, 20)]), mask)
+    return _prep(fixed, moving, out, "--crop-common", "--mask-fixed", str(mask))
+
+
 def huge_header(inputs: Path, out: Path) -> list[str]:
     fixed, _ = _pair(inputs)
     moving = inputs / "huge.mha"
@@ -277,6 +288,7 @@ CASES = {
     "sizes 100 times apart": Case(millimetres_for_micrometres, "A spacing is likely in the wrong unit"),
     "prep: sizes 100 times apart": Case(prep_crop_of_sizes_apart, "A spacing is likely in the wrong unit"),
     "prep: --downsample-to too coarse": Case(prep_downsampled_to_a_thumbnail, "give at most"),
+    "prep: a mask the crop cut away": Case(prep_mask_cropped_away, "the crop to the common region"),
     "header claims 4000^3": Case(huge_header, "GB"),
     "skewed direction": Case(skewed_direction, "orthonormal"),
     "constant image": Case(constant_image, "load the right image"),

@@ -244,3 +244,15 @@ def coverage_warning(mask: sitk.Image, role: str) -> str | None:
         f"{role} covers {coverage:.0%} of its image: crop the image to the region instead "
         "(mmreg prep --crop-common, or a region of interest), so the metric's samples fall on the anatomy"
     )
+
+
+def covers_grid(labelmap: sitk.Image, grid) -> bool:
+    """Whether a set voxel of ``labelmap`` lies inside the input's grid (size, spacing, origin, direction as stored)."""
+    size, spacing, origin, direction = grid
+    reference = sitk.Image([int(n) for n in size[:3]], sitk.sitkUInt8)
+    reference.SetSpacing(spacing[:3])
+    reference.SetOrigin(origin[:3])
+    reference.SetDirection(direction[:9])
+    resampled = sitk.Resample(sitk.Cast(labelmap != 0, sitk.sitkUInt8), reference, sitk.Transform(),
+                              sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)  # fmt: skip
+    return bool(sitk.GetArrayViewFromImage(resampled).any())

@@ -32,6 +32,7 @@ from .exclusion import exclusion_from_full_resolution
 from .masks import (
     closing_radius_mm,
     coverage_warning,
+    covers_grid,
     exclusion_mask,
     foreground_mask,
     mask_from_labelmap,
@@ -197,7 +198,13 @@ def _mask(option, image: sitk.Image, role: str, kind: ImageModality, steps: list
             steps.append({"step": "set spacing", "image": f"{role} mask", "why": f"the mask is on the {role} image "
                           "file's grid: the same spacing fix (no resampling)", "to_mm": list(spacing),
                           "source": source})  # fmt: skip
-    mask = mask_from_labelmap(labelmap, image)
+    try:
+        mask = mask_from_labelmap(labelmap, image)
+    except InputError:
+        if not any(step["step"] == "crop" and step["image"] == role for step in steps) or not covers_grid(labelmap, grid):
+            raise
+        raise InputError(f"the {role} mask lies outside the cropped {role} image: the crop to the common region (or "
+                         "the region of interest) cut it away; widen --margin or --roi, or do not crop") from None
     steps.append({"step": "mask", "image": role, "why": "from the given labelmap (all nonzero labels)",
                   "source": source})  # fmt: skip
     return mask
