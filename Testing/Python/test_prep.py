@@ -221,7 +221,10 @@ def test_small_masks_warn_to_crop_instead():
     small = sitk.GetImageFromArray(sphere.astype(np.uint8))
     small.CopyInformation(image)
     warning = coverage_warning(small, "fixed mask")
-    assert warning is not None and "3%" in warning and "crop" in warning
+    assert warning is not None and "3%" in warning and "--crop-common" in warning
+    # Already cropped to the common region: crop around the mask (a helper's sweep had been told --crop-common again).
+    cropped = coverage_warning(small, "fixed mask", cropped_to_common=True)
+    assert "a region of interest around the mask (--roi)" in cropped and "--crop-common" not in cropped
     assert coverage_warning(sitk.Cast(image > 0, sitk.sitkUInt8), "fixed mask") is None
 
 

@@ -235,15 +235,16 @@ def combine(include: list[sitk.Image], exclude: list[sitk.Image] = ()) -> sitk.I
     return sitk.Cast(result, sitk.sitkUInt8)
 
 
-def coverage_warning(mask: sitk.Image, role: str) -> str | None:
-    """A warning when the mask covers under 10% of its image: cropping serves the sampler better."""
+def coverage_warning(mask: sitk.Image, role: str, cropped_to_common: bool = False) -> str | None:
+    """A warning when the mask covers under 10% of its image: cropping serves the sampler better (to a region of
+    interest around it, when the image was already cropped to the common region)."""
     coverage = mask_coverage(mask)
     if coverage >= MIN_MASK_COVERAGE:
         return None
-    return (
-        f"{role} covers {coverage:.0%} of its image: crop the image to the region instead "
-        "(mmreg prep --crop-common, or a region of interest), so the metric's samples fall on the anatomy"
-    )
+    how = "a region of interest around the mask (--roi)" if cropped_to_common else (
+        "mmreg prep --crop-common, or a region of interest")
+    return (f"{role} covers {coverage:.0%} of its image: crop the image to the region instead ({how}), so the "
+            "metric's samples fall on the anatomy")
 
 
 def covers_grid(labelmap: sitk.Image, grid) -> bool:

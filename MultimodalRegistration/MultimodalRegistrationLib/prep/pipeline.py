@@ -316,7 +316,7 @@ def _prepare(fixed, moving, options: PrepOptions, initial_transform, progress, f
                                "voxels_excluded": count})  # fmt: skip
     for role in ROLES:
         if masks[role] is not None:
-            warning = coverage_warning(masks[role], f"{role} mask")
+            warning = coverage_warning(masks[role], f"{role} mask", options.crop_common)
             if warning:
                 pair.warnings.append(warning)
 
