@@ -6,6 +6,7 @@ import SimpleITK as sitk
 from conftest import shared_data
 from MultimodalRegistrationLib.core.metric import mutual_information
 from MultimodalRegistrationLib.core.phantom import mean_error_mm, rigid_transform
+from MultimodalRegistrationLib.registration.describe import describe_result
 from MultimodalRegistrationLib.registration.other_way import NOTE, other_way_reason, swapped
 from MultimodalRegistrationLib.registration.register import register
 from MultimodalRegistrationLib.registration.settings import RegistrationSettings
@@ -57,6 +58,8 @@ def test_a_thin_moving_slab_is_registered_the_other_way_round_when_that_agrees_b
     assert mean_error_mm(result.transform, truth, points) < 0.5
     assert result.warnings[-1].startswith(f"{NOTE}: the moving image is a slab 40 mm thin")
     assert "agree better that way" in result.provenance.other_way_round
+    assert "registered the other way round (the moving image as the fixed one) and started from" in describe_result(
+        result.summary())
     # In the caller's roles: the transform maps fixed to moving, its inverse back, the metric as every run's.
     assert result.provenance.fixed.size == list(fixed.GetSize())
     assert result.provenance.moving.size == list(moving.GetSize())

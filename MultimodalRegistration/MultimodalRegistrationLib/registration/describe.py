@@ -22,6 +22,8 @@ def describe_start(summary: RegistrationSummary) -> str:
     provenance = summary.provenance
     start = provenance.start or provenance.init or ""
     text = f"started from {START_NAMES.get(start, start)}"
+    if provenance.other_way_round:  # what follows describes the run with the images swapped
+        text = f"registered the other way round (the moving image as the fixed one) and {text}"
     details = []
     offset = provenance.start_offset
     if offset and (offset.rotation_deg >= 1.0 or offset.shift_mm >= 1.0 or offset.scale is not None):

@@ -100,6 +100,8 @@ def the_right_way(result, fixed: sitk.Image, moving: sitk.Image, settings: Regis
         before_matrix_lps=_inverted(record.before_matrix_lps),
         any_pose=replace(search, matrix_lps=_inverted(search.matrix_lps)) if search is not None else None,
         fixed=record.moving, moving=record.fixed, fixed_mask=record.moving_mask, moving_mask=record.fixed_mask,
+        fixed_sampling=record.fixed_sampling and f"the other way round, with the slab as the fixed image: "
+                                                 f"{record.fixed_sampling}",
         other_way_round=why,
     )  # fmt: skip
     before = transform if record.before_matrix_lps is None else Transform.from_matrix(np.asarray(record.before_matrix_lps))
