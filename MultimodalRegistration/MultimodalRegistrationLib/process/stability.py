@@ -81,7 +81,9 @@ def _run_jobs(
                         continue
                     job.cancel()
                     message = f"stopped after {timeout_s:g} s, the time budget of one restart"
-                    outcomes[index] = (None, WorkerFailure("cancelled", message), elapsed)
+                    hint = (f"raise --stability-timeout above {timeout_s:g} s: "
+                            "a restart takes about as long as the registration itself")  # fmt: skip
+                    outcomes[index] = (None, WorkerFailure("cancelled", message, hint=hint), elapsed)
                 else:
                     try:
                         outcomes[index] = (job.wait(), None, elapsed)  # wait() also reaps the process
