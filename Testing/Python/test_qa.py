@@ -17,13 +17,14 @@ from MultimodalRegistrationLib.core.metric import shrink_to_spacing
 from MultimodalRegistrationLib.core.phantom import mean_error_mm, rigid_transform
 from MultimodalRegistrationLib.core.transforms import Transform, lps_ras_points
 from MultimodalRegistrationLib.landmarks.points_io import write_points_csv
-from MultimodalRegistrationLib.process.stability import StabilityOptions, stability_check
+from MultimodalRegistrationLib.process.stability import StabilityOptions, assess_with_restarts, stability_check
 from MultimodalRegistrationLib.qa.assess import QAOptions, assess_registration, write_qa_outputs
 from MultimodalRegistrationLib.qa.images import image_agreement
 from MultimodalRegistrationLib.qa.jacobian import inverse_consistency, jacobian_statistics
 from MultimodalRegistrationLib.qa.landmarks import LandmarkErrors, landmark_errors, moving_points_to_fixed
 from MultimodalRegistrationLib.qa.overlap import segmentation_overlap
 from MultimodalRegistrationLib.qa.stability import infer_preset, restart_pose
+from MultimodalRegistrationLib.qa.triage import triage_case
 from MultimodalRegistrationLib.registration.register import register
 
 RIGID = rigid_transform(20.0, (1.0, 2.0, 3.0), (10.0, -8.0, 6.0))  # fixed -> moving, LPS mm
@@ -435,6 +436,12 @@ def test_a_restart_over_its_time_budget_is_stopped(coarse_pair):
         stability_check(fixed, moving, RIGID, 1, StabilityOptions(engine="ants", timeout_s=0.5))
     # The hint names the fix (a helper's QA sweep had been told to check that the registration itself runs).
     assert stopped.value.hint.startswith("raise --stability-timeout above 0.5 s: a restart takes about as long as")
+    # Through the QA: the rest of the report stands, with a warning that triage reads as worth a look.
+    report = assess_with_restarts(fixed, moving, RIGID, 2, {"engine": "ants", "timeout_s": 0.5}, jacobian_spacing_mm=4)
+    assert report.stability is None and report.images_after.mutual_information is not None
+    said = [w for w in report.warnings if w.startswith("stability not measured: all 2 restarts failed (stopped after")]
+    assert len(said) == 1 and "raise --stability-timeout above 0.5 s" in said[0]
+    assert triage_case(None, report).verdict == "check"
 
 
 # --------------------------------------------------------------------------- report and CLI

@@ -32,6 +32,7 @@ from ..engines.registry import DEFAULT_ENGINE, engine_spec
 from ..qa.assess import QAOptions, assess_registration, check_qa_inputs
 from ..qa.report_types import QAReport
 from ..qa.stability import (
+    NOT_MEASURED,
     StabilityResult,
     StabilityRun,
     enough_restarts,
@@ -285,15 +286,22 @@ def assess_with_restarts(
     options = QAOptions(**assess_options)
     check_qa_inputs(fixed, moving, options)  # bad input refused before minutes of restarts, not after them
     report = progress or (lambda fraction, stage: None)
-    stability = None
+    stability, not_measured = None, None
     share = 0.6 if stability_restarts else 0.0
     if stability_restarts:
         restart = StabilityOptions(**{"sources": options.sources or {}, **(stability_options or {})})
-        stability = stability_check(
-            fixed, moving, transform, stability_restarts, restart, options.fixed_mask, options.moving_mask,
-            progress=lambda fraction, stage: report(share * fraction, stage),
-        )  # fmt: skip
-    return assess_registration(
+        try:
+            stability = stability_check(
+                fixed, moving, transform, stability_restarts, restart, options.fixed_mask, options.moving_mask,
+                progress=lambda fraction, stage: report(share * fraction, stage),
+            )  # fmt: skip
+        except EngineError as error:  # the rest of the report still stands (a helper's sweep had lost it all)
+            said = str(error).strip().splitlines()[0]
+            not_measured = f"{NOT_MEASURED}: {said}" + (f"; {error.hint}" if error.hint else "")
+    qa_report = assess_registration(
         fixed, moving, transform, options, stability,
         progress=lambda fraction, stage: report(share + (1 - share) * fraction, stage),
     )  # fmt: skip
+    if not_measured:
+        qa_report.warnings.append(not_measured)
+    return qa_report

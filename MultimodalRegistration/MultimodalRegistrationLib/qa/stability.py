@@ -26,6 +26,7 @@ from ..registration.working_scale import working_scale
 
 FOREGROUND_SPACING_MM = 4.0
 MAX_POINTS = 2000
+NOT_MEASURED = "stability not measured"  # how the QA's warning begins when no restart finished
 
 
 def foreground_points(image: sitk.Image, max_points: int = MAX_POINTS) -> np.ndarray:
