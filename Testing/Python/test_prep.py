@@ -215,6 +215,20 @@ def test_labelmap_exclusion_and_combined_masks(small_pair):
     assert np.array_equal(combined, sitk.GetArrayViewFromImage(body).astype(bool) & ~excluded)
 
 
+def test_a_mask_file_is_recorded_with_its_coverage_and_its_resampling():
+    """prep.json had recorded no coverage for a mask file, nor that a 1 mm mask was resampled onto the image's grid
+    (a helper's prep sweep)."""
+    image = box_image((40, 40, 40), (2, 2, 2), (0, 0, 0))
+    fine = box_image((80, 80, 80), (1, 1, 1), (-0.5, -0.5, -0.5))  # the same box on a 1 mm grid
+    mask = sitk.Cast(sitk.GetImageFromArray((np.indices((80, 80, 80)) < 40).all(axis=0).astype(np.uint8)), sitk.sitkUInt8)
+    mask.CopyInformation(fine)  # the first octant: 1/8 of the image
+    for labelmap, moved in ((mask, True), (sitk.Resample(mask, image, sitk.Transform(), sitk.sitkNearestNeighbor), False)):
+        pair = prepare(image, image, PrepOptions(mask_fixed=labelmap))
+        step = next(step for step in pair.steps if step["step"] == "mask")
+        assert step["coverage"] == pytest.approx(0.125, abs=1e-3)
+        assert ("resampled onto the image's grid (nearest neighbour)" in step["why"]) is moved
+
+
 def test_small_masks_warn_to_crop_instead():
     image = box_image((50, 50, 50), (1, 1, 1), (0, 0, 0))
     sphere = ((np.indices((50, 50, 50)) - 25) ** 2).sum(0) < 10**2

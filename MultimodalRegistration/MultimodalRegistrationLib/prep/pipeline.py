@@ -22,7 +22,7 @@ import SimpleITK as sitk
 from ..core.errors import InputError
 from ..core.file_checks import MIN_VOXELS_PER_AXIS
 from ..core.files import OutputSet, scratch
-from ..core.images import colour_source_as_grey, read_image, validate_image
+from ..core.images import colour_source_as_grey, mask_coverage, read_image, same_grid, validate_image
 from ..core.plausible_spacing import sizes_apart_message
 from ..core.transforms import Transform, resample
 from .bias import MIN_N4_VOXELS, check_n4_size, correct_bias
@@ -205,8 +205,9 @@ def _mask(option, image: sitk.Image, role: str, kind: ImageModality, steps: list
             raise
         raise InputError(f"the {role} mask lies outside the cropped {role} image: the crop to the common region (or "
                          "the region of interest) cut it away; widen --margin or --roi, or do not crop") from None
-    steps.append({"step": "mask", "image": role, "why": "from the given labelmap (all nonzero labels)",
-                  "source": source})  # fmt: skip
+    moved = "" if same_grid(labelmap, image) else ", resampled onto the image's grid (nearest neighbour)"
+    steps.append({"step": "mask", "image": role, "why": f"from the given labelmap (all nonzero labels){moved}",
+                  "source": source, "coverage": round(mask_coverage(mask), 4)})  # fmt: skip
     return mask
 
 
