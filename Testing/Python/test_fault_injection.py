@@ -196,6 +196,18 @@ def prep_mask_cropped_away(inputs: Path, out: Path) -> list[str]:
     return _prep(fixed, moving, out, "--crop-common", "--mask-fixed", str(mask))
 
 
+def prep_mask_cropped_away_with_a_spacing(inputs: Path, out: Path) -> list[str]:
+    """The same with the fixed image's spacing given (its header says half): the mask carries the fix, and the check
+    whether the crop cut it away must too (a reviewer: the old message came back)."""
+    fixed, moving = inputs / "fixed.nrrd", inputs / "half.nrrd"
+    write_image(_volume(spacing=(1.0, 1.0, 1.25)), fixed)
+    write_image(_volume(size=(20, 40, 32)), moving)  # 40 mm along x: the fixed image's first 40 mm at its true spacing
+    mask = inputs / "mask.nrrd"
+    voxels = [(x, y, z) for x in range(36, 44) for y in range(16, 24) for z in range(12, 20)]
+    write_image(_mask(_volume(spacing=(1.0, 1.0, 1.25)), voxels), mask)
+    return _prep(fixed, moving, out, "--crop-common", "--mask-fixed", str(mask), "--spacing-fixed", "2,2,2.5")
+
+
 def huge_header(inputs: Path, out: Path) -> list[str]:
     fixed, _ = _pair(inputs)
     moving = inputs / "huge.mha"
@@ -289,6 +301,8 @@ CASES = {
     "prep: sizes 100 times apart": Case(prep_crop_of_sizes_apart, "A spacing is likely in the wrong unit"),
     "prep: --downsample-to too coarse": Case(prep_downsampled_to_a_thumbnail, "give at most"),
     "prep: a mask the crop cut away": Case(prep_mask_cropped_away, "the crop to the common region"),
+    "prep: a mask the crop cut away, spacing given": Case(prep_mask_cropped_away_with_a_spacing,
+                                                          "the crop to the common region"),
     "header claims 4000^3": Case(huge_header, "GB"),
     "skewed direction": Case(skewed_direction, "orthonormal"),
     "constant image": Case(constant_image, "load the right image"),

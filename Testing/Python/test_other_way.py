@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from conftest import shared_data
+from conftest import SMALL, shared_data
 from MultimodalRegistrationLib.core.metric import mutual_information
-from MultimodalRegistrationLib.core.phantom import mean_error_mm, rigid_transform
+from MultimodalRegistrationLib.core.phantom import make_phantom_pair, mean_error_mm, rigid_transform
 from MultimodalRegistrationLib.registration.describe import describe_result
-from MultimodalRegistrationLib.registration.other_way import NOTE, other_way_reason, swapped
+from MultimodalRegistrationLib.registration.other_way import other_way_reason, swapped
+from MultimodalRegistrationLib.registration.rules.thin_moving import OTHER_WAY
 from MultimodalRegistrationLib.registration.register import register
 from MultimodalRegistrationLib.registration.settings import RegistrationSettings
 
@@ -56,7 +57,7 @@ def test_a_thin_moving_slab_is_registered_the_other_way_round_when_that_agrees_b
     fixed, moving, truth, points = skull_base
     result = register(fixed, moving)
     assert mean_error_mm(result.transform, truth, points) < 0.5
-    assert result.warnings[-1].startswith(f"{NOTE}: the moving image is a slab 40 mm thin")
+    assert result.warnings[-1].startswith(f"{OTHER_WAY}: the moving image is a slab 40 mm thin")
     assert "agree better that way" in result.provenance.other_way_round
     assert "registered the other way round (the moving image as the fixed one) and started from" in describe_result(
         result.summary())
@@ -87,3 +88,37 @@ def test_swapped_settings_exchange_the_masks_and_invert_the_initial_transform():
     assert other.fixed_mask.GetSize() == (5, 5, 5) and other.moving_mask.GetSize() == (4, 4, 4)
     assert np.allclose(other.initial_transform.matrix @ initial.matrix, np.eye(4), atol=1e-12)
     assert other.sources == {"fixed": "b.nrrd", "moving": "a.nrrd", "fixed_mask": None, "moving_mask": "am.nrrd"}
+
+
+@pytest.fixture(scope="module")
+def phantom_slab():
+    """The phantom's CT (fixed) and the middle 40 mm of its MR (moving, 16 slices)."""
+    pair = make_phantom_pair(**SMALL)
+    middle = pair.moving.GetSize()[2] // 2
+    return pair, pair.moving[:, :, middle - 8 : middle + 8]
+
+
+def test_a_colour_slab_is_measured_both_ways_as_registered(phantom_slab):
+    """The agreement is measured on the images as registered (grey): an RGB slab had crashed after both runs
+    (a reviewer: 'casting vector ... to 32-bit float')."""
+    pair, slab = phantom_slab
+    grey = sitk.Cast(sitk.RescaleIntensity(slab, 0, 255), sitk.sitkUInt8)
+    result = register(pair.fixed, sitk.Compose(grey, grey, grey))
+    assert result.provenance.other_way_round is not None
+    assert result.metric_after > result.metric_before + 0.2
+
+
+def test_a_refusal_the_other_way_keeps_the_result_the_given_way(phantom_slab):
+    """A small fixed mask becomes the moving mask the other way round, where it is refused: the result the given way
+    stands (a reviewer: a good result had been thrown away with exit 2, after an engine had run)."""
+    pair, slab = phantom_slab
+    whole = sitk.Cast(slab * 0 + 1, sitk.sitkUInt8)
+    footprint = sitk.GetArrayFromImage(sitk.Resample(whole, pair.fixed, pair.truth.sitk, sitk.sitkNearestNeighbor))
+    low, high = np.argwhere(footprint).min(axis=0), np.argwhere(footprint).max(axis=0)
+    centre, half = (low + high) // 2, (high - low) // 4
+    box = np.zeros_like(footprint)
+    box[tuple(slice(c - h, c + h) for c, h in zip(centre, half))] = 1
+    fixed_mask = sitk.GetImageFromArray(box & footprint)
+    fixed_mask.CopyInformation(pair.fixed)
+    result = register(pair.fixed, slab, fixed_mask=fixed_mask, moving_mask=whole)
+    assert result.provenance.other_way_round is None and result.metric_after > 0.2

@@ -58,19 +58,23 @@ def _numbers(labels: list[str]) -> list[int] | None:
 def _order_unconfirmed(fixed_labels: list[str], moving_labels: list[str]) -> list[str]:
     """A warning when no label is in both lists and their numbers do not run alike either ("T1, T2" against
     "MR-1, MR-2" pair by order as their numbers say; against "F-3, F-1" nothing confirms the order)."""
-    numbers = _numbers(fixed_labels)
     # A list without labels is read as 1, 2, ...: its numbers confirm nothing (labelled L1..L10 against an
     # unlabelled list in reverse had been paired by order without a word, 68 mm TRE: a helper's QA sweep).
-    confirmed = not (_numbered(fixed_labels) or _numbered(moving_labels))
-    if confirmed and numbers is not None and numbers == _numbers(moving_labels):
+    unlabelled = [role for role, labels in (("fixed", fixed_labels), ("moving", moving_labels)) if _numbered(labels)]
+    numbers = _numbers(fixed_labels)
+    if not unlabelled and numbers is not None and numbers == _numbers(moving_labels):
         return []
 
     def shown(labels: list[str]) -> str:
         return ", ".join(labels[:3]) + (", ..." if len(labels) > 3 else "")
 
-    said = (f"points are paired by order because no label is in both lists (fixed: {shown(fixed_labels)}; moving: "
-            f"{shown(moving_labels)}): check that each fixed point and the moving point at its place mark the same "
-            "feature, or give both lists the same labels")  # fmt: skip
+    if unlabelled:  # one list only: two unlabelled lists are told so before (pair_points)
+        other = "moving" if unlabelled[0] == "fixed" else "fixed"
+        why = f"the {unlabelled[0]} list has no labels (read as 1, 2, ...) and the {other} list's do not say the order"
+    else:
+        why = f"no label is in both lists (fixed: {shown(fixed_labels)}; moving: {shown(moving_labels)})"
+    said = (f"points are paired by order because {why}: check that each fixed point and the moving point at its place "
+            "mark the same feature, or give both lists the same labels")  # fmt: skip
     return [said]
 
 

@@ -31,6 +31,11 @@ def judge(sample: np.ndarray, option: str) -> ImageModality:
     return ImageModality(modality, option != "auto", share, offset)
 
 
+def modality_hint(role: str, modality: str) -> str:
+    """How to say what an image is, e.g. "--modality-fixed ct (in the RegistrationPrep panel: 'Fixed image is: ct')"."""
+    return f"--modality-{role} {modality} (in the RegistrationPrep panel: '{role.title()} image is: {modality}')"
+
+
 def not_ct_hint(role: str) -> str:
     """How to say an image guessed to be CT is not."""
-    return f"--modality-{role} mr (in the RegistrationPrep panel: '{role.title()} image is: mr')"
+    return modality_hint(role, "mr")

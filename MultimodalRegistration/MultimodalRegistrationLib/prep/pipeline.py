@@ -39,7 +39,7 @@ from .masks import (
     resolve_modality,
     voxel_sample,
 )
-from .modality import judge, not_ct_hint, sample_of, sample_stride
+from .modality import judge, modality_hint, not_ct_hint, sample_of, sample_stride
 from .options import ROLES, PrepOptions
 from .spacing import (
     check_spacing,
@@ -201,7 +201,8 @@ def _mask(option, image: sitk.Image, role: str, kind: ImageModality, steps: list
     try:
         mask = mask_from_labelmap(labelmap, image)
     except InputError:
-        if not any(step["step"] == "crop" and step["image"] == role for step in steps) or not covers_grid(labelmap, grid):
+        cropped = any(step["step"] == "crop" and step["image"] == role for step in steps)
+        if not cropped or not covers_grid(labelmap, (grid[0], spacing or grid[1], *grid[2:])):  # the fixed spacing
             raise
         raise InputError(f"the {role} mask lies outside the cropped {role} image: the crop to the common region (or "
                          "the region of interest) cut it away; widen --margin or --roi, or do not crop") from None
@@ -304,8 +305,8 @@ def _prepare(fixed, moving, options: PrepOptions, initial_transform, progress, f
         ct_roles = [role for role in ROLES if modality[role] == "ct"]
         if not ct_roles:
             pair.warnings.append("--exclude-above is for CT, and neither image looks like CT: nothing excluded; if one "
-                                 "is a CT stored with other values than Hounsfield units, say so with --modality-fixed "
-                                 "ct or --modality-moving ct (in the RegistrationPrep panel: 'Fixed image is: ct')")
+                                 "is a CT stored with other values than Hounsfield units, say so: "
+                                 f"{modality_hint('fixed', 'ct')}, or {modality_hint('moving', 'ct')}")
         for role in ct_roles:
             excluded = _exclusion(role, images[role], sources[role], originals[role], given_spacing[role],
                                   pair.modality[role].hu_offset or 0.0, options, pair.steps)  # fmt: skip

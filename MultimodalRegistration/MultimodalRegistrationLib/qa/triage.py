@@ -26,7 +26,7 @@ from ..registration.summary import RegistrationSummary
 from .landmark_outliers import FAR_OFF
 from .report_types import QAReport
 from .stability import NOT_MEASURED
-from .worse import LANDMARKS_WORSE, SEGMENTS_WORSE, WRONG_WAY
+from .worse import SEGMENTS_WORSE, WRONG_WAY
 
 VERDICTS = ("ok", "check", "failed")  # best to worst: the worst of a case's rules wins
 
@@ -53,10 +53,10 @@ FOV_LOSS_RATIO = 0.5
 # user's start): the case is worth a look whatever the other rules say.
 RESULT_DOUBTS = (WEAK_RESULT, FAR_FROM_START)
 # The QA's own warnings that its measures doubt the result: the transform read the other way fits better, some
-# target landmarks lie far off the others, the landmarks or segments got worse. A helper's QA sweep: two swapped
+# target landmarks lie far off the others, the segments got worse. A helper's QA sweep: two swapped
 # landmarks 99 mm off, an inverse given by mistake and segments from Dice 1.00 to 0.36 had each been 'ok'. And a
 # stability check asked for that no restart finished.
-QA_DOUBTS = (WRONG_WAY, FAR_OFF, LANDMARKS_WORSE, SEGMENTS_WORSE, NOT_MEASURED)
+QA_DOUBTS = (WRONG_WAY, FAR_OFF, SEGMENTS_WORSE, NOT_MEASURED)  # landmarks worse: the landmark rule's own
 # Target landmarks (the user's own truth): a median TRE above this after registration, or worse than before it by
 # more than TRE_WORSE_MM, is worth a look at any human scale (5 mm: the clinical limit of a targeted biopsy); two
 # points files swapped or in another frame gave 86 mm with the verdict 'ok'.

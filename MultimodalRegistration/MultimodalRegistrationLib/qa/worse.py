@@ -28,8 +28,7 @@ NO_OVERLAP_DICE = 0.1
 WRONG_WAY_RATIO = 2.0
 
 WRONG_WAY = "the transform seems to be given the wrong way round"  # how the warning begins
-LANDMARKS_WORSE = "the landmarks are farther apart after the transform than before"  # how these warnings begin
-SEGMENTS_WORSE = "the segments overlap less after the transform than before"
+SEGMENTS_WORSE = "the segments overlap less after the transform than before"  # how that warning begins
 
 
 def _judged_rows(landmarks: LandmarkErrors) -> list:
@@ -102,7 +101,7 @@ def worse_or_wrong_way(
             return [_wrong_way(f"the landmarks' median error is {after:.1f} mm as given and {wrong_way:.1f} mm read "
                                f"the other way (before: {before:.1f} mm)")]  # fmt: skip
         if after > before + WORSE_MM:
-            said.append(f"{LANDMARKS_WORSE} (median {before:.1f} -> "
+            said.append(f"the landmarks are farther apart after the transform than before (median {before:.1f} -> "
                         f"{after:.1f} mm): the registration made them worse, or the transform is applied twice or "
                         "to swapped images; check the result before using it")  # fmt: skip
     if overlap is not None and fixed_labels is not None and moving_labels is not None:

@@ -1,8 +1,9 @@
 """Registering the other way round. A thin slab as the moving image inside a much larger fixed image leaves most
 fixed samples off the slab at any pose: elastix can stop ("Too many samples map outside moving image buffer") from
 every start, or end far off with no sign of it. For a linear preset the pair is also registered with the slab as
-the fixed image, the result inverted (exact), and the one whose images agree better (the mutual information both are
-ranked by) is kept (:func:`better_way`). Transforms map fixed to moving points (LPS mm).
+the fixed image, the result inverted (exact), and the one whose images agree better (the mutual information every
+result is ranked by, on the fixed samples) is kept (:func:`better_way`). Transforms map fixed to moving points
+(LPS mm).
 
 Measured (40 mm skull-base CT slab moving, whole-head MR fixed, generated from MNI with exact truth, 30 degrees and
 27 mm apart): at 1 mm elastix had stopped with exit 1 and at 2 mm ended 40.3 mm off silently; the other way round,
@@ -18,58 +19,31 @@ from dataclasses import replace
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.errors import EngineError
+from ..core.errors import EngineError, InputError
+from ..core.images import validate_mask
 from ..core.metric import mutual_information
 from ..core.transforms import Transform
 from ..engines.presets import load_preset
 from .guided.guidance import Guidance
-from .rules.thin_moving import thin_moving_hint
-from .runs import error_reason
+from .outcome import start_offset
+from .rules.thin_moving import OTHER_WAY, thin_moving
+from .runs import error_reason, working_image
 from .settings import RegistrationSettings
 
-NOTE = "registered the other way round"  # how the warning starts
+Measure = Callable[[Transform], float]
 
 
 def other_way_reason(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettings,
                      guidance: Guidance | None) -> str | None:  # fmt: skip
-    """Why the pair is registered the other way round too, or None: the moving image is a thin slab in the fixed
-    one (:func:`.thin_moving_hint`), the preset and any initial transform are linear, and nothing guides the run
-    (segments and landmarks name their sides)."""
+    """Why the pair is registered the other way round too (:func:`.thin_moving`), or None: not for a preset or an
+    initial transform without an exact inverse, nor a guided run (its segments and landmarks name their sides)."""
     if guidance is not None and not guidance.is_empty:
         return None
     if settings.initial_transform is not None and not settings.initial_transform.is_linear:
         return None
-    if (hint := thin_moving_hint(fixed, moving)) is None or not load_preset(settings.engine, settings.preset).is_linear:
+    if (why := thin_moving(fixed, moving)) is None or not load_preset(settings.engine, settings.preset).is_linear:
         return None
-    return hint.split(": register the other way round")[0]
-
-
-def better_way(result, failure: EngineError | None, other_way: Callable, fixed: sitk.Image, moving: sitk.Image,
-               settings: RegistrationSettings, reason: str):  # fmt: skip
-    """``result`` (None when the engine lost its samples from every start: ``failure``), or the result
-    ``other_way()`` gives for moving -> fixed, turned round, when its images agree better. If the other way fails
-    too, ``result`` stands, or ``failure`` is raised, its hint saying both ways were tried."""
-    try:
-        other = other_way()
-    except EngineError as error:
-        if result is not None:
-            return result
-        failure.hint = (f"{reason}; registered the other way round too, which failed as well ({error_reason(error)}): "
-                        "crop the larger image to the slab's region (mmreg prep --crop-common) or place the images "
-                        "with --initial-transform")  # fmt: skip
-        raise failure from None
-    if result is None:
-        return the_right_way(other, fixed, moving, settings, f"{reason}, and the engine lost its samples from every start")
-    after = the_metric(fixed, moving, other.transform.inverse(), settings)
-    if result.metric_after >= after:
-        return result
-    why = f"{reason}, and the images agree better that way (mutual information {after:.3f} against {result.metric_after:.3f})"
-    return the_right_way(other, fixed, moving, settings, why)
-
-
-def the_metric(fixed: sitk.Image, moving: sitk.Image, transform: Transform, settings: RegistrationSettings) -> float:
-    """The mutual information every result is ranked by (fixed samples, the fixed mask)."""
-    return mutual_information(fixed, moving, transform, settings.fixed_mask)
+    return why
 
 
 def swapped(settings: RegistrationSettings) -> RegistrationSettings:
@@ -82,35 +56,85 @@ def swapped(settings: RegistrationSettings) -> RegistrationSettings:
                    initial_transform=initial, sources=sources)  # fmt: skip
 
 
+def agreement(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettings) -> Measure:
+    """The mutual information (nats) of a fixed -> moving transform as every run measures its result: on the images
+    as registered (:func:`.working_image`), the fixed samples inside the fixed mask."""
+    fixed, _ = working_image(fixed, "fixed image")
+    moving, _ = working_image(moving, "moving image")
+    mask = validate_mask(settings.fixed_mask, fixed, "fixed mask") if settings.fixed_mask is not None else None
+    return lambda transform: mutual_information(fixed, moving, transform, mask)
+
+
+def better_way(result, failure: EngineError | None, other_way: Callable, fixed: sitk.Image, measure: Measure,
+               reason: str):  # fmt: skip
+    """``result`` (None when the engine lost its samples from every start: ``failure``), or the result
+    ``other_way()`` gives for moving -> fixed, turned round, when its images agree better by ``measure``. When the
+    other way cannot run (an engine failure, or input it refuses: a mask too small as the fixed one), ``result``
+    stands, or ``failure`` is raised, its hint saying both ways were tried."""
+    try:
+        other = other_way()
+    except (EngineError, InputError) as error:
+        if result is not None:
+            return result
+        failure.hint = (f"{reason}; registered the other way round too, which failed as well ({error_reason(error)}): "
+                        "crop the larger image to the slab's region (mmreg prep --crop-common) or place the images "
+                        "with --initial-transform")  # fmt: skip
+        raise failure from None
+    transform = other.inverse if other.inverse is not None else other.transform.inverse()
+    after = measure(transform)
+    if result is None:
+        lost = f"{reason}, and the engine lost its samples from every start"
+        return the_right_way(other, transform, after, fixed, measure, lost, (failure.log or "", 0.0))
+    given = measure(result.transform)
+    if given >= after:
+        return result
+    why = f"{reason}, and the images agree better that way (mutual information {after:.3f} against {given:.3f})"
+    return the_right_way(other, transform, after, fixed, measure, why, (result.log, result.seconds))
+
+
 def _inverted(matrix: list | None) -> list | None:
     return None if matrix is None else np.round(np.linalg.inv(np.asarray(matrix, float)), 9).tolist()
 
 
-def the_right_way(result, fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettings, why: str):
-    """The :class:`.register.RegistrationResult` of moving -> fixed as fixed -> moving: the transforms exchanged,
-    the matrices the provenance records inverted, the images and masks back in their roles, the mutual information
-    before and after measured as every result is ranked (:func:`the_metric`), and a warning saying ``why``."""
+def _scale_inverted(search):
+    """The pose search's record with its matrix and sizes (moving / fixed) turned round."""
+    if search is None:
+        return None
+    turned = {"matrix_lps": _inverted(search.matrix_lps)}
+    if search.scale is not None:
+        turned["scale"] = round(1.0 / search.scale, 4)
+    return replace(search, **turned)
+
+
+def the_right_way(result, transform: Transform, after: float, fixed: sitk.Image, measure: Measure, why: str,
+                  first: tuple[str, float]):  # fmt: skip
+    """The :class:`.register.RegistrationResult` of moving -> fixed as fixed -> moving (``transform``, whose
+    agreement is ``after``): the transforms exchanged, the start's and the search's matrices and the start's offset
+    turned round, the images and masks back in their roles, the mutual information before and after as
+    ``measure`` gives it, the first way's log and seconds (``first``) added, and a warning saying ``why``.
+    ``starts_tried``, ``kept_reason`` and the timings are the swapped run's, as the one-line description says."""
     record = result.provenance
-    search = record.any_pose
-    transform = result.inverse if result.inverse is not None else result.transform.inverse()
-    after = the_metric(fixed, moving, transform, settings)
+    start = None if record.start_matrix_lps is None else Transform.from_matrix(np.linalg.inv(record.start_matrix_lps))
+    before = transform if record.before_matrix_lps is None else Transform.from_matrix(
+        np.linalg.inv(record.before_matrix_lps))  # fmt: skip
     record = replace(
         record,
-        start_matrix_lps=_inverted(record.start_matrix_lps),
-        before_matrix_lps=_inverted(record.before_matrix_lps),
-        any_pose=replace(search, matrix_lps=_inverted(search.matrix_lps)) if search is not None else None,
+        start_matrix_lps=None if start is None else np.round(start.matrix, 9).tolist(),
+        before_matrix_lps=before.matrix.tolist() if before.is_linear else None,
+        any_pose=_scale_inverted(record.any_pose),
+        start_offset=None if start is None else start_offset(start, before, fixed, record.initial_transform is not None),
         fixed=record.moving, moving=record.fixed, fixed_mask=record.moving_mask, moving_mask=record.fixed_mask,
         fixed_sampling=record.fixed_sampling and f"the other way round, with the slab as the fixed image: "
                                                  f"{record.fixed_sampling}",
         other_way_round=why,
     )  # fmt: skip
-    before = transform if record.before_matrix_lps is None else Transform.from_matrix(np.asarray(record.before_matrix_lps))
-    note = (f"{NOTE}: {why}; the slab was registered as the fixed image and the result inverted (exact for a linear "
-            "transform)")  # fmt: skip
+    note = (f"{OTHER_WAY}: {why}; the slab was registered as the fixed image and the result inverted (exact for a "
+            "linear transform)")  # fmt: skip
     if result.warnings:
         note += ". The warnings before this one speak of the images the other way round"
+    log, seconds = first
     return replace(
         result, transform=transform, inverse=result.transform, provenance=record,
-        metric_before=the_metric(fixed, moving, before, settings), metric_after=after,
-        warnings=[*result.warnings, note],
+        metric_before=measure(before), metric_after=after, warnings=[*result.warnings, note],
+        log="\n".join(part for part in (log, result.log) if part), seconds=seconds + result.seconds,
     )  # fmt: skip

@@ -24,6 +24,7 @@ from .rules.keep import earlier_stage, images_outvote_guidance, why_not_kept
 from .rules.masks import anatomy_center
 from .rules.scale_drift import scale_drift_reason
 from .rules.size_check import SIZE_WARNING, size_warning
+from .rules.thin_moving import OTHER_WAY
 from .rules.uneven_size import uneven_size_warning
 from .rules.weak_result import WEAK_RESULT, weak_result_warning
 from .runs import EngineRuns, RegistrationRun, RunPlan, error_reason
@@ -208,7 +209,8 @@ def start_if_unconfirmed(result, fixed: sitk.Image, moving: sitk.Image, settings
     result.transform, result.inverse = start, start.inverse()
     result.metric_after = mutual_information(fixed, moving, start, settings.fixed_mask)
     made.kept, made.kept_reason = "start", reason
-    stale = [w for w in result.warnings if w.startswith(SIZE_WARNING)]  # on the result no longer returned
+    made.other_way_round = None  # the user's start is returned, not a result registered the other way round
+    stale = [w for w in result.warnings if w.startswith((SIZE_WARNING, OTHER_WAY))]  # on the result no longer returned
     result.warnings[:] = [w for w in result.warnings if w not in doubts + stale] + [reason]
 
 
@@ -238,7 +240,7 @@ def provenance(run: RegistrationRun, plan: RunPlan, engine_runs: EngineRuns, bes
         before_matrix_lps=starts.before.matrix.tolist() if starts.before.is_linear else None,
         starts_tried=engine_runs.tried,
         any_pose=starts.search.summary() if starts.search is not None else None,
-        start_offset=_start_offset(start, starts.before, fixed, settings.initial_transform is not None),
+        start_offset=start_offset(start, starts.before, fixed, settings.initial_transform is not None),
         fixed=describe_image(fixed, sources.get("fixed")),
         moving=describe_image(run.moving, sources.get("moving")),
         fixed_mask=sources.get("fixed_mask") if settings.fixed_mask is not None else None,
@@ -263,7 +265,7 @@ def describe_image(image: sitk.Image, source: str | None) -> dict:
     }
 
 
-def _start_offset(start: Transform, before: Transform, fixed: sitk.Image, initial_given: bool) -> dict | None:
+def start_offset(start: Transform, before: Transform, fixed: sitk.Image, initial_given: bool) -> dict | None:
     """How far the chosen start lies from the pose before any search: rotation (degrees, scale and
     shear left out), mm at the fixed image's centre, and, when it changes size, its isotropic scale
     relative to that pose (``scale``, 1 = same size)."""

@@ -17,7 +17,7 @@ from ..core.transforms import Transform
 from ..engines.run import lost_overlap
 from .guided.guidance import Guidance
 from .guided.landmark_doubt import landmark_doubts
-from .other_way import better_way, other_way_reason, swapped
+from .other_way import agreement, better_way, other_way_reason, swapped
 from .outcome import (
     keep_no_worse,
     provenance,
@@ -113,19 +113,36 @@ def register(
 def _register_either_way(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettings,
                          progress: Progress | None, workdir: str | Path | None,
                          guidance: Guidance | None) -> RegistrationResult:  # fmt: skip
-    """A thin moving slab is registered both ways round, keeping the better (:mod:`.other_way`)."""
+    """A thin moving slab is registered both ways round, keeping the better (:mod:`.other_way`); each way reports
+    half of the progress."""
     reason = other_way_reason(fixed, moving, settings, guidance)
     if reason is None:
         return _register(fixed, moving, settings, progress, workdir, guidance)
+    report = progress or (lambda fraction, stage, **details: None)
     result, failure = None, None
     try:
-        result = _register(fixed, moving, settings, progress, workdir, guidance)
+        result = _register(fixed, moving, settings, _half(report, 0.0), workdir, guidance)
     except EngineError as error:
         if not lost_overlap(str(error)):
             raise
         failure = error
-    return better_way(result, failure, lambda: _register(moving, fixed, swapped(settings), progress, workdir, None),
-                      fixed, moving, settings, reason)  # fmt: skip
+    report(0.5, "registering the other way round: the moving image is a thin slab")
+
+    def other_way() -> RegistrationResult:
+        return _register(moving, fixed, swapped(settings), _half(report, 0.5), workdir, None)
+
+    return better_way(result, failure, other_way, fixed, agreement(fixed, moving, settings), reason)
+
+
+def _half(report: Progress, start: float) -> Progress:
+    """``report`` for one of two runs: its progress (and an engine's span) mapped into [start, start + 0.5]."""
+
+    def half(fraction: float, stage: str, **details) -> None:
+        if "span" in details:
+            details["span"] = [start + value / 2 for value in details["span"]]
+        report(start + fraction / 2, stage, **details)
+
+    return half
 
 
 def _register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettings, progress: Progress | None,

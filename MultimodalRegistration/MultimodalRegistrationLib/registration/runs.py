@@ -109,6 +109,15 @@ class EngineRuns:
     failure: EngineError | None = None
 
 
+def working_image(image: sitk.Image, role: str) -> tuple[sitk.Image, list[str]]:
+    """``image`` as every run registers and measures it (colour as grey, checked, outliers clipped), with notes
+    saying what was done."""
+    image, grey = colour_as_grey(image, role)
+    validate_image(image, role)
+    image, clipped = clip_outliers(image, role)
+    return image, [note for note in (grey, clipped) if note]
+
+
 def checked_run(
     fixed: sitk.Image,
     moving: sitk.Image,
@@ -123,13 +132,8 @@ def checked_run(
     progress(0.0, "checking inputs")
     recipe = load_preset(settings.engine, settings.preset)
     masks, warnings = {}, []
-    (fixed, grey_fixed), (moving, grey_moving) = colour_as_grey(fixed, "fixed image"), colour_as_grey(moving, "moving image")
-    warnings += [note for note in (grey_fixed, grey_moving) if note]
-    validate_image(fixed, "fixed image")
-    validate_image(moving, "moving image")
-    fixed, clipped_fixed = clip_outliers(fixed, "fixed image")
-    moving, clipped_moving = clip_outliers(moving, "moving image")
-    warnings += [warning for warning in (clipped_fixed, clipped_moving) if warning]
+    (fixed, fixed_notes), (moving, moving_notes) = working_image(fixed, "fixed image"), working_image(moving, "moving image")
+    warnings += fixed_notes + moving_notes
     spec = engine_spec(settings.engine)
     if spec.default_threads == 1 and (settings.threads or 1) > 1:
         warnings.append(f"{spec.label} repeats a result only on 1 thread: on {settings.threads} "

@@ -12,12 +12,22 @@ from ...core.images import physical_extent_mm
 THIN_SHARE = 0.25  # the slab's thinnest side against the fixed image's smallest extent
 
 
-def thin_moving_hint(fixed: sitk.Image, moving: sitk.Image) -> str | None:
-    """The advice when ``moving``'s thinnest side is under THIN_SHARE of ``fixed``'s smallest extent, else None."""
+OTHER_WAY = "registered the other way round"  # how the warning of a result registered so starts (..other_way)
+
+
+def thin_moving(fixed: sitk.Image, moving: sitk.Image) -> str | None:
+    """Why most fixed samples fall off the moving image at any pose, when ``moving``'s thinnest side is under
+    THIN_SHARE of ``fixed``'s smallest extent; else None."""
     thin = float(physical_extent_mm(moving).min())
     across = float(physical_extent_mm(fixed).min())
     if thin >= THIN_SHARE * across:
         return None
-    return (f"the moving image is a slab {thin:.0f} mm thin inside a fixed image {across:.0f} mm across, so most fixed "
-            "samples fall off it: register the other way round (the slab as --fixed, the other image as --moving) "
-            "and write --output-inverse for this direction")  # fmt: skip
+    return (f"the moving image is a slab {thin:.0f} mm thin inside a fixed image {across:.0f} mm across, so most "
+            "fixed samples fall off it")
+
+
+def thin_moving_hint(fixed: sitk.Image, moving: sitk.Image) -> str | None:
+    """The advice for a run that lost its samples (:func:`thin_moving`), else None."""
+    why = thin_moving(fixed, moving)
+    return why and (f"{why}: register the other way round (the slab as --fixed, the other image as --moving) and "
+                    "write --output-inverse for this direction")  # fmt: skip
