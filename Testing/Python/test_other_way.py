@@ -6,10 +6,11 @@ import SimpleITK as sitk
 from conftest import SMALL, shared_data
 from MultimodalRegistrationLib.core.metric import mutual_information
 from MultimodalRegistrationLib.core.phantom import make_phantom_pair, mean_error_mm, rigid_transform
+from MultimodalRegistrationLib.qa.triage import triage_case
 from MultimodalRegistrationLib.registration.describe import describe_result
-from MultimodalRegistrationLib.registration.other_way import other_way_reason, swapped
-from MultimodalRegistrationLib.registration.rules.thin_moving import OTHER_WAY
+from MultimodalRegistrationLib.registration.other_way import _apart_mm, _doubted, other_way_reason, swapped
 from MultimodalRegistrationLib.registration.register import register
+from MultimodalRegistrationLib.registration.rules.thin_moving import OTHER_WAY, WAYS_DISAGREE
 from MultimodalRegistrationLib.registration.settings import RegistrationSettings
 
 
@@ -122,3 +123,20 @@ def test_a_refusal_the_other_way_keeps_the_result_the_given_way(phantom_slab):
     fixed_mask.CopyInformation(pair.fixed)
     result = register(pair.fixed, slab, fixed_mask=fixed_mask, moving_mask=whole)
     assert result.provenance.other_way_round is None and result.metric_after > 0.2
+
+
+def test_two_ways_that_disagree_are_warned_whichever_is_kept(phantom_slab):
+    """A helper's ANTs runs kept a result 20 mm off the other way round, where the given way's (41 mm off) had been
+    warned, and said nothing: two results this far apart cannot both be right."""
+    pair, slab = phantom_slab
+    shifted = pair.truth @ rigid_transform(0.0, (0, 0, 1), (10.0, 0.0, 0.0))
+    assert _apart_mm(pair.fixed, slab, pair.truth, shifted) == pytest.approx(10.0, abs=0.01)
+    assert _apart_mm(pair.fixed, slab, pair.truth, pair.truth) == 0.0
+    result = register(pair.fixed, slab)
+    doubted = _doubted(result, 12.0, "other", 0.91, 0.88)
+    assert doubted.warnings[-1].startswith(f"{WAYS_DISAGREE}: the slab registered as the fixed image and as the moving "
+                                           "image lands 12 mm apart")  # fmt: skip
+    assert "kept the other way round" in doubted.warnings[-1]
+    assert triage_case(doubted.summary(), None).verdict == "check"
+    assert _doubted(result, 4.0, "given", 0.91, 0.88) is result  # within DISAGREE_MM: nothing to say
+    assert _doubted(result, 12.0, "given", 0.91, 0.60) is result  # a clear winner: 1.5 times the other's agreement

@@ -26,7 +26,9 @@ from ..core.transforms import Transform
 from ..engines.presets import load_preset
 from .guided.guidance import Guidance
 from .outcome import start_offset
-from .rules.thin_moving import OTHER_WAY, thin_moving
+from .rules.far_from_start import moved_from_start_mm
+from .rules.sampling_region import moving_footprint
+from .rules.thin_moving import CLEAR_WIN, DISAGREE_MM, OTHER_WAY, WAYS_DISAGREE, thin_moving
 from .runs import error_reason, working_image
 from .settings import RegistrationSettings
 
@@ -65,8 +67,8 @@ def agreement(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSetti
     return lambda transform: mutual_information(fixed, moving, transform, mask)
 
 
-def better_way(result, failure: EngineError | None, other_way: Callable, fixed: sitk.Image, measure: Measure,
-               reason: str):  # fmt: skip
+def better_way(result, failure: EngineError | None, other_way: Callable, fixed: sitk.Image, moving: sitk.Image,
+               measure: Measure, reason: str):  # fmt: skip
     """``result`` (None when the engine lost its samples from every start: ``failure``), or the result
     ``other_way()`` gives for moving -> fixed, turned round, when its images agree better by ``measure``. When the
     other way cannot run (an engine failure, or input it refuses: a mask too small as the fixed one), ``result``
@@ -86,10 +88,36 @@ def better_way(result, failure: EngineError | None, other_way: Callable, fixed: 
         lost = f"{reason}, and the engine lost its samples from every start"
         return the_right_way(other, transform, after, fixed, measure, lost, (failure.log or "", 0.0))
     given = measure(result.transform)
+    apart = _apart_mm(fixed, moving, result.transform, transform)
     if given >= after:
+        result.provenance.timings_s["other_way_s"] = round(other.seconds, 3)  # tried, not kept
+        result = replace(result, seconds=result.seconds + other.seconds)
+        return _doubted(result, apart, "given", given, after)
+    why = f"{reason}, and the images agree better that way (mutual information {after:.4f} against {given:.4f})"
+    return _doubted(the_right_way(other, transform, after, fixed, measure, why, (result.log, result.seconds)),
+                    apart, "other", after, given)  # fmt: skip
+
+
+def _apart_mm(fixed: sitk.Image, moving: sitk.Image, one: Transform, other: Transform) -> float:
+    """How far apart (mm, median) two fixed -> moving results put the fixed points that either maps into the
+    moving image (the slab's footprint)."""
+    footprint = sitk.Or(moving_footprint(fixed, moving, one), moving_footprint(fixed, moving, other))
+    return moved_from_start_mm(fixed, one, other, footprint)
+
+
+def _doubted(result, apart: float, kept: str, kept_agreement: float, other_agreement: float):
+    """``result`` with a warning when the two ways' results lie over DISAGREE_MM apart (at least one is wrong) and
+    the kept one's images agree less than CLEAR_WIN times better: agreeing a little better does not make it right (a
+    helper's sweep: ANTs kept a result 20 mm off the other way round, where the given way's, 41 mm off, had been
+    warned)."""
+    if apart <= DISAGREE_MM or kept_agreement >= CLEAR_WIN * other_agreement:
         return result
-    why = f"{reason}, and the images agree better that way (mutual information {after:.3f} against {given:.3f})"
-    return the_right_way(other, transform, after, fixed, measure, why, (result.log, result.seconds))
+    way = "the way given" if kept == "given" else "the other way round"
+    warning = (f"{WAYS_DISAGREE}: the slab registered as the fixed image and as the moving image lands {apart:.0f} mm "
+               f"apart (median over its footprint), so at least one is wrong; kept {way}, whose images agree better "
+               f"(mutual information {kept_agreement:.4f} against {other_agreement:.4f}): check the result (a "
+               "checkerboard, landmarks in QA), or start it near the answer (--initial-transform, FiducialPrealign)")
+    return replace(result, warnings=[*result.warnings, warning])
 
 
 def _inverted(matrix: list | None) -> list | None:

@@ -131,7 +131,7 @@ def _register_either_way(fixed: sitk.Image, moving: sitk.Image, settings: Regist
     def other_way() -> RegistrationResult:
         return _register(moving, fixed, swapped(settings), _half(report, 0.5), workdir, None)
 
-    return better_way(result, failure, other_way, fixed, agreement(fixed, moving, settings), reason)
+    return better_way(result, failure, other_way, fixed, moving, agreement(fixed, moving, settings), reason)
 
 
 def _half(report: Progress, start: float) -> Progress:
