@@ -142,13 +142,13 @@ def the_right_way(result, transform: Transform, after: float, fixed: sitk.Image,
     ``measure`` gives it, the first way's log and seconds (``first``) added, and a warning saying ``why``.
     ``starts_tried``, ``kept_reason`` and the timings are the swapped run's, as the one-line description says."""
     record = result.provenance
-    start = None if record.start_matrix_lps is None else Transform.from_matrix(np.linalg.inv(record.start_matrix_lps))
-    before = transform if record.before_matrix_lps is None else Transform.from_matrix(
-        np.linalg.inv(record.before_matrix_lps))  # fmt: skip
+    start_matrix, before_matrix = _inverted(record.start_matrix_lps), _inverted(record.before_matrix_lps)
+    start = None if start_matrix is None else Transform.from_matrix(np.asarray(start_matrix))
+    before = transform if before_matrix is None else Transform.from_matrix(np.asarray(before_matrix))
     record = replace(
         record,
-        start_matrix_lps=None if start is None else np.round(start.matrix, 9).tolist(),
-        before_matrix_lps=before.matrix.tolist() if before.is_linear else None,
+        start_matrix_lps=start_matrix,
+        before_matrix_lps=before_matrix,
         any_pose=_scale_inverted(record.any_pose),
         start_offset=None if start is None else start_offset(start, before, fixed, record.initial_transform is not None),
         fixed=record.moving, moving=record.fixed, fixed_mask=record.moving_mask, moving_mask=record.fixed_mask,
