@@ -279,6 +279,15 @@ def damaged_initial_transform(inputs: Path, out: Path) -> list[str]:
     return _register(fixed, moving, out, "--initial-transform", str(initial))
 
 
+def garbage_initial_transform(inputs: Path, out: Path) -> list[str]:
+    """Random bytes named .h5: the refusal quoted ITK's last line, "set the suffix to an unsupported type." (a helper's
+    QA sweep)."""
+    fixed, moving = _pair(inputs)
+    initial = inputs / "initial.h5"
+    initial.write_bytes(np.random.default_rng(3).integers(0, 256, 300, dtype=np.uint8).tobytes())
+    return _register(fixed, moving, out, "--initial-transform", str(initial))
+
+
 @dataclass
 class Case:
     build: Callable[[Path, Path], list[str]]
@@ -316,6 +325,7 @@ CASES = {
     "output folder under a file": Case(output_under_a_file, "is a file, not a folder"),
     "output folder that cannot be made": Case(unwritable_output, "not writable"),
     "damaged initial transform": Case(damaged_initial_transform, "initial"),
+    "garbage initial transform": Case(garbage_initial_transform, "no transform reader recognises its contents"),
 }
 
 

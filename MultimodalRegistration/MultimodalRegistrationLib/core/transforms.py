@@ -67,6 +67,16 @@ def _components(transform: sitk.Transform) -> list[sitk.Transform]:
     return [composite.GetNthTransform(i).Downcast() for i in range(composite.GetNumberOfTransforms())]
 
 
+def _reader_said(error: Exception) -> str:
+    """What ITK's reader said went wrong, in one line: the "ITK ERROR" line without the class and address (its
+    last line, "set the suffix to an unsupported type.", had been quoted for a damaged .h5: a helper's QA sweep)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
+    said = next((line.split("): ", 1)[-1] for line in lines if line.startswith("ITK ERROR")), lines[-1])
+    if said.startswith("Could not create Transform IO object"):
+        return "no transform reader recognises its contents: it is damaged, or not a transform"
+    return said
+
+
 class Transform:
     """A spatial transform from fixed-space to moving-space points (LPS mm).
 
@@ -129,7 +139,7 @@ class Transform:
             transform = cls(sitk.ReadTransform(str(path)))
         except RuntimeError as error:
             raise InputError(
-                f"transform file {path} could not be read ({str(error).strip().splitlines()[-1]}): "
+                f"transform file {path} could not be read ({_reader_said(error)}): "
                 "give an ITK transform (.h5, .tfm, .txt), an ANTs .mat or a displacement-field image"
             ) from None
         check_transform_numbers(transform, path)
