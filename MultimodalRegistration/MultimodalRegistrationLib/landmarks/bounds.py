@@ -94,8 +94,8 @@ class PointBounds:
                 "but inside the moving one, and every moving point the other way round: give the points placed "
                 "on the fixed image as --fixed-points and those on the moving image as --moving-points"
             )
-        outside = check_points_inside(fixed_lps, self.fixed_image, fixed_labels, "fixed", self.fixed_system)
-        return outside + check_points_inside(moving_lps, self.moving_image, moving_labels, "moving", self.moving_system)
+        said = check_points_inside(fixed_lps, self.fixed_image, fixed_labels, "fixed", self.fixed_system)
+        return said + check_points_inside(moving_lps, self.moving_image, moving_labels, "moving", self.moving_system)
 
 
 def _flip_fix(system: PointsSystem | None) -> str:
