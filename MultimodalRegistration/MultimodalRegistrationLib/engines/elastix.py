@@ -14,6 +14,7 @@ import SimpleITK as sitk
 
 from ..core.transforms import Transform
 from . import elastix_guidance as guided
+from .elastix_pyramid import thin_axis_schedules
 from .itk_elastix import classes, itk_image, read_transform, set_global_threads
 from .loading import load
 from .nonlinear_start import warp_through
@@ -139,6 +140,8 @@ def run(request: EngineRequest) -> EngineOutput:
         warped = warp_through(initial, fixed, moving, fixed_mask, moving_mask)
         moving, fixed_mask, moving_mask, initial = warped.moving, warped.fixed_mask, None, Transform.identity()
     if guidance is None:
+        for parameters in maps:
+            parameters.update(thin_axis_schedules(parameters, fixed.GetSize(), moving.GetSize()))
         _set_images(method, fixed, moving, fixed_mask, moving_mask)
     else:
         maps = guided.guided_maps(maps, guidance)
