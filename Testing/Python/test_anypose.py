@@ -238,6 +238,30 @@ def test_max_rotation_scores_fewer_poses_and_stays_accurate(small_pair):
     assert mean_error_mm(near.transform, small_pair.truth, small_pair.head_points) < 3.0
 
 
+def test_a_small_field_of_view_inside_a_larger_scan_also_starts_from_the_headers(small_pair):
+    """A 70 x 70 x 60 mm box of the CT, off the head's centre, whose headers place it 7 mm from the truth in the
+    MR: the MR's centre lies outside the box, and the headers' start had been left out (13.9 mm, no warning). An
+    intraoperative ultrasound inside a head MR is such a pair (a helper's: 70-77 mm off without it)."""
+    box = small_pair.fixed[20:55, 70:105, 50:70]
+    near = rigid_transform(4, (1, 0, 1), (3.0, -2.0, 2.0))  # the truth, fixed -> moving
+    moving = posed(small_pair.moving, near @ small_pair.truth.inverse())
+    assert [name for name, _ in starting_poses(box, moving, Settings()).poses] == ["any-pose", "centre", "header"]
+    index = np.argwhere(sitk.GetArrayViewFromImage(box) > -500)[::10, ::-1]
+    points = np.array([box.TransformIndexToPhysicalPoint([int(i) for i in v]) for v in index])
+    result = register(box, moving)
+    assert result.provenance.start == "header"
+    assert mean_error_mm(result.transform, near, points) < 0.75 * mean_error_mm(Transform.identity(), near, points)
+
+
+def test_a_rotation_limit_holds_when_every_pose_turns_beyond_it(small_pair):
+    """The pair is 25 degrees apart; limited to 5, the refined poses all turned to about 25 and one of them had won
+    (a helper's intraoperative-ultrasound run limited to 15 started 75 degrees from the headers)."""
+    result = search_any_pose(small_pair.fixed, small_pair.moving, max_rotation_deg=5)
+    assert rotation_angle_deg(result.transform.matrix[None, :3, :3])[0] < 1.0
+    unlimited = search_any_pose(small_pair.fixed, small_pair.moving)
+    assert rotation_angle_deg(unlimited.transform.matrix[None, :3, :3])[0] > 24.0
+
+
 def test_init_choices_are_checked(small_pair):
     with pytest.raises(InputError, match="any-pose"):
         starting_poses(small_pair.fixed, small_pair.moving, Settings(init="everywhere"))

@@ -181,7 +181,12 @@ def search_any_pose(
         twins, twin_values = polish(mirror_twins(mirrored, fixed, fixed_center))
         proper, proper_values = np.concatenate([proper, twins]), np.concatenate([proper_values, twin_values])
     allowed = rotation_angle_deg(proper[:, :3, :3]) <= max_rotation_deg + ROTATION_SLACK_DEG
-    winner = int(np.argmax(np.where(allowed | ~allowed.any(), proper_values, -np.inf)))
+    if not allowed.any():
+        # All turned beyond the limit while refined: the limit holds (the centres at the prior's turn), and the
+        # mirrored poses, never limited, are no measure of a proper pose the limit left out.
+        proper, proper_values = np.concatenate([proper, centre[None]]), np.r_[proper_values, fine_score(total(centre[None]))]
+        allowed, judge_mirror = np.r_[allowed, True], False
+    winner = int(np.argmax(np.where(allowed, proper_values, -np.inf)))
     result = AnyPoseResult(
         transform=Transform.from_matrix(total(proper[winner][None])[0]),
         metric=float(proper_values[winner]),
