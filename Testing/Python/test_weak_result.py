@@ -100,3 +100,34 @@ def test_a_right_result_on_a_small_real_pair_is_not_called_probably_wrong():
     off[0, 3] += 10.0
     warning = weak_result_warning(t2, t1, Transform.from_matrix(off), 0.0, 0.0, foreground_center(t2))
     assert warning is not None and warning.startswith(WEAK_RESULT)
+
+
+def _bump(image: sitk.Image, amplitude_mm: float) -> Transform:
+    """A smooth displacement of up to ``amplitude_mm`` along L over ``image``'s box (a 10 mm field, LPS)."""
+    grid = sitk.Image([max(2, round(s * n / 10.0)) for s, n in zip(image.GetSpacing(), image.GetSize())],
+                      sitk.sitkVectorFloat64, 3)  # fmt: skip
+    grid.SetSpacing((10.0, 10.0, 10.0))
+    grid.SetOrigin(image.GetOrigin())
+    grid.SetDirection(image.GetDirection())
+    shape = sitk.GetArrayViewFromImage(grid).shape[:3]
+    z, y, x = (np.linspace(-1, 1, n) for n in shape)
+    bump = amplitude_mm * np.exp(-(z[:, None, None] ** 2 + y[None, :, None] ** 2 + x[None, None, :] ** 2) * 2)
+    field = sitk.GetImageFromArray(np.stack([bump, 0 * bump, 0 * bump], axis=-1), isVector=True)
+    field.CopyInformation(grid)
+    return Transform.from_displacement_field(field)
+
+
+def test_a_deformable_result_is_judged_by_its_affine_part():
+    """A B-spline stage after a rigid stage 80 mm off had not been warned: only linear results were checked (a
+    helper's brain MR -> intraoperative ultrasound runs ended 70 mm off with no word). The best rigid fit with the
+    same small warp on top stays quiet."""
+    pair = trus_pair(100)
+    center = foreground_center(pair.fixed)
+    warp = _bump(pair.fixed, 3.0)
+    wrong = Transform.chain([Transform.from_matrix(WRONG), warp])
+    assert not wrong.is_linear
+    warning = weak_result_warning(pair.fixed, pair.moving, wrong, 0.2, 0.02, center)
+    assert warning is not None and warning.startswith(f"{WEAK_RESULT}: its affine part's mutual information")
+    fan_points = _fan_points(pair)
+    best = Transform.from_matrix(orthogonal_fit(fan_points, pair.truth_points(fan_points), scale=False))
+    assert weak_result_warning(pair.fixed, pair.moving, Transform.chain([best, warp]), 0.2, 0.02, center) is None

@@ -42,6 +42,7 @@ from ...core.views import field_of_view
 DECOY_SHIFT_MM = 30.0
 # A result below this many times its decoys' median mutual information gets the warning.
 MIN_CONTRAST = 2.0
+LINEAR_PART_SPACING_MM = 8.0  # the grid a deformable result's affine part is fitted on
 WEAK_RESULT = "the result is probably wrong"  # how the warning begins (a batch's triage looks for it)
 
 
@@ -86,6 +87,21 @@ def contrast_with_decoys(
     return value, float(np.median(decoys))
 
 
+def linear_part(result: Transform, fixed: sitk.Image, spacing_mm: float = LINEAR_PART_SPACING_MM) -> Transform:
+    """The affine map (fixed -> moving, LPS mm) closest, in least squares, to ``result`` over the fixed image's
+    voxels on a ``spacing_mm`` grid. A brain MR -> intraoperative ultrasound run (a helper's simulation, 2026-11-30)
+    whose B-spline stage followed a rigid stage 70 mm off had not been warned: only linear results were checked."""
+    grid = shrink_to_spacing(fixed, spacing_mm)
+    index = np.stack(np.meshgrid(*[np.arange(n, dtype=float) for n in grid.GetSize()], indexing="ij"), -1).reshape(-1, 3)
+    matrix = np.asarray(grid.GetDirection()).reshape(3, 3) * np.asarray(grid.GetSpacing())
+    points = index @ matrix.T + np.asarray(grid.GetOrigin())
+    moved = result.transform_points(points)
+    solution, *_ = np.linalg.lstsq(np.c_[points, np.ones(len(points))], moved, rcond=None)
+    affine = np.eye(4)
+    affine[:3, :] = solution.T
+    return Transform.from_matrix(affine)
+
+
 def _nats(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"  # QA: none before when the images lay apart
 
@@ -94,20 +110,21 @@ def weak_result_warning(
     fixed: sitk.Image, moving: sitk.Image, result: Transform, metric_after: float | None, metric_before: float | None,
     center: np.ndarray, scaled: bool = False,
 ) -> str | None:  # fmt: skip
-    """A warning in plain words when ``result`` (linear) scores below MIN_CONTRAST times the median
-    mutual information of its decoys (:func:`decoy_poses`), else None. Both are measured on the
-    whole fixed image, mask or not (within a mask, decoys that push the mask out of a partial
+    """A warning in plain words when ``result`` (a deformable one: its :func:`linear_part`) scores below
+    MIN_CONTRAST times the median mutual information of its decoys (:func:`decoy_poses`), else None. Both are
+    measured on the whole fixed image, mask or not (within a mask, decoys that push the mask out of a partial
     stack score next to nothing, and a wrong result looked confirmed: 0.085 against 0.57), or on its
     field of view when it reads 0 where it has no data (:func:`data_region`).
     ``metric_after`` and ``metric_before`` (the run's own numbers) are quoted in the warning; ``scaled``: the
     result came from a preset that scales, so the advice does not suggest one."""
-    if not result.is_linear:
-        return None
+    whose = "its"
+    if not result.is_linear:  # a deformable result: its affine part, which a wrong pose shares
+        result, whose = linear_part(result, fixed), "its affine part's"
     value, typical = contrast_with_decoys(fixed, moving, result, center, data_region(fixed))
     if value <= 0.0 or typical <= 0.0 or value >= MIN_CONTRAST * typical:
         return None
     return (
-        f"{WEAK_RESULT}: its mutual information ({_nats(metric_before)} before, {_nats(metric_after)} after) "
+        f"{WEAK_RESULT}: {whose} mutual information ({_nats(metric_before)} before, {_nats(metric_after)} after) "
         f"is only {value / typical:.1f} times that of poses {DECOY_SHIFT_MM:.0f} mm or 90 deg away from it, where a "
         f"right alignment usually scores {MIN_CONTRAST:.0f} to 3 times more. The images do not confirm this "
         # --n4: a helper's spinal-cord pair under a 0.5-1.5 bias field ended 40 mm off (warned); --n4 moving: 1.67 mm.
