@@ -5,6 +5,8 @@ on 16 of 24 pairs."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -112,3 +114,30 @@ def test_the_deformable_stages_start_from_the_pose_the_rigid_stage_kept(monkeypa
     else:  # the rigid stage fell back to the centroid alignment: the deformable stages run from it, not the start
         assert name == "guided (headers), then the segment centroids" and not after.from_guided_start
         np.testing.assert_allclose(pose.matrix[:3, 3], [0, -4.0, 0])
+
+
+def test_a_guided_elastix_run_records_its_rigid_stage_file_and_every_file_digest(monkeypatch):
+    """The rigid stage ran from its own file, rigid.txt, and only bspline.txt had been recorded (a helper's sweep)."""
+    from MultimodalRegistrationLib.core.digest import file_sha256
+    from MultimodalRegistrationLib.registration.outcome import provenance
+
+    def engines(phase, plan):
+        output = EngineOutput(Transform.identity(), Transform.identity(), "", "test", 1)
+        return EngineRuns(finished=[((1.0,), 0.1, "guided (headers)", plan.runs[0][1], output)])
+
+    monkeypatch.setattr(rigid_first_module, "run_engines", engines)
+    monkeypatch.setattr(rigid_first_module, "keep_no_worse", lambda phase, plan, best: (Kept(
+        Transform.identity(), Transform.identity(), 0.1, "start", "not better"), None))  # fmt: skip
+    image = sitk.Image([8, 8, 8], sitk.sitkFloat32)
+    start = Transform.identity()
+    run = RegistrationRun(image, image, RegistrationSettings(engine="elastix", preset="deformable"),
+                          load_preset("elastix", "deformable"), None, lambda *args, **details: None)  # fmt: skip
+    plan = rigid_first(run, RunPlan(StartingPoses([("guided (headers)", start)], start), {},
+                                    [("guided (headers)", start)], {}))  # fmt: skip
+    assert [Path(f).name for f in plan.rigid_files] == ["rigid.txt"]
+    output = EngineOutput(Transform.identity(), Transform.identity(), "", "test", 1)
+    best = ((1.0,), 0.1, "guided (headers)", start, output)
+    kept = Kept(Transform.identity(), Transform.identity(), 0.1, "result", "")
+    made = provenance(run, plan, EngineRuns(finished=[best]), best, kept, None)
+    assert [Path(f).name for f in made.preset_files] == ["rigid.txt", "bspline.txt"]
+    assert made.preset_sha256 == [file_sha256(f) for f in made.preset_files] and len(made.preset_sha256[0]) == 64

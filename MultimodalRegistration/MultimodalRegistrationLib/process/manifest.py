@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.digest import file_sha256
 from ..core.errors import InputError
 from ..core.file_checks import check_output_folder, check_output_path
 from ..core.file_headers import check_not_empty
@@ -304,14 +305,6 @@ def _number(column: str, text, where: str) -> float:
         raise InputError(f"{where}: {column} '{text}' is not a number: give e.g. 1") from None
 
 
-def _file_digest(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def case_hash(job: CaseJob) -> str:
     """A hash of what decides a case's result: its options, the library version, each input's bytes and the
     bytes of its preset's files (a preset file the case names, or the built-in one it uses).
@@ -322,7 +315,7 @@ def case_hash(job: CaseJob) -> str:
     record = {key: value for key, value in job.to_json().items() if key not in CaseJob.paths("output") + ("workdir",)}
     for key in CaseJob.paths("input"):
         if record.get(key):
-            record[key] = _file_digest(record[key]) if Path(record[key]).is_file() else f"missing:{record[key]}"
+            record[key] = file_sha256(record[key]) if Path(record[key]).is_file() else f"missing:{record[key]}"
     record["preset_files"] = _preset_digests(job.engine, job.preset)
     if Path(job.preset).suffix in (".txt", ".json"):  # a preset file: its bytes count, not where it lies
         record["preset"] = Path(job.preset).suffix
@@ -335,7 +328,7 @@ def _preset_digests(engine: str, preset: str) -> list[str]:
     from ..engines.presets import load_preset
 
     try:
-        return [_file_digest(name) for name in load_preset(engine, preset).files]
+        return [file_sha256(name) for name in load_preset(engine, preset).files]
     except (InputError, OSError):  # the case will fail on it, and say why
         return [f"unreadable:{preset}"]
 

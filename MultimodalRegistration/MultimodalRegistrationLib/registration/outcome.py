@@ -9,6 +9,7 @@ from typing import NamedTuple
 import numpy as np
 import SimpleITK as sitk
 
+from ..core.digest import file_sha256
 from ..core.images import physical_center
 from ..core.metric import mutual_information
 from ..core.rotations import pose_change
@@ -220,11 +221,13 @@ def provenance(run: RegistrationRun, plan: RunPlan, engine_runs: EngineRuns, bes
     _, _, start_name, start, output = best
     settings, starts, fixed = run.settings, plan.starts, run.fixed
     sources = settings.sources or {}
+    files = list(dict.fromkeys(plan.rigid_files + run.recipe.files))  # a guided run's rigid stages ran first
     return Provenance(
         engine=settings.engine,
         engine_version=output.version,
         preset=run.recipe.name,
-        preset_files=run.recipe.files,
+        preset_files=files,
+        preset_sha256=[file_sha256(path) for path in files],
         stages_skipped=list(run.recipe.skipped),
         rigid_stage=plan.rigid_stage,
         library_version=__version__,

@@ -34,6 +34,7 @@ def rigid_first(run: RegistrationRun, plan: RunPlan) -> RunPlan:
     def report(fraction: float, stage: str, **details) -> None:
         run.report(fraction, f"rigid stage: {stage}", **details)
 
+    plan = replace(plan, rigid_files=list(rigid.files))
     low, high = plan.span
     middle = low + (high - low) * RIGID_SHARE
     phase = replace(run, recipe=rigid, report=report, warnings=[])

@@ -97,6 +97,7 @@ class RunPlan:
     rigid_stage: str = ""  # a guided deformable run's rigid stages: "kept", or why not (see .rigid_first)
     from_guided_start: bool = False  # its deformable stages run from the guided start itself
     span: tuple[float, float] = ENGINE_SPAN  # the share of the progress bar the engine runs fill, in turn
+    rigid_files: list[str] = field(default_factory=list)  # the preset files of a guided run's rigid stages, if run
 
 
 @dataclass
