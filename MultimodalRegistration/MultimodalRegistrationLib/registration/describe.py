@@ -3,6 +3,8 @@ Slicer modules (no heavy imports: the parent process only reads the summary's JS
 
 from __future__ import annotations
 
+import numpy as np
+
 from .summary import GuidanceRecord, GuidanceScores, PiecewiseRecord, RegistrationSummary
 
 START_NAMES = {
@@ -54,6 +56,9 @@ def describe_result(summary: RegistrationSummary) -> str:
     where = {"none": "the headers' pose", "moments": "the intensity centroids"}  # --init's own start; else centres
     before = ("the initial transform" if summary.provenance.initial_transform
               else where.get(summary.provenance.init, "the image centres"))  # fmt: skip
+    matrix = summary.provenance.before_matrix_lps
+    if before == "the image centres" and matrix is not None and np.allclose(matrix, np.eye(4)):
+        before = "the headers' pose"  # a small view inside a larger scan starts there (rules/view_mask.py)
     return (
         f"registered in {summary.seconds:.1f} s: mutual information {summary.metric_before:.3f} at {before} -> "
         f"{summary.metric_after:.3f}, {describe_start(summary)}{returned}"

@@ -20,13 +20,21 @@ from ..engines.registry import engine_spec
 from ..engines.run import lost_overlap
 from .guided.run import guided_record, judged_by_centroids, noise_reason, start_uncertainty
 from .guided.score import guidance_score
-from .rules.far_from_start import FAR_FROM_START, confirms_start, far_warning, moved_from_start_mm
+from .rules.far_from_start import (
+    FAR_FROM_HEADERS_MM,
+    FAR_FROM_START,
+    FAR_MOVE_MM,
+    confirms_start,
+    far_warning,
+    moved_from_start_mm,
+)
 from .rules.keep import earlier_stage, images_outvote_guidance, why_not_kept
 from .rules.masks import anatomy_center
 from .rules.scale_drift import scale_drift_reason
 from .rules.size_check import SIZE_WARNING, size_warning
 from .rules.thin_moving import OTHER_WAY
 from .rules.uneven_size import uneven_size_warning
+from .rules.view_mask import SMALL_VIEW_SOURCE
 from .rules.weak_result import WEAK_RESULT, weak_result_warning
 from .runs import EngineRuns, RegistrationRun, RunPlan, error_reason
 from .summary import GuidanceScores, Provenance
@@ -184,31 +192,38 @@ def warn_if_far(result, fixed: sitk.Image, moving: sitk.Image, settings, guided:
     the result is not that start returned. When the images do not confirm the result either, the start is
     returned instead (:func:`start_if_unconfirmed`)."""
     made = result.provenance
-    if guided or settings.initial_transform is None or made.start not in ("initial", "none") or made.kept == "start":
+    start, words, limit = settings.initial_transform, "the initial transform", FAR_MOVE_MM
+    if start is None and made.start == "header" and made.fixed_mask == SMALL_VIEW_SOURCE:
+        # A small view inside a larger scan started from the headers, as a user's start (rules/view_mask.py): a
+        # helper's intraoperative ultrasound 15 mm off had ended 30 mm off with no word.
+        start, words, limit = Transform.identity(), "the headers' pose", FAR_FROM_HEADERS_MM
+    if guided or start is None or made.start not in ("initial", "none", "header") or made.kept == "start":
         return
-    moved = moved_from_start_mm(fixed, settings.initial_transform, result.transform, settings.fixed_mask)
-    far = far_warning(moved)
+    moved = moved_from_start_mm(fixed, start, result.transform, settings.fixed_mask)
+    far = far_warning(moved, words, limit)
     result.warnings += [far] if far else []
     if far:
-        start_if_unconfirmed(result, fixed, moving, settings, moved)
+        start_if_unconfirmed(result, fixed, moving, (start, words), settings.fixed_mask, moved)
 
 
-def start_if_unconfirmed(result, fixed: sitk.Image, moving: sitk.Image, settings, moved: float) -> None:
-    """A result far from the user's linear initial transform that the images do not confirm (the weak-result
-    warning) is replaced by that transform, and the two warnings by one that says so: nothing supports the
-    move (``moved``: mm, :func:`.rules.far_from_start.moved_from_start_mm`). Unguided MR -> TRUS-like pairs started at the truth's best rigid fit (2-7 mm) were left 7-75 mm off by
-    elastix in 23 of 23 runs (guided_results.md, thirty-fifth session)."""
-    start = settings.initial_transform
+def start_if_unconfirmed(result, fixed: sitk.Image, moving: sitk.Image, start: tuple[Transform, str],
+                         fixed_mask: sitk.Image | None, moved: float) -> None:  # fmt: skip
+    """A result far from its linear start (the user's initial transform, or the headers' pose: ``start`` is the
+    transform and its name) that the images do not confirm (the weak-result warning) is replaced by that start, and
+    the two warnings by one that says so: nothing supports the move (``moved``: mm,
+    :func:`.rules.far_from_start.moved_from_start_mm`). Unguided MR -> TRUS-like pairs started at the truth's best
+    rigid fit (2-7 mm) were left 7-75 mm off by elastix in 23 of 23 runs (guided_results.md, thirty-fifth session)."""
+    start, words = start
     doubts = [w for w in result.warnings if w.startswith((WEAK_RESULT, FAR_FROM_START))]
     if not start.is_linear or len(doubts) < 2:
         return
     made = result.provenance
     reason = (f"{WEAK_RESULT} (its mutual information hardly beats poses 30 mm or 90 deg away), and it lay {moved:.0f} "
-              f"mm from the initial transform it started from: kept the initial transform instead. The intensities do "
+              f"mm from {words} it started from: kept {words} instead. The intensities do "
               "not say what corresponds (MR to ultrasound or histology?): check the start with landmarks it was not "
               "given (QA), and guide the registration with segmentations or landmarks")  # fmt: skip
     result.transform, result.inverse = start, start.inverse()
-    result.metric_after = mutual_information(fixed, moving, start, settings.fixed_mask)
+    result.metric_after = mutual_information(fixed, moving, start, fixed_mask)
     made.kept, made.kept_reason = "start", reason
     made.other_way_round = None  # the user's start is returned, not a result registered the other way round
     stale = [w for w in result.warnings if w.startswith((SIZE_WARNING, OTHER_WAY))]  # on the result no longer returned

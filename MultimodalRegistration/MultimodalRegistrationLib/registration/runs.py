@@ -37,6 +37,7 @@ from .pose.initialize import StartingPoses, same_start, starting_poses
 from .rules.keep import KEEP_TOLERANCE_NATS, check_linear_result
 from .rules.masks import check_fixed_mask_size, mask_aware_starts, mask_centroid
 from .rules.sampling_region import overlap_regions, sampling_regions
+from .rules.view_mask import HEADER_START_SHARE, SMALL_VIEW_SOURCE, VIEW_MASK_SOURCE, header_start_only, view_mask
 from .settings import Progress, RegistrationSettings
 
 # Below this fraction of the fixed image mapping into the moving image, no metric can work.
@@ -154,8 +155,11 @@ def checked_run(
                 "or the sampler may not find enough samples"
             )
     settings = replace(settings, fixed_mask=masks.get("fixed mask"), moving_mask=masks.get("moving mask"))
-    check_fixed_mask_size(recipe, fixed, settings.fixed_mask)
     wanted = guidance is not None and not guidance.is_empty
+    if settings.fixed_mask is None and not wanted and (view := view_mask(fixed, moving, settings.initial_transform)):
+        source = SMALL_VIEW_SOURCE if view[1] <= HEADER_START_SHARE else VIEW_MASK_SOURCE
+        settings = replace(settings, fixed_mask=view[0], sources={**(settings.sources or {}), "fixed_mask": source})
+    check_fixed_mask_size(recipe, fixed, settings.fixed_mask)
     initial = settings.initial_transform
     replaced = wanted and start_from_guidance(settings.init, guidance.has_segments)
     if replaced and initial is not None and not initial.is_linear:
@@ -188,6 +192,10 @@ def plan_runs(run: RegistrationRun) -> RunPlan:
                 run.report(0.03, "finding the starting pose: scoring rotations of the segments")
         starts, guided_candidates = guided_starts(fixed, moving, prepared, settings.initial_transform, settings.seed,
                                                   scale, search=searched)  # fmt: skip
+    elif settings.init == "auto" and settings.initial_transform is None and header_start_only(settings):
+        # A small view inside a larger scan: the search's foreground centres put it at the scan's centre.
+        header = Transform.identity()
+        starts, guided_candidates = StartingPoses([("header", header)], header), None
     else:
         starts, guided_candidates = starting_poses(fixed, moving, settings, scale), None
     run.warnings += starts.warnings

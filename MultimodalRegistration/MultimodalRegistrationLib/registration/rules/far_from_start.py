@@ -21,6 +21,9 @@ from ..pose.centres import foreground_mask
 
 # A result whose fixed foreground points land further than this (median, mm) from where the start put them.
 FAR_MOVE_MM = 20.0
+# The same from the headers' pose of a small view inside a larger scan (rules/view_mask.py), which is a navigation
+# system's or a scanner's, usually within 10 mm: a phantom fan 4.8 mm off ended 19.6 mm off with no other doubt.
+FAR_FROM_HEADERS_MM = 10.0
 GRID_MM = 4.0  # the foreground is sampled at about this spacing
 MAX_POINTS = 4000
 FAR_FROM_START = "the result lies"  # how the warning begins (a batch's triage looks for it)
@@ -79,13 +82,13 @@ def far_from_start_warning(fixed: sitk.Image, start: Transform, result: Transfor
     return far_warning(moved_from_start_mm(fixed, start, result, fixed_mask))
 
 
-def far_warning(moved: float) -> str | None:
-    """The warning for a result that moved the anatomy ``moved`` mm (:func:`moved_from_start_mm`) from its start,
-    when that is more than FAR_MOVE_MM; else None."""
-    if moved <= FAR_MOVE_MM:
+def far_warning(moved: float, start: str = "the initial transform", limit_mm: float = FAR_MOVE_MM) -> str | None:
+    """The warning for a result that moved the anatomy ``moved`` mm (:func:`moved_from_start_mm`) from its
+    ``start`` (in words), when that is more than ``limit_mm``; else None."""
+    if moved <= limit_mm:
         return None
     return (
-        f"{FAR_FROM_START} {moved:.0f} mm (median over the fixed image's anatomy) from the initial transform it "
+        f"{FAR_FROM_START} {moved:.0f} mm (median over the fixed image's anatomy) from {start} it "
         "started from: from a start that close, a registration usually refines by a few mm, so the intensities may "
         "have pulled it to a wrong place. Check it (QA with landmarks it was not given); if the start was right, "
         "guide the registration with segmentations or landmarks, or mask the anatomy both images show"
