@@ -559,6 +559,21 @@ def test_mmreg_qa_takes_the_segmentations_as_mmreg_register_names_them():
     assert (named.fixed_labels, named.moving_labels) == ("trus.seg.nrrd", "mr.seg.nrrd")
 
 
+@pytest.mark.slow
+def test_mmreg_qa_names_the_engine_and_preset_its_restarts_ran(small_pair, coarse_pair, tmp_path, capsys):
+    """A transform file does not say which engine made it: a helper's ANTs result was restarted with elastix, the
+    default, and nothing said so."""
+    fixed, moving = coarse_pair
+    write_image(fixed, tmp_path / "ct.nrrd")
+    write_image(moving, tmp_path / "mr.nrrd")
+    small_pair.truth.write(tmp_path / "T.h5")
+    arguments = qa_arguments(["--fixed", str(tmp_path / "ct.nrrd"), "--moving", str(tmp_path / "mr.nrrd"), "--transform",
+                              str(tmp_path / "T.h5"), "--report", str(tmp_path / "qa.html"), "--stability", "2"])  # fmt: skip
+    assert arguments.handler(arguments) == 0
+    printed = capsys.readouterr().out
+    assert "stability (2 of 2 restarts of elastix rigid finished; --engine and --preset choose them)" in printed
+
+
 def test_mmreg_qa_writes_report_and_json(small_pair, coarse_pair, tmp_path, capsys):
     fixed, moving = coarse_pair
     write_image(fixed, tmp_path / "ct.nrrd")

@@ -88,7 +88,10 @@ def _print_summary(report: QAReport) -> None:
     stability = report.stability
     if stability is not None:
         print(
-            f"stability ({stability.counted} restarts finished): spread {stability.spread_p95_mm:.2f} mm (p95), "
+            # Which engine restarted matters: a transform file does not say which made it (a helper's ANTs result was
+            # restarted with elastix by default).
+            f"stability ({stability.counted} restarts of {stability.engine} {stability.preset} finished; --engine and "
+            f"--preset choose them): spread {stability.spread_p95_mm:.2f} mm (p95), "
             f"{stability.spread_max_mm:.2f} mm (max): {stability.verdict}"
         )
 
