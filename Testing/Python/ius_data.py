@@ -17,6 +17,7 @@ import numpy as np
 import scipy.ndimage as ndi
 import SimpleITK as sitk
 from data_paths import SHARED_DATA
+from MultimodalRegistrationLib.core.transforms import rigid_transform
 
 MNI = SHARED_DATA / "mni_icbm152" / "mni_icbm152_{}_tal_nlin_sym_09a_converted.nii.gz"
 TARGET = np.array([-15.0, 10.0, 20.0])  # LPS: the right lateral ventricle's body
@@ -108,7 +109,7 @@ def ius_pair(shift_mm: float, turn_deg: float, brain_shift_mm: float = 0.0, seed
     inside_fan = _in_fan(points, apex, beam, lateral, elevation)
     centre = points[inside_fan].mean(0)
     axis = rng.normal(size=3)
-    rotation = _rotation(rng.normal(size=3), turn_deg)
+    rotation = rigid_transform(turn_deg, tuple(rng.normal(size=3)), (0.0, 0.0, 0.0)).matrix[:3, :3]
     translation = shift_mm * axis / np.linalg.norm(axis)
 
     def truth(x: np.ndarray) -> np.ndarray:
@@ -142,7 +143,7 @@ def ius_pair(shift_mm: float, turn_deg: float, brain_shift_mm: float = 0.0, seed
 
 
 def _in_fan(points, apex, beam, lateral, elevation, margin: bool = False) -> np.ndarray:
-    """Which points (LPS mm) lie in the fan (``margin``: 5 mm from its apex end, 3 mm from its far end, 3 degrees in)."""
+    """Which points (LPS mm) lie in the fan (``margin``: 5 mm in from its near end, 3 mm from its far end, 3 deg in)."""
     relative = points - apex
     reach = np.linalg.norm(relative, axis=1)
     across = np.arctan2(relative @ lateral, relative @ beam)
@@ -151,10 +152,3 @@ def _in_fan(points, apex, beam, lateral, elevation, margin: bool = False) -> np.
     near, far = (REACH_MM[0] + 5, REACH_MM[1] - 3) if margin else REACH_MM
     return ((reach >= near) & (reach <= far) & (np.abs(across) <= LATERAL - inward)
             & (np.abs(up) <= ELEVATION - inward) & (relative @ beam > 0))  # fmt: skip
-
-
-def _rotation(axis: np.ndarray, degrees: float) -> np.ndarray:
-    axis = np.asarray(axis, float) / np.linalg.norm(axis)
-    cross = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    angle = np.radians(degrees)
-    return np.eye(3) + np.sin(angle) * cross + (1 - np.cos(angle)) * cross @ cross

@@ -24,6 +24,12 @@ def test_only_a_shrinking_pyramid_without_its_own_schedule_is_changed():
     assert entries == {"MovingImagePyramidSchedule": ["4", "4", "1", "2", "2", "1", "1", "1", "1"]}
     assert thin_axis_schedules(rigid, (92, 100, 100), (115, 125, 84)) == {}
     assert thin_axis_schedules({**rigid, "ImagePyramidSchedule": ["4"] * 9}, (92, 100, 7), (115, 125, 7)) == {}
+    # A schedule given for one side only leaves the other side's thin slab capped (a reviewer).
+    fixed_only = {**rigid, "FixedImagePyramidSchedule": ["4"] * 9}
+    assert list(thin_axis_schedules(fixed_only, (92, 100, 7), (115, 125, 7))) == ["MovingImagePyramidSchedule"]
+    # No NumberOfResolutions: elastix's own 3 levels, so 9 entries (4 had given 12, and elastix read 9 of them).
+    three = {key: value for key, value in rigid.items() if key != "NumberOfResolutions"}
+    assert len(thin_axis_schedules(three, (92, 100, 100), (115, 125, 7))["MovingImagePyramidSchedule"]) == 9
     bspline = load_preset("elastix", "deformable").recipe[-1]
     assert thin_axis_schedules(bspline, (92, 100, 7), (115, 125, 7)) == {}
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 # worked (a head mask, an oblique 110 x 100 x 80 mm box) lost its samples: only thinner axes are changed.
 MIN_LEVEL_VOXELS = 4
 SHRINKING_PYRAMIDS = ("RecursiveImagePyramid", "ShrinkingImagePyramid")
-_SCHEDULE_KEYS = ("ImagePyramidSchedule", "FixedImagePyramidSchedule", "MovingImagePyramidSchedule")
+ELASTIX_LEVELS = 3  # elastix's own NumberOfResolutions when a map gives none
 
 
 def level_factors(levels: int, size: tuple[int, ...]) -> list[list[int]]:
@@ -35,12 +35,15 @@ def thin_axis_schedules(
     parameters: dict[str, list[str]], fixed_size: tuple[int, ...], moving_size: tuple[int, ...]
 ) -> dict[str, list[str]]:
     """The pyramid schedule entries to add to one parameter map so that neither image's pyramid shrinks a thin
-    axis below MIN_LEVEL_VOXELS; empty when the map gives its own schedule or nothing would change."""
-    if any(key in parameters for key in _SCHEDULE_KEYS):
+    axis below MIN_LEVEL_VOXELS; none for a side whose schedule the map gives, or where nothing would change.
+    Unguided runs only (engines/elastix.py): a guided run's several pyramids per side are left as they are."""
+    if "ImagePyramidSchedule" in parameters:
         return {}
-    levels = int(float(parameters.get("NumberOfResolutions", ["4"])[0]))
+    levels = int(float(parameters.get("NumberOfResolutions", [str(ELASTIX_LEVELS)])[0]))
     entries = {}
     for side, size in (("Fixed", fixed_size), ("Moving", moving_size)):
+        if f"{side}ImagePyramidSchedule" in parameters:
+            continue
         pyramid = parameters.get(f"{side}ImagePyramid", [f"{side}SmoothingImagePyramid"])[0]
         if not pyramid.endswith(SHRINKING_PYRAMIDS):
             continue

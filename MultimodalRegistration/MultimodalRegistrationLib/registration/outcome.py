@@ -15,6 +15,7 @@ from ..core.metric import mutual_information
 from ..core.rotations import pose_change
 from ..core.transforms import Transform
 from ..core.version import __version__
+from ..core.views import field_of_view
 from ..engines.output import EngineOutput
 from ..engines.registry import engine_spec
 from ..engines.run import lost_overlap
@@ -34,7 +35,7 @@ from .rules.scale_drift import scale_drift_reason
 from .rules.size_check import SIZE_WARNING, size_warning
 from .rules.thin_moving import OTHER_WAY
 from .rules.uneven_size import uneven_size_warning
-from .rules.view_mask import SMALL_VIEW_SOURCE
+from .rules.view_mask import VIEW_MASK_SOURCE
 from .rules.weak_result import WEAK_RESULT, weak_result_warning
 from .runs import EngineRuns, RegistrationRun, RunPlan, error_reason
 from .summary import GuidanceScores, Provenance
@@ -192,18 +193,19 @@ def warn_if_far(result, fixed: sitk.Image, moving: sitk.Image, settings, guided:
     the result is not that start returned. When the images do not confirm the result either, the start is
     returned instead (:func:`start_if_unconfirmed`)."""
     made = result.provenance
-    start, words, limit = settings.initial_transform, "the initial transform", FAR_MOVE_MM
-    if start is None and made.start == "header" and made.fixed_mask == SMALL_VIEW_SOURCE:
-        # A small view inside a larger scan started from the headers, as a user's start (rules/view_mask.py): a
-        # helper's intraoperative ultrasound 15 mm off had ended 30 mm off with no word.
+    start, words, limit, mask = settings.initial_transform, "the initial transform", FAR_MOVE_MM, settings.fixed_mask
+    if start is None and made.start == "header" and made.fixed_mask == VIEW_MASK_SOURCE:
+        # An ultrasound inside an MR started from the headers, as a user's start (rules/view_mask.py), and sampled in
+        # its fan: a helper's intraoperative ultrasound 15 mm off had ended 30 mm off with no word.
         start, words, limit = Transform.identity(), "the headers' pose", FAR_FROM_HEADERS_MM
+        mask = field_of_view(fixed, fixed)
     if guided or start is None or made.start not in ("initial", "none", "header") or made.kept == "start":
         return
-    moved = moved_from_start_mm(fixed, start, result.transform, settings.fixed_mask)
+    moved = moved_from_start_mm(fixed, start, result.transform, mask)
     far = far_warning(moved, words, limit)
     result.warnings += [far] if far else []
     if far:
-        start_if_unconfirmed(result, fixed, moving, (start, words), settings.fixed_mask, moved)
+        start_if_unconfirmed(result, fixed, moving, (start, words), mask, moved)
 
 
 def start_if_unconfirmed(result, fixed: sitk.Image, moving: sitk.Image, start: tuple[Transform, str],

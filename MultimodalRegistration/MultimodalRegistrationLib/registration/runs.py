@@ -37,7 +37,7 @@ from .pose.initialize import StartingPoses, same_start, starting_poses
 from .rules.keep import KEEP_TOLERANCE_NATS, check_linear_result
 from .rules.masks import check_fixed_mask_size, mask_aware_starts, mask_centroid
 from .rules.sampling_region import overlap_regions, sampling_regions
-from .rules.view_mask import HEADER_START_SHARE, SMALL_VIEW_SOURCE, VIEW_MASK_SOURCE, header_start_only, view_mask
+from .rules.view_mask import VIEW_MASK_SOURCE, from_view, view_mask
 from .settings import Progress, RegistrationSettings
 
 # Below this fraction of the fixed image mapping into the moving image, no metric can work.
@@ -156,9 +156,10 @@ def checked_run(
             )
     settings = replace(settings, fixed_mask=masks.get("fixed mask"), moving_mask=masks.get("moving mask"))
     wanted = guidance is not None and not guidance.is_empty
-    if settings.fixed_mask is None and not wanted and (view := view_mask(fixed, moving, settings.initial_transform)):
-        source = SMALL_VIEW_SOURCE if view[1] <= HEADER_START_SHARE else VIEW_MASK_SOURCE
-        settings = replace(settings, fixed_mask=view[0], sources={**(settings.sources or {}), "fixed_mask": source})
+    searched = settings.init == "auto" and settings.initial_transform is None
+    if settings.fixed_mask is None and not wanted and searched and (view := view_mask(fixed, moving, recipe)):
+        sources = {**(settings.sources or {}), "fixed_mask": VIEW_MASK_SOURCE}
+        settings = replace(settings, fixed_mask=view, sources=sources)
     check_fixed_mask_size(recipe, fixed, settings.fixed_mask)
     initial = settings.initial_transform
     replaced = wanted and start_from_guidance(settings.init, guidance.has_segments)
@@ -192,7 +193,7 @@ def plan_runs(run: RegistrationRun) -> RunPlan:
                 run.report(0.03, "finding the starting pose: scoring rotations of the segments")
         starts, guided_candidates = guided_starts(fixed, moving, prepared, settings.initial_transform, settings.seed,
                                                   scale, search=searched)  # fmt: skip
-    elif settings.init == "auto" and settings.initial_transform is None and header_start_only(settings):
+    elif from_view(settings):
         # A small view inside a larger scan: the search's foreground centres put it at the scan's centre.
         header = Transform.identity()
         starts, guided_candidates = StartingPoses([("header", header)], header), None

@@ -184,7 +184,10 @@ def search_any_pose(
     if not allowed.any():
         # All turned beyond the limit while refined: the limit holds (the centres at the prior's turn), and the
         # mirrored poses, never limited, are no measure of a proper pose the limit left out.
-        proper, proper_values = np.concatenate([proper, centre[None]]), np.r_[proper_values, fine_score(total(centre[None]))]
+        proper, proper_values = (
+            np.concatenate([proper, centre[None]]),
+            np.r_[proper_values, fine_score(total(centre[None]))],
+        )
         allowed, judge_mirror = np.r_[allowed, True], False
     winner = int(np.argmax(np.where(allowed, proper_values, -np.inf)))
     result = AnyPoseResult(

@@ -23,7 +23,7 @@ import SimpleITK as sitk
 
 from ...core.choices import FULL_ROTATION_DEG, INIT_METHODS
 from ...core.errors import InputError
-from ...core.images import corner_points, physical_extent_mm
+from ...core.images import corner_points, inside_fraction, physical_extent_mm
 from ...core.rotations import pose_difference
 from ...core.transforms import Transform
 from ..settings import RegistrationSettings
@@ -78,24 +78,18 @@ def same_start(a: Transform, b: Transform, center: np.ndarray, shift_mm: float =
     return angle < SAME_START_DEG and shift < shift_mm
 
 
-def _inside(image: sitk.Image, points: np.ndarray) -> bool:
-    """Whether all ``points`` (LPS mm) lie inside the image's box (voxel edges included)."""
-    for point in np.atleast_2d(points):
-        index = np.asarray(image.TransformPhysicalPointToContinuousIndex(tuple(float(v) for v in point)))
-        if np.any(index < -0.5) or np.any(index > np.asarray(image.GetSize()) - 0.5):
-            return False
-    return True
-
-
 def _headers_overlap(fixed: sitk.Image, moving: sitk.Image, fixed_center: np.ndarray) -> bool:
     """Whether, as the headers place them, the fixed foreground centre (given, LPS mm) lies inside the moving image,
     and the moving foreground centre inside the fixed image or the whole fixed box inside the moving one: two scans
     of one anatomy, or a small field of view within a larger scan. An intraoperative ultrasound of the brain (a
     helper's simulation, 2026-11-30), navigated 5 mm and 5 deg off, lies inside the head MR, whose centre it does
     not hold: without the headers' start every run ended 70-77 mm off."""
-    if not _inside(moving, fixed_center):
+    if inside_fraction(np.atleast_2d(fixed_center), moving) < 1.0:
         return False
-    return _inside(fixed, foreground_center(moving)) or _inside(moving, corner_points(fixed))
+    return (
+        inside_fraction(foreground_center(moving)[None], fixed) == 1.0
+        or inside_fraction(corner_points(fixed), moving) == 1.0
+    )
 
 
 def starting_poses(

@@ -1,14 +1,15 @@
-"""An ultrasound's fan as the fixed mask of an unguided run, when the user gave none.
+"""An intraoperative ultrasound inside a head MR: sampled inside its fan, started from the headers' pose.
 
-An intraoperative ultrasound reads 0 outside its fan, inside a head MR that has anatomy there. Sampled whole, the
-fan's zero exterior matched against dark MR (background, the skull base) made wrong poses score higher than the
-truth: a helper's simulated brain MR -> iUS pairs, mutual information 0.279 at a pose 76 mm off against 0.132 at
-the truth over the whole image; inside the fan 0.084 against 0.209. So when the fixed image reads 0 outside a field
-of view, is small beside the moving anatomy and, where the run starts, lies inside the moving image, the engine
-samples only that field of view (the weak-result check already reads such an image inside it), from the headers' pose: the any-pose search, which
-brings the foreground centres together, put the fan at the head's centre (57-76 mm off). An MR head against
-a CT head is not small beside it: there the zeros are air that the CT shows too, and they are sampled as before.
-Transforms map fixed to moving points (LPS mm).
+An iUS reads 0 outside its fan, inside an MR that has anatomy there. Sampled whole, the fan's zero exterior matched
+against dark MR (background, the skull base) made wrong poses score higher than the truth: a helper's simulated brain
+MR -> iUS pairs (Testing/Python/ius_data.py), mutual information 0.279 at a pose 76 mm off against 0.132 at the truth
+over the whole image; inside the fan 0.084 against 0.209. And the any-pose search, which brings the foreground centres
+together, put the fan at the head's centre (57-76 mm off). So an unguided run under ``--init auto`` with no initial
+transform and no fixed mask, whose fixed image reads 0 outside a field of view that is a small part of the moving
+anatomy and lies inside it at the headers' pose (a navigation system's), samples only that field of view and starts
+from the headers' pose; a result far from it is warned (:mod:`.far_from_start`). A prostate ultrasound in a pelvic
+MR crop (16-34% of its anatomy) keeps the search and the whole image: sampled in its fan, 2 of 6 unguided TRUS-like
+results 33-37 mm off were no longer warned. Transforms map fixed to moving points (LPS mm).
 """
 
 from __future__ import annotations
@@ -16,50 +17,51 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from ...core.images import corner_points
+from ...core.errors import InputError
+from ...core.images import corner_points, inside_fraction
 from ...core.metric import shrink_to_spacing
-from ...core.transforms import Transform
 from ...core.views import field_of_view
+from ...engines.presets import Preset
 from ..pose.centres import foreground_mask
+from .masks import check_fixed_mask_size
 
-# A field of view holding more of the fixed image than this leaves out too little to matter.
-MAX_VIEW_SHARE = 0.9
-# A field of view of at most this share of the moving foreground's volume is a small view inside a larger scan.
-MAX_SHARE_OF_MOVING = 0.5
-# At most this share, a view is a small part of the moving anatomy (an intraoperative ultrasound in a head MR: 3%),
-# and the run starts from the headers' pose alone. Above it (a prostate ultrasound in a pelvic MR crop: 16-34%), the
-# any-pose search, which brings the foreground centres together, still finds the start.
-HEADER_START_SHARE = 0.1
+# A field of view of at most this share of the moving foreground's volume is a small part of the moving anatomy
+# (an intraoperative ultrasound in a head MR: 3%).
+MAX_SHARE_OF_MOVING = 0.1
+# At the headers' pose, at least this share of the view lies in the moving foreground: the frames agree.
+MIN_IN_ANATOMY = 0.9
 MOVING_FOREGROUND_MM = 4.0  # the grid the moving foreground is measured on
-VIEW_MASK_SOURCE = "the fixed image's field of view (it reads 0 outside it; found automatically)"
-SMALL_VIEW_SOURCE = VIEW_MASK_SOURCE[:-1] + ", a small part of the moving anatomy: started from the headers' pose)"
+VIEW_MASK_SOURCE = (
+    "the fixed image's field of view (it reads 0 outside it; found automatically): started from the headers' pose"
+)
 
 
-def view_mask(fixed: sitk.Image, moving: sitk.Image, start: Transform | None) -> tuple[sitk.Image, float] | None:
-    """Where ``fixed`` has data (UInt8 on its grid, :func:`.views.field_of_view`) when it reads 0 outside it, its
-    box lies inside the moving image at ``start`` (linear, fixed -> moving; None: the headers' pose), the view
-    leaves out more than 1 - MAX_VIEW_SHARE of it and holds at most MAX_SHARE_OF_MOVING of the moving foreground's
-    volume (with that share); else None."""
-    if float(sitk.GetArrayViewFromImage(fixed).min()) != 0.0:
+def view_mask(fixed: sitk.Image, moving: sitk.Image, recipe: Preset) -> sitk.Image | None:
+    """Where ``fixed`` has data (UInt8 on its grid, :func:`.views.field_of_view`) when it reads 0 outside it, its box
+    lies inside the moving image at the headers' pose, the view holds at most MAX_SHARE_OF_MOVING of the moving
+    foreground's volume, MIN_IN_ANATOMY of it lies in that foreground, and ``recipe``'s sampler can use it; else
+    None."""
+    if float(sitk.GetArrayViewFromImage(fixed).min()) != 0.0 or inside_fraction(corner_points(fixed), moving) < 1.0:
         return None
-    if start is not None and not start.is_linear:
-        return None
-    corners = corner_points(fixed) if start is None else start.transform_points(corner_points(fixed))
-    for corner in corners:
-        index = np.asarray(moving.TransformPhysicalPointToContinuousIndex(tuple(float(v) for v in corner)))
-        if np.any(index < -0.5) or np.any(index > np.asarray(moving.GetSize()) - 0.5):
-            return None
     view = field_of_view(fixed, fixed)
-    count = float(np.count_nonzero(sitk.GetArrayViewFromImage(view)))
-    if not 0.0 < count <= MAX_VIEW_SHARE * float(np.prod(fixed.GetSize())):
+    inside = np.argwhere(sitk.GetArrayViewFromImage(view) > 0)
+    if not 0 < len(inside) < view.GetNumberOfPixels():
         return None
     coarse = shrink_to_spacing(moving, MOVING_FOREGROUND_MM)
-    anatomy = np.count_nonzero(sitk.GetArrayViewFromImage(foreground_mask(coarse))) * np.prod(coarse.GetSpacing())
-    share = count * float(np.prod(fixed.GetSpacing())) / max(float(anatomy), 1e-9)
-    return (view, share) if share <= MAX_SHARE_OF_MOVING else None
+    anatomy = foreground_mask(coarse)
+    volume = np.count_nonzero(sitk.GetArrayViewFromImage(anatomy)) * float(np.prod(coarse.GetSpacing()))
+    if len(inside) * float(np.prod(fixed.GetSpacing())) > MAX_SHARE_OF_MOVING * volume:
+        return None
+    landed = sitk.GetArrayFromImage(sitk.Resample(anatomy, fixed, sitk.Transform(), sitk.sitkNearestNeighbor))
+    if float(np.mean(landed[tuple(inside.T)] > 0)) < MIN_IN_ANATOMY:
+        return None
+    try:
+        check_fixed_mask_size(recipe, fixed, view)
+    except InputError:  # too small for the sampler: sampled whole, as before
+        return None
+    return view
 
 
-def header_start_only(settings) -> bool:
-    """Whether ``settings`` (:class:`..settings.RegistrationSettings`) carry a fixed mask :func:`view_mask` made of
-    a view that is a small part of the moving anatomy (HEADER_START_SHARE)."""
-    return (settings.sources or {}).get("fixed_mask") == SMALL_VIEW_SOURCE
+def from_view(settings) -> bool:
+    """Whether ``settings`` (:class:`..settings.RegistrationSettings`) carry a fixed mask :func:`view_mask` made."""
+    return (settings.sources or {}).get("fixed_mask") == VIEW_MASK_SOURCE

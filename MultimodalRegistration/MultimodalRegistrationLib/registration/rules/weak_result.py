@@ -34,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
+from ...core.images import index_to_physical_matrix
 from ...core.metric import METRIC_SPACING_MM, bias_corrected_information, shrink_to_spacing
 from ...core.rotations import axis_angle_matrices
 from ...core.transforms import Transform
@@ -92,9 +93,9 @@ def linear_part(result: Transform, fixed: sitk.Image, spacing_mm: float = LINEAR
     voxels on a ``spacing_mm`` grid. A brain MR -> intraoperative ultrasound run (a helper's simulation, 2026-11-30)
     whose B-spline stage followed a rigid stage 70 mm off had not been warned: only linear results were checked."""
     grid = shrink_to_spacing(fixed, spacing_mm)
-    index = np.stack(np.meshgrid(*[np.arange(n, dtype=float) for n in grid.GetSize()], indexing="ij"), -1).reshape(-1, 3)
-    matrix = np.asarray(grid.GetDirection()).reshape(3, 3) * np.asarray(grid.GetSpacing())
-    points = index @ matrix.T + np.asarray(grid.GetOrigin())
+    index = np.stack(np.meshgrid(*[np.arange(n, dtype=float) for n in grid.GetSize()], indexing="ij"), -1)
+    to_lps = index_to_physical_matrix(grid)
+    points = index.reshape(-1, 3) @ to_lps[:3, :3].T + to_lps[:3, 3]
     moved = result.transform_points(points)
     solution, *_ = np.linalg.lstsq(np.c_[points, np.ones(len(points))], moved, rcond=None)
     affine = np.eye(4)
