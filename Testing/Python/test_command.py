@@ -134,3 +134,14 @@ def test_a_recorded_command_is_quoted_for_the_user_s_shell_and_reads_back(window
     if windows:
         assert r'--fixed "C:\Users\Ann Lee\ct.nrrd" --moving "D:\slides\H&E.nrrd"' in line and "'" not in line
         assert join(["mmreg", r"C:\Users\ann\ct.nrrd", "gland,urethra"], True) == r'mmreg C:\Users\ann\ct.nrrd "gland,urethra"'  # H&E: cmd.exe ran E.nrrd
+
+
+@pytest.mark.slow
+def test_a_mask_the_preparation_made_is_named_in_the_record(pair_files, tmp_path):
+    """--mask-fixed auto had recorded provenance.fixed_mask null, as if no mask had been used (a helper's sweep)."""
+    run = mmreg("register", "--fixed", pair_files / "ct.nrrd", "--moving", pair_files / "mr.nrrd", "--prep",
+                "--mask-fixed", "auto", "--output-transform", tmp_path / "T.h5", "--json", tmp_path / "s.json")  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    provenance = json.loads((tmp_path / "s.json").read_text())["provenance"]
+    assert provenance["fixed_mask"] == "made by the preparation (--mask-fixed auto)"
+    assert provenance["moving_mask"] is None

@@ -84,6 +84,10 @@ def run_registration_job(job: RegistrationJob, emit: Callable[[dict], None]) -> 
         moving_mask = moving_mask if moving_mask is not None else prepared.moving_mask
     guidance, guidance_warnings = guidance_from_job(job, fixed, moving)
     read_seconds = time.perf_counter() - read_started
+    sources = job.sources()
+    for role in ("fixed", "moving"):  # a mask the preparation made is named too (it had read null: a helper)
+        if prepared is not None and not sources.get(f"{role}_mask") and getattr(prepared, f"{role}_mask") is not None:
+            sources[f"{role}_mask"] = f"made by the preparation (--mask-{role} {getattr(job.prep, f'mask_{role}')})"
 
     def progress(fraction: float, stage: str, **details) -> None:
         shown = REGISTERING_SHARE * min(max(fraction, 0.0), 1.0)
@@ -99,7 +103,7 @@ def run_registration_job(job: RegistrationJob, emit: Callable[[dict], None]) -> 
         max_rotation_deg=float(job.max_rotation_deg),
         seed=int(job.seed),
         threads=job.threads,
-        sources=job.sources(),
+        sources=sources,
     )
     piecewise = None
     try:
