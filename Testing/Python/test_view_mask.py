@@ -50,7 +50,7 @@ def test_a_fan_is_a_small_view_and_heads_are_not(small_pair, small_fan):
     assert float(sitk.GetArrayViewFromImage(head).min()) == 0.0 and view_mask(head, small_pair.fixed, rigid) is None
     # Headers that put the fan outside the moving anatomy (other frames): no start from them (a reviewer's case).
     assert view_mask(fan, posed(moving, rigid_transform(0, (1, 0, 0), (0.0, 0.0, 120.0))), rigid) is None
-    # A fan too thin for the sampler is sampled whole, as before, not refused (a reviewer's case: 20 degrees).
+    # A fan too thin for the sampler is sampled whole, as before, not refused (a reviewer's cases: 8-20 degrees).
     assert view_mask(fan_of(small_pair.fixed[30:60, 60:90, 40:55], half_angle_deg=8.0), moving, rigid) is None
 
 
