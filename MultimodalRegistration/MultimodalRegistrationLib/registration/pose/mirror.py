@@ -61,11 +61,14 @@ def axis_name(image: sitk.Image, axis: int) -> str:
 
 
 def mirror_twins(pose: np.ndarray, fixed: sitk.Image, center: np.ndarray) -> np.ndarray:
-    """A 4x4 pose's three mirror images: reflected (first, in fixed space) through ``center``
-    across each fixed image axis. Proper poses give mirrored ones and back; where the fixed
-    anatomy is symmetric about such a plane (a head's midline, any plane of a thin slab), a
+    """A 4x4 pose's mirror images: reflected (first, in fixed space) through ``center`` across each fixed image
+    axis, and across each LPS axis the grid is oblique to (three to six). Proper poses give mirrored ones and
+    back; where the fixed anatomy is symmetric about such a plane (a head's midline, any plane of a thin slab), a
     twin fits as well as the pose."""
-    axes = np.asarray(fixed.GetDirection()).reshape(3, 3).T
+    own = np.asarray(fixed.GetDirection()).reshape(3, 3).T
+    # And across the patient's axes (LPS), when the grid is oblique to them: a head's midline is the patient's, not
+    # the grid's (an oblique T1 against a symmetric MNI box had been refused as mirrored on 2 of 4 seeds).
+    axes = list(own) + [axis for axis in np.eye(3) if np.abs(own @ axis).max() < 0.999]
     mirrors = np.stack([np.eye(3) - 2 * np.outer(axis, axis) for axis in axes])
     return pose @ rigid_matrices(mirrors, center - mirrors @ center)
 
