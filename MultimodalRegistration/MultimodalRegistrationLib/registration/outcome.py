@@ -35,7 +35,7 @@ from .rules.scale_drift import scale_drift_reason
 from .rules.size_check import SIZE_WARNING, size_warning
 from .rules.thin_moving import OTHER_WAY
 from .rules.uneven_size import uneven_size_warning
-from .rules.view_mask import VIEW_MASK_SOURCE
+from .rules.view_mask import VIEW_MASK_SOURCE, from_view
 from .rules.weak_result import WEAK_RESULT, weak_result_warning
 from .runs import EngineRuns, RegistrationRun, RunPlan, error_reason
 from .summary import GuidanceScores, Provenance
@@ -175,8 +175,9 @@ def warn_if_weak(run: RegistrationRun, kept: Kept, metric_before: float) -> None
 def warn_if_wrong_size(run: RegistrationRun, kept: Kept) -> None:
     """Unguided, a warning when a result of a preset that keeps the size fits better at another size (see
     :mod:`.rules.size_check`): a spacing is likely wrong; or when a result of one scale fits better stretched along
-    one axis (:mod:`.rules.uneven_size`): the tissue shrank unevenly."""
-    if run.prepared is not None:
+    one axis (:mod:`.rules.uneven_size`): the tissue shrank unevenly. Not for an ultrasound inside an MR
+    (:mod:`.rules.view_mask`): its intensities confirm no size, and the check took 7 of a run's 8.7 s."""
+    if run.prepared is not None or from_view(run.settings):
         return
     if run.recipe.scales:  # similarity: one scale for tissue that may have shrunk unevenly
         warning = uneven_size_warning(run.fixed, run.moving, kept.transform, run.fixed_mask, run.moving_mask)
