@@ -1,4 +1,5 @@
-"""Rotation grids and small pose arithmetic on 4x4 matrices (LPS mm), for the any-pose search."""
+"""Rotation grids and small pose arithmetic on 4x4 matrices (LPS mm), for the any-pose search; least-squares fits
+of paired points."""
 
 from __future__ import annotations
 
@@ -95,6 +96,16 @@ def reflection_matrix(normal: np.ndarray, point: np.ndarray) -> np.ndarray:
     matrix = np.eye(4)
     matrix[:3, :3] -= 2 * np.outer(normal, normal)
     matrix[:3, 3] = 2 * normal * (normal @ np.asarray(point, float))
+    return matrix
+
+
+def affine_fit(fixed: np.ndarray, moving: np.ndarray) -> np.ndarray:
+    """Least-squares affine map fixed -> moving (4x4) between paired points (N x 3, LPS mm)."""
+    design = np.hstack([fixed, np.ones((len(fixed), 1))])
+    solution = np.linalg.lstsq(design, moving, rcond=None)[0]
+    matrix = np.eye(4)
+    matrix[:3, :3] = solution[:3].T
+    matrix[:3, 3] = solution[3]
     return matrix
 
 

@@ -12,7 +12,7 @@ import SimpleITK as sitk
 
 from ..core.choices import LANDMARK_TRANSFORMS
 from ..core.images import index_to_physical_matrix
-from ..core.rotations import orthogonal_fit
+from ..core.rotations import affine_fit, orthogonal_fit
 
 KINDS = LANDMARK_TRANSFORMS
 MIN_POINTS = {"translation": 1, "rigid": 3, "similarity": 3, "affine": 4, "tps": 4}
@@ -31,17 +31,6 @@ def a_fit(kind: str) -> str:
 FIELD_SPACING_MM = 2.0  # TPS field spacing when no reference image is given
 FIELD_MARGIN_MM = 20.0
 MAX_FIELD_VOXELS = 4_000_000  # a finer reference grid is coarsened (integer factors) to stay under this
-
-
-# --------------------------------------------------------------------------- linear fits
-def affine_fit(fixed: np.ndarray, moving: np.ndarray) -> np.ndarray:
-    """Least-squares affine map fixed -> moving (4x4)."""
-    design = np.hstack([fixed, np.ones((len(fixed), 1))])
-    solution = np.linalg.lstsq(design, moving, rcond=None)[0]
-    matrix = np.eye(4)
-    matrix[:3, :3] = solution[:3].T
-    matrix[:3, 3] = solution[3]
-    return matrix
 
 
 # --------------------------------------------------------------------------- thin-plate spline

@@ -36,7 +36,7 @@ import SimpleITK as sitk
 
 from ...core.images import index_to_physical_matrix
 from ...core.metric import METRIC_SPACING_MM, bias_corrected_information, shrink_to_spacing
-from ...core.rotations import axis_angle_matrices
+from ...core.rotations import affine_fit, axis_angle_matrices
 from ...core.transforms import Transform
 from ...core.views import field_of_view
 
@@ -96,11 +96,7 @@ def linear_part(result: Transform, fixed: sitk.Image, spacing_mm: float = LINEAR
     index = np.stack(np.meshgrid(*[np.arange(n, dtype=float) for n in grid.GetSize()], indexing="ij"), -1)
     to_lps = index_to_physical_matrix(grid)
     points = index.reshape(-1, 3) @ to_lps[:3, :3].T + to_lps[:3, 3]
-    moved = result.transform_points(points)
-    solution, *_ = np.linalg.lstsq(np.c_[points, np.ones(len(points))], moved, rcond=None)
-    affine = np.eye(4)
-    affine[:3, :] = solution.T
-    return Transform.from_matrix(affine)
+    return Transform.from_matrix(affine_fit(points, result.transform_points(points)))
 
 
 def _nats(value: float | None) -> str:
