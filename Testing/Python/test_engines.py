@@ -186,3 +186,20 @@ def test_mirrored_or_collapsed_linear_results_are_refused():
         check_linear_result(Transform.from_matrix(np.diag([8.8, 8.9, 8.7, 1])), "similarity")
     assert grown.value.hint.startswith("it scales the anatomy about 8.8 times as a whole: check the voxel spacing")
     check_linear_result(rigid_transform(170, (0, 0, 1), (0, 0, 0)), "rigid")
+
+
+def test_a_deformable_result_is_judged_by_its_affine_part():
+    """The affine stage inside a deformable preset: scales and mirrors are read from the result's affine part."""
+    fixed = sitk.Image([40, 40, 30], sitk.sitkFloat32)
+    fixed.SetSpacing([2.0, 2.0, 3.0])
+    shift = np.zeros((30, 40, 40, 3))
+    shift[..., 0] = 1.5  # mm along L: a field that leaves the affine part at scale 1
+    field = sitk.GetImageFromArray(shift, isVector=True)
+    field.CopyInformation(fixed)
+    nudge = Transform.from_displacement_field(field)
+    for matrix, words in ((np.diag([0.1, 1, 1, 1]), "affine part collapsed"), (np.diag([-1.0, 1, 1, 1]), "mirrored")):
+        with pytest.raises(EngineError, match=words) as refused:
+            check_linear_result(Transform.from_matrix(matrix) @ nudge, "deformable", fixed)
+        assert "0.1" in str(refused.value) or "-1.000" in str(refused.value)
+    check_linear_result(rigid_transform(30, (0, 0, 1), (5, 0, 0)) @ nudge, "deformable", fixed)
+    check_linear_result(Transform.from_matrix(np.diag([0.1, 1, 1, 1])) @ nudge, "deformable")  # no image: not judged

@@ -259,7 +259,7 @@ def run_engines(run: RegistrationRun, plan: RunPlan) -> EngineRuns:
         try:
             output = _run_engine_from(run, name, start, plan.regions.get(name), (low, high))
             done.logs.append(f"=== {run.settings.engine} {run.recipe.name} from the {name} start ===\n{output.log}")
-            check_linear_result(output.transform, run.recipe.name)
+            check_linear_result(output.transform, run.recipe.name, run.fixed)
         except EngineError as error:
             if error.log:
                 done.logs.append(

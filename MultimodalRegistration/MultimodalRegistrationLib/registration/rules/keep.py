@@ -14,6 +14,7 @@ from ...core.transforms import Transform, lps_ras_points
 from ..guided.score import guidance_score, worse_than
 from ..guided.start import AXES_MAX_DEG, FAR_Z, MAX_DEG, STEP_DEG, WIN_Z
 from ..guided.start_score import REFEREE_REGION_MM, StartScorer, paired_z, surface_change_mm, wide_intensity_z
+from .weak_result import linear_part
 
 # "Never worse than the start": a result whose mutual information falls more than this (nats) below
 # that of the start it ran from is not kept. The same value as QA's triage tolerance (qa/triage.py
@@ -25,27 +26,31 @@ KEEP_TOLERANCE_NATS = 0.005
 FOLDING_CHECK_SPACING_MM = SAMPLING_SPACING_MM
 
 
-def check_linear_result(transform: Transform, preset_name: str) -> None:
-    """Refuse a mirrored or collapsed linear result: an engine can return one (ANTs Affine)."""
-    if not transform.is_linear:
+def check_linear_result(transform: Transform, preset_name: str, fixed: sitk.Image | None = None) -> None:
+    """Refuse a mirrored or collapsed linear result: an engine can return one (ANTs Affine). Given the ``fixed``
+    image, a nonlinear result is judged by its affine part over the fixed box (:func:`.weak_result.linear_part`):
+    the affine stage inside a deformable preset can collapse as an affine preset can."""
+    if transform.is_linear:
+        matrix, what = transform.matrix, f"the {preset_name} result"
+    elif fixed is not None:
+        matrix, what = linear_part(transform, fixed).matrix, f"the {preset_name} result's affine part"
+    else:
         return
-    singular = np.linalg.svd(transform.matrix[:3, :3], compute_uv=False)
-    determinant = float(np.linalg.det(transform.matrix[:3, :3]))
+    singular = np.linalg.svd(matrix[:3, :3], compute_uv=False)
+    determinant = float(np.linalg.det(matrix[:3, :3]))
     if determinant <= 0 and singular.min() >= 0.2:  # a singular matrix (determinant -0.001) collapsed, not mirrored
         raise EngineError(
-            f"the {preset_name} result is mirrored (determinant {determinant:.3f})",
+            f"{what} is mirrored (determinant {determinant:.3f})",
             hint="use the rigid preset, or prealign with landmarks so the engine starts closer",
         )
     if determinant <= 0 or singular.min() < 0.2 or singular.max() > 5.0:
         hint = "use the rigid preset, mask the anatomy, or prealign with landmarks"
         if determinant > 0 and (singular.min() > 2.0 or singular.max() < 0.5):
             # Scaled as a whole: a helper's mouse stack saved at 1 mm for 0.02 mm had been told to use rigid.
-            hint = (f"it scales the anatomy about {isotropic_scale(transform.matrix[:3, :3]):.3g} times as a whole: "
+            hint = (f"it scales the anatomy about {isotropic_scale(matrix[:3, :3]):.3g} times as a whole: "
                     "check the voxel spacing in both image headers (mmreg prep --spacing-fixed/--spacing-moving sets "
                     "it without resampling); if it is right, " + hint)  # fmt: skip
-        raise EngineError(
-            f"the {preset_name} result collapsed or exploded (scales {np.round(singular, 3).tolist()})", hint=hint
-        )
+        raise EngineError(f"{what} collapsed or exploded (scales {np.round(singular, 3).tolist()})", hint=hint)
 
 
 def minimum_jacobian(transform: Transform, fixed: sitk.Image, spacing_mm: float = FOLDING_CHECK_SPACING_MM) -> float:
