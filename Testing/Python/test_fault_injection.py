@@ -973,6 +973,22 @@ MORE_CASES = {
 }
 
 
+def small_moving_deformable(inputs: Path, out: Path) -> list[str]:
+    """A 22 x 22 x 22 mm moving image in the middle of the 96 x 80 x 80 mm fixed one, for the deformable preset,
+    which is not registered the other way round for the user (its inverse is not exact)."""
+    fixed, _ = _pair(inputs)
+    small = _volume(seed=1)[20:31, 16:27, 12:21]
+    moving = inputs / "small.nrrd"
+    write_image(small, moving)
+    return _register(fixed, moving, out, "--preset", "deformable")
+
+
+MORE_CASES["a small moving image inside the fixed one, deformable"] = Case(
+    small_moving_deformable, "fills 1.8% of the fixed image's box, so most fixed samples fall off it: register the "
+    "other way round (it as --fixed, the other image as --moving) and write --output-inverse"
+)
+
+
 @pytest.mark.parametrize("name", list(MORE_CASES))
 def test_issue25_more_bad_input_is_refused_before_any_engine(name, tmp_path, private_tmp, capsys):
     _assert_refused(MORE_CASES[name], tmp_path, private_tmp, capsys)

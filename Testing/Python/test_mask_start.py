@@ -263,5 +263,5 @@ def test_a_thin_moving_slab_that_loses_the_overlap_is_advised_to_be_the_fixed_im
     ct = sitk.Image([160, 160, 8], sitk.sitkUInt8)
     said = thin_moving_hint(mr, ct)
     assert said.startswith("the moving image is a slab 8 mm thin inside a fixed image 165 mm across")
-    assert "register the other way round (the slab as --fixed" in said and "--output-inverse" in said
+    assert "register the other way round (it as --fixed" in said and "--output-inverse" in said
     assert thin_moving_hint(ct, mr) is None and thin_moving_hint(mr, mr) is None

@@ -134,8 +134,8 @@ def test_two_ways_that_disagree_are_warned_whichever_is_kept(phantom_slab):
     assert _apart_mm(pair.fixed, slab, pair.truth, pair.truth) == 0.0
     result = register(pair.fixed, slab)
     doubted = _doubted(result, 12.0, "other", 0.91, 0.88)
-    assert doubted.warnings[-1].startswith(f"{WAYS_DISAGREE}: the slab registered as the fixed image and as the moving "
-                                           "image lands 12 mm apart")  # fmt: skip
+    assert doubted.warnings[-1].startswith(f"{WAYS_DISAGREE}: the moving image registered as the fixed image and as "
+                                           "given lands 12 mm apart")  # fmt: skip
     assert "kept the other way round" in doubted.warnings[-1]
     assert triage_case(doubted.summary(), None).verdict == "check"
     assert _doubted(result, 4.0, "given", 0.91, 0.88) is result  # within DISAGREE_MM: nothing to say

@@ -9,6 +9,7 @@ from MultimodalRegistrationLib.core.transforms import Transform
 from MultimodalRegistrationLib.engines.presets import load_preset
 from MultimodalRegistrationLib.registration.register import register
 from MultimodalRegistrationLib.registration.rules.far_from_start import FAR_FROM_START
+from MultimodalRegistrationLib.registration.rules.thin_moving import OTHER_WAY
 from MultimodalRegistrationLib.registration.rules.view_mask import VIEW_MASK_SOURCE, view_mask
 from MultimodalRegistrationLib.registration.rules.weak_result import WEAK_RESULT
 from test_anypose import posed
@@ -52,6 +53,11 @@ def test_a_fan_is_a_small_view_and_heads_are_not(small_pair, small_fan):
     assert view_mask(fan, posed(moving, rigid_transform(0, (1, 0, 0), (0.0, 0.0, 120.0))), rigid) is None
     # A fan too thin for the sampler is sampled whole, as before, not refused (a reviewer's cases: 8-20 degrees).
     assert view_mask(fan_of(small_pair.fixed[30:60, 60:90, 40:55], half_angle_deg=8.0), moving, rigid) is None
+    # A 62 mm MR cube from inside the head, 1% of it zeros: an image, not a view (it had started from the headers
+    # alone, 30 mm off, and ended there unwarned).
+    cube = small_pair.moving[25:50, 25:50, 25:50]
+    assert 0 < float(np.mean(sitk.GetArrayViewFromImage(cube) == 0)) < 0.02
+    assert view_mask(cube, small_pair.fixed, rigid) is None
 
 
 @pytest.mark.slow
@@ -87,3 +93,24 @@ def test_an_intraoperative_ultrasound_of_the_brain_registers_from_the_headers_or
         assert start > 5.0 and error < 0.5 and not result.warnings
     elif error > 5.0:  # wrong: said, by its distance from the headers' pose or its weak contrast
         assert any(w.startswith((FAR_FROM_START, WEAK_RESULT)) for w in result.warnings), result.warnings
+
+
+@pytest.mark.slow
+def test_an_intraoperative_ultrasound_as_the_moving_image_is_registered_the_other_way_round():
+    """The head MR fixed and the iUS moving: the fan's box fills 3% of the head's, and the run had been refused as
+    "images do not overlap" at any pose, the true one too. Now it is registered the other way round, where its fan
+    is sampled (0.60 mm from 5.1 mm), and the result inverted."""
+    from conftest import shared_data
+    from ius_data import ius_pair
+
+    for part in ("t1", "gm", "wm"):  # skips without the data
+        shared_data("mni_icbm152", f"mni_icbm152_{part}_tal_nlin_sym_09a_converted.nii.gz")
+    pair = ius_pair(5.0, 5.0, seed=6)
+    result = register(pair.moving, pair.fixed)  # maps MR points to iUS points
+
+    def error(transform: Transform) -> float:
+        return float(np.linalg.norm(transform.transform_points(pair.truth_points) - pair.points, axis=1).mean())
+
+    assert error(Transform.identity()) > 5.0 and error(result.transform) < 1.0
+    assert result.provenance.moving_mask == VIEW_MASK_SOURCE and result.provenance.start == "header"
+    assert any(w.startswith(OTHER_WAY) for w in result.warnings), result.warnings

@@ -20,6 +20,10 @@ class FileInUseError(InputError):
     pass once it is closed, so a batch runs the case again (worker kind "busy")."""
 
 
+class ImagesApartError(InputError):
+    """No start puts enough of the fixed image inside the moving image to register (exit code 2)."""
+
+
 class EngineError(RuntimeError):
     """The registration engine failed (exit code 1).
 

@@ -1,7 +1,7 @@
-"""Registering the other way round. A thin slab as the moving image inside a much larger fixed image leaves most
-fixed samples off the slab at any pose: elastix can stop ("Too many samples map outside moving image buffer") from
-every start, or end far off with no sign of it. For a linear preset the pair is also registered with the slab as
-the fixed image, the result inverted (exact), and the one whose images agree better (the mutual information every
+"""Registering the other way round. A thin slab or a small box as the moving image inside a much larger fixed image
+leaves most fixed samples off it at any pose: elastix can stop ("Too many samples map outside moving image buffer")
+from every start, or end far off with no sign of it. For a linear preset the pair is also registered with the moving
+image as the fixed one, the result inverted (exact), and the one whose images agree better (the mutual information every
 result is ranked by, on the fixed samples) is kept (:func:`better_way`). Transforms map fixed to moving points
 (LPS mm).
 
@@ -19,7 +19,7 @@ from dataclasses import replace
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.errors import EngineError, InputError
+from ..core.errors import EngineError, ImagesApartError, InputError
 from ..core.images import validate_mask
 from ..core.metric import mutual_information
 from ..core.transforms import Transform
@@ -28,7 +28,7 @@ from .guided.guidance import Guidance
 from .outcome import start_offset
 from .rules.far_from_start import moved_from_start_mm
 from .rules.sampling_region import moving_footprint
-from .rules.thin_moving import CLEAR_WIN, DISAGREE_MM, OTHER_WAY, WAYS_DISAGREE, thin_moving
+from .rules.thin_moving import CLEAR_WIN, DISAGREE_MM, OTHER_WAY, WAYS_DISAGREE, moving_falls_short
 from .runs import error_reason, working_image
 from .settings import RegistrationSettings
 
@@ -37,13 +37,13 @@ Measure = Callable[[Transform], float]
 
 def other_way_reason(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettings,
                      guidance: Guidance | None) -> str | None:  # fmt: skip
-    """Why the pair is registered the other way round too (:func:`.thin_moving`), or None: not for a preset or an
+    """Why the pair is registered the other way round too (:func:`.moving_falls_short`), or None: not for a preset or an
     initial transform without an exact inverse, nor a guided run (its segments and landmarks name their sides)."""
     if guidance is not None and not guidance.is_empty:
         return None
     if settings.initial_transform is not None and not settings.initial_transform.is_linear:
         return None
-    if (why := thin_moving(fixed, moving)) is None or not load_preset(settings.engine, settings.preset).is_linear:
+    if (why := moving_falls_short(fixed, moving, settings.fixed_mask)) is None or not load_preset(settings.engine, settings.preset).is_linear:
         return None
     return why
 
@@ -67,9 +67,10 @@ def agreement(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSetti
     return lambda transform: mutual_information(fixed, moving, transform, mask)
 
 
-def better_way(result, failure: EngineError | None, other_way: Callable, fixed: sitk.Image, moving: sitk.Image,
+def better_way(result, failure: EngineError | ImagesApartError | None, other_way: Callable, fixed: sitk.Image, moving: sitk.Image,
                measure: Measure, reason: str):  # fmt: skip
-    """``result`` (None when the engine lost its samples from every start: ``failure``), or the result
+    """``result`` (None when the engine lost its samples from every start, or no start overlapped: ``failure``), or
+    the result
     ``other_way()`` gives for moving -> fixed, turned round, when its images agree better by ``measure``. When the
     other way cannot run (an engine failure, or input it refuses: a mask too small as the fixed one), ``result``
     stands, or ``failure`` is raised, its hint saying both ways were tried."""
@@ -78,15 +79,19 @@ def better_way(result, failure: EngineError | None, other_way: Callable, fixed: 
     except (EngineError, InputError) as error:
         if result is not None:
             return result
+        if isinstance(failure, ImagesApartError):
+            raise ImagesApartError(f"{reason}; registered both ways round, neither ran ({error_reason(error)}): "
+                                   "prealign with landmarks (FiducialPrealign or mmreg prealign)") from None
         failure.hint = (f"{reason}; registered the other way round too, which failed as well ({error_reason(error)}): "
-                        "crop the larger image to the slab's region (mmreg prep --crop-common) or place the images "
+                        "crop the larger image to the moving image's region (mmreg prep --crop-common) or place the images "
                         "with --initial-transform")  # fmt: skip
         raise failure from None
     transform = other.inverse if other.inverse is not None else other.transform.inverse()
     after = measure(transform)
     if result is None:
-        lost = f"{reason}, and the engine lost its samples from every start"
-        return the_right_way(other, transform, after, fixed, measure, lost, (failure.log or "", 0.0))
+        lost = f"{reason}, and " + ("no start overlapped" if isinstance(failure, ImagesApartError)
+                                    else "the engine lost its samples from every start")  # fmt: skip
+        return the_right_way(other, transform, after, fixed, measure, lost, (getattr(failure, "log", ""), 0.0))
     given = measure(result.transform)
     apart = _apart_mm(fixed, moving, result.transform, transform)
     if given >= after:
@@ -100,7 +105,7 @@ def better_way(result, failure: EngineError | None, other_way: Callable, fixed: 
 
 def _apart_mm(fixed: sitk.Image, moving: sitk.Image, one: Transform, other: Transform) -> float:
     """How far apart (mm, median) two fixed -> moving results put the fixed points that either maps into the
-    moving image (the slab's footprint)."""
+    moving image (the moving image's footprint)."""
     footprint = sitk.Or(moving_footprint(fixed, moving, one), moving_footprint(fixed, moving, other))
     return moved_from_start_mm(fixed, one, other, footprint)
 
@@ -113,7 +118,7 @@ def _doubted(result, apart: float, kept: str, kept_agreement: float, other_agree
     if apart <= DISAGREE_MM or kept_agreement >= CLEAR_WIN * other_agreement:
         return result
     way = "the way given" if kept == "given" else "the other way round"
-    warning = (f"{WAYS_DISAGREE}: the slab registered as the fixed image and as the moving image lands {apart:.0f} mm "
+    warning = (f"{WAYS_DISAGREE}: the moving image registered as the fixed image and as given lands {apart:.0f} mm "
                f"apart (median over its footprint), so at least one is wrong; kept {way}, whose images agree better "
                f"(mutual information {kept_agreement:.4f} against {other_agreement:.4f}): check the result (a "
                "checkerboard, landmarks in QA), or start it near the answer (--initial-transform, FiducialPrealign)")
@@ -152,11 +157,11 @@ def the_right_way(result, transform: Transform, after: float, fixed: sitk.Image,
         any_pose=_scale_inverted(record.any_pose),
         start_offset=None if start is None else start_offset(start, before, fixed, record.initial_transform is not None),
         fixed=record.moving, moving=record.fixed, fixed_mask=record.moving_mask, moving_mask=record.fixed_mask,
-        fixed_sampling=record.fixed_sampling and f"the other way round, with the slab as the fixed image: "
+        fixed_sampling=record.fixed_sampling and f"the other way round, with the moving image as the fixed one: "
                                                  f"{record.fixed_sampling}",
         other_way_round=why,
     )  # fmt: skip
-    note = (f"{OTHER_WAY}: {why}; the slab was registered as the fixed image and the result inverted (exact for a "
+    note = (f"{OTHER_WAY}: {why}; the moving image was registered as the fixed one and the result inverted (exact for a "
             "linear transform)")  # fmt: skip
     if result.warnings:
         note += ". The warnings before this one speak of the images the other way round"

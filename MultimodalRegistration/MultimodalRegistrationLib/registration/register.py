@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.errors import EngineError
+from ..core.errors import EngineError, ImagesApartError
 from ..core.metric import mutual_information
 from ..core.transforms import Transform
 from ..engines.run import lost_overlap
@@ -113,7 +113,7 @@ def register(
 def _register_either_way(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettings,
                          progress: Progress | None, workdir: str | Path | None,
                          guidance: Guidance | None) -> RegistrationResult:  # fmt: skip
-    """A thin moving slab is registered both ways round, keeping the better (:mod:`.other_way`); each way reports
+    """A thin or small moving image is registered both ways round, keeping the better (:mod:`.other_way`); each way reports
     half of the progress."""
     reason = other_way_reason(fixed, moving, settings, guidance)
     if reason is None:
@@ -122,11 +122,11 @@ def _register_either_way(fixed: sitk.Image, moving: sitk.Image, settings: Regist
     result, failure = None, None
     try:
         result = _register(fixed, moving, settings, _half(report, 0.0), workdir, guidance)
-    except EngineError as error:
-        if not lost_overlap(str(error)):
+    except (EngineError, ImagesApartError) as error:
+        if isinstance(error, EngineError) and not lost_overlap(str(error)):
             raise
         failure = error
-    report(0.5, "registering the other way round: the moving image is a thin slab")
+    report(0.5, "registering the other way round: the moving image is thin or small")
 
     def other_way() -> RegistrationResult:
         return _register(moving, fixed, swapped(settings), _half(report, 0.5), workdir, None)
@@ -160,7 +160,7 @@ def _register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSetti
     fallback = start_after_lost_overlap(run, plan, engine_runs) if best is None else None
     if best is None and fallback is None:
         engine_runs.failure.log = "\n".join(engine_runs.logs)
-        if lost_overlap(str(engine_runs.failure)) and (hint := thin_moving_hint(run.fixed, run.moving)):
+        if lost_overlap(str(engine_runs.failure)) and (hint := thin_moving_hint(run.fixed, run.moving, run.fixed_mask)):
             engine_runs.failure.hint = hint
         raise engine_runs.failure
     if fallback is not None:

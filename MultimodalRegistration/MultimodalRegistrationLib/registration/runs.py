@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.errors import EngineError, InputError
+from ..core.errors import EngineError, ImagesApartError, InputError
 from ..core.images import (
     MIN_MASK_COVERAGE,
     colour_as_grey,
@@ -37,6 +37,7 @@ from .pose.initialize import StartingPoses, same_start, starting_poses
 from .rules.keep import KEEP_TOLERANCE_NATS, check_linear_result
 from .rules.masks import check_fixed_mask_size, mask_aware_starts, mask_centroid
 from .rules.sampling_region import overlap_regions, sampling_regions
+from .rules.thin_moving import thin_moving_hint
 from .rules.view_mask import VIEW_MASK_SOURCE, from_view, view_mask
 from .settings import Progress, RegistrationSettings
 
@@ -220,9 +221,9 @@ def _runs_that_overlap(run: RegistrationRun, starts: StartingPoses) -> list:
         fix = "prealign with landmarks (FiducialPrealign or mmreg prealign)"
         if starts.search is None:
             fix += " or use --init any-pose"
-        raise InputError(
-            f"images do not overlap: {fix} (only {max(overlaps):.0%} of the fixed image maps into the moving image)"
-        )
+        # A moving image too small for the fixed samples may lie inside the fixed one: said so, not "apart".
+        said = thin_moving_hint(run.fixed, run.moving) or f"images do not overlap: {fix}"
+        raise ImagesApartError(f"{said} (only {max(overlaps):.0%} of the fixed image maps into the moving image)")
     run.warnings += [
         f"skipped the {name} start: only {overlap:.0%} of the fixed image maps into the moving image there"
         for (name, _), overlap in zip(starts.poses, overlaps) if overlap < MIN_OVERLAP

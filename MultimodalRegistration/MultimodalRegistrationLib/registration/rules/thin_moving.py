@@ -5,11 +5,16 @@ and take the inverse. A helper's Visible Human pair: MR fixed, the 8-slice CT sl
 
 from __future__ import annotations
 
+import numpy as np
 import SimpleITK as sitk
 
 from ...core.images import physical_extent_mm
 
 THIN_SHARE = 0.25  # the slab's thinnest side against the fixed image's smallest extent
+# The moving image's box against the fixed image's: an intraoperative ultrasound of the brain as the moving image
+# inside a head MR fills 3% of its box (a helper's simulation, ius_data.py), and had been refused as "images do not
+# overlap" (the runs need 2% of the fixed image inside the moving one) even at the true pose.
+SMALL_SHARE = 0.1
 
 
 OTHER_WAY = "registered the other way round"  # how the warning of a result registered so starts (..other_way)
@@ -32,8 +37,24 @@ def thin_moving(fixed: sitk.Image, moving: sitk.Image) -> str | None:
             "fixed samples fall off it")
 
 
-def thin_moving_hint(fixed: sitk.Image, moving: sitk.Image) -> str | None:
-    """The advice for a run that lost its samples (:func:`thin_moving`), else None."""
-    why = thin_moving(fixed, moving)
-    return why and (f"{why}: register the other way round (the slab as --fixed, the other image as --moving) and "
+def small_moving(fixed: sitk.Image, moving: sitk.Image) -> str | None:
+    """Why most fixed samples fall off the moving image at any pose, when its box holds under SMALL_SHARE of the
+    fixed image's box volume; else None."""
+    share = float(np.prod(physical_extent_mm(moving)) / np.prod(physical_extent_mm(fixed)))
+    if share >= SMALL_SHARE:
+        return None
+    sides = " x ".join(f"{side:.0f}" for side in physical_extent_mm(moving))
+    return f"the moving image ({sides} mm) fills {share:.1%} of the fixed image's box, so most fixed samples fall off it"
+
+
+def moving_falls_short(fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image | None = None) -> str | None:
+    """Why the moving image is too thin (:func:`thin_moving`) or, with no ``fixed_mask`` to sample, too small
+    (:func:`small_moving`) for the fixed image's samples, else None."""
+    return thin_moving(fixed, moving) or (small_moving(fixed, moving) if fixed_mask is None else None)
+
+
+def thin_moving_hint(fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image | None = None) -> str | None:
+    """The advice for a run that lost its samples (:func:`moving_falls_short`), else None."""
+    why = moving_falls_short(fixed, moving, fixed_mask)
+    return why and (f"{why}: register the other way round (it as --fixed, the other image as --moving) and "
                     "write --output-inverse for this direction")  # fmt: skip

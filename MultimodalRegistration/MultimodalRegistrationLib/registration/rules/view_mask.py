@@ -28,16 +28,21 @@ from .masks import check_fixed_mask_size
 # A field of view of at most this share of the moving foreground's volume is a small part of the moving anatomy
 # (an intraoperative ultrasound in a head MR: 3%).
 MAX_SHARE_OF_MOVING = 0.1
+# A view filling more of the fixed box than this is an image with a few zero voxels, not one reading 0 outside a
+# field of view (a fan fills a third of its box: ius_data.py). A 62 mm MR cube from inside a head, 1% zeros, had
+# been started from the headers alone, 30 mm off, and ended there unwarned.
+MAX_SHARE_OF_BOX = 0.9
 # At the headers' pose, at least this share of the view lies in the moving foreground: the frames agree.
 MIN_IN_ANATOMY = 0.9
 MOVING_FOREGROUND_MM = 4.0  # the grid the moving foreground is measured on
 VIEW_MASK_SOURCE = (
-    "the fixed image's field of view (it reads 0 outside it; found automatically): started from the headers' pose"
+    "the image's own field of view (it reads 0 outside it; found automatically): started from the headers' pose"
 )
 
 
 def view_mask(fixed: sitk.Image, moving: sitk.Image, recipe: Preset) -> sitk.Image | None:
-    """Where ``fixed`` has data (UInt8 on its grid, :func:`.views.field_of_view`) when it reads 0 outside it, its box
+    """Where ``fixed`` has data (UInt8 on its grid, :func:`.views.field_of_view`) when it reads 0 outside it (the
+    view fills at most MAX_SHARE_OF_BOX of it), its box
     lies inside the moving image at the headers' pose, the view holds at most MAX_SHARE_OF_MOVING of the moving
     foreground's volume, MIN_IN_ANATOMY of it lies in that foreground, and ``recipe``'s sampler can use it; else
     None."""
@@ -45,7 +50,7 @@ def view_mask(fixed: sitk.Image, moving: sitk.Image, recipe: Preset) -> sitk.Ima
         return None
     view = field_of_view(fixed, fixed)
     inside = np.argwhere(sitk.GetArrayViewFromImage(view) > 0)
-    if not 0 < len(inside) < view.GetNumberOfPixels():
+    if not 0 < len(inside) <= MAX_SHARE_OF_BOX * view.GetNumberOfPixels():
         return None
     coarse = shrink_to_spacing(moving, MOVING_FOREGROUND_MM)
     anatomy = foreground_mask(coarse)
