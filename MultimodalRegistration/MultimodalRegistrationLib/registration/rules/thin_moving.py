@@ -12,7 +12,7 @@ from ...core.images import physical_extent_mm
 
 THIN_SHARE = 0.25  # the slab's thinnest side against the fixed image's smallest extent
 # The moving image's box against the fixed image's: an intraoperative ultrasound of the brain as the moving image
-# inside a head MR fills 3% of its box (a helper's simulation, ius_data.py), and had been refused as "images do not
+# inside a head MR fills 1.5% of its box (a helper's simulation, ius_data.py), and had been refused as "images do not
 # overlap" (the runs need 2% of the fixed image inside the moving one) even at the true pose.
 SMALL_SHARE = 0.1
 
