@@ -334,7 +334,7 @@ def test_a_run_into_a_node_removes_the_segment_nodes_an_earlier_piecewise_run_le
     import slicer
     from MultimodalRegistrationLib.core.transforms import Transform
     from MultimodalRegistrationLib.nodes.registration import ATTRIBUTE_PREFIX
-    from MultimodalRegistrationLib.nodes.registration_result import _remove_segment_nodes_of
+    from MultimodalRegistrationLib.nodes.registration_result import _earlier_segment_nodes
 
     field = mrml.transform_to_node(scene, Transform.identity(), name="MR to CT")
     field.SetAttribute(ATTRIBUTE_PREFIX + "piecewiseMinimumJacobian", "0.87")
@@ -346,11 +346,12 @@ def test_a_run_into_a_node_removes_the_segment_nodes_an_earlier_piecewise_run_le
     kept = mrml.transform_to_node(scene, Transform.identity(), name="sacrum (other result)")
     kept.SetAttribute(ATTRIBUTE_PREFIX + "fieldNodeID", other.GetID())
     folder = mrml.put_in_folder(scene, segments, "MR to CT segments")
-    _remove_segment_nodes_of(scene, field)
+    stale = _earlier_segment_nodes(scene, field)
+    assert stale == segments
+    mrml.remove_nodes_and_empty_folders(scene, stale)  # as a run does once the new result is in
     hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
     assert not any(scene.IsNodePresent(node) for node in segments) and scene.IsNodePresent(kept)
     assert hierarchy.GetItemName(folder) == ""  # the empty folder is gone
-    assert field.GetAttribute(ATTRIBUTE_PREFIX + "piecewiseMinimumJacobian") is None
 
 
 def test_copy_as_command_names_a_loaded_volumes_own_file_until_it_is_changed(scene, small_pair, tmp_path):
@@ -473,7 +474,7 @@ def test_a_result_that_cannot_go_into_the_scene_ends_the_run_and_adds_nothing(sc
     def broken(*args):
         raise ValueError("the disk went away")
 
-    monkeypatch.setattr(registration_result, "_remove_segment_nodes_of", broken)  # after the result node is made
+    monkeypatch.setattr(registration_result, "_earlier_segment_nodes", broken)  # after the result node is made
     registration = register_nodes(registration_parameters(fixedVolume=fixed, movingVolume=moving, init="geometry"),
                                   blocking=False, on_done=done.append)  # fmt: skip
     with pytest.raises(WorkerFailure, match="could not be put into the scene .ValueError: the disk went away.; nothing"):
@@ -497,10 +498,13 @@ def test_an_output_volume_that_is_an_input_is_refused(scene, volumes, role):
     assert np.array_equal(sitk.GetArrayViewFromImage(after), sitk.GetArrayViewFromImage(before))
 
 
-def test_a_rerun_that_fails_late_leaves_the_existing_output_nodes_as_they_were(scene, small_pair, monkeypatch):
+@pytest.mark.parametrize("failing", ["reading", "filling"])
+def test_a_rerun_that_fails_late_leaves_the_existing_output_nodes_as_they_were(scene, small_pair, monkeypatch,
+                                                                             failing):  # fmt: skip
     """A second run into the same transform and output volume that failed reading its resampled volume said
     'nothing was added', yet its transform and attributes were already in the node, beside the first run's volume
-    (review of the rollback). Every file is read before a node changes."""
+    (review of the rollback). Every file is read before a node changes, and a failure while the nodes are filled
+    (a helper's sweep: forced in the output volume's) puts back what they held."""
     from MultimodalRegistrationLib.nodes import registration_result
 
     fixed = mrml.volume_node_from_image(scene, shrink_to_spacing(small_pair.fixed, 4), "CT")
@@ -516,11 +520,22 @@ def test_a_rerun_that_fails_late_leaves_the_existing_output_nodes_as_they_were(s
     def broken(*args, **kwargs):
         raise MemoryError("cannot allocate the resampled volume")
 
-    monkeypatch.setattr(registration_result, "read_image", broken)
+    if failing == "reading":
+        monkeypatch.setattr(registration_result, "read_image", broken)
+    else:
+        monkeypatch.setattr(registration_result.NodeRegistration, "_fill_output_volume", broken)
+    names = sorted(result.GetAttributeNames())
     second = registration_parameters(fixedVolume=fixed, movingVolume=moving, init="moments", preset="affine", **outputs)
     with pytest.raises(WorkerFailure, match="MemoryError: cannot allocate"):
         register_nodes(second)
     assert np.array_equal(mrml.transform_from_node(result).matrix, matrix) and scene.GetNumberOfNodes() == count
     assert {key: result.GetAttribute(ATTRIBUTE_PREFIX + key) for key in attributes} == attributes
+    assert attributes["preset"] == "rigid" and sorted(result.GetAttributeNames()) == names
     after = mrml.image_from_volume_node(resampled)
     assert np.array_equal(sitk.GetArrayViewFromImage(after), sitk.GetArrayViewFromImage(voxels))
+    if failing == "filling":  # and a run that succeeds replaces the result, an earlier piecewise run's mark too
+        monkeypatch.undo()
+        result.SetAttribute(ATTRIBUTE_PREFIX + "piecewiseMinimumJacobian", "0.87")
+        register_nodes(second)
+        assert result.GetAttribute(ATTRIBUTE_PREFIX + "preset") == "affine" and scene.GetNumberOfNodes() == count
+        assert result.GetAttribute(ATTRIBUTE_PREFIX + "piecewiseMinimumJacobian") is None

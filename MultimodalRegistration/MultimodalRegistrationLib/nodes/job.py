@@ -13,6 +13,7 @@ from ..core.files import scratch_folder
 from ..process.results import JobResult
 from ..process.worker import WorkerFailure, WorkerJob
 from . import mrml
+from .node_state import NodeState
 from .panel import node_of, panel_noun
 from .panel_words import in_panel_words
 
@@ -140,13 +141,21 @@ class NodeJob:
             self.on_done(self)
 
     def _apply_or_add_nothing(self, result: JobResult) -> None:
-        """:meth:`_apply`; if it fails, the nodes it added go again."""
+        """:meth:`_apply`; if it fails, the nodes it added go again and those it may fill hold what they held."""
         before = mrml.node_ids(self.scene)
+        held = [NodeState(node) for node in self._nodes_it_may_fill()]
         try:
             self._apply(result)
         except BaseException:
             mrml.remove_nodes_added_since(self.scene, before)
+            for state in held:
+                state.restore()
             raise
+
+    def _nodes_it_may_fill(self) -> list:
+        """The existing nodes :meth:`_apply` may change: the job's output nodes still in the scene."""
+        found = (self.present_target(name) for name in getattr(self, "_targets", {}) if name.startswith("output"))
+        return [node for node in found if _is_node(node)]
 
     def keep_targets(self, parameters, job_class: type, names) -> None:
         """Hold the nodes ``parameters`` name now for the job fields ``names``: a panel's selectors can change while

@@ -76,6 +76,11 @@ class NodeRegistration(NodeJob):
         # Named now: asked later, a moving volume put under the result since named the result as its start.
         self._command = user_command(self._recorded_command(), self.folder, self._worker.job, self._node_for)
 
+    def _nodes_it_may_fill(self) -> list:
+        output = self.present_target("output_transform")
+        inverse = output.GetNodeReference(ATTRIBUTE_PREFIX + "inverse") if output is not None else None
+        return super()._nodes_it_may_fill() + ([inverse] if inverse is not None else [])
+
     def _recorded_command(self) -> str:
         return self.summary.provenance.command or ""
 
@@ -136,7 +141,9 @@ class NodeRegistration(NodeJob):
         attributes.update(guidance_attributes(provenance.guidance))
         node = self._result_node(transform)
         self._record(node, attributes)
-        _remove_segment_nodes_of(self.scene, node)  # an earlier piecewise run's into this node: stale now
+        # Removed last, once nothing can fail: an earlier piecewise run's segment nodes, stale now.
+        stale = _earlier_segment_nodes(self.scene, node)
+        node.RemoveAttribute(ATTRIBUTE_PREFIX + "piecewiseMinimumJacobian")
         if summary.piecewise:
             self.segment_transform_nodes = _segment_nodes_of(self.scene, segments, summary, node)
         self.inverse_transform_node = None
@@ -150,10 +157,11 @@ class NodeRegistration(NodeJob):
                                                                  name=f"{node.GetName()} inverse")  # fmt: skip
             node.SetNodeReferenceID(ATTRIBUTE_PREFIX + "inverse", self.inverse_transform_node.GetID())
         elif earlier is not None:  # the inverse this module made for an earlier result in this node: stale now
-            self.scene.RemoveNode(earlier)
+            stale.append(earlier)
         if volume is not None and (note := self._fill_output_volume(volume, node)):
             summary.warnings.append(note)
             node.SetAttribute(ATTRIBUTE_PREFIX + "warnings", json.dumps(list(summary.warnings)))
+        mrml.remove_nodes_and_empty_folders(self.scene, stale)
         self.summary = summary
 
     def _result_node(self, transform: Transform):
@@ -194,14 +202,12 @@ def _node_id(node, output) -> str:
     return node.GetID() if node is not None and node is not output else ""
 
 
-def _remove_segment_nodes_of(scene, field_node) -> None:
-    """Remove the per-segment transform nodes an earlier piecewise run left for ``field_node`` (and their folder,
-    once empty) and its piecewise attribute: a later run into the node replaces them."""
+def _earlier_segment_nodes(scene, field_node) -> list:
+    """The per-segment transform nodes an earlier piecewise run left for ``field_node``: a later run into the node
+    replaces them."""
     nodes = scene.GetNodesByClass("vtkMRMLTransformNode")
-    stale = [nodes.GetItemAsObject(i) for i in range(nodes.GetNumberOfItems())
-             if nodes.GetItemAsObject(i).GetAttribute(ATTRIBUTE_PREFIX + "fieldNodeID") == field_node.GetID()]  # fmt: skip
-    mrml.remove_nodes_and_empty_folders(scene, stale)
-    field_node.RemoveAttribute(ATTRIBUTE_PREFIX + "piecewiseMinimumJacobian")
+    return [nodes.GetItemAsObject(i) for i in range(nodes.GetNumberOfItems())
+            if nodes.GetItemAsObject(i).GetAttribute(ATTRIBUTE_PREFIX + "fieldNodeID") == field_node.GetID()]  # fmt: skip
 
 
 def _segment_nodes_of(scene, transforms: dict[str, Transform], summary: RegistrationSummary, field_node) -> dict:
