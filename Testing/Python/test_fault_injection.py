@@ -1588,6 +1588,31 @@ def test_a_node_in_a_frame_the_result_cannot_be_read_in_is_refused(name, scene):
     assert volumes["movingVolume"].GetParentTransformNode() is None
 
 
+@pytest.mark.parametrize("role", ["fixed", "moving"])
+def test_a_volume_an_affine_result_was_hardened_into_is_refused_by_its_name(role, scene):
+    """A helper's sweep: hardening an affine result into a volume leaves its axes 90.17 degrees apart; registering it
+    again was refused naming a scratch file already gone, with advice for a file's header. Now the node is named,
+    with what to do in Slicer, and nothing changes."""
+    import vtk
+    from MultimodalRegistrationLib.nodes import mrml
+    from MultimodalRegistrationLib.nodes.registration import register_nodes, registration_parameters
+
+    volumes = _two_volumes(scene)
+    node = volumes[f"{role}Volume"]
+    sheared = mrml.ijk_to_ras(node) @ np.array([[1, 0.004, 0, 0], [0, 1, 0.003, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]])
+    matrix = vtk.vtkMatrix4x4()
+    matrix.DeepCopy(sheared.ravel().tolist())
+    node.SetIJKToRASMatrix(matrix)
+    nodes_before = scene.GetNumberOfNodes()
+    with pytest.raises(ValueError) as refused:
+        register_nodes(registration_parameters(**volumes))
+    said = str(refused.value)
+    assert said.startswith(f"the {role} volume '{role}' has voxel axes that are not at right angles (its axes 0 and 1 "
+                           "are 89.77° apart") and "Resample Scalar/Vector/DWI Volume" in said  # fmt: skip
+    assert ("leave it under the transform" in said) == (role == "moving") and "/tmp" not in said
+    assert scene.GetNumberOfNodes() == nodes_before and np.allclose(mrml.ijk_to_ras(node), sheared)
+
+
 @pytest.mark.parametrize("where", ["parent", "initial"])
 def test_a_guided_run_from_a_nonlinear_start_names_that_transform(where, scene, make_segmentation):
     """A helper's sweep: the moving volume under a thin-plate prealignment, no initial transform chosen, guided by

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..core.errors import InputError
+from ..core.file_checks import direction_problem
 from ..core.pairs import check_pair
 from . import mrml
 
@@ -27,11 +30,33 @@ def check_volume_pair(fixed_volume, moving_volume, otherwise: str = "take it out
             raise InputError(f"select the {role} volume: a scalar volume node (not a labelmap) is needed")
     check_node_pair(fixed_volume, moving_volume, "registration", "the fixed volume", "the moving volume",
                     "select two different volumes")  # fmt: skip
+    for role, node in (("fixed", fixed_volume), ("moving", moving_volume)):
+        check_right_angles(node, role)
     if fixed_volume.GetParentTransformNode() is not None:
         raise InputError(
             f"the fixed volume '{fixed_volume.GetName()}' is under a transform: harden it first "
             f"(Data module, right-click the transform, 'Harden transform'), or {otherwise}"
         )
+
+
+def check_right_angles(volume, role: str) -> None:
+    """Refuse a volume whose voxel axes are not at right angles, naming the node and a fix in Slicer: hardening an
+    affine result into it leaves them so, and ITK images need right angles. A helper's sweep: the refusal had named a
+    scratch file already gone and told a Slicer user to reset the orientation in the header."""
+    columns = mrml.ijk_to_ras(volume)[:3, :3]
+    problem = direction_problem((columns / np.linalg.norm(columns, axis=0)).ravel())
+    if problem is None:
+        return
+    if role == "moving":
+        fix = ("undo the harden (Edit, Undo, or load the volume again) and leave it under the transform, which the "
+               "registration starts from; or resample it onto a grid")  # fmt: skip
+    else:
+        fix = "resample it onto a grid, or register it as the moving volume (left under the transform)"
+    raise InputError(
+        f"the {role} volume '{volume.GetName()}' has voxel axes that are not at right angles ({problem}), as hardening "
+        f"an affine or warping transform into a volume leaves them, and registration needs right angles: {fix} "
+        "(Resample Scalar/Vector/DWI Volume module)"
+    )
 
 
 def check_output_transform(node) -> None:
