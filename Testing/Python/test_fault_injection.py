@@ -1530,6 +1530,25 @@ def test_a_panel_choice_that_does_not_fit_is_refused_in_the_panels_words(name, s
     assert scene.GetNumberOfNodes() == nodes_before
 
 
+def test_a_segmentation_with_nothing_drawn_is_refused_by_its_name(scene, make_segmentation):
+    """A helper's sweep: every segment empty was refused as "the fixed segmentation is empty (every voxel is 0): give
+    the labelmap with the segments", naming no node and speaking of a labelmap the user never made."""
+    from MultimodalRegistrationLib.nodes import mrml
+    from MultimodalRegistrationLib.nodes.registration import register_nodes, registration_parameters
+
+    volumes = _two_volumes(scene)
+    labels = sitk.Image(mrml.image_from_volume_node(volumes["fixedVolume"]).GetSize(), sitk.sitkUInt8)
+    labels[5:15, 5:15, 5:15] = 1
+    drawn = make_segmentation(labels, {1: "gland"}, "MR gland")
+    empty = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "US gland")
+    empty.GetSegmentation().AddEmptySegment("gland", "gland")
+    nodes_before = scene.GetNumberOfNodes()
+    with pytest.raises(ValueError, match="the fixed segmentation 'US gland' has nothing drawn in any segment inside the "
+                                         "fixed volume 'fixed': draw them .Segment Editor., or clear"):  # fmt: skip
+        register_nodes(registration_parameters(**volumes, fixedSegmentation=empty, movingSegmentation=drawn))
+    assert scene.GetNumberOfNodes() == nodes_before
+
+
 @pytest.mark.parametrize("kind", ["segmentation", "landmarks"])
 def test_one_guidance_node_for_both_volumes_is_refused(kind, scene, make_segmentation):
     """The same segmentation (or point list) as fixed and moving guidance ran and returned no correction, without
