@@ -33,6 +33,7 @@ from .rules.keep import earlier_stage, images_outvote_guidance, why_not_kept
 from .rules.masks import anatomy_center
 from .rules.scale_drift import scale_drift_reason
 from .rules.size_check import SIZE_WARNING, size_warning
+from .rules.slab_probe import probe_slab, slab_probe_words, slab_thickness_mm
 from .rules.thin_moving import OTHER_WAY
 from .rules.uneven_size import uneven_size_warning
 from .rules.view_mask import VIEW_MASK_SOURCE, from_view
@@ -157,6 +158,25 @@ def start_if_scale_drifted(run: RegistrationRun, kept: Kept, best: tuple) -> Kep
     run.warnings.append(reason)
     metric = mutual_information(run.fixed, run.moving, start, run.fixed_mask)
     return Kept(start, start.inverse(), metric, "start", reason)
+
+
+def probe_if_slab(run: RegistrationRun, kept: Kept) -> Kept:
+    """Unguided and unmasked, a linear result of a preset that keeps the size, for a thin fixed slab
+    (:mod:`.rules.slab_probe`): a probed pose that agrees better, warned; else ``kept``, warned when a pose apart
+    agrees about as well."""
+    thickness = slab_thickness_mm(run.fixed, run.moving)
+    masked = run.fixed_mask is not None or run.moving_mask is not None
+    if run.prepared is not None or thickness is None or masked or run.recipe.scales or not kept.transform.is_linear:
+        return kept
+    if from_view(run.settings):  # an ultrasound fan starts from the headers' pose alone
+        return kept
+    probe = probe_slab(run.fixed, run.moving, kept.transform, run.settings.seed)
+    run.lap("slab_probe_s")
+    returned, warning = slab_probe_words(probe, kept.metric_after, thickness) if probe else (False, None)
+    run.warnings += [warning] if warning else []
+    if not returned:
+        return kept
+    return Kept(probe.transform, probe.transform.inverse(), probe.metric, "pose a tilt search found", warning)
 
 
 def warn_if_weak(run: RegistrationRun, kept: Kept, metric_before: float) -> None:

@@ -20,6 +20,7 @@ from .guided.landmark_doubt import landmark_doubts
 from .other_way import agreement, better_way, other_way_reason, swapped
 from .outcome import (
     keep_no_worse,
+    probe_if_slab,
     provenance,
     start_after_lost_overlap,
     start_if_scale_drifted,
@@ -173,7 +174,7 @@ def _register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSetti
             for tried in engine_runs.tried if "error" in tried and tried["start"] not in AUTOMATIC_STARTS
         ]  # fmt: skip
         kept, guided = keep_no_worse(run, plan, best)
-        kept = start_if_scale_drifted(run, kept, best)
+        kept = probe_if_slab(run, start_if_scale_drifted(run, kept, best))
         if kept.kept != "result":  # the tie was between results, and neither is returned
             run.warnings[:] = [warning for warning in run.warnings if not warning.startswith(TIE)]
     warn_if_weak(run, kept, metric_before)
