@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from MultimodalRegistrationLib.core.phantom import mean_error_mm
+from MultimodalRegistrationLib.qa.triage import triage_case
 from MultimodalRegistrationLib.registration.register import register
 from MultimodalRegistrationLib.registration.rules.slab_probe import SLAB_POSE, slab_thickness_mm
 
@@ -37,5 +38,6 @@ def test_a_thin_fixed_slab_returns_a_better_probed_pose_or_none(small_pair, firs
         assert error < 5.0 and result.provenance.kept == "pose a tilt search found"
         assert len(said) == 1 and "from the engine's result agrees better" in said[0] and "is returned" in said[0]
         assert "slab_probe_s" in result.provenance.timings_s
+        assert triage_case(result.summary(), None).verdict == "check"  # a batch's report flags it
     else:
         assert error < 2.5 and result.provenance.kept == "result" and not said
