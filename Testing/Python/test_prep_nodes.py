@@ -381,3 +381,31 @@ def test_a_second_preparation_of_other_volumes_makes_new_nodes(scene):
     assert two.fixed_node is one.fixed_node  # the same fixed volume: its output node is refilled
     again = prepare_nodes(_crop_run(fixed, second, outputMoving=two.moving_node))
     assert again.moving_node is two.moving_node  # the same volume again: refilled, as chosen
+
+
+def test_a_preparation_that_fails_filling_its_outputs_leaves_them_as_they_were(scene, monkeypatch):
+    """A second preparation into the first's output volumes, failing once the fixed output is filled: both hold
+    what they held, voxels, name and attributes (a review: only a registration's outputs were put back)."""
+    from MultimodalRegistrationLib.nodes import prep as node_prep
+
+    fixed = mrml.volume_node_from_image(scene, box_image((30, 30, 30), (2, 2, 2), (0, 0, 0)), "fixed")
+    moving = mrml.volume_node_from_image(scene, box_image((20, 20, 20), (2, 2, 2), (21, 1, 1)), "moving")
+    one = prepare_nodes(_crop_run(fixed, moving))
+    outputs = (one.fixed_node, one.moving_node)
+    held = [(sitk.GetArrayFromImage(mrml.image_from_volume_node(node)), node.GetName(),
+             {name: node.GetAttribute(name) for name in node.GetAttributeNames()}) for node in outputs]  # fmt: skip
+    count, filled, fill = scene.GetNumberOfNodes(), [], mrml.update_volume_node_from_image
+
+    def fill_then_fail(node, image):
+        if filled:
+            raise MemoryError("cannot allocate the prepared moving volume")
+        filled.append(fill(node, image))
+
+    monkeypatch.setattr(node_prep.mrml, "update_volume_node_from_image", fill_then_fail)
+    with pytest.raises(WorkerFailure, match="MemoryError: cannot allocate"):
+        prepare_nodes(prep_parameters(fixedVolume=fixed, movingVolume=moving, cropCommon=True, marginMm=4.0,
+                                      outputFixed=outputs[0], outputMoving=outputs[1]))  # fmt: skip
+    assert filled == [outputs[0]] and scene.GetNumberOfNodes() == count
+    for node, (voxels, name, attributes) in zip(outputs, held):
+        assert np.array_equal(sitk.GetArrayFromImage(mrml.image_from_volume_node(node)), voxels)
+        assert node.GetName() == name and {n: node.GetAttribute(n) for n in node.GetAttributeNames()} == attributes

@@ -120,7 +120,7 @@ def test_the_panel_parameters_reach_the_stack(scene, sections):
     assert stack.volume_node.GetImageData().GetDimensions() == (200, 230, 6)
 
 
-def test_a_stack_with_a_reference_is_shown_on_the_reference(scene, tmp_path):
+def test_a_stack_with_a_reference_is_shown_on_the_reference(scene, tmp_path, monkeypatch):
     """Audit: with a reference the volume came at origin 0, away from the MRI, and only the summary held the 3x3
     pose. The volume now sits under a transform that lays it on the reference (under the reference's own parent
     transform): each section's anatomy lands, in world coordinates, where the truth puts it in the reference."""
@@ -154,6 +154,25 @@ def test_a_stack_with_a_reference_is_shown_on_the_reference(scene, tmp_path):
                  depth)) for x, y in reference_mm]  # fmt: skip
         error = np.linalg.norm(shown - reference_to_world.transform_points(np.array(truth)), axis=1).mean()
         assert error < 1.5, (k, error)
+    # Stacked again onto the reference, failing while it is placed (after the volume was filled): the volume and
+    # its placement hold what they held (a review: only a registration's outputs were put back).
+    from MultimodalRegistrationLib.nodes import stack as node_stack
+    from MultimodalRegistrationLib.process.worker import WorkerFailure
+
+    size, placement = volume.GetImageData().GetDimensions(), _ijk_to_ras(volume)
+    matrix = mrml.transform_from_node(stack.placement_node).matrix
+
+    def broken(*args):
+        raise MemoryError("cannot place the stack")
+
+    monkeypatch.setattr(node_stack, "_place_on_reference", broken)
+    coarser = StackParameters(sections=str(tmp_path / "s"), section_mm=2.0, pixel_mm=2.0, reference_offset_mm=offset)
+    with pytest.raises(WorkerFailure, match="MemoryError: cannot place the stack"):
+        stack_sections(coarser, reference_node=reference, output_node=volume, scene=scene)
+    assert volume.GetImageData().GetDimensions() == size and np.array_equal(_ijk_to_ras(volume), placement)
+    assert volume.GetParentTransformNode() is stack.placement_node
+    assert np.array_equal(mrml.transform_from_node(stack.placement_node).matrix, matrix)
+    monkeypatch.undo()
     # Stacked again into the same volume without a reference: the earlier placement no longer holds it (review).
     again = stack_sections(StackParameters(sections=str(tmp_path / "s"), section_mm=2.0, pixel_mm=1.0),
                            output_node=volume, scene=scene)  # fmt: skip

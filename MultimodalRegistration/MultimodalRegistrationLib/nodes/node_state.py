@@ -22,6 +22,7 @@ class NodeState:
         # (mrml.update_volume_node_from_image), which leaves the one kept here as it was.
         self.deep = not node.IsA("vtkMRMLVolumeNode")
         self.content = node.GetScene().CreateNodeByClass(node.GetClassName())
+        self.content.UnRegister(None)  # the factory's reference: Python's alone frees the copy with this state
         self.content.CopyContent(node, self.deep)
 
     def restore(self) -> None:

@@ -184,6 +184,9 @@ class NodePrep(NodeJob):
         self._started = time.perf_counter()
         self._worker = worker.start()
 
+    def _nodes_it_may_fill(self) -> list:
+        return [node for node in self._outputs.values() if node is not None and self.scene.IsNodePresent(node)]
+
     def _output(self, name: str, source):
         """The output node chosen for ``name`` when the run started, unless it holds another volume's preparation
         (a previous run's output left in the selector): then None, and a new node is made."""

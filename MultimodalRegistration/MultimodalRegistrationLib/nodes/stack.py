@@ -87,6 +87,12 @@ class NodeStack(NodeJob):
         """The sections that are not plainly aligned (damaged, missing, small, large), each with its note."""
         return [s for s in (self.summary or {}).get("sections", []) if s["status"] != "ok"]
 
+    def _nodes_it_may_fill(self) -> list:
+        node = self.output_node
+        if node is None or not self.scene.IsNodePresent(node):
+            return []
+        return [node] + ([placed] if (placed := _placement_of(node)) is not None else [])
+
     def _apply(self, result: dict) -> None:
         image = read_image(result.outputs.volume, "stacked volume")
         node = self.output_node
