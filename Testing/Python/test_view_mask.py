@@ -114,3 +114,20 @@ def test_an_intraoperative_ultrasound_as_the_moving_image_is_registered_the_othe
     assert error(Transform.identity()) > 5.0 and error(result.transform) < 1.0
     assert result.provenance.moving_mask == VIEW_MASK_SOURCE and result.provenance.start == "header"
     assert any(w.startswith(OTHER_WAY) for w in result.warnings), result.warnings
+
+
+@pytest.mark.slow
+def test_a_fan_as_the_moving_image_is_turned_round_and_judged_from_the_headers(small_fan):
+    """The MR fixed and the phantom fan moving, 4.8 mm apart at the headers: registered the other way round, its far
+    result (the texture-poor fan drifts 19.6 mm) is warned about in that frame, where the fan's view is the fixed
+    one (a review: the warning had been lost once the result was turned round). Given the fan as the moving mask,
+    the run is turned round too; it had been refused (0% of the fixed image in the moving mask)."""
+    fan, moving, near, points = small_fan
+    truth, mr_points = near.inverse(), near.transform_points(points)  # MR -> fan
+    result = register(moving, fan)
+    start_mm, error_mm = (mean_error_mm(t, truth, mr_points) for t in (Transform.identity(), result.transform))
+    assert start_mm < 5.0 < error_mm
+    assert any(w.startswith(FAR_FROM_START) and "from the headers' pose" in w for w in result.warnings)
+    assert result.warnings[-1].startswith(OTHER_WAY) and result.provenance.moving_mask == VIEW_MASK_SOURCE
+    masked = register(moving, fan, moving_mask=sitk.Cast(fan > 0, sitk.sitkUInt8))
+    assert masked.provenance.other_way_round and masked.warnings[-1].startswith(OTHER_WAY)

@@ -44,7 +44,10 @@ def check_right_angles(volume, role: str) -> None:
     affine result into it leaves them so, and ITK images need right angles. A helper's sweep: the refusal had named a
     scratch file already gone and told a Slicer user to reset the orientation in the header."""
     columns = mrml.ijk_to_ras(volume)[:3, :3]
-    problem = direction_problem((columns / np.linalg.norm(columns, axis=0)).ravel())
+    lengths = np.linalg.norm(columns, axis=0)
+    if not np.all(np.isfinite(lengths) & (lengths > 0)):  # a spacing of 0: the spacing checks name it
+        return
+    problem = direction_problem((columns / lengths).ravel())
     if problem is None:
         return
     if role == "moving":
@@ -54,7 +57,7 @@ def check_right_angles(volume, role: str) -> None:
         fix = "resample it onto a grid, or register it as the moving volume (left under the transform)"
     raise InputError(
         f"the {role} volume '{volume.GetName()}' has voxel axes that are not at right angles ({problem}), as hardening "
-        f"an affine or warping transform into a volume leaves them, and registration needs right angles: {fix} "
+        f"an affine transform into a volume leaves them, and registration needs right angles: {fix} "
         "(Resample Scalar/Vector/DWI Volume module)"
     )
 

@@ -206,8 +206,8 @@ def _earlier_segment_nodes(scene, field_node) -> list:
     """The per-segment transform nodes an earlier piecewise run left for ``field_node``: a later run into the node
     replaces them."""
     nodes = scene.GetNodesByClass("vtkMRMLTransformNode")
-    return [nodes.GetItemAsObject(i) for i in range(nodes.GetNumberOfItems())
-            if nodes.GetItemAsObject(i).GetAttribute(ATTRIBUTE_PREFIX + "fieldNodeID") == field_node.GetID()]  # fmt: skip
+    found = [nodes.GetItemAsObject(i) for i in range(nodes.GetNumberOfItems())]
+    return [node for node in found if node.GetAttribute(ATTRIBUTE_PREFIX + "fieldNodeID") == field_node.GetID()]
 
 
 def _segment_nodes_of(scene, transforms: dict[str, Transform], summary: RegistrationSummary, field_node) -> dict:

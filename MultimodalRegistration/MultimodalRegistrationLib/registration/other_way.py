@@ -43,7 +43,8 @@ def other_way_reason(fixed: sitk.Image, moving: sitk.Image, settings: Registrati
         return None
     if settings.initial_transform is not None and not settings.initial_transform.is_linear:
         return None
-    if (why := moving_falls_short(fixed, moving, settings.fixed_mask)) is None or not load_preset(settings.engine, settings.preset).is_linear:
+    why = moving_falls_short(fixed, moving, settings.fixed_mask)
+    if why is None or not load_preset(settings.engine, settings.preset).is_linear:
         return None
     return why
 
@@ -67,25 +68,27 @@ def agreement(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSetti
     return lambda transform: mutual_information(fixed, moving, transform, mask)
 
 
-def better_way(result, failure: EngineError | ImagesApartError | None, other_way: Callable, fixed: sitk.Image, moving: sitk.Image,
-               measure: Measure, reason: str):  # fmt: skip
+def better_way(result, failure: EngineError | ImagesApartError | None, other_way: Callable, fixed: sitk.Image,
+               moving: sitk.Image, measure: Measure, reason: str):  # fmt: skip
     """``result`` (None when the engine lost its samples from every start, or no start overlapped: ``failure``), or
-    the result
-    ``other_way()`` gives for moving -> fixed, turned round, when its images agree better by ``measure``. When the
-    other way cannot run (an engine failure, or input it refuses: a mask too small as the fixed one), ``result``
-    stands, or ``failure`` is raised, its hint saying both ways were tried."""
+    the result ``other_way()`` gives for moving -> fixed, turned round, when its images agree better by ``measure``.
+    When the other way cannot run (an engine failure, or input it refuses: a mask too small as the fixed one),
+    ``result`` stands, or an error is raised saying both ways were tried: an engine's (exit 1) if one ran."""
     try:
         other = other_way()
     except (EngineError, InputError) as error:
         if result is not None:
             return result
-        if isinstance(failure, ImagesApartError):
-            raise ImagesApartError(f"{reason}; registered both ways round, neither ran ({error_reason(error)}): "
-                                   "prealign with landmarks (FiducialPrealign or mmreg prealign)") from None
-        failure.hint = (f"{reason}; registered the other way round too, which failed as well ({error_reason(error)}): "
-                        "crop the larger image to the moving image's region (mmreg prep --crop-common) or place the images "
-                        "with --initial-transform")  # fmt: skip
-        raise failure from None
+        if isinstance(failure, EngineError) or isinstance(error, EngineError):
+            engine_failure = failure if isinstance(failure, EngineError) else error  # an engine ran: exit 1
+            engine_failure.hint = (f"{reason}; registered the other way round too, which failed as well "
+                                   f"({error_reason(error)}): crop the larger image to the moving image's region "
+                                   "(mmreg prep --crop-common) or place the images with "
+                                   "--initial-transform")  # fmt: skip
+            raise engine_failure from None
+        raise ImagesApartError(f"{reason}; no start overlapped the way given, and the other way round could not "
+                               f"register either ({error_reason(error)}): prealign with landmarks (FiducialPrealign "
+                               "or mmreg prealign)") from None
     transform = other.inverse if other.inverse is not None else other.transform.inverse()
     after = measure(transform)
     if result is None:
@@ -161,8 +164,8 @@ def the_right_way(result, transform: Transform, after: float, fixed: sitk.Image,
                                                  f"{record.fixed_sampling}",
         other_way_round=why,
     )  # fmt: skip
-    note = (f"{OTHER_WAY}: {why}; the moving image was registered as the fixed one and the result inverted (exact for a "
-            "linear transform)")  # fmt: skip
+    note = (f"{OTHER_WAY}: {why}; the moving image was registered as the fixed one and the result inverted (exact "
+            "for a linear transform)")  # fmt: skip
     if result.warnings:
         note += ". The warnings before this one speak of the images the other way round"
     log, seconds = first

@@ -9,6 +9,7 @@ from typing import NamedTuple
 import numpy as np
 import SimpleITK as sitk
 
+from ..core.choices import FULL_ROTATION_DEG
 from ..core.digest import file_sha256
 from ..core.images import physical_center
 from ..core.metric import mutual_information
@@ -33,7 +34,7 @@ from .rules.keep import earlier_stage, images_outvote_guidance, why_not_kept
 from .rules.masks import anatomy_center
 from .rules.scale_drift import scale_drift_reason
 from .rules.size_check import SIZE_WARNING, size_warning
-from .rules.slab_probe import probe_slab, slab_probe_words, slab_thickness_mm
+from .rules.slab_probe import SLAB_POSE, probe_slab, slab_probe_words, slab_thickness_mm
 from .rules.thin_moving import OTHER_WAY
 from .rules.uneven_size import uneven_size_warning
 from .rules.view_mask import VIEW_MASK_SOURCE, from_view
@@ -161,14 +162,15 @@ def start_if_scale_drifted(run: RegistrationRun, kept: Kept, best: tuple) -> Kep
 
 
 def probe_if_slab(run: RegistrationRun, kept: Kept) -> Kept:
-    """Unguided and unmasked, a linear result of a preset that keeps the size, for a thin fixed slab
-    (:mod:`.rules.slab_probe`): a probed pose that agrees better, warned; else ``kept``, warned when a pose apart
-    agrees about as well."""
+    """Unguided and unmasked, with no initial transform nor limit on its turn, a linear result of a preset that keeps
+    the size, for a thin fixed slab (:mod:`.rules.slab_probe`): a probed pose that agrees better, warned; else
+    ``kept``, warned when a pose apart agrees about as well."""
     thickness = slab_thickness_mm(run.fixed, run.moving)
-    masked = run.fixed_mask is not None or run.moving_mask is not None
+    masked = run.fixed_mask is not None or run.moving_mask is not None  # a view mask too: its start is the headers'
     if run.prepared is not None or thickness is None or masked or run.recipe.scales or not kept.transform.is_linear:
         return kept
-    if from_view(run.settings):  # an ultrasound fan starts from the headers' pose alone
+    settings = run.settings  # a user's start, or turns limited, say where to look: the probe turns up to 20 degrees
+    if settings.initial_transform is not None or settings.max_rotation_deg < FULL_ROTATION_DEG:
         return kept
     probe = probe_slab(run.fixed, run.moving, kept.transform, run.settings.seed)
     run.lap("slab_probe_s")
@@ -249,7 +251,8 @@ def start_if_unconfirmed(result, fixed: sitk.Image, moving: sitk.Image, start: t
     result.metric_after = mutual_information(fixed, moving, start, fixed_mask)
     made.kept, made.kept_reason = "start", reason
     made.other_way_round = None  # the user's start is returned, not a result registered the other way round
-    stale = [w for w in result.warnings if w.startswith((SIZE_WARNING, OTHER_WAY))]  # on the result no longer returned
+    # on the result no longer returned
+    stale = [w for w in result.warnings if w.startswith((SIZE_WARNING, OTHER_WAY, SLAB_POSE))]
     result.warnings[:] = [w for w in result.warnings if w not in doubts + stale] + [reason]
 
 

@@ -107,15 +107,16 @@ def register(
                                         scaled_guidance(guidance, k)), k, fixed, moving)  # fmt: skip
     else:
         result = _register_either_way(fixed, moving, settings, progress, workdir, guidance)
-    warn_if_far(result, fixed, moving, settings, guided=guidance is not None and not guidance.is_empty)
+    if not result.provenance.other_way_round:  # else checked the other way round, in its own frame
+        warn_if_far(result, fixed, moving, settings, guided=guidance is not None and not guidance.is_empty)
     return result
 
 
 def _register_either_way(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettings,
                          progress: Progress | None, workdir: str | Path | None,
                          guidance: Guidance | None) -> RegistrationResult:  # fmt: skip
-    """A thin or small moving image is registered both ways round, keeping the better (:mod:`.other_way`); each way reports
-    half of the progress."""
+    """A thin or small moving image is registered both ways round, keeping the better (:mod:`.other_way`); each way
+    reports half of the progress."""
     reason = other_way_reason(fixed, moving, settings, guidance)
     if reason is None:
         return _register(fixed, moving, settings, progress, workdir, guidance)
@@ -130,7 +131,11 @@ def _register_either_way(fixed: sitk.Image, moving: sitk.Image, settings: Regist
     report(0.5, "registering the other way round: the moving image is thin or small")
 
     def other_way() -> RegistrationResult:
-        return _register(moving, fixed, swapped(settings), _half(report, 0.5), workdir, None)
+        turned = swapped(settings)
+        other = _register(moving, fixed, turned, _half(report, 0.5), workdir, None)
+        # Where its fixed image is the one sampled: an ultrasound's view mask is the fixed one only this way round.
+        warn_if_far(other, moving, fixed, turned, guided=False)
+        return other
 
     return better_way(result, failure, other_way, fixed, moving, agreement(fixed, moving, settings), reason)
 

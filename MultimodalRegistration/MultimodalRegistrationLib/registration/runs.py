@@ -221,8 +221,9 @@ def _runs_that_overlap(run: RegistrationRun, starts: StartingPoses) -> list:
         fix = "prealign with landmarks (FiducialPrealign or mmreg prealign)"
         if starts.search is None:
             fix += " or use --init any-pose"
-        # A moving image too small for the fixed samples may lie inside the fixed one: said so, not "apart".
-        said = thin_moving_hint(run.fixed, run.moving) or f"images do not overlap: {fix}"
+        # A moving image too small for the fixed samples may lie inside the fixed one: said so, not only "apart".
+        short = thin_moving_hint(run.fixed, run.moving) if run.prepared is None else None  # guidance names sides
+        said = f"{short}, or {fix}" if short else f"images do not overlap: {fix}"
         raise ImagesApartError(f"{said} (only {max(overlaps):.0%} of the fixed image maps into the moving image)")
     run.warnings += [
         f"skipped the {name} start: only {overlap:.0%} of the fixed image maps into the moving image there"

@@ -32,7 +32,7 @@ from statistics import NormalDist
 import numpy as np
 import SimpleITK as sitk
 
-from ...core.errors import InputError
+from ...core.errors import ImagesApartError, InputError
 from ...core.images import index_to_physical_matrix
 from ...core.transforms import Transform
 from ...engines.presets import Preset
@@ -259,7 +259,7 @@ def mask_aware_starts(
     if not kept:
         engine = engine_spec(recipe.engine).label
         after = " even after moving the start to the mask centroids" if moved_any else ""
-        raise InputError(
+        raise ImagesApartError(
             f"{_shortfall(best, fixed_mask, moving_mask)} ({engine} needs {needed:.0%}){after}: "
             + _advice(fixed_mask, moving_mask)
         )

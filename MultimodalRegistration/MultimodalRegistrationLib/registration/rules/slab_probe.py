@@ -20,7 +20,7 @@ import SimpleITK as sitk
 from ...core.extents import principal_extents
 from ...core.images import physical_extent_mm
 from ...core.metric import mutual_information
-from ...core.rotations import axis_angle_matrices
+from ...core.rotations import axis_angle_matrices, rigid_matrices
 from ...core.transforms import Transform
 from ..pose.coarse import CoarseImage
 from ..pose.local_search import local_search
@@ -63,18 +63,12 @@ def probe_slab(fixed: sitk.Image, moving: sitk.Image, result: Transform, seed: i
     centre = points.mean(0)
     radius = float(np.sqrt(((points - centre) ** 2).sum(1).mean()))
     axes = principal_extents(np.cov(points.T))[0]  # columns, the slab's normal last
-    turns = [(axes[:, k], deg) for k in (0, 1) for deg in TILTS_DEG] + [(axes[:, 2], deg) for deg in SPINS_DEG]
-    moves = []
-    for axis, deg in turns:
-        move = np.eye(4)
-        move[:3, :3] = axis_angle_matrices((np.radians(deg) * axis)[None])[0]
-        move[:3, 3] = centre - move[:3, :3] @ centre
-        moves.append(move)
-    for shift in SHIFTS_MM:
-        move = np.eye(4)
-        move[:3, 3] = shift * axes[:, 2]
-        moves.append(move)
-    poses, values = local_search(score, result.matrix @ np.stack(moves), centre, radius, 6.0, 0.5)
+    turns = [np.radians(deg) * axes[:, k] for k in (0, 1) for deg in TILTS_DEG]
+    turns = axis_angle_matrices(np.array(turns + [np.radians(deg) * axes[:, 2] for deg in SPINS_DEG]))
+    tilted = rigid_matrices(turns, centre - turns @ centre)  # about the slab's centre
+    shifted = rigid_matrices(np.tile(np.eye(3), (len(SHIFTS_MM), 1, 1)), np.outer(SHIFTS_MM, axes[:, 2]))
+    moves = np.concatenate([tilted, shifted])  # applied in fixed space, before the result
+    poses, values = local_search(score, result.matrix @ moves, centre, radius, 6.0, 0.5)
     apart = np.array([moved_from_start_mm(fixed, result, Transform.from_matrix(pose)) for pose in poses])
     if not np.any(apart > APART_MM):
         return None

@@ -44,7 +44,8 @@ def small_moving(fixed: sitk.Image, moving: sitk.Image) -> str | None:
     if share >= SMALL_SHARE:
         return None
     sides = " x ".join(f"{side:.0f}" for side in physical_extent_mm(moving))
-    return f"the moving image ({sides} mm) fills {share:.1%} of the fixed image's box, so most fixed samples fall off it"
+    return (f"the moving image ({sides} mm) fills {share:.1%} of the fixed image's box, so most fixed samples fall off "
+            "it")
 
 
 def moving_falls_short(fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image | None = None) -> str | None:
