@@ -2,8 +2,8 @@
 leaves most fixed samples off it at any pose: elastix can stop ("Too many samples map outside moving image buffer")
 from every start, or end far off with no sign of it. For a linear preset the pair is also registered with the moving
 image as the fixed one, the result inverted (exact), and the one whose images agree better (the mutual information every
-result is ranked by, on the fixed samples) is kept (:func:`better_way`). Transforms map fixed to moving points
-(LPS mm).
+result is ranked by, on the fixed samples) is kept (:func:`better_way`); a small box, not thin, only when no start
+overlapped the way given. Transforms map fixed to moving points (LPS mm).
 
 Measured (40 mm skull-base CT slab moving, whole-head MR fixed, generated from MNI with exact truth, 30 degrees and
 27 mm apart): at 1 mm elastix had stopped with exit 1 and at 2 mm ended 40.3 mm off silently; the other way round,
