@@ -12,8 +12,8 @@ from MultimodalRegistrationLib.registration.rules.slab_probe import (
     SLAB_POSE,
     SlabProbe,
     slab_probe_words,
-    slab_thickness_mm,
 )
+from MultimodalRegistrationLib.registration.rules.thin_moving import thin_side_mm
 
 
 def slab_case(small_pair, first: int, count: int):
@@ -25,9 +25,9 @@ def slab_case(small_pair, first: int, count: int):
 
 
 def test_only_a_fixed_image_much_thinner_than_the_moving_one_is_a_slab(small_pair):
-    assert slab_thickness_mm(small_pair.moving[:, :, 25:31], small_pair.fixed) == pytest.approx(15.0)
-    assert slab_thickness_mm(small_pair.moving, small_pair.fixed) is None
-    assert slab_thickness_mm(small_pair.fixed, small_pair.moving[:, :, 25:31]) is None
+    assert thin_side_mm(small_pair.moving[:, :, 25:31], small_pair.fixed) == pytest.approx(15.0)
+    assert thin_side_mm(small_pair.moving, small_pair.fixed) is None
+    assert thin_side_mm(small_pair.fixed, small_pair.moving[:, :, 25:31]) is None
 
 
 @pytest.mark.slow

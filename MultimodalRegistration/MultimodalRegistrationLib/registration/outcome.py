@@ -34,8 +34,8 @@ from .rules.keep import earlier_stage, images_outvote_guidance, why_not_kept
 from .rules.masks import anatomy_center
 from .rules.scale_drift import scale_drift_reason
 from .rules.size_check import SIZE_WARNING, size_warning
-from .rules.slab_probe import SLAB_POSE, probe_slab, slab_probe_words, slab_thickness_mm
-from .rules.thin_moving import OTHER_WAY
+from .rules.slab_probe import SLAB_POSE, probe_slab, slab_probe_words
+from .rules.thin_moving import OTHER_WAY, thin_side_mm
 from .rules.uneven_size import uneven_size_warning
 from .rules.view_mask import VIEW_MASK_SOURCE, from_view
 from .rules.weak_result import WEAK_RESULT, weak_result_warning
@@ -165,14 +165,14 @@ def probe_if_slab(run: RegistrationRun, kept: Kept) -> Kept:
     """Unguided and unmasked, with no initial transform nor limit on its turn, a linear result of a preset that keeps
     the size, for a thin fixed slab (:mod:`.rules.slab_probe`): a probed pose that agrees better, warned; else
     ``kept``, warned when a pose apart agrees about as well."""
-    thickness = slab_thickness_mm(run.fixed, run.moving)
+    thickness = thin_side_mm(run.fixed, run.moving)  # the fixed image a slab inside the moving one
     masked = run.fixed_mask is not None or run.moving_mask is not None  # a view mask too: its start is the headers'
     if run.prepared is not None or thickness is None or masked or run.recipe.scales or not kept.transform.is_linear:
         return kept
     settings = run.settings  # a user's start, or turns limited, say where to look: the probe turns up to 20 degrees
     if settings.initial_transform is not None or settings.max_rotation_deg < FULL_ROTATION_DEG:
         return kept
-    probe = probe_slab(run.fixed, run.moving, kept.transform, run.settings.seed)
+    probe = probe_slab(run.fixed, run.moving, kept.transform, settings.seed)
     run.lap("slab_probe_s")
     returned, warning = slab_probe_words(probe, kept.metric_after, thickness) if probe else (False, None)
     run.warnings += [warning] if warning else []

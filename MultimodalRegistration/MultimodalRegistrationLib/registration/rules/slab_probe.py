@@ -18,14 +18,12 @@ import numpy as np
 import SimpleITK as sitk
 
 from ...core.extents import principal_extents
-from ...core.images import physical_extent_mm
 from ...core.metric import mutual_information
 from ...core.rotations import axis_angle_matrices, rigid_matrices
 from ...core.transforms import Transform
 from ..pose.coarse import CoarseImage
 from ..pose.local_search import local_search
 from .far_from_start import moved_from_start_mm
-from .thin_moving import THIN_SHARE
 
 PROBE_SPACING_MM = 2.0
 PROBE_SAMPLES = 20000
@@ -45,12 +43,6 @@ class SlabProbe:
     transform: Transform
     apart_mm: float
     metric: float
-
-
-def slab_thickness_mm(fixed: sitk.Image, moving: sitk.Image) -> float | None:
-    """The fixed image's thinnest side (mm) when under THIN_SHARE of the moving image's smallest extent, else None."""
-    thin = float(physical_extent_mm(fixed).min())
-    return thin if thin < THIN_SHARE * float(physical_extent_mm(moving).min()) else None
 
 
 def probe_slab(fixed: sitk.Image, moving: sitk.Image, result: Transform, seed: int) -> SlabProbe | None:

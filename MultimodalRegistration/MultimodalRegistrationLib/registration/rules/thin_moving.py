@@ -26,13 +26,20 @@ DISAGREE_MM = 5.0
 CLEAR_WIN = 1.5
 
 
+def thin_side_mm(image: sitk.Image, other: sitk.Image) -> float | None:
+    """``image``'s thinnest side (mm) when it is under THIN_SHARE of ``other``'s smallest extent (a slab inside it),
+    else None."""
+    thin = float(physical_extent_mm(image).min())
+    return thin if thin < THIN_SHARE * float(physical_extent_mm(other).min()) else None
+
+
 def thin_moving(fixed: sitk.Image, moving: sitk.Image) -> str | None:
-    """Why most fixed samples fall off the moving image at any pose, when ``moving``'s thinnest side is under
-    THIN_SHARE of ``fixed``'s smallest extent; else None."""
-    thin = float(physical_extent_mm(moving).min())
-    across = float(physical_extent_mm(fixed).min())
-    if thin >= THIN_SHARE * across:
+    """Why most fixed samples fall off the moving image at any pose, when ``moving`` is a slab inside ``fixed``
+    (:func:`thin_side_mm`); else None."""
+    thin = thin_side_mm(moving, fixed)
+    if thin is None:
         return None
+    across = float(physical_extent_mm(fixed).min())
     return (f"the moving image is a slab {thin:.0f} mm thin inside a fixed image {across:.0f} mm across, so most "
             "fixed samples fall off it")
 
