@@ -90,3 +90,33 @@ def test_images_a_hundred_times_apart_in_size_are_refused_in_their_own_mm(small_
     side = float(max(n * s for n, s in zip(fixed.GetSize(), fixed.GetSpacing())))
     with pytest.raises(InputError, match=f"the fixed image {side:.3g} mm: .* times larger"):
         register(fixed, tiny, engine="elastix", preset="rigid")
+
+
+def test_a_fan_too_small_to_cover_the_moving_tissue_skips_the_search_it_could_not_score(small_pair):
+    """An ultrasound-like fan (60 x 60 x 45 mm) against the whole phantom MR: at every size the search reaches, its
+    samples cover under a quarter of the MR's tissue, so every pose scores 0 (the full scorer, run here, agrees);
+    the size check no longer builds that scorer (9 of 18 s of an iUS run with a fan mask)."""
+    from MultimodalRegistrationLib.registration.pose.coarse import CoarseImage
+    from MultimodalRegistrationLib.registration.pose.local_search import local_search
+    from MultimodalRegistrationLib.registration.pose.overlap_scorer import overlap_scorer
+    from MultimodalRegistrationLib.registration.pose.scale_seed import scale_about
+    from MultimodalRegistrationLib.registration.rules.size_check import SAMPLES, START_SIZES, search_spacing_mm
+    from test_view_mask import fan_of
+
+    fan = fan_of(small_pair.fixed[30:60, 60:90, 40:55])
+    mask = sitk.Cast(fan > 0, sitk.sitkUInt8)
+    assert preferred_size(fan, small_pair.moving, small_pair.truth, mask) is None
+    assert size_warning(fan, _spacing_scaled(small_pair.moving, 0.88), small_pair.truth, "rigid", mask) is None
+    spacing = search_spacing_mm(fan)
+    fixed, moving = CoarseImage.of(fan, spacing, mask), CoarseImage.of(small_pair.moving, spacing, None)
+    score = overlap_scorer(fixed, moving, fixed.dilated(2), tissue_only=True, samples=SAMPLES, bins=24, seed=0,
+                           scale_range=(0.4, 2.5))  # fmt: skip
+    start, center = small_pair.truth.matrix, fixed.points.mean(axis=0)
+    radius = float(np.sqrt(((fixed.points - center) ** 2).sum(axis=1).mean()))
+    starts = np.stack([scale_about(size, start[:3, :3] @ center + start[:3, 3]) @ start for size in START_SIZES])
+    _, values = local_search(score, starts, center, radius, 4.0, 0.5, scale=True)
+    assert values.max() == 0.0
+    # Half the head is not skipped: its search scores and finds the truth's size.
+    half = small_pair.fixed[:, :, 20:64]
+    probe = preferred_size(half, small_pair.moving, small_pair.truth)
+    assert probe is not None and probe.before > 0.1 and abs(probe.size - 1.0) < 0.02, probe

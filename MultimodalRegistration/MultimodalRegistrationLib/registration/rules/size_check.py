@@ -40,7 +40,7 @@ from ...core.rotations import isotropic_scale
 from ...core.transforms import Transform
 from ..pose.coarse import CoarseImage
 from ..pose.local_search import local_search
-from ..pose.overlap_scorer import overlap_scorer
+from ..pose.overlap_scorer import MIN_TISSUE_COVERED, overlap_scorer
 from ..pose.scale_seed import scale_about
 from .weak_result import MIN_CONTRAST, contrast_with_decoys, data_region
 
@@ -51,6 +51,7 @@ MIN_CONTRAST_GAIN = 1.1  # and its contrast with its decoys over the result's wi
 SIDE_VOXELS = 40  # coarse voxels along the fixed image's smallest side
 SPACING_RANGE_MM = (1.0, 4.0)
 SAMPLES = 15000
+SEARCH_START_MM = 4.0  # the pattern search's first step (:func:`..pose.local_search.local_search`)
 # The pattern search from the result alone stopped short (0.955 for a true 0.88): it also starts from these sizes.
 START_SIZES = 2.0 ** (np.arange(-3, 4) / 6)  # 0.71-1.41
 SIZE_WARNING = "the moving image matches best at"  # how the warning starts
@@ -90,30 +91,48 @@ class SearchFrame:
 
 def search_frame(
     fixed: sitk.Image, moving: sitk.Image, transform: Transform, fixed_mask: sitk.Image | None,
-    moving_mask: sitk.Image | None, scale_range: tuple[float, float],
-) -> SearchFrame:  # fmt: skip
-    """The :class:`SearchFrame` of a linear ``transform``; poses outside ``scale_range`` (isotropic) score 0."""
+    moving_mask: sitk.Image | None, scale_range: tuple[float, float], largest_size: float = 1.0,
+) -> SearchFrame | None:  # fmt: skip
+    """The :class:`SearchFrame` of a linear ``transform``; poses outside ``scale_range`` (isotropic) score 0. None
+    when no pose a search can reach from starts up to ``largest_size`` times the result's size scores at all."""
     spacing = search_spacing_mm(fixed)
     fixed_coarse = CoarseImage.of(fixed, spacing, fixed_mask)
     moving_coarse = CoarseImage.of(moving, spacing, moving_mask)
-    score = overlap_scorer(fixed_coarse, moving_coarse, fixed_coarse.dilated(2), tissue_only=True, samples=SAMPLES,
-                           bins=24, seed=0, scale_range=scale_range)  # fmt: skip
+    region = fixed_coarse.dilated(2)
     center = fixed_coarse.points.mean(axis=0)
     radius = float(np.sqrt(((fixed_coarse.points - center) ** 2).sum(axis=1).mean()))
     start = np.asarray(transform.matrix, float)
+    largest = abs(np.linalg.det(start[:3, :3])) * (largest_size * np.exp(SEARCH_START_MM / radius)) ** 3
+    if _tissue_out_of_reach(fixed_coarse, region, moving_coarse, largest):
+        return None
+    score = overlap_scorer(fixed_coarse, moving_coarse, region, tissue_only=True, samples=SAMPLES, bins=24, seed=0,
+                           scale_range=scale_range)  # fmt: skip
     return SearchFrame(score, center, radius, start, start[:3, :3] @ center + start[:3, 3])
+
+
+def _tissue_out_of_reach(fixed: CoarseImage, region: np.ndarray, moving: CoarseImage, largest: float) -> bool:
+    """Whether the fixed ``region``, mapped with at most ``largest`` times its volume, covers less than
+    MIN_TISSUE_COVERED of the moving tissue, so that every pose scores 0 (a small fixed image such as an ultrasound
+    fan against a whole head: its scorer's fine lookups of the head cost seconds for nothing). The tissue's
+    volume is bounded below by its foreground (or mask) before closing and dilation."""
+    region_mm3 = float(region.sum() * np.prod(fixed.image.GetSpacing()))
+    tissue = moving.mask if moving.mask is not None else moving.foreground
+    tissue_mm3 = float(tissue.sum() * np.prod(moving.image.GetSpacing()))
+    return region_mm3 * largest < MIN_TISSUE_COVERED * tissue_mm3
 
 
 def preferred_size(
     fixed: sitk.Image, moving: sitk.Image, transform: Transform, fixed_mask: sitk.Image | None = None,
     moving_mask: sitk.Image | None = None,
-) -> SizeProbe:  # fmt: skip
-    """The scaled search from ``transform`` (linear; see the module notes)."""
-    frame = search_frame(fixed, moving, transform, fixed_mask, moving_mask, (0.4, 2.5))
+) -> SizeProbe | None:  # fmt: skip
+    """The scaled search from ``transform`` (linear; see the module notes); None when no pose it reaches scores."""
+    frame = search_frame(fixed, moving, transform, fixed_mask, moving_mask, (0.4, 2.5), float(START_SIZES.max()))
+    if frame is None:
+        return None
     score, center, radius, start = frame.score, frame.center, frame.radius, frame.start
     before = float(score(start[None])[0])
     starts = np.stack([scale_about(size, frame.moving_center) @ start for size in START_SIZES])
-    poses, values = local_search(score, starts, center, radius, 4.0, 0.5, scale=True)
+    poses, values = local_search(score, starts, center, radius, SEARCH_START_MM, 0.5, scale=True)
     best = int(np.argmax(values))
     size = isotropic_scale(poses[best][:3, :3]) / isotropic_scale(start[:3, :3])
     return SizeProbe(size, before, float(values[best]), poses[best], center)
@@ -141,6 +160,8 @@ def size_warning(
     if not transform.is_linear:
         return None
     probe = preferred_size(fixed, moving, transform, fixed_mask, moving_mask)
+    if probe is None:
+        return None
     size, before, after = probe.size, probe.before, probe.after
     gain = after - before
     if 1 / SIZE_LIMIT <= size <= SIZE_LIMIT or gain < max(MIN_GAIN, MIN_GAIN_SHARE * abs(before)):

@@ -19,7 +19,7 @@ import SimpleITK as sitk
 from ...core.transforms import Transform
 from ..pose.local_search import local_search
 from ..pose.mirror import axis_name
-from .size_check import MIN_GAIN, MIN_GAIN_SHARE, images_confirm, search_frame
+from .size_check import MIN_GAIN, MIN_GAIN_SHARE, SEARCH_START_MM, images_confirm, search_frame
 
 STRETCHES = (0.7, 0.8, 0.9, 1.12, 1.25, 1.43)  # moving sizes along one axis against the other two
 ISOTROPIC_SPREAD = 1e-3  # singular values this close: one scale
@@ -50,12 +50,14 @@ def uneven_size_warning(
     (see the module notes)."""
     if not is_one_scale(transform):
         return None
-    frame = search_frame(fixed, moving, transform, fixed_mask, moving_mask, (0.3, 3.0))
+    frame = search_frame(fixed, moving, transform, fixed_mask, moving_mask, (0.3, 3.0), max(STRETCHES))
+    if frame is None:
+        return None
     start, moving_center, center = frame.start, frame.moving_center, frame.center
     directions = np.asarray(moving.GetDirection()).reshape(3, 3).T  # rows: the moving image's axes (LPS)
     stretched = [(axis, factor) for axis in range(3) for factor in STRETCHES]
     starts = np.stack([start] + [_stretch_along(directions[a], f, moving_center) @ start for a, f in stretched])
-    poses, values = local_search(frame.score, starts, center, frame.radius, 4.0, 0.5, scale=True)
+    poses, values = local_search(frame.score, starts, center, frame.radius, SEARCH_START_MM, 0.5, scale=True)
     before = float(values[0])  # the result refined the same way, so both sides had the same search
     best = 1 + int(np.argmax(values[1:]))
     if values[best] - before < max(MIN_GAIN, MIN_GAIN_SHARE * abs(before)):
