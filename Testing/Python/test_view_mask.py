@@ -75,6 +75,20 @@ def test_a_small_view_starts_from_the_headers_and_a_far_result_is_warned(small_f
 
 
 @pytest.mark.slow
+def test_a_fan_with_the_users_fan_mask_starts_from_the_headers_as_it_does_without(small_fan):
+    """Given the fan as the fixed mask, the run had searched every pose: on a simulated iUS 15 mm off at the headers
+    it ended 86 mm off, unwarned (the search put the fan at the head's centre). The user's mask is sampled, and the
+    start and the far-from-headers rule are the view's."""
+    fan, moving, near, points = small_fan
+    result = register(fan, moving, fixed_mask=sitk.Cast(fan > 0, sitk.sitkUInt8))
+    made = result.provenance
+    assert made.start == "header" and made.any_pose is None and made.fixed_mask != VIEW_MASK_SOURCE
+    assert "size_check_s" not in made.timings_s
+    assert mean_error_mm(result.transform, near, points) > 5.0
+    assert any(w.startswith(FAR_FROM_START) and "from the headers' pose" in w for w in result.warnings)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(("shift_mm", "turn_deg"), [(5.0, 5.0), (15.0, 15.0)])
 def test_an_intraoperative_ultrasound_of_the_brain_registers_from_the_headers_or_is_warned(shift_mm, turn_deg):
     """Simulated from MNI (ius_data.py): defaults had ended 76-87 mm off, the deformable preset unwarned. From 5 mm
@@ -121,7 +135,8 @@ def test_a_fan_as_the_moving_image_is_turned_round_and_judged_from_the_headers(s
     """The MR fixed and the phantom fan moving, 4.8 mm apart at the headers: registered the other way round, its far
     result (the texture-poor fan drifts 19.6 mm) is warned about in that frame, where the fan's view is the fixed
     one (a review: the warning had been lost once the result was turned round). Given the fan as the moving mask,
-    the run is turned round too; it had been refused (0% of the fixed image in the moving mask)."""
+    the run is turned round too; it had been refused (0% of the fixed image in the moving mask). Its result, 19.6 mm
+    off from the same drift, was then not warned: the far-from-headers rule read only a view the run found itself."""
     fan, moving, near, points = small_fan
     truth, mr_points = near.inverse(), near.transform_points(points)  # MR -> fan
     result = register(moving, fan)
@@ -131,3 +146,5 @@ def test_a_fan_as_the_moving_image_is_turned_round_and_judged_from_the_headers(s
     assert result.warnings[-1].startswith(OTHER_WAY) and result.provenance.moving_mask == VIEW_MASK_SOURCE
     masked = register(moving, fan, moving_mask=sitk.Cast(fan > 0, sitk.sitkUInt8))
     assert masked.provenance.other_way_round and masked.warnings[-1].startswith(OTHER_WAY)
+    assert mean_error_mm(masked.transform, truth, mr_points) > 5.0
+    assert any(w.startswith(FAR_FROM_START) and "from the headers' pose" in w for w in masked.warnings)

@@ -38,7 +38,7 @@ from .rules.keep import KEEP_TOLERANCE_NATS, check_linear_result
 from .rules.masks import check_fixed_mask_size, mask_aware_starts, mask_centroid
 from .rules.sampling_region import overlap_regions, sampling_regions
 from .rules.thin_moving import thin_moving_hint
-from .rules.view_mask import VIEW_MASK_SOURCE, from_view, view_mask
+from .rules.view_mask import IN_VIEW, VIEW_MASK_SOURCE, from_view, small_view_of, view_mask
 from .settings import Progress, RegistrationSettings
 
 # Below this fraction of the fixed image mapping into the moving image, no metric can work.
@@ -161,6 +161,9 @@ def checked_run(
     if settings.fixed_mask is None and not wanted and searched and (view := view_mask(fixed, moving, recipe)):
         sources = {**(settings.sources or {}), "fixed_mask": VIEW_MASK_SOURCE}
         settings = replace(settings, fixed_mask=view, sources=sources)
+    elif settings.fixed_mask is not None and not wanted and searched and small_view_of(fixed, moving) is not None:
+        # The user's fan mask: searched, a phantom fan 15 mm off at the headers had ended 86 mm off, unwarned.
+        settings = replace(settings, sources={**(settings.sources or {}), IN_VIEW: True})
     check_fixed_mask_size(recipe, fixed, settings.fixed_mask)
     initial = settings.initial_transform
     replaced = wanted and start_from_guidance(settings.init, guidance.has_segments)

@@ -7,7 +7,9 @@ over the whole image; inside the fan 0.084 against 0.209. And the any-pose searc
 together, put the fan at the head's centre (57-76 mm off). So an unguided run under ``--init auto`` with no initial
 transform and no fixed mask, whose fixed image reads 0 outside a field of view that is a small part of the moving
 anatomy and lies inside it at the headers' pose (a navigation system's), samples only that field of view and starts
-from the headers' pose; a result far from it is warned (:mod:`.far_from_start`). A prostate ultrasound in a pelvic
+from the headers' pose; a result far from it is warned (:mod:`.far_from_start`). With the user's fixed mask in
+such a view (a fan mask), that mask is sampled and the start and the warning are the same (searched, a simulated
+iUS 15 mm off at the headers had ended 86 mm off, unwarned). A prostate ultrasound in a pelvic
 MR crop (16-34% of its anatomy) keeps the search and the whole image: sampled in its fan, 2 of 6 unguided TRUS-like
 results 33-37 mm off were no longer warned. Transforms map fixed to moving points (LPS mm).
 """
@@ -35,30 +37,16 @@ MAX_SHARE_OF_BOX = 0.9
 # At the headers' pose, at least this share of the view lies in the moving foreground: the frames agree.
 MIN_IN_ANATOMY = 0.9
 MOVING_FOREGROUND_MM = 4.0  # the grid the moving foreground is measured on
+IN_VIEW = "fixed_mask_in_view"  # a settings.sources key: the user's fixed mask lies in a small view, as above
 VIEW_MASK_SOURCE = (
     "the image's own field of view (it reads 0 outside it; found automatically): started from the headers' pose"
 )
 
 
 def view_mask(fixed: sitk.Image, moving: sitk.Image, recipe: Preset) -> sitk.Image | None:
-    """Where ``fixed`` has data (UInt8 on its grid, :func:`.views.field_of_view`) when it reads 0 outside it (the
-    view fills at most MAX_SHARE_OF_BOX of it), its box
-    lies inside the moving image at the headers' pose, the view holds at most MAX_SHARE_OF_MOVING of the moving
-    foreground's volume, MIN_IN_ANATOMY of it lies in that foreground, and ``recipe``'s sampler can use it; else
-    None."""
-    if float(sitk.GetArrayViewFromImage(fixed).min()) != 0.0 or inside_fraction(corner_points(fixed), moving) < 1.0:
-        return None
-    view = field_of_view(fixed, fixed)
-    inside = np.argwhere(sitk.GetArrayViewFromImage(view) > 0)
-    if not 0 < len(inside) <= MAX_SHARE_OF_BOX * view.GetNumberOfPixels():
-        return None
-    coarse = shrink_to_spacing(moving, MOVING_FOREGROUND_MM)
-    anatomy = foreground_mask(coarse)
-    volume = np.count_nonzero(sitk.GetArrayViewFromImage(anatomy)) * float(np.prod(coarse.GetSpacing()))
-    if len(inside) * float(np.prod(fixed.GetSpacing())) > MAX_SHARE_OF_MOVING * volume:
-        return None
-    landed = sitk.GetArrayFromImage(sitk.Resample(anatomy, fixed, sitk.Transform(), sitk.sitkNearestNeighbor))
-    if float(np.mean(landed[tuple(inside.T)] > 0)) < MIN_IN_ANATOMY:
+    """:func:`small_view_of` when ``recipe``'s sampler can use it; else None."""
+    view = small_view_of(fixed, moving)
+    if view is None:
         return None
     try:
         check_fixed_mask_size(recipe, fixed, view)
@@ -67,6 +55,35 @@ def view_mask(fixed: sitk.Image, moving: sitk.Image, recipe: Preset) -> sitk.Ima
     return view
 
 
+def small_view_of(fixed: sitk.Image, moving: sitk.Image) -> sitk.Image | None:
+    """Where ``fixed`` has data (UInt8 on its grid, :func:`.views.field_of_view`) when it reads 0 outside it (the
+    view fills at most MAX_SHARE_OF_BOX of it), its box lies inside the moving image at the headers' pose and the
+    view is a small part of the moving anatomy there (:func:`small_view`); else None."""
+    if float(sitk.GetArrayViewFromImage(fixed).min()) != 0.0 or inside_fraction(corner_points(fixed), moving) < 1.0:
+        return None
+    view = field_of_view(fixed, fixed)
+    inside = np.count_nonzero(sitk.GetArrayViewFromImage(view))
+    if not 0 < inside <= MAX_SHARE_OF_BOX * view.GetNumberOfPixels() or not small_view(fixed, view, moving):
+        return None
+    return view
+
+
+def small_view(fixed: sitk.Image, view: sitk.Image, moving: sitk.Image) -> bool:
+    """Whether ``view`` (a mask on ``fixed``'s grid: its field of view, or the user's fixed mask) is a small part of
+    the moving anatomy at the headers' pose: it holds at most MAX_SHARE_OF_MOVING of the moving foreground's volume
+    and MIN_IN_ANATOMY of it lies in that foreground."""
+    inside = np.argwhere(sitk.GetArrayViewFromImage(view) > 0)
+    coarse = shrink_to_spacing(moving, MOVING_FOREGROUND_MM)
+    anatomy = foreground_mask(coarse)
+    volume = np.count_nonzero(sitk.GetArrayViewFromImage(anatomy)) * float(np.prod(coarse.GetSpacing()))
+    if not 0 < len(inside) * float(np.prod(fixed.GetSpacing())) <= MAX_SHARE_OF_MOVING * volume:
+        return False
+    landed = sitk.GetArrayFromImage(sitk.Resample(anatomy, fixed, sitk.Transform(), sitk.sitkNearestNeighbor))
+    return float(np.mean(landed[tuple(inside.T)] > 0)) >= MIN_IN_ANATOMY
+
+
 def from_view(settings) -> bool:
-    """Whether ``settings`` (:class:`..settings.RegistrationSettings`) carry a fixed mask :func:`view_mask` made."""
-    return (settings.sources or {}).get("fixed_mask") == VIEW_MASK_SOURCE
+    """Whether ``settings`` (:class:`..settings.RegistrationSettings`) carry a fixed mask :func:`view_mask` made, or
+    the user's fixed mask in such a view (marked under IN_VIEW)."""
+    sources = settings.sources or {}
+    return sources.get("fixed_mask") == VIEW_MASK_SOURCE or bool(sources.get(IN_VIEW))
