@@ -143,4 +143,22 @@ def starting_poses(
         apart = not any(same_start(header, pose, center, near_mm) for pose in (search.transform, before))
         if apart and _headers_overlap(fixed, moving, center):
             poses.append(("header", header))
+    if scale and search.metric <= 0.0 and all(name != "header" for name, _ in poses):
+        raise InputError(_blind_search_message(fixed, moving))
     return StartingPoses(poses=poses, before=before, search=search, warnings=list(search.warnings))
+
+
+def _blind_search_message(fixed: sitk.Image, moving: sitk.Image) -> str:
+    """Why a scaled search that scored 0 at every pose and size cannot start a run: a mouse MRI (18 mm) against a
+    light-sheet stack stored at 1 mm (120 mm) had gone on from a size the search never compared, 4.3 mm off on a
+    7 mm brain, exit 0 and unwarned (a helper's sweep of wrong headers)."""
+    described = []
+    for role, image in (("fixed", fixed), ("moving", moving)):
+        unit = " (1 mm voxels, what a file that stores no spacing reads as)" if image.GetSpacing() == (1.0,) * 3 else ""
+        described.append(f"the {role} image is {float(physical_extent_mm(image).max()):.3g} mm across{unit}")
+    return (
+        "the start search found no pose and size at which the two images' tissue overlaps enough to compare: "
+        f"{' and '.join(described)}. A spacing is probably wrong: give the right one in mm (--spacing-fixed / "
+        "--spacing-moving; mmreg prep sets it without resampling); if both are right, place the images with "
+        "--initial-transform (landmarks: mmreg prealign)"
+    )
