@@ -1009,6 +1009,22 @@ MORE_CASES["a mouse-sized image against a stack at 1 mm, similarity"] = Case(
 )
 
 
+def tiff_stack_without_spacing(inputs: Path, out: Path) -> list[str]:
+    """A 3D TIFF that states no pixel size (ITK reads 1 mm) as the moving image: taken as 1 mm voxels, it had been
+    registered as such (a helper's light-sheet stack: 4.3 mm off on a 7 mm mouse brain, exit 0)."""
+    fixed, _ = _pair(inputs)
+    stack = inputs / "stack.tif"
+    sitk.WriteImage(sitk.Cast(sitk.RescaleIntensity(_volume(spacing=(1.0, 1.0, 1.0), seed=1)), sitk.sitkUInt8),
+                    str(stack))  # fmt: skip
+    return _register(fixed, stack, out)
+
+
+MORE_CASES["a TIFF stack that states no pixel size"] = Case(
+    tiff_stack_without_spacing, "is a TIFF stack that states no pixel size (read as 1 mm, the reader's default): "
+    "give its voxel size in mm with --spacing-moving x,y,z"
+)
+
+
 @pytest.mark.parametrize("name", list(MORE_CASES))
 def test_issue25_more_bad_input_is_refused_before_any_engine(name, tmp_path, private_tmp, capsys):
     _assert_refused(MORE_CASES[name], tmp_path, private_tmp, capsys)
