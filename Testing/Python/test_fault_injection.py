@@ -1025,6 +1025,21 @@ MORE_CASES["a TIFF stack that states no pixel size"] = Case(
 )
 
 
+def prep_auto_to_a_stack_at_1_mm(inputs: Path, out: Path) -> list[str]:
+    """A 19 mm fixed image at 0.2 mm voxels and a moving stack at 1 mm (a file that stores no spacing), prepared with
+    --downsample-to auto: the fixed image had been brought to 1 mm, 19 voxels across, without a word."""
+    fixed, moving = inputs / "mouse.nrrd", inputs / "stack.nrrd"
+    write_image(_volume(size=(96, 80, 64), spacing=(0.2, 0.2, 0.25)), fixed)
+    write_image(_volume(spacing=(1.0, 1.0, 1.0), seed=1), moving)
+    return _prep(fixed, moving, out, "--downsample-to", "auto")
+
+
+MORE_CASES["prep --downsample-to auto down to a stack's 1 mm voxels"] = Case(
+    prep_auto_to_a_stack_at_1_mm, "too coarse to register. The moving image's spacing is probably wrong (1 mm is what "
+    "a file that stores none reads as): give it with --spacing-moving"
+)
+
+
 @pytest.mark.parametrize("name", list(MORE_CASES))
 def test_issue25_more_bad_input_is_refused_before_any_engine(name, tmp_path, private_tmp, capsys):
     _assert_refused(MORE_CASES[name], tmp_path, private_tmp, capsys)

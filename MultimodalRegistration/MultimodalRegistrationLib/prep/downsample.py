@@ -74,11 +74,28 @@ def factors_for(spacing, target_mm: float, size=None) -> np.ndarray:
     return factors if size is None else np.minimum(factors, np.asarray(size[:3], int))
 
 
-def check_downsampled_size(size, spacing, target_mm: float, role: str) -> None:
+# Under --downsample-to auto, the finer image keeps at least this many voxels along its longest axis.
+AUTO_MIN_VOXELS = 24
+
+
+def check_downsampled_size(size, spacing, target_mm: float, role: str, auto: bool = False) -> None:
     """Refuse a --downsample-to that leaves an image under MIN_VOXELS_PER_AXIS along an axis it shrinks: it had been
-    refused as a thumbnail of the input (a helper's prep sweep: --downsample-to 60 on a 196 mm MR)."""
+    refused as a thumbnail of the input (a helper's prep sweep: --downsample-to 60 on a 196 mm MR). Under ``auto``,
+    also one that leaves it under AUTO_MIN_VOXELS along its longest axis: the other image's voxels are then
+    likely a spacing stated wrong (a mouse MRI at 0.1 mm had been brought to a 1 mm stack's voxels, 16 across)."""
     factors = factors_for(spacing, target_mm, size)
     kept = np.asarray(size[:3], int) // factors
+    longest = int(np.argmax(np.asarray(size[:3], float) * np.asarray(spacing[:3], float)))
+    if auto and factors[longest] > 1 and kept[longest] < AUTO_MIN_VOXELS:
+        extent = float(size[longest] * spacing[longest])
+        other = "moving" if role == "fixed" else "fixed"
+        default = " (1 mm is what a file that stores none reads as)" if abs(target_mm - 1.0) < 1e-6 else ""
+        raise InputError(
+            f"--downsample-to auto would bring the {role} image ({extent:.3g} mm across) to the {other} image's "
+            f"{target_mm:g} mm voxels, {int(kept[longest])} across: too coarse to register. The {other} image's spacing "
+            f"is probably wrong{default}: give it with --spacing-{other}; if it "
+            f"is right, give --downsample-to a size in mm (at most {extent / AUTO_MIN_VOXELS:.3g} mm here)"
+        )
     short = (factors > 1) & (kept < MIN_VOXELS_PER_AXIS)
     if short.any():
         extent = np.asarray(size[:3], float) * np.asarray(spacing[:3], float)

@@ -270,7 +270,7 @@ def _prepare(fixed, moving, options: PrepOptions, initial_transform, progress, f
     report(0.05, "prep: reading")
     targets, steps, warnings = downsample_targets(options.downsample_to, spacings)
     for role, (target_mm, _) in targets.items():
-        check_downsampled_size(grids[role][0], spacings[role], target_mm, role)
+        check_downsampled_size(grids[role][0], spacings[role], target_mm, role, options.downsample_to == "auto")
     pair.steps += steps
     pair.warnings += warnings
     images, originals = {}, {}
