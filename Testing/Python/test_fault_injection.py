@@ -1040,6 +1040,25 @@ MORE_CASES["prep --downsample-to auto down to a stack's 1 mm voxels"] = Case(
 )
 
 
+def moving_spacing_ten_times(inputs: Path, out: Path) -> list[str]:
+    """The moving image's spacing stated 10 times too large (20 x 20 x 25 mm voxels, 960 mm across, under the 2 m and
+    100x limits), similarity from the search: its start found the size, and the engine had run 14 s before the
+    result was refused as exploded (exit 1; a helper's sweep)."""
+    fixed, moving = _pair(inputs)
+    stretched = _volume(spacing=(20.0, 20.0, 25.0), seed=1)
+    stretched.SetOrigin((3000.0, -2000.0, 5000.0))  # in a frame of its own: no header start beside the search's
+    write_image(stretched, moving)
+    argv = _register(fixed, moving, out, "--preset", "similarity")
+    del argv[argv.index("--init") : argv.index("--init") + 2]  # init auto: the scaled search
+    return argv
+
+
+MORE_CASES["a moving spacing ten times too large, similarity"] = Case(
+    moving_spacing_ten_times, "times the size of the fixed one, beyond what a result may scale (0.2-5): a spacing is "
+    "probably wrong; check the voxel spacing in both image headers"
+)
+
+
 @pytest.mark.parametrize("name", list(MORE_CASES))
 def test_issue25_more_bad_input_is_refused_before_any_engine(name, tmp_path, private_tmp, capsys):
     _assert_refused(MORE_CASES[name], tmp_path, private_tmp, capsys)

@@ -70,6 +70,11 @@ def rotation_part(linear: np.ndarray) -> np.ndarray:
     return u @ vt
 
 
+# A linear result's scales (singular values) outside these collapsed or exploded: no two scans of one anatomy, at
+# their right spacings, differ that much in size (registration/rules/keep.py).
+MIN_SCALE, MAX_SCALE = 0.2, 5.0
+
+
 def isotropic_scale(linear: np.ndarray) -> float:
     """The mean isotropic scale of a 3x3 linear map: the cube root of its determinant's size."""
     return float(abs(np.linalg.det(np.asarray(linear, float))) ** (1.0 / 3.0))

@@ -24,7 +24,7 @@ import SimpleITK as sitk
 from ...core.choices import FULL_ROTATION_DEG, INIT_METHODS
 from ...core.errors import InputError
 from ...core.images import corner_points, inside_fraction, physical_extent_mm
-from ...core.rotations import pose_difference
+from ...core.rotations import MAX_SCALE, MIN_SCALE, pose_difference
 from ...core.transforms import Transform
 from ..settings import RegistrationSettings
 from . import anypose, scale_search
@@ -143,8 +143,16 @@ def starting_poses(
         apart = not any(same_start(header, pose, center, near_mm) for pose in (search.transform, before))
         if apart and _headers_overlap(fixed, moving, center):
             poses.append(("header", header))
-    if scale and search.metric <= 0.0 and all(name != "header" for name, _ in poses):
-        raise InputError(_blind_search_message(fixed, moving))
+    if scale and all(name != "header" for name, _ in poses):
+        if search.metric <= 0.0:
+            raise InputError(_blind_search_message(fixed, moving))
+        if not MIN_SCALE <= search.scale <= MAX_SCALE:  # the result would be refused as collapsed or exploded
+            raise InputError(
+                f"the start search finds the moving anatomy {search.scale:.3g} times the size of the fixed one, beyond "
+                f"what a result may scale ({MIN_SCALE:g}-{MAX_SCALE:g}): a spacing is probably wrong; check the voxel "
+                "spacing in both image headers and give the right one in mm (--spacing-fixed / --spacing-moving; "
+                "mmreg prep sets it without resampling)"
+            )
     return StartingPoses(poses=poses, before=before, search=search, warnings=list(search.warnings))
 
 

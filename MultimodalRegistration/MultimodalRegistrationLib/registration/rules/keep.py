@@ -9,7 +9,7 @@ import SimpleITK as sitk
 from ...core.errors import EngineError
 from ...core.folding import SAMPLING_SPACING_MM, folding
 from ...core.metric import mutual_information
-from ...core.rotations import isotropic_scale, rotation_angle_deg
+from ...core.rotations import MAX_SCALE, MIN_SCALE, isotropic_scale, rotation_angle_deg
 from ...core.transforms import Transform, lps_ras_points
 from ..guided.score import guidance_score, worse_than
 from ..guided.start import AXES_MAX_DEG, FAR_Z, MAX_DEG, STEP_DEG, WIN_Z
@@ -38,12 +38,12 @@ def check_linear_result(transform: Transform, preset_name: str, fixed: sitk.Imag
         return
     singular = np.linalg.svd(matrix[:3, :3], compute_uv=False)
     determinant = float(np.linalg.det(matrix[:3, :3]))
-    if determinant <= 0 and singular.min() >= 0.2:  # a singular matrix (determinant -0.001) collapsed, not mirrored
+    if determinant <= 0 and singular.min() >= MIN_SCALE:  # a singular matrix (determinant -0.001) collapsed, not mirrored
         raise EngineError(
             f"{what} is mirrored (determinant {determinant:.3f})",
             hint="use the rigid preset, or prealign with landmarks so the engine starts closer",
         )
-    if determinant <= 0 or singular.min() < 0.2 or singular.max() > 5.0:
+    if determinant <= 0 or singular.min() < MIN_SCALE or singular.max() > MAX_SCALE:
         hint = "use the rigid preset, mask the anatomy, or prealign with landmarks"
         if determinant > 0 and (singular.min() > 2.0 or singular.max() < 0.5):
             # Scaled as a whole: a helper's mouse stack saved at 1 mm for 0.02 mm had been told to use rigid.
