@@ -3,7 +3,8 @@
 ``init`` methods (all transforms map fixed to moving points, LPS mm):
 
 * ``auto`` (default): without an initial transform, search all poses (:mod:`.anypose`; with
-  ``scale``, for presets that scale, all poses and sizes: :mod:`.scale_search`) and also
+  ``scale``, for presets that scale, all poses and sizes: :mod:`.scale_search`, checked by a second sample seed,
+  :mod:`.scale_consensus`) and also
   keep the image-centre start when it leads elsewhere, and the headers' own pose (the scanner alignment) when
   it leads elsewhere and the images overlap there (:func:`_headers_overlap`), so that the engine
   can run from each and keep the best; with an initial transform, start from it as it is. The header start:
@@ -27,9 +28,10 @@ from ...core.images import corner_points, inside_fraction, physical_extent_mm
 from ...core.rotations import MAX_SCALE, MIN_SCALE, pose_difference
 from ...core.transforms import Transform
 from ..settings import RegistrationSettings
-from . import anypose, scale_search
+from . import anypose
 from .anypose import AnyPoseResult
 from .centres import centre_alignment, foreground_center
+from .scale_consensus import search_scaled_pose_agreed
 
 # Two starts closer than this lead the engine to the same result: run it once.
 SAME_START_DEG, SAME_START_MM = 10.0, 10.0
@@ -112,7 +114,7 @@ def starting_poses(
         return StartingPoses(poses=[("initial" if method == "auto" else method, start)], before=start)
     before = initial_transform if initial_transform is not None else centre_alignment(fixed, moving, None, "geometry")
     try:
-        searcher = scale_search.search_scaled_pose if scale else anypose.search_any_pose
+        searcher = search_scaled_pose_agreed if scale else anypose.search_any_pose
         search = searcher(
             fixed, moving, settings.fixed_mask, settings.moving_mask, prior=initial_transform,
             max_rotation_deg=max_rotation_deg, seed=settings.seed,
