@@ -1004,24 +1004,31 @@ def mouse_against_a_stack_at_1_mm(inputs: Path, out: Path) -> list[str]:
 
 
 MORE_CASES["a mouse-sized image against a stack at 1 mm, similarity"] = Case(
-    mouse_against_a_stack_at_1_mm, "(1 mm voxels, what a file that stores no spacing reads as). A spacing is "
+    mouse_against_a_stack_at_1_mm, "(1 mm voxels: also what a file that stores no spacing reads as). A spacing is "
     "probably wrong: give the right one in mm (--spacing-fixed / --spacing-moving"
 )
 
 
-def tiff_stack_without_spacing(inputs: Path, out: Path) -> list[str]:
-    """A 3D TIFF that states no pixel size (ITK reads 1 mm) as the moving image: taken as 1 mm voxels, it had been
-    registered as such (a helper's light-sheet stack: 4.3 mm off on a 7 mm mouse brain, exit 0)."""
-    fixed, _ = _pair(inputs)
-    stack = inputs / "stack.tif"
-    sitk.WriteImage(sitk.Cast(sitk.RescaleIntensity(_volume(spacing=(1.0, 1.0, 1.0), seed=1)), sitk.sitkUInt8),
-                    str(stack))  # fmt: skip
-    return _register(fixed, stack, out)
+def tiff_stack(spacing: tuple[float, float, float]) -> Builder:
+    """A 3D TIFF written at ``spacing`` as the moving image: ITK reads no slice step from a TIFF (1 mm), nor a pixel
+    size the file does not state (a helper's light-sheet stack read as 1 mm voxels: 4.3 mm off on a 7 mm mouse
+    brain, exit 0)."""
+
+    def build(inputs: Path, out: Path) -> list[str]:
+        fixed, _ = _pair(inputs)
+        stack = inputs / "stack.tif"
+        sitk.WriteImage(sitk.Cast(sitk.RescaleIntensity(_volume(spacing=spacing, seed=1)), sitk.sitkUInt8), str(stack))
+        return _register(fixed, stack, out)
+
+    return build
 
 
 MORE_CASES["a TIFF stack that states no pixel size"] = Case(
-    tiff_stack_without_spacing, "is a TIFF stack that states no pixel size (read as 1 mm, the reader's default): "
-    "give its voxel size in mm with --spacing-moving x,y,z"
+    tiff_stack((1.0, 1.0, 1.0)), "is a TIFF stack, whose slice step ITK cannot read (nor its pixel size unless the "
+    "file states one): give its voxel size in mm with --spacing-moving x,y,z on mmreg prep or mmreg register"
+)
+MORE_CASES["a TIFF stack with its pixel size, read with 1 mm slices"] = Case(
+    tiff_stack((0.01, 0.01, 0.02)), "is a TIFF stack, whose slice step ITK cannot read"
 )
 
 
@@ -1035,8 +1042,8 @@ def prep_auto_to_a_stack_at_1_mm(inputs: Path, out: Path) -> list[str]:
 
 
 MORE_CASES["prep --downsample-to auto down to a stack's 1 mm voxels"] = Case(
-    prep_auto_to_a_stack_at_1_mm, "too coarse to register. The moving image's spacing is probably wrong (1 mm is what "
-    "a file that stores none reads as): give it with --spacing-moving"
+    prep_auto_to_a_stack_at_1_mm, "too coarse to register. The moving image's spacing is probably wrong (1 mm is also "
+    "what a file that stores none reads as): give it with --spacing-moving"
 )
 
 

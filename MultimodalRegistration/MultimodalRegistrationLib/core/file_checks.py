@@ -33,6 +33,7 @@ from .file_headers import (
 from .files import VOLUME_SUFFIXES
 from .memory import HEADROOM_BYTES, GuidanceLoad, check_memory, estimate_run_bytes, item_bytes
 from .segment_header import header_segments, named_prefix
+from .tiff_stack import check_tiff_stack
 
 LINEAR_SUFFIXES = (".tfm", ".txt", ".mat")
 TRANSFORM_SUFFIXES = (".h5", ".hdf5") + LINEAR_SUFFIXES
@@ -179,31 +180,12 @@ def read_image_file_info(path: str | os.PathLike, role: str = "image", spacing_g
     if problem:
         raise direction_error(f"{role} file {path}", problem)
     if not spacing_given:
-        check_stack_states_spacing(path, role, reader.GetSize(), reader.GetSpacing())
+        check_tiff_stack(path, role, reader.GetSize())
     if reader.GetPixelID() in (sitk.sitkComplexFloat32, sitk.sitkComplexFloat64):
         raise complex_error(f"{role} file {path}")
     return ImageFileInfo(path, role, tuple(reader.GetSize()), tuple(reader.GetSpacing()), tuple(reader.GetOrigin()),
                          tuple(reader.GetDirection()), _pixel_type(sitk, reader.GetPixelID()),
                          int(reader.GetNumberOfComponents()), int(reader.GetPixelID()), _segment_names(reader))  # fmt: skip
-
-
-def check_stack_states_spacing(path: Path, role: str, size: Sequence[int], spacing: Sequence[float]) -> None:
-    """Refuse a TIFF stack (3D) whose header states no pixel size: ITK then reads 1 mm (or 72 or 96 dpi, a screen
-    default), as a 2D image's reader says (:func:`.images2d.stated_pixel_mm`). A light-sheet stack saved so was taken
-    as 1 mm voxels and, against a mouse MRI, registered 4.3 mm off on a 7 mm brain, exit 0 (a helper's sweep)."""
-    from .images2d import stated_pixel_mm  # here: it imports SimpleITK
-
-    if len(size) < 3 or size[2] < 2 or Path(path).suffix.lower() not in (".tif", ".tiff"):
-        return
-    if stated_pixel_mm(path, float(spacing[0])) is not None:
-        return
-    side = role.split()[0]
-    option = f"--spacing-{side}" if side in ("fixed", "moving") else "--spacing-fixed / --spacing-moving"
-    raise InputError(
-        f"{role} file {path} is a TIFF stack that states no pixel size (read as {spacing[0]:.3g} mm, the reader's "
-        f"default): give its voxel size in mm with {option} x,y,z (a light sheet at 3.25 um pixels and 5 um steps: "
-        "0.00325,0.00325,0.005), or save it as NRRD or NIfTI with its spacing"
-    )
 
 
 def _segment_names(reader) -> tuple[str, ...]:
