@@ -83,6 +83,7 @@ def test_a_fan_with_the_users_fan_mask_starts_from_the_headers_as_it_does_withou
     result = register(fan, moving, fixed_mask=sitk.Cast(fan > 0, sitk.sitkUInt8))
     made = result.provenance
     assert made.start == "header" and made.any_pose is None and made.fixed_mask != VIEW_MASK_SOURCE
+    assert made.small_view and "started from the headers' pose alone" in made.small_view
     assert "size_check_s" not in made.timings_s
     assert mean_error_mm(result.transform, near, points) > 5.0
     assert any(w.startswith(FAR_FROM_START) and "from the headers' pose" in w for w in result.warnings)

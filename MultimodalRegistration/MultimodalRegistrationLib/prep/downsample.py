@@ -89,7 +89,7 @@ def check_downsampled_size(size, spacing, target_mm: float, role: str, auto: boo
     if auto and factors[longest] > 1 and kept[longest] < AUTO_MIN_VOXELS:
         extent = float(size[longest] * spacing[longest])
         other = "moving" if role == "fixed" else "fixed"
-        default = " (1 mm is what a file that stores none reads as)" if abs(target_mm - 1.0) < 1e-6 else ""
+        default = " (1 mm is also what a file that stores none reads as)" if abs(target_mm - 1.0) < 1e-6 else ""
         raise InputError(
             f"--downsample-to auto would bring the {role} image ({extent:.3g} mm across) to the {other} image's "
             f"{target_mm:g} mm voxels, {int(kept[longest])} across: too coarse to register. The {other} image's spacing "

@@ -37,7 +37,7 @@ from .rules.size_check import SIZE_WARNING, size_warning
 from .rules.slab_probe import SLAB_POSE, probe_slab, slab_probe_words
 from .rules.thin_moving import OTHER_WAY, thin_side_mm
 from .rules.uneven_size import uneven_size_warning
-from .rules.view_mask import VIEW_MASK_SOURCE, from_view, small_view_of
+from .rules.view_mask import SMALL_VIEW, VIEW_MASK_SOURCE, from_view
 from .rules.weak_result import WEAK_RESULT, weak_result_warning
 from .runs import EngineRuns, RegistrationRun, RunPlan, error_reason
 from .summary import GuidanceScores, Provenance
@@ -217,11 +217,12 @@ def warn_if_far(result, fixed: sitk.Image, moving: sitk.Image, settings, guided:
     returned instead (:func:`start_if_unconfirmed`)."""
     made = result.provenance
     start, words, limit, mask = settings.initial_transform, "the initial transform", FAR_MOVE_MM, settings.fixed_mask
-    if start is None and made.start == "header" and not guided and (view := _small_view_mask(fixed, moving, made, mask)):
+    if start is None and made.start == "header" and made.small_view:
         # An ultrasound inside an MR kept from the headers' pose, a navigation system's (rules/view_mask.py), and
-        # sampled in its fan: a helper's intraoperative ultrasound 15 mm off had ended 30 mm off with no word; a
-        # phantom fan 4.8 mm off, with the user's fan mask, 19.6 mm.
-        start, words, limit, mask = Transform.identity(), "the headers' pose", FAR_FROM_HEADERS_MM, view
+        # sampled in its fan (or the user's mask): a helper's intraoperative ultrasound 15 mm off had ended 30 mm
+        # off with no word; a phantom fan 4.8 mm off, with the user's fan mask, 19.6 mm.
+        start, words, limit = Transform.identity(), "the headers' pose", FAR_FROM_HEADERS_MM
+        mask = field_of_view(fixed, fixed) if made.fixed_mask == VIEW_MASK_SOURCE else mask
     if guided or start is None or made.start not in ("initial", "none", "header") or made.kept == "start":
         return
     moved = moved_from_start_mm(fixed, start, result.transform, mask)
@@ -229,16 +230,6 @@ def warn_if_far(result, fixed: sitk.Image, moving: sitk.Image, settings, guided:
     result.warnings += [far] if far else []
     if far:
         start_if_unconfirmed(result, fixed, moving, (start, words), mask, moved)
-
-
-def _small_view_mask(fixed: sitk.Image, moving: sitk.Image, made, fixed_mask: sitk.Image | None) -> sitk.Image | None:
-    """Where a fixed image that is a small view inside the moving anatomy (:mod:`.rules.view_mask`) was sampled: the
-    field of view the run found itself, or the user's fixed mask (on the fixed grid); else None."""
-    if made.fixed_mask == VIEW_MASK_SOURCE:
-        return field_of_view(fixed, fixed)
-    if fixed_mask is None or small_view_of(fixed, moving) is None:
-        return None
-    return sitk.Resample(fixed_mask, fixed, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
 
 
 def start_if_unconfirmed(result, fixed: sitk.Image, moving: sitk.Image, start: tuple[Transform, str],
@@ -304,6 +295,7 @@ def provenance(run: RegistrationRun, plan: RunPlan, engine_runs: EngineRuns, bes
         kept=kept.kept,
         kept_reason=kept.kept_reason,
         guidance=guided,
+        small_view=SMALL_VIEW if from_view(settings) else None,
     )
 
 

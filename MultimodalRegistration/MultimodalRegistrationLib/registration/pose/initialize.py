@@ -147,7 +147,7 @@ def starting_poses(
             poses.append(("header", header))
     if scale and all(name != "header" for name, _ in poses):
         if search.metric <= 0.0:
-            raise InputError(_blind_search_message(fixed, moving))
+            raise InputError(_blind_search_message(fixed, moving, initial_transform is not None))
         if not MIN_SCALE <= search.scale <= MAX_SCALE:  # the result would be refused as collapsed or exploded
             raise InputError(
                 f"the start search finds the moving anatomy {search.scale:.3g} times the size of the fixed one, beyond "
@@ -158,17 +158,19 @@ def starting_poses(
     return StartingPoses(poses=poses, before=before, search=search, warnings=list(search.warnings))
 
 
-def _blind_search_message(fixed: sitk.Image, moving: sitk.Image) -> str:
-    """Why a scaled search that scored 0 at every pose and size cannot start a run: a mouse MRI (18 mm) against a
-    light-sheet stack stored at 1 mm (120 mm) had gone on from a size the search never compared, 4.3 mm off on a
-    7 mm brain, exit 0 and unwarned (a helper's sweep of wrong headers)."""
+def _blind_search_message(fixed: sitk.Image, moving: sitk.Image, placed: bool) -> str:
+    """Why a scaled search that scored 0 at every pose and size cannot start a run (``placed``: from the user's
+    initial transform): a mouse MRI (18 mm) against a light-sheet stack stored at 1 mm (120 mm) had gone on from a
+    size the search never compared, 4.3 mm off on a 7 mm brain, exit 0 and unwarned (a helper's sweep)."""
     described = []
     for role, image in (("fixed", fixed), ("moving", moving)):
-        unit = " (1 mm voxels, what a file that stores no spacing reads as)" if image.GetSpacing() == (1.0,) * 3 else ""
+        default = np.allclose(image.GetSpacing(), 1.0, rtol=1e-6)
+        unit = " (1 mm voxels: also what a file that stores no spacing reads as)" if default else ""
         described.append(f"the {role} image is {float(physical_extent_mm(image).max()):.3g} mm across{unit}")
+    place = ("check that the initial transform places the moving image on the fixed one, or give --init none to start "
+             "from it as it is") if placed else "place the images with --initial-transform (landmarks: mmreg prealign)"  # fmt: skip
     return (
         "the start search found no pose and size at which the two images' tissue overlaps enough to compare: "
         f"{' and '.join(described)}. A spacing is probably wrong: give the right one in mm (--spacing-fixed / "
-        "--spacing-moving; mmreg prep sets it without resampling); if both are right, place the images with "
-        "--initial-transform (landmarks: mmreg prealign)"
+        f"--spacing-moving; mmreg prep sets it without resampling); if both are right, {place}"
     )

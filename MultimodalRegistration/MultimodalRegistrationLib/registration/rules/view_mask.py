@@ -69,7 +69,7 @@ def small_view_of(fixed: sitk.Image, moving: sitk.Image) -> sitk.Image | None:
 
 
 def small_view(fixed: sitk.Image, view: sitk.Image, moving: sitk.Image) -> bool:
-    """Whether ``view`` (a mask on ``fixed``'s grid: its field of view, or the user's fixed mask) is a small part of
+    """Whether ``view`` (a mask on ``fixed``'s grid: its field of view) is a small part of
     the moving anatomy at the headers' pose: it holds at most MAX_SHARE_OF_MOVING of the moving foreground's volume
     and MIN_IN_ANATOMY of it lies in that foreground."""
     inside = np.argwhere(sitk.GetArrayViewFromImage(view) > 0)
@@ -80,6 +80,12 @@ def small_view(fixed: sitk.Image, view: sitk.Image, moving: sitk.Image) -> bool:
         return False
     landed = sitk.GetArrayFromImage(sitk.Resample(anatomy, fixed, sitk.Transform(), sitk.sitkNearestNeighbor))
     return float(np.mean(landed[tuple(inside.T)] > 0)) >= MIN_IN_ANATOMY
+
+
+SMALL_VIEW = (
+    "the fixed image reads 0 outside a field of view that is a small part of the moving anatomy and lies in it at the "
+    "headers' pose (an ultrasound inside an MR): started from the headers' pose alone"
+)
 
 
 def from_view(settings) -> bool:
