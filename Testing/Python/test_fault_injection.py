@@ -989,6 +989,13 @@ MORE_CASES["a small moving image inside the fixed one, deformable"] = Case(
 )
 
 
+def _similarity_from_the_search(fixed: Path, moving: Path, out: Path) -> list[str]:
+    """The similarity preset under init auto: the scaled start search."""
+    argv = _register(fixed, moving, out, "--preset", "similarity")
+    del argv[argv.index("--init") : argv.index("--init") + 2]
+    return argv
+
+
 def mouse_against_a_stack_at_1_mm(inputs: Path, out: Path) -> list[str]:
     """A 19 mm mouse-sized fixed image against a 96 mm moving stack at 1 mm voxels (a file that stores no spacing)
     in a frame of its own, similarity from the search: every pose and size scored 0, and the engine had run from
@@ -998,9 +1005,7 @@ def mouse_against_a_stack_at_1_mm(inputs: Path, out: Path) -> list[str]:
     stack = _volume(size=(96, 80, 64), spacing=(1.0, 1.0, 1.0), seed=1)
     stack.SetOrigin((300.0, -200.0, 500.0))
     write_image(stack, moving)
-    argv = _register(fixed, moving, out, "--preset", "similarity")
-    del argv[argv.index("--init") : argv.index("--init") + 2]  # init auto: the scaled search
-    return argv
+    return _similarity_from_the_search(fixed, moving, out)
 
 
 MORE_CASES["a mouse-sized image against a stack at 1 mm, similarity"] = Case(
@@ -1055,9 +1060,7 @@ def moving_spacing_ten_times(inputs: Path, out: Path) -> list[str]:
     stretched = _volume(spacing=(20.0, 20.0, 25.0), seed=1)
     stretched.SetOrigin((3000.0, -2000.0, 5000.0))  # in a frame of its own: no header start beside the search's
     write_image(stretched, moving)
-    argv = _register(fixed, moving, out, "--preset", "similarity")
-    del argv[argv.index("--init") : argv.index("--init") + 2]  # init auto: the scaled search
-    return argv
+    return _similarity_from_the_search(fixed, moving, out)
 
 
 MORE_CASES["a moving spacing ten times too large, similarity"] = Case(
