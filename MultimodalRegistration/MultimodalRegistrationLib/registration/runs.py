@@ -33,7 +33,8 @@ from .guided.guidance import Guidance, PreparedGuidance, prepare_guidance
 from .guided.run import guided_rank, guided_starts
 from .guided.start_score import StartScorer
 from .guided.views import SegmentViews
-from .pose.initialize import StartingPoses, same_start, starting_poses
+from .pose.initialize import StartingPoses, starting_poses
+from .pose.same_start import same_start
 from .rules.keep import KEEP_TOLERANCE_NATS, check_linear_result
 from .rules.masks import check_fixed_mask_size, mask_aware_starts, mask_centroid
 from .rules.sampling_region import overlap_regions, sampling_regions

@@ -25,16 +25,15 @@ import SimpleITK as sitk
 from ...core.choices import FULL_ROTATION_DEG, INIT_METHODS
 from ...core.errors import InputError
 from ...core.images import corner_points, inside_fraction, physical_extent_mm
-from ...core.rotations import MAX_SCALE, MIN_SCALE, pose_difference
+from ...core.rotations import MAX_SCALE, MIN_SCALE
 from ...core.transforms import Transform
 from ..settings import RegistrationSettings
 from . import anypose
 from .anypose import AnyPoseResult
 from .centres import centre_alignment, foreground_center
+from .same_start import SAME_START_MM, same_start
 from .scale_consensus import search_scaled_pose_agreed
 
-# Two starts closer than this lead the engine to the same result: run it once.
-SAME_START_DEG, SAME_START_MM = 10.0, 10.0
 # The headers' pose is a start of its own unless another lies within this share of the fixed image's smallest
 # extent of it (and SAME_START_MM).
 HEADER_SHARE = 0.1
@@ -72,12 +71,6 @@ class StartingPoses:
     before: Transform  # the pose the images are in before any search, for the metric before
     search: AnyPoseResult | None = None  # when a search ran
     warnings: list[str] = field(default_factory=list)
-
-
-def same_start(a: Transform, b: Transform, center: np.ndarray, shift_mm: float = SAME_START_MM) -> bool:
-    """Whether two linear starts differ by less than SAME_START_DEG and ``shift_mm`` (at ``center``)."""
-    angle, shift = pose_difference(a.matrix, b.matrix, np.asarray(center, float))
-    return angle < SAME_START_DEG and shift < shift_mm
 
 
 def _headers_overlap(fixed: sitk.Image, moving: sitk.Image, fixed_center: np.ndarray) -> bool:

@@ -19,19 +19,18 @@ import numpy as np
 import SimpleITK as sitk
 
 from ...core.choices import FULL_ROTATION_DEG, MAX_SEED
-from ...core.rotations import pose_difference
 from ...core.transforms import Transform
 from .anypose import AnyPoseResult
+from .same_start import same_start
 from .scale_search import search_scaled_pose
 
 SEEDS_ON_DISAGREEMENT = 5  # in all, the first two included
-AGREE_DEG, AGREE_MM = 10.0, 10.0  # two starts this close lead the engine to one result
 
 
 def _agree(a: AnyPoseResult, b: AnyPoseResult, center: np.ndarray) -> bool:
-    angle, shift = pose_difference(a.transform.matrix, b.transform.matrix, center)
+    """One start (:func:`.same_start.same_start`), and sizes within 10% of each other."""
     scale = max(a.scale or 1.0, b.scale or 1.0) / max(min(a.scale or 1.0, b.scale or 1.0), 1e-9)
-    return angle < AGREE_DEG and shift < AGREE_MM and scale < 1.1
+    return same_start(a.transform, b.transform, center) and scale < 1.1
 
 
 def search_scaled_pose_agreed(
@@ -39,8 +38,8 @@ def search_scaled_pose_agreed(
     moving_mask: sitk.Image | None = None, prior: Transform | None = None,
     max_rotation_deg: float = FULL_ROTATION_DEG, seed: int = 0,
 ) -> AnyPoseResult:  # fmt: skip
-    """:func:`.scale_search.search_scaled_pose` from ``seed`` and ``seed`` + 1; when their starts differ (AGREE_DEG,
-    AGREE_MM at the fixed image's centre, or 10% in scale), from SEEDS_ON_DISAGREEMENT seeds in all, keeping the
+    """:func:`.scale_search.search_scaled_pose` from ``seed`` and ``seed`` + 1; when their starts differ (not one start
+    at the fixed image's centre, :func:`_agree`), from SEEDS_ON_DISAGREEMENT seeds in all, keeping the
     best final score. Seconds and evaluations add up over the searches run."""
 
     def search(k: int) -> AnyPoseResult:
