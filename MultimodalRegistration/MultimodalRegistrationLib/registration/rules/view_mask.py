@@ -38,6 +38,10 @@ MAX_SHARE_OF_BOX = 0.9
 MIN_IN_ANATOMY = 0.9
 MOVING_FOREGROUND_MM = 4.0  # the grid the moving foreground is measured on
 IN_VIEW = "fixed_mask_in_view"  # a settings.sources key: the user's fixed mask lies in a small view, as above
+SMALL_VIEW = (
+    "the fixed image reads 0 outside a field of view that is a small part of the moving anatomy and lies in it at the "
+    "headers' pose (an ultrasound inside an MR): started from the headers' pose alone"
+)
 VIEW_MASK_SOURCE = (
     "the image's own field of view (it reads 0 outside it; found automatically): started from the headers' pose"
 )
@@ -57,35 +61,22 @@ def view_mask(fixed: sitk.Image, moving: sitk.Image, recipe: Preset) -> sitk.Ima
 
 def small_view_of(fixed: sitk.Image, moving: sitk.Image) -> sitk.Image | None:
     """Where ``fixed`` has data (UInt8 on its grid, :func:`.views.field_of_view`) when it reads 0 outside it (the
-    view fills at most MAX_SHARE_OF_BOX of it), its box lies inside the moving image at the headers' pose and the
-    view is a small part of the moving anatomy there (:func:`small_view`); else None."""
+    view fills at most MAX_SHARE_OF_BOX of it), its box lies inside the moving image at the headers' pose, the view
+    holds at most MAX_SHARE_OF_MOVING of the moving foreground's volume and MIN_IN_ANATOMY of it lies in that
+    foreground; else None."""
     if float(sitk.GetArrayViewFromImage(fixed).min()) != 0.0 or inside_fraction(corner_points(fixed), moving) < 1.0:
         return None
     view = field_of_view(fixed, fixed)
-    inside = np.count_nonzero(sitk.GetArrayViewFromImage(view))
-    if not 0 < inside <= MAX_SHARE_OF_BOX * view.GetNumberOfPixels() or not small_view(fixed, view, moving):
-        return None
-    return view
-
-
-def small_view(fixed: sitk.Image, view: sitk.Image, moving: sitk.Image) -> bool:
-    """Whether ``view`` (a mask on ``fixed``'s grid: its field of view) is a small part of
-    the moving anatomy at the headers' pose: it holds at most MAX_SHARE_OF_MOVING of the moving foreground's volume
-    and MIN_IN_ANATOMY of it lies in that foreground."""
     inside = np.argwhere(sitk.GetArrayViewFromImage(view) > 0)
+    if not 0 < len(inside) <= MAX_SHARE_OF_BOX * view.GetNumberOfPixels():
+        return None
     coarse = shrink_to_spacing(moving, MOVING_FOREGROUND_MM)
     anatomy = foreground_mask(coarse)
     volume = np.count_nonzero(sitk.GetArrayViewFromImage(anatomy)) * float(np.prod(coarse.GetSpacing()))
-    if not 0 < len(inside) * float(np.prod(fixed.GetSpacing())) <= MAX_SHARE_OF_MOVING * volume:
-        return False
+    if len(inside) * float(np.prod(fixed.GetSpacing())) > MAX_SHARE_OF_MOVING * volume:
+        return None
     landed = sitk.GetArrayFromImage(sitk.Resample(anatomy, fixed, sitk.Transform(), sitk.sitkNearestNeighbor))
-    return float(np.mean(landed[tuple(inside.T)] > 0)) >= MIN_IN_ANATOMY
-
-
-SMALL_VIEW = (
-    "the fixed image reads 0 outside a field of view that is a small part of the moving anatomy and lies in it at the "
-    "headers' pose (an ultrasound inside an MR): started from the headers' pose alone"
-)
+    return view if float(np.mean(landed[tuple(inside.T)] > 0)) >= MIN_IN_ANATOMY else None
 
 
 def from_view(settings) -> bool:
