@@ -31,6 +31,7 @@ from .outcome import (
 from .rigid_first import rigid_first
 from .rules.size_check import check_sizes_apart
 from .rules.thin_moving import thin_moving, thin_moving_hint
+from .rules.tissue_shape import hint_if_doubted, hint_if_lost
 from .runs import TIE, checked_run, pick_run, plan_runs, run_engines
 from .settings import Progress, RegistrationSettings, check_kind
 from .summary import Provenance, RegistrationSummary
@@ -99,16 +100,21 @@ def register(
     settings = (settings or RegistrationSettings()).overridden(overrides)
     check_sizes_apart(fixed, moving, settings.initial_transform)  # on the images' own mm, before any working scale
     k = scale_for(fixed, moving, settings)
-    if k != 1.0:
-        larger = replace(settings, fixed_mask=scaled_image(settings.fixed_mask, k),
-                         moving_mask=scaled_image(settings.moving_mask, k),
-                         initial_transform=scaled_transform(settings.initial_transform, k))  # fmt: skip
-        result = back_to_size(_register(scaled_image(fixed, k), scaled_image(moving, k), larger, progress, workdir,
-                                        scaled_guidance(guidance, k)), k, fixed, moving)  # fmt: skip
-    else:
-        result = _register_either_way(fixed, moving, settings, progress, workdir, guidance)
+    try:
+        if k != 1.0:
+            larger = replace(settings, fixed_mask=scaled_image(settings.fixed_mask, k),
+                             moving_mask=scaled_image(settings.moving_mask, k),
+                             initial_transform=scaled_transform(settings.initial_transform, k))  # fmt: skip
+            result = back_to_size(_register(scaled_image(fixed, k), scaled_image(moving, k), larger, progress,
+                                            workdir, scaled_guidance(guidance, k)), k, fixed, moving)  # fmt: skip
+        else:
+            result = _register_either_way(fixed, moving, settings, progress, workdir, guidance)
+    except EngineError as error:
+        hint_if_lost(error, fixed, moving)
+        raise
     if not result.provenance.other_way_round:  # else checked the other way round, in its own frame
         warn_if_far(result, fixed, moving, settings, guided=guidance is not None and not guidance.is_empty)
+    hint_if_doubted(result.warnings, fixed, moving)
     return result
 
 
