@@ -170,6 +170,15 @@ def millimetres_for_micrometres(inputs: Path, out: Path) -> list[str]:
     return _register(fixed, moving, out)
 
 
+def metres_for_millimetres(inputs: Path, out: Path) -> list[str]:
+    """An MR whose spacing was written in metres (0.002 for 2 mm): 0.1 mm across against a 96 mm image. The refusal
+    had asked only whether micrometres were stated as mm (a helper's sweep); it now gives the metres reading too."""
+    fixed, _ = _pair(inputs)
+    moving = inputs / "metres.nrrd"
+    write_image(_volume(spacing=(0.002, 0.002, 0.0025)), moving)
+    return _register(fixed, moving, out)
+
+
 def prep_crop_of_sizes_apart(inputs: Path, out: Path) -> list[str]:
     """An MR stored at micrometres written as mm (0.1 mm across) beside a 96 mm one: prep --crop-common wrote a
     6 x 6 x 6 fixed image of zeros, exit 0, its warning advising to downsample (a helper's sweep)."""
@@ -307,6 +316,7 @@ CASES = {
     "spacing in micrometres": Case(micrometre_spacing, "for example 0.375,0.375,0.375 mm (micrometres written as "
                                    "millimetres: 128 x 4.5 x 4.5 mm) (--spacing-moving sx,sy,sz"),
     "sizes 100 times apart": Case(millimetres_for_micrometres, "A spacing is likely in the wrong unit"),
+    "an MR's spacing in metres": Case(metres_for_millimetres, "if the moving spacing is in metres, it is 2x2x2.5 mm"),
     "prep: sizes 100 times apart": Case(prep_crop_of_sizes_apart, "A spacing is likely in the wrong unit"),
     "prep: --downsample-to too coarse": Case(prep_downsampled_to_a_thumbnail, "give at most"),
     "prep: a mask the crop cut away": Case(prep_mask_cropped_away, "the crop to the common region"),

@@ -101,10 +101,14 @@ def sizes_apart_message(sizes: dict, spacings: dict) -> str | None:
     if sides[small] <= 0 or sides[large] / sides[small] <= MAX_EXTENT_RATIO:
         return None
     stated = {role: "x".join(f"{v:g}" for v in spacings[role]) for role in spacings}
+    # Either the small image's spacing is in metres or the large one's in micrometres: both readings, with numbers.
+    readings = [f"{role} spacing is in {unit}, it is {'x'.join(f'{v * factor:.6g}' for v in spacings[role])} mm "
+                f"({sides[role] * factor:.3g} mm across)"
+                for role, unit, factor in ((small, "metres", 1000.0), (large, "micrometres", 0.001))]  # fmt: skip
     return (
         f"the {small} image is {sides[small]:.3g} mm across and the {large} image {sides[large]:.3g} mm: "
         f"{sides[large] / sides[small]:.0f} times larger, more than any one anatomy at its right spacing. A spacing is "
-        f"likely in the wrong unit (fixed {stated['fixed']} mm, moving {stated['moving']} mm; micrometres "
-        "stated as mm?): give the right one in mm (--spacing-fixed / --spacing-moving), or place the images with "
-        "--initial-transform"
+        f"likely in the wrong unit (fixed {stated['fixed']} mm, moving {stated['moving']} mm): if the "
+        f"{readings[0]}; if the {readings[1]}. Give the right one in mm (--spacing-fixed / --spacing-moving), or "
+        "place the images with --initial-transform"
     )
