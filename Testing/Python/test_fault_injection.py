@@ -152,6 +152,15 @@ def wrong_spacing_units(inputs: Path, out: Path) -> list[str]:
     return _register(fixed, moving, out)
 
 
+def slab_without_spacing(inputs: Path, out: Path) -> list[str]:
+    """A microscopy slab of 6 slices saved with no spacing (1 mm): the pixel size suggested for every axis had left
+    it 0.02 mm thick (a helper's sweep); the refusal now asks for the slice step along its thin axis."""
+    fixed, _ = _pair(inputs)
+    moving = inputs / "slab.nrrd"
+    write_image(_volume(size=(2160, 40, 6), spacing=(1.0, 1.0, 1.0)), moving)
+    return _register(fixed, moving, out)
+
+
 def micrometre_spacing(inputs: Path, out: Path) -> list[str]:
     fixed, _ = _pair(inputs)
     moving = inputs / "stack.nrrd"
@@ -316,6 +325,7 @@ CASES = {
     "spacing in micrometres": Case(micrometre_spacing, "for example 0.375,0.375,0.375 mm (micrometres written as "
                                    "millimetres: 128 x 4.5 x 4.5 mm) (--spacing-moving sx,sy,sz"),
     "sizes 100 times apart": Case(millimetres_for_micrometres, "A spacing is likely in the wrong unit"),
+    "a slab saved with no spacing": Case(slab_without_spacing, "along axis 2 (6 slices) give the microscope's slice"),
     "an MR's spacing in metres": Case(metres_for_millimetres, "if the moving spacing is in metres, it is 2x2x2.5 mm"),
     "prep: sizes 100 times apart": Case(prep_crop_of_sizes_apart, "A spacing is likely in the wrong unit"),
     "prep: --downsample-to too coarse": Case(prep_downsampled_to_a_thumbnail, "give at most"),

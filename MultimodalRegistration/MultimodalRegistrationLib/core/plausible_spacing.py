@@ -21,6 +21,8 @@ SPECIMEN_MM = 10.0
 # slide states rightly: a 3.25 um stack stated in mm against an MR is 308 times (a helper's sweep: it ran, MI
 # 0.000 -> 0.000, exit 0). A block against a whole head, a cord against a spine: 5-40 times.
 MAX_EXTENT_RATIO = 100.0
+# An axis with under 1/SLAB_SHARE of both other axes' voxels is a stack's slice axis (a slab).
+SLAB_SHARE = 4
 
 
 @dataclass
@@ -65,7 +67,7 @@ def check_spacing(image_or_size, spacing=None, role: str = "image") -> SpacingCh
     if not (too_wide.any() or too_narrow.any()):
         return SpacingCheck(True)
     axis = int(np.argmax(too_wide)) if too_wide.any() else int(np.argmax(too_narrow))
-    alternatives = []
+    alternatives, slab = [], ""
     if too_wide.any():
         if np.allclose(spacing, 1.0):
             # 1 mm everywhere is what readers use when a file (TIFF, PNG stack) stores no spacing.
@@ -74,6 +76,11 @@ def check_spacing(image_or_size, spacing=None, role: str = "image") -> SpacingCh
             fitting = [c for c in alternatives if max(c["extent_mm"]) <= SPECIMEN_MM]
             best = fitting[0] if fitting else alternatives[-1]
             reason = "spacing 1 mm on every axis usually means the file stores no spacing"
+            # A slab's few slices are rarely a pixel apart (a helper's 8-slice stack at 0.05 x 0.05 x 0.5 mm).
+            slices = int(np.argmin(size))
+            if size[slices] * SLAB_SHARE < np.sort(size)[1]:  # one thin axis: a slab, not a rod
+                slab = (f"; along axis {slices} ({int(size[slices])} slices) give the microscope's slice step, "
+                        "often larger than its pixel")  # fmt: skip
         else:
             alternatives.append(_candidate(spacing / 1000.0, size, "micrometres written as millimetres"))
             best = alternatives[0]
@@ -88,7 +95,7 @@ def check_spacing(image_or_size, spacing=None, role: str = "image") -> SpacingCh
     message = (
         f"{role}: {problem} ({int(size[axis])} voxels along axis {axis}): set the true spacing; {reason}, "
         f"for example {_format_spacing(suggestion)} mm ({best['why']}: "
-        f"{' x '.join(f'{e:.3g}' for e in best['extent_mm'])} mm)"
+        f"{' x '.join(f'{e:.3g}' for e in best['extent_mm'])} mm){slab}"
     )
     return SpacingCheck(False, message, suggestion, alternatives)
 
