@@ -24,6 +24,7 @@ from MultimodalRegistrationLib.cli.main import main
 from MultimodalRegistrationLib.core.cores import usable_cores
 from MultimodalRegistrationLib.core.errors import EXIT_INPUT, InputError
 from MultimodalRegistrationLib.core.images import write_image
+from test_file_checks import sheared_sform
 
 PRESETS = Path(__file__).resolve().parents[2] / "Resources" / "Presets"
 
@@ -158,6 +159,15 @@ def slab_without_spacing(inputs: Path, out: Path) -> list[str]:
     fixed, _ = _pair(inputs)
     moving = inputs / "slab.nrrd"
     write_image(_volume(size=(2160, 40, 6), spacing=(1.0, 1.0, 1.0)), moving)
+    return _register(fixed, moving, out)
+
+
+def nifti_with_a_sheared_sform(inputs: Path, out: Path) -> list[str]:
+    """ITK reads the qform of a NIfTI whose sform is sheared: it had registered on that geometry without a word."""
+    fixed, _ = _pair(inputs)
+    written, moving = inputs / "written.nii", inputs / "sheared.nii"
+    write_image(_volume(), written)
+    sheared_sform(written, moving, 0.3)
     return _register(fixed, moving, out)
 
 
@@ -326,6 +336,7 @@ CASES = {
                                    "millimetres: 128 x 4.5 x 4.5 mm) (--spacing-moving sx,sy,sz"),
     "sizes 100 times apart": Case(millimetres_for_micrometres, "A spacing is likely in the wrong unit"),
     "a slab saved with no spacing": Case(slab_without_spacing, "along axis 2 (6 slices) give the microscope's slice"),
+    "a NIfTI whose sform is sheared": Case(nifti_with_a_sheared_sform, "set the file's sform_code to 0"),
     "an MR's spacing in metres": Case(metres_for_millimetres, "if the moving spacing is in metres, it is 2x2x2.5 mm"),
     "prep: sizes 100 times apart": Case(prep_crop_of_sizes_apart, "A spacing is likely in the wrong unit"),
     "prep: --downsample-to too coarse": Case(prep_downsampled_to_a_thumbnail, "give at most"),

@@ -191,6 +191,35 @@ def test_a_sheared_nrrd_and_an_image_in_memory_are_refused(volume, tmp_path):
     validate_image(volume, "fixed image")
 
 
+def sheared_sform(source, target, shear: float, gzip_it: bool = False) -> None:
+    """``source`` (a NIfTI-1 file SimpleITK wrote, sform = qform) with ``shear`` added to its sform's x row along
+    y; the qform is left as it was."""
+    import gzip
+    import struct
+
+    data = bytearray(source.read_bytes())
+    rows = [list(struct.unpack_from("<4f", data, 280 + 16 * k)) for k in range(3)]
+    assert struct.unpack_from("<2h", data, 252) == (1, 1)  # qform and sform codes: both set
+    rows[0][1] += shear
+    for k in range(3):
+        struct.pack_into("<4f", data, 280 + 16 * k, *rows[k])
+    target.write_bytes(gzip.compress(bytes(data)) if gzip_it else bytes(data))
+
+
+def test_a_nifti_whose_sheared_sform_itk_would_swap_for_its_qform_is_refused(volume, tmp_path):
+    """ITK reads the qform when the sform is sheared, and the voxels land elsewhere without a word (a helper's
+    sweep: a NIfTI with a sheared sform registered on the qform's geometry; the same grid as NRRD is refused)."""
+    sitk.WriteImage(volume, str(tmp_path / "good.nii"))
+    sheared_sform(tmp_path / "good.nii", tmp_path / "sheared.nii.gz", 0.3, gzip_it=True)
+    # The gap: 39 voxels along y at 1 mm, times 0.3 along x.
+    with pytest.raises(InputError, match="moving image file .*sheared.nii.gz has two geometries that disagree: ITK "
+                       "and Slicer read its qform, .* puts a corner of the image 11.7 mm away.*sform_code to 0"):  # fmt: skip
+        read_image(tmp_path / "sheared.nii.gz", "moving image")
+    sheared_sform(tmp_path / "good.nii", tmp_path / "rounded.nii", 0.005)  # 0.2 mm at the far corner: accepted
+    assert read_image(tmp_path / "rounded.nii").GetSize() == (50, 40, 30)
+    assert read_image(tmp_path / "good.nii").GetSize() == (50, 40, 30)
+
+
 # --------------------------------------------------------------------------- memory
 def _huge_header(path):
     path.write_bytes(b"ObjectType = Image\nNDims = 3\nBinaryData = True\nCompressedData = False\n"

@@ -32,6 +32,7 @@ from .file_headers import (
 )
 from .files import VOLUME_SUFFIXES
 from .memory import HEADROOM_BYTES, GuidanceLoad, check_memory, estimate_run_bytes, item_bytes
+from .nifti_sform import check_sform
 from .segment_header import header_segments, named_prefix
 from .tiff_stack import check_tiff_stack
 
@@ -181,6 +182,7 @@ def read_image_file_info(path: str | os.PathLike, role: str = "image", spacing_g
         raise direction_error(f"{role} file {path}", problem)
     if not spacing_given:
         check_tiff_stack(path, role, reader.GetSize())
+        check_sform(path, role, reader.GetSize(), reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection())
     if reader.GetPixelID() in (sitk.sitkComplexFloat32, sitk.sitkComplexFloat64):
         raise complex_error(f"{role} file {path}")
     return ImageFileInfo(path, role, tuple(reader.GetSize()), tuple(reader.GetSpacing()), tuple(reader.GetOrigin()),
