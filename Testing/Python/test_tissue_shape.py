@@ -43,6 +43,12 @@ def test_tissue_extents_are_measured_in_mm_along_the_image_axes():
     assert elongation(extents) == pytest.approx(96 / 80, abs=0.1)
 
 
+def test_a_colour_image_is_measured_by_its_brightness():
+    grey = ellipsoid(BRAIN, (1.0, 1.0, 1.0), (120.0, 120.0, 120.0))
+    colour = sitk.Compose([sitk.Cast(grey, sitk.sitkUInt8)] * 3)
+    np.testing.assert_allclose(tissue_extents_mm(colour), tissue_extents_mm(grey))
+
+
 def test_a_slice_step_three_times_too_large_is_named():
     fixed = ellipsoid(HEAD, (2.0, 2.0, 2.0))
     moving = ellipsoid(BRAIN, (1.0, 1.0, 1.0), (120.0, 120.0, 120.0), stored_spacing=(1.0, 1.0, 3.0))

@@ -36,6 +36,8 @@ DOUBTS = (WEAK_RESULT, WAYS_DISAGREE)  # the warnings of a result that the hint 
 
 def tissue_extents_mm(image: sitk.Image) -> np.ndarray | None:
     """The tissue's extent (mm) along each of ``image``'s own axes (see the module notes); None without tissue."""
+    if image.GetNumberOfComponentsPerPixel() > 1:  # a colour image: its tissue where any channel is bright
+        image = sitk.VectorMagnitude(image)
     coarse = shrink_to_spacing(sitk.Cast(image, sitk.sitkFloat32), SHAPE_SPACING_MM)
     inside = np.nonzero(sitk.GetArrayFromImage(foreground_mask(coarse)))[::-1]  # x, y, z index arrays
     if inside[0].size == 0:
