@@ -181,14 +181,15 @@ def probe_if_slab(run: RegistrationRun, kept: Kept) -> Kept:
     return Kept(probe.transform, probe.transform.inverse(), probe.metric, "pose a tilt search found", warning)
 
 
-def warn_if_weak(run: RegistrationRun, kept: Kept, metric_before: float) -> None:
+def warn_if_weak(run: RegistrationRun, kept: Kept, metric_before: float, plan: RunPlan) -> None:
     """Unguided, a warning when the result looks no better than the images' starting pose (see
-    :mod:`.rules.weak_result`)."""
+    :mod:`.rules.weak_result`), judged more strictly after a start search its sample seeds left unsure."""
     if run.prepared is not None:
         return
     center = anatomy_center(run.fixed, run.fixed_mask)
+    margin = plan.starts.search.seed_margin if plan.starts.search is not None else None
     weak = weak_result_warning(
-        run.fixed, run.moving, kept.transform, kept.metric_after, metric_before, center, run.recipe.scales
+        run.fixed, run.moving, kept.transform, kept.metric_after, metric_before, center, run.recipe.scales, margin
     )
     run.warnings += [weak] if weak else []
     run.lap("weak_check_s")

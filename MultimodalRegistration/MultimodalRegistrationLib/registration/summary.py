@@ -77,6 +77,7 @@ class AnyPoseSearch(Record):
     scale: float | None = _omitted()
     scale_seeds: dict[str, float] | None = _omitted()
     scales_searched: list[float] | None = _omitted()
+    seed_margin: float | None = _omitted()  # sample seeds found distinct starts: the kept one's score over the next's
     matrix_lps: list[list[float]] = field(default_factory=list)
     metric: float = 0.0
     mirrored_metric: float | None = None

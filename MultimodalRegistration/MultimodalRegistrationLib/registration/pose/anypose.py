@@ -70,12 +70,17 @@ class AnyPoseResult:
     scale: float | None = None
     scale_seeds: dict | None = None
     scales: list | None = None
+    # When sample seeds found distinct starts (:mod:`.scale_consensus`): the kept start's score over the best distinct
+    # one's; near 1, the search could not tell them apart.
+    seed_margin: float | None = None
 
     def summary(self) -> dict:
         """JSON-ready numbers for provenance."""
         scaled = {}
         if self.scale is not None:
             scaled = {"scale": round(self.scale, 4), "scale_seeds": self.scale_seeds, "scales_searched": self.scales}
+            if self.seed_margin is not None:
+                scaled["seed_margin"] = round(self.seed_margin, 4)
         return {
             **scaled,
             "matrix_lps": np.round(self.transform.matrix, 6).tolist(),

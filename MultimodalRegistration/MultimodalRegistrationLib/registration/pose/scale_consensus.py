@@ -51,4 +51,13 @@ def search_scaled_pose_agreed(
     if not _agree(results[0], results[1], center):
         results += [search(k) for k in range(2, SEEDS_ON_DISAGREEMENT)]
     best = results[0] if len(results) == 2 else max(results, key=lambda result: result.metric)
-    return replace(best, seconds=sum(r.seconds for r in results), evaluations=sum(r.evaluations for r in results))
+    return replace(best, seconds=sum(r.seconds for r in results), evaluations=sum(r.evaluations for r in results),
+                   seed_margin=_margin(best, results, center))  # fmt: skip
+
+
+def _margin(best: AnyPoseResult, results: list[AnyPoseResult], center: np.ndarray) -> float | None:
+    """``best``'s score over the best score of a start distinct from it (:func:`_agree`); None when all agree."""
+    others = [result.metric for result in results if not _agree(result, best, center)]
+    if not others or max(others) <= 0:
+        return None
+    return float(best.metric / max(others))

@@ -43,6 +43,13 @@ from ...core.views import field_of_view
 DECOY_SHIFT_MM = 30.0
 # A result below this many times its decoys' median mutual information gets the warning.
 MIN_CONTRAST = 2.0
+# A scaled start whose sample seeds found distinct starts within UNSURE_MARGIN of each other's score must be confirmed
+# more clearly. A helper's trace (forty-fifth session, 31 elastix similarity runs on 30-50% light-sheet stacks): a
+# 30% hemisphere slice 85 mm off scored 2.02 with seeds 1.16 apart, unwarned; the three other wrong ones 1.75-1.90
+# (seeds 1.02-1.22 apart); right results 2.62 and up (seeds 1.33-2.21 apart where they disagreed). A raised bar for
+# every scaled result would have warned the real spinal-cord pair's right similarity result (2.16; header start).
+UNSURE_MARGIN = 1.3
+MIN_CONTRAST_UNSURE = 2.3
 LINEAR_PART_SPACING_MM = 8.0  # the grid a deformable result's affine part is fitted on
 WEAK_RESULT = "the result is probably wrong"  # how the warning begins (a batch's triage looks for it)
 
@@ -103,9 +110,15 @@ def _nats(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"  # QA: none before when the images lay apart
 
 
+def contrast_needed(seed_margin: float | None) -> float:
+    """The contrast a result needs: MIN_CONTRAST, or MIN_CONTRAST_UNSURE after a scaled start search whose seeds found
+    distinct starts within UNSURE_MARGIN (``seed_margin``, :class:`..pose.anypose.AnyPoseResult`)."""
+    return MIN_CONTRAST_UNSURE if seed_margin is not None and seed_margin < UNSURE_MARGIN else MIN_CONTRAST
+
+
 def weak_result_warning(
     fixed: sitk.Image, moving: sitk.Image, result: Transform, metric_after: float | None, metric_before: float | None,
-    center: np.ndarray, scaled: bool = False,
+    center: np.ndarray, scaled: bool = False, seed_margin: float | None = None,
 ) -> str | None:  # fmt: skip
     """A warning in plain words when ``result`` (a deformable one: its :func:`linear_part`) scores below
     MIN_CONTRAST times the median mutual information of its decoys (:func:`decoy_poses`), else None. Both are
@@ -113,17 +126,21 @@ def weak_result_warning(
     stack score next to nothing, and a wrong result looked confirmed: 0.085 against 0.57), or on its
     field of view when it reads 0 where it has no data (:func:`data_region`).
     ``metric_after`` and ``metric_before`` (the run's own numbers) are quoted in the warning; ``scaled``: the
-    result came from a preset that scales, so the advice does not suggest one."""
+    result came from a preset that scales, so the advice does not suggest one; ``seed_margin``: its start search's
+    (:func:`contrast_needed`)."""
     whose = "its"
     if not result.is_linear:  # a deformable result: its affine part, which a wrong pose shares
         result, whose = linear_part(result, fixed), "its affine part's"
     value, typical = contrast_with_decoys(fixed, moving, result, center, data_region(fixed))
-    if value <= 0.0 or typical <= 0.0 or value >= MIN_CONTRAST * typical:
+    needed = contrast_needed(seed_margin)
+    if value <= 0.0 or typical <= 0.0 or value >= needed * typical:
         return None
+    unsure = "" if needed == MIN_CONTRAST else (
+        f", and its start search found distinct starts whose scores differ by only {seed_margin - 1:.0%}")
     return (
         f"{WEAK_RESULT}: {whose} mutual information ({_nats(metric_before)} before, {_nats(metric_after)} after) "
         f"is only {value / typical:.1f} times that of poses {DECOY_SHIFT_MM:.0f} mm or 90 deg away from it, where a "
-        f"right alignment usually scores {MIN_CONTRAST:.0f} to 3 times more. The images do not confirm this "
+        f"right alignment usually scores {MIN_CONTRAST:.0f} to 3 times more{unsure}. The images do not confirm this "
         # --n4: a helper's spinal-cord pair under a 0.5-1.5 bias field ended 40 mm off (warned); --n4 moving: 1.67 mm.
         f"alignment: check it, then try {SCALED_ADVICE if scaled else RIGID_ADVICE}, bias correction (--n4) for an "
         "MR whose brightness drifts across it, a mask of the same anatomy on both images, or landmarks or "
