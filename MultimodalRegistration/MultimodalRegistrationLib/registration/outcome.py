@@ -181,13 +181,15 @@ def probe_if_slab(run: RegistrationRun, kept: Kept) -> Kept:
     return Kept(probe.transform, probe.transform.inverse(), probe.metric, "pose a tilt search found", warning)
 
 
-def warn_if_weak(run: RegistrationRun, kept: Kept, metric_before: float, plan: RunPlan) -> None:
+def warn_if_weak(run: RegistrationRun, kept: Kept, metric_before: float, plan: RunPlan, start: str) -> None:
     """Unguided, a warning when the result looks no better than the images' starting pose (see
-    :mod:`.rules.weak_result`), judged more strictly after a start search its sample seeds left unsure."""
+    :mod:`.rules.weak_result`), judged more strictly when it ran from (``start``) a search its sample seeds left
+    unsure."""
     if run.prepared is not None:
         return
     center = anatomy_center(run.fixed, run.fixed_mask)
-    margin = plan.starts.search.seed_margin if plan.starts.search is not None else None
+    searched = plan.starts.search if start == "any-pose" else None
+    margin = searched.seed_margin if searched is not None else None
     weak = weak_result_warning(
         run.fixed, run.moving, kept.transform, kept.metric_after, metric_before, center, run.recipe.scales, margin
     )

@@ -193,7 +193,7 @@ def _register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSetti
         kept = probe_if_slab(run, start_if_scale_drifted(run, kept, best))
         if kept.kept != "result":  # the tie was between results, and neither is returned
             run.warnings[:] = [warning for warning in run.warnings if not warning.startswith(TIE)]
-    warn_if_weak(run, kept, metric_before, plan)
+    warn_if_weak(run, kept, metric_before, plan, best[2])
     warn_if_wrong_size(run, kept)
     run.warnings += landmark_doubts(run.prepared, kept.transform, run.fixed, run.moving, best[3], run.fixed_mask,
                                     kept.metric_after)  # fmt: skip
