@@ -33,6 +33,7 @@ from .rules.far_from_start import (
 from .rules.keep import earlier_stage, images_outvote_guidance, why_not_kept
 from .rules.masks import anatomy_center
 from .rules.scale_drift import scale_drift_reason
+from .rules.shape_change import shape_change_warning
 from .rules.size_check import SIZE_WARNING, size_warning
 from .rules.slab_probe import SLAB_POSE, probe_slab, slab_probe_words
 from .rules.thin_moving import OTHER_WAY, thin_side_mm
@@ -184,7 +185,7 @@ def probe_if_slab(run: RegistrationRun, kept: Kept) -> Kept:
 def warn_if_weak(run: RegistrationRun, kept: Kept, metric_before: float, plan: RunPlan, start: str) -> None:
     """Unguided, a warning when the result looks no better than the images' starting pose (see
     :mod:`.rules.weak_result`), judged more strictly when it ran from (``start``) a search its sample seeds left
-    unsure."""
+    unsure; and one when it changes the anatomy's shape (:mod:`.rules.shape_change`)."""
     if run.prepared is not None:
         return
     center = anatomy_center(run.fixed, run.fixed_mask)
@@ -193,7 +194,7 @@ def warn_if_weak(run: RegistrationRun, kept: Kept, metric_before: float, plan: R
     weak = weak_result_warning(
         run.fixed, run.moving, kept.transform, kept.metric_after, metric_before, center, run.recipe.scales, margin
     )
-    run.warnings += [weak] if weak else []
+    run.warnings += [warning for warning in (weak, shape_change_warning(kept.transform, run.fixed)) if warning]
     run.lap("weak_check_s")
 
 

@@ -24,6 +24,7 @@ from ...core.metric import shrink_to_spacing
 from ...engines.run import lost_overlap
 from ..pose.centres import foreground_mask
 from ..pose.mirror import axis_name
+from .shape_change import SHAPE_CHANGE
 from .thin_moving import WAYS_DISAGREE
 from .weak_result import WEAK_RESULT
 
@@ -31,7 +32,7 @@ SHAPE_SPACING_MM = 4.0
 ELONGATION_RATIO = 1.6  # one tissue this many times longer for its width than the other
 COARSE_RATIO = 1.5  # the stretched axis's spacing over the image's finest
 PERCENTILES = (1.0, 99.0)  # of the tissue voxels along each axis: specks of noise do not lengthen it
-DOUBTS = (WEAK_RESULT, WAYS_DISAGREE)  # the warnings of a result that the hint follows
+DOUBTS = (WEAK_RESULT, WAYS_DISAGREE, SHAPE_CHANGE)  # the warnings of a result that the hint follows
 
 
 def tissue_extents_mm(image: sitk.Image) -> np.ndarray | None:
