@@ -15,7 +15,11 @@ import pytest
 import SimpleITK as sitk
 from MultimodalRegistrationLib.core import memory
 from MultimodalRegistrationLib.core.errors import InputError
-from MultimodalRegistrationLib.core.file_checks import check_image_file, check_images_fit_in_memory
+from MultimodalRegistrationLib.core.file_checks import (
+    check_image_file,
+    check_images_fit_in_memory,
+    read_image_file_info,
+)
 from MultimodalRegistrationLib.core.images import read_image, validate_image
 from MultimodalRegistrationLib.process.worker import library_root
 
@@ -215,9 +219,24 @@ def test_a_nifti_whose_sheared_sform_itk_would_swap_for_its_qform_is_refused(vol
     with pytest.raises(InputError, match="moving image file .*sheared.nii.gz has two geometries that disagree: ITK "
                        "and Slicer read its qform, .* puts a corner of the image 11.7 mm away.*sform_code to 0"):  # fmt: skip
         read_image(tmp_path / "sheared.nii.gz", "moving image")
+    with pytest.raises(InputError, match="is sheared"):  # a spacing given for the image does not skip the check
+        read_image_file_info(tmp_path / "sheared.nii.gz", "moving image", spacing_given=True)
     sheared_sform(tmp_path / "good.nii", tmp_path / "rounded.nii", 0.005)  # 0.2 mm at the far corner: accepted
     assert read_image(tmp_path / "rounded.nii").GetSize() == (50, 40, 30)
     assert read_image(tmp_path / "good.nii").GetSize() == (50, 40, 30)
+
+
+def test_a_nifti_whose_right_angled_sform_is_moved_from_its_qform_names_the_copy_not_a_shear(volume, tmp_path):
+    """An sform 10 mm from the qform, both rotations (sform code 2, as some tools write it): ITK reads the qform."""
+    import struct
+
+    sitk.WriteImage(volume, str(tmp_path / "good.nii"))
+    data = bytearray((tmp_path / "good.nii").read_bytes())
+    struct.pack_into("<h", data, 254, 2)
+    struct.pack_into("<f", data, 280 + 12, struct.unpack_from("<f", data, 280 + 12)[0] + 10.0)  # srow_x's offset
+    (tmp_path / "moved.nii").write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"puts a corner of the image 10.0 mm away: copy the true one over the other"):
+        read_image(tmp_path / "moved.nii", "fixed image")
 
 
 # --------------------------------------------------------------------------- memory

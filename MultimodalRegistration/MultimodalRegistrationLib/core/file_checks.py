@@ -182,7 +182,8 @@ def read_image_file_info(path: str | os.PathLike, role: str = "image", spacing_g
         raise direction_error(f"{role} file {path}", problem)
     if not spacing_given:
         check_tiff_stack(path, role, reader.GetSize())
-        check_sform(path, role, reader.GetSize(), reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection())
+    # Against the file's own spacing: a spacing given later does not settle which of its two geometries is true.
+    check_sform(path, role, reader.GetSize(), reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection())
     if reader.GetPixelID() in (sitk.sitkComplexFloat32, sitk.sitkComplexFloat64):
         raise complex_error(f"{role} file {path}")
     return ImageFileInfo(path, role, tuple(reader.GetSize()), tuple(reader.GetSpacing()), tuple(reader.GetOrigin()),

@@ -90,6 +90,9 @@ class NiftiHeader:
     bitpix: int  # bits per voxel
     vox_offset: int  # bytes before the voxels (in the decompressed stream for .nii.gz)
     pixdim: list[float]  # spacing of the first three axes, mm as written (sign included)
+    qform_code: int = 0
+    sform_code: int = 0
+    srow: list[float] | None = None  # the sform's three rows (voxel index -> RAS mm), 12 values
 
 
 def nifti_header(path: Path) -> NiftiHeader | None:
@@ -106,18 +109,21 @@ def nifti_header(path: Path) -> NiftiHeader | None:
             bitpix = struct.unpack(order + "h", header[72:74])[0]
             offset = struct.unpack(order + "f", header[108:112])[0]
             pixdim = struct.unpack(order + "8f", header[76:108])
+            codes, srow = struct.unpack(order + "2h", header[252:256]), struct.unpack(order + "12f", header[280:328])
             break
         if len(header) >= 540 and struct.unpack(order + "i", header[:4])[0] == 540:
             bitpix = struct.unpack(order + "h", header[14:16])[0]
             ndim = struct.unpack(order + "8q", header[16:80])
             pixdim = struct.unpack(order + "8d", header[104:168])
             offset = struct.unpack(order + "q", header[168:176])[0]
+            codes, srow = struct.unpack(order + "2i", header[344:352]), struct.unpack(order + "12d", header[400:496])
             break
     else:
         return None
     count = max(1, min(int(ndim[0]), 7))
     vox_offset = int(offset) if math.isfinite(offset) else 0
-    return NiftiHeader(list(ndim[1 : 1 + count]), int(bitpix), vox_offset, list(pixdim[1 : 1 + min(count, 3)]))
+    return NiftiHeader(list(ndim[1 : 1 + count]), int(bitpix), vox_offset, list(pixdim[1 : 1 + min(count, 3)]),
+                       int(codes[0]), int(codes[1]), list(srow))  # fmt: skip
 
 
 def numbers(text: str) -> list[float]:

@@ -1,52 +1,42 @@
-"""A NIfTI file whose sform is sheared: ITK and Slicer then read its qform, a rotation, and the voxels land where the
-sform does not put them, without a word (ITK prints "unexpected scales in sform" at most). A sheared NRRD is refused
-(:func:`.file_checks.direction_problem`); the same grid written as NIfTI had registered on the qform's geometry (a
-helper's sweep of wrong headers). A CT converted with its gantry tilt kept in the header is such a file.
+"""A NIfTI file whose sform and qform disagree: ITK and Slicer read the qform whenever the sform is sheared (or, in
+ITK 5.4, for some sform codes), and the voxels land where the sform does not put them, without a word (ITK prints
+"unexpected scales in sform" at most). A sheared NRRD is refused (:func:`.file_checks.direction_problem`); the same
+grid written as NIfTI had registered on the qform's geometry (a helper's sweep of wrong headers). A CT converted with
+its gantry tilt kept in the header is such a file. NIfTI-2 is read at the standard's offsets (:func:`.file_headers.
+nifti_header`) but untested: this ITK build did not read a hand-made NIfTI-2 file.
 
 Units: mm; the sform is in RAS, ITK's geometry in LPS.
 """
 
 from __future__ import annotations
 
-import gzip
-import struct
 from pathlib import Path
 
 import numpy as np
 
 from .errors import InputError
-from .file_headers import file_suffix
+from .file_headers import file_suffix, nifti_header
 
 # The most (mm) the sform may place a corner voxel away from the geometry read, before the file is refused.
 MAX_SFORM_GAP_MM = 0.5
+SHEAR_TOLERANCE = 1e-3  # largest cosine between two of the sform's axes that counts as right-angled
 _F = np.diag([-1.0, -1.0, 1.0])  # RAS <-> LPS on points (the one convention: core.transforms)
 
 
 def nifti_sform(path: Path) -> np.ndarray | None:
     """The sform (4x4, voxel index -> RAS mm) of a NIfTI-1 or NIfTI-2 file when its sform_code is set and a
     qform is also given (without one, ITK refuses a sheared sform itself); else None."""
-    suffix = file_suffix(path)
-    if suffix not in (".nii", ".nii.gz"):
+    if file_suffix(path) not in (".nii", ".nii.gz"):
         return None
-    try:
-        with (gzip.open if suffix == ".nii.gz" else open)(path, "rb") as file:
-            header = file.read(540)
-    except (OSError, EOFError):
+    header = nifti_header(path)
+    if header is None or header.sform_code <= 0 or header.qform_code <= 0 or header.srow is None:
         return None
-    for order in "<>":
-        if len(header) >= 348 and struct.unpack(order + "i", header[:4])[0] == 348:
-            qform, sform = struct.unpack(order + "2h", header[252:256])
-            rows = struct.unpack(order + "12f", header[280:328])
-            break
-        if len(header) >= 540 and struct.unpack(order + "i", header[:4])[0] == 540:
-            qform, sform = struct.unpack(order + "2i", header[344:352])
-            rows = struct.unpack(order + "12d", header[400:496])
-            break
-    else:
-        return None
-    if sform <= 0 or qform <= 0:
-        return None
-    return np.vstack([np.reshape(rows, (3, 4)), [0.0, 0.0, 0.0, 1.0]])
+    return np.vstack([np.reshape(header.srow, (3, 4)), [0.0, 0.0, 0.0, 1.0]])
+
+
+def _sheared(sform: np.ndarray) -> bool:
+    axes = sform[:3, :3] / np.linalg.norm(sform[:3, :3], axis=0)
+    return bool(np.abs(np.triu(axes.T @ axes, 1)).max() > SHEAR_TOLERANCE)
 
 
 def check_sform(path: Path, role: str, size, spacing, origin, direction) -> None:
@@ -62,10 +52,20 @@ def check_sform(path: Path, role: str, size, spacing, origin, direction) -> None
     gap = float(np.linalg.norm(written - read, axis=1).max())
     if gap <= MAX_SFORM_GAP_MM:
         return
+    why, fix = (
+        "",
+        (
+            "copy the true one over the other (fslorient -copysform2qform, or -copyqform2sform), or set the "
+            "file's sform_code to 0 if the qform is the true geometry"
+        ),
+    )
+    if _sheared(sform):
+        why = " because its sform is sheared (a CT converted with its gantry tilt kept)"
+        fix = (
+            "resample the image onto a grid with right-angled axes (convert a tilted CT again with tilt correction, "
+            "e.g. dcm2niix), or, if the qform is the true geometry, set the file's sform_code to 0"
+        )
     raise InputError(
         f"{role} file {path} has two geometries that disagree: ITK and Slicer read its qform, and its sform (which "
-        f"FSL, SPM and nibabel read) puts a corner of the image {gap:.1f} mm away, usually because the sform is "
-        "sheared (a CT converted with its gantry tilt kept): resample the image onto a grid with right-angled axes "
-        "(convert a tilted CT again with tilt correction, e.g. dcm2niix), or, if the qform is the true geometry, set "
-        "the file's sform_code to 0"
+        f"FSL, SPM and nibabel read) puts a corner of the image {gap:.1f} mm away{why}: {fix}"
     )
