@@ -52,6 +52,19 @@ def test_a_deformable_result_is_judged_by_its_affine_part():
     assert shape_change_warning(kept, fixed) is None
 
 
+@pytest.mark.parametrize("origin_z", [-1.5, -1.0])
+def test_a_field_that_moves_nothing_on_a_thin_fixed_slab_is_not_called_a_squash(origin_z):
+    """A 4 mm slab had one point of the 8 mm fitting grid across it: the fit's scale there was arbitrary (0.00 or
+    0.20: 'stretched 5 times', a reviewer)."""
+    slab = sitk.Image([100, 100, 4], sitk.sitkFloat32)
+    slab.SetOrigin((0.0, 0.0, origin_z))
+    field = sitk.Image([14, 14, 3], sitk.sitkVectorFloat64, 3)
+    field.SetSpacing((8.0, 8.0, 8.0))
+    field.SetOrigin((-4.0, -4.0, -8.0))
+    nothing = Transform.from_displacement_field(field)
+    assert not nothing.is_linear and shape_change_warning(nothing, slab) is None
+
+
 def test_the_real_cord_pair_squashed_by_the_affine_preset_is_warned():
     """The SCT T1w (fixed) and T2 of one subject: elastix affine squashes the cord (0.90 : 0.60 : 0.33), 7 mm from
     the right rigid result; rigid is not warned."""

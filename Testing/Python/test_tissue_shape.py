@@ -69,6 +69,16 @@ def test_tissue_long_for_its_width_on_even_voxels_or_thick_slices_across_it_is_n
     assert stretched_slice_hint(fixed, ellipsoid(BRAIN, (1.0, 1.0, 1.0), (120.0, 120.0, 120.0))) is None
 
 
+def test_a_mouse_brain_on_its_right_anisotropic_stack_is_measured_finely_and_not_hinted():
+    """At 4 mm cells a 12 mm mouse MRI was 2-3 cells across and measured 11.7 x 11.7 x 4 mm; its right 0.02 x 0.02 x
+    0.05 mm stack was hinted (a reviewer). Cells are now a 40th of a smaller image's longest side."""
+    mri = ellipsoid((4.0, 5.0, 3.0), (0.1, 0.1, 0.1), (12.0, 12.0, 12.0))
+    stack = ellipsoid((4.0, 5.0, 3.0), (0.02, 0.02, 0.05), (10.0, 12.0, 8.0))
+    np.testing.assert_allclose(tissue_extents_mm(mri), [8.0, 10.0, 6.0], atol=1.0)
+    np.testing.assert_allclose(tissue_extents_mm(stack), [8.0, 10.0, 6.0], atol=1.0)
+    assert stretched_slice_hint(mri, stack) is None
+
+
 def test_a_lost_overlap_gets_the_hint_and_other_engine_errors_do_not():
     fixed = ellipsoid(HEAD, (2.0, 2.0, 2.0))
     moving = ellipsoid(BRAIN, (1.0, 1.0, 1.0), (120.0, 120.0, 120.0), stored_spacing=(1.0, 1.0, 10.0))

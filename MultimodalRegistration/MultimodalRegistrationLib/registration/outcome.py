@@ -189,7 +189,7 @@ def warn_if_weak(run: RegistrationRun, kept: Kept, metric_before: float, plan: R
     if run.prepared is not None:
         return
     center = anatomy_center(run.fixed, run.fixed_mask)
-    searched = plan.starts.search if start == "any-pose" else None
+    searched = plan.starts.search if start == "any-pose" and kept.kept in ("result", "start") else None
     margin = searched.seed_margin if searched is not None else None
     weak = weak_result_warning(
         run.fixed, run.moving, kept.transform, kept.metric_after, metric_before, center, run.recipe.scales, margin

@@ -15,7 +15,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ...core.transforms import Transform
-from .weak_result import linear_part
+from .weak_result import linear_or_part
 
 MAX_ANISOTROPY = 2.0  # largest over smallest scale of a result's linear part
 SHAPE_CHANGE = "the result changes the anatomy's shape"  # how the warning begins (a batch's triage looks for it)
@@ -23,9 +23,9 @@ SHAPE_CHANGE = "the result changes the anatomy's shape"  # how the warning begin
 
 def shape_change_warning(result: Transform, fixed: sitk.Image) -> str | None:
     """The warning when ``result``'s linear part scales one axis over MAX_ANISOTROPY times another, else None."""
-    linear, whose = (result, "its") if result.is_linear else (linear_part(result, fixed), "its affine part's")
+    linear, whose = linear_or_part(result, fixed)
     scales = np.linalg.svd(linear.matrix[:3, :3], compute_uv=False)
-    if scales.max() <= MAX_ANISOTROPY * scales.min():
+    if scales.min() <= 0 or scales.max() <= MAX_ANISOTROPY * scales.min():  # 0: collapsed, refused by the keep rule
         return None
     listed = ", ".join(f"{scale:.2f}" for scale in scales)
     return (

@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from ...core.images import index_to_physical_matrix
+from ...core.images import index_to_physical_matrix, physical_extent_mm
 from ...core.metric import METRIC_SPACING_MM, bias_corrected_information, shrink_to_spacing
 from ...core.rotations import affine_fit, axis_angle_matrices
 from ...core.transforms import Transform
@@ -98,12 +98,20 @@ def contrast_with_decoys(
 def linear_part(result: Transform, fixed: sitk.Image, spacing_mm: float = LINEAR_PART_SPACING_MM) -> Transform:
     """The affine map (fixed -> moving, LPS mm) closest, in least squares, to ``result`` over the fixed image's
     voxels on a ``spacing_mm`` grid. A brain MR -> intraoperative ultrasound run (a helper's simulation, 2026-11-30)
-    whose B-spline stage followed a rigid stage 70 mm off had not been warned: only linear results were checked."""
-    grid = shrink_to_spacing(fixed, spacing_mm)
+    whose B-spline stage followed a rigid stage 70 mm off had not been warned: only linear results were checked.
+    At least three grid points span each axis: a fixed slab thinner than the grid left one point across it, and the
+    fit an arbitrary scale there (a reviewer: an identity field on a 4 mm slab read as scale 0 along it)."""
+    grid = shrink_to_spacing(fixed, min(spacing_mm, float(physical_extent_mm(fixed).min()) / 3))
     index = np.stack(np.meshgrid(*[np.arange(n, dtype=float) for n in grid.GetSize()], indexing="ij"), -1)
     to_lps = index_to_physical_matrix(grid)
     points = index.reshape(-1, 3) @ to_lps[:3, :3].T + to_lps[:3, 3]
     return Transform.from_matrix(affine_fit(points, result.transform_points(points)))
+
+
+def linear_or_part(result: Transform, fixed: sitk.Image) -> tuple[Transform, str]:
+    """``result`` and "its" when linear; else its :func:`linear_part`, which a wrong pose shares, and "its affine
+    part's" (how warnings name it)."""
+    return (result, "its") if result.is_linear else (linear_part(result, fixed), "its affine part's")
 
 
 def _nats(value: float | None) -> str:
@@ -128,9 +136,7 @@ def weak_result_warning(
     ``metric_after`` and ``metric_before`` (the run's own numbers) are quoted in the warning; ``scaled``: the
     result came from a preset that scales, so the advice does not suggest one; ``seed_margin``: its start search's
     (:func:`contrast_needed`)."""
-    whose = "its"
-    if not result.is_linear:  # a deformable result: its affine part, which a wrong pose shares
-        result, whose = linear_part(result, fixed), "its affine part's"
+    result, whose = linear_or_part(result, fixed)
     value, typical = contrast_with_decoys(fixed, moving, result, center, data_region(fixed))
     needed = contrast_needed(seed_margin)
     if value <= 0.0 or typical <= 0.0 or value >= needed * typical:
