@@ -2,8 +2,9 @@
 slice spacing written too large (3 or 10 mm for 1 mm), which no pose can fit and no warning named.
 
 Each image's tissue (Otsu foreground at about 4 mm, or a SHAPE_CELLS-th of a smaller image's longest side: at 4 mm a
-mouse brain is 2-3 cells across, and its right 0.02 x 0.02 x 0.05 mm stack was hinted, a reviewer) is measured along the image's own axes, between the 1st and
-99th percentiles of its voxels; its elongation is its longest extent over its middle one. The hint is given when one
+mouse brain is 2-3 cells across, and its right 0.02 x 0.02 x 0.05 mm stack was hinted, a reviewer) is measured along
+the image's own axes, between the 1st and 99th percentiles of its voxels; its elongation is its longest extent over
+its middle one. The hint is given when one
 image's elongation is ELONGATION_RATIO times the other's and its longest axis is its coarsest one, at least
 COARSE_RATIO times its finest spacing: a stated slice step that stretches the tissue.
 
