@@ -19,6 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ...core.choices import FULL_ROTATION_DEG, MAX_SEED
+from ...core.images import physical_center
 from ...core.transforms import Transform
 from .anypose import AnyPoseResult
 from .same_start import same_start
@@ -46,7 +47,7 @@ def search_scaled_pose_agreed(
         return search_scaled_pose(fixed, moving, fixed_mask, moving_mask, prior=prior,
                                   max_rotation_deg=max_rotation_deg, seed=(seed + k) % (MAX_SEED + 1))  # fmt: skip
 
-    center = np.asarray(fixed.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in fixed.GetSize()]))
+    center = physical_center(fixed)
     results = [search(0), search(1)]
     if not _agree(results[0], results[1], center):
         results += [search(k) for k in range(2, SEEDS_ON_DISAGREEMENT)]
