@@ -20,6 +20,9 @@ from .file_headers import file_suffix, nifti_header
 # The most (mm) the sform may place a corner voxel away from the geometry read, before the file is refused.
 MAX_SFORM_GAP_MM = 0.5
 SHEAR_TOLERANCE = 1e-3  # largest cosine between two of the sform's axes that counts as right-angled
+# RAS <-> LPS on points, as core.transforms.lps_ras_points does; not imported from there: core.transforms imports the
+# file checks, which import this module, and the module contract refuses that cycle.
+_F = np.diag([-1.0, -1.0, 1.0])
 
 
 def nifti_sform(path: Path) -> np.ndarray | None:
@@ -47,9 +50,7 @@ def check_sform(path: Path, role: str, size, spacing, origin, direction) -> None
     corners = np.array([[i, j, k] for i in (0, size[0] - 1) for j in (0, size[1] - 1) for k in (0, size[2] - 1)])
     read = np.asarray(direction, float).reshape(-1, len(size))[:3, :3] @ (corners * np.asarray(spacing[:3])).T
     read = read.T + np.asarray(origin[:3], float)
-    from .transforms import lps_ras_points  # here: core.transforms imports the file checks, which import this
-
-    written = lps_ras_points(corners @ sform[:3, :3].T + sform[:3, 3])
+    written = (corners @ sform[:3, :3].T + sform[:3, 3]) @ _F  # RAS -> LPS
     gap = float(np.linalg.norm(written - read, axis=1).max())
     if gap <= MAX_SFORM_GAP_MM:
         return
