@@ -40,6 +40,12 @@ class SpacingCheck:
                 "alternatives": self.alternatives}  # fmt: skip
 
 
+def reads_as_no_spacing(spacing) -> bool:
+    """Whether ``spacing`` (mm, one value or one per axis) is 1 mm throughout: what readers use when a file (a TIFF,
+    a PNG stack) stores no spacing."""
+    return bool(np.allclose(spacing, 1.0))
+
+
 def _format_spacing(spacing) -> str:
     return ",".join(f"{s:.6g}" for s in spacing)
 
@@ -69,8 +75,7 @@ def check_spacing(image_or_size, spacing=None, role: str = "image") -> SpacingCh
     axis = int(np.argmax(too_wide)) if too_wide.any() else int(np.argmax(too_narrow))
     alternatives, slab = [], ""
     if too_wide.any():
-        if np.allclose(spacing, 1.0):
-            # 1 mm everywhere is what readers use when a file (TIFF, PNG stack) stores no spacing.
+        if reads_as_no_spacing(spacing):
             for pixel in MICROSCOPY_SPACINGS_MM:
                 alternatives.append(_candidate(np.full(3, pixel), size, f"a microscope pixel of {pixel * 1000:.4g} um"))
             fitting = [c for c in alternatives if max(c["extent_mm"]) <= SPECIMEN_MM]

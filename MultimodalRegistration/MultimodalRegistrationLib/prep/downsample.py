@@ -27,6 +27,7 @@ from ..core.errors import InputError
 from ..core.file_checks import MIN_VOXELS_PER_AXIS, check_image_data, read_image_file_info, unreadable_error
 from ..core.files import suffix_of
 from ..core.images import read_image, validate_image
+from ..core.plausible_spacing import reads_as_no_spacing
 
 CHUNK_BYTES = 64 * 1024**2
 
@@ -89,7 +90,7 @@ def check_downsampled_size(size, spacing, target_mm: float, role: str, auto: boo
     if auto and factors[longest] > 1 and kept[longest] < AUTO_MIN_VOXELS:
         extent = float(size[longest] * spacing[longest])
         other = "moving" if role == "fixed" else "fixed"
-        default = " (1 mm is also what a file that stores none reads as)" if abs(target_mm - 1.0) < 1e-6 else ""
+        default = " (1 mm is also what a file that stores none reads as)" if reads_as_no_spacing(target_mm) else ""
         raise InputError(
             f"--downsample-to auto would bring the {role} image ({extent:.3g} mm across) to the {other} image's "
             f"{target_mm:g} mm voxels, {int(kept[longest])} across: too coarse to register. The {other} image's spacing "

@@ -25,6 +25,7 @@ import SimpleITK as sitk
 from ...core.choices import FULL_ROTATION_DEG, INIT_METHODS
 from ...core.errors import InputError
 from ...core.images import corner_points, inside_fraction, physical_extent_mm
+from ...core.plausible_spacing import reads_as_no_spacing
 from ...core.rotations import MAX_SCALE, MIN_SCALE
 from ...core.transforms import Transform
 from ..settings import RegistrationSettings
@@ -157,8 +158,8 @@ def _blind_search_message(fixed: sitk.Image, moving: sitk.Image, placed: bool) -
     size the search never compared, 4.3 mm off on a 7 mm brain, exit 0 and unwarned (a helper's sweep)."""
     described = []
     for role, image in (("fixed", fixed), ("moving", moving)):
-        default = np.allclose(image.GetSpacing(), 1.0, rtol=1e-6)
-        unit = " (1 mm voxels: also what a file that stores no spacing reads as)" if default else ""
+        stored_none = reads_as_no_spacing(image.GetSpacing())
+        unit = " (1 mm voxels: also what a file that stores no spacing reads as)" if stored_none else ""
         described.append(f"the {role} image is {float(physical_extent_mm(image).max()):.3g} mm across{unit}")
     place = ("check that the initial transform places the moving image on the fixed one, or give --init none to start "
              "from it as it is") if placed else "place the images with --initial-transform (landmarks: mmreg prealign)"  # fmt: skip
