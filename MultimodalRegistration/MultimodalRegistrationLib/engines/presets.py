@@ -59,6 +59,15 @@ class Preset:
         rigid_part = replace(recipe.with_stages(self, rigid), name=f"{self.name} preset's rigid") if rigid else None
         return rigid_part, deformable
 
+    def without_scaling(self) -> Preset:
+        """This preset without its similarity and affine stages, named in ``skipped`` (the stages' engine names;
+        none: the preset as it is, see :mod:`..registration.without_affine`)."""
+        recipe = engine_spec(self.engine).recipe_module()
+        kinds = recipe.stage_kinds(self)
+        kept = [index for index, (_, kind) in enumerate(kinds) if kind != "scaling"]
+        skipped = tuple(name for name, kind in kinds if kind == "scaling")
+        return replace(recipe.with_stages(self, kept), skipped=skipped) if skipped else self
+
     def check_needs(self, has_segments: bool) -> None:
         """Refuse a run that lacks what the preset needs (``"needs": "segments"``), before any engine runs."""
         if self.needs == "segments" and not has_segments:

@@ -35,6 +35,7 @@ from .rules.tissue_shape import hint_if_doubted, hint_if_lost
 from .runs import TIE, checked_run, pick_run, plan_runs, run_engines
 from .settings import Progress, RegistrationSettings, check_kind
 from .summary import Provenance, RegistrationSummary
+from .without_affine import again_without_affine
 from .working_scale import back_to_size, scale_for, scaled_guidance, scaled_image, scaled_transform
 
 # What the summary calls the metric: the one mutual information of core/metric.py.
@@ -191,6 +192,7 @@ def _register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSetti
         ]  # fmt: skip
         kept, guided = keep_no_worse(run, plan, best)
         kept = probe_if_slab(run, start_if_scale_drifted(run, kept, best))
+        best, kept = again_without_affine(run, plan, engine_runs, best, kept)
         if kept.kept != "result":  # the tie was between results, and neither is returned
             run.warnings[:] = [warning for warning in run.warnings if not warning.startswith(TIE)]
     warn_if_weak(run, kept, metric_before, plan, best[2])

@@ -37,12 +37,14 @@ class ImageDescription(Record):
 @dataclass
 class StartRun(Record):
     """One start the engine ran from: the metric after it (mutual information, nats), or the engine's
-    ``error`` there, and where it sampled the fixed image when not everywhere (``fixed_sampling``)."""
+    ``error`` there, and where it sampled the fixed image when not everywhere (``fixed_sampling``); a run again
+    without some of the preset's stages names them (``stages_skipped``, :mod:`.without_affine`)."""
 
     start: str
     metric_after: float | None = _omitted()
     error: str | None = _omitted()
     fixed_sampling: str | None = _omitted()
+    stages_skipped: list[str] | None = _omitted()
 
 
 @dataclass

@@ -21,16 +21,30 @@ MAX_ANISOTROPY = 2.0  # largest over smallest scale of a result's linear part
 SHAPE_CHANGE = "the result changes the anatomy's shape"  # how the warning begins (a batch's triage looks for it)
 
 
-def shape_change_warning(result: Transform, fixed: sitk.Image) -> str | None:
-    """The warning when ``result``'s linear part scales one axis over MAX_ANISOTROPY times another, else None."""
+def changed_scales(result: Transform, fixed: sitk.Image) -> tuple[np.ndarray, str] | None:
+    """(the scales of ``result``'s linear part, how a warning names that part) when one is over MAX_ANISOTROPY times
+    another, else None."""
     linear, whose = linear_or_part(result, fixed)
     scales = np.linalg.svd(linear.matrix[:3, :3], compute_uv=False)
     if scales.min() <= 0 or scales.max() <= MAX_ANISOTROPY * scales.min():  # 0: collapsed, refused by the keep rule
         return None
-    listed = ", ".join(f"{scale:.2f}" for scale in scales)
+    return scales, whose
+
+
+def shape_change_warning(result: Transform, fixed: sitk.Image) -> str | None:
+    """The warning when ``result``'s linear part scales one axis over MAX_ANISOTROPY times another, else None."""
+    changed = changed_scales(result, fixed)
+    if changed is None:
+        return None
+    scales, whose = changed
     return (
-        f"{SHAPE_CHANGE}: {whose} scales ({listed}) stretch one axis {scales.max() / scales.min():.1f} times more "
-        "than another, more than two scans or shrunken tissue differ; an affine stage can squash small or "
+        f"{SHAPE_CHANGE}: {whose} scales ({listed_scales(scales)}) stretch one axis {scales.max() / scales.min():.1f} "
+        "times more than another, more than two scans or shrunken tissue differ; an affine stage can squash small or "
         "repetitive anatomy (a spinal cord) to raise the mutual information. Check it; for two scans of one subject "
         "use --preset rigid, for tissue that shrank evenly --preset similarity (or check the slice spacing)"
     )
+
+
+def listed_scales(scales: np.ndarray) -> str:
+    """"1.12, 0.39, 0.30": scales as the messages give them."""
+    return ", ".join(f"{scale:.2f}" for scale in scales)
