@@ -32,7 +32,7 @@ from .rules.far_from_start import (
 )
 from .rules.keep import earlier_stage, images_outvote_guidance, why_not_kept
 from .rules.masks import anatomy_center
-from .rules.scale_drift import scale_drift_reason
+from .rules.scale_drift import scale_drift_reason, size_drift_warning
 from .rules.shape_change import shape_change_warning
 from .rules.size_check import SIZE_WARNING, size_warning
 from .rules.slab_probe import SLAB_POSE, probe_slab, slab_probe_words
@@ -149,13 +149,15 @@ def start_after_lost_overlap(run: RegistrationRun, plan: RunPlan, engine_runs: E
 
 def start_if_scale_drifted(run: RegistrationRun, kept: Kept, best: tuple) -> Kept:
     """Unguided, a scaled result whose size left the start search's far behind while the images confirm that start
-    (:mod:`.rules.scale_drift`): the start, with the reason among the warnings; else ``kept``."""
+    (:mod:`.rules.scale_drift`): the start, with the reason among the warnings; else ``kept``, warned when it is
+    of one scale and drifted as far."""
     name, start = best[2], best[3]
     if run.prepared is not None or not run.recipe.scales or kept.kept != "result" or name != "any-pose":
         return kept
     reason = scale_drift_reason(run.fixed, run.moving, start, kept.transform, run.fixed_mask)
     run.lap("scale_drift_check_s")
     if reason is None:
+        run.warnings += [warning] if (warning := size_drift_warning(start, kept.transform)) else []
         return kept
     run.warnings.append(reason)
     metric = mutual_information(run.fixed, run.moving, start, run.fixed_mask)
