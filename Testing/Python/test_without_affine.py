@@ -90,3 +90,24 @@ def test_a_true_stretch_keeps_its_stretched_result():
     first, again = made.starts_tried
     assert made.stages_skipped == [] and (first.stages_skipped, again.stages_skipped) == (None, ["AffineTransform"])
     assert again.metric_after < 0.6 * first.metric_after, (again, first)
+
+
+def test_a_deformable_run_whose_affine_stage_collapsed_runs_again_without_it():
+    """The SCT T1w (fixed) and T2 from the right rigid result: the affine part's scales fell to 0.75, 0.23, 0.02 and
+    the run had stopped (exit 1); without the affine stage the cords overlap as after the rigid result (Dice 0.77)."""
+    from conftest import shared_data
+    from MultimodalRegistrationLib.registration.without_affine import AFTER_COLLAPSE
+
+    def read(name, kind=sitk.sitkFloat32):
+        return sitk.ReadImage(str(shared_data("sct", name)), kind)
+
+    t1, t2 = read("t1w.nii.gz"), read("t2.nii.gz")
+    rigid = Transform.from_matrix(np.array([[1.0, 0.007, -0.006, -1.489], [-0.007, 1.0, 0.002, 0.459],
+                                            [0.006, -0.002, 1.0, 0.259], [0.0, 0.0, 0.0, 1.0]]))  # fmt: skip
+    result = register(t1, t2, engine="elastix", preset="deformable", initial_transform=rigid, init="none")
+    assert any(warning.startswith(AFTER_COLLAPSE) for warning in result.warnings), result.warnings
+    failed, again = result.provenance.starts_tried
+    assert "collapsed" in failed.error and again.stages_skipped == ["AffineTransform"] and again.error is None
+    dice = _dice(read("t1w_seg-manual.nii.gz", sitk.sitkUInt8), read("t2_seg-manual.nii.gz", sitk.sitkUInt8),
+                 result.transform)  # fmt: skip
+    assert dice > 0.65, dice

@@ -35,7 +35,7 @@ from .rules.tissue_shape import hint_if_doubted, hint_if_lost
 from .runs import TIE, checked_run, pick_run, plan_runs, run_engines
 from .settings import Progress, RegistrationSettings, check_kind
 from .summary import Provenance, RegistrationSummary
-from .without_affine import again_without_affine
+from .without_affine import again_after_collapse, again_without_affine
 from .working_scale import back_to_size, scale_for, scaled_guidance, scaled_image, scaled_transform
 
 # What the summary calls the metric: the one mutual information of core/metric.py.
@@ -174,7 +174,7 @@ def _register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSetti
     run.lap("metric_before_s")
     plan = rigid_first(run, plan)
     engine_runs = run_engines(run, plan)
-    best = pick_run(engine_runs.finished, run.warnings)
+    best = pick_run(engine_runs.finished, run.warnings) or again_after_collapse(run, plan, engine_runs)
     fallback = start_after_lost_overlap(run, plan, engine_runs) if best is None else None
     if best is None and fallback is None:
         engine_runs.failure.log = "\n".join(engine_runs.logs)

@@ -4,7 +4,8 @@ An affine stage can squash small or self-similar anatomy to raise its mutual inf
 after it keeps the squash (:mod:`.rules.shape_change`). Then the preset runs once more from the same starts with its
 similarity and affine stages left out (rigid, then the deformable stages, as a guided run does, :mod:`.rigid_first`);
 that result is kept when it changes no shape and its bias-corrected mutual information over the fixed image is at
-least MIN_SHARE of the first result's.
+least MIN_SHARE of the first result's. When the affine part collapsed from every start, so that no run finished,
+the preset runs again the same way and its result goes on as any result does (:func:`again_after_collapse`).
 
 Measured (forty-sixth session), elastix:
 * the real SCT spinal-cord pair (T1w and T2 of one subject): the deformable preset had ended 9.8 mm (T2 fixed, cord
@@ -22,13 +23,61 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..core.metric import bias_corrected_information
+from ..engines.presets import Preset
 from .outcome import Kept, keep_no_worse
+from .rules.keep import COLLAPSED
 from .rules.shape_change import changed_scales, listed_scales
 from .rules.weak_result import data_region
 from .runs import EngineRuns, RegistrationRun, RunPlan, pick_run, run_engines
 
 MIN_SHARE = 0.8  # of the first result's bias-corrected mutual information, for the run without the affine stage
 WITHOUT_AFFINE = "the affine stage changed the anatomy's shape"  # how the note begins
+AFTER_COLLAPSE = "the affine stage collapsed"  # how the note begins when no run from any start finished
+
+
+def _reduced(run: RegistrationRun) -> Preset | None:
+    """The run's preset without its similarity and affine stages, for an unguided deformable run that has them."""
+    if run.prepared is not None or run.recipe.is_linear:
+        return None
+    reduced = run.recipe.without_scaling()
+    return reduced if reduced.skipped else None
+
+
+def _stages(reduced: Preset) -> str:
+    return ", ".join(name.removesuffix("Transform").lower() for name in reduced.skipped)
+
+
+def _run_again(run: RegistrationRun, plan: RunPlan, engine_runs: EngineRuns, reduced: Preset):
+    """(the phase run with ``reduced``, the run it picks or None), from every start of ``plan``; its log and record
+    go to ``engine_runs``."""
+    phase = replace(run, recipe=reduced, warnings=[])
+    high = plan.span[1]
+    again = run_engines(phase, replace(plan, span=(high, (1.0 + high) / 2)))
+    engine_runs.logs += again.logs
+    engine_runs.tried += [{**tried, "stages_skipped": list(reduced.skipped)} for tried in again.tried]
+    run.clock = phase.clock
+    return phase, pick_run(again.finished, phase.warnings)
+
+
+def again_after_collapse(run: RegistrationRun, plan: RunPlan, engine_runs: EngineRuns) -> tuple | None:
+    """The run of the preset without its similarity and affine stages when the affine part collapsed from every
+    start (:func:`.rules.keep.check_linear_result`) of an unguided deformable run, else None. Then sets
+    ``run.recipe`` to the preset run and adds a note to ``run.warnings``. The real SCT cord pair from its right
+    rigid result, T1w fixed: the affine part's scales fell to 0.75, 0.23, 0.02 (exit 1)."""
+    reduced = _reduced(run)
+    errors = [tried.get("error", "") for tried in engine_runs.tried]
+    if reduced is None or engine_runs.finished or not errors or not all(COLLAPSED in error for error in errors):
+        return None
+    phase, other = _run_again(run, plan, engine_runs, reduced)
+    run.lap("without_affine_s")
+    if other is None:
+        return None
+    run.recipe = reduced
+    run.warnings += [*phase.warnings, (
+        f"{AFTER_COLLAPSE} the anatomy from every start: ran the preset again without its {_stages(reduced)} stage "
+        "(rigid, then deformable) and kept that result"
+    )]  # fmt: skip
+    return other
 
 
 def again_without_affine(
@@ -39,19 +88,14 @@ def again_without_affine(
     without them does not and keeps MIN_SHARE of its information; else ``best`` and ``kept`` as they are. Then sets
     ``run.recipe`` to the preset run and adds a note to ``run.warnings``; the run's log and record go to
     ``engine_runs`` either way."""
-    if run.prepared is not None or run.recipe.is_linear or kept.kept == "start":
+    reduced = _reduced(run)
+    if reduced is None or kept.kept == "start":
         return best, kept
-    reduced = run.recipe.without_scaling()
     changed = changed_scales(kept.transform, run.fixed)
     # A start that already changed the shape (an initial transform) would be kept without the affine stage too.
-    if not reduced.skipped or changed is None or changed_scales(best[3], run.fixed) is not None:
+    if changed is None or changed_scales(best[3], run.fixed) is not None:
         return best, kept
-    phase = replace(run, recipe=reduced, warnings=[])
-    high = plan.span[1]
-    again = run_engines(phase, replace(plan, span=(high, (1.0 + high) / 2)))
-    engine_runs.logs += again.logs
-    engine_runs.tried += [{**tried, "stages_skipped": list(reduced.skipped)} for tried in again.tried]
-    other = pick_run(again.finished, phase.warnings)
+    phase, other = _run_again(run, plan, engine_runs, reduced)
     other_kept = keep_no_worse(phase, plan, other)[0] if other is not None else None
     run.clock = phase.clock
     if other_kept is None or other_kept.kept == "start" or changed_scales(other_kept.transform, run.fixed) is not None:
@@ -64,10 +108,9 @@ def again_without_affine(
     if after < MIN_SHARE * before:
         return best, kept
     run.recipe = reduced
-    stages = ", ".join(name.removesuffix("Transform").lower() for name in reduced.skipped)
     note = (
-        f"{WITHOUT_AFFINE} (scales {listed_scales(changed[0])}): ran the preset again without its {stages} stage "
-        "from the same starts and kept that result, which the images confirm "
+        f"{WITHOUT_AFFINE} (scales {listed_scales(changed[0])}): ran the preset again without its {_stages(reduced)} "
+        "stage from the same starts and kept that result, which the images confirm "
         f"nearly as well ({after / before:.2f} times the information). If a slice spacing is wrong, give the right "
         "one (--spacing-fixed / --spacing-moving) and run again"
     )
