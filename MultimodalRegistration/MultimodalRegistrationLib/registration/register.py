@@ -15,6 +15,7 @@ from ..core.errors import EngineError, ImagesApartError
 from ..core.metric import mutual_information
 from ..core.transforms import Transform
 from ..engines.run import lost_overlap
+from .affine_opinion import warn_if_uneven_by_affine
 from .guided.guidance import Guidance
 from .guided.landmark_doubt import landmark_doubts
 from .other_way import agreement, better_way, other_way_reason, swapped
@@ -197,6 +198,7 @@ def _register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSetti
             run.warnings[:] = [warning for warning in run.warnings if not warning.startswith(TIE)]
     warn_if_weak(run, kept, metric_before, plan, best[2])
     warn_if_wrong_size(run, kept)
+    warn_if_uneven_by_affine(run, plan, kept, best[2])
     run.warnings += landmark_doubts(run.prepared, kept.transform, run.fixed, run.moving, best[3], run.fixed_mask,
                                     kept.metric_after)  # fmt: skip
     run.timings.update(best[4].timings)
