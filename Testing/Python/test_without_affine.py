@@ -1,6 +1,6 @@
 """An unguided deformable run whose affine stage changed the anatomy's shape runs again without it, and keeps that
-only when the images hold it nearly as well: a squashed spinal cord is recovered, a slice spacing stored too small
-(a true stretch) keeps its stretched result. Transforms map fixed to moving points (LPS mm)."""
+only when the images hold it nearly as well: a squashed spinal cord is recovered, a slice spacing stored 2.5 times too
+large (a true stretch) keeps its stretched result. Transforms map fixed to moving points (LPS mm)."""
 
 import numpy as np
 import pytest
@@ -111,3 +111,20 @@ def test_a_deformable_run_whose_affine_stage_collapsed_runs_again_without_it():
     dice = _dice(read("t1w_seg-manual.nii.gz", sitk.sitkUInt8), read("t2_seg-manual.nii.gz", sitk.sitkUInt8),
                  result.transform)  # fmt: skip
     assert dice > 0.65, dice
+
+
+def test_a_run_that_left_its_affine_stage_out_is_not_run_again_for_it():
+    """After a collapse the run goes on without its affine stage: a result that then still changes the shape does
+    not send the same preset round again (a reviewer: it had, from every start)."""
+    from MultimodalRegistrationLib.registration.runs import RegistrationRun
+    from MultimodalRegistrationLib.registration.settings import RegistrationSettings
+    from MultimodalRegistrationLib.registration.without_affine import _reduced
+
+    image = sitk.Image([8, 8, 8], sitk.sitkFloat32)
+    deformable = load_preset("elastix", "deformable")
+    run = RegistrationRun(image, image, RegistrationSettings(), deformable, None, lambda *a, **k: None)
+    assert _reduced(run).skipped == ("AffineTransform",)
+    run.recipe = deformable.without_scaling()
+    assert _reduced(run) is None
+    run.recipe = load_preset("elastix", "similarity")
+    assert _reduced(run) is None

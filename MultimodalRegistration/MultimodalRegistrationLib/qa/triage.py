@@ -24,6 +24,7 @@ from ..registration.rules.scale_drift import SIZE_DRIFTED
 from ..registration.rules.shape_change import SHAPE_CHANGE
 from ..registration.rules.slab_probe import SLAB_POSE
 from ..registration.rules.thin_moving import WAYS_DISAGREE
+from ..registration.rules.uneven_size import UNEVEN_WARNING
 from ..registration.rules.weak_result import WEAK_RESULT
 from ..registration.runs import failure_line
 from ..registration.summary import RegistrationSummary
@@ -55,7 +56,7 @@ OVERLAP_CHECK = 0.20
 FOV_LOSS_RATIO = 0.5
 # The registration's own warnings that doubt its result (the images do not confirm it; it moved far from the
 # user's start): the case is worth a look whatever the other rules say.
-RESULT_DOUBTS = (WEAK_RESULT, FAR_FROM_START, WAYS_DISAGREE, SLAB_POSE, SHAPE_CHANGE, SIZE_DRIFTED)
+RESULT_DOUBTS = (WEAK_RESULT, FAR_FROM_START, WAYS_DISAGREE, SLAB_POSE, SHAPE_CHANGE, SIZE_DRIFTED, UNEVEN_WARNING)
 # The QA's own warnings that its measures doubt the result: the transform read the other way fits better, some
 # target landmarks lie far off the others, the segments got worse. A helper's QA sweep: two swapped
 # landmarks 99 mm off, an inverse given by mistake and segments from Dice 1.00 to 0.36 had each been 'ok'. And a

@@ -259,18 +259,20 @@ def run_engines(run: RegistrationRun, plan: RunPlan) -> EngineRuns:
     information; a failing run is recorded, and does not spoil another start's result."""
     done = EngineRuns()
     first, last = plan.span
+    # The log names stages left out: a deformable run again without its affine stage logs under the same start.
+    label = f"{run.settings.engine} {run.recipe.name}" + (
+        f" without {', '.join(run.recipe.skipped)}" if run.recipe.skipped else ""
+    )
     for number, (name, start) in enumerate(plan.runs):
         low = first + (last - first) * number / len(plan.runs)
         high = first + (last - first) * (number + 1) / len(plan.runs)
         try:
             output = _run_engine_from(run, name, start, plan.regions.get(name), (low, high))
-            done.logs.append(f"=== {run.settings.engine} {run.recipe.name} from the {name} start ===\n{output.log}")
+            done.logs.append(f"=== {label} from the {name} start ===\n{output.log}")
             check_linear_result(output.transform, run.recipe.name, run.fixed)
         except EngineError as error:
             if error.log:
-                done.logs.append(
-                    f"=== {run.settings.engine} {run.recipe.name} from the {name} start (failed) ===\n{error.log}"
-                )
+                done.logs.append(f"=== {label} from the {name} start (failed) ===\n{error.log}")
             done.tried.append({"start": name, "error": error_reason(error)})
             if name in plan.regions:
                 done.tried[-1]["fixed_sampling"] = plan.regions[name].describe()

@@ -28,7 +28,7 @@ from .outcome import Kept, keep_no_worse
 from .rules.keep import COLLAPSED
 from .rules.shape_change import changed_scales, listed_scales
 from .rules.weak_result import data_region
-from .runs import EngineRuns, RegistrationRun, RunPlan, pick_run, run_engines
+from .runs import TIE, EngineRuns, RegistrationRun, RunPlan, pick_run, run_engines
 
 MIN_SHARE = 0.8  # of the first result's bias-corrected mutual information, for the run without the affine stage
 WITHOUT_AFFINE = "the affine stage changed the anatomy's shape"  # how the note begins
@@ -36,8 +36,9 @@ AFTER_COLLAPSE = "the affine stage collapsed"  # how the note begins when no run
 
 
 def _reduced(run: RegistrationRun) -> Preset | None:
-    """The run's preset without its similarity and affine stages, for an unguided deformable run that has them."""
-    if run.prepared is not None or run.recipe.is_linear:
+    """The run's preset without its similarity and affine stages, for an unguided deformable run that has them and
+    has not left them out already."""
+    if run.prepared is not None or run.recipe.is_linear or run.recipe.skipped:
         return None
     reduced = run.recipe.without_scaling()
     return reduced if reduced.skipped else None
@@ -49,14 +50,20 @@ def _stages(reduced: Preset) -> str:
 
 def _run_again(run: RegistrationRun, plan: RunPlan, engine_runs: EngineRuns, reduced: Preset):
     """(the phase run with ``reduced``, the run it picks or None), from every start of ``plan``; its log and record
-    go to ``engine_runs``."""
-    phase = replace(run, recipe=reduced, warnings=[])
+    go to ``engine_runs``, its seconds to ``run``'s ``without_affine_s`` (:func:`_lap`)."""
+    phase = replace(run, recipe=reduced, warnings=[], timings={})
     high = plan.span[1]
     again = run_engines(phase, replace(plan, span=(high, (1.0 + high) / 2)))
     engine_runs.logs += again.logs
     engine_runs.tried += [{**tried, "stages_skipped": list(reduced.skipped)} for tried in again.tried]
-    run.clock = phase.clock
     return phase, pick_run(again.finished, phase.warnings)
+
+
+def _lap(run: RegistrationRun, phase: RegistrationRun) -> None:
+    """``run``'s ``without_affine_s``: the phase's seconds and the checks after it."""
+    run.clock = phase.clock
+    run.lap("without_affine_s")
+    run.timings["without_affine_s"] = round(run.timings["without_affine_s"] + sum(phase.timings.values()), 3)
 
 
 def again_after_collapse(run: RegistrationRun, plan: RunPlan, engine_runs: EngineRuns) -> tuple | None:
@@ -69,13 +76,13 @@ def again_after_collapse(run: RegistrationRun, plan: RunPlan, engine_runs: Engin
     if reduced is None or engine_runs.finished or not errors or not all(COLLAPSED in error for error in errors):
         return None
     phase, other = _run_again(run, plan, engine_runs, reduced)
-    run.lap("without_affine_s")
+    _lap(run, phase)
     if other is None:
         return None
     run.recipe = reduced
     run.warnings += [*phase.warnings, (
         f"{AFTER_COLLAPSE} the anatomy from every start: ran the preset again without its {_stages(reduced)} stage "
-        "(rigid, then deformable) and kept that result"
+        "(rigid, then deformable) from every start"
     )]  # fmt: skip
     return other
 
@@ -97,16 +104,23 @@ def again_without_affine(
         return best, kept
     phase, other = _run_again(run, plan, engine_runs, reduced)
     other_kept = keep_no_worse(phase, plan, other)[0] if other is not None else None
-    run.clock = phase.clock
-    if other_kept is None or other_kept.kept == "start" or changed_scales(other_kept.transform, run.fixed) is not None:
+    before = after = 0.0
+    if (
+        other_kept is not None
+        and other_kept.kept != "start"
+        and changed_scales(other_kept.transform, run.fixed) is None
+    ):
+        region = run.fixed_mask if run.fixed_mask is not None else data_region(run.fixed)
+        before, after = (
+            bias_corrected_information(run.fixed, run.moving, pose.transform, region) for pose in (kept, other_kept)
+        )
+    _lap(run, phase)
+    if before <= 0.0 or after < MIN_SHARE * before:
         return best, kept
-    region = data_region(run.fixed)
-    before, after = (
-        bias_corrected_information(run.fixed, run.moving, done.transform, region) for done in (kept, other_kept)
-    )
-    run.lap("without_affine_s")
-    if after < MIN_SHARE * before:
-        return best, kept
+    # What the first run's keep rule and tie said is about a result no longer returned.
+    run.warnings[:] = [
+        warning for warning in run.warnings if warning != kept.kept_reason and not warning.startswith(TIE)
+    ]
     run.recipe = reduced
     note = (
         f"{WITHOUT_AFFINE} (scales {listed_scales(changed[0])}): ran the preset again without its {_stages(reduced)} "

@@ -24,8 +24,6 @@ KEEP_TOLERANCE_NATS = 0.005
 # Grid (mm) on which a nonlinear result's Jacobian determinant is sampled for folding, besides each displacement
 # field in it on its own cells (core/folding.py): QA's grid, so a result kept is not one QA's triage finds folding.
 FOLDING_CHECK_SPACING_MM = SAMPLING_SPACING_MM
-
-
 COLLAPSED = "collapsed or exploded"  # what the refusal of a collapsed result says
 
 
@@ -41,9 +39,7 @@ def check_linear_result(transform: Transform, preset_name: str, fixed: sitk.Imag
         return
     singular = np.linalg.svd(matrix[:3, :3], compute_uv=False)
     determinant = float(np.linalg.det(matrix[:3, :3]))
-    if (
-        determinant <= 0 and singular.min() >= MIN_SCALE
-    ):  # a singular matrix (determinant -0.001) collapsed, not mirrored
+    if determinant <= 0 and singular.min() >= MIN_SCALE:  # a singular matrix (determinant -0.001) collapsed, not mirrored
         raise EngineError(
             f"{what} is mirrored (determinant {determinant:.3f})",
             hint="use the rigid preset, or prealign with landmarks so the engine starts closer",
@@ -67,7 +63,7 @@ def minimum_jacobian(transform: Transform, fixed: sitk.Image, spacing_mm: float 
 def why_not_kept(
     transform: Transform, metric_after: float, metric_start: float, fixed: sitk.Image, guided: dict | None = None
 ) -> str:
-    """ "" when a result is no worse than its start; else why it is, with the numbers.
+    """"" when a result is no worse than its start; else why it is, with the numbers.
 
     The rule holds for every result, linear or not: its mutual information may not fall more than
     KEEP_TOLERANCE_NATS below the start's, and a nonlinear one must not fold (Jacobian determinant > 0 by QA's
@@ -189,7 +185,6 @@ def worse_beyond_noise(prepared, fixed: sitk.Image, moving: sitk.Image, start: T
     moved = float(np.sqrt(np.mean(np.sum((result.transform_points(points) - start.transform_points(points)) ** 2, 1))))
     mi_text = "" if z_mi is None else f", mutual information {scorer.intensity_where} {z_mi:+.1f} SD"
     scores = f"together {z_together:+.1f} SD: surface distance {z_surface:+.1f} SD{mi_text}"
-
     def change_mm() -> float:  # evaluated only where a z asks for it (the two z conditions exclude each other)
         return surface_change_mm(scorer, start.matrix, result.matrix)
 

@@ -9,7 +9,7 @@ right similarity results of that session's sweeps (MNI contrasts at scales 0.55-
 size; some cases run twice) the result's size stayed within 0.983-1.008 of its start's; results wrong for other
 reasons within 0.93-1.03.
 
-A one-scale (similarity) result that drifted as far where the images confirm neither is warned instead
+A one-scale (similarity) result that drifted as far where the images do not confirm the start over it is warned
 (:func:`size_drift_warning`). Measured (forty-sixth session): elastix similarity on the real SCT spinal-cord pair
 (T1w fixed) went from the search's 1.18 to 0.62 and ended 34 mm off, Dice 0, unwarned; a helper's 14 right
 similarity results on cleared-tissue stacks drifted 0.971-0.990. Affine results drift further when right (0.84-0.98
@@ -63,6 +63,7 @@ def size_drift_warning(start: Transform, result: Transform) -> str | None:
         return None
     return (
         f"{SIZE_DRIFTED} {before:.2f} for {after:.2f} ({after / before - 1:+.0%}; a right similarity result stays "
-        "within a few percent of it) and the images confirm neither: the result is probably wrong. Check it; for two "
-        "scans of one subject use --preset rigid, else start near the answer (mmreg prealign, or an initial transform)"
+        "within a few percent of it), and the images do not confirm the search's size over it: the result is probably "
+        "wrong. Check it; for two scans of one subject use --preset rigid, else start near the answer (mmreg "
+        "prealign, or an initial transform)"
     )

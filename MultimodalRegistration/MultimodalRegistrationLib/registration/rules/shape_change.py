@@ -46,5 +46,5 @@ def shape_change_warning(result: Transform, fixed: sitk.Image) -> str | None:
 
 
 def listed_scales(scales: np.ndarray) -> str:
-    """"1.12, 0.39, 0.30": scales as the messages give them."""
+    """Scales as the messages give them: "1.12, 0.39, 0.30"."""
     return ", ".join(f"{scale:.2f}" for scale in scales)
