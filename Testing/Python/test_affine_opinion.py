@@ -61,3 +61,15 @@ def test_a_similarity_result_on_unevenly_shrunk_tissue_is_warned(head, shrink_z,
     else:
         assert mm < 2.0 and not uneven, (mm, result.warnings)
     assert result.provenance.timings_s["affine_opinion_s"] > 0.5  # the affine run happened
+
+
+def test_a_slab_gets_no_affine_opinion(small_pair):
+    """Five CT slices (15 mm) against the head MR: an affine run is free to stretch across the slab, so it is not
+    asked (no opinion, no seconds spent)."""
+    from conftest import near_truth
+
+    fixed = small_pair.fixed[:, :, 20:25]
+    result = register(fixed, small_pair.moving, engine="elastix", preset="similarity", init="none",
+                      initial_transform=near_truth(small_pair))  # fmt: skip
+    assert "affine_opinion_s" not in result.provenance.timings_s
+    assert not any("an affine run from the result" in warning for warning in result.warnings)

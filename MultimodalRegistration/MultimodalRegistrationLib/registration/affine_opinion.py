@@ -27,6 +27,7 @@ from ..engines.presets import load_preset
 from .outcome import Kept, keep_no_worse
 from .pose.mirror import axis_name
 from .rules.sampling_region import overlap_regions
+from .rules.thin_moving import thin_side_mm
 from .rules.uneven_size import UNEVEN_WARNING, is_one_scale
 from .rules.view_mask import from_view
 from .rules.weak_result import data_region
@@ -48,12 +49,16 @@ def _stretch(matrix: np.ndarray, directions: np.ndarray) -> tuple[int, float]:
 
 def warn_if_uneven_by_affine(run: RegistrationRun, plan: RunPlan, kept: Kept, start_name: str) -> None:
     """Unguided, a warning when an affine run from a one-scale result stretches it and fits far better (see the
-    module notes); not when the size checks already warned, nor for an ultrasound inside an MR."""
+    module notes); not when the size checks already warned, for an ultrasound inside an MR, nor for a slab against
+    a larger image (:func:`.rules.thin_moving.thin_side_mm`)."""
     if run.prepared is not None or from_view(run.settings) or not (run.recipe.scales and run.recipe.is_linear):
         return
     if kept.kept != "result" or not is_one_scale(kept.transform):
         return
     if any(warning.startswith(UNEVEN_WARNING) for warning in run.warnings):
+        return
+    # A slab says nothing of the size across it, which an affine run is free to stretch: not measured, so not asked.
+    if thin_side_mm(run.fixed, run.moving) is not None or thin_side_mm(run.moving, run.fixed) is not None:
         return
     affine = load_preset(OPINION_ENGINE, "affine")
     runs = [(start_name, kept.transform)]
