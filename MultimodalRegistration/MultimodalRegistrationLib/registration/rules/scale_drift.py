@@ -9,12 +9,13 @@ right similarity results of that session's sweeps (MNI contrasts at scales 0.55-
 size; some cases run twice) the result's size stayed within 0.983-1.008 of its start's; results wrong for other
 reasons within 0.93-1.03.
 
-A one-scale (similarity) result that drifted as far where the images do not confirm the start over it is warned
-(:func:`size_drift_warning`). Measured (forty-sixth session): elastix similarity on the real SCT spinal-cord pair
-(T1w fixed) went from the search's 1.18 to 0.62 and ended 34 mm off, Dice 0, unwarned; a helper's 14 right
-similarity results on cleared-tissue stacks drifted 0.971-0.990. Affine results drift further when right (0.84-0.98
-there: their isotropic part is not the search's one scale), so they are not warned. Transforms map fixed to moving
-points (LPS mm).
+A one-scale (similarity) result that drifted further (WARN_DRIFT) where the images do not confirm the start over it
+is warned (:func:`size_drift_warning`). Measured (forty-sixth session): elastix similarity on the real SCT
+spinal-cord pair (T1w fixed) went from the search's 1.18 to 0.62 and ended 34 mm off, Dice 0, unwarned; a helper's 14
+right similarity results on cleared-tissue stacks drifted 0.971-0.990, and another helper's on the phantom's
+anisotropic grids 0.914-0.917 (none of 40 right results of that sweep warned). Affine results drift further when
+right (0.84-0.98 there: their isotropic part is not the search's one scale), so they are not warned. Transforms
+map fixed to moving points (LPS mm).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from .uneven_size import is_one_scale
 MAX_DRIFT = 1.10  # a result this many times larger or smaller than its start is questioned
 SCALE_DRIFT = "the engine moved the size"  # how the warning starts
 SIZE_DRIFTED = "the result's size left the start search's"  # how the warning on a result kept starts
+# A result kept is warned only beyond this drift: on the phantom's anisotropic grids the search found 1.083-1.085
+# where the right result is 0.993 (a helper's sweep, 8.6%).
+WARN_DRIFT = 1.25
 
 
 def scale_drift_reason(
@@ -54,12 +58,12 @@ def scale_drift_reason(
 
 
 def size_drift_warning(start: Transform, result: Transform) -> str | None:
-    """The warning on a one-scale ``result`` whose size differs from the start search's (``start``) over MAX_DRIFT
+    """The warning on a one-scale ``result`` whose size differs from the start search's (``start``) over WARN_DRIFT
     times (both fixed -> moving), else None: call it when the images did not confirm the start either."""
     if not (start.is_linear and is_one_scale(result)):
         return None
     before, after = isotropic_scale(start.matrix[:3, :3]), isotropic_scale(result.matrix[:3, :3])
-    if max(after / before, before / after) <= MAX_DRIFT:
+    if max(after / before, before / after) <= WARN_DRIFT:
         return None
     return (
         f"{SIZE_DRIFTED} {before:.2f} for {after:.2f} ({after / before - 1:+.0%}; a right similarity result stays "
