@@ -8,8 +8,8 @@ registered with and without the MRI's brain mask, by each preset and engine, fro
 
 Columns: mean error (mm) over 2000 points inside the brain (all of them, also those outside a
 partial stack), the start's error and scale (moving / fixed size; the truth is the shrink),
-mutual information before -> after, seconds, and whether the result was warned about
-(rules/weak_result.py). Usage:
+mutual information before -> after, seconds, and whether the result was warned about (a warning QA's triage
+counts as a doubt: probably wrong, stretched, size drifted...). Usage:
 
     python bench_shrink.py [--seeds 11,12,13] [--presets similarity,affine] [--engines elastix,ants,greedy]
                            [--coverages 1.0,0.65] [--masks 0,1] [--json out.json]
@@ -28,6 +28,7 @@ from pathlib import Path
 import bench_paths  # first: the library and the test-data makers on sys.path
 import micro_data as md
 import numpy as np
+from MultimodalRegistrationLib.qa.triage import RESULT_DOUBTS
 from MultimodalRegistrationLib.registration.register import register
 
 ROOT = bench_paths.ROOT
@@ -84,8 +85,8 @@ def run_case(head: md.HeadMRI, seed: int, coverage: float, masked: bool, preset:
         "start_error_mm": round(md.mean_error(start, case.truth, head.brain_points), 2) if start is not None else None,
         "start_scale": search and search.scale, "search_s": search and search.seconds,
         "metric_before": round(result.metric_before, 3), "metric_after": round(result.metric_after, 3),
-        "seconds": round(seconds, 1), "warned": any("probably wrong" in w for w in result.warnings),
-        "sampling": provenance.fixed_sampling,
+        "seconds": round(seconds, 1), "warned": any(w.startswith(RESULT_DOUBTS) for w in result.warnings),
+        "sampling": provenance.fixed_sampling, "affine_opinion_s": provenance.timings_s.get("affine_opinion_s"),
     }  # fmt: skip
 
 
