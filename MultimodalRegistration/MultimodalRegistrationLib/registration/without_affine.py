@@ -82,7 +82,7 @@ def again_after_collapse(run: RegistrationRun, plan: RunPlan, engine_runs: Engin
     run.recipe = reduced
     run.warnings += [*phase.warnings, (
         f"{AFTER_COLLAPSE} the anatomy from every start: ran the preset again without its {_stages(reduced)} stage "
-        "(rigid, then deformable) from every start"
+        "(rigid, then deformable)"
     )]  # fmt: skip
     return other
 
