@@ -25,7 +25,6 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..core.metric import bias_corrected_information
 from ..engines.presets import load_preset
 from .outcome import Kept, keep_no_worse
 from .pose.mirror import axis_name
@@ -33,8 +32,8 @@ from .rules.sampling_region import overlap_regions
 from .rules.thin_moving import thin_side_mm
 from .rules.uneven_size import UNEVEN_WARNING, is_one_scale
 from .rules.view_mask import from_view
-from .rules.weak_result import data_region
-from .runs import RegistrationRun, RunPlan, pick_run, run_engines
+from .runs import RegistrationRun, RunPlan
+from .side_run import information, lap_side_run, side_run
 
 MIN_STRETCH = 1.10  # largest over smallest scale of the affine run's result
 MIN_GAIN = 1.2  # its bias-corrected mutual information over the similarity result's
@@ -67,21 +66,15 @@ def warn_if_uneven_by_affine(run: RegistrationRun, plan: RunPlan, kept: Kept, st
     runs = [(start_name, kept.transform)]
     regions = overlap_regions(runs, run.fixed, run.moving, affine, run.fixed_mask, run.moving_mask)
     # Its own timings: its engine's seconds are the opinion's, not the registration's engine_s.
-    phase = replace(run, recipe=affine, settings=replace(run.settings, engine=OPINION_ENGINE), warnings=[], timings={})
     opinion_plan = replace(plan, runs=runs, regions=regions, span=(plan.span[1], plan.span[1]))
-    done = run_engines(phase, opinion_plan)
-    picked = pick_run(done.finished, phase.warnings)
-    opinion = keep_no_worse(phase, opinion_plan, picked)[0] if picked is not None else None
+    side, _, picked = side_run(run, opinion_plan, recipe=affine, settings=replace(run.settings, engine=OPINION_ENGINE),
+                               timings={})  # fmt: skip
+    opinion = keep_no_worse(side, opinion_plan, picked)[0] if picked is not None else None
     scales, before, after = None, 0.0, 0.0
     if opinion is not None and opinion.kept == "result":
         scales = np.linalg.svd(opinion.transform.matrix[:3, :3], compute_uv=False)
-        region = run.fixed_mask if run.fixed_mask is not None else data_region(run.fixed)
-        before, after = (
-            bias_corrected_information(run.fixed, run.moving, pose.transform, region) for pose in (kept, opinion)
-        )
-    run.clock = phase.clock
-    run.lap("affine_opinion_s")
-    run.timings["affine_opinion_s"] = round(run.timings["affine_opinion_s"] + sum(phase.timings.values()), 3)
+        before, after = information(run, kept.transform, opinion.transform)
+    lap_side_run(run, side, "affine_opinion_s")
     if scales is None:
         return
     if scales.max() < MIN_STRETCH * scales.min() or before <= 0.0 or after < MIN_GAIN * before:

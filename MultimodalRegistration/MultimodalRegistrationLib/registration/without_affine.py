@@ -22,13 +22,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..core.metric import bias_corrected_information
 from ..engines.presets import Preset
 from .outcome import Kept, keep_no_worse
 from .rules.keep import COLLAPSED
 from .rules.shape_change import changed_scales, listed_scales
-from .rules.weak_result import data_region
-from .runs import TIE, EngineRuns, RegistrationRun, RunPlan, pick_run, run_engines
+from .runs import TIE, EngineRuns, RegistrationRun, RunPlan
+from .side_run import information, lap_side_run, side_run
 
 MIN_SHARE = 0.8  # of the first result's bias-corrected mutual information, for the run without the affine stage
 WITHOUT_AFFINE = "the affine stage changed the anatomy's shape"  # how the note begins
@@ -49,21 +48,13 @@ def _stages(reduced: Preset) -> str:
 
 
 def _run_again(run: RegistrationRun, plan: RunPlan, engine_runs: EngineRuns, reduced: Preset):
-    """(the phase run with ``reduced``, the run it picks or None), from every start of ``plan``; its log and record
-    go to ``engine_runs``, its seconds to ``run``'s ``without_affine_s`` (:func:`_lap`)."""
-    phase = replace(run, recipe=reduced, warnings=[], timings={})
+    """(the side run with ``reduced``, the run it picks or None), from every start of ``plan``; its log and record
+    go to ``engine_runs``, its seconds to ``run``'s ``without_affine_s`` (:func:`.side_run.lap_side_run`)."""
     high = plan.span[1]
-    again = run_engines(phase, replace(plan, span=(high, (1.0 + high) / 2)))
+    side, again, picked = side_run(run, replace(plan, span=(high, (1.0 + high) / 2)), recipe=reduced, timings={})
     engine_runs.logs += again.logs
     engine_runs.tried += [{**tried, "stages_skipped": list(reduced.skipped)} for tried in again.tried]
-    return phase, pick_run(again.finished, phase.warnings)
-
-
-def _lap(run: RegistrationRun, phase: RegistrationRun) -> None:
-    """``run``'s ``without_affine_s``: the phase's seconds and the checks after it."""
-    run.clock = phase.clock
-    run.lap("without_affine_s")
-    run.timings["without_affine_s"] = round(run.timings["without_affine_s"] + sum(phase.timings.values()), 3)
+    return side, picked
 
 
 def again_after_collapse(run: RegistrationRun, plan: RunPlan, engine_runs: EngineRuns) -> tuple | None:
@@ -76,7 +67,7 @@ def again_after_collapse(run: RegistrationRun, plan: RunPlan, engine_runs: Engin
     if reduced is None or engine_runs.finished or not errors or not all(COLLAPSED in error for error in errors):
         return None
     phase, other = _run_again(run, plan, engine_runs, reduced)
-    _lap(run, phase)
+    lap_side_run(run, phase, "without_affine_s")
     if other is None:
         return None
     run.recipe = reduced
@@ -110,11 +101,8 @@ def again_without_affine(
         and other_kept.kept != "start"
         and changed_scales(other_kept.transform, run.fixed) is None
     ):
-        region = run.fixed_mask if run.fixed_mask is not None else data_region(run.fixed)
-        before, after = (
-            bias_corrected_information(run.fixed, run.moving, pose.transform, region) for pose in (kept, other_kept)
-        )
-    _lap(run, phase)
+        before, after = information(run, kept.transform, other_kept.transform)
+    lap_side_run(run, phase, "without_affine_s")
     if before <= 0.0 or after < MIN_SHARE * before:
         return best, kept
     # What the first run's keep rule and tie said is about a result no longer returned.

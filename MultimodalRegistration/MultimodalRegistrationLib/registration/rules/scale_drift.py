@@ -36,6 +36,12 @@ SIZE_DRIFTED = "the result's size left the start search's"  # how the warning on
 WARN_DRIFT = 1.25
 
 
+def _sizes(start: Transform, result: Transform) -> tuple[float, float, float]:
+    """(the start's isotropic size, the result's, how many times one is the other's: at least 1)."""
+    before, after = isotropic_scale(start.matrix[:3, :3]), isotropic_scale(result.matrix[:3, :3])
+    return before, after, max(after / before, before / after)
+
+
 def scale_drift_reason(
     fixed: sitk.Image, moving: sitk.Image, start: Transform, result: Transform, fixed_mask: sitk.Image | None = None
 ) -> str | None:
@@ -44,8 +50,8 @@ def scale_drift_reason(
     decoys turned about the fixed mask's or foreground's centre, found only then)."""
     if not (start.is_linear and result.is_linear):
         return None
-    before, after = isotropic_scale(start.matrix[:3, :3]), isotropic_scale(result.matrix[:3, :3])
-    if max(after / before, before / after) <= MAX_DRIFT:
+    before, after, drift = _sizes(start, result)
+    if drift <= MAX_DRIFT:
         return None
     if not images_confirm(fixed, moving, result, start.matrix, anatomy_center(fixed, fixed_mask)):
         return None
@@ -62,8 +68,8 @@ def size_drift_warning(start: Transform, result: Transform) -> str | None:
     times (both fixed -> moving), else None: call it when the images did not confirm the start either."""
     if not (start.is_linear and is_one_scale(result)):
         return None
-    before, after = isotropic_scale(start.matrix[:3, :3]), isotropic_scale(result.matrix[:3, :3])
-    if max(after / before, before / after) <= WARN_DRIFT:
+    before, after, drift = _sizes(start, result)
+    if drift <= WARN_DRIFT:
         return None
     return (
         f"{SIZE_DRIFTED} {before:.2f} for {after:.2f} ({after / before - 1:+.0%}; a right similarity result stays "
