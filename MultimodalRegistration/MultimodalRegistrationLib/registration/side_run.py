@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from ..core.metric import bias_corrected_information
 from ..core.transforms import Transform
-from .rules.weak_result import data_region
+from .rules.weak_result import tissue_region
 from .runs import EngineRuns, RegistrationRun, RunPlan, pick_run, run_engines
 
 
@@ -31,6 +31,6 @@ def lap_side_run(run: RegistrationRun, side: RegistrationRun, name: str) -> None
 
 def information(run: RegistrationRun, *transforms: Transform) -> list[float]:
     """The bias-corrected mutual information (nats) of each of ``transforms`` over the fixed mask, else over the fixed
-    image where it holds data (:func:`.rules.weak_result.data_region`): results of different runs compared."""
-    region = run.fixed_mask if run.fixed_mask is not None else data_region(run.fixed)
+    image where it holds data (:func:`.rules.weak_result.tissue_region`): results of different runs compared."""
+    region = tissue_region(run.fixed, run.fixed_mask)
     return [bias_corrected_information(run.fixed, run.moving, transform, region) for transform in transforms]

@@ -82,6 +82,11 @@ def data_region(fixed: sitk.Image) -> sitk.Image | None:
     return field_of_view(coarse, coarse)
 
 
+def tissue_region(fixed: sitk.Image, fixed_mask: sitk.Image | None) -> sitk.Image | None:
+    """Where two results' information is compared: the fixed mask, else :func:`data_region`."""
+    return fixed_mask if fixed_mask is not None else data_region(fixed)
+
+
 def contrast_with_decoys(
     fixed: sitk.Image, moving: sitk.Image, result: Transform, center: np.ndarray, region: sitk.Image | None
 ) -> tuple[float, float]:
