@@ -20,6 +20,7 @@ import numpy as np
 from ..core.errors import InputError
 from ..core.records import Record, build
 from ..registration.rules.far_from_start import FAR_FROM_START
+from ..registration.rules.inside_size import INSIDE_SIZE_WARNING
 from ..registration.rules.scale_drift import SIZE_DRIFTED
 from ..registration.rules.shape_change import SHAPE_CHANGE
 from ..registration.rules.slab_probe import SLAB_POSE
@@ -56,7 +57,8 @@ OVERLAP_CHECK = 0.20
 FOV_LOSS_RATIO = 0.5
 # The registration's own warnings that doubt its result (the images do not confirm it; it moved far from the
 # user's start): the case is worth a look whatever the other rules say.
-RESULT_DOUBTS = (WEAK_RESULT, FAR_FROM_START, WAYS_DISAGREE, SLAB_POSE, SHAPE_CHANGE, SIZE_DRIFTED, UNEVEN_WARNING)
+RESULT_DOUBTS = (WEAK_RESULT, FAR_FROM_START, WAYS_DISAGREE, SLAB_POSE, SHAPE_CHANGE, SIZE_DRIFTED, UNEVEN_WARNING,
+                 INSIDE_SIZE_WARNING)  # fmt: skip
 # The QA's own warnings that its measures doubt the result: the transform read the other way fits better, some
 # target landmarks lie far off the others, the segments got worse. A helper's QA sweep: two swapped
 # landmarks 99 mm off, an inverse given by mistake and segments from Dice 1.00 to 0.36 had each been 'ok'. And a

@@ -28,6 +28,7 @@ import numpy as np
 from ..engines.presets import load_preset
 from .outcome import Kept, keep_no_worse
 from .pose.mirror import axis_name
+from .rules.inside_size import INSIDE_SIZE_WARNING
 from .rules.sampling_region import overlap_regions
 from .rules.thin_moving import thin_side_mm
 from .rules.uneven_size import UNEVEN_WARNING, is_one_scale
@@ -57,8 +58,8 @@ def warn_if_uneven_by_affine(run: RegistrationRun, plan: RunPlan, kept: Kept, st
         return
     if kept.kept != "result" or not is_one_scale(kept.transform):
         return
-    if any(warning.startswith(UNEVEN_WARNING) for warning in run.warnings):
-        return
+    if any(warning.startswith((UNEVEN_WARNING, INSIDE_SIZE_WARNING)) for warning in run.warnings):
+        return  # a size already doubted: "use --preset affine" would contradict its advice
     # A slab says nothing of the size across it, which an affine run is free to stretch: not measured, so not asked.
     if thin_side_mm(run.fixed, run.moving) is not None or thin_side_mm(run.moving, run.fixed) is not None:
         return

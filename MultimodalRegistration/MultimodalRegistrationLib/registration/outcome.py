@@ -30,9 +30,10 @@ from .rules.far_from_start import (
     far_warning,
     moved_from_start_mm,
 )
+from .rules.inside_size import inside_size_warning
 from .rules.keep import earlier_stage, images_outvote_guidance, why_not_kept
 from .rules.masks import anatomy_center
-from .rules.scale_drift import scale_drift_reason, size_drift_warning
+from .rules.scale_drift import SCALE_DRIFT, SIZE_DRIFTED, scale_drift_reason, size_drift_warning
 from .rules.shape_change import shape_change_warning
 from .rules.size_check import SIZE_WARNING, size_warning
 from .rules.slab_probe import SLAB_POSE, probe_slab, slab_probe_words
@@ -203,12 +204,17 @@ def warn_if_weak(run: RegistrationRun, kept: Kept, metric_before: float, plan: R
 def warn_if_wrong_size(run: RegistrationRun, kept: Kept) -> None:
     """Unguided, a warning when a result of a preset that keeps the size fits better at another size (see
     :mod:`.rules.size_check`): a spacing is likely wrong; or when a result of one scale fits better stretched along
-    one axis (:mod:`.rules.uneven_size`): the tissue shrank unevenly. Not for an ultrasound inside an MR
+    one axis (:mod:`.rules.uneven_size`): the tissue shrank unevenly; or when a scaled result's size is not the one
+    the fixed image's tissue prefers (:mod:`.rules.inside_size`). Not for an ultrasound inside an MR
     (:mod:`.rules.view_mask`): its intensities confirm no size, and the check took 7 of a run's 8.7 s."""
     if run.prepared is not None or from_view(run.settings):
         return
     if run.recipe.scales:  # similarity: one scale for tissue that may have shrunk unevenly
         warning = uneven_size_warning(run.fixed, run.moving, kept.transform, run.fixed_mask, run.moving_mask)
+        # Not on a start returned, nor beside a warning that already doubts the result or its size.
+        doubted = any(said.startswith((SIZE_DRIFTED, SCALE_DRIFT, WEAK_RESULT)) for said in run.warnings)
+        if warning is None and kept.kept == "result" and not doubted:
+            warning = inside_size_warning(run.fixed, run.moving, kept.transform, run.fixed_mask)
     else:
         warning = size_warning(run.fixed, run.moving, kept.transform, run.recipe.name, run.fixed_mask, run.moving_mask)
     run.warnings += [warning] if warning else []
