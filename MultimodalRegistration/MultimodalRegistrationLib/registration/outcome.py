@@ -148,12 +148,14 @@ def start_after_lost_overlap(run: RegistrationRun, plan: RunPlan, engine_runs: E
     return best, _judged_by_guidance(run, plan, Kept(start, inverse, metric, "start", reason), guided), guided
 
 
-def start_if_scale_drifted(run: RegistrationRun, kept: Kept, best: tuple) -> Kept:
+def start_if_scale_drifted(run: RegistrationRun, plan: RunPlan, kept: Kept, best: tuple) -> Kept:
     """Unguided, a scaled result whose size left the start search's far behind while the images confirm that start
     (:mod:`.rules.scale_drift`): the start, with the reason among the warnings; else ``kept``, warned when it is
-    of one scale and drifted as far."""
+    of one scale and drifted as far. Not when the search kept the images' size (a slab's: no size searched)."""
     name, start = best[2], best[3]
     if run.prepared is not None or not run.recipe.scales or kept.kept != "result" or name != "any-pose":
+        return kept
+    if plan.starts.search is None or plan.starts.search.scale is None:
         return kept
     reason = scale_drift_reason(run.fixed, run.moving, start, kept.transform, run.fixed_mask)
     run.lap("scale_drift_check_s")

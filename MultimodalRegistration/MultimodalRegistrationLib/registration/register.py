@@ -192,7 +192,7 @@ def _register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSetti
             for tried in engine_runs.tried if "error" in tried and tried["start"] not in AUTOMATIC_STARTS
         ]  # fmt: skip
         kept, guided = keep_no_worse(run, plan, best)
-        kept = probe_if_slab(run, start_if_scale_drifted(run, kept, best))
+        kept = probe_if_slab(run, start_if_scale_drifted(run, plan, kept, best))
         best, kept = again_without_affine(run, plan, engine_runs, best, kept)
         if kept.kept != "result":  # the tie was between results, and neither is returned
             run.warnings[:] = [warning for warning in run.warnings if not warning.startswith(TIE)]

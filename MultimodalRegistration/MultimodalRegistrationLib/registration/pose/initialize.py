@@ -28,6 +28,7 @@ from ...core.images import corner_points, inside_fraction, physical_extent_mm
 from ...core.plausible_spacing import reads_as_no_spacing
 from ...core.rotations import MAX_SCALE, MIN_SCALE
 from ...core.transforms import Transform
+from ..rules.thin_moving import THIN_SHARE, thin_side_mm
 from ..settings import RegistrationSettings
 from . import anypose
 from .anypose import AnyPoseResult
@@ -107,6 +108,8 @@ def starting_poses(
         start = initial_alignment(fixed, moving, initial_transform, "none" if method == "auto" else method)
         return StartingPoses(poses=[("initial" if method == "auto" else method, start)], before=start)
     before = initial_transform if initial_transform is not None else centre_alignment(fixed, moving, None, "geometry")
+    slab = _slab_words(fixed, moving) if scale else None
+    scale = scale and slab is None
     try:
         searcher = search_scaled_pose_agreed if scale else anypose.search_any_pose
         search = searcher(
@@ -149,7 +152,23 @@ def starting_poses(
                 "spacing in both image headers and give the right one in mm (--spacing-fixed / --spacing-moving; "
                 "mmreg prep sets it without resampling)"
             )
-    return StartingPoses(poses=poses, before=before, search=search, warnings=list(search.warnings))
+    unsized = [(f"{slab}: its size cannot be searched, so the run started at the images' own size and the engine fits "
+                "it from there; if the tissue shrank or swelled, place it first (--initial-transform; landmarks: "
+                "mmreg prealign)")] if slab else []  # fmt: skip
+    return StartingPoses(poses=poses, before=before, search=search, warnings=list(search.warnings) + unsized)
+
+
+def _slab_words(fixed: sitk.Image, moving: sitk.Image) -> str | None:
+    """What is thin, when one image is a slab inside the other (:func:`.rules.thin_moving.thin_side_mm`): a few slices
+    show no size the scaled search could compare (its volume and extents read a 15 mm CT slab of the phantom head as 3
+    and 2 times smaller than the MR, and the run had been refused as 5 times too small: "a spacing is probably
+    wrong"), so the rigid search places it, as for the rigid preset. A slab in its own shape too: a whole head
+    beside one stored at 10 times its spacing is thin only against it, and that spacing is refused."""
+    for role, image, other in (("fixed", fixed, moving), ("moving", moving, fixed)):
+        thin = thin_side_mm(image, other)
+        if thin is not None and thin < THIN_SHARE * float(physical_extent_mm(image).max()):
+            return f"the {role} image is a slab {thin:.0f} mm thin"
+    return None
 
 
 def _blind_search_message(fixed: sitk.Image, moving: sitk.Image, placed: bool) -> str:
