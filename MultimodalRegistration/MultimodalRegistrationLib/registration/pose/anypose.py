@@ -81,6 +81,8 @@ class AnyPoseResult:
             scaled = {"scale": round(self.scale, 4), "scale_seeds": self.scale_seeds, "scales_searched": self.scales}
             if self.seed_margin is not None:
                 scaled["seed_margin"] = round(self.seed_margin, 4)
+        elif self.scales is not None:  # a slab's sizes searched, its own kept (:mod:`.slab_size`)
+            scaled = {"scales_searched": self.scales}
         return {
             **scaled,
             "matrix_lps": np.round(self.transform.matrix, 6).tolist(),

@@ -35,6 +35,7 @@ from .anypose import AnyPoseResult
 from .centres import centre_alignment, foreground_center
 from .same_start import SAME_START_MM, same_start
 from .scale_consensus import search_scaled_pose_agreed
+from .slab_size import search_slab_size
 
 # The headers' pose is a start of its own unless another lies within this share of the fixed image's smallest
 # extent of it (and SAME_START_MM).
@@ -108,10 +109,12 @@ def starting_poses(
         start = initial_alignment(fixed, moving, initial_transform, "none" if method == "auto" else method)
         return StartingPoses(poses=[("initial" if method == "auto" else method, start)], before=start)
     before = initial_transform if initial_transform is not None else centre_alignment(fixed, moving, None, "geometry")
-    slab = _slab_words(fixed, moving) if scale else None
-    scale = scale and slab is None
+    slab = _slab(fixed, moving) if scale else None
     try:
-        searcher = search_scaled_pose_agreed if scale else anypose.search_any_pose
+        if slab is not None:  # a slab shows no size the scaled search can compare; a fixed one is searched at sizes
+            searcher = search_slab_size if slab == "fixed" else anypose.search_any_pose
+        else:
+            searcher = search_scaled_pose_agreed if scale else anypose.search_any_pose
         search = searcher(
             fixed, moving, settings.fixed_mask, settings.moving_mask, prior=initial_transform,
             max_rotation_deg=max_rotation_deg, seed=settings.seed,
@@ -142,7 +145,7 @@ def starting_poses(
         apart = not any(same_start(header, pose, center, near_mm) for pose in (search.transform, before))
         if apart and _headers_overlap(fixed, moving, center):
             poses.append(("header", header))
-    if scale and all(name != "header" for name, _ in poses):
+    if scale and slab is None and all(name != "header" for name, _ in poses):
         if search.metric <= 0.0:
             raise InputError(_blind_search_message(fixed, moving, initial_transform is not None))
         if not MIN_SCALE <= search.scale <= MAX_SCALE:  # the result would be refused as collapsed or exploded
@@ -152,22 +155,19 @@ def starting_poses(
                 "spacing in both image headers and give the right one in mm (--spacing-fixed / --spacing-moving; "
                 "mmreg prep sets it without resampling)"
             )
-    unsized = [(f"{slab}: its size cannot be searched, so the run started at the images' own size and the engine fits "
-                "it from there; if the tissue shrank or swelled, place it first (--initial-transform; landmarks: "
-                "mmreg prealign)")] if slab else []  # fmt: skip
-    return StartingPoses(poses=poses, before=before, search=search, warnings=list(search.warnings) + unsized)
+    return StartingPoses(poses=poses, before=before, search=search, warnings=list(search.warnings))
 
 
-def _slab_words(fixed: sitk.Image, moving: sitk.Image) -> str | None:
-    """What is thin, when one image is a slab inside the other (:func:`.rules.thin_moving.thin_side_mm`): a few slices
-    show no size the scaled search could compare (its volume and extents read a 15 mm CT slab of the phantom head as 3
-    and 2 times smaller than the MR, and the run had been refused as 5 times too small: "a spacing is probably
-    wrong"), so the rigid search places it, as for the rigid preset. A slab in its own shape too: a whole head
-    beside one stored at 10 times its spacing is thin only against it, and that spacing is refused."""
+def _slab(fixed: sitk.Image, moving: sitk.Image) -> str | None:
+    """Which image ("fixed" or "moving") is a slab inside the other (:func:`.rules.thin_moving.thin_side_mm`), thin in
+    its own shape too (a whole head beside one stored at 10 times its spacing is thin only against it, and that
+    spacing is refused), or None. The scaled search had read a 15 mm CT slab of the phantom head as 5 times too small
+    and refused it ("a spacing is probably wrong"), and left a 40 mm skull-base slab 117 mm off, unwarned, after
+    126 s. A fixed slab's size is searched (:func:`.slab_size.search_slab_size`); a moving one starts at its own size."""
     for role, image, other in (("fixed", fixed, moving), ("moving", moving, fixed)):
         thin = thin_side_mm(image, other)
         if thin is not None and thin < THIN_SHARE * float(physical_extent_mm(image).max()):
-            return f"the {role} image is a slab {thin:.0f} mm thin"
+            return role
     return None
 
 
