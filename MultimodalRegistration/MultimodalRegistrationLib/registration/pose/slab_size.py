@@ -58,8 +58,8 @@ def search_slab_size(
         resized_prior = None if prior is None else Transform.from_matrix(to_resized @ prior.matrix)
         found = search_any_pose(
             fixed, _resized(moving, 1.0 / size, center), fixed_mask, _resized(moving_mask, 1.0 / size, center),
-            prior=resized_prior, max_rotation_deg=max_rotation_deg, seed=seed,
-        )  # fmt: skip
+            prior=resized_prior, max_rotation_deg=max_rotation_deg, check_mirror=size == 1.0, seed=seed,
+        )  # fmt: skip  # a mirror verdict at the images' own size only, as the rigid search gives it
         own = found if size == 1.0 else own
         if best is None or found.metric > best.metric:
             best, best_size = found, size
