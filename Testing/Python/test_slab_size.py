@@ -6,7 +6,6 @@ to moving points (LPS mm)."""
 
 import numpy as np
 import pytest
-import SimpleITK as sitk
 from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.core.phantom import mean_error_mm
 from MultimodalRegistrationLib.core.transforms import Transform
@@ -14,21 +13,14 @@ from MultimodalRegistrationLib.registration.register import register
 from MultimodalRegistrationLib.registration.rules.scale_drift import SIZE_DRIFTED
 from MultimodalRegistrationLib.registration.rules.thin_moving import OTHER_WAY
 from MultimodalRegistrationLib.registration.rules.weak_result import WEAK_RESULT
+from MultimodalRegistrationLib.registration.working_scale import scaled_image
 from test_other_way import skull_base  # noqa: F401 (a fixture)
-
-
-def _shrunk(image: sitk.Image, scale: float) -> sitk.Image:
-    """``image`` ``scale`` times its size about the LPS origin, through its header (exact)."""
-    result = sitk.Image(image)
-    result.SetSpacing([value * scale for value in image.GetSpacing()])
-    result.SetOrigin([value * scale for value in image.GetOrigin()])
-    return result
 
 
 @pytest.mark.parametrize("scale", [0.65])
 def test_a_skull_base_slab_under_similarity_lands_at_its_size(skull_base, scale):  # noqa: F811 (skips without MNI)
     fixed, moving, truth, points = skull_base
-    result = register(fixed, _shrunk(moving, scale), engine="elastix", preset="similarity")
+    result = register(fixed, scaled_image(moving, scale), engine="elastix", preset="similarity")
     truth = Transform.from_matrix(np.diag([scale, scale, scale, 1.0]) @ truth.matrix)
     assert mean_error_mm(result.transform, truth, points) < 0.5, result.warnings
     assert result.warnings[-1].startswith(OTHER_WAY)  # the slab searched at sizes as the fixed image
