@@ -29,7 +29,7 @@ from ...core.metric import bias_corrected_information
 from ...core.transforms import Transform
 from ..pose.scale_seed import scale_about
 from .masks import anatomy_center
-from .weak_result import linear_part, tissue_region
+from .weak_result import linear_or_part, tissue_region
 
 FACTORS = np.round(np.arange(0.88, 1.1201, 0.02), 2)  # moving sizes against the result's
 REFINE = 0.01
@@ -48,7 +48,7 @@ def inside_size_warning(
     whole = bias_corrected_information(fixed, moving, transform, region) if region is not None else 0.0
     if whole <= 0.0:
         return None
-    linear = transform if transform.is_linear else linear_part(transform, fixed)
+    linear = linear_or_part(transform, fixed)[0]
     moving_center = linear.transform_points(anatomy_center(fixed, fixed_mask)[None])[0]
 
     def score(factor: float) -> float:
