@@ -7,13 +7,13 @@ to moving points (LPS mm)."""
 import numpy as np
 import pytest
 from MultimodalRegistrationLib.core.errors import InputError
+from MultimodalRegistrationLib.core.images import scaled_image
 from MultimodalRegistrationLib.core.phantom import mean_error_mm
 from MultimodalRegistrationLib.core.transforms import Transform
 from MultimodalRegistrationLib.registration.register import register
 from MultimodalRegistrationLib.registration.rules.scale_drift import SIZE_DRIFTED
 from MultimodalRegistrationLib.registration.rules.thin_moving import OTHER_WAY
 from MultimodalRegistrationLib.registration.rules.weak_result import WEAK_RESULT
-from MultimodalRegistrationLib.registration.working_scale import scaled_image
 from test_other_way import skull_base  # noqa: F401 (a fixture)
 
 

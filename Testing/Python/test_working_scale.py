@@ -9,10 +9,11 @@ import warnings
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from MultimodalRegistrationLib.core.images import scaled_image
 from MultimodalRegistrationLib.core.phantom import mean_error_mm
 from MultimodalRegistrationLib.core.transforms import Transform
 from MultimodalRegistrationLib.registration.register import register
-from MultimodalRegistrationLib.registration.working_scale import scaled_image, scaled_matrix, working_scale
+from MultimodalRegistrationLib.registration.working_scale import scaled_matrix, working_scale
 
 SHRINK = 1.0 / 15.0
 

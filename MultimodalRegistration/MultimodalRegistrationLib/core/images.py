@@ -78,6 +78,18 @@ def physical_center(image: sitk.Image) -> np.ndarray:
     return corner_points(image).mean(axis=0)
 
 
+def scaled_image(image: sitk.Image | None, k: float, center=None) -> sitk.Image | None:
+    """A copy of ``image`` ``k`` times larger about ``center`` (LPS mm; the origin of space when None) through its
+    header: spacing times ``k``, the origin moved away from ``center`` ``k`` times; the voxels are the same."""
+    if image is None:
+        return None
+    about = np.zeros(3) if center is None else np.asarray(center, dtype=float)
+    copy = sitk.Image(image)
+    copy.SetSpacing([s * k for s in image.GetSpacing()])
+    copy.SetOrigin((about + k * (np.asarray(image.GetOrigin(), dtype=float) - about)).tolist())
+    return copy
+
+
 def sample_grid_points(image: sitk.Image, per_axis: int = 12) -> np.ndarray:
     """A regular grid of points spread over the image box, (N, 3) in LPS mm."""
     size = np.asarray(image.GetSize(), float) - 1.0

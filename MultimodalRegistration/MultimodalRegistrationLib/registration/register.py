@@ -12,6 +12,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import EngineError, ImagesApartError
+from ..core.images import scaled_image
 from ..core.metric import mutual_information
 from ..core.transforms import Transform
 from ..engines.run import lost_overlap
@@ -37,7 +38,7 @@ from .runs import TIE, checked_run, pick_run, plan_runs, run_engines
 from .settings import Progress, RegistrationSettings, check_kind
 from .summary import Provenance, RegistrationSummary
 from .without_affine import again_after_collapse, again_without_affine
-from .working_scale import back_to_size, scale_for, scaled_guidance, scaled_image, scaled_transform
+from .working_scale import back_to_size, scale_for, scaled_guidance, scaled_transform
 
 # What the summary calls the metric: the one mutual information of core/metric.py.
 METRIC_NAME = "mutual_information"

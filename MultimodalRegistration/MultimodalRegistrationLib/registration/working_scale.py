@@ -27,7 +27,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.file_checks import grid_refusal
-from ..core.images import physical_extent_mm
+from ..core.images import physical_extent_mm, scaled_image
 from ..core.plausible_spacing import check_spacing
 from ..core.transforms import Transform
 from .guided.guidance import Guidance
@@ -60,16 +60,6 @@ def scale_for(fixed: sitk.Image, moving: sitk.Image, settings) -> float:
     if initial is not None and not initial.is_linear:
         return 1.0
     return k
-
-
-def scaled_image(image: sitk.Image | None, k: float) -> sitk.Image | None:
-    """A copy of ``image`` whose spacing and origin are ``k`` times larger (the voxels are the same)."""
-    if image is None:
-        return None
-    copy = sitk.Image(image)
-    copy.SetSpacing([s * k for s in image.GetSpacing()])
-    copy.SetOrigin([o * k for o in image.GetOrigin()])
-    return copy
 
 
 def scaled_guidance(guidance: Guidance | None, k: float) -> Guidance | None:

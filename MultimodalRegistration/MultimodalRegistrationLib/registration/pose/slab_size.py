@@ -20,7 +20,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ...core.choices import FULL_ROTATION_DEG
-from ...core.images import physical_center
+from ...core.images import physical_center, scaled_image
 from ...core.transforms import Transform
 from .anypose import AnyPoseResult, search_any_pose
 from .scale_seed import scale_about
@@ -30,16 +30,6 @@ SIZES = tuple(float(2.0 ** (step / 8)) for step in range(-8, 9))  # moving / fix
 # CT slab (one cadaver, size 1) scores 0.68-0.93 nats from 0.65 to 2 times (1.19 best, 1.08 times its own size's),
 # the skull-base slab at its true size over 10 times its own size's.
 MARGIN = 1.5
-
-
-def _resized(image: sitk.Image | None, size: float, center: np.ndarray) -> sitk.Image | None:
-    """``image`` ``size`` times as large about ``center`` (LPS mm), through its header: the same voxels."""
-    if image is None:
-        return None
-    result = sitk.Image(image)
-    result.SetSpacing([value * size for value in image.GetSpacing()])
-    result.SetOrigin((center + size * (np.asarray(image.GetOrigin()) - center)).tolist())
-    return result
 
 
 def search_slab_size(
@@ -57,7 +47,7 @@ def search_slab_size(
         to_resized = scale_about(1.0 / size, center)  # moving points -> the moving image brought to size
         resized_prior = None if prior is None else Transform.from_matrix(to_resized @ prior.matrix)
         found = search_any_pose(
-            fixed, _resized(moving, 1.0 / size, center), fixed_mask, _resized(moving_mask, 1.0 / size, center),
+            fixed, scaled_image(moving, 1.0 / size, center), fixed_mask, scaled_image(moving_mask, 1.0 / size, center),
             prior=resized_prior, max_rotation_deg=max_rotation_deg, check_mirror=size == 1.0, seed=seed,
         )  # fmt: skip  # a mirror verdict at the images' own size only, as the rigid search gives it
         own = found if size == 1.0 else own
