@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from data_paths import ROOT, SHARED_DATA
+from extended_tier import EXTENDED, is_extended
 
 sys.path.insert(0, str(ROOT / "MultimodalRegistration"))
 
@@ -42,6 +43,22 @@ def near_truth(pair):
     from MultimodalRegistrationLib.core.transforms import rigid_transform
 
     return pair.truth @ rigid_transform(8, (1, -1, 0.5), (6, 0, 0))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Marks the tests extended_tier.py lists ``extended`` (make test leaves them out); stops on an entry whose test
+    function its collected file does not hold (renamed or removed)."""
+    entries = [entry for group in EXTENDED.values() for entry in group]
+    modules = {}
+    for item in items:
+        test_id = item.nodeid.rsplit("Testing/Python/", 1)[-1]
+        modules[test_id.split("::", 1)[0]] = getattr(item, "module", None)
+        if any(is_extended(test_id, entry) for entry in entries):
+            item.add_marker(pytest.mark.extended)
+    stale = [entry for entry in entries if (module := modules.get(entry.split("::", 1)[0])) is not None
+             and not hasattr(module, entry.split("::", 1)[1].split("[", 1)[0])]  # fmt: skip
+    if stale:
+        raise pytest.UsageError(f"extended_tier.py names tests that are not there: {stale}")
 
 
 @pytest.fixture(scope="session")
