@@ -40,6 +40,11 @@ EXTENDED: dict[str, tuple[str, ...]] = {
         "test_field_of_view_cut.py::test_ants_rigid_guided_by_a_cut_brain_lands_under_a_millimetre",
         "test_engine_stages.py::test_ants_deformable_reports_the_collapsed_linear_part_then_syn",
         "test_cohort.py::test_the_same_manifest_on_dask_gives_the_same_transforms_and_verdicts",
+        "test_engines.py::test_affine_and_deformable_improve_the_metric[affine-ants]",
+        "test_register_2d.py::test_rgb_section_to_mr_slice_within_a_pixel[rigid-ants]",
+        "test_slab_probe.py::test_a_thin_fixed_slab_returns_a_better_probed_pose_or_none[25-True]",
+        "test_outliers.py::test_a_registration_with_a_hot_voxel_runs_and_lands[1e+30]",
+        "test_nodes.py::test_a_rerun_that_fails_late_leaves_the_existing_output_nodes_as_they_were[reading]",
     ),
     "a rule's or a path's slow end-to-end run; its parts are tested in make test": (
         "test_without_affine.py::test_a_true_stretch_keeps_its_stretched_result",
@@ -63,6 +68,7 @@ EXTENDED: dict[str, tuple[str, ...]] = {
         "test_other_way.py::test_a_colour_slab_is_measured_both_ways_as_registered",
         "test_other_way.py::test_two_ways_that_disagree_are_warned_whichever_is_kept",
         "test_working_scale.py::test_a_guided_run_is_scaled_too_and_its_record_is_in_the_images_own_mm",
+        "test_working_scale.py::test_a_cleared_mouse_brain_against_its_mri_registers",
         "test_colour_volumes.py::test_an_rgb_volume_node_registers_in_slicer",
         "test_command.py::test_a_mask_the_preparation_made_is_named_in_the_record",
         "test_qa.py::test_mmreg_qa_names_the_engine_and_preset_its_restarts_ran",
@@ -71,7 +77,6 @@ EXTENDED: dict[str, tuple[str, ...]] = {
         "test_prep.py::test_a_3x_field_of_view_difference_registers_after_prep",
         "test_slab_probe.py::test_no_probe_where_the_user_said_where_to_look",
         "test_piecewise.py::test_blend_of_the_pelvis_truth_puts_every_target_on_its_bone",
-        "test_qa_nodes.py::test_stability_restarts_with_the_engine_that_made_the_result",
     ),
 }
 
