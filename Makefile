@@ -19,12 +19,12 @@ demo: $(STAMP)
 	$(BIN)/mmreg demo --output-dir demo-output
 
 # make test (CI) leaves out the extended tier (Testing/Python/extended_tier.py): slow runs of capabilities that faster
-# tests also reach. make test-all runs every test.
+# tests also reach. make test-all runs every test. Files go to the workers longest first (Testing/Python/file_order.py).
 test: $(STAMP)
-	$(BIN)/python -m pytest Testing/Python -q -n 2 --dist loadfile -m "not extended"
+	$(BIN)/python -m pytest Testing/Python -q -n 2 --dist loadfile --no-loadscope-reorder -m "not extended"
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest Testing/Python -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest Testing/Python -q -n 2 --dist loadfile --no-loadscope-reorder
 
 bench: $(STAMP)
 	$(BIN)/python Testing/Benchmarks/run_benchmarks.py

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from data_paths import ROOT, SHARED_DATA
 from extended_tier import EXTENDED, is_extended
+from file_order import longest_first
 
 sys.path.insert(0, str(ROOT / "MultimodalRegistration"))
 
@@ -47,7 +48,8 @@ def near_truth(pair):
 
 def pytest_collection_modifyitems(config, items):
     """Marks the tests extended_tier.py lists ``extended`` (make test leaves them out); stops on an entry whose test
-    function its collected file does not hold (renamed or removed)."""
+    function its collected file does not hold (renamed or removed). Then orders the files longest first
+    (file_order.py)."""
     entries = [entry for group in EXTENDED.values() for entry in group]
     modules = {}
     for item in items:
@@ -59,6 +61,7 @@ def pytest_collection_modifyitems(config, items):
              and not hasattr(module, entry.split("::", 1)[1].split("[", 1)[0])]  # fmt: skip
     if stale:
         raise pytest.UsageError(f"extended_tier.py names tests that are not there: {stale}")
+    items[:] = longest_first(items, lambda item: item.nodeid.rsplit("Testing/Python/", 1)[-1].split("::", 1)[0])
 
 
 @pytest.fixture(scope="session")
