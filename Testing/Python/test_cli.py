@@ -52,7 +52,7 @@ def _start_register(folder: Path, small_pair) -> Started:
     write_image(small_pair.moving, folder / "mr.nii.gz")
     return Started(
         folder, "register", "--fixed", folder / "ct.nrrd", "--moving", folder / "mr.nii.gz",
-        "--output-transform", folder / "T.h5", "--output-volume", folder / "R.nrrd", "--json", folder / "s.json",
+        "--output-transform", folder / "T.h5", "--output-volume", folder / "R.nrrd",  # the summary goes to T.json
     )  # fmt: skip
 
 
@@ -129,9 +129,11 @@ def test_register_writes_a_transform_that_simpleitk_resamples_with(small_pair, r
     assert written.GetSize() == small_pair.fixed.GetSize()
     inside = sitk.GetArrayViewFromImage(expected) > 0
     assert np.allclose(sitk.GetArrayViewFromImage(written)[inside], sitk.GetArrayViewFromImage(expected)[inside], atol=1e-3)
-    summary = json.loads((tmp_path / "s.json").read_text())
+    assert f"wrote summary: {tmp_path / 'T.json'}" in run.stdout  # without --json, beside the transform
+    summary = json.loads((tmp_path / "T.json").read_text())
     assert summary["metric"]["after"] > summary["metric"]["before"]
     assert summary["provenance"]["fixed"]["source"] == str(tmp_path / "ct.nrrd")
+    assert summary["provenance"]["preset_sha256"] and "mmreg register" in summary["provenance"]["command"]
     assert summary["provenance"]["init"] == "auto" and summary["provenance"]["any_pose"]["candidates"] >= 800
 
 
@@ -149,6 +151,26 @@ def test_init_options_reach_the_worker_job(tmp_path):
     assert set(INIT_METHODS) == {"auto", "any-pose", "moments", "geometry", "none"}
     run = mmreg(*common, "--init", "everywhere")
     assert run.returncode == 2 and "any-pose" in run.stderr
+
+
+def test_a_written_result_records_how_it_was_made_without_json(tmp_path):
+    from MultimodalRegistrationLib.cli.main import build_parser, job_from_arguments
+
+    for name in ("fixed.nrrd", "moving.nrrd"):
+        sitk.WriteImage(sitk.Image([8, 8, 8], sitk.sitkFloat32), str(tmp_path / name))
+    common = ["register", "--fixed", tmp_path / "fixed.nrrd", "--moving", tmp_path / "moving.nrrd"]
+
+    def summary(*more):
+        return job_from_arguments(build_parser().parse_args(map(str, common + list(more)))).summary
+
+    assert summary("--output-transform", tmp_path / "T.h5") == str(tmp_path / "T.json")
+    beside_tfm = summary("--output-transform", tmp_path / "T.tfm", "--output-volume", tmp_path / "R.nii.gz")
+    assert beside_tfm == str(tmp_path / "T.json")
+    assert summary("--output-transform", tmp_path / "T.h5", "--json", tmp_path / "s.json") == str(tmp_path / "s.json")
+    assert summary("--output-transform", tmp_path / "T.h5", "--json", "-") is None  # printed, not written
+    points = tmp_path / "T.json"  # an input of that name is never overwritten: no summary then
+    points.write_text('{"@schema": "x", "markups": []}')
+    assert summary("--output-transform", tmp_path / "T.h5", "--fixed-points", points, "--moving-points", points) is None
 
 
 def test_bad_input_exits_2_with_the_fix(tmp_path):
@@ -169,7 +191,7 @@ def test_engine_failure_exits_1_with_a_hint(runs):
     run = run.wait()
     assert run.returncode == 1, run.stderr
     assert "elastix failed" in run.stderr and "hint:" in run.stderr
-    assert not (folder / "T.h5").exists()
+    assert not (folder / "T.h5").exists() and not (folder / "T.json").exists()
 
 
 @pytest.mark.slow

@@ -24,7 +24,7 @@ from ..core.errors import (
     Terminated,
 )
 from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
-from ..process.jobs import RegistrationJob, log_beside
+from ..process.jobs import RegistrationJob, log_beside, with_summary_beside
 from ..process.preflight import check_inverse_wanted, preflight_registration, rotation_limit_applies
 from ..process.results import RegistrationJobResult
 from ..process.worker import WorkerFailure
@@ -65,7 +65,8 @@ def job_from_arguments(arguments: argparse.Namespace) -> RegistrationJob:
     if getattr(arguments, "keep_log", False):
         values["log"] = log_beside(arguments.output_transform)
     values["summary"] = file_or_none(values.get("summary"))  # --json -: printed by the command, not the worker
-    job = preflight_registration(RegistrationJob(**values))
+    job = RegistrationJob(**values)
+    job = preflight_registration(job if arguments.summary else with_summary_beside(job))
     check_inverse_wanted(job)
     refuse_unused_rotation_limit(job)
     return job

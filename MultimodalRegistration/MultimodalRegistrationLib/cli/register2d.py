@@ -125,6 +125,7 @@ def refuse_2d_options(arguments: argparse.Namespace) -> None:
 def job_from_2d_arguments(arguments: argparse.Namespace):
     """The 2D job the arguments ask for; options that apply to volumes only are refused, naming them."""
     from ..core.choices import DEFAULT_SEED
+    from ..process.jobs import with_summary_beside
     from ..process.register2d_job import Registration2DJob
     from .prep import wants_prep
 
@@ -148,7 +149,7 @@ def job_from_2d_arguments(arguments: argparse.Namespace):
         output_transform=arguments.output_transform, output_volume=arguments.output_volume,
         summary=file_or_none(arguments.summary), checkerboard=arguments.checkerboard,
     ).resolved()  # fmt: skip
-    return job
+    return job if arguments.summary else with_summary_beside(job)
 
 
 def command_register_2d(arguments: argparse.Namespace) -> int:

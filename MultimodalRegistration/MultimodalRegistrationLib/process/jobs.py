@@ -250,10 +250,26 @@ class CaseJob(RegistrationJob):
     stability: int = 0
 
 
+def _beside(output: str, suffix: str) -> str:
+    """``output``'s folder and stem with ``suffix``: ``T.h5`` -> ``T.log``; ``T.nii.gz`` -> ``T.log``."""
+    path = Path(output)
+    return str(path.with_name(f"{stem_of(path)}{suffix}"))
+
+
 def log_beside(output_transform: str) -> str:
     """Where ``--keep-log`` puts the engine's log: beside the output transform (``T.h5`` -> ``T.log``)."""
-    transform = Path(output_transform)
-    return str(transform.with_name(f"{stem_of(transform)}.log"))
+    return _beside(output_transform, ".log")
+
+
+def with_summary_beside(job: Any) -> Any:
+    """``job`` with its JSON summary beside its output transform (``T.h5`` -> ``T.json``) when it names none, so that
+    every written transform records how it was made. Left without one when that name is one of the job's inputs
+    (never overwritten)."""
+    if job.summary is not None or not job.output_transform:
+        return job
+    summary = _beside(job.output_transform, ".json")
+    inputs = {Path(getattr(job, name)).resolve() for name in job.paths("input") if getattr(job, name)}
+    return job if Path(summary).resolve() in inputs else replace(job, summary=summary)
 
 
 @dataclass
