@@ -24,6 +24,8 @@ def describe_start(summary: RegistrationSummary) -> str:
     provenance = summary.provenance
     start = provenance.start or provenance.init or ""
     text = f"started from {START_NAMES.get(start, start)}"
+    if provenance.placed_first and start == "initial":  # the nonlinear phase of a run a rigid one placed first
+        text = "started from the rigid preset's result (placed first: the moving image is a thin slab)"
     if provenance.other_way_round:  # what follows describes the run with the images swapped
         text = f"registered the other way round (the moving image as the fixed one) and {text}"
     details = []

@@ -35,15 +35,23 @@ from .settings import RegistrationSettings
 Measure = Callable[[Transform], float]
 
 
-def other_way_reason(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettings,
-                     guidance: Guidance | None) -> str | None:  # fmt: skip
-    """Why the pair is registered the other way round too (:func:`.moving_falls_short`), or None: not for a preset or an
-    initial transform without an exact inverse, nor a guided run (its segments and landmarks name their sides)."""
+def falls_short_reason(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettings,
+                       guidance: Guidance | None) -> str | None:  # fmt: skip
+    """Why most fixed samples fall off the moving image at any pose (:func:`.moving_falls_short`), or None; also None
+    for an initial transform without an exact inverse and for a guided run (its segments and landmarks name their
+    sides)."""
     if guidance is not None and not guidance.is_empty:
         return None
     if settings.initial_transform is not None and not settings.initial_transform.is_linear:
         return None
-    why = moving_falls_short(fixed, moving, settings.fixed_mask)
+    return moving_falls_short(fixed, moving, settings.fixed_mask)
+
+
+def other_way_reason(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettings,
+                     guidance: Guidance | None) -> str | None:  # fmt: skip
+    """Why the pair is registered the other way round too (:func:`falls_short_reason`), or None: for linear presets
+    only, whose results have an exact inverse (a nonlinear one is placed first: :mod:`.placed_first`)."""
+    why = falls_short_reason(fixed, moving, settings, guidance)
     if why is None or not load_preset(settings.engine, settings.preset).is_linear:
         return None
     return why

@@ -30,6 +30,7 @@ from .outcome import (
     warn_if_weak,
     warn_if_wrong_size,
 )
+from .placed_first import placed_first_reason, placed_then_registered
 from .rigid_first import rigid_first
 from .rules.size_check import check_sizes_apart
 from .rules.thin_moving import thin_moving, thin_moving_hint
@@ -126,10 +127,17 @@ def _register_either_way(fixed: sitk.Image, moving: sitk.Image, settings: Regist
                          guidance: Guidance | None) -> RegistrationResult:  # fmt: skip
     """A thin moving image is registered both ways round, keeping the better (:mod:`.other_way`); a small one (not
     thin) the other way round only when no start overlapped the way given. Each way reports half of the progress."""
+    report = progress or (lambda fraction, stage, **details: None)
+    placed = placed_first_reason(fixed, moving, settings, guidance)
+    if placed is not None:
+        return placed_then_registered(
+            placed, settings,
+            lambda rigid: _register_either_way(fixed, moving, rigid, _half(report, 0.0), workdir, None),
+            lambda started: _register(fixed, moving, started, _half(report, 0.5), workdir, None),
+        )  # fmt: skip
     reason = other_way_reason(fixed, moving, settings, guidance)
     if reason is None:
         return _register(fixed, moving, settings, progress, workdir, guidance)
-    report = progress or (lambda fraction, stage, **details: None)
     result, failure = None, None
     try:
         result = _register(fixed, moving, settings, _half(report, 0.0), workdir, guidance)

@@ -241,6 +241,8 @@ class Provenance(Record):
     working_scale: float | None = _omitted()
     # Why the pair was registered moving -> fixed and the result inverted (registration/other_way.py).
     other_way_round: str | None = _omitted()
+    # Why a nonlinear preset ran from a rigid result placed first, both ways round (registration/placed_first.py).
+    placed_first: str | None = _omitted()
     # Why the run started from the headers' pose alone: the fixed image is a small view inside the moving anatomy,
     # sampled inside it (registration/rules/view_mask.py).
     small_view: str | None = _omitted()
