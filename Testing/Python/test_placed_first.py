@@ -38,6 +38,7 @@ def test_a_thin_moving_slab_under_elastix_deformable_is_placed_first_and_lands(s
     made = result.provenance
     assert "the other way round was kept" in made.placed_first and made.preset == "deformable"
     assert made.initial_transform is None and made.init == "auto" and made.timings_s["placed_first_s"] > 0
+    assert made.any_pose is not None and made.any_pose.candidates > 0  # the rigid run's search, in these roles
     assert made.fixed_sampling.startswith("the fixed samples came only from where the moving image lies")
     assert result.metric_after > result.metric_before + 0.3  # before: at the image centres, where the rigid run began
     assert "started from the rigid preset's result (placed first" in describe_result(result.summary())

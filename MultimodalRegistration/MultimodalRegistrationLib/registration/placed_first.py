@@ -41,7 +41,7 @@ def placed_then_registered(reason: str, settings: RegistrationSettings, place: C
     """The :class:`.register.RegistrationResult` of ``register_from(settings)`` started from the result of
     ``place(settings)`` under the rigid preset (both take settings and return a result): the first run's warnings,
     then one saying why (``reason``), then the second run's; the seconds, logs and the metric before (at the first
-    run's start) of both; ``provenance.placed_first`` records why."""
+    run's start) and the pose search of the first; ``provenance.placed_first`` records why."""
     rigid = place(replace(settings, preset=RIGID))
     result = register_from(replace(settings, init="auto", initial_transform=rigid.transform))
     way = "the other way round" if rigid.provenance.other_way_round else "as given"
@@ -49,7 +49,7 @@ def placed_then_registered(reason: str, settings: RegistrationSettings, place: C
     why = f"{reason}; the rigid preset placed it first ({way} was kept), and the {preset} preset ran from there"
     record = replace(
         result.provenance, placed_first=why, initial_transform=rigid.provenance.initial_transform, init=settings.init,
-        before_matrix_lps=rigid.provenance.before_matrix_lps,
+        before_matrix_lps=rigid.provenance.before_matrix_lps, any_pose=rigid.provenance.any_pose,  # the rigid's search
         timings_s={**result.provenance.timings_s, "placed_first_s": round(rigid.seconds, 3)},
     )  # fmt: skip
     return replace(

@@ -126,7 +126,9 @@ def _register_either_way(fixed: sitk.Image, moving: sitk.Image, settings: Regist
                          progress: Progress | None, workdir: str | Path | None,
                          guidance: Guidance | None) -> RegistrationResult:  # fmt: skip
     """A thin moving image is registered both ways round, keeping the better (:mod:`.other_way`); a small one (not
-    thin) the other way round only when no start overlapped the way given. Each way reports half of the progress."""
+    thin) the other way round only when no start overlapped the way given. Each way reports half of the progress.
+    Under a nonlinear preset a thin one is placed by a rigid run first, then registered from there
+    (:mod:`.placed_first`)."""
     report = progress or (lambda fraction, stage, **details: None)
     placed = placed_first_reason(fixed, moving, settings, guidance)
     if placed is not None:
