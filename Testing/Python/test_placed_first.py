@@ -42,3 +42,23 @@ def test_a_thin_moving_slab_under_elastix_deformable_is_placed_first_and_lands(s
     assert made.fixed_sampling.startswith("the fixed samples came only from where the moving image lies")
     assert result.metric_after > result.metric_before + 0.3  # before: at the image centres, where the rigid run began
     assert "started from the rigid preset's result (placed first" in describe_result(result.summary())
+
+
+def test_a_slab_too_thin_for_the_deformable_preset_returns_its_rigid_placement_with_a_warning():
+    """The Visible Human 8 mm CT slab (moving) against its MR at 5 mm slices: elastix deformable stopped with exit 1
+    ("Too many samples map outside moving image buffer"), before and after the rigid placement (79 / 4096 samples).
+    The rigid placement is returned, said to be."""
+    from conftest import shared_data
+    from MultimodalRegistrationLib.core.images import read_image
+    from MultimodalRegistrationLib.registration.placed_first import KEPT_RIGID
+
+    mr = read_image(shared_data("visible_human_head", "vm_head_mri.mha"))
+    ct = read_image(shared_data("visible_human_head", "vm_head_ct.mha"))
+    result = register(mr, ct, engine="elastix", preset="deformable")
+    assert result.transform.is_linear and result.inverse is not None
+    made = result.provenance
+    assert made.kept == KEPT_RIGID and made.preset == "rigid" and made.other_way_round
+    assert "could not run from there (Too many samples map outside moving image buffer" in made.placed_first
+    assert result.warnings[-1] == f"{PLACED_FIRST}: {made.placed_first}"
+    assert result.metric_after > result.metric_before + 0.2  # 0.17 at the image centres, 0.51 placed
+    assert f"returned the {KEPT_RIGID}, not the engine's result" in describe_result(result.summary())
