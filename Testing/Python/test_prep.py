@@ -278,7 +278,7 @@ def test_spacing_check_fires_on_a_2160_voxel_1mm_axis_and_suggests_a_plausible_s
     assert 1.0 <= extent.max() <= 10.0  # a microscopy specimen, not a 2.5 m one
     assert check.suggested_spacing == (0.00325, 0.00325, 0.00325)
     assert "along axis 2 (4 slices) give the microscope's slice step" in check.message
-    assert "slice step" not in check_spacing(sitk.Image([2160, 2560, 1000], sitk.sitkUInt8)).message
+    assert "slice step" not in check_spacing([2160, 2560, 1000], [1.0, 1.0, 1.0]).message
 
     micrometres = check_spacing([2160, 2560, 400], [3.25, 3.25, 10.0])
     assert micrometres.suggested_spacing == (0.00325, 0.00325, 0.01)
