@@ -73,22 +73,29 @@ def _result(process: subprocess.Popen) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-@pytest.fixture(scope="module")
-def runs():
-    """The script's report with the direct import and with the lazy loader, run side by side (the lazy
-    import alone takes 13-16 s)."""
-    direct_run, lazy_run = _start("direct"), _start("lazy")
+def _report(how: str) -> dict:
+    process = _start(how)
     try:
-        return _result(direct_run), _result(lazy_run)
+        return _result(process)
     finally:
-        for process in (direct_run, lazy_run):
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
-def test_direct_loading_skips_itks_other_modules_and_gives_the_lazy_loaders_transform(runs):
-    direct, lazy = runs
+@pytest.fixture(scope="module")
+def direct() -> dict:
+    """The script's report with the direct import."""
+    return _report("direct")
+
+
+@pytest.fixture(scope="module")
+def lazy() -> dict:
+    """The script's report with the lazy loader (its import alone takes 13-16 s: only the extended tier asks)."""
+    return _report("lazy")
+
+
+def test_direct_loading_skips_itks_other_modules_and_gives_the_lazy_loaders_transform(direct, lazy):
 
     assert direct["direct"] and not lazy["direct"]
     # The lazy loader initialises 29 ITK modules for elastix; the direct import needs ITKCommon's and ITKTransform's
@@ -100,19 +107,18 @@ def test_direct_loading_skips_itks_other_modules_and_gives_the_lazy_loaders_tran
     # Same C++ code, same seed: the same transform to the last bit, and a good one.
     assert np.array_equal(np.array(direct["matrix"]), np.array(lazy["matrix"]))
     assert direct["error_mm"] < 0.5, direct["error_mm"]
-
-
-def test_a_nonlinear_start_is_read_directly(runs):
-    direct, lazy = runs
-    # The .h5 reader comes with the HDF5 transform IO, not with the lazy loader's modules.
-    assert "itk._ITKImageIntensityPython" not in direct["itk_modules_at_end"]
-    # read_transform gives ITK the transform the library wrote: the same points, directly and through the fallback.
-    assert direct["read_distance_mm"] < 1e-6, direct["read_distance_mm"]
+    # read_transform's fallback through itk.transformread gives ITK the same points.
     assert lazy["read_distance_mm"] < 1e-6, lazy["read_distance_mm"]
 
 
-def test_direct_loading_leaves_dask_out(runs):
-    direct, _ = runs
+def test_a_nonlinear_start_is_read_directly(direct):
+    # The .h5 reader comes with the HDF5 transform IO, not with the lazy loader's modules.
+    assert "itk._ITKImageIntensityPython" not in direct["itk_modules_at_end"]
+    # read_transform gives ITK the transform the library wrote: the same points.
+    assert direct["read_distance_mm"] < 1e-6, direct["read_distance_mm"]
+
+
+def test_direct_loading_leaves_dask_out(direct):
     pytest.importorskip("distributed", reason="dask.distributed is not installed: nothing for ITK to pull in")
     # ITK's NumPy bridge imports distributed (0.6 s) only to register a serializer the engine never uses.
     assert direct["distributed"] is False
