@@ -17,6 +17,7 @@ SECONDS = {
     "test_qa_checks.py": 21, "test_prep_nodes.py": 20, "test_command.py": 20, "test_size_check.py": 19,
     "test_worker.py": 19, "test_guided_deformable.py": 16, "test_guided_start.py": 16, "test_qa_field_of_view.py": 15,
     "test_other_way.py": 15, "test_placed_first.py": 40,  # session 50's new file, measured alone
+    "test_axis_spacing.py": 20,  # session 51's, measured beside other work
 }
 
 

@@ -1,8 +1,9 @@
 """What the images alone say of a linear transform QA is given without landmarks or segments: whether they confirm
 it (its mutual information against poses 30 mm or 90 degrees away, :mod:`..registration.rules.weak_result`) and
-whether another size fits far better (a wrong spacing, :mod:`..registration.rules.size_check`; for a transform
-that scales as a whole, whether a stretch along one axis does, :mod:`..registration.rules.uneven_size`, or whether
-the fixed image's tissue prefers another size, :mod:`..registration.rules.inside_size`). The registration
+whether another size fits far better (a wrong spacing, :mod:`..registration.rules.size_check`, or one wrong along
+one axis, :mod:`..registration.rules.axis_spacing`; for a transform that scales as a whole, whether a stretch along
+one axis does, :mod:`..registration.rules.uneven_size`, or whether the fixed image's tissue prefers another size,
+:mod:`..registration.rules.inside_size`). The registration
 runs both checks on its own unguided results; QA had only reported that the mutual information rose, which it does
 for a result 20-50 mm off too (a helper's sweep of wrong headers: no QA warning on any of them). LPS mm."""
 
@@ -12,6 +13,7 @@ import SimpleITK as sitk
 
 from ..core.rotations import isotropic_scale
 from ..core.transforms import Transform
+from ..registration.rules.axis_spacing import axis_spacing_warning
 from ..registration.rules.inside_size import inside_size_warning
 from ..registration.rules.masks import anatomy_center
 from ..registration.rules.size_check import size_warning
@@ -36,6 +38,7 @@ def image_doubts(
     weak = weak_result_warning(fixed, moving, transform, metric_after, metric_before, center, scaled)
     if not scaled:
         size = size_warning(fixed, moving, transform, None, fixed_mask)
+        size = size or axis_spacing_warning(fixed, moving, transform, fixed_mask)  # a spacing wrong along one axis
     else:  # a similarity result: its stability restarts agree on a wrong one-scale fit too (a helper's sweep)
         size = uneven_size_warning(fixed, moving, transform, fixed_mask)
         size = size or (None if weak else inside_size_warning(fixed, moving, transform, fixed_mask))

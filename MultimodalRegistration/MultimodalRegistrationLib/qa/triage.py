@@ -19,10 +19,12 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.records import Record, build
+from ..registration.rules.axis_spacing import AXIS_SPACING_WARNING
 from ..registration.rules.far_from_start import FAR_FROM_START
 from ..registration.rules.inside_size import INSIDE_SIZE_WARNING
 from ..registration.rules.scale_drift import SIZE_DRIFTED
 from ..registration.rules.shape_change import SHAPE_CHANGE
+from ..registration.rules.size_check import SIZE_WARNING
 from ..registration.rules.slab_probe import SLAB_POSE
 from ..registration.rules.thin_moving import WAYS_DISAGREE
 from ..registration.rules.uneven_size import UNEVEN_WARNING
@@ -57,8 +59,10 @@ OVERLAP_CHECK = 0.20
 FOV_LOSS_RATIO = 0.5
 # The registration's own warnings that doubt its result (the images do not confirm it; it moved far from the
 # user's start): the case is worth a look whatever the other rules say.
+# A spacing found wrong (for the whole image or along one axis) too: the walkthrough's batch gave 'ok' to a rigid
+# result 22 mm off whose moving image stated twice its slice spacing.
 RESULT_DOUBTS = (WEAK_RESULT, FAR_FROM_START, WAYS_DISAGREE, SLAB_POSE, SHAPE_CHANGE, SIZE_DRIFTED, UNEVEN_WARNING,
-                 INSIDE_SIZE_WARNING)  # fmt: skip
+                 INSIDE_SIZE_WARNING, SIZE_WARNING, AXIS_SPACING_WARNING)  # fmt: skip
 # The QA's own warnings that its measures doubt the result: the transform read the other way fits better, some
 # target landmarks lie far off the others, the segments got worse. A helper's QA sweep: two swapped
 # landmarks 99 mm off, an inverse given by mistake and segments from Dice 1.00 to 0.36 had each been 'ok'. And a

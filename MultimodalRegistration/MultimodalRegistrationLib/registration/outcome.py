@@ -22,6 +22,7 @@ from ..engines.registry import engine_spec
 from ..engines.run import lost_overlap
 from .guided.run import guided_record, judged_by_centroids, noise_reason, start_uncertainty
 from .guided.score import guidance_score
+from .rules.axis_spacing import axis_spacing_warning
 from .rules.far_from_start import (
     FAR_FROM_HEADERS_MM,
     FAR_FROM_START,
@@ -205,8 +206,9 @@ def warn_if_weak(run: RegistrationRun, kept: Kept, metric_before: float, plan: R
 
 def warn_if_wrong_size(run: RegistrationRun, kept: Kept) -> None:
     """Unguided, a warning when a result of a preset that keeps the size fits better at another size (see
-    :mod:`.rules.size_check`): a spacing is likely wrong; or when a result of one scale fits better stretched along
-    one axis (:mod:`.rules.uneven_size`): the tissue shrank unevenly; or when a scaled result's size is not the one
+    :mod:`.rules.size_check`), or stretched along one axis (:mod:`.rules.axis_spacing`): a spacing is likely wrong;
+    or when a result of one scale fits better stretched along one axis (:mod:`.rules.uneven_size`): the tissue shrank
+    unevenly; or when a scaled result's size is not the one
     the fixed image's tissue prefers (:mod:`.rules.inside_size`). Not for an ultrasound inside an MR
     (:mod:`.rules.view_mask`): its intensities confirm no size, and the check took 7 of a run's 8.7 s."""
     if run.prepared is not None or from_view(run.settings):
@@ -217,8 +219,10 @@ def warn_if_wrong_size(run: RegistrationRun, kept: Kept) -> None:
         doubted = any(said.startswith((SIZE_DRIFTED, SCALE_DRIFT, WEAK_RESULT)) for said in run.warnings)
         if warning is None and kept.kept == "result" and not doubted:
             warning = inside_size_warning(run.fixed, run.moving, kept.transform, run.fixed_mask)
-    else:
+    else:  # a size the preset keeps: the whole image's, or one axis's (a spacing stated wrong along it)
         warning = size_warning(run.fixed, run.moving, kept.transform, run.recipe.name, run.fixed_mask, run.moving_mask)
+        if warning is None:
+            warning = axis_spacing_warning(run.fixed, run.moving, kept.transform, run.fixed_mask, run.moving_mask)
     run.warnings += [warning] if warning else []
     run.lap("size_check_s")
 

@@ -13,6 +13,8 @@ under similarity, exit 0; affine 0.14-0.15 mm. Transforms map fixed to moving po
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import SimpleITK as sitk
 
@@ -42,20 +44,32 @@ def _stretch_along(direction: np.ndarray, factor: float, center: np.ndarray) -> 
     return matrix
 
 
-def uneven_size_warning(
-    fixed: sitk.Image, moving: sitk.Image, transform: Transform, fixed_mask: sitk.Image | None = None,
-    moving_mask: sitk.Image | None = None,
-) -> str | None:  # fmt: skip
-    """The warning on a result of one scale that fits clearly better stretched along a moving image axis, or None
-    (see the module notes)."""
+@dataclass
+class Stretch:
+    """A stretch of the moving image along one of its axes that fits clearly better than a result: the axis, the
+    moving size along it against the other two, and the search's score before and after."""
+
+    axis: int
+    factor: float
+    before: float
+    after: float
+
+
+def best_stretch(
+    fixed: sitk.Image, moving: sitk.Image, transform: Transform, fixed_mask: sitk.Image | None,
+    moving_mask: sitk.Image | None, stretches: tuple[float, ...],
+) -> Stretch | None:  # fmt: skip
+    """From a result of one scale, the moving image stretched along each of its axes by ``stretches`` and rotation,
+    shift and isotropic scale refined again: the stretch that scores clearly better (the size check's MIN_GAIN and
+    MIN_GAIN_SHARE) and that the images confirm (:func:`.size_check.images_confirm`), or None."""
     if not is_one_scale(transform):
         return None
-    frame = search_frame(fixed, moving, transform, fixed_mask, moving_mask, (0.3, 3.0), max(STRETCHES))
+    frame = search_frame(fixed, moving, transform, fixed_mask, moving_mask, (0.3, 3.0), max(stretches))
     if frame is None:
         return None
     start, moving_center, center = frame.start, frame.moving_center, frame.center
     directions = np.asarray(moving.GetDirection()).reshape(3, 3).T  # rows: the moving image's axes (LPS)
-    stretched = [(axis, factor) for axis in range(3) for factor in STRETCHES]
+    stretched = [(axis, factor) for axis in range(3) for factor in stretches]
     starts = np.stack([start] + [_stretch_along(directions[a], f, moving_center) @ start for a, f in stretched])
     poses, values = local_search(frame.score, starts, center, frame.radius, SEARCH_START_MM, 0.5, scale=True)
     before = float(values[0])  # the result refined the same way, so both sides had the same search
@@ -65,11 +79,22 @@ def uneven_size_warning(
     if not images_confirm(fixed, moving, transform, poses[best], center):
         return None
     axis, factor = stretched[best - 1]
-    named = axis_name(moving, axis)
-    return (
-        f"{UNEVEN_WARNING} {factor:.2f} times along its {named} axis (image axis {axis}) against the other two (a "
-        f"search from the result: score {before:.2f} -> {values[best]:.2f}): the tissue seems to have shrunk or "
-        "swollen unevenly, which one scale cannot fit, so the result is likely off: use --preset affine (or check "
-        "the slice spacing in the moving image's header)"
-    )
+    return Stretch(axis, factor, before, float(values[best]))
 
+
+def uneven_size_warning(
+    fixed: sitk.Image, moving: sitk.Image, transform: Transform, fixed_mask: sitk.Image | None = None,
+    moving_mask: sitk.Image | None = None,
+) -> str | None:  # fmt: skip
+    """The warning on a result of one scale that fits clearly better stretched along a moving image axis, or None
+    (see the module notes)."""
+    found = best_stretch(fixed, moving, transform, fixed_mask, moving_mask, STRETCHES)
+    if found is None:
+        return None
+    named = axis_name(moving, found.axis)
+    return (
+        f"{UNEVEN_WARNING} {found.factor:.2f} times along its {named} axis (image axis {found.axis}) against the other "
+        f"two (a search from the result: score {found.before:.2f} -> {found.after:.2f}): the tissue seems to have "
+        "shrunk or swollen unevenly, which one scale cannot fit, so the result is likely off: use --preset affine (or "
+        "check the slice spacing in the moving image's header)"
+    )
