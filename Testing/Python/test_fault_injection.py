@@ -261,6 +261,15 @@ def constant_image(inputs: Path, out: Path) -> list[str]:
     return _register(fixed, moving, out)
 
 
+def labelled_points(inputs: Path, out: Path) -> list[str]:
+    """A label file of two points given as the moving image (a reviewer's walkthrough, SCT labels.nii.gz): elastix
+    stopped with "0 / 4096" samples and a hint that the images barely overlapped; ANTs wrote a transform."""
+    fixed, _ = _pair(inputs)
+    moving = inputs / "labels.nrrd"
+    write_image(_mask(_volume(), [(20, 20, 10), (22, 18, 20)]), moving)
+    return _register(fixed, moving, out)
+
+
 def fixed_mask_of(voxels: list[tuple[int, int, int]]) -> Builder:
     """A case: the valid pair with a fixed mask of just ``voxels`` (x, y, z indices)."""
 
@@ -346,6 +355,8 @@ CASES = {
     "header claims 4000^3": Case(huge_header, "GB"),
     "skewed direction": Case(skewed_direction, "orthonormal"),
     "constant image": Case(constant_image, "load the right image"),
+    "a label file of two points as the image": Case(labelled_points, "holds only 2 voxels above its lowest value (0), "
+                                                    "too few to register: is it a label, mask or points file"),
     "mask of five voxels": Case(
         fixed_mask_of([(24, 20, 16), (25, 20, 16), (24, 21, 16), (24, 20, 17), (25, 21, 16)]), "voxels"
     ),

@@ -25,6 +25,8 @@ from .plausible_spacing import MAX_PLAUSIBLE_EXTENT_MM, check_spacing
 
 # A mask covering less of its image than this starves the sampler: crop instead.
 MIN_MASK_COVERAGE = 0.10
+# An image with fewer voxels above its lowest value holds nothing to register (a few labelled points).
+MIN_CONTENT_VOXELS = 100
 
 
 def read_image(path: str | os.PathLike, role: str = "image", spacing_given: bool = False) -> sitk.Image:
@@ -188,6 +190,12 @@ def validate_image(image: sitk.Image, role: str = "image") -> None:
         raise InputError(f"{role} contains NaN or infinite voxels: replace them by the background's value (0 on most MR, -1000 on a CT) first")
     if high <= low:
         raise InputError(f"{role} is constant (every voxel is {low:g}): load the right image")
+    content = int(np.count_nonzero(sitk.GetArrayViewFromImage(image) != low))
+    if content < MIN_CONTENT_VOXELS:  # a reviewer's SCT label file (2 voxels) as the moving image: elastix exit 1
+        raise InputError(
+            f"{role} holds only {content} voxel{'s' * (content != 1)} above its lowest value ({low:g}), too few to "
+            "register: is it a label, mask or points file given in place of the image? Load the image itself"
+        )
 
 
 def has_nan(image: sitk.Image) -> bool:
