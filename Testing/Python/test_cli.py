@@ -155,6 +155,7 @@ def test_init_options_reach_the_worker_job(tmp_path):
 
 def test_a_written_result_records_how_it_was_made_without_json(tmp_path):
     from MultimodalRegistrationLib.cli.main import build_parser, job_from_arguments
+    from MultimodalRegistrationLib.process.beside import copy_summary_beside
 
     for name in ("fixed.nrrd", "moving.nrrd"):
         sitk.WriteImage(sitk.Image([8, 8, 8], sitk.sitkFloat32), str(tmp_path / name))
@@ -167,7 +168,15 @@ def test_a_written_result_records_how_it_was_made_without_json(tmp_path):
     beside_tfm = summary("--output-transform", tmp_path / "T.tfm", "--output-volume", tmp_path / "R.nii.gz")
     assert beside_tfm == str(tmp_path / "T.json")
     assert summary("--output-transform", tmp_path / "T.h5", "--json", tmp_path / "s.json") == str(tmp_path / "s.json")
-    assert summary("--output-transform", tmp_path / "T.h5", "--json", "-") is None  # printed, not written
+    assert summary("--output-transform", tmp_path / "T.h5", "--json", "-") == str(tmp_path / "T.json")  # and printed
+    # --json elsewhere: once the run has written it, the same record goes beside the transform too, replacing an
+    # earlier run's (a reviewer's walkthrough: the old T.json had stayed beside the new T.h5, naming another image).
+    elsewhere = job_from_arguments(build_parser().parse_args(map(str, common + [
+        "--output-transform", tmp_path / "T.h5", "--json", tmp_path / "s.json"])))  # fmt: skip
+    (tmp_path / "T.json").write_text('{"moving": "an earlier run\'s"}')
+    (tmp_path / "s.json").write_text('{"moving": "this run\'s"}')
+    assert copy_summary_beside(elsewhere) == str(tmp_path / "T.json")
+    assert (tmp_path / "T.json").read_text() == (tmp_path / "s.json").read_text()
     points = tmp_path / "T.json"  # an input of that name is never overwritten: no summary then
     points.write_text('{"@schema": "x", "markups": []}')
     assert summary("--output-transform", tmp_path / "T.h5", "--fixed-points", points, "--moving-points", points) is None

@@ -24,7 +24,8 @@ from ..core.errors import (
     Terminated,
 )
 from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
-from ..process.jobs import RegistrationJob, log_beside, with_summary_beside
+from ..process.beside import copy_summary_beside, log_beside, with_summary_beside
+from ..process.jobs import RegistrationJob
 from ..process.preflight import check_inverse_wanted, preflight_registration, rotation_limit_applies
 from ..process.results import RegistrationJobResult
 from ..process.worker import WorkerFailure
@@ -66,7 +67,7 @@ def job_from_arguments(arguments: argparse.Namespace) -> RegistrationJob:
         values["log"] = log_beside(arguments.output_transform)
     values["summary"] = file_or_none(values.get("summary"))  # --json -: printed by the command, not the worker
     job = RegistrationJob(**values)
-    job = preflight_registration(job if arguments.summary else with_summary_beside(job))
+    job = preflight_registration(with_summary_beside(job))  # --json -: printed, and written beside as well
     check_inverse_wanted(job)
     refuse_unused_rotation_limit(job)
     return job
@@ -108,7 +109,9 @@ def command_register(arguments: argparse.Namespace) -> int:
     if wants_2d(arguments):
         return command_register_2d(arguments)
     with worker_started_early(arguments.engine) as warm:
-        result = run_registration(job_from_arguments(arguments), warm=warm)
+        job = job_from_arguments(arguments)
+        result = run_registration(job, warm=warm)
+    copy_summary_beside(job)
     _print_result(result, human_stream(arguments.summary))
     emit_json(arguments.summary, result.summary.to_dict())
     return EXIT_OK

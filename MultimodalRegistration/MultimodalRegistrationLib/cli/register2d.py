@@ -125,7 +125,7 @@ def refuse_2d_options(arguments: argparse.Namespace) -> None:
 def job_from_2d_arguments(arguments: argparse.Namespace):
     """The 2D job the arguments ask for; options that apply to volumes only are refused, naming them."""
     from ..core.choices import DEFAULT_SEED
-    from ..process.jobs import with_summary_beside
+    from ..process.beside import with_summary_beside
     from ..process.register2d_job import Registration2DJob
     from .prep import wants_prep
 
@@ -149,11 +149,12 @@ def job_from_2d_arguments(arguments: argparse.Namespace):
         output_transform=arguments.output_transform, output_volume=arguments.output_volume,
         summary=file_or_none(arguments.summary), checkerboard=arguments.checkerboard,
     ).resolved()  # fmt: skip
-    return job if arguments.summary else with_summary_beside(job)
+    return with_summary_beside(job)  # --json -: printed, and written beside as well
 
 
 def command_register_2d(arguments: argparse.Namespace) -> int:
     """Check (exit 2 before any engine runs), register in a worker, print the result and the QA."""
+    from ..process.beside import copy_summary_beside
     from ..process.register2d_job import Registration2DWorkerJob, inputs_2d
     from ..registration.describe import describe_2d
     from .run import worker_started_early
@@ -167,6 +168,7 @@ def command_register_2d(arguments: argparse.Namespace) -> int:
         except (KeyboardInterrupt, Terminated):
             worker.cancel()  # the worker stops within a second; its scratch folder and partial files go
             raise
+    copy_summary_beside(job)
     summary, stream = result.summary, human_stream(arguments.summary)
     print(describe_2d(summary), file=stream)
     qa = summary.qa

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from ..core import command_line
 from ..prep.options import PrepOptions, option_text
-from .jobs import RegistrationJob, log_beside, option_fields, option_flag
+from .beside import log_beside, summary_beside
+from .jobs import RegistrationJob, option_fields, option_flag
 from .preflight import rotation_limit_applies
 
 PROGRAM = "mmreg"
@@ -42,6 +43,8 @@ def register_arguments(job: RegistrationJob) -> list[str]:
         if value is None or value == [] or (value == field.default and not field.metadata["cli"].get("always")):
             continue
         if field.name == "max_rotation_deg" and not rotation_limit_applies(job):  # a panel's greyed-out box
+            continue
+        if field.name == "summary" and value == summary_beside(job):  # written there without --json too
             continue
         argv += [option_flag(field), option_text(value)]
     if job.log and job.output_transform and job.log == log_beside(job.output_transform):

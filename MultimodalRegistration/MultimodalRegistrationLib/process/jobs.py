@@ -31,7 +31,7 @@ from ..core.choices import (
 )
 from ..core.errors import InputError
 from ..core.file_checks import TRANSFORM_SUFFIXES, check_output_path
-from ..core.files import VOLUME_SUFFIXES, stem_of
+from ..core.files import VOLUME_SUFFIXES
 from ..core.records import Record, to_json
 from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from ..prep.options import PrepOptions
@@ -248,28 +248,6 @@ class CaseJob(RegistrationJob):
     qa: str | None = _path("output", suffixes=(".json",))
     checkerboard: str | None = _path("output", suffixes=(".png",))
     stability: int = 0
-
-
-def _beside(output: str, suffix: str) -> str:
-    """``output``'s folder and stem with ``suffix``: ``T.h5`` -> ``T.log``; ``T.nii.gz`` -> ``T.log``."""
-    path = Path(output)
-    return str(path.with_name(f"{stem_of(path)}{suffix}"))
-
-
-def log_beside(output_transform: str) -> str:
-    """Where ``--keep-log`` puts the engine's log: beside the output transform (``T.h5`` -> ``T.log``)."""
-    return _beside(output_transform, ".log")
-
-
-def with_summary_beside(job: Any) -> Any:
-    """``job`` with its JSON summary beside its output transform (``T.h5`` -> ``T.json``) when it names none, so that
-    every written transform records how it was made. Left without one when that name is one of the job's inputs
-    (never overwritten)."""
-    if job.summary is not None or not job.output_transform:
-        return job
-    summary = _beside(job.output_transform, ".json")
-    inputs = {Path(getattr(job, name)).resolve() for name in job.paths("input") if getattr(job, name)}
-    return job if Path(summary).resolve() in inputs else replace(job, summary=summary)
 
 
 @dataclass
