@@ -1111,6 +1111,31 @@ MORE_CASES["a moving spacing ten times too large, similarity"] = Case(
 )
 
 
+def turned_beyond_the_rotation_limit(inputs: Path, out: Path) -> list[str]:
+    """The phantom MR turned 150 degrees through its header (prone against supine), --max-rotation-deg 30: a mirror
+    image beat every rotation within 30 degrees and the run was refused as "looks mirrored ... check the image
+    orientation" (a reviewer's walkthrough, on the MNI head); without the limit it lands."""
+    from conftest import SMALL
+    from MultimodalRegistrationLib.core.phantom import make_phantom_pair, rigid_transform
+
+    pair = make_phantom_pair(**SMALL)
+    turn = rigid_transform(150.0, (0.0, 0.0, 1.0), (0.0, 0.0, 0.0)).matrix
+    turned = sitk.Image(pair.moving)
+    turned.SetDirection((turn[:3, :3] @ np.asarray(pair.moving.GetDirection()).reshape(3, 3)).ravel().tolist())
+    turned.SetOrigin((turn[:3, :3] @ np.asarray(pair.moving.GetOrigin())).tolist())
+    fixed, moving = inputs / "ct.nrrd", inputs / "mr_turned.nrrd"
+    write_image(pair.fixed, fixed)
+    write_image(turned, moving)
+    argv = _register(fixed, moving, out, "--max-rotation-deg", "30")
+    del argv[argv.index("--init") : argv.index("--init") + 2]
+    return argv
+
+
+MORE_CASES["a head turned beyond --max-rotation-deg"] = Case(
+    turned_beyond_the_rotation_limit, "beyond that limit, matches as well (mutual information"
+)
+
+
 @pytest.mark.parametrize("name", list(MORE_CASES))
 def test_issue25_more_bad_input_is_refused_before_any_engine(name, tmp_path, private_tmp, capsys):
     _assert_refused(MORE_CASES[name], tmp_path, private_tmp, capsys)
