@@ -13,6 +13,7 @@ from ..core.choices import FULL_ROTATION_DEG
 from ..core.digest import file_sha256
 from ..core.images import physical_center
 from ..core.metric import mutual_information
+from ..core.point_frames import FRAME_FIX, other_frame_fit
 from ..core.rotations import pose_change
 from ..core.transforms import Transform
 from ..core.version import __version__
@@ -56,6 +57,22 @@ class Kept(NamedTuple):
     kept_reason: str
 
 
+def _other_frame_words(prepared, result: Transform) -> str:
+    """Why the images outvoted the landmarks, when the engine's ``result`` fits them read in the other frame
+    (:func:`..core.point_frames.other_frame_fit`): a reviewer's walkthrough gave both lists in LPS, and the run
+    returned their fit, 48 mm off, saying only that the images agreed far better with the engine's result."""
+    guidance = prepared.guidance if prepared is not None else None
+    if guidance is None or guidance.fixed_points_lps is None or len(guidance.fixed_points_lps) < 3:
+        return ""
+    found = other_frame_fit(guidance.fixed_points_lps, guidance.moving_points_lps, result)
+    if found is None:
+        return ""
+    which, best, given = found
+    return (f". The engine's result fits the {which} landmark list{'s' * (which == 'fixed and moving')} read with x "
+            f"and y negated ({best:.1f} mm against {given:.1f} mm as given): they seem to be in the other coordinate "
+            f"system (LPS read as RAS, or RAS as LPS): {FRAME_FIX}")
+
+
 def keep_no_worse(run: RegistrationRun, plan: RunPlan, best: tuple) -> tuple[Kept, dict | None]:
     """The picked run's result if it is no worse than its start, else the latest earlier stage that is, else
     the start; guided, also no worse than the segment centroids brought together. Returns it and the
@@ -76,7 +93,7 @@ def keep_no_worse(run: RegistrationRun, plan: RunPlan, best: tuple) -> tuple[Kep
     if reason:
         outvoted = images_outvote_guidance(metric_start, metric_after, judge)
         if outvoted:
-            run.warnings.append(outvoted)
+            run.warnings.append(outvoted + _other_frame_words(prepared, output.transform))
         what = f"the {run.settings.engine} {run.recipe.name} result {reason}"
         hint = refusal_hint(run)
         score_start = guidance_score(prepared, start) if prepared is not None else None
