@@ -73,3 +73,15 @@ def test_unguided_ants_pulled_away_from_a_landmark_start_returns_the_start():
         and "kept the initial transform" in result.warnings[0]
     )
     assert result.warnings[0] == result.provenance.kept_reason
+
+
+def test_an_initial_transform_given_the_other_way_round_is_named_when_the_result_lies_at_its_inverse(small_pair):
+    """A reviewer's walkthrough: the inverse of a right result as --initial-transform; the engine found the pose
+    (0.06 mm) and the warning said only that the intensities may have pulled the result to a wrong place."""
+    from MultimodalRegistrationLib.core.phantom import mean_error_mm
+
+    inverted = small_pair.truth.inverse()  # moving -> fixed: the wrong way round
+    result = register(small_pair.fixed, small_pair.moving, engine="elastix", preset="rigid", initial_transform=inverted)
+    assert mean_error_mm(result.transform, small_pair.truth, small_pair.head_points) < 0.5
+    far = [warning for warning in result.warnings if warning.startswith("the result lies")]
+    assert len(far) == 1 and "mm from the initial transform's inverse: the initial transform was probably" in far[0]
