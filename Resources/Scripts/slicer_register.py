@@ -34,13 +34,9 @@ from MultimodalRegistrationLib.core.errors import EXIT_INPUT, EXIT_OK, InputErro
 from MultimodalRegistrationLib.nodes import mrml  # noqa: E402
 from MultimodalRegistrationLib.nodes.panel import panel_names  # noqa: E402
 from MultimodalRegistrationLib.nodes.registration import register_nodes, registration_parameters  # noqa: E402
+from MultimodalRegistrationLib.process.beside import log_beside, summary_beside  # noqa: E402
 from MultimodalRegistrationLib.process.command import register_command  # noqa: E402
-from MultimodalRegistrationLib.process.jobs import (  # noqa: E402
-    RegistrationJob,
-    log_beside,
-    option_fields,
-    option_flag,
-)
+from MultimodalRegistrationLib.process.jobs import RegistrationJob, option_fields, option_flag  # noqa: E402
 from MultimodalRegistrationLib.process.results import JobOutputs  # noqa: E402
 from MultimodalRegistrationLib.process.worker import WorkerFailure  # noqa: E402
 
@@ -121,8 +117,9 @@ def main(argv):
         summary.outputs = JobOutputs(transform=arguments.output_transform, inverse=arguments.output_inverse,
                                      volume=arguments.output_volume,
                                      log=(summary.outputs or {}).get("log")).to_dict()  # fmt: skip
-        if file_or_none(arguments.summary):  # --json -: standard output, where the summary goes anyway
-            Path(arguments.summary).write_text(json.dumps(summary.to_dict(), indent=2))
+        # --json FILE, and beside the transform as mmreg register writes it (T.h5 -> T.json); --json -: printed below
+        for path in dict.fromkeys(p for p in (file_or_none(arguments.summary), job and summary_beside(job)) if p):
+            Path(path).write_text(json.dumps(summary.to_dict(), indent=2))
         print(json.dumps(summary.to_dict()))
         return EXIT_OK
     except InputError as error:
