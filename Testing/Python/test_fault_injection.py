@@ -270,6 +270,12 @@ def labelled_points(inputs: Path, out: Path) -> list[str]:
     return _register(fixed, moving, out)
 
 
+def one_file_as_both(inputs: Path, out: Path) -> list[str]:
+    """The same file as --fixed and --moving (a reviewer's walkthrough: the identity came back, exit 0, no word)."""
+    fixed, _ = _pair(inputs)
+    return _register(fixed, fixed, out)
+
+
 def fixed_mask_of(voxels: list[tuple[int, int, int]]) -> Builder:
     """A case: the valid pair with a fixed mask of just ``voxels`` (x, y, z indices)."""
 
@@ -355,6 +361,7 @@ CASES = {
     "header claims 4000^3": Case(huge_header, "GB"),
     "skewed direction": Case(skewed_direction, "orthonormal"),
     "constant image": Case(constant_image, "load the right image"),
+    "one file as both images": Case(one_file_as_both, "--fixed and --moving name the same file"),
     "a label file of two points as the image": Case(labelled_points, "holds only 2 voxels above its lowest value (0), "
                                                     "too few to register: is it a label, mask or points file"),
     "mask of five voxels": Case(

@@ -232,6 +232,11 @@ def preflight_registration(job: RegistrationJob, data: bool = True) -> Registrat
         too_small = grid_refusal(role, info.size, (1.0,) * 3 if spacing_given[name] else info.spacing)
         if too_small:
             raise too_small
+    if Path(job.fixed).resolve() == Path(job.moving).resolve() and not (job.prep and job.prep.spacing_moving):
+        raise InputError(  # a reviewer's walkthrough: it ran, and returned the identity with no word
+            f"--fixed and --moving name the same file ({job.fixed}): there is nothing to register; give the other "
+            "image as --moving"
+        )
     checked = {name: check(getattr(job, name), role) for name, role in MASKS if getattr(job, name)}
     masks = [info for name, info in checked.items() if name not in SEGMENTATIONS]
     segmentations = [info for name, info in checked.items() if name in SEGMENTATIONS]
