@@ -25,8 +25,10 @@ from .plausible_spacing import MAX_PLAUSIBLE_EXTENT_MM, check_spacing
 
 # A mask covering less of its image than this starves the sampler: crop instead.
 MIN_MASK_COVERAGE = 0.10
-# An image with fewer voxels above its lowest value holds nothing to register (a few labelled points).
+# An image with fewer voxels above its lowest value, and under this share of its voxels, holds nothing to register
+# (a few labelled points); a tiny image that is all content is judged by its size instead (grid_refusal, QA).
 MIN_CONTENT_VOXELS = 100
+MIN_CONTENT_SHARE = 0.01
 
 
 def read_image(path: str | os.PathLike, role: str = "image", spacing_given: bool = False) -> sitk.Image:
@@ -191,7 +193,8 @@ def validate_image(image: sitk.Image, role: str = "image") -> None:
     if high <= low:
         raise InputError(f"{role} is constant (every voxel is {low:g}): load the right image")
     content = int(np.count_nonzero(sitk.GetArrayViewFromImage(image) != low))
-    if content < MIN_CONTENT_VOXELS:  # a reviewer's SCT label file (2 voxels) as the moving image: elastix exit 1
+    # A reviewer's SCT label file (2 of 6.5 million voxels) as the moving image: elastix exit 1, ANTs a transform.
+    if content < MIN_CONTENT_VOXELS and content < MIN_CONTENT_SHARE * image.GetNumberOfPixels():
         raise InputError(
             f"{role} holds only {content} voxel{'s' * (content != 1)} above its lowest value ({low:g}), too few to "
             "register: is it a label, mask or points file given in place of the image? Load the image itself"
