@@ -186,7 +186,8 @@ def test_bad_input_exits_2_with_the_fix(tmp_path):
     flat = sitk.Image([2160, 8, 8], sitk.sitkUInt8)
     flat[0, 0, 0] = 1
     write_image(flat, tmp_path / "stack.nrrd")
-    run = mmreg("register", "--fixed", tmp_path / "stack.nrrd", "--moving", tmp_path / "stack.nrrd", "--output-transform", tmp_path / "T.h5")
+    write_image(flat, tmp_path / "other.nrrd")  # not the same file: that is refused for itself
+    run = mmreg("register", "--fixed", tmp_path / "stack.nrrd", "--moving", tmp_path / "other.nrrd", "--output-transform", tmp_path / "T.h5")
     assert run.returncode == 2
     assert "set the true spacing" in run.stderr
     assert not (tmp_path / "T.h5").exists()

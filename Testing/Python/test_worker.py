@@ -65,7 +65,8 @@ def test_bad_input_comes_back_as_an_input_error(tmp_path):
 
     flat = sitk.Image([16, 16, 16], sitk.sitkFloat32)
     write_image(flat, tmp_path / "flat.nrrd")
-    job = {"fixed": str(tmp_path / "flat.nrrd"), "moving": str(tmp_path / "flat.nrrd"), "output_transform": str(tmp_path / "t.h5")}
+    write_image(flat, tmp_path / "flat2.nrrd")  # not the same file: that is refused for itself
+    job = {"fixed": str(tmp_path / "flat.nrrd"), "moving": str(tmp_path / "flat2.nrrd"), "output_transform": str(tmp_path / "t.h5")}
     with pytest.raises(WorkerFailure) as failure:
         WorkerJob(job).start().wait(timeout=120)
     assert failure.value.kind == "input" and failure.value.exit_code == EXIT_INPUT
