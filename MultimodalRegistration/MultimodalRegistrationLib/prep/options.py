@@ -112,7 +112,8 @@ def _spacing(role: str) -> dict:
     return {"metavar": "SX,SY,SZ", "help": f"set the {role} spacing, mm (no resampling)", "parse": _spacing_option}
 
 
-_MODALITY = {"choices": MODALITIES, "help": "ct or mr (default: guessed)"}
+_MODALITY = {"choices": MODALITIES, "help": "ct, or mr for any image that is not CT (MR, ultrasound, microscopy); "
+             "default: guessed"}
 
 
 @dataclass
