@@ -225,8 +225,8 @@ def warn_if_wrong_size(run: RegistrationRun, kept: Kept) -> None:
     """Unguided, a warning when a result of a preset that keeps the size fits better at another size (see
     :mod:`.rules.size_check`), or stretched along one axis (:mod:`.rules.axis_spacing`): a spacing is likely wrong;
     or when a result of one scale fits better stretched along one axis (:mod:`.rules.uneven_size`): the tissue shrank
-    unevenly; or when a scaled result's size is not the one
-    the fixed image's tissue prefers (:mod:`.rules.inside_size`). Not for an ultrasound inside an MR
+    unevenly; or when a scaled result's size is not the one the fixed image's tissue prefers
+    (:mod:`.rules.inside_size`). Not for an ultrasound inside an MR
     (:mod:`.rules.view_mask`): its intensities confirm no size, and the check took 7 of a run's 8.7 s."""
     if run.prepared is not None or from_view(run.settings):
         return
