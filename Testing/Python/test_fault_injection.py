@@ -1741,7 +1741,8 @@ def _frame_case(scene, volumes: dict, name: str) -> tuple[dict, str]:
     mask = mrml.volume_node_from_image(scene, image, "head mask", labelmap=True)
     mask.SetAndObserveTransformNodeID(shift.GetID())
     if name == "fixed_mask_under_a_transform":  # read where it is stored, 60 mm from where it is shown
-        return {"fixedMask": mask}, "the fixed mask 'head mask' is under a transform: harden it first"
+        return {"fixedMask": mask}, ("the fixed mask 'head mask' is under the transform 'shift' while the fixed "
+                                     "volume is under none")
     return {"movingMask": mask}, "the moving mask 'head mask' is under transform 'shift' but the moving volume is"
 
 
@@ -2777,3 +2778,99 @@ def test_a_run_over_free_memory_is_refused_from_the_headers(name, tmp_path, priv
 
     monkeypatch.setattr(memory, "available_bytes", lambda: memory.HEADROOM_BYTES + MEMORY_FREE_MB * 10**6)
     _assert_refused(MEMORY_CASES[name], tmp_path, private_tmp, capsys)
+
+
+# --------------------------------------------------------------------------- a helper's sweep of bad input (session 52)
+def _nan_field(path: Path) -> Path:
+    """A displacement field over the valid pair's box with one NaN vector (.h5)."""
+    field = np.zeros((32, 40, 48, 3))
+    field[13, 14, 15, 0] = np.nan
+    image = sitk.GetImageFromArray(field, isVector=True)
+    image.SetSpacing((2.0, 2.0, 2.5))
+    sitk.WriteTransform(sitk.DisplacementFieldTransform(sitk.Cast(image, sitk.sitkVectorFloat64)), str(path))
+    return path
+
+
+def initial_field_with_a_nan(inputs: Path, out: Path) -> list[str]:
+    """exit 0 with the NaN in the written T.h5; a coarser field crashed ("SVD did not converge ... a bug")."""
+    fixed, moving = _pair(inputs)
+    return _register(fixed, moving, out, "--initial-transform", str(_nan_field(inputs / "field.h5")))
+
+
+def qa_of_a_field_with_a_nan(inputs: Path, out: Path) -> list[str]:
+    """QA said "folding 0%" and wrote the token NaN into its JSON."""
+    argv = _qa(inputs, out / "qa.html")
+    argv[argv.index("--transform") + 1] = str(_nan_field(inputs / "field.h5"))
+    return argv
+
+
+def _infinite_voxel(inputs: Path) -> Path:
+    image = _volume(seed=1)
+    image[10, 10, 10] = float("inf")
+    write_image(image, inputs / "inf.nrrd")
+    return inputs / "inf.nrrd"
+
+
+def downsampled_infinite_voxel(inputs: Path, out: Path) -> list[str]:
+    """Averaged down, the voxel had become 3.4e38 in the output volume, with no word."""
+    fixed, _ = _pair(inputs)
+    return _register(fixed, _infinite_voxel(inputs), out, "--downsample-to", "4")
+
+
+def prep_downsampled_infinite_voxel(inputs: Path, out: Path) -> list[str]:
+    fixed, _ = _pair(inputs)
+    return _prep(fixed, _infinite_voxel(inputs), out, "--downsample-to", "4")
+
+
+def two_d_slide_of_dust(inputs: Path, out: Path) -> list[str]:
+    """A blank slide with five specks: ANTs returned a turn of 164 degrees, elastix stopped (exit 1)."""
+    from PIL import Image
+
+    fixed, _ = _slides(inputs)
+    dust = np.zeros((80, 100), np.uint8)
+    for row, column in ((10, 10), (20, 70), (40, 40), (60, 15), (70, 90)):
+        dust[row : row + 2, column : column + 2] = 200
+    Image.fromarray(dust).save(inputs / "dust.png")
+    return _register_2d(fixed, inputs / "dust.png", out)
+
+
+def guided_by_points_at_one_position(inputs: Path, out: Path) -> list[str]:
+    """exit 0, 90 degrees from the centres, warned only that the lists differ in size ("check image spacing")."""
+    fixed, moving = _pair(inputs)
+    fixed_points = _points(inputs / "f.csv", ["a,10,10,10", "b,40,10,10", "c,10,40,10", "d,10,10,40", "e,40,40,40"])
+    moving_points = _points(inputs / "m.csv", [f"{label},20,20,20" for label in "abcde"])
+    return _register(fixed, moving, out, "--fixed-points", str(fixed_points), "--moving-points", str(moving_points))
+
+
+def elastix_parameters_as_initial(inputs: Path, out: Path) -> list[str]:
+    """ITK's own words had been "Tags must be delimited by :"."""
+    fixed, moving = _pair(inputs)
+    parameters = inputs / "TransformParameters.0.txt"
+    parameters.write_text('(Transform "EulerTransform")\n(NumberOfParameters 6)\n(TransformParameters 0 0 0 1 2 3)\n')
+    return _register(fixed, moving, out, "--initial-transform", str(parameters))
+
+
+def one_volume_4d(inputs: Path, out: Path) -> list[str]:
+    """Said "4D (1 volumes, a multi-volume or time series)"."""
+    fixed, _ = _pair(inputs)
+    sitk.WriteImage(sitk.JoinSeries([_volume(seed=1)]), str(inputs / "moving4d.nrrd"))
+    return _register(fixed, inputs / "moving4d.nrrd", out)
+
+
+SWEEP_CASES = {  # each ran an engine and exited 0 or 1, or named another cause (a helper's sweep of 90 bad inputs)
+    "elastix's parameter file as the initial transform": Case(elastix_parameters_as_initial,
+                                                              "is an elastix parameter file"),
+    "a 4D file holding one volume": Case(one_volume_4d, "is a 3D volume saved with a fourth axis of one volume"),
+    "initial displacement field with a NaN vector": Case(initial_field_with_a_nan, "not finite numbers"),
+    "qa of a displacement field with a NaN vector": Case(qa_of_a_field_with_a_nan, "not finite numbers"),
+    "an infinite voxel, downsampled": Case(downsampled_infinite_voxel, "NaN or infinite voxels"),
+    "prep: an infinite voxel, downsampled": Case(prep_downsampled_infinite_voxel, "NaN or infinite voxels"),
+    "2D: a slide of dust": Case(two_d_slide_of_dust, "holds only 20 pixels above its lowest value (0), too few"),
+    "guiding points at one position": Case(guided_by_points_at_one_position, "the 5 moving points lie within 0.00 "
+                                           "mm RMS of one position"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(SWEEP_CASES))
+def test_bad_input_found_by_the_sweep_is_refused_before_any_engine(name, tmp_path, private_tmp, capsys):
+    _assert_refused(SWEEP_CASES[name], tmp_path, private_tmp, capsys)

@@ -521,3 +521,26 @@ def test_a_mask_is_laid_out_as_its_image(tmp_path):
     for name in ("mask.png", "mask.nrrd"):
         mask = sitk.GetArrayFromImage(read_mask_2d(tmp_path / name, slice_2d)) > 0  # a copy: the image is a temporary
         assert upright[mask].mean() == 100.0 and mask.sum() == 64, name
+
+
+def test_a_16_bit_section_with_one_hot_pixel_is_clipped_as_a_volume_is(tmp_path, mr, capsys):
+    """A helper's sweep: a 16-bit slide whose tissue ends at 255 and one pixel at 65535 ended turned 171 degrees,
+    warned as a pixel size; the 3D path clipped such a pixel, the 2D path did not."""
+    from PIL import Image
+
+    folder, points = mr
+    truth = data.truth_of("rigid")
+    data.he_section(tmp_path / "he.png", truth, MOVING_PIXEL_MM)
+    grey = np.asarray(Image.open(tmp_path / "he.png").convert("L")).astype(np.uint16)
+    grey[5, 5] = 65535
+    Image.fromarray(grey).save(tmp_path / "he16.tif")
+    code = main(["register2d", "--fixed", str(folder / "mr.nrrd"), "--moving", str(tmp_path / "he16.tif"),
+                 "--moving-pixel-size", str(MOVING_PIXEL_MM), "--output-transform",
+                 str(tmp_path / "T.tfm")])  # fmt: skip
+    said = capsys.readouterr().err
+    assert code == 0, said
+    assert "the moving image holds 1 voxel(s) far outside its intensity range (10 to 6.554e+04" in said
+    transform = sitk.ReadTransform(str(tmp_path / "T.tfm"))
+    mapped = np.array([transform.TransformPoint(p.tolist()) for p in points])
+    error = np.linalg.norm(mapped - (points @ truth[:2, :2].T + truth[:2, 2]), axis=1)
+    assert error.mean() < FIXED_PIXEL_MM, error.mean()

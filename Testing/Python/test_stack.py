@@ -504,3 +504,17 @@ def test_a_section_scanned_at_twice_the_magnification_is_reported_and_keeps_the_
     members = [k for k in range(12) if k != 6]
     error = stack_data.residuals_after_global_fit(alignment.poses, data.truth, data.points, members)[members]
     assert np.median(error) < 0.5 and error.max() < 1.0, error
+
+
+def test_a_section_with_a_nan_pixel_is_left_out_and_named(tmp_path):
+    """A helper's sweep: one NaN pixel in a float TIFF section crashed mmreg stack in Otsu's threshold (exit 1, a
+    traceback); register2d refused the same file. The section is left out as an unreadable one is, and named."""
+    from MultimodalRegistrationLib.stack.sections import read_section
+
+    array = np.zeros((60, 80), np.float32)
+    array[15:45, 20:60] = 100.0
+    array[30, 40] = np.nan
+    sitk.WriteImage(sitk.GetImageFromArray(array), str(tmp_path / "s02.tif"))
+    report, working = read_section(tmp_path / "s02.tif", 1, PIXEL_MM)
+    assert working is None and report.status == "missing"
+    assert "holds 1 NaN or infinite pixel value(s)" in report.note

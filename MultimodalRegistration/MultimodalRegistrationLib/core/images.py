@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from .content import MIN_CONTENT_VOXELS, too_little_content
 from .errors import InputError
 from .file_checks import (
     check_image_data,
@@ -25,10 +26,6 @@ from .plausible_spacing import MAX_PLAUSIBLE_EXTENT_MM, check_spacing
 
 # A mask covering less of its image than this starves the sampler: crop instead.
 MIN_MASK_COVERAGE = 0.10
-# An image with fewer voxels above its lowest value, and under this share of its voxels, holds nothing to register
-# (a few labelled points); a tiny image that is all content is judged by its size instead (grid_refusal, QA).
-MIN_CONTENT_VOXELS = 100
-MIN_CONTENT_SHARE = 0.01
 
 
 def read_image(path: str | os.PathLike, role: str = "image", spacing_given: bool = False) -> sitk.Image:
@@ -156,6 +153,11 @@ def validate_image(image: sitk.Image, role: str = "image") -> None:
             "(a vector, RGB or multi-volume image): pick one component or volume first, "
             "for example with sitk.VectorIndexSelectionCast(image, 0)"
         )
+    if image.GetDimension() == 4 and image.GetSize()[3] == 1:
+        raise InputError(
+            f"{role} is a 3D volume saved with a fourth axis of one volume: save it as 3D (for example "
+            "sitk.WriteImage(image[:, :, :, 0], path))"
+        )
     if image.GetDimension() == 4:
         raise InputError(
             f"{role} is 4D ({image.GetSize()[3]} volumes, a multi-volume or time series): "
@@ -184,17 +186,17 @@ def validate_image(image: sitk.Image, role: str = "image") -> None:
         option = f" (--spacing-{side} sx,sy,sz, on mmreg register or mmreg prep)" if side in ("fixed", "moving") else ""
         raise InputError(check_spacing(image, role=role).message + option)
     if has_nan(image):  # the minimum and maximum skip NaN, so they are looked for here
-        raise InputError(f"{role} contains NaN voxels: replace them by the background's value (0 on most MR, -1000 on a CT) first")
+        raise non_finite_error(role, "NaN")
     statistics = sitk.MinimumMaximumImageFilter()
     statistics.Execute(image)
     low, high = statistics.GetMinimum(), statistics.GetMaximum()
     if not (np.isfinite(low) and np.isfinite(high)):
-        raise InputError(f"{role} contains NaN or infinite voxels: replace them by the background's value (0 on most MR, -1000 on a CT) first")
+        raise non_finite_error(role)
     if high <= low:
         raise InputError(f"{role} is constant (every voxel is {low:g}): load the right image")
     content = _content_voxels(image, low, MIN_CONTENT_VOXELS)
     # A reviewer's SCT label file (2 of 6.5 million voxels) as the moving image: elastix exit 1, ANTs a transform.
-    if content < MIN_CONTENT_VOXELS and content < MIN_CONTENT_SHARE * image.GetNumberOfPixels():
+    if too_little_content(content, image.GetNumberOfPixels()):
         raise InputError(
             f"{role} holds only {content} voxel{'s' * (content != 1)} above its lowest value ({low:g}), too few to "
             "register: is it a label, mask or points file given in place of the image? Load the image itself"
@@ -213,6 +215,12 @@ def _content_voxels(image: sitk.Image, low: float, enough: int) -> int:
         if count >= enough:
             break
     return count
+
+
+def non_finite_error(role: str, what: str = "NaN or infinite") -> InputError:
+    """The refusal of an image holding NaN or infinite voxels, naming the fix."""
+    return InputError(f"{role} contains {what} voxels: replace them by the background's value (0 on most MR, -1000 "
+                      "on a CT) first")  # fmt: skip
 
 
 def has_nan(image: sitk.Image) -> bool:

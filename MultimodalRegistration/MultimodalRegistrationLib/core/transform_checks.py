@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import SimpleITK as sitk
 
 from .errors import InputError
 from .files import suffix_of
@@ -28,6 +29,13 @@ def check_transform_text(path: str | os.PathLike) -> None:
     if suffix_of(path) not in TEXT_SUFFIXES or path.stat().st_size > _TEXT_LIMIT:
         return
     text = path.read_bytes().decode("latin-1")
+    if "(TransformParameters " in text and "(Transform " in text:  # ITK had said only "Tags must be delimited by :"
+        raise InputError(
+            f"transform file {path} is an elastix parameter file (TransformParameters.N.txt), which ITK cannot "
+            "read: have elastix write an ITK file beside it (add (ITKTransformOutputFileNameExtension \"h5\") to "
+            "its parameters and run it again: TransformParameters.0.h5), or save SlicerElastix's result transform "
+            "node as .h5, and give that"
+        )
     for number, line in enumerate(text.splitlines(), start=1):
         key, colon, values = line.partition(":")
         if not colon or key.strip() not in ("Parameters", "FixedParameters"):
@@ -53,9 +61,11 @@ def check_transform_numbers(transform, path: str | os.PathLike) -> None:
     """Refuse a transform read with a NaN or infinite parameter (any file type); ``transform`` is a Transform."""
     for part in transform.components():
         itk = part.sitk
-        if itk.GetName() == "DisplacementFieldTransform":
-            continue  # a field's vectors are checked where the field is used
-        values = np.asarray(tuple(itk.GetParameters()) + tuple(itk.GetFixedParameters()), float)
+        if itk.GetName() == "DisplacementFieldTransform":  # its parameters are the whole field: read as an array
+            field = sitk.DisplacementFieldTransform(itk).GetDisplacementField()
+            values = sitk.GetArrayViewFromImage(field).ravel()
+        else:
+            values = np.asarray(tuple(itk.GetParameters()) + tuple(itk.GetFixedParameters()), float)
         if not np.all(np.isfinite(values)):
             raise InputError(
                 f"transform file {path} holds parameters that are not finite numbers (NaN or infinity): "

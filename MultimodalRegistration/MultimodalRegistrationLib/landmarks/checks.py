@@ -167,14 +167,8 @@ def check_moving_shape(kind: str, fixed: np.ndarray, moving: np.ndarray) -> None
     on one line (or, for affine and tps, in one plane) while the fit needs more."""
     if kind == "translation":
         return
+    check_not_one_position(kind, fixed, moving)
     count = len(moving)
-    spread, fixed_spread = principal_spreads(moving)[0], principal_spreads(fixed)[0]
-    if spread < SINGULAR_RATIO * fixed_spread:
-        raise InputError(
-            f"the {count} moving points lie within {spread:.2f} mm RMS of one position while the fixed points "
-            f"spread {fixed_spread:.1f} mm: {_collapse(kind)}; place each moving point on "
-            "its landmark (were they moved from where they were created?), and check that both lists are in mm"
-        )
     shape = undetermined(kind, moving)
     if shape == "collinear":
         raise InputError(
@@ -185,6 +179,20 @@ def check_moving_shape(kind: str, fixed: np.ndarray, moving: np.ndarray) -> None
         raise InputError(
             f"the {count} moving points lie in one plane (the fixed points do not): {a_fit(kind)} would flatten "
             "space onto that plane; use rigid or similarity, or place moving points off that plane"
+        )
+
+
+def check_not_one_position(kind: str, fixed: np.ndarray, moving: np.ndarray, role: str = "moving") -> None:
+    """Refuse ``role`` points (LPS mm; ``moving``, named by ``role``) gathered at one position while the others
+    (``fixed``) spread: no ``kind`` fit (nor a landmark-guided registration, which had blamed the spacing and turned
+    90 degrees) can use them."""
+    count, other = len(moving), "fixed" if role == "moving" else "moving"
+    spread, fixed_spread = principal_spreads(moving)[0], principal_spreads(fixed)[0]
+    if spread < SINGULAR_RATIO * fixed_spread:
+        raise InputError(
+            f"the {count} {role} points lie within {spread:.2f} mm RMS of one position while the {other} points "
+            f"spread {fixed_spread:.1f} mm: {_collapse(kind)}; place each {role} point on "
+            "its landmark (were they moved from where they were created?), and check that both lists are in mm"
         )
 
 

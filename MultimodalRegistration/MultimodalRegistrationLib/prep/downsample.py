@@ -26,7 +26,7 @@ import SimpleITK as sitk
 from ..core.errors import InputError
 from ..core.file_checks import MIN_VOXELS_PER_AXIS, check_image_data, read_image_file_info, unreadable_error
 from ..core.files import suffix_of
-from ..core.images import read_image, validate_image
+from ..core.images import non_finite_error, read_image, validate_image
 from ..core.plausible_spacing import reads_as_no_spacing
 
 CHUNK_BYTES = 64 * 1024**2
@@ -108,15 +108,19 @@ def check_downsampled_size(size, spacing, target_mm: float, role: str, auto: boo
         )
 
 
-def _bin_chunks(chunks: Iterator[tuple[int, np.ndarray]], size, factors) -> np.ndarray:
+def _bin_chunks(chunks: Iterator[tuple[int, np.ndarray]], size, factors, role: str = "image") -> np.ndarray:
     """Block means (z, y, x float32) from (first slice, array[z, y, x]) chunks covering the image in order.
 
-    Trailing voxels that do not fill a block are dropped, as by ``sitk.BinShrink``.
+    Trailing voxels that do not fill a block are dropped, as by ``sitk.BinShrink``. A NaN or infinite voxel is
+    refused as :func:`..core.images.validate_image` refuses it: averaged, it had reached prep's and register's
+    outputs as 3.4e38 with no word (a helper's sweep).
     """
     fx, fy, fz = (int(f) for f in factors)
     nx, ny, nz = (int(s) // int(f) for s, f in zip(size, factors))
     sums = np.zeros((nz, ny, nx), np.float32)
     for first, chunk in chunks:
+        if chunk.dtype.kind == "f" and not np.isfinite(chunk).all():
+            raise non_finite_error(role)
         depth = chunk.shape[0]
         plane = chunk[:, : ny * fy, : nx * fx].reshape(depth, ny, fy, nx, fx).sum(axis=(2, 4), dtype=np.float32)
         slices = np.arange(first, first + depth) // fz
@@ -156,7 +160,7 @@ def array_chunks(array: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         yield first, array[first : first + depth]
 
 
-def downsample(image: sitk.Image, target_mm: float) -> sitk.Image:
+def downsample(image: sitk.Image, target_mm: float, role: str = "image") -> sitk.Image:
     """``image`` at ``target_mm`` voxels (float32, same physical box), anti-aliased; axes already coarser stay.
 
     Works through the voxels without copying them, so the extra memory is about the output's size.
@@ -164,7 +168,7 @@ def downsample(image: sitk.Image, target_mm: float) -> sitk.Image:
     factors = factors_for(image.GetSpacing(), target_mm, image.GetSize())
     if np.all(np.asarray(image.GetSpacing()) >= target_mm - 1e-9):
         return sitk.Cast(image, sitk.sitkFloat32)
-    sums = _bin_chunks(array_chunks(sitk.GetArrayViewFromImage(image)), image.GetSize(), factors)
+    sums = _bin_chunks(array_chunks(sitk.GetArrayViewFromImage(image)), image.GetSize(), factors, role)
     return _finish(sums, image.GetOrigin(), image.GetSpacing(), image.GetDirection(), factors, target_mm)
 
 
@@ -306,13 +310,13 @@ def read_downsampled(
         if sample is not None:
             sample.append(np.array(sitk.GetArrayViewFromImage(image).ravel()[::stride]))
         record["read"] = "whole file" + ("" if chunks is None else " (no downsampling needed)") + f": {how}"
-        return downsample(image, target_mm), record
+        return downsample(image, target_mm, role), record
     # A file shorter than its header says would stream zeros (NIfTI) or fail inside ITK with a stray
     # "No such file or directory" (MetaImage): count its bytes before the first slab.
     check_image_data(path, role)
     try:
         stream = chunks() if sample is None else sampled_chunks(chunks(), stride, sample)
-        sums = _bin_chunks(stream, header.size, factors)
+        sums = _bin_chunks(stream, header.size, factors, role)
     except RuntimeError as error:  # ITK failing part-way through a file that passed the checks
         raise unreadable_error(Path(path), role, error) from None
     return _finish(sums, header.origin, spacing, header.direction, factors, target_mm), record

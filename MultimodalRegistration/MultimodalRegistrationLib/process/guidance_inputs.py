@@ -10,7 +10,7 @@ from ..core.images import read_image
 from ..core.pairs import check_pair
 from ..core.transforms import lps_ras_points
 from ..landmarks.bounds import check_points_inside
-from ..landmarks.checks import undetermined
+from ..landmarks.checks import check_not_one_position, undetermined
 from ..landmarks.fit import pair_landmarks
 from ..landmarks.frames import frame_warnings
 from ..landmarks.models import fit_model
@@ -37,6 +37,9 @@ def read_guidance_points(
     )
     warnings[:0] = skipped
     fixed_lps, moving_lps = lps_ras_points(fixed_ras), lps_ras_points(moving_ras)
+    if len(fixed_lps) >= 3:
+        check_not_one_position("rigid", fixed_lps, moving_lps)
+        check_not_one_position("rigid", moving_lps, fixed_lps, "fixed")
     warnings += check_points_inside(fixed_lps, fixed, labels, "fixed", fixed_file.system)
     moving_names = labels if paired_by == "label" else (moving_file.labels or labels)  # by order: their own names
     warnings += check_points_inside(moving_lps, moving, moving_names, "moving", moving_file.system)

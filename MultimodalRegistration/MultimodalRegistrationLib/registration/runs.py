@@ -21,6 +21,7 @@ from ..core.images import (
     validate_image,
     validate_mask,
 )
+from ..core.intensity_scale import scaled_for_engines
 from ..core.metric import mutual_information, overlap_fraction
 from ..core.outliers import clip_outliers
 from ..core.transforms import Transform
@@ -119,7 +120,8 @@ def working_image(image: sitk.Image, role: str) -> tuple[sitk.Image, list[str]]:
     image, grey = colour_as_grey(image, role)
     validate_image(image, role)
     image, clipped = clip_outliers(image, role)
-    return image, [note for note in (grey, clipped) if note]
+    image, scaled = scaled_for_engines(image, role)
+    return image, [note for note in (grey, clipped, scaled) if note]
 
 
 def checked_run(

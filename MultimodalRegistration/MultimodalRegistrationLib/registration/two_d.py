@@ -29,6 +29,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.images2d import Image2D
+from ..core.outliers import clip_outliers
 from ..core.transforms import affine_2d
 from ..engines.presets import companion_preset, load_preset
 from ..engines.request_2d import EngineRequest2D
@@ -122,8 +123,12 @@ def register_2d(
     """Register ``moving`` to ``fixed`` with ``engine``'s 2D ``preset`` (see the module notes)."""
     loaded = load_preset(engine, preset, dimension=2)
     names = [preset] + [name for name in [companion_preset(engine, preset, 2)] if name]
-    fixed_gray, fixed_mask = working_resolution(fixed.gray, fixed_mask, moving.pixel_mm)
-    moving_gray, moving_mask = working_resolution(moving.gray, moving_mask, fixed.pixel_mm)
+    # A hot pixel (65535 on a slide whose tissue ends at 255) had put the tissue in one histogram bin: a result
+    # turned 171 degrees, warned as a pixel size (a helper's sweep). Clipped as the 3D path clips it.
+    (fixed_clipped, fixed_said), (moving_clipped, moving_said) = (
+        clip_outliers(image.gray, f"{role} image") for image, role in ((fixed, "fixed"), (moving, "moving")))
+    fixed_gray, fixed_mask = working_resolution(fixed_clipped, fixed_mask, moving.pixel_mm)
+    moving_gray, moving_mask = working_resolution(moving_clipped, moving_mask, fixed.pixel_mm)
     started = time.perf_counter()
     start = search_start_2d(fixed_gray, moving_gray, loaded.scales, fixed_mask, moving_mask)
     mirror = mirror_warning(fixed_gray, moving_gray, start, loaded.scales, fixed_mask, moving_mask)
@@ -156,6 +161,7 @@ def register_2d(
                              {"fixed": fixed.pixel_mm, "moving": moving.pixel_mm},
                              {"fixed": fixed.pixel_source, "moving": moving.pixel_source})  # fmt: skip
     warnings += [mirror] if mirror else []
+    warnings += [said for said in (fixed_said, moving_said) if said]
     weak = weak_warning_2d(fixed_gray, moving_gray, output.matrix, fixed_mask)
     warnings += [weak] if weak else []
     return Registration2D(

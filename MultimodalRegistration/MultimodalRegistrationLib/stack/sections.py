@@ -36,7 +36,7 @@ import SimpleITK as sitk
 
 from ..core.errors import InputError
 from ..core.files import suffix_of
-from ..core.images2d import IMAGE_2D_SUFFIXES, read_image_2d, to_gray
+from ..core.images2d import IMAGE_2D_SUFFIXES, check_finite, read_image_2d, to_gray
 from ..core.output_safety import same_place, spellings
 from ..core.records import Record
 
@@ -176,6 +176,7 @@ def read_section(path: Path, index: int, pixel_mm: float, scale: float = 1.0) ->
         if Path(path).stat().st_size == 0:
             raise InputError("the file is empty")
         read = read_image_2d(path, pixel_mm)
+        check_finite(read, "section")  # a NaN pixel had crashed Otsu's threshold (a helper's sweep)
     except (InputError, OSError) as error:
         report.status, report.note = "missing", str(error)[:200]
         return report, None
