@@ -443,9 +443,13 @@ def test_selectors_changed_or_nodes_removed_during_a_run_do_not_reach_its_result
     registration = register_nodes(parameters, blocking=False, warm=warm_elastix)
     parameters.movingVolume = other  # the user picks the next pair ...
     parameters.outputVolume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "out")  # ... and an output
+    late = mrml.transform_to_node(scene, rigid_transform(0, (0, 0, 1), (5, 0, 0)), name="placed mid-run")
+    moving.SetAndObserveTransformNodeID(late.GetID())  # ... and moves the volume (the Data module stays live)
     registration.wait()
+    moving.SetAndObserveTransformNodeID(None)
     node = registration.output_transform_node
     assert node.GetName() == "MR to CT" and node.GetAttribute(ATTRIBUTE_PREFIX + "movingNodeID") == moving.GetID()
+    assert node.GetAttribute(ATTRIBUTE_PREFIX + "movingParentNodeID") == ""  # as it began: it had named the late one
     assert registration.output_volume_node is None and parameters.outputVolume.GetImageData() is None
     error = mean_error_mm(mrml.transform_from_node(node), small_pair.truth, small_pair.head_points)
     assert error < 2.0, f"{error:.2f} mm"  # 4 mm voxels, started from the headers
@@ -496,6 +500,61 @@ def test_an_output_volume_that_is_an_input_is_refused(scene, volumes, role):
         register_nodes(registration_parameters(fixedVolume=fixed, movingVolume=moving, outputVolume=chosen))
     after = mrml.image_from_volume_node(chosen)
     assert np.array_equal(sitk.GetArrayViewFromImage(after), sitk.GetArrayViewFromImage(before))
+
+
+def _output_that_is_a_start(scene, fixed, moving, case: str) -> dict:
+    """The panel's choices for ``case``: an output node that is the run's start, or one that would be shown moved."""
+    prealign = mrml.transform_to_node(scene, rigid_transform(8, (0, 0, 1), (3, 0, 0)), name="landmark prealign")
+    if case == "initial":
+        return {"initialTransform": prealign, "outputTransform": prealign}
+    if case == "parent":
+        moving.SetAndObserveTransformNodeID(prealign.GetID())
+        return {"outputTransform": prealign}
+    if case == "volume under a transform":
+        output = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "registered")
+        output.SetAndObserveTransformNodeID(prealign.GetID())
+        return {"outputVolume": output}
+    raise ValueError(case)
+
+
+OUTPUT_START_CASES = {  # a helper's scripted session: each overwrote a start, or was shown or read where it is not
+    "initial": "the output transform 'landmark prealign' is also the initial transform: the run would overwrite",
+    "parent": "the output transform 'landmark prealign' is the moving volume's own prealignment",
+    "volume under a transform": "the output volume 'registered' is under the transform 'landmark prealign'",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(OUTPUT_START_CASES))
+def test_an_output_that_is_the_runs_start_or_would_be_shown_moved_is_refused(scene, volumes, case):
+    """The prealignment chosen as output had been overwritten by a run from the identity (79 mm off where the
+    prealignment was 9 mm off); an output volume under a transform was filled and shown 50 mm from the fixed one."""
+    from MultimodalRegistrationLib.core.errors import InputError
+
+    fixed, moving = volumes
+    choices = _output_that_is_a_start(scene, fixed, moving, case)
+    prealign = scene.GetFirstNodeByName("landmark prealign")
+    before, count = mrml.transform_from_node(prealign).matrix, scene.GetNumberOfNodes()
+    with pytest.raises(InputError, match=OUTPUT_START_CASES[case]):
+        register_nodes(registration_parameters(fixedVolume=fixed, movingVolume=moving, **choices))
+    assert np.array_equal(mrml.transform_from_node(prealign).matrix, before) and scene.GetNumberOfNodes() == count
+
+
+def test_a_fixed_segmentation_under_a_transform_is_refused(scene, volumes, make_segmentation):
+    """Exported where it was shown, a fixed segmentation under a 21 mm shift guided the result as far off, its Dice
+    1.0, without a word (a helper's scripted session); a fixed labelmap under a transform was refused already."""
+    from MultimodalRegistrationLib.core.errors import InputError
+
+    fixed, moving = volumes
+    fixed_head, moving_head = (make_segmentation(sitk.Cast(mrml.image_from_volume_node(volume) > 100, sitk.sitkUInt8),
+                                                 {1: "head"}, f"{name} head")
+                               for volume, name in ((fixed, "CT"), (moving, "MR")))  # fmt: skip
+    shift = mrml.transform_to_node(scene, rigid_transform(0, (0, 0, 1), (21, 0, 0)), name="shift")
+    fixed_head.SetAndObserveTransformNodeID(shift.GetID())
+    count = scene.GetNumberOfNodes()
+    with pytest.raises(InputError, match="the fixed segmentation 'CT head' is under the transform 'shift' while"):
+        register_nodes(registration_parameters(fixedVolume=fixed, movingVolume=moving, fixedSegmentation=fixed_head,
+                                               movingSegmentation=moving_head))  # fmt: skip
+    assert scene.GetNumberOfNodes() == count
 
 
 @pytest.mark.parametrize("failing", ["reading", "filling"])

@@ -74,6 +74,37 @@ def check_output_transform(node) -> None:
         )
 
 
+def check_output_volume(node) -> None:
+    """Refuse an output volume node under a transform: it is filled on the fixed grid, and shown moved by that
+    transform too (50 mm from the fixed volume, without a word; a helper's scripted session)."""
+    above = node.GetParentTransformNode() if node is not None else None
+    if above is not None:
+        raise InputError(
+            f"the output volume '{node.GetName()}' is under the transform '{above.GetName()}': it is filled on the "
+            f"fixed volume's grid and would be shown moved by '{above.GetName()}'; choose another output volume (or "
+            f"create one), or take '{node.GetName()}' out of '{above.GetName()}' first (Data module)"
+        )
+
+
+def check_output_not_a_start(output_node, moving_volume, initial_node, result_prefix: str) -> None:
+    """Refuse an output transform node that is this run's start: the initial transform node, or a transform the
+    moving volume sits under that no registration made (a prealignment; a result of one, attributes under
+    ``result_prefix``, is replaced by design). The run had overwritten it, and under it started from the identity
+    (79 mm off where the prealignment was 9 mm off; a helper's scripted session)."""
+    if output_node is None:
+        return
+    name = output_node.GetName()
+    fix = (f"choose a new output transform (or create one): '{name}' then stays the start, and the result "
+           "includes it")  # fmt: skip
+    if output_node is initial_node:
+        raise InputError(f"the output transform '{name}' is also the initial transform: the run would overwrite "
+                         f"its own start; {fix}")  # fmt: skip
+    made_here = any(key.startswith(result_prefix) for key in (output_node.GetAttributeNames() or ()))
+    if mrml.is_under(moving_volume, output_node) and not made_here:
+        raise InputError(f"the output transform '{name}' is the moving volume's own prealignment (the volume is "
+                         f"under it): the run would replace it, and with it the start; {fix}")  # fmt: skip
+
+
 def check_guided_start(moving_volume, initial_node, guided: bool, replaced: bool) -> None:
     """Refuse, before the worker, a guided run whose start comes from its guidance (``replaced``) while the moving
     volume sits under a nonlinear transform: the start would replace it. Named here, the transform is the volume's

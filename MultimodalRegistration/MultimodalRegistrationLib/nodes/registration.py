@@ -17,7 +17,13 @@ from ..process.preflight import preflight_registration
 from ..process.worker import WorkerJob
 from ..registration.runs import start_from_guidance
 from . import slices
-from .checks import check_guided_start, check_output_transform, check_volume_pair
+from .checks import (
+    check_guided_start,
+    check_output_not_a_start,
+    check_output_transform,
+    check_output_volume,
+    check_volume_pair,
+)
 from .job import REGISTRATION_ATTRIBUTE_PREFIX as ATTRIBUTE_PREFIX
 from .job import job_folder
 from .panel import job_from_panel, node_of, panel_parameters
@@ -67,6 +73,8 @@ def _started(parameters, on_progress, on_done, python, warm) -> NodeRegistration
     fixed, moving = (node_of(parameters, RegistrationJob, name) for name in ("fixed", "moving"))
     check_volume_pair(fixed, moving, otherwise="register to another volume")
     check_output_transform(node_of(parameters, RegistrationJob, "output_transform"))
+    check_output_not_a_start(node_of(parameters, RegistrationJob, "output_transform"), moving,
+                             node_of(parameters, RegistrationJob, "initial_transform"), ATTRIBUTE_PREFIX)
     segmented = node_of(parameters, RegistrationJob, "fixed_segmentation") is not None
     guided = segmented or node_of(parameters, RegistrationJob, "guidance_fixed_points") is not None
     replaced = start_from_guidance(node_of(parameters, RegistrationJob, "init"), segmented)
@@ -76,6 +84,7 @@ def _started(parameters, on_progress, on_done, python, warm) -> NodeRegistration
         if output is not None and output is volume:
             raise InputError(f"the output volume is the {role} volume '{volume.GetName()}': the originals are never "
                              "modified, choose another output volume or create a new one")  # fmt: skip
+    check_output_volume(output)
     if slices.is_single_slice(fixed) and slices.is_single_slice(moving):
         return register_nodes_2d(parameters, on_progress, on_done, python, warm)
     with job_folder("mmreg-nodes-") as folder:

@@ -34,6 +34,9 @@ class NodeRegistration(NodeJob):
         self.parameters = parameters
         self.keep_targets(parameters, RegistrationJob, [f.name for f in RegistrationJob.panel_fields() if "node" in f.metadata])
         self.scene = self.target("fixed").GetScene()
+        # The start's parent as the run began: read at the end, a parent set while the run went had been recorded.
+        self.start_parent = moving_parent_of(self.target("moving"), self.target("initial_transform"),
+                                             self.present_target("output_transform"))  # fmt: skip
         self.folder = folder
         self.on_done = on_done
         self.output_transform_node = None
@@ -108,7 +111,7 @@ class NodeRegistration(NodeJob):
         volume = read_image(outputs.volume) if self.present_target("output_volume") is not None else None
         fixed, moving, initial = self.target("fixed"), self.target("moving"), self.target("initial_transform")
         output = self.present_target("output_transform")
-        parent = moving_parent_of(moving, initial, output)
+        parent = self.start_parent if self.start_parent is None or mrml.in_scene(self.start_parent) else None
         provenance = summary.provenance
         attributes = {
             "engine": provenance.engine,
