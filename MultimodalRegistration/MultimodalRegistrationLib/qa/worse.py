@@ -70,15 +70,24 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
     return 2.0 * int((a & b).sum()) / total if total else 0.0
 
 
+def _mean_label_dice(first: np.ndarray, second: np.ndarray) -> float:
+    """Mean Dice over the label values both arrays hold (0 is background), as :func:`_mean_dice` averages the
+    segments; the foregrounds' Dice when they share no value."""
+    shared = sorted((set(np.unique(first)) & set(np.unique(second))) - {0})
+    if not shared:
+        return _dice(first > 0, second > 0)
+    return float(np.mean([_dice(first == value, second == value) for value in shared]))
+
+
 def _wrong_way_dice(fixed_labels: sitk.Image, moving_labels: sitk.Image, transform: Transform) -> tuple[float, float]:
-    """Dice of the two labelmaps' foregrounds (all segments together) with the fixed labels carried into moving
-    space by ``transform`` read as moving -> fixed, and, for comparison, as given (fixed -> moving)."""
-    moving = sitk.GetArrayViewFromImage(moving_labels) > 0
+    """Mean Dice per label with the fixed labels carried into moving space by ``transform`` read as moving -> fixed,
+    and, for comparison, as given (fixed -> moving). Per label, as the table and the Dice before are: the
+    foregrounds' Dice (0.60) had been quoted against a mean per label (0.42; a helper's QA check)."""
+    moving = sitk.GetArrayFromImage(moving_labels)
     fixed_on_moving = sitk.Resample(fixed_labels, moving_labels, transform.sitk, sitk.sitkNearestNeighbor, 0)
-    wrong_way = _dice(sitk.GetArrayViewFromImage(fixed_on_moving) > 0, moving)
-    fixed = sitk.GetArrayViewFromImage(fixed_labels) > 0
+    wrong_way = _mean_label_dice(sitk.GetArrayFromImage(fixed_on_moving), moving)
     moving_on_fixed = sitk.Resample(moving_labels, fixed_labels, transform.sitk, sitk.sitkNearestNeighbor, 0)
-    return wrong_way, _dice(sitk.GetArrayViewFromImage(moving_on_fixed) > 0, fixed)
+    return wrong_way, _mean_label_dice(sitk.GetArrayFromImage(moving_on_fixed), sitk.GetArrayFromImage(fixed_labels))
 
 
 def worse_or_wrong_way(
