@@ -12,7 +12,6 @@ from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.core.phantom import make_phantom_pair
 from MultimodalRegistrationLib.core.transforms import Transform, rigid_transform
 from MultimodalRegistrationLib.qa.assess import QAOptions, assess_registration
-from MultimodalRegistrationLib.qa.stability import StabilityResult
 from MultimodalRegistrationLib.qa.cohort_triage import (
     COHORT_Z,
     CohortRow,
@@ -21,7 +20,9 @@ from MultimodalRegistrationLib.qa.cohort_triage import (
     robust_z,
     triage_cohort,
 )
+from MultimodalRegistrationLib.qa.stability import StabilityResult
 from MultimodalRegistrationLib.qa.triage import Verdict, triage_case
+from MultimodalRegistrationLib.registration.rules.nearby_pose import NEARBY_POSE_WARNING
 from MultimodalRegistrationLib.registration.summary import Provenance, RegistrationSummary
 
 # 4 mm voxels: a phantom pair in ~0.1 s and a QA report in ~0.1 s.
@@ -101,7 +102,8 @@ def test_identity_far_from_the_truth_did_not_improve_the_metric(pair, assess):
     report = assess("identity", Transform.identity())
     verdict = triage_case(summary_of(report), report)
     assert verdict.verdict == "check"
-    assert [reason.split(":")[0] for reason in verdict.reasons] == ["the metric did not improve"]
+    assert [reason.split(":")[0] for reason in verdict.reasons] == ["the metric did not improve", "the QA warned"]
+    assert NEARBY_POSE_WARNING in verdict.reasons[1]  # the images would correct it (QA's nearby search)
     assert verdict.measures["metric_gain_nats"] == 0.0 and verdict.measures["overlap_after"] > 0.6
 
 

@@ -22,6 +22,7 @@ from ..core.records import Record, build
 from ..registration.rules.axis_spacing import AXIS_SPACING_WARNING
 from ..registration.rules.far_from_start import FAR_FROM_START
 from ..registration.rules.inside_size import INSIDE_SIZE_WARNING
+from ..registration.rules.nearby_pose import NEARBY_POSE_WARNING
 from ..registration.rules.scale_drift import SIZE_DRIFTED
 from ..registration.rules.shape_change import SHAPE_CHANGE
 from ..registration.rules.size_check import SIZE_WARNING
@@ -66,8 +67,9 @@ RESULT_DOUBTS = (WEAK_RESULT, FAR_FROM_START, WAYS_DISAGREE, SLAB_POSE, SHAPE_CH
 # The QA's own warnings that its measures doubt the result: the transform read the other way fits better, some
 # target landmarks lie far off the others, the segments got worse. A helper's QA sweep: two swapped
 # landmarks 99 mm off, an inverse given by mistake and segments from Dice 1.00 to 0.36 had each been 'ok'. And a
-# stability check asked for that no restart finished.
-QA_DOUBTS = (WRONG_WAY, FAR_OFF, SEGMENTS_WORSE, NOT_MEASURED)  # landmarks worse: the landmark rule's own
+# stability check asked for that no restart finished. And a pose nearby that the images prefer far over the one given
+# (a transform 20 degrees off). Landmarks worse: the landmark rule's own.
+QA_DOUBTS = (WRONG_WAY, FAR_OFF, SEGMENTS_WORSE, NOT_MEASURED, NEARBY_POSE_WARNING)
 # Target landmarks (the user's own truth): a median TRE above this after registration, or worse than before it by
 # more than TRE_WORSE_MM, is worth a look at any human scale (5 mm: the clinical limit of a targeted biopsy); two
 # points files swapped or in another frame gave 86 mm with the verdict 'ok'.
