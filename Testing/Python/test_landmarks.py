@@ -282,12 +282,13 @@ def test_implausible_scale_asks_to_check_spacing_or_units(kind, scale):
     fit = fit_landmarks(fixed_ras, moving_ras, kind, reference_image=reference)
     # A rigid or translation fit of a list in cm said only "the landmarks do not fit together" (a helper's sweep).
     (warning,) = warnings_about(fit, "check image spacing or units")
-    assert f"{scale:.2f}" in warning and "0.67-1.5" in warning
+    assert f"{scale:.2f}" in warning and "0.55-1.7" in warning
     assert kind not in ("rigid", "translation") or warning.startswith("the two lists differ in size by")
-    plausible = fit_landmarks(
-        *pairs(TRUTH @ scaled(1.2), count=8, noise=0.2, seed=7)[:2], kind, reference_image=reference
-    )
-    assert warnings_about(plausible, "check image spacing") == []
+    for size in (1.2, 0.62):  # 0.62: cleared tissue shrunk by 38% (a helper's sweep: 0.65 had been warned)
+        plausible = fit_landmarks(
+            *pairs(TRUTH @ scaled(size), count=8, noise=0.2, seed=7)[:2], kind, reference_image=reference
+        )
+        assert warnings_about(plausible, "check image spacing") == []
 
 
 def test_points_outside_the_images_are_named():
