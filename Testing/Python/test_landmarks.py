@@ -590,3 +590,17 @@ def test_points_without_labels_are_said_to_pair_by_order():
     assert warnings == [("points are paired by order because they have no labels (or are numbered 1, 2, ... as points "
                          "without labels are read): label them alike in both lists, or check the order")]  # fmt: skip
     assert pair_landmarks(points, points, ["a", *numbers[1:]], ["a", *numbers[1:]])[3] == "label"
+
+
+def test_a_spline_bending_more_than_its_fade_beyond_the_reference_can_undo_is_warned():
+    """A helper's prealign check: a 40 mm reference cube, 15 landmarks inside it on a smooth bulge (u = k |x|^2 along
+    z). At k = 0.008 the bend at the cube's faces is 20 mm, the fade (half the cube's side) 20 mm: the stored
+    transform folded 4-16 mm beyond the cube (Jacobian -0.63), unwarned. At k = 0.004 it does not fold."""
+    rng = np.random.default_rng(21)
+    fixed = rng.uniform(-18, 18, (15, 3))
+    reference = box_image(low=-20.0, high=20.0, spacing=1.0)
+    for k, folds in ((0.004, False), (0.008, True)):
+        moving = fixed + k * (fixed**2).sum(axis=1)[:, None] * np.array([0.0, 0.0, 1.0])
+        moving += rng.normal(0.0, 0.3, fixed.shape)
+        fit = fit_landmarks(fixed, moving, "tps", reference_image=reference)
+        assert bool(warnings_about(fit, "folds space just beyond the reference image")) == folds, fit.warnings

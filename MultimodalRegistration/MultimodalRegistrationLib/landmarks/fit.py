@@ -369,6 +369,15 @@ def _tps_transform(
               "part alone beyond it)")  # fmt: skip
     stored_note = f"the spline is stored as {stored}, within {sampling:.2f} mm of the exact spline at the points inside it"
     notes = [TPS_NOTE, stored_note]
+    if reference is not None:  # the fade is capped at half the grid's smallest side: a larger bend folds in it
+        determinant = float(sitk.GetArrayFromImage(sitk.DisplacementFieldJacobianDeterminant(bend)).min())
+        if determinant <= 0.0:  # a helper's 40 mm cube bent 20 mm at its faces: -0.63, 4-16 mm beyond it, unwarned
+            warnings.append(
+                f"the spline bends too much at the reference image's faces for its {taper:.0f} mm fade: the stored "
+                f"transform folds space just beyond the reference image (Jacobian determinant down to "
+                f"{determinant:.2f}), where a volume or points carried through it come out scrambled: give a "
+                "reference image that reaches further beyond the landmarks, or use affine"
+            )
     if sampling > FIELD_TOLERANCE_MM:
         warnings.append(
             f"the displacement field ({spacing:.2f} mm grid) departs up to {sampling:.2f} mm from the spline at "
