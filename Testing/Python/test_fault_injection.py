@@ -2861,6 +2861,8 @@ SWEEP_CASES = {  # each ran an engine and exited 0 or 1, or named another cause 
     "elastix's parameter file as the initial transform": Case(elastix_parameters_as_initial,
                                                               "is an elastix parameter file"),
     "a 4D file holding one volume": Case(one_volume_4d, "is a 3D volume saved with a fourth axis of one volume"),
+    "a preset file that is not there": Case(register_with("--preset", "/no/such/folder/mine.txt"),
+                                            "preset file /no/such/folder/mine.txt does not exist"),  # 'unknown preset'
     "initial displacement field with a NaN vector": Case(initial_field_with_a_nan, "not finite numbers"),
     "qa of a displacement field with a NaN vector": Case(qa_of_a_field_with_a_nan, "not finite numbers"),
     "an infinite voxel, downsampled": Case(downsampled_infinite_voxel, "NaN or infinite voxels"),

@@ -128,6 +128,9 @@ def load_preset(engine: str, preset: str, dimension: int = 3) -> Preset:
         raise InputError(
             f"preset file {candidate} does not suit engine '{engine}': {spec.label} takes {spec.preset_suffix} files"
         )
+    if candidate.suffix in suffixes and dimension == 3:  # a path to a file that is not there (a helper's session)
+        raise InputError(f"preset file {candidate} does not exist: check the path, or choose a named preset "
+                         f"(mmreg presets lists them)")  # fmt: skip
     entries = _manifest(dimension).get(engine, {})
     if preset not in entries:
         kind, or_file = ("2D ", "") if dimension == 2 else ("", " or give a preset file path")
