@@ -1664,6 +1664,7 @@ PANEL_CASES = {  # the choice -> what the refusal must say
                                            "segmentation' (fixedSegmentation) and 'Moving segmentation'"),
     "seed_out_of_range": ({"seed": -5}, "'Random seed' (seed) -5 is out of range"),
     "metric_segments_without_guidance": ({"metric": "segments"}, "'Metric' segments needs segmentations or landmarks"),
+    "init_unknown": ({"init": "nosuch"}, "'Start pose' (init) 'nosuch' is not a start: choose one of auto"),  # worker
 }  # fmt: skip
 
 

@@ -10,7 +10,7 @@ from dataclasses import fields, replace
 from functools import partial
 from pathlib import Path
 
-from ..core.choices import check_seed, check_threads
+from ..core.choices import INIT_METHODS, check_seed, check_threads
 from ..core.errors import InputError
 from ..core.file_checks import LINEAR_SUFFIXES
 from ..core.files import suffix_of
@@ -42,6 +42,8 @@ def check_choices(job: RegistrationJob, linear: bool) -> None:
     """Refuse numbers and combinations no engine can use: they would fail (or be ignored) after the run."""
     check_seed(job.seed)
     check_threads(job.threads)
+    if job.init not in INIT_METHODS:  # a script's typo had reached the worker (a helper's scripted session)
+        raise InputError(f"--init '{job.init}' is not a start: choose one of {', '.join(INIT_METHODS)}")
     if not (math.isfinite(job.max_rotation_deg) and 0 < job.max_rotation_deg <= 180):
         raise InputError(f"--max-rotation-deg {job.max_rotation_deg}: give an angle from 0 to 180 degrees (0 excluded)")
     if job.guidance_weight is not None and not (math.isfinite(job.guidance_weight) and job.guidance_weight > 0):
