@@ -75,6 +75,16 @@ def test_two_slices_register_in_2d_and_the_node_maps_fixed_to_moving_ras(scene, 
     # The seconds and warnings are recorded as a 3D result's are (they were missing: a helper's sweep).
     assert json.loads(node.GetAttribute(ATTRIBUTE_PREFIX + "warnings")) == registration.summary.warnings == []
     assert float(node.GetAttribute(ATTRIBUTE_PREFIX + "seconds")) > 0
+    assert float(node.GetAttribute(ATTRIBUTE_PREFIX + "rotationDeg")) == pytest.approx(35.0, abs=0.5)
+    # The moving slice's node turned 10 degrees more about its normal: the node's turn, not the pixel frames' (which
+    # stay at 35; a helper's session had recorded -0.0007 for a node turned 10 degrees).
+    turn = np.eye(4)
+    turn[:2, :2] = [[np.cos(np.radians(10.0)), -np.sin(np.radians(10.0))],
+                    [np.sin(np.radians(10.0)), np.cos(np.radians(10.0))]]  # fmt: skip
+    mrml.set_ijk_to_ras(moving, turn @ mrml.ijk_to_ras(moving))
+    turned = register_nodes(registration_parameters(fixedVolume=fixed, movingVolume=moving, preset="rigid"))
+    node = turned.output_transform_node
+    assert float(node.GetAttribute(ATTRIBUTE_PREFIX + "rotationDeg")) == pytest.approx(45.0, abs=0.5)
 
 
 def test_volume_only_inputs_are_refused_for_two_slices_before_any_engine_runs(scene, slides):

@@ -80,6 +80,12 @@ def isotropic_scale(linear: np.ndarray) -> float:
     return float(abs(np.linalg.det(np.asarray(linear, float))) ** (1.0 / 3.0))
 
 
+def rotation_2d_deg(matrix: np.ndarray) -> float:
+    """The rotation (degrees, counter-clockwise from the x axis to y) of a 2D matrix (3x3 or its 2x2 part)."""
+    m = np.asarray(matrix, float)
+    return float(np.degrees(np.arctan2(m[1, 0] - m[0, 1], m[0, 0] + m[1, 1])))
+
+
 def pose_difference(a: np.ndarray, b: np.ndarray, center: np.ndarray) -> tuple[float, float]:
     """Rotation (degrees, scale and shear left out) and distance between where ``center`` lands
     (mm) for two 4x4 poses. :func:`pose_change` also gives the scale ratio."""

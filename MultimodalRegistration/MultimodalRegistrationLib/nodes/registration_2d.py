@@ -19,6 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import InputError
+from ..core.rotations import rotation_part
 from ..core.transforms import Transform
 from ..process.jobs import RegistrationJob
 from ..process.register2d_job import Registration2DJob, Registration2DJobResult, Registration2DWorkerJob, inputs_2d
@@ -66,6 +67,17 @@ def ras_matrix(matrix_2d: np.ndarray, fixed, moving, fixed_mm: float, moving_mm:
     from_mm = np.diag([1 / moving_mm, 1 / moving_mm, 1.0, 1.0])
     fixed_to_slice = np.linalg.inv(mrml.ijk_to_ras(fixed) @ slices.slice_to_ijk(fixed))
     return mrml.ijk_to_ras(moving) @ slices.slice_to_ijk(moving) @ from_mm @ embedded @ to_mm @ fixed_to_slice
+
+
+def _turn_about_normal_deg(matrix_ras: np.ndarray, fixed) -> float:
+    """The turn (degrees, right-handed about the fixed slice's normal, RAS) of a 4x4 fixed -> moving RAS result: the
+    node's, where the 2D engine's angle is in the pixel frames (a moving slice whose node was turned 10 degrees
+    had recorded -0.0007; a helper's scripted session)."""
+    turn = rotation_part(np.asarray(matrix_ras, float)[:3, :3])
+    normal = (mrml.ijk_to_ras(fixed) @ slices.slice_to_ijk(fixed))[:3, 2]
+    axis = np.array([turn[2, 1] - turn[1, 2], turn[0, 2] - turn[2, 0], turn[1, 0] - turn[0, 1]])
+    sine = float(axis @ normal) / (2.0 * float(np.linalg.norm(normal)))
+    return float(np.degrees(np.arctan2(sine, (np.trace(turn) - 1.0) / 2.0)))
 
 
 def check_2d_panel(parameters) -> None:
@@ -127,7 +139,8 @@ class NodeRegistration2D(NodeRegistration):
         self._record(node, {
             "dimension": 2, "engine": summary.engine, "engineVersion": summary.version, "preset": summary.preset,
             "libraryVersion": summary.mmreg_version, "seed": summary.seed, "threads": summary.threads,
-            "rotationDeg": summary.angle_deg, "scales": ",".join(f"{s:g}" for s in summary.scales),
+            "rotationDeg": round(_turn_about_normal_deg(matrix, fixed), 4),
+            "scales": ",".join(f"{s:g}" for s in summary.scales),
             "fixedNodeID": fixed.GetID(), "movingNodeID": moving.GetID(), "summary": json.dumps(summary.to_dict()),
         })  # fmt: skip
         if self.present_target("output_volume") is not None:

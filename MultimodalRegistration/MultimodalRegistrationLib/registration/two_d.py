@@ -30,6 +30,7 @@ import SimpleITK as sitk
 
 from ..core.images2d import Image2D
 from ..core.outliers import clip_outliers
+from ..core.rotations import rotation_2d_deg
 from ..core.transforms import affine_2d
 from ..engines.presets import companion_preset, load_preset
 from ..engines.request_2d import EngineRequest2D
@@ -66,9 +67,7 @@ class Registration2D:
     @property
     def angle_deg(self) -> float:
         """The rotation of the result (degrees, counter-clockwise from the x axis to y)."""
-        return float(
-            np.degrees(np.arctan2(self.matrix[1, 0] - self.matrix[0, 1], self.matrix[0, 0] + self.matrix[1, 1]))
-        )
+        return rotation_2d_deg(self.matrix)
 
     @property
     def scales(self) -> tuple[float, float]:

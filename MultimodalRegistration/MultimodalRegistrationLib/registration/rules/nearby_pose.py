@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
+from ...core.rotations import pose_difference
 from ...core.transforms import Transform
 from ..pose.local_search import local_search
 from .size_check import MIN_GAIN, MIN_GAIN_SHARE, SEARCH_START_MM, images_confirm, search_frame
@@ -28,14 +29,6 @@ from .size_check import MIN_GAIN, MIN_GAIN_SHARE, SEARCH_START_MM, images_confir
 MIN_MOVE_DEG = 2.0
 MIN_MOVE_MM = 2.0  # where the fixed tissue's centre goes
 NEARBY_POSE_WARNING = "a pose near the transform agrees far better"  # how the warning starts
-
-
-def _moved(start: np.ndarray, pose: np.ndarray, center: np.ndarray) -> tuple[float, float]:
-    """The turn (degrees) and the shift of the fixed tissue's ``center`` (mm) from ``start`` to ``pose`` (4x4)."""
-    turn = np.linalg.inv(start[:3, :3]) @ pose[:3, :3]
-    angle = float(np.degrees(np.arccos(np.clip((np.trace(turn) - 1.0) / 2.0, -1.0, 1.0))))
-    shift = float(np.linalg.norm((pose[:3, :3] - start[:3, :3]) @ center + pose[:3, 3] - start[:3, 3]))
-    return angle, shift
 
 
 def nearby_pose_warning(
@@ -52,7 +45,7 @@ def nearby_pose_warning(
     before = float(frame.score(frame.start[None])[0])
     poses, values = local_search(frame.score, frame.start[None], frame.center, frame.radius, SEARCH_START_MM, 0.5)
     after, pose = float(values[0]), poses[0]
-    angle, shift = _moved(frame.start, pose, frame.center)
+    angle, shift = pose_difference(pose, frame.start, frame.center)
     if after - before < max(MIN_GAIN, MIN_GAIN_SHARE * abs(before)) or (angle < MIN_MOVE_DEG and shift < MIN_MOVE_MM):
         return None
     if not images_confirm(fixed, moving, transform, pose, frame.center):
