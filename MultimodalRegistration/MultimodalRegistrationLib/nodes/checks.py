@@ -62,28 +62,27 @@ def check_right_angles(volume, role: str) -> None:
     )
 
 
-def check_output_transform(node) -> None:
-    """Refuse an output transform node that is itself under a transform: the result fills the node's own
-    TransformFromParent, so a volume put under it would be moved by both (a result 0.3 mm off was shown 11 mm off)."""
+def _refuse_if_under_a_transform(node, role: str, why: str, choose: str) -> None:
     above = node.GetParentTransformNode() if node is not None else None
     if above is not None:
         raise InputError(
-            f"the output transform '{node.GetName()}' is under the transform '{above.GetName()}': a volume put under "
-            f"it would be moved by both; choose a new output transform, or take '{node.GetName()}' out of "
-            f"'{above.GetName()}' first (Data module)"
+            f"the {role} '{node.GetName()}' is under the transform '{above.GetName()}': {why}; {choose}, or take "
+            f"'{node.GetName()}' out of '{above.GetName()}' first (Data module)"
         )
+
+
+def check_output_transform(node) -> None:
+    """Refuse an output transform node that is itself under a transform: the result fills the node's own
+    TransformFromParent, so a volume put under it would be moved by both (a result 0.3 mm off was shown 11 mm off)."""
+    _refuse_if_under_a_transform(node, "output transform", "a volume put under it would be moved by both",
+                                 "choose a new output transform")  # fmt: skip
 
 
 def check_output_volume(node) -> None:
     """Refuse an output volume node under a transform: it is filled on the fixed grid, and shown moved by that
     transform too (50 mm from the fixed volume, without a word; a helper's scripted session)."""
-    above = node.GetParentTransformNode() if node is not None else None
-    if above is not None:
-        raise InputError(
-            f"the output volume '{node.GetName()}' is under the transform '{above.GetName()}': it is filled on the "
-            f"fixed volume's grid and would be shown moved by '{above.GetName()}'; choose another output volume (or "
-            f"create one), or take '{node.GetName()}' out of '{above.GetName()}' first (Data module)"
-        )
+    _refuse_if_under_a_transform(node, "output volume", "it is filled on the fixed volume's grid and would be shown "
+                                 "moved by that transform", "choose another output volume (or create one)")  # fmt: skip
 
 
 def check_output_not_a_start(output_node, moving_volume, initial_node, result_prefix: str) -> None:
