@@ -2858,7 +2858,16 @@ def one_volume_4d(inputs: Path, out: Path) -> list[str]:
     return _register(fixed, inputs / "moving4d.nrrd", out)
 
 
+def uint64_near_two_to_the_63(inputs: Path, out: Path) -> list[str]:
+    """Called constant ("every voxel is 9.22337e+18"): the values differ by less than a double tells apart."""
+    fixed, _ = _pair(inputs)
+    values = sitk.GetArrayFromImage(_volume(seed=1)).clip(0, None).astype(np.uint64) + np.uint64(2**63)
+    sitk.WriteImage(sitk.GetImageFromArray(values), str(inputs / "offset.nrrd"))
+    return _register(fixed, inputs / "offset.nrrd", out)
+
+
 SWEEP_CASES = {  # each ran an engine and exited 0 or 1, or named another cause (a helper's sweep of 90 bad inputs)
+    "64-bit integers near 2^63": Case(uint64_near_two_to_the_63, "holds 64-bit integers near 9.223e+18 that differ"),
     "elastix's parameter file as the initial transform": Case(elastix_parameters_as_initial,
                                                               "is an elastix parameter file"),
     "a 4D file holding one volume": Case(one_volume_4d, "is a 3D volume saved with a fourth axis of one volume"),

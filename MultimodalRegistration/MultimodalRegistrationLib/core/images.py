@@ -192,6 +192,10 @@ def validate_image(image: sitk.Image, role: str = "image") -> None:
     low, high = statistics.GetMinimum(), statistics.GetMaximum()
     if not (np.isfinite(low) and np.isfinite(high)):
         raise non_finite_error(role)
+    if high <= low and image.GetPixelID() in (sitk.sitkInt64, sitk.sitkUInt64) and _integers_differ(image):
+        # uint64 values near 2^63 differ by less than a double can tell: it had been called constant (a sweep)
+        raise InputError(f"{role} holds 64-bit integers near {low:.4g} that differ by less than floating point can "
+                         "tell apart: subtract its offset (or save it as a 32-bit or float image) first")  # fmt: skip
     if high <= low:
         raise InputError(f"{role} is constant (every voxel is {low:g}): load the right image")
     content = _content_voxels(image, low, MIN_CONTENT_VOXELS)
@@ -215,6 +219,12 @@ def _content_voxels(image: sitk.Image, low: float, enough: int) -> int:
         if count >= enough:
             break
     return count
+
+
+def _integers_differ(image: sitk.Image) -> bool:
+    """Whether a 64-bit integer image holds two different values (read exactly, not as doubles)."""
+    values = sitk.GetArrayViewFromImage(image)
+    return bool(values.size) and bool(values.min() != values.max())
 
 
 def non_finite_error(role: str, what: str = "NaN or infinite") -> InputError:
