@@ -92,6 +92,16 @@ def moving_as(write: Callable[[Path], Path]) -> Builder:
     return build
 
 
+def initial_as(write: Callable[[Path], Path]) -> Builder:
+    """A case: the valid pair registered from the initial transform file that ``write(inputs)`` makes."""
+
+    def build(inputs: Path, out: Path) -> list[str]:
+        fixed, moving = _pair(inputs)
+        return _register(fixed, moving, out, "--initial-transform", str(write(inputs)))
+
+    return build
+
+
 def _prep(fixed: Path, moving: Path, out: Path, *extra: str) -> list[str]:
     return ["prep", "--fixed", str(fixed), "--moving", str(moving), "--output-dir", str(out), *extra]
 
@@ -315,20 +325,18 @@ def unwritable_output(inputs: Path, out: Path) -> list[str]:
     return ["register", "--fixed", str(fixed), "--moving", str(moving), "--output-transform", "/proc/mmreg/T.h5"]
 
 
-def damaged_initial_transform(inputs: Path, out: Path) -> list[str]:
-    fixed, moving = _pair(inputs)
+def _damaged_transform(inputs: Path) -> Path:
     initial = inputs / "initial.tfm"
     initial.write_text("#Insight Transform File V1.0\n#Transform 0\nTransform: Nonsense\n")
-    return _register(fixed, moving, out, "--initial-transform", str(initial))
+    return initial
 
 
-def garbage_initial_transform(inputs: Path, out: Path) -> list[str]:
+def _garbage_transform(inputs: Path) -> Path:
     """Random bytes named .h5: the refusal quoted ITK's last line, "set the suffix to an unsupported type." (a helper's
     QA sweep)."""
-    fixed, moving = _pair(inputs)
     initial = inputs / "initial.h5"
     initial.write_bytes(np.random.default_rng(3).integers(0, 256, 300, dtype=np.uint8).tobytes())
-    return _register(fixed, moving, out, "--initial-transform", str(initial))
+    return initial
 
 
 @dataclass
@@ -373,8 +381,8 @@ CASES = {
     "unsupported output extension": Case(unsupported_output, "use one of .h5"),
     "output folder under a file": Case(output_under_a_file, "is a file, not a folder"),
     "output folder that cannot be made": Case(unwritable_output, "not writable"),
-    "damaged initial transform": Case(damaged_initial_transform, "initial"),
-    "garbage initial transform": Case(garbage_initial_transform, "no transform reader recognises its contents"),
+    "damaged initial transform": Case(initial_as(_damaged_transform), "initial"),
+    "garbage initial transform": Case(initial_as(_garbage_transform), "no transform reader recognises its contents"),
 }
 
 
@@ -680,13 +688,7 @@ def nan_background_mask(inputs: Path, out: Path) -> list[str]:
 
 def initial_tfm(parameters: str) -> Builder:
     """A case: the valid pair from an initial affine .tfm whose Parameters line is ``parameters``."""
-
-    def build(inputs: Path, out: Path) -> list[str]:
-        fixed, moving = _pair(inputs)
-        initial = _rigid_tfm(inputs / "initial.tfm", parameters)
-        return _register(fixed, moving, out, "--initial-transform", str(initial))
-
-    return build
+    return initial_as(lambda inputs: _rigid_tfm(inputs / "initial.tfm", parameters))
 
 
 def intensity_image_as_segmentation(inputs: Path, out: Path) -> list[str]:
@@ -2581,11 +2583,6 @@ def rotation_limit_with_guidance(inputs: Path, out: Path) -> list[str]:
     return args + ["--init", "auto", "--max-rotation-deg", "30"]
 
 
-def image_as_initial_transform(inputs: Path, out: Path) -> list[str]:
-    fixed, moving = _pair(inputs)
-    return _register(fixed, moving, out, "--initial-transform", str(fixed))
-
-
 AUDIT_OUTPUT_CASES = {  # each ran with exit 0 and lost a file, or named the wrong cause (audit of bad input)
     "--output-transform is the custom preset file": Case(output_transform_is_the_preset_file, "the preset file"),
     "--json is the custom preset file": Case(json_is_the_preset_file, "the preset file"),
@@ -2601,7 +2598,8 @@ AUDIT_OUTPUT_CASES = {  # each ran with exit 0 and lost a file, or named the wro
                                              "(the guided start searches rotations within 30 degrees"),
     "--guidance-weight 0": Case(register_with("--guidance-weight", "0"), "give a number above 0"),
     "fixed mask far outside its image": Case(fixed_mask_far_outside, "lies outside its image"),
-    "an image as the initial transform": Case(image_as_initial_transform, "not a displacement field"),
+    "an image as the initial transform": Case(initial_as(lambda inputs: inputs / "fixed.nrrd"),
+                                              "not a displacement field"),
 }  # fmt: skip
 CASES.update(AUDIT_OUTPUT_CASES)
 
@@ -2792,12 +2790,6 @@ def _nan_field(path: Path) -> Path:
     return path
 
 
-def initial_field_with_a_nan(inputs: Path, out: Path) -> list[str]:
-    """exit 0 with the NaN in the written T.h5; a coarser field crashed ("SVD did not converge ... a bug")."""
-    fixed, moving = _pair(inputs)
-    return _register(fixed, moving, out, "--initial-transform", str(_nan_field(inputs / "field.h5")))
-
-
 def qa_of_a_field_with_a_nan(inputs: Path, out: Path) -> list[str]:
     """QA said "folding 0%" and wrote the token NaN into its JSON."""
     argv = _qa(inputs, out / "qa.html")
@@ -2843,12 +2835,11 @@ def guided_by_points_at_one_position(inputs: Path, out: Path) -> list[str]:
     return _register(fixed, moving, out, "--fixed-points", str(fixed_points), "--moving-points", str(moving_points))
 
 
-def elastix_parameters_as_initial(inputs: Path, out: Path) -> list[str]:
+def _elastix_parameters(inputs: Path) -> Path:
     """ITK's own words had been "Tags must be delimited by :"."""
-    fixed, moving = _pair(inputs)
     parameters = inputs / "TransformParameters.0.txt"
     parameters.write_text('(Transform "EulerTransform")\n(NumberOfParameters 6)\n(TransformParameters 0 0 0 1 2 3)\n')
-    return _register(fixed, moving, out, "--initial-transform", str(parameters))
+    return parameters
 
 
 def one_volume_4d(inputs: Path, out: Path) -> list[str]:
@@ -2868,12 +2859,14 @@ def uint64_near_two_to_the_63(inputs: Path, out: Path) -> list[str]:
 
 SWEEP_CASES = {  # each ran an engine and exited 0 or 1, or named another cause (a helper's sweep of 90 bad inputs)
     "64-bit integers near 2^63": Case(uint64_near_two_to_the_63, "holds 64-bit integers near 9.223e+18 that differ"),
-    "elastix's parameter file as the initial transform": Case(elastix_parameters_as_initial,
+    "elastix's parameter file as the initial transform": Case(initial_as(_elastix_parameters),
                                                               "is an elastix parameter file"),
     "a 4D file holding one volume": Case(one_volume_4d, "is a 3D volume saved with a fourth axis of one volume"),
     "a preset file that is not there": Case(register_with("--preset", "/no/such/folder/mine.txt"),
                                             "preset file /no/such/folder/mine.txt does not exist"),  # 'unknown preset'
-    "initial displacement field with a NaN vector": Case(initial_field_with_a_nan, "not finite numbers"),
+    # exit 0 with the NaN in the written T.h5; a coarser field crashed ("SVD did not converge ... a bug")
+    "initial displacement field with a NaN vector": Case(initial_as(lambda inputs: _nan_field(inputs / "field.h5")),
+                                                         "not finite numbers"),
     "qa of a displacement field with a NaN vector": Case(qa_of_a_field_with_a_nan, "not finite numbers"),
     "an infinite voxel, downsampled": Case(downsampled_infinite_voxel, "NaN or infinite voxels"),
     "prep: an infinite voxel, downsampled": Case(prep_downsampled_infinite_voxel, "NaN or infinite voxels"),
