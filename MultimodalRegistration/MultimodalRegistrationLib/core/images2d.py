@@ -314,15 +314,18 @@ def check_not_uniform(image2d: Image2D, role: str = "image") -> None:
     """Refuse an image with one value everywhere (a blank page): no engine can register it ("Too many samples map
     outside moving image buffer", exit 1, with advice about the start)."""
     values = sitk.GetArrayFromImage(image2d.gray)  # a copy: a view would outlive the temporary image
-    if values.size and float(values.min()) == float(values.max()):
-        raise InputError(f"{role} {image2d.path} is uniform ({float(values.min()):g} everywhere): it holds no tissue "
+    if not values.size:
+        return
+    lowest = float(values.min())
+    content = int(np.count_nonzero(values != lowest))
+    if content == 0:
+        raise InputError(f"{role} {image2d.path} is uniform ({lowest:g} everywhere): it holds no tissue "
                          "to register; check that the right file (or page) was given")  # fmt: skip
     # A blank slide with one bright pixel, or a few specks of dust: elastix stopped with "Too many samples map
     # outside", ANTs returned a turn of 164 degrees (a helper's sweep). The 3D rule (core.images.validate_image).
-    content = int(np.count_nonzero(values != values.min()))
     if too_little_content(content, values.size):
         raise InputError(f"{role} {image2d.path} holds only {content} pixel{'s' * (content != 1)} above its lowest "
-                         f"value ({float(values.min()):g}), too few to register: is it a blank slide, a mask or a "
+                         f"value ({lowest:g}), too few to register: is it a blank slide, a mask or a "
                          "label image? Give the image of the tissue itself")  # fmt: skip
 
 

@@ -72,9 +72,10 @@ def _started(parameters, on_progress, on_done, python, warm) -> NodeRegistration
     """The registration ``parameters`` describe, started in a worker (2D for two single-slice volumes)."""
     fixed, moving = (node_of(parameters, RegistrationJob, name) for name in ("fixed", "moving"))
     check_volume_pair(fixed, moving, otherwise="register to another volume")
-    check_output_transform(node_of(parameters, RegistrationJob, "output_transform"))
-    check_output_not_a_start(node_of(parameters, RegistrationJob, "output_transform"), moving,
-                             node_of(parameters, RegistrationJob, "initial_transform"), ATTRIBUTE_PREFIX)
+    output_transform = node_of(parameters, RegistrationJob, "output_transform")
+    check_output_transform(output_transform)
+    check_output_not_a_start(output_transform, moving, node_of(parameters, RegistrationJob, "initial_transform"),
+                             ATTRIBUTE_PREFIX)
     segmented = node_of(parameters, RegistrationJob, "fixed_segmentation") is not None
     guided = segmented or node_of(parameters, RegistrationJob, "guidance_fixed_points") is not None
     replaced = start_from_guidance(node_of(parameters, RegistrationJob, "init"), segmented)
