@@ -1245,7 +1245,41 @@ def stack_unreadable_folder(inputs: Path, out: Path) -> list[str]:
     return _stack(str(inputs / "archive" / "sections"), out)
 
 
+def stack_over_its_reference(inputs: Path, out: Path) -> list[str]:
+    """The volume written to the reference MR's own file: the run had replaced the MR with the stack (exit 0)."""
+    write_image(_volume(size=(40, 50, 8), spacing=(1.0, 1.0, 1.0)), inputs / "mr.nrrd")
+    argv = _stack(str(_sections(inputs)), out, "--reference", str(inputs / "mr.nrrd"))
+    argv[argv.index("--output-volume") + 1] = str(inputs / "mr.nrrd")
+    return argv
+
+
+def stack_two_bit_depths(inputs: Path, out: Path) -> list[str]:
+    """An 8-bit and a 16-bit section: the 16-bit one had been written into the 8-bit volume as white (exit 0)."""
+    from PIL import Image
+
+    folder = _sections(inputs)
+    gray = np.asarray(Image.open(folder / "s1.png").convert("L")).astype(np.uint16) * 257
+    (folder / "s1.png").unlink()
+    Image.fromarray(gray).save(folder / "s1.png")
+    return _stack(str(folder), out)
+
+
+def stack_oblong_pixels(inputs: Path, out: Path) -> list[str]:
+    """Sections whose files state their pixel size, one of them 0.5 x 0.25 mm: it had been read at 0.5 mm square,
+    stretched twice along its rows (exit 0)."""
+    folder = inputs / "sections"
+    folder.mkdir()
+    for index, spacing in enumerate(((0.5, 0.5), (0.5, 0.25))):
+        section = sitk.GetImageFromArray(np.random.default_rng(index).normal(100, 20, (40, 50)).astype(np.float32))
+        section.SetSpacing(spacing)
+        sitk.WriteImage(section, str(folder / f"s{index}.nrrd"))
+    return _stack(str(folder), out, pixel=None)
+
+
 STACK_CASES = {
+    "stack: the volume written over the reference": Case(stack_over_its_reference, "is the --reference"),
+    "stack: sections of two bit depths": Case(stack_two_bit_depths, "save every section at one bit depth"),
+    "stack: a section with oblong pixels": Case(stack_oblong_pixels, "resample it to square pixels"),
     "stack: folder without sections": Case(stack_empty_folder, "two or more sections"),
     "stack: one section": Case(stack_one_section, "two or more sections"),
     "stack: missing folder": Case(stack_missing_folder, "does not exist"),

@@ -518,3 +518,67 @@ def test_a_section_with_a_nan_pixel_is_left_out_and_named(tmp_path):
     report, working = read_section(tmp_path / "s02.tif", 1, PIXEL_MM)
     assert working is None and report.status == "missing"
     assert "holds 1 NaN or infinite pixel value(s)" in report.note
+
+
+def test_sections_scanned_cropped_inside_their_tissue_keep_the_stacks_slide_polarity(tmp_path):
+    """Sections 2-4 of 7 scanned cropped inside the tissue (no glass at their border): each had read as a dark
+    field on its own, its contrast the opposite of its neighbours', and a helper's stack was torn 255 mm apart.
+    They now take the stack's bright slide, and every section lands within 1 mm of the truth."""
+    from MultimodalRegistrationLib.stack.align import align_sections
+    from MultimodalRegistrationLib.stack.sections import read_section
+
+    data = stack_data.serial_sections(tmp_path / "sections", 7, PIXEL_MM, 2.0, first_z=-6.0, seed=3, max_mm=4.0)
+    truth = data.truth.copy()
+    corner = np.array([30.0, 50.0])  # mm: the crop's first pixel in the section's own frame
+    for k in (2, 3, 4):
+        rgb = np.asarray(Image.open(data.paths[k]))
+        column, row = (corner / PIXEL_MM).astype(int)
+        Image.fromarray(rgb[row : row + 260, column : column + 280].copy()).save(data.paths[k])
+        move = np.eye(3)
+        move[:2, 2] = -corner
+        truth[k] = move @ truth[k]
+    assert not read_section(data.paths[3], 3, PIXEL_MM)[1].bright  # alone, it reads as a dark field
+    alignment = align_sections(data.paths, PIXEL_MM)
+    assert [r.status for r in alignment.sections] == ["ok"] * 7
+    assert all("as the stack" in alignment.sections[k].note for k in (2, 3, 4))
+    points = [p[(p[:, 0] > 45) & (p[:, 0] < 155) & (p[:, 1] > 65) & (p[:, 1] < 165)] for p in data.points]
+    errors = stack_data.residuals_after_global_fit(alignment.poses, truth, points, range(7))
+    print("per-section error (mm):", np.round(errors, 2))
+    assert errors.max() < 1.0
+
+
+def test_a_section_with_transparency_or_cut_short_is_left_out_and_named(tmp_path):
+    """An RGBA section whose glass is transparent had been read as black glass around its tissue (its pose 0.6 mm
+    off); a PNG cut short was told to be saved as PNG. Both are left out, each with its fix."""
+    from MultimodalRegistrationLib.stack.sections import read_section
+
+    data = stack_data.serial_sections(tmp_path / "s", 2, 1.0, 1.0, first_z=-1.0)
+    rgb = np.asarray(Image.open(data.paths[0]))
+    alpha = np.where(rgb.mean(axis=-1) > 230, 0, 255).astype(np.uint8)
+    Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(data.paths[0])
+    report, working = read_section(data.paths[0], 0, 1.0)
+    assert working is None and report.status == "missing" and "save it without transparency" in report.note
+    data.paths[1].write_bytes(data.paths[1].read_bytes()[:2000])
+    report, working = read_section(data.paths[1], 1, 1.0)
+    assert working is None and "damaged or cut short: save or copy it again" in report.note
+
+
+def test_a_fragment_its_registrations_contradict_is_reported_unaligned_not_placed_by_the_one_left(tmp_path):
+    """Section 4 keeps a 26 mm square of its tissue: five of its six registrations disagree with the stack and were
+    left out, and the sixth placed it 69 mm off, reported 'small' (registered). It is now unaligned (placed between
+    its neighbours, said so), and the others stay within 0.5 mm."""
+    from MultimodalRegistrationLib.stack.align import align_sections
+
+    data = stack_data.serial_sections(tmp_path / "s", 8, PIXEL_MM, SECTION_MM, first_z=-4.0, seed=0)
+    rgb = np.asarray(Image.open(data.paths[4])).copy()
+    glass = np.percentile(rgb.reshape(-1, 3), 99, axis=0).astype(np.uint8)
+    keep = np.zeros(rgb.shape[:2], bool)
+    keep[200:252, 180:232] = True
+    rgb[~keep] = glass
+    Image.fromarray(rgb).save(data.paths[4])
+    alignment = align_sections(data.paths, PIXEL_MM)
+    assert alignment.sections[4].status == "unaligned"
+    assert "contradicted by its others" in alignment.sections[4].note
+    others = [k for k in range(8) if k != 4]
+    errors = stack_data.residuals_after_global_fit(alignment.poses, data.truth, data.points, others)
+    assert [alignment.sections[k].status for k in others] == ["ok"] * 7 and np.nanmax(errors) < 0.5

@@ -119,6 +119,8 @@ class Header2D:
     size: tuple
     components: int
     stated_mm: float | None
+    square: bool = True  # the header's first two pixel sizes agree
+    component_type: str | None = None  # as ITK names it ("8-bit unsigned integer"); None when Pillow read it
 
 
 def read_header_2d(path: str | os.PathLike) -> Header2D | None:
@@ -129,13 +131,15 @@ def read_header_2d(path: str | os.PathLike) -> Header2D | None:
     reader.SetFileName(str(path))
     try:
         reader.ReadImageInformation()
-        size, components, spacing = reader.GetSize(), reader.GetNumberOfComponents(), float(reader.GetSpacing()[0])
+        size, components, spacing = reader.GetSize(), reader.GetNumberOfComponents(), reader.GetSpacing()
+        kind = sitk.GetPixelIDValueAsString(reader.GetPixelID()).removeprefix("vector of ")
     except RuntimeError:
         opened = _pillow_header(path)
         if opened is None:
             return None
-        size, components, spacing = *opened, 1.0
-    return Header2D(path, tuple(size), int(components), stated_pixel_mm(path, spacing))
+        (size, components), spacing, kind = opened, (1.0, 1.0), None
+    square = len(spacing) < 2 or bool(np.isclose(spacing[0], spacing[1], rtol=1e-4))
+    return Header2D(path, tuple(size), int(components), stated_pixel_mm(path, float(spacing[0])), square, kind)
 
 
 def _with_pillow(path: Path, read):
@@ -227,7 +231,10 @@ def read_image_2d(
         image = _read_with_pillow(path)
         if image is None:
             last = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown format"
-            raise InputError(f"{role} {path} cannot be read ({last[:160]}): save it as PNG, TIFF or NRRD") from None
+            # a PNG cut short in copying had been told to be saved as PNG (a helper's sweep)
+            fix = ("it may be damaged or cut short: save or copy it again" if suffix_of(path) in IMAGE_2D_SUFFIXES
+                   else "save it as PNG, TIFF or NRRD")  # fmt: skip
+            raise InputError(f"{role} {path} cannot be read ({last[:160]}): {fix}") from None
     origin, direction, thickness = (*image.GetOrigin(), 0.0)[:3], image.GetDirection(), None
     if image.GetDimension() == 3 and 1 in image.GetSize():
         image, direction, thickness = _one_slice(image)

@@ -23,15 +23,33 @@ ALIGN_SHARE = 0.85  # of the progress bar; writing the volume takes the rest
 MAX_NEIGHBOURS = 20
 
 
+def _one_pixel_type(headers: list) -> None:
+    """Refuse sections of several pixel types (8-bit and 16-bit): the volume takes the first one's, and a 16-bit
+    section written into an 8-bit volume had become white (a helper's sweep). Floats of two widths are one."""
+    kinds: dict[str, Path] = {}
+    for header in headers:
+        if header.component_type is not None:
+            kinds.setdefault(header.component_type.replace("64-bit float", "32-bit float"), header.path)
+    if len(kinds) > 1:
+        named = " and ".join(f"{kind} ({path.name})" for kind, path in list(kinds.items())[:2])
+        raise InputError(f"the sections hold pixels of {len(kinds)} types: {named}: the volume holds one; save every "
+                         "section at one bit depth (e.g. all 8-bit PNG), scaled as you want them to look")  # fmt: skip
+
+
 def _pixel_mm(job: StackJob, paths: list[Path]) -> float:
     from ..core.images2d import check_pixel_size, read_header_2d
 
+    headers = list(filter(None, map(read_header_2d, paths)))
+    _one_pixel_type(headers)
     if job.pixel_mm is not None:
         return check_pixel_size(job.pixel_mm)
     first = None
-    for header in filter(None, map(read_header_2d, paths)):
+    for header in headers:
         # the first section that reads states the pixel size; the others must not state another
         path, size = header.path, header.stated_mm
+        if not header.square:  # read at one pixel size, a section with oblong pixels was stretched silently
+            raise InputError(f"{path.name} states pixels that are not square: the sections are read at one square "
+                             "pixel size: resample it to square pixels, or give --pixel-size if its sizes are wrong")
         if first is None:
             if size is None:
                 raise InputError(f"{path.name} does not state its pixel size: give it with --pixel-size MM")
@@ -51,6 +69,7 @@ def check_stack_job(job: StackJob):
     """The section files, the pixel size (mm) and the reference (or None), after every check that needs no
     registration; InputError naming the fix otherwise."""
     from ..core.choices import check_threads
+    from ..core.output_safety import check_outputs_apart
     from ..stack.reference import read_reference
     from ..stack.sections import check_outputs_beside_sections, find_sections
 
@@ -69,6 +88,9 @@ def check_stack_job(job: StackJob):
     outputs = {"--output-volume": job.output_volume, "--output-transforms": job.output_transforms,
                "--json": job.summary}  # fmt: skip
     check_outputs_beside_sections(str(job.sections), outputs)
+    # the reference and the sections are inputs too: a volume written over the reference MR had replaced it
+    check_outputs_apart([("--reference", job.reference), *((f"section {path.name}", path) for path in paths)],
+                        outputs)  # fmt: skip
     pixel_mm = _pixel_mm(job, paths)
     reference = None
     if job.reference:

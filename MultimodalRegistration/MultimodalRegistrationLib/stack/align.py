@@ -30,6 +30,7 @@ from .frame import plane_frame, shifted
 from .mirror import MirrorCheck
 from .output import write_transforms_csv, write_volume
 from .pairs import PairResult, register_pair, register_to_reference
+from .polarity import StackPolarity
 from .reference import Reference
 from .sections import OFF_SIZE, USABLE, SectionReport, WorkingSection, mark_size, read_section
 from .small_tissue import in_mm, stack_scale
@@ -40,6 +41,7 @@ OFF_SIZE_WEIGHT = 0.25  # a small or large section's pairs count this much
 MIN_CORRELATION = 0.05
 REFERENCE_WEIGHT = 0.5  # per section: an anchor's pair to the reference counts this times the sections it stands for
 REJECT_MM, REJECT_FACTOR = 5.0, 5.0  # a pair this far (mm) off the solution, and this many median pairs, is left out
+MIN_CONTRADICTIONS = 2  # a section's pairs left out against its one kept, beyond which that one is not trusted
 DISTANCE_POWER = 1.0  # a pair k sections apart counts 1 / k**DISTANCE_POWER: farther sections differ more;
 # 2 let one bad neighbour pair outweigh every other pair across its gap (test_stack: 10 mm off), 0 and 1 tie
 
@@ -121,8 +123,22 @@ def solve_rejecting(
                 name = "the reference" if other == count else f"section {other}"
                 note = f"its registration to {name} was {off:.1f} mm off the others and left out"
                 reports[section].note = "; ".join(n for n in (reports[section].note, note) if n)
+    # A section that most of its registrations place elsewhere rests on the one left, which nothing confirms: a
+    # 26 mm fragment kept its one pair of six and was placed 15 mm off, reported as registered (a helper's sweep).
+    # It is placed between its neighbours instead, as unaligned.
+    left_out = [section for section in range(count) if _contradicted(section, pairs, bad)]
+    for section in left_out:
+        note = "the one registration left for it is contradicted by its others: not trusted"
+        reports[section].note = "; ".join(n for n in (reports[section].note, note) if n)
+    bad |= np.array([p.i in left_out or p.j in left_out for p in pairs])
     kept = [p for p, b in zip(pairs, bad) if not b]
     return solve(count + 1, kept, weights[~bad], center, gauge), kept
+
+
+def _contradicted(section: int, pairs: list[PairResult], bad: np.ndarray) -> bool:
+    """Whether ``section``'s pairs left out number MIN_CONTRADICTIONS or more against one kept."""
+    mine = [b for p, b in zip(pairs, bad) if section in (p.i, p.j)]
+    return sum(mine) >= MIN_CONTRADICTIONS and len(mine) - sum(mine) == 1
 
 
 def align_sections(
@@ -155,6 +171,16 @@ def align_sections(
         jobs.append(pool.submit(register_to_reference, plane, working, count, affine))
         picker.taken(working.index)
 
+    def take(report: SectionReport, working: WorkingSection | None) -> None:  # its slide's polarity decided
+        nonlocal canvas
+        if working is None:
+            return
+        working.gray = None
+        canvas = canvas or report.size
+        bright_votes.append(working.bright)
+        for decided in turning.add(working, report):
+            place(*decided)
+
     started = time.perf_counter()
     reports: list[SectionReport] = []
     window: list[WorkingSection] = []
@@ -164,18 +190,17 @@ def align_sections(
     bright_votes = []
     scale = stack_scale(paths, pixel_mm)
     turning = MirrorCheck(pixel_mm, scale)
+    polarity = StackPolarity()
     with ThreadPoolExecutor(max(1, threads)) as pool:
         for index in progress(range(len(paths)), desc="aligning sections", unit="section"):
             report, working = read_section(Path(paths[index]), index, pixel_mm, scale)
             reports.append(report)
-            if working is None:
-                continue
-            canvas = canvas or report.size
-            bright_votes.append(working.bright)
-            for decided in turning.add(working, report):
-                place(*decided)
+            for report_k, working_k in polarity.add(report, working):
+                take(report_k, working_k)
             while len(jobs) > 4 * max(1, threads):  # bounded: finished pairs free their images
                 pairs.append(in_mm(jobs.pop(0).result(), scale))
+        for report_k, working_k in polarity.finish():
+            take(report_k, working_k)
         for decided in turning.finish():
             place(*decided)
         last = window[-1] if window else None  # the last usable section

@@ -8,7 +8,9 @@ the BT.601 luminance, turned so that tissue is bright on a zero background. A se
 nearer its brightest than its darkest values (99th, 1st percentiles) is taken as tissue on a bright slide
 (histology, bright field) and inverted against its glass level (99th percentile); otherwise (fluorescence,
 MR) the background level
-(1st percentile) is subtracted. Off-tissue pixels (dust, labels, glass) are set to 0.
+(1st percentile) is subtracted. Off-tissue pixels (dust, labels, glass) are set to 0. A border within
+POLARITY_SURE of the span from either end is sure of it (glass or a dark field around the tissue); a section
+scanned cropped inside its tissue is not, and takes its stack's polarity (:mod:`.polarity`).
 
 Judgement (per section, never fatal):
 * ``missing``: the file is absent, empty or unreadable;
@@ -36,7 +38,7 @@ import SimpleITK as sitk
 
 from ..core.errors import InputError
 from ..core.files import suffix_of
-from ..core.images2d import IMAGE_2D_SUFFIXES, check_finite, read_image_2d, to_gray
+from ..core.images2d import IMAGE_2D_SUFFIXES, check_finite, check_opaque, read_image_2d, to_gray
 from ..core.output_safety import same_place, spellings
 from ..core.records import Record
 
@@ -44,6 +46,10 @@ WORK_MM = 1.0  # working pixel size (mm) of the pairwise registrations
 BLANK_FRACTION = 0.01
 BLANK_CONTRAST = 5.0
 SMALL_FRACTION = 0.5
+# A border this near (a share of the 1st-99th percentile span) the darkest or brightest values tells the slide's
+# polarity surely: glass around H&E tissue reads 0.92 of the span; an H&E section cropped inside its tissue 0.28,
+# which had read as a dark field and torn its stack apart (a helper's sweep: 255 mm).
+POLARITY_SURE = 0.2
 USABLE = ("ok", "small", "large", "mirrored")
 OFF_SIZE = ("small", "large")  # statuses whose pairs are down-weighted
 
@@ -136,21 +142,28 @@ class WorkingSection:
     bright: bool = True  # tissue on a bright slide (the luminance was inverted)
     mask: sitk.Image | None = None  # the tissue (uint8, dilated by 2 working pixels): where the metric samples
     tissue_pixels: int = 0
+    sure: bool = True  # its border told its polarity surely (see the module notes)
+    gray: sitk.Image | None = None  # the luminance at the working size, until the stack's polarity is decided
+    scale: float = 1.0
 
 
-def _contrast_image(gray: sitk.Image) -> tuple[np.ndarray, bool]:
-    """The gray pixels turned tissue-bright on a zero background; and whether the slide was bright."""
-    array = sitk.GetArrayFromImage(gray)
+def slide_polarity(array: np.ndarray) -> tuple[bool, bool]:
+    """Whether a section's luminance (rows, columns) lies on a bright slide, and whether its border is sure of it."""
     rows, columns = array.shape
     band = max(1, min(rows, columns) // 20)
     border = np.concatenate(
         [array[:band].ravel(), array[-band:].ravel(), array[:, :band].ravel(), array[:, -band:].ravel()]
     )
     low, high = np.percentile(array, [1, 99])
-    bright = float(np.median(border)) > (low + high) / 2
+    level = (float(np.median(border)) - low) / (high - low) if high > low else 0.5
+    return level > 0.5, not POLARITY_SURE < level < 1 - POLARITY_SURE
+
+
+def _contrast_image(array: np.ndarray, bright: bool) -> np.ndarray:
+    """The gray pixels turned tissue-bright on a zero background."""
     if bright:
-        return np.clip(np.percentile(array, 99) - array, 0, None).astype(np.float32), True
-    return np.clip(array - np.percentile(array, 1), 0, None).astype(np.float32), False
+        return np.clip(np.percentile(array, 99) - array, 0, None).astype(np.float32)
+    return np.clip(array - np.percentile(array, 1), 0, None).astype(np.float32)
 
 
 def _tissue(work: np.ndarray) -> tuple[np.ndarray, float]:
@@ -177,8 +190,9 @@ def read_section(path: Path, index: int, pixel_mm: float, scale: float = 1.0) ->
             raise InputError("the file is empty")
         read = read_image_2d(path, pixel_mm)
         check_finite(read, "section")  # a NaN pixel had crashed Otsu's threshold (a helper's sweep)
+        check_opaque(read, "section")  # its see-through pixels had been read as black tissue
     except (InputError, OSError) as error:
-        report.status, report.note = "missing", str(error)[:200]
+        report.status, report.note = "missing", str(error)
         return report, None
     report.size = list(read.image.GetSize())
     return report, working_section(to_gray(read.image), report, scale)
@@ -195,7 +209,18 @@ def working_section(gray: sitk.Image, report: SectionReport, scale: float = 1.0)
     factor = max(1, round(WORK_MM / float(gray.GetSpacing()[0])))
     if factor > 1:
         gray = sitk.BinShrink(gray, [factor, factor])
-    work, bright = _contrast_image(gray)
+    return contrasted(gray, report, scale)
+
+
+def contrasted(
+    gray: sitk.Image, report: SectionReport, scale: float, bright: bool | None = None
+) -> WorkingSection | None:
+    """:func:`working_section` from the luminance at the working size; ``bright``: the slide's polarity (None:
+    the section's own)."""
+    array = sitk.GetArrayFromImage(gray)
+    own, sure = slide_polarity(array)
+    bright = own if bright is None else bright
+    work = _contrast_image(array, bright)
     tissue, contrast = _tissue(work)
     spacing = float(gray.GetSpacing()[0])
     report.tissue_mm2 = float(tissue.sum() * (spacing / scale) ** 2)
@@ -211,7 +236,7 @@ def working_section(gray: sitk.Image, report: SectionReport, scale: float = 1.0)
     centroid = np.asarray(image.TransformContinuousIndexToPhysicalPoint(centroid_index.tolist()))
     mask = sitk.BinaryDilate(sitk.GetImageFromArray(tissue.astype(np.uint8)), [2, 2])
     mask.CopyInformation(gray)
-    return WorkingSection(report.section, image, centroid, bright, mask, int(tissue.sum()))
+    return WorkingSection(report.section, image, centroid, bright, mask, int(tissue.sum()), sure, gray, scale)
 
 
 def off_size(area_mm2: float, near_mm2: list[float]) -> str | None:
