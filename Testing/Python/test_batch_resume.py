@@ -255,6 +255,30 @@ def test_the_hash_holds_the_bytes_of_the_preset_files(tmp_path, monkeypatch):
     assert case_hash(_job(tmp_path, preset="affine")) == case_hash(_job(tmp_path, preset="affine"))
 
 
+def test_the_hash_holds_the_voxels_of_a_detached_header(tmp_path):
+    """A .nhdr or .mhd input: only its header was hashed, so a case whose .raw voxels were replaced (or first
+    copied beside a header that had lacked them) stayed 'done before' with the old result."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    image = sitk.GetImageFromArray(np.arange(24, dtype=np.float32).reshape(2, 3, 4))
+    for name in ("m.nhdr", "f.mhd"):
+        sitk.WriteImage(image, str(tmp_path / name), False)
+    job = CaseJob(case="c", fixed=str(tmp_path / "f.mhd"), moving=str(tmp_path / "m.nhdr"))
+    before = case_hash(job)
+    for raw in (tmp_path / "m.raw", tmp_path / "f.raw"):
+        assert raw.is_file()
+        voxels = bytearray(raw.read_bytes())
+        voxels[:8] = bytes(8)
+        raw.write_bytes(bytes(voxels))
+        assert case_hash(job) != before
+        before = case_hash(job)
+    (tmp_path / "m.raw").unlink()  # the header alone: a case that will fail on it, then run again once it is back
+    missing = case_hash(job)
+    (tmp_path / "m.raw").write_bytes(bytes(96))
+    assert len({before, missing, case_hash(job)}) == 3
+
+
 def test_a_manifest_reads_as_a_spreadsheet_writes_it(tmp_path, monkeypatch):
     """A preset file beside the manifest (was looked for in the current folder), '~' in a path (was joined to the
     manifest's folder), a ',,' row (was a case named ''), blank lines before a row (shifted its line number), a

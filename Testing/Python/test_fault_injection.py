@@ -2048,6 +2048,11 @@ def batch_input_in_a_folder_the_case_empties(inputs: Path, out: Path) -> list[st
 
 
 BATCH_MANIFEST_CASES = {  # each was run (a worker started, exit 1) or read wrongly (exit 0) before
+    # every row names its own preset: the --preset typo had run the whole batch (exit 0; a helper's sweep)
+    "batch --preset typo, rows with their own": Case(
+        batch_manifest("case,fixed,moving,preset", PAIR_ROW + ",rigid", "--preset", "rigdi"),
+        "--preset: unknown elastix preset 'rigdi'",
+    ),
     "batch row with an init typo": Case(batch_manifest("case,fixed,moving,init", PAIR_ROW + ",foo"),
                                         "line 2: case 'c1': init 'foo' is not one of auto"),
     "batch row with a metric typo": Case(batch_manifest("case,fixed,moving,metric", PAIR_ROW + ",mi"),

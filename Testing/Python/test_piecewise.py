@@ -344,6 +344,13 @@ def test_every_bone_lands_under_a_millimetre_in_its_own_node_and_in_the_field(
     assert minimum > 0.05  # measured 0.13
     assert minimum_jacobian(field, pelvis.fixed) > 0
     assert record.global_summary.provenance.guidance is not None and record.blend["grid_spacing_mm"] == 2.0
+    # The summary's mutual information is the field's, the transform it names (it had been the global result's).
+    from MultimodalRegistrationLib.core.metric import mutual_information
+
+    after = registration.summary.metric_after
+    print(f"mutual information: global {record.global_summary.metric_after:.4f}, field {after:.4f}")
+    assert after == pytest.approx(mutual_information(pelvis.fixed, pelvis.moving, field), abs=1e-3)
+    assert after > record.global_summary.metric_after + 0.01
 
 
 def test_when_halving_is_not_enough_the_flow_takes_over_until_no_cell_folds(monkeypatch):
@@ -361,3 +368,24 @@ def test_when_halving_is_not_enough_the_flow_takes_over_until_no_cell_folds(monk
     blend = polyrigid_field(image, GLOBAL, pieces, spacing_mm=2.0)
     print(f"minimum {blend.minimum_jacobian:.3f} (flow {blend.flow_minimum_jacobian:.3f}) after {blend.relax_rounds} rounds")
     assert blend.minimum_jacobian > 0 and blend.relax_rounds > 1
+
+
+def test_segments_whose_names_differ_only_in_symbols_get_a_file_each(tmp_path):
+    """'hip(L)' and 'hip[L]' both became T_hip_L_.h5: the second segment's transform overwrote the first's and the
+    summary named one file for both (a helper's sweep: 5.2 mm off on hip(L)). Each now has its own file."""
+    from types import SimpleNamespace
+
+    from MultimodalRegistrationLib.core.files import OutputSet
+    from MultimodalRegistrationLib.process.registration_job import _write_segment_transforms
+
+    shifts = {"hip(L)": 1.0, "hip[L]": 2.0, "Hip[L]": 3.0}
+    segments = {}
+    for name, shift in shifts.items():
+        matrix = np.eye(4)
+        matrix[0, 3] = shift
+        segments[name] = SimpleNamespace(transform=Transform.from_matrix(matrix))
+    with OutputSet() as staged:
+        written = _write_segment_transforms(str(tmp_path / "T.h5"), SimpleNamespace(segments=segments), staged)
+    assert len({path.lower() for path in written.values()}) == 3
+    for name, shift in shifts.items():
+        assert Transform.read(written[name]).matrix[0, 3] == pytest.approx(shift)

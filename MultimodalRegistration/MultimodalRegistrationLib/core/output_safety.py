@@ -36,7 +36,7 @@ def _resolved(path: PathLike) -> Path:
     return Path(path).expanduser().resolve()
 
 
-def _input_places(path: PathLike) -> list[Path]:
+def input_places(path: PathLike) -> list[Path]:
     """Where an input's bytes are: the file and, for a detached header, the data file it names."""
     places = [_resolved(path)]
     if suffix_of(path) in _DATA_FILES and places[0].is_file():
@@ -91,11 +91,11 @@ def check_outputs_apart(
     Call it before any work: nothing is written.
     """
     given_inputs, given_outputs = _given(inputs), _given(outputs)
-    input_places = [(role, path, place) for role, path in given_inputs for place in _input_places(path)]
+    places = [(role, path, place) for role, path in given_inputs for place in input_places(path)]
     claimed: list[tuple[str, str, Path]] = []
     for out_role, out_path in given_outputs:
         for place in _output_places(out_path):
-            for in_role, in_path, in_place in input_places:
+            for in_role, in_path, in_place in places:
                 if same_place(place, in_place):
                     where = "is" if place == _resolved(out_path) else f"would write {place.name}, a part of"
                     raise InputError(

@@ -26,7 +26,7 @@ from ..core.file_checks import check_output_folder, check_output_path
 from ..core.file_headers import check_not_empty
 from ..core.files import PARTIAL_PREFIX
 from ..core.open_files import BASE_FILES, FILES_PER_WORKER, allow_open_files, files_for_workers
-from ..core.output_safety import same_place
+from ..core.output_safety import input_places, same_place
 from ..core.records import Record
 from ..core.version import __version__
 from ..qa.report_types import QAReport
@@ -296,6 +296,25 @@ def check_batch_options(defaults: dict, workers: int | None = None, timeout_s: f
         raise InputError(f"--workers {workers}: this system lets mmreg hold {limit} files open, enough for {most} "
                          f"workers: give at most {most}, or raise the limit first (ulimit -n)")  # fmt: skip
     check_timeout(timeout_s)
+    _check_default_preset(defaults.get("engine"), defaults.get("preset"))
+
+
+def _check_default_preset(engine: str | None, preset: str | None) -> None:
+    """Refuse a --preset no engine the batch may use can load (a typo ran a whole batch whose rows each named
+    their own preset, exit 0: a helper's sweep); the rows' own presets are checked with them."""
+    from ..engines.presets import load_preset
+    from ..engines.registry import ENGINE_NAMES
+
+    if not preset:
+        return
+    errors = []
+    for name in (engine,) if engine else ENGINE_NAMES:
+        try:
+            load_preset(name, preset)
+            return
+        except InputError as error:
+            errors.append(str(error))
+    raise InputError(f"--preset: {errors[0]}")
 
 
 def _number(column: str, text, where: str) -> float:
@@ -315,12 +334,23 @@ def case_hash(job: CaseJob) -> str:
     record = {key: value for key, value in job.to_json().items() if key not in CaseJob.paths("output") + ("workdir",)}
     for key in CaseJob.paths("input"):
         if record.get(key):
-            record[key] = file_sha256(record[key]) if Path(record[key]).is_file() else f"missing:{record[key]}"
+            record[key] = _input_digest(record[key])
     record["preset_files"] = _preset_digests(job.engine, job.preset)
     if Path(job.preset).suffix in (".txt", ".json"):  # a preset file: its bytes count, not where it lies
         record["preset"] = Path(job.preset).suffix
     record["library_version"] = __version__
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _input_digest(path: str) -> str | list[str]:
+    """The input's bytes: a detached header's data file too (.mhd/.raw, .nhdr/.raw.gz: a case whose voxels were
+    replaced had been 'done before'); "missing:<path>" for a file that is not there."""
+    if not Path(path).is_file():
+        return f"missing:{path}"
+    places = input_places(path)
+    if len(places) == 1:
+        return file_sha256(path)
+    return [file_sha256(place) if place.is_file() else f"missing:{place}" for place in places]
 
 
 def _preset_digests(engine: str, preset: str) -> list[str]:
