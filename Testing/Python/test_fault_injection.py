@@ -1456,7 +1456,28 @@ def two_d_itk_tiff_without_a_size(inputs: Path, out: Path) -> list[str]:
     assert abs(sitk.ReadImage(str(inputs / "itk.tif")).GetSpacing()[0] - 1.0) > 1e-9  # read back as 1.000000015
     return _register_2d(fixed, inputs / "itk.tif", out, pixel=None)
 
+def two_d_points(fixed_rows: str, moving_rows: str) -> Builder:
+    """A case: the slide pair with landmark CSVs (RAS) of these rows; the fixed slice is 40 x 50 mm at LPS 0."""
+
+    def build(inputs: Path, out: Path) -> list[str]:
+        fixed, moving = _slides(inputs)
+        for name, rows in (("F.csv", fixed_rows), ("M.csv", moving_rows)):
+            (inputs / name).write_text("label,x,y,z\n" + rows)
+        return _register_2d(fixed, moving, out, "--fixed-points", str(inputs / "F.csv"), "--moving-points",
+                            str(inputs / "M.csv"))  # fmt: skip
+
+    return build
+
+
+ON_SLIDE = "A,-10,-10,0\nB,-20,-5,0\nC,-5,-30,0\n"
 TWO_D_CASES = {
+    # z had been dropped with no word, and points 1000 mm off gave a QA of 601 mm, exit 0 (a helper's sweep)
+    "2D: landmarks off the slice's plane": Case(
+        two_d_points("A,-10,-10,-20\nB,-20,-5,0\nC,-5,-30,25\n", ON_SLIDE), "off the fixed image's plane"
+    ),
+    "2D: landmarks all outside the slice": Case(
+        two_d_points(ON_SLIDE, "A,-1010,-10,0\nB,-1020,-5,0\nC,-1005,-30,0\n"), "all 3 moving points lie outside"
+    ),
     "2D: a 2D section against a volume": Case(two_d_against_a_volume, "mmreg stack"),
     "2D: RGBA with transparency": Case(two_d_rgba_with_transparency, "save it without transparency"),
     "2D: zero pixel size": Case(two_d_zero_pixel_size, "give a positive size in mm"),
@@ -1466,6 +1487,11 @@ TWO_D_CASES = {
     "2D: landmarks on one image": Case(two_d_landmarks_on_one_image, "together"),
     "2D: landmark lists that cannot pair": Case(two_d_landmarks_that_cannot_pair, "cannot be paired by label"),
     "2D: a pixel size in the wrong unit": Case(two_d_pixel_size_in_the_wrong_unit, "too small to register against it"),
+    # micrometres typed as mm for the moving slide: the right fixed image had been blamed, and its option named
+    "2D: a slide's micrometres typed as mm": Case(
+        lambda inputs, out: _register_2d(*_slides(inputs), out, pixel="10"),
+        "most likely the moving image's: pixel sizes are in mm (if it is in micrometres, give --moving-pixel-size 0.01)",
+    ),
     "2D: transform written as an image": Case(two_d_transform_as_image, "use one of .tfm"),
     "2D: a volume-only option": Case(two_d_volume_only_option, "apply to 3D volumes only"),
     "2D: a blank slide": Case(two_d_blank_slide, "holds no tissue to register"),

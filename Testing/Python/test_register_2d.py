@@ -51,7 +51,11 @@ def test_rgb_section_to_mr_slice_within_a_pixel(tmp_path, mr, engine, preset, ca
                  "--output-volume", str(tmp_path / "warped.nrrd"), "--checkerboard", str(tmp_path / "qa.png"),
                  "--fixed-points", str(tmp_path / "F.csv"), "--moving-points", str(tmp_path / "M.csv"),
                  "--fixed-labels", str(folder / "mr_mask.nrrd"), "--moving-labels", str(tmp_path / "he_mask.nrrd")])  # fmt: skip
-    assert code == 0, capsys.readouterr().err
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    # three significant figures and the fixed pixels: a 0.4 um error had printed as 0.00 mm
+    after = json.loads((tmp_path / "S.json").read_text())["qa"]["landmarks_after"]["mean_mm"]
+    assert f"{after:.3g} mm after (" in printed.out and "fixed pixels)" in printed.out
     transform = sitk.ReadTransform(str(out))
     assert transform.GetDimension() == 2
     mapped = np.array([transform.TransformPoint(p.tolist()) for p in points])

@@ -174,7 +174,10 @@ def command_register_2d(arguments: argparse.Namespace) -> int:
     qa = summary.qa
     if qa.get("landmarks_after"):
         before, after = qa["landmarks_before"]["mean_mm"], qa["landmarks_after"]["mean_mm"]
-        print(f"landmarks: mean {before:.2f} mm before, {after:.2f} mm after", file=stream)
+        # three significant figures: a 0.4 um error on a 3.25 um slide had printed as 0.00 mm (a helper's sweep)
+        pixels = qa.get("landmarks_after_pixels")
+        in_pixels = f" ({pixels:.2g} fixed pixels)" if pixels is not None else ""
+        print(f"landmarks: mean {before:.3g} mm before, {after:.3g} mm after{in_pixels}", file=stream)
     for warning in [*summary.warnings, *qa.get("warnings", [])]:
         print(f"warning: {warning}", file=sys.stderr)
     if qa.get("dice_after") is not None:

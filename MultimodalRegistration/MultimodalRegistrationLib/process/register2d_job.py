@@ -214,7 +214,7 @@ def inputs_2d(job: Registration2DJob):
     for kind, pair in (("landmarks", (job.fixed_points, job.moving_points)), ("labels", masks[2:])):
         if (pair[0] is None) != (pair[1] is None):
             raise InputError(f"{kind} on one image only: give the fixed and the moving {kind} together")
-    landmarks = paired_points_2d(job.fixed_points, job.moving_points) if job.fixed_points else None
+    landmarks = paired_points_2d(job.fixed_points, job.moving_points, (fixed, moving)) if job.fixed_points else None
     if landmarks is not None:  # placed on the files as loaded (their origin and direction): into the pixel frames
         landmarks = (_to_frame(landmarks[0], fixed), _to_frame(landmarks[1], moving), *landmarks[2:])
     return fixed, moving, masks, landmarks

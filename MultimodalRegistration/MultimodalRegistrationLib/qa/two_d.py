@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.errors import InputError
 from ..core.records import Record
 from ..core.transforms import affine_2d, lps_ras_points
 from ..landmarks.fit import pair_landmarks
-from ..landmarks.points_io import read_points
+from ..landmarks.on_slice import check_points_on_slice
+from ..landmarks.points_io import read_point_lists, read_points
 from .grey import display_grey
 from .landmarks import ErrorStatistics, error_statistics
 from .pictures import _checkerboard, write_png
@@ -44,17 +44,21 @@ def read_points_2d(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
     return lps_ras_points(np.asarray(ras, float))[:, :2], list(labels)
 
 
-def paired_points_2d(fixed_points: str | os.PathLike, moving_points: str | os.PathLike) -> tuple:
+def paired_points_2d(fixed_points: str | os.PathLike, moving_points: str | os.PathLike, images: tuple = ()) -> tuple:
     """The two files' landmarks (N, 2 mm each, see :func:`read_points_2d`) paired as every landmark pair is
-    (:func:`..landmarks.fit.pair_landmarks`: by label, else by order), and the pairing's warnings; an
-    :class:`InputError` naming the fix when they cannot be paired."""
-    fixed_xy, fixed_labels = read_points_2d(fixed_points)
-    moving_xy, moving_labels = read_points_2d(moving_points)
-    if len(fixed_xy) == 0 or len(moving_xy) == 0:
-        raise InputError(f"{fixed_points if len(fixed_xy) == 0 else moving_points} holds no landmarks: place them, "
-                         "or leave both landmark files out")  # fmt: skip
-    fixed_xy, moving_xy, _, _, warnings = pair_landmarks(fixed_xy, moving_xy, fixed_labels, moving_labels)
-    return fixed_xy, moving_xy, warnings
+    (:func:`..landmarks.fit.pair_landmarks`: by label, else by order; a point marked skipped left out with its
+    partner), and the warnings; an :class:`InputError` naming the fix when they cannot be paired. ``images``: the
+    fixed and moving :class:`..core.images2d.Image2D` the points must lie on
+    (:func:`..landmarks.on_slice.check_points_on_slice`)."""
+    fixed_file, moving_file, warnings = read_point_lists(fixed_points, moving_points)
+    listed = []
+    for read, image, role in zip((fixed_file, moving_file), images or (None, None), ("fixed", "moving")):
+        lps = lps_ras_points(np.asarray(read.points_ras, float).reshape(-1, 3))
+        if image is not None:
+            warnings += check_points_on_slice(lps, read.labels, image, role, read.system)
+        listed.append(lps[:, :2])
+    fixed_xy, moving_xy, _, _, paired = pair_landmarks(*listed, fixed_file.labels, moving_file.labels)
+    return fixed_xy, moving_xy, [*warnings, *paired]
 
 
 def landmark_errors(fixed_points: np.ndarray, moving_points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
