@@ -13,30 +13,49 @@ manifest, 130 on Ctrl-C, 143 on SIGTERM or SIGHUP. From Slicer's Python console,
 """
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve()
+sys.path.insert(0, str(HERE.parent))  # slicer_register, beside it
 for candidate in (HERE.parents[2] / "MultimodalRegistration", HERE.parents[1], HERE.parents[2]):  # source, installed
     if (candidate / "MultimodalRegistrationLib").is_dir() and str(candidate) not in sys.path:
         sys.path.insert(0, str(candidate))
 
 from MultimodalRegistrationLib.cli.main import main as mmreg  # noqa: E402
-from MultimodalRegistrationLib.core.errors import EXIT_INPUT
+from MultimodalRegistrationLib.core.errors import EXIT_INPUT  # noqa: E402
 
 
 def _local_dask(argv) -> str | None:
-    """The ``--dask local:N`` value given, else None."""
-    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    """The ``--dask local:N`` value given (abbreviated too, as mmreg batch reads it: ``--das`` had got through),
+    else None."""
+    parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--dask")
     dask = parser.parse_known_args(argv)[0].dask
     return dask if dask and dask.startswith("local:") else None
 
 
+def _engines(argv) -> list[str]:
+    """The engines the cohort uses: ``--engine`` (or the default) and the manifest's engine column; only the
+    default when the manifest cannot be read (mmreg batch then says why)."""
+    from MultimodalRegistrationLib.process.manifest import read_manifest
+    from slicer_register import engine_asked
+
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("manifest", nargs="?")
+    parser.add_argument("--output-dir")
+    known = parser.parse_known_args(argv)[0]
+    engine = engine_asked(argv)
+    try:
+        jobs = read_manifest(known.manifest, known.output_dir or ".", {"engine": engine})
+    except Exception:  # noqa: BLE001 - a wrong manifest is mmreg batch's to refuse, with its message
+        return [engine]
+    return list(dict.fromkeys(job.engine for job in jobs)) or [engine]
+
+
 def main(argv) -> int:
     try:
-        from MultimodalRegistration import MultimodalRegistrationLogic
+        import MultimodalRegistration  # noqa: F401 - only inside Slicer
     except ImportError:  # outside Slicer: the workers use this interpreter
         return mmreg(["batch", *argv])
     local = _local_dask(argv)
@@ -44,8 +63,9 @@ def main(argv) -> int:
         print(f"error: --dask {local} cannot start its workers inside Slicer: use --workers N, or a scheduler's "
               "address tcp://HOST:PORT", file=sys.stderr)  # fmt: skip
         return EXIT_INPUT
-    if "MMREG_PYTHON" not in os.environ:  # a worker interpreter given by the user is kept as it is
-        os.environ["MMREG_PYTHON"] = MultimodalRegistrationLogic.workerPython()
+    from slicer_register import in_slicer
+
+    in_slicer(_engines(argv))  # PythonSlicer for the workers, and the engines installed on first use
     return mmreg(["batch", *argv])  # its signal handlers, exit codes and messages, and the command it records
 
 

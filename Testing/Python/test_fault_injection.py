@@ -1515,25 +1515,6 @@ def test_bad_2d_input_is_refused_before_any_engine_runs(name, tmp_path, private_
 
 
 # --------------------------------------------------------------------------- issue 25: the Slicer batch script
-def test_the_slicer_batch_script_refuses_guidance_it_does_not_load(tmp_path, private_tmp):
-    """slicer_register.py parses mmreg register's options; the guidance ones it does not load were silently
-    ignored (the registration ran unguided). Now exit 2 naming them, before any file is read or written."""
-    import subprocess
-    import sys
-
-    script = Path(__file__).resolve().parents[2] / "Resources" / "Scripts" / "slicer_register.py"
-    fixed, moving = _pair(tmp_path)
-    run = subprocess.run(
-        [sys.executable, str(script), "--", "--fixed", str(fixed), "--moving", str(moving), "--output-transform",
-         str(tmp_path / "out" / "T.h5"), "--fixed-segmentation", str(fixed), "--moving-segmentation", str(moving),
-         "--segments", "1", "--metric", "segments"],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "TMPDIR": str(private_tmp)},
-    )  # fmt: skip
-    assert run.returncode == EXIT_INPUT, run.stderr[-2000:]
-    assert "--fixed-segmentation, --moving-segmentation, --segments, --metric: guidance is not read" in run.stderr
-    assert not (tmp_path / "out").exists() and list(private_tmp.iterdir()) == []
-
-
 SCRIPT_CASES = {  # options -> what the refusal says; each refused as mmreg register refuses it, before any engine
     "a deformable result to .tfm": (["--engine", "ants", "--preset", "deformable", "--output-transform", "T.tfm"],
                                     "a deformable result is a displacement field, which .tfm cannot hold"),
@@ -1541,6 +1522,8 @@ SCRIPT_CASES = {  # options -> what the refusal says; each refused as mmreg regi
                                     "--checkerboard applies to 2D images only"),
     "an inverse elastix deformable cannot write": (["--preset", "deformable", "--output-transform", "T.h5",
                                                     "--output-inverse", "Ti.h5"], "--output-inverse"),
+    # an unset shell variable: the script had registered and written no volume, exit 0 (a helper's sweep)
+    "an empty output volume": (["--output-transform", "T.h5", "--output-volume", ""], "--output-volume is empty"),
 }  # fmt: skip
 
 
@@ -2923,6 +2906,11 @@ def uint64_near_two_to_the_63(inputs: Path, out: Path) -> list[str]:
 
 
 SWEEP_CASES = {  # each ran an engine and exited 0 or 1, or named another cause (a helper's sweep of 90 bad inputs)
+    # ITK reads a suffix as written: R.MHA had been written as R.mhd + R.zraw (exit 0), R.NII.GZ failed after the run
+    "an output volume's suffix in capitals": Case(
+        lambda inputs, out: _register(*_pair(inputs), out, "--output-volume", str(out / "R.NII.GZ")),
+        "write its extension in lower case ('R.nii.gz')",
+    ),
     "64-bit integers near 2^63": Case(uint64_near_two_to_the_63, "holds 64-bit integers near 9.223e+18 that differ"),
     "elastix's parameter file as the initial transform": Case(initial_as(_elastix_parameters),
                                                               "is an elastix parameter file"),

@@ -369,6 +369,11 @@ def check_output_path(path: str | os.PathLike, role: str, suffixes: tuple[str, .
         )
     if suffixes and file_suffix(path) not in suffixes:
         raise InputError(f"cannot write the {role} to '{path.name}': use one of {', '.join(suffixes)}")
+    written = path.name[len(path.name) - len(file_suffix(path)):]
+    if suffixes and written != written.lower():  # ITK's writers read it as written: R.MHA had become R.mhd + R.zraw,
+        # and R.NII.GZ failed after the registration ("this is a bug"; a helper's sweep)
+        lower = path.name[: len(path.name) - len(written)] + written.lower()
+        raise InputError(f"cannot write the {role} to '{path.name}': write its extension in lower case ('{lower}')")
     long_part = next((part for part in path.parts if len(os.fsencode(part)) > NAME_MAX_BYTES), None)
     if long_part is not None:
         raise InputError(
