@@ -1354,6 +1354,16 @@ def two_d_mask_of_another_size(inputs: Path, out: Path) -> list[str]:
     return _register_2d(fixed, moving, out, "--fixed-mask", str(inputs / "mask.nrrd"))
 
 
+def two_d_tiny_mask(inputs: Path, out: Path) -> list[str]:
+    """A 3 x 3 pixel fixed mask: elastix stopped on an index of -9.2e18, ANTs on 'All samples map outside' (exit 1,
+    with a hint to prealign; a helper's sweep)."""
+    fixed, moving = _slides(inputs)
+    mask = sitk.Image((50, 40), sitk.sitkUInt8)
+    mask[20:23, 20:23] = 1
+    sitk.WriteImage(mask, str(inputs / "mask.nrrd"))
+    return _register_2d(fixed, moving, out, "--fixed-mask", str(inputs / "mask.nrrd"))
+
+
 def two_d_landmarks_on_one_image(inputs: Path, out: Path) -> list[str]:
     fixed, moving = _slides(inputs)
     (inputs / "F.csv").write_text("label,x,y,z\nA,-10,-10,0\nB,-20,-5,0\nC,-5,-30,0\n")
@@ -1486,6 +1496,7 @@ TWO_D_CASES = {
     "2D: mask of another size": Case(two_d_mask_of_another_size, "draw the mask on that image"),
     "2D: landmarks on one image": Case(two_d_landmarks_on_one_image, "together"),
     "2D: landmark lists that cannot pair": Case(two_d_landmarks_that_cannot_pair, "cannot be paired by label"),
+    "2D: a mask of 3 x 3 pixels": Case(two_d_tiny_mask, "too small to register by"),
     "2D: a pixel size in the wrong unit": Case(two_d_pixel_size_in_the_wrong_unit, "too small to register against it"),
     # micrometres typed as mm for the moving slide: the right fixed image had been blamed, and its option named
     "2D: a slide's micrometres typed as mm": Case(

@@ -395,6 +395,28 @@ def check_opaque(image2d: Image2D, role: str = "image") -> None:
         )
 
 
+MASK_COARSE_PIXELS = 64  # a mask needs this many pixels of the engines' coarsest level (4 working pixels a side)
+COARSEST_SHRINK = 4  # every 2D preset's first level (Presets/*_2d)
+
+
+def check_mask_size_2d(mask: sitk.Image, image2d: Image2D, other: Image2D, role: str) -> None:
+    """Refuse a mask smaller than MASK_COARSE_PIXELS pixels of the engines' coarsest level (InputError naming the
+    fix): a 3 x 3 pixel mask had stopped elastix (an index of -9.2e18) and ANTs ("All samples map outside"), exit 1
+    with a hint to prealign, and 8 x 8 or 16 x 16 ended 4.6-6.8 mm off (a helper's sweep). The working pixel is the
+    image's own, or the bins :func:`..registration.two_d.working_resolution` averages it into."""
+    working = image2d.pixel_mm * max(1, int(0.5 * other.pixel_mm / image2d.pixel_mm))
+    coarse = COARSEST_SHRINK * working
+    area = float(np.count_nonzero(sitk.GetArrayViewFromImage(mask))) * image2d.pixel_mm**2
+    if area >= MASK_COARSE_PIXELS * coarse**2:
+        return
+    raise InputError(
+        f"the {role} covers {area:.3g} mm^2, under "
+        f"{MASK_COARSE_PIXELS} pixels of the registration's coarsest level ({coarse:.3g} mm: "
+        f"{MASK_COARSE_PIXELS * coarse**2:.3g} mm^2): too small to register by; enlarge it to the tissue around "
+        "the region, or leave it out"
+    )
+
+
 def read_mask_2d(path: str | os.PathLike, image2d: Image2D, role: str = "mask") -> sitk.Image:
     """A 2D mask (nonzero: inside) on ``image2d``'s pixel grid, given that image's geometry, its stored pixels laid
     out as the image's were; refused when its size differs."""

@@ -184,6 +184,7 @@ def inputs_2d(job: Registration2DJob):
     from ..core.errors import InputError
     from ..core.images2d import (
         check_finite,
+        check_mask_size_2d,
         check_not_uniform,
         check_opaque,
         check_sizes_comparable,
@@ -211,6 +212,9 @@ def inputs_2d(job: Registration2DJob):
     masks = [read_mask_2d(path, image, role) if path else None for path, image, role in
              ((job.fixed_mask, fixed, "fixed mask"), (job.moving_mask, moving, "moving mask"),
               (job.fixed_labels, fixed, "fixed labels"), (job.moving_labels, moving, "moving labels"))]  # fmt: skip
+    for mask, image, other, role in ((masks[0], fixed, moving, "fixed mask"), (masks[1], moving, fixed, "moving mask")):
+        if mask is not None:
+            check_mask_size_2d(mask, image, other, role)
     for kind, pair in (("landmarks", (job.fixed_points, job.moving_points)), ("labels", masks[2:])):
         if (pair[0] is None) != (pair[1] is None):
             raise InputError(f"{kind} on one image only: give the fixed and the moving {kind} together")

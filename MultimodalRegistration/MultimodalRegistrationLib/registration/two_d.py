@@ -12,7 +12,9 @@ to moving points, ``x_moving = A x_fixed + t`` (mm), like every library transfor
 3. the engine's 2D preset (``Presets/presets_2d.json``) refines it (:func:`engines.run.run_engine_2d`);
 4. a preset whose manifest entry names another (``"also"``: affine and similarity alone, without the rigid
    stage first) runs that one too from the same start, and both run from the search's best pose at scale 1
-   too when the start changes the size (``Start2D.unscaled``); the result with the higher mutual information
+   too when the start changes the size (``Start2D.unscaled``), and, for an affine preset, from the pose that
+   matches the tissues' second moments when it scores higher (``Start2D.stretched``, :mod:`.two_d_stretch`: tissue
+   shrunk unevenly); the result with the higher mutual information
    (:func:`.two_d_start.mutual_information`) is kept. On generated pairs each path alone failed on one case
    (rigid first: 0.9 and 3.8 mm off at -150 deg with 8%/2% stretch; affine alone: 1.4 and 2.7 mm off at 35 deg
    with 7%/3% shrink) and the mutual information chose the right one in all four (0.06-0.14 mm).
@@ -129,14 +131,16 @@ def register_2d(
     fixed_gray, fixed_mask = working_resolution(fixed_clipped, fixed_mask, moving.pixel_mm)
     moving_gray, moving_mask = working_resolution(moving_clipped, moving_mask, fixed.pixel_mm)
     started = time.perf_counter()
-    start = search_start_2d(fixed_gray, moving_gray, loaded.scales, fixed_mask, moving_mask)
+    start = search_start_2d(fixed_gray, moving_gray, loaded.scales, fixed_mask, moving_mask,
+                            stretches=preset.startswith("affine"))  # fmt: skip
     mirror = mirror_warning(fixed_gray, moving_gray, start, loaded.scales, fixed_mask, moving_mask)
     timings = {"search_s": round(time.perf_counter() - started, 3)}
     results = []
-    for origin in [start] + ([start.unscaled] if start.unscaled is not None else []):
+    for origin in [start] + [other for other in (start.unscaled, start.stretched) if other is not None]:
         for name in names:
             candidate = loaded if name == preset else load_preset(engine, name, dimension=2)
-            folder = Path(workdir) / f"{name}{'' if origin is start else '-scale1'}"
+            suffix = "" if origin is start else "-scale1" if origin is start.unscaled else "-stretched"
+            folder = Path(workdir) / f"{name}{suffix}"
             folder.mkdir(parents=True, exist_ok=True)
             sampled = fixed_mask if fixed_mask is not None else moving_footprint(fixed_gray, moving_gray, origin.matrix)
             request = EngineRequest2D(

@@ -64,6 +64,7 @@ class Start2D:
     mutual_information: float
     poses: int
     unscaled: "Start2D | None" = None  # the best pose at scale 1, when the winner changes the size
+    stretched: "Start2D | None" = None  # the best moment-matched affine pose (:mod:`.two_d_stretch`), when asked
     area_scale: float = 1.0  # sqrt of the moving foreground's area over the fixed one's (whatever the preset)
 
 
@@ -167,9 +168,11 @@ def information_or_none(fixed: sitk.Image, moving: sitk.Image, matrix: np.ndarra
 
 def search_start_2d(
     fixed: sitk.Image, moving: sitk.Image, scales: bool = False,
-    fixed_mask: sitk.Image | None = None, moving_mask: sitk.Image | None = None,
+    fixed_mask: sitk.Image | None = None, moving_mask: sitk.Image | None = None, stretches: bool = False,
 ) -> Start2D:  # fmt: skip
-    """The best start over every rotation (and, with ``scales``, around the size seeds); see the module notes."""
+    """The best start over every rotation (and, with ``scales``, around the size seeds); see the module notes.
+    ``stretches`` (an affine preset): the best pose that matches the tissues' second moments too
+    (:func:`.two_d_stretch.stretched_start`), kept beside it when it stretches or turns apart from it."""
     fixed_shape = tissue_shape(fixed, foreground(fixed, fixed_mask))
     moving_shape = tissue_shape(moving, foreground(moving, moving_mask))
     area_scale = float(np.sqrt(moving_shape.area / fixed_shape.area)) if fixed_shape.area > 0 else 1.0
@@ -249,4 +252,8 @@ def search_start_2d(
     if scales and abs(np.log(start.scale)) > np.log(1.0 + UNSCALED_BEYOND):
         start.unscaled = best_at([1.0])
     start.area_scale = area_scale
+    if stretches:
+        from .two_d_stretch import stretched_start
+
+        start.stretched = stretched_start(fixed_shape, moving_shape, small_fixed, small_moving, start)
     return start
