@@ -463,13 +463,12 @@ def test_a_one_slice_volume_file_keeps_its_place_in_the_3d_transform(tmp_path, m
                  "--moving-pixel-size", str(MOVING_PIXEL_MM), "--output-transform", str(tmp_path / "T.tfm"),
                  "--json", str(tmp_path / "S.json"), "--output-volume", str(tmp_path / "warped.nrrd")])  # fmt: skip
     assert code == 0, capsys.readouterr().err
-    # The output volume lies on the fixed slice in 3D (it was written 2D at z 0, off the slice, in Slicer).
-    warped = sitk.ReadImage(str(tmp_path / "warped.nrrd"))
-    assert warped.GetDimension() == 3 and warped.GetSize()[2] == 1
-    corner = np.array(warped.GetSize()[:2]) - 1
-    for index in ((0, 0), tuple(corner)):
-        where = origin + direction @ np.array([index[0] * FIXED_PIXEL_MM, index[1] * FIXED_PIXEL_MM, 0.0])
-        assert np.allclose(warped.TransformIndexToPhysicalPoint((*map(int, index), 0)), where, atol=1e-6)
+    # The output volume lies on the fixed slice in 3D (it was written 2D at z 0, off the slice, in Slicer), on the
+    # fixed file's own grid: its size, pixel order, origin and direction (it was the picture's: bottom-up and W x 1 x H
+    # files got another origin and order).
+    warped, given = sitk.ReadImage(str(tmp_path / "warped.nrrd")), sitk.ReadImage(str(tmp_path / "slice.nrrd"))
+    assert warped.GetSize() == given.GetSize() and np.allclose(warped.GetOrigin(), given.GetOrigin(), atol=1e-9)
+    assert np.allclose(warped.GetDirection(), given.GetDirection()) and np.allclose(warped.GetSpacing(), given.GetSpacing())
     embedded = sitk.ReadTransform(str(tmp_path / "T_3d.tfm"))
     on_file = origin + np.c_[points, np.zeros(len(points))] @ direction.T  # where the file puts the points (LPS)
     mapped = np.array([embedded.TransformPoint(p.tolist()) for p in on_file])

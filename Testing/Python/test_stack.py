@@ -14,9 +14,9 @@ import SimpleITK as sitk
 import stack_data
 from MultimodalRegistrationLib.cli.main import main
 from MultimodalRegistrationLib.core.errors import InputError
+from MultimodalRegistrationLib.core.checks_2d import check_opaque
 from MultimodalRegistrationLib.core.images2d import (
     BT601,
-    check_opaque,
     pixel_size_mm,
     read_header_2d,
     read_image_2d,

@@ -182,15 +182,14 @@ def inputs_2d(job: Registration2DJob):
     landmarks): ``landmarks`` are :func:`..qa.two_d.paired_points_2d` of the landmark files, or None."""
     from ..core.choices import check_seed, check_threads
     from ..core.errors import InputError
-    from ..core.images2d import (
+    from ..core.checks_2d import (
         check_finite,
         check_mask_size_2d,
         check_not_uniform,
         check_opaque,
         check_sizes_comparable,
-        read_image_2d,
-        read_mask_2d,
     )
+    from ..core.images2d import read_image_2d, read_mask_2d
     from ..core.output_safety import check_outputs_apart
     from ..engines.presets import load_preset
     from ..qa.two_d import paired_points_2d
@@ -242,6 +241,7 @@ def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) ->
     """Register, write the outputs atomically, assess; returns the summary and the files written."""
     import SimpleITK as sitk
 
+    from ..core.images2d import as_stored
     from ..qa.pictures import write_png
     from ..qa.two_d import assess_2d, checkerboard_rows
     from ..registration.two_d import register_2d
@@ -257,17 +257,9 @@ def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) ->
     # Everything slow (resampling, QA, the picture) before the first file is written: Ctrl-C in the QA of a large
     # slide left T.tfm, T_3d.tfm and a 100 MB volume behind "nothing was written".
     warped = None
-    if job.output_volume:
-        warped = sitk.Resample(moving_gray, fixed_gray, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-        if fixed.thickness_mm is not None:  # a one-slice volume: written as one, on the fixed slice in 3D
-            warped = sitk.JoinSeries(warped)
-            warped.SetSpacing((*warped.GetSpacing()[:2], fixed.thickness_mm))
-            warped.SetOrigin(fixed.origin)
-            warped.SetDirection(fixed.direction)
-        else:
-            placed = fixed.frame_to_file()  # a 2D file's place
-            warped.SetOrigin(placed[:2, 2].tolist())
-            warped.SetDirection(placed[:2, :2].ravel().tolist())
+    if job.output_volume:  # on the fixed file's own grid: its pixel order, origin and direction
+        warped = as_stored(sitk.Resample(moving_gray, fixed_gray, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32),
+                           fixed)  # fmt: skip
     overlap = (fixed_labels, moving_labels) if fixed_labels is not None else (fixed_mask, moving_mask)
     as_given = np.linalg.inv(moving.frame_to_file()) @ fixed.frame_to_file()  # the files as placed, in the frames
     qa = assess_2d(fixed_gray, moving_gray, result.matrix, landmarks, *overlap, None, as_given)

@@ -38,7 +38,8 @@ import SimpleITK as sitk
 
 from ..core.errors import InputError
 from ..core.files import suffix_of
-from ..core.images2d import IMAGE_2D_SUFFIXES, check_finite, check_opaque, read_image_2d, to_gray
+from ..core.checks_2d import check_finite, check_opaque
+from ..core.images2d import IMAGE_2D_SUFFIXES, read_image_2d, to_gray
 from ..core.output_safety import same_place, spellings
 from ..core.records import Record
 
