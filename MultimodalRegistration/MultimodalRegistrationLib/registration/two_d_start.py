@@ -68,10 +68,17 @@ class Start2D:
     area_scale: float = 1.0  # sqrt of the moving foreground's area over the fixed one's (whatever the preset)
 
 
+FULL_MASK_SHARE = 0.95  # a mask over this share of its image outlines nothing: the tissue's own outline is used
+
+
 def foreground(image: sitk.Image, mask: sitk.Image | None = None) -> np.ndarray:
-    """Boolean foreground of a one-channel 2D image (see the module notes), or ``mask`` > 0."""
+    """Boolean foreground of a one-channel 2D image (see the module notes), or ``mask`` > 0 unless it covers
+    FULL_MASK_SHARE of the image (a whole-image moving mask had read as the tissue's outline: a right rigid result,
+    0.04 mm off, was warned for a pixel size 1.35 times off; a helper's sweep)."""
     if mask is not None:
-        return sitk.GetArrayFromImage(mask) > 0
+        inside = sitk.GetArrayFromImage(mask) > 0
+        if inside.mean() < FULL_MASK_SHARE:
+            return inside
     array = sitk.GetArrayFromImage(image).astype(np.float64)
     border = np.concatenate([array[0], array[-1], array[:, 0], array[:, -1]])
     distance = sitk.GetImageFromArray(np.abs(array - np.median(border)).astype(np.float32))
