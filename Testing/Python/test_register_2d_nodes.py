@@ -165,3 +165,42 @@ def test_a_coronal_or_sagittal_slice_shown_upright_registers_with_an_upright_pho
     match = np.corrcoef(warped.ravel(), expected.ravel())[0, 1]  # measured 0.978
     upside_down = np.corrcoef(warped.ravel(), expected[::-1].ravel())[0, 1]  # 0.585
     assert match > 0.9 and upside_down < match - 0.2, (match, upside_down)
+
+
+@pytest.mark.parametrize("fixed_thickness", [3.0, 0.5])
+def test_the_2d_result_node_is_rigid_in_3d_whatever_the_slices_thickness(scene, tmp_path, fixed_thickness):
+    """The node's 3D matrix had carried the slice index across, not mm: a 1 mm slide against a 3 mm MR slab scaled
+    the normal 1/3 (a point 10 mm off the fixed slice landed 3.3 mm off the moving one), where T_3d.tfm from the same
+    run is rigid (a helper's sweep). Pure geometry: the 2D truth through ras_matrix, no engine."""
+    from MultimodalRegistrationLib.nodes.registration_2d import ras_matrix
+
+    data.mr_slice(tmp_path / "mr.nrrd", FIXED_MM)
+    truth = data.truth_of("rigid")
+    data.he_section(tmp_path / "he.png", truth, MOVING_MM)
+    nodes = []
+    for path, pixel_mm, thickness, origin, name in ((tmp_path / "mr.nrrd", FIXED_MM, fixed_thickness,
+                                                     FIXED_ORIGIN_LPS, "MR"), (tmp_path / "he.png", MOVING_MM, 1.0,
+                                                                               MOVING_ORIGIN_LPS, "H&E")):  # fmt: skip
+        volume = sitk.JoinSeries(sitk.ReadImage(str(path)))
+        volume.SetSpacing((pixel_mm, pixel_mm, thickness))
+        volume.SetOrigin(origin)
+        nodes.append(mrml.volume_node_from_image(scene, volume, name))
+    matrix = ras_matrix(truth, *nodes, FIXED_MM, MOVING_MM)
+    assert np.allclose(np.linalg.svd(matrix[:3, :3], compute_uv=False), 1.0, atol=1e-9)
+    assert np.linalg.det(matrix[:3, :3]) == pytest.approx(1.0)
+    on_slice = np.array([*_ras(nodes[0], np.array([[98.0, 116.0]]), FIXED_MM)[0], 1.0])
+    above = on_slice + np.array([0.0, 0.0, 10.0, 0.0])  # 10 mm superior of the axial fixed slice
+    assert np.linalg.norm((matrix @ above - matrix @ on_slice)[:3]) == pytest.approx(10.0)
+
+
+def test_a_slide_under_the_result_it_is_registered_into_again_is_not_refused(scene, slides):
+    """The panel puts the moving slide under its 2D result; a second Register into that result was refused ("under a
+    transform: harden it"), where the 3D path replaces its own result. A transform of the user's is still refused."""
+    from MultimodalRegistrationLib.nodes.registration_2d import check_2d_panel
+
+    fixed, moving, _, _ = slides
+    result = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "T")
+    moving.SetAndObserveTransformNodeID(result.GetID())
+    check_2d_panel(registration_parameters(fixedVolume=fixed, movingVolume=moving, outputTransform=result))
+    with pytest.raises(InputError, match="is under a transform"):
+        check_2d_panel(registration_parameters(fixedVolume=fixed, movingVolume=moving))

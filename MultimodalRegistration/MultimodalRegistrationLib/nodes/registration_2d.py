@@ -63,10 +63,13 @@ def ras_matrix(matrix_2d: np.ndarray, fixed, moving, fixed_mm: float, moving_mm:
     may be thin along any IJK axis (an axial, coronal or sagittal slice)."""
     embedded = np.eye(4)
     embedded[:2, :2], embedded[:2, 3] = matrix_2d[:2, :2], matrix_2d[:2, 2]
-    to_mm = np.diag([fixed_mm, fixed_mm, 1.0, 1.0])
-    from_mm = np.diag([1 / moving_mm, 1 / moving_mm, 1.0, 1.0])
-    fixed_to_slice = np.linalg.inv(mrml.ijk_to_ras(fixed) @ slices.slice_to_ijk(fixed))
-    return mrml.ijk_to_ras(moving) @ slices.slice_to_ijk(moving) @ from_mm @ embedded @ to_mm @ fixed_to_slice
+    fixed_frame, moving_frame = (mrml.ijk_to_ras(node) @ slices.slice_to_ijk(node) for node in (fixed, moving))
+    # mm along the normal too, as T_3d.tfm keeps it: in slice indices, a 0.5 mm slide against a 1 mm slice had
+    # scaled the normal 0.5, and a point 10 mm off the slice landed 5 mm off the moving one (a helper's sweep)
+    thickness = [float(np.linalg.norm(frame[:3, 2])) for frame in (fixed_frame, moving_frame)]
+    to_mm = np.diag([fixed_mm, fixed_mm, thickness[0], 1.0])
+    from_mm = np.diag([1 / moving_mm, 1 / moving_mm, 1 / thickness[1], 1.0])
+    return moving_frame @ from_mm @ embedded @ to_mm @ np.linalg.inv(fixed_frame)
 
 
 def _turn_about_normal_deg(matrix_ras: np.ndarray, fixed) -> float:
@@ -91,7 +94,10 @@ def check_2d_panel(parameters) -> None:
     if given:
         raise InputError(f"2D images (one slice thick): {', '.join(given)} apply to 3D volumes only: clear them")
     moving = node_of(parameters, RegistrationJob, "moving")
-    if moving.GetParentTransformNode() is not None:
+    parent = moving.GetParentTransformNode()
+    # under the output transform: this module's result, which the run replaces (a second Register after the panel
+    # had put the slide under its result was refused, with the advice to harden it; a helper's sweep)
+    if parent is not None and parent is not node_of(parameters, RegistrationJob, "output_transform"):
         raise InputError(
             f"the moving image '{moving.GetName()}' is under a transform: 2D registration searches every pose "
             "itself; harden the transform or take the image out of it"
