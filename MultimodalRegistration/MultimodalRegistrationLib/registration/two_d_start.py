@@ -39,8 +39,11 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.extents import extents_along, principal_extents
+from ..core.rotations import rotation_2d_deg
 from ..core.transforms import affine_2d
 from .two_d_scores import histogram_information
+from .two_d_stretch import STEP_DEG as STRETCH_STEP_DEG
+from .two_d_stretch import stretched_pose
 
 START_STEP_DEG = 10.0
 SCALE_STEP = 2 ** (1 / 8)
@@ -179,7 +182,7 @@ def search_start_2d(
 ) -> Start2D:  # fmt: skip
     """The best start over every rotation (and, with ``scales``, around the size seeds); see the module notes.
     ``stretches`` (an affine preset): the best pose that matches the tissues' second moments too
-    (:func:`.two_d_stretch.stretched_start`), kept beside it when it stretches or turns apart from it."""
+    (:func:`.two_d_stretch.stretched_pose`), kept beside it when it stretches or turns apart from it."""
     fixed_shape = tissue_shape(fixed, foreground(fixed, fixed_mask))
     moving_shape = tissue_shape(moving, foreground(moving, moving_mask))
     area_scale = float(np.sqrt(moving_shape.area / fixed_shape.area)) if fixed_shape.area > 0 else 1.0
@@ -260,7 +263,10 @@ def search_start_2d(
         start.unscaled = best_at([1.0])
     start.area_scale = area_scale
     if stretches:
-        from .two_d_stretch import stretched_start
-
-        start.stretched = stretched_start(fixed_shape, moving_shape, small_fixed, small_moving, start)
+        stretched = stretched_pose(fixed_shape, moving_shape, lambda matrix: information_or_none(
+            small_fixed, small_moving, matrix), start.angle_deg, start.mutual_information)  # fmt: skip
+        if stretched is not None:
+            matrix, value = stretched
+            scale = float(np.sqrt(abs(np.linalg.det(matrix[:2, :2]))))
+            start.stretched = Start2D(matrix, rotation_2d_deg(matrix), scale, value, int(360 / STRETCH_STEP_DEG))
     return start

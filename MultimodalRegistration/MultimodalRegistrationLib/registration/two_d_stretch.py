@@ -15,11 +15,11 @@ and 0.9 x 0.9: none. Transforms map fixed to moving points (mm).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
-import SimpleITK as sitk
 
 from ..core.rotations import rotation_2d_deg
-from ..core.transforms import affine_2d
 
 MIN_STRETCH = 1.05  # the pose's larger singular value over its smaller one
 MIN_TURN_DEG = 20.0
@@ -31,32 +31,27 @@ def _root(covariance: np.ndarray, power: float) -> np.ndarray:
     return vectors @ np.diag(np.maximum(values, 1e-12) ** power) @ vectors.T
 
 
-def stretched_start(fixed_shape, moving_shape, small_fixed: sitk.Image, small_moving: sitk.Image, start):
-    """The stretched start (a :class:`.two_d_start.Start2D`), or None when it is the search's start in all but
-    name (see the module notes). ``*_shape``: :func:`.two_d_start.tissue_shape`; ``small_*``: the search's images."""
-    from .two_d_start import Start2D, _metric
-
+def stretched_pose(fixed_shape, moving_shape, score: Callable[[np.ndarray], float | None], start_angle_deg: float,
+                   start_score: float) -> tuple[np.ndarray, float] | None:  # fmt: skip
+    """The stretched pose (3x3, fixed -> moving mm) and its ``score`` (mutual information, higher agrees better;
+    None where too few pixels overlap), or None when it scores no higher than the search's start (``start_score``,
+    turned ``start_angle_deg``) or is that start in all but name (see the module notes). ``*_shape``:
+    :func:`.two_d_start.tissue_shape`."""
     carry = _root(moving_shape.covariance, 0.5), _root(fixed_shape.covariance, -0.5)
-    method = _metric()
     best = None
     for angle in np.radians(np.arange(0.0, 360.0, STEP_DEG)):
         turn = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
         matrix = np.eye(3)
         matrix[:2, :2] = carry[0] @ turn @ carry[1]
         matrix[:2, 2] = moving_shape.center - matrix[:2, :2] @ fixed_shape.center
-        method.SetInitialTransform(affine_2d(matrix), inPlace=False)
-        try:
-            value = -float(method.MetricEvaluate(small_fixed, small_moving))
-        except RuntimeError:  # too few samples inside the moving image at this pose
-            continue
-        if best is None or value > best[0]:
+        value = score(matrix)
+        if value is not None and (best is None or value > best[0]):
             best = (value, matrix)
     if best is None:
         return None
     value, matrix = best
     singular = np.linalg.svd(matrix[:2, :2], compute_uv=False)
-    turned = abs((rotation_2d_deg(matrix) - start.angle_deg + 180.0) % 360.0 - 180.0)
-    if value <= start.mutual_information or (singular[0] / singular[1] <= MIN_STRETCH and turned <= MIN_TURN_DEG):
+    turned = abs((rotation_2d_deg(matrix) - start_angle_deg + 180.0) % 360.0 - 180.0)
+    if value <= start_score or (singular[0] / singular[1] <= MIN_STRETCH and turned <= MIN_TURN_DEG):
         return None
-    angle = rotation_2d_deg(matrix)
-    return Start2D(matrix, angle, float(np.sqrt(abs(np.linalg.det(matrix[:2, :2])))), value, int(360 / STEP_DEG))
+    return matrix, value
