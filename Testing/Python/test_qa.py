@@ -558,6 +558,8 @@ def test_mmreg_qa_takes_the_segmentations_as_mmreg_register_names_them():
     labels = qa_arguments([*common, "--fixed-labels", "trus.seg.nrrd", "--moving-labels", "mr.seg.nrrd"])
     assert (named.fixed_labels, named.moving_labels) == (labels.fixed_labels, labels.moving_labels)
     assert (named.fixed_labels, named.moving_labels) == ("trus.seg.nrrd", "mr.seg.nrrd")
+    # and segments named apart, paired as its --segments pairs them (QA read them as unpaired: Dice 0 -> 0)
+    assert qa_arguments([*common, "--segments", "gland=prostate"]).segments == ["gland=prostate"]
 
 
 @pytest.mark.slow

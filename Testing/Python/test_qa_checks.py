@@ -285,8 +285,17 @@ def test_segments_without_a_partner_are_named(coarse):
         f"segment 'brain' (fixed) has no partner in the moving labelmap (moving only: 'Brain tissue'), {advice}",
         f"segment 'Brain tissue' (moving) has no partner in the fixed labelmap (fixed only: 'brain'), {advice}",
     ]
-    paired = segmentation_overlap(fixed_two, set_label_names(moving_two, {1: "Skull", 2: "BRAIN"}), coarse[2])
+    paired = segmentation_overlap(fixed_two, set_label_names(sitk.Image(moving_two), {1: "Skull", 2: "BRAIN"}),
+                                  coarse[2])  # fmt: skip
     assert paired.warnings == []
+    # Named apart and paired as mmreg register's --segments pairs them (gland=prostate): QA had read them as two
+    # unpaired segments, Dice 0 -> 0, and batch called the case 'check' (a helper's walk through the README).
+    apart = segmentation_overlap(fixed_two, moving_two, coarse[2], pairs=["brain=Brain tissue"])
+    dice_apart = {row.name: round(row.dice, 3) for row in apart.after}
+    assert apart.warnings == [] and set(dice_apart) == {"skull", "brain"}
+    assert dice_apart["brain"] == {row.name: round(row.dice, 3) for row in paired.after}["brain"]
+    with pytest.raises(InputError, match="the moving segmentation holds no segment 'lesion'"):
+        segmentation_overlap(fixed_two, moving_two, coarse[2], pairs=["brain=lesion"])
 
 
 def test_lists_without_a_common_label_pair_by_order_with_a_warning_unless_their_numbers_agree():

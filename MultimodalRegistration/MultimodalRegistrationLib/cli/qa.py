@@ -37,6 +37,7 @@ def qa_job(arguments: argparse.Namespace) -> QAJob:
 
     job = QAJob(**option_values(QAJob, arguments))
     job.fit_points = _fit_names(job.fit_points)
+    job.segments = _fit_names(job.segments)
     absolute = {name: str(Path(getattr(job, name)).expanduser().resolve())
                 for name in QAJob.paths("input") if getattr(job, name)}  # fmt: skip
     return replace(job, **absolute)
@@ -179,6 +180,7 @@ def command_qa(arguments: argparse.Namespace) -> int:
         fixed_labels=fixed_labels,
         moving_labels=optional(job.moving_labels, "moving labelmap"),
         label_interpolation=job.label_interpolation,
+        segment_pairs=job.segments,
         fixed_mask=fixed_mask,
         moving_mask=optional(job.moving_mask, "moving mask"),
         stability_restarts=job.stability or 0,

@@ -65,6 +65,7 @@ def run_case_job(job: CaseJob, emit: Callable[[dict], None]) -> CaseJobResult:
     if job.fixed_segmentation and job.moving_segmentation:  # QA reports each guiding segment's overlap
         labels["fixed_labels"] = read_image(job.fixed_segmentation, "fixed segmentation")
         labels["moving_labels"] = read_image(job.moving_segmentation, "moving segmentation")
+        labels["segment_pairs"] = job.segments  # gland=prostate: paired as the registration paired them
     sources = {
         name: getattr(job, name) for name in ("fixed", "moving", "fixed_points", "moving_points") if getattr(job, name)
     }

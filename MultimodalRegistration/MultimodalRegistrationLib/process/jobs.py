@@ -306,6 +306,9 @@ class QAJob(Job):
     moving_labels: str | None = _path("input", panel="movingSegmentation", node="labels", cli={
         "aliases": ("--moving-segmentation",), "help": "labelmap on the moving image, paired by name"})  # fmt: skip
     label_interpolation: str = _choice("nearest", cli={"choices": ("nearest", "gaussian")})
+    segments: list[str] | None = _choice(None, cli={
+        "nargs": "+", "metavar": "FIXED=MOVING", "help": "pair segments named apart, as mmreg register's --segments "
+        "pairs them (e.g. gland=prostate); space- or comma-separated"})  # fmt: skip
     fixed_mask: str | None = _path("input", cli={
         "help": "restrict image agreement and the Jacobian to this fixed-image mask"})  # fmt: skip
     moving_mask: str | None = _path("input", cli={"help": "moving mask, used by the stability restarts"})

@@ -94,6 +94,7 @@ class QAOptions:
     fixed_labels: sitk.Image | None = None
     moving_labels: sitk.Image | None = None
     label_interpolation: str = "nearest"
+    segment_pairs: Sequence[str] | None = None  # "FIXED=MOVING": segments named apart, paired as --segments pairs them
     fixed_mask: sitk.Image | None = None
     moving_mask: sitk.Image | None = None
     metric_spacing_mm: float | None = None  # None: METRIC_SPACING_MM, divided by the working scale
@@ -118,7 +119,7 @@ def check_qa_inputs(fixed: sitk.Image, moving: sitk.Image, options: QAOptions) -
         paired_landmarks(o.fixed_points_ras, o.moving_points_ras, o.fixed_point_labels, o.moving_point_labels,
                          o.fit_labels)  # fmt: skip
     if o.fixed_labels is not None:
-        prepared_labels(o.fixed_labels, o.moving_labels, o.label_interpolation)
+        prepared_labels(o.fixed_labels, o.moving_labels, o.label_interpolation, o.segment_pairs)
     fixed_mask = validate_mask(o.fixed_mask, fixed, "fixed mask") if o.fixed_mask is not None else None
     if o.moving_mask is not None:  # checked here; only the restarts use it
         validate_mask(o.moving_mask, moving, "moving mask")
@@ -201,7 +202,7 @@ def assess_registration(
     if o.fixed_labels is not None:
         with step("segmentation", 0.05):
             overlap = segmentation_overlap(o.fixed_labels, o.moving_labels, transform, before, o.label_interpolation,
-                                           fixed, moving)  # a segment a field of view cuts: where both see it
+                                           fixed, moving, o.segment_pairs)  # a cut segment: where both images see it
         sources = o.sources or {}
         same = same_labelmap_warning(o.fixed_labels, o.moving_labels, sources.get("fixed_labels"),
                                      sources.get("moving_labels"))  # fmt: skip

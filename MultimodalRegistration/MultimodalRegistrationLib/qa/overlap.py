@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import filecmp
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +25,8 @@ from ..core.labels import (
     label_names,
     lone_segments_paired,
     relabel_by_name,
+    segment_name_key,
+    set_label_names,
     surface_distances,
     values_by_name,
 )
@@ -254,17 +257,41 @@ def same_labelmap_warning(
     return None if said is None else f"the fixed and moving labelmaps are {said}: {SAME_LABELMAP_ADVICE}"
 
 
-def prepared_labels(fixed_labels: sitk.Image, moving_labels: sitk.Image, interpolation: str = "nearest") -> tuple:
+def _paired_apart(fixed_labels: sitk.Image, moving_labels: sitk.Image, pairs: Sequence[str] | None) -> sitk.Image:
+    """``moving_labels`` with each segment a "FIXED=MOVING" entry of ``pairs`` names (as the registration's
+    --segments pairs them: names, case and spacing ignored) renamed as its fixed partner, so that they pair by name.
+    QA had read a gland=prostate pair as two unpaired segments (Dice 0 -> 0) and batch called the case 'check' (a
+    helper's walk through the README)."""
+    wanted = [entry.split("=", 1) for entry in pairs or () if "=" in entry]
+    names = label_names(moving_labels)
+    if not wanted or not names:
+        return moving_labels
+    fixed_names = set(map(segment_name_key, label_names(fixed_labels).values()))
+    for fixed_name, moving_name in wanted:
+        found = [value for value, name in names.items() if segment_name_key(name) == segment_name_key(moving_name)]
+        if not found or segment_name_key(fixed_name) not in fixed_names:
+            side, name = ("moving", moving_name) if not found else ("fixed", fixed_name)
+            raise InputError(f"--segments {fixed_name}={moving_name}: the {side} segmentation holds no segment "
+                             f"'{name}': name the fixed segment first, then the moving one")  # fmt: skip
+        names[found[0]] = fixed_name.strip()
+    return set_label_names(sitk.Image(moving_labels), names)
+
+
+def prepared_labels(
+    fixed_labels: sitk.Image, moving_labels: sitk.Image, interpolation: str = "nearest",
+    pairs: Sequence[str] | None = None,
+) -> tuple:  # fmt: skip
     """The labelmaps checked and made comparable, before any measurement: one layer each, integer, the moving
-    segments renumbered by name as the fixed ones (:func:`..core.labels.relabel_by_name`). Returns (fixed, moving,
-    fixed wholes, moving wholes, fixed values, moving values, warnings); :class:`InputError` for an unknown
-    interpolation, an empty labelmap or names that cannot be told apart."""
+    segments renumbered by name as the fixed ones (:func:`..core.labels.relabel_by_name`; ``pairs``: "FIXED=MOVING"
+    entries pair two named apart). Returns (fixed, moving, fixed wholes, moving wholes, fixed values, moving values,
+    warnings); :class:`InputError` for an unknown interpolation, an empty labelmap or names that cannot be told
+    apart."""
     if interpolation not in INTERPOLATIONS:
         raise InputError(f"unknown label interpolation '{interpolation}': choose nearest or gaussian")
     fixed_labels, fixed_layers, fixed_wholes = single_layer(fixed_labels, "fixed labelmap")
     moving_labels, moving_layers, moving_wholes = single_layer(moving_labels, "moving labelmap")
     fixed_labels = as_labelmap(fixed_labels, "fixed labelmap")
-    moving_labels = as_labelmap(moving_labels, "moving labelmap")
+    moving_labels = _paired_apart(fixed_labels, as_labelmap(moving_labels, "moving labelmap"), pairs)
     renumbered = values_by_name(moving_labels, fixed_labels)
     moving_wholes = {renumbered.get(value, value): whole for value, whole in moving_wholes.items()}
     moving_labels = relabel_by_name(moving_labels, fixed_labels)
@@ -303,6 +330,7 @@ def segmentation_overlap(
     interpolation: str = "nearest",
     fixed_image: sitk.Image | None = None,
     moving_image: sitk.Image | None = None,
+    pairs: Sequence[str] | None = None,
 ) -> SegmentationOverlap:
     """Dice, mean surface distance and 95% Hausdorff distance (mm) per label, before and after registration.
 
@@ -312,7 +340,7 @@ def segmentation_overlap(
     view cuts is measured, at each pose, only where both images see it (:class:`SegmentCuts`); without them
     (None), whole.
     """
-    prepared = prepared_labels(fixed_labels, moving_labels, interpolation)
+    prepared = prepared_labels(fixed_labels, moving_labels, interpolation, pairs)
     fixed_labels, moving_labels, fixed_wholes, moving_wholes, fixed_values, moving_values, warnings = prepared
     if not fixed_values & moving_values and len(fixed_values) == len(moving_values) == 1:
         moving_labels, lone = _lone_segment_paired(fixed_labels, moving_labels, *fixed_values, *moving_values)
