@@ -389,3 +389,22 @@ def test_segments_whose_names_differ_only_in_symbols_get_a_file_each(tmp_path):
     assert len({path.lower() for path in written.values()}) == 3
     for name, shift in shifts.items():
         assert Transform.read(written[name]).matrix[0, 3] == pytest.approx(shift)
+
+
+def test_a_piece_named_apart_on_the_two_images_runs_as_segments_pairs_it(pelvis, monkeypatch):
+    """--segments sacrum="os sacrum" --piecewise sacrum (or the pair itself) was refused ('no segment is in both
+    segmentations ... pair two segments with --segments FIXED=MOVING'), the advice already followed (a helper's walk
+    through the README). Each piece now takes the --segments entry that pairs it, and its own run is guided by it."""
+    from MultimodalRegistrationLib.core.labels import label_names, set_label_names
+
+    names = {value: ("os sacrum" if name == "sacrum" else name)
+             for value, name in label_names(pelvis.moving_labels).items()}  # fmt: skip
+    moving_labels = set_label_names(sitk.Image(pelvis.moving_labels), names)
+    guidance = Guidance(pelvis.fixed_labels, moving_labels, segments=["sacrum=os sacrum", "left_hip"])
+    for pieces in (["sacrum"], ["sacrum=os sacrum"], ["os sacrum"]):
+        calls: list[dict] = []
+        monkeypatch.setattr(piecewise, "register", _fake_register({}, calls))
+        result = register_piecewise(pelvis.fixed, pelvis.moving, guidance, pieces,
+                                    global_result=_result(pelvis.global_truth))  # fmt: skip
+        assert list(result.segments) == ["sacrum"]
+        assert [call["guidance"].segments for call in calls] == [["sacrum=os sacrum"]]

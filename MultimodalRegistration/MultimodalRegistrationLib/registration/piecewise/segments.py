@@ -25,6 +25,7 @@ import SimpleITK as sitk
 
 from ...core.errors import EngineError, InputError
 from ...core.images import index_to_physical_matrix
+from ...core.labels import segment_name_key
 from ...core.metric import mutual_information
 from ...core.rotations import pose_difference
 from ...core.transforms import Transform
@@ -118,8 +119,9 @@ def _points_inside(points_lps: np.ndarray, mask: sitk.Image) -> np.ndarray:
 
 
 def segment_guidance(guidance: Guidance, name: str, fixed_mask: sitk.Image) -> Guidance:
-    """The guidance for one segment's own registration: that segment, and the landmarks whose fixed point
-    lies inside ``fixed_mask`` (the grown segment); the weight and metric as given."""
+    """The guidance for one segment's own registration: that segment (``name``, or "FIXED=MOVING" for two named
+    apart), and the landmarks whose fixed point lies inside ``fixed_mask`` (the grown segment); the weight and
+    metric as given."""
     fixed_points, moving_points = None, None
     if guidance.has_points:
         inside = _points_inside(guidance.fixed_points_lps, fixed_mask)
@@ -159,7 +161,7 @@ def _segment_inputs(
     moving_segment = segment_mask(guidance.moving_segmentation, pair.moving_value, moving, "moving", pair.name,
                                   guidance.moving_wholes)  # fmt: skip
     margin, fixed_mask, warnings = _grown_fixed_mask(recipe, fixed, fixed_segment, margin_mm, pair.name)
-    own_guidance = segment_guidance(guidance, pair.name, fixed_mask)
+    own_guidance = segment_guidance(guidance, _entry(pair), fixed_mask)
     return _SegmentInputs(
         pair=pair,
         fixed_segment=fixed_segment,
@@ -233,6 +235,24 @@ def _register_segment(
     )
 
 
+def _entry(pair: SegmentPair) -> str:
+    """How a segment pair is named to :func:`..guided.guidance.pair_segments` again: "FIXED=MOVING" when the two
+    were paired as given (named apart), else the name."""
+    return f"{pair.name}={pair.moving_name}" if pair.paired_by == "given" and pair.moving_name else pair.name
+
+
+def _as_given(pieces: list[str], given: list[str] | None) -> list[str]:
+    """Each piece named as the --segments entry that pairs it ("gland" -> "gland=prostate"), when one does: the
+    pieces of a pair named apart had been refused, the refusal advising the --segments already given (a helper's
+    walk through the README)."""
+    pairs = {}
+    for entry in given or []:
+        if "=" in str(entry):
+            for side in str(entry).split("=", 1):
+                pairs.setdefault(segment_name_key(side), str(entry))
+    return [piece if "=" in piece else pairs.get(segment_name_key(piece), piece) for piece in pieces]
+
+
 def _checked_pairs(guidance: Guidance | None, segments: list[str]) -> list[SegmentPair]:
     if not segments:
         raise InputError(
@@ -242,8 +262,8 @@ def _checked_pairs(guidance: Guidance | None, segments: list[str]) -> list[Segme
         raise InputError(
             "piecewise registration needs segmentations: add --fixed-segmentation and --moving-segmentation"
         )
-    return pair_segments(guidance.fixed_segmentation, guidance.moving_segmentation, segments,
-                         (guidance.fixed_wholes, guidance.moving_wholes))  # fmt: skip
+    return pair_segments(guidance.fixed_segmentation, guidance.moving_segmentation,
+                         _as_given(segments, guidance.segments), (guidance.fixed_wholes, guidance.moving_wholes))
 
 
 def _field_warnings(blend: PolyrigidField) -> list[str]:
