@@ -204,3 +204,14 @@ def test_a_slide_under_the_result_it_is_registered_into_again_is_not_refused(sce
     check_2d_panel(registration_parameters(fixedVolume=fixed, movingVolume=moving, outputTransform=result))
     with pytest.raises(InputError, match="is under a transform"):
         check_2d_panel(registration_parameters(fixedVolume=fixed, movingVolume=moving))
+
+
+def test_a_slice_of_zero_thickness_is_refused_before_the_run(scene, slides):
+    """A one-slice volume node with spacing (1, 1, 0) ran the whole registration, then failed placing the result
+    ("Singular matrix", a traceback; a helper's sweep). Refused first, naming the spacing, the scene as it was."""
+    fixed, moving, _, _ = slides
+    fixed.SetSpacing(1.0, 1.0, 0.0)
+    nodes_before = scene.GetNumberOfNodes()
+    with pytest.raises(InputError, match="has spacing 1 x 1 x 0 mm: each must be a positive size"):
+        register_nodes(registration_parameters(fixedVolume=fixed, movingVolume=moving))
+    assert scene.GetNumberOfNodes() == nodes_before

@@ -37,7 +37,13 @@ _READ_IN_2D = ("fixed", "moving", "output_transform", "output_volume")
 def pixel_mm(node, role: str) -> float:
     """The node's in-plane pixel size (mm); non-square pixels are refused, naming the fix."""
     spacing = node.GetSpacing()
-    column, row = (spacing[axis] for axis in slices.slice_axes(node)[:2])
+    column, row, thickness = (spacing[axis] for axis in slices.slice_axes(node))
+    # a thickness of 0 had run the whole registration, then failed placing the result (a singular matrix)
+    if not all(np.isfinite(value) and value > 0 for value in (column, row, thickness)):
+        raise InputError(
+            f"the {role} image '{node.GetName()}' has spacing {column:g} x {row:g} x {thickness:g} mm: each must be "
+            "a positive size; set it in the Volumes module, Volume Information (the slice thickness too: 1 if unknown)"
+        )
     if not np.isclose(column, row, rtol=1e-4):
         raise InputError(
             f"the {role} image '{node.GetName()}' has {column:g} x {row:g} mm pixels: 2D registration needs square "
