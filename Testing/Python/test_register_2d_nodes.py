@@ -50,7 +50,7 @@ def _ras(node, points_mm: np.ndarray, pixel_mm: float) -> np.ndarray:
 def test_two_slices_register_in_2d_and_the_node_maps_fixed_to_moving_ras(scene, slides):
     fixed, moving, points, truth = slides
     assert moving.IsA("vtkMRMLVectorVolumeNode")  # the RGB section, as Slicer loads a colour PNG
-    output_volume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "H&E registered")
+    output_volume = scene.AddNewNodeByClass("vtkMRMLVectorVolumeNode", "H&E registered")  # to keep the colours
     parameters = registration_parameters(fixedVolume=fixed, movingVolume=moving, preset="rigid",
                                          outputVolume=output_volume)  # fmt: skip
     registration = register_nodes(parameters)
@@ -71,6 +71,8 @@ def test_two_slices_register_in_2d_and_the_node_maps_fixed_to_moving_ras(scene, 
     assert error.mean() < 0.5 * FIXED_MM and error.max() < FIXED_MM, error
     # The moving image resampled onto the fixed slice: one slice, in the fixed slice's place.
     assert output_volume.GetImageData().GetDimensions() == fixed.GetImageData().GetDimensions()
+    # in colour, as a volume's registered colours are (it had come back grey without a word: a helper's sweep)
+    assert output_volume.GetImageData().GetNumberOfScalarComponents() == 3
     assert np.allclose(mrml.ijk_to_ras(output_volume), mrml.ijk_to_ras(fixed))
     # The seconds and warnings are recorded as a 3D result's are (they were missing: a helper's sweep).
     assert json.loads(node.GetAttribute(ATTRIBUTE_PREFIX + "warnings")) == registration.summary.warnings == []

@@ -301,7 +301,7 @@ def laid_out(image: sitk.Image, layout: tuple) -> sitk.Image:
 
 
 def as_stored(picture: sitk.Image, image2d: Image2D) -> sitk.Image:
-    """A one-channel image on ``image2d``'s picture grid back on its file's own grid: the stored pixel order, origin
+    """An image on ``image2d``'s picture grid (RGB too) back on its file's own grid: the stored pixel order, origin
     and direction, a one-slice volume's third axis (where it lies) and thickness, the pixel size read (or given).
     The registered slide had been written in the picture's order and placement: a fixed NRRD with direction
     (-1, -1) got an output at origin (-98, -98) with the identity, its pixels reversed on both axes against the
@@ -319,7 +319,7 @@ def as_stored(picture: sitk.Image, image2d: Image2D) -> sitk.Image:
         thin = reader.GetSize().index(1) if reader.GetSize()[2] != 1 else 2
         pixels = np.expand_dims(pixels, 2 - thin)  # numpy's axes run z, y, x
         spacing.insert(thin, reader.GetSpacing()[thin])
-    stored = sitk.GetImageFromArray(pixels)
+    stored = sitk.GetImageFromArray(pixels, isVector=picture.GetNumberOfComponentsPerPixel() > 1)
     stored.SetSpacing(spacing)
     stored.SetOrigin(reader.GetOrigin())
     stored.SetDirection(reader.GetDirection())

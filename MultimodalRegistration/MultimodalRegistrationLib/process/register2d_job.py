@@ -258,8 +258,11 @@ def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) ->
     # slide left T.tfm, T_3d.tfm and a 100 MB volume behind "nothing was written".
     warped = None
     if job.output_volume:  # on the fixed file's own grid: its pixel order, origin and direction
-        warped = as_stored(sitk.Resample(moving_gray, fixed_gray, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32),
-                           fixed)  # fmt: skip
+        # an RGB slide stays RGB, as a volume's colours stay in mmreg register's output (it had been written grey,
+        # and a Slicer vector output volume came back grey without a word; a helper's sweep)
+        colour = moving.image.GetNumberOfComponentsPerPixel() in (3, 4)
+        source, kind = (moving.image, moving.image.GetPixelID()) if colour else (moving_gray, sitk.sitkFloat32)
+        warped = as_stored(sitk.Resample(source, fixed_gray, transform, sitk.sitkLinear, 0.0, kind), fixed)
     overlap = (fixed_labels, moving_labels) if fixed_labels is not None else (fixed_mask, moving_mask)
     as_given = np.linalg.inv(moving.frame_to_file()) @ fixed.frame_to_file()  # the files as placed, in the frames
     qa = assess_2d(fixed_gray, moving_gray, result.matrix, landmarks, *overlap, None, as_given)
