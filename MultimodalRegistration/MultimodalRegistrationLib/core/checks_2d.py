@@ -9,7 +9,7 @@ import SimpleITK as sitk
 
 from .content import too_little_content
 from .errors import InputError
-from .images2d import Image2D
+from .images2d import Image2D, working_bin
 
 
 def check_not_uniform(image2d: Image2D, role: str = "image") -> None:
@@ -44,11 +44,12 @@ MIN_OTHER_PIXELS = 8  # an image narrower than this many of the other's pixels c
 LARGEST_SECTION_MM = 500.0  # wider than any slice or slide: its pixel size is in another unit
 
 
-def _extent_text(image: Image2D, role: str) -> str:
+def _extent_text(image: Image2D) -> str:
+    """"<file> is W x H mm (columns x rows pixels of P mm, as given / from its file)"."""
     size = np.asarray(image.image.GetSize(), float)
     width, height = size * image.pixel_mm
-    return (f"the {role} {image.path.name} is {width:.4g} x {height:.4g} mm ({int(size[0])} x {int(size[1])} pixels "
-            f"of {image.pixel_mm:g} mm, {'as given' if image.pixel_source == 'given' else 'from its file'})")
+    return (f"{image.path.name} is {width:.4g} x {height:.4g} mm ({int(size[0])} x {int(size[1])} pixels of "
+            f"{image.pixel_mm:g} mm, {'as given' if image.pixel_source == 'given' else 'from its file'})")
 
 
 def check_sizes_comparable(fixed: Image2D, moving: Image2D) -> None:
@@ -69,8 +70,8 @@ def check_sizes_comparable(fixed: Image2D, moving: Image2D) -> None:
         else:
             unit = f"{option} {pixel.pixel_mm:g} means {pixel.pixel_mm * 1000:g} micrometres"
         raise InputError(
-            f"{_extent_text(image, role)}, under {MIN_OTHER_PIXELS} pixels across of the {other_role} "
-            f"({_extent_text(other, other_role)[len(f'the {other_role} '):]}): too small to register against it. "
+            f"the {role} {_extent_text(image)}, under {MIN_OTHER_PIXELS} pixels across of the {other_role} "
+            f"({_extent_text(other)}): too small to register against it. "
             f"A pixel size is probably wrong, most likely the {suspect}'s: pixel sizes are in mm ({unit})"
         )
 
@@ -99,7 +100,7 @@ def check_mask_size_2d(mask: sitk.Image, image2d: Image2D, other: Image2D, role:
     fix): a 3 x 3 pixel mask had stopped elastix (an index of -9.2e18) and ANTs ("All samples map outside"), exit 1
     with a hint to prealign, and 8 x 8 or 16 x 16 ended 4.6-6.8 mm off (a helper's sweep). The working pixel is the
     image's own, or the bins :func:`..registration.two_d.working_resolution` averages it into."""
-    working = image2d.pixel_mm * max(1, int(0.5 * other.pixel_mm / image2d.pixel_mm))
+    working = image2d.pixel_mm * working_bin(image2d.pixel_mm, other.pixel_mm)
     coarse = COARSEST_SHRINK * working
     area = float(np.count_nonzero(sitk.GetArrayViewFromImage(mask))) * image2d.pixel_mm**2
     if area >= MASK_COARSE_PIXELS * coarse**2:

@@ -81,6 +81,13 @@ class Image2D:
         return to_gray(self.image)
 
 
+def working_bin(pixel_mm: float, other_pixel_mm: float) -> int:
+    """Whole pixels per side an image is averaged in before a 2D registration: down to about half the other image's
+    pixel size when its own are finer than that, else 1 (see :func:`..registration.two_d.working_resolution`)."""
+    factor = int(0.5 * other_pixel_mm / pixel_mm)
+    return factor if factor >= 2 else 1
+
+
 def to_gray(image: sitk.Image) -> sitk.Image:
     """One float32 channel: BT.601 luminance of an RGB(A) image, the values of a scalar one. Geometry kept."""
     components = image.GetNumberOfComponentsPerPixel()

@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.images2d import Image2D
+from ..core.images2d import Image2D, working_bin
 from ..core.outliers import clip_outliers
 from ..core.rotations import rotation_2d_deg
 from ..core.transforms import affine_2d
@@ -83,8 +83,8 @@ def working_resolution(
 ) -> tuple[sitk.Image, sitk.Image | None]:
     """``image`` (and its mask) averaged in bins of whole pixels down to about half ``other_pixel_mm`` when its
     own pixels are finer than that (see the module notes); else as they are. Same physical frame (mm)."""
-    factor = int(0.5 * other_pixel_mm / min(image.GetSpacing()))
-    if factor < 2:
+    factor = working_bin(min(image.GetSpacing()), other_pixel_mm)
+    if factor == 1:
         return image, mask
     shrunk = sitk.BinShrink(sitk.Cast(image, sitk.sitkFloat32), [factor, factor])
     if mask is not None:
