@@ -2943,3 +2943,45 @@ SWEEP_CASES = {  # each ran an engine and exited 0 or 1, or named another cause 
 @pytest.mark.parametrize("name", list(SWEEP_CASES))
 def test_bad_input_found_by_the_sweep_is_refused_before_any_engine(name, tmp_path, private_tmp, capsys):
     _assert_refused(SWEEP_CASES[name], tmp_path, private_tmp, capsys)
+
+
+# =========================================================================== mmreg prep on odd inputs (session 54)
+def prep_six_thin_slices_at_one_mm(inputs: Path, out: Path) -> list[str]:
+    """Six slices of 0.55 mm brought to 1 mm: 3 slices; refused later as a thumbnail, 'give the whole volume'."""
+    fixed, moving = _pair(inputs)
+    write_image(_volume(size=(60, 60, 6), spacing=(0.55, 0.55, 0.55)), fixed)
+    return _prep(fixed, moving, out, "--downsample-to", "1")
+
+
+PREP_SWEEP_CASES = {  # each wrote outputs with exit 0 that prep and registration refuse, or named another fix
+    "prep: a region of interest 1 mm deep": Case(
+        prep_with("--roi", "-40,-40,10,-10,-10,11", "--margin", "0"),
+        "the crop leaves the fixed image 1 voxel(s) along axis 2 (2.5 mm of the region of interest); a registration "
+        "needs 4 or more along every axis: widen --roi",
+    ),
+    "prep: a metal threshold below the whole CT": Case(
+        prep_with("--exclude-above", "-2000", "--modality-fixed", "ct"),
+        "excludes every voxel of the fixed image: metal is above about 2500-3000 HU; raise --exclude-above",
+    ),
+    "prep: --downsample-to leaving 3 of 6 slices": Case(
+        prep_six_thin_slices_at_one_mm, "would leave the fixed image 3 voxel(s) across (3.3 mm); a registration needs "
+        "4 or more along every axis: give at most 0.825 mm",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(PREP_SWEEP_CASES))
+def test_prep_refuses_outputs_it_would_refuse_as_inputs(name, tmp_path, private_tmp, capsys):
+    _assert_refused(PREP_SWEEP_CASES[name], tmp_path, private_tmp, capsys)
+
+
+def test_prep_into_a_folder_holding_a_folder_named_as_an_output_is_refused_first(tmp_path, private_tmp, capsys):
+    """The run had read, cropped and written everything, then stopped with a traceback (exit 1)."""
+    fixed, moving = _pair(tmp_path)
+    (tmp_path / "out" / "moving.nrrd").mkdir(parents=True)
+    code = main(_prep(fixed, moving, tmp_path / "out", "--crop-common"))
+    message = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in message, message
+    assert f"{tmp_path / 'out' / 'moving.nrrd'} is a folder, where prep writes a file of that name" in message
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["moving.nrrd"]
+    assert list(private_tmp.iterdir()) == []

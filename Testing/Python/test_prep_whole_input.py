@@ -223,3 +223,38 @@ def test_an_mr_with_a_negative_background_taken_for_ct_is_told_how_to_say_mr(pha
     assert any(fix in warning for warning in pair.warnings)
     given = prepare(phantom.fixed, signed, PrepOptions(n4="moving", modality_moving="mr", n4_shrink=4))
     assert [s["image"] for s in given.steps if s["step"] == "bias correction"] == ["moving"]
+
+
+def _zero_spacing_mha(image: sitk.Image, path) -> None:
+    """``image`` as a MetaImage whose header says ElementSpacing 0 0 0 (a microscopy export that stores none)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_image(image, path)
+    path.write_bytes(re.sub(rb"ElementSpacing = [^\n]*\n", b"ElementSpacing = 0 0 0\n", path.read_bytes()))
+
+
+def test_metaimages_without_spacing_keep_their_own_voxels_masks_and_colours(tmp_path, phantom):
+    """A helper's prep sweep: two such files both named image.mha shared one patched copy, and the fixed image was
+    prepared from the moving one's voxels (exit 0); a mask drawn on such a stack was refused, naming the option the
+    user had given; an RGB one was called damaged."""
+    _zero_spacing_mha(phantom.fixed, tmp_path / "a" / "image.mha")
+    _zero_spacing_mha(phantom.moving, tmp_path / "b" / "image.mha")
+    stored = {"fixed": phantom.fixed.GetSpacing(), "moving": phantom.moving.GetSpacing()}
+    mask = sitk.Cast(phantom.moving > float(np.percentile(sitk.GetArrayViewFromImage(phantom.moving), 60)),
+                     sitk.sitkUInt8)  # fmt: skip
+    _zero_spacing_mha(mask, tmp_path / "b" / "mask.mha")
+    options = PrepOptions(spacing_fixed=stored["fixed"], spacing_moving=stored["moving"],
+                          mask_moving=str(tmp_path / "b" / "mask.mha"))  # fmt: skip
+    pair = prepare(tmp_path / "a" / "image.mha", tmp_path / "b" / "image.mha", options)
+    for role, image in (("fixed", phantom.fixed), ("moving", phantom.moving)):
+        prepared = getattr(pair, role)
+        assert prepared.GetSize() == image.GetSize(), role
+        assert np.array_equal(sitk.GetArrayViewFromImage(prepared), sitk.GetArrayViewFromImage(image)), role
+    assert np.array_equal(sitk.GetArrayViewFromImage(pair.moving_mask), sitk.GetArrayViewFromImage(mask))
+    assert step(pair, "set spacing", "moving mask")["source"] == str(tmp_path / "b" / "mask.mha")
+    # An RGB one, its spacing given, is read as its luminance.
+    grey = sitk.Cast(sitk.RescaleIntensity(phantom.moving, 0, 255), sitk.sitkUInt8)
+    _zero_spacing_mha(sitk.Compose(grey, grey, grey), tmp_path / "rgb.mha")
+    pair = prepare(tmp_path / "a" / "image.mha", tmp_path / "rgb.mha",
+                   PrepOptions(spacing_fixed=stored["fixed"], spacing_moving=stored["moving"], crop_common=True))
+    assert pair.moving.GetSpacing() == pytest.approx(stored["moving"])
+    assert any("RGB" in warning for warning in pair.warnings)

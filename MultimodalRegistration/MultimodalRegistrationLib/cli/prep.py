@@ -71,7 +71,14 @@ def command_prep(arguments: argparse.Namespace) -> int:
     from ..core.files import OutputSet
     from ..core.made_by import made_by
 
-    check_output_path(Path(arguments.output_dir) / "prep.json", "prepared images")  # before the inputs are read
+    names = ("fixed.nrrd", "moving.nrrd", "fixed_mask.nrrd", "moving_mask.nrrd", "prep.json")
+    # before the inputs are read: a folder named as an output had stopped the run with a traceback after every step
+    # (a helper's prep sweep)
+    folder = next((Path(arguments.output_dir) / n for n in names if (Path(arguments.output_dir) / n).is_dir()), None)
+    if folder is not None:
+        raise InputError(f"cannot write the prepared images to {arguments.output_dir}: {folder} is a folder, where "
+                         "prep writes a file of that name; move it away or choose another --output-dir")  # fmt: skip
+    check_output_path(Path(arguments.output_dir) / "prep.json", "prepared images")
     from ..core.output_safety import check_outputs_apart
     from ..core.transforms import Transform
     from ..prep.pipeline import prepare, write_prepared
@@ -87,7 +94,6 @@ def command_prep(arguments: argparse.Namespace) -> int:
     inputs = {flags[name]: getattr(job, name) for name in PrepJob.paths("input")}
     inputs |= {option_flag(f): _file_given(getattr(options, f.name)) for f in option_fields(PrepOptions)
                if f.name.startswith("mask_")}  # fmt: skip
-    names = ("fixed.nrrd", "moving.nrrd", "fixed_mask.nrrd", "moving_mask.nrrd", "prep.json")
     outputs = {f"prepared {name}": output_dir / name for name in names}
     check_outputs_apart(inputs, outputs, "choose another --output-dir (prep writes fixed.nrrd, moving.nrrd, masks and "
                         "prep.json there)")  # fmt: skip

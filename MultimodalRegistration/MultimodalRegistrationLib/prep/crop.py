@@ -15,6 +15,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import InputError
+from ..core.file_checks import MIN_VOXELS_PER_AXIS
 from ..core.images import index_to_physical_matrix
 from ..core.transforms import Transform
 from .options import DEFAULT_MARGIN_MM
@@ -191,3 +192,20 @@ def crop_common(
             "initial transform, if one is given"
         ) from None
     return fixed_crop, moving_crop
+
+
+def check_cropped_size(image: sitk.Image, role: str, common: bool, roi: bool) -> None:
+    """Refuse a crop that leaves ``image`` under MIN_VOXELS_PER_AXIS voxels along an axis, naming the option to
+    widen: a region 0.5 mm deep, or two images overlapping by 0.4 mm, had been written as one-slice volumes that
+    prep and registration then refuse as inputs (a helper's prep sweep)."""
+    size = np.asarray(image.GetSize(), int)
+    if (size >= MIN_VOXELS_PER_AXIS).all():
+        return
+    axis = int(np.argmin(size))
+    widen = " and ".join(option for option, given in (("--margin", common), ("--roi", roi)) if given)
+    cause = "the region of interest" if roi and not common else "the two images' common region"
+    raise InputError(
+        f"the crop leaves the {role} image {size[axis]} voxel(s) along axis {axis} "
+        f"({size[axis] * image.GetSpacing()[axis]:.3g} mm of {cause}); a registration needs {MIN_VOXELS_PER_AXIS} or "
+        f"more along every axis: widen {widen}, or check that the images overlap where you expect"
+    )

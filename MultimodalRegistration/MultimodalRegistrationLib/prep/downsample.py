@@ -85,7 +85,10 @@ def check_downsampled_size(size, spacing, target_mm: float, role: str, auto: boo
     also one that leaves it under AUTO_MIN_VOXELS along its longest axis: the other image's voxels are then
     likely a spacing stated wrong (a mouse MRI at 0.1 mm had been brought to a 1 mm stack's voxels, 16 across)."""
     factors = factors_for(spacing, target_mm, size)
-    kept = np.asarray(size[:3], int) // factors
+    # the voxels the resampling onto the target grid keeps (:func:`_finish`), not those the block means keep: 6 slices
+    # of 0.55 mm at 1 mm had been refused later as a thumbnail, "give the whole volume" (a helper's prep sweep)
+    extent = np.asarray(size[:3], float) * np.asarray(spacing[:3], float)
+    kept = np.maximum(1, np.round(extent / np.maximum(float(target_mm), np.asarray(spacing[:3], float)))).astype(int)
     longest = int(np.argmax(np.asarray(size[:3], float) * np.asarray(spacing[:3], float)))
     if auto and factors[longest] > 1 and kept[longest] < AUTO_MIN_VOXELS:
         extent = float(size[longest] * spacing[longest])
@@ -97,9 +100,8 @@ def check_downsampled_size(size, spacing, target_mm: float, role: str, auto: boo
             f"is probably wrong{default}: give it with --spacing-{other}; if it "
             f"is right, give --downsample-to a size in mm (at most {extent / AUTO_MIN_VOXELS:.3g} mm here)"
         )
-    short = (factors > 1) & (kept < MIN_VOXELS_PER_AXIS)
+    short = (kept < np.asarray(size[:3], int)) & (kept < MIN_VOXELS_PER_AXIS)
     if short.any():
-        extent = np.asarray(size[:3], float) * np.asarray(spacing[:3], float)
         largest = float((extent[short] / MIN_VOXELS_PER_AXIS).min())
         raise InputError(
             f"--downsample-to {target_mm:g} mm would leave the {role} image {int(kept[short].min())} voxel(s) across "

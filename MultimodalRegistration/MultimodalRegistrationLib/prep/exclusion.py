@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 import SimpleITK as sitk
 
+from ..core.errors import InputError
 from ..core.images import index_to_physical_matrix, read_image
 from .downsample import array_chunks, read_header, streaming_reader
 from .masks import dilate
@@ -56,3 +57,17 @@ def exclusion_from_full_resolution(
     mask = sitk.GetImageFromArray(marked)
     mask.CopyInformation(grid)
     return dilate(mask, margin_mm)
+
+
+def check_not_all_excluded(mask: sitk.Image, role: str, options, masked: bool) -> None:
+    """Refuse a metal exclusion that leaves the ``role`` image's mask empty (``options``: the PrepOptions;
+    ``masked``: a mask was asked for too), naming what to change: an empty mask file had been written with exit 0
+    and only the advice to crop (a helper's prep sweep)."""
+    if sitk.GetArrayViewFromImage(mask).any():
+        return
+    inside = " inside the mask" if masked else ""
+    raise InputError(
+        f"--exclude-above {options.exclude_above:g} HU with a {options.exclude_margin_mm:g} mm margin excludes every "
+        f"voxel of the {role} image{inside}: metal is above about 2500-3000 HU; raise --exclude-above or lower "
+        "--exclude-margin" + (", or give a mask that holds more than the implant" if masked else "")
+    )

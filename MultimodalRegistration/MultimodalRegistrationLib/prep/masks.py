@@ -202,14 +202,17 @@ def foreground_mask(
     return mask, record
 
 
-def mask_from_labelmap(labelmap: sitk.Image, image: sitk.Image, labels: list[int] | None = None) -> sitk.Image:
-    """A uint8 mask on ``image``'s grid from a labelmap: all nonzero labels, or only ``labels``."""
+def mask_from_labelmap(
+    labelmap: sitk.Image, image: sitk.Image, labels: list[int] | None = None, role: str = "mask"
+) -> sitk.Image:
+    """A uint8 mask on ``image``'s grid from a labelmap: all nonzero labels, or only ``labels``. ``role`` names it in
+    errors ("fixed mask (m.nrrd)")."""
     if labels:
         array = sitk.GetArrayViewFromImage(labelmap)
         selected = sitk.GetImageFromArray(np.isin(array, labels).astype(np.uint8))
         selected.CopyInformation(labelmap)
         labelmap = selected
-    return validate_mask(labelmap, image, "mask")
+    return validate_mask(labelmap, image, role)
 
 
 def exclusion_mask(

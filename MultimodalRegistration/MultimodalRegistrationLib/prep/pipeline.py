@@ -22,23 +22,15 @@ import SimpleITK as sitk
 from ..core.errors import InputError
 from ..core.file_checks import MIN_VOXELS_PER_AXIS
 from ..core.files import OutputSet, scratch
-from ..core.images import colour_source_as_grey, mask_coverage, read_image, same_grid, validate_image
+from ..core.images import colour_source_as_grey, read_image, validate_image
 from ..core.plausible_spacing import sizes_apart_message
 from ..core.transforms import Transform, resample
 from .bias import MIN_N4_VOXELS, check_n4_size, correct_bias
-from .crop import crop_common, oriented_box_halfspaces
+from .crop import check_cropped_size, crop_common, oriented_box_halfspaces
 from .downsample import check_downsampled_size, downsample, read_downsampled, read_header
-from .exclusion import exclusion_from_full_resolution
-from .masks import (
-    closing_radius_mm,
-    coverage_warning,
-    covers_grid,
-    exclusion_mask,
-    foreground_mask,
-    mask_from_labelmap,
-    resolve_modality,
-    voxel_sample,
-)
+from .exclusion import check_not_all_excluded, exclusion_from_full_resolution
+from .mask_option import mask_for
+from .masks import coverage_warning, exclusion_mask, resolve_modality, voxel_sample
 from .modality import judge, modality_hint, not_ct_hint, sample_of, sample_stride
 from .options import ROLES, PrepOptions
 from .spacing import (
@@ -177,41 +169,6 @@ def _n4_corrected(options: PrepOptions, modality: dict[str, str]) -> list[str]:
     return [role for role in _n4_roles(options) if modality[role] != "ct"]
 
 
-def _mask(option, image: sitk.Image, role: str, kind: ImageModality, steps: list, grid, spacing):
-    """The mask ``option`` asks for on ``image``'s grid (None for none). ``kind``: the image's modality;
-    ``grid``: the input's grid as stored, ``spacing``: the spacing given for it (a mask file on that grid
-    gets the same fix)."""
-    if option is None:
-        return None
-    if isinstance(option, str) and option == "auto":
-        closing = closing_radius_mm(grid[0], spacing if spacing is not None else grid[1])  # the input's extent
-        mask, record = foreground_mask(image, kind.modality, offset=kind.hu_offset, guessed=not kind.given,
-                                       closing_mm=closing)  # fmt: skip
-        why = "automatic foreground: the metric sees the anatomy, not the air"
-        steps.append({"step": "mask", "image": role, "why": why, **record})
-        return mask
-    labelmap = option if isinstance(option, sitk.Image) else read_image(option, f"{role} mask")
-    source = None if isinstance(option, sitk.Image) else str(option)
-    if spacing is not None:
-        labelmap, fixed = mask_with_spacing(labelmap, grid, spacing, role)
-        if fixed:
-            steps.append({"step": "set spacing", "image": f"{role} mask", "why": f"the mask is on the {role} image "
-                          "file's grid: the same spacing fix (no resampling)", "to_mm": list(spacing),
-                          "source": source})  # fmt: skip
-    try:
-        mask = mask_from_labelmap(labelmap, image)
-    except InputError:
-        cropped = any(step["step"] == "crop" and step["image"] == role for step in steps)
-        if not cropped or not covers_grid(labelmap, (grid[0], spacing or grid[1], *grid[2:])):  # the fixed spacing
-            raise
-        raise InputError(f"the {role} mask lies outside the cropped {role} image: the crop to the common region (or "
-                         "the region of interest) cut it away; widen --margin or --roi, or do not crop") from None
-    moved = "" if same_grid(labelmap, image) else ", resampled onto the image's grid (nearest neighbour)"
-    steps.append({"step": "mask", "image": role, "why": f"from the given labelmap (all nonzero labels){moved}",
-                  "source": source, "coverage": round(mask_coverage(mask), 4)})  # fmt: skip
-    return mask
-
-
 def prepare(
     fixed: Source,
     moving: Source,
@@ -242,15 +199,20 @@ def _prepare(fixed, moving, options: PrepOptions, initial_transform, progress, f
     report(0.0, "prep: checking spacing")
     spacings, grids = {}, {}
     for role in ROLES:
+        spacing = parse_spacing(given_spacing[role]) if given_spacing[role] else None
+        stored = None
+        if spacing is not None and not isinstance(sources[role], sitk.Image):
+            # before any voxel is read: ITK reads no MetaImage whose header spacing is 0, and an RGB one is read
+            # whole just below (it had been called damaged; a helper's prep sweep)
+            stored = read_header(sources[role], f"{role} image", spacing_given=True).spacing
+            sources[role] = metaimage_with_spacing(sources[role], stored, spacing, folder) or sources[role]
         sources[role], colour = colour_source_as_grey(sources[role], f"{role} image", bool(given_spacing[role]))
         if colour:  # as registration reads it; the prepared image is its grey copy
             pair.warnings.append(colour)
         grids[role] = _grid_of(sources[role], f"{role} image", bool(given_spacing[role]))
+        if stored is not None:  # the file as the user stored it, not the copy with the given spacing
+            grids[role] = (grids[role][0], tuple(stored), *grids[role][2:])
         size, header_spacing = grids[role][:2]
-        spacing = parse_spacing(given_spacing[role]) if given_spacing[role] else None
-        if spacing is not None and not isinstance(sources[role], sitk.Image):
-            patched = metaimage_with_spacing(sources[role], header_spacing, spacing, folder)
-            sources[role] = patched or sources[role]
         if spacing is not None:
             pair.steps.append({"step": "set spacing", "image": role, "why": "given by the user (no resampling)",
                                "from_mm": list(header_spacing), "to_mm": list(spacing)})  # fmt: skip
@@ -293,14 +255,15 @@ def _prepare(fixed, moving, options: PrepOptions, initial_transform, progress, f
             why += ", within the region of interest"
         placement = "the initial transform" if initial_transform is not None else "their own physical coordinates"
         for role, crop in (("fixed", fixed_crop), ("moving", moving_crop)):
+            check_cropped_size(crop.image, role, bool(options.crop_common), options.roi_lps is not None)
             images[role] = crop.image
             pair.steps.append({"step": "crop", "image": role, "why": f"{why} (placed by {placement}), "
                                f"with a {options.margin_mm:g} mm margin", **crop.describe()})  # fmt: skip
 
     report(0.45, "prep: masks")
     modality = {role: pair.modality[role].modality for role in ROLES}
-    masks = {role: _mask(getattr(options, f"mask_{role}"), images[role], role, pair.modality[role], pair.steps,
-                         grids[role], given_spacing[role]) for role in ROLES}  # fmt: skip
+    masks = {role: mask_for(getattr(options, f"mask_{role}"), images[role], role, pair.modality[role], pair.steps,
+                         grids[role], given_spacing[role], folder) for role in ROLES}  # fmt: skip
     if options.exclude_above is not None:
         ct_roles = [role for role in ROLES if modality[role] == "ct"]
         if not ct_roles:
@@ -311,8 +274,10 @@ def _prepare(fixed, moving, options: PrepOptions, initial_transform, progress, f
             excluded = _exclusion(role, images[role], sources[role], originals[role], given_spacing[role],
                                   pair.modality[role].hu_offset or 0.0, options, pair.steps)  # fmt: skip
             count = int(sitk.GetArrayViewFromImage(excluded).sum())
-            base = masks[role] if masks[role] is not None else sitk.Cast(images[role] * 0 + 1, sitk.sitkUInt8)
+            masked = masks[role] is not None
+            base = masks[role] if masked else sitk.Cast(images[role] * 0 + 1, sitk.sitkUInt8)
             masks[role] = sitk.Cast(base & (1 - excluded), sitk.sitkUInt8)
+            check_not_all_excluded(masks[role], role, options, masked)
             pair.steps.append({"step": "exclude", "image": role, "why": f"voxels above {options.exclude_above:g} HU "
                                f"(metal) and {options.exclude_margin_mm:g} mm around them mislead the metric",
                                "voxels_excluded": count})  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,7 +56,9 @@ def metaimage_with_spacing(path, header_spacing, spacing_mm, folder) -> Path | N
     if path.suffix.lower() not in (".mha", ".mhd") or all(math.isfinite(v) and v > 0 for v in header_spacing):
         return None
     spacing_line = ("ElementSpacing = " + " ".join(repr(float(v)) for v in spacing_mm) + "\n").encode()
-    copy = Path(folder) / path.name
+    # its own folder: two inputs both named image.mha had shared one copy, the fixed image prepared from the moving
+    # one's voxels (a helper's prep sweep)
+    copy = Path(tempfile.mkdtemp(dir=folder)) / path.name
     with open(path, "rb") as source:
         lines = []
         for line in iter(source.readline, b""):
