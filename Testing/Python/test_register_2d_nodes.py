@@ -84,9 +84,15 @@ def test_two_slices_register_in_2d_and_the_node_maps_fixed_to_moving_ras(scene, 
     turn[:2, :2] = [[np.cos(np.radians(10.0)), -np.sin(np.radians(10.0))],
                     [np.sin(np.radians(10.0)), np.cos(np.radians(10.0))]]  # fmt: skip
     mrml.set_ijk_to_ras(moving, turn @ mrml.ijk_to_ras(moving))
-    turned = register_nodes(registration_parameters(fixedVolume=fixed, movingVolume=moving, preset="rigid"))
+    # The panel's choices a 2D run does not read are said to be unused (a largest rotation of 30 degrees had been
+    # ignored without a word, the search finding 45).
+    turned = register_nodes(registration_parameters(fixedVolume=fixed, movingVolume=moving, preset="rigid",
+                                                    maxRotationDeg=30.0, metric="segments"))  # fmt: skip
     node = turned.output_transform_node
     assert float(node.GetAttribute(ATTRIBUTE_PREFIX + "rotationDeg")) == pytest.approx(45.0, abs=0.5)
+    said = json.loads(node.GetAttribute(ATTRIBUTE_PREFIX + "warnings"))
+    assert said[0].startswith("2D images (one slice thick): max rotation deg, metric apply to 3D volumes only"), said
+    assert turned.describe().splitlines()[1] == f"Warning: {said[0]}"
 
 
 def test_volume_only_inputs_are_refused_for_two_slices_before_any_engine_runs(scene, slides):

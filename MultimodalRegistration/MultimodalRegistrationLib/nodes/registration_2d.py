@@ -13,6 +13,7 @@ whatever the volumes' origins and directions are: put the moving volume under it
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,8 @@ from .registration_result import NodeRegistration
 
 # Panel inputs the 2D job reads; any other input node set on the panel is for volumes only.
 _READ_IN_2D = ("fixed", "moving", "output_transform", "output_volume")
+# Panel choices the 2D job reads; any other one set away from its default is unused, and said so.
+_CHOSEN_IN_2D = ("engine", "preset", "seed", "threads")
 
 
 def pixel_mm(node, role: str) -> float:
@@ -110,6 +113,23 @@ def check_2d_panel(parameters) -> None:
         )
 
 
+def unused_in_2d(parameters) -> str | None:
+    """The warning for the panel's choices that a 2D run does not read (a start method, a largest rotation, a
+    metric, a log file...), set away from their defaults; None when there are none. The 2D search tries every
+    turn itself: a user who limited it had seen the run ignore the limit without a word."""
+    unused = [
+        field.metadata["panel"] if isinstance(field.metadata["panel"], str) else field.metadata["panel"][-1]
+        for field in panel_fields(RegistrationJob)
+        if not field.metadata.get("node") and field.name not in (*_CHOSEN_IN_2D, *_READ_IN_2D)
+        and panel_value(parameters, field) not in (None, field.default)
+    ]  # fmt: skip
+    if not unused:
+        return None
+    words = ", ".join(re.sub(r"(?<!^)(?=[A-Z])", " ", name).lower() for name in unused)
+    return (f"2D images (one slice thick): {words} apply to 3D volumes only and were not used; the 2D search tries "
+            "every turn and size itself")  # fmt: skip
+
+
 def _spacing_words(warning: str) -> str:
     """A 2D warning as the panel says it: each volume's pixel size is its spacing, set in Slicer, not an option."""
     return (warning.replace(" (given)", " (the volume's spacing)")
@@ -125,6 +145,7 @@ class NodeRegistration2D(NodeRegistration):
 
     def __init__(self, worker, folder: Path, parameters, pixels: tuple[float, float], on_done=None):
         self.pixels = pixels  # (fixed, moving) pixel sizes (mm) the 2D job was given
+        self.unused = unused_in_2d(parameters)
         super().__init__(worker, folder, parameters, on_done)
 
     def describe(self) -> str:
@@ -145,6 +166,8 @@ class NodeRegistration2D(NodeRegistration):
     def _apply(self, result: Registration2DJobResult) -> None:
         self.check_targets_present("during the registration", "register again")
         summary = result.summary
+        if self.unused:
+            summary.warnings.insert(0, self.unused)
         fixed, moving = self.target("fixed"), self.target("moving")
         matrix = ras_matrix(np.asarray(summary.matrix), fixed, moving, *self.pixels)
         node = self._result_node(Transform.from_matrix_ras(matrix))
