@@ -2985,3 +2985,53 @@ def test_prep_into_a_folder_holding_a_folder_named_as_an_output_is_refused_first
     assert f"{tmp_path / 'out' / 'moving.nrrd'} is a folder, where prep writes a file of that name" in message
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["moving.nrrd"]
     assert list(private_tmp.iterdir()) == []
+
+
+# =========================================================================== landmark prealignment sweep (session 54)
+def _prealign_with_image(size, option: str, kind: str) -> Builder:
+    """A case: the spread landmarks fitted with ``--type kind`` and an image of ``size`` voxels (1 mm, centred on
+    the points) as ``option``."""
+
+    def build(inputs: Path, out: Path) -> list[str]:
+        image = sitk.Image(list(size), sitk.sitkUInt8)
+        image.SetOrigin([-50.0] * len(size))
+        write_image(image, inputs / "image.nrrd")
+        fixed = _mrk(inputs / "f.mrk.json", PREALIGN_FIXED)
+        moving = _mrk(inputs / "m.mrk.json", _shifted(PREALIGN_FIXED))
+        return _prealign(fixed, moving, out, "--type", kind, option, str(inputs / "image.nrrd"))
+
+    return build
+
+
+def prealign_one_file_as_both_lists(inputs: Path, out: Path) -> list[str]:
+    points = _mrk(inputs / "f.mrk.json", PREALIGN_FIXED)
+    return _prealign(points, inputs / "." / "f.mrk.json", out)
+
+
+def prealign_fixed_points_at_one_position(inputs: Path, out: Path) -> list[str]:
+    collapsed = [PREALIGN_FIXED[0]] * len(PREALIGN_FIXED)
+    return _prealign(_mrk(inputs / "f.mrk.json", collapsed), _mrk(inputs / "m.mrk.json", PREALIGN_FIXED), out)
+
+
+PREALIGN_SWEEP_CASES = {  # a NaN field written with exit 0, a traceback, an identity fit, or another cause named
+    "prealign tps on a reference one slice thick": Case(
+        _prealign_with_image((100, 100, 1), "--reference-image", "tps"),
+        "the reference image is 100x100x1 voxels: a thin-plate spline is sampled on a 3D grid",
+    ),
+    "prealign tps with a 2D fixed image": Case(
+        _prealign_with_image((100, 100), "--fixed-image", "tps"), "is a 2D image: prealign fits landmarks in 3D"
+    ),
+    "prealign rigid with a 2D fixed image": Case(
+        _prealign_with_image((100, 100), "--fixed-image", "rigid"), "or register two 2D images with mmreg register2d"
+    ),
+    "prealign one file as both lists": Case(prealign_one_file_as_both_lists, "--fixed-points and --moving-points are "
+                                            "the same file"),
+    "prealign fixed points at one position": Case(
+        prealign_fixed_points_at_one_position, "the 6 fixed points lie within 0.00 mm RMS of one position"
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(PREALIGN_SWEEP_CASES))
+def test_prealign_refuses_what_the_sweep_found_before_fitting(name, tmp_path, private_tmp, capsys):
+    _assert_refused(PREALIGN_SWEEP_CASES[name], tmp_path, private_tmp, capsys)

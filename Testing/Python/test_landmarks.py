@@ -604,3 +604,21 @@ def test_a_spline_bending_more_than_its_fade_beyond_the_reference_can_undo_is_wa
         moving += rng.normal(0.0, 0.3, fixed.shape)
         fit = fit_landmarks(fixed, moving, "tps", reference_image=reference)
         assert bool(warnings_about(fit, "folds space just beyond the reference image")) == folds, fit.warnings
+
+
+@pytest.mark.parametrize("kind", ["rigid", "similarity"])
+def test_points_on_one_slice_fitted_by_turning_the_slice_over_are_warned(kind):
+    """Six points on one axial slice and their left-right mirror image fit exactly by a half-turn that turns the slice
+    over (FRE 0, determinant +1, nothing said; a point 20 mm off the slice landed 40 mm from where the mirror keeps
+    it). The fit cannot tell, but it now says the plane was turned over; the same points turned 30 degrees within
+    their slice are not warned."""
+    fixed = np.array([[-30, -20, 10], [25, -25, 10], [0, 30, 10], [-15, 10, 10], [20, 15, 10], [5, -5, 10]], float)
+    mirrored = fixed * [-1, 1, 1] + [3, 4, 0]
+    fit = fit_landmarks(fixed, mirrored, kind)
+    assert fit.fre_rms_mm < 1e-6 and np.linalg.det(fit.transform.matrix[:3, :3]) > 0
+    (said,) = [w for w in fit.warnings if "turns that plane over" in w]
+    assert "(its normal by 180 degrees)" in said and "check which side each list was placed on" in said
+    angle = np.radians(30.0)
+    turn = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    turned = fit_landmarks(fixed, fixed @ turn.T + [3, 4, 0], kind)
+    assert turned.fre_rms_mm < 1e-6 and not [w for w in turned.warnings if "turns that plane over" in w]

@@ -53,9 +53,22 @@ def command_prealign(arguments: argparse.Namespace) -> int:
 
     if job.type == "tps" and not str(job.output_transform).lower().endswith((".h5", ".hdf5")):
         raise InputError(f"a tps result is a displacement field: write it to .h5, not {job.output_transform}")
+    # one file as both lists had fitted the identity, FRE 0 and exit 0; the panel refuses one node as both
+    if os.path.exists(job.fixed_points) and os.path.exists(job.moving_points) and os.path.samefile(
+        job.fixed_points, job.moving_points
+    ):
+        raise InputError(f"--fixed-points and --moving-points are the same file ({job.fixed_points}): give the points "
+                         "placed on the fixed image and, in another file, the same landmarks placed on the moving one")
     fixed, moving, skipped = read_point_lists(job.fixed_points, job.moving_points)
     images = {key: read_image(getattr(job, key), key.replace("_", " ")) if getattr(job, key) else None
               for key in PrealignJob.paths("input") if key.endswith("_image")}  # fmt: skip
+    for key, image in images.items():  # a 2D image's check of the points had been skipped without a word
+        if image is not None and image.GetDimension() != 3:
+            raise InputError(
+                f"{flags[key]} {getattr(job, key)} is a {image.GetDimension()}D image: prealign fits landmarks in "
+                "3D; give the 3D volume the points were placed on, or register two 2D images with mmreg register2d "
+                "--fixed-points/--moving-points"
+            )
     bounds = PointBounds(images["fixed_image"], images["moving_image"], fixed.system, moving.system)
     # Refuses points that all lie outside their image, before anything is written.
     fit = fit_landmarks(fixed.points_ras, moving.points_ras, job.type, fixed.labels, moving.labels,

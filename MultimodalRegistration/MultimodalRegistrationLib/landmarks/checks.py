@@ -11,6 +11,7 @@ from __future__ import annotations
 from itertools import combinations
 
 import numpy as np
+import SimpleITK as sitk
 
 from ..core.errors import InputError
 from .models import MIN_POINTS, a_fit, fit_name, fit_rms, linear_part, pairwise_distances, rms
@@ -159,6 +160,22 @@ def check_spline_points(fixed: np.ndarray, labels: list[str]) -> None:
             f"fixed points {_named(indices, labels)} are {largest:.2f} mm apart: a thin-plate spline cannot pass "
             "through two different moving points from one fixed point; delete one of each such pair (or move it "
             "to its own landmark), or use affine"
+        )
+
+
+def check_spline_grid(reference: sitk.Image | None, said: str) -> None:
+    """Refuse a grid a thin-plate spline cannot be sampled on: an image that is not 3D, or one voxel thick along an
+    axis (a slide). ``said``: how the user named it ("the reference image"). Its bend had faded over 0 mm: every
+    field voxel NaN, written with exit 0, and a volume under it vanished in Slicer (a helper's sweep)."""
+    if reference is None:
+        return
+    size = reference.GetSize()
+    if reference.GetDimension() != 3 or min(size) < 2:
+        shape = "x".join(map(str, size))
+        raise InputError(
+            f"{said} is {shape} voxels: a thin-plate spline is sampled on a 3D grid two or more voxels along every "
+            "axis; choose the fixed volume (a 3D scan) as the reference, or none: the field then covers the points "
+            "with a margin"
         )
 
 

@@ -32,7 +32,9 @@ from .bounds import FLIP_BRINGS_INSIDE, PointBounds
 from .checks import (
     check_invertible,
     check_moving_shape,
+    check_not_one_position,
     check_shape,
+    check_spline_grid,
     check_spline_points,
     duplicate_warnings,
     symmetry_warnings,
@@ -249,14 +251,18 @@ def fit_landmarks(
     bounds = bounds or PointBounds()
     outside = bounds.check(fixed_lps, moving_lps, labels, moving_names)
 
+    if kind != "translation":  # the fixed points gathered at one position had been called "on one line"
+        check_not_one_position(kind, moving_lps, fixed_lps, role="fixed")
     try:
         warnings += check_shape(kind, fixed)
     except InputError as error:  # say which points pairing by label left out, when it did
         left_out = [w for w in warnings if w.startswith("landmarks without a partner")]
         raise InputError(f"{error} ({left_out[0]}: check their labels)" if left_out else str(error)) from None
     check_moving_shape(kind, fixed_lps, moving_lps)
+    reference = reference_image if reference_image is not None else bounds.fixed_image
     if kind == "tps":
         check_spline_points(fixed_lps, labels)
+        check_spline_grid(reference, "the reference image" if reference_image is not None else "the fixed image")
     warnings += duplicate_warnings(fixed, labels, "fixed") + duplicate_warnings(moving, moving_names, "moving")
 
     try:
@@ -270,7 +276,6 @@ def fit_landmarks(
         check_invertible(kind, model)
     notes, grid = [], None
     if isinstance(model, ThinPlateSpline):
-        reference = reference_image if reference_image is not None else bounds.fixed_image
         transform, grid, export_warnings, export_notes = _tps_transform(model, reference, fixed_lps, labels)
         grid.source = GRID_SOURCES[(reference_image is not None, bounds.fixed_image is not None)]
         warnings += export_warnings

@@ -167,6 +167,23 @@ def _mirror_testable(fixed: np.ndarray) -> bool:
     return len(fixed) >= 4 and flatness(fixed, FLAT_RATIO) is None
 
 
+def _plane_turned_over(kind: str, model, fixed: np.ndarray) -> str | None:
+    """The warning for a rigid or similarity fit that turns the plane of fixed points lying in one plane (or three)
+    over: a mirror image of such points fits exactly as a half-turn, so no residual tells it (a helper's sweep: a
+    slide's points flipped left-right fitted with FRE 0, and a point 20 mm off the slice landed 40 mm away)."""
+    if kind not in ("rigid", "similarity") or len(fixed) < 3 or flatness(fixed, FLAT_RATIO) != "coplanar":
+        return None
+    normal = np.linalg.svd(fixed - fixed.mean(axis=0))[2][2]
+    turned = linear_part(model)[:3, :3] @ normal
+    angle = float(np.degrees(np.arccos(np.clip(turned @ normal / np.linalg.norm(turned), -1.0, 1.0))))
+    if angle <= 90.0:
+        return None
+    return (f"the fixed points lie in one plane and the {fit_name(kind)} fit turns that plane over (its normal by "
+            f"{angle:.0f} degrees): a mirror image of such points fits as well as a half-turn; unless the images are "
+            f"turned over against each other, {MIRROR_MESSAGE}: check which side each list was placed on, or add a "
+            "point off the plane")  # fmt: skip
+
+
 def _explains(better: float, worse: float) -> bool:
     """An explanation is reported when it halves the RMS and gains at least ``MIN_GAIN_MM``."""
     return better <= 0.5 * worse and worse - better >= MIN_GAIN_MM
@@ -208,6 +225,8 @@ def pairing_warnings(
         model = fit_model(kind, fixed, corrected)
     if not mirrored and kind in ("affine", "tps") and np.linalg.det(linear_part(model)[:3, :3]) < 0:
         warnings.append(_negative_determinant_message(kind))
+    if turned_over := _plane_turned_over(kind, model, fixed):
+        warnings.append(turned_over)
     warnings += scale_warnings(kind, model, fixed, corrected)
     warnings += outlier_warnings(check_kind, fixed, corrected, labels)
     return warnings or misfit_warnings(check_kind, fixed, corrected, paired_by)
