@@ -3013,7 +3013,25 @@ def prealign_fixed_points_at_one_position(inputs: Path, out: Path) -> list[str]:
     return _prealign(_mrk(inputs / "f.mrk.json", collapsed), _mrk(inputs / "m.mrk.json", PREALIGN_FIXED), out)
 
 
+def qa_unlabelled_points_numbered_past_a_skipped_one(inputs: Path, out: Path) -> list[str]:
+    """An unlabelled .fcsv whose point 2 is marked skipped (numbered 1, 3, 4, ...) against an unlabelled .csv that
+    lacks the point (1, 2, 3, ...): the numbers paired every later point with its neighbour's partner, TRE 35 mm at
+    the true transform with exit 0 (a helper's QA sweep)."""
+    header = ("# Markups fiducial file version = 5.6\n# CoordinateSystem = RAS\n"
+              "# columns = id,x,y,z,ow,ox,oy,oz,vis,sel,lock,label,desc,associatedNodeID\n")  # fmt: skip
+    rows = [f"{i + 1},{x},{y},{z},0,0,0,1,1,1,0,,,,{3 if i == 1 else 2}\n"
+            for i, (x, y, z) in enumerate(PREALIGN_FIXED)]  # fmt: skip
+    (inputs / "f.fcsv").write_text(header + "".join(rows))
+    moving = [point for index, point in enumerate(_shifted(PREALIGN_FIXED)) if index != 1]
+    (inputs / "m.csv").write_text("x,y,z\n" + "".join(",".join(map(str, point)) + "\n" for point in moving))
+    return _qa(inputs, out / "r.html", "--fixed-points", str(inputs / "f.fcsv"), "--moving-points", str(inputs / "m.csv"))
+
+
 PREALIGN_SWEEP_CASES = {  # a NaN field written with exit 0, a traceback, an identity fit, or another cause named
+    "qa: unlabelled points numbered past a skipped one": Case(
+        qa_unlabelled_points_numbered_past_a_skipped_one, "fixed point '2' in f.fcsv is marked skipped (Slicer's "
+        "Skip: not visible in that image), and the lists pair by order"
+    ),
     "prealign tps on a reference one slice thick": Case(
         _prealign_with_image((100, 100, 1), "--reference-image", "tps"),
         "the reference image is 100x100x1 voxels: a thin-plate spline is sampled on a 3D grid",

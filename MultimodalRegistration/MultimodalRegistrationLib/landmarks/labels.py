@@ -160,18 +160,21 @@ def pair_landmarks(
 
 
 def leave_out_skipped(
-    fixed_labels: list[str], moving_labels: list[str], skipped: dict[str, list[str]], sources: dict[str, str]
-) -> list[str]:
+    fixed_labels: list[str], moving_labels: list[str], skipped: dict[str, list[str]], sources: dict[str, str],
+    by_order: bool = False,
+) -> list[str]:  # fmt: skip
     """Warnings for points marked skipped (Slicer's Skip: not visible in that image) that were left out of their
     list (``skipped`` and ``sources``, the list's name, by role "fixed"/"moving"); ``*_labels`` are the placed
     points' labels. Leaving a point out is safe only when the lists then pair by label (its partner is left out
-    too); paired by order, it would shift every later pair: :class:`InputError`."""
+    too); paired by order, it would shift every later pair: :class:`InputError`. ``by_order``: a list is numbered as
+    points without labels are (:attr:`.points_io.PointsFile.numbered`), so the lists pair by order whatever the
+    numbers share."""
     named = [f"{role} point '{label}' in {sources[role]}" for role in ("fixed", "moving") for label in skipped[role]]
     if not named:
         return []
     try:
-        paired_by = pair_landmarks(np.zeros((len(fixed_labels), 3)), np.zeros((len(moving_labels), 3)),
-                                   fixed_labels, moving_labels)[3]  # fmt: skip
+        paired_by = "order" if by_order else pair_landmarks(
+            np.zeros((len(fixed_labels), 3)), np.zeros((len(moving_labels), 3)), fixed_labels, moving_labels)[3]
     except InputError:
         paired_by = "order"
     if paired_by != "label":

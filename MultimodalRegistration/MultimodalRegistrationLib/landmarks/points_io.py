@@ -54,6 +54,8 @@ class PointsFile:
     system: PointsSystem
     skipped: list[str] = field(default_factory=list)  # labels of points marked skipped, left out (skipped_ok)
 
+    numbered: bool = False  # a point had no label: the reader numbered it by its place (1, 2, ..., skipped counted)
+
 
 def read_points(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
     """Read landmarks from .mrk.json, .fcsv or .csv; returns (N, 3) world RAS mm and labels."""
@@ -79,13 +81,12 @@ def read_points_file(path: str | os.PathLike, skipped_ok: bool = False) -> Point
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise InputError(f"points file {path} is not text: give a .mrk.json, .fcsv or .csv file") from None
-    skipped: list[str] = []
     if name.endswith(".json"):
-        points, labels, system, skipped = _read_markups_json(text, path)
+        points, labels, system, skipped, numbered = _read_markups_json(text, path)
     elif name.endswith(".fcsv"):
-        points, labels, system, skipped = _read_fcsv(text, path)
+        points, labels, system, skipped, numbered = _read_fcsv(text, path)
     elif name.endswith(".csv"):
-        points, labels, system, skipped = _read_csv(text, path)
+        points, labels, system, skipped, numbered = _read_csv(text, path)
     else:
         raise InputError(f"unknown points file type '{path.name}': save the points as .mrk.json, .fcsv or .csv")
     if skipped and not skipped_ok:
@@ -103,7 +104,7 @@ def read_points_file(path: str | os.PathLike, skipped_ok: bool = False) -> Point
             f"points file {path}: point '{label}' has a coordinate that is not a number (NaN or infinity): "
             "place the point again or delete it"
         )
-    return PointsFile(points, labels, system, skipped)
+    return PointsFile(points, labels, system, skipped, numbered)
 
 
 def read_point_lists(fixed_path: str | os.PathLike, moving_path: str | os.PathLike) -> tuple[PointsFile, PointsFile,
@@ -113,8 +114,11 @@ def read_point_lists(fixed_path: str | os.PathLike, moving_path: str | os.PathLi
     from .labels import leave_out_skipped
 
     fixed, moving = read_points_file(fixed_path, skipped_ok=True), read_points_file(moving_path, skipped_ok=True)
+    # Unlabelled lists numbered past a skipped point (1, 3, 4, ...) had paired by those numbers with a list that
+    # lacks the point (1, 2, 3, ...): every later pair shifted, TRE 35 mm at the truth (a helper's QA sweep).
     warnings = leave_out_skipped(fixed.labels, moving.labels, {"fixed": fixed.skipped, "moving": moving.skipped},
-                                 {"fixed": fixed.system.name, "moving": moving.system.name})  # fmt: skip
+                                 {"fixed": fixed.system.name, "moving": moving.system.name},
+                                 by_order=fixed.numbered or moving.numbered)  # fmt: skip
     return _without(fixed, moving.skipped), _without(moving, fixed.skipped), warnings
 
 
@@ -169,14 +173,15 @@ def _read_markups_json(text: str, path: Path) -> tuple[np.ndarray, list[str], Po
     other = "RAS" if system == "LPS" else "LPS"
     declared = f'its "coordinateSystem": "{given}"' if given else 'it has no "coordinateSystem" (LPS assumed)'
     described = PointsSystem(path.name, system, declared, f'set "coordinateSystem": "{other}" in {path.name}')
-    points, labels, skipped = [], [], []
+    points, labels, skipped, numbered = [], [], [], False
     controls = markup["controlPoints"]
     if not isinstance(controls, list):
         raise InputError(f'{path}: its "controlPoints" is not a list of points: save it again from Slicer')
     for index, control in enumerate(controls):
         if not isinstance(control, dict):
             raise InputError(f"{path}: point {index + 1} is not a control point record: save it again from Slicer")
-        label = str(control.get("label", f"{index + 1}"))
+        numbered = numbered or not control.get("label")
+        label = str(control.get("label") or f"{index + 1}")
         status, position = control.get("positionStatus"), control.get("position")
         if status == "missing":  # Slicer's "Skip": the landmark is not visible in this image
             skipped.append(label)
@@ -193,7 +198,7 @@ def _read_markups_json(text: str, path: Path) -> tuple[np.ndarray, list[str], Po
                 "place it again and save the list again from Slicer"
             )
         labels.append(label)
-    return _to_ras(points, system), labels, described, skipped
+    return _to_ras(points, system), labels, described, skipped, numbered
 
 
 def _read_fcsv(text: str, path: Path) -> tuple[np.ndarray, list[str], PointsSystem, list[str]]:
@@ -214,9 +219,10 @@ def _read_fcsv(text: str, path: Path) -> tuple[np.ndarray, list[str], PointsSyst
         raise InputError(f"{path}: the '# columns' header lacks {sorted(missing)}: save the file again from Slicer")
     x, y, z = (columns.index(c) for c in "xyz")
     label_column = columns.index("label") if "label" in columns else None
-    points, labels, skipped = [], [], []
+    points, labels, skipped, numbered = [], [], [], False
     for number, row in enumerate(csv.reader(rows), start=1):
         label = row[label_column] if label_column is not None and label_column < len(row) else ""
+        numbered = numbered or not label
         label = label or f"{number}"
         # Slicer 5 writes each point's position status after the named columns (FCSV_STATUS), unnamed.
         status = row[len(columns)].strip() if len(row) > len(columns) else ""
@@ -235,7 +241,7 @@ def _read_fcsv(text: str, path: Path) -> tuple[np.ndarray, list[str], PointsSyst
         f"its '# CoordinateSystem = {given}' line" if given else "it has no '# CoordinateSystem' line (RAS assumed)"
     )
     fix = f"{'change' if given else 'add'} the line '# CoordinateSystem = {other}' in {path.name}"
-    return _to_ras(points, system), labels, PointsSystem(path.name, system, declared, fix), skipped
+    return _to_ras(points, system), labels, PointsSystem(path.name, system, declared, fix), skipped, numbered
 
 
 def _read_csv(text: str, path: Path) -> tuple[np.ndarray, list[str], PointsSystem, list[str]]:
@@ -250,11 +256,12 @@ def _read_csv(text: str, path: Path) -> tuple[np.ndarray, list[str], PointsSyste
     label_column = header.index("label") if "label" in header else None
     # Slicer's "Export to CSV" writes defined = 0 for a point skipped or not placed: its numbers mean nothing.
     defined_column = header.index("defined") if "defined" in header else None
-    points, labels, skipped = [], [], []
+    points, labels, skipped, numbered = [], [], [], False
     for number, row in enumerate(reader, start=2):
         if not any(cell.strip() for cell in row):
             continue
         label = row[label_column].strip() if label_column is not None else f"{len(labels) + len(skipped) + 1}"
+        numbered = label_column is None
         if defined_column is not None and defined_column < len(row) and row[defined_column].strip() == "0":
             skipped.append(label)
             continue
@@ -266,7 +273,7 @@ def _read_csv(text: str, path: Path) -> tuple[np.ndarray, list[str], PointsSyste
     declared = f"its columns {','.join(names)}"
     instead = "l,p,s" if system == "RAS" else "x,y,z"
     fix = f"name the columns {instead} instead of {','.join(names)} in {path.name}"
-    return _to_ras(points, system), labels, PointsSystem(path.name, system, declared, fix), skipped
+    return _to_ras(points, system), labels, PointsSystem(path.name, system, declared, fix), skipped, numbered
 
 
 def write_points_csv(path: str | os.PathLike, points_ras: np.ndarray, labels: Sequence[str] | None = None) -> None:

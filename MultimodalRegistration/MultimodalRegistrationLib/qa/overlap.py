@@ -34,6 +34,7 @@ from ..core.records import Record
 from ..core.segment_layers import segment_values, single_layer, whole_mask
 from ..core.transforms import Transform
 from ..core.views import common_view, cut_by, fields_of_view, limited_to_view
+from .label_grid import covering_fixed_image
 
 INTERPOLATIONS = {"nearest": sitk.sitkNearestNeighbor, "gaussian": sitk.sitkLabelGaussian}
 
@@ -338,10 +339,13 @@ def segmentation_overlap(
     registration. Labels are the non-zero values of either labelmap; when both carry Slicer's segment
     names, segments pair by name whatever their values. With the (intensity) images, a segment one's field of
     view cuts is measured, at each pose, only where both images see it (:class:`SegmentCuts`); without them
-    (None), whole.
+    (None), whole. A fixed labelmap cropped to its segments is measured grown to the fixed image's box
+    (:func:`.label_grid.covering_fixed_image`).
     """
+    fixed_labels, too_large = covering_fixed_image(fixed_labels, fixed_image)
     prepared = prepared_labels(fixed_labels, moving_labels, interpolation, pairs)
     fixed_labels, moving_labels, fixed_wholes, moving_wholes, fixed_values, moving_values, warnings = prepared
+    warnings += [too_large] if too_large else []
     if not fixed_values & moving_values and len(fixed_values) == len(moving_values) == 1:
         moving_labels, lone = _lone_segment_paired(fixed_labels, moving_labels, *fixed_values, *moving_values)
         moving_values = set(fixed_values)
