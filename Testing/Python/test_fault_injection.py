@@ -3024,7 +3024,8 @@ def qa_unlabelled_points_numbered_past_a_skipped_one(inputs: Path, out: Path) ->
     (inputs / "f.fcsv").write_text(header + "".join(rows))
     moving = [point for index, point in enumerate(_shifted(PREALIGN_FIXED)) if index != 1]
     (inputs / "m.csv").write_text("x,y,z\n" + "".join(",".join(map(str, point)) + "\n" for point in moving))
-    return _qa(inputs, out / "r.html", "--fixed-points", str(inputs / "f.fcsv"), "--moving-points", str(inputs / "m.csv"))
+    points = ("--fixed-points", str(inputs / "f.fcsv"), "--moving-points", str(inputs / "m.csv"))
+    return _qa(inputs, out / "r.html", *points)
 
 
 PREALIGN_SWEEP_CASES = {  # a NaN field written with exit 0, a traceback, an identity fit, or another cause named
