@@ -10,6 +10,7 @@ from MultimodalRegistrationLib.core.phantom import rigid_transform
 from MultimodalRegistrationLib.core.transforms import Transform
 from MultimodalRegistrationLib.qa.assess import QAOptions, assess_registration
 from MultimodalRegistrationLib.qa.images import image_agreement
+from MultimodalRegistrationLib.qa.report import render_html
 from MultimodalRegistrationLib.registration.register import register
 
 
@@ -107,3 +108,16 @@ def test_shrinking_gives_the_same_grid_whatever_the_storage_order(size):
     x, y, z = np.rint(flipped_index).astype(int).T
     values = sitk.GetArrayFromImage(small)[tuple(index.astype(int).T[::-1])]
     assert np.allclose(sitk.GetArrayFromImage(small_flipped)[z, y, x], values, atol=1e-5)
+
+
+def test_qa_says_the_grid_it_sampled_not_only_the_spacing_asked_for(small_pair):
+    """On a 4 mm fixed image the QA said 'at 2.0 mm' and recorded spacing_mm 2.0, though it sampled the 4 mm voxels
+    (never finer than the image; a helper's QA sweep recomputed the MI only at 4 mm)."""
+    fixed = shrink_to_spacing(small_pair.fixed, 4)
+    agreement = image_agreement(fixed, small_pair.moving, small_pair.truth, spacing_mm=2.0)
+    said = " x ".join(f"{v:.3g}" for v in fixed.GetSpacing()) + " mm"  # "4 x 4 x 3 mm"
+    assert agreement.grid_mm == pytest.approx(fixed.GetSpacing()) and agreement.grid_text == said
+    assert agreement.to_dict()["grid_mm"] == pytest.approx(list(fixed.GetSpacing()))
+    assert agreement.voxels == pytest.approx(fixed.GetNumberOfPixels() * agreement.overlap_fraction, abs=1)
+    report = assess_registration(fixed, small_pair.moving, small_pair.truth)
+    assert report.images_after.grid_text == said and f"at {said}, " in render_html(report)

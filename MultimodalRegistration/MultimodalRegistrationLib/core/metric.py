@@ -82,6 +82,7 @@ class OverlapSamples:
     fixed: np.ndarray
     moving: np.ndarray
     region_voxels: int
+    grid_mm: tuple[float, ...] = ()  # the sampling grid's voxel size (mm per axis): never finer than the fixed image
 
     @property
     def count(self) -> int:
@@ -119,6 +120,7 @@ def overlap_samples(
         sitk.GetArrayViewFromImage(fixed_small)[overlap].astype(float),
         moving_values[overlap].astype(float),
         region_voxels,
+        tuple(fixed_small.GetSpacing()),
     )
 
 

@@ -34,13 +34,21 @@ class ImageAgreement(Record):
     normalized_cross_correlation: float | None
     overlap_fraction: float
     voxels: int
-    spacing_mm: float
+    spacing_mm: float  # the spacing asked for
     bins: int
+    grid_mm: tuple[float, ...] = ()  # the voxels sampled (mm per axis): the asked spacing or the fixed image's, coarser
+
+    @property
+    def grid_text(self) -> str:
+        """The sampling grid as the report says it: "4 mm", or "2 x 2 x 3 mm"."""
+        grid = self.grid_mm or (self.spacing_mm,)
+        return ("{:.3g}".format(grid[0]) if len(set(grid)) == 1 else " x ".join(f"{v:.3g}" for v in grid)) + " mm"
 
     def to_dict(self) -> dict:
         def rounded(value):
             return None if value is None else round(value, 6)
 
+        grid = {"grid_mm": [round(v, 6) for v in self.grid_mm]} if self.grid_mm else {}  # not in older records
         return {
             "mutual_information": rounded(self.mutual_information),
             "normalized_mutual_information": rounded(self.normalized_mutual_information),
@@ -48,6 +56,7 @@ class ImageAgreement(Record):
             "overlap_fraction": round(self.overlap_fraction, 6),
             "voxels": self.voxels,
             "spacing_mm": self.spacing_mm,
+            **grid,
             "bins": self.bins,
         }
 
@@ -76,7 +85,7 @@ def image_agreement(
     if samples.region_voxels == 0:
         raise InputError("the fixed mask is empty on the fixed image: draw the mask or leave it out")
     if samples.count < MIN_OVERLAP_VOXELS:
-        return ImageAgreement(None, None, None, samples.fraction, samples.count, spacing_mm, bins)
+        return ImageAgreement(None, None, None, samples.fraction, samples.count, spacing_mm, bins, samples.grid_mm)
     mutual, normalized = histogram_information(samples.fixed, samples.moving, bins)
     return ImageAgreement(
         mutual,
@@ -86,4 +95,5 @@ def image_agreement(
         samples.count,
         spacing_mm,
         bins,
+        samples.grid_mm,
     )

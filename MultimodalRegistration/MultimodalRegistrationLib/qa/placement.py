@@ -23,7 +23,7 @@ def no_overlap_warning(after: ImageAgreement) -> list[str]:
         return []
     if after.overlap_fraction >= 0.5:  # it does overlap: too few voxels to measure on, not too little overlap
         return [(f"the fixed image (or its mask) holds too few voxels on the measuring grid ({after.voxels} at "
-                 f"{after.spacing_mm:g} mm) for the images to be compared: check its spacing (a unit mix-up, "
+                 f"{after.grid_text}) for the images to be compared: check its spacing (a unit mix-up, "
                  "micrometres as mm?) or give a larger mask")]  # fmt: skip
     return [(f"hardly any of the fixed image (or its mask) maps inside the moving image under this transform (overlap "
              f"{after.overlap_fraction:.2%}), so the "

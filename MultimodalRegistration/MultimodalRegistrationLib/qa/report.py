@@ -168,7 +168,7 @@ def _images(before: ImageAgreement, after: ImageAgreement) -> str:
         )
     ]
     note = (
-        f'<p class="note">over the overlap of the images, at {after.spacing_mm} mm, '
+        f'<p class="note">over the overlap of the images, at {after.grid_text}, '
         f"{after.bins} histogram bins; higher is better.</p>"
     )
     return "<h2>Image agreement</h2>" + note + _table(["", "before", "after"], rows)
