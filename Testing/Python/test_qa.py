@@ -5,11 +5,13 @@ registration from a wrong optimum, and the report holds valid pictures."""
 import argparse
 import base64
 import json
+import os
 from html.parser import HTMLParser
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from MultimodalRegistrationLib.cli.main import main
 from MultimodalRegistrationLib.cli.qa import add_qa_parser, command_qa
 from MultimodalRegistrationLib.core.errors import EngineError, InputError
 from MultimodalRegistrationLib.core.images import write_image
@@ -620,6 +622,12 @@ def test_mmreg_qa_writes_report_and_json(small_pair, coarse_pair, tmp_path, caps
     assert metrics["landmarks"]["tre"]["after"]["max_mm"] < 1e-6
     assert metrics["inputs"]["transform"].endswith("T.h5")
     assert (tmp_path / "qa.html").exists() and (tmp_path / "qa_figures" / "fusion_after.png").exists()
+    # The report says how to read each figure (a helper's QA sweep).
+    html = (tmp_path / "qa.html").read_text()
+    for said in ("TRE: all others. The two are never pooled. Lower is better", "Dice: higher is better",
+                 "at or below 0: space folds", "The cross-correlation compares images of one modality only",
+                 "dark: agreement, for images of one modality", "before registration, then after"):  # fmt: skip
+        assert said in html, said
     printed = capsys.readouterr().out
     assert "TRE (3 points)" in printed and "wrote report" in printed
     assert (
@@ -665,3 +673,25 @@ def test_ants_stability_restarts_run_on_one_thread(coarse_pair, monkeypatch, eng
     with pytest.raises(KeyboardInterrupt):
         stability_check(fixed, moving, Transform.identity(), 1, StabilityOptions(engine=engine))
     assert seen == [threads or 4]
+
+
+def test_the_json_names_the_pictures_from_its_own_folder(small_pair, tmp_path):
+    """With the report in one folder and the JSON in another, the JSON named the pictures relative to the report's
+    folder, which it does not name: from its own folder they did not resolve (a helper's QA sweep)."""
+    report = assess_registration(small_pair.fixed, small_pair.moving, RIGID)
+    json_path = tmp_path / "json" / "qa.json"
+    json_path.parent.mkdir()
+    write_qa_outputs(report, small_pair.fixed, small_pair.moving, RIGID, tmp_path / "html" / "sub" / "qa.html",
+                     json_path)  # fmt: skip
+    pictures = json.loads(json_path.read_text())["pictures"]
+    assert pictures["fusion"]["after"] == os.path.join("..", "html", "sub", "qa_figures", "fusion_after.png")
+    assert all((json_path.parent / path).is_file() for stages in pictures.values() for path in stages.values())
+    # mmreg qa's JSON records the command, as prep.json and a registration's summary do (it had versions only).
+    write_image(small_pair.fixed, tmp_path / "f.nrrd")
+    write_image(small_pair.moving, tmp_path / "m.nrrd")
+    RIGID.write(tmp_path / "T.h5")
+    argv = ["qa", "--fixed", str(tmp_path / "f.nrrd"), "--moving", str(tmp_path / "m.nrrd"), "--transform",
+            str(tmp_path / "T.h5"), "--report", str(tmp_path / "cli.html"), "--json", str(tmp_path / "cli.json")]
+    assert main(argv) == 0
+    made_by = json.loads((tmp_path / "cli.json").read_text())["made_by"]
+    assert made_by["command"] == "mmreg " + " ".join(argv) and made_by["working_folder"] == os.getcwd()

@@ -147,6 +147,7 @@ def command_qa(arguments: argparse.Namespace) -> int:
     from ..core.transforms import Transform
     from ..process.preflight import read_target_points
     from ..process.stability import assess_with_restarts
+    from ..core.made_by import made_by
     from ..qa.assess import TWO_D_QA, write_qa_outputs
     from .register2d import is_2d
 
@@ -190,6 +191,7 @@ def command_qa(arguments: argparse.Namespace) -> int:
         **points,
     )
     report.warnings[:0] = outside
+    report.made_by = made_by(arguments)  # the command line too, as prep.json and a stack's JSON record it
     outputs = write_qa_outputs(
         report, fixed, moving, transform, job.report, json_file, fixed_labels=fixed_labels, fixed_mask=fixed_mask
     )

@@ -319,11 +319,14 @@ def write_qa_outputs(
             drawn = write_qa_pictures(partial, fixed, moving, transform, before, fixed_labels, fixed_mask)
             pictures = {kind: {stage: folder / Path(path).relative_to(partial) for stage, path in stages.items()}
                         for kind, stages in drawn.items()}  # fmt: skip
+            html = render_html(report, pictures, base=report_path.parent, read_from=drawn)
+            # relative to the JSON that names them (they had been relative to the report's folder, which the JSON
+            # does not name: from another folder they did not resolve; a helper's QA sweep)
+            named_from = Path(os.path.abspath(json_path)).parent if json_path is not None else report_path.parent
             report.pictures = {
-                kind: {stage: os.path.relpath(path, report_path.parent) for stage, path in stages.items()}
+                kind: {stage: os.path.relpath(path, named_from) for stage, path in stages.items()}
                 for kind, stages in pictures.items()
             }
-            html = render_html(report, pictures, base=report_path.parent, read_from=drawn)
             staged.write(report_path, lambda tmp: Path(tmp).write_text(html, encoding="utf-8"))
             outputs["report"], outputs["figures"] = str(report_path), str(folder)
         if json_path is not None:

@@ -65,7 +65,8 @@ def _landmarks(landmarks: LandmarkErrors) -> str:
         (
             f'<p class="note">{_escape(landmarks.direction)}; '
             f"pairs matched by {_escape(landmarks.paired_by)}. FRE: landmarks used to fit the transform; "
-            "TRE: all others. The two are never pooled.</p>"
+            "TRE: all others. The two are never pooled. Lower is better; clicks are rarely repeatable to better "
+            "than 1-2 mm, so no result reads 0.</p>"
         ),
     ]
     rows = [
@@ -137,7 +138,8 @@ def _segmentation(segmentation: SegmentationOverlap) -> str:
     ]
     note = (
         f'<p class="note">moving labelmap warped with {_escape(segmentation.interpolation)} interpolation; '
-        "MSD: mean symmetric surface distance; HD95: 95% Hausdorff distance.</p>"
+        "MSD: mean symmetric surface distance; HD95: 95% Hausdorff distance. Dice: higher is better (1: the same "
+        "voxels); distances: lower is better.</p>"
     )
     limited = [after.limited_by_field_of_view for after in segmentation.after]
     if not any(limited):
@@ -169,7 +171,8 @@ def _images(before: ImageAgreement, after: ImageAgreement) -> str:
     ]
     note = (
         f'<p class="note">over the overlap of the images, at {after.grid_text}, '
-        f"{after.bins} histogram bins; higher is better.</p>"
+        f"{after.bins} histogram bins; higher is better. The cross-correlation compares images of one modality only: "
+        "between modalities (CT and MR) it may fall at the right result.</p>"
     )
     return "<h2>Image agreement</h2>" + note + _table(["", "before", "after"], rows)
 
@@ -191,7 +194,9 @@ def _deformation(jacobian: JacobianStatistics, consistency: InverseConsistency) 
     smallest = " ".join(_number(v, 1) for v in jacobian.minimum_at_ras)
     parts = [
         "<h2>Deformation sanity</h2>",
-        f'<p class="note">Jacobian determinant of fixed &rarr; moving, {where}; smallest at R A S {smallest} mm.</p>',
+        f'<p class="note">Jacobian determinant of fixed &rarr; moving, {where}; smallest at R A S {smallest} mm. '
+        "1: volume kept; above 1: the fixed region maps to a larger moving one; at or below 0: space folds, which "
+        "no anatomy does.</p>",
         _table(["Jacobian determinant", ""], rows),
     ]
     if consistency.mean_mm is not None:
@@ -245,14 +250,15 @@ def _data_uri(path: Path) -> str:
 def _pictures(pictures: dict[str, dict[str, Path]], base: Path, read_from: dict | None = None) -> str:
     captions = {
         "checkerboard": "checkerboard of fixed and moving",
-        "difference": "difference of rank-normalised grey levels (dark: agreement)",
-        "fusion": "fixed in magenta, moving in green (grey: agreement)",
+        "difference": "difference of rank-normalised grey levels (dark: agreement, for images of one modality; "
+        "between modalities tissue differs anyway: judge edges in the checkerboard)",
+        "fusion": "fixed in magenta, moving in green (edges of one colour beside the other's: misalignment)",
     }
     parts = [
         "<h2>Pictures</h2>",
         (
-            '<p class="note">axial, coronal and sagittal planes through the region of interest; '
-            "before registration (left) and after (right).</p>"
+            '<p class="note">axial, coronal and sagittal planes through the region of interest, in the fixed image '
+            "space as Slicer shows them (the patient's left on the right); before registration, then after.</p>"
         ),
     ]
     for kind, stages in pictures.items():
