@@ -117,3 +117,27 @@ def test_mmreg_batch_through_a_pipe_prints_one_line_per_case(pair_files, tmp_pat
     assert qa["images"]["before"]["mutual_information"] == pytest.approx(before, abs=1e-5)
     assert float(rows["phantom"]["metric_before"]) == before
     assert f"{before:.3f} →" in page
+
+
+def test_without_tqdm_as_in_slicers_python_each_case_is_still_one_line(monkeypatch, capsys):
+    """Slicer's Python has no tqdm, and the Slicer batch script had stopped on it with a traceback before any case
+    (a helper's packaging sweep). Without it, even on a terminal, each finished case is one line."""
+    import builtins
+    import sys
+
+    real_import = builtins.__import__
+
+    def without_tqdm(name, *args, **kwargs):
+        if name == "tqdm" or name.startswith("tqdm."):
+            raise ImportError("No module named 'tqdm'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_tqdm)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
+    progress = CohortProgress(3, stream=io.StringIO())
+    for record in CASES:
+        progress.started(record.case)
+        progress(record)
+    progress.close()
+    assert capsys.readouterr().out.splitlines() == [
+        "[1/3] pose01: ok (12.3 s)", "[2/3] pose02: check (8.0 s)", "[3/3] broken: failed (0.5 s)"]

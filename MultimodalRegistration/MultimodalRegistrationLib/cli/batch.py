@@ -59,15 +59,17 @@ class CohortProgress:
     The verdict words are the CSV's and the report's: ok, check, failed."""
 
     def __init__(self, total: int, stream=sys.stderr, lines="auto"):
-        """``lines``: where the per-case lines go, None for the bar; "auto": standard output unless it is a tty."""
-        from tqdm import tqdm
+        """``lines``: where the per-case lines go, None for the bar; "auto": standard output unless it is a tty (or
+        tqdm is missing, as in Slicer's Python)."""
+        from .bars import has_bars, progress_bar
 
         self.total, self.done = total, 0
-        self.lines = (None if sys.stdout.isatty() else sys.stdout) if lines == "auto" else lines
+        self.lines = (None if sys.stdout.isatty() and has_bars() else sys.stdout) if lines == "auto" else lines
         self.counts = {"failed": 0, "check": 0}
         self.running: list[str] = []
         self.lock = threading.Lock()
-        self.bar = tqdm(total=total, unit="case", file=stream, disable=self.lines is not None, dynamic_ncols=True)
+        self.bar = progress_bar(total=total, unit="case", file=stream, disable=self.lines is not None,
+                                dynamic_ncols=True)  # fmt: skip
 
     def started(self, case: str) -> None:
         """A worker began ``case``: the bar names it."""

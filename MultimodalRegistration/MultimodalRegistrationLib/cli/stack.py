@@ -76,9 +76,9 @@ def command_stack(arguments: argparse.Namespace) -> int:
     stream = sys.stderr
 
     def progress(items, **labels):
-        from tqdm import tqdm
+        from .bars import progress_over
 
-        return tqdm(items, file=stream, disable=not stream.isatty(), dynamic_ncols=True, **labels)
+        return progress_over(items, file=stream, disable=not stream.isatty(), dynamic_ncols=True, **labels)
 
     summary, pixel_mm = execute(job, progress)
     usable = sum(s.status in USABLE for s in summary.sections)
