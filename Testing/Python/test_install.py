@@ -12,6 +12,7 @@ from MultimodalRegistrationLib.engines.install import (
     EngineInstallError,
     ensure_engines,
     in_range,
+    kept_as_they_are,
     requirement,
 )
 from MultimodalRegistrationLib.engines.registry import ENGINES
@@ -189,3 +190,22 @@ def test_slicers_numpy_and_scipy_are_kept_as_they_are():
     plan = site.ensure(["ants"])
     assert site.pip_calls == [[ANTS, "numpy==2.4.1", "scipy==1.16.2"]] and plan.installed == site.pip_calls[0]
     assert "numpy" not in site.questions[0]  # the question names the engine's package only
+
+
+def test_a_missing_engine_names_the_install_command_for_slicer_and_for_a_shell(tmp_path):
+    """The hint had named pip install -r Resources/requirements.txt: a path in the source tree, whose pins downgrade
+    Slicer's numpy and have no macOS wheel (a helper's packaging sweep). It now names the engine's range, kept
+    numpy and scipy in Slicer, and Slicer's own pip."""
+    from MultimodalRegistrationLib.core.errors import EngineError
+    from MultimodalRegistrationLib.engines.registry import engine_spec
+    from MultimodalRegistrationLib.engines.run import _translating_errors
+
+    def missing():
+        raise ImportError("No module named 'itk'")
+
+    with pytest.raises(EngineError) as raised:
+        _translating_errors(engine_spec("elastix"), tmp_path, missing)
+    hint = raised.value.hint
+    assert hint.startswith(f'outside Slicer: pip install "{requirement("itk-elastix")}"; in Slicer, ')
+    assert "slicer.util.pip_install(['itk-elastix>=" in hint and "requirements.txt" not in hint
+    assert all(f"'{pin}'" in hint for pin in kept_as_they_are())

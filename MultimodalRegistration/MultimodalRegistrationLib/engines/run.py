@@ -42,9 +42,14 @@ def _translating_errors(spec: EngineSpec, workdir: Path, call: Callable[[], T]) 
     except (InputError, EngineError):
         raise
     except ImportError as error:
+        from .install import kept_as_they_are, manual_command, requirement
+
+        # Resources/requirements.txt had been named: a path in the source tree, with pins that downgrade Slicer's
+        # numpy and have no macOS wheel (a helper's packaging sweep)
+        wanted = requirement(spec.distribution)
         raise EngineError(
             f"{spec.label} is not installed ({error})",
-            hint=f"pip install -r Resources/requirements.txt (or pip install {spec.distribution})",
+            hint=f'outside Slicer: pip install "{wanted}"; in Slicer, {manual_command([wanted, *kept_as_they_are()])}',
         ) from None
     except RuntimeError as error:
         message = str(error).strip()
