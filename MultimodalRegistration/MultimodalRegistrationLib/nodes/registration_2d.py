@@ -72,7 +72,7 @@ def ras_matrix(matrix_2d: np.ndarray, fixed, moving, fixed_mm: float, moving_mm:
     may be thin along any IJK axis (an axial, coronal or sagittal slice)."""
     embedded = np.eye(4)
     embedded[:2, :2], embedded[:2, 3] = matrix_2d[:2, :2], matrix_2d[:2, 2]
-    fixed_frame, moving_frame = (mrml.ijk_to_ras(node) @ slices.slice_to_ijk(node) for node in (fixed, moving))
+    fixed_frame, moving_frame = slices.slice_frame(fixed), slices.slice_frame(moving)
     # mm along the normal too, as T_3d.tfm keeps it: in slice indices, a 0.5 mm slide against a 1 mm slice had
     # scaled the normal 0.5, and a point 10 mm off the slice landed 5 mm off the moving one (a helper's sweep)
     thickness = [float(np.linalg.norm(frame[:3, 2])) for frame in (fixed_frame, moving_frame)]
@@ -86,7 +86,7 @@ def _turn_about_normal_deg(matrix_ras: np.ndarray, fixed) -> float:
     node's, where the 2D engine's angle is in the pixel frames (a moving slice whose node was turned 10 degrees
     had recorded -0.0007; a helper's scripted session)."""
     turn = rotation_part(np.asarray(matrix_ras, float)[:3, :3])
-    normal = (mrml.ijk_to_ras(fixed) @ slices.slice_to_ijk(fixed))[:3, 2]
+    normal = slices.slice_frame(fixed)[:3, 2]
     axis = np.array([turn[2, 1] - turn[1, 2], turn[0, 2] - turn[2, 0], turn[1, 0] - turn[0, 1]])
     sine = float(axis @ normal) / (2.0 * float(np.linalg.norm(normal)))
     return float(np.degrees(np.arctan2(sine, (np.trace(turn) - 1.0) / 2.0)))

@@ -49,6 +49,12 @@ def slice_to_ijk(node) -> np.ndarray:
     return matrix
 
 
+def slice_frame(node) -> np.ndarray:
+    """4x4: a single-slice volume's picture (column, row, slice indices) -> RAS mm; its third column is the slice's
+    normal, as long as the slice is thick."""
+    return ijk_to_ras(node) @ slice_to_ijk(node)
+
+
 def _picture_layout(node) -> tuple[int, bool, int, bool, int]:
     """(column IJK axis, reversed, row IJK axis, reversed, thin axis) of :func:`slice_to_ijk`."""
     matrix = slice_to_ijk(node)
