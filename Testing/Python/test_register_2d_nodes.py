@@ -223,3 +223,22 @@ def test_a_slice_of_zero_thickness_is_refused_before_the_run(scene, slides):
     with pytest.raises(InputError, match="has spacing 1 x 1 x 0 mm: each must be a positive size"):
         register_nodes(registration_parameters(fixedVolume=fixed, movingVolume=moving))
     assert scene.GetNumberOfNodes() == nodes_before
+
+
+def test_a_2d_run_into_a_former_3d_result_takes_away_its_inverse_and_segment_nodes(scene, slides):
+    """A 2D result into a node that held a 3D nonlinear piecewise one had kept that run's inverse node, referenced as
+    the new result's inverse, and its segment nodes (a linear result inverts by itself)."""
+    fixed, moving, _, _ = slides
+    result = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "former result")
+    inverse = scene.AddNewNodeByClass("vtkMRMLTransformNode", "former result inverse")
+    result.SetNodeReferenceID(ATTRIBUTE_PREFIX + "inverse", inverse.GetID())
+    segment = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "femur (former result)")
+    segment.SetAttribute(ATTRIBUTE_PREFIX + "fieldNodeID", result.GetID())
+    result.SetAttribute(ATTRIBUTE_PREFIX + "piecewiseMinimumJacobian", "0.4")
+    stale = [inverse.GetID(), segment.GetID()]
+    registration = register_nodes(registration_parameters(fixedVolume=fixed, movingVolume=moving, preset="rigid",
+                                                          outputTransform=result))  # fmt: skip
+    assert registration.output_transform_node is result and result.GetAttribute(ATTRIBUTE_PREFIX + "dimension") == "2"
+    assert result.GetNodeReference(ATTRIBUTE_PREFIX + "inverse") is None
+    assert result.GetAttribute(ATTRIBUTE_PREFIX + "piecewiseMinimumJacobian") is None
+    assert [scene.GetNodeByID(node_id) for node_id in stale] == [None, None]

@@ -29,7 +29,7 @@ from . import mrml, slices
 from .job import REGISTRATION_ATTRIBUTE_PREFIX as ATTRIBUTE_PREFIX
 from .job import job_folder
 from .panel import node_of, panel_fields, panel_value
-from .registration_result import NodeRegistration
+from .registration_result import NodeRegistration, earlier_extras
 
 # Panel inputs the 2D job reads; any other input node set on the panel is for volumes only.
 _READ_IN_2D = ("fixed", "moving", "output_transform", "output_volume")
@@ -171,6 +171,7 @@ class NodeRegistration2D(NodeRegistration):
         fixed, moving = self.target("fixed"), self.target("moving")
         matrix = ras_matrix(np.asarray(summary.matrix), fixed, moving, *self.pixels)
         node = self._result_node(Transform.from_matrix_ras(matrix))
+        stale = earlier_extras(self.scene, node)
         self._record(node, {
             "dimension": 2, "engine": summary.engine, "engineVersion": summary.version, "preset": summary.preset,
             "libraryVersion": summary.mmreg_version, "seed": summary.seed, "threads": summary.threads,
@@ -189,6 +190,7 @@ class NodeRegistration2D(NodeRegistration):
         # list; the 2D run's own QA's too).
         node.SetAttribute(ATTRIBUTE_PREFIX + "seconds", str(round(sum(summary.timings.values()), 3)))
         node.SetAttribute(ATTRIBUTE_PREFIX + "warnings", json.dumps(self._said(summary)))
+        mrml.remove_nodes_and_empty_folders(self.scene, stale)
         self.summary = summary
 
 

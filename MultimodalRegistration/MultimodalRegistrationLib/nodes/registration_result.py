@@ -213,6 +213,17 @@ def _earlier_segment_nodes(scene, field_node) -> list:
     return [node for node in found if node.GetAttribute(ATTRIBUTE_PREFIX + "fieldNodeID") == field_node.GetID()]
 
 
+def earlier_extras(scene, node) -> list:
+    """The nodes an earlier run into the result ``node`` left beside it (its engine's inverse, a piecewise run's
+    segment nodes), stale once a linear result replaces it; their references and attributes on ``node`` go. The
+    caller removes them once nothing can fail (a 2D run into a former 3D result had kept its inverse)."""
+    stale = _earlier_segment_nodes(scene, node)
+    node.RemoveAttribute(ATTRIBUTE_PREFIX + "piecewiseMinimumJacobian")
+    inverse = node.GetNodeReference(ATTRIBUTE_PREFIX + "inverse")
+    node.RemoveNodeReferenceIDs(ATTRIBUTE_PREFIX + "inverse")
+    return stale + ([inverse] if inverse is not None else [])
+
+
 def _segment_nodes_of(scene, transforms: dict[str, Transform], summary: RegistrationSummary, field_node) -> dict:
     """A piecewise run's per-segment rigid transforms as nodes in a subject-hierarchy folder named after
     the result; each records its segment's QA before (global) and after (own) as attributes."""
