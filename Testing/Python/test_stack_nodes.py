@@ -177,3 +177,24 @@ def test_a_stack_with_a_reference_is_shown_on_the_reference(scene, tmp_path, mon
     again = stack_sections(StackParameters(sections=str(tmp_path / "s"), section_mm=2.0, pixel_mm=1.0),
                            output_node=volume, scene=scene)  # fmt: skip
     assert again.volume_node is volume and volume.GetParentTransformNode() is None and again.placement_node is None
+
+
+def test_an_output_volume_under_its_own_transform_is_not_moved_onto_the_reference(scene, sections):
+    """Stacked onto a reference, the output volume goes under its placement: a volume the user had put under a
+    transform of their own lost it without a word. It is refused before anything runs."""
+    import SimpleITK as sitk
+    from MultimodalRegistrationLib.core.phantom import rigid_transform
+    from MultimodalRegistrationLib.nodes import mrml
+
+    image = sitk.GetImageFromArray(np.random.default_rng(0).uniform(0, 100, (20, 120, 110)).astype(np.float32))
+    image.SetSpacing((2.0, 2.0, 2.0))
+    reference = mrml.volume_node_from_image(scene, image, "MR")
+    output = scene.AddNewNodeByClass("vtkMRMLVectorVolumeNode", "stack")
+    own = mrml.transform_to_node(scene, rigid_transform(0.0, (0, 0, 1), (5.0, 0.0, 0.0)), name="my placement")
+    output.SetAndObserveTransformNodeID(own.GetID())
+    before = scene.GetNumberOfNodes()
+    parameters = StackParameters(sections=str(sections), section_mm=2.0, pixel_mm=1.0)
+    with pytest.raises(InputError, match="'stack' is under the transform 'my placement', and a stack on a reference "
+                       "goes under its own placement: take the output volume out of that transform"):  # fmt: skip
+        stack_sections(parameters, reference_node=reference, output_node=output, scene=scene)
+    assert output.GetParentTransformNode() is own and scene.GetNumberOfNodes() == before

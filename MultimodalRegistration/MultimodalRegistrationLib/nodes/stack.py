@@ -140,6 +140,14 @@ def _check_output_node(output_node, reference_node, components: int) -> None:
         raise InputError(
             f"the output volume '{output_node.GetName()}' is the reference: choose another node or a new one"
         )
+    parent = output_node.GetParentTransformNode()
+    if reference_node is not None and parent is not None and _placement_of(output_node) is None:
+        # the placement on the reference had replaced the user's own transform without a word
+        raise InputError(
+            f"the output volume '{output_node.GetName()}' is under the transform '{parent.GetName()}', and a stack "
+            "on a reference goes under its own placement: take the output volume out of that transform (or harden "
+            "it), or choose a new output volume"
+        )
     vector = bool(output_node.IsA("vtkMRMLVectorVolumeNode"))
     if output_node.IsA("vtkMRMLLabelMapVolumeNode") or vector != (components > 1):
         kind = "a vector volume (the sections are RGB)" if components > 1 else "a scalar volume"
