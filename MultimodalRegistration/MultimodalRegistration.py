@@ -380,12 +380,11 @@ class MultimodalRegistrationLogic(ScriptedLoadableModuleLogic):
         """Register as the parameter node says (the panel's, or ``registration_parameters(...)`` from
         MultimodalRegistrationLib.nodes.registration in a script). Without ``onDone`` this blocks and returns
         the finished registration; with it, it returns at once and the caller follows the run."""
-        from MultimodalRegistrationLib.engines.registry import DEFAULT_ENGINE
-        from MultimodalRegistrationLib.nodes.registration import register_nodes
+        from MultimodalRegistrationLib.nodes.registration import engine_of, register_nodes
 
         # a console or script run installs its engine as the Register button does (it had failed naming a pip
         # command for the source tree)
-        self.ensureEngine(getattr(parameterNode, "engine", None) or DEFAULT_ENGINE, confirm=False)
+        self.ensureEngine(engine_of(parameterNode), confirm=False)
         slot = self.warmSlot()
 
         def done(registration):

@@ -624,3 +624,13 @@ def test_what_a_node_held_is_kept_without_holding_on_to_it(scene):
     del state
     gc.collect()
     assert image.GetReferenceCount() == count
+
+
+def test_the_engine_a_console_run_installs_first_is_the_panels_choice_or_the_default():
+    """MultimodalRegistrationLogic.register installs this engine before a console or script run (only the Register
+    button had, and a script without the engine failed naming a source-tree requirements file)."""
+    from MultimodalRegistrationLib.engines.registry import DEFAULT_ENGINE
+    from MultimodalRegistrationLib.nodes.registration import engine_of
+
+    assert engine_of(registration_parameters()) == DEFAULT_ENGINE == "elastix"
+    assert engine_of(registration_parameters(engine="ants")) == "ants"

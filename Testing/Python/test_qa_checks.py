@@ -294,8 +294,14 @@ def test_segments_without_a_partner_are_named(coarse):
     dice_apart = {row.name: round(row.dice, 3) for row in apart.after}
     assert apart.warnings == [] and set(dice_apart) == {"skull", "brain"}
     assert dice_apart["brain"] == {row.name: round(row.dice, 3) for row in paired.after}["brain"]
-    with pytest.raises(InputError, match="the moving segmentation holds no segment 'lesion'"):
+    with pytest.raises(InputError, match="segment 'lesion' of 'brain=lesion' is not in the moving segmentation"):
         segmentation_overlap(fixed_two, moving_two, coarse[2], pairs=["brain=lesion"])
+    # Unnamed, they pair by label value as the registration's --segments 2=3 pairs them (QA had handled names only).
+    fixed_values, moving_values = (sitk.Image(image) for image in (fixed_skull, moving_skull))
+    fixed_values[5, 5, 5], moving_values[5, 5, 5] = 2, 3
+    by_value = segmentation_overlap(fixed_values, moving_values, coarse[2], pairs=["2=3"])
+    assert {row.label for row in by_value.after} == {1, 2} and by_value.warnings == []
+    assert {row.label: round(row.dice, 3) for row in by_value.after}[1] == dice["skull"]
 
 
 def test_lists_without_a_common_label_pair_by_order_with_a_warning_unless_their_numbers_agree():

@@ -36,6 +36,11 @@ from .registration_result import NodeRegistration
 __all__ = ["ATTRIBUTE_PREFIX", "NodeRegistration", "register_nodes", "registration_parameters"]
 
 
+def engine_of(parameters) -> str:
+    """The engine the panel's ``parameters`` choose, or the default one: what a run installs first in Slicer."""
+    return node_of(parameters, RegistrationJob, "engine") or RegistrationJob.engine
+
+
 def register_nodes(
     parameters,
     on_progress: Callable[[float, str], None] | None = None,

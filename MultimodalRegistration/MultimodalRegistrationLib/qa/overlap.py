@@ -25,7 +25,6 @@ from ..core.labels import (
     label_names,
     lone_segments_paired,
     relabel_by_name,
-    segment_name_key,
     set_label_names,
     surface_distances,
     values_by_name,
@@ -34,6 +33,7 @@ from ..core.records import Record
 from ..core.segment_layers import segment_values, single_layer, whole_mask
 from ..core.transforms import Transform
 from ..core.views import common_view, cut_by, fields_of_view, limited_to_view
+from ..registration.guided.guidance import given_pair, values_and_names
 from .label_grid import covering_fixed_image
 
 INTERPOLATIONS = {"nearest": sitk.sitkNearestNeighbor, "gaussian": sitk.sitkLabelGaussian}
@@ -259,23 +259,27 @@ def same_labelmap_warning(
 
 
 def _paired_apart(fixed_labels: sitk.Image, moving_labels: sitk.Image, pairs: Sequence[str] | None) -> sitk.Image:
-    """``moving_labels`` with each segment a "FIXED=MOVING" entry of ``pairs`` names (as the registration's
-    --segments pairs them: names, case and spacing ignored) renamed as its fixed partner, so that they pair by name.
+    """``moving_labels`` with each segment a "FIXED=MOVING" entry of ``pairs`` names made its fixed partner's, as
+    the registration's --segments pairs them (:func:`..registration.guided.guidance.given_pair`: names, case and
+    spacing ignored, or label values): renamed as it when both labelmaps carry names, else given its label value.
     QA had read a gland=prostate pair as two unpaired segments (Dice 0 -> 0) and batch called the case 'check' (a
     helper's walk through the README)."""
-    wanted = [entry.split("=", 1) for entry in pairs or () if "=" in entry]
-    names = label_names(moving_labels)
-    if not wanted or not names:
+    wanted = [entry for entry in pairs or () if "=" in entry]
+    if not wanted:
         return moving_labels
-    fixed_names = set(map(segment_name_key, label_names(fixed_labels).values()))
-    for fixed_name, moving_name in wanted:
-        found = [value for value, name in names.items() if segment_name_key(name) == segment_name_key(moving_name)]
-        if not found or segment_name_key(fixed_name) not in fixed_names:
-            side, name = ("moving", moving_name) if not found else ("fixed", fixed_name)
-            raise InputError(f"--segments {fixed_name}={moving_name}: the {side} segmentation holds no segment "
-                             f"'{name}': name the fixed segment first, then the moving one")  # fmt: skip
-        names[found[0]] = fixed_name.strip()
-    return set_label_names(sitk.Image(moving_labels), names)
+    given = [given_pair(entry, values_and_names(fixed_labels), values_and_names(moving_labels)) for entry in wanted]
+    names = label_names(moving_labels)
+    if names and label_names(fixed_labels):
+        return set_label_names(sitk.Image(moving_labels), names | {pair.moving_value: pair.name for pair in given})
+    changes: dict[float, float] = {}
+    for pair in given:
+        if pair.moving_value != pair.fixed_value:  # a moving segment that holds the fixed value takes the other's
+            changes[float(pair.moving_value)] = float(pair.fixed_value)
+            changes.setdefault(float(pair.fixed_value), float(pair.moving_value))
+    relabelled = sitk.ChangeLabel(moving_labels, changeMap=changes) if changes else sitk.Image(moving_labels)
+    for key in moving_labels.GetMetaDataKeys():
+        relabelled.SetMetaData(key, moving_labels.GetMetaData(key))
+    return relabelled
 
 
 def prepared_labels(

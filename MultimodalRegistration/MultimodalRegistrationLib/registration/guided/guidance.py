@@ -121,8 +121,9 @@ class PreparedGuidance:
         }
 
 
-def _values_and_names(labels: sitk.Image, wholes: dict[int, sitk.Image]) -> dict[int, str]:
-    values = segment_values(labels, wholes)
+def values_and_names(labels: sitk.Image, wholes: dict[int, sitk.Image] | None = None) -> dict[int, str]:
+    """Each segment's label value and name (its value as text when it has none); ``wholes``: segments drawn over."""
+    values = segment_values(labels, wholes or {})
     names = label_names(labels)
     return {int(value): names.get(int(value), str(int(value))) for value in sorted(values)}
 
@@ -159,8 +160,8 @@ def _paired(
 ) -> tuple[list[SegmentPair], str | None]:
     """:func:`pair_segments`, and without ``wanted`` the warning for segments found on one side only (the user
     who chose the segments needs no word on the others)."""  # fmt: skip
-    fixed_found = _values_and_names(as_labelmap(fixed_segmentation, "fixed segmentation"), wholes[0])
-    moving_found = _values_and_names(as_labelmap(moving_segmentation, "moving segmentation"), wholes[1])
+    fixed_found = values_and_names(as_labelmap(fixed_segmentation, "fixed segmentation"), wholes[0])
+    moving_found = values_and_names(as_labelmap(moving_segmentation, "moving segmentation"), wholes[1])
     for role, found in (("fixed", fixed_found), ("moving", moving_found)):
         if not found:
             raise InputError(
@@ -180,7 +181,7 @@ def _paired(
     if not pairs and len(fixed_found) == len(moving_found) == 1:
         ((fixed_value, fixed_name),), ((moving_value, moving_name),) = fixed_found.items(), moving_found.items()
         pairs = [SegmentPair(fixed_name, fixed_value, moving_value, "only segment", moving_name)]
-    given = {entry: _given_pair(entry, fixed_found, moving_found) for entry in wanted or [] if "=" in entry}
+    given = {entry: given_pair(entry, fixed_found, moving_found) for entry in wanted or [] if "=" in entry}
     if not pairs and not given:
         raise InputError(
             f"no segment is in both segmentations (fixed {sorted(fixed_found.values())}, moving "
@@ -230,7 +231,7 @@ def _empty_sides(names: list[str], found: tuple[dict, dict], segmentations: tupl
     return f" ({'; '.join(said)})" if said else ""
 
 
-def _given_pair(entry: str, fixed_found: dict[int, str], moving_found: dict[int, str]) -> SegmentPair:
+def given_pair(entry: str, fixed_found: dict[int, str], moving_found: dict[int, str]) -> SegmentPair:
     """The pair a user named as "FIXED=MOVING" (segment names, case and spacing ignored, or label values)."""
     fixed_key, moving_key = (part.strip() for part in entry.split("=", 1))
     values = []
