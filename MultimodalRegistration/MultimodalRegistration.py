@@ -241,11 +241,9 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
         self.ui.copyCommandButton.enabled = bool(self._lastCommand) and not running
         self._showPreset(node.preset if node else "")
         self._observeMoving(node.movingVolume if node else None)
-        # auto keeps a given start (an initial transform, or one on the moving volume) instead of searching.
-        parent = node.movingVolume.GetParentTransformNode() if node and node.movingVolume else None
-        given_start = bool(node and (node.initialTransform or parent))
-        searches = bool(node) and (node.init == "any-pose" or (node.init == "auto" and not given_start))
-        self.ui.maxRotationSpinBox.enabled = searches
+        from MultimodalRegistrationLib.nodes.registration import panel_searches_every_pose
+
+        self.ui.maxRotationSpinBox.enabled = bool(node) and panel_searches_every_pose(node)
 
     def _showPreset(self, name: str) -> None:
         """The preset box follows the parameter node (a loaded scene, a script), which the wrapper cannot bind."""

@@ -634,3 +634,23 @@ def test_the_engine_a_console_run_installs_first_is_the_panels_choice_or_the_def
 
     assert engine_of(registration_parameters()) == DEFAULT_ENGINE == "elastix"
     assert engine_of(registration_parameters(engine="ants")) == "ants"
+
+
+def test_the_panel_limits_the_rotation_only_where_the_run_searches_every_pose(scene, volumes):
+    """The largest-rotation box is enabled by this rule: it had been enabled for guided runs too, whose starts
+    replace the search (the library's rotation_limit_applies), and the module held its own copy of the rule."""
+    from MultimodalRegistrationLib.core.phantom import rigid_transform
+    from MultimodalRegistrationLib.nodes.registration import panel_searches_every_pose
+
+    fixed, moving = volumes
+    labels = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "labels")
+    start = mrml.transform_to_node(scene, rigid_transform(5.0, (0, 0, 1), (0, 0, 0)), name="start")
+
+    def searches(**values) -> bool:
+        return panel_searches_every_pose(registration_parameters(fixedVolume=fixed, movingVolume=moving, **values))
+
+    assert searches() and searches(init="any-pose", initialTransform=start)
+    assert not searches(initialTransform=start) and not searches(init="geometry")
+    assert not searches(fixedSegmentation=labels, movingSegmentation=labels)
+    moving.SetAndObserveTransformNodeID(start.GetID())  # a parent transform is a start too
+    assert not searches() and searches(init="any-pose")

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 from ..core.errors import InputError
 from ..process.jobs import RegistrationJob
-from ..process.preflight import preflight_registration
+from ..process.preflight import preflight_registration, searches_every_pose
 from ..process.worker import WorkerJob
 from ..registration.runs import start_from_guidance
 from . import slices
@@ -39,6 +39,19 @@ __all__ = ["ATTRIBUTE_PREFIX", "NodeRegistration", "register_nodes", "registrati
 def engine_of(parameters) -> str:
     """The engine the panel's ``parameters`` choose, or the default one: what a run installs first in Slicer."""
     return node_of(parameters, RegistrationJob, "engine") or RegistrationJob.engine
+
+
+def panel_searches_every_pose(parameters) -> bool:
+    """Whether the panel's run would search every pose, so that its largest rotation applies: the moving volume's
+    parent transform counts as a start, as the run takes it (the panel had enabled the rotation for guided runs,
+    whose starts replace the search)."""
+    def given(name: str) -> bool:
+        return node_of(parameters, RegistrationJob, name) is not None
+
+    moving = node_of(parameters, RegistrationJob, "moving")
+    start = given("initial_transform") or (moving is not None and moving.GetParentTransformNode() is not None)
+    guided = (given("fixed_segmentation") and given("moving_segmentation")) or given("guidance_fixed_points")
+    return searches_every_pose(node_of(parameters, RegistrationJob, "init") or RegistrationJob.init, start, guided)
 
 
 def register_nodes(

@@ -31,11 +31,16 @@ def _named(job: RegistrationJob, kind: str) -> list[tuple[str, str | None]]:
     return [(roles.get(name, name.replace("_", " ")), getattr(job, name)) for name in job.paths(kind)]
 
 
+def searches_every_pose(init: str, has_start: bool, guided: bool) -> bool:
+    """Whether a run searches every pose: ``init`` any-pose, or auto without a start (an initial transform) or
+    guidance, whose starts replace the search."""
+    return init == "any-pose" or (init == "auto" and not has_start and not guided)
+
+
 def rotation_limit_applies(job: RegistrationJob) -> bool:
-    """Whether ``max_rotation_deg`` narrows anything: the any-pose search runs (``init`` any-pose, or auto without
-    an initial transform or guidance, whose starts replace the search)."""
+    """Whether ``max_rotation_deg`` narrows anything: the any-pose search runs (:func:`searches_every_pose`)."""
     guided = bool(job.fixed_segmentation and job.moving_segmentation) or bool(job.guidance_fixed_points)
-    return job.init == "any-pose" or (job.init == "auto" and not job.initial_transform and not guided)
+    return searches_every_pose(job.init, bool(job.initial_transform), guided)
 
 
 def check_choices(job: RegistrationJob, linear: bool) -> None:
