@@ -279,17 +279,15 @@ class FiducialPrealignLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def sendToRegistration(transformNode) -> str:
         """Make ``transformNode`` Multimodal Registration's initial transform and open that module."""
+        from MultimodalRegistrationLib.nodes.send import send_prealignment
+
         registration = slicer.util.getModuleLogic("MultimodalRegistration").getParameterNode()
         moving = registration.movingVolume
-        if moving is not None and mrml.is_under(moving, transformNode):
-            # register_nodes already starts from the moving volume's parent transforms: counting it twice
-            # would apply the prealignment twice.
-            registration.initialTransform = None
+        if not send_prealignment(registration, transformNode):
             message = _(
                 "'{moving}' is under '{transform}': Multimodal Registration starts from that parent transform."
             ).format(moving=moving.GetName(), transform=transformNode.GetName())
         else:
-            registration.initialTransform = transformNode
             message = _("'{transform}' is Multimodal Registration's initial transform.").format(
                 transform=transformNode.GetName()
             )

@@ -11,7 +11,6 @@ from typing import Annotated, Optional
 import qt
 import slicer
 import vtk
-from MultimodalRegistrationLib.core.errors import InputError
 
 # MultimodalRegistrationLib is installed with the MultimodalRegistration module (a dependency of this one,
 # so it loads first): its folder is a Slicer module path, hence importable, in a build and from a source tree.
@@ -332,14 +331,10 @@ class RegistrationPrepLogic(ScriptedLoadableModuleLogic):
         The current transform the preparation used (recorded on the prepared moving volume) becomes the
         initial transform, so the registration starts from the pose the crop assumed; none clears it.
         """
-        if not all(prep_nodes.prepared_from(volume) for volume in (fixedVolume, movingVolume)):
-            raise InputError("prepare the volumes first: there are no prepared volumes to send")
+        from MultimodalRegistrationLib.nodes.send import send_prepared
+
         registration = slicer.util.getModuleLogic("MultimodalRegistration").getParameterNode()
-        registration.fixedVolume, registration.movingVolume = fixedVolume, movingVolume
-        registration.fixedMask, registration.movingMask = fixedMask, movingMask
-        currentID = movingVolume.GetAttribute(prep_nodes.ATTRIBUTE_PREFIX + "currentTransformNodeID") or ""
-        current = slicer.mrmlScene.GetNodeByID(currentID) if currentID else None
-        registration.initialTransform = current
+        current = send_prepared(registration, fixedVolume, movingVolume, fixedMask, movingMask)
         masks = [mask.GetName() for mask in (fixedMask, movingMask) if mask is not None]
         names = {"moving": movingVolume.GetName(), "fixed": fixedVolume.GetName(), "masks": ", ".join(masks)}
         if masks:

@@ -154,6 +154,22 @@ def test_placement_counts_the_current_transform_once(scene, small_pair, phantom_
     assert prep.moving_node.GetTransformNodeID() is None  # like the original moving volume
     assert prep.fixed_mask_node is None and prep.moving_mask_node is None
     assert prep.moving_node.GetAttribute(ATTRIBUTE_PREFIX + "currentTransformNodeID") == truth_node.GetID()
+    # Sent to the registration panel (RegistrationPrep's Send button): the prepared volumes, and the current
+    # transform as its start; volumes that were not prepared are refused, the panel left as it was.
+    from MultimodalRegistrationLib.nodes.registration import registration_parameters
+    from MultimodalRegistrationLib.nodes.send import send_prealignment, send_prepared
+
+    registration = registration_parameters()
+    with pytest.raises(InputError, match="prepare the volumes first"):
+        send_prepared(registration, fixed_node, moving_node)
+    assert registration.fixedVolume is None and registration.initialTransform is None
+    assert send_prepared(registration, prep.fixed_node, prep.moving_node) is truth_node
+    assert (registration.fixedVolume, registration.movingVolume) == (prep.fixed_node, prep.moving_node)
+    assert registration.initialTransform is truth_node
+    # FiducialPrealign's Send: a start, unless the moving volume is already under it (it would count twice).
+    assert send_prealignment(registration, truth_node) and registration.initialTransform is truth_node
+    prep.moving_node.SetAndObserveTransformNodeID(truth_node.GetID())
+    assert not send_prealignment(registration, truth_node) and registration.initialTransform is None
 
 
 def _roi_frame(roi):
