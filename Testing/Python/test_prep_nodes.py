@@ -307,6 +307,16 @@ def test_a_polled_run_fills_the_nodes_and_leaves_no_scratch_files(scene):
     assert same_grid(mrml.image_from_volume_node(prep.moving_node), moving_crop.image)
     assert fixed_crop.fraction < 0.4
     assert not prep.folder.exists() and not prep._worker._scratch.exists()
+    # Cancel after the worker finished but before the timer's next poll: cancelled, nothing added (the whole result
+    # had been added and reported a success; a helper's sweep).
+    count = scene.GetNumberOfNodes()
+    late = prepare_nodes(parameters, blocking=False)
+    deadline = time.monotonic() + 60
+    while late._worker._process.alive and time.monotonic() < deadline:
+        time.sleep(0.02)
+    late.cancel()
+    assert late.error is not None and late.error.kind == "cancelled" and "unchanged" in str(late.error)
+    assert late.fixed_node is None and scene.GetNumberOfNodes() == count and not late.folder.exists()
 
 
 def test_the_panel_boxes_become_one_prep_job(scene, small_pair, phantom_nodes, tmp_path):

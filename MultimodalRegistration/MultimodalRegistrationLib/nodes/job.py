@@ -109,9 +109,13 @@ class NodeJob:
         return self.summary
 
     def cancel(self) -> None:
-        """Stop the worker; the scene stays as it was."""
+        """Stop the worker; the scene stays as it was, also when the worker had already finished and its result
+        waited for the next poll (a GUI polls every 200 ms: a Cancel in between had added the whole result and
+        reported success; a helper's sweep)."""
         if self.running:
             self._worker.cancel()
+            if self._worker.error is None:
+                self._worker.error = WorkerFailure("cancelled", "the registration was cancelled; nothing was written")
             self._complete()
 
     def _complete(self) -> None:
