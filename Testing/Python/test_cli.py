@@ -261,3 +261,23 @@ def test_a_stopped_command_names_only_outputs_that_are_there(tmp_path, monkeypat
     assert _what_was_written() == "nothing was written"
     monkeypatch.setattr(files, "_COMMITTED", [tmp_path / "gone" / "start-0.h5", kept])
     assert _what_was_written() == f"its outputs were written first ({kept})"
+
+
+def test_the_record_beside_the_transform_never_replaces_a_file_the_run_reads(tmp_path):
+    """An ANTs preset my.json beside --output-transform my.h5 had been replaced by the run's record (exit 0; the
+    next run with that preset failed on 'unknown key'); a folder named T.json had stopped the run with a traceback
+    after the engine (a helper's sweep). Neither gets a record beside the transform; other runs do."""
+    from MultimodalRegistrationLib.process.beside import summary_beside
+    from MultimodalRegistrationLib.process.jobs import RegistrationJob
+
+    preset = tmp_path / "my.json"
+    preset.write_text("{}")
+    job = RegistrationJob(fixed="f.nrrd", moving="m.nrrd", engine="ants", preset=str(preset),
+                          output_transform=str(tmp_path / "my.h5"))  # fmt: skip
+    assert summary_beside(job) is None
+    (tmp_path / "T.json").mkdir()
+
+    def beside(name: str) -> str | None:
+        return summary_beside(RegistrationJob(fixed="f.nrrd", moving="m.nrrd", output_transform=str(tmp_path / name)))
+
+    assert beside("T.h5") is None and beside("R.h5") == str(tmp_path / "R.json")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.files import stem_of, write_text_atomically
+from ..core.output_safety import input_places, same_place
 
 
 def _beside(output: str, suffix: str) -> str:
@@ -21,14 +22,25 @@ def log_beside(output_transform: str) -> str:
     return _beside(output_transform, ".log")
 
 
+def _read_places(job: Any) -> list[Path]:
+    """Every file ``job`` reads: its inputs (a detached header's data file too) and a custom preset file."""
+    given = [getattr(job, name) for name in job.paths("input") if getattr(job, name)]
+    preset = getattr(job, "preset", None)
+    if preset and Path(preset).expanduser().is_file():
+        given.append(str(Path(preset).expanduser()))
+    return [place for path in given for place in input_places(path)]
+
+
 def summary_beside(job: Any) -> str | None:
     """Where ``job``'s JSON record goes beside its output transform (``T.h5`` -> ``T.json``); None without an output
-    transform, or when that name is one of the job's inputs (never overwritten)."""
+    transform, when that name is a file the job reads (an input, a custom preset: never overwritten) or a folder."""
     if not job.output_transform:
         return None
     summary = _beside(job.output_transform, ".json")
-    inputs = {Path(getattr(job, name)).resolve() for name in job.paths("input") if getattr(job, name)}
-    return None if Path(summary).resolve() in inputs else summary
+    # an ANTs preset my.json beside --output-transform my.h5 had been overwritten by the record (a helper's sweep)
+    if Path(summary).is_dir() or any(same_place(Path(summary).resolve(), place) for place in _read_places(job)):
+        return None
+    return summary
 
 
 def with_summary_beside(job: Any) -> Any:
