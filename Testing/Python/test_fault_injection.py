@@ -3054,3 +3054,26 @@ PREALIGN_SWEEP_CASES = {  # a NaN field written with exit 0, a traceback, an ide
 @pytest.mark.parametrize("name", list(PREALIGN_SWEEP_CASES))
 def test_prealign_refuses_what_the_sweep_found_before_fitting(name, tmp_path, private_tmp, capsys):
     _assert_refused(PREALIGN_SWEEP_CASES[name], tmp_path, private_tmp, capsys)
+
+
+# =========================================================================== mmreg register outputs (session 54)
+def field_start_into_a_linear_file(inputs: Path, out: Path) -> list[str]:
+    """A displacement field as the initial transform, a rigid preset and T.tfm: refused after the engine had run."""
+    fixed, moving = _pair(inputs)
+    field = sitk.Image([8, 8, 8], sitk.sitkVectorFloat64, 3)
+    field.SetSpacing((15.0, 15.0, 15.0))
+    sitk.WriteTransform(sitk.DisplacementFieldTransform(field), str(inputs / "field.h5"))
+    return _register(fixed, moving, out, "--initial-transform", str(inputs / "field.h5"), "--output-transform",
+                     str(out / "T.tfm"))  # fmt: skip
+
+
+REGISTER_OUTPUT_CASES = {  # each had run the engine, then exited 1 or 2
+    "a field start with a .tfm output": Case(
+        field_start_into_a_linear_file, "is nonlinear, and so is the result that holds it, which .tfm cannot hold: "
+        "write it to .h5"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(REGISTER_OUTPUT_CASES))
+def test_register_output_refusals_come_before_the_engine(name, tmp_path, private_tmp, capsys):
+    _assert_refused(REGISTER_OUTPUT_CASES[name], tmp_path, private_tmp, capsys)

@@ -61,13 +61,16 @@ def check_choices(job: RegistrationJob, linear: bool) -> None:
         raise InputError("--guidance-weight weighs segmentations or landmarks: add --fixed-segmentation and "
                          "--moving-segmentation (or --fixed-points and --moving-points), or drop --guidance-weight")  # fmt: skip
     if not linear or job.piecewise:
-        for name in ("output_transform", "output_inverse"):
-            path = getattr(job, name)
-            if path and suffix_of(path) in LINEAR_SUFFIXES:
-                raise InputError(
-                    f"the {name.replace('_', ' ')} {path}: a {'piecewise' if job.piecewise else job.preset} result is "
-                    f"a displacement field, which {suffix_of(path)} cannot hold: write it to .h5"
-                )
+        check_field_outputs(job, f"a {'piecewise' if job.piecewise else job.preset} result is a displacement field")
+
+
+def check_field_outputs(job: RegistrationJob, why: str) -> None:
+    """Refuse an output transform (or inverse) in a linear-only format for a result that is not linear (``why``)."""
+    for name in ("output_transform", "output_inverse"):
+        path = getattr(job, name)
+        if path and suffix_of(path) in LINEAR_SUFFIXES:
+            raise InputError(f"the {name.replace('_', ' ')} {path}: {why}, which {suffix_of(path)} cannot hold: "
+                             "write it to .h5")  # fmt: skip
 
 
 def read_target_points(fixed_points: str | None, moving_points: str | None, fixed, moving) -> tuple[dict, list[str]]:
@@ -232,7 +235,11 @@ def preflight_registration(job: RegistrationJob, data: bool = True) -> Registrat
         from ..core.transform_checks import check_initial_transform
         from ..core.transforms import Transform
 
-        check_initial_transform(Transform.read(job.initial_transform), job.initial_transform)
+        start = Transform.read(job.initial_transform)
+        check_initial_transform(start, job.initial_transform)
+        if not start.is_linear:  # the result holds it: refused only after the engine had run (a helper's sweep)
+            check_field_outputs(job, f"the initial transform {job.initial_transform} is nonlinear, and so is the "
+                                     "result that holds it")  # fmt: skip
     check = check_image_file if data else read_image_file_info
     images = [check(getattr(job, name), role, spacing_given[name]) for name, role in IMAGES]
     for (name, role), info in zip(IMAGES, images):  # a spacing given (--spacing-fixed) replaces the header's
