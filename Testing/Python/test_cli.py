@@ -225,6 +225,14 @@ def test_demo_runs_end_to_end(runs):
     picture = sitk.ReadImage(str(tmp_path / "demo" / "checkerboard_before_after.png"))
     assert picture.GetWidth() > 300 and picture.GetHeight() > 200
     assert "mean error" in run.stdout
+    # The record beside the transform too, as mmreg register writes it (an earlier run's had stayed there).
+    assert json.loads((tmp_path / "demo" / "transform.json").read_text()) == summary
+    # A nonlinear preset is held to 2 mm, not 1: the rigid truth leaves its freedom unused (deformable ended 1.13 mm
+    # and the demo had always exited 1; a helper's sweep).
+    from MultimodalRegistrationLib.cli.demo import expected_error_mm
+
+    assert expected_error_mm("elastix", "rigid") == expected_error_mm("ants", "affine") == 1.0
+    assert expected_error_mm("elastix", "deformable") == expected_error_mm("ants", "deformable") == 2.0
 
 
 def test_presets_are_listed_with_descriptions():
