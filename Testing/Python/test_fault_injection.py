@@ -3067,7 +3067,14 @@ def field_start_into_a_linear_file(inputs: Path, out: Path) -> list[str]:
                      str(out / "T.tfm"))  # fmt: skip
 
 
-REGISTER_OUTPUT_CASES = {  # each had run the engine, then exited 1 or 2
+REGISTER_OUTPUT_CASES = {  # each had run the engine, then exited 1 or 2, or stopped with a traceback
+    "a 300-byte output name": Case(register_with("--output-transform", "b" * 300 + ".h5"),
+                                   "a file system allows: choose a shorter name"),
+    "a 300-byte input name": Case(lambda inputs, out: _register(inputs / ("b" * 300 + ".nrrd"), _pair(inputs)[1], out),
+                                  "is too long, over the 255 bytes a name a file system allows"),
+    "a 255-byte .nhdr output, its .raw.gz 257": Case(
+        lambda inputs, out: _register(*_pair(inputs), out, "--output-volume", str(out / ("c" * 250 + ".nhdr"))),
+        "with the files written beside it (a .json record, a .raw.gz data file), is 257 bytes long"),
     "a field start with a .tfm output": Case(
         field_start_into_a_linear_file, "is nonlinear, and so is the result that holds it, which .tfm cannot hold: "
         "write it to .h5"),

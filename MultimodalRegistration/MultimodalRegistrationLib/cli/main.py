@@ -6,6 +6,7 @@ Exit codes: 0 success, 2 bad input (with the message), 1 engine failure (with th
 from __future__ import annotations
 
 import argparse
+import errno
 import re
 import signal
 import sys
@@ -233,6 +234,11 @@ def main(argv: list[str] | None = None) -> int:
         failure = WorkerFailure("input", str(error), exit_code=EXIT_INPUT)
     except EngineError as error:
         failure = WorkerFailure("engine", str(error), error.hint, EXIT_ENGINE, error.log_path)
+    except OSError as error:  # a name no check saw (an input's, a demo folder's): a traceback, exit 1 (a sweep)
+        if error.errno != errno.ENAMETOOLONG:
+            raise
+        failure = WorkerFailure("input", f"the name {error.filename or ''} is too long, over the 255 bytes a name "
+                                "a file system allows: choose a shorter name", exit_code=EXIT_INPUT)  # fmt: skip
     print(f"error: {failure}", file=sys.stderr)  # the message, then its hint and log lines
     return failure.exit_code
 

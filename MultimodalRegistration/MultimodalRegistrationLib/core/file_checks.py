@@ -355,6 +355,26 @@ WINDOWS_PATH_ROOM = 259 - 36
 _WINDOWS = os.name == "nt"
 
 
+# The longest name a run writes beside an output, past its stem: a detached header's R.raw.gz, a record T.json.
+BESIDE_SUFFIXES = (".raw.gz", ".json", ".log", ".zraw")
+
+
+def _check_name_lengths(path: Path, role: str) -> None:
+    """Refuse a name (or a name a run writes beside it) over the NAME_MAX_BYTES a file system holds: a 255-byte
+    T.h5 had run, then failed writing its 257-byte T.json with a traceback (a helper's sweep)."""
+    stem = path.name[: len(path.name) - len(file_suffix(path))]
+    beside = max((stem + suffix for suffix in BESIDE_SUFFIXES), key=lambda name: len(os.fsencode(name)))
+    too_long = [part for part in (*path.parts, beside) if len(os.fsencode(part)) > NAME_MAX_BYTES]
+    if too_long:
+        name = path.name if too_long[0] == beside else too_long[0]
+        said = ", with the files written beside it (a .json record, a .raw.gz data file)," if name == path.name and (
+            len(os.fsencode(path.name)) <= NAME_MAX_BYTES) else ""
+        raise InputError(
+            f"cannot write the {role}: the name '{name[:40]}...'{said} is {len(os.fsencode(too_long[0]))} bytes "
+            f"long, over the {NAME_MAX_BYTES} a file system allows: choose a shorter name"
+        )
+
+
 def check_output_path(path: str | os.PathLike, role: str, suffixes: tuple[str, ...] = ()) -> None:
     """Refuse, before any work, an output whose extension cannot be written or whose folder cannot be made.
 
@@ -362,6 +382,7 @@ def check_output_path(path: str | os.PathLike, role: str, suffixes: tuple[str, .
     permission bits do not tell (root writes into read-only folders, nobody into /proc).
     """
     path = Path(path)
+    _check_name_lengths(path, role)  # first: is_dir() itself raises on a name the file system cannot hold
     if path.is_dir():
         raise InputError(
             f"cannot write the {role} to {path}: it is an existing folder; give a file name inside it "
@@ -374,12 +395,6 @@ def check_output_path(path: str | os.PathLike, role: str, suffixes: tuple[str, .
         # and R.NII.GZ failed after the registration ("this is a bug"; a helper's sweep)
         lower = path.name[: len(path.name) - len(written)] + written.lower()
         raise InputError(f"cannot write the {role} to '{path.name}': write its extension in lower case ('{lower}')")
-    long_part = next((part for part in path.parts if len(os.fsencode(part)) > NAME_MAX_BYTES), None)
-    if long_part is not None:
-        raise InputError(
-            f"cannot write the {role}: the name '{long_part[:40]}...' is {len(os.fsencode(long_part))} bytes long, "
-            f"over the {NAME_MAX_BYTES} a file system allows: choose a shorter name"
-        )
     if _WINDOWS and len(str(path.resolve())) > WINDOWS_PATH_ROOM:
         raise InputError(
             f"cannot write the {role} to {path}: its path is {len(str(path.resolve()))} characters, too long for "
