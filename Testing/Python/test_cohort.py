@@ -68,7 +68,7 @@ def resumed(cohort):
         result = run_batch(manifest, output, workers=2)
     finally:
         tempfile.tempdir = None
-    leftovers = [entry.name for entry in scratch.iterdir() if entry.name.startswith(f"mmreg-job-{process.pid}-")]
+    leftovers = [entry.name for entry in scratch.iterdir() if entry.name.startswith(f"mmreg-job-{process.pid}.")]
     return output, done_before, result, leftovers
 
 

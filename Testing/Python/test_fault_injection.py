@@ -24,6 +24,7 @@ from MultimodalRegistrationLib.cli.main import main
 from MultimodalRegistrationLib.core.cores import usable_cores
 from MultimodalRegistrationLib.core.errors import EXIT_INPUT, InputError
 from MultimodalRegistrationLib.core.images import write_image
+from MultimodalRegistrationLib.core.processes import own_tag
 from test_file_checks import sheared_sform
 
 PRESETS = Path(__file__).resolve().parents[2] / "Resources" / "Presets"
@@ -445,9 +446,16 @@ def test_orphaned_scratch_of_a_killed_run_is_removed_by_the_next(tmp_path, priva
     (orphan / "worker-stderr.log").write_text("Traceback ...")
     alive = private_tmp / f"mmreg-job-{os.getpid()}-def"
     alive.mkdir()
+    # named by pid and place (host and PID namespace): a dead pid here is removed, one of another container or host
+    # (the same folder on a network disk) is left alone: its process may run (a helper's sweep lost a live run's)
+    here = private_tmp / f"mmreg-job-{dead}.{own_tag().split('.')[1]}-ghi"
+    elsewhere = private_tmp / f"mmreg-job-{dead}.00000000-jkl"
+    here.mkdir()
+    elsewhere.mkdir()
     folder = scratch_folder("mmreg-job-")
-    assert not orphan.exists()
-    assert alive.exists() and folder.exists()
+    assert not orphan.exists() and not here.exists()
+    assert alive.exists() and folder.exists() and elsewhere.exists()
+    assert folder.name.startswith(f"mmreg-job-{own_tag()}-")
 
 
 def test_stability_and_prep_scratch_a_killed_run_leaves_is_removed_by_the_next(private_tmp):
@@ -460,7 +468,7 @@ def test_stability_and_prep_scratch_a_killed_run_leaves_is_removed_by_the_next(p
         orphan = private_tmp / f"{prefix}{dead}-abc"
         orphan.mkdir()
         with scratch(prefix) as folder:
-            assert folder.name.startswith(f"{prefix}{os.getpid()}-") and folder.is_dir()
+            assert folder.name.startswith(f"{prefix}{own_tag()}-") and folder.is_dir()
             assert not orphan.exists()
         assert not folder.exists()
 

@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .processes import orphaned
+from .processes import orphaned, own_tag
 from .replaced import Replaced, recover_replaced
 
-PARTIAL_PREFIX = ".partial-"  # then the writing process id: <prefix><pid>-xxxx
+PARTIAL_PREFIX = ".partial-"  # then the writing process: <prefix><pid>.<place>-xxxx (processes.own_tag)
 # Extensions of two parts that name one format.
 DOUBLE_SUFFIXES = (".nii.gz",)
 
@@ -62,7 +62,7 @@ def remove_orphans(folder: str | os.PathLike, prefix: str) -> list[Path]:
 def scratch_folder(prefix: str) -> Path:
     """A new temporary folder ``<prefix><pid>-xxxx``, after removing those of dead processes."""
     remove_orphans(tempfile.gettempdir(), prefix)
-    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-")).resolve()  # as resolved job paths name it
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{own_tag()}-")).resolve()  # as resolved job paths name it
 
 
 @contextmanager
@@ -142,7 +142,7 @@ class OutputSet:
         remove_orphans(path.parent, PARTIAL_PREFIX)
         recover_replaced(path.parent)
         with signals_held():  # a signal between making the folder and noting it would leave it behind
-            folder = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{os.getpid()}-", dir=path.parent))
+            folder = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{own_tag()}-", dir=path.parent))
             self._staged.append((folder, path))
         write(str(folder / path.name))
 

@@ -7,9 +7,12 @@ the console events calls TerminateProcess), so it must never be used there to as
 from __future__ import annotations
 
 import ctypes
+import functools
+import hashlib
 import os
 import re
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -45,10 +48,31 @@ def alive(pid: int) -> bool:
     return True
 
 
+@functools.cache
+def _place() -> str:
+    """8 hex digits naming this host and PID namespace: where a process id means this process. Two runs sharing a
+    folder from two containers (or two hosts on a network disk) had each taken the other's live files for a dead
+    process's, and deleted them (a helper's sweep: a deformable run died after minutes)."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = 0
+    return hashlib.sha1(f"{socket.gethostname()}:{namespace}".encode()).hexdigest()[:8]
+
+
+def own_tag() -> str:
+    """What this process's scratch and partial files are named by: ``<pid>.<place>`` (:func:`orphaned` reads it)."""
+    return f"{os.getpid()}.{_place()}"
+
+
 def orphaned(name: str, prefix: str) -> bool:
-    """Whether ``name`` is ``<prefix><pid>-...`` of a process that has ended (never this process's own)."""
-    match = re.match(re.escape(prefix) + r"(\d+)-", name)
-    return match is not None and int(match.group(1)) != os.getpid() and not alive(int(match.group(1)))
+    """Whether ``name`` is ``<prefix><pid>.<place>-...`` (or, as older runs named it, ``<prefix><pid>-...``) of a
+    process that has ended: never this process's own, nor one of another host's or PID namespace's, which cannot be
+    told from here."""
+    match = re.match(re.escape(prefix) + r"(\d+)(?:\.([0-9a-f]{8}))?-", name)
+    if match is None or (match.group(2) is not None and match.group(2) != _place()):
+        return False
+    return int(match.group(1)) != os.getpid() and not alive(int(match.group(1)))
 
 
 def own_group() -> dict:

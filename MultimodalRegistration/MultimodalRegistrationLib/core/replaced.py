@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from .errors import FileInUseError, InputError
-from .processes import orphaned
+from .processes import orphaned, own_tag
 
 REPLACED_PREFIX = ".replaced-"  # then the committing process id: <prefix><pid>-xxxx
 FINISHED = ".finished"  # marks a .replaced-* folder whose commit had moved every new file in
@@ -61,7 +61,7 @@ class Replaced:
                     continue
                 if path.parent not in self._folders:  # one per folder: a move stays on its file system
                     self._folders[path.parent] = Path(
-                        tempfile.mkdtemp(prefix=f"{REPLACED_PREFIX}{os.getpid()}-", dir=path.parent)
+                        tempfile.mkdtemp(prefix=f"{REPLACED_PREFIX}{own_tag()}-", dir=path.parent)
                     )
                 copy = self._folders[path.parent] / f"l{number}-{path.name}"
                 if _WINDOWS or not _linked(path, copy):
