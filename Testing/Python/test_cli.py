@@ -289,3 +289,22 @@ def test_the_record_beside_the_transform_never_replaces_a_file_the_run_reads(tmp
         return summary_beside(RegistrationJob(fixed="f.nrrd", moving="m.nrrd", output_transform=str(tmp_path / name)))
 
     assert beside("T.h5") is None and beside("R.h5") == str(tmp_path / "R.json")
+
+
+def test_a_json_record_for_a_reader_that_closed_standard_output_warns_and_exits_0(tmp_path):
+    """`mmreg ... --json - | true`: the outputs were written, then a BrokenPipeError traceback and exit 1 (a helper's
+    sweep). Now the outputs stay, a warning says the record was not printed, and the exit code is 0."""
+    points = tmp_path / "f.csv"
+    points.write_text("label,r,a,s\n" + "".join(f"P{i},{10 * i},{5 * (i % 3)},{7 * (i % 2)}\n" for i in range(5)))
+    points.with_name("m.csv").write_text(points.read_text())
+    environment = dict(os.environ, PYTHONPATH=str(library_root()))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "MultimodalRegistrationLib.cli.main", "prealign", "--fixed-points", str(points),
+         "--moving-points", str(points.with_name("m.csv")), "--output-transform", str(tmp_path / "T.tfm"), "--json",
+         "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment, text=True,
+    )  # fmt: skip
+    process.stdout.close()  # the reader gone before the record is printed
+    error = process.stderr.read()
+    assert process.wait(timeout=120) == 0, error
+    assert "Traceback" not in error and "the JSON record was not printed" in error
+    assert (tmp_path / "T.tfm").is_file()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import TextIO
 
@@ -26,6 +27,15 @@ def human_stream(path: str | None) -> TextIO:
 
 def emit_json(path: str | None, record: dict) -> None:
     """Print ``record`` to standard output when ``--json -`` asked for it."""
-    if to_stdout(path):
+    if not to_stdout(path):
+        return
+    try:
         sys.stdout.write(json.dumps(record, indent=2) + "\n")
         sys.stdout.flush()
+    except BrokenPipeError:  # `... --json - | true`: a traceback and exit 1 had come after the outputs were written
+        try:  # Python flushes standard output again at exit: to nowhere now
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # a stream without a file descriptor (a test's, Slicer's)
+            pass
+        print("warning: the JSON record was not printed: the reader of standard output had closed it; the "
+              "outputs were written", file=sys.stderr)
