@@ -11,6 +11,7 @@ from conftest import bulge, near_truth
 
 pytest.importorskip("slicer", reason="slicer-core is not installed: pip install -r Testing/requirements.txt")
 
+from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.core.metric import shrink_to_spacing
 from MultimodalRegistrationLib.core.phantom import mean_error_mm, rigid_transform
 from MultimodalRegistrationLib.core.transforms import Transform
@@ -654,3 +655,27 @@ def test_the_panel_limits_the_rotation_only_where_the_run_searches_every_pose(sc
     assert not searches(fixedSegmentation=labels, movingSegmentation=labels)
     moving.SetAndObserveTransformNodeID(start.GetID())  # a parent transform is a start too
     assert not searches() and searches(init="any-pose")
+
+
+def test_a_moving_volume_under_a_thin_plate_spline_is_refused_naming_the_node_and_the_fix(scene, volumes):
+    """Landmark Registration and SlicerIGT's Fiducial Registration Wizard make thin-plate spline nodes, which Slicer
+    writes as an ITK kernel transform that ITK cannot read: the start had failed naming a deleted scratch file."""
+    import vtk
+
+    fixed, moving = volumes
+    spline = vtk.vtkThinPlateSplineTransform()
+    source, target = vtk.vtkPoints(), vtk.vtkPoints()
+    for point in [(-20, -20, -20), (20, -20, -20), (-20, 20, -20), (-20, -20, 20), (20, 20, 20), (0, 0, 0)]:
+        source.InsertNextPoint(point)
+        target.InsertNextPoint(point[0] + (3 if point == (0, 0, 0) else 0), point[1], point[2])
+    spline.SetSourceLandmarks(source)
+    spline.SetTargetLandmarks(target)
+    spline.SetBasisToR()
+    node = scene.AddNewNodeByClass("vtkMRMLTransformNode", "FRW tps")
+    node.SetAndObserveTransformToParent(spline)
+    moving.SetAndObserveTransformNodeID(node.GetID())
+    count = scene.GetNumberOfNodes()
+    with pytest.raises(InputError, match="transform 'FRW tps' is a thin-plate spline .* convert it to a grid "
+                       "transform .Transforms module, Convert"):  # fmt: skip
+        register_nodes(registration_parameters(fixedVolume=fixed, movingVolume=moving, preset="rigid"))
+    assert scene.GetNumberOfNodes() == count and moving.GetParentTransformNode() is node

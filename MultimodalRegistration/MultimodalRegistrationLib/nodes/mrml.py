@@ -22,6 +22,7 @@ from ..core.errors import InputError
 from ..core.file_checks import check_image_file, unreadable_advice
 from ..core.images import index_to_physical_matrix
 from ..core.transforms import F, Transform
+from .vtk_transforms import check_itk_can_read, is_under, parent_transforms  # noqa: F401 (mrml.is_under)
 
 
 def _vtk_matrix(array: np.ndarray) -> vtk.vtkMatrix4x4:
@@ -323,6 +324,7 @@ def transform_from_node(node) -> Transform:
     scene = node.GetScene()
     if scene is None:
         raise InputError(f"transform '{node.GetName()}' is not in a scene: add it to the scene first")
+    check_itk_can_read(node)
     try:
         return _exported(scene, node)
     except InputError:
@@ -336,6 +338,7 @@ def transform_from_node(node) -> Transform:
             scene.RemoveNode(temporary)
 
 
+
 def _exported(scene, node) -> Transform:
     """The node's TransformFromParent written by Slicer's transform storage node and read back (LPS)."""
     with tempfile.TemporaryDirectory(prefix="mmreg-node-", ignore_cleanup_errors=True) as folder:
@@ -345,21 +348,6 @@ def _exported(scene, node) -> Transform:
             f"Slicer could not export transform '{node.GetName()}' to ITK format",
         )  # fmt: skip
         return Transform.read(path)
-
-
-def parent_transforms(node) -> list:
-    """The transformable node's parent transform nodes, the direct parent first."""
-    parents = []
-    parent = node.GetParentTransformNode()
-    while parent is not None:
-        parents.append(parent)
-        parent = parent.GetParentTransformNode()
-    return parents
-
-
-def is_under(node, transform_node) -> bool:
-    """True when ``transform_node`` is in ``node``'s parent-transform chain."""
-    return any(parent is transform_node for parent in parent_transforms(node))
 
 
 def world_transform(node) -> Transform:
