@@ -435,3 +435,18 @@ def test_a_preparation_that_fails_filling_its_outputs_leaves_them_as_they_were(s
     for node, (voxels, name, attributes) in zip(outputs, held):
         assert np.array_equal(sitk.GetArrayFromImage(mrml.image_from_volume_node(node)), voxels)
         assert node.GetName() == name and {n: node.GetAttribute(n) for n in node.GetAttributeNames()} == attributes
+
+
+def test_a_spacing_fix_is_named_as_a_slicer_user_makes_it(scene):
+    """A fixed volume stored at 0.1 um voxels was refused in the Prep panel with '(--spacing-fixed sx,sy,sz)', a fix
+    the panel does not offer (a helper's sweep). It names the Volumes module now."""
+    fixed = box_image((30, 30, 30), (2, 2, 2), (0, 0, 0))
+    fixed.SetSpacing((0.0001,) * 3)
+    fixed_node = mrml.volume_node_from_image(scene, fixed, "tiny")
+    moving_node = mrml.volume_node_from_image(scene, box_image((20, 20, 20), (2, 2, 2), (0, 0, 0)), "moving")
+    with pytest.raises(WorkerFailure) as refused:
+        prepare_nodes(prep_parameters(fixedVolume=fixed_node, movingVolume=moving_node, maskFixed=True))
+    said = str(refused.value)
+    assert refused.value.kind == "input"
+    assert "(the fixed volume's spacing (set in the Volumes module, Volume Information))" in said, said
+    assert "--spacing" not in said

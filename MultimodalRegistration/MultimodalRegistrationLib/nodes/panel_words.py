@@ -36,9 +36,19 @@ PANEL_LABELS = {
     "piecewise": None,  # a script's parameter only: no widget
 }
 PREP_MODULE = "Registration Prep's "
-# Options left as they are: the spacing is set per image ("--spacing-fixed/--spacing-moving"), and the Prep panel
-# sets the moving one only; a half-translated pair reads worse than the command line's words.
-KEPT_AS_OPTIONS = ("--spacing-fixed", "--spacing-moving")
+# A spacing is each volume's own, set in the Volumes module, not a panel field (the Prep panel sets the moving one
+# too): "(--spacing-fixed sx,sy,sz)" had been a fix the panel does not offer (a helper's sweep).
+_SPACING = re.compile(r"(?:mmreg prep )?--spacing-fixed ?/ ?--spacing-moving"
+                      r"|(?:mmreg prep )?--spacing-(fixed|moving)(?: [a-z]{1,2},[a-z]{1,2},[a-z]{1,2})?")  # fmt: skip
+VOLUMES_MODULE = "set in the Volumes module, Volume Information"
+
+
+def _spacing_words(match: re.Match, job_class: type) -> str:
+    role = match.group(1)
+    if role is None:
+        return f"each volume's spacing ({VOLUMES_MODULE})"
+    here = ", or this panel's moving spacing" if role == "moving" and job_class is PrepJob else ""
+    return f"the {role} volume's spacing ({VOLUMES_MODULE}{here})"
 # An option, with the command that owns it when the text names one ("mmreg prep --downsample-to").
 _OPTION = re.compile(r"(?:\bmmreg (?:prep|register|qa|prealign) )?(--[a-z][a-z0-9-]*)")
 
@@ -72,15 +82,13 @@ def in_panel_words(text: str, job_class: type = RegistrationJob) -> str:
 
     def name(match: re.Match) -> str:
         flag = match.group(1)
-        if flag in KEPT_AS_OPTIONS:
-            return match.group(0)
         if flag in own:
             return own[flag]
         if flag in prep and (match.group(0).startswith("mmreg prep") or flag not in others):
             return ("" if job_class is PrepJob else PREP_MODULE) + prep[flag]
         return others.get(flag, match.group(0))
 
-    return _OPTION.sub(name, text)
+    return _OPTION.sub(name, _SPACING.sub(lambda match: _spacing_words(match, job_class), text))
 
 
 @contextmanager
