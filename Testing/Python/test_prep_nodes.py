@@ -1,5 +1,6 @@
 """Registration preparation on MRML nodes (the RegistrationPrep module's logic) on real slicer-core scenes."""
 
+import re
 import time
 
 import numpy as np
@@ -279,6 +280,13 @@ def test_a_failed_or_cancelled_run_leaves_the_scene_unchanged(scene):
     with pytest.raises(WorkerFailure, match="do not overlap") as failure:
         prepare_nodes(prep_parameters(fixedVolume=fixed_node, movingVolume=far_node, cropCommon=True))
     assert failure.value.kind == "input"
+    assert scene.GetNumberOfNodes() == count
+    # in the panel's words: it has no initial transform, and mmreg's commands are not its fixes (a helper's sweep)
+    fix = ("put the moving volume under a prealignment (FiducialPrealign), or register once without cropping "
+           "(Multimodal Registration searches every pose) and choose that result as the 'Current transform'")
+    assert str(failure.value).endswith(fix) and "mmreg" not in str(failure.value)
+    with pytest.raises(InputError, match=re.escape(fix)):
+        common_region_roi(fixed_node, far_node)  # the Preview button
     assert scene.GetNumberOfNodes() == count
 
     done = []

@@ -43,6 +43,19 @@ _SPACING = re.compile(r"(?:mmreg prep )?--spacing-fixed ?/ ?--spacing-moving"
 VOLUMES_MODULE = "set in the Volumes module, Volume Information"
 
 
+# The Prep panel has no initial transform: its start is the moving volume's parent transforms and its current
+# transform. The refusal of images that do not overlap had blamed "the initial transform given" (a helper's sweep).
+_PREP_PHRASES = (
+    ("the initial transform given places the images apart", "the moving volume's parent transforms and the 'Current "
+     "transform' place the images apart"),
+    ("(not its inverse), or leave it out", "(not its inverse), or take the moving volume out of it"),
+    ("give an initial transform (from mmreg prealign, or the result of a first mmreg register without cropping, "
+     "whose pose search finds images far apart)", "put the moving volume under a prealignment (FiducialPrealign), "
+     "or register once without cropping (Multimodal Registration searches every pose) and choose that result as "
+     "the 'Current transform'"),
+)  # fmt: skip
+
+
 def _spacing_words(match: re.Match, job_class: type) -> str:
     role = match.group(1)
     if role is None:
@@ -88,6 +101,9 @@ def in_panel_words(text: str, job_class: type = RegistrationJob) -> str:
             return ("" if job_class is PrepJob else PREP_MODULE) + prep[flag]
         return others.get(flag, match.group(0))
 
+    if job_class is PrepJob:
+        for said, meant in _PREP_PHRASES:
+            text = text.replace(said, meant)
     return _OPTION.sub(name, _SPACING.sub(lambda match: _spacing_words(match, job_class), text))
 
 

@@ -103,6 +103,7 @@ def region_box(fixed: sitk.Image, region_lps: np.ndarray, margin_mm: float = 0.0
     return lps_ras_points(center_lps[None])[0], size_mm, axes
 
 
+@panel_errors(PrepJob)
 def common_region_roi(
     fixed_volume,
     moving_volume,
