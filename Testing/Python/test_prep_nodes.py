@@ -458,3 +458,24 @@ def test_a_spacing_fix_is_named_as_a_slicer_user_makes_it(scene):
     assert refused.value.kind == "input"
     assert "(the fixed volume's spacing (set in the Volumes module, Volume Information))" in said, said
     assert "--spacing" not in said
+
+
+def test_a_script_may_give_its_mask_as_a_node_and_a_refusal_names_it(scene):
+    """prep=PrepOptions(mask_fixed=<labelmap node>) had stopped with a TypeError; a mask image that misses the
+    volume was refused naming 'fixed_mask_input.nrrd', a scratch file the user never saw (a helper's sweep)."""
+    fixed = box_image((30, 30, 30), (2, 2, 2), (0, 0, 0))
+    fixed_node = mrml.volume_node_from_image(scene, fixed, "fixed")
+    moving_node = mrml.volume_node_from_image(scene, box_image((20, 20, 20), (2, 2, 2), (0, 0, 0)), "moving")
+    inside = sitk.Image(fixed.GetSize(), sitk.sitkUInt8)
+    inside.CopyInformation(fixed)
+    inside[5:25, 5:25, 5:25] = 1
+    mask_node = mrml.volume_node_from_image(scene, inside, "head mask", labelmap=True)
+    prep = prepare_nodes(prep_parameters(fixedVolume=fixed_node, movingVolume=moving_node,
+                                         prep=PrepOptions(mask_fixed=mask_node)))  # fmt: skip
+    made = sitk.GetArrayFromImage(mrml.image_from_volume_node(prep.fixed_mask_node))
+    assert made.sum() == 20**3 and made.shape == (30, 30, 30)
+    far = sitk.Image(inside)
+    far.SetOrigin((500.0, 0.0, 0.0))
+    with pytest.raises(WorkerFailure, match="fixed mask .the fixed mask image given.nrrd. lies outside its image"):
+        prepare_nodes(prep_parameters(fixedVolume=fixed_node, movingVolume=moving_node,
+                                      prep=PrepOptions(mask_fixed=far)))  # fmt: skip

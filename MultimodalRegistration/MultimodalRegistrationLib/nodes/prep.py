@@ -17,6 +17,7 @@ node methods are used here; :mod:`.mrml` is the one file that imports MRML.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import Field, replace
@@ -42,6 +43,7 @@ from .checks import check_volume_pair
 from .job import NodeJob, job_folder
 from .panel import job_from_panel, node_of, panel_defaults, panel_fields, panel_parameters, panel_value, write_volumes
 from .panel_words import panel_errors
+from .prep_status import status_text  # noqa: F401 (prep_nodes.status_text, the panel's status line)
 from .registration_inputs import initial_transform_of
 
 ATTRIBUTE_PREFIX = "RegistrationPrep."
@@ -268,10 +270,17 @@ def _check_outputs(parameters) -> None:
             raise InputError(f"'{node.GetName()}' is chosen for two outputs: choose a different node for each")
 
 
-def _job_mask(option, role: str, folder: Path):
-    """A mask option the worker can read: an image is written to the job folder."""
-    if isinstance(option, sitk.Image):
-        path = folder / f"{role}_mask_input.nrrd"
+def _job_mask(option, role: str, folder: Path, volume):
+    """A mask option the worker can read: an image, or a labelmap or segmentation node (on ``volume``'s grid), is
+    written to the job folder, named as the user knows it (a node had stopped the run with a TypeError)."""
+    if hasattr(option, "IsA"):  # an MRML node
+        option, name = mrml.mask_image(option, volume), option.GetName()
+    elif isinstance(option, sitk.Image):
+        name = f"the {role} mask image given"
+    else:
+        name = None
+    if name is not None:
+        path = folder / f"{re.sub(r'[^A-Za-z0-9 ._-]', '_', name)}.nrrd"
         write_image(option, path, compress=False)
         return str(path)
     if option is None or option == "auto":
@@ -297,7 +306,8 @@ def write_options(parameters, folder: Path, fields: list[Field]) -> dict:
     """The options, a mask given as an image written into ``folder`` (the worker reads files)."""
     (field,) = fields
     options = options_of(parameters)
-    masks = {f"mask_{role}": _job_mask(getattr(options, f"mask_{role}"), role, folder) for role in ROLES}
+    masks = {f"mask_{role}": _job_mask(getattr(options, f"mask_{role}"), role, folder,
+                                       node_of(parameters, PrepJob, role)) for role in ROLES}  # fmt: skip
     return {field.name: replace(options, **masks)}
 
 
@@ -360,38 +370,3 @@ def prep_parameters(**values) -> SimpleNamespace:
     Unknown names are refused, naming the known ones."""
     outputs = {output_attribute(name): None for name in OUTPUT_NAMES}
     return panel_parameters(PrepJob, panel_defaults(panel_fields(PrepOptions)) | outputs, **values)
-
-
-# --------------------------------------------------------------------------- reporting
-def _detail(step: dict) -> str:
-    kind = step["step"]
-    if kind == "crop":
-        return f"{step['voxels_kept']:.0%} of the voxels kept ({' x '.join(map(str, step['size']))})"
-    if kind == "mask" and "coverage" in step:
-        return f"covers {step['coverage']:.0%} of the image"
-    if kind == "exclude":
-        return f"{step['voxels_excluded']} voxels left out"
-    if kind == "bias correction":
-        low, high = step["bias_range"]
-        return f"bias {low:.2f} to {high:.2f} removed in {step['seconds']:.1f} s"
-    if kind == "downsample":
-        return f"to {step['to_mm']:g} mm"
-    if kind == "set spacing":
-        return "to " + " x ".join(f"{s:g}" for s in step["to_mm"]) + " mm"
-    return ""
-
-
-def status_text(prep: NodePrep) -> str:
-    """What was done and why, one line per step, then the warnings."""
-    if prep.error is not None:
-        return f"Not prepared: {prep.error}"
-    if prep.summary is None:
-        return f"Preparing: {prep.stage}"
-    made = [node.GetName() for node in (prep.fixed_node, prep.moving_node, prep.fixed_mask_node, prep.moving_mask_node)
-            if node is not None]  # fmt: skip
-    lines = [f"Prepared in {prep.summary['seconds']:.1f} s: {', '.join(made)}."]
-    for step in prep.steps:
-        detail = _detail(step)
-        lines.append(f"{step['step']} ({step['image']}): {step['why']}" + (f"; {detail}" if detail else ""))
-    lines.extend(f"Warning: {warning}" for warning in prep.warnings)
-    return "\n".join(lines)
