@@ -479,3 +479,19 @@ def test_a_script_may_give_its_mask_as_a_node_and_a_refusal_names_it(scene):
     with pytest.raises(WorkerFailure, match="fixed mask .the fixed mask image given.nrrd. lies outside its image"):
         prepare_nodes(prep_parameters(fixedVolume=fixed_node, movingVolume=moving_node,
                                       prep=PrepOptions(mask_fixed=far)))  # fmt: skip
+
+
+def test_an_earlier_runs_mask_goes_when_a_run_into_the_same_outputs_makes_none(scene):
+    """Prepared again into the same output nodes without a mask, the earlier mask node stayed on its earlier grid and
+    still said it was prepared from the fixed volume: the Send button would hand it to the registration."""
+    fixed, moving = box_image((30, 30, 30), (2, 2, 2), (0, 0, 0)), box_image((20, 20, 20), (2, 2, 2), (21, 1, 1))
+    fixed_node = mrml.volume_node_from_image(scene, fixed, "fixed")
+    moving_node = mrml.volume_node_from_image(scene, moving, "moving")
+    first = prepare_nodes(prep_parameters(fixedVolume=fixed_node, movingVolume=moving_node, cropCommon=True,
+                                          maskFixed=True))  # fmt: skip
+    mask_id = first.fixed_mask_node.GetID()
+    again = prepare_nodes(prep_parameters(fixedVolume=fixed_node, movingVolume=moving_node, cropCommon=True,
+                                          marginMm=0.0, outputFixed=first.fixed_node, outputMoving=first.moving_node,
+                                          outputFixedMask=first.fixed_mask_node))  # fmt: skip
+    assert again.fixed_node is first.fixed_node and again.fixed_mask_node is None
+    assert scene.GetNodeByID(mask_id) is None

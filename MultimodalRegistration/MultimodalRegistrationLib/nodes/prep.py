@@ -236,6 +236,11 @@ class NodePrep(NodeJob):
             for key, value in attributes.items():
                 node.SetAttribute(ATTRIBUTE_PREFIX + key, value)
             setattr(self, f"{name}_node", node)
+        # An earlier run's mask in an output this run made none for: stale, and the Send button would hand it to the
+        # registration (it had kept the earlier grid; mmreg prep removes such files from its folder too).
+        stale = [node for name, node in self._outputs.items() if name not in images and node is not None
+                 and self.scene.IsNodePresent(node) and prepared_from(node) == self.target(name.split("_")[0]).GetID()]
+        mrml.remove_nodes_and_empty_folders(self.scene, stale)
         self.summary = dict(result.summary.to_dict(), seconds=round(time.perf_counter() - self._started, 2))
 
 
