@@ -136,10 +136,10 @@ def test_node_level_guidance_from_segmentation_nodes_and_markups(scene, us_pair,
     assert all(n.GetParentTransformNode() is node for n in (moving, segmentations[1], moving_points))
     assert prealign.GetParentTransformNode() is None and fixed.GetParentTransformNode() is None
     assert registration.show_moving_under_result() == []  # already there
-    from MultimodalRegistrationLib.nodes.qa_frames import _check_moving_frame
+    from MultimodalRegistrationLib.nodes.moving_frame import check_moving_frame
 
-    _check_moving_frame(segmentations[1], moving, "moving segmentation")
-    _check_moving_frame(moving_points, moving, "moving landmarks")
+    check_moving_frame(segmentations[1], moving, "moving segmentation")
+    check_moving_frame(moving_points, moving, "moving landmarks")
 
 
 @pytest.mark.parametrize(

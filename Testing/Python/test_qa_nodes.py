@@ -461,3 +461,25 @@ def test_a_result_found_on_a_prepared_pair_measured_on_its_originals_is_not_warn
     other = mrml.volume_node_from_image(scene, small_pair.moving, "another MR")
     metrics, _ = assess(truth, fixed, other)
     assert any("was registered with fixed 'CT' and moving 'MR prepared'" in w for w in metrics.warnings)
+
+
+def test_before_is_the_registrations_start_where_the_panel_left_the_moving_volume_under_the_result(
+    scene, small_pair, volumes, targets
+):
+    """After Register the panel puts the moving volume under the result in place of its prealignment. QA then took
+    'before' as no transform: a result worse than its prealignment (4.06 -> 9.05 mm under it) read 39.73 -> 9.05 mm
+    and was not warned (a helper's sweep). The result records its start; 'before' is that start now."""
+    fixed, moving = volumes
+    prealignment = mrml.transform_to_node(scene, shifted(small_pair.truth, 2 * SHIFT_2MM), name="prealign")
+    result = mrml.transform_to_node(scene, shifted(small_pair.truth, 3 * SHIFT_2MM), name="MR to CT")
+    for key in ("movingParentNodeID", "initialTransformNodeID"):  # as the registration records its start
+        result.SetAttribute(REGISTRATION_PREFIX + key, prealignment.GetID())
+    moving.SetAndObserveTransformNodeID(prealignment.GetID())
+    under_prealignment = assess(result, fixed, moving, fixedTargetPoints=targets[0], movingTargetPoints=targets[1])
+    moving.SetAndObserveTransformNodeID(result.GetID())  # what the registration panel leaves
+    as_left = assess(result, fixed, moving, fixedTargetPoints=targets[0], movingTargetPoints=targets[1])
+    for metrics, table in (under_prealignment, as_left):
+        scene.RemoveNode(table)
+        tre = metrics.landmarks.tre_before.mean_mm, metrics.landmarks.tre_after.mean_mm
+        assert tre == pytest.approx((4.0, 6.0), abs=0.01), tre
+        assert any("farther apart after the transform" in warning for warning in metrics.warnings)

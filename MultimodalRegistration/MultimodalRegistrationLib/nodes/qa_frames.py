@@ -3,12 +3,12 @@ moving volume's own frame (see :mod:`.qa` for the rules)."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..core.errors import InputError
 from ..core.transforms import Transform
 from . import mrml
-from .landmarks import placed_points
+from .job import REGISTRATION_ATTRIBUTE_PREFIX
+from .moving_frame import same_frame
+from .registration_inputs import initial_transform_of
 
 # On a moving volume QA put under a result to show it: the result's ID, and the parent transform it replaced
 # (""), so that measuring again takes that parent as "before" as the first measurement did.
@@ -27,8 +27,24 @@ def _replaced_parent(moving_volume, transform_node):
     return replaced if replaced is not None and replaced.IsA("vtkMRMLTransformNode") else None
 
 
-def _same_frame(node, volume) -> bool:
-    return node.GetTransformNodeID() == volume.GetTransformNodeID()
+def _registration_start(moving_volume, result_node) -> tuple[Transform, str] | None:
+    """(the start, its words) of the registration that made ``result_node``, when the moving volume sits under that
+    result alone as the registration panel leaves it: the prealignment the volume was under and the initial
+    transform, as the run started from them. Measured from no transform instead, a result worse than its
+    prealignment (4.06 -> 9.05 mm) had read 39.73 -> 9.05 mm, without a warning (a helper's sweep). None when the
+    node records no registration or its start is gone from the scene."""
+    recorded = {key: result_node.GetAttribute(REGISTRATION_ATTRIBUTE_PREFIX + key)
+                for key in ("movingParentNodeID", "initialTransformNodeID")}  # fmt: skip
+    if recorded["movingParentNodeID"] is None:
+        return None
+    scene = result_node.GetScene()
+    nodes = {key: scene.GetNodeByID(value) if value else None for key, value in recorded.items()}
+    if any(value and nodes[key] is None for key, value in recorded.items()):
+        return None
+    start = initial_transform_of(moving_volume, nodes["initialTransformNodeID"], result_node)
+    named = [node for node in (nodes["movingParentNodeID"], nodes["initialTransformNodeID"]) if node is not None]
+    words = " and ".join(dict.fromkeys(f"'{node.GetName()}'" for node in named)) or "no transform"
+    return start, f"the registration's start: {words}"
 
 
 def registration_pose(transform_node, moving_volume) -> tuple[Transform, Transform, str]:
@@ -48,6 +64,9 @@ def registration_pose(transform_node, moving_volume) -> tuple[Transform, Transfo
         before = Transform.chain([mrml.transform_from_node(p) for p in others])
         rest = " -> ".join(f"'{p.GetName()}'" for p in others) or "no transform"
         rest += " (the parent it had before QA showed the result)" if replaced is not None else ""
+        start = _registration_start(moving_volume, transform_node) if not others else None
+        if start is not None:
+            before, rest = start
         return mrml.world_transform(moving_volume), before, (
             f"the moving volume as shown, through {names}; before: without '{transform_node.GetName()}' ({rest})"
         )
@@ -67,31 +86,6 @@ def registration_pose(transform_node, moving_volume) -> tuple[Transform, Transfo
     return mrml.transform_from_node(transform_node), mrml.world_transform(moving_volume), description
 
 
-def _check_moving_frame(node, moving_volume, role: str) -> None:
-    if node.GetParentTransformNode() is not None and not _same_frame(node, moving_volume):
-        volume_parent = moving_volume.GetParentTransformNode()
-        where = f"under '{volume_parent.GetName()}'" if volume_parent else "under no transform"
-        raise InputError(
-            f"the {role} '{node.GetName()}' is under transform '{node.GetParentTransformNode().GetName()}' but the "
-            f"moving volume is {where}, so it is unclear where its points are on the moving image: put it under "
-            "the same transform as the moving volume, or take it out of its transform (Data module)"
-        )
-
-
-def moving_points(markups, moving_volume, role: str = "moving points") -> tuple[np.ndarray, list[str]]:
-    """A moving-side list's points in the moving volume's own frame (RAS mm) and their labels."""
-    world, labels = placed_points(markups, role)
-    _check_moving_frame(markups, moving_volume, f"{role} list")
-    if markups.GetParentTransformNode() is None:
-        return world, labels
-    local = np.zeros_like(world)
-    for index in range(len(local)):
-        position = [0.0, 0.0, 0.0]
-        markups.GetNthControlPointPosition(index, position)  # its own coordinates: it moves with the volume
-        local[index] = position
-    return local, labels
-
-
 def show_moving_under(transform_node, moving_volume, moving_nodes=()) -> list:
     """Put the moving volume under ``transform_node`` to show what was measured; moving-side nodes in
     the volume's frame (same parent transform) go with it, so that they keep meaning the same points.
@@ -101,7 +95,7 @@ def show_moving_under(transform_node, moving_volume, moving_nodes=()) -> list:
     """
     if transform_node is None or mrml.is_under(moving_volume, transform_node):
         return []
-    moved = [moving_volume] + [node for node in moving_nodes if node is not None and _same_frame(node, moving_volume)]
+    moved = [moving_volume] + [node for node in moving_nodes if node is not None and same_frame(node, moving_volume)]
     parent = moving_volume.GetParentTransformNode()
     moving_volume.SetAttribute(REPLACED_PARENT, parent.GetID() if parent is not None else "")
     moving_volume.SetAttribute(SHOWN_UNDER, transform_node.GetID())

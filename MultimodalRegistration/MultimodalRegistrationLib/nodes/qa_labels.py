@@ -11,7 +11,7 @@ import SimpleITK as sitk
 from ..core.errors import InputError
 from ..core.segment_layers import layered_segments
 from . import mrml
-from .qa_frames import _check_moving_frame
+from .moving_frame import check_moving_frame
 
 
 def _segments(node) -> list[tuple[str, str]]:
@@ -80,7 +80,7 @@ def _export_reference(node, volume, side: str, role: str):
     moving segmentation under no transform while the moving volume is under one (it holds moving-image
     coordinates). Refuses a node whose place on its volume is unclear."""
     if side == "moving":
-        _check_moving_frame(node, volume, role)
+        check_moving_frame(node, volume, role)
     if side == "fixed" and node.GetParentTransformNode() is not None:
         # A segmentation too: exported where it is shown, one 21 mm off guided a result as far off, Dice 1.0 (a
         # helper's scripted session). The fixed volume is under none (check_volume_pair).

@@ -8,7 +8,7 @@ from ..core.errors import InputError
 from ..landmarks.fit import pair_landmarks
 from .checks import check_node_pair
 from .landmarks import placed_points
-from .qa_frames import moving_points
+from .moving_frame import moving_points
 
 
 def _unique(labels: list[str]) -> list[str]:

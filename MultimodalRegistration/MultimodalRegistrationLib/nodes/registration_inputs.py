@@ -120,7 +120,7 @@ def write_landmarks(parameters, folder: Path, fields: list[Field]) -> dict[str, 
     """Both landmark lists as CSV in RAS (the moving list in the moving volume's own frame), paired by label."""
     from ..landmarks.points_io import write_points_csv
     from .landmarks import placed_points
-    from .qa_frames import moving_points
+    from .moving_frame import moving_points
 
     fixed, moving = _pair(parameters, fields, "landmark guidance", ("the fixed landmarks", "the moving landmarks"))
     if fixed is None:
