@@ -3092,3 +3092,54 @@ REGISTER_OUTPUT_CASES = {  # each had run the engine, then exited 1 or 2, or sto
 @pytest.mark.parametrize("name", list(REGISTER_OUTPUT_CASES))
 def test_register_output_refusals_come_before_the_engine(name, tmp_path, private_tmp, capsys):
     _assert_refused(REGISTER_OUTPUT_CASES[name], tmp_path, private_tmp, capsys)
+
+
+# =========================================================================== custom presets (session 54)
+def edited_preset(engine: str, edit: Callable[[str], str], name: str | None = None) -> Builder:
+    """A case: the valid pair registered with a copy of the shipped rigid preset of ``engine``, edited by ``edit``."""
+
+    def build(inputs: Path, out: Path) -> list[str]:
+        preset = _custom_preset(inputs, engine, name or ("mine.json" if engine == "ants" else "mine.txt"))
+        preset.write_bytes(edit(preset.read_text()).encode("latin-1"))
+        return _register(*_pair(inputs), out, "--engine", engine, "--preset", str(preset))
+
+    return build
+
+
+def _ants_stage(key: str, value: str) -> Callable[[str], str]:
+    """An edit of the shipped ANTs rigid preset: ``"key": value`` added to its first stage."""
+    return lambda text: text.replace('"transform": "Rigid"', f'"transform": "Rigid", "{key}": {value}', 1)
+
+
+PRESET_CASES = {  # each had run with exit 0 and a wrong or different result, or failed in the engine (exit 1)
+    "elastix: stages added, not composed": Case(edited_preset("elastix", lambda t: t.replace('"Compose"', '"Add"')),
+                                                'set (HowToCombineTransforms "Compose")'),
+    "elastix: a parameter given twice": Case(edited_preset("elastix", lambda t: t + "(NumberOfResolutions 1)\n"),
+                                             "NumberOfResolutions is given twice: keep one"),
+    "elastix: an odd quote": Case(edited_preset("elastix", lambda t: t + '(ResultImageFormat "nrrd)\n'),
+                                  "is not '(Key value ...)'"),
+    "elastix: an empty value list": Case(edited_preset("elastix", lambda t: t + "(MaximumStepLength )\n"),
+                                         "(MaximumStepLength ) has no value"),
+    "elastix: a step list shorter than the resolutions": Case(
+        edited_preset("elastix", lambda t: t + "(NumberOfJacobianMeasurements 1000 1000)\n"),
+        "NumberOfJacobianMeasurements has 2 values for"),
+    "elastix: mean squares on two modalities": Case(
+        edited_preset("elastix", lambda t: t.replace('"AdvancedMattesMutualInformation"', '"AdvancedMeanSquares"')),
+        "images of two modalities are compared by mutual information"),
+    "elastix: a Latin-1 comment": Case(edited_preset("elastix", lambda t: "// Müller's preset\n" + t),
+                                       "is not UTF-8 text: save it as UTF-8"),
+    "elastix: a preset file in capitals": Case(edited_preset("elastix", lambda t: t, "MINE.TXT"),
+                                               "a preset file ends in its engine's suffix"),
+    "ANTs: a sampling misspelled": Case(edited_preset("ants", lambda t: t.replace('"Regular"', '"Regullar"', 1)),
+                                        "sampling 'Regullar' is not one of None, Regular, Random"),
+    "ANTs: a sampling percentage of 10": Case(
+        edited_preset("ants", lambda t: t.replace('"sampling_percentage": 0.1', '"sampling_percentage": 10', 1)),
+        "sampling_percentage 10 is not a share of the voxels"),
+    "ANTs: a key given twice": Case(edited_preset("ants", _ants_stage("transform", '"Affine"')),
+                                    "gives 'transform' twice in one object: keep one"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(PRESET_CASES))
+def test_a_custom_preset_elastix_or_ants_would_misread_is_refused_first(name, tmp_path, private_tmp, capsys):
+    _assert_refused(PRESET_CASES[name], tmp_path, private_tmp, capsys)

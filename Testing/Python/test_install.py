@@ -209,3 +209,14 @@ def test_a_missing_engine_names_the_install_command_for_slicer_and_for_a_shell(t
     assert hint.startswith(f'outside Slicer: pip install "{requirement("itk-elastix")}"; in Slicer, ')
     assert "slicer.util.pip_install(['itk-elastix>=" in hint and "requirements.txt" not in hint
     assert all(f"'{pin}'" in hint for pin in kept_as_they_are())
+
+
+def test_an_engine_failure_is_called_out_of_memory_only_when_it_says_so():
+    """ANTs prints 'Container manages memory: true' in its image dump: any failure had been hinted as out of memory
+    ('downsample the larger image'; a helper's preset sweep: a sampling percentage of 10)."""
+    from MultimodalRegistrationLib.engines.run import engine_hint
+
+    dump = "Image (0x55): Container manages memory: true ... Exception: sampling percentage must be in (0, 1]"
+    assert "memory" not in engine_hint(dump)
+    assert engine_hint("std::bad_alloc").startswith("not enough memory")
+    assert engine_hint("itk::MemoryAllocationError: Failed to allocate memory for image") != engine_hint(dump)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..core.errors import InputError
 from .preset_checks import check_ants_recipe
-from .presets import Preset, presets_dir, stage_flags, stage_kind
+from .presets import Preset, preset_text, presets_dir, stage_flags, stage_kind
 from .registry import EngineSpec
 from .sampling import StageSampling
 
@@ -36,9 +36,9 @@ def shrink_factors(stage: dict, voxel_mm: float) -> list[int]:
 def read_preset(spec: EngineSpec, name: str, description: str, files: list[Path]) -> Preset:
     """One JSON file; checked for unknown keys before any engine runs."""
     (path,) = files
-    text = path.read_text(encoding="utf-8-sig")
+    text = preset_text(path, "ANTs")
     try:
-        recipe = json.loads(text)
+        recipe = json.loads(text, object_pairs_hook=lambda pairs: _once(pairs, path))
     except json.JSONDecodeError as error:
         raise InputError(f"ANTs preset {path} is not valid JSON ({error}): fix the file") from None
     check_ants_recipe(recipe, text, f"ANTs preset {path}", presets_dir() / spec.name)
@@ -47,6 +47,15 @@ def read_preset(spec: EngineSpec, name: str, description: str, files: list[Path]
     description = description or recipe.get("description", "")
     flags = stage_flags(_kinds(recipe["stages"]))
     return Preset(spec.name, name, description, recipe=recipe, files=[str(path)], **flags)
+
+
+def _once(pairs: list[tuple[str, object]], path: Path) -> dict:
+    """A JSON object whose keys each come once: a key given twice had silently kept its last value."""
+    keys = [key for key, _ in pairs]
+    twice = sorted({key for key in keys if keys.count(key) > 1})
+    if twice:
+        raise InputError(f"ANTs preset {path} gives {', '.join(repr(k) for k in twice)} twice in one object: keep one")
+    return dict(pairs)
 
 
 def _kinds(stages: list[dict]) -> list[tuple[str, str]]:

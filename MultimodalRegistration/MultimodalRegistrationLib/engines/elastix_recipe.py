@@ -17,7 +17,7 @@ import numpy as np
 
 from ..core.errors import InputError
 from .preset_checks import check_elastix_entries
-from .presets import Preset, presets_dir, stage_flags, stage_kind
+from .presets import Preset, preset_text, presets_dir, stage_flags, stage_kind
 from .registry import EngineSpec
 from .sampling import StageSampling, parameter_number
 
@@ -40,7 +40,7 @@ def elastix_entries(text: str) -> list[tuple[int, str, list[str]]]:
         if not stripped:
             continue
         match = _ENTRY.match(stripped)
-        if not match:
+        if not match or stripped.count('"') % 2:  # an odd quote: elastix refuses the file
             raise InputError(
                 f"elastix parameter line is not '(Key value ...)': {stripped!r} (line {number}): fix the preset file"
             )
@@ -63,7 +63,7 @@ def read_preset(spec: EngineSpec, name: str, description: str, files: list[Path]
     """One parameter file per stage, run in order; checked for unknown names before any engine runs."""
     maps = []
     for path in files:
-        text = path.read_text(encoding="utf-8-sig")
+        text = preset_text(path, "elastix")
         parameters, file_description = parse_elastix_parameters(text)
         if "Transform" not in parameters:
             raise InputError(f"elastix preset {path} has no (Transform ...) line: add one")

@@ -115,10 +115,52 @@ def _elastix_values(key: str, values: list[str]) -> str | None:
     return None
 
 
+# Parameters with one value per resolution (or one for all): a shorter list had reused its first value at the finer
+# levels (a 4 mm step at the finest), silently (a helper's preset sweep).
+PER_RESOLUTION = ("MaximumNumberOfIterations", "NumberOfSpatialSamples", "MaximumStepLength", "NumberOfHistogramBins",
+                  "SP_a", "SP_A", "SP_alpha", "NumberOfJacobianMeasurements")  # fmt: skip
+PYRAMID_SCHEDULES = ("ImagePyramidSchedule", "FixedImagePyramidSchedule", "MovingImagePyramidSchedule")
+
+
+def _file_problems(entries: list[tuple[int, str, list[str]]], where: str) -> list[str]:
+    """What is wrong with the file as a whole: a parameter given twice (elastix refuses such a file; two maps
+    pasted into one had run as the last), an empty value list, lists whose lengths do not match
+    NumberOfResolutions, transforms combined otherwise than composed, an image metric other than mutual
+    information."""
+    problems, first = [], {}
+    for line, key, values in entries:
+        if key in first:
+            problems.append(f"{where} lines {first[key]} and {line}: {key} is given twice: keep one (one parameter "
+                            "map per file; a stage of its own goes in a file of its own)")  # fmt: skip
+        first.setdefault(key, line)
+        if not values:
+            problems.append(f"{where} line {line}: ({key} ) has no value: give one, or remove the line")
+    found = {key: values for _, key, values in entries}
+    resolutions = found.get("NumberOfResolutions", ["1"])
+    count = int(resolutions[0]) if len(resolutions) == 1 and _WHOLE.fullmatch(resolutions[0]) else None
+    for line, key, values in entries if count else ():
+        if key in PER_RESOLUTION and values and len(values) not in (1, count):
+            problems.append(f"{where} line {line}: {key} has {len(values)} values for {count} resolutions: give one "
+                            f"for all, or one per resolution ({count})")  # fmt: skip
+        if key in PYRAMID_SCHEDULES and values and len(values) != 3 * count:  # elastix falls back to its default
+            problems.append(f"{where} line {line}: {key} has {len(values)} values, not a shrink factor per axis for "
+                            f"each of the {count} resolutions: give {3 * count} (3 axes x {count})")  # fmt: skip
+    combine = found.get("HowToCombineTransforms") or ["Compose"]
+    if combine != ["Compose"]:
+        problems.append(f"{where}: HowToCombineTransforms is '{' '.join(combine)}': the stages of a result are "
+                        'composed: set (HowToCombineTransforms "Compose")')  # fmt: skip
+    metric = (found.get("Metric") or [""])[0]
+    if metric and "MutualInformation" not in metric:
+        problems.append(f"{where}: the image metric is '{metric}': images of two modalities are compared by mutual "
+                        'information: use (Metric "AdvancedMattesMutualInformation"), a penalty after it')  # fmt: skip
+    return problems
+
+
 def check_elastix_entries(entries: Iterable[tuple[int, str, list[str]]], where: str, root: Path) -> None:
     """Refuse unknown parameter names and wrong values in one parameter file; ``where`` names the file."""
     plain, templates = _elastix_names(_data_file(root, ELASTIX_NAMES))
-    problems = []
+    entries = list(entries)
+    problems = _file_problems(entries, where)
     for line, key, values in entries:
         if not _known_elastix(key, plain, templates):
             near = _suggest_elastix(key, plain, templates)
@@ -179,6 +221,26 @@ def _ants_stage_values(stage: dict, keys: dict, misspelled: set) -> list[str]:
                 wrong.append(
                     f"{per_level} {stage[per_level]!r} needs one value per level, like iterations ({len(iterations)})"
                 )
+    return wrong + _ants_sampling_values(stage)
+
+
+ANTS_SAMPLINGS = ("None", "Regular", "Random")
+
+
+def _ants_sampling_values(stage: dict) -> list[str]:
+    """Shrink factors, sampling and its share, which ANTs had refused only after the start search, with no cause
+    stated (a helper's preset sweep); level_spacing_mm given beside shrink_factors, which it had silently replaced."""
+    wrong = []
+    if "level_spacing_mm" in stage and "shrink_factors" in stage:
+        wrong.append("gives both level_spacing_mm and shrink_factors, and level_spacing_mm wins: keep one of them")
+    factors = stage.get("shrink_factors", [1])
+    if isinstance(factors, list) and not all(type(f) is int and f >= 1 for f in factors):
+        wrong.append(f"shrink_factors {factors!r} are not whole numbers of 1 or more: give e.g. [4, 2, 1]")
+    if stage.get("sampling", "Regular") not in ANTS_SAMPLINGS:
+        wrong.append(f"sampling '{stage['sampling']}' is not one of {', '.join(ANTS_SAMPLINGS)}")
+    share = stage.get("sampling_percentage", 0.25)
+    if type(share) not in (int, float) or not 0 < share <= 1:
+        wrong.append(f"sampling_percentage {share!r} is not a share of the voxels above 0 and up to 1: give e.g. 0.25")
     return wrong
 
 

@@ -110,6 +110,16 @@ def _manifest(dimension: int = 3) -> dict:
     return json.loads((presets_dir() / _MANIFESTS[dimension]).read_text())
 
 
+def preset_text(path: Path, engine: str) -> str:
+    """A custom preset file's text, refused (:class:`InputError`) when it is not UTF-8: a Latin-1 comment or a
+    Notepad UTF-16 file had stopped the run with a traceback (a helper's preset sweep)."""
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(f"{engine} preset {path} is not UTF-8 text: save it as UTF-8 (an editor's Save as, "
+                         "encoding UTF-8)") from None  # fmt: skip
+
+
 def load_preset(engine: str, preset: str, dimension: int = 3) -> Preset:
     """Load a named preset of ``engine`` for images of ``dimension`` (2 or 3), or a custom preset file path (3D
     only: the 2D runner and its start search take the named 2D presets' linear stages)."""
@@ -132,6 +142,10 @@ def load_preset(engine: str, preset: str, dimension: int = 3) -> Preset:
         raise InputError(f"preset file {candidate} does not exist: check the path, or choose a named preset "
                          f"(mmreg presets lists them)")  # fmt: skip
     entries = _manifest(dimension).get(engine, {})
+    if preset not in entries and candidate.is_file():  # Upper.TXT, my.param: "unknown preset" had misled
+        takes = ", ".join(f"{other.label} {other.preset_suffix}" for other in map(engine_spec, ENGINE_NAMES))
+        raise InputError(f"preset file {candidate}: a preset file ends in its engine's suffix ({takes}, in lower "
+                         "case): rename it")  # fmt: skip
     if preset not in entries:
         kind, or_file = ("2D ", "") if dimension == 2 else ("", " or give a preset file path")
         others = [other for other in ENGINE_NAMES if other != engine and preset in _manifest(dimension).get(other, {})]

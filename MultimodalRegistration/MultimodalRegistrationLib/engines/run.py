@@ -82,6 +82,7 @@ def engine_hint(message: str) -> str:
         )
     if any(text in lowered for text in ("could not find enough image samples", "sampledpointset")):
         return "the mask is too small for the sampler: crop the image instead of masking, or enlarge the mask"
-    if "memory" in lowered or "bad_alloc" in lowered:
+    # "memory" alone had matched ANTs's image dump ("Container manages memory: true") under another failure
+    if any(text in lowered for text in ("bad_alloc", "out of memory", "memoryerror", "allocat", "not enough mem")):
         return "not enough memory: downsample the larger image (mmreg prep --downsample-to MM)"
     return "check the engine log; try the rigid preset first, or prealign with landmarks"
