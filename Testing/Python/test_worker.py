@@ -149,3 +149,16 @@ def test_the_stderr_tail_read_as_the_worker_is_closed_never_raises(tmp_path):
         process.close()
         reader.join()
     assert failures == []
+
+
+def test_a_worker_crash_says_it_is_a_bug_with_the_traceback_to_report(tmp_path):
+    """The hint said 'report it with the traceback', and no traceback was printed (a helper's preset sweep)."""
+    from MultimodalRegistrationLib.process.jobs import RegistrationJob
+
+    worker = WorkerJob(RegistrationJob(fixed="f.nrrd", moving="m.nrrd", output_transform=str(tmp_path / "T.h5")))
+    crash = 'Traceback (most recent call last):\n  File "elastix.py", line 1, in run\nIndexError: list index out of range\n'
+    worker._handle({"event": "error", "kind": "internal", "message": "IndexError: list index out of range",
+                    "hint": "this is a bug: report it with the traceback", "traceback": crash})  # fmt: skip
+    said = str(worker.error)
+    assert said.startswith("IndexError: list index out of range\nhint: this is a bug: report it with the traceback:\n")
+    assert said.endswith('  File "elastix.py", line 1, in run\nIndexError: list index out of range')

@@ -321,8 +321,11 @@ class WorkerJob:
             self.worker_info = event.pop("worker", {})
             codes = {"input": EXIT_INPUT, "busy": EXIT_INPUT}
             code = codes.get(event["kind"], EXIT_ENGINE)
-            self.error = WorkerFailure(event["kind"], event["message"], event.get("hint", ""), code, event.get("log"))
             self.traceback = event.get("traceback", "")
+            hint = event.get("hint", "")
+            if self.traceback:  # "report it with the traceback" had come without one (a helper's preset sweep)
+                hint = f"{hint}:\n{self.traceback.rstrip()}"
+            self.error = WorkerFailure(event["kind"], event["message"], hint, code, event.get("log"))
             self._finish()
         elif kind == "exit" and self.running:
             tail = self._process.stderr_tail() if self._process is not None else ""
