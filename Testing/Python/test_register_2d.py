@@ -401,6 +401,9 @@ def test_the_outputs_keep_the_files_own_origin(tmp_path, mr, capsys):
 
     command = shlex.split(summary["command"])
     assert command[:2] == ["mmreg", "register2d"] and command[command.index("--moving-pixel-size") + 1] == "0.5"
+    # the threads the engine ran with, pinned (with 1 a similarity's parameters differ), and the presets' hashes
+    assert command[command.index("--threads") + 1] == str(summary["threads"])
+    assert len(summary["preset_sha256"]) == len(summary["preset_files"]) >= 1
     assert summary["simpleitk_version"] == sitk.Version.VersionString() and summary["python_version"]
     (tmp_path / "S.json").unlink()
     assert main(command[1:]) == 0

@@ -25,13 +25,14 @@ import platform
 import sys
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
 from ..core.choices import DEFAULT_PRESET, DEFAULT_SEED
+from ..core.digest import file_sha256
 from ..core.files import OutputSet, stem_of, suffix_of
 from ..core.records import Record
 from ..core.version import __version__
@@ -68,6 +69,7 @@ class Summary2D(Record):
     outputs: dict = field(default_factory=dict)
     dimension: int = 2
     preset_files: list = field(default_factory=list)
+    preset_sha256: list = field(default_factory=list)  # each preset file's, so an edited shipped preset shows
     threads: int = 1
     mmreg_version: str = ""
     sources: dict = field(default_factory=dict)
@@ -292,7 +294,10 @@ def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) ->
             threads=result.threads, mmreg_version=__version__, candidates=result.candidates,
             working_pixel_mm=result.working_pixel_mm, matrix_files=matrix_files.round(9).tolist(),
             warnings=result.warnings + _plane_warnings(fixed, moving),
-            command=register2d_command(job), simpleitk_version=sitk.Version.VersionString(),
+            # the threads the engine ran with, pinned: with 1 thread a similarity's parameters differ (a helper's sweep)
+            command=register2d_command(replace(job, threads=result.threads)),
+            preset_sha256=[file_sha256(path) for path in result.preset_files],
+            simpleitk_version=sitk.Version.VersionString(),
             python_version=platform.python_version(),
             geometry={role: {"origin_lps_mm": list(image.origin), "direction": list(image.direction),
                              "size": list(image.image.GetSize())} for role, image in (("fixed", fixed), ("moving", moving))},
