@@ -483,3 +483,26 @@ def test_before_is_the_registrations_start_where_the_panel_left_the_moving_volum
         tre = metrics.landmarks.tre_before.mean_mm, metrics.landmarks.tre_after.mean_mm
         assert tre == pytest.approx((4.0, 6.0), abs=0.01), tre
         assert any("farther apart after the transform" in warning for warning in metrics.warnings)
+
+
+def test_target_points_skipped_or_outside_are_read_as_mmreg_qa_reads_them(scene, small_pair, volumes):
+    """A point marked skipped had been refused by the panel, where mmreg qa leaves it out with its partner; a list
+    500 mm away had read a TRE of 866 mm, where mmreg qa refuses it (a helper's sweep)."""
+    fixed, moving = volumes
+    truth = mrml.transform_to_node(scene, small_pair.truth, name="truth")
+    labels = [f"T{i}" for i in range(8)]  # shared labels pair them: a skipped one goes with its partner
+    fixed_targets = point_list(scene, small_pair.head_points[:8], "CT labelled", labels)
+    moving_targets = point_list(scene, small_pair.truth.transform_points(small_pair.head_points[:8]), "MR labelled",
+                                labels)  # fmt: skip
+    moving_targets.SetNthControlPointPositionMissing(3)
+    metrics, table = assess(truth, fixed, moving, fixedTargetPoints=fixed_targets, movingTargetPoints=moving_targets)
+    scene.RemoveNode(table)
+    assert metrics.landmarks.tre_after.count == 7 and metrics.landmarks.tre_after.max_mm < 1e-6
+    assert any("is marked skipped (not visible in that image): left out, with its partner" in w for w in
+               metrics.landmarks.warnings + metrics.warnings)  # fmt: skip
+    far = point_list(scene, small_pair.head_points[:8] + [600.0, 0.0, 0.0], "far targets")
+    count = scene.GetNumberOfNodes()
+    with pytest.raises(InputError, match="all 8 fixed points lie outside the fixed image"):
+        assess(truth, fixed, moving, fixedTargetPoints=far, movingTargetPoints=point_list(
+            scene, small_pair.truth.transform_points(small_pair.head_points[:8]), "partners"))
+    assert scene.GetNumberOfNodes() == count + 1  # the partner list made above, nothing else

@@ -101,8 +101,8 @@ def fit_markups(
             )
         reference = mrml.image_from_volume_node(reference_volume_node)
 
-    fixed_ras, fixed_labels, fixed_skipped = _placed(fixed_markups, "fixed")
-    moving_ras, moving_labels, moving_skipped = _placed(moving_markups, "moving")
+    fixed_ras, fixed_labels, fixed_skipped = placed_and_skipped(fixed_markups, "fixed")
+    moving_ras, moving_labels, moving_skipped = placed_and_skipped(moving_markups, "moving")
     skipped = leave_out_skipped(
         fixed_labels,
         moving_labels,
@@ -190,7 +190,7 @@ def placement(markups) -> tuple[int, list[str], list[str]]:
     return placed, placing, skipped
 
 
-def _placed(markups, role: str) -> tuple[np.ndarray, list[str], list[str]]:
+def placed_and_skipped(markups, role: str) -> tuple[np.ndarray, list[str], list[str]]:
     """World RAS positions (mm) and labels of the placed points, and the labels of points marked skipped;
     refuses an empty list and points that are not placed yet."""
     if markups.GetNumberOfControlPoints() == 0:
@@ -209,13 +209,18 @@ def _placed(markups, role: str) -> tuple[np.ndarray, list[str], list[str]]:
 
 def placed_points(markups, role: str) -> tuple[np.ndarray, list[str]]:
     """World RAS positions (mm) and labels; refuses an empty list and points not placed or marked skipped."""
-    points, labels, skipped = _placed(markups, role)
+    points, labels, skipped = placed_and_skipped(markups, role)
+    refuse_skipped(markups, role, skipped)
+    return points, labels
+
+
+def refuse_skipped(markups, role: str, skipped: list[str]) -> None:
+    """Refuse a list with points marked skipped, where nothing pairs them by label to leave them out."""
     if skipped:
         raise InputError(
             f"{role} point '{skipped[0]}' in '{markups.GetName()}' is marked skipped (not visible in that image): "
             "place it or delete it"
         )
-    return points, labels
 
 
 def guess_point_lists(lists) -> tuple:

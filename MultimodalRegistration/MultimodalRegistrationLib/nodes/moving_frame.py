@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.errors import InputError
-from .landmarks import placed_points
+from .landmarks import placed_and_skipped, refuse_skipped
 
 
 def same_frame(node, volume) -> bool:
@@ -27,14 +27,24 @@ def check_moving_frame(node, moving_volume, role: str) -> None:
 
 
 def moving_points(markups, moving_volume, role: str = "moving points") -> tuple[np.ndarray, list[str]]:
-    """A moving-side list's points in the moving volume's own frame (RAS mm) and their labels."""
-    world, labels = placed_points(markups, role)
+    """A moving-side list's points in the moving volume's own frame (RAS mm) and their labels; points marked skipped
+    are refused."""
+    points, labels, skipped = moving_points_and_skipped(markups, moving_volume, role)
+    refuse_skipped(markups, role, skipped)
+    return points, labels
+
+
+def moving_points_and_skipped(markups, moving_volume, role: str) -> tuple[np.ndarray, list[str], list[str]]:
+    """:func:`moving_points` of the placed points, and the labels of the points marked skipped."""
+    world, labels, skipped = placed_and_skipped(markups, role)
     check_moving_frame(markups, moving_volume, f"{role} list")
     if markups.GetParentTransformNode() is None:
-        return world, labels
+        return world, labels, skipped
+    placed = [i for i in range(markups.GetNumberOfControlPoints())
+              if markups.GetNthControlPointPositionStatus(i) == markups.PositionDefined]  # fmt: skip
     local = np.zeros_like(world)
-    for index in range(len(local)):
+    for row, index in enumerate(placed):
         position = [0.0, 0.0, 0.0]
         markups.GetNthControlPointPosition(index, position)  # its own coordinates: it moves with the volume
-        local[index] = position
-    return local, labels
+        local[row] = position
+    return local, labels, skipped

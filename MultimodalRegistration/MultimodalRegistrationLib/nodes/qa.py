@@ -30,8 +30,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import InputError
-from ..core.transforms import Transform
+from ..core.transforms import Transform, lps_ras_points
 from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
+from ..landmarks.bounds import check_points_inside
 from ..process.jobs import QAJob
 from ..process.stability import assess_with_restarts
 from ..qa.assess import TWO_D_QA, write_qa_outputs
@@ -140,6 +141,10 @@ def gather_inputs(parameters, python: str | None = None) -> QAInputs:
         (nodes["fixed_points"], nodes["moving_points"]),
     )
     inputs.points, inputs.paired_by, inputs.warnings = arguments, paired_by, warnings + ([stale] if stale else [])
+    for role, image in (("fixed", inputs.fixed), ("moving", inputs.moving)) if arguments else ():
+        # as mmreg qa checks them: a list 500 mm away had read TRE 866 mm (a helper's sweep)
+        inputs.warnings += check_points_inside(lps_ras_points(arguments[f"{role}_points_ras"]), image,
+                                               arguments[f"{role}_point_labels"], role)  # fmt: skip
     check_node_pair(fixed_segmentation, moving_segmentation, "segmentation overlap", "the fixed segmentation",
                     "the moving segmentation", "select one for each image")  # fmt: skip
     if fixed_segmentation is not None:
