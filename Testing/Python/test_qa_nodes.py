@@ -506,3 +506,23 @@ def test_target_points_skipped_or_outside_are_read_as_mmreg_qa_reads_them(scene,
         assess(truth, fixed, moving, fixedTargetPoints=far, movingTargetPoints=point_list(
             scene, small_pair.truth.transform_points(small_pair.head_points[:8]), "partners"))
     assert scene.GetNumberOfNodes() == count + 1  # the partner list made above, nothing else
+
+
+def test_stability_reruns_a_custom_preset_file_by_its_path(scene, small_pair, volumes, tmp_path):
+    """A result made with the Custom preset file 'my rigid.txt' recorded its stem as the preset, and QA's restarts
+    were refused: "unknown elastix preset 'my rigid'" (a helper's sweep). The result records the file too."""
+    from MultimodalRegistrationLib.engines.presets import presets_dir
+    from MultimodalRegistrationLib.nodes.registration_result import _preset_file
+
+    fixed, moving = volumes
+    custom = tmp_path / "my rigid.txt"
+    custom.write_text((presets_dir() / "elastix" / "rigid.txt").read_text())
+    assert _preset_file(str(custom)) == str(custom) and _preset_file("rigid") == _preset_file(None) == ""
+    result = mrml.transform_to_node(scene, small_pair.truth, name="result")
+    for key, value in (("engine", "elastix"), ("preset", "my rigid"), ("presetFile", str(custom))):
+        result.SetAttribute(REGISTRATION_PREFIX + key, value)
+    options = gather_inputs(qa_parameters(transform=result, fixedVolume=fixed, movingVolume=moving)).stability_options
+    assert options["preset"] == str(custom) and options["engine"] == "elastix"
+    custom.unlink()  # moved away since: the name, as before
+    assert gather_inputs(qa_parameters(transform=result, fixedVolume=fixed, movingVolume=moving)).stability_options[
+        "preset"] == "my rigid"

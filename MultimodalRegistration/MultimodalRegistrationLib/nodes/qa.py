@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -164,7 +165,10 @@ def gather_inputs(parameters, python: str | None = None) -> QAInputs:
     }
     # Node names are not files: an empty "sources" keeps the restarts from taking them for paths.
     inputs.stability_options = {"sources": {}, "engine": restart_engine(transform_node)}
-    preset = transform_node.GetAttribute(REGISTRATION_PREFIX + "preset") if transform_node else None
+    # a custom preset file by its path, where it is still there (a restart named its stem, no preset; a sweep)
+    preset_file = transform_node.GetAttribute(REGISTRATION_PREFIX + "presetFile") if transform_node else None
+    preset = preset_file if preset_file and Path(preset_file).is_file() else (
+        transform_node.GetAttribute(REGISTRATION_PREFIX + "preset") if transform_node else None)
     if preset and transform_node.GetAttribute(REGISTRATION_PREFIX + "engine") in ENGINE_NAMES:
         inputs.stability_options["preset"] = preset  # the preset that made it, with the engine that made it
     if python:

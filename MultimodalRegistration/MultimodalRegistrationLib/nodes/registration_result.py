@@ -117,6 +117,8 @@ class NodeRegistration(NodeJob):
             "engine": provenance.engine,
             "engineVersion": provenance.engine_version,
             "preset": provenance.preset,
+            # a custom preset file's path: QA's restarts rerun it (the name, its file's stem, is no named preset)
+            "presetFile": _preset_file(self._worker.job.get("preset")),
             "libraryVersion": provenance.library_version,
             "seed": provenance.seed,
             "threads": provenance.threads,
@@ -211,6 +213,11 @@ def _earlier_segment_nodes(scene, field_node) -> list:
     nodes = scene.GetNodesByClass("vtkMRMLTransformNode")
     found = [nodes.GetItemAsObject(i) for i in range(nodes.GetNumberOfItems())]
     return [node for node in found if node.GetAttribute(ATTRIBUTE_PREFIX + "fieldNodeID") == field_node.GetID()]
+
+
+def _preset_file(preset: str | None) -> str:
+    """The job's preset when it is a custom preset file, else ""."""
+    return preset if preset and Path(preset).suffix in (".txt", ".json") and Path(preset).is_file() else ""
 
 
 def earlier_extras(scene, node) -> list:
