@@ -18,6 +18,7 @@ from MultimodalRegistrationLib.nodes.qa import (
     assess_nodes,
     export_report,
     gather_inputs,
+    measured_nodes,
     qa_parameters,
     restarts_of,
     show_moving_under,
@@ -526,3 +527,27 @@ def test_stability_reruns_a_custom_preset_file_by_its_path(scene, small_pair, vo
     custom.unlink()  # moved away since: the name, as before
     assert gather_inputs(qa_parameters(transform=result, fixedVolume=fixed, movingVolume=moving)).stability_options[
         "preset"] == "my rigid"
+
+
+def test_measuring_again_after_showing_the_result_takes_the_recorded_moving_mask_along(scene, small_pair, volumes):
+    """Register with a moving mask left the volume and the mask under the prealignment; QA's Compute put the volume
+    under the result and left the mask, and the next Compute was refused for the mask's frame (a helper's sweep)."""
+    fixed, moving = volumes
+    prealignment = mrml.transform_to_node(scene, shifted(small_pair.truth), name="prealign")
+    mask = mrml.volume_node_from_image(scene, sitk.Cast(small_pair.moving > 50, sitk.sitkUInt8), "MR mask",
+                                       labelmap=True)  # fmt: skip
+    result = mrml.transform_to_node(scene, small_pair.truth, name="MR to CT")
+    for key, value in (("movingMaskNodeID", mask.GetID()), ("movingParentNodeID", prealignment.GetID()),
+                       ("initialTransformNodeID", prealignment.GetID())):  # fmt: skip
+        result.SetAttribute(REGISTRATION_PREFIX + key, value)
+    for node in (moving, mask):
+        node.SetAndObserveTransformNodeID(prealignment.GetID())
+    first, table, inputs = assess_nodes(qa_parameters(transform=result, fixedVolume=fixed, movingVolume=moving),
+                                        with_inputs=True)  # fmt: skip
+    scene.RemoveNode(table)
+    fixed_node, moving_node, transform, moving_side = measured_nodes(inputs)
+    show_moving_under(transform, moving_node, moving_side)  # what Compute does to show the result
+    assert mask.GetParentTransformNode() is result and moving.GetParentTransformNode() is result
+    again, table = assess(result, fixed, moving)
+    scene.RemoveNode(table)
+    assert again.images_after.mutual_information == pytest.approx(first.images_after.mutual_information, abs=1e-9)

@@ -340,6 +340,10 @@ def measured_nodes(inputs: QAInputs) -> tuple:
     to show the result on (:func:`show_moving_under`), whatever the panel selects now."""
     nodes = inputs.nodes
     moving_side = [nodes["moving_fit_points"], nodes["moving_points"], nodes["moving_labels"]]  # None: not given
+    # the moving mask the result records goes with them: left under the prealignment, it had stopped the next
+    # measurement ("the moving mask is under 'prealign' but the moving volume is under the result"; a sweep)
+    mask_id = nodes["transform"].GetAttribute(REGISTRATION_PREFIX + "movingMaskNodeID") if nodes["transform"] else None
+    moving_side.append(nodes["moving"].GetScene().GetNodeByID(mask_id) if mask_id else None)
     return nodes["fixed"], nodes["moving"], nodes["transform"], moving_side
 
 
