@@ -80,6 +80,10 @@ def test_the_truth_gives_zero_tre_and_a_2mm_shift_gives_2mm(scene, small_pair, v
     assert metrics.to_dict()["landmarks"]["fre"]["after"] is None
     assert value(table, "TRE max after") < 1e-3 and value(table, "TRE mean before") > 20.0
     assert "FRE mean after" not in table_values(table)
+    # which way each number is good, beside it (the panel had not said; a helper's sweep)
+    column = table.GetTable().GetColumnByName("better")
+    said = {name: column.GetValue(row) for row, name in enumerate(table_values(table))}
+    assert said["TRE mean after"] == "lower" and said["MI after"] == "higher" and said["TRE points"] == ""
     assert table.GetAttribute("MultimodalRegistrationQA.transformNodeID") == truth.GetID()
 
     off = mrml.transform_to_node(scene, shifted(small_pair.truth), name="2 mm off")

@@ -10,7 +10,20 @@ from ..qa.point_frames import OTHER_FRAME
 from ..qa.report_types import QAReport
 from ..qa.worse import WRONG_WAY
 
-TABLE_COLUMNS = ("metric", "value", "unit")
+TABLE_COLUMNS = ("metric", "value", "unit", "better")
+# Which way each number is good, by the start of its metric name (the table had not said; a helper's sweep).
+_BETTER = (
+    ("TRE", "lower"), ("FRE", "lower"), ("HD95", "lower"), ("Dice", "higher (1: the same voxels)"), ("MI", "higher"),
+    ("NMI", "higher"), ("NCC", "higher, for one modality only"), ("Jacobian", "near 1 (0 or less: space folds)"),
+    ("folding", "0"), ("inverse consistency", "lower"), ("stability spread", "lower (stable: under the threshold)"),
+)  # fmt: skip
+
+
+def better(metric: str) -> str:
+    """Which way the number of ``metric`` (a table row's name) is good; "" for counts and verdicts."""
+    if metric.endswith((" points", " finished", "verdict")) or metric == "warnings":
+        return ""
+    return next((said for start, said in _BETTER if metric.startswith(start)), "")
 INVERTED_SINCE = "was inverted since its registration"  # nodes.qa's warning on a node Invert turned round
 
 
@@ -90,8 +103,8 @@ def metric_rows(report: QAReport) -> list[tuple[str, str, str]]:
 
 
 def fill_metrics_table(table_node, report: QAReport) -> None:
-    """Replace the table's content with :func:`metric_rows` (three string columns, locked)."""
-    rows = metric_rows(report)
+    """Replace the table's content with :func:`metric_rows` and which way each is good (string columns, locked)."""
+    rows = [(*row, better(row[0])) for row in metric_rows(report)]
     was_modifying = table_node.StartModify()
     table_node.RemoveAllColumns()
     for column, name in enumerate(TABLE_COLUMNS):
