@@ -555,3 +555,19 @@ def test_measuring_again_after_showing_the_result_takes_the_recorded_moving_mask
     again, table = assess(result, fixed, moving)
     scene.RemoveNode(table)
     assert again.images_after.mutual_information == pytest.approx(first.images_after.mutual_information, abs=1e-9)
+
+
+def test_a_recorded_mask_emptied_since_is_named_and_left_out(scene, small_pair, volumes):
+    """The registration's mask, emptied since (a segmentation's segments deleted, a labelmap erased), had refused the
+    whole measurement ('draw the mask or drop it'), though the panel has no mask to drop (a helper's sweep)."""
+    fixed, moving = volumes
+    empty = sitk.Image(small_pair.fixed.GetSize(), sitk.sitkUInt8)
+    empty.CopyInformation(small_pair.fixed)
+    mask = mrml.volume_node_from_image(scene, empty, "CT mask", labelmap=True)
+    truth = mrml.transform_to_node(scene, small_pair.truth, name="truth")
+    truth.SetAttribute(REGISTRATION_PREFIX + "fixedMaskNodeID", mask.GetID())
+    metrics, table = assess(truth, fixed, moving)
+    scene.RemoveNode(table)
+    assert any("the registration's fixed mask 'CT mask' cannot be used now (nothing is drawn in it)" in warning
+               for warning in metrics.warnings), metrics.warnings  # fmt: skip
+    assert metrics.images_after.mutual_information > 0.3

@@ -226,7 +226,17 @@ def registration_masks(transform_node, fixed_volume, moving_volume) -> tuple:
         if node_id and mask_node is None:
             warnings.append(f"the registration used a {role} mask that is no longer in the scene ({node_id}): the "
                             "mutual information and any restarts here run without it")  # fmt: skip
-        masks.append(mask_in_frame(mask_node, volume, role) if mask_node is not None else None)
+        mask = None
+        if mask_node is not None:
+            try:
+                mask = mask_in_frame(mask_node, volume, role)
+                if not sitk.GetArrayViewFromImage(mask).any():
+                    raise InputError("nothing is drawn in it")
+            except InputError as error:  # emptied since: the panel has no mask to drop, and QA had been refused
+                mask = None
+                warnings.append(f"the registration's {role} mask '{mask_node.GetName()}' cannot be used now ({error}): "
+                                "the mutual information and any restarts here run without it")  # fmt: skip
+        masks.append(mask)
     return masks[0], masks[1], warnings
 
 
