@@ -571,3 +571,26 @@ def test_a_recorded_mask_emptied_since_is_named_and_left_out(scene, small_pair, 
     assert any("the registration's fixed mask 'CT mask' cannot be used now (nothing is drawn in it)" in warning
                for warning in metrics.warnings), metrics.warnings  # fmt: skip
     assert metrics.images_after.mutual_information > 0.3
+
+
+def test_moving_points_clicked_on_the_moving_volume_as_shown_are_named(scene, small_pair, volumes):
+    """After Register the moving volume sits under the result; a new list clicked on it as shown (at the scene root)
+    holds world points, which QA reads in the moving volume's own frame: a 1.3 mm result read TRE 41 mm and was
+    called 'the number to trust' (a helper's sweep). The warning names the cause and the fix."""
+    fixed, moving = volumes
+    result = mrml.transform_to_node(scene, shifted(small_pair.truth), name="MR to CT")
+    moving.SetAndObserveTransformNodeID(result.GetID())
+    points = small_pair.head_points[:8]
+    fixed_targets = point_list(scene, points, "CT targets")
+    clicked = point_list(scene, points, "MR clicked as shown")  # the MR as shown lies on the CT: the same places
+    metrics, table = assess(result, fixed, moving, fixedTargetPoints=fixed_targets, movingTargetPoints=clicked)
+    scene.RemoveNode(table)
+    (said,) = [w for w in metrics.warnings if w.startswith("the moving points seem placed on the moving volume as shown")]
+    assert "under 'MR to CT' (0.0 mm from the transform read so" in said and "put their list under the same" in said
+    assert "the number to trust" not in summary_text(metrics)
+    # the same clicks in the volume's frame (its list under the result, as Slicer stores them) are not named
+    local = point_list(scene, shifted(small_pair.truth).transform_points(points), "MR in its frame")
+    local.SetAndObserveTransformNodeID(result.GetID())
+    metrics, table = assess(result, fixed, moving, fixedTargetPoints=fixed_targets, movingTargetPoints=local)
+    scene.RemoveNode(table)
+    assert metrics.landmarks.tre_after.mean_mm < 1e-6 and not [w for w in metrics.warnings if "as shown" in w]

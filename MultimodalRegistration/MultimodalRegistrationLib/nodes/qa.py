@@ -45,7 +45,7 @@ from .job import REGISTRATION_ATTRIBUTE_PREFIX as REGISTRATION_PREFIX
 from .panel import node_of, panel_noun, panel_parameters, panel_value
 from .panel_words import panel_errors
 from .prep import prepared_from
-from .qa_frames import registration_pose, show_moving_under  # noqa: F401 (the module's API)
+from .qa_frames import registration_pose, show_moving_under, shown_frame_warning  # noqa: F401 (the module's API)
 from .qa_labels import label_values, labels_image, mask_in_frame
 from .qa_points import landmark_arguments
 from .qa_table import INVERTED_SINCE, TABLE_COLUMNS, fill_metrics_table, metric_rows, summary_text, table_values  # noqa: F401
@@ -142,6 +142,7 @@ def gather_inputs(parameters, python: str | None = None) -> QAInputs:
         (nodes["fixed_points"], nodes["moving_points"]),
     )
     inputs.points, inputs.paired_by, inputs.warnings = arguments, paired_by, warnings + ([stale] if stale else [])
+    inputs.warnings += [said] if (said := shown_frame_warning(arguments, moving_volume, transform)) else []
     for role, image in (("fixed", inputs.fixed), ("moving", inputs.moving)) if arguments else ():
         # as mmreg qa checks them: a list 500 mm away had read TRE 866 mm (a helper's sweep)
         inputs.warnings += check_points_inside(lps_ras_points(arguments[f"{role}_points_ras"]), image,

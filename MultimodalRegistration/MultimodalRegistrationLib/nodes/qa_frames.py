@@ -3,8 +3,10 @@ moving volume's own frame (see :mod:`.qa` for the rules)."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..core.errors import InputError
-from ..core.transforms import Transform
+from ..core.transforms import Transform, lps_ras_points
 from . import mrml
 from .job import REGISTRATION_ATTRIBUTE_PREFIX
 from .moving_frame import same_frame
@@ -102,3 +104,30 @@ def show_moving_under(transform_node, moving_volume, moving_nodes=()) -> list:
     for node in moved:
         node.SetAndObserveTransformNodeID(transform_node.GetID())
     return moved
+
+
+SHOWN_FRAME = "the moving points seem placed on the moving volume as shown"  # how the warning begins
+
+
+def shown_frame_warning(points: dict, moving_volume, transform: Transform) -> str | None:
+    """A warning when the moving landmarks (``points``: the assessment's arguments, moving ones in the moving
+    volume's frame) fit ``transform`` clearly better read as world points, clicked on the moving volume as its parent
+    transform shows it: a list made at the scene root after Register had read TRE 41 mm for a 1.3 mm result, called
+    the number to trust (a helper's sweep). None when the volume is under no transform or they fit as given."""
+    parent = moving_volume.GetParentTransformNode()
+    if not points or parent is None:
+        return None
+    target = transform.transform_points(lps_ras_points(points["fixed_points_ras"]))
+    moving = lps_ras_points(points["moving_points_ras"])
+    given = float(np.median(np.linalg.norm(target - moving, axis=1)))
+    as_shown = mrml.world_transform(moving_volume).transform_points(moving)
+    shown = float(np.median(np.linalg.norm(target - as_shown, axis=1)))
+    if not (shown < 0.5 * given and given - shown > SHOWN_FRAME_GAIN_MM):
+        return None
+    return (f"{SHOWN_FRAME} under '{parent.GetName()}' ({shown:.1f} mm from the transform read so, {given:.1f} mm as "
+            "given): points clicked on a volume under a transform are world points; put their list under the same "
+            "transform as the moving volume (Data module), then measure again")  # fmt: skip
+
+
+SHOWN_FRAME_GAIN_MM = 2.0  # what reading the points as shown must gain (median, mm) to be named
+

@@ -9,6 +9,7 @@ from ..qa.landmark_outliers import FAR_OFF
 from ..qa.point_frames import OTHER_FRAME
 from ..qa.report_types import QAReport
 from ..qa.worse import WRONG_WAY
+from .qa_frames import SHOWN_FRAME
 
 TABLE_COLUMNS = ("metric", "value", "unit", "better")
 # Which way each number is good, by the start of its metric name (the table had not said; a helper's sweep).
@@ -136,7 +137,7 @@ def summary_text(report: QAReport) -> str:
     if landmarks is not None:
         tre_before, tre, fre = landmarks.tre_before, landmarks.tre_after, landmarks.fre_after
         if tre is not None:
-            doubters = (WRONG_WAY, OTHER_FRAME, FAR_OFF, AGREEMENT_FELL)  # AGREEMENT_FELL: a hardened volume, say
+            doubters = (WRONG_WAY, OTHER_FRAME, FAR_OFF, AGREEMENT_FELL, SHOWN_FRAME)  # AGREEMENT_FELL: hardened, say
             doubted = any(warning.startswith(doubters) or INVERTED_SINCE in warning for warning in report.warnings)
             lines.append(
                 f"TRE {tre.mean_mm:.2f} mm mean, {tre.max_mm:.2f} mm max over {tre.count} target landmarks "
