@@ -243,6 +243,17 @@ def test_presets_are_listed_with_descriptions():
         "elastix rigid", "elastix affine", "elastix deformable", "ants rigid", "ants affine", "ants deformable",
     }  # fmt: skip
     assert all(len(line.split()) > 4 for line in lines)
+    # each with its files (to copy for a custom preset) and whether its result is linear (a helper's preset sweep)
+    by_name = {" ".join(line.split()[:2]): line for line in lines}
+    assert by_name["elastix rigid"].endswith("[linear; elastix/rigid.txt]")
+    assert "[nonlinear: write it to .h5; elastix/rigid.txt, elastix/affine.txt, elastix/bspline.txt]" in by_name[
+        "elastix deformable"]
+    # read by a reader that stops early (`| head -1`): no traceback, exit 0
+    environment = dict(os.environ, PYTHONPATH=str(library_root()))
+    process = subprocess.Popen([sys.executable, "-m", "MultimodalRegistrationLib.cli.main", "presets"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment)  # fmt: skip
+    process.stdout.close()
+    assert process.wait(timeout=60) == 0 and b"Traceback" not in process.stderr.read()
 
 
 @pytest.mark.slow

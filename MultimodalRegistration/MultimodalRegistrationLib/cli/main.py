@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import re
 import signal
 import sys
@@ -122,7 +123,10 @@ def command_presets(arguments: argparse.Namespace) -> int:
     from ..engines.presets import list_presets
 
     for preset in list_presets(arguments.engine, 2 if arguments.two_d else 3):
-        print(f"{preset.engine:8s} {preset.name:11s} {preset.description}")
+        # its files (to copy for a custom preset) and whether its result is linear (a .tfm, an exact inverse)
+        kind = "linear" if preset.is_linear else "nonlinear: write it to .h5"
+        files = ", ".join(str(Path(path).relative_to(Path(path).parents[1])) for path in preset.files)
+        print(f"{preset.engine:8s} {preset.name:11s} {preset.description} [{kind}; {files}]")
     return EXIT_OK
 
 
@@ -234,6 +238,12 @@ def main(argv: list[str] | None = None) -> int:
         failure = WorkerFailure("input", str(error), exit_code=EXIT_INPUT)
     except EngineError as error:
         failure = WorkerFailure("engine", str(error), error.hint, EXIT_ENGINE, error.log_path)
+    except BrokenPipeError:  # `mmreg presets | head`: the reader has what it wanted; no traceback (a sweep)
+        try:  # Python flushes standard output again at exit: to nowhere now
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_OK
     except OSError as error:  # a name no check saw (an input's, a demo folder's): a traceback, exit 1 (a sweep)
         if error.errno != errno.ENAMETOOLONG:
             raise
