@@ -1,5 +1,6 @@
 """Registration preparation on MRML nodes (the RegistrationPrep module's logic) on real slicer-core scenes."""
 
+import json
 import re
 import time
 
@@ -155,6 +156,9 @@ def test_placement_counts_the_current_transform_once(scene, small_pair, phantom_
     assert prep.moving_node.GetTransformNodeID() is None  # like the original moving volume
     assert prep.fixed_mask_node is None and prep.moving_mask_node is None
     assert prep.moving_node.GetAttribute(ATTRIBUTE_PREFIX + "currentTransformNodeID") == truth_node.GetID()
+    # how it was made, whole, as prep.json records it (the margin and the options had not been recorded)
+    record = json.loads(prep.fixed_node.GetAttribute(ATTRIBUTE_PREFIX + "summary"))
+    assert record["options"]["margin_mm"] == MARGIN_MM and record["steps"][0]["step"] == "crop"
     # Sent to the registration panel (RegistrationPrep's Send button): the prepared volumes, and the current
     # transform as its start; volumes that were not prepared are refused, the panel left as it was.
     from MultimodalRegistrationLib.nodes.registration import registration_parameters

@@ -17,6 +17,7 @@ node methods are used here; :mod:`.mrml` is the one file that imports MRML.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -218,6 +219,7 @@ class NodePrep(NodeJob):
             return ", ".join(dict.fromkeys(step.step for step in result.summary.steps if step.image in (role, "both")))
 
         _, current = placement(self.target("moving"), self.target("initial_transform"))
+        record = json.dumps(result.summary.to_dict())
         for name, image in images.items():
             role = name.split("_")[0]
             source = self.target(role)
@@ -231,8 +233,10 @@ class NodePrep(NodeJob):
                     node.CreateDefaultDisplayNodes()
             # The moving outputs sit where the original moving volume sits; the fixed ones in world space.
             node.SetAndObserveTransformNodeID(self._moving_parent_id if role == "moving" else None)
+            # and the whole record, as prep.json holds it (options, steps, modality, warnings, versions)
             attributes = {"sourceNodeID": source.GetID(), "steps": done(role),
-                          "currentTransformNodeID": current.GetID() if current is not None else ""}  # fmt: skip
+                          "currentTransformNodeID": current.GetID() if current is not None else "",
+                          "summary": record}  # fmt: skip
             for key, value in attributes.items():
                 node.SetAttribute(ATTRIBUTE_PREFIX + key, value)
             setattr(self, f"{name}_node", node)

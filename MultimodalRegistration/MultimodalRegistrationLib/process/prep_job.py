@@ -49,7 +49,9 @@ def run_prep_job(job: PrepJob, emit: Callable[[dict], None]) -> PrepJobResult:
             path = output_dir / f"{name}.nrrd"
             sitk.WriteImage(image, str(path), False)
             setattr(outputs, name, str(path))
-    return PrepJobResult(pair.summary(), outputs)
+    summary = pair.summary()
+    summary.options = options  # as prep.json records them: the prepared nodes keep this record (a helper's sweep)
+    return PrepJobResult(summary, outputs)
 
 
 # What a warm worker (:mod:`.warm_worker`) runs for a job of this module.
