@@ -22,7 +22,7 @@ from ..engines.output import EngineOutput
 from ..engines.registry import engine_spec
 from ..engines.run import lost_overlap
 from .guided.run import guided_record, judged_by_centroids, noise_reason, start_uncertainty
-from .guided.score import guidance_score
+from .guided.score import guidance_score, segments_apart_warning
 from .rules.axis_spacing import axis_spacing_warning
 from .rules.far_from_start import (
     FAR_FROM_HEADERS_MM,
@@ -116,6 +116,8 @@ def keep_no_worse(run: RegistrationRun, plan: RunPlan, best: tuple) -> tuple[Kep
         guided.score_engine = guided.score_result
         scored = {"start": guided.score_start, "segment centroids": guided.score_centroids}.get(kept.kept)
         guided.score_result = scored or GuidanceScores.from_dict(guidance_score(prepared, kept.transform).to_dict())
+    if guided is not None and (apart := segments_apart_warning(guided.score_result.dice)):
+        run.warnings.append(apart)
     return kept, guided
 
 
