@@ -102,7 +102,10 @@ def worse_than(after: GuidanceScore, before: GuidanceScore, voxel_mm: float = 0.
         reasons.append(f"segment surface distance {shown} > {before.mean_surface_mm:.2f} mm")
     # Beside segments, fewer than MIN_LANDMARKS landmarks do not veto: one clicked landmark 0.6 mm farther (within
     # its click noise) returned the centroid alignment, Dice 0.89 -> 0.78 and 1.09 -> 1.99 mm (a helper's sweep).
-    counted = not after.dice or len(after.points_mm) >= MIN_LANDMARKS
+    # Nor do landmarks that both poses miss by more than LANDMARKS_TRUSTED_MM: in the wrong frame, or one 773 mm out
+    # of its image, 23.71 against 23.17 mm RMS had returned the centroid alignment (3.48 -> 5.04 mm; a helper's sweep).
+    near = after.points_rms_mm is not None and min(after.points_rms_mm, before.points_rms_mm) <= LANDMARKS_TRUSTED_MM
+    counted = not after.dice or (len(after.points_mm) >= MIN_LANDMARKS and near)
     if counted and after.points_rms_mm is not None and after.points_rms_mm > before.points_rms_mm + tolerance:
         reasons.append(f"landmark distance {after.points_rms_mm:.2f} mm > {before.points_rms_mm:.2f} mm (RMS)")
     return "; ".join(reasons)
