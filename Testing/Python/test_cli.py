@@ -61,7 +61,8 @@ def _start_failing(folder: Path, small_pair) -> Started:
     write_image(small_pair.fixed, folder / "ct.nrrd")
     write_image(small_pair.moving, folder / "mr.nrrd")
     broken = folder / "broken.txt"
-    broken.write_text('(Transform "EulerTransform")\n(Metric "NoSuchMetric")\n')
+    # a metric elastix has no component for, named as mutual information (the checks refuse any other metric)
+    broken.write_text('(Transform "EulerTransform")\n(Metric "NoSuchMutualInformation")\n')
     return Started(
         folder, "register", "--fixed", folder / "ct.nrrd", "--moving", folder / "mr.nrrd", "--preset", broken,
         "--output-transform", folder / "T.h5", "--keep-log",
@@ -211,7 +212,7 @@ def test_a_failed_run_keeps_the_engine_log_when_asked(runs):
     assert run.returncode == 1, run.stderr
     assert f"engine log: {folder / 'T.log'}" in run.stderr
     log = (folder / "T.log").read_text()
-    assert "NoSuchMetric" in log and "(failed)" in log
+    assert "NoSuchMutualInformation" in log and "(failed)" in log
     assert not (folder / "T.h5").exists()
 
 
