@@ -56,3 +56,18 @@ def test_landmarks_both_poses_miss_do_not_veto_the_segments():
     assert worse_than(result, centroids) == ""
     near_result, near_centroids = score(0.86, 1.6, [4.0] * 5), score(0.85, 1.7, [2.5] * 5)
     assert worse_than(near_result, near_centroids).startswith("landmark distance 4.00 mm > 2.50 mm")
+
+
+def test_any_pose_with_segments_says_they_did_not_choose_the_start(pair, tmp_path):
+    """--init any-pose with segmentations searched by the intensities alone and dropped the guided start without a
+    word: 11.4 mm off where auto ends 3.5 mm (a helper's sweep). The start is left as asked, and said."""
+    from MultimodalRegistrationLib.registration.runs import ANY_POSE_UNGUIDED, checked_run, plan_runs
+    from MultimodalRegistrationLib.registration.settings import RegistrationSettings
+
+    guidance = Guidance(pair.fixed_labels, pair.moving_labels)
+    said = {}
+    for init in ("any-pose", "auto"):
+        run = checked_run(pair.fixed, pair.moving, RegistrationSettings(init=init), guidance, lambda *a: None, tmp_path)
+        plan_runs(run)
+        said[init] = ANY_POSE_UNGUIDED in run.warnings
+    assert said == {"any-pose": True, "auto": False}
