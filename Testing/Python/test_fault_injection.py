@@ -3143,3 +3143,29 @@ PRESET_CASES = {  # each had run with exit 0 and a wrong or different result, or
 @pytest.mark.parametrize("name", list(PRESET_CASES))
 def test_a_custom_preset_elastix_or_ants_would_misread_is_refused_first(name, tmp_path, private_tmp, capsys):
     _assert_refused(PRESET_CASES[name], tmp_path, private_tmp, capsys)
+
+
+def one_segmentation_for_both_once_cropped(inputs: Path, out: Path) -> list[str]:
+    """The fixed gland given for the moving image too, saved cropped to its contents (Slicer's .seg.nrrd default):
+    only the same file or the same grid had been caught (a helper's TRUS run: 23 mm off, 'Dice 1.00 -> 1.00')."""
+    segmentations_swapped(inputs, out)
+    gland = sitk.ReadImage(str(inputs / "fixed_gland.nrrd"))
+    statistics = sitk.LabelShapeStatisticsImageFilter()
+    statistics.Execute(sitk.Cast(gland != 0, sitk.sitkUInt8))
+    box = statistics.GetBoundingBox(1)
+    write_image(sitk.RegionOfInterest(gland, box[3:], box[:3]), inputs / "fixed_gland_cropped.nrrd")
+    return _register(inputs / "fixed.nrrd", inputs / "moving.nrrd", out, "--fixed-segmentation",
+                     str(inputs / "fixed_gland.nrrd"), "--moving-segmentation",
+                     str(inputs / "fixed_gland_cropped.nrrd"))  # fmt: skip
+
+
+GUIDED_SWEEP_CASES = {
+    "one segmentation for both images, once cropped": Case(
+        one_segmentation_for_both_once_cropped, "hold the same labelled voxels (one perhaps saved cropped)"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(GUIDED_SWEEP_CASES))
+def test_guided_input_the_sweep_found_is_refused_before_any_engine(name, tmp_path, private_tmp, capsys):
+    _assert_refused(GUIDED_SWEEP_CASES[name], tmp_path, private_tmp, capsys)
+
