@@ -71,3 +71,14 @@ def test_any_pose_with_segments_says_they_did_not_choose_the_start(pair, tmp_pat
         plan_runs(run)
         said[init] = ANY_POSE_UNGUIDED in run.warnings
     assert said == {"any-pose": True, "auto": False}
+
+
+def test_the_start_uncertainty_names_only_what_judged_the_start():
+    """Under --metric segments the start scores no intensities, yet its uncertainty warning said 'the segments and
+    intensities do not fix it' (a helper's sweep)."""
+    from MultimodalRegistrationLib.registration.guided.start import uncertainty_warning
+
+    noise = {"rotation_spread_mm": 6.0, "rotation_spread_deg": 20.0}
+    assert "the segments and intensities do not fix it" in uncertainty_warning("surfaces", noise)
+    only = uncertainty_warning("surfaces", noise, intensities=False)
+    assert "the segments do not fix it" in only and "intensities" not in only

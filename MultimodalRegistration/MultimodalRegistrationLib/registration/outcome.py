@@ -141,7 +141,8 @@ def _judged_by_guidance(run: RegistrationRun, plan: RunPlan, kept: Kept, guided:
             run.warnings, run.recipe.scales,
         ))  # fmt: skip
         uncertain = start_uncertainty(plan.guided_candidates, kept.kept, plan.from_guided_start,
-                                      run.settings.initial_transform is not None)  # fmt: skip
+                                      run.settings.initial_transform is not None,
+                                      run.prepared.guidance.metric == "intensity")  # fmt: skip
         run.warnings += [uncertain] if uncertain else []
     run.lap("keep_check_s")
     return kept

@@ -39,7 +39,7 @@ def guided_starts(
 
 
 def start_uncertainty(
-    choice: dict | None, kept: str, from_guided_start: bool, initial_given: bool = False
+    choice: dict | None, kept: str, from_guided_start: bool, initial_given: bool = False, intensities: bool = True
 ) -> str | None:
     """The guided start's uncertainty warning (:func:`.start.uncertainty_warning`) when the result's rotation
     is the start's: ``kept`` is "start", or it is "result" and the run's deformable stages ran from the start
@@ -49,7 +49,8 @@ def start_uncertainty(
     if not choice or not from_start:
         return None
     landmarks = any(c.get("name", "").startswith(LANDMARKS_NAME) for c in choice.get("candidates") or [])
-    return uncertainty_warning(choice.get("chosen", ""), choice.get("noise") or {}, initial_given, landmarks)
+    return uncertainty_warning(choice.get("chosen", ""), choice.get("noise") or {}, initial_given, landmarks,
+                               intensities)  # fmt: skip
 
 
 def guided_rank(prepared: PreparedGuidance, transform: Transform) -> float:

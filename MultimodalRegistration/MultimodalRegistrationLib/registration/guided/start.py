@@ -313,24 +313,27 @@ def _segment_start(prepared, prior, fixed, moving, seed, scale) -> GuidedStart:
     return GuidedStart(chosen.name, Transform.from_matrix(chosen_pose), candidates, reason, noise)
 
 
-def uncertainty_warning(name: str, noise: dict, initial_given: bool = False, landmarks_given: bool = False) -> str | None:
+def uncertainty_warning(name: str, noise: dict, initial_given: bool = False, landmarks_given: bool = False,
+                        intensities: bool = True) -> str | None:  # fmt: skip
     """A warning when the rotation the segments and intensities chose (start ``name``, its record's ``noise``)
     is uncertain beyond UNCERTAIN_MM at the segments' RMS radius; None when it is not, or when the landmarks or
     a principal-axes turn chose. ``initial_given``: the prior is the user's initial transform, not the headers;
-    ``landmarks_given``: landmarks guided too, and their fit lost."""
+    ``landmarks_given``: landmarks guided too, and their fit lost; ``intensities``: the start scored them too (not
+    under --metric segments, whose warning had named them all the same; a helper's sweep)."""
+    judges = "the segments and intensities" if intensities else "the segments"
     spread_mm = noise.get("rotation_spread_mm")
     if spread_mm is None or spread_mm <= UNCERTAIN_MM or name.startswith((LANDMARKS_NAME, AXES_NAME)):
         return None
     spread = (f"uncertain by about {noise['rotation_spread_deg']:.0f} degrees ({spread_mm:.1f} mm at the segments' "
               "surface; the spread of its bootstrap winners)")  # fmt: skip
     if initial_given and name == PRIOR:  # e.g. a landmark prealignment: its rotation is kept, unchecked
-        return (f"the result keeps the initial transform's rotation, which the segments and intensities neither "
+        return (f"the result keeps the initial transform's rotation, which {judges} neither "
                 f"confirm nor correct: it is {spread}. Check the initial transform, or the result "
                 "(Registration QA)")  # fmt: skip
     advice = ("The landmarks' own fit lost to it: check that each pair marks the same feature, and the result"
               if landmarks_given else "Add three or more landmarks on both images, or check the result")
-    return (f"the guided start's rotation is {spread}, and the result keeps it: the segments and intensities "
-            f"do not fix it. {advice} (Registration QA)")  # fmt: skip
+    return (f"the guided start's rotation is {spread}, and the result keeps it: {judges} do not fix it. "
+            f"{advice} (Registration QA)")  # fmt: skip
 
 
 def guided_start(
