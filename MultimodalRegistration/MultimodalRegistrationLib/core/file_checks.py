@@ -32,6 +32,7 @@ from .file_headers import (
 )
 from .files import VOLUME_SUFFIXES
 from .memory import HEADROOM_BYTES, GuidanceLoad, check_memory, estimate_run_bytes, item_bytes
+from .name_lengths import check_name_lengths
 from .nifti_sform import check_sform
 from .segment_header import header_segments, named_prefix
 from .tiff_stack import check_tiff_stack
@@ -40,8 +41,6 @@ LINEAR_SUFFIXES = (".tfm", ".txt", ".mat")
 TRANSFORM_SUFFIXES = (".h5", ".hdf5") + LINEAR_SUFFIXES
 # Largest deviation of a direction matrix from a rotation (column length 1, columns at 90°) accepted.
 DIRECTION_TOLERANCE = 1e-3
-# Longest file or folder name (bytes) that common file systems (ext4, APFS, NTFS) accept.
-NAME_MAX_BYTES = 255
 # The fewest voxels along an axis that a registration can use (the engines' pyramids halve it twice).
 MIN_VOXELS_PER_AXIS = 4
 # The finest plausible voxel (mm): 0.1 µm, beyond light microscopy; a finer one is a spacing in the wrong units.
@@ -355,26 +354,6 @@ WINDOWS_PATH_ROOM = 259 - 36
 _WINDOWS = os.name == "nt"
 
 
-# The longest name a run writes beside an output, past its stem: a detached header's R.raw.gz, a record T.json.
-BESIDE_SUFFIXES = (".raw.gz", ".json", ".log", ".zraw")
-
-
-def _check_name_lengths(path: Path, role: str) -> None:
-    """Refuse a name (or a name a run writes beside it) over the NAME_MAX_BYTES a file system holds: a 255-byte
-    T.h5 had run, then failed writing its 257-byte T.json with a traceback (a helper's sweep)."""
-    stem = path.name[: len(path.name) - len(file_suffix(path))]
-    beside = max((stem + suffix for suffix in BESIDE_SUFFIXES), key=lambda name: len(os.fsencode(name)))
-    too_long = [part for part in (*path.parts, beside) if len(os.fsencode(part)) > NAME_MAX_BYTES]
-    if too_long:
-        name = path.name if too_long[0] == beside else too_long[0]
-        said = ", with the files written beside it (a .json record, a .raw.gz data file)," if name == path.name and (
-            len(os.fsencode(path.name)) <= NAME_MAX_BYTES) else ""
-        raise InputError(
-            f"cannot write the {role}: the name '{name[:40]}...'{said} is {len(os.fsencode(too_long[0]))} bytes "
-            f"long, over the {NAME_MAX_BYTES} a file system allows: choose a shorter name"
-        )
-
-
 def check_output_path(path: str | os.PathLike, role: str, suffixes: tuple[str, ...] = ()) -> None:
     """Refuse, before any work, an output whose extension cannot be written or whose folder cannot be made.
 
@@ -382,7 +361,7 @@ def check_output_path(path: str | os.PathLike, role: str, suffixes: tuple[str, .
     permission bits do not tell (root writes into read-only folders, nobody into /proc).
     """
     path = Path(path)
-    _check_name_lengths(path, role)  # first: is_dir() itself raises on a name the file system cannot hold
+    check_name_lengths(path, role)  # first: is_dir() itself raises on a name the file system cannot hold
     if path.is_dir():
         raise InputError(
             f"cannot write the {role} to {path}: it is an existing folder; give a file name inside it "

@@ -1,0 +1,31 @@
+"""Names a file system cannot hold: one over NAME_MAX_BYTES, or one whose file written beside it would be."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import InputError
+from .file_headers import file_suffix
+
+# Longest file or folder name (bytes) that common file systems (ext4, APFS, NTFS) accept.
+NAME_MAX_BYTES = 255
+
+# The longest name a run writes beside an output, past its stem: a detached header's R.raw.gz, a record T.json.
+BESIDE_SUFFIXES = (".raw.gz", ".json", ".log", ".zraw")
+
+
+def check_name_lengths(path: Path, role: str) -> None:
+    """Refuse a name (or a name a run writes beside it) over the NAME_MAX_BYTES a file system holds: a 255-byte
+    T.h5 had run, then failed writing its 257-byte T.json with a traceback (a helper's sweep)."""
+    stem = path.name[: len(path.name) - len(file_suffix(path))]
+    beside = max((stem + suffix for suffix in BESIDE_SUFFIXES), key=lambda name: len(os.fsencode(name)))
+    too_long = [part for part in (*path.parts, beside) if len(os.fsencode(part)) > NAME_MAX_BYTES]
+    if too_long:
+        name = path.name if too_long[0] == beside else too_long[0]
+        said = ", with the files written beside it (a .json record, a .raw.gz data file)," if name == path.name and (
+            len(os.fsencode(path.name)) <= NAME_MAX_BYTES) else ""
+        raise InputError(
+            f"cannot write the {role}: the name '{name[:40]}...'{said} is {len(os.fsencode(too_long[0]))} bytes "
+            f"long, over the {NAME_MAX_BYTES} a file system allows: choose a shorter name"
+        )
