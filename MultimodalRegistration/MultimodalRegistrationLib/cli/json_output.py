@@ -25,6 +25,15 @@ def human_stream(path: str | None) -> TextIO:
     return sys.stderr if to_stdout(path) else sys.stdout
 
 
+def stdout_to_nowhere() -> None:
+    """After a reader closed standard output (a broken pipe): point it at the null device, since Python flushes it
+    again at exit and that flush would raise once more."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # a stream without a file descriptor (a test's, Slicer's)
+        pass
+
+
 def emit_json(path: str | None, record: dict) -> None:
     """Print ``record`` to standard output when ``--json -`` asked for it."""
     if not to_stdout(path):
@@ -33,9 +42,6 @@ def emit_json(path: str | None, record: dict) -> None:
         sys.stdout.write(json.dumps(record, indent=2) + "\n")
         sys.stdout.flush()
     except BrokenPipeError:  # `... --json - | true`: a traceback and exit 1 had come after the outputs were written
-        try:  # Python flushes standard output again at exit: to nowhere now
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        except (OSError, ValueError):  # a stream without a file descriptor (a test's, Slicer's)
-            pass
+        stdout_to_nowhere()
         print("warning: the JSON record was not printed: the reader of standard output had closed it; the "
               "outputs were written", file=sys.stderr)

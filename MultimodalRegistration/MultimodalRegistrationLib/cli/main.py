@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import os
 import re
 import signal
 import sys
@@ -239,10 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     except EngineError as error:
         failure = WorkerFailure("engine", str(error), error.hint, EXIT_ENGINE, error.log_path)
     except BrokenPipeError:  # `mmreg presets | head`: the reader has what it wanted; no traceback (a sweep)
-        try:  # Python flushes standard output again at exit: to nowhere now
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        except (OSError, ValueError):
-            pass
+        from .json_output import stdout_to_nowhere
+
+        stdout_to_nowhere()
         return EXIT_OK
     except OSError as error:  # a name no check saw (an input's, a demo folder's): a traceback, exit 1 (a sweep)
         if error.errno != errno.ENAMETOOLONG:

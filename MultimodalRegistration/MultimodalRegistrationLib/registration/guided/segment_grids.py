@@ -69,8 +69,8 @@ def swapped_segmentations(
     if _same_voxels(fixed_segmentation, moving_segmentation):
         raise InputError(
             "the fixed and moving segmentations hold the same labelled voxels (one perhaps saved cropped), while the "
-            "images lie on two grids: the same segmentation was given for both; give the one made on each image (--fixed-segmentation "
-            "on the fixed image, --moving-segmentation on the moving one)"
+            "images lie on two grids: the same segmentation was given for both; give the one made on each image "
+            "(--fixed-segmentation on the fixed image, --moving-segmentation on the moving one)"
         )
     fixed_on_moving = lies_on(fixed_segmentation, moving, fixed)
     moving_on_fixed = lies_on(moving_segmentation, fixed, moving)
