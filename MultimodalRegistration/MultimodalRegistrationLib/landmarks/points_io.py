@@ -122,11 +122,16 @@ def read_point_lists(fixed_path: str | os.PathLike, moving_path: str | os.PathLi
     return _without(fixed, moving.skipped), _without(moving, fixed.skipped), warnings
 
 
+def without_labels(points: np.ndarray, labels: list[str], left_out: list[str]) -> tuple[np.ndarray, list[str]]:
+    """The points (and labels) whose label is not in ``left_out``: the partners of points skipped in the other list."""
+    kept = [label not in left_out for label in labels]
+    return np.asarray(points)[kept], [label for label, keep in zip(labels, kept) if keep]
+
+
 def _without(read: PointsFile, labels: list[str]) -> PointsFile:
-    """``read`` without the points labelled ``labels`` (the partners of points skipped in the other list)."""
-    kept = [label not in labels for label in read.labels]
-    return replace(read, points_ras=read.points_ras[kept],
-                   labels=[label for label in read.labels if label not in labels])  # fmt: skip
+    """``read`` without the points labelled ``labels`` (:func:`without_labels`)."""
+    points, kept = without_labels(read.points_ras, read.labels, labels)
+    return replace(read, points_ras=points, labels=kept)
 
 
 def _system(value: str, path: Path) -> str:

@@ -203,8 +203,14 @@ def placed_and_skipped(markups, role: str) -> tuple[np.ndarray, list[str], list[
     if not placed:
         raise InputError(f"every {role} point in '{markups.GetName()}' is marked skipped: place some of them")
     points, labels = mrml.points_from_markups(markups)
-    keep = [markups.GetNthControlPointPositionStatus(i) == markups.PositionDefined for i in range(len(labels))]
-    return points[keep], [label for label, kept in zip(labels, keep) if kept], skipped
+    keep = defined_points(markups)
+    return points[keep], [labels[i] for i in keep], skipped
+
+
+def defined_points(markups) -> list[int]:
+    """The indices of the control points that are placed (their position defined)."""
+    return [i for i in range(markups.GetNumberOfControlPoints())
+            if markups.GetNthControlPointPositionStatus(i) == markups.PositionDefined]  # fmt: skip
 
 
 def placed_points(markups, role: str) -> tuple[np.ndarray, list[str]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.errors import InputError
-from .landmarks import placed_and_skipped, refuse_skipped
+from .landmarks import defined_points, placed_and_skipped, refuse_skipped
 
 
 def same_frame(node, volume) -> bool:
@@ -40,10 +40,8 @@ def moving_points_and_skipped(markups, moving_volume, role: str) -> tuple[np.nda
     check_moving_frame(markups, moving_volume, f"{role} list")
     if markups.GetParentTransformNode() is None:
         return world, labels, skipped
-    placed = [i for i in range(markups.GetNumberOfControlPoints())
-              if markups.GetNthControlPointPositionStatus(i) == markups.PositionDefined]  # fmt: skip
     local = np.zeros_like(world)
-    for row, index in enumerate(placed):
+    for row, index in enumerate(defined_points(markups)):
         position = [0.0, 0.0, 0.0]
         markups.GetNthControlPointPosition(index, position)  # its own coordinates: it moves with the volume
         local[row] = position

@@ -6,16 +6,11 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..landmarks.fit import pair_landmarks
-from .checks import check_node_pair
 from ..landmarks.labels import leave_out_skipped
+from ..landmarks.points_io import without_labels
+from .checks import check_node_pair
 from .landmarks import placed_and_skipped
 from .moving_frame import moving_points_and_skipped
-
-
-def _without(points: np.ndarray, labels: list[str], left_out: list[str]) -> tuple[np.ndarray, list[str]]:
-    """The points whose label is not in ``left_out`` (partners of points skipped in the other list)."""
-    kept = [label not in left_out for label in labels]
-    return points[kept], [label for label, keep in zip(labels, kept) if keep]
 
 
 def _unique(labels: list[str]) -> list[str]:
@@ -51,8 +46,8 @@ def landmark_arguments(
         # a point marked skipped is left out with its partner, as mmreg qa does (the panel had refused the lists)
         warnings += leave_out_skipped(fixed_labels, moving_labels, {"fixed": fixed_skipped, "moving": moving_skipped},
                                       {"fixed": f"'{fixed_node.GetName()}'", "moving": f"'{moving_node.GetName()}'"})
-        fixed, fixed_labels = _without(fixed, fixed_labels, moving_skipped)
-        moving, moving_labels = _without(moving, moving_labels, fixed_skipped)
+        fixed, fixed_labels = without_labels(fixed, fixed_labels, moving_skipped)
+        moving, moving_labels = without_labels(moving, moving_labels, fixed_skipped)
         for side, node, points in (("fixed", fixed_node, fixed), ("moving", moving_node, moving)):
             if len(points) == 0:
                 raise InputError(f"the {side} {role} list '{node.GetName()}' has no points: place them or clear it")
