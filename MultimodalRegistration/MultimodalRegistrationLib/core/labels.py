@@ -64,6 +64,14 @@ def label_names(image: sitk.Image) -> dict[int, str]:
 _COLOURS = ((0.9, 0.6, 0.4), (0.3, 0.5, 0.9), (0.4, 0.8, 0.4), (0.9, 0.8, 0.3), (0.8, 0.4, 0.8))
 
 
+def with_header(image: sitk.Image, source: sitk.Image) -> sitk.Image:
+    """``image`` with ``source``'s header entries (Slicer's segment names and the rest), which SimpleITK's filters and
+    numpy round trips leave behind. Changes ``image`` in place and returns it."""
+    for key in source.GetMetaDataKeys():
+        image.SetMetaData(key, source.GetMetaData(key))
+    return image
+
+
 def set_label_names(image: sitk.Image, names: dict[int, str], layers: dict[int, int] | None = None) -> sitk.Image:
     """Store segment names on a labelmap as Slicer's .seg.nrrd does (``SegmentN_Name``, ``SegmentN_LabelValue``
     and the rest), so that :func:`label_names` and Slicer read them back; ``layers`` gives each value's layer

@@ -11,6 +11,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.images import corner_points, index_to_physical_matrix
+from ..core.labels import with_header
 
 # Grown past this many voxels (and past the fixed image's own count times this), the labelmap stays as given.
 MAX_GROWN_VOXELS = 2**27
@@ -30,9 +31,9 @@ def covering_fixed_image(labels: sitk.Image, image: sitk.Image | None) -> tuple[
     size = high - low + 1
     if (low == 0).all() and (size == labels.GetSize()).all():
         return labels, None
-    if np.prod(size.astype(float)) > max(MAX_GROWN_VOXELS, np.prod(labels.GetSize(), dtype=float)) or np.prod(
-        size.astype(float)
-    ) > MAX_GROWTH_OVER_IMAGE * max(np.prod(image.GetSize(), dtype=float), np.prod(labels.GetSize(), dtype=float)):
+    given, grown = np.prod(labels.GetSize(), dtype=float), np.prod(size, dtype=float)
+    largest = max(np.prod(image.GetSize(), dtype=float), given)
+    if grown > min(max(MAX_GROWN_VOXELS, given), MAX_GROWTH_OVER_IMAGE * largest):
         return labels, (
             "the fixed labelmap covers only part of the fixed image, and on its fine grid the whole image is too "
             "large to measure: moving segments that fall outside the labelmap are not counted, so Dice and surface "
@@ -47,6 +48,4 @@ def covering_fixed_image(labels: sitk.Image, image: sitk.Image | None) -> tuple[
     result.SetSpacing(labels.GetSpacing())
     result.SetDirection(labels.GetDirection())
     result.SetOrigin(tuple(float(v) for v in index_to_physical_matrix(labels)[:3, :3] @ low + labels.GetOrigin()))
-    for key in labels.GetMetaDataKeys():
-        result.SetMetaData(key, labels.GetMetaData(key))
-    return result, None
+    return with_header(result, labels), None

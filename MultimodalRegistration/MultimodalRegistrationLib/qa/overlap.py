@@ -28,6 +28,7 @@ from ..core.labels import (
     set_label_names,
     surface_distances,
     values_by_name,
+    with_header,
 )
 from ..core.records import Record
 from ..core.segment_layers import segment_values, single_layer, whole_mask
@@ -277,9 +278,7 @@ def _paired_apart(fixed_labels: sitk.Image, moving_labels: sitk.Image, pairs: Se
             changes[float(pair.moving_value)] = float(pair.fixed_value)
             changes.setdefault(float(pair.fixed_value), float(pair.moving_value))
     relabelled = sitk.ChangeLabel(moving_labels, changeMap=changes) if changes else sitk.Image(moving_labels)
-    for key in moving_labels.GetMetaDataKeys():
-        relabelled.SetMetaData(key, moving_labels.GetMetaData(key))
-    return relabelled
+    return with_header(relabelled, moving_labels)
 
 
 def prepared_labels(
