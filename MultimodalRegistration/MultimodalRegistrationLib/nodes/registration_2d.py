@@ -13,7 +13,6 @@ whatever the volumes' origins and directions are: put the moving volume under it
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,7 @@ from ..registration.describe import describe_2d
 from . import mrml, slices
 from .job import REGISTRATION_ATTRIBUTE_PREFIX as ATTRIBUTE_PREFIX
 from .job import job_folder
-from .panel import node_of, panel_fields, panel_value
+from .panel import node_of, panel_fields, panel_noun, panel_value
 from .registration_result import NodeRegistration, earlier_extras
 
 # Panel inputs the 2D job reads; any other input node set on the panel is for volumes only.
@@ -118,14 +117,13 @@ def unused_in_2d(parameters) -> str | None:
     metric, a log file...), set away from their defaults; None when there are none. The 2D search tries every
     turn itself: a user who limited it had seen the run ignore the limit without a word."""
     unused = [
-        field.metadata["panel"] if isinstance(field.metadata["panel"], str) else field.metadata["panel"][-1]
-        for field in panel_fields(RegistrationJob)
+        panel_noun(RegistrationJob, field.name) for field in panel_fields(RegistrationJob)
         if not field.metadata.get("node") and field.name not in (*_CHOSEN_IN_2D, *_READ_IN_2D)
         and panel_value(parameters, field) not in (None, field.default)
     ]  # fmt: skip
     if not unused:
         return None
-    words = ", ".join(re.sub(r"(?<!^)(?=[A-Z])", " ", name).lower() for name in unused)
+    words = ", ".join(unused)
     return (f"2D images (one slice thick): {words} apply to 3D volumes only and were not used; the 2D search tries "
             "every turn and size itself")  # fmt: skip
 
