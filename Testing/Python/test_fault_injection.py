@@ -3159,9 +3159,26 @@ def one_segmentation_for_both_once_cropped(inputs: Path, out: Path) -> list[str]
                      str(inputs / "fixed_gland_cropped.nrrd"))  # fmt: skip
 
 
+def empty_segment_of_a_multi_layer_segmentation_chosen(inputs: Path, out: Path) -> list[str]:
+    """A multi-layer .seg.nrrd (Slicer's file for overlapping segments) whose chosen lesion is empty: its merge had
+    left the lesion out, name and all, so it was refused as absent, as though misspelt (session 55)."""
+    from test_segment_layers import _without_lesion, write_two_layer_segmentation
+
+    segmentations_swapped(inputs, out)
+    paths = []
+    for side, origin in (("fixed", b"(0, 0, 0)"), ("moving", b"(4, 2, 0)")):
+        path = _without_lesion(write_two_layer_segmentation(inputs / f"{side}.seg.nrrd"))
+        path.write_bytes(path.read_bytes().replace(b"(-48.0, -40.0, -32.0)", origin))
+        paths.append(str(path))
+    return _register(inputs / "fixed.nrrd", inputs / "moving.nrrd", out, "--fixed-segmentation", paths[0],
+                     "--moving-segmentation", paths[1], "--segments", "lesion")  # fmt: skip
+
+
 GUIDED_SWEEP_CASES = {
     "one segmentation for both images, once cropped": Case(
         one_segmentation_for_both_once_cropped, "hold the same labelled voxels (one perhaps saved cropped)"),
+    "an empty segment of a multi-layer segmentation chosen": Case(
+        empty_segment_of_a_multi_layer_segmentation_chosen, "'lesion' is empty in the fixed segmentation"),
 }  # fmt: skip
 
 

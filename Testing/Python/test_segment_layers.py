@@ -52,7 +52,7 @@ def _mask(array: np.ndarray) -> sitk.Image:
 
 def test_a_segment_inside_another_stays_whole_whatever_the_order():
     gland, lesion = _layers()[..., 0], _layers()[..., 1]
-    labels, warnings, wholes = merged_segments([(2, "lesion", _mask(lesion)), (1, "gland", _mask(gland))],
+    labels, warnings, wholes, _ = merged_segments([(2, "lesion", _mask(lesion)), (1, "gland", _mask(gland))],
                                                "fixed segmentation")  # fmt: skip
     array = sitk.GetArrayViewFromImage(labels)
     assert np.count_nonzero(array == 2) == 27  # drawn last: the smaller one
@@ -67,9 +67,9 @@ def test_a_segment_inside_another_stays_whole_whatever_the_order():
 
 def test_values_are_kept_unless_two_segments_share_one():
     gland, lesion = _layers()[..., 0], _layers()[..., 1]
-    labels, warnings, _ = merged_segments([(3, "gland", _mask(gland)), (7, "lesion", _mask(lesion))], "labelmap")
+    labels, warnings, _, _ = merged_segments([(3, "gland", _mask(gland)), (7, "lesion", _mask(lesion))], "labelmap")
     assert label_names(labels) == {3: "gland", 7: "lesion"} and not any("label value" in w for w in warnings)
-    labels, warnings, _ = merged_segments([(1, "gland", _mask(gland)), (1, "lesion", _mask(lesion))], "labelmap")
+    labels, warnings, _, _ = merged_segments([(1, "gland", _mask(gland)), (1, "lesion", _mask(lesion))], "labelmap")
     assert label_names(labels) == {1: "gland", 2: "lesion"}  # the first keeps its value
     assert np.count_nonzero(sitk.GetArrayViewFromImage(labels) == 2) == 27
     assert "segment 'lesion' of the labelmap has label value 1, which another segment has: it is given 2" in warnings
@@ -78,13 +78,13 @@ def test_values_are_kept_unless_two_segments_share_one():
 def test_a_multi_layer_segmentation_reads_as_one_labelmap_with_its_names(tmp_path):
     image = sitk.ReadImage(str(write_two_layer_segmentation(tmp_path / "seg.seg.nrrd")))
     assert image.GetNumberOfComponentsPerPixel() == 2
-    labels, warnings, _ = single_layer(image, "moving segmentation")
+    labels, warnings, _, _ = single_layer(image, "moving segmentation")
     assert labels.GetNumberOfComponentsPerPixel() == 1 and labels.GetSize() == SIZE
     assert np.allclose(labels.GetOrigin(), ORIGIN)
     assert label_names(labels) == {1: "gland", 2: "lesion"}  # both were label 1, in two layers: renumbered
     assert np.count_nonzero(sitk.GetArrayViewFromImage(labels) == 2) == 27
     assert len(warnings) == 1 and "'lesion' is drawn over 'gland'" in warnings[0]
-    same, none, wholes = single_layer(labels, "moving segmentation")
+    same, none, wholes, _ = single_layer(labels, "moving segmentation")
     assert same is labels and none == [] and wholes == {}
 
 
@@ -262,7 +262,7 @@ def test_a_segmentation_node_whose_lesion_comes_before_the_gland_keeps_the_lesio
     assert stored.GetNumberOfComponentsPerPixel() == 2 and said == []
     layers = sitk.GetArrayViewFromImage(stored)
     assert sorted(int(np.count_nonzero(layers[..., i])) for i in range(2)) == [27, 2112]
-    labels, warnings, wholes = single_layer(stored, "fixed segmentation")
+    labels, warnings, wholes, _ = single_layer(stored, "fixed segmentation")
     assert warnings == [("segments 'lesion' and 'gland' of the fixed segmentation overlap (27 voxels); a "
                          "labelmap holds one segment per voxel, so 'lesion' is drawn over 'gland'")]  # fmt: skip
     array = sitk.GetArrayViewFromImage(labels)
@@ -317,3 +317,39 @@ def test_two_layers_sharing_a_label_value_beside_a_labelmap_are_renumbered_and_t
     prepared = prepare_guidance(grid, grid, guidance, "elastix")
     assert [(p.name, p.fixed_value, p.moving_value) for p in prepared.pairs] == [("gland", 1, 1)]
     assert int(sitk.GetArrayViewFromImage(prepared.fixed_masks[0]).sum()) == 2112
+
+
+def _without_lesion(path: Path) -> Path:
+    """The two-layer file with its lesion layer emptied, the lesion still listed in its header."""
+    data, size = path.read_bytes(), 2 * int(np.prod(SIZE))
+    layers = np.frombuffer(data[-size:], np.uint8).reshape(*SIZE[::-1], 2).copy()
+    layers[..., 1] = 0
+    path.write_bytes(data[:-size] + layers.tobytes())
+    return path
+
+
+def test_an_empty_segment_of_a_multi_layer_segmentation_is_named_empty_not_absent(tmp_path):
+    """A helper's sweep: the merge left an empty segment out, name and all, so choosing it read as a segment the
+    file does not hold."""
+    seg = sitk.ReadImage(str(_without_lesion(write_two_layer_segmentation(tmp_path / "seg.seg.nrrd"))))
+    assert label_names(single_layer(seg, "fixed segmentation").labels) == {1: "gland", 2: "lesion"}
+    grid = _mask(np.zeros(SIZE[::-1]))
+    with pytest.raises(InputError, match="'lesion' is empty in the fixed segmentation \\(named, no voxels\\)"):
+        prepare_guidance(grid, grid, Guidance(seg, seg, segments=["lesion"]), "elastix")
+    assert [p.name for p in prepare_guidance(grid, grid, Guidance(seg, seg), "elastix").pairs] == ["gland"]
+
+
+def test_layers_renumbered_are_said_where_segments_pair_by_value(tmp_path):
+    """Both segments of the two-layer file have label value 1; the lesion is given 2. Beside a labelmap without
+    names, segments pair by value: the lesion then pairs with the labelmap's 2, and the run says why."""
+    seg = sitk.ReadImage(str(write_two_layer_segmentation(tmp_path / "seg.seg.nrrd")))
+    unnamed = _mask(np.where(_layers()[..., 1] == 1, 2, _layers()[..., 0]))
+    said = "segment 'lesion' of the fixed segmentation has label value 1, which another segment has: it is given 2"
+    grid = _mask(np.zeros(SIZE[::-1]))
+    prepared = prepare_guidance(grid, grid, Guidance(seg, unnamed), "elastix")
+    assert [(p.fixed_value, p.moving_value) for p in prepared.pairs] == [(1, 1), (2, 2)]
+    assert said in prepared.warnings
+    assert said in Guidance(seg, seg, segments=["1"]).input_warnings  # chosen by value
+    assert not any("it is given" in w for w in Guidance(seg, seg, segments=["gland"]).input_warnings)
+    overlap = segmentation_overlap(seg, unnamed, Transform.identity())
+    assert said.replace("segmentation", "labelmap") in overlap.warnings

@@ -17,7 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import InputError
-from .labels import set_label_names
+from .labels import label_names, set_label_names
 from .segment_header import header_segments, valued_prefix
 from .views import bounding_slices
 
@@ -32,6 +32,8 @@ class MergedSegments(NamedTuple):
     # Label value -> the segment's own voxels (UInt8, cropped to their bounding box, placed in LPS mm), for the
     # segments others were drawn over; see :func:`whole_mask`.
     wholes: dict[int, sitk.Image]
+    # What giving a segment a new value said, when nobody was told (see :func:`said_renumbered`).
+    renumbered: tuple[str, ...] = ()
 
 
 def _cropped(array: np.ndarray) -> tuple[tuple[slice, ...], np.ndarray]:
@@ -42,17 +44,16 @@ def _cropped(array: np.ndarray) -> tuple[tuple[slice, ...], np.ndarray]:
     return box, array[box].copy()
 
 
-def _numbered(kept: list[Cropped], role: str, say_renumbered: bool) -> list[str]:
-    """Give each segment whose value an earlier one has the next spare value (in place); the warnings."""
+def _numbered(kept: list[Cropped], role: str) -> list[str]:
+    """Give each segment whose value an earlier one has the next spare value (in place); what that did."""
     if not kept:
         raise InputError(f"the {role} holds no segment: give a segmentation with at least one segment")
     warnings, values = [], set()
     spare = max(value for value, *_ in kept) + 1
     for index, (value, name, box, voxels) in enumerate(kept):
         if value in values:
-            if say_renumbered:
-                warnings.append(f"segment '{name}' of the {role} has label value {value}, which another segment "
-                                f"has: it is given {spare}")  # fmt: skip
+            warnings.append(f"segment '{name}' of the {role} has label value {value}, which another segment "
+                            f"has: it is given {spare}")  # fmt: skip
             kept[index], spare = (spare, name, box, voxels), spare + 1
         values.add(kept[index][0])
     if spare > np.iinfo(np.uint16).max:
@@ -109,8 +110,8 @@ def merged_segments(
     another and (``say_renumbered``) each given a new value because another segment has its value (the first
     keeps it); and each segment that lost voxels, whole."""
     like, kept = _collected(segments)
-    warnings = _numbered(kept, role, say_renumbered)
-    return _merge(kept, like, role, warnings)
+    warnings = _numbered(kept, role)
+    return _merge(kept, like, role, warnings if say_renumbered else [])
 
 
 def whole_mask(labels: sitk.Image, value: int, wholes: dict[int, sitk.Image]) -> sitk.Image:
@@ -131,7 +132,7 @@ def layered_segments(segments: Iterable[tuple[int, str, sitk.Image]], role: str)
     where it overlaps no other, one labelmap when they all fit in one, else a vector image (a component a layer)
     with each segment's layer in its header; and the warnings of renumbering. Nothing is hidden."""
     like, kept = _collected(segments)
-    warnings = _numbered(kept, role, say_renumbered=True)
+    warnings = _numbered(kept, role)
     taken: list[np.ndarray] = []  # each layer's occupied voxels
     placed = {}
     for value, _, box, voxels in kept:
@@ -183,11 +184,20 @@ def single_layer(image: sitk.Image, role: str) -> MergedSegments:
             )
 
     array = sitk.GetArrayViewFromImage(image)  # (z, y, x, layer)
-    kept = []
-    for layer, value, name in listed:  # one pass over a layer per segment; empty segments left out
-        box, voxels = _cropped(array[..., layer] == value)
-        if voxels.any():
-            kept.append((value, name, box, voxels))
-    # Two layers reusing a value is how Slicer stores them, not the user's doing: renumbered without a word.
-    warnings = _numbered(kept, role, say_renumbered=False)
-    return _merge(kept, image, role, warnings)
+    # One pass over a layer per segment. An empty segment keeps its name, so that choosing it is refused as empty,
+    # not as absent.
+    kept = [(value, name, *_cropped(array[..., layer] == value)) for layer, value, name in listed]
+    if not any(voxels.any() for *_, voxels in kept):
+        kept = []  # refused by _numbered
+    # Two layers reusing a value is how Slicer stores them, not the user's doing: said only where values pair.
+    renumbered = _numbered(kept, role)
+    return _merge(kept, image, role, [])._replace(renumbered=tuple(renumbered))
+
+
+def said_renumbered(merged: MergedSegments, other: sitk.Image | None, chosen: Iterable[str] | None) -> list[str]:
+    """What renumbering ``merged`` did, where it matters: segments pair by label value when ``other`` (the other
+    side's segmentation) names none, and a user may choose them by value (``chosen``, as ``--segments`` takes
+    them: "2", "gland=1")."""
+    by_value = other is not None and not label_names(other)
+    named_by_value = any(part.strip().isdigit() for entry in chosen or [] for part in entry.split("="))
+    return list(merged.renumbered) if by_value or named_by_value else []

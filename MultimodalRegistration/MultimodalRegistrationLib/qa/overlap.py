@@ -31,7 +31,7 @@ from ..core.labels import (
     with_header,
 )
 from ..core.records import Record
-from ..core.segment_layers import segment_values, single_layer, whole_mask
+from ..core.segment_layers import said_renumbered, segment_values, single_layer, whole_mask
 from ..core.transforms import Transform
 from ..core.views import common_view, cut_by, fields_of_view, limited_to_view
 from ..registration.guided.guidance import given_pair, values_and_names
@@ -292,8 +292,11 @@ def prepared_labels(
     apart."""
     if interpolation not in INTERPOLATIONS:
         raise InputError(f"unknown label interpolation '{interpolation}': choose nearest or gaussian")
-    fixed_labels, fixed_layers, fixed_wholes = single_layer(fixed_labels, "fixed labelmap")
-    moving_labels, moving_layers, moving_wholes = single_layer(moving_labels, "moving labelmap")
+    fixed_merged = single_layer(fixed_labels, "fixed labelmap")
+    moving_merged = single_layer(moving_labels, "moving labelmap")
+    layer_warnings = (fixed_merged.warnings + said_renumbered(fixed_merged, moving_labels, pairs)
+                      + moving_merged.warnings + said_renumbered(moving_merged, fixed_labels, pairs))  # fmt: skip
+    (fixed_labels, _, fixed_wholes, _), (moving_labels, _, moving_wholes, _) = fixed_merged, moving_merged
     fixed_labels = as_labelmap(fixed_labels, "fixed labelmap")
     moving_labels = _paired_apart(fixed_labels, as_labelmap(moving_labels, "moving labelmap"), pairs)
     renumbered = values_by_name(moving_labels, fixed_labels)
@@ -304,8 +307,7 @@ def prepared_labels(
     if not fixed_values or not moving_values:
         role = "fixed" if not fixed_values else "moving"
         raise InputError(f"the {role} labelmap is empty (every voxel is 0): give the labelmap with the segments")
-    return (fixed_labels, moving_labels, fixed_wholes, moving_wholes, fixed_values, moving_values,
-            fixed_layers + moving_layers)  # fmt: skip
+    return fixed_labels, moving_labels, fixed_wholes, moving_wholes, fixed_values, moving_values, layer_warnings
 
 
 def unpaired_segments(fixed_values: set[int], moving_values: set[int], names: dict[int, str]) -> list[str]:

@@ -21,7 +21,7 @@ from ...core.errors import InputError
 from ...core.images import same_grid
 from ...core.labels import as_labelmap, check_distinct_names, label_names, lone_segments_paired, segment_name_key
 from ...core.pairs import check_pair
-from ...core.segment_layers import segment_values, single_layer, whole_mask
+from ...core.segment_layers import said_renumbered, segment_values, single_layer, whole_mask
 from ...engines.guidance_terms import Channel, EngineGuidance
 from ...engines.presets import guidance_defaults, load_preset
 from .landmark_size import size_change_warning
@@ -60,6 +60,7 @@ class Guidance:
 
     def __post_init__(self) -> None:
         owners = list(self.wholes_of)
+        given = (self.fixed_segmentation, self.moving_segmentation)
         for side, role in enumerate(("fixed", "moving")):
             image = getattr(self, f"{role}_segmentation")
             if image is not None and image.GetNumberOfComponentsPerPixel() > 1:
@@ -67,7 +68,8 @@ class Guidance:
                 setattr(self, f"{role}_segmentation", merged.labels)
                 setattr(self, f"{role}_wholes", merged.wholes)
                 owners[side] = merged.labels
-                self.input_warnings = self.input_warnings + merged.warnings  # a copy: replace() shares the list
+                said = merged.warnings + said_renumbered(merged, given[1 - side], self.segments)
+                self.input_warnings = self.input_warnings + said  # a copy: replace() shares the list
             elif owners[side] is not image:  # another segmentation than the one they came from
                 setattr(self, f"{role}_wholes", {})
                 owners[side] = None
