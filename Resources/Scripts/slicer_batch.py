@@ -5,8 +5,8 @@
 
 Takes the same options as `mmreg batch` and writes the same files (one folder per case, batch.csv,
 report.html). The warm workers run with Slicer's PythonSlicer. Exit codes and messages as `mmreg batch`
-(it runs through mmreg's own entry point): 0 when every case registered, 1 when any failed, 2 for a wrong
-manifest, 130 on Ctrl-C, 143 on SIGTERM or SIGHUP. From Slicer's Python console, the same run is one call:
+(it runs through mmreg's own entry point): 0 when every case registered and none was triaged failed, 1 when any
+failed, 2 for a wrong manifest, 130 on Ctrl-C, 143 on SIGTERM or SIGHUP. From Slicer's Python console, the same run is one call:
 
     from MultimodalRegistrationLib.process.batch import run_batch
     result = run_batch("manifest.csv", "DIR")

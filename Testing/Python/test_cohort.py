@@ -175,3 +175,26 @@ def test_the_slicer_batch_script_refuses_a_local_dask_cluster_inside_slicer(tmp_
     assert script.main([str(tmp_path / "m.csv"), "--output-dir", str(out), *given]) == 2
     assert "use --workers N, or a scheduler's address tcp://HOST:PORT" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_case_triage_calls_failed_fails_the_batch_though_its_run_finished(tmp_path, monkeypatch, capsys):
+    """A helper's sweep on real heads: "5 cases: failed 1, check 2, ok 2" printed, exit 0, where the docs promise 1;
+    the failed case's run had finished (status ok), its triage said "do not use it"."""
+    import SimpleITK as sitk
+    from MultimodalRegistrationLib.cli.main import main
+    from MultimodalRegistrationLib.core.images import write_image
+    from MultimodalRegistrationLib.process import batch
+    from MultimodalRegistrationLib.process.manifest import CaseRecord
+
+    for name in ("fixed", "moving"):
+        write_image(sitk.Image([8, 8, 8], sitk.sitkFloat32) + 1.0, tmp_path / f"{name}.nrrd")
+    (tmp_path / "m.csv").write_text("case,fixed,moving\nhead,fixed.nrrd,moving.nrrd\n")
+    verdicts = {"failed": {"verdict": "failed", "reasons": ["the images hardly overlap after registration"]},
+                "check": {"verdict": "check", "reasons": ["the metric did not improve"]}}  # fmt: skip
+    for verdict, code, line in (("failed", 1, "failed 1, check 0"), ("check", 0, "failed 0, check 1")):
+        def finished(*_, verdict=verdict, **__):
+            return batch.BatchResult([CaseRecord("head", "ok", "0" * 64)], {"head": verdicts[verdict]})
+
+        monkeypatch.setattr(batch, "run_batch", finished)
+        assert main(["batch", str(tmp_path / "m.csv"), "--output-dir", str(tmp_path / "out")]) == code
+        assert f"1 case: {line}, ok 0" in capsys.readouterr().out

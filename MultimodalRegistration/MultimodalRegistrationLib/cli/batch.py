@@ -160,4 +160,5 @@ def command_batch(arguments: argparse.Namespace) -> int:
         print(note)
     for name, path in result.outputs.items():
         print(f"wrote {name}: {path}")
-    return EXIT_ENGINE if result.failed else EXIT_OK
+    # A case triage calls failed (do not use it) fails the batch as a run that failed does: the line above says so.
+    return EXIT_ENGINE if result.failed or counts["failed"] else EXIT_OK
