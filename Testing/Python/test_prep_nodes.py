@@ -499,3 +499,33 @@ def test_an_earlier_runs_mask_goes_when_a_run_into_the_same_outputs_makes_none(s
                                           outputFixedMask=first.fixed_mask_node))  # fmt: skip
     assert again.fixed_node is first.fixed_node and again.fixed_mask_node is None
     assert scene.GetNodeByID(mask_id) is None
+
+
+def test_a_mask_node_under_a_transform_is_read_as_the_registration_reads_it(scene):
+    """A fixed labelmap under a 40 mm shift had been prepared as though the shift were not there: the mask applied
+    40 mm from where the user saw it, without a word (a helper's console sweep). The registration refuses it."""
+    fixed = box_image((30, 30, 30), (2, 2, 2), (0, 0, 0))
+    fixed_node = mrml.volume_node_from_image(scene, fixed, "fixed")
+    moving_node = mrml.volume_node_from_image(scene, box_image((20, 20, 20), (2, 2, 2), (0, 0, 0)), "moving")
+    inside = sitk.Image(fixed.GetSize(), sitk.sitkUInt8)
+    inside.CopyInformation(fixed)
+    inside[5:25, 5:25, 5:25] = 1
+    mask_node = mrml.volume_node_from_image(scene, inside, "head mask", labelmap=True)
+    shift = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "shift")
+    matrix = vtk.vtkMatrix4x4()
+    matrix.SetElement(0, 3, 40.0)
+    shift.SetMatrixTransformToParent(matrix)
+    mask_node.SetAndObserveTransformNodeID(shift.GetID())
+    count = scene.GetNumberOfNodes()
+    with pytest.raises(InputError, match="the fixed mask 'head mask' is under the transform 'shift' while the fixed "
+                                         "volume is under none"):  # fmt: skip
+        prepare_nodes(prep_parameters(fixedVolume=fixed_node, movingVolume=moving_node,
+                                      prep=PrepOptions(mask_fixed=mask_node)))  # fmt: skip
+    assert scene.GetNumberOfNodes() == count
+    mask_node.SetAndObserveTransformNodeID(None)
+    moving_mask = mrml.volume_node_from_image(scene, inside, "moving mask", labelmap=True)
+    moving_mask.SetAndObserveTransformNodeID(shift.GetID())
+    with pytest.raises(InputError, match="moving mask 'moving mask' is under transform 'shift' but the moving volume "
+                                         "is under no transform"):  # fmt: skip
+        prepare_nodes(prep_parameters(fixedVolume=fixed_node, movingVolume=moving_node,
+                                      prep=PrepOptions(mask_moving=moving_mask)))  # fmt: skip

@@ -45,6 +45,7 @@ from .job import NodeJob, job_folder
 from .panel import job_from_panel, node_of, panel_defaults, panel_fields, panel_parameters, panel_value, write_volumes
 from .panel_words import panel_errors
 from .prep_status import status_text  # noqa: F401 (prep_nodes.status_text, the panel's status line)
+from .qa_labels import mask_in_frame
 from .registration_inputs import initial_transform_of
 
 ATTRIBUTE_PREFIX = "RegistrationPrep."
@@ -282,8 +283,8 @@ def _check_outputs(parameters) -> None:
 def _job_mask(option, role: str, folder: Path, volume):
     """A mask option the worker can read: an image, or a labelmap or segmentation node (on ``volume``'s grid), is
     written to the job folder, named as the user knows it (a node had stopped the run with a TypeError)."""
-    if hasattr(option, "IsA"):  # an MRML node
-        option, name = mrml.mask_image(option, volume), option.GetName()
+    if hasattr(option, "IsA"):  # an MRML node, read in its volume's frame as the registration reads it
+        option, name = mask_in_frame(option, volume, role), option.GetName()
     elif isinstance(option, sitk.Image):
         name = f"the {role} mask image given"
     else:
