@@ -3186,3 +3186,115 @@ GUIDED_SWEEP_CASES = {
 def test_guided_input_the_sweep_found_is_refused_before_any_engine(name, tmp_path, private_tmp, capsys):
     _assert_refused(GUIDED_SWEEP_CASES[name], tmp_path, private_tmp, capsys)
 
+
+
+# Session 55, a helper's console sweep of the node layer: a node removed from the scene, or of another class than its
+# parameter holds, refused before any work, naming the parameter, the scene as it was (nodes counted, an output
+# transform's matrix kept). They had run the engine for 10 s and then failed naming no fix.
+
+
+def _removed(scene, node):
+    scene.RemoveNode(node)
+    return node
+
+
+def _linear(scene, name: str = "earlier"):
+    import vtk
+
+    node = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", name)
+    matrix = vtk.vtkMatrix4x4()
+    matrix.SetElement(0, 3, 42.0)
+    node.SetMatrixTransformToParent(matrix)
+    return node
+
+
+def _fit_with_table(scene, volumes, table):
+    from MultimodalRegistrationLib.nodes import mrml
+    from MultimodalRegistrationLib.nodes.landmarks import fit_markups
+
+    points = np.array([[0, 0, 0], [30, 0, 0], [0, 30, 0], [0, 0, 30.0]])
+    fixed, moving = (mrml.markups_from_points(scene, points, name=name) for name in ("F", "M"))
+    output = _linear(scene)
+    return lambda: fit_markups(fixed, moving, "rigid", output, table_node=table)
+
+
+def _mask_options(scene, volume):
+    """Prep options whose fixed mask (a labelmap node) is under a 42 mm shift: it had been applied 42 mm from where it
+    is shown, without a word."""
+    from MultimodalRegistrationLib.nodes import mrml
+    from MultimodalRegistrationLib.prep.options import PrepOptions
+
+    inside = sitk.Cast(mrml.image_from_volume_node(volume) > -1, sitk.sitkUInt8)
+    mask = mrml.volume_node_from_image(scene, inside, "head mask", labelmap=True)
+    mask.SetAndObserveTransformNodeID(_linear(scene).GetID())
+    return PrepOptions(crop_common=True, mask_fixed=mask)
+
+
+def _node_register(**values):
+    from MultimodalRegistrationLib.nodes.registration import register_nodes, registration_parameters
+
+    return lambda: register_nodes(registration_parameters(**values))
+
+
+def _node_prep(**values):
+    from MultimodalRegistrationLib.nodes.prep import prep_parameters, prepare_nodes
+
+    return lambda: prepare_nodes(prep_parameters(cropCommon=True, **values))
+
+
+def _node_qa(**values):
+    from MultimodalRegistrationLib.nodes.qa import assess_nodes, qa_parameters
+
+    return lambda: assess_nodes(qa_parameters(**values))
+
+
+NODE_SWEEP_CASES = {  # name -> (the call, built on two volumes; what the refusal says)
+    "fixed volume removed": (
+        lambda scene, v: _node_register(fixedVolume=_removed(scene, v["fixedVolume"]), movingVolume=v["movingVolume"]),
+        "the fixed volume (fixedVolume) 'fixed' is no longer in the scene"),
+    "output transform a volume": (
+        lambda scene, v: _node_register(**v, outputTransform=v["fixedVolume"]),
+        "the output transform (outputTransform) 'fixed' is a vtkMRMLScalarVolumeNode, not a transform"),
+    "initial transform a volume": (
+        lambda scene, v: _node_register(**v, initialTransform=v["fixedVolume"]),
+        "the initial transform (initialTransform) 'fixed' is a vtkMRMLScalarVolumeNode, not a transform"),
+    "output volume a transform": (
+        lambda scene, v: _node_register(**v, outputVolume=_linear(scene)),
+        "the output volume (outputVolume) 'earlier' is a vtkMRMLLinearTransformNode, not a scalar volume"),
+    "prep moving volume removed": (
+        lambda scene, v: _node_prep(fixedVolume=v["fixedVolume"], movingVolume=_removed(scene, v["movingVolume"])),
+        "the moving volume (movingVolume) 'moving' is no longer in the scene"),
+    "prep output a transform": (
+        lambda scene, v: _node_prep(**v, outputFixed=_linear(scene)),
+        "the output fixed (outputFixed) 'earlier' is a vtkMRMLLinearTransformNode, not a scalar volume"),
+    "prep mask node under a transform": (
+        lambda scene, v: _node_prep(**v, prep=_mask_options(scene, v["fixedVolume"])),
+        "the fixed mask 'head mask' is under the transform 'earlier' while the fixed volume is under none"),
+    "qa table a volume": (
+        lambda scene, v: _node_qa(**v, metricsTable=v["fixedVolume"]),
+        "the metrics table (metricsTable) 'fixed' is a vtkMRMLScalarVolumeNode, not a table"),
+    "prealignment table a volume": (
+        lambda scene, v: _fit_with_table(scene, v, v["fixedVolume"]),
+        "the residual table (residualTable) 'fixed' is a vtkMRMLScalarVolumeNode, not a table"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(NODE_SWEEP_CASES))
+def test_a_node_gone_or_of_another_class_is_refused_before_any_work(name, scene):
+    from MultimodalRegistrationLib.process.worker import WorkerFailure
+
+    build, said = NODE_SWEEP_CASES[name]
+    call = build(scene, _two_volumes(scene))
+    nodes_before = scene.GetNumberOfNodes()
+    earlier = scene.GetFirstNodeByName("earlier")
+    with pytest.raises((ValueError, WorkerFailure)) as refused:
+        call()
+    assert said in str(refused.value)
+    assert getattr(refused.value, "kind", "input") == "input"
+    assert scene.GetNumberOfNodes() == nodes_before
+    if earlier is not None:  # a fit had filled its output transform before it failed
+        import vtk
+
+        matrix = vtk.vtkMatrix4x4()
+        earlier.GetMatrixTransformToParent(matrix)
+        assert matrix.GetElement(0, 3) == 42.0

@@ -23,6 +23,7 @@ from ..landmarks.labels import leave_out_skipped
 from ..process.jobs import PrealignJob
 from . import mrml
 from .checks import check_node_pair, check_output_transform
+from .given_nodes import check_given_nodes
 from .job import PREALIGN_ATTRIBUTE_PREFIX, forget_earlier_result
 from .panel import panel_parameters, panel_value
 from .panel_words import panel_errors
@@ -80,6 +81,9 @@ def fit_markups(
             )
     check_node_pair(fixed_markups, moving_markups, "prealignment", "the fixed point list", "the moving point list",
                     "select two different lists")  # fmt: skip
+    given = {"fixedPoints": fixed_markups, "movingPoints": moving_markups, "outputTransform": output_transform_node,
+             "referenceVolume": reference_volume_node, "residualTable": table_node}
+    check_given_nodes(SimpleNamespace(**given), given)
     scene = fixed_markups.GetScene()
     if scene is None:
         raise InputError(f"point list '{fixed_markups.GetName()}' is not in a scene: add it to the scene first")

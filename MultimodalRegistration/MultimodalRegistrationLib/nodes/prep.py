@@ -42,6 +42,7 @@ from ..process.worker import WorkerFailure
 from . import mrml
 from .checks import check_volume_pair
 from .job import NodeJob, job_folder
+from .given_nodes import check_given_nodes
 from .panel import job_from_panel, node_of, panel_defaults, panel_fields, panel_parameters, panel_value, write_volumes
 from .panel_words import panel_errors
 from .prep_status import status_text  # noqa: F401 (prep_nodes.status_text, the panel's status line)
@@ -339,6 +340,7 @@ WRITERS = {"volume": write_volumes, "placement": write_placement, "options": wri
 def prep_job(parameters, folder: Path) -> PrepJob:
     """The worker job ``parameters`` describe, its input nodes written into ``folder``; refused
     (:class:`InputError`) before anything is written when the nodes or options cannot be used."""
+    check_given_nodes(parameters, [*panel_defaults(PrepJob.panel_fields()), *map(output_attribute, OUTPUT_NAMES)])
     check_volumes(node_of(parameters, PrepJob, "fixed"), node_of(parameters, PrepJob, "moving"))
     options_of(parameters)
     _check_outputs(parameters)

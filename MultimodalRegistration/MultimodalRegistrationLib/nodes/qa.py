@@ -42,7 +42,8 @@ from ..qa.report_types import QAReport
 from . import mrml, slices
 from .checks import check_node_pair, check_volume_pair
 from .job import REGISTRATION_ATTRIBUTE_PREFIX as REGISTRATION_PREFIX
-from .panel import node_of, panel_noun, panel_parameters, panel_value
+from .given_nodes import check_given_nodes
+from .panel import node_of, panel_defaults, panel_noun, panel_parameters, panel_value
 from .panel_words import panel_errors
 from .prep import prepared_from
 from .qa_frames import registration_pose, show_moving_under, shown_frame_warning  # noqa: F401 (the module's API)
@@ -330,6 +331,7 @@ def assess_nodes(
     stage)`` may raise :class:`QACancelled` to stop: the restarts' workers stop and nothing is written. A node
     measured that left the scene meanwhile is refused (:func:`check_still_in_scene`).
     """
+    check_given_nodes(parameters, [*panel_defaults(QAJob.panel_fields()), TABLE], replaced=[TABLE])
     inputs = gather_inputs(parameters, python)
     metrics = assess_inputs(inputs, restarts_of(parameters), stability_options, progress)
     check_still_in_scene(inputs)  # the restarts take minutes: the scene may have closed meanwhile

@@ -26,7 +26,8 @@ from .checks import (
 )
 from .job import REGISTRATION_ATTRIBUTE_PREFIX as ATTRIBUTE_PREFIX
 from .job import job_folder
-from .panel import job_from_panel, node_of, panel_parameters
+from .given_nodes import check_given_nodes
+from .panel import job_from_panel, node_of, panel_defaults, panel_parameters
 from .panel_words import panel_errors
 from .registration_2d import register_nodes_2d
 from .registration_inputs import WRITERS
@@ -88,6 +89,7 @@ def register_nodes(
 
 def _started(parameters, on_progress, on_done, python, warm) -> NodeRegistration:
     """The registration ``parameters`` describe, started in a worker (2D for two single-slice volumes)."""
+    check_given_nodes(parameters, panel_defaults(RegistrationJob.panel_fields()))
     fixed, moving = (node_of(parameters, RegistrationJob, name) for name in ("fixed", "moving"))
     check_volume_pair(fixed, moving, otherwise="register to another volume")
     output_transform = node_of(parameters, RegistrationJob, "output_transform")
