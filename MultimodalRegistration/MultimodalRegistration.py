@@ -234,10 +234,10 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
             getattr(self.ui, selector).enabled = not running
         has_result = bool(node and node.outputTransform)
         self.ui.invertButton.enabled = has_result and not running
-        # Only while the moving volume is under the result: a second click would apply it twice.
-        under_result = bool(has_result and node.movingVolume
-                            and node.movingVolume.GetParentTransformNode() == node.outputTransform)  # fmt: skip
-        self.ui.hardenButton.enabled = under_result and not running
+        from MultimodalRegistrationLib.nodes.registration_result import hardens_as_registered
+
+        as_registered = bool(node) and hardens_as_registered(node.movingVolume, node.outputTransform)
+        self.ui.hardenButton.enabled = as_registered and not running
         self.ui.copyCommandButton.enabled = bool(self._lastCommand) and not running
         self._showPreset(node.preset if node else "")
         self._observeMoving(node.movingVolume if node else None)
@@ -311,12 +311,16 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
     def onInvertButton(self) -> None:
         from MultimodalRegistrationLib.nodes.registration_result import invert_result
 
-        invert_result(self._parameterNode.outputTransform)
+        node = self._parameterNode
+        self.ui.statusLabel.text = invert_result(node.outputTransform, node.movingVolume)
+        self._updateButtons()
 
     def onHardenButton(self) -> None:
         """Resample the moving volume through the result it is shown under (enabled only then: never twice)."""
+        from MultimodalRegistrationLib.nodes.registration_result import hardens_as_registered
+
         moving = self._parameterNode.movingVolume
-        if moving is not None and moving.GetParentTransformNode() == self._parameterNode.outputTransform:
+        if hardens_as_registered(moving, self._parameterNode.outputTransform):
             moving.HardenTransform()
         self._updateButtons()
 

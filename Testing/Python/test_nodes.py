@@ -679,3 +679,28 @@ def test_a_moving_volume_under_a_thin_plate_spline_is_refused_naming_the_node_an
                        "transform .Transforms module, Convert"):  # fmt: skip
         register_nodes(registration_parameters(fixedVolume=fixed, movingVolume=moving, preset="rigid"))
     assert scene.GetNumberOfNodes() == count and moving.GetParentTransformNode() is node
+
+
+def test_harden_is_offered_only_while_the_result_faces_the_way_it_was_registered(scene, small_pair, volumes):
+    """A helper's GUI review: after Invert the moving volume, still under the result, was shown through the inverse,
+    and Harden stayed on: a click resampled it the wrong way for good. Invert now says so, and Harden waits."""
+    from MultimodalRegistrationLib.nodes import mrml
+    from MultimodalRegistrationLib.nodes.registration_result import hardens_as_registered, invert_result
+
+    fixed, moving = volumes
+    result = mrml.transform_to_node(scene, small_pair.truth, None, name="MR to CT")
+    moving.SetAndObserveTransformNodeID(result.GetID())
+    assert hardens_as_registered(moving, result)
+    said = invert_result(result, moving)
+    assert not hardens_as_registered(moving, result)
+    assert said == ("'MR to CT (-)' now maps moving to fixed: put the fixed volume under it to see it in the moving "
+                    f"space; '{moving.GetName()}', still under it, is shown through the inverse, and Harden is off "
+                    "until Invert turns it back")  # fmt: skip
+    assert invert_result(result, moving) == "'MR to CT' faces fixed to moving again, as registered"
+    assert hardens_as_registered(moving, result)
+    invert_result(result)
+    mrml.transform_to_node(scene, small_pair.truth, result, name="MR to CT")  # a new result into it: forgotten
+    from MultimodalRegistrationLib.nodes.job import forget_earlier_result
+
+    forget_earlier_result(result)
+    assert hardens_as_registered(moving, result)

@@ -266,15 +266,39 @@ def _named_forward(node) -> None:
         node.InverseName()
 
 
-def invert_result(node) -> None:
+INVERTED_ATTRIBUTE = ATTRIBUTE_PREFIX + "inverted"  # "1" while Invert has turned the node around
+
+
+def is_inverted(node) -> bool:
+    """Whether the module's **Invert** has turned the result node around (it then maps moving to fixed)."""
+    return node is not None and node.GetAttribute(INVERTED_ATTRIBUTE) == "1"
+
+
+def hardens_as_registered(moving, node) -> bool:
+    """Whether Harden would resample the moving volume as registered: it is under the result node, and the node
+    faces fixed -> moving (its parent, not higher: a second click would apply it twice). Under an inverted node it is shown through the inverse: hardening that (the module had
+    offered it) resamples it the wrong way, for good."""
+    return moving is not None and node is not None and moving.GetParentTransformNode() == node and not is_inverted(node)
+
+
+def invert_result(node, moving=None) -> str:
     """Turn a result node around in place (it then maps moving to fixed), and the engine's inverse it references
-    with it, so that the reference stays the node's inverse (the module's **Invert**)."""
+    with it, so that the reference stays the node's inverse (the module's **Invert**). Returns what the panel says
+    of it: which way the node now faces, and what a ``moving`` volume under it now shows."""
     node.Inverse()
     node.InverseName()
     inverse = node.GetNodeReference(ATTRIBUTE_PREFIX + "inverse")
     if inverse is not None:
         inverse.Inverse()
         inverse.InverseName()
+    node.SetAttribute(INVERTED_ATTRIBUTE, "0" if is_inverted(node) else "1")
+    if not is_inverted(node):
+        return f"'{node.GetName()}' faces fixed to moving again, as registered"
+    said = f"'{node.GetName()}' now maps moving to fixed: put the fixed volume under it to see it in the moving space"
+    if moving is not None and mrml.is_under(moving, node):
+        said += (f"; '{moving.GetName()}', still under it, is shown through the inverse, and Harden is off until "
+                 "Invert turns it back")  # fmt: skip
+    return said
 
 
 def guidance_attributes(guidance: GuidanceRecord | None) -> dict:
