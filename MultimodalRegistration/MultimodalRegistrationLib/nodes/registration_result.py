@@ -275,9 +275,9 @@ def is_inverted(node) -> bool:
 
 
 def hardens_as_registered(moving, node) -> bool:
-    """Whether Harden would resample the moving volume as registered: it is under the result node, and the node
-    faces fixed -> moving (its parent, not higher: a second click would apply it twice). Under an inverted node it is shown through the inverse: hardening that (the module had
-    offered it) resamples it the wrong way, for good."""
+    """Whether Harden would resample the moving volume as registered: the result node is its parent (not higher: a
+    second click would apply it twice), and the node faces fixed -> moving. Under an inverted node it is shown
+    through the inverse: hardening that (the module had offered it) resamples it the wrong way, for good."""
     return moving is not None and node is not None and moving.GetParentTransformNode() == node and not is_inverted(node)
 
 
