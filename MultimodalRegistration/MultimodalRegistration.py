@@ -6,8 +6,6 @@ library (MultimodalRegistrationLib), which runs the engine in a worker process.
 
 import os
 import pathlib
-import shutil
-import sys
 import unittest
 from typing import Annotated, Optional, Union
 
@@ -354,12 +352,9 @@ class MultimodalRegistrationLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def workerPython() -> str:
         """Slicer's own Python launcher, so the worker sees the same packages as Slicer."""
-        name = "PythonSlicer.exe" if os.name == "nt" else "PythonSlicer"
-        for candidate in (os.path.join(os.path.dirname(sys.executable), name), shutil.which(name)):
-            if candidate and os.path.exists(candidate):
-                return candidate
-        raise RuntimeError(f"{name} was not found beside Slicer ({os.path.dirname(sys.executable)}) or on PATH: "
-                           "the engines run in it; reinstall Slicer")
+        from MultimodalRegistrationLib.nodes.panels import worker_python
+
+        return worker_python()
 
     @staticmethod
     def ensureEngine(engine: str, confirm: bool = True) -> None:

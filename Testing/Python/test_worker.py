@@ -1,6 +1,7 @@
 """The worker process protocol: progress lines, cancel, crashes, exit codes."""
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -162,3 +163,34 @@ def test_a_worker_crash_says_it_is_a_bug_with_the_traceback_to_report(tmp_path):
     said = str(worker.error)
     assert said.startswith("IndexError: list index out of range\nhint: this is a bug: report it with the traceback:\n")
     assert said.endswith('  File "elastix.py", line 1, in run\nIndexError: list index out of range')
+
+
+def test_a_worker_started_inside_slicer_runs_in_python_slicer_not_in_slicer(tmp_path, monkeypatch):
+    """A helper's sweep: docs/cohorts.md runs a batch from Slicer's Python console, where sys.executable is Slicer
+    itself; each warm worker was started as "Slicer -m ...warm_worker" and the batch stopped with "this warm worker
+    has stopped". Only the two Slicer scripts had set MMREG_PYTHON."""
+    from MultimodalRegistrationLib.process.worker import WorkerProcess, worker_python
+
+    name = "PythonSlicer.exe" if os.name == "nt" else "PythonSlicer"
+    slicer_bin = tmp_path / "Slicer-5.10" / "bin"
+    slicer_bin.mkdir(parents=True)
+    (slicer_bin / "SlicerApp-real").write_bytes(b"")
+    monkeypatch.delenv("MMREG_PYTHON", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    monkeypatch.setattr(sys, "executable", str(slicer_bin / "SlicerApp-real"))
+    with pytest.raises(RuntimeError, match=f"{name} was not found beside .*SlicerApp-real or on PATH"):
+        worker_python()
+    (slicer_bin / name).write_bytes(b"")
+    assert worker_python() == str(slicer_bin / name)
+    assert WorkerProcess("m", None, tmp_path).python == str(slicer_bin / name)
+    bundle = tmp_path / "Slicer.app" / "Contents"  # macOS: the application in MacOS/, PythonSlicer in bin/
+    (bundle / "MacOS").mkdir(parents=True)
+    (bundle / "bin").mkdir()
+    (bundle / "bin" / name).write_bytes(b"")
+    monkeypatch.setattr(sys, "executable", str(bundle / "MacOS" / "Slicer"))
+    assert worker_python() == str(bundle / "bin" / name)
+    monkeypatch.setenv("MMREG_PYTHON", "/opt/python3")
+    assert worker_python() == "/opt/python3"
+    monkeypatch.delenv("MMREG_PYTHON")
+    monkeypatch.setattr(sys, "executable", "/usr/bin/python3.12")
+    assert worker_python() == "/usr/bin/python3.12"

@@ -9,6 +9,7 @@ from ..engines.presets import list_presets
 from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from ..prep.options import PrepOptions
 from ..process.warm_worker import WarmSlot
+from ..process.worker import worker_python
 from ..registration.describe import describe_guidance, describe_result
 
 # Where the modules' help texts link (the docs/ pages of EXTENSION_HOMEPAGE in CMakeLists.txt).
@@ -44,4 +45,5 @@ __all__ = [
     "engine_installed",
     "ensure_engines",
     "list_presets",
+    "worker_python",
 ]

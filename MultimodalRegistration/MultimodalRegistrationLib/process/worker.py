@@ -69,6 +69,25 @@ def library_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
+def worker_python() -> str:
+    """The interpreter the engines run in: ``$MMREG_PYTHON``, else this Python, unless this process is Slicer itself
+    (its ``sys.executable`` is the application, not a Python): then Slicer's PythonSlicer, beside it, in the
+    ``bin`` folder next to it (macOS's bundle) or on PATH. A batch run from Slicer's Python console, as
+    docs/cohorts.md shows, had started Slicer as each worker, and stopped with "this warm worker has stopped"."""
+    chosen = os.environ.get("MMREG_PYTHON")
+    if chosen:
+        return chosen
+    executable = Path(sys.executable)
+    if "python" in executable.name.lower():
+        return sys.executable
+    name = "PythonSlicer.exe" if os.name == "nt" else "PythonSlicer"
+    for candidate in (executable.with_name(name), executable.parent.parent / "bin" / name, shutil.which(name)):
+        if candidate and Path(candidate).is_file():
+            return str(candidate)
+    raise RuntimeError(f"{name} was not found beside {executable} or on PATH: the engines run in it; reinstall "
+                       "Slicer, or set MMREG_PYTHON to a Python that has the engines")  # fmt: skip
+
+
 class WorkerProcess:
     """A child Python running ``python -m module``; its JSON-lines output becomes events on ``route``.
 
@@ -79,7 +98,7 @@ class WorkerProcess:
 
     def __init__(self, module: str, python: str | None, folder: Path, arguments: tuple[str, ...] = ()):
         self.module, self.folder, self.arguments = module, folder, arguments
-        self.python = python or os.environ.get("MMREG_PYTHON") or sys.executable
+        self.python = python or worker_python()
         self.route: queue.Queue = queue.Queue()  # where events go; a warm worker points it at the current job
         self.popen: subprocess.Popen | None = None
         self._stderr = None
