@@ -207,6 +207,24 @@ def test_a_file_open_in_another_program_stops_the_commit_before_anything_changed
         assert len(refusals) == 2
 
 
+def test_a_new_file_a_virus_scan_holds_a_moment_is_waited_for_as_it_moves_in(tmp_path, monkeypatch):
+    """A helper's Windows review: the move of a new file out of its .partial- folder had no retry, so a real-time scan
+    holding the file just written failed the run after all its work (the files it replaced had the retry)."""
+    refusals = []
+
+    def held(source: Path) -> bool:
+        if source.parent.name.startswith(".partial-") and source.name == "b.txt" and len(refusals) < 2:
+            refusals.append(source)
+            return True
+        return False
+
+    held_open_by_another_program(monkeypatch, held)
+    _three_earlier_files(tmp_path)
+    _staged_three(tmp_path)
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {"a.txt": "new a.txt", "b.txt": "new b.txt"}
+    assert len(refusals) == 2
+
+
 def test_a_commit_that_fails_while_moving_in_puts_everything_back(tmp_path, monkeypatch):
     import os
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .processes import orphaned, own_tag
-from .replaced import Replaced, recover_replaced
+from .replaced import Replaced, recover_replaced, replace_path
 
 PARTIAL_PREFIX = ".partial-"  # then the writing process: <prefix><pid>.<place>-xxxx (processes.own_tag)
 # Extensions of two parts that name one format.
@@ -165,7 +165,7 @@ class OutputSet:
                 try:
                     for entry, target in moves:
                         _finish(str(entry))
-                        os.replace(entry, target)
+                        replace_path(entry, target)  # on Windows a virus scan holds a file just written
                         moved_in.append((entry, target))
                     earlier.finished()
                     for path in self._removed:
