@@ -2736,8 +2736,8 @@ def test_outputs_apart_only_by_capitals_are_refused_on_a_case_blind_disk(tmp_pat
 
 
 def test_an_output_path_too_long_for_windows_is_refused_before_any_work(tmp_path, private_tmp, capsys, monkeypatch):
-    """Windows: a path that fits 260 characters can still fail while it is written (the staging folders add about
-    35), as an ITK write error after the whole registration (Windows audit, L9). Refused first, with the fix."""
+    """Windows: a path that fits 260 characters can still fail while it is written (the staging folders add up to
+    70), as an ITK write error after the whole registration (Windows audit, L9). Refused first, with the fix."""
     from MultimodalRegistrationLib.core import file_checks
 
     monkeypatch.setattr(file_checks, "_WINDOWS", True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -407,3 +408,35 @@ def test_a_file_staged_inside_another_set_is_not_said_to_be_written_when_that_se
     assert list(tmp_path.iterdir()) == []
     files.write_text_atomically(tmp_path / "summary.json", "{}")
     assert files.committed() == [*before, tmp_path / "summary.json"]
+
+
+def test_an_output_at_the_windows_limit_is_written_within_max_path(tmp_path, monkeypatch):
+    """A helper's imitation of Windows' MAX_PATH: an image written atomically inside a set of outputs is staged two
+    partial folders deep, and the earlier limit (259 - 36) let a prep run to 100% and then fail. At the limit, every
+    path the write makes fits 259 characters and every folder 247, with room for a 7-digit Windows process id."""
+    import SimpleITK as sitk
+    from MultimodalRegistrationLib.core.file_checks import WINDOWS_PATH_ROOM
+    from MultimodalRegistrationLib.core.files import OutputSet
+    from MultimodalRegistrationLib.core.images import write_image
+
+    name = "moving_mask.nrrd"  # the longest name prep writes; it checks prep.json
+    folder = tmp_path / ("d" * (WINDOWS_PATH_ROOM - len(str(tmp_path)) - 2 - len("prep.json")))
+    assert len(str(folder / "prep.json")) == WINDOWS_PATH_ROOM
+    folder.mkdir()
+    write_image(sitk.Image([4, 4, 4], sitk.sitkUInt8), folder / name)  # an earlier run's file, set aside on commit
+    longest, replace, mkdir = {"file": 0, "folder": 0}, os.replace, os.mkdir
+
+    def replacing(source, target):
+        longest["file"] = max(longest["file"], len(str(source)), len(str(target)))
+        replace(source, target)
+
+    def making(path, *arguments, **options):
+        longest["folder"] = max(longest["folder"], len(str(path)))
+        mkdir(path, *arguments, **options)
+
+    monkeypatch.setattr(os, "replace", replacing)
+    monkeypatch.setattr(os, "mkdir", making)
+    with OutputSet() as staged:
+        staged.write(folder / name, lambda tmp: write_image(sitk.Image([4, 4, 4], sitk.sitkUInt8), tmp))
+    room = 2 * (7 - len(str(os.getpid())))  # two staging folders each name the process
+    assert longest["file"] + room <= 259 and longest["folder"] + room <= 247, longest

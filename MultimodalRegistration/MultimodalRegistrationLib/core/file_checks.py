@@ -348,9 +348,11 @@ def check_output_folder(output_dir: str | os.PathLike, option: str = "--output-d
 
 
 # Windows' 260-character limit (MAX_PATH, unless long paths are enabled, which ITK's file writers do not use), less
-# what writing adds: the partial folder a file is staged in (.partial-<pid>-xxxxxxxx\), the one an earlier file is
-# kept in (.replaced-<pid>-xxxxxxxx\m<n>-).
-WINDOWS_PATH_ROOM = 259 - 36
+# what writing adds: a file is staged in a partial folder (.partial-<pid>.<place>-xxxxxxxx\, about 35 characters)
+# that may hold another (an image written atomically inside a set of outputs), and a folder may have at most 247;
+# less 16 for the longest name a command writes beside the one checked (prep checks prep.json and writes
+# moving_mask.nrrd). A helper's imitation of MAX_PATH: at 259 - 36 a prep ran to 100% and then failed.
+WINDOWS_PATH_ROOM = 259 - 2 * 35 - 16
 _WINDOWS = os.name == "nt"
 
 
