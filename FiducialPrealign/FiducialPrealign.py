@@ -18,6 +18,7 @@ from MultimodalRegistrationLib.core.errors import InputError
 from MultimodalRegistrationLib.nodes import landmarks as landmark_nodes
 from MultimodalRegistrationLib.nodes import mrml
 from MultimodalRegistrationLib.nodes.panels import CITATIONS_HTML, DOCS_URL
+from MultimodalRegistrationLib.nodes.roles import guess_roles
 from slicer import (
     vtkMRMLMarkupsFiducialNode,
     vtkMRMLScalarVolumeNode,
@@ -143,7 +144,7 @@ class FiducialPrealignWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             # Only names that say which list is which: swapped roles would give the inverse transform, with the
             # same residuals. Even then the preview waits until the user presses Fit (see previewFit).
             lists = slicer.util.getNodesByClass("vtkMRMLMarkupsFiducialNode")
-            fixed, moving = landmark_nodes.guess_point_lists(lists)
+            fixed, moving = guess_roles(lists)
             if fixed is not None:
                 self._guessedLists = (fixed, moving)
                 node.fixedPoints, node.movingPoints = fixed, moving

@@ -155,11 +155,12 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def initializeParameterNode(self) -> None:
         self.setParameterNode(self.logic.getParameterNode())
-        if not self._parameterNode.fixedVolume:
-            volumes = [v for v in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode")
-                       if not v.IsA("vtkMRMLLabelMapVolumeNode")]  # fmt: skip
-            if len(volumes) >= 2:
-                self._parameterNode.fixedVolume, self._parameterNode.movingVolume = volumes[0], volumes[1]
+        if not self._parameterNode.fixedVolume and not self._parameterNode.movingVolume:
+            from MultimodalRegistrationLib.nodes.roles import guess_volumes
+
+            fixed, moving = guess_volumes(slicer.mrmlScene)  # only by names that say which is which
+            if fixed is not None:
+                self._parameterNode.fixedVolume, self._parameterNode.movingVolume = fixed, moving
 
     def setParameterNode(self, inputParameterNode) -> None:
         if self._parameterNode:

@@ -151,10 +151,11 @@ class MultimodalRegistrationQAWidget(ScriptedLoadableModuleWidget, VTKObservatio
             if registration.outputTransform and not node.transform:
                 node.transform = registration.outputTransform
             return
-        volumes = slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode")
-        volumes = [v for v in volumes if not v.IsA("vtkMRMLLabelMapVolumeNode")]
-        if len(volumes) >= 2:
-            node.fixedVolume, node.movingVolume = volumes[0], volumes[1]
+        from MultimodalRegistrationLib.nodes.roles import guess_volumes
+
+        fixed, moving = guess_volumes(slicer.mrmlScene)  # only by names that say which is which
+        if fixed is not None:
+            node.fixedVolume, node.movingVolume = fixed, moving
 
     def setParameterNode(self, inputParameterNode) -> None:
         if self._parameterNode:

@@ -300,7 +300,7 @@ def test_the_output_node_records_warnings_version_reference_and_mirror(scene):
 
 
 def test_point_lists_are_guessed_only_by_names_that_say_their_role(scene):
-    from MultimodalRegistrationLib.nodes.landmarks import guess_point_lists
+    from MultimodalRegistrationLib.nodes.roles import guess_roles as guess_point_lists
 
     def lists(*names):
         return [scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", name) for name in names]
@@ -309,3 +309,20 @@ def test_point_lists_are_guessed_only_by_names_that_say_their_role(scene):
     moving, fixed = lists("Moving MR points", "fixed CT points")  # made in the "wrong" order
     assert guess_point_lists([moving, fixed]) == (fixed, moving)
     assert guess_point_lists([moving, fixed, *lists("fixed copy")]) == (None, None)  # ambiguous: left unset
+
+
+def test_volumes_are_preselected_only_by_names_that_say_their_role(scene):
+    """A helper's GUI review: the registration, prep and QA panels took the first two volumes loaded as fixed and
+    moving, so an MR loaded before the CT became fixed, and the result was the inverse."""
+    import SimpleITK as sitk
+    from MultimodalRegistrationLib.nodes.roles import guess_volumes
+
+    def volumes(*names, labelmap=False):
+        image = sitk.Image([4, 4, 4], sitk.sitkUInt8)
+        return [mrml.volume_node_from_image(scene, image, name, labelmap=labelmap) for name in names]
+
+    volumes("MRBrainT1", "CTBrain")
+    assert guess_volumes(scene) == (None, None)  # loaded MR first: no role said, none chosen
+    volumes("fixed mask", labelmap=True)
+    moving, fixed = volumes("moving MR", "fixed CT")
+    assert guess_volumes(scene) == (fixed, moving)  # a labelmap saying 'fixed' is not a volume to register

@@ -47,8 +47,6 @@ RESIDUAL_COLUMNS = (
     ("check", ""),
 )
 TEXT_COLUMNS = ("label", "moving label", "check")
-# The point lists a live preview may pick by themselves: names that say which is which (lower case).
-ROLE_WORDS = {"fixed": "fixed", "moving": "moving"}
 DECIMALS = 3  # table values are rounded to 0.001 mm so that the table view shows short numbers
 WORST_BY_LOO = "largest leave-one-out error"
 WORST_BY_ERROR = "largest error"
@@ -231,17 +229,6 @@ def refuse_skipped(markups, role: str, skipped: list[str]) -> None:
             f"{role} point '{skipped[0]}' in '{markups.GetName()}' is marked skipped (not visible in that image): "
             "place it or delete it"
         )
-
-
-def guess_point_lists(lists) -> tuple:
-    """(fixed, moving) among point lists, picked only by names that say which is which (one list naming 'fixed',
-    another 'moving'); (None, None) otherwise: creation order says nothing about roles, and swapped roles
-    give the inverse transform with the same residuals."""
-    found = {role: [node for node in lists if word in node.GetName().lower()] for role, word in ROLE_WORDS.items()}
-    fixed, moving = found["fixed"], found["moving"]
-    if len(fixed) == 1 and len(moving) == 1 and fixed[0] is not moving[0]:
-        return fixed[0], moving[0]
-    return None, None
 
 
 def worst_point(fit: LandmarkFit) -> int | None:
