@@ -326,3 +326,22 @@ def test_volumes_are_preselected_only_by_names_that_say_their_role(scene):
     volumes("fixed mask", labelmap=True)
     moving, fixed = volumes("moving MR", "fixed CT")
     assert guess_volumes(scene) == (fixed, moving)  # a labelmap saying 'fixed' is not a volume to register
+
+
+def test_a_fit_into_a_former_registration_result_takes_its_inverse_away(scene):
+    """A helper's console sweep: a fit into a node that had held a deformable result (inverted by the panel's Invert)
+    dropped the result's attributes but kept its reference to the engine's inverse, and that node: Invert would turn
+    the stale inverse too, and QA read it."""
+    from MultimodalRegistrationLib.nodes.job import REGISTRATION_ATTRIBUTE_PREFIX
+    from MultimodalRegistrationLib.nodes.registration_result import invert_result
+
+    result = mrml.transform_to_node(scene, TRUTH, name="MR to CT")
+    inverse = mrml.transform_to_node(scene, TRUTH.inverse(), name="MR to CT inverse")
+    result.SetNodeReferenceID(REGISTRATION_ATTRIBUTE_PREFIX + "inverse", inverse.GetID())
+    invert_result(result)
+    fixed = mrml.markups_from_points(scene, lps_ras_points(FIXED_LPS), LABELS)
+    moving = mrml.markups_from_points(scene, lps_ras_points(moving_lps()), LABELS)
+    fit, node, _ = fit_markups(fixed, moving, "rigid", result)
+    assert node is result and node.GetName() == "MR to CT"
+    assert node.GetNodeReference(REGISTRATION_ATTRIBUTE_PREFIX + "inverse") is None and inverse.GetScene() is None
+    assert np.allclose(slicer_maps(node, lps_ras_points(FIXED_LPS)), lps_ras_points(moving_lps()), atol=1e-6)

@@ -27,6 +27,7 @@ from .given_nodes import check_given_nodes
 from .job import PREALIGN_ATTRIBUTE_PREFIX, forget_earlier_result
 from .panel import panel_parameters, panel_value
 from .panel_words import panel_errors
+from .registration_result import earlier_extras, named_forward
 
 ATTRIBUTE_PREFIX = PREALIGN_ATTRIBUTE_PREFIX
 # (name, unit) of the residual table's columns; positions are world RAS.
@@ -114,10 +115,13 @@ def fit_markups(
     fit = fit_landmarks(fixed_ras, moving_ras, kind, fixed_labels, moving_labels, reference_image=reference)
     fit.warnings[:0] = skipped
 
+    stale = []
     if output_transform_node is None:
         name = scene.GenerateUniqueName(f"{moving_markups.GetName()} to {fixed_markups.GetName()} prealign")
         output_transform_node = mrml.transform_to_node(scene, fit.transform, name=name)
-    else:
+    else:  # a former registration result: its engine's inverse and segment nodes go with it, and Invert's " (-)"
+        stale = earlier_extras(scene, output_transform_node)
+        named_forward(output_transform_node)
         mrml.transform_to_node(scene, fit.transform, output_transform_node)
     attributes = {
         "type": fit.kind,
@@ -134,6 +138,7 @@ def fit_markups(
     forget_earlier_result(output_transform_node)
     for key, value in attributes.items():
         output_transform_node.SetAttribute(ATTRIBUTE_PREFIX + key, str(value))
+    mrml.remove_nodes_and_empty_folders(scene, stale)
 
     if table_node is None:
         table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{output_transform_node.GetName()} residuals")

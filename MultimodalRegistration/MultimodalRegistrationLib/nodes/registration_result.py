@@ -156,7 +156,7 @@ class NodeRegistration(NodeJob):
         node.RemoveNodeReferenceIDs(ATTRIBUTE_PREFIX + "inverse")
         if inverse is not None:
             if earlier is not None:
-                _named_forward(earlier)
+                named_forward(earlier)
             # A linear node inverts exactly by itself; a nonlinear one keeps the engine's own inverse beside it.
             self.inverse_transform_node = mrml.transform_to_node(self.scene, inverse, earlier,
                                                                  name=f"{node.GetName()} inverse")  # fmt: skip
@@ -175,7 +175,7 @@ class NodeRegistration(NodeJob):
         node, fixed, moving = self.present_target("output_transform"), self.target("fixed"), self.target("moving")
         name = node.GetName() if node else self.scene.GenerateUniqueName(f"{moving.GetName()} to {fixed.GetName()}")
         if node is not None:
-            _named_forward(node)
+            named_forward(node)
             forget_earlier_result(node)
         return mrml.transform_to_node(self.scene, transform, node, name=name)
 
@@ -260,7 +260,7 @@ def _segment_nodes_of(scene, transforms: dict[str, Transform], summary: Registra
 INVERTED = " (-)"  # what vtkMRMLTransformNode.InverseName appends to a node's name (and takes off again)
 
 
-def _named_forward(node) -> None:
+def named_forward(node) -> None:
     """Take Invert's INVERTED off a node about to hold a new result, which faces fixed -> moving."""
     if node.GetName().endswith(INVERTED):
         node.InverseName()
