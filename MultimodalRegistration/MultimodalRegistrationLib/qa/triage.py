@@ -19,9 +19,12 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.records import Record, build
+from ..registration.guided.score import SEGMENTS_APART
+from ..registration.guided.start import KEEPS_INITIAL_ROTATION, UNCERTAIN_START
 from ..registration.rules.axis_spacing import AXIS_SPACING_WARNING
 from ..registration.rules.far_from_start import FAR_FROM_START
 from ..registration.rules.inside_size import INSIDE_SIZE_WARNING
+from ..registration.rules.keep import FAR_TURN_REFUSED
 from ..registration.rules.nearby_pose import NEARBY_POSE_WARNING
 from ..registration.rules.scale_drift import SIZE_DRIFTED
 from ..registration.rules.shape_change import SHAPE_CHANGE
@@ -62,8 +65,11 @@ FOV_LOSS_RATIO = 0.5
 # user's start): the case is worth a look whatever the other rules say.
 # A spacing found wrong (for the whole image or along one axis) too: the walkthrough's batch gave 'ok' to a rigid
 # result 22 mm off whose moving image stated twice its slice spacing.
+# A guided start whose rotation is uncertain, and a guided result turned far and refused though its segments agree
+# better: a helper's real spinal cords (a moving header turned 90 degrees) ended 5.6 mm off, called ok.
 RESULT_DOUBTS = (WEAK_RESULT, FAR_FROM_START, WAYS_DISAGREE, SLAB_POSE, SHAPE_CHANGE, SIZE_DRIFTED, UNEVEN_WARNING,
-                 INSIDE_SIZE_WARNING, SIZE_WARNING, AXIS_SPACING_WARNING)  # fmt: skip
+                 INSIDE_SIZE_WARNING, SIZE_WARNING, AXIS_SPACING_WARNING, UNCERTAIN_START, KEEPS_INITIAL_ROTATION,
+                 FAR_TURN_REFUSED, SEGMENTS_APART)  # fmt: skip
 # The QA's own warnings that its measures doubt the result: the transform read the other way fits better, some
 # target landmarks lie far off the others, the segments got worse. A helper's QA sweep: two swapped
 # landmarks 99 mm off, an inverse given by mistake and segments from Dice 1.00 to 0.36 had each been 'ok'. And a

@@ -33,7 +33,7 @@ from .rules.far_from_start import (
     moved_from_start_mm,
 )
 from .rules.inside_size import inside_size_warning
-from .rules.keep import earlier_stage, images_outvote_guidance, why_not_kept
+from .rules.keep import earlier_stage, far_turn_warning, images_outvote_guidance, why_not_kept
 from .rules.masks import anatomy_center
 from .rules.scale_drift import SCALE_DRIFT, SIZE_DRIFTED, scale_drift_reason, size_drift_warning
 from .rules.shape_change import shape_change_warning
@@ -118,6 +118,9 @@ def keep_no_worse(run: RegistrationRun, plan: RunPlan, best: tuple) -> tuple[Kep
         guided.score_result = scored or GuidanceScores.from_dict(guidance_score(prepared, kept.transform).to_dict())
     if guided is not None and (apart := segments_apart_warning(guided.score_result.dice)):
         run.warnings.append(apart)
+    if guided is not None and guided.score_engine is not None and kept.kept != "result":
+        turn = far_turn_warning(kept.kept_reason, guided.score_engine.mean_dice, guided.score_result.mean_dice)
+        run.warnings.extend([turn] if turn else [])
     return kept, guided
 
 

@@ -153,6 +153,9 @@ def landmarks_outweigh_surfaces(after: GuidanceScore, before: GuidanceScore, fit
 SEGMENTS_APART_DICE = 0.35
 
 
+SEGMENTS_APART = "the guiding segments overlap little after the guided registration"  # (a batch's triage looks)
+
+
 def segments_apart_warning(dice: dict[str, float | None]) -> str | None:
     """A warning when every guiding segment's Dice (``dice``, by name) after a guided run is under
     SEGMENTS_APART_DICE; None otherwise (or without segments)."""
@@ -160,7 +163,7 @@ def segments_apart_warning(dice: dict[str, float | None]) -> str | None:
     if not known or max(known.values()) >= SEGMENTS_APART_DICE:
         return None
     said = ", ".join(f"'{name}' {value:.2f}" for name, value in known.items())
-    return (f"the guiding segments overlap little after the guided registration (Dice {said}): the result is probably "
+    return (f"{SEGMENTS_APART} (Dice {said}): the result is probably "
             "wrong; check that each segmentation was drawn on its own image and given the right way round "
             "(--fixed-segmentation on the fixed image), and that each pair marks the same structure")  # fmt: skip
 

@@ -313,6 +313,11 @@ def _segment_start(prepared, prior, fixed, moving, seed, scale) -> GuidedStart:
     return GuidedStart(chosen.name, Transform.from_matrix(chosen_pose), candidates, reason, noise)
 
 
+# How the uncertainty warnings begin (a batch's triage looks for them).
+UNCERTAIN_START = "the guided start's rotation is"
+KEEPS_INITIAL_ROTATION = "the result keeps the initial transform's rotation"
+
+
 def uncertainty_warning(name: str, noise: dict, initial_given: bool = False, landmarks_given: bool = False,
                         intensities: bool = True) -> str | None:  # fmt: skip
     """A warning when the rotation the segments and intensities chose (start ``name``, its record's ``noise``)
@@ -327,12 +332,12 @@ def uncertainty_warning(name: str, noise: dict, initial_given: bool = False, lan
     spread = (f"uncertain by about {noise['rotation_spread_deg']:.0f} degrees ({spread_mm:.1f} mm at the segments' "
               "surface; the spread of its bootstrap winners)")  # fmt: skip
     if initial_given and name == PRIOR:  # e.g. a landmark prealignment: its rotation is kept, unchecked
-        return (f"the result keeps the initial transform's rotation, which {judges} neither "
+        return (f"{KEEPS_INITIAL_ROTATION}, which {judges} neither "
                 f"confirm nor correct: it is {spread}. Check the initial transform, or the result "
                 "(Registration QA)")  # fmt: skip
     advice = ("The landmarks' own fit lost to it: check that each pair marks the same feature, and the result"
               if landmarks_given else "Add three or more landmarks on both images, or check the result")
-    return (f"the guided start's rotation is {spread}, and the result keeps it: {judges} do not fix it. "
+    return (f"{UNCERTAIN_START} {spread}, and the result keeps it: {judges} do not fix it. "
             f"{advice} (Registration QA)")  # fmt: skip
 
 

@@ -3,6 +3,8 @@ when it is not."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import SimpleITK as sitk
 
@@ -159,6 +161,40 @@ POLISH_DEG = STEP_DEG / 2
 REFEREE_KEEP_Z = KEEP_Z
 
 
+FROM_PRIOR = "degrees from the prior (the initial transform's rotation, else the headers')"
+# How the warning begins (a batch's triage looks for it) for a guided result refused for its turn from the prior
+# though its segments agree clearly better: the headers' orientation may be what is wrong.
+FAR_TURN_REFUSED = "a guided result that turned far from the headers' orientation was not kept"
+FAR_TURN_DICE_GAIN = 0.1  # a near-symmetric organ turned over ties within a few hundredths (issue 22: 0.81-0.86)
+
+
+def far_turn_warning(kept_reason: str, engine_dice: float | None, kept_dice: float | None) -> str | None:
+    """A warning when the engine's guided result was refused for turning more than AXES_MAX_DEG from the prior
+    (``kept_reason``) while its segments' mean Dice beats what is returned by FAR_TURN_DICE_GAIN; else None.
+    A helper's real spinal cords, the moving header turned 90 degrees: elastix undid the turn, the rule kept the
+    start 5.6 mm off (Dice 0.70), and the batch called the case ok."""
+    turned = re.search(rf"turned (\d+) {re.escape(FROM_PRIOR)}", kept_reason)
+    if turned is None or engine_dice is None or kept_dice is None or engine_dice < kept_dice + FAR_TURN_DICE_GAIN:
+        return None
+    return (f"{FAR_TURN_REFUSED} ({turned.group(1)} degrees; the initial transform's, when one is given), though its "
+            f"segments agree better (mean Dice {engine_dice:.2f} against {kept_dice:.2f} for what is returned): a "
+            f"guided result may turn at most {AXES_MAX_DEG:g} degrees, as a near-symmetric organ turned over can fit "
+            "its surfaces and still be wrong. If the headers' orientation is wrong (a reslice, a wrong orientation "
+            "tag), give an initial transform near the right pose (landmarks: FiducialPrealign or mmreg prealign); "
+            "otherwise check the result (Registration QA)")  # fmt: skip
+
+
+def _clearly_better_segments(prepared, start: Transform, result: Transform) -> bool:
+    """Whether ``result``'s segments agree with the fixed ones by FAR_TURN_DICE_GAIN more mean Dice than ``start``'s,
+    their surfaces closer too: more than a near-symmetric organ turned over gains, so the headers' orientation, not
+    the result, is what is wrong (a header turned 90 degrees: Dice 0.92 against 0.70)."""
+    before, after = guidance_score(prepared, start), guidance_score(prepared, result)
+    if before.mean_dice is None or after.mean_dice is None:
+        return False
+    closer = before.mean_surface_mm is None or after.mean_surface_mm is None or after.mean_surface_mm < before.mean_surface_mm
+    return after.mean_dice >= before.mean_dice + FAR_TURN_DICE_GAIN and closer
+
+
 def worse_beyond_noise(prepared, fixed: sitk.Image, moving: sitk.Image, start: Transform, result: Transform,
                        seed: int, prior: np.ndarray | None = None, refereed: bool = True) -> str:  # fmt: skip
     """Why a linear guided ``result`` is not better than its linear ``start`` beyond the noise ("" when it
@@ -175,10 +211,11 @@ def worse_beyond_noise(prepared, fixed: sitk.Image, moving: sitk.Image, start: T
     if not (prepared.pairs and start.is_linear and result.is_linear):
         return ""
     from_prior = None if prior is None else rotation_angle_deg(result.matrix[:3, :3] @ prior.T)
-    if from_prior is not None and from_prior > AXES_MAX_DEG >= rotation_angle_deg(start.matrix[:3, :3] @ prior.T):
-        return (f"turned {from_prior:.0f} degrees from the prior (the initial transform's rotation, else the "
-                f"headers'), beyond the {AXES_MAX_DEG:g} degrees a start from the segments may turn: a "
-                "near-symmetric organ turned that far can fit its surfaces better and still be wrong")  # fmt: skip
+    if (from_prior is not None and from_prior > AXES_MAX_DEG >= rotation_angle_deg(start.matrix[:3, :3] @ prior.T)
+            and not _clearly_better_segments(prepared, start, result)):
+        return (f"turned {from_prior:.0f} {FROM_PRIOR}, beyond the {AXES_MAX_DEG:g} degrees a start from the "
+                "segments may turn: a near-symmetric organ turned that far can fit its surfaces better and still be "
+                "wrong")  # fmt: skip
     scorer = StartScorer.of(prepared, fixed, moving, seed)
     z_surface, z_mi, z_together = paired_z(scorer, start.matrix, result.matrix)
     points = np.concatenate(scorer.points)
