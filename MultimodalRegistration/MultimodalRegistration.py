@@ -233,7 +233,7 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
             getattr(self.ui, selector).enabled = not running
         has_result = bool(node and node.outputTransform)
         self.ui.invertButton.enabled = has_result and not running
-        from MultimodalRegistrationLib.nodes.registration_result import hardens_as_registered
+        from MultimodalRegistrationLib.nodes.result_extras import hardens_as_registered
 
         as_registered = bool(node) and hardens_as_registered(node.movingVolume, node.outputTransform)
         self.ui.hardenButton.enabled = as_registered and not running
@@ -308,7 +308,7 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
         slicer.util.showStatusMessage(_("Copied the mmreg command line to the clipboard."), 3000)
 
     def onInvertButton(self) -> None:
-        from MultimodalRegistrationLib.nodes.registration_result import invert_result
+        from MultimodalRegistrationLib.nodes.result_extras import invert_result
 
         node = self._parameterNode
         self.ui.statusLabel.text = invert_result(node.outputTransform, node.movingVolume)
@@ -316,7 +316,7 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
 
     def onHardenButton(self) -> None:
         """Resample the moving volume through the result it is shown under (enabled only then: never twice)."""
-        from MultimodalRegistrationLib.nodes.registration_result import hardens_as_registered
+        from MultimodalRegistrationLib.nodes.result_extras import hardens_as_registered
 
         moving = self._parameterNode.movingVolume
         if hardens_as_registered(moving, self._parameterNode.outputTransform):

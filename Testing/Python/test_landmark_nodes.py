@@ -333,7 +333,7 @@ def test_a_fit_into_a_former_registration_result_takes_its_inverse_away(scene):
     dropped the result's attributes but kept its reference to the engine's inverse, and that node: Invert would turn
     the stale inverse too, and QA read it."""
     from MultimodalRegistrationLib.nodes.job import REGISTRATION_ATTRIBUTE_PREFIX
-    from MultimodalRegistrationLib.nodes.registration_result import invert_result
+    from MultimodalRegistrationLib.nodes.result_extras import invert_result
 
     result = mrml.transform_to_node(scene, TRUTH, name="MR to CT")
     inverse = mrml.transform_to_node(scene, TRUTH.inverse(), name="MR to CT inverse")

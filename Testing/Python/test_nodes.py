@@ -239,7 +239,7 @@ def test_a_nonlinear_result_keeps_the_engines_inverse(scene, small_pair, tmp_pat
     assert len([n for n in scene.GetNodesByClass("vtkMRMLTransformNode") if n.GetName().endswith("inverse")]) == 1
     # QA trusts the reference only while it undoes the node: an inverse that no longer does is named, not used.
     from MultimodalRegistrationLib.nodes.qa import _stale_inverse
-    from MultimodalRegistrationLib.nodes.registration_result import invert_result
+    from MultimodalRegistrationLib.nodes.result_extras import invert_result
 
     result, undo = mrml.transform_from_node(forward), mrml.transform_from_node(inverse)
     assert _stale_inverse(result, undo, small_pair.fixed, inverse.GetName()) is None
@@ -335,7 +335,7 @@ def test_a_run_into_a_node_removes_the_segment_nodes_an_earlier_piecewise_run_le
     import slicer
     from MultimodalRegistrationLib.core.transforms import Transform
     from MultimodalRegistrationLib.nodes.registration import ATTRIBUTE_PREFIX
-    from MultimodalRegistrationLib.nodes.registration_result import _earlier_segment_nodes
+    from MultimodalRegistrationLib.nodes.result_extras import earlier_segment_nodes as _earlier_segment_nodes
 
     field = mrml.transform_to_node(scene, Transform.identity(), name="MR to CT")
     field.SetAttribute(ATTRIBUTE_PREFIX + "piecewiseMinimumJacobian", "0.87")
@@ -479,7 +479,7 @@ def test_a_result_that_cannot_go_into_the_scene_ends_the_run_and_adds_nothing(sc
     def broken(*args):
         raise ValueError("the disk went away")
 
-    monkeypatch.setattr(registration_result, "_earlier_segment_nodes", broken)  # after the result node is made
+    monkeypatch.setattr(registration_result, "earlier_segment_nodes", broken)  # after the result node is made
     registration = register_nodes(registration_parameters(fixedVolume=fixed, movingVolume=moving, init="geometry"),
                                   blocking=False, on_done=done.append)  # fmt: skip
     with pytest.raises(WorkerFailure, match="could not be put into the scene .ValueError: the disk went away.; nothing"):
@@ -685,7 +685,7 @@ def test_harden_is_offered_only_while_the_result_faces_the_way_it_was_registered
     """A helper's GUI review: after Invert the moving volume, still under the result, was shown through the inverse,
     and Harden stayed on: a click resampled it the wrong way for good. Invert now says so, and Harden waits."""
     from MultimodalRegistrationLib.nodes import mrml
-    from MultimodalRegistrationLib.nodes.registration_result import hardens_as_registered, invert_result
+    from MultimodalRegistrationLib.nodes.result_extras import hardens_as_registered, invert_result
 
     fixed, moving = volumes
     result = mrml.transform_to_node(scene, small_pair.truth, None, name="MR to CT")

@@ -218,7 +218,7 @@ def test_nodes_warn_about_swapped_volumes_and_a_result_hardened_into_the_moving_
     assert "the volumes are swapped here; swap them" in swapped.warnings[0]
 
     # The module's Invert, then QA: it blamed a hardened moving volume (a helper's sweep); it names the inversion.
-    from MultimodalRegistrationLib.nodes.registration_result import invert_result
+    from MultimodalRegistrationLib.nodes.result_extras import invert_result
 
     invert_result(result)
     inverted, _ = assess_nodes(qa_parameters(transform=result, fixedVolume=ct, movingVolume=mr))

@@ -27,7 +27,7 @@ from .given_nodes import check_given_nodes
 from .job import PREALIGN_ATTRIBUTE_PREFIX, forget_earlier_result
 from .panel import panel_parameters, panel_value
 from .panel_words import panel_errors
-from .registration_result import earlier_extras, named_forward
+from .result_extras import earlier_extras, named_forward
 
 ATTRIBUTE_PREFIX = PREALIGN_ATTRIBUTE_PREFIX
 # (name, unit) of the residual table's columns; positions are world RAS.

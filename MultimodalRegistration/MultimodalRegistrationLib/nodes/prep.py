@@ -41,8 +41,8 @@ from ..process.results import PrepJobResult
 from ..process.worker import WorkerFailure
 from . import mrml
 from .checks import check_volume_pair
-from .job import NodeJob, job_folder
 from .given_nodes import check_given_nodes
+from .job import NodeJob, job_folder
 from .panel import job_from_panel, node_of, panel_defaults, panel_fields, panel_parameters, panel_value, write_volumes
 from .panel_words import panel_errors
 from .prep_status import status_text  # noqa: F401 (prep_nodes.status_text, the panel's status line)

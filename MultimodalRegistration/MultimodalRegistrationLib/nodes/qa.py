@@ -41,8 +41,8 @@ from ..qa.jacobian import INVERSE_MISS_MM
 from ..qa.report_types import QAReport
 from . import mrml, slices
 from .checks import check_node_pair, check_volume_pair
-from .job import REGISTRATION_ATTRIBUTE_PREFIX as REGISTRATION_PREFIX
 from .given_nodes import check_given_nodes
+from .job import REGISTRATION_ATTRIBUTE_PREFIX as REGISTRATION_PREFIX
 from .panel import node_of, panel_defaults, panel_noun, panel_parameters, panel_value
 from .panel_words import panel_errors
 from .prep import prepared_from
@@ -50,7 +50,7 @@ from .qa_frames import registration_pose, show_moving_under, shown_frame_warning
 from .qa_labels import label_values, labels_image, mask_in_frame
 from .qa_points import landmark_arguments
 from .qa_table import INVERTED_SINCE, TABLE_COLUMNS, fill_metrics_table, metric_rows, summary_text, table_values  # noqa: F401
-from .registration_result import INVERTED
+from .result_extras import INVERTED
 
 ATTRIBUTE_PREFIX = "MultimodalRegistrationQA."
 TABLE = "metricsTable"  # the panel's attribute holding the table node the metrics go to

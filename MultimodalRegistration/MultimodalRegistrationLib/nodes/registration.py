@@ -24,9 +24,9 @@ from .checks import (
     check_output_volume,
     check_volume_pair,
 )
+from .given_nodes import check_given_nodes
 from .job import REGISTRATION_ATTRIBUTE_PREFIX as ATTRIBUTE_PREFIX
 from .job import job_folder
-from .given_nodes import check_given_nodes
 from .panel import job_from_panel, node_of, panel_defaults, panel_parameters
 from .panel_words import panel_errors
 from .registration_2d import register_nodes_2d

@@ -28,7 +28,8 @@ from . import mrml, slices
 from .job import REGISTRATION_ATTRIBUTE_PREFIX as ATTRIBUTE_PREFIX
 from .job import job_folder
 from .panel import node_of, panel_fields, panel_noun, panel_value
-from .registration_result import NodeRegistration, earlier_extras
+from .registration_result import NodeRegistration
+from .result_extras import earlier_extras
 
 # Panel inputs the 2D job reads; any other input node set on the panel is for volumes only.
 _READ_IN_2D = ("fixed", "moving", "output_transform", "output_volume")

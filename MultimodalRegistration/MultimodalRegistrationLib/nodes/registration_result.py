@@ -21,6 +21,7 @@ from .command_paths import start_node, user_command
 from .job import REGISTRATION_ATTRIBUTE_PREFIX as ATTRIBUTE_PREFIX
 from .job import NodeJob, forget_earlier_result
 from .registration_inputs import moving_parent_of
+from .result_extras import earlier_segment_nodes, named_forward
 
 
 class NodeRegistration(NodeJob):
@@ -147,7 +148,7 @@ class NodeRegistration(NodeJob):
         node = self._result_node(transform)
         self._record(node, attributes)
         # Removed last, once nothing can fail: an earlier piecewise run's segment nodes, stale now.
-        stale = _earlier_segment_nodes(self.scene, node)
+        stale = earlier_segment_nodes(self.scene, node)
         node.RemoveAttribute(ATTRIBUTE_PREFIX + "piecewiseMinimumJacobian")
         if summary.piecewise:
             self.segment_transform_nodes = _segment_nodes_of(self.scene, segments, summary, node)
@@ -207,28 +208,9 @@ def _node_id(node, output) -> str:
     return node.GetID() if node is not None and node is not output else ""
 
 
-def _earlier_segment_nodes(scene, field_node) -> list:
-    """The per-segment transform nodes an earlier piecewise run left for ``field_node``: a later run into the node
-    replaces them."""
-    nodes = scene.GetNodesByClass("vtkMRMLTransformNode")
-    found = [nodes.GetItemAsObject(i) for i in range(nodes.GetNumberOfItems())]
-    return [node for node in found if node.GetAttribute(ATTRIBUTE_PREFIX + "fieldNodeID") == field_node.GetID()]
-
-
 def _preset_file(preset: str | None) -> str:
     """The job's preset when it is a custom preset file, else ""."""
     return preset if preset and Path(preset).suffix in (".txt", ".json") and Path(preset).is_file() else ""
-
-
-def earlier_extras(scene, node) -> list:
-    """The nodes an earlier run into the result ``node`` left beside it (its engine's inverse, a piecewise run's
-    segment nodes), stale once a linear result replaces it; their references and attributes on ``node`` go. The
-    caller removes them once nothing can fail (a 2D run into a former 3D result had kept its inverse)."""
-    stale = _earlier_segment_nodes(scene, node)
-    node.RemoveAttribute(ATTRIBUTE_PREFIX + "piecewiseMinimumJacobian")
-    inverse = node.GetNodeReference(ATTRIBUTE_PREFIX + "inverse")
-    node.RemoveNodeReferenceIDs(ATTRIBUTE_PREFIX + "inverse")
-    return stale + ([inverse] if inverse is not None else [])
 
 
 def _segment_nodes_of(scene, transforms: dict[str, Transform], summary: RegistrationSummary, field_node) -> dict:
@@ -255,50 +237,6 @@ def _segment_nodes_of(scene, transforms: dict[str, Transform], summary: Registra
     mrml.put_in_folder(scene, list(nodes.values()), f"{field_node.GetName()} segments")
     field_node.SetAttribute(ATTRIBUTE_PREFIX + "piecewiseMinimumJacobian", str(summary.piecewise.minimum_jacobian))
     return nodes
-
-
-INVERTED = " (-)"  # what vtkMRMLTransformNode.InverseName appends to a node's name (and takes off again)
-
-
-def named_forward(node) -> None:
-    """Take Invert's INVERTED off a node about to hold a new result, which faces fixed -> moving."""
-    if node.GetName().endswith(INVERTED):
-        node.InverseName()
-
-
-INVERTED_ATTRIBUTE = ATTRIBUTE_PREFIX + "inverted"  # "1" while Invert has turned the node around
-
-
-def is_inverted(node) -> bool:
-    """Whether the module's **Invert** has turned the result node around (it then maps moving to fixed)."""
-    return node is not None and node.GetAttribute(INVERTED_ATTRIBUTE) == "1"
-
-
-def hardens_as_registered(moving, node) -> bool:
-    """Whether Harden would resample the moving volume as registered: the result node is its parent (not higher: a
-    second click would apply it twice), and the node faces fixed -> moving. Under an inverted node it is shown
-    through the inverse: hardening that (the module had offered it) resamples it the wrong way, for good."""
-    return moving is not None and node is not None and moving.GetParentTransformNode() == node and not is_inverted(node)
-
-
-def invert_result(node, moving=None) -> str:
-    """Turn a result node around in place (it then maps moving to fixed), and the engine's inverse it references
-    with it, so that the reference stays the node's inverse (the module's **Invert**). Returns what the panel says
-    of it: which way the node now faces, and what a ``moving`` volume under it now shows."""
-    node.Inverse()
-    node.InverseName()
-    inverse = node.GetNodeReference(ATTRIBUTE_PREFIX + "inverse")
-    if inverse is not None:
-        inverse.Inverse()
-        inverse.InverseName()
-    node.SetAttribute(INVERTED_ATTRIBUTE, "0" if is_inverted(node) else "1")
-    if not is_inverted(node):
-        return f"'{node.GetName()}' faces fixed to moving again, as registered"
-    said = f"'{node.GetName()}' now maps moving to fixed: put the fixed volume under it to see it in the moving space"
-    if moving is not None and mrml.is_under(moving, node):
-        said += (f"; '{moving.GetName()}', still under it, is shown through the inverse, and Harden is off until "
-                 "Invert turns it back")  # fmt: skip
-    return said
 
 
 def guidance_attributes(guidance: GuidanceRecord | None) -> dict:
