@@ -78,10 +78,13 @@ class MultimodalRegistration(ScriptedLoadableModule):
 # Slicer's public CT-MR Brain pair (the CTBrain and MRBrainT1 files of SampleData's "CTMRBrain"), listed again
 # under this extension's own category so that the tutorial starts from one click. The URLs and checksums are
 # those Slicer's SampleData module uses for the same two files.
-# The panel's node selectors, locked while a run goes on.
-_SELECTORS = ("fixedVolumeSelector", "movingVolumeSelector", "fixedMaskSelector", "movingMaskSelector",
-              "initialTransformSelector", "outputTransformSelector", "outputVolumeSelector", "fixedSegmentationSelector",
-              "movingSegmentationSelector", "fixedLandmarksSelector", "movingLandmarksSelector")  # fmt: skip
+# What a run locks: its node selectors, and the sections of its choices (engine, preset, start, guidance, threads,
+# seed, custom preset), which a helper's review could change mid-run, the status then describing a run that was not.
+_LOCKED = ("fixedVolumeSelector", "movingVolumeSelector", "fixedMaskSelector", "movingMaskSelector",
+           "initialTransformSelector", "outputTransformSelector", "outputVolumeSelector", "fixedSegmentationSelector",
+           "movingSegmentationSelector", "fixedLandmarksSelector", "movingLandmarksSelector",
+           "guidanceCollapsibleButton", "methodCollapsibleButton", "initializationCollapsibleButton",
+           "advancedCollapsibleButton")  # fmt: skip
 SAMPLE_NAME = "CT-MR Brain pair"  # also the name for SampleDataLogic().downloadSamples(...)
 SAMPLE_DATA_URL = "https://github.com/Slicer/SlicerTestingData/releases/download/SHA256/"
 SAMPLE_CHECKSUMS = (
@@ -179,6 +182,8 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
     def onSceneStartClose(self, caller, event) -> None:
         if self._registration is not None and self._registration.running:
             self._registration.cancel()  # its result would land in a closed scene
+        self._lastCommand = ""  # it names the closed scene's nodes and files
+        self.ui.statusLabel.text = ""
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -229,8 +234,8 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
         ready = bool(node and node.fixedVolume and node.movingVolume and node.fixedVolume != node.movingVolume)
         self.ui.applyButton.enabled = ready or running
         self.ui.applyButton.text = _("Cancel") if running else _("Register")
-        for selector in _SELECTORS:  # a run keeps the nodes it started with
-            getattr(self.ui, selector).enabled = not running
+        for name in _LOCKED:  # a run keeps the nodes and choices it started with
+            getattr(self.ui, name).enabled = not running
         has_result = bool(node and node.outputTransform)
         self.ui.invertButton.enabled = has_result and not running
         from MultimodalRegistrationLib.nodes.result_extras import hardens_as_registered
@@ -270,9 +275,15 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
             return
         node = self._parameterNode
         self.ui.applyButton.enabled = False  # pip keeps the panel alive: no second click meanwhile
-        try:  # the question and the download are not under a busy cursor; a refusal or failure shows and raises
+        from MultimodalRegistrationLib.nodes.panels import EngineInstallDeclined
+
+        try:  # the question and the download are not under a busy cursor; a failure shows and raises
             with slicer.util.tryWithErrorDisplay(_("Registration could not start.")):
-                self.logic.ensureEngine(node.engine)
+                try:
+                    self.logic.ensureEngine(node.engine)
+                except EngineInstallDeclined as declined:  # the user's choice: said, not an error
+                    self.ui.statusLabel.text = str(declined)
+                    return
         finally:
             self._updateButtons()
         with slicer.util.tryWithErrorDisplay(_("Registration could not start."), waitCursor=True):

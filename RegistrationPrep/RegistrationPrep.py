@@ -36,6 +36,11 @@ from slicer.util import VTKObservationMixin
 
 
 # The documentation pages linked from the help text.
+# What a preparation locks while it runs: its node selectors and its steps (a step changed mid-run was not the one run).
+_LOCKED = ("fixedVolumeSelector", "movingVolumeSelector", "currentTransformSelector", "outputFixedSelector",
+           "outputMovingSelector", "outputFixedMaskSelector", "outputMovingMaskSelector", "stepsCollapsibleButton")
+
+
 class RegistrationPrep(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
@@ -111,7 +116,7 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNodeGuiTag = None
         self._prep = None
         self._prepParameterNode = None  # where the running preparation's outputs go, even if the GUI moves on
-        self._movingVolumeID = None
+        self._movingVolume = None  # the moving volume the spacing boxes were last started from
         self._stack = None  # the running or last stack of serial sections
 
     def setup(self) -> None:
@@ -147,6 +152,7 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._prep.cancel()  # its outputs would land in a closed scene
         if self._stack is not None and self._stack.running:
             self._stack.cancel()
+        self._movingVolume = None
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -176,9 +182,8 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _onParameterChanged(self, caller=None, event=None) -> None:
         node = self._parameterNode
         moving = node.movingVolume if node else None
-        movingID = moving.GetID() if moving else None
-        if movingID != self._movingVolumeID:
-            self._movingVolumeID = movingID
+        if moving is not self._movingVolume:  # the node, not its ID: IDs repeat in the next scene
+            self._movingVolume = moving
             if moving is not None and not node.setMovingSpacing:
                 # Start the spacing boxes from the volume's own spacing: the usual fix changes one unit. Within the
                 # boxes' range, which the parameter node enforces on every write (a 0 or 200 mm spacing raised).
@@ -195,10 +200,8 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.text = _("Cancel") if running else _("Prepare")
         self.ui.previewButton.enabled = ready and not running
         self.ui.sendButton.enabled = self._prepared(node) and not running
-        for selector in ("fixedVolumeSelector", "movingVolumeSelector", "currentTransformSelector",
-                         "outputFixedSelector", "outputMovingSelector", "outputFixedMaskSelector",
-                         "outputMovingMaskSelector"):  # a run keeps what it started with
-            getattr(self.ui, selector).enabled = not running
+        for name in _LOCKED:  # a run keeps what it started with
+            getattr(self.ui, name).enabled = not running
         stacking = self._stack is not None and self._stack.running
         self.ui.stackReferenceSelector.enabled = not stacking
         self.ui.stackButton.text = _("Cancel") if stacking else _("Stack sections")

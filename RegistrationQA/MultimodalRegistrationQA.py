@@ -91,7 +91,7 @@ class MultimodalRegistrationQAParameterNode:
 INPUT_WIDGETS = (
     "transformSelector", "fixedVolumeSelector", "movingVolumeSelector", "fixedTargetPointsSelector",
     "movingTargetPointsSelector", "fixedFitPointsSelector", "movingFitPointsSelector", "fixedSegmentationSelector",
-    "movingSegmentationSelector", "stabilityCheckBox",
+    "movingSegmentationSelector", "stabilityCheckBox", "stabilityRestartsSpinBox", "reportPathLineEdit",
 )  # fmt: skip
 
 
@@ -175,7 +175,7 @@ class MultimodalRegistrationQAWidget(ScriptedLoadableModuleWidget, VTKObservatio
         self.ui.computeButton.enabled = ready or self._computing
         self.ui.computeButton.text = _("Cancel") if self._computing else _("Compute")
         self.ui.exportButton.enabled = self.logic.hasResult() and not self._computing
-        self.ui.compareButton.enabled = ready
+        self.ui.compareButton.enabled = ready and not self._computing  # it rearranges the views being filled
         for name in INPUT_WIDGETS:  # what is being measured stays what the panel shows
             getattr(self.ui, name).enabled = not self._computing
         self.ui.stabilityRestartsSpinBox.enabled = bool(node and node.stability) and not self._computing

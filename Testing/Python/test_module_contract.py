@@ -236,3 +236,33 @@ def test_every_node_selector_is_locked_while_a_run_goes_on(folder, name):
     source = (folder / f"{name}.py").read_text()
     locked = {a or b for a, b in re.findall(r'"(\w+Selector)"|ui\.(\w+Selector)\.enabled', source)}
     assert selectors and selectors <= locked, f"selectors a run does not lock: {sorted(selectors - locked)}"
+
+
+LOCK_LISTS = {"MultimodalRegistration": "_LOCKED", "RegistrationPrep": "_LOCKED",
+              "MultimodalRegistrationQA": "INPUT_WIDGETS"}  # module -> the tuple of widgets a run locks
+
+
+@pytest.mark.parametrize("folder, name", [m for m in MODULES if m[1] in LOCK_LISTS],
+                         ids=lambda value: value if isinstance(value, str) else "")  # fmt: skip
+def test_every_choice_a_run_reads_is_locked_while_it_goes_on(folder, name):
+    """A helper's GUI review: only the node selectors were locked, so an engine, preset, seed or prep step changed
+    mid-run, and the status line then described a run that was not. Each widget bound to a parameter is locked by
+    name or by the section (ctkCollapsibleButton) it sits in; the prep panel's section of stacks is its own job."""
+    tree = ElementTree.parse(folder / "Resources" / "UI" / f"{name}.ui")
+    source = ast.parse((folder / f"{name}.py").read_text())
+    (lock_list,) = [node.value for node in ast.walk(source) if isinstance(node, ast.Assign)
+                    and any(getattr(target, "id", None) == LOCK_LISTS[name] for target in node.targets)]  # fmt: skip
+    locked = set(ast.literal_eval(lock_list))
+    parent = {child: element for element in tree.iter() for child in element}
+    unlocked = []
+    for widget in tree.iter("widget"):
+        if not any(p.get("name") == "SlicerParameterName" for p in widget.findall("property")):
+            continue
+        chain, node = [widget.get("name")], widget
+        while node in parent:
+            node = parent[node]
+            if node.tag == "widget":
+                chain.append(node.get("name"))
+        if "stackCollapsibleButton" not in chain and not locked & set(chain):
+            unlocked.append(widget.get("name"))
+    assert not unlocked, f"{name}: widgets a run does not lock: {unlocked}"

@@ -36,6 +36,11 @@ class EngineInstallError(RuntimeError):
     """An engine is missing and was not installed (refused, or pip failed); the message gives the command."""
 
 
+class EngineInstallDeclined(EngineInstallError):
+    """The user answered no to the install question: a choice, which a panel says in its status line, not an error
+    dialog (a helper's GUI review: Cancel had shown "Registration could not start" and a traceback)."""
+
+
 @dataclass
 class InstallPlan(Record):
     """What :func:`ensure_engines` found and did, by requirement string (``itk-elastix>=0.21.0,<=0.25.4``)."""
@@ -135,7 +140,7 @@ def ensure_engines(
     if not unattended and ask is not None:
         plan.asked = question(list(missing), engines_needed)
         if not ask(plan.asked):
-            raise EngineInstallError(
+            raise EngineInstallDeclined(
                 f"{' and '.join(missing)} not installed (declined). To install later: {manual_command(needed)}"
             )
     try:

@@ -4,7 +4,7 @@ status lines, the session's warm worker. Module files import this, the other ``n
 
 from __future__ import annotations
 
-from ..engines.install import EngineInstallError, engine_installed, ensure_engines
+from ..engines.install import EngineInstallDeclined, EngineInstallError, engine_installed, ensure_engines
 from ..engines.presets import list_presets
 from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from ..prep.options import PrepOptions
@@ -36,6 +36,7 @@ __all__ = [
     "CITATIONS_HTML",
     "DOCS_URL",
     "DEFAULT_ENGINE",
+    "EngineInstallDeclined",
     "EngineInstallError",
     "ENGINE_NAMES",
     "PrepOptions",
