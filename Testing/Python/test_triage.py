@@ -182,6 +182,26 @@ def test_a_result_that_shrinks_the_tissue_has_not_left_the_field_of_view(pair, a
     assert has(triage_case(masked, report), "left the fixed field of view")
 
 
+def test_a_slab_registered_to_a_whole_head_is_judged_by_what_it_can_cover(pair, assess):
+    """A helper's real heads: an 8 mm CT slab as the moving image covers 2% of a whole-head MR at the right pose;
+    triage called it failed ("the images hardly overlap"), and the same pose the other way round check."""
+    from MultimodalRegistrationLib.registration.summary import ImageDescription
+
+    truth = assess("truth", pair.truth)
+
+    def slab(overlap_after: float):
+        report = replace(truth, images_before=replace(truth.images_before, overlap_fraction=0.02),
+                         images_after=replace(truth.images_after, overlap_fraction=overlap_after))  # fmt: skip
+        summary = summary_of(report)
+        summary.provenance.fixed = ImageDescription(size=[256, 256, 400], spacing_mm=[1.0, 1.0, 1.0])  # the MR
+        summary.provenance.moving = ImageDescription(size=[512, 512, 8], spacing_mm=[0.5, 0.5, 1.0])  # the slab
+        return triage_case(summary, report)
+
+    assert not has(slab(0.0195), "overlap")  # 2% of the head: all an 8 mm slab can cover (2.0%)
+    failed = slab(0.0008)
+    assert failed.verdict == "failed" and has(failed, "the moving image can cover at most 2% of it")
+
+
 def test_a_warning_that_doubts_the_result_makes_the_case_worth_a_look(pair, assess):
     report = assess("truth", pair.truth)
     summary = summary_of(report)

@@ -255,17 +255,23 @@ def triage_case(
         overlap_after = float(report.images_after.overlap_fraction)
         measures.update(overlap_before=overlap_before, overlap_after=overlap_after)
         no_information = report.images_after.mutual_information is None
-        left = overlap_after < FOV_LOSS_RATIO * min(overlap_before, _possible_overlap(summary, matrix))
+        possible = _possible_overlap(summary, matrix)
+        left = overlap_after < FOV_LOSS_RATIO * min(overlap_before, possible)
         was = f" ({overlap_before:.0%} before: the moving image left the fixed field of view)" if left else ""
-        if overlap_after < OVERLAP_FAILED or no_information:
+        # Judged against what the moving image can cover: a CT slab registered to a whole-head MR covers 2% of it at
+        # the right pose (a helper's real heads: 'failed' one way round, 'check' the other, for one pose).
+        share = overlap_after / possible if possible > 0 else overlap_after
+        if possible < 1.0:
+            was += f" (the moving image can cover at most {possible:.0%} of it)"
+        if share < OVERLAP_FAILED or no_information:
             few = f" ({report.images_after.voxels} voxels, too few for any mutual information)"
-            voxels = "" if overlap_after < OVERLAP_FAILED else few
+            voxels = "" if share < OVERLAP_FAILED else few
             verdict = verdict.flagged(
                 "failed",
                 f"the images hardly overlap after registration: {overlap_after:.0%} of the fixed image maps "
                 f"into the moving image{voxels}{was}: look at the checkerboard; prealign with landmarks",
             )
-        elif overlap_after < OVERLAP_CHECK:
+        elif share < OVERLAP_CHECK:
             why = was if left else ": expected only if the moving image covers a small part of it"
             verdict = verdict.flagged(
                 "check",
