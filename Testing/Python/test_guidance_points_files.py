@@ -113,3 +113,24 @@ def test_a_moving_point_outside_its_image_is_named_by_its_own_label(pair, tmp_pa
     files = _files(tmp_path, pair, moving_ras=moving_ras, moving_labels=[f"M-{i}" for i in range(1, 6)])
     _, _, warnings = read_guidance_points(*files, pair.fixed, pair.moving)
     assert any(w.startswith("moving points 'M-3' lie outside the moving image") for w in warnings), warnings
+
+
+def test_the_record_names_the_landmarks_and_how_they_paired(pair, tmp_path):
+    """The guidance's record had said only "points": 5; which five, and paired how, was lost."""
+    from MultimodalRegistrationLib.process.guidance_inputs import guidance_from_job
+    from MultimodalRegistrationLib.process.jobs import RegistrationJob
+    from MultimodalRegistrationLib.registration.guided.guidance import prepare_guidance
+
+    files = _files(tmp_path, pair, moving_labels=list(reversed(LABELS)), moving_ras=lps_ras_points(
+        pair.landmarks_moving[::-1]))  # fmt: skip
+    job = RegistrationJob(fixed="f.nrrd", moving="m.nrrd", guidance_fixed_points=files[0],
+                          guidance_moving_points=files[1])  # fmt: skip
+    guidance, _ = guidance_from_job(job, pair.fixed, pair.moving)
+    record = prepare_guidance(pair.fixed, pair.moving, guidance, "elastix").describe()
+    assert record["points"] == 5 and record["point_labels"] == LABELS and record["points_paired_by"] == "label"
+    unlabelled = _files(tmp_path, pair, fixed_labels=[f"F-{i}" for i in range(5)],
+                        moving_labels=[f"M-{i}" for i in range(5)])  # no label in common: paired by order
+    job = RegistrationJob(fixed="f.nrrd", moving="m.nrrd", guidance_fixed_points=unlabelled[0],
+                          guidance_moving_points=unlabelled[1])  # fmt: skip
+    guidance, _ = guidance_from_job(job, pair.fixed, pair.moving)
+    assert guidance.points_paired_by == "order" and len(guidance.point_labels) == 5, guidance.point_labels

@@ -23,13 +23,21 @@ from .jobs import RegistrationJob
 def read_guidance_points(
     fixed_path: str, moving_path: str, fixed: sitk.Image, moving: sitk.Image, initial_transform: bool = False
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """:func:`paired_guidance_points` without the labels and the pairing."""
+    return paired_guidance_points(fixed_path, moving_path, fixed, moving, initial_transform)[:3]
+
+
+def paired_guidance_points(
+    fixed_path: str, moving_path: str, fixed: sitk.Image, moving: sitk.Image, initial_transform: bool = False
+) -> tuple[np.ndarray, np.ndarray, list[str], list[str], str]:
     """Paired landmarks (fixed, moving; LPS mm) from two points files, and the warnings of pairing them.
 
     Pairs by label when every label matches, else by order; a point whose label the other file lacks is left out
     with a warning (lists of different lengths), and so is a point marked skipped, with its partner. Points that
     all lie outside their image are refused (the usual wrong-file or RAS/LPS mistake); pairs that look swapped,
     mirrored or off, and a list that looks read in the other coordinate system (:mod:`..landmarks.frames`; unless
-    ``initial_transform``, the headers are the prior), are warned about, as ``mmreg prealign`` does.
+    ``initial_transform``, the headers are the prior), are warned about, as ``mmreg prealign`` does. Also returns
+    each pair's label (the moving point's own when paired by order and the fixed list has none) and how they paired.
     """
     fixed_file, moving_file, skipped = read_point_lists(fixed_path, moving_path)
     fixed_ras, moving_ras, labels, paired_by, warnings = pair_landmarks(
@@ -48,7 +56,7 @@ def read_guidance_points(
                                      labels, paired_by)  # fmt: skip
         warnings += [] if initial_transform else frame_warnings(fixed_lps, moving_lps, fixed_file.system,
                                                                 moving_file.system, warnings)  # fmt: skip
-    return fixed_lps, moving_lps, warnings
+    return fixed_lps, moving_lps, warnings, list(moving_names if not labels else labels), paired_by
 
 
 def guidance_from_job(job: RegistrationJob, fixed: sitk.Image, moving: sitk.Image) -> tuple[Guidance | None, list[str]]:
@@ -69,7 +77,7 @@ def guidance_from_job(job: RegistrationJob, fixed: sitk.Image, moving: sitk.Imag
     )
     warnings: list[str] = []
     if job.guidance_fixed_points:
-        guidance.fixed_points_lps, guidance.moving_points_lps, warnings = read_guidance_points(
-            job.guidance_fixed_points, job.guidance_moving_points, fixed, moving, bool(job.initial_transform)
-        )
+        (guidance.fixed_points_lps, guidance.moving_points_lps, warnings, guidance.point_labels,
+         guidance.points_paired_by) = paired_guidance_points(job.guidance_fixed_points, job.guidance_moving_points,
+                                                             fixed, moving, bool(job.initial_transform))  # fmt: skip
     return guidance, warnings

@@ -47,6 +47,8 @@ class Guidance:
     segments: list[str] | None = None
     fixed_points_lps: np.ndarray | None = None
     moving_points_lps: np.ndarray | None = None
+    point_labels: list[str] | None = None  # each pair's label, for the record
+    points_paired_by: str | None = None  # "label" or "order"
     weight: float | None = None
     metric: str = "intensity"
     # Said of the segmentations when they were read (multi-layer segmentations merged into one labelmap).
@@ -119,6 +121,8 @@ class PreparedGuidance:
             "segments": [{"name": p.name, "fixed_value": p.fixed_value, "moving_value": p.moving_value,
                           "paired_by": p.paired_by} for p in self.pairs],
             "points": len(self.guidance.fixed_points_lps) if self.guidance.has_points else 0,
+            **({"point_labels": list(self.guidance.point_labels), "points_paired_by": self.guidance.points_paired_by}
+               if self.guidance.has_points and self.guidance.point_labels else {}),
             "engine_terms": self.engine_terms.describe(),
         }
 

@@ -122,14 +122,16 @@ def segment_guidance(guidance: Guidance, name: str, fixed_mask: sitk.Image) -> G
     """The guidance for one segment's own registration: that segment (``name``, or "FIXED=MOVING" for two named
     apart), and the landmarks whose fixed point lies inside ``fixed_mask`` (the grown segment); the weight and
     metric as given."""
-    fixed_points, moving_points = None, None
+    fixed_points, moving_points, labels = None, None, None
     if guidance.has_points:
         inside = _points_inside(guidance.fixed_points_lps, fixed_mask)
         if inside.any():
             fixed_points = np.asarray(guidance.fixed_points_lps, float)[inside]
             moving_points = np.asarray(guidance.moving_points_lps, float)[inside]
+            labels = None if guidance.point_labels is None else [
+                label for label, kept in zip(guidance.point_labels, inside) if kept]  # fmt: skip
     return replace(guidance, segments=[name], fixed_points_lps=fixed_points, moving_points_lps=moving_points,
-                   input_warnings=[])  # fmt: skip
+                   point_labels=labels, input_warnings=[])  # fmt: skip
 
 
 @dataclass
