@@ -3174,7 +3174,30 @@ def empty_segment_of_a_multi_layer_segmentation_chosen(inputs: Path, out: Path) 
                      "--moving-segmentation", paths[1], "--segments", "lesion")  # fmt: skip
 
 
+def guiding_list_in_the_other_system(inputs: Path, out: Path) -> list[str]:
+    """A moving list of RAS numbers in a file that says LPS, guiding a registration: mmreg prealign refused it (the
+    points come inside only flipped, and the lists fit only turned half around), mmreg register had warned and exited
+    0 with a result 17.5 mm off at a real spinal cord, 71 mm beside it (a helper's sweep, session 55)."""
+    from MultimodalRegistrationLib.core.phantom import rigid_transform
+    from MultimodalRegistrationLib.core.transforms import lps_ras_points
+    from test_landmark_refusals import LABELS, markups
+
+    fixed_lps = np.array([[-30, -30, -20], [30, -30, -10], [0, 30, 0], [-20, 10, 25], [25, 20, 20], [5, -5, -25.0]])
+    moving_lps = rigid_transform(10.0, (0, 0, 1), (4.0, 6.0, 0.0)).transform_points(fixed_lps)
+    for side in ("fixed", "moving"):
+        image = _volume(size=(40, 40, 40), spacing=(2.0, 2.0, 2.0), seed=side == "moving")
+        image.SetOrigin([-36.0, -36.0, -40.0])  # 42 mm each way in x, y: a flip keeps most points inside
+        write_image(image, inputs / f"{side}.nrrd")
+    markups(inputs / "f.mrk.json", lps_ras_points(fixed_lps), LABELS)
+    path = markups(inputs / "m.mrk.json", lps_ras_points(moving_lps), LABELS)
+    path.write_text(path.read_text().replace('"coordinateSystem": "RAS"', '"coordinateSystem": "LPS"'))  # RAS numbers
+    return _register(inputs / "fixed.nrrd", inputs / "moving.nrrd", out, "--fixed-points", str(inputs / "f.mrk.json"),
+                     "--moving-points", str(inputs / "m.mrk.json"))  # fmt: skip
+
+
 GUIDED_SWEEP_CASES = {
+    "a guiding list in the other coordinate system": Case(
+        guiding_list_in_the_other_system, "which the same mistake explains"),
     "one segmentation for both images, once cropped": Case(
         one_segmentation_for_both_once_cropped, "hold the same labelled voxels (one perhaps saved cropped)"),
     "an empty segment of a multi-layer segmentation chosen": Case(

@@ -464,9 +464,8 @@ def test_a_spacing_fix_is_named_as_a_slicer_user_makes_it(scene):
     assert "--spacing" not in said
 
 
-def test_a_script_may_give_its_mask_as_a_node_and_a_refusal_names_it(scene):
-    """prep=PrepOptions(mask_fixed=<labelmap node>) had stopped with a TypeError; a mask image that misses the
-    volume was refused naming 'fixed_mask_input.nrrd', a scratch file the user never saw (a helper's sweep)."""
+def _volumes_and_a_mask(scene):
+    """A fixed box of 30^3 voxels at 2 mm, a moving one of 20^3, and a labelmap node of the fixed box's middle 20^3."""
     fixed = box_image((30, 30, 30), (2, 2, 2), (0, 0, 0))
     fixed_node = mrml.volume_node_from_image(scene, fixed, "fixed")
     moving_node = mrml.volume_node_from_image(scene, box_image((20, 20, 20), (2, 2, 2), (0, 0, 0)), "moving")
@@ -474,6 +473,13 @@ def test_a_script_may_give_its_mask_as_a_node_and_a_refusal_names_it(scene):
     inside.CopyInformation(fixed)
     inside[5:25, 5:25, 5:25] = 1
     mask_node = mrml.volume_node_from_image(scene, inside, "head mask", labelmap=True)
+    return fixed, fixed_node, moving_node, inside, mask_node
+
+
+def test_a_script_may_give_its_mask_as_a_node_and_a_refusal_names_it(scene):
+    """prep=PrepOptions(mask_fixed=<labelmap node>) had stopped with a TypeError; a mask image that misses the
+    volume was refused naming 'fixed_mask_input.nrrd', a scratch file the user never saw (a helper's sweep)."""
+    fixed, fixed_node, moving_node, inside, mask_node = _volumes_and_a_mask(scene)
     prep = prepare_nodes(prep_parameters(fixedVolume=fixed_node, movingVolume=moving_node,
                                          prep=PrepOptions(mask_fixed=mask_node)))  # fmt: skip
     made = sitk.GetArrayFromImage(mrml.image_from_volume_node(prep.fixed_mask_node))
@@ -504,13 +510,7 @@ def test_an_earlier_runs_mask_goes_when_a_run_into_the_same_outputs_makes_none(s
 def test_a_mask_node_under_a_transform_is_read_as_the_registration_reads_it(scene):
     """A fixed labelmap under a 40 mm shift had been prepared as though the shift were not there: the mask applied
     40 mm from where the user saw it, without a word (a helper's console sweep). The registration refuses it."""
-    fixed = box_image((30, 30, 30), (2, 2, 2), (0, 0, 0))
-    fixed_node = mrml.volume_node_from_image(scene, fixed, "fixed")
-    moving_node = mrml.volume_node_from_image(scene, box_image((20, 20, 20), (2, 2, 2), (0, 0, 0)), "moving")
-    inside = sitk.Image(fixed.GetSize(), sitk.sitkUInt8)
-    inside.CopyInformation(fixed)
-    inside[5:25, 5:25, 5:25] = 1
-    mask_node = mrml.volume_node_from_image(scene, inside, "head mask", labelmap=True)
+    fixed, fixed_node, moving_node, inside, mask_node = _volumes_and_a_mask(scene)
     shift = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "shift")
     matrix = vtk.vtkMatrix4x4()
     matrix.SetElement(0, 3, 40.0)

@@ -28,7 +28,7 @@ from ..core.errors import InputError
 from ..core.files import write_text_atomically
 from ..core.transforms import Transform, lps_ras_points
 from ..core.version import __version__
-from .bounds import FLIP_BRINGS_INSIDE, PointBounds
+from .bounds import PointBounds
 from .checks import (
     check_invertible,
     check_moving_shape,
@@ -40,7 +40,7 @@ from .checks import (
     symmetry_warnings,
     undetermined,
 )
-from .frames import frame_warnings
+from .frames import frame_warnings, refuse_turned_and_flipped
 from .labels import pair_landmarks, pair_points
 from .models import (
     KINDS,
@@ -297,12 +297,7 @@ def fit_landmarks(
     warnings += pairing_warnings(kind, model, fixed_lps, moving_lps, labels, paired_by)
     if bounds.fixed_system is not None or bounds.moving_system is not None:  # points read from files
         turned = frame_warnings(fixed_lps, moving_lps, bounds.fixed_system, bounds.moving_system, warnings)
-        flips = [w for w in outside if FLIP_BRINGS_INSIDE in w]
-        if turned and flips:  # two independent checks name the same RAS/LPS mistake: refuse rather than warn
-            raise InputError(f"{flips[0]} (the landmarks also fit the images only turned about 180 degrees from "
-                             "their headers, which the same mistake explains; if the images really are turned so, "
-                             "prone against supine, and a point was placed beyond its image's edge, move it "
-                             "inside)")  # fmt: skip
+        refuse_turned_and_flipped(turned, outside)
         warnings += turned
     warnings += symmetry_warnings(kind, fixed_lps, labels)
     warnings += outside

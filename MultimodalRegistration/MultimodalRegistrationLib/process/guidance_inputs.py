@@ -12,7 +12,7 @@ from ..core.transforms import lps_ras_points
 from ..landmarks.bounds import check_points_inside
 from ..landmarks.checks import check_not_one_position, undetermined
 from ..landmarks.fit import pair_landmarks
-from ..landmarks.frames import frame_warnings
+from ..landmarks.frames import frame_warnings, refuse_turned_and_flipped
 from ..landmarks.models import fit_model
 from ..landmarks.pairing import pairing_warnings
 from ..landmarks.points_io import read_point_lists
@@ -48,14 +48,17 @@ def paired_guidance_points(
     if len(fixed_lps) >= 3:
         check_not_one_position("rigid", fixed_lps, moving_lps)
         check_not_one_position("rigid", moving_lps, fixed_lps, "fixed")
-    warnings += check_points_inside(fixed_lps, fixed, labels, "fixed", fixed_file.system)
+    outside = check_points_inside(fixed_lps, fixed, labels, "fixed", fixed_file.system)
     moving_names = labels if paired_by == "label" else (moving_file.labels or labels)  # by order: their own names
-    warnings += check_points_inside(moving_lps, moving, moving_names, "moving", moving_file.system)
+    outside += check_points_inside(moving_lps, moving, moving_names, "moving", moving_file.system)
+    warnings += outside
     if len(fixed_lps) >= 3 and undetermined("rigid", fixed_lps) is None:
         warnings += pairing_warnings("rigid", fit_model("rigid", fixed_lps, moving_lps), fixed_lps, moving_lps,
                                      labels, paired_by)  # fmt: skip
-        warnings += [] if initial_transform else frame_warnings(fixed_lps, moving_lps, fixed_file.system,
-                                                                moving_file.system, warnings)  # fmt: skip
+        turned = [] if initial_transform else frame_warnings(fixed_lps, moving_lps, fixed_file.system,
+                                                             moving_file.system, warnings)  # fmt: skip
+        refuse_turned_and_flipped(turned, outside)  # as mmreg prealign refuses it
+        warnings += turned
     return fixed_lps, moving_lps, warnings, list(moving_names if not labels else labels), paired_by
 
 
