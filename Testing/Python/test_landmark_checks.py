@@ -342,3 +342,26 @@ def test_landmarks_paired_one_place_off_are_named_as_not_fitting_together():
     assert len(said) == 1 and said[0].startswith("the landmarks do not fit together: a rigid fit leaves"), said
     assert "paired by their order" in said[0]
 
+
+
+def test_lists_that_fit_the_images_only_exchanged_are_named_exchanged():
+    """A helper's real spinal cords at a 45 degree start: 13 and 7 of 20 points outside their own images, each list
+    warned as "placed on another volume", the fit 70 mm wrong; exchanged, every point lies inside. Only a list wholly
+    outside had been called exchanged."""
+    from MultimodalRegistrationLib.landmarks.bounds import PointBounds
+
+    def box(origin_x: float) -> sitk.Image:
+        image = sitk.Image([50, 20, 20], sitk.sitkUInt8)
+        image.SetSpacing([2.0, 2.0, 2.0])
+        image.SetOrigin([origin_x, 0.0, 0.0])
+        return image
+
+    fixed_image, moving_image = box(0.0), box(50.0)  # x from 0 to 100 mm, and from 50 to 150 mm
+    on_moving = np.array([[x, 20.0, 20.0] for x in (60, 80, 105, 120, 140)])  # placed on the moving image
+    on_fixed = np.array([[x, 20.0, 20.0] for x in (10, 30, 60, 80, 95)])  # placed on the fixed image
+    labels = [f"P{i}" for i in range(5)]
+    said = PointBounds(fixed_image, moving_image).check(on_moving, on_fixed, labels, labels)
+    assert said[-1].startswith("the fixed and moving point lists look exchanged: 5 points lie outside their own "
+                               "image, and none once the lists are exchanged")  # fmt: skip
+    assert not any("exchanged" in warning for warning in PointBounds(fixed_image, moving_image).check(
+        on_fixed, on_moving, labels, labels))  # given the right way round  # fmt: skip

@@ -9,7 +9,7 @@ import SimpleITK as sitk
 from ..core.images import read_image
 from ..core.pairs import check_pair
 from ..core.transforms import lps_ras_points
-from ..landmarks.bounds import check_points_inside
+from ..landmarks.bounds import PointBounds
 from ..landmarks.checks import check_not_one_position, undetermined
 from ..landmarks.fit import pair_landmarks
 from ..landmarks.frames import frame_warnings, refuse_turned_and_flipped
@@ -48,9 +48,9 @@ def paired_guidance_points(
     if len(fixed_lps) >= 3:
         check_not_one_position("rigid", fixed_lps, moving_lps)
         check_not_one_position("rigid", moving_lps, fixed_lps, "fixed")
-    outside = check_points_inside(fixed_lps, fixed, labels, "fixed", fixed_file.system)
     moving_names = labels if paired_by == "label" else (moving_file.labels or labels)  # by order: their own names
-    outside += check_points_inside(moving_lps, moving, moving_names, "moving", moving_file.system)
+    outside = PointBounds(fixed, moving, fixed_file.system, moving_file.system).check(fixed_lps, moving_lps, labels,
+                                                                                       moving_names)  # fmt: skip
     warnings += outside
     if len(fixed_lps) >= 3 and undetermined("rigid", fixed_lps) is None:
         warnings += pairing_warnings("rigid", fit_model("rigid", fixed_lps, moving_lps), fixed_lps, moving_lps,
