@@ -38,7 +38,7 @@ from .jacobian import INVERSE_MISS_MM, InverseConsistency, inverse_consistency, 
 from .landmarks import landmark_errors, paired_landmarks
 from .overlap import prepared_labels, same_labelmap_warning, segmentation_overlap
 from .pictures import KINDS, write_qa_pictures
-from .placement import labels_outside_warning, no_overlap_warning
+from .placement import labels_outside_warning, no_overlap_warning, sliver_warning
 from .point_frames import other_frame_warning
 from .report import render_html
 from .report_types import QAReport, TransformDescription
@@ -213,7 +213,7 @@ def assess_registration(
     with step("images", 0.15):
         images = [image_agreement(fixed, moving, pose, fixed_mask, metric_spacing) for pose in (before, transform)]
     warnings += agreement_fell(images[0].mutual_information, images[1].mutual_information)
-    warnings += no_overlap_warning(images[1])
+    warnings += no_overlap_warning(images[1]) + sliver_warning(fixed, moving, transform, images[1])
     if landmarks is None and overlap is None:  # the images alone judge: do they confirm it?
         with step("image_doubts", 0.2):
             warnings += image_doubts(fixed, moving, transform, fixed_mask, images[0].mutual_information,

@@ -10,8 +10,11 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.images import inside_fraction
+from ..core.metric import overlap_fraction
+from ..core.transforms import Transform
 from ..registration.guided.views import mask_points
 from .images import ImageAgreement
+from .worse import WRONG_WAY, WRONG_WAY_RATIO
 
 SAMPLED_VOXELS = 2000  # of a labelmap's segments, enough to say whether any lies inside the image
 
@@ -30,6 +33,25 @@ def no_overlap_warning(after: ImageAgreement) -> list[str]:
             "images cannot be compared: check that the transform belongs to these two images and is given fixed "
             "-> moving, or register them first (they may lie apart in physical space: --init geometry, or "
             "landmarks)")]  # fmt: skip
+
+
+SLIVER = 0.1  # of the fixed image: mutual information over less is inflated, no judge of a pose
+
+
+def sliver_warning(fixed: sitk.Image, moving: sitk.Image, transform: Transform, after: ImageAgreement) -> list[str]:
+    """A warning when a linear ``transform`` maps under SLIVER of the fixed image (or its mask) into the moving image
+    while, read moving -> fixed, it maps WRONG_WAY_RATIO times more and at least a fifth: the wrong way round. Over a
+    sliver mutual information is inflated (a helper's real spinal cords: swapped landmark lists' result 68 mm off read
+    0.924 nats over 1.2%, against 0.16 right, and QA said nothing). A slab against a whole head covers little either
+    way, and is not named."""
+    if after.mutual_information is None or after.overlap_fraction >= SLIVER or not transform.is_linear:
+        return []
+    other_way = overlap_fraction(fixed, moving, transform.inverse())
+    if other_way < max(WRONG_WAY_RATIO * overlap_fraction(fixed, moving, transform), 0.2):
+        return []
+    return [f"{WRONG_WAY}: only {after.overlap_fraction:.1%} of the fixed image maps into the moving image, so its "
+            f"mutual information ({after.mutual_information:.3f} nats) rests on a sliver; read the other way (moving "
+            f"-> fixed) {other_way:.0%} does. QA takes the transform that maps fixed points to moving points"]  # fmt: skip
 
 
 def labels_outside_warning(labels: sitk.Image, image: sitk.Image, role: str) -> list[str]:
