@@ -234,6 +234,14 @@ def paired_landmarks(
 
     fit = {str(label) for label in fit_labels or []}
     unknown = sorted(fit - set(labels))
+    # A fit point in one list only has no partner (a helper's sweep: "check the names" for a name that was right).
+    alone = [label for label in unknown if label in set(fixed_labels or []) | set(moving_labels or [])]
+    if alone:
+        side = {label: "fixed" if label in (fixed_labels or []) else "moving" for label in alone}
+        raise InputError(
+            f"fit points {', '.join(f'{label} (in the {side[label]} list only)' for label in alone)} have no partner "
+            "in the other list: place them there too, or leave them out of the fit points"
+        )
     if unknown:
         raise InputError(
             f"fit points {', '.join(unknown)} are not among the paired landmarks ({', '.join(labels)}): check the names"
