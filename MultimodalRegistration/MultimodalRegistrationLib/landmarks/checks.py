@@ -87,12 +87,13 @@ def check_shape(kind: str, fixed: np.ndarray) -> list[str]:
     spreads = principal_spreads(fixed)
     near = flatness(fixed, FLAT_RATIO)
     if near == "collinear":
-        return [
-            (
-                f"the fixed points lie almost on one line (only {spreads[1]:.1f} mm RMS off it, {spreads[0]:.1f} mm "
-                "along it): the rotation about that line is poorly determined; add a point well off the line"
-            )
-        ]
+        placed = (f"the fixed points lie almost on one line (only {spreads[1]:.1f} mm RMS off it, {spreads[0]:.1f} mm "
+                  "along it)")  # fmt: skip
+        if kind in ("affine", "tps"):  # a helper's spinal cord: scales 0.87 and 1.12 across it from 0.6 mm of scatter
+            return [f"{placed}: {a_fit(kind)}'s scales and shears across that line rest on that scatter and are poorly "
+                    "determined, and its error grows fast away from the line; use rigid or similarity, or add points "
+                    "well off the line"]  # fmt: skip
+        return [f"{placed}: the rotation about that line is poorly determined; add a point well off the line"]
     if near == "coplanar" and (kind in ("affine", "tps") or count > 3):
         consequence = (
             "the out-of-plane part of the fit is poorly determined"
