@@ -49,3 +49,19 @@ def test_a_reused_output_folder_keeps_no_stale_mask(tmp_path, capsys):
     assert main(argv + ["--crop-common", "--output-dir", str(out)]) == EXIT_OK
     assert sorted(p.name for p in out.iterdir()) == ["fixed.nrrd", "moving.nrrd", "prep.json"]
     assert set(json.loads((out / "prep.json").read_text())["outputs"]) == {"fixed", "moving", "summary"}
+
+
+def test_a_crop_says_how_much_it_kept_and_when_it_kept_the_whole_image(tmp_path, capsys):
+    """A helper's real spinal cords: "crop (fixed): both images cover only this region" was printed for a fixed image
+    left whole (60 x 55 x 52); the panel said how much each crop kept, mmreg prep did not."""
+    sitk.WriteImage(blob(), str(tmp_path / "fixed.nrrd"))
+    moving = blob(size=(40, 36, 60))  # the fixed box lies within it, 37.5 mm beyond each face along z
+    moving.SetOrigin((0.0, 0.0, -37.5))
+    sitk.WriteImage(moving, str(tmp_path / "moving.nrrd"))
+    argv = ["prep", "--fixed", str(tmp_path / "fixed.nrrd"), "--moving", str(tmp_path / "moving.nrrd"),
+            "--crop-common", "--margin", "0", "--output-dir", str(tmp_path / "out")]  # fmt: skip
+    assert main(argv) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "crop (fixed): both images cover only this region" in out
+    assert "; nothing cropped: the whole image lies in the region" in out.split("crop (fixed)")[1].split("\n")[0]
+    assert "% of the voxels kept (40 x 36 " in out.split("crop (moving)")[1].split("\n")[0]

@@ -82,6 +82,7 @@ def command_prep(arguments: argparse.Namespace) -> int:
     from ..core.output_safety import check_outputs_apart
     from ..core.transforms import Transform
     from ..prep.pipeline import prepare, write_prepared
+    from ..prep.summary import step_line
 
     # Absolute paths: prep.json names its inputs and outputs so (they were recorded as typed, relative to a folder
     # the record did not name).
@@ -113,7 +114,7 @@ def command_prep(arguments: argparse.Namespace) -> int:
         text = json.dumps(summary.to_dict(), indent=2)
         staged.write(output_dir / "prep.json", lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     for step in pair.steps:
-        print(f"{step['step']} ({step['image']}): {step['why']}")
+        print(step_line(step))
     for warning in pair.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     for name, path in summary.outputs.items():

@@ -2,22 +2,7 @@
 
 from __future__ import annotations
 
-def _detail(step: dict) -> str:
-    kind = step["step"]
-    if kind == "crop":
-        return f"{step['voxels_kept']:.0%} of the voxels kept ({' x '.join(map(str, step['size']))})"
-    if kind == "mask" and "coverage" in step:
-        return f"covers {step['coverage']:.0%} of the image"
-    if kind == "exclude":
-        return f"{step['voxels_excluded']} voxels left out"
-    if kind == "bias correction":
-        low, high = step["bias_range"]
-        return f"bias {low:.2f} to {high:.2f} removed in {step['seconds']:.1f} s"
-    if kind == "downsample":
-        return f"to {step['to_mm']:g} mm"
-    if kind == "set spacing":
-        return "to " + " x ".join(f"{s:g}" for s in step["to_mm"]) + " mm"
-    return ""
+from ..prep.summary import step_line
 
 
 def status_text(prep) -> str:
@@ -29,8 +14,6 @@ def status_text(prep) -> str:
     made = [node.GetName() for node in (prep.fixed_node, prep.moving_node, prep.fixed_mask_node, prep.moving_mask_node)
             if node is not None]  # fmt: skip
     lines = [f"Prepared in {prep.summary['seconds']:.1f} s: {', '.join(made)}."]
-    for step in prep.steps:
-        detail = _detail(step)
-        lines.append(f"{step['step']} ({step['image']}): {step['why']}" + (f"; {detail}" if detail else ""))
+    lines.extend(step_line(step) for step in prep.steps)
     lines.extend(f"Warning: {warning}" for warning in prep.warnings)
     return "\n".join(lines)

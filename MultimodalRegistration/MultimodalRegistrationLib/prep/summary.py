@@ -79,3 +79,30 @@ class PrepSummary(Record):
     outputs: dict[str, str] | None = field(default=None, metadata={"omit_none": True})
     # versions, command and working folder (core.made_by), set by ``mmreg prep``; absent in older records
     made_by: dict | None = field(default=None, metadata={"omit_none": True})
+
+
+def _detail(step: dict) -> str:
+    """What a step did, in numbers ("" for none)."""
+    kind = step["step"]
+    if kind == "crop":
+        if step["voxels_kept"] >= 1.0:  # mmreg prep had said "crop (fixed)" of an image it left whole
+            return "nothing cropped: the whole image lies in the region"
+        return f"{step['voxels_kept']:.0%} of the voxels kept ({' x '.join(map(str, step['size']))})"
+    if kind == "mask" and "coverage" in step:
+        return f"covers {step['coverage']:.0%} of the image"
+    if kind == "exclude":
+        return f"{step['voxels_excluded']} voxels left out"
+    if kind == "bias correction":
+        low, high = step["bias_range"]
+        return f"bias {low:.2f} to {high:.2f} removed in {step['seconds']:.1f} s"
+    if kind == "downsample":
+        return f"to {step['to_mm']:g} mm"
+    if kind == "set spacing":
+        return "to " + " x ".join(f"{s:g}" for s in step["to_mm"]) + " mm"
+    return ""
+
+
+def step_line(step: dict) -> str:
+    """One step of a preparation as `mmreg prep` and the Prep panel say it: what, on which image, why, how much."""
+    detail = _detail(step)
+    return f"{step['step']} ({step['image']}): {step['why']}" + (f"; {detail}" if detail else "")
