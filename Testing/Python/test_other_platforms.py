@@ -401,3 +401,20 @@ def test_a_sections_glob_in_a_folder_with_an_accent_finds_each_section_once(tmp_
     for number in (1, 2, 3):
         (tmp_path / composed / f"s{number}.png").write_bytes(b"png")
     assert [path.name for path in find_sections(str(tmp_path / composed / "*.png"))] == ["s1.png", "s2.png", "s3.png"]
+
+
+def test_a_name_is_measured_as_its_file_system_counts_it(monkeypatch):
+    """NTFS holds 255 UTF-16 units, ext4 and APFS 255 UTF-8 bytes: 100 CJK characters (300 bytes) are a valid
+    Windows name, and had been refused there (a helper's Windows review)."""
+    from pathlib import Path
+
+    from MultimodalRegistrationLib.core import name_lengths
+    from MultimodalRegistrationLib.core.errors import InputError
+
+    name = "登録" * 50 + ".h5"  # 103 characters, 303 UTF-8 bytes
+    with pytest.raises(InputError, match="is 303 bytes long"):
+        name_lengths.check_name_lengths(Path("/data") / name, "output transform")
+    monkeypatch.setattr(name_lengths, "_WINDOWS", True)
+    name_lengths.check_name_lengths(Path("/data") / name, "output transform")  # 108 units with T.json beside it
+    with pytest.raises(InputError, match="is 258 characters long"):
+        name_lengths.check_name_lengths(Path("/data") / ("登" * 251 + ".h5"), "output transform")

@@ -13,19 +13,27 @@ NAME_MAX_BYTES = 255
 
 # The longest name a run writes beside an output, past its stem: a detached header's R.raw.gz, a record T.json.
 BESIDE_SUFFIXES = (".raw.gz", ".json", ".log", ".zraw")
+_WINDOWS = os.name == "nt"
+
+
+def name_length(name: str) -> int:
+    """A name's length as its file system counts it against NAME_MAX_BYTES: UTF-8 bytes (ext4, APFS), UTF-16 code units
+    on Windows (NTFS): a valid name of 86 CJK characters had been refused there (a helper's Windows review)."""
+    return len(name.encode("utf-16-le")) // 2 if _WINDOWS else len(os.fsencode(name))
 
 
 def check_name_lengths(path: Path, role: str) -> None:
     """Refuse a name (or a name a run writes beside it) over the NAME_MAX_BYTES a file system holds: a 255-byte
     T.h5 had run, then failed writing its 257-byte T.json with a traceback (a helper's sweep)."""
     stem = path.name[: len(path.name) - len(file_suffix(path))]
-    beside = max((stem + suffix for suffix in BESIDE_SUFFIXES), key=lambda name: len(os.fsencode(name)))
-    too_long = [part for part in (*path.parts, beside) if len(os.fsencode(part)) > NAME_MAX_BYTES]
+    beside = max((stem + suffix for suffix in BESIDE_SUFFIXES), key=name_length)
+    too_long = [part for part in (*path.parts, beside) if name_length(part) > NAME_MAX_BYTES]
     if too_long:
         name = path.name if too_long[0] == beside else too_long[0]
         said = ", with the files written beside it (a .json record, a .raw.gz data file)," if name == path.name and (
-            len(os.fsencode(path.name)) <= NAME_MAX_BYTES) else ""
+            name_length(path.name) <= NAME_MAX_BYTES) else ""
+        unit = "characters" if _WINDOWS else "bytes"
         raise InputError(
-            f"cannot write the {role}: the name '{name[:40]}...'{said} is {len(os.fsencode(too_long[0]))} bytes "
+            f"cannot write the {role}: the name '{name[:40]}...'{said} is {name_length(too_long[0])} {unit} "
             f"long, over the {NAME_MAX_BYTES} a file system allows: choose a shorter name"
         )
