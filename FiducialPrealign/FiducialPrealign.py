@@ -49,7 +49,6 @@ REFIT_DELAY_MS = 150  # coalesces the stream of events while a point is dragged
 PREVIEW_MIN_PAIRS = 3  # the live preview refits once both lists hold this many placed points
 
 
-# The documentation pages linked from the help text.
 class FiducialPrealign(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)

@@ -35,7 +35,6 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 
 
-# The documentation pages linked from the help text.
 # What a preparation locks while it runs: its node selectors and its steps (a step changed mid-run was not the one run).
 _LOCKED = ("fixedVolumeSelector", "movingVolumeSelector", "currentTransformSelector", "outputFixedSelector",
            "outputMovingSelector", "outputFixedMaskSelector", "outputMovingMaskSelector", "stepsCollapsibleButton")
