@@ -112,7 +112,7 @@ class FiducialPrealignWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = FiducialPrealignLogic()
-        self.ui.fitButton.clicked.connect(self.refit)
+        self.ui.fitButton.clicked.connect(lambda: self.refit(clicked=True))
         self.ui.sendButton.clicked.connect(self.onSendButton)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
@@ -223,7 +223,9 @@ class FiducialPrealignWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         self.refit()
 
-    def refit(self) -> None:
+    def refit(self, clicked: bool = False) -> None:
+        """Fit now; an unexpected failure of a Fit the user ``clicked`` is shown as an error, not only said in the
+        status line, which suits the live preview's timer (a helper's GUI review)."""
         node = self._parameterNode
         if not (node and node.fixedPoints and node.movingPoints):
             self.ui.statusLabel.text = _("Select the fixed and the moving point lists.")
@@ -247,6 +249,8 @@ class FiducialPrealignWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 _("Not fitted, unexpected error ({kind}: {error}).").format(kind=type(error).__name__, error=error)
                 + kept
             )
+            if clicked:
+                slicer.util.errorDisplay(self.ui.statusLabel.text, windowTitle=_("Fit failed"))
         finally:
             self._fitting = False
         self._updateButtons()
