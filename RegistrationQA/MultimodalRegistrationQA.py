@@ -20,7 +20,7 @@ from MultimodalRegistrationLib.core.errors import EngineError, InputError
 # so it loads first): its folder is a Slicer module path, hence importable, in a build and from a source tree.
 from MultimodalRegistrationLib.nodes import qa as qa_nodes
 from MultimodalRegistrationLib.nodes.panel import panel_path
-from MultimodalRegistrationLib.nodes.panels import CITATIONS_HTML, DOCS_URL
+from MultimodalRegistrationLib.nodes.panels import CITATIONS_HTML, DOCS_URL, EngineInstallDeclined
 from slicer import (
     vtkMRMLLabelMapVolumeNode,
     vtkMRMLMarkupsFiducialNode,
@@ -209,7 +209,7 @@ class MultimodalRegistrationQAWidget(ScriptedLoadableModuleWidget, VTKObservatio
                 except qa_nodes.QACancelled:
                     self.ui.statusLabel.text = _("Cancelled: nothing was measured or written.")
                     return
-                except (InputError, EngineError) as error:
+                except (InputError, EngineError, EngineInstallDeclined) as error:  # a declined install: said
                     self.ui.statusLabel.text = _("Not measured: {error}").format(error=error)
                     self.ui.metricsTableView.setMRMLTableNode(None)  # its numbers are the last selection's
                     return

@@ -3274,7 +3274,7 @@ def _node_qa(**values):
 NODE_SWEEP_CASES = {  # name -> (the call, built on two volumes; what the refusal says)
     "fixed volume removed": (
         lambda scene, v: _node_register(fixedVolume=_removed(scene, v["fixedVolume"]), movingVolume=v["movingVolume"]),
-        "the fixed volume (fixedVolume) 'fixed' is no longer in the scene"),
+        "the fixed volume (fixedVolume) 'fixed' is not in the scene (removed, or never added)"),
     "output transform a volume": (
         lambda scene, v: _node_register(**v, outputTransform=v["fixedVolume"]),
         "the output transform (outputTransform) 'fixed' is a vtkMRMLScalarVolumeNode, not a transform"),
@@ -3286,7 +3286,7 @@ NODE_SWEEP_CASES = {  # name -> (the call, built on two volumes; what the refusa
         "the output volume (outputVolume) 'earlier' is a vtkMRMLLinearTransformNode, not a scalar volume"),
     "prep moving volume removed": (
         lambda scene, v: _node_prep(fixedVolume=v["fixedVolume"], movingVolume=_removed(scene, v["movingVolume"])),
-        "the moving volume (movingVolume) 'moving' is no longer in the scene"),
+        "the moving volume (movingVolume) 'moving' is not in the scene (removed, or never added)"),
     "prep output a transform": (
         lambda scene, v: _node_prep(**v, outputFixed=_linear(scene)),
         "the output fixed (outputFixed) 'earlier' is a vtkMRMLLinearTransformNode, not a scalar volume"),

@@ -365,3 +365,9 @@ def test_lists_that_fit_the_images_only_exchanged_are_named_exchanged():
                                "image, and none once the lists are exchanged")  # fmt: skip
     assert not any("exchanged" in warning for warning in PointBounds(fixed_image, moving_image).check(
         on_fixed, on_moving, labels, labels))  # given the right way round  # fmt: skip
+    # A fixed image that holds the moving one: moving points beyond the moving image's edge are not an exchange.
+    head = sitk.Image([100, 20, 20], sitk.sitkUInt8)
+    head.SetSpacing([2.0, 2.0, 2.0])
+    spilled = np.array([[x, 20.0, 20.0] for x in (60, 80, 155, 165, 175)])  # three beyond the moving image
+    said = PointBounds(head, moving_image).check(on_fixed, spilled, labels, labels)
+    assert said and not any("exchanged" in warning for warning in said)

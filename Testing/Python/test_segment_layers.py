@@ -353,3 +353,16 @@ def test_layers_renumbered_are_said_where_segments_pair_by_value(tmp_path):
     assert not any("it is given" in w for w in Guidance(seg, seg, segments=["gland"]).input_warnings)
     overlap = segmentation_overlap(seg, unnamed, Transform.identity())
     assert said.replace("segmentation", "labelmap") in overlap.warnings
+
+
+def test_an_empty_segment_never_takes_a_drawn_segments_value(tmp_path):
+    """The review: an empty first layer sharing value 1 with a drawn lesion kept it, the lesion became 2, and beside an
+    unnamed labelmap (pairing by value) the lesion paired with that labelmap's structure 2."""
+    path = write_two_layer_segmentation(tmp_path / "seg.seg.nrrd", names=("placeholder", "lesion"))
+    data, size = path.read_bytes(), 2 * int(np.prod(SIZE))
+    layers = np.frombuffer(data[-size:], np.uint8).reshape(*SIZE[::-1], 2).copy()
+    layers[..., 0] = 0  # the first layer's segment drawn empty
+    path.write_bytes(data[:-size] + layers.tobytes())
+    merged = single_layer(sitk.ReadImage(str(path)), "fixed segmentation")
+    assert label_names(merged.labels) == {1: "lesion", 2: "placeholder"}
+    assert np.count_nonzero(sitk.GetArrayViewFromImage(merged.labels) == 1) == 27

@@ -198,6 +198,14 @@ def test_a_slab_registered_to_a_whole_head_is_judged_by_what_it_can_cover(pair, 
         return triage_case(summary, report)
 
     assert not has(slab(0.0195), "overlap")  # 2% of the head: all an 8 mm slab can cover (2.0%)
+    # A small image pushed off the field of view (it had its 2% before) is still judged by the fixed image's share.
+    report = replace(truth, images_before=replace(truth.images_before, overlap_fraction=0.02),
+                     images_after=replace(truth.images_after, overlap_fraction=0.005))  # fmt: skip
+    summary = summary_of(report)
+    summary.provenance.fixed = ImageDescription(size=[256, 256, 400], spacing_mm=[1.0, 1.0, 1.0])
+    summary.provenance.moving = ImageDescription(size=[512, 512, 8], spacing_mm=[0.5, 0.5, 1.0])
+    pushed = triage_case(summary, report)
+    assert pushed.verdict == "failed" and has(pushed, "left the fixed field of view")
     failed = slab(0.0008)
     assert failed.verdict == "failed" and has(failed, "the moving image can cover at most 2% of it")
 

@@ -194,3 +194,6 @@ def test_a_worker_started_inside_slicer_runs_in_python_slicer_not_in_slicer(tmp_
     monkeypatch.delenv("MMREG_PYTHON")
     monkeypatch.setattr(sys, "executable", "/usr/bin/python3.12")
     assert worker_python() == "/usr/bin/python3.12"
+    monkeypatch.setattr(sys, "executable", "")  # Python allows it (an embedding host): PATH only, no traceback
+    with pytest.raises(RuntimeError, match=f"{name} was not found beside"):
+        worker_python()

@@ -189,6 +189,9 @@ def single_layer(image: sitk.Image, role: str) -> MergedSegments:
     kept = [(value, name, *_cropped(array[..., layer] == value)) for layer, value, name in listed]
     if not any(voxels.any() for *_, voxels in kept):
         kept = []  # refused by _numbered
+    # Drawn segments first (in the header's order): an empty one sharing a value must not take it from a drawn one,
+    # which would then pair by another value with an unnamed labelmap (the session's review).
+    kept.sort(key=lambda item: not item[3].any())
     # Two layers reusing a value is how Slicer stores them, not the user's doing: said only where values pair.
     renumbered = _numbered(kept, role)
     return _merge(kept, image, role, [])._replace(renumbered=tuple(renumbered))

@@ -100,9 +100,11 @@ class PointBounds:
         said += check_points_inside(moving_lps, self.moving_image, moving_labels, "moving", self.moving_system)
         if fixed is None or moving is None or not len(fixed_lps) or not len(moving_lps):
             return said
-        as_given = int(outside(fixed_lps, fixed).sum() + outside(moving_lps, moving).sum())
-        exchanged = int(outside(fixed_lps, moving).sum() + outside(moving_lps, fixed).sum())
-        if exchanged == 0 and as_given >= max(2, EXCHANGED_SHARE * (len(fixed_lps) + len(moving_lps))):
+        own = (int(outside(fixed_lps, fixed).sum()), int(outside(moving_lps, moving).sum()))
+        as_given, exchanged = sum(own), int(outside(fixed_lps, moving).sum() + outside(moving_lps, fixed).sum())
+        # Both lists off their own image: a large fixed image holding the moving one would otherwise call a few moving
+        # points beyond its edge an exchange (the session's review).
+        if all(own) and exchanged == 0 and as_given >= max(2, EXCHANGED_SHARE * (len(fixed_lps) + len(moving_lps))):
             # A helper's real spinal cords at a 45 degree start: 13 and 7 of 20 points outside, "placed on another
             # volume" twice, the fit 70 mm wrong; exchanged, every point lies inside.
             said.append(f"the fixed and moving point lists look exchanged: {as_given} points lie outside their own "

@@ -37,7 +37,8 @@ def check_given_nodes(parameters, names: Iterable[str], replaced: Iterable[str] 
         if not in_scene(node):
             if name in replaced:
                 continue
-            raise InputError(f"{label} is no longer in the scene: select a node that is (or create one)")
+            raise InputError(f"{label} is not in the scene (removed, or never added): add it to the scene, or select "
+                             "another")  # fmt: skip
         kind = next(((cls, words) for pattern, cls, words in KINDS if re.search(pattern, name)), None)
         if kind is not None and not node.IsA(kind[0]):
             raise InputError(f"{label} is a {node.GetClassName()}, not {kind[1]}: select {kind[1]} (or create one)")

@@ -37,7 +37,7 @@ def paired_guidance_points(
     all lie outside their image are refused (the usual wrong-file or RAS/LPS mistake); pairs that look swapped,
     mirrored or off, and a list that looks read in the other coordinate system (:mod:`..landmarks.frames`; unless
     ``initial_transform``, the headers are the prior), are warned about, as ``mmreg prealign`` does. Also returns
-    each pair's label (the moving point's own when paired by order and the fixed list has none) and how they paired.
+    each pair's label (the fixed point's, or its number) and how they paired.
     """
     fixed_file, moving_file, skipped = read_point_lists(fixed_path, moving_path)
     fixed_ras, moving_ras, labels, paired_by, warnings = pair_landmarks(
@@ -59,7 +59,7 @@ def paired_guidance_points(
                                                              moving_file.system, warnings)  # fmt: skip
         refuse_turned_and_flipped(turned, outside)  # as mmreg prealign refuses it
         warnings += turned
-    return fixed_lps, moving_lps, warnings, list(moving_names if not labels else labels), paired_by
+    return fixed_lps, moving_lps, warnings, list(labels), paired_by
 
 
 def guidance_from_job(job: RegistrationJob, fixed: sitk.Image, moving: sitk.Image) -> tuple[Guidance | None, list[str]]:

@@ -81,7 +81,8 @@ def worker_python() -> str:
     if "python" in executable.name.lower():
         return sys.executable
     name = "PythonSlicer.exe" if os.name == "nt" else "PythonSlicer"
-    for candidate in (executable.with_name(name), executable.parent.parent / "bin" / name, shutil.which(name)):
+    beside = [executable.with_name(name), executable.parent.parent / "bin" / name] if executable.name else []
+    for candidate in (*beside, shutil.which(name)):
         if candidate and Path(candidate).is_file():
             return str(candidate)
     raise RuntimeError(f"{name} was not found beside {executable} or on PATH: the engines run in it; reinstall "

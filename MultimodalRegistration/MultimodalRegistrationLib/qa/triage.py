@@ -191,7 +191,8 @@ def triage_case(
     ``failed``: the case failed (``failure`` is its message, ``step`` what failed: the registration, or the input
     or quality check around it); a mirrored (determinant <= 0) or
     degenerate (an axis scaled outside [MIN_SCALE, MAX_SCALE]) linear result; images that hardly overlap
-    after registration (under OVERLAP_FAILED of the fixed image, or too few voxels for any MI); a
+    after registration (under OVERLAP_FAILED of the fixed image, or of what the moving image's box can cover when
+    the result kept its overlap; or too few voxels for any MI); a
     deformable result that folds (Jacobian determinant <= 0 anywhere).
     ``check``: the MI did not improve by METRIC_TOLERANCE_NATS (a run guided by segments: their mean Dice did not
     improve by DICE_TOLERANCE, whatever the MI); little overlap (under OVERLAP_CHECK);
@@ -258,9 +259,10 @@ def triage_case(
         possible = _possible_overlap(summary, matrix)
         left = overlap_after < FOV_LOSS_RATIO * min(overlap_before, possible)
         was = f" ({overlap_before:.0%} before: the moving image left the fixed field of view)" if left else ""
-        # Judged against what the moving image can cover: a CT slab registered to a whole-head MR covers 2% of it at
-        # the right pose (a helper's real heads: 'failed' one way round, 'check' the other, for one pose).
-        share = overlap_after / possible if possible > 0 else overlap_after
+        # Judged against what the moving image can cover, unless the result lost the overlap it had: a CT slab
+        # registered to a whole-head MR covers 2% of it at the right pose (a helper's real heads: 'failed' one way
+        # round, 'check' the other, for one pose); a small image pushed off the field of view is still failed.
+        share = overlap_after / possible if possible > 0 and not left else overlap_after
         if possible < 1.0:
             was += f" (the moving image can cover at most {possible:.0%} of it)"
         if share < OVERLAP_FAILED or no_information:

@@ -180,8 +180,8 @@ class GuidanceRecord(Record):
     # RMS (mm) of the landmarks' own least-squares rigid fit: their click scatter, below which no rigid result
     # gets at the clicks (4 or more landmarks)
     points_fit_rms_mm: float | None = _omitted()
-    # The landmarks' labels, pair by pair (each fixed point's; the moving partner's when paired by order), and how the
-    # two lists were paired ("label" or "order"): a record of five points said nothing of which five.
+    # The landmarks' labels, pair by pair (each fixed point's, or its number), and how the two lists were paired
+    # ("label" or "order"): a record of five points said nothing of which five.
     point_labels: list[str] | None = _omitted()
     points_paired_by: str | None = _omitted()
 
