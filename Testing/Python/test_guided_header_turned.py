@@ -61,20 +61,20 @@ def test_a_guided_start_said_uncertain_is_a_case_to_check():
     """The uncertainty warning doubts the result: the batch's triage had left such a case ok."""
     warning = (f"{UNCERTAIN_START} uncertain by about 18 degrees (4.7 mm at the segments' surface; the spread of its "
                "bootstrap winners), and the result keeps it")  # fmt: skip
-    summary = RegistrationSummary(transform_kind="rigid", matrix_lps=np.eye(4).tolist(), has_inverse=True,
-                                  metric_name="mutual_information", metric_before=0.094, metric_after=0.095, seconds=1.6,
-                                  warnings=[warning], provenance=Provenance.from_dict({"engine": "elastix"}))  # fmt: skip
+    summary = RegistrationSummary(
+        transform_kind="rigid", matrix_lps=np.eye(4).tolist(), has_inverse=True, metric_name="mutual_information",
+        metric_before=0.094, metric_after=0.095, seconds=1.6, warnings=[warning],
+        provenance=Provenance.from_dict({"engine": "elastix"}),
+    )
     verdict = triage_case(summary, None)
     assert verdict.verdict == "check" and any(warning in reason for reason in verdict.reasons)
 
 
-def test_swapped_landmark_lists_are_judged_over_overlaps_that_compare(tmp_path):
-    """A helper's real spinal cords, the moving header turned 64 degrees: right lists were called swapped, because the
-    mutual information at the inverse of their fit, over a sliver of 2% of the fixed image, read 0.92 against 0.16;
-    and swapped lists' result, 68 mm off over that sliver, was not. Overlaps tell the two apart."""
+def _turned_64(tmp_path):
+    """The T2 (fixed) and the T1w with its header turned 64 degrees and moved (25, -20, 15) mm (moving, float), and the
+    headers' pose carried by that turn (fixed -> moving, LPS): about right, as the headers nearly agree."""
     from MultimodalRegistrationLib.core.phantom import rigid_transform
     from MultimodalRegistrationLib.core.transforms import Transform
-    from MultimodalRegistrationLib.registration.guided.landmark_doubt import SWAPPED_LISTS, swapped_by_images
 
     turn = rigid_transform(64.0, (1.0, 0.4, 0.2), (0.0, 0.0, 0.0)).matrix[:3, :3]
     shift = np.array([25.0, -20.0, 15.0])
@@ -84,6 +84,16 @@ def test_swapped_landmark_lists_are_judged_over_overlaps_that_compare(tmp_path):
     matrix = np.eye(4)
     matrix[:3, :3], matrix[:3, 3] = turn, centre + shift - turn @ centre  # the headers' pose, carried by the turn
     right = Transform.from_matrix(matrix)
+    return fixed, moving, right
+
+
+def test_swapped_landmark_lists_are_judged_over_overlaps_that_compare(tmp_path):
+    """A helper's real spinal cords, the moving header turned 64 degrees: right lists were called swapped, because the
+    mutual information at the inverse of their fit, over a sliver of 2% of the fixed image, read 0.92 against 0.16;
+    and swapped lists' result, 68 mm off over that sliver, was not. Overlaps tell the two apart."""
+    from MultimodalRegistrationLib.registration.guided.landmark_doubt import SWAPPED_LISTS, swapped_by_images
+
+    fixed, moving, right = _turned_64(tmp_path)
     right_mi = mutual_information(fixed, moving, right)
     assert swapped_by_images(fixed, moving, right, None, right_mi, returned=right) == ""
     wrong = right.inverse()  # the fit of the two lists exchanged
@@ -94,19 +104,10 @@ def test_swapped_landmark_lists_are_judged_over_overlaps_that_compare(tmp_path):
 def test_qa_names_a_pose_over_a_sliver_the_wrong_way_round(tmp_path):
     """The swapped lists' result (the inverse of the right pose, the moving header turned 64 degrees) read MI 0.08 ->
     0.92 over 1.2% of the fixed image in mmreg qa, with no warning."""
-    from MultimodalRegistrationLib.core.phantom import rigid_transform
-    from MultimodalRegistrationLib.core.transforms import Transform
     from MultimodalRegistrationLib.qa.assess import assess_registration
     from MultimodalRegistrationLib.qa.worse import WRONG_WAY
 
-    turn = rigid_transform(64.0, (1.0, 0.4, 0.2), (0.0, 0.0, 0.0)).matrix[:3, :3]
-    shift = np.array([25.0, -20.0, 15.0])
-    centre = _turned(shared_data("sct", "t1w.nii.gz"), tmp_path / "t1w_turned.nii.gz", turn, shift)
-    fixed = sitk.ReadImage(str(shared_data("sct", "t2.nii.gz")), sitk.sitkFloat32)
-    moving = sitk.ReadImage(str(tmp_path / "t1w_turned.nii.gz"), sitk.sitkFloat32)
-    matrix = np.eye(4)
-    matrix[:3, :3], matrix[:3, 3] = turn, centre + shift - turn @ centre
-    right = Transform.from_matrix(matrix)
+    fixed, moving, right = _turned_64(tmp_path)
     wrong = assess_registration(fixed, moving, right.inverse())
     (said,) = [warning for warning in wrong.warnings if "rests on a sliver" in warning]
     assert said.startswith(WRONG_WAY) and wrong.images_after.overlap_fraction < 0.1, said
