@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from ..core.errors import InputError
 from .mrml import in_scene
+from .panel import parameter_words
 
 # Parameter name (its ending) -> the MRML class its node must be, in words; the first rule that matches is used.
 KINDS = (
@@ -21,10 +22,6 @@ KINDS = (
 )
 
 
-def _in_words(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", " ", name).lower()
-
-
 def check_given_nodes(parameters, names: Iterable[str], replaced: Iterable[str] = ()) -> None:
     """Refuse (:class:`InputError`, naming the parameter and the fix) a node among ``parameters``' ``names`` that is
     no longer in the scene (unless its name is ``replaced``: a new node is made for it), or that is not of the class
@@ -33,7 +30,7 @@ def check_given_nodes(parameters, names: Iterable[str], replaced: Iterable[str] 
         node = getattr(parameters, name, None)
         if not hasattr(node, "IsA"):
             continue
-        label = f"the {_in_words(name)} ({name}) '{node.GetName()}'"
+        label = f"the {parameter_words(name)} ({name}) '{node.GetName()}'"
         if not in_scene(node):
             if name in replaced:
                 continue

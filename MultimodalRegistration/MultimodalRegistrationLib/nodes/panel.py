@@ -87,10 +87,15 @@ def panel_parameters(job_class: type[Job], extra: dict | None = None, **values) 
     return SimpleNamespace(**(defaults | values))
 
 
+def parameter_words(name: str) -> str:
+    """A parameter-node attribute in words ("fixedVolume": "fixed volume")."""
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", name).lower()
+
+
 def panel_noun(job_class: type, field_name: str) -> str:
     """How the panel names a job field, in words: its parameter-node attribute split ("fixedVolume": "fixed volume")."""
     field = next(f for f in panel_fields(job_class) if f.name == field_name)
-    return re.sub(r"(?<!^)(?=[A-Z])", " ", panel_names(field)[-1]).lower()
+    return parameter_words(panel_names(field)[-1])
 
 
 def node_of(parameters, job_class: type, field_name: str):
