@@ -191,12 +191,9 @@ class MultimodalRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationM
 
     def initializeParameterNode(self) -> None:
         self.setParameterNode(self.logic.getParameterNode())
-        if not self._parameterNode.fixedVolume and not self._parameterNode.movingVolume:
-            from MultimodalRegistrationLib.nodes.roles import guess_volumes
+        from MultimodalRegistrationLib.nodes.roles import preselect_volumes
 
-            fixed, moving = guess_volumes(slicer.mrmlScene)  # only by names that say which is which
-            if fixed is not None:
-                self._parameterNode.fixedVolume, self._parameterNode.movingVolume = fixed, moving
+        preselect_volumes(self._parameterNode, slicer.mrmlScene)  # only by names that say which is which
 
     def setParameterNode(self, inputParameterNode) -> None:
         if self._parameterNode:

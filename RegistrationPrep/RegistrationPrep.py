@@ -34,7 +34,6 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-
 # What a preparation locks while it runs: its node selectors and its steps (a step changed mid-run was not the one run).
 _LOCKED = ("fixedVolumeSelector", "movingVolumeSelector", "currentTransformSelector", "outputFixedSelector",
            "outputMovingSelector", "outputFixedMaskSelector", "outputMovingMaskSelector", "stepsCollapsibleButton")
@@ -160,12 +159,9 @@ class RegistrationPrepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def initializeParameterNode(self) -> None:
         self.setParameterNode(self.logic.getParameterNode())
-        if not self._parameterNode.fixedVolume and not self._parameterNode.movingVolume:
-            from MultimodalRegistrationLib.nodes.roles import guess_volumes
+        from MultimodalRegistrationLib.nodes.roles import preselect_volumes
 
-            fixed, moving = guess_volumes(slicer.mrmlScene)  # only by names that say which is which
-            if fixed is not None:
-                self._parameterNode.fixedVolume, self._parameterNode.movingVolume = fixed, moving
+        preselect_volumes(self._parameterNode, slicer.mrmlScene)  # only by names that say which is which
 
     def setParameterNode(self, inputParameterNode) -> None:
         if self._parameterNode:

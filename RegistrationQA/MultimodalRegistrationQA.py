@@ -143,7 +143,7 @@ class MultimodalRegistrationQAWidget(ScriptedLoadableModuleWidget, VTKObservatio
         node = self._parameterNode
         if node.fixedVolume:
             return
-        # Start from what Multimodal Registration just registered, else from the first two volumes.
+        # Start from what Multimodal Registration just registered, else from volumes whose names say their roles.
         registration = slicer.util.getModuleLogic("MultimodalRegistration").getParameterNode()
         if registration.fixedVolume and registration.movingVolume:
             node.fixedVolume, node.movingVolume = registration.fixedVolume, registration.movingVolume

@@ -326,6 +326,16 @@ def test_volumes_are_preselected_only_by_names_that_say_their_role(scene):
     volumes("fixed mask", labelmap=True)
     moving, fixed = volumes("moving MR", "fixed CT")
     assert guess_volumes(scene) == (fixed, moving)  # a labelmap saying 'fixed' is not a volume to register
+    from types import SimpleNamespace
+
+    from MultimodalRegistrationLib.nodes.roles import preselect_volumes
+
+    chosen = SimpleNamespace(fixedVolume=None, movingVolume=moving)  # one chosen already: left as it is
+    preselect_volumes(chosen, scene)
+    assert (chosen.fixedVolume, chosen.movingVolume) == (None, moving)
+    empty = SimpleNamespace(fixedVolume=None, movingVolume=None)
+    preselect_volumes(empty, scene)
+    assert (empty.fixedVolume, empty.movingVolume) == (fixed, moving)
 
 
 def test_a_fit_into_a_former_registration_result_takes_its_inverse_away(scene):

@@ -21,3 +21,13 @@ def guess_volumes(scene) -> tuple:
     volumes = [scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode")
                for i in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode"))]  # fmt: skip
     return guess_roles([volume for volume in volumes if not volume.IsA("vtkMRMLLabelMapVolumeNode")])
+
+
+def preselect_volumes(parameters, scene) -> None:
+    """Set a panel's ``fixedVolume`` and ``movingVolume``, when neither is chosen yet, to the scene's volumes whose
+    names say which is which (:func:`guess_volumes`); else leave them."""
+    if parameters.fixedVolume or parameters.movingVolume:
+        return
+    fixed, moving = guess_volumes(scene)
+    if fixed is not None:
+        parameters.fixedVolume, parameters.movingVolume = fixed, moving
