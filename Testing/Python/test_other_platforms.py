@@ -174,6 +174,22 @@ class _FakeKernel:
         self.closed.append(handle)
         return 1
 
+    active = 2  # the launcher and the interpreter it started
+
+    def QueryInformationJobObject(self, job, kind, pointer, size, returned):
+        import ctypes
+
+        from MultimodalRegistrationLib.core.processes import _AccountingInformation
+
+        self.calls.append(("query", job, kind, size))
+        ctypes.cast(pointer, ctypes.POINTER(_AccountingInformation)).contents.ActiveProcesses = self.active
+        return 1
+
+    def TerminateJobObject(self, job, code):
+        self.calls.append(("terminate", job))
+        self.active = 0
+        return 1
+
 
 @pytest.mark.parametrize("assign_ok", [True, False], ids=["assigned", "refused"])
 def test_a_worker_on_windows_ends_with_the_process_that_started_it(assign_ok):
@@ -194,6 +210,25 @@ def test_a_worker_on_windows_ends_with_the_process_that_started_it(assign_ok):
     assert kernel.closed == [77]
     assert end_with_this_process(SimpleNamespace(_handle=1234)) is None  # not Windows: nothing to do
 
+
+
+def test_a_cancel_on_windows_stops_and_waits_for_every_process_of_the_workers_job():
+    """Windows: a cancel judged the worker by its launcher alone, and ``taskkill /T`` misses a child whose launcher
+    has ended (a review of Cancel): the interpreter could still hold the run's folder. Every process of the worker's
+    job is ended, and the tree counts as running while the job holds any (48 bytes: the accounting structure)."""
+    from types import SimpleNamespace
+
+    from MultimodalRegistrationLib.core.processes import job_runs, stop_tree, tree_alive
+
+    kernel = _FakeKernel()
+    launcher_ended = SimpleNamespace(poll=lambda: 0)
+    assert tree_alive(launcher_ended, 77, kernel)  # the interpreter of job 77 still runs
+    assert kernel.calls[-1] == ("query", 77, 1, 48)
+    stop_tree(launcher_ended, job=77, kernel=kernel)
+    assert kernel.calls[-1] == ("terminate", 77)
+    assert not tree_alive(launcher_ended, 77, kernel) and job_runs(77, kernel) is False
+    assert job_runs(None, kernel) is None  # no job: the launcher's own state decides
+    assert not tree_alive(launcher_ended, None, kernel)
 
 
 @pytest.mark.parametrize("parent_ends", [True, False], ids=["parent ends", "worker ends"])

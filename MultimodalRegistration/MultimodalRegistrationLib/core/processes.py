@@ -20,6 +20,7 @@ _STILL_ACTIVE = 259  # GetExitCodeProcess of a running process
 _QUERY_LIMITED_INFORMATION = 0x1000
 _KILL_ON_JOB_CLOSE = 0x2000  # JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE
 _EXTENDED_LIMIT_INFORMATION = 9  # JobObjectExtendedLimitInformation
+_BASIC_ACCOUNTING_INFORMATION = 1  # JobObjectBasicAccountingInformation
 
 
 def alive(pid: int) -> bool:
@@ -83,11 +84,12 @@ def own_group() -> dict:
     return {"start_new_session": True}
 
 
-def tree_alive(popen: subprocess.Popen) -> bool:
+def tree_alive(popen: subprocess.Popen, job: int | None = None, kernel=None) -> bool:
     """Whether a process started with :func:`own_group`, or any process in its group, still runs (POSIX; on
-    Windows the process itself)."""
-    if os.name == "nt":
-        return popen.poll() is None
+    Windows any process of its ``job`` (:func:`end_with_this_process`), else the process itself)."""
+    if os.name == "nt" or kernel is not None:
+        running = job_runs(job, kernel)
+        return popen.poll() is None if running is None else running
     try:
         os.killpg(popen.pid, 0)
     except (ProcessLookupError, PermissionError):
@@ -111,10 +113,17 @@ def _group_runs(group: int) -> bool:
     return False
 
 
-def stop_tree(popen: subprocess.Popen, force: bool = False) -> None:
+def stop_tree(popen: subprocess.Popen, force: bool = False, job: int | None = None, kernel=None) -> None:
     """Stop a process started with :func:`own_group` and the processes it started: SIGTERM (SIGKILL when
-    ``force``) to its group on POSIX; ``taskkill /T`` on Windows."""
-    if os.name == "nt":  # the tree, also when the launcher itself has ended; no console window from Slicer
+    ``force``) to its group on POSIX; on Windows every process of its ``job`` (:func:`end_with_this_process`),
+    else ``taskkill /T``, which misses a child whose launcher has ended already."""
+    if (os.name == "nt" or kernel is not None) and job is not None:
+        try:
+            if (kernel or _kernel32()).TerminateJobObject(job, 1):
+                return
+        except (AttributeError, OSError, ctypes.ArgumentError):
+            pass
+    if os.name == "nt":  # no console window from Slicer
         subprocess.run(["taskkill", "/T", "/F", "/PID", str(popen.pid)], capture_output=True, check=False,
                        creationflags=subprocess.CREATE_NO_WINDOW)  # fmt: skip
         return
@@ -138,6 +147,45 @@ class _ExtendedLimits(ctypes.Structure):  # JOBOBJECT_EXTENDED_LIMIT_INFORMATION
                 ("PeakProcessMemoryUsed", ctypes.c_size_t), ("PeakJobMemoryUsed", ctypes.c_size_t)]  # fmt: skip
 
 
+class _AccountingInformation(ctypes.Structure):  # JOBOBJECT_BASIC_ACCOUNTING_INFORMATION
+    _fields_ = [("TotalUserTime", ctypes.c_int64), ("TotalKernelTime", ctypes.c_int64),
+                ("ThisPeriodTotalUserTime", ctypes.c_int64), ("ThisPeriodTotalKernelTime", ctypes.c_int64),
+                ("TotalPageFaultCount", ctypes.c_uint32), ("TotalProcesses", ctypes.c_uint32),
+                ("ActiveProcesses", ctypes.c_uint32), ("TotalTerminatedProcesses", ctypes.c_uint32)]  # fmt: skip
+
+
+def _kernel32():
+    """kernel32 with the argument types of the job-object calls used here (Windows only)."""
+    from ctypes import wintypes
+
+    kernel = ctypes.WinDLL("kernel32", use_last_error=True)
+    kernel.CreateJobObjectW.restype = wintypes.HANDLE
+    kernel.CreateJobObjectW.argtypes = (wintypes.LPVOID, wintypes.LPCWSTR)
+    kernel.SetInformationJobObject.argtypes = (wintypes.HANDLE, ctypes.c_int, wintypes.LPVOID, wintypes.DWORD)
+    kernel.QueryInformationJobObject.argtypes = (wintypes.HANDLE, ctypes.c_int, wintypes.LPVOID, wintypes.DWORD,
+                                                 wintypes.LPVOID)  # fmt: skip
+    kernel.AssignProcessToJobObject.argtypes = (wintypes.HANDLE, wintypes.HANDLE)
+    kernel.TerminateJobObject.argtypes = (wintypes.HANDLE, wintypes.UINT)
+    kernel.CloseHandle.argtypes = (wintypes.HANDLE,)
+    return kernel
+
+
+def job_runs(job: int | None, kernel=None) -> bool | None:
+    """Whether any process of a job from :func:`end_with_this_process` still runs: the interpreter a PythonSlicer
+    launcher started outlives the launcher for a moment, and a cancelled run's folder cannot be removed while it
+    holds files there. None when there is no job or the system does not say."""
+    if job is None:
+        return None
+    try:
+        information = _AccountingInformation()
+        if not (kernel or _kernel32()).QueryInformationJobObject(
+                job, _BASIC_ACCOUNTING_INFORMATION, ctypes.byref(information), ctypes.sizeof(information), None):
+            return None
+        return information.ActiveProcesses > 0
+    except (AttributeError, OSError, ctypes.ArgumentError):
+        return None
+
+
 def end_with_this_process(popen: subprocess.Popen, kernel=None) -> int | None:
     """Windows: put ``popen``'s process (and those it starts) in a job object that the system ends when this
     process ends, so that a crashed or killed Slicer leaves no worker computing (POSIX workers watch their parent:
@@ -146,15 +194,7 @@ def end_with_this_process(popen: subprocess.Popen, kernel=None) -> int | None:
     if os.name != "nt" and kernel is None:
         return None
     try:
-        if kernel is None:
-            from ctypes import wintypes
-
-            kernel = ctypes.WinDLL("kernel32", use_last_error=True)
-            kernel.CreateJobObjectW.restype = wintypes.HANDLE
-            kernel.CreateJobObjectW.argtypes = (wintypes.LPVOID, wintypes.LPCWSTR)
-            kernel.SetInformationJobObject.argtypes = (wintypes.HANDLE, ctypes.c_int, wintypes.LPVOID, wintypes.DWORD)
-            kernel.AssignProcessToJobObject.argtypes = (wintypes.HANDLE, wintypes.HANDLE)
-            kernel.CloseHandle.argtypes = (wintypes.HANDLE,)
+        kernel = kernel or _kernel32()
         job = kernel.CreateJobObjectW(None, None)
         if not job:
             return None
@@ -174,11 +214,6 @@ def release_job(job: int | None, kernel=None) -> None:
     if job is None:
         return
     try:
-        if kernel is None:
-            from ctypes import wintypes
-
-            kernel = ctypes.WinDLL("kernel32")
-            kernel.CloseHandle.argtypes = (wintypes.HANDLE,)
-        kernel.CloseHandle(job)
+        (kernel or _kernel32()).CloseHandle(job)
     except (AttributeError, OSError, ctypes.ArgumentError):
         pass

@@ -166,13 +166,13 @@ class WorkerProcess:
         """Stop the process within about a second (engines hold the GIL: only a signal stops them)."""
         if not self.alive:
             return
-        stop_tree(self.popen)
+        stop_tree(self.popen, job=self._job)
         deadline = time.monotonic() + 1.0  # the launcher may end at once and the interpreter it started not
-        while tree_alive(self.popen) and time.monotonic() < deadline:
+        while tree_alive(self.popen, self._job) and time.monotonic() < deadline:
             self.popen.poll()
             time.sleep(0.02)
-        if tree_alive(self.popen):
-            stop_tree(self.popen, force=True)
+        if tree_alive(self.popen, self._job):
+            stop_tree(self.popen, force=True, job=self._job)
         self.popen.wait()
 
     def wait_exit(self, timeout: float) -> None:
