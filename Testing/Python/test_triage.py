@@ -517,3 +517,34 @@ def test_the_batch_names_the_cases_the_cohort_flagged_after_their_own_verdicts()
     assert cohort_note(verdicts) == ("the cohort's rules flagged b after their own verdicts (a metric far below the "
                                      "other cases'): see batch.csv")  # fmt: skip
     assert cohort_note({"a": {"verdict": "ok", "reasons": []}}) is None
+
+
+@pytest.mark.parametrize("kind", ["tps", "affine"])
+def test_a_transform_fitted_to_the_target_points_it_is_judged_on_is_said_and_checked(pair, kind):
+    """A thin-plate spline judged on its own fit points read TRE 0.01 mm with no warning, and triage said ok (a
+    helper's QA). The fit is recognised (the spline's field within 0.1 mm of the clicks, the clicks 1.5 mm from any
+    rigid map), said, and sent to check; the exact transform on the same clicks, and exact clicks, are not a fit."""
+    from MultimodalRegistrationLib.core.transforms import lps_ras_points
+    from MultimodalRegistrationLib.landmarks.fit import fit_landmarks
+
+    points = pair.head_points[:: len(pair.head_points) // 8][:8]
+    clicked = pair.truth.transform_points(points) + np.random.default_rng(4).normal(0, 1.5, points.shape)
+    fit = fit_landmarks(lps_ras_points(points), lps_ras_points(clicked), kind, reference_image=pair.fixed).transform
+
+    def assessed(transform, moving=clicked):
+        options = QAOptions(jacobian_spacing_mm=4.0, fixed_points_ras=lps_ras_points(points),
+                            moving_points_ras=lps_ras_points(moving))  # fmt: skip
+        report = assess_registration(pair.fixed, pair.moving, transform, options)
+        return report, triage_case(summary_of(report), report)
+
+    report, verdict = assessed(fit)
+    said = [w for w in report.landmarks.warnings if "is fitted to these target points" in w]
+    assert len(said) == 1 and ("thin-plate spline" if kind == "tps" else "the affine fit") in said[0]
+    assert report.landmarks.tre_after.median_mm < (0.1 if kind == "tps" else 2.5)
+    assert verdict.verdict == "check" and has(verdict, "is fitted to these target points")
+    exact, exact_verdict = assessed(pair.truth)  # the same clicks, a transform not fitted to them
+    assert not any("fitted to these target" in w for w in exact.landmarks.warnings)
+    assert exact.landmarks.tre_after.median_mm > 1.0
+    noiseless = assessed(pair.truth, pair.truth.transform_points(points))[0]
+    assert noiseless.landmarks.tre_after.median_mm < 0.01
+    assert not any("fitted to these target" in w for w in noiseless.landmarks.warnings)

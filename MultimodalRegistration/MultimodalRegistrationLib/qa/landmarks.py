@@ -22,7 +22,7 @@ from ..core.errors import InputError
 from ..core.records import Record
 from ..core.transforms import Transform, lps_ras_points
 from ..landmarks.fit import pair_landmarks
-from ..landmarks.models import apply_model, fit_model
+from ..landmarks.models import a_fit, apply_model, fit_model, fit_name, fit_rms
 from .landmark_outliers import outlier_warning
 
 # A nonlinear transform is inverted point by point (Newton on T) down to INVERSION_TOLERANCE_MM; a point
@@ -302,6 +302,13 @@ def landmark_errors(
     outliers = outlier_warning([labels[i] for i in targets], fixed_lps[targets], mapped[targets])
     warnings += [outliers] if outliers else []
     fitted = before_fitted_to(before, fixed_lps[~is_fit], moving_lps[~is_fit])
+    judged_fit = judged_fitted_to(transform, fixed_lps[~is_fit], moving_lps[~is_fit])
+    if judged_fit:
+        warnings.append(
+            f"{FITTED_TO_TARGETS} ({_which_fit(judged_fit)} to them): their error is that fit's residual (FRE), "
+            "not a held-out error, so it says nothing of the accuracy between them; name them as fit points, and "
+            "measure with target points the transform was not fitted to"
+        )
     if fitted:
         warnings.append(
             f"the pose before registration is {'a' if fitted == 'interpolating' else 'the'} {fitted} fit to these "
@@ -325,6 +332,34 @@ def landmark_errors(
 # A start maps the points within this of a model's least-squares fit to them (mm): it is that fit (a file's round
 # trip changes a mapping by far less; two different fits differ by far more).
 SAME_FIT_MM = 0.01
+
+
+# The transform judged maps target points within these of a fit to them (median, most; a spline is stored as a field
+# sampled on a grid: 0.02 and 0.15 mm from its clicks on a 4 mm grid) while they are this far from any rigid map of
+# each other: it was fitted to them. Clicked points never land this close after a registration; exact synthetic points
+# (no click noise) fit a rigid map and are never called a fit.
+FIELD_FIT_MEDIAN_MM, FIELD_FIT_MAX_MM = 0.05, 0.25
+CLICK_NOISE_MM = 0.1
+FITTED_TO_TARGETS = "the transform judged is fitted to these target points"
+
+
+def judged_fitted_to(transform: Transform, fixed_lps: np.ndarray, moving_lps: np.ndarray) -> str | None:
+    """Which fit to these target pairs (LPS mm, fixed -> moving) the transform being judged is, as
+    :func:`before_fitted_to` says, when the clicks are noisy enough to tell (a rigid fit leaves more than
+    CLICK_NOISE_MM RMS), a field's sampling allowed FIELD_FIT_MEDIAN_MM and FIELD_FIT_MAX_MM; None otherwise.
+    A helper's QA: a thin-plate spline judged on its own fit points read TRE 0.01 mm, with no warning."""
+    if len(fixed_lps) < 3 or fit_rms("rigid", fixed_lps, moving_lps) <= CLICK_NOISE_MM:
+        return None
+    if not transform.is_linear:
+        errors = np.linalg.norm(transform.transform_points(fixed_lps) - moving_lps, axis=1)
+        exact = np.median(errors) < FIELD_FIT_MEDIAN_MM and errors.max() < FIELD_FIT_MAX_MM
+        return "interpolating" if exact else None
+    return before_fitted_to(transform, fixed_lps, moving_lps)
+
+
+def _which_fit(kind: str) -> str:
+    """"a thin-plate spline fit" (one of many through the points), else "the rigid fit" (a least-squares fit)."""
+    return a_fit("tps") if kind == "interpolating" else f"the {fit_name(kind)} fit"
 
 
 def before_fitted_to(before: Transform, fixed_lps: np.ndarray, moving_lps: np.ndarray) -> str | None:

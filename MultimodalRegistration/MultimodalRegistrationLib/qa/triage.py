@@ -36,6 +36,7 @@ from ..registration.rules.weak_result import WEAK_RESULT
 from ..registration.runs import failure_line
 from ..registration.summary import RegistrationSummary
 from .landmark_outliers import FAR_OFF
+from .landmarks import FITTED_TO_TARGETS
 from .report_types import QAReport
 from .stability import NOT_MEASURED
 from .worse import SEGMENTS_WORSE, WRONG_WAY
@@ -74,8 +75,9 @@ RESULT_DOUBTS = (WEAK_RESULT, FAR_FROM_START, WAYS_DISAGREE, SLAB_POSE, SHAPE_CH
 # target landmarks lie far off the others, the segments got worse. A helper's QA sweep: two swapped
 # landmarks 99 mm off, an inverse given by mistake and segments from Dice 1.00 to 0.36 had each been 'ok'. And a
 # stability check asked for that no restart finished. And a pose nearby that the images prefer far over the one given
-# (a transform 20 degrees off). Landmarks worse: the landmark rule's own.
-QA_DOUBTS = (WRONG_WAY, FAR_OFF, SEGMENTS_WORSE, NOT_MEASURED, NEARBY_POSE_WARNING)
+# (a transform 20 degrees off). Landmarks worse: the landmark rule's own. And a transform fitted to the target
+# points it is judged on: their error is no accuracy.
+QA_DOUBTS = (WRONG_WAY, FAR_OFF, SEGMENTS_WORSE, NOT_MEASURED, NEARBY_POSE_WARNING, FITTED_TO_TARGETS)
 # Target landmarks (the user's own truth): a median TRE above this after registration, or worse than before it by
 # more than TRE_WORSE_MM, is worth a look at any human scale (5 mm: the clinical limit of a targeted biopsy); two
 # points files swapped or in another frame gave 86 mm with the verdict 'ok'.
