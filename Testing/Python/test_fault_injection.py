@@ -2932,6 +2932,23 @@ def qa_fit_point_without_a_partner(inputs: Path, out: Path) -> list[str]:
 
 
 
+def prealign_both_lists_in_the_other_system(inputs: Path, out: Path) -> list[str]:
+    """Both files say LPS and hold RAS numbers: the refusal named the fixed file only, and the second run, the fixed
+    file mended, refused the moving one (session 56). Both are named, each with its own file's fix."""
+    for name, origin in (("fixed", [10.0, 10.0, -40.0]), ("moving", [14.0, 16.0, -40.0])):  # LPS, off the origin
+        image = sitk.Image([40, 40, 40], sitk.sitkUInt8)
+        image.SetSpacing([2.0] * 3)
+        image.SetOrigin(origin)
+        write_image(image, inputs / f"{name}.nrrd")
+    inside = np.asarray(PREALIGN_FIXED) * [0.8, 0.8, 1.0] + [-45.0, -45.0, 0.0]  # RAS; LPS x, y 21-69 mm
+    lists = []
+    for name, points in (("f", inside), ("m", inside + [-4.0, -6.0, 0.0])):
+        lists.append(_mrk(inputs / f"{name}.mrk.json", points.tolist(), system="RAS"))
+        lists[-1].write_text(lists[-1].read_text().replace('"coordinateSystem": "RAS"', '"coordinateSystem": "LPS"'))
+    return _prealign(*lists, out, "--fixed-image", str(inputs / "fixed.nrrd"), "--moving-image",
+                     str(inputs / "moving.nrrd"))  # fmt: skip
+
+
 SWEEP_CASES = {  # each ran an engine and exited 0 or 1, or named another cause (a helper's sweep of 90 bad inputs)
     # ITK reads a suffix as written: R.MHA had been written as R.mhd + R.zraw (exit 0), R.NII.GZ failed after the run
     "an output volume's suffix in capitals": Case(
@@ -2953,6 +2970,10 @@ SWEEP_CASES = {  # each ran an engine and exited 0 or 1, or named another cause 
     "2D: a slide of dust": Case(two_d_slide_of_dust, "holds only 20 pixels above its lowest value (0), too few"),
     "guiding points at one position": Case(guided_by_points_at_one_position, "the 5 moving points lie within 0.00 "
                                            "mm RMS of one position"),
+    "prealign: both lists in the other system": Case(
+        prealign_both_lists_in_the_other_system,
+        "which record their coordinate system; and all 6 moving points lie outside the moving image",
+    ),
     "qa: a fit point in one list only": Case(qa_fit_point_without_a_partner, "F (in the fixed list only) have no "
                                              "partner in the other list: place them there too"),
 }  # fmt: skip

@@ -68,6 +68,22 @@ def check_points_inside(
     ]
 
 
+def check_lists_inside(lists: list[tuple[np.ndarray, sitk.Image | None, list[str], str, PointsSystem | None]]
+                       ) -> list[str]:  # fmt: skip
+    """:func:`check_points_inside` for each (points LPS, image, labels, role, system): its warnings; every list refused
+    is named in one :class:`InputError`, each with its own file's fix (a helper's sweep: both files in the other
+    convention, the message named one, and the second run refused the other)."""
+    said, refused = [], []
+    for points_lps, image, labels, role, system in lists:
+        try:
+            said += check_points_inside(points_lps, image, labels, role, system)
+        except InputError as error:
+            refused.append(str(error))
+    if refused:
+        raise InputError("; and ".join(refused))
+    return said
+
+
 @dataclass
 class PointBounds:
     """The images a landmark fit's points must lie in (LPS; None: no check), and how each points file declared
@@ -97,8 +113,8 @@ class PointBounds:
                     "but inside the moving one, and every moving point the other way round: give the points placed "
                     "on the fixed image as --fixed-points and those on the moving image as --moving-points"
                 )
-        said = check_points_inside(fixed_lps, self.fixed_image, fixed_labels, "fixed", self.fixed_system)
-        said += check_points_inside(moving_lps, self.moving_image, moving_labels, "moving", self.moving_system)
+        said = check_lists_inside([(fixed_lps, self.fixed_image, fixed_labels, "fixed", self.fixed_system),
+                                   (moving_lps, self.moving_image, moving_labels, "moving", self.moving_system)])
         if not both:
             return said
         as_given = int(own[0].sum() + own[1].sum())
@@ -106,17 +122,6 @@ class PointBounds:
         # points beyond its edge an exchange (the session's review).
         if own[0].any() and own[1].any() and fit_exchanged and as_given >= max(
                 2, EXCHANGED_SHARE * (len(fixed_lps) + len(moving_lps))):  # fmt: skip
-            # A helper's real spinal cords at a 45 degree start: 13 and 7 of 20 points outside, "placed on another
-            # volume" twice, the fit 70 mm wrong; exchanged, every point lies inside.
-            said.append(f"the fixed and moving point lists look exchanged: {as_given} points lie outside their own "
-                        "image, and none once the lists are exchanged; give the points placed on the fixed image as "
-                        "the fixed list")  # fmt: skip
-        return said
-        own = (int(outside(fixed_lps, fixed).sum()), int(outside(moving_lps, moving).sum()))
-        as_given, exchanged = sum(own), int(outside(fixed_lps, moving).sum() + outside(moving_lps, fixed).sum())
-        # Both lists off their own image: a large fixed image holding the moving one would otherwise call a few moving
-        # points beyond its edge an exchange (the session's review).
-        if all(own) and exchanged == 0 and as_given >= max(2, EXCHANGED_SHARE * (len(fixed_lps) + len(moving_lps))):
             # A helper's real spinal cords at a 45 degree start: 13 and 7 of 20 points outside, "placed on another
             # volume" twice, the fit 70 mm wrong; exchanged, every point lies inside.
             said.append(f"the fixed and moving point lists look exchanged: {as_given} points lie outside their own "

@@ -33,7 +33,7 @@ import SimpleITK as sitk
 from ..core.errors import InputError
 from ..core.transforms import Transform, lps_ras_points
 from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
-from ..landmarks.bounds import check_points_inside
+from ..landmarks.bounds import check_lists_inside
 from ..process.jobs import QAJob
 from ..process.stability import assess_with_restarts
 from ..qa.assess import TWO_D_QA, write_qa_outputs
@@ -144,10 +144,10 @@ def gather_inputs(parameters, python: str | None = None) -> QAInputs:
     )
     inputs.points, inputs.paired_by, inputs.warnings = arguments, paired_by, warnings + ([stale] if stale else [])
     inputs.warnings += [said] if (said := shown_frame_warning(arguments, moving_volume, transform)) else []
-    for role, image in (("fixed", inputs.fixed), ("moving", inputs.moving)) if arguments else ():
-        # as mmreg qa checks them: a list 500 mm away had read TRE 866 mm (a helper's sweep)
-        inputs.warnings += check_points_inside(lps_ras_points(arguments[f"{role}_points_ras"]), image,
-                                               arguments[f"{role}_point_labels"], role)  # fmt: skip
+    if arguments:  # as mmreg qa checks them: a list 500 mm away had read TRE 866 mm (a helper's sweep)
+        inputs.warnings += check_lists_inside([(lps_ras_points(arguments[f"{role}_points_ras"]), image,
+                                                arguments[f"{role}_point_labels"], role, None)
+                                               for role, image in (("fixed", inputs.fixed), ("moving", inputs.moving))])
     check_node_pair(fixed_segmentation, moving_segmentation, "segmentation overlap", "the fixed segmentation",
                     "the moving segmentation", "select one for each image")  # fmt: skip
     if fixed_segmentation is not None:

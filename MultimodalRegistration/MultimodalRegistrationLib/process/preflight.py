@@ -77,11 +77,11 @@ def read_target_points(fixed_points: str | None, moving_points: str | None, fixe
     """Target landmarks for the TRE, as :func:`.stability.assess_with_restarts` takes them (``fixed_points_ras``,
     ``fixed_point_labels``, ``moving_points_ras``, ``moving_point_labels``), and warnings naming points outside
     their image. Refuses one list without the other, an unreadable file, and a list wholly outside its image
-    (:func:`..landmarks.bounds.check_points_inside`). ``fixed``, ``moving``: the images, or readers of their headers
+    (:func:`..landmarks.bounds.check_lists_inside`). ``fixed``, ``moving``: the images, or readers of their headers
     (the check needs their grids only). Points marked skipped are left out with their partners, with a warning
     (:func:`..landmarks.points_io.read_point_lists`). No points: ({}, [])."""
     from ..core.transforms import lps_ras_points
-    from ..landmarks.bounds import check_points_inside
+    from ..landmarks.bounds import check_lists_inside
     from ..landmarks.points_io import read_point_lists
 
     if bool(fixed_points) != bool(moving_points):
@@ -90,8 +90,10 @@ def read_target_points(fixed_points: str | None, moving_points: str | None, fixe
         return {}, []
     points: dict = {}
     fixed_read, moving_read, warnings = read_point_lists(fixed_points, moving_points)
-    for role, read, image in (("fixed", fixed_read, fixed), ("moving", moving_read, moving)):
-        warnings += check_points_inside(lps_ras_points(read.points_ras), image, read.labels, role, read.system)
+    lists = (("fixed", fixed_read, fixed), ("moving", moving_read, moving))
+    warnings += check_lists_inside([(lps_ras_points(read.points_ras), image, read.labels, role, read.system)
+                                    for role, read, image in lists])  # fmt: skip
+    for role, read, _ in lists:
         points[f"{role}_points_ras"], points[f"{role}_point_labels"] = read.points_ras, read.labels
     return points, warnings
 
