@@ -304,20 +304,22 @@ def rigid2d(angle_deg: float, shift, center=(0.0, 0.0), scale=(1.0, 1.0), shear:
 
 def histology_rgb(
     truth: np.ndarray, z_mm: float = 10.0, pixel_mm: float = 0.2, size_mm=(150.0, 180.0), seed: int = 0,
-    tear: bool = False, side: int = 0,
+    tear: bool = False, side: int = 0, coronal: bool = False,
 ) -> sitk.Image:  # fmt: skip
     """An H&E-like RGB section (uint8, 3 components) of the brain at height ``z_mm``: hematoxylin from cell
     density (grey matter > white matter), eosin from the tissue (white matter more eosinophilic), glass
     white outside the brain; uneven illumination, texture and noise. ``truth`` (3x3) maps MR-slice
     (fixed) points to section (moving) points: the section's pixel (i, j) is at (i, j) * ``pixel_mm``. ``side``
-    1 or -1 keeps one hemisphere (LPS x above or below the brain's centre)."""
+    1 or -1 keeps one hemisphere (LPS x above or below the brain's centre). ``coronal``: the plane at LPS y =
+    ``z_mm`` instead, its second axis along LPS z."""
     a = anatomy()
     rng = np.random.default_rng(seed)
     size = (np.asarray(size_mm) / pixel_mm).astype(int)
     grid = _plane_points(size, pixel_mm, (0.0, 0.0), 0.0)[..., :2].reshape(-1, 2)
     inverse = np.linalg.inv(truth)
     fixed_points = grid @ inverse[:2, :2].T + inverse[:2, 2]
-    points = np.concatenate([fixed_points, np.full((len(grid), 1), z_mm)], axis=1).reshape(size[1], size[0], 3)
+    points = np.concatenate([fixed_points, np.full((len(grid), 1), z_mm)], axis=1)
+    points = (points[:, [0, 2, 1]] if coronal else points).reshape(size[1], size[0], 3)
     grey, white, csf = a.lookup(points.astype(np.float32), smoothed(0.3))
     if side:
         kept = side * (points[..., 0] - a.brain_center()[0]) > 0

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from ..core.errors import InputError
 from ..core.files import OutputSet
@@ -116,7 +118,7 @@ def solve_rejecting(
     residual = pair_residuals(poses, pairs, center)
     bad = residual > max(REJECT_MM, REJECT_FACTOR * float(np.median(residual)))
     if not bad.any():
-        return poses, pairs
+        return _tied_together(count, poses, pairs, bad, weights, reports, center, solve)
     for pair, off in zip([p for p, b in zip(pairs, bad) if b], residual[bad]):
         for section, other in ((pair.i, pair.j), (pair.j, pair.i)):
             if section < count:
@@ -132,7 +134,49 @@ def solve_rejecting(
         reports[section].note = "; ".join(n for n in (reports[section].note, note) if n)
     bad |= np.array([p.i in left_out or p.j in left_out for p in pairs])
     kept = [p for p, b in zip(pairs, bad) if not b]
-    return solve(count + 1, kept, weights[~bad], center, gauge), kept
+    return _tied_together(count, solve(count + 1, kept, weights[~bad], center, gauge), pairs, bad, weights, reports,
+                          center, solve)  # fmt: skip
+
+
+def _groups(nodes: int, pairs: list[PairResult]) -> np.ndarray:
+    """Each node's group: the sections (and the reference) that ``pairs`` tie together."""
+    graph = coo_matrix((np.ones(len(pairs)), ([p.i for p in pairs], [p.j for p in pairs])), shape=(nodes, nodes))
+    return connected_components(graph, directed=False)[1]
+
+
+def _tied_together(
+    count: int, poses: np.ndarray, pairs: list[PairResult], bad: np.ndarray, weights: np.ndarray,
+    reports: list[SectionReport], center: np.ndarray, solve: Callable,
+) -> tuple[np.ndarray, list[PairResult]]:  # fmt: skip
+    """The ``poses`` and the pairs kept (not ``bad``) when those tie every section they reach into one group (the
+    reference, index ``count``, is one more node); else the largest group alone, solved again, and the sections of
+    the others noted and left without a pose (placed between their neighbours, as unaligned). A kept pair that
+    alone ties two groups while MIN_CONTRADICTIONS pairs across them were left out ties nothing. Otherwise the
+    solve places the groups anywhere: a tear whose pairs across were left out, all but one or all, put sections
+    32-380 mm off, each reported 'ok' (a helper's sweep)."""
+    nodes, keep = count + 1, ~bad
+    rejected = [p for p, b in zip(pairs, bad) if b]
+    for k in np.flatnonzero(keep) if rejected else ():
+        label = _groups(nodes, [p for p, kept in zip(pairs, keep) if kept and p is not pairs[k]])
+        if label[pairs[k].i] != label[pairs[k].j]:  # it alone ties its two sides
+            sides = {label[pairs[k].i], label[pairs[k].j]}
+            across = sum({label[p.i], label[p.j]} == sides for p in rejected)
+            keep[k] = across < MIN_CONTRADICTIONS
+    kept = [p for p, k in zip(pairs, keep) if k]
+    label = _groups(nodes, kept)
+    reached = sorted({p.i for p in kept} | {p.j for p in kept})
+    sizes = np.bincount(label[reached], minlength=label.max() + 1)
+    if np.count_nonzero(sizes) <= 1:
+        return poses, kept
+    largest = int(np.argmax(sizes - 0.5 * (np.arange(len(sizes)) != label[count])))  # a tie: the reference's group
+    members = [k for k in reached if label[k] == largest and k < count]
+    for section in (k for k in reached if label[k] != largest and k < count):
+        reports[section].note = "; ".join(filter(None, [reports[section].note, (
+            f"no registration kept ties it to sections {members[0]}-{members[-1]}, the largest group that holds "
+            "together (a tear, or sections too unlike their neighbours): not trusted")]))  # fmt: skip
+    kept = [p for p in kept if label[p.i] == largest]
+    chosen = np.array([any(p is q for q in kept) for p in pairs])
+    return solve(nodes, kept, weights[chosen], center, list(range(count))), kept
 
 
 def _contradicted(section: int, pairs: list[PairResult], bad: np.ndarray) -> bool:
