@@ -41,6 +41,7 @@ from ...core.transforms import Transform
 from ..pose.coarse import CoarseImage
 from ..pose.local_search import local_search
 from ..pose.overlap_scorer import MIN_TISSUE_COVERED, overlap_scorer
+from ..pose.scale_search import search_scaled_pose
 from ..pose.scale_seed import scale_about
 from .weak_result import MIN_CONTRAST, contrast_with_decoys, data_region
 
@@ -151,6 +152,21 @@ def images_confirm(fixed: sitk.Image, moving: sitk.Image, result: Transform, pos
     return not (before > 0.0 and before_decoys > 0.0 and after / after_decoys < MIN_CONTRAST_GAIN * before / before_decoys)
 
 
+def scaled_second_opinion(
+    fixed: sitk.Image, moving: sitk.Image, result: Transform, center: np.ndarray, fixed_mask: sitk.Image | None,
+    moving_mask: sitk.Image | None,
+) -> float | None:  # fmt: skip
+    """The moving size (per ``result``'s) of the scaled start search's pose (every rotation and size,
+    :func:`..pose.scale_search.search_scaled_pose`) when it lies beyond SIZE_LIMIT and :func:`images_confirm` it
+    against ``result``; else None. From a rigid result turned the wrong way, the search from the result finds a size
+    but not the rotation: a brain shrunk to 0.6 (83 mm off, unwarned) preferred 1.64 there, turned 177 degrees."""
+    found = search_scaled_pose(fixed, moving, fixed_mask, moving_mask).transform.matrix
+    size = isotropic_scale(found[:3, :3]) / isotropic_scale(np.asarray(result.matrix)[:3, :3])
+    if 1 / SIZE_LIMIT <= size <= SIZE_LIMIT or not images_confirm(fixed, moving, result, found, center):
+        return None
+    return size
+
+
 def size_warning(
     fixed: sitk.Image, moving: sitk.Image, transform: Transform, preset: str | None,
     fixed_mask: sitk.Image | None = None, moving_mask: sitk.Image | None = None,
@@ -166,14 +182,17 @@ def size_warning(
     gain = after - before
     if 1 / SIZE_LIMIT <= size <= SIZE_LIMIT or gain < max(MIN_GAIN, MIN_GAIN_SHARE * abs(before)):
         return None
+    how = f"a search over sizes from the result: score {before:.2f} -> {after:.2f}"
     if not images_confirm(fixed, moving, transform, probe.pose, probe.center):
-        return None
+        size = scaled_second_opinion(fixed, moving, transform, probe.center, fixed_mask, moving_mask)
+        if size is None:
+            return None
+        how = "a search over all poses and sizes, which the whole images confirm"
     kept = f"the size the {preset} preset keeps" if preset else "this transform's size"
     return (  # no spacings quoted: small anatomy is registered at a working scale (..working_scale)
-        f"{SIZE_WARNING} {size:.2f} times {kept} (a search over sizes from the result: "
-        f"score {before:.2f} -> {after:.2f}), so the result is likely off: a spacing is probably wrong: check both "
-        "headers' spacing, or set the right one with --spacing-fixed / --spacing-moving; if the spacing is right "
-        "and the anatomy did shrink or swell (another subject, fixed or cleared tissue), use --preset similarity"
+        f"{SIZE_WARNING} {size:.2f} times {kept} ({how}), so the result is likely off: a spacing is probably wrong: "
+        "check both headers' spacing, or set the right one with --spacing-fixed / --spacing-moving; if the spacing is "
+        "right and the anatomy did shrink or swell (another subject, fixed or cleared tissue), use --preset similarity"
     )
 
 
