@@ -481,6 +481,28 @@ def test_a_full_disk_is_named_not_called_a_bug_and_the_case_runs_again(tmp_path)
     assert batch._is_done(job, "the hash") is None  # runs again once there is room
 
 
+def test_running_out_of_memory_is_named_not_called_a_bug_and_the_case_runs_again(tmp_path):
+    """numpy's MemoryError under a batch job's memory limit had read "this is a bug: report it with the traceback"
+    (a helper's sweep): it says what to do instead, and a resumed batch tries the case again."""
+    import numpy as np
+    from MultimodalRegistrationLib.core.errors import EXIT_ENGINE
+    from MultimodalRegistrationLib.process.worker_side import run_one
+
+    events = []
+
+    def large(job, emit):
+        return np.zeros(2**62, np.uint8)  # more than any machine: numpy raises MemoryError
+
+    job = CaseJob(case="c1", fixed="f.nrrd", moving="m.nrrd", output_transform=str(tmp_path / "c1" / "transform.h5"))
+    assert run_one(CaseJob, large, job.to_json(), events.append) == EXIT_ENGINE
+    assert events[0]["kind"] == "memory" and events[0]["message"].startswith("out of memory")
+    assert "bug" not in events[0]["hint"] and "--downsample-to auto" in events[0]["hint"]
+    assert "traceback" not in events[0]
+    (tmp_path / "c1").mkdir()
+    (tmp_path / "c1" / DONE).write_text(json.dumps(CaseRecord("c1", "failed", "the hash", 3.0, "memory").to_dict()))
+    assert batch._is_done(job, "the hash") is None
+
+
 def test_a_case_whose_earlier_result_is_held_open_is_recorded_busy_and_the_batch_goes_on(tmp_path, monkeypatch):
     """A case file held open (Windows) when its rerun set the earlier result aside stopped the whole batch with exit 2
     (review): the case is recorded 'busy', its earlier result left as it was, and the next run redoes it."""

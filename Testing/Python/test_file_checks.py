@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -295,6 +296,21 @@ def test_free_memory_is_known_on_linux():
     assert free is None or 10**7 < free < 10**14
     if os.path.exists("/proc/meminfo"):
         assert free is not None
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads the address space from /proc (Linux)")
+def test_free_memory_counts_an_address_space_limit():
+    """Under ``ulimit -v`` (a batch scheduler's limit) numpy raised MemoryError mid-run while MemAvailable showed
+    gigabytes free, and the memory check had passed (a helper's sweep): the room left under the limit counts."""
+    code = (
+        "import resource, sys; sys.path.insert(0, sys.argv[1]); from MultimodalRegistrationLib.core import memory\n"
+        "size = next(int(l.split()[1]) * 1024 for l in open('/proc/self/status') if l.startswith('VmSize:'))\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (size + 300 * 2**20, resource.RLIM_INFINITY))\n"
+        "print(memory.available_bytes())"
+    )
+    library = str(Path(memory.__file__).parents[2])
+    free = int(subprocess.run([sys.executable, "-c", code, library], capture_output=True, text=True, check=True).stdout)
+    assert 250 * 2**20 < free <= 300 * 2**20
 
 
 # --------------------------------------------------------------------------- mmreg prep --downsample-to

@@ -75,17 +75,21 @@ def test_bad_input_comes_back_as_an_input_error(tmp_path):
     assert not (tmp_path / "t.h5").exists()
 
 
-def test_a_crashing_worker_gives_a_clear_error(tmp_path):
-    # A worker killed by a signal (as by the out-of-memory killer) must not hang or pass silently.
+@pytest.mark.parametrize("signal_number", [9, 15])
+def test_a_crashing_worker_gives_a_clear_error(tmp_path, signal_number):
+    # A worker killed by a signal (as by the out-of-memory killer) must not hang or pass silently. Memory is named
+    # for signal 9 alone: a SIGTERM from a scheduler had read as out of memory too.
     python = tmp_path / "crashing-python"
-    python.write_text("#!/bin/sh\necho 'about to be killed' >&2\nkill -9 $$\n")
+    python.write_text(f"#!/bin/sh\necho 'about to be killed' >&2\nkill -{signal_number} $$\n")
     python.chmod(0o755)
     job = WorkerJob({"fixed": "x", "moving": "y"}, python=str(python)).start()
     with pytest.raises(WorkerFailure) as failure:
         job.wait(timeout=60)
     assert failure.value.kind == "internal"  # was "exit code -9": the signal, and who sends it, named now
-    assert "stopped unexpectedly (killed by signal 9 (the out-of-memory killer, or kill -9))" in failure.value.message
+    killer = " (the out-of-memory killer, or kill -9)" if signal_number == 9 else ""
+    assert f"stopped unexpectedly (killed by signal {signal_number}{killer})" in failure.value.message
     assert "about to be killed" in failure.value.message
+    assert ("out of memory" in failure.value.hint) == (signal_number == 9), failure.value.hint
     assert not job._scratch.exists()
 
 

@@ -144,11 +144,12 @@ def command_qa(arguments: argparse.Namespace) -> int:
                         {"--report": job.report, "--json": json_file})  # fmt: skip
     from ..core.errors import InputError
     from ..core.images import read_image
+    from ..core.made_by import made_by
     from ..core.transforms import Transform
     from ..process.preflight import read_target_points
     from ..process.stability import assess_with_restarts
-    from ..core.made_by import made_by
     from ..qa.assess import TWO_D_QA, write_qa_outputs
+    from ..qa.fits_in_memory import check_qa_fits_in_memory
     from .register2d import is_2d
 
     def optional(path, role):
@@ -159,6 +160,8 @@ def command_qa(arguments: argparse.Namespace) -> int:
                          "wrote (its --output-inverse), or leave it out")  # fmt: skip
     if all(Path(path).is_file() and is_2d(path) for path in (job.fixed, job.moving)):
         raise InputError(f"{job.fixed} and {job.moving} are 2D images (one slice): {TWO_D_QA}")
+    check_qa_fits_in_memory(job.fixed, job.moving, [(job.fixed_labels, "fixed labelmap"), (job.moving_labels,
+                            "moving labelmap"), (job.fixed_mask, "fixed mask"), (job.moving_mask, "moving mask")])
     fixed = read_image(job.fixed, "fixed image")
     moving = read_image(job.moving, "moving image")
     transform = Transform.read(job.transform)

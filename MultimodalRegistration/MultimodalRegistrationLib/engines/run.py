@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..core.errors import EngineError, InputError
+from ..core.memory import OUT_OF_MEMORY_HINT
 from .output import EngineOutput
 from .registry import EngineSpec, engine_spec
 from .request import EngineRequest
@@ -84,5 +85,5 @@ def engine_hint(message: str) -> str:
         return "the mask is too small for the sampler: crop the image instead of masking, or enlarge the mask"
     # "memory" alone had matched ANTs's image dump ("Container manages memory: true") under another failure
     if any(text in lowered for text in ("bad_alloc", "out of memory", "memoryerror", "allocat", "not enough mem")):
-        return "not enough memory: downsample the larger image (mmreg prep --downsample-to MM)"
+        return OUT_OF_MEMORY_HINT
     return "check the engine log; try the rigid preset first, or prealign with landmarks"

@@ -7,7 +7,8 @@ standard input and reads one JSON object per output line (the child's side: :mod
 
 ``{"event": "progress", "fraction": 0.42, "stage": "<engine> rigid", "engine": "<engine>"}``
 ``{"event": "result", "summary": {...}, "outputs": {"transform": "T.h5", ...}}`` (a :class:`.results.JobResult`)
-``{"event": "error", "kind": "input" | "engine" | "disk" | "internal", "message": "...", "hint": "...", "log": "T.log"}``
+``{"event": "error", "kind": "input" | "engine" | "disk" | "memory" | "internal", "message": "...", "hint": "...",
+"log": "T.log"}``
 
 The exit code is 0 for success, 2 for bad input and 1 for an engine failure. Cancel with
 ``terminate()``: outputs are written atomically, so nothing half-written is left behind.
@@ -32,6 +33,7 @@ from pathlib import Path
 
 from ..core.errors import EXIT_ENGINE, EXIT_INPUT, EXIT_OK
 from ..core.files import PARTIAL_PREFIX, remove_orphans, scratch_folder
+from ..core.memory import OUT_OF_MEMORY_HINT
 from ..core.processes import end_with_this_process, own_group, release_job, stop_tree, tree_alive
 from ..core.replaced import recover_replaced
 from .jobs import Job, RegistrationJob
@@ -45,8 +47,8 @@ __all__ = ["EXIT_ENGINE", "EXIT_INPUT", "EXIT_OK", "WorkerFailure", "WorkerJob",
 # --------------------------------------------------------------------------- parent side
 @dataclass
 class WorkerFailure(Exception):
-    """The worker reported an error (or died); ``kind`` is input, busy (a file open elsewhere), engine, internal,
-    cancelled or timeout."""
+    """The worker reported an error (or died); ``kind`` is input, busy (a file open elsewhere), engine, disk, memory,
+    internal, cancelled or timeout."""
 
     kind: str
     message: str
@@ -353,10 +355,12 @@ class WorkerJob:
             # A negative code is the signal that ended it: 9 is what the out-of-memory killer sends (a sweep).
             how = (f"killed by signal {-code}{' (the out-of-memory killer, or kill -9)' if code == -9 else ''}"
                    if isinstance(code, int) and code < 0 else f"exit code {code}")  # fmt: skip
+            # The memory advice for the out-of-memory killer's signal only: SIGTERM from outside had read as memory.
+            hint = (f"most likely out of memory: {OUT_OF_MEMORY_HINT}" if code == -9 else
+                    "it was stopped from outside (a scheduler, kill) or crashed: run it again; if it crashes again, "
+                    "try the other engine and report it with the log")  # fmt: skip
             self.error = WorkerFailure(
-                "internal",
-                f"the registration worker stopped unexpectedly ({how}): {tail or 'no message'}",
-                "the engine may have run out of memory or crashed: try a smaller image or the other engine",
+                "internal", f"the registration worker stopped unexpectedly ({how}): {tail or 'no message'}", hint
             )
             self._finish()
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from ..core.errors import EXIT_ENGINE, EXIT_INPUT, EXIT_OK, EXIT_TERMINATED, EngineError, FileInUseError, InputError
+from ..core.memory import OUT_OF_MEMORY_HINT
 from ..core.processes import alive
 from .jobs import Job
 from .results import JobResult
@@ -48,6 +49,10 @@ def run_one(job_type: type[Job], run: Callable[[Job, Callable[[dict], None]], Jo
         return EXIT_INPUT
     except EngineError as error:
         emit({"event": "error", "kind": "engine", "message": str(error), "hint": error.hint, "log": error.log_path})
+        return EXIT_ENGINE
+    except MemoryError as error:  # had read "this is a bug" with a traceback (numpy under ulimit -v, a helper's sweep)
+        emit({"event": "error", "kind": "memory", "message": f"out of memory{f': {error}' if str(error) else ''}",
+              "hint": OUT_OF_MEMORY_HINT})  # fmt: skip
         return EXIT_ENGINE
     except Exception as error:  # a crash must still reach the parent as a clear error
         if "No space left on device" in str(error) or getattr(error, "errno", None) == errno.ENOSPC:
