@@ -2819,6 +2819,18 @@ def deformable_pair(*extra: str) -> Builder:
     return build
 
 
+def qa_of_a_pair_over_free_memory(inputs: Path, out: Path) -> list[str]:
+    """mmreg qa of a 240^3 float32 pair at 1 mm (about 332 MB with QA's copies): it had no memory check."""
+    paths = []
+    for side in ("fixed", "moving"):
+        image = sitk.Image([240, 240, 240], sitk.sitkFloat32)
+        image[60:180, 60:180, 60:180] = 100.0
+        paths.append(inputs / f"{side}.nrrd")
+        sitk.WriteImage(image, str(paths[-1]), True)
+    return ["qa", "--fixed", str(paths[0]), "--moving", str(paths[1]), "--transform", str(_rigid_tfm(inputs / "T.tfm")),
+            "--report", str(out / "qa.html")]  # fmt: skip
+
+
 MEMORY_CASES = {
     # SyN's fields lie on the fixed grid at its finest level, 2 mm: full resolution here (75 copies of the fixed
     # image; measured 72). The estimate was 15 copies of each image, 120 MB, and let the run start.
@@ -2834,6 +2846,11 @@ MEMORY_CASES = {
     ),
     "a prepared guided run over free memory (a preparation option skipped the check)": Case(
         guided_pair("--spacing-moving", "2,2,2"), "crop or downsample the images first (--downsample-to 3 reads"
+    ),
+    "qa of a pair over free memory": Case(
+        qa_of_a_pair_over_free_memory, "measuring the registration needs about 332 MB in memory (fixed image "
+        "240×240×240 float32, moving image 240×240×240 float32), more than the 588 MB this machine has free: measure "
+        "on copies read with mmreg prep --downsample-to 1.5"
     ),
 }
 
@@ -2949,6 +2966,42 @@ def prealign_both_lists_in_the_other_system(inputs: Path, out: Path) -> list[str
                      str(inputs / "moving.nrrd"))  # fmt: skip
 
 
+def two_d_empty_volume_file(inputs: Path, out: Path) -> list[str]:
+    """An empty NRRD beside a picture had been called 3D, with advice to stack 2D sections (session 57)."""
+    _, moving = _slides(inputs)
+    (inputs / "empty.nrrd").write_bytes(b"")
+    return _register_2d(inputs / "empty.nrrd", moving, out)
+
+
+def two_d_five_channels(inputs: Path, out: Path) -> list[str]:
+    """A multiplexed fluorescence image: channels 0-2 were mixed as RGB and 3-4 dropped, exit 0 (session 57)."""
+    fixed, _ = _slides(inputs)
+    channels = np.random.default_rng(3).integers(0, 255, (80, 100, 5)).astype(np.uint8)
+    write_image(sitk.GetImageFromArray(channels, isVector=True), inputs / "five.nrrd")
+    return _register_2d(fixed, inputs / "five.nrrd", out)
+
+
+def two_d_one_pixel_strip(inputs: Path, out: Path) -> list[str]:
+    """A strip one pixel wide, its pixel size raised as the size check advised: a traceback from the start search's
+    smoothing (session 57)."""
+    from PIL import Image
+
+    fixed, _ = _slides(inputs)
+    Image.fromarray(np.random.default_rng(4).integers(0, 255, (80, 1), dtype=np.uint8)).save(inputs / "strip.png")
+    return _register_2d(fixed, inputs / "strip.png", out, pixel="8")
+
+
+def stack_section_spacing(spacing: str) -> Builder:
+    """Two 25 mm sections stacked ``spacing`` mm apart."""
+
+    def build(inputs: Path, out: Path) -> list[str]:
+        argv = _stack(str(_sections(inputs)), out)
+        argv[argv.index("--section-spacing") + 1] = spacing
+        return argv
+
+    return build
+
+
 SWEEP_CASES = {  # each ran an engine and exited 0 or 1, or named another cause (a helper's sweep of 90 bad inputs)
     # ITK reads a suffix as written: R.MHA had been written as R.mhd + R.zraw (exit 0), R.NII.GZ failed after the run
     "an output volume's suffix in capitals": Case(
@@ -2976,6 +3029,16 @@ SWEEP_CASES = {  # each ran an engine and exited 0 or 1, or named another cause 
     ),
     "qa: a fit point in one list only": Case(qa_fit_point_without_a_partner, "F (in the fixed list only) have no "
                                              "partner in the other list: place them there too"),
+    "2D: an empty volume file": Case(two_d_empty_volume_file, "the file is empty (0 bytes)"),
+    "2D: five channels": Case(two_d_five_channels, "has 5 channels: a 2D registration takes a grey picture"),
+    "2D: a strip one pixel wide": Case(two_d_one_pixel_strip, "is 1 x 80 pixels: under 8 pixels along a side"),
+    "stack: a pixel size in micrometres": Case(stack_pixel("13"), "s0.png is 650 mm wide at 13 mm pixels (as given), "
+                                               "wider than any slide (500 mm): pixel sizes are in mm (if it is in "
+                                               "micrometres, give --pixel-size 0.013)"),
+    "stack: a section spacing in micrometres": Case(stack_section_spacing("50"), "--section-spacing 50 mm is more "
+                                                    "than the sections are wide (25 mm at 0.5 mm pixels, as given): "
+                                                    "the distance between sections is in mm (in micrometres, give "
+                                                    "--section-spacing 0.05)"),
 }  # fmt: skip
 
 

@@ -588,3 +588,27 @@ def test_a_moving_mask_over_the_whole_slide_is_no_outline_for_the_size_check(tmp
     summary = json.loads((tmp_path / "S.json").read_text())
     assert data.errors_mm(np.asarray(summary["matrix"]), truth, points).mean() < FIXED_PIXEL_MM
     assert not [warning for warning in summary["warnings"] if "times the fixed tissue's size" in warning]
+
+
+def test_two_aligned_copies_of_a_slice_are_registered_from_the_next_seed_when_elastix_loses_its_samples(
+    tmp_path, capsys
+):  # fmt: skip
+    """One MNI T1 slice (8 bits, 1 mm) against itself and against its inverted contrast: elastix lost its samples
+    at seed 0 ('Too many samples map outside moving image buffer') and the run ended with exit 1 and advice to
+    prealign images already aligned (a helper's sweep). The next seed is tried, and the summary says which ran."""
+    from conftest import shared_data
+    from PIL import Image
+
+    name = "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
+    t1 = sitk.GetArrayFromImage(sitk.ReadImage(str(shared_data("mni_icbm152", name))))[90].astype(float)
+    slice_8bit = (np.clip(t1 / np.percentile(t1, 99.8), 0, 1) * 255).astype(np.uint8)
+    for label, array in (("copy", slice_8bit), ("inverted", 255 - slice_8bit)):
+        Image.fromarray(slice_8bit).save(tmp_path / "fixed.png")
+        Image.fromarray(array).save(tmp_path / f"{label}.png")
+        code = main(["register2d", "--fixed", str(tmp_path / "fixed.png"), "--moving", str(tmp_path / f"{label}.png"),
+                     "--fixed-pixel-size", "1", "--moving-pixel-size", "1", "--output-transform",
+                     str(tmp_path / label / "T.tfm"), "--json", str(tmp_path / f"{label}.json")])  # fmt: skip
+        assert code == 0, capsys.readouterr().err
+        summary = json.loads((tmp_path / f"{label}.json").read_text())
+        assert np.allclose(np.array(summary["matrix"]), np.eye(3), atol=0.05), summary["matrix"]
+        assert {candidate["seed"] for candidate in summary["candidates"]} == {summary["seed"] + 1}

@@ -78,8 +78,10 @@ def add_register2d_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def is_2d(path: str) -> bool:
-    """A picture (PNG, JPEG, BMP, a one-page TIFF) or a volume file holding one slice; a multi-page TIFF is a stack."""
+def is_2d(path: str, role: str = "image") -> bool:
+    """A picture (PNG, JPEG, BMP, a one-page TIFF) or a volume file holding one slice; a multi-page TIFF is a stack.
+    A volume file no reader can read is refused (InputError naming what is wrong with it, as the 3D checks name
+    it): an empty NRRD had been called 3D, and register2d then said to stack 2D sections."""
     raster = suffix_of(path) in RASTER_SUFFIXES
     if raster and suffix_of(path) not in (".tif", ".tiff"):
         return True
@@ -87,7 +89,11 @@ def is_2d(path: str) -> bool:
 
     header = read_header_2d(path)
     if header is None:
-        return raster  # a TIFF nothing can read is taken as 2D; else the 3D checks name the problem
+        if not raster:  # a TIFF nothing can read is taken as 2D, and its reader says why
+            from ..core.file_checks import read_image_file_info
+
+            read_image_file_info(path, role)
+        return raster
     return len(header.size) == 2 or (len(header.size) == 3 and 1 in header.size)  # one slice along any axis
 
 
@@ -95,7 +101,7 @@ def wants_2d(arguments: argparse.Namespace) -> bool:
     """Whether both images are 2D; one 2D and one 3D is refused (InputError)."""
     if not (Path(arguments.fixed).is_file() and Path(arguments.moving).is_file()):
         return False  # the 3D checks say which file is missing
-    fixed, moving = is_2d(arguments.fixed), is_2d(arguments.moving)
+    fixed, moving = is_2d(arguments.fixed, "fixed image"), is_2d(arguments.moving, "moving image")
     if fixed != moving:
         flat = "fixed" if fixed else "moving"
         other = arguments.moving if fixed else arguments.fixed

@@ -91,6 +91,31 @@ def check_opaque(image2d: Image2D, role: str = "image") -> None:
         )
 
 
+def check_channels(image2d: Image2D, role: str = "image") -> None:
+    """Refuse an image of more than 4 channels (multiplexed fluorescence): its first three were mixed as RGB and
+    the others dropped without a word (a helper's sweep)."""
+    channels = image2d.image.GetNumberOfComponentsPerPixel()
+    if channels > 4:
+        raise InputError(
+            f"{role} {image2d.path} has {channels} channels: a 2D registration takes a grey picture or a colour one "
+            "(RGB): save the channel to register (the one that shows the tissue best, e.g. DAPI) as a grey image"
+        )
+
+
+MIN_SIDE_PIXELS = 8  # the engines' smoothing needs 4 pixels a side at their coarsest level, which halves them twice
+
+
+def check_enough_pixels(image2d: Image2D, role: str = "image") -> None:
+    """Refuse an image under MIN_SIDE_PIXELS pixels along a side (a strip one pixel wide crashed the start search's
+    smoothing with a traceback, a helper's sweep)."""
+    size = image2d.image.GetSize()
+    if min(size) < MIN_SIDE_PIXELS:
+        raise InputError(
+            f"{role} {image2d.path} is {size[0]} x {size[1]} pixels: under {MIN_SIDE_PIXELS} pixels along a side, too "
+            "few to register: give the whole slice or section, not a strip or a line of it"
+        )
+
+
 MASK_COARSE_PIXELS = 64  # a mask needs this many pixels of the engines' coarsest level (4 working pixels a side)
 COARSEST_SHRINK = 4  # every 2D preset's first level (Presets/*_2d)
 

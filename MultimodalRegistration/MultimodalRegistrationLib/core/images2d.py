@@ -247,7 +247,8 @@ def read_image_2d(
     elif image.GetDimension() == 2:
         direction = (*direction[:2], 0.0, *direction[2:], 0.0, 0.0, 0.0, 1.0)
     if image.GetDimension() != 2:
-        raise InputError(f"{role} {path} is {image.GetDimension()}D {image.GetSize()}: give one 2D image per section")
+        raise InputError(f"{role} {path} is {image.GetDimension()}D {image.GetSize()}: give one 2D image per section "
+                         "(two volumes register with mmreg register)")  # fmt: skip
     if pixel_mm is not None:
         size, source = check_pixel_size(pixel_mm, option), "given"
     else:

@@ -182,15 +182,17 @@ def inputs_2d(job: Registration2DJob):
     """Read and check the job's images and masks (InputError naming the fix), and check its outputs and
     preset, before any engine runs. Returns (fixed, moving, [fixed_mask, moving_mask, fixed_labels, moving_labels],
     landmarks): ``landmarks`` are :func:`..qa.two_d.paired_points_2d` of the landmark files, or None."""
-    from ..core.choices import check_seed, check_threads
-    from ..core.errors import InputError
     from ..core.checks_2d import (
+        check_channels,
+        check_enough_pixels,
         check_finite,
         check_mask_size_2d,
         check_not_uniform,
         check_opaque,
         check_sizes_comparable,
     )
+    from ..core.choices import check_seed, check_threads
+    from ..core.errors import InputError
     from ..core.images2d import read_image_2d, read_mask_2d
     from ..core.output_safety import check_outputs_apart
     from ..engines.presets import load_preset
@@ -206,6 +208,8 @@ def inputs_2d(job: Registration2DJob):
     fixed = read_image_2d(job.fixed, job.fixed_pixel_mm, "fixed image", "--fixed-pixel-size")
     moving = read_image_2d(job.moving, job.moving_pixel_mm, "moving image", "--moving-pixel-size")
     for image, role in ((fixed, "fixed image"), (moving, "moving image")):
+        check_channels(image, role)
+        check_enough_pixels(image, role)
         check_opaque(image, role)
         check_finite(image, role)
         check_not_uniform(image, role)

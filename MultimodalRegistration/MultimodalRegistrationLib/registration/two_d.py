@@ -23,20 +23,21 @@ to moving points, ``x_moving = A x_fixed + t`` (mm), like every library transfor
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import SimpleITK as sitk
 
+from ..core.errors import EngineError
 from ..core.images2d import Image2D, working_bin
 from ..core.outliers import clip_outliers
 from ..core.rotations import rotation_2d_deg
 from ..core.transforms import affine_2d
 from ..engines.presets import companion_preset, load_preset
 from ..engines.request_2d import EngineRequest2D
-from ..engines.run import run_engine_2d
+from ..engines.run import lost_overlap, run_engine_2d
 from .two_d_mirror import mirror_warning
 from .two_d_size import size_warnings
 from .two_d_start import Start2D, mutual_information, search_start_2d
@@ -96,6 +97,7 @@ def working_resolution(
 # there: a 150 mm slide holding half a brain against a whole-head slice stopped elastix ("Too many samples map
 # outside moving image buffer: 496 / 2048", exit 1) from a start 1.1 mm off the truth (a reviewer's case).
 FOOTPRINT_SHARE = 0.5
+RETRIES = 2  # further seeds tried when the engine lost its samples
 
 
 def moving_footprint(fixed: sitk.Image, moving: sitk.Image, matrix: np.ndarray) -> sitk.Image | None:
@@ -115,6 +117,20 @@ class _Run(NamedTuple):
     preset: object  # engines.presets.Preset
     output: object  # engines.run's 2D output
     start: Start2D
+    seed: int  # the sampler's seed the run ended with (:func:`_run_2d`)
+
+
+def _run_2d(request: EngineRequest2D) -> tuple[object, int]:
+    """The engine's 2D run and the seed it used: when it lost its samples, again from the next seeds, up to
+    RETRIES times. Two aligned copies of one MNI slice (or one against its inverted contrast) lost them at seed 0,
+    exit 1 with a hint to prealign, and registered at seeds 1-3 (a helper's sweep)."""
+    for attempt in range(RETRIES):
+        try:
+            return run_engine_2d(replace(request, seed=request.seed + attempt)), request.seed + attempt
+        except EngineError as error:
+            if not lost_overlap(str(error)):
+                raise
+    return run_engine_2d(replace(request, seed=request.seed + RETRIES)), request.seed + RETRIES
 
 
 def register_2d(
@@ -146,14 +162,16 @@ def register_2d(
             request = EngineRequest2D(
                 fixed_gray, moving_gray, candidate, origin.matrix, folder, sampled, moving_mask, seed, threads
             )
-            output = run_engine_2d(request)
+            output, used_seed = _run_2d(request)
             for key, seconds in output.timings.items():
                 timings[key] = round(timings.get(key, 0.0) + seconds, 3)
-            results.append(_Run(mutual_information(fixed_gray, moving_gray, output.matrix), candidate, output, origin))
+            results.append(_Run(mutual_information(fixed_gray, moving_gray, output.matrix), candidate, output, origin,
+                                used_seed))  # fmt: skip
     best = max(results, key=lambda result: result.mutual_information)
     kept, output, origin = best.preset, best.output, best.start
     candidates = [{"preset": run.preset.name, "start_scale": round(run.start.scale, 6),
-                   "mutual_information": round(run.mutual_information, 6), "kept": run is best} for run in results]  # fmt: skip
+                   "mutual_information": round(run.mutual_information, 6), "seed": run.seed, "kept": run is best}
+                  for run in results]  # fmt: skip
     working = {"fixed": min(fixed_gray.GetSpacing()), "moving": min(moving_gray.GetSpacing())}
     # A preset that keeps the size is judged by the scale a search over sizes prefers: the areas' ratio alone read
     # 0.83 for a brain-only slide against a whole head, and missed a pixel size 33% wrong (a helper's sweep).
