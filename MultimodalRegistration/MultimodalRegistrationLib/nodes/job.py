@@ -31,6 +31,10 @@ def forget_earlier_result(node) -> None:
     for name in list(node.GetAttributeNames() or ()):
         if name.startswith(RESULT_PREFIXES):
             node.RemoveAttribute(name)
+    roles = [node.GetNthNodeReferenceRole(i) for i in range(node.GetNumberOfNodeReferenceRoles())]
+    for role in roles:
+        if role.startswith(RESULT_PREFIXES) and role.endswith("NodeID"):  # the IDs it recorded (node_links), not
+            node.RemoveNodeReferenceIDs(role)  # its inverse, which the run that replaces it removes (result_extras)
 
 
 @contextmanager

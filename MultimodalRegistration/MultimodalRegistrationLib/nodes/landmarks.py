@@ -25,6 +25,7 @@ from . import mrml
 from .checks import check_node_pair, check_output_transform
 from .given_nodes import check_given_nodes
 from .job import PREALIGN_ATTRIBUTE_PREFIX, forget_earlier_result
+from .node_links import record_attributes, record_node_ids
 from .panel import panel_parameters, panel_value
 from .panel_words import panel_errors
 from .result_extras import earlier_extras, named_forward
@@ -136,14 +137,13 @@ def fit_markups(
         "libraryVersion": __version__,
     }
     forget_earlier_result(output_transform_node)
-    for key, value in attributes.items():
-        output_transform_node.SetAttribute(ATTRIBUTE_PREFIX + key, str(value))
+    record_attributes(output_transform_node, ATTRIBUTE_PREFIX, attributes)
     mrml.remove_nodes_and_empty_folders(scene, stale)
 
     if table_node is None:
         table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{output_transform_node.GetName()} residuals")
     fill_residual_table(table_node, fit, worst_point(fit))
-    table_node.SetAttribute(ATTRIBUTE_PREFIX + "transformNodeID", output_transform_node.GetID())
+    record_node_ids(table_node, {ATTRIBUTE_PREFIX + "transformNodeID": output_transform_node.GetID()})
     return fit, output_transform_node, table_node
 
 

@@ -43,6 +43,7 @@ from . import mrml
 from .checks import check_volume_pair
 from .given_nodes import check_given_nodes
 from .job import NodeJob, job_folder
+from .node_links import record_attributes, recorded_node
 from .panel import job_from_panel, node_of, panel_defaults, panel_fields, panel_parameters, panel_value, write_volumes
 from .panel_words import panel_errors
 from .prep_status import status_text  # noqa: F401 (prep_nodes.status_text, the panel's status line)
@@ -57,7 +58,7 @@ OUTPUT_SUFFIXES = {"fixed": "prep", "moving": "prep", "fixed_mask": "prep mask",
 # --------------------------------------------------------------------------- inputs
 def prepared_from(volume) -> str:
     """The ID of the volume a preparation made ``volume`` from ("" for a volume no preparation made, or None)."""
-    return (volume.GetAttribute(ATTRIBUTE_PREFIX + "sourceNodeID") or "") if volume is not None else ""
+    return (recorded_node(volume, ATTRIBUTE_PREFIX + "sourceNodeID")[0] or "") if volume is not None else ""
 
 
 def check_volumes(fixed_volume, moving_volume) -> None:
@@ -146,9 +147,8 @@ def common_region_roi(
     roi_node.SetAndObserveObjectToNodeMatrix(matrix)
     roi_node.SetSize(*(float(s) for s in size_mm))
     roi_node.SetLocked(True)
-    for key, value in (("fixedNodeID", fixed_volume.GetID()), ("movingNodeID", moving_volume.GetID()),
-                       ("marginMm", f"{margin_mm:g}")):  # fmt: skip
-        roi_node.SetAttribute(ATTRIBUTE_PREFIX + key, value)
+    record_attributes(roi_node, ATTRIBUTE_PREFIX, {"fixedNodeID": fixed_volume.GetID(),
+                                                   "movingNodeID": moving_volume.GetID(), "marginMm": f"{margin_mm:g}"})
     roi_node.EndModify(was_modifying)
     return roi_node
 
@@ -239,8 +239,7 @@ class NodePrep(NodeJob):
             attributes = {"sourceNodeID": source.GetID(), "steps": done(role),
                           "currentTransformNodeID": current.GetID() if current is not None else "",
                           "summary": record}  # fmt: skip
-            for key, value in attributes.items():
-                node.SetAttribute(ATTRIBUTE_PREFIX + key, value)
+            record_attributes(node, ATTRIBUTE_PREFIX, attributes)
             setattr(self, f"{name}_node", node)
         # An earlier run's mask in an output this run made none for: stale, and the Send button would hand it to the
         # registration (it had kept the earlier grid; mmreg prep removes such files from its folder too).

@@ -43,6 +43,7 @@ from . import mrml, slices
 from .checks import check_node_pair, check_volume_pair
 from .given_nodes import check_given_nodes
 from .job import REGISTRATION_ATTRIBUTE_PREFIX as REGISTRATION_PREFIX
+from .node_links import record_node_ids, recorded_node
 from .panel import node_of, panel_defaults, panel_noun, panel_parameters, panel_value
 from .panel_words import panel_errors
 from .prep import prepared_from
@@ -189,14 +190,14 @@ def made_from(transform_node, fixed_volume, moving_volume, alone: bool) -> tuple
     after it recorded (when ``alone``: T is the node itself, so QA's MI after should be that number)."""
     if transform_node is None:
         return [], None
-    scene, warnings = transform_node.GetScene(), []
-    recorded = [
-        transform_node.GetAttribute(REGISTRATION_PREFIX + f"{role}NodeID") or "" for role in ("fixed", "moving")
-    ]
+    warnings = []
+    found = [recorded_node(transform_node, REGISTRATION_PREFIX + f"{role}NodeID") for role in ("fixed", "moving")]
     chosen = [fixed_volume.GetID(), moving_volume.GetID()]
+    volumes = dict(zip(chosen, (fixed_volume, moving_volume)))
     # A result found on a prepared pair applies to the originals it was prepared from (RegistrationPrep's record).
-    sources = [prepared_from(scene.GetNodeByID(node_id) if node_id else None) for node_id in recorded]
-    recorded = [source if source in chosen else node_id for source, node_id in zip(sources, recorded)]
+    found = [(source, volumes[source]) if (source := prepared_from(node)) in volumes else (node_id or "", node)
+             for node_id, node in found]  # fmt: skip
+    recorded = [node_id for node_id, _ in found]
     name = transform_node.GetName()
     if recorded == chosen[::-1]:
         warnings.append(
@@ -204,8 +205,8 @@ def made_from(transform_node, fixed_volume, moving_volume, alone: bool) -> tuple
             f"'{fixed_volume.GetName()}' as the moving one: the volumes are swapped here; swap them"
         )
     elif all(recorded) and recorded != chosen:
-        said = [node.GetName() if (node := scene.GetNodeByID(node_id)) else f"a removed node ({node_id})"
-                for node_id in recorded]  # fmt: skip
+        said = [node.GetName() if node is not None else f"a removed node ({node_id})"
+                for node_id, (_, node) in zip(recorded, found)]  # fmt: skip
         warnings.append(f"'{name}' was registered with fixed '{said[0]}' and moving '{said[1]}', not the "
                         f"'{fixed_volume.GetName()}' and '{moving_volume.GetName()}' measured here: select the volumes "
                         "it was computed from")  # fmt: skip
@@ -223,8 +224,8 @@ def registration_masks(transform_node, fixed_volume, moving_volume) -> tuple:
     longer in the scene is named in a warning."""
     masks, warnings = [], []
     for role, volume in (("fixed", fixed_volume), ("moving", moving_volume)):
-        node_id = transform_node.GetAttribute(f"{REGISTRATION_PREFIX}{role}MaskNodeID") if transform_node else None
-        mask_node = volume.GetScene().GetNodeByID(node_id) if node_id else None
+        node_id, mask_node = (recorded_node(transform_node, f"{REGISTRATION_PREFIX}{role}MaskNodeID")
+                              if transform_node else (None, None))  # fmt: skip
         if node_id and mask_node is None:
             warnings.append(f"the registration used a {role} mask that is no longer in the scene ({node_id}): the "
                             "mutual information and any restarts here run without it")  # fmt: skip
@@ -343,8 +344,8 @@ def assess_nodes(
         table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(f"{name} QA"))
         setattr(parameters, TABLE, table_node)  # the next call refills it (a script made a table per call)
     fill_metrics_table(table_node, metrics)
-    for key, volume in (("fixed", fixed_volume), ("moving", moving_volume), ("transform", transform_node)):
-        table_node.SetAttribute(f"{ATTRIBUTE_PREFIX}{key}NodeID", volume.GetID() if volume else "")
+    record_node_ids(table_node, {f"{ATTRIBUTE_PREFIX}{key}NodeID": node.GetID() if node else "" for key, node in
+                                 (("fixed", fixed_volume), ("moving", moving_volume), ("transform", transform_node))})
     return (metrics, table_node, inputs) if with_inputs else (metrics, table_node)
 
 
@@ -355,8 +356,8 @@ def measured_nodes(inputs: QAInputs) -> tuple:
     moving_side = [nodes["moving_fit_points"], nodes["moving_points"], nodes["moving_labels"]]  # None: not given
     # the moving mask the result records goes with them: left under the prealignment, it had stopped the next
     # measurement ("the moving mask is under 'prealign' but the moving volume is under the result"; a sweep)
-    mask_id = nodes["transform"].GetAttribute(REGISTRATION_PREFIX + "movingMaskNodeID") if nodes["transform"] else None
-    moving_side.append(nodes["moving"].GetScene().GetNodeByID(mask_id) if mask_id else None)
+    transform = nodes["transform"]
+    moving_side.append(recorded_node(transform, REGISTRATION_PREFIX + "movingMaskNodeID")[1] if transform else None)
     return nodes["fixed"], nodes["moving"], nodes["transform"], moving_side
 
 

@@ -10,6 +10,7 @@ from ..core.transforms import Transform, lps_ras_points
 from . import mrml
 from .job import REGISTRATION_ATTRIBUTE_PREFIX
 from .moving_frame import same_frame
+from .node_links import record_node_ids, recorded_node
 from .registration_inputs import initial_transform_of
 
 # On a moving volume QA put under a result to show it: the result's ID, and the parent transform it replaced
@@ -21,11 +22,11 @@ REPLACED_PARENT = "MultimodalRegistrationQA.replacedParentNodeID"
 def _replaced_parent(moving_volume, transform_node):
     """The parent transform :func:`show_moving_under` replaced with ``transform_node``, while the volume still sits
     under that node alone; else None."""
-    if moving_volume.GetAttribute(SHOWN_UNDER) != transform_node.GetID():
+    if recorded_node(moving_volume, SHOWN_UNDER)[1] is not transform_node:
         return None
     if mrml.parent_transforms(moving_volume) != [transform_node]:
         return None
-    replaced = moving_volume.GetScene().GetNodeByID(moving_volume.GetAttribute(REPLACED_PARENT) or "")
+    replaced = recorded_node(moving_volume, REPLACED_PARENT)[1]
     return replaced if replaced is not None and replaced.IsA("vtkMRMLTransformNode") else None
 
 
@@ -35,13 +36,12 @@ def _registration_start(moving_volume, result_node) -> tuple[Transform, str] | N
     transform, as the run started from them. Measured from no transform instead, a result worse than its
     prealignment (4.06 -> 9.05 mm) had read 39.73 -> 9.05 mm, without a warning (a helper's sweep). None when the
     node records no registration or its start is gone from the scene."""
-    recorded = {key: result_node.GetAttribute(REGISTRATION_ATTRIBUTE_PREFIX + key)
-                for key in ("movingParentNodeID", "initialTransformNodeID")}  # fmt: skip
-    if recorded["movingParentNodeID"] is None:
+    found = {key: recorded_node(result_node, REGISTRATION_ATTRIBUTE_PREFIX + key)
+             for key in ("movingParentNodeID", "initialTransformNodeID")}  # fmt: skip
+    if found["movingParentNodeID"][0] is None:
         return None
-    scene = result_node.GetScene()
-    nodes = {key: scene.GetNodeByID(value) if value else None for key, value in recorded.items()}
-    if any(value and nodes[key] is None for key, value in recorded.items()):
+    nodes = {key: node for key, (_, node) in found.items()}
+    if any(node_id and node is None for node_id, node in found.values()):
         return None
     start = initial_transform_of(moving_volume, nodes["initialTransformNodeID"], result_node)
     named = [node for node in (nodes["movingParentNodeID"], nodes["initialTransformNodeID"]) if node is not None]
@@ -99,8 +99,8 @@ def show_moving_under(transform_node, moving_volume, moving_nodes=()) -> list:
         return []
     moved = [moving_volume] + [node for node in moving_nodes if node is not None and same_frame(node, moving_volume)]
     parent = moving_volume.GetParentTransformNode()
-    moving_volume.SetAttribute(REPLACED_PARENT, parent.GetID() if parent is not None else "")
-    moving_volume.SetAttribute(SHOWN_UNDER, transform_node.GetID())
+    record_node_ids(moving_volume, {REPLACED_PARENT: parent.GetID() if parent is not None else "",
+                                    SHOWN_UNDER: transform_node.GetID()})
     for node in moved:
         node.SetAndObserveTransformNodeID(transform_node.GetID())
     return moved

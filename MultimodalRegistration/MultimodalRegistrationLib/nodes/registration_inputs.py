@@ -21,6 +21,7 @@ from ..process.jobs import RegistrationJob
 from . import mrml
 from .checks import check_node_pair
 from .job import REGISTRATION_ATTRIBUTE_PREFIX
+from .node_links import recorded_node
 from .panel import node_of, panel_value, write_images, write_volumes
 
 
@@ -169,10 +170,9 @@ def replaced_parent(moving_node, initial_transform_node, output_node):
     node; else None."""
     if output_node is None or not mrml.is_under(moving_node, output_node):
         return None
-    recorded = output_node.GetAttribute(REGISTRATION_ATTRIBUTE_PREFIX + "movingParentNodeID")
+    recorded, earlier = recorded_node(output_node, REGISTRATION_ATTRIBUTE_PREFIX + "movingParentNodeID")
     if recorded is None and initial_transform_node is None:
-        recorded = output_node.GetAttribute(REGISTRATION_ATTRIBUTE_PREFIX + "initialTransformNodeID")
-    earlier = output_node.GetScene().GetNodeByID(recorded) if recorded else None
+        _, earlier = recorded_node(output_node, REGISTRATION_ATTRIBUTE_PREFIX + "initialTransformNodeID")
     return None if earlier is None or earlier is output_node or mrml.is_under(earlier, output_node) else earlier
 
 

@@ -20,6 +20,7 @@ from . import mrml
 from .command_paths import start_node, user_command
 from .job import REGISTRATION_ATTRIBUTE_PREFIX as ATTRIBUTE_PREFIX
 from .job import NodeJob, forget_earlier_result
+from .node_links import record_attributes, record_node_ids
 from .registration_inputs import moving_parent_of
 from .result_extras import earlier_segment_nodes, named_forward
 
@@ -182,8 +183,7 @@ class NodeRegistration(NodeJob):
 
     def _record(self, node, attributes: dict) -> None:
         """How the result was made, as the result node's attributes; the node becomes the output transform node."""
-        for key, value in attributes.items():
-            node.SetAttribute(ATTRIBUTE_PREFIX + key, str(value))
+        record_attributes(node, ATTRIBUTE_PREFIX, attributes)
         self.output_transform_node = node
 
     def _fill_output_volume(self, image, transform_node) -> str | None:
@@ -197,7 +197,7 @@ class NodeRegistration(NodeJob):
             note = (f"the output volume '{volume.GetName()}' is a scalar volume: it holds the registered moving "
                     "volume's luminance; choose a vector volume as the output volume to keep the colours")  # fmt: skip
         mrml.update_volume_node_from_image(volume, image)
-        volume.SetAttribute(ATTRIBUTE_PREFIX + "transformNodeID", transform_node.GetID())
+        record_node_ids(volume, {ATTRIBUTE_PREFIX + "transformNodeID": transform_node.GetID()})
         if volume.GetDisplayNode() is None:
             volume.CreateDefaultDisplayNodes()
         self.output_volume_node = volume
@@ -231,8 +231,7 @@ def _segment_nodes_of(scene, transforms: dict[str, Transform], summary: Registra
             "surfaceMmBefore": before.mean_surface_mm,
             "surfaceMmAfter": after.mean_surface_mm,
         }
-        for key, value in attributes.items():
-            node.SetAttribute(ATTRIBUTE_PREFIX + key, str(value))
+        record_attributes(node, ATTRIBUTE_PREFIX, attributes)
         nodes[name] = node
     mrml.put_in_folder(scene, list(nodes.values()), f"{field_node.GetName()} segments")
     field_node.SetAttribute(ATTRIBUTE_PREFIX + "piecewiseMinimumJacobian", str(summary.piecewise.minimum_jacobian))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from . import mrml
 from .job import REGISTRATION_ATTRIBUTE_PREFIX as ATTRIBUTE_PREFIX
+from .node_links import recorded_node
 
 
 def earlier_segment_nodes(scene, field_node) -> list:
@@ -13,7 +14,7 @@ def earlier_segment_nodes(scene, field_node) -> list:
     replaces them."""
     nodes = scene.GetNodesByClass("vtkMRMLTransformNode")
     found = [nodes.GetItemAsObject(i) for i in range(nodes.GetNumberOfItems())]
-    return [node for node in found if node.GetAttribute(ATTRIBUTE_PREFIX + "fieldNodeID") == field_node.GetID()]
+    return [node for node in found if recorded_node(node, ATTRIBUTE_PREFIX + "fieldNodeID")[1] is field_node]
 
 
 def earlier_extras(scene, node) -> list:

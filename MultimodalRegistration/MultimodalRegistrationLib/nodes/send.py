@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ..core.errors import InputError
 from . import mrml
+from .node_links import recorded_node
 from .prep import ATTRIBUTE_PREFIX as PREP_PREFIX
 from .prep import prepared_from
 
@@ -29,8 +30,7 @@ def send_prepared(registration, fixed, moving, fixed_mask=None, moving_mask=None
     prepared are refused (:class:`InputError`)."""
     if not all(volume is not None and prepared_from(volume) for volume in (fixed, moving)):
         raise InputError("prepare the volumes first: there are no prepared volumes to send")
-    current_id = moving.GetAttribute(PREP_PREFIX + "currentTransformNodeID") or ""
-    current = moving.GetScene().GetNodeByID(current_id) if current_id else None
+    current = recorded_node(moving, PREP_PREFIX + "currentTransformNodeID")[1]
     registration.fixedVolume, registration.movingVolume = fixed, moving
     registration.fixedMask, registration.movingMask = fixed_mask, moving_mask
     registration.initialTransform = current
