@@ -18,6 +18,7 @@ from MultimodalRegistrationLib.registration.guided.guidance import Guidance
 from MultimodalRegistrationLib.registration.pose.centres import centre_alignment
 from MultimodalRegistrationLib.registration.register import register
 from MultimodalRegistrationLib.registration.rules.masks import (
+    START_MARGIN,
     check_fixed_mask_size,
     mask_centroid,
     valid_fraction,
@@ -160,7 +161,9 @@ def test_small_organ_masks_on_a_large_field_of_view_register_from_the_mask_centr
     moved = [w for w in result.warnings if "so that the fixed and moving mask centroids meet" in w]
     assert moved, result.warnings
     before = [int(m) for w in moved for m in re.findall(r"only (\d+)% of the fixed mask", w)]
-    assert max(before) < 25  # each start, as found, was below what elastix needs
+    # each start, as found, was below the margin that moves it (twice the 25% elastix needs): the any-pose start left
+    # 9%, and 41% once its search left out the fixed samples beyond the box's faces (anypose._search_scorer)
+    assert max(before) < START_MARGIN * 25
     mapped = result.transform.transform_points([mask_centroid(fixed_mask)])[0]
     assert np.linalg.norm(mapped - mask_centroid(moving_mask)) < 2.0
     targets = ORGAN_CENTRE + np.random.default_rng(3).uniform(-0.6, 0.6, (200, 3)) * ORGAN_RADII

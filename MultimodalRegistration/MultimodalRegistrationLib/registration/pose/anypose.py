@@ -1,9 +1,12 @@
 """Any-pose initialisation: find a registration's starting pose from anywhere on the rotation sphere.
 
 1. At 7 mm voxels, score 400 rotations spread over the whole sphere plus the principal-axis
-   matches by mutual information (:mod:`.pose_scorer`), each translated so that the foreground
+   matches by mutual information (:mod:`.scorer`), each translated so that the foreground
    centres meet; where one image's field of view cuts the anatomy short (a CT cropped top and
-   bottom, a head MR against a neck-to-vertex CT), also slide it along that axis (:mod:`.pose_grid`).
+   bottom, a head MR against a neck-to-vertex CT), also slide it along that axis (:mod:`.grid`).
+   Fixed samples beyond a face of the moving image that cuts its anatomy are left out, not counted
+   as background (:mod:`.overlap_scorer`): nothing is known there (not for a slab: its faces leave
+   too few samples).
 2. Refine the best few distinct poses, and the image-centre start, by a pattern search at 7 mm
    (:mod:`.pose_search`).
 3. Polish the best two at 4 mm on samples in and around the fixed foreground; the best proper
@@ -34,6 +37,7 @@ from .coarse import CoarseImage
 from .grid import candidate_poses
 from .local_search import distinct_poses, local_search
 from .mirror import MirrorMargin, mirror_margin, mirror_twins, mirror_verdict
+from .overlap_scorer import overlap_scorer
 from .scorer import PoseScorer
 
 SEARCH_SPACING_MM, POLISH_SPACING_MM = 7.0, 4.0
@@ -43,6 +47,9 @@ POLISH_SAMPLES = 15000
 # well as itself (no mirror check), and its tilt is not fixed by the intensities (an oblique cut
 # through a head can match it better than the true one): the search keeps within SLAB_ROTATION_DEG.
 SLAB_MM, SLAB_ROTATION_DEG = 40.0, 30.0
+# A slab's start turned this close to SLAB_ROTATION_DEG, or beyond it, may be a turn the limit cut short: warned.
+SLAB_EDGE_DEG = 5.0
+SLAB_LIMIT_WARNING = "the start may lie beyond the search's limit"
 # A pose turned more than max_rotation_deg plus this is not chosen (refinement may turn a little further).
 ROTATION_SLACK_DEG = 15.0
 # The users' masks count only in the polish, and only when they hold this many 4 mm voxels
@@ -131,13 +138,15 @@ def search_any_pose(
     moving_coarse = CoarseImage.of(moving, SEARCH_SPACING_MM, None, centred=True)
     # A slab is its own mirror image through its plane: mirrored and proper poses fit it alike, so
     # mirrored poses still serve the search (through their proper twins) but prove nothing.
-    slab = min(fixed_coarse.thickness(), moving_coarse.thickness()) < SLAB_MM
+    thickness = {"fixed": fixed_coarse.thickness(), "moving": moving_coarse.thickness()}
+    slab = min(thickness.values()) < SLAB_MM
     judge_mirror = check_mirror and not slab
+    capped = slab and max_rotation_deg > SLAB_ROTATION_DEG
     if slab:
         max_rotation_deg = min(max_rotation_deg, SLAB_ROTATION_DEG)
     fixed_center = fixed_coarse.points.mean(axis=0)
     radius = float(np.sqrt(((fixed_coarse.points - fixed_center) ** 2).sum(axis=1).mean()))
-    score = fixed_coarse.scorer(moving_coarse, None, seed=seed)
+    score = _search_scorer(fixed_coarse, moving_coarse, slab, seed)
 
     # 1. Every rotation of the grid (and its mirror images), centres on top of each other, slid where cut.
     proper_poses, mirrored_poses = candidate_poses(
@@ -187,7 +196,9 @@ def search_any_pose(
         # And the other way round before calling the images mirrored.
         twins, twin_values = polish(mirror_twins(mirrored, fixed, fixed_center))
         proper, proper_values = np.concatenate([proper, twins]), np.concatenate([proper_values, twin_values])
-    allowed = rotation_angle_deg(proper[:, :3, :3]) <= max_rotation_deg + ROTATION_SLACK_DEG
+    turns = rotation_angle_deg(proper[:, :3, :3])
+    allowed = turns <= max_rotation_deg + ROTATION_SLACK_DEG
+    beyond_won = not allowed.all() and proper_values[~allowed].max() > proper_values[allowed].max(initial=-np.inf)
     if not allowed.any():
         # All turned beyond the limit while refined: the limit holds (the centres at the prior's turn), and the
         # mirrored poses, never limited, are no measure of a proper pose the limit left out.
@@ -207,6 +218,9 @@ def search_any_pose(
         seconds=time.perf_counter() - started,
         mirror_checked=judge_mirror,
     )
+    if capped and (beyond_won or winner >= len(turns) or turns[winner] >= SLAB_ROTATION_DEG - SLAB_EDGE_DEG):
+        thinner = min(thickness, key=thickness.get)
+        result.warnings.append(slab_limit_warning(thinner, None if winner >= len(turns) else float(turns[winner])))
     if judge_mirror and mirrored is not None:
         mirrored_pose = total(mirrored[None])[0]
         result.mirror = mirror_margin(
@@ -216,6 +230,29 @@ def search_any_pose(
             refuse_if_turned_beyond(proper, proper_values, ~allowed, result.mirror, max_rotation_deg)
         result.warnings += mirror_verdict(result.mirror, mirrored_pose, moving)
     return result
+
+
+def _search_scorer(fixed: CoarseImage, moving: CoarseImage, slab: bool, seed: int) -> PoseScorer:
+    """The 7 mm search's scorer: where a face of the moving image cuts its
+    anatomy, the samples beyond it are left out (:mod:`.overlap_scorer`): counted as background, they made the truth
+    score below false poses (the MNI head cut to 60%: 53-88 mm off, unwarned). Elsewhere, in the polish and for a
+    slab (whose few samples within its faces told no pose apart: the Visible Human CT slab's start scored 0.02) the
+    plain scorer, whose scores the mirror and symmetry rules were measured on."""
+    if not slab and moving.cut_axes():
+        return overlap_scorer(fixed, moving, None, seed=seed)
+    return fixed.scorer(moving, None, seed=seed)
+
+
+def slab_limit_warning(role: str, turn_deg: float | None) -> str:
+    """The warning on a slab's start found at the edge of its search (``turn_deg`` from the headers' orientation;
+    None: no pose within it matched, the image centres were kept). A slab of MNI's brain 24 mm thick, turned 50, 90
+    and 180 degrees, had started 31-71 mm off without a word."""
+    found = (f"its best pose lies at that limit (turned {turn_deg:.0f} degrees)" if turn_deg is not None else
+             "no pose within it matched, so the image centres are the start")  # fmt: skip
+    return (f"{SLAB_LIMIT_WARNING}: the {role} image is a slab (thinner than {SLAB_MM:.0f} mm), whose tilt its "
+            f"intensities do not fix, so the search for a start keeps within {SLAB_ROTATION_DEG:.0f} degrees of the "
+            f"orientation it starts from (the headers'), and {found}: if the images are turned further apart, place "
+            "the moving image nearer first (an initial transform, e.g. from FiducialPrealign), and check the result")
 
 
 def refuse_if_turned_beyond(
