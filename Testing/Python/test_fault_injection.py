@@ -3032,9 +3032,9 @@ SWEEP_CASES = {  # each ran an engine and exited 0 or 1, or named another cause 
     "2D: an empty volume file": Case(two_d_empty_volume_file, "the file is empty (0 bytes)"),
     "2D: five channels": Case(two_d_five_channels, "has 5 channels: a 2D registration takes a grey picture"),
     "2D: a strip one pixel wide": Case(two_d_one_pixel_strip, "is 1 x 80 pixels: under 8 pixels along a side"),
-    "stack: a pixel size in micrometres": Case(stack_pixel("13"), "s0.png is 650 mm wide at 13 mm pixels (as given), "
-                                               "wider than any slide (500 mm): pixel sizes are in mm (if it is in "
-                                               "micrometres, give --pixel-size 0.013)"),
+    "stack: a pixel size in micrometres": Case(stack_pixel("45"), "s0.png is 2250 mm wide at 45 mm pixels (as "
+                                               "given), wider than any body (2000 mm): pixel sizes are in mm (if it "
+                                               "is in micrometres, give --pixel-size 0.045)"),
     "stack: a section spacing in micrometres": Case(stack_section_spacing("50"), "--section-spacing 50 mm is more "
                                                     "than the sections are wide (25 mm at 0.5 mm pixels, as given): "
                                                     "the distance between sections is in mm (in micrometres, give "

@@ -102,6 +102,22 @@ def test_rigid_output_node_is_linear_and_holds_the_fit(scene):
     assert abs(from_parent.GetElement(0, 3) - again.transform.matrix_ras[0, 3]) < 1e-9
 
 
+def test_a_landmark_fit_the_moving_volume_sits_under_is_refused_as_a_registrations_output(scene):
+    """A landmark fit is the moving volume's start, not a registration's result: chosen as the output transform,
+    the run would replace it and start from the identity. The fit's recorded IDs had flagged the node under the
+    registration's prefix, which let it through (a review)."""
+    from MultimodalRegistrationLib.nodes.checks import check_output_not_a_start
+    from MultimodalRegistrationLib.nodes.job import REGISTRATION_ATTRIBUTE_PREFIX
+
+    fixed = mrml.markups_from_points(scene, lps_ras_points(FIXED_LPS), LABELS, "fixed")
+    moving = mrml.markups_from_points(scene, lps_ras_points(moving_lps()), LABELS, "moving")
+    _, prealignment, _ = fit_markups(fixed, moving, "rigid")
+    volume, _ = box_volume(scene)
+    volume.SetAndObserveTransformNodeID(prealignment.GetID())
+    with pytest.raises(InputError, match="is the moving volume's own prealignment"):
+        check_output_not_a_start(prealignment, volume, None, REGISTRATION_ATTRIBUTE_PREFIX)
+
+
 def test_residual_table_has_one_row_per_pair_and_marks_the_worst(scene):
     moving = moving_lps(noise=0.5, seed=2)
     moving[4] += [0.0, 6.0, 0.0]  # L4 was placed 6 mm off

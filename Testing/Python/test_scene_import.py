@@ -87,3 +87,21 @@ def test_a_saved_result_added_beside_another_case_still_names_its_own_volumes_ma
     assert metrics.landmarks.tre_after.mean_mm < 0.5
     # Register again into the result, as the panel does: it starts where the result did (the prealignment)
     assert moving_parent_of(moving, None, result) is prealign
+
+
+def test_an_id_an_older_scene_recorded_is_read_beside_ids_recorded_as_references(scene, small_pair):
+    """A prepared volume from a scene saved before the references, then shown under a result by QA: its
+    preparation's start (an attribute alone) must still be read, and a deleted node must read as gone, not as
+    whichever node takes its ID next."""
+    from MultimodalRegistrationLib.nodes.node_links import record_node_ids, recorded_node
+
+    volume = mrml.volume_node_from_image(scene, small_pair.moving, "MR prep")
+    start, result = (mrml.transform_to_node(scene, rigid_transform(5, (0, 0, 1), (1, 0, 0)), name=name)
+                     for name in ("prealign", "result"))  # fmt: skip
+    volume.SetAttribute("RegistrationPrep.currentTransformNodeID", start.GetID())  # as recorded before
+    record_node_ids(volume, {"MultimodalRegistrationQA.shownUnderNodeID": result.GetID()})
+    assert recorded_node(volume, "RegistrationPrep.currentTransformNodeID")[1] is start
+    assert recorded_node(volume, "MultimodalRegistrationQA.shownUnderNodeID")[1] is result
+    shown_under = result.GetID()
+    scene.RemoveNode(result)
+    assert recorded_node(volume, "MultimodalRegistrationQA.shownUnderNodeID") == (shown_under, None)

@@ -6,28 +6,31 @@ other volumes', and a rerun started from another case's transform (a helper's sw
 
 from __future__ import annotations
 
-REFERENCED = "MultimodalRegistration.nodeIDsAreReferences"  # "1": the IDs below are references too
+# Beside each ID recorded as a reference too, the attribute ``<name>.reference`` = "1", per name: a flag for the whole
+# node under the registration's prefix had made a landmark fit read as a registration result (nodes.checks), and
+# had hidden the IDs an older scene recorded under other names on the same node (a review).
+REFERENCE_SUFFIX = ".reference"
 
 
 def record_node_ids(node, ids: dict[str, str]) -> None:
     """Record ``ids`` (full attribute names to node IDs, "" for none) on ``node`` as attributes and references."""
     for name, node_id in ids.items():
         node.SetAttribute(name, node_id)
+        node.SetAttribute(name + REFERENCE_SUFFIX, "1")
         node.RemoveNodeReferenceIDs(name)
         if node_id:
             node.SetNodeReferenceID(name, node_id)
-    node.SetAttribute(REFERENCED, "1")
 
 
 def recorded_node(node, name: str) -> tuple[str | None, object]:
     """(the ID recorded under ``name``, None if none is; the node it names now, None if none or gone): the
-    reference's node when there is one; else, for a node recorded with references, the ID's node was deleted; for
-    an older node, the node the attribute's ID names."""
+    reference's node when there is one; else, for an ID recorded with its reference, the node was deleted; for an
+    ID recorded before (an attribute alone), the node it names."""
     referenced = node.GetNodeReference(name)
     if referenced is not None:
         return referenced.GetID(), referenced
     recorded = node.GetAttribute(name)
-    if not recorded or node.GetAttribute(REFERENCED) == "1":
+    if not recorded or node.GetAttribute(name + REFERENCE_SUFFIX) == "1":
         return recorded, None
     return recorded, node.GetScene().GetNodeByID(recorded) if node.GetScene() is not None else None
 

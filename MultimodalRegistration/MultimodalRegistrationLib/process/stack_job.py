@@ -21,6 +21,8 @@ from .worker_side import main as worker_main
 
 ALIGN_SHARE = 0.85  # of the progress bar; writing the volume takes the rest
 MAX_NEIGHBOURS = 20
+# Sections farther apart than this (mm) and than they are wide are a spacing in micrometres (brain slabs: 10 mm).
+MAX_SPARSE_SPACING_MM = 10.0
 
 
 def _one_pixel_type(headers: list) -> None:
@@ -48,21 +50,26 @@ def _pixel_mm(job: StackJob, paths: list[Path]) -> float:
 
 
 def _check_units(job: StackJob, headers: list, pixel_mm: float) -> None:
-    """Refuse a pixel size or section spacing in micrometres typed as mm: a section wider than any slide, or
-    sections farther apart than they are wide. Micrometres typed as mm had stacked for 14 minutes without a word
-    (a helper's sweep)."""
-    from ..core.checks_2d import LARGEST_SECTION_MM
+    """Refuse a pixel size or section spacing in micrometres typed as mm: a section wider than any body, or
+    sections over MAX_SPARSE_SPACING_MM apart and farther apart than they are wide. Micrometres typed as mm had
+    stacked for 14 minutes without a word (a helper's sweep); whole-body cryosections (the Visible Human's, 676 mm)
+    and a cord cut every 2.5 mm into 2 mm sections are stacks."""
+    from ..core.plausible_spacing import MAX_PLAUSIBLE_EXTENT_MM
 
     if not headers:
         return
-    widest = max(((max(header.size[:2]) * pixel_mm, header.path) for header in headers), key=lambda pair: pair[0])
+
+    def width(header) -> float:  # its two longest sides are the section's (a one-slice volume: (1, rows, columns))
+        return max([n for n in header.size[:3] if n > 1] or [1]) * pixel_mm
+
+    widest = max(((width(header), header.path) for header in headers), key=lambda pair: pair[0])
     source = "as given" if job.pixel_mm is not None else "as their files state"
-    if widest[0] > LARGEST_SECTION_MM:
+    if widest[0] > MAX_PLAUSIBLE_EXTENT_MM:
         fix = (f"if it is in micrometres, give --pixel-size {pixel_mm / 1000:g}" if job.pixel_mm is not None else
                "their files state a wrong one: give the true size with --pixel-size MM")  # fmt: skip
         raise InputError(f"{widest[1].name} is {widest[0]:.4g} mm wide at {pixel_mm:g} mm pixels ({source}), wider "
-                         f"than any slide ({LARGEST_SECTION_MM:g} mm): pixel sizes are in mm ({fix})")  # fmt: skip
-    if job.section_mm > widest[0]:
+                         f"than any body ({MAX_PLAUSIBLE_EXTENT_MM:g} mm): pixel sizes are in mm ({fix})")  # fmt: skip
+    if job.section_mm > max(widest[0], MAX_SPARSE_SPACING_MM):
         raise InputError(f"--section-spacing {job.section_mm:g} mm is more than the sections are wide ({widest[0]:.4g} "
                          f"mm at {pixel_mm:g} mm pixels, {source}): the distance between sections is in mm (in "
                          f"micrometres, give --section-spacing {job.section_mm / 1000:g})")  # fmt: skip

@@ -6,8 +6,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from ..core import memory
 from ..core.file_checks import ImageFileInfo, downsampled, read_image_file_info
-from ..core.memory import HEADROOM_BYTES, MASK_FLOAT32_COPIES, QA_FLOAT32_COPIES, available_bytes, check_memory
+from ..core.memory import HEADROOM_BYTES, MASK_FLOAT32_COPIES, QA_FLOAT32_COPIES, check_memory
 
 _DOWNSAMPLE_CHOICES_MM = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
 
@@ -25,12 +26,12 @@ def check_qa_fits_in_memory(fixed: str, moving: str, labels: Sequence[tuple[str,
     role) of labelmaps, segmentations, masks) when this machine's free memory cannot hold it."""
     images = [read_image_file_info(fixed, "fixed image"), read_image_file_info(moving, "moving image")]
     others = [read_image_file_info(path, role) for path, role in labels if path]
-    free = available_bytes()
+    free = memory.available_bytes()  # looked up at each call: tests set it
     if free is None or qa_bytes(images, others) <= free - HEADROOM_BYTES:
         return
+    # mmreg prep downsamples the images only: the labelmaps and masks stay as they are
     room = free - HEADROOM_BYTES
-    fits = [mm for mm in _DOWNSAMPLE_CHOICES_MM
-            if qa_bytes([downsampled(i, mm) for i in images], [downsampled(i, mm) for i in others]) <= room]
+    fits = [mm for mm in _DOWNSAMPLE_CHOICES_MM if qa_bytes([downsampled(i, mm) for i in images], others) <= room]
     fix = (f"measure on copies read with mmreg prep --downsample-to {fits[0]:g} (a TRE from points does not depend on "
            "the voxel size), or use a machine with more memory" if fits else "use a machine with more memory")
     check_memory(qa_bytes(images, others), "measuring the registration", fix,

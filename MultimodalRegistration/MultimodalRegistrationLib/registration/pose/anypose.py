@@ -218,9 +218,16 @@ def search_any_pose(
         seconds=time.perf_counter() - started,
         mirror_checked=judge_mirror,
     )
-    if capped and (beyond_won or winner >= len(turns) or turns[winner] >= SLAB_ROTATION_DEG - SLAB_EDGE_DEG):
-        thinner = min(thickness, key=thickness.get)
-        result.warnings.append(slab_limit_warning(thinner, None if winner >= len(turns) else float(turns[winner])))
+    if capped:
+        found = None
+        if winner >= len(turns):
+            found = "no pose within it matched, so the image centres are the start"
+        elif turns[winner] >= SLAB_ROTATION_DEG - SLAB_EDGE_DEG:
+            found = f"its best pose lies at that limit (turned {turns[winner]:.0f} degrees)"
+        elif beyond_won:
+            found = "a pose turned further matched the images better than any within it"
+        if found:
+            result.warnings.append(slab_limit_warning(min(thickness, key=thickness.get), found))
     if judge_mirror and mirrored is not None:
         mirrored_pose = total(mirrored[None])[0]
         result.mirror = mirror_margin(
@@ -243,16 +250,15 @@ def _search_scorer(fixed: CoarseImage, moving: CoarseImage, slab: bool, seed: in
     return fixed.scorer(moving, None, seed=seed)
 
 
-def slab_limit_warning(role: str, turn_deg: float | None) -> str:
-    """The warning on a slab's start found at the edge of its search (``turn_deg`` from the headers' orientation;
-    None: no pose within it matched, the image centres were kept). A slab of MNI's brain 24 mm thick, turned 50, 90
-    and 180 degrees, had started 31-71 mm off without a word."""
-    found = (f"its best pose lies at that limit (turned {turn_deg:.0f} degrees)" if turn_deg is not None else
-             "no pose within it matched, so the image centres are the start")  # fmt: skip
+def slab_limit_warning(role: str, found: str) -> str:
+    """The warning on a slab's start that its search's limit may have cut short (``found``: what the search found
+    at the limit). A slab of MNI's brain 24 mm thick, turned 50, 90 and 180 degrees, had started 31-71 mm off
+    without a word."""
     return (f"{SLAB_LIMIT_WARNING}: the {role} image is a slab (thinner than {SLAB_MM:.0f} mm), whose tilt its "
             f"intensities do not fix, so the search for a start keeps within {SLAB_ROTATION_DEG:.0f} degrees of the "
-            f"orientation it starts from (the headers'), and {found}: if the images are turned further apart, place "
-            "the moving image nearer first (an initial transform, e.g. from FiducialPrealign), and check the result")
+            f"orientation it starts from (the headers', or the initial transform's), and {found}: if the images are "
+            "turned further apart, place the moving image nearer first (an initial transform, e.g. from "
+            "FiducialPrealign), and check the result")
 
 
 def refuse_if_turned_beyond(
