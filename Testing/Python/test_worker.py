@@ -93,6 +93,29 @@ def test_a_crashing_worker_gives_a_clear_error(tmp_path, signal_number):
     assert not job._scratch.exists()
 
 
+def test_a_stop_after_the_worker_moved_its_outputs_into_place_says_they_were_written(tmp_path):
+    """A stop between the worker's moving its outputs into place and its reporting them had said 'nothing was
+    written' (a helper's sweep): the files written since the job started are named, and count as written."""
+    from MultimodalRegistrationLib.core.files import committed
+
+    transform = tmp_path / "T.h5"
+    earlier = tmp_path / "R.nrrd"  # an earlier run's output volume, which this run did not reach
+    earlier.write_text("earlier")
+    os.utime(earlier, (time.time() - 3600, time.time() - 3600))
+    python = tmp_path / "committing-python"
+    python.write_text(f"#!/bin/sh\necho written > '{transform}'\nsleep 30\n")  # its result event never comes
+    python.chmod(0o755)
+    job = WorkerJob({"fixed": "x", "moving": "y", "output_transform": str(transform), "output_volume": str(earlier)},
+                    python=str(python)).start()  # fmt: skip
+    deadline = time.monotonic() + 20
+    while not transform.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    job.cancel()
+    assert job.error.kind == "cancelled"
+    assert job.error.message == f"the registration was cancelled; its outputs were written first ({transform})"
+    assert transform in committed() and earlier not in committed() and earlier.read_text() == "earlier"
+
+
 def test_engine_log_parsing():
     text = "1:ItNr\t2:Metric\n0\t-0.1\n1\t-0.2\nResolution: 1\n1:ItNr\t2:Metric\n0\t-0.3\n"
     fraction, level = log_fraction("elastix", text, [4, 4])

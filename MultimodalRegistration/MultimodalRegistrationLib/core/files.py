@@ -95,6 +95,21 @@ def committed() -> list[Path]:
     return list(_COMMITTED)
 
 
+def note_written_since(paths: list[Path], since_s: float) -> list[Path]:
+    """Those of ``paths`` that are files written at ``since_s`` (time.time()) or later, counted as this process's
+    outputs (:func:`committed`): a worker moved them into place before it was stopped. 1 s allowed for a file
+    system's coarse clock."""
+    written = []
+    for path in paths:
+        try:
+            if path.is_file() and path.stat().st_mtime >= since_s - 1.0:
+                written.append(path)
+        except OSError:
+            continue
+    _COMMITTED.extend(written)
+    return written
+
+
 @contextmanager
 def signals_held() -> Iterator[None]:
     """SIGINT and SIGTERM held back while the block runs, then delivered: for steps that must not be cut in two,

@@ -119,7 +119,7 @@ class NodeJob:
         if self.running:
             self._worker.cancel()
             if self._worker.error is None:
-                self._worker.error = WorkerFailure("cancelled", "the registration was cancelled; nothing was written")
+                self._worker.error = WorkerFailure("cancelled", "the job was cancelled; nothing was written")
             self._complete()
 
     def _complete(self) -> None:

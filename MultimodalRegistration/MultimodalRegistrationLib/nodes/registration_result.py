@@ -32,6 +32,9 @@ class NodeRegistration(NodeJob):
     to the scene when it arrives; :meth:`cancel` stops the worker and leaves the scene untouched.
     """
 
+    # Its files are the job's scratch copies: a stop after the worker wrote them still adds nothing.
+    cancelled_message = "the registration was cancelled; the scene is unchanged"
+
     def __init__(self, worker: WorkerJob, folder: Path, parameters, on_done=None):
         self.parameters = parameters
         self.keep_targets(parameters, RegistrationJob, [f.name for f in RegistrationJob.panel_fields() if "node" in f.metadata])

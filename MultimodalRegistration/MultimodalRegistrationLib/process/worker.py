@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import EXIT_ENGINE, EXIT_INPUT, EXIT_OK
-from ..core.files import PARTIAL_PREFIX, remove_orphans, scratch_folder
+from ..core.files import PARTIAL_PREFIX, note_written_since, remove_orphans, scratch_folder
 from ..core.memory import OUT_OF_MEMORY_HINT
 from ..core.processes import end_with_this_process, own_group, release_job, stop_tree, tree_alive
 from ..core.replaced import recover_replaced
@@ -242,6 +242,7 @@ class WorkerJob:
         self.job.setdefault("workdir", str(self._scratch))
 
     def start(self) -> WorkerJob:
+        self._started_s = time.time()
         if self.warm is None:
             self._process = WorkerProcess(self.module, self.python, self._scratch)
             self._process.route = self.events
@@ -297,8 +298,11 @@ class WorkerJob:
             return
         self._cancelled = True
         self._process.terminate()
-        if self.running:
-            self.error = WorkerFailure("cancelled", "the registration was cancelled; nothing was written")
+        if self.running:  # a stop between the worker's moving its outputs into place and its saying so wrote them
+            written = note_written_since(self._output_paths(), self._started_s)
+            said = f"its outputs were written first ({', '.join(map(str, written))})" if written else (
+                "nothing was written")
+            self.error = WorkerFailure("cancelled", f"the registration was cancelled; {said}")
         self._finish()
 
     def _follow_log(self, event: dict) -> None:
@@ -377,9 +381,11 @@ class WorkerJob:
             self._process.close()  # the job's scratch folder is the process's working folder
         shutil.rmtree(self._scratch, ignore_errors=True)
 
+    def _output_paths(self) -> list[Path]:
+        return [Path(self.job[key]) for key in self.job_type.paths("output") if self.job.get(key)]
+
     def _remove_partial_outputs(self) -> None:
         """A stopped worker's partial files: its process has died, so ``remove_orphans`` takes them."""
-        folders = {Path(self.job[key]).parent for key in self.job_type.paths("output") if self.job.get(key)}
-        for folder in folders:
+        for folder in {path.parent for path in self._output_paths()}:
             remove_orphans(folder, PARTIAL_PREFIX)
             recover_replaced(folder)  # what it had replaced when it was stopped (Windows: moved aside)
