@@ -320,3 +320,24 @@ def test_a_json_record_for_a_reader_that_closed_standard_output_warns_and_exits_
     assert process.wait(timeout=120) == 0, error
     assert "Traceback" not in error and "the JSON record was not printed" in error
     assert (tmp_path / "T.tfm").is_file()
+
+
+def test_a_ctrl_c_while_the_commands_load_ends_with_one_line_not_a_traceback(monkeypatch, capsys):
+    """Ctrl-C in mmreg's first half second (the library loading, before main() handles it) had printed a
+    traceback; it ends as a later stop does: exit 130 and what was written."""
+    import importlib.abc
+
+    import MultimodalRegistrationLib.cli as cli_package
+    from MultimodalRegistrationLib.cli import entry
+
+    class Interrupted(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name == "MultimodalRegistrationLib.cli.main":
+                raise KeyboardInterrupt  # as SIGINT would, while the module loads
+            return None
+
+    monkeypatch.delitem(sys.modules, "MultimodalRegistrationLib.cli.main", raising=False)
+    monkeypatch.delattr(cli_package, "main", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [Interrupted(), *sys.meta_path])
+    assert entry.main(["presets"]) == 130
+    assert capsys.readouterr().err == "error: interrupted; nothing was written\n"
