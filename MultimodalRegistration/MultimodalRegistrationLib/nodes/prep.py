@@ -57,8 +57,15 @@ OUTPUT_SUFFIXES = {"fixed": "prep", "moving": "prep", "fixed_mask": "prep mask",
 
 # --------------------------------------------------------------------------- inputs
 def prepared_from(volume) -> str:
-    """The ID of the volume a preparation made ``volume`` from ("" for a volume no preparation made, or None)."""
-    return (recorded_node(volume, ATTRIBUTE_PREFIX + "sourceNodeID")[0] or "") if volume is not None else ""
+    """The ID of the volume a preparation made ``volume`` from, while it is in the scene ("" for a volume no
+    preparation made, one whose source is gone, or None): a volume added since may hold a deleted source's ID."""
+    source = recorded_node(volume, ATTRIBUTE_PREFIX + "sourceNodeID")[1] if volume is not None else None
+    return source.GetID() if source is not None else ""
+
+
+def was_prepared(volume) -> bool:
+    """Whether a preparation made ``volume`` (None: no), its source in the scene or not."""
+    return volume is not None and bool(recorded_node(volume, ATTRIBUTE_PREFIX + "sourceNodeID")[0])
 
 
 def check_volumes(fixed_volume, moving_volume) -> None:
@@ -199,8 +206,7 @@ class NodePrep(NodeJob):
         node = self._outputs[name]
         if node is None or not self.scene.IsNodePresent(node):
             return None
-        made_from = prepared_from(node)
-        return None if made_from and made_from != source.GetID() else node
+        return None if was_prepared(node) and prepared_from(node) != source.GetID() else node
 
     @property
     def steps(self) -> list[dict]:

@@ -47,7 +47,7 @@ from .node_links import record_node_ids, recorded_node
 from .panel import node_of, panel_defaults, panel_noun, panel_parameters, panel_value
 from .panel_words import panel_errors
 from .prep import prepared_from
-from .qa_frames import registration_pose, show_moving_under, shown_frame_warning  # noqa: F401 (the module's API)
+from .qa_frames import registration_pose, show_moving_under, shown_frame_warning, start_gone  # noqa: F401 (API)
 from .qa_labels import label_values, labels_image, mask_in_frame
 from .qa_points import landmark_arguments
 from .qa_table import INVERTED_SINCE, TABLE_COLUMNS, fill_metrics_table, metric_rows, summary_text, table_values  # noqa: F401
@@ -131,7 +131,7 @@ def gather_inputs(parameters, python: str | None = None) -> QAInputs:
     alone = transform_node is not None and (transform_node.GetID() not in chain or chain == [transform_node.GetID()])
     inputs.provenance_warnings, inputs.recorded_metric = made_from(transform_node, fixed_volume, moving_volume, alone)
     inputs.fixed_mask, inputs.moving_mask, lost = registration_masks(transform_node, fixed_volume, moving_volume)
-    inputs.provenance_warnings += lost
+    inputs.provenance_warnings += lost + start_gone(transform_node, moving_volume)
     inverse_node = transform_node.GetNodeReference(REGISTRATION_PREFIX + "inverse") if transform_node else None
     stale = None
     if inverse_node is not None and not transform.is_linear and alone:  # T is the node itself
@@ -195,7 +195,9 @@ def made_from(transform_node, fixed_volume, moving_volume, alone: bool) -> tuple
     chosen = [fixed_volume.GetID(), moving_volume.GetID()]
     volumes = dict(zip(chosen, (fixed_volume, moving_volume)))
     # A result found on a prepared pair applies to the originals it was prepared from (RegistrationPrep's record).
-    found = [(source, volumes[source]) if (source := prepared_from(node)) in volumes else (node_id or "", node)
+    # A node gone since never matches (another may have taken its ID); one prepared matches its original.
+    found = [(source, volumes[source]) if (source := prepared_from(node)) in volumes else
+             (node.GetID() if node is not None else f"removed {node_id}" if node_id else "", node)
              for node_id, node in found]  # fmt: skip
     recorded = [node_id for node_id, _ in found]
     name = transform_node.GetName()
@@ -205,8 +207,7 @@ def made_from(transform_node, fixed_volume, moving_volume, alone: bool) -> tuple
             f"'{fixed_volume.GetName()}' as the moving one: the volumes are swapped here; swap them"
         )
     elif all(recorded) and recorded != chosen:
-        said = [node.GetName() if node is not None else f"a removed node ({node_id})"
-                for node_id, (_, node) in zip(recorded, found)]  # fmt: skip
+        said = [node.GetName() if node is not None else "a removed node" for _, node in found]
         warnings.append(f"'{name}' was registered with fixed '{said[0]}' and moving '{said[1]}', not the "
                         f"'{fixed_volume.GetName()}' and '{moving_volume.GetName()}' measured here: select the volumes "
                         "it was computed from")  # fmt: skip
@@ -227,8 +228,8 @@ def registration_masks(transform_node, fixed_volume, moving_volume) -> tuple:
         node_id, mask_node = (recorded_node(transform_node, f"{REGISTRATION_PREFIX}{role}MaskNodeID")
                               if transform_node else (None, None))  # fmt: skip
         if node_id and mask_node is None:
-            warnings.append(f"the registration used a {role} mask that is no longer in the scene ({node_id}): the "
-                            "mutual information and any restarts here run without it")  # fmt: skip
+            warnings.append(f"the registration used a {role} mask that is no longer in the scene: the mutual "
+                            "information and any restarts here run without it")  # fmt: skip
         mask = None
         if mask_node is not None:
             try:

@@ -49,6 +49,24 @@ def _registration_start(moving_volume, result_node) -> tuple[Transform, str] | N
     return start, f"the registration's start: {words}"
 
 
+def start_gone(transform_node, moving_volume) -> list[str]:
+    """A warning when the moving volume sits under ``transform_node`` alone and the start 'before' would be
+    measured from (the parent QA replaced, else the registration's start) was recorded but is no longer in the
+    scene: 'before' had become no transform without a word (3.09 -> 37.67 mm; a helper's sweep)."""
+    if transform_node is None or mrml.parent_transforms(moving_volume) != [transform_node]:
+        return []
+    if recorded_node(moving_volume, SHOWN_UNDER)[1] is transform_node:
+        recorded = [recorded_node(moving_volume, REPLACED_PARENT)]
+    else:
+        recorded = [recorded_node(transform_node, REGISTRATION_ATTRIBUTE_PREFIX + key)
+                    for key in ("movingParentNodeID", "initialTransformNodeID")]  # fmt: skip
+    if not any(node_id and node is None for node_id, node in recorded):
+        return []
+    return [f"the transform the moving volume was under before '{transform_node.GetName()}' (its start) is no "
+            "longer in the scene: 'before' is measured from no transform, not from that start; put the moving volume "
+            "under its start again to measure what the registration changed"]
+
+
 def registration_pose(transform_node, moving_volume) -> tuple[Transform, Transform, str]:
     """(T, before, description): T maps fixed space to the moving volume's voxel space (LPS); see the
     module docstring for how unhardened parent transforms of the moving volume are read."""

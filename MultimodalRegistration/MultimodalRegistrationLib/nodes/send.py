@@ -8,7 +8,7 @@ from ..core.errors import InputError
 from . import mrml
 from .node_links import recorded_node
 from .prep import ATTRIBUTE_PREFIX as PREP_PREFIX
-from .prep import prepared_from
+from .prep import was_prepared
 
 
 def send_prealignment(registration, transform_node) -> bool:
@@ -28,7 +28,7 @@ def send_prepared(registration, fixed, moving, fixed_mask=None, moving_mask=None
     assumed (recorded on the prepared moving volume) its initial transform, so that it starts from the pose the crop
     assumed; returns that transform node, or None (none: the initial transform is cleared). Volumes that were not
     prepared are refused (:class:`InputError`)."""
-    if not all(volume is not None and prepared_from(volume) for volume in (fixed, moving)):
+    if not all(was_prepared(volume) for volume in (fixed, moving)):
         raise InputError("prepare the volumes first: there are no prepared volumes to send")
     current = recorded_node(moving, PREP_PREFIX + "currentTransformNodeID")[1]
     registration.fixedVolume, registration.movingVolume = fixed, moving
