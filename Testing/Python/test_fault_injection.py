@@ -2991,11 +2991,11 @@ def two_d_one_pixel_strip(inputs: Path, out: Path) -> list[str]:
     return _register_2d(fixed, inputs / "strip.png", out, pixel="8")
 
 
-def stack_section_spacing(spacing: str) -> Builder:
-    """Two 25 mm sections stacked ``spacing`` mm apart."""
+def stack_section_spacing(spacing: str, pixel: str = "0.5") -> Builder:
+    """Two 50-pixel sections (``pixel`` mm) stacked ``spacing`` mm apart."""
 
     def build(inputs: Path, out: Path) -> list[str]:
-        argv = _stack(str(_sections(inputs)), out)
+        argv = _stack(str(_sections(inputs)), out, pixel=pixel)
         argv[argv.index("--section-spacing") + 1] = spacing
         return argv
 
@@ -3039,6 +3039,10 @@ SWEEP_CASES = {  # each ran an engine and exited 0 or 1, or named another cause 
                                                     "than the sections are wide (25 mm at 0.5 mm pixels, as given): "
                                                     "the distance between sections is in mm (in micrometres, give "
                                                     "--section-spacing 0.05)"),
+    "stack: pixels in micrometres beside sections in mm": Case(
+        stack_section_spacing("0.005", pixel="1"), "the pixels (1 mm, as given) are over 100 times the section "
+        "spacing (0.005 mm): one of them is in the wrong unit; both are in mm (if it is in micrometres, give "
+        "--pixel-size 0.001)"),
 }  # fmt: skip
 
 

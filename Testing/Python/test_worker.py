@@ -95,13 +95,13 @@ def test_a_crashing_worker_gives_a_clear_error(tmp_path, signal_number):
 
 def test_a_stop_after_the_worker_moved_its_outputs_into_place_says_they_were_written(tmp_path):
     """A stop between the worker's moving its outputs into place and its reporting them had said 'nothing was
-    written' (a helper's sweep): the files written since the job started are named, and count as written."""
+    written' (a helper's sweep): the files written since the job started are named, and count as written; an
+    earlier run's file written just before it is not (a first fix compared times and had counted it)."""
     from MultimodalRegistrationLib.core.files import committed
 
     transform = tmp_path / "T.h5"
-    earlier = tmp_path / "R.nrrd"  # an earlier run's output volume, which this run did not reach
+    earlier = tmp_path / "R.nrrd"  # an earlier run's output volume, written just before; this run did not reach it
     earlier.write_text("earlier")
-    os.utime(earlier, (time.time() - 3600, time.time() - 3600))
     python = tmp_path / "committing-python"
     python.write_text(f"#!/bin/sh\necho written > '{transform}'\nsleep 30\n")  # its result event never comes
     python.chmod(0o755)
@@ -114,6 +114,24 @@ def test_a_stop_after_the_worker_moved_its_outputs_into_place_says_they_were_wri
     assert job.error.kind == "cancelled"
     assert job.error.message == f"the registration was cancelled; its outputs were written first ({transform})"
     assert transform in committed() and earlier not in committed() and earlier.read_text() == "earlier"
+
+
+def test_a_stop_after_the_worker_ended_counts_the_outputs_it_wrote(tmp_path):
+    """mmreg register stopped just after its worker had reported and ended said 'nothing was written' beside its
+    new files (a helper's sweep): cancel counts what the worker wrote, running or not."""
+    from MultimodalRegistrationLib.core.files import committed
+
+    transform = tmp_path / "T.h5"
+    python = tmp_path / "writing-python"
+    python.write_text(f"#!/bin/sh\necho written > '{transform}'\n")  # writes, then ends
+    python.chmod(0o755)
+    job = WorkerJob({"fixed": "x", "moving": "y", "output_transform": str(transform)}, python=str(python)).start()
+    deadline = time.monotonic() + 20
+    while job.poll() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert transform.exists() and transform not in committed()
+    job.cancel()
+    assert transform in committed()
 
 
 def test_engine_log_parsing():

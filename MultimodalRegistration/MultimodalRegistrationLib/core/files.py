@@ -95,18 +95,24 @@ def committed() -> list[Path]:
     return list(_COMMITTED)
 
 
-def note_written_since(paths: list[Path], since_s: float) -> list[Path]:
-    """Those of ``paths`` that are files written at ``since_s`` (time.time()) or later, counted as this process's
-    outputs (:func:`committed`): a worker moved them into place before it was stopped. 1 s allowed for a file
-    system's coarse clock."""
-    written = []
+def file_states(paths: list[Path]) -> dict[Path, tuple | None]:
+    """Each path's file as it is now (None: no file), to tell later whether another process replaced it."""
+    states: dict[Path, tuple | None] = {}
     for path in paths:
         try:
-            if path.is_file() and path.stat().st_mtime >= since_s - 1.0:
-                written.append(path)
+            found = path.stat()
+            states[path] = (found.st_ino, found.st_mtime_ns, found.st_size) if path.is_file() else None
         except OSError:
-            continue
-    _COMMITTED.extend(written)
+            states[path] = None
+    return states
+
+
+def note_written(before: dict[Path, tuple | None]) -> list[Path]:
+    """The files of ``before`` (:func:`file_states`) that have been written since, counted as this process's
+    outputs (:func:`committed`): a worker moved them into place, then was stopped before it said so. Compared with
+    their states, not the clock: an earlier run's files written a second before had been counted (a sweep)."""
+    written = [path for path, state in file_states(list(before)).items() if state is not None and state != before[path]]
+    _COMMITTED.extend(path for path in written if path not in _COMMITTED)
     return written
 
 
@@ -196,6 +202,8 @@ class OutputSet:
                 earlier.drop()
                 # a set written into another set's partial folder is not in place until that set is
                 _COMMITTED.extend(path for _, path in self._staged if not path.parent.name.startswith(PARTIAL_PREFIX))
+                # within the hold: a stop raised as it ends had cut this short, leaving empty partial folders behind
+                self.discard()
         finally:
             self.discard()
 

@@ -23,6 +23,8 @@ ALIGN_SHARE = 0.85  # of the progress bar; writing the volume takes the rest
 MAX_NEIGHBOURS = 20
 # Sections farther apart than this (mm) and than they are wide are a spacing in micrometres (brain slabs: 10 mm).
 MAX_SPARSE_SPACING_MM = 10.0
+# Pixels this many times the section spacing are a unit typed wrong (slide thumbnails: 0.1 mm pixels, 5 um sections).
+MAX_PIXEL_PER_SPACING = 100.0
 
 
 def _one_pixel_type(headers: list) -> None:
@@ -69,6 +71,11 @@ def _check_units(job: StackJob, headers: list, pixel_mm: float) -> None:
                "their files state a wrong one: give the true size with --pixel-size MM")  # fmt: skip
         raise InputError(f"{widest[1].name} is {widest[0]:.4g} mm wide at {pixel_mm:g} mm pixels ({source}), wider "
                          f"than any body ({MAX_PLAUSIBLE_EXTENT_MM:g} mm): pixel sizes are in mm ({fix})")  # fmt: skip
+    if pixel_mm > MAX_PIXEL_PER_SPACING * job.section_mm:  # 1 um pixels typed as 1 mm, 5 um sections as 0.005 mm
+        fix = (f"if it is in micrometres, give --pixel-size {pixel_mm / 1000:g}" if job.pixel_mm is not None else
+               "their files may state a wrong one: give the true size with --pixel-size MM")  # fmt: skip
+        raise InputError(f"the pixels ({pixel_mm:g} mm, {source}) are over {MAX_PIXEL_PER_SPACING:g} times the section "
+                         f"spacing ({job.section_mm:g} mm): one of them is in the wrong unit; both are in mm ({fix})")
     if job.section_mm > max(widest[0], MAX_SPARSE_SPACING_MM):
         raise InputError(f"--section-spacing {job.section_mm:g} mm is more than the sections are wide ({widest[0]:.4g} "
                          f"mm at {pixel_mm:g} mm pixels, {source}): the distance between sections is in mm (in "

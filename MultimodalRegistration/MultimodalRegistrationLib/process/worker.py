@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import EXIT_ENGINE, EXIT_INPUT, EXIT_OK
-from ..core.files import PARTIAL_PREFIX, note_written_since, remove_orphans, scratch_folder
+from ..core.files import PARTIAL_PREFIX, file_states, note_written, remove_orphans, scratch_folder
 from ..core.memory import OUT_OF_MEMORY_HINT
 from ..core.processes import end_with_this_process, own_group, release_job, stop_tree, tree_alive
 from ..core.replaced import recover_replaced
@@ -237,12 +237,13 @@ class WorkerJob:
         self.fraction, self.stage = 0.0, "starting"
         self._process: WorkerProcess | None = None
         self._cancelled = False
+        self._outputs_before: dict = {}  # the output files as they were when the job started (core.files)
         self._log_generation = 0
         self._scratch = scratch_folder("mmreg-job-")
         self.job.setdefault("workdir", str(self._scratch))
 
     def start(self) -> WorkerJob:
-        self._started_s = time.time()
+        self._outputs_before = file_states(self._output_paths())
         if self.warm is None:
             self._process = WorkerProcess(self.module, self.python, self._scratch)
             self._process.route = self.events
@@ -292,14 +293,17 @@ class WorkerJob:
         self._finish()
 
     def cancel(self) -> None:
-        """Stop the worker (within about a second) and remove anything it had started to write."""
+        """Stop the worker (within about a second) and remove anything it had started to write. The outputs it had
+        moved into place, said or not yet, count as written (a stop after the result came had said 'nothing was
+        written'; a sweep)."""
         if self._process is None or not self._process.alive:
+            note_written(self._outputs_before)
             self._finish()
             return
         self._cancelled = True
         self._process.terminate()
-        if self.running:  # a stop between the worker's moving its outputs into place and its saying so wrote them
-            written = note_written_since(self._output_paths(), self._started_s)
+        written = note_written(self._outputs_before)
+        if self.running:
             said = f"its outputs were written first ({', '.join(map(str, written))})" if written else (
                 "nothing was written")
             self.error = WorkerFailure("cancelled", f"the registration was cancelled; {said}")

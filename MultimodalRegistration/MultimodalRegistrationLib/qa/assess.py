@@ -363,5 +363,5 @@ def _swap_in(partial: Path, folder: Path, staged: OutputSet) -> None:
             if earlier is not None:
                 os.replace(earlier, folder)
             raise
-    if earlier is not None:
-        shutil.rmtree(earlier, ignore_errors=True)
+        if earlier is not None:  # within the hold: a stop raised as it ends had left the earlier pictures behind
+            shutil.rmtree(earlier, ignore_errors=True)
