@@ -143,3 +143,8 @@ def test_nodes_a_result_recorded_and_deleted_since_are_named_gone_not_taken_for_
     assert any(w.startswith("the registration used a fixed mask that is no longer in the scene: ")
                for w in metrics.warnings), metrics.warnings  # fmt: skip
     assert not [w for w in metrics.warnings if "vtkMRML" in w], metrics.warnings
+    # Register again into the result, as the panel does: it starts without its start, and says so
+    again = register_nodes(registration_parameters(fixedVolume=other_fixed, movingVolume=moving, outputTransform=result,
+                                                   preset="rigid"), warm=warm_elastix)  # fmt: skip
+    assert any("(its start) is no longer in the scene: this run started without it" in warning
+               for warning in again.summary.warnings), again.summary.warnings  # fmt: skip

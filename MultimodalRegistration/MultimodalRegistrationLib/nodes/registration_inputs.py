@@ -176,6 +176,19 @@ def replaced_parent(moving_node, initial_transform_node, output_node):
     return None if earlier is None or earlier is output_node or mrml.is_under(earlier, output_node) else earlier
 
 
+def start_gone_note(moving_node, output_node) -> str | None:
+    """What a second Register into ``output_node``, the moving volume under it, says when the start the result there
+    recorded (its ``movingParentNodeID``) has been deleted: it starts without it (a search, or the initial transform),
+    which had gone unsaid (a helper's sweep). None otherwise."""
+    if output_node is None or not mrml.is_under(moving_node, output_node):
+        return None
+    recorded, node = recorded_node(output_node, REGISTRATION_ATTRIBUTE_PREFIX + "movingParentNodeID")
+    if not recorded or node is not None:
+        return None
+    return (f"the transform the moving volume was under when '{output_node.GetName()}' was made (its start) is no "
+            "longer in the scene: this run started without it")
+
+
 def moving_parent_of(moving_node, initial_transform_node, output_node):
     """The moving volume's parent this run starts under: its parent, or, under ``output_node``, the replaced
     result's (:func:`replaced_parent`), else the output node's parent; None if it has none."""

@@ -21,7 +21,7 @@ from .command_paths import start_node, user_command
 from .job import REGISTRATION_ATTRIBUTE_PREFIX as ATTRIBUTE_PREFIX
 from .job import NodeJob, forget_earlier_result
 from .node_links import record_attributes, record_node_ids
-from .registration_inputs import moving_parent_of
+from .registration_inputs import moving_parent_of, start_gone_note
 from .result_extras import earlier_segment_nodes, named_forward
 
 
@@ -42,6 +42,7 @@ class NodeRegistration(NodeJob):
         # The start's parent as the run began: read at the end, a parent set while the run went had been recorded.
         self.start_parent = moving_parent_of(self.target("moving"), self.target("initial_transform"),
                                              self.present_target("output_transform"))  # fmt: skip
+        self.start_note = start_gone_note(self.target("moving"), self.present_target("output_transform"))
         self.folder = folder
         self.on_done = on_done
         self.output_transform_node = None
@@ -108,6 +109,7 @@ class NodeRegistration(NodeJob):
         self.check_targets_present("during the registration", "register again")
         summary, outputs = result.summary, result.outputs
         summary.warnings = [self.in_panel_words(warning) for warning in summary.warnings]
+        summary.warnings += [self.start_note] if self.start_note else []
         # Every file is read before any node changes: a failure then leaves an existing output node as it was.
         transform = Transform.read(outputs.transform)
         inverse = Transform.read(outputs.inverse) if not transform.is_linear and outputs.inverse else None
