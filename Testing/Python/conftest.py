@@ -182,6 +182,15 @@ def shared_data(*parts: str) -> Path:
     return path
 
 
+def mni_t1_grey_white() -> tuple:
+    """MNI ICBM152's T1 and its grey- and white-matter maps (float32 SimpleITK images), or skip the test."""
+    import SimpleITK as sitk
+
+    name = "mni_icbm152_{}_tal_nlin_sym_09a_converted.nii.gz"
+    return tuple(sitk.ReadImage(str(shared_data("mni_icbm152", name.format(part))), sitk.sitkFloat32)
+                 for part in ("t1", "gm", "wm"))  # fmt: skip
+
+
 @pytest.fixture
 def segment_rules():
     """Slicer's Segmentations module registers these converter rules at start-up; slicer-core does not."""

@@ -159,13 +159,9 @@ def test_a_symmetric_head_stored_in_another_index_order_is_not_called_mirrored()
     """MNI's symmetric template as T1 and a grey/white contrast on the same 1 mm grid, 150 degrees apart:
     the T1 stored left-right reversed had been refused as mirrored (MI 0.03 better at the mirror pose,
     where the coarse grids lined up)."""
-    from conftest import shared_data
+    from conftest import mni_t1_grey_white
 
-    name = "mni_icbm152_{}_tal_nlin_sym_09a_converted.nii.gz"
-    t1, grey, white = (
-        sitk.ReadImage(str(shared_data("mni_icbm152", name.format(part))), sitk.sitkFloat32)
-        for part in ("t1", "gm", "wm")
-    )
+    t1, grey, white = mni_t1_grey_white()
     truth = rigid_transform(150, (1.0, -1.0, 2.0), (30.0, -25.0, 20.0))
     moving = posed(grey * 100.0 + white * 40.0, truth)
     brain = np.argwhere(sitk.GetArrayViewFromImage(t1) > 50)[::97, ::-1]
@@ -190,13 +186,9 @@ def test_a_symmetric_head_on_an_oblique_grid_is_not_called_mirrored():
     """MNI's symmetric T1 on a grid turned 30 and 20 degrees (3 mm), against a grey/white box of it stored
     left-handed (110 x 100 x 80 mm, 3 x 3 x 5 mm): refused as mirrored on seeds 1 and 3 of 0-3, its best proper pose
     scoring 0.09-0.10 against the mirrored 0.30. The mirror twins crossed the grid's planes, not the head's midline."""
-    from conftest import shared_data
+    from conftest import mni_t1_grey_white
 
-    name = "mni_icbm152_{}_tal_nlin_sym_09a_converted.nii.gz"
-    t1, grey, white = (
-        sitk.ReadImage(str(shared_data("mni_icbm152", name.format(part))), sitk.sitkFloat32)
-        for part in ("t1", "gm", "wm")
-    )
+    t1, grey, white = mni_t1_grey_white()
     center = np.asarray(t1.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in t1.GetSize()]))
     turned = (
         rigid_transform(30, (0, 0, 1), (0, 0, 0)).matrix[:3, :3]
@@ -370,13 +362,9 @@ def test_a_moving_brain_cut_to_60_percent_starts_right_from_far_turns(axis, angl
     beyond the cut had counted as moving background, so the truth scored below false poses, and the default rigid
     preset ended 53-88 mm off, unwarned (a helper's sweep). The phantom head, its skull bright on both, starts right
     either way."""
-    from conftest import shared_data
+    from conftest import mni_t1_grey_white
 
-    name = "mni_icbm152_{}_tal_nlin_sym_09a_converted.nii.gz"
-    t1, grey, white = (
-        sitk.ReadImage(str(shared_data("mni_icbm152", name.format(part))), sitk.sitkFloat32)
-        for part in ("t1", "gm", "wm")
-    )
+    t1, grey, white = mni_t1_grey_white()
     truth = rigid_transform(angle, (0.4, -1.0, 0.6), (30.0, -40.0, 50.0))
     moving = posed(crop_fraction(grey * 100.0 + white * 40.0, axis, 0.6), truth)
     brain = np.argwhere(sitk.GetArrayViewFromImage(t1) > 50)[::97, ::-1]
@@ -389,13 +377,9 @@ def test_a_moving_brain_cut_to_60_percent_starts_right_from_far_turns(axis, angl
 def test_a_slab_whose_true_turn_lies_beyond_its_search_is_warned(angle):
     """A 24 mm slab of MNI's brain (fixed) against the whole T1 turned 50-180 degrees: a slab's search keeps within
     30 degrees, and its start had ended 31-71 mm off without a word. Turned 15 degrees it starts right, unwarned."""
-    from conftest import shared_data
+    from conftest import mni_t1_grey_white
 
-    name = "mni_icbm152_{}_tal_nlin_sym_09a_converted.nii.gz"
-    t1, grey, white = (
-        sitk.ReadImage(str(shared_data("mni_icbm152", name.format(part))), sitk.sitkFloat32)
-        for part in ("t1", "gm", "wm")
-    )
+    t1, grey, white = mni_t1_grey_white()
     slab = sitk.RegionOfInterest(grey * 100.0 + white * 40.0, [*t1.GetSize()[:2], 24], [0, 0, 100])
     truth = rigid_transform(angle, (0.3, 1.0, 0.2), (5.0, -8.0, 6.0))
     result = search_any_pose(slab, posed(t1, truth))

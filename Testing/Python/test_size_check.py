@@ -127,16 +127,12 @@ def test_a_shrunken_brain_turned_away_is_warned_with_the_size_a_search_over_all_
     start lands the wrong way round, and from there the search over sizes preferred 1.64 at a pose 177 degrees
     off, which the images do not confirm: 83 mm off, unwarned (a helper's sweep). The scaled start search finds 0.60,
     and the images confirm it."""
-    from conftest import shared_data
+    from conftest import mni_t1_grey_white
     from MultimodalRegistrationLib.core.phantom import rigid_transform
     from MultimodalRegistrationLib.registration.pose.anypose import search_any_pose
     from test_anypose import posed
 
-    name = "mni_icbm152_{}_tal_nlin_sym_09a_converted.nii.gz"
-    t1, grey, white = (
-        sitk.ReadImage(str(shared_data("mni_icbm152", name.format(part))), sitk.sitkFloat32)
-        for part in ("t1", "gm", "wm")
-    )
+    t1, grey, white = mni_t1_grey_white()
     moving = posed(_spacing_scaled(grey * 100.0 + white * 40.0, 0.6), rigid_transform(150, (1, 2, 3), (15, -10, 20)))
     rigid = search_any_pose(t1, moving).transform
     warning = size_warning(t1, moving, rigid, "rigid")

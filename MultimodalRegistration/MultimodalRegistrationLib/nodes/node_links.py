@@ -35,12 +35,16 @@ def recorded_node(node, name: str) -> tuple[str | None, object]:
     return recorded, node.GetScene().GetNodeByID(recorded) if node.GetScene() is not None else None
 
 
+def gone(recorded: tuple[str | None, object]) -> bool:
+    """Whether a :func:`recorded_node` answer names a node that is no longer in the scene."""
+    return bool(recorded[0]) and recorded[1] is None
+
+
 def record_attributes(node, prefix: str, attributes: dict) -> None:
     """Each of ``attributes`` as the attribute ``prefix`` + key (its text); those whose key ends in NodeID also as
     references (:func:`record_node_ids`)."""
     for key, value in attributes.items():
-        if not key.endswith("NodeID"):
+        if key.endswith("NodeID"):
+            record_node_ids(node, {prefix + key: str(value)})
+        else:
             node.SetAttribute(prefix + key, str(value))
-    ids = {prefix + key: str(value) for key, value in attributes.items() if key.endswith("NodeID")}
-    if ids:
-        record_node_ids(node, ids)

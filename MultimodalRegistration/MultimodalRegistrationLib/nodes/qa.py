@@ -43,7 +43,7 @@ from . import mrml, slices
 from .checks import check_node_pair, check_volume_pair
 from .given_nodes import check_given_nodes
 from .job import REGISTRATION_ATTRIBUTE_PREFIX as REGISTRATION_PREFIX
-from .node_links import record_node_ids, recorded_node
+from .node_links import gone, record_node_ids, recorded_node
 from .panel import node_of, panel_defaults, panel_noun, panel_parameters, panel_value
 from .panel_words import panel_errors
 from .prep import prepared_from
@@ -227,7 +227,7 @@ def registration_masks(transform_node, fixed_volume, moving_volume) -> tuple:
     for role, volume in (("fixed", fixed_volume), ("moving", moving_volume)):
         node_id, mask_node = (recorded_node(transform_node, f"{REGISTRATION_PREFIX}{role}MaskNodeID")
                               if transform_node else (None, None))  # fmt: skip
-        if node_id and mask_node is None:
+        if gone((node_id, mask_node)):
             warnings.append(f"the registration used a {role} mask that is no longer in the scene: the mutual "
                             "information and any restarts here run without it")  # fmt: skip
         mask = None

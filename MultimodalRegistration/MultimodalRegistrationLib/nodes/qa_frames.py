@@ -10,7 +10,7 @@ from ..core.transforms import Transform, lps_ras_points
 from . import mrml
 from .job import REGISTRATION_ATTRIBUTE_PREFIX
 from .moving_frame import same_frame
-from .node_links import record_node_ids, recorded_node
+from .node_links import gone, record_node_ids, recorded_node
 from .registration_inputs import initial_transform_of
 
 # On a moving volume QA put under a result to show it: the result's ID, and the parent transform it replaced
@@ -41,7 +41,7 @@ def _registration_start(moving_volume, result_node) -> tuple[Transform, str] | N
     if found["movingParentNodeID"][0] is None:
         return None
     nodes = {key: node for key, (_, node) in found.items()}
-    if any(node_id and node is None for node_id, node in found.values()):
+    if any(map(gone, found.values())):
         return None
     start = initial_transform_of(moving_volume, nodes["initialTransformNodeID"], result_node)
     named = [node for node in (nodes["movingParentNodeID"], nodes["initialTransformNodeID"]) if node is not None]
@@ -60,7 +60,7 @@ def start_gone(transform_node, moving_volume) -> list[str]:
     else:
         recorded = [recorded_node(transform_node, REGISTRATION_ATTRIBUTE_PREFIX + key)
                     for key in ("movingParentNodeID", "initialTransformNodeID")]  # fmt: skip
-    if not any(node_id and node is None for node_id, node in recorded):
+    if not any(map(gone, recorded)):
         return []
     return [f"the transform the moving volume was under before '{transform_node.GetName()}' (its start) is no "
             "longer in the scene: 'before' is measured from no transform, not from that start; put the moving volume "

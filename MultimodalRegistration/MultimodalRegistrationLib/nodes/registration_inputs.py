@@ -21,7 +21,7 @@ from ..process.jobs import RegistrationJob
 from . import mrml
 from .checks import check_node_pair
 from .job import REGISTRATION_ATTRIBUTE_PREFIX
-from .node_links import recorded_node
+from .node_links import gone, recorded_node
 from .panel import node_of, panel_value, write_images, write_volumes
 
 
@@ -182,8 +182,7 @@ def start_gone_note(moving_node, output_node) -> str | None:
     which had gone unsaid (a helper's sweep). None otherwise."""
     if output_node is None or not mrml.is_under(moving_node, output_node):
         return None
-    recorded, node = recorded_node(output_node, REGISTRATION_ATTRIBUTE_PREFIX + "movingParentNodeID")
-    if not recorded or node is not None:
+    if not gone(recorded_node(output_node, REGISTRATION_ATTRIBUTE_PREFIX + "movingParentNodeID")):
         return None
     return (f"the transform the moving volume was under when '{output_node.GetName()}' was made (its start) is no "
             "longer in the scene: this run started without it")

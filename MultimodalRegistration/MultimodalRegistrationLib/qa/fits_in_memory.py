@@ -27,12 +27,12 @@ def check_qa_fits_in_memory(fixed: str, moving: str, labels: Sequence[tuple[str,
     images = [read_image_file_info(fixed, "fixed image"), read_image_file_info(moving, "moving image")]
     others = [read_image_file_info(path, role) for path, role in labels if path]
     free = memory.available_bytes()  # looked up at each call: tests set it
-    if free is None or qa_bytes(images, others) <= free - HEADROOM_BYTES:
+    needed = qa_bytes(images, others)
+    if free is None or needed <= free - HEADROOM_BYTES:
         return
     # mmreg prep downsamples the images only: the labelmaps and masks stay as they are
-    room = free - HEADROOM_BYTES
-    fits = [mm for mm in _DOWNSAMPLE_CHOICES_MM if qa_bytes([downsampled(i, mm) for i in images], others) <= room]
+    fits = [mm for mm in _DOWNSAMPLE_CHOICES_MM
+            if qa_bytes([downsampled(i, mm) for i in images], others) <= free - HEADROOM_BYTES]
     fix = (f"measure on copies read with mmreg prep --downsample-to {fits[0]:g} (a TRE from points does not depend on "
            "the voxel size), or use a machine with more memory" if fits else "use a machine with more memory")
-    check_memory(qa_bytes(images, others), "measuring the registration", fix,
-                 ", ".join(f"{i.role} {i.describe()}" for i in images))  # fmt: skip
+    check_memory(needed, "measuring the registration", fix, ", ".join(f"{i.role} {i.describe()}" for i in images))

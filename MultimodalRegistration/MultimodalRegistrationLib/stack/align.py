@@ -174,8 +174,8 @@ def _tied_together(
         reports[section].note = "; ".join(filter(None, [reports[section].note, (
             f"no registration kept ties it to sections {members[0]}-{members[-1]}, the largest group that holds "
             "together (a tear, or sections too unlike their neighbours): not trusted")]))  # fmt: skip
-    kept = [p for p in kept if label[p.i] == largest]
-    chosen = np.array([any(p is q for q in kept) for p in pairs])
+    chosen = keep & np.array([label[p.i] == largest for p in pairs])
+    kept = [p for p, k in zip(pairs, chosen) if k]
     return solve(nodes, kept, weights[chosen], center, list(range(count))), kept
 
 

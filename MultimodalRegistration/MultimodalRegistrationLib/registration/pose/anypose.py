@@ -240,11 +240,11 @@ def search_any_pose(
 
 
 def _search_scorer(fixed: CoarseImage, moving: CoarseImage, slab: bool, seed: int) -> PoseScorer:
-    """The 7 mm search's scorer: where a face of the moving image cuts its
-    anatomy, the samples beyond it are left out (:mod:`.overlap_scorer`): counted as background, they made the truth
-    score below false poses (the MNI head cut to 60%: 53-88 mm off, unwarned). Elsewhere, in the polish and for a
-    slab (whose few samples within its faces told no pose apart: the Visible Human CT slab's start scored 0.02) the
-    plain scorer, whose scores the mirror and symmetry rules were measured on."""
+    """The 7 mm search's scorer: where a face of the moving image cuts its anatomy, the samples beyond it are left
+    out (:mod:`.overlap_scorer`): counted as background, they made the truth score below false poses (the MNI head
+    cut to 60%: 53-88 mm off, unwarned). Elsewhere, in the polish and for a slab (whose few samples within its faces
+    told no pose apart: the Visible Human CT slab's start scored 0.02) the plain scorer, whose scores the mirror and
+    symmetry rules were measured on."""
     if not slab and moving.cut_axes():
         return overlap_scorer(fixed, moving, None, seed=seed)
     return fixed.scorer(moving, None, seed=seed)
