@@ -595,7 +595,8 @@ def test_two_aligned_copies_of_a_slice_are_registered_from_the_next_seed_when_el
 ):  # fmt: skip
     """One MNI T1 slice (8 bits, 1 mm) against itself and against its inverted contrast: elastix lost its samples
     at seed 0 ('Too many samples map outside moving image buffer') and the run ended with exit 1 and advice to
-    prealign images already aligned (a helper's sweep). The next seed is tried, and the summary says which ran."""
+    prealign images already aligned (a helper's sweep). The next seed is tried, and the summary says which ran and
+    how long the lost attempt took."""
     from conftest import shared_data
     from PIL import Image
 
@@ -612,3 +613,5 @@ def test_two_aligned_copies_of_a_slice_are_registered_from_the_next_seed_when_el
         summary = json.loads((tmp_path / f"{label}.json").read_text())
         assert np.allclose(np.array(summary["matrix"]), np.eye(3), atol=0.05), summary["matrix"]
         assert {candidate["seed"] for candidate in summary["candidates"]} == {summary["seed"] + 1}
+        # the attempt that lost its samples took time too, and the timings count it
+        assert summary["timings"]["failed_attempts_s"] > 0, summary["timings"]

@@ -120,17 +120,20 @@ class _Run(NamedTuple):
     seed: int  # the sampler's seed the run ended with (:func:`_run_2d`)
 
 
-def _run_2d(request: EngineRequest2D) -> tuple[object, int]:
-    """The engine's 2D run and the seed it used: when it lost its samples, again from the next seeds, up to
-    RETRIES times. Two aligned copies of one MNI slice (or one against its inverted contrast) lost them at seed 0,
-    exit 1 with a hint to prealign, and registered at seeds 1-3 (a helper's sweep)."""
-    for attempt in range(RETRIES):
+def _run_2d(request: EngineRequest2D) -> tuple[object, int, float]:
+    """The engine's 2D run, the seed it used and the seconds its failed attempts took: when it lost its samples,
+    again from the next seeds, up to RETRIES times. Two aligned copies of one MNI slice (or one against its
+    inverted contrast) lost them at seed 0, exit 1 with a hint to prealign, and registered at seeds 1-3 (a
+    helper's sweep)."""
+    started = time.perf_counter()
+    for attempt in range(RETRIES + 1):
+        seed = request.seed + attempt
         try:
-            return run_engine_2d(replace(request, seed=request.seed + attempt)), request.seed + attempt
+            failed_s = time.perf_counter() - started
+            return run_engine_2d(replace(request, seed=seed)), seed, failed_s
         except EngineError as error:
-            if not lost_overlap(str(error)):
+            if attempt == RETRIES or not lost_overlap(str(error)):
                 raise
-    return run_engine_2d(replace(request, seed=request.seed + RETRIES)), request.seed + RETRIES
 
 
 def register_2d(
@@ -162,8 +165,8 @@ def register_2d(
             request = EngineRequest2D(
                 fixed_gray, moving_gray, candidate, origin.matrix, folder, sampled, moving_mask, seed, threads
             )
-            output, used_seed = _run_2d(request)
-            for key, seconds in output.timings.items():
+            output, used_seed, failed_s = _run_2d(request)
+            for key, seconds in [*output.timings.items(), ("failed_attempts_s", failed_s)]:
                 timings[key] = round(timings.get(key, 0.0) + seconds, 3)
             results.append(_Run(mutual_information(fixed_gray, moving_gray, output.matrix), candidate, output, origin,
                                 used_seed))  # fmt: skip
