@@ -181,3 +181,36 @@ def test_sigterm_stops_a_batch_at_once_and_says_what_is_kept(pair_files, tmp_pat
     assert "terminated after 0 of 1 cases" in error and "run the same command again to resume" in error, error
     assert not (tmp_path / "out" / "batch.csv").exists()
     assert workers_in(scratch) == []
+
+
+KILLED_WHILE_DRAWING = """
+import os, signal, sys
+import SimpleITK as sitk
+from MultimodalRegistrationLib.core.transforms import Transform
+from MultimodalRegistrationLib.qa import assess
+from MultimodalRegistrationLib.qa.assess import QAOptions, assess_registration, write_qa_outputs
+
+def draw_then_die(folder, *args, **kwargs):
+    drawn = real(folder, *args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+real, assess.write_qa_pictures = assess.write_qa_pictures, draw_then_die
+image = sitk.GaussianSource(sitk.sitkFloat32, [32, 32, 32], [6, 6, 6], [16, 16, 16], 100.0)
+report = assess_registration(image, image, Transform.identity(), QAOptions())
+write_qa_outputs(report, image, image, Transform.identity(), sys.argv[1] + "/qa.html", sys.argv[1] + "/qa.json")
+"""
+
+
+def test_qa_pictures_of_a_process_killed_while_drawing_are_removed_as_its_other_partial_files(tmp_path):
+    """A batch stopped while a case drew its QA pictures left their hidden staging folder in the case folder until
+    the case was resumed (a helper's sweep): it is named by the process, as the other partial files are, so the
+    worker's owner removes it once the process has died (what ``process.worker`` does for a stopped worker)."""
+    from MultimodalRegistrationLib.core.files import PARTIAL_PREFIX, remove_orphans
+
+    child = subprocess.run([sys.executable, "-c", KILLED_WHILE_DRAWING, str(tmp_path)], cwd=library_root(),
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    left = list(tmp_path.iterdir())
+    assert len(left) == 1 and any(left[0].iterdir()), left  # the pictures were drawn, nothing was moved into place
+    assert remove_orphans(tmp_path, PARTIAL_PREFIX) == left
+    assert not list(tmp_path.iterdir())

@@ -76,15 +76,26 @@ def scratch(prefix: str) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _finish(tmp: str) -> None:
+def _finish(tmp: str, mode: int = 0o666) -> None:
     # mkstemp and mkdtemp make owner-only files; give the result the usual permissions (cosmetic: some network
     # shares refuse chmod, which must not undo a finished set).
     umask = os.umask(0)
     os.umask(umask)
     try:
-        os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, mode & ~umask)
     except OSError:
         pass
+
+
+def partial_folder(parent: Path, name: str = "") -> Path:
+    """A new folder ``<PARTIAL_PREFIX><pid>.<place>-<name>xxxx`` in ``parent`` (made if missing), to stage files in:
+    named by this process, so that a later run, or the worker's owner once it has died, removes it
+    (:func:`remove_orphans`) when this process is killed before it is moved into place or removed."""
+    parent.mkdir(parents=True, exist_ok=True)
+    with signals_held():  # the caller notes it as soon as this returns; a stop before that leaves it to the next run
+        folder = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{own_tag()}-{name}", dir=parent))
+    _finish(str(folder), 0o777)  # it may become an output folder itself (QA's pictures)
+    return folder
 
 
 _COMMITTED: list[Path] = []  # files this process moved into place (core.files.OutputSet), for what a stop says
@@ -163,7 +174,7 @@ class OutputSet:
         remove_orphans(path.parent, PARTIAL_PREFIX)
         recover_replaced(path.parent)
         with signals_held():  # a signal between making the folder and noting it would leave it behind
-            folder = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{own_tag()}-", dir=path.parent))
+            folder = partial_folder(path.parent)
             self._staged.append((folder, path))
         write(str(folder / path.name))
 

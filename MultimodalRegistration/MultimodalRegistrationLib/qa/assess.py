@@ -23,7 +23,7 @@ import SimpleITK as sitk
 
 from ..core.errors import InputError
 from ..core.file_checks import check_output_path
-from ..core.files import OutputSet, signals_held
+from ..core.files import OutputSet, partial_folder, signals_held
 from ..core.folding import SAMPLING_SPACING_MM
 from ..core.images import colour_as_grey, validate_image, validate_mask
 from ..core.metric import METRIC_SPACING_MM
@@ -314,8 +314,10 @@ def write_qa_outputs(
             report_path = Path(report_path)
             check_report_path(report_path)
             folder = figures_folder(report_path)
-            partial = folder.with_name(f".{folder.name}.partial")
-            shutil.rmtree(partial, ignore_errors=True)
+            # named by this process, so a worker killed while drawing has its pictures removed with its other
+            # partial files (a batch stopped then had left a hidden folder until the case was resumed)
+            with signals_held():
+                partial = partial_folder(folder.parent, f"{folder.name}-")
             drawn = write_qa_pictures(partial, fixed, moving, transform, before, fixed_labels, fixed_mask)
             pictures = {kind: {stage: folder / Path(path).relative_to(partial) for stage, path in stages.items()}
                         for kind, stages in drawn.items()}  # fmt: skip
