@@ -2819,12 +2819,13 @@ def deformable_pair(*extra: str) -> Builder:
     return build
 
 
-def qa_of_a_pair_over_free_memory(inputs: Path, out: Path) -> list[str]:
-    """mmreg qa of a 240^3 float32 pair at 1 mm (about 332 MB with QA's copies): it had no memory check."""
+def qa_of_a_pair_over_free_memory(inputs: Path, out: Path, voxel_mm: float = 1.0) -> list[str]:
+    """mmreg qa of a 240^3 float32 pair at ``voxel_mm`` (about 332 MB with QA's copies): it had no memory check."""
     paths = []
     for side in ("fixed", "moving"):
         image = sitk.Image([240, 240, 240], sitk.sitkFloat32)
         image[60:180, 60:180, 60:180] = 100.0
+        image.SetSpacing([voxel_mm] * 3)
         paths.append(inputs / f"{side}.nrrd")
         sitk.WriteImage(image, str(paths[-1]), True)
     return ["qa", "--fixed", str(paths[0]), "--moving", str(paths[1]), "--transform", str(_rigid_tfm(inputs / "T.tfm")),
@@ -2851,6 +2852,11 @@ MEMORY_CASES = {
         qa_of_a_pair_over_free_memory, "measuring the registration needs about 332 MB in memory (fixed image "
         "240×240×240 float32, moving image 240×240×240 float32), more than the 588 MB this machine has free: measure "
         "on copies read with mmreg prep --downsample-to 1.5"
+    ),
+    # QA offered 0.5 mm and coarser, where a registration's check offers 0.25 mm too
+    "qa of a 0.2 mm pair over free memory: the finest voxel size that fits": Case(
+        lambda inputs, out: qa_of_a_pair_over_free_memory(inputs, out, 0.2), "more than the 588 MB this machine has "
+        "free: measure on copies read with mmreg prep --downsample-to 0.25 "
     ),
 }
 

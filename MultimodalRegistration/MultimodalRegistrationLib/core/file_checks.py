@@ -48,7 +48,7 @@ MIN_SPACING_MM = 1e-4
 # A deformable preset's finest-level shrink factor for the fixed image's finest spacing (mm); None: no such level.
 ShrinkAt = Callable[[float], int | None]
 # Voxel sizes (mm) offered when an image is too large for this machine.
-_DOWNSAMPLE_CHOICES_MM = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
+DOWNSAMPLE_CHOICES_MM = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 
 _NAMES = ("UInt8", "Int8", "UInt16", "Int16", "UInt32", "Int32", "UInt64", "Int64", "Float32", "Float64")
 
@@ -251,7 +251,7 @@ def suggest_voxel_mm(
     free = memory.available_bytes()
     if free is None:
         return None
-    for voxel_mm in _DOWNSAMPLE_CHOICES_MM:
+    for voxel_mm in DOWNSAMPLE_CHOICES_MM:
         smaller = [downsampled(i, voxel_mm) for i in images]
         needed = estimate_run_bytes([(i.size, i.pixel_type) for i in smaller],
                                     [(_downsampled(m, voxel_mm)[0], "uint8") for m in masks], deformable,
@@ -312,7 +312,7 @@ def check_read_fits_in_memory(images: Sequence[ImageFileInfo], beside_bytes: int
         return
     fits = [
         mm
-        for mm in _DOWNSAMPLE_CHOICES_MM
+        for mm in DOWNSAMPLE_CHOICES_MM
         if sum(downsampled(i, mm).bytes_in_memory for i in images) + beside_bytes <= free - HEADROOM_BYTES
     ]
     fix = (f"read them downsampled ({command}--downsample-to {fits[0]:g} reads a file slab by slab)" if fits

@@ -7,10 +7,8 @@ import math
 from collections.abc import Sequence
 
 from ..core import memory
-from ..core.file_checks import ImageFileInfo, downsampled, read_image_file_info
+from ..core.file_checks import DOWNSAMPLE_CHOICES_MM, ImageFileInfo, downsampled, read_image_file_info
 from ..core.memory import HEADROOM_BYTES, MASK_FLOAT32_COPIES, QA_FLOAT32_COPIES, check_memory
-
-_DOWNSAMPLE_CHOICES_MM = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
 
 
 def qa_bytes(images: Sequence[ImageFileInfo], labels: Sequence[ImageFileInfo] = ()) -> int:
@@ -31,7 +29,7 @@ def check_qa_fits_in_memory(fixed: str, moving: str, labels: Sequence[tuple[str,
     if free is None or needed <= free - HEADROOM_BYTES:
         return
     # mmreg prep downsamples the images only: the labelmaps and masks stay as they are
-    fits = [mm for mm in _DOWNSAMPLE_CHOICES_MM
+    fits = [mm for mm in DOWNSAMPLE_CHOICES_MM
             if qa_bytes([downsampled(i, mm) for i in images], others) <= free - HEADROOM_BYTES]
     fix = (f"measure on copies read with mmreg prep --downsample-to {fits[0]:g} (a TRE from points does not depend on "
            "the voxel size), or use a machine with more memory" if fits else "use a machine with more memory")
