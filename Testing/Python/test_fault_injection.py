@@ -3184,6 +3184,11 @@ REGISTER_OUTPUT_CASES = {  # each had run the engine, then exited 1 or 2, or sto
                                    "a file system allows: choose a shorter name"),
     "a 300-byte input name": Case(lambda inputs, out: _register(inputs / ("b" * 300 + ".nrrd"), _pair(inputs)[1], out),
                                   "is too long, over the 255 bytes a name a file system allows"),
+    # each name legal, the whole path over Linux's 4096 bytes: had been called a name over 255 bytes
+    "a 4300-byte output path of 200-byte names": Case(
+        lambda inputs, out: _register(*_pair(inputs), out, "--output-transform",
+                                      str(out.joinpath(*["p" * 200] * 21, "T.h5"))),
+        "bytes): write to a folder nearer the top of the disk, or with shorter names"),
     "a 255-byte .nhdr output, its .raw.gz 257": Case(
         lambda inputs, out: _register(*_pair(inputs), out, "--output-volume", str(out / ("c" * 250 + ".nhdr"))),
         "with the files written beside it (a .json record, a .raw.gz data file), is 257 bytes long"),

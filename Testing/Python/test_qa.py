@@ -7,6 +7,7 @@ import base64
 import json
 import os
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -544,6 +545,18 @@ def test_a_report_writes_its_pictures_with_it_or_not_at_all(coarse_pair, tmp_pat
     (tmp_path / "blocked_figures").write_text("a file")
     with pytest.raises(InputError, match="is a file, where the report's pictures go"):
         assess.check_report_path(tmp_path / "blocked.html")
+
+
+def test_a_report_whose_pictures_folder_name_is_near_the_limit_is_written(coarse_pair, tmp_path):
+    """A 225-byte report name, its pictures' folder 228 bytes: both legal, and refused once the pictures were drawn
+    into a folder named by the drawing process, 23 bytes longer (a helper's sweep)."""
+    fixed, moving = coarse_pair
+    metrics = assess_registration(fixed, moving, RIGID, QAOptions())
+    report = tmp_path / ("q" * 220 + ".html")
+    written = write_qa_outputs(metrics, fixed, moving, RIGID, report)
+    assert len(Path(written["figures"]).name.encode()) == 228
+    assert len(list(Path(written["figures"]).iterdir())) == 6
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([report.name, Path(written["figures"]).name])
 
 
 def qa_arguments(argv):

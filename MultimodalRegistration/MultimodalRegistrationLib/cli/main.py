@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import re
 import signal
 import sys
@@ -208,6 +209,18 @@ def _what_was_written() -> str:
     return f"its outputs were written first ({', '.join(str(path) for path in written[:3])}{' ...' if len(written) > 3 else ''})"
 
 
+def _too_long(filename: str) -> str:
+    """Which limit a name too long for the file system passed: one part's 255 bytes, or the whole path's."""
+    from ..core.files import NAME_MAX_BYTES
+
+    if any(len(part.encode()) > NAME_MAX_BYTES for part in Path(filename).parts):
+        return (f"the name {filename} is too long, over the {NAME_MAX_BYTES} bytes a name a file system allows: "
+                "choose a shorter name")  # fmt: skip
+    # a path of short names can pass the system's limit on a whole path (4096 bytes on Linux; a helper's sweep)
+    return (f"the path {filename} is too long for this system ({len(os.fsencode(filename))} bytes): write to a "
+            "folder nearer the top of the disk, or with shorter names")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     # A redirected stdout on Windows encodes with the ANSI code page, strictly: a path outside it would crash the
     # command after its work is done. Tests and Slicer may put a stream without reconfigure there.
@@ -245,8 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:  # a name no check saw (an input's, a demo folder's): a traceback, exit 1 (a sweep)
         if error.errno != errno.ENAMETOOLONG:
             raise
-        failure = WorkerFailure("input", f"the name {error.filename or ''} is too long, over the 255 bytes a name "
-                                "a file system allows: choose a shorter name", exit_code=EXIT_INPUT)  # fmt: skip
+        failure = WorkerFailure("input", _too_long(error.filename or ""), exit_code=EXIT_INPUT)
     print(f"error: {failure}", file=sys.stderr)  # the message, then its hint and log lines
     return failure.exit_code
 

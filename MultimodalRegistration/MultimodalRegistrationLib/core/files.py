@@ -19,6 +19,8 @@ from .processes import orphaned, own_tag
 from .replaced import Replaced, recover_replaced, replace_path
 
 PARTIAL_PREFIX = ".partial-"  # then the writing process: <prefix><pid>.<place>-xxxx (processes.own_tag)
+NAME_MAX_BYTES = 255  # the longest file name most file systems allow
+_MKDTEMP_RANDOM = 8  # characters tempfile.mkdtemp adds to its prefix
 # Extensions of two parts that name one format.
 DOUBLE_SUFFIXES = (".nii.gz",)
 
@@ -92,8 +94,12 @@ def partial_folder(parent: Path, name: str = "") -> Path:
     named by this process, so that a later run, or the worker's owner once it has died, removes it
     (:func:`remove_orphans`) when this process is killed before it is moved into place or removed."""
     parent.mkdir(parents=True, exist_ok=True)
+    prefix = f"{PARTIAL_PREFIX}{own_tag()}-"
+    # ``name`` cut so that a legal name stays legal staged (a 228-byte pictures' folder had been refused as too long)
+    room = NAME_MAX_BYTES - len(prefix) - _MKDTEMP_RANDOM
+    name = name.encode()[: max(room, 0)].decode(errors="ignore")
     with signals_held():  # the caller notes it as soon as this returns; a stop before that leaves it to the next run
-        folder = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{own_tag()}-{name}", dir=parent))
+        folder = Path(tempfile.mkdtemp(prefix=prefix + name, dir=parent))
     _finish(str(folder), 0o777)  # it may become an output folder itself (QA's pictures)
     return folder
 
