@@ -21,6 +21,7 @@ from ..core.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_TERMINATED,
+    DiskError,
     EngineError,
     InputError,
     Terminated,
@@ -209,6 +210,17 @@ def _what_was_written() -> str:
     return f"its outputs were written first ({', '.join(str(path) for path in written[:3])}{' ...' if len(written) > 3 else ''})"
 
 
+def _disk_failure(error: Exception) -> WorkerFailure:
+    """A write in this process that a full disk or a limit stopped, said as such (it had been a bare traceback, or
+    "this is a bug"); re-raises any other error."""
+    from ..core.write_trouble import DISK_HINT, write_trouble
+
+    trouble = write_trouble(error)
+    if trouble is None:
+        raise error
+    return WorkerFailure("disk", trouble, DISK_HINT, EXIT_ENGINE)
+
+
 def _too_long(filename: str) -> str:
     """Which limit a name too long for the file system passed: one part's 255 bytes, or the whole path's."""
     from ..core.files import NAME_MAX_BYTES
@@ -249,16 +261,20 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as error:  # library errors raised in this process
         failure = WorkerFailure("input", str(error), exit_code=EXIT_INPUT)
     except EngineError as error:
-        failure = WorkerFailure("engine", str(error), error.hint, EXIT_ENGINE, error.log_path)
+        kind = "disk" if isinstance(error, DiskError) else "engine"
+        failure = WorkerFailure(kind, str(error), error.hint, EXIT_ENGINE, error.log_path)
     except BrokenPipeError:  # `mmreg presets | head`: the reader has what it wanted; no traceback (a sweep)
         from .json_output import stdout_to_nowhere
 
         stdout_to_nowhere()
         return EXIT_OK
     except OSError as error:  # a name no check saw (an input's, a demo folder's): a traceback, exit 1 (a sweep)
-        if error.errno != errno.ENAMETOOLONG:
-            raise
-        failure = WorkerFailure("input", _too_long(error.filename or ""), exit_code=EXIT_INPUT)
+        if error.errno == errno.ENAMETOOLONG:
+            failure = WorkerFailure("input", _too_long(error.filename or ""), exit_code=EXIT_INPUT)
+        else:
+            failure = _disk_failure(error)
+    except RuntimeError as error:  # SimpleITK's writers in this process (mmreg prep and qa)
+        failure = _disk_failure(error)
     print(f"error: {failure}", file=sys.stderr)  # the message, then its hint and log lines
     return failure.exit_code
 

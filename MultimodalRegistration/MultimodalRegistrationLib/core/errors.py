@@ -36,3 +36,8 @@ class EngineError(RuntimeError):
         self.hint = hint
         self.log = log
         self.log_path = log_path
+
+
+class DiskError(EngineError):
+    """A file could not be written: the disk is full, a quota is used up or a file-size limit was reached (exit
+    code 1, worker kind "disk"). Not a bug, and the same run may pass once there is room (a batch redoes it)."""

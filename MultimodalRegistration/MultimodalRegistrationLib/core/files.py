@@ -173,10 +173,18 @@ class OutputSet:
     def __init__(self) -> None:
         self._staged: list[tuple[Path, Path]] = []  # (partial folder, final path)
         self._removed: list[Path] = []  # files an earlier run left that this one replaces with nothing
+        self._made: list[Path] = []  # folders made for the outputs, removed again when the set leaves them empty
+
+    def make_folder(self, folder: Path) -> None:
+        """Make ``folder`` and its missing parents, to be removed again when nothing is moved into them (a run that
+        failed while writing had left its new output folders behind, empty; a helper's sweep)."""
+        missing = [parent for parent in [folder, *folder.parents] if not parent.exists()]
+        folder.mkdir(parents=True, exist_ok=True)
+        self._made.extend(missing)  # deepest first
 
     def write(self, path: str | os.PathLike, write: Callable[[str], None]) -> None:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.make_folder(path.parent)
         remove_orphans(path.parent, PARTIAL_PREFIX)
         recover_replaced(path.parent)
         with signals_held():  # a signal between making the folder and noting it would leave it behind
@@ -227,8 +235,14 @@ class OutputSet:
     def discard(self) -> None:
         for folder, _ in self._staged:
             shutil.rmtree(folder, ignore_errors=True)
+        for folder in sorted(self._made, key=lambda made: len(made.parts), reverse=True):  # only empty ones go
+            try:
+                folder.rmdir()
+            except OSError:
+                continue
         self._staged.clear()
         self._removed.clear()
+        self._made.clear()
 
     def __enter__(self) -> OutputSet:  # noqa: PYI034 (typing.Self is 3.11+)
         return self

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from ..core.errors import InputError
 from ..core.transforms import Transform
 from . import elastix_guidance as guided
 from .elastix_pyramid import thin_axis_schedules
@@ -174,7 +175,10 @@ def run(request: EngineRequest) -> EngineOutput:
         raise RuntimeError(_errors_in(log) or "elastix stopped without a message in its log") from None
     log = log_path.read_text(errors="replace")
     registered = time.perf_counter()
-    stages = [Transform.read(workdir / f"TransformParameters.{i}.h5") for i in range(len(preset.recipe))]
+    try:
+        stages = [Transform.read(workdir / f"TransformParameters.{i}.h5") for i in range(len(preset.recipe))]
+    except InputError as error:  # elastix's own file, cut short when it could not write it: not the user's input
+        raise RuntimeError(f"elastix could not write its result ({error})") from None
     # elastix applies its initial transform first, then each stage in turn (HowToCombineTransforms Compose).
     transform = Transform.chain(list(reversed(stages)) + [initial])
     cumulative = _cumulative_stages(preset, stages, initial, transform)

@@ -6,8 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from ..core.errors import EngineError, InputError
+from ..core.errors import DiskError, EngineError, InputError
 from ..core.memory import OUT_OF_MEMORY_HINT
+from ..core.write_trouble import DISK_HINT, write_trouble
 from .output import EngineOutput
 from .registry import EngineSpec, engine_spec
 from .request import EngineRequest
@@ -54,8 +55,10 @@ def _translating_errors(spec: EngineSpec, workdir: Path, call: Callable[[], T]) 
         ) from None
     except RuntimeError as error:
         message = str(error).strip()
-        hint, log = engine_hint(message), _logs_in(workdir)
-        raise EngineError(f"{spec.label} failed: {message[-2000:]}", hint=hint, log=log) from None
+        trouble, log = write_trouble(error, [workdir]), _logs_in(workdir)
+        if trouble is not None:  # its scratch files: had read as the engine's failure, or as a bad input
+            raise DiskError(f"{spec.label} failed: {trouble[-2000:]}", hint=DISK_HINT, log=log) from None
+        raise EngineError(f"{spec.label} failed: {message[-2000:]}", hint=engine_hint(message), log=log) from None
 
 
 def _logs_in(workdir: Path) -> str:

@@ -316,6 +316,7 @@ def write_qa_outputs(
             folder = figures_folder(report_path)
             # named by this process, so a worker killed while drawing has its pictures removed with its other
             # partial files (a batch stopped then had left a hidden folder until the case was resumed)
+            staged.make_folder(folder.parent)
             with signals_held():
                 partial = partial_folder(folder.parent, f"{folder.name}-")
             drawn = write_qa_pictures(partial, fixed, moving, transform, before, fixed_labels, fixed_mask)
@@ -340,9 +341,9 @@ def write_qa_outputs(
         else:  # the pictures appear with the report or not at all (a stopped run left half of them)
             _swap_in(partial, figures_folder(report_path), staged)
     finally:
-        staged.discard()
         if partial is not None:
             shutil.rmtree(partial, ignore_errors=True)
+        staged.discard()  # after the pictures: it removes the folders it made once they are empty
     return outputs
 
 

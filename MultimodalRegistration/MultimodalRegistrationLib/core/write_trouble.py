@@ -1,0 +1,78 @@
+"""Why writing a file failed, when the cause is the disk or a limit: a full disk, a used-up quota, a file-size limit.
+
+Said as such, not as a bug or a bad input: ITK's writers say only that they could not write (NRRD: "couldn't
+write gzip data"), elastix leaves a result file cut short, and ANTs blames its own scratch file (a helper's sweep
+of full disks and ``ulimit -f``).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from .files import PARTIAL_PREFIX
+
+DISK_HINT = ("free some space, or write the outputs to another disk (the engines' scratch files go to the "
+             "temporary folder: set TMPDIR to move it)")  # fmt: skip
+LOW_FREE_BYTES = 64 * 2**20  # a disk with less free than this cannot hold a registration's scratch files
+
+_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+           errno.EFBIG: "a file grew past this process's file-size limit"}  # fmt: skip
+_SAID = {"no space left on device": errno.ENOSPC, "disk quota exceeded": errno.EDQUOT, "file too large": errno.EFBIG}
+_WRITING = ("error writing", "couldn't write", "could not write", "fwrite wrote only", "write failed")
+_STAGING = (PARTIAL_PREFIX, "mmreg-")  # the staging folders; the scratch folders (core.files.scratch)
+_PATH = re.compile(r"(?:[A-Za-z]:\\|/)[^\s'\"]+")
+
+
+def write_trouble(error: BaseException, folders: Iterable[str | os.PathLike] = ()) -> str | None:
+    """What stopped a write, as a message naming it, or None when the disk and the limits are not the cause.
+
+    An error that says it could not write is checked against this process's file-size limit and the free space of
+    the disks it names, of ``folders`` (where the failed run wrote) and of the temporary folder."""
+    text = str(error)
+    code = getattr(error, "errno", None)
+    code = code if code in _ERRNOS else next((c for said, c in _SAID.items() if said in text.lower()), None)
+    if code is not None:
+        return f"{_ERRNOS[code]}: {text}"
+    if not any(phrase in text.lower() for phrase in _WRITING):
+        return None
+    limit = _file_size_limit()
+    if limit is not None:
+        return f"a file could not be written past this process's file-size limit ({limit} bytes, ulimit -f): {text}"
+    named = [_users_folder(Path(path)) for path in _PATH.findall(text)]
+    for folder in [*named, *map(Path, folders), Path(tempfile.gettempdir())]:
+        free = _free_bytes(folder)
+        if free is not None and free < LOW_FREE_BYTES:
+            return f"the disk holding {folder} is full ({free / 2**20:.0f} MB free): {text}"
+    return None
+
+
+def _users_folder(path: Path) -> Path:
+    """The folder of ``path`` that a user knows: above the staging and scratch folders mmreg writes through."""
+    parts = path.parts[:-1]
+    cut = next((i for i, part in enumerate(parts) if part.startswith(_STAGING)), len(parts))
+    return Path(*parts[:cut]) if cut else path.parent
+
+
+def _file_size_limit() -> int | None:
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    return None if soft == resource.RLIM_INFINITY else int(soft)
+
+
+def _free_bytes(folder: Path) -> int | None:
+    """Free bytes on the disk of ``folder`` or of its nearest existing parent; None when none can be read."""
+    for candidate in [folder, *folder.parents]:
+        try:
+            return shutil.disk_usage(candidate).free
+        except OSError:
+            continue
+    return None
