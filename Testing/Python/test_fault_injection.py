@@ -3246,6 +3246,49 @@ PRESET_CASES = {  # each had run with exit 0 and a wrong or different result, or
         "sampling_percentage 10 is not a share of the voxels"),
     "ANTs: a key given twice": Case(edited_preset("ants", _ants_stage("transform", '"Affine"')),
                                     "gives 'transform' twice in one object: keep one"),
+    # a helper's sweep of user preset files (session 59): each had failed in the engine, with a traceback, or ran
+    "elastix: a transform whose result ITK cannot read": Case(
+        edited_preset("elastix", lambda t: t.replace('"EulerTransform"', '"AffineLogTransform"')),
+        "Transform 'AffineLogTransform' writes a result ITK cannot read"),
+    "elastix: two transforms in one map": Case(
+        edited_preset("elastix", lambda t: t.replace('"EulerTransform"', '"EulerTransform" "BSplineTransform"')),
+        "Transform names 2 transforms (EulerTransform BSplineTransform): one parameter map has one"),
+    "elastix: a capitalised boolean": Case(edited_preset("elastix", lambda t: t.replace('(ErodeMask "false")',
+                                                                                      '(ErodeMask "False")')),
+                                           'ErodeMask is "False": elastix reads only "true" or "false" in lower case'),
+    "elastix: two parameters on one line": Case(
+        edited_preset("elastix", lambda t: t.replace("(DefaultPixelValue 0)\n", "")
+                      .replace('(ErodeMask "false")', '(ErodeMask "false") (DefaultPixelValue 0)')),
+        "holds more than one parameter ((ErodeMask ...) then another): give one parameter per line"),
+    "elastix: a decimal comma": Case(edited_preset("elastix", lambda t: t + "(RequiredRatioOfValidSamples 0,25)\n"),
+                                     "RequiredRatioOfValidSamples has '0,25': write decimals with a point (0.25)"),
+    "elastix: a letter in a schedule": Case(
+        edited_preset("elastix", lambda t: t + "(ImagePyramidSchedule 4 4 4 2 2 2 1 1 l)\n"),
+        "ImagePyramidSchedule has 'l', not a number"),
+    "elastix: correlation as a second metric": Case(edited_preset("elastix", lambda t: t.replace(
+        '(Metric "AdvancedMattesMutualInformation")', '(Metric "AdvancedMattesMutualInformation" '
+        '"AdvancedNormalizedCorrelation")').replace('"MultiResolutionRegistration"',
+                                                    '"MultiMetricMultiResolutionRegistration"')),
+        "the image metric is 'AdvancedNormalizedCorrelation'"),
+    "elastix: two metrics in a one-metric registration": Case(edited_preset("elastix", lambda t: t.replace(
+        '(Metric "AdvancedMattesMutualInformation")', '(Metric "AdvancedMattesMutualInformation" '
+        '"TransformBendingEnergyPenalty")')),
+        '2 metrics need (Registration "MultiMetricMultiResolutionRegistration")'),
+    "elastix: an elastix result given as the preset": Case(
+        edited_preset("elastix", lambda t: "(Transform \"EulerTransform\")\n(NumberOfParameters 6)\n"
+                      "(TransformParameters 0 0 0 1 2 3)\n"),
+        "is an elastix result (it holds TransformParameters), not a parameter file"),
+    "ANTs: no histogram bins": Case(edited_preset("ants", lambda t: t.replace('"bins": 32', '"bins": 0', 1)),
+                                    "bins 0 is not a whole number of 4 or more"),
+    "ANTs: a gradient step of NaN": Case(
+        edited_preset("ants", lambda t: t.replace('"gradient_step": 0.1', '"gradient_step": NaN', 1)),
+        "gradient_step nan is not a number above 0"),
+    "ANTs: a level spacing given as text": Case(edited_preset("ants", lambda t: t.replace(
+        '"level_spacing_mm": [\n        8,\n        4,\n        2\n      ]', '"level_spacing_mm": [8, 4, "2"]', 1)),
+        "level_spacing_mm [8, 4, '2'] are not numbers above 0, one per level"),
+    "two presets, the first dropped": Case(
+        lambda inputs, out: [*edited_preset("elastix", lambda t: t)(inputs, out), "--preset", "affine"],
+        "--preset is given 2 times"),
 }  # fmt: skip
 
 

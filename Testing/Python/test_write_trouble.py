@@ -127,7 +127,7 @@ def test_an_engine_that_could_not_write_its_scratch_files_fails_as_the_disk_not_
 
     monkeypatch.setattr(trouble_module, "_file_size_limit", lambda: None)
     monkeypatch.setattr(trouble_module, "_free_bytes", lambda folder: 0 if folder == tmp_path else 2**40)
-    for message in (f"elastix could not write its result (transform file {tmp_path}/T.0.h5 could not be read)",
+    for message in (f"elastix's result was not written whole (transform file {tmp_path}/T.0.h5 could not be read)",
                     f"NrrdImageIO: Write: Error writing {tmp_path}/mmreg-fcw0lle3/fixed.nrrd"):  # fmt: skip
         with pytest.raises(DiskError) as raised:
             _translating_errors(engine_spec("ants"), tmp_path, failing(message))

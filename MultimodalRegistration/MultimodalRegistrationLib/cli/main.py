@@ -198,6 +198,18 @@ def refuse_empty_values(argv: list[str]) -> None:
         raise InputError(f"{option} is empty: give its value, or leave the option out (is a variable unset?)")
 
 
+def refuse_repeated_preset(argv: list[str]) -> None:
+    """``--preset`` given twice with different values is refused: elastix's ``-p`` runs its files one after the
+    other, and here only the last had run, silently (a helper's preset sweep). Other options keep the usual rule,
+    the last one counts, on which scripts that append their own options rely."""
+    presets = [token.partition("=")[2] if "=" in token else (argv[i + 1] if i + 1 < len(argv) else "")
+               for i, token in enumerate(argv) if token == "--preset" or token.startswith("--preset=")]  # fmt: skip
+    if len(set(presets)) > 1:
+        raise InputError(f"--preset is given {len(presets)} times ({', then '.join(presets)}), and only the last would "
+                         "run: give it once. To run two preset files one after the other, register with the first "
+                         "and give its result to the second as --initial-transform")  # fmt: skip
+
+
 def _what_was_written() -> str:
     """What a stopped command says it left: its outputs appear together, so either nothing or the whole set (a
     stop that came while they were moved into place is handled once they are all there)."""
@@ -251,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         refuse_empty_values(typed)
+        refuse_repeated_preset(typed)
         return arguments.handler(arguments)
     except KeyboardInterrupt:
         failure = WorkerFailure("cancelled", f"interrupted; {_what_was_written()}", exit_code=EXIT_INTERRUPTED)

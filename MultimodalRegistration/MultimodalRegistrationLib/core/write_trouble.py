@@ -24,7 +24,8 @@ LOW_FREE_BYTES = 64 * 2**20  # a disk with less free than this cannot hold a reg
 _ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
            errno.EFBIG: "a file grew past this process's file-size limit"}  # fmt: skip
 _SAID = {"no space left on device": errno.ENOSPC, "disk quota exceeded": errno.EDQUOT, "file too large": errno.EFBIG}
-_WRITING = ("error writing", "couldn't write", "could not write", "fwrite wrote only", "write failed")
+_WRITING = ("error writing", "couldn't write", "could not write", "fwrite wrote only", "write failed",
+            "not written whole")  # fmt: skip
 _STAGING = (PARTIAL_PREFIX, "mmreg-")  # the staging folders; the scratch folders (core.files.scratch)
 _PATH = re.compile(r"(?:[A-Za-z]:\\|/)[^\s'\"]+")
 

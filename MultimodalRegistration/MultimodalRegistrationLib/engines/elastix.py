@@ -178,7 +178,7 @@ def run(request: EngineRequest) -> EngineOutput:
     try:
         stages = [Transform.read(workdir / f"TransformParameters.{i}.h5") for i in range(len(preset.recipe))]
     except InputError as error:  # elastix's own file, cut short when it could not write it: not the user's input
-        raise RuntimeError(f"elastix could not write its result ({error})") from None
+        raise RuntimeError(f"elastix's result was not written whole ({error})") from None
     # elastix applies its initial transform first, then each stage in turn (HowToCombineTransforms Compose).
     transform = Transform.chain(list(reversed(stages)) + [initial])
     cumulative = _cumulative_stages(preset, stages, initial, transform)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 from collections.abc import Iterable
 from functools import lru_cache
@@ -112,14 +113,59 @@ def _elastix_values(key: str, values: list[str]) -> str | None:
                     f"did you mean '{near}'? (fix the name)" if near else f"use one of {', '.join(ELASTIX_TRANSFORMS)}"
                 )
                 return f"Transform '{value}' is not an elastix transform: {fix}"
+            if value not in READABLE_TRANSFORMS:  # had run all its levels, then failed reading the result back
+                return (f"Transform '{value}' writes a result ITK cannot read, so it cannot be a result here: use one "
+                        f"of {', '.join(READABLE_TRANSFORMS)}")  # fmt: skip
+        if len(values) > 1:
+            return (f"Transform names {len(values)} transforms ({shown}): one parameter map has one; a stage of "
+                    "its own goes in a file of its own (register with the first file, then give its result to the "
+                    "next as --initial-transform)")  # fmt: skip
     return None
 
+
+def _value_problems(key: str, values: list[str]) -> str | None:
+    """Values elastix or this library would misread: a capitalised boolean, a decimal comma, a word where a
+    number goes, two parameters on one line (each had failed in elastix or with a traceback, or set nothing; a
+    helper's preset sweep)."""
+    if any(token in ("(", ")") or token.startswith("(") or token.endswith(")") for token in values):
+        return f"holds more than one parameter (({key} ...) then another): give one parameter per line"
+    if capital := next((v for v in values if v in ("True", "False", "TRUE", "FALSE")), None):
+        return f'{key} is "{capital}": elastix reads only "true" or "false" in lower case'
+    if comma := next((v for v in values if _DECIMAL_COMMA.fullmatch(v)), None):
+        return f"{key} has '{comma}': write decimals with a point ({comma.replace(',', '.')})"
+    if _numeric(key) and (word := next((v for v in values if not _finite(v)), None)):
+        return f"{key} has '{word}', not a number: give numbers only"
+    return None
+
+
+def _numeric(key: str) -> bool:
+    return key in NUMERIC_PARAMETERS or bool(re.fullmatch(r"Metric\d+Weight", key))
+
+
+def _finite(value: str) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except ValueError:
+        return False
+
+
+# Transforms whose results ITK reads back (elastix writes the others, AffineLogTransform and the stack transforms,
+# as classes ITK does not know).
+READABLE_TRANSFORMS = ("EulerTransform", "SimilarityTransform", "AffineTransform", "TranslationTransform",
+                       "BSplineTransform", "RecursiveBSplineTransform")  # fmt: skip
+# Metrics that are not image metrics: a penalty on the transform, or the landmarks' distance.
+NOT_IMAGE_METRICS = re.compile(r".*Penalty|CorrespondingPointsEuclideanDistanceMetric")
+_DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
 
 # Parameters with one value per resolution (or one for all): a shorter list had reused its first value at the finer
 # levels (a 4 mm step at the finest), silently (a helper's preset sweep).
 PER_RESOLUTION = ("MaximumNumberOfIterations", "NumberOfSpatialSamples", "MaximumStepLength", "NumberOfHistogramBins",
                   "SP_a", "SP_A", "SP_alpha", "NumberOfJacobianMeasurements")  # fmt: skip
 PYRAMID_SCHEDULES = ("ImagePyramidSchedule", "FixedImagePyramidSchedule", "MovingImagePyramidSchedule")
+# Numbers this library reads itself, or that elastix casts (a word there stopped it late).
+NUMERIC_PARAMETERS = (*PER_RESOLUTION, *PYRAMID_SCHEDULES, "SampleGridSpacing", "RequiredRatioOfValidSamples",
+                      "GridSpacingSchedule", "FinalGridSpacingInPhysicalUnits", "FinalGridSpacingInVoxels",
+                      "DefaultPixelValue")  # fmt: skip
 
 
 def _file_problems(entries: list[tuple[int, str, list[str]]], where: str) -> list[str]:
@@ -145,14 +191,26 @@ def _file_problems(entries: list[tuple[int, str, list[str]]], where: str) -> lis
         if key in PYRAMID_SCHEDULES and values and len(values) != 3 * count:  # elastix falls back to its default
             problems.append(f"{where} line {line}: {key} has {len(values)} values, not a shrink factor per axis for "
                             f"each of the {count} resolutions: give {3 * count} (3 axes x {count})")  # fmt: skip
+        if key == "GridSpacingSchedule" and values and len(values) not in (count, 3 * count):  # elastix: "Invalid"
+            problems.append(f"{where} line {line}: GridSpacingSchedule has {len(values)} values for {count} "
+                            f"resolutions: give one per resolution ({count}) or one per axis and resolution "
+                            f"({3 * count})")  # fmt: skip
+    if "TransformParameters" in found or "NumberOfParameters" in found:
+        problems.append(f"{where} is an elastix result (it holds TransformParameters), not a parameter file: give "
+                        "the parameter file that made it as the preset (a result is a start: see "
+                        "troubleshooting.md for TransformParameters.0.txt)")  # fmt: skip
     combine = found.get("HowToCombineTransforms") or ["Compose"]
     if combine != ["Compose"]:
         problems.append(f"{where}: HowToCombineTransforms is '{' '.join(combine)}': the stages of a result are "
                         'composed: set (HowToCombineTransforms "Compose")')  # fmt: skip
-    metric = (found.get("Metric") or [""])[0]
-    if metric and "MutualInformation" not in metric:
+    metrics = found.get("Metric") or []
+    for metric in [m for m in metrics if "MutualInformation" not in m and not NOT_IMAGE_METRICS.fullmatch(m)][:1]:
         problems.append(f"{where}: the image metric is '{metric}': images of two modalities are compared by mutual "
                         'information: use (Metric "AdvancedMattesMutualInformation"), a penalty after it')  # fmt: skip
+    registration = (found.get("Registration") or ["MultiResolutionRegistration"])[0]
+    if len(metrics) > 1 and registration != "MultiMetricMultiResolutionRegistration":
+        problems.append(f"{where}: {len(metrics)} metrics need "
+                        f"(Registration \"MultiMetricMultiResolutionRegistration\"), not '{registration}'")  # fmt: skip
     return problems
 
 
@@ -166,7 +224,7 @@ def check_elastix_entries(entries: Iterable[tuple[int, str, list[str]]], where: 
             near = _suggest_elastix(key, plain, templates)
             fix = f"did you mean '{near}'? (fix the name; {_IGNORED})" if near else f"fix or remove it ({_IGNORED})"
             problems.append(f"{where} line {line}: unknown parameter '{key}': {fix}")
-        elif wrong := _elastix_values(key, values):
+        elif wrong := _value_problems(key, values) or _elastix_values(key, values):
             problems.append(f"{where} line {line}: {wrong}")
     if problems:
         raise InputError("; ".join(problems))
@@ -221,7 +279,39 @@ def _ants_stage_values(stage: dict, keys: dict, misspelled: set) -> list[str]:
                 wrong.append(
                     f"{per_level} {stage[per_level]!r} needs one value per level, like iterations ({len(iterations)})"
                 )
-    return wrong + _ants_sampling_values(stage)
+    return wrong + _ants_sampling_values(stage) + _ants_numbers(stage)
+
+
+# Numbers of a stage: (whole, smallest, the smallest itself allowed, an example). Each value outside had failed in
+# ANTs with no cause named, crashed, or changed the result without a word: bins 0 returned the start (a helper's
+# preset sweep).
+ANTS_NUMBERS = {
+    "bins": (True, 4, True, "32"), "convergence_window": (True, 1, True, "10"),
+    "gradient_step": (False, 0, False, "0.1"), "convergence_threshold": (False, 0, True, "1e-06"),
+    "update_field_variance": (False, 0, True, "3"), "total_field_variance": (False, 0, True, "0"),
+}  # fmt: skip
+ANTS_LEVEL_NUMBERS = {"smoothing_sigmas": (0, True, "[4, 2, 1]"), "level_spacing_mm": (0, False, "[8, 4, 2]")}
+
+
+def _ants_number_ok(value: object, whole: bool, smallest: float, inclusive: bool) -> bool:
+    if type(value) is not int and (whole or type(value) is not float or not math.isfinite(value)):
+        return False
+    return value >= smallest if inclusive else value > smallest
+
+
+def _ants_numbers(stage: dict) -> list[str]:
+    wrong = []
+    for key, (whole, smallest, inclusive, example) in ANTS_NUMBERS.items():
+        if key in stage and not _ants_number_ok(stage[key], whole, smallest, inclusive):
+            kind = "a whole number" if whole else "a number"
+            wrong.append(f"{key} {stage[key]!r} is not {kind} {'of' if inclusive else 'above'} {smallest}"
+                         f"{' or more' if inclusive else ''}: give e.g. {example}")  # fmt: skip
+    for key, (smallest, inclusive, example) in ANTS_LEVEL_NUMBERS.items():
+        values = stage.get(key)
+        if isinstance(values, list) and not all(_ants_number_ok(v, False, smallest, inclusive) for v in values):
+            wrong.append(f"{key} {values!r} are not numbers {'of' if inclusive else 'above'} {smallest}"
+                         f"{' or more' if inclusive else ''}, one per level: give e.g. {example}")  # fmt: skip
+    return wrong
 
 
 ANTS_SAMPLINGS = ("None", "Regular", "Random")
