@@ -3179,6 +3179,85 @@ def field_start_into_a_linear_file(inputs: Path, out: Path) -> list[str]:
                      str(out / "T.tfm"))  # fmt: skip
 
 
+def _links(inputs: Path) -> Path:
+    """A folder for symbolic links beside the inputs (the inputs' snapshot reads every file it holds)."""
+    links = inputs.parent / "links"
+    links.mkdir(exist_ok=True)
+    return links
+
+
+def symlink_loop_as(command: str) -> Builder:
+    """A moving image that is a symbolic link to itself: a traceback ('Symlink loop'), exit 1 (a helper's sweep)."""
+
+    def build(inputs: Path, out: Path) -> list[str]:
+        loop = _links(inputs) / "loop.nrrd"
+        loop.symlink_to(loop)
+        argv = _register(*_pair(inputs), out) if command == "register" else _qa(inputs, out / "qa.html")
+        argv[argv.index("--moving") + 1] = str(loop)
+        return argv
+
+    return build
+
+
+def output_transform_linked_to_the_fixed(inputs: Path, out: Path) -> list[str]:
+    """T.h5 a link to the fixed image: refused, as 'cannot write ... to fixed.nrrd: use .h5' (a helper's sweep)."""
+    fixed, moving = _pair(inputs)
+    link = _links(inputs) / "T.h5"
+    link.symlink_to(fixed)
+    argv = _register(fixed, moving, out)
+    argv[argv.index("--output-transform") + 1] = str(link)
+    return argv
+
+
+def _dicom_series(folder: Path) -> Path:
+    """The valid pair's fixed volume as a DICOM series, one .dcm file a slice (as a scanner exports it)."""
+    folder.mkdir()
+    volume = sitk.Cast(sitk.ReadImage(str(_pair(folder.parent)[0])), sitk.sitkInt16)
+    for index in range(volume.GetSize()[2]):
+        sitk.WriteImage(volume[:, :, index], str(folder / f"IM{index:04d}.dcm"))
+    return folder
+
+
+def dicom_given_as(what: str) -> Builder:
+    """A DICOM series folder, or one of its files, as the fixed image: 'a folder, not an image file' and '2D and
+    the other 3D ... mmreg stack', neither naming DICOM or its conversion (a helper's file-system sweep)."""
+
+    def build(inputs: Path, out: Path) -> list[str]:
+        series = _dicom_series(_links(inputs) / "series")
+        argv = _register(*_pair(inputs), out)
+        argv[argv.index("--fixed") + 1] = str(series if what == "folder" else series / "IM0003.dcm")
+        return argv
+
+    return build
+
+
+def nrrd_named_nii(inputs: Path, out: Path) -> list[str]:
+    """A sound NRRD file named .nii: 'the file is damaged ... export it again' (a helper's file-system sweep)."""
+    fixed, moving = _pair(inputs)
+    misnamed = inputs / "moving.nii"
+    misnamed.write_bytes(moving.read_bytes())
+    return _register(fixed, misnamed, out)
+
+
+FILE_SWEEP_CASES = {  # a helper's file-system sweep (session 59): tracebacks, or messages naming no fix
+    "a DICOM series folder as the fixed image": Case(dicom_given_as("folder"), "is a folder of DICOM files: mmreg "
+                                                     "reads one file per image: load the series in Slicer"),
+    "one DICOM slice as the fixed image": Case(dicom_given_as("slice"), "IM0003.dcm is one DICOM slice: mmreg reads"),
+    "a NRRD file named .nii": Case(nrrd_named_nii, "it holds .nrrd data under a .nii name: rename it to end in .nrrd"),
+    "a moving image that links to itself": Case(symlink_loop_as("register"),
+                                                "is a symbolic link that leads back to itself: point it at a file"),
+    "qa of a moving image that links to itself": Case(symlink_loop_as("qa"),
+                                                      "loop.nrrd is a symbolic link that leads back to itself"),
+    "an output transform that links to the fixed image": Case(
+        output_transform_linked_to_the_fixed, "fixed.nrrd, a file of another kind: give the output a path of its own"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(FILE_SWEEP_CASES))
+def test_links_dicom_and_misnamed_files_are_refused_naming_the_fix(name, tmp_path, private_tmp, capsys):
+    _assert_refused(FILE_SWEEP_CASES[name], tmp_path, private_tmp, capsys)
+
+
 REGISTER_OUTPUT_CASES = {  # each had run the engine, then exited 1 or 2, or stopped with a traceback
     "a 300-byte output name": Case(register_with("--output-transform", "b" * 300 + ".h5"),
                                    "a file system allows: choose a shorter name"),

@@ -33,12 +33,13 @@ def qa_job(arguments: argparse.Namespace) -> QAJob:
     """The measurement the arguments ask for; ``--fit-points`` names split at commas too. Input paths are made
     absolute here, once: the stability restarts run in their own folders, and the report records where they were."""
     from dataclasses import replace
-    from pathlib import Path
+
+    from ..core.output_safety import resolved_path
 
     job = QAJob(**option_values(QAJob, arguments))
     job.fit_points = _fit_names(job.fit_points)
     job.segments = _fit_names(job.segments)
-    absolute = {name: str(Path(getattr(job, name)).expanduser().resolve())
+    absolute = {name: str(resolved_path(getattr(job, name), name.replace("_", " ")))
                 for name in QAJob.paths("input") if getattr(job, name)}  # fmt: skip
     return replace(job, **absolute)
 

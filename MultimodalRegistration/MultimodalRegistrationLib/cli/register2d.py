@@ -111,6 +111,11 @@ def wants_2d(arguments: argparse.Namespace) -> bool:
                 "full-resolution page as a 2D image to register the two) or a volume (register it against a volume; "
                 "stack 2D sections into one first with mmreg stack)"
             )
+        from ..core.file_kind import DICOM_ADVICE, is_dicom
+
+        slice_file = arguments.fixed if fixed else arguments.moving
+        if is_dicom(slice_file):  # one file of a series, as a DICOM folder holds it (a helper's file-system sweep)
+            raise InputError(f"the {flat} image {slice_file} is one DICOM slice: {DICOM_ADVICE}")
         raise InputError(
             f"the {flat} image is 2D and the other 3D: register two 2D images, or two volumes "
             "(stack 2D sections into a volume first with mmreg stack)"

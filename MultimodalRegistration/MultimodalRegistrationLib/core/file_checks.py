@@ -30,7 +30,7 @@ from .file_headers import (
     header_spacing,  # noqa: F401 (re-exported: part of this module's API)
     spacing_error,
 )
-from .files import VOLUME_SUFFIXES
+from .file_kind import DICOM_ADVICE, is_dicom, unreadable_error
 from .memory import HEADROOM_BYTES, GuidanceLoad, check_memory, estimate_run_bytes, item_bytes
 from .name_lengths import check_name_lengths
 from .nifti_sform import check_sform
@@ -128,20 +128,6 @@ def complex_error(subject: str) -> InputError:
     )
 
 
-def unreadable_advice(path: Path) -> str:
-    """What to do with a file ITK cannot read: convert an unsupported format, or replace a damaged file."""
-    if file_suffix(Path(path)) in VOLUME_SUFFIXES:
-        return "the file is damaged or not what its name says: export it again from the scanner or from Slicer"
-    return "save it as NRRD, NIfTI or MHA"
-
-
-def unreadable_error(path: Path, role: str, error: Exception) -> InputError:
-    """The refusal of a file ITK could not read, with ITK's last line and what to do."""
-    text = str(error).strip()
-    last_line = text.splitlines()[-1] if text else ""
-    return InputError(f"{role} file {path} could not be read ({last_line}): {unreadable_advice(path)}")
-
-
 def read_image_file_info(path: str | os.PathLike, role: str = "image", spacing_given: bool = False) -> ImageFileInfo:
     """The header checks, reading no voxel: the file exists, spacing and direction are sane; returns the header.
 
@@ -151,6 +137,8 @@ def read_image_file_info(path: str | os.PathLike, role: str = "image", spacing_g
     if not path.exists():
         raise InputError(f"{role} file not found: {path}: check the path")
     if path.is_dir():
+        if any(is_dicom(entry) for entry in sorted(path.iterdir())[:20] if entry.is_file()):
+            raise InputError(f"{role} {path} is a folder of DICOM files: {DICOM_ADVICE}")
         raise InputError(f"{role} {path} is a folder, not an image file: give the image file (NRRD, NIfTI or MHA)")
     if not path.is_file():  # a pipe would block the reader with no word, a device be read forever
         raise InputError(f"{role} {path} is not a regular file (a pipe, socket or device): save the image to a file "
@@ -173,6 +161,8 @@ def read_image_file_info(path: str | os.PathLike, role: str = "image", spacing_g
             raise direction_error(f"{role} file {path}", "its axes are not at right angles") from None
         check_image_data(path, role)  # a file cut inside its header: say so rather than 'damaged'
         raise unreadable_error(path, role, error) from None
+    if (reader.GetDimension() == 2 or reader.GetSize()[2] == 1) and is_dicom(path):  # one slice of a series
+        raise InputError(f"{role} file {path} is one DICOM slice: {DICOM_ADVICE}")
     for axis, value in enumerate(reader.GetSpacing()):
         if not spacing_given and (not math.isfinite(value) or value <= 0):
             raise spacing_error(path, role, axis, value)

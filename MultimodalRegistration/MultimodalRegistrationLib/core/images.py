@@ -18,8 +18,8 @@ from .file_checks import (
     direction_problem,
     grid_refusal,
     read_image_file_info,
-    unreadable_error,
 )
+from .file_kind import unreadable_error
 from .files import write_atomically
 from .images2d import to_gray
 from .plausible_spacing import MAX_PLAUSIBLE_EXTENT_MM, check_spacing

@@ -33,7 +33,24 @@ def _folded(path: Path) -> str:
 
 
 def _resolved(path: PathLike) -> Path:
-    return Path(path).expanduser().resolve()
+    return resolved_path(path)
+
+
+def resolved_path(path: PathLike, role: str = "", output: bool = False) -> Path:
+    """``path`` made absolute with its symbolic links followed. Refused: a link that leads back to itself (it had
+    ended in a traceback), and an ``output`` link to a file of another format (``T.h5`` -> ``ct.nrrd`` had been
+    refused by the target's name alone; a helper's file-system sweep)."""
+    given = Path(path).expanduser()
+    named = f"{role} {given}".strip()
+    try:
+        resolved = given.resolve()
+    except (RuntimeError, OSError):  # RuntimeError before Python 3.13, OSError (ELOOP) after
+        raise InputError(f"{named} is a symbolic link that leads back to itself: point it at a file, or give the "
+                         "file's own path") from None  # fmt: skip
+    if output and suffix_of(resolved) != suffix_of(given):
+        raise InputError(f"{named} is a link to {resolved}, a file of another kind: give the output a path of its "
+                         "own (a link is written through, to the file it leads to)")  # fmt: skip
+    return resolved
 
 
 def input_places(path: PathLike) -> list[Path]:

@@ -19,7 +19,8 @@ import vtk
 from vtk.util import numpy_support
 
 from ..core.errors import InputError
-from ..core.file_checks import check_image_file, unreadable_advice
+from ..core.file_checks import check_image_file
+from ..core.file_kind import unreadable_advice
 from ..core.images import index_to_physical_matrix
 from ..core.transforms import F, Transform
 from .vtk_transforms import check_itk_can_read, is_under, parent_transforms  # noqa: F401 (mrml.is_under)

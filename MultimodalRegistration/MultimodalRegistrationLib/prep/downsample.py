@@ -24,7 +24,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import InputError
-from ..core.file_checks import MIN_VOXELS_PER_AXIS, check_image_data, read_image_file_info, unreadable_error
+from ..core.file_checks import MIN_VOXELS_PER_AXIS, check_image_data, read_image_file_info
+from ..core.file_kind import unreadable_error
 from ..core.files import suffix_of
 from ..core.images import non_finite_error, read_image, validate_image
 from ..core.plausible_spacing import reads_as_no_spacing

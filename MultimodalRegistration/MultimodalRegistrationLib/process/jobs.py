@@ -32,6 +32,7 @@ from ..core.choices import (
 from ..core.errors import InputError
 from ..core.file_checks import TRANSFORM_SUFFIXES, check_output_path
 from ..core.files import VOLUME_SUFFIXES
+from ..core.output_safety import resolved_path
 from ..core.records import Record, to_json
 from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from ..prep.options import PrepOptions
@@ -115,7 +116,7 @@ class Job(Record):
     def resolved(self) -> Job:
         """A copy whose path fields are absolute (the worker runs in its own folder)."""
         changes = {
-            name: str(Path(getattr(self, name)).expanduser().resolve())
+            name: str(resolved_path(getattr(self, name), name.replace("_", " "), name in self.paths("output")))
             for name in self.paths("input") + self.paths("output")
             if getattr(self, name)
         }

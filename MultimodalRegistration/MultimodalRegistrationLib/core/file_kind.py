@@ -1,0 +1,91 @@
+"""What a file holds, from its first bytes, whatever its name says, and the refusal of a file ITK cannot read with
+what to do (a sound NRRD named .nii had been called damaged; a helper's file-system sweep)."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import zlib
+from pathlib import Path
+
+from .errors import InputError
+from .files import VOLUME_SUFFIXES, suffix_of
+
+DICOM_ADVICE = ("mmreg reads one file per image: load the series in Slicer (DICOM module) and save the volume as "
+                ".nrrd, or convert it with dcm2niix, and give that file")  # fmt: skip
+_NIFTI_MAGIC_AT = 344  # NIfTI-1: "n+1\0" or "ni1\0"; NIfTI-2 puts "n+2\0" at 4
+_READ = 352
+
+
+def _nifti(head: bytes) -> bool:
+    return head[_NIFTI_MAGIC_AT : _NIFTI_MAGIC_AT + 4] in (b"n+1\0", b"ni1\0") or head[4:8] == b"n+2\0"
+
+
+def is_dicom(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a DICOM file ("DICM" after its 128-byte preamble)."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(132)[128:132] == b"DICM"
+    except OSError:
+        return False
+
+
+def content_suffix(path: str | os.PathLike) -> str | None:
+    """The extension that names what ``path`` holds (``.nrrd``, ``.nii``, ``.nii.gz``, ``.mha``/``.mhd``,
+    ``.dcm``, ``.png``, ``.tif``, ``.h5``), or None when its first bytes do not tell."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(_READ)
+    except OSError:
+        return None
+    if head.startswith(b"NRRD000"):
+        return ".nrrd"
+    if head.startswith(b"\x1f\x8b"):
+        try:
+            with gzip.open(path, "rb") as unpacked:
+                inner = unpacked.read(_READ)
+        except (OSError, EOFError, zlib.error):
+            return None
+        return ".nii.gz" if _nifti(inner) else None
+    if _nifti(head):
+        return ".nii"
+    if head.startswith(b"ObjectType") or b"\nElementDataFile" in head:
+        return ".mha"
+    if head[128:132] == b"DICM":
+        return ".dcm"
+    if head.startswith(b"\x89PNG"):
+        return ".png"
+    if head[:4] in (b"II*\0", b"MM\0*"):
+        return ".tif"
+    if head.startswith(b"\x89HDF"):
+        return ".h5"
+    return None
+
+
+def misnamed(path: Path, suffix: str) -> str | None:
+    """Advice when ``path`` (named ``suffix``) holds another format: rename it; None when it does not, or when the
+    content does not tell."""
+    held = content_suffix(path)
+    if held is None or held == suffix or {held, suffix} <= {".mha", ".mhd"}:
+        return None
+    if held == ".dcm":
+        return f"it is a DICOM file: {DICOM_ADVICE}"
+    return f"it holds {held} data under a {suffix or 'missing'} name: rename it to end in {held}"
+
+
+def unreadable_advice(path: Path) -> str:
+    """What to do with a file ITK cannot read: rename a file named for another format, convert an unsupported
+    format, or replace a damaged file."""
+    renamed = misnamed(Path(path), suffix_of(path))
+    if renamed is not None:
+        return renamed
+    if suffix_of(path) in VOLUME_SUFFIXES:
+        return "the file is damaged or not what its name says: export it again from the scanner or from Slicer"
+    return "save it as NRRD, NIfTI or MHA"
+
+
+def unreadable_error(path: Path, role: str, error: Exception) -> InputError:
+    """The refusal of a file ITK could not read, with ITK's last line and what to do."""
+    text = str(error).strip()
+    last_line = text.splitlines()[-1] if text else ""
+    return InputError(f"{role} file {path} could not be read ({last_line}): {unreadable_advice(path)}")
