@@ -3353,6 +3353,11 @@ PRESET_CASES = {  # each had run with exit 0 and a wrong or different result, or
         '(Metric "AdvancedMattesMutualInformation")', '(Metric "AdvancedMattesMutualInformation" '
         '"TransformBendingEnergyPenalty")')),
         '2 metrics need (Registration "MultiMetricMultiResolutionRegistration")'),
+    "elastix: a landmark metric in the preset": Case(edited_preset("elastix", lambda t: t.replace(
+        '(Metric "AdvancedMattesMutualInformation")', '(Metric "AdvancedMattesMutualInformation" '
+        '"CorrespondingPointsEuclideanDistanceMetric")').replace('"MultiResolutionRegistration"',
+                                                                 '"MultiMetricMultiResolutionRegistration"')),
+        "CorrespondingPointsEuclideanDistanceMetric is added by the run when landmarks guide it"),
     "elastix: an elastix result given as the preset": Case(
         edited_preset("elastix", lambda t: "(Transform \"EulerTransform\")\n(NumberOfParameters 6)\n"
                       "(TransformParameters 0 0 0 1 2 3)\n"),

@@ -207,6 +207,10 @@ def _file_problems(entries: list[tuple[int, str, list[str]]], where: str) -> lis
     for metric in [m for m in metrics if "MutualInformation" not in m and not NOT_IMAGE_METRICS.fullmatch(m)][:1]:
         problems.append(f"{where}: the image metric is '{metric}': images of two modalities are compared by mutual "
                         'information: use (Metric "AdvancedMattesMutualInformation"), a penalty after it')  # fmt: skip
+    if "CorrespondingPointsEuclideanDistanceMetric" in metrics:  # without points elastix stopped: "not specified"
+        problems.append(f"{where}: CorrespondingPointsEuclideanDistanceMetric is added by the run when landmarks "
+                        "guide it (--fixed-points and --moving-points, weighted by --guidance-weight): remove it "
+                        "from the preset")  # fmt: skip
     registration = (found.get("Registration") or ["MultiResolutionRegistration"])[0]
     if len(metrics) > 1 and registration != "MultiMetricMultiResolutionRegistration":
         problems.append(f"{where}: {len(metrics)} metrics need "
