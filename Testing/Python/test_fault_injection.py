@@ -3244,10 +3244,10 @@ FILE_SWEEP_CASES = {  # a helper's file-system sweep (session 59): tracebacks, o
                                                      "reads one file per image: load the series in Slicer"),
     "one DICOM slice as the fixed image": Case(dicom_given_as("slice"), "IM0003.dcm is one DICOM slice: mmreg reads"),
     "a NRRD file named .nii": Case(nrrd_named_nii, "it holds .nrrd data under a .nii name: rename it to end in .nrrd"),
-    "a moving image that links to itself": Case(symlink_loop_as("register"),
-                                                "is a symbolic link that leads back to itself: point it at a file"),
-    "qa of a moving image that links to itself": Case(symlink_loop_as("qa"),
-                                                      "loop.nrrd is a symbolic link that leads back to itself"),
+    "a moving image that links to itself": Case(
+        symlink_loop_as("register"), "its path goes through a symbolic link that leads back to itself (a loop)"),
+    "qa of a moving image that links to itself": Case(
+        symlink_loop_as("qa"), "loop.nrrd: its path goes through a symbolic link that leads back to itself"),
     "an output transform that links to the fixed image": Case(
         output_transform_linked_to_the_fixed, "fixed.nrrd, a file of another kind: give the output a path of its own"),
 }  # fmt: skip

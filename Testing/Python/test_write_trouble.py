@@ -28,16 +28,78 @@ def test_a_full_disk_a_quota_and_a_size_limit_are_named_by_their_error_numbers()
 
 
 def test_a_write_that_says_nothing_of_why_is_judged_by_the_free_space_and_the_limit(monkeypatch, tmp_path):
-    """ITK's NRRD writer says only "couldn't write": the disk it names, above mmreg's staging folders, is read."""
+    """ITK's NRRD writer says only "couldn't write": the disk it names, above mmreg's staging folders, is read, and
+    the file-size limit is blamed only when a file it names reached it."""
     staged = tmp_path / "out" / ".partial-123.abcdef01-xyz" / ".partial-123.abcdef01-uvw" / "R.nrrd"
+    staged.parent.mkdir(parents=True)
+    staged.write_bytes(b"x" * 1000)
     error = RuntimeError(f"NrrdImageIO: Write: Error writing {staged}:\n[nrrd] _nrrdEncodingGzip_write: couldn't write")
     monkeypatch.setattr(trouble_module, "_file_size_limit", lambda: None)
     assert write_trouble(error) is None  # room enough and no limit: not the disk (stays a bug report)
+    monkeypatch.setattr(trouble_module, "_file_size_limit", lambda: 50 * 2**30)  # a cluster's limit, not reached
+    assert write_trouble(error) is None
     monkeypatch.setattr(trouble_module, "_free_bytes", lambda folder: 3 * 2**20 if folder == tmp_path / "out" else 2**40)
     assert write_trouble(error).startswith(f"the disk holding {tmp_path / 'out'} is full (3 MB free): ")
-    monkeypatch.setattr(trouble_module, "_file_size_limit", lambda: 99328)
-    assert "file-size limit (99328 bytes, ulimit -f)" in write_trouble(error)
+    monkeypatch.setattr(trouble_module, "_file_size_limit", lambda: 1000)
+    assert "file-size limit (1000 bytes, ulimit -f)" in write_trouble(error)
     assert write_trouble(RuntimeError("elastix: the optimizer diverged")) is None  # no write: another failure
+
+
+def test_a_write_stopped_by_a_missing_folder_on_a_small_disk_is_not_called_a_full_disk(monkeypatch, tmp_path):
+    """ITK's words for a folder that is gone, or a permission, with a 40 MB temporary disk and a 50 GB limit, had
+    read 'the disk ... is full' or 'past this process's file-size limit' (review)."""
+    monkeypatch.setattr(trouble_module, "_file_size_limit", lambda: 50 * 2**30)
+    monkeypatch.setattr(trouble_module, "_free_bytes", lambda folder: 40 * 2**20)
+    gone = RuntimeError(f"Error writing {tmp_path}/gone/R.nrrd: couldn't fopen(\"R.nrrd\",\"wb\"): No such file or "
+                        "directory")
+    assert write_trouble(gone) is None
+    assert write_trouble(RuntimeError(f"Error writing {tmp_path}/R.nrrd: couldn't write")) is None
+
+
+def test_a_full_disk_is_judged_where_the_write_failed_while_its_part_fills_the_disk(monkeypatch, tmp_path):
+    """Judged once the partial files were removed, a disk that one large output filled had room again, and the run
+    ended as a bug (mmreg prep: a bare traceback; review). OutputSet raises DiskError at the failed write."""
+    from MultimodalRegistrationLib.core.errors import DiskError
+    from MultimodalRegistrationLib.core.files import OutputSet
+
+    monkeypatch.setattr(trouble_module, "_file_size_limit", lambda: None)
+    free = {"bytes": 0}
+    monkeypatch.setattr(trouble_module, "_free_bytes", lambda folder: free["bytes"])
+
+    def fills_the_disk(tmp):
+        Path(tmp).write_bytes(b"x" * 100)
+        raise RuntimeError(f"NrrdImageIO: Write: Error writing {tmp}: couldn't write gzip data")
+
+    with pytest.raises(DiskError, match="is full \\(0 MB free\\)"), OutputSet() as outputs:
+        outputs.write(tmp_path / "R.nrrd", fills_the_disk)
+    assert list(tmp_path.iterdir()) == []
+    free["bytes"] = 2**40  # room: the same words are not the disk's
+    with pytest.raises(RuntimeError) as raised, OutputSet() as outputs:
+        outputs.write(tmp_path / "R.nrrd", fills_the_disk)
+    assert not isinstance(raised.value, DiskError)
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_a_nifti_cut_short_is_a_failed_write_not_a_result(monkeypatch, tmp_path, suffix):
+    """ITK's NIfTI writer says nothing when the disk fills: a .nii.gz with 31% of its voxels zero was reported
+    written, exit 0 (review). write_image reads its size, or its gzip stream to the end."""
+    from MultimodalRegistrationLib.core import images
+
+    image = sitk.GetImageFromArray(np.random.default_rng(0).normal(size=(20, 30, 40)).astype(np.float32))
+    images.write_image(image, tmp_path / f"whole{suffix}")
+    assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / f"whole{suffix}"))),
+                          sitk.GetArrayFromImage(image))  # fmt: skip
+    real = sitk.WriteImage
+
+    def cut_short(picture, path, compress=False):
+        real(picture, path, compress)
+        data = Path(path).read_bytes()
+        Path(path).write_bytes(data[: len(data) * 2 // 3])
+
+    monkeypatch.setattr(images.sitk, "WriteImage", cut_short)
+    with pytest.raises(RuntimeError, match="could not write .* whole"):
+        images.write_image(image, tmp_path / f"cut{suffix}")
+    assert sorted(path.name for path in tmp_path.iterdir()) == [f"whole{suffix}"]
 
 
 def _noisy_pair(folder: Path) -> tuple[Path, Path]:
@@ -95,6 +157,7 @@ def test_outputs_a_file_size_limit_stops_are_named_and_the_earlier_files_and_fol
 
 
 def test_a_set_of_outputs_that_fails_removes_the_folders_it_made_and_only_those(tmp_path):
+    from MultimodalRegistrationLib.core.errors import DiskError
     from MultimodalRegistrationLib.core.files import OutputSet
 
     (tmp_path / "kept").mkdir()
@@ -102,7 +165,7 @@ def test_a_set_of_outputs_that_fails_removes_the_folders_it_made_and_only_those(
     def full(_):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    with pytest.raises(OSError), OutputSet() as outputs:
+    with pytest.raises(DiskError, match="the disk is full"), OutputSet() as outputs:
         outputs.write(tmp_path / "new" / "sub" / "a.txt", lambda tmp: Path(tmp).write_text("a"))
         outputs.write(tmp_path / "new" / "other" / "b.txt", lambda tmp: Path(tmp).write_text("b"))
         outputs.write(tmp_path / "kept" / "c.txt", full)

@@ -202,8 +202,9 @@ def refuse_repeated_preset(argv: list[str]) -> None:
     """``--preset`` given twice with different values is refused: elastix's ``-p`` runs its files one after the
     other, and here only the last had run, silently (a helper's preset sweep). Other options keep the usual rule,
     the last one counts, on which scripts that append their own options rely."""
-    presets = [token.partition("=")[2] if "=" in token else (argv[i + 1] if i + 1 < len(argv) else "")
-               for i, token in enumerate(argv) if token == "--preset" or token.startswith("--preset=")]  # fmt: skip
+    given = [(i, *token.partition("=")) for i, token in enumerate(argv)]
+    presets = [value if equals else (argv[i + 1] if i + 1 < len(argv) else "")  # "--pres": argparse's abbreviation
+               for i, option, equals, value in given if option.startswith("--pres") and "--preset".startswith(option)]
     if len(set(presets)) > 1:
         raise InputError(f"--preset is given {len(presets)} times ({', then '.join(presets)}), and only the last would "
                          "run: give it once. To run two preset files one after the other, register with the first "
@@ -235,9 +236,9 @@ def _disk_failure(error: Exception) -> WorkerFailure:
 
 def _too_long(filename: str) -> str:
     """Which limit a name too long for the file system passed: one part's 255 bytes, or the whole path's."""
-    from ..core.files import NAME_MAX_BYTES
+    from ..core.name_lengths import NAME_MAX_BYTES, name_length
 
-    if any(len(part.encode()) > NAME_MAX_BYTES for part in Path(filename).parts):
+    if any(name_length(part) > NAME_MAX_BYTES for part in Path(filename).parts):
         return (f"the name {filename} is too long, over the {NAME_MAX_BYTES} bytes a name a file system allows: "
                 "choose a shorter name")  # fmt: skip
     # a path of short names can pass the system's limit on a whole path (4096 bytes on Linux; a helper's sweep)

@@ -47,8 +47,8 @@ def content_suffix(path: str | os.PathLike) -> str | None:
         except (OSError, EOFError, zlib.error):
             return None
         return ".nii.gz" if _nifti(inner) else None
-    if _nifti(head):
-        return ".nii"
+    if _nifti(head):  # "ni1": a header whose voxels are in a .img beside it
+        return ".hdr" if head[_NIFTI_MAGIC_AT : _NIFTI_MAGIC_AT + 4] == b"ni1\0" else ".nii"
     if head.startswith(b"ObjectType") or b"\nElementDataFile" in head:
         return ".mha"
     if head[128:132] == b"DICM":
@@ -66,7 +66,8 @@ def misnamed(path: Path, suffix: str) -> str | None:
     """Advice when ``path`` (named ``suffix``) holds another format: rename it; None when it does not, or when the
     content does not tell."""
     held = content_suffix(path)
-    if held is None or held == suffix or {held, suffix} <= {".mha", ".mhd"}:
+    same = ({".mha", ".mhd"}, {".tif", ".tiff"}, {".nrrd", ".nhdr"})  # one format; a header with its data apart
+    if held is None or held == suffix or any({held, suffix} <= names for names in same):
         return None
     if held == ".dcm":
         return f"it is a DICOM file: {DICOM_ADVICE}"

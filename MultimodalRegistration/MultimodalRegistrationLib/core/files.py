@@ -15,11 +15,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import DiskError, EngineError, InputError
 from .processes import orphaned, own_tag
 from .replaced import Replaced, recover_replaced, replace_path
 
 PARTIAL_PREFIX = ".partial-"  # then the writing process: <prefix><pid>.<place>-xxxx (processes.own_tag)
-NAME_MAX_BYTES = 255  # the longest file name most file systems allow
 _MKDTEMP_RANDOM = 8  # characters tempfile.mkdtemp adds to its prefix
 # Extensions of two parts that name one format.
 DOUBLE_SUFFIXES = (".nii.gz",)
@@ -94,6 +94,8 @@ def partial_folder(parent: Path, name: str = "") -> Path:
     named by this process, so that a later run, or the worker's owner once it has died, removes it
     (:func:`remove_orphans`) when this process is killed before it is moved into place or removed."""
     parent.mkdir(parents=True, exist_ok=True)
+    from .name_lengths import NAME_MAX_BYTES  # here: it reads names through file_headers, which imports this module
+
     prefix = f"{PARTIAL_PREFIX}{own_tag()}-"
     # ``name`` cut so that a legal name stays legal staged (a 228-byte pictures' folder had been refused as too long)
     room = NAME_MAX_BYTES - len(prefix) - _MKDTEMP_RANDOM
@@ -160,6 +162,18 @@ def signals_held() -> Iterator[None]:
             signal.raise_signal(number)
 
 
+def raise_disk_trouble(error: Exception, folder: Path) -> None:
+    """Raise :class:`DiskError` when a full disk or a limit stopped a write: judged here, while the partial file still
+    fills the disk (once removed, the disk had room again and the run said "this is a bug"; review)."""
+    if isinstance(error, (InputError, EngineError)):
+        return
+    from .write_trouble import DISK_HINT, write_trouble
+
+    trouble = write_trouble(error, [folder])
+    if trouble is not None:
+        raise DiskError(trouble, hint=DISK_HINT) from error
+
+
 class OutputSet:
     """Output files that appear together or not at all.
 
@@ -190,7 +204,11 @@ class OutputSet:
         with signals_held():  # a signal between making the folder and noting it would leave it behind
             folder = partial_folder(path.parent)
             self._staged.append((folder, path))
-        write(str(folder / path.name))
+        try:
+            write(str(folder / path.name))
+        except (OSError, RuntimeError) as error:
+            raise_disk_trouble(error, folder)
+            raise
 
     def remove(self, path: str | os.PathLike) -> None:
         """Remove ``path`` when the set is moved into place (a file of an earlier run that this one does not make)."""

@@ -45,8 +45,8 @@ def resolved_path(path: PathLike, role: str = "", output: bool = False) -> Path:
     try:
         resolved = given.resolve()
     except (RuntimeError, OSError):  # RuntimeError before Python 3.13, OSError (ELOOP) after
-        raise InputError(f"{named} is a symbolic link that leads back to itself: point it at a file, or give the "
-                         "file's own path") from None  # fmt: skip
+        raise InputError(f"{named}: its path goes through a symbolic link that leads back to itself (a loop): point "
+                         "the link at a file or folder, or give the path without it") from None  # fmt: skip
     if output and suffix_of(resolved) != suffix_of(given):
         raise InputError(f"{named} is a link to {resolved}, a file of another kind: give the output a path of its "
                          "own (a link is written through, to the file it leads to)")  # fmt: skip

@@ -19,38 +19,66 @@ from .files import PARTIAL_PREFIX
 
 DISK_HINT = ("free some space, or write the outputs to another disk (the engines' scratch files go to the "
              "temporary folder: set TMPDIR to move it)")  # fmt: skip
-LOW_FREE_BYTES = 64 * 2**20  # a disk with less free than this cannot hold a registration's scratch files
+# A disk with less than this free, read when a write failed (its partial file still there), is taken for full: a
+# merely small one (a 40 MB empty tmpfs) had been called full when a missing folder stopped the write (review).
+LOW_FREE_BYTES = 16 * 2**20
+_BLOCK = 64 * 2**10  # a file within this of the file-size limit reached it
 
 _ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
            errno.EFBIG: "a file grew past this process's file-size limit"}  # fmt: skip
 _SAID = {"no space left on device": errno.ENOSPC, "disk quota exceeded": errno.EDQUOT, "file too large": errno.EFBIG}
 _WRITING = ("error writing", "couldn't write", "could not write", "fwrite wrote only", "write failed",
             "not written whole")  # fmt: skip
+_OTHER_CAUSES = ("no such file or directory", "permission denied", "read-only file system", "is a directory")
 _STAGING = (PARTIAL_PREFIX, "mmreg-")  # the staging folders; the scratch folders (core.files.scratch)
-_PATH = re.compile(r"(?:[A-Za-z]:\\|/)[^\s'\"]+")
+_PATH = re.compile(r"(?:[A-Za-z]:\\|/)[^\s'\"():]+")
 
 
 def write_trouble(error: BaseException, folders: Iterable[str | os.PathLike] = ()) -> str | None:
     """What stopped a write, as a message naming it, or None when the disk and the limits are not the cause.
 
-    An error that says it could not write is checked against this process's file-size limit and the free space of
-    the disks it names, of ``folders`` (where the failed run wrote) and of the temporary folder."""
+    Call it where the write failed, before its partial files are removed. An error that says it could not write,
+    and names no other cause, is checked against this process's file-size limit (a file it names, or a file in
+    ``folders``, at the limit) and the free space of the disks it names, of ``folders`` and of the temporary
+    folder."""
     text = str(error)
+    lowered = text.lower()
     code = getattr(error, "errno", None)
-    code = code if code in _ERRNOS else next((c for said, c in _SAID.items() if said in text.lower()), None)
+    code = code if code in _ERRNOS else next((c for said, c in _SAID.items() if said in lowered), None)
     if code is not None:
         return f"{_ERRNOS[code]}: {text}"
-    if not any(phrase in text.lower() for phrase in _WRITING):
+    if not any(phrase in lowered for phrase in _WRITING) or any(other in lowered for other in _OTHER_CAUSES):
         return None
+    named = [Path(path) for path in _PATH.findall(text)]
+    places = [*map(Path, folders), *(path.parent for path in named)]
     limit = _file_size_limit()
-    if limit is not None:
+    if limit is not None and any(_at_limit(file, limit) for file in [*named, *_files_in(places)]):
         return f"a file could not be written past this process's file-size limit ({limit} bytes, ulimit -f): {text}"
-    named = [_users_folder(Path(path)) for path in _PATH.findall(text)]
-    for folder in [*named, *map(Path, folders), Path(tempfile.gettempdir())]:
+    for folder in [*(_users_folder(path) for path in named), *map(Path, folders), Path(tempfile.gettempdir())]:
         free = _free_bytes(folder)
         if free is not None and free < LOW_FREE_BYTES:
             return f"the disk holding {folder} is full ({free / 2**20:.0f} MB free): {text}"
     return None
+
+
+def _at_limit(file: Path, limit: int) -> bool:
+    try:
+        return file.is_file() and file.stat().st_size >= limit - _BLOCK
+    except OSError:
+        return False
+
+
+def _files_in(folders: list[Path]) -> list[Path]:
+    """The files directly in ``folders`` and in the staging folders inside them (where a failed write left its part)."""
+    found = []
+    for folder in folders:
+        try:
+            for entry in folder.iterdir():
+                inner = entry.iterdir() if entry.is_dir() and entry.name.startswith(PARTIAL_PREFIX) else [entry]
+                found.extend(inner)
+        except OSError:
+            continue
+    return found
 
 
 def _users_folder(path: Path) -> Path:

@@ -21,6 +21,7 @@ from vtk.util import numpy_support
 from ..core.errors import InputError
 from ..core.file_checks import check_image_file
 from ..core.file_kind import unreadable_advice
+from ..core.files import raise_disk_trouble
 from ..core.images import index_to_physical_matrix
 from ..core.transforms import F, Transform
 from .vtk_transforms import check_itk_can_read, is_under, parent_transforms  # noqa: F401 (mrml.is_under)
@@ -249,6 +250,8 @@ def _with_storage_node(scene, storage_class: str, path, operation: str, node, fa
     try:
         storage.SetFileName(str(path))
         if not getattr(storage, operation)(node):
+            if operation == "WriteData":  # a full disk, judged while the part written is there (review)
+                raise_disk_trouble(RuntimeError(f"could not write {path}"), Path(path).parent)
             raise InputError(failure)
     finally:
         scene.RemoveNode(storage)

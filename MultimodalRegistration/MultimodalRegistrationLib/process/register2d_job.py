@@ -34,6 +34,7 @@ import numpy as np
 from ..core.choices import DEFAULT_PRESET, DEFAULT_SEED
 from ..core.digest import file_sha256
 from ..core.files import OutputSet, stem_of, suffix_of
+from ..core.images import write_image
 from ..core.records import Record
 from ..core.version import __version__
 from ..engines.registry import DEFAULT_ENGINE
@@ -278,7 +279,7 @@ def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) ->
     try:
         outputs = write_transforms_2d(matrix_files, job.output_transform, matrix_3d, staged)
         if warped is not None:
-            staged.write(job.output_volume, lambda tmp: sitk.WriteImage(warped, tmp, True))
+            staged.write(job.output_volume, lambda tmp: write_image(warped, tmp))
             outputs["volume"] = job.output_volume
         if picture is not None:
             staged.write(job.checkerboard, lambda tmp: write_png(picture, tmp))
