@@ -16,10 +16,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import DiskError, EngineError, InputError
-from .processes import orphaned, own_tag
+from .processes import PARTIAL_PREFIX, orphaned, own_tag
 from .replaced import Replaced, recover_replaced, replace_path
 
-PARTIAL_PREFIX = ".partial-"  # then the writing process: <prefix><pid>.<place>-xxxx (processes.own_tag)
+# Longest file or folder name (bytes) that common file systems (ext4, APFS, NTFS) accept (core.name_lengths).
+NAME_MAX_BYTES = 255
 _MKDTEMP_RANDOM = 8  # characters tempfile.mkdtemp adds to its prefix
 # Extensions of two parts that name one format.
 DOUBLE_SUFFIXES = (".nii.gz",)
@@ -94,8 +95,6 @@ def partial_folder(parent: Path, name: str = "") -> Path:
     named by this process, so that a later run, or the worker's owner once it has died, removes it
     (:func:`remove_orphans`) when this process is killed before it is moved into place or removed."""
     parent.mkdir(parents=True, exist_ok=True)
-    from .name_lengths import NAME_MAX_BYTES  # here: it reads names through file_headers, which imports this module
-
     prefix = f"{PARTIAL_PREFIX}{own_tag()}-"
     # ``name`` cut so that a legal name stays legal staged (a 228-byte pictures' folder had been refused as too long)
     room = NAME_MAX_BYTES - len(prefix) - _MKDTEMP_RANDOM

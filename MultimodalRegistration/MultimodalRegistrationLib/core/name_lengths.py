@@ -7,9 +7,7 @@ from pathlib import Path
 
 from .errors import InputError
 from .file_headers import file_suffix
-
-# Longest file or folder name (bytes) that common file systems (ext4, APFS, NTFS) accept.
-NAME_MAX_BYTES = 255
+from .files import NAME_MAX_BYTES
 
 # The longest name a run writes beside an output, past its stem: a detached header's R.raw.gz, a record T.json.
 BESIDE_SUFFIXES = (".raw.gz", ".json", ".log", ".zraw")

@@ -61,6 +61,10 @@ def _place() -> str:
     return hashlib.sha1(f"{socket.gethostname()}:{namespace}".encode()).hexdigest()[:8]
 
 
+# Staged and partial files are named <prefix><pid>.<place>-xxxx (own_tag), so that orphaned() finds a dead writer's.
+PARTIAL_PREFIX = ".partial-"
+
+
 def own_tag() -> str:
     """What this process's scratch and partial files are named by: ``<pid>.<place>`` (:func:`orphaned` reads it)."""
     return f"{os.getpid()}.{_place()}"

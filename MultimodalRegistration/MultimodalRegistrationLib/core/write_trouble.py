@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from .files import PARTIAL_PREFIX
+from .processes import PARTIAL_PREFIX
 
 DISK_HINT = ("free some space, or write the outputs to another disk (the engines' scratch files go to the "
              "temporary folder: set TMPDIR to move it)")  # fmt: skip

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import InputError
-from .preset_checks import check_elastix_entries
+from .preset_checks import check_elastix_entries, check_user_metrics
 from .presets import Preset, preset_text, presets_dir, stage_flags, stage_kind
 from .registry import EngineSpec
 from .sampling import StageSampling, parameter_number
@@ -68,6 +68,7 @@ def read_preset(spec: EngineSpec, name: str, description: str, files: list[Path]
         if "Transform" not in parameters:
             raise InputError(f"elastix preset {path} has no (Transform ...) line: add one")
         check_elastix_entries(elastix_entries(text), f"elastix preset {path}", presets_dir() / spec.name)
+        check_user_metrics(parameters, f"elastix preset {path}")
         maps.append(parameters)
         description = description or file_description
     flags = stage_flags(_kinds(maps))

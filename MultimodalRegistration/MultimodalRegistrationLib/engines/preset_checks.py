@@ -204,18 +204,31 @@ def _file_problems(entries: list[tuple[int, str, list[str]]], where: str) -> lis
         problems.append(f"{where}: HowToCombineTransforms is '{' '.join(combine)}': the stages of a result are "
                         'composed: set (HowToCombineTransforms "Compose")')  # fmt: skip
     metrics = found.get("Metric") or []
-    for metric in [m for m in metrics if "MutualInformation" not in m and not NOT_IMAGE_METRICS.fullmatch(m)][:1]:
-        problems.append(f"{where}: the image metric is '{metric}': images of two modalities are compared by mutual "
-                        'information: use (Metric "AdvancedMattesMutualInformation"), a penalty after it')  # fmt: skip
-    if "CorrespondingPointsEuclideanDistanceMetric" in metrics:  # without points elastix stopped: "not specified"
-        problems.append(f"{where}: CorrespondingPointsEuclideanDistanceMetric is added by the run when landmarks "
-                        "guide it (--fixed-points and --moving-points, weighted by --guidance-weight): remove it "
-                        "from the preset")  # fmt: skip
+    if metrics and "MutualInformation" not in metrics[0]:
+        problems.append(f"{where}: the image metric is '{metrics[0]}': images of two modalities are compared by "
+                        'mutual information: use (Metric "AdvancedMattesMutualInformation"), a penalty after '
+                        "it")  # fmt: skip
     registration = (found.get("Registration") or ["MultiResolutionRegistration"])[0]
     if len(metrics) > 1 and registration != "MultiMetricMultiResolutionRegistration":
         problems.append(f"{where}: {len(metrics)} metrics need "
                         f"(Registration \"MultiMetricMultiResolutionRegistration\"), not '{registration}'")  # fmt: skip
     return problems
+
+
+def check_user_metrics(parameters: dict[str, list[str]], where: str) -> None:
+    """A preset file's metrics after the first (the guided maps the library writes add its own: mean squares on
+    the segments' distance maps, the landmarks' distance): another image metric than mutual information, or the
+    landmarks' metric, which the run adds when landmarks guide it (without them elastix had stopped, exit 1)."""
+    later = (parameters.get("Metric") or [])[1:]
+    problems = [f"{where}: the image metric is '{metric}': images of two modalities are compared by mutual "
+                'information: use (Metric "AdvancedMattesMutualInformation"), a penalty after it'
+                for metric in later if "MutualInformation" not in metric and not NOT_IMAGE_METRICS.fullmatch(metric)]
+    if "CorrespondingPointsEuclideanDistanceMetric" in later:
+        problems.append(f"{where}: CorrespondingPointsEuclideanDistanceMetric is added by the run when landmarks "
+                        "guide it (--fixed-points and --moving-points, weighted by --guidance-weight): remove it "
+                        "from the preset")  # fmt: skip
+    if problems:
+        raise InputError("; ".join(problems[:2]))
 
 
 def check_elastix_entries(entries: Iterable[tuple[int, str, list[str]]], where: str, root: Path) -> None:
