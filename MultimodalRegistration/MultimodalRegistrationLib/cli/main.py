@@ -21,7 +21,6 @@ from ..core.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_TERMINATED,
-    DiskError,
     EngineError,
     InputError,
     Terminated,
@@ -226,12 +225,12 @@ def _what_was_written() -> str:
 def _disk_failure(error: Exception) -> WorkerFailure:
     """A write in this process that a full disk or a limit stopped, said as such (it had been a bare traceback, or
     "this is a bug"); re-raises any other error."""
-    from ..core.write_trouble import DISK_HINT, write_trouble
+    from ..core.write_trouble import disk_error
 
-    trouble = write_trouble(error)
-    if trouble is None:
+    disk = disk_error(error)
+    if disk is None:
         raise error
-    return WorkerFailure("disk", trouble, DISK_HINT, EXIT_ENGINE)
+    return WorkerFailure(disk.kind, str(disk), disk.hint, EXIT_ENGINE)
 
 
 def _too_long(filename: str) -> str:
@@ -275,8 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as error:  # library errors raised in this process
         failure = WorkerFailure("input", str(error), exit_code=EXIT_INPUT)
     except EngineError as error:
-        kind = "disk" if isinstance(error, DiskError) else "engine"
-        failure = WorkerFailure(kind, str(error), error.hint, EXIT_ENGINE, error.log_path)
+        failure = WorkerFailure(error.kind, str(error), error.hint, EXIT_ENGINE, error.log_path)
     except BrokenPipeError:  # `mmreg presets | head`: the reader has what it wanted; no traceback (a sweep)
         from .json_output import stdout_to_nowhere
 

@@ -31,6 +31,8 @@ class EngineError(RuntimeError):
     engine's log text and ``log_path`` the file it was kept in, each a field from the engine to the user.
     """
 
+    kind = "engine"  # the worker's error kind (process.worker)
+
     def __init__(self, message: str, hint: str = "", log: str = "", log_path: str | None = None):
         super().__init__(message)
         self.hint = hint
@@ -41,3 +43,5 @@ class EngineError(RuntimeError):
 class DiskError(EngineError):
     """A file could not be written: the disk is full, a quota is used up or a file-size limit was reached (exit
     code 1, worker kind "disk"). Not a bug, and the same run may pass once there is room (a batch redoes it)."""
+
+    kind = "disk"

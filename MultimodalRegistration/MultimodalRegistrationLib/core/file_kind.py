@@ -23,11 +23,7 @@ def _nifti(head: bytes) -> bool:
 
 def is_dicom(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a DICOM file ("DICM" after its 128-byte preamble)."""
-    try:
-        with open(path, "rb") as file:
-            return file.read(132)[128:132] == b"DICM"
-    except OSError:
-        return False
+    return content_suffix(path) == ".dcm"
 
 
 def content_suffix(path: str | os.PathLike) -> str | None:

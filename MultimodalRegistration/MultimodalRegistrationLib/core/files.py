@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import DiskError, EngineError, InputError
+from .errors import EngineError, InputError
 from .processes import PARTIAL_PREFIX, orphaned, own_tag
 from .replaced import Replaced, recover_replaced, replace_path
 
@@ -91,16 +91,15 @@ def _finish(tmp: str, mode: int = 0o666) -> None:
 
 
 def partial_folder(parent: Path, name: str = "") -> Path:
-    """A new folder ``<PARTIAL_PREFIX><pid>.<place>-<name>xxxx`` in ``parent`` (made if missing), to stage files in:
+    """A new folder ``<PARTIAL_PREFIX><pid>.<place>-<name>xxxx`` in the existing ``parent``, to stage files in:
     named by this process, so that a later run, or the worker's owner once it has died, removes it
-    (:func:`remove_orphans`) when this process is killed before it is moved into place or removed."""
-    parent.mkdir(parents=True, exist_ok=True)
+    (:func:`remove_orphans`) when this process is killed before it is moved into place or removed. Call it with
+    signals held (:func:`signals_held`), noting the folder in the same step."""
     prefix = f"{PARTIAL_PREFIX}{own_tag()}-"
     # ``name`` cut so that a legal name stays legal staged (a 228-byte pictures' folder had been refused as too long)
     room = NAME_MAX_BYTES - len(prefix) - _MKDTEMP_RANDOM
     name = name.encode()[: max(room, 0)].decode(errors="ignore")
-    with signals_held():  # the caller notes it as soon as this returns; a stop before that leaves it to the next run
-        folder = Path(tempfile.mkdtemp(prefix=prefix + name, dir=parent))
+    folder = Path(tempfile.mkdtemp(prefix=prefix + name, dir=parent))
     _finish(str(folder), 0o777)  # it may become an output folder itself (QA's pictures)
     return folder
 
@@ -166,11 +165,11 @@ def raise_disk_trouble(error: Exception, folder: Path) -> None:
     fills the disk (once removed, the disk had room again and the run said "this is a bug"; review)."""
     if isinstance(error, (InputError, EngineError)):
         return
-    from .write_trouble import DISK_HINT, write_trouble
+    from .write_trouble import disk_error
 
-    trouble = write_trouble(error, [folder])
-    if trouble is not None:
-        raise DiskError(trouble, hint=DISK_HINT) from error
+    disk = disk_error(error, [folder])
+    if disk is not None:
+        raise disk from error
 
 
 class OutputSet:

@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from .errors import DiskError
 from .processes import PARTIAL_PREFIX
 
 DISK_HINT = ("free some space, or write the outputs to another disk (the engines' scratch files go to the "
@@ -59,6 +60,12 @@ def write_trouble(error: BaseException, folders: Iterable[str | os.PathLike] = (
         if free is not None and free < LOW_FREE_BYTES:
             return f"the disk holding {folder} is full ({free / 2**20:.0f} MB free): {text}"
     return None
+
+
+def disk_error(error: BaseException, folders: Iterable[str | os.PathLike] = ()) -> DiskError | None:
+    """:func:`write_trouble` as the error to report (exit 1, kind "disk", :data:`DISK_HINT`), or None."""
+    trouble = write_trouble(error, folders)
+    return None if trouble is None else DiskError(trouble, hint=DISK_HINT)
 
 
 def _at_limit(file: Path, limit: int) -> bool:

@@ -14,19 +14,10 @@ import traceback
 from collections.abc import Callable
 from typing import NoReturn
 
-from ..core.errors import (
-    EXIT_ENGINE,
-    EXIT_INPUT,
-    EXIT_OK,
-    EXIT_TERMINATED,
-    DiskError,
-    EngineError,
-    FileInUseError,
-    InputError,
-)  # fmt: skip
+from ..core.errors import EXIT_ENGINE, EXIT_INPUT, EXIT_OK, EXIT_TERMINATED, EngineError, FileInUseError, InputError
 from ..core.memory import OUT_OF_MEMORY_HINT
 from ..core.processes import alive
-from ..core.write_trouble import DISK_HINT, write_trouble
+from ..core.write_trouble import disk_error
 from .jobs import Job
 from .results import JobResult
 
@@ -57,17 +48,16 @@ def run_one(job_type: type[Job], run: Callable[[Job, Callable[[dict], None]], Jo
         emit({"event": "error", "kind": kind, "message": str(error), "hint": ""})
         return EXIT_INPUT
     except EngineError as error:
-        kind = "disk" if isinstance(error, DiskError) else "engine"
-        emit({"event": "error", "kind": kind, "message": str(error), "hint": error.hint, "log": error.log_path})
+        emit({"event": "error", "kind": error.kind, "message": str(error), "hint": error.hint, "log": error.log_path})
         return EXIT_ENGINE
     except MemoryError as error:  # had read "this is a bug" with a traceback (numpy under ulimit -v, a helper's sweep)
         emit({"event": "error", "kind": "memory", "message": f"out of memory{f': {error}' if str(error) else ''}",
               "hint": OUT_OF_MEMORY_HINT})  # fmt: skip
         return EXIT_ENGINE
     except Exception as error:  # a crash must still reach the parent as a clear error
-        trouble = write_trouble(error)  # writing the outputs (ITK's NRRD writer: "couldn't write gzip data")
-        if trouble is not None:
-            emit({"event": "error", "kind": "disk", "message": trouble, "hint": DISK_HINT})
+        disk = disk_error(error)  # writing the outputs (ITK's NRRD writer: "couldn't write gzip data")
+        if disk is not None:
+            emit({"event": "error", "kind": disk.kind, "message": str(disk), "hint": disk.hint})
             return EXIT_ENGINE
         emit(
             {
