@@ -453,3 +453,44 @@ def test_a_name_is_measured_as_its_file_system_counts_it(monkeypatch):
     name_lengths.check_name_lengths(Path("/data") / name, "output transform")  # 108 units with T.json beside it
     with pytest.raises(InputError, match="is 258 characters long"):
         name_lengths.check_name_lengths(Path("/data") / ("登" * 251 + ".h5"), "output transform")
+
+
+def test_a_disk_without_file_ids_does_not_make_every_two_files_one(tmp_path, monkeypatch):
+    """sshfs-win, WebDAV and some network shares on Windows give every file st_ino 0, so os.path.samefile took any
+    two files for one: a rerun into an existing result was refused as destroying an input, and a folder of sections
+    kept one of them (a Windows review). Imitated by zeroing st_ino in os.stat."""
+    from MultimodalRegistrationLib.core.output_safety import check_outputs_apart, same_place
+    from MultimodalRegistrationLib.stack.sections import find_sections
+
+    for name in ("ct.nrrd", "mr.nrrd", "result.h5"):
+        (tmp_path / name).write_bytes(name.encode())
+    for index in range(3):
+        sitk.WriteImage(sitk.Image([8, 8], sitk.sitkUInt8) + index, str(tmp_path / f"s{index}.png"))
+    real_stat = os.stat
+    monkeypatch.setattr(os, "stat", lambda path, *a, **k: os.stat_result((real_stat(path, *a, **k)[0], 0,
+                                                                           *real_stat(path, *a, **k)[2:])))
+    assert os.path.samefile(tmp_path / "ct.nrrd", tmp_path / "result.h5")  # the trouble, as such a disk shows it
+    assert not same_place(tmp_path / "ct.nrrd", tmp_path / "result.h5")
+    assert same_place(tmp_path / "ct.nrrd", tmp_path / "." / "ct.nrrd")
+    check_outputs_apart({"fixed image": tmp_path / "ct.nrrd", "moving image": tmp_path / "mr.nrrd"},
+                        {"--output-transform": tmp_path / "result.h5"})  # fmt: skip
+    assert [path.name for path in find_sections(str(tmp_path / "s*.png"))] == ["s0.png", "s1.png", "s2.png"]
+
+
+def test_a_path_too_long_for_windows_is_named_as_such(tmp_path, monkeypatch, capsys):
+    """CPython gives Windows' 'file name exceeds range' (winerror 206) errno ENOENT, not ENAMETOOLONG: the
+    too-long message never came, and the command ended in a traceback (a Windows review)."""
+    from MultimodalRegistrationLib.cli import main as cli_main
+    from MultimodalRegistrationLib.core.errors import EXIT_INPUT
+
+    class WindowsError(FileNotFoundError):
+        winerror = 206
+
+    long_path = str(tmp_path / ("a" * 120) / ("b" * 150) / "result.h5")
+
+    def handler(arguments):
+        raise WindowsError(2, "The filename or extension is too long", long_path)
+
+    monkeypatch.setattr(cli_main, "command_presets", handler)
+    assert cli_main.main(["presets"]) == EXIT_INPUT
+    assert "too long for this system" in capsys.readouterr().err

@@ -708,3 +708,26 @@ def test_the_json_names_the_pictures_from_its_own_folder(small_pair, tmp_path):
     assert main(argv) == 0
     made_by = json.loads((tmp_path / "cli.json").read_text())["made_by"]
     assert made_by["command"] == "mmreg " + " ".join(argv) and made_by["working_folder"] == os.getcwd()
+
+
+def test_pictures_are_named_whole_from_a_json_on_another_drive(coarse_pair, tmp_path, monkeypatch):
+    """On Windows no relative path leads from D:\\qa.json to C:\\r\\run_figures: os.path.relpath raises ValueError,
+    which had ended QA in a traceback after its measuring (a Windows review). Imitated by that ValueError."""
+    from MultimodalRegistrationLib.qa import assess
+
+    fixed, moving = coarse_pair
+    metrics = assess_registration(fixed, moving, RIGID, QAOptions())
+    (tmp_path / "d").mkdir()
+
+    real_relpath = os.path.relpath
+
+    def relpath(path, start=os.curdir):
+        if Path(start) == tmp_path / "d":
+            raise ValueError("path is on mount 'C:', start on mount 'D:'")
+        return real_relpath(path, start)
+
+    monkeypatch.setattr(assess.os.path, "relpath", relpath)
+    write_qa_outputs(metrics, fixed, moving, RIGID, tmp_path / "run.html", tmp_path / "d" / "qa.json")
+    pictures = json.loads((tmp_path / "d" / "qa.json").read_text())["pictures"]
+    assert {Path(path).parent for stages in pictures.values() for path in stages.values()} == {tmp_path / "run_figures"}
+    assert all(Path(path).is_file() for stages in pictures.values() for path in stages.values())

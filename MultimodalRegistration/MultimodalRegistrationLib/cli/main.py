@@ -281,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         stdout_to_nowhere()
         return EXIT_OK
     except OSError as error:  # a name no check saw (an input's, a demo folder's): a traceback, exit 1 (a sweep)
-        if error.errno == errno.ENAMETOOLONG:
+        # Windows' ERROR_FILENAME_EXCED_RANGE reaches Python as ENOENT, its own code in winerror (a Windows review)
+        if error.errno == errno.ENAMETOOLONG or getattr(error, "winerror", None) == 206:
             failure = WorkerFailure("input", _too_long(error.filename or ""), exit_code=EXIT_INPUT)
         else:
             failure = _disk_failure(error)

@@ -75,14 +75,20 @@ def _output_places(path: PathLike) -> list[Path]:
     return [place] + [place.with_name(stem + suffix) for suffix in _DATA_FILES.get(suffix_of(place), ())]
 
 
+def one_entry(a: PathLike, b: PathLike) -> bool:
+    """Whether two existing paths are one entry on disk (a hard link, a second spelling). A disk that gives no file
+    ids (st_ino 0: sshfs-win, WebDAV and some network shares on Windows) makes every pair look like one entry to
+    ``os.path.samefile`` (CPython gh-78116), so there only the names tell (a Windows review)."""
+    try:
+        first, second = os.stat(a), os.stat(b)
+    except (OSError, ValueError):
+        return False
+    return first.st_ino != 0 and second.st_ino != 0 and os.path.samestat(first, second)
+
+
 def same_place(a: Path, b: Path) -> bool:
     """Whether two paths name one file or folder: equal, equal as this system's disks compare names, or one entry."""
-    if a == b or (_CASE_BLIND and _folded(a) == _folded(b)):
-        return True
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
+    return a == b or (_CASE_BLIND and _folded(a) == _folded(b)) or one_entry(a, b)
 
 
 def spellings(name: str) -> set[str]:

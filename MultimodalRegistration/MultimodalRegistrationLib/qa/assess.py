@@ -327,7 +327,7 @@ def write_qa_outputs(
             # does not name: from another folder they did not resolve; a helper's QA sweep)
             named_from = Path(os.path.abspath(json_path)).parent if json_path is not None else report_path.parent
             report.pictures = {
-                kind: {stage: os.path.relpath(path, named_from) for stage, path in stages.items()}
+                kind: {stage: _as_named_from(path, named_from) for stage, path in stages.items()}
                 for kind, stages in pictures.items()
             }
             staged.write(report_path, lambda tmp: Path(tmp).write_text(html, encoding="utf-8"))
@@ -345,6 +345,15 @@ def write_qa_outputs(
             shutil.rmtree(partial, ignore_errors=True)
         staged.discard()  # after the pictures: it removes the folders it made once they are empty
     return outputs
+
+
+def _as_named_from(path: Path, folder: Path) -> str:
+    """``path`` relative to ``folder``, or whole where no relative path leads: on Windows, a JSON on another drive
+    than the report had stopped QA with a traceback after its measuring (a Windows review)."""
+    try:
+        return os.path.relpath(path, folder)
+    except ValueError:
+        return os.path.abspath(path)
 
 
 def _swap_in(partial: Path, folder: Path, staged: OutputSet) -> None:

@@ -14,6 +14,7 @@ import filecmp
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
@@ -30,6 +31,7 @@ from ..core.labels import (
     values_by_name,
     with_header,
 )
+from ..core.output_safety import same_place
 from ..core.records import Record
 from ..core.segment_layers import said_renumbered, segment_values, single_layer, whole_mask
 from ..core.transforms import Transform
@@ -229,7 +231,7 @@ def _same_file(fixed_file: str | os.PathLike | None, moving_file: str | os.PathL
     """How two labelmap files are one: the same path, or byte-identical content; None when they differ."""
     if not fixed_file or not moving_file or not (os.path.isfile(fixed_file) and os.path.isfile(moving_file)):
         return None
-    if os.path.samefile(fixed_file, moving_file):
+    if same_place(Path(fixed_file), Path(moving_file)):
         return f"the same file ({fixed_file})"
     if filecmp.cmp(fixed_file, moving_file, shallow=False):
         return f"the same file: {fixed_file} and {moving_file} are byte-identical"

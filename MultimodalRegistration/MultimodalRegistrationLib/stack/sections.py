@@ -36,9 +36,9 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from ..core.checks_2d import check_finite, check_opaque
 from ..core.errors import InputError
 from ..core.files import suffix_of
-from ..core.checks_2d import check_finite, check_opaque
 from ..core.images2d import IMAGE_2D_SUFFIXES, read_image_2d, to_gray
 from ..core.output_safety import same_place, spellings
 from ..core.records import Record
@@ -69,7 +69,7 @@ def _one_each(paths: set[Path]) -> list[Path]:
         except OSError:
             kept[(str(path),)] = path
             continue
-        kept.setdefault((stat.st_dev, stat.st_ino), path)
+        kept.setdefault((stat.st_dev, stat.st_ino) if stat.st_ino else (str(path),), path)  # 0: a disk without ids
     return list(kept.values())
 
 
