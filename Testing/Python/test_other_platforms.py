@@ -494,3 +494,50 @@ def test_a_path_too_long_for_windows_is_named_as_such(tmp_path, monkeypatch, cap
     monkeypatch.setattr(cli_main, "command_presets", handler)
     assert cli_main.main(["presets"]) == EXIT_INPUT
     assert "too long for this system" in capsys.readouterr().err
+
+
+def _windows_will_not_delete_read_only_files(monkeypatch) -> None:
+    import stat
+
+    real_unlink = os.unlink
+
+    def unlink(path, *, dir_fd=None):
+        if not os.stat(path, dir_fd=dir_fd, follow_symlinks=False).st_mode & stat.S_IWUSR:
+            raise PermissionError(13, "Access is denied", str(path))  # DeleteFile on a read-only file
+        return real_unlink(path, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    monkeypatch.setattr(os, "remove", unlink)
+
+
+def test_a_read_only_earlier_output_is_replaced_as_on_other_systems(tmp_path, monkeypatch):
+    """Windows will not delete a read-only file: the commit, its new files already in, failed as it dropped the
+    earlier one ('this is a bug'), leaving a .replaced-* folder; a batch case's earlier result then could not be
+    cleared (a Windows review). Imitated by an unlink that refuses files without write permission."""
+    from MultimodalRegistrationLib.core import replaced
+    from MultimodalRegistrationLib.core.files import OutputSet
+    from MultimodalRegistrationLib.process.case_results import EARLIER, clear, recover_earlier, set_aside
+
+    monkeypatch.setattr(replaced, "_WINDOWS", True)  # earlier files are moved aside, as on Windows
+    _windows_will_not_delete_read_only_files(monkeypatch)
+    (tmp_path / "T.h5").write_text("earlier")
+    (tmp_path / "T.json").write_text("earlier")
+    (tmp_path / "T.h5").chmod(0o444)
+    with OutputSet() as staged:
+        for name in ("T.h5", "T.json"):
+            staged.write(tmp_path / name, lambda tmp, name=name: Path(tmp).write_text(f"new {name}"))
+    assert {path.name: path.read_text() for path in tmp_path.iterdir()} == {"T.h5": "new T.h5", "T.json": "new T.json"}
+
+    case = tmp_path / "case"
+    (case / "qa_figures").mkdir(parents=True)
+    for name in ("transform.h5", "qa_figures/checkerboard_after.png"):
+        (case / name).write_text("earlier")
+        (case / name).chmod(0o444)
+    set_aside(case)
+    (case / "case.json").write_text("{}")  # the rerun finished: its earlier result goes
+    recover_earlier(case)
+    assert sorted(path.name for path in case.iterdir()) == ["case.json"]
+    (case / "transform.h5").write_text("new")
+    (case / "transform.h5").chmod(0o444)
+    clear(case)
+    assert sorted(path.name for path in case.iterdir()) == []

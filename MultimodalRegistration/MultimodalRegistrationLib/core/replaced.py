@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import tempfile
 import time
 from pathlib import Path
 
 from .errors import FileInUseError, InputError
 from .processes import orphaned, own_tag
+from .removal import remove_entry
 
 REPLACED_PREFIX = ".replaced-"  # then the committing process id: <prefix><pid>-xxxx
 FINISHED = ".finished"  # marks a .replaced-* folder whose commit had moved every new file in
@@ -98,8 +98,8 @@ class Replaced:
         for folder in self._folders.values():
             for entry in folder.iterdir() if folder.is_dir() else []:  # the mark goes last (a kill meanwhile)
                 if entry.name != FINISHED:
-                    shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() and not entry.is_symlink() else entry.unlink(missing_ok=True)
-            shutil.rmtree(folder, ignore_errors=True)
+                    remove_entry(entry, ignore_errors=True)  # the new files are in: a copy left is the next run's
+            remove_entry(folder, ignore_errors=True)
         self._folders.clear()
         self._kept.clear()
 
@@ -134,4 +134,4 @@ def recover_replaced(folder: str | os.PathLike) -> None:
                         os.replace(copy, path)
                     except OSError:
                         continue
-        shutil.rmtree(entry, ignore_errors=True)
+        remove_entry(entry, ignore_errors=True)

@@ -10,12 +10,12 @@ the file a run that ended writes last).
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from ..core.errors import InputError
+from ..core.removal import remove_entry
 from ..core.replaced import replace_path
 from .manifest import CASE_FILES, COHORT_FILES, DONE
 
@@ -27,7 +27,7 @@ def clear(folder: Path, names: tuple[str, ...] = _RESULT_FILES) -> None:
     """Remove what a run of this case wrote (a failed one), so that no stale file outlives a changed case."""
     for name in names:
         entry = folder / name
-        shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+        remove_entry(entry, ignore_errors=entry.is_dir())
 
 
 def set_aside(folder: Path, names: tuple[str, ...] = _RESULT_FILES, finished: str = DONE) -> Path:
@@ -64,7 +64,7 @@ def recover_earlier(folder: Path, names: tuple[str, ...] = _RESULT_FILES, finish
     if not earlier.is_dir():
         return
     if (folder / finished).exists():
-        shutil.rmtree(earlier, ignore_errors=True)
+        remove_entry(earlier, ignore_errors=True)
     else:
         restore(folder, earlier, names)
 
@@ -83,7 +83,7 @@ def cohort_files_aside(output_dir: Path, case_folders: list[Path]) -> Iterator[N
             restore(output_dir, earlier, COHORT_FILES)
         raise
     finally:
-        shutil.rmtree(earlier, ignore_errors=True)
+        remove_entry(earlier, ignore_errors=True)
 
 
 def _record_bytes(folder: Path) -> bytes | None:
