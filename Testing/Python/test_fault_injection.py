@@ -2751,6 +2751,47 @@ def test_an_output_path_too_long_for_windows_is_refused_before_any_work(tmp_path
     assert _snapshot(inputs) == before and not (tmp_path / "out").exists() and list(private_tmp.iterdir()) == []
 
 
+@pytest.mark.parametrize("name, why", [("MR 10:30.h5", "':'"), ("what?.h5", "'?'"), ("out./T.h5", "final dot"),
+                                       ("aux.h5", "device name"), ("Con .h5", "device name")])
+def test_an_output_name_windows_cannot_hold_is_refused_before_any_work(name, why, tmp_path, private_tmp, capsys,
+                                                                       monkeypatch):
+    """Windows: < > : " | ? * and a final dot or space in a name, and device names, failed only as the result was
+    written, after the registration ('this is a bug'); a ':' wrote an empty 'MR 10' and the result into its hidden
+    stream (a Windows review). Refused first, naming the name."""
+    from MultimodalRegistrationLib.core import name_lengths
+
+    monkeypatch.setattr(name_lengths, "_WINDOWS", True)
+    inputs, out = tmp_path / "inputs", tmp_path / "out"
+    inputs.mkdir()
+    fixed, moving = _pair(inputs)
+    before = _snapshot(inputs)
+    code = main(["register", "--fixed", str(fixed), "--moving", str(moving), "--output-transform", str(out / name)])
+    message = capsys.readouterr().err
+    assert code == EXIT_INPUT and why in message and "rename it" in message, message
+    assert _snapshot(inputs) == before and not out.exists() and list(private_tmp.iterdir()) == []
+
+
+def test_a_report_whose_pictures_pass_the_windows_path_limit_is_refused_before_any_work(tmp_path, private_tmp, capsys,
+                                                                                      monkeypatch):
+    """Windows: QA stages its pictures two folders deeper than its report, so a report that fit the room left for
+    one output had its pictures' paths pass MAX_PATH (a Windows review). Refused first, naming the pictures."""
+    from MultimodalRegistrationLib.core import file_checks
+
+    monkeypatch.setattr(file_checks, "_WINDOWS", True)
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    report = tmp_path / ("r" * (file_checks.WINDOWS_PATH_ROOM - len(str(tmp_path)) - 1 - len(".html")))
+    report = report.with_name(report.name + ".html")
+    assert len(str(report)) == file_checks.WINDOWS_PATH_ROOM  # room enough for the report itself
+    argv = _qa(inputs, report)
+    before = _snapshot(inputs)
+    code = main(argv)
+    message = capsys.readouterr().err
+    assert code == EXIT_INPUT and "report's pictures" in message and "too long for Windows" in message, message
+    assert _snapshot(inputs) == before and not report.exists() and not report.with_name(report.stem + "_figures").exists()
+    assert list(private_tmp.iterdir()) == []
+
+
 def test_more_batch_workers_than_the_open_files_allow_are_refused_before_any_case(tmp_path, private_tmp, capsys,
                                                                                    monkeypatch):
     """macOS starts programs with 256 open files and a batch holds three per worker: --workers 100 ran out of

@@ -541,3 +541,19 @@ def test_a_read_only_earlier_output_is_replaced_as_on_other_systems(tmp_path, mo
     (case / "transform.h5").chmod(0o444)
     clear(case)
     assert sorted(path.name for path in case.iterdir()) == []
+
+
+def test_names_windows_holds_are_not_refused_there(tmp_path, monkeypatch):
+    """The Windows name rule refuses only what Windows cannot hold: not a name that merely starts like a device, nor
+    dots inside a name, nor a drive, nor '..' (a Windows review's rule, checked for over-reach)."""
+    from pathlib import PureWindowsPath
+
+    from MultimodalRegistrationLib.core import name_lengths
+
+    monkeypatch.setattr(name_lengths, "_WINDOWS", True)
+    for name in ("CONSOLE.h5", "COM10.h5", "auxiliary.nrrd", "run.1.h5", "a b (2).nii.gz", "µm 3.25.tif"):
+        assert name_lengths.windows_name_trouble(name) is None, name
+    name_lengths.check_windows_names(PureWindowsPath("C:/data/../out/T.h5"), "transform")
+    name_lengths.check_windows_names(tmp_path / ".." / "T.h5", "transform")
+    with pytest.raises(name_lengths.InputError, match="'LPT1.h5'.*device"):
+        name_lengths.check_windows_names(PureWindowsPath("C:/data/LPT1.h5"), "transform")

@@ -32,7 +32,7 @@ from .file_headers import (
 )
 from .file_kind import DICOM_ADVICE, is_dicom, unreadable_error
 from .memory import HEADROOM_BYTES, GuidanceLoad, check_memory, estimate_run_bytes, item_bytes
-from .name_lengths import check_name_lengths
+from .name_lengths import check_name_lengths, check_windows_names
 from .nifti_sform import check_sform
 from .segment_header import header_segments, named_prefix
 from .tiff_stack import check_tiff_stack
@@ -342,8 +342,18 @@ def check_output_folder(output_dir: str | os.PathLike, option: str = "--output-d
 # that may hold another (an image written atomically inside a set of outputs), and a folder may have at most 247;
 # less 16 for the longest name a command writes beside the one checked (prep checks prep.json and writes
 # moving_mask.nrrd). A helper's imitation of MAX_PATH: at 259 - 36 a prep ran to 100% and then failed.
-WINDOWS_PATH_ROOM = 259 - 2 * 35 - 16
+STAGED_CHARS = 35  # what one staging folder adds to a path: \.partial-<pid>.<place>-xxxxxxxx
+WINDOWS_PATH_ROOM = 259 - 2 * STAGED_CHARS - 16
 _WINDOWS = os.name == "nt"
+
+
+def check_windows_path_room(path: Path, role: str, room: int = WINDOWS_PATH_ROOM) -> None:
+    """On Windows, refuse a path longer than ``room`` characters, the room MAX_PATH leaves it while it is written."""
+    if _WINDOWS and len(str(path.resolve())) > room:
+        raise InputError(
+            f"cannot write the {role} to {path}: its path is {len(str(path.resolve()))} characters, too long for "
+            f"Windows while it is written (at most {room} here): choose a shorter folder or name"
+        )
 
 
 def check_output_path(path: str | os.PathLike, role: str, suffixes: tuple[str, ...] = ()) -> None:
@@ -354,6 +364,7 @@ def check_output_path(path: str | os.PathLike, role: str, suffixes: tuple[str, .
     """
     path = Path(path)
     check_name_lengths(path, role)  # first: is_dir() itself raises on a name the file system cannot hold
+    check_windows_names(path, role)
     if path.is_dir():
         raise InputError(
             f"cannot write the {role} to {path}: it is an existing folder; give a file name inside it "
@@ -366,11 +377,7 @@ def check_output_path(path: str | os.PathLike, role: str, suffixes: tuple[str, .
         # and R.NII.GZ failed after the registration ("this is a bug"; a helper's sweep)
         lower = path.name[: len(path.name) - len(written)] + written.lower()
         raise InputError(f"cannot write the {role} to '{path.name}': write its extension in lower case ('{lower}')")
-    if _WINDOWS and len(str(path.resolve())) > WINDOWS_PATH_ROOM:
-        raise InputError(
-            f"cannot write the {role} to {path}: its path is {len(str(path.resolve()))} characters, too long for "
-            f"Windows while it is written (at most {WINDOWS_PATH_ROOM} here): choose a shorter folder or name"
-        )
+    check_windows_path_room(path, role)
     folder = path.parent
     while not folder.exists():
         folder = folder.parent

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
+import re
+from pathlib import Path, PurePath
 
 from .errors import InputError
 from .file_headers import file_suffix
@@ -12,6 +13,9 @@ from .files import NAME_MAX_BYTES
 # The longest name a run writes beside an output, past its stem: a detached header's R.raw.gz, a record T.json.
 BESIDE_SUFFIXES = (".raw.gz", ".json", ".log", ".zraw")
 _WINDOWS = os.name == "nt"
+# Names Windows gives to devices, in any case and with any extension: no file or folder can take them.
+WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+_WINDOWS_FORBIDDEN = re.compile(r'[<>:"|?*\x00-\x1f]')
 
 
 def name_length(name: str) -> int:
@@ -35,3 +39,28 @@ def check_name_lengths(path: Path, role: str) -> None:
             f"cannot write the {role}: the name '{name[:40]}...'{said} is {name_length(too_long[0])} {unit} "
             f"long, over the {NAME_MAX_BYTES} a file system allows: choose a shorter name"
         )
+
+
+def windows_name_trouble(name: str) -> str | None:
+    """Why Windows cannot hold ``name`` as the name of a file or folder, or None."""
+    forbidden = _WINDOWS_FORBIDDEN.search(name)
+    if forbidden:  # ':' silently writes to a hidden stream of the file named before it ('MR 10' for 'MR 10:30.nrrd')
+        return f"it holds {forbidden.group()!r}, which Windows does not allow in a name"
+    if name.endswith((".", " ")):
+        return "Windows drops a name's final dot or space, so it would be written under another name"
+    if name.split(".")[0].rstrip().upper() in WINDOWS_DEVICES:
+        return "it is a device name on Windows"
+    return None
+
+
+def check_windows_names(path: PurePath, role: str) -> None:
+    """On Windows, refuse an output path with a name Windows cannot hold: it had failed only after the registration,
+    as 'this is a bug' (a Windows review)."""
+    if not _WINDOWS:
+        return
+    path = path if isinstance(path, PurePath) else Path(path)
+    for part in path.parts[1 if path.anchor else 0 :]:
+        why = windows_name_trouble(part) if part not in (".", "..") else None
+        if why:
+            raise InputError(f"cannot write the {role} to {path}: the name '{part}' cannot be written, {why}: "
+                             "rename it")  # fmt: skip

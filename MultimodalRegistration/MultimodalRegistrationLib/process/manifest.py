@@ -25,6 +25,7 @@ from ..core.errors import InputError
 from ..core.file_checks import check_output_folder, check_output_path
 from ..core.file_headers import check_not_empty
 from ..core.files import PARTIAL_PREFIX
+from ..core.name_lengths import WINDOWS_DEVICES
 from ..core.open_files import BASE_FILES, FILES_PER_WORKER, allow_open_files, files_for_workers
 from ..core.output_safety import input_places, same_place
 from ..core.records import Record
@@ -50,8 +51,6 @@ CASE_FILES = {"output_transform": "transform.h5", "summary": "summary.json", "qa
               "checkerboard": "checkerboard.png"}  # fmt: skip
 DONE = "case.json"
 _CASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-# Names Windows gives to devices, in any case and with any extension: no folder can take them.
-_WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 
 
 @dataclass
@@ -189,7 +188,7 @@ def _check_case_name(name: str, where: str, seen: dict[str, tuple[str, int]], ou
     if not _CASE_NAME.match(name) or name.endswith("."):
         raise InputError(f"{where}: case name '{name}' must start with an ASCII letter or digit, then ASCII letters, "
                          "digits, '.', '_' or '-', not ending in '.'")  # fmt: skip
-    if name.split(".")[0].upper() in _WINDOWS_DEVICES:
+    if name.split(".")[0].upper() in WINDOWS_DEVICES:
         raise InputError(f"{where}: case name '{name}' is a device name on Windows, where its folder cannot be "
                          "made: rename the case")  # fmt: skip
     same, first = seen.get(name.casefold(), (None, 0))  # seen: casefolded name -> (name, line)

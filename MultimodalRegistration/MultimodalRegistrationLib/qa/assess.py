@@ -22,7 +22,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import InputError
-from ..core.file_checks import check_output_path
+from ..core.file_checks import STAGED_CHARS, check_output_path, check_windows_path_room
 from ..core.files import OutputSet, partial_folder, signals_held
 from ..core.folding import SAMPLING_SPACING_MM
 from ..core.images import colour_as_grey, validate_image, validate_mask
@@ -276,6 +276,9 @@ def check_report_path(report_path: str | os.PathLike) -> None:
     where its pictures' folder goes."""
     check_output_path(report_path, "report", (".html", ".htm"))
     folder = figures_folder(report_path)
+    # its pictures are staged two folders deep there, beyond what the report's own room allows (a Windows review)
+    longest = max((f"{kind}_{stage}.png" for kind in KINDS for stage in ("before", "after")), key=len)
+    check_windows_path_room(folder / longest, "report's pictures", 259 - 2 * STAGED_CHARS)
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{folder} is a file, where the report's pictures go: move it or name the report otherwise")
     if folder.is_dir():  # a new report replaces the folder: only when it holds nothing but an earlier report's pictures
