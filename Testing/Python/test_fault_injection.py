@@ -1852,6 +1852,38 @@ def test_a_volume_an_affine_result_was_hardened_into_is_refused_by_its_name(role
     assert scene.GetNumberOfNodes() == nodes_before and np.allclose(mrml.ijk_to_ras(node), sheared)
 
 
+@pytest.mark.parametrize("job", ["register", "qa", "prep"])
+@pytest.mark.parametrize("fault", ["zero_spacing", "nan_origin"])
+def test_a_volume_whose_geometry_is_not_a_number_is_named_before_any_work(job, fault, scene):
+    """A node sweep: a voxel size with a 0 (Volumes module, Volume Information) ended register, QA and prep in a raw
+    SimpleITK error, and a NaN origin was registered as 0. Now the volume is named with where to set it right."""
+    import vtk
+    from MultimodalRegistrationLib.nodes import mrml
+    from MultimodalRegistrationLib.nodes.prep import prep_parameters, prepare_nodes
+    from MultimodalRegistrationLib.nodes.qa import assess_nodes, qa_parameters
+    from MultimodalRegistrationLib.nodes.registration import register_nodes, registration_parameters
+
+    volumes = _two_volumes(scene)
+    moving = volumes["movingVolume"]
+    if fault == "zero_spacing":
+        moving.SetSpacing(2.0, 0.0, 2.0)
+    else:
+        matrix = mrml.ijk_to_ras(moving)
+        matrix[:3, 3] = np.nan
+        vtk_matrix = vtk.vtkMatrix4x4()
+        vtk_matrix.DeepCopy(matrix.ravel().tolist())
+        moving.SetIJKToRASMatrix(vtk_matrix)
+    run = {"register": lambda: register_nodes(registration_parameters(**volumes)),
+           "qa": lambda: assess_nodes(qa_parameters(**volumes)),
+           "prep": lambda: prepare_nodes(prep_parameters(**volumes, cropCommon=True))}[job]  # fmt: skip
+    nodes_before = scene.GetNumberOfNodes()
+    with pytest.raises(ValueError) as refused:
+        run()
+    said = "a voxel size of 2 x 0 x 2 mm" if fault == "zero_spacing" else "an origin or direction that is not a number"
+    assert f"volume 'moving' has {said}" in str(refused.value) and "Volumes module" in str(refused.value)
+    assert scene.GetNumberOfNodes() == nodes_before
+
+
 @pytest.mark.parametrize("where", ["parent", "initial"])
 def test_a_guided_run_from_a_nonlinear_start_names_that_transform(where, scene, make_segmentation):
     """A helper's sweep: the moving volume under a thin-plate prealignment, no initial transform chosen, guided by

@@ -60,6 +60,11 @@ def image_from_volume_node(node) -> sitk.Image:
     node.GetIJKToRASMatrix(ijk_to_ras)
     ijk_to_lps = F @ _array(ijk_to_ras)  # only the physical side flips: voxel indices have no LPS or RAS
     spacing = np.asarray(node.GetSpacing(), float)
+    if not (np.all(spacing > 0) and np.all(np.isfinite(ijk_to_lps))):  # a SimpleITK traceback; NaN origin read as 0
+        what = f"a voxel size of {' x '.join(f'{v:g}' for v in spacing)} mm" if np.all(np.isfinite(ijk_to_lps)) else (
+            "an origin or direction that is not a number")  # a node sweep
+        raise InputError(f"volume '{node.GetName()}' has {what}: set it right in the Volumes module (Volume "
+                         "Information), or load the volume again")  # fmt: skip
     image.SetSpacing(tuple(spacing))
     image.SetDirection(tuple((ijk_to_lps[:3, :3] / spacing).ravel()))
     image.SetOrigin(tuple(ijk_to_lps[:3, 3]))
