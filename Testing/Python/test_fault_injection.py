@@ -1884,6 +1884,39 @@ def test_a_volume_whose_geometry_is_not_a_number_is_named_before_any_work(job, f
     assert scene.GetNumberOfNodes() == nodes_before
 
 
+@pytest.mark.parametrize("case", ["removed_output", "removed_reference", "transform_reference", "labelmap_reference"])
+def test_a_stack_into_or_onto_a_node_it_cannot_use_is_refused_before_any_section(case, scene, tmp_path):
+    """A node sweep: a stack into an output removed from the scene 'succeeded' outside it; a removed reference was
+    silently not stacked on; a transform as reference ended in AttributeError; a labelmap reference tied no section,
+    with no word. Each is now refused by name before the worker starts, and the scene stays as it was."""
+    import stack_data
+    from MultimodalRegistrationLib.nodes import mrml
+    from MultimodalRegistrationLib.nodes.stack import StackParameters, stack_sections
+
+    stack_data.serial_sections(tmp_path / "s", 3, 2.0, 4.0, max_deg=0.0, max_mm=0.0, first_z=-4.0)
+    reference = _two_volumes(scene)["fixedVolume"]
+    output = None
+    if case == "removed_output":
+        output = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "out")
+        scene.RemoveNode(output)
+    elif case == "removed_reference":
+        scene.RemoveNode(reference)
+    elif case == "transform_reference":
+        reference = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "t")
+    else:
+        reference = mrml.volume_node_from_image(scene, sitk.Image([8, 8, 8], sitk.sitkUInt8), "labels", labelmap=True)
+    said = {"removed_output": "the output volume (outputVolume) 'out' is not in the scene",
+            "removed_reference": "the stack reference (stackReference) 'fixed' is not in the scene",
+            "transform_reference": "'t' is a vtkMRMLLinearTransformNode, not a volume",
+            "labelmap_reference": "the reference 'labels' is a labelmap"}[case]  # fmt: skip
+    nodes_before = scene.GetNumberOfNodes()
+    with pytest.raises(ValueError) as refused:
+        stack_sections(StackParameters(sections=str(tmp_path / "s"), section_mm=4.0, pixel_mm=2.0),
+                       reference_node=reference, output_node=output, scene=scene)  # fmt: skip
+    assert said in str(refused.value)
+    assert scene.GetNumberOfNodes() == nodes_before
+
+
 @pytest.mark.parametrize("where", ["parent", "initial"])
 def test_a_guided_run_from_a_nonlinear_start_names_that_transform(where, scene, make_segmentation):
     """A helper's sweep: the moving volume under a thin-plate prealignment, no initial transform chosen, guided by

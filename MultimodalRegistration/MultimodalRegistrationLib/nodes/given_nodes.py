@@ -18,7 +18,7 @@ KINDS = (
     (r"Table$", "vtkMRMLTableNode", "a table"),
     (r"(Points|Landmarks)$", "vtkMRMLMarkupsNode", "a markups point list"),
     (r"^output(Volume|Fixed|Moving)$", "vtkMRMLScalarVolumeNode", "a scalar volume"),
-    (r"Volume$", "vtkMRMLVolumeNode", "a volume"),
+    (r"(Volume|Reference)$", "vtkMRMLVolumeNode", "a volume"),
 )
 
 

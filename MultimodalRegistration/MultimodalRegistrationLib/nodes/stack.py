@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from ..process.stack_job import StackWorkerJob, check_stack_job
 from ..process.worker import WorkerFailure
 from ..stack.sections import USABLE
 from . import mrml
+from .given_nodes import check_given_nodes
 from .job import NodeJob, job_folder
 from .panel import panel_fields, panel_path, panel_value
 
@@ -179,6 +181,13 @@ def stack_sections(
     and :meth:`NodeStack.follow` (or ``poll``) must be called. ``python``: the worker's interpreter (``PythonSlicer``
     inside Slicer). Raises :class:`InputError` for bad parameters before anything runs.
     """
+    # a node sweep: a removed output was filled outside the scene, a transform as reference ended in AttributeError,
+    # a labelmap reference tied no section and was silently not stacked on
+    given = {REFERENCE: reference_node, "outputVolume": output_node}
+    check_given_nodes(SimpleNamespace(**given), given)
+    if reference_node is not None and reference_node.IsA("vtkMRMLLabelMapVolumeNode"):
+        raise InputError(f"the reference '{reference_node.GetName()}' is a labelmap: choose the image the sections "
+                         "are laid on (an MR, a block-face photo stack)")  # fmt: skip
     scene = scene or next((n.GetScene() for n in (output_node, reference_node) if n is not None), None)
     if scene is None:
         raise InputError("no scene: give the scene the stacked volume goes into")
