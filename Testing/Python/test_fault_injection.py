@@ -1917,6 +1917,28 @@ def test_a_stack_into_or_onto_a_node_it_cannot_use_is_refused_before_any_section
     assert scene.GetNumberOfNodes() == nodes_before
 
 
+@pytest.mark.parametrize("case", ["labelmap_output_volume", "moving_volume_as_fixed_mask", "fixed_volume_as_moving_mask"])
+def test_a_node_of_the_wrong_kind_for_its_role_is_refused_before_any_engine(case, scene):
+    """A node sweep: a labelmap output volume was filled with the MR's intensities shown as labels, and the moving MR
+    chosen as the fixed mask was used as one (every voxel not 0 inside), both without a word."""
+    from MultimodalRegistrationLib.nodes import mrml
+    from MultimodalRegistrationLib.nodes.registration import register_nodes, registration_parameters
+
+    volumes = _two_volumes(scene)
+    if case == "labelmap_output_volume":
+        labels = mrml.volume_node_from_image(scene, sitk.Image([8, 8, 8], sitk.sitkUInt8), "labels", labelmap=True)
+        values, said = {"outputVolume": labels}, "the output volume 'labels' is a labelmap"
+    elif case == "moving_volume_as_fixed_mask":
+        values, said = {"fixedMask": volumes["movingVolume"]}, "the fixed mask is the moving volume 'moving'"
+    else:
+        values, said = {"movingMask": volumes["fixedVolume"]}, "the moving mask is the fixed volume 'fixed'"
+    nodes_before = scene.GetNumberOfNodes()
+    with pytest.raises(ValueError) as refused:
+        register_nodes(registration_parameters(**volumes, **values))
+    assert said in str(refused.value)
+    assert scene.GetNumberOfNodes() == nodes_before
+
+
 @pytest.mark.parametrize("where", ["parent", "initial"])
 def test_a_guided_run_from_a_nonlinear_start_names_that_transform(where, scene, make_segmentation):
     """A helper's sweep: the moving volume under a thin-plate prealignment, no initial transform chosen, guided by

@@ -80,7 +80,11 @@ def check_output_transform(node) -> None:
 
 def check_output_volume(node) -> None:
     """Refuse an output volume node under a transform: it is filled on the fixed grid, and shown moved by that
-    transform too (50 mm from the fixed volume, without a word; a helper's scripted session)."""
+    transform too (50 mm from the fixed volume, without a word; a helper's scripted session); and a labelmap, which
+    had been filled with the moving image's intensities shown as labels (a node sweep)."""
+    if node is not None and node.IsA("vtkMRMLLabelMapVolumeNode"):
+        raise InputError(f"the output volume '{node.GetName()}' is a labelmap, and the moving image resampled is not "
+                         "labels: choose a scalar volume (or create one)")  # fmt: skip
     _refuse_if_under_a_transform(node, "output volume", "it is filled on the fixed volume's grid and would be shown "
                                  "moved by that transform", "choose another output volume (or create one)")  # fmt: skip
 
@@ -125,3 +129,13 @@ def check_guided_start(moving_volume, initial_node, guided: bool, replaced: bool
         f"'{name}' into the moving volume first (Data module: right-click the transform, 'Harden transform'), use a "
         "linear prealignment, or set the start pose (init) to none to start from it as it is"
     )
+
+
+def check_masks_apart(masks: dict, volumes: dict) -> None:
+    """Refuse a mask node that is one of the volumes registered (``{role: node}`` each): every voxel of an image that
+    is not 0 counted as inside, so the mask left nothing out, without a word (a node sweep)."""
+    for mask_role, mask in masks.items():
+        for role, volume in volumes.items():
+            if mask is not None and mask is volume:
+                raise InputError(f"the {mask_role} is the {role} volume '{volume.GetName()}': choose a labelmap or "
+                                 "segmentation of the region to register, or no mask")  # fmt: skip

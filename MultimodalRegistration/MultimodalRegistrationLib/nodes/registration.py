@@ -19,6 +19,7 @@ from ..registration.runs import start_from_guidance
 from . import slices
 from .checks import (
     check_guided_start,
+    check_masks_apart,
     check_output_not_a_start,
     check_output_transform,
     check_output_volume,
@@ -106,6 +107,8 @@ def _started(parameters, on_progress, on_done, python, warm) -> NodeRegistration
             raise InputError(f"the output volume is the {role} volume '{volume.GetName()}': the originals are never "
                              "modified, choose another output volume or create a new one")  # fmt: skip
     check_output_volume(output)
+    masks = {f"{role} mask": node_of(parameters, RegistrationJob, f"{role}_mask") for role in ("fixed", "moving")}
+    check_masks_apart(masks, {"fixed": fixed, "moving": moving})
     if slices.is_single_slice(fixed) and slices.is_single_slice(moving):
         return register_nodes_2d(parameters, on_progress, on_done, python, warm)
     with job_folder("mmreg-nodes-") as folder:
