@@ -1749,10 +1749,13 @@ def test_a_panel_choice_that_does_not_fit_is_refused_in_the_panels_words(name, s
     assert scene.GetNumberOfNodes() == nodes_before
 
 
-def test_a_segmentation_with_nothing_drawn_is_refused_by_its_name(scene, make_segmentation):
+@pytest.mark.parametrize("job", ["register", "qa"])
+def test_a_segmentation_with_nothing_drawn_is_refused_by_its_name(job, scene, make_segmentation):
     """A helper's sweep: every segment empty was refused as "the fixed segmentation is empty (every voxel is 0): give
-    the labelmap with the segments", naming no node and speaking of a labelmap the user never made."""
+    the labelmap with the segments", naming no node and speaking of a labelmap the user never made; QA (a node
+    sweep) still said so, after its image metrics."""
     from MultimodalRegistrationLib.nodes import mrml
+    from MultimodalRegistrationLib.nodes.qa import assess_nodes, qa_parameters
     from MultimodalRegistrationLib.nodes.registration import register_nodes, registration_parameters
 
     volumes = _two_volumes(scene)
@@ -1763,8 +1766,12 @@ def test_a_segmentation_with_nothing_drawn_is_refused_by_its_name(scene, make_se
     empty.GetSegmentation().AddEmptySegment("gland", "gland")
     nodes_before = scene.GetNumberOfNodes()
     said = "the fixed segmentation 'US gland' has nothing drawn in any segment inside the fixed volume 'fixed': draw"
+    segmentations = {"fixedSegmentation": empty, "movingSegmentation": drawn}
     with pytest.raises(ValueError, match=f"{said} them .Segment Editor., or clear"):
-        register_nodes(registration_parameters(**volumes, fixedSegmentation=empty, movingSegmentation=drawn))
+        if job == "register":
+            register_nodes(registration_parameters(**volumes, **segmentations))
+        else:
+            assess_nodes(qa_parameters(**volumes, **segmentations))
     assert scene.GetNumberOfNodes() == nodes_before
 
 

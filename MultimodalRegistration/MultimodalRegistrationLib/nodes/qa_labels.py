@@ -109,8 +109,15 @@ def labels_image(node, values: dict[str, int], volume, side: str) -> tuple[sitk.
     role = "fixed labelmap" if side == "fixed" else "moving segmentation"
     with _export_reference(node, volume, side, role) as reference:
         if node.IsA("vtkMRMLLabelMapVolumeNode"):
-            return mrml.image_from_volume_node(node), []
-        return _segmentation_image(node, values, reference)
+            image, said = mrml.image_from_volume_node(node), []
+        else:
+            image, said = _segmentation_image(node, values, reference)
+    # here, by name: the worker could name only its scratch labelmap, and QA refused in mmreg's words (a node sweep)
+    if not sitk.GetArrayViewFromImage(image).any():
+        raise InputError(f"the {side} segmentation '{node.GetName()}' has nothing drawn in any segment inside the "
+                         f"{side} volume '{volume.GetName()}': draw them (Segment Editor), or clear the {side} "
+                         "segmentation")  # fmt: skip
+    return image, said
 
 
 def mask_in_frame(node, volume, side: str) -> sitk.Image:

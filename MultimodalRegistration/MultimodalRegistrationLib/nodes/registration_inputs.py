@@ -12,7 +12,6 @@ from dataclasses import Field
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
 
 from ..core.errors import InputError
 from ..core.images import write_image
@@ -108,10 +107,6 @@ def write_segmentations(parameters, folder: Path, fields: list[Field]) -> dict[s
         side = field.name.split("_")[0]
         files[field.name] = str(folder / f"{field.name}.nrrd")
         image, said = labels_image(node, values[index], side_volume(parameters, field), side)
-        if not np.any(sitk.GetArrayViewFromImage(image)):  # the worker could name only its scratch labelmap
-            raise InputError(f"the {side} segmentation '{node.GetName()}' has nothing drawn in any segment inside the "
-                             f"{side} volume '{side_volume(parameters, field).GetName()}': draw them (Segment "
-                             f"Editor), or clear the {side} segmentation")  # fmt: skip
         write_image(image, files[field.name], compress=False)
         warnings += said
     return files | ({"input_warnings": warnings} if warnings else {})
