@@ -1946,6 +1946,30 @@ def test_a_node_of_the_wrong_kind_for_its_role_is_refused_before_any_engine(case
     assert scene.GetNumberOfNodes() == nodes_before
 
 
+@pytest.mark.parametrize("job", ["register", "qa"])
+def test_a_fixed_volume_under_a_registration_result_is_not_told_to_harden_it(job, scene):
+    """A node sweep: the fixed volume under an earlier result (the output transform, or the one QA measures) was
+    told to harden it, which would move the reference image by that result. Now: take it out, and nothing changes."""
+    from MultimodalRegistrationLib.core.phantom import rigid_transform
+    from MultimodalRegistrationLib.nodes import mrml
+    from MultimodalRegistrationLib.nodes.qa import assess_nodes, qa_parameters
+    from MultimodalRegistrationLib.nodes.registration import ATTRIBUTE_PREFIX, register_nodes, registration_parameters
+
+    volumes = _two_volumes(scene)
+    result = mrml.transform_to_node(scene, rigid_transform(5, (0, 0, 1), (3.0, 0, 0)), name="moving to fixed")
+    result.SetAttribute(ATTRIBUTE_PREFIX + "engine", "elastix")
+    volumes["fixedVolume"].SetAndObserveTransformNodeID(result.GetID())
+    nodes_before = scene.GetNumberOfNodes()
+    with pytest.raises(ValueError) as refused:
+        if job == "register":
+            register_nodes(registration_parameters(**volumes, outputTransform=result))
+        else:
+            assess_nodes(qa_parameters(**volumes, transform=result))
+    assert "the fixed volume 'fixed' is under the registration result 'moving to fixed': take it out" in str(
+        refused.value) and "harden" not in str(refused.value)  # fmt: skip
+    assert scene.GetNumberOfNodes() == nodes_before and volumes["fixedVolume"].GetParentTransformNode() is result
+
+
 @pytest.mark.parametrize("where", ["parent", "initial"])
 def test_a_guided_run_from_a_nonlinear_start_names_that_transform(where, scene, make_segmentation):
     """A helper's sweep: the moving volume under a thin-plate prealignment, no initial transform chosen, guided by

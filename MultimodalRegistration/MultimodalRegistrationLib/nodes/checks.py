@@ -8,6 +8,9 @@ from ..core.errors import InputError
 from ..core.file_checks import direction_problem
 from ..core.pairs import check_pair
 from . import mrml
+from .job import PREALIGN_ATTRIBUTE_PREFIX, REGISTRATION_ATTRIBUTE_PREFIX
+
+RESULT_PREFIXES = (REGISTRATION_ATTRIBUTE_PREFIX, PREALIGN_ATTRIBUTE_PREFIX)  # a result node's attributes
 
 
 def check_node_pair(fixed, moving, what: str, fixed_name: str, moving_name: str, fix: str) -> None:
@@ -32,7 +35,13 @@ def check_volume_pair(fixed_volume, moving_volume, otherwise: str = "take it out
                     "select two different volumes")  # fmt: skip
     for role, node in (("fixed", fixed_volume), ("moving", moving_volume)):
         check_right_angles(node, role)
-    if fixed_volume.GetParentTransformNode() is not None:
+    parent = fixed_volume.GetParentTransformNode()
+    if parent is not None and any(key.startswith(RESULT_PREFIXES) for key in parent.GetAttributeNames() or ()):
+        # hardening a result into the reference image was the advice (a node sweep): it would move the reference
+        raise InputError(f"the fixed volume '{fixed_volume.GetName()}' is under the registration result "
+                         f"'{parent.GetName()}': take it out of that transform (Data module: drag it out), and leave "
+                         "the result on the moving volume")  # fmt: skip
+    if parent is not None:
         raise InputError(
             f"the fixed volume '{fixed_volume.GetName()}' is under a transform: harden it first "
             f"(Data module, right-click the transform, 'Harden transform'), or {otherwise}"
