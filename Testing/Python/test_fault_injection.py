@@ -1729,6 +1729,9 @@ PANEL_CASES = {  # the choice -> what the refusal must say
     "seed_out_of_range": ({"seed": -5}, "'Random seed' (seed) -5 is out of range"),
     "metric_segments_without_guidance": ({"metric": "segments"}, "'Metric' segments needs segmentations or landmarks"),
     "init_unknown": ({"init": "nosuch"}, "'Start pose' (init) 'nosuch' is not a start: choose one of auto"),  # worker
+    # a node sweep: a node's name for the node ended in AttributeError
+    "name_for_a_node": ({"initialTransform": "prealign"}, "the initial transform (initialTransform) is 'prealign', "
+                        "not a node: give the node: slicer.util.getNode('prealign')"),
 }  # fmt: skip
 
 

@@ -28,7 +28,12 @@ def check_given_nodes(parameters, names: Iterable[str], replaced: Iterable[str] 
     its name asks for (:data:`KINDS`). Other values pass."""
     for name in names:
         node = getattr(parameters, name, None)
+        kind = next(((cls, words) for pattern, cls, words in KINDS if re.search(pattern, name)), None)
         if not hasattr(node, "IsA"):
+            if node is not None and kind is not None:  # a name typed for the node had ended in AttributeError
+                example = f": slicer.util.getNode({node!r})" if isinstance(node, str) else ""
+                raise InputError(f"the {parameter_words(name)} ({name}) is {node!r}, not a node: give the node"
+                                 f"{example}")  # fmt: skip
             continue
         label = f"the {parameter_words(name)} ({name}) '{node.GetName()}'"
         if not in_scene(node):
@@ -36,6 +41,5 @@ def check_given_nodes(parameters, names: Iterable[str], replaced: Iterable[str] 
                 continue
             raise InputError(f"{label} is not in the scene (removed, or never added): add it to the scene, or select "
                              "another")  # fmt: skip
-        kind = next(((cls, words) for pattern, cls, words in KINDS if re.search(pattern, name)), None)
         if kind is not None and not node.IsA(kind[0]):
             raise InputError(f"{label} is a {node.GetClassName()}, not {kind[1]}: select {kind[1]} (or create one)")
