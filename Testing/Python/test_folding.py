@@ -122,3 +122,40 @@ def test_a_grid_overhanging_the_image_does_not_make_a_translation_fold():
     field.CopyInformation(fixed)
     found = folding(Transform.from_displacement_field(field), fixed)
     assert found.minimum == pytest.approx(1.0, abs=1e-9) and found.sampled.min() == pytest.approx(1.0, abs=1e-9)
+
+
+def _far_fold(at_x_mm: float) -> Transform:
+    """A displacement field on a 1 mm grid from -60 to 60 mm whose layers at x and x + 1 mm are pushed 0.75 mm
+    towards each other over a 9 mm patch (y, z in -4..4 mm): a fold there, none elsewhere."""
+    field = sitk.GetImageFromArray(np.zeros((121, 121, 121, 3)), isVector=True)
+    field.SetOrigin((-60.0, -60.0, -60.0))
+    array = sitk.GetArrayFromImage(field)
+    column = int(at_x_mm + 60)
+    array[56:65, 56:65, column, 0], array[56:65, 56:65, column + 1, 0] = 0.75, -0.75
+    folded = sitk.GetImageFromArray(array, isVector=True)
+    folded.CopyInformation(field)
+    return Transform.from_displacement_field(folded)
+
+
+def test_a_later_field_counts_only_the_cells_the_region_reaches():
+    """A field applied after a linear part counted all its cells: an inverted field's rim, 70 mm from the fixed image,
+    had made a rigid result 'fold' (a nodes sweep). The cells the fixed box reaches through the linear part count,
+    and a fold there still does."""
+    fixed = _fixed()  # -20..20 mm
+    shift = Transform.from_matrix(np.array([[1, 0, 0, 3.0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]))
+    assert folding(_far_fold(45.0) @ shift, fixed).minimum == pytest.approx(1.0, abs=1e-9)  # box reaches 23 mm
+    assert folding(_far_fold(20.0) @ shift, fixed).minimum <= 0  # reached at 20 mm, shifted in
+    moved = Transform.from_matrix(np.array([[1, 0, 0, 30.0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]))
+    assert folding(_far_fold(45.0) @ moved, fixed).minimum <= 0  # the box shifted onto it: -10..50 mm
+
+
+def test_a_linear_stage_is_not_refused_for_its_nonlinear_starts_folds():
+    """A start held as a field that folds near the fixed image (Slicer's iterative inverse of a grid transform
+    inverted in place) made a good rigid result, composed with it, be refused as 'folds space' and the start kept
+    (a nodes sweep): a linear stage changes no field. A result whose field is new is still judged."""
+    fixed, start = _fixed(), _far_fold(20.0)
+    shift = Transform.from_matrix(np.array([[1, 0, 0, 3.0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]))
+    result = start @ shift
+    assert "folds space" in why_not_kept(result, 1.0, 1.0, fixed)
+    assert why_not_kept(result, 1.0, 1.0, fixed, None, start) == ""
+    assert "folds space" in why_not_kept(_fold_between_nodes() @ shift, 1.0, 1.0, fixed, None, start)

@@ -94,7 +94,7 @@ def folding(
     values = determinant[inside]
     z, y, x = (axis[np.argmin(values)] for axis in np.nonzero(inside))
     at = np.asarray(grid.TransformIndexToPhysicalPoint((int(x), int(y), int(z))))
-    fields = field_folds(transform, region, max(float(values.min()), 0.0))
+    fields = field_folds(transform, region, max(float(values.min()), 0.0), (grid, inside))
     return Folding(values, at, float(grid.GetSpacing()[0]), fields, region_mm3)
 
 
@@ -121,13 +121,19 @@ def _differences_inside(grid: sitk.Image, fixed: sitk.Image) -> np.ndarray:
     return valid
 
 
-def field_folds(transform: Transform, region: sitk.Image, below: float | None = None) -> tuple[FieldFolds, ...]:
+Samples = tuple[sitk.Image, np.ndarray]  # an axis-aligned grid, and which of its (z, y, x) nodes lie in a region
+
+
+def field_folds(
+    transform: Transform, region: sitk.Image, below: float | None = None, samples: Samples | None = None
+) -> tuple[FieldFolds, ...]:
     """Each displacement field of ``transform`` as ITK and Slicer interpolate it: the determinant at 27 points of
     each of its own grid's cells, times the chain's linear parts' determinants (a field's own determinant times
     theirs keeps the sign of the chain's). A field applied first counts the cells whose centre lies on a non-zero
-    voxel of ``region``; a later one, in another space, counts all its cells. The first applied comes first; a
-    field with no cell counted is left out. With ``below`` (>= 0) only the cells that reach it count: the others,
-    which a bound shows stay above it (:func:`.cell_jacobian_minimum`), neither fold nor hold the minimum below it."""
+    voxel of ``region``; a later one, in another space, the cells that the region's ``samples`` reach through the
+    parts applied before it, or all its cells without them. The first applied comes first; a field with no cell
+    counted is left out. With ``below`` (>= 0) only the cells that reach it count: the others, which a bound shows
+    stay above it (:func:`.cell_jacobian_minimum`), neither fold nor hold the minimum below it."""
     parts = transform.components()
     linear = float(np.prod([np.linalg.det(part.matrix[:3, :3]) for part in parts if part.is_linear]))
     floor = below / linear if below is not None and linear > 0 else None  # a mirroring chain: every cell counts
@@ -137,7 +143,11 @@ def field_folds(transform: Transform, region: sitk.Image, below: float | None = 
             continue
         field = sitk.DisplacementFieldTransform(part.sitk).GetDisplacementField()
         own = cell_jacobian_minimum(sitk.GetArrayViewFromImage(field), field.GetSpacing(), field.GetDirection(), floor)
-        index = np.argwhere(own <= floor if floor is not None else np.ones(own.shape, bool))  # (z, y, x), C order
+        counted = own <= floor if floor is not None else np.ones(own.shape, bool)
+        if order > 0 and samples is not None:
+            # an inverted field's rim, which no fixed point reaches, had made a good result 'fold' (a nodes sweep)
+            counted &= _cells_reached(field, own.shape, Transform.chain(parts[len(parts) - order :]), *samples)
+        index = np.argwhere(counted)  # (z, y, x), C order
         cells = linear * own[tuple(index.T)]
         matrix = index_to_physical_matrix(field)
         centres = (index[:, ::-1] + 0.5) @ matrix[:3, :3].T + matrix[:3, 3]  # LPS mm
@@ -148,6 +158,29 @@ def field_folds(transform: Transform, region: sitk.Image, below: float | None = 
             folded_mm3 = np.count_nonzero(cells <= 0) * float(np.prod(field.GetSpacing()))
             found.append(FieldFolds(float(cells.min()), centres[np.argmin(cells)], float(folded_mm3)))
     return tuple(found)
+
+
+def _cells_reached(field: sitk.Image, cells: tuple[int, ...], before: Transform, grid: sitk.Image,
+                   inside: np.ndarray) -> np.ndarray:
+    """Which (z, y, x) cells of ``field``'s grid the ``inside`` nodes of ``grid`` (fixed space) reach through
+    ``before``, widened by the cells a gap between two nodes can hold (nodes coarser than the cells skip some)."""
+    points = np.argwhere(inside)[:, ::-1] * np.asarray(grid.GetSpacing()) + np.asarray(grid.GetOrigin())  # LPS mm
+    if before.is_linear:
+        points = before.transform_points(points)
+    else:
+        points = points + sitk.GetArrayViewFromImage(before.displacement_field(grid))[inside]
+    to_index = np.linalg.inv(index_to_physical_matrix(field))
+    corner = np.floor(points @ to_index[:3, :3].T + to_index[:3, 3]).astype(int)[:, ::-1]  # (z, y, x)
+    inside = np.all((corner >= 0) & (corner < np.asarray(cells)), axis=1)
+    reached = np.zeros(cells, bool)
+    reached[tuple(corner[inside].T)] = True
+    for _ in range(int(np.ceil(2 * max(grid.GetSpacing()) / min(field.GetSpacing())))):  # twice: for a stretch
+        grown = reached.copy()
+        for axis in range(3):
+            grown[(slice(None),) * axis + (slice(1, None),)] |= reached[(slice(None),) * axis + (slice(None, -1),)]
+            grown[(slice(None),) * axis + (slice(None, -1),)] |= reached[(slice(None),) * axis + (slice(1, None),)]
+        reached = grown
+    return reached
 
 
 def _inside(region: sitk.Image, points: np.ndarray) -> np.ndarray:

@@ -82,7 +82,7 @@ def keep_no_worse(run: RegistrationRun, plan: RunPlan, best: tuple) -> tuple[Kep
     metric_start = mutual_information(fixed, moving, start, run.fixed_mask)
     guided, judge = guided_record(prepared, start, output.transform, plan.guided_candidates)
     kept = Kept(output.transform, output.inverse, metric_after, "result", "")
-    reason = why_not_kept(output.transform, metric_after, metric_start, fixed, judge)
+    reason = why_not_kept(output.transform, metric_after, metric_start, fixed, judge, start)
     refused_by_noise = False
     if not reason and prepared is not None:
         from_guided = plan.guided_candidates is not None
@@ -98,7 +98,7 @@ def keep_no_worse(run: RegistrationRun, plan: RunPlan, best: tuple) -> tuple[Kep
         hint = refusal_hint(run)
         score_start = guidance_score(prepared, start) if prepared is not None else None
         stage = None if refused_by_noise else earlier_stage(
-            output, fixed, moving, run.fixed_mask, metric_start, prepared, score_start
+            output, fixed, moving, run.fixed_mask, metric_start, prepared, score_start, start
         )  # fmt: skip
         if stage is not None:
             name, transform, metric = stage[0] + " stage", stage[1], stage[2]

@@ -62,14 +62,34 @@ def minimum_jacobian(transform: Transform, fixed: sitk.Image, spacing_mm: float 
     return folding(transform, fixed, spacing_mm=spacing_mm).minimum
 
 
+def _start_fields_only(transform: Transform, start: Transform | None) -> bool:
+    """Whether every nonlinear part of ``transform`` is a displacement field of ``start``: a linear stage run from
+    a nonlinear start changes no field, so it cannot fold; a start inverted in place (Slicer's iterative inverse,
+    folding near its rim) had made a good rigid result be refused for the start's folds (a nodes sweep)."""
+    if start is None:
+        return False
+    ours = [sitk.GetArrayViewFromImage(sitk.DisplacementFieldTransform(part.sitk).GetDisplacementField())
+            for part in start.components() if part.kind == "displacement"]  # fmt: skip
+    for part in transform.components():
+        if part.is_linear:
+            continue
+        if part.kind != "displacement":
+            return False
+        field = sitk.GetArrayViewFromImage(sitk.DisplacementFieldTransform(part.sitk).GetDisplacementField())
+        if not any(field.shape == theirs.shape and np.array_equal(field, theirs) for theirs in ours):
+            return False
+    return True
+
+
 def why_not_kept(
-    transform: Transform, metric_after: float, metric_start: float, fixed: sitk.Image, guided: dict | None = None
+    transform: Transform, metric_after: float, metric_start: float, fixed: sitk.Image, guided: dict | None = None,
+    start: Transform | None = None,
 ) -> str:
     """"" when a result is no worse than its start; else why it is, with the numbers.
 
     The rule holds for every result, linear or not: its mutual information may not fall more than
     KEEP_TOLERANCE_NATS below the start's, and a nonlinear one must not fold (Jacobian determinant > 0 by QA's
-    check, core/folding.py, over the fixed image's box).
+    check, core/folding.py, over the fixed image's box) unless its only fields are its ``start``'s.
     A guided result (``guided``: its "worse" reason from :func:`.guided_score.worse_than` and whether
     the image term drove it) must also agree no less with the segments and landmarks; under
     ``--metric segments`` the intensities do not judge it.
@@ -79,7 +99,7 @@ def why_not_kept(
     judged_by_metric = guided is None or guided["intensity"]
     if judged_by_metric and metric_after < metric_start - KEEP_TOLERANCE_NATS:
         return f"agrees less than its start (mutual information {metric_after:.3f} < {metric_start:.3f} nats)"
-    if not transform.is_linear:
+    if not transform.is_linear and not _start_fields_only(transform, start):
         found = folding(transform, fixed, spacing_mm=FOLDING_CHECK_SPACING_MM)
         if found.minimum <= 0:
             where = ", ".join(f"{v:.0f}" for v in lps_ras_points(found.at_lps.reshape(1, 3))[0])
@@ -112,7 +132,7 @@ def images_outvote_guidance(metric_start: float, metric_after: float, guided: di
     )
 
 
-def earlier_stage(output, fixed, moving, fixed_mask, metric_start, prepared, score_start) -> tuple | None:
+def earlier_stage(output, fixed, moving, fixed_mask, metric_start, prepared, score_start, start=None) -> tuple | None:
     """The latest earlier stage of a multi-stage result (its affine before the B-spline, say) that is no
     worse than the start: (stage name, transform, mutual information), or None."""
     for name, transform in reversed(getattr(output, "stages", [])[:-1]):
@@ -122,7 +142,7 @@ def earlier_stage(output, fixed, moving, fixed_mask, metric_start, prepared, sco
             voxel_mm = max(prepared.fixed_masks[0].GetSpacing()) if prepared.fixed_masks else 0.0
             worse = worse_than(guidance_score(prepared, transform), score_start, voxel_mm)
             judge = {"worse": worse, "intensity": prepared.guidance.metric == "intensity"}
-        if not why_not_kept(transform, metric, metric_start, fixed, judge):
+        if not why_not_kept(transform, metric, metric_start, fixed, judge, start):
             return name, transform, metric
     return None
 
