@@ -1729,6 +1729,7 @@ PANEL_CASES = {  # the choice -> what the refusal must say
     "seed_out_of_range": ({"seed": -5}, "'Random seed' (seed) -5 is out of range"),
     "metric_segments_without_guidance": ({"metric": "segments"}, "'Metric' segments needs segmentations or landmarks"),
     "init_unknown": ({"init": "nosuch"}, "'Start pose' (init) 'nosuch' is not a start: choose one of auto"),  # worker
+    "speck_mask": ({"fixedMask": "speck"}, "and crop the images to the region instead (the Registration Prep module)"),
     # a node sweep: a node's name for the node ended in AttributeError
     "name_for_a_node": ({"initialTransform": "prealign"}, "the initial transform (initialTransform) is 'prealign', "
                         "not a node: give the node: slicer.util.getNode('prealign')"),
@@ -1742,6 +1743,14 @@ def test_a_panel_choice_that_does_not_fit_is_refused_in_the_panels_words(name, s
 
     values, said = PANEL_CASES[name]
     volumes = _two_volumes(scene)
+    if values.get("fixedMask") == "speck":  # 8 voxels: "(mmreg prep)" had reached the panel (a node sweep)
+        from MultimodalRegistrationLib.nodes import mrml
+
+        reference = mrml.image_from_volume_node(volumes["fixedVolume"])
+        speck = sitk.Image(reference.GetSize(), sitk.sitkUInt8)
+        speck.CopyInformation(reference)
+        speck[8:10, 8:10, 8:10] = 1
+        values = {"fixedMask": mrml.volume_node_from_image(scene, speck, "speck", labelmap=True)}
     nodes_before = scene.GetNumberOfNodes()
     with pytest.raises((ValueError, WorkerFailure)) as refused:
         register_nodes(registration_parameters(**volumes, **values))

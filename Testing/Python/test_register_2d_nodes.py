@@ -91,7 +91,8 @@ def test_two_slices_register_in_2d_and_the_node_maps_fixed_to_moving_ras(scene, 
     node = turned.output_transform_node
     assert float(node.GetAttribute(ATTRIBUTE_PREFIX + "rotationDeg")) == pytest.approx(45.0, abs=0.5)
     said = json.loads(node.GetAttribute(ATTRIBUTE_PREFIX + "warnings"))
-    assert said[0].startswith("2D images (one slice thick): max rotation deg, metric apply to 3D volumes only"), said
+    assert said[0].startswith("2D images (one slice thick): 'Search rotations up to' (maxRotationDeg), 'Metric' apply "
+                              "to 3D volumes only"), said  # fmt: skip
     assert turned.describe().splitlines()[1] == f"Warning: {said[0]}"
 
 
@@ -101,7 +102,8 @@ def test_volume_only_inputs_are_refused_for_two_slices_before_any_engine_runs(sc
     nodes_before = scene.GetNumberOfNodes()
     parameters = registration_parameters(fixedVolume=fixed, movingVolume=moving, fixedLandmarks=landmarks,
                                          movingLandmarks=landmarks)  # fmt: skip
-    with pytest.raises(InputError, match="fixedLandmarks, movingLandmarks apply to 3D volumes only"):
+    with pytest.raises(InputError, match=r"'Fixed landmarks' \(fixedLandmarks\), 'Moving landmarks' \(movingLandmarks\) "
+                                         "apply to 3D volumes only"):
         register_nodes(parameters)
     assert scene.GetNumberOfNodes() == nodes_before
 

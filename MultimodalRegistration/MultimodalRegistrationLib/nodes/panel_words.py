@@ -83,6 +83,11 @@ def _words(record_class: type) -> dict[str, str]:
     return words
 
 
+def field_words(job_class: type, field) -> str:
+    """How a panel names a field of ``job_class``: "'Fixed mask' (fixedMask)"."""
+    return _words(job_class).get(option_flag(field), panel_names(field)[-1])
+
+
 def in_panel_words(text: str, job_class: type = RegistrationJob) -> str:
     """``text`` with each ``mmreg`` option a panel sets named as the panel of ``job_class`` names it; options
     of another step (QA's stability, Registration Prep's downsampling) as that panel names them; the rest as
@@ -104,6 +109,8 @@ def in_panel_words(text: str, job_class: type = RegistrationJob) -> str:
     if job_class is PrepJob:
         for said, meant in _PREP_PHRASES:
             text = text.replace(said, meant)
+    else:  # "crop the images to the region instead (mmreg prep)" had reached the panel so (a node sweep)
+        text = text.replace("(mmreg prep)", "(the Registration Prep module)")
     return _OPTION.sub(name, _SPACING.sub(lambda match: _spacing_words(match, job_class), text))
 
 

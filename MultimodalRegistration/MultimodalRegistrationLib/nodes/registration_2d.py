@@ -27,7 +27,8 @@ from ..registration.describe import describe_2d
 from . import mrml, slices
 from .job import REGISTRATION_ATTRIBUTE_PREFIX as ATTRIBUTE_PREFIX
 from .job import job_folder
-from .panel import node_of, panel_fields, panel_noun, panel_value
+from .panel import node_of, panel_fields, panel_value
+from .panel_words import field_words
 from .registration_result import NodeRegistration
 from .result_extras import earlier_extras
 
@@ -95,8 +96,8 @@ def _turn_about_normal_deg(matrix_ras: np.ndarray, fixed) -> float:
 def check_2d_panel(parameters) -> None:
     """Refuse the panel's inputs that 2D images cannot use (masks, segmentations, landmarks, a start), and a
     moving volume under a transform (the 2D search finds the start itself), naming each fix."""
-    given = [
-        field.metadata["panel"]
+    given = [  # in the panel's words: "fixedMask apply to 3D volumes only" (a node sweep)
+        field_words(RegistrationJob, field)
         for field in panel_fields(RegistrationJob)
         if field.metadata.get("node") and field.name not in _READ_IN_2D and panel_value(parameters, field) is not None
     ]
@@ -118,7 +119,7 @@ def unused_in_2d(parameters) -> str | None:
     metric, a log file...), set away from their defaults; None when there are none. The 2D search tries every
     turn itself: a user who limited it had seen the run ignore the limit without a word."""
     unused = [
-        panel_noun(RegistrationJob, field.name) for field in panel_fields(RegistrationJob)
+        field_words(RegistrationJob, field) for field in panel_fields(RegistrationJob)
         if not field.metadata.get("node") and field.name not in (*_CHOSEN_IN_2D, *_READ_IN_2D)
         and panel_value(parameters, field) not in (None, field.default)
     ]  # fmt: skip
