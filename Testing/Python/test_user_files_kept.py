@@ -318,6 +318,46 @@ def test_a_process_killed_after_its_new_files_are_in_is_not_undone(system, tmp_p
     assert sorted(left) == (["a.txt", "b.txt", "other.txt"] if system == "windows" else ["a.txt", "b.txt", "c.txt", "other.txt"])
 
 
+KILLED_BETWEEN_MOVES = """
+import os, sys
+from pathlib import Path
+from MultimodalRegistrationLib.core import files, replaced
+replaced._WINDOWS = True
+folder = Path(sys.argv[1])
+staged = files.OutputSet()
+for name in ("a.txt", "b.txt"):
+    staged.write(folder / name, lambda tmp, name=name: Path(tmp).write_text("new " + name))
+replace, moved = os.replace, []
+def killed_at_the_second(source, target):
+    if ".partial-" in str(source):
+        if moved:
+            os._exit(9)
+        moved.append(target)
+    replace(source, target)
+os.replace = killed_at_the_second
+staged.commit()
+"""
+
+
+def test_a_windows_cancel_between_two_moves_in_leaves_the_earlier_set_whole(tmp_path):
+    """A Windows cancel ends the worker outright, and nothing holds it off while a commit moves its files in (POSIX
+    holds the signal): killed after the new a.txt was in, the next run put back only the earlier b.txt and c.txt,
+    whose names were free, leaving the new a.txt beside them (a Windows review). The earlier set comes back whole."""
+    import subprocess
+    import sys
+
+    from MultimodalRegistrationLib.core.files import write_text_atomically
+    from MultimodalRegistrationLib.process.worker import library_root
+
+    earlier = _three_earlier_files(tmp_path)
+    run = subprocess.run([sys.executable, "-c", KILLED_BETWEEN_MOVES, str(tmp_path)], capture_output=True, text=True,
+                         env={**__import__("os").environ, "PYTHONPATH": str(library_root())}, check=False)  # fmt: skip
+    assert run.returncode == 9, run.stderr[-2000:]
+    assert (tmp_path / "a.txt").read_text() == "new a.txt"  # as the killed commit left it
+    write_text_atomically(tmp_path / "other.txt", "the next run here")
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {**earlier, "other.txt": "the next run here"}
+
+
 def test_a_reader_never_finds_a_replaced_file_missing_on_posix(tmp_path, monkeypatch):
     """Review: moving every earlier file aside first left each name empty until its new file moved in. On POSIX the
     earlier file is kept as a hard link, so the new one replaces it in one step."""

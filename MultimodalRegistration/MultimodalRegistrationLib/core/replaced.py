@@ -116,8 +116,9 @@ def _linked(path: Path, copy: Path) -> bool:
 
 def recover_replaced(folder: str | os.PathLike) -> None:
     """Put back the earlier files that a process killed while committing had moved into ``folder``'s
-    ``.replaced-*`` folders before its new files were all in (each where no file has taken its name since; linked
-    copies never left their place), then remove those folders."""
+    ``.replaced-*`` folders before its new files were all in (linked copies never left their place), then remove
+    those folders. Each goes back over what took its name: the killed commit's own new file (a Windows cancel, which
+    nothing holds off, between two moves had left the new T.h5 beside the earlier T.json; a Windows review)."""
     try:
         entries = list(Path(folder).iterdir())
     except OSError:
@@ -129,8 +130,10 @@ def recover_replaced(folder: str | os.PathLike) -> None:
             for copy in sorted(entry.iterdir()):
                 moved = re.fullmatch(r"m\d+-(.+)", copy.name, re.DOTALL)  # not a link, nor a sidecar (._m0-T.h5)
                 path = Path(folder) / moved.group(1) if moved else None
-                if path is not None and not os.path.lexists(path):
+                if path is not None:
                     try:
+                        if path.is_dir() and not path.is_symlink():  # os.replace does not replace a folder
+                            remove_entry(path)
                         os.replace(copy, path)
                     except OSError:
                         continue
