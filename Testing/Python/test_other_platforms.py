@@ -557,3 +557,16 @@ def test_names_windows_holds_are_not_refused_there(tmp_path, monkeypatch):
     name_lengths.check_windows_names(tmp_path / ".." / "T.h5", "transform")
     with pytest.raises(name_lengths.InputError, match="'LPT1.h5'.*device"):
         name_lengths.check_windows_names(PureWindowsPath("C:/data/LPT1.h5"), "transform")
+
+
+def test_a_windows_crash_status_is_named_and_memory_advised_where_it_fits():
+    """A worker that crashed on Windows was reported as 'exit code 3221225477', with no word of memory even where
+    the status means a failed allocation (a Windows review)."""
+    from MultimodalRegistrationLib.process.exit_codes import exit_words
+
+    assert exit_words(3221225477) == ("exit code 0xC0000005: an access violation", False)
+    assert exit_words(0xC0000017)[1] and "out of memory" in exit_words(0xC0000017)[0]
+    assert exit_words(0xE06D7363)[1] and exit_words(0xC0000409)[1]
+    assert exit_words(0xC0000142) == ("exit code 0xC0000142: a Windows error status", False)
+    assert exit_words(-9) == ("killed by signal 9 (the out-of-memory killer, or kill -9)", True)
+    assert exit_words(-15) == ("killed by signal 15", False) and exit_words(1) == ("exit code 1", False)

@@ -36,6 +36,7 @@ from ..core.files import PARTIAL_PREFIX, file_states, note_written, remove_orpha
 from ..core.memory import OUT_OF_MEMORY_HINT
 from ..core.processes import end_with_this_process, own_group, release_job, stop_tree, tree_alive
 from ..core.replaced import recover_replaced
+from .exit_codes import exit_words
 from .jobs import Job, RegistrationJob
 from .results import JobResult
 
@@ -359,12 +360,9 @@ class WorkerJob:
             self._finish()
         elif kind == "exit" and self.running:
             tail = self._process.stderr_tail() if self._process is not None else ""
-            code = event["code"]
-            # A negative code is the signal that ended it: 9 is what the out-of-memory killer sends (a sweep).
-            how = (f"killed by signal {-code}{' (the out-of-memory killer, or kill -9)' if code == -9 else ''}"
-                   if isinstance(code, int) and code < 0 else f"exit code {code}")  # fmt: skip
+            how, memory = exit_words(event["code"])
             # The memory advice for the out-of-memory killer's signal only: SIGTERM from outside had read as memory.
-            hint = (f"most likely out of memory: {OUT_OF_MEMORY_HINT}" if code == -9 else
+            hint = (f"most likely out of memory: {OUT_OF_MEMORY_HINT}" if memory else
                     "it was stopped from outside (a scheduler, kill) or crashed: run it again; if it crashes again, "
                     "try the other engine and report it with the log")  # fmt: skip
             self.error = WorkerFailure(
