@@ -8,6 +8,7 @@ from __future__ import annotations
 import ctypes
 import io
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -570,3 +571,40 @@ def test_a_windows_crash_status_is_named_and_memory_advised_where_it_fits():
     assert exit_words(0xC0000142) == ("exit code 0xC0000142: a Windows error status", False)
     assert exit_words(-9) == ("killed by signal 9 (the out-of-memory killer, or kill -9)", True)
     assert exit_words(-15) == ("killed by signal 15", False) and exit_words(1) == ("exit code 1", False)
+
+
+SIGBREAK_AS_SIGUSR1 = """
+import signal, sys
+signal.SIGBREAK = signal.SIGUSR1  # Windows' Ctrl-Break, imitated where it does not exist
+from MultimodalRegistrationLib.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_break_stops_mmreg_as_sigterm_does(pair_files, tmp_path):
+    """Windows: Ctrl-Break, or closing the console window, sends SIGBREAK, which mmreg did not handle: the run
+    stopped without saying what it had written, its partial files left for the next run (a Windows review).
+    Imitated by naming SIGUSR1 SIGBREAK: exit 143, 'terminated; nothing was written', no output left."""
+    import threading
+    import time
+
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-c", SIGBREAK_AS_SIGUSR1, "register", "--engine", "ants",
+         "--fixed", str(pair_files / "ct.nrrd"), "--moving", str(pair_files / "mr.nrrd"),
+         "--output-transform", str(out / "T.h5")],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        env=dict(os.environ, PYTHONPATH=str(library_root()), TMPDIR=str(tmp_path)),
+    )  # fmt: skip
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True).start()
+    deadline = time.monotonic() + 180
+    while not any("level" in line for line in lines) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert any("ANTs rigid: level" in line for line in lines), "".join(lines)[-2000:]
+    process.send_signal(signal.SIGUSR1)
+    assert process.wait(timeout=10) == 143, "".join(lines)[-2000:]
+    time.sleep(0.2)  # the reader thread takes the last line
+    assert "terminated; nothing was written" in "".join(lines)
+    assert not out.exists() or list(out.iterdir()) == []

@@ -25,6 +25,7 @@ from ..core.errors import (
     InputError,
     Terminated,
 )
+from ..core.interruptible import STOP_SIGNAL_NAMES
 from ..engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from ..process.beside import copy_summary_beside, log_beside, with_summary_beside
 from ..process.jobs import RegistrationJob
@@ -254,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = build_parser().parse_args(_with_negative_lists_attached(typed))
     arguments.argv = typed  # as typed, for the records that name it
     if threading.current_thread() is threading.main_thread():
-        for name in ("SIGTERM", "SIGHUP"):
+        for name in STOP_SIGNAL_NAMES[1:]:
             # Started under nohup (SIGHUP ignored), a logout must not stop an overnight batch (a sweep: exit 143).
             if hasattr(signal, name) and signal.getsignal(getattr(signal, name)) is not signal.SIG_IGN:
                 signal.signal(getattr(signal, name), _terminate)

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import EngineError, InputError
+from .interruptible import SIGNALS
 from .processes import PARTIAL_PREFIX, orphaned, own_tag
 from .replaced import Replaced, recover_replaced, replace_path
 
@@ -135,17 +136,17 @@ def note_written(before: dict[Path, tuple | None]) -> list[Path]:
 
 @contextmanager
 def signals_held() -> Iterator[None]:
-    """SIGINT and SIGTERM held back while the block runs, then delivered: for steps that must not be cut in two,
-    such as moving a set of finished files into place. Python handles a signal in the main thread whichever thread
-    the system gave it to (numpy's BLAS threads take them: blocking them in one thread held nothing; review), so the
-    main thread's handlers are swapped for ones that note the signal, which is raised again once the block ends. In
-    another thread (no handlers can be set there) the block runs as it is."""
+    """The stop signals (SIGINT, SIGTERM, SIGHUP, SIGBREAK) held back while the block runs, then delivered: for steps
+    that must not be cut in two, such as moving a set of finished files into place. Python handles a signal in the
+    main thread whichever thread the system gave it to (numpy's BLAS threads take them: blocking them in one thread
+    held nothing; review), so the main thread's handlers are swapped for ones that note the signal, which is raised
+    again once the block ends. In another thread (no handlers can be set there) the block runs as it is."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     noted: list[int] = []
     previous = {}
-    for number in (signal.SIGINT, signal.SIGTERM):
+    for number in SIGNALS:  # SIGHUP too: a logout had cut a commit in two
         handler = signal.getsignal(number)
         if handler in (signal.SIG_IGN, None):  # ignored stays ignored; a handler not set from Python is left
             continue

@@ -3,7 +3,7 @@
 Python runs a signal's handler only between its own bytecodes, and an ITK filter's ``Execute`` runs none
 for minutes (N4 on a large MR image). A do-nothing callback on the filter's iteration event gives Python
 that moment once per iteration: the handler there raises, SimpleITK stops the filter with a RuntimeError,
-and this module raises what the signal means instead (KeyboardInterrupt, or Terminated for SIGTERM/SIGHUP).
+and this module raises what the signal means instead (KeyboardInterrupt, or Terminated for SIGTERM/SIGHUP/SIGBREAK).
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from typing import TypeVar
 
 from .errors import Terminated
 
-SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+# SIGBREAK: Windows' Ctrl-Break and a console window closed, which had stopped mmreg without its 'what was written'
+STOP_SIGNAL_NAMES = ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK")
+SIGNALS = tuple(getattr(signal, name) for name in STOP_SIGNAL_NAMES if hasattr(signal, name))
 Result = TypeVar("Result")
 
 
@@ -31,7 +33,7 @@ def _meaning(signum: int) -> BaseException:
 
 def run_interruptibly(process_object, execute: Callable[[], Result]) -> Result:
     """``execute()`` (which runs ``process_object``, a SimpleITK filter), stopped within one of the filter's
-    iterations by SIGINT, SIGTERM or SIGHUP. Outside the main thread (no signal reaches it) it just runs."""
+    iterations by SIGINT, SIGTERM, SIGHUP or SIGBREAK. Outside the main thread (no signal reaches it) it just runs."""
     import SimpleITK as sitk
 
     if threading.current_thread() is not threading.main_thread():
