@@ -1207,6 +1207,14 @@ def _stack(sections: str, out: Path, *extra: str, pixel: str | None = "0.5") -> 
             *(["--pixel-size", pixel] if pixel is not None else []), *extra]  # fmt: skip
 
 
+def stack_multipage_section(inputs: Path, out: Path) -> list[str]:
+    """A two-page TIFF among the sections had been aligned as 'missing' and stacked as glass, exit 0 (a sweep)."""
+    folder = _sections(inputs, 3)
+    pages = sitk.GetImageFromArray(np.full((2, 40, 50), 200, np.uint8))
+    sitk.WriteImage(pages, str(folder / "s3.tif"))
+    return _stack(str(folder), out)
+
+
 def stack_empty_folder(inputs: Path, out: Path) -> list[str]:
     (inputs / "sections").mkdir()
     (inputs / "sections" / "notes.txt").write_text("not a section")
@@ -1290,6 +1298,7 @@ STACK_CASES = {
     "stack: a section with oblong pixels": Case(stack_oblong_pixels, "resample it to square pixels"),
     "stack: folder without sections": Case(stack_empty_folder, "two or more sections"),
     "stack: one section": Case(stack_one_section, "two or more sections"),
+    "stack: a multi-page TIFF section": Case(stack_multipage_section, "section s3.tif holds several pages"),
     "stack: missing folder": Case(stack_missing_folder, "does not exist"),
     "stack: glob matching nothing": Case(stack_glob_matching_nothing, "two or more sections"),
     "stack: a file for the folder": Case(stack_sections_given_as_a_file, "give the folder of sections"),
@@ -1331,6 +1340,20 @@ def _slides(inputs: Path, rgba_alpha: int | None = None) -> tuple[Path, Path]:
 def _register_2d(fixed: Path, moving: Path, out: Path, *extra: str, pixel: str | None = "0.5") -> list[str]:
     argv = ["register2d", "--fixed", str(fixed), "--moving", str(moving), "--output-transform", str(out / "T.tfm")]
     return argv + (["--moving-pixel-size", pixel] if pixel is not None else []) + list(extra)
+
+
+def two_d_same_file(inputs: Path, out: Path) -> list[str]:
+    """It returned the identity, exit 0 (a helper's sweep)."""
+    _, moving = _slides(inputs)
+    return _register_2d(moving, moving, out)
+
+
+def two_d_micrometres_stored_as_mm(inputs: Path, out: Path) -> list[str]:
+    """A 2400-pixel slide at 1 mm, 2.4 m wide, had registered without a word (a helper's sweep)."""
+    fixed, _ = _slides(inputs)
+    wide = np.random.default_rng(4).integers(0, 255, (60, 2400), dtype=np.uint8)
+    sitk.WriteImage(sitk.GetImageFromArray(wide), str(inputs / "wide.png"))
+    return _register_2d(fixed, inputs / "wide.png", out, pixel="1")
 
 
 def two_d_against_a_volume(inputs: Path, out: Path) -> list[str]:
@@ -1513,6 +1536,9 @@ TWO_D_CASES = {
     ),
     "2D: transform written as an image": Case(two_d_transform_as_image, "use one of .tfm"),
     "2D: a volume-only option": Case(two_d_volume_only_option, "apply to 3D volumes only"),
+    "2D: the same file as fixed and moving": Case(two_d_same_file, "name the same file"),
+    "2D: micrometre pixels stored as mm": Case(two_d_micrometres_stored_as_mm, "wider than any body (2000 mm): give "
+                                               "its true pixel size in mm with --moving-pixel-size"),
     "2D: a blank slide": Case(two_d_blank_slide, "holds no tissue to register"),
     "2D: the option named for a zero pixel size": Case(two_d_zero_moving_pixel_size, "--moving-pixel-size 0.0 mm"),
     "2D: a multi-page TIFF": Case(two_d_multi_page_tiff, "export its full-resolution page"),
@@ -3030,6 +3056,42 @@ MEMORY_CASES = {
         "free: measure on copies read with mmreg prep --downsample-to 0.25 "
     ),
 }
+
+
+def _large_slide(path: Path, side: int) -> Path:
+    """A grey PNG ``side`` pixels square, at 0.01 mm (small as a file: mostly one value)."""
+    from PIL import Image
+
+    array = np.zeros((side, side), np.uint8)
+    array[side // 4 : side // 2, side // 4 : side // 2] = 180
+    Image.fromarray(array).save(path, dpi=(2540, 2540))
+    return path
+
+
+def two_d_slide_over_free_memory(inputs: Path, out: Path) -> list[str]:
+    """A 20000-pixel slide had ended register2d in a MemoryError traceback (a helper's sweep): 7000 here."""
+    fixed, _ = _slides(inputs)
+    return _register_2d(fixed, _large_slide(inputs / "large.png", 7000), out, pixel="0.01")
+
+
+def stack_over_free_memory(inputs: Path, out: Path) -> list[str]:
+    """Three such sections had ended mmreg stack in a traceback after the whole alignment (a helper's sweep)."""
+    folder = inputs / "sections"
+    folder.mkdir()
+    for index in range(3):
+        _large_slide(folder / f"s{index}.png", 6000)
+    return _stack(str(folder), out, pixel="0.01")
+
+
+MEMORY_CASES["2D: a slide over free memory"] = Case(
+    two_d_slide_over_free_memory, "the 2D registration needs about 637 MB in memory (mr.nrrd 50 x 40, large.png "
+    "7000 x 7000), more than the 588 MB this machine has free: save a smaller version: a lower level of the slide's "
+    "pyramid"
+)
+MEMORY_CASES["stack: sections over free memory"] = Case(
+    stack_over_free_memory, "the stack needs about 684 MB in memory (3 sections of up to 6000 x 6000 pixels), more "
+    "than the 588 MB this machine has free: save a smaller version"
+)
 
 
 @pytest.mark.parametrize("name", list(MEMORY_CASES))

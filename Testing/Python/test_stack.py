@@ -193,6 +193,31 @@ def test_a_grey_and_alpha_png_is_read_with_pillow_where_itk_cannot(tmp_path):
         check_opaque(read_image_2d(tmp_path / "holes.png", pixel_mm=0.1))
 
 
+def test_an_opaque_alpha_is_dropped_so_a_stack_keeps_its_colours(tmp_path):
+    """ITK reads tiled, planar and 1-bit TIFFs as RGBA: a first section read so made every RGB section grey and half
+    see-through (its luminance as alpha), exit 0, and register2d's output gained an alpha (a helper's sweep). An
+    alpha of one value, not 0, is dropped as the section is read; a varying one is still refused."""
+    rgb = np.zeros((40, 50, 3), np.uint8)
+    rgb[10:30, 10:40] = (200, 40, 90)
+    folder = tmp_path / "s"
+    folder.mkdir()
+    opaque = np.concatenate([rgb, np.full((40, 50, 1), 255, np.uint8)], axis=-1)
+    Image.fromarray(opaque, "RGBA").save(folder / "s0.png")
+    for index in (1, 2):
+        Image.fromarray(np.roll(rgb, index, axis=1)).save(folder / f"s{index}.png")
+    read = read_image_2d(folder / "s0.png", 0.5)
+    assert read.image.GetNumberOfComponentsPerPixel() == 3
+    assert np.array_equal(sitk.GetArrayViewFromImage(read.image), rgb)
+    assert main(["stack", "--sections", str(folder), "--section-spacing", "1", "--pixel-size", "0.5",
+                 "--output-volume", str(tmp_path / "V.nrrd"), "--output-transforms", str(tmp_path / "T.csv"),
+                 "--threads", "1"]) == 0  # fmt: skip
+    volume = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "V.nrrd")))  # (z, y, x, channels)
+    assert volume.shape[-1] == 3
+    for section in volume:  # red and blue, not grey, in every section
+        tissue = section[..., 0] > 100
+        assert tissue.any() and section[tissue][:, 1].max() < 100
+
+
 def test_2d_medical_formats_and_single_slice_volumes(tmp_path):
     plane = sitk.GetImageFromArray(np.arange(20, dtype=np.float32).reshape(4, 5))
     plane.SetSpacing((0.3, 0.3))

@@ -10,6 +10,7 @@ import SimpleITK as sitk
 from .content import too_little_content
 from .errors import InputError
 from .images2d import Image2D, working_bin
+from .plausible_spacing import MAX_PLAUSIBLE_EXTENT_MM
 
 
 def check_not_uniform(image2d: Image2D, role: str = "image") -> None:
@@ -136,3 +137,15 @@ def check_mask_size_2d(mask: sitk.Image, image2d: Image2D, other: Image2D, role:
         f"{MASK_COARSE_PIXELS * coarse**2:.3g} mm^2): too small to register by; enlarge it to the tissue around "
         "the region, or leave it out"
     )
+
+
+def check_plausible_width(image2d: Image2D, role: str, option: str) -> None:
+    """Refuse an image wider than any body: micrometre pixels stored as 1 mm (a 2400-pixel slide 2.4 m wide) had
+    registered without a word, the transform 1000 times off in mm (a helper's sweep), as mmreg register and stack
+    refuse it."""
+    width = max(image2d.image.GetSize()) * image2d.pixel_mm
+    if width > MAX_PLAUSIBLE_EXTENT_MM:
+        source = "as given" if image2d.pixel_source == "given" else "as its file states"
+        raise InputError(f"{role} {image2d.path} is {width:.4g} mm wide at {image2d.pixel_mm:g} mm pixels ({source}), "
+                         f"wider than any body ({MAX_PLAUSIBLE_EXTENT_MM:g} mm): give its true pixel size in mm with "
+                         f"{option} (3.25 um is {option} 0.00325)")  # fmt: skip

@@ -241,6 +241,7 @@ def read_image_2d(
             fix = ("it may be damaged or cut short: save or copy it again" if suffix_of(path) in IMAGE_2D_SUFFIXES
                    else "save it as PNG, TIFF or NRRD")  # fmt: skip
             raise InputError(f"{role} {path} cannot be read ({last[:160]}): {fix}") from None
+    image = _without_opaque_alpha(image)
     origin, direction, thickness = (*image.GetOrigin(), 0.0)[:3], image.GetDirection(), None
     if image.GetDimension() == 3 and 1 in image.GetSize():
         image, direction, thickness = _one_slice(image)
@@ -269,6 +270,22 @@ def read_image_2d(
     image.SetOrigin((0.0, 0.0))
     image.SetDirection((1.0, 0.0, 0.0, 1.0))
     return Image2D(path, image, size, source, tuple(origin), tuple(direction), thickness, tuple(layout))
+
+
+def _without_opaque_alpha(image: sitk.Image) -> sitk.Image:
+    """An RGBA (or grey and alpha) image whose alpha is one value, not 0, as RGB (or grey): ITK reads tiled, planar
+    and 1-bit TIFFs as RGBA, and that alpha had made a stack's sections grey and half see-through and given
+    register2d's output volume an alpha channel (a helper's sweep). A varying alpha is left for check_opaque."""
+    channels = image.GetNumberOfComponentsPerPixel()
+    if channels not in (2, 4):
+        return image
+    alpha = sitk.GetArrayViewFromImage(image)[..., -1]
+    if alpha.min() != alpha.max() or alpha.max() == 0:
+        return image
+    kept = [sitk.VectorIndexSelectionCast(image, index) for index in range(channels - 1)]
+    colour = sitk.Compose(kept) if len(kept) > 1 else kept[0]
+    colour.CopyInformation(image)
+    return colour
 
 
 def _as_picture(image: sitk.Image, origin: np.ndarray, direction: np.ndarray, pixel_mm: float) -> tuple:

@@ -190,12 +190,14 @@ def inputs_2d(job: Registration2DJob):
         check_mask_size_2d,
         check_not_uniform,
         check_opaque,
+        check_plausible_width,
         check_sizes_comparable,
     )
     from ..core.choices import check_seed, check_threads
     from ..core.errors import InputError
-    from ..core.images2d import read_image_2d, read_mask_2d
+    from ..core.images2d import read_header_2d, read_image_2d, read_mask_2d
     from ..core.output_safety import check_outputs_apart
+    from ..core.slide_memory import check_slides_fit
     from ..engines.presets import load_preset
     from ..qa.two_d import paired_points_2d
 
@@ -206,9 +208,15 @@ def inputs_2d(job: Registration2DJob):
     check_outputs_apart([(name.replace("_", " "), getattr(job, name)) for name in job.paths("input")],
                         [*outputs, ("3D transform", embedding_path(job.output_transform))])  # fmt: skip
     load_preset(job.engine, job.preset, dimension=2)
+    if Path(job.fixed).resolve() == Path(job.moving).resolve():  # it returned the identity, exit 0 (a sweep)
+        raise InputError(f"--fixed and --moving name the same file ({job.fixed}): there is nothing to register; give "
+                         "the other image as --moving")  # fmt: skip
+    check_slides_fit(list(filter(None, map(read_header_2d, (job.fixed, job.moving)))), bool(job.checkerboard))
     fixed = read_image_2d(job.fixed, job.fixed_pixel_mm, "fixed image", "--fixed-pixel-size")
     moving = read_image_2d(job.moving, job.moving_pixel_mm, "moving image", "--moving-pixel-size")
-    for image, role in ((fixed, "fixed image"), (moving, "moving image")):
+    for image, role, option in ((fixed, "fixed image", "--fixed-pixel-size"), (moving, "moving image",
+                                                                               "--moving-pixel-size")):
+        check_plausible_width(image, role, option)
         check_channels(image, role)
         check_enough_pixels(image, role)
         check_opaque(image, role)

@@ -43,9 +43,16 @@ def _one_pixel_type(headers: list) -> None:
 def _pixel_mm(job: StackJob, paths: list[Path]) -> float:
     """The sections' pixel size (mm), given or as their files state it, checked against the sections' sizes."""
     from ..core.images2d import read_header_2d
+    from ..core.slide_memory import check_sections_fit
 
     headers = list(filter(None, map(read_header_2d, paths)))
+    for header in headers:  # it had been aligned as 'missing' and stacked as glass, exit 0 (a helper's sweep)
+        if sum(n > 1 for n in header.size) > 2:
+            raise InputError(f"section {header.path.name} holds several pages ({' x '.join(map(str, header.size))} "
+                             "pixels): give one 2D image per section; split its pages into files (Fiji: Image, "
+                             "Stacks, Stack to Images)")  # fmt: skip
     _one_pixel_type(headers)
+    check_sections_fit(headers)
     pixel_mm = _stated_pixel_mm(job, headers)
     _check_units(job, headers, pixel_mm)
     return pixel_mm

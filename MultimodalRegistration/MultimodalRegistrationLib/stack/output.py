@@ -67,7 +67,9 @@ class _Layout:
         self.components = image.GetNumberOfComponentsPerPixel()
         self.dtype = array.dtype if array.dtype in _NRRD_TYPES else np.dtype(np.float32)
         self.size = image.GetSize()
-        flat = np.asarray(array, np.float64).reshape(-1, self.components)
+        # every few pixels of a large section: a float64 copy of a 20000-pixel one had run out of memory (a sweep)
+        step = max(1, int(np.sqrt(array.shape[0] * array.shape[1] / 4e6)))
+        flat = np.asarray(array[::step, ::step], np.float32).reshape(-1, self.components)
         self.glass = np.percentile(flat, 99 if bright else 1, axis=0)
 
     def convert(self, image: sitk.Image) -> sitk.Image:
