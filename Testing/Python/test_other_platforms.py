@@ -515,11 +515,12 @@ def test_a_read_only_earlier_output_is_replaced_as_on_other_systems(tmp_path, mo
     """Windows will not delete a read-only file: the commit, its new files already in, failed as it dropped the
     earlier one ('this is a bug'), leaving a .replaced-* folder; a batch case's earlier result then could not be
     cleared (a Windows review). Imitated by an unlink that refuses files without write permission."""
-    from MultimodalRegistrationLib.core import replaced
+    from MultimodalRegistrationLib.core import removal, replaced
     from MultimodalRegistrationLib.core.files import OutputSet
     from MultimodalRegistrationLib.process.case_results import EARLIER, clear, recover_earlier, set_aside
 
     monkeypatch.setattr(replaced, "_WINDOWS", True)  # earlier files are moved aside, as on Windows
+    monkeypatch.setattr(removal, "_WINDOWS", True)
     _windows_will_not_delete_read_only_files(monkeypatch)
     (tmp_path / "T.h5").write_text("earlier")
     (tmp_path / "T.json").write_text("earlier")
@@ -558,6 +559,13 @@ def test_names_windows_holds_are_not_refused_there(tmp_path, monkeypatch):
     name_lengths.check_windows_names(tmp_path / ".." / "T.h5", "transform")
     with pytest.raises(name_lengths.InputError, match="'LPT1.h5'.*device"):
         name_lengths.check_windows_names(PureWindowsPath("C:/data/LPT1.h5"), "transform")
+    for device in ("CONOUT$.h5", "COM¹.nrrd"):
+        assert "device" in name_lengths.windows_name_trouble(device)
+    # a review: an existing folder whose name ends in a space is the user's and usable; only what is made is judged
+    (tmp_path / "data ").mkdir()
+    name_lengths.check_windows_names(tmp_path / "data " / "T.h5", "transform")
+    with pytest.raises(name_lengths.InputError, match="'new ' cannot be written"):
+        name_lengths.check_windows_names(tmp_path / "data " / "new " / "T.h5", "transform")
 
 
 def test_a_windows_crash_status_is_named_and_memory_advised_where_it_fits():
@@ -608,3 +616,27 @@ def test_ctrl_break_stops_mmreg_as_sigterm_does(pair_files, tmp_path):
     time.sleep(0.2)  # the reader thread takes the last line
     assert "terminated; nothing was written" in "".join(lines)
     assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_a_file_that_cannot_go_leaves_the_rest_of_its_folder_to_go(tmp_path, monkeypatch):
+    """A review: removing a folder with ignore_errors stopped at the first file that could not go (a picture open in a
+    viewer on Windows), leaving the files after it, where shutil.rmtree had removed them."""
+    from MultimodalRegistrationLib.core import removal
+
+    monkeypatch.setattr(removal, "_WINDOWS", True)
+    folder = tmp_path / "qa_figures"
+    folder.mkdir()
+    for name in ("a.png", "b.png", "open.png", "z.png"):
+        (folder / name).write_text(name)
+    real_unlink = os.unlink
+
+    def unlink(path, *, dir_fd=None):
+        if str(path).endswith("open.png"):
+            raise PermissionError(13, "being used by another process", str(path))
+        return real_unlink(path, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    removal.remove_entry(folder, ignore_errors=True)
+    assert sorted(path.name for path in folder.iterdir()) == ["open.png"]
+    with pytest.raises(PermissionError):
+        removal.remove_entry(folder / "open.png")

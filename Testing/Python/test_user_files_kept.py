@@ -339,10 +339,12 @@ staged.commit()
 """
 
 
-def test_a_windows_cancel_between_two_moves_in_leaves_the_earlier_set_whole(tmp_path):
+@pytest.mark.parametrize("saved_since", [False, True])
+def test_a_windows_cancel_between_two_moves_in_leaves_the_earlier_set_whole(saved_since, tmp_path):
     """A Windows cancel ends the worker outright, and nothing holds it off while a commit moves its files in (POSIX
     holds the signal): killed after the new a.txt was in, the next run put back only the earlier b.txt and c.txt,
     whose names were free, leaving the new a.txt beside them (a Windows review). The earlier set comes back whole."""
+    import os
     import subprocess
     import sys
 
@@ -354,6 +356,12 @@ def test_a_windows_cancel_between_two_moves_in_leaves_the_earlier_set_whole(tmp_
                          env={**__import__("os").environ, "PYTHONPATH": str(library_root())}, check=False)  # fmt: skip
     assert run.returncode == 9, run.stderr[-2000:]
     assert (tmp_path / "a.txt").read_text() == "new a.txt"  # as the killed commit left it
+    if saved_since:  # a file the user saved under that name since is theirs, not the killed commit's (a review)
+        (tmp_path / "a.txt").write_text("saved since")
+        (kept,) = tmp_path.glob(".replaced-*")
+        later = kept.stat().st_mtime_ns + 10**9
+        os.utime(tmp_path / "a.txt", ns=(later, later))
+        earlier["a.txt"] = "saved since"
     write_text_atomically(tmp_path / "other.txt", "the next run here")
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {**earlier, "other.txt": "the next run here"}
 

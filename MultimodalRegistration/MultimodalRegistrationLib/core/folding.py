@@ -87,14 +87,14 @@ def folding(
         return Folding(determinant, corner_points(fixed).mean(axis=0), None, (), region_mm3)
     grid = sampling_grid(fixed, spacing_mm)
     determinant = sitk.GetArrayFromImage(sampled_determinant(transform, grid))
-    inside = sitk.GetArrayFromImage(sitk.Resample(region, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0)) != 0
-    inside &= _differences_inside(grid, fixed)
+    in_region = sitk.GetArrayFromImage(sitk.Resample(region, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0)) != 0
+    inside = in_region & _differences_inside(grid, fixed)
     if not inside.any():
         raise InputError("no Jacobian sample falls inside the fixed image (or its mask): lower the grid spacing")
     values = determinant[inside]
     z, y, x = (axis[np.argmin(values)] for axis in np.nonzero(inside))
     at = np.asarray(grid.TransformIndexToPhysicalPoint((int(x), int(y), int(z))))
-    fields = field_folds(transform, region, max(float(values.min()), 0.0), (grid, inside))
+    fields = field_folds(transform, region, max(float(values.min()), 0.0), (grid, in_region))
     return Folding(values, at, float(grid.GetSpacing()[0]), fields, region_mm3)
 
 
@@ -146,7 +146,8 @@ def field_folds(
         counted = own <= floor if floor is not None else np.ones(own.shape, bool)
         if order > 0 and samples is not None:
             # an inverted field's rim, which no fixed point reaches, had made a good result 'fold' (a nodes sweep)
-            counted &= _cells_reached(field, own.shape, Transform.chain(parts[len(parts) - order :]), *samples)
+            counted &= _cells_reached(field, own.shape, Transform.chain(parts[len(parts) - order :]), *samples,
+                                      region.GetSpacing())
         index = np.argwhere(counted)  # (z, y, x), C order
         cells = linear * own[tuple(index.T)]
         matrix = index_to_physical_matrix(field)
@@ -161,7 +162,7 @@ def field_folds(
 
 
 def _cells_reached(field: sitk.Image, cells: tuple[int, ...], before: Transform, grid: sitk.Image,
-                   inside: np.ndarray) -> np.ndarray:
+                   inside: np.ndarray, region_spacing: tuple) -> np.ndarray:
     """Which (z, y, x) cells of ``field``'s grid the ``inside`` nodes of ``grid`` (fixed space) reach through
     ``before``, widened by the cells a gap between two nodes can hold (nodes coarser than the cells skip some)."""
     points = np.argwhere(inside)[:, ::-1] * np.asarray(grid.GetSpacing()) + np.asarray(grid.GetOrigin())  # LPS mm
@@ -174,12 +175,17 @@ def _cells_reached(field: sitk.Image, cells: tuple[int, ...], before: Transform,
     inside = np.all((corner >= 0) & (corner < np.asarray(cells)), axis=1)
     reached = np.zeros(cells, bool)
     reached[tuple(corner[inside].T)] = True
-    for _ in range(int(np.ceil(2 * max(grid.GetSpacing()) / min(field.GetSpacing())))):  # twice: for a stretch
-        grown = reached.copy()
-        for axis in range(3):
-            grown[(slice(None),) * axis + (slice(1, None),)] |= reached[(slice(None),) * axis + (slice(None, -1),)]
-            grown[(slice(None),) * axis + (slice(None, -1),)] |= reached[(slice(None),) * axis + (slice(1, None),)]
-        reached = grown
+    # the gap between two nodes, twice for a stretch, and the box's rim beyond its outermost nodes (a review: folds at
+    # a box's edges and corners had been missed)
+    margin_mm = 2 * max(grid.GetSpacing()) + max(region_spacing) / 2
+    for _ in range(int(np.ceil(margin_mm / min(field.GetSpacing()))) + 1):
+        for axis in range(3):  # one axis after the other: the 26 neighbours, a cube
+            before, after = [slice(None)] * 3, [slice(None)] * 3
+            before[axis], after[axis] = slice(None, -1), slice(1, None)
+            grown = reached.copy()
+            grown[tuple(after)] |= reached[tuple(before)]
+            grown[tuple(before)] |= reached[tuple(after)]
+            reached = grown
     return reached
 
 

@@ -117,8 +117,10 @@ def _linked(path: Path, copy: Path) -> bool:
 def recover_replaced(folder: str | os.PathLike) -> None:
     """Put back the earlier files that a process killed while committing had moved into ``folder``'s
     ``.replaced-*`` folders before its new files were all in (linked copies never left their place), then remove
-    those folders. Each goes back over what took its name: the killed commit's own new file (a Windows cancel, which
-    nothing holds off, between two moves had left the new T.h5 beside the earlier T.json; a Windows review)."""
+    those folders. Each goes back over what took its name when that is the killed commit's own new file, written
+    before the folder last changed (a Windows cancel, which nothing holds off, between two moves had left the new
+    T.h5 beside the earlier T.json; a Windows review), not over a file saved there since. A copy that cannot go back
+    (open elsewhere) keeps its folder, for the next run."""
     try:
         entries = list(Path(folder).iterdir())
     except OSError:
@@ -126,15 +128,19 @@ def recover_replaced(folder: str | os.PathLike) -> None:
     for entry in entries:
         if not orphaned(entry.name, REPLACED_PREFIX) or not entry.is_dir():
             continue
+        stuck = False
         if not (entry / FINISHED).exists():
+            last_change = entry.stat().st_mtime_ns
             for copy in sorted(entry.iterdir()):
                 moved = re.fullmatch(r"m\d+-(.+)", copy.name, re.DOTALL)  # not a link, nor a sidecar (._m0-T.h5)
                 path = Path(folder) / moved.group(1) if moved else None
-                if path is not None:
-                    try:
-                        if path.is_dir() and not path.is_symlink():  # os.replace does not replace a folder
-                            remove_entry(path)
-                        os.replace(copy, path)
-                    except OSError:
-                        continue
-        remove_entry(entry, ignore_errors=True)
+                if path is None or (os.path.lexists(path) and os.lstat(path).st_mtime_ns > last_change):
+                    continue
+                try:
+                    if path.is_dir() and not path.is_symlink():  # os.replace does not replace a folder
+                        remove_entry(path)
+                    os.replace(copy, path)
+                except OSError:
+                    stuck = True
+        if not stuck:
+            remove_entry(entry, ignore_errors=True)

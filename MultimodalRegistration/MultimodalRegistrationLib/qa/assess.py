@@ -29,6 +29,7 @@ from ..core.images import colour_as_grey, validate_image, validate_mask
 from ..core.metric import METRIC_SPACING_MM
 from ..core.outliers import clip_outliers
 from ..core.pairs import check_pair
+from ..core.removal import remove_entry
 from ..core.replaced import replace_path
 from ..core.transforms import Transform
 from ..registration.working_scale import working_scale
@@ -365,7 +366,7 @@ def _swap_in(partial: Path, folder: Path, staged: OutputSet) -> None:
     with signals_held():
         earlier = folder.with_name(f".{folder.name}.earlier") if folder.exists() else None
         if earlier is not None:
-            shutil.rmtree(earlier, ignore_errors=True)
+            remove_entry(earlier, ignore_errors=True)  # Windows: read-only pictures too (a review)
             replace_path(folder, earlier, folder)  # Windows: refused while a picture in it is open elsewhere
         swapped = False
         try:
@@ -379,4 +380,4 @@ def _swap_in(partial: Path, folder: Path, staged: OutputSet) -> None:
                 os.replace(earlier, folder)
             raise
         if earlier is not None:  # within the hold: a stop raised as it ends had left the earlier pictures behind
-            shutil.rmtree(earlier, ignore_errors=True)
+            remove_entry(earlier, ignore_errors=True)

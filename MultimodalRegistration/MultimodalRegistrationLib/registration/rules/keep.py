@@ -62,10 +62,18 @@ def minimum_jacobian(transform: Transform, fixed: sitk.Image, spacing_mm: float 
     return folding(transform, fixed, spacing_mm=spacing_mm).minimum
 
 
+def _folds_as_its_start(transform: Transform, start: Transform | None, fixed: sitk.Image) -> bool:
+    """Whether ``transform``'s only fields are its ``start``'s and that start, measured as the result is (its fields
+    after a linear part: the cells the fixed box reaches), folds too: a linear stage changes no field, and a start
+    inverted in place (Slicer's iterative inverse, folding near its rim) had made a good rigid result be refused for
+    the start's own folds (a nodes sweep). One that moves the box onto a fold its start never reached is judged."""
+    if not _start_fields_only(transform, start):
+        return False
+    return folding(start @ Transform.identity(), fixed, spacing_mm=FOLDING_CHECK_SPACING_MM).minimum <= 0
+
+
 def _start_fields_only(transform: Transform, start: Transform | None) -> bool:
-    """Whether every nonlinear part of ``transform`` is a displacement field of ``start``: a linear stage run from
-    a nonlinear start changes no field, so it cannot fold; a start inverted in place (Slicer's iterative inverse,
-    folding near its rim) had made a good rigid result be refused for the start's folds (a nodes sweep)."""
+    """Whether every nonlinear part of ``transform`` is a displacement field of ``start``."""
     if start is None:
         return False
     ours = [sitk.GetArrayViewFromImage(sitk.DisplacementFieldTransform(part.sitk).GetDisplacementField())
@@ -89,7 +97,7 @@ def why_not_kept(
 
     The rule holds for every result, linear or not: its mutual information may not fall more than
     KEEP_TOLERANCE_NATS below the start's, and a nonlinear one must not fold (Jacobian determinant > 0 by QA's
-    check, core/folding.py, over the fixed image's box) unless its only fields are its ``start``'s.
+    check, core/folding.py, over the fixed image's box) unless it folds as its ``start`` does.
     A guided result (``guided``: its "worse" reason from :func:`.guided_score.worse_than` and whether
     the image term drove it) must also agree no less with the segments and landmarks; under
     ``--metric segments`` the intensities do not judge it.
@@ -99,9 +107,9 @@ def why_not_kept(
     judged_by_metric = guided is None or guided["intensity"]
     if judged_by_metric and metric_after < metric_start - KEEP_TOLERANCE_NATS:
         return f"agrees less than its start (mutual information {metric_after:.3f} < {metric_start:.3f} nats)"
-    if not transform.is_linear and not _start_fields_only(transform, start):
+    if not transform.is_linear:
         found = folding(transform, fixed, spacing_mm=FOLDING_CHECK_SPACING_MM)
-        if found.minimum <= 0:
+        if found.minimum <= 0 and not _folds_as_its_start(transform, start, fixed):
             where = ", ".join(f"{v:.0f}" for v in lps_ras_points(found.at_lps.reshape(1, 3))[0])
             return (
                 f"folds space (Jacobian determinant down to {found.minimum:.3f} <= 0 at RAS {where} mm, on a "
