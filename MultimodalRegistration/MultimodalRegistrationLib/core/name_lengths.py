@@ -14,7 +14,8 @@ from .files import NAME_MAX_BYTES
 BESIDE_SUFFIXES = (".raw.gz", ".json", ".log", ".zraw")
 _WINDOWS = os.name == "nt"
 # Names Windows gives to devices, in any case and with any extension: no file or folder can take them.
-WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
+                   *(f"{port}{i}" for port in ("COM", "LPT") for i in (*range(1, 10), "¹", "²", "³"))}  # fmt: skip
 _WINDOWS_FORBIDDEN = re.compile(r'[<>:"|?*\x00-\x1f]')
 
 
@@ -54,12 +55,19 @@ def windows_name_trouble(name: str) -> str | None:
 
 
 def check_windows_names(path: PurePath, role: str) -> None:
-    """On Windows, refuse an output path with a name Windows cannot hold: it had failed only after the registration,
-    as 'this is a bug' (a Windows review)."""
+    """On Windows, refuse an output path with a name Windows cannot hold, among the folders and file it would make
+    (one that exists holds its name): it had failed only after the registration, as 'this is a bug' (a Windows
+    review)."""
     if not _WINDOWS:
         return
     path = path if isinstance(path, PurePath) else Path(path)
-    for part in path.parts[1 if path.anchor else 0 :]:
+    first = 1 if path.anchor else 0
+    if isinstance(path, Path):  # an existing folder 'data ' is the user's, and usable: only what is to be made
+        existing = path
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        first = max(first, len(existing.parts)) if existing.exists() else first
+    for part in path.parts[first:]:
         why = windows_name_trouble(part) if part not in (".", "..") else None
         if why:
             raise InputError(f"cannot write the {role} to {path}: the name '{part}' cannot be written, {why}: "

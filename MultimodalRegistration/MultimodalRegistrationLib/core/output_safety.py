@@ -75,15 +75,20 @@ def _output_places(path: PathLike) -> list[Path]:
     return [place] + [place.with_name(stem + suffix) for suffix in _DATA_FILES.get(suffix_of(place), ())]
 
 
+def file_id(stat: os.stat_result) -> tuple[int, int] | None:
+    """The entry's (device, file id), or None on a disk that gives no file ids (st_ino 0: sshfs-win, WebDAV and some
+    network shares on Windows), where ``os.path.samefile`` takes every pair for one entry (CPython gh-78116)."""
+    return (stat.st_dev, stat.st_ino) if stat.st_ino else None
+
+
 def one_entry(a: PathLike, b: PathLike) -> bool:
-    """Whether two existing paths are one entry on disk (a hard link, a second spelling). A disk that gives no file
-    ids (st_ino 0: sshfs-win, WebDAV and some network shares on Windows) makes every pair look like one entry to
-    ``os.path.samefile`` (CPython gh-78116), so there only the names tell (a Windows review)."""
+    """Whether two existing paths are one entry on disk (a hard link, a second spelling); without file ids only the
+    names tell (a Windows review)."""
     try:
-        first, second = os.stat(a), os.stat(b)
+        first, second = file_id(os.stat(a)), file_id(os.stat(b))
     except (OSError, ValueError):
         return False
-    return first.st_ino != 0 and second.st_ino != 0 and os.path.samestat(first, second)
+    return first is not None and first == second
 
 
 def same_place(a: Path, b: Path) -> bool:

@@ -30,7 +30,7 @@ def check_given_nodes(parameters, names: Iterable[str], replaced: Iterable[str] 
         node = getattr(parameters, name, None)
         kind = next(((cls, words) for pattern, cls, words in KINDS if re.search(pattern, name)), None)
         if not hasattr(node, "IsA"):
-            if node is not None and kind is not None:  # a name typed for the node had ended in AttributeError
+            if node not in (None, "") and kind is not None:  # a node's name typed for it: AttributeError ("": unset)
                 example = f": slicer.util.getNode({node!r})" if isinstance(node, str) else ""
                 raise InputError(f"the {parameter_words(name)} ({name}) is {node!r}, not a node: give the node"
                                  f"{example}")  # fmt: skip

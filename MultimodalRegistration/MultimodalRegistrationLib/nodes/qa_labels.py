@@ -114,9 +114,10 @@ def labels_image(node, values: dict[str, int], volume, side: str) -> tuple[sitk.
             image, said = _segmentation_image(node, values, reference)
     # here, by name: the worker could name only its scratch labelmap, and QA refused in mmreg's words (a node sweep)
     if not sitk.GetArrayViewFromImage(image).any():
-        raise InputError(f"the {side} segmentation '{node.GetName()}' has nothing drawn in any segment inside the "
-                         f"{side} volume '{volume.GetName()}': draw them (Segment Editor), or clear the {side} "
-                         "segmentation")  # fmt: skip
+        kind, what = ("labelmap", "no label") if node.IsA("vtkMRMLLabelMapVolumeNode") else (
+            "segmentation", "nothing drawn in any segment")  # fmt: skip
+        raise InputError(f"the {side} {kind} '{node.GetName()}' has {what} inside the {side} volume "
+                         f"'{volume.GetName()}': draw them (Segment Editor), or clear the {side} {kind}")  # fmt: skip
     return image, said
 
 

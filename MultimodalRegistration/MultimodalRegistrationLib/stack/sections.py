@@ -40,7 +40,7 @@ from ..core.checks_2d import check_finite, check_opaque
 from ..core.errors import InputError
 from ..core.files import suffix_of
 from ..core.images2d import IMAGE_2D_SUFFIXES, read_image_2d, to_gray
-from ..core.output_safety import same_place, spellings
+from ..core.output_safety import file_id, same_place, spellings
 from ..core.records import Record
 
 WORK_MM = 1.0  # working pixel size (mm) of the pairwise registrations
@@ -69,7 +69,7 @@ def _one_each(paths: set[Path]) -> list[Path]:
         except OSError:
             kept[(str(path),)] = path
             continue
-        kept.setdefault((stat.st_dev, stat.st_ino) if stat.st_ino else (str(path),), path)  # 0: a disk without ids
+        kept.setdefault(file_id(stat) or (str(path),), path)
     return list(kept.values())
 
 
