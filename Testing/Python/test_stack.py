@@ -218,6 +218,25 @@ def test_an_opaque_alpha_is_dropped_so_a_stack_keeps_its_colours(tmp_path):
         assert tissue.any() and section[tissue][:, 1].max() < 100
 
 
+@pytest.mark.parametrize("kind", ["ome_um", "ome_nm", "imagej"])
+def test_a_microscope_tiff_states_its_pixel_size_in_its_description(kind, tmp_path):
+    """An OME-TIFF's PhysicalSizeX and an ImageJ TIFF's 'unit=micron' beside its pixels per unit had been refused as
+    stating no pixel size (a helper's sweep): they are read, in mm, by the header and the image alike."""
+    array = np.zeros((40, 50), np.uint8)
+    array[10:30, 10:40] = 200
+    if kind == "imagej":
+        info, expected = {270: "ImageJ=1.54f\nunit=micron\n", 282: 2.0, 283: 2.0, 296: 1}, 0.0005
+    else:
+        unit, expected = ("µm", 0.00065) if kind == "ome_um" else ("nm", 0.00000065 * 1000)
+        size = "0.65" if kind == "ome_um" else "650"
+        ome = (f'<?xml version="1.0"?><OME><Image><Pixels PhysicalSizeX="{size}" PhysicalSizeY="{size}" '
+               f'PhysicalSizeXUnit="{unit}" SizeX="50" SizeY="40"/></Image></OME>')  # fmt: skip
+        info = {270: ome.encode("utf-8")}  # as Bio-Formats writes it: UTF-8
+    Image.fromarray(array).save(tmp_path / "slide.tif", tiffinfo=info)
+    assert read_header_2d(tmp_path / "slide.tif").stated_mm == pytest.approx(expected, rel=1e-9)
+    assert read_image_2d(tmp_path / "slide.tif").pixel_mm == pytest.approx(expected, rel=1e-9)
+
+
 def test_2d_medical_formats_and_single_slice_volumes(tmp_path):
     plane = sitk.GetImageFromArray(np.arange(20, dtype=np.float32).reshape(4, 5))
     plane.SetSpacing((0.3, 0.3))

@@ -29,6 +29,7 @@ import SimpleITK as sitk
 from .errors import InputError
 from .files import RASTER_SUFFIXES, VOLUME_SUFFIXES, suffix_of
 from .picture import picture_axes
+from .tiff_description import described_pixel_mm
 
 IMAGE_2D_SUFFIXES = RASTER_SUFFIXES + VOLUME_SUFFIXES
 BT601 = (0.299, 0.587, 0.114)  # luminance weights of R, G, B (ITU-R BT.601)
@@ -202,6 +203,8 @@ def stated_pixel_mm(path: str | os.PathLike, spacing: float) -> float | None:
     if suffix == ".png":
         dpi = _png_dpi(path)
         spacing = 25.4 / dpi if dpi else 1.0
+    if suffix in (".tif", ".tiff") and (described := described_pixel_mm(path)) is not None:
+        return described
     # ITK writes 1 mm as 25.4 dpi, a rounded fraction: it reads back as 1.000000015.
     if not (math.isfinite(spacing) and spacing > 0) or abs(spacing - 1.0) < 1e-6:
         return None
