@@ -81,7 +81,7 @@ def test_nodes_refuse_an_empty_labelmap_before_any_restart(scene, coarse, no_res
         "fixedSegmentation": mrml.volume_node_from_image(scene, fixed_labels, "CT skull", labelmap=True),
         "movingSegmentation": mrml.volume_node_from_image(scene, moving_labels * 0, "MR empty", labelmap=True),
     }
-    with pytest.raises(InputError, match="the moving labelmap is empty"):
+    with pytest.raises(InputError, match="the moving labelmap .MR empty. has no label inside the moving volume .MR."):
         assess_nodes(
             qa_parameters(stability=True, stabilityRestarts=2, **nodes), progress=lambda f, s: stages.append(s)
         )
