@@ -517,7 +517,7 @@ def test_a_read_only_earlier_output_is_replaced_as_on_other_systems(tmp_path, mo
     cleared (a Windows review). Imitated by an unlink that refuses files without write permission."""
     from MultimodalRegistrationLib.core import removal, replaced
     from MultimodalRegistrationLib.core.files import OutputSet
-    from MultimodalRegistrationLib.process.case_results import EARLIER, clear, recover_earlier, set_aside
+    from MultimodalRegistrationLib.process.case_results import clear, recover_earlier, set_aside
 
     monkeypatch.setattr(replaced, "_WINDOWS", True)  # earlier files are moved aside, as on Windows
     monkeypatch.setattr(removal, "_WINDOWS", True)
@@ -594,28 +594,18 @@ def test_ctrl_break_stops_mmreg_as_sigterm_does(pair_files, tmp_path):
     """Windows: Ctrl-Break, or closing the console window, sends SIGBREAK, which mmreg did not handle: the run
     stopped without saying what it had written, its partial files left for the next run (a Windows review).
     Imitated by naming SIGUSR1 SIGBREAK: exit 143, 'terminated; nothing was written', no output left."""
-    import threading
     import time
 
-    out = tmp_path / "out"
-    process = subprocess.Popen(
-        [sys.executable, "-c", SIGBREAK_AS_SIGUSR1, "register", "--engine", "ants",
-         "--fixed", str(pair_files / "ct.nrrd"), "--moving", str(pair_files / "mr.nrrd"),
-         "--output-transform", str(out / "T.h5")],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-        env=dict(os.environ, PYTHONPATH=str(library_root()), TMPDIR=str(tmp_path)),
-    )  # fmt: skip
-    lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True).start()
-    deadline = time.monotonic() + 180
-    while not any("level" in line for line in lines) and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert any("ANTs rigid: level" in line for line in lines), "".join(lines)[-2000:]
+    from test_signals import start_and_wait_for_the_engine
+
+    process, scratch, lines = start_and_wait_for_the_engine(pair_files, tmp_path, mmreg=("-c", SIGBREAK_AS_SIGUSR1))
     process.send_signal(signal.SIGUSR1)
     assert process.wait(timeout=10) == 143, "".join(lines)[-2000:]
     time.sleep(0.2)  # the reader thread takes the last line
     assert "terminated; nothing was written" in "".join(lines)
+    out = tmp_path / "out"
     assert not out.exists() or list(out.iterdir()) == []
+    assert list(scratch.iterdir()) == []
 
 
 def test_a_file_that_cannot_go_leaves_the_rest_of_its_folder_to_go(tmp_path, monkeypatch):

@@ -36,16 +36,20 @@ def _dispositions(ignored: tuple) -> None:
         signal.signal(one, signal.SIG_IGN)
 
 
-def start_and_wait_for_the_engine(pair_files, tmp_path, sigint_ignored: bool = False, ignored: tuple = ()):
+MMREG = ("-m", "MultimodalRegistrationLib.cli.main")  # how the child Python starts mmreg
+
+
+def start_and_wait_for_the_engine(pair_files, tmp_path, sigint_ignored: bool = False, ignored: tuple = (),
+                                  mmreg: tuple = MMREG):  # fmt: skip
     """mmreg register with ANTs (slow enough to interrupt), returned once ANTs iterates; ``sigint_ignored``
     starts it as a parent that ignores SIGINT would (the disposition is inherited), ``ignored`` with those signals
-    ignored (``nohup``: SIGHUP)."""
+    ignored (``nohup``: SIGHUP); ``mmreg``: the child Python's arguments that start mmreg."""
     ignored = (*ignored, signal.SIGINT) if sigint_ignored else ignored
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     environment = dict(os.environ, PYTHONPATH=str(library_root()), TMPDIR=str(scratch))
     process = subprocess.Popen(
-        [sys.executable, "-m", "MultimodalRegistrationLib.cli.main", "register", "--engine", "ants",
+        [sys.executable, *mmreg, "register", "--engine", "ants",
          "--fixed", str(pair_files / "ct.nrrd"), "--moving", str(pair_files / "mr.nrrd"),
          "--output-transform", str(tmp_path / "out" / "T.h5"), "--json", str(tmp_path / "out" / "s.json")],
         stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=environment,
