@@ -3700,6 +3700,13 @@ def _linear(scene, name: str = "earlier"):
     return node
 
 
+def _curve(scene):
+    node = scene.AddNewNodeByClass("vtkMRMLMarkupsClosedCurveNode", "outline")
+    for point in ([0, 0, 0], [30, 0, 0], [0, 30, 0], [0, 0, 30]):
+        node.AddControlPoint(*point)
+    return node
+
+
 def _fit_with_table(scene, volumes, table):
     from MultimodalRegistrationLib.nodes import mrml
     from MultimodalRegistrationLib.nodes.landmarks import fit_markups
@@ -3765,6 +3772,12 @@ NODE_SWEEP_CASES = {  # name -> (the call, built on two volumes; what the refusa
     "qa table a volume": (
         lambda scene, v: _node_qa(**v, metricsTable=v["fixedVolume"]),
         "the metrics table (metricsTable) 'fixed' is a vtkMRMLScalarVolumeNode, not a table"),
+    "guidance landmarks a curve": (  # session 61: a curve's control points had been taken as guidance landmarks
+        lambda scene, v: _node_register(**v, fixedLandmarks=_curve(scene), movingLandmarks=_curve(scene)),
+        "the fixed landmarks (fixedLandmarks) 'outline' is a vtkMRMLMarkupsClosedCurveNode, not a markups point list"),
+    "qa target points a curve": (
+        lambda scene, v: _node_qa(**v, fixedTargetPoints=_curve(scene), movingTargetPoints=_curve(scene)),
+        "the fixed target points (fixedTargetPoints) 'outline' is a vtkMRMLMarkupsClosedCurveNode, not a markups point list"),
     "prealignment table a volume": (
         lambda scene, v: _fit_with_table(scene, v, v["fixedVolume"]),
         "the residual table (residualTable) 'fixed' is a vtkMRMLScalarVolumeNode, not a table"),
