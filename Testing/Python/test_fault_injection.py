@@ -3707,6 +3707,12 @@ def _curve(scene):
     return node
 
 
+def _common_region(fixedVolume, movingVolume, **values):
+    from MultimodalRegistrationLib.nodes.prep import common_region_roi
+
+    return lambda: common_region_roi(fixedVolume, movingVolume, **values)
+
+
 def _fit_with_table(scene, volumes, table):
     from MultimodalRegistrationLib.nodes import mrml
     from MultimodalRegistrationLib.nodes.landmarks import fit_markups
@@ -3778,6 +3784,12 @@ NODE_SWEEP_CASES = {  # name -> (the call, built on two volumes; what the refusa
     "qa target points a curve": (
         lambda scene, v: _node_qa(**v, fixedTargetPoints=_curve(scene), movingTargetPoints=_curve(scene)),
         "the fixed target points (fixedTargetPoints) 'outline' is a vtkMRMLMarkupsClosedCurveNode, not a markups point list"),
+    "common region of a removed volume": (  # session 61: the preview had failed with an AttributeError
+        lambda scene, v: _common_region(_removed(scene, v["fixedVolume"]), v["movingVolume"]),
+        "the fixed volume (fixedVolume) 'fixed' is not in the scene (removed, or never added)"),
+    "common region into a point list": (
+        lambda scene, v: _common_region(**v, roi_node=_curve(scene)),
+        "the common region (commonRegion) 'outline' is a vtkMRMLMarkupsClosedCurveNode, not an ROI"),
     "prealignment table a volume": (
         lambda scene, v: _fit_with_table(scene, v, v["fixedVolume"]),
         "the residual table (residualTable) 'fixed' is a vtkMRMLScalarVolumeNode, not a table"),

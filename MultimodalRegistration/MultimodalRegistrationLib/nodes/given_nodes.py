@@ -16,6 +16,7 @@ from .panel import parameter_words
 KINDS = (
     (r"[tT]ransform$", "vtkMRMLTransformNode", "a transform"),
     (r"Table$", "vtkMRMLTableNode", "a table"),
+    (r"^commonRegion$", "vtkMRMLMarkupsROINode", "an ROI"),
     (r"(Points|Landmarks)$", "vtkMRMLMarkupsFiducialNode", "a markups point list"),  # a curve's points are not landmarks
     (r"^output(Volume|Fixed|Moving)$", "vtkMRMLScalarVolumeNode", "a scalar volume"),
     (r"(Volume|Reference)$", "vtkMRMLVolumeNode", "a volume"),

@@ -134,6 +134,9 @@ def common_region_roi(
     are, and locked: it shows what a crop keeps, it is not an input. ``roi_node`` is updated, or a
     new one is created. Raises :class:`InputError` when the volumes do not overlap.
     """
+    given = {"fixedVolume": fixed_volume, "movingVolume": moving_volume, "initialTransform": current_transform_node,
+             "commonRegion": roi_node}  # as the panel names them
+    check_given_nodes(SimpleNamespace(**given), given)
     check_volumes(fixed_volume, moving_volume)
     if margin_mm < 0:
         raise InputError(f"margin {margin_mm} mm is negative: give 0 or more")
