@@ -1762,6 +1762,17 @@ PANEL_CASES = {  # the choice -> what the refusal must say
 }  # fmt: skip
 
 
+def test_an_empty_node_name_counts_as_unset_and_a_name_is_refused(scene):
+    """A parameter node holds "" for a node reference that was never chosen: that is no choice, not a bad one."""
+    from types import SimpleNamespace
+
+    from MultimodalRegistrationLib.nodes.given_nodes import check_given_nodes
+
+    check_given_nodes(SimpleNamespace(initialTransform="", fixedLandmarks=None), ["initialTransform", "fixedLandmarks"])
+    with pytest.raises(ValueError, match=r"the fixed landmarks \(fixedLandmarks\) is ' ', not a node"):
+        check_given_nodes(SimpleNamespace(fixedLandmarks=" "), ["fixedLandmarks"])
+
+
 @pytest.mark.parametrize("name", list(PANEL_CASES))
 def test_a_panel_choice_that_does_not_fit_is_refused_in_the_panels_words(name, scene):
     from MultimodalRegistrationLib.nodes.registration import register_nodes, registration_parameters
