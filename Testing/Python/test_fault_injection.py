@@ -182,6 +182,19 @@ def nifti_with_a_sheared_sform(inputs: Path, out: Path) -> list[str]:
     return _register(fixed, moving, out)
 
 
+def nifti_with_a_nan_in_its_sform(inputs: Path, out: Path) -> list[str]:
+    """A NaN in the sform ITK reads (sform_code 1): the message had printed the finite qoffset as 'not a number'."""
+    import struct
+
+    fixed, _ = _pair(inputs)
+    written, moving = inputs / "written.nii", inputs / "nan_sform.nii"
+    write_image(_volume(), written)
+    data = bytearray(written.read_bytes())
+    struct.pack_into("<f", data, 280 + 12, float("nan"))
+    moving.write_bytes(bytes(data))
+    return _register(fixed, moving, out)
+
+
 def micrometre_spacing(inputs: Path, out: Path) -> list[str]:
     fixed, _ = _pair(inputs)
     moving = inputs / "stack.nrrd"
@@ -361,6 +374,7 @@ CASES = {
     "sizes 100 times apart": Case(millimetres_for_micrometres, "A spacing is likely in the wrong unit"),
     "a slab saved with no spacing": Case(slab_without_spacing, "along axis 2 (6 slices) give the microscope's slice"),
     "a NIfTI whose sform is sheared": Case(nifti_with_a_sheared_sform, "set the file's sform_code to 0"),
+    "a NIfTI with a NaN in its sform": Case(nifti_with_a_nan_in_its_sform, "gives an origin or position (-"),
     "an MR's spacing in metres": Case(metres_for_millimetres, "if the moving spacing is in metres, it is 2x2x2.5 mm"),
     "prep: sizes 100 times apart": Case(prep_crop_of_sizes_apart, "A spacing is likely in the wrong unit"),
     "prep: --downsample-to too coarse": Case(prep_downsampled_to_a_thumbnail, "give at most"),

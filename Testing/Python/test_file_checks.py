@@ -240,6 +240,41 @@ def test_a_nifti_whose_right_angled_sform_is_moved_from_its_qform_names_the_copy
         read_image(tmp_path / "moved.nii", "fixed image")
 
 
+@pytest.mark.parametrize("unit, code", [(1000.0, 3), (0.001, 1)])  # micrometres, metres
+def test_a_nifti_written_in_micrometres_or_metres_is_read_in_mm_and_not_refused(volume, tmp_path, unit, code):
+    """qform and sform agree, in the file's unit (xyzt_units): ITK and Slicer scale both to mm. The sform had been
+    compared unscaled, and the file refused as 'two geometries that disagree ... 218145 mm away' (a helper's sweep)."""
+    import struct
+
+    sitk.WriteImage(volume, str(tmp_path / "mm.nii"))
+    data = bytearray((tmp_path / "mm.nii").read_bytes())
+    pixdim = list(struct.unpack_from("<8f", data, 76))
+    struct.pack_into("<8f", data, 76, *pixdim[:1], *(value * unit for value in pixdim[1:4]), *pixdim[4:])
+    for offset, count in ((268, 3), (280, 12)):  # qoffset, srow
+        struct.pack_into(f"<{count}f", data, offset, *(v * unit for v in struct.unpack_from(f"<{count}f", data, offset)))
+    data[123] = (data[123] & 0xF8) | code
+    (tmp_path / "scaled.nii").write_bytes(bytes(data))
+    read = read_image(tmp_path / "scaled.nii", "moving image")
+    assert read.GetSpacing() == pytest.approx(volume.GetSpacing(), rel=1e-5)
+    assert read.GetOrigin() == pytest.approx(volume.GetOrigin(), abs=1e-3)
+
+
+def test_a_nan_in_a_nifti_sform_itk_does_not_read_is_no_reason_to_refuse(volume, tmp_path):
+    """sform_code 0: ITK reads the qform only, so a NaN left in the unused srow places nothing."""
+    import struct
+
+    sitk.WriteImage(volume, str(tmp_path / "good.nii"))
+    data = bytearray((tmp_path / "good.nii").read_bytes())
+    struct.pack_into("<h", data, 254, 0)
+    struct.pack_into("<f", data, 280 + 12, float("nan"))
+    (tmp_path / "unused.nii").write_bytes(bytes(data))
+    assert read_image(tmp_path / "unused.nii").GetOrigin() == pytest.approx(volume.GetOrigin())
+    struct.pack_into("<h", data, 254, 1)  # the same NaN in an sform ITK reads: refused, naming it
+    (tmp_path / "used.nii").write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"gives an origin or position \(.* \.\.\.\) that is not a number"):
+        read_image(tmp_path / "used.nii", "moving image")
+
+
 # --------------------------------------------------------------------------- memory
 def _huge_header(path):
     path.write_bytes(b"ObjectType = Image\nNDims = 3\nBinaryData = True\nCompressedData = False\n"

@@ -92,7 +92,12 @@ class NiftiHeader:
     pixdim: list[float]  # spacing of the first three axes, mm as written (sign included)
     qform_code: int = 0
     sform_code: int = 0
-    srow: list[float] | None = None  # the sform's three rows (voxel index -> RAS mm), 12 values
+    srow: list[float] | None = None  # the sform's three rows (voxel index -> RAS, in unit_mm), 12 values
+    unit_mm: float = 1.0  # the spatial unit (xyzt_units) in mm: ITK and Slicer scale by it, FSL and nibabel do not
+
+
+# NIfTI's xyzt_units spatial codes -> mm; unknown (0) is read as mm, as ITK reads it.
+NIFTI_UNITS_MM = {1: 1000.0, 2: 1.0, 3: 0.001}
 
 
 def nifti_header(path: Path) -> NiftiHeader | None:
@@ -110,6 +115,7 @@ def nifti_header(path: Path) -> NiftiHeader | None:
             offset = struct.unpack(order + "f", header[108:112])[0]
             pixdim = struct.unpack(order + "8f", header[76:108])
             codes, srow = struct.unpack(order + "2h", header[252:256]), struct.unpack(order + "12f", header[280:328])
+            units = header[123]
             break
         if len(header) >= 540 and struct.unpack(order + "i", header[:4])[0] == 540:
             bitpix = struct.unpack(order + "h", header[14:16])[0]
@@ -117,13 +123,14 @@ def nifti_header(path: Path) -> NiftiHeader | None:
             pixdim = struct.unpack(order + "8d", header[104:168])
             offset = struct.unpack(order + "q", header[168:176])[0]
             codes, srow = struct.unpack(order + "2i", header[344:352]), struct.unpack(order + "12d", header[400:496])
+            units = struct.unpack(order + "i", header[500:504])[0]
             break
     else:
         return None
     count = max(1, min(int(ndim[0]), 7))
     vox_offset = int(offset) if math.isfinite(offset) else 0
     return NiftiHeader(list(ndim[1 : 1 + count]), int(bitpix), vox_offset, list(pixdim[1 : 1 + min(count, 3)]),
-                       int(codes[0]), int(codes[1]), list(srow))  # fmt: skip
+                       int(codes[0]), int(codes[1]), list(srow), NIFTI_UNITS_MM.get(units & 0x07, 1.0))  # fmt: skip
 
 
 def numbers(text: str) -> list[float]:
@@ -198,7 +205,10 @@ def header_origin(path: Path) -> list[float] | None:
             return None
         for order in "<>":
             if len(header) == 348 and struct.unpack(order + "i", header[:4])[0] == 348:
-                return list(struct.unpack(order + "15f", header[268:328]))
+                qform_code, sform_code = struct.unpack(order + "2h", header[252:256])
+                qoffset, srow = struct.unpack(order + "3f", header[268:280]), struct.unpack(order + "12f", header[280:328])
+                # ITK reads neither unless its code is set: a NaN there (an unused sform) places nothing
+                return [*(qoffset if qform_code > 0 else ()), *(srow if sform_code > 0 else ())]
     return None
 
 
@@ -207,7 +217,8 @@ def check_origin_as_written(path: Path, role: str) -> None:
     origin = header_origin(Path(path))
     if origin and not all(math.isfinite(value) for value in origin):
         raise InputError(
-            f"{role} file {path} gives origin {' '.join(f'{v:g}' for v in origin[:3])} (or a position row) "
-            "that is not a number: ITK would read it as 0 and place the image wrongly; "
+            f"{role} file {path} gives an origin or position ({' '.join(f'{v:g}' for v in origin[:3])}"
+            f"{' ...' if len(origin) > 3 else ''}) that is not a number: ITK would read it as 0 and place the image "
+            "wrongly; "
             "set the true origin in the file's header (or export the image again)"
         )

@@ -26,14 +26,14 @@ _F = np.diag([-1.0, -1.0, 1.0])
 
 
 def nifti_sform(path: Path) -> np.ndarray | None:
-    """The sform (4x4, voxel index -> RAS mm) of a NIfTI-1 or NIfTI-2 file when its sform_code is set and a
-    qform is also given (without one, ITK refuses a sheared sform itself); else None."""
+    """The sform (4x4, voxel index -> RAS mm, scaled from the file's unit as ITK scales it) of a NIfTI-1 or NIfTI-2
+    file when its sform_code is set and a qform is also given (without one, ITK refuses a sheared sform itself); else None."""
     if file_suffix(path) not in (".nii", ".nii.gz"):
         return None
     header = nifti_header(path)
     if header is None or header.sform_code <= 0 or header.qform_code <= 0 or header.srow is None:
         return None
-    return np.vstack([np.reshape(header.srow, (3, 4)), [0.0, 0.0, 0.0, 1.0]])
+    return np.vstack([np.reshape(header.srow, (3, 4)) * header.unit_mm, [0.0, 0.0, 0.0, 1.0]])
 
 
 def _sheared(sform: np.ndarray) -> bool:
