@@ -738,6 +738,18 @@ def segmentations_sharing_no_segment(inputs: Path, out: Path) -> list[str]:
     return _register(fixed, moving, out, "--fixed-segmentation", str(files[0]), "--moving-segmentation", str(files[1]))
 
 
+def segmentation_as_the_moving_image(inputs: Path, out: Path) -> list[str]:
+    """A Slicer .seg.nrrd given as --moving: it had been registered as intensities, exit 0 (a helper's sweep)."""
+    fixed, _ = _pair(inputs)
+    labels = sitk.Image(_volume().GetSize(), sitk.sitkUInt8)
+    labels.CopyInformation(_volume())
+    labels[10:30, 10:30, 8:24] = 1
+    labels.SetMetaData("Segment0_Name", "gland")
+    labels.SetMetaData("Segment0_LabelValue", "1")
+    write_image(labels, inputs / "gland.seg.nrrd")
+    return _register(fixed, inputs / "gland.seg.nrrd", out)
+
+
 def segmentations_swapped(inputs: Path, out: Path) -> list[str]:
     """Each image's gland labelmap, on its own grid (the images' grids differ), given as the other's."""
     images = {"fixed": _volume(), "moving": _volume(size=(40, 36, 30), spacing=(2.4, 2.2, 2.6), seed=1)}
@@ -961,6 +973,8 @@ MORE_CASES = {
     ".tfm with a decimal comma": Case(initial_tfm("1 0 0 0 1 0 0 0 1 2,5 0 0"), "write decimal points"),
     ".tfm with a NaN parameter": Case(initial_tfm("1 0 0 0 1 0 0 0 1 nan 0 0"), "not a finite number"),
     "intensity image as a segmentation": Case(intensity_image_as_segmentation, "export the segmentation as a labelmap"),
+    "segmentation as the moving image": Case(segmentation_as_the_moving_image, "is a Slicer segmentation (segments "
+                                             "gland), not an image: give the moving image itself as --moving"),
     "segmentations given the wrong way round": Case(segmentations_swapped, "they were given the wrong way round"),
     "cropped segmentations given the wrong way round": Case(
         cropped_segmentations_swapped, "they were given the wrong way round"

@@ -34,7 +34,7 @@ from .file_kind import DICOM_ADVICE, is_dicom, unreadable_error
 from .memory import HEADROOM_BYTES, GuidanceLoad, check_memory, estimate_run_bytes, item_bytes
 from .name_lengths import check_name_lengths, check_windows_names
 from .nifti_sform import check_sform
-from .segment_header import header_segments, named_prefix
+from .segment_header import check_not_a_segmentation, header_segments, named_prefix
 from .tiff_stack import check_tiff_stack
 
 LINEAR_SUFFIXES = (".tfm", ".txt", ".mat")
@@ -175,6 +175,7 @@ def read_image_file_info(path: str | os.PathLike, role: str = "image", spacing_g
     check_sform(path, role, reader.GetSize(), reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection())
     if reader.GetPixelID() in (sitk.sitkComplexFloat32, sitk.sitkComplexFloat64):
         raise complex_error(f"{role} file {path}")
+    check_not_a_segmentation(path, role, _segment_names(reader))
     return ImageFileInfo(path, role, tuple(reader.GetSize()), tuple(reader.GetSpacing()), tuple(reader.GetOrigin()),
                          tuple(reader.GetDirection()), _pixel_type(sitk, reader.GetPixelID()),
                          int(reader.GetNumberOfComponents()), int(reader.GetPixelID()), _segment_names(reader))  # fmt: skip

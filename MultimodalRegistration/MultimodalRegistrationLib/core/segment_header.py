@@ -10,6 +10,10 @@ from dataclasses import dataclass
 from itertools import takewhile
 from typing import Protocol
 
+from .errors import InputError
+
+IMAGE_ROLES = ("fixed image", "moving image")  # the roles a segmentation is given in by mistake
+
 
 class MetaData(Protocol):
     """An image or an image file reader: anything that lists its header's keys and values."""
@@ -54,3 +58,14 @@ def named_prefix(segments: list[HeaderSegment]) -> list[HeaderSegment]:
 def valued_prefix(segments: list[HeaderSegment]) -> list[HeaderSegment]:
     """The entries up to the first without a label value."""
     return list(takewhile(lambda segment: segment.label_value is not None, segments))
+
+
+def check_not_a_segmentation(path, role: str, names: tuple[str, ...]) -> None:
+    """Refuse a Slicer segmentation (its header lists segment ``names``) given as the fixed or moving image: it had
+    been registered as intensities, exit 0 (a helper's sweep)."""
+    if role not in IMAGE_ROLES or not names:
+        return
+    side = role.split()[0]
+    listed = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    raise InputError(f"{role} file {path} is a Slicer segmentation (segments {listed}), not an image: give the {side} "
+                     f"image itself as --{side}, and this file as --{side}-segmentation to guide the registration")
