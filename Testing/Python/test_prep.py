@@ -30,6 +30,7 @@ from MultimodalRegistrationLib.prep.masks import (
 )
 from MultimodalRegistrationLib.prep.pipeline import PrepOptions, prepare
 from MultimodalRegistrationLib.prep.spacing import check_spacing, resolution_mismatch, set_spacing
+from MultimodalRegistrationLib.prep.summary import step_line
 from MultimodalRegistrationLib.process.worker import library_root
 from MultimodalRegistrationLib.registration.register import register
 
@@ -326,6 +327,9 @@ def test_a_downsampling_size_finer_than_every_image_is_warned_about():
     assert auto.warnings == [] and auto.steps == [{
         "step": "downsample", "image": "neither",
         "why": "not needed: the voxel sizes (fixed 1 mm, moving 2 mm) differ less than 4 times"}]  # fmt: skip
+    # as mmreg prep and the panel print it: the line had ended in a KeyError (a helper's docs sweep)
+    assert step_line(auto.steps[0]) == ("downsample (neither): not needed: the voxel sizes (fixed 1 mm, moving 2 mm) "
+                                        "differ less than 4 times")  # fmt: skip
 
 
 def test_4d_and_vector_inputs_say_how_to_pick_one_volume():

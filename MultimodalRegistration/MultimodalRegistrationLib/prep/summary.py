@@ -95,7 +95,7 @@ def _detail(step: dict) -> str:
     if kind == "bias correction":
         low, high = step["bias_range"]
         return f"bias {low:.2f} to {high:.2f} removed in {step['seconds']:.1f} s"
-    if kind == "downsample":
+    if kind == "downsample" and "to_mm" in step:  # "auto" on images under 4x apart: a step not needed, no size
         return f"to {step['to_mm']:g} mm"
     if kind == "set spacing":
         return "to " + " x ".join(f"{s:g}" for s in step["to_mm"]) + " mm"
