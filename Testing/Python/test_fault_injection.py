@@ -2281,7 +2281,12 @@ BATCH_MANIFEST_CASES = {  # each was run (a worker started, exit 1) or read wron
     "batch row with a metric typo": Case(batch_manifest("case,fixed,moving,metric", PAIR_ROW + ",mi"),
                                          "metric 'mi' is not one of intensity, segments: choose one"),
     "batch row with segments but no segmentations": Case(
-        batch_manifest("case,fixed,moving,segments", PAIR_ROW + ",bone"), "case 'c1': --segments chooses among"
+        batch_manifest("case,fixed,moving,segments", PAIR_ROW + ",bone"), "case 'c1': the segments column chooses "
+        "among segmentations: add the fixed_segmentation column and the moving_segmentation column"
+    ),  # in columns, not flags: someone editing the CSV had been told --fixed-segmentation (a helper's docs sweep)
+    "batch row with a guidance weight alone": Case(
+        batch_manifest("case,fixed,moving,guidance_weight", PAIR_ROW + ",2"), "(or the guidance_fixed_points column "
+        "and the guidance_moving_points column), or drop the guidance_weight column"
     ),
     "batch row with more cells than columns": Case(batch_manifest("case,fixed,moving", PAIR_ROW + ",other.nrrd"),
                                                    "a path with a comma must be in double quotes"),

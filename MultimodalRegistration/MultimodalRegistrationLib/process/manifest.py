@@ -17,7 +17,7 @@ import io
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from ..core.digest import file_sha256
@@ -33,7 +33,7 @@ from ..core.version import __version__
 from ..qa.report_types import QAReport
 from ..qa.triage import Verdict
 from ..registration.summary import RegistrationSummary
-from .jobs import CaseJob, option_fields
+from .jobs import CaseJob, option_fields, option_flag
 from .results import JobOutputs
 
 REQUIRED = ("case", "fixed", "moving")
@@ -139,13 +139,14 @@ def read_manifest(
         outputs = {key: str(folder / file) for key, file in CASE_FILES.items()}
         if output_volume:
             outputs["output_volume"] = str(folder / "resampled.nrrd")
+        in_columns = _columns_words(row, defaults)
         try:
             job = CaseJob(case=name, **inputs, **outputs, **options).resolved()
         except InputError as error:  # a segments cell naming nothing
-            raise InputError(f"{where}: {error}") from None
+            raise InputError(f"{where}: {in_columns(str(error))}") from None
         _check_case_outputs_apart(job, folder, Path(output_dir), where)
         row_chose = bool(row.get("engine") or row.get("preset"))
-        _check_preset(job, f"{where}: " if row_chose else "", checked, where)
+        _check_preset(job, f"{where}: " if row_chose else "", checked, where, in_columns)
         jobs.append(job)
     return jobs
 
@@ -220,7 +221,19 @@ def _row_choices(row: dict[str, str], manifest: Path, where: str) -> dict:
     return options
 
 
-def _check_preset(job: CaseJob, chosen_where: str, checked: dict, where: str) -> None:
+def _columns_words(row: dict[str, str], defaults: dict):
+    """A refusal's options in the manifest's words: ``--fixed-segmentation`` as 'the fixed_segmentation column'
+    (someone editing the CSV had been told flags), except a choice ``mmreg batch`` was given for every case and
+    the row leaves empty."""
+    flags: dict[str, str] = {}
+    for f in fields(CaseJob):  # the first field with a flag names it: --fixed-points guides (QA's targets follow)
+        if f.name in COLUMNS and not (defaults.get(f.name) is not None and not row.get(f.name)):
+            flags.setdefault(option_flag(f), f.name)
+    pattern = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, flags)) + r")(?![\w-])")
+    return lambda message: pattern.sub(lambda found: f"the {flags[found.group(1)]} column", message)
+
+
+def _check_preset(job: CaseJob, chosen_where: str, checked: dict, where: str, in_columns=str) -> None:
     """Refuse an engine or preset that cannot run (a typo in --preset, refusing every case, or in one row, refusing
     the batch: the manifest is wrong), and the choices preflight would refuse with that preset (``segments``
     without segmentations...), before any case runs. ``chosen_where`` names the row when the row chose the engine
@@ -238,7 +251,7 @@ def _check_preset(job: CaseJob, chosen_where: str, checked: dict, where: str) ->
         preset.check_needs(bool(job.fixed_segmentation and job.moving_segmentation))
         check_choices(job, preset.is_linear)
     except InputError as error:
-        raise InputError(f"{where}: {error}") from None
+        raise InputError(f"{where}: {in_columns(str(error))}") from None
 
 
 def _check_case_outputs_apart(job: CaseJob, folder: Path, output_dir: Path, where: str) -> None:
