@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Callable
@@ -750,6 +751,36 @@ def segmentation_as_the_moving_image(inputs: Path, out: Path) -> list[str]:
     return _register(fixed, inputs / "gland.seg.nrrd", out)
 
 
+def _sound_but_unread(kind: str) -> Callable[[Path], Path]:
+    """A sound moving image ITK cannot read as named or stored: each had been called damaged ("export it again") or
+    told to be saved as NRRD (a helper's sweep)."""
+
+    def write(inputs: Path) -> Path:
+        import bz2
+        import gzip
+
+        write_image(_volume(seed=1), inputs / "plain.nrrd", compress=False)
+        plain = (inputs / "plain.nrrd").read_bytes()
+        header, voxels = plain.split(b"\n\n", 1)
+        if kind == "upper case":
+            write_image(_volume(seed=1), inputs / "tmp.mha")
+            return (inputs / "tmp.mha").rename(inputs / "MR.MHA")
+        if kind == "bzip2":
+            (inputs / "bz.nrrd").write_bytes(header.replace(b"encoding: raw", b"encoding: bzip2") + b"\n\n"
+                                              + bz2.compress(voxels))  # fmt: skip
+            return inputs / "bz.nrrd"
+        if kind == "time last":
+            four = (header.replace(b"dimension: 3", b"dimension: 4").replace(b"sizes: 48 40 32", b"sizes: 48 40 32 2")
+                    .replace(b"kinds: domain domain domain", b"kinds: domain domain domain time"))  # fmt: skip
+            four = re.sub(rb"(space directions: [^\n]*)", rb"\1 none", four)
+            (inputs / "time.nrrd").write_bytes(four + b"\n\n" + voxels * 2)
+            return inputs / "time.nrrd"
+        (inputs / "mr.nrrd.gz").write_bytes(gzip.compress(plain))
+        return inputs / "mr.nrrd.gz"
+
+    return write
+
+
 def segmentations_swapped(inputs: Path, out: Path) -> list[str]:
     """Each image's gland labelmap, on its own grid (the images' grids differ), given as the other's."""
     images = {"fixed": _volume(), "moving": _volume(size=(40, 36, 30), spacing=(2.4, 2.2, 2.6), seed=1)}
@@ -973,6 +1004,13 @@ MORE_CASES = {
     ".tfm with a decimal comma": Case(initial_tfm("1 0 0 0 1 0 0 0 1 2,5 0 0"), "write decimal points"),
     ".tfm with a NaN parameter": Case(initial_tfm("1 0 0 0 1 0 0 0 1 nan 0 0"), "not a finite number"),
     "intensity image as a segmentation": Case(intensity_image_as_segmentation, "export the segmentation as a labelmap"),
+    "moving image named .MHA": Case(moving_as(_sound_but_unread("upper case")),
+                                    "ITK knows a .mha file only by its lower-case extension: rename it"),
+    "moving NRRD encoded bzip2": Case(moving_as(_sound_but_unread("bzip2")), "ITK reads no bzip2-encoded NRRD"),
+    "moving NRRD with a time axis last": Case(moving_as(_sound_but_unread("time last")),
+                                              "it is 4D (a time series or several volumes): save the one 3D volume"),
+    "moving NRRD gzipped whole": Case(moving_as(_sound_but_unread("gzip")),
+                                      "it is a whole file compressed with gzip: unpack it (gunzip mr.nrrd.gz)"),
     "segmentation as the moving image": Case(segmentation_as_the_moving_image, "is a Slicer segmentation (segments "
                                              "gland), not an image: give the moving image itself as --moving"),
     "segmentations given the wrong way round": Case(segmentations_swapped, "they were given the wrong way round"),

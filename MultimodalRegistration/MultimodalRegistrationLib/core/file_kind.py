@@ -70,10 +70,35 @@ def misnamed(path: Path, suffix: str) -> str | None:
     return f"it holds {held} data under a {suffix or 'missing'} name: rename it to end in {held}"
 
 
+def _sound_but_unread(path: Path, suffix: str) -> str | None:
+    """Advice for a sound file ITK does not read as it is named or stored (a helper's sweep: each had been called
+    damaged, or told to be saved as NRRD); None otherwise."""
+    if suffix in (*VOLUME_SUFFIXES, ".hdr") and not path.name.endswith(suffix):
+        return f"ITK knows a {suffix} file only by its lower-case extension: rename it to end in {suffix}"
+    if suffix == ".gz":
+        try:
+            with gzip.open(path, "rb") as unpacked:
+                inner = unpacked.read(64)
+        except (OSError, EOFError, zlib.error):
+            return None
+        if inner.startswith((b"NRRD000", b"ObjectType")):
+            return f"it is a whole file compressed with gzip: unpack it (gunzip {path.name}) and give the file inside"
+    if suffix in (".nrrd", ".nhdr"):
+        with open(path, "rb") as file:
+            head = file.read(4096).split(b"\n\n", 1)[0].lower()
+        if b"\nencoding: bz" in head:
+            return ("ITK reads no bzip2-encoded NRRD: save it again with gzip or raw encoding (Slicer's Save, or "
+                    "unu save -e gzip)")  # fmt: skip
+        if any(f"\ndimension: {n}".encode() in head for n in range(4, 17)):  # time last: ITK reads no such NRRD
+            return "it is 4D (a time series or several volumes): save the one 3D volume to register (unu slice)"
+    return None
+
+
 def unreadable_advice(path: Path) -> str:
     """What to do with a file ITK cannot read: rename a file named for another format, convert an unsupported
     format, or replace a damaged file."""
-    renamed = misnamed(Path(path), suffix_of(path))
+    path = Path(path)
+    renamed = misnamed(path, suffix_of(path)) or _sound_but_unread(path, suffix_of(path))
     if renamed is not None:
         return renamed
     if suffix_of(path) in VOLUME_SUFFIXES:
