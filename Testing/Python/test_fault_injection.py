@@ -3865,7 +3865,8 @@ NODE_SWEEP_CASES = {  # name -> (the call, built on two volumes; what the refusa
         "the fixed landmarks (fixedLandmarks) 'outline' is a vtkMRMLMarkupsClosedCurveNode, not a markups point list"),
     "qa target points a curve": (
         lambda scene, v: _node_qa(**v, fixedTargetPoints=_curve(scene), movingTargetPoints=_curve(scene)),
-        "the fixed target points (fixedTargetPoints) 'outline' is a vtkMRMLMarkupsClosedCurveNode, not a markups point list"),
+        "the fixed target points (fixedTargetPoints) 'outline' is a vtkMRMLMarkupsClosedCurveNode, not a markups "
+        "point list"),
     "common region of a removed volume": (  # session 61: the preview had failed with an AttributeError
         lambda scene, v: _common_region(_removed(scene, v["fixedVolume"]), v["movingVolume"]),
         "the fixed volume (fixedVolume) 'fixed' is not in the scene (removed, or never added)"),

@@ -251,7 +251,8 @@ def test_a_nifti_written_in_micrometres_or_metres_is_read_in_mm_and_not_refused(
     pixdim = list(struct.unpack_from("<8f", data, 76))
     struct.pack_into("<8f", data, 76, *pixdim[:1], *(value * unit for value in pixdim[1:4]), *pixdim[4:])
     for offset, count in ((268, 3), (280, 12)):  # qoffset, srow
-        struct.pack_into(f"<{count}f", data, offset, *(v * unit for v in struct.unpack_from(f"<{count}f", data, offset)))
+        values = struct.unpack_from(f"<{count}f", data, offset)
+        struct.pack_into(f"<{count}f", data, offset, *(value * unit for value in values))
     data[123] = (data[123] & 0xF8) | code
     (tmp_path / "scaled.nii").write_bytes(bytes(data))
     read = read_image(tmp_path / "scaled.nii", "moving image")

@@ -206,7 +206,8 @@ def header_origin(path: Path) -> list[float] | None:
         for order in "<>":
             if len(header) == 348 and struct.unpack(order + "i", header[:4])[0] == 348:
                 qform_code, sform_code = struct.unpack(order + "2h", header[252:256])
-                qoffset, srow = struct.unpack(order + "3f", header[268:280]), struct.unpack(order + "12f", header[280:328])
+                qoffset = struct.unpack(order + "3f", header[268:280])
+                srow = struct.unpack(order + "12f", header[280:328])
                 # ITK reads neither unless its code is set: a NaN there (an unused sform) places nothing
                 return [*(qoffset if qform_code > 0 else ()), *(srow if sform_code > 0 else ())]
     return None

@@ -27,7 +27,8 @@ _F = np.diag([-1.0, -1.0, 1.0])
 
 def nifti_sform(path: Path) -> np.ndarray | None:
     """The sform (4x4, voxel index -> RAS mm, scaled from the file's unit as ITK scales it) of a NIfTI-1 or NIfTI-2
-    file when its sform_code is set and a qform is also given (without one, ITK refuses a sheared sform itself); else None."""
+    file when its sform_code is set and a qform is also given (without one, ITK refuses a sheared sform itself);
+    else None."""
     if file_suffix(path) not in (".nii", ".nii.gz"):
         return None
     header = nifti_header(path)

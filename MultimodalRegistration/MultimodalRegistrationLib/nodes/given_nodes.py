@@ -17,7 +17,7 @@ KINDS = (
     (r"[tT]ransform$", "vtkMRMLTransformNode", "a transform"),
     (r"Table$", "vtkMRMLTableNode", "a table"),
     (r"^commonRegion$", "vtkMRMLMarkupsROINode", "an ROI"),
-    (r"(Points|Landmarks)$", "vtkMRMLMarkupsFiducialNode", "a markups point list"),  # a curve's points are not landmarks
+    (r"(Points|Landmarks)$", "vtkMRMLMarkupsFiducialNode", "a markups point list"),  # a curve's are no landmarks
     (r"^output(Volume|Fixed|Moving)$", "vtkMRMLScalarVolumeNode", "a scalar volume"),
     (r"(Volume|Reference)$", "vtkMRMLVolumeNode", "a volume"),
 )
