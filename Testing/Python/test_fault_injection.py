@@ -3898,3 +3898,113 @@ def test_a_node_gone_or_of_another_class_is_refused_before_any_work(name, scene)
         matrix = vtk.vtkMatrix4x4()
         earlier.GetMatrixTransformToParent(matrix)
         assert matrix.GetElement(0, 3) == 42.0
+
+
+# --------------------------------------------------------------------------- masks and one-entry list axes
+# Session 61, a helper's sweep of input files: a NRRD whose list axis holds one entry had ended in a traceback in
+# every verb; an intensity image or a probability map given as a mask had masked nothing, exit 0.
+
+
+def _list_axis_of_one(path: Path, image: sitk.Image, header: dict[str, str] | None = None) -> Path:
+    """``image`` (uint8 or float32) saved as Slicer saves a one-layer segmentation or a one-frame sequence in 4D: a
+    NRRD whose first axis, of kind list, holds one entry (ITK reads a vector image of one component)."""
+    array = sitk.GetArrayFromImage(image)
+    size, spacing, origin = image.GetSize(), image.GetSpacing(), image.GetOrigin()
+    lines = ["NRRD0004", f"type: {'uchar' if array.dtype == np.uint8 else 'float'}", "dimension: 4",
+             "space: left-posterior-superior", f"sizes: 1 {size[0]} {size[1]} {size[2]}",
+             f"space directions: none ({spacing[0]},0,0) (0,{spacing[1]},0) (0,0,{spacing[2]})",
+             "kinds: list domain domain domain", "endian: little", "encoding: raw",
+             f"space origin: ({origin[0]},{origin[1]},{origin[2]})",
+             *(f"{key}:={value}" for key, value in (header or {}).items())]  # fmt: skip
+    path.write_bytes(("\n".join(lines) + "\n\n").encode() + array.astype(array.dtype.newbyteorder("<")).tobytes())
+    return path
+
+
+def _gland(image: sitk.Image) -> sitk.Image:
+    """A 0/1 uint8 box on ``image``'s grid (about 17% of it)."""
+    mask = sitk.Image(image.GetSize(), sitk.sitkUInt8)
+    mask.CopyInformation(image)
+    mask[10:30, 10:30, 8:24] = 1
+    return mask
+
+
+GLAND = {"Segment0_ID": "Segment_1", "Segment0_Name": "gland", "Segment0_LabelValue": "1", "Segment0_Layer": "0"}
+
+
+def test_a_list_axis_of_one_entry_is_read_as_the_3d_volume_it_is(tmp_path):
+    """Every verb had ended in a traceback on such a file (SimpleITK NotEqual, Cast, MinimumMaximum; a helper's
+    sweep): it is read as a 3D scalar volume, its segment names kept."""
+    from MultimodalRegistrationLib.core.images import read_image, validate_image, validate_mask
+    from MultimodalRegistrationLib.core.labels import as_labelmap, label_names
+
+    image = _volume()
+    seg = read_image(_list_axis_of_one(tmp_path / "gland.seg.nrrd", _gland(image), GLAND), "fixed segmentation")
+    assert (seg.GetDimension(), seg.GetNumberOfComponentsPerPixel(), seg.GetPixelID()) == (3, 1, sitk.sitkUInt8)
+    assert seg.GetSize() == image.GetSize() and np.allclose(seg.GetSpacing(), image.GetSpacing())
+    assert np.array_equal(sitk.GetArrayViewFromImage(seg), sitk.GetArrayViewFromImage(_gland(image)))
+    assert label_names(as_labelmap(seg, "fixed segmentation")) == {1: "gland"}
+    assert validate_mask(seg, image, "fixed mask").GetPixelID() == sitk.sitkUInt8
+    volume = read_image(_list_axis_of_one(tmp_path / "frame.nrrd", image), "moving image")
+    assert volume.GetPixelID() == sitk.sitkFloat32
+    assert np.array_equal(sitk.GetArrayViewFromImage(volume), sitk.GetArrayViewFromImage(image))
+    validate_image(volume, "moving image")
+
+
+def test_prep_takes_an_image_and_a_mask_saved_with_a_list_axis_of_one_entry(tmp_path, private_tmp, capsys):
+    """mmreg prep had stopped in MinimumMaximumImageFilter, exit 1 (a helper's sweep)."""
+    inputs, out = tmp_path / "inputs", tmp_path / "out"
+    inputs.mkdir()
+    fixed, _ = _pair(inputs)
+    moving = _list_axis_of_one(inputs / "frame.nrrd", _volume(seed=1))
+    mask = _list_axis_of_one(inputs / "gland.seg.nrrd", _gland(_volume()), GLAND)
+    assert main(_prep(fixed, moving, out, "--mask-fixed", str(mask))) == 0, capsys.readouterr().err
+    prepared = sitk.ReadImage(str(out / "moving.nrrd"))
+    assert (prepared.GetDimension(), prepared.GetNumberOfComponentsPerPixel()) == (3, 1)
+
+
+def _probability_map(inputs: Path) -> Path:
+    """A float probability map of the gland whose background is 1e-6, not 0."""
+    mask = sitk.Cast(_gland(_volume()), sitk.sitkFloat32) * 0.899999 + 1e-6
+    write_image(mask, inputs / "probability.nrrd")
+    return inputs / "probability.nrrd"
+
+
+def _ct_with_zeros(inputs: Path) -> Path:
+    """The fixed image with three voxels exactly 0 (as a CT's water at 0 HU): a mask of all but three voxels."""
+    image = _volume()
+    for index in ((1, 1, 1), (20, 20, 16), (40, 30, 20)):
+        image[index] = 0.0
+    write_image(image, inputs / "ct.nrrd")
+    return inputs / "ct.nrrd"
+
+
+MASK_VALUE_CASES = {  # each ran with exit 0, the mask masking nothing: a mask is its voxels != 0 (a helper's sweep)
+    "the fixed image as its own fixed mask": Case(
+        lambda inputs, out: _register(*_pair(inputs), out, "--fixed-mask", str(inputs / "fixed.nrrd")),
+        "fixed mask sets every voxel (61410 distinct values, smallest -17.3424): it looks like an intensity image",
+    ),
+    "a probability map with a 1e-6 background as the fixed mask": Case(
+        lambda inputs, out: _register(*_pair(inputs), out, "--fixed-mask", str(_probability_map(inputs))),
+        "fixed mask sets every voxel (2 distinct values, smallest 1e-06): it looks like an intensity image or a "
+        "probability map: give a labelmap, or threshold it (e.g. > 0.5)",
+    ),
+    "an image with a few zero voxels as the moving mask": Case(
+        lambda inputs, out: _register(*_pair(inputs), out, "--moving-mask", str(_ct_with_zeros(inputs))),
+        "moving mask sets all but 3 of its 61440 voxels (61407 distinct values, smallest -17.3424): it looks like "
+        "an intensity image",
+    ),
+    "prep: a probability map as the fixed mask": Case(
+        lambda inputs, out: _prep(*_pair(inputs), out, "--mask-fixed", str(_probability_map(inputs))),
+        "fixed mask (probability.nrrd) sets every voxel (2 distinct values, smallest 1e-06)",
+    ),
+    "qa: the fixed image as its fixed mask": Case(
+        lambda inputs, out: _qa(inputs, out / "r.html", "--fixed-mask", str(inputs / "fixed.nrrd")),
+        "fixed mask sets every voxel (",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(MASK_VALUE_CASES))
+def test_an_intensity_image_or_probability_map_as_a_mask_is_refused_before_any_engine(name, tmp_path, private_tmp,
+                                                                                     capsys):  # fmt: skip
+    _assert_refused(MASK_VALUE_CASES[name], tmp_path, private_tmp, capsys)

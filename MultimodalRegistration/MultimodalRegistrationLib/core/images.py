@@ -24,6 +24,7 @@ from .file_checks import (
 from .file_kind import unreadable_error
 from .files import suffix_of, write_atomically
 from .images2d import to_gray
+from .mask_values import intensity_mask_error
 from .plausible_spacing import MAX_PLAUSIBLE_EXTENT_MM, check_spacing
 
 NIFTI_HEADER_BYTES = 348  # a NIfTI-1 header; the voxels follow it (at 352, after the extension flag)
@@ -43,9 +44,27 @@ def read_image(path: str | os.PathLike, role: str = "image", spacing_given: bool
     check_image_fits_in_memory(info)
     check_image_data(path, role)
     try:
-        return sitk.ReadImage(str(path))
+        image = sitk.ReadImage(str(path))
     except RuntimeError as error:
         raise unreadable_error(path, role, error) from None
+    return one_component_as_scalar(image)
+
+
+_VECTOR_TYPES = (sitk.sitkVectorUInt8, sitk.sitkVectorInt8, sitk.sitkVectorUInt16, sitk.sitkVectorInt16,
+                 sitk.sitkVectorUInt32, sitk.sitkVectorInt32, sitk.sitkVectorUInt64, sitk.sitkVectorInt64,
+                 sitk.sitkVectorFloat32, sitk.sitkVectorFloat64)  # fmt: skip
+
+
+def one_component_as_scalar(image: sitk.Image) -> sitk.Image:
+    """A vector image of one component per voxel as the scalar volume it is, its header entries (Slicer's segment
+    names) kept; any other image as it is. ITK reads a NRRD whose list axis holds one entry (a one-layer segmentation
+    or a one-frame sequence saved 4D) so, and no filter takes it (a helper's sweep: a traceback in every verb)."""
+    if image.GetNumberOfComponentsPerPixel() != 1 or image.GetPixelID() not in _VECTOR_TYPES:
+        return image
+    scalar = sitk.VectorIndexSelectionCast(image, 0)
+    for key in image.GetMetaDataKeys():
+        scalar.SetMetaData(key, image.GetMetaData(key))
+    return scalar
 
 
 def write_image(image: sitk.Image, path: str | os.PathLike, compress: bool = True) -> None:
@@ -285,13 +304,18 @@ def same_lattice(a: sitk.Image, b: sitk.Image) -> bool:
 def validate_mask(mask: sitk.Image, image: sitk.Image, role: str = "mask") -> sitk.Image:
     """Check a mask against its image and return it as a uint8 image on the image's grid.
 
-    A mask on another grid is resampled (nearest neighbour) onto the image grid.
+    A mask on another grid is resampled (nearest neighbour) onto the image grid. An empty mask, one outside its
+    image, and an intensity image or probability map given as a mask (:func:`.mask_values.intensity_mask_error`)
+    are refused.
     """
     if mask.GetDimension() != 3 or mask.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(f"{role} must be a 3D scalar label image: export the segment as a labelmap")
     if has_nan(mask):  # NaN != 0: a NaN background would make the mask the whole image
         raise InputError(f"{role} holds NaN voxels: set them to 0 outside the mask (or export it again as a labelmap)")
     binary = sitk.Cast(mask != 0, sitk.sitkUInt8)
+    intensity = intensity_mask_error(mask, binary, role)
+    if intensity:
+        raise intensity
     if not same_grid(mask, image):
         binary = sitk.Resample(binary, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
     coverage = float(sitk.GetArrayViewFromImage(binary).mean())
