@@ -8,12 +8,15 @@ tested in test_signals.py.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
 import re
 import stat
+import struct
 import tempfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -757,7 +760,6 @@ def _sound_but_unread(kind: str) -> Callable[[Path], Path]:
 
     def write(inputs: Path) -> Path:
         import bz2
-        import gzip
 
         write_image(_volume(seed=1), inputs / "plain.nrrd", compress=False)
         plain = (inputs / "plain.nrrd").read_bytes()
@@ -4008,3 +4010,118 @@ MASK_VALUE_CASES = {  # each ran with exit 0, the mask masking nothing: a mask i
 def test_an_intensity_image_or_probability_map_as_a_mask_is_refused_before_any_engine(name, tmp_path, private_tmp,
                                                                                      capsys):  # fmt: skip
     _assert_refused(MASK_VALUE_CASES[name], tmp_path, private_tmp, capsys)
+
+
+# --------------------------------------------------------------------------- voxel bytes ITK misreads
+# Session 61, a helper's sweep (fixes by a helper): each ran the engine to exit 0 on voxels ITK had zero-filled,
+# shifted or read as noise.
+
+
+def _nifti_pair_cut_short(inputs: Path, given: str) -> Path:
+    """A moving image saved as a NIfTI pair (moving.hdr + moving.img), its .img cut to 90%; returns ``given``."""
+    image = sitk.Cast(_volume(seed=1), sitk.sitkInt16)
+    sitk.WriteImage(image, str(inputs / "moving.hdr"))
+    data = (inputs / "moving.img").read_bytes()
+    (inputs / "moving.img").write_bytes(data[: len(data) * 9 // 10])
+    return inputs / given
+
+
+def _plain_nifti_named_gz_cut_short(inputs: Path) -> Path:
+    """An uncompressed NIfTI named .nii.gz (ITK reads it as it is), 13% short."""
+    sitk.WriteImage(_volume(seed=1), str(inputs / "plain.nii"), False)
+    data = (inputs / "plain.nii").read_bytes()
+    (inputs / "plain.nii").unlink()
+    (inputs / "moving.nii.gz").write_bytes(data[: len(data) * 87 // 100])
+    return inputs / "moving.nii.gz"
+
+
+def _nifti_at_offset_zero(inputs: Path, name: str) -> Path:
+    """A single-file NIfTI whose vox_offset is 0: ITK reads its voxels from byte 348, one voxel early."""
+    sitk.WriteImage(_volume(seed=1), str(inputs / "plain.nii"), False)
+    data = bytearray((inputs / "plain.nii").read_bytes())
+    (inputs / "plain.nii").unlink()
+    struct.pack_into("<f", data, 108, 0.0)
+    (inputs / name).write_bytes(gzip.compress(bytes(data)) if name.endswith(".gz") else bytes(data))
+    return inputs / name
+
+
+def _compressed_mha(inputs: Path, voxels: bytes, size: int | None) -> Path:
+    """A moving MHA saying CompressedData = True (and CompressedDataSize ``size`` if given) over ``voxels``."""
+    header = ("ObjectType = Image\nNDims = 3\nBinaryData = True\nBinaryDataByteOrderMSB = False\n"
+              + "CompressedData = True\n" + (f"CompressedDataSize = {size}\n" if size is not None else "")
+              + "ElementSpacing = 2 2 2.5\nDimSize = 48 40 32\nElementType = MET_FLOAT\nElementDataFile = LOCAL\n")
+    (inputs / "moving.mha").write_bytes(header.encode() + voxels)
+    return inputs / "moving.mha"
+
+
+def _voxels(seed: int = 1) -> bytes:
+    return sitk.GetArrayFromImage(_volume(seed=seed)).astype("<f4").tobytes()
+
+
+def _mha_size_half_its_stream(inputs: Path) -> Path:
+    stream = zlib.compress(_voxels())
+    return _compressed_mha(inputs, stream, len(stream) // 2)
+
+
+PAIR_CUT = "describes 48×40×32 voxels (123 kB) but moving.img holds only 111 kB: the file was cut short"
+VOXEL_BYTES_CASES = {
+    "a NIfTI pair whose .img was cut short, the .hdr given": Case(
+        moving_as(lambda inputs: _nifti_pair_cut_short(inputs, "moving.hdr")), "moving.hdr is shorter than its "
+        f"header says: the header {PAIR_CUT}"),
+    "a NIfTI pair whose .img was cut short, the .img given": Case(
+        moving_as(lambda inputs: _nifti_pair_cut_short(inputs, "moving.img")), f"moving.img is shorter than its "
+        f"header says: the header {PAIR_CUT}"),
+    "an uncompressed NIfTI named .nii.gz, cut short": Case(moving_as(_plain_nifti_named_gz_cut_short),
+                                                           "is shorter than its header says: the header describes "
+                                                           "48×40×32 voxels (246 kB) but only 214 kB follow"),
+    "a .nii with vox_offset 0": Case(moving_as(lambda inputs: _nifti_at_offset_zero(inputs, "moving.nii")),
+                                     "moving.nii: its vox_offset 0 is below 348, the end of a .nii file's header "
+                                     "(ITK would read header bytes as voxels and shift the image): save the file "
+                                     "again"),
+    "a .nii.gz with vox_offset 0": Case(moving_as(lambda inputs: _nifti_at_offset_zero(inputs, "moving.nii.gz")),
+                                        "its vox_offset 0 is below 348, the end of a .nii.gz file's header"),
+    "an MHA whose CompressedDataSize ends its zlib stream early": Case(
+        moving_as(_mha_size_half_its_stream), "ends the zlib stream early: it unpacks to "),
+    "an MHA saying CompressedData = True over raw voxels": Case(
+        moving_as(lambda inputs: _compressed_mha(inputs, _voxels(), len(_voxels()))),
+        "its voxels are not zlib-compressed though the header says CompressedData = True (the bytes after the header "
+        "begin with no zlib header): if they are raw, set CompressedData = False"),
+    "an MHA with compressed voxels and no CompressedDataSize": Case(
+        moving_as(lambda inputs: _compressed_mha(inputs, zlib.compress(_voxels()), None)),
+        "gives no CompressedDataSize: ITK reads compressed voxels kept in the header file (ElementDataFile = LOCAL) "
+        "only with it, else as noise: add the line 'CompressedDataSize = "),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(VOXEL_BYTES_CASES))
+def test_voxel_bytes_itk_would_misread_are_refused_before_any_engine(name, tmp_path, private_tmp, capsys):
+    message = _assert_refused(VOXEL_BYTES_CASES[name], tmp_path, private_tmp, capsys)
+    if "CompressedDataSize (" in message:  # the stated size, and what it unpacks to of what the header describes
+        stream = len(zlib.compress(_voxels()))
+        assert f"its CompressedDataSize ({stream // 2:,} bytes) ends the zlib stream early" in message, message
+        assert "of the 246 kB the header describes (48×40×32 voxels): export it again" in message, message
+
+
+def test_nifti_pairs_plain_nii_gz_and_gzip_metaimage_of_the_right_size_are_read(tmp_path):
+    """The files beside those refused, whole: a pair by its .hdr or .img, an Analyze 7.5 pair, an uncompressed
+    .nii.gz, gzip-wrapped MetaImage streams (MetaIO inflates zlib and gzip alike: the detached one had been refused
+    as damaged)."""
+    from MultimodalRegistrationLib.core.file_checks import check_image_file
+
+    image = sitk.Cast(_volume(seed=1), sitk.sitkInt16)
+    sitk.WriteImage(image, str(tmp_path / "pair.hdr"))
+    header = bytearray((tmp_path / "pair.hdr").read_bytes())
+    header[344:348] = bytes(4)  # no NIfTI magic: Analyze 7.5
+    (tmp_path / "analyze.hdr").write_bytes(bytes(header))
+    (tmp_path / "analyze.img").write_bytes((tmp_path / "pair.img").read_bytes())
+    sitk.WriteImage(image, str(tmp_path / "plain.nii"), False)
+    (tmp_path / "plain.nii.gz").write_bytes((tmp_path / "plain.nii").read_bytes())
+    stream = gzip.compress(_voxels())
+    _compressed_mha(tmp_path, stream, len(stream))
+    header = (tmp_path / "moving.mha").read_bytes()[: -len(stream)].decode()
+    (tmp_path / "detached.mhd").write_text(header.replace(f"CompressedDataSize = {len(stream)}\n", "")
+                                           .replace("LOCAL", "detached.zraw"))  # fmt: skip
+    (tmp_path / "detached.zraw").write_bytes(stream)
+    for name in ("pair.hdr", "pair.img", "analyze.hdr", "analyze.img", "plain.nii.gz", "moving.mha", "detached.mhd"):
+        check_image_file(tmp_path / name, "moving image")
+        assert sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / name))).any(), name

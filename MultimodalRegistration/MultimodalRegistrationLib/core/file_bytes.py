@@ -3,13 +3,15 @@
 ITK's NIfTI reader fills a short ``.nii`` or ``.nii.gz`` with zeros or garbage without a word, and its
 MetaImage reader fails with a stray "No such file or directory". So the bytes are counted here:
 
-* uncompressed data (``.nii``, ``.mha``/``.mhd`` + ``.raw``, NRRD ``encoding: raw``): the file size
-  against product(size) x components x bytes per component after the header, which costs nothing;
-* ``.nii.gz``: decompressed to its end (ITK would zero-fill it), counting the bytes;
+* uncompressed data (``.nii``, a ``.hdr`` + ``.img`` pair, ``.mha``/``.mhd`` + ``.raw``, NRRD ``encoding: raw``):
+  the file size against product(size) x components x bytes per component after the header, which costs nothing;
+* ``.nii.gz``: decompressed to its end (ITK would zero-fill it), counting the bytes (one that is not gzip, which
+  ITK reads as it is, is counted as uncompressed); a single file's ``vox_offset`` must leave room for its header;
 * NRRD gzip: the length in the gzip trailer first (cheap); only when it disagrees is the stream
   decompressed to decide (a file of several gzip members);
-* MetaImage ``CompressedData``: the ``CompressedDataSize`` bytes must be present (decompressed to
-  its end only when the header gives no size); NRRD bzip2 is decompressed to its end.
+* MetaImage ``CompressedData``: the ``CompressedDataSize`` bytes must be present and unpack to the voxels (ITK
+  unpacks only those and zero-fills the rest), and they must be zlib (or gzip) data; NRRD bzip2 is decompressed to
+  its end.
 
 ASCII and hex encodings and data split over several files (``LIST``, file patterns) are left to ITK.
 """
@@ -21,12 +23,14 @@ import gzip
 import os
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
-from .file_headers import file_suffix, metaimage_data_file, metaimage_header, nifti_header, nrrd_header
+from .file_headers import file_suffix, metaimage_data_file, metaimage_header, nrrd_header
 from .memory import format_bytes
+from .nifti_layout import nifti_layout
 
 _CHUNK = 1 << 22
 # Bytes per component of MetaImage's element types (MetaIO's MET_ValueTypeSize: MET_LONG is 4 bytes).
@@ -47,6 +51,8 @@ class VoxelBytes:
     compressed_size: int | None = None  # MetaImage CompressedDataSize
     quick: bool = False  # gzip: trust the trailer's length when it agrees
     sizes: tuple[int, ...] = ()
+    header: Path | None = None  # the file holding the header when it is not the one given (an .img's .hdr)
+    first: int = 0  # the smallest ``skip`` ITK reads right (a .nii's voxels start after its 348-byte header)
 
 
 def _product(values) -> int:
@@ -116,12 +122,14 @@ def _nrrd(path: Path) -> VoxelBytes | None:
 
 
 def _nifti(path: Path) -> VoxelBytes | None:
-    header = nifti_header(path)
-    if header is None or header.bitpix <= 0 or min(header.dims, default=0) <= 0:
+    layout = nifti_layout(path)
+    if layout is None:
         return None
-    expected = _product(header.dims) * header.bitpix // 8
-    encoding = "gzip" if file_suffix(path) == ".nii.gz" else "raw"
-    return VoxelBytes(path, 0, header.vox_offset, expected, encoding, sizes=tuple(header.dims))
+    # A pair's negative vox_offset puts the voxels at the end of the .img (nifti1_io); a single file's is refused.
+    at_end = layout.vox_offset < 0 and layout.first == 0
+    return VoxelBytes(layout.data, 0, 0 if at_end else layout.vox_offset, layout.expected,
+                      "gzip" if layout.gzip else "raw", at_end=at_end, sizes=layout.dims,
+                      header=layout.header if layout.header != path else None, first=layout.first)  # fmt: skip
 
 
 def voxel_bytes(path: Path) -> VoxelBytes | None:
@@ -132,19 +140,40 @@ def voxel_bytes(path: Path) -> VoxelBytes | None:
             return _metaimage(path)
         if suffix in (".nrrd", ".nhdr"):
             return _nrrd(path)
-        if suffix in (".nii", ".nii.gz"):
+        if suffix in (".nii", ".nii.gz", ".hdr", ".img"):
             return _nifti(path)
     except ValueError:
         return None  # a field that is not a number: ITK's reader says what is wrong
     return None
 
 
-def _decoded_length(layout: VoxelBytes, path: Path, role: str) -> int:
-    """Decompress the stored stream to its end and count its bytes; a stream that ends early is refused."""
+def _unpacked(decoder, raw, limit: int | None) -> int:
+    """Bytes a zlib or bzip2 stream unpacks to, reading at most ``limit`` stored bytes, _CHUNK of output at a time
+    (a mask's zeros unpack a thousandfold)."""
+    total, left = 0, limit
+    while not decoder.eof and (left is None or left > 0):
+        data = raw.read(_CHUNK if left is None else min(_CHUNK, left))
+        if not data:
+            break
+        left = None if left is None else left - len(data)
+        while data is not None and not decoder.eof:
+            total += len(decoder.decompress(data, _CHUNK))
+            if isinstance(decoder, bz2.BZ2Decompressor):
+                data = None if decoder.needs_input else b""
+            else:
+                data = decoder.unconsumed_tail or None
+    if not isinstance(decoder, bz2.BZ2Decompressor):
+        total += len(decoder.flush())
+    return total
+
+
+def _decoded_length(layout: VoxelBytes, path: Path, role: str, limit: int | None = None) -> tuple[int, bool]:
+    """Decompress the stored stream (its first ``limit`` bytes if given) and count its bytes; returns the count and
+    whether the stream ended. Without a limit, a stream that ends early is refused."""
     if layout.encoding == "gzip":
         decoder = None
-    else:
-        decoder = zlib.decompressobj() if layout.encoding == "zlib" else bz2.BZ2Decompressor()
+    else:  # zlib: MetaIO's inflateInit2(47) takes a zlib or a gzip wrapper
+        decoder = zlib.decompressobj(47) if layout.encoding == "zlib" else bz2.BZ2Decompressor()
     total = 0
     with open(layout.data, "rb") as raw:
         raw.seek(layout.start)
@@ -153,19 +182,16 @@ def _decoded_length(layout: VoxelBytes, path: Path, role: str) -> int:
                 with gzip.GzipFile(fileobj=raw) as stream:
                     while chunk := stream.read(_CHUNK):
                         total += len(chunk)
-                return total
-            while chunk := raw.read(_CHUNK):
-                total += len(decoder.decompress(chunk))
-                if decoder.eof:
-                    break
-            if not decoder.eof:
+                return total, True
+            total = _unpacked(decoder, raw, limit)
+            if not decoder.eof and limit is None:
                 raise EOFError("the compressed stream has no end")
         except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as error:
             raise InputError(
                 f"{role} file {path} is truncated or damaged: its compressed data ends early ({error}); "
                 "copy or download the file again"
             ) from None
-    return total
+    return total, decoder.eof
 
 
 def _gzip_trailer_agrees(layout: VoxelBytes, wanted: int) -> bool:
@@ -190,15 +216,21 @@ def check_voxel_bytes(path: Path, role: str) -> VoxelBytes | None:
     if not layout.data.is_file():
         raise InputError(
             f"{role} file {path} keeps its voxels in {layout.data.name}, which is not at {layout.data.absolute()}: "
-            "copy the data file beside its header (a .mhd or .nhdr and its data file travel together)"
+            "copy the data file beside its header (a .mhd, .nhdr or .hdr and its data file travel together)"
         )
     sizes = "×".join(str(s) for s in layout.sizes)
-    holder = "the header" if layout.data == path else layout.data.name
+    holder = layout.data.name if layout.data != path or layout.header else "the header"
     stored = layout.data.stat().st_size - layout.start
 
     def after(found: str) -> str:
-        return f"only {found} follow the header" if layout.data == path else f"{holder} holds only {found}"
+        return f"only {found} follow the header" if holder == "the header" else f"{holder} holds only {found}"
 
+    if layout.skip < layout.first:
+        raise InputError(
+            f"{role} file {path}: its vox_offset {layout.skip} is below {layout.first}, the end of a "
+            f"{file_suffix(path)} file's header (ITK would read header bytes as voxels and shift the image): save the "
+            "file again"
+        )
     if layout.encoding == "raw":
         present = stored if layout.at_end else stored - layout.skip
         if present < layout.expected:
@@ -210,19 +242,19 @@ def check_voxel_bytes(path: Path, role: str) -> VoxelBytes | None:
                 "copy or export it again"
             )
         return layout
-    if layout.encoding == "zlib" and layout.compressed_size is not None:
-        if stored < layout.compressed_size:
-            promised, found = _amounts(layout.compressed_size, stored)
-            raise InputError(
-                f"{role} file {path} is shorter than its header says: the header promises {promised} of compressed "
-                f"voxels but {after(found)}: the file was cut short in a copy or download; "
-                "copy or download the file again"
-            )
-        return layout
+    if layout.encoding == "zlib":
+        _check_zlib_fields(layout, path, role, stored, after)
     wanted = layout.skip + layout.expected
     if layout.quick and layout.encoding == "gzip" and _gzip_trailer_agrees(layout, wanted):
         return layout
-    decoded = _decoded_length(layout, path, role)
+    limit = layout.compressed_size if layout.encoding == "zlib" else None
+    decoded, ended = _decoded_length(layout, path, role, limit)
+    if decoded < wanted and not ended:  # ITK unpacks only CompressedDataSize bytes and zero-fills the rest
+        promised, found = _amounts(layout.expected, decoded)
+        raise InputError(
+            f"{role} file {path} is damaged: its CompressedDataSize ({limit:,} bytes) ends the zlib stream early: "
+            f"it unpacks to {found} of the {promised} the header describes ({sizes} voxels): export it again"
+        )
     if decoded < wanted:
         promised, found = _amounts(layout.expected, decoded - layout.skip)
         raise InputError(
@@ -230,6 +262,35 @@ def check_voxel_bytes(path: Path, role: str) -> VoxelBytes | None:
             f"({promised}) but the compressed data in {holder} unpacks to only {found}: copy or export the file again"
         )
     return layout
+
+
+def _check_zlib_fields(layout: VoxelBytes, path: Path, role: str, stored: int, after: Callable[[str], str]) -> None:
+    """Refuse a MetaImage ``CompressedData`` that ITK would misread: its stated size not all there (``stored`` bytes
+    are, ``after`` words that), a LOCAL stream with no size, or voxels that start with no zlib or gzip header."""
+    if layout.compressed_size is not None and stored < layout.compressed_size:
+        promised, found = _amounts(layout.compressed_size, stored)
+        raise InputError(
+            f"{role} file {path} is shorter than its header says: the header promises {promised} of compressed "
+            f"voxels but {after(found)}: the file was cut short in a copy or download; copy or download the file again"
+        )
+    if layout.compressed_size is None and layout.data == path:  # ITK's MetaIO then fails to inflate: noise
+        raise InputError(
+            f"{role} file {path} gives no CompressedDataSize: ITK reads compressed voxels kept in the header file "
+            f"(ElementDataFile = LOCAL) only with it, else as noise: add the line 'CompressedDataSize = {stored}' "
+            "before ElementDataFile, or export the file again"
+        )
+    with open(layout.data, "rb") as raw:
+        raw.seek(layout.start)
+        first = raw.read(2)
+    # RFC 1950: deflate (CM 8) with a window of at most 32 kB, and a check making the two bytes a multiple of 31.
+    zlib_header = len(first) == 2 and first[0] & 0x0F == 8 and first[0] >> 4 <= 7
+    if first != b"\x1f\x8b" and not (zlib_header and int.from_bytes(first, "big") % 31 == 0):
+        where = f"in {layout.data.name}" if layout.data != path else "after the header"
+        raise InputError(
+            f"{role} file {path}: its voxels are not zlib-compressed though the header says CompressedData = True "
+            f"(the bytes {where} begin with no zlib header): if they are raw, set CompressedData = False and remove "
+            "CompressedDataSize; else export the file again"
+        )
 
 
 def _amounts(expected: int, present: int) -> tuple[str, str]:
