@@ -4125,3 +4125,110 @@ def test_nifti_pairs_plain_nii_gz_and_gzip_metaimage_of_the_right_size_are_read(
     for name in ("pair.hdr", "pair.img", "analyze.hdr", "analyze.img", "plain.nii.gz", "moving.mha", "detached.mhd"):
         check_image_file(tmp_path / name, "moving image")
         assert sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / name))).any(), name
+
+
+# --------------------------------------------------------------------------- transform files from other tools
+# Session 61, a helper's sweep of transform files: each was read as something other than what it means, exit 0.
+
+
+def _two_transforms_tfm(inputs: Path) -> Path:
+    """A .tfm listing two transforms without a composite one heading them: ITK read the first, warning on its
+    console only."""
+    one = _rigid_tfm(inputs / "one.tfm", "1 0 0 0 1 0 0 0 1 5 0 0").read_text()
+    second = one.split("\n", 1)[1].replace("#Transform 0", "#Transform 1")
+    (inputs / "two.tfm").write_text(one + second)
+    return inputs / "two.tfm"
+
+
+def _bare_matrix(inputs: Path) -> Path:
+    """A 4x4 matrix as numbers only (FSL FLIRT's .mat, numpy.savetxt): ITK had said 'Tags must be delimited by :'."""
+    (inputs / "flirt.txt").write_text("1 0 0 5\n0 1 0 0\n0 0 1 0\n0 0 0 1\n")
+    return inputs / "flirt.txt"
+
+
+def _field_with_a_nan(inputs: Path) -> Path:
+    """A displacement field image holding a NaN: it had ended in a traceback after the engine (SVD did not
+    converge), and QA had reported a Jacobian of nan."""
+    field = sitk.Image((12, 12, 12), sitk.sitkVectorFloat64, 3)
+    field.SetSpacing((10.0, 10.0, 10.0))
+    field.SetOrigin((-60.0, -60.0, -60.0))
+    field[5, 5, 5] = (float("nan"), 0.0, 0.0)
+    write_image(field, inputs / "field.nrrd")
+    return inputs / "field.nrrd"
+
+
+TRANSFORM_FILE_CASES = {
+    "an initial .tfm listing two transforms": Case(initial_as(_two_transforms_tfm), "holds 2 transforms one after "
+                                                   "another (AffineTransform_double_3_3, AffineTransform_double_3_3), "
+                                                   "and ITK would read only the first"),
+    "an initial transform as a bare 4x4 matrix": Case(initial_as(_bare_matrix), "is a bare matrix of 16 numbers: it "
+                                                      "says neither its frame"),
+    "an initial displacement field with a NaN": Case(initial_as(_field_with_a_nan), "holds parameters that are not "
+                                                     "finite numbers"),
+    "--initial-transform given twice": Case(
+        lambda inputs, out: [*initial_as(lambda i: _rigid_tfm(i / "a.tfm"))(inputs, out), "--initial-transform",
+                             str(_rigid_tfm(inputs / "b.tfm", "1 0 0 0 1 0 0 0 1 5 0 0"))],
+        "--initial-transform is given 2 times"),
+    "qa --transform given twice": Case(
+        lambda inputs, out: [*_qa(inputs, out / "r.html"), "--transform", str(_bare_matrix(inputs))],
+        "--transform is given 2 times"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(TRANSFORM_FILE_CASES))
+def test_a_transform_file_read_as_something_else_is_refused_before_any_engine(name, tmp_path, private_tmp, capsys):
+    _assert_refused(TRANSFORM_FILE_CASES[name], tmp_path, private_tmp, capsys)
+
+
+@pytest.mark.parametrize("tag", ["modeling", "resampling", None])
+def test_a_displacement_field_slicer_saved_as_modeling_is_read_inverted(tmp_path, tag):
+    """Slicer tags a grid transform its node holds as ToParent (an inverted node) 'displacement field type:
+    modeling' in the .nrrd: the field maps moving to fixed. It had been read as fixed -> moving, without a word."""
+    from MultimodalRegistrationLib.core.phantom import mean_error_mm, rigid_transform
+    from MultimodalRegistrationLib.core.transforms import Transform
+
+    truth = rigid_transform(20.0, (0, 0, 1), (15.0, -12.0, 10.0))  # fixed -> moving, LPS mm
+    reference = sitk.Image((30, 30, 30), sitk.sitkFloat32)
+    reference.SetSpacing((4.0, 4.0, 4.0))
+    reference.SetOrigin((-60.0, -60.0, -60.0))
+    stored = truth.inverse() if tag == "modeling" else truth
+    field = _field_of(stored, reference)
+    if tag is not None:
+        field.SetMetaData("displacement field type", tag)
+    write_image(field, tmp_path / "grid.nrrd")
+    points = np.random.default_rng(0).uniform(-30.0, 30.0, (50, 3))
+    assert mean_error_mm(Transform.read(tmp_path / "grid.nrrd"), truth, points) < 0.05
+
+
+def _field_of(transform, reference: sitk.Image) -> sitk.Image:
+    converter = sitk.TransformToDisplacementFieldFilter()
+    converter.SetReferenceImage(reference)
+    converter.SetOutputPixelType(sitk.sitkVectorFloat64)
+    return converter.Execute(transform.sitk)
+
+
+def test_an_inverted_slicer_grid_transform_is_refused_as_h5_and_read_as_nrrd(scene, tmp_path):
+    """A grid node inverted in Slicer is saved as .h5 with classes ITK reads not ('InverseDisplacementFieldTransform'
+    had been quoted, with 'give an ITK transform'), and as .nrrd tagged modeling, which is read and inverted."""
+    from MultimodalRegistrationLib.core.errors import InputError
+    from MultimodalRegistrationLib.core.phantom import mean_error_mm, rigid_transform
+    from MultimodalRegistrationLib.core.transforms import Transform
+
+    truth = rigid_transform(20.0, (0, 0, 1), (15.0, -12.0, 10.0))
+    reference = sitk.Image((30, 30, 30), sitk.sitkFloat32)
+    reference.SetSpacing((4.0, 4.0, 4.0))
+    reference.SetOrigin((-60.0, -60.0, -60.0))
+    sitk.WriteTransform(sitk.DisplacementFieldTransform(_field_of(truth.inverse(), reference)), str(tmp_path / "i.h5"))
+    node = scene.AddNewNodeByClass("vtkMRMLGridTransformNode", "result")
+    storage = scene.AddNewNodeByClass("vtkMRMLTransformStorageNode")
+    storage.SetFileName(str(tmp_path / "i.h5"))
+    assert storage.ReadData(node)
+    node.Inverse()  # its FromParent is now the truth, held as ToParent
+    for name in ("saved.h5", "saved.nrrd"):
+        writer = scene.AddNewNodeByClass("vtkMRMLTransformStorageNode")
+        writer.SetFileName(str(tmp_path / name))
+        assert writer.WriteData(node)
+    with pytest.raises(InputError, match="holds a transform Slicer saved inverted.*save it from Slicer as a .nrrd"):
+        Transform.read(tmp_path / "saved.h5")
+    points = np.random.default_rng(0).uniform(-30.0, 30.0, (50, 3))
+    assert mean_error_mm(Transform.read(tmp_path / "saved.nrrd"), truth, points) < 0.05

@@ -15,6 +15,28 @@ from ..core.errors import InputError
 from ..process.jobs import option_fields, option_flag
 
 NOT_ARGPARSE = ("flag", "aliases", "group", "always", "column", "parse", "text")  # cli metadata not argparse's
+_CHAIN = ("a chain of transforms (ANTs' 0GenericAffine.mat and 1Warp.nii.gz) is one transform: compose them into "
+          "one .h5 first (antsApplyTransforms ... -o [composite.h5,1], or in Slicer harden one transform into the "
+          "other and save it)")
+# Options that only the last of several values would set, silently, where the user meant all of them: their values
+# are kept (in ``REPEATS`` on the parsed arguments) for mmreg to refuse (cli.main.refuse_repeated_options).
+REPEAT_REFUSED = {
+    "--preset": "to run two preset files one after the other, register with the first and give its result to the "
+                "second as --initial-transform",
+    "--initial-transform": _CHAIN,
+    "--transform": _CHAIN,
+    "--inverse": _CHAIN,
+}  # fmt: skip
+REPEATS = "repeated_values"
+
+
+class KeepRepeats(argparse.Action):
+    """Store the value, as argparse does, and keep every value given for the option (argparse's own prefixes
+    resolved: ``--init`` is not ``--initial-transform``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        namespace.__dict__.setdefault(REPEATS, {}).setdefault(self.option_strings[0], []).append(values)
+        setattr(namespace, self.dest, values)
 
 
 def _type(field: Field):
@@ -33,6 +55,8 @@ def add_options(parser, record_class: type, groups: dict | None = None) -> None:
         flag = option_flag(field)
         if "action" not in options:
             options.setdefault("type", _type(field))
+            if flag in REPEAT_REFUSED:
+                options["action"] = KeepRepeats
             if "choices" not in options:  # named after the option as typed (--margin MARGIN), not the field
                 options.setdefault("metavar", flag.lstrip("-").replace("-", "_").upper())
         if field.default is not MISSING and not options.get("required"):

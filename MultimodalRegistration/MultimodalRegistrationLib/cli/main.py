@@ -34,7 +34,7 @@ from ..process.results import RegistrationJobResult
 from ..process.worker import WorkerFailure
 from ..registration.describe import describe_guidance, describe_piecewise, describe_result
 from .batch import add_batch_parser
-from .job_options import add_options, option_values
+from .job_options import REPEAT_REFUSED, REPEATS, add_options, option_values
 from .json_output import emit_json, file_or_none, human_stream
 from .prealign import add_prealign_parser
 from .prep import add_prep_arguments, add_prep_parser, prep_options, wants_prep
@@ -198,17 +198,16 @@ def refuse_empty_values(argv: list[str]) -> None:
         raise InputError(f"{option} is empty: give its value, or leave the option out (is a variable unset?)")
 
 
-def refuse_repeated_preset(argv: list[str]) -> None:
-    """``--preset`` given twice with different values is refused: elastix's ``-p`` runs its files one after the
-    other, and here only the last had run, silently (a helper's preset sweep). Other options keep the usual rule,
-    the last one counts, on which scripts that append their own options rely."""
-    given = [(i, *token.partition("=")) for i, token in enumerate(argv)]
-    presets = [value if equals else (argv[i + 1] if i + 1 < len(argv) else "")  # "--pres": argparse's abbreviation
-               for i, option, equals, value in given if option.startswith("--pres") and "--preset".startswith(option)]
-    if len(set(presets)) > 1:
-        raise InputError(f"--preset is given {len(presets)} times ({', then '.join(presets)}), and only the last would "
-                         "run: give it once. To run two preset files one after the other, register with the first "
-                         "and give its result to the second as --initial-transform")  # fmt: skip
+def refuse_repeated_options(arguments: argparse.Namespace) -> None:
+    """One of :data:`.job_options.REPEAT_REFUSED` given twice with different values is refused: elastix's ``-p`` runs
+    its files one after the other, and ANTs takes a list of transforms, but here only the last had counted, silently
+    (helpers' preset and transform-file sweeps). Other options keep the usual rule, the last one counts, on which
+    scripts that append their own options rely."""
+    for flag, values in getattr(arguments, REPEATS, {}).items():
+        if len(set(values)) > 1:
+            fix = REPEAT_REFUSED[flag]
+            raise InputError(f"{flag} is given {len(values)} times ({', then '.join(values)}), and only the last would "
+                             f"count: give it once. {fix[0].upper()}{fix[1:]}")  # fmt: skip
 
 
 def _what_was_written() -> str:
@@ -264,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         refuse_empty_values(typed)
-        refuse_repeated_preset(typed)
+        refuse_repeated_options(arguments)
         return arguments.handler(arguments)
     except KeyboardInterrupt:
         failure = WorkerFailure("cancelled", f"interrupted; {_what_was_written()}", exit_code=EXIT_INTERRUPTED)

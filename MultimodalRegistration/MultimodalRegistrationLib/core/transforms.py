@@ -21,7 +21,7 @@ import SimpleITK as sitk
 from .errors import InputError
 from .file_checks import LINEAR_SUFFIXES, TRANSFORM_SUFFIXES
 from .files import VOLUME_SUFFIXES, suffix_of, write_atomically
-from .transform_checks import check_transform_numbers, check_transform_text
+from .transform_checks import SLICER_AS_GRID, check_transform_numbers, check_transform_text, saved_as_modeling
 
 F = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -134,10 +134,17 @@ class Transform:
                     raise InputError(f"transform {path} is an image of {field.GetNumberOfComponentsPerPixel()} "
                                      "component(s) per voxel, not a displacement field (3, LPS mm): give the transform "
                                      "file (.h5, .tfm, .txt), not an image")  # fmt: skip
-                return cls.from_displacement_field(field)
-            check_transform_text(path)
-            transform = cls(sitk.ReadTransform(str(path)))
+                transform = cls.from_displacement_field(field)
+                if saved_as_modeling(field):  # as the node layer reads an inverted node: its ToParent, inverted
+                    check_transform_numbers(transform, path)
+                    transform = transform.inverse()
+            else:
+                check_transform_text(path)
+                transform = cls(sitk.ReadTransform(str(path)))
         except RuntimeError as error:
+            if any(name in str(error) for name in ("InverseDisplacementFieldTransform", "InverseBSplineTransform")):
+                raise InputError(f"transform file {path} holds a transform Slicer saved inverted, as its node holds it "
+                                 f"(ITK reads no such file): {SLICER_AS_GRID}") from None  # fmt: skip
             raise InputError(
                 f"transform file {path} could not be read ({_reader_said(error)}): "
                 "give an ITK transform (.h5, .tfm, .txt), an ANTs .mat or a displacement-field image"
