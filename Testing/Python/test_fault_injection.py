@@ -4169,6 +4169,9 @@ TRANSFORM_FILE_CASES = {
         lambda inputs, out: [*initial_as(lambda i: _rigid_tfm(i / "a.tfm"))(inputs, out), "--initial-transform",
                              str(_rigid_tfm(inputs / "b.tfm", "1 0 0 0 1 0 0 0 1 5 0 0"))],
         "--initial-transform is given 2 times"),
+    "an initial transform in metres, not mm": Case(  # it had blamed the images, which overlap as they are
+        initial_tfm("1 0 0 0 1 0 0 0 1 20000 -15000 10000"), "the initial transform given places the images apart "
+        "(only 0% of the fixed image maps into the moving image under it, 100% without it)"),
     "qa --transform given twice": Case(
         lambda inputs, out: [*_qa(inputs, out / "r.html"), "--transform", str(_bare_matrix(inputs))],
         "--transform is given 2 times"),

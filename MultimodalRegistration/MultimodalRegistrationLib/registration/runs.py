@@ -233,6 +233,14 @@ def _runs_that_overlap(run: RegistrationRun, starts: StartingPoses) -> list:
     skip it (with a warning), and stop if none is left."""
     overlaps = [overlap_fraction(run.fixed, run.moving, pose) for _, pose in starts.poses]
     runs = [(name, pose) for (name, pose), overlap in zip(starts.poses, overlaps) if overlap >= MIN_OVERLAP]
+    initial = run.settings.initial_transform
+    if not runs and initial is not None and run.prepared is None and not initial.is_identity(1e-6):  # not guided
+        without = overlap_fraction(run.fixed, run.moving, Transform.identity())
+        if without >= MIN_OVERLAP:  # the images overlap as they are: the file is wrong (a transform-file sweep)
+            raise ImagesApartError(f"the initial transform given places the images apart (only {max(overlaps):.0%} of "
+                                   f"the fixed image maps into the moving image under it, {without:.0%} without it): "
+                                   "check that it belongs to these images and maps fixed to moving points (not its "
+                                   "inverse; mm, not m), or leave it out")  # fmt: skip
     if not runs:
         fix = "prealign with landmarks (FiducialPrealign or mmreg prealign)"
         if starts.search is None:
