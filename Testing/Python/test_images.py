@@ -74,9 +74,15 @@ def test_mask_on_another_grid_is_resampled_onto_the_image():
 
 def test_images_that_do_not_overlap_are_refused_before_any_engine_runs():
     fixed, moving = volume(), volume()
+    moving.SetOrigin((500.0, 0.0, 0.0))
+    with pytest.raises(InputError, match=r"images do not overlap: prealign with landmarks \(FiducialPrealign or mmreg "
+                       r"prealign\) or use --init any-pose"):  # fmt: skip
+        register(fixed, moving, init="none")
+    # Images that overlap as they are, placed apart by the initial transform: the transform is named (session 61)
     far_away = Transform.from_matrix(np.array([[1, 0, 0, 500.0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]))
-    with pytest.raises(InputError, match=r"images do not overlap: prealign with landmarks \(FiducialPrealign or mmreg prealign\) or use --init any-pose"):
-        register(fixed, moving, initial_transform=far_away, init="none")
+    with pytest.raises(InputError, match=r"the initial transform given places the images apart \(only 0% .* 100% "
+                       r"without it\)"):  # fmt: skip
+        register(fixed, volume(), initial_transform=far_away, init="none")
 
 
 def test_oblique_corners_and_centre_are_physical(tmp_path):
