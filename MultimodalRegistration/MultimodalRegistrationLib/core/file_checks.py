@@ -175,10 +175,11 @@ def read_image_file_info(path: str | os.PathLike, role: str = "image", spacing_g
     check_sform(path, role, reader.GetSize(), reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection())
     if reader.GetPixelID() in (sitk.sitkComplexFloat32, sitk.sitkComplexFloat64):
         raise complex_error(f"{role} file {path}")
-    check_not_a_segmentation(path, role, _segment_names(reader))
+    segment_names = _segment_names(reader)
+    check_not_a_segmentation(path, role, segment_names)
     return ImageFileInfo(path, role, tuple(reader.GetSize()), tuple(reader.GetSpacing()), tuple(reader.GetOrigin()),
                          tuple(reader.GetDirection()), _pixel_type(sitk, reader.GetPixelID()),
-                         int(reader.GetNumberOfComponents()), int(reader.GetPixelID()), _segment_names(reader))  # fmt: skip
+                         int(reader.GetNumberOfComponents()), int(reader.GetPixelID()), segment_names)  # fmt: skip
 
 
 def _segment_names(reader) -> tuple[str, ...]:

@@ -88,12 +88,14 @@ class NiftiHeader:
 
     dims: list[int]  # voxels per axis, dim[1..dim[0]]
     bitpix: int  # bits per voxel
-    vox_offset: int  # bytes before the voxels (in the decompressed stream for .nii.gz)
+    vox_offset: float  # bytes before the voxels (in the decompressed stream for .nii.gz), as written: NaN possible
     pixdim: list[float]  # spacing of the first three axes, mm as written (sign included)
     qform_code: int = 0
     sform_code: int = 0
     srow: list[float] | None = None  # the sform's three rows (voxel index -> RAS, in unit_mm), 12 values
     unit_mm: float = 1.0  # the spatial unit (xyzt_units) in mm: ITK and Slicer scale by it, FSL and nibabel do not
+    header_bytes: int = 348  # 348 (NIfTI-1, Analyze 7.5) or 540 (NIfTI-2)
+    single: bool = False  # the magic of a single file (n+1, n+2): its voxels follow the header, not in an .img
 
 
 # NIfTI's xyzt_units spatial codes -> mm; unknown (0) is read as mm, as ITK reads it.
@@ -105,9 +107,13 @@ def nifti_header(path: Path) -> NiftiHeader | None:
     opener = gzip.open if file_suffix(path) == ".nii.gz" else open
     try:
         with opener(path, "rb") as file:
-            header = file.read(540)
+            return parse_nifti_header(file.read(540))
     except (OSError, EOFError):
         return None
+
+
+def parse_nifti_header(header: bytes) -> NiftiHeader | None:
+    """:class:`NiftiHeader` of a NIfTI-1, NIfTI-2 or Analyze 7.5 header's bytes (either byte order), else None."""
     for order in "<>":
         if len(header) >= 348 and struct.unpack(order + "i", header[:4])[0] == 348:
             ndim = struct.unpack(order + "8h", header[40:56])
@@ -115,7 +121,7 @@ def nifti_header(path: Path) -> NiftiHeader | None:
             offset = struct.unpack(order + "f", header[108:112])[0]
             pixdim = struct.unpack(order + "8f", header[76:108])
             codes, srow = struct.unpack(order + "2h", header[252:256]), struct.unpack(order + "12f", header[280:328])
-            units = header[123]
+            units, size, single = header[123], 348, header[344:348] == b"n+1\0"  # Analyze: no magic
             break
         if len(header) >= 540 and struct.unpack(order + "i", header[:4])[0] == 540:
             bitpix = struct.unpack(order + "h", header[14:16])[0]
@@ -123,14 +129,14 @@ def nifti_header(path: Path) -> NiftiHeader | None:
             pixdim = struct.unpack(order + "8d", header[104:168])
             offset = struct.unpack(order + "q", header[168:176])[0]
             codes, srow = struct.unpack(order + "2i", header[344:352]), struct.unpack(order + "12d", header[400:496])
-            units = struct.unpack(order + "i", header[500:504])[0]
+            units, size, single = struct.unpack(order + "i", header[500:504])[0], 540, header[4:8] == b"n+2\0"
             break
     else:
         return None
     count = max(1, min(int(ndim[0]), 7))
-    vox_offset = int(offset) if math.isfinite(offset) else 0
-    return NiftiHeader(list(ndim[1 : 1 + count]), int(bitpix), vox_offset, list(pixdim[1 : 1 + min(count, 3)]),
-                       int(codes[0]), int(codes[1]), list(srow), NIFTI_UNITS_MM.get(units & 0x07, 1.0))  # fmt: skip
+    return NiftiHeader(list(ndim[1 : 1 + count]), int(bitpix), offset, list(pixdim[1 : 1 + min(count, 3)]),
+                       int(codes[0]), int(codes[1]), list(srow), NIFTI_UNITS_MM.get(units & 0x07, 1.0), size,
+                       single)  # fmt: skip
 
 
 def numbers(text: str) -> list[float]:

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import gzip
 import math
-import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .file_headers import file_suffix
+from .file_headers import file_suffix, parse_nifti_header
 
-# Where a single file's voxels may start at the earliest: after the header. The standard asks for 4 extension bytes
-# more (352, 544), but ITK reads a file without them right, and such a file is refused nowhere else.
-SINGLE_FILE_START = {348: 348, 540: 540}
 # Data files of a .hdr, in the order ITK's reader (nifti_findimgname) tries them.
 _DATA_SUFFIXES = (".img", ".img.gz", ".IMG", ".IMG.gz")
 _HEADER_SUFFIXES = (".hdr", ".HDR")
@@ -52,20 +48,6 @@ def _head(path: Path) -> bytes:
         return b""
 
 
-def _parse(head: bytes) -> tuple[int, tuple[int, ...], int, float, bool] | None:
-    """(header size, dim, bitpix, vox_offset, single file) of a NIfTI-1, NIfTI-2 or Analyze 7.5 header, else None."""
-    for order in "<>":
-        if len(head) >= 348 and struct.unpack(order + "i", head[:4])[0] == 348:
-            ndim = struct.unpack(order + "8h", head[40:56])
-            bitpix, offset = struct.unpack(order + "h", head[72:74])[0], struct.unpack(order + "f", head[108:112])[0]
-            return 348, ndim, bitpix, offset, head[344:348] == b"n+1\0"  # Analyze has no magic: a pair
-        if len(head) >= 540 and struct.unpack(order + "i", head[:4])[0] == 540:
-            ndim = struct.unpack(order + "8q", head[16:80])
-            bitpix, offset = struct.unpack(order + "h", head[14:16])[0], struct.unpack(order + "q", head[168:176])[0]
-            return 540, ndim, bitpix, offset, head[4:8] == b"n+2\0"
-    return None
-
-
 def _beside(path: Path, suffixes: tuple[str, ...]) -> Path | None:
     stem = path.name[: -len(path.suffix)]
     return next((path.with_name(stem + s) for s in suffixes if path.with_name(stem + s).is_file()), None)
@@ -78,17 +60,18 @@ def nifti_layout(path: Path) -> NiftiLayout | None:
     header = _beside(path, _HEADER_SUFFIXES) if suffix == ".img" else path
     if suffix not in (".nii", ".nii.gz", ".hdr", ".img") or header is None:
         return None
-    parsed = _parse(_head(header))
+    parsed = parse_nifti_header(_head(header))
     if parsed is None:
         return None
-    size, ndim, bitpix, offset, single = parsed
-    dims = tuple(int(n) for n in ndim[1 : 1 + max(1, min(int(ndim[0]), 7))])
-    if bitpix <= 0 or min(dims) <= 0 or not math.isfinite(offset) or single != (suffix in (".nii", ".nii.gz")):
+    dims, single, offset = tuple(int(n) for n in parsed.dims), parsed.single, parsed.vox_offset
+    if parsed.bitpix <= 0 or min(dims) <= 0 or not math.isfinite(offset) or single != (suffix in (".nii", ".nii.gz")):
         return None  # a .hdr holding its own voxels, a .nii whose voxels are elsewhere: ITK's reader says
     if single:
         data = path
     else:
         data = path if suffix == ".img" else _beside(path, _DATA_SUFFIXES) or path.with_name(path.stem + ".img")
-    expected = math.prod(dims) * bitpix // 8
-    first = SINGLE_FILE_START[size] if single else 0
+    expected = math.prod(dims) * parsed.bitpix // 8
+    # A single file's voxels start after its header at the earliest. The standard asks for 4 extension bytes more
+    # (352, 544), but ITK reads a file without them right, and such a file is refused nowhere else.
+    first = parsed.header_bytes if single else 0
     return NiftiLayout(header, data, data.is_file() and is_gzip(data), dims, expected, int(offset), first)

@@ -32,8 +32,9 @@ def check_transform_text(path: str | os.PathLike) -> None:
     path = Path(path)
     if suffix_of(path) not in TEXT_SUFFIXES:
         return
+    whole = path.stat().st_size <= _TEXT_LIMIT
     with open(path, "rb") as file:
-        text = file.read(_HEAD if path.stat().st_size > _TEXT_LIMIT else _TEXT_LIMIT).decode("latin-1")
+        text = file.read(_TEXT_LIMIT if whole else _HEAD).decode("latin-1")
     if "(TransformParameters " in text and "(Transform " in text:  # ITK had said only "Tags must be delimited by :"
         raise InputError(
             f"transform file {path} is an elastix parameter file (TransformParameters.N.txt), which ITK cannot "
@@ -42,7 +43,7 @@ def check_transform_text(path: str | os.PathLike) -> None:
             "node as .h5, and give that"
         )
     check_one_transform(path, text)
-    if path.stat().st_size > _TEXT_LIMIT:
+    if not whole:
         return
     for number, line in enumerate(text.splitlines(), start=1):
         key, colon, values = line.partition(":")

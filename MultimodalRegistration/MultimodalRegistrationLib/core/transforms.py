@@ -135,12 +135,11 @@ class Transform:
                                      "component(s) per voxel, not a displacement field (3, LPS mm): give the transform "
                                      "file (.h5, .tfm, .txt), not an image")  # fmt: skip
                 transform = cls.from_displacement_field(field)
-                if saved_as_modeling(field):  # as the node layer reads an inverted node: its ToParent, inverted
-                    check_transform_numbers(transform, path)
-                    transform = transform.inverse()
-            else:
-                check_transform_text(path)
-                transform = cls(sitk.ReadTransform(str(path)))
+                check_transform_numbers(transform, path)  # before an inversion spreads a NaN
+                # as the node layer reads an inverted node: its ToParent, inverted
+                return transform.inverse() if saved_as_modeling(field) else transform
+            check_transform_text(path)
+            transform = cls(sitk.ReadTransform(str(path)))
         except RuntimeError as error:
             if any(name in str(error) for name in ("InverseDisplacementFieldTransform", "InverseBSplineTransform")):
                 raise InputError(f"transform file {path} holds a transform Slicer saved inverted, as its node holds it "
