@@ -777,10 +777,28 @@ def _sound_but_unread(kind: str) -> Callable[[Path], Path]:
             four = re.sub(rb"(space directions: [^\n]*)", rb"\1 none", four)
             (inputs / "time.nrrd").write_bytes(four + b"\n\n" + voxels * 2)
             return inputs / "time.nrrd"
+        if kind == "nifti-2":
+            return _as_nifti2(inputs)
         (inputs / "mr.nrrd.gz").write_bytes(gzip.compress(plain))
         return inputs / "mr.nrrd.gz"
 
     return write
+
+
+def _as_nifti2(inputs: Path) -> Path:
+    """The moving volume as NIfTI-2 (nibabel's Nifti2Image lays its 540-byte header out the same way)."""
+    write_image(_volume(seed=1), inputs / "one.nii")
+    one = (inputs / "one.nii").read_bytes()
+
+    def field(form: str, at: int) -> tuple:
+        return struct.unpack_from("<" + form, one, at)
+
+    two = struct.pack("<i8s2h8q3d8dq6d2q80s24s2i3d3d12d3i16sc15s", 540, b"n+2\0\r\n\x1a\n", *field("2h", 70),
+                      *field("8h", 40), 0, 0, 0, *field("8f", 76), 544, 1, 0, 0, 0, 0, 0, 0, 0, b"", b"",
+                      *field("2h", 252), *field("6f", 256), *field("12f", 280), 0, one[123], 0, b"", b"\0",
+                      b"")  # fmt: skip
+    (inputs / "mr.nii.gz").write_bytes(gzip.compress(two + bytes(4) + one[int(field("f", 108)[0]) :]))
+    return inputs / "mr.nii.gz"
 
 
 def segmentations_swapped(inputs: Path, out: Path) -> list[str]:
@@ -1011,6 +1029,8 @@ MORE_CASES = {
     "moving NRRD encoded bzip2": Case(moving_as(_sound_but_unread("bzip2")), "ITK reads no bzip2-encoded NRRD"),
     "moving NRRD with a time axis last": Case(moving_as(_sound_but_unread("time last")),
                                               "it is 4D (a time series or several volumes): save the one 3D volume"),
+    "moving NIfTI-2": Case(moving_as(_sound_but_unread("nifti-2")), "it is NIfTI-2, which ITK 5.4 (and so this "
+                           "extension) does not read: save it as NIfTI-1"),
     "moving NRRD gzipped whole": Case(moving_as(_sound_but_unread("gzip")),
                                       "it is a whole file compressed with gzip: unpack it (gunzip mr.nrrd.gz)"),
     "segmentation as the moving image": Case(segmentation_as_the_moving_image, "is a Slicer segmentation (segments "

@@ -96,6 +96,7 @@ class NiftiHeader:
     unit_mm: float = 1.0  # the spatial unit (xyzt_units) in mm: ITK and Slicer scale by it, FSL and nibabel do not
     header_bytes: int = 348  # 348 (NIfTI-1, Analyze 7.5) or 540 (NIfTI-2)
     single: bool = False  # the magic of a single file (n+1, n+2): its voxels follow the header, not in an .img
+    qoffset: list[float] | None = None  # the qform's translation (qoffset_x, y, z), as written
 
 
 # NIfTI's xyzt_units spatial codes -> mm; unknown (0) is read as mm, as ITK reads it.
@@ -121,6 +122,7 @@ def parse_nifti_header(header: bytes) -> NiftiHeader | None:
             offset = struct.unpack(order + "f", header[108:112])[0]
             pixdim = struct.unpack(order + "8f", header[76:108])
             codes, srow = struct.unpack(order + "2h", header[252:256]), struct.unpack(order + "12f", header[280:328])
+            qoffset = struct.unpack(order + "3f", header[268:280])
             units, size, single = header[123], 348, header[344:348] == b"n+1\0"  # Analyze: no magic
             break
         if len(header) >= 540 and struct.unpack(order + "i", header[:4])[0] == 540:
@@ -129,6 +131,7 @@ def parse_nifti_header(header: bytes) -> NiftiHeader | None:
             pixdim = struct.unpack(order + "8d", header[104:168])
             offset = struct.unpack(order + "q", header[168:176])[0]
             codes, srow = struct.unpack(order + "2i", header[344:352]), struct.unpack(order + "12d", header[400:496])
+            qoffset = struct.unpack(order + "3d", header[376:400])
             units, size, single = struct.unpack(order + "i", header[500:504])[0], 540, header[4:8] == b"n+2\0"
             break
     else:
@@ -136,7 +139,7 @@ def parse_nifti_header(header: bytes) -> NiftiHeader | None:
     count = max(1, min(int(ndim[0]), 7))
     return NiftiHeader(list(ndim[1 : 1 + count]), int(bitpix), offset, list(pixdim[1 : 1 + min(count, 3)]),
                        int(codes[0]), int(codes[1]), list(srow), NIFTI_UNITS_MM.get(units & 0x07, 1.0), size,
-                       single)  # fmt: skip
+                       single, list(qoffset))  # fmt: skip
 
 
 def numbers(text: str) -> list[float]:
@@ -203,19 +206,11 @@ def header_origin(path: Path) -> list[float] | None:
             return None
         return numbers(parsed[0]["space origin"])
     if suffix in (".nii", ".nii.gz"):
-        opener = gzip.open if suffix == ".nii.gz" else open
-        try:
-            with opener(path, "rb") as file:
-                header = file.read(348)
-        except (OSError, EOFError):
+        header = nifti_header(path)
+        if header is None:
             return None
-        for order in "<>":
-            if len(header) == 348 and struct.unpack(order + "i", header[:4])[0] == 348:
-                qform_code, sform_code = struct.unpack(order + "2h", header[252:256])
-                qoffset = struct.unpack(order + "3f", header[268:280])
-                srow = struct.unpack(order + "12f", header[280:328])
-                # ITK reads neither unless its code is set: a NaN there (an unused sform) places nothing
-                return [*(qoffset if qform_code > 0 else ()), *(srow if sform_code > 0 else ())]
+        # ITK reads neither unless its code is set: a NaN there (an unused sform) places nothing
+        return [*(header.qoffset if header.qform_code > 0 else ()), *(header.srow if header.sform_code > 0 else ())]
     return None
 
 

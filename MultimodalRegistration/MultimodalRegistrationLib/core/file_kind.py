@@ -91,7 +91,18 @@ def _sound_but_unread(path: Path, suffix: str) -> str | None:
                     "unu save -e gzip)")  # fmt: skip
         if any(f"\ndimension: {n}".encode() in head for n in range(4, 17)):  # time last: ITK reads no such NRRD
             return "it is 4D (a time series or several volumes): save the one 3D volume to register (unu slice)"
+    if suffix in (".nii", ".nii.gz") and _first_bytes(path, suffix, 8)[4:8] == b"n+2\0":
+        return ("it is NIfTI-2, which ITK 5.4 (and so this extension) does not read: save it as NIfTI-1 "
+                "(nibabel's Nifti1Image, or FSL with FSLOUTPUTTYPE=NIFTI_GZ)")  # fmt: skip
     return None
+
+
+def _first_bytes(path: Path, suffix: str, count: int) -> bytes:
+    try:
+        with (gzip.open if suffix.endswith(".gz") else open)(path, "rb") as file:
+            return file.read(count)
+    except (OSError, EOFError, zlib.error):
+        return b""
 
 
 def unreadable_advice(path: Path) -> str:
