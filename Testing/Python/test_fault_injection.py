@@ -712,6 +712,18 @@ def nan_background_mask(inputs: Path, out: Path) -> list[str]:
     return _register(fixed, moving, out, "--fixed-mask", str(inputs / "mask.nrrd"))
 
 
+def one_bit_nifti_mask(inputs: Path, out: Path) -> list[str]:
+    """A mask stored 1 bit per voxel (NIfTI DT_BINARY, as some tools write masks): it had been called damaged."""
+    fixed, moving = _pair(inputs)
+    mask = sitk.Cast(_volume() > 0, sitk.sitkUInt8)
+    write_image(mask, inputs / "byte.nii")
+    header = bytearray((inputs / "byte.nii").read_bytes()[:352])
+    struct.pack_into("<2h", header, 70, 1, 1)  # datatype DT_BINARY, bitpix 1
+    bits = np.packbits(sitk.GetArrayFromImage(mask).ravel() > 0, bitorder="little")
+    (inputs / "mask.nii").write_bytes(bytes(header) + bits.tobytes())
+    return _register(fixed, moving, out, "--fixed-mask", str(inputs / "mask.nii"))
+
+
 def initial_tfm(parameters: str) -> Builder:
     """A case: the valid pair from an initial affine .tfm whose Parameters line is ``parameters``."""
     return initial_as(lambda inputs: _rigid_tfm(inputs / "initial.tfm", parameters))
@@ -1021,6 +1033,8 @@ def fifo_points(inputs: Path, out: Path) -> list[str]:
 MORE_CASES = {
     "NaN origin": Case(moving_header("Offset", "nan 0 0"), "set the true origin"),
     "mask with a NaN background": Case(nan_background_mask, "holds NaN voxels"),
+    "mask of 1 bit per voxel": Case(one_bit_nifti_mask, "it stores 1 bit per voxel (NIfTI's DT_BINARY), which ITK "
+                                    "does not read: save it with 8-bit voxels"),
     ".tfm with a decimal comma": Case(initial_tfm("1 0 0 0 1 0 0 0 1 2,5 0 0"), "write decimal points"),
     ".tfm with a NaN parameter": Case(initial_tfm("1 0 0 0 1 0 0 0 1 nan 0 0"), "not a finite number"),
     "intensity image as a segmentation": Case(intensity_image_as_segmentation, "export the segmentation as a labelmap"),

@@ -9,6 +9,7 @@ import zlib
 from pathlib import Path
 
 from .errors import InputError
+from .file_headers import nifti_header
 from .files import VOLUME_SUFFIXES, suffix_of
 
 DICOM_ADVICE = ("mmreg reads one file per image: load the series in Slicer (DICOM module) and save the volume as "
@@ -91,18 +92,13 @@ def _sound_but_unread(path: Path, suffix: str) -> str | None:
                     "unu save -e gzip)")  # fmt: skip
         if any(f"\ndimension: {n}".encode() in head for n in range(4, 17)):  # time last: ITK reads no such NRRD
             return "it is 4D (a time series or several volumes): save the one 3D volume to register (unu slice)"
-    if suffix in (".nii", ".nii.gz") and _first_bytes(path, suffix, 8)[4:8] == b"n+2\0":
+    header = nifti_header(path) if suffix in (".nii", ".nii.gz") else None
+    if header is not None and header.header_bytes == 540:
         return ("it is NIfTI-2, which ITK 5.4 (and so this extension) does not read: save it as NIfTI-1 "
                 "(nibabel's Nifti1Image, or FSL with FSLOUTPUTTYPE=NIFTI_GZ)")  # fmt: skip
+    if header is not None and header.bitpix == 1:
+        return "it stores 1 bit per voxel (NIfTI's DT_BINARY), which ITK does not read: save it with 8-bit voxels"
     return None
-
-
-def _first_bytes(path: Path, suffix: str, count: int) -> bytes:
-    try:
-        with (gzip.open if suffix.endswith(".gz") else open)(path, "rb") as file:
-            return file.read(count)
-    except (OSError, EOFError, zlib.error):
-        return b""
 
 
 def unreadable_advice(path: Path) -> str:
