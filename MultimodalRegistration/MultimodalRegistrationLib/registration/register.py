@@ -12,6 +12,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import EngineError, ImagesApartError
+from ..core.field_reach import field_edge_warnings
 from ..core.images import scaled_image
 from ..core.metric import mutual_information
 from ..core.transforms import Transform
@@ -119,6 +120,7 @@ def register(
     if not result.provenance.other_way_round:  # else checked the other way round, in its own frame
         warn_if_far(result, fixed, moving, settings, guided=guidance is not None and not guidance.is_empty)
     hint_if_doubted(result.warnings, fixed, moving)
+    result.warnings[:0] = field_edge_warnings(settings.initial_transform, fixed)
     return result
 
 
