@@ -87,3 +87,13 @@ def test_a_registration_started_from_a_field_on_part_of_the_fixed_grid_says_so()
     said = [warning for warning in result.warnings if "grid covers" in warning]
     assert len(said) == 1 and "steps by up to 4.0 mm" in said[0], result.warnings
     assert not result.transform.is_linear  # the start's field stays part of the result, step included
+
+
+def test_qa_of_a_field_on_part_of_the_fixed_grid_names_the_grid_beside_the_fold():
+    from MultimodalRegistrationLib.qa.assess import assess_registration
+
+    fixed = _blobs()
+    report = assess_registration(fixed, fixed, _uniform_field(_central_half(fixed), (4.0, 0.0, 0.0)))
+    said = [warning for warning in report.warnings if "grid covers" in warning]
+    assert len(said) == 1 and said[0].startswith("the transform's displacement grid covers 12%"), report.warnings
+    assert "steps by up to 4.0 mm" in said[0]

@@ -23,6 +23,7 @@ import SimpleITK as sitk
 
 from ..core.errors import InputError
 from ..core.file_checks import STAGED_CHARS, check_output_path, check_windows_path_room
+from ..core.field_reach import field_edge_warnings
 from ..core.files import OutputSet, partial_folder, signals_held
 from ..core.folding import SAMPLING_SPACING_MM
 from ..core.images import colour_as_grey, validate_image, validate_mask
@@ -233,6 +234,7 @@ def assess_registration(
             f"the transform folds: {jacobian.folding_percent:.3g}% of the fixed image has a Jacobian determinant "
             "<= 0: use a stiffer preset (stronger bending penalty, coarser grid) or check the inputs"
         )
+    warnings += field_edge_warnings(transform, fixed, "transform")  # a step at its grid's edge reads as a fold
     with step("inverse_consistency", 0.3):
         consistency = _inverse_consistency(transform, o.inverse, fixed)
     if o.inverse is not None and consistency.mean_mm is not None and consistency.mean_mm > INVERSE_MISS_MM:
