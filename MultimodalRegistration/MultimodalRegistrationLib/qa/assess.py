@@ -22,8 +22,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import InputError
-from ..core.file_checks import STAGED_CHARS, check_output_path, check_windows_path_room
 from ..core.field_reach import field_edge_warnings
+from ..core.file_checks import STAGED_CHARS, check_output_path, check_windows_path_room
 from ..core.files import OutputSet, partial_folder, signals_held
 from ..core.folding import SAMPLING_SPACING_MM
 from ..core.images import colour_as_grey, validate_image, validate_mask
