@@ -626,3 +626,39 @@ def test_points_on_one_slice_fitted_by_turning_the_slice_over_are_warned(kind):
     turn = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
     turned = fit_landmarks(fixed, fixed @ turn.T + [3, 4, 0], kind)
     assert turned.fre_rms_mm < 1e-6 and not [w for w in turned.warnings if "turns that plane over" in w]
+
+
+def test_labels_that_differ_in_case_or_spaces_pair_by_label_not_by_order():
+    """'L1' against 'l1 ' had paired by order: TRE 32 mm at the truth, exit 0 (a helper's QA sweep)."""
+    from MultimodalRegistrationLib.landmarks.fit import pair_landmarks, pair_points
+
+    fixed = np.array([[0.0, 0, 0], [30, 0, 0], [0, 30, 0], [0, 0, 30]])
+    moving = fixed[::-1] + 5.0
+    fixed_labels, moving_labels = ["L1", "L2", "L3", "L4"], ["l4", "L3 ", "l2", " L1"]
+    paired = pair_landmarks(fixed, moving, fixed_labels, moving_labels)
+    assert paired[3] == "label" and paired[2] == fixed_labels
+    assert np.allclose(paired[1], fixed + 5.0)
+    points, labels, how, _ = pair_points(moving, fixed_labels, moving_labels)
+    assert how == "label" and labels == [" L1", "l2", "L3 ", "l4"] and np.allclose(points, fixed + 5.0)
+    # one list missing a point: the rest still pair by label, the one left out named as written
+    paired = pair_landmarks(fixed, moving[:3], fixed_labels, moving_labels[:3])
+    assert paired[2] == ["L2", "L3", "L4"] and np.allclose(paired[1], fixed[1:] + 5.0)
+    assert paired[4] == ["landmarks without a partner were left out: l1"]
+
+
+def test_an_fcsv_without_header_lines_is_read_in_slicer_3s_layout_with_its_labels(tmp_path):
+    """label,x,y,z,sel,vis rows and no header: the labels had been taken from column 11, so lost."""
+    path = tmp_path / "old.fcsv"
+    path.write_text("L2,-4.0,3.5,-18.0,1,1\nL1,10.0,20.0,30.0,1,1\n")
+    points, labels = read_points(path)
+    assert labels == ["L2", "L1"]
+    assert np.allclose(points, [[-4.0, 3.5, -18.0], [10.0, 20.0, 30.0]])  # RAS, as Slicer reads it
+
+
+def test_a_markups_file_giving_its_units_as_the_schemas_code_triple_is_read_in_mm(tmp_path):
+    path = tmp_path / "p.mrk.json"
+    markup = {"type": "Fiducial", "coordinateSystem": "RAS", "coordinateUnits": ["mm", "UCUM", "millimeter"],
+              "controlPoints": [{"label": "a", "position": [1.0, 2.0, 3.0], "positionStatus": "defined"}]}
+    path.write_text(json.dumps({"markups": [markup]}))
+    points, labels = read_points(path)
+    assert labels == ["a"] and np.allclose(points, [[1.0, 2.0, 3.0]])

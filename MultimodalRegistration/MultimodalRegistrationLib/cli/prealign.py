@@ -7,12 +7,10 @@ import json
 import os
 import sys
 from contextlib import redirect_stdout
-from pathlib import Path
 
 from ..core import command_line
 from ..core.choices import LANDMARK_TRANSFORMS
 from ..core.errors import EXIT_OK
-from ..core.output_safety import same_place
 from ..process.jobs import PrealignJob
 from .job_options import add_options, option_values
 from .json_output import emit_json, file_or_none, human_stream
@@ -55,10 +53,6 @@ def command_prealign(arguments: argparse.Namespace) -> int:
 
     if job.type == "tps" and not str(job.output_transform).lower().endswith((".h5", ".hdf5")):
         raise InputError(f"a tps result is a displacement field: write it to .h5, not {job.output_transform}")
-    # one file as both lists had fitted the identity, FRE 0 and exit 0; the panel refuses one node as both
-    if os.path.exists(job.fixed_points) and same_place(Path(job.fixed_points), Path(job.moving_points)):
-        raise InputError(f"--fixed-points and --moving-points are the same file ({job.fixed_points}): give the points "
-                         "placed on the fixed image and, in another file, the same landmarks placed on the moving one")
     fixed, moving, skipped = read_point_lists(job.fixed_points, job.moving_points)
     images = {key: read_image(getattr(job, key), key.replace("_", " ")) if getattr(job, key) else None
               for key in PrealignJob.paths("input") if key.endswith("_image")}  # fmt: skip

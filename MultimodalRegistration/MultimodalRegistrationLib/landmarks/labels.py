@@ -78,16 +78,36 @@ def _order_unconfirmed(fixed_labels: list[str], moving_labels: list[str]) -> lis
     return [said]
 
 
+def _key(label: str) -> str:
+    return " ".join(label.split()).casefold()
+
+
+def _matching_keys(fixed_labels: list[str] | None, moving_labels: list[str] | None) -> tuple[list, list] | None:
+    """The labels with case and spaces ignored ("L1" and "l1 " alike), when that pairs more of them and leaves each
+    list's labels unique; else None. "L1" against "l1" had paired by order, TRE 32 mm at the truth (a helper's QA
+    sweep); segments already pair so."""
+    if not fixed_labels or not moving_labels:
+        return None
+    keys = [_key(label) for label in fixed_labels], [_key(label) for label in moving_labels]
+    if any(len(set(listed)) != len(listed) for listed in keys):
+        return None
+    return keys if len(set(keys[0]) & set(keys[1])) > len(set(fixed_labels) & set(moving_labels)) else None
+
+
 def pair_points(
     moving: np.ndarray, fixed_labels: list[str] | None, moving_labels: list[str] | None
 ) -> tuple[np.ndarray, list[str] | None, str, list[str]]:
-    """Reorder the moving points to match the fixed ones by label when every label matches, else keep order;
-    refused (:class:`InputError`) when a label both lists hold is at another place in each.
+    """Reorder the moving points to match the fixed ones by label when every label matches (case and spaces
+    ignored where that pairs more), else keep order; refused (:class:`InputError`) when a label both lists hold is
+    at another place in each.
 
     Returns (moving points, moving labels, "label" or "order", warnings).
     """
     if fixed_labels is None or moving_labels is None:
         return moving, moving_labels, "order", []
+    if (keyed := _matching_keys(fixed_labels, moving_labels)) is not None:
+        order, _, paired_by, warnings = pair_points(np.arange(len(moving_labels)), *keyed)
+        return np.asarray(moving)[order], [moving_labels[i] for i in order], paired_by, warnings
     unique = len(set(fixed_labels)) == len(fixed_labels) and len(set(moving_labels)) == len(moving_labels)
     if _numbered(fixed_labels) and _numbered(moving_labels):  # as the readers number points without labels
         return moving, moving_labels, "order", [
@@ -121,7 +141,12 @@ def pair_landmarks(
     """Pair landmarks by label when both lists hold unique labels and enough of them match (all of them, or at
     least half of the longer list and 3, or all of a shorter list; a point without a partner is left out with a
     warning: a typo in one label must not pair the rest by order); else, lists of one length, by order. Returns
-    (fixed, moving, labels, "label" or "order", warnings)."""
+    (fixed, moving, labels, "label" or "order", warnings). Labels match with case and spaces ignored where that
+    pairs more of them (:func:`_matching_keys`)."""
+    if (keyed := _matching_keys(fixed_labels, moving_labels)) is not None:
+        fixed, moving, labels, paired_by, warnings = pair_landmarks(fixed, moving, *keyed)
+        written = dict(zip(keyed[0], fixed_labels))
+        return fixed, moving, [written.get(label, label) for label in labels], paired_by, warnings
     unique = bool(fixed_labels) and bool(moving_labels)
     unique = unique and len(set(fixed_labels)) == len(fixed_labels) and len(set(moving_labels)) == len(moving_labels)
     # The points readers number unlabelled points 1, 2, ... in order: two such lists of different lengths share
@@ -138,7 +163,8 @@ def pair_landmarks(
     if not (common and unique and enough):
         repeated = repeated_labels(fixed_labels, moving_labels) if common else ""
         if numbered:
-            repeated = "both lists are numbered 1, 2, ... in order, as points without labels are"
+            repeated = ("both lists are numbered 1, 2, ... in order, as points without labels are read; if those "
+                        "numbers are labels you gave, name the points P1, P2, ... instead")
         raise InputError(
             f"{len(fixed)} fixed landmarks but {len(moving)} moving landmarks, and they cannot be paired by label"
             f"{f' ({repeated})' if repeated else ''}: add the missing points or delete the extra ones, so that both "
@@ -149,7 +175,8 @@ def pair_landmarks(
     position = {label: index for index, label in enumerate(moving_labels)}
     fixed_index = {label: index for index, label in enumerate(fixed_labels)}
     unmatched = sorted(set(fixed_labels) ^ set(moving_labels))
-    warnings = [f"landmarks without a partner were left out: {', '.join(unmatched)}"]
+    shown = (label if label == label.strip() and label else f"'{label}'" for label in unmatched)  # 'L8 ' not L8
+    warnings = [f"landmarks without a partner were left out: {', '.join(shown)}"]
     return (
         fixed[[fixed_index[label] for label in labels]],
         moving[[position[label] for label in labels]],

@@ -20,11 +20,13 @@ import numpy as np
 from ..core.errors import InputError
 from ..core.file_headers import check_not_empty
 from ..core.files import write_text_atomically
+from ..core.output_safety import same_place
 from ..core.transforms import lps_ras_points
 
 # vtkMRMLStorageNode's coordinate-system codes, as written in older .fcsv headers
 FCSV_SYSTEMS = {"ras": "RAS", "0": "RAS", "lps": "LPS", "1": "LPS"}
 FCSV_COLUMNS = ["id", "x", "y", "z", "ow", "ox", "oy", "oz", "vis", "sel", "lock", "label", "desc", "associatednodeid"]
+FCSV_SLICER3 = ["label", "x", "y", "z", "sel", "vis"]  # a file with no '# columns' or version line
 # vtkMRMLMarkupsNode's position status codes, as Slicer 5 writes them in .fcsv rows
 FCSV_STATUS = {"undefined": "0", "preview": "1", "defined": "2", "missing": "3"}
 
@@ -114,12 +116,26 @@ def read_point_lists(fixed_path: str | os.PathLike, moving_path: str | os.PathLi
     from .labels import leave_out_skipped
 
     fixed, moving = read_points_file(fixed_path, skipped_ok=True), read_points_file(moving_path, skipped_ok=True)
+    _check_lists_apart(Path(fixed_path), Path(moving_path))
     # Unlabelled lists numbered past a skipped point (1, 3, 4, ...) had paired by those numbers with a list that
     # lacks the point (1, 2, 3, ...): every later pair shifted, TRE 35 mm at the truth (a helper's QA sweep).
     warnings = leave_out_skipped(fixed.labels, moving.labels, {"fixed": fixed.skipped, "moving": moving.skipped},
                                  {"fixed": fixed.system.name, "moving": moving.system.name},
                                  by_order=fixed.numbered or moving.numbered)  # fmt: skip
     return _without(fixed, moving.skipped), _without(moving, fixed.skipped), warnings
+
+
+def _check_lists_apart(fixed_path: Path, moving_path: Path) -> None:
+    """Refuse one file, or two files of the same bytes, as both lists: prealign had fitted the identity (FRE 0), and
+    QA had measured how far the transform moves the points as their error (a helper's QA sweep)."""
+    if same_place(fixed_path, moving_path):
+        said = f"are the same file ({fixed_path})"
+    elif fixed_path.read_bytes() == moving_path.read_bytes():
+        said = f"hold the same points, byte for byte ({fixed_path.name} and {moving_path.name})"
+    else:
+        return
+    raise InputError(f"--fixed-points and --moving-points {said}: give the points placed on the fixed image and, in "
+                     "another file, the same landmarks placed on the moving one")
 
 
 def without_labels(points: np.ndarray, labels: list[str], left_out: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -171,6 +187,8 @@ def _read_markups_json(text: str, path: Path) -> tuple[np.ndarray, list[str], Po
             "landmarks in a point list (Markups: Point List) and save that"
         )
     units = markup.get("coordinateUnits", "mm")
+    if isinstance(units, list) and units[:1] == ["mm"]:  # the schema's code triple: ["mm", "UCUM", "millimeter"]
+        units = "mm"
     if units != "mm":
         raise InputError(f"{path}: coordinates are in '{units}': convert them to mm")
     given = markup.get("coordinateSystem")
@@ -207,18 +225,21 @@ def _read_markups_json(text: str, path: Path) -> tuple[np.ndarray, list[str], Po
 
 
 def _read_fcsv(text: str, path: Path) -> tuple[np.ndarray, list[str], PointsSystem, list[str]]:
-    system, columns, given = "RAS", FCSV_COLUMNS, None
+    system, columns, given, given_columns, versioned = "RAS", FCSV_COLUMNS, None, None, False
     rows = []
     for line in text.splitlines():
         stripped = line.strip()
         if stripped.startswith("#"):
             key, _, value = stripped.lstrip("#").partition("=")
+            versioned = versioned or "version" in key.lower()
             if key.strip().lower() == "coordinatesystem":
                 system, given = _system(value, path), value.strip()
             elif key.strip().lower() == "columns":
-                columns = [c.strip().lower() for c in value.split(",")]
+                columns = given_columns = [c.strip().lower() for c in value.split(",")]
         elif stripped:
             rows.append(line)
+    if given_columns is None and not versioned and rows and len(next(csv.reader(rows[:1]))) <= len(FCSV_SLICER3):
+        columns = FCSV_SLICER3  # no header lines, short rows: Slicer 3's layout, which Slicer still reads so
     missing = {"x", "y", "z"} - set(columns)
     if missing:
         raise InputError(f"{path}: the '# columns' header lacks {sorted(missing)}: save the file again from Slicer")
@@ -265,6 +286,10 @@ def _read_csv(text: str, path: Path) -> tuple[np.ndarray, list[str], PointsSyste
     for number, row in enumerate(reader, start=2):
         if not any(cell.strip() for cell in row):
             continue
+        if len(row) > len(header) and any(cell.strip() for cell in row[len(header):]):
+            # "L1,4,0,16,9,7,3": decimal commas had shifted the columns, TRE 5.6 mm at the truth (a helper's sweep)
+            raise InputError(f"{path}: line {number} holds {len(row)} values under a header of {len(header)} "
+                             "columns: write decimal points (4.5, not 4,5), or quote each value that holds a comma")
         label = row[label_column].strip() if label_column is not None else f"{len(labels) + len(skipped) + 1}"
         numbered = label_column is None
         if defined_column is not None and defined_column < len(row) and row[defined_column].strip() == "0":
