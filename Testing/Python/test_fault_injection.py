@@ -2901,6 +2901,10 @@ FILE_CASES = {  # said 'damaged', 'the first line must name the columns', 'lacks
     "the manifest is a folder": Case(manifest_is_a_folder, "batchin is a folder, not a manifest file: give the CSV"),
     "prealign affine with 3 points": Case(prealign_too_few("affine", 3), "an affine fit needs at least 4 point pairs"),
     "prealign tps with 3 points": Case(prealign_too_few("tps", 3), "a thin-plate spline fit needs at least 4 point"),
+    "prealign rigid with a reference image": Case(
+        lambda inputs, out: _prealign_with_image((100, 100, 100), "--reference-image", "rigid")(inputs, out),
+        "--reference-image is the grid of a tps field, and a rigid fit has none: leave it out, or use --type tps",
+    ),
 }
 CASES.update(FILE_CASES)
 

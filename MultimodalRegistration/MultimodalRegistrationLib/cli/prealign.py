@@ -53,6 +53,9 @@ def command_prealign(arguments: argparse.Namespace) -> int:
 
     if job.type == "tps" and not str(job.output_transform).lower().endswith((".h5", ".hdf5")):
         raise InputError(f"a tps result is a displacement field: write it to .h5, not {job.output_transform}")
+    if job.reference_image and job.type != "tps":  # it had been ignored without a word (a helper's QA sweep)
+        raise InputError(f"--reference-image is the grid of a tps field, and a {job.type} fit has none: leave it "
+                         "out, or use --type tps")  # fmt: skip
     fixed, moving, skipped = read_point_lists(job.fixed_points, job.moving_points)
     images = {key: read_image(getattr(job, key), key.replace("_", " ")) if getattr(job, key) else None
               for key in PrealignJob.paths("input") if key.endswith("_image")}  # fmt: skip
