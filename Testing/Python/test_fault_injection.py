@@ -2265,6 +2265,17 @@ def qa_labels_on_one_side_with_restarts(inputs: Path, out: Path) -> list[str]:
     return _qa(inputs, out / "r.html", "--fixed-labels", str(inputs / "fl.nrrd"), *RESTARTS_THAT_FAIL)
 
 
+def qa_labels_that_share_no_segment(inputs: Path, out: Path) -> list[str]:
+    """Two labels each, valued 1, 2 on the fixed side and 3, 5 on the moving: every Dice had read 0 -> 0, exit 0."""
+    blob = _volume()
+    fixed = sitk.Cast(blob > 500, sitk.sitkUInt8) + sitk.Cast(blob > 800, sitk.sitkUInt8)  # 1 around 2
+    moving = sitk.ChangeLabel(fixed, {1: 3, 2: 5})
+    write_image(fixed, inputs / "fl.nrrd")
+    write_image(moving, inputs / "ml.nrrd")
+    return _qa(inputs, out / "r.html", "--fixed-labels", str(inputs / "fl.nrrd"), "--moving-labels",
+               str(inputs / "ml.nrrd"), *RESTARTS_THAT_FAIL)  # fmt: skip
+
+
 def qa_unknown_fit_points_with_restarts(inputs: Path, out: Path) -> list[str]:
     names = [f"L{i}" for i in range(6)]
     return _qa(inputs, out / "r.html", *_qa_points(inputs, names, names), "--fit-points", "NOPE", *RESTARTS_THAT_FAIL)
@@ -2307,6 +2318,10 @@ QA_CASES = {  # refused before any stability restart runs (the restarts took min
     "qa: labelmap on one side, with --stability": Case(qa_labels_on_one_side_with_restarts,
                                                        "give the moving labels too"),
     "qa: unknown --fit-points, with --stability": Case(qa_unknown_fit_points_with_restarts, "check the names"),
+    "qa: labelmaps that share no segment": Case(qa_labels_that_share_no_segment, "no segment of the fixed labelmap "
+                                                "(label 1, label 2) has a partner in the moving one (label 3, label "
+                                                "5): pair them with --segments FIXED=MOVING (for example --segments "
+                                                "'1=3')"),
     "qa: points written with decimal commas": Case(qa_points_with_decimal_commas, "line 2 holds 7 values under a "
                                                    "header of 4 columns: write decimal points"),
     "qa: one list copied as both": Case(qa_points_copied_as_both_lists, "hold the same points, byte for byte (f.csv "

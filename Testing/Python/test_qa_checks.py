@@ -321,3 +321,21 @@ def test_lists_without_a_common_label_pair_by_order_with_a_warning_unless_their_
     *_, how, warnings = pair_landmarks(points, points, ["T1", "T2", "T3", "T4"], ["1", "2", "3", "4"])
     assert how == "order" and warnings[0].startswith("points are paired by order because the moving list has no "
                                                      "labels (read as 1, 2, ...) and the fixed list's do not say")  # fmt: skip
+
+
+def test_two_segments_whose_label_values_were_exchanged_are_named(coarse):
+    """Skull and a block inside it valued 1 and 2 on the fixed side, 2 and 1 on the moving: each Dice read 0 -> 0
+    without a word (a helper's QA sweep)."""
+    fixed, moving, truth = coarse
+    fixed_two = sitk.Cast(fixed > 500, sitk.sitkUInt8)
+    fixed_two[15:30, 15:30, 10:25] = 2
+    exchanged = sitk.ChangeLabel(fixed_two, {1: 2, 2: 1})
+    moving_two = sitk.Resample(exchanged, moving, truth.inverse().sitk, sitk.sitkNearestNeighbor, 0)
+    overlap = segmentation_overlap(fixed_two, moving_two, truth)
+    assert all(row.dice < 0.1 for row in overlap.after)
+    swapped = [warning for warning in overlap.warnings if "rather than its partner" in warning]
+    assert len(swapped) == 2 and swapped[0].startswith("fixed segment label 1 overlaps moving segment label 2 (Dice 0.84)")
+    kept = sitk.Resample(fixed_two, moving, truth.inverse().sitk, sitk.sitkNearestNeighbor, 0)
+    same = segmentation_overlap(fixed_two, kept, truth)
+    assert all(row.dice > 0.8 for row in same.after)  # 0.84 on the coarse 4 mm grid, as the exchanged pair
+    assert not [warning for warning in same.warnings if "rather than its partner" in warning]

@@ -38,6 +38,7 @@ from ..core.transforms import Transform
 from ..core.views import common_view, cut_by, fields_of_view, limited_to_view
 from ..registration.guided.guidance import given_pair, values_and_names
 from .label_grid import covering_fixed_image
+from .segment_pairing import check_some_pair, exchanged_segments, unpaired_segments
 
 INTERPOLATIONS = {"nearest": sitk.sitkNearestNeighbor, "gaussian": sitk.sitkLabelGaussian}
 
@@ -309,25 +310,8 @@ def prepared_labels(
     if not fixed_values or not moving_values:
         role = "fixed" if not fixed_values else "moving"
         raise InputError(f"the {role} labelmap is empty (every voxel is 0): give the labelmap with the segments")
+    check_some_pair(fixed_values, moving_values, label_names(fixed_labels), label_names(moving_labels))
     return fixed_labels, moving_labels, fixed_wholes, moving_wholes, fixed_values, moving_values, layer_warnings
-
-
-def unpaired_segments(fixed_values: set[int], moving_values: set[int], names: dict[int, str]) -> list[str]:
-    """A warning per segment (label value) of one labelmap with no partner in the other, naming the other side's
-    unpaired ones: its Dice is 0 because it has no partner, not because the registration missed it."""
-
-    def said(values):
-        return ", ".join(f"'{names[value]}'" if value in names else f"label {value}" for value in sorted(values))
-
-    alone = {"fixed": fixed_values - moving_values, "moving": moving_values - fixed_values}
-    warnings = []
-    for side, other in (("fixed", "moving"), ("moving", "fixed")):
-        for value in sorted(alone[side]):
-            others = f"{other} only: {said(alone[other])}" if alone[other] else f"the {other} one has no such segment"
-            warnings.append(f"segment {said([value])} ({side}) has no partner in the {other} labelmap ({others}), so its "
-                            "Dice is 0: give the same structure the same name (case, spaces and underscores do not "
-                            "count) or label value in both")  # fmt: skip
-    return warnings
 
 
 def segmentation_overlap(
@@ -380,6 +364,7 @@ def segmentation_overlap(
                         for value, drawn in on_top.items()}  # fmt: skip
         views = cuts.views(labels, pose, fixed_labels) if cuts is not None else None
         results[name] = label_overlap(fixed_labels, warped, labels, (fixed_whole, warped_whole), names, views)
+    warnings += exchanged_segments(fixed_labels, warped, labels, names)  # at the result's pose
     warnings += _limited_note(results["before"] + results["after"])
     return SegmentationOverlap(results["before"], results["after"], interpolation, warnings)
 
