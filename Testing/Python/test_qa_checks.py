@@ -339,3 +339,28 @@ def test_two_segments_whose_label_values_were_exchanged_are_named(coarse):
     same = segmentation_overlap(fixed_two, kept, truth)
     assert all(row.dice > 0.8 for row in same.after)  # 0.84 on the coarse 4 mm grid, as the exchanged pair
     assert not [warning for warning in same.warnings if "rather than its partner" in warning]
+
+
+def test_fit_points_named_with_a_comma_or_by_the_moving_lists_labels_are_found():
+    """'eye, left' had been split into 'eye' and 'left' and refused; 'M-1' (the moving list's name for the point
+    paired by order with 'F-1') had been refused as having no partner (a helper's QA sweep)."""
+    from MultimodalRegistrationLib.qa.landmarks import paired_landmarks
+
+    points = np.array([[0.0, 0, 0], [30, 0, 0], [0, 30, 0], [0, 0, 30], [20, 20, 20]])
+    labels = ["eye, left", "eye, right", "nose", "chin", "ear"]
+    *_, roles, how, _ = paired_landmarks(points, points + 1, labels, labels, ["eye, left", "nose,chin"])
+    assert how == "label" and roles == ["fit", "target", "fit", "fit", "target"]
+    fixed_names, moving_names = [f"F-{i}" for i in range(1, 6)], [f"M-{i}" for i in range(1, 6)]
+    _, _, paired, roles, how, _ = paired_landmarks(points, points + 1, fixed_names, moving_names, ["M-1", "F-3"])
+    assert how == "order" and paired == fixed_names and roles == ["fit", "target", "fit", "target", "target"]
+    with pytest.raises(InputError, match="fit points M-9 are not among the paired landmarks"):
+        paired_landmarks(points, points + 1, fixed_names, moving_names, ["M-9"])
+
+
+def test_mmreg_qa_hands_fit_point_names_on_whole_for_the_labels_to_split(tmp_path):
+    from MultimodalRegistrationLib.cli.main import build_parser
+    from MultimodalRegistrationLib.cli.qa import qa_job
+
+    arguments = build_parser().parse_args(["qa", "--fixed", "f.nrrd", "--moving", "m.nrrd", "--transform", "T.h5",
+                                           "--report", str(tmp_path / "r.html"), "--fit-points", "eye, left", " nose "])
+    assert qa_job(arguments).fit_points == ["eye, left", "nose"]

@@ -30,14 +30,15 @@ def add_qa_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def qa_job(arguments: argparse.Namespace) -> QAJob:
-    """The measurement the arguments ask for; ``--fit-points`` names split at commas too. Input paths are made
+    """The measurement the arguments ask for; ``--fit-points`` names split at commas too, where no label holds the
+    comma (:func:`..qa.landmarks.fit_names`). Input paths are made
     absolute here, once: the stability restarts run in their own folders, and the report records where they were."""
     from dataclasses import replace
 
     from ..core.output_safety import resolved_path
 
     job = QAJob(**option_values(QAJob, arguments))
-    job.fit_points = _fit_names(job.fit_points)
+    job.fit_points = [name.strip() for name in job.fit_points or [] if name.strip()] or None
     job.segments = _fit_names(job.segments)
     absolute = {name: str(resolved_path(getattr(job, name), name.replace("_", " ")))
                 for name in QAJob.paths("input") if getattr(job, name)}  # fmt: skip

@@ -209,6 +209,20 @@ class LandmarkErrors(Record):
                    stats("tre", "forward"), record.get("before_fitted_to_targets"))  # fmt: skip
 
 
+def fit_names(given: Sequence[str] | None, labels: list[str], fixed_labels: list[str] | None,
+              moving_labels: list[str] | None, paired_by: str) -> list[str]:  # fmt: skip
+    """The paired landmarks' labels (``labels``, the fixed list's) that ``given`` names: a name holding commas is
+    split at them unless a label holds them ("eye, left"); a moving label names the fixed point it pairs with by
+    order ("M-1" for "F-1"). Both had been refused, with messages that were not true (a helper's QA sweep)."""
+    known = set(labels) | set(fixed_labels or []) | set(moving_labels or [])
+    names = [part.strip() for value in given or [] for part in
+             ([str(value)] if str(value).strip() in known else str(value).split(",")) if part.strip()]  # fmt: skip
+    partner = {}
+    if paired_by == "order" and moving_labels is not None and len(moving_labels) == len(labels):
+        partner = {moving: fixed for moving, fixed in zip(moving_labels, labels) if moving not in labels}
+    return [partner.get(name, name) if name not in labels else name for name in names]
+
+
 def paired_landmarks(
     fixed_ras: np.ndarray | Sequence[Sequence[float]],
     moving_ras: np.ndarray | Sequence[Sequence[float]],
@@ -232,7 +246,7 @@ def paired_landmarks(
     moving_labels = None if moving_labels is None else [str(label) for label in moving_labels]
     fixed, moving, labels, paired_by, warnings = pair_landmarks(fixed, moving, fixed_labels, moving_labels)
 
-    fit = {str(label) for label in fit_labels or []}
+    fit = set(fit_names(fit_labels, labels, fixed_labels, moving_labels, paired_by))
     unknown = sorted(fit - set(labels))
     # A fit point in one list only has no partner (a helper's sweep: "check the names" for a name that was right).
     alone = [label for label in unknown if label in set(fixed_labels or []) | set(moving_labels or [])]
