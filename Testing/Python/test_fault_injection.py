@@ -1585,6 +1585,50 @@ def two_d_non_square_pixels(inputs: Path, out: Path) -> list[str]:
     return _register_2d(inputs / "aniso.nrrd", moving, out)
 
 
+def two_d_non_square_stated(kind: str) -> Builder:
+    """A section stating 0.5 x 1 mm pixels in a PNG's pHYs or an OME-TIFF's PhysicalSizeY: the rows had been read as
+    square as the columns, registered 27 mm off with exit 0 (a helper's 2D sweep)."""
+
+    def build(inputs: Path, out: Path) -> list[str]:
+        from PIL import Image
+
+        fixed, _ = _slides(inputs)
+        grey = np.random.default_rng(5).integers(0, 255, (80, 100), dtype=np.uint8)
+        if kind == "png":
+            Image.fromarray(grey).save(inputs / "section.png", dpi=(25.4 / 0.5, 25.4 / 1.0))
+            return _register_2d(fixed, inputs / "section.png", out, pixel=None)
+        ome = ('<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06">'
+               '<Image ID="Image:0"><Pixels ID="Pixels:0" DimensionOrder="XYCZT" Type="uint8" SizeX="100" SizeY="80" '
+               'SizeC="1" SizeZ="1" SizeT="1" PhysicalSizeX="500" PhysicalSizeY="1000"/></Image></OME>')  # fmt: skip
+        Image.fromarray(grey).save(inputs / "section.ome.tif", description=ome)
+        return _register_2d(fixed, inputs / "section.ome.tif", out, pixel=None)
+
+    return build
+
+
+def two_d_float64_tiff(inputs: Path, out: Path) -> list[str]:
+    """A sound TIFF of 64-bit float pixels (tifffile writes them; ITK and Pillow read none): it had been called
+    damaged or cut short (a helper's 2D sweep)."""
+    fixed, _ = _slides(inputs)
+    pixels = np.random.default_rng(6).random((40, 50)).astype("<f8").tobytes()
+    tags = [(256, 3, 50), (257, 3, 40), (258, 3, 64), (259, 3, 1), (262, 3, 1), (273, 4, 8), (277, 3, 1),
+            (278, 3, 40), (279, 4, len(pixels)), (339, 3, 3)]  # width ... strip, bytes, SampleFormat IEEE float
+    ifd = struct.pack("<H", len(tags)) + b"".join(struct.pack("<HHII", tag, kind, 1, value) if kind == 4 else
+                                                  struct.pack("<HHIHH", tag, kind, 1, value, 0)
+                                                  for tag, kind, value in tags) + struct.pack("<I", 0)  # fmt: skip
+    (inputs / "float64.tif").write_bytes(struct.pack("<2sHI", b"II", 42, 8 + len(pixels)) + pixels + ifd)
+    return _register_2d(fixed, inputs / "float64.tif", out)
+
+
+def two_d_two_channel_tiff(inputs: Path, out: Path) -> list[str]:
+    """Two fluorescence channels in one TIFF: ITK read them interleaved as one, registered 111 mm off (exit 0)."""
+    from tiff_writer import write_tiff
+
+    fixed, _ = _slides(inputs)
+    channels = np.random.default_rng(7).integers(0, 255, (40, 50, 2)).astype(np.uint8)
+    return _register_2d(fixed, write_tiff(inputs / "two.tif", channels, extra={338: (3, [0])}), out)
+
+
 def two_d_nan_pixel(inputs: Path, out: Path) -> list[str]:
     fixed, moving = _slides(inputs)
     image = sitk.ReadImage(str(fixed))
@@ -1650,6 +1694,14 @@ TWO_D_CASES = {
     "2D: checkerboard over the moving slide": Case(two_d_checkerboard_over_the_slide, "would destroy an input"),
     "2D: output volume over the fixed image": Case(two_d_volume_over_the_fixed_image, "would destroy an input"),
     "2D: non-square pixels": Case(two_d_non_square_pixels, "has 0.5 x 1 mm pixels: 2D registration needs square"),
+    "2D: a TIFF of two channels": Case(two_d_two_channel_tiff, "two.tif holds two channels per pixel, which ITK "
+                                       "reads interleaved as one: save the channel to register on its own"),
+    "2D: a TIFF of 64-bit float pixels": Case(two_d_float64_tiff, "it holds 64-bit pixels, which ITK reads from no "
+                                              "TIFF: save it with 32-bit float or 16-bit pixels"),
+    "2D: non-square pixels in a PNG's pHYs": Case(two_d_non_square_stated("png"), "has 0.5 x 1 mm pixels: 2D "
+                                                  "registration needs square pixels"),
+    "2D: non-square pixels in an OME-TIFF": Case(two_d_non_square_stated("ome"), "has 0.5 x 1 mm pixels: 2D "
+                                                 "registration needs square pixels"),
     "2D: a NaN pixel": Case(two_d_nan_pixel, "holds 1 NaN or infinite pixel value(s)"),
     "2D: an ITK TIFF that states no size": Case(two_d_itk_tiff_without_a_size, "give it in mm (--moving-pixel-size)"),
 }

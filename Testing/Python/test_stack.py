@@ -692,3 +692,15 @@ def test_neighbours_turned_about_40_degrees_apart_are_registered_from_the_right_
     pair = register_pair(*sections)
     found = np.degrees(np.arctan2(pair.matrix[1, 0], pair.matrix[0, 0]))
     assert abs(found - angle) < 1.0 and pair.correlation > 0.9, (found, pair.correlation)
+
+
+def test_a_png_written_by_simpleitk_or_slicer_states_its_pixel_size_in_its_scal_chunk(tmp_path):
+    """ITK and Slicer read a PNG's sCAL chunk, which SimpleITK writes; it had been forced to 1 mm, so refused as
+    stating no pixel size (a helper's 2D sweep)."""
+    plane = sitk.GetImageFromArray(np.random.default_rng(1).integers(0, 255, (40, 50)).astype(np.uint8))
+    plane.SetSpacing((0.625, 0.625))
+    sitk.WriteImage(plane, str(tmp_path / "slide.png"))
+    assert read_header_2d(tmp_path / "slide.png").stated_mm == pytest.approx(0.625, rel=1e-6)
+    assert read_image_2d(tmp_path / "slide.png").pixel_mm == pytest.approx(0.625, rel=1e-6)
+    Image.fromarray(sitk.GetArrayFromImage(plane)).save(tmp_path / "bare.png")  # no pHYs, no sCAL: none stated
+    assert read_header_2d(tmp_path / "bare.png").stated_mm is None

@@ -1,7 +1,7 @@
 """2D images (histology, microscopy, photographs, one MR slice): reading, one channel, pixel size.
 
 Formats: PNG, TIFF, JPEG, BMP (read by ITK; Pillow for a PNG's pHYs resolution, and for the pixels of a raster
-file ITK cannot read, such as a grey + alpha PNG), and 2D NRRD, NIfTI and MetaImage (a 3D file with one slice
+file ITK cannot read or misreads, such as a grey + alpha PNG or a turned JPEG: :mod:`.pillow_raster`), and 2D NRRD, NIfTI and MetaImage (a 3D file with one slice
 counts as 2D).
 
 * **One channel:** an RGB(A) image becomes its luminance with the ITU-R BT.601 weights,
@@ -29,6 +29,7 @@ import SimpleITK as sitk
 from .errors import InputError
 from .files import RASTER_SUFFIXES, VOLUME_SUFFIXES, suffix_of
 from .picture import picture_axes
+from .pillow_raster import as_shown, pillow_header, pillow_reads, png_dpi, read_with_pillow, shown_kind
 from .tiff_description import described_pixel_mm
 
 IMAGE_2D_SUFFIXES = RASTER_SUFFIXES + VOLUME_SUFFIXES
@@ -104,19 +105,6 @@ def to_gray(image: sitk.Image) -> sitk.Image:
     return result
 
 
-def _png_dpi(path: Path) -> float | None:
-    try:
-        from PIL import Image
-    except ImportError:
-        return None
-    try:
-        with Image.open(path) as opened:
-            dpi = opened.info.get("dpi")
-    except OSError:
-        return None
-    return float(dpi[0]) if dpi and dpi[0] and float(dpi[0]) > 0 else None
-
-
 @dataclass(frozen=True)
 class Header2D:
     """What a 2D file's header says, read without its pixels: ``size`` (every axis, columns first),
@@ -127,7 +115,7 @@ class Header2D:
     components: int
     stated_mm: float | None
     square: bool = True  # the header's first two pixel sizes agree
-    component_type: str | None = None  # as ITK names it ("8-bit unsigned integer"); None when Pillow read it
+    component_type: str | None = None  # as ITK names it ("8-bit unsigned integer")
 
 
 def read_header_2d(path: str | os.PathLike) -> Header2D | None:
@@ -137,80 +125,47 @@ def read_header_2d(path: str | os.PathLike) -> Header2D | None:
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
+        if pillow_reads(path):
+            raise RuntimeError("read by Pillow")
         reader.ReadImageInformation()
         size, components, spacing = reader.GetSize(), reader.GetNumberOfComponents(), reader.GetSpacing()
-        kind = sitk.GetPixelIDValueAsString(reader.GetPixelID()).removeprefix("vector of ")
-    except RuntimeError:
-        opened = _pillow_header(path)
+        kind = shown_kind(path, sitk.GetPixelIDValueAsString(reader.GetPixelID()).removeprefix("vector of "))
+    except (RuntimeError, InputError):  # refused later, when its pixels are read
+        opened = pillow_header(path)
         if opened is None:
             return None
-        (size, components), spacing, kind = opened, (1.0, 1.0), None
-    square = len(spacing) < 2 or bool(np.isclose(spacing[0], spacing[1], rtol=1e-4))
-    return Header2D(path, tuple(size), int(components), stated_pixel_mm(path, float(spacing[0])), square, kind)
-
-
-def _with_pillow(path: Path, read):
-    """``read(opened)`` of a raster file opened with Pillow; None when it is no raster file, Pillow is missing or
-    cannot open it. A file over Pillow's pixel limit is an :class:`InputError` naming the fix."""
-    if suffix_of(path) not in RASTER_SUFFIXES:
-        return None
-    try:
-        from PIL import Image
-    except ImportError:
-        return None
-    try:
-        with Image.open(path) as opened:
-            return read(opened)
-    except (OSError, ValueError):
-        return None
-    except Image.DecompressionBombError as error:  # Pillow's limit: about 179 million pixels
-        raise InputError(f"{path} is too large for Pillow, which reads it because ITK cannot ({error}): save it as "
-                         "an RGB or grey PNG or TIFF without transparency (ITK reads those), or downsample it") from None
-
-
-def _pillow_header(path: Path) -> tuple[tuple, int] | None:
-    return _with_pillow(path, lambda opened: (tuple(opened.size), len(opened.getbands())))
-
-
-def _pillow_pixels(opened) -> np.ndarray | None:
-    """One page's pixels, channels kept (palette and 1-bit images converted); None for several pages."""
-    if getattr(opened, "n_frames", 1) != 1:
-        return None
-    converted = {"P": "RGBA" if "transparency" in opened.info else "RGB", "1": "L"}.get(opened.mode)
-    return np.asarray(opened.convert(converted) if converted else opened)
-
-
-def _read_with_pillow(path: Path) -> sitk.Image | None:
-    """The pixels of a one-page raster file ITK refuses (ITK reads no grey + alpha PNG), channels kept, spacing 1;
-    None when Pillow is missing or cannot read it either."""
-    pixels = _with_pillow(path, _pillow_pixels)
-    if pixels is None or pixels.ndim not in (2, 3):
-        return None
-    return sitk.GetImageFromArray(pixels, isVector=pixels.ndim == 3)
+        size, components, spacing, kind = opened
+    stated = stated_pixel_sizes(path, spacing)
+    column, row = stated or (*spacing[:2], *spacing[:1])[:2]
+    return Header2D(path, tuple(size), int(components), stated[0] if stated else None,
+                    bool(np.isclose(column, row, rtol=1e-4)), kind)  # fmt: skip
 
 
 def pixel_size_mm(path: str | os.PathLike, image: sitk.Image) -> float | None:
     """The pixel size (mm) the file states, or None when it states none (see the module notes)."""
-    return stated_pixel_mm(path, float(image.GetSpacing()[0]))
+    stated = stated_pixel_sizes(path, image.GetSpacing())
+    return stated[0] if stated else None
 
 
-def stated_pixel_mm(path: str | os.PathLike, spacing: float) -> float | None:
-    """:func:`pixel_size_mm` from the spacing ITK read from the file's header (``spacing``, first axis)."""
+def stated_pixel_sizes(path: str | os.PathLike, spacing) -> tuple[float, float] | None:
+    """The pixel sizes (mm: columns, rows) the file states, or None when it states none (see the module notes);
+    ``spacing``: what ITK read from its header. A TIFF description's or a PNG's pHYs rows had been read as square
+    as its columns (a helper's sweep: 0.625 x 1.25 mm pixels registered 27 mm off, exit 0)."""
     path = Path(path)
     suffix = suffix_of(path)
+    column, row = (float(spacing[0]), float(spacing[1] if len(spacing) > 1 else spacing[0]))
     if suffix in VOLUME_SUFFIXES:
-        return spacing if math.isfinite(spacing) and spacing > 0 else None
-    if suffix == ".png":
-        dpi = _png_dpi(path)
-        spacing = 25.4 / dpi if dpi else 1.0
+        return (column, row) if all(math.isfinite(v) and v > 0 for v in (column, row)) else None
+    if suffix == ".png" and (dpi := png_dpi(path)) is not None:
+        column, row = 25.4 / dpi[0], 25.4 / dpi[1]  # else ITK's sCAL reading (SimpleITK and Slicer write it)
     if suffix in (".tif", ".tiff") and (described := described_pixel_mm(path)) is not None:
         return described
     # ITK writes 1 mm as 25.4 dpi, a rounded fraction: it reads back as 1.000000015.
-    if not (math.isfinite(spacing) and spacing > 0) or abs(spacing - 1.0) < 1e-6:
+    if not all(math.isfinite(v) and v > 0 for v in (column, row)) or abs(column - 1.0) < 1e-6:
         return None
-    if any(abs(spacing * dpi / 25.4 - 1) < 1e-3 for dpi in _SCREEN_DPI):  # PNG stores dots per metre: 72 reads 71.98
+    if any(abs(column * dpi / 25.4 - 1) < 1e-3 for dpi in _SCREEN_DPI):  # PNG stores dots per metre: 72 reads 71.98
         return None
-    return spacing
+    return column, row
 
 
 def check_pixel_size(pixel_mm: float | None, what: str = "--pixel-size") -> float:
@@ -234,15 +189,20 @@ def read_image_2d(
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{role} {path} does not exist: check the path")
+    pillow = pillow_reads(path, role)  # a TIFF or JPEG whose tags ITK would misread
     try:
-        image = sitk.ReadImage(str(path))
+        image = read_with_pillow(path) if pillow else as_shown(path, sitk.ReadImage(str(path)))
+        if image is None:
+            raise RuntimeError("Pillow cannot read it")
     except RuntimeError as error:
-        image = _read_with_pillow(path)
+        image = read_with_pillow(path)
         if image is None:
             last = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown format"
             # a PNG cut short in copying had been told to be saved as PNG (a helper's sweep)
             fix = ("it may be damaged or cut short: save or copy it again" if suffix_of(path) in IMAGE_2D_SUFFIXES
                    else "save it as PNG, TIFF or NRRD")  # fmt: skip
+            if "64-bit samples" in last:  # a sound file: ITK's TIFF reader takes no double pixels, nor does Pillow
+                fix = "it holds 64-bit pixels, which ITK reads from no TIFF: save it with 32-bit float or 16-bit pixels"
             raise InputError(f"{role} {path} cannot be read ({last[:160]}): {fix}") from None
     image = _without_opaque_alpha(image)
     origin, direction, thickness = (*image.GetOrigin(), 0.0)[:3], image.GetDirection(), None
@@ -256,7 +216,7 @@ def read_image_2d(
     if pixel_mm is not None:
         size, source = check_pixel_size(pixel_mm, option), "given"
     else:
-        column, row = image.GetSpacing()
+        column, row = stated_pixel_sizes(path, image.GetSpacing()) or image.GetSpacing()
         if not np.isclose(column, row, rtol=1e-4):
             raise InputError(f"{role} {path} has {column:g} x {row:g} mm pixels: 2D registration needs square pixels; "
                              f"resample it to one pixel size (Slicer: Resample Scalar Volume), or give {option} if "

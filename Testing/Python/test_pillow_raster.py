@@ -1,0 +1,67 @@
+"""Raster files whose tags ITK's reader does not apply are read as a viewer shows them (core/pillow_raster.py): a
+tiled 16-bit grey TIFF, a TIFF of grey and alpha, a turned TIFF or JPEG, a min-is-white TIFF and an 8-bit palette
+TIFF had each been read wrongly with exit 0, or refused for a reason that was not true (a helper's 2D sweep)."""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+from MultimodalRegistrationLib.core.images2d import read_header_2d, read_image_2d
+from PIL import Image
+from tiff_writer import write_tiff
+
+HALF_MM = {282: (5, [(508, 10)]), 283: (5, [(508, 10)]), 296: (3, [2])}  # 50.8 dots per inch: 0.5 mm pixels
+
+
+def _grey(dtype=np.uint8, top: int = 250) -> np.ndarray:
+    return np.random.default_rng(2).integers(0, top, (40, 50)).astype(dtype)
+
+
+def test_a_tiled_16_bit_grey_tiff_is_read_at_16_bits_with_every_tile_right(tmp_path):
+    grey = _grey(np.uint16, 60000)
+    path = write_tiff(tmp_path / "tiled.tif", grey, tile=16, extra=HALF_MM)  # ITK: 8-bit RGBA, edge tiles wrong
+    read = read_image_2d(path)
+    assert np.array_equal(sitk.GetArrayFromImage(read.image), grey) and read.pixel_mm == 0.5
+    assert read_header_2d(path).component_type == "16-bit unsigned integer"  # a stack's check of one pixel type
+
+
+def test_a_min_is_white_tiff_is_read_as_a_viewer_shows_it(tmp_path):
+    grey = _grey()
+    read = read_image_2d(write_tiff(tmp_path / "white.tif", grey, photometric=0, extra=HALF_MM))
+    assert np.array_equal(sitk.GetArrayFromImage(read.image), 255 - grey)  # ITK had read the stored negative
+
+
+def test_a_grey_and_alpha_tiff_is_read_by_pillow_with_its_pixel_size(tmp_path):
+    grey = _grey()
+    opaque = np.stack([grey, np.full_like(grey, 255)], axis=-1)
+    path = write_tiff(tmp_path / "la.tif", opaque, extra={**HALF_MM, 338: (3, [2])})  # unassociated alpha
+    read = read_image_2d(path)
+    assert read.pixel_mm == 0.5 and np.array_equal(sitk.GetArrayFromImage(read.gray), grey.astype(np.float32))
+    assert read_header_2d(path).components == 2
+
+
+def test_a_turned_tiff_and_a_mirrored_jpeg_are_read_upright(tmp_path):
+    rgb = np.random.default_rng(3).integers(0, 255, (40, 60, 3), dtype=np.uint8)
+    rgb[:10, :20] = 255  # a bright corner: where it lands tells the turn
+    Image.fromarray(rgb).save(tmp_path / "six.tif", tiffinfo={274: 6}, dpi=(50.8, 50.8))
+    read = read_image_2d(tmp_path / "six.tif")
+    # Orientation 6: shown turned a quarter clockwise, as ITK had not (it read a mirror image)
+    assert read.image.GetSize() == (40, 60) and np.array_equal(sitk.GetArrayFromImage(read.image), np.rot90(rgb, -1))
+    assert read_header_2d(tmp_path / "six.tif").size == (40, 60)
+    exif = Image.Exif()
+    exif[274] = 2  # mirrored left to right, which ITK ignores in a JPEG
+    Image.fromarray(rgb).save(tmp_path / "two.jpg", exif=exif, dpi=(50.8, 50.8), quality=95)
+    stored = np.asarray(Image.open(tmp_path / "two.jpg")).astype(float)
+    shown = sitk.GetArrayFromImage(read_image_2d(tmp_path / "two.jpg").image).astype(float)
+    assert np.abs(shown - stored[:, ::-1]).mean() < 1.0 < np.abs(shown - stored).mean()
+
+
+def test_an_8_bit_palette_tiff_is_read_as_8_bit_colour(tmp_path):
+    indexed = (np.arange(40 * 50).reshape(40, 50) % 4).astype(np.uint8)
+    picture = Image.fromarray(indexed, "P")
+    picture.putpalette([255, 0, 0, 0, 255, 0, 0, 0, 255, 200, 200, 200] + [0] * (3 * 252))
+    picture.save(tmp_path / "palette.tif", dpi=(50.8, 50.8))
+    read = read_image_2d(tmp_path / "palette.tif")
+    assert read.image.GetPixelID() == sitk.sitkVectorUInt8  # ITK had read 16-bit colours, refused beside 8-bit PNGs
+    assert np.array_equal(sitk.GetArrayFromImage(read.image), np.asarray(picture.convert("RGB")))
+    assert read_header_2d(tmp_path / "palette.tif").component_type == "8-bit unsigned integer"
