@@ -1,7 +1,8 @@
 """2D images (histology, microscopy, photographs, one MR slice): reading, one channel, pixel size.
 
 Formats: PNG, TIFF, JPEG, BMP (read by ITK; Pillow for a PNG's pHYs resolution, and for the pixels of a raster
-file ITK cannot read or misreads, such as a grey + alpha PNG or a turned JPEG: :mod:`.pillow_raster`), and 2D NRRD, NIfTI and MetaImage (a 3D file with one slice
+file ITK cannot read or misreads, such as a grey + alpha PNG or a turned JPEG: :mod:`.pillow_raster`), and 2D
+NRRD, NIfTI and MetaImage (a 3D file with one slice
 counts as 2D).
 
 * **One channel:** an RGB(A) image becomes its luminance with the ITU-R BT.601 weights,
