@@ -1309,6 +1309,18 @@ def _stack(sections: str, out: Path, *extra: str, pixel: str | None = "0.5") -> 
             *(["--pixel-size", pixel] if pixel is not None else []), *extra]  # fmt: skip
 
 
+def test_a_sections_pattern_the_shell_expanded_is_refused_naming_the_quotes(tmp_path, capsys):
+    """`--sections dir/*.png` unquoted reaches mmreg as the files: argparse had named them, and no fix."""
+    folder = _sections(tmp_path, 3)
+    files = sorted(str(path) for path in folder.glob("*.png"))
+    argv = _stack(files[0], tmp_path / "out")
+    with pytest.raises(SystemExit) as stopped:
+        main(argv[:3] + files[1:] + argv[3:])
+    said = capsys.readouterr().err
+    assert stopped.value.code == 2 and not (tmp_path / "out").exists()
+    assert f"the shell expanded --sections into files; quote the pattern (--sections '{folder}/*.png')" in said
+
+
 def stack_multipage_section(inputs: Path, out: Path) -> list[str]:
     """A two-page TIFF among the sections had been aligned as 'missing' and stacked as glass, exit 0 (a sweep)."""
     folder = _sections(inputs, 3)

@@ -245,13 +245,24 @@ def _too_long(filename: str) -> str:
             "folder nearer the top of the disk, or with shorter names")  # fmt: skip
 
 
+def _expanded_pattern(arguments, extra: list[str]) -> str:
+    """Advice when the shell expanded an unquoted --sections pattern into files (a helper's sweep: none was given)."""
+    if getattr(arguments, "command", None) != "stack" or not all(os.path.isfile(name) for name in extra):
+        return ""
+    pattern = f"{os.path.dirname(extra[0]) or '.'}/*{os.path.splitext(extra[0])[1]}"
+    return f": the shell expanded --sections into files; quote the pattern (--sections '{pattern}') or give the folder"
+
+
 def main(argv: list[str] | None = None) -> int:
     # A redirected stdout on Windows encodes with the ANSI code page, strictly: a path outside it would crash the
     # command after its work is done. Tests and Slicer may put a stream without reconfigure there.
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="backslashreplace")
     typed = list(sys.argv[1:] if argv is None else argv)
-    arguments = build_parser().parse_args(_with_negative_lists_attached(typed))
+    parser = build_parser()
+    arguments, extra = parser.parse_known_args(_with_negative_lists_attached(typed))
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}{_expanded_pattern(arguments, extra)}")
     arguments.argv = typed  # as typed, for the records that name it
     if threading.current_thread() is threading.main_thread():
         for name in STOP_SIGNAL_NAMES[1:]:
