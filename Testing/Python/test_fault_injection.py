@@ -1321,6 +1321,13 @@ def test_a_sections_pattern_the_shell_expanded_is_refused_naming_the_quotes(tmp_
     assert f"the shell expanded --sections into files; quote the pattern (--sections '{folder}/*.png')" in said
 
 
+def stack_two_sections_numbered_alike(inputs: Path, out: Path) -> list[str]:
+    """s1.png beside s01.png: stacked in the folder listing's order, exit 0 (a helper's 2D sweep)."""
+    folder = _sections(inputs, 3)
+    (folder / "s01.png").write_bytes((folder / "s2.png").read_bytes())
+    return _stack(str(folder), out)
+
+
 def stack_multipage_section(inputs: Path, out: Path) -> list[str]:
     """A two-page TIFF among the sections had been aligned as 'missing' and stacked as glass, exit 0 (a sweep)."""
     folder = _sections(inputs, 3)
@@ -1410,6 +1417,8 @@ STACK_CASES = {
     "stack: the volume written over the reference": Case(stack_over_its_reference, "is the --reference"),
     "stack: sections of two bit depths": Case(stack_two_bit_depths, "save every section at one bit depth"),
     "stack: a section with oblong pixels": Case(stack_oblong_pixels, "resample it to square pixels"),
+    "stack: two sections numbered alike": Case(stack_two_sections_numbered_alike, "s01.png and s1.png have the same "
+                                               "number, so their order is unknown: rename one"),
     "stack: folder without sections": Case(stack_empty_folder, "two or more sections"),
     "stack: one section": Case(stack_one_section, "two or more sections"),
     "stack: a multi-page TIFF section": Case(stack_multipage_section, "section s3.tif holds several pages"),

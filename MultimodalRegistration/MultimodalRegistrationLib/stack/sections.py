@@ -93,6 +93,11 @@ def find_sections(where: str) -> list[Path]:
             f"--sections {where} does not exist: give the folder of sections or a glob such as 'dir/*.png'"
         )
     paths = sorted((p for p in candidates if suffix_of(p) in IMAGE_2D_SUFFIXES and not p.is_dir()), key=_natural_key)
+    for before, after in zip(paths, paths[1:]):  # s3.png beside s03.png: their order had followed the listing
+        if _natural_key(before) == _natural_key(after):
+            first, second = sorted((before.name, after.name))
+            raise InputError(f"--sections {where}: {first} and {second} have the same number, so their order is "
+                             "unknown: rename one (or remove the one that does not belong)")
     if len(paths) < 2:
         found = "no" if not paths else "only one"
         raise InputError(
