@@ -65,3 +65,17 @@ def test_an_8_bit_palette_tiff_is_read_as_8_bit_colour(tmp_path):
     assert read.image.GetPixelID() == sitk.sitkVectorUInt8  # ITK had read 16-bit colours, refused beside 8-bit PNGs
     assert np.array_equal(sitk.GetArrayFromImage(read.image), np.asarray(picture.convert("RGB")))
     assert read_header_2d(tmp_path / "palette.tif").component_type == "8-bit unsigned integer"
+
+
+def test_a_given_pixel_size_that_replaces_the_files_own_is_named_with_both(tmp_path):
+    """--moving-pixel-size 0.5 for a file stating 0.625 mm: 12 mm off, and no warning named the file's size."""
+    from MultimodalRegistrationLib.process.register2d_job import _given_size_warnings
+
+    Image.fromarray(_grey()).save(tmp_path / "m.png", dpi=(25.4 / 0.625, 25.4 / 0.625))
+    Image.fromarray(_grey()).save(tmp_path / "f.png")  # states nothing
+    fixed, moving = read_image_2d(tmp_path / "f.png", pixel_mm=0.5), read_image_2d(tmp_path / "m.png", pixel_mm=0.5)
+    assert (fixed.stated_mm, round(moving.stated_mm, 6)) == (None, 0.625)
+    assert _given_size_warnings(fixed, moving) == [
+        "--moving-pixel-size 0.5 mm replaces the 0.625 mm pixels m.png states (0.8 times): check which is right; "
+        "leave the option out to use the file's"]
+    assert _given_size_warnings(fixed, read_image_2d(tmp_path / "m.png", pixel_mm=0.625)) == []

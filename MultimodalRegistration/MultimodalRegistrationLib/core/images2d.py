@@ -53,6 +53,7 @@ class Image2D:
     thickness_mm: float | None = None  # a one-slice volume file's spacing along its normal; None for a 2D file
     # How the stored pixels were laid out as the picture (:func:`laid_out`): its masks are laid out the same way.
     layout: tuple = (0, False, False)
+    stated_mm: float | None = None  # the pixel size the file states, when another was given
 
     def frame_to_lps(self) -> np.ndarray:
         """4x4: the pixel frame ``(i px, j px, d)`` (mm; ``d`` along the slice's normal) -> the file's own LPS mm,
@@ -214,8 +215,9 @@ def read_image_2d(
     if image.GetDimension() != 2:
         raise InputError(f"{role} {path} is {image.GetDimension()}D {image.GetSize()}: give one 2D image per section "
                          "(two volumes register with mmreg register)")  # fmt: skip
+    stated = None
     if pixel_mm is not None:
-        size, source = check_pixel_size(pixel_mm, option), "given"
+        size, source, stated = check_pixel_size(pixel_mm, option), "given", pixel_size_mm(path, image)
     else:
         column, row = stated_pixel_sizes(path, image.GetSpacing()) or image.GetSpacing()
         if not np.isclose(column, row, rtol=1e-4):
@@ -233,7 +235,7 @@ def read_image_2d(
     image.SetSpacing((size, size))
     image.SetOrigin((0.0, 0.0))
     image.SetDirection((1.0, 0.0, 0.0, 1.0))
-    return Image2D(path, image, size, source, tuple(origin), tuple(direction), thickness, tuple(layout))
+    return Image2D(path, image, size, source, tuple(origin), tuple(direction), thickness, tuple(layout), stated)
 
 
 def _without_opaque_alpha(image: sitk.Image) -> sitk.Image:

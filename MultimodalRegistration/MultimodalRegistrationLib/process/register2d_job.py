@@ -246,6 +246,15 @@ def _plane_warnings(fixed, moving) -> list[str]:
             for role, image in (("fixed", fixed), ("moving", moving)) if not image.is_axial]  # fmt: skip
 
 
+def _given_size_warnings(fixed, moving) -> list[str]:
+    """A warning per image whose given pixel size replaced another its file states (a helper's 2D sweep: 0.5 mm
+    given for a file stating 0.625 ended 12 mm off, its warnings never naming the file's size)."""
+    return [f"--{role}-pixel-size {image.pixel_mm:g} mm replaces the {image.stated_mm:g} mm pixels {image.path.name} "
+            f"states ({image.pixel_mm / image.stated_mm:.3g} times): check which is right; leave the option out to "
+            "use the file's" for role, image in (("fixed", fixed), ("moving", moving))
+            if image.stated_mm and abs(image.pixel_mm / image.stated_mm - 1) > 0.01]  # fmt: skip
+
+
 def _to_frame(points, image):
     """LPS mm points (N, 2) of ``image``'s file -> its pixel frame (mm)."""
     back = np.linalg.inv(image.frame_to_file())
@@ -306,7 +315,7 @@ def run_register_2d_job(job: Registration2DJob, emit: Callable[[dict], None]) ->
             timings=result.timings, qa=qa.to_dict(), outputs=outputs, preset_files=result.preset_files,
             threads=result.threads, mmreg_version=__version__, candidates=result.candidates,
             working_pixel_mm=result.working_pixel_mm, matrix_files=matrix_files.round(9).tolist(),
-            warnings=result.warnings + _plane_warnings(fixed, moving),
+            warnings=_given_size_warnings(fixed, moving) + result.warnings + _plane_warnings(fixed, moving),
             # the threads the engine ran with, pinned: with 1 thread a similarity's parameters differ (a helper's sweep)
             command=register2d_command(replace(job, threads=result.threads)),
             preset_sha256=[file_sha256(path) for path in result.preset_files],
