@@ -1630,15 +1630,11 @@ def two_d_non_square_stated(kind: str) -> Builder:
 def two_d_float64_tiff(inputs: Path, out: Path) -> list[str]:
     """A sound TIFF of 64-bit float pixels (tifffile writes them; ITK and Pillow read none): it had been called
     damaged or cut short (a helper's 2D sweep)."""
+    from tiff_writer import write_tiff
+
     fixed, _ = _slides(inputs)
-    pixels = np.random.default_rng(6).random((40, 50)).astype("<f8").tobytes()
-    tags = [(256, 3, 50), (257, 3, 40), (258, 3, 64), (259, 3, 1), (262, 3, 1), (273, 4, 8), (277, 3, 1),
-            (278, 3, 40), (279, 4, len(pixels)), (339, 3, 3)]  # width ... strip, bytes, SampleFormat IEEE float
-    ifd = struct.pack("<H", len(tags)) + b"".join(struct.pack("<HHII", tag, kind, 1, value) if kind == 4 else
-                                                  struct.pack("<HHIHH", tag, kind, 1, value, 0)
-                                                  for tag, kind, value in tags) + struct.pack("<I", 0)  # fmt: skip
-    (inputs / "float64.tif").write_bytes(struct.pack("<2sHI", b"II", 42, 8 + len(pixels)) + pixels + ifd)
-    return _register_2d(fixed, inputs / "float64.tif", out)
+    pixels = np.random.default_rng(6).random((40, 50))
+    return _register_2d(fixed, write_tiff(inputs / "float64.tif", pixels, sample_format=3), out)
 
 
 def two_d_two_channel_tiff(inputs: Path, out: Path) -> list[str]:
