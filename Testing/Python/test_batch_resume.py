@@ -345,8 +345,8 @@ def test_a_case_that_fails_after_its_target_points_passed_is_not_blamed_on_them(
     image.SetSpacing([4.0] * 3)
     for name in ("f.nrrd", "m.nrrd"):
         write_image(image, tmp_path / name)
-    for name in ("f.csv", "m.csv"):
-        (tmp_path / name).write_text("label,x,y,z\na,-1,-1,1\nb,-1,-2,1\n")
+    for name, z in (("f.csv", 1), ("m.csv", 2)):  # lists of the same bytes are refused
+        (tmp_path / name).write_text(f"label,x,y,z\na,-1,-1,{z}\nb,-1,-2,{z}\n")
 
     def crash(*arguments):
         raise MemoryError("out of memory while reading")
