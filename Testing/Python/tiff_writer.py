@@ -12,10 +12,11 @@ _TYPES = {3: "H", 4: "I", 5: "II"}  # SHORT, LONG, RATIONAL
 
 
 def write_tiff(path: Path, pixels: np.ndarray, photometric: int = 1, sample_format: int = 1, tile: int | None = None,
-               extra: dict[int, tuple[int, list]] | None = None) -> Path:  # fmt: skip
+               extra: dict[int, tuple[int, list]] | None = None, big_endian: bool = False) -> Path:  # fmt: skip
     """``pixels`` (rows, columns[, samples]) as a TIFF; ``tile``: square tiles of that side instead of one strip;
-    ``extra``: more tags, tag -> (type, values)."""
-    pixels = np.ascontiguousarray(pixels.astype(pixels.dtype.newbyteorder("<")))
+    ``extra``: more tags, tag -> (type, values); ``big_endian``: a Motorola ("MM") file."""
+    order = ">" if big_endian else "<"
+    pixels = np.ascontiguousarray(pixels.astype(pixels.dtype.newbyteorder(order)))
     rows, columns = pixels.shape[:2]
     samples = 1 if pixels.ndim == 2 else pixels.shape[2]
     if tile:
@@ -39,15 +40,15 @@ def write_tiff(path: Path, pixels: np.ndarray, photometric: int = 1, sample_form
     overflow_at = ifd_at + 2 + 12 * len(tags) + 4
     entries, overflow = b"", b""
     for tag, (kind, values) in sorted(tags.items()):
-        packed = struct.pack("<" + _TYPES[kind][0] * (len(values) * len(_TYPES[kind])) if kind != 5 else
-                             "<" + "I" * (2 * len(values)), *(values if kind != 5 else
+        packed = struct.pack(order + _TYPES[kind][0] * (len(values) * len(_TYPES[kind])) if kind != 5 else
+                             order + "I" * (2 * len(values)), *(values if kind != 5 else
                                                             [v for value in values for v in value]))  # fmt: skip
         count = len(values)
         if len(packed) <= 4:
-            entries += struct.pack("<HHI", tag, kind, count) + packed.ljust(4, b"\0")
+            entries += struct.pack(order + "HHI", tag, kind, count) + packed.ljust(4, b"\0")
         else:
-            entries += struct.pack("<HHII", tag, kind, count, overflow_at + len(overflow))
+            entries += struct.pack(order + "HHII", tag, kind, count, overflow_at + len(overflow))
             overflow += packed
-    path.write_bytes(struct.pack("<2sHI", b"II", 42, ifd_at) + data + struct.pack("<H", len(tags)) + entries
-                     + struct.pack("<I", 0) + overflow)  # fmt: skip
+    path.write_bytes(struct.pack(order + "2sHI", b"MM" if big_endian else b"II", 42, ifd_at) + data
+                     + struct.pack(order + "H", len(tags)) + entries + struct.pack(order + "I", 0) + overflow)  # fmt: skip
     return path

@@ -30,7 +30,7 @@ import SimpleITK as sitk
 from .errors import InputError
 from .files import RASTER_SUFFIXES, VOLUME_SUFFIXES, suffix_of
 from .picture import picture_axes
-from .pillow_raster import as_shown, pillow_header, pillow_reads, png_dpi, read_with_pillow, shown_kind
+from .pillow_raster import as_shown, pillow_dpi, pillow_header, pillow_reads, read_with_pillow, shown_kind
 from .tiff_description import described_pixel_mm
 
 IMAGE_2D_SUFFIXES = RASTER_SUFFIXES + VOLUME_SUFFIXES
@@ -158,7 +158,7 @@ def stated_pixel_sizes(path: str | os.PathLike, spacing) -> tuple[float, float] 
     column, row = (float(spacing[0]), float(spacing[1] if len(spacing) > 1 else spacing[0]))
     if suffix in VOLUME_SUFFIXES:
         return (column, row) if all(math.isfinite(v) and v > 0 for v in (column, row)) else None
-    if suffix == ".png" and (dpi := png_dpi(path)) is not None:
+    if suffix in (".png", ".bmp") and (dpi := pillow_dpi(path)) is not None:  # ITK reads neither pHYs nor a BMP's
         column, row = 25.4 / dpi[0], 25.4 / dpi[1]  # else ITK's sCAL reading (SimpleITK and Slicer write it)
     if suffix in (".tif", ".tiff") and (described := described_pixel_mm(path)) is not None:
         return described

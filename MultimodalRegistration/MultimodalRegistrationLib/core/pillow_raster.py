@@ -6,8 +6,8 @@ files; each had been read wrongly with exit 0, or refused for a reason that was 
   (fluorescence) is refused;
 * a tiled 16-bit grey TIFF, which ITK reads through its 8-bit RGBA fallback (its edge tiles wrong), is read by
   Pillow at 16 bits;
-* a TIFF Orientation of 5 to 8 (a quarter turn, which ITK reads as a mirror image) and a JPEG's EXIF orientation
-  (which ITK ignores) are read by Pillow and turned upright (``ImageOps.exif_transpose``), pixel sizes swapped too;
+* not applied, as Slicer does not apply it either (the outputs and landmarks must meet the pixels Slicer shows): a
+  TIFF Orientation of 5 to 8, which ITK reads as a mirror image, and a JPEG's EXIF orientation, which ITK ignores;
 * a TIFF stored min-is-white (photometric 0), which ITK reads as its negative, is inverted back;
 * an 8-bit palette TIFF, which ITK expands to 16-bit RGB, is scaled back to 8 bits.
 """
@@ -23,7 +23,6 @@ from .errors import InputError
 from .files import RASTER_SUFFIXES, suffix_of
 
 TIFF = (".tif", ".tiff")
-JPEG = (".jpg", ".jpeg")
 # Pillow's modes as ITK names their pixel types (Header2D.component_type)
 KINDS = {"1": "8-bit unsigned integer", "L": "8-bit unsigned integer", "LA": "8-bit unsigned integer",
          "P": "8-bit unsigned integer", "RGB": "8-bit unsigned integer", "RGBA": "8-bit unsigned integer",
@@ -31,29 +30,26 @@ KINDS = {"1": "8-bit unsigned integer", "L": "8-bit unsigned integer", "LA": "8-
 
 
 def _tags(path: Path) -> dict:
-    """A TIFF's tags that ITK misreads (bits, photometric, orientation, samples, tile width, extra samples), or a
-    JPEG's EXIF orientation as tag 274; {} when Pillow cannot open the file."""
+    """A TIFF's tags that ITK misreads (bits, photometric, samples, tile width, extra samples); {} when Pillow cannot
+    open the file."""
     try:
         from PIL import Image
 
         with Image.open(path) as opened:
-            if suffix_of(path) in TIFF:
-                return {key: opened.tag_v2.get(key) for key in (258, 262, 274, 277, 322, 338)}
-            return {274: opened.getexif().get(274)} if suffix_of(path) in JPEG else {}
+            return {key: opened.tag_v2.get(key) for key in (258, 262, 277, 322, 338)} if suffix_of(path) in TIFF else {}
     except Exception:  # not a raster file Pillow opens: ITK's reading stands
         return {}
 
 
 def pillow_reads(path: Path, role: str = "section") -> bool:
     """Whether ``path`` is read by Pillow rather than ITK (see the module notes); refuses two channels per pixel."""
-    tags = _tags(Path(path)) if suffix_of(path) in TIFF + JPEG else {}
-    orientation, samples = tags.get(274) or 1, tags.get(277) or 1
+    tags = _tags(Path(path)) if suffix_of(path) in TIFF else {}
+    samples = tags.get(277) or 1
     if samples == 2 and tuple(tags.get(338) or ()) not in ((1,), (2,)):
         raise InputError(f"{role} {path} holds two channels per pixel, which ITK reads interleaved as one: save the "
                          "channel to register on its own (ImageJ: Image > Color > Split Channels), or as RGB")
     tiled_16 = samples == 1 and bool(tags.get(322)) and tuple(tags.get(258) or ()) == (16,)
-    turned = orientation in (5, 6, 7, 8) or (orientation != 1 and suffix_of(path) in JPEG)
-    return samples == 2 or tiled_16 or turned
+    return samples == 2 or tiled_16
 
 
 def with_pillow(path: Path, read):
@@ -75,40 +71,30 @@ def with_pillow(path: Path, read):
                          "an RGB or grey PNG or TIFF without transparency (ITK reads those), or downsample it") from None
 
 
-def _upright(opened):
-    from PIL import ImageOps
-
-    return ImageOps.exif_transpose(opened) if (opened.getexif().get(274) or 1) != 1 else opened
-
-
-def _spacing(opened, upright) -> tuple[float, float]:
-    """mm per pixel (columns, rows) from the resolution Pillow reads (dpi), turned as ``upright``; 1 when none."""
+def _spacing(opened) -> tuple[float, float]:
+    """mm per pixel (columns, rows) from the resolution Pillow reads (dpi); 1 when none."""
     dpi = opened.info.get("dpi")
     if not dpi or min(float(value) for value in dpi[:2]) <= 0:
         return 1.0, 1.0
-    columns, rows = 25.4 / float(dpi[0]), 25.4 / float(dpi[1])
-    return (rows, columns) if upright.size != opened.size else (columns, rows)
+    return 25.4 / float(dpi[0]), 25.4 / float(dpi[1])
 
 
 def pillow_header(path: Path) -> tuple[tuple, int, tuple, str | None] | None:
-    """(size, channels, spacing in mm, pixel type as ITK names it) as Pillow reads ``path``, upright; None when it
-    cannot."""
-
-    def header(opened):
-        upright = _upright(opened)
-        return tuple(upright.size), len(opened.getbands()), _spacing(opened, upright), KINDS.get(opened.mode)
-
-    return with_pillow(path, header)
+    """(size, channels, spacing in mm, pixel type as ITK names it) as Pillow reads ``path``; None when it cannot."""
+    return with_pillow(path, lambda opened: (tuple(opened.size), len(opened.getbands()), _spacing(opened),
+                                             KINDS.get(opened.mode)))  # fmt: skip
 
 
 def _pixels(opened) -> tuple[np.ndarray, tuple] | None:
-    """One page's pixels, channels kept (palette and 1-bit images converted), upright, and their spacing; None for
-    several pages."""
+    """One page's pixels, channels kept (palette, 1-bit and CMYK images converted) in this machine's byte order, and
+    their spacing; None for several pages."""
     if getattr(opened, "n_frames", 1) != 1:
         return None
-    upright = _upright(opened)
-    converted = {"P": "RGBA" if "transparency" in opened.info else "RGB", "1": "L"}.get(upright.mode)
-    return np.asarray(upright.convert(converted) if converted else upright), _spacing(opened, upright)
+    kept = ("L", "LA", "RGB", "RGBA", "I;16", "I;16B", "I;16L", "I", "F")
+    converted = {"P": "RGBA" if "transparency" in opened.info else "RGB", "1": "L"}.get(opened.mode)
+    converted = converted or (None if opened.mode in kept else "RGB")
+    pixels = np.asarray(opened.convert(converted) if converted else opened)
+    return pixels.astype(pixels.dtype.newbyteorder("="), copy=False), _spacing(opened)  # I;16B: big-endian
 
 
 def read_with_pillow(path: Path) -> sitk.Image | None:
@@ -122,8 +108,8 @@ def read_with_pillow(path: Path) -> sitk.Image | None:
     return image
 
 
-def png_dpi(path: Path) -> tuple[float, float] | None:
-    """A PNG's pHYs dots per inch (columns, rows), or None when it has none."""
+def pillow_dpi(path: Path) -> tuple[float, float] | None:
+    """The dots per inch (columns, rows) Pillow reads (a PNG's pHYs, a BMP's pixels per metre), or None."""
     dpi = with_pillow(path, lambda opened: opened.info.get("dpi"))
     return (float(dpi[0]), float(dpi[1])) if dpi and min(float(dpi[0]), float(dpi[1])) > 0 else None
 
@@ -143,6 +129,7 @@ def as_shown(path: Path, image: sitk.Image) -> sitk.Image:
 
 def shown_kind(path: Path, kind: str | None) -> str | None:
     """The pixel type name ITK gives ``path``'s header, as :func:`as_shown` reads the pixels (8 bits for a palette)."""
-    if kind and "16-bit" in kind and suffix_of(path) in TIFF and _tags(Path(path)).get(262) == 3:
+    tags = _tags(Path(path)) if kind and "16-bit" in kind and suffix_of(path) in TIFF else {}
+    if tags.get(262) == 3 and tuple(tags.get(258) or ()) == (8,):
         return kind.replace("16-bit", "8-bit")
     return kind
