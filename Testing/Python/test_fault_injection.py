@@ -199,6 +199,16 @@ def nifti_with_a_nan_in_its_sform(inputs: Path, out: Path) -> list[str]:
     return _register(fixed, moving, out)
 
 
+def nifti_gz_damaged_near_its_start(inputs: Path, out: Path) -> list[str]:
+    """Bytes 20-40 of a .nii.gz overwritten: zlib's error had escaped the header reader, a traceback (a review)."""
+    fixed, _ = _pair(inputs)
+    write_image(_volume(), inputs / "written.nii.gz")
+    data = bytearray((inputs / "written.nii.gz").read_bytes())
+    data[20:40] = b"\xff" * 20
+    (inputs / "damaged.nii.gz").write_bytes(bytes(data))
+    return _register(fixed, inputs / "damaged.nii.gz", out)
+
+
 def micrometre_spacing(inputs: Path, out: Path) -> list[str]:
     fixed, _ = _pair(inputs)
     moving = inputs / "stack.nrrd"
@@ -379,6 +389,7 @@ CASES = {
     "a slab saved with no spacing": Case(slab_without_spacing, "along axis 2 (6 slices) give the microscope's slice"),
     "a NIfTI whose sform is sheared": Case(nifti_with_a_sheared_sform, "set the file's sform_code to 0"),
     "a NIfTI with a NaN in its sform": Case(nifti_with_a_nan_in_its_sform, "gives an origin or position (-"),
+    "a .nii.gz damaged near its start": Case(nifti_gz_damaged_near_its_start, "is truncated or damaged"),
     "an MR's spacing in metres": Case(metres_for_millimetres, "if the moving spacing is in metres, it is 2x2x2.5 mm"),
     "prep: sizes 100 times apart": Case(prep_crop_of_sizes_apart, "A spacing is likely in the wrong unit"),
     "prep: --downsample-to too coarse": Case(prep_downsampled_to_a_thumbnail, "give at most"),

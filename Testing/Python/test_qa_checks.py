@@ -353,6 +353,10 @@ def test_fit_points_named_with_a_comma_or_by_the_moving_lists_labels_are_found()
     fixed_names, moving_names = [f"F-{i}" for i in range(1, 6)], [f"M-{i}" for i in range(1, 6)]
     _, _, paired, roles, how, _ = paired_landmarks(points, points + 1, fixed_names, moving_names, ["M-1", "F-3"])
     assert how == "order" and paired == fixed_names and roles == ["fit", "target", "fit", "target", "target"]
+    # 'l1 ' as the moving list writes the point that paired with fixed 'L1', case and spaces aside (a review)
+    *_, roles, how, _ = paired_landmarks(points, points + 1, ["L1", "L2", "L3", "L4", "L5"],
+                                         ["l1 ", "l2", "l3", "l4", "l5"], ["l1 "])  # fmt: skip
+    assert how == "label" and roles == ["fit", "target", "target", "target", "target"]
     with pytest.raises(InputError, match="fit points M-9 are not among the paired landmarks"):
         paired_landmarks(points, points + 1, fixed_names, moving_names, ["M-9"])
 

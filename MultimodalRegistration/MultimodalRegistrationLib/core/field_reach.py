@@ -52,10 +52,10 @@ def field_edge_warnings(transform: Transform | None, fixed: sitk.Image, role: st
             outside, step = 1.0 - float(_inside(field, points).mean()), _largest_at_edge(field)
             if outside >= 0.01 and step > STEP_MM:
                 return [
-                    f"the {role}'s {part.kind} grid covers {1 - outside:.0%} of the fixed image: outside it no point "
-                    f"moves, so the mapping steps by up to {step:.1f} mm at the grid's edge; resample it on the fixed "
-                    "image's grid (Slicer: Transforms module, Convert, the fixed volume as reference) or crop the "
-                    "fixed image to its grid"
+                    f"the {role}'s {part.kind} grid covers {1 - outside:.0%} of the fixed image: outside it the field "
+                    f"moves no point, so the mapping steps by up to {step:.1f} mm at the grid's edge; resample it on "
+                    "the fixed image's grid (Slicer: Transforms module, Convert, the fixed volume as reference) or crop "
+                    "the fixed image to its grid"
                 ]
         points = part.transform_points(points)
     return []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import math
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,7 +110,7 @@ def nifti_header(path: Path) -> NiftiHeader | None:
     try:
         with opener(path, "rb") as file:
             return parse_nifti_header(file.read(540))
-    except (OSError, EOFError):
+    except (OSError, EOFError, zlib.error):  # a .nii.gz damaged near its start: refused where it is read
         return None
 
 

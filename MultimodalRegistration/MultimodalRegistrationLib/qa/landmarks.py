@@ -220,7 +220,9 @@ def fit_names(given: Sequence[str] | None, labels: list[str], fixed_labels: list
     partner = {}
     if paired_by == "order" and moving_labels is not None and len(moving_labels) == len(labels):
         partner = {moving: fixed for moving, fixed in zip(moving_labels, labels) if moving not in labels}
-    return [partner.get(name, name) if name not in labels else name for name in names]
+    written = {" ".join(label.split()).casefold(): label for label in labels}  # as the labels paired: case aside
+    named = [partner.get(name, name) if name not in labels else name for name in names]
+    return [name if name in labels else written.get(" ".join(name.split()).casefold(), name) for name in named]
 
 
 def paired_landmarks(

@@ -49,11 +49,14 @@ def exchanged_segments(fixed_labels: sitk.Image, warped: sitk.Image, labels: lis
                        names: dict[int, str]) -> list[str]:  # fmt: skip
     """A warning per fixed segment that overlaps another label of the warped moving labelmap (on the fixed grid)
     with Dice over ``EXCHANGED_DICE`` and twice its own partner's: the two labelmaps number the structures apart."""
+    fixed = sitk.GetArrayViewFromImage(fixed_labels).ravel()
+    moving = sitk.GetArrayViewFromImage(warped).ravel()
+    either = np.flatnonzero((fixed != 0) | (moving != 0))  # only the segments' voxels: a 512^3 pair stays small
     count = len(labels)
     coded = []
-    for image in (fixed_labels, warped):
-        values = sitk.GetArrayViewFromImage(image).ravel().astype(np.int64)
-        lookup = np.full(max(int(values.max()), max(labels)) + 1, count)  # any other value: count (outside)
+    for values in (fixed[either], moving[either]):
+        values = values.astype(np.int64)
+        lookup = np.full(max(int(values.max(initial=0)), max(labels)) + 1, count, np.int32)  # else: outside
         lookup[labels] = np.arange(count)
         coded.append(lookup[np.clip(values, 0, None)])
     table = np.bincount(coded[0] * (count + 1) + coded[1], minlength=(count + 1) ** 2).reshape(count + 1, count + 1)
@@ -65,8 +68,8 @@ def exchanged_segments(fixed_labels: sitk.Image, warped: sitk.Image, labels: lis
         if j != i and dice[i, j] >= EXCHANGED_DICE and dice[i, j] >= 2 * dice[i, i]:
             warnings.append(
                 f"fixed segment {_said([value], names)} overlaps moving segment {_said([labels[j]], names)} (Dice "
-                f"{dice[i, j]:.2f}) rather than its partner (Dice {dice[i, i]:.2f}): the labelmaps number the "
-                "structures apart; give each structure the same name or label value in both, or pair them with "
-                "--segments FIXED=MOVING"
+                f"{dice[i, j]:.2f}) rather than its partner (Dice {dice[i, i]:.2f}): either the labelmaps number the "
+                "structures apart (give each the same name or label value in both, or pair them with --segments "
+                "FIXED=MOVING), or the registration put it on its neighbour"
             )
     return warnings
