@@ -723,6 +723,16 @@ def nan_background_mask(inputs: Path, out: Path) -> list[str]:
     return _register(fixed, moving, out, "--fixed-mask", str(inputs / "mask.nrrd"))
 
 
+def mask_saved_without_its_geometry(inputs: Path, out: Path) -> list[str]:
+    """The fixed image's mask written from its array alone (origin 0, 1 mm voxels): placed by that geometry, it had
+    masked another region, exit 0 (a helper's prep sweep)."""
+    fixed, moving = _pair(inputs)
+    array = np.zeros((32, 40, 48), np.uint8)
+    array[8:24, 10:30, 12:36] = 1
+    write_image(sitk.GetImageFromArray(array), inputs / "mask.nrrd")
+    return _register(fixed, moving, out, "--fixed-mask", str(inputs / "mask.nrrd"))
+
+
 def one_bit_nifti_mask(inputs: Path, out: Path) -> list[str]:
     """A mask stored 1 bit per voxel (NIfTI DT_BINARY, as some tools write masks): it had been called damaged."""
     fixed, moving = _pair(inputs)
@@ -1044,6 +1054,8 @@ def fifo_points(inputs: Path, out: Path) -> list[str]:
 MORE_CASES = {
     "NaN origin": Case(moving_header("Offset", "nan 0 0"), "set the true origin"),
     "mask with a NaN background": Case(nan_background_mask, "holds NaN voxels"),
+    "mask saved without its geometry": Case(mask_saved_without_its_geometry, "fixed mask has its image's size (48 x "
+                                            "40 x 32) but no geometry (origin 0, spacing 1 mm, no direction)"),
     "mask of 1 bit per voxel": Case(one_bit_nifti_mask, "it stores 1 bit per voxel (NIfTI's DT_BINARY), which ITK "
                                     "does not read: save it with 8-bit voxels"),
     ".tfm with a decimal comma": Case(initial_tfm("1 0 0 0 1 0 0 0 1 2,5 0 0"), "write decimal points"),

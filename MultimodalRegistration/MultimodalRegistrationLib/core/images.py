@@ -24,7 +24,7 @@ from .file_checks import (
 from .file_kind import unreadable_error
 from .files import suffix_of, write_atomically
 from .images2d import to_gray
-from .mask_values import intensity_mask_error
+from .mask_values import check_mask_geometry, intensity_mask_error
 from .plausible_spacing import MAX_PLAUSIBLE_EXTENT_MM, check_spacing
 
 NIFTI_HEADER_BYTES = 348  # a NIfTI-1 header; the voxels follow it (at 352, after the extension flag)
@@ -310,6 +310,7 @@ def validate_mask(mask: sitk.Image, image: sitk.Image, role: str = "mask") -> si
     """
     if mask.GetDimension() != 3 or mask.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(f"{role} must be a 3D scalar label image: export the segment as a labelmap")
+    check_mask_geometry(mask, image.GetSize(), image.GetSpacing(), image.GetOrigin(), image.GetDirection(), role)
     if has_nan(mask):  # NaN != 0: a NaN background would make the mask the whole image
         raise InputError(f"{role} holds NaN voxels: set them to 0 outside the mask (or export it again as a labelmap)")
     binary = sitk.Cast(mask != 0, sitk.sitkUInt8)

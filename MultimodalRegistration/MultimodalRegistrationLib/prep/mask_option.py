@@ -9,6 +9,7 @@ import SimpleITK as sitk
 
 from ..core.errors import InputError
 from ..core.images import mask_coverage, read_image, same_grid
+from ..core.mask_values import check_mask_geometry
 from .downsample import read_header
 from .masks import closing_radius_mm, covers_grid, foreground_mask, mask_from_labelmap
 from .spacing import mask_with_spacing, metaimage_with_spacing
@@ -36,6 +37,7 @@ def mask_for(option, image: sitk.Image, role: str, kind: ImageModality, steps: l
         # stored (a helper's prep sweep: refused, naming the option the user had given)
         patched = metaimage_with_spacing(source, read_header(source, said, spacing_given=True).spacing, spacing, folder)
     labelmap = option if isinstance(option, sitk.Image) else read_image(patched or option, said)
+    check_mask_geometry(labelmap, *grid[:4], said)
     if spacing is not None:
         labelmap, fixed = mask_with_spacing(labelmap, grid, spacing, role)
         if fixed or patched:
