@@ -723,6 +723,21 @@ def nan_background_mask(inputs: Path, out: Path) -> list[str]:
     return _register(fixed, moving, out, "--fixed-mask", str(inputs / "mask.nrrd"))
 
 
+def two_d_segmentation_on_two_grids(inputs: Path, out: Path) -> list[str]:
+    """A 2D labelmap as the fixed segmentation, the images on two grids: the swap check had compared it with the 3D
+    moving one, a traceback (exit 1; a helper's guided sweep)."""
+    fixed = inputs / "fixed.nrrd"
+    write_image(_volume(), fixed)
+    write_image(_volume(size=(40, 36, 30), spacing=(2.4, 2.2, 2.6), seed=1), inputs / "moving.nrrd")
+    plane = np.zeros((40, 48), np.uint8)
+    plane[10:30, 12:36] = 1
+    write_image(sitk.GetImageFromArray(plane), inputs / "f2d.nrrd")
+    write_image(sitk.Cast(_volume(size=(40, 36, 30), spacing=(2.4, 2.2, 2.6), seed=1) > 500, sitk.sitkUInt8),
+                inputs / "m.nrrd")  # fmt: skip
+    return _register(fixed, inputs / "moving.nrrd", out, "--fixed-segmentation", str(inputs / "f2d.nrrd"),
+                     "--moving-segmentation", str(inputs / "m.nrrd"))  # fmt: skip
+
+
 def mask_saved_without_its_geometry(inputs: Path, out: Path) -> list[str]:
     """The fixed image's mask written from its array alone (origin 0, 1 mm voxels): placed by that geometry, it had
     masked another region, exit 0 (a helper's prep sweep)."""
@@ -1054,6 +1069,8 @@ def fifo_points(inputs: Path, out: Path) -> list[str]:
 MORE_CASES = {
     "NaN origin": Case(moving_header("Offset", "nan 0 0"), "set the true origin"),
     "mask with a NaN background": Case(nan_background_mask, "holds NaN voxels"),
+    "a 2D segmentation beside images on two grids": Case(two_d_segmentation_on_two_grids, "fixed segmentation must "
+                                                         "be a 3D scalar label image"),
     "mask saved without its geometry": Case(mask_saved_without_its_geometry, "fixed mask has its image's size (48 x "
                                             "40 x 32) but no geometry (origin 0, spacing 1 mm, no direction)"),
     "mask of 1 bit per voxel": Case(one_bit_nifti_mask, "it stores 1 bit per voxel (NIfTI's DT_BINARY), which ITK "

@@ -66,6 +66,8 @@ def swapped_segmentations(
     the images share a grid, or each segmentation lies on its own image's grid or on neither."""
     if fixed_segmentation is None or moving_segmentation is None or same_grid(fixed, moving):
         return None
+    if any(segmentation.GetDimension() != 3 for segmentation in (fixed_segmentation, moving_segmentation)):
+        return None  # refused where it is read as a labelmap (it had ended in a traceback here: a helper's sweep)
     if _same_voxels(fixed_segmentation, moving_segmentation):
         raise InputError(
             "the fixed and moving segmentations hold the same labelled voxels (one perhaps saved cropped), while the "
