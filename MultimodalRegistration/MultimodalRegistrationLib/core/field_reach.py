@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
+from .images import index_to_physical_matrix
 from .transforms import Transform
 
 STEP_MM = 1.0  # a step at the grid's edge below this is not worth a word
@@ -18,18 +19,14 @@ def voxel_centres(image: sitk.Image, per_axis: int = SAMPLES_PER_AXIS) -> np.nda
     """(N, 3) LPS points (mm) of up to ``per_axis`` voxel centres along each axis of ``image``, edges included."""
     axes = [np.unique(np.linspace(0, size - 1, min(size, per_axis)).round()) for size in image.GetSize()]
     index = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-    return _index_to_lps(image, index)
-
-
-def _index_to_lps(image: sitk.Image, index: np.ndarray) -> np.ndarray:
-    direction = np.asarray(image.GetDirection(), float).reshape(3, 3)
-    return index * np.asarray(image.GetSpacing()) @ direction.T + np.asarray(image.GetOrigin())
+    to_lps = index_to_physical_matrix(image)
+    return index @ to_lps[:3, :3].T + to_lps[:3, 3]
 
 
 def _inside(grid: sitk.Image, points: np.ndarray) -> np.ndarray:
     """Which LPS points lie within ``grid``'s voxels (half a voxel beyond the outer centres, as ITK reads it)."""
-    direction = np.asarray(grid.GetDirection(), float).reshape(3, 3)
-    index = (points - np.asarray(grid.GetOrigin())) @ direction / np.asarray(grid.GetSpacing())
+    to_index = np.linalg.inv(index_to_physical_matrix(grid))
+    index = points @ to_index[:3, :3].T + to_index[:3, 3]
     return np.all((index >= -0.5) & (index <= np.asarray(grid.GetSize()) - 0.5), axis=1)
 
 

@@ -197,7 +197,7 @@ def read_image_2d(
         if image is None:
             raise RuntimeError("Pillow cannot read it")
     except RuntimeError as error:
-        image = read_with_pillow(path)
+        image = None if pillow else read_with_pillow(path)  # a file Pillow was to read is not read again
         if image is None:
             last = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown format"
             # a PNG cut short in copying had been told to be saved as PNG (a helper's sweep)

@@ -35,15 +35,17 @@ def _tags(path: Path) -> dict:
     try:
         from PIL import Image
 
+        if suffix_of(path) not in TIFF:
+            return {}
         with Image.open(path) as opened:
-            return {key: opened.tag_v2.get(key) for key in (258, 262, 277, 322, 338)} if suffix_of(path) in TIFF else {}
+            return {key: opened.tag_v2.get(key) for key in (258, 262, 277, 322, 338)}
     except Exception:  # not a raster file Pillow opens: ITK's reading stands
         return {}
 
 
 def pillow_reads(path: Path, role: str = "section") -> bool:
     """Whether ``path`` is read by Pillow rather than ITK (see the module notes); refuses two channels per pixel."""
-    tags = _tags(Path(path)) if suffix_of(path) in TIFF else {}
+    tags = _tags(Path(path))
     samples = tags.get(277) or 1
     if samples == 2 and tuple(tags.get(338) or ()) not in ((1,), (2,)):
         raise InputError(f"{role} {path} holds two channels per pixel, which ITK reads interleaved as one: save the "
@@ -71,12 +73,17 @@ def with_pillow(path: Path, read):
                          "an RGB or grey PNG or TIFF without transparency (ITK reads those), or downsample it") from None
 
 
-def _spacing(opened) -> tuple[float, float]:
-    """mm per pixel (columns, rows) from the resolution Pillow reads (dpi); 1 when none."""
+def _dpi(opened) -> tuple[float, float] | None:
+    """The dots per inch (columns, rows) Pillow reads (a PNG's pHYs, a BMP's pixels per metre, a TIFF's resolution
+    tags), or None when none or not positive."""
     dpi = opened.info.get("dpi")
-    if not dpi or min(float(value) for value in dpi[:2]) <= 0:
-        return 1.0, 1.0
-    return 25.4 / float(dpi[0]), 25.4 / float(dpi[1])
+    return (float(dpi[0]), float(dpi[1])) if dpi and min(float(dpi[0]), float(dpi[1])) > 0 else None
+
+
+def _spacing(opened) -> tuple[float, float]:
+    """mm per pixel (columns, rows) from the resolution Pillow reads; 1 when none."""
+    dpi = _dpi(opened)
+    return (25.4 / dpi[0], 25.4 / dpi[1]) if dpi else (1.0, 1.0)
 
 
 def pillow_header(path: Path) -> tuple[tuple, int, tuple, str | None] | None:
@@ -109,15 +116,14 @@ def read_with_pillow(path: Path) -> sitk.Image | None:
 
 
 def pillow_dpi(path: Path) -> tuple[float, float] | None:
-    """The dots per inch (columns, rows) Pillow reads (a PNG's pHYs, a BMP's pixels per metre), or None."""
-    dpi = with_pillow(path, lambda opened: opened.info.get("dpi"))
-    return (float(dpi[0]), float(dpi[1])) if dpi and min(float(dpi[0]), float(dpi[1])) > 0 else None
+    """:func:`_dpi` of the file at ``path``."""
+    return with_pillow(path, _dpi)
 
 
 def as_shown(path: Path, image: sitk.Image) -> sitk.Image:
     """``image`` as ITK read it from ``path``, with what ITK left out applied: a min-is-white TIFF inverted, an 8-bit
     palette TIFF's 16-bit colours taken to 8 bits (their high byte: writers scale by 256 or 257)."""
-    tags = _tags(Path(path)) if suffix_of(path) in TIFF else {}
+    tags = _tags(Path(path))
     kind = image.GetPixelID()
     if tags.get(262) == 0 and image.GetNumberOfComponentsPerPixel() == 1 and kind in (sitk.sitkUInt8, sitk.sitkUInt16):
         return sitk.InvertIntensity(image, 255 if kind == sitk.sitkUInt8 else 65535)
@@ -129,7 +135,7 @@ def as_shown(path: Path, image: sitk.Image) -> sitk.Image:
 
 def shown_kind(path: Path, kind: str | None) -> str | None:
     """The pixel type name ITK gives ``path``'s header, as :func:`as_shown` reads the pixels (8 bits for a palette)."""
-    tags = _tags(Path(path)) if kind and "16-bit" in kind and suffix_of(path) in TIFF else {}
+    tags = _tags(Path(path)) if kind and "16-bit" in kind else {}
     if tags.get(262) == 3 and tuple(tags.get(258) or ()) == (8,):
         return kind.replace("16-bit", "8-bit")
     return kind

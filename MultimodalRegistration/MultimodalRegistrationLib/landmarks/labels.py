@@ -78,7 +78,8 @@ def _order_unconfirmed(fixed_labels: list[str], moving_labels: list[str]) -> lis
     return [said]
 
 
-def _key(label: str) -> str:
+def label_key(label: str) -> str:
+    """A landmark label with case and spaces aside: how two lists' labels match when that pairs more of them."""
     return " ".join(label.split()).casefold()
 
 
@@ -88,7 +89,7 @@ def _matching_keys(fixed_labels: list[str] | None, moving_labels: list[str] | No
     sweep); segments already pair so."""
     if not fixed_labels or not moving_labels:
         return None
-    keys = [_key(label) for label in fixed_labels], [_key(label) for label in moving_labels]
+    keys = [label_key(label) for label in fixed_labels], [label_key(label) for label in moving_labels]
     if any(len(set(listed)) != len(listed) for listed in keys):
         return None
     return keys if len(set(keys[0]) & set(keys[1])) > len(set(fixed_labels) & set(moving_labels)) else None

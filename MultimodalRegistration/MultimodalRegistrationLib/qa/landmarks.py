@@ -22,6 +22,7 @@ from ..core.errors import InputError
 from ..core.records import Record
 from ..core.transforms import Transform, lps_ras_points
 from ..landmarks.fit import pair_landmarks
+from ..landmarks.labels import label_key
 from ..landmarks.models import a_fit, apply_model, fit_model, fit_name, fit_rms
 from .landmark_outliers import outlier_warning
 
@@ -220,9 +221,9 @@ def fit_names(given: Sequence[str] | None, labels: list[str], fixed_labels: list
     partner = {}
     if paired_by == "order" and moving_labels is not None and len(moving_labels) == len(labels):
         partner = {moving: fixed for moving, fixed in zip(moving_labels, labels) if moving not in labels}
-    written = {" ".join(label.split()).casefold(): label for label in labels}  # as the labels paired: case aside
+    written = {label_key(label): label for label in labels}  # as the labels paired: case and spaces aside
     named = [partner.get(name, name) if name not in labels else name for name in names]
-    return [name if name in labels else written.get(" ".join(name.split()).casefold(), name) for name in named]
+    return [name if name in labels else written.get(label_key(name), name) for name in named]
 
 
 def paired_landmarks(
